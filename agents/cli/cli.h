@@ -1,0 +1,22 @@
+/* cli.h — the `rete` command's subcommands.
+ *
+ * Each subcommand is a function taking the arguments after its name (argv[0]
+ * is the subcommand's name) and returning the process exit code of the
+ * contract: 0 = done / holds; 1 = the thing checked is false or was refused;
+ * 2 = usage, configuration or I/O error.
+ */
+#ifndef RETE_CLI_H
+#define RETE_CLI_H
+
+#include <stdbool.h>
+
+enum { CLI_OK = 0, CLI_FALSE = 1, CLI_USAGE = 2 };
+
+/* cli_wants_help is true when argv holds -h or --help. */
+bool cli_wants_help(int argc, char **argv);
+
+/* The subcommands (one file each: cmd_NAME.c). */
+int cmd_keygen(int argc, char **argv);
+int cmd_message(int argc, char **argv);
+
+#endif

@@ -1,0 +1,56 @@
+/* main.c — `rete`, the command-line tool for people: keys, messages, and
+ * (as the project grows) sending, status, the coordinator's monitor and
+ * reports, and the auditor's commands. This file only dispatches. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct cli_command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct cli_command commands[] = {
+	{"keygen", cmd_keygen, "keygen ID --out DIR     create a party's Ed25519 key pair"},
+	{"message", cmd_message, "message check FILE.json check a message file against the schema"},
+};
+
+bool cli_wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+			return true;
+	return false;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: rete COMMAND [ARGS...]\n\n"
+		     "rete is the command-line tool of the rete referral network.\n\n"
+		     "commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  rete %s\n", commands[i].summary);
+	fprintf(out, "\n'rete COMMAND --help' explains one command.\n"
+		     "Exit codes: 0 done/holds, 1 false or refused, 2 usage or I/O error.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return CLI_USAGE;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return CLI_OK;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "rete: unknown command '%s'; 'rete --help' lists the commands\n",
+		argv[1]);
+	return CLI_USAGE;
+}

@@ -1,0 +1,91 @@
+/* codec.h — signing, verifying, sealing and strict decoding.
+ *
+ * A SignedMessage is the exact bytes of a Message plus an Ed25519 signature
+ * over RETE_CTX_MESSAGE followed by those bytes. Nobody re-encodes a message
+ * before verifying or hashing it. Receipts are signed the same way with
+ * RETE_CTX_RECEIPT. The private part (Private) is sealed to the recipient's
+ * X25519 key with libsodium's sealed box; the Message carries its SHA-256.
+ */
+#ifndef RETE_CODEC_H
+#define RETE_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "keys.h"
+#include "rete.pb-c.h"
+
+#define RETE_PROTOCOL_VERSION 1
+#define RETE_CTX_MESSAGE "rete/message/v1\n"
+#define RETE_CTX_RECEIPT "rete/receipt/v1\n"
+
+/* A byte buffer owned by whoever holds it (free with rete_buf_free). */
+typedef struct rete_buf {
+	uint8_t *data;
+	size_t len;
+} rete_buf;
+
+/* rete_buf_free frees b->data and zeroes b; NULL is fine. */
+void rete_buf_free(rete_buf *b);
+
+/* rete_sha256 computes SHA-256 of data into out. */
+void rete_sha256(uint8_t out[RETE_HASH_LEN], const void *data, size_t len);
+
+/* rete_sign_bytes signs ctx||msg with sk into sig. */
+void rete_sign_bytes(uint8_t sig[RETE_SIG_LEN], const char *ctx, const uint8_t *msg,
+		     size_t len, const rete_seckey *sk);
+
+/* rete_verify_bytes verifies sig over ctx||msg with pk: RETE_OK or
+ * RETE_EBADSIG. */
+rete_err rete_verify_bytes(const uint8_t sig[RETE_SIG_LEN], const char *ctx,
+			   const uint8_t *msg, size_t len, const rete_pubkey *pk);
+
+/* rete_message_pack serializes msg (caller owns out). */
+rete_err rete_message_pack(const Rete__Message *msg, rete_buf *out);
+
+/* rete_message_sign packs msg, signs it and returns the SignedMessage bytes
+ * in *out (caller owns); *msg_bytes, if not NULL, gets a copy of the packed
+ * Message bytes. */
+rete_err rete_message_sign(const Rete__Message *msg, const rete_seckey *sk,
+			   rete_buf *out, rete_msg *m);
+
+/* rete_signed_decode decodes SignedMessage bytes strictly (see
+ * rete_message_decode) into *sm and its Message into *msg. Both are freed by
+ * the caller with protobuf-c's free_unpacked functions. RETE_EDECODE. */
+rete_err rete_signed_decode(const uint8_t *data, size_t len, Rete__SignedMessage **sm,
+			    Rete__Message **msg, rete_msg *m);
+
+/* rete_signed_verify checks the signature of an already decoded
+ * SignedMessage against pk: RETE_OK or RETE_EBADSIG. */
+rete_err rete_signed_verify(const Rete__SignedMessage *sm, const rete_pubkey *pk,
+			    rete_msg *m);
+
+/* rete_message_decode decodes Message bytes strictly: every string valid
+ * UTF-8 without NUL, and the re-packed size equal to the bytes received
+ * (no duplicated or overlong fields, no unknown fields). RETE_EDECODE with
+ * the reason in m. Caller frees with rete__message__free_unpacked. */
+rete_err rete_message_decode(const uint8_t *data, size_t len, Rete__Message **out,
+			     rete_msg *m);
+
+/* rete_seal packs priv and seals it to the recipient's X25519 key; *sealed
+ * gets the ciphertext and hash (if not NULL) its SHA-256 (of the ciphertext,
+ * which is what travels and what the Message signs). */
+rete_err rete_seal(const Rete__Private *priv, const rete_pubkey *recipient,
+		   rete_buf *sealed, uint8_t hash[RETE_HASH_LEN], rete_msg *m);
+
+/* rete_open opens a sealed part with the recipient's secret key and decodes
+ * it (caller frees *out with rete__private__free_unpacked). RETE_EOPEN when
+ * the key is wrong or the ciphertext altered; RETE_EDECODE. */
+rete_err rete_open(const uint8_t *sealed, size_t len, const rete_seckey *sk,
+		   Rete__Private **out, rete_msg *m);
+
+/* rete_message_kind names the body of msg: "referral", "update", "note",
+ * "delivery", "notice", "directory", or "none". */
+const char *rete_message_kind(const Rete__Message *msg);
+
+/* rete_message_private_hash returns the body's private_sha256 field (or an
+ * empty one) so callers need not switch on the body. */
+ProtobufCBinaryData rete_message_private_hash(const Rete__Message *msg);
+
+#endif

@@ -1,0 +1,41 @@
+/* lifecycle.h — the referral lifecycle (HL7 FHIR Task), as one pure table.
+ *
+ * The broker calls it to enforce, the store to project, and the auditor to
+ * replay; none of them keeps its own copy of the rules. See
+ * ../shared/specs/referral-domain.md for the table it encodes.
+ */
+#ifndef RETE_LIFECYCLE_H
+#define RETE_LIFECYCLE_H
+
+#include <stdbool.h>
+
+#include "rete.pb-c.h"
+
+/* Who asks for a transition. */
+typedef enum rete_role {
+	RETE_ROLE_REQUESTER = 1, /* the referring agency */
+	RETE_ROLE_PERFORMER = 2, /* the agency asked to act */
+	RETE_ROLE_BROKER = 3,    /* the broker (delivery, expiry) */
+	RETE_ROLE_OTHER = 4      /* anyone else: never allowed */
+} rete_role;
+
+/* rete_lifecycle_check says whether `role` may move a referral from status
+ * `from` to status `to` (from == to means: the same status with a new
+ * business status). Returns true when allowed; otherwise false and, if why is
+ * not NULL, *why points to a static sentence saying why not and what would be
+ * allowed. */
+bool rete_lifecycle_check(Rete__Status from, Rete__Status to, rete_role role,
+			  const char **why);
+
+/* rete_status_terminal: rejected, cancelled, failed, completed,
+ * entered-in-error. */
+bool rete_status_terminal(Rete__Status s);
+
+/* rete_status_name returns the JSON spelling ("in-progress"), or "unknown". */
+const char *rete_status_name(Rete__Status s);
+
+/* rete_status_needs_reason: statuses for which a statusReason is expected
+ * (rejected, cancelled, on-hold, failed). */
+bool rete_status_needs_reason(Rete__Status s);
+
+#endif

@@ -1,0 +1,125 @@
+/* testutil.c — see testutil.h. */
+#include "testutil.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+char *tu_tmpdir(const char *tag)
+{
+	const char *base = getenv("TMPDIR");
+	char *path;
+	size_t n;
+
+	if (base == NULL || *base == '\0')
+		base = "/tmp";
+	n = strlen(base) + strlen(tag) + 32;
+	path = malloc(n);
+	if (path == NULL)
+		return NULL;
+	snprintf(path, n, "%s/rete-%s-XXXXXX", base, tag);
+	if (mkdtemp(path) == NULL) {
+		free(path);
+		return NULL;
+	}
+	return path;
+}
+
+void tu_rmrf(const char *path)
+{
+	char cmd[4096];
+	if (path == NULL || *path == '\0' || strcmp(path, "/") == 0)
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", path);
+	if (system(cmd) != 0)
+		fprintf(stderr, "testutil: could not remove %s\n", path);
+}
+
+char *tu_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t cap = 0, n = 0;
+
+	if (f == NULL)
+		return NULL;
+	for (;;) {
+		if (n + 4097 > cap) {
+			cap = cap ? cap * 2 : 8192;
+			char *nb = realloc(buf, cap);
+			if (nb == NULL) {
+				free(buf);
+				fclose(f);
+				return NULL;
+			}
+			buf = nb;
+		}
+		size_t r = fread(buf + n, 1, 4096, f);
+		n += r;
+		if (r < 4096)
+			break;
+	}
+	fclose(f);
+	buf[n] = '\0';
+	if (len != NULL)
+		*len = n;
+	return buf;
+}
+
+int tu_write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	if (f == NULL)
+		return -1;
+	if (fwrite(data, 1, len, f) != len) {
+		fclose(f);
+		return -1;
+	}
+	return fclose(f) == 0 ? 0 : -1;
+}
+
+int tu_run(char **out, const char *fmt, ...)
+{
+	char cmd[8192];
+	char full[8300];
+	va_list ap;
+	FILE *p;
+	char *buf = NULL;
+	size_t cap = 0, n = 0;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	snprintf(full, sizeof(full), "(%s) 2>&1", cmd);
+	p = popen(full, "r");
+	if (p == NULL)
+		return -1;
+	for (;;) {
+		if (n + 1025 > cap) {
+			cap = cap ? cap * 2 : 4096;
+			char *nb = realloc(buf, cap);
+			if (nb == NULL)
+				break;
+			buf = nb;
+		}
+		size_t r = fread(buf + n, 1, 1024, p);
+		n += r;
+		if (r == 0)
+			break;
+	}
+	if (buf != NULL)
+		buf[n] = '\0';
+	st = pclose(p);
+	if (out != NULL)
+		*out = buf;
+	else
+		free(buf);
+	if (st == -1 || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st);
+}
