@@ -54,14 +54,24 @@ rete_err rete_msg_set(rete_msg *m, rete_err err, const char *fmt, ...)
 void rete_msg_prefix(rete_msg *m, const char *fmt, ...)
 {
 	char prefix[256];
-	char old[sizeof(m->text)];
 	va_list ap;
+	size_t plen, olen;
 
 	if (m == NULL)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
-	memcpy(old, m->text, sizeof(old));
-	snprintf(m->text, sizeof(m->text), "%s: %s", prefix, old);
+	plen = strlen(prefix);
+	olen = strnlen(m->text, sizeof(m->text) - 1);
+	/* Keep as much of the old sentence as fits after "prefix: ". */
+	if (plen + 2 >= sizeof(m->text))
+		plen = sizeof(m->text) - 3;
+	if (plen + 2 + olen >= sizeof(m->text))
+		olen = sizeof(m->text) - 1 - plen - 2;
+	memmove(m->text + plen + 2, m->text, olen);
+	memcpy(m->text, prefix, plen);
+	m->text[plen] = ':';
+	m->text[plen + 1] = ' ';
+	m->text[plen + 2 + olen] = '\0';
 }

@@ -1,0 +1,50 @@
+/* duration.h — durations of the configuration and deadlines.
+ *
+ * Durations are written `30s`, `15m`, `2h`, `5d` (calendar time) or `3wd`
+ * (working days: Monday to Friday, minus listed holidays, counted in the
+ * network's time zone). Dates on the command line are `YYYY-MM-DD`, whole
+ * days in the network's time zone. Everything here is pure except for the
+ * process time zone, which the conversions set (under a lock) to the zone
+ * they are given.
+ */
+#ifndef RETE_DURATION_H
+#define RETE_DURATION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#define RETE_DEFAULT_TZ "Europe/Rome"
+
+/* A parsed duration: either milliseconds of calendar time or a number of
+ * working days. */
+typedef struct rete_duration {
+	int64_t ms;           /* calendar duration, when working_days == 0 */
+	int64_t working_days; /* > 0 for a `wd` duration */
+} rete_duration;
+
+/* rete_duration_parse parses s ("30s", "15m", "2h", "5d", "3wd"). RETE_EINVAL
+ * with a sentence naming the value and the accepted forms. */
+rete_err rete_duration_parse(const char *s, rete_duration *out, rete_msg *m);
+
+/* rete_date_valid: true when s is a real calendar date YYYY-MM-DD. */
+bool rete_date_valid(const char *s);
+
+/* rete_deadline computes start_ms + limit. For working days, the deadline is
+ * the same local time of day on the Nth working day after the start (in tz,
+ * NULL or "" = RETE_DEFAULT_TZ), skipping Saturdays, Sundays and the
+ * holidays (YYYY-MM-DD). Errors: RETE_EINVAL (bad limit or holiday). */
+rete_err rete_deadline(int64_t start_ms, const char *limit, const char *const *holidays,
+		       size_t nholidays, const char *tz, int64_t *due_ms, rete_msg *m);
+
+/* rete_day_bounds converts a date YYYY-MM-DD in tz into [*start_ms, *end_ms),
+ * the milliseconds of that whole local day. RETE_EINVAL for a bad date. */
+rete_err rete_day_bounds(const char *date, const char *tz, int64_t *start_ms,
+			 int64_t *end_ms, rete_msg *m);
+
+/* rete_now_ms is the current Unix time in milliseconds. */
+int64_t rete_now_ms(void);
+
+#endif
