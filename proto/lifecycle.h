@@ -21,9 +21,11 @@ typedef enum rete_role {
 
 /* rete_lifecycle_check says whether `role` may move a referral from status
  * `from` to status `to` (from == to means: the same status with a new
- * business status). Returns true when allowed; otherwise false and, if why is
- * not NULL, *why points to a static sentence saying why not and what would be
- * allowed. */
+ * business status). Returns true when allowed (*why, if given, set to NULL);
+ * otherwise false and, if why is not NULL, *why points to a static sentence
+ * (immutable, valid for the life of the process, safe across threads)
+ * saying why not and what this role would be allowed from `from`. Any
+ * value is accepted, including enum values outside the schema. */
 bool rete_lifecycle_check(Rete__Status from, Rete__Status to, rete_role role,
 			  const char **why);
 
@@ -37,5 +39,16 @@ const char *rete_status_name(Rete__Status s);
 /* rete_status_needs_reason: statuses for which a statusReason is expected
  * (rejected, cancelled, on-hold, failed). */
 bool rete_status_needs_reason(Rete__Status s);
+
+/* rete_status_from_name is the inverse of rete_status_name: true and *out
+ * set for a JSON spelling ("on-hold"); false for anything else, including
+ * "unspecified" and NULL. */
+bool rete_status_from_name(const char *name, Rete__Status *out);
+
+/* rete_role_of says which role `party` has for a referral sent by
+ * `requester` to `performer` (strings compared exactly; any may be NULL).
+ * RETE_ROLE_OTHER when the party is neither (or empty). Never returns
+ * RETE_ROLE_BROKER: the broker knows when it acts itself. */
+rete_role rete_role_of(const char *party, const char *requester, const char *performer);
 
 #endif
