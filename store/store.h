@@ -1,0 +1,332 @@
+/* store.h — the broker's memory and the auditors' evidence: one LMDB
+ * environment (a folder) holding the Merkle audit log and everything the
+ * broker derives from it.
+ *
+ * Named databases (keys big-endian so that LMDB's byte order is log order):
+ *   entries     index BE64 -> the exact LogEntry bytes (= the Merkle leaf input)
+ *   nodes       (level u8, index BE64) -> 32-byte hash of each complete subtree;
+ *               level 0 holds the leaf hashes, so proofs never re-hash entries
+ *   checkpoints size BE64 -> signed checkpoint note (text)
+ *   msgids      sender "\0" message id -> index BE64, SHA-256 of the Message
+ *               bytes, logged_at BE64 (the dedup index)
+ *   queue       recipient "\0" index BE64 -> logged_at BE64 (unacked deliveries)
+ *   blobs       index BE64 -> sealed private part, until acked or expired
+ *   referrals   referral id -> packed Rete__ReferralInfo (the projection)
+ *   due         due_at BE64, referral id -> "" (open referrals not yet overdue)
+ *   cases       case id "\0" index BE64 -> ""
+ *   meta        "schema" (BE32), "size" (BE64), "directory" (BE64, index of
+ *               the Directory entry in force)
+ *
+ * One process writes (the broker); any number of processes may open the
+ * same folder read-only (auditor, monitor, backup) while it runs. Every
+ * commit is durable (fsync) before rete_store_commit returns. Never open one
+ * folder twice in one process, and never use a rete_store across fork().
+ *
+ * Threads: a rete_store may be used from several threads at once (LMDB's
+ * MDB_NOTLS). Commits are serialized internally. Growing the map needs no
+ * transaction open in the process, so the store waits for every open read
+ * transaction to end before it grows: a thread must NOT hold a
+ * rete_store_rtxn while it calls rete_store_commit or
+ * rete_store_checkpoint_put (it would wait for itself forever).
+ */
+#ifndef RETE_STORE_H
+#define RETE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "error.h"
+#include "merkle.h"
+#include "rete.pb-c.h"
+
+#define RETE_STORE_SCHEMA 1 /* the layout above; other versions are refused */
+
+/* Flags of rete_store_open. */
+#define RETE_STORE_CREATE 0x1u /* create the folder and databases if missing */
+#define RETE_STORE_RDONLY 0x2u /* read-only, beside a running writer */
+
+typedef struct rete_store rete_store;
+
+/* rete_store_options: tuning for rete_store_open_ex; zero fields take the
+ * defaults. */
+typedef struct rete_store_options {
+	uint64_t map_size;     /* initial map size in bytes (default 256 MiB);
+				  the map doubles by itself when full */
+	unsigned max_readers;  /* reader slots (default 254) */
+} rete_store_options;
+
+/* rete_store_open opens the store in folder dir (flags: RETE_STORE_CREATE,
+ * RETE_STORE_RDONLY). *out is the caller's; release with rete_store_close.
+ * Stale reader slots left by dead processes are cleared. Errors:
+ * RETE_ENOENT (no store there and no CREATE), RETE_EVERSION (the schema
+ * version in meta is not RETE_STORE_SCHEMA; the sentence names both),
+ * RETE_EPERM (folder not accessible), RETE_EINVAL (bad flags),
+ * RETE_ECORRUPT, RETE_ESTORE, RETE_ENOMEM. */
+rete_err rete_store_open(rete_store **out, const char *dir, unsigned flags, rete_msg *m);
+
+/* rete_store_open_ex is rete_store_open with options (opt may be NULL). */
+rete_err rete_store_open_ex(rete_store **out, const char *dir, unsigned flags,
+			    const rete_store_options *opt, rete_msg *m);
+
+/* rete_store_close closes *s (no transaction of it may be open) and sets
+ * *s = NULL; NULL and *s == NULL are fine. */
+void rete_store_close(rete_store **s);
+
+/* ---------------------------------------------------------------------------
+ * Writing: one batch = one durable write transaction.
+ * ------------------------------------------------------------------------- */
+
+typedef enum rete_store_op_kind {
+	RETE_STORE_OP_APPEND = 1, /* log a signed message */
+	RETE_STORE_OP_ACK = 2,    /* the recipient acked entry `index` */
+	RETE_STORE_OP_EXPIRE = 3  /* withdraw entry `index` from a recipient */
+} rete_store_op_kind;
+
+typedef enum rete_store_status {
+	RETE_STORE_ACCEPTED = 1,  /* appended: index, leaf_hash, logged_at */
+	RETE_STORE_DUPLICATE = 2, /* same sender, id and bytes: the original's
+				     index, leaf_hash, logged_at; nothing added */
+	RETE_STORE_REFUSED = 3,   /* nothing written for this op: error, error_text */
+	RETE_STORE_DONE = 4       /* ACK / EXPIRE processed; see was_present */
+} rete_store_status;
+
+/* rete_store_op: one operation of a batch, in, and its result, out. The
+ * store copies what it keeps; the pointers need only live for the call.
+ *
+ * APPEND: in.signed_message/len = SignedMessage bytes as received; msg = its
+ * decoded Message (already verified by the caller; NULL = the store decodes
+ * it leniently itself); logged_at = broker time; sealed/sealed_len = the
+ * sealed private part (NULL/0 when none). The store builds the LogEntry
+ * (index, logged_at, signed_message), queues it for msg->recipient (if not
+ * empty), indexes msg->case_id, keeps the sealed part and updates the
+ * referral projection:
+ *   Referral        creates it (requested; requester = sender, performer =
+ *                   recipient; due_at from the Directory in force's limit
+ *                   for its priority via rete_deadline, 0 when none)
+ *   ReferralUpdate  moves it through rete_lifecycle_check (role = requester
+ *                   or performer by sender; anyone else: NOT_AUTHORIZED);
+ *                   status UNSPECIFIED = the same status, new business status
+ *   CaseNote        with a referral id: it must exist and the sender be a
+ *                   party of it
+ *   Delivery        (broker) of the referral itself while requested: received
+ *   Notice          (broker) NOT_DELIVERED of the referral while requested:
+ *                   failed with status reason "not-delivered"; OVERDUE: overdue
+ *   Directory       becomes the directory in force
+ * Earlier ops of the same batch are taken into account.
+ * Refusals (status REFUSED, nothing of this op written, the rest of the
+ * batch goes on): ERROR_CODE_ID_REUSED (same sender and id, other bytes; or
+ * a Referral whose id is already a referral of another sender),
+ * ERROR_CODE_UNKNOWN_REFERRAL, ERROR_CODE_NOT_AUTHORIZED,
+ * ERROR_CODE_LIFECYCLE, ERROR_CODE_INVALID (no sender or id, undecodable
+ * bytes, a Delivery/Notice/Directory that is not the broker's shape).
+ *
+ * ACK / EXPIRE: in.recipient, in.index. Removes the queue record and the
+ * sealed part; was_present says whether the record was there (so the
+ * broker logs one Delivery only). Status DONE. */
+typedef struct rete_store_op {
+	rete_store_op_kind kind;
+	struct {
+		/* APPEND */
+		const uint8_t *signed_message;
+		size_t len;
+		const Rete__Message *msg;
+		int64_t logged_at;
+		const uint8_t *sealed;
+		size_t sealed_len;
+		/* ACK, EXPIRE */
+		const char *recipient;
+		uint64_t index;
+	} in;
+	/* results, filled by rete_store_commit */
+	rete_store_status status;
+	uint64_t index;
+	uint8_t leaf_hash[RETE_MERKLE_HASH];
+	int64_t logged_at;
+	Rete__ErrorCode error;
+	char error_text[256];
+	bool was_present;
+} rete_store_op;
+
+/* rete_store_commit runs ops[0..n) in one write transaction and commits it
+ * durably; per-op results are filled in (only valid when RETE_OK is
+ * returned). When the map is full it grows it (doubling; waits until no
+ * read transaction of this process is open) and replays the whole batch,
+ * with the same results. Errors: RETE_EFULL (the disk is full: nothing of
+ * the batch was written; the store stays usable), RETE_EPERM (opened
+ * read-only), RETE_EINVAL (bad op kind or arguments), RETE_ESTORE,
+ * RETE_ENOMEM. The caller must not hold a rete_store_rtxn in this thread. */
+rete_err rete_store_commit(rete_store *s, rete_store_op *ops, size_t n, rete_msg *m);
+
+/* ---------------------------------------------------------------------------
+ * Reading. Every read function takes `rt`: NULL = it opens and closes its
+ * own short read transaction; or a handle from rete_store_read_begin, so a
+ * caller can read several things at one fixed log size. Pointers returned
+ * are copies the caller owns.
+ * ------------------------------------------------------------------------- */
+
+typedef struct rete_store_rtxn rete_store_rtxn;
+
+/* rete_store_read_begin opens a read transaction (the caller's, end it with
+ * rete_store_read_end soon: a long one pins old pages and blocks map
+ * growth). Errors: RETE_ESTORE, RETE_ENOMEM. */
+rete_err rete_store_read_begin(rete_store *s, rete_store_rtxn **out, rete_msg *m);
+
+/* rete_store_read_end ends *rt and sets it to NULL; NULL is fine. */
+void rete_store_read_end(rete_store_rtxn **rt);
+
+/* rete_store_size: the number of entries in the log (the tree size).
+ * Errors: RETE_ESTORE. */
+rete_err rete_store_size(rete_store *s, rete_store_rtxn *rt, uint64_t *size, rete_msg *m);
+
+/* rete_store_entry copies the LogEntry bytes of entry `index` into *out
+ * (caller frees with rete_buf_free). Errors: RETE_ENOENT (index >= size),
+ * RETE_ESTORE, RETE_ENOMEM. */
+rete_err rete_store_entry(rete_store *s, rete_store_rtxn *rt, uint64_t index, rete_buf *out,
+			  rete_msg *m);
+
+/* rete_store_leaf_hash: the stored leaf hash of entry `index`. Errors:
+ * RETE_ENOENT, RETE_ECORRUPT (missing node), RETE_ESTORE. */
+rete_err rete_store_leaf_hash(rete_store *s, rete_store_rtxn *rt, uint64_t index,
+			      uint8_t out[RETE_MERKLE_HASH], rete_msg *m);
+
+/* rete_store_root: the Merkle root of the first `size` entries, from stored
+ * nodes. Errors: RETE_EINVAL (size > log size), RETE_ECORRUPT, RETE_ESTORE. */
+rete_err rete_store_root(rete_store *s, rete_store_rtxn *rt, uint64_t size,
+			 uint8_t out[RETE_MERKLE_HASH], rete_msg *m);
+
+/* rete_store_inclusion_proof: PATH(index, D[0:size]) into proof (room for
+ * RETE_MERKLE_MAX_PROOF hashes), length in *n. Errors: RETE_EINVAL (index >=
+ * size or size > log size), RETE_ECORRUPT, RETE_ESTORE. */
+rete_err rete_store_inclusion_proof(rete_store *s, rete_store_rtxn *rt, uint64_t index,
+				    uint64_t size, uint8_t proof[][RETE_MERKLE_HASH], size_t *n,
+				    rete_msg *m);
+
+/* rete_store_consistency_proof: PROOF(size1, D[0:size2]). Errors:
+ * RETE_EINVAL (size1 == 0, size1 > size2 or size2 > log size),
+ * RETE_ECORRUPT, RETE_ESTORE. */
+rete_err rete_store_consistency_proof(rete_store *s, rete_store_rtxn *rt, uint64_t size1,
+				      uint64_t size2, uint8_t proof[][RETE_MERKLE_HASH],
+				      size_t *n, rete_msg *m);
+
+/* rete_store_checkpoint_put stores the signed note for tree size `size` (a
+ * note already stored for that size is replaced) in its own durable write
+ * transaction. Same rule as commit: no rtxn held by this thread. Errors:
+ * RETE_EINVAL (size > log size, empty note), RETE_EPERM (read-only),
+ * RETE_EFULL, RETE_ESTORE. */
+rete_err rete_store_checkpoint_put(rete_store *s, uint64_t size, const char *note, rete_msg *m);
+
+/* rete_store_checkpoint_latest: the checkpoint with the largest size; *note
+ * is malloc'd, NUL-terminated, the caller frees it. Errors: RETE_ENOENT
+ * (none yet), RETE_ESTORE, RETE_ENOMEM. */
+rete_err rete_store_checkpoint_latest(rete_store *s, rete_store_rtxn *rt, uint64_t *size,
+				      char **note, rete_msg *m);
+
+/* rete_store_checkpoint_get: the note for exactly `size` (malloc'd, caller
+ * frees). Errors: RETE_ENOENT, RETE_ESTORE, RETE_ENOMEM. */
+rete_err rete_store_checkpoint_get(rete_store *s, rete_store_rtxn *rt, uint64_t size,
+				   char **note, rete_msg *m);
+
+/* rete_store_checkpoint_fn: called per checkpoint in size order; note lives
+ * only during the call. Return nonzero to stop. */
+typedef int (*rete_store_checkpoint_fn)(void *ctx, uint64_t size, const char *note);
+
+/* rete_store_checkpoints_iter calls fn for each checkpoint with size >=
+ * from, in order. Errors: RETE_ESTORE, RETE_ENOMEM. */
+rete_err rete_store_checkpoints_iter(rete_store *s, rete_store_rtxn *rt, uint64_t from,
+				     rete_store_checkpoint_fn fn, void *ctx, rete_msg *m);
+
+/* rete_store_queue_peek writes into indexes[0..*n) (at most max) the log
+ * indexes still queued for recipient with index >= from, in log order.
+ * Errors: RETE_EINVAL (recipient empty), RETE_ESTORE. */
+rete_err rete_store_queue_peek(rete_store *s, rete_store_rtxn *rt, const char *recipient,
+			       uint64_t from, size_t max, uint64_t *indexes, size_t *n,
+			       rete_msg *m);
+
+/* rete_store_queue_depth: how many entries are queued for recipient and
+ * when the oldest was logged (0 when none). Errors: RETE_EINVAL,
+ * RETE_ESTORE. */
+rete_err rete_store_queue_depth(rete_store *s, rete_store_rtxn *rt, const char *recipient,
+				uint64_t *depth, int64_t *oldest_at, rete_msg *m);
+
+/* rete_store_queue_fn: one queued entry (recipient lives during the call
+ * only). Return nonzero to stop. Must not commit (a read txn is open). */
+typedef int (*rete_store_queue_fn)(void *ctx, const char *recipient, uint64_t index,
+				   int64_t logged_at);
+
+/* rete_store_queue_expired calls fn for every queued entry logged before
+ * before_ms (any recipient). Collect them, then commit EXPIRE ops.
+ * Errors: RETE_ESTORE. */
+rete_err rete_store_queue_expired(rete_store *s, rete_store_rtxn *rt, int64_t before_ms,
+				  rete_store_queue_fn fn, void *ctx, rete_msg *m);
+
+/* rete_store_blob copies the sealed part kept for entry `index` into *out
+ * (caller frees). Errors: RETE_ENOENT (none, or already acked/expired),
+ * RETE_ESTORE, RETE_ENOMEM. */
+rete_err rete_store_blob(rete_store *s, rete_store_rtxn *rt, uint64_t index, rete_buf *out,
+			 rete_msg *m);
+
+/* rete_store_referral: the projection of referral `id`; *out is the
+ * caller's (rete__referral_info__free_unpacked(*out, NULL)). Errors:
+ * RETE_ENOENT, RETE_ECORRUPT, RETE_ESTORE. */
+rete_err rete_store_referral(rete_store *s, rete_store_rtxn *rt, const char *id,
+			     Rete__ReferralInfo **out, rete_msg *m);
+
+/* rete_store_referral_fn: one referral (lives during the call only).
+ * Return nonzero to stop. */
+typedef int (*rete_store_referral_fn)(void *ctx, const Rete__ReferralInfo *r);
+
+/* rete_store_referrals_iter calls fn for every referral, by id. Errors:
+ * RETE_ECORRUPT, RETE_ESTORE. */
+rete_err rete_store_referrals_iter(rete_store *s, rete_store_rtxn *rt, rete_store_referral_fn fn,
+				   void *ctx, rete_msg *m);
+
+/* rete_store_overdue_candidates calls fn, earliest due first, for each
+ * referral in status requested or received with 0 < due_at < now_ms and no
+ * overdue notice yet (an OVERDUE Notice appended for it removes it).
+ * Errors: RETE_ECORRUPT, RETE_ESTORE. */
+rete_err rete_store_overdue_candidates(rete_store *s, rete_store_rtxn *rt, int64_t now_ms,
+				       rete_store_referral_fn fn, void *ctx, rete_msg *m);
+
+/* rete_store_index_fn: one log index. Return nonzero to stop. */
+typedef int (*rete_store_index_fn)(void *ctx, uint64_t index);
+
+/* rete_store_case_entries calls fn for each entry of case_id, in log order.
+ * Errors: RETE_EINVAL (empty case id), RETE_ESTORE. */
+rete_err rete_store_case_entries(rete_store *s, rete_store_rtxn *rt, const char *case_id,
+				 rete_store_index_fn fn, void *ctx, rete_msg *m);
+
+/* rete_store_directory: the index and LogEntry bytes (caller frees; entry
+ * may be NULL) of the Directory in force. Errors: RETE_ENOENT (none logged
+ * yet), RETE_ESTORE, RETE_ENOMEM. */
+rete_err rete_store_directory(rete_store *s, rete_store_rtxn *rt, uint64_t *index,
+			      rete_buf *entry, rete_msg *m);
+
+/* rete_store_msgid looks up (sender, id) in the dedup index: index of the
+ * entry, SHA-256 of its Message bytes, logged_at (each out may be NULL).
+ * Errors: RETE_ENOENT, RETE_EINVAL (empty sender or id), RETE_ESTORE. */
+rete_err rete_store_msgid(rete_store *s, rete_store_rtxn *rt, const char *sender, const char *id,
+			  uint64_t *index, uint8_t sha256[RETE_HASH_LEN], int64_t *logged_at,
+			  rete_msg *m);
+
+/* rete_store_stats: the current map size and the bytes in use (last page
+ * used times page size). Errors: RETE_ESTORE. */
+rete_err rete_store_stats(rete_store *s, uint64_t *map_size, uint64_t *map_used, rete_msg *m);
+
+/* ---------------------------------------------------------------------------
+ * Backup
+ * ------------------------------------------------------------------------- */
+
+/* rete_store_backup writes a consistent, compacted copy of the store in
+ * src_dir into dest_dir (created; must not exist or be empty) while a
+ * writer may be running; opens src_dir read-only itself, so it must not be
+ * open in this process (use rete_store_backup_to then). Errors: RETE_EEXIST
+ * (dest not empty), RETE_ENOENT, RETE_EVERSION, RETE_EIO, RETE_EFULL,
+ * RETE_ESTORE. */
+rete_err rete_store_backup(const char *src_dir, const char *dest_dir, rete_msg *m);
+
+/* rete_store_backup_to is rete_store_backup from an already open store. */
+rete_err rete_store_backup_to(rete_store *s, const char *dest_dir, rete_msg *m);
+
+#endif
