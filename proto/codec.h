@@ -32,27 +32,33 @@ void rete_buf_free(rete_buf *b);
 /* rete_sha256 computes SHA-256 of data into out. */
 void rete_sha256(uint8_t out[RETE_HASH_LEN], const void *data, size_t len);
 
-/* rete_sign_bytes signs ctx||msg with sk into sig. */
-void rete_sign_bytes(uint8_t sig[RETE_SIG_LEN], const char *ctx, const uint8_t *msg,
+/* rete_sign_bytes signs ctx||msg (plain Ed25519 over the concatenation;
+ * ctx NULL = "") with sk into sig. RETE_OK, or RETE_ENOMEM / RETE_ECRYPTO
+ * (sig then all zeros, which never verifies). */
+rete_err rete_sign_bytes(uint8_t sig[RETE_SIG_LEN], const char *ctx, const uint8_t *msg,
 		     size_t len, const rete_seckey *sk);
 
 /* rete_verify_bytes verifies sig over ctx||msg with pk: RETE_OK or
- * RETE_EBADSIG. */
+ * RETE_EBADSIG (RETE_ENOMEM when the message cannot be copied). */
 rete_err rete_verify_bytes(const uint8_t sig[RETE_SIG_LEN], const char *ctx,
 			   const uint8_t *msg, size_t len, const rete_pubkey *pk);
 
-/* rete_message_pack serializes msg (caller owns out). */
+/* rete_message_pack serializes msg into out (caller owns out->data).
+ * RETE_ENOMEM. */
 rete_err rete_message_pack(const Rete__Message *msg, rete_buf *out);
 
-/* rete_message_sign packs msg, signs it and returns the SignedMessage bytes
- * in *out (caller owns); *msg_bytes, if not NULL, gets a copy of the packed
- * Message bytes. */
+/* rete_message_sign packs msg, signs RETE_CTX_MESSAGE||bytes with sk and
+ * returns the SignedMessage bytes in *out (caller owns). RETE_ENOMEM,
+ * RETE_ECRYPTO. */
 rete_err rete_message_sign(const Rete__Message *msg, const rete_seckey *sk,
 			   rete_buf *out, rete_msg *m);
 
 /* rete_signed_decode decodes SignedMessage bytes strictly (see
- * rete_message_decode) into *sm and its Message into *msg. Both are freed by
- * the caller with protobuf-c's free_unpacked functions. RETE_EDECODE. */
+ * rete_pb_strict_unpack; the signature must be 64 bytes) into *sm and its
+ * Message, also strictly, into *msg. Both are freed by the caller with
+ * protobuf-c's free_unpacked functions; either pointer may be NULL when
+ * not wanted (the decoding is still done). *msg points into nothing of *sm:
+ * they are freed independently. RETE_EDECODE, RETE_ENOMEM. */
 rete_err rete_signed_decode(const uint8_t *data, size_t len, Rete__SignedMessage **sm,
 			    Rete__Message **msg, rete_msg *m);
 
@@ -61,16 +67,29 @@ rete_err rete_signed_decode(const uint8_t *data, size_t len, Rete__SignedMessage
 rete_err rete_signed_verify(const Rete__SignedMessage *sm, const rete_pubkey *pk,
 			    rete_msg *m);
 
-/* rete_message_decode decodes Message bytes strictly: every string valid
- * UTF-8 without NUL, and the re-packed size equal to the bytes received
- * (no duplicated or overlong fields, no unknown fields). RETE_EDECODE with
- * the reason in m. Caller frees with rete__message__free_unpacked. */
+/* rete_pb_strict_unpack decodes bytes of any message type d strictly into
+ * *out (caller frees with protobuf_c_message_free_unpacked(*out, NULL)):
+ * no unknown fields at any depth, every string (through nested messages,
+ * repeated fields and oneofs) valid UTF-8, and re-packing must give back
+ * the very same bytes, which refuses strings with an embedded NUL,
+ * duplicated or overlong fields, explicitly encoded default values and
+ * fields out of field-number order. RETE_EDECODE with the reason (and the
+ * field path) in m; RETE_ENOMEM. */
+rete_err rete_pb_strict_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *data,
+			       size_t len, ProtobufCMessage **out, rete_msg *m);
+
+/* rete_message_decode decodes Message bytes strictly (rete_pb_strict_unpack):
+ * every string valid UTF-8 without NUL, and the re-packed bytes equal to the
+ * bytes received (no duplicated or overlong fields, no unknown fields).
+ * RETE_EDECODE with the reason in m. Caller frees with
+ * rete__message__free_unpacked. */
 rete_err rete_message_decode(const uint8_t *data, size_t len, Rete__Message **out,
 			     rete_msg *m);
 
 /* rete_seal packs priv and seals it to the recipient's X25519 key; *sealed
- * gets the ciphertext and hash (if not NULL) its SHA-256 (of the ciphertext,
- * which is what travels and what the Message signs). */
+ * gets the ciphertext (caller owns) and hash (if not NULL) its SHA-256 (of
+ * the ciphertext, which is what travels and what the Message signs). The
+ * packed plaintext is wiped. RETE_ENOMEM, RETE_ECRYPTO. */
 rete_err rete_seal(const Rete__Private *priv, const rete_pubkey *recipient,
 		   rete_buf *sealed, uint8_t hash[RETE_HASH_LEN], rete_msg *m);
 

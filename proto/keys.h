@@ -35,6 +35,11 @@ typedef struct rete_seckey {
 	rete_pubkey pub;
 } rete_seckey;
 
+/* rete_crypto_init initialises libsodium once per process (thread-safe;
+ * every function of keys.h and codec.h calls it, so callers need not).
+ * RETE_ECRYPTO when libsodium cannot start. */
+rete_err rete_crypto_init(rete_msg *m);
+
 /* rete_id_valid: true when id matches ^[a-z0-9][a-z0-9.-]{1,62}$. */
 bool rete_id_valid(const char *id);
 
@@ -54,27 +59,34 @@ rete_err rete_seckey_from_seed(rete_seckey **out, const uint8_t seed[RETE_SEED_L
 /* rete_seckey_free wipes and frees *sk and sets it to NULL; NULL is fine. */
 void rete_seckey_free(rete_seckey **sk);
 
-/* rete_keyfile_write writes DIR/ID.key (0600, created exclusively unless
- * overwrite) and DIR/ID.pub. Errors: RETE_EINVAL (bad id), RETE_EEXIST,
- * RETE_EIO. */
+/* rete_keyfile_write writes DIR/ID.key (0600) and DIR/ID.pub (0644), each
+ * through a temporary file, fsync'd, then linked (no overwrite: refused if
+ * either exists) or renamed (overwrite) into place; the folder is fsync'd.
+ * DIR must exist. Errors: RETE_EINVAL (bad id), RETE_EEXIST, RETE_EIO,
+ * RETE_ENOMEM. */
 rete_err rete_keyfile_write(const char *dir, const char *id, const rete_seckey *sk,
 			    bool overwrite, rete_msg *m);
 
-/* rete_keyfile_load_secret loads a `.key` file. Refuses (RETE_EPERM) a file
- * readable or writable by group or others, naming the file and its mode;
- * RETE_EINVAL for content that is not one base64 line of 32 bytes;
- * RETE_ECRYPTO when the key does not convert to X25519; RETE_EIO. */
+/* rete_keyfile_load_secret loads a `.key` file into *out (caller frees with
+ * rete_seckey_free). Refuses (RETE_EPERM) a file readable or writable by
+ * group or others, naming the file and its mode; RETE_EINVAL for content
+ * that is not one base64 line of 32 bytes (a final "\n" is optional);
+ * RETE_ECRYPTO when the key does not convert to X25519; RETE_ENOENT when the
+ * file does not exist; RETE_EIO. */
 rete_err rete_keyfile_load_secret(const char *path, rete_seckey **out, rete_msg *m);
 
-/* rete_keyfile_load_public loads a `.pub` file (one base64 line, 32 bytes). */
+/* rete_keyfile_load_public loads a `.pub` file (one base64 line, 32 bytes)
+ * into *out. RETE_EINVAL (content), RETE_ECRYPTO (not convertible to
+ * X25519), RETE_ENOENT, RETE_EIO; m names the file. */
 rete_err rete_keyfile_load_public(const char *path, rete_pubkey *out, rete_msg *m);
 
 /* rete_b64_encode writes the standard base64 (with padding) of bin into a
  * malloc'd NUL-terminated string; NULL on out of memory. */
 char *rete_b64_encode(const uint8_t *bin, size_t len);
 
-/* rete_b64_decode decodes standard base64 (padding required, no spaces) into
- * a malloc'd buffer (*out, *outlen). RETE_EINVAL when it is not base64. */
+/* rete_b64_decode decodes standard base64 (padding required, no spaces, no
+ * trailing characters, unused bits zero) into a malloc'd buffer (*out,
+ * *outlen; caller frees). RETE_EINVAL when it is not base64; RETE_ENOMEM. */
 rete_err rete_b64_decode(const char *b64, uint8_t **out, size_t *outlen);
 
 #endif

@@ -1,0 +1,535 @@
+/* codec.c — signing, verifying, sealing and strict decoding (see codec.h). */
+#include "codec.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void rete_buf_free(rete_buf *b)
+{
+	if (b == NULL)
+		return;
+	free(b->data);
+	b->data = NULL;
+	b->len = 0;
+}
+
+void rete_sha256(uint8_t out[RETE_HASH_LEN], const void *data, size_t len)
+{
+	static const uint8_t empty[1];
+
+	/* SHA-256 needs no initialisation of libsodium, but its CPU feature
+	 * detection does no harm and keeps every entry point alike. */
+	(void)rete_crypto_init(NULL);
+	crypto_hash_sha256(out, data != NULL ? data : empty, len);
+}
+
+/* concat returns a malloc'd ctx||msg (never NULL-sized) or NULL. Plain
+ * Ed25519 needs the whole message in one buffer: libsodium's multi-part
+ * crypto_sign_init/update/final is Ed25519ph, a different algorithm. */
+static uint8_t *concat(const char *ctx, const uint8_t *msg, size_t len, size_t *total)
+{
+	size_t clen = ctx != NULL ? strlen(ctx) : 0;
+	uint8_t *buf;
+
+	if (len > SIZE_MAX - clen - 1)
+		return NULL;
+	buf = malloc(clen + len + 1);
+	if (buf == NULL)
+		return NULL;
+	if (clen > 0)
+		memcpy(buf, ctx, clen);
+	if (len > 0)
+		memcpy(buf + clen, msg, len);
+	*total = clen + len;
+	return buf;
+}
+
+rete_err rete_sign_bytes(uint8_t sig[RETE_SIG_LEN], const char *ctx, const uint8_t *msg,
+			 size_t len, const rete_seckey *sk)
+{
+	size_t total = 0;
+	uint8_t *buf;
+
+	memset(sig, 0, RETE_SIG_LEN);
+	if (rete_crypto_init(NULL) != RETE_OK)
+		return RETE_ECRYPTO;
+	buf = concat(ctx, msg, len, &total);
+	if (buf == NULL)
+		return RETE_ENOMEM;
+	crypto_sign_detached(sig, NULL, buf, total, sk->ed_sk);
+	free(buf);
+	return RETE_OK;
+}
+
+rete_err rete_verify_bytes(const uint8_t sig[RETE_SIG_LEN], const char *ctx,
+			   const uint8_t *msg, size_t len, const rete_pubkey *pk)
+{
+	size_t total = 0;
+	uint8_t *buf;
+	int rc;
+
+	if (rete_crypto_init(NULL) != RETE_OK)
+		return RETE_ECRYPTO;
+	buf = concat(ctx, msg, len, &total);
+	if (buf == NULL)
+		return RETE_ENOMEM;
+	rc = crypto_sign_verify_detached(sig, buf, total, pk->ed);
+	free(buf);
+	return rc == 0 ? RETE_OK : RETE_EBADSIG;
+}
+
+/* pack_any serializes any protobuf-c message into a malloc'd buffer. */
+static rete_err pack_any(const ProtobufCMessage *msg, rete_buf *out)
+{
+	size_t n = protobuf_c_message_get_packed_size(msg);
+
+	out->data = malloc(n > 0 ? n : 1);
+	out->len = 0;
+	if (out->data == NULL)
+		return RETE_ENOMEM;
+	out->len = protobuf_c_message_pack(msg, out->data);
+	return RETE_OK;
+}
+
+rete_err rete_message_pack(const Rete__Message *msg, rete_buf *out)
+{
+	return pack_any(&msg->base, out);
+}
+
+/* ---- strict decoding ---------------------------------------------------- */
+
+/* utf8_valid: strict UTF-8 (RFC 3629): no overlong forms, no surrogates,
+ * nothing above U+10FFFF. Returns the offset of the first bad byte or
+ * (size_t)-1 when s[0..len) is valid. */
+static size_t utf8_bad_offset(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		size_t n;
+		uint32_t cp, min;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xE0) == 0xC0) {
+			n = 1, cp = c & 0x1F, min = 0x80;
+		} else if ((c & 0xF0) == 0xE0) {
+			n = 2, cp = c & 0x0F, min = 0x800;
+		} else if ((c & 0xF8) == 0xF0) {
+			n = 3, cp = c & 0x07, min = 0x10000;
+		} else {
+			return i;
+		}
+		if (len - i <= n)
+			return i;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xC0) != 0x80)
+				return i;
+			cp = (cp << 6) | (s[i + k] & 0x3F);
+		}
+		if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+			return i;
+		i += n + 1;
+	}
+	return (size_t)-1;
+}
+
+/* A field path for messages such as "Message.referral.service" or
+ * "Directory.parties[2].name". */
+struct path {
+	char text[256];
+	size_t len;
+};
+
+static size_t path_push(struct path *p, const char *name, size_t idx, bool indexed)
+{
+	size_t old = p->len;
+	int w;
+
+	if (indexed)
+		w = snprintf(p->text + p->len, sizeof(p->text) - p->len, ".%s[%zu]", name, idx);
+	else
+		w = snprintf(p->text + p->len, sizeof(p->text) - p->len, ".%s", name);
+	if (w > 0) {
+		p->len += (size_t)w;
+		if (p->len >= sizeof(p->text))
+			p->len = sizeof(p->text) - 1;
+	}
+	return old;
+}
+
+static void path_pop(struct path *p, size_t old)
+{
+	p->len = old;
+	p->text[old] = '\0';
+}
+
+static rete_err check_msg(const ProtobufCMessage *msg, struct path *p, rete_msg *m);
+
+static rete_err check_string(const char *s, struct path *p, rete_msg *m)
+{
+	size_t bad;
+
+	if (s == NULL)
+		return RETE_OK;
+	bad = utf8_bad_offset((const unsigned char *)s, strlen(s));
+	if (bad != (size_t)-1)
+		return rete_msg_set(m, RETE_EDECODE,
+				    "field %s is not valid UTF-8 (bad byte 0x%02x at offset %zu); "
+				    "strings must be UTF-8 without NUL",
+				    p->text, (unsigned)(unsigned char)s[bad], bad);
+	return RETE_OK;
+}
+
+static rete_err check_value(const ProtobufCFieldDescriptor *f, const void *slot,
+			    struct path *p, rete_msg *m)
+{
+	if (f->type == PROTOBUF_C_TYPE_STRING)
+		return check_string(*(char *const *)slot, p, m);
+	if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+		const ProtobufCMessage *sub = *(ProtobufCMessage *const *)slot;
+		return sub != NULL ? check_msg(sub, p, m) : RETE_OK;
+	}
+	return RETE_OK;
+}
+
+/* check_msg walks msg by its descriptor: refuses unknown fields (protobuf-c
+ * keeps them and would re-pack them, so the size check cannot see them) and
+ * strings that are not UTF-8, through nested messages, repeated fields and
+ * oneofs. */
+static rete_err check_msg(const ProtobufCMessage *msg, struct path *p, rete_msg *m)
+{
+	const ProtobufCMessageDescriptor *d = msg->descriptor;
+	const char *base = (const char *)msg;
+	rete_err e;
+
+	if (msg->n_unknown_fields > 0)
+		return rete_msg_set(m, RETE_EDECODE,
+				    "%s carries field number %u, which the schema does not "
+				    "define; unknown fields are refused",
+				    p->text, (unsigned)msg->unknown_fields[0].tag);
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		const void *slot = base + f->offset;
+		size_t old;
+
+		if (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+			uint32_t which = *(const uint32_t *)(base + f->quantifier_offset);
+			if (which != f->id)
+				continue;
+		}
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t n = *(const size_t *)(base + f->quantifier_offset);
+			const char *arr = *(const char *const *)slot;
+			for (size_t k = 0; k < n; k++) {
+				old = path_push(p, f->name, k, true);
+				e = check_value(f, arr + k * sizeof(void *), p, m);
+				path_pop(p, old);
+				if (e != RETE_OK)
+					return e;
+			}
+		} else {
+			old = path_push(p, f->name, 0, false);
+			e = check_value(f, slot, p, m);
+			path_pop(p, old);
+			if (e != RETE_OK)
+				return e;
+		}
+	}
+	return RETE_OK;
+}
+
+rete_err rete_pb_strict_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *data,
+			       size_t len, ProtobufCMessage **out, rete_msg *m)
+{
+	static const uint8_t empty[1];
+	ProtobufCMessage *msg;
+	struct path p;
+	uint8_t *again = NULL;
+	size_t n;
+	rete_err e;
+
+	*out = NULL;
+	if (data == NULL) {
+		if (len > 0)
+			return rete_msg_set(m, RETE_EDECODE, "%s: no bytes to decode",
+					    d->short_name);
+		data = empty;
+	}
+	msg = protobuf_c_message_unpack(d, NULL, len, data);
+	if (msg == NULL)
+		return rete_msg_set(m, RETE_EDECODE,
+				    "%zu bytes are not a valid %s (protobuf decoding failed: "
+				    "truncated, wrong wire type or malformed field)",
+				    len, d->short_name);
+	snprintf(p.text, sizeof(p.text), "%s", d->short_name);
+	p.len = strlen(p.text);
+	e = check_msg(msg, &p, m);
+	if (e != RETE_OK)
+		goto fail;
+
+	/* Re-packing must give back the very bytes received. protobuf-c
+	 * packs strings with strlen, so an embedded NUL shortens the result;
+	 * a duplicated singular field, an overlong varint, an explicitly
+	 * encoded default value, or fields out of field-number order all
+	 * change the size or the bytes. */
+	n = protobuf_c_message_get_packed_size(msg);
+	if (n != len) {
+		e = rete_msg_set(m, RETE_EDECODE,
+				 "%s is not in canonical form: it re-encodes to %zu bytes "
+				 "instead of the %zu received (a string with an embedded NUL, "
+				 "a duplicated or overlong field, or an explicit default value); "
+				 "send each field once, in the shortest encoding",
+				 d->short_name, n, len);
+		goto fail;
+	}
+	again = malloc(n > 0 ? n : 1);
+	if (again == NULL) {
+		e = rete_msg_set(m, RETE_ENOMEM, "out of memory decoding %s", d->short_name);
+		goto fail;
+	}
+	protobuf_c_message_pack(msg, again);
+	if (n > 0 && memcmp(again, data, n) != 0) {
+		e = rete_msg_set(m, RETE_EDECODE,
+				 "%s is not in canonical form: its fields are not in "
+				 "field-number order or a value is encoded unusually; send "
+				 "the canonical encoding",
+				 d->short_name);
+		goto fail;
+	}
+	free(again);
+	*out = msg;
+	return RETE_OK;
+fail:
+	free(again);
+	protobuf_c_message_free_unpacked(msg, NULL);
+	return e;
+}
+
+rete_err rete_message_decode(const uint8_t *data, size_t len, Rete__Message **out,
+			     rete_msg *m)
+{
+	ProtobufCMessage *msg = NULL;
+	rete_err e = rete_pb_strict_unpack(&rete__message__descriptor, data, len, &msg, m);
+
+	*out = (Rete__Message *)msg;
+	return e;
+}
+
+/* ---- signed messages ---------------------------------------------------- */
+
+rete_err rete_message_sign(const Rete__Message *msg, const rete_seckey *sk, rete_buf *out,
+			   rete_msg *m)
+{
+	Rete__SignedMessage sm = RETE__SIGNED_MESSAGE__INIT;
+	uint8_t sig[RETE_SIG_LEN];
+	rete_buf bytes = {0};
+	rete_err e;
+
+	out->data = NULL;
+	out->len = 0;
+	if (rete_message_pack(msg, &bytes) != RETE_OK)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory packing a message");
+	e = rete_sign_bytes(sig, RETE_CTX_MESSAGE, bytes.data, bytes.len, sk);
+	if (e != RETE_OK) {
+		rete_buf_free(&bytes);
+		return rete_msg_set(m, e, "cannot sign message '%s': %s",
+				    msg->id ? msg->id : "", rete_strerror(e));
+	}
+	sm.message.data = bytes.data;
+	sm.message.len = bytes.len;
+	sm.signature.data = sig;
+	sm.signature.len = sizeof(sig);
+	e = pack_any(&sm.base, out);
+	rete_buf_free(&bytes);
+	if (e != RETE_OK)
+		return rete_msg_set(m, e, "out of memory packing a signed message");
+	return RETE_OK;
+}
+
+rete_err rete_signed_decode(const uint8_t *data, size_t len, Rete__SignedMessage **sm,
+			    Rete__Message **msg, rete_msg *m)
+{
+	ProtobufCMessage *outer = NULL;
+	Rete__SignedMessage *s;
+	Rete__Message *inner = NULL;
+	rete_err e;
+
+	if (sm != NULL)
+		*sm = NULL;
+	if (msg != NULL)
+		*msg = NULL;
+	e = rete_pb_strict_unpack(&rete__signed_message__descriptor, data, len, &outer, m);
+	if (e != RETE_OK)
+		return e;
+	s = (Rete__SignedMessage *)outer;
+	if (s->signature.len != RETE_SIG_LEN) {
+		e = rete_msg_set(m, RETE_EDECODE,
+				 "SignedMessage.signature is %zu bytes; an Ed25519 signature "
+				 "is %d bytes",
+				 s->signature.len, RETE_SIG_LEN);
+		goto fail;
+	}
+	e = rete_message_decode(s->message.data, s->message.len, &inner, m);
+	if (e != RETE_OK) {
+		rete_msg_prefix(m, "SignedMessage.message");
+		goto fail;
+	}
+	if (msg != NULL)
+		*msg = inner;
+	else
+		rete__message__free_unpacked(inner, NULL);
+	if (sm != NULL)
+		*sm = s;
+	else
+		rete__signed_message__free_unpacked(s, NULL);
+	return RETE_OK;
+fail:
+	rete__signed_message__free_unpacked(s, NULL);
+	return e;
+}
+
+rete_err rete_signed_verify(const Rete__SignedMessage *sm, const rete_pubkey *pk,
+			    rete_msg *m)
+{
+	rete_err e;
+
+	if (sm->signature.len != RETE_SIG_LEN)
+		return rete_msg_set(m, RETE_EBADSIG,
+				    "signature is %zu bytes; an Ed25519 signature is %d bytes",
+				    sm->signature.len, RETE_SIG_LEN);
+	e = rete_verify_bytes(sm->signature.data, RETE_CTX_MESSAGE, sm->message.data,
+			      sm->message.len, pk);
+	if (e == RETE_EBADSIG)
+		return rete_msg_set(m, e,
+				    "the message signature does not verify with the sender's "
+				    "public key");
+	if (e != RETE_OK)
+		return rete_msg_set(m, e, "cannot verify the message signature: %s",
+				    rete_strerror(e));
+	return RETE_OK;
+}
+
+/* ---- sealed parts ------------------------------------------------------- */
+
+rete_err rete_seal(const Rete__Private *priv, const rete_pubkey *recipient,
+		   rete_buf *sealed, uint8_t hash[RETE_HASH_LEN], rete_msg *m)
+{
+	rete_buf plain = {0};
+	uint8_t *c;
+	size_t clen;
+	rete_err e;
+
+	sealed->data = NULL;
+	sealed->len = 0;
+	if ((e = rete_crypto_init(m)) != RETE_OK)
+		return e;
+	if (pack_any(&priv->base, &plain) != RETE_OK)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory packing the private part");
+	if (plain.len > SIZE_MAX - crypto_box_SEALBYTES) {
+		sodium_memzero(plain.data, plain.len);
+		rete_buf_free(&plain);
+		return rete_msg_set(m, RETE_EINVAL, "private part too large to seal");
+	}
+	clen = plain.len + crypto_box_SEALBYTES;
+	c = malloc(clen);
+	if (c == NULL) {
+		sodium_memzero(plain.data, plain.len);
+		rete_buf_free(&plain);
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory sealing the private part");
+	}
+	if (crypto_box_seal(c, plain.data, plain.len, recipient->x) != 0) {
+		sodium_memzero(plain.data, plain.len);
+		rete_buf_free(&plain);
+		free(c);
+		return rete_msg_set(m, RETE_ECRYPTO,
+				    "the private part cannot be sealed to the recipient's key");
+	}
+	/* The plaintext is personal data: wipe it before giving it back. */
+	sodium_memzero(plain.data, plain.len);
+	rete_buf_free(&plain);
+	if (hash != NULL)
+		rete_sha256(hash, c, clen);
+	sealed->data = c;
+	sealed->len = clen;
+	return RETE_OK;
+}
+
+rete_err rete_open(const uint8_t *sealed, size_t len, const rete_seckey *sk,
+		   Rete__Private **out, rete_msg *m)
+{
+	ProtobufCMessage *priv = NULL;
+	uint8_t *plain;
+	size_t plen;
+	rete_err e;
+
+	*out = NULL;
+	if ((e = rete_crypto_init(m)) != RETE_OK)
+		return e;
+	if (sealed == NULL || len < crypto_box_SEALBYTES)
+		return rete_msg_set(m, RETE_EOPEN,
+				    "the sealed part is %zu bytes, shorter than the %u bytes "
+				    "of an empty sealed box",
+				    len, (unsigned)crypto_box_SEALBYTES);
+	plen = len - crypto_box_SEALBYTES;
+	plain = malloc(plen > 0 ? plen : 1);
+	if (plain == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory opening the sealed part");
+	if (crypto_box_seal_open(plain, sealed, len, sk->pub.x, sk->x_sk) != 0) {
+		free(plain);
+		return rete_msg_set(m, RETE_EOPEN,
+				    "the sealed part does not open with our key: it was sealed "
+				    "to another key or altered on the way");
+	}
+	e = rete_pb_strict_unpack(&rete__private__descriptor, plain, plen, &priv, m);
+	if (e != RETE_OK)
+		rete_msg_prefix(m, "the opened sealed part");
+	sodium_memzero(plain, plen);
+	free(plain);
+	*out = (Rete__Private *)priv;
+	return e;
+}
+
+/* ---- small accessors ---------------------------------------------------- */
+
+const char *rete_message_kind(const Rete__Message *msg)
+{
+	switch (msg->body_case) {
+	case RETE__MESSAGE__BODY_REFERRAL:
+		return "referral";
+	case RETE__MESSAGE__BODY_UPDATE:
+		return "update";
+	case RETE__MESSAGE__BODY_NOTE:
+		return "note";
+	case RETE__MESSAGE__BODY_DELIVERY:
+		return "delivery";
+	case RETE__MESSAGE__BODY_NOTICE:
+		return "notice";
+	case RETE__MESSAGE__BODY_DIRECTORY:
+		return "directory";
+	default:
+		return "none";
+	}
+}
+
+ProtobufCBinaryData rete_message_private_hash(const Rete__Message *msg)
+{
+	ProtobufCBinaryData none = {0, NULL};
+
+	switch (msg->body_case) {
+	case RETE__MESSAGE__BODY_REFERRAL:
+		return msg->referral ? msg->referral->private_sha256 : none;
+	case RETE__MESSAGE__BODY_UPDATE:
+		return msg->update ? msg->update->private_sha256 : none;
+	case RETE__MESSAGE__BODY_NOTE:
+		return msg->note ? msg->note->private_sha256 : none;
+	default:
+		return none;
+	}
+}

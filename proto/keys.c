@@ -1,0 +1,506 @@
+/* keys.c — party identities and their key files (see keys.h). */
+#define _GNU_SOURCE
+#include "keys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A key file holds 44 base64 characters and a newline; anything much longer
+ * is not a key file, and we refuse to read it whole. */
+#define KEYFILE_MAX 256
+#define B64_KEY_LEN 44
+
+static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
+static int sodium_status = -1;
+
+static void sodium_init_once(void)
+{
+	sodium_status = sodium_init() < 0 ? -1 : 0;
+}
+
+rete_err rete_crypto_init(rete_msg *m)
+{
+	pthread_once(&sodium_once, sodium_init_once);
+	if (sodium_status != 0)
+		return rete_msg_set(m, RETE_ECRYPTO,
+				    "libsodium could not be initialised (sodium_init failed)");
+	return RETE_OK;
+}
+
+bool rete_id_valid(const char *id)
+{
+	size_t n;
+
+	if (id == NULL)
+		return false;
+	n = strlen(id);
+	if (n < 2 || n > RETE_ID_MAX)
+		return false;
+	if (!((id[0] >= 'a' && id[0] <= 'z') || (id[0] >= '0' && id[0] <= '9')))
+		return false;
+	for (size_t i = 1; i < n; i++) {
+		char c = id[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* b64_decode_exact decodes len characters of strict standard base64 into
+ * out[want]; false unless it is base64 of exactly `want` bytes. */
+static bool b64_decode_exact(const char *b64, size_t len, uint8_t *out, size_t want,
+			     size_t *got)
+{
+	size_t binlen = 0;
+
+	*got = 0;
+	if (sodium_base642bin(out, want, b64, len, NULL, &binlen, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) != 0) {
+		/* Either not base64 or more than `want` bytes: tell which when
+		 * the text is well-formed base64 of a different length. */
+		size_t cap = len / 4 * 3 + 3;
+		uint8_t *tmp = malloc(cap);
+		if (tmp != NULL) {
+			if (sodium_base642bin(tmp, cap, b64, len, NULL, &binlen, NULL,
+					      sodium_base64_VARIANT_ORIGINAL) == 0)
+				*got = binlen;
+			sodium_memzero(tmp, cap);
+			free(tmp);
+		}
+		return false;
+	}
+	*got = binlen;
+	return binlen == want;
+}
+
+rete_err rete_pubkey_from_ed(rete_pubkey *pk, const uint8_t ed[RETE_PK_LEN], rete_msg *m)
+{
+	rete_err e = rete_crypto_init(m);
+	uint8_t x[RETE_PK_LEN];
+
+	if (e != RETE_OK)
+		return e;
+	if (crypto_sign_ed25519_pk_to_curve25519(x, ed) != 0) {
+		char b64[sodium_base64_ENCODED_LEN(RETE_PK_LEN, sodium_base64_VARIANT_ORIGINAL)];
+		sodium_bin2base64(b64, sizeof(b64), ed, RETE_PK_LEN,
+				  sodium_base64_VARIANT_ORIGINAL);
+		return rete_msg_set(m, RETE_ECRYPTO,
+				    "public key %s cannot be converted to X25519 (it is not a "
+				    "valid Ed25519 point of the main subgroup); it is refused",
+				    b64);
+	}
+	memcpy(pk->ed, ed, RETE_PK_LEN);
+	memcpy(pk->x, x, RETE_PK_LEN);
+	return RETE_OK;
+}
+
+rete_err rete_seckey_from_seed(rete_seckey **out, const uint8_t seed[RETE_SEED_LEN],
+			       rete_msg *m)
+{
+	rete_err e = rete_crypto_init(m);
+	rete_seckey *sk;
+
+	*out = NULL;
+	if (e != RETE_OK)
+		return e;
+	sk = sodium_malloc(sizeof(*sk));
+	if (sk == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory for a secret key");
+	if (crypto_sign_seed_keypair(sk->pub.ed, sk->ed_sk, seed) != 0) {
+		rete_seckey_free(&sk);
+		return rete_msg_set(m, RETE_ECRYPTO, "key pair cannot be derived from the seed");
+	}
+	if (crypto_sign_ed25519_sk_to_curve25519(sk->x_sk, sk->ed_sk) != 0) {
+		rete_seckey_free(&sk);
+		return rete_msg_set(m, RETE_ECRYPTO,
+				    "secret key cannot be converted to X25519; it is refused");
+	}
+	if (crypto_sign_ed25519_pk_to_curve25519(sk->pub.x, sk->pub.ed) != 0) {
+		rete_seckey_free(&sk);
+		return rete_msg_set(m, RETE_ECRYPTO,
+				    "key derived from the seed cannot be converted to X25519; "
+				    "it is refused");
+	}
+	*out = sk;
+	return RETE_OK;
+}
+
+rete_err rete_seckey_generate(rete_seckey **out, rete_msg *m)
+{
+	uint8_t seed[RETE_SEED_LEN];
+	rete_err e = rete_crypto_init(m);
+
+	*out = NULL;
+	if (e != RETE_OK)
+		return e;
+	randombytes_buf(seed, sizeof(seed));
+	e = rete_seckey_from_seed(out, seed, m);
+	sodium_memzero(seed, sizeof(seed));
+	return e;
+}
+
+void rete_seckey_free(rete_seckey **sk)
+{
+	if (sk == NULL || *sk == NULL)
+		return;
+	/* sodium_free wipes the whole allocation before releasing it. */
+	sodium_free(*sk);
+	*sk = NULL;
+}
+
+/* join_path formats dir/name.ext into a malloc'd string. */
+static char *join_path(const char *dir, const char *id, const char *ext)
+{
+	size_t n = strlen(dir) + strlen(id) + strlen(ext) + 3;
+	char *p = malloc(n);
+	if (p != NULL)
+		snprintf(p, n, "%s/%s%s", dir, id, ext);
+	return p;
+}
+
+static rete_err fsync_dir(const char *dir, rete_msg *m)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return rete_msg_set(m, RETE_EIO, "cannot open folder %s to sync it: %s", dir,
+				    strerror(errno));
+	if (fsync(fd) != 0) {
+		int err = errno;
+		close(fd);
+		return rete_msg_set(m, RETE_EIO, "cannot sync folder %s: %s", dir,
+				    strerror(err));
+	}
+	close(fd);
+	return RETE_OK;
+}
+
+/* write_file_atomic writes data to path through a temporary file in the same
+ * folder, so a crash never leaves half a key under the final name. Without
+ * overwrite the final step is link(2), which fails if the name exists
+ * (no check-then-create race); with overwrite it is rename(2). */
+static rete_err write_file_atomic(const char *path, const char *data, size_t len,
+				  mode_t mode, bool overwrite, rete_msg *m)
+{
+	size_t n = strlen(path) + 16;
+	char *tmp = malloc(n);
+	int fd, err;
+	rete_err e = RETE_OK;
+
+	if (tmp == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory writing %s", path);
+	snprintf(tmp, n, "%s.tmp%ld", path, (long)getpid());
+	unlink(tmp); /* a leftover of an earlier crash of this same pid */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0) {
+		e = rete_msg_set(m, RETE_EIO, "cannot create %s: %s", tmp, strerror(errno));
+		free(tmp);
+		return e;
+	}
+	/* The umask may have removed bits but never adds any; set the exact
+	 * mode so a public key is readable and a secret one is 0600. */
+	if (fchmod(fd, mode) != 0) {
+		e = rete_msg_set(m, RETE_EIO, "cannot set mode %04o on %s: %s", (unsigned)mode,
+				 tmp, strerror(errno));
+		goto fail;
+	}
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(fd, data + off, len - off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			e = rete_msg_set(m, RETE_EIO, "cannot write %s: %s", tmp,
+					 strerror(errno));
+			goto fail;
+		}
+		off += (size_t)w;
+	}
+	if (fsync(fd) != 0) {
+		e = rete_msg_set(m, RETE_EIO, "cannot sync %s: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		e = rete_msg_set(m, RETE_EIO, "cannot close %s: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	fd = -1;
+	if (overwrite) {
+		if (rename(tmp, path) != 0) {
+			e = rete_msg_set(m, RETE_EIO, "cannot rename %s to %s: %s", tmp, path,
+					 strerror(errno));
+			goto fail;
+		}
+	} else {
+		if (link(tmp, path) != 0) {
+			err = errno;
+			if (err == EEXIST)
+				e = rete_msg_set(m, RETE_EEXIST,
+						 "%s already exists; it is left untouched "
+						 "(overwrite it only on purpose, e.g. keygen --force)",
+						 path);
+			else
+				e = rete_msg_set(m, RETE_EIO, "cannot create %s: %s", path,
+						 strerror(err));
+			goto fail;
+		}
+		unlink(tmp);
+	}
+	free(tmp);
+	return RETE_OK;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	free(tmp);
+	return e;
+}
+
+rete_err rete_keyfile_write(const char *dir, const char *id, const rete_seckey *sk,
+			    bool overwrite, rete_msg *m)
+{
+	enum { LINE = sodium_base64_ENCODED_LEN(RETE_SEED_LEN, sodium_base64_VARIANT_ORIGINAL) };
+	char *keypath = NULL, *pubpath = NULL;
+	char *line = NULL; /* secret: the base64 of the seed */
+	char publine[LINE + 1];
+	uint8_t *seed = NULL;
+	struct stat st;
+	rete_err e;
+
+	if (!rete_id_valid(id))
+		return rete_msg_set(m, RETE_EINVAL,
+				    "party id '%s' is not valid; an id is 2 to 63 characters "
+				    "matching ^[a-z0-9][a-z0-9.-]{1,62}$ (e.g. social.mantova)",
+				    id ? id : "(null)");
+	if ((e = rete_crypto_init(m)) != RETE_OK)
+		return e;
+	keypath = join_path(dir, id, ".key");
+	pubpath = join_path(dir, id, ".pub");
+	line = sodium_malloc(LINE + 1);
+	seed = sodium_malloc(RETE_SEED_LEN);
+	if (keypath == NULL || pubpath == NULL || line == NULL || seed == NULL) {
+		e = rete_msg_set(m, RETE_ENOMEM, "out of memory writing the key of %s", id);
+		goto out;
+	}
+	if (!overwrite) {
+		/* Refuse before writing anything, so a half-made pair never
+		 * replaces half of an existing one. */
+		if (lstat(keypath, &st) == 0 || lstat(pubpath, &st) == 0) {
+			e = rete_msg_set(m, RETE_EEXIST,
+					 "a key for %s already exists in %s (%s or %s); it is "
+					 "left untouched (overwrite it only on purpose, e.g. "
+					 "keygen --force)",
+					 id, dir, keypath, pubpath);
+			goto out;
+		}
+	}
+	crypto_sign_ed25519_sk_to_seed(seed, sk->ed_sk);
+	sodium_bin2base64(line, LINE, seed, RETE_SEED_LEN, sodium_base64_VARIANT_ORIGINAL);
+	strcat(line, "\n");
+	sodium_bin2base64(publine, LINE, sk->pub.ed, RETE_PK_LEN,
+			  sodium_base64_VARIANT_ORIGINAL);
+	strcat(publine, "\n");
+
+	e = write_file_atomic(keypath, line, strlen(line), 0600, overwrite, m);
+	if (e != RETE_OK)
+		goto out;
+	e = write_file_atomic(pubpath, publine, strlen(publine), 0644, overwrite, m);
+	if (e != RETE_OK) {
+		if (!overwrite)
+			unlink(keypath); /* undo: we created it a moment ago */
+		goto out;
+	}
+	e = fsync_dir(dir, m);
+out:
+	if (line != NULL)
+		sodium_free(line);
+	if (seed != NULL)
+		sodium_free(seed);
+	free(keypath);
+	free(pubpath);
+	return e;
+}
+
+/* read_key_line reads a small key file into buf (KEYFILE_MAX bytes,
+ * caller's memory, may be sodium memory) and returns the length of its one
+ * line without the final "\n" (or "\r\n"). With secret, refuses files that
+ * group or others may read or write. */
+static rete_err read_key_line(const char *path, bool secret, char *buf, size_t *linelen,
+			      rete_msg *m)
+{
+	struct stat st;
+	size_t n = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	rete_err e = RETE_OK;
+
+	if (fd < 0) {
+		int err = errno;
+		return rete_msg_set(m, err == ENOENT ? RETE_ENOENT : RETE_EIO,
+				    "cannot open key file %s: %s", path, strerror(err));
+	}
+	if (fstat(fd, &st) != 0) {
+		e = rete_msg_set(m, RETE_EIO, "cannot stat key file %s: %s", path,
+				 strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		e = rete_msg_set(m, RETE_EINVAL, "key file %s is not a regular file", path);
+		goto out;
+	}
+	if (secret && (st.st_mode & 077) != 0) {
+		e = rete_msg_set(m, RETE_EPERM,
+				 "secret key file %s has mode %04o: group or others may "
+				 "read or write it; it is refused (run: chmod 600 %s)",
+				 path, (unsigned)(st.st_mode & 07777), path);
+		goto out;
+	}
+	for (;;) {
+		ssize_t r = read(fd, buf + n, KEYFILE_MAX - n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			e = rete_msg_set(m, RETE_EIO, "cannot read key file %s: %s", path,
+					 strerror(errno));
+			goto out;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n == KEYFILE_MAX) {
+			e = rete_msg_set(m, RETE_EINVAL,
+					 "key file %s is too long: expected one line of %d base64 "
+					 "characters",
+					 path, B64_KEY_LEN);
+			goto out;
+		}
+	}
+	if (n > 0 && buf[n - 1] == '\n')
+		n--;
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	*linelen = n;
+out:
+	close(fd);
+	return e;
+}
+
+rete_err rete_keyfile_load_secret(const char *path, rete_seckey **out, rete_msg *m)
+{
+	char *buf = NULL;
+	uint8_t *seed = NULL;
+	size_t len = 0, got = 0;
+	rete_err e;
+
+	*out = NULL;
+	if ((e = rete_crypto_init(m)) != RETE_OK)
+		return e;
+	buf = sodium_malloc(KEYFILE_MAX);
+	seed = sodium_malloc(RETE_SEED_LEN);
+	if (buf == NULL || seed == NULL) {
+		e = rete_msg_set(m, RETE_ENOMEM, "out of memory reading %s", path);
+		goto out;
+	}
+	e = read_key_line(path, true, buf, &len, m);
+	if (e != RETE_OK)
+		goto out;
+	if (!b64_decode_exact(buf, len, seed, RETE_SEED_LEN, &got)) {
+		if (got > 0)
+			e = rete_msg_set(m, RETE_EINVAL,
+					 "secret key file %s holds %zu bytes; expected one line "
+					 "holding the base64 of a 32-byte Ed25519 seed",
+					 path, got);
+		else
+			e = rete_msg_set(m, RETE_EINVAL,
+					 "secret key file %s is not base64; expected one line "
+					 "holding the base64 of a 32-byte Ed25519 seed "
+					 "(%d characters)",
+					 path, B64_KEY_LEN);
+		goto out;
+	}
+	e = rete_seckey_from_seed(out, seed, m);
+	if (e != RETE_OK)
+		rete_msg_prefix(m, "secret key file %s", path);
+out:
+	if (buf != NULL)
+		sodium_free(buf);
+	if (seed != NULL)
+		sodium_free(seed);
+	return e;
+}
+
+rete_err rete_keyfile_load_public(const char *path, rete_pubkey *out, rete_msg *m)
+{
+	char buf[KEYFILE_MAX];
+	uint8_t ed[RETE_PK_LEN];
+	size_t len = 0, got = 0;
+	rete_err e;
+
+	e = read_key_line(path, false, buf, &len, m);
+	if (e != RETE_OK)
+		return e;
+	if (!b64_decode_exact(buf, len, ed, RETE_PK_LEN, &got)) {
+		if (got > 0)
+			return rete_msg_set(m, RETE_EINVAL,
+					    "public key file %s holds %zu bytes; expected one "
+					    "line holding the base64 of a 32-byte Ed25519 public key",
+					    path, got);
+		return rete_msg_set(m, RETE_EINVAL,
+				    "public key file %s is not base64; expected one line "
+				    "holding the base64 of a 32-byte Ed25519 public key "
+				    "(%d characters)",
+				    path, B64_KEY_LEN);
+	}
+	e = rete_pubkey_from_ed(out, ed, m);
+	if (e != RETE_OK)
+		rete_msg_prefix(m, "public key file %s", path);
+	return e;
+}
+
+char *rete_b64_encode(const uint8_t *bin, size_t len)
+{
+	size_t n = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+	char *s = malloc(n);
+
+	if (s == NULL)
+		return NULL;
+	if (rete_crypto_init(NULL) != RETE_OK) {
+		free(s);
+		return NULL;
+	}
+	sodium_bin2base64(s, n, bin, len, sodium_base64_VARIANT_ORIGINAL);
+	return s;
+}
+
+rete_err rete_b64_decode(const char *b64, uint8_t **out, size_t *outlen)
+{
+	size_t len, cap, binlen = 0;
+	uint8_t *bin;
+
+	*out = NULL;
+	*outlen = 0;
+	if (b64 == NULL)
+		return RETE_EINVAL;
+	if (rete_crypto_init(NULL) != RETE_OK)
+		return RETE_ECRYPTO;
+	len = strlen(b64);
+	cap = len / 4 * 3 + 3;
+	bin = malloc(cap);
+	if (bin == NULL)
+		return RETE_ENOMEM;
+	/* No ignored characters and no end pointer: libsodium then refuses
+	 * anything but complete, correctly padded base64 with zero spare bits. */
+	if (sodium_base642bin(bin, cap, b64, len, NULL, &binlen, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) != 0) {
+		free(bin);
+		return RETE_EINVAL;
+	}
+	*out = bin;
+	*outlen = binlen;
+	return RETE_OK;
+}
