@@ -1,0 +1,613 @@
+/* test_codec.c — signatures (RFC 8032 known answers, bit flips), SHA-256,
+ * sealing, and strict decoding of hand-built protobuf bytes. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "testutil.h"
+
+static void hex(uint8_t *out, size_t n, const char *h)
+{
+	size_t got = 0;
+	assert_int_equal(strlen(h), 2 * n);
+	assert_int_equal(sodium_hex2bin(out, n, h, strlen(h), NULL, &got, NULL), 0);
+	assert_int_equal(got, n);
+}
+
+static rete_seckey *key_from_hex(const char *seedhex)
+{
+	uint8_t seed[32];
+	rete_seckey *sk = NULL;
+	hex(seed, 32, seedhex);
+	assert_int_equal(rete_seckey_from_seed(&sk, seed, NULL), RETE_OK);
+	return sk;
+}
+
+/* ---- SHA-256 and Ed25519 known answers ---------------------------------- */
+
+static void test_sha256_known(void **state)
+{
+	(void)state;
+	uint8_t got[32], want[32];
+
+	/* FIPS 180-2 appendix B.1 and the empty string. */
+	rete_sha256(got, "abc", 3);
+	hex(want, 32, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	assert_memory_equal(got, want, 32);
+	rete_sha256(got, NULL, 0);
+	hex(want, 32, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	assert_memory_equal(got, want, 32);
+}
+
+/* RFC 8032 section 7.1, tests 1 and 2: an empty ctx makes rete_sign_bytes
+ * plain Ed25519, so it must reproduce the RFC's signatures. */
+static void test_rfc8032_vectors(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *seed, *pk, *msg, *sig;
+	} v[] = {
+		{"9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+		 "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "",
+		 "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155"
+		 "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"},
+		{"4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+		 "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", "72",
+		 "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da"
+		 "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"},
+	};
+	for (size_t i = 0; i < 2; i++) {
+		rete_seckey *sk = key_from_hex(v[i].seed);
+		uint8_t pk[32], want[64], sig[64], msg[1];
+		size_t mlen = strlen(v[i].msg) / 2;
+
+		hex(pk, 32, v[i].pk);
+		hex(want, 64, v[i].sig);
+		if (mlen > 0)
+			hex(msg, mlen, v[i].msg);
+		assert_memory_equal(sk->pub.ed, pk, 32);
+
+		assert_int_equal(rete_sign_bytes(sig, "", msg, mlen, sk), RETE_OK);
+		assert_memory_equal(sig, want, 64);
+		assert_int_equal(rete_verify_bytes(sig, "", msg, mlen, &sk->pub), RETE_OK);
+		assert_int_equal(rete_sign_bytes(sig, NULL, msg, mlen, sk), RETE_OK);
+		assert_memory_equal(sig, want, 64);
+		/* The context is simply prepended: signing test 2's message as
+		 * the context of an empty message gives the same signature. */
+		if (mlen == 1) {
+			char ctx[2] = {(char)msg[0], 0};
+			assert_int_equal(rete_sign_bytes(sig, ctx, NULL, 0, sk), RETE_OK);
+			assert_memory_equal(sig, want, 64);
+		}
+		/* Another context does not verify. */
+		assert_int_equal(rete_verify_bytes(want, RETE_CTX_MESSAGE, msg, mlen, &sk->pub),
+				 RETE_EBADSIG);
+		rete_seckey_free(&sk);
+	}
+}
+
+static void test_contexts_differ(void **state)
+{
+	(void)state;
+	rete_seckey *sk = NULL;
+	const uint8_t body[] = "receipt body";
+	uint8_t sig[64];
+
+	assert_int_equal(rete_seckey_generate(&sk, NULL), RETE_OK);
+	assert_int_equal(rete_sign_bytes(sig, RETE_CTX_RECEIPT, body, sizeof(body), sk), RETE_OK);
+	assert_int_equal(rete_verify_bytes(sig, RETE_CTX_RECEIPT, body, sizeof(body), &sk->pub),
+			 RETE_OK);
+	assert_int_equal(rete_verify_bytes(sig, RETE_CTX_MESSAGE, body, sizeof(body), &sk->pub),
+			 RETE_EBADSIG);
+	rete_seckey_free(&sk);
+}
+
+/* ---- signed messages ---------------------------------------------------- */
+
+/* sample_message fills a small referral message (static strings). */
+static void sample_message(Rete__Message *msg, Rete__Referral *ref, Rete__Operator *op,
+			   uint8_t *hash32)
+{
+	rete__message__init(msg);
+	rete__referral__init(ref);
+	rete__operator__init(op);
+	op->staff_id = "sw-17";
+	op->role = "social-worker";
+	ref->service = "employment-orientation";
+	ref->priority = RETE__PRIORITY__PRIORITY_URGENT;
+	ref->age_band = RETE__AGE_BAND__AGE_BAND_ADULT;
+	ref->private_sha256.data = hash32;
+	ref->private_sha256.len = 32;
+	msg->id = "m-0001";
+	msg->sender = "social.mantova";
+	msg->recipient = "cpi.mantova";
+	msg->case_id = "case-\xc3\xa8-42"; /* UTF-8 is welcome */
+	msg->created_at = 1767225600000;
+	msg->origin = "broker.mantova";
+	msg->operator_ = op;
+	msg->body_case = RETE__MESSAGE__BODY_REFERRAL;
+	msg->referral = ref;
+}
+
+static void test_sign_decode_verify(void **state)
+{
+	(void)state;
+	Rete__Message msg;
+	Rete__Referral ref;
+	Rete__Operator op;
+	uint8_t hash[32];
+	rete_seckey *sk = NULL, *other = NULL;
+	rete_buf out = {0};
+	Rete__SignedMessage *sm = NULL;
+	Rete__Message *back = NULL;
+	rete_msg m = {{0}};
+
+	memset(hash, 0xab, sizeof(hash));
+	sample_message(&msg, &ref, &op, hash);
+	assert_int_equal(rete_seckey_generate(&sk, NULL), RETE_OK);
+	assert_int_equal(rete_seckey_generate(&other, NULL), RETE_OK);
+	assert_int_equal(rete_message_sign(&msg, sk, &out, &m), RETE_OK);
+	assert_int_equal(rete_signed_decode(out.data, out.len, &sm, &back, &m), RETE_OK);
+	assert_string_equal(back->id, "m-0001");
+	assert_string_equal(back->sender, "social.mantova");
+	assert_string_equal(back->case_id, "case-\xc3\xa8-42");
+	assert_string_equal(back->operator_->role, "social-worker");
+	assert_string_equal(rete_message_kind(back), "referral");
+	assert_string_equal(back->referral->service, "employment-orientation");
+	{
+		ProtobufCBinaryData h = rete_message_private_hash(back);
+		assert_int_equal(h.len, 32);
+		assert_memory_equal(h.data, hash, 32);
+	}
+	/* The signed bytes are exactly the packed Message. */
+	{
+		rete_buf packed = {0};
+		assert_int_equal(rete_message_pack(&msg, &packed), RETE_OK);
+		assert_int_equal(sm->message.len, packed.len);
+		assert_memory_equal(sm->message.data, packed.data, packed.len);
+		rete_buf_free(&packed);
+		assert_null(packed.data);
+	}
+	assert_int_equal(rete_signed_verify(sm, &sk->pub, &m), RETE_OK);
+	assert_int_equal(rete_signed_verify(sm, &other->pub, &m), RETE_EBADSIG);
+	assert_non_null(strstr(m.text, "does not verify"));
+	rete__signed_message__free_unpacked(sm, NULL);
+	rete__message__free_unpacked(back, NULL);
+
+	/* Either output may be left out. */
+	assert_int_equal(rete_signed_decode(out.data, out.len, NULL, NULL, &m), RETE_OK);
+
+	rete_buf_free(&out);
+	rete_seckey_free(&sk);
+	rete_seckey_free(&other);
+}
+
+/* Every single-bit change of the message bytes or of the signature must
+ * fail verification; every single-bit change of the SignedMessage bytes
+ * must fail decoding or verification. */
+static void test_every_bit_flip(void **state)
+{
+	(void)state;
+	Rete__Message msg = RETE__MESSAGE__INIT;
+	rete_seckey *sk = NULL;
+	rete_buf out = {0};
+	Rete__SignedMessage *sm = NULL;
+	uint8_t *mb, sig[64];
+	size_t mlen, rejected = 0, total = 0;
+
+	msg.id = "n1";
+	msg.sender = "asst.mantova";
+	msg.recipient = "social.mantova";
+	msg.created_at = 42;
+	assert_int_equal(rete_seckey_generate(&sk, NULL), RETE_OK);
+	assert_int_equal(rete_message_sign(&msg, sk, &out, NULL), RETE_OK);
+	assert_int_equal(rete_signed_decode(out.data, out.len, &sm, NULL, NULL), RETE_OK);
+	mlen = sm->message.len;
+	mb = malloc(mlen);
+	assert_non_null(mb);
+	memcpy(mb, sm->message.data, mlen);
+	memcpy(sig, sm->signature.data, 64);
+	assert_int_equal(rete_verify_bytes(sig, RETE_CTX_MESSAGE, mb, mlen, &sk->pub), RETE_OK);
+
+	for (size_t bit = 0; bit < mlen * 8; bit++) {
+		mb[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		if (rete_verify_bytes(sig, RETE_CTX_MESSAGE, mb, mlen, &sk->pub) != RETE_EBADSIG)
+			fail_msg("message bit %zu flipped still verifies", bit);
+		mb[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+	}
+	for (size_t bit = 0; bit < 64 * 8; bit++) {
+		sig[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		if (rete_verify_bytes(sig, RETE_CTX_MESSAGE, mb, mlen, &sk->pub) != RETE_EBADSIG)
+			fail_msg("signature bit %zu flipped still verifies", bit);
+		sig[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+	}
+	for (size_t bit = 0; bit < out.len * 8; bit++) {
+		Rete__SignedMessage *s2 = NULL;
+		out.data[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		total++;
+		if (rete_signed_decode(out.data, out.len, &s2, NULL, NULL) != RETE_OK ||
+		    rete_signed_verify(s2, &sk->pub, NULL) == RETE_EBADSIG)
+			rejected++;
+		else
+			fail_msg("SignedMessage bit %zu flipped is still accepted", bit);
+		if (s2 != NULL)
+			rete__signed_message__free_unpacked(s2, NULL);
+		out.data[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+	}
+	assert_int_equal(rejected, total);
+	assert_true(total > 8 * 70);
+	/* And the untouched bytes still pass. */
+	assert_int_equal(rete_verify_bytes(sig, RETE_CTX_MESSAGE, mb, mlen, &sk->pub), RETE_OK);
+
+	free(mb);
+	rete__signed_message__free_unpacked(sm, NULL);
+	rete_buf_free(&out);
+	rete_seckey_free(&sk);
+}
+
+/* ---- sealing ------------------------------------------------------------ */
+
+static void sample_private(Rete__Private *priv, Rete__Person *person, Rete__Contact *c,
+			   Rete__Contact **cs)
+{
+	rete__private__init(priv);
+	rete__person__init(person);
+	rete__contact__init(c);
+	c->kind = "phone";
+	c->value = "+39 0376 000000";
+	cs[0] = c;
+	person->name = "Maria Rossi";
+	person->fiscal_code = "RSSMRA80A41E897X";
+	person->birth_date = "1980-01-01";
+	person->n_contacts = 1;
+	person->contacts = cs;
+	priv->person = person;
+	priv->reason = "needs job orientation after long leave";
+}
+
+static void test_seal_open(void **state)
+{
+	(void)state;
+	Rete__Private priv;
+	Rete__Person person;
+	Rete__Contact c, *cs[1];
+	rete_seckey *to = NULL, *other = NULL;
+	rete_buf sealed = {0};
+	uint8_t hash[32], want[32];
+	Rete__Private *back = NULL;
+	rete_msg m = {{0}};
+
+	sample_private(&priv, &person, &c, cs);
+	assert_int_equal(rete_seckey_generate(&to, NULL), RETE_OK);
+	assert_int_equal(rete_seckey_generate(&other, NULL), RETE_OK);
+	assert_int_equal(rete_seal(&priv, &to->pub, &sealed, hash, &m), RETE_OK);
+	assert_int_equal(sealed.len,
+			 rete__private__get_packed_size(&priv) + crypto_box_SEALBYTES);
+	rete_sha256(want, sealed.data, sealed.len);
+	assert_memory_equal(hash, want, 32);
+	/* The plaintext does not appear in the ciphertext. */
+	assert_null(memmem(sealed.data, sealed.len, "Maria", 5));
+
+	assert_int_equal(rete_open(sealed.data, sealed.len, to, &back, &m), RETE_OK);
+	assert_string_equal(back->person->name, "Maria Rossi");
+	assert_string_equal(back->person->fiscal_code, "RSSMRA80A41E897X");
+	assert_int_equal(back->person->n_contacts, 1);
+	assert_string_equal(back->person->contacts[0]->value, "+39 0376 000000");
+	assert_string_equal(back->reason, "needs job orientation after long leave");
+	rete__private__free_unpacked(back, NULL);
+
+	/* Wrong key. */
+	assert_int_equal(rete_open(sealed.data, sealed.len, other, &back, &m), RETE_EOPEN);
+	assert_null(back);
+	assert_non_null(strstr(m.text, "does not open"));
+	/* Truncated, at every length. */
+	for (size_t n = 0; n < sealed.len; n++) {
+		if (rete_open(sealed.data, n, to, &back, NULL) != RETE_EOPEN)
+			fail_msg("sealed part truncated to %zu bytes was not refused", n);
+		assert_null(back);
+	}
+	/* Altered: any single byte. */
+	for (size_t i = 0; i < sealed.len; i++) {
+		sealed.data[i] ^= 0x01;
+		if (rete_open(sealed.data, sealed.len, to, &back, NULL) != RETE_EOPEN)
+			fail_msg("sealed part altered at byte %zu was not refused", i);
+		sealed.data[i] ^= 0x01;
+	}
+	/* Two seals of the same data differ (fresh ephemeral keys). */
+	{
+		rete_buf again = {0};
+		uint8_t h2[32];
+		assert_int_equal(rete_seal(&priv, &to->pub, &again, h2, NULL), RETE_OK);
+		assert_memory_not_equal(h2, hash, 32);
+		rete_buf_free(&again);
+	}
+	rete_buf_free(&sealed);
+	rete_seckey_free(&to);
+	rete_seckey_free(&other);
+}
+
+/* A sealed part that opens but does not decode strictly is EDECODE. */
+static void test_open_not_strict(void **state)
+{
+	(void)state;
+	rete_seckey *to = NULL;
+	static const uint8_t plain[] = {0x12, 0x02, 'a', 0x00}; /* reason "a\0" */
+	uint8_t c[sizeof(plain) + crypto_box_SEALBYTES];
+	Rete__Private *back = NULL;
+	rete_msg m = {{0}};
+
+	assert_int_equal(rete_seckey_generate(&to, NULL), RETE_OK);
+	assert_int_equal(crypto_box_seal(c, plain, sizeof(plain), to->pub.x), 0);
+	assert_int_equal(rete_open(c, sizeof(c), to, &back, &m), RETE_EDECODE);
+	assert_null(back);
+	assert_non_null(strstr(m.text, "sealed part"));
+	rete_seckey_free(&to);
+}
+
+/* ---- strict decoding ---------------------------------------------------- */
+
+struct wire_case {
+	const char *what;
+	const uint8_t *bytes;
+	size_t len;
+	const char *says; /* a piece of the expected sentence */
+};
+
+#define W(what, says, ...)                                                       \
+	{                                                                          \
+		what, (const uint8_t[]){__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__}), \
+		    says                                                               \
+	}
+
+static void test_strict_refusals(void **state)
+{
+	(void)state;
+	const struct wire_case cases[] = {
+		W("embedded NUL in id", "re-encodes", 0x0a, 0x03, 'a', 0x00, 'b'),
+		W("NUL at end of id", "re-encodes", 0x0a, 0x02, 'a', 0x00),
+		W("duplicated id", "re-encodes", 0x0a, 0x01, 'a', 0x0a, 0x01, 'b'),
+		W("duplicated created_at", "re-encodes", 0x30, 0x01, 0x30, 0x01),
+		W("unknown field 99", "field number 99", 0x0a, 0x01, 'a', 0x98, 0x06, 0x01),
+		W("invalid UTF-8 in id", "Message.id", 0x0a, 0x02, 0xc3, 0x28),
+		W("lone continuation byte", "Message.sender", 0x12, 0x01, 0x80),
+		W("overlong UTF-8 NUL", "UTF-8", 0x0a, 0x02, 0xc0, 0x80),
+		W("UTF-16 surrogate", "UTF-8", 0x0a, 0x03, 0xed, 0xa0, 0x80),
+		W("above U+10FFFF", "UTF-8", 0x0a, 0x04, 0xf4, 0x90, 0x80, 0x80),
+		W("truncated UTF-8", "UTF-8", 0x0a, 0x02, 'a', 0xe2),
+		W("invalid UTF-8 in oneof referral.service", "Message.referral.service",
+		  0x52, 0x04, 0x0a, 0x02, 0xff, 0xfe),
+		W("NUL in referral.service", "re-encodes", 0x52, 0x03, 0x0a, 0x01, 0x00),
+		W("unknown field inside referral", "Message.referral", 0x52, 0x03, 0xf8, 0x06,
+		  0x01),
+		W("invalid UTF-8 in repeated directory.parties[1].name",
+		  "Message.directory.parties[1].name", 0x7a, 0x0b, 0x12, 0x04, 0x0a, 0x02, 'a',
+		  'b', 0x12, 0x03, 0x12, 0x01, 0xff),
+		W("operator.role invalid UTF-8", "Message.operator.role", 0x1a, 0x03, 0x12, 0x01,
+		  0xfe),
+		W("overlong varint", "re-encodes", 0x30, 0x81, 0x00),
+		W("explicit default value", "re-encodes", 0x0a, 0x01, 'a', 0x30, 0x00),
+		W("explicit empty string", "re-encodes", 0x0a, 0x00),
+		W("fields out of order", "field-number order", 0x12, 0x01, 'b', 0x0a, 0x01, 'a'),
+		W("two bodies of the oneof", "re-encodes", 0x52, 0x00, 0x5a, 0x00),
+		W("truncated string", "protobuf decoding failed", 0x0a, 0x05, 'a'),
+		W("wrong wire type", "protobuf decoding failed", 0x08, 0x01),
+		W("bad varint", "protobuf decoding failed", 0x30, 0xff, 0xff, 0xff, 0xff, 0xff,
+		  0xff, 0xff, 0xff, 0xff, 0xff, 0xff),
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		Rete__Message *msg = (Rete__Message *)1;
+		rete_msg m = {{0}};
+		rete_err e = rete_message_decode(cases[i].bytes, cases[i].len, &msg, &m);
+		if (e != RETE_EDECODE)
+			fail_msg("%s: got %d (%s), want RETE_EDECODE", cases[i].what, e,
+				 rete_strerror(e));
+		assert_null(msg);
+		if (strstr(m.text, cases[i].says) == NULL)
+			fail_msg("%s: sentence \"%s\" does not mention \"%s\"", cases[i].what,
+				 m.text, cases[i].says);
+	}
+}
+
+static void test_strict_accepts(void **state)
+{
+	(void)state;
+	/* Hand-built: id "m1", sender "social.mantova", created_at 1,
+	 * directory with two parties. */
+	static const uint8_t ok[] = {0x0a, 0x02, 'm', '1', 0x12, 0x0e, 's', 'o', 'c', 'i', 'a',
+				     'l', '.', 'm', 'a', 'n', 't', 'o', 'v', 'a', 0x30, 0x01,
+				     0x7a, 0x0b, 0x12, 0x04, 0x0a, 0x02, 'a', 'b', 0x12, 0x03,
+				     0x12, 0x01, 'z'};
+	Rete__Message *msg = NULL;
+	rete_msg m = {{0}};
+
+	assert_int_equal(rete_message_decode(ok, sizeof(ok), &msg, &m), RETE_OK);
+	assert_string_equal(msg->id, "m1");
+	assert_string_equal(msg->sender, "social.mantova");
+	assert_int_equal(msg->created_at, 1);
+	assert_string_equal(rete_message_kind(msg), "directory");
+	assert_int_equal(msg->directory->n_parties, 2);
+	assert_string_equal(msg->directory->parties[0]->id, "ab");
+	assert_string_equal(msg->directory->parties[1]->name, "z");
+	assert_int_equal(rete_message_private_hash(msg).len, 0);
+	rete__message__free_unpacked(msg, NULL);
+
+	/* Empty bytes are the empty message (its content is for validation
+	 * to judge, not the decoder). */
+	assert_int_equal(rete_message_decode(NULL, 0, &msg, &m), RETE_OK);
+	assert_string_equal(rete_message_kind(msg), "none");
+	rete__message__free_unpacked(msg, NULL);
+
+	/* A full message packed by protobuf-c decodes. */
+	{
+		Rete__Message full;
+		Rete__Referral ref;
+		Rete__Operator op;
+		uint8_t hash[32] = {1, 2, 3};
+		rete_buf b = {0};
+		sample_message(&full, &ref, &op, hash);
+		assert_int_equal(rete_message_pack(&full, &b), RETE_OK);
+		assert_int_equal(rete_message_decode(b.data, b.len, &msg, &m), RETE_OK);
+		assert_int_equal(msg->referral->priority, RETE__PRIORITY__PRIORITY_URGENT);
+		rete__message__free_unpacked(msg, NULL);
+		rete_buf_free(&b);
+	}
+}
+
+/* The generic helper works for any message type (the broker's frames). */
+static void test_strict_generic(void **state)
+{
+	(void)state;
+	/* ClientFrame{version 1, hello{party "cpi.mantova"}} */
+	static const uint8_t ok[] = {0x08, 0x01, 0x52, 0x0d, 0x0a, 0x0b, 'c', 'p', 'i', '.',
+				     'm', 'a', 'n', 't', 'o', 'v', 'a'};
+	static const uint8_t nul[] = {0x08, 0x01, 0x52, 0x05, 0x0a, 0x03, 'c', 0x00, 'x'};
+	ProtobufCMessage *pm = NULL;
+	rete_msg m = {{0}};
+
+	assert_int_equal(rete_pb_strict_unpack(&rete__client_frame__descriptor, ok, sizeof(ok),
+					       &pm, &m),
+			 RETE_OK);
+	{
+		Rete__ClientFrame *cf = (Rete__ClientFrame *)pm;
+		assert_int_equal(cf->version, 1);
+		assert_int_equal(cf->command_case, RETE__CLIENT_FRAME__COMMAND_HELLO);
+		assert_string_equal(cf->hello->party, "cpi.mantova");
+	}
+	protobuf_c_message_free_unpacked(pm, NULL);
+	assert_int_equal(rete_pb_strict_unpack(&rete__client_frame__descriptor, nul,
+					       sizeof(nul), &pm, &m),
+			 RETE_EDECODE);
+	assert_null(pm);
+	assert_non_null(strstr(m.text, "ClientFrame"));
+}
+
+/* SignedMessage decoding is strict too, outside and inside. */
+static void test_signed_strict(void **state)
+{
+	(void)state;
+	rete_seckey *sk = NULL;
+	uint8_t inner_ok[] = {0x0a, 0x02, 'm', '1'};
+	uint8_t inner_nul[] = {0x0a, 0x03, 'm', 0x00, '1'};
+	uint8_t buf[128];
+	uint8_t sig[64];
+	Rete__SignedMessage *sm = NULL;
+	Rete__Message *msg = NULL;
+	rete_msg m = {{0}};
+	size_t n;
+
+	assert_int_equal(rete_seckey_generate(&sk, NULL), RETE_OK);
+
+	/* build: 0a len inner 12 siglen sig [extra] */
+#define BUILD(inner, ilen, slen, extra, elen)                                     \
+	do {                                                                       \
+		n = 0;                                                             \
+		buf[n++] = 0x0a;                                                   \
+		buf[n++] = (uint8_t)(ilen);                                        \
+		memcpy(buf + n, inner, ilen);                                      \
+		n += ilen;                                                         \
+		buf[n++] = 0x12;                                                   \
+		buf[n++] = (uint8_t)(slen);                                        \
+		memcpy(buf + n, sig, slen);                                        \
+		n += slen;                                                         \
+		memcpy(buf + n, extra, elen);                                      \
+		n += elen;                                                         \
+	} while (0)
+
+	assert_int_equal(rete_sign_bytes(sig, RETE_CTX_MESSAGE, inner_ok, sizeof(inner_ok), sk),
+			 RETE_OK);
+	BUILD(inner_ok, sizeof(inner_ok), 64, "", 0);
+	assert_int_equal(rete_signed_decode(buf, n, &sm, &msg, &m), RETE_OK);
+	assert_string_equal(msg->id, "m1");
+	assert_int_equal(rete_signed_verify(sm, &sk->pub, &m), RETE_OK);
+	rete__signed_message__free_unpacked(sm, NULL);
+	rete__message__free_unpacked(msg, NULL);
+
+	/* An unknown field after the signature. */
+	BUILD(inner_ok, sizeof(inner_ok), 64, "\x18\x01", 2);
+	assert_int_equal(rete_signed_decode(buf, n, &sm, &msg, &m), RETE_EDECODE);
+	assert_null(sm);
+	assert_null(msg);
+	assert_non_null(strstr(m.text, "field number 3"));
+
+	/* A short signature. */
+	BUILD(inner_ok, sizeof(inner_ok), 63, "", 0);
+	assert_int_equal(rete_signed_decode(buf, n, &sm, &msg, &m), RETE_EDECODE);
+	assert_non_null(strstr(m.text, "63 bytes"));
+
+	/* A duplicated signature field. */
+	BUILD(inner_ok, sizeof(inner_ok), 64, "\x12\x00", 2);
+	assert_int_equal(rete_signed_decode(buf, n, &sm, &msg, &m), RETE_EDECODE);
+
+	/* A validly signed inner Message with an embedded NUL is still
+	 * refused: the signature does not make it canonical. */
+	assert_int_equal(rete_sign_bytes(sig, RETE_CTX_MESSAGE, inner_nul, sizeof(inner_nul), sk),
+			 RETE_OK);
+	assert_int_equal(rete_verify_bytes(sig, RETE_CTX_MESSAGE, inner_nul, sizeof(inner_nul),
+					   &sk->pub),
+			 RETE_OK);
+	BUILD(inner_nul, sizeof(inner_nul), 64, "", 0);
+	assert_int_equal(rete_signed_decode(buf, n, &sm, &msg, &m), RETE_EDECODE);
+	assert_null(sm);
+	assert_null(msg);
+	assert_non_null(strstr(m.text, "SignedMessage.message"));
+#undef BUILD
+	rete_seckey_free(&sk);
+}
+
+static void test_kind_names(void **state)
+{
+	(void)state;
+	Rete__Message msg = RETE__MESSAGE__INIT;
+	Rete__ReferralUpdate up = RETE__REFERRAL_UPDATE__INIT;
+	Rete__CaseNote note = RETE__CASE_NOTE__INIT;
+	Rete__Notice notice = RETE__NOTICE__INIT;
+	Rete__Delivery del = RETE__DELIVERY__INIT;
+	uint8_t h[32] = {9};
+
+	assert_string_equal(rete_message_kind(&msg), "none");
+	msg.body_case = RETE__MESSAGE__BODY_UPDATE;
+	msg.update = &up;
+	up.private_sha256.data = h;
+	up.private_sha256.len = 32;
+	assert_string_equal(rete_message_kind(&msg), "update");
+	assert_ptr_equal(rete_message_private_hash(&msg).data, h);
+	msg.body_case = RETE__MESSAGE__BODY_NOTE;
+	msg.note = &note;
+	assert_string_equal(rete_message_kind(&msg), "note");
+	assert_int_equal(rete_message_private_hash(&msg).len, 0);
+	msg.body_case = RETE__MESSAGE__BODY_NOTICE;
+	msg.notice = &notice;
+	assert_string_equal(rete_message_kind(&msg), "notice");
+	assert_int_equal(rete_message_private_hash(&msg).len, 0);
+	msg.body_case = RETE__MESSAGE__BODY_DELIVERY;
+	msg.delivery = &del;
+	assert_string_equal(rete_message_kind(&msg), "delivery");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sha256_known),
+		cmocka_unit_test(test_rfc8032_vectors),
+		cmocka_unit_test(test_contexts_differ),
+		cmocka_unit_test(test_sign_decode_verify),
+		cmocka_unit_test(test_every_bit_flip),
+		cmocka_unit_test(test_seal_open),
+		cmocka_unit_test(test_open_not_strict),
+		cmocka_unit_test(test_strict_refusals),
+		cmocka_unit_test(test_strict_accepts),
+		cmocka_unit_test(test_strict_generic),
+		cmocka_unit_test(test_signed_strict),
+		cmocka_unit_test(test_kind_names),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
