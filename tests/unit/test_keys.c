@@ -366,6 +366,71 @@ static void test_b64(void **state)
 	}
 }
 
+/* `rete keygen` end to end, when the `rete` program has been built. */
+static void test_cli_keygen(void **state)
+{
+	(void)state;
+	const char *bin = RETE_BIN_DIR "/rete";
+	char *dir, *out = NULL, *pub, *key1, *key2, *keyp, *pubp;
+	struct stat st;
+	rete_seckey *sk = NULL;
+
+	if (access(bin, X_OK) != 0) {
+		skip();
+		return;
+	}
+	dir = tu_tmpdir("keygen");
+	assert_non_null(dir);
+	keyp = path_in(dir, "k/asst.mantova.key");
+	pubp = path_in(dir, "k/asst.mantova.pub");
+
+	assert_int_equal(tu_run(&out, "'%s' keygen asst.mantova --out '%s/k'", bin, dir), 0);
+	pub = tu_read_file(pubp, NULL);
+	assert_non_null(pub);
+	assert_string_equal(out, pub); /* stdout is the public key line */
+	free(out);
+	assert_int_equal(stat(keyp, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(rete_keyfile_load_secret(keyp, &sk, NULL), RETE_OK);
+	{
+		char *b64 = rete_b64_encode(sk->pub.ed, 32);
+		assert_memory_equal(pub, b64, 44);
+		free(b64);
+	}
+	rete_seckey_free(&sk);
+	key1 = tu_read_file(keyp, NULL);
+
+	/* A second run refuses and leaves the key alone. */
+	assert_int_equal(tu_run(&out, "'%s' keygen asst.mantova --out '%s/k'", bin, dir), 2);
+	assert_non_null(strstr(out, "already exists"));
+	free(out);
+	key2 = tu_read_file(keyp, NULL);
+	assert_string_equal(key1, key2);
+	free(key2);
+	/* --force replaces it. */
+	assert_int_equal(tu_run(NULL, "'%s' keygen asst.mantova --out '%s/k' --force", bin, dir),
+			 0);
+	key2 = tu_read_file(keyp, NULL);
+	assert_string_not_equal(key1, key2);
+	free(key2);
+
+	assert_int_equal(tu_run(&out, "'%s' keygen Asst --out '%s/k'", bin, dir), 2);
+	assert_non_null(strstr(out, "'Asst'"));
+	assert_non_null(strstr(out, "^[a-z0-9][a-z0-9.-]{1,62}$"));
+	free(out);
+	assert_int_equal(tu_run(NULL, "'%s' keygen asst.mantova", bin), 2);
+	assert_int_equal(tu_run(&out, "'%s' keygen --help", bin), 0);
+	assert_non_null(strstr(out, "--force"));
+	free(out);
+
+	free(key1);
+	free(pub);
+	free(keyp);
+	free(pubp);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -377,6 +442,7 @@ int main(void)
 		cmocka_unit_test(test_keyfile_permissions),
 		cmocka_unit_test(test_keyfile_bad_content),
 		cmocka_unit_test(test_b64),
+		cmocka_unit_test(test_cli_keygen),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
