@@ -5,6 +5,10 @@
  * callback (the store reads them from its `nodes` database; tests from
  * memory). A complete subtree is named by (level, index): it covers leaves
  * [index << level, (index + 1) << level).
+ *
+ * Also here: the helper a writer uses to find the subtrees an append
+ * completes, an in-memory tree (tests) and the frontier (a verifier replaying
+ * a log in O(log n) memory).
  */
 #ifndef RETE_MERKLE_H
 #define RETE_MERKLE_H
@@ -34,8 +38,11 @@ void rete_merkle_node_hash(uint8_t out[RETE_MERKLE_HASH], const uint8_t left[RET
 rete_err rete_merkle_root(rete_merkle_get_node get, void *ctx, uint64_t size,
 			  uint8_t out[RETE_MERKLE_HASH]);
 
-/* rete_merkle_subtree computes MTH(D[begin:end]) for any range (used by the
- * proof generators); reads O(log n) complete subtrees. */
+/* rete_merkle_subtree computes MTH(D[begin:end]) for any range (begin <= end;
+ * an empty range gives the hash of the empty string). The ranges the proof
+ * generators use start at a multiple of the next power of two >= their
+ * length and read O(log n) complete subtrees; other ranges may read up to
+ * O(end - begin). RETE_EINVAL when begin > end, or what get returns. */
 rete_err rete_merkle_subtree(rete_merkle_get_node get, void *ctx, uint64_t begin,
 			     uint64_t end, uint8_t out[RETE_MERKLE_HASH]);
 
@@ -71,5 +78,92 @@ rete_err rete_merkle_verify_consistency(uint64_t size1, uint64_t size2,
 					const uint8_t *root1, size_t root1_len,
 					const uint8_t *root2, size_t root2_len,
 					const rete_merkle_elem *proof, size_t n, rete_msg *m);
+
+/* A complete subtree just formed by an append: (level, index) and its hash. */
+typedef struct rete_merkle_node {
+	unsigned level;
+	uint64_t index;
+	uint8_t hash[RETE_MERKLE_HASH];
+} rete_merkle_node;
+
+/* rete_merkle_complete_nodes lists the complete subtrees of level >= 1 that
+ * appending leaf number leaf_index (hash leaf_hash) completes, lowest level
+ * first: while bit L of the index is set, the left sibling (L, (index >> L)
+ * - 1) is read through get and combined. out needs room for
+ * RETE_MERKLE_MAX_PROOF nodes; *n gets how many were written (0 for an even
+ * index). The writer persists the leaf hash as (0, leaf_index) and then
+ * exactly these nodes; get must see nodes written by earlier appends in the
+ * same transaction. Errors: whatever get returns. */
+rete_err rete_merkle_complete_nodes(uint64_t leaf_index, const uint8_t leaf_hash[RETE_MERKLE_HASH],
+				    rete_merkle_get_node get, void *ctx,
+				    rete_merkle_node out[RETE_MERKLE_MAX_PROOF], size_t *n);
+
+/* rete_merkle_expected_inclusion_len is the number of hashes in PATH(index,
+ * D[0:size]) (index < size). */
+size_t rete_merkle_expected_inclusion_len(uint64_t index, uint64_t size);
+
+/* rete_merkle_expected_consistency_len is the number of hashes in
+ * PROOF(size1, D[0:size2]) (0 < size1 <= size2). */
+size_t rete_merkle_expected_consistency_len(uint64_t size1, uint64_t size2);
+
+/* --- an in-memory tree (tests, rebuilding a tree to compare with a store) --- */
+
+#define RETE_MERKLE_LEVELS 65 /* levels 0..64 */
+
+/* rete_merkle_mem keeps every complete subtree hash, level by level. Owns its
+ * arrays (malloc); release with rete_merkle_mem_free. */
+typedef struct rete_merkle_mem {
+	uint8_t (*mm_nodes[RETE_MERKLE_LEVELS])[RETE_MERKLE_HASH];
+	uint64_t mm_len[RETE_MERKLE_LEVELS];
+	uint64_t mm_cap[RETE_MERKLE_LEVELS];
+	uint64_t mm_size; /* leaves appended */
+} rete_merkle_mem;
+
+/* rete_merkle_mem_init makes an empty tree. Always RETE_OK. */
+rete_err rete_merkle_mem_init(rete_merkle_mem *t);
+
+/* rete_merkle_mem_append appends one leaf hash (copied) and stores the
+ * subtrees it completes. RETE_ENOMEM (the tree is unchanged). */
+rete_err rete_merkle_mem_append(rete_merkle_mem *t, const uint8_t leaf_hash[RETE_MERKLE_HASH]);
+
+/* rete_merkle_mem_append_nodes is rete_merkle_mem_append that also reports the
+ * completed subtrees of level >= 1 (as rete_merkle_complete_nodes) in out
+ * (room for RETE_MERKLE_MAX_PROOF) and their number in *n. */
+rete_err rete_merkle_mem_append_nodes(rete_merkle_mem *t,
+				      const uint8_t leaf_hash[RETE_MERKLE_HASH],
+				      rete_merkle_node out[RETE_MERKLE_MAX_PROOF], size_t *n);
+
+/* rete_merkle_mem_get is the rete_merkle_get_node callback over a
+ * rete_merkle_mem (ctx). RETE_ENOENT for a subtree that is not complete. */
+rete_err rete_merkle_mem_get(void *ctx, unsigned level, uint64_t index,
+			     uint8_t out[RETE_MERKLE_HASH]);
+
+/* rete_merkle_mem_free releases the arrays and leaves an empty tree; the
+ * struct itself belongs to the caller. */
+void rete_merkle_mem_free(rete_merkle_mem *t);
+
+/* --- the frontier (compact range): O(log n) memory ------------------------ */
+
+/* rete_merkle_frontier holds, for each set bit L of mf_size, the hash of the
+ * rightmost complete subtree of level L: all a verifier needs to replay a log
+ * leaf by leaf and recompute every root. A plain value, no resources. */
+typedef struct rete_merkle_frontier {
+	uint64_t mf_size;
+	uint8_t mf_hash[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
+} rete_merkle_frontier;
+
+/* rete_merkle_frontier_init makes the frontier of the empty tree. */
+void rete_merkle_frontier_init(rete_merkle_frontier *f);
+
+/* rete_merkle_frontier_append appends one leaf hash. out (may be NULL, else
+ * room for RETE_MERKLE_MAX_PROOF) receives the completed subtrees of level
+ * >= 1 and *n (may be NULL) their number, so a verifier can compare them
+ * with stored nodes. RETE_EINVAL when the tree already has 2^64-1 leaves. */
+rete_err rete_merkle_frontier_append(rete_merkle_frontier *f,
+				     const uint8_t leaf_hash[RETE_MERKLE_HASH],
+				     rete_merkle_node *out, size_t *n);
+
+/* rete_merkle_frontier_root writes the root of the frontier's tree. */
+void rete_merkle_frontier_root(const rete_merkle_frontier *f, uint8_t out[RETE_MERKLE_HASH]);
 
 #endif

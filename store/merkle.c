@@ -1,0 +1,638 @@
+/* merkle.c — RFC 6962 / RFC 9162 Merkle tree hashing, proofs and their
+ * verification. See merkle.h and shared/specs/transparency-log.md. */
+#include "merkle.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+void rete_merkle_leaf_hash(uint8_t out[RETE_MERKLE_HASH], const void *data, size_t len)
+{
+	crypto_hash_sha256_state st;
+	static const uint8_t prefix = 0x00;
+
+	crypto_hash_sha256_init(&st);
+	crypto_hash_sha256_update(&st, &prefix, 1);
+	if (len > 0)
+		crypto_hash_sha256_update(&st, data, len);
+	crypto_hash_sha256_final(&st, out);
+}
+
+void rete_merkle_node_hash(uint8_t out[RETE_MERKLE_HASH], const uint8_t left[RETE_MERKLE_HASH],
+			   const uint8_t right[RETE_MERKLE_HASH])
+{
+	uint8_t buf[1 + 2 * RETE_MERKLE_HASH];
+
+	/* One buffer: out may alias left or right. */
+	buf[0] = 0x01;
+	memcpy(buf + 1, left, RETE_MERKLE_HASH);
+	memcpy(buf + 1 + RETE_MERKLE_HASH, right, RETE_MERKLE_HASH);
+	crypto_hash_sha256(out, buf, sizeof(buf));
+}
+
+static bool is_pow2(uint64_t n)
+{
+	return n != 0 && (n & (n - 1)) == 0;
+}
+
+/* The largest power of two strictly smaller than n (n >= 2). */
+static uint64_t split_point(uint64_t n)
+{
+	return (uint64_t)1 << (63 - __builtin_clzll(n - 1));
+}
+
+static unsigned bit_len(uint64_t x)
+{
+	return x == 0 ? 0 : 64 - (unsigned)__builtin_clzll(x);
+}
+
+/* A range that is one complete subtree: read it; *done tells. */
+static rete_err read_if_complete(rete_merkle_get_node get, void *ctx, uint64_t b, uint64_t n,
+				 uint8_t out[RETE_MERKLE_HASH], bool *done)
+{
+	unsigned level;
+
+	*done = false;
+	if (!is_pow2(n) || (b & (n - 1)) != 0)
+		return RETE_OK;
+	level = (unsigned)__builtin_ctzll(n);
+	*done = true;
+	return get(ctx, level, b >> level, out);
+}
+
+/* MTH(D[b:e]) for b < e. Walks down the right spine iteratively, keeping the
+ * left halves (complete subtrees for the aligned ranges the proofs use;
+ * recursion only for unaligned ones), then folds right to left. */
+static rete_err mth(rete_merkle_get_node get, void *ctx, uint64_t b, uint64_t e,
+		    uint8_t out[RETE_MERKLE_HASH])
+{
+	uint8_t lefts[64][RETE_MERKLE_HASH];
+	uint8_t cur[RETE_MERKLE_HASH];
+	size_t nl = 0;
+	rete_err err;
+	bool done;
+
+	for (;;) {
+		uint64_t n = e - b, k;
+
+		err = read_if_complete(get, ctx, b, n, cur, &done);
+		if (err != RETE_OK)
+			return err;
+		if (done)
+			break;
+		k = split_point(n);
+		err = read_if_complete(get, ctx, b, k, lefts[nl], &done);
+		if (err == RETE_OK && !done)
+			err = mth(get, ctx, b, b + k, lefts[nl]);
+		if (err != RETE_OK)
+			return err;
+		nl++; /* at most 63: each step at least halves n */
+		b += k;
+	}
+	while (nl > 0) {
+		nl--;
+		rete_merkle_node_hash(cur, lefts[nl], cur);
+	}
+	memcpy(out, cur, RETE_MERKLE_HASH);
+	return RETE_OK;
+}
+
+rete_err rete_merkle_subtree(rete_merkle_get_node get, void *ctx, uint64_t begin,
+			     uint64_t end, uint8_t out[RETE_MERKLE_HASH])
+{
+	if (begin > end)
+		return RETE_EINVAL;
+	if (begin == end) {
+		crypto_hash_sha256(out, (const uint8_t *)"", 0);
+		return RETE_OK;
+	}
+	return mth(get, ctx, begin, end, out);
+}
+
+rete_err rete_merkle_root(rete_merkle_get_node get, void *ctx, uint64_t size,
+			  uint8_t out[RETE_MERKLE_HASH])
+{
+	return rete_merkle_subtree(get, ctx, 0, size, out);
+}
+
+/* Reverse n hashes in place: the generators collect siblings top-down while
+ * RFC 9162 lists them bottom-up. */
+static void reverse(uint8_t proof[][RETE_MERKLE_HASH], size_t n)
+{
+	uint8_t tmp[RETE_MERKLE_HASH];
+
+	for (size_t i = 0; i < n / 2; i++) {
+		memcpy(tmp, proof[i], RETE_MERKLE_HASH);
+		memcpy(proof[i], proof[n - 1 - i], RETE_MERKLE_HASH);
+		memcpy(proof[n - 1 - i], tmp, RETE_MERKLE_HASH);
+	}
+}
+
+rete_err rete_merkle_inclusion_proof(rete_merkle_get_node get, void *ctx, uint64_t index,
+				     uint64_t size, uint8_t proof[][RETE_MERKLE_HASH],
+				     size_t *n)
+{
+	uint64_t b = 0, e = size;
+	size_t count = 0;
+	rete_err err;
+
+	*n = 0;
+	if (index >= size)
+		return RETE_EINVAL;
+	/* PATH(m, D[b:e]): descend towards the leaf, taking the other half. */
+	while (e - b > 1) {
+		uint64_t k = split_point(e - b);
+
+		if (count == RETE_MERKLE_MAX_PROOF)
+			return RETE_EINVAL;
+		if (index < b + k) {
+			err = mth(get, ctx, b + k, e, proof[count]);
+			e = b + k;
+		} else {
+			err = mth(get, ctx, b, b + k, proof[count]);
+			b += k;
+		}
+		if (err != RETE_OK)
+			return err;
+		count++;
+	}
+	reverse(proof, count);
+	*n = count;
+	return RETE_OK;
+}
+
+rete_err rete_merkle_consistency_proof(rete_merkle_get_node get, void *ctx, uint64_t size1,
+				       uint64_t size2, uint8_t proof[][RETE_MERKLE_HASH],
+				       size_t *n)
+{
+	uint64_t m = size1, b = 0, e = size2;
+	bool whole = true; /* SUBPROOF's flag: m is still the old tree itself */
+	size_t count = 0;
+	rete_err err;
+
+	*n = 0;
+	if (size1 == 0 || size1 > size2)
+		return RETE_EINVAL;
+	for (;;) {
+		uint64_t k;
+
+		if (m == e - b) {
+			if (whole)
+				break;
+			if (count == RETE_MERKLE_MAX_PROOF)
+				return RETE_EINVAL;
+			err = mth(get, ctx, b, e, proof[count]);
+			if (err != RETE_OK)
+				return err;
+			count++;
+			break;
+		}
+		if (count == RETE_MERKLE_MAX_PROOF)
+			return RETE_EINVAL;
+		k = split_point(e - b);
+		if (m <= k) {
+			err = mth(get, ctx, b + k, e, proof[count]);
+			e = b + k;
+		} else {
+			err = mth(get, ctx, b, b + k, proof[count]);
+			b += k;
+			m -= k;
+			whole = false;
+		}
+		if (err != RETE_OK)
+			return err;
+		count++;
+	}
+	reverse(proof, count);
+	*n = count;
+	return RETE_OK;
+}
+
+size_t rete_merkle_expected_inclusion_len(uint64_t index, uint64_t size)
+{
+	unsigned inner;
+
+	if (size == 0 || index >= size)
+		return 0;
+	/* Below the level where the paths of index and size-1 part, every level
+	 * has a sibling; above it, only the levels where index is a right
+	 * child (the ones bits). */
+	inner = bit_len(index ^ (size - 1));
+	return inner + (inner >= 64 ? 0 : (size_t)__builtin_popcountll(index >> inner));
+}
+
+size_t rete_merkle_expected_consistency_len(uint64_t size1, uint64_t size2)
+{
+	unsigned level;
+	uint64_t index, sub;
+
+	if (size1 == 0 || size1 >= size2)
+		return 0;
+	/* The proof is the inclusion proof of the rightmost complete subtree of
+	 * the old tree (level = trailing zeros of size1) in the new tree seen at
+	 * that level, plus that subtree's own hash unless it is the whole old
+	 * tree (size1 a power of two). */
+	level = (unsigned)__builtin_ctzll(size1);
+	index = (size1 - 1) >> level;
+	sub = ((size2 - 1) >> level) + 1;
+	return rete_merkle_expected_inclusion_len(index, sub) + (index == 0 ? 0 : 1);
+}
+
+/* Lowercase hex of the first 8 bytes, for sentences. */
+static const char *short_hex(char buf[20], const uint8_t *h, size_t len)
+{
+	size_t n = len < 8 ? len : 8;
+
+	if (len == 0) {
+		strcpy(buf, "(empty)");
+		return buf;
+	}
+	sodium_bin2hex(buf, 17, h, n);
+	if (len > 8)
+		strcat(buf, "..");
+	return buf;
+}
+
+static bool same(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
+}
+
+static void shift_until_odd(uint64_t *fn, uint64_t *sn)
+{
+	while ((*fn & 1) == 0 && *fn != 0) {
+		*fn >>= 1;
+		*sn >>= 1;
+	}
+}
+
+rete_err rete_merkle_verify_inclusion(uint64_t index, uint64_t size,
+				      const uint8_t *leaf_hash, size_t leaf_hash_len,
+				      const rete_merkle_elem *proof, size_t n,
+				      const uint8_t *root, size_t root_len, rete_msg *m)
+{
+	uint8_t r[RETE_MERKLE_HASH];
+	uint64_t fn, sn;
+	size_t want;
+	char h1[20], h2[20];
+
+	if (size == 0)
+		return rete_msg_set(m, RETE_EPROOF,
+				    "inclusion proof for leaf %" PRIu64
+				    " in a tree of size 0: the empty tree has no leaves",
+				    index);
+	if (index >= size)
+		return rete_msg_set(m, RETE_EPROOF,
+				    "inclusion proof for leaf %" PRIu64 " in a tree of size %" PRIu64
+				    ": the index must be below the size",
+				    index, size);
+	if (leaf_hash == NULL || leaf_hash_len != RETE_MERKLE_HASH)
+		return rete_msg_set(m, RETE_EPROOF,
+				    "inclusion proof: the leaf hash is %zu bytes; a leaf hash is %d",
+				    leaf_hash == NULL ? 0 : leaf_hash_len, RETE_MERKLE_HASH);
+	for (size_t i = 0; i < n; i++)
+		if (proof[i].data == NULL || proof[i].len != RETE_MERKLE_HASH)
+			return rete_msg_set(m, RETE_EPROOF,
+					    "inclusion proof: hash %zu is %zu bytes; every hash "
+					    "must be %d",
+					    i, proof[i].data == NULL ? 0 : proof[i].len,
+					    RETE_MERKLE_HASH);
+	want = rete_merkle_expected_inclusion_len(index, size);
+	if (n != want)
+		return rete_msg_set(m, RETE_EPROOF,
+				    "inclusion proof has %zu hashes; a proof for leaf %" PRIu64
+				    " in a tree of %" PRIu64 " needs %zu",
+				    n, index, size, want);
+	if (root == NULL || root_len != RETE_MERKLE_HASH)
+		return rete_msg_set(m, RETE_EPROOF,
+				    "inclusion proof: the root is %zu bytes; a root is %d",
+				    root == NULL ? 0 : root_len, RETE_MERKLE_HASH);
+
+	/* RFC 9162 section 2.1.3.2. */
+	fn = index;
+	sn = size - 1;
+	memcpy(r, leaf_hash, RETE_MERKLE_HASH);
+	for (size_t i = 0; i < n; i++) {
+		if (sn == 0)
+			return rete_msg_set(m, RETE_EPROOF,
+					    "inclusion proof for leaf %" PRIu64 " in a tree of %" PRIu64
+					    " has hashes beyond the root (from hash %zu on)",
+					    index, size, i);
+		if ((fn & 1) != 0 || fn == sn) {
+			rete_merkle_node_hash(r, proof[i].data, r);
+			shift_until_odd(&fn, &sn);
+		} else {
+			rete_merkle_node_hash(r, r, proof[i].data);
+		}
+		fn >>= 1;
+		sn >>= 1;
+	}
+	if (sn != 0)
+		return rete_msg_set(m, RETE_EPROOF,
+				    "inclusion proof for leaf %" PRIu64 " in a tree of %" PRIu64
+				    " ends below the root (too few hashes)",
+				    index, size);
+	if (memcmp(r, root, RETE_MERKLE_HASH) != 0)
+		return rete_msg_set(m, RETE_EPROOF,
+				    "inclusion proof for leaf %" PRIu64 " in a tree of %" PRIu64
+				    ": computed root %s differs from the checkpoint's root %s",
+				    index, size, short_hex(h1, r, RETE_MERKLE_HASH),
+				    short_hex(h2, root, root_len));
+	return RETE_OK;
+}
+
+rete_err rete_merkle_verify_consistency(uint64_t size1, uint64_t size2,
+					const uint8_t *root1, size_t root1_len,
+					const uint8_t *root2, size_t root2_len,
+					const rete_merkle_elem *proof, size_t n, rete_msg *m)
+{
+	uint8_t fr[RETE_MERKLE_HASH], sr[RETE_MERKLE_HASH];
+	const uint8_t *first;
+	uint64_t fn, sn;
+	size_t want, i;
+	char h1[20], h2[20];
+
+	if (root1 == NULL)
+		root1_len = 0;
+	if (root2 == NULL)
+		root2_len = 0;
+	if (size1 == 0)
+		return rete_msg_set(m, RETE_EPROOF,
+				    "consistency proof from size 0 to %" PRIu64
+				    ": a proof from the empty tree proves nothing; the old size "
+				    "must be at least 1",
+				    size2);
+	if (size1 > size2)
+		return rete_msg_set(m, RETE_EPROOF,
+				    "consistency proof from size %" PRIu64 " to %" PRIu64
+				    ": the new size must not be smaller than the old one",
+				    size1, size2);
+	if (size1 == size2) {
+		if (n != 0)
+			return rete_msg_set(m, RETE_EPROOF,
+					    "consistency proof between equal sizes %" PRIu64
+					    " has %zu hashes; it must be empty",
+					    size1, n);
+		if (!same(root1, root1_len, root2, root2_len))
+			return rete_msg_set(m, RETE_EPROOF,
+					    "consistency at size %" PRIu64
+					    ": the two roots differ (%s, %s); a tree of one size "
+					    "has one root",
+					    size1, short_hex(h1, root1, root1_len),
+					    short_hex(h2, root2, root2_len));
+		return RETE_OK;
+	}
+	if (n == 0)
+		return rete_msg_set(m, RETE_EPROOF,
+				    "consistency proof from size %" PRIu64 " to %" PRIu64
+				    " is empty; a growing tree needs hashes",
+				    size1, size2);
+	for (i = 0; i < n; i++)
+		if (proof[i].data == NULL || proof[i].len != RETE_MERKLE_HASH)
+			return rete_msg_set(m, RETE_EPROOF,
+					    "consistency proof: hash %zu is %zu bytes; every hash "
+					    "must be %d",
+					    i, proof[i].data == NULL ? 0 : proof[i].len,
+					    RETE_MERKLE_HASH);
+	want = rete_merkle_expected_consistency_len(size1, size2);
+	if (n != want)
+		return rete_msg_set(m, RETE_EPROOF,
+				    "consistency proof has %zu hashes; a proof from size %" PRIu64
+				    " to %" PRIu64 " needs %zu",
+				    n, size1, size2, want);
+	if (root1_len != RETE_MERKLE_HASH || root2_len != RETE_MERKLE_HASH)
+		return rete_msg_set(m, RETE_EPROOF,
+				    "consistency proof: the roots are %zu and %zu bytes; a root is %d",
+				    root1_len, root2_len, RETE_MERKLE_HASH);
+
+	/* RFC 9162 section 2.1.4.2. Step 2: when size1 is a power of two the
+	 * old root is the first element (conceptually prepended). */
+	if (is_pow2(size1)) {
+		first = root1;
+		i = 0;
+	} else {
+		first = proof[0].data;
+		i = 1;
+	}
+	fn = size1 - 1;
+	sn = size2 - 1;
+	while ((fn & 1) != 0) {
+		fn >>= 1;
+		sn >>= 1;
+	}
+	memcpy(fr, first, RETE_MERKLE_HASH);
+	memcpy(sr, first, RETE_MERKLE_HASH);
+	for (; i < n; i++) {
+		const uint8_t *c = proof[i].data;
+
+		if (sn == 0)
+			return rete_msg_set(m, RETE_EPROOF,
+					    "consistency proof from size %" PRIu64 " to %" PRIu64
+					    " has hashes beyond the root (from hash %zu on)",
+					    size1, size2, i);
+		if ((fn & 1) != 0 || fn == sn) {
+			rete_merkle_node_hash(fr, c, fr);
+			rete_merkle_node_hash(sr, c, sr);
+			shift_until_odd(&fn, &sn);
+		} else {
+			rete_merkle_node_hash(sr, sr, c);
+		}
+		fn >>= 1;
+		sn >>= 1;
+	}
+	if (sn != 0)
+		return rete_msg_set(m, RETE_EPROOF,
+				    "consistency proof from size %" PRIu64 " to %" PRIu64
+				    " ends below the root (too few hashes)",
+				    size1, size2);
+	if (memcmp(fr, root1, RETE_MERKLE_HASH) != 0)
+		return rete_msg_set(m, RETE_EPROOF,
+				    "consistency proof from size %" PRIu64 " to %" PRIu64
+				    ": computed old root %s differs from the given old root %s",
+				    size1, size2, short_hex(h1, fr, RETE_MERKLE_HASH),
+				    short_hex(h2, root1, root1_len));
+	if (memcmp(sr, root2, RETE_MERKLE_HASH) != 0)
+		return rete_msg_set(m, RETE_EPROOF,
+				    "consistency proof from size %" PRIu64 " to %" PRIu64
+				    ": computed new root %s differs from the given new root %s",
+				    size1, size2, short_hex(h1, sr, RETE_MERKLE_HASH),
+				    short_hex(h2, root2, root2_len));
+	return RETE_OK;
+}
+
+rete_err rete_merkle_complete_nodes(uint64_t leaf_index, const uint8_t leaf_hash[RETE_MERKLE_HASH],
+				    rete_merkle_get_node get, void *ctx,
+				    rete_merkle_node out[RETE_MERKLE_MAX_PROOF], size_t *n)
+{
+	uint8_t cur[RETE_MERKLE_HASH], left[RETE_MERKLE_HASH];
+	uint64_t idx = leaf_index;
+	unsigned level = 0;
+	size_t count = 0;
+	rete_err err;
+
+	*n = 0;
+	memcpy(cur, leaf_hash, RETE_MERKLE_HASH);
+	/* A right child completes its parent; continue while the parent is a
+	 * right child too. At most 64 rounds (the bits of a uint64_t). */
+	while ((idx & 1) != 0) {
+		err = get(ctx, level, idx - 1, left);
+		if (err != RETE_OK)
+			return err;
+		rete_merkle_node_hash(cur, left, cur);
+		idx >>= 1;
+		level++;
+		out[count].level = level;
+		out[count].index = idx;
+		memcpy(out[count].hash, cur, RETE_MERKLE_HASH);
+		count++;
+	}
+	*n = count;
+	return RETE_OK;
+}
+
+/* --- in-memory tree --------------------------------------------------------- */
+
+rete_err rete_merkle_mem_init(rete_merkle_mem *t)
+{
+	memset(t, 0, sizeof(*t));
+	return RETE_OK;
+}
+
+static rete_err mem_reserve(rete_merkle_mem *t, unsigned level)
+{
+	uint8_t(*p)[RETE_MERKLE_HASH];
+	uint64_t cap;
+
+	if (t->mm_len[level] < t->mm_cap[level])
+		return RETE_OK;
+	cap = t->mm_cap[level] == 0 ? 16 : t->mm_cap[level] * 2;
+	if (cap > SIZE_MAX / RETE_MERKLE_HASH)
+		return RETE_ENOMEM;
+	p = realloc(t->mm_nodes[level], (size_t)cap * RETE_MERKLE_HASH);
+	if (p == NULL)
+		return RETE_ENOMEM;
+	t->mm_nodes[level] = p;
+	t->mm_cap[level] = cap;
+	return RETE_OK;
+}
+
+rete_err rete_merkle_mem_get(void *ctx, unsigned level, uint64_t index,
+			     uint8_t out[RETE_MERKLE_HASH])
+{
+	const rete_merkle_mem *t = ctx;
+
+	if (level >= RETE_MERKLE_LEVELS || index >= t->mm_len[level])
+		return RETE_ENOENT;
+	memcpy(out, t->mm_nodes[level][index], RETE_MERKLE_HASH);
+	return RETE_OK;
+}
+
+rete_err rete_merkle_mem_append_nodes(rete_merkle_mem *t,
+				      const uint8_t leaf_hash[RETE_MERKLE_HASH],
+				      rete_merkle_node out[RETE_MERKLE_MAX_PROOF], size_t *n)
+{
+	rete_err err;
+
+	*n = 0;
+	if (t->mm_size == UINT64_MAX)
+		return RETE_EINVAL;
+	err = rete_merkle_complete_nodes(t->mm_size, leaf_hash, rete_merkle_mem_get, t, out, n);
+	if (err != RETE_OK)
+		return err;
+	/* Reserve everything first so a failed allocation changes nothing. */
+	err = mem_reserve(t, 0);
+	for (size_t i = 0; err == RETE_OK && i < *n; i++)
+		err = mem_reserve(t, out[i].level);
+	if (err != RETE_OK) {
+		*n = 0;
+		return err;
+	}
+	memcpy(t->mm_nodes[0][t->mm_len[0]++], leaf_hash, RETE_MERKLE_HASH);
+	for (size_t i = 0; i < *n; i++) {
+		unsigned l = out[i].level;
+		memcpy(t->mm_nodes[l][t->mm_len[l]++], out[i].hash, RETE_MERKLE_HASH);
+	}
+	t->mm_size++;
+	return RETE_OK;
+}
+
+rete_err rete_merkle_mem_append(rete_merkle_mem *t, const uint8_t leaf_hash[RETE_MERKLE_HASH])
+{
+	rete_merkle_node nodes[RETE_MERKLE_MAX_PROOF];
+	size_t n;
+
+	return rete_merkle_mem_append_nodes(t, leaf_hash, nodes, &n);
+}
+
+void rete_merkle_mem_free(rete_merkle_mem *t)
+{
+	if (t == NULL)
+		return;
+	for (unsigned l = 0; l < RETE_MERKLE_LEVELS; l++)
+		free(t->mm_nodes[l]);
+	memset(t, 0, sizeof(*t));
+}
+
+/* --- frontier --------------------------------------------------------------- */
+
+void rete_merkle_frontier_init(rete_merkle_frontier *f)
+{
+	memset(f, 0, sizeof(*f));
+}
+
+rete_err rete_merkle_frontier_append(rete_merkle_frontier *f,
+				     const uint8_t leaf_hash[RETE_MERKLE_HASH],
+				     rete_merkle_node *out, size_t *n)
+{
+	uint8_t cur[RETE_MERKLE_HASH];
+	uint64_t idx;
+	unsigned level = 0;
+	size_t count = 0;
+
+	if (n != NULL)
+		*n = 0;
+	if (f->mf_size == UINT64_MAX)
+		return RETE_EINVAL;
+	idx = f->mf_size;
+	memcpy(cur, leaf_hash, RETE_MERKLE_HASH);
+	/* The left sibling at level L is exactly the frontier's level-L hash
+	 * (bit L of the size is set). Since size < 2^64 - 1, level stays < 64. */
+	while ((idx & 1) != 0) {
+		rete_merkle_node_hash(cur, f->mf_hash[level], cur);
+		idx >>= 1;
+		level++;
+		if (out != NULL) {
+			out[count].level = level;
+			out[count].index = idx;
+			memcpy(out[count].hash, cur, RETE_MERKLE_HASH);
+		}
+		count++;
+	}
+	memcpy(f->mf_hash[level], cur, RETE_MERKLE_HASH);
+	f->mf_size++;
+	if (n != NULL)
+		*n = count;
+	return RETE_OK;
+}
+
+void rete_merkle_frontier_root(const rete_merkle_frontier *f, uint8_t out[RETE_MERKLE_HASH])
+{
+	uint8_t r[RETE_MERKLE_HASH];
+	unsigned level;
+
+	if (f->mf_size == 0) {
+		crypto_hash_sha256(out, (const uint8_t *)"", 0);
+		return;
+	}
+	/* Fold the perfect subtrees (binary digits of the size) right to left:
+	 * the smallest, rightmost one first. */
+	level = (unsigned)__builtin_ctzll(f->mf_size);
+	memcpy(r, f->mf_hash[level], RETE_MERKLE_HASH);
+	for (level++; level < 64; level++)
+		if ((f->mf_size >> level) & 1)
+			rete_merkle_node_hash(r, f->mf_hash[level], r);
+	memcpy(out, r, RETE_MERKLE_HASH);
+}
