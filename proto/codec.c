@@ -46,8 +46,8 @@ static uint8_t *concat(const char *ctx, const uint8_t *msg, size_t len, size_t *
 	return buf;
 }
 
-rete_err rete_sign_bytes(uint8_t sig[RETE_SIG_LEN], const char *ctx, const uint8_t *msg,
-			 size_t len, const rete_seckey *sk)
+rete_err rete_sign_bytes(uint8_t sig[RETE_SIG_LEN], const char *ctx, const uint8_t *msg, size_t len,
+			 const rete_seckey *sk)
 {
 	size_t total = 0;
 	uint8_t *buf;
@@ -63,8 +63,8 @@ rete_err rete_sign_bytes(uint8_t sig[RETE_SIG_LEN], const char *ctx, const uint8
 	return RETE_OK;
 }
 
-rete_err rete_verify_bytes(const uint8_t sig[RETE_SIG_LEN], const char *ctx,
-			   const uint8_t *msg, size_t len, const rete_pubkey *pk)
+rete_err rete_verify_bytes(const uint8_t sig[RETE_SIG_LEN], const char *ctx, const uint8_t *msg,
+			   size_t len, const rete_pubkey *pk)
 {
 	size_t total = 0;
 	uint8_t *buf;
@@ -185,8 +185,8 @@ static rete_err check_string(const char *s, struct path *p, rete_msg *m)
 	return RETE_OK;
 }
 
-static rete_err check_value(const ProtobufCFieldDescriptor *f, const void *slot,
-			    struct path *p, rete_msg *m)
+static rete_err check_value(const ProtobufCFieldDescriptor *f, const void *slot, struct path *p,
+			    rete_msg *m)
 {
 	if (f->type == PROTOBUF_C_TYPE_STRING)
 		return check_string(*(char *const *)slot, p, m);
@@ -245,8 +245,8 @@ static rete_err check_msg(const ProtobufCMessage *msg, struct path *p, rete_msg 
 	return RETE_OK;
 }
 
-rete_err rete_pb_strict_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *data,
-			       size_t len, ProtobufCMessage **out, rete_msg *m)
+rete_err rete_pb_strict_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t len,
+			       ProtobufCMessage **out, rete_msg *m)
 {
 	static const uint8_t empty[1];
 	ProtobufCMessage *msg;
@@ -312,8 +312,7 @@ fail:
 	return e;
 }
 
-rete_err rete_message_decode(const uint8_t *data, size_t len, Rete__Message **out,
-			     rete_msg *m)
+rete_err rete_message_decode(const uint8_t *data, size_t len, Rete__Message **out, rete_msg *m)
 {
 	ProtobufCMessage *msg = NULL;
 	rete_err e = rete_pb_strict_unpack(&rete__message__descriptor, data, len, &msg, m);
@@ -339,8 +338,8 @@ rete_err rete_message_sign(const Rete__Message *msg, const rete_seckey *sk, rete
 	e = rete_sign_bytes(sig, RETE_CTX_MESSAGE, bytes.data, bytes.len, sk);
 	if (e != RETE_OK) {
 		rete_buf_free(&bytes);
-		return rete_msg_set(m, e, "cannot sign message '%s': %s",
-				    msg->id ? msg->id : "", rete_strerror(e));
+		return rete_msg_set(m, e, "cannot sign message '%s': %s", msg->id ? msg->id : "",
+				    rete_strerror(e));
 	}
 	sm.message.data = bytes.data;
 	sm.message.len = bytes.len;
@@ -395,8 +394,7 @@ fail:
 	return e;
 }
 
-rete_err rete_signed_verify(const Rete__SignedMessage *sm, const rete_pubkey *pk,
-			    rete_msg *m)
+rete_err rete_signed_verify(const Rete__SignedMessage *sm, const rete_pubkey *pk, rete_msg *m)
 {
 	rete_err e;
 
@@ -418,8 +416,8 @@ rete_err rete_signed_verify(const Rete__SignedMessage *sm, const rete_pubkey *pk
 
 /* ---- sealed parts ------------------------------------------------------- */
 
-rete_err rete_seal(const Rete__Private *priv, const rete_pubkey *recipient,
-		   rete_buf *sealed, uint8_t hash[RETE_HASH_LEN], rete_msg *m)
+rete_err rete_seal(const Rete__Private *priv, const rete_pubkey *recipient, rete_buf *sealed,
+		   uint8_t hash[RETE_HASH_LEN], rete_msg *m)
 {
 	rete_buf plain = {0};
 	uint8_t *c;
@@ -461,8 +459,8 @@ rete_err rete_seal(const Rete__Private *priv, const rete_pubkey *recipient,
 	return RETE_OK;
 }
 
-rete_err rete_open(const uint8_t *sealed, size_t len, const rete_seckey *sk,
-		   Rete__Private **out, rete_msg *m)
+rete_err rete_open(const uint8_t *sealed, size_t len, const rete_seckey *sk, Rete__Private **out,
+		   rete_msg *m)
 {
 	ProtobufCMessage *priv = NULL;
 	uint8_t *plain;

@@ -55,8 +55,7 @@ bool rete_id_valid(const char *id)
 
 /* b64_decode_exact decodes len characters of strict standard base64 into
  * out[want]; false unless it is base64 of exactly `want` bytes. */
-static bool b64_decode_exact(const char *b64, size_t len, uint8_t *out, size_t want,
-			     size_t *got)
+static bool b64_decode_exact(const char *b64, size_t len, uint8_t *out, size_t want, size_t *got)
 {
 	size_t binlen = 0;
 
@@ -101,8 +100,7 @@ rete_err rete_pubkey_from_ed(rete_pubkey *pk, const uint8_t ed[RETE_PK_LEN], ret
 	return RETE_OK;
 }
 
-rete_err rete_seckey_from_seed(rete_seckey **out, const uint8_t seed[RETE_SEED_LEN],
-			       rete_msg *m)
+rete_err rete_seckey_from_seed(rete_seckey **out, const uint8_t seed[RETE_SEED_LEN], rete_msg *m)
 {
 	rete_err e = rete_crypto_init(m);
 	rete_seckey *sk;
@@ -174,8 +172,7 @@ static rete_err fsync_dir(const char *dir, rete_msg *m)
 	if (fsync(fd) != 0) {
 		int err = errno;
 		close(fd);
-		return rete_msg_set(m, RETE_EIO, "cannot sync folder %s: %s", dir,
-				    strerror(err));
+		return rete_msg_set(m, RETE_EIO, "cannot sync folder %s: %s", dir, strerror(err));
 	}
 	close(fd);
 	return RETE_OK;
@@ -185,8 +182,8 @@ static rete_err fsync_dir(const char *dir, rete_msg *m)
  * folder, so a crash never leaves half a key under the final name. Without
  * overwrite the final step is link(2), which fails if the name exists
  * (no check-then-create race); with overwrite it is rename(2). */
-static rete_err write_file_atomic(const char *path, const char *data, size_t len,
-				  mode_t mode, bool overwrite, rete_msg *m)
+static rete_err write_file_atomic(const char *path, const char *data, size_t len, mode_t mode,
+				  bool overwrite, rete_msg *m)
 {
 	size_t n = strlen(path) + 16;
 	char *tmp = malloc(n);
@@ -206,8 +203,8 @@ static rete_err write_file_atomic(const char *path, const char *data, size_t len
 	/* The umask may have removed bits but never adds any; set the exact
 	 * mode so a public key is readable and a secret one is 0600. */
 	if (fchmod(fd, mode) != 0) {
-		e = rete_msg_set(m, RETE_EIO, "cannot set mode %04o on %s: %s", (unsigned)mode,
-				 tmp, strerror(errno));
+		e = rete_msg_set(m, RETE_EIO, "cannot set mode %04o on %s: %s", (unsigned)mode, tmp,
+				 strerror(errno));
 		goto fail;
 	}
 	for (size_t off = 0; off < len;) {
@@ -215,8 +212,7 @@ static rete_err write_file_atomic(const char *path, const char *data, size_t len
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			e = rete_msg_set(m, RETE_EIO, "cannot write %s: %s", tmp,
-					 strerror(errno));
+			e = rete_msg_set(m, RETE_EIO, "cannot write %s: %s", tmp, strerror(errno));
 			goto fail;
 		}
 		off += (size_t)w;
@@ -241,10 +237,11 @@ static rete_err write_file_atomic(const char *path, const char *data, size_t len
 		if (link(tmp, path) != 0) {
 			err = errno;
 			if (err == EEXIST)
-				e = rete_msg_set(m, RETE_EEXIST,
-						 "%s already exists; it is left untouched "
-						 "(overwrite it only on purpose, e.g. keygen --force)",
-						 path);
+				e = rete_msg_set(
+				    m, RETE_EEXIST,
+				    "%s already exists; it is left untouched "
+				    "(overwrite it only on purpose, e.g. keygen --force)",
+				    path);
 			else
 				e = rete_msg_set(m, RETE_EIO, "cannot create %s: %s", path,
 						 strerror(err));
@@ -262,8 +259,8 @@ fail:
 	return e;
 }
 
-rete_err rete_keyfile_write(const char *dir, const char *id, const rete_seckey *sk,
-			    bool overwrite, rete_msg *m)
+rete_err rete_keyfile_write(const char *dir, const char *id, const rete_seckey *sk, bool overwrite,
+			    rete_msg *m)
 {
 	enum { LINE = sodium_base64_ENCODED_LEN(RETE_SEED_LEN, sodium_base64_VARIANT_ORIGINAL) };
 	char *keypath = NULL, *pubpath = NULL;
@@ -303,8 +300,7 @@ rete_err rete_keyfile_write(const char *dir, const char *id, const rete_seckey *
 	crypto_sign_ed25519_sk_to_seed(seed, sk->ed_sk);
 	sodium_bin2base64(line, LINE, seed, RETE_SEED_LEN, sodium_base64_VARIANT_ORIGINAL);
 	strcat(line, "\n");
-	sodium_bin2base64(publine, LINE, sk->pub.ed, RETE_PK_LEN,
-			  sodium_base64_VARIANT_ORIGINAL);
+	sodium_bin2base64(publine, LINE, sk->pub.ed, RETE_PK_LEN, sodium_base64_VARIANT_ORIGINAL);
 	strcat(publine, "\n");
 
 	e = write_file_atomic(keypath, line, strlen(line), 0600, overwrite, m);
@@ -345,8 +341,7 @@ static rete_err read_key_line(const char *path, bool secret, char *buf, size_t *
 				    "cannot open key file %s: %s", path, strerror(err));
 	}
 	if (fstat(fd, &st) != 0) {
-		e = rete_msg_set(m, RETE_EIO, "cannot stat key file %s: %s", path,
-				 strerror(errno));
+		e = rete_msg_set(m, RETE_EIO, "cannot stat key file %s: %s", path, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
@@ -446,10 +441,11 @@ rete_err rete_keyfile_load_public(const char *path, rete_pubkey *out, rete_msg *
 		return e;
 	if (!b64_decode_exact(buf, len, ed, RETE_PK_LEN, &got)) {
 		if (got > 0)
-			return rete_msg_set(m, RETE_EINVAL,
-					    "public key file %s holds %zu bytes; expected one "
-					    "line holding the base64 of a 32-byte Ed25519 public key",
-					    path, got);
+			return rete_msg_set(
+			    m, RETE_EINVAL,
+			    "public key file %s holds %zu bytes; expected one "
+			    "line holding the base64 of a 32-byte Ed25519 public key",
+			    path, got);
 		return rete_msg_set(m, RETE_EINVAL,
 				    "public key file %s is not base64; expected one line "
 				    "holding the base64 of a 32-byte Ed25519 public key "

@@ -12,25 +12,24 @@
 
 static void keygen_usage(FILE *out)
 {
-	fprintf(out,
-		"usage: rete keygen ID --out DIR [--force]\n"
-		"\n"
-		"Creates a new Ed25519 key pair for the party ID:\n"
-		"  DIR/ID.key  the secret: one line, base64 of the 32-byte seed, mode 0600\n"
-		"  DIR/ID.pub  the public key: one line, base64 of 32 bytes\n"
-		"and prints the public key (base64) on standard output. DIR is created\n"
-		"(mode 0700) if missing. The same key also gives the party's X25519 keys\n"
-		"for CURVE and for sealed parts.\n"
-		"\n"
-		"ID must match ^[a-z0-9][a-z0-9.-]{1,62}$ (e.g. social.mantova).\n"
-		"\n"
-		"options:\n"
-		"  --out DIR   folder for the key files (required)\n"
-		"  --force     replace an existing key pair of ID in DIR; without it an\n"
-		"              existing ID.key or ID.pub is left untouched and refused\n"
-		"\n"
-		"Exit codes: 0 written; 2 usage error, invalid ID, existing key (without\n"
-		"--force) or I/O error.\n");
+	fprintf(out, "usage: rete keygen ID --out DIR [--force]\n"
+		     "\n"
+		     "Creates a new Ed25519 key pair for the party ID:\n"
+		     "  DIR/ID.key  the secret: one line, base64 of the 32-byte seed, mode 0600\n"
+		     "  DIR/ID.pub  the public key: one line, base64 of 32 bytes\n"
+		     "and prints the public key (base64) on standard output. DIR is created\n"
+		     "(mode 0700) if missing. The same key also gives the party's X25519 keys\n"
+		     "for CURVE and for sealed parts.\n"
+		     "\n"
+		     "ID must match ^[a-z0-9][a-z0-9.-]{1,62}$ (e.g. social.mantova).\n"
+		     "\n"
+		     "options:\n"
+		     "  --out DIR   folder for the key files (required)\n"
+		     "  --force     replace an existing key pair of ID in DIR; without it an\n"
+		     "              existing ID.key or ID.pub is left untouched and refused\n"
+		     "\n"
+		     "Exit codes: 0 written; 2 usage error, invalid ID, existing key (without\n"
+		     "--force) or I/O error.\n");
 }
 
 /* mkdir_p creates dir and its missing parents (mode 0700 for new ones). */
@@ -102,7 +101,8 @@ int cmd_keygen(int argc, char **argv)
 		}
 	}
 	if (id == NULL || out == NULL || *out == '\0') {
-		fprintf(stderr, "rete keygen: %s\n", id == NULL ? "missing ID" : "missing --out DIR");
+		fprintf(stderr, "rete keygen: %s\n",
+			id == NULL ? "missing ID" : "missing --out DIR");
 		keygen_usage(stderr);
 		return CLI_USAGE;
 	}
@@ -115,8 +115,7 @@ int cmd_keygen(int argc, char **argv)
 		return CLI_USAGE;
 	}
 	if (mkdir_p(out) != 0) {
-		fprintf(stderr, "rete keygen: cannot create folder %s: %s\n", out,
-			strerror(errno));
+		fprintf(stderr, "rete keygen: cannot create folder %s: %s\n", out, strerror(errno));
 		return CLI_USAGE;
 	}
 	e = rete_seckey_generate(&sk, &m);

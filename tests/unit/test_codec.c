@@ -56,14 +56,14 @@ static void test_rfc8032_vectors(void **state)
 	static const struct {
 		const char *seed, *pk, *msg, *sig;
 	} v[] = {
-		{"9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
-		 "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "",
-		 "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155"
-		 "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"},
-		{"4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
-		 "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", "72",
-		 "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da"
-		 "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"},
+	    {"9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+	     "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "",
+	     "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155"
+	     "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"},
+	    {"4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+	     "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", "72",
+	     "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da"
+	     "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"},
 	};
 	for (size_t i = 0; i < 2; i++) {
 		rete_seckey *sk = key_from_hex(v[i].seed);
@@ -290,8 +290,7 @@ static void test_seal_open(void **state)
 	assert_int_equal(rete_seckey_generate(&to, NULL), RETE_OK);
 	assert_int_equal(rete_seckey_generate(&other, NULL), RETE_OK);
 	assert_int_equal(rete_seal(&priv, &to->pub, &sealed, hash, &m), RETE_OK);
-	assert_int_equal(sealed.len,
-			 rete__private__get_packed_size(&priv) + crypto_box_SEALBYTES);
+	assert_int_equal(sealed.len, rete__private__get_packed_size(&priv) + crypto_box_SEALBYTES);
 	rete_sha256(want, sealed.data, sealed.len);
 	assert_memory_equal(hash, want, 32);
 	/* The plaintext does not appear in the ciphertext. */
@@ -362,46 +361,43 @@ struct wire_case {
 	const char *says; /* a piece of the expected sentence */
 };
 
-#define W(what, says, ...)                                                       \
-	{                                                                          \
-		what, (const uint8_t[]){__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__}), \
-		    says                                                               \
+#define W(what, says, ...)                                                                         \
+	{                                                                                          \
+		what, (const uint8_t[]){__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__}), says \
 	}
 
 static void test_strict_refusals(void **state)
 {
 	(void)state;
 	const struct wire_case cases[] = {
-		W("embedded NUL in id", "re-encodes", 0x0a, 0x03, 'a', 0x00, 'b'),
-		W("NUL at end of id", "re-encodes", 0x0a, 0x02, 'a', 0x00),
-		W("duplicated id", "re-encodes", 0x0a, 0x01, 'a', 0x0a, 0x01, 'b'),
-		W("duplicated created_at", "re-encodes", 0x30, 0x01, 0x30, 0x01),
-		W("unknown field 99", "field number 99", 0x0a, 0x01, 'a', 0x98, 0x06, 0x01),
-		W("invalid UTF-8 in id", "Message.id", 0x0a, 0x02, 0xc3, 0x28),
-		W("lone continuation byte", "Message.sender", 0x12, 0x01, 0x80),
-		W("overlong UTF-8 NUL", "UTF-8", 0x0a, 0x02, 0xc0, 0x80),
-		W("UTF-16 surrogate", "UTF-8", 0x0a, 0x03, 0xed, 0xa0, 0x80),
-		W("above U+10FFFF", "UTF-8", 0x0a, 0x04, 0xf4, 0x90, 0x80, 0x80),
-		W("truncated UTF-8", "UTF-8", 0x0a, 0x02, 'a', 0xe2),
-		W("invalid UTF-8 in oneof referral.service", "Message.referral.service",
-		  0x52, 0x04, 0x0a, 0x02, 0xff, 0xfe),
-		W("NUL in referral.service", "re-encodes", 0x52, 0x03, 0x0a, 0x01, 0x00),
-		W("unknown field inside referral", "Message.referral", 0x52, 0x03, 0xf8, 0x06,
-		  0x01),
-		W("invalid UTF-8 in repeated directory.parties[1].name",
-		  "Message.directory.parties[1].name", 0x7a, 0x0b, 0x12, 0x04, 0x0a, 0x02, 'a',
-		  'b', 0x12, 0x03, 0x12, 0x01, 0xff),
-		W("operator.role invalid UTF-8", "Message.operator.role", 0x1a, 0x03, 0x12, 0x01,
-		  0xfe),
-		W("overlong varint", "re-encodes", 0x30, 0x81, 0x00),
-		W("explicit default value", "re-encodes", 0x0a, 0x01, 'a', 0x30, 0x00),
-		W("explicit empty string", "re-encodes", 0x0a, 0x00),
-		W("fields out of order", "field-number order", 0x12, 0x01, 'b', 0x0a, 0x01, 'a'),
-		W("two bodies of the oneof", "re-encodes", 0x52, 0x00, 0x5a, 0x00),
-		W("truncated string", "protobuf decoding failed", 0x0a, 0x05, 'a'),
-		W("wrong wire type", "protobuf decoding failed", 0x08, 0x01),
-		W("bad varint", "protobuf decoding failed", 0x30, 0xff, 0xff, 0xff, 0xff, 0xff,
-		  0xff, 0xff, 0xff, 0xff, 0xff, 0xff),
+	    W("embedded NUL in id", "re-encodes", 0x0a, 0x03, 'a', 0x00, 'b'),
+	    W("NUL at end of id", "re-encodes", 0x0a, 0x02, 'a', 0x00),
+	    W("duplicated id", "re-encodes", 0x0a, 0x01, 'a', 0x0a, 0x01, 'b'),
+	    W("duplicated created_at", "re-encodes", 0x30, 0x01, 0x30, 0x01),
+	    W("unknown field 99", "field number 99", 0x0a, 0x01, 'a', 0x98, 0x06, 0x01),
+	    W("invalid UTF-8 in id", "Message.id", 0x0a, 0x02, 0xc3, 0x28),
+	    W("lone continuation byte", "Message.sender", 0x12, 0x01, 0x80),
+	    W("overlong UTF-8 NUL", "UTF-8", 0x0a, 0x02, 0xc0, 0x80),
+	    W("UTF-16 surrogate", "UTF-8", 0x0a, 0x03, 0xed, 0xa0, 0x80),
+	    W("above U+10FFFF", "UTF-8", 0x0a, 0x04, 0xf4, 0x90, 0x80, 0x80),
+	    W("truncated UTF-8", "UTF-8", 0x0a, 0x02, 'a', 0xe2),
+	    W("invalid UTF-8 in oneof referral.service", "Message.referral.service", 0x52, 0x04,
+	      0x0a, 0x02, 0xff, 0xfe),
+	    W("NUL in referral.service", "re-encodes", 0x52, 0x03, 0x0a, 0x01, 0x00),
+	    W("unknown field inside referral", "Message.referral", 0x52, 0x03, 0xf8, 0x06, 0x01),
+	    W("invalid UTF-8 in repeated directory.parties[1].name",
+	      "Message.directory.parties[1].name", 0x7a, 0x0b, 0x12, 0x04, 0x0a, 0x02, 'a', 'b',
+	      0x12, 0x03, 0x12, 0x01, 0xff),
+	    W("operator.role invalid UTF-8", "Message.operator.role", 0x1a, 0x03, 0x12, 0x01, 0xfe),
+	    W("overlong varint", "re-encodes", 0x30, 0x81, 0x00),
+	    W("explicit default value", "re-encodes", 0x0a, 0x01, 'a', 0x30, 0x00),
+	    W("explicit empty string", "re-encodes", 0x0a, 0x00),
+	    W("fields out of order", "field-number order", 0x12, 0x01, 'b', 0x0a, 0x01, 'a'),
+	    W("two bodies of the oneof", "re-encodes", 0x52, 0x00, 0x5a, 0x00),
+	    W("truncated string", "protobuf decoding failed", 0x0a, 0x05, 'a'),
+	    W("wrong wire type", "protobuf decoding failed", 0x08, 0x01),
+	    W("bad varint", "protobuf decoding failed", 0x30, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	      0xff, 0xff, 0xff, 0xff, 0xff),
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		Rete__Message *msg = (Rete__Message *)1;
@@ -422,10 +418,10 @@ static void test_strict_accepts(void **state)
 	(void)state;
 	/* Hand-built: id "m1", sender "social.mantova", created_at 1,
 	 * directory with two parties. */
-	static const uint8_t ok[] = {0x0a, 0x02, 'm', '1', 0x12, 0x0e, 's', 'o', 'c', 'i', 'a',
-				     'l', '.', 'm', 'a', 'n', 't', 'o', 'v', 'a', 0x30, 0x01,
-				     0x7a, 0x0b, 0x12, 0x04, 0x0a, 0x02, 'a', 'b', 0x12, 0x03,
-				     0x12, 0x01, 'z'};
+	static const uint8_t ok[] = {0x0a, 0x02, 'm',  '1',  0x12, 0x0e, 's',  'o',  'c',
+				     'i',  'a',	 'l',  '.',  'm',  'a',	 'n',  't',  'o',
+				     'v',  'a',	 0x30, 0x01, 0x7a, 0x0b, 0x12, 0x04, 0x0a,
+				     0x02, 'a',	 'b',  0x12, 0x03, 0x12, 0x01, 'z'};
 	Rete__Message *msg = NULL;
 	rete_msg m = {{0}};
 
@@ -467,15 +463,15 @@ static void test_strict_generic(void **state)
 {
 	(void)state;
 	/* ClientFrame{version 1, hello{party "cpi.mantova"}} */
-	static const uint8_t ok[] = {0x08, 0x01, 0x52, 0x0d, 0x0a, 0x0b, 'c', 'p', 'i', '.',
-				     'm', 'a', 'n', 't', 'o', 'v', 'a'};
+	static const uint8_t ok[] = {0x08, 0x01, 0x52, 0x0d, 0x0a, 0x0b, 'c', 'p', 'i',
+				     '.',  'm',	 'a',  'n',  't',  'o',	 'v', 'a'};
 	static const uint8_t nul[] = {0x08, 0x01, 0x52, 0x05, 0x0a, 0x03, 'c', 0x00, 'x'};
 	ProtobufCMessage *pm = NULL;
 	rete_msg m = {{0}};
 
-	assert_int_equal(rete_pb_strict_unpack(&rete__client_frame__descriptor, ok, sizeof(ok),
-					       &pm, &m),
-			 RETE_OK);
+	assert_int_equal(
+	    rete_pb_strict_unpack(&rete__client_frame__descriptor, ok, sizeof(ok), &pm, &m),
+	    RETE_OK);
 	{
 		Rete__ClientFrame *cf = (Rete__ClientFrame *)pm;
 		assert_int_equal(cf->version, 1);
@@ -483,9 +479,9 @@ static void test_strict_generic(void **state)
 		assert_string_equal(cf->hello->party, "cpi.mantova");
 	}
 	protobuf_c_message_free_unpacked(pm, NULL);
-	assert_int_equal(rete_pb_strict_unpack(&rete__client_frame__descriptor, nul,
-					       sizeof(nul), &pm, &m),
-			 RETE_EDECODE);
+	assert_int_equal(
+	    rete_pb_strict_unpack(&rete__client_frame__descriptor, nul, sizeof(nul), &pm, &m),
+	    RETE_EDECODE);
 	assert_null(pm);
 	assert_non_null(strstr(m.text, "ClientFrame"));
 }
@@ -507,19 +503,19 @@ static void test_signed_strict(void **state)
 	assert_int_equal(rete_seckey_generate(&sk, NULL), RETE_OK);
 
 	/* build: 0a len inner 12 siglen sig [extra] */
-#define BUILD(inner, ilen, slen, extra, elen)                                     \
-	do {                                                                       \
-		n = 0;                                                             \
-		buf[n++] = 0x0a;                                                   \
-		buf[n++] = (uint8_t)(ilen);                                        \
-		memcpy(buf + n, inner, ilen);                                      \
-		n += ilen;                                                         \
-		buf[n++] = 0x12;                                                   \
-		buf[n++] = (uint8_t)(slen);                                        \
-		memcpy(buf + n, sig, slen);                                        \
-		n += slen;                                                         \
-		memcpy(buf + n, extra, elen);                                      \
-		n += elen;                                                         \
+#define BUILD(inner, ilen, slen, extra, elen)                                                      \
+	do {                                                                                       \
+		n = 0;                                                                             \
+		buf[n++] = 0x0a;                                                                   \
+		buf[n++] = (uint8_t)(ilen);                                                        \
+		memcpy(buf + n, inner, ilen);                                                      \
+		n += ilen;                                                                         \
+		buf[n++] = 0x12;                                                                   \
+		buf[n++] = (uint8_t)(slen);                                                        \
+		memcpy(buf + n, sig, slen);                                                        \
+		n += slen;                                                                         \
+		memcpy(buf + n, extra, elen);                                                      \
+		n += elen;                                                                         \
 	} while (0)
 
 	assert_int_equal(rete_sign_bytes(sig, RETE_CTX_MESSAGE, inner_ok, sizeof(inner_ok), sk),
@@ -551,9 +547,9 @@ static void test_signed_strict(void **state)
 	 * refused: the signature does not make it canonical. */
 	assert_int_equal(rete_sign_bytes(sig, RETE_CTX_MESSAGE, inner_nul, sizeof(inner_nul), sk),
 			 RETE_OK);
-	assert_int_equal(rete_verify_bytes(sig, RETE_CTX_MESSAGE, inner_nul, sizeof(inner_nul),
-					   &sk->pub),
-			 RETE_OK);
+	assert_int_equal(
+	    rete_verify_bytes(sig, RETE_CTX_MESSAGE, inner_nul, sizeof(inner_nul), &sk->pub),
+	    RETE_OK);
 	BUILD(inner_nul, sizeof(inner_nul), 64, "", 0);
 	assert_int_equal(rete_signed_decode(buf, n, &sm, &msg, &m), RETE_EDECODE);
 	assert_null(sm);
@@ -596,18 +592,12 @@ static void test_kind_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sha256_known),
-		cmocka_unit_test(test_rfc8032_vectors),
-		cmocka_unit_test(test_contexts_differ),
-		cmocka_unit_test(test_sign_decode_verify),
-		cmocka_unit_test(test_every_bit_flip),
-		cmocka_unit_test(test_seal_open),
-		cmocka_unit_test(test_open_not_strict),
-		cmocka_unit_test(test_strict_refusals),
-		cmocka_unit_test(test_strict_accepts),
-		cmocka_unit_test(test_strict_generic),
-		cmocka_unit_test(test_signed_strict),
-		cmocka_unit_test(test_kind_names),
+	    cmocka_unit_test(test_sha256_known),    cmocka_unit_test(test_rfc8032_vectors),
+	    cmocka_unit_test(test_contexts_differ), cmocka_unit_test(test_sign_decode_verify),
+	    cmocka_unit_test(test_every_bit_flip),  cmocka_unit_test(test_seal_open),
+	    cmocka_unit_test(test_open_not_strict), cmocka_unit_test(test_strict_refusals),
+	    cmocka_unit_test(test_strict_accepts),  cmocka_unit_test(test_strict_generic),
+	    cmocka_unit_test(test_signed_strict),   cmocka_unit_test(test_kind_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

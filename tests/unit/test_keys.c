@@ -39,29 +39,29 @@ static void test_id_table(void **state)
 		const char *id;
 		bool ok;
 	} cases[] = {
-		{"social.mantova", true},
-		{"cpi.mantova", true},
-		{"audit.region", true},
-		{"a1", true},
-		{"0a", true},
-		{"ab-c.d", true},
-		{"a.", true},
-		/* 63 characters: the longest accepted */
-		{"a12345678901234567890123456789012345678901234567890123456789012", true},
-		/* 64 characters */
-		{"a123456789012345678901234567890123456789012345678901234567890123", false},
-		{"a", false},
-		{"", false},
-		{".ab", false},
-		{"-ab", false},
-		{"Social", false},
-		{"soCial", false},
-		{"a b", false},
-		{"a/b", false},
-		{"../x", false},
-		{"a_b", false},
-		{"ab\n", false},
-		{"caf\xc3\xa9", false},
+	    {"social.mantova", true},
+	    {"cpi.mantova", true},
+	    {"audit.region", true},
+	    {"a1", true},
+	    {"0a", true},
+	    {"ab-c.d", true},
+	    {"a.", true},
+	    /* 63 characters: the longest accepted */
+	    {"a12345678901234567890123456789012345678901234567890123456789012", true},
+	    /* 64 characters */
+	    {"a123456789012345678901234567890123456789012345678901234567890123", false},
+	    {"a", false},
+	    {"", false},
+	    {".ab", false},
+	    {"-ab", false},
+	    {"Social", false},
+	    {"soCial", false},
+	    {"a b", false},
+	    {"a/b", false},
+	    {"../x", false},
+	    {"a_b", false},
+	    {"ab\n", false},
+	    {"caf\xc3\xa9", false},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (rete_id_valid(cases[i].id) != cases[i].ok)
@@ -78,8 +78,7 @@ static void test_seed_known_answer(void **state)
 	rete_seckey *sk = NULL;
 	rete_msg m;
 
-	hex2bin_exact(seed, 32,
-		      "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+	hex2bin_exact(seed, 32, "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
 	hex2bin_exact(pk, 32, "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
 	assert_int_equal(rete_seckey_from_seed(&sk, seed, &m), RETE_OK);
 	assert_memory_equal(sk->pub.ed, pk, 32);
@@ -267,16 +266,16 @@ static void test_keyfile_bad_content(void **state)
 	(void)state;
 	char *dir = tu_tmpdir("keybad");
 	static const char *const bad[] = {
-		"",                                              /* empty */
-		"not base64 at all!!\n",                         /* not base64 */
-		"nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A",  /* missing padding */
-		"nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=x\n", /* trailing garbage */
-		" nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=\n", /* leading space */
-		"nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=\n\n", /* two lines */
-		"nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2B=\n", /* non-zero spare bits */
-		"nWGxne-9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=\n", /* URL-safe alphabet */
-		"AAAA\n",                                        /* 3 bytes */
-		"nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2AA\n", /* 33 bytes */
+	    "",							/* empty */
+	    "not base64 at all!!\n",				/* not base64 */
+	    "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A",	/* missing padding */
+	    "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=x\n",	/* trailing garbage */
+	    " nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=\n",	/* leading space */
+	    "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=\n\n", /* two lines */
+	    "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2B=\n",	/* non-zero spare bits */
+	    "nWGxne-9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=\n",	/* URL-safe alphabet */
+	    "AAAA\n",						/* 3 bytes */
+	    "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2AA\n",	/* 33 bytes */
 	};
 	char *p;
 	rete_seckey *sk = NULL;
@@ -308,9 +307,9 @@ static void test_keyfile_bad_content(void **state)
 
 	/* The RFC 8032 test 1 seed, with and without newline, CRLF too. */
 	static const char *const good[] = {
-		"nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=\n",
-		"nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=",
-		"nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=\r\n",
+	    "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=\n",
+	    "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=",
+	    "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=\r\n",
 	};
 	uint8_t want[32];
 	hex2bin_exact(want, 32, "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
@@ -338,8 +337,12 @@ static void test_b64(void **state)
 		const char *bin;
 		const char *b64;
 	} v[] = {/* RFC 4648 section 10 */
-		 {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
-		 {"foo", "Zm9v"},  {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
+		 {"", ""},
+		 {"f", "Zg=="},
+		 {"fo", "Zm8="},
+		 {"foo", "Zm9v"},
+		 {"foob", "Zm9vYg=="},
+		 {"fooba", "Zm9vYmE="},
 		 {"foobar", "Zm9vYmFy"}};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
 		uint8_t *out = NULL;
@@ -354,8 +357,8 @@ static void test_b64(void **state)
 			assert_memory_equal(out, v[i].bin, n);
 		free(out);
 	}
-	static const char *const bad[] = {"Zg", "Zg=", "Zm9v\n", " Zm9v", "Zm9v=",
-					  "Zh==", "Zm9vYmFy!", "Zm_v", "Z===", "Zm9v Zm9v"};
+	static const char *const bad[] = {"Zg",	  "Zg=",       "Zm9v\n", " Zm9v", "Zm9v=",
+					  "Zh==", "Zm9vYmFy!", "Zm_v",	 "Z===",  "Zm9v Zm9v"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		uint8_t *out = (uint8_t *)1;
 		size_t n = 99;
@@ -434,15 +437,15 @@ static void test_cli_keygen(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_id_table),
-		cmocka_unit_test(test_seed_known_answer),
-		cmocka_unit_test(test_generate_distinct),
-		cmocka_unit_test(test_pubkey_unconvertible),
-		cmocka_unit_test(test_keyfile_roundtrip),
-		cmocka_unit_test(test_keyfile_permissions),
-		cmocka_unit_test(test_keyfile_bad_content),
-		cmocka_unit_test(test_b64),
-		cmocka_unit_test(test_cli_keygen),
+	    cmocka_unit_test(test_id_table),
+	    cmocka_unit_test(test_seed_known_answer),
+	    cmocka_unit_test(test_generate_distinct),
+	    cmocka_unit_test(test_pubkey_unconvertible),
+	    cmocka_unit_test(test_keyfile_roundtrip),
+	    cmocka_unit_test(test_keyfile_permissions),
+	    cmocka_unit_test(test_keyfile_bad_content),
+	    cmocka_unit_test(test_b64),
+	    cmocka_unit_test(test_cli_keygen),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
