@@ -1,0 +1,22 @@
+/* broker.h — the broker itself: sockets, the pipeline, delivery, events.
+ *
+ * broker_run owns everything the broker holds while it runs: the ZeroMQ
+ * context and sockets (ROUTER for requests, PUB for events, both CURVE
+ * servers behind the ZAP handler), the store, the verify pool and the
+ * per-party delivery state. It returns when SIGTERM or SIGINT arrives,
+ * after the batch in hand is committed and answered.
+ */
+#ifndef RETE_BROKER_BROKER_H
+#define RETE_BROKER_BROKER_H
+
+#include "config.h"
+
+/* broker_run runs the broker with configuration c (the broker takes it
+ * over: on reload the new one replaces it; broker_run frees whatever
+ * configuration is in force when it returns, and sets nothing in c for the
+ * caller, who must not use or free c afterwards). Returns the process exit
+ * code: 0 after a clean stop, 2 when it cannot start (key, store, sockets;
+ * the reason is logged). */
+int broker_run(broker_config *c);
+
+#endif

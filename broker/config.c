@@ -1,0 +1,1043 @@
+/* config.c — see config.h.
+ *
+ * inih calls us once per key; we only record (section, key, value, line)
+ * there and check everything afterwards, so that duplicates, missing keys
+ * and cross-references (consent_services within services, unique keys) are
+ * all found in one pass and reported together. inih reports only the first
+ * syntax error, so the line reader checks the syntax of every line itself.
+ */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "duration.h"
+
+/* --- kinds --------------------------------------------------------------- */
+
+static const struct {
+	const char *name;
+	Rete__PartyKind kind;
+} kinds[] = {
+    {"social-services", RETE__PARTY_KIND__PARTY_KIND_SOCIAL_SERVICES},
+    {"job-centre", RETE__PARTY_KIND__PARTY_KIND_JOB_CENTRE},
+    {"health", RETE__PARTY_KIND__PARTY_KIND_HEALTH},
+    {"family-centre", RETE__PARTY_KIND__PARTY_KIND_FAMILY_CENTRE},
+    {"school", RETE__PARTY_KIND__PARTY_KIND_SCHOOL},
+    {"cooperative", RETE__PARTY_KIND__PARTY_KIND_COOPERATIVE},
+    {"coordinator", RETE__PARTY_KIND__PARTY_KIND_COORDINATOR},
+    {"auditor", RETE__PARTY_KIND__PARTY_KIND_AUDITOR},
+};
+#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
+#define KIND_LIST                                                                          \
+	"social-services, job-centre, health, family-centre, school, cooperative, "        \
+	"coordinator, auditor"
+#define AGENCY_KIND_LIST "social-services, job-centre, health, family-centre, school, cooperative"
+
+const char *broker_kind_name(Rete__PartyKind k)
+{
+	for (size_t i = 0; i < NKINDS; i++)
+		if (kinds[i].kind == k)
+			return kinds[i].name;
+	if (k == RETE__PARTY_KIND__PARTY_KIND_BROKER)
+		return "broker";
+	return "unknown";
+}
+
+static bool kind_from_name(const char *s, Rete__PartyKind *out)
+{
+	for (size_t i = 0; i < NKINDS; i++)
+		if (strcmp(kinds[i].name, s) == 0) {
+			*out = kinds[i].kind;
+			return true;
+		}
+	return false;
+}
+
+bool broker_kind_is_agency(Rete__PartyKind k)
+{
+	return k >= RETE__PARTY_KIND__PARTY_KIND_SOCIAL_SERVICES &&
+	       k <= RETE__PARTY_KIND__PARTY_KIND_COOPERATIVE;
+}
+
+/* --- raw parse ------------------------------------------------------------ */
+
+struct kv {
+	char *section, *key, *value;
+	int line;
+	bool used;
+};
+
+struct sec {
+	char *name;
+	int line;
+};
+
+struct parse {
+	const char *file;
+	char *dir;
+	FILE *f;
+	int line;
+	bool at_line_start;
+	struct kv *kvs;
+	size_t nkv, capkv;
+	struct sec *secs;
+	size_t nsec, capsec;
+	rete_problems *pr;
+	bool oom;
+};
+
+static void problem(struct parse *p, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void problem(struct parse *p, int line, const char *fmt, ...)
+{
+	char where[128];
+	if (line > 0)
+		snprintf(where, sizeof(where), "%s:%d", p->file, line);
+	else
+		snprintf(where, sizeof(where), "%s", p->file);
+	va_list ap;
+	va_start(ap, fmt);
+	rete_problems_vadd(p->pr, where, fmt, ap);
+	va_end(ap);
+}
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+/* check_line looks at one raw line the way inih will, to report every
+ * syntax error (inih itself returns only the first) and to remember where
+ * each section starts. */
+static void check_line(struct parse *p, const char *raw)
+{
+	char *copy = strdup(raw);
+	if (!copy) {
+		p->oom = true;
+		return;
+	}
+	char *s = trim(copy);
+	if (*s == '\0' || *s == ';' || *s == '#') {
+		free(copy);
+		return;
+	}
+	if (*s == '[') {
+		char *end = strchr(s, ']');
+		if (!end) {
+			problem(p, p->line, "section header '%s' has no closing ']'; write [name]", s);
+		} else {
+			*end = '\0';
+			char *name = trim(s + 1);
+			bool known = false;
+			for (size_t i = 0; i < p->nsec; i++)
+				if (strcmp(p->secs[i].name, name) == 0)
+					known = true;
+			if (!known) {
+				if (p->nsec == p->capsec) {
+					size_t cap = p->capsec ? p->capsec * 2 : 16;
+					struct sec *n = realloc(p->secs, cap * sizeof(*n));
+					if (!n) {
+						p->oom = true;
+						free(copy);
+						return;
+					}
+					p->secs = n;
+					p->capsec = cap;
+				}
+				p->secs[p->nsec].name = strdup(name);
+				if (!p->secs[p->nsec].name)
+					p->oom = true;
+				else
+					p->secs[p->nsec++].line = p->line;
+			}
+		}
+	} else if (!strchr(s, '=') && !strchr(s, ':')) {
+		problem(p, p->line,
+			"'%s' is not a setting; write 'key = value', '[section]' or a comment "
+			"starting with ';' or '#'",
+			s);
+	}
+	free(copy);
+}
+
+/* line_reader is inih's fgets: it also counts lines and checks each one. */
+static char *line_reader(char *str, int num, void *stream)
+{
+	struct parse *p = stream;
+	char *r = fgets(str, num, p->f);
+	if (!r)
+		return NULL;
+	if (p->at_line_start) {
+		p->line++;
+		check_line(p, r);
+	}
+	size_t n = strlen(r);
+	p->at_line_start = n > 0 && r[n - 1] == '\n';
+	return r;
+}
+
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse *p = user;
+	if (p->nkv == p->capkv) {
+		size_t cap = p->capkv ? p->capkv * 2 : 32;
+		struct kv *n = realloc(p->kvs, cap * sizeof(*n));
+		if (!n) {
+			p->oom = true;
+			return 1;
+		}
+		p->kvs = n;
+		p->capkv = cap;
+	}
+	struct kv *kv = &p->kvs[p->nkv];
+	kv->section = strdup(section);
+	kv->key = strdup(name);
+	kv->value = strdup(value ? value : "");
+	kv->line = p->line;
+	kv->used = false;
+	if (!kv->section || !kv->key || !kv->value) {
+		free(kv->section);
+		free(kv->key);
+		free(kv->value);
+		p->oom = true;
+		return 1;
+	}
+	p->nkv++;
+	return 1;
+}
+
+static int section_line(const struct parse *p, const char *name)
+{
+	for (size_t i = 0; i < p->nsec; i++)
+		if (strcmp(p->secs[i].name, name) == 0)
+			return p->secs[i].line;
+	return 0;
+}
+
+/* get finds key in section (the first occurrence; duplicates are reported
+ * separately) and marks it used. */
+static struct kv *get(struct parse *p, const char *section, const char *key)
+{
+	for (size_t i = 0; i < p->nkv; i++)
+		if (strcmp(p->kvs[i].section, section) == 0 && strcmp(p->kvs[i].key, key) == 0) {
+			p->kvs[i].used = true;
+			return &p->kvs[i];
+		}
+	return NULL;
+}
+
+static struct kv *require(struct parse *p, const char *section, const char *key,
+			  const char *what)
+{
+	struct kv *kv = get(p, section, key);
+	if (!kv)
+		problem(p, section_line(p, section), "[%s] %s: missing; give %s", section, key,
+			what);
+	else if (kv->value[0] == '\0') {
+		problem(p, kv->line, "[%s] %s: empty; give %s", section, key, what);
+		return NULL;
+	}
+	return kv;
+}
+
+/* --- value checks ----------------------------------------------------------- */
+
+static char *resolve_path(struct parse *p, const char *v)
+{
+	char *out = NULL;
+	if (v[0] == '/')
+		out = strdup(v);
+	else if (asprintf(&out, "%s/%s", p->dir, v) < 0)
+		out = NULL;
+	if (!out)
+		p->oom = true;
+	return out;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+	if (!isdigit((unsigned char)*s))
+		return false;
+	errno = 0;
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end != '\0')
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool code_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 63 || !(islower((unsigned char)s[0]) || isdigit((unsigned char)s[0])))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (!(islower(ch) || isdigit(ch) || ch == '-' || ch == '.' || ch == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* split_list splits a comma list into trimmed, non-empty, malloc'd items. */
+static char **split_list(struct parse *p, const struct kv *kv, size_t *n)
+{
+	*n = 0;
+	char *copy = strdup(kv->value);
+	if (!copy) {
+		p->oom = true;
+		return NULL;
+	}
+	size_t cap = 1;
+	for (const char *c = copy; *c; c++)
+		cap += *c == ',';
+	char **items = calloc(cap, sizeof(*items));
+	if (!items) {
+		free(copy);
+		p->oom = true;
+		return NULL;
+	}
+	char *s = copy;
+	size_t pos = 0;
+	for (char *tok = strsep(&s, ","); tok; tok = strsep(&s, ","), pos++) {
+		char *t = trim(tok);
+		if (*t == '\0') {
+			if (cap > 1 || pos > 0)
+				problem(p, kv->line, "[%s] %s: item %zu of the list is empty; "
+					"separate items with single commas", kv->section, kv->key,
+					pos + 1);
+			continue;
+		}
+		items[*n] = strdup(t);
+		if (!items[*n]) {
+			p->oom = true;
+			break;
+		}
+		(*n)++;
+	}
+	free(copy);
+	return items;
+}
+
+static void free_list(char **items, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(items[i]);
+	free(items);
+}
+
+static bool endpoint_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n >= BROKER_ENDPOINT_MAX)
+		return false;
+	if (strncmp(s, "tcp://", 6) == 0)
+		return n > 6 && strchr(s + 6, ':') != NULL;
+	if (strncmp(s, "ipc://", 6) == 0)
+		return n > 6;
+	return false;
+}
+
+static void calendar_duration(struct parse *p, const char *section, const char *key,
+			      const char *def, int64_t min_ms, int64_t *out, char *text,
+			      size_t textlen)
+{
+	struct kv *kv = get(p, section, key);
+	const char *v = kv ? kv->value : def;
+	rete_duration d;
+	rete_msg m;
+	if (text)
+		snprintf(text, textlen, "%s", def);
+	*out = 0;
+	if (rete_duration_parse(v, &d, &m) != RETE_OK) {
+		problem(p, kv ? kv->line : 0, "[%s] %s: %s", section, key, m.text);
+		return;
+	}
+	if (d.working_days) {
+		problem(p, kv ? kv->line : 0,
+			"[%s] %s: '%s' counts working days, which this setting does not accept; "
+			"use s, m, h or d (e.g. %s)",
+			section, key, v, def);
+		return;
+	}
+	if (d.ms < min_ms) {
+		problem(p, kv ? kv->line : 0, "[%s] %s: '%s' is too short; at least %lld s",
+			section, key, v, (long long)(min_ms / 1000));
+		return;
+	}
+	*out = d.ms;
+	if (text)
+		snprintf(text, textlen, "%s", v);
+}
+
+static void number(struct parse *p, const char *section, const char *key, uint64_t def,
+		   uint64_t min, uint64_t max, uint64_t *out)
+{
+	struct kv *kv = get(p, section, key);
+	*out = def;
+	if (!kv)
+		return;
+	uint64_t v;
+	if (!parse_u64(kv->value, &v) || v < min || v > max) {
+		problem(p, kv->line, "[%s] %s: '%s' is not accepted; give a whole number from "
+			"%llu to %llu", section, key, kv->value, (unsigned long long)min,
+			(unsigned long long)max);
+		return;
+	}
+	*out = v;
+}
+
+static void byte_size(struct parse *p, const char *section, const char *key, uint64_t def,
+		      uint64_t min, uint64_t max, uint64_t *out)
+{
+	struct kv *kv = get(p, section, key);
+	*out = def;
+	if (!kv)
+		return;
+	char num[32];
+	const char *v = kv->value;
+	size_t i = 0;
+	while (isdigit((unsigned char)v[i]) && i < sizeof(num) - 1) {
+		num[i] = v[i];
+		i++;
+	}
+	num[i] = '\0';
+	const char *unit = v + i;
+	while (*unit == ' ')
+		unit++;
+	uint64_t mult = 0, n = 0;
+	if (*unit == '\0' || strcmp(unit, "B") == 0)
+		mult = 1;
+	else if (strcmp(unit, "KiB") == 0 || strcmp(unit, "K") == 0)
+		mult = 1024;
+	else if (strcmp(unit, "MiB") == 0 || strcmp(unit, "M") == 0)
+		mult = 1024 * 1024;
+	if (!mult || !parse_u64(num, &n) || n > max / mult || n * mult < min) {
+		problem(p, kv->line, "[%s] %s: '%s' is not accepted; give a size from %llu KiB "
+			"to %llu MiB, in bytes or with KiB/MiB (e.g. 4MiB)", section, key, v,
+			(unsigned long long)(min / 1024), (unsigned long long)(max >> 20));
+		return;
+	}
+	*out = n * mult;
+}
+
+static bool zone_exists(const char *tz)
+{
+	if (strcmp(tz, "UTC") == 0)
+		return true;
+	if (tz[0] == '/' || strstr(tz, "..") || strlen(tz) > 60)
+		return false;
+	char path[128];
+	snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* --- the sections ------------------------------------------------------------ */
+
+static const char *const broker_keys[] = {
+    "origin", "id", "key", "listen", "events", "data", "checkpoint_every",
+    "checkpoint_interval", "delivery_window", "expiry", "heartbeat", "max_frame",
+    "verify_threads", "time_zone", "holidays", NULL};
+static const char *const limit_keys[] = {"routine", "urgent", "emergency", NULL};
+static const char *const policy_keys[] = {"routes", NULL};
+static const char *const agency_keys[] = {"name", "kind", "key", "services",
+					  "consent_services", NULL};
+
+static bool in_list(const char *const *list, const char *k)
+{
+	for (; *list; list++)
+		if (strcmp(*list, k) == 0)
+			return true;
+	return false;
+}
+
+static void list_text(const char *const *list, char *buf, size_t n)
+{
+	buf[0] = '\0';
+	for (size_t i = 0; list[i]; i++) {
+		strncat(buf, list[i], n - strlen(buf) - 1);
+		if (list[i + 1])
+			strncat(buf, ", ", n - strlen(buf) - 1);
+	}
+}
+
+/* check_names reports unknown sections, unknown keys and duplicates. */
+static void check_names(struct parse *p)
+{
+	for (size_t i = 0; i < p->nsec; i++) {
+		const char *s = p->secs[i].name;
+		if (strcmp(s, "broker") == 0 || strcmp(s, "limits") == 0 ||
+		    strcmp(s, "policy") == 0)
+			continue;
+		if (strncmp(s, "agency ", 7) == 0) {
+			const char *id = s + 7;
+			while (*id == ' ')
+				id++;
+			if (!rete_id_valid(id))
+				problem(p, p->secs[i].line,
+					"[%s]: '%s' is not a valid party id; use 2-63 characters "
+					"a-z, 0-9, '.', '-', starting with a letter or digit",
+					s, id);
+			continue;
+		}
+		problem(p, p->secs[i].line,
+			"[%s]: unknown section; accepted: [broker], [limits], [policy], "
+			"[agency ID]",
+			s);
+	}
+	for (size_t i = 0; i < p->nkv; i++) {
+		struct kv *kv = &p->kvs[i];
+		const char *const *list = NULL;
+		if (strcmp(kv->section, "broker") == 0)
+			list = broker_keys;
+		else if (strcmp(kv->section, "limits") == 0)
+			list = limit_keys;
+		else if (strcmp(kv->section, "policy") == 0)
+			list = policy_keys;
+		else if (strncmp(kv->section, "agency ", 7) == 0)
+			list = agency_keys;
+		else if (kv->section[0] == '\0') {
+			problem(p, kv->line, "%s: a setting before any [section]; put it under "
+				"[broker], [limits], [policy] or [agency ID]", kv->key);
+			continue;
+		} else
+			continue; /* the unknown section is reported once, above */
+		if (!in_list(list, kv->key)) {
+			char accepted[512];
+			list_text(list, accepted, sizeof(accepted));
+			problem(p, kv->line, "[%s] %s: unknown key; accepted: %s", kv->section,
+				kv->key, accepted);
+			continue;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(p->kvs[j].section, kv->section) == 0 &&
+			    strcmp(p->kvs[j].key, kv->key) == 0) {
+				problem(p, kv->line, "[%s] %s: given twice (first on line %d); "
+					"keep one", kv->section, kv->key, p->kvs[j].line);
+				break;
+			}
+	}
+}
+
+static void load_broker(struct parse *p, broker_config *c)
+{
+	const char *S = "broker";
+	struct kv *kv;
+	if (!section_line(p, S))
+		problem(p, 0, "[broker]: section missing; it names the broker (origin, id, "
+			"key), its endpoints (listen, events) and its store (data)");
+
+	if ((kv = require(p, S, "origin", "the log's origin, e.g. rete.example/mantova"))) {
+		bool ok = strlen(kv->value) <= 255;
+		for (const char *s = kv->value; *s; s++)
+			if ((unsigned char)*s <= ' ' || *s == '+' || (unsigned char)*s >= 0x7f)
+				ok = false;
+		if (!ok)
+			problem(p, kv->line, "[broker] origin: '%s' is not accepted; use up to "
+				"255 printable ASCII characters without spaces or '+', e.g. "
+				"rete.example/mantova", kv->value);
+		else if (!(c->origin = strdup(kv->value)))
+			p->oom = true;
+	}
+	if ((kv = require(p, S, "id", "the broker's party id, e.g. broker.mantova"))) {
+		if (!rete_id_valid(kv->value))
+			problem(p, kv->line, "[broker] id: '%s' is not a valid party id; use 2-63 "
+				"characters a-z, 0-9, '.', '-', starting with a letter or digit",
+				kv->value);
+		else
+			snprintf(c->id, sizeof(c->id), "%s", kv->value);
+	}
+	if ((kv = require(p, S, "key", "the path of the broker's .key file"))) {
+		c->key_path = resolve_path(p, kv->value);
+		rete_seckey *sk = NULL;
+		rete_msg m;
+		if (c->key_path) {
+			if (rete_keyfile_load_secret(c->key_path, &sk, &m) != RETE_OK)
+				problem(p, kv->line, "[broker] key: %s", m.text);
+			else
+				c->key_pub = sk->pub;
+			rete_seckey_free(&sk);
+		}
+	}
+	if ((kv = require(p, S, "listen", "the ROUTER endpoint, e.g. tcp://0.0.0.0:7700"))) {
+		if (!endpoint_ok(kv->value))
+			problem(p, kv->line, "[broker] listen: '%s' is not accepted; give "
+				"tcp://HOST:PORT or ipc://PATH", kv->value);
+		else
+			snprintf(c->listen, sizeof(c->listen), "%s", kv->value);
+	}
+	if ((kv = require(p, S, "events", "the PUB endpoint, e.g. tcp://0.0.0.0:7701"))) {
+		if (!endpoint_ok(kv->value))
+			problem(p, kv->line, "[broker] events: '%s' is not accepted; give "
+				"tcp://HOST:PORT or ipc://PATH", kv->value);
+		else if (strcmp(kv->value, c->listen) == 0)
+			problem(p, kv->line, "[broker] events: '%s' is also the listen endpoint; "
+				"give each its own", kv->value);
+		else
+			snprintf(c->events, sizeof(c->events), "%s", kv->value);
+	}
+	if ((kv = require(p, S, "data", "the store folder, e.g. store")))
+		c->data = resolve_path(p, kv->value);
+
+	uint64_t v;
+	number(p, S, "checkpoint_every", 1000, 1, 100000000, &c->checkpoint_every);
+	calendar_duration(p, S, "checkpoint_interval", "10s", 1000, &c->checkpoint_interval_ms,
+			  NULL, 0);
+	number(p, S, "delivery_window", 64, 1, 100000, &v);
+	c->delivery_window = (unsigned)v;
+	calendar_duration(p, S, "expiry", "5d", 1000, &c->expiry_ms, c->expiry,
+			  sizeof(c->expiry));
+	calendar_duration(p, S, "heartbeat", "5s", 1000, &c->heartbeat_ms, NULL, 0);
+	byte_size(p, S, "max_frame", 4u << 20, 64u << 10, 1ull << 30, &c->max_frame);
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	number(p, S, "verify_threads", cores > 0 ? (uint64_t)cores : 1, 1, 256, &v);
+	c->verify_threads = (unsigned)v;
+
+	kv = get(p, S, "time_zone");
+	const char *tz = kv ? kv->value : RETE_DEFAULT_TZ;
+	if (!zone_exists(tz))
+		problem(p, kv ? kv->line : 0, "[broker] time_zone: '%s' is not a known time "
+			"zone; give a name from /usr/share/zoneinfo, e.g. Europe/Rome", tz);
+	else
+		snprintf(c->time_zone, sizeof(c->time_zone), "%s", tz);
+
+	if ((kv = get(p, S, "holidays"))) {
+		c->holidays = split_list(p, kv, &c->nholidays);
+		for (size_t i = 0; i < c->nholidays; i++)
+			if (!rete_date_valid(c->holidays[i]))
+				problem(p, kv->line, "[broker] holidays: '%s' is not a date; give "
+					"YYYY-MM-DD dates separated by commas", c->holidays[i]);
+	}
+}
+
+static void load_limits(struct parse *p, broker_config *c)
+{
+	static const char *const defaults[BROKER_NLIMITS] = {"5wd", "1wd", "4h"};
+	for (int i = 0; i < BROKER_NLIMITS; i++) {
+		struct kv *kv = get(p, "limits", limit_keys[i]);
+		const char *v = kv ? kv->value : defaults[i];
+		rete_duration d;
+		rete_msg m;
+		if (rete_duration_parse(v, &d, &m) != RETE_OK) {
+			problem(p, kv ? kv->line : 0, "[limits] %s: %s", limit_keys[i], m.text);
+			continue;
+		}
+		snprintf(c->limit[i], sizeof(c->limit[i]), "%s", v);
+		/* A working-day limit has no fixed length; the directory carries
+		 * its nominal calendar length (24 h per day) beside the text,
+		 * which is what deadlines are computed from. */
+		c->limit_ms[i] = d.working_days ? d.working_days * 86400000 : d.ms;
+	}
+}
+
+static void load_agency(struct parse *p, broker_config *c, const struct sec *sec)
+{
+	const char *id = sec->name + 7;
+	while (*id == ' ')
+		id++;
+	if (!rete_id_valid(id))
+		return; /* reported by check_names */
+	broker_party *pa = &c->parties[c->nparties++];
+	snprintf(pa->id, sizeof(pa->id), "%s", id);
+	const char *S = sec->name;
+	struct kv *kv;
+	if (c->id[0] && strcmp(c->id, id) == 0)
+		problem(p, sec->line, "[%s]: '%s' is the broker's own id; give the agency "
+			"another id", S, id);
+
+	if ((kv = require(p, S, "name", "the party's name for people")))
+		if (!(pa->name = strdup(kv->value)))
+			p->oom = true;
+	if ((kv = require(p, S, "kind", "one of " KIND_LIST))) {
+		if (!kind_from_name(kv->value, &pa->kind))
+			problem(p, kv->line, "[%s] kind: '%s' is not a kind; accepted: " KIND_LIST,
+				S, kv->value);
+	}
+	if ((kv = require(p, S, "key", "the path of the party's .pub file"))) {
+		char *path = resolve_path(p, kv->value);
+		rete_msg m;
+		if (path && rete_keyfile_load_public(path, &pa->key, &m) != RETE_OK)
+			problem(p, kv->line, "[%s] key: %s", S, m.text);
+		free(path);
+	}
+	if ((kv = get(p, S, "services"))) {
+		pa->services = split_list(p, kv, &pa->nservices);
+		for (size_t i = 0; i < pa->nservices; i++) {
+			if (!code_valid(pa->services[i]))
+				problem(p, kv->line, "[%s] services: '%s' is not a service code; "
+					"use a-z, 0-9, '.', '-', '_', up to 63 characters", S,
+					pa->services[i]);
+			for (size_t j = 0; j < i; j++)
+				if (strcmp(pa->services[i], pa->services[j]) == 0)
+					problem(p, kv->line, "[%s] services: '%s' is listed twice",
+						S, pa->services[i]);
+		}
+		if (pa->kind && !broker_kind_is_agency(pa->kind) && pa->nservices)
+			problem(p, kv->line, "[%s] services: a %s offers no services; remove "
+				"the key or make the party one of " AGENCY_KIND_LIST, S,
+				broker_kind_name(pa->kind));
+	}
+	if ((kv = get(p, S, "consent_services"))) {
+		pa->consent = split_list(p, kv, &pa->nconsent);
+		for (size_t i = 0; i < pa->nconsent; i++) {
+			bool found = false;
+			for (size_t j = 0; j < pa->nservices; j++)
+				if (strcmp(pa->consent[i], pa->services[j]) == 0)
+					found = true;
+			if (!found)
+				problem(p, kv->line, "[%s] consent_services: '%s' is not one of "
+					"this party's services; list only codes from its "
+					"services key", S, pa->consent[i]);
+		}
+	}
+}
+
+static void load_policy(struct parse *p, broker_config *c)
+{
+	struct kv *kv = get(p, "policy", "routes");
+	if (!kv) {
+		problem(p, section_line(p, "policy"), "[policy] routes: missing; give a comma "
+			"list of FROM>TO kind pairs, e.g. social-services>job-centre");
+		return;
+	}
+	size_t n;
+	char **items = split_list(p, kv, &n);
+	if (!items)
+		return;
+	c->routes = calloc(n ? n : 1, sizeof(*c->routes));
+	if (!c->routes) {
+		p->oom = true;
+		free_list(items, n);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char *gt = strchr(items[i], '>');
+		Rete__PartyKind from = 0, to = 0;
+		bool ok = gt != NULL;
+		if (ok) {
+			*gt = '\0';
+			char *a = trim(items[i]), *b = trim(gt + 1);
+			ok = kind_from_name(a, &from) && kind_from_name(b, &to) &&
+			     broker_kind_is_agency(from) && broker_kind_is_agency(to);
+			if (!ok)
+				*gt = '>';
+		}
+		if (!ok) {
+			problem(p, kv->line, "[policy] routes: '%s' is not a route; write "
+				"FROM>TO with FROM and TO among " AGENCY_KIND_LIST, items[i]);
+			continue;
+		}
+		c->routes[c->nroutes].from = from;
+		c->routes[c->nroutes].to = to;
+		c->nroutes++;
+	}
+	free_list(items, n);
+}
+
+/* check_cross: what only the whole file can tell. */
+static void check_cross(struct parse *p, broker_config *c, const int *lines)
+{
+	for (size_t i = 0; i < c->nparties; i++) {
+		broker_party *a = &c->parties[i];
+		static const uint8_t zero[RETE_PK_LEN];
+		if (memcmp(a->key.ed, zero, RETE_PK_LEN) == 0)
+			continue; /* its key did not load: reported already */
+		if (memcmp(a->key.ed, c->key_pub.ed, RETE_PK_LEN) == 0)
+			problem(p, lines[i], "[agency %s] key: it is the broker's own key; every "
+				"party needs its own key pair (rete keygen)", a->id);
+		for (size_t j = 0; j < i; j++)
+			if (memcmp(a->key.ed, c->parties[j].key.ed, RETE_PK_LEN) == 0)
+				problem(p, lines[i], "[agency %s] key: the same key as party %s; "
+					"every party needs its own key pair (rete keygen)",
+					a->id, c->parties[j].id);
+	}
+}
+
+static long problem_line(const rete_problem *pr)
+{
+	const char *colon = strrchr(pr->path, ':');
+	return colon ? strtol(colon + 1, NULL, 10) : 0;
+}
+
+rete_err broker_config_load(const char *path, broker_config **out, rete_problems *problems)
+{
+	*out = NULL;
+	struct parse p = {.file = path, .at_line_start = true, .pr = problems};
+	broker_config *c = calloc(1, sizeof(*c));
+	if (!c)
+		return RETE_ENOMEM;
+	size_t before = problems->n;
+	rete_err err = RETE_OK;
+	int *lines = NULL;
+
+	p.f = fopen(path, "r");
+	if (!p.f) {
+		problem(&p, 0, "cannot be read: %s", strerror(errno));
+		free(c);
+		return RETE_EIO;
+	}
+	char *slash = strrchr(path, '/');
+	p.dir = slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
+	if (slash && slash == path) {
+		free(p.dir);
+		p.dir = strdup("/");
+	}
+	c->path = strdup(path);
+	if (!p.dir || !c->path) {
+		fclose(p.f);
+		err = RETE_ENOMEM;
+		goto done;
+	}
+	/* The broker is inih's only user in its process: lines of any length
+	 * (long service lists), no continuation lines (so a repeated key is a
+	 * duplicate, never a continuation). */
+	ini_use_stack = false;
+	ini_allow_realloc = true;
+	ini_max_line = 1 << 20;
+	ini_allow_multiline = false;
+	int r = ini_parse_stream(line_reader, &p, on_key, &p);
+	fclose(p.f);
+	if (r == -2 || p.oom) {
+		err = RETE_ENOMEM;
+		goto done;
+	}
+
+	check_names(&p);
+	load_broker(&p, c);
+	load_limits(&p, c);
+	size_t nag = 0;
+	for (size_t i = 0; i < p.nsec; i++)
+		nag += strncmp(p.secs[i].name, "agency ", 7) == 0;
+	c->parties = calloc(nag ? nag : 1, sizeof(*c->parties));
+	lines = calloc(nag ? nag : 1, sizeof(*lines));
+	if (!c->parties || !lines) {
+		err = RETE_ENOMEM;
+		goto done;
+	}
+	for (size_t i = 0; i < p.nsec; i++)
+		if (strncmp(p.secs[i].name, "agency ", 7) == 0) {
+			lines[c->nparties] = p.secs[i].line;
+			load_agency(&p, c, &p.secs[i]);
+		}
+	if (c->nparties == 0)
+		problem(&p, 0, "no [agency ID] section; list every party of the network, "
+			"one section each");
+	load_policy(&p, c);
+	check_cross(&p, c, lines);
+	if (p.oom)
+		err = RETE_ENOMEM;
+	else if (problems->n > before)
+		err = RETE_EINVAL;
+	/* Report in file order (insertion sort: stable, and lists are short). */
+	for (size_t i = before + 1; i < problems->n; i++) {
+		rete_problem it = problems->items[i];
+		size_t j = i;
+		while (j > before && problem_line(&problems->items[j - 1]) > problem_line(&it)) {
+			problems->items[j] = problems->items[j - 1];
+			j--;
+		}
+		problems->items[j] = it;
+	}
+
+done:
+	free(lines);
+	for (size_t i = 0; i < p.nkv; i++) {
+		free(p.kvs[i].section);
+		free(p.kvs[i].key);
+		free(p.kvs[i].value);
+	}
+	free(p.kvs);
+	for (size_t i = 0; i < p.nsec; i++)
+		free(p.secs[i].name);
+	free(p.secs);
+	free(p.dir);
+	if (err != RETE_OK)
+		broker_config_free(&c);
+	*out = c;
+	return err;
+}
+
+void broker_config_free(broker_config **pc)
+{
+	if (!pc || !*pc)
+		return;
+	broker_config *c = *pc;
+	free(c->path);
+	free(c->origin);
+	free(c->key_path);
+	free(c->data);
+	free_list(c->holidays, c->nholidays);
+	for (size_t i = 0; i < c->nparties; i++) {
+		free(c->parties[i].name);
+		free_list(c->parties[i].services, c->parties[i].nservices);
+		free_list(c->parties[i].consent, c->parties[i].nconsent);
+	}
+	free(c->parties);
+	free(c->routes);
+	free(c);
+	*pc = NULL;
+}
+
+const broker_party *broker_config_party(const broker_config *c, const char *id)
+{
+	if (!c || !id)
+		return NULL;
+	for (size_t i = 0; i < c->nparties; i++)
+		if (strcmp(c->parties[i].id, id) == 0)
+			return &c->parties[i];
+	return NULL;
+}
+
+bool broker_config_route_allowed(const broker_config *c, Rete__PartyKind from,
+				 Rete__PartyKind to)
+{
+	for (size_t i = 0; i < c->nroutes; i++)
+		if (c->routes[i].from == from && c->routes[i].to == to)
+			return true;
+	return false;
+}
+
+bool broker_party_offers(const broker_party *p, const char *code, bool *consent)
+{
+	if (consent)
+		*consent = false;
+	for (size_t i = 0; i < p->nservices; i++)
+		if (strcmp(p->services[i], code) == 0) {
+			for (size_t j = 0; consent && j < p->nconsent; j++)
+				if (strcmp(p->consent[j], code) == 0)
+					*consent = true;
+			return true;
+		}
+	return false;
+}
+
+/* --- the Directory message ------------------------------------------------------ */
+
+static bool party_fill(Rete__Party *pp, const char *id, const char *name, Rete__PartyKind kind,
+		       const uint8_t ed[RETE_PK_LEN])
+{
+	rete__party__init(pp);
+	pp->id = strdup(id);
+	pp->name = strdup(name);
+	pp->kind = kind;
+	pp->public_key.data = malloc(RETE_PK_LEN);
+	if (!pp->id || !pp->name || !pp->public_key.data)
+		return false;
+	memcpy(pp->public_key.data, ed, RETE_PK_LEN);
+	pp->public_key.len = RETE_PK_LEN;
+	return true;
+}
+
+rete_err broker_config_directory(const broker_config *c, uint64_t serial, Rete__Directory **out)
+{
+	static const Rete__Priority prio[BROKER_NLIMITS] = {RETE__PRIORITY__PRIORITY_ROUTINE,
+							    RETE__PRIORITY__PRIORITY_URGENT,
+							    RETE__PRIORITY__PRIORITY_EMERGENCY};
+	Rete__Directory *d = calloc(1, sizeof(*d));
+	*out = NULL;
+	if (!d)
+		return RETE_ENOMEM;
+	rete__directory__init(d);
+	d->serial = serial;
+	d->parties = calloc(c->nparties + 1, sizeof(*d->parties));
+	d->routes = calloc(c->nroutes + 1, sizeof(*d->routes));
+	d->limits = calloc(BROKER_NLIMITS, sizeof(*d->limits));
+	d->holidays = calloc(c->nholidays + 1, sizeof(*d->holidays));
+	d->time_zone = strdup(c->time_zone);
+	if (!d->parties || !d->routes || !d->limits || !d->holidays || !d->time_zone)
+		goto oom;
+	d->expiry_ms = c->expiry_ms;
+
+	Rete__Party *bp = calloc(1, sizeof(*bp));
+	if (!bp)
+		goto oom;
+	d->parties[d->n_parties++] = bp;
+	if (!party_fill(bp, c->id, "broker", RETE__PARTY_KIND__PARTY_KIND_BROKER, c->key_pub.ed))
+		goto oom;
+	for (size_t i = 0; i < c->nparties; i++) {
+		const broker_party *a = &c->parties[i];
+		Rete__Party *pp = calloc(1, sizeof(*pp));
+		if (!pp)
+			goto oom;
+		d->parties[d->n_parties++] = pp;
+		if (!party_fill(pp, a->id, a->name, a->kind, a->key.ed))
+			goto oom;
+		if (a->nservices) {
+			pp->services = calloc(a->nservices, sizeof(*pp->services));
+			if (!pp->services)
+				goto oom;
+		}
+		for (size_t j = 0; j < a->nservices; j++) {
+			Rete__Service *sv = calloc(1, sizeof(*sv));
+			if (!sv)
+				goto oom;
+			rete__service__init(sv);
+			pp->services[pp->n_services++] = sv;
+			bool consent = false;
+			broker_party_offers(a, a->services[j], &consent);
+			sv->code = strdup(a->services[j]);
+			sv->name = strdup(a->services[j]);
+			sv->consent_required = consent;
+			if (!sv->code || !sv->name)
+				goto oom;
+		}
+	}
+	for (size_t i = 0; i < c->nroutes; i++) {
+		Rete__Route *r = calloc(1, sizeof(*r));
+		if (!r)
+			goto oom;
+		rete__route__init(r);
+		r->from = c->routes[i].from;
+		r->to = c->routes[i].to;
+		d->routes[d->n_routes++] = r;
+	}
+	for (int i = 0; i < BROKER_NLIMITS; i++) {
+		Rete__PriorityLimit *l = calloc(1, sizeof(*l));
+		if (!l)
+			goto oom;
+		rete__priority_limit__init(l);
+		d->limits[d->n_limits++] = l;
+		l->priority = prio[i];
+		l->limit = strdup(c->limit[i]);
+		l->limit_ms = c->limit_ms[i];
+		if (!l->limit)
+			goto oom;
+	}
+	for (size_t i = 0; i < c->nholidays; i++) {
+		if (!(d->holidays[i] = strdup(c->holidays[i])))
+			goto oom;
+		d->n_holidays++;
+	}
+	*out = d;
+	return RETE_OK;
+oom:
+	broker_directory_free(&d);
+	return RETE_ENOMEM;
+}
+
+void broker_directory_free(Rete__Directory **pd)
+{
+	if (!pd || !*pd)
+		return;
+	/* Everything was allocated with malloc, field by field, exactly the way
+	 * protobuf-c's unpack does, so its generic free releases it all. */
+	rete__directory__free_unpacked(*pd, NULL);
+	*pd = NULL;
+}

@@ -1,0 +1,25 @@
+/* log.h — the broker's log lines on stderr.
+ *
+ * One line per event, readable by a person and by grep: an RFC 3339 UTC
+ * time, a level word, then what happened, who and which id. Safe from any
+ * thread (each line is written with one call). Debug lines appear only with
+ * -v.
+ */
+#ifndef RETE_BROKER_LOG_H
+#define RETE_BROKER_LOG_H
+
+#include <stdbool.h>
+
+/* broker_log_verbose turns debug lines on or off (default off). */
+void broker_log_verbose(bool on);
+
+/* broker_log_is_verbose: whether debug lines are on. */
+bool broker_log_is_verbose(void);
+
+/* broker_log_info, _warn, _error, _debug format one line on stderr. */
+void broker_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void broker_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void broker_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void broker_log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
