@@ -1,0 +1,1240 @@
+/* store.c — opening the LMDB environment, the transaction helpers that make
+ * map growth safe, and every read of the store. Writing is in
+ * store_commit.c, backup in store_backup.c. */
+#include "store_impl.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+rete_err store_lmdb_err(rete_msg *m, int rc, const char *what)
+{
+	switch (rc) {
+	case 0:
+		return RETE_OK;
+	case ENOMEM:
+		return rete_msg_set(m, RETE_ENOMEM, "%s: out of memory", what);
+	case ENOSPC:
+	case EFBIG:
+	case EDQUOT:
+		return rete_msg_set(m, RETE_EFULL, "%s: the disk is full (%s); free space and retry",
+				    what, mdb_strerror(rc));
+	case EACCES:
+	case EPERM:
+	case EROFS:
+		return rete_msg_set(m, RETE_EPERM, "%s: %s", what, mdb_strerror(rc));
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+		return rete_msg_set(m, RETE_ECORRUPT, "%s: %s", what, mdb_strerror(rc));
+	case MDB_VERSION_MISMATCH:
+		return rete_msg_set(m, RETE_EVERSION, "%s: %s", what, mdb_strerror(rc));
+	case EIO:
+		return rete_msg_set(m, RETE_EIO, "%s: %s", what, mdb_strerror(rc));
+	default:
+		return rete_msg_set(m, RETE_ESTORE, "%s: %s", what, mdb_strerror(rc));
+	}
+}
+
+/* ---- transactions ------------------------------------------------------- */
+
+rete_err store_txn_read(rete_store *s, MDB_txn **txn, rete_msg *m)
+{
+	int rc;
+
+	pthread_rwlock_rdlock(&s->st_grow);
+	for (int tries = 0;; tries++) {
+		rc = mdb_txn_begin(s->st_env, NULL, MDB_RDONLY, txn);
+		if (rc != MDB_MAP_RESIZED || tries >= 5)
+			break;
+		/* The writer (another process) grew the map: adopt its size,
+		 * which LMDB allows only with no transaction open here. */
+		pthread_rwlock_unlock(&s->st_grow);
+		pthread_rwlock_wrlock(&s->st_grow);
+		mdb_env_set_mapsize(s->st_env, 0);
+		pthread_rwlock_unlock(&s->st_grow);
+		pthread_rwlock_rdlock(&s->st_grow);
+	}
+	if (rc != 0) {
+		pthread_rwlock_unlock(&s->st_grow);
+		*txn = NULL;
+		return store_lmdb_err(m, rc, "store: beginning a read transaction");
+	}
+	return RETE_OK;
+}
+
+void store_txn_done(rete_store *s, MDB_txn *txn)
+{
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&s->st_grow);
+}
+
+rete_err store_rt_get(rete_store *s, rete_store_rtxn *rt, MDB_txn **txn, bool *own,
+		      rete_msg *m)
+{
+	if (s == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "store: no store given");
+	if (rt != NULL) {
+		if (rt->rt_store != s)
+			return rete_msg_set(m, RETE_EINVAL,
+					    "store: read transaction belongs to another store");
+		*txn = rt->rt_txn;
+		*own = false;
+		return RETE_OK;
+	}
+	*own = true;
+	return store_txn_read(s, txn, m);
+}
+
+rete_err store_grow(rete_store *s, rete_msg *m)
+{
+	MDB_envinfo info;
+	uint64_t want;
+	int rc;
+
+	pthread_rwlock_wrlock(&s->st_grow);
+	mdb_env_info(s->st_env, &info);
+	want = (uint64_t)info.me_mapsize * 2;
+	if (want < ((uint64_t)1 << 20))
+		want = (uint64_t)1 << 20;
+	rc = mdb_env_set_mapsize(s->st_env, (size_t)want);
+	if (rc == 0)
+		s->st_map_size = want;
+	pthread_rwlock_unlock(&s->st_grow);
+	if (rc != 0)
+		return store_lmdb_err(m, rc, "store: growing the map");
+	return RETE_OK;
+}
+
+/* ---- opening ------------------------------------------------------------ */
+
+static rete_err open_dbi(rete_store *s, MDB_txn *txn, const char *name, unsigned flags,
+			 MDB_dbi *dbi, rete_msg *m)
+{
+	int rc = mdb_dbi_open(txn, name, flags, dbi);
+	if (rc == MDB_NOTFOUND)
+		return rete_msg_set(m, RETE_ECORRUPT,
+				    "store %s: database '%s' is missing; this is not a complete "
+				    "rete store",
+				    s->st_dir, name);
+	if (rc != 0) {
+		char what[128];
+		snprintf(what, sizeof(what), "store: opening database '%s'", name);
+		return store_lmdb_err(m, rc, what);
+	}
+	return RETE_OK;
+}
+
+/* open_dbis opens (creating if `create`) every named database and checks
+ * the schema version. Called with the environment open and no txn. */
+static rete_err open_dbis(rete_store *s, bool create, rete_msg *m)
+{
+	MDB_txn *txn = NULL;
+	unsigned dflags = create ? MDB_CREATE : 0;
+	MDB_val k, v;
+	uint8_t ver[4];
+	rete_err err;
+	int rc;
+
+	rc = mdb_txn_begin(s->st_env, NULL, (s->st_flags & RETE_STORE_RDONLY) ? MDB_RDONLY : 0,
+			   &txn);
+	if (rc == MDB_MAP_RESIZED) {
+		mdb_env_set_mapsize(s->st_env, 0);
+		rc = mdb_txn_begin(s->st_env, NULL,
+				   (s->st_flags & RETE_STORE_RDONLY) ? MDB_RDONLY : 0, &txn);
+	}
+	if (rc != 0)
+		return store_lmdb_err(m, rc, "store: beginning the opening transaction");
+
+	/* meta first: a store of another schema may lack our databases, and
+	 * the version is the better sentence. */
+	if ((err = open_dbi(s, txn, "meta", dflags, &s->st_meta, m)) != RETE_OK)
+		goto fail;
+	k.mv_data = (void *)META_SCHEMA;
+	k.mv_size = strlen(META_SCHEMA);
+	rc = mdb_get(txn, s->st_meta, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		if (!create) {
+			err = rete_msg_set(m, RETE_ECORRUPT,
+					   "store %s: no schema version in meta; this is not a "
+					   "rete store (or its creation was interrupted)",
+					   s->st_dir);
+			goto fail;
+		}
+		ver[0] = (uint8_t)(RETE_STORE_SCHEMA >> 24);
+		ver[1] = (uint8_t)(RETE_STORE_SCHEMA >> 16);
+		ver[2] = (uint8_t)(RETE_STORE_SCHEMA >> 8);
+		ver[3] = (uint8_t)RETE_STORE_SCHEMA;
+		v.mv_data = ver;
+		v.mv_size = 4;
+		if ((rc = mdb_put(txn, s->st_meta, &k, &v, 0)) != 0) {
+			err = store_lmdb_err(m, rc, "store: writing the schema version");
+			goto fail;
+		}
+	} else if (rc != 0) {
+		err = store_lmdb_err(m, rc, "store: reading the schema version");
+		goto fail;
+	} else {
+		const uint8_t *p = v.mv_data;
+		uint32_t have;
+		if (v.mv_size != 4) {
+			err = rete_msg_set(m, RETE_ECORRUPT,
+					   "store %s: schema version in meta is %zu bytes long, "
+					   "expected 4",
+					   s->st_dir, v.mv_size);
+			goto fail;
+		}
+		have = ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+		if (have != RETE_STORE_SCHEMA) {
+			err = rete_msg_set(m, RETE_EVERSION,
+					   "store %s has schema version %u; this program reads "
+					   "schema version %u only (use a matching rete version)",
+					   s->st_dir, (unsigned)have, (unsigned)RETE_STORE_SCHEMA);
+			goto fail;
+		}
+	}
+	if ((err = open_dbi(s, txn, "entries", dflags, &s->st_entries, m)) != RETE_OK ||
+	    (err = open_dbi(s, txn, "nodes", dflags, &s->st_nodes, m)) != RETE_OK ||
+	    (err = open_dbi(s, txn, "checkpoints", dflags, &s->st_checkpoints, m)) != RETE_OK ||
+	    (err = open_dbi(s, txn, "msgids", dflags, &s->st_msgids, m)) != RETE_OK ||
+	    (err = open_dbi(s, txn, "queue", dflags, &s->st_queue, m)) != RETE_OK ||
+	    (err = open_dbi(s, txn, "blobs", dflags, &s->st_blobs, m)) != RETE_OK ||
+	    (err = open_dbi(s, txn, "referrals", dflags, &s->st_referrals, m)) != RETE_OK ||
+	    (err = open_dbi(s, txn, "due", dflags, &s->st_due, m)) != RETE_OK ||
+	    (err = open_dbi(s, txn, "cases", dflags, &s->st_cases, m)) != RETE_OK)
+		goto fail;
+	/* Commit (also for a read txn) keeps the dbi handles for the env. */
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (rc != 0)
+		return store_lmdb_err(m, rc, "store: committing the opening transaction");
+	return RETE_OK;
+fail:
+	mdb_txn_abort(txn);
+	return err;
+}
+
+/* env_open creates and opens s->st_env for s->st_dir. */
+static rete_err env_open(rete_store *s, bool create, rete_msg *m)
+{
+	unsigned eflags = MDB_NOTLS;
+	int rc, dead = 0;
+	rete_err err;
+
+	if (s->st_flags & RETE_STORE_RDONLY)
+		eflags |= MDB_RDONLY;
+	if ((rc = mdb_env_create(&s->st_env)) != 0)
+		return store_lmdb_err(m, rc, "store: creating the environment");
+	mdb_env_set_maxdbs(s->st_env, 16);
+	mdb_env_set_maxreaders(s->st_env, s->st_max_readers);
+	mdb_env_set_mapsize(s->st_env, (size_t)s->st_map_size);
+	rc = mdb_env_open(s->st_env, s->st_dir, eflags, 0600);
+	if (rc != 0) {
+		char what[600];
+		snprintf(what, sizeof(what), "store %s: opening", s->st_dir);
+		err = store_lmdb_err(m, rc, what);
+		mdb_env_close(s->st_env);
+		s->st_env = NULL;
+		return err;
+	}
+	/* Reader slots of processes that died (kill -9) would pin old pages
+	 * forever and eventually exhaust the table. */
+	mdb_reader_check(s->st_env, &dead);
+	if ((err = open_dbis(s, create, m)) != RETE_OK) {
+		mdb_env_close(s->st_env);
+		s->st_env = NULL;
+		return err;
+	}
+	{
+		MDB_envinfo info;
+		mdb_env_info(s->st_env, &info);
+		s->st_map_size = info.me_mapsize;
+	}
+	return RETE_OK;
+}
+
+rete_err store_reopen(rete_store *s, rete_msg *m)
+{
+	rete_err err;
+
+	pthread_rwlock_wrlock(&s->st_grow);
+	mdb_env_close(s->st_env);
+	s->st_env = NULL;
+	store_dir_forget(s);
+	err = env_open(s, false, m);
+	pthread_rwlock_unlock(&s->st_grow);
+	return err;
+}
+
+rete_err rete_store_open(rete_store **out, const char *dir, unsigned flags, rete_msg *m)
+{
+	return rete_store_open_ex(out, dir, flags, NULL, m);
+}
+
+rete_err rete_store_open_ex(rete_store **out, const char *dir, unsigned flags,
+			    const rete_store_options *opt, rete_msg *m)
+{
+	rete_store *s;
+	struct stat st;
+	char path[PATH_MAX];
+	rete_err err;
+
+	if (out == NULL || dir == NULL || *dir == '\0')
+		return rete_msg_set(m, RETE_EINVAL, "store: no folder given");
+	*out = NULL;
+	if ((flags & ~(RETE_STORE_CREATE | RETE_STORE_RDONLY)) != 0 ||
+	    ((flags & RETE_STORE_CREATE) && (flags & RETE_STORE_RDONLY)))
+		return rete_msg_set(m, RETE_EINVAL,
+				    "store %s: flags 0x%x; accepted: CREATE or RDONLY, not both",
+				    dir, flags);
+	if (strlen(dir) + 16 >= sizeof(path))
+		return rete_msg_set(m, RETE_EINVAL, "store: folder name too long");
+
+	if (stat(dir, &st) != 0) {
+		if (errno != ENOENT)
+			return rete_msg_set(m, errno == EACCES ? RETE_EPERM : RETE_EIO,
+					    "store %s: %s", dir, strerror(errno));
+		if (!(flags & RETE_STORE_CREATE))
+			return rete_msg_set(m, RETE_ENOENT, "store %s: no such folder", dir);
+		if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+			return rete_msg_set(m, errno == EACCES ? RETE_EPERM : RETE_EIO,
+					    "store %s: cannot create the folder: %s", dir,
+					    strerror(errno));
+	} else if (!S_ISDIR(st.st_mode)) {
+		return rete_msg_set(m, RETE_EINVAL, "store %s: not a folder", dir);
+	}
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	if (!(flags & RETE_STORE_CREATE) && access(path, F_OK) != 0)
+		return rete_msg_set(m, RETE_ENOENT,
+				    "store %s: no store there (data.mdb missing); the broker "
+				    "creates it on first start",
+				    dir);
+
+	s = calloc(1, sizeof(*s));
+	if (s == NULL || (s->st_dir = strdup(dir)) == NULL) {
+		free(s);
+		return rete_msg_set(m, RETE_ENOMEM, "store: out of memory");
+	}
+	s->st_flags = flags;
+	s->st_map_size = (opt != NULL && opt->map_size != 0) ? opt->map_size : STORE_DEFAULT_MAP;
+	s->st_max_readers =
+	    (opt != NULL && opt->max_readers != 0) ? opt->max_readers : STORE_DEFAULT_READERS;
+	pthread_rwlock_init(&s->st_grow, NULL);
+	pthread_mutex_init(&s->st_write, NULL);
+	if ((err = env_open(s, (flags & RETE_STORE_CREATE) != 0, m)) != RETE_OK) {
+		pthread_rwlock_destroy(&s->st_grow);
+		pthread_mutex_destroy(&s->st_write);
+		free(s->st_dir);
+		free(s);
+		return err;
+	}
+	*out = s;
+	return RETE_OK;
+}
+
+void store_dir_forget(rete_store *s)
+{
+	if (s->st_dir_msg != NULL)
+		rete__message__free_unpacked(s->st_dir_msg, NULL);
+	if (s->st_dir_sm != NULL)
+		rete__signed_message__free_unpacked(s->st_dir_sm, NULL);
+	s->st_dir_msg = NULL;
+	s->st_dir_sm = NULL;
+	s->st_dir_index = 0;
+	memset(s->st_dir_leaf, 0, sizeof(s->st_dir_leaf));
+}
+
+void rete_store_close(rete_store **sp)
+{
+	rete_store *s;
+
+	if (sp == NULL || *sp == NULL)
+		return;
+	s = *sp;
+	*sp = NULL;
+	store_dir_forget(s);
+	if (s->st_env != NULL)
+		mdb_env_close(s->st_env);
+	pthread_rwlock_destroy(&s->st_grow);
+	pthread_mutex_destroy(&s->st_write);
+	free(s->st_dir);
+	free(s);
+}
+
+/* ---- read transactions ---------------------------------------------------- */
+
+rete_err rete_store_read_begin(rete_store *s, rete_store_rtxn **out, rete_msg *m)
+{
+	rete_store_rtxn *rt;
+	rete_err err;
+
+	if (s == NULL || out == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "store: no store given");
+	*out = NULL;
+	rt = calloc(1, sizeof(*rt));
+	if (rt == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "store: out of memory");
+	if ((err = store_txn_read(s, &rt->rt_txn, m)) != RETE_OK) {
+		free(rt);
+		return err;
+	}
+	rt->rt_store = s;
+	*out = rt;
+	return RETE_OK;
+}
+
+void rete_store_read_end(rete_store_rtxn **rtp)
+{
+	if (rtp == NULL || *rtp == NULL)
+		return;
+	store_txn_done((*rtp)->rt_store, (*rtp)->rt_txn);
+	free(*rtp);
+	*rtp = NULL;
+}
+
+/* ---- reads ---------------------------------------------------------------- */
+
+rete_err store_log_size(rete_store *s, MDB_txn *txn, uint64_t *size, rete_msg *m)
+{
+	MDB_val k = {strlen(META_SIZE), (void *)META_SIZE}, v;
+	int rc = mdb_get(txn, s->st_meta, &k, &v);
+
+	if (rc == MDB_NOTFOUND) {
+		*size = 0;
+		return RETE_OK;
+	}
+	if (rc != 0)
+		return store_lmdb_err(m, rc, "store: reading the log size");
+	if (v.mv_size != 8)
+		return rete_msg_set(m, RETE_ECORRUPT, "store %s: log size in meta is %zu bytes",
+				    s->st_dir, v.mv_size);
+	*size = be64_get(v.mv_data);
+	return RETE_OK;
+}
+
+rete_err store_node_get(void *ctx, unsigned level, uint64_t index, uint8_t out[RETE_MERKLE_HASH])
+{
+	struct store_node_ctx *c = ctx;
+	uint8_t key[STORE_NODE_KEY];
+	MDB_val k = {sizeof(key), key}, v;
+	int rc;
+
+	node_key(key, level, index);
+	rc = mdb_get(c->nc_txn, c->nc_store->st_nodes, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return RETE_ECORRUPT;
+	if (rc != 0)
+		return RETE_ESTORE;
+	if (v.mv_size != RETE_MERKLE_HASH)
+		return RETE_ECORRUPT;
+	memcpy(out, v.mv_data, RETE_MERKLE_HASH);
+	return RETE_OK;
+}
+
+/* The merkle callbacks return bare codes; give them a sentence. */
+static rete_err node_err(rete_store *s, rete_err err, rete_msg *m, const char *what)
+{
+	if (err == RETE_ECORRUPT)
+		return rete_msg_set(m, err,
+				    "store %s: %s: a Merkle node is missing or malformed in "
+				    "'nodes'",
+				    s->st_dir, what);
+	if (err == RETE_ESTORE)
+		return rete_msg_set(m, err, "store %s: %s: reading 'nodes' failed", s->st_dir,
+				    what);
+	return err;
+}
+
+rete_err rete_store_size(rete_store *s, rete_store_rtxn *rt, uint64_t *size, rete_msg *m)
+{
+	MDB_txn *txn;
+	bool own;
+	rete_err err;
+
+	if (size == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "store: no size output given");
+	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+		return err;
+	err = store_log_size(s, txn, size, m);
+	if (own)
+		store_txn_done(s, txn);
+	return err;
+}
+
+/* get_copy reads key from dbi into a malloc'd rete_buf. */
+static rete_err get_copy(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, rete_buf *out, rete_msg *m,
+			 const char *what)
+{
+	MDB_val v;
+	int rc = mdb_get(txn, dbi, k, &v);
+
+	if (rc == MDB_NOTFOUND)
+		return rete_msg_set(m, RETE_ENOENT, "%s: not found", what);
+	if (rc != 0)
+		return store_lmdb_err(m, rc, what);
+	out->data = malloc(v.mv_size ? v.mv_size : 1);
+	if (out->data == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "%s: out of memory", what);
+	memcpy(out->data, v.mv_data, v.mv_size);
+	out->len = v.mv_size;
+	return RETE_OK;
+}
+
+rete_err rete_store_entry(rete_store *s, rete_store_rtxn *rt, uint64_t index, rete_buf *out,
+			  rete_msg *m)
+{
+	uint8_t key[8];
+	MDB_val k = {8, key};
+	MDB_txn *txn;
+	bool own;
+	rete_err err;
+	char what[96];
+
+	if (out == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "store: no output buffer given");
+	out->data = NULL;
+	out->len = 0;
+	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+		return err;
+	be64_put(key, index);
+	snprintf(what, sizeof(what), "store: log entry %llu", (unsigned long long)index);
+	err = get_copy(txn, s->st_entries, &k, out, m, what);
+	if (own)
+		store_txn_done(s, txn);
+	return err;
+}
+
+rete_err rete_store_leaf_hash(rete_store *s, rete_store_rtxn *rt, uint64_t index,
+			      uint8_t out[RETE_MERKLE_HASH], rete_msg *m)
+{
+	struct store_node_ctx c;
+	uint64_t size;
+	MDB_txn *txn;
+	bool own;
+	rete_err err;
+
+	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+		return err;
+	if ((err = store_log_size(s, txn, &size, m)) != RETE_OK)
+		goto done;
+	if (index >= size) {
+		err = rete_msg_set(m, RETE_ENOENT,
+				   "store: no log entry %llu (the log has %llu entries)",
+				   (unsigned long long)index, (unsigned long long)size);
+		goto done;
+	}
+	c.nc_store = s;
+	c.nc_txn = txn;
+	err = node_err(s, store_node_get(&c, 0, index, out), m, "leaf hash");
+done:
+	if (own)
+		store_txn_done(s, txn);
+	return err;
+}
+
+rete_err rete_store_root(rete_store *s, rete_store_rtxn *rt, uint64_t size,
+			 uint8_t out[RETE_MERKLE_HASH], rete_msg *m)
+{
+	struct store_node_ctx c;
+	uint64_t have;
+	MDB_txn *txn;
+	bool own;
+	rete_err err;
+
+	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+		return err;
+	if ((err = store_log_size(s, txn, &have, m)) != RETE_OK)
+		goto done;
+	if (size > have) {
+		err = rete_msg_set(m, RETE_EINVAL,
+				   "store: tree size %llu is beyond the log (%llu entries)",
+				   (unsigned long long)size, (unsigned long long)have);
+		goto done;
+	}
+	c.nc_store = s;
+	c.nc_txn = txn;
+	err = node_err(s, rete_merkle_root(store_node_get, &c, size, out), m, "root");
+done:
+	if (own)
+		store_txn_done(s, txn);
+	return err;
+}
+
+rete_err rete_store_inclusion_proof(rete_store *s, rete_store_rtxn *rt, uint64_t index,
+				    uint64_t size, uint8_t proof[][RETE_MERKLE_HASH], size_t *n,
+				    rete_msg *m)
+{
+	struct store_node_ctx c;
+	uint64_t have;
+	MDB_txn *txn;
+	bool own;
+	rete_err err;
+
+	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+		return err;
+	if ((err = store_log_size(s, txn, &have, m)) != RETE_OK)
+		goto done;
+	if (size > have || index >= size) {
+		err = rete_msg_set(m, RETE_EINVAL,
+				   "store: no inclusion proof for index %llu in tree size %llu "
+				   "(the log has %llu entries; need index < size <= %llu)",
+				   (unsigned long long)index, (unsigned long long)size,
+				   (unsigned long long)have, (unsigned long long)have);
+		goto done;
+	}
+	c.nc_store = s;
+	c.nc_txn = txn;
+	err = node_err(s, rete_merkle_inclusion_proof(store_node_get, &c, index, size, proof, n),
+		       m, "inclusion proof");
+done:
+	if (own)
+		store_txn_done(s, txn);
+	return err;
+}
+
+rete_err rete_store_consistency_proof(rete_store *s, rete_store_rtxn *rt, uint64_t size1,
+				      uint64_t size2, uint8_t proof[][RETE_MERKLE_HASH],
+				      size_t *n, rete_msg *m)
+{
+	struct store_node_ctx c;
+	uint64_t have;
+	MDB_txn *txn;
+	bool own;
+	rete_err err;
+
+	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+		return err;
+	if ((err = store_log_size(s, txn, &have, m)) != RETE_OK)
+		goto done;
+	if (size1 == 0 || size1 > size2 || size2 > have) {
+		err = rete_msg_set(m, RETE_EINVAL,
+				   "store: no consistency proof from size %llu to %llu (need 0 < "
+				   "size1 <= size2 <= %llu, the log size)",
+				   (unsigned long long)size1, (unsigned long long)size2,
+				   (unsigned long long)have);
+		goto done;
+	}
+	c.nc_store = s;
+	c.nc_txn = txn;
+	err = node_err(s,
+		       rete_merkle_consistency_proof(store_node_get, &c, size1, size2, proof, n),
+		       m, "consistency proof");
+done:
+	if (own)
+		store_txn_done(s, txn);
+	return err;
+}
+
+/* ---- checkpoints -------------------------------------------------------- */
+
+static char *note_dup(const MDB_val *v)
+{
+	char *p = malloc(v->mv_size + 1);
+	if (p == NULL)
+		return NULL;
+	memcpy(p, v->mv_data, v->mv_size);
+	p[v->mv_size] = '\0';
+	return p;
+}
+
+rete_err rete_store_checkpoint_latest(rete_store *s, rete_store_rtxn *rt, uint64_t *size,
+				      char **note, rete_msg *m)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	MDB_txn *txn;
+	bool own;
+	rete_err err = RETE_OK;
+	int rc;
+
+	if (size == NULL || note == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "store: no output given");
+	*note = NULL;
+	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+		return err;
+	if ((rc = mdb_cursor_open(txn, s->st_checkpoints, &cur)) != 0) {
+		err = store_lmdb_err(m, rc, "store: reading checkpoints");
+		goto done;
+	}
+	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	if (rc == MDB_NOTFOUND) {
+		err = rete_msg_set(m, RETE_ENOENT, "store %s: no checkpoint yet", s->st_dir);
+	} else if (rc != 0) {
+		err = store_lmdb_err(m, rc, "store: reading checkpoints");
+	} else if (k.mv_size != 8) {
+		err = rete_msg_set(m, RETE_ECORRUPT, "store %s: malformed checkpoint key",
+				   s->st_dir);
+	} else {
+		*size = be64_get(k.mv_data);
+		if ((*note = note_dup(&v)) == NULL)
+			err = rete_msg_set(m, RETE_ENOMEM, "store: out of memory");
+	}
+done:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	if (own)
+		store_txn_done(s, txn);
+	return err;
+}
+
+rete_err rete_store_checkpoint_get(rete_store *s, rete_store_rtxn *rt, uint64_t size,
+				   char **note, rete_msg *m)
+{
+	uint8_t key[8];
+	MDB_val k = {8, key}, v;
+	MDB_txn *txn;
+	bool own;
+	rete_err err = RETE_OK;
+	int rc;
+
+	if (note == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "store: no output given");
+	*note = NULL;
+	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+		return err;
+	be64_put(key, size);
+	rc = mdb_get(txn, s->st_checkpoints, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		err = rete_msg_set(m, RETE_ENOENT, "store %s: no checkpoint for tree size %llu",
+				   s->st_dir, (unsigned long long)size);
+	else if (rc != 0)
+		err = store_lmdb_err(m, rc, "store: reading a checkpoint");
+	else if ((*note = note_dup(&v)) == NULL)
+		err = rete_msg_set(m, RETE_ENOMEM, "store: out of memory");
+	if (own)
+		store_txn_done(s, txn);
+	return err;
+}
+
+rete_err rete_store_checkpoints_iter(rete_store *s, rete_store_rtxn *rt, uint64_t from,
+				     rete_store_checkpoint_fn fn, void *ctx, rete_msg *m)
+{
+	MDB_cursor *cur = NULL;
+	uint8_t key[8];
+	MDB_val k = {8, key}, v;
+	MDB_txn *txn;
+	bool own;
+	rete_err err = RETE_OK;
+	int rc;
+
+	if (fn == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "store: no callback given");
+	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+		return err;
+	if ((rc = mdb_cursor_open(txn, s->st_checkpoints, &cur)) != 0) {
+		err = store_lmdb_err(m, rc, "store: reading checkpoints");
+		goto done;
+	}
+	be64_put(key, from);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		char *note;
+		int stop;
+		if (k.mv_size != 8) {
+			err = rete_msg_set(m, RETE_ECORRUPT, "store %s: malformed checkpoint key",
+					   s->st_dir);
+			goto done;
+		}
+		if ((note = note_dup(&v)) == NULL) {
+			err = rete_msg_set(m, RETE_ENOMEM, "store: out of memory");
+			goto done;
+		}
+		stop = fn(ctx, be64_get(k.mv_data), note);
+		free(note);
+		if (stop)
+			goto done;
+	}
+	if (rc != MDB_NOTFOUND)
+		err = store_lmdb_err(m, rc, "store: reading checkpoints");
+done:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	if (own)
+		store_txn_done(s, txn);
+	return err;
+}
+
+/* ---- queues --------------------------------------------------------------- */
+
+/* A queue key: recipient "\0" index BE64. */
+static rete_err queue_prefix(rete_store *s, const char *recipient, uint8_t *key, size_t *len,
+			     rete_msg *m)
+{
+	size_t rl = recipient ? strlen(recipient) : 0;
+	(void)s;
+	if (rl == 0)
+		return rete_msg_set(m, RETE_EINVAL, "store: queue: empty recipient");
+	if (rl > 255)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "store: queue: recipient is %zu bytes long; at most 255", rl);
+	memcpy(key, recipient, rl);
+	key[rl] = '\0';
+	*len = rl + 1;
+	return RETE_OK;
+}
+
+rete_err rete_store_queue_peek(rete_store *s, rete_store_rtxn *rt, const char *recipient,
+			       uint64_t from, size_t max, uint64_t *indexes, size_t *n,
+			       rete_msg *m)
+{
+	uint8_t key[256 + 8];
+	size_t plen;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	MDB_txn *txn;
+	bool own;
+	rete_err err;
+	int rc;
+
+	if (n == NULL || (max > 0 && indexes == NULL))
+		return rete_msg_set(m, RETE_EINVAL, "store: queue: no output given");
+	*n = 0;
+	if ((err = queue_prefix(s, recipient, key, &plen, m)) != RETE_OK)
+		return err;
+	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+		return err;
+	if ((rc = mdb_cursor_open(txn, s->st_queue, &cur)) != 0) {
+		err = store_lmdb_err(m, rc, "store: reading the queue");
+		goto done;
+	}
+	be64_put(key + plen, from);
+	k.mv_data = key;
+	k.mv_size = plen + 8;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && *n < max;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != plen + 8 || memcmp(k.mv_data, key, plen) != 0)
+			break;
+		indexes[(*n)++] = be64_get((const uint8_t *)k.mv_data + plen);
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		err = store_lmdb_err(m, rc, "store: reading the queue");
+done:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	if (own)
+		store_txn_done(s, txn);
+	return err;
+}
+
+rete_err rete_store_queue_depth(rete_store *s, rete_store_rtxn *rt, const char *recipient,
+				uint64_t *depth, int64_t *oldest_at, rete_msg *m)
+{
+	uint8_t key[256 + 8];
+	size_t plen;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	MDB_txn *txn;
+	bool own;
+	rete_err err;
+	int rc;
+	uint64_t d = 0;
+	int64_t oldest = 0;
+
+	if ((err = queue_prefix(s, recipient, key, &plen, m)) != RETE_OK)
+		return err;
+	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+		return err;
+	if ((rc = mdb_cursor_open(txn, s->st_queue, &cur)) != 0) {
+		err = store_lmdb_err(m, rc, "store: reading the queue");
+		goto done;
+	}
+	be64_put(key + plen, 0);
+	k.mv_data = key;
+	k.mv_size = plen + 8;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != plen + 8 || memcmp(k.mv_data, key, plen) != 0)
+			break;
+		if (v.mv_size == 8) {
+			int64_t at = (int64_t)be64_get(v.mv_data);
+			if (d == 0 || at < oldest)
+				oldest = at;
+		}
+		d++;
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		err = store_lmdb_err(m, rc, "store: reading the queue");
+	if (depth != NULL)
+		*depth = d;
+	if (oldest_at != NULL)
+		*oldest_at = oldest;
+done:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	if (own)
+		store_txn_done(s, txn);
+	return err;
+}
+
+rete_err rete_store_queue_expired(rete_store *s, rete_store_rtxn *rt, int64_t before_ms,
+				  rete_store_queue_fn fn, void *ctx, rete_msg *m)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	MDB_txn *txn;
+	bool own;
+	rete_err err;
+	int rc;
+
+	if (fn == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "store: no callback given");
+	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+		return err;
+	if ((rc = mdb_cursor_open(txn, s->st_queue, &cur)) != 0) {
+		err = store_lmdb_err(m, rc, "store: reading the queue");
+		goto done;
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		char recipient[256];
+		size_t rl;
+		int64_t at;
+		if (k.mv_size < 10 || k.mv_size > 255 + 9 || v.mv_size != 8 ||
+		    ((const uint8_t *)k.mv_data)[k.mv_size - 9] != 0) {
+			err = rete_msg_set(m, RETE_ECORRUPT, "store %s: malformed queue record",
+					   s->st_dir);
+			goto done;
+		}
+		at = (int64_t)be64_get(v.mv_data);
+		if (at >= before_ms)
+			continue;
+		rl = k.mv_size - 9;
+		memcpy(recipient, k.mv_data, rl);
+		recipient[rl] = '\0';
+		if (fn(ctx, recipient, be64_get((const uint8_t *)k.mv_data + rl + 1), at))
+			goto done;
+	}
+	if (rc != MDB_NOTFOUND)
+		err = store_lmdb_err(m, rc, "store: reading the queue");
+done:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	if (own)
+		store_txn_done(s, txn);
+	return err;
+}
+
+rete_err rete_store_blob(rete_store *s, rete_store_rtxn *rt, uint64_t index, rete_buf *out,
+			 rete_msg *m)
+{
+	uint8_t key[8];
+	MDB_val k = {8, key};
+	MDB_txn *txn;
+	bool own;
+	rete_err err;
+	char what[96];
+
+	if (out == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "store: no output buffer given");
+	out->data = NULL;
+	out->len = 0;
+	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+		return err;
+	be64_put(key, index);
+	snprintf(what, sizeof(what), "store: sealed part of entry %llu",
+		 (unsigned long long)index);
+	err = get_copy(txn, s->st_blobs, &k, out, m, what);
+	if (own)
+		store_txn_done(s, txn);
+	return err;
+}
+
+/* ---- projections -------------------------------------------------------- */
+
+rete_err rete_store_referral(rete_store *s, rete_store_rtxn *rt, const char *id,
+			     Rete__ReferralInfo **out, rete_msg *m)
+{
+	MDB_val k, v;
+	MDB_txn *txn;
+	bool own;
+	rete_err err = RETE_OK;
+	int rc;
+
+	if (out == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "store: no output given");
+	*out = NULL;
+	if (id == NULL || *id == '\0' || strlen(id) > 511)
+		return rete_msg_set(m, RETE_ENOENT, "store: no referral with an empty or over-long id");
+	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+		return err;
+	k.mv_data = (void *)id;
+	k.mv_size = strlen(id);
+	rc = mdb_get(txn, s->st_referrals, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		err = rete_msg_set(m, RETE_ENOENT, "store: no referral '%s'", id);
+	else if (rc != 0)
+		err = store_lmdb_err(m, rc, "store: reading a referral");
+	else if ((*out = rete__referral_info__unpack(NULL, v.mv_size, v.mv_data)) == NULL)
+		err = rete_msg_set(m, RETE_ECORRUPT, "store %s: referral '%s' does not decode",
+				   s->st_dir, id);
+	if (own)
+		store_txn_done(s, txn);
+	return err;
+}
+
+rete_err rete_store_referrals_iter(rete_store *s, rete_store_rtxn *rt, rete_store_referral_fn fn,
+				   void *ctx, rete_msg *m)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	MDB_txn *txn;
+	bool own;
+	rete_err err;
+	int rc;
+
+	if (fn == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "store: no callback given");
+	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+		return err;
+	if ((rc = mdb_cursor_open(txn, s->st_referrals, &cur)) != 0) {
+		err = store_lmdb_err(m, rc, "store: reading referrals");
+		goto done;
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		Rete__ReferralInfo *r = rete__referral_info__unpack(NULL, v.mv_size, v.mv_data);
+		int stop;
+		if (r == NULL) {
+			err = rete_msg_set(m, RETE_ECORRUPT,
+					   "store %s: referral '%.*s' does not decode", s->st_dir,
+					   (int)(k.mv_size > 200 ? 200 : k.mv_size),
+					   (const char *)k.mv_data);
+			goto done;
+		}
+		stop = fn(ctx, r);
+		rete__referral_info__free_unpacked(r, NULL);
+		if (stop)
+			goto done;
+	}
+	if (rc != MDB_NOTFOUND)
+		err = store_lmdb_err(m, rc, "store: reading referrals");
+done:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	if (own)
+		store_txn_done(s, txn);
+	return err;
+}
+
+rete_err rete_store_overdue_candidates(rete_store *s, rete_store_rtxn *rt, int64_t now_ms,
+				       rete_store_referral_fn fn, void *ctx, rete_msg *m)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	MDB_txn *txn;
+	bool own;
+	rete_err err;
+	int rc;
+
+	if (fn == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "store: no callback given");
+	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+		return err;
+	if ((rc = mdb_cursor_open(txn, s->st_due, &cur)) != 0) {
+		err = store_lmdb_err(m, rc, "store: reading due times");
+		goto done;
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		MDB_val rk, rv;
+		Rete__ReferralInfo *r;
+		int stop;
+		if (k.mv_size <= 8) {
+			err = rete_msg_set(m, RETE_ECORRUPT, "store %s: malformed due record",
+					   s->st_dir);
+			goto done;
+		}
+		if ((int64_t)be64_get(k.mv_data) >= now_ms)
+			break;
+		rk.mv_data = (uint8_t *)k.mv_data + 8;
+		rk.mv_size = k.mv_size - 8;
+		if ((rc = mdb_get(txn, s->st_referrals, &rk, &rv)) != 0) {
+			err = rc == MDB_NOTFOUND
+				  ? rete_msg_set(m, RETE_ECORRUPT,
+						 "store %s: due record of a missing referral",
+						 s->st_dir)
+				  : store_lmdb_err(m, rc, "store: reading a referral");
+			goto done;
+		}
+		if ((r = rete__referral_info__unpack(NULL, rv.mv_size, rv.mv_data)) == NULL) {
+			err = rete_msg_set(m, RETE_ECORRUPT, "store %s: a referral does not decode",
+					   s->st_dir);
+			goto done;
+		}
+		stop = fn(ctx, r);
+		rete__referral_info__free_unpacked(r, NULL);
+		if (stop)
+			goto done;
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		err = store_lmdb_err(m, rc, "store: reading due times");
+done:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	if (own)
+		store_txn_done(s, txn);
+	return err;
+}
+
+rete_err rete_store_case_entries(rete_store *s, rete_store_rtxn *rt, const char *case_id,
+				 rete_store_index_fn fn, void *ctx, rete_msg *m)
+{
+	uint8_t key[512];
+	size_t cl = case_id ? strlen(case_id) : 0;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	MDB_txn *txn;
+	bool own;
+	rete_err err;
+	int rc;
+
+	if (fn == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "store: no callback given");
+	if (cl == 0)
+		return rete_msg_set(m, RETE_EINVAL, "store: empty case id");
+	if (cl + 9 > 511)
+		return RETE_OK; /* could not have been indexed: no entries */
+	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+		return err;
+	memcpy(key, case_id, cl);
+	key[cl] = '\0';
+	be64_put(key + cl + 1, 0);
+	if ((rc = mdb_cursor_open(txn, s->st_cases, &cur)) != 0) {
+		err = store_lmdb_err(m, rc, "store: reading the case index");
+		goto done;
+	}
+	k.mv_data = key;
+	k.mv_size = cl + 9;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != cl + 9 || memcmp(k.mv_data, key, cl + 1) != 0)
+			break;
+		if (fn(ctx, be64_get((const uint8_t *)k.mv_data + cl + 1)))
+			goto done;
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		err = store_lmdb_err(m, rc, "store: reading the case index");
+done:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	if (own)
+		store_txn_done(s, txn);
+	return err;
+}
+
+rete_err rete_store_directory(rete_store *s, rete_store_rtxn *rt, uint64_t *index,
+			      rete_buf *entry, rete_msg *m)
+{
+	MDB_val k = {strlen(META_DIRECTORY), (void *)META_DIRECTORY}, v;
+	MDB_txn *txn;
+	bool own;
+	rete_err err = RETE_OK;
+	int rc;
+
+	if (entry != NULL) {
+		entry->data = NULL;
+		entry->len = 0;
+	}
+	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+		return err;
+	rc = mdb_get(txn, s->st_meta, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		err = rete_msg_set(m, RETE_ENOENT, "store %s: no Directory logged yet", s->st_dir);
+	} else if (rc != 0) {
+		err = store_lmdb_err(m, rc, "store: reading the directory index");
+	} else if (v.mv_size != 8) {
+		err = rete_msg_set(m, RETE_ECORRUPT, "store %s: malformed directory index",
+				   s->st_dir);
+	} else {
+		uint8_t key[8];
+		MDB_val ek = {8, key};
+		uint64_t idx = be64_get(v.mv_data);
+		if (index != NULL)
+			*index = idx;
+		if (entry != NULL) {
+			memcpy(key, v.mv_data, 8);
+			err = get_copy(txn, s->st_entries, &ek, entry, m,
+				       "store: the Directory entry in force");
+			if (err == RETE_ENOENT)
+				err = rete_msg_set(m, RETE_ECORRUPT,
+						   "store %s: the Directory in force (entry %llu) "
+						   "is missing",
+						   s->st_dir, (unsigned long long)idx);
+		}
+	}
+	if (own)
+		store_txn_done(s, txn);
+	return err;
+}
+
+rete_err rete_store_msgid(rete_store *s, rete_store_rtxn *rt, const char *sender, const char *id,
+			  uint64_t *index, uint8_t sha256[RETE_HASH_LEN], int64_t *logged_at,
+			  rete_msg *m)
+{
+	uint8_t key[512];
+	size_t sl = sender ? strlen(sender) : 0, il = id ? strlen(id) : 0;
+	MDB_val k, v;
+	MDB_txn *txn;
+	bool own;
+	rete_err err = RETE_OK;
+	int rc;
+
+	if (sl == 0 || il == 0)
+		return rete_msg_set(m, RETE_EINVAL, "store: message id look-up needs a sender and an id");
+	if (sl + 1 + il > 511)
+		return rete_msg_set(m, RETE_ENOENT, "store: no message '%s' from '%s'", id, sender);
+	memcpy(key, sender, sl);
+	key[sl] = '\0';
+	memcpy(key + sl + 1, id, il);
+	k.mv_data = key;
+	k.mv_size = sl + 1 + il;
+	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+		return err;
+	rc = mdb_get(txn, s->st_msgids, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		err = rete_msg_set(m, RETE_ENOENT, "store: no message '%s' from '%s'", id, sender);
+	} else if (rc != 0) {
+		err = store_lmdb_err(m, rc, "store: reading the message id index");
+	} else if (v.mv_size != 8 + RETE_HASH_LEN + 8) {
+		err = rete_msg_set(m, RETE_ECORRUPT, "store %s: malformed message id record",
+				   s->st_dir);
+	} else {
+		const uint8_t *p = v.mv_data;
+		if (index != NULL)
+			*index = be64_get(p);
+		if (sha256 != NULL)
+			memcpy(sha256, p + 8, RETE_HASH_LEN);
+		if (logged_at != NULL)
+			*logged_at = (int64_t)be64_get(p + 8 + RETE_HASH_LEN);
+	}
+	if (own)
+		store_txn_done(s, txn);
+	return err;
+}
+
+rete_err rete_store_stats(rete_store *s, uint64_t *map_size, uint64_t *map_used, rete_msg *m)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	int rc;
+
+	if (s == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "store: no store given");
+	pthread_rwlock_rdlock(&s->st_grow);
+	rc = mdb_env_info(s->st_env, &info);
+	if (rc == 0)
+		rc = mdb_env_stat(s->st_env, &st);
+	pthread_rwlock_unlock(&s->st_grow);
+	if (rc != 0)
+		return store_lmdb_err(m, rc, "store: reading statistics");
+	if (map_size != NULL)
+		*map_size = info.me_mapsize;
+	if (map_used != NULL)
+		*map_used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	return RETE_OK;
+}

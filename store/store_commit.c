@@ -1,0 +1,1065 @@
+/* store_commit.c — the write side of the store: one batch of appends, acks
+ * and expiries in one durable LMDB write transaction, with the Merkle nodes,
+ * dedup index, queues, sealed parts, case index and the referral
+ * projection; map growth and full-disk recovery around it. */
+#include "store_impl.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "duration.h"
+#include "lifecycle.h"
+
+#define KEY_MAX 511 /* LMDB's default maximum key size */
+
+/* One write attempt. */
+struct batch {
+	rete_store *b_store;
+	MDB_txn *b_txn;
+	uint64_t b_size;  /* next log index */
+	int b_rc;         /* LMDB code of the call that failed, 0 if none */
+	rete_msg *b_msg;
+};
+
+static const char *S(const char *s)
+{
+	return s != NULL ? s : "";
+}
+
+static rete_err lmdb_fail(struct batch *b, int rc, const char *what)
+{
+	b->b_rc = rc;
+	return store_lmdb_err(b->b_msg, rc, what);
+}
+
+static rete_err put(struct batch *b, MDB_dbi dbi, const void *key, size_t klen, const void *val,
+		    size_t vlen, unsigned flags, const char *what)
+{
+	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+	int rc = mdb_put(b->b_txn, dbi, &k, &v, flags);
+	if (rc != 0)
+		return lmdb_fail(b, rc, what);
+	return RETE_OK;
+}
+
+/* del removes key; *present (if not NULL) says whether it was there. */
+static rete_err del(struct batch *b, MDB_dbi dbi, const void *key, size_t klen, bool *present,
+		    const char *what)
+{
+	MDB_val k = {klen, (void *)key};
+	int rc = mdb_del(b->b_txn, dbi, &k, NULL);
+	if (present != NULL)
+		*present = rc == 0;
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return lmdb_fail(b, rc, what);
+	return RETE_OK;
+}
+
+static void refuse(rete_store_op *op, Rete__ErrorCode code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void refuse(rete_store_op *op, Rete__ErrorCode code, const char *fmt, ...)
+{
+	va_list ap;
+	op->status = RETE_STORE_REFUSED;
+	op->error = code;
+	va_start(ap, fmt);
+	vsnprintf(op->error_text, sizeof(op->error_text), fmt, ap);
+	va_end(ap);
+}
+
+/* ---- the referral projection -------------------------------------------- */
+
+/* load_ref reads referral id in the batch (*out NULL when absent). */
+static rete_err load_ref(struct batch *b, const char *id, Rete__ReferralInfo **out)
+{
+	MDB_val k = {strlen(id), (void *)id}, v;
+	int rc;
+
+	*out = NULL;
+	if (k.mv_size == 0 || k.mv_size > KEY_MAX - 8)
+		return RETE_OK;
+	rc = mdb_get(b->b_txn, b->b_store->st_referrals, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return RETE_OK;
+	if (rc != 0)
+		return lmdb_fail(b, rc, "store: reading a referral");
+	*out = rete__referral_info__unpack(NULL, v.mv_size, v.mv_data);
+	if (*out == NULL)
+		return rete_msg_set(b->b_msg, RETE_ECORRUPT, "store %s: referral '%s' does not decode",
+				    b->b_store->st_dir, id);
+	return RETE_OK;
+}
+
+/* A referral waits in `due` while it awaits an answer and no overdue notice
+ * was issued for it. */
+static bool due_active(const Rete__ReferralInfo *r)
+{
+	return r != NULL && r->due_at > 0 && !r->overdue &&
+	       (r->status == RETE__STATUS__STATUS_REQUESTED ||
+		r->status == RETE__STATUS__STATUS_RECEIVED);
+}
+
+static size_t due_key(uint8_t key[KEY_MAX], const Rete__ReferralInfo *r)
+{
+	size_t il = strlen(r->id);
+	be64_put(key, (uint64_t)r->due_at);
+	memcpy(key + 8, r->id, il);
+	return 8 + il;
+}
+
+/* The change an append makes to one referral: `old` as stored (owned,
+ * NULL for a new one) and `nr`, a shallow copy pointing into old, into the
+ * message and into this struct, packed when the append is written. */
+struct plan {
+	bool p_write;
+	Rete__ReferralInfo *p_old;
+	Rete__ReferralInfo p_nr;
+	Rete__StatusChange p_change;
+	Rete__StatusChange **p_hist;
+	Rete__StatusReason p_reason;
+};
+
+static void plan_free(struct plan *p)
+{
+	if (p->p_old != NULL)
+		rete__referral_info__free_unpacked(p->p_old, NULL);
+	free(p->p_hist);
+	memset(p, 0, sizeof(*p));
+}
+
+/* plan_begin starts a change of existing referral r (taken over). */
+static void plan_begin(struct plan *p, Rete__ReferralInfo *r)
+{
+	p->p_old = r;
+	p->p_nr = *r;
+	p->p_write = true;
+}
+
+/* plan_history appends a StatusChange for the new status of p_nr. */
+static rete_err plan_history(struct batch *b, struct plan *p, uint64_t index, int64_t at,
+			     const char *by)
+{
+	size_t n = p->p_nr.n_history;
+
+	p->p_hist = malloc((n + 1) * sizeof(*p->p_hist));
+	if (p->p_hist == NULL)
+		return rete_msg_set(b->b_msg, RETE_ENOMEM, "store: out of memory");
+	if (n > 0)
+		memcpy(p->p_hist, p->p_nr.history, n * sizeof(*p->p_hist));
+	rete__status_change__init(&p->p_change);
+	p->p_change.index = index;
+	p->p_change.at = at;
+	p->p_change.status = p->p_nr.status;
+	p->p_change.business_status = (char *)S(p->p_nr.business_status);
+	p->p_change.by = (char *)S(by);
+	p->p_change.status_reason = p->p_nr.status_reason;
+	p->p_hist[n] = &p->p_change;
+	p->p_nr.history = p->p_hist;
+	p->p_nr.n_history = n + 1;
+	return RETE_OK;
+}
+
+/* set_times records when a referral reached status `to`. */
+static void set_times(Rete__ReferralInfo *r, Rete__Status to, int64_t at)
+{
+	switch (to) {
+	case RETE__STATUS__STATUS_RECEIVED:
+		if (r->received_at == 0)
+			r->received_at = at;
+		break;
+	case RETE__STATUS__STATUS_ACCEPTED:
+		r->accepted_at = at;
+		break;
+	case RETE__STATUS__STATUS_REJECTED:
+		r->rejected_at = at;
+		break;
+	case RETE__STATUS__STATUS_IN_PROGRESS:
+		if (r->started_at == 0)
+			r->started_at = at;
+		break;
+	case RETE__STATUS__STATUS_COMPLETED:
+		r->completed_at = at;
+		break;
+	default:
+		break;
+	}
+	if (rete_status_terminal(to) && r->closed_at == 0)
+		r->closed_at = at;
+}
+
+/* dir_in_force returns the decoded Directory in force in the batch (NULL
+ * when none), through the store's cache keyed by the entry's leaf hash. */
+static rete_err dir_in_force(struct batch *b, const Rete__Directory **out)
+{
+	rete_store *s = b->b_store;
+	MDB_val k = {strlen(META_DIRECTORY), (void *)META_DIRECTORY}, v;
+	uint8_t key[8], leaf[RETE_MERKLE_HASH];
+	struct store_node_ctx c = {s, b->b_txn};
+	Rete__LogEntry *le;
+	uint64_t idx;
+	int rc;
+
+	*out = NULL;
+	rc = mdb_get(b->b_txn, s->st_meta, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return RETE_OK;
+	if (rc != 0)
+		return lmdb_fail(b, rc, "store: reading the directory index");
+	if (v.mv_size != 8)
+		return rete_msg_set(b->b_msg, RETE_ECORRUPT, "store %s: malformed directory index",
+				    s->st_dir);
+	idx = be64_get(v.mv_data);
+	if (store_node_get(&c, 0, idx, leaf) != RETE_OK)
+		return rete_msg_set(b->b_msg, RETE_ECORRUPT,
+				    "store %s: no leaf hash for the Directory entry %llu", s->st_dir,
+				    (unsigned long long)idx);
+	if (s->st_dir_msg == NULL || s->st_dir_index != idx ||
+	    memcmp(s->st_dir_leaf, leaf, sizeof(leaf)) != 0) {
+		store_dir_forget(s);
+		be64_put(key, idx);
+		k.mv_data = key;
+		k.mv_size = 8;
+		if ((rc = mdb_get(b->b_txn, s->st_entries, &k, &v)) != 0)
+			return rc == MDB_NOTFOUND
+				   ? rete_msg_set(b->b_msg, RETE_ECORRUPT,
+						  "store %s: the Directory entry %llu is missing",
+						  s->st_dir, (unsigned long long)idx)
+				   : lmdb_fail(b, rc, "store: reading the Directory entry");
+		le = rete__log_entry__unpack(NULL, v.mv_size, v.mv_data);
+		if (le != NULL) {
+			s->st_dir_sm = rete__signed_message__unpack(NULL, le->signed_message.len,
+								    le->signed_message.data);
+			if (s->st_dir_sm != NULL)
+				s->st_dir_msg = rete__message__unpack(NULL, s->st_dir_sm->message.len,
+								      s->st_dir_sm->message.data);
+			rete__log_entry__free_unpacked(le, NULL);
+		}
+		if (s->st_dir_msg == NULL ||
+		    s->st_dir_msg->body_case != RETE__MESSAGE__BODY_DIRECTORY) {
+			store_dir_forget(s);
+			return rete_msg_set(b->b_msg, RETE_ECORRUPT,
+					    "store %s: entry %llu, the Directory in force, does not "
+					    "decode as a Directory",
+					    s->st_dir, (unsigned long long)idx);
+		}
+		s->st_dir_index = idx;
+		memcpy(s->st_dir_leaf, leaf, sizeof(leaf));
+	}
+	*out = s->st_dir_msg->directory;
+	return RETE_OK;
+}
+
+/* due_for computes the answer deadline of a referral of `priority` logged
+ * at `at` from the Directory in force (0 when none applies). A limit the
+ * duration parser refuses falls back to its limit_ms. */
+static rete_err due_for(struct batch *b, Rete__Priority priority, int64_t at, int64_t *due)
+{
+	const Rete__Directory *d;
+	rete_err err;
+
+	*due = 0;
+	if ((err = dir_in_force(b, &d)) != RETE_OK || d == NULL)
+		return err;
+	for (size_t i = 0; i < d->n_limits; i++) {
+		const Rete__PriorityLimit *l = d->limits[i];
+		if (l == NULL || l->priority != priority)
+			continue;
+		if (l->limit != NULL && *l->limit != '\0' &&
+		    rete_deadline(at, l->limit, (const char *const *)d->holidays, d->n_holidays,
+				  d->time_zone, due, NULL) == RETE_OK)
+			return RETE_OK;
+		*due = l->limit_ms > 0 ? at + l->limit_ms : 0;
+		return RETE_OK;
+	}
+	return RETE_OK;
+}
+
+/* find_concerned finds the referral an entry-naming broker body concerns:
+ * the referral whose own log entry is `index`, named by referral_id or
+ * message_id. */
+static rete_err find_concerned(struct batch *b, const char *referral_id, const char *message_id,
+			       uint64_t index, Rete__ReferralInfo **out)
+{
+	const char *ids[2] = {referral_id, message_id};
+	rete_err err;
+
+	*out = NULL;
+	for (int i = 0; i < 2; i++) {
+		Rete__ReferralInfo *r;
+		if (ids[i] == NULL || *ids[i] == '\0')
+			continue;
+		if ((err = load_ref(b, ids[i], &r)) != RETE_OK)
+			return err;
+		if (r != NULL && r->index == index) {
+			*out = r;
+			return RETE_OK;
+		}
+		if (r != NULL)
+			rete__referral_info__free_unpacked(r, NULL);
+	}
+	return RETE_OK;
+}
+
+static const char *role_name(rete_role r)
+{
+	switch (r) {
+	case RETE_ROLE_REQUESTER:
+		return "the requester";
+	case RETE_ROLE_PERFORMER:
+		return "the performer";
+	case RETE_ROLE_BROKER:
+		return "the broker";
+	default:
+		return "this party";
+	}
+}
+
+/* plan_referral: a new referral. */
+static rete_err plan_referral(struct batch *b, rete_store_op *op, const Rete__Message *msg,
+			      uint64_t index, struct plan *p)
+{
+	const Rete__Referral *ref = msg->referral;
+	Rete__ReferralInfo *r = NULL;
+	Rete__ReferralInfo *nr = &p->p_nr;
+	rete_err err;
+
+	if (ref == NULL) {
+		refuse(op, RETE__ERROR_CODE__ERROR_CODE_INVALID, "referral %s: the body is empty",
+		       msg->id);
+		return RETE_OK;
+	}
+	if (*S(msg->recipient) == '\0') {
+		refuse(op, RETE__ERROR_CODE__ERROR_CODE_INVALID,
+		       "referral %s: no recipient; a referral names the agency asked to act",
+		       msg->id);
+		return RETE_OK;
+	}
+	if (strlen(msg->id) > KEY_MAX - 8) {
+		refuse(op, RETE__ERROR_CODE__ERROR_CODE_INVALID,
+		       "referral id is %zu bytes long; at most %d are accepted", strlen(msg->id),
+		       KEY_MAX - 8);
+		return RETE_OK;
+	}
+	if ((err = load_ref(b, msg->id, &r)) != RETE_OK)
+		return err;
+	if (r != NULL) {
+		refuse(op, RETE__ERROR_CODE__ERROR_CODE_ID_REUSED,
+		       "referral id '%s' is already the id of a referral from %s (entry %llu); "
+		       "send it with a new message id",
+		       msg->id, S(r->requester), (unsigned long long)r->index);
+		rete__referral_info__free_unpacked(r, NULL);
+		return RETE_OK;
+	}
+	rete__referral_info__init(nr);
+	nr->id = msg->id;
+	nr->requester = msg->sender;
+	nr->performer = msg->recipient;
+	nr->service = (char *)S(ref->service);
+	nr->priority = ref->priority;
+	nr->case_id = (char *)S(msg->case_id);
+	nr->age_band = ref->age_band;
+	nr->status = RETE__STATUS__STATUS_REQUESTED;
+	nr->previous_referral = (char *)S(ref->previous_referral);
+	nr->index = index;
+	nr->requested_at = op->in.logged_at;
+	nr->last_index = index;
+	if ((err = due_for(b, ref->priority, op->in.logged_at, &nr->due_at)) != RETE_OK)
+		return err;
+	p->p_write = true;
+	return plan_history(b, p, index, op->in.logged_at, msg->sender);
+}
+
+/* plan_update: a status change or new business status. */
+static rete_err plan_update(struct batch *b, rete_store_op *op, const Rete__Message *msg,
+			    uint64_t index, struct plan *p)
+{
+	const Rete__ReferralUpdate *u = msg->update;
+	Rete__ReferralInfo *r, *nr;
+	Rete__Status from, to;
+	rete_role role;
+	const char *why = NULL;
+	rete_err err;
+
+	if (u == NULL || *S(u->referral_id) == '\0') {
+		refuse(op, RETE__ERROR_CODE__ERROR_CODE_INVALID,
+		       "update %s: referral_id is empty; it must name the referral being updated",
+		       msg->id);
+		return RETE_OK;
+	}
+	if ((err = load_ref(b, u->referral_id, &r)) != RETE_OK)
+		return err;
+	if (r == NULL) {
+		refuse(op, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL,
+		       "update %s: referral '%s' is not known to the broker; check the referral id",
+		       msg->id, u->referral_id);
+		return RETE_OK;
+	}
+	role = rete_role_of(msg->sender, r->requester, r->performer);
+	if (role == RETE_ROLE_OTHER) {
+		refuse(op, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED,
+		       "update %s: %s is neither the requester (%s) nor the performer (%s) of "
+		       "referral %s",
+		       msg->id, msg->sender, S(r->requester), S(r->performer), r->id);
+		rete__referral_info__free_unpacked(r, NULL);
+		return RETE_OK;
+	}
+	from = r->status;
+	to = u->status == RETE__STATUS__STATUS_UNSPECIFIED ? from : u->status;
+	if (!rete_lifecycle_check(from, to, role, &why)) {
+		/* An agency referring to itself holds both roles. */
+		rete_role other = role == RETE_ROLE_REQUESTER ? RETE_ROLE_PERFORMER
+							       : RETE_ROLE_REQUESTER;
+		if (strcmp(S(r->requester), S(r->performer)) == 0 &&
+		    rete_lifecycle_check(from, to, other, NULL)) {
+			role = other;
+		} else {
+			refuse(op, RETE__ERROR_CODE__ERROR_CODE_LIFECYCLE,
+			       "update %s: referral %s is %s; %s (%s) may not move it to %s: %s",
+			       msg->id, r->id, rete_status_name(from), role_name(role),
+			       msg->sender, rete_status_name(to), why ? why : "not allowed");
+			rete__referral_info__free_unpacked(r, NULL);
+			return RETE_OK;
+		}
+	}
+	plan_begin(p, r);
+	nr = &p->p_nr;
+	nr->status = to;
+	if (to != from) {
+		nr->business_status = (char *)S(u->business_status);
+		nr->status_reason = u->status_reason;
+	} else {
+		if (*S(u->business_status) != '\0')
+			nr->business_status = u->business_status;
+		if (u->status_reason != NULL)
+			nr->status_reason = u->status_reason;
+	}
+	if (u->outcome != NULL)
+		nr->outcome = u->outcome;
+	set_times(nr, to, op->in.logged_at);
+	nr->last_index = index;
+	return plan_history(b, p, index, op->in.logged_at, msg->sender);
+}
+
+/* plan_note: a note must belong to a known referral of its sender. */
+static rete_err plan_note(struct batch *b, rete_store_op *op, const Rete__Message *msg)
+{
+	const Rete__CaseNote *note = msg->note;
+	Rete__ReferralInfo *r;
+	rete_err err;
+
+	if (note == NULL || *S(note->referral_id) == '\0')
+		return RETE_OK;
+	if ((err = load_ref(b, note->referral_id, &r)) != RETE_OK)
+		return err;
+	if (r == NULL) {
+		refuse(op, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL,
+		       "note %s: referral '%s' is not known to the broker; check the referral id "
+		       "or leave it empty for a note on the case",
+		       msg->id, note->referral_id);
+		return RETE_OK;
+	}
+	if (rete_role_of(msg->sender, r->requester, r->performer) == RETE_ROLE_OTHER)
+		refuse(op, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED,
+		       "note %s: %s is neither the requester (%s) nor the performer (%s) of "
+		       "referral %s",
+		       msg->id, msg->sender, S(r->requester), S(r->performer), r->id);
+	rete__referral_info__free_unpacked(r, NULL);
+	return RETE_OK;
+}
+
+/* plan_broker_move moves referral r (taken over) to `to` as the broker. */
+static rete_err plan_broker_move(rete_store_op *op, const Rete__Message *msg,
+				 uint64_t index, struct plan *p, Rete__ReferralInfo *r,
+				 Rete__Status to, int64_t at)
+{
+	const char *why = NULL;
+
+	if (!rete_lifecycle_check(r->status, to, RETE_ROLE_BROKER, &why)) {
+		refuse(op, RETE__ERROR_CODE__ERROR_CODE_LIFECYCLE,
+		       "%s %s: referral %s is %s; the broker may not move it to %s: %s",
+		       rete_message_kind(msg), msg->id, r->id, rete_status_name(r->status),
+		       rete_status_name(to), why ? why : "not allowed");
+		rete__referral_info__free_unpacked(r, NULL);
+		return RETE_OK;
+	}
+	plan_begin(p, r);
+	p->p_nr.status = to;
+	p->p_nr.business_status = (char *)"";
+	p->p_nr.status_reason = NULL;
+	set_times(&p->p_nr, to, at);
+	p->p_nr.last_index = index;
+	return RETE_OK;
+}
+
+static rete_err plan_delivery(struct batch *b, rete_store_op *op, const Rete__Message *msg,
+			      uint64_t index, struct plan *p)
+{
+	const Rete__Delivery *d = msg->delivery;
+	Rete__ReferralInfo *r;
+	rete_err err;
+
+	if (d == NULL)
+		return RETE_OK;
+	if ((err = find_concerned(b, d->referral_id, d->message_id, d->index, &r)) != RETE_OK)
+		return err;
+	if (r == NULL)
+		return RETE_OK;
+	if (r->status != RETE__STATUS__STATUS_REQUESTED) {
+		/* already answered or withdrawn: the access record changes
+		 * nothing */
+		rete__referral_info__free_unpacked(r, NULL);
+		return RETE_OK;
+	}
+	if ((err = plan_broker_move(op, msg, index, p, r, RETE__STATUS__STATUS_RECEIVED,
+				    d->delivered_at ? d->delivered_at : op->in.logged_at)) !=
+	    RETE_OK)
+		return err;
+	if (!p->p_write)
+		return RETE_OK;
+	return plan_history(b, p, index, op->in.logged_at, msg->sender);
+}
+
+static rete_err plan_notice(struct batch *b, rete_store_op *op, const Rete__Message *msg,
+			    uint64_t index, struct plan *p)
+{
+	const Rete__Notice *nt = msg->notice;
+	Rete__ReferralInfo *r = NULL;
+	rete_err err;
+
+	if (nt == NULL)
+		return RETE_OK;
+	if (nt->kind == RETE__NOTICE_KIND__NOTICE_KIND_OVERDUE) {
+		const char *id = *S(nt->referral_id) ? nt->referral_id : S(nt->message_id);
+		if ((err = load_ref(b, id, &r)) != RETE_OK)
+			return err;
+		if (r == NULL)
+			return RETE_OK;
+		plan_begin(p, r);
+		p->p_nr.overdue = true;
+		p->p_nr.last_index = index;
+		return RETE_OK;
+	}
+	if (nt->kind != RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED)
+		return RETE_OK;
+	if ((err = find_concerned(b, nt->referral_id, nt->message_id, nt->index, &r)) != RETE_OK)
+		return err;
+	if (r == NULL)
+		return RETE_OK;
+	if (rete_status_terminal(r->status)) {
+		/* withdrawn (e.g. cancelled) before it expired: nothing moves */
+		rete__referral_info__free_unpacked(r, NULL);
+		return RETE_OK;
+	}
+	if ((err = plan_broker_move(op, msg, index, p, r, RETE__STATUS__STATUS_FAILED,
+				    op->in.logged_at)) != RETE_OK)
+		return err;
+	if (!p->p_write)
+		return RETE_OK;
+	rete__status_reason__init(&p->p_reason);
+	p->p_reason.code = (char *)"not-delivered";
+	p->p_reason.text = *S(nt->text) ? nt->text : (char *)"not delivered before the expiry";
+	p->p_nr.status_reason = &p->p_reason;
+	return plan_history(b, p, index, op->in.logged_at, msg->sender);
+}
+
+/* write_plan stores p_nr and keeps `due` in step. */
+static rete_err write_plan(struct batch *b, struct plan *p)
+{
+	rete_store *s = b->b_store;
+	uint8_t key[KEY_MAX];
+	size_t len, klen;
+	MDB_val k, v;
+	int rc;
+	rete_err err;
+
+	if (due_active(p->p_old) &&
+	    (!due_active(&p->p_nr) || p->p_old->due_at != p->p_nr.due_at)) {
+		klen = due_key(key, p->p_old);
+		if ((err = del(b, s->st_due, key, klen, NULL, "store: updating due times")) != RETE_OK)
+			return err;
+	}
+	if (due_active(&p->p_nr) && !(due_active(p->p_old) && p->p_old->due_at == p->p_nr.due_at)) {
+		klen = due_key(key, &p->p_nr);
+		if ((err = put(b, s->st_due, key, klen, "", 0, 0, "store: updating due times")) !=
+		    RETE_OK)
+			return err;
+	}
+	len = rete__referral_info__get_packed_size(&p->p_nr);
+	k.mv_data = p->p_nr.id;
+	k.mv_size = strlen(p->p_nr.id);
+	v.mv_data = NULL;
+	v.mv_size = len;
+	if ((rc = mdb_put(b->b_txn, s->st_referrals, &k, &v, MDB_RESERVE)) != 0)
+		return lmdb_fail(b, rc, "store: writing a referral");
+	rete__referral_info__pack(&p->p_nr, v.mv_data);
+	return RETE_OK;
+}
+
+/* ---- appending ------------------------------------------------------------ */
+
+/* write_entry writes LogEntry `index` and its Merkle nodes; leaf gets its
+ * leaf hash. */
+static rete_err write_entry(struct batch *b, uint64_t index, int64_t logged_at,
+			    const uint8_t *sm, size_t smlen, uint8_t leaf[RETE_MERKLE_HASH])
+{
+	rete_store *s = b->b_store;
+	Rete__LogEntry le;
+	rete_merkle_node nodes[RETE_MERKLE_MAX_PROOF];
+	struct store_node_ctx c = {s, b->b_txn};
+	uint8_t key[STORE_NODE_KEY];
+	size_t n = 0;
+	MDB_val k, v;
+	rete_err err;
+	int rc;
+
+	rete__log_entry__init(&le);
+	le.index = index;
+	le.logged_at = logged_at;
+	le.signed_message.data = (uint8_t *)sm;
+	le.signed_message.len = smlen;
+	be64_put(key, index);
+	k.mv_data = key;
+	k.mv_size = 8;
+	v.mv_data = NULL;
+	v.mv_size = rete__log_entry__get_packed_size(&le);
+	/* Keys only grow: MDB_APPEND also catches a log that is not where
+	 * meta says it ends. */
+	rc = mdb_put(b->b_txn, s->st_entries, &k, &v, MDB_RESERVE | MDB_APPEND);
+	if (rc == MDB_KEYEXIST)
+		return rete_msg_set(b->b_msg, RETE_ECORRUPT,
+				    "store %s: entry %llu already exists though the log size "
+				    "says %llu",
+				    s->st_dir, (unsigned long long)index, (unsigned long long)index);
+	if (rc != 0)
+		return lmdb_fail(b, rc, "store: writing a log entry");
+	rete__log_entry__pack(&le, v.mv_data);
+	rete_merkle_leaf_hash(leaf, v.mv_data, v.mv_size);
+
+	node_key(key, 0, index);
+	if ((err = put(b, s->st_nodes, key, sizeof(key), leaf, RETE_MERKLE_HASH, 0,
+		       "store: writing a leaf hash")) != RETE_OK)
+		return err;
+	err = rete_merkle_complete_nodes(index, leaf, store_node_get, &c, nodes, &n);
+	if (err != RETE_OK)
+		return rete_msg_set(b->b_msg, err,
+				    "store %s: a Merkle node needed by entry %llu is missing",
+				    s->st_dir, (unsigned long long)index);
+	for (size_t i = 0; i < n; i++) {
+		node_key(key, nodes[i].level, nodes[i].index);
+		if ((err = put(b, s->st_nodes, key, sizeof(key), nodes[i].hash, RETE_MERKLE_HASH,
+			       0, "store: writing a Merkle node")) != RETE_OK)
+			return err;
+	}
+	return RETE_OK;
+}
+
+/* key_fits checks the LMDB key limits of an append before anything is
+ * written. */
+static bool key_fits(rete_store_op *op, const Rete__Message *msg)
+{
+	size_t sl = strlen(msg->sender), il = strlen(msg->id);
+	size_t rl = strlen(S(msg->recipient)), cl = strlen(S(msg->case_id));
+
+	if (sl + 1 + il > KEY_MAX) {
+		refuse(op, RETE__ERROR_CODE__ERROR_CODE_INVALID,
+		       "message id is %zu bytes long; sender and id together may have at most "
+		       "%d bytes",
+		       il, KEY_MAX - 1);
+		return false;
+	}
+	if (rl > 255) {
+		refuse(op, RETE__ERROR_CODE__ERROR_CODE_INVALID,
+		       "recipient is %zu bytes long; at most 255 are accepted", rl);
+		return false;
+	}
+	if (cl + 9 > KEY_MAX) {
+		refuse(op, RETE__ERROR_CODE__ERROR_CODE_INVALID,
+		       "case id is %zu bytes long; at most %d are accepted", cl, KEY_MAX - 9);
+		return false;
+	}
+	return true;
+}
+
+static rete_err do_append(struct batch *b, rete_store_op *op)
+{
+	rete_store *s = b->b_store;
+	Rete__SignedMessage *sm = NULL;
+	Rete__Message *own_msg = NULL;
+	const Rete__Message *msg;
+	struct plan p;
+	uint8_t sha[RETE_HASH_LEN], key[KEY_MAX + 1], val[8 + RETE_HASH_LEN + 8];
+	uint8_t leaf[RETE_MERKLE_HASH];
+	size_t sl, il, klen;
+	uint64_t index = b->b_size;
+	MDB_val k, v;
+	rete_err err = RETE_OK;
+	int rc;
+
+	memset(&p, 0, sizeof(p));
+	if (op->in.signed_message == NULL || op->in.len == 0 ||
+	    (sm = rete__signed_message__unpack(NULL, op->in.len, op->in.signed_message)) ==
+		NULL ||
+	    sm->message.len == 0) {
+		refuse(op, RETE__ERROR_CODE__ERROR_CODE_MALFORMED,
+		       "the signed message (%zu bytes) does not decode as a SignedMessage",
+		       op->in.len);
+		goto out;
+	}
+	msg = op->in.msg;
+	if (msg == NULL) {
+		own_msg = rete__message__unpack(NULL, sm->message.len, sm->message.data);
+		if (own_msg == NULL) {
+			refuse(op, RETE__ERROR_CODE__ERROR_CODE_MALFORMED,
+			       "the signed bytes (%zu) do not decode as a Message",
+			       sm->message.len);
+			goto out;
+		}
+		msg = own_msg;
+	}
+	if (*S(msg->sender) == '\0' || *S(msg->id) == '\0') {
+		refuse(op, RETE__ERROR_CODE__ERROR_CODE_INVALID,
+		       "message has no %s; every message needs a sender and an id",
+		       *S(msg->sender) == '\0' ? "sender" : "id");
+		goto out;
+	}
+	if (msg->body_case == RETE__MESSAGE__BODY__NOT_SET) {
+		refuse(op, RETE__ERROR_CODE__ERROR_CODE_INVALID,
+		       "message %s has no body; accepted: referral, update, note, delivery, "
+		       "notice, directory",
+		       msg->id);
+		goto out;
+	}
+	if (!key_fits(op, msg))
+		goto out;
+
+	/* dedup on (sender, id) -> SHA-256 of the Message bytes */
+	crypto_hash_sha256(sha, sm->message.data, sm->message.len);
+	sl = strlen(msg->sender);
+	il = strlen(msg->id);
+	memcpy(key, msg->sender, sl);
+	key[sl] = '\0';
+	memcpy(key + sl + 1, msg->id, il);
+	klen = sl + 1 + il;
+	k.mv_data = key;
+	k.mv_size = klen;
+	rc = mdb_get(b->b_txn, s->st_msgids, &k, &v);
+	if (rc == 0) {
+		const uint8_t *pv = v.mv_data;
+		struct store_node_ctx c = {s, b->b_txn};
+		if (v.mv_size != sizeof(val)) {
+			err = rete_msg_set(b->b_msg, RETE_ECORRUPT,
+					   "store %s: malformed message id record", s->st_dir);
+			goto out;
+		}
+		op->index = be64_get(pv);
+		op->logged_at = (int64_t)be64_get(pv + 8 + RETE_HASH_LEN);
+		if (sodium_memcmp(pv + 8, sha, RETE_HASH_LEN) != 0) {
+			refuse(op, RETE__ERROR_CODE__ERROR_CODE_ID_REUSED,
+			       "message id '%s' of %s was already used for different content "
+			       "(entry %llu); a new message needs a new id",
+			       msg->id, msg->sender, (unsigned long long)op->index);
+			goto out;
+		}
+		if (store_node_get(&c, 0, op->index, op->leaf_hash) != RETE_OK) {
+			err = rete_msg_set(b->b_msg, RETE_ECORRUPT,
+					   "store %s: no leaf hash for entry %llu", s->st_dir,
+					   (unsigned long long)op->index);
+			goto out;
+		}
+		op->status = RETE_STORE_DUPLICATE;
+		goto out;
+	}
+	if (rc != MDB_NOTFOUND) {
+		err = lmdb_fail(b, rc, "store: reading the message id index");
+		goto out;
+	}
+
+	/* the projection: every check before the first write */
+	switch (msg->body_case) {
+	case RETE__MESSAGE__BODY_REFERRAL:
+		err = plan_referral(b, op, msg, index, &p);
+		break;
+	case RETE__MESSAGE__BODY_UPDATE:
+		err = plan_update(b, op, msg, index, &p);
+		break;
+	case RETE__MESSAGE__BODY_NOTE:
+		err = plan_note(b, op, msg);
+		break;
+	case RETE__MESSAGE__BODY_DELIVERY:
+		err = plan_delivery(b, op, msg, index, &p);
+		break;
+	case RETE__MESSAGE__BODY_NOTICE:
+		err = plan_notice(b, op, msg, index, &p);
+		break;
+	default:
+		break;
+	}
+	if (err != RETE_OK || op->status == RETE_STORE_REFUSED)
+		goto out;
+
+	/* writes */
+	if ((err = write_entry(b, index, op->in.logged_at, op->in.signed_message, op->in.len,
+			       leaf)) != RETE_OK)
+		goto out;
+	be64_put(val, index);
+	memcpy(val + 8, sha, RETE_HASH_LEN);
+	be64_put(val + 8 + RETE_HASH_LEN, (uint64_t)op->in.logged_at);
+	if ((err = put(b, s->st_msgids, key, klen, val, sizeof(val), 0,
+		       "store: writing the message id index")) != RETE_OK)
+		goto out;
+	if (*S(msg->recipient) != '\0') {
+		size_t rl = strlen(msg->recipient);
+		uint8_t at[8];
+		memcpy(key, msg->recipient, rl);
+		key[rl] = '\0';
+		be64_put(key + rl + 1, index);
+		be64_put(at, (uint64_t)op->in.logged_at);
+		if ((err = put(b, s->st_queue, key, rl + 9, at, 8, 0, "store: queueing")) !=
+		    RETE_OK)
+			goto out;
+	}
+	if (op->in.sealed != NULL && op->in.sealed_len > 0) {
+		be64_put(key, index);
+		if ((err = put(b, s->st_blobs, key, 8, op->in.sealed, op->in.sealed_len, 0,
+			       "store: keeping the sealed part")) != RETE_OK)
+			goto out;
+	}
+	if (*S(msg->case_id) != '\0') {
+		size_t cl = strlen(msg->case_id);
+		memcpy(key, msg->case_id, cl);
+		key[cl] = '\0';
+		be64_put(key + cl + 1, index);
+		if ((err = put(b, s->st_cases, key, cl + 9, "", 0, 0,
+			       "store: writing the case index")) != RETE_OK)
+			goto out;
+	}
+	if (p.p_write && (err = write_plan(b, &p)) != RETE_OK)
+		goto out;
+	if (msg->body_case == RETE__MESSAGE__BODY_DIRECTORY) {
+		be64_put(val, index);
+		if ((err = put(b, s->st_meta, META_DIRECTORY, strlen(META_DIRECTORY), val, 8, 0,
+			       "store: recording the directory in force")) != RETE_OK)
+			goto out;
+	}
+	b->b_size = index + 1;
+	op->status = RETE_STORE_ACCEPTED;
+	op->index = index;
+	op->logged_at = op->in.logged_at;
+	memcpy(op->leaf_hash, leaf, RETE_MERKLE_HASH);
+out:
+	plan_free(&p);
+	if (own_msg != NULL)
+		rete__message__free_unpacked(own_msg, NULL);
+	if (sm != NULL)
+		rete__signed_message__free_unpacked(sm, NULL);
+	return err;
+}
+
+static rete_err do_remove(struct batch *b, rete_store_op *op)
+{
+	rete_store *s = b->b_store;
+	uint8_t key[256 + 8];
+	size_t rl = strlen(S(op->in.recipient));
+	bool present = false;
+	rete_err err;
+
+	if (rl == 0 || rl > 255) {
+		refuse(op, RETE__ERROR_CODE__ERROR_CODE_INVALID,
+		       "%s of entry %llu: the recipient is %s",
+		       op->kind == RETE_STORE_OP_ACK ? "ack" : "expiry",
+		       (unsigned long long)op->in.index, rl == 0 ? "empty" : "too long");
+		return RETE_OK;
+	}
+	memcpy(key, op->in.recipient, rl);
+	key[rl] = '\0';
+	be64_put(key + rl + 1, op->in.index);
+	if ((err = del(b, s->st_queue, key, rl + 9, &present, "store: removing a queue record")) !=
+	    RETE_OK)
+		return err;
+	be64_put(key, op->in.index);
+	if ((err = del(b, s->st_blobs, key, 8, NULL, "store: removing a sealed part")) != RETE_OK)
+		return err;
+	op->status = RETE_STORE_DONE;
+	op->index = op->in.index;
+	op->was_present = present;
+	return RETE_OK;
+}
+
+static void op_reset(rete_store_op *op)
+{
+	op->status = 0;
+	op->index = 0;
+	memset(op->leaf_hash, 0, sizeof(op->leaf_hash));
+	op->logged_at = 0;
+	op->error = RETE__ERROR_CODE__ERROR_CODE_UNSPECIFIED;
+	op->error_text[0] = '\0';
+	op->was_present = false;
+}
+
+/* ---- the write loop -------------------------------------------------------- */
+
+typedef rete_err (*write_fn)(struct batch *b, void *ctx);
+
+/* store_write runs fn in a write transaction and commits it durably. On a
+ * full map it aborts, grows the map and runs fn again from the start; after
+ * a failed commit it reopens the environment (LMDB may have marked it
+ * unusable) and reports the failure. */
+static rete_err store_write(rete_store *s, write_fn fn, void *ctx, rete_msg *m)
+{
+	rete_err err = RETE_OK;
+	struct batch b;
+	int rc;
+
+	if (s == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "store: no store given");
+	if (s->st_flags & RETE_STORE_RDONLY)
+		return rete_msg_set(m, RETE_EPERM, "store %s is open read-only", s->st_dir);
+	pthread_mutex_lock(&s->st_write);
+	for (int attempt = 0;; attempt++) {
+		bool reopen = false;
+
+		memset(&b, 0, sizeof(b));
+		b.b_store = s;
+		b.b_msg = m;
+		pthread_rwlock_rdlock(&s->st_grow);
+		if (s->st_env == NULL) {
+			pthread_rwlock_unlock(&s->st_grow);
+			err = rete_msg_set(m, RETE_ESTORE,
+					   "store %s: the environment could not be reopened after "
+					   "a failed commit; restart the program",
+					   s->st_dir);
+			break;
+		}
+		rc = mdb_txn_begin(s->st_env, NULL, 0, &b.b_txn);
+		if (rc != 0) {
+			pthread_rwlock_unlock(&s->st_grow);
+			err = store_lmdb_err(m, rc, "store: beginning a write transaction");
+			if (rc == MDB_PANIC)
+				reopen = true;
+			else
+				break;
+		} else {
+			err = store_log_size(s, b.b_txn, &b.b_size, m);
+			if (err == RETE_OK)
+				err = fn(&b, ctx);
+			if (err == RETE_OK) {
+				rc = mdb_txn_commit(b.b_txn);
+				if (rc != 0) {
+					b.b_rc = rc;
+					err = store_lmdb_err(m, rc, "store: committing");
+					reopen = rc != MDB_MAP_FULL;
+				}
+			} else {
+				mdb_txn_abort(b.b_txn);
+			}
+			b.b_txn = NULL;
+			pthread_rwlock_unlock(&s->st_grow);
+		}
+		if (b.b_rc == MDB_MAP_FULL && attempt < 48) {
+			rete_err gerr = store_grow(s, m);
+			if (gerr != RETE_OK) {
+				err = gerr;
+				break;
+			}
+			continue;
+		}
+		if (reopen) {
+			rete_msg keep;
+			rete_err rerr;
+			if (m != NULL)
+				keep = *m;
+			rerr = store_reopen(s, NULL);
+			if (m != NULL)
+				*m = keep;
+			if (rerr != RETE_OK)
+				rete_msg_prefix(m, "and reopening failed (%s)", rete_strerror(rerr));
+		}
+		break;
+	}
+	pthread_mutex_unlock(&s->st_write);
+	return err;
+}
+
+struct commit_ctx {
+	rete_store_op *ops;
+	size_t n;
+};
+
+static rete_err run_batch(struct batch *b, void *ctx)
+{
+	struct commit_ctx *c = ctx;
+	rete_store *s = b->b_store;
+	uint64_t start = b->b_size;
+	uint8_t val[8];
+	rete_err err;
+
+	for (size_t i = 0; i < c->n; i++) {
+		rete_store_op *op = &c->ops[i];
+		op_reset(op);
+		if (op->kind == RETE_STORE_OP_APPEND)
+			err = do_append(b, op);
+		else
+			err = do_remove(b, op);
+		if (err != RETE_OK)
+			return err;
+	}
+	if (b->b_size != start) {
+		be64_put(val, b->b_size);
+		return put(b, s->st_meta, META_SIZE, strlen(META_SIZE), val, 8, 0,
+			   "store: writing the log size");
+	}
+	return RETE_OK;
+}
+
+rete_err rete_store_commit(rete_store *s, rete_store_op *ops, size_t n, rete_msg *m)
+{
+	struct commit_ctx c = {ops, n};
+
+	if (n > 0 && ops == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "store: commit: no operations given");
+	for (size_t i = 0; i < n; i++) {
+		if (ops[i].kind != RETE_STORE_OP_APPEND && ops[i].kind != RETE_STORE_OP_ACK &&
+		    ops[i].kind != RETE_STORE_OP_EXPIRE)
+			return rete_msg_set(m, RETE_EINVAL,
+					    "store: commit: operation %zu has kind %d; accepted: "
+					    "APPEND (1), ACK (2), EXPIRE (3)",
+					    i, (int)ops[i].kind);
+	}
+	if (n == 0)
+		return RETE_OK;
+	return store_write(s, run_batch, &c, m);
+}
+
+struct checkpoint_ctx {
+	uint64_t size;
+	const char *note;
+};
+
+static rete_err put_checkpoint(struct batch *b, void *ctx)
+{
+	struct checkpoint_ctx *c = ctx;
+	uint8_t key[8];
+
+	if (c->size > b->b_size)
+		return rete_msg_set(b->b_msg, RETE_EINVAL,
+				    "store: checkpoint for tree size %llu, but the log has %llu "
+				    "entries",
+				    (unsigned long long)c->size, (unsigned long long)b->b_size);
+	be64_put(key, c->size);
+	return put(b, b->b_store->st_checkpoints, key, 8, c->note, strlen(c->note), 0,
+		   "store: writing a checkpoint");
+}
+
+rete_err rete_store_checkpoint_put(rete_store *s, uint64_t size, const char *note, rete_msg *m)
+{
+	struct checkpoint_ctx c = {size, note};
+
+	if (note == NULL || *note == '\0')
+		return rete_msg_set(m, RETE_EINVAL, "store: empty checkpoint note");
+	return store_write(s, put_checkpoint, &c, m);
+}

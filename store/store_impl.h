@@ -1,0 +1,106 @@
+/* store_impl.h — internals shared by store.c, store_commit.c and
+ * store_backup.c: the rete_store struct, key encodings and the transaction
+ * helpers that keep map growth safe. Not for other modules.
+ */
+#ifndef RETE_STORE_IMPL_H
+#define RETE_STORE_IMPL_H
+
+#include <lmdb.h>
+#include <pthread.h>
+
+#include "store.h"
+
+#define STORE_DEFAULT_MAP ((uint64_t)256 << 20)
+#define STORE_DEFAULT_READERS 254u
+#define STORE_NODE_KEY 9 /* level u8 + index BE64 */
+#define META_SCHEMA "schema"
+#define META_SIZE "size"
+#define META_DIRECTORY "directory"
+
+struct rete_store {
+	MDB_env *st_env;
+	char *st_dir;
+	unsigned st_flags;
+	unsigned st_max_readers;
+	uint64_t st_map_size; /* what the env was last opened/grown with */
+	/* Read lock: held by every open transaction (read or write) of this
+	 * process. Write lock: growing the map or reopening the environment,
+	 * which LMDB allows only with no transaction open in the process. */
+	pthread_rwlock_t st_grow;
+	pthread_mutex_t st_write; /* one commit at a time */
+	MDB_dbi st_entries, st_nodes, st_checkpoints, st_msgids, st_queue, st_blobs,
+	    st_referrals, st_due, st_cases, st_meta;
+	/* The decoded Directory in force, cached by the writer (under st_write):
+	 * valid for the entry whose leaf hash is st_dir_leaf. */
+	Rete__Message *st_dir_msg;
+	Rete__SignedMessage *st_dir_sm;
+	uint64_t st_dir_index;
+	uint8_t st_dir_leaf[RETE_MERKLE_HASH];
+};
+
+struct rete_store_rtxn {
+	rete_store *rt_store;
+	MDB_txn *rt_txn;
+};
+
+/* Big-endian integers, so that LMDB's byte order is numeric order. */
+static inline void be64_put(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static inline uint64_t be64_get(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static inline void node_key(uint8_t k[STORE_NODE_KEY], unsigned level, uint64_t index)
+{
+	k[0] = (uint8_t)level;
+	be64_put(k + 1, index);
+}
+
+/* store_lmdb_err maps an LMDB return code to a rete_err with a sentence
+ * naming what was being done. */
+rete_err store_lmdb_err(rete_msg *m, int rc, const char *what);
+
+/* store_txn_read begins a read transaction (taking st_grow for reading and
+ * adopting a map grown by another process). store_txn_done ends any
+ * transaction begun by store_txn_read or store_txn_write (abort if still
+ * live) and releases st_grow. */
+rete_err store_txn_read(rete_store *s, MDB_txn **txn, rete_msg *m);
+void store_txn_done(rete_store *s, MDB_txn *txn);
+
+/* store_rt_get gives the transaction to read with: rt's, or a new one
+ * (*own = true: end it with store_txn_done). */
+rete_err store_rt_get(rete_store *s, rete_store_rtxn *rt, MDB_txn **txn, bool *own,
+		      rete_msg *m);
+
+/* store_grow doubles the map; store_reopen closes and reopens the
+ * environment. Both take st_grow for writing (no transaction of this
+ * process may be open in the calling thread). */
+rete_err store_grow(rete_store *s, rete_msg *m);
+rete_err store_reopen(rete_store *s, rete_msg *m);
+
+/* store_log_size reads meta "size" in txn (0 when absent). */
+rete_err store_log_size(rete_store *s, MDB_txn *txn, uint64_t *size, rete_msg *m);
+
+/* store_node_get is the rete_merkle_get_node callback; ctx = a
+ * struct store_node_ctx. */
+struct store_node_ctx {
+	rete_store *nc_store;
+	MDB_txn *nc_txn;
+};
+rete_err store_node_get(void *ctx, unsigned level, uint64_t index,
+			uint8_t out[RETE_MERKLE_HASH]);
+
+/* store_dir_forget drops the cached directory. */
+void store_dir_forget(rete_store *s);
+
+#endif
