@@ -27,7 +27,7 @@
 /* Roles are 1..4; index 0 of per-role arrays is unused. */
 #define LC_NROLE (RETE_ROLE_OTHER + 1)
 
-#define ST(x) (UINT32_C(1) << RETE__STATUS__STATUS_##x)
+#define ST(x)	  (UINT32_C(1) << RETE__STATUS__STATUS_##x)
 #define ST_BIT(s) (UINT32_C(1) << (unsigned)(s))
 /* In lc_rule.to: "the same status, with a new business status". */
 #define LC_SAME (UINT32_C(1) << 31)
@@ -217,8 +217,7 @@ static bool lc_role_moves_to(Rete__Status to, rete_role role)
 	return false;
 }
 
-static void lc_compose(char *buf, size_t size, Rete__Status from, Rete__Status to,
-		       rete_role role)
+static void lc_compose(char *buf, size_t size, Rete__Status from, Rete__Status to, rete_role role)
 {
 	char allowed[LC_WHY_MAX], roles[160];
 	const char *fn = lc_names[from], *tn = lc_names[to];
@@ -263,8 +262,7 @@ static void lc_compose(char *buf, size_t size, Rete__Status from, Rete__Status t
 			 allowed);
 	} else if (to == RETE__STATUS__STATUS_DRAFT || to == RETE__STATUS__STATUS_READY ||
 		   to == RETE__STATUS__STATUS_ENTERED_IN_ERROR) {
-		snprintf(buf, size, "rete's lifecycle does not use the status %s; %s", tn,
-			 allowed);
+		snprintf(buf, size, "rete's lifecycle does not use the status %s; %s", tn, allowed);
 	} else if (lc_roles_for(roles, sizeof(roles), from, to) > 0) {
 		if (from == to)
 			snprintf(buf, size,
@@ -275,8 +273,8 @@ static void lc_compose(char *buf, size_t size, Rete__Status from, Rete__Status t
 			snprintf(buf, size, "%s cannot %s while it is %s; only %s can; %s",
 				 lc_role_short[role], lc_verbs[to], fn, roles, allowed);
 		else
-			snprintf(buf, size, "%s cannot %s; only %s can; %s",
-				 lc_role_short[role], lc_verbs[to], roles, allowed);
+			snprintf(buf, size, "%s cannot %s; only %s can; %s", lc_role_short[role],
+				 lc_verbs[to], roles, allowed);
 	} else if (from == to) {
 		snprintf(buf, size,
 			 "a referral that is %s cannot keep its status with a new business "
@@ -284,8 +282,7 @@ static void lc_compose(char *buf, size_t size, Rete__Status from, Rete__Status t
 			 "on-hold; %s",
 			 fn, allowed);
 	} else {
-		snprintf(buf, size, "a referral that is %s cannot become %s; %s", fn, tn,
-			 allowed);
+		snprintf(buf, size, "a referral that is %s cannot become %s; %s", fn, tn, allowed);
 	}
 }
 

@@ -14,9 +14,9 @@
 
 #include "lifecycle.h"
 
-#define REQ RETE_ROLE_REQUESTER
+#define REQ  RETE_ROLE_REQUESTER
 #define PERF RETE_ROLE_PERFORMER
-#define BRK RETE_ROLE_BROKER
+#define BRK  RETE_ROLE_BROKER
 #define S(x) RETE__STATUS__STATUS_##x
 
 #define NSTATUS 13
@@ -108,8 +108,7 @@ static void test_refusals_say_what_is_allowed(void **state)
 	(void)state;
 	static const int live[] = {S(REQUESTED), S(RECEIVED), S(ACCEPTED), S(IN_PROGRESS),
 				   S(ON_HOLD)};
-	static const char *const role_name[] = {"", "the requester", "the performer",
-						"the broker"};
+	static const char *const role_name[] = {"", "the requester", "the performer", "the broker"};
 	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
 		for (int t = 0; t < NSTATUS; t++) {
 			for (int r = REQ; r <= BRK; r++) {
@@ -164,8 +163,9 @@ static void test_sentences(void **state)
 		   "the broker can");
 	assert_why(S(RECEIVED), S(RECEIVED), PERF, "cannot keep its status");
 	assert_why(S(IN_PROGRESS), S(REQUESTED), PERF, "back to requested");
-	assert_why(S(IN_PROGRESS), S(ENTERED_IN_ERROR), PERF, "does not use the status "
-							      "entered-in-error");
+	assert_why(S(IN_PROGRESS), S(ENTERED_IN_ERROR), PERF,
+		   "does not use the status "
+		   "entered-in-error");
 	assert_why(S(RECEIVED), S(FAILED), BRK, "from received the broker may make no change");
 	assert_why(S(ACCEPTED), S(IN_PROGRESS), RETE_ROLE_OTHER, "none of them");
 	assert_why(S(DRAFT), S(REQUESTED), REQ, "draft is never");
@@ -204,8 +204,8 @@ static void *check_all(void *arg)
 		for (int t = 0; t < NSTATUS; t++)
 			for (int r = REQ; r <= RETE_ROLE_OTHER; r++) {
 				const char *why = NULL;
-				rete_lifecycle_check((Rete__Status)f, (Rete__Status)t,
-						     (rete_role)r, &why);
+				rete_lifecycle_check((Rete__Status)f, (Rete__Status)t, (rete_role)r,
+						     &why);
 				out[(f * NSTATUS + t) * 5 + r] = why;
 			}
 	return NULL;
@@ -240,8 +240,8 @@ static void test_terminal(void **state)
 		bool want = s == S(REJECTED) || s == S(CANCELLED) || s == S(FAILED) ||
 			    s == S(COMPLETED) || s == S(ENTERED_IN_ERROR);
 		assert_int_equal(rete_status_terminal((Rete__Status)s), want);
-		bool reason = s == S(REJECTED) || s == S(CANCELLED) || s == S(ON_HOLD) ||
-			      s == S(FAILED);
+		bool reason =
+		    s == S(REJECTED) || s == S(CANCELLED) || s == S(ON_HOLD) || s == S(FAILED);
 		assert_int_equal(rete_status_needs_reason((Rete__Status)s), reason);
 	}
 }
@@ -250,9 +250,9 @@ static void test_names(void **state)
 {
 	(void)state;
 	static const char *const want[NSTATUS] = {
-	    "unspecified", "draft",     "requested",   "received", "accepted",
-	    "rejected",    "ready",     "cancelled",   "in-progress", "on-hold",
-	    "failed",      "completed", "entered-in-error"};
+	    "unspecified", "draft",	"requested",	   "received",	  "accepted",
+	    "rejected",	   "ready",	"cancelled",	   "in-progress", "on-hold",
+	    "failed",	   "completed", "entered-in-error"};
 	for (int s = 0; s < NSTATUS; s++) {
 		Rete__Status back = S(UNSPECIFIED);
 		assert_string_equal(rete_status_name((Rete__Status)s), want[s]);

@@ -1,0 +1,69 @@
+/* validate.h — semantic validation of a Message and its sealed part.
+ *
+ * Decoding (codec.h) and the JSON mapping (json.h) say whether bytes or a
+ * document have the schema's shape; this module says whether the message
+ * makes sense: required fields present, codes and ids well formed, consent
+ * or a legal basis given, a status an agency may send with the reason and
+ * outcome it needs, lengths within their caps, the sealed part's
+ * attachments matching their hashes. It reports every problem at once, each
+ * with the JSON path of the field (`referral.consent.givenAt`,
+ * `private.attachments[0].sha256`) and a sentence naming the value and what
+ * would be accepted, so a person fixing an outbox file fixes it in one go.
+ *
+ * It is pure: no directory, no log, no clock. Policy (who may refer to
+ * whom, which services are offered) and the lifecycle (lifecycle.h) need
+ * the broker's state and are checked there. Values of the sealed part
+ * (names, fiscal codes, dates) are never repeated in the sentences.
+ */
+#ifndef RETE_VALIDATE_H
+#define RETE_VALIDATE_H
+
+#include <stdbool.h>
+
+#include "error.h"
+#include "problems.h"
+#include "rete.pb-c.h"
+
+/* Caps on string lengths, in bytes. Codes and short texts are metadata
+ * that is logged forever, so they stay short; free text lives in the
+ * sealed part. */
+#define RETE_ID_TEXT_MAX 64    /* message ids, case ids, referral ids */
+#define RETE_SERVICE_MAX 64    /* service codes */
+#define RETE_SHORT_MAX	 256   /* codes, staff ids, roles, names, references */
+#define RETE_TEXT_MAX	 4096  /* sentences and free-text reasons */
+#define RETE_NOTES_MAX	 65536 /* Private.notes: meeting minutes and the like */
+
+/* What is being validated, which decides the fields that must be set. */
+typedef enum rete_validate_mode {
+	/* An outbox file before the agent fills it in: id, sender, createdAt
+	 * and origin may be empty (checked if given), and the privateSha256 of
+	 * a body may be empty when a private part is given (the agent seals it
+	 * and fills the hash). Only agency bodies (referral, update, note). */
+	RETE_VALIDATE_DRAFT = 1,
+	/* A complete agency message as the broker receives it (or a recipient
+	 * after verifying it): every required field present. Only agency
+	 * bodies. */
+	RETE_VALIDATE_SIGNED = 2,
+	/* A complete message the broker originates: only broker bodies
+	 * (delivery, notice, directory). */
+	RETE_VALIDATE_BROKER = 3
+} rete_validate_mode;
+
+/* rete_validate_message checks msg (borrowed) and, if not NULL, its sealed
+ * part priv (borrowed, in clear) in the given mode, appending one problem
+ * per fault to out (caller owns; may be NULL when only the verdict is
+ * wanted; may already hold items, which are kept and not counted).
+ * Returns RETE_OK when this call found nothing, RETE_EINVAL otherwise
+ * (including msg NULL or an unknown mode). Thread-safe. */
+rete_err rete_validate_message(const Rete__Message *msg, const Rete__Private *priv,
+			       rete_validate_mode mode, rete_problems *out);
+
+/* rete_body_is_agency: true when msg carries a body an agency may send
+ * (referral, update, note); false for broker bodies, no body or NULL. */
+bool rete_body_is_agency(const Rete__Message *msg);
+
+/* rete_text_id_valid: true when s is 1..64 characters of [A-Za-z0-9._:-],
+ * the form of message ids, case ids and referral ids. */
+bool rete_text_id_valid(const char *s);
+
+#endif
