@@ -55,7 +55,8 @@ static void enum_prefix(const ProtobufCEnumDescriptor *d, char *buf, size_t n)
 	for (const char *p = s; *p && o + 2 < n; p++) {
 		char c = *p;
 		bool upper = c >= 'A' && c <= 'Z';
-		if (upper && p > s && ((p[-1] >= 'a' && p[-1] <= 'z') || (p[-1] >= '0' && p[-1] <= '9')))
+		if (upper && p > s &&
+		    ((p[-1] >= 'a' && p[-1] <= 'z') || (p[-1] >= '0' && p[-1] <= '9')))
 			buf[o++] = '_';
 		if (o + 2 >= n)
 			break;
@@ -174,9 +175,9 @@ static int64_t days_from_civil(int64_t y, int m, int d)
 {
 	y -= m <= 2;
 	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	int64_t yoe = y - era * 400;                         /* [0, 399] */
-	int64_t mp = (m + 9) % 12;                           /* March = 0 */
-	int64_t doy = (153 * mp + 2) / 5 + d - 1;            /* [0, 365] */
+	int64_t yoe = y - era * 400;			     /* [0, 399] */
+	int64_t mp = (m + 9) % 12;			     /* March = 0 */
+	int64_t doy = (153 * mp + 2) / 5 + d - 1;	     /* [0, 365] */
 	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; /* [0, 146096] */
 	return era * 146097 + doe - 719468;
 }
@@ -265,8 +266,7 @@ rete_err rete_time_parse(const char *s, int64_t *ms)
 	}
 	if (*p != '\0')
 		return RETE_EINVAL;
-	if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
-	    sec > 59)
+	if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 59)
 		return RETE_EINVAL;
 	int64_t days = days_from_civil(y, mo, d);
 	int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - (int64_t)off * 60;
@@ -366,14 +366,21 @@ static void jc_pop(struct jctx *c, size_t saved)
 static const char *json_type_name(const json_t *v)
 {
 	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "an object";
-	case JSON_ARRAY: return "an array";
-	case JSON_STRING: return "a string";
-	case JSON_INTEGER: return "an integer";
-	case JSON_REAL: return "a number with a fraction";
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+		return "an integer";
+	case JSON_REAL:
+		return "a number with a fraction";
 	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
-	case JSON_NULL: return "null";
+	case JSON_FALSE:
+		return "a boolean";
+	case JSON_NULL:
+		return "null";
 	}
 	return "something else";
 }
@@ -384,9 +391,11 @@ static const char *field_expects(const ProtobufCFieldDescriptor *f)
 	switch (f->type) {
 	case PROTOBUF_C_TYPE_INT32:
 	case PROTOBUF_C_TYPE_SINT32:
-	case PROTOBUF_C_TYPE_SFIXED32: return "an integer (32-bit)";
+	case PROTOBUF_C_TYPE_SFIXED32:
+		return "an integer (32-bit)";
 	case PROTOBUF_C_TYPE_UINT32:
-	case PROTOBUF_C_TYPE_FIXED32: return "a non-negative integer (32-bit)";
+	case PROTOBUF_C_TYPE_FIXED32:
+		return "a non-negative integer (32-bit)";
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
 	case PROTOBUF_C_TYPE_SFIXED64:
@@ -396,12 +405,18 @@ static const char *field_expects(const ProtobufCFieldDescriptor *f)
 	case PROTOBUF_C_TYPE_FIXED64:
 		return "a non-negative 64-bit integer as a decimal string such as \"42\"";
 	case PROTOBUF_C_TYPE_FLOAT:
-	case PROTOBUF_C_TYPE_DOUBLE: return "a number";
-	case PROTOBUF_C_TYPE_BOOL: return "true or false";
-	case PROTOBUF_C_TYPE_ENUM: return "a string naming a value";
-	case PROTOBUF_C_TYPE_STRING: return "a string";
-	case PROTOBUF_C_TYPE_BYTES: return "a base64 string";
-	case PROTOBUF_C_TYPE_MESSAGE: return "an object";
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return "a number";
+	case PROTOBUF_C_TYPE_BOOL:
+		return "true or false";
+	case PROTOBUF_C_TYPE_ENUM:
+		return "a string naming a value";
+	case PROTOBUF_C_TYPE_STRING:
+		return "a string";
+	case PROTOBUF_C_TYPE_BYTES:
+		return "a base64 string";
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return "an object";
 	}
 	return "a value";
 }
@@ -484,13 +499,15 @@ static bool map_value(struct jctx *c, const ProtobufCFieldDescriptor *f, json_t 
 	case PROTOBUF_C_TYPE_SFIXED32:
 	case PROTOBUF_C_TYPE_UINT32:
 	case PROTOBUF_C_TYPE_FIXED32: {
-		bool is_signed = f->type != PROTOBUF_C_TYPE_UINT32 && f->type != PROTOBUF_C_TYPE_FIXED32;
+		bool is_signed =
+		    f->type != PROTOBUF_C_TYPE_UINT32 && f->type != PROTOBUF_C_TYPE_FIXED32;
 		if (!json_is_integer(v)) {
 			jc_problem(c, "expected %s, got %s", field_expects(f), json_type_name(v));
 			return false;
 		}
 		json_int_t x = json_integer_value(v);
-		if (is_signed ? (x < INT32_MIN || x > INT32_MAX) : (x < 0 || x > (json_int_t)UINT32_MAX)) {
+		if (is_signed ? (x < INT32_MIN || x > INT32_MAX)
+			      : (x < 0 || x > (json_int_t)UINT32_MAX)) {
 			jc_problem(c, "%lld is out of range; expected %s", (long long)x,
 				   field_expects(f));
 			return false;
@@ -506,7 +523,8 @@ static bool map_value(struct jctx *c, const ProtobufCFieldDescriptor *f, json_t 
 	case PROTOBUF_C_TYPE_SFIXED64:
 	case PROTOBUF_C_TYPE_UINT64:
 	case PROTOBUF_C_TYPE_FIXED64: {
-		bool is_signed = f->type != PROTOBUF_C_TYPE_UINT64 && f->type != PROTOBUF_C_TYPE_FIXED64;
+		bool is_signed =
+		    f->type != PROTOBUF_C_TYPE_UINT64 && f->type != PROTOBUF_C_TYPE_FIXED64;
 		if (!json_is_string(v)) {
 			jc_problem(c, "expected %s, got %s", field_expects(f), json_type_name(v));
 			return false;
@@ -515,10 +533,11 @@ static bool map_value(struct jctx *c, const ProtobufCFieldDescriptor *f, json_t 
 		if (field_is_time(f)) {
 			int64_t ms;
 			if (rete_time_parse(s, &ms) != RETE_OK) {
-				jc_problem(c,
-					   "'%.64s' is not an RFC 3339 time; expected e.g. "
-					   "\"2026-11-22T10:15:00Z\" or \"2026-11-22T11:15:00.250+01:00\"",
-					   s);
+				jc_problem(
+				    c,
+				    "'%.64s' is not an RFC 3339 time; expected e.g. "
+				    "\"2026-11-22T10:15:00Z\" or \"2026-11-22T11:15:00.250+01:00\"",
+				    s);
 				return false;
 			}
 			*(int64_t *)dst = ms;
@@ -625,8 +644,9 @@ static bool map_value(struct jctx *c, const ProtobufCFieldDescriptor *f, json_t 
 				      sodium_base64_VARIANT_ORIGINAL) != 0 ||
 		    end != s + slen) {
 			free(buf);
-			jc_problem(c, "'%.48s%s' is not standard base64 (A-Z a-z 0-9 + /, padded "
-				      "with '=')",
+			jc_problem(c,
+				   "'%.48s%s' is not standard base64 (A-Z a-z 0-9 + /, padded "
+				   "with '=')",
 				   s, slen > 48 ? "..." : "");
 			return false;
 		}
@@ -667,25 +687,34 @@ static size_t repeated_elt_size(ProtobufCType t)
 	case PROTOBUF_C_TYPE_SINT32:
 	case PROTOBUF_C_TYPE_SFIXED32:
 	case PROTOBUF_C_TYPE_UINT32:
-	case PROTOBUF_C_TYPE_FIXED32: return 4;
-	case PROTOBUF_C_TYPE_FLOAT: return sizeof(float);
-	case PROTOBUF_C_TYPE_DOUBLE: return sizeof(double);
+	case PROTOBUF_C_TYPE_FIXED32:
+		return 4;
+	case PROTOBUF_C_TYPE_FLOAT:
+		return sizeof(float);
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return sizeof(double);
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
 	case PROTOBUF_C_TYPE_SFIXED64:
 	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64: return 8;
-	case PROTOBUF_C_TYPE_BOOL: return sizeof(protobuf_c_boolean);
-	case PROTOBUF_C_TYPE_ENUM: return sizeof(int);
-	case PROTOBUF_C_TYPE_STRING: return sizeof(char *);
-	case PROTOBUF_C_TYPE_BYTES: return sizeof(ProtobufCBinaryData);
-	case PROTOBUF_C_TYPE_MESSAGE: return sizeof(ProtobufCMessage *);
+	case PROTOBUF_C_TYPE_FIXED64:
+		return 8;
+	case PROTOBUF_C_TYPE_BOOL:
+		return sizeof(protobuf_c_boolean);
+	case PROTOBUF_C_TYPE_ENUM:
+		return sizeof(int);
+	case PROTOBUF_C_TYPE_STRING:
+		return sizeof(char *);
+	case PROTOBUF_C_TYPE_BYTES:
+		return sizeof(ProtobufCBinaryData);
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return sizeof(ProtobufCMessage *);
 	}
 	return 0;
 }
 
 static const ProtobufCFieldDescriptor *field_by_json_name(const ProtobufCMessageDescriptor *d,
-							 const char *key)
+							  const char *key)
 {
 	for (unsigned i = 0; i < d->n_fields; i++) {
 		char name[128];
@@ -696,8 +725,7 @@ static const ProtobufCFieldDescriptor *field_by_json_name(const ProtobufCMessage
 	return NULL;
 }
 
-static const ProtobufCFieldDescriptor *field_by_id(const ProtobufCMessageDescriptor *d,
-						  uint32_t id)
+static const ProtobufCFieldDescriptor *field_by_id(const ProtobufCMessageDescriptor *d, uint32_t id)
 {
 	for (unsigned i = 0; i < d->n_fields; i++)
 		if (d->fields[i].id == id)
@@ -750,7 +778,9 @@ static void map_field(struct jctx *c, const ProtobufCMessageDescriptor *d,
 			const ProtobufCFieldDescriptor *other = field_by_id(d, *which);
 			char oname[128];
 			rete_json_field_name(other ? other->name : "?", oname, sizeof(oname));
-			jc_problem(c, "'%s' is already set and belongs to the same oneof; set only one of them",
+			jc_problem(c,
+				   "'%s' is already set and belongs to the same oneof; set only "
+				   "one of them",
 				   oname);
 			return;
 		}
@@ -772,7 +802,8 @@ static void map_message(struct jctx *c, const ProtobufCMessageDescriptor *d, jso
 	const char *key;
 	json_t *v;
 	if (!json_is_object(obj)) {
-		jc_problem(c, "expected an object (%s), got %s", d->short_name, json_type_name(obj));
+		jc_problem(c, "expected an object (%s), got %s", d->short_name,
+			   json_type_name(obj));
 		return;
 	}
 	json_object_foreach(obj, key, v)
@@ -826,8 +857,8 @@ rete_err rete_json_to_pb_all(const ProtobufCMessageDescriptor *d, json_t *in,
 	return map_root(&c, d, in, out);
 }
 
-rete_err rete_json_to_pb(const ProtobufCMessageDescriptor *d, json_t *in,
-			 ProtobufCMessage **out, rete_msg *m)
+rete_err rete_json_to_pb(const ProtobufCMessageDescriptor *d, json_t *in, ProtobufCMessage **out,
+			 rete_msg *m)
 {
 	if (!out)
 		return rete_msg_set(m, RETE_EINVAL, "no output given");
@@ -890,9 +921,11 @@ static json_t *value_to_json(const ProtobufCFieldDescriptor *f, const void *src)
 	switch (f->type) {
 	case PROTOBUF_C_TYPE_INT32:
 	case PROTOBUF_C_TYPE_SINT32:
-	case PROTOBUF_C_TYPE_SFIXED32: return json_integer(*(const int32_t *)src);
+	case PROTOBUF_C_TYPE_SFIXED32:
+		return json_integer(*(const int32_t *)src);
 	case PROTOBUF_C_TYPE_UINT32:
-	case PROTOBUF_C_TYPE_FIXED32: return json_integer(*(const uint32_t *)src);
+	case PROTOBUF_C_TYPE_FIXED32:
+		return json_integer(*(const uint32_t *)src);
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
 	case PROTOBUF_C_TYPE_SFIXED64:
@@ -904,9 +937,12 @@ static json_t *value_to_json(const ProtobufCFieldDescriptor *f, const void *src)
 	case PROTOBUF_C_TYPE_FIXED64:
 		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)*(const uint64_t *)src);
 		return json_string(buf);
-	case PROTOBUF_C_TYPE_FLOAT: return json_real(*(const float *)src);
-	case PROTOBUF_C_TYPE_DOUBLE: return json_real(*(const double *)src);
-	case PROTOBUF_C_TYPE_BOOL: return json_boolean(*(const protobuf_c_boolean *)src);
+	case PROTOBUF_C_TYPE_FLOAT:
+		return json_real(*(const float *)src);
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return json_real(*(const double *)src);
+	case PROTOBUF_C_TYPE_BOOL:
+		return json_boolean(*(const protobuf_c_boolean *)src);
 	case PROTOBUF_C_TYPE_ENUM: {
 		int v = *(const int *)src;
 		const char *name = rete_enum_json_name(f->descriptor, v);
@@ -960,22 +996,30 @@ static bool field_present(const ProtobufCFieldDescriptor *f, const char *base)
 	case PROTOBUF_C_TYPE_SINT32:
 	case PROTOBUF_C_TYPE_SFIXED32:
 	case PROTOBUF_C_TYPE_UINT32:
-	case PROTOBUF_C_TYPE_FIXED32: return *(const uint32_t *)p != 0;
+	case PROTOBUF_C_TYPE_FIXED32:
+		return *(const uint32_t *)p != 0;
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
 	case PROTOBUF_C_TYPE_SFIXED64:
 	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64: return *(const uint64_t *)p != 0;
-	case PROTOBUF_C_TYPE_FLOAT: return *(const float *)p != 0;
-	case PROTOBUF_C_TYPE_DOUBLE: return *(const double *)p != 0;
-	case PROTOBUF_C_TYPE_BOOL: return *(const protobuf_c_boolean *)p != 0;
-	case PROTOBUF_C_TYPE_ENUM: return *(const int *)p != 0;
+	case PROTOBUF_C_TYPE_FIXED64:
+		return *(const uint64_t *)p != 0;
+	case PROTOBUF_C_TYPE_FLOAT:
+		return *(const float *)p != 0;
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return *(const double *)p != 0;
+	case PROTOBUF_C_TYPE_BOOL:
+		return *(const protobuf_c_boolean *)p != 0;
+	case PROTOBUF_C_TYPE_ENUM:
+		return *(const int *)p != 0;
 	case PROTOBUF_C_TYPE_STRING: {
 		const char *s = *(char *const *)p;
 		return s && s[0];
 	}
-	case PROTOBUF_C_TYPE_BYTES: return ((const ProtobufCBinaryData *)p)->len != 0;
-	case PROTOBUF_C_TYPE_MESSAGE: return *(void *const *)p != NULL;
+	case PROTOBUF_C_TYPE_BYTES:
+		return ((const ProtobufCBinaryData *)p)->len != 0;
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return *(void *const *)p != NULL;
 	}
 	return false;
 }
@@ -1002,7 +1046,8 @@ json_t *rete_pb_to_json(const ProtobufCMessage *msg)
 			if (!v)
 				goto oom;
 			for (size_t k = 0; k < n; k++)
-				if (json_array_append_new(v, value_to_json(f, arr + k * esz)) != 0) {
+				if (json_array_append_new(v, value_to_json(f, arr + k * esz)) !=
+				    0) {
 					json_decref(v);
 					goto oom;
 				}
@@ -1183,7 +1228,8 @@ rete_err rete_json_load_outbox(const char *path_or_null, json_t *doc, Rete__Mess
 	struct jctx c = {.jc_probs = problems};
 	rete_err e = RETE_OK;
 	if (!json_is_object(doc)) {
-		jc_problem(&c, "expected an object (a Message, optionally with \"private\"), got %s",
+		jc_problem(&c,
+			   "expected an object (a Message, optionally with \"private\"), got %s",
 			   json_type_name(doc));
 		json_decref(owned);
 		return RETE_EJSON;

@@ -36,8 +36,8 @@
  * with protobuf_c_message_free_unpacked(*out, NULL). On error *out is NULL
  * and m says "path: what is wrong and what would be accepted".
  * Errors: RETE_EJSON (does not map), RETE_ENOMEM, RETE_EINVAL (NULL args). */
-rete_err rete_json_to_pb(const ProtobufCMessageDescriptor *d, json_t *in,
-			 ProtobufCMessage **out, rete_msg *m);
+rete_err rete_json_to_pb(const ProtobufCMessageDescriptor *d, json_t *in, ProtobufCMessage **out,
+			 rete_msg *m);
 
 /* rete_json_to_pb_all is rete_json_to_pb that reports every problem of the
  * document, not only the first: each is appended to problems (which the

@@ -137,31 +137,34 @@ static void refused(const ProtobufCMessageDescriptor *d, const char *text, const
  * identity, message by message
  * ------------------------------------------------------------------ */
 
-#define ENVELOPE                                                                           \
-	"'id':'social.mantova-2026-0001','sender':'social.mantova',"                       \
-	"'operator':{'staffId':'as-0042','role':'social-worker'},"                         \
-	"'recipient':'cpi.mantova','caseId':'case-7f3a','createdAt':'2026-11-22T10:15:00Z'," \
+#define ENVELOPE                                                                                   \
+	"'id':'social.mantova-2026-0001','sender':'social.mantova',"                               \
+	"'operator':{'staffId':'as-0042','role':'social-worker'},"                                 \
+	"'recipient':'cpi.mantova','caseId':'case-7f3a','createdAt':'2026-11-22T10:15:00Z',"       \
 	"'origin':'rete.mantova'"
 
 static void test_roundtrip_referral(void **state)
 {
 	(void)state;
 	roundtrip(&rete__message__descriptor,
-		  "{" ENVELOPE ",'referral':{'service':'employment-orientation','priority':'urgent',"
+		  "{" ENVELOPE
+		  ",'referral':{'service':'employment-orientation','priority':'urgent',"
 		  "'reasonCode':'unemployment','consent':{'basis':'consent',"
 		  "'givenAt':'2026-11-20T09:00:00.250Z','reference':'CF-2026-118',"
 		  "'legalBasis':'GDPR art. 6(1)(a)'},'doNotContact':true,'ageBand':'adult',"
 		  "'previousReferral':'social.mantova-2025-0099',"
 		  "'privateSha256':'lK7J++2Yns4Ymn4XLJz0FmkFBJUVK8TB2/KjjX/YVic='}}");
 	/* every enum value survives */
-	roundtrip(&rete__message__descriptor, "{'referral':{'priority':'routine','ageBand':'0-3'}}");
 	roundtrip(&rete__message__descriptor,
-		  "{'referral':{'priority':'emergency','ageBand':'3-5','consent':{'basis':'guardian-consent'}}}");
+		  "{'referral':{'priority':'routine','ageBand':'0-3'}}");
+	roundtrip(&rete__message__descriptor, "{'referral':{'priority':'emergency','ageBand':'3-5',"
+					      "'consent':{'basis':'guardian-consent'}}}");
 	roundtrip(&rete__message__descriptor,
 		  "{'referral':{'ageBand':'6-13','consent':{'basis':'legal-obligation'}}}");
 	roundtrip(&rete__message__descriptor,
 		  "{'referral':{'ageBand':'14-18','consent':{'basis':'public-interest'}}}");
-	roundtrip(&rete__message__descriptor, "{'referral':{'consent':{'basis':'vital-interest'}}}");
+	roundtrip(&rete__message__descriptor,
+		  "{'referral':{'consent':{'basis':'vital-interest'}}}");
 	/* an empty body is still the body that is set */
 	roundtrip(&rete__message__descriptor, "{'referral':{}}");
 }
@@ -170,25 +173,28 @@ static void test_roundtrip_update(void **state)
 {
 	(void)state;
 	roundtrip(&rete__message__descriptor,
-		  "{" ENVELOPE ",'update':{'referralId':'social.mantova-2026-0001','status':'completed',"
+		  "{" ENVELOPE
+		  ",'update':{'referralId':'social.mantova-2026-0001','status':'completed',"
 		  "'statusReason':{'code':'done','text':'Service delivered.'},"
 		  "'businessStatus':'appointment-booked','outcome':{'result':'unsuccessful',"
 		  "'reason':'unable-to-contact-organisation','text':'No answer.'},"
 		  "'privateSha256':'7bRlYkKR5AU8bF6kt+syDex3PhClfSa5Xc8FZPjjEPg='}}");
-	static const char *const statuses[] = {"draft",     "requested", "received", "accepted",
-					       "rejected",  "ready",     "cancelled", "in-progress",
-					       "on-hold",   "failed",    "completed", "entered-in-error"};
+	static const char *const statuses[] = {
+	    "draft",	 "requested",	"received", "accepted", "rejected",  "ready",
+	    "cancelled", "in-progress", "on-hold",  "failed",	"completed", "entered-in-error"};
 	for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
 		char doc[256];
 		snprintf(doc, sizeof(doc), "{'update':{'status':'%s'}}", statuses[i]);
 		roundtrip(&rete__message__descriptor, doc);
 	}
 	static const char *const reasons[] = {"client-refused", "lack-of-capacity",
-					      "no-longer-needed", "unable-to-contact-client", "other"};
+					      "no-longer-needed", "unable-to-contact-client",
+					      "other"};
 	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
 		char doc[256];
 		snprintf(doc, sizeof(doc),
-			 "{'update':{'outcome':{'result':'successful','reason':'%s'}}}", reasons[i]);
+			 "{'update':{'outcome':{'result':'successful','reason':'%s'}}}",
+			 reasons[i]);
 		roundtrip(&rete__message__descriptor, doc);
 	}
 }
@@ -197,7 +203,8 @@ static void test_roundtrip_note(void **state)
 {
 	(void)state;
 	roundtrip(&rete__message__descriptor,
-		  "{" ENVELOPE ",'note':{'referralId':'social.mantova-2026-0001','kind':'meeting-minutes',"
+		  "{" ENVELOPE
+		  ",'note':{'referralId':'social.mantova-2026-0001','kind':'meeting-minutes',"
 		  "'privateSha256':'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8='}}");
 }
 
@@ -205,11 +212,12 @@ static void test_roundtrip_note(void **state)
 static void test_roundtrip_broker_bodies(void **state)
 {
 	(void)state;
-	roundtrip(&rete__message__descriptor,
-		  "{'id':'b-1','sender':'broker.mantova','recipient':'social.mantova',"
-		  "'createdAt':'2026-11-22T10:16:00.001Z','delivery':{'index':'18446744073709551615',"
-		  "'messageId':'social.mantova-2026-0001','referralId':'social.mantova-2026-0001',"
-		  "'deliveredAt':'1969-12-31T23:59:59.999Z'}}");
+	roundtrip(
+	    &rete__message__descriptor,
+	    "{'id':'b-1','sender':'broker.mantova','recipient':'social.mantova',"
+	    "'createdAt':'2026-11-22T10:16:00.001Z','delivery':{'index':'18446744073709551615',"
+	    "'messageId':'social.mantova-2026-0001','referralId':'social.mantova-2026-0001',"
+	    "'deliveredAt':'1969-12-31T23:59:59.999Z'}}");
 	roundtrip(&rete__message__descriptor,
 		  "{'id':'b-2','sender':'broker.mantova','notice':{'kind':'overdue','index':'12',"
 		  "'messageId':'m-1','referralId':'r-1','error':'lifecycle',"
@@ -225,9 +233,12 @@ static void test_roundtrip_broker_bodies(void **state)
 		  "'publicKey':'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=','services':["
 		  "{'code':'employment-orientation','name':'Orientamento','consentRequired':true},"
 		  "{'code':'training-voucher','name':'Voucher'}]},"
-		  "{'id':'social.mantova','kind':'social-services'},{'id':'asst.mantova','kind':'health'},"
-		  "{'id':'family.mantova','kind':'family-centre'},{'id':'school.mantova','kind':'school'},"
-		  "{'id':'coop.mantova','kind':'cooperative'},{'id':'coord.mantova','kind':'coordinator'},"
+		  "{'id':'social.mantova','kind':'social-services'},{'id':'asst.mantova','kind':'"
+		  "health'},"
+		  "{'id':'family.mantova','kind':'family-centre'},{'id':'school.mantova','kind':'"
+		  "school'},"
+		  "{'id':'coop.mantova','kind':'cooperative'},{'id':'coord.mantova','kind':'"
+		  "coordinator'},"
 		  "{'id':'audit.region','kind':'auditor'},{'id':'broker.mantova','kind':'broker'}],"
 		  "'routes':[{'from':'social-services','to':'job-centre'}],"
 		  "'limits':[{'priority':'urgent','limit':'2wd','limitMs':'-9223372036854775808'},"
@@ -252,20 +263,21 @@ static void test_roundtrip_private(void **state)
 static void test_roundtrip_referral_info_and_event(void **state)
 {
 	(void)state;
-	roundtrip(&rete__referral_info__descriptor,
-		  "{'id':'r-1','requester':'social.mantova','performer':'cpi.mantova',"
-		  "'service':'employment-orientation','priority':'routine','caseId':'case-1',"
-		  "'ageBand':'adult','status':'in-progress','businessStatus':'appointment-booked',"
-		  "'statusReason':{'code':'c','text':'t'},'outcome':{'result':'successful','text':'ok'},"
-		  "'previousReferral':'r-0','index':'4','requestedAt':'2026-11-22T10:15:00Z',"
-		  "'receivedAt':'2026-11-22T10:15:01Z','acceptedAt':'2026-11-22T10:15:02Z',"
-		  "'rejectedAt':'2026-11-22T10:15:03Z','startedAt':'2026-11-22T10:15:04Z',"
-		  "'completedAt':'2026-11-22T10:15:05Z','closedAt':'2026-11-22T10:15:06Z',"
-		  "'dueAt':'2026-11-24T10:15:00Z','overdue':true,'lastIndex':'9','history':["
-		  "{'index':'4','at':'2026-11-22T10:15:00Z','status':'requested','by':'social.mantova'},"
-		  "{'index':'9','at':'2026-11-22T10:15:04.500Z','status':'in-progress',"
-		  "'businessStatus':'appointment-booked','by':'cpi.mantova',"
-		  "'statusReason':{'code':'x'}}]}");
+	roundtrip(
+	    &rete__referral_info__descriptor,
+	    "{'id':'r-1','requester':'social.mantova','performer':'cpi.mantova',"
+	    "'service':'employment-orientation','priority':'routine','caseId':'case-1',"
+	    "'ageBand':'adult','status':'in-progress','businessStatus':'appointment-booked',"
+	    "'statusReason':{'code':'c','text':'t'},'outcome':{'result':'successful','text':'ok'},"
+	    "'previousReferral':'r-0','index':'4','requestedAt':'2026-11-22T10:15:00Z',"
+	    "'receivedAt':'2026-11-22T10:15:01Z','acceptedAt':'2026-11-22T10:15:02Z',"
+	    "'rejectedAt':'2026-11-22T10:15:03Z','startedAt':'2026-11-22T10:15:04Z',"
+	    "'completedAt':'2026-11-22T10:15:05Z','closedAt':'2026-11-22T10:15:06Z',"
+	    "'dueAt':'2026-11-24T10:15:00Z','overdue':true,'lastIndex':'9','history':["
+	    "{'index':'4','at':'2026-11-22T10:15:00Z','status':'requested','by':'social.mantova'},"
+	    "{'index':'9','at':'2026-11-22T10:15:04.500Z','status':'in-progress',"
+	    "'businessStatus':'appointment-booked','by':'cpi.mantova',"
+	    "'statusReason':{'code':'x'}}]}");
 	roundtrip(&rete__event__descriptor,
 		  "{'index':'17','loggedAt':'2026-11-22T10:15:00.123Z','kind':'update',"
 		  "'sender':'cpi.mantova','recipient':'social.mantova','caseId':'case-1',"
@@ -333,9 +345,11 @@ static json_t *full_value(const ProtobufCFieldDescriptor *f, int depth, unsigned
 	switch (f->type) {
 	case PROTOBUF_C_TYPE_INT32:
 	case PROTOBUF_C_TYPE_SINT32:
-	case PROTOBUF_C_TYPE_SFIXED32: return json_integer(-7 - (json_int_t)variant);
+	case PROTOBUF_C_TYPE_SFIXED32:
+		return json_integer(-7 - (json_int_t)variant);
 	case PROTOBUF_C_TYPE_UINT32:
-	case PROTOBUF_C_TYPE_FIXED32: return json_integer(4000000000LL + variant);
+	case PROTOBUF_C_TYPE_FIXED32:
+		return json_integer(4000000000LL + variant);
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
 	case PROTOBUF_C_TYPE_SFIXED64: {
@@ -353,8 +367,10 @@ static json_t *full_value(const ProtobufCFieldDescriptor *f, int depth, unsigned
 		snprintf(buf, sizeof(buf), "%llu", 18000000000000000000ULL + variant);
 		return json_string(buf);
 	case PROTOBUF_C_TYPE_FLOAT:
-	case PROTOBUF_C_TYPE_DOUBLE: return json_real(0.5);
-	case PROTOBUF_C_TYPE_BOOL: return json_true();
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return json_real(0.5);
+	case PROTOBUF_C_TYPE_BOOL:
+		return json_true();
 	case PROTOBUF_C_TYPE_ENUM: {
 		const ProtobufCEnumDescriptor *ed = f->descriptor;
 		/* a non-zero value, changing with the variant */
@@ -364,7 +380,8 @@ static json_t *full_value(const ProtobufCFieldDescriptor *f, int depth, unsigned
 	case PROTOBUF_C_TYPE_STRING:
 		snprintf(buf, sizeof(buf), "%s-%u-é€", f->name, variant);
 		return json_string(buf);
-	case PROTOBUF_C_TYPE_BYTES: return json_string(variant % 2 ? "AAEC/w==" : "3q2+7w==");
+	case PROTOBUF_C_TYPE_BYTES:
+		return json_string(variant % 2 ? "AAEC/w==" : "3q2+7w==");
 	case PROTOBUF_C_TYPE_MESSAGE:
 		if (depth > 6)
 			return json_object();
@@ -374,31 +391,56 @@ static json_t *full_value(const ProtobufCFieldDescriptor *f, int depth, unsigned
 }
 
 static const ProtobufCMessageDescriptor *const all_messages[] = {
-    &rete__operator__descriptor,          &rete__consent__descriptor,
-    &rete__status_reason__descriptor,     &rete__outcome__descriptor,
-    &rete__referral__descriptor,          &rete__referral_update__descriptor,
-    &rete__case_note__descriptor,         &rete__delivery__descriptor,
-    &rete__notice__descriptor,            &rete__service__descriptor,
-    &rete__party__descriptor,             &rete__route__descriptor,
-    &rete__priority_limit__descriptor,    &rete__directory__descriptor,
-    &rete__message__descriptor,           &rete__signed_message__descriptor,
-    &rete__log_entry__descriptor,         &rete__contact__descriptor,
-    &rete__person__descriptor,            &rete__attachment__descriptor,
-    &rete__private__descriptor,           &rete__receipt_body__descriptor,
-    &rete__signed_receipt__descriptor,    &rete__hello__descriptor,
-    &rete__submit__descriptor,            &rete__ack__descriptor,
-    &rete__ping__descriptor,              &rete__pong__descriptor,
-    &rete__referral_query__descriptor,    &rete__snapshot_query__descriptor,
-    &rete__health_query__descriptor,      &rete__entries_query__descriptor,
-    &rete__checkpoint_query__descriptor,  &rete__inclusion_query__descriptor,
-    &rete__consistency_query__descriptor, &rete__query__descriptor,
-    &rete__client_frame__descriptor,      &rete__welcome__descriptor,
-    &rete__receipt__descriptor,           &rete__deliver__descriptor,
-    &rete__status_change__descriptor,     &rete__referral_info__descriptor,
-    &rete__agency_health__descriptor,     &rete__health__descriptor,
-    &rete__snapshot__descriptor,          &rete__entries__descriptor,
-    &rete__proof__descriptor,             &rete__query_result__descriptor,
-    &rete__event__descriptor,             &rete__broker_frame__descriptor,
+    &rete__operator__descriptor,
+    &rete__consent__descriptor,
+    &rete__status_reason__descriptor,
+    &rete__outcome__descriptor,
+    &rete__referral__descriptor,
+    &rete__referral_update__descriptor,
+    &rete__case_note__descriptor,
+    &rete__delivery__descriptor,
+    &rete__notice__descriptor,
+    &rete__service__descriptor,
+    &rete__party__descriptor,
+    &rete__route__descriptor,
+    &rete__priority_limit__descriptor,
+    &rete__directory__descriptor,
+    &rete__message__descriptor,
+    &rete__signed_message__descriptor,
+    &rete__log_entry__descriptor,
+    &rete__contact__descriptor,
+    &rete__person__descriptor,
+    &rete__attachment__descriptor,
+    &rete__private__descriptor,
+    &rete__receipt_body__descriptor,
+    &rete__signed_receipt__descriptor,
+    &rete__hello__descriptor,
+    &rete__submit__descriptor,
+    &rete__ack__descriptor,
+    &rete__ping__descriptor,
+    &rete__pong__descriptor,
+    &rete__referral_query__descriptor,
+    &rete__snapshot_query__descriptor,
+    &rete__health_query__descriptor,
+    &rete__entries_query__descriptor,
+    &rete__checkpoint_query__descriptor,
+    &rete__inclusion_query__descriptor,
+    &rete__consistency_query__descriptor,
+    &rete__query__descriptor,
+    &rete__client_frame__descriptor,
+    &rete__welcome__descriptor,
+    &rete__receipt__descriptor,
+    &rete__deliver__descriptor,
+    &rete__status_change__descriptor,
+    &rete__referral_info__descriptor,
+    &rete__agency_health__descriptor,
+    &rete__health__descriptor,
+    &rete__snapshot__descriptor,
+    &rete__entries__descriptor,
+    &rete__proof__descriptor,
+    &rete__query_result__descriptor,
+    &rete__event__descriptor,
+    &rete__broker_frame__descriptor,
 };
 
 static void test_roundtrip_every_type(void **state)
@@ -426,26 +468,30 @@ static void test_names(void **state)
 {
 	(void)state;
 	char buf[64];
-	assert_string_equal(rete_json_field_name("private_sha256", buf, sizeof(buf)), "privateSha256");
-	assert_string_equal(rete_json_field_name("do_not_contact", buf, sizeof(buf)), "doNotContact");
+	assert_string_equal(rete_json_field_name("private_sha256", buf, sizeof(buf)),
+			    "privateSha256");
+	assert_string_equal(rete_json_field_name("do_not_contact", buf, sizeof(buf)),
+			    "doNotContact");
 	assert_string_equal(rete_json_field_name("size1", buf, sizeof(buf)), "size1");
 	assert_string_equal(rete_json_field_name("oldest_undelivered_at", buf, sizeof(buf)),
 			    "oldestUndeliveredAt");
 	assert_string_equal(rete_json_field_name("do_not_contact", buf, 5), "doNo");
 
-	assert_string_equal(rete_enum_json_name(&rete__status__descriptor, RETE__STATUS__STATUS_IN_PROGRESS),
-			    "in-progress");
-	assert_string_equal(rete_enum_json_name(&rete__age_band__descriptor, RETE__AGE_BAND__AGE_BAND_0_3),
-			    "0-3");
-	assert_string_equal(rete_enum_json_name(&rete__priority__descriptor,
-						RETE__PRIORITY__PRIORITY_URGENT),
-			    "urgent");
+	assert_string_equal(
+	    rete_enum_json_name(&rete__status__descriptor, RETE__STATUS__STATUS_IN_PROGRESS),
+	    "in-progress");
+	assert_string_equal(
+	    rete_enum_json_name(&rete__age_band__descriptor, RETE__AGE_BAND__AGE_BAND_0_3), "0-3");
+	assert_string_equal(
+	    rete_enum_json_name(&rete__priority__descriptor, RETE__PRIORITY__PRIORITY_URGENT),
+	    "urgent");
 	assert_string_equal(rete_enum_json_name(&rete__party_kind__descriptor,
 						RETE__PARTY_KIND__PARTY_KIND_JOB_CENTRE),
 			    "job-centre");
-	assert_string_equal(rete_enum_json_name(&rete__consent_basis__descriptor,
-						RETE__CONSENT_BASIS__CONSENT_BASIS_GUARDIAN_CONSENT),
-			    "guardian-consent");
+	assert_string_equal(
+	    rete_enum_json_name(&rete__consent_basis__descriptor,
+				RETE__CONSENT_BASIS__CONSENT_BASIS_GUARDIAN_CONSENT),
+	    "guardian-consent");
 	assert_string_equal(rete_enum_json_name(&rete__outcome_result__descriptor,
 						RETE__OUTCOME_RESULT__OUTCOME_RESULT_UNSUCCESSFUL),
 			    "unsuccessful");
@@ -454,11 +500,13 @@ static void test_names(void **state)
 			    "id-reused");
 	assert_null(rete_enum_json_name(&rete__status__descriptor, 99));
 	int v = 0;
-	assert_int_equal(rete_enum_from_json_name(&rete__notice_kind__descriptor, "delivery-refused", &v),
-			 RETE_OK);
+	assert_int_equal(
+	    rete_enum_from_json_name(&rete__notice_kind__descriptor, "delivery-refused", &v),
+	    RETE_OK);
 	assert_int_equal(v, RETE__NOTICE_KIND__NOTICE_KIND_DELIVERY_REFUSED);
-	assert_int_equal(rete_enum_from_json_name(&rete__notice_kind__descriptor, "DELIVERY_REFUSED", &v),
-			 RETE_ENOENT);
+	assert_int_equal(
+	    rete_enum_from_json_name(&rete__notice_kind__descriptor, "DELIVERY_REFUSED", &v),
+	    RETE_ENOENT);
 }
 
 static void test_times(void **state)
@@ -493,14 +541,14 @@ static void test_times(void **state)
 	static const char *const bad[] = {
 	    "",
 	    "2026-11-22",
-	    "2026-11-22T10:15:00",        /* no zone */
-	    "2026-11-22 10:15:00Z",       /* space */
-	    "2026-13-01T00:00:00Z",       /* month */
-	    "2025-02-29T00:00:00Z",       /* not a leap year */
+	    "2026-11-22T10:15:00",  /* no zone */
+	    "2026-11-22 10:15:00Z", /* space */
+	    "2026-13-01T00:00:00Z", /* month */
+	    "2025-02-29T00:00:00Z", /* not a leap year */
 	    "2026-04-31T00:00:00Z",
 	    "2026-11-22T24:00:00Z",
 	    "2026-11-22T10:60:00Z",
-	    "2026-11-22T10:15:60Z",       /* leap seconds are not kept */
+	    "2026-11-22T10:15:60Z", /* leap seconds are not kept */
 	    "2026-11-22T10:15:00.Z",
 	    "2026-11-22T10:15:00.1234567890Z",
 	    "2026-11-22T10:15:00+0100",
@@ -530,14 +578,16 @@ static void test_sixty_four_bit_as_strings(void **state)
 	assert_int_equal(msg->body_case, RETE__MESSAGE__BODY_DELIVERY);
 	assert_true(msg->delivery->index == UINT64_MAX);
 	json_t *out = rete_pb_to_json(pb);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(out, "delivery"), "index")),
-			    "18446744073709551615");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(out, "delivery"), "index")),
+	    "18446744073709551615");
 	json_decref(out);
 	protobuf_c_message_free_unpacked(pb, NULL);
 	json_decref(in);
 
 	in = J("{'limitMs':'-9223372036854775808'}");
-	assert_int_equal(rete_json_to_pb(&rete__priority_limit__descriptor, in, &pb, NULL), RETE_OK);
+	assert_int_equal(rete_json_to_pb(&rete__priority_limit__descriptor, in, &pb, NULL),
+			 RETE_OK);
 	assert_true(((Rete__PriorityLimit *)pb)->limit_ms == INT64_MIN);
 	protobuf_c_message_free_unpacked(pb, NULL);
 	json_decref(in);
@@ -554,11 +604,13 @@ static void test_sixty_four_bit_as_strings(void **state)
 		NULL);
 	refused(&rete__priority_limit__descriptor, "{'limitMs':'12x'}", "limitMs", NULL);
 	/* 32-bit integers are numbers, in range */
-	refused(&rete__client_frame__descriptor, "{'version':'1'}", "version", "integer", "a string", NULL);
-	refused(&rete__client_frame__descriptor, "{'version':4294967296}", "version", "out of range",
-		NULL);
+	refused(&rete__client_frame__descriptor, "{'version':'1'}", "version", "integer",
+		"a string", NULL);
+	refused(&rete__client_frame__descriptor, "{'version':4294967296}", "version",
+		"out of range", NULL);
 	refused(&rete__client_frame__descriptor, "{'version':-1}", "version", "out of range", NULL);
-	refused(&rete__client_frame__descriptor, "{'version':1.5}", "version", "integer", "fraction", NULL);
+	refused(&rete__client_frame__descriptor, "{'version':1.5}", "version", "integer",
+		"fraction", NULL);
 	roundtrip(&rete__client_frame__descriptor, "{'version':4294967295}");
 }
 
@@ -578,8 +630,8 @@ static void test_times_in_messages(void **state)
 
 	refused(&rete__message__descriptor, "{'referral':{'consent':{'givenAt':'yesterday'}}}",
 		"referral.consent.givenAt", "'yesterday'", "RFC 3339", NULL);
-	refused(&rete__message__descriptor, "{'createdAt':1795342500000}", "createdAt",
-		"RFC 3339", "an integer", NULL);
+	refused(&rete__message__descriptor, "{'createdAt':1795342500000}", "createdAt", "RFC 3339",
+		"an integer", NULL);
 	refused(&rete__status_change__descriptor, "{'at':'2026-11-22'}", "at", "RFC 3339", NULL);
 }
 
@@ -613,8 +665,8 @@ static void test_bytes_base64(void **state)
 	refused(&rete__attachment__descriptor, "{'sha256':'AAEC_w=='}", "sha256", "base64", NULL);
 	refused(&rete__attachment__descriptor, "{'sha256':'AAEC/w'}", "sha256", "base64", NULL);
 	refused(&rete__attachment__descriptor, "{'sha256':'AAE C/w=='}", "sha256", "base64", NULL);
-	refused(&rete__attachment__descriptor, "{'content':[1,2]}", "content", "base64",
-		"an array", NULL);
+	refused(&rete__attachment__descriptor, "{'content':[1,2]}", "content", "base64", "an array",
+		NULL);
 }
 
 /* ---------------------------------------------------------------------
@@ -624,12 +676,14 @@ static void test_bytes_base64(void **state)
 static void test_unknown_field(void **state)
 {
 	(void)state;
-	refused(&rete__message__descriptor, "{'referral':{'consent':{'basis':'consent','signedBy':'x'}}}",
+	refused(&rete__message__descriptor,
+		"{'referral':{'consent':{'basis':'consent','signedBy':'x'}}}",
 		"referral.consent.signedBy", "unknown field", "givenAt", "legalBasis", NULL);
 	refused(&rete__message__descriptor, "{'case_id':'c-1'}", "case_id", "unknown field",
 		"caseId", NULL);
-	refused(&rete__private__descriptor, "{'person':{'contacts':[{'kind':'phone'},{'typ':'x'}]}}",
-		"person.contacts[1].typ", "unknown field", "kind", "value", NULL);
+	refused(&rete__private__descriptor,
+		"{'person':{'contacts':[{'kind':'phone'},{'typ':'x'}]}}", "person.contacts[1].typ",
+		"unknown field", "kind", "value", NULL);
 }
 
 static void test_wrong_type(void **state)
@@ -705,7 +759,8 @@ static void test_all_problems_collected(void **state)
 		       "'update':{}}");
 	rete_problems probs = {0};
 	ProtobufCMessage *pb = NULL;
-	assert_int_equal(rete_json_to_pb_all(&rete__message__descriptor, in, &pb, &probs), RETE_EJSON);
+	assert_int_equal(rete_json_to_pb_all(&rete__message__descriptor, in, &pb, &probs),
+			 RETE_EJSON);
 	assert_null(pb);
 	assert_int_equal(probs.n, 5);
 	assert_string_equal(probs.items[0].path, "id");
@@ -840,7 +895,8 @@ static void mark_used(struct used *u, size_t nu, const ProtobufCMessageDescripto
 			if (json_is_array(v)) {
 				size_t idx;
 				json_t *e;
-				json_array_foreach(v, idx, e) mark_used(u, nu, d->fields[i].descriptor, e);
+				json_array_foreach(v, idx, e)
+				    mark_used(u, nu, d->fields[i].descriptor, e);
 			} else {
 				mark_used(u, nu, d->fields[i].descriptor, v);
 			}
@@ -856,10 +912,10 @@ static void test_example_files(void **state)
 	DIR *dp = opendir(dir);
 	assert_non_null(dp);
 	struct used used[] = {
-	    {&rete__referral__descriptor, {0}}, {&rete__referral_update__descriptor, {0}},
-	    {&rete__case_note__descriptor, {0}}, {&rete__consent__descriptor, {0}},
-	    {&rete__operator__descriptor, {0}}, {&rete__private__descriptor, {0}},
-	    {&rete__person__descriptor, {0}},   {&rete__contact__descriptor, {0}},
+	    {&rete__referral__descriptor, {0}},	  {&rete__referral_update__descriptor, {0}},
+	    {&rete__case_note__descriptor, {0}},  {&rete__consent__descriptor, {0}},
+	    {&rete__operator__descriptor, {0}},	  {&rete__private__descriptor, {0}},
+	    {&rete__person__descriptor, {0}},	  {&rete__contact__descriptor, {0}},
 	    {&rete__attachment__descriptor, {0}}, {&rete__status_reason__descriptor, {0}},
 	    {&rete__outcome__descriptor, {0}},
 	};
@@ -882,13 +938,15 @@ static void test_example_files(void **state)
 		Rete__Private *priv = NULL;
 		rete_err e = rete_json_load_outbox(path, doc, &msg, &priv, &probs);
 		for (size_t i = 0; i < probs.n; i++)
-			print_error("%s: %s: %s\n", de->d_name, probs.items[i].path, probs.items[i].text);
+			print_error("%s: %s: %s\n", de->d_name, probs.items[i].path,
+				    probs.items[i].text);
 		assert_int_equal(e, RETE_OK);
 		assert_int_equal(probs.n, 0);
 		/* semantically valid as a draft, as `rete message check` requires */
 		e = rete_validate_message(msg, priv, RETE_VALIDATE_DRAFT, &probs);
 		for (size_t i = 0; i < probs.n; i++)
-			print_error("%s: %s: %s\n", de->d_name, probs.items[i].path, probs.items[i].text);
+			print_error("%s: %s: %s\n", de->d_name, probs.items[i].path,
+				    probs.items[i].text);
 		assert_int_equal(e, RETE_OK);
 		assert_int_equal(probs.n, 0);
 		assert_true(rete_body_is_agency(msg));
@@ -921,7 +979,8 @@ static void test_example_files(void **state)
 	 * the agent can compute when it seals: outbox files leave it out. */
 	for (size_t k = 0; k < nused; k++)
 		for (unsigned i = 0; i < used[k].d->n_fields; i++)
-			if (!used[k].field[i] && strcmp(used[k].d->fields[i].name, "private_sha256") != 0)
+			if (!used[k].field[i] &&
+			    strcmp(used[k].d->fields[i].name, "private_sha256") != 0)
 				fail_msg("no example uses %s.%s", used[k].d->short_name,
 					 used[k].d->fields[i].name);
 }
@@ -952,13 +1011,15 @@ static void test_cli_message_check(void **state)
 
 	char path[1024];
 	snprintf(path, sizeof(path), "%s/bad.json", dir);
-	const char *bad = "{\"recipient\": \"cpi.mantova\", \"referral\": {\"priority\": \"high\", "
-			  "\"doNotContact\": 1}, \"private\": {\"person\": {\"fiscal_code\": \"x\"}}}";
+	const char *bad =
+	    "{\"recipient\": \"cpi.mantova\", \"referral\": {\"priority\": \"high\", "
+	    "\"doNotContact\": 1}, \"private\": {\"person\": {\"fiscal_code\": \"x\"}}}";
 	assert_int_equal(tu_write_file(path, bad, strlen(bad)), 0);
 	rc = tu_run(&out, "%s/rete message check %s", RETE_BIN_DIR, path);
 	assert_int_equal(rc, 1);
-	assert_non_null(strstr(out, "bad.json: referral.priority: 'high' is not accepted; accepted: "
-				    "routine, urgent, emergency\n"));
+	assert_non_null(strstr(out,
+			       "bad.json: referral.priority: 'high' is not accepted; accepted: "
+			       "routine, urgent, emergency\n"));
 	assert_non_null(strstr(out, "bad.json: referral.doNotContact: expected true or false"));
 	assert_non_null(strstr(out, "bad.json: private.person.fiscal_code: unknown field"));
 	free(out);
@@ -973,7 +1034,8 @@ static void test_cli_message_check(void **state)
 
 	/* maps, but breaks a rule of validate.c (a referral with no service) */
 	snprintf(path, sizeof(path), "%s/rule.json", dir);
-	const char *rule = "{\"recipient\": \"cpi.mantova\", \"referral\": {\"priority\": \"urgent\"}}";
+	const char *rule =
+	    "{\"recipient\": \"cpi.mantova\", \"referral\": {\"priority\": \"urgent\"}}";
 	assert_int_equal(tu_write_file(path, rule, strlen(rule)), 0);
 	rc = tu_run(&out, "%s/rete message check %s", RETE_BIN_DIR, path);
 	assert_int_equal(rc, 1);
