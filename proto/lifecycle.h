@@ -33,7 +33,8 @@ bool rete_lifecycle_check(Rete__Status from, Rete__Status to, rete_role role,
  * entered-in-error. */
 bool rete_status_terminal(Rete__Status s);
 
-/* rete_status_name returns the JSON spelling ("in-progress"), or "unknown". */
+/* rete_status_name returns the JSON spelling ("in-progress"; "unspecified"
+ * for 0), or "unknown" for a value outside the schema. Static strings. */
 const char *rete_status_name(Rete__Status s);
 
 /* rete_status_needs_reason: statuses for which a statusReason is expected
