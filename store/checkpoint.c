@@ -10,7 +10,7 @@
 
 #include <sodium.h>
 
-#define EM_DASH "\xe2\x80\x94" /* U+2014, opens every signature line */
+#define EM_DASH	     "\xe2\x80\x94" /* U+2014, opens every signature line */
 #define ED25519_BLOB (RETE_KEY_ID_LEN + crypto_sign_BYTES)
 
 /* Printable, bounded rendering of outside bytes for sentences. */
@@ -155,8 +155,9 @@ void rete_checkpoint_key_id(uint8_t id[RETE_KEY_ID_LEN], const char *name,
 	memcpy(id, h, RETE_KEY_ID_LEN);
 }
 
-rete_err rete_checkpoint_sign(const char *origin, uint64_t size, const uint8_t root[RETE_MERKLE_HASH],
-			      const rete_seckey *key, char **note_out, rete_msg *m)
+rete_err rete_checkpoint_sign(const char *origin, uint64_t size,
+			      const uint8_t root[RETE_MERKLE_HASH], const rete_seckey *key,
+			      char **note_out, rete_msg *m)
 {
 	char root64[sodium_base64_ENCODED_LEN(RETE_MERKLE_HASH, sodium_base64_VARIANT_ORIGINAL)];
 	char sig64[sodium_base64_ENCODED_LEN(ED25519_BLOB, sodium_base64_VARIANT_ORIGINAL)];
@@ -196,8 +197,7 @@ rete_err rete_checkpoint_sign(const char *origin, uint64_t size, const uint8_t r
 	rete_checkpoint_key_id(blob, origin, key->pub.ed);
 	crypto_sign_detached(blob + RETE_KEY_ID_LEN, NULL, (const uint8_t *)note, text_len,
 			     key->ed_sk);
-	sodium_bin2base64(sig64, sizeof(sig64), blob, sizeof(blob),
-			  sodium_base64_VARIANT_ORIGINAL);
+	sodium_bin2base64(sig64, sizeof(sig64), blob, sizeof(blob), sodium_base64_VARIANT_ORIGINAL);
 	snprintf(note + text_len, cap - text_len, "\n" EM_DASH " %s %s\n", origin, sig64);
 	*note_out = note;
 	return RETE_OK;
@@ -283,8 +283,9 @@ static rete_err split_note(const char *note, size_t len, size_t *text_len, rete_
 				    "line, then signature lines",
 				    found ? "no text before its blank line" : "no blank line");
 	if (sep + 1 == len)
-		return rete_msg_set(m, RETE_EINVAL,
-				    "the checkpoint note has no signature lines after its blank line");
+		return rete_msg_set(
+		    m, RETE_EINVAL,
+		    "the checkpoint note has no signature lines after its blank line");
 	*text_len = sep;
 
 	lineno = 1;
@@ -327,8 +328,8 @@ static rete_err parse_text(const char *text, size_t len, rete_checkpoint *out, r
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 
 		if (nl == p)
-			return rete_msg_set(m, RETE_EINVAL,
-					    "checkpoint line %zu is empty; %s", i + 1,
+			return rete_msg_set(m, RETE_EINVAL, "checkpoint line %zu is empty; %s",
+					    i + 1,
 					    i < 3 ? "the first three lines are origin, tree size "
 						    "and root hash"
 						  : "extension lines must not be empty");

@@ -17,9 +17,9 @@
 #include "keys.h"
 #include "merkle.h"
 
-#define RETE_ORIGIN_MAX 255   /* longest origin / key name, in bytes */
+#define RETE_ORIGIN_MAX	   255 /* longest origin / key name, in bytes */
 #define RETE_NOTE_MAX_SIGS 100 /* signature lines accepted in one note */
-#define RETE_KEY_ID_LEN 4
+#define RETE_KEY_ID_LEN	   4
 
 /* A parsed checkpoint: plain values, no resources. */
 typedef struct rete_checkpoint {
@@ -39,8 +39,9 @@ void rete_checkpoint_key_id(uint8_t id[RETE_KEY_ID_LEN], const char *name,
  * too long, with spaces, '+', control characters or invalid UTF-8),
  * RETE_ECRYPTO (the key's public half does not match its secret key),
  * RETE_ENOMEM. */
-rete_err rete_checkpoint_sign(const char *origin, uint64_t size, const uint8_t root[RETE_MERKLE_HASH],
-			      const rete_seckey *key, char **note_out, rete_msg *m);
+rete_err rete_checkpoint_sign(const char *origin, uint64_t size,
+			      const uint8_t root[RETE_MERKLE_HASH], const rete_seckey *key,
+			      char **note_out, rete_msg *m);
 
 /* rete_checkpoint_parse reads note[0:len] strictly (no signature check):
  * valid UTF-8 without control characters other than newline, split at the

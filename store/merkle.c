@@ -100,8 +100,8 @@ static rete_err mth(rete_merkle_get_node get, void *ctx, uint64_t b, uint64_t e,
 	return RETE_OK;
 }
 
-rete_err rete_merkle_subtree(rete_merkle_get_node get, void *ctx, uint64_t begin,
-			     uint64_t end, uint8_t out[RETE_MERKLE_HASH])
+rete_err rete_merkle_subtree(rete_merkle_get_node get, void *ctx, uint64_t begin, uint64_t end,
+			     uint8_t out[RETE_MERKLE_HASH])
 {
 	if (begin > end)
 		return RETE_EINVAL;
@@ -132,8 +132,7 @@ static void reverse(uint8_t proof[][RETE_MERKLE_HASH], size_t n)
 }
 
 rete_err rete_merkle_inclusion_proof(rete_merkle_get_node get, void *ctx, uint64_t index,
-				     uint64_t size, uint8_t proof[][RETE_MERKLE_HASH],
-				     size_t *n)
+				     uint64_t size, uint8_t proof[][RETE_MERKLE_HASH], size_t *n)
 {
 	uint64_t b = 0, e = size;
 	size_t count = 0;
@@ -165,8 +164,7 @@ rete_err rete_merkle_inclusion_proof(rete_merkle_get_node get, void *ctx, uint64
 }
 
 rete_err rete_merkle_consistency_proof(rete_merkle_get_node get, void *ctx, uint64_t size1,
-				       uint64_t size2, uint8_t proof[][RETE_MERKLE_HASH],
-				       size_t *n)
+				       uint64_t size2, uint8_t proof[][RETE_MERKLE_HASH], size_t *n)
 {
 	uint64_t m = size1, b = 0, e = size2;
 	bool whole = true; /* SUBPROOF's flag: m is still the old tree itself */
@@ -269,9 +267,8 @@ static void shift_until_odd(uint64_t *fn, uint64_t *sn)
 	}
 }
 
-rete_err rete_merkle_verify_inclusion(uint64_t index, uint64_t size,
-				      const uint8_t *leaf_hash, size_t leaf_hash_len,
-				      const rete_merkle_elem *proof, size_t n,
+rete_err rete_merkle_verify_inclusion(uint64_t index, uint64_t size, const uint8_t *leaf_hash,
+				      size_t leaf_hash_len, const rete_merkle_elem *proof, size_t n,
 				      const uint8_t *root, size_t root_len, rete_msg *m)
 {
 	uint8_t r[RETE_MERKLE_HASH];
@@ -286,13 +283,15 @@ rete_err rete_merkle_verify_inclusion(uint64_t index, uint64_t size,
 				    index);
 	if (index >= size)
 		return rete_msg_set(m, RETE_EPROOF,
-				    "inclusion proof for leaf %" PRIu64 " in a tree of size %" PRIu64
+				    "inclusion proof for leaf %" PRIu64
+				    " in a tree of size %" PRIu64
 				    ": the index must be below the size",
 				    index, size);
 	if (leaf_hash == NULL || leaf_hash_len != RETE_MERKLE_HASH)
-		return rete_msg_set(m, RETE_EPROOF,
-				    "inclusion proof: the leaf hash is %zu bytes; a leaf hash is %d",
-				    leaf_hash == NULL ? 0 : leaf_hash_len, RETE_MERKLE_HASH);
+		return rete_msg_set(
+		    m, RETE_EPROOF,
+		    "inclusion proof: the leaf hash is %zu bytes; a leaf hash is %d",
+		    leaf_hash == NULL ? 0 : leaf_hash_len, RETE_MERKLE_HASH);
 	for (size_t i = 0; i < n; i++)
 		if (proof[i].data == NULL || proof[i].len != RETE_MERKLE_HASH)
 			return rete_msg_set(m, RETE_EPROOF,
@@ -318,7 +317,8 @@ rete_err rete_merkle_verify_inclusion(uint64_t index, uint64_t size,
 	for (size_t i = 0; i < n; i++) {
 		if (sn == 0)
 			return rete_msg_set(m, RETE_EPROOF,
-					    "inclusion proof for leaf %" PRIu64 " in a tree of %" PRIu64
+					    "inclusion proof for leaf %" PRIu64
+					    " in a tree of %" PRIu64
 					    " has hashes beyond the root (from hash %zu on)",
 					    index, size, i);
 		if ((fn & 1) != 0 || fn == sn) {
@@ -344,9 +344,8 @@ rete_err rete_merkle_verify_inclusion(uint64_t index, uint64_t size,
 	return RETE_OK;
 }
 
-rete_err rete_merkle_verify_consistency(uint64_t size1, uint64_t size2,
-					const uint8_t *root1, size_t root1_len,
-					const uint8_t *root2, size_t root2_len,
+rete_err rete_merkle_verify_consistency(uint64_t size1, uint64_t size2, const uint8_t *root1,
+					size_t root1_len, const uint8_t *root2, size_t root2_len,
 					const rete_merkle_elem *proof, size_t n, rete_msg *m)
 {
 	uint8_t fr[RETE_MERKLE_HASH], sr[RETE_MERKLE_HASH];
@@ -404,9 +403,10 @@ rete_err rete_merkle_verify_consistency(uint64_t size1, uint64_t size2,
 				    " to %" PRIu64 " needs %zu",
 				    n, size1, size2, want);
 	if (root1_len != RETE_MERKLE_HASH || root2_len != RETE_MERKLE_HASH)
-		return rete_msg_set(m, RETE_EPROOF,
-				    "consistency proof: the roots are %zu and %zu bytes; a root is %d",
-				    root1_len, root2_len, RETE_MERKLE_HASH);
+		return rete_msg_set(
+		    m, RETE_EPROOF,
+		    "consistency proof: the roots are %zu and %zu bytes; a root is %d", root1_len,
+		    root2_len, RETE_MERKLE_HASH);
 
 	/* RFC 9162 section 2.1.4.2. Step 2: when size1 is a power of two the
 	 * old root is the first element (conceptually prepended). */
@@ -530,8 +530,7 @@ rete_err rete_merkle_mem_get(void *ctx, unsigned level, uint64_t index,
 	return RETE_OK;
 }
 
-rete_err rete_merkle_mem_append_nodes(rete_merkle_mem *t,
-				      const uint8_t leaf_hash[RETE_MERKLE_HASH],
+rete_err rete_merkle_mem_append_nodes(rete_merkle_mem *t, const uint8_t leaf_hash[RETE_MERKLE_HASH],
 				      rete_merkle_node out[RETE_MERKLE_MAX_PROOF], size_t *n)
 {
 	rete_err err;

@@ -18,7 +18,7 @@
 
 #include "error.h"
 
-#define RETE_MERKLE_HASH 32
+#define RETE_MERKLE_HASH      32
 #define RETE_MERKLE_MAX_PROOF 64 /* a path in a 2^64 tree */
 
 /* rete_merkle_get_node reads the hash of the complete subtree (level, index)
@@ -43,15 +43,14 @@ rete_err rete_merkle_root(rete_merkle_get_node get, void *ctx, uint64_t size,
  * generators use start at a multiple of the next power of two >= their
  * length and read O(log n) complete subtrees; other ranges may read up to
  * O(end - begin). RETE_EINVAL when begin > end, or what get returns. */
-rete_err rete_merkle_subtree(rete_merkle_get_node get, void *ctx, uint64_t begin,
-			     uint64_t end, uint8_t out[RETE_MERKLE_HASH]);
+rete_err rete_merkle_subtree(rete_merkle_get_node get, void *ctx, uint64_t begin, uint64_t end,
+			     uint8_t out[RETE_MERKLE_HASH]);
 
 /* rete_merkle_inclusion_proof writes PATH(index, D[0:size]) into proof
  * (room for RETE_MERKLE_MAX_PROOF hashes) and its length into *n.
  * RETE_EINVAL when index >= size. */
 rete_err rete_merkle_inclusion_proof(rete_merkle_get_node get, void *ctx, uint64_t index,
-				     uint64_t size, uint8_t proof[][RETE_MERKLE_HASH],
-				     size_t *n);
+				     uint64_t size, uint8_t proof[][RETE_MERKLE_HASH], size_t *n);
 
 /* rete_merkle_consistency_proof writes PROOF(size1, D[0:size2]). RETE_EINVAL
  * when size1 == 0 or size1 > size2. */
@@ -67,16 +66,14 @@ typedef struct rete_merkle_elem {
 
 /* rete_merkle_verify_inclusion checks an inclusion proof per RFC 9162
  * 2.1.3.2. RETE_OK or RETE_EPROOF (with the reason in m). */
-rete_err rete_merkle_verify_inclusion(uint64_t index, uint64_t size,
-				      const uint8_t *leaf_hash, size_t leaf_hash_len,
-				      const rete_merkle_elem *proof, size_t n,
+rete_err rete_merkle_verify_inclusion(uint64_t index, uint64_t size, const uint8_t *leaf_hash,
+				      size_t leaf_hash_len, const rete_merkle_elem *proof, size_t n,
 				      const uint8_t *root, size_t root_len, rete_msg *m);
 
 /* rete_merkle_verify_consistency checks a consistency proof per RFC 9162
  * 2.1.4.2. RETE_OK or RETE_EPROOF. */
-rete_err rete_merkle_verify_consistency(uint64_t size1, uint64_t size2,
-					const uint8_t *root1, size_t root1_len,
-					const uint8_t *root2, size_t root2_len,
+rete_err rete_merkle_verify_consistency(uint64_t size1, uint64_t size2, const uint8_t *root1,
+					size_t root1_len, const uint8_t *root2, size_t root2_len,
 					const rete_merkle_elem *proof, size_t n, rete_msg *m);
 
 /* A complete subtree just formed by an append: (level, index) and its hash. */
@@ -129,8 +126,7 @@ rete_err rete_merkle_mem_append(rete_merkle_mem *t, const uint8_t leaf_hash[RETE
 /* rete_merkle_mem_append_nodes is rete_merkle_mem_append that also reports the
  * completed subtrees of level >= 1 (as rete_merkle_complete_nodes) in out
  * (room for RETE_MERKLE_MAX_PROOF) and their number in *n. */
-rete_err rete_merkle_mem_append_nodes(rete_merkle_mem *t,
-				      const uint8_t leaf_hash[RETE_MERKLE_HASH],
+rete_err rete_merkle_mem_append_nodes(rete_merkle_mem *t, const uint8_t leaf_hash[RETE_MERKLE_HASH],
 				      rete_merkle_node out[RETE_MERKLE_MAX_PROOF], size_t *n);
 
 /* rete_merkle_mem_get is the rete_merkle_get_node callback over a

@@ -22,18 +22,18 @@
 
 /* The root of the eight reference leaves of shared/testdata/merkle. */
 static const char *const root8_hex =
-	"5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328";
+    "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328";
 
 /* Seed 00 01 .. 1f, origin ORIGIN, size 8, root root8_hex: made with Python
  * (hashlib for the key ID, cryptography's Ed25519 for the signature). */
 static const char *const expected_note =
-	"rete.example/mantova\n"
-	"8\n"
-	"XcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg=\n"
-	"\n"
-	"\xe2\x80\x94 rete.example/mantova "
-	"fK036wvfKx0jplzFHWxfYSZs+TUxqAIVtGEckSKC3Q5YKYWOtTGEFwNY0gK3+oH+uQ1Ancq0T/"
-	"CifjUqNJ/xlq4z6Qw=\n";
+    "rete.example/mantova\n"
+    "8\n"
+    "XcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg=\n"
+    "\n"
+    "\xe2\x80\x94 rete.example/mantova "
+    "fK036wvfKx0jplzFHWxfYSZs+TUxqAIVtGEckSKC3Q5YKYWOtTGEFwNY0gK3+oH+uQ1Ancq0T/"
+    "CifjUqNJ/xlq4z6Qw=\n";
 
 /* A secret key filled directly (the test does not depend on keys.c). */
 static rete_seckey *key_from_seed(uint8_t first)
@@ -309,8 +309,8 @@ typedef struct bad_note {
 	const char *needle; /* a word the sentence must contain */
 } bad_note;
 
-#define SIG                                                                                       \
-	"\xe2\x80\x94 rete.example/mantova "                                                      \
+#define SIG                                                                                        \
+	"\xe2\x80\x94 rete.example/mantova "                                                       \
 	"fK036wvfKx0jplzFHWxfYSZs+TUxqAIVtGEckSKC3Q5YKYWOtTGEFwNY0gK3+oH+uQ1Ancq0T/"               \
 	"CifjUqNJ/xlq4z6Qw=\n"
 #define ROOT "XcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg="
@@ -318,40 +318,40 @@ typedef struct bad_note {
 static void test_malformed(void **state)
 {
 	static const bad_note bad[] = {
-		{"", "empty"},
-		{ORIGIN "\n8\n" ROOT "\n" SIG, "no blank line"},
-		{ORIGIN "\n8\n" ROOT "\n\n" SIG "\n", "no signature lines"},
-		{ORIGIN "\n08\n" ROOT "\n\n" SIG, "leading zero"},
-		{ORIGIN "\n00\n" ROOT "\n\n" SIG, "leading zero"},
-		{ORIGIN "\n+8\n" ROOT "\n\n" SIG, "not a decimal number"},
-		{ORIGIN "\n8 \n" ROOT "\n\n" SIG, "not a decimal number"},
-		{ORIGIN "\n18446744073709551616\n" ROOT "\n\n" SIG, "larger than"},
-		{ORIGIN "\n8\nXcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQy=\n\n" SIG, "base64"},
-		{ORIGIN "\n8\nXcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyh=\n\n" SIG, "base64"},
-		{ORIGIN "\n8\nXcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQw==\n\n" SIG, "exactly 32"},
-		{ORIGIN "\n8\nXcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg\n\n" SIG, "base64"},
-		{ORIGIN "\n8\nXcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz-Nw7_RgQyg=\n\n" SIG, "base64"},
-		{ORIGIN "\t\n8\n" ROOT "\n\n" SIG, "control character"},
-		{ORIGIN "\r\n8\n" ROOT "\n\n" SIG, "control character"},
-		{ORIGIN "\n8\n" ROOT "\n\n" SIG "\x7f", "control character"},
-		{"rete\xc2\x85.example\n8\n" ROOT "\n\n" SIG, "control character"},
-		{"rete\xc0\xae.example\n8\n" ROOT "\n\n" SIG, "invalid UTF-8"},
-		{"rete\xed\xa0\x80.example\n8\n" ROOT "\n\n" SIG, "invalid UTF-8"},
-		{ORIGIN "\n8\n" ROOT "\n\n" SIG "x", "newline"},
-		{ORIGIN "\n8\n\n" SIG, "needs origin"},
-		{ORIGIN "\n\n" ROOT "\n\n" SIG, "is empty"},
-		{"\n\n" SIG, "no text"},
-		{ORIGIN "\n8\n" ROOT "\n\n", "no signature lines"},
-		{ORIGIN "\n8\n" ROOT "\n\n- rete.example/mantova AAAA\n", "not a signature line"},
-		{ORIGIN "\n8\n" ROOT "\n\n\xe2\x80\x94 rete.example/mantova\n", "needs a key name"},
-		{ORIGIN "\n8\n" ROOT "\n\n\xe2\x80\x94  AAAAAAAA\n", "key name"},
-		{ORIGIN "\n8\n" ROOT "\n\n\xe2\x80\x94 a+b AAAAAAAA\n", "contains '+'"},
-		{ORIGIN "\n8\n" ROOT "\n\n\xe2\x80\x94 k AAAA\n", "key ID and a signature"},
-		{ORIGIN "\n8\n" ROOT "\n\n\xe2\x80\x94 k AAAAAAA*\n", "not standard base64"},
-		{ORIGIN "\n8\n" ROOT "\n\n\xe2\x80\x94 k AAAAAAAA \n", "not standard base64"},
-		/* split at the LAST blank line: the first signature line
-		 * becomes text followed by an empty line */
-		{ORIGIN "\n8\n" ROOT "\n\n" SIG "\n" SIG, "is empty"},
+	    {"", "empty"},
+	    {ORIGIN "\n8\n" ROOT "\n" SIG, "no blank line"},
+	    {ORIGIN "\n8\n" ROOT "\n\n" SIG "\n", "no signature lines"},
+	    {ORIGIN "\n08\n" ROOT "\n\n" SIG, "leading zero"},
+	    {ORIGIN "\n00\n" ROOT "\n\n" SIG, "leading zero"},
+	    {ORIGIN "\n+8\n" ROOT "\n\n" SIG, "not a decimal number"},
+	    {ORIGIN "\n8 \n" ROOT "\n\n" SIG, "not a decimal number"},
+	    {ORIGIN "\n18446744073709551616\n" ROOT "\n\n" SIG, "larger than"},
+	    {ORIGIN "\n8\nXcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQy=\n\n" SIG, "base64"},
+	    {ORIGIN "\n8\nXcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyh=\n\n" SIG, "base64"},
+	    {ORIGIN "\n8\nXcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQw==\n\n" SIG, "exactly 32"},
+	    {ORIGIN "\n8\nXcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg\n\n" SIG, "base64"},
+	    {ORIGIN "\n8\nXcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz-Nw7_RgQyg=\n\n" SIG, "base64"},
+	    {ORIGIN "\t\n8\n" ROOT "\n\n" SIG, "control character"},
+	    {ORIGIN "\r\n8\n" ROOT "\n\n" SIG, "control character"},
+	    {ORIGIN "\n8\n" ROOT "\n\n" SIG "\x7f", "control character"},
+	    {"rete\xc2\x85.example\n8\n" ROOT "\n\n" SIG, "control character"},
+	    {"rete\xc0\xae.example\n8\n" ROOT "\n\n" SIG, "invalid UTF-8"},
+	    {"rete\xed\xa0\x80.example\n8\n" ROOT "\n\n" SIG, "invalid UTF-8"},
+	    {ORIGIN "\n8\n" ROOT "\n\n" SIG "x", "newline"},
+	    {ORIGIN "\n8\n\n" SIG, "needs origin"},
+	    {ORIGIN "\n\n" ROOT "\n\n" SIG, "is empty"},
+	    {"\n\n" SIG, "no text"},
+	    {ORIGIN "\n8\n" ROOT "\n\n", "no signature lines"},
+	    {ORIGIN "\n8\n" ROOT "\n\n- rete.example/mantova AAAA\n", "not a signature line"},
+	    {ORIGIN "\n8\n" ROOT "\n\n\xe2\x80\x94 rete.example/mantova\n", "needs a key name"},
+	    {ORIGIN "\n8\n" ROOT "\n\n\xe2\x80\x94  AAAAAAAA\n", "key name"},
+	    {ORIGIN "\n8\n" ROOT "\n\n\xe2\x80\x94 a+b AAAAAAAA\n", "contains '+'"},
+	    {ORIGIN "\n8\n" ROOT "\n\n\xe2\x80\x94 k AAAA\n", "key ID and a signature"},
+	    {ORIGIN "\n8\n" ROOT "\n\n\xe2\x80\x94 k AAAAAAA*\n", "not standard base64"},
+	    {ORIGIN "\n8\n" ROOT "\n\n\xe2\x80\x94 k AAAAAAAA \n", "not standard base64"},
+	    /* split at the LAST blank line: the first signature line
+	     * becomes text followed by an empty line */
+	    {ORIGIN "\n8\n" ROOT "\n\n" SIG "\n" SIG, "is empty"},
 	};
 	rete_seckey *k = key_from_seed(0);
 
@@ -421,22 +421,19 @@ static void test_sign_refusals(void **state)
 	assert_null(note);
 	k->pub.ed[0] ^= 1;
 	/* A bad key name given to verify. */
-	assert_int_equal(rete_checkpoint_verify(expected_note, strlen(expected_note), "a b",
-						&k->pub, NULL, &m),
-			 RETE_EINVAL);
+	assert_int_equal(
+	    rete_checkpoint_verify(expected_note, strlen(expected_note), "a b", &k->pub, NULL, &m),
+	    RETE_EINVAL);
 	key_free(k);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_exact_text),
-		cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_tampering),
-		cmocka_unit_test(test_foreign_signatures),
-		cmocka_unit_test(test_extension_lines),
-		cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_sign_refusals),
+	    cmocka_unit_test(test_exact_text),	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_tampering),	    cmocka_unit_test(test_foreign_signatures),
+	    cmocka_unit_test(test_extension_lines), cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_sign_refusals),
 	};
 	if (sodium_init() < 0)
 		return 1;

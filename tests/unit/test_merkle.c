@@ -27,31 +27,37 @@
 /* --- the README's reference data ------------------------------------------ */
 
 static const char *const ref_inputs_hex[8] = {
-	"", "00", "10", "2021", "3031", "40414243", "5051525354555657",
-	"606162636465666768696a6b6c6d6e6f",
+    "",
+    "00",
+    "10",
+    "2021",
+    "3031",
+    "40414243",
+    "5051525354555657",
+    "606162636465666768696a6b6c6d6e6f",
 };
 
 static const char *const ref_leaf_hex[8] = {
-	"6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
-	"96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
-	"0298d122906dcfc10892cb53a73992fc5b9f493ea4c9badb27b791b4127a7fe7",
-	"07506a85fd9dd2f120eb694f86011e5bb4662e5c415a62917033d4a9624487e7",
-	"bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
-	"4271a26be0d8a84f0bd54c8c302e7cb3a3b5d1fa6780a40bcce2873477dab658",
-	"b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f",
-	"46f6ffadd3d06a09ff3c5860d2755c8b9819db7df44251788c7d8e3180de8eb1",
+    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+    "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+    "0298d122906dcfc10892cb53a73992fc5b9f493ea4c9badb27b791b4127a7fe7",
+    "07506a85fd9dd2f120eb694f86011e5bb4662e5c415a62917033d4a9624487e7",
+    "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+    "4271a26be0d8a84f0bd54c8c302e7cb3a3b5d1fa6780a40bcce2873477dab658",
+    "b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f",
+    "46f6ffadd3d06a09ff3c5860d2755c8b9819db7df44251788c7d8e3180de8eb1",
 };
 
 static const char *const ref_root_hex[9] = {
-	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-	"6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
-	"fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
-	"aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
-	"d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-	"4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
-	"76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
-	"ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
-	"5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+    "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+    "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+    "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+    "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+    "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+    "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
 };
 
 static void hex32(uint8_t out[H], const char *hex)
@@ -184,9 +190,9 @@ static bool field_want_err(json_t *o, const char *path)
 
 typedef struct vec_stats {
 	size_t files, accepted, refused;
-	size_t happy_compared;      /* happy paths whose proof we regenerated */
-	size_t folder_happy;        /* happy-path.json files in folders 0..4 */
-	rete_merkle_mem *ref;       /* the eight reference leaves */
+	size_t happy_compared; /* happy paths whose proof we regenerated */
+	size_t folder_happy;   /* happy-path.json files in folders 0..4 */
+	rete_merkle_mem *ref;  /* the eight reference leaves */
 	uint8_t ref_roots[9][H];
 } vec_stats;
 
@@ -209,8 +215,8 @@ static bool is_ref_root(const vec_stats *st, uint64_t size, const blob *r)
 	return size <= 8 && r->len == H && memcmp(r->p, st->ref_roots[size], H) == 0;
 }
 
-static void compare_proof(const char *path, uint8_t gen[][H], size_t gn,
-			  const rete_merkle_elem *e, size_t n)
+static void compare_proof(const char *path, uint8_t gen[][H], size_t gn, const rete_merkle_elem *e,
+			  size_t n)
 {
 	if (gn != n)
 		fail_msg("%s: generated proof has %zu hashes, the file %zu", path, gn, n);
@@ -232,8 +238,8 @@ static void run_inclusion(const char *path, const char *text, json_t *o, vec_sta
 	rete_msg m = {{0}};
 	rete_err err;
 
-	err = rete_merkle_verify_inclusion(idx, size, leaf.p, leaf.len, pe, n, root.p, root.len,
-					   &m);
+	err =
+	    rete_merkle_verify_inclusion(idx, size, leaf.p, leaf.len, pe, n, root.p, root.len, &m);
 	if (want_err) {
 		if (err == RETE_OK)
 			fail_msg("%s: accepted, but wantErr is true", path);
@@ -478,8 +484,7 @@ static const uint8_t *model_mth(model *md, uint64_t b, uint64_t e)
 }
 
 /* PATH(m, D[b:e]) appended to out (in RFC order). */
-static void model_path(model *md, uint64_t m, uint64_t b, uint64_t e, uint8_t out[][H],
-		       size_t *n)
+static void model_path(model *md, uint64_t m, uint64_t b, uint64_t e, uint8_t out[][H], size_t *n)
 {
 	uint64_t k;
 	if (e - b == 1)
@@ -605,17 +610,17 @@ static void test_model_cross_check(void **state)
 			rete_msg m;
 
 			cnt.reads = 0;
-			assert_int_equal(rete_merkle_inclusion_proof(counting_get, &cnt, i, n, gen,
-								     &gn),
-					 RETE_OK);
+			assert_int_equal(
+			    rete_merkle_inclusion_proof(counting_get, &cnt, i, n, gen, &gn),
+			    RETE_OK);
 			assert_true(cnt.reads <= 2 * logn + 2);
 			model_path(md, i, 0, n, want, &wn);
 			assert_int_equal(gn, wn);
 			assert_int_equal(gn, rete_merkle_expected_inclusion_len(i, n));
 			assert_memory_equal(gen, want, gn * H);
 			elems_of(gen, gn, e);
-			if (rete_merkle_verify_inclusion(i, n, md->leaf[i], H, e, gn, root, H, &m) !=
-			    RETE_OK)
+			if (rete_merkle_verify_inclusion(i, n, md->leaf[i], H, e, gn, root, H,
+							 &m) != RETE_OK)
 				fail_msg("inclusion %llu/%llu refused: %s", (unsigned long long)i,
 					 (unsigned long long)n, m.text);
 			/* The same proof must not prove a neighbouring leaf. */
@@ -632,9 +637,9 @@ static void test_model_cross_check(void **state)
 			rete_msg m;
 
 			cnt.reads = 0;
-			assert_int_equal(rete_merkle_consistency_proof(counting_get, &cnt, s1, n,
-								       gen, &gn),
-					 RETE_OK);
+			assert_int_equal(
+			    rete_merkle_consistency_proof(counting_get, &cnt, s1, n, gen, &gn),
+			    RETE_OK);
 			assert_true(cnt.reads <= 2 * logn + 3);
 			model_subproof(md, s1, 0, n, true, want, &wn);
 			assert_int_equal(gn, wn);
@@ -647,10 +652,10 @@ static void test_model_cross_check(void **state)
 					 (unsigned long long)s1, (unsigned long long)n, m.text);
 			/* A wrong old root is caught. */
 			if (s1 < n)
-				assert_int_equal(rete_merkle_verify_consistency(
-							 s1, n, model_mth(md, 0, s1 + 1), H, root,
-							 H, e, gn, NULL),
-						 RETE_EPROOF);
+				assert_int_equal(
+				    rete_merkle_verify_consistency(s1, n, model_mth(md, 0, s1 + 1),
+								   H, root, H, e, gn, NULL),
+				    RETE_EPROOF);
 		}
 	}
 
@@ -694,16 +699,16 @@ static void test_tampering(void **state)
 		for (int bit = 0; bit < H * 8; bit += 7) {
 			p[i][bit / 8] ^= (uint8_t)(1 << (bit % 8));
 			assert_int_equal(
-				rete_merkle_verify_inclusion(5, 8, leaf, H, e, n, root, H, &m),
-				RETE_EPROOF);
+			    rete_merkle_verify_inclusion(5, 8, leaf, H, e, n, root, H, &m),
+			    RETE_EPROOF);
 			assert_non_null(strstr(m.text, "differs from the checkpoint's root"));
 			p[i][bit / 8] ^= (uint8_t)(1 << (bit % 8));
 		}
 	/* Too few, too many hashes. */
 	assert_int_equal(rete_merkle_verify_inclusion(5, 8, leaf, H, e, 2, root, H, &m),
 			 RETE_EPROOF);
-	assert_string_equal(m.text,
-			    "inclusion proof has 2 hashes; a proof for leaf 5 in a tree of 8 needs 3");
+	assert_string_equal(
+	    m.text, "inclusion proof has 2 hashes; a proof for leaf 5 in a tree of 8 needs 3");
 	e[3] = e[0];
 	assert_int_equal(rete_merkle_verify_inclusion(5, 8, leaf, H, e, 4, root, H, &m),
 			 RETE_EPROOF);
@@ -779,8 +784,8 @@ static rete_err same_leaf_get(void *ctx, unsigned level, uint64_t index, uint8_t
 
 static void test_large_sizes(void **state)
 {
-	uint64_t sizes[] = {(1ULL << 40) + 3, (1ULL << 62) + 12345, (1ULL << 63) - 1,
-			    (1ULL << 63), (1ULL << 63) + 5};
+	uint64_t sizes[] = {(1ULL << 40) + 3, (1ULL << 62) + 12345, (1ULL << 63) - 1, (1ULL << 63),
+			    (1ULL << 63) + 5};
 	(void)state;
 	rete_merkle_leaf_hash(same_leaf_level[0], "x", 1);
 	for (unsigned l = 1; l < RETE_MERKLE_LEVELS; l++)
@@ -798,17 +803,19 @@ static void test_large_sizes(void **state)
 		for (size_t j = 0; j < 5; j++) {
 			uint64_t i = idxs[j];
 			memcpy(leaf, same_leaf_level[0], H);
-			assert_int_equal(rete_merkle_inclusion_proof(same_leaf_get, NULL, i, n, p, &pn),
-					 RETE_OK);
+			assert_int_equal(
+			    rete_merkle_inclusion_proof(same_leaf_get, NULL, i, n, p, &pn),
+			    RETE_OK);
 			elems_of(p, pn, e);
 			if (rete_merkle_verify_inclusion(i, n, leaf, H, e, pn, root, H, &m) !=
 			    RETE_OK)
 				fail_msg("large inclusion refused: %s", m.text);
 			if (i >= 1 && i < n) {
 				uint8_t r1[H];
-				assert_int_equal(rete_merkle_root(same_leaf_get, NULL, i, r1), RETE_OK);
-				assert_int_equal(rete_merkle_consistency_proof(same_leaf_get, NULL, i, n,
-									       p, &pn),
+				assert_int_equal(rete_merkle_root(same_leaf_get, NULL, i, r1),
+						 RETE_OK);
+				assert_int_equal(rete_merkle_consistency_proof(same_leaf_get, NULL,
+									       i, n, p, &pn),
 						 RETE_OK);
 				elems_of(p, pn, e);
 				if (rete_merkle_verify_consistency(i, n, r1, H, root, H, e, pn,
@@ -822,12 +829,9 @@ static void test_large_sizes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_reference_roots),
-		cmocka_unit_test(test_inclusion_vectors),
-		cmocka_unit_test(test_consistency_vectors),
-		cmocka_unit_test(test_tampering),
-		cmocka_unit_test(test_model_cross_check),
-		cmocka_unit_test(test_large_sizes),
+	    cmocka_unit_test(test_reference_roots),	cmocka_unit_test(test_inclusion_vectors),
+	    cmocka_unit_test(test_consistency_vectors), cmocka_unit_test(test_tampering),
+	    cmocka_unit_test(test_model_cross_check),	cmocka_unit_test(test_large_sizes),
 	};
 	if (sodium_init() < 0)
 		return 1;
