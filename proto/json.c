@@ -1145,7 +1145,7 @@ rete_err rete_json_loadb(const char *text, size_t len, const char *name, json_t 
 {
 	json_error_t err;
 	const char *nm = name ? name : "JSON";
-	*out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+	*out = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
 	if (*out)
 		return RETE_OK;
 	switch (json_error_code(&err)) {
@@ -1268,4 +1268,19 @@ rete_err rete_json_load_outbox(const char *path_or_null, json_t *doc, Rete__Mess
 	*msg = (Rete__Message *)m1;
 	*priv = (Rete__Private *)m2;
 	return RETE_OK;
+}
+
+json_t *rete_json_outbox_doc(const Rete__Message *msg, const Rete__Private *priv)
+{
+	if (!msg)
+		return NULL;
+	json_t *doc = rete_pb_to_json(&msg->base);
+	if (!doc || !priv)
+		return doc;
+	json_t *pj = rete_pb_to_json(&priv->base);
+	if (!pj || json_object_set_new(doc, "private", pj) != 0) {
+		json_decref(doc);
+		return NULL;
+	}
+	return doc;
 }

@@ -80,7 +80,8 @@ rete_err rete_enum_from_json_name(const ProtobufCEnumDescriptor *d, const char *
  * needed) and returns buf. */
 char *rete_json_field_name(const char *proto_name, char *buf, size_t n);
 
-/* rete_json_loadb parses len bytes of JSON text (any JSON value) refusing
+/* rete_json_loadb parses len bytes of JSON text (any JSON value, so that a
+ * stray top-level value gets a mapping sentence, not a syntax one), refusing
  * duplicate keys; name (a file name, or NULL) starts the sentence in m. On
  * success *out is a new reference. A syntax error says "NAME: line L, column
  * C: ..."; a duplicate key says "NAME: PATH: duplicate key ..." with the
@@ -104,5 +105,11 @@ rete_err rete_json_load_file(const char *path, json_t **out, rete_msg *m);
  * RETE_ENOMEM, RETE_EINVAL (NULL args). */
 rete_err rete_json_load_outbox(const char *path_or_null, json_t *doc, Rete__Message **msg,
 			       Rete__Private **priv, rete_problems *problems);
+
+/* rete_json_outbox_doc is the reverse of rete_json_load_outbox: the JSON of
+ * msg with, when priv is not NULL, the JSON of priv under "private" (the
+ * inbox spelling). Both are borrowed; the caller owns the new object. NULL on
+ * out of memory or msg NULL. */
+json_t *rete_json_outbox_doc(const Rete__Message *msg, const Rete__Private *priv);
 
 #endif
