@@ -1,0 +1,1273 @@
+/* test_store.c — the LMDB store on real files: appends of real signed
+ * messages, roots and proofs against an in-memory tree, dedup, the referral
+ * projection through its lifecycle, queues and sealed parts across a
+ * reopen, the case index, the schema check, map growth, a read-only reader
+ * in another process while the writer appends, hot backup and a full disk. */
+#include <errno.h>
+#include <lmdb.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "codec.h"
+#include "duration.h"
+#include "keys.h"
+#include "merkle.h"
+#include "store.h"
+#include "testutil.h"
+
+#define BROKER "broker.mantova"
+#define SOCIAL "social.mantova"
+#define CPI "cpi.mantova"
+#define ASST "asst.mantova"
+
+static const char *party_ids[] = {BROKER, SOCIAL, CPI, ASST};
+static rete_seckey *party_keys[4];
+
+static int keys_setup(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < 4; i++)
+		if (rete_seckey_generate(&party_keys[i], NULL) != RETE_OK)
+			return -1;
+	return 0;
+}
+
+static int keys_teardown(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < 4; i++)
+		rete_seckey_free(&party_keys[i]);
+	return 0;
+}
+
+static const rete_seckey *key_of(const char *id)
+{
+	for (size_t i = 0; i < 4; i++)
+		if (strcmp(party_ids[i], id) == 0)
+			return party_keys[i];
+	fail_msg("no key for %s", id);
+	return NULL;
+}
+
+/* sign packs and signs msg with its sender's key. */
+static rete_buf sign(const Rete__Message *msg)
+{
+	rete_buf out = {0};
+	rete_msg m = {{0}};
+	rete_err e = rete_message_sign(msg, key_of(msg->sender), &out, &m);
+	if (e != RETE_OK)
+		fail_msg("sign: %s", m.text);
+	return out;
+}
+
+static void base_msg(Rete__Message *msg, const char *id, const char *sender,
+		     const char *recipient, const char *case_id)
+{
+	rete__message__init(msg);
+	msg->id = (char *)id;
+	msg->sender = (char *)sender;
+	msg->recipient = (char *)(recipient ? recipient : "");
+	msg->case_id = (char *)(case_id ? case_id : "");
+	msg->created_at = 1700000000000;
+	msg->origin = (char *)"rete.test";
+}
+
+static rete_buf referral(const char *id, const char *sender, const char *recipient,
+			 const char *case_id, Rete__Priority prio)
+{
+	Rete__Message msg;
+	Rete__Referral r = RETE__REFERRAL__INIT;
+	base_msg(&msg, id, sender, recipient, case_id);
+	r.service = (char *)"employment-orientation";
+	r.priority = prio;
+	r.reason_code = (char *)"unemployment";
+	r.age_band = RETE__AGE_BAND__AGE_BAND_ADULT;
+	msg.body_case = RETE__MESSAGE__BODY_REFERRAL;
+	msg.referral = &r;
+	return sign(&msg);
+}
+
+static rete_buf update(const char *id, const char *sender, const char *recipient,
+		       const char *ref_id, Rete__Status st, const char *business,
+		       bool with_outcome)
+{
+	Rete__Message msg;
+	Rete__ReferralUpdate u = RETE__REFERRAL_UPDATE__INIT;
+	Rete__Outcome o = RETE__OUTCOME__INIT;
+	base_msg(&msg, id, sender, recipient, "case-1");
+	u.referral_id = (char *)ref_id;
+	u.status = st;
+	u.business_status = (char *)(business ? business : "");
+	if (with_outcome) {
+		o.result = RETE__OUTCOME_RESULT__OUTCOME_RESULT_SUCCESSFUL;
+		o.text = (char *)"placed in a course";
+		u.outcome = &o;
+	}
+	msg.body_case = RETE__MESSAGE__BODY_UPDATE;
+	msg.update = &u;
+	return sign(&msg);
+}
+
+static rete_buf note(const char *id, const char *sender, const char *ref_id)
+{
+	Rete__Message msg;
+	Rete__CaseNote n = RETE__CASE_NOTE__INIT;
+	base_msg(&msg, id, sender, "", "case-1");
+	n.referral_id = (char *)ref_id;
+	n.kind = (char *)"meeting-minutes";
+	msg.body_case = RETE__MESSAGE__BODY_NOTE;
+	msg.note = &n;
+	return sign(&msg);
+}
+
+static rete_buf delivery(const char *id, const char *to, uint64_t index, const char *msg_id,
+			 const char *ref_id, int64_t at)
+{
+	Rete__Message msg;
+	Rete__Delivery d = RETE__DELIVERY__INIT;
+	base_msg(&msg, id, BROKER, to, "");
+	d.index = index;
+	d.message_id = (char *)msg_id;
+	d.referral_id = (char *)ref_id;
+	d.delivered_at = at;
+	msg.body_case = RETE__MESSAGE__BODY_DELIVERY;
+	msg.delivery = &d;
+	return sign(&msg);
+}
+
+static rete_buf notice(const char *id, const char *to, Rete__NoticeKind kind, uint64_t index,
+		       const char *ref_id)
+{
+	Rete__Message msg;
+	Rete__Notice n = RETE__NOTICE__INIT;
+	base_msg(&msg, id, BROKER, to, "");
+	n.kind = kind;
+	n.index = index;
+	n.message_id = (char *)ref_id;
+	n.referral_id = (char *)ref_id;
+	n.text = (char *)"see the log";
+	msg.body_case = RETE__MESSAGE__BODY_NOTICE;
+	msg.notice = &n;
+	return sign(&msg);
+}
+
+static rete_buf directory(const char *id, const char *routine_limit)
+{
+	Rete__Message msg;
+	Rete__Directory d = RETE__DIRECTORY__INIT;
+	Rete__PriorityLimit l = RETE__PRIORITY_LIMIT__INIT;
+	Rete__PriorityLimit *lp = &l;
+	base_msg(&msg, id, BROKER, "", "");
+	d.serial = 1;
+	l.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
+	l.limit = (char *)routine_limit;
+	d.n_limits = 1;
+	d.limits = &lp;
+	d.time_zone = (char *)"Europe/Rome";
+	msg.body_case = RETE__MESSAGE__BODY_DIRECTORY;
+	msg.directory = &d;
+	return sign(&msg);
+}
+
+static rete_store_op append_op(const rete_buf *b, int64_t at)
+{
+	rete_store_op op;
+	memset(&op, 0, sizeof(op));
+	op.kind = RETE_STORE_OP_APPEND;
+	op.in.signed_message = b->data;
+	op.in.len = b->len;
+	op.in.logged_at = at;
+	return op;
+}
+
+/* commit1 commits one append of b (freed) and returns its result. */
+static rete_store_op commit1(rete_store *s, rete_buf b, int64_t at)
+{
+	rete_store_op op = append_op(&b, at);
+	rete_msg m = {{0}};
+	rete_err e = rete_store_commit(s, &op, 1, &m);
+	if (e != RETE_OK)
+		fail_msg("commit: %s", m.text);
+	rete_buf_free(&b);
+	return op;
+}
+
+static uint64_t size_of(rete_store *s)
+{
+	uint64_t n = 0;
+	rete_msg m = {{0}};
+	if (rete_store_size(s, NULL, &n, &m) != RETE_OK)
+		fail_msg("size: %s", m.text);
+	return n;
+}
+
+static rete_store *open_new(const char *dir, uint64_t map_size)
+{
+	rete_store *s = NULL;
+	rete_store_options o = {map_size, 0};
+	rete_msg m = {{0}};
+	if (rete_store_open_ex(&s, dir, RETE_STORE_CREATE, &o, &m) != RETE_OK)
+		fail_msg("open %s: %s", dir, m.text);
+	return s;
+}
+
+/* check_tree compares the store's roots and proofs at every size with an
+ * in-memory tree rebuilt from the stored entry bytes. */
+static void check_tree(rete_store *s, uint64_t n, unsigned proof_stride)
+{
+	rete_merkle_mem t;
+	rete_msg m = {{0}};
+	uint8_t root[RETE_MERKLE_HASH], want[RETE_MERKLE_HASH], leaf[RETE_MERKLE_HASH];
+	uint8_t proof[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
+	rete_merkle_elem el[RETE_MERKLE_MAX_PROOF];
+	size_t pn;
+
+	assert_int_equal(size_of(s), n);
+	rete_merkle_mem_init(&t);
+	for (uint64_t i = 0; i < n; i++) {
+		rete_buf e = {0};
+		Rete__LogEntry *le;
+		assert_int_equal(rete_store_entry(s, NULL, i, &e, &m), RETE_OK);
+		le = rete__log_entry__unpack(NULL, e.len, e.data);
+		assert_non_null(le);
+		assert_int_equal(le->index, i);
+		rete__log_entry__free_unpacked(le, NULL);
+		rete_merkle_leaf_hash(leaf, e.data, e.len);
+		rete_buf_free(&e);
+		assert_int_equal(rete_store_leaf_hash(s, NULL, i, root, &m), RETE_OK);
+		assert_memory_equal(root, leaf, RETE_MERKLE_HASH);
+		assert_int_equal(rete_merkle_mem_append(&t, leaf), RETE_OK);
+	}
+	for (uint64_t sz = 0; sz <= n; sz++) {
+		assert_int_equal(rete_store_root(s, NULL, sz, root, &m), RETE_OK);
+		assert_int_equal(rete_merkle_root(rete_merkle_mem_get, &t, sz, want), RETE_OK);
+		assert_memory_equal(root, want, RETE_MERKLE_HASH);
+	}
+	for (uint64_t sz = 1; sz <= n; sz += proof_stride) {
+		uint8_t r2[RETE_MERKLE_HASH];
+		rete_store_root(s, NULL, sz, r2, &m);
+		for (uint64_t i = 0; i < sz; i += proof_stride) {
+			assert_int_equal(rete_store_inclusion_proof(s, NULL, i, sz, proof, &pn, &m),
+					 RETE_OK);
+			for (size_t k = 0; k < pn; k++)
+				el[k] = (rete_merkle_elem){proof[k], RETE_MERKLE_HASH};
+			rete_store_leaf_hash(s, NULL, i, leaf, &m);
+			assert_int_equal(rete_merkle_verify_inclusion(i, sz, leaf, 32, el, pn, r2, 32,
+								      &m),
+					 RETE_OK);
+			/* a wrong leaf must not verify */
+			leaf[0] ^= 1;
+			assert_int_equal(rete_merkle_verify_inclusion(i, sz, leaf, 32, el, pn, r2, 32,
+								      NULL),
+					 RETE_EPROOF);
+		}
+		for (uint64_t s1 = 1; s1 <= sz; s1 += proof_stride) {
+			uint8_t r1[RETE_MERKLE_HASH];
+			rete_store_root(s, NULL, s1, r1, &m);
+			assert_int_equal(rete_store_consistency_proof(s, NULL, s1, sz, proof, &pn, &m),
+					 RETE_OK);
+			for (size_t k = 0; k < pn; k++)
+				el[k] = (rete_merkle_elem){proof[k], RETE_MERKLE_HASH};
+			assert_int_equal(rete_merkle_verify_consistency(s1, sz, r1, 32, r2, 32, el,
+									pn, &m),
+					 RETE_OK);
+		}
+	}
+	rete_merkle_mem_free(&t);
+}
+
+/* ---- appends, roots, proofs ------------------------------------------------ */
+
+static void test_append_roots_proofs(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store");
+	rete_store *s = open_new(dir, 0);
+	rete_msg m = {{0}};
+	uint64_t next = 0;
+	uint8_t root[RETE_MERKLE_HASH];
+	uint8_t proof[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
+	size_t pn;
+
+	assert_int_equal(size_of(s), 0);
+	/* empty tree: SHA-256 of nothing */
+	assert_int_equal(rete_store_root(s, NULL, 0, root, &m), RETE_OK);
+	{
+		uint8_t e[32];
+		rete_sha256(e, "", 0);
+		assert_memory_equal(root, e, 32);
+	}
+	assert_int_equal(rete_store_root(s, NULL, 1, root, &m), RETE_EINVAL);
+	for (size_t batch = 1; batch <= 13; batch++) {
+		rete_store_op ops[13];
+		rete_buf bufs[13];
+		for (size_t i = 0; i < batch; i++) {
+			char id[32];
+			snprintf(id, sizeof(id), "r-%llu", (unsigned long long)next + i);
+			bufs[i] = referral(id, SOCIAL, CPI, "case-x", RETE__PRIORITY__PRIORITY_ROUTINE);
+			ops[i] = append_op(&bufs[i], 1700000000000 + (int64_t)(next + i));
+			/* half the ops hand the decoded message, half let the store decode */
+			if (i % 2 == 1)
+				ops[i].in.msg = NULL;
+		}
+		assert_int_equal(rete_store_commit(s, ops, batch, &m), RETE_OK);
+		for (size_t i = 0; i < batch; i++) {
+			rete_buf e = {0};
+			Rete__LogEntry *le;
+			uint8_t leaf[32];
+			assert_int_equal(ops[i].status, RETE_STORE_ACCEPTED);
+			assert_int_equal(ops[i].index, next + i);
+			assert_int_equal(rete_store_entry(s, NULL, next + i, &e, &m), RETE_OK);
+			le = rete__log_entry__unpack(NULL, e.len, e.data);
+			assert_non_null(le);
+			assert_int_equal(le->logged_at, 1700000000000 + (int64_t)(next + i));
+			assert_int_equal(le->signed_message.len, bufs[i].len);
+			assert_memory_equal(le->signed_message.data, bufs[i].data, bufs[i].len);
+			rete__log_entry__free_unpacked(le, NULL);
+			rete_merkle_leaf_hash(leaf, e.data, e.len);
+			assert_memory_equal(leaf, ops[i].leaf_hash, 32);
+			rete_buf_free(&e);
+			rete_buf_free(&bufs[i]);
+		}
+		next += batch;
+		assert_int_equal(size_of(s), next);
+	}
+	check_tree(s, next, 1);
+	/* out of range */
+	assert_int_equal(rete_store_inclusion_proof(s, NULL, next, next, proof, &pn, &m), RETE_EINVAL);
+	assert_int_equal(rete_store_consistency_proof(s, NULL, 0, next, proof, &pn, &m),
+			 RETE_EINVAL);
+	assert_int_equal(rete_store_consistency_proof(s, NULL, 2, next + 1, proof, &pn, &m),
+			 RETE_EINVAL);
+	{
+		rete_buf e = {0};
+		assert_int_equal(rete_store_entry(s, NULL, next, &e, &m), RETE_ENOENT);
+	}
+	/* reopened, the same tree */
+	rete_store_close(&s);
+	assert_null(s);
+	assert_int_equal(rete_store_open(&s, dir, RETE_STORE_RDONLY, &m), RETE_OK);
+	check_tree(s, next, 7);
+	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+/* ---- dedup ---------------------------------------------------------------- */
+
+static void test_dedup(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store");
+	rete_store *s = open_new(dir, 0);
+	rete_msg m = {{0}};
+	rete_buf a = referral("dup-1", SOCIAL, CPI, "case-1", RETE__PRIORITY__PRIORITY_ROUTINE);
+	rete_buf a2 = {malloc(a.len), a.len};
+	rete_buf other = referral("dup-1", SOCIAL, ASST, "case-1", RETE__PRIORITY__PRIORITY_URGENT);
+	rete_store_op ops[3], first;
+	uint64_t idx;
+	int64_t at;
+	uint8_t sha[32];
+
+	memcpy(a2.data, a.data, a.len);
+	commit1(s, referral("x-0", SOCIAL, CPI, "", RETE__PRIORITY__PRIORITY_ROUTINE), 5);
+	ops[0] = append_op(&a, 1000);
+	assert_int_equal(rete_store_commit(s, ops, 1, &m), RETE_OK);
+	first = ops[0];
+	assert_int_equal(first.status, RETE_STORE_ACCEPTED);
+	assert_int_equal(first.index, 1);
+
+	/* the same bytes again, later, and twice in one batch; and other bytes */
+	ops[0] = append_op(&a2, 2000);
+	ops[1] = append_op(&a, 3000);
+	ops[2] = append_op(&other, 4000);
+	assert_int_equal(rete_store_commit(s, ops, 3, &m), RETE_OK);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(ops[i].status, RETE_STORE_DUPLICATE);
+		assert_int_equal(ops[i].index, 1);
+		assert_int_equal(ops[i].logged_at, 1000);
+		assert_memory_equal(ops[i].leaf_hash, first.leaf_hash, 32);
+	}
+	assert_int_equal(ops[2].status, RETE_STORE_REFUSED);
+	assert_int_equal(ops[2].error, RETE__ERROR_CODE__ERROR_CODE_ID_REUSED);
+	assert_non_null(strstr(ops[2].error_text, "dup-1"));
+	assert_int_equal(size_of(s), 2);
+
+	/* duplicate in the same batch as the original */
+	{
+		rete_buf b = referral("dup-2", SOCIAL, CPI, "", RETE__PRIORITY__PRIORITY_ROUTINE);
+		ops[0] = append_op(&b, 5000);
+		ops[1] = append_op(&b, 5001);
+		assert_int_equal(rete_store_commit(s, ops, 2, &m), RETE_OK);
+		assert_int_equal(ops[0].status, RETE_STORE_ACCEPTED);
+		assert_int_equal(ops[1].status, RETE_STORE_DUPLICATE);
+		assert_int_equal(ops[1].index, ops[0].index);
+		assert_int_equal(ops[1].logged_at, 5000);
+		rete_buf_free(&b);
+	}
+	assert_int_equal(size_of(s), 3);
+	assert_int_equal(rete_store_msgid(s, NULL, SOCIAL, "dup-1", &idx, sha, &at, &m), RETE_OK);
+	assert_int_equal(idx, 1);
+	assert_int_equal(at, 1000);
+	assert_int_equal(rete_store_msgid(s, NULL, CPI, "dup-1", &idx, sha, &at, &m), RETE_ENOENT);
+
+	/* a second referral with an id already used by another sender */
+	{
+		rete_store_op r = commit1(s, referral("dup-1", CPI, SOCIAL, "", RETE__PRIORITY__PRIORITY_ROUTINE), 6000);
+		assert_int_equal(r.status, RETE_STORE_REFUSED);
+		assert_int_equal(r.error, RETE__ERROR_CODE__ERROR_CODE_ID_REUSED);
+	}
+	/* garbage bytes are refused, not stored */
+	{
+		uint8_t junk[5] = {0xff, 0xff, 0xff, 0xff, 0xff};
+		rete_store_op j;
+		memset(&j, 0, sizeof(j));
+		j.kind = RETE_STORE_OP_APPEND;
+		j.in.signed_message = junk;
+		j.in.len = sizeof(junk);
+		assert_int_equal(rete_store_commit(s, &j, 1, &m), RETE_OK);
+		assert_int_equal(j.status, RETE_STORE_REFUSED);
+		assert_int_equal(j.error, RETE__ERROR_CODE__ERROR_CODE_MALFORMED);
+	}
+	assert_int_equal(size_of(s), 3);
+	check_tree(s, 3, 1);
+	rete_buf_free(&a);
+	rete_buf_free(&a2);
+	rete_buf_free(&other);
+	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+/* ---- the referral projection ---------------------------------------------- */
+
+static Rete__ReferralInfo *get_ref(rete_store *s, const char *id)
+{
+	Rete__ReferralInfo *r = NULL;
+	rete_msg m = {{0}};
+	if (rete_store_referral(s, NULL, id, &r, &m) != RETE_OK)
+		fail_msg("referral %s: %s", id, m.text);
+	return r;
+}
+
+static void test_projection_lifecycle(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store");
+	rete_store *s = open_new(dir, 0);
+	rete_msg m = {{0}};
+	Rete__ReferralInfo *r;
+	rete_store_op op;
+	uint64_t size;
+	const int64_t t0 = 1767600000000; /* 2026-01-05 08:00 UTC, a Monday */
+	int64_t due;
+
+	op = commit1(s, directory("dir-1", "5wd"), t0 - 1000);
+	assert_int_equal(op.status, RETE_STORE_ACCEPTED);
+	{
+		uint64_t di;
+		rete_buf e = {0};
+		assert_int_equal(rete_store_directory(s, NULL, &di, &e, &m), RETE_OK);
+		assert_int_equal(di, 0);
+		assert_true(e.len > 0);
+		rete_buf_free(&e);
+	}
+	op = commit1(s, referral("ref-1", SOCIAL, CPI, "case-1", RETE__PRIORITY__PRIORITY_ROUTINE), t0);
+	assert_int_equal(op.status, RETE_STORE_ACCEPTED);
+	assert_int_equal(op.index, 1);
+	r = get_ref(s, "ref-1");
+	assert_string_equal(r->requester, SOCIAL);
+	assert_string_equal(r->performer, CPI);
+	assert_string_equal(r->service, "employment-orientation");
+	assert_string_equal(r->case_id, "case-1");
+	assert_int_equal(r->status, RETE__STATUS__STATUS_REQUESTED);
+	assert_int_equal(r->requested_at, t0);
+	assert_int_equal(r->index, 1);
+	assert_int_equal(rete_deadline(t0, "5wd", NULL, 0, "Europe/Rome", &due, &m), RETE_OK);
+	assert_int_equal(r->due_at, due);
+	assert_true(r->due_at >= t0 + 5 * 86400000LL);
+	assert_int_equal(r->n_history, 1);
+	rete__referral_info__free_unpacked(r, NULL);
+
+	/* refusals leave nothing written */
+	size = size_of(s);
+	op = commit1(s, update("u-bad", SOCIAL, CPI, "ref-1", RETE__STATUS__STATUS_ACCEPTED, NULL, false), t0 + 1);
+	assert_int_equal(op.status, RETE_STORE_REFUSED);
+	assert_int_equal(op.error, RETE__ERROR_CODE__ERROR_CODE_LIFECYCLE);
+	assert_non_null(strstr(op.error_text, "ref-1"));
+	op = commit1(s, update("u-asst", ASST, CPI, "ref-1", RETE__STATUS__STATUS_CANCELLED, NULL, false), t0 + 1);
+	assert_int_equal(op.status, RETE_STORE_REFUSED);
+	assert_int_equal(op.error, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED);
+	op = commit1(s, update("u-unk", CPI, SOCIAL, "nope", RETE__STATUS__STATUS_ACCEPTED, NULL, false), t0 + 1);
+	assert_int_equal(op.status, RETE_STORE_REFUSED);
+	assert_int_equal(op.error, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL);
+	op = commit1(s, note("n-unk", CPI, "nope"), t0 + 1);
+	assert_int_equal(op.status, RETE_STORE_REFUSED);
+	assert_int_equal(op.error, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL);
+	op = commit1(s, note("n-asst", ASST, "ref-1"), t0 + 1);
+	assert_int_equal(op.status, RETE_STORE_REFUSED);
+	assert_int_equal(op.error, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED);
+	assert_int_equal(size_of(s), size);
+	assert_int_equal(rete_store_msgid(s, NULL, SOCIAL, "u-bad", NULL, NULL, NULL, &m), RETE_ENOENT);
+	r = get_ref(s, "ref-1");
+	assert_int_equal(r->status, RETE__STATUS__STATUS_REQUESTED);
+	assert_int_equal(r->last_index, 1);
+	rete__referral_info__free_unpacked(r, NULL);
+	{
+		/* the refused update queued nothing for cpi: only the referral */
+		uint64_t idx[8];
+		size_t n;
+		assert_int_equal(rete_store_queue_peek(s, NULL, CPI, 0, 8, idx, &n, &m), RETE_OK);
+		assert_int_equal(n, 1);
+		assert_int_equal(idx[0], 1);
+	}
+
+	/* delivered (the broker's access record) -> received */
+	op = commit1(s, delivery("d-1", SOCIAL, 1, "ref-1", "ref-1", t0 + 100), t0 + 110);
+	assert_int_equal(op.status, RETE_STORE_ACCEPTED);
+	r = get_ref(s, "ref-1");
+	assert_int_equal(r->status, RETE__STATUS__STATUS_RECEIVED);
+	assert_int_equal(r->received_at, t0 + 100);
+	rete__referral_info__free_unpacked(r, NULL);
+
+	/* a note by a party of the referral is fine */
+	op = commit1(s, note("n-ok", CPI, "ref-1"), t0 + 150);
+	assert_int_equal(op.status, RETE_STORE_ACCEPTED);
+
+	/* accepted, then in progress with a business status, in one batch */
+	{
+		rete_buf b1 = update("u-1", CPI, SOCIAL, "ref-1", RETE__STATUS__STATUS_ACCEPTED, NULL, false);
+		rete_buf b2 = update("u-2", CPI, SOCIAL, "ref-1", RETE__STATUS__STATUS_IN_PROGRESS, "appointment-booked", false);
+		rete_buf b3 = update("u-3", CPI, SOCIAL, "ref-1", RETE__STATUS__STATUS_UNSPECIFIED, "patto-di-servizio-signed", false);
+		rete_store_op ops[3] = {append_op(&b1, t0 + 200), append_op(&b2, t0 + 300),
+					append_op(&b3, t0 + 400)};
+		assert_int_equal(rete_store_commit(s, ops, 3, &m), RETE_OK);
+		for (int i = 0; i < 3; i++)
+			assert_int_equal(ops[i].status, RETE_STORE_ACCEPTED);
+		rete_buf_free(&b1);
+		rete_buf_free(&b2);
+		rete_buf_free(&b3);
+	}
+	r = get_ref(s, "ref-1");
+	assert_int_equal(r->status, RETE__STATUS__STATUS_IN_PROGRESS);
+	assert_int_equal(r->accepted_at, t0 + 200);
+	assert_int_equal(r->started_at, t0 + 300);
+	assert_string_equal(r->business_status, "patto-di-servizio-signed");
+	assert_int_equal(r->closed_at, 0);
+	rete__referral_info__free_unpacked(r, NULL);
+
+	/* the requester may not complete it; the performer may */
+	op = commit1(s, update("u-4", SOCIAL, CPI, "ref-1", RETE__STATUS__STATUS_COMPLETED, NULL, true), t0 + 450);
+	assert_int_equal(op.status, RETE_STORE_REFUSED);
+	assert_int_equal(op.error, RETE__ERROR_CODE__ERROR_CODE_LIFECYCLE);
+	op = commit1(s, update("u-5", CPI, SOCIAL, "ref-1", RETE__STATUS__STATUS_COMPLETED, NULL, true), t0 + 500);
+	assert_int_equal(op.status, RETE_STORE_ACCEPTED);
+	r = get_ref(s, "ref-1");
+	assert_int_equal(r->status, RETE__STATUS__STATUS_COMPLETED);
+	assert_int_equal(r->completed_at, t0 + 500);
+	assert_int_equal(r->closed_at, t0 + 500);
+	assert_string_equal(r->business_status, "");
+	assert_non_null(r->outcome);
+	assert_int_equal(r->outcome->result, RETE__OUTCOME_RESULT__OUTCOME_RESULT_SUCCESSFUL);
+	assert_int_equal(r->last_index, op.index);
+	/* history: requested, received, accepted, in-progress, in-progress, completed */
+	assert_int_equal(r->n_history, 6);
+	{
+		const Rete__Status want[6] = {RETE__STATUS__STATUS_REQUESTED, RETE__STATUS__STATUS_RECEIVED,
+					      RETE__STATUS__STATUS_ACCEPTED, RETE__STATUS__STATUS_IN_PROGRESS,
+					      RETE__STATUS__STATUS_IN_PROGRESS, RETE__STATUS__STATUS_COMPLETED};
+		for (int i = 0; i < 6; i++)
+			assert_int_equal(r->history[i]->status, want[i]);
+		assert_string_equal(r->history[0]->by, SOCIAL);
+		assert_string_equal(r->history[1]->by, BROKER);
+		assert_string_equal(r->history[4]->business_status, "patto-di-servizio-signed");
+		assert_int_equal(r->history[5]->at, t0 + 500);
+	}
+	rete__referral_info__free_unpacked(r, NULL);
+	/* terminal: cancelling is refused */
+	op = commit1(s, update("u-6", SOCIAL, CPI, "ref-1", RETE__STATUS__STATUS_CANCELLED, NULL, false), t0 + 600);
+	assert_int_equal(op.status, RETE_STORE_REFUSED);
+	assert_int_equal(op.error, RETE__ERROR_CODE__ERROR_CODE_LIFECYCLE);
+
+	/* a referral and its update in one batch */
+	{
+		rete_buf b1 = referral("ref-2", SOCIAL, ASST, "case-2", RETE__PRIORITY__PRIORITY_ROUTINE);
+		rete_buf b2 = update("u-7", SOCIAL, ASST, "ref-2", RETE__STATUS__STATUS_CANCELLED, NULL, false);
+		rete_store_op ops[2] = {append_op(&b1, t0 + 700), append_op(&b2, t0 + 701)};
+		assert_int_equal(rete_store_commit(s, ops, 2, &m), RETE_OK);
+		assert_int_equal(ops[0].status, RETE_STORE_ACCEPTED);
+		assert_int_equal(ops[1].status, RETE_STORE_ACCEPTED);
+		rete_buf_free(&b1);
+		rete_buf_free(&b2);
+	}
+	r = get_ref(s, "ref-2");
+	assert_int_equal(r->status, RETE__STATUS__STATUS_CANCELLED);
+	assert_int_equal(r->closed_at, t0 + 701);
+	rete__referral_info__free_unpacked(r, NULL);
+	assert_int_equal(rete_store_referral(s, NULL, "ref-404", &r, &m), RETE_ENOENT);
+	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+struct collect {
+	char ids[16][32];
+	size_t n;
+};
+
+static int collect_ref(void *ctx, const Rete__ReferralInfo *r)
+{
+	struct collect *c = ctx;
+	if (c->n < 16)
+		snprintf(c->ids[c->n++], 32, "%s", r->id);
+	return 0;
+}
+
+static void test_overdue_and_expiry(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store");
+	rete_store *s = open_new(dir, 0);
+	rete_msg m = {{0}};
+	rete_store_op op;
+	struct collect c;
+	Rete__ReferralInfo *r;
+	const int64_t t0 = 1767600000000;
+
+	/* no directory yet: no due time */
+	commit1(s, referral("early", SOCIAL, CPI, "", RETE__PRIORITY__PRIORITY_ROUTINE), t0);
+	r = get_ref(s, "early");
+	assert_int_equal(r->due_at, 0);
+	rete__referral_info__free_unpacked(r, NULL);
+	commit1(s, directory("dir-1", "2h"), t0);
+	commit1(s, referral("late", SOCIAL, CPI, "", RETE__PRIORITY__PRIORITY_ROUTINE), t0 + 1);
+	commit1(s, referral("later", SOCIAL, ASST, "", RETE__PRIORITY__PRIORITY_ROUTINE), t0 + 2);
+	/* no limit for urgent in this directory */
+	commit1(s, referral("urgent", SOCIAL, ASST, "", RETE__PRIORITY__PRIORITY_URGENT), t0 + 3);
+	r = get_ref(s, "late");
+	assert_int_equal(r->due_at, t0 + 1 + 7200000);
+	rete__referral_info__free_unpacked(r, NULL);
+
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(rete_store_overdue_candidates(s, NULL, t0 + 7200000, collect_ref, &c, &m), RETE_OK);
+	assert_int_equal(c.n, 0);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(rete_store_overdue_candidates(s, NULL, t0 + 7300000, collect_ref, &c, &m), RETE_OK);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.ids[0], "late");
+	assert_string_equal(c.ids[1], "later");
+
+	op = commit1(s, notice("o-1", SOCIAL, RETE__NOTICE_KIND__NOTICE_KIND_OVERDUE, 2, "late"), t0 + 7300000);
+	assert_int_equal(op.status, RETE_STORE_ACCEPTED);
+	r = get_ref(s, "late");
+	assert_true(r->overdue);
+	assert_int_equal(r->status, RETE__STATUS__STATUS_REQUESTED);
+	rete__referral_info__free_unpacked(r, NULL);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(rete_store_overdue_candidates(s, NULL, t0 + 7300000, collect_ref, &c, &m), RETE_OK);
+	assert_int_equal(c.n, 1);
+	assert_string_equal(c.ids[0], "later");
+
+	/* withdrawn undelivered: failed, "not-delivered" */
+	{
+		rete_store_op ex;
+		memset(&ex, 0, sizeof(ex));
+		ex.kind = RETE_STORE_OP_EXPIRE;
+		ex.in.recipient = ASST;
+		ex.in.index = 3;
+		assert_int_equal(rete_store_commit(s, &ex, 1, &m), RETE_OK);
+		assert_int_equal(ex.status, RETE_STORE_DONE);
+		assert_true(ex.was_present);
+	}
+	op = commit1(s, notice("nd-1", SOCIAL, RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED, 3, "later"), t0 + 8000000);
+	assert_int_equal(op.status, RETE_STORE_ACCEPTED);
+	r = get_ref(s, "later");
+	assert_int_equal(r->status, RETE__STATUS__STATUS_FAILED);
+	assert_non_null(r->status_reason);
+	assert_string_equal(r->status_reason->code, "not-delivered");
+	assert_int_equal(r->closed_at, t0 + 8000000);
+	rete__referral_info__free_unpacked(r, NULL);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(rete_store_overdue_candidates(s, NULL, t0 + 9000000, collect_ref, &c, &m), RETE_OK);
+	assert_int_equal(c.n, 0);
+
+	/* all referrals, by id */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(rete_store_referrals_iter(s, NULL, collect_ref, &c, &m), RETE_OK);
+	assert_int_equal(c.n, 4);
+	assert_string_equal(c.ids[0], "early");
+	assert_string_equal(c.ids[3], "urgent");
+	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+/* ---- queues, blobs, cases -------------------------------------------------- */
+
+struct qcollect {
+	uint64_t idx[16];
+	char who[16][64];
+	size_t n;
+};
+
+static int collect_q(void *ctx, const char *recipient, uint64_t index, int64_t at)
+{
+	struct qcollect *c = ctx;
+	(void)at;
+	if (c->n < 16) {
+		c->idx[c->n] = index;
+		snprintf(c->who[c->n++], 64, "%s", recipient);
+	}
+	return 0;
+}
+
+static int collect_idx(void *ctx, uint64_t index)
+{
+	struct qcollect *c = ctx;
+	if (c->n < 16)
+		c->idx[c->n++] = index;
+	return 0;
+}
+
+static void test_queue_blobs_cases(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store");
+	rete_store *s = open_new(dir, 0);
+	rete_msg m = {{0}};
+	uint64_t idx[8], depth;
+	int64_t oldest;
+	size_t n;
+	rete_buf blob = {0};
+	const uint8_t sealed[] = "sealed private part";
+	struct qcollect qc;
+
+	for (int i = 0; i < 4; i++) {
+		char id[16];
+		rete_buf b;
+		rete_store_op op;
+		snprintf(id, sizeof(id), "q-%d", i);
+		b = referral(id, SOCIAL, i == 2 ? ASST : CPI, i < 2 ? "case-A" : "case-B",
+			     RETE__PRIORITY__PRIORITY_ROUTINE);
+		op = append_op(&b, 1000 + i);
+		op.in.sealed = sealed;
+		op.in.sealed_len = sizeof(sealed);
+		assert_int_equal(rete_store_commit(s, &op, 1, &m), RETE_OK);
+		assert_int_equal(op.index, (uint64_t)i);
+		rete_buf_free(&b);
+	}
+	assert_int_equal(rete_store_queue_peek(s, NULL, CPI, 0, 8, idx, &n, &m), RETE_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(idx[0], 0);
+	assert_int_equal(idx[1], 1);
+	assert_int_equal(idx[2], 3);
+	assert_int_equal(rete_store_queue_peek(s, NULL, CPI, 1, 1, idx, &n, &m), RETE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(idx[0], 1);
+	assert_int_equal(rete_store_queue_depth(s, NULL, CPI, &depth, &oldest, &m), RETE_OK);
+	assert_int_equal(depth, 3);
+	assert_int_equal(oldest, 1000);
+	assert_int_equal(rete_store_queue_peek(s, NULL, "cpi", 0, 8, idx, &n, &m), RETE_OK);
+	assert_int_equal(n, 0); /* a prefix of another recipient is not that recipient */
+	assert_int_equal(rete_store_queue_peek(s, NULL, "", 0, 8, idx, &n, &m), RETE_EINVAL);
+
+	/* across a close and reopen */
+	rete_store_close(&s);
+	assert_int_equal(rete_store_open(&s, dir, 0, &m), RETE_OK);
+	assert_int_equal(rete_store_queue_peek(s, NULL, CPI, 0, 8, idx, &n, &m), RETE_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(rete_store_blob(s, NULL, 1, &blob, &m), RETE_OK);
+	assert_int_equal(blob.len, sizeof(sealed));
+	assert_memory_equal(blob.data, sealed, sizeof(sealed));
+	rete_buf_free(&blob);
+
+	memset(&qc, 0, sizeof(qc));
+	assert_int_equal(rete_store_queue_expired(s, NULL, 1002, collect_q, &qc, &m), RETE_OK);
+	assert_int_equal(qc.n, 2);
+	assert_string_equal(qc.who[0], CPI);
+	assert_int_equal(qc.idx[0], 0);
+	assert_int_equal(qc.idx[1], 1);
+
+	{
+		rete_store_op ops[3];
+		memset(ops, 0, sizeof(ops));
+		ops[0].kind = RETE_STORE_OP_ACK;
+		ops[0].in.recipient = CPI;
+		ops[0].in.index = 1;
+		ops[1] = ops[0]; /* acked twice in one batch: present once */
+		ops[2].kind = RETE_STORE_OP_ACK;
+		ops[2].in.recipient = ASST;
+		ops[2].in.index = 1; /* not asst's */
+		assert_int_equal(rete_store_commit(s, ops, 3, &m), RETE_OK);
+		assert_int_equal(ops[0].status, RETE_STORE_DONE);
+		assert_true(ops[0].was_present);
+		assert_false(ops[1].was_present);
+		assert_false(ops[2].was_present);
+	}
+	assert_int_equal(rete_store_blob(s, NULL, 1, &blob, &m), RETE_ENOENT);
+	assert_int_equal(rete_store_blob(s, NULL, 0, &blob, &m), RETE_OK);
+	rete_buf_free(&blob);
+	rete_store_close(&s);
+	assert_int_equal(rete_store_open(&s, dir, 0, &m), RETE_OK);
+	assert_int_equal(rete_store_queue_peek(s, NULL, CPI, 0, 8, idx, &n, &m), RETE_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(idx[0], 0);
+	assert_int_equal(idx[1], 3);
+	assert_int_equal(rete_store_queue_depth(s, NULL, ASST, &depth, &oldest, &m), RETE_OK);
+	assert_int_equal(depth, 1);
+	assert_int_equal(oldest, 1002);
+
+	/* the case index */
+	memset(&qc, 0, sizeof(qc));
+	assert_int_equal(rete_store_case_entries(s, NULL, "case-A", collect_idx, &qc, &m), RETE_OK);
+	assert_int_equal(qc.n, 2);
+	assert_int_equal(qc.idx[0], 0);
+	assert_int_equal(qc.idx[1], 1);
+	memset(&qc, 0, sizeof(qc));
+	assert_int_equal(rete_store_case_entries(s, NULL, "case-B", collect_idx, &qc, &m), RETE_OK);
+	assert_int_equal(qc.n, 2);
+	assert_int_equal(qc.idx[0], 2);
+	assert_int_equal(qc.idx[1], 3);
+	memset(&qc, 0, sizeof(qc));
+	assert_int_equal(rete_store_case_entries(s, NULL, "case-", collect_idx, &qc, &m), RETE_OK);
+	assert_int_equal(qc.n, 0);
+	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+/* ---- checkpoints, read transactions -------------------------------------- */
+
+static int collect_cp(void *ctx, uint64_t size, const char *note)
+{
+	struct qcollect *c = ctx;
+	(void)note;
+	if (c->n < 16)
+		c->idx[c->n++] = size;
+	return 0;
+}
+
+static void test_checkpoints_rtxn(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store");
+	rete_store *s = open_new(dir, 0);
+	rete_store_rtxn *rt = NULL;
+	rete_msg m = {{0}};
+	uint64_t sz, sz2;
+	char *note = NULL;
+	struct qcollect qc;
+	uint8_t r1[32], r2[32];
+
+	assert_int_equal(rete_store_checkpoint_latest(s, NULL, &sz, &note, &m), RETE_ENOENT);
+	commit1(s, referral("c-0", SOCIAL, CPI, "", RETE__PRIORITY__PRIORITY_ROUTINE), 1);
+	commit1(s, referral("c-1", SOCIAL, CPI, "", RETE__PRIORITY__PRIORITY_ROUTINE), 2);
+	assert_int_equal(rete_store_checkpoint_put(s, 1, "note one\n", &m), RETE_OK);
+	assert_int_equal(rete_store_checkpoint_put(s, 2, "note two\n", &m), RETE_OK);
+	assert_int_equal(rete_store_checkpoint_put(s, 3, "too far\n", &m), RETE_EINVAL);
+	assert_int_equal(rete_store_checkpoint_latest(s, NULL, &sz, &note, &m), RETE_OK);
+	assert_int_equal(sz, 2);
+	assert_string_equal(note, "note two\n");
+	free(note);
+	assert_int_equal(rete_store_checkpoint_get(s, NULL, 1, &note, &m), RETE_OK);
+	assert_string_equal(note, "note one\n");
+	free(note);
+	assert_int_equal(rete_store_checkpoint_get(s, NULL, 5, &note, &m), RETE_ENOENT);
+	memset(&qc, 0, sizeof(qc));
+	assert_int_equal(rete_store_checkpoints_iter(s, NULL, 2, collect_cp, &qc, &m), RETE_OK);
+	assert_int_equal(qc.n, 1);
+	assert_int_equal(qc.idx[0], 2);
+
+	/* a read transaction sees one fixed size while the writer goes on */
+	assert_int_equal(rete_store_read_begin(s, &rt, &m), RETE_OK);
+	assert_int_equal(rete_store_size(s, rt, &sz, &m), RETE_OK);
+	assert_int_equal(rete_store_root(s, rt, sz, r1, &m), RETE_OK);
+	rete_store_read_end(&rt);
+	assert_null(rt);
+	commit1(s, referral("c-2", SOCIAL, CPI, "", RETE__PRIORITY__PRIORITY_ROUTINE), 3);
+	assert_int_equal(rete_store_read_begin(s, &rt, &m), RETE_OK);
+	assert_int_equal(rete_store_size(s, rt, &sz2, &m), RETE_OK);
+	assert_int_equal(sz2, sz + 1);
+	assert_int_equal(rete_store_root(s, rt, sz, r2, &m), RETE_OK);
+	assert_memory_equal(r1, r2, 32);
+	rete_store_read_end(&rt);
+	{
+		uint64_t ms, mu;
+		assert_int_equal(rete_store_stats(s, &ms, &mu, &m), RETE_OK);
+		assert_true(mu > 0 && mu <= ms);
+	}
+	rete_store_close(&s);
+	/* read-only: commits refused */
+	assert_int_equal(rete_store_open(&s, dir, RETE_STORE_RDONLY, &m), RETE_OK);
+	assert_int_equal(rete_store_checkpoint_put(s, 1, "x\n", &m), RETE_EPERM);
+	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+/* ---- opening ------------------------------------------------------------ */
+
+static void test_open_errors_and_schema(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store");
+	char sub[4200];
+	rete_store *s = NULL;
+	rete_msg m = {{0}};
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = {6, (void *)"schema"}, v;
+	uint8_t ver[4] = {0, 0, 0, 7};
+
+	snprintf(sub, sizeof(sub), "%s/none", dir);
+	assert_int_equal(rete_store_open(&s, sub, 0, &m), RETE_ENOENT);
+	assert_int_equal(rete_store_open(&s, sub, RETE_STORE_RDONLY, &m), RETE_ENOENT);
+	assert_int_equal(rete_store_open(&s, sub, RETE_STORE_RDONLY | RETE_STORE_CREATE, &m), RETE_EINVAL);
+	assert_null(s);
+	s = open_new(sub, 0);
+	rete_store_close(&s);
+
+	/* another schema version written behind the store's back */
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 16);
+	assert_int_equal(mdb_env_open(env, sub, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+	v.mv_data = ver;
+	v.mv_size = 4;
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+
+	assert_int_equal(rete_store_open(&s, sub, 0, &m), RETE_EVERSION);
+	assert_null(s);
+	assert_non_null(strstr(m.text, "version 7"));
+	assert_non_null(strstr(m.text, "version 1"));
+	assert_int_equal(rete_store_open(&s, sub, RETE_STORE_RDONLY, &m), RETE_EVERSION);
+	assert_int_equal(rete_store_open(&s, sub, RETE_STORE_CREATE, &m), RETE_EVERSION);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+/* ---- map growth ------------------------------------------------------------ */
+
+static void append_many(rete_store *s, const char *prefix, uint64_t from, uint64_t count,
+			size_t batch)
+{
+	rete_msg m = {{0}};
+	rete_store_op ops[64];
+	rete_buf bufs[64];
+
+	assert_true(batch <= 64);
+	for (uint64_t done = 0; done < count;) {
+		size_t k = count - done < batch ? (size_t)(count - done) : batch;
+		for (size_t i = 0; i < k; i++) {
+			char id[48];
+			snprintf(id, sizeof(id), "%s-%llu", prefix, (unsigned long long)(from + done + i));
+			bufs[i] = referral(id, SOCIAL, (i % 2) ? CPI : ASST, "case-g",
+					   RETE__PRIORITY__PRIORITY_ROUTINE);
+			ops[i] = append_op(&bufs[i], 1000 + (int64_t)(from + done + i));
+		}
+		if (rete_store_commit(s, ops, k, &m) != RETE_OK)
+			fail_msg("commit: %s", m.text);
+		for (size_t i = 0; i < k; i++) {
+			assert_int_equal(ops[i].status, RETE_STORE_ACCEPTED);
+			assert_int_equal(ops[i].index, from + done + i);
+			rete_buf_free(&bufs[i]);
+		}
+		done += k;
+	}
+}
+
+static void test_tiny_map_grows(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store");
+	rete_store *s = open_new(dir, 64 << 10);
+	rete_msg m = {{0}};
+	uint64_t ms0, ms, mu;
+
+	assert_int_equal(rete_store_stats(s, &ms0, &mu, &m), RETE_OK);
+	assert_true(ms0 <= (64 << 10) + 4096);
+	append_many(s, "g", 0, 5000, 50);
+	assert_int_equal(size_of(s), 5000);
+	assert_int_equal(rete_store_stats(s, &ms, &mu, &m), RETE_OK);
+	assert_true(ms > ms0 * 16);
+	check_tree(s, 5000, 997);
+	rete_store_close(&s);
+	/* reopened with the small size again: it adopts the grown one */
+	s = open_new(dir, 64 << 10);
+	append_many(s, "h", 5000, 100, 50);
+	check_tree(s, 5100, 1013);
+	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+/* ---- a reader in another process ------------------------------------------ */
+
+/* reader_child opens dir read-only (after the fork: never an env across
+ * fork) and keeps reading until it sees `target` entries; exits 0 when
+ * every size it saw was a batch boundary, never went back, and every root
+ * matched a consistency proof from the previous one. */
+static int reader_child(const char *dir, uint64_t target, uint64_t batch, int go_fd)
+{
+	rete_store *s = NULL;
+	rete_msg m = {{0}};
+	uint64_t last = 0, sz;
+	uint8_t last_root[32], root[32];
+	uint8_t proof[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
+	rete_merkle_elem el[RETE_MERKLE_MAX_PROOF];
+	size_t pn;
+	char c;
+	unsigned reads = 0;
+
+	if (read(go_fd, &c, 1) != 1)
+		return 10;
+	if (rete_store_open(&s, dir, RETE_STORE_RDONLY, &m) != RETE_OK) {
+		fprintf(stderr, "reader: %s\n", m.text);
+		return 11;
+	}
+	for (unsigned i = 0; i < 2000000; i++) {
+		rete_store_rtxn *rt = NULL;
+		if (rete_store_read_begin(s, &rt, &m) != RETE_OK) {
+			fprintf(stderr, "reader: %s\n", m.text);
+			return 12;
+		}
+		if (rete_store_size(s, rt, &sz, &m) != RETE_OK || sz < last || sz % batch != 0 ||
+		    rete_store_root(s, rt, sz, root, &m) != RETE_OK) {
+			fprintf(stderr, "reader: size %llu after %llu: %s\n", (unsigned long long)sz,
+				(unsigned long long)last, m.text);
+			return 13;
+		}
+		if (last > 0 && sz > last) {
+			if (rete_store_consistency_proof(s, rt, last, sz, proof, &pn, &m) != RETE_OK)
+				return 14;
+			for (size_t k = 0; k < pn; k++)
+				el[k] = (rete_merkle_elem){proof[k], 32};
+			if (rete_merkle_verify_consistency(last, sz, last_root, 32, root, 32, el, pn,
+							   &m) != RETE_OK) {
+				fprintf(stderr, "reader: %s\n", m.text);
+				return 15;
+			}
+		}
+		rete_store_read_end(&rt);
+		reads++;
+		if (sz > 0) {
+			last = sz;
+			memcpy(last_root, root, 32);
+		}
+		if (sz == target)
+			break;
+	}
+	rete_store_close(&s);
+	return last == target && reads > 1 ? 0 : 16;
+}
+
+static void test_reader_process(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store");
+	rete_store *s;
+	int go[2], st = 0;
+	pid_t pid;
+	char c = 'g';
+
+	/* create the store first, closed again before the fork */
+	s = open_new(dir, 64 << 10);
+	rete_store_close(&s);
+	assert_int_equal(pipe(go), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(go[1]);
+		_exit(reader_child(dir, 3000, 30, go[0]));
+	}
+	close(go[0]);
+	s = open_new(dir, 64 << 10);
+	assert_int_equal(write(go[1], &c, 1), 1);
+	append_many(s, "p", 0, 3000, 30);
+	close(go[1]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+/* ---- hot backup ------------------------------------------------------------ */
+
+static void test_backup_while_appending(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store");
+	char dest[4200], dest2[4200];
+	rete_store *s, *b = NULL;
+	rete_msg m = {{0}};
+	int ready[2], st = 0;
+	pid_t pid;
+	char c;
+	uint64_t bsize;
+	uint8_t broot[32], sroot[32];
+
+	snprintf(dest, sizeof(dest), "%s.backup", dir);
+	snprintf(dest2, sizeof(dest2), "%s.backup2", dir);
+	s = open_new(dir, 0);
+	rete_store_close(&s);
+	assert_int_equal(pipe(ready), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* the writer: its own environment, opened after the fork */
+		rete_store *w = open_new(dir, 0);
+		close(ready[0]);
+		append_many(w, "b", 0, 700, 10);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(3);
+		append_many(w, "b", 700, 1300, 10);
+		rete_store_close(&w);
+		_exit(0);
+	}
+	close(ready[1]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	assert_int_equal(rete_store_backup(dir, dest, &m), RETE_OK);
+	/* a destination that is not empty is refused */
+	assert_int_equal(rete_store_backup(dir, dest, &m), RETE_EEXIST);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	close(ready[0]);
+
+	assert_int_equal(rete_store_open(&b, dest, RETE_STORE_RDONLY, &m), RETE_OK);
+	bsize = size_of(b);
+	assert_true(bsize >= 700 && bsize <= 2000);
+	assert_int_equal(bsize % 10, 0);
+	check_tree(b, bsize, 211);
+	assert_int_equal(rete_store_root(b, NULL, bsize, broot, &m), RETE_OK);
+	rete_store_close(&b);
+	assert_int_equal(rete_store_open(&s, dir, 0, &m), RETE_OK);
+	assert_int_equal(size_of(s), 2000);
+	assert_int_equal(rete_store_root(s, NULL, bsize, sroot, &m), RETE_OK);
+	assert_memory_equal(broot, sroot, 32);
+	/* from an open store too */
+	assert_int_equal(rete_store_backup_to(s, dest2, &m), RETE_OK);
+	rete_store_close(&s);
+	assert_int_equal(rete_store_open(&b, dest2, 0, &m), RETE_OK);
+	assert_int_equal(size_of(b), 2000);
+	rete_store_close(&b);
+	tu_rmrf(dest);
+	tu_rmrf(dest2);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+/* ---- a full disk ------------------------------------------------------------ */
+
+/* full_child fills the disk as far as RLIMIT_FSIZE lets it: a commit must
+ * fail with RETE_EFULL, the store must hold exactly the committed batches,
+ * and once there is room again appending goes on. */
+static int full_child(const char *dir)
+{
+	rete_store *s = NULL;
+	rete_msg m = {{0}};
+	struct rlimit rl;
+	struct stat st;
+	char path[4200];
+	uint64_t committed = 0, sz;
+	rete_err e = RETE_OK;
+	rete_store_options o = {16 << 20, 0};
+
+	signal(SIGXFSZ, SIG_IGN);
+	if (rete_store_open_ex(&s, dir, RETE_STORE_CREATE, &o, &m) != RETE_OK)
+		return 20;
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	if (stat(path, &st) != 0 || getrlimit(RLIMIT_FSIZE, &rl) != 0)
+		return 21;
+	rl.rlim_cur = (rlim_t)st.st_size + (256 << 10);
+	if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+		return 22;
+	for (int i = 0; i < 10000 && e == RETE_OK; i++) {
+		rete_store_op ops[20];
+		rete_buf bufs[20];
+		for (int k = 0; k < 20; k++) {
+			char id[32];
+			snprintf(id, sizeof(id), "f-%d-%d", i, k);
+			bufs[k] = referral(id, SOCIAL, CPI, "case-f", RETE__PRIORITY__PRIORITY_ROUTINE);
+			ops[k] = append_op(&bufs[k], i);
+		}
+		e = rete_store_commit(s, ops, 20, &m);
+		for (int k = 0; k < 20; k++)
+			rete_buf_free(&bufs[k]);
+		if (e == RETE_OK)
+			committed += 20;
+	}
+	if (e != RETE_EFULL) {
+		fprintf(stderr, "full: %s (%s)\n", rete_strerror(e), m.text);
+		return 23;
+	}
+	if (committed == 0)
+		return 24;
+	if (rete_store_size(s, NULL, &sz, &m) != RETE_OK || sz != committed)
+		return 25;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+		return 26;
+	append_many(s, "after", committed, 40, 20);
+	if (rete_store_size(s, NULL, &sz, &m) != RETE_OK || sz != committed + 40)
+		return 27;
+	rete_store_close(&s);
+	if (rete_store_open(&s, dir, RETE_STORE_RDONLY, &m) != RETE_OK)
+		return 28;
+	check_tree(s, committed + 40, 97);
+	rete_store_close(&s);
+	return 0;
+}
+
+static void test_disk_full(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store");
+	int st = 0;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(full_child(dir));
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_append_roots_proofs),
+	    cmocka_unit_test(test_dedup),
+	    cmocka_unit_test(test_projection_lifecycle),
+	    cmocka_unit_test(test_overdue_and_expiry),
+	    cmocka_unit_test(test_queue_blobs_cases),
+	    cmocka_unit_test(test_checkpoints_rtxn),
+	    cmocka_unit_test(test_open_errors_and_schema),
+	    cmocka_unit_test(test_tiny_map_grows),
+	    cmocka_unit_test(test_reader_process),
+	    cmocka_unit_test(test_backup_while_appending),
+	    cmocka_unit_test(test_disk_full),
+	};
+	return cmocka_run_group_tests(tests, keys_setup, keys_teardown);
+}
