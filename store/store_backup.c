@@ -34,11 +34,12 @@ static rete_err prepare_dest(const char *dest, rete_msg *m)
 		return rete_msg_set(m, RETE_EIO, "backup: %s: %s", dest, strerror(errno));
 	while ((e = readdir(d)) != NULL) {
 		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+			rete_msg_set(m, RETE_EEXIST,
+				     "backup: %s is not empty (it holds %s); give a new or empty "
+				     "folder",
+				     dest, e->d_name);
 			closedir(d);
-			return rete_msg_set(m, RETE_EEXIST,
-					    "backup: %s is not empty (it holds %s); give a new or "
-					    "empty folder",
-					    dest, e->d_name);
+			return RETE_EEXIST;
 		}
 	}
 	closedir(d);
