@@ -18,5 +18,7 @@ bool cli_wants_help(int argc, char **argv);
 /* The subcommands (one file each: cmd_NAME.c). */
 int cmd_keygen(int argc, char **argv);
 int cmd_message(int argc, char **argv);
+int cmd_send(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 #endif

@@ -15,6 +15,8 @@ struct cli_command {
 static const struct cli_command commands[] = {
 	{"keygen", cmd_keygen, "keygen ID --out DIR     create a party's Ed25519 key pair"},
 	{"message", cmd_message, "message check FILE.json check a message file against the schema"},
+	{"send", cmd_send, "send -c agent.ini FILE.json [--wait [S]]  queue a message in the agent's outbox"},
+	{"status", cmd_status, "status -c agent.ini [REFERRAL_ID] [--json]  the agency's referrals and their history"},
 };
 
 bool cli_wants_help(int argc, char **argv)

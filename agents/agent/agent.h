@@ -1,0 +1,107 @@
+/* agent.h — the running agency agent: what its parts share.
+ *
+ * rete-agent is one thread around one poll loop (agent_main.c): the broker
+ * connection (agent_net.c), the outbox (agent_outbox.c: files in, SUBMITs
+ * out, receipts back to sent/ and failed/), the inbox (agent_inbox.c:
+ * DELIVERs verified, opened, written, recorded, acked) and the hook runner
+ * (agent_hook.c). This struct is their common state; each part owns the
+ * fields named after it.
+ */
+#ifndef RETE_AGENT_H
+#define RETE_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent_config.h"
+#include "agent_db.h"
+#include "agent_directory.h"
+#include "codec.h"
+#include "keys.h"
+
+struct agent_out_item;
+struct agent_net;
+struct agent_hooks;
+
+typedef struct agent {
+	agent_config cfg;
+	bool verbose;
+	rete_seckey *sk;          /* the agency's key (sodium_malloc'd) */
+	rete_pubkey broker_pk;    /* pinned broker key */
+	agent_db *db;
+	char outbox_dir[4096], sent_dir[4096], failed_dir[4096], inbox_dir[4096];
+
+	/* Set by the connection on WELCOME (and by delivered directories). */
+	agent_directory *dir;
+	char origin[128];
+	bool welcomed;
+
+	/* Outbox (agent_outbox.c). */
+	struct agent_out_item *out_items;
+	size_t out_n, out_cap;
+	bool out_rescan;           /* the outbox changed: scan it again */
+
+	struct agent_net *net;     /* agent_net.c */
+	struct agent_hooks *hooks; /* agent_hook.c */
+} agent;
+
+/* agent_log prints one line on stderr with the time and the agent's id;
+ * debug lines only with -v. */
+void agent_log(const agent *a, const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void agent_debug(const agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* --- agent_net.c: the broker connection -------------------------------- */
+
+/* agent_net_send sends one ClientFrame (version filled in) when connected;
+ * RETE_ENET when not (the caller retries after the next WELCOME). */
+rete_err agent_net_send(agent *a, Rete__ClientFrame *frame);
+
+/* agent_net_ready: connected and welcomed. */
+bool agent_net_ready(const agent *a);
+
+/* --- agent_outbox.c ---------------------------------------------------- */
+
+/* agent_outbox_scan takes in new outbox files (minting ids durably,
+ * validating, and, once welcomed, sealing and signing them). */
+void agent_outbox_scan(agent *a);
+
+/* agent_outbox_pump sends the SUBMITs that are due (never sent on this
+ * connection, or unanswered for `resubmit`), at most max_inflight. */
+void agent_outbox_pump(agent *a, int64_t now);
+
+/* agent_outbox_on_welcome: a new connection; every submission is due
+ * again, and files waiting for the directory can be prepared. */
+void agent_outbox_on_welcome(agent *a);
+
+/* agent_outbox_on_receipt handles a RECEIPT (or a refusal frame). */
+void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r);
+
+/* agent_outbox_free releases the in-memory outbox state. */
+void agent_outbox_free(agent *a);
+
+/* --- agent_inbox.c ----------------------------------------------------- */
+
+/* agent_inbox_on_deliver verifies, opens, writes and records one DELIVER,
+ * queues the hook, and ACKs it (with an error when it cannot be verified
+ * or opened). */
+void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d);
+
+/* --- agent_hook.c ------------------------------------------------------ */
+
+/* agent_hooks_start re-queues the hooks a crash left pending. */
+rete_err agent_hooks_start(agent *a, rete_msg *m);
+
+/* agent_hooks_queue runs the on_message hook for an inbox file (after the
+ * hooks queued before it). The job is already recorded in the store. */
+void agent_hooks_queue(agent *a, uint64_t index, const char *path);
+
+/* agent_hooks_poll reaps finished hooks, logs failures, kills hooks past
+ * hook_timeout and starts queued ones. Returns the ms until it wants to be
+ * called again (-1: nothing running). */
+int64_t agent_hooks_poll(agent *a, int64_t now);
+
+/* agent_hooks_stop waits (bounded) for running hooks and frees the state. */
+void agent_hooks_stop(agent *a);
+
+#endif

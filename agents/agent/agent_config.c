@@ -1,0 +1,244 @@
+/* agent_config.c — see agent_config.h. */
+#include "agent_config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "duration.h"
+
+struct cfg_parse {
+	agent_config *cfg;
+	char dir[PATH_MAX];  /* folder of the ini file, for relative paths */
+	rete_msg *m;
+	rete_err err;        /* first error met */
+	int line;
+};
+
+static char *cfg_abs_path(const char *dir, const char *value)
+{
+	char *out;
+	size_t n;
+
+	if (value[0] == '/')
+		return strdup(value);
+	n = strlen(dir) + strlen(value) + 2;
+	out = malloc(n);
+	if (out != NULL)
+		snprintf(out, n, "%s/%s", dir, value);
+	return out;
+}
+
+/* cfg_time parses a timing key: "250ms" or a calendar duration of
+ * duration.h ("30s", "2m"); working days make no sense for timers. */
+static rete_err cfg_time(const char *value, int64_t *out, rete_msg *m)
+{
+	size_t len = strlen(value);
+	rete_duration d;
+
+	if (len > 2 && strcmp(value + len - 2, "ms") == 0) {
+		char *end;
+		errno = 0;
+		long long v = strtoll(value, &end, 10);
+		if (errno == 0 && end == value + len - 2 && v > 0 && v < 86400000LL) {
+			*out = v;
+			return RETE_OK;
+		}
+		return rete_msg_set(m, RETE_EINVAL, "'%s' is not a duration; use e.g. 250ms, 30s, 2m",
+				    value);
+	}
+	if (rete_duration_parse(value, &d, m) != RETE_OK || d.working_days > 0 || d.ms <= 0)
+		return rete_msg_set(m, RETE_EINVAL, "'%s' is not a duration; use e.g. 250ms, 30s, 2m",
+				    value);
+	*out = d.ms;
+	return RETE_OK;
+}
+
+static int cfg_set_path(struct cfg_parse *p, char **slot, const char *value)
+{
+	free(*slot);
+	*slot = cfg_abs_path(p->dir, value);
+	if (*slot == NULL) {
+		p->err = rete_msg_set(p->m, RETE_ENOMEM, "out of memory");
+		return 0;
+	}
+	return 1;
+}
+
+static int cfg_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct cfg_parse *p = user;
+	agent_config *cfg = p->cfg;
+	rete_msg sub;
+
+	if (p->err != RETE_OK)
+		return 0;
+	if (strcmp(section, "agent") != 0) {
+		/* Other sections belong to other tools sharing the file. */
+		return 1;
+	}
+	if (strcmp(name, "id") == 0) {
+		if (!rete_id_valid(value)) {
+			p->err = rete_msg_set(p->m, RETE_EINVAL,
+					      "[agent] id: '%s' is not a party id; use lower-case "
+					      "letters, digits, '.' and '-', 2 to 63 characters",
+					      value);
+			return 0;
+		}
+		snprintf(cfg->id, sizeof(cfg->id), "%s", value);
+		return 1;
+	}
+	if (strcmp(name, "key") == 0)
+		return cfg_set_path(p, &cfg->key_path, value);
+	if (strcmp(name, "broker_key") == 0)
+		return cfg_set_path(p, &cfg->broker_key_path, value);
+	if (strcmp(name, "spool") == 0)
+		return cfg_set_path(p, &cfg->spool, value);
+	if (strcmp(name, "data") == 0)
+		return cfg_set_path(p, &cfg->data, value);
+	if (strcmp(name, "broker") == 0 || strcmp(name, "on_message") == 0) {
+		char **slot = name[0] == 'b' ? &cfg->broker : &cfg->on_message;
+		free(*slot);
+		*slot = value[0] != '\0' ? strdup(value) : NULL;
+		if (value[0] != '\0' && *slot == NULL) {
+			p->err = rete_msg_set(p->m, RETE_ENOMEM, "out of memory");
+			return 0;
+		}
+		return 1;
+	}
+	struct {
+		const char *key;
+		int64_t *slot;
+	} times[] = {
+		{"poll", &cfg->poll_ms},
+		{"heartbeat", &cfg->heartbeat_ms},
+		{"resubmit", &cfg->resubmit_ms},
+		{"reconnect_min", &cfg->reconnect_min_ms},
+		{"reconnect_max", &cfg->reconnect_max_ms},
+		{"hook_timeout", &cfg->hook_timeout_ms},
+	};
+	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+		if (strcmp(name, times[i].key) == 0) {
+			if (cfg_time(value, times[i].slot, &sub) != RETE_OK) {
+				p->err = rete_msg_set(p->m, RETE_EINVAL, "[agent] %s: %s", name,
+						      sub.text);
+				return 0;
+			}
+			return 1;
+		}
+	}
+	if (strcmp(name, "max_inflight") == 0 || strcmp(name, "map_size") == 0) {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(value, &end, 10);
+		unsigned long long lim = name[1] == 'a' ? 1048576ULL : 65536ULL;
+		if (errno != 0 || *end != '\0' || value[0] == '-' || v == 0 || v > lim) {
+			p->err = rete_msg_set(p->m, RETE_EINVAL,
+					      "[agent] %s: '%s' is not accepted; use a whole number "
+					      "from 1 to %llu%s",
+					      name, value, lim, name[1] == 'a' ? " (MiB)" : "");
+			return 0;
+		}
+		if (name[1] == 'a')
+			cfg->map_size = (uint64_t)v << 20;
+		else
+			cfg->max_inflight = (unsigned)v;
+		return 1;
+	}
+	p->err = rete_msg_set(p->m, RETE_EINVAL,
+			      "[agent] %s: unknown key; known: id, key, broker, broker_key, spool, "
+			      "data, on_message, poll, heartbeat, resubmit, reconnect_min, "
+			      "reconnect_max, hook_timeout, max_inflight, map_size",
+			      name);
+	return 0;
+}
+
+rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m)
+{
+	struct cfg_parse p = {.cfg = cfg, .m = m, .err = RETE_OK};
+	char real[PATH_MAX];
+	FILE *f;
+	int rc;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->poll_ms = 2000;
+	cfg->heartbeat_ms = 10000;
+	cfg->resubmit_ms = 10000;
+	cfg->reconnect_min_ms = 200;
+	cfg->reconnect_max_ms = 30000;
+	cfg->hook_timeout_ms = 60000;
+	cfg->max_inflight = 64;
+	cfg->map_size = 256ULL << 20;
+
+	if (realpath(path, real) == NULL)
+		return rete_msg_set(m, errno == ENOENT ? RETE_EIO : RETE_EIO,
+				    "%s: cannot read the configuration: %s", path, strerror(errno));
+	cfg->ini_path = strdup(real);
+	if (cfg->ini_path == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	snprintf(p.dir, sizeof(p.dir), "%s", real);
+	char *slash = strrchr(p.dir, '/');
+	if (slash == p.dir)
+		slash[1] = '\0';
+	else if (slash != NULL)
+		*slash = '\0';
+
+	f = fopen(real, "r");
+	if (f == NULL)
+		return rete_msg_set(m, RETE_EIO, "%s: cannot read the configuration: %s", path,
+				    strerror(errno));
+	rc = ini_parse_file(f, cfg_handler, &p);
+	fclose(f);
+	if (p.err != RETE_OK) {
+		rete_msg_prefix(m, "%s", path);
+		return p.err;
+	}
+	if (rc != 0)
+		return rete_msg_set(m, RETE_EINVAL, "%s: line %d is not 'key = value' or '[section]'",
+				    path, rc);
+
+	if (cfg->spool == NULL && !cfg_set_path(&p, &cfg->spool, "spool"))
+		return p.err;
+	if (cfg->data == NULL && !cfg_set_path(&p, &cfg->data, "data"))
+		return p.err;
+	const char *missing = cfg->id[0] == '\0'    ? "id"
+			      : cfg->key_path == NULL  ? "key"
+			      : cfg->broker == NULL    ? "broker"
+			      : cfg->broker_key_path == NULL ? "broker_key"
+						       : NULL;
+	if (missing != NULL)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "%s: [agent] %s is missing; the agent needs id, key, broker "
+				    "and broker_key",
+				    path, missing);
+	if (cfg->reconnect_max_ms < cfg->reconnect_min_ms)
+		cfg->reconnect_max_ms = cfg->reconnect_min_ms;
+	return RETE_OK;
+}
+
+void agent_config_free(agent_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	free(cfg->ini_path);
+	free(cfg->key_path);
+	free(cfg->broker);
+	free(cfg->broker_key_path);
+	free(cfg->spool);
+	free(cfg->data);
+	free(cfg->on_message);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+char *agent_spool_path(const agent_config *cfg, const char *sub, const char *name, char *buf,
+		       size_t n)
+{
+	if (name != NULL)
+		snprintf(buf, n, "%s/%s/%s", cfg->spool, sub, name);
+	else
+		snprintf(buf, n, "%s/%s", cfg->spool, sub);
+	return buf;
+}

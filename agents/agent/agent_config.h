@@ -1,0 +1,54 @@
+/* agent_config.h — the agency agent's configuration file (agent.ini).
+ *
+ * One [agent] section names the party, its key, the broker and its pinned
+ * key, the spool folder (outbox/ sent/ failed/ inbox/), the data folder
+ * (the agent's own LMDB) and the optional hook; the timing keys have
+ * defaults (docs/agent.md lists them all). Relative paths are taken
+ * relative to the folder of the ini file, so a network folder can be moved
+ * as a whole. The `rete` tool (send, status) reads the same file through
+ * this module, so both always agree on where the spool and the store are.
+ */
+#ifndef RETE_AGENT_CONFIG_H
+#define RETE_AGENT_CONFIG_H
+
+#include <stdint.h>
+
+#include "error.h"
+#include "keys.h"
+
+/* agent_config: every path is absolute (or as written when it was already
+ * absolute), in malloc'd strings owned by the struct. */
+typedef struct agent_config {
+	char id[RETE_ID_MAX + 1]; /* the agency's party id */
+	char *ini_path;           /* the configuration file itself */
+	char *key_path;           /* [agent] key: ID.key */
+	char *broker;             /* [agent] broker: ZeroMQ endpoint */
+	char *broker_key_path;    /* [agent] broker_key: the broker's .pub (pinned) */
+	char *spool;              /* [agent] spool (default "spool") */
+	char *data;               /* [agent] data (default "data") */
+	char *on_message;         /* [agent] on_message: hook command, or NULL */
+	int64_t poll_ms;          /* [agent] poll: outbox rescan interval (2s) */
+	int64_t heartbeat_ms;     /* [agent] heartbeat: PING when idle (10s) */
+	int64_t resubmit_ms;      /* [agent] resubmit: resend unanswered SUBMITs (10s) */
+	int64_t reconnect_min_ms; /* [agent] reconnect_min: first backoff (200ms) */
+	int64_t reconnect_max_ms; /* [agent] reconnect_max: backoff ceiling (30s) */
+	int64_t hook_timeout_ms;  /* [agent] hook_timeout: kill a hung hook (60s) */
+	unsigned max_inflight;    /* [agent] max_inflight: SUBMITs unanswered (64) */
+	uint64_t map_size;        /* [agent] map_size: LMDB map in MiB (default 256) */
+} agent_config;
+
+/* agent_config_load reads path into *cfg (the caller releases it with
+ * agent_config_free, also after a failure). Errors: RETE_EIO (cannot read
+ * the file), RETE_EINVAL (a missing or bad key: m names the file, the key,
+ * the value and what is accepted), RETE_ENOMEM. */
+rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m);
+
+/* agent_config_free releases the strings of cfg and zeroes it; NULL is fine. */
+void agent_config_free(agent_config *cfg);
+
+/* agent_spool_path writes SPOOL/sub[/name] into buf (size n); returns buf.
+ * sub is "outbox", "sent", "failed" or "inbox"; name may be NULL. */
+char *agent_spool_path(const agent_config *cfg, const char *sub, const char *name, char *buf,
+		       size_t n);
+
+#endif

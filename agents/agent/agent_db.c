@@ -1,0 +1,411 @@
+/* agent_db.c — see agent_db.h. */
+#include "agent_db.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+
+static const char *const db_names[AGENT_DB_COUNT] = {
+	"outbox", "pins", "pending", "inbox", "referrals", "hooks", "meta",
+};
+
+struct agent_db {
+	MDB_env *env;
+	MDB_dbi dbi[AGENT_DB_COUNT];
+	MDB_txn *txn;      /* the write transaction begun by agent_db_begin */
+	bool rdonly;
+	size_t map_size;
+};
+
+#define OUTREC_VERSION 1
+
+void agent_outrec_free(agent_outrec *r)
+{
+	if (r == NULL)
+		return;
+	rete_buf_free(&r->signed_msg);
+	rete_buf_free(&r->sealed);
+}
+
+static rete_err db_lmdb_err(rete_msg *m, int rc, const char *what)
+{
+	if (rc == MDB_MAP_FULL)
+		return rete_msg_set(m, RETE_EFULL, "agent store: %s: the map is full", what);
+	if (rc == ENOSPC)
+		return rete_msg_set(m, RETE_EFULL, "agent store: %s: the disk is full", what);
+	return rete_msg_set(m, RETE_ESTORE, "agent store: %s: %s", what, mdb_strerror(rc));
+}
+
+/* db_grow doubles the map; LMDB allows it only with no transaction open in
+ * this process, which holds here: the agent has one thread and the caller
+ * has just aborted its transaction. */
+static void db_grow(agent_db *db)
+{
+	size_t want = db->map_size * 2;
+	if (mdb_env_set_mapsize(db->env, want) == 0)
+		db->map_size = want;
+}
+
+/* db_rtxn begins a read transaction, adopting a map grown by the writer
+ * (MDB_MAP_RESIZED) when we are a reader in another process. */
+static int db_rtxn(agent_db *db, MDB_txn **txn)
+{
+	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, txn);
+	if (rc == MDB_MAP_RESIZED) {
+		mdb_env_set_mapsize(db->env, 0);
+		rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, txn);
+	}
+	return rc;
+}
+
+rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db **out,
+		       rete_msg *m)
+{
+	agent_db *db;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	*out = NULL;
+	if (!rdonly && mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return rete_msg_set(m, RETE_EIO, "%s: cannot create the data folder: %s", dir,
+				    strerror(errno));
+	if (rdonly) {
+		char path[4096];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/data.mdb", dir);
+		if (stat(path, &st) != 0)
+			return rete_msg_set(m, RETE_ENOENT,
+					    "%s: no agent store here yet (has the agent run?)", dir);
+	}
+	db = calloc(1, sizeof(*db));
+	if (db == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	db->rdonly = rdonly;
+	db->map_size = map_size ? (size_t)map_size : (size_t)256 << 20;
+	if ((rc = mdb_env_create(&db->env)) != 0)
+		goto fail;
+	mdb_env_set_maxdbs(db->env, AGENT_DB_COUNT + 2);
+	mdb_env_set_maxreaders(db->env, 32);
+	if (!rdonly && (rc = mdb_env_set_mapsize(db->env, db->map_size)) != 0)
+		goto fail;
+	rc = mdb_env_open(db->env, dir, rdonly ? MDB_RDONLY : 0, 0600);
+	if (rc != 0)
+		goto fail;
+	if (rdonly) {
+		MDB_envinfo info;
+		mdb_env_info(db->env, &info);
+		db->map_size = info.me_mapsize;
+		rc = db_rtxn(db, &txn);
+	} else {
+		rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+	}
+	if (rc != 0)
+		goto fail;
+	for (int i = 0; i < AGENT_DB_COUNT; i++) {
+		rc = mdb_dbi_open(txn, db_names[i], rdonly ? 0 : MDB_CREATE, &db->dbi[i]);
+		if (rc != 0)
+			goto fail;
+	}
+	rc = rdonly ? (mdb_txn_abort(txn), 0) : mdb_txn_commit(txn);
+	txn = NULL;
+	if (rc != 0)
+		goto fail;
+	*out = db;
+	return RETE_OK;
+fail:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	rete_err err = rc == MDB_NOTFOUND
+			       ? rete_msg_set(m, RETE_ENOENT, "%s: agent store is not complete", dir)
+			       : rete_msg_set(m, RETE_ESTORE, "%s: cannot open the agent store: %s",
+					      dir, mdb_strerror(rc));
+	if (db->env != NULL)
+		mdb_env_close(db->env);
+	free(db);
+	return err;
+}
+
+void agent_db_close(agent_db **pdb)
+{
+	if (pdb == NULL || *pdb == NULL)
+		return;
+	agent_db *db = *pdb;
+	if (db->txn != NULL)
+		mdb_txn_abort(db->txn);
+	mdb_env_close(db->env);
+	free(db);
+	*pdb = NULL;
+}
+
+rete_err agent_db_begin(agent_db *db, rete_msg *m)
+{
+	if (db->rdonly || db->txn != NULL)
+		return rete_msg_set(m, RETE_EINVAL, "agent store: a write transaction is %s",
+				    db->rdonly ? "impossible read-only" : "already open");
+	int rc = mdb_txn_begin(db->env, NULL, 0, &db->txn);
+	if (rc != 0) {
+		db->txn = NULL;
+		return db_lmdb_err(m, rc, "begin");
+	}
+	return RETE_OK;
+}
+
+rete_err agent_db_commit(agent_db *db, rete_msg *m)
+{
+	if (db->txn == NULL)
+		return RETE_OK;
+	int rc = mdb_txn_commit(db->txn);
+	db->txn = NULL;
+	if (rc == MDB_MAP_FULL) {
+		db_grow(db);
+		return db_lmdb_err(m, rc, "commit");
+	}
+	return rc == 0 ? RETE_OK : db_lmdb_err(m, rc, "commit");
+}
+
+void agent_db_abort(agent_db *db)
+{
+	if (db != NULL && db->txn != NULL) {
+		mdb_txn_abort(db->txn);
+		db->txn = NULL;
+	}
+}
+
+rete_err agent_db_get(agent_db *db, agent_dbi dbi, const void *key, size_t klen, rete_buf *val,
+		      rete_msg *m)
+{
+	MDB_txn *txn = db->txn;
+	MDB_val k = {klen, (void *)key}, v;
+	int rc;
+	rete_err err = RETE_OK;
+
+	val->data = NULL;
+	val->len = 0;
+	if (txn == NULL && (rc = db_rtxn(db, &txn)) != 0)
+		return db_lmdb_err(m, rc, "read");
+	rc = mdb_get(txn, db->dbi[dbi], &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		err = RETE_ENOENT;
+	} else if (rc != 0) {
+		err = db_lmdb_err(m, rc, "read");
+	} else {
+		val->data = malloc(v.mv_size ? v.mv_size : 1);
+		if (val->data == NULL) {
+			err = rete_msg_set(m, RETE_ENOMEM, "out of memory");
+		} else {
+			memcpy(val->data, v.mv_data, v.mv_size);
+			val->len = v.mv_size;
+		}
+	}
+	if (txn != db->txn)
+		mdb_txn_abort(txn);
+	return err;
+}
+
+rete_err agent_db_put(agent_db *db, agent_dbi dbi, const void *key, size_t klen, const void *val,
+		      size_t vlen, rete_msg *m)
+{
+	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+	int rc;
+
+	if (db->txn != NULL) {
+		rc = mdb_put(db->txn, db->dbi[dbi], &k, &v, 0);
+		return rc == 0 ? RETE_OK : db_lmdb_err(m, rc, "write");
+	}
+	if (db->rdonly)
+		return rete_msg_set(m, RETE_EINVAL, "agent store: opened read-only");
+	for (int attempt = 0; attempt < 4; attempt++) {
+		MDB_txn *txn;
+		if ((rc = mdb_txn_begin(db->env, NULL, 0, &txn)) != 0)
+			return db_lmdb_err(m, rc, "begin");
+		rc = mdb_put(txn, db->dbi[dbi], &k, &v, 0);
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+		if (rc != MDB_MAP_FULL)
+			break;
+		db_grow(db);
+	}
+	return rc == 0 ? RETE_OK : db_lmdb_err(m, rc, "write");
+}
+
+rete_err agent_db_del(agent_db *db, agent_dbi dbi, const void *key, size_t klen, rete_msg *m)
+{
+	MDB_val k = {klen, (void *)key};
+	MDB_txn *txn = db->txn;
+	int rc;
+
+	if (txn == NULL && (rc = mdb_txn_begin(db->env, NULL, 0, &txn)) != 0)
+		return db_lmdb_err(m, rc, "begin");
+	rc = mdb_del(txn, db->dbi[dbi], &k, NULL);
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	if (txn != db->txn) {
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+	}
+	return rc == 0 ? RETE_OK : db_lmdb_err(m, rc, "delete");
+}
+
+rete_err agent_db_each(agent_db *db, agent_dbi dbi,
+		       bool (*fn)(const void *key, size_t klen, const void *val, size_t vlen,
+				  void *user),
+		       void *user, rete_msg *m)
+{
+	MDB_txn *txn = db->txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if (txn == NULL && (rc = db_rtxn(db, &txn)) != 0)
+		return db_lmdb_err(m, rc, "read");
+	rc = mdb_cursor_open(txn, db->dbi[dbi], &cur);
+	if (rc == 0) {
+		for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+			if (!fn(k.mv_data, k.mv_size, v.mv_data, v.mv_size, user))
+				break;
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+		mdb_cursor_close(cur);
+	}
+	if (txn != db->txn)
+		mdb_txn_abort(txn);
+	return rc == 0 ? RETE_OK : db_lmdb_err(m, rc, "read");
+}
+
+/* --- outbox records ---------------------------------------------------- */
+
+static size_t outbox_key(uint8_t *key, size_t cap, const char *name,
+			 const uint8_t hash[RETE_HASH_LEN])
+{
+	size_t n = strlen(name);
+	if (n + 1 + RETE_HASH_LEN > cap)
+		n = cap - 1 - RETE_HASH_LEN;
+	memcpy(key, name, n);
+	key[n] = 0;
+	memcpy(key + n + 1, hash, RETE_HASH_LEN);
+	return n + 1 + RETE_HASH_LEN;
+}
+
+static void put_be(uint8_t *p, uint64_t v, int bytes)
+{
+	for (int i = bytes - 1; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static uint64_t get_be(const uint8_t *p, int bytes)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < bytes; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+void agent_db_index_key(uint8_t key[8], uint64_t index)
+{
+	put_be(key, index, 8);
+}
+
+/* Record layout: version u8, state u8, id length u16, id, minted_at u64,
+ * signed length u32, signed bytes, sealed length u32, sealed bytes. */
+rete_err agent_db_outbox_put(agent_db *db, const char *name, const uint8_t hash[RETE_HASH_LEN],
+			     const agent_outrec *r, rete_msg *m)
+{
+	uint8_t key[480];
+	size_t klen = outbox_key(key, sizeof(key), name, hash);
+	size_t idlen = strlen(r->id);
+	size_t n = 2 + 2 + idlen + 8 + 4 + r->signed_msg.len + 4 + r->sealed.len;
+	uint8_t *v = malloc(n), *p;
+	rete_err err;
+
+	if (v == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	p = v;
+	*p++ = OUTREC_VERSION;
+	*p++ = (uint8_t)r->state;
+	put_be(p, idlen, 2), p += 2;
+	memcpy(p, r->id, idlen), p += idlen;
+	put_be(p, (uint64_t)r->minted_at, 8), p += 8;
+	put_be(p, r->signed_msg.len, 4), p += 4;
+	if (r->signed_msg.len)
+		memcpy(p, r->signed_msg.data, r->signed_msg.len), p += r->signed_msg.len;
+	put_be(p, r->sealed.len, 4), p += 4;
+	if (r->sealed.len)
+		memcpy(p, r->sealed.data, r->sealed.len);
+	err = agent_db_put(db, AGENT_DB_OUTBOX, key, klen, v, n, m);
+	free(v);
+	return err;
+}
+
+static rete_err outrec_bytes(rete_buf *dst, const uint8_t **p, const uint8_t *end)
+{
+	if (end - *p < 4)
+		return RETE_ECORRUPT;
+	size_t n = (size_t)get_be(*p, 4);
+	*p += 4;
+	if ((size_t)(end - *p) < n)
+		return RETE_ECORRUPT;
+	dst->data = malloc(n ? n : 1);
+	if (dst->data == NULL)
+		return RETE_ENOMEM;
+	memcpy(dst->data, *p, n);
+	dst->len = n;
+	*p += n;
+	return RETE_OK;
+}
+
+rete_err agent_db_outbox_get(agent_db *db, const char *name, const uint8_t hash[RETE_HASH_LEN],
+			     agent_outrec *r, rete_msg *m)
+{
+	uint8_t key[480];
+	size_t klen = outbox_key(key, sizeof(key), name, hash);
+	rete_buf v;
+	rete_err err;
+
+	memset(r, 0, sizeof(*r));
+	if ((err = agent_db_get(db, AGENT_DB_OUTBOX, key, klen, &v, m)) != RETE_OK)
+		return err;
+	const uint8_t *p = v.data, *end = v.data + v.len;
+	err = RETE_ECORRUPT;
+	if (v.len < 4 || p[0] != OUTREC_VERSION)
+		goto out;
+	r->state = p[1];
+	size_t idlen = (size_t)get_be(p + 2, 2);
+	p += 4;
+	if (idlen >= sizeof(r->id) || (size_t)(end - p) < idlen + 8)
+		goto out;
+	memcpy(r->id, p, idlen);
+	r->id[idlen] = '\0';
+	p += idlen;
+	r->minted_at = (int64_t)get_be(p, 8);
+	p += 8;
+	if ((err = outrec_bytes(&r->signed_msg, &p, end)) != RETE_OK)
+		goto out;
+	err = outrec_bytes(&r->sealed, &p, end);
+out:
+	rete_buf_free(&v);
+	if (err != RETE_OK) {
+		agent_outrec_free(r);
+		return rete_msg_set(m, err, "agent store: the outbox record of %s %s", name,
+				    err == RETE_ENOMEM ? ": out of memory" : "does not parse");
+	}
+	return RETE_OK;
+}
+
+rete_err agent_db_outbox_del(agent_db *db, const char *name, const uint8_t hash[RETE_HASH_LEN],
+			     rete_msg *m)
+{
+	uint8_t key[480];
+	size_t klen = outbox_key(key, sizeof(key), name, hash);
+	return agent_db_del(db, AGENT_DB_OUTBOX, key, klen, m);
+}

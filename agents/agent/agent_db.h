@@ -1,0 +1,127 @@
+/* agent_db.h — the agency agent's own LMDB store (the data folder).
+ *
+ * The agent remembers here everything that must survive a crash or a
+ * restart, so that no outbox file ever gets a second message id, no
+ * submission is ever re-signed differently, no delivery is written to the
+ * inbox twice, and no recipient key changes silently:
+ *
+ *   outbox     file name "\0" SHA-256 of its content -> agent_outrec
+ *              (minted id first; then the signed and sealed bytes)
+ *   pins       party id -> 32-byte Ed25519 key pinned on first use
+ *   pending    party id -> 32-byte key the directory now shows instead of
+ *              the pinned one, waiting for an operator (`rete agent trust`)
+ *   inbox      log index BE64 -> the inbox file name written for it
+ *   referrals  referral id -> JSON text: the agency's view of the referral
+ *              (status, business status, history) for `rete status`
+ *   hooks      log index BE64 -> inbox file path whose hook has not run yet
+ *   meta       "checkpoint" -> the last checkpoint note seen
+ *
+ * One process writes (the agent); `rete status` opens the same folder
+ * read-only while it runs. Every commit is durable (no MDB_NOSYNC, no
+ * MDB_WRITEMAP). The agent is single-threaded: at most one write
+ * transaction is open at a time, and the get/put/del calls join it when one
+ * was begun with agent_db_begin, or run in their own otherwise.
+ */
+#ifndef RETE_AGENT_DB_H
+#define RETE_AGENT_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "error.h"
+
+typedef struct agent_db agent_db;
+
+/* The named databases. */
+typedef enum agent_dbi {
+	AGENT_DB_OUTBOX = 0,
+	AGENT_DB_PINS,
+	AGENT_DB_PENDING,
+	AGENT_DB_INBOX,
+	AGENT_DB_REFERRALS,
+	AGENT_DB_HOOKS,
+	AGENT_DB_META,
+	AGENT_DB_COUNT
+} agent_dbi;
+
+/* States of an outbox record. */
+enum { AGENT_OUT_MINTED = 1, AGENT_OUT_SIGNED = 2 };
+
+/* agent_outrec: what the agent knows about one outbox file. The buffers are
+ * owned by the struct (agent_outrec_free). */
+typedef struct agent_outrec {
+	int state;          /* AGENT_OUT_MINTED or AGENT_OUT_SIGNED */
+	char id[128];       /* the message id (minted or taken from the file) */
+	int64_t minted_at;  /* when the id was recorded (ms) */
+	rete_buf signed_msg; /* SignedMessage bytes (state SIGNED) */
+	rete_buf sealed;    /* sealed private part, possibly empty */
+} agent_outrec;
+
+/* agent_outrec_free frees the buffers of r; NULL is fine. */
+void agent_outrec_free(agent_outrec *r);
+
+/* agent_db_open opens (creating when !rdonly) the store in folder dir.
+ * map_size 0 means 256 MiB. Errors: RETE_EIO (folder), RETE_ESTORE (LMDB),
+ * RETE_ENOENT (rdonly and no store there yet), RETE_ENOMEM. */
+rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db **out,
+		       rete_msg *m);
+
+/* agent_db_close closes *db (aborting an open transaction) and sets it to
+ * NULL; NULL is fine. */
+void agent_db_close(agent_db **db);
+
+/* agent_db_begin starts a write transaction that the following put/del/get
+ * calls join, until agent_db_commit (durable) or agent_db_abort.
+ * RETE_ESTORE, RETE_EINVAL (one is already open, or read-only store). */
+rete_err agent_db_begin(agent_db *db, rete_msg *m);
+
+/* agent_db_commit commits the open transaction durably. RETE_EFULL when the
+ * map was full (the map has then been grown: redo the transaction),
+ * RETE_ESTORE. */
+rete_err agent_db_commit(agent_db *db, rete_msg *m);
+
+/* agent_db_abort drops the open transaction, if any. */
+void agent_db_abort(agent_db *db);
+
+/* agent_db_get copies the value of key into *val (caller frees with
+ * rete_buf_free). RETE_ENOENT when absent, RETE_ESTORE. */
+rete_err agent_db_get(agent_db *db, agent_dbi dbi, const void *key, size_t klen, rete_buf *val,
+		      rete_msg *m);
+
+/* agent_db_put stores key -> val (overwriting). Outside a transaction it
+ * commits by itself and grows the map when full. RETE_EFULL, RETE_ESTORE. */
+rete_err agent_db_put(agent_db *db, agent_dbi dbi, const void *key, size_t klen, const void *val,
+		      size_t vlen, rete_msg *m);
+
+/* agent_db_del removes key; absent keys are fine. RETE_ESTORE. */
+rete_err agent_db_del(agent_db *db, agent_dbi dbi, const void *key, size_t klen, rete_msg *m);
+
+/* agent_db_each calls fn(key, klen, val, vlen, user) for every record of
+ * dbi in key order, in one read transaction (or the open write one); fn
+ * returns false to stop. The pointers live only during the call. */
+rete_err agent_db_each(agent_db *db, agent_dbi dbi,
+		       bool (*fn)(const void *key, size_t klen, const void *val, size_t vlen,
+				  void *user),
+		       void *user, rete_msg *m);
+
+/* agent_db_outbox_get reads the record of (name, hash) into *r.
+ * RETE_ENOENT when there is none; RETE_ECORRUPT for a record that does not
+ * parse; RETE_ESTORE. */
+rete_err agent_db_outbox_get(agent_db *db, const char *name, const uint8_t hash[RETE_HASH_LEN],
+			     agent_outrec *r, rete_msg *m);
+
+/* agent_db_outbox_put stores r for (name, hash) durably (when no
+ * transaction is open, it commits before returning). */
+rete_err agent_db_outbox_put(agent_db *db, const char *name, const uint8_t hash[RETE_HASH_LEN],
+			     const agent_outrec *r, rete_msg *m);
+
+/* agent_db_outbox_del forgets the record of (name, hash). */
+rete_err agent_db_outbox_del(agent_db *db, const char *name, const uint8_t hash[RETE_HASH_LEN],
+			     rete_msg *m);
+
+/* agent_db_inbox_key writes the 8-byte big-endian key of a log index. */
+void agent_db_index_key(uint8_t key[8], uint64_t index);
+
+#endif

@@ -1,0 +1,285 @@
+/* agent_inbox.c — DELIVER in, inbox/<index>-<kind>.json out (see agent.h).
+ *
+ * Exactly once: the file name is a function of the log index, the file is
+ * written atomically (temporary name, fsync, rename, fsync of the folder)
+ * and the index is recorded in the agent's store, in the same transaction
+ * as the referral's status and the pending hook, before the ACK. A
+ * redelivery of a recorded index is only acked again; a crash between the
+ * rename and the record rewrites the same name with the same content.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "agent_spool.h"
+#include "agent_track.h"
+#include "duration.h"
+#include "json.h"
+
+static void inbox_ack(agent *a, uint64_t index, Rete__ErrorCode error, const char *text)
+{
+	Rete__Ack ack = RETE__ACK__INIT;
+	Rete__ClientFrame f = RETE__CLIENT_FRAME__INIT;
+	ack.index = index;
+	ack.error = error;
+	ack.error_text = (char *)(text ? text : "");
+	f.command_case = RETE__CLIENT_FRAME__COMMAND_ACK;
+	f.ack = &ack;
+	if (agent_net_send(a, &f) != RETE_OK)
+		agent_debug(a, "ack of %" PRIu64 " not sent; the broker will deliver it again", index);
+}
+
+/* inbox_refuse acks an entry that cannot be verified or opened: logged,
+ * told to the broker, and the queue moves on. */
+static void inbox_refuse(agent *a, uint64_t index, Rete__ErrorCode code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void inbox_refuse(agent *a, uint64_t index, Rete__ErrorCode code, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	agent_log(a, "error", "delivery of log entry %" PRIu64 " refused: %s", index, text);
+	inbox_ack(a, index, code, text);
+}
+
+static bool broker_body(const Rete__Message *msg)
+{
+	return msg->body_case == RETE__MESSAGE__BODY_DELIVERY ||
+	       msg->body_case == RETE__MESSAGE__BODY_NOTICE ||
+	       msg->body_case == RETE__MESSAGE__BODY_DIRECTORY;
+}
+
+/* inbox_sender_key finds the key to verify msg with: the pinned broker key
+ * for broker bodies; otherwise the sender's key in the directory in force,
+ * or the key pinned earlier (an entry logged before a key rotation). */
+static bool inbox_verify(agent *a, const Rete__SignedMessage *sm, const Rete__Message *msg)
+{
+	rete_msg m = {{0}};
+	if (broker_body(msg))
+		return rete_signed_verify(sm, &a->broker_pk, &m) == RETE_OK;
+	const Rete__Party *p = agent_directory_party(a->dir, msg->sender);
+	rete_pubkey pk;
+	if (p != NULL && p->public_key.len == RETE_PK_LEN &&
+	    rete_pubkey_from_ed(&pk, p->public_key.data, &m) == RETE_OK &&
+	    rete_signed_verify(sm, &pk, &m) == RETE_OK)
+		return true;
+	rete_buf pinned;
+	bool ok = false;
+	if (agent_db_get(a->db, AGENT_DB_PINS, msg->sender, strlen(msg->sender), &pinned, &m) ==
+	    RETE_OK) {
+		ok = pinned.len == RETE_PK_LEN &&
+		     rete_pubkey_from_ed(&pk, pinned.data, &m) == RETE_OK &&
+		     rete_signed_verify(sm, &pk, &m) == RETE_OK;
+		rete_buf_free(&pinned);
+	}
+	return ok;
+}
+
+/* inbox_concerns adds what the agency knows of the referral a delivery
+ * receipt or notice concerns. */
+static void inbox_concerns(agent *a, json_t *doc, const char *refid)
+{
+	json_t *rec = NULL;
+	rete_msg m = {{0}};
+	if (refid == NULL || refid[0] == '\0')
+		return;
+	if (agent_track_get(a->db, refid, &rec, &m) != RETE_OK)
+		return;
+	json_t *sum = json_object();
+	static const char *const keys[] = {"id", "requester", "performer", "service", "priority",
+					   "caseId", "status", "businessStatus"};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		json_t *v = json_object_get(rec, keys[i]);
+		if (v != NULL)
+			json_object_set(sum, keys[i], v);
+	}
+	json_object_set_new(doc, "referral", sum);
+	json_decref(rec);
+}
+
+static const char *concerned_referral(const Rete__Message *msg)
+{
+	switch (msg->body_case) {
+	case RETE__MESSAGE__BODY_DELIVERY:
+		return msg->delivery->referral_id;
+	case RETE__MESSAGE__BODY_NOTICE:
+		return msg->notice->referral_id;
+	case RETE__MESSAGE__BODY_UPDATE:
+		return msg->update->referral_id;
+	case RETE__MESSAGE__BODY_NOTE:
+		return msg->note->referral_id;
+	default:
+		return NULL;
+	}
+}
+
+/* inbox_new_directory adopts a delivered Directory entry (already verified
+ * with the broker key as a SignedMessage). */
+static void inbox_new_directory(agent *a, const Rete__Deliver *d)
+{
+	agent_directory *nd = NULL;
+	rete_msg m = {{0}};
+	if (agent_directory_load(d->log_entry.data, d->log_entry.len, &a->broker_pk, &nd, &m) !=
+	    RETE_OK) {
+		agent_log(a, "error", "delivered directory not adopted: %s", m.text);
+		return;
+	}
+	if (a->dir != NULL && a->dir->index > nd->index) {
+		agent_directory_free(&nd);
+		return;
+	}
+	agent_directory_free(&a->dir);
+	a->dir = nd;
+	agent_log(a, "info", "directory of log entry %" PRIu64 " in force", nd->index);
+}
+
+void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
+{
+	Rete__LogEntry *le;
+	Rete__SignedMessage *sm = NULL;
+	Rete__Message *msg = NULL;
+	Rete__Private *priv = NULL;
+	rete_msg m = {{0}};
+	uint8_t key[8];
+	rete_buf have;
+	char fname[128], path[4300], idx[24], buf[32];
+
+	le = rete__log_entry__unpack(NULL, d->log_entry.len, d->log_entry.data);
+	if (le == NULL) {
+		agent_log(a, "error", "a delivery whose log entry does not decode was dropped");
+		return;
+	}
+	uint64_t index = le->index;
+	agent_db_index_key(key, index);
+	if (agent_db_get(a->db, AGENT_DB_INBOX, key, sizeof(key), &have, &m) == RETE_OK) {
+		/* Recorded before: the broker did not see our ACK. */
+		agent_debug(a, "log entry %" PRIu64 " already in inbox/%.*s; acking again", index,
+			    (int)have.len, (const char *)have.data);
+		rete_buf_free(&have);
+		inbox_ack(a, index, 0, NULL);
+		goto out;
+	}
+	if (rete_signed_decode(le->signed_message.data, le->signed_message.len, &sm, &msg, &m) !=
+	    RETE_OK) {
+		inbox_refuse(a, index, RETE__ERROR_CODE__ERROR_CODE_MALFORMED,
+			     "the signed message does not decode: %s", m.text);
+		goto out;
+	}
+	if (!inbox_verify(a, sm, msg)) {
+		inbox_refuse(a, index, RETE__ERROR_CODE__ERROR_CODE_BAD_SIGNATURE,
+			     "the signature of %s by '%s' does not verify with %s", msg->id,
+			     msg->sender,
+			     broker_body(msg) ? "the pinned broker key" : "the sender's key");
+		goto out;
+	}
+	if (!broker_body(msg) && strcmp(msg->recipient, a->cfg.id) != 0) {
+		inbox_refuse(a, index, RETE__ERROR_CODE__ERROR_CODE_INVALID,
+			     "message %s is addressed to '%s', not to %s", msg->id, msg->recipient,
+			     a->cfg.id);
+		goto out;
+	}
+	ProtobufCBinaryData ph = rete_message_private_hash(msg);
+	if (ph.len > 0) {
+		uint8_t h[RETE_HASH_LEN];
+		if (d->sealed.len == 0) {
+			inbox_refuse(a, index, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
+				     "message %s announces a sealed part but none came with it",
+				     msg->id);
+			goto out;
+		}
+		rete_sha256(h, d->sealed.data, d->sealed.len);
+		if (ph.len != RETE_HASH_LEN || memcmp(h, ph.data, RETE_HASH_LEN) != 0) {
+			inbox_refuse(a, index, RETE__ERROR_CODE__ERROR_CODE_SEALED_HASH,
+				     "the sealed part of %s does not match its signed SHA-256",
+				     msg->id);
+			goto out;
+		}
+		if (rete_open(d->sealed.data, d->sealed.len, a->sk, &priv, &m) != RETE_OK) {
+			inbox_refuse(a, index, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
+				     "the sealed part of %s does not open with our key: %s", msg->id,
+				     m.text);
+			goto out;
+		}
+	}
+	if (msg->body_case == RETE__MESSAGE__BODY_DIRECTORY)
+		inbox_new_directory(a, d);
+
+	/* The inbox document. */
+	const char *kind = rete_message_kind(msg);
+	json_t *doc = json_object();
+	snprintf(idx, sizeof(idx), "%" PRIu64, index);
+	json_object_set_new(doc, "index", json_string(idx));
+	json_object_set_new(doc, "loggedAt", json_string(rete_time_format(le->logged_at, buf)));
+	json_object_set_new(doc, "sender", json_string(msg->sender));
+	json_object_set_new(doc, "kind", json_string(kind));
+	json_object_set_new(doc, "message", rete_pb_to_json(&msg->base));
+	if (priv != NULL)
+		json_object_set_new(doc, "private", rete_pb_to_json(&priv->base));
+	if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY ||
+	    msg->body_case == RETE__MESSAGE__BODY_NOTICE)
+		inbox_concerns(a, doc, concerned_referral(msg));
+	char *b64 = rete_b64_encode(d->log_entry.data, d->log_entry.len);
+	if (b64 != NULL)
+		json_object_set_new(doc, "logEntry", json_string(b64));
+	free(b64);
+	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(doc);
+	if (text == NULL) {
+		agent_log(a, "error", "log entry %" PRIu64 ": out of memory; not acked", index);
+		goto out;
+	}
+	snprintf(fname, sizeof(fname), "%012" PRIu64 "-%s.json", index, kind);
+	size_t len = strlen(text);
+	text[len] = '\n';
+	rete_err err = agent_spool_write(a->inbox_dir, fname, text, len + 1, &m);
+	free(text);
+	if (err != RETE_OK) {
+		/* Not acked: the broker delivers it again after a reconnect. */
+		agent_log(a, "error", "log entry %" PRIu64 ": cannot write inbox/%s: %s", index,
+			  fname, m.text);
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/%s", a->inbox_dir, fname);
+
+	/* Record the index, the referral's status and the pending hook at once. */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		err = agent_db_begin(a->db, &m);
+		if (err == RETE_OK)
+			err = agent_db_put(a->db, AGENT_DB_INBOX, key, sizeof(key), fname,
+					   strlen(fname), &m);
+		if (err == RETE_OK)
+			err = agent_track_apply(a->db, a->cfg.id, msg, index, le->logged_at, &m);
+		if (err == RETE_OK && a->cfg.on_message != NULL)
+			err = agent_db_put(a->db, AGENT_DB_HOOKS, key, sizeof(key), path,
+					   strlen(path), &m);
+		if (err == RETE_OK)
+			err = agent_db_commit(a->db, &m);
+		else
+			agent_db_abort(a->db);
+		if (err != RETE_EFULL)
+			break;
+	}
+	if (err != RETE_OK) {
+		agent_log(a, "error", "log entry %" PRIu64 ": cannot record it: %s; not acked",
+			  index, m.text);
+		goto out;
+	}
+	agent_log(a, "info", "log entry %" PRIu64 " (%s from %s) written to inbox/%s", index, kind,
+		  msg->sender, fname);
+	if (a->cfg.on_message != NULL)
+		agent_hooks_queue(a, index, path);
+	inbox_ack(a, index, 0, NULL);
+out:
+	if (priv != NULL)
+		rete__private__free_unpacked(priv, NULL);
+	if (msg != NULL)
+		rete__message__free_unpacked(msg, NULL);
+	if (sm != NULL)
+		rete__signed_message__free_unpacked(sm, NULL);
+	rete__log_entry__free_unpacked(le, NULL);
+}

@@ -1,0 +1,221 @@
+/* agent_main.c — `rete-agent -c agent.ini [-v]`, the agency agent.
+ *
+ * One thread, one loop: poll the broker socket, the outbox's inotify
+ * descriptor and a timer; take in outbox files, submit, write receipts,
+ * errors and inbox files, run hooks. SIGTERM or SIGINT stop it cleanly
+ * between two steps (every step leaves the spool and the store consistent,
+ * so a kill -9 is survivable too; it only costs a re-delivery).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "agent.h"
+#include "agent_net.h"
+#include "agent_spool.h"
+#include "duration.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void on_child(int sig)
+{
+	(void)sig; /* only wakes zmq_poll (EINTR) so hooks are reaped promptly */
+}
+
+static void vlog(const agent *a, const char *level, const char *fmt, va_list ap)
+{
+	char ts[40];
+	struct timespec now;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(stderr, "%s.%03ldZ rete-agent %s %s: ", ts, now.tv_nsec / 1000000L,
+		a->cfg.id[0] ? a->cfg.id : "-", level);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void agent_log(const agent *a, const char *level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(a, level, fmt, ap);
+	va_end(ap);
+}
+
+void agent_debug(const agent *a, const char *fmt, ...)
+{
+	va_list ap;
+	if (!a->verbose)
+		return;
+	va_start(ap, fmt);
+	vlog(a, "debug", fmt, ap);
+	va_end(ap);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: rete-agent -c agent.ini [-v]\n\n"
+		   "The agency agent: sends the JSON files written to SPOOL/outbox/ through the\n"
+		   "broker (receipts in SPOOL/sent/, refusals in SPOOL/failed/) and writes what\n"
+		   "the broker delivers to SPOOL/inbox/. docs/agent.md describes the\n"
+		   "configuration and the files.\n");
+}
+
+static int agent_setup(agent *a, rete_msg *m)
+{
+	rete_err err;
+	if ((err = rete_keyfile_load_secret(a->cfg.key_path, &a->sk, m)) != RETE_OK)
+		return err;
+	if ((err = rete_keyfile_load_public(a->cfg.broker_key_path, &a->broker_pk, m)) != RETE_OK)
+		return err;
+	if ((err = agent_spool_prepare(a->cfg.spool, m)) != RETE_OK)
+		return err;
+	agent_spool_path(&a->cfg, "outbox", NULL, a->outbox_dir, sizeof(a->outbox_dir));
+	agent_spool_path(&a->cfg, "sent", NULL, a->sent_dir, sizeof(a->sent_dir));
+	agent_spool_path(&a->cfg, "failed", NULL, a->failed_dir, sizeof(a->failed_dir));
+	agent_spool_path(&a->cfg, "inbox", NULL, a->inbox_dir, sizeof(a->inbox_dir));
+	if ((err = agent_db_open(a->cfg.data, false, a->cfg.map_size, &a->db, m)) != RETE_OK)
+		return err;
+	return agent_hooks_start(a, m);
+}
+
+static void agent_run(agent *a)
+{
+	int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (ino >= 0 && inotify_add_watch(ino, a->outbox_dir, IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
+		agent_log(a, "warning", "%s: no inotify (%s); polling every %lld ms", a->outbox_dir,
+			  strerror(errno), (long long)a->cfg.poll_ms);
+		close(ino);
+		ino = -1;
+	}
+	int64_t next_scan = 0;
+	a->out_rescan = true;
+
+	while (!stop_requested) {
+		int64_t now = rete_now_ms();
+		agent_net_poll(a, now);
+		if (stop_requested)
+			break;
+		if (a->out_rescan || now >= next_scan) {
+			agent_outbox_scan(a);
+			next_scan = now + a->cfg.poll_ms;
+		}
+		agent_outbox_pump(a, now);
+		int64_t hook_wait = agent_hooks_poll(a, now);
+
+		int64_t wait = next_scan - now;
+		int64_t nw = agent_net_wait(a, now);
+		if (nw < wait)
+			wait = nw;
+		if (hook_wait >= 0 && hook_wait < wait)
+			wait = hook_wait;
+		if (a->out_n > 0 && a->welcomed && wait > 200)
+			wait = 200; /* resubmission and retry timers */
+		if (wait < 0)
+			wait = 0;
+		zmq_pollitem_t items[2];
+		int nitems = 0;
+		void *sock = agent_net_socket(a);
+		if (sock != NULL)
+			items[nitems++] = (zmq_pollitem_t){.socket = sock, .events = ZMQ_POLLIN};
+		if (ino >= 0)
+			items[nitems++] = (zmq_pollitem_t){.fd = ino, .events = ZMQ_POLLIN};
+		int rc = zmq_poll(items, nitems, (long)wait);
+		if (rc < 0 && zmq_errno() != EINTR && zmq_errno() != ETERM) {
+			agent_log(a, "error", "poll: %s", zmq_strerror(zmq_errno()));
+			break;
+		}
+		if (ino >= 0) {
+			char buf[4096];
+			while (read(ino, buf, sizeof(buf)) > 0)
+				a->out_rescan = true;
+		}
+	}
+	if (ino >= 0)
+		close(ino);
+}
+
+int main(int argc, char **argv)
+{
+	agent a;
+	rete_msg m = {{0}};
+	const char *ini = NULL;
+	int opt, rc = 0;
+
+	memset(&a, 0, sizeof(a));
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	while ((opt = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			ini = optarg;
+			break;
+		case 'v':
+			a.verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (ini == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (agent_config_load(ini, &a.cfg, &m) != RETE_OK) {
+		fprintf(stderr, "rete-agent: %s\n", m.text);
+		agent_config_free(&a.cfg);
+		return 2;
+	}
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_child;
+	sa.sa_flags = SA_NOCLDSTOP;
+	sigaction(SIGCHLD, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (agent_setup(&a, &m) != RETE_OK || agent_net_start(&a, &m) != RETE_OK) {
+		agent_log(&a, "error", "%s", m.text);
+		rc = 2;
+	} else {
+		agent_log(&a, "info", "started: spool %s, broker %s", a.cfg.spool, a.cfg.broker);
+		agent_run(&a);
+		agent_log(&a, "info", "stopping");
+	}
+	agent_net_stop(&a);
+	agent_hooks_stop(&a);
+	agent_outbox_free(&a);
+	agent_directory_free(&a.dir);
+	agent_db_close(&a.db);
+	rete_seckey_free(&a.sk);
+	agent_config_free(&a.cfg);
+	return rc;
+}

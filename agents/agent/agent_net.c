@@ -1,0 +1,223 @@
+/* agent_net.c — the agent's connection to the broker (over wire.h).
+ *
+ * ZeroMQ reconnects by itself after a broker restart and wire.h says HELLO
+ * again; every WELCOME starts a new session here: the directory is taken
+ * from it (verified with the pinned broker key) and every unanswered
+ * submission is sent again. A broker that refuses our key is said plainly
+ * once, and the connection is rebuilt with exponential backoff and jitter
+ * (an operator may be fixing the directory) instead of spinning.
+ */
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "agent_net.h"
+#include "duration.h"
+#include "wire.h"
+
+#define NET_SOFTWARE "rete-agent 0.1"
+#define NET_BURST 256 /* frames handled per loop turn, so timers still run */
+
+struct agent_net {
+	rete_wire *w;
+	int64_t reopen_at;     /* when w is NULL: when to connect again */
+	int64_t backoff_ms;
+	int64_t last_ping;
+	uint64_t nonce;
+	bool refused_said;     /* "refused our key" logged for this episode */
+	bool lost_said;
+};
+
+bool agent_net_ready(const agent *a)
+{
+	return a->net != NULL && a->net->w != NULL && a->welcomed;
+}
+
+rete_err agent_net_send(agent *a, Rete__ClientFrame *frame)
+{
+	rete_msg m = {{0}};
+	if (a->net == NULL || a->net->w == NULL)
+		return RETE_ENET;
+	if (frame->version == 0)
+		frame->version = RETE_PROTOCOL_VERSION;
+	rete_err err = rete_wire_send(a->net->w, frame, &m);
+	if (err != RETE_OK)
+		agent_debug(a, "send: %s", m.text);
+	return err;
+}
+
+static void net_open(agent *a, int64_t now)
+{
+	struct agent_net *n = a->net;
+	rete_msg m = {{0}};
+
+	if (rete_wire_connect(&n->w, a->cfg.broker, &a->broker_pk, a->sk, &m) != RETE_OK ||
+	    rete_wire_hello(n->w, a->cfg.id, NET_SOFTWARE, &m) != RETE_OK) {
+		agent_log(a, "error", "broker %s: %s", a->cfg.broker, m.text);
+		rete_wire_close(&n->w);
+		agent_net_backoff(a, now);
+		return;
+	}
+	n->last_ping = now;
+	agent_debug(a, "connecting to %s", a->cfg.broker);
+}
+
+void agent_net_backoff(agent *a, int64_t now)
+{
+	struct agent_net *n = a->net;
+	rete_wire_close(&n->w);
+	a->welcomed = false;
+	n->backoff_ms = n->backoff_ms ? n->backoff_ms * 2 : a->cfg.reconnect_min_ms;
+	if (n->backoff_ms > a->cfg.reconnect_max_ms)
+		n->backoff_ms = a->cfg.reconnect_max_ms;
+	/* Jitter: between half and all of the backoff, so agencies refused
+	 * together do not come back together. */
+	int64_t half = n->backoff_ms / 2;
+	n->reopen_at = now + half + (half > 0 ? (int64_t)randombytes_uniform((uint32_t)half + 1) : 0);
+}
+
+rete_err agent_net_start(agent *a, rete_msg *m)
+{
+	a->net = calloc(1, sizeof(*a->net));
+	if (a->net == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	net_open(a, rete_now_ms());
+	return RETE_OK;
+}
+
+void agent_net_stop(agent *a)
+{
+	if (a->net == NULL)
+		return;
+	rete_wire_close(&a->net->w);
+	free(a->net);
+	a->net = NULL;
+}
+
+void *agent_net_socket(agent *a)
+{
+	return a->net && a->net->w ? rete_wire_socket(a->net->w) : NULL;
+}
+
+static void net_welcome(agent *a, const Rete__Welcome *wel)
+{
+	agent_directory *dir = NULL;
+	rete_msg m = {{0}};
+
+	if (wel->party == NULL || strcmp(wel->party, a->cfg.id) != 0) {
+		agent_log(a, "error", "the broker welcomed us as '%s', but we are %s; check [agent] id "
+			  "and key", wel->party ? wel->party : "", a->cfg.id);
+		return;
+	}
+	if (agent_directory_load(wel->directory_entry.data, wel->directory_entry.len, &a->broker_pk,
+				 &dir, &m) != RETE_OK) {
+		agent_log(a, "error", "the broker's directory is not usable: %s; nothing is sealed "
+			  "or verified until it is", m.text);
+		return;
+	}
+	if (a->dir == NULL || a->dir->index <= dir->index) {
+		agent_directory_free(&a->dir);
+		a->dir = dir;
+	} else {
+		agent_directory_free(&dir);
+	}
+	snprintf(a->origin, sizeof(a->origin), "%s", wel->origin ? wel->origin : "");
+	if (wel->checkpoint != NULL && wel->checkpoint[0] != '\0')
+		agent_db_put(a->db, AGENT_DB_META, "checkpoint", 10, wel->checkpoint,
+			     strlen(wel->checkpoint), &m);
+	a->welcomed = true;
+	a->net->backoff_ms = 0;
+	a->net->refused_said = false;
+	a->net->lost_said = false;
+	agent_log(a, "info", "connected to %s (log '%s', directory of entry %" PRIu64 ")",
+		  a->cfg.broker, a->origin, a->dir->index);
+	agent_outbox_on_welcome(a);
+}
+
+static void net_frame(agent *a, const Rete__BrokerFrame *f)
+{
+	switch (f->command_case) {
+	case RETE__BROKER_FRAME__COMMAND_WELCOME:
+		net_welcome(a, f->welcome);
+		break;
+	case RETE__BROKER_FRAME__COMMAND_RECEIPT:
+		agent_outbox_on_receipt(a, f->receipt);
+		break;
+	case RETE__BROKER_FRAME__COMMAND_REFUSAL:
+		agent_outbox_on_receipt(a, f->refusal);
+		break;
+	case RETE__BROKER_FRAME__COMMAND_DELIVER:
+		if (!a->welcomed || a->dir == NULL) {
+			agent_log(a, "warning", "a delivery came before the directory; not acked");
+			break;
+		}
+		agent_inbox_on_deliver(a, f->deliver);
+		break;
+	case RETE__BROKER_FRAME__COMMAND_PONG:
+	case RETE__BROKER_FRAME__COMMAND_PING:
+	case RETE__BROKER_FRAME__COMMAND_RESULT:
+	default:
+		break;
+	}
+}
+
+void agent_net_poll(agent *a, int64_t now)
+{
+	struct agent_net *n = a->net;
+	rete_msg m = {{0}};
+
+	if (n->w == NULL) {
+		if (now >= n->reopen_at)
+			net_open(a, now);
+		return;
+	}
+	for (int i = 0; i < NET_BURST; i++) {
+		Rete__BrokerFrame *f = NULL;
+		rete_err err = rete_wire_recv(n->w, 0, &f, &m);
+		if (err == RETE_ETIMEDOUT)
+			break;
+		if (err == RETE_EREFUSED) {
+			if (!n->refused_said)
+				agent_log(a, "error",
+					  "the broker refused our key: %s is not in its directory "
+					  "with the key of %s; retrying with backoff",
+					  a->cfg.id, a->cfg.key_path);
+			n->refused_said = true;
+			agent_net_backoff(a, now);
+			return;
+		}
+		if (err != RETE_OK) {
+			agent_log(a, "warning", "from the broker: %s", m.text);
+			if (err == RETE_ENET) {
+				agent_net_backoff(a, now);
+				return;
+			}
+			continue;
+		}
+		net_frame(a, f);
+		rete__broker_frame__free_unpacked(f, NULL);
+		n->last_ping = now;
+	}
+	if (!rete_wire_connected(n->w)) {
+		if (a->welcomed && !n->lost_said) {
+			agent_log(a, "warning", "lost the broker at %s; reconnecting", a->cfg.broker);
+			n->lost_said = true;
+		}
+		a->welcomed = false;
+	}
+	if (a->welcomed && now - n->last_ping >= a->cfg.heartbeat_ms) {
+		rete_wire_ping(n->w, ++n->nonce, &m);
+		n->last_ping = now;
+	}
+}
+
+int64_t agent_net_wait(const agent *a, int64_t now)
+{
+	const struct agent_net *n = a->net;
+	if (n->w == NULL)
+		return n->reopen_at > now ? n->reopen_at - now : 0;
+	return 1000; /* handshake events are read at least every second */
+}

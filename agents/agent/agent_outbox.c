@@ -1,0 +1,719 @@
+/* agent_outbox.c — outbox files in, SUBMITs out, receipts to sent/ and
+ * refusals to failed/ (see agent.h).
+ *
+ * The order of the durable steps is what makes a crash harmless:
+ *   1. (name, content hash) -> message id is committed before anything
+ *      else, so the same file always gets the same id;
+ *   2. the signed and sealed bytes are committed before the first SUBMIT,
+ *      so a resubmission after a restart is byte for byte the same and the
+ *      broker's dedup answers it with the original receipt;
+ *   3. the receipt (or error) file is written before the file leaves
+ *      outbox/, and the record is forgotten only after it has left.
+ */
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "agent_spool.h"
+#include "agent_track.h"
+#include "duration.h"
+#include "json.h"
+#include "validate.h"
+
+#define OUT_FILE_MAX (16u << 20) /* an outbox file larger than this is refused */
+
+struct agent_out_item {
+	char name[256];
+	uint8_t hash[RETE_HASH_LEN];
+	char id[128];
+	int state;            /* AGENT_OUT_MINTED (needs the directory) or SIGNED */
+	rete_buf signed_msg;
+	rete_buf sealed;
+	int64_t minted_at;    /* when the id was recorded: the default createdAt */
+	int64_t sent_at;      /* last SUBMIT on this connection, 0 = none */
+	int64_t retry_at;     /* not before (after a "busy" answer) */
+	bool seen;            /* still in outbox/ at the last scan */
+};
+
+typedef struct agent_out_item out_item;
+
+static void item_clear(out_item *it)
+{
+	rete_buf_free(&it->signed_msg);
+	rete_buf_free(&it->sealed);
+}
+
+static void item_remove(agent *a, size_t i)
+{
+	item_clear(&a->out_items[i]);
+	a->out_items[i] = a->out_items[a->out_n - 1];
+	a->out_n--;
+}
+
+static out_item *item_add(agent *a)
+{
+	if (a->out_n == a->out_cap) {
+		size_t nc = a->out_cap ? a->out_cap * 2 : 64;
+		out_item *v = realloc(a->out_items, nc * sizeof(*v));
+		if (v == NULL)
+			return NULL;
+		a->out_items = v;
+		a->out_cap = nc;
+	}
+	out_item *it = &a->out_items[a->out_n++];
+	memset(it, 0, sizeof(*it));
+	return it;
+}
+
+void agent_outbox_free(agent *a)
+{
+	for (size_t i = 0; i < a->out_n; i++)
+		item_clear(&a->out_items[i]);
+	free(a->out_items);
+	a->out_items = NULL;
+	a->out_n = a->out_cap = 0;
+}
+
+/* --- failed/ ------------------------------------------------------------- */
+
+/* out_fail moves outbox/name to failed/ with NAME.error.json beside it.
+ * problems (may be NULL) adds one entry per problem. */
+static void out_fail(agent *a, const char *name, const uint8_t *hash, const char *id,
+		     const char *code, const char *field, const char *error,
+		     const rete_problems *problems)
+{
+	char used[300], errname[340];
+	rete_msg m = {{0}};
+	json_t *doc = json_object();
+
+	if (doc == NULL)
+		return;
+	json_object_set_new(doc, "file", json_string(name));
+	if (id != NULL && id[0] != '\0')
+		json_object_set_new(doc, "messageId", json_string(id));
+	json_object_set_new(doc, "code", json_string(code));
+	if (field != NULL && field[0] != '\0')
+		json_object_set_new(doc, "field", json_string(field));
+	json_object_set_new(doc, "error", json_string(error));
+	if (problems != NULL && problems->n > 0) {
+		json_t *arr = json_array();
+		for (size_t i = 0; i < problems->n; i++) {
+			json_t *p = json_object();
+			json_object_set_new(p, "field", json_string(problems->items[i].path));
+			json_object_set_new(p, "error", json_string(problems->items[i].text));
+			json_array_append_new(arr, p);
+		}
+		json_object_set_new(doc, "problems", arr);
+	}
+	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(doc);
+	if (text == NULL)
+		return;
+	if (agent_spool_free_name(a->outbox_dir, name, a->failed_dir, used, sizeof(used), &m) !=
+	    RETE_OK) {
+		agent_log(a, "error", "%s: cannot move to failed/: %s", name, m.text);
+		free(text);
+		return;
+	}
+	snprintf(errname, sizeof(errname), "%s.error.json", used);
+	size_t len = strlen(text);
+	text[len] = '\n'; /* replaces the NUL; written with its length */
+	if (agent_spool_write(a->failed_dir, errname, text, len + 1, &m) != RETE_OK ||
+	    agent_spool_move(a->outbox_dir, name, a->failed_dir, used, &m) != RETE_OK) {
+		agent_log(a, "error", "%s: cannot move to failed/: %s", name, m.text);
+		free(text);
+		return;
+	}
+	free(text);
+	agent_log(a, "warning", "%s: refused (%s%s%s): %s; moved to failed/%s", name, code,
+		  field && field[0] ? ", " : "", field ? field : "", error, used);
+	if (hash != NULL && agent_db_outbox_del(a->db, name, hash, &m) != RETE_OK)
+		agent_log(a, "error", "%s: %s", name, m.text);
+}
+
+/* --- intake -------------------------------------------------------------- */
+
+static void mint_id(char out[128])
+{
+	uint8_t rnd[16];
+	char hex[33];
+	randombytes_buf(rnd, sizeof(rnd));
+	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+	snprintf(out, 128, "m-%s", hex);
+}
+
+/* Outcomes of out_prepare. */
+enum { PREP_SIGNED, PREP_WAIT, PREP_FAILED, PREP_RETRY };
+
+static ProtobufCBinaryData *body_private_hash(Rete__Message *msg)
+{
+	switch (msg->body_case) {
+	case RETE__MESSAGE__BODY_REFERRAL:
+		return &msg->referral->private_sha256;
+	case RETE__MESSAGE__BODY_UPDATE:
+		return &msg->update->private_sha256;
+	case RETE__MESSAGE__BODY_NOTE:
+		return &msg->note->private_sha256;
+	default:
+		return NULL;
+	}
+}
+
+static bool replace_str(char **slot, const char *v)
+{
+	char *s = strdup(v);
+	if (s == NULL)
+		return false;
+	/* Strings of a mapped message belong to the system allocator; the
+	 * schema's default for an empty string is a static "" that must not be
+	 * freed, so only free what is not that default. */
+	if (*slot != NULL && *slot != protobuf_c_empty_string)
+		free(*slot);
+	*slot = s;
+	return true;
+}
+
+/* out_check_pin compares the directory's key of party with the one pinned
+ * on first use; pins it when new. false (and a sentence) when it changed. */
+static bool out_check_pin(agent *a, const Rete__Party *party, char *why, size_t n)
+{
+	rete_buf pinned;
+	rete_msg m = {{0}};
+	const char *id = party->id;
+	rete_err err = agent_db_get(a->db, AGENT_DB_PINS, id, strlen(id), &pinned, &m);
+
+	if (err == RETE_ENOENT) {
+		if (agent_db_put(a->db, AGENT_DB_PINS, id, strlen(id), party->public_key.data,
+				 party->public_key.len, &m) != RETE_OK) {
+			snprintf(why, n, "cannot pin the key of %s: %s", id, m.text);
+			return false;
+		}
+		agent_log(a, "info", "pinned the key of %s on first use", id);
+		return true;
+	}
+	if (err != RETE_OK) {
+		snprintf(why, n, "cannot read the pinned key of %s: %s", id, m.text);
+		return false;
+	}
+	bool same = pinned.len == party->public_key.len &&
+		    sodium_memcmp(pinned.data, party->public_key.data, pinned.len) == 0;
+	rete_buf_free(&pinned);
+	if (same)
+		return true;
+	agent_db_put(a->db, AGENT_DB_PENDING, id, strlen(id), party->public_key.data,
+		     party->public_key.len, &m);
+	snprintf(why, n,
+		 "the directory shows a new key for %s, different from the one pinned on first "
+		 "use; personal data is not sealed to it until an operator confirms it "
+		 "(rete agent trust %s)",
+		 id, id);
+	return false;
+}
+
+/* out_prepare maps, validates, fills, seals and signs one file whose id is
+ * recorded; on success the item holds the signed bytes (not yet durable:
+ * the caller commits them before the first SUBMIT). */
+static int out_prepare(agent *a, out_item *it, const char *text, size_t len)
+{
+	rete_problems problems = {0};
+	json_t *doc = NULL;
+	Rete__Message *msg = NULL;
+	Rete__Private *priv = NULL;
+	rete_msg m = {{0}};
+	char why[600];
+	int rc = PREP_FAILED;
+
+	if (rete_json_loadb(text, len, it->name, &doc, &m) != RETE_OK) {
+		rete_problems_add(&problems, "", "%s", m.text);
+		out_fail(a, it->name, it->hash, it->id, "invalid", "", m.text, &problems);
+		goto out;
+	}
+	if (rete_json_load_outbox(NULL, doc, &msg, &priv, &problems) != RETE_OK ||
+	    rete_validate_message(msg, priv, RETE_VALIDATE_DRAFT, &problems) != RETE_OK) {
+		snprintf(why, sizeof(why), "%zu problem%s: %s%s%s", problems.n,
+			 problems.n == 1 ? "" : "s", problems.n ? problems.items[0].path : "",
+			 problems.n && problems.items[0].path[0] ? ": " : "",
+			 problems.n ? problems.items[0].text : "does not map");
+		out_fail(a, it->name, it->hash, it->id, "invalid",
+			 problems.n ? problems.items[0].path : "", why, &problems);
+		goto out;
+	}
+	if (msg->sender != NULL && msg->sender[0] != '\0' && strcmp(msg->sender, a->cfg.id) != 0) {
+		snprintf(why, sizeof(why),
+			 "sender '%s' is not this agency; leave it out or write '%s'", msg->sender,
+			 a->cfg.id);
+		out_fail(a, it->name, it->hash, it->id, "sender-mismatch", "sender", why, NULL);
+		goto out;
+	}
+	if (msg->id != NULL && msg->id[0] != '\0' && strcmp(msg->id, it->id) != 0) {
+		/* The file was read again with another id than recorded: cannot
+		 * happen for the same content hash, but never sign a second id. */
+		snprintf(why, sizeof(why), "id '%s' differs from the id recorded for this file (%s)",
+			 msg->id, it->id);
+		out_fail(a, it->name, it->hash, it->id, "invalid", "id", why, NULL);
+		goto out;
+	}
+	if (!a->welcomed || a->dir == NULL) {
+		rc = PREP_WAIT;
+		goto out;
+	}
+	if (msg->origin != NULL && msg->origin[0] != '\0' && strcmp(msg->origin, a->origin) != 0) {
+		snprintf(why, sizeof(why), "origin '%s' is not this broker's log ('%s')", msg->origin,
+			 a->origin);
+		out_fail(a, it->name, it->hash, it->id, "wrong-origin", "origin", why, NULL);
+		goto out;
+	}
+	const Rete__Party *party = agent_directory_party(a->dir, msg->recipient);
+	if (party == NULL || party->public_key.len != RETE_PK_LEN) {
+		snprintf(why, sizeof(why),
+			 "recipient '%s' is not in the broker's directory; check the party id",
+			 msg->recipient);
+		out_fail(a, it->name, it->hash, it->id, "unknown-party", "recipient", why, NULL);
+		goto out;
+	}
+	if (!out_check_pin(a, party, why, sizeof(why))) {
+		out_fail(a, it->name, it->hash, it->id, "key-changed", "recipient", why, NULL);
+		goto out;
+	}
+	if (!replace_str(&msg->sender, a->cfg.id) || !replace_str(&msg->id, it->id) ||
+	    !replace_str(&msg->origin, a->origin)) {
+		rc = PREP_RETRY;
+		goto out;
+	}
+	if (msg->created_at == 0)
+		msg->created_at = it->minted_at;
+	if (priv != NULL) {
+		rete_pubkey rpk;
+		uint8_t hash[RETE_HASH_LEN];
+		ProtobufCBinaryData *slot = body_private_hash(msg);
+		if (slot == NULL ||
+		    rete_pubkey_from_ed(&rpk, party->public_key.data, &m) != RETE_OK ||
+		    rete_seal(priv, &rpk, &it->sealed, hash, &m) != RETE_OK) {
+			snprintf(why, sizeof(why), "cannot seal the private part to %s: %s",
+				 msg->recipient, slot == NULL ? "this body has no sealed part" : m.text);
+			out_fail(a, it->name, it->hash, it->id, "invalid", "private", why, NULL);
+			goto out;
+		}
+		free(slot->data);
+		slot->data = malloc(RETE_HASH_LEN);
+		if (slot->data == NULL) {
+			slot->len = 0;
+			rc = PREP_RETRY;
+			goto out;
+		}
+		memcpy(slot->data, hash, RETE_HASH_LEN);
+		slot->len = RETE_HASH_LEN;
+	}
+	if (rete_message_sign(msg, a->sk, &it->signed_msg, &m) != RETE_OK) {
+		agent_log(a, "error", "%s: cannot sign: %s", it->name, m.text);
+		rc = PREP_RETRY;
+		goto out;
+	}
+	it->state = AGENT_OUT_SIGNED;
+	rc = PREP_SIGNED;
+out:
+	if (rc != PREP_SIGNED) {
+		rete_buf_free(&it->signed_msg);
+		rete_buf_free(&it->sealed);
+	}
+	if (msg != NULL)
+		protobuf_c_message_free_unpacked(&msg->base, NULL);
+	if (priv != NULL)
+		protobuf_c_message_free_unpacked(&priv->base, NULL);
+	json_decref(doc);
+	rete_problems_free(&problems);
+	return rc;
+}
+
+/* out_intake reads one new outbox file into a new item: the id is
+ * recorded durably (minted when the file has none) before anything else. */
+static void out_intake(agent *a, const char *name)
+{
+	char *text = NULL, peek_id[128] = "";
+	size_t len = 0;
+	rete_msg m = {{0}};
+	agent_outrec rec;
+	uint8_t hash[RETE_HASH_LEN];
+	rete_err err;
+
+	err = agent_spool_read(a->outbox_dir, name, OUT_FILE_MAX, &text, &len, &m);
+	if (err == RETE_ENOENT)
+		return;
+	if (err == RETE_EINVAL) {
+		out_fail(a, name, NULL, NULL, "too-large", "", m.text, NULL);
+		return;
+	}
+	if (err != RETE_OK) {
+		agent_log(a, "error", "%s", m.text);
+		return;
+	}
+	rete_sha256(hash, text, len);
+	err = agent_db_outbox_get(a->db, name, hash, &rec, &m);
+	if (err == RETE_ENOENT) {
+		/* A file that is not even JSON gets no id: refuse it now. */
+		json_t *doc = NULL;
+		if (rete_json_loadb(text, len, name, &doc, &m) != RETE_OK) {
+			rete_problems p = {0};
+			rete_problems_add(&p, "", "%s", m.text);
+			out_fail(a, name, NULL, NULL, "invalid", "", m.text, &p);
+			rete_problems_free(&p);
+			free(text);
+			return;
+		}
+		const char *fid = json_string_value(json_object_get(doc, "id"));
+		if (fid != NULL && rete_text_id_valid(fid))
+			snprintf(peek_id, sizeof(peek_id), "%s", fid);
+		json_decref(doc);
+		memset(&rec, 0, sizeof(rec));
+		rec.state = AGENT_OUT_MINTED;
+		if (peek_id[0] != '\0')
+			snprintf(rec.id, sizeof(rec.id), "%s", peek_id);
+		else
+			mint_id(rec.id);
+		rec.minted_at = rete_now_ms();
+		if (agent_db_outbox_put(a->db, name, hash, &rec, &m) != RETE_OK) {
+			agent_log(a, "error", "%s: cannot record its message id: %s", name, m.text);
+			free(text);
+			return;
+		}
+		agent_debug(a, "%s: message id %s recorded", name, rec.id);
+	} else if (err != RETE_OK) {
+		agent_log(a, "error", "%s: %s", name, m.text);
+		free(text);
+		return;
+	}
+	out_item *it = item_add(a);
+	if (it == NULL) {
+		agent_outrec_free(&rec);
+		free(text);
+		return;
+	}
+	snprintf(it->name, sizeof(it->name), "%s", name);
+	memcpy(it->hash, hash, RETE_HASH_LEN);
+	snprintf(it->id, sizeof(it->id), "%s", rec.id);
+	it->minted_at = rec.minted_at;
+	it->seen = true;
+	if (rec.state == AGENT_OUT_SIGNED) {
+		/* Prepared before a restart: resubmit exactly these bytes. */
+		it->state = AGENT_OUT_SIGNED;
+		it->signed_msg = rec.signed_msg;
+		it->sealed = rec.sealed;
+		free(text);
+		return;
+	}
+	agent_outrec_free(&rec);
+	it->state = AGENT_OUT_MINTED;
+	free(text);
+}
+
+/* out_prepare_pending prepares every item still waiting for the directory
+ * and commits the signed bytes of all of them in one transaction. */
+static void out_prepare_pending(agent *a)
+{
+	rete_msg m = {{0}};
+	size_t i = 0;
+	bool any = false;
+
+	while (i < a->out_n) {
+		out_item *it = &a->out_items[i];
+		if (it->state != AGENT_OUT_MINTED) {
+			i++;
+			continue;
+		}
+		char *text = NULL;
+		size_t len = 0;
+		rete_err err = agent_spool_read(a->outbox_dir, it->name, OUT_FILE_MAX, &text, &len, &m);
+		if (err != RETE_OK) {
+			agent_log(a, "warning", "%s: %s", it->name, m.text);
+			item_remove(a, i);
+			continue;
+		}
+		uint8_t hash[RETE_HASH_LEN];
+		rete_sha256(hash, text, len);
+		if (sodium_memcmp(hash, it->hash, RETE_HASH_LEN) != 0) {
+			/* Rewritten in place: take it in again as a new file. */
+			free(text);
+			agent_log(a, "warning", "%s: changed while in outbox/; taking it again",
+				  it->name);
+			item_remove(a, i);
+			a->out_rescan = true;
+			continue;
+		}
+		int rc = out_prepare(a, it, text, len);
+		free(text);
+		if (rc == PREP_FAILED) {
+			item_remove(a, i);
+			continue;
+		}
+		if (rc == PREP_SIGNED) {
+			it->retry_at = -1; /* signed, not yet durable */
+			any = true;
+		}
+		i++;
+	}
+	if (!any)
+		return;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		rete_err err = agent_db_begin(a->db, &m);
+		for (size_t k = 0; err == RETE_OK && k < a->out_n; k++) {
+			out_item *it = &a->out_items[k];
+			if (it->state != AGENT_OUT_SIGNED || it->sent_at != 0 || it->retry_at != -1)
+				continue;
+			agent_outrec rec = {.state = AGENT_OUT_SIGNED, .minted_at = it->minted_at,
+					    .signed_msg = it->signed_msg, .sealed = it->sealed};
+			snprintf(rec.id, sizeof(rec.id), "%s", it->id);
+			err = agent_db_outbox_put(a->db, it->name, it->hash, &rec, &m);
+		}
+		if (err == RETE_OK)
+			err = agent_db_commit(a->db, &m);
+		else
+			agent_db_abort(a->db);
+		if (err == RETE_OK) {
+			for (size_t k = 0; k < a->out_n; k++)
+				if (a->out_items[k].retry_at == -1)
+					a->out_items[k].retry_at = 0;
+			return;
+		}
+		if (err != RETE_EFULL) {
+			agent_log(a, "error", "cannot record signed messages: %s", m.text);
+			break;
+		}
+	}
+	/* Not durable: never submit these; prepare them again later. */
+	for (size_t k = 0; k < a->out_n; k++) {
+		out_item *it = &a->out_items[k];
+		if (it->retry_at == -1) {
+			it->retry_at = 0;
+			it->state = AGENT_OUT_MINTED;
+			rete_buf_free(&it->signed_msg);
+			rete_buf_free(&it->sealed);
+		}
+	}
+}
+
+void agent_outbox_scan(agent *a)
+{
+	char **names = NULL;
+	size_t n = 0;
+	rete_msg m = {{0}};
+
+	a->out_rescan = false;
+	if (agent_spool_list(a->outbox_dir, &names, &n, &m) != RETE_OK) {
+		agent_log(a, "error", "%s", m.text);
+		return;
+	}
+	for (size_t i = 0; i < a->out_n; i++)
+		a->out_items[i].seen = false;
+	for (size_t k = 0; k < n; k++) {
+		bool known = false;
+		for (size_t i = 0; i < a->out_n; i++) {
+			if (strcmp(a->out_items[i].name, names[k]) == 0) {
+				a->out_items[i].seen = true;
+				known = true;
+				break;
+			}
+		}
+		if (!known)
+			out_intake(a, names[k]);
+	}
+	agent_spool_list_free(names, n);
+	for (size_t i = 0; i < a->out_n;) {
+		if (!a->out_items[i].seen) {
+			agent_log(a, "warning", "%s: removed from outbox/ before an answer came",
+				  a->out_items[i].name);
+			item_remove(a, i);
+		} else {
+			i++;
+		}
+	}
+	out_prepare_pending(a);
+}
+
+void agent_outbox_on_welcome(agent *a)
+{
+	for (size_t i = 0; i < a->out_n; i++) {
+		a->out_items[i].sent_at = 0;
+		a->out_items[i].retry_at = 0;
+	}
+	out_prepare_pending(a);
+}
+
+void agent_outbox_pump(agent *a, int64_t now)
+{
+	unsigned inflight = 0;
+
+	if (!agent_net_ready(a))
+		return;
+	for (size_t i = 0; i < a->out_n; i++) {
+		out_item *it = &a->out_items[i];
+		if (it->state == AGENT_OUT_SIGNED && it->sent_at != 0 &&
+		    now - it->sent_at < a->cfg.resubmit_ms)
+			inflight++;
+	}
+	for (size_t i = 0; i < a->out_n && inflight < a->cfg.max_inflight; i++) {
+		out_item *it = &a->out_items[i];
+		if (it->state != AGENT_OUT_SIGNED || it->retry_at < 0 || now < it->retry_at)
+			continue;
+		if (it->sent_at != 0 && now - it->sent_at < a->cfg.resubmit_ms)
+			continue;
+		Rete__Submit sub = RETE__SUBMIT__INIT;
+		Rete__ClientFrame f = RETE__CLIENT_FRAME__INIT;
+		sub.signed_message.data = it->signed_msg.data;
+		sub.signed_message.len = it->signed_msg.len;
+		sub.sealed.data = it->sealed.data;
+		sub.sealed.len = it->sealed.len;
+		f.command_case = RETE__CLIENT_FRAME__COMMAND_SUBMIT;
+		f.submit = &sub;
+		if (agent_net_send(a, &f) != RETE_OK)
+			return;
+		if (it->sent_at != 0)
+			agent_debug(a, "%s: resubmitting %s", it->name, it->id);
+		else
+			agent_debug(a, "%s: submitted %s", it->name, it->id);
+		it->sent_at = now;
+		inflight++;
+	}
+}
+
+/* --- answers ------------------------------------------------------------- */
+
+/* out_accept writes sent/NAME.receipt.json, moves the file, records the
+ * referral's status and forgets the record. */
+static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
+{
+	out_item *it = &a->out_items[i];
+	rete_msg m = {{0}};
+	Rete__ReceiptBody *body = NULL;
+	Rete__SignedMessage *sm = NULL;
+	Rete__Message *msg = NULL;
+	char used[300], rname[340], buf[32], idx[24];
+
+	const Rete__SignedReceipt *sr = r->receipt;
+	if (sr->signature.len != RETE_SIG_LEN ||
+	    rete_verify_bytes(sr->signature.data, RETE_CTX_RECEIPT, sr->body.data, sr->body.len,
+			      &a->broker_pk) != RETE_OK ||
+	    (body = rete__receipt_body__unpack(NULL, sr->body.len, sr->body.data)) == NULL ||
+	    strcmp(body->message_id, it->id) != 0 || strcmp(body->sender, a->cfg.id) != 0) {
+		agent_log(a, "error",
+			  "%s: the receipt for %s does not verify with the pinned broker key (or "
+			  "names another message); keeping the file and asking again",
+			  it->name, it->id);
+		if (body != NULL)
+			rete__receipt_body__free_unpacked(body, NULL);
+		it->retry_at = rete_now_ms() + a->cfg.resubmit_ms;
+		it->sent_at = 0;
+		return;
+	}
+	json_t *doc = json_object();
+	char *leaf = rete_b64_encode(body->leaf_hash.data, body->leaf_hash.len);
+	size_t srlen = rete__signed_receipt__get_packed_size(sr);
+	uint8_t *srbytes = malloc(srlen ? srlen : 1);
+	char *srb64 = NULL;
+	if (srbytes != NULL) {
+		rete__signed_receipt__pack(sr, srbytes);
+		srb64 = rete_b64_encode(srbytes, srlen);
+		free(srbytes);
+	}
+	snprintf(idx, sizeof(idx), "%" PRIu64, body->index);
+	json_object_set_new(doc, "file", json_string(it->name));
+	json_object_set_new(doc, "messageId", json_string(body->message_id));
+	json_object_set_new(doc, "sender", json_string(body->sender));
+	json_object_set_new(doc, "index", json_string(idx));
+	json_object_set_new(doc, "leafHash", json_string(leaf ? leaf : ""));
+	json_object_set_new(doc, "loggedAt", json_string(rete_time_format(body->logged_at, buf)));
+	json_object_set_new(doc, "origin", json_string(body->origin));
+	json_object_set_new(doc, "receipt", json_string(srb64 ? srb64 : ""));
+	free(leaf);
+	free(srb64);
+	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(doc);
+	if (text == NULL)
+		goto out;
+	if (agent_spool_free_name(a->outbox_dir, it->name, a->sent_dir, used, sizeof(used), &m) !=
+	    RETE_OK)
+		goto fail;
+	snprintf(rname, sizeof(rname), "%s.receipt.json", used);
+	size_t len = strlen(text);
+	text[len] = '\n';
+	if (agent_spool_write(a->sent_dir, rname, text, len + 1, &m) != RETE_OK)
+		goto fail;
+	rete_err merr = agent_spool_move(a->outbox_dir, it->name, a->sent_dir, used, &m);
+	if (merr != RETE_OK && merr != RETE_ENOENT)
+		goto fail;
+	if (rete_signed_decode(it->signed_msg.data, it->signed_msg.len, &sm, &msg, &m) == RETE_OK) {
+		if (agent_track_apply(a->db, a->cfg.id, msg, body->index, body->logged_at, &m) !=
+		    RETE_OK)
+			agent_log(a, "error", "%s: cannot record the referral status: %s", it->name,
+				  m.text);
+	}
+	if (agent_db_outbox_del(a->db, it->name, it->hash, &m) != RETE_OK)
+		agent_log(a, "error", "%s: %s", it->name, m.text);
+	agent_log(a, "info", "%s: accepted as %s at log index %" PRIu64 "; moved to sent/%s",
+		  it->name, it->id, body->index, used);
+	item_remove(a, i);
+	goto out;
+fail:
+	agent_log(a, "error", "%s: accepted, but cannot move it to sent/: %s", it->name, m.text);
+	it->retry_at = rete_now_ms() + a->cfg.resubmit_ms;
+	it->sent_at = 0;
+out:
+	free(text);
+	if (msg != NULL)
+		rete__message__free_unpacked(msg, NULL);
+	if (sm != NULL)
+		rete__signed_message__free_unpacked(sm, NULL);
+	rete__receipt_body__free_unpacked(body, NULL);
+}
+
+static bool transient_error(Rete__ErrorCode e)
+{
+	return e == RETE__ERROR_CODE__ERROR_CODE_BUSY ||
+	       e == RETE__ERROR_CODE__ERROR_CODE_STORAGE_FULL ||
+	       e == RETE__ERROR_CODE__ERROR_CODE_INTERNAL;
+}
+
+void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
+{
+	size_t i;
+
+	for (i = 0; i < a->out_n; i++)
+		if (a->out_items[i].state == AGENT_OUT_SIGNED && r->message_id != NULL &&
+		    strcmp(a->out_items[i].id, r->message_id) == 0)
+			break;
+	if (i == a->out_n) {
+		if (r->error != 0)
+			agent_log(a, "warning", "the broker refused a frame%s%s: %s",
+				  r->message_id && r->message_id[0] ? " for " : "",
+				  r->message_id ? r->message_id : "",
+				  r->error_text ? r->error_text : "");
+		else
+			agent_debug(a, "receipt for %s, which is no longer in outbox/",
+				    r->message_id ? r->message_id : "?");
+		return;
+	}
+	out_item *it = &a->out_items[i];
+	if (r->error == 0 && r->receipt != NULL) {
+		out_accept(a, i, r);
+		return;
+	}
+	if (r->error == 0 || transient_error(r->error)) {
+		agent_log(a, "warning", "%s: the broker cannot take %s now (%s); trying again later",
+			  it->name, it->id, r->error_text ? r->error_text : "no receipt");
+		it->retry_at = rete_now_ms() + a->cfg.resubmit_ms;
+		it->sent_at = 0;
+		return;
+	}
+	const char *code = rete_enum_json_name(&rete__error_code__descriptor, (int)r->error);
+	char name[256];
+	uint8_t hash[RETE_HASH_LEN];
+	char id[128];
+	snprintf(name, sizeof(name), "%s", it->name);
+	memcpy(hash, it->hash, sizeof(hash));
+	snprintf(id, sizeof(id), "%s", it->id);
+	item_remove(a, i);
+	out_fail(a, name, hash, id, code ? code : "refused", r->field,
+		 r->error_text && r->error_text[0] ? r->error_text : "refused by the broker", NULL);
+}

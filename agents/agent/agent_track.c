@@ -1,0 +1,268 @@
+/* agent_track.c — see agent_track.h. */
+#include "agent_track.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "duration.h"
+#include "json.h"
+#include "lifecycle.h"
+
+static void set_str(json_t *o, const char *key, const char *v)
+{
+	if (v != NULL && v[0] != '\0')
+		json_object_set_new(o, key, json_string(v));
+}
+
+static void set_time(json_t *o, const char *key, int64_t ms)
+{
+	char buf[32];
+	if (ms != 0)
+		json_object_set_new(o, key, json_string(rete_time_format(ms, buf)));
+}
+
+static void set_index(json_t *o, const char *key, uint64_t v)
+{
+	char buf[24];
+	snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	json_object_set_new(o, key, json_string(buf));
+}
+
+static void set_enum(json_t *o, const char *key, const ProtobufCEnumDescriptor *d, int v)
+{
+	const char *name = v ? rete_enum_json_name(d, v) : NULL;
+	if (name != NULL)
+		json_object_set_new(o, key, json_string(name));
+}
+
+static uint64_t get_index(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? strtoull(s, NULL, 10) : 0;
+}
+
+static rete_err track_load(agent_db *db, const char *id, json_t **out, rete_msg *m)
+{
+	rete_buf v;
+	rete_err err = agent_db_get(db, AGENT_DB_REFERRALS, id, strlen(id), &v, m);
+	*out = NULL;
+	if (err != RETE_OK)
+		return err;
+	*out = json_loadb((const char *)v.data, v.len, 0, NULL);
+	rete_buf_free(&v);
+	if (*out == NULL || !json_is_object(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		return rete_msg_set(m, RETE_ECORRUPT, "agent store: referral %s does not parse", id);
+	}
+	return RETE_OK;
+}
+
+static rete_err track_store(agent_db *db, const char *id, json_t *rec, rete_msg *m)
+{
+	char *text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (text == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	rete_err err = agent_db_put(db, AGENT_DB_REFERRALS, id, strlen(id), text, strlen(text), m);
+	free(text);
+	return err;
+}
+
+/* track_seen: the history already holds this (index, kind). */
+static bool track_seen(json_t *hist, uint64_t index, const char *kind)
+{
+	size_t i;
+	json_t *h;
+	json_array_foreach(hist, i, h)
+	{
+		const char *k = json_string_value(json_object_get(h, "kind"));
+		if (get_index(h, "index") == index && k != NULL && strcmp(k, kind) == 0)
+			return true;
+	}
+	return false;
+}
+
+rete_err agent_track_apply(agent_db *db, const char *me, const Rete__Message *msg, uint64_t index,
+			   int64_t logged_at, rete_msg *m)
+{
+	const char *refid = NULL;
+	const char *kind = rete_message_kind(msg);
+	json_t *rec = NULL, *hist, *ev;
+	rete_err err;
+
+	switch (msg->body_case) {
+	case RETE__MESSAGE__BODY_REFERRAL:
+		refid = msg->id;
+		break;
+	case RETE__MESSAGE__BODY_UPDATE:
+		refid = msg->update->referral_id;
+		break;
+	case RETE__MESSAGE__BODY_NOTE:
+		refid = msg->note->referral_id;
+		break;
+	case RETE__MESSAGE__BODY_DELIVERY:
+		refid = msg->delivery->referral_id;
+		break;
+	case RETE__MESSAGE__BODY_NOTICE:
+		refid = msg->notice->referral_id;
+		break;
+	default:
+		return RETE_OK;
+	}
+	if (refid == NULL || refid[0] == '\0')
+		return RETE_OK;
+
+	err = track_load(db, refid, &rec, m);
+	if (err == RETE_ENOENT || err == RETE_ECORRUPT) {
+		rec = json_object();
+		if (rec == NULL)
+			return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+		json_object_set_new(rec, "id", json_string(refid));
+		json_object_set_new(rec, "history", json_array());
+	} else if (err != RETE_OK) {
+		return err;
+	}
+	hist = json_object_get(rec, "history");
+	if (!json_is_array(hist)) {
+		hist = json_array();
+		json_object_set_new(rec, "history", hist);
+	}
+	if (track_seen(hist, index, kind)) {
+		json_decref(rec);
+		return RETE_OK;
+	}
+	ev = json_object();
+	set_index(ev, "index", index);
+	set_time(ev, "at", logged_at);
+	json_object_set_new(ev, "kind", json_string(kind));
+	set_str(ev, "by", msg->sender);
+	set_str(ev, "messageId", msg->id);
+
+	const char *cur = json_string_value(json_object_get(rec, "status"));
+	const char *newstatus = NULL;
+
+	switch (msg->body_case) {
+	case RETE__MESSAGE__BODY_REFERRAL: {
+		const Rete__Referral *r = msg->referral;
+		json_object_set_new(rec, "role",
+				    json_string(strcmp(msg->sender, me) == 0 ? "requester"
+									       : "performer"));
+		set_str(rec, "requester", msg->sender);
+		set_str(rec, "performer", msg->recipient);
+		set_str(rec, "service", r->service);
+		set_enum(rec, "priority", &rete__priority__descriptor, r->priority);
+		set_str(rec, "caseId", msg->case_id);
+		set_index(rec, "index", index);
+		set_time(rec, "requestedAt", logged_at);
+		if (cur == NULL)
+			newstatus = "requested";
+		json_object_set_new(ev, "status", json_string("requested"));
+		break;
+	}
+	case RETE__MESSAGE__BODY_UPDATE: {
+		const Rete__ReferralUpdate *u = msg->update;
+		const char *st = rete_status_name(u->status);
+		json_object_set_new(ev, "status", json_string(st));
+		set_str(ev, "businessStatus", u->business_status);
+		if (u->status_reason != NULL)
+			json_object_set_new(ev, "statusReason",
+					    rete_pb_to_json(&u->status_reason->base));
+		if (u->outcome != NULL)
+			json_object_set_new(ev, "outcome", rete_pb_to_json(&u->outcome->base));
+		/* Entries arrive in log order per recipient, but what we sent and
+		 * what we received interleave: the newest log index wins. */
+		if (index >= get_index(rec, "lastIndex")) {
+			newstatus = st;
+			if (u->business_status != NULL && u->business_status[0] != '\0')
+				set_str(rec, "businessStatus", u->business_status);
+			else if (strcmp(cur ? cur : "", st) != 0)
+				json_object_del(rec, "businessStatus");
+			if (u->status_reason != NULL)
+				json_object_set(rec, "statusReason",
+						json_object_get(ev, "statusReason"));
+			if (u->outcome != NULL)
+				json_object_set(rec, "outcome", json_object_get(ev, "outcome"));
+		}
+		break;
+	}
+	case RETE__MESSAGE__BODY_NOTE:
+		set_str(ev, "noteKind", msg->note->kind);
+		break;
+	case RETE__MESSAGE__BODY_DELIVERY: {
+		const Rete__Delivery *d = msg->delivery;
+		set_str(ev, "messageId", d->message_id);
+		set_index(ev, "deliveredIndex", d->index);
+		set_time(ev, "deliveredAt", d->delivered_at);
+		/* A delivery of the referral itself moves it to received; the
+		 * delivery of a later note or update changes no status. */
+		if (d->message_id != NULL && strcmp(d->message_id, refid) == 0) {
+			json_object_set_new(ev, "status", json_string("received"));
+			set_time(rec, "receivedAt", d->delivered_at ? d->delivered_at : logged_at);
+			if (cur == NULL || strcmp(cur, "requested") == 0)
+				newstatus = "received";
+		}
+		break;
+	}
+	case RETE__MESSAGE__BODY_NOTICE: {
+		const Rete__Notice *n = msg->notice;
+		set_enum(ev, "notice", &rete__notice_kind__descriptor, n->kind);
+		set_enum(ev, "error", &rete__error_code__descriptor, n->error);
+		set_str(ev, "text", n->text);
+		set_str(ev, "messageId", n->message_id);
+		if (n->kind == RETE__NOTICE_KIND__NOTICE_KIND_OVERDUE)
+			json_object_set_new(rec, "overdue", json_true());
+		if (n->kind == RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED &&
+		    n->message_id != NULL && strcmp(n->message_id, refid) == 0) {
+			newstatus = "failed";
+			json_object_set_new(ev, "status", json_string("failed"));
+		}
+		break;
+	}
+	default:
+		break;
+	}
+	json_array_append_new(hist, ev);
+	if (newstatus != NULL) {
+		json_object_set_new(rec, "status", json_string(newstatus));
+		if (index >= get_index(rec, "lastIndex"))
+			set_index(rec, "lastIndex", index);
+	}
+	set_time(rec, "updatedAt", logged_at ? logged_at : rete_now_ms());
+	err = track_store(db, refid, rec, m);
+	json_decref(rec);
+	return err;
+}
+
+rete_err agent_track_get(agent_db *db, const char *referral_id, json_t **out, rete_msg *m)
+{
+	rete_err err = track_load(db, referral_id, out, m);
+	if (err == RETE_ENOENT)
+		rete_msg_set(m, err, "referral %s: not in this agency's store", referral_id);
+	return err;
+}
+
+static bool track_collect(const void *key, size_t klen, const void *val, size_t vlen, void *user)
+{
+	(void)key;
+	(void)klen;
+	json_t *rec = json_loadb(val, vlen, 0, NULL);
+	if (rec != NULL)
+		json_array_append_new(user, rec);
+	return true;
+}
+
+rete_err agent_track_all(agent_db *db, json_t **out, rete_msg *m)
+{
+	json_t *arr = json_array();
+	if (arr == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	rete_err err = agent_db_each(db, AGENT_DB_REFERRALS, track_collect, arr, m);
+	if (err != RETE_OK) {
+		json_decref(arr);
+		return err;
+	}
+	*out = arr;
+	return RETE_OK;
+}

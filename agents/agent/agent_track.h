@@ -1,0 +1,44 @@
+/* agent_track.h — the agency's own view of its referrals, for `rete status`.
+ *
+ * From what the agent sends (once receipted) and what it receives (once
+ * written to the inbox) it keeps, per referral, one JSON record in its
+ * store (agent_db, database "referrals"):
+ *
+ *   {"id", "role": "requester"|"performer", "requester", "performer",
+ *    "service", "priority", "caseId", "status", "businessStatus",
+ *    "statusReason", "outcome", "overdue", "lastIndex", "updatedAt",
+ *    "history": [{"index", "at", "kind", "status", "businessStatus",
+ *                 "statusReason", "outcome", "by", "messageId", "text"}]}
+ *
+ * The broker's projection stays the authoritative one (`rete status`
+ * queries it when it can); this record is what the agency can show when
+ * the broker cannot be reached. Applying the same log entry twice changes
+ * nothing (history entries are keyed by log index and kind).
+ */
+#ifndef RETE_AGENT_TRACK_H
+#define RETE_AGENT_TRACK_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "agent_db.h"
+#include "codec.h"
+#include "error.h"
+
+/* agent_track_apply records msg (borrowed), logged at `index` and
+ * `logged_at`, in the referral it concerns; me is the agency's own id. Runs
+ * in the caller's open transaction, if any. Messages that concern no
+ * referral (directory, a case note without referral) change nothing.
+ * RETE_ESTORE, RETE_EFULL, RETE_ENOMEM. */
+rete_err agent_track_apply(agent_db *db, const char *me, const Rete__Message *msg, uint64_t index,
+			   int64_t logged_at, rete_msg *m);
+
+/* agent_track_get returns the record of one referral as a new JSON
+ * reference in *out. RETE_ENOENT, RETE_ECORRUPT, RETE_ESTORE. */
+rete_err agent_track_get(agent_db *db, const char *referral_id, json_t **out, rete_msg *m);
+
+/* agent_track_all returns every record, in referral id order, as a new
+ * JSON array in *out. RETE_ESTORE, RETE_ENOMEM. */
+rete_err agent_track_all(agent_db *db, json_t **out, rete_msg *m);
+
+#endif

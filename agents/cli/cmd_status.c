@@ -1,0 +1,232 @@
+/* cmd_status.c — `rete status -c agent.ini [REFERRAL_ID] [--json]`.
+ *
+ * Shows the agency's referrals, with status and history, from the agent's
+ * own store (opened read-only beside the running agent) and, when the
+ * broker answers within --timeout (default 3 s), the broker's projection,
+ * which is the authoritative status. Exit 0; 1 when the referral asked for
+ * is known to neither; 2 for configuration and I/O errors.
+ *
+ * The agent's store and tracking code are compiled into this command from
+ * agents/agent/ (the build gives `rete` only the files of agents/cli), so the record
+ * format has one reader and one writer.
+ */
+#include "../agent/agent_db.c"
+#include "../agent/agent_track.c"
+
+#include <inttypes.h>
+
+#include "../agent/agent_config.h"
+#include "cli.h"
+#include "json.h"
+#include "wire.h"
+
+static void status_usage(FILE *f)
+{
+	fprintf(f, "usage: rete status -c agent.ini [REFERRAL_ID] [--json] [--timeout SECONDS]\n\n"
+		   "The agency's referrals with status and history, from the agent's store and,\n"
+		   "when the broker is reachable, the broker's authoritative status.\n");
+}
+
+/* status_broker asks the broker for one referral; NULL when it cannot
+ * answer (unreachable: *reachable set false) or does not know it. */
+static json_t *status_broker(rete_wire *w, const char *id, int timeout_ms, bool *reachable)
+{
+	Rete__Query q = RETE__QUERY__INIT;
+	Rete__ReferralQuery rq = RETE__REFERRAL_QUERY__INIT;
+	Rete__BrokerFrame *f = NULL;
+	rete_msg m = {{0}};
+	json_t *out = NULL;
+
+	rq.referral_id = (char *)id;
+	q.what_case = RETE__QUERY__WHAT_REFERRAL;
+	q.referral = &rq;
+	rete_err err = rete_wire_call(w, &q, timeout_ms, &f, &m);
+	if (err != RETE_OK) {
+		*reachable = false;
+		return NULL;
+	}
+	if (f->command_case == RETE__BROKER_FRAME__COMMAND_RESULT && f->result->error == 0 &&
+	    f->result->answer_case == RETE__QUERY_RESULT__ANSWER_REFERRAL)
+		out = rete_pb_to_json(&f->result->referral->base);
+	rete__broker_frame__free_unpacked(f, NULL);
+	return out;
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : "";
+}
+
+static void status_print(json_t *rec, FILE *out)
+{
+	json_t *b = json_object_get(rec, "broker");
+	const char *role = jstr(rec, "role");
+	const char *peer = strcmp(role, "performer") == 0 ? jstr(rec, "requester")
+							    : jstr(rec, "performer");
+	fprintf(out, "%s  %s %s %s  service %s  status %s", jstr(rec, "id"),
+		strcmp(role, "performer") == 0 ? "from" : "to", peer[0] ? peer : "?",
+		role[0] ? "" : "", jstr(rec, "service")[0] ? jstr(rec, "service") : "?",
+		jstr(rec, "status")[0] ? jstr(rec, "status") : "?");
+	if (jstr(rec, "businessStatus")[0])
+		fprintf(out, " (%s)", jstr(rec, "businessStatus"));
+	if (b != NULL) {
+		fprintf(out, "  broker: %s", jstr(b, "status"));
+		if (jstr(b, "businessStatus")[0])
+			fprintf(out, " (%s)", jstr(b, "businessStatus"));
+	}
+	if (json_is_true(json_object_get(rec, "overdue")))
+		fprintf(out, "  OVERDUE");
+	fputc('\n', out);
+	size_t i;
+	json_t *h;
+	json_array_foreach(json_object_get(rec, "history"), i, h)
+	{
+		fprintf(out, "  %-24s #%-6s %-9s %-12s by %s", jstr(h, "at"), jstr(h, "index"),
+			jstr(h, "kind"), jstr(h, "status"), jstr(h, "by"));
+		if (jstr(h, "businessStatus")[0])
+			fprintf(out, "  business status %s", jstr(h, "businessStatus"));
+		json_t *o = json_object_get(h, "outcome");
+		if (o != NULL)
+			fprintf(out, "  outcome %s%s%s", jstr(o, "result"),
+				jstr(o, "reason")[0] ? " / " : "", jstr(o, "reason"));
+		json_t *r = json_object_get(h, "statusReason");
+		if (r != NULL)
+			fprintf(out, "  reason %s", jstr(r, "code"));
+		if (jstr(h, "notice")[0])
+			fprintf(out, "  notice %s: %s", jstr(h, "notice"), jstr(h, "text"));
+		fputc('\n', out);
+	}
+}
+
+int cmd_status(int argc, char **argv)
+{
+	const char *ini = NULL, *refid = NULL;
+	bool as_json = false;
+	int timeout_ms = 3000;
+	agent_config cfg;
+	agent_db *db = NULL;
+	rete_msg m = {{0}};
+	json_t *recs = NULL;
+	int rc = CLI_OK;
+
+	if (cli_wants_help(argc, argv)) {
+		status_usage(stdout);
+		return CLI_OK;
+	}
+	for (int i = 1; i < argc; i++) {
+		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
+		    i + 1 < argc) {
+			ini = argv[++i];
+		} else if (strcmp(argv[i], "--json") == 0) {
+			as_json = true;
+		} else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+			char *end;
+			long v = strtol(argv[++i], &end, 10);
+			if (*end != '\0' || v < 0 || v > 600) {
+				fprintf(stderr, "rete status: --timeout %s: give whole seconds, 0 "
+						"to 600\n",
+					argv[i]);
+				return CLI_USAGE;
+			}
+			timeout_ms = (int)v * 1000;
+		} else if (argv[i][0] == '-' || refid != NULL) {
+			status_usage(stderr);
+			return CLI_USAGE;
+		} else {
+			refid = argv[i];
+		}
+	}
+	if (ini == NULL) {
+		status_usage(stderr);
+		return CLI_USAGE;
+	}
+	if (agent_config_load(ini, &cfg, &m) != RETE_OK) {
+		fprintf(stderr, "rete status: %s\n", m.text);
+		agent_config_free(&cfg);
+		return CLI_USAGE;
+	}
+	rete_err err = agent_db_open(cfg.data, true, 0, &db, &m);
+	if (err == RETE_OK) {
+		if (refid != NULL) {
+			json_t *one = NULL;
+			err = agent_track_get(db, refid, &one, &m);
+			recs = json_array();
+			if (err == RETE_OK)
+				json_array_append_new(recs, one);
+		} else {
+			err = agent_track_all(db, &recs, &m);
+		}
+	}
+	if (err != RETE_OK && err != RETE_ENOENT) {
+		fprintf(stderr, "rete status: %s\n", m.text);
+		rc = CLI_USAGE;
+		goto out;
+	}
+	if (recs == NULL)
+		recs = json_array();
+	if (refid != NULL && json_array_size(recs) == 0) {
+		/* Unknown here: the broker may still know it. */
+		json_t *stub = json_object();
+		json_object_set_new(stub, "id", json_string(refid));
+		json_array_append_new(recs, stub);
+	}
+
+	/* The broker's authoritative view, when it answers. */
+	bool reachable = timeout_ms > 0;
+	rete_seckey *sk = NULL;
+	rete_pubkey bpk;
+	rete_wire *w = NULL;
+	if (reachable && (rete_keyfile_load_secret(cfg.key_path, &sk, &m) != RETE_OK ||
+			  rete_keyfile_load_public(cfg.broker_key_path, &bpk, &m) != RETE_OK ||
+			  rete_wire_connect(&w, cfg.broker, &bpk, sk, &m) != RETE_OK)) {
+		fprintf(stderr, "rete status: the broker is not asked: %s\n", m.text);
+		reachable = false;
+	}
+	size_t i;
+	json_t *rec;
+	json_array_foreach(recs, i, rec)
+	{
+		if (!reachable)
+			break;
+		json_t *b = status_broker(w, jstr(rec, "id"), timeout_ms, &reachable);
+		if (b != NULL)
+			json_object_set_new(rec, "broker", b);
+	}
+	rete_wire_close(&w);
+	rete_seckey_free(&sk);
+
+	if (refid != NULL) {
+		json_t *only = json_array_get(recs, 0);
+		if (json_object_size(only) <= 1 && json_object_get(only, "broker") == NULL) {
+			fprintf(stderr, "rete status: referral %s is known neither to this agency's "
+					"store nor%s to the broker\n",
+				refid, reachable ? "" : " (unreachable)");
+			rc = CLI_FALSE;
+			goto out;
+		}
+	}
+	if (as_json) {
+		json_t *doc = json_object();
+		json_object_set_new(doc, "agency", json_string(cfg.id));
+		json_object_set_new(doc, "brokerReachable", json_boolean(reachable && timeout_ms > 0));
+		json_object_set(doc, "referrals", recs);
+		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		fputc('\n', stdout);
+		json_decref(doc);
+	} else {
+		if (json_array_size(recs) == 0)
+			printf("%s: no referrals yet\n", cfg.id);
+		json_array_foreach(recs, i, rec)
+		{
+			status_print(rec, stdout);
+		}
+		if (!reachable && timeout_ms > 0)
+			printf("(the broker did not answer: statuses are this agency's own record)\n");
+	}
+out:
+	json_decref(recs);
+	agent_db_close(&db);
+	agent_config_free(&cfg);
+	return rc;
+}
