@@ -47,6 +47,14 @@ rete_err store_txn_read(rete_store *s, MDB_txn **txn, rete_msg *m)
 	int rc;
 
 	pthread_rwlock_rdlock(&s->st_grow);
+	if (s->st_env == NULL) {
+		pthread_rwlock_unlock(&s->st_grow);
+		*txn = NULL;
+		return rete_msg_set(m, RETE_ESTORE,
+				    "store %s: the environment could not be reopened after a "
+				    "failed commit; restart the program",
+				    s->st_dir);
+	}
 	for (int tries = 0;; tries++) {
 		rc = mdb_txn_begin(s->st_env, NULL, MDB_RDONLY, txn);
 		if (rc != MDB_MAP_RESIZED || tries >= 5)
@@ -223,17 +231,42 @@ fail:
 static rete_err env_open(rete_store *s, bool create, rete_msg *m)
 {
 	unsigned eflags = MDB_NOTLS;
+	bool rdonly = (s->st_flags & RETE_STORE_RDONLY) != 0;
+	char path[PATH_MAX];
+	bool fresh;
 	int rc, dead = 0;
 	rete_err err;
 
-	if (s->st_flags & RETE_STORE_RDONLY)
+	if (rdonly)
 		eflags |= MDB_RDONLY;
+	snprintf(path, sizeof(path), "%s/data.mdb", s->st_dir);
+	fresh = access(path, F_OK) != 0;
 	if ((rc = mdb_env_create(&s->st_env)) != 0)
 		return store_lmdb_err(m, rc, "store: creating the environment");
 	mdb_env_set_maxdbs(s->st_env, 16);
 	mdb_env_set_maxreaders(s->st_env, s->st_max_readers);
-	mdb_env_set_mapsize(s->st_env, (size_t)s->st_map_size);
+	/* An existing store keeps the map size it grew to (LMDB adopts the
+	 * file's own when none is set); only a new one starts at ours. */
+	if (fresh)
+		mdb_env_set_mapsize(s->st_env, (size_t)s->st_map_size);
 	rc = mdb_env_open(s->st_env, s->st_dir, eflags, 0600);
+	if (rc != 0 && rdonly && (rc == EACCES || rc == EROFS)) {
+		/* A copy on read-only media (an auditor's): no lock file can
+		 * be written, and no writer can be running on it either. */
+		mdb_env_close(s->st_env);
+		s->st_env = NULL;
+		if ((rc = mdb_env_create(&s->st_env)) != 0)
+			return store_lmdb_err(m, rc, "store: creating the environment");
+		mdb_env_set_maxdbs(s->st_env, 16);
+		mdb_env_set_maxreaders(s->st_env, s->st_max_readers);
+		rc = mdb_env_open(s->st_env, s->st_dir, eflags | MDB_NOLOCK, 0600);
+	}
+	if (rc == 0 && !rdonly) {
+		MDB_envinfo info;
+		mdb_env_info(s->st_env, &info);
+		if (info.me_mapsize < s->st_map_size)
+			rc = mdb_env_set_mapsize(s->st_env, (size_t)s->st_map_size);
+	}
 	if (rc != 0) {
 		char what[600];
 		snprintf(what, sizeof(what), "store %s: opening", s->st_dir);
@@ -1226,6 +1259,11 @@ rete_err rete_store_stats(rete_store *s, uint64_t *map_size, uint64_t *map_used,
 	if (s == NULL)
 		return rete_msg_set(m, RETE_EINVAL, "store: no store given");
 	pthread_rwlock_rdlock(&s->st_grow);
+	if (s->st_env == NULL) {
+		pthread_rwlock_unlock(&s->st_grow);
+		return rete_msg_set(m, RETE_ESTORE, "store %s: the environment is closed",
+				    s->st_dir);
+	}
 	rc = mdb_env_info(s->st_env, &info);
 	if (rc == 0)
 		rc = mdb_env_stat(s->st_env, &st);

@@ -119,8 +119,14 @@ typedef enum rete_store_status {
  * batch goes on): ERROR_CODE_ID_REUSED (same sender and id, other bytes; or
  * a Referral whose id is already a referral of another sender),
  * ERROR_CODE_UNKNOWN_REFERRAL, ERROR_CODE_NOT_AUTHORIZED,
- * ERROR_CODE_LIFECYCLE, ERROR_CODE_INVALID (no sender or id, undecodable
- * bytes, a Delivery/Notice/Directory that is not the broker's shape).
+ * ERROR_CODE_LIFECYCLE, ERROR_CODE_MALFORMED (bytes that do not decode),
+ * ERROR_CODE_INVALID (no sender, id or body; a referral without recipient;
+ * ids too long for an LMDB key). Bodies only the broker originates
+ * (Delivery, Notice, Directory) are taken as the broker's: the caller makes
+ * sure no agency gets one in. A Delivery or NOT_DELIVERED Notice of an entry
+ * that is not a referral, or of a referral already past `requested`,
+ * changes no referral (a NOT_DELIVERED of a referral that is received or
+ * later but not terminal is refused: LIFECYCLE).
  *
  * ACK / EXPIRE: in.recipient, in.index. Removes the queue record and the
  * sealed part; was_present says whether the record was there (so the
@@ -163,7 +169,11 @@ rete_err rete_store_commit(rete_store *s, rete_store_op *ops, size_t n, rete_msg
  * Reading. Every read function takes `rt`: NULL = it opens and closes its
  * own short read transaction; or a handle from rete_store_read_begin, so a
  * caller can read several things at one fixed log size. Pointers returned
- * are copies the caller owns.
+ * are copies the caller owns. A thread holding a handle passes it rather
+ * than NULL (a second transaction in the same thread may have to wait for
+ * the first when a writer in another process grew the map). A read-only
+ * open of a folder whose lock file cannot be written (a copy on read-only
+ * media) falls back to LMDB's MDB_NOLOCK: no writer may run on such a copy.
  * ------------------------------------------------------------------------- */
 
 typedef struct rete_store_rtxn rete_store_rtxn;

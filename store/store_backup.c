@@ -59,6 +59,10 @@ rete_err rete_store_backup_to(rete_store *s, const char *dest_dir, rete_msg *m)
 	/* The copy runs its own read transaction: hold st_grow like any
 	 * reader so the map is not resized under it. */
 	pthread_rwlock_rdlock(&s->st_grow);
+	if (s->st_env == NULL) {
+		pthread_rwlock_unlock(&s->st_grow);
+		return rete_msg_set(m, RETE_ESTORE, "backup: store %s is closed", s->st_dir);
+	}
 	rc = mdb_env_copy2(s->st_env, dest_dir, MDB_CP_COMPACT);
 	if (rc == MDB_MAP_RESIZED) {
 		pthread_rwlock_unlock(&s->st_grow);
