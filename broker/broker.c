@@ -1,2 +1,1411 @@
+/* broker.c — see broker.h. The loop, batches, delivery, the broker's own
+ * entries (Delivery, Notice, Directory), scans, checkpoints and events.
+ *
+ * One thread runs everything that touches sockets and the store (ZeroMQ
+ * sockets are not thread-safe, and one writer keeps the log's order simple);
+ * the verify pool's threads only check signatures, and the ZAP thread only
+ * reads its own table. Signals arrive through a signalfd polled beside the
+ * ROUTER socket, so a signal is never lost between two polls.
+ */
+#define _GNU_SOURCE
 #include "broker.h"
-int broker_run(broker_config *c) { broker_config_free(&c); return 0; }
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "broker_impl.h"
+#include "checkpoint.h"
+#include "duration.h"
+#include "log.h"
+#include "validate.h"
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- peers --------------------------------------------------------------------- */
+
+static int peer_cmp(const void *a, const void *b)
+{
+	return strcmp(((const broker_peer *)a)->id, ((const broker_peer *)b)->id);
+}
+
+broker_peer *broker_peer_find(broker *b, const char *id)
+{
+	broker_peer key;
+	snprintf(key.id, sizeof(key.id), "%s", id);
+	return bsearch(&key, b->peers, b->npeers, sizeof(key), peer_cmp);
+}
+
+/* peers_rebuild makes the peer table of the configuration in force,
+ * keeping the state of parties that stay. */
+static rete_err peers_rebuild(broker *b)
+{
+	const broker_config *c = b->cfg;
+	broker_peer *np = calloc(c->nparties ? c->nparties : 1, sizeof(*np));
+	if (!np)
+		return RETE_ENOMEM;
+	for (size_t i = 0; i < c->nparties; i++) {
+		snprintf(np[i].id, sizeof(np[i].id), "%s", c->parties[i].id);
+		np[i].inflight = calloc(c->delivery_window, sizeof(uint64_t));
+		if (!np[i].inflight) {
+			for (size_t j = 0; j < i; j++)
+				free(np[j].inflight);
+			free(np);
+			return RETE_ENOMEM;
+		}
+		broker_peer *old = b->peers ? broker_peer_find(b, np[i].id) : NULL;
+		if (old) {
+			memcpy(np[i].rid, old->rid, old->rid_len);
+			np[i].rid_len = old->rid_len;
+			np[i].last_seen_ms = old->last_seen_ms;
+			/* deliveries in flight are sent again from the queue */
+			np[i].dirty = true;
+		}
+	}
+	qsort(np, c->nparties, sizeof(*np), peer_cmp);
+	for (size_t i = 0; i < b->npeers; i++)
+		free(b->peers[i].inflight);
+	free(b->peers);
+	b->peers = np;
+	b->npeers = c->nparties;
+	return RETE_OK;
+}
+
+/* --- sending ------------------------------------------------------------------- */
+
+void broker_send(broker *b, const uint8_t *rid, size_t rid_len, Rete__BrokerFrame *bf)
+{
+	bf->version = RETE_PROTOCOL_VERSION;
+	size_t len = rete__broker_frame__get_packed_size(bf);
+	zmq_msg_t msg;
+	if (zmq_msg_init_size(&msg, len) < 0) {
+		broker_log_error("out of memory for a %zu-byte answer", len);
+		return;
+	}
+	rete__broker_frame__pack(bf, zmq_msg_data(&msg));
+	if (zmq_send(b->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_msg_send(&msg, b->router, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&msg);
+		broker_log_debug("an answer was dropped: %s", zmq_strerror(zmq_errno()));
+	}
+}
+
+/* send_refusal answers a frame refused before it became a submission (or
+ * a submission refused), with the code, the field and the sentence. */
+static void send_refusal(broker *b, broker_frame *f, bool as_receipt)
+{
+	Rete__Receipt r;
+	rete__receipt__init(&r);
+	if (f->msg)
+		r.message_id = f->msg->id;
+	r.error = f->error;
+	r.error_text = f->error_text;
+	r.field = f->field;
+	Rete__BrokerFrame bf;
+	rete__broker_frame__init(&bf);
+	if (as_receipt) {
+		bf.command_case = RETE__BROKER_FRAME__COMMAND_RECEIPT;
+		bf.receipt = &r;
+	} else {
+		bf.command_case = RETE__BROKER_FRAME__COMMAND_REFUSAL;
+		bf.refusal = &r;
+	}
+	broker_send(b, f->rid, f->rid_len, &bf);
+	broker_log_info("refused %s from %s: %s", f->msg ? f->msg->id : "a frame",
+			f->party[0] ? f->party : "?", f->error_text);
+}
+
+/* send_receipt sends the signed acceptance receipt of an appended op. */
+static void send_receipt(broker *b, broker_frame *f, const rete_store_op *op)
+{
+	Rete__ReceiptBody body;
+	rete__receipt_body__init(&body);
+	body.origin = b->cfg->origin;
+	body.message_id = f->msg->id;
+	body.sender = f->msg->sender;
+	body.index = op->index;
+	body.leaf_hash.data = (uint8_t *)op->leaf_hash;
+	body.leaf_hash.len = RETE_MERKLE_HASH;
+	body.logged_at = op->logged_at;
+	size_t len = rete__receipt_body__get_packed_size(&body);
+	uint8_t *bytes = malloc(len ? len : 1);
+	if (!bytes) {
+		broker_log_error("out of memory for a receipt");
+		return;
+	}
+	rete__receipt_body__pack(&body, bytes);
+	uint8_t sig[RETE_SIG_LEN];
+	rete_sign_bytes(sig, RETE_CTX_RECEIPT, bytes, len, b->key);
+	Rete__SignedReceipt sr;
+	rete__signed_receipt__init(&sr);
+	sr.body.data = bytes;
+	sr.body.len = len;
+	sr.signature.data = sig;
+	sr.signature.len = RETE_SIG_LEN;
+	Rete__Receipt r;
+	rete__receipt__init(&r);
+	r.message_id = f->msg->id;
+	r.receipt = &sr;
+	Rete__BrokerFrame bf;
+	rete__broker_frame__init(&bf);
+	bf.command_case = RETE__BROKER_FRAME__COMMAND_RECEIPT;
+	bf.receipt = &r;
+	broker_send(b, f->rid, f->rid_len, &bf);
+	free(bytes);
+}
+
+/* --- the batch's ops and the broker's own entries ----------------------------------- */
+
+static rete_store_op *op_add(broker *b, rete_store_op_kind kind, const Rete__Message *msg)
+{
+	if (b->nops == b->capops) {
+		size_t cap = b->capops ? b->capops * 2 : 64;
+		rete_store_op *o = realloc(b->ops, cap * sizeof(*o));
+		if (!o)
+			return NULL;
+		b->ops = o;
+		const Rete__Message **mm = realloc(b->op_msg, cap * sizeof(*mm));
+		if (!mm)
+			return NULL;
+		b->op_msg = mm;
+		b->capops = cap;
+	}
+	rete_store_op *op = &b->ops[b->nops];
+	memset(op, 0, sizeof(*op));
+	op->kind = kind;
+	b->op_msg[b->nops] = msg;
+	b->nops++;
+	return op;
+}
+
+/* own_new starts a broker-signed message (body set by the caller). */
+static broker_own *own_new(broker *b, const char *id, const char *recipient, const char *case_id)
+{
+	if (b->nown == b->capown) {
+		size_t cap = b->capown ? b->capown * 2 : 32;
+		broker_own **o = realloc(b->own, cap * sizeof(*o));
+		if (!o)
+			return NULL;
+		b->own = o;
+		b->capown = cap;
+	}
+	broker_own *o = calloc(1, sizeof(*o));
+	if (!o)
+		return NULL;
+	b->own[b->nown++] = o;
+	rete__message__init(&o->msg);
+	rete__delivery__init(&o->delivery);
+	rete__notice__init(&o->notice);
+	snprintf(o->id, sizeof(o->id), "%s", id);
+	snprintf(o->recipient, sizeof(o->recipient), "%s", recipient ? recipient : "");
+	snprintf(o->case_id, sizeof(o->case_id), "%s", case_id ? case_id : "");
+	o->msg.id = o->id;
+	o->msg.sender = b->cfg->id;
+	o->msg.recipient = o->recipient;
+	o->msg.case_id = o->case_id;
+	o->msg.origin = b->cfg->origin;
+	o->msg.created_at = rete_now_ms();
+	return o;
+}
+
+/* own_append signs o and adds its APPEND op. false when it could not. */
+static bool own_append(broker *b, broker_own *o, int64_t now)
+{
+	rete_problems pr = {0};
+	if (rete_validate_message(&o->msg, NULL, RETE_VALIDATE_BROKER, &pr) != RETE_OK) {
+		broker_log_error("internal: the broker's own %s %s is not valid: %s: %s",
+				 rete_message_kind(&o->msg), o->id, pr.n ? pr.items[0].path : "",
+				 pr.n ? pr.items[0].text : "");
+		rete_problems_free(&pr);
+		return false;
+	}
+	rete_problems_free(&pr);
+	rete_msg m;
+	if (rete_message_sign(&o->msg, b->key, &o->signed_bytes, &m) != RETE_OK) {
+		broker_log_error("cannot sign the broker's %s: %s", o->id, m.text);
+		return false;
+	}
+	rete_store_op *op = op_add(b, RETE_STORE_OP_APPEND, &o->msg);
+	if (!op)
+		return false;
+	op->in.signed_message = o->signed_bytes.data;
+	op->in.len = o->signed_bytes.len;
+	op->in.logged_at = now;
+	return true;
+}
+
+static void batch_reset(broker *b)
+{
+	for (size_t i = 0; i < b->nown; i++) {
+		rete_buf_free(&b->own[i]->signed_bytes);
+		if (b->own[i]->msg.body_case == RETE__MESSAGE__BODY_DIRECTORY)
+			broker_directory_free(&b->own[i]->msg.directory);
+		free(b->own[i]);
+	}
+	b->nown = 0;
+	b->nops = 0;
+}
+
+/* referral_of: the referral a message concerns ("" when none). */
+static const char *referral_of(const Rete__Message *msg)
+{
+	switch (msg->body_case) {
+	case RETE__MESSAGE__BODY_REFERRAL:
+		return msg->id;
+	case RETE__MESSAGE__BODY_UPDATE:
+		return msg->update->referral_id;
+	case RETE__MESSAGE__BODY_NOTE:
+		return msg->note->referral_id;
+	case RETE__MESSAGE__BODY_DELIVERY:
+		return msg->delivery->referral_id;
+	case RETE__MESSAGE__BODY_NOTICE:
+		return msg->notice->referral_id;
+	default:
+		return "";
+	}
+}
+
+/* read_message reads entry index and decodes its Message (caller frees). */
+static rete_err read_message(broker *b, rete_store_rtxn *rt, uint64_t index, Rete__Message **out)
+{
+	*out = NULL;
+	rete_buf e = {0};
+	rete_err err = rete_store_entry(b->store, rt, index, &e, NULL);
+	if (err != RETE_OK)
+		return err;
+	Rete__LogEntry *le = rete__log_entry__unpack(NULL, e.len, e.data);
+	rete_buf_free(&e);
+	if (!le)
+		return RETE_ECORRUPT;
+	err = rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, out, NULL);
+	rete__log_entry__free_unpacked(le, NULL);
+	return err;
+}
+
+/* --- events ---------------------------------------------------------------------- */
+
+static void publish(broker *b, Rete__Event *ev)
+{
+	size_t len = rete__event__get_packed_size(ev);
+	zmq_msg_t msg;
+	if (zmq_msg_init_size(&msg, len) < 0)
+		return;
+	rete__event__pack(ev, zmq_msg_data(&msg));
+	if (zmq_msg_send(&msg, b->pub, ZMQ_DONTWAIT) < 0)
+		zmq_msg_close(&msg);
+}
+
+static void publish_entry(broker *b, const Rete__Message *msg, const rete_store_op *op)
+{
+	Rete__Event ev;
+	rete__event__init(&ev);
+	ev.index = op->index;
+	ev.logged_at = op->logged_at;
+	ev.kind = (char *)rete_message_kind(msg);
+	ev.sender = msg->sender;
+	ev.recipient = msg->recipient;
+	ev.case_id = msg->case_id;
+	ev.referral_id = (char *)referral_of(msg);
+	ev.message_id = msg->id;
+	switch (msg->body_case) {
+	case RETE__MESSAGE__BODY_REFERRAL:
+		ev.status = RETE__STATUS__STATUS_REQUESTED;
+		ev.service = msg->referral->service;
+		ev.priority = msg->referral->priority;
+		ev.age_band = msg->referral->age_band;
+		break;
+	case RETE__MESSAGE__BODY_UPDATE:
+		ev.status = msg->update->status;
+		ev.business_status = msg->update->business_status;
+		break;
+	case RETE__MESSAGE__BODY_DELIVERY:
+		if (msg->delivery->referral_id[0] &&
+		    strcmp(msg->delivery->referral_id, msg->delivery->message_id) == 0)
+			ev.status = RETE__STATUS__STATUS_RECEIVED;
+		break;
+	case RETE__MESSAGE__BODY_NOTICE:
+		ev.notice = msg->notice->kind;
+		if (msg->notice->kind == RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED)
+			ev.status = RETE__STATUS__STATUS_FAILED;
+		break;
+	default:
+		break;
+	}
+	publish(b, &ev);
+}
+
+/* --- delivery --------------------------------------------------------------------- */
+
+static void inflight_remove(broker_peer *p, uint64_t index)
+{
+	for (size_t i = 0; i < p->ninflight; i++)
+		if (p->inflight[i] == index) {
+			p->inflight[i] = p->inflight[--p->ninflight];
+			return;
+		}
+}
+
+/* pump sends party p what is queued for it, in log order, up to the
+ * delivery window. */
+static void pump(broker *b, broker_peer *p)
+{
+	p->dirty = false;
+	if (!p->rid_len)
+		return;
+	unsigned window = b->cfg->delivery_window;
+	while (p->ninflight < window) {
+		uint64_t idx[64];
+		size_t n = 0, want = window - p->ninflight;
+		if (want > 64)
+			want = 64;
+		rete_store_rtxn *rt = NULL;
+		if (rete_store_read_begin(b->store, &rt, NULL) != RETE_OK)
+			return;
+		if (rete_store_queue_peek(b->store, rt, p->id, p->next_from, want, idx, &n, NULL) !=
+		    RETE_OK)
+			n = 0;
+		for (size_t i = 0; i < n; i++) {
+			rete_buf e = {0}, blob = {0};
+			if (rete_store_entry(b->store, rt, idx[i], &e, NULL) != RETE_OK)
+				continue;
+			rete_store_blob(b->store, rt, idx[i], &blob, NULL);
+			Rete__Deliver d;
+			rete__deliver__init(&d);
+			d.log_entry.data = e.data;
+			d.log_entry.len = e.len;
+			d.sealed.data = blob.data;
+			d.sealed.len = blob.len;
+			Rete__BrokerFrame bf;
+			rete__broker_frame__init(&bf);
+			bf.command_case = RETE__BROKER_FRAME__COMMAND_DELIVER;
+			bf.deliver = &d;
+			broker_send(b, p->rid, p->rid_len, &bf);
+			rete_buf_free(&e);
+			rete_buf_free(&blob);
+			p->inflight[p->ninflight++] = idx[i];
+			p->next_from = idx[i] + 1;
+			broker_log_debug("delivered entry %" PRIu64 " to %s", idx[i], p->id);
+		}
+		rete_store_read_end(&rt);
+		if (n < want)
+			break;
+	}
+}
+
+static void pump_dirty(broker *b)
+{
+	for (size_t i = 0; i < b->npeers; i++)
+		if (b->peers[i].dirty)
+			pump(b, &b->peers[i]);
+}
+
+static void mark_dirty(broker *b, const char *id)
+{
+	broker_peer *p = id && id[0] ? broker_peer_find(b, id) : NULL;
+	if (p)
+		p->dirty = true;
+}
+
+/* --- commit and what follows it ---------------------------------------------------- */
+
+/* commit_ops commits the batch's ops; on success publishes events and
+ * marks recipients. Returns the store's verdict. */
+static rete_err commit_ops(broker *b, rete_msg *m)
+{
+	if (b->nops == 0)
+		return RETE_OK;
+	rete_err err = rete_store_commit(b->store, b->ops, b->nops, m);
+	if (err != RETE_OK) {
+		broker_log_error("the store refused a batch of %zu operations: %s", b->nops,
+				 m->text);
+		return err;
+	}
+	for (size_t i = 0; i < b->nops; i++) {
+		rete_store_op *op = &b->ops[i];
+		if (op->kind != RETE_STORE_OP_APPEND || op->status != RETE_STORE_ACCEPTED)
+			continue;
+		const Rete__Message *msg = b->op_msg[i];
+		if (op->index + 1 > b->log_size)
+			b->log_size = op->index + 1;
+		if (msg) {
+			publish_entry(b, msg, op);
+			mark_dirty(b, msg->recipient);
+			broker_log_info("logged %s %s from %s to %s at index %" PRIu64,
+					rete_message_kind(msg), msg->id, msg->sender,
+					msg->recipient[0] ? msg->recipient : "-", op->index);
+		}
+	}
+	return RETE_OK;
+}
+
+/* --- checkpoints -------------------------------------------------------------------- */
+
+static void checkpoint_make(broker *b)
+{
+	uint64_t size = b->log_size;
+	if (size == 0 || size == b->cp_size)
+		return;
+	rete_msg m;
+	uint8_t root[RETE_MERKLE_HASH];
+	char *note = NULL;
+	if (rete_store_root(b->store, NULL, size, root, &m) != RETE_OK ||
+	    rete_checkpoint_sign(b->cfg->origin, size, root, b->key, &note, &m) != RETE_OK ||
+	    rete_store_checkpoint_put(b->store, size, note, &m) != RETE_OK) {
+		broker_log_error("cannot make the checkpoint at size %" PRIu64 ": %s", size, m.text);
+		free(note);
+		return;
+	}
+	free(b->cp_note);
+	b->cp_note = note;
+	b->cp_size = size;
+	b->cp_at_ms = rete_now_ms();
+	Rete__Event ev;
+	rete__event__init(&ev);
+	ev.index = size;
+	ev.logged_at = b->cp_at_ms;
+	ev.kind = "checkpoint";
+	ev.checkpoint = note;
+	publish(b, &ev);
+	broker_log_debug("checkpoint at size %" PRIu64, size);
+}
+
+static void checkpoint_maybe(broker *b, int64_t mono_now)
+{
+	if (b->log_size <= b->cp_size)
+		return;
+	static int64_t last_mono;
+	if (b->log_size - b->cp_size >= b->cfg->checkpoint_every ||
+	    mono_now - last_mono >= b->cfg->checkpoint_interval_ms) {
+		checkpoint_make(b);
+		last_mono = mono_now;
+	}
+}
+
+/* --- the directory -------------------------------------------------------------------- */
+
+static rete_err directory_load_cache(broker *b)
+{
+	rete_buf_free(&b->dir_entry);
+	uint64_t idx;
+	return rete_store_directory(b->store, NULL, &idx, &b->dir_entry, NULL);
+}
+
+/* directory_sync logs the configuration's Directory when it differs from
+ * the one in force (or none is logged yet). */
+static rete_err directory_sync(broker *b)
+{
+	Rete__Directory *d = NULL;
+	if (broker_config_directory(b->cfg, 0, &d) != RETE_OK)
+		return RETE_ENOMEM;
+	uint64_t serial = 1;
+	if (directory_load_cache(b) == RETE_OK) {
+		Rete__LogEntry *le = rete__log_entry__unpack(NULL, b->dir_entry.len, b->dir_entry.data);
+		Rete__Message *old = NULL;
+		bool same = false;
+		if (le && rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL,
+					     &old, NULL) == RETE_OK &&
+		    old->body_case == RETE__MESSAGE__BODY_DIRECTORY) {
+			uint64_t old_serial = old->directory->serial;
+			serial = old_serial + 1;
+			old->directory->serial = 0;
+			size_t l1 = rete__directory__get_packed_size(old->directory);
+			size_t l2 = rete__directory__get_packed_size(d);
+			if (l1 == l2) {
+				uint8_t *p1 = malloc(l1 ? l1 : 1), *p2 = malloc(l2 ? l2 : 1);
+				if (p1 && p2) {
+					rete__directory__pack(old->directory, p1);
+					rete__directory__pack(d, p2);
+					same = memcmp(p1, p2, l1) == 0;
+				}
+				free(p1);
+				free(p2);
+			}
+			b->dir_serial = old_serial;
+		}
+		if (old)
+			rete__message__free_unpacked(old, NULL);
+		if (le)
+			rete__log_entry__free_unpacked(le, NULL);
+		if (same) {
+			broker_directory_free(&d);
+			return RETE_OK;
+		}
+	}
+	d->serial = serial;
+	char id[64];
+	snprintf(id, sizeof(id), "directory-%" PRIu64, serial);
+	batch_reset(b);
+	broker_own *o = own_new(b, id, "", "");
+	if (!o) {
+		broker_directory_free(&d);
+		return RETE_ENOMEM;
+	}
+	o->msg.body_case = RETE__MESSAGE__BODY_DIRECTORY;
+	o->msg.directory = d;
+	rete_msg m;
+	rete_err err = RETE_EINVAL;
+	if (own_append(b, o, rete_now_ms())) {
+		err = commit_ops(b, &m);
+		if (err == RETE_OK && b->ops[0].status != RETE_STORE_ACCEPTED) {
+			broker_log_error("the store refused directory %" PRIu64 ": %s", serial,
+					 b->ops[0].error_text);
+			err = RETE_EINVAL;
+		}
+	}
+	batch_reset(b);
+	if (err == RETE_OK) {
+		b->dir_serial = serial;
+		broker_log_info("logged directory %" PRIu64 " (%zu parties, %zu routes)", serial,
+				b->cfg->nparties, b->cfg->nroutes);
+		err = directory_load_cache(b);
+	}
+	return err;
+}
+
+/* --- ACK ----------------------------------------------------------------------------- */
+
+static void handle_ack(broker *b, broker_frame *f, int64_t now)
+{
+	const Rete__Ack *a = f->cf->ack;
+	broker_peer *p = broker_peer_find(b, f->party);
+	if (p)
+		inflight_remove(p, a->index);
+	/* Is it still queued for this party? Otherwise it is a repeated ACK. */
+	uint64_t first = 0;
+	size_t n = 0;
+	if (rete_store_queue_peek(b->store, NULL, f->party, a->index, 1, &first, &n, NULL) !=
+		RETE_OK ||
+	    n == 0 || first != a->index) {
+		broker_log_debug("%s acked entry %" PRIu64 " again (or never had it)", f->party,
+				 a->index);
+		return;
+	}
+	for (size_t i = 0; i < b->nops; i++) /* the same ACK twice in one batch */
+		if (b->ops[i].kind == RETE_STORE_OP_ACK && b->ops[i].in.index == a->index &&
+		    strcmp(b->ops[i].in.recipient, f->party) == 0)
+			return;
+	Rete__Message *msg = NULL;
+	if (read_message(b, NULL, a->index, &msg) != RETE_OK) {
+		broker_log_error("cannot read entry %" PRIu64 " acked by %s", a->index, f->party);
+		return;
+	}
+	rete_store_op *op = op_add(b, RETE_STORE_OP_ACK, NULL);
+	if (!op) {
+		rete__message__free_unpacked(msg, NULL);
+		return;
+	}
+	op->in.recipient = p ? p->id : b->cfg->id; /* p is in the directory: checked */
+	op->in.index = a->index;
+	bool agency = strcmp(msg->sender, b->cfg->id) != 0;
+	if (agency) {
+		char id[64];
+		broker_own *o;
+		if (a->error == 0) {
+			snprintf(id, sizeof(id), "delivery-%" PRIu64, a->index);
+			o = own_new(b, id, msg->sender, msg->case_id);
+			if (o) {
+				snprintf(o->msg_id, sizeof(o->msg_id), "%s", msg->id);
+				snprintf(o->ref_id, sizeof(o->ref_id), "%s", referral_of(msg));
+				o->delivery.index = a->index;
+				o->delivery.message_id = o->msg_id;
+				o->delivery.referral_id = o->ref_id;
+				o->delivery.delivered_at = now;
+				o->msg.body_case = RETE__MESSAGE__BODY_DELIVERY;
+				o->msg.delivery = &o->delivery;
+				own_append(b, o, now);
+			}
+		} else {
+			snprintf(id, sizeof(id), "refused-%" PRIu64, a->index);
+			o = own_new(b, id, msg->sender, msg->case_id);
+			if (o) {
+				snprintf(o->msg_id, sizeof(o->msg_id), "%s", msg->id);
+				snprintf(o->ref_id, sizeof(o->ref_id), "%s", referral_of(msg));
+				snprintf(o->text, sizeof(o->text),
+					 "%s could not take message %s (entry %" PRIu64 "): %.300s",
+					 f->party, msg->id, a->index,
+					 a->error_text[0] ? a->error_text : "no reason given");
+				o->notice.kind = RETE__NOTICE_KIND__NOTICE_KIND_DELIVERY_REFUSED;
+				o->notice.index = a->index;
+				o->notice.message_id = o->msg_id;
+				o->notice.referral_id = o->ref_id;
+				o->notice.error = a->error;
+				o->notice.text = o->text;
+				o->msg.body_case = RETE__MESSAGE__BODY_NOTICE;
+				o->msg.notice = &o->notice;
+				own_append(b, o, now);
+			}
+			broker_log_warn("%s refused delivery of entry %" PRIu64 ": %s", f->party,
+					a->index, a->error_text);
+		}
+	}
+	rete__message__free_unpacked(msg, NULL);
+	if (p)
+		p->dirty = true;
+}
+
+/* --- HELLO, PING ---------------------------------------------------------------------- */
+
+static void handle_hello(broker *b, broker_frame *f)
+{
+	const Rete__Hello *h = f->cf->hello;
+	if (h->party[0] && strcmp(h->party, f->party) != 0) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_SENDER_MISMATCH, "party",
+			      "HELLO says '%.64s' but this connection is authenticated as '%s' "
+			      "(by its key); say HELLO as %s",
+			      h->party, f->party, f->party);
+		send_refusal(b, f, false);
+		return;
+	}
+	broker_peer *p = broker_peer_find(b, f->party);
+	if (p) {
+		/* The newest connection takes over: what was in flight on the
+		 * old one is sent again here. */
+		memcpy(p->rid, f->rid, f->rid_len);
+		p->rid_len = f->rid_len;
+		p->ninflight = 0;
+		p->next_from = 0;
+		p->dirty = true;
+	}
+	Rete__Welcome w;
+	rete__welcome__init(&w);
+	w.party = f->party;
+	w.kind = f->who->kind;
+	w.origin = b->cfg->origin;
+	if (b->cp_note)
+		w.checkpoint = b->cp_note;
+	w.directory_entry.data = b->dir_entry.data;
+	w.directory_entry.len = b->dir_entry.len;
+	Rete__BrokerFrame bf;
+	rete__broker_frame__init(&bf);
+	bf.command_case = RETE__BROKER_FRAME__COMMAND_WELCOME;
+	bf.welcome = &w;
+	broker_send(b, f->rid, f->rid_len, &bf);
+	broker_log_info("hello from %s (%s, %.64s)", f->party, broker_kind_name(f->who->kind),
+			h->software);
+}
+
+static void send_pong(broker *b, broker_frame *f)
+{
+	Rete__Pong pong;
+	rete__pong__init(&pong);
+	pong.nonce = f->cf->ping->nonce;
+	Rete__BrokerFrame bf;
+	rete__broker_frame__init(&bf);
+	bf.command_case = RETE__BROKER_FRAME__COMMAND_PONG;
+	bf.pong = &pong;
+	broker_send(b, f->rid, f->rid_len, &bf);
+}
+
+static void ping_peers(broker *b)
+{
+	Rete__Ping ping;
+	rete__ping__init(&ping);
+	ping.nonce = ++b->ping_nonce;
+	Rete__BrokerFrame bf;
+	rete__broker_frame__init(&bf);
+	bf.command_case = RETE__BROKER_FRAME__COMMAND_PING;
+	bf.ping = &ping;
+	for (size_t i = 0; i < b->npeers; i++)
+		if (b->peers[i].rid_len)
+			broker_send(b, b->peers[i].rid, b->peers[i].rid_len, &bf);
+}
+
+/* --- reading a batch ---------------------------------------------------------------------- */
+
+static bool hex_eq(const char *hex, const uint8_t *bin)
+{
+	char want[2 * RETE_PK_LEN + 1];
+	sodium_bin2hex(want, sizeof(want), bin, RETE_PK_LEN);
+	return hex && strcmp(hex, want) == 0;
+}
+
+/* read_frame receives one ROUTER message into f; false when none is
+ * waiting. Frames refused at this stage are answered here. */
+static bool read_frame(broker *b, broker_frame *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->op = -1;
+	zmq_msg_t rid, body;
+	zmq_msg_init(&rid);
+	if (zmq_msg_recv(&rid, b->router, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&rid);
+		return false;
+	}
+	size_t rl = zmq_msg_size(&rid);
+	if (rl > BROKER_RID_MAX)
+		rl = BROKER_RID_MAX;
+	memcpy(f->rid, zmq_msg_data(&rid), rl);
+	f->rid_len = rl;
+	bool more = zmq_msg_more(&rid);
+	zmq_msg_close(&rid);
+	zmq_msg_init(&body);
+	if (!more || zmq_msg_recv(&body, b->router, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&body);
+		return true; /* nothing to answer */
+	}
+	size_t extra = 0;
+	while (zmq_msg_more(&body)) { /* one frame per message: drop the rest */
+		zmq_msg_t x;
+		zmq_msg_init(&x);
+		if (zmq_msg_recv(&x, b->router, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&x);
+			break;
+		}
+		extra++;
+		bool m2 = zmq_msg_more(&x);
+		zmq_msg_close(&x);
+		if (!m2)
+			break;
+	}
+	const char *user = zmq_msg_gets(&body, "User-Id");
+	const char *keyhex = zmq_msg_gets(&body, BROKER_ZAP_KEY_PROPERTY);
+	snprintf(f->party, sizeof(f->party), "%s", user ? user : "");
+	f->who = broker_config_party(b->cfg, f->party);
+	if (!f->who) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_PARTY, "",
+			      "party '%s' is not in the broker's directory (any more); ask the "
+			      "network's operator to add it", f->party);
+		send_refusal(b, f, false);
+		f->who = NULL;
+		zmq_msg_close(&body);
+		return true;
+	}
+	if (!hex_eq(keyhex, f->who->key.x)) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED, "",
+			      "this connection authenticated with a key that is no longer %s's "
+			      "key in the directory; reconnect with the current key", f->party);
+		send_refusal(b, f, false);
+		f->who = NULL;
+		zmq_msg_close(&body);
+		return true;
+	}
+	broker_peer *p = broker_peer_find(b, f->party);
+	if (p)
+		p->last_seen_ms = rete_now_ms();
+	if (extra) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_MALFORMED, "",
+			      "a message of %zu parts; send one protobuf ClientFrame per ZeroMQ "
+			      "message", extra + 1);
+		send_refusal(b, f, false);
+		f->who = NULL;
+		zmq_msg_close(&body);
+		return true;
+	}
+	ProtobufCMessage *pm = NULL;
+	rete_msg m;
+	rete_err err = rete_pb_strict_unpack(&rete__client_frame__descriptor, zmq_msg_data(&body),
+					     zmq_msg_size(&body), &pm, &m);
+	size_t blen = zmq_msg_size(&body);
+	zmq_msg_close(&body);
+	if (err != RETE_OK) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_MALFORMED, "",
+			      "a %zu-byte frame that is not a ClientFrame: %s", blen, m.text);
+		send_refusal(b, f, false);
+		f->who = NULL;
+		return true;
+	}
+	f->cf = (Rete__ClientFrame *)pm;
+	if (f->cf->version != RETE_PROTOCOL_VERSION) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_VERSION, "version",
+			      "protocol version %u is not spoken here; this broker speaks version "
+			      "%d", f->cf->version, RETE_PROTOCOL_VERSION);
+		send_refusal(b, f, false);
+		f->who = NULL;
+	} else if (f->cf->command_case == RETE__CLIENT_FRAME__COMMAND__NOT_SET) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_MALFORMED, "command",
+			      "the frame carries no command; send hello, submit, ack, ping, pong "
+			      "or query");
+		send_refusal(b, f, false);
+		f->who = NULL;
+	}
+	return true;
+}
+
+static void frame_clear(broker_frame *f)
+{
+	if (f->cf)
+		rete__client_frame__free_unpacked(f->cf, NULL);
+	if (f->sm)
+		rete__signed_message__free_unpacked(f->sm, NULL);
+	if (f->msg)
+		rete__message__free_unpacked(f->msg, NULL);
+	f->cf = NULL;
+	f->sm = NULL;
+	f->msg = NULL;
+}
+
+static void verify_job(void *ctx, size_t i)
+{
+	broker_frame **jobs = ctx;
+	broker_frame *f = jobs[i];
+	f->sig_ok = rete_signed_verify(f->sm, &f->who->key, NULL) == RETE_OK;
+}
+
+/* run_batch reads what is waiting and takes it through the pipeline. */
+static void run_batch(broker *b, broker_frame *frames, broker_frame **jobs)
+{
+	size_t n = 0;
+	while (n < BROKER_BATCH_MAX && read_frame(b, &frames[n]))
+		n++;
+	if (n == 0)
+		return;
+	int64_t now = rete_now_ms();
+	batch_reset(b);
+
+	/* 1. what needs no signature; HELLO and PING are answered at once */
+	size_t njobs = 0;
+	for (size_t i = 0; i < n; i++) {
+		broker_frame *f = &frames[i];
+		if (!f->who || !f->cf)
+			continue;
+		switch (f->cf->command_case) {
+		case RETE__CLIENT_FRAME__COMMAND_HELLO:
+			handle_hello(b, f);
+			break;
+		case RETE__CLIENT_FRAME__COMMAND_PING:
+			send_pong(b, f);
+			break;
+		case RETE__CLIENT_FRAME__COMMAND_SUBMIT:
+			broker_submit_precheck(b, f);
+			if (f->pending)
+				jobs[njobs++] = f;
+			else
+				send_refusal(b, f, f->msg != NULL);
+			break;
+		default:
+			break;
+		}
+	}
+	/* 2. the signatures of the whole batch, on every core */
+	broker_pool_run(b->pool, njobs, verify_job, jobs);
+
+	/* 3. the checks after the signature, then the ops, in frame order */
+	for (size_t i = 0; i < n; i++) {
+		broker_frame *f = &frames[i];
+		if (!f->who || !f->cf)
+			continue;
+		if (f->cf->command_case == RETE__CLIENT_FRAME__COMMAND_ACK) {
+			handle_ack(b, f, now);
+			continue;
+		}
+		if (f->cf->command_case != RETE__CLIENT_FRAME__COMMAND_SUBMIT || !f->pending)
+			continue;
+		broker_submit_check(b, f, f->cf->submit);
+		if (!f->pending) {
+			send_refusal(b, f, true);
+			continue;
+		}
+		rete_store_op *op = op_add(b, RETE_STORE_OP_APPEND, f->msg);
+		if (!op) {
+			broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_INTERNAL, "",
+				      "the broker is out of memory; try again");
+			send_refusal(b, f, true);
+			continue;
+		}
+		f->op = (long)(b->nops - 1);
+		op->in.signed_message = f->cf->submit->signed_message.data;
+		op->in.len = f->cf->submit->signed_message.len;
+		op->in.msg = f->msg;
+		op->in.logged_at = now;
+		if (f->cf->submit->sealed.len) {
+			op->in.sealed = f->cf->submit->sealed.data;
+			op->in.sealed_len = f->cf->submit->sealed.len;
+		}
+	}
+
+	/* 4. one durable commit; 5. receipts; events were published by it */
+	rete_msg m;
+	rete_err err = commit_ops(b, &m);
+	for (size_t i = 0; i < n; i++) {
+		broker_frame *f = &frames[i];
+		if (f->op < 0)
+			continue;
+		const rete_store_op *op = &b->ops[f->op];
+		if (err != RETE_OK) {
+			broker_refuse(f,
+				      err == RETE_EFULL ? RETE__ERROR_CODE__ERROR_CODE_STORAGE_FULL
+							: RETE__ERROR_CODE__ERROR_CODE_BUSY,
+				      "", "the broker could not log message %.64s (%s); nothing was "
+				      "logged, send it again later", f->msg->id, rete_strerror(err));
+			send_refusal(b, f, true);
+		} else if (op->status == RETE_STORE_ACCEPTED || op->status == RETE_STORE_DUPLICATE) {
+			send_receipt(b, f, op);
+			if (op->status == RETE_STORE_DUPLICATE)
+				broker_log_info("%s sent %s again: the original receipt (index "
+						"%" PRIu64 ") was sent again", f->party, f->msg->id,
+						op->index);
+		} else {
+			broker_refuse(f, op->error ? op->error : RETE__ERROR_CODE__ERROR_CODE_INVALID,
+				      "", "%s", op->error_text);
+			send_refusal(b, f, true);
+		}
+	}
+	if (err != RETE_OK) /* the ACKs of this batch were not recorded: resend later */
+		for (size_t i = 0; i < b->nops; i++)
+			if (b->ops[i].kind == RETE_STORE_OP_ACK)
+				mark_dirty(b, b->ops[i].in.recipient);
+
+	/* 6. queries see this batch's entries */
+	for (size_t i = 0; i < n; i++) {
+		broker_frame *f = &frames[i];
+		if (f->who && f->cf && f->cf->command_case == RETE__CLIENT_FRAME__COMMAND_QUERY)
+			broker_answer_query(b, f);
+		frame_clear(f);
+	}
+	batch_reset(b);
+	/* 7. deliveries */
+	pump_dirty(b);
+}
+
+/* --- scans: expiry and overdue ---------------------------------------------------------- */
+
+struct expired {
+	char recipient[RETE_ID_MAX + 1];
+	uint64_t index;
+};
+
+struct scan_ctx {
+	struct expired *e;
+	size_t n, cap;
+	Rete__ReferralInfo **r;
+	size_t nr;
+};
+
+static int on_expired(void *ctx, const char *recipient, uint64_t index, int64_t logged_at)
+{
+	(void)logged_at;
+	struct scan_ctx *s = ctx;
+	if (s->n == s->cap)
+		return 1;
+	snprintf(s->e[s->n].recipient, sizeof(s->e[s->n].recipient), "%s", recipient);
+	s->e[s->n++].index = index;
+	return 0;
+}
+
+static int on_overdue(void *ctx, const Rete__ReferralInfo *r)
+{
+	struct scan_ctx *s = ctx;
+	if (s->nr == BROKER_SCAN_MAX)
+		return 1;
+	/* copy: r lives only during the call */
+	size_t len = rete__referral_info__get_packed_size(r);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		return 1;
+	rete__referral_info__pack(r, buf);
+	s->r[s->nr] = rete__referral_info__unpack(NULL, len, buf);
+	free(buf);
+	if (s->r[s->nr])
+		s->nr++;
+	return 0;
+}
+
+static void scan(broker *b)
+{
+	int64_t now = rete_now_ms();
+	struct scan_ctx s = {0};
+	s.cap = BROKER_SCAN_MAX;
+	s.e = calloc(s.cap, sizeof(*s.e));
+	s.r = calloc(BROKER_SCAN_MAX, sizeof(*s.r));
+	if (!s.e || !s.r)
+		goto out;
+	rete_store_queue_expired(b->store, NULL, now - b->cfg->expiry_ms, on_expired, &s, NULL);
+	rete_store_overdue_candidates(b->store, NULL, now, on_overdue, &s, NULL);
+	if (s.n == 0 && s.nr == 0)
+		goto out;
+	batch_reset(b);
+	for (size_t i = 0; i < s.n; i++) {
+		Rete__Message *msg = NULL;
+		if (read_message(b, NULL, s.e[i].index, &msg) != RETE_OK)
+			continue;
+		rete_store_op *op = op_add(b, RETE_STORE_OP_EXPIRE, NULL);
+		if (!op) {
+			rete__message__free_unpacked(msg, NULL);
+			break;
+		}
+		broker_peer *p = broker_peer_find(b, s.e[i].recipient);
+		op->in.recipient = p ? p->id : s.e[i].recipient;
+		op->in.index = s.e[i].index;
+		if (p)
+			inflight_remove(p, s.e[i].index);
+		if (strcmp(msg->sender, b->cfg->id) != 0) {
+			char id[64];
+			snprintf(id, sizeof(id), "expired-%" PRIu64, s.e[i].index);
+			broker_own *o = own_new(b, id, msg->sender, msg->case_id);
+			if (o) {
+				snprintf(o->msg_id, sizeof(o->msg_id), "%s", msg->id);
+				snprintf(o->ref_id, sizeof(o->ref_id), "%s", referral_of(msg));
+				snprintf(o->text, sizeof(o->text),
+					 "message %s to %s was not delivered within %s (the expiry): "
+					 "%s's agent did not collect it; it was withdrawn%s",
+					 msg->id, msg->recipient, b->cfg->expiry, msg->recipient,
+					 msg->body_case == RETE__MESSAGE__BODY_REFERRAL
+					     ? " and the referral is now failed"
+					     : "");
+				o->notice.kind = RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED;
+				o->notice.index = s.e[i].index;
+				o->notice.message_id = o->msg_id;
+				o->notice.referral_id = o->ref_id;
+				o->notice.error = RETE__ERROR_CODE__ERROR_CODE_EXPIRED;
+				o->notice.text = o->text;
+				o->msg.body_case = RETE__MESSAGE__BODY_NOTICE;
+				o->msg.notice = &o->notice;
+				own_append(b, o, now);
+			}
+			broker_log_warn("withdrew %s from %s to %s (entry %" PRIu64 "): undelivered "
+					"after %s", msg->id, msg->sender, msg->recipient,
+					s.e[i].index, b->cfg->expiry);
+		}
+		rete__message__free_unpacked(msg, NULL);
+	}
+	for (size_t i = 0; i < s.nr; i++) {
+		const Rete__ReferralInfo *r = s.r[i];
+		char id[64], due[32];
+		snprintf(id, sizeof(id), "overdue-%" PRIu64, r->index);
+		broker_own *o = own_new(b, id, r->requester, r->case_id);
+		if (!o)
+			break;
+		time_t t = (time_t)(r->due_at / 1000);
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(due, sizeof(due), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		snprintf(o->msg_id, sizeof(o->msg_id), "%s", r->id);
+		snprintf(o->ref_id, sizeof(o->ref_id), "%s", r->id);
+		snprintf(o->text, sizeof(o->text),
+			 "referral %s to %s (service %s) was due to be accepted or rejected by %s "
+			 "and is still %s",
+			 r->id, r->performer, r->service, due,
+			 r->status == RETE__STATUS__STATUS_RECEIVED ? "received" : "requested");
+		o->notice.kind = RETE__NOTICE_KIND__NOTICE_KIND_OVERDUE;
+		o->notice.index = r->index;
+		o->notice.message_id = o->msg_id;
+		o->notice.referral_id = o->ref_id;
+		o->notice.due_at = r->due_at;
+		o->notice.text = o->text;
+		o->msg.body_case = RETE__MESSAGE__BODY_NOTICE;
+		o->msg.notice = &o->notice;
+		own_append(b, o, now);
+		broker_log_info("referral %s to %s is overdue (due %s)", r->id, r->performer, due);
+	}
+	rete_msg m;
+	commit_ops(b, &m);
+	for (size_t i = 0; i < b->nops; i++)
+		if (b->ops[i].kind == RETE_STORE_OP_APPEND &&
+		    b->ops[i].status == RETE_STORE_REFUSED)
+			broker_log_warn("the store refused the broker's own entry: %s",
+					b->ops[i].error_text);
+	batch_reset(b);
+	pump_dirty(b);
+out:
+	for (size_t i = 0; i < s.nr; i++)
+		rete__referral_info__free_unpacked(s.r[i], NULL);
+	free(s.r);
+	free(s.e);
+}
+
+/* --- reload ----------------------------------------------------------------------------- */
+
+static void reload(broker *b)
+{
+	rete_problems pr = {0};
+	broker_config *nc = NULL;
+	broker_log_info("SIGHUP: reloading %s", b->cfg->path);
+	if (broker_config_load(b->cfg->path, &nc, &pr) != RETE_OK) {
+		for (size_t i = 0; i < pr.n; i++)
+			broker_log_error("%s: %s", pr.items[i].path, pr.items[i].text);
+		broker_log_error("the new configuration was refused (%zu problems); the old one "
+				 "stays in force", pr.n);
+		rete_problems_free(&pr);
+		return;
+	}
+	rete_problems_free(&pr);
+	broker_config *old = b->cfg;
+	/* What the running sockets, store and key were made with cannot
+	 * change without a restart: keep it, and say so. */
+#define KEEP_STR(field)                                                                    \
+	if (strcmp(nc->field, old->field) != 0)                                            \
+		broker_log_warn("reload: " #field " changed; restart the broker to apply it");
+	KEEP_STR(listen)
+	KEEP_STR(events)
+	KEEP_STR(data)
+	KEEP_STR(origin)
+	KEEP_STR(id)
+	KEEP_STR(key_path)
+	snprintf(nc->listen, sizeof(nc->listen), "%s", old->listen);
+	snprintf(nc->events, sizeof(nc->events), "%s", old->events);
+	snprintf(nc->id, sizeof(nc->id), "%s", old->id);
+	char *t;
+	t = nc->data, nc->data = old->data, old->data = t;
+	t = nc->origin, nc->origin = old->origin, old->origin = t;
+	t = nc->key_path, nc->key_path = old->key_path, old->key_path = t;
+	nc->key_pub = old->key_pub;
+	nc->max_frame = old->max_frame;
+	nc->verify_threads = old->verify_threads;
+	nc->heartbeat_ms = old->heartbeat_ms;
+	b->cfg = nc;
+	if (peers_rebuild(b) != RETE_OK || broker_zap_update(b->zap, nc) != RETE_OK) {
+		broker_log_error("reload: out of memory; the old configuration stays in force");
+		b->cfg = old;
+		broker_config_free(&nc);
+		peers_rebuild(b);
+		return;
+	}
+	broker_config_free(&old);
+	if (directory_sync(b) != RETE_OK)
+		broker_log_error("reload: the new directory could not be logged");
+	broker_log_info("reload: %zu parties, %zu routes in force", nc->nparties, nc->nroutes);
+	pump_dirty(b);
+}
+
+/* --- start and stop ------------------------------------------------------------------------ */
+
+static void *server_socket(broker *b, int type, const char *domain, const char *endpoint)
+{
+	void *s = zmq_socket(b->zctx, type);
+	int one = 1, zero = 0, linger = 1000;
+	int hb = (int)b->cfg->heartbeat_ms, hbt = (int)(3 * b->cfg->heartbeat_ms);
+	int64_t maxmsg = (int64_t)b->cfg->max_frame;
+	int hwm = 100000;
+	if (!s)
+		return NULL;
+	if (zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, domain, strlen(domain)) < 0 ||
+	    zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof(one)) < 0 ||
+	    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, b->key->x_sk, RETE_PK_LEN) < 0 ||
+	    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, b->key->pub.x, RETE_PK_LEN) < 0 ||
+	    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger)) < 0 ||
+	    zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &hb, sizeof(hb)) < 0 ||
+	    zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &hbt, sizeof(hbt)) < 0 ||
+	    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) < 0 ||
+	    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0 ||
+	    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0 ||
+	    (type == ZMQ_ROUTER &&
+	     zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &zero, sizeof(zero)) < 0) ||
+	    zmq_bind(s, endpoint) < 0) {
+		broker_log_error("cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
+		zmq_close(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* monitor_drain logs connections coming and going on the ROUTER socket;
+ * a peer whose frame exceeded max_frame is disconnected by ZeroMQ itself
+ * and shows up here. */
+static void monitor_drain(broker *b)
+{
+	for (;;) {
+		zmq_msg_t ev;
+		zmq_msg_init(&ev);
+		if (zmq_msg_recv(&ev, b->mon, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&ev);
+			return;
+		}
+		uint16_t event = 0;
+		uint32_t value = 0;
+		if (zmq_msg_size(&ev) >= 6) {
+			memcpy(&event, zmq_msg_data(&ev), 2);
+			memcpy(&value, (uint8_t *)zmq_msg_data(&ev) + 2, 4);
+		}
+		bool more = zmq_msg_more(&ev);
+		zmq_msg_close(&ev);
+		char addr[128] = "";
+		if (more) {
+			zmq_msg_t a;
+			zmq_msg_init(&a);
+			if (zmq_msg_recv(&a, b->mon, 0) >= 0) {
+				size_t l = zmq_msg_size(&a);
+				if (l >= sizeof(addr))
+					l = sizeof(addr) - 1;
+				memcpy(addr, zmq_msg_data(&a), l);
+			}
+			zmq_msg_close(&a);
+		}
+		if (event == ZMQ_EVENT_DISCONNECTED)
+			broker_log_info("a connection closed (fd %u): the peer left or fell "
+					"silent, or sent a frame over max_frame (%" PRIu64 " bytes)",
+					value, b->cfg->max_frame);
+		else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+			broker_log_debug("a handshake was refused (fd %u)", value);
+		else if (event == ZMQ_EVENT_ACCEPTED)
+			broker_log_debug("a connection was accepted on %s (fd %u)", addr, value);
+	}
+}
+
+static void broker_free(broker *b)
+{
+	if (b->mon)
+		zmq_close(b->mon);
+	if (b->router) {
+		zmq_socket_monitor(b->router, NULL, 0);
+		zmq_close(b->router);
+	}
+	if (b->pub)
+		zmq_close(b->pub);
+	if (b->zctx)
+		zmq_ctx_shutdown(b->zctx);
+	broker_zap_stop(&b->zap);
+	if (b->zctx)
+		zmq_ctx_term(b->zctx);
+	broker_pool_stop(&b->pool);
+	rete_store_close(&b->store);
+	rete_seckey_free(&b->key);
+	for (size_t i = 0; i < b->npeers; i++)
+		free(b->peers[i].inflight);
+	free(b->peers);
+	batch_reset(b);
+	free(b->own);
+	free(b->ops);
+	free(b->op_msg);
+	rete_buf_free(&b->dir_entry);
+	free(b->cp_note);
+	if (b->sigfd >= 0)
+		close(b->sigfd);
+	broker_config_free(&b->cfg);
+}
+
+int broker_run(broker_config *c)
+{
+	broker b = {.cfg = c, .sigfd = -1};
+	rete_msg m;
+	broker_frame *frames = NULL;
+	broker_frame **jobs = NULL;
+	int rc = 2;
+
+	/* Block the signals before any thread exists (ZeroMQ's, the ZAP
+	 * handler, the pool), so that only the signalfd sees them. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	b.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (b.sigfd < 0) {
+		broker_log_error("cannot watch signals: %s", strerror(errno));
+		goto out;
+	}
+	if (rete_keyfile_load_secret(c->key_path, &b.key, &m) != RETE_OK) {
+		broker_log_error("%s", m.text);
+		goto out;
+	}
+	if (rete_store_open(&b.store, c->data, RETE_STORE_CREATE, &m) != RETE_OK) {
+		broker_log_error("cannot open the store %s: %s", c->data, m.text);
+		goto out;
+	}
+	if (rete_store_size(b.store, NULL, &b.log_size, &m) != RETE_OK) {
+		broker_log_error("cannot read the store %s: %s", c->data, m.text);
+		goto out;
+	}
+	if (rete_store_checkpoint_latest(b.store, NULL, &b.cp_size, &b.cp_note, NULL) != RETE_OK) {
+		b.cp_size = 0;
+		b.cp_note = NULL;
+	}
+	if (peers_rebuild(&b) != RETE_OK || broker_pool_start(&b.pool, c->verify_threads) != RETE_OK) {
+		broker_log_error("out of memory");
+		goto out;
+	}
+	frames = calloc(BROKER_BATCH_MAX, sizeof(*frames));
+	jobs = calloc(BROKER_BATCH_MAX, sizeof(*jobs));
+	b.zctx = zmq_ctx_new();
+	if (!frames || !jobs || !b.zctx) {
+		broker_log_error("out of memory");
+		goto out;
+	}
+	/* The ZAP handler first: a CURVE server without one admits anyone. */
+	if (broker_zap_start(&b.zap, b.zctx, c, &m) != RETE_OK) {
+		broker_log_error("%s", m.text);
+		goto out;
+	}
+	b.router = server_socket(&b, ZMQ_ROUTER, BROKER_ZAP_DOMAIN, c->listen);
+	if (!b.router)
+		goto out;
+	if (zmq_socket_monitor(b.router, "inproc://rete-broker-monitor",
+			       ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
+				   ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) == 0) {
+		b.mon = zmq_socket(b.zctx, ZMQ_PAIR);
+		if (b.mon && zmq_connect(b.mon, "inproc://rete-broker-monitor") < 0) {
+			zmq_close(b.mon);
+			b.mon = NULL;
+		}
+	}
+	b.pub = server_socket(&b, ZMQ_PUB, BROKER_ZAP_DOMAIN_EVENTS, c->events);
+	if (!b.pub)
+		goto out;
+	if (directory_sync(&b) != RETE_OK) {
+		broker_log_error("cannot log the directory");
+		goto out;
+	}
+	checkpoint_make(&b);
+	broker_log_info("started: broker %s, origin %s, log size %" PRIu64 ", %zu parties, "
+			"listening on %s, events on %s",
+			b.cfg->id, b.cfg->origin, b.log_size, b.cfg->nparties, b.cfg->listen,
+			b.cfg->events);
+
+	int64_t now = mono_ms();
+	b.last_scan_ms = now;
+	b.last_ping_ms = now;
+	while (!b.stop) {
+		zmq_pollitem_t items[3] = {{b.router, 0, ZMQ_POLLIN, 0},
+					   {NULL, b.sigfd, ZMQ_POLLIN, 0},
+					   {b.mon, 0, ZMQ_POLLIN, 0}};
+		int nitems = b.mon ? 3 : 2;
+		long timeout = 1000 - (mono_ms() - b.last_scan_ms);
+		if (timeout < 0)
+			timeout = 0;
+		if (zmq_poll(items, nitems, timeout) < 0 && zmq_errno() != EINTR) {
+			broker_log_error("poll failed: %s", zmq_strerror(zmq_errno()));
+			break;
+		}
+		if (items[1].revents & ZMQ_POLLIN) {
+			struct signalfd_siginfo si;
+			while (read(b.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+				if (si.ssi_signo == SIGHUP)
+					reload(&b);
+				else {
+					broker_log_info("signal %u: stopping after the batch in hand",
+							si.ssi_signo);
+					b.stop = true;
+				}
+			}
+		}
+		if (b.mon && (items[2].revents & ZMQ_POLLIN))
+			monitor_drain(&b);
+		if (items[0].revents & ZMQ_POLLIN)
+			run_batch(&b, frames, jobs);
+		now = mono_ms();
+		if (now - b.last_scan_ms >= 1000) {
+			b.last_scan_ms = now;
+			scan(&b);
+		}
+		if (now - b.last_ping_ms >= b.cfg->heartbeat_ms) {
+			b.last_ping_ms = now;
+			ping_peers(&b);
+		}
+		checkpoint_maybe(&b, now);
+	}
+	/* the batch in hand was committed and answered by run_batch */
+	checkpoint_make(&b);
+	broker_log_info("stopped: log size %" PRIu64, b.log_size);
+	rc = 0;
+out:
+	free(frames);
+	free(jobs);
+	broker_free(&b);
+	return rc;
+}

@@ -1,0 +1,122 @@
+/* broker_impl.h — the broker's state, shared by broker.c (loop, delivery,
+ * scans, checkpoints), submit.c (the checks of a submission) and query.c
+ * (answers to QUERY). Not for other modules.
+ */
+#ifndef RETE_BROKER_IMPL_H
+#define RETE_BROKER_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "config.h"
+#include "pool.h"
+#include "store.h"
+#include "zap.h"
+
+#define BROKER_BATCH_MAX 1024     /* frames read per batch without waiting */
+#define BROKER_RID_MAX 256        /* ZeroMQ routing ids are at most 255 bytes */
+#define BROKER_ENTRIES_MAX 1000   /* entries per QUERY answer */
+#define BROKER_ENTRIES_BYTES (4u << 20)
+#define BROKER_SCAN_MAX 1000      /* expiries / overdue notices per scan */
+
+/* What the broker knows of one party between frames. */
+typedef struct broker_peer {
+	char id[RETE_ID_MAX + 1];
+	uint8_t rid[BROKER_RID_MAX]; /* routing id of its latest HELLO */
+	size_t rid_len;              /* 0: no HELLO yet (nothing delivered) */
+	uint64_t *inflight;          /* delivered, not yet acked */
+	size_t ninflight;
+	uint64_t next_from;          /* next queue index to look at */
+	int64_t last_seen_ms;
+	bool dirty;                  /* look at its queue after this batch */
+} broker_peer;
+
+/* One frame of a batch and what became of it. */
+typedef struct broker_frame {
+	uint8_t rid[BROKER_RID_MAX];
+	size_t rid_len;
+	char party[RETE_ID_MAX + 1];     /* ZAP User-Id */
+	const broker_party *who;         /* NULL: refused before decoding */
+	Rete__ClientFrame *cf;
+	/* SUBMIT */
+	Rete__SignedMessage *sm;
+	Rete__Message *msg;
+	bool pending;                    /* passed the checks so far */
+	bool sig_ok;
+	long op;                         /* index in the batch's ops, or -1 */
+	Rete__ErrorCode error;
+	char error_text[512];
+	char field[128];
+} broker_frame;
+
+/* An entry the broker writes itself (Delivery, Notice, Directory). */
+typedef struct broker_own {
+	Rete__Message msg;
+	Rete__Delivery delivery;
+	Rete__Notice notice;
+	char id[96];
+	char recipient[RETE_ID_MAX + 1];
+	char case_id[128];
+	char ref_id[128];
+	char msg_id[128];
+	char text[512];
+	rete_buf signed_bytes;
+} broker_own;
+
+typedef struct broker {
+	broker_config *cfg;
+	rete_seckey *key;
+	void *zctx, *router, *pub, *mon;
+	broker_zap *zap;
+	rete_store *store;
+	broker_pool *pool;
+	int sigfd;
+	bool stop;
+	broker_peer *peers; /* sorted by id */
+	size_t npeers;
+	rete_buf dir_entry; /* LogEntry bytes of the Directory in force */
+	uint64_t dir_serial;
+	uint64_t log_size;
+	uint64_t cp_size;   /* size of the latest checkpoint */
+	char *cp_note;
+	int64_t cp_at_ms;   /* when it was made (0: before this start) */
+	int64_t last_scan_ms, last_ping_ms;
+	uint64_t ping_nonce;
+	/* the batch being built */
+	rete_store_op *ops;
+	const Rete__Message **op_msg; /* message of each APPEND op (events) */
+	size_t nops, capops;
+	broker_own **own;
+	size_t nown, capown;
+} broker;
+
+/* broker_peer_find: the state of party id (NULL when not in the directory). */
+broker_peer *broker_peer_find(broker *b, const char *id);
+
+/* broker_submit_check runs the checks of a SUBMIT frame that need no
+ * signature (decoding, sender, kind, origin); f->pending stays true when it
+ * passed. */
+void broker_submit_precheck(broker *b, broker_frame *f);
+
+/* broker_submit_check runs the checks after the signature (sealed hash,
+ * validation, directory, policy); f->pending stays true when it passed. */
+void broker_submit_check(broker *b, broker_frame *f, const Rete__Submit *s);
+
+/* broker_refuse marks f refused with code, field path and a sentence. */
+void broker_refuse(broker_frame *f, Rete__ErrorCode code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* broker_send sends a BrokerFrame to routing id rid (dropped silently when
+ * the peer is gone or its queue is full). */
+void broker_send(broker *b, const uint8_t *rid, size_t rid_len, Rete__BrokerFrame *bf);
+
+/* broker_answer_query answers one QUERY frame. */
+void broker_answer_query(broker *b, broker_frame *f);
+
+/* broker_agency_health fills h (caller's) for agency p, in read txn rt. */
+void broker_agency_health(broker *b, rete_store_rtxn *rt, const broker_party *p,
+			  Rete__AgencyHealth *h);
+
+#endif

@@ -1,0 +1,119 @@
+/* pool.c — see pool.h. */
+#include "pool.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+struct broker_pool {
+	pthread_mutex_t bp_lock;
+	pthread_cond_t bp_work; /* a new batch, or stop */
+	pthread_cond_t bp_done; /* the last job of the batch finished */
+	pthread_t *bp_threads;
+	unsigned bp_nthreads;
+	bool bp_stop;
+	unsigned long bp_generation; /* batch number */
+	broker_pool_fn bp_fn;
+	void *bp_ctx;
+	size_t bp_n, bp_next, bp_finished;
+};
+
+/* take_jobs does jobs of the current batch until none is left; called and
+ * returns with the lock held. */
+static void take_jobs(broker_pool *p)
+{
+	while (p->bp_next < p->bp_n) {
+		size_t i = p->bp_next++;
+		broker_pool_fn fn = p->bp_fn;
+		void *ctx = p->bp_ctx;
+		pthread_mutex_unlock(&p->bp_lock);
+		fn(ctx, i);
+		pthread_mutex_lock(&p->bp_lock);
+		if (++p->bp_finished == p->bp_n)
+			pthread_cond_broadcast(&p->bp_done);
+	}
+}
+
+static void *pool_thread(void *arg)
+{
+	broker_pool *p = arg;
+	unsigned long seen = 0;
+	pthread_mutex_lock(&p->bp_lock);
+	for (;;) {
+		while (!p->bp_stop && p->bp_generation == seen)
+			pthread_cond_wait(&p->bp_work, &p->bp_lock);
+		if (p->bp_stop)
+			break;
+		seen = p->bp_generation;
+		take_jobs(p);
+	}
+	pthread_mutex_unlock(&p->bp_lock);
+	return NULL;
+}
+
+rete_err broker_pool_start(broker_pool **out, unsigned threads)
+{
+	*out = NULL;
+	broker_pool *p = calloc(1, sizeof(*p));
+	if (!p)
+		return RETE_ENOMEM;
+	pthread_mutex_init(&p->bp_lock, NULL);
+	pthread_cond_init(&p->bp_work, NULL);
+	pthread_cond_init(&p->bp_done, NULL);
+	unsigned helpers = threads > 1 ? threads - 1 : 0;
+	p->bp_threads = calloc(helpers ? helpers : 1, sizeof(*p->bp_threads));
+	if (!p->bp_threads) {
+		broker_pool_stop(&p);
+		return RETE_ENOMEM;
+	}
+	for (unsigned i = 0; i < helpers; i++) {
+		if (pthread_create(&p->bp_threads[i], NULL, pool_thread, p) != 0)
+			break; /* fewer helpers: slower, still correct */
+		p->bp_nthreads++;
+	}
+	*out = p;
+	return RETE_OK;
+}
+
+void broker_pool_run(broker_pool *p, size_t n, broker_pool_fn fn, void *ctx)
+{
+	if (n == 0)
+		return;
+	if (n < 4 || p->bp_nthreads == 0) { /* not worth waking anyone */
+		for (size_t i = 0; i < n; i++)
+			fn(ctx, i);
+		return;
+	}
+	pthread_mutex_lock(&p->bp_lock);
+	p->bp_fn = fn;
+	p->bp_ctx = ctx;
+	p->bp_n = n;
+	p->bp_next = 0;
+	p->bp_finished = 0;
+	p->bp_generation++;
+	pthread_cond_broadcast(&p->bp_work);
+	take_jobs(p);
+	while (p->bp_finished < p->bp_n)
+		pthread_cond_wait(&p->bp_done, &p->bp_lock);
+	p->bp_n = 0;
+	pthread_mutex_unlock(&p->bp_lock);
+}
+
+void broker_pool_stop(broker_pool **pp)
+{
+	if (!pp || !*pp)
+		return;
+	broker_pool *p = *pp;
+	pthread_mutex_lock(&p->bp_lock);
+	p->bp_stop = true;
+	pthread_cond_broadcast(&p->bp_work);
+	pthread_mutex_unlock(&p->bp_lock);
+	for (unsigned i = 0; i < p->bp_nthreads; i++)
+		pthread_join(p->bp_threads[i], NULL);
+	free(p->bp_threads);
+	pthread_cond_destroy(&p->bp_work);
+	pthread_cond_destroy(&p->bp_done);
+	pthread_mutex_destroy(&p->bp_lock);
+	free(p);
+	*pp = NULL;
+}

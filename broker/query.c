@@ -1,0 +1,437 @@
+/* query.c — answers to QUERY: a referral's status, the monitors' snapshot,
+ * the broker's health, log entries by range, the latest checkpoint, and
+ * inclusion and consistency proofs.
+ *
+ * Who may ask what: a referral's requester and performer may read it; the
+ * snapshot, health and raw entries are for coordinators and auditors (they
+ * hold only metadata: the log never holds personal data); checkpoints and
+ * proofs are for everyone, since every agent is a witness.
+ */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "broker_impl.h"
+#include "duration.h"
+
+#define HEALTH_QUEUE_AGE_MS (3600 * 1000) /* undelivered for an hour: a problem */
+
+static bool is_overseer(const broker_party *p)
+{
+	return p->kind == RETE__PARTY_KIND__PARTY_KIND_COORDINATOR ||
+	       p->kind == RETE__PARTY_KIND__PARTY_KIND_AUDITOR;
+}
+
+static void answer(broker *b, broker_frame *f, Rete__QueryResult *r)
+{
+	r->request_id = f->cf->query->request_id;
+	Rete__BrokerFrame bf;
+	rete__broker_frame__init(&bf);
+	bf.command_case = RETE__BROKER_FRAME__COMMAND_RESULT;
+	bf.result = r;
+	broker_send(b, f->rid, f->rid_len, &bf);
+}
+
+static void answer_error(broker *b, broker_frame *f, Rete__ErrorCode code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void answer_error(broker *b, broker_frame *f, Rete__ErrorCode code, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	Rete__QueryResult r;
+	rete__query_result__init(&r);
+	r.error = code;
+	r.error_text = text;
+	answer(b, f, &r);
+}
+
+static bool deny_unless_overseer(broker *b, broker_frame *f, const char *what)
+{
+	if (is_overseer(f->who))
+		return false;
+	answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED,
+		     "%s is for coordinators and auditors; %s is a %s", what, f->party,
+		     broker_kind_name(f->who->kind));
+	return true;
+}
+
+void broker_agency_health(broker *b, rete_store_rtxn *rt, const broker_party *p,
+			  Rete__AgencyHealth *h)
+{
+	rete__agency_health__init(h);
+	h->id = (char *)p->id;
+	int64_t oldest = 0;
+	rete_store_queue_depth(b->store, rt, p->id, &h->queue_depth, &oldest, NULL);
+	h->oldest_undelivered_at = oldest;
+	broker_peer *peer = broker_peer_find(b, p->id);
+	if (peer) {
+		h->last_seen_at = peer->last_seen_ms;
+		h->connected = peer->rid_len > 0 &&
+			       rete_now_ms() - peer->last_seen_ms < 3 * b->cfg->heartbeat_ms;
+	}
+}
+
+/* agencies_fill makes the AgencyHealth list (array owned by the caller). */
+static Rete__AgencyHealth **agencies_fill(broker *b, rete_store_rtxn *rt, Rete__AgencyHealth **store,
+					  size_t *n)
+{
+	const broker_config *c = b->cfg;
+	Rete__AgencyHealth *hs = calloc(c->nparties ? c->nparties : 1, sizeof(*hs));
+	Rete__AgencyHealth **ptrs = calloc(c->nparties ? c->nparties : 1, sizeof(*ptrs));
+	*n = 0;
+	*store = hs;
+	if (!hs || !ptrs) {
+		free(ptrs);
+		return NULL;
+	}
+	for (size_t i = 0; i < c->nparties; i++) {
+		if (!broker_kind_is_agency(c->parties[i].kind))
+			continue;
+		broker_agency_health(b, rt, &c->parties[i], &hs[*n]);
+		ptrs[*n] = &hs[*n];
+		(*n)++;
+	}
+	return ptrs;
+}
+
+static void q_health(broker *b, broker_frame *f)
+{
+	if (deny_unless_overseer(b, f, "broker health"))
+		return;
+	Rete__Health h;
+	rete__health__init(&h);
+	rete_store_rtxn *rt = NULL;
+	if (rete_store_read_begin(b->store, &rt, NULL) != RETE_OK) {
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INTERNAL, "the store cannot be read");
+		return;
+	}
+	rete_store_size(b->store, rt, &h.log_size, NULL);
+	Rete__AgencyHealth *hs = NULL;
+	size_t n = 0;
+	Rete__AgencyHealth **ptrs = agencies_fill(b, rt, &hs, &n);
+	rete_store_read_end(&rt);
+	h.agencies = ptrs;
+	h.n_agencies = ptrs ? n : 0;
+	rete_store_stats(b->store, &h.map_size, &h.map_used, NULL);
+	struct statvfs sv;
+	if (statvfs(b->cfg->data, &sv) == 0)
+		h.disk_free = (uint64_t)sv.f_bavail * sv.f_frsize;
+	h.checkpoint_at = b->cp_at_ms;
+
+	char *problems[64];
+	size_t np = 0;
+	int64_t now = rete_now_ms();
+	for (size_t i = 0; i < h.n_agencies && np < 60; i++) {
+		const Rete__AgencyHealth *a = h.agencies[i];
+		if (a->queue_depth && a->oldest_undelivered_at &&
+		    now - a->oldest_undelivered_at > HEALTH_QUEUE_AGE_MS) {
+			if (asprintf(&problems[np], "%s has %" PRIu64 " undelivered message%s, the "
+				     "oldest waiting for %" PRId64 " min; is its agent running?",
+				     a->id, a->queue_depth, a->queue_depth == 1 ? "" : "s",
+				     (now - a->oldest_undelivered_at) / 60000) >= 0)
+				np++;
+		}
+	}
+	if (h.log_size > b->cp_size &&
+	    now - b->cp_at_ms > 3 * b->cfg->checkpoint_interval_ms + 5000 && np < 62) {
+		if (asprintf(&problems[np], "the latest checkpoint (size %" PRIu64 ") is older "
+			     "than 3 checkpoint intervals while the log grew to %" PRIu64,
+			     b->cp_size, h.log_size) >= 0)
+			np++;
+	}
+	if (h.disk_free && h.disk_free < ((uint64_t)256 << 20) && np < 63) {
+		if (asprintf(&problems[np], "only %" PRIu64 " MiB free on the store's disk",
+			     h.disk_free >> 20) >= 0)
+			np++;
+	}
+	h.problems = problems;
+	h.n_problems = np;
+	h.ok = np == 0;
+	Rete__QueryResult r;
+	rete__query_result__init(&r);
+	r.answer_case = RETE__QUERY_RESULT__ANSWER_HEALTH;
+	r.health = &h;
+	answer(b, f, &r);
+	for (size_t i = 0; i < np; i++)
+		free(problems[i]);
+	free(ptrs);
+	free(hs);
+}
+
+struct snap {
+	Rete__ReferralInfo **r;
+	size_t n, cap;
+	bool oom;
+};
+
+static int on_referral(void *ctx, const Rete__ReferralInfo *ri)
+{
+	struct snap *s = ctx;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		Rete__ReferralInfo **r = realloc(s->r, cap * sizeof(*r));
+		if (!r) {
+			s->oom = true;
+			return 1;
+		}
+		s->r = r;
+		s->cap = cap;
+	}
+	size_t len = rete__referral_info__get_packed_size(ri);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf) {
+		s->oom = true;
+		return 1;
+	}
+	rete__referral_info__pack(ri, buf);
+	s->r[s->n] = rete__referral_info__unpack(NULL, len, buf);
+	free(buf);
+	if (!s->r[s->n]) {
+		s->oom = true;
+		return 1;
+	}
+	s->n++;
+	return 0;
+}
+
+static void q_snapshot(broker *b, broker_frame *f)
+{
+	if (deny_unless_overseer(b, f, "the snapshot"))
+		return;
+	Rete__Snapshot sn;
+	rete__snapshot__init(&sn);
+	struct snap s = {0};
+	rete_store_rtxn *rt = NULL;
+	if (rete_store_read_begin(b->store, &rt, NULL) != RETE_OK) {
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INTERNAL, "the store cannot be read");
+		return;
+	}
+	/* one read transaction: the referrals are those of exactly log_size */
+	rete_store_size(b->store, rt, &sn.log_size, NULL);
+	rete_err err = rete_store_referrals_iter(b->store, rt, on_referral, &s, NULL);
+	Rete__AgencyHealth *hs = NULL;
+	size_t n = 0;
+	Rete__AgencyHealth **ptrs = agencies_fill(b, rt, &hs, &n);
+	rete_store_read_end(&rt);
+	if (err != RETE_OK || s.oom) {
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INTERNAL,
+			     "the referrals could not be read (%s)", rete_strerror(err));
+	} else {
+		sn.referrals = s.r;
+		sn.n_referrals = s.n;
+		sn.agencies = ptrs;
+		sn.n_agencies = ptrs ? n : 0;
+		Rete__QueryResult r;
+		rete__query_result__init(&r);
+		r.answer_case = RETE__QUERY_RESULT__ANSWER_SNAPSHOT;
+		r.snapshot = &sn;
+		answer(b, f, &r);
+	}
+	for (size_t i = 0; i < s.n; i++)
+		rete__referral_info__free_unpacked(s.r[i], NULL);
+	free(s.r);
+	free(ptrs);
+	free(hs);
+}
+
+static void q_referral(broker *b, broker_frame *f, const Rete__ReferralQuery *q)
+{
+	Rete__ReferralInfo *ri = NULL;
+	rete_err err = rete_store_referral(b->store, NULL, q->referral_id, &ri, NULL);
+	if (err == RETE_ENOENT) {
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+			     "no referral with id '%.64s' in the log", q->referral_id);
+		return;
+	}
+	if (err != RETE_OK) {
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INTERNAL,
+			     "referral %.64s cannot be read (%s)", q->referral_id, rete_strerror(err));
+		return;
+	}
+	if (!is_overseer(f->who) && strcmp(ri->requester, f->party) != 0 &&
+	    strcmp(ri->performer, f->party) != 0) {
+		/* the same answer as for an unknown id: no probing */
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED,
+			     "referral %.64s may be read by its requester, its performer, "
+			     "coordinators and auditors; %s is none of these",
+			     q->referral_id, f->party);
+	} else {
+		Rete__QueryResult r;
+		rete__query_result__init(&r);
+		r.answer_case = RETE__QUERY_RESULT__ANSWER_REFERRAL;
+		r.referral = ri;
+		answer(b, f, &r);
+	}
+	rete__referral_info__free_unpacked(ri, NULL);
+}
+
+static void q_entries(broker *b, broker_frame *f, const Rete__EntriesQuery *q)
+{
+	if (deny_unless_overseer(b, f, "reading the log's entries"))
+		return;
+	uint64_t size = 0;
+	rete_store_rtxn *rt = NULL;
+	if (rete_store_read_begin(b->store, &rt, NULL) != RETE_OK) {
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INTERNAL, "the store cannot be read");
+		return;
+	}
+	rete_store_size(b->store, rt, &size, NULL);
+	uint64_t count = q->count;
+	if (count > BROKER_ENTRIES_MAX)
+		count = BROKER_ENTRIES_MAX;
+	if (q->from >= size)
+		count = 0;
+	else if (count > size - q->from)
+		count = size - q->from;
+	ProtobufCBinaryData *items = calloc(count ? count : 1, sizeof(*items));
+	Rete__Entries e;
+	rete__entries__init(&e);
+	e.from = q->from;
+	e.entries = items;
+	size_t bytes = 0, budget = BROKER_ENTRIES_BYTES;
+	if (budget > b->cfg->max_frame / 2)
+		budget = b->cfg->max_frame / 2;
+	for (uint64_t i = 0; items && i < count; i++) {
+		rete_buf buf = {0};
+		if (rete_store_entry(b->store, rt, q->from + i, &buf, NULL) != RETE_OK)
+			break;
+		if (e.n_entries > 0 && bytes + buf.len + 16 > budget) {
+			rete_buf_free(&buf);
+			break; /* the client asks again from where this answer ends */
+		}
+		bytes += buf.len + 16;
+		items[e.n_entries].data = buf.data;
+		items[e.n_entries].len = buf.len;
+		e.n_entries++;
+	}
+	rete_store_read_end(&rt);
+	Rete__QueryResult r;
+	rete__query_result__init(&r);
+	if (!items) {
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INTERNAL, "out of memory");
+		return;
+	}
+	r.answer_case = RETE__QUERY_RESULT__ANSWER_ENTRIES;
+	r.entries = &e;
+	answer(b, f, &r);
+	for (size_t i = 0; i < e.n_entries; i++)
+		free(items[i].data);
+	free(items);
+}
+
+static void q_checkpoint(broker *b, broker_frame *f)
+{
+	if (!b->cp_note) {
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+			     "no checkpoint yet; the first comes with the first entries");
+		return;
+	}
+	Rete__QueryResult r;
+	rete__query_result__init(&r);
+	r.answer_case = RETE__QUERY_RESULT__ANSWER_CHECKPOINT;
+	r.checkpoint = b->cp_note;
+	answer(b, f, &r);
+}
+
+static void q_proof(broker *b, broker_frame *f, bool inclusion)
+{
+	uint8_t hashes[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
+	size_t n = 0;
+	Rete__Proof p;
+	rete__proof__init(&p);
+	rete_msg m;
+	rete_err err;
+	uint64_t size;
+	char *note = NULL;
+	uint8_t leaf[RETE_MERKLE_HASH];
+	rete_store_rtxn *rt = NULL;
+	if (rete_store_read_begin(b->store, &rt, NULL) != RETE_OK) {
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INTERNAL, "the store cannot be read");
+		return;
+	}
+	if (inclusion) {
+		const Rete__InclusionQuery *q = f->cf->query->inclusion;
+		size = q->tree_size ? q->tree_size : b->cp_size;
+		p.leaf_index = q->index;
+		p.tree_size = size;
+		err = rete_store_inclusion_proof(b->store, rt, q->index, size, hashes, &n, &m);
+		if (err == RETE_OK)
+			err = rete_store_leaf_hash(b->store, rt, q->index, leaf, &m);
+		if (err == RETE_OK) {
+			p.leaf_hash.data = leaf;
+			p.leaf_hash.len = RETE_MERKLE_HASH;
+		}
+	} else {
+		const Rete__ConsistencyQuery *q = f->cf->query->consistency;
+		size = q->size2 ? q->size2 : b->cp_size;
+		p.size1 = q->size1;
+		p.size2 = size;
+		err = rete_store_consistency_proof(b->store, rt, q->size1, size, hashes, &n, &m);
+	}
+	if (err == RETE_OK)
+		rete_store_checkpoint_get(b->store, rt, size, &note, NULL);
+	rete_store_read_end(&rt);
+	if (err != RETE_OK) {
+		answer_error(b, f,
+			     err == RETE_EINVAL ? RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND
+						: RETE__ERROR_CODE__ERROR_CODE_INTERNAL,
+			     "no such proof: %s (the log has %" PRIu64 " entries; latest checkpoint "
+			     "at size %" PRIu64 ")", m.text, b->log_size, b->cp_size);
+		return;
+	}
+	ProtobufCBinaryData items[RETE_MERKLE_MAX_PROOF];
+	for (size_t i = 0; i < n; i++) {
+		items[i].data = hashes[i];
+		items[i].len = RETE_MERKLE_HASH;
+	}
+	p.hashes = items;
+	p.n_hashes = n;
+	if (note)
+		p.checkpoint = note;
+	Rete__QueryResult r;
+	rete__query_result__init(&r);
+	r.answer_case = RETE__QUERY_RESULT__ANSWER_PROOF;
+	r.proof = &p;
+	answer(b, f, &r);
+	free(note);
+}
+
+void broker_answer_query(broker *b, broker_frame *f)
+{
+	const Rete__Query *q = f->cf->query;
+	switch (q->what_case) {
+	case RETE__QUERY__WHAT_REFERRAL:
+		q_referral(b, f, q->referral);
+		break;
+	case RETE__QUERY__WHAT_SNAPSHOT:
+		q_snapshot(b, f);
+		break;
+	case RETE__QUERY__WHAT_HEALTH:
+		q_health(b, f);
+		break;
+	case RETE__QUERY__WHAT_ENTRIES:
+		q_entries(b, f, q->entries);
+		break;
+	case RETE__QUERY__WHAT_CHECKPOINT:
+		q_checkpoint(b, f);
+		break;
+	case RETE__QUERY__WHAT_INCLUSION:
+		q_proof(b, f, true);
+		break;
+	case RETE__QUERY__WHAT_CONSISTENCY:
+		q_proof(b, f, false);
+		break;
+	default:
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_MALFORMED,
+			     "the query asks nothing; ask for referral, snapshot, health, entries, "
+			     "checkpoint, inclusion or consistency");
+		break;
+	}
+}

@@ -1,0 +1,246 @@
+/* submit.c — the checks a submission passes before it reaches the store.
+ *
+ * The order follows the pipeline of DESIGN.md: decode strictly, then who
+ * sends (the authenticated party, an agency, for our log), then — after the
+ * signature, checked for the whole batch on the verify pool — the sealed
+ * part's hash, the message's own validity, the directory and the policy.
+ * Every refusal names the field, what was wrong and what would be accepted.
+ * The lifecycle and dedup are the store's (it sees earlier ops of the same
+ * batch).
+ */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "broker_impl.h"
+#include "validate.h"
+
+void broker_refuse(broker_frame *f, Rete__ErrorCode code, const char *field, const char *fmt, ...)
+{
+	f->pending = false;
+	f->error = code;
+	snprintf(f->field, sizeof(f->field), "%s", field ? field : "");
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(f->error_text, sizeof(f->error_text), fmt, ap);
+	va_end(ap);
+}
+
+void broker_submit_precheck(broker *b, broker_frame *f)
+{
+	const Rete__Submit *s = f->cf->submit;
+	rete_msg m;
+	f->pending = true;
+	if (s->signed_message.len == 0) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_MALFORMED, "signedMessage",
+			      "the SUBMIT frame carries no signed message; send the SignedMessage "
+			      "bytes in signed_message");
+		return;
+	}
+	if (rete_signed_decode(s->signed_message.data, s->signed_message.len, &f->sm, &f->msg,
+			       &m) != RETE_OK) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_MALFORMED, "signedMessage",
+			      "the signed message does not decode strictly: %s", m.text);
+		return;
+	}
+	const Rete__Message *msg = f->msg;
+	if (strcmp(msg->sender, f->party) != 0) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_SENDER_MISMATCH, "sender",
+			      "message %.64s names sender '%.64s' but this connection is "
+			      "authenticated as '%s'; a party may only send as itself",
+			      msg->id, msg->sender, f->party);
+		return;
+	}
+	if (!broker_kind_is_agency(f->who->kind)) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED, "sender",
+			      "%s is a %s: only agencies (" "social-services, job-centre, health, "
+			      "family-centre, school, cooperative) submit messages",
+			      f->party, broker_kind_name(f->who->kind));
+		return;
+	}
+	if (!rete_body_is_agency(msg)) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED, "body",
+			      "message %.64s carries a %s body, which only the broker writes; "
+			      "agencies send referral, update or note",
+			      msg->id, rete_message_kind(msg));
+		return;
+	}
+	if (strcmp(msg->origin, b->cfg->origin) != 0) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_WRONG_ORIGIN, "origin",
+			      "message %.64s is meant for log '%.100s'; this broker keeps log '%s'",
+			      msg->id, msg->origin, b->cfg->origin);
+		return;
+	}
+}
+
+/* kinds_from lists the kinds `from` may refer to. */
+static void kinds_from(const broker_config *c, Rete__PartyKind from, char *buf, size_t n)
+{
+	buf[0] = '\0';
+	for (size_t i = 0; i < c->nroutes; i++)
+		if (c->routes[i].from == from) {
+			if (buf[0])
+				strncat(buf, ", ", n - strlen(buf) - 1);
+			strncat(buf, broker_kind_name(c->routes[i].to), n - strlen(buf) - 1);
+		}
+	if (!buf[0])
+		snprintf(buf, n, "none");
+}
+
+static void services_of(const broker_party *p, char *buf, size_t n)
+{
+	buf[0] = '\0';
+	for (size_t i = 0; i < p->nservices; i++) {
+		if (buf[0])
+			strncat(buf, ", ", n - strlen(buf) - 1);
+		strncat(buf, p->services[i], n - strlen(buf) - 1);
+	}
+	if (!buf[0])
+		snprintf(buf, n, "none");
+}
+
+static void check_referral(broker *b, broker_frame *f, const broker_party *to)
+{
+	const Rete__Referral *r = f->msg->referral;
+	const broker_config *c = b->cfg;
+	char list[300];
+	if (!broker_config_route_allowed(c, f->who->kind, to->kind)) {
+		kinds_from(c, f->who->kind, list, sizeof(list));
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_ROUTE_FORBIDDEN, "recipient",
+			      "referral to %s: a %s may not refer to a %s; it may refer to: %s",
+			      to->id, broker_kind_name(f->who->kind), broker_kind_name(to->kind),
+			      list);
+		return;
+	}
+	bool consent = false;
+	if (!broker_party_offers(to, r->service, &consent)) {
+		services_of(to, list, sizeof(list));
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_SERVICE_NOT_OFFERED, "referral.service",
+			      "referral to %s: service '%.64s' is not offered; offered: %s", to->id,
+			      r->service, list);
+		return;
+	}
+	if (consent) {
+		const Rete__Consent *cs = r->consent;
+		bool ok = cs && cs->basis != RETE__CONSENT_BASIS__CONSENT_BASIS_UNSPECIFIED;
+		if (ok && (cs->basis == RETE__CONSENT_BASIS__CONSENT_BASIS_CONSENT ||
+			   cs->basis == RETE__CONSENT_BASIS__CONSENT_BASIS_GUARDIAN_CONSENT))
+			ok = cs->given_at > 0;
+		else if (ok)
+			ok = cs->legal_basis && cs->legal_basis[0];
+		if (!ok)
+			broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_CONSENT_REQUIRED,
+				      "referral.consent",
+				      "referral to %s: service '%.64s' needs the person's consent "
+				      "(basis consent or guardian-consent with givenAt) or a legal "
+				      "basis (legal-obligation, public-interest or vital-interest "
+				      "with legalBasis naming the law)",
+				      to->id, r->service);
+	}
+}
+
+/* check_counterpart: an update or a note about a known referral goes to the
+ * other party of that referral. */
+static void check_counterpart(broker *b, broker_frame *f, const char *ref_id)
+{
+	if (!ref_id || !ref_id[0])
+		return;
+	Rete__ReferralInfo *ri = NULL;
+	if (rete_store_referral(b->store, NULL, ref_id, &ri, NULL) != RETE_OK)
+		return; /* unknown (or in this very batch): the store decides */
+	const char *other = NULL;
+	if (strcmp(ri->requester, f->party) == 0)
+		other = ri->performer;
+	else if (strcmp(ri->performer, f->party) == 0)
+		other = ri->requester;
+	if (!other)
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED, "referralId",
+			      "referral %.64s is between %s and %s; %s is not a party of it",
+			      ref_id, ri->requester, ri->performer, f->party);
+	else if (strcmp(other, f->msg->recipient) != 0)
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_INVALID, "recipient",
+			      "messages about referral %.64s go to %s, not to %.64s", ref_id, other,
+			      f->msg->recipient);
+	rete__referral_info__free_unpacked(ri, NULL);
+}
+
+void broker_submit_check(broker *b, broker_frame *f, const Rete__Submit *s)
+{
+	const Rete__Message *msg = f->msg;
+	if (!f->sig_ok) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_BAD_SIGNATURE, "signature",
+			      "the signature of message %.64s does not verify with the key of %s "
+			      "in the directory; sign the exact Message bytes with %s's key",
+			      msg->id, f->party, f->party);
+		return;
+	}
+	ProtobufCBinaryData ph = rete_message_private_hash(msg);
+	if (ph.len > 0) {
+		uint8_t h[RETE_HASH_LEN];
+		if (s->sealed.len == 0) {
+			broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_SEALED_HASH, "sealed",
+				      "message %.64s carries the hash of a sealed part but the "
+				      "SUBMIT frame has none; send the sealed part beside it",
+				      msg->id);
+			return;
+		}
+		rete_sha256(h, s->sealed.data, s->sealed.len);
+		if (ph.len != RETE_HASH_LEN || memcmp(h, ph.data, RETE_HASH_LEN) != 0) {
+			broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_SEALED_HASH, "sealed",
+				      "the sealed part sent with message %.64s does not match its "
+				      "privateSha256; send the very ciphertext whose SHA-256 was "
+				      "signed", msg->id);
+			return;
+		}
+	} else if (s->sealed.len > 0) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_SEALED_HASH, "sealed",
+			      "a sealed part came with message %.64s but its body carries no "
+			      "privateSha256; sign the hash of the sealed part, or send none",
+			      msg->id);
+		return;
+	}
+	rete_problems pr = {0};
+	if (rete_validate_message(msg, NULL, RETE_VALIDATE_SIGNED, &pr) != RETE_OK) {
+		if (pr.n > 1)
+			broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_INVALID, pr.items[0].path,
+				      "%s: %s (and %zu more problem%s)", pr.items[0].path,
+				      pr.items[0].text, pr.n - 1, pr.n > 2 ? "s" : "");
+		else
+			broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_INVALID,
+				      pr.n ? pr.items[0].path : "",
+				      "%s%s%s", pr.n ? pr.items[0].path : "", pr.n ? ": " : "",
+				      pr.n ? pr.items[0].text : "the message is not valid");
+		rete_problems_free(&pr);
+		return;
+	}
+	rete_problems_free(&pr);
+	const broker_party *to = broker_config_party(b->cfg, msg->recipient);
+	if (!to || !broker_kind_is_agency(to->kind)) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_PARTY, "recipient",
+			      to ? "recipient %.64s is a %s, not an agency; messages go to agencies"
+				 : "recipient %.64s is not in the directory; send to a party "
+				   "listed in the WELCOME's directory",
+			      msg->recipient, to ? broker_kind_name(to->kind) : "");
+		return;
+	}
+	if (strcmp(to->id, f->party) == 0) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_INVALID, "recipient",
+			      "message %.64s is addressed to its own sender %s; address another "
+			      "agency", msg->id, f->party);
+		return;
+	}
+	switch (msg->body_case) {
+	case RETE__MESSAGE__BODY_REFERRAL:
+		check_referral(b, f, to);
+		break;
+	case RETE__MESSAGE__BODY_UPDATE:
+		check_counterpart(b, f, msg->update->referral_id);
+		break;
+	case RETE__MESSAGE__BODY_NOTE:
+		check_counterpart(b, f, msg->note->referral_id);
+		break;
+	default:
+		break;
+	}
+}
