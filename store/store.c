@@ -542,6 +542,91 @@ rete_err rete_store_entry(rete_store *s, rete_store_rtxn *rt, uint64_t index, re
 	return err;
 }
 
+rete_err rete_store_entries_iter(rete_store *s, rete_store_rtxn *rt, uint64_t from, uint64_t to,
+				 rete_store_entry_fn fn, void *ctx, rete_msg *m)
+{
+	MDB_cursor *cur = NULL;
+	uint8_t key[8];
+	MDB_val k = {8, key}, v;
+	uint64_t size, want = from;
+	MDB_txn *txn;
+	bool own;
+	rete_err err;
+	int rc = 0;
+
+	if (fn == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "store: no callback given");
+	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+		return err;
+	if ((err = store_log_size(s, txn, &size, m)) != RETE_OK)
+		goto done;
+	if (to > size)
+		to = size;
+	if (from >= to)
+		goto done;
+	if ((rc = mdb_cursor_open(txn, s->st_entries, &cur)) != 0) {
+		err = store_lmdb_err(m, rc, "store: reading the log");
+		goto done;
+	}
+	be64_put(key, from);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY); rc == 0 && want < to;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), want++) {
+		if (k.mv_size != 8 || be64_get(k.mv_data) != want)
+			break;
+		if (fn(ctx, want, v.mv_data, v.mv_size))
+			goto done;
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		err = store_lmdb_err(m, rc, "store: reading the log");
+		goto done;
+	}
+	if (want < to)
+		err = rete_msg_set(m, RETE_ECORRUPT,
+				   "store %s: log entry %llu is missing (the log size is %llu)",
+				   s->st_dir, (unsigned long long)want, (unsigned long long)size);
+done:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	if (own)
+		store_txn_done(s, txn);
+	return err;
+}
+
+rete_err rete_store_node(rete_store *s, rete_store_rtxn *rt, unsigned level, uint64_t index,
+			 uint8_t out[RETE_MERKLE_HASH], rete_msg *m)
+{
+	struct store_node_ctx c;
+	MDB_txn *txn;
+	bool own;
+	rete_err err;
+
+	if (level > 64)
+		return rete_msg_set(m, RETE_ENOENT, "store: no Merkle level %u", level);
+	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+		return err;
+	c.nc_store = s;
+	c.nc_txn = txn;
+	err = store_node_get(&c, level, index, out);
+	if (err == RETE_ECORRUPT) {
+		/* absent: distinguish from malformed */
+		uint8_t key[STORE_NODE_KEY];
+		MDB_val k = {sizeof(key), key}, v;
+		node_key(key, level, index);
+		if (mdb_get(txn, s->st_nodes, &k, &v) == MDB_NOTFOUND)
+			err = rete_msg_set(m, RETE_ENOENT,
+					   "store: no Merkle node (%u, %llu) (not a complete subtree "
+					   "of this log)",
+					   level, (unsigned long long)index);
+		else
+			err = node_err(s, err, m, "Merkle node");
+	} else {
+		err = node_err(s, err, m, "Merkle node");
+	}
+	if (own)
+		store_txn_done(s, txn);
+	return err;
+}
+
 rete_err rete_store_leaf_hash(rete_store *s, rete_store_rtxn *rt, uint64_t index,
 			      uint8_t out[RETE_MERKLE_HASH], rete_msg *m)
 {

@@ -196,6 +196,24 @@ rete_err rete_store_size(rete_store *s, rete_store_rtxn *rt, uint64_t *size, ret
 rete_err rete_store_entry(rete_store *s, rete_store_rtxn *rt, uint64_t index, rete_buf *out,
 			  rete_msg *m);
 
+/* rete_store_entry_fn: one log entry; entry points into the map and lives
+ * only during the call. Return nonzero to stop. */
+typedef int (*rete_store_entry_fn)(void *ctx, uint64_t index, const uint8_t *entry, size_t len);
+
+/* rete_store_entries_iter calls fn for entries [from, to) in index order
+ * (to is clipped to the log size; a verifier or an EntriesQuery reads the
+ * log this way without a copy per entry). Errors: RETE_ECORRUPT (a gap in
+ * the entries), RETE_ESTORE. */
+rete_err rete_store_entries_iter(rete_store *s, rete_store_rtxn *rt, uint64_t from, uint64_t to,
+				 rete_store_entry_fn fn, void *ctx, rete_msg *m);
+
+/* rete_store_node reads the stored hash of complete subtree (level, index)
+ * (level 0 = leaf hashes), e.g. for a verifier comparing them with its own.
+ * Errors: RETE_ENOENT (not stored: not complete in this log), RETE_ECORRUPT,
+ * RETE_ESTORE. */
+rete_err rete_store_node(rete_store *s, rete_store_rtxn *rt, unsigned level, uint64_t index,
+			 uint8_t out[RETE_MERKLE_HASH], rete_msg *m);
+
 /* rete_store_leaf_hash: the stored leaf hash of entry `index`. Errors:
  * RETE_ENOENT, RETE_ECORRUPT (missing node), RETE_ESTORE. */
 rete_err rete_store_leaf_hash(rete_store *s, rete_store_rtxn *rt, uint64_t index,

@@ -5,6 +5,8 @@
  * in another process while the writer appends, hot backup and a full disk. */
 #include <errno.h>
 #include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -223,6 +225,24 @@ static rete_store *open_new(const char *dir, uint64_t map_size)
 	return s;
 }
 
+struct iter_check {
+	rete_merkle_mem *t;
+	uint64_t n;
+	uint64_t bad;
+};
+
+static int iter_entry(void *ctx, uint64_t index, const uint8_t *entry, size_t len)
+{
+	struct iter_check *c = ctx;
+	uint8_t leaf[RETE_MERKLE_HASH], want[RETE_MERKLE_HASH];
+	rete_merkle_leaf_hash(leaf, entry, len);
+	if (index != c->n || rete_merkle_mem_get(c->t, 0, index, want) != RETE_OK ||
+	    memcmp(leaf, want, sizeof(leaf)) != 0)
+		c->bad++;
+	c->n++;
+	return 0;
+}
+
 /* check_tree compares the store's roots and proofs at every size with an
  * in-memory tree rebuilt from the stored entry bytes. */
 static void check_tree(rete_store *s, uint64_t n, unsigned proof_stride)
@@ -249,6 +269,31 @@ static void check_tree(rete_store *s, uint64_t n, unsigned proof_stride)
 		assert_int_equal(rete_store_leaf_hash(s, NULL, i, root, &m), RETE_OK);
 		assert_memory_equal(root, leaf, RETE_MERKLE_HASH);
 		assert_int_equal(rete_merkle_mem_append(&t, leaf), RETE_OK);
+	}
+	{
+		struct iter_check ic = {&t, 0, 0};
+		assert_int_equal(rete_store_entries_iter(s, NULL, 0, n + 5, iter_entry, &ic, &m),
+				 RETE_OK);
+		assert_int_equal(ic.n, n);
+		assert_int_equal(ic.bad, 0);
+		if (n >= 2) {
+			memset(&ic, 0, sizeof(ic));
+			ic.t = &t;
+			ic.n = 1;
+			assert_int_equal(rete_store_entries_iter(s, NULL, 1, 2, iter_entry, &ic, &m),
+					 RETE_OK);
+			assert_int_equal(ic.n, 2);
+		}
+	}
+	/* every complete subtree is stored, and nothing beyond */
+	for (unsigned lv = 0; lv < 64 && (n >> lv) > 0; lv++) {
+		uint64_t cnt = n >> lv;
+		for (uint64_t i = 0; i < cnt; i += 1 + cnt / 8) {
+			assert_int_equal(rete_store_node(s, NULL, lv, i, root, &m), RETE_OK);
+			assert_int_equal(rete_merkle_mem_get(&t, lv, i, want), RETE_OK);
+			assert_memory_equal(root, want, RETE_MERKLE_HASH);
+		}
+		assert_int_equal(rete_store_node(s, NULL, lv, cnt, root, &m), RETE_ENOENT);
 	}
 	for (uint64_t sz = 0; sz <= n; sz++) {
 		assert_int_equal(rete_store_root(s, NULL, sz, root, &m), RETE_OK);
@@ -1109,6 +1154,62 @@ static void test_reader_process(void **state)
 	free(dir);
 }
 
+/* ---- threads: readers while the writer grows the map ----------------------- */
+
+struct thread_arg {
+	rete_store *s;
+	atomic_int *done;
+	int failures;
+	unsigned reads;
+};
+
+static void *reader_thread(void *p)
+{
+	struct thread_arg *a = p;
+	uint64_t last = 0;
+	while (!atomic_load(a->done)) {
+		rete_store_rtxn *rt = NULL;
+		uint64_t sz = 0;
+		uint8_t root[32], r2[32];
+		if (rete_store_read_begin(a->s, &rt, NULL) != RETE_OK ||
+		    rete_store_size(a->s, rt, &sz, NULL) != RETE_OK || sz < last ||
+		    rete_store_root(a->s, rt, sz, root, NULL) != RETE_OK)
+			a->failures++;
+		rete_store_read_end(&rt);
+		/* and a short transaction of its own */
+		if (rete_store_root(a->s, NULL, sz, r2, NULL) != RETE_OK ||
+		    memcmp(root, r2, 32) != 0)
+			a->failures++;
+		last = sz;
+		a->reads++;
+	}
+	return NULL;
+}
+
+static void test_threads_during_growth(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store");
+	rete_store *s = open_new(dir, 64 << 10);
+	atomic_int done = 0;
+	struct thread_arg a[2] = {{s, &done, 0, 0}, {s, &done, 0, 0}};
+	pthread_t th[2];
+
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, reader_thread, &a[i]), 0);
+	append_many(s, "t", 0, 2000, 20);
+	atomic_store(&done, 1);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(a[i].failures, 0);
+		assert_true(a[i].reads > 0);
+	}
+	check_tree(s, 2000, 499);
+	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 /* ---- hot backup ------------------------------------------------------------ */
 
 static void test_backup_while_appending(void **state)
@@ -1265,6 +1366,7 @@ int main(void)
 	    cmocka_unit_test(test_checkpoints_rtxn),
 	    cmocka_unit_test(test_open_errors_and_schema),
 	    cmocka_unit_test(test_tiny_map_grows),
+	    cmocka_unit_test(test_threads_during_growth),
 	    cmocka_unit_test(test_reader_process),
 	    cmocka_unit_test(test_backup_while_appending),
 	    cmocka_unit_test(test_disk_full),
