@@ -110,7 +110,9 @@ rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db
 		if (rc != 0)
 			goto fail;
 	}
-	rc = rdonly ? (mdb_txn_abort(txn), 0) : mdb_txn_commit(txn);
+	/* Committed even when read-only: handles opened in an aborted
+	 * transaction are closed with it. */
+	rc = mdb_txn_commit(txn);
 	txn = NULL;
 	if (rc != 0)
 		goto fail;

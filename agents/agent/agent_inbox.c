@@ -138,6 +138,46 @@ static void inbox_new_directory(agent *a, const Rete__Deliver *d)
 	agent_log(a, "info", "directory of log entry %" PRIu64 " in force", nd->index);
 }
 
+/* inbox_write writes inbox/<index 12 digits>-<kind>.json (name returned in
+ * fname) atomically and durably. RETE_ENOMEM, RETE_EIO. */
+static rete_err inbox_write(agent *a, const Rete__LogEntry *le, const Rete__Message *msg,
+			    const Rete__Private *priv, const Rete__Deliver *d, char *fname,
+			    size_t fsize, rete_msg *m)
+{
+	char idx[24], buf[32];
+	const char *kind = rete_message_kind(msg);
+	json_t *doc = json_object();
+	if (doc == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	snprintf(idx, sizeof(idx), "%" PRIu64, le->index);
+	json_object_set_new(doc, "index", json_string(idx));
+	json_object_set_new(doc, "loggedAt", json_string(rete_time_format(le->logged_at, buf)));
+	json_object_set_new(doc, "sender", json_string(msg->sender));
+	json_object_set_new(doc, "kind", json_string(kind));
+	json_object_set_new(doc, "message", rete_pb_to_json(&msg->base));
+	if (priv != NULL)
+		json_object_set_new(doc, "private", rete_pb_to_json(&priv->base));
+	if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY ||
+	    msg->body_case == RETE__MESSAGE__BODY_NOTICE)
+		inbox_concerns(a, doc, concerned_referral(msg));
+	char *b64 = rete_b64_encode(d->log_entry.data, d->log_entry.len);
+	if (b64 != NULL)
+		json_object_set_new(doc, "logEntry", json_string(b64));
+	free(b64);
+	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(doc);
+	if (text == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	snprintf(fname, fsize, "%012" PRIu64 "-%s.json", le->index, kind);
+	size_t len = strlen(text);
+	text[len] = '\n';
+	rete_err err = agent_spool_write(a->inbox_dir, fname, text, len + 1, m);
+	free(text);
+	if (err != RETE_OK)
+		rete_msg_prefix(m, "cannot write inbox/%s", fname);
+	return err;
+}
+
 void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 {
 	Rete__LogEntry *le;
@@ -147,7 +187,7 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 	rete_msg m = {{0}};
 	uint8_t key[8];
 	rete_buf have;
-	char fname[128], path[4300], idx[24], buf[32];
+	char fname[128], path[4300];
 
 	le = rete__log_entry__unpack(NULL, d->log_entry.len, d->log_entry.data);
 	if (le == NULL) {
@@ -209,51 +249,21 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 	if (msg->body_case == RETE__MESSAGE__BODY_DIRECTORY)
 		inbox_new_directory(a, d);
 
-	/* The inbox document. */
-	const char *kind = rete_message_kind(msg);
-	json_t *doc = json_object();
-	snprintf(idx, sizeof(idx), "%" PRIu64, index);
-	json_object_set_new(doc, "index", json_string(idx));
-	json_object_set_new(doc, "loggedAt", json_string(rete_time_format(le->logged_at, buf)));
-	json_object_set_new(doc, "sender", json_string(msg->sender));
-	json_object_set_new(doc, "kind", json_string(kind));
-	json_object_set_new(doc, "message", rete_pb_to_json(&msg->base));
-	if (priv != NULL)
-		json_object_set_new(doc, "private", rete_pb_to_json(&priv->base));
-	if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY ||
-	    msg->body_case == RETE__MESSAGE__BODY_NOTICE)
-		inbox_concerns(a, doc, concerned_referral(msg));
-	char *b64 = rete_b64_encode(d->log_entry.data, d->log_entry.len);
-	if (b64 != NULL)
-		json_object_set_new(doc, "logEntry", json_string(b64));
-	free(b64);
-	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	json_decref(doc);
-	if (text == NULL) {
-		agent_log(a, "error", "log entry %" PRIu64 ": out of memory; not acked", index);
-		goto out;
-	}
-	snprintf(fname, sizeof(fname), "%012" PRIu64 "-%s.json", index, kind);
-	size_t len = strlen(text);
-	text[len] = '\n';
-	rete_err err = agent_spool_write(a->inbox_dir, fname, text, len + 1, &m);
-	free(text);
-	if (err != RETE_OK) {
-		/* Not acked: the broker delivers it again after a reconnect. */
-		agent_log(a, "error", "log entry %" PRIu64 ": cannot write inbox/%s: %s", index,
-			  fname, m.text);
-		goto out;
-	}
-	snprintf(path, sizeof(path), "%s/%s", a->inbox_dir, fname);
-
-	/* Record the index, the referral's status and the pending hook at once. */
+	/* The referral's status, the index and the pending hook are recorded in
+	 * one transaction, committed only once the file is in place; the
+	 * document shows the referral as this entry leaves it. */
+	rete_err err = RETE_OK;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		err = agent_db_begin(a->db, &m);
 		if (err == RETE_OK)
+			err = agent_track_apply(a->db, a->cfg.id, msg, index, le->logged_at, &m);
+		if (err == RETE_OK)
+			err = inbox_write(a, le, msg, priv, d, fname, sizeof(fname), &m);
+		if (err == RETE_OK) {
+			snprintf(path, sizeof(path), "%s/%s", a->inbox_dir, fname);
 			err = agent_db_put(a->db, AGENT_DB_INBOX, key, sizeof(key), fname,
 					   strlen(fname), &m);
-		if (err == RETE_OK)
-			err = agent_track_apply(a->db, a->cfg.id, msg, index, le->logged_at, &m);
+		}
 		if (err == RETE_OK && a->cfg.on_message != NULL)
 			err = agent_db_put(a->db, AGENT_DB_HOOKS, key, sizeof(key), path,
 					   strlen(path), &m);
@@ -265,12 +275,12 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 			break;
 	}
 	if (err != RETE_OK) {
-		agent_log(a, "error", "log entry %" PRIu64 ": cannot record it: %s; not acked",
-			  index, m.text);
+		/* Not acked: the broker delivers it again after a reconnect. */
+		agent_log(a, "error", "log entry %" PRIu64 ": %s; not acked", index, m.text);
 		goto out;
 	}
-	agent_log(a, "info", "log entry %" PRIu64 " (%s from %s) written to inbox/%s", index, kind,
-		  msg->sender, fname);
+	agent_log(a, "info", "log entry %" PRIu64 " (%s from %s) written to inbox/%s", index,
+		  rete_message_kind(msg), msg->sender, fname);
 	if (a->cfg.on_message != NULL)
 		agent_hooks_queue(a, index, path);
 	inbox_ack(a, index, 0, NULL);
