@@ -161,6 +161,28 @@ static rete_err open_dbis(rete_store *s, bool create, rete_msg *m)
 
 	/* meta first: a store of another schema may lack our databases, and
 	 * the version is the better sentence. */
+	rc = mdb_dbi_open(txn, "meta", 0, &s->st_meta);
+	if (rc == MDB_NOTFOUND && create) {
+		/* Only an empty environment becomes a new store: never take
+		 * over a folder holding some other LMDB data. */
+		MDB_dbi main_dbi;
+		MDB_stat st;
+		if ((rc = mdb_dbi_open(txn, NULL, 0, &main_dbi)) != 0 ||
+		    (rc = mdb_stat(txn, main_dbi, &st)) != 0) {
+			err = store_lmdb_err(m, rc, "store: inspecting the environment");
+			goto fail;
+		}
+		if (st.ms_entries != 0) {
+			err = rete_msg_set(m, RETE_ECORRUPT,
+					   "store %s: the folder holds an LMDB environment that is "
+					   "not a rete store; give an empty folder",
+					   s->st_dir);
+			goto fail;
+		}
+	} else if (rc != 0 && rc != MDB_NOTFOUND) {
+		err = store_lmdb_err(m, rc, "store: opening database 'meta'");
+		goto fail;
+	}
 	if ((err = open_dbi(s, txn, "meta", dflags, &s->st_meta, m)) != RETE_OK)
 		goto fail;
 	k.mv_data = (void *)META_SCHEMA;

@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -46,6 +47,27 @@ static rete_err prepare_dest(const char *dest, rete_msg *m)
 	return RETE_OK;
 }
 
+/* sync_dest makes the copy durable: the data file, then its folder (the
+ * copy itself is written without fsync). Returns 0 or an errno value. */
+static int sync_dest(const char *dest)
+{
+	char path[PATH_MAX];
+	int fd, rc = 0;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", dest);
+	if ((fd = open(path, O_RDONLY)) < 0)
+		return errno;
+	if (fsync(fd) != 0)
+		rc = errno;
+	close(fd);
+	if (rc == 0 && (fd = open(dest, O_RDONLY | O_DIRECTORY)) >= 0) {
+		if (fsync(fd) != 0)
+			rc = errno;
+		close(fd);
+	}
+	return rc;
+}
+
 rete_err rete_store_backup_to(rete_store *s, const char *dest_dir, rete_msg *m)
 {
 	char path[PATH_MAX];
@@ -73,6 +95,8 @@ rete_err rete_store_backup_to(rete_store *s, const char *dest_dir, rete_msg *m)
 		rc = mdb_env_copy2(s->st_env, dest_dir, MDB_CP_COMPACT);
 	}
 	pthread_rwlock_unlock(&s->st_grow);
+	if (rc == 0)
+		rc = sync_dest(dest_dir);
 	if (rc != 0) {
 		char what[PATH_MAX + 64];
 		snprintf(path, sizeof(path), "%s/data.mdb", dest_dir);
