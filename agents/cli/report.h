@@ -1,0 +1,125 @@
+/* report.h — the coordinator's period report: counts of referrals and
+ * median response times over a period, grouped by the dimensions asked for.
+ *
+ * Everything here is pure: the input is an array of Rete__ReferralInfo (the
+ * store's referral projection, or the broker's snapshot of it) and a period
+ * [from_ms, to_ms) in Unix milliseconds; the output is a report (rows of
+ * counts) that can be written as CSV or JSON. No personal data goes in
+ * (ReferralInfo carries none) and none comes out: only party ids, service
+ * codes, age bands, statuses and numbers. Referral and case ids are not
+ * copied into the report either.
+ *
+ * What each count means (an "event in the period" view: each number counts
+ * the referrals for which that thing happened inside the period):
+ *   sent        requested_at in the period
+ *   received    received_at in the period (the performer's agent took it)
+ *   accepted    accepted_at in the period
+ *   rejected    rejected_at in the period, split by the status reason code
+ *               (the OutcomeReason names; any other or no code: "other")
+ *   completed   completed_at in the period, split by outcome: successful,
+ *               unsuccessful (split by outcome reason; none: "other")
+ *   cancelled   closed_at in the period and status cancelled
+ *   failed      closed_at in the period and status failed
+ *   overdue     due_at in the period (and already past "now") and no answer
+ *               (accepted, rejected or closed) by due_at
+ *   openAtEnd   requested before the end of the period and not closed
+ *               before it
+ * Response times, in hours, measured from requested_at: to receive (over
+ * the referrals received in the period), to accept (accepted in the
+ * period), to complete (completed in the period); the median of an even
+ * number of values is the mean of the middle two.
+ *
+ * Grouping dimensions: agency = the requester -> performer pair (two
+ * columns: who asked whom, which is what a steering group reads); service;
+ * age band; status = the referral's status at the end of the period (from
+ * its history; the current status when it has no history).
+ */
+#ifndef RETE_CLI_REPORT_H
+#define RETE_CLI_REPORT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "error.h"
+#include "rete.pb-c.h"
+
+/* Grouping dimensions, or'ed together. */
+#define REPORT_BY_AGENCY 0x1u   /* requester -> performer */
+#define REPORT_BY_SERVICE 0x2u  /* requested service code */
+#define REPORT_BY_AGE_BAND 0x4u /* age band of the person */
+#define REPORT_BY_STATUS 0x8u   /* status at the end of the period */
+
+/* Reasons are indexed by Rete__OutcomeReason value (1..6); slot 0 unused. */
+#define REPORT_NREASONS 7
+
+/* report_row: one group and its numbers. Group fields that are not grouped
+ * by are NULL / 0; strings are owned by the row (freed by report_free). */
+typedef struct report_row {
+	char *requester;
+	char *performer;
+	char *service;
+	Rete__AgeBand age_band;
+	Rete__Status status;
+	uint64_t sent, received, accepted;
+	uint64_t rejected, rejected_by[REPORT_NREASONS];
+	uint64_t completed, successful, unsuccessful, unsuccessful_by[REPORT_NREASONS];
+	uint64_t cancelled, failed, overdue, open_at_end;
+	/* median hours; NAN when there is no value in the period */
+	double median_receive_h, median_accept_h, median_complete_h;
+} report_row;
+
+/* report: the rows (sorted by requester, performer, service, age band,
+ * status) and the total over all of them. Owned by whoever built it. */
+typedef struct report {
+	unsigned by;
+	int64_t from_ms, to_ms, now_ms;
+	report_row *rows;
+	size_t nrows;
+	report_row total;
+} report;
+
+/* report_parse_by parses a --by list ("agency,service,age-band,status", any
+ * subset in any order; "" = no grouping) into *by. Errors: RETE_EINVAL
+ * naming the unknown word and the accepted ones. */
+rete_err report_parse_by(const char *s, unsigned *by, rete_msg *m);
+
+/* report_build counts infos[0..n) (borrowed) over [from_ms, to_ms) as of
+ * now_ms (overdue needs it), grouped by `by`, into a new *out (the
+ * caller's; free with report_free). Groups with nothing in the period get
+ * no row. Errors: RETE_EINVAL (from_ms >= to_ms), RETE_ENOMEM. */
+rete_err report_build(const Rete__ReferralInfo *const *infos, size_t n, int64_t from_ms,
+		      int64_t to_ms, int64_t now_ms, unsigned by, report **out, rete_msg *m);
+
+/* report_free frees *r and sets it to NULL; NULL is fine. */
+void report_free(report **r);
+
+/* report_write_csv writes r as CSV (RFC 4180: a header row, one row per
+ * group, fields quoted when they hold the separator, a quote or a line
+ * break, CRLF line ends) with separator sep (',' or ';' or a tab) and
+ * decimal mark dec ('.' or ','; use ',' with ';' for Italian spreadsheets).
+ * An empty median is an empty field. Errors: RETE_EIO (write failed). */
+rete_err report_write_csv(const report *r, FILE *out, char sep, char dec, rete_msg *m);
+
+/* report_to_json returns r as a new JSON object (the caller's reference):
+ * from, to, timeZone (the strings given, borrowed), by, groups, total;
+ * lowerCamelCase keys, medians as numbers or null. NULL on out of memory. */
+json_t *report_to_json(const report *r, const char *from, const char *to, const char *tz);
+
+/* report_median sorts v[0..n) in place and returns its median (mean of the
+ * middle two when n is even); NAN when n == 0. */
+double report_median(double *v, size_t n);
+
+/* report_percentile sorts v[0..n) in place and returns its pct-th
+ * percentile by nearest rank (the smallest value with at least pct% of the
+ * values at or below it); NAN when n == 0. pct from 1 to 100. */
+double report_percentile(double *v, size_t n, unsigned pct);
+
+/* report_reason_index maps a reason code ("lack-of-capacity") to its
+ * Rete__OutcomeReason value; anything else, NULL or "" included, is
+ * OUTCOME_REASON_OTHER. */
+int report_reason_index(const char *code);
+
+#endif

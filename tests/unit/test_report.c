@@ -1,0 +1,539 @@
+/* test_report.c — the coordinator's period report (agents/cli/report.c):
+ * exact counts, medians, grouping, CSV and JSON text over a scenario with
+ * every status, rejections with reasons, completions with both outcomes,
+ * an overdue referral and referrals outside the period. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "duration.h"
+#include "json.h"
+
+/* The report module lives in the `rete` executable's folder, which the
+ * unit-test build does not compile into a library: take its source in. */
+#include "../../agents/cli/report.c"
+
+#define H 3600000LL
+#define D (24 * H)
+
+/* The period: 1 to 30 November 2026 in Rome. */
+static int64_t P_FROM, P_TO;
+
+/* A small pool of referrals built per test. */
+struct scenario {
+	Rete__ReferralInfo info[32];
+	Rete__StatusReason reason[32];
+	Rete__Outcome outcome[32];
+	Rete__StatusChange change[32][6];
+	Rete__StatusChange *changes[32][6];
+	const Rete__ReferralInfo *ptr[32];
+	size_t n;
+};
+
+static Rete__ReferralInfo *add(struct scenario *s, const char *id, const char *req,
+			       const char *perf, const char *service, Rete__AgeBand band,
+			       Rete__Status status, int64_t requested_at)
+{
+	Rete__ReferralInfo *r = &s->info[s->n];
+	rete__referral_info__init(r);
+	r->id = (char *)id;
+	r->requester = (char *)req;
+	r->performer = (char *)perf;
+	r->service = (char *)service;
+	r->case_id = (char *)"case-x";
+	r->age_band = band;
+	r->status = status;
+	r->priority = RETE__PRIORITY__PRIORITY_ROUTINE;
+	r->requested_at = requested_at;
+	s->ptr[s->n] = r;
+	s->n++;
+	return r;
+}
+
+static void set_reason(struct scenario *s, Rete__ReferralInfo *r, const char *code)
+{
+	Rete__StatusReason *sr = &s->reason[r - s->info];
+	rete__status_reason__init(sr);
+	sr->code = (char *)code;
+	sr->text = (char *)"";
+	r->status_reason = sr;
+}
+
+static void set_outcome(struct scenario *s, Rete__ReferralInfo *r, Rete__OutcomeResult res,
+			Rete__OutcomeReason why)
+{
+	Rete__Outcome *o = &s->outcome[r - s->info];
+	rete__outcome__init(o);
+	o->result = res;
+	o->reason = why;
+	r->outcome = o;
+}
+
+static void add_change(struct scenario *s, Rete__ReferralInfo *r, Rete__Status st, int64_t at)
+{
+	size_t i = (size_t)(r - s->info), k = r->n_history;
+	Rete__StatusChange *c = &s->change[i][k];
+	rete__status_change__init(c);
+	c->status = st;
+	c->at = at;
+	c->index = k;
+	s->changes[i][k] = c;
+	r->history = s->changes[i];
+	r->n_history = k + 1;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	int64_t a, b;
+	if (rete_day_bounds("2026-11-01", "Europe/Rome", &P_FROM, &b, NULL) != RETE_OK)
+		return -1;
+	if (rete_day_bounds("2026-11-30", "Europe/Rome", &a, &P_TO, NULL) != RETE_OK)
+		return -1;
+	return 0;
+}
+
+/* The scenario (times relative to the start of the period, F):
+ *   A social->cpi  orientation 14-18: completed successful (req 1h, recv 2h,
+ *                  acc 5h, comp 50h)
+ *   B social->cpi  orientation 14-18: rejected lack-of-capacity (10h..13h)
+ *   C social->cpi  orientation adult: completed unsuccessful,
+ *                  unable-to-contact-client (20h, recv 21h, acc 22h, comp 100h)
+ *   D social->asst counselling 0-3: cancelled (30h, recv 32h, closed 40h)
+ *   E social->asst counselling 0-3: failed, not delivered (40h, closed 100h)
+ *   F cpi->social  income 6-13: received, OVERDUE (50h, recv 50.5h, due 74h)
+ *   G social->cpi  orientation 14-18: rejected with an unknown code (60h, 61h)
+ *   H social->cpi  before the period entirely (October)
+ *   I social->cpi  requested before the period, accepted in it (in progress)
+ *   J social->cpi  requested after the period
+ *   K social->cpi  requested 1h before the end, still requested
+ *   L cpi->social  income 6-13: on hold (70h, recv 71h, acc 72h)
+ */
+static void build(struct scenario *s)
+{
+	int64_t F = P_FROM;
+	Rete__ReferralInfo *r;
+	const char *soc = "social.mantova", *cpi = "cpi.mantova", *asst = "asst.mantova";
+
+	memset(s, 0, sizeof(*s));
+	r = add(s, "A", soc, cpi, "employment-orientation", RETE__AGE_BAND__AGE_BAND_14_18,
+		RETE__STATUS__STATUS_COMPLETED, F + 1 * H);
+	r->received_at = F + 2 * H;
+	r->accepted_at = F + 5 * H;
+	r->started_at = F + 6 * H;
+	r->completed_at = r->closed_at = F + 50 * H;
+	r->due_at = F + 25 * H;
+	set_outcome(s, r, RETE__OUTCOME_RESULT__OUTCOME_RESULT_SUCCESSFUL, 0);
+
+	r = add(s, "B", soc, cpi, "employment-orientation", RETE__AGE_BAND__AGE_BAND_14_18,
+		RETE__STATUS__STATUS_REJECTED, F + 10 * H);
+	r->received_at = F + 11 * H;
+	r->rejected_at = r->closed_at = F + 13 * H;
+	r->due_at = F + 34 * H;
+	set_reason(s, r, "lack-of-capacity");
+
+	r = add(s, "C", soc, cpi, "employment-orientation", RETE__AGE_BAND__AGE_BAND_ADULT,
+		RETE__STATUS__STATUS_COMPLETED, F + 20 * H);
+	r->received_at = F + 21 * H;
+	r->accepted_at = F + 22 * H;
+	r->started_at = F + 23 * H;
+	r->completed_at = r->closed_at = F + 100 * H;
+	r->due_at = F + 44 * H;
+	set_outcome(s, r, RETE__OUTCOME_RESULT__OUTCOME_RESULT_UNSUCCESSFUL,
+		    RETE__OUTCOME_REASON__OUTCOME_REASON_UNABLE_TO_CONTACT_CLIENT);
+
+	r = add(s, "D", soc, asst, "family-counselling", RETE__AGE_BAND__AGE_BAND_0_3,
+		RETE__STATUS__STATUS_CANCELLED, F + 30 * H);
+	r->received_at = F + 32 * H;
+	r->closed_at = F + 40 * H;
+	r->due_at = F + 54 * H;
+	set_reason(s, r, "no-longer-needed");
+
+	r = add(s, "E", soc, asst, "family-counselling", RETE__AGE_BAND__AGE_BAND_0_3,
+		RETE__STATUS__STATUS_FAILED, F + 40 * H);
+	r->closed_at = F + 100 * H;
+	set_reason(s, r, "not-delivered");
+
+	r = add(s, "F", cpi, soc, "income-support", RETE__AGE_BAND__AGE_BAND_6_13,
+		RETE__STATUS__STATUS_RECEIVED, F + 50 * H);
+	r->received_at = F + 50 * H + H / 2;
+	r->due_at = F + 74 * H;
+	r->overdue = true;
+	r->priority = RETE__PRIORITY__PRIORITY_URGENT;
+
+	r = add(s, "G", soc, cpi, "employment-orientation", RETE__AGE_BAND__AGE_BAND_14_18,
+		RETE__STATUS__STATUS_REJECTED, F + 60 * H);
+	r->rejected_at = r->closed_at = F + 61 * H;
+	r->due_at = F + 84 * H;
+	set_reason(s, r, "duplicate");
+
+	r = add(s, "H", soc, cpi, "employment-orientation", RETE__AGE_BAND__AGE_BAND_14_18,
+		RETE__STATUS__STATUS_COMPLETED, F - 17 * D);
+	r->received_at = F - 17 * D + H;
+	r->accepted_at = F - 16 * D;
+	r->completed_at = r->closed_at = F - 12 * D;
+	set_outcome(s, r, RETE__OUTCOME_RESULT__OUTCOME_RESULT_SUCCESSFUL, 0);
+
+	r = add(s, "I", soc, cpi, "employment-orientation", RETE__AGE_BAND__AGE_BAND_14_18,
+		RETE__STATUS__STATUS_IN_PROGRESS, F - 7 * D);
+	r->received_at = F - 7 * D + H;
+	r->accepted_at = F + 5 * H;
+	r->started_at = F + 6 * H;
+	r->due_at = F - 6 * D;
+
+	r = add(s, "J", soc, cpi, "employment-orientation", RETE__AGE_BAND__AGE_BAND_14_18,
+		RETE__STATUS__STATUS_REQUESTED, P_TO + 4 * D);
+	r->due_at = P_TO + 5 * D;
+
+	r = add(s, "K", soc, cpi, "employment-orientation", RETE__AGE_BAND__AGE_BAND_14_18,
+		RETE__STATUS__STATUS_REQUESTED, P_TO - H);
+	r->due_at = P_TO + 23 * H;
+
+	r = add(s, "L", cpi, soc, "income-support", RETE__AGE_BAND__AGE_BAND_6_13,
+		RETE__STATUS__STATUS_ON_HOLD, F + 70 * H);
+	r->received_at = F + 71 * H;
+	r->accepted_at = F + 72 * H;
+	r->started_at = F + 73 * H;
+	r->due_at = F + 94 * H;
+}
+
+static void test_totals(void **state)
+{
+	(void)state;
+	struct scenario s;
+	report *r = NULL;
+	rete_msg m;
+
+	build(&s);
+	assert_int_equal(report_build(s.ptr, s.n, P_FROM, P_TO, P_TO + 10 * D, 0, &r, &m),
+			 RETE_OK);
+	assert_int_equal(r->nrows, 1);
+	const report_row *t = &r->total;
+	assert_int_equal(t->sent, 9);     /* A B C D E F G K L */
+	assert_int_equal(t->received, 6); /* A B C D F L */
+	assert_int_equal(t->accepted, 4); /* A C I L */
+	assert_int_equal(t->rejected, 2); /* B G */
+	assert_int_equal(t->rejected_by[RETE__OUTCOME_REASON__OUTCOME_REASON_LACK_OF_CAPACITY], 1);
+	assert_int_equal(t->rejected_by[RETE__OUTCOME_REASON__OUTCOME_REASON_OTHER], 1);
+	assert_int_equal(t->completed, 2);
+	assert_int_equal(t->successful, 1);
+	assert_int_equal(t->unsuccessful, 1);
+	assert_int_equal(
+	    t->unsuccessful_by[RETE__OUTCOME_REASON__OUTCOME_REASON_UNABLE_TO_CONTACT_CLIENT], 1);
+	assert_int_equal(t->cancelled, 1);
+	assert_int_equal(t->failed, 1);
+	assert_int_equal(t->overdue, 1);     /* F */
+	assert_int_equal(t->open_at_end, 4); /* F I K L */
+	/* receive: 1 1 1 2 0.5 1 -> 1; accept: 4 2 173 2 -> 3; complete: 49 80 */
+	assert_true(fabs(t->median_receive_h - 1.0) < 1e-9);
+	assert_true(fabs(t->median_accept_h - 3.0) < 1e-9);
+	assert_true(fabs(t->median_complete_h - 64.5) < 1e-9);
+	/* without grouping, the one row is the total */
+	assert_int_equal(r->rows[0].sent, 9);
+	assert_null(r->rows[0].requester);
+	report_free(&r);
+	assert_null(r);
+}
+
+static void test_overdue_needs_now(void **state)
+{
+	(void)state;
+	struct scenario s;
+	report *r = NULL;
+
+	build(&s);
+	/* Asked on day 3 (F + 60h): F's due time (74h) has not come yet. */
+	assert_int_equal(report_build(s.ptr, s.n, P_FROM, P_TO, P_FROM + 60 * H, 0, &r, NULL),
+			 RETE_OK);
+	assert_int_equal(r->total.overdue, 0);
+	report_free(&r);
+	/* A period that ends before the due time does not count it either. */
+	assert_int_equal(
+	    report_build(s.ptr, s.n, P_FROM, P_FROM + 70 * H, P_TO + D, 0, &r, NULL), RETE_OK);
+	assert_int_equal(r->total.overdue, 0);
+	assert_int_equal(r->total.sent, 7); /* L (70h, the end itself) and K are not in it */
+	report_free(&r);
+}
+
+static const char *HEAD_COUNTS =
+    "sent,received,accepted,rejected,rejectedClientRefused,rejectedLackOfCapacity,"
+    "rejectedNoLongerNeeded,rejectedUnableToContactClient,"
+    "rejectedUnableToContactOrganisation,rejectedOther,completed,completedSuccessful,"
+    "completedUnsuccessful,unsuccessfulClientRefused,unsuccessfulLackOfCapacity,"
+    "unsuccessfulNoLongerNeeded,unsuccessfulUnableToContactClient,"
+    "unsuccessfulUnableToContactOrganisation,unsuccessfulOther,cancelled,failed,overdue,"
+    "openAtEnd,medianHoursToReceive,medianHoursToAccept,medianHoursToComplete\r\n";
+
+static char *csv_of(const report *r, char sep, char dec)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	assert_non_null(f);
+	assert_int_equal(report_write_csv(r, f, sep, dec, NULL), RETE_OK);
+	fclose(f);
+	return buf;
+}
+
+static void test_by_agency_csv(void **state)
+{
+	(void)state;
+	struct scenario s;
+	report *r = NULL;
+	char expect[4096];
+
+	build(&s);
+	assert_int_equal(report_build(s.ptr, s.n, P_FROM, P_TO, P_TO + 10 * D, REPORT_BY_AGENCY,
+				      &r, NULL),
+			 RETE_OK);
+	assert_int_equal(r->nrows, 3);
+	char *csv = csv_of(r, ',', '.');
+	snprintf(expect, sizeof(expect),
+		 "requester,performer,%s"
+		 "cpi.mantova,social.mantova,2,2,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1,2,0.75,"
+		 "2.00,\r\n"
+		 "social.mantova,asst.mantova,2,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1,1,0,0,2.00,,"
+		 "\r\n"
+		 "social.mantova,cpi.mantova,5,3,3,2,0,1,0,0,0,1,2,1,1,0,0,0,1,0,0,0,0,0,2,1.00,"
+		 "4.00,64.50\r\n",
+		 HEAD_COUNTS);
+	assert_string_equal(csv, expect);
+	free(csv);
+
+	/* Italian spreadsheets: ';' between fields, ',' as the decimal mark. */
+	csv = csv_of(r, ';', ',');
+	assert_non_null(strstr(csv, "requester;performer;sent;received;"));
+	assert_non_null(strstr(csv, "\r\ncpi.mantova;social.mantova;2;2;1;0;0;0;0;0;0;0;0;0;0;0;"
+				    "0;0;0;0;0;0;0;1;2;0,75;2,00;\r\n"));
+	assert_null(strstr(csv, "0.75"));
+	free(csv);
+
+	/* No personal data and no referral or case ids in the report. */
+	csv = csv_of(r, ',', '.');
+	assert_null(strstr(csv, "case-x"));
+	free(csv);
+	report_free(&r);
+}
+
+static void test_no_grouping_csv(void **state)
+{
+	(void)state;
+	struct scenario s;
+	report *r = NULL;
+	char expect[4096];
+
+	build(&s);
+	assert_int_equal(report_build(s.ptr, s.n, P_FROM, P_TO, P_TO + 10 * D, 0, &r, NULL),
+			 RETE_OK);
+	char *csv = csv_of(r, ',', '.');
+	snprintf(expect, sizeof(expect),
+		 "%s9,6,4,2,0,1,0,0,0,1,2,1,1,0,0,0,1,0,0,1,1,1,4,1.00,3.00,64.50\r\n",
+		 HEAD_COUNTS);
+	assert_string_equal(csv, expect);
+	free(csv);
+	report_free(&r);
+}
+
+static void test_by_service_age_band(void **state)
+{
+	(void)state;
+	struct scenario s;
+	report *r = NULL;
+
+	build(&s);
+	assert_int_equal(report_build(s.ptr, s.n, P_FROM, P_TO, P_TO + 10 * D,
+				      REPORT_BY_SERVICE | REPORT_BY_AGE_BAND, &r, NULL),
+			 RETE_OK);
+	/* employment-orientation 14-18 (A B G I K), adult (C), family-counselling
+	 * 0-3 (D E), income-support 6-13 (F L) */
+	assert_int_equal(r->nrows, 4);
+	assert_string_equal(r->rows[0].service, "employment-orientation");
+	assert_int_equal(r->rows[0].age_band, RETE__AGE_BAND__AGE_BAND_14_18);
+	assert_int_equal(r->rows[0].sent, 4);
+	assert_int_equal(r->rows[0].open_at_end, 2);
+	assert_string_equal(r->rows[1].service, "employment-orientation");
+	assert_int_equal(r->rows[1].age_band, RETE__AGE_BAND__AGE_BAND_ADULT);
+	assert_int_equal(r->rows[1].unsuccessful, 1);
+	assert_string_equal(r->rows[2].service, "family-counselling");
+	assert_string_equal(r->rows[3].service, "income-support");
+	assert_null(r->rows[0].requester);
+	char *csv = csv_of(r, ',', '.');
+	assert_true(strncmp(csv, "service,ageBand,sent,", 21) == 0);
+	assert_non_null(strstr(csv, "\r\nemployment-orientation,14-18,4,"));
+	assert_non_null(strstr(csv, "\r\nemployment-orientation,adult,1,"));
+	assert_non_null(strstr(csv, "\r\nfamily-counselling,0-3,2,"));
+	free(csv);
+	report_free(&r);
+}
+
+static void test_by_status_uses_history(void **state)
+{
+	(void)state;
+	struct scenario s;
+	report *r = NULL;
+	int64_t F = P_FROM;
+
+	memset(&s, 0, sizeof(s));
+	/* M: accepted in the period, completed after it: at the end of the
+	 * period it was accepted, although it is completed now. */
+	Rete__ReferralInfo *m = add(&s, "M", "social.mantova", "cpi.mantova", "x",
+				    RETE__AGE_BAND__AGE_BAND_ADULT, RETE__STATUS__STATUS_COMPLETED,
+				    F + H);
+	m->accepted_at = F + 2 * H;
+	m->completed_at = m->closed_at = P_TO + D;
+	add_change(&s, m, RETE__STATUS__STATUS_REQUESTED, F + H);
+	add_change(&s, m, RETE__STATUS__STATUS_ACCEPTED, F + 2 * H);
+	add_change(&s, m, RETE__STATUS__STATUS_COMPLETED, P_TO + D);
+	/* N: no history: its current status is used. */
+	Rete__ReferralInfo *n = add(&s, "N", "social.mantova", "cpi.mantova", "x",
+				    RETE__AGE_BAND__AGE_BAND_ADULT, RETE__STATUS__STATUS_ON_HOLD,
+				    F + 3 * H);
+	n->accepted_at = F + 4 * H;
+	assert_int_equal(report_build(s.ptr, s.n, P_FROM, P_TO, P_TO + 10 * D, REPORT_BY_STATUS,
+				      &r, NULL),
+			 RETE_OK);
+	assert_int_equal(r->nrows, 2);
+	assert_int_equal(r->rows[0].status, RETE__STATUS__STATUS_ACCEPTED);
+	assert_int_equal(r->rows[0].completed, 0);
+	assert_int_equal(r->rows[0].open_at_end, 1);
+	assert_int_equal(r->rows[1].status, RETE__STATUS__STATUS_ON_HOLD);
+	char *csv = csv_of(r, ',', '.');
+	assert_non_null(strstr(csv, "\r\naccepted,1,0,1,"));
+	assert_non_null(strstr(csv, "\r\non-hold,1,0,1,"));
+	free(csv);
+	report_free(&r);
+}
+
+static void test_csv_quoting(void **state)
+{
+	(void)state;
+	struct scenario s;
+	report *r = NULL;
+
+	memset(&s, 0, sizeof(s));
+	add(&s, "Q", "a.b", "c.d", "odd,\"code\"", RETE__AGE_BAND__AGE_BAND_ADULT,
+	    RETE__STATUS__STATUS_REQUESTED, P_FROM + H);
+	add(&s, "R", "a.b", "c.d", "semi;colon", RETE__AGE_BAND__AGE_BAND_ADULT,
+	    RETE__STATUS__STATUS_REQUESTED, P_FROM + H);
+	assert_int_equal(report_build(s.ptr, s.n, P_FROM, P_TO, P_TO, REPORT_BY_SERVICE, &r, NULL),
+			 RETE_OK);
+	char *csv = csv_of(r, ',', '.');
+	assert_non_null(strstr(csv, "\r\n\"odd,\"\"code\"\"\",1,"));
+	assert_non_null(strstr(csv, "\r\nsemi;colon,1,"));
+	free(csv);
+	csv = csv_of(r, ';', ',');
+	assert_non_null(strstr(csv, "\r\n\"odd,\"\"code\"\"\";1;"));
+	assert_non_null(strstr(csv, "\r\n\"semi;colon\";1;"));
+	free(csv);
+	report_free(&r);
+}
+
+static void test_json(void **state)
+{
+	(void)state;
+	struct scenario s;
+	report *r = NULL;
+
+	build(&s);
+	assert_int_equal(report_build(s.ptr, s.n, P_FROM, P_TO, P_TO + 10 * D, REPORT_BY_AGENCY,
+				      &r, NULL),
+			 RETE_OK);
+	json_t *j = report_to_json(r, "2026-11-01", "2026-11-30", "Europe/Rome");
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "timeZone")), "Europe/Rome");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(j, "by"), 0)),
+			    "agency");
+	json_t *groups = json_object_get(j, "groups");
+	assert_int_equal(json_array_size(groups), 3);
+	json_t *g = json_array_get(groups, 2);
+	assert_string_equal(json_string_value(json_object_get(g, "requester")), "social.mantova");
+	assert_string_equal(json_string_value(json_object_get(g, "performer")), "cpi.mantova");
+	assert_int_equal(json_integer_value(json_object_get(g, "sent")), 5);
+	assert_int_equal(json_integer_value(json_object_get(
+			     json_object_get(g, "rejectedByReason"), "lack-of-capacity")),
+			 1);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(g, "unsuccessfulByReason"),
+							    "unable-to-contact-client")),
+			 1);
+	assert_true(fabs(json_real_value(json_object_get(g, "medianHoursToComplete")) - 64.5) <
+		    1e-9);
+	/* asst never accepted anything: the median is null */
+	assert_true(json_is_null(json_object_get(json_array_get(groups, 1), "medianHoursToAccept")));
+	json_t *t = json_object_get(j, "total");
+	assert_int_equal(json_integer_value(json_object_get(t, "openAtEnd")), 4);
+	assert_null(json_object_get(t, "requester"));
+	char *text = json_dumps(j, JSON_COMPACT);
+	assert_null(strstr(text, "case-x"));
+	free(text);
+	json_decref(j);
+	report_free(&r);
+}
+
+static void test_parse_by(void **state)
+{
+	(void)state;
+	unsigned by;
+	rete_msg m;
+
+	assert_int_equal(report_parse_by("agency,service,age-band,status", &by, &m), RETE_OK);
+	assert_int_equal(by, REPORT_BY_AGENCY | REPORT_BY_SERVICE | REPORT_BY_AGE_BAND |
+				 REPORT_BY_STATUS);
+	assert_int_equal(report_parse_by("status", &by, &m), RETE_OK);
+	assert_int_equal(by, REPORT_BY_STATUS);
+	assert_int_equal(report_parse_by("", &by, &m), RETE_OK);
+	assert_int_equal(by, 0);
+	assert_int_equal(report_parse_by("agency,colour", &by, &m), RETE_EINVAL);
+	assert_non_null(strstr(m.text, "'colour'"));
+	assert_non_null(strstr(m.text, "age-band"));
+}
+
+static void test_empty_period_and_stats(void **state)
+{
+	(void)state;
+	report *r = NULL;
+	rete_msg m;
+
+	assert_int_equal(report_build(NULL, 0, P_TO, P_FROM, P_TO, 0, &r, &m), RETE_EINVAL);
+	assert_null(r);
+	assert_int_equal(report_build(NULL, 0, P_FROM, P_TO, P_TO, 0, &r, &m), RETE_OK);
+	assert_int_equal(r->nrows, 0);
+	assert_true(isnan(r->total.median_accept_h));
+	report_free(&r);
+
+	double v[] = {5, 1, 4, 2, 3, 10, 9, 8, 7, 6};
+	assert_true(report_median(v, 10) == 5.5);
+	assert_true(report_median(v, 3) == 2.0); /* sorted: 1 2 3 */
+	double w[] = {5, 1, 4, 2, 3, 10, 9, 8, 7, 6};
+	assert_true(report_percentile(w, 10, 90) == 9.0);
+	assert_true(report_percentile(w, 10, 100) == 10.0);
+	assert_true(report_percentile(w, 1, 90) == 1.0);
+	assert_true(isnan(report_percentile(w, 0, 50)));
+	assert_int_equal(report_reason_index("client-refused"), 1);
+	assert_int_equal(report_reason_index("unable-to-contact-organisation"), 5);
+	assert_int_equal(report_reason_index("nonsense"), 6);
+	assert_int_equal(report_reason_index(NULL), 6);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_totals),
+	    cmocka_unit_test(test_overdue_needs_now),
+	    cmocka_unit_test(test_by_agency_csv),
+	    cmocka_unit_test(test_no_grouping_csv),
+	    cmocka_unit_test(test_by_service_age_band),
+	    cmocka_unit_test(test_by_status_uses_history),
+	    cmocka_unit_test(test_csv_quoting),
+	    cmocka_unit_test(test_json),
+	    cmocka_unit_test(test_parse_by),
+	    cmocka_unit_test(test_empty_period_and_stats),
+	};
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
