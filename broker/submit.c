@@ -200,21 +200,6 @@ void broker_submit_check(broker *b, broker_frame *f, const Rete__Submit *s)
 			      msg->id);
 		return;
 	}
-	rete_problems pr = {0};
-	if (rete_validate_message(msg, NULL, RETE_VALIDATE_SIGNED, &pr) != RETE_OK) {
-		if (pr.n > 1)
-			broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_INVALID, pr.items[0].path,
-				      "%s: %s (and %zu more problem%s)", pr.items[0].path,
-				      pr.items[0].text, pr.n - 1, pr.n > 2 ? "s" : "");
-		else
-			broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_INVALID,
-				      pr.n ? pr.items[0].path : "",
-				      "%s%s%s", pr.n ? pr.items[0].path : "", pr.n ? ": " : "",
-				      pr.n ? pr.items[0].text : "the message is not valid");
-		rete_problems_free(&pr);
-		return;
-	}
-	rete_problems_free(&pr);
 	const broker_party *to = broker_config_party(b->cfg, msg->recipient);
 	if (!to || !broker_kind_is_agency(to->kind)) {
 		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_PARTY, "recipient",
@@ -243,4 +228,24 @@ void broker_submit_check(broker *b, broker_frame *f, const Rete__Submit *s)
 	default:
 		break;
 	}
+	if (!f->pending)
+		return;
+	/* The message's own validity comes after the policy, so that a
+	 * referral without consent to a consent service says CONSENT_REQUIRED
+	 * (the policy's word) rather than a generic INVALID. */
+	rete_problems pr = {0};
+	if (rete_validate_message(msg, NULL, RETE_VALIDATE_SIGNED, &pr) != RETE_OK) {
+		if (pr.n > 1)
+			broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_INVALID, pr.items[0].path,
+				      "%s: %s (and %zu more problem%s)", pr.items[0].path,
+				      pr.items[0].text, pr.n - 1, pr.n > 2 ? "s" : "");
+		else
+			broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_INVALID,
+				      pr.n ? pr.items[0].path : "",
+				      "%s%s%s", pr.n ? pr.items[0].path : "", pr.n ? ": " : "",
+				      pr.n ? pr.items[0].text : "the message is not valid");
+		rete_problems_free(&pr);
+		return;
+	}
+	rete_problems_free(&pr);
 }

@@ -1,0 +1,1090 @@
+/* test_broker.c — the real rete-broker, started by the test, spoken to
+ * through the wire library: acceptance, refusals, delivery, receipts,
+ * expiry, a kill -9 under load, garbage on the wire, a reload.
+ *
+ * Each test writes keys and a broker.ini into a fresh temporary folder,
+ * starts the broker (fork/exec) on ipc:// endpoints in that folder, waits
+ * for it by pinging (never by sleeping), and kills and reaps it in every
+ * path (teardown). The broker's log is kept in the folder and printed when
+ * a test fails.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include <cmocka.h>
+
+#include "codec.h"
+#include "duration.h"
+#include "keys.h"
+#include "testutil.h"
+#include "wire.h"
+
+#define BROKER_ID "broker.mantova"
+#define ORIGIN "rete.example/mantova"
+#define WAIT_MS 10000
+
+enum { P_SOCIAL, P_CPI, P_ASST, P_COORD, P_AUDIT, P_STRANGER, NPARTIES };
+static const char *const party_ids[NPARTIES] = {"social.mantova", "cpi.mantova", "asst.mantova",
+						"coord.mantova", "audit.region", "stranger.x"};
+
+struct env {
+	char *dir;
+	char ini[512], listen[300], events[300], log[512];
+	pid_t pid;
+	rete_seckey *broker;
+	rete_seckey *keys[NPARTIES];
+	const char *expiry;
+	const char *max_frame;
+	bool with_asst;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void write_ini(struct env *e)
+{
+	FILE *f = fopen(e->ini, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"; written by test_broker\n"
+		"[broker]\n"
+		"origin = " ORIGIN "\n"
+		"id = " BROKER_ID "\n"
+		"key = keys/" BROKER_ID ".key\n"
+		"listen = %s\n"
+		"events = %s\n"
+		"data = store\n"
+		"checkpoint_interval = 1s\n"
+		"expiry = %s\n"
+		"heartbeat = 1s\n"
+		"max_frame = %s\n"
+		"verify_threads = 2\n"
+		"delivery_window = 16\n\n"
+		"[limits]\nroutine = 5wd\nurgent = 1wd\nemergency = 4h\n\n"
+		"[agency social.mantova]\nname = Servizi sociali\nkind = social-services\n"
+		"key = keys/social.mantova.pub\nservices = family-support\n\n"
+		"[agency cpi.mantova]\nname = Centro per l'Impiego\nkind = job-centre\n"
+		"key = keys/cpi.mantova.pub\n"
+		"services = employment-orientation, training-voucher\n\n",
+		e->listen, e->events, e->expiry ? e->expiry : "5d",
+		e->max_frame ? e->max_frame : "4MiB");
+	if (e->with_asst)
+		fprintf(f, "[agency asst.mantova]\nname = ASST\nkind = health\n"
+			   "key = keys/asst.mantova.pub\n"
+			   "services = psychological-support, paediatrics\n"
+			   "consent_services = psychological-support\n\n");
+	fprintf(f, "[agency coord.mantova]\nname = Coordinamento\nkind = coordinator\n"
+		   "key = keys/coord.mantova.pub\n\n"
+		   "[agency audit.region]\nname = Regione\nkind = auditor\n"
+		   "key = keys/audit.region.pub\n\n"
+		   "[policy]\nroutes = social-services>job-centre, social-services>health, "
+		   "job-centre>social-services\n");
+	assert_int_equal(fclose(f), 0);
+}
+
+static void show_log(const struct env *e)
+{
+	char *log = tu_read_file(e->log, NULL);
+	if (log) {
+		fprintf(stderr, "---- broker log (%s) ----\n%s---- end ----\n", e->log, log);
+		free(log);
+	}
+}
+
+static void broker_start(struct env *e)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		FILE *lf = fopen(e->log, "a");
+		if (lf) {
+			dup2(fileno(lf), 2);
+			dup2(fileno(lf), 1);
+		}
+		execl(RETE_BIN_DIR "/rete-broker", "rete-broker", "-c", e->ini, "-v", (char *)NULL);
+		_exit(127);
+	}
+	e->pid = pid;
+}
+
+/* broker_alive: the broker process has not exited. */
+static bool broker_alive(struct env *e)
+{
+	int st;
+	return e->pid > 0 && waitpid(e->pid, &st, WNOHANG) == 0;
+}
+
+/* broker_wait_exit waits (with a deadline) for the broker to exit; returns
+ * its status, or -1 after killing it when it did not. */
+static int broker_wait_exit(struct env *e, int ms)
+{
+	int64_t end = mono_ms() + ms;
+	int st = 0;
+	while (mono_ms() < end) {
+		pid_t r = waitpid(e->pid, &st, WNOHANG);
+		if (r == e->pid) {
+			e->pid = 0;
+			return st;
+		}
+		struct timespec ts = {0, 5 * 1000 * 1000};
+		nanosleep(&ts, NULL); /* polling a child's exit: no event to wait on */
+	}
+	kill(e->pid, SIGKILL);
+	waitpid(e->pid, &st, 0);
+	e->pid = 0;
+	return -1;
+}
+
+static rete_wire *connect_as(struct env *e, int who)
+{
+	rete_wire *w = NULL;
+	rete_msg m;
+	rete_err err = rete_wire_connect(&w, e->listen, &e->broker->pub, e->keys[who], &m);
+	if (err != RETE_OK)
+		fprintf(stderr, "connect: %s\n", m.text);
+	assert_int_equal(err, RETE_OK);
+	return w;
+}
+
+/* recv_kind waits for the next frame of kind `kind` (or a refusal),
+ * dropping others; NULL at the deadline. */
+static Rete__BrokerFrame *recv_kind(rete_wire *w, int kind, int ms)
+{
+	int64_t end = mono_ms() + ms;
+	for (;;) {
+		int left = (int)(end - mono_ms());
+		if (left <= 0)
+			return NULL;
+		Rete__BrokerFrame *f = NULL;
+		rete_msg m;
+		rete_err err = rete_wire_recv(w, left, &f, &m);
+		if (err == RETE_ETIMEDOUT || err == RETE_EREFUSED)
+			return NULL;
+		if (err != RETE_OK)
+			continue;
+		if ((int)f->command_case == kind ||
+		    f->command_case == RETE__BROKER_FRAME__COMMAND_REFUSAL)
+			return f;
+		rete__broker_frame__free_unpacked(f, NULL);
+	}
+}
+
+/* wait_ready pings the broker as the coordinator until it answers. */
+static void wait_ready(struct env *e)
+{
+	rete_wire *w = connect_as(e, P_COORD);
+	int64_t end = mono_ms() + WAIT_MS;
+	bool ok = false;
+	while (!ok && mono_ms() < end && broker_alive(e)) {
+		rete_wire_ping(w, 7, NULL);
+		Rete__BrokerFrame *f = recv_kind(w, RETE__BROKER_FRAME__COMMAND_PONG, 200);
+		if (f) {
+			ok = f->command_case == RETE__BROKER_FRAME__COMMAND_PONG;
+			rete__broker_frame__free_unpacked(f, NULL);
+		}
+	}
+	rete_wire_close(&w);
+	if (!ok)
+		show_log(e);
+	assert_true(ok);
+}
+
+static struct env *env_new(const char *expiry, const char *max_frame, bool with_asst)
+{
+	struct env *e = calloc(1, sizeof(*e));
+	assert_non_null(e);
+	e->dir = tu_tmpdir("broker");
+	assert_non_null(e->dir);
+	e->expiry = expiry;
+	e->max_frame = max_frame;
+	e->with_asst = with_asst;
+	char keys[600];
+	snprintf(keys, sizeof(keys), "%s/keys", e->dir);
+	assert_int_equal(mkdir(keys, 0700), 0);
+	rete_msg m;
+	assert_int_equal(rete_seckey_generate(&e->broker, &m), RETE_OK);
+	assert_int_equal(rete_keyfile_write(keys, BROKER_ID, e->broker, false, &m), RETE_OK);
+	for (int i = 0; i < NPARTIES; i++) {
+		assert_int_equal(rete_seckey_generate(&e->keys[i], &m), RETE_OK);
+		assert_int_equal(rete_keyfile_write(keys, party_ids[i], e->keys[i], false, &m),
+				 RETE_OK);
+	}
+	snprintf(e->ini, sizeof(e->ini), "%s/broker.ini", e->dir);
+	snprintf(e->log, sizeof(e->log), "%s/broker.log", e->dir);
+	snprintf(e->listen, sizeof(e->listen), "ipc://%s/broker.sock", e->dir);
+	snprintf(e->events, sizeof(e->events), "ipc://%s/events.sock", e->dir);
+	write_ini(e);
+	broker_start(e);
+	wait_ready(e);
+	return e;
+}
+
+static int teardown(void **state)
+{
+	struct env *e = *state;
+	if (!e)
+		return 0;
+	if (e->pid > 0) {
+		kill(e->pid, SIGTERM);
+		if (broker_wait_exit(e, WAIT_MS) != 0)
+			show_log(e);
+	}
+	rete_seckey_free(&e->broker);
+	for (int i = 0; i < NPARTIES; i++)
+		rete_seckey_free(&e->keys[i]);
+	tu_rmrf(e->dir);
+	free(e->dir);
+	free(e);
+	*state = NULL;
+	return 0;
+}
+
+/* --- messages ---------------------------------------------------------------- */
+
+struct outmsg {
+	rete_buf signed_bytes;
+	rete_buf sealed;
+	char id[64];
+};
+
+static void outmsg_free(struct outmsg *o)
+{
+	rete_buf_free(&o->signed_bytes);
+	rete_buf_free(&o->sealed);
+}
+
+/* make_referral signs a referral from party `from` to `to`. */
+static void make_referral(struct env *e, int from, int to, const char *id, const char *service,
+			  bool consent, const rete_seckey *signer, const char *sender,
+			  struct outmsg *o)
+{
+	memset(o, 0, sizeof(*o));
+	snprintf(o->id, sizeof(o->id), "%s", id);
+	Rete__Person person;
+	rete__person__init(&person);
+	person.name = "Mario Rossi";
+	Rete__Private priv;
+	rete__private__init(&priv);
+	priv.person = &person;
+	priv.reason = "needs help finding work";
+	uint8_t hash[RETE_HASH_LEN];
+	rete_msg m;
+	assert_int_equal(rete_seal(&priv, &e->keys[to]->pub, &o->sealed, hash, &m), RETE_OK);
+
+	Rete__Operator op;
+	rete__operator__init(&op);
+	op.staff_id = "as-042";
+	op.role = "social-worker";
+	Rete__Consent cs;
+	rete__consent__init(&cs);
+	cs.basis = RETE__CONSENT_BASIS__CONSENT_BASIS_CONSENT;
+	cs.given_at = rete_now_ms() - 86400000;
+	cs.reference = "form-17";
+	Rete__Referral r;
+	rete__referral__init(&r);
+	r.service = (char *)service;
+	r.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
+	r.reason_code = "unemployment";
+	r.consent = consent ? &cs : NULL;
+	r.age_band = RETE__AGE_BAND__AGE_BAND_ADULT;
+	r.private_sha256.data = hash;
+	r.private_sha256.len = RETE_HASH_LEN;
+	Rete__Message msg;
+	rete__message__init(&msg);
+	msg.id = (char *)id;
+	msg.sender = (char *)(sender ? sender : party_ids[from]);
+	msg.operator_ = &op;
+	msg.recipient = (char *)party_ids[to];
+	msg.case_id = "case-7";
+	msg.created_at = rete_now_ms();
+	msg.origin = ORIGIN;
+	msg.body_case = RETE__MESSAGE__BODY_REFERRAL;
+	msg.referral = &r;
+	assert_int_equal(rete_message_sign(&msg, signer ? signer : e->keys[from], &o->signed_bytes, &m),
+			 RETE_OK);
+}
+
+static void make_update(struct env *e, int from, int to, const char *id, const char *ref,
+			Rete__Status status, struct outmsg *o)
+{
+	memset(o, 0, sizeof(*o));
+	snprintf(o->id, sizeof(o->id), "%s", id);
+	Rete__Operator op;
+	rete__operator__init(&op);
+	op.staff_id = "x-1";
+	op.role = "case-manager";
+	Rete__StatusReason sr;
+	rete__status_reason__init(&sr);
+	sr.code = "no-longer-needed";
+	sr.text = "The family moved away.";
+	Rete__ReferralUpdate u;
+	rete__referral_update__init(&u);
+	u.referral_id = (char *)ref;
+	u.status = status;
+	if (status == RETE__STATUS__STATUS_CANCELLED || status == RETE__STATUS__STATUS_REJECTED)
+		u.status_reason = &sr;
+	Rete__Message msg;
+	rete__message__init(&msg);
+	msg.id = (char *)id;
+	msg.sender = (char *)party_ids[from];
+	msg.operator_ = &op;
+	msg.recipient = (char *)party_ids[to];
+	msg.case_id = "case-7";
+	msg.created_at = rete_now_ms();
+	msg.origin = ORIGIN;
+	msg.body_case = RETE__MESSAGE__BODY_UPDATE;
+	msg.update = &u;
+	rete_msg m;
+	assert_int_equal(rete_message_sign(&msg, e->keys[from], &o->signed_bytes, &m), RETE_OK);
+}
+
+/* submit sends o and waits for its receipt (or refusal). */
+static Rete__BrokerFrame *submit(rete_wire *w, const struct outmsg *o)
+{
+	rete_msg m;
+	assert_int_equal(rete_wire_submit(w, o->signed_bytes.data, o->signed_bytes.len,
+					  o->sealed.data, o->sealed.len, &m),
+			 RETE_OK);
+	Rete__BrokerFrame *f = recv_kind(w, RETE__BROKER_FRAME__COMMAND_RECEIPT, WAIT_MS);
+	assert_non_null(f);
+	return f;
+}
+
+static const Rete__Receipt *receipt_of(const Rete__BrokerFrame *f)
+{
+	return f->command_case == RETE__BROKER_FRAME__COMMAND_RECEIPT ? f->receipt : f->refusal;
+}
+
+/* expect_refused submits o and checks the error code and that the
+ * sentence contains `words` (if not NULL). */
+static void expect_refused(rete_wire *w, const struct outmsg *o, Rete__ErrorCode code,
+			   const char *words)
+{
+	Rete__BrokerFrame *f = submit(w, o);
+	const Rete__Receipt *r = receipt_of(f);
+	if (r->error != code || (words && !strstr(r->error_text, words)))
+		fprintf(stderr, "expected error %d with '%s', got %d: %s\n", code,
+			words ? words : "", r->error, r->error_text);
+	assert_int_equal(r->error, code);
+	assert_null(r->receipt);
+	assert_true(r->error_text[0] != '\0');
+	if (words)
+		assert_non_null(strstr(r->error_text, words));
+	rete__broker_frame__free_unpacked(f, NULL);
+}
+
+/* receipt_index checks an acceptance receipt's signature and returns its
+ * body's index. */
+static uint64_t receipt_index(struct env *e, const Rete__BrokerFrame *f, const char *id)
+{
+	const Rete__Receipt *r = receipt_of(f);
+	if (r->error)
+		fprintf(stderr, "refused: %s\n", r->error_text);
+	assert_int_equal(r->error, 0);
+	assert_non_null(r->receipt);
+	assert_int_equal(r->receipt->signature.len, RETE_SIG_LEN);
+	assert_int_equal(rete_verify_bytes(r->receipt->signature.data, RETE_CTX_RECEIPT,
+					   r->receipt->body.data, r->receipt->body.len,
+					   &e->broker->pub),
+			 RETE_OK);
+	Rete__ReceiptBody *b = rete__receipt_body__unpack(NULL, r->receipt->body.len,
+							  r->receipt->body.data);
+	assert_non_null(b);
+	assert_string_equal(b->message_id, id);
+	assert_string_equal(b->origin, ORIGIN);
+	assert_int_equal(b->leaf_hash.len, 32);
+	uint64_t idx = b->index;
+	rete__receipt_body__free_unpacked(b, NULL);
+	return idx;
+}
+
+static rete_wire *hello(struct env *e, int who)
+{
+	rete_wire *w = connect_as(e, who);
+	rete_msg m;
+	assert_int_equal(rete_wire_hello(w, party_ids[who], "test_broker", &m), RETE_OK);
+	Rete__BrokerFrame *f = recv_kind(w, RETE__BROKER_FRAME__COMMAND_WELCOME, WAIT_MS);
+	assert_non_null(f);
+	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_WELCOME);
+	assert_string_equal(f->welcome->party, party_ids[who]);
+	assert_string_equal(f->welcome->origin, ORIGIN);
+	assert_true(f->welcome->directory_entry.len > 0);
+	rete__broker_frame__free_unpacked(f, NULL);
+	return w;
+}
+
+/* deliver_msg decodes a DELIVER's entry: its index and Message. */
+static Rete__Message *deliver_msg(const Rete__BrokerFrame *f, uint64_t *index)
+{
+	Rete__LogEntry *le = rete__log_entry__unpack(NULL, f->deliver->log_entry.len,
+						     f->deliver->log_entry.data);
+	assert_non_null(le);
+	*index = le->index;
+	Rete__Message *msg = NULL;
+	assert_int_equal(rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL,
+					    &msg, NULL),
+			 RETE_OK);
+	rete__log_entry__free_unpacked(le, NULL);
+	return msg;
+}
+
+static Rete__BrokerFrame *query(rete_wire *w, Rete__Query *q)
+{
+	Rete__BrokerFrame *f = NULL;
+	rete_msg m;
+	assert_int_equal(rete_wire_call(w, q, WAIT_MS, &f, &m), RETE_OK);
+	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_RESULT);
+	return f;
+}
+
+/* log_entries reads the whole log as the auditor (entries, caller frees). */
+static Rete__BrokerFrame *log_entries(struct env *e)
+{
+	rete_wire *w = connect_as(e, P_AUDIT);
+	Rete__EntriesQuery eq;
+	rete__entries_query__init(&eq);
+	eq.from = 0;
+	eq.count = 1000;
+	Rete__Query q;
+	rete__query__init(&q);
+	q.what_case = RETE__QUERY__WHAT_ENTRIES;
+	q.entries = &eq;
+	Rete__BrokerFrame *f = query(w, &q);
+	rete_wire_close(&w);
+	assert_int_equal(f->result->error, 0);
+	assert_int_equal(f->result->answer_case, RETE__QUERY_RESULT__ANSWER_ENTRIES);
+	return f;
+}
+
+static Rete__Message *entry_msg(const ProtobufCBinaryData *bytes)
+{
+	Rete__LogEntry *le = rete__log_entry__unpack(NULL, bytes->len, bytes->data);
+	assert_non_null(le);
+	Rete__Message *msg = NULL;
+	assert_int_equal(rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL,
+					    &msg, NULL),
+			 RETE_OK);
+	rete__log_entry__free_unpacked(le, NULL);
+	return msg;
+}
+
+/* --- the scenarios ------------------------------------------------------------ */
+
+static void test_submit_deliver_ack(void **state)
+{
+	struct env *e = *state = env_new(NULL, NULL, false);
+	rete_wire *social = hello(e, P_SOCIAL), *cpi = hello(e, P_CPI);
+	struct outmsg o;
+	make_referral(e, P_SOCIAL, P_CPI, "ref-1", "employment-orientation", true, NULL, NULL, &o);
+	Rete__BrokerFrame *f = submit(social, &o);
+	uint64_t idx = receipt_index(e, f, "ref-1");
+	rete__broker_frame__free_unpacked(f, NULL);
+	assert_int_equal(idx, 1); /* 0 is the directory */
+
+	/* the recipient gets the entry and the sealed part, which opens */
+	f = recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+	assert_non_null(f);
+	uint64_t didx;
+	Rete__Message *msg = deliver_msg(f, &didx);
+	assert_int_equal(didx, idx);
+	assert_string_equal(msg->id, "ref-1");
+	Rete__Private *priv = NULL;
+	assert_int_equal(rete_open(f->deliver->sealed.data, f->deliver->sealed.len, e->keys[P_CPI],
+				   &priv, NULL),
+			 RETE_OK);
+	assert_string_equal(priv->person->name, "Mario Rossi");
+	rete__private__free_unpacked(priv, NULL);
+	rete__message__free_unpacked(msg, NULL);
+	rete__broker_frame__free_unpacked(f, NULL);
+	assert_int_equal(rete_wire_ack(cpi, idx, 0, NULL, NULL), RETE_OK);
+
+	/* the sender gets the delivery receipt: a broker-signed Delivery */
+	f = recv_kind(social, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+	assert_non_null(f);
+	msg = deliver_msg(f, &didx);
+	assert_int_equal(didx, idx + 1);
+	assert_string_equal(msg->sender, BROKER_ID);
+	assert_int_equal(msg->body_case, RETE__MESSAGE__BODY_DELIVERY);
+	assert_int_equal(msg->delivery->index, idx);
+	assert_string_equal(msg->delivery->message_id, "ref-1");
+	assert_true(msg->delivery->delivered_at > 0);
+	assert_int_equal(f->deliver->sealed.len, 0);
+	rete__message__free_unpacked(msg, NULL);
+	rete__broker_frame__free_unpacked(f, NULL);
+	assert_int_equal(rete_wire_ack(social, didx, 0, NULL, NULL), RETE_OK);
+
+	/* the referral is now received, as its requester can read */
+	Rete__ReferralQuery rq;
+	rete__referral_query__init(&rq);
+	rq.referral_id = "ref-1";
+	Rete__Query q;
+	rete__query__init(&q);
+	q.what_case = RETE__QUERY__WHAT_REFERRAL;
+	q.referral = &rq;
+	rete_wire *coordw = connect_as(e, P_COORD);
+	f = query(coordw, &q);
+	assert_int_equal(f->result->error, 0);
+	assert_int_equal(f->result->referral->status, RETE__STATUS__STATUS_RECEIVED);
+	assert_string_equal(f->result->referral->performer, "cpi.mantova");
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&coordw);
+
+	/* the log: directory, referral, delivery */
+	f = log_entries(e);
+	assert_int_equal(f->result->entries->n_entries, 3);
+	const char *kinds[3] = {"directory", "referral", "delivery"};
+	for (int i = 0; i < 3; i++) {
+		msg = entry_msg(&f->result->entries->entries[i]);
+		assert_string_equal(rete_message_kind(msg), kinds[i]);
+		rete__message__free_unpacked(msg, NULL);
+	}
+	rete__broker_frame__free_unpacked(f, NULL);
+
+	/* an agency may not read the log's raw entries */
+	Rete__EntriesQuery eq;
+	rete__entries_query__init(&eq);
+	eq.count = 10;
+	q.what_case = RETE__QUERY__WHAT_ENTRIES;
+	q.entries = &eq;
+	q.request_id = 0;
+	rete_wire *probe = connect_as(e, P_CPI);
+	f = query(probe, &q);
+	assert_int_equal(f->result->error, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED);
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&probe);
+
+	/* the auditor's own tool, when it exists, verifies the store */
+	char *out = NULL;
+	if (access(RETE_BIN_DIR "/rete", X_OK) == 0 &&
+	    tu_run(&out, "%s/rete --help 2>&1 | grep -q 'audit verify'", RETE_BIN_DIR) == 0) {
+		free(out);
+		out = NULL;
+		/* a checkpoint covering the whole log first */
+		int64_t end = mono_ms() + WAIT_MS;
+		int rc = -1;
+		while (mono_ms() < end) {
+			rc = tu_run(&out, "%s/rete audit verify %s/store --broker-key %s/keys/%s.pub",
+				    RETE_BIN_DIR, e->dir, e->dir, BROKER_ID);
+			if (rc == 0)
+				break;
+			free(out);
+			out = NULL;
+			struct timespec ts = {0, 100 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+		if (rc != 0)
+			fprintf(stderr, "rete audit verify: %s\n", out ? out : "");
+		assert_int_equal(rc, 0);
+	}
+	free(out);
+	outmsg_free(&o);
+	rete_wire_close(&social);
+	rete_wire_close(&cpi);
+}
+
+static void test_duplicate(void **state)
+{
+	struct env *e = *state = env_new(NULL, NULL, false);
+	rete_wire *social = connect_as(e, P_SOCIAL);
+	struct outmsg o, o2;
+	make_referral(e, P_SOCIAL, P_CPI, "dup-1", "training-voucher", true, NULL, NULL, &o);
+	Rete__BrokerFrame *f1 = submit(social, &o);
+	Rete__BrokerFrame *f2 = submit(social, &o);
+	uint64_t i1 = receipt_index(e, f1, "dup-1"), i2 = receipt_index(e, f2, "dup-1");
+	assert_int_equal(i1, i2);
+	/* the very same signed receipt */
+	const Rete__SignedReceipt *r1 = f1->receipt->receipt, *r2 = f2->receipt->receipt;
+	assert_int_equal(r1->body.len, r2->body.len);
+	assert_memory_equal(r1->body.data, r2->body.data, r1->body.len);
+	assert_memory_equal(r1->signature.data, r2->signature.data, RETE_SIG_LEN);
+	rete__broker_frame__free_unpacked(f1, NULL);
+	rete__broker_frame__free_unpacked(f2, NULL);
+	/* the same id with other bytes is refused */
+	make_referral(e, P_SOCIAL, P_CPI, "dup-1", "employment-orientation", true, NULL, NULL, &o2);
+	expect_refused(social, &o2, RETE__ERROR_CODE__ERROR_CODE_ID_REUSED, NULL);
+	Rete__BrokerFrame *f = log_entries(e);
+	assert_int_equal(f->result->entries->n_entries, 2);
+	rete__broker_frame__free_unpacked(f, NULL);
+	outmsg_free(&o);
+	outmsg_free(&o2);
+	rete_wire_close(&social);
+}
+
+static void test_unknown_key(void **state)
+{
+	struct env *e = *state = env_new(NULL, NULL, false);
+	rete_wire *w = connect_as(e, P_STRANGER);
+	rete_wire_ping(w, 1, NULL);
+	Rete__BrokerFrame *f = NULL;
+	rete_msg m;
+	rete_err err = rete_wire_recv(w, WAIT_MS, &f, &m);
+	assert_int_equal(err, RETE_EREFUSED);
+	assert_null(f);
+	assert_true(rete_wire_auth_failed(w));
+	assert_non_null(strstr(m.text, "refused our key"));
+	rete_wire_close(&w);
+	/* an agency may not subscribe to events: also refused */
+	rete_wire *sub = NULL;
+	assert_int_equal(rete_wire_subscribe(&sub, e->events, &e->broker->pub, e->keys[P_CPI], &m),
+			 RETE_OK);
+	Rete__Event *ev = NULL;
+	assert_int_equal(rete_wire_event_recv(sub, WAIT_MS, &ev, &m), RETE_EREFUSED);
+	rete_wire_close(&sub);
+}
+
+static void test_refusals(void **state)
+{
+	struct env *e = *state = env_new(NULL, NULL, true);
+	rete_wire *social = connect_as(e, P_SOCIAL), *cpi = connect_as(e, P_CPI),
+		  *coord = connect_as(e, P_COORD);
+	struct outmsg o;
+
+	/* signing as another party */
+	make_referral(e, P_SOCIAL, P_CPI, "as-other", "employment-orientation", true,
+		      e->keys[P_ASST], "asst.mantova", &o);
+	expect_refused(social, &o, RETE__ERROR_CODE__ERROR_CODE_SENDER_MISMATCH, "social.mantova");
+	outmsg_free(&o);
+
+	/* a bad signature */
+	make_referral(e, P_SOCIAL, P_CPI, "bad-sig", "employment-orientation", true, NULL, NULL, &o);
+	o.signed_bytes.data[o.signed_bytes.len - 5] ^= 0x40; /* inside the signature */
+	expect_refused(social, &o, RETE__ERROR_CODE__ERROR_CODE_BAD_SIGNATURE, NULL);
+	outmsg_free(&o);
+
+	/* a sealed part that is not the one signed */
+	make_referral(e, P_SOCIAL, P_CPI, "bad-seal", "employment-orientation", true, NULL, NULL, &o);
+	o.sealed.data[3] ^= 1;
+	expect_refused(social, &o, RETE__ERROR_CODE__ERROR_CODE_SEALED_HASH, NULL);
+	outmsg_free(&o);
+
+	/* a forbidden route: job-centre may refer to social-services only */
+	make_referral(e, P_CPI, P_ASST, "route-1", "paediatrics", true, NULL, NULL, &o);
+	expect_refused(cpi, &o, RETE__ERROR_CODE__ERROR_CODE_ROUTE_FORBIDDEN,
+		       "may not refer to a health; it may refer to: social-services");
+	outmsg_free(&o);
+
+	/* a service the recipient does not offer */
+	make_referral(e, P_SOCIAL, P_CPI, "svc-1", "housing-support", true, NULL, NULL, &o);
+	expect_refused(social, &o, RETE__ERROR_CODE__ERROR_CODE_SERVICE_NOT_OFFERED,
+		       "offered: employment-orientation, training-voucher");
+	outmsg_free(&o);
+
+	/* no consent for a service that needs it */
+	make_referral(e, P_SOCIAL, P_ASST, "consent-1", "psychological-support", false, NULL, NULL,
+		      &o);
+	expect_refused(social, &o, RETE__ERROR_CODE__ERROR_CODE_CONSENT_REQUIRED, "legal basis");
+	outmsg_free(&o);
+
+	/* an unknown recipient */
+	make_referral(e, P_SOCIAL, P_STRANGER, "who-1", "x", true, NULL, NULL, &o);
+	expect_refused(social, &o, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_PARTY, "stranger.x");
+	outmsg_free(&o);
+
+	/* a coordinator does not submit */
+	make_referral(e, P_COORD, P_CPI, "coord-1", "employment-orientation", true, NULL, NULL, &o);
+	expect_refused(coord, &o, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED, "coordinator");
+	outmsg_free(&o);
+
+	/* the lifecycle: an accepted referral, then moves by the wrong party */
+	make_referral(e, P_SOCIAL, P_CPI, "life-1", "employment-orientation", true, NULL, NULL, &o);
+	Rete__BrokerFrame *f = submit(social, &o);
+	receipt_index(e, f, "life-1");
+	rete__broker_frame__free_unpacked(f, NULL);
+	outmsg_free(&o);
+	make_update(e, P_SOCIAL, P_CPI, "life-1-acc", "life-1", RETE__STATUS__STATUS_ACCEPTED, &o);
+	expect_refused(social, &o, RETE__ERROR_CODE__ERROR_CODE_LIFECYCLE, NULL);
+	outmsg_free(&o);
+	make_update(e, P_CPI, P_SOCIAL, "life-1-can", "life-1", RETE__STATUS__STATUS_CANCELLED, &o);
+	expect_refused(cpi, &o, RETE__ERROR_CODE__ERROR_CODE_LIFECYCLE, NULL);
+	outmsg_free(&o);
+	/* and the right moves are accepted */
+	make_update(e, P_CPI, P_SOCIAL, "life-1-acc2", "life-1", RETE__STATUS__STATUS_ACCEPTED, &o);
+	f = submit(cpi, &o);
+	receipt_index(e, f, "life-1-acc2");
+	rete__broker_frame__free_unpacked(f, NULL);
+	outmsg_free(&o);
+
+	/* only the accepted referral and its update were logged */
+	f = log_entries(e);
+	assert_int_equal(f->result->entries->n_entries, 3);
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&social);
+	rete_wire_close(&cpi);
+	rete_wire_close(&coord);
+}
+
+static void test_offline_in_order(void **state)
+{
+	struct env *e = *state = env_new(NULL, NULL, false);
+	rete_wire *social = connect_as(e, P_SOCIAL);
+	char id[32];
+	uint64_t idx[3];
+	for (int i = 0; i < 3; i++) {
+		struct outmsg o;
+		snprintf(id, sizeof(id), "off-%d", i);
+		make_referral(e, P_SOCIAL, P_CPI, id, "employment-orientation", true, NULL, NULL, &o);
+		Rete__BrokerFrame *f = submit(social, &o);
+		idx[i] = receipt_index(e, f, id);
+		rete__broker_frame__free_unpacked(f, NULL);
+		outmsg_free(&o);
+	}
+	rete_wire *cpi = hello(e, P_CPI);
+	for (int i = 0; i < 3; i++) {
+		Rete__BrokerFrame *f = recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+		assert_non_null(f);
+		uint64_t got;
+		Rete__Message *msg = deliver_msg(f, &got);
+		snprintf(id, sizeof(id), "off-%d", i);
+		assert_int_equal(got, idx[i]);
+		assert_string_equal(msg->id, id);
+		rete__message__free_unpacked(msg, NULL);
+		rete__broker_frame__free_unpacked(f, NULL);
+		rete_wire_ack(cpi, got, 0, NULL, NULL);
+	}
+	rete_wire_close(&cpi);
+	rete_wire_close(&social);
+}
+
+static void test_expiry_notice(void **state)
+{
+	struct env *e = *state = env_new("2s", NULL, false);
+	rete_wire *social = hello(e, P_SOCIAL);
+	struct outmsg o;
+	make_referral(e, P_SOCIAL, P_CPI, "exp-1", "employment-orientation", true, NULL, NULL, &o);
+	Rete__BrokerFrame *f = submit(social, &o);
+	uint64_t idx = receipt_index(e, f, "exp-1");
+	rete__broker_frame__free_unpacked(f, NULL);
+	f = recv_kind(social, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+	assert_non_null(f);
+	uint64_t nidx;
+	Rete__Message *msg = deliver_msg(f, &nidx);
+	assert_int_equal(msg->body_case, RETE__MESSAGE__BODY_NOTICE);
+	assert_int_equal(msg->notice->kind, RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED);
+	assert_int_equal(msg->notice->error, RETE__ERROR_CODE__ERROR_CODE_EXPIRED);
+	assert_int_equal(msg->notice->index, idx);
+	assert_string_equal(msg->notice->referral_id, "exp-1");
+	assert_string_equal(msg->sender, BROKER_ID);
+	rete__message__free_unpacked(msg, NULL);
+	rete__broker_frame__free_unpacked(f, NULL);
+	/* the withdrawn message is never delivered afterwards */
+	rete_wire *cpi = hello(e, P_CPI);
+	f = recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, 1500);
+	assert_null(f);
+	rete_wire_close(&cpi);
+	outmsg_free(&o);
+	rete_wire_close(&social);
+}
+
+#define LOAD_N 300
+
+static void test_kill9_under_load(void **state)
+{
+	struct env *e = *state = env_new(NULL, NULL, false);
+	rete_wire *social = hello(e, P_SOCIAL);
+	struct outmsg *o = calloc(LOAD_N, sizeof(*o));
+	bool *receipted = calloc(LOAD_N, sizeof(bool));
+	uint64_t *index = calloc(LOAD_N, sizeof(uint64_t));
+	assert_non_null(o);
+	assert_non_null(receipted);
+	assert_non_null(index);
+	char id[32];
+	for (int i = 0; i < LOAD_N; i++) {
+		snprintf(id, sizeof(id), "load-%03d", i);
+		make_referral(e, P_SOCIAL, P_CPI, id, "employment-orientation", true, NULL, NULL,
+			      &o[i]);
+	}
+	/* pipeline everything, kill -9 once some receipts are in */
+	for (int i = 0; i < LOAD_N; i++)
+		assert_int_equal(rete_wire_submit(social, o[i].signed_bytes.data,
+						  o[i].signed_bytes.len, o[i].sealed.data,
+						  o[i].sealed.len, NULL),
+				 RETE_OK);
+	int got = 0;
+	while (got < 40) {
+		Rete__BrokerFrame *f = recv_kind(social, RETE__BROKER_FRAME__COMMAND_RECEIPT, WAIT_MS);
+		assert_non_null(f);
+		int n = atoi(f->receipt->message_id + 5);
+		assert_true(n >= 0 && n < LOAD_N);
+		index[n] = receipt_index(e, f, o[n].id);
+		receipted[n] = true;
+		got++;
+		rete__broker_frame__free_unpacked(f, NULL);
+	}
+	kill(e->pid, SIGKILL);
+	assert_true(broker_wait_exit(e, WAIT_MS) != -1);
+	/* receipts already on their way count too */
+	for (;;) {
+		Rete__BrokerFrame *f = recv_kind(social, RETE__BROKER_FRAME__COMMAND_RECEIPT, 100);
+		if (!f)
+			break;
+		int n = atoi(f->receipt->message_id + 5);
+		if (f->receipt->error == 0 && !receipted[n]) {
+			index[n] = receipt_index(e, f, o[n].id);
+			receipted[n] = true;
+			got++;
+		}
+		rete__broker_frame__free_unpacked(f, NULL);
+	}
+	broker_start(e);
+	wait_ready(e);
+	/* the agent's way: send again everything without a receipt (and a few
+	 * with one: the broker must answer with the original receipt) */
+	for (int i = 0; i < LOAD_N; i++)
+		if (!receipted[i] || i % 50 == 0)
+			assert_int_equal(rete_wire_submit(social, o[i].signed_bytes.data,
+							  o[i].signed_bytes.len, o[i].sealed.data,
+							  o[i].sealed.len, NULL),
+					 RETE_OK);
+	int64_t end = mono_ms() + 4 * WAIT_MS;
+	while (got < LOAD_N && mono_ms() < end) {
+		Rete__BrokerFrame *f = recv_kind(social, RETE__BROKER_FRAME__COMMAND_RECEIPT, 2000);
+		if (!f) {
+			/* a submission sent while the old connection died: again */
+			for (int i = 0; i < LOAD_N; i++)
+				if (!receipted[i])
+					rete_wire_submit(social, o[i].signed_bytes.data,
+							 o[i].signed_bytes.len, o[i].sealed.data,
+							 o[i].sealed.len, NULL);
+			continue;
+		}
+		int n = atoi(f->receipt->message_id + 5);
+		uint64_t ix = receipt_index(e, f, o[n].id);
+		if (receipted[n])
+			assert_int_equal(ix, index[n]); /* the original receipt */
+		else {
+			index[n] = ix;
+			receipted[n] = true;
+			got++;
+		}
+		rete__broker_frame__free_unpacked(f, NULL);
+	}
+	assert_int_equal(got, LOAD_N);
+
+	/* everything is delivered, each log entry once */
+	rete_wire *cpi = hello(e, P_CPI);
+	bool *delivered = calloc(LOAD_N, sizeof(bool));
+	assert_non_null(delivered);
+	int ndel = 0;
+	end = mono_ms() + 4 * WAIT_MS;
+	while (ndel < LOAD_N && mono_ms() < end) {
+		Rete__BrokerFrame *f = recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+		assert_non_null(f);
+		uint64_t ix;
+		Rete__Message *msg = deliver_msg(f, &ix);
+		int n = atoi(msg->id + 5);
+		assert_int_equal(ix, index[n]);
+		if (!delivered[n]) {
+			delivered[n] = true;
+			ndel++;
+		}
+		rete_wire_ack(cpi, ix, 0, NULL, NULL);
+		rete__message__free_unpacked(msg, NULL);
+		rete__broker_frame__free_unpacked(f, NULL);
+	}
+	assert_int_equal(ndel, LOAD_N);
+	Rete__BrokerFrame *f = log_entries(e);
+	int seen[LOAD_N] = {0};
+	for (size_t i = 0; i < f->result->entries->n_entries; i++) {
+		Rete__Message *msg = entry_msg(&f->result->entries->entries[i]);
+		if (msg->body_case == RETE__MESSAGE__BODY_REFERRAL)
+			seen[atoi(msg->id + 5)]++;
+		rete__message__free_unpacked(msg, NULL);
+	}
+	for (int i = 0; i < LOAD_N; i++)
+		assert_int_equal(seen[i], 1);
+	rete__broker_frame__free_unpacked(f, NULL);
+	for (int i = 0; i < LOAD_N; i++)
+		outmsg_free(&o[i]);
+	free(o);
+	free(receipted);
+	free(index);
+	free(delivered);
+	rete_wire_close(&cpi);
+	rete_wire_close(&social);
+}
+
+#define GARBAGE_N 10000
+
+static void test_garbage(void **state)
+{
+	struct env *e = *state = env_new(NULL, "64KiB", false);
+	rete_wire *w = connect_as(e, P_SOCIAL);
+	void *s = rete_wire_socket(w);
+	struct outmsg good;
+	make_referral(e, P_SOCIAL, P_CPI, "garbage-ok", "employment-orientation", true, NULL, NULL,
+		      &good);
+	/* a valid SUBMIT frame, to mutate */
+	Rete__Submit sub;
+	rete__submit__init(&sub);
+	sub.signed_message.data = good.signed_bytes.data;
+	sub.signed_message.len = good.signed_bytes.len;
+	Rete__ClientFrame cf;
+	rete__client_frame__init(&cf);
+	cf.version = 1;
+	cf.command_case = RETE__CLIENT_FRAME__COMMAND_SUBMIT;
+	cf.submit = &sub;
+	size_t vlen = rete__client_frame__get_packed_size(&cf);
+	uint8_t *valid = malloc(vlen);
+	assert_non_null(valid);
+	rete__client_frame__pack(&cf, valid);
+	uint8_t buf[2048];
+	srand(12345);
+	for (int i = 0; i < GARBAGE_N; i++) {
+		size_t len;
+		switch (i % 3) {
+		case 0: /* random bytes */
+			len = (size_t)(rand() % 300);
+			for (size_t j = 0; j < len; j++)
+				buf[j] = (uint8_t)rand();
+			break;
+		case 1: /* a valid frame with a few bytes changed */
+			len = vlen < sizeof(buf) ? vlen : sizeof(buf);
+			memcpy(buf, valid, len);
+			for (int k = 0; k < 1 + rand() % 4; k++)
+				buf[(size_t)rand() % len] ^= (uint8_t)(1u << (rand() % 8));
+			break;
+		default: /* a valid frame cut short */
+			len = (size_t)rand() % vlen;
+			memcpy(buf, valid, len);
+			break;
+		}
+		assert_true(zmq_send(s, buf, len, 0) >= 0);
+	}
+	/* drain the answers until the broker has gone through them all */
+	int answers = 0;
+	for (;;) {
+		Rete__BrokerFrame *f = NULL;
+		if (rete_wire_recv(w, 1500, &f, NULL) != RETE_OK)
+			break;
+		answers++;
+		rete__broker_frame__free_unpacked(f, NULL);
+	}
+	assert_true(answers > GARBAGE_N / 2);
+	assert_true(broker_alive(e));
+
+	/* one frame over max_frame: ZeroMQ drops that connection */
+	rete_wire *big = connect_as(e, P_SOCIAL);
+	size_t blen = 100 * 1024;
+	uint8_t *huge = calloc(1, blen);
+	assert_non_null(huge);
+	assert_true(zmq_send(rete_wire_socket(big), huge, blen, 0) >= 0);
+	free(huge);
+	rete_wire_ping(big, 3, NULL);
+	Rete__BrokerFrame *f = recv_kind(big, RETE__BROKER_FRAME__COMMAND_PONG, 1000);
+	if (f)
+		rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&big);
+	assert_true(broker_alive(e));
+
+	/* and the broker still works */
+	rete_wire *w2 = connect_as(e, P_SOCIAL);
+	f = submit(w2, &good);
+	receipt_index(e, f, "garbage-ok");
+	rete__broker_frame__free_unpacked(f, NULL);
+	assert_true(broker_alive(e));
+	free(valid);
+	outmsg_free(&good);
+	rete_wire_close(&w2);
+	rete_wire_close(&w);
+}
+
+static void test_reload_cuts_off(void **state)
+{
+	struct env *e = *state = env_new(NULL, NULL, true);
+	rete_wire *asst = connect_as(e, P_ASST);
+	rete_wire_ping(asst, 1, NULL);
+	Rete__BrokerFrame *f = recv_kind(asst, RETE__BROKER_FRAME__COMMAND_PONG, WAIT_MS);
+	assert_non_null(f);
+	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_PONG);
+	rete__broker_frame__free_unpacked(f, NULL);
+
+	/* a broken configuration is refused: the old one stays */
+	tu_write_file(e->ini, "[broker]\nnonsense\n", 18);
+	kill(e->pid, SIGHUP);
+	/* then asst leaves the directory */
+	e->with_asst = false;
+	write_ini(e);
+	kill(e->pid, SIGHUP);
+	int64_t end = mono_ms() + WAIT_MS;
+	bool refused = false;
+	while (!refused && mono_ms() < end) {
+		rete_wire_ping(asst, 2, NULL);
+		f = recv_kind(asst, RETE__BROKER_FRAME__COMMAND_PONG, 200);
+		if (f) {
+			refused = f->command_case == RETE__BROKER_FRAME__COMMAND_REFUSAL &&
+				  f->refusal->error == RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_PARTY;
+			rete__broker_frame__free_unpacked(f, NULL);
+		}
+	}
+	assert_true(refused);
+	assert_true(broker_alive(e));
+	/* the new directory is in the log */
+	f = log_entries(e);
+	assert_int_equal(f->result->entries->n_entries, 2);
+	Rete__Message *msg = entry_msg(&f->result->entries->entries[1]);
+	assert_int_equal(msg->body_case, RETE__MESSAGE__BODY_DIRECTORY);
+	assert_int_equal(msg->directory->serial, 2);
+	rete__message__free_unpacked(msg, NULL);
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&asst);
+}
+
+static void test_check_config(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("brokercfg");
+	assert_non_null(dir);
+	char ini[512];
+	snprintf(ini, sizeof(ini), "%s/bad.ini", dir);
+	const char *text = "[broker]\norigin = a b\nlisten = http://x\ncolour = blue\n"
+			   "[agency x.y]\nkind = wizard\n[policy]\nroutes = a>b\n";
+	assert_int_equal(tu_write_file(ini, text, strlen(text)), 0);
+	char *out = NULL;
+	int rc = tu_run(&out, "%s/rete-broker -c %s --check-config", RETE_BIN_DIR, ini);
+	assert_int_equal(rc, 2);
+	assert_non_null(out);
+	assert_non_null(strstr(out, "bad.ini:2: [broker] origin"));
+	assert_non_null(strstr(out, "bad.ini:3: [broker] listen"));
+	assert_non_null(strstr(out, "bad.ini:4: [broker] colour: unknown key"));
+	assert_non_null(strstr(out, "bad.ini:6: [agency x.y] kind: 'wizard'"));
+	assert_non_null(strstr(out, "bad.ini:8: [policy] routes: 'a>b'"));
+	assert_non_null(strstr(out, "[broker] key: missing"));
+	free(out);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_check_config),
+	    cmocka_unit_test_teardown(test_submit_deliver_ack, teardown),
+	    cmocka_unit_test_teardown(test_duplicate, teardown),
+	    cmocka_unit_test_teardown(test_unknown_key, teardown),
+	    cmocka_unit_test_teardown(test_refusals, teardown),
+	    cmocka_unit_test_teardown(test_offline_in_order, teardown),
+	    cmocka_unit_test_teardown(test_expiry_notice, teardown),
+	    cmocka_unit_test_teardown(test_kill9_under_load, teardown),
+	    cmocka_unit_test_teardown(test_garbage, teardown),
+	    cmocka_unit_test_teardown(test_reload_cuts_off, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
