@@ -829,6 +829,50 @@ static void test_kill9_receiver(void **state)
 	assert_int_equal(count_suffix(sdir, ".receipt.json"), N);
 }
 
+/* --- kill -9 of the sender, then of the broker, while submitting ---------- */
+
+static void test_kill9_sender_and_broker(void **state)
+{
+	net *n = *state;
+	char dir[1200], sent[1200], p[1200];
+	const size_t N = 300;
+
+	start_broker(n);
+	start_agent(n, P_CPI);
+	write_agent_ini(n, P_SOCIAL);
+	mkdir(spool(n, P_SOCIAL, "", p, sizeof(p)), 0755);
+	mkdir(spool(n, P_SOCIAL, "outbox", p, sizeof(p)), 0755);
+	for (size_t i = 0; i < N; i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "bulk-%04zu.json", i);
+		char *t = referral_text(NULL, "cpi.mantova", "employment-orientation");
+		put_outbox(n, P_SOCIAL, name, t);
+		free(t);
+	}
+	start_agent(n, P_SOCIAL);
+	spool(n, P_SOCIAL, "sent", sent, sizeof(sent));
+	assert_true(wait_count(sent, ".receipt.json", 20, WAIT_MS) >= 20);
+	assert_true(WIFSIGNALED(stop(n, P_SOCIAL, SIGKILL)));
+	fprintf(stderr, "killed the sender with %zu of %zu receipted\n",
+		count_suffix(sent, ".receipt.json"), N);
+	start_agent(n, P_SOCIAL);
+	size_t at = wait_count(sent, ".receipt.json", 100, WAIT_MS);
+	assert_true(at >= 100);
+	assert_true(WIFSIGNALED(stop(n, P_BROKER, SIGKILL)));
+	fprintf(stderr, "killed the broker with %zu of %zu receipted\n",
+		count_suffix(sent, ".receipt.json"), N);
+	unlink(pathf(p, sizeof(p), "%s/broker/broker.sock", n->dir));
+	start_broker(n);
+	assert_int_equal(wait_count(sent, ".receipt.json", N, 4 * WAIT_MS), N);
+	spool(n, P_CPI, "inbox", dir, sizeof(dir));
+	assert_int_equal(wait_count(dir, "-referral.json", N, 4 * WAIT_MS), N);
+	check_inbox_once(dir, N);
+	/* Each file left the outbox once: no "NAME.2" in sent/, nothing failed. */
+	assert_int_equal(count_suffix(sent, ".json"), 2 * N);
+	assert_int_equal(count_suffix(spool(n, P_SOCIAL, "failed", p, sizeof(p)), ".json"), 0);
+	assert_int_equal(count_suffix(spool(n, P_SOCIAL, "outbox", p, sizeof(p)), ".json"), 0);
+}
+
 /* --- the broker away for 20 seconds ---------------------------------------- */
 
 static void test_broker_down(void **state)
@@ -884,6 +928,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failed_files, net_setup, net_teardown),
 		cmocka_unit_test_setup_teardown(test_failing_hook, net_setup, net_teardown),
 		cmocka_unit_test_setup_teardown(test_kill9_receiver, net_setup, net_teardown),
+		cmocka_unit_test_setup_teardown(test_kill9_sender_and_broker, net_setup,
+						net_teardown),
 		cmocka_unit_test_setup_teardown(test_broker_down, net_setup, net_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
