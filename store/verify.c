@@ -1,0 +1,1077 @@
+/* verify.c — verification of a whole audit log (see verify.h).
+ *
+ * The log is read at one fixed size inside one read transaction, in chunks
+ * of CHUNK entries. Each chunk goes through three phases:
+ *   A (all threads)  strict decoding and leaf hashing, entry by entry;
+ *   B (this thread)  everything that depends on order: the index, the
+ *                    stored leaf hashes and nodes against the recomputed
+ *                    tree, the key each entry must be signed with (the
+ *                    Directory in force changes along the log), checkpoints
+ *                    reached at this size;
+ *   C (all threads)  signature verification with the keys chosen in B;
+ * then, with replay, the entries of the chunk are appended to a scratch
+ * store. Only this thread touches LMDB: a transaction belongs to one thread
+ * at a time, and the reads are cheap next to the signatures.
+ *
+ * Failures are ordered by a position, so that the first one in log order
+ * is reported whichever phase finds it: entry i has position 2i+2, a check
+ * made when the tree reaches size S (checkpoints) has position 2S+1, a
+ * problem with the earlier checkpoint given has position 0.
+ *
+ * This file reads stored Merkle nodes through store_impl.h (store_node_get):
+ * no public function returns a node of level >= 1, and comparing them with
+ * the recomputed ones is part of what an audit checks.
+ */
+#include "verify.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "codec.h"
+#include "lifecycle.h"
+#include "store_impl.h"
+
+#define CHUNK 4096u	    /* entries per chunk (memory: a few MiB of entries) */
+#define GRAIN 16u	    /* entries a thread takes at a time */
+#define MAX_THREADS 256u
+#define POS_ENTRY(i) (2 * (uint64_t)(i) + 2)
+#define POS_SIZE(s) (2 * (uint64_t)(s) + 1)
+#define POS_NONE UINT64_MAX
+
+/* One party's key as a Directory gives it. */
+struct party_key {
+	const char *pk_id; /* points into the Directory message */
+	rete_pubkey pk_key;
+	bool pk_valid;
+};
+
+/* A Directory met in the log; kept to the end (entries point to its keys). */
+struct vdir {
+	uint64_t vd_index;
+	Rete__Message *vd_msg; /* owned */
+	struct party_key *vd_keys;
+	size_t vd_n;
+	struct vdir *vd_next;
+};
+
+/* A stored checkpoint. */
+struct ckpt {
+	uint64_t ck_size;
+	char *ck_note;
+};
+
+/* One entry of the chunk being checked. */
+struct item {
+	uint64_t it_index;
+	rete_buf it_raw; /* the LogEntry bytes */
+	Rete__LogEntry *it_le;
+	Rete__SignedMessage *it_sm;
+	Rete__Message *it_msg;
+	bool it_msg_lent; /* it_msg is owned by a vdir */
+	uint8_t it_leaf[RETE_MERKLE_HASH];
+	rete_err it_err; /* phase A failure */
+	char *it_why;	 /* its sentence (malloc) */
+	const rete_pubkey *it_key;
+	const struct vdir *it_dir; /* NULL: signed by the broker */
+	bool it_bad_sig;
+};
+
+struct vctx {
+	rete_store *v_s;
+	rete_store_rtxn *v_rt;
+	const rete_verify_options *v_opt;
+	rete_verify_report *v_rep;
+	uint64_t v_size;
+	char v_origin[RETE_ORIGIN_MAX + 1];
+	rete_merkle_frontier v_fr;
+	struct vdir *v_dirs; /* newest first; v_dirs is the one in force */
+	struct ckpt *v_ck;
+	size_t v_nck, v_ckcap, v_cki; /* checkpoints; the next one to reach */
+	bool v_ck_oom;
+	bool v_have_prev;
+	rete_checkpoint v_prev; /* the last checkpoint reached */
+	bool v_have_since;
+	rete_checkpoint v_since;
+	struct item *v_items;
+	unsigned v_threads;
+	/* the first failure */
+	uint64_t v_fail_pos;
+	rete_err v_fail_err;
+	bool v_fail_entry;
+	uint64_t v_fail_index;
+	char v_fail_text[512];
+	/* the replay */
+	rete_store *v_scratch;
+	char *v_scratch_dir;
+	rete_store_op *v_ops;
+};
+
+/* ---- failures ------------------------------------------------------------ */
+
+static bool io_error(rete_err e)
+{
+	return e == RETE_ENOMEM || e == RETE_ESTORE || e == RETE_EIO || e == RETE_EFULL ||
+	       e == RETE_EPERM || e == RETE_EINVAL;
+}
+
+/* fail records a failure at pos unless an earlier one is known. */
+static void fail(struct vctx *v, uint64_t pos, rete_err err, bool entry, uint64_t index,
+		 const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void fail(struct vctx *v, uint64_t pos, rete_err err, bool entry, uint64_t index,
+		 const char *fmt, ...)
+{
+	va_list ap;
+
+	if (pos >= v->v_fail_pos && v->v_fail_pos != POS_NONE)
+		return;
+	if (pos == POS_NONE)
+		pos = POS_NONE - 1;
+	v->v_fail_pos = pos;
+	v->v_fail_err = err;
+	v->v_fail_entry = entry;
+	v->v_fail_index = index;
+	va_start(ap, fmt);
+	vsnprintf(v->v_fail_text, sizeof(v->v_fail_text), fmt, ap);
+	va_end(ap);
+}
+
+static bool failed(const struct vctx *v)
+{
+	return v->v_fail_pos != POS_NONE;
+}
+
+static const char *b64(const uint8_t h[RETE_MERKLE_HASH], char buf[64])
+{
+	sodium_bin2base64(buf, 64, h, RETE_MERKLE_HASH, sodium_base64_VARIANT_ORIGINAL);
+	return buf;
+}
+
+static const char *S(const char *s)
+{
+	return s != NULL ? s : "";
+}
+
+/* ---- a parallel for ------------------------------------------------------ */
+
+struct pfor {
+	void (*pf_fn)(struct vctx *v, struct item *it);
+	struct vctx *pf_v;
+	struct item *pf_items;
+	size_t pf_n;
+	atomic_size_t pf_next;
+};
+
+static void *pfor_worker(void *arg)
+{
+	struct pfor *pf = arg;
+
+	for (;;) {
+		size_t i = atomic_fetch_add(&pf->pf_next, GRAIN);
+		if (i >= pf->pf_n)
+			break;
+		size_t end = i + GRAIN < pf->pf_n ? i + GRAIN : pf->pf_n;
+		for (; i < end; i++)
+			pf->pf_fn(pf->pf_v, &pf->pf_items[i]);
+	}
+	return NULL;
+}
+
+/* pfor_run calls fn on items[0..n) from up to v->v_threads threads (this
+ * one included). A thread that cannot be created leaves its share to the
+ * others. */
+static void pfor_run(struct vctx *v, void (*fn)(struct vctx *, struct item *),
+		     struct item *items, size_t n)
+{
+	struct pfor pf = {fn, v, items, n, 0};
+	pthread_t tid[MAX_THREADS];
+	unsigned started = 0, want = v->v_threads;
+
+	if (want > 1 && n > GRAIN) {
+		if ((size_t)want > (n + GRAIN - 1) / GRAIN)
+			want = (unsigned)((n + GRAIN - 1) / GRAIN);
+		for (unsigned t = 1; t < want; t++)
+			if (pthread_create(&tid[started], NULL, pfor_worker, &pf) == 0)
+				started++;
+	}
+	pfor_worker(&pf);
+	for (unsigned t = 0; t < started; t++)
+		pthread_join(tid[t], NULL);
+}
+
+/* ---- phase A: decoding ---------------------------------------------------- */
+
+static void item_why(struct item *it, rete_err err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void item_why(struct item *it, rete_err err, const char *fmt, ...)
+{
+	va_list ap;
+	char buf[600];
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	it->it_err = err;
+	it->it_why = strdup(buf);
+}
+
+static void phase_decode(struct vctx *v, struct item *it)
+{
+	ProtobufCMessage *pm = NULL;
+	rete_msg m = {{0}};
+	rete_err e;
+
+	(void)v;
+	rete_merkle_leaf_hash(it->it_leaf, it->it_raw.data, it->it_raw.len);
+	e = rete_pb_strict_unpack(&rete__log_entry__descriptor, it->it_raw.data, it->it_raw.len,
+				  &pm, &m);
+	if (e != RETE_OK) {
+		item_why(it, e == RETE_ENOMEM ? e : RETE_EDECODE,
+			 "entry %llu: the LogEntry does not decode strictly: %s",
+			 (unsigned long long)it->it_index, m.text);
+		return;
+	}
+	it->it_le = (Rete__LogEntry *)pm;
+	e = rete_signed_decode(it->it_le->signed_message.data, it->it_le->signed_message.len,
+			       &it->it_sm, &it->it_msg, &m);
+	if (e != RETE_OK)
+		item_why(it, e == RETE_ENOMEM ? e : RETE_EDECODE,
+			 "entry %llu: the signed message does not decode strictly: %s",
+			 (unsigned long long)it->it_index, m.text);
+}
+
+/* ---- phase C: signatures -------------------------------------------------- */
+
+static void phase_verify(struct vctx *v, struct item *it)
+{
+	(void)v;
+	if (it->it_key != NULL && rete_signed_verify(it->it_sm, it->it_key, NULL) != RETE_OK)
+		it->it_bad_sig = true;
+}
+
+static void item_clear(struct item *it)
+{
+	rete_buf_free(&it->it_raw);
+	if (it->it_le != NULL)
+		rete__log_entry__free_unpacked(it->it_le, NULL);
+	if (it->it_sm != NULL)
+		rete__signed_message__free_unpacked(it->it_sm, NULL);
+	if (it->it_msg != NULL && !it->it_msg_lent)
+		rete__message__free_unpacked(it->it_msg, NULL);
+	free(it->it_why);
+	memset(it, 0, sizeof(*it));
+}
+
+/* ---- directories ------------------------------------------------------------ */
+
+/* dir_install makes the Directory of item it (taken over) the one in force. */
+static rete_err dir_install(struct vctx *v, struct item *it)
+{
+	const Rete__Directory *d = it->it_msg->directory;
+	struct vdir *vd = calloc(1, sizeof(*vd));
+	size_t n = d != NULL ? d->n_parties : 0;
+
+	if (vd == NULL || (n > 0 && (vd->vd_keys = calloc(n, sizeof(*vd->vd_keys))) == NULL)) {
+		free(vd);
+		return RETE_ENOMEM;
+	}
+	vd->vd_index = it->it_index;
+	vd->vd_msg = it->it_msg;
+	it->it_msg_lent = true;
+	for (size_t i = 0; i < n; i++) {
+		const Rete__Party *p = d->parties[i];
+		struct party_key *k = &vd->vd_keys[vd->vd_n];
+		if (p == NULL || p->id == NULL || *p->id == '\0')
+			continue;
+		k->pk_id = p->id;
+		k->pk_valid = p->public_key.len == RETE_PK_LEN &&
+			      rete_pubkey_from_ed(&k->pk_key, p->public_key.data, NULL) == RETE_OK;
+		vd->vd_n++;
+	}
+	vd->vd_next = v->v_dirs;
+	v->v_dirs = vd;
+	v->v_rep->directories++;
+	return RETE_OK;
+}
+
+static const struct party_key *dir_find(const struct vdir *vd, const char *id)
+{
+	for (size_t i = 0; i < vd->vd_n; i++)
+		if (strcmp(vd->vd_keys[i].pk_id, id) == 0)
+			return &vd->vd_keys[i];
+	return NULL;
+}
+
+static void dirs_free(struct vctx *v)
+{
+	while (v->v_dirs != NULL) {
+		struct vdir *vd = v->v_dirs;
+		v->v_dirs = vd->vd_next;
+		rete__message__free_unpacked(vd->vd_msg, NULL);
+		free(vd->vd_keys);
+		free(vd);
+	}
+}
+
+/* ---- checkpoints -------------------------------------------------------------- */
+
+static int collect_ckpt(void *ctx, uint64_t size, const char *note)
+{
+	struct vctx *v = ctx;
+	struct ckpt *nck;
+
+	if (v->v_nck == v->v_ckcap) {
+		size_t cap = v->v_ckcap == 0 ? 16 : v->v_ckcap * 2;
+		nck = realloc(v->v_ck, cap * sizeof(*nck));
+		if (nck == NULL) {
+			v->v_ck_oom = true;
+			return 1;
+		}
+		v->v_ck = nck;
+		v->v_ckcap = cap;
+	}
+	v->v_ck[v->v_nck].ck_size = size;
+	if ((v->v_ck[v->v_nck].ck_note = strdup(note)) == NULL) {
+		v->v_ck_oom = true;
+		return 1;
+	}
+	v->v_nck++;
+	return 0;
+}
+
+/* reach_size runs the checks due when the recomputed tree has `size`
+ * leaves: the stored checkpoint of that size and the earlier checkpoint
+ * given. Returns false on an I/O error (recorded). */
+static bool reach_size(struct vctx *v, uint64_t size)
+{
+	uint8_t root[RETE_MERKLE_HASH];
+	char b1[64], b2[64];
+	rete_msg m = {{0}};
+
+	rete_merkle_frontier_root(&v->v_fr, root);
+	if (v->v_have_since && v->v_since.size == size &&
+	    sodium_memcmp(root, v->v_since.root, RETE_MERKLE_HASH) != 0)
+		fail(v, POS_SIZE(size), RETE_EPROOF, false, 0,
+		     "the log does not extend the checkpoint given: at size %llu its root is %s, "
+		     "the checkpoint given says %s (the log was rewritten since)",
+		     (unsigned long long)size, b64(root, b1), b64(v->v_since.root, b2));
+	while (v->v_cki < v->v_nck && v->v_ck[v->v_cki].ck_size == size) {
+		const struct ckpt *ck = &v->v_ck[v->v_cki++];
+		rete_checkpoint cp;
+		rete_err e = rete_checkpoint_verify(ck->ck_note, strlen(ck->ck_note), v->v_origin,
+						    &v->v_opt->broker_key, &cp, &m);
+		if (e != RETE_OK) {
+			fail(v, POS_SIZE(size), e == RETE_ENOMEM ? e : RETE_EBADSIG, false, 0,
+			     "checkpoint at size %llu: %s", (unsigned long long)size, m.text);
+			return true;
+		}
+		if (cp.size != size || strcmp(cp.origin, v->v_origin) != 0) {
+			fail(v, POS_SIZE(size), RETE_ECORRUPT, false, 0,
+			     "checkpoint stored under size %llu is for origin '%s' and size %llu; "
+			     "expected origin '%s' and size %llu",
+			     (unsigned long long)size, cp.origin, (unsigned long long)cp.size,
+			     v->v_origin, (unsigned long long)size);
+			return true;
+		}
+		if (sodium_memcmp(cp.root, root, RETE_MERKLE_HASH) != 0) {
+			fail(v, POS_SIZE(size), RETE_ECORRUPT, false, 0,
+			     "checkpoint at size %llu: its root %s differs from the root %s "
+			     "recomputed from the entries",
+			     (unsigned long long)size, b64(cp.root, b1), b64(root, b2));
+			return true;
+		}
+		if (v->v_have_prev && v->v_prev.size > 0) {
+			uint8_t proof[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
+			rete_merkle_elem el[RETE_MERKLE_MAX_PROOF];
+			size_t n = 0;
+			e = rete_store_consistency_proof(v->v_s, v->v_rt, v->v_prev.size, size, proof,
+							 &n, &m);
+			if (e == RETE_ESTORE || e == RETE_ENOMEM) {
+				fail(v, POS_SIZE(size), e, false, 0, "%s", m.text);
+				return false;
+			}
+			for (size_t i = 0; i < n; i++) {
+				el[i].data = proof[i];
+				el[i].len = RETE_MERKLE_HASH;
+			}
+			if (e == RETE_OK)
+				e = rete_merkle_verify_consistency(v->v_prev.size, size, v->v_prev.root,
+								   RETE_MERKLE_HASH, cp.root,
+								   RETE_MERKLE_HASH, el, n, &m);
+			if (e != RETE_OK) {
+				fail(v, POS_SIZE(size), RETE_EPROOF, false, 0,
+				     "checkpoints at sizes %llu and %llu: the consistency proof "
+				     "from the store does not verify: %s",
+				     (unsigned long long)v->v_prev.size, (unsigned long long)size,
+				     m.text);
+				return true;
+			}
+		}
+		v->v_prev = cp;
+		v->v_have_prev = true;
+		v->v_rep->checkpoints++;
+		v->v_rep->has_checkpoint = true;
+		v->v_rep->latest_size = size;
+		memcpy(v->v_rep->latest_root, cp.root, RETE_MERKLE_HASH);
+	}
+	return true;
+}
+
+/* ---- phase B: order ------------------------------------------------------------ */
+
+/* check_entry runs the in-order checks of one entry: CHECK_OK, or a
+ * failure was recorded and the chunk stops before this entry (CHECK_BAD) or
+ * after it (CHECK_AFTER: a check at the size it completes failed, so its
+ * own signature must still be checked). */
+enum { CHECK_OK, CHECK_BAD, CHECK_AFTER };
+
+static int check_entry(struct vctx *v, struct item *it)
+{
+	struct store_node_ctx c = {v->v_s, v->v_rt->rt_txn};
+	rete_merkle_node nodes[RETE_MERKLE_MAX_PROOF];
+	uint8_t h[RETE_MERKLE_HASH];
+	uint64_t idx = it->it_index;
+	unsigned long long ui = (unsigned long long)idx;
+	const Rete__Message *msg;
+	size_t n = 0;
+	rete_err e;
+
+	if (it->it_why != NULL) {
+		fail(v, POS_ENTRY(idx), it->it_err, true, idx, "%s", it->it_why);
+		return CHECK_BAD;
+	}
+	if (it->it_le->index != idx) {
+		fail(v, POS_ENTRY(idx), RETE_ECORRUPT, true, idx,
+		     "entry %llu: its LogEntry says index %llu; the index must equal the "
+		     "position in the log",
+		     ui, (unsigned long long)it->it_le->index);
+		return CHECK_BAD;
+	}
+	/* the tree */
+	e = store_node_get(&c, 0, idx, h);
+	if (e == RETE_ESTORE) {
+		fail(v, POS_ENTRY(idx), e, true, idx, "entry %llu: reading its leaf hash failed", ui);
+		return CHECK_BAD;
+	}
+	if (e != RETE_OK || sodium_memcmp(h, it->it_leaf, RETE_MERKLE_HASH) != 0) {
+		fail(v, POS_ENTRY(idx), RETE_ECORRUPT, true, idx,
+		     "entry %llu: %s; the entry or the tree was altered after it was logged", ui,
+		     e != RETE_OK ? "its stored leaf hash is missing"
+				  : "its bytes do not hash to the stored leaf hash");
+		return CHECK_BAD;
+	}
+	if (rete_merkle_frontier_append(&v->v_fr, it->it_leaf, nodes, &n) != RETE_OK) {
+		fail(v, POS_ENTRY(idx), RETE_ECORRUPT, true, idx, "entry %llu: the tree is full", ui);
+		return CHECK_BAD;
+	}
+	for (size_t i = 0; i < n; i++) {
+		e = store_node_get(&c, nodes[i].level, nodes[i].index, h);
+		if (e == RETE_ESTORE) {
+			fail(v, POS_ENTRY(idx), e, true, idx,
+			     "entry %llu: reading a Merkle node failed", ui);
+			return CHECK_BAD;
+		}
+		if (e != RETE_OK || sodium_memcmp(h, nodes[i].hash, RETE_MERKLE_HASH) != 0) {
+			fail(v, POS_ENTRY(idx), RETE_ECORRUPT, true, idx,
+			     "entry %llu: the stored Merkle node (level %u, index %llu) it "
+			     "completes is %s the one recomputed from the entries",
+			     ui, nodes[i].level, (unsigned long long)nodes[i].index,
+			     e != RETE_OK ? "missing, unlike" : "different from");
+			return CHECK_BAD;
+		}
+	}
+	/* the message and its key */
+	msg = it->it_msg;
+	if (v->v_origin[0] != '\0' && msg->origin != NULL && *msg->origin != '\0' &&
+	    strcmp(msg->origin, v->v_origin) != 0) {
+		fail(v, POS_ENTRY(idx), RETE_ECORRUPT, true, idx,
+		     "entry %llu: message %s of %s is meant for the log '%s', not for this log "
+		     "'%s'",
+		     ui, S(msg->id), S(msg->sender), msg->origin, v->v_origin);
+		return CHECK_BAD;
+	}
+	switch (msg->body_case) {
+	case RETE__MESSAGE__BODY_DIRECTORY:
+	case RETE__MESSAGE__BODY_DELIVERY:
+	case RETE__MESSAGE__BODY_NOTICE:
+		it->it_key = &v->v_opt->broker_key;
+		it->it_dir = NULL;
+		break;
+	case RETE__MESSAGE__BODY_REFERRAL:
+	case RETE__MESSAGE__BODY_UPDATE:
+	case RETE__MESSAGE__BODY_NOTE: {
+		const struct party_key *k;
+		if (v->v_dirs == NULL) {
+			fail(v, POS_ENTRY(idx), RETE_EBADSIG, true, idx,
+			     "entry %llu: %s %s of %s comes before any Directory entry: there is "
+			     "no key to verify it with",
+			     ui, rete_message_kind(msg), S(msg->id), S(msg->sender));
+			return CHECK_BAD;
+		}
+		k = dir_find(v->v_dirs, S(msg->sender));
+		if (k == NULL || !k->pk_valid) {
+			fail(v, POS_ENTRY(idx), RETE_EBADSIG, true, idx,
+			     "entry %llu: sender %s %s the directory in force (entry %llu)", ui,
+			     S(msg->sender),
+			     k == NULL ? "is not in" : "has no valid Ed25519 key in",
+			     (unsigned long long)v->v_dirs->vd_index);
+			return CHECK_BAD;
+		}
+		it->it_key = &k->pk_key;
+		it->it_dir = v->v_dirs;
+		break;
+	}
+	default:
+		fail(v, POS_ENTRY(idx), RETE_EDECODE, true, idx,
+		     "entry %llu: message %s of %s has no body", ui, S(msg->id), S(msg->sender));
+		return CHECK_BAD;
+	}
+	if (msg->body_case == RETE__MESSAGE__BODY_DIRECTORY) {
+		if (dir_install(v, it) != RETE_OK) {
+			fail(v, POS_ENTRY(idx), RETE_ENOMEM, true, idx,
+			     "entry %llu: out of memory for its directory", ui);
+			return CHECK_BAD;
+		}
+	}
+	if (!reach_size(v, idx + 1) || failed(v))
+		return CHECK_AFTER;
+	return CHECK_OK;
+}
+
+/* ---- the replay ------------------------------------------------------------------ */
+
+static rete_err rm_scratch(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char path[PATH_MAX];
+
+	if (d == NULL)
+		return RETE_EIO;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	return rmdir(dir) == 0 ? RETE_OK : RETE_EIO;
+}
+
+static rete_err scratch_open(struct vctx *v, rete_msg *m)
+{
+	const char *parent = v->v_opt->scratch_dir;
+	size_t len;
+	rete_err e;
+
+	if (parent == NULL || *parent == '\0')
+		parent = getenv("TMPDIR");
+	if (parent == NULL || *parent == '\0')
+		parent = "/tmp";
+	len = strlen(parent) + 32;
+	if ((v->v_scratch_dir = malloc(len)) == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
+	snprintf(v->v_scratch_dir, len, "%s/rete-verify-XXXXXX", parent);
+	if (mkdtemp(v->v_scratch_dir) == NULL) {
+		e = rete_msg_set(m, RETE_EIO,
+				 "verify: cannot create the scratch folder for the replay in %s: "
+				 "%s; give another folder",
+				 parent, strerror(errno));
+		free(v->v_scratch_dir);
+		v->v_scratch_dir = NULL;
+		return e;
+	}
+	e = rete_store_open(&v->v_scratch, v->v_scratch_dir, RETE_STORE_CREATE, m);
+	if (e != RETE_OK) {
+		rete_msg_prefix(m, "verify: the scratch store for the replay");
+		return e;
+	}
+	if ((v->v_ops = calloc(CHUNK, sizeof(*v->v_ops))) == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
+	return RETE_OK;
+}
+
+static void scratch_close(struct vctx *v)
+{
+	rete_store_close(&v->v_scratch);
+	if (v->v_scratch_dir != NULL)
+		rm_scratch(v->v_scratch_dir);
+	free(v->v_scratch_dir);
+	v->v_scratch_dir = NULL;
+	free(v->v_ops);
+	v->v_ops = NULL;
+}
+
+/* replay_items appends items[0..n) to the scratch store and compares the
+ * results with the log. */
+static void replay_items(struct vctx *v, struct item *items, size_t n)
+{
+	rete_msg m = {{0}};
+	rete_err e;
+
+	if (n == 0)
+		return;
+	memset(v->v_ops, 0, n * sizeof(*v->v_ops));
+	for (size_t i = 0; i < n; i++) {
+		rete_store_op *op = &v->v_ops[i];
+		op->kind = RETE_STORE_OP_APPEND;
+		op->in.signed_message = items[i].it_le->signed_message.data;
+		op->in.len = items[i].it_le->signed_message.len;
+		op->in.msg = items[i].it_msg;
+		op->in.logged_at = items[i].it_le->logged_at;
+	}
+	e = rete_store_commit(v->v_scratch, v->v_ops, n, &m);
+	if (e != RETE_OK) {
+		fail(v, POS_ENTRY(items[0].it_index), e, false, 0,
+		     "verify: appending to the scratch store for the replay failed: %s", m.text);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const rete_store_op *op = &v->v_ops[i];
+		const struct item *it = &items[i];
+		unsigned long long ui = (unsigned long long)it->it_index;
+		if (op->status == RETE_STORE_REFUSED) {
+			fail(v, POS_ENTRY(it->it_index), RETE_ELIFECYCLE, true, it->it_index,
+			     "entry %llu: replaying the lifecycle refuses %s %s of %s: %s", ui,
+			     rete_message_kind(it->it_msg), S(it->it_msg->id),
+			     S(it->it_msg->sender), op->error_text);
+			return;
+		}
+		if (op->status == RETE_STORE_DUPLICATE) {
+			fail(v, POS_ENTRY(it->it_index), RETE_ELIFECYCLE, true, it->it_index,
+			     "entry %llu: message id %s of %s was already logged at entry %llu; a "
+			     "broker never logs a message twice",
+			     ui, S(it->it_msg->id), S(it->it_msg->sender),
+			     (unsigned long long)op->index);
+			return;
+		}
+		if (op->index != it->it_index ||
+		    sodium_memcmp(op->leaf_hash, it->it_leaf, RETE_MERKLE_HASH) != 0) {
+			fail(v, POS_ENTRY(it->it_index), RETE_ECORRUPT, true, it->it_index,
+			     "entry %llu: replayed, it becomes entry %llu with other bytes; the "
+			     "store would not have written it this way",
+			     ui, (unsigned long long)op->index);
+			return;
+		}
+	}
+}
+
+/* The replayed projections, in id order, packed. */
+struct proj {
+	char *pj_id;
+	uint8_t *pj_data;
+	size_t pj_len;
+};
+
+struct projs {
+	struct proj *ps_v;
+	size_t ps_n, ps_cap;
+	size_t ps_cmp; /* the next one to compare */
+	bool ps_oom;
+	struct vctx *ps_vctx;
+};
+
+static int collect_proj(void *ctx, const Rete__ReferralInfo *r)
+{
+	struct projs *ps = ctx;
+	struct proj *p;
+
+	if (ps->ps_n == ps->ps_cap) {
+		size_t cap = ps->ps_cap == 0 ? 256 : ps->ps_cap * 2;
+		struct proj *nv = realloc(ps->ps_v, cap * sizeof(*nv));
+		if (nv == NULL)
+			goto oom;
+		ps->ps_v = nv;
+		ps->ps_cap = cap;
+	}
+	p = &ps->ps_v[ps->ps_n];
+	p->pj_len = rete__referral_info__get_packed_size(r);
+	p->pj_data = malloc(p->pj_len + 1);
+	p->pj_id = strdup(S(r->id));
+	if (p->pj_data == NULL || p->pj_id == NULL) {
+		free(p->pj_data);
+		free(p->pj_id);
+		goto oom;
+	}
+	rete__referral_info__pack(r, p->pj_data);
+	ps->ps_n++;
+	return 0;
+oom:
+	ps->ps_oom = true;
+	return 1;
+}
+
+static int compare_proj(void *ctx, const Rete__ReferralInfo *r)
+{
+	struct projs *ps = ctx;
+	struct vctx *v = ps->ps_vctx;
+	const struct proj *p;
+	Rete__ReferralInfo *rr;
+	size_t len = rete__referral_info__get_packed_size(r);
+	uint8_t *buf;
+	bool same;
+
+	if (ps->ps_cmp >= ps->ps_n || strcmp(ps->ps_v[ps->ps_cmp].pj_id, S(r->id)) > 0) {
+		fail(v, POS_NONE, RETE_ECORRUPT, false, 0,
+		     "referral %s (entry %llu): the store has a projection of it, but replaying "
+		     "the log creates no such referral",
+		     S(r->id), (unsigned long long)r->index);
+		return 1;
+	}
+	p = &ps->ps_v[ps->ps_cmp];
+	if (strcmp(p->pj_id, S(r->id)) < 0) {
+		fail(v, POS_NONE, RETE_ECORRUPT, false, 0,
+		     "referral %s: replaying the log creates it, but the store has no "
+		     "projection of it",
+		     p->pj_id);
+		return 1;
+	}
+	if ((buf = malloc(len + 1)) == NULL) {
+		ps->ps_oom = true;
+		return 1;
+	}
+	rete__referral_info__pack(r, buf);
+	same = len == p->pj_len && memcmp(buf, p->pj_data, len) == 0;
+	free(buf);
+	ps->ps_cmp++;
+	ps->ps_vctx->v_rep->referrals++;
+	if (same)
+		return 0;
+	rr = rete__referral_info__unpack(NULL, p->pj_len, p->pj_data);
+	fail(v, POS_NONE, RETE_ECORRUPT, false, 0,
+	     "referral %s (entry %llu): the store's projection (status %s, last changed by "
+	     "entry %llu) differs from the one replayed from the log (status %s, last "
+	     "changed by entry %llu)",
+	     S(r->id), (unsigned long long)r->index, rete_status_name(r->status),
+	     (unsigned long long)r->last_index,
+	     rr != NULL ? rete_status_name(rr->status) : "?",
+	     rr != NULL ? (unsigned long long)rr->last_index : 0ULL);
+	if (rr != NULL)
+		rete__referral_info__free_unpacked(rr, NULL);
+	return 1;
+}
+
+static void replay_finish(struct vctx *v, const uint8_t root[RETE_MERKLE_HASH])
+{
+	struct projs ps = {0};
+	uint8_t sroot[RETE_MERKLE_HASH];
+	uint64_t ssize = 0;
+	rete_msg m = {{0}};
+	rete_err e;
+
+	ps.ps_vctx = v;
+	if ((e = rete_store_size(v->v_scratch, NULL, &ssize, &m)) != RETE_OK ||
+	    (ssize > 0 && (e = rete_store_root(v->v_scratch, NULL, ssize, sroot, &m)) != RETE_OK)) {
+		fail(v, POS_NONE, e, false, 0, "verify: reading the scratch store: %s", m.text);
+		return;
+	}
+	if (ssize != v->v_size || (ssize > 0 && sodium_memcmp(sroot, root, RETE_MERKLE_HASH))) {
+		fail(v, POS_NONE, RETE_ECORRUPT, false, 0,
+		     "the replayed log has %llu entries and another root than the log's %llu",
+		     (unsigned long long)ssize, (unsigned long long)v->v_size);
+		return;
+	}
+	e = rete_store_referrals_iter(v->v_scratch, NULL, collect_proj, &ps, &m);
+	if (e == RETE_OK && !ps.ps_oom)
+		e = rete_store_referrals_iter(v->v_s, v->v_rt, compare_proj, &ps, &m);
+	if (e != RETE_OK)
+		fail(v, POS_NONE, e, false, 0, "verify: reading the referral projections: %s",
+		     m.text);
+	else if (ps.ps_oom)
+		fail(v, POS_NONE, RETE_ENOMEM, false, 0, "verify: out of memory");
+	else if (!failed(v) && ps.ps_cmp < ps.ps_n)
+		fail(v, POS_NONE, RETE_ECORRUPT, false, 0,
+		     "referral %s: replaying the log creates it, but the store has no "
+		     "projection of it",
+		     ps.ps_v[ps.ps_cmp].pj_id);
+	for (size_t i = 0; i < ps.ps_n; i++) {
+		free(ps.ps_v[i].pj_id);
+		free(ps.ps_v[i].pj_data);
+	}
+	free(ps.ps_v);
+	if (!failed(v))
+		v->v_rep->replayed = true;
+}
+
+/* ---- the driver ------------------------------------------------------------------- */
+
+unsigned rete_verify_cores(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1u : (n > (long)MAX_THREADS ? MAX_THREADS : (unsigned)n);
+}
+
+/* find_origin: the option, else the first checkpoint's, else the earlier
+ * checkpoint's, else the first entry's. */
+static void find_origin(struct vctx *v)
+{
+	rete_checkpoint cp;
+	rete_buf raw = {0};
+
+	if (v->v_opt->origin != NULL && *v->v_opt->origin != '\0') {
+		snprintf(v->v_origin, sizeof(v->v_origin), "%s", v->v_opt->origin);
+		return;
+	}
+	if (v->v_nck > 0 &&
+	    rete_checkpoint_parse(v->v_ck[0].ck_note, strlen(v->v_ck[0].ck_note), &cp, NULL) ==
+		RETE_OK) {
+		snprintf(v->v_origin, sizeof(v->v_origin), "%s", cp.origin);
+		return;
+	}
+	if (v->v_opt->since_note != NULL &&
+	    rete_checkpoint_parse(v->v_opt->since_note, v->v_opt->since_len, &cp, NULL) ==
+		RETE_OK) {
+		snprintf(v->v_origin, sizeof(v->v_origin), "%s", cp.origin);
+		return;
+	}
+	if (v->v_size > 0 && rete_store_entry(v->v_s, v->v_rt, 0, &raw, NULL) == RETE_OK) {
+		Rete__Message *msg = NULL;
+		Rete__LogEntry *le = rete__log_entry__unpack(NULL, raw.len, raw.data);
+		if (le != NULL &&
+		    rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &msg,
+				       NULL) == RETE_OK &&
+		    msg->origin != NULL)
+			snprintf(v->v_origin, sizeof(v->v_origin), "%s", msg->origin);
+		if (msg != NULL)
+			rete__message__free_unpacked(msg, NULL);
+		if (le != NULL)
+			rete__log_entry__free_unpacked(le, NULL);
+		rete_buf_free(&raw);
+	}
+}
+
+/* run_chunk checks entries [from, from + n). */
+static void run_chunk(struct vctx *v, uint64_t from, size_t n)
+{
+	struct item *items = v->v_items;
+	rete_msg m = {{0}};
+	size_t stop = n, ok, filled = n;
+	rete_err e;
+
+	for (size_t i = 0; i < n; i++) {
+		items[i].it_index = from + i;
+		e = rete_store_entry(v->v_s, v->v_rt, from + i, &items[i].it_raw, &m);
+		if (e != RETE_OK) {
+			fail(v, POS_ENTRY(from + i), e == RETE_ENOENT ? RETE_ECORRUPT : e, true,
+			     from + i, "entry %llu: %s", (unsigned long long)(from + i), m.text);
+			n = i;
+			break;
+		}
+	}
+	pfor_run(v, phase_decode, items, n);
+	for (size_t i = 0; i < n; i++) {
+		int c = check_entry(v, &items[i]);
+		if (c != CHECK_OK) {
+			stop = c == CHECK_BAD ? i : i + 1;
+			break;
+		}
+	}
+	if (stop > n)
+		stop = n;
+	pfor_run(v, phase_verify, items, stop);
+	ok = stop;
+	for (size_t i = 0; i < stop; i++) {
+		const struct item *it = &items[i];
+		const Rete__Message *msg = it->it_msg;
+		if (!it->it_bad_sig)
+			continue;
+		if (it->it_dir == NULL)
+			fail(v, POS_ENTRY(it->it_index), RETE_EBADSIG, true, it->it_index,
+			     "entry %llu: the signature on %s %s of %s does not verify with the "
+			     "broker key given (a %s is signed by the broker)",
+			     (unsigned long long)it->it_index, rete_message_kind(msg), S(msg->id),
+			     S(msg->sender), rete_message_kind(msg));
+		else
+			fail(v, POS_ENTRY(it->it_index), RETE_EBADSIG, true, it->it_index,
+			     "entry %llu: signature of %s does not verify with the key of the "
+			     "directory in force (entry %llu)",
+			     (unsigned long long)it->it_index, S(msg->sender),
+			     (unsigned long long)it->it_dir->vd_index);
+		ok = i;
+		break;
+	}
+	if (v->v_scratch != NULL && !io_error(v->v_fail_err))
+		replay_items(v, items, ok);
+	for (size_t i = 0; i < filled; i++)
+		item_clear(&items[i]);
+}
+
+static rete_err v_init(struct vctx *v, rete_msg *m)
+{
+	const rete_verify_options *opt = v->v_opt;
+	rete_msg mm = {{0}};
+	rete_err e;
+
+	v->v_threads = opt->threads == 0 ? rete_verify_cores() : opt->threads;
+	if (v->v_threads > MAX_THREADS)
+		v->v_threads = MAX_THREADS;
+	if ((e = rete_store_read_begin(v->v_s, &v->v_rt, m)) != RETE_OK)
+		return e;
+	if ((e = rete_store_size(v->v_s, v->v_rt, &v->v_size, m)) != RETE_OK)
+		return e;
+	v->v_rep->size = v->v_size;
+	if ((e = rete_store_checkpoints_iter(v->v_s, v->v_rt, 0, collect_ckpt, v, m)) != RETE_OK)
+		return e;
+	if (v->v_ck_oom)
+		return rete_msg_set(m, RETE_ENOMEM, "verify: out of memory for the checkpoints");
+	find_origin(v);
+	snprintf(v->v_rep->origin, sizeof(v->v_rep->origin), "%s", v->v_origin);
+	if (v->v_nck > 0 && v->v_ck[v->v_nck - 1].ck_size > v->v_size)
+		fail(v, 0, RETE_ECORRUPT, false, 0,
+		     "the store holds a checkpoint of size %llu but only %llu entries",
+		     (unsigned long long)v->v_ck[v->v_nck - 1].ck_size,
+		     (unsigned long long)v->v_size);
+	if (v->v_nck > 0 && v->v_origin[0] == '\0')
+		fail(v, 0, RETE_EINVAL, false, 0,
+		     "no origin given and the first checkpoint does not parse; give the log's "
+		     "origin (the broker's key name)");
+	if (opt->since_note != NULL) {
+		e = rete_checkpoint_verify(opt->since_note, opt->since_len, v->v_origin,
+					   &opt->broker_key, &v->v_since, &mm);
+		if (e != RETE_OK)
+			fail(v, 0, e == RETE_ENOMEM ? e : RETE_EBADSIG, false, 0,
+			     "the checkpoint given to compare with: %s", mm.text);
+		else if (v->v_since.size > v->v_size)
+			fail(v, 0, RETE_EPROOF, false, 0,
+			     "the log holds %llu entries but the checkpoint given, signed by the "
+			     "broker, has size %llu: the log was truncated or an older backup "
+			     "was put back",
+			     (unsigned long long)v->v_size, (unsigned long long)v->v_since.size);
+		else
+			v->v_have_since = true;
+	}
+	if ((v->v_items = calloc(CHUNK, sizeof(*v->v_items))) == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
+	if (opt->replay && !failed(v) && (e = scratch_open(v, m)) != RETE_OK)
+		return e;
+	return RETE_OK;
+}
+
+/* final_checks: the stored root at the full size, and the consistency of
+ * the log with the checkpoint given. */
+static void final_checks(struct vctx *v, const uint8_t root[RETE_MERKLE_HASH])
+{
+	uint8_t sroot[RETE_MERKLE_HASH];
+	uint8_t proof[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
+	rete_merkle_elem el[RETE_MERKLE_MAX_PROOF];
+	size_t n = 0;
+	rete_msg m = {{0}};
+	rete_err e;
+
+	if (v->v_size > 0) {
+		e = rete_store_root(v->v_s, v->v_rt, v->v_size, sroot, &m);
+		if (e == RETE_ESTORE || e == RETE_ENOMEM) {
+			fail(v, POS_NONE, e, false, 0, "%s", m.text);
+			return;
+		}
+		if (e != RETE_OK || sodium_memcmp(sroot, root, RETE_MERKLE_HASH) != 0) {
+			fail(v, POS_NONE, RETE_ECORRUPT, false, 0,
+			     "the root of the stored tree at size %llu differs from the root "
+			     "recomputed from the entries",
+			     (unsigned long long)v->v_size);
+			return;
+		}
+	}
+	if (v->v_have_since && v->v_since.size > 0) {
+		e = rete_store_consistency_proof(v->v_s, v->v_rt, v->v_since.size, v->v_size, proof,
+						 &n, &m);
+		if (e == RETE_ESTORE || e == RETE_ENOMEM) {
+			fail(v, POS_NONE, e, false, 0, "%s", m.text);
+			return;
+		}
+		for (size_t i = 0; i < n; i++) {
+			el[i].data = proof[i];
+			el[i].len = RETE_MERKLE_HASH;
+		}
+		if (e == RETE_OK)
+			e = rete_merkle_verify_consistency(v->v_since.size, v->v_size,
+							   v->v_since.root, RETE_MERKLE_HASH, root,
+							   RETE_MERKLE_HASH, el, n, &m);
+		if (e != RETE_OK)
+			fail(v, POS_NONE, RETE_EPROOF, false, 0,
+			     "the log of size %llu is not consistent with the checkpoint given "
+			     "(size %llu): %s",
+			     (unsigned long long)v->v_size, (unsigned long long)v->v_since.size,
+			     m.text);
+	}
+}
+
+rete_err rete_verify_log(rete_store *s, const rete_verify_options *opt, rete_verify_report *rep,
+			 rete_msg *m)
+{
+	struct vctx v;
+	uint8_t root[RETE_MERKLE_HASH];
+	rete_err e;
+
+	if (rep == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "verify: no report given");
+	memset(rep, 0, sizeof(*rep));
+	rep->verdict = RETE_VERIFY_ERROR;
+	if (s == NULL || opt == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "verify: no store or no options given");
+	if ((e = rete_crypto_init(m)) != RETE_OK)
+		return e;
+	memset(&v, 0, sizeof(v));
+	v.v_s = s;
+	v.v_opt = opt;
+	v.v_rep = rep;
+	v.v_fail_pos = POS_NONE;
+	rete_merkle_frontier_init(&v.v_fr);
+
+	e = v_init(&v, m);
+	if (e == RETE_OK && !failed(&v))
+		reach_size(&v, 0);
+	for (uint64_t from = 0; e == RETE_OK && !failed(&v) && from < v.v_size; from += CHUNK) {
+		size_t n = v.v_size - from < CHUNK ? (size_t)(v.v_size - from) : CHUNK;
+		run_chunk(&v, from, n);
+		if (opt->progress != NULL)
+			opt->progress(opt->progress_ctx, failed(&v) ? from : from + n, v.v_size);
+	}
+	if (e == RETE_OK && !failed(&v)) {
+		rete_merkle_frontier_root(&v.v_fr, root);
+		memcpy(rep->root, root, RETE_MERKLE_HASH);
+		final_checks(&v, root);
+		if (!failed(&v) && v.v_scratch != NULL)
+			replay_finish(&v, root);
+	}
+
+	if (e == RETE_OK && failed(&v)) {
+		uint64_t p = v.v_fail_pos;
+		e = v.v_fail_err;
+		rete_msg_set(m, e, "%s", v.v_fail_text);
+		snprintf(rep->reason, sizeof(rep->reason), "%s", v.v_fail_text);
+		rep->verdict = io_error(e) ? RETE_VERIFY_ERROR : RETE_VERIFY_FAILS;
+		rep->has_bad_entry = v.v_fail_entry;
+		rep->bad_index = v.v_fail_index;
+		rep->entries = p == 0 ? 0 : (p % 2 == 0 ? p / 2 - 1 : p / 2);
+		if (rep->entries > v.v_size)
+			rep->entries = v.v_size;
+	} else if (e == RETE_OK) {
+		rep->verdict = RETE_VERIFY_HOLDS;
+		rep->entries = v.v_size;
+	} else {
+		snprintf(rep->reason, sizeof(rep->reason), "%s", m != NULL ? m->text : "");
+	}
+
+	if (v.v_items != NULL) {
+		for (size_t i = 0; i < CHUNK; i++)
+			item_clear(&v.v_items[i]);
+		free(v.v_items);
+	}
+	scratch_close(&v);
+	rete_store_read_end(&v.v_rt);
+	dirs_free(&v);
+	for (size_t i = 0; i < v.v_nck; i++)
+		free(v.v_ck[i].ck_note);
+	free(v.v_ck);
+	return e;
+}

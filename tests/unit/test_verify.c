@@ -1,0 +1,734 @@
+/* test_verify.c — rete_verify_log on real LMDB stores built from real
+ * signed messages: a good log holds (with and without the replay, on one
+ * or several threads, across chunk boundaries); a byte flipped inside
+ * data.mdb, a signature by a key the directory does not hold, a sender the
+ * directory does not know, a checkpoint signed by another key, a rewritten
+ * projection, and an older backup put back over a newer log are each caught
+ * and the first failing entry is named; keys rotated by a later Directory
+ * entry are honoured from that entry on. */
+#include <lmdb.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "checkpoint.h"
+#include "codec.h"
+#include "keys.h"
+#include "merkle.h"
+#include "store.h"
+#include "testutil.h"
+#include "verify.h"
+
+#define ORIGIN "rete.test/mantova"
+#define BROKER "broker.mantova"
+#define SOCIAL "social.mantova"
+#define CPI "cpi.mantova"
+#define ASST "asst.mantova"
+
+enum { K_BROKER, K_SOCIAL, K_CPI, K_ASST, K_OTHER, K_SOCIAL2, K_N };
+static rete_seckey *keys[K_N];
+
+static int keys_setup(void **state)
+{
+	(void)state;
+	for (int i = 0; i < K_N; i++)
+		if (rete_seckey_generate(&keys[i], NULL) != RETE_OK)
+			return -1;
+	return 0;
+}
+
+static int keys_teardown(void **state)
+{
+	(void)state;
+	for (int i = 0; i < K_N; i++)
+		rete_seckey_free(&keys[i]);
+	return 0;
+}
+
+/* A log being built. */
+struct log {
+	char *dir;
+	rete_store *s;
+	int64_t t;
+	const rete_seckey *social; /* the key the directory in force has for SOCIAL */
+};
+
+static void base_msg(Rete__Message *msg, const char *id, const char *sender,
+		     const char *recipient, const char *case_id)
+{
+	rete__message__init(msg);
+	msg->id = (char *)id;
+	msg->sender = (char *)sender;
+	msg->recipient = (char *)recipient;
+	msg->case_id = (char *)case_id;
+	msg->created_at = 1790000000000;
+	msg->origin = (char *)ORIGIN;
+}
+
+static rete_buf sign_with(const Rete__Message *msg, const rete_seckey *k)
+{
+	rete_buf out = {0};
+	rete_msg m = {{0}};
+	if (rete_message_sign(msg, k, &out, &m) != RETE_OK)
+		fail_msg("sign: %s", m.text);
+	return out;
+}
+
+static rete_buf directory(const char *id, uint64_t serial, const rete_seckey *social)
+{
+	Rete__Message msg;
+	Rete__Directory d = RETE__DIRECTORY__INIT;
+	Rete__Party p[4], *pp[4];
+	const char *ids[4] = {BROKER, SOCIAL, CPI, ASST};
+	const rete_seckey *ks[4] = {keys[K_BROKER], social, keys[K_CPI], keys[K_ASST]};
+	Rete__PartyKind kinds[4] = {RETE__PARTY_KIND__PARTY_KIND_BROKER,
+				    RETE__PARTY_KIND__PARTY_KIND_SOCIAL_SERVICES,
+				    RETE__PARTY_KIND__PARTY_KIND_JOB_CENTRE,
+				    RETE__PARTY_KIND__PARTY_KIND_HEALTH};
+	Rete__PriorityLimit l = RETE__PRIORITY_LIMIT__INIT, *lp = &l;
+
+	for (int i = 0; i < 4; i++) {
+		rete__party__init(&p[i]);
+		p[i].id = (char *)ids[i];
+		p[i].name = (char *)ids[i];
+		p[i].kind = kinds[i];
+		p[i].public_key.data = (uint8_t *)ks[i]->pub.ed;
+		p[i].public_key.len = RETE_PK_LEN;
+		pp[i] = &p[i];
+	}
+	base_msg(&msg, id, BROKER, "", "");
+	d.serial = serial;
+	d.n_parties = 4;
+	d.parties = pp;
+	l.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
+	l.limit = (char *)"5d";
+	d.n_limits = 1;
+	d.limits = &lp;
+	d.time_zone = (char *)"Europe/Rome";
+	msg.body_case = RETE__MESSAGE__BODY_DIRECTORY;
+	msg.directory = &d;
+	return sign_with(&msg, keys[K_BROKER]);
+}
+
+static rete_buf referral(const char *id, const char *sender, const char *recipient,
+			 const char *staff, const rete_seckey *k)
+{
+	Rete__Message msg;
+	Rete__Referral r = RETE__REFERRAL__INIT;
+	Rete__Operator op = RETE__OPERATOR__INIT;
+	base_msg(&msg, id, sender, recipient, "case-7");
+	op.staff_id = (char *)staff;
+	op.role = (char *)"social-worker";
+	msg.operator_ = &op;
+	r.service = (char *)"employment-orientation";
+	r.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
+	r.reason_code = (char *)"unemployment";
+	r.age_band = RETE__AGE_BAND__AGE_BAND_ADULT;
+	msg.body_case = RETE__MESSAGE__BODY_REFERRAL;
+	msg.referral = &r;
+	return sign_with(&msg, k);
+}
+
+static rete_buf update(const char *id, const char *sender, const char *recipient,
+		       const char *ref, Rete__Status st, const rete_seckey *k)
+{
+	Rete__Message msg;
+	Rete__ReferralUpdate u = RETE__REFERRAL_UPDATE__INIT;
+	base_msg(&msg, id, sender, recipient, "case-7");
+	u.referral_id = (char *)ref;
+	u.status = st;
+	msg.body_case = RETE__MESSAGE__BODY_UPDATE;
+	msg.update = &u;
+	return sign_with(&msg, k);
+}
+
+static rete_buf delivery(const char *id, const char *to, uint64_t index, const char *ref)
+{
+	Rete__Message msg;
+	Rete__Delivery d = RETE__DELIVERY__INIT;
+	base_msg(&msg, id, BROKER, to, "");
+	d.index = index;
+	d.message_id = (char *)ref;
+	d.referral_id = (char *)ref;
+	d.delivered_at = 1790000005000;
+	msg.body_case = RETE__MESSAGE__BODY_DELIVERY;
+	msg.delivery = &d;
+	return sign_with(&msg, keys[K_BROKER]);
+}
+
+/* append commits b (freed) and checks it was accepted at the next index. */
+static uint64_t append(struct log *L, rete_buf b)
+{
+	rete_store_op op;
+	rete_msg m = {{0}};
+	memset(&op, 0, sizeof(op));
+	op.kind = RETE_STORE_OP_APPEND;
+	op.in.signed_message = b.data;
+	op.in.len = b.len;
+	op.in.logged_at = L->t += 1000;
+	assert_int_equal(rete_store_commit(L->s, &op, 1, &m), RETE_OK);
+	if (op.status != RETE_STORE_ACCEPTED)
+		fail_msg("append refused: %s", op.error_text);
+	rete_buf_free(&b);
+	return op.index;
+}
+
+/* checkpoint signs the current size with k and stores it; returns the note
+ * (caller frees). */
+static char *checkpoint(struct log *L, const rete_seckey *k)
+{
+	uint64_t size;
+	uint8_t root[RETE_MERKLE_HASH];
+	char *note = NULL;
+	rete_msg m = {{0}};
+	assert_int_equal(rete_store_size(L->s, NULL, &size, &m), RETE_OK);
+	assert_int_equal(rete_store_root(L->s, NULL, size, root, &m), RETE_OK);
+	assert_int_equal(rete_checkpoint_sign(ORIGIN, size, root, k, &note, &m), RETE_OK);
+	assert_int_equal(rete_store_checkpoint_put(L->s, size, note, &m), RETE_OK);
+	return note;
+}
+
+static void log_open(struct log *L, const char *tag)
+{
+	rete_msg m = {{0}};
+	memset(L, 0, sizeof(*L));
+	L->dir = tu_tmpdir(tag);
+	assert_non_null(L->dir);
+	L->t = 1790000000000;
+	assert_int_equal(rete_store_open(&L->s, L->dir, RETE_STORE_CREATE, &m), RETE_OK);
+}
+
+static void log_close(struct log *L)
+{
+	rete_store_close(&L->s);
+	tu_rmrf(L->dir);
+	free(L->dir);
+}
+
+/* standard builds the 12-entry log with checkpoints at 5, 8 and 12:
+ *  0 directory   1 referral r1 social->cpi ("staff-flip-01")
+ *  2 update r1 accepted (cpi)   3 referral r2 social->asst
+ *  4 update r1 in-progress (cpi)   [checkpoint 5]
+ *  5 delivery of r2 (broker)   6 update r2 accepted (asst)
+ *  7 referral r3 cpi->social ("staff-flip-07")   [checkpoint 8]
+ *  8..11 referrals r4..r7 social->cpi   [checkpoint 12] */
+static void standard(struct log *L)
+{
+	char id[32], staff[32];
+	append(L, directory("dir-1", 1, keys[K_SOCIAL]));
+	append(L, referral("r1", SOCIAL, CPI, "staff-flip-01", keys[K_SOCIAL]));
+	append(L, update("u1", CPI, SOCIAL, "r1", RETE__STATUS__STATUS_ACCEPTED, keys[K_CPI]));
+	append(L, referral("r2", SOCIAL, ASST, "staff-0003", keys[K_SOCIAL]));
+	append(L, update("u2", CPI, SOCIAL, "r1", RETE__STATUS__STATUS_IN_PROGRESS, keys[K_CPI]));
+	free(checkpoint(L, keys[K_BROKER]));
+	append(L, delivery("d1", SOCIAL, 3, "r2"));
+	append(L, update("u3", ASST, SOCIAL, "r2", RETE__STATUS__STATUS_ACCEPTED, keys[K_ASST]));
+	append(L, referral("r3", CPI, SOCIAL, "staff-flip-07", keys[K_CPI]));
+	free(checkpoint(L, keys[K_BROKER]));
+	for (int i = 4; i <= 7; i++) {
+		snprintf(id, sizeof(id), "r%d", i);
+		snprintf(staff, sizeof(staff), "staff-%04d", i + 4);
+		append(L, referral(id, SOCIAL, CPI, staff, keys[K_SOCIAL]));
+	}
+	free(checkpoint(L, keys[K_BROKER]));
+}
+
+static rete_verify_options opts(bool replay, unsigned threads)
+{
+	rete_verify_options o;
+	memset(&o, 0, sizeof(o));
+	o.broker_key = keys[K_BROKER]->pub;
+	o.replay = replay;
+	o.threads = threads;
+	return o;
+}
+
+/* reopen_ro closes the writer and opens the folder read-only. */
+static void reopen_ro(struct log *L)
+{
+	rete_msg m = {{0}};
+	rete_store_close(&L->s);
+	assert_int_equal(rete_store_open(&L->s, L->dir, RETE_STORE_RDONLY, &m), RETE_OK);
+}
+
+struct progress {
+	uint64_t calls, last_done, last_total;
+};
+
+static void on_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	struct progress *p = ctx;
+	p->calls++;
+	p->last_done = done;
+	p->last_total = total;
+}
+
+/* ---- a good log ----------------------------------------------------------- */
+
+static void test_good_log_holds(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_msg m = {{0}};
+	struct progress pr = {0};
+	uint8_t root[RETE_MERKLE_HASH];
+	(void)state;
+
+	log_open(&L, "verify-good");
+	standard(&L);
+	assert_int_equal(rete_store_root(L.s, NULL, 12, root, &m), RETE_OK);
+	reopen_ro(&L);
+	for (int replay = 0; replay <= 1; replay++)
+		for (unsigned threads = 1; threads <= 4; threads += 3) {
+			rete_verify_options o = opts(replay, threads);
+			o.progress = on_progress;
+			o.progress_ctx = &pr;
+			memset(&pr, 0, sizeof(pr));
+			assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_OK);
+			assert_int_equal(rep.verdict, RETE_VERIFY_HOLDS);
+			assert_int_equal(rep.size, 12);
+			assert_int_equal(rep.entries, 12);
+			assert_int_equal(rep.checkpoints, 3);
+			assert_int_equal(rep.directories, 1);
+			assert_true(rep.has_checkpoint);
+			assert_int_equal(rep.latest_size, 12);
+			assert_memory_equal(rep.latest_root, root, RETE_MERKLE_HASH);
+			assert_memory_equal(rep.root, root, RETE_MERKLE_HASH);
+			assert_false(rep.has_bad_entry);
+			assert_string_equal(rep.origin, ORIGIN);
+			assert_string_equal(rep.reason, "");
+			assert_int_equal(rep.replayed, replay);
+			assert_int_equal(rep.referrals, replay ? 7 : 0);
+			assert_true(pr.calls >= 1);
+			assert_int_equal(pr.last_done, 12);
+			assert_int_equal(pr.last_total, 12);
+		}
+	log_close(&L);
+}
+
+static void test_empty_log_holds(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_verify_options o = opts(true, 0);
+	rete_msg m = {{0}};
+	(void)state;
+
+	log_open(&L, "verify-empty");
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_OK);
+	assert_int_equal(rep.verdict, RETE_VERIFY_HOLDS);
+	assert_int_equal(rep.size, 0);
+	assert_int_equal(rep.checkpoints, 0);
+	assert_false(rep.has_checkpoint);
+	log_close(&L);
+}
+
+/* ---- tampering ------------------------------------------------------------- */
+
+/* flip_all flips one byte of every occurrence of s in file path (LMDB may
+ * keep stale copies of a page; the live one is among them). Returns how
+ * many were flipped. */
+static int flip_all(const char *path, const char *s)
+{
+	size_t len, sl = strlen(s);
+	char *data = tu_read_file(path, &len);
+	int n = 0;
+	assert_non_null(data);
+	for (size_t i = 0; i + sl <= len; i++)
+		if (memcmp(data + i, s, sl) == 0) {
+			data[i + sl - 1] ^= 0x01; /* '1' <-> '0', still UTF-8 */
+			n++;
+		}
+	assert_int_equal(tu_write_file(path, data, len), 0);
+	free(data);
+	return n;
+}
+
+static void test_flipped_byte_names_entry(void **state)
+{
+	const char *which[2] = {"staff-flip-01", "staff-flip-07"};
+	const uint64_t index[2] = {1, 7};
+	(void)state;
+
+	for (int k = 0; k < 2; k++) {
+		struct log L;
+		rete_verify_report rep;
+		rete_verify_options o = opts(true, 2);
+		rete_msg m = {{0}};
+		char path[4096];
+
+		log_open(&L, "verify-flip");
+		standard(&L);
+		rete_store_close(&L.s);
+		snprintf(path, sizeof(path), "%s/data.mdb", L.dir);
+		assert_true(flip_all(path, which[k]) >= 1);
+		assert_int_equal(rete_store_open(&L.s, L.dir, RETE_STORE_RDONLY, &m), RETE_OK);
+		assert_int_not_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_OK);
+		assert_int_equal(rep.verdict, RETE_VERIFY_FAILS);
+		assert_true(rep.has_bad_entry);
+		assert_int_equal(rep.bad_index, index[k]);
+		assert_int_equal(rep.entries, index[k]);
+		assert_string_equal(m.text, rep.reason);
+		print_message("%s\n", rep.reason);
+		{
+			char want[32];
+			snprintf(want, sizeof(want), "entry %llu:", (unsigned long long)index[k]);
+			assert_non_null(strstr(rep.reason, want));
+		}
+		log_close(&L);
+	}
+}
+
+static void test_foreign_key_fails(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_verify_options o = opts(false, 2);
+	rete_msg m = {{0}};
+	(void)state;
+
+	log_open(&L, "verify-foreign");
+	standard(&L);
+	/* entry 12: claims to be social.mantova, signed by another key */
+	append(&L, referral("r8", SOCIAL, CPI, "staff-x", keys[K_OTHER]));
+	append(&L, referral("r9", SOCIAL, CPI, "staff-y", keys[K_SOCIAL]));
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_EBADSIG);
+	assert_int_equal(rep.verdict, RETE_VERIFY_FAILS);
+	assert_true(rep.has_bad_entry);
+	assert_int_equal(rep.bad_index, 12);
+	assert_string_equal(rep.reason, "entry 12: signature of social.mantova does not verify "
+					"with the key of the directory in force (entry 0)");
+	assert_int_equal(rep.checkpoints, 3);
+	log_close(&L);
+}
+
+static void test_unknown_sender_fails(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_verify_options o = opts(false, 1);
+	rete_msg m = {{0}};
+	(void)state;
+
+	log_open(&L, "verify-unknown");
+	standard(&L);
+	append(&L, referral("z1", "school.mantova", CPI, "staff-z", keys[K_OTHER]));
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_EBADSIG);
+	assert_int_equal(rep.bad_index, 12);
+	assert_non_null(strstr(rep.reason, "school.mantova is not in the directory in force "
+					   "(entry 0)"));
+	log_close(&L);
+}
+
+static void test_forged_broker_body_fails(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_verify_options o = opts(false, 2);
+	rete_msg m = {{0}};
+	Rete__Message msg;
+	Rete__Delivery d = RETE__DELIVERY__INIT;
+	(void)state;
+
+	log_open(&L, "verify-forged");
+	standard(&L);
+	/* a Delivery signed by an agency, not by the broker */
+	base_msg(&msg, "d9", BROKER, SOCIAL, "");
+	d.index = 7;
+	d.message_id = (char *)"r3";
+	d.referral_id = (char *)"r3";
+	msg.body_case = RETE__MESSAGE__BODY_DELIVERY;
+	msg.delivery = &d;
+	append(&L, sign_with(&msg, keys[K_SOCIAL]));
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_EBADSIG);
+	assert_int_equal(rep.bad_index, 12);
+	assert_non_null(strstr(rep.reason, "does not verify with the broker key given"));
+	log_close(&L);
+}
+
+static void test_checkpoint_other_key_fails(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_verify_options o = opts(true, 2);
+	rete_msg m = {{0}};
+	(void)state;
+
+	log_open(&L, "verify-ckpt");
+	standard(&L);
+	append(&L, referral("r8", SOCIAL, CPI, "staff-x", keys[K_SOCIAL]));
+	free(checkpoint(&L, keys[K_OTHER])); /* size 13 signed by another key */
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_EBADSIG);
+	assert_int_equal(rep.verdict, RETE_VERIFY_FAILS);
+	assert_false(rep.has_bad_entry);
+	print_message("%s\n", rep.reason);
+	assert_non_null(strstr(rep.reason, "checkpoint at size 13"));
+	assert_int_equal(rep.entries, 13);
+	assert_int_equal(rep.checkpoints, 3);
+	log_close(&L);
+}
+
+static void test_key_rotation(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_verify_options o = opts(true, 2);
+	rete_msg m = {{0}};
+	(void)state;
+
+	log_open(&L, "verify-rotate");
+	standard(&L);
+	/* entry 12: a new directory gives social.mantova a new key */
+	append(&L, directory("dir-2", 2, keys[K_SOCIAL2]));
+	append(&L, referral("r8", SOCIAL, CPI, "staff-x", keys[K_SOCIAL2]));
+	free(checkpoint(&L, keys[K_BROKER]));
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_OK);
+	assert_int_equal(rep.directories, 2);
+	assert_int_equal(rep.entries, 14);
+	/* the old key is no longer good after entry 12 */
+	append(&L, referral("r9", SOCIAL, CPI, "staff-y", keys[K_SOCIAL]));
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_EBADSIG);
+	assert_int_equal(rep.bad_index, 14);
+	assert_non_null(strstr(rep.reason, "directory in force (entry 12)"));
+	log_close(&L);
+}
+
+/* put_raw overwrites key in the named database of the store's folder with
+ * LMDB directly (the store must be closed). */
+static void put_raw(const char *dir, const char *db, const void *key, size_t klen,
+		    const void *val, size_t vlen)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+static void test_projection_rewritten_fails(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_verify_options o = opts(true, 2);
+	rete_msg m = {{0}};
+	Rete__ReferralInfo *r = NULL;
+	uint8_t *buf;
+	size_t len;
+	(void)state;
+
+	log_open(&L, "verify-proj");
+	standard(&L);
+	assert_int_equal(rete_store_referral(L.s, NULL, "r1", &r, &m), RETE_OK);
+	assert_int_equal(r->status, RETE__STATUS__STATUS_IN_PROGRESS);
+	r->status = RETE__STATUS__STATUS_COMPLETED; /* a projection the log never said */
+	len = rete__referral_info__get_packed_size(r);
+	buf = malloc(len);
+	rete__referral_info__pack(r, buf);
+	rete__referral_info__free_unpacked(r, NULL);
+	rete_store_close(&L.s);
+	put_raw(L.dir, "referrals", "r1", 2, buf, len);
+	free(buf);
+	assert_int_equal(rete_store_open(&L.s, L.dir, RETE_STORE_RDONLY, &m), RETE_OK);
+	/* without the replay the log itself holds */
+	o.replay = false;
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_OK);
+	o.replay = true;
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_ECORRUPT);
+	assert_int_equal(rep.verdict, RETE_VERIFY_FAILS);
+	print_message("%s\n", rep.reason);
+	assert_non_null(strstr(rep.reason, "referral r1 (entry 1)"));
+	assert_non_null(strstr(rep.reason, "status completed"));
+	assert_non_null(strstr(rep.reason, "status in-progress"));
+	log_close(&L);
+}
+
+/* ---- an older backup put back ---------------------------------------------- */
+
+static void test_since_checkpoint(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_verify_options o = opts(true, 2);
+	rete_msg m = {{0}};
+	char *backup = tu_tmpdir("verify-backup"), *newer, *older;
+	rete_store *b = NULL;
+	(void)state;
+
+	log_open(&L, "verify-since");
+	standard(&L);
+	older = NULL;
+	assert_int_equal(rete_store_checkpoint_get(L.s, NULL, 8, &older, &m), RETE_OK);
+	tu_rmrf(backup); /* rete_store_backup wants a new or empty folder */
+	assert_int_equal(rete_store_backup_to(L.s, backup, &m), RETE_OK);
+	append(&L, referral("r8", SOCIAL, CPI, "staff-x", keys[K_SOCIAL]));
+	append(&L, referral("r9", SOCIAL, CPI, "staff-y", keys[K_SOCIAL]));
+	newer = checkpoint(&L, keys[K_BROKER]);
+
+	/* the live log extends both the older and the newer checkpoint */
+	o.since_note = older;
+	o.since_len = strlen(older);
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_OK);
+	o.since_note = newer;
+	o.since_len = strlen(newer);
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_OK);
+
+	/* the backup (12 entries) is caught against the newer checkpoint (14) */
+	assert_int_equal(rete_store_open(&b, backup, RETE_STORE_RDONLY, &m), RETE_OK);
+	assert_int_equal(rete_verify_log(b, &o, &rep, &m), RETE_EPROOF);
+	assert_int_equal(rep.verdict, RETE_VERIFY_FAILS);
+	print_message("%s\n", rep.reason);
+	assert_non_null(strstr(rep.reason, "holds 12 entries"));
+	assert_non_null(strstr(rep.reason, "has size 14"));
+	/* and holds against the older one */
+	o.since_note = older;
+	o.since_len = strlen(older);
+	assert_int_equal(rete_verify_log(b, &o, &rep, &m), RETE_OK);
+	rete_store_close(&b);
+
+	/* a checkpoint signed by another key is refused as the earlier one */
+	{
+		char *bad = NULL;
+		uint8_t root[RETE_MERKLE_HASH];
+		assert_int_equal(rete_store_root(L.s, NULL, 14, root, &m), RETE_OK);
+		assert_int_equal(rete_checkpoint_sign(ORIGIN, 14, root, keys[K_OTHER], &bad, &m),
+				 RETE_OK);
+		o.since_note = bad;
+		o.since_len = strlen(bad);
+		assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_EBADSIG);
+		assert_non_null(strstr(rep.reason, "the checkpoint given"));
+		free(bad);
+	}
+	/* a forked log: same size 14, another root, signed by the broker */
+	{
+		char *fork_note = NULL;
+		uint8_t root[RETE_MERKLE_HASH] = {1, 2, 3};
+		assert_int_equal(
+		    rete_checkpoint_sign(ORIGIN, 13, root, keys[K_BROKER], &fork_note, &m),
+		    RETE_OK);
+		o.since_note = fork_note;
+		o.since_len = strlen(fork_note);
+		assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_EPROOF);
+		assert_non_null(strstr(rep.reason, "at size 13"));
+		assert_non_null(strstr(rep.reason, "does not extend"));
+		free(fork_note);
+	}
+	free(newer);
+	free(older);
+	tu_rmrf(backup);
+	free(backup);
+	log_close(&L);
+}
+
+/* ---- across chunks ------------------------------------------------------------ */
+
+static void test_many_entries(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_verify_options o = opts(true, 3);
+	rete_msg m = {{0}};
+	enum { N = 5000, BAD = 4500 };
+	rete_store_op *ops = calloc(N, sizeof(*ops));
+	rete_buf *bufs = calloc(N, sizeof(*bufs));
+	char id[32];
+	(void)state;
+
+	log_open(&L, "verify-many");
+	append(&L, directory("dir-1", 1, keys[K_SOCIAL]));
+	for (int i = 1; i < N; i++) {
+		snprintf(id, sizeof(id), "m%d", i);
+		bufs[i] = referral(id, SOCIAL, CPI, "staff", i == BAD ? keys[K_OTHER] : keys[K_SOCIAL]);
+		ops[i].kind = RETE_STORE_OP_APPEND;
+		ops[i].in.signed_message = bufs[i].data;
+		ops[i].in.len = bufs[i].len;
+		ops[i].in.logged_at = L.t + i;
+	}
+	assert_int_equal(rete_store_commit(L.s, ops + 1, N - 1, &m), RETE_OK);
+	assert_int_equal(ops[N - 1].index, N - 1);
+	free(checkpoint(&L, keys[K_BROKER]));
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_EBADSIG);
+	assert_int_equal(rep.bad_index, BAD);
+	assert_int_equal(rep.entries, BAD);
+	o.threads = 1;
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_EBADSIG);
+	assert_int_equal(rep.bad_index, BAD);
+	for (int i = 0; i < N; i++)
+		rete_buf_free(&bufs[i]);
+	free(bufs);
+	free(ops);
+	log_close(&L);
+}
+
+static void test_many_entries_hold(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_verify_options o = opts(true, 0);
+	rete_msg m = {{0}};
+	enum { N = 9000 };
+	rete_store_op *ops = calloc(N, sizeof(*ops));
+	rete_buf *bufs = calloc(N, sizeof(*bufs));
+	char id[32];
+	(void)state;
+
+	log_open(&L, "verify-many2");
+	append(&L, directory("dir-1", 1, keys[K_SOCIAL]));
+	for (int i = 1; i < N; i++) {
+		snprintf(id, sizeof(id), "m%d", i);
+		bufs[i] = referral(id, SOCIAL, CPI, "staff", keys[K_SOCIAL]);
+		ops[i].kind = RETE_STORE_OP_APPEND;
+		ops[i].in.signed_message = bufs[i].data;
+		ops[i].in.len = bufs[i].len;
+		ops[i].in.logged_at = L.t + i;
+		if (i == 4096 || i == 8191) {
+			assert_int_equal(rete_store_commit(L.s, ops + (i == 4096 ? 1 : 4097),
+							   i == 4096 ? 4096 : 4095, &m),
+					 RETE_OK);
+			free(checkpoint(&L, keys[K_BROKER]));
+		}
+	}
+	assert_int_equal(rete_store_commit(L.s, ops + 8192, N - 8192, &m), RETE_OK);
+	free(checkpoint(&L, keys[K_BROKER]));
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_OK);
+	assert_int_equal(rep.entries, N);
+	assert_int_equal(rep.checkpoints, 3);
+	assert_int_equal(rep.referrals, N - 1);
+	for (int i = 0; i < N; i++)
+		rete_buf_free(&bufs[i]);
+	free(bufs);
+	free(ops);
+	log_close(&L);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_good_log_holds),
+	    cmocka_unit_test(test_empty_log_holds),
+	    cmocka_unit_test(test_flipped_byte_names_entry),
+	    cmocka_unit_test(test_foreign_key_fails),
+	    cmocka_unit_test(test_unknown_sender_fails),
+	    cmocka_unit_test(test_forged_broker_body_fails),
+	    cmocka_unit_test(test_checkpoint_other_key_fails),
+	    cmocka_unit_test(test_key_rotation),
+	    cmocka_unit_test(test_projection_rewritten_fails),
+	    cmocka_unit_test(test_since_checkpoint),
+	    cmocka_unit_test(test_many_entries),
+	    cmocka_unit_test(test_many_entries_hold),
+	};
+	return cmocka_run_group_tests(tests, keys_setup, keys_teardown);
+}
