@@ -68,13 +68,70 @@ void agent_debug(const agent *a, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* agent_trust confirms the changed key of party `id` that the directory
+ * shows (recorded in "pending" when a file was refused with key-changed):
+ * it becomes the pinned key. Safe while the agent runs (LMDB serializes
+ * the two writers). Returns the exit code. */
+static int agent_trust(agent *a, const char *id)
+{
+	rete_msg m = {{0}};
+	rete_buf newkey = {0}, old = {0};
+	int rc = 2;
+
+	if (!rete_id_valid(id)) {
+		fprintf(stderr, "rete-agent: --trust '%s': not a party id\n", id);
+		return 2;
+	}
+	if (agent_db_open(a->cfg.data, false, a->cfg.map_size, &a->db, &m) != RETE_OK) {
+		fprintf(stderr, "rete-agent: %s\n", m.text);
+		return 2;
+	}
+	rete_err err = agent_db_get(a->db, AGENT_DB_PENDING, id, strlen(id), &newkey, &m);
+	if (err == RETE_ENOENT) {
+		fprintf(stderr, "rete-agent: no changed key of %s is waiting for confirmation\n", id);
+		rc = 1;
+		goto out;
+	}
+	if (err != RETE_OK) {
+		fprintf(stderr, "rete-agent: %s\n", m.text);
+		goto out;
+	}
+	agent_db_get(a->db, AGENT_DB_PINS, id, strlen(id), &old, &m);
+	char *o = old.data ? rete_b64_encode(old.data, old.len) : NULL;
+	char *nk = rete_b64_encode(newkey.data, newkey.len);
+	if ((err = agent_db_begin(a->db, &m)) == RETE_OK &&
+	    (err = agent_db_put(a->db, AGENT_DB_PINS, id, strlen(id), newkey.data, newkey.len,
+				&m)) == RETE_OK &&
+	    (err = agent_db_del(a->db, AGENT_DB_PENDING, id, strlen(id), &m)) == RETE_OK)
+		err = agent_db_commit(a->db, &m);
+	else
+		agent_db_abort(a->db);
+	if (err == RETE_OK) {
+		printf("%s: key %s confirmed (was %s); send the refused files again\n", id,
+		       nk ? nk : "?", o ? o : "none");
+		rc = 0;
+	} else {
+		fprintf(stderr, "rete-agent: %s\n", m.text);
+	}
+	free(o);
+	free(nk);
+out:
+	rete_buf_free(&newkey);
+	rete_buf_free(&old);
+	agent_db_close(&a->db);
+	return rc;
+}
+
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: rete-agent -c agent.ini [-v]\n\n"
+	fprintf(f, "usage: rete-agent -c agent.ini [-v]\n"
+		   "       rete-agent -c agent.ini --trust PARTY_ID\n\n"
 		   "The agency agent: sends the JSON files written to SPOOL/outbox/ through the\n"
 		   "broker (receipts in SPOOL/sent/, refusals in SPOOL/failed/) and writes what\n"
 		   "the broker delivers to SPOOL/inbox/. docs/agent.md describes the\n"
-		   "configuration and the files.\n");
+		   "configuration and the files.\n\n"
+		   "--trust PARTY_ID confirms the new key the directory shows for a party, after\n"
+		   "a file was refused with 'key-changed' (check it with the party first).\n");
 }
 
 static int agent_setup(agent *a, rete_msg *m)
@@ -155,13 +212,14 @@ int main(int argc, char **argv)
 {
 	agent a;
 	rete_msg m = {{0}};
-	const char *ini = NULL;
+	const char *ini = NULL, *trust = NULL;
 	int opt, rc = 0;
 
 	memset(&a, 0, sizeof(a));
 	static const struct option longopts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"verbose", no_argument, NULL, 'v'},
+		{"trust", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -172,6 +230,9 @@ int main(int argc, char **argv)
 			break;
 		case 'v':
 			a.verbose = true;
+			break;
+		case 'T':
+			trust = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -189,6 +250,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "rete-agent: %s\n", m.text);
 		agent_config_free(&a.cfg);
 		return 2;
+	}
+	if (trust != NULL) {
+		rc = agent_trust(&a, trust);
+		agent_config_free(&a.cfg);
+		return rc;
 	}
 
 	struct sigaction sa;

@@ -207,9 +207,9 @@ static bool out_check_pin(agent *a, const Rete__Party *party, char *why, size_t 
 		     party->public_key.len, &m);
 	snprintf(why, n,
 		 "the directory shows a new key for %s, different from the one pinned on first "
-		 "use; personal data is not sealed to it until an operator confirms it "
-		 "(rete agent trust %s)",
-		 id, id);
+		 "use; personal data is not sealed to it until an operator has checked it with "
+		 "%s and confirmed it (rete-agent -c agent.ini --trust %s)",
+		 id, id, id);
 	return false;
 }
 

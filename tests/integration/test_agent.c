@@ -767,6 +767,68 @@ static void test_failing_hook(void **state)
 	assert_true(file_contains(path, "exited with 3"));
 }
 
+/* --- a recipient's key changes ------------------------------------------------ */
+
+static void test_key_change(void **state)
+{
+	net *n = *state;
+	char dir[1200], failed[1200], path[1200], cmd[2400], *out = NULL;
+
+	start_broker(n);
+	start_agent(n, P_SOCIAL);
+	start_agent(n, P_CPI);
+	char *t = referral_text("soc-key-1", "cpi.mantova", "employment-orientation");
+	put_outbox(n, P_SOCIAL, "k1.json", t);
+	free(t);
+	spool(n, P_CPI, "inbox", dir, sizeof(dir));
+	assert_int_equal(wait_count(dir, "-referral.json", 1, WAIT_MS), 1);
+
+	/* The job centre gets a new key; the broker restarts with it. */
+	stop(n, P_CPI, SIGTERM);
+	stop(n, P_BROKER, SIGTERM);
+	unlink(pathf(path, sizeof(path), "%s/broker/broker.sock", n->dir));
+	assert_int_equal(tu_run(&out, "'%s/rete' keygen cpi.mantova --out '%s/keys' --force",
+				n->bin, n->dir),
+			 0);
+	free(out);
+	start_broker(n);
+	start_agent(n, P_CPI);
+
+	/* Social services will not seal to the new key on its own... */
+	t = referral_text("soc-key-2", "cpi.mantova", "employment-orientation");
+	put_outbox(n, P_SOCIAL, "k2.json", t);
+	free(t);
+	spool(n, P_SOCIAL, "failed", failed, sizeof(failed));
+	assert_true(wait_file(pathf(path, sizeof(path), "%s/k2.json.error.json", failed), WAIT_MS));
+	json_t *e = load_json(path);
+	assert_string_equal(jget(e, "code"), "key-changed");
+	assert_string_equal(jget(e, "field"), "recipient");
+	assert_non_null(strstr(jget(e, "error"), "--trust cpi.mantova"));
+	json_decref(e);
+
+	/* ...until an operator confirms it. */
+	snprintf(cmd, sizeof(cmd), "'%s/rete-agent' -c '%s/agents/social.mantova/agent.ini' --trust cpi.mantova",
+		 n->bin, n->dir);
+	int rc = tu_run(&out, "%s", cmd);
+	if (rc != 0)
+		fprintf(stderr, "trust: %s\n", out);
+	assert_int_equal(rc, 0);
+	free(out);
+	assert_int_equal(tu_run(&out, "%s", cmd), 1); /* nothing left to confirm */
+	free(out);
+	t = referral_text("soc-key-3", "cpi.mantova", "employment-orientation");
+	put_outbox(n, P_SOCIAL, "k3.json", t);
+	free(t);
+	assert_int_equal(wait_count(dir, "-referral.json", 2, WAIT_MS), 2);
+	size_t cnt;
+	char **names = list_suffix(dir, "-referral.json", &cnt);
+	json_t *in = load_json(pathf(path, sizeof(path), "%s/%s", dir, names[1]));
+	assert_string_equal(jget(in, "message.id"), "soc-key-3");
+	assert_string_equal(jget(in, "private.person.fiscalCode"), PERSON_CF);
+	json_decref(in);
+	free_list(names, cnt);
+}
+
 /* --- kill -9 during 500 deliveries ----------------------------------------- */
 
 /* check_inbox_once: the inbox holds exactly `want` referral files, each
@@ -927,6 +989,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_closed_loop, net_setup, net_teardown),
 		cmocka_unit_test_setup_teardown(test_failed_files, net_setup, net_teardown),
 		cmocka_unit_test_setup_teardown(test_failing_hook, net_setup, net_teardown),
+		cmocka_unit_test_setup_teardown(test_key_change, net_setup, net_teardown),
 		cmocka_unit_test_setup_teardown(test_kill9_receiver, net_setup, net_teardown),
 		cmocka_unit_test_setup_teardown(test_kill9_sender_and_broker, net_setup,
 						net_teardown),
