@@ -28,7 +28,9 @@
 
 #include "codec.h"
 #include "duration.h"
+#include "checkpoint.h"
 #include "keys.h"
+#include "merkle.h"
 #include "testutil.h"
 #include "wire.h"
 
@@ -799,6 +801,170 @@ static void test_expiry_notice(void **state)
 	rete_wire_close(&social);
 }
 
+static void test_events_and_queries(void **state)
+{
+	struct env *e = *state = env_new(NULL, NULL, false);
+	rete_msg m;
+	rete_wire *sub = NULL;
+	assert_int_equal(rete_wire_subscribe(&sub, e->events, &e->broker->pub, e->keys[P_COORD], &m),
+			 RETE_OK);
+	rete_wire *social = connect_as(e, P_SOCIAL);
+	/* PUB/SUB drops what is published before the subscription arrives:
+	 * send referrals until one is seen as an event */
+	Rete__Event *ev = NULL;
+	uint64_t idx[64];
+	char id[32];
+	int sent = 0;
+	while (!ev && sent < 40) {
+		struct outmsg o;
+		snprintf(id, sizeof(id), "ev-%d", sent);
+		make_referral(e, P_SOCIAL, P_CPI, id, "employment-orientation", true, NULL, NULL, &o);
+		Rete__BrokerFrame *f = submit(social, &o);
+		idx[sent++] = receipt_index(e, f, id);
+		rete__broker_frame__free_unpacked(f, NULL);
+		outmsg_free(&o);
+		int64_t end = mono_ms() + 250;
+		while (!ev && mono_ms() < end) {
+			Rete__Event *x = NULL;
+			if (rete_wire_event_recv(sub, 50, &x, NULL) != RETE_OK)
+				continue;
+			if (strcmp(x->kind, "referral") == 0)
+				ev = x;
+			else
+				rete__event__free_unpacked(x, NULL);
+		}
+	}
+	assert_non_null(ev);
+	int n = atoi(ev->message_id + 3);
+	assert_true(n >= 0 && n < sent);
+	assert_int_equal(ev->index, idx[n]);
+	assert_string_equal(ev->sender, "social.mantova");
+	assert_string_equal(ev->recipient, "cpi.mantova");
+	assert_string_equal(ev->referral_id, ev->message_id);
+	assert_string_equal(ev->service, "employment-orientation");
+	assert_int_equal(ev->status, RETE__STATUS__STATUS_REQUESTED);
+	assert_int_equal(ev->priority, RETE__PRIORITY__PRIORITY_ROUTINE);
+	rete__event__free_unpacked(ev, NULL);
+
+	rete_wire *coord = connect_as(e, P_COORD);
+	Rete__Query q;
+	/* health: cpi has never connected and has everything queued */
+	Rete__HealthQuery hq;
+	rete__health_query__init(&hq);
+	rete__query__init(&q);
+	q.what_case = RETE__QUERY__WHAT_HEALTH;
+	q.health = &hq;
+	Rete__BrokerFrame *f = query(coord, &q);
+	assert_int_equal(f->result->error, 0);
+	const Rete__Health *h = f->result->health;
+	assert_int_equal(h->log_size, (uint64_t)sent + 1);
+	assert_int_equal(h->n_agencies, 2);
+	bool seen_cpi = false;
+	for (size_t i = 0; i < h->n_agencies; i++)
+		if (strcmp(h->agencies[i]->id, "cpi.mantova") == 0) {
+			seen_cpi = true;
+			assert_int_equal(h->agencies[i]->queue_depth, (uint64_t)sent);
+			assert_true(h->agencies[i]->oldest_undelivered_at > 0);
+			assert_false(h->agencies[i]->connected);
+		}
+	assert_true(seen_cpi);
+	assert_true(h->disk_free > 0);
+	rete__broker_frame__free_unpacked(f, NULL);
+
+	/* snapshot: every referral, at the log size it reflects */
+	Rete__SnapshotQuery sq;
+	rete__snapshot_query__init(&sq);
+	rete__query__init(&q);
+	q.what_case = RETE__QUERY__WHAT_SNAPSHOT;
+	q.snapshot = &sq;
+	f = query(coord, &q);
+	assert_int_equal(f->result->error, 0);
+	assert_int_equal(f->result->snapshot->n_referrals, (size_t)sent);
+	assert_int_equal(f->result->snapshot->log_size, (uint64_t)sent + 1);
+	rete__broker_frame__free_unpacked(f, NULL);
+
+	/* an agency may not ask for health */
+	rete__query__init(&q);
+	q.what_case = RETE__QUERY__WHAT_HEALTH;
+	q.health = &hq;
+	f = query(social, &q);
+	assert_int_equal(f->result->error, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED);
+	rete__broker_frame__free_unpacked(f, NULL);
+
+	/* an inclusion proof of the first referral up to a checkpoint that
+	 * covers it (checkpoint_interval is 1s), checked against the note */
+	Rete__InclusionQuery iq;
+	rete__inclusion_query__init(&iq);
+	iq.index = idx[0];
+	rete_checkpoint cp;
+	int64_t end = mono_ms() + WAIT_MS;
+	for (;;) {
+		rete__query__init(&q);
+		q.what_case = RETE__QUERY__WHAT_INCLUSION;
+		q.inclusion = &iq;
+		f = query(social, &q);
+		if (f->result->error == 0 && f->result->proof->tree_size == (uint64_t)sent + 1)
+			break;
+		rete__broker_frame__free_unpacked(f, NULL);
+		assert_true(mono_ms() < end);
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL); /* the next checkpoint is a timer away */
+	}
+	const Rete__Proof *p = f->result->proof;
+	assert_int_equal(rete_checkpoint_verify(p->checkpoint, strlen(p->checkpoint), ORIGIN,
+						&e->broker->pub, &cp, &m),
+			 RETE_OK);
+	assert_int_equal(cp.size, p->tree_size);
+	rete_merkle_elem elems[RETE_MERKLE_MAX_PROOF];
+	assert_true(p->n_hashes <= RETE_MERKLE_MAX_PROOF);
+	for (size_t i = 0; i < p->n_hashes; i++) {
+		elems[i].data = p->hashes[i].data;
+		elems[i].len = p->hashes[i].len;
+	}
+	assert_int_equal(rete_merkle_verify_inclusion(p->leaf_index, p->tree_size, p->leaf_hash.data,
+						      p->leaf_hash.len, elems, p->n_hashes, cp.root,
+						      sizeof(cp.root), &m),
+			 RETE_OK);
+	rete__broker_frame__free_unpacked(f, NULL);
+
+	/* a consistency proof from size 1 to the checkpoint */
+	Rete__ConsistencyQuery cq;
+	rete__consistency_query__init(&cq);
+	cq.size1 = 1;
+	rete__query__init(&q);
+	q.what_case = RETE__QUERY__WHAT_CONSISTENCY;
+	q.consistency = &cq;
+	f = query(social, &q);
+	assert_int_equal(f->result->error, 0);
+	assert_int_equal(f->result->proof->size1, 1);
+	assert_true(f->result->proof->size2 >= 2);
+	assert_true(f->result->proof->n_hashes > 0);
+	rete__broker_frame__free_unpacked(f, NULL);
+
+	/* the newest connection of a party takes its deliveries over */
+	rete_wire *cpi1 = hello(e, P_CPI);
+	f = recv_kind(cpi1, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+	assert_non_null(f);
+	uint64_t first;
+	Rete__Message *msg = deliver_msg(f, &first);
+	rete__message__free_unpacked(msg, NULL);
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire *cpi2 = hello(e, P_CPI); /* cpi1 never acked */
+	f = recv_kind(cpi2, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+	assert_non_null(f);
+	uint64_t again;
+	msg = deliver_msg(f, &again);
+	assert_int_equal(again, first);
+	rete__message__free_unpacked(msg, NULL);
+	rete__broker_frame__free_unpacked(f, NULL);
+
+	rete_wire_close(&cpi1);
+	rete_wire_close(&cpi2);
+	rete_wire_close(&coord);
+	rete_wire_close(&social);
+	rete_wire_close(&sub);
+}
+
 #define LOAD_N 300
 
 static void test_kill9_under_load(void **state)
@@ -1089,6 +1255,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_refusals, teardown),
 	    cmocka_unit_test_teardown(test_offline_in_order, teardown),
 	    cmocka_unit_test_teardown(test_expiry_notice, teardown),
+	    cmocka_unit_test_teardown(test_events_and_queries, teardown),
 	    cmocka_unit_test_teardown(test_kill9_under_load, teardown),
 	    cmocka_unit_test_teardown(test_garbage, teardown),
 	    cmocka_unit_test_teardown(test_reload_cuts_off, teardown),
