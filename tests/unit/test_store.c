@@ -1003,6 +1003,23 @@ static void test_open_errors_and_schema(void **state)
 	assert_non_null(strstr(m.text, "version 1"));
 	assert_int_equal(rete_store_open(&s, sub, RETE_STORE_RDONLY, &m), RETE_EVERSION);
 	assert_int_equal(rete_store_open(&s, sub, RETE_STORE_CREATE, &m), RETE_EVERSION);
+
+	/* some other program's LMDB data is never taken over */
+	snprintf(sub, sizeof(sub), "%s/foreign", dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_open(env, sub, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+	k.mv_data = (void *)"other";
+	k.mv_size = 5;
+	assert_int_equal(mdb_put(txn, dbi, &k, &k, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	assert_int_equal(rete_store_open(&s, sub, RETE_STORE_CREATE, &m), RETE_ECORRUPT);
+	assert_non_null(strstr(m.text, "not a rete store"));
+	assert_int_equal(rete_store_open(&s, sub, 0, &m), RETE_ECORRUPT);
+	assert_null(s);
 	tu_rmrf(dir);
 	free(dir);
 }
