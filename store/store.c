@@ -21,8 +21,9 @@ rete_err store_lmdb_err(rete_msg *m, int rc, const char *what)
 	case ENOSPC:
 	case EFBIG:
 	case EDQUOT:
-		return rete_msg_set(m, RETE_EFULL, "%s: the disk is full (%s); free space and retry",
-				    what, mdb_strerror(rc));
+		return rete_msg_set(m, RETE_EFULL,
+				    "%s: the disk is full (%s); free space and retry", what,
+				    mdb_strerror(rc));
 	case EACCES:
 	case EPERM:
 	case EROFS:
@@ -82,8 +83,7 @@ void store_txn_done(rete_store *s, MDB_txn *txn)
 	pthread_rwlock_unlock(&s->st_grow);
 }
 
-rete_err store_rt_get(rete_store *s, rete_store_rtxn *rt, MDB_txn **txn, bool *own,
-		      rete_msg *m)
+rete_err store_rt_get(rete_store *s, rete_store_rtxn *rt, MDB_txn **txn, bool *own, rete_msg *m)
 {
 	if (s == NULL)
 		return rete_msg_set(m, RETE_EINVAL, "store: no store given");
@@ -219,7 +219,8 @@ static rete_err open_dbis(rete_store *s, bool create, rete_msg *m)
 					   s->st_dir, v.mv_size);
 			goto fail;
 		}
-		have = ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+		have =
+		    ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 		if (have != RETE_STORE_SCHEMA) {
 			err = rete_msg_set(m, RETE_EVERSION,
 					   "store %s has schema version %u; this program reads "
@@ -635,10 +636,11 @@ rete_err rete_store_node(rete_store *s, rete_store_rtxn *rt, unsigned level, uin
 		MDB_val k = {sizeof(key), key}, v;
 		node_key(key, level, index);
 		if (mdb_get(txn, s->st_nodes, &k, &v) == MDB_NOTFOUND)
-			err = rete_msg_set(m, RETE_ENOENT,
-					   "store: no Merkle node (%u, %llu) (not a complete subtree "
-					   "of this log)",
-					   level, (unsigned long long)index);
+			err =
+			    rete_msg_set(m, RETE_ENOENT,
+					 "store: no Merkle node (%u, %llu) (not a complete subtree "
+					 "of this log)",
+					 level, (unsigned long long)index);
 		else
 			err = node_err(s, err, m, "Merkle node");
 	} else {
@@ -729,8 +731,8 @@ rete_err rete_store_inclusion_proof(rete_store *s, rete_store_rtxn *rt, uint64_t
 	}
 	c.nc_store = s;
 	c.nc_txn = txn;
-	err = node_err(s, rete_merkle_inclusion_proof(store_node_get, &c, index, size, proof, n),
-		       m, "inclusion proof");
+	err = node_err(s, rete_merkle_inclusion_proof(store_node_get, &c, index, size, proof, n), m,
+		       "inclusion proof");
 done:
 	if (own)
 		store_txn_done(s, txn);
@@ -738,8 +740,8 @@ done:
 }
 
 rete_err rete_store_consistency_proof(rete_store *s, rete_store_rtxn *rt, uint64_t size1,
-				      uint64_t size2, uint8_t proof[][RETE_MERKLE_HASH],
-				      size_t *n, rete_msg *m)
+				      uint64_t size2, uint8_t proof[][RETE_MERKLE_HASH], size_t *n,
+				      rete_msg *m)
 {
 	struct store_node_ctx c;
 	uint64_t have;
@@ -761,8 +763,7 @@ rete_err rete_store_consistency_proof(rete_store *s, rete_store_rtxn *rt, uint64
 	}
 	c.nc_store = s;
 	c.nc_txn = txn;
-	err = node_err(s,
-		       rete_merkle_consistency_proof(store_node_get, &c, size1, size2, proof, n),
+	err = node_err(s, rete_merkle_consistency_proof(store_node_get, &c, size1, size2, proof, n),
 		       m, "consistency proof");
 done:
 	if (own)
@@ -807,8 +808,8 @@ rete_err rete_store_checkpoint_latest(rete_store *s, rete_store_rtxn *rt, uint64
 	} else if (rc != 0) {
 		err = store_lmdb_err(m, rc, "store: reading checkpoints");
 	} else if (k.mv_size != 8) {
-		err = rete_msg_set(m, RETE_ECORRUPT, "store %s: malformed checkpoint key",
-				   s->st_dir);
+		err =
+		    rete_msg_set(m, RETE_ECORRUPT, "store %s: malformed checkpoint key", s->st_dir);
 	} else {
 		*size = be64_get(k.mv_data);
 		if ((*note = note_dup(&v)) == NULL)
@@ -822,8 +823,8 @@ done:
 	return err;
 }
 
-rete_err rete_store_checkpoint_get(rete_store *s, rete_store_rtxn *rt, uint64_t size,
-				   char **note, rete_msg *m)
+rete_err rete_store_checkpoint_get(rete_store *s, rete_store_rtxn *rt, uint64_t size, char **note,
+				   rete_msg *m)
 {
 	uint8_t key[8];
 	MDB_val k = {8, key}, v;
@@ -919,8 +920,7 @@ static rete_err queue_prefix(rete_store *s, const char *recipient, uint8_t *key,
 }
 
 rete_err rete_store_queue_peek(rete_store *s, rete_store_rtxn *rt, const char *recipient,
-			       uint64_t from, size_t max, uint64_t *indexes, size_t *n,
-			       rete_msg *m)
+			       uint64_t from, size_t max, uint64_t *indexes, size_t *n, rete_msg *m)
 {
 	uint8_t key[256 + 8];
 	size_t plen;
@@ -1076,8 +1076,7 @@ rete_err rete_store_blob(rete_store *s, rete_store_rtxn *rt, uint64_t index, ret
 	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
 		return err;
 	be64_put(key, index);
-	snprintf(what, sizeof(what), "store: sealed part of entry %llu",
-		 (unsigned long long)index);
+	snprintf(what, sizeof(what), "store: sealed part of entry %llu", (unsigned long long)index);
 	err = get_copy(txn, s->st_blobs, &k, out, m, what);
 	if (own)
 		store_txn_done(s, txn);
@@ -1099,7 +1098,8 @@ rete_err rete_store_referral(rete_store *s, rete_store_rtxn *rt, const char *id,
 		return rete_msg_set(m, RETE_EINVAL, "store: no output given");
 	*out = NULL;
 	if (id == NULL || *id == '\0' || strlen(id) > 511)
-		return rete_msg_set(m, RETE_ENOENT, "store: no referral with an empty or over-long id");
+		return rete_msg_set(m, RETE_ENOENT,
+				    "store: no referral with an empty or over-long id");
 	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
 		return err;
 	k.mv_data = (void *)id;
@@ -1267,8 +1267,8 @@ done:
 	return err;
 }
 
-rete_err rete_store_directory(rete_store *s, rete_store_rtxn *rt, uint64_t *index,
-			      rete_buf *entry, rete_msg *m)
+rete_err rete_store_directory(rete_store *s, rete_store_rtxn *rt, uint64_t *index, rete_buf *entry,
+			      rete_msg *m)
 {
 	MDB_val k = {strlen(META_DIRECTORY), (void *)META_DIRECTORY}, v;
 	MDB_txn *txn;
@@ -1325,7 +1325,8 @@ rete_err rete_store_msgid(rete_store *s, rete_store_rtxn *rt, const char *sender
 	int rc;
 
 	if (sl == 0 || il == 0)
-		return rete_msg_set(m, RETE_EINVAL, "store: message id look-up needs a sender and an id");
+		return rete_msg_set(m, RETE_EINVAL,
+				    "store: message id look-up needs a sender and an id");
 	if (sl + 1 + il > 511)
 		return rete_msg_set(m, RETE_ENOENT, "store: no message '%s' from '%s'", id, sender);
 	memcpy(key, sender, sl);

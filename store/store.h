@@ -52,9 +52,9 @@ typedef struct rete_store rete_store;
 /* rete_store_options: tuning for rete_store_open_ex; zero fields take the
  * defaults. */
 typedef struct rete_store_options {
-	uint64_t map_size;     /* initial map size in bytes (default 256 MiB);
-				  the map doubles by itself when full */
-	unsigned max_readers;  /* reader slots (default 254) */
+	uint64_t map_size;    /* initial map size in bytes (default 256 MiB);
+				 the map doubles by itself when full */
+	unsigned max_readers; /* reader slots (default 254) */
 } rete_store_options;
 
 /* rete_store_open opens the store in folder dir (flags: RETE_STORE_CREATE,
@@ -80,7 +80,7 @@ void rete_store_close(rete_store **s);
 
 typedef enum rete_store_op_kind {
 	RETE_STORE_OP_APPEND = 1, /* log a signed message */
-	RETE_STORE_OP_ACK = 2,    /* the recipient acked entry `index` */
+	RETE_STORE_OP_ACK = 2,	  /* the recipient acked entry `index` */
 	RETE_STORE_OP_EXPIRE = 3  /* withdraw entry `index` from a recipient */
 } rete_store_op_kind;
 
@@ -88,8 +88,8 @@ typedef enum rete_store_status {
 	RETE_STORE_ACCEPTED = 1,  /* appended: index, leaf_hash, logged_at */
 	RETE_STORE_DUPLICATE = 2, /* same sender, id and bytes: the original's
 				     index, leaf_hash, logged_at; nothing added */
-	RETE_STORE_REFUSED = 3,   /* nothing written for this op: error, error_text */
-	RETE_STORE_DONE = 4       /* ACK / EXPIRE processed; see was_present */
+	RETE_STORE_REFUSED = 3,	  /* nothing written for this op: error, error_text */
+	RETE_STORE_DONE = 4	  /* ACK / EXPIRE processed; see was_present */
 } rete_store_status;
 
 /* rete_store_op: one operation of a batch, in, and its result, out. The
@@ -235,8 +235,8 @@ rete_err rete_store_inclusion_proof(rete_store *s, rete_store_rtxn *rt, uint64_t
  * RETE_EINVAL (size1 == 0, size1 > size2 or size2 > log size),
  * RETE_ECORRUPT, RETE_ESTORE. */
 rete_err rete_store_consistency_proof(rete_store *s, rete_store_rtxn *rt, uint64_t size1,
-				      uint64_t size2, uint8_t proof[][RETE_MERKLE_HASH],
-				      size_t *n, rete_msg *m);
+				      uint64_t size2, uint8_t proof[][RETE_MERKLE_HASH], size_t *n,
+				      rete_msg *m);
 
 /* rete_store_checkpoint_put stores the signed note for tree size `size` (a
  * note already stored for that size is replaced) in its own durable write
@@ -253,8 +253,8 @@ rete_err rete_store_checkpoint_latest(rete_store *s, rete_store_rtxn *rt, uint64
 
 /* rete_store_checkpoint_get: the note for exactly `size` (malloc'd, caller
  * frees). Errors: RETE_ENOENT, RETE_ESTORE, RETE_ENOMEM. */
-rete_err rete_store_checkpoint_get(rete_store *s, rete_store_rtxn *rt, uint64_t size,
-				   char **note, rete_msg *m);
+rete_err rete_store_checkpoint_get(rete_store *s, rete_store_rtxn *rt, uint64_t size, char **note,
+				   rete_msg *m);
 
 /* rete_store_checkpoint_fn: called per checkpoint in size order; note lives
  * only during the call. Return nonzero to stop. */
@@ -328,8 +328,8 @@ rete_err rete_store_case_entries(rete_store *s, rete_store_rtxn *rt, const char 
 /* rete_store_directory: the index and LogEntry bytes (caller frees; entry
  * may be NULL) of the Directory in force. Errors: RETE_ENOENT (none logged
  * yet), RETE_ESTORE, RETE_ENOMEM. */
-rete_err rete_store_directory(rete_store *s, rete_store_rtxn *rt, uint64_t *index,
-			      rete_buf *entry, rete_msg *m);
+rete_err rete_store_directory(rete_store *s, rete_store_rtxn *rt, uint64_t *index, rete_buf *entry,
+			      rete_msg *m);
 
 /* rete_store_msgid looks up (sender, id) in the dedup index: index of the
  * entry, SHA-256 of its Message bytes, logged_at (each out may be NULL).

@@ -20,8 +20,8 @@
 struct batch {
 	rete_store *b_store;
 	MDB_txn *b_txn;
-	uint64_t b_size;  /* next log index */
-	int b_rc;         /* LMDB code of the call that failed, 0 if none */
+	uint64_t b_size; /* next log index */
+	int b_rc;	 /* LMDB code of the call that failed, 0 if none */
 	rete_msg *b_msg;
 };
 
@@ -90,8 +90,9 @@ static rete_err load_ref(struct batch *b, const char *id, Rete__ReferralInfo **o
 		return lmdb_fail(b, rc, "store: reading a referral");
 	*out = rete__referral_info__unpack(NULL, v.mv_size, v.mv_data);
 	if (*out == NULL)
-		return rete_msg_set(b->b_msg, RETE_ECORRUPT, "store %s: referral '%s' does not decode",
-				    b->b_store->st_dir, id);
+		return rete_msg_set(b->b_msg, RETE_ECORRUPT,
+				    "store %s: referral '%s' does not decode", b->b_store->st_dir,
+				    id);
 	return RETE_OK;
 }
 
@@ -216,8 +217,8 @@ static rete_err dir_in_force(struct batch *b, const Rete__Directory **out)
 	idx = be64_get(v.mv_data);
 	if (store_node_get(&c, 0, idx, leaf) != RETE_OK)
 		return rete_msg_set(b->b_msg, RETE_ECORRUPT,
-				    "store %s: no leaf hash for the Directory entry %llu", s->st_dir,
-				    (unsigned long long)idx);
+				    "store %s: no leaf hash for the Directory entry %llu",
+				    s->st_dir, (unsigned long long)idx);
 	if (s->st_dir_msg == NULL || s->st_dir_index != idx ||
 	    memcmp(s->st_dir_leaf, leaf, sizeof(leaf)) != 0) {
 		store_dir_forget(s);
@@ -235,17 +236,18 @@ static rete_err dir_in_force(struct batch *b, const Rete__Directory **out)
 			s->st_dir_sm = rete__signed_message__unpack(NULL, le->signed_message.len,
 								    le->signed_message.data);
 			if (s->st_dir_sm != NULL)
-				s->st_dir_msg = rete__message__unpack(NULL, s->st_dir_sm->message.len,
-								      s->st_dir_sm->message.data);
+				s->st_dir_msg = rete__message__unpack(
+				    NULL, s->st_dir_sm->message.len, s->st_dir_sm->message.data);
 			rete__log_entry__free_unpacked(le, NULL);
 		}
 		if (s->st_dir_msg == NULL ||
 		    s->st_dir_msg->body_case != RETE__MESSAGE__BODY_DIRECTORY) {
 			store_dir_forget(s);
-			return rete_msg_set(b->b_msg, RETE_ECORRUPT,
-					    "store %s: entry %llu, the Directory in force, does not "
-					    "decode as a Directory",
-					    s->st_dir, (unsigned long long)idx);
+			return rete_msg_set(
+			    b->b_msg, RETE_ECORRUPT,
+			    "store %s: entry %llu, the Directory in force, does not "
+			    "decode as a Directory",
+			    s->st_dir, (unsigned long long)idx);
 		}
 		s->st_dir_index = idx;
 		memcpy(s->st_dir_leaf, leaf, sizeof(leaf));
@@ -412,16 +414,16 @@ static rete_err plan_update(struct batch *b, rete_store_op *op, const Rete__Mess
 	to = u->status == RETE__STATUS__STATUS_UNSPECIFIED ? from : u->status;
 	if (!rete_lifecycle_check(from, to, role, &why)) {
 		/* An agency referring to itself holds both roles. */
-		rete_role other = role == RETE_ROLE_REQUESTER ? RETE_ROLE_PERFORMER
-							       : RETE_ROLE_REQUESTER;
+		rete_role other =
+		    role == RETE_ROLE_REQUESTER ? RETE_ROLE_PERFORMER : RETE_ROLE_REQUESTER;
 		if (strcmp(S(r->requester), S(r->performer)) == 0 &&
 		    rete_lifecycle_check(from, to, other, NULL)) {
 			role = other;
 		} else {
 			refuse(op, RETE__ERROR_CODE__ERROR_CODE_LIFECYCLE,
 			       "update %s: referral %s is %s; %s (%s) may not move it to %s: %s",
-			       msg->id, r->id, rete_status_name(from), role_name(role),
-			       msg->sender, rete_status_name(to), why ? why : "not allowed");
+			       msg->id, r->id, rete_status_name(from), role_name(role), msg->sender,
+			       rete_status_name(to), why ? why : "not allowed");
 			rete__referral_info__free_unpacked(r, NULL);
 			return RETE_OK;
 		}
@@ -473,9 +475,8 @@ static rete_err plan_note(struct batch *b, rete_store_op *op, const Rete__Messag
 }
 
 /* plan_broker_move moves referral r (taken over) to `to` as the broker. */
-static rete_err plan_broker_move(rete_store_op *op, const Rete__Message *msg,
-				 uint64_t index, struct plan *p, Rete__ReferralInfo *r,
-				 Rete__Status to, int64_t at)
+static rete_err plan_broker_move(rete_store_op *op, const Rete__Message *msg, uint64_t index,
+				 struct plan *p, Rete__ReferralInfo *r, Rete__Status to, int64_t at)
 {
 	const char *why = NULL;
 
@@ -577,10 +578,10 @@ static rete_err write_plan(struct batch *b, struct plan *p)
 	int rc;
 	rete_err err;
 
-	if (due_active(p->p_old) &&
-	    (!due_active(&p->p_nr) || p->p_old->due_at != p->p_nr.due_at)) {
+	if (due_active(p->p_old) && (!due_active(&p->p_nr) || p->p_old->due_at != p->p_nr.due_at)) {
 		klen = due_key(key, p->p_old);
-		if ((err = del(b, s->st_due, key, klen, NULL, "store: updating due times")) != RETE_OK)
+		if ((err = del(b, s->st_due, key, klen, NULL, "store: updating due times")) !=
+		    RETE_OK)
 			return err;
 	}
 	if (due_active(&p->p_nr) && !(due_active(p->p_old) && p->p_old->due_at == p->p_nr.due_at)) {
@@ -604,8 +605,8 @@ static rete_err write_plan(struct batch *b, struct plan *p)
 
 /* write_entry writes LogEntry `index` and its Merkle nodes; leaf gets its
  * leaf hash. */
-static rete_err write_entry(struct batch *b, uint64_t index, int64_t logged_at,
-			    const uint8_t *sm, size_t smlen, uint8_t leaf[RETE_MERKLE_HASH])
+static rete_err write_entry(struct batch *b, uint64_t index, int64_t logged_at, const uint8_t *sm,
+			    size_t smlen, uint8_t leaf[RETE_MERKLE_HASH])
 {
 	rete_store *s = b->b_store;
 	Rete__LogEntry le;
@@ -634,7 +635,8 @@ static rete_err write_entry(struct batch *b, uint64_t index, int64_t logged_at,
 		return rete_msg_set(b->b_msg, RETE_ECORRUPT,
 				    "store %s: entry %llu already exists though the log size "
 				    "says %llu",
-				    s->st_dir, (unsigned long long)index, (unsigned long long)index);
+				    s->st_dir, (unsigned long long)index,
+				    (unsigned long long)index);
 	if (rc != 0)
 		return lmdb_fail(b, rc, "store: writing a log entry");
 	rete__log_entry__pack(&le, v.mv_data);
@@ -651,8 +653,8 @@ static rete_err write_entry(struct batch *b, uint64_t index, int64_t logged_at,
 				    s->st_dir, (unsigned long long)index);
 	for (size_t i = 0; i < n; i++) {
 		node_key(key, nodes[i].level, nodes[i].index);
-		if ((err = put(b, s->st_nodes, key, sizeof(key), nodes[i].hash, RETE_MERKLE_HASH,
-			       0, "store: writing a Merkle node")) != RETE_OK)
+		if ((err = put(b, s->st_nodes, key, sizeof(key), nodes[i].hash, RETE_MERKLE_HASH, 0,
+			       "store: writing a Merkle node")) != RETE_OK)
 			return err;
 	}
 	return RETE_OK;
@@ -702,8 +704,7 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 
 	memset(&p, 0, sizeof(p));
 	if (op->in.signed_message == NULL || op->in.len == 0 ||
-	    (sm = rete__signed_message__unpack(NULL, op->in.len, op->in.signed_message)) ==
-		NULL ||
+	    (sm = rete__signed_message__unpack(NULL, op->in.len, op->in.signed_message)) == NULL ||
 	    sm->message.len == 0) {
 		refuse(op, RETE__ERROR_CODE__ERROR_CODE_MALFORMED,
 		       "the signed message (%zu bytes) does not decode as a SignedMessage",
@@ -977,7 +978,8 @@ static rete_err store_write(rete_store *s, write_fn fn, void *ctx, rete_msg *m)
 			if (m != NULL)
 				*m = keep;
 			if (rerr != RETE_OK)
-				rete_msg_prefix(m, "and reopening failed (%s)", rete_strerror(rerr));
+				rete_msg_prefix(m, "and reopening failed (%s)",
+						rete_strerror(rerr));
 		}
 		break;
 	}

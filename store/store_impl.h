@@ -10,12 +10,12 @@
 
 #include "store.h"
 
-#define STORE_DEFAULT_MAP ((uint64_t)256 << 20)
+#define STORE_DEFAULT_MAP     ((uint64_t)256 << 20)
 #define STORE_DEFAULT_READERS 254u
-#define STORE_NODE_KEY 9 /* level u8 + index BE64 */
-#define META_SCHEMA "schema"
-#define META_SIZE "size"
-#define META_DIRECTORY "directory"
+#define STORE_NODE_KEY	      9 /* level u8 + index BE64 */
+#define META_SCHEMA	      "schema"
+#define META_SIZE	      "size"
+#define META_DIRECTORY	      "directory"
 
 struct rete_store {
 	MDB_env *st_env;
@@ -28,8 +28,8 @@ struct rete_store {
 	 * which LMDB allows only with no transaction open in the process. */
 	pthread_rwlock_t st_grow;
 	pthread_mutex_t st_write; /* one commit at a time */
-	MDB_dbi st_entries, st_nodes, st_checkpoints, st_msgids, st_queue, st_blobs,
-	    st_referrals, st_due, st_cases, st_meta;
+	MDB_dbi st_entries, st_nodes, st_checkpoints, st_msgids, st_queue, st_blobs, st_referrals,
+	    st_due, st_cases, st_meta;
 	/* The decoded Directory in force, cached by the writer (under st_write):
 	 * valid for the entry whose leaf hash is st_dir_leaf. */
 	Rete__Message *st_dir_msg;
@@ -79,8 +79,7 @@ void store_txn_done(rete_store *s, MDB_txn *txn);
 
 /* store_rt_get gives the transaction to read with: rt's, or a new one
  * (*own = true: end it with store_txn_done). */
-rete_err store_rt_get(rete_store *s, rete_store_rtxn *rt, MDB_txn **txn, bool *own,
-		      rete_msg *m);
+rete_err store_rt_get(rete_store *s, rete_store_rtxn *rt, MDB_txn **txn, bool *own, rete_msg *m);
 
 /* store_grow doubles the map; store_reopen closes and reopens the
  * environment. Both take st_grow for writing (no transaction of this
@@ -97,8 +96,7 @@ struct store_node_ctx {
 	rete_store *nc_store;
 	MDB_txn *nc_txn;
 };
-rete_err store_node_get(void *ctx, unsigned level, uint64_t index,
-			uint8_t out[RETE_MERKLE_HASH]);
+rete_err store_node_get(void *ctx, unsigned level, uint64_t index, uint8_t out[RETE_MERKLE_HASH]);
 
 /* store_dir_forget drops the cached directory. */
 void store_dir_forget(rete_store *s);

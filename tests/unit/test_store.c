@@ -31,8 +31,8 @@
 
 #define BROKER "broker.mantova"
 #define SOCIAL "social.mantova"
-#define CPI "cpi.mantova"
-#define ASST "asst.mantova"
+#define CPI    "cpi.mantova"
+#define ASST   "asst.mantova"
 
 static const char *party_ids[] = {BROKER, SOCIAL, CPI, ASST};
 static rete_seckey *party_keys[4];
@@ -74,8 +74,8 @@ static rete_buf sign(const Rete__Message *msg)
 	return out;
 }
 
-static void base_msg(Rete__Message *msg, const char *id, const char *sender,
-		     const char *recipient, const char *case_id)
+static void base_msg(Rete__Message *msg, const char *id, const char *sender, const char *recipient,
+		     const char *case_id)
 {
 	rete__message__init(msg);
 	msg->id = (char *)id;
@@ -102,8 +102,7 @@ static rete_buf referral(const char *id, const char *sender, const char *recipie
 }
 
 static rete_buf update(const char *id, const char *sender, const char *recipient,
-		       const char *ref_id, Rete__Status st, const char *business,
-		       bool with_outcome)
+		       const char *ref_id, Rete__Status st, const char *business, bool with_outcome)
 {
 	Rete__Message msg;
 	Rete__ReferralUpdate u = RETE__REFERRAL_UPDATE__INIT;
@@ -280,8 +279,8 @@ static void check_tree(rete_store *s, uint64_t n, unsigned proof_stride)
 			memset(&ic, 0, sizeof(ic));
 			ic.t = &t;
 			ic.n = 1;
-			assert_int_equal(rete_store_entries_iter(s, NULL, 1, 2, iter_entry, &ic, &m),
-					 RETE_OK);
+			assert_int_equal(
+			    rete_store_entries_iter(s, NULL, 1, 2, iter_entry, &ic, &m), RETE_OK);
 			assert_int_equal(ic.n, 2);
 		}
 	}
@@ -309,25 +308,25 @@ static void check_tree(rete_store *s, uint64_t n, unsigned proof_stride)
 			for (size_t k = 0; k < pn; k++)
 				el[k] = (rete_merkle_elem){proof[k], RETE_MERKLE_HASH};
 			rete_store_leaf_hash(s, NULL, i, leaf, &m);
-			assert_int_equal(rete_merkle_verify_inclusion(i, sz, leaf, 32, el, pn, r2, 32,
-								      &m),
-					 RETE_OK);
+			assert_int_equal(
+			    rete_merkle_verify_inclusion(i, sz, leaf, 32, el, pn, r2, 32, &m),
+			    RETE_OK);
 			/* a wrong leaf must not verify */
 			leaf[0] ^= 1;
-			assert_int_equal(rete_merkle_verify_inclusion(i, sz, leaf, 32, el, pn, r2, 32,
-								      NULL),
-					 RETE_EPROOF);
+			assert_int_equal(
+			    rete_merkle_verify_inclusion(i, sz, leaf, 32, el, pn, r2, 32, NULL),
+			    RETE_EPROOF);
 		}
 		for (uint64_t s1 = 1; s1 <= sz; s1 += proof_stride) {
 			uint8_t r1[RETE_MERKLE_HASH];
 			rete_store_root(s, NULL, s1, r1, &m);
-			assert_int_equal(rete_store_consistency_proof(s, NULL, s1, sz, proof, &pn, &m),
-					 RETE_OK);
+			assert_int_equal(
+			    rete_store_consistency_proof(s, NULL, s1, sz, proof, &pn, &m), RETE_OK);
 			for (size_t k = 0; k < pn; k++)
 				el[k] = (rete_merkle_elem){proof[k], RETE_MERKLE_HASH};
-			assert_int_equal(rete_merkle_verify_consistency(s1, sz, r1, 32, r2, 32, el,
-									pn, &m),
-					 RETE_OK);
+			assert_int_equal(
+			    rete_merkle_verify_consistency(s1, sz, r1, 32, r2, 32, el, pn, &m),
+			    RETE_OK);
 		}
 	}
 	rete_merkle_mem_free(&t);
@@ -361,7 +360,8 @@ static void test_append_roots_proofs(void **state)
 		for (size_t i = 0; i < batch; i++) {
 			char id[32];
 			snprintf(id, sizeof(id), "r-%llu", (unsigned long long)next + i);
-			bufs[i] = referral(id, SOCIAL, CPI, "case-x", RETE__PRIORITY__PRIORITY_ROUTINE);
+			bufs[i] =
+			    referral(id, SOCIAL, CPI, "case-x", RETE__PRIORITY__PRIORITY_ROUTINE);
 			ops[i] = append_op(&bufs[i], 1700000000000 + (int64_t)(next + i));
 			/* half the ops hand the decoded message, half let the store decode */
 			if (i % 2 == 1)
@@ -391,7 +391,8 @@ static void test_append_roots_proofs(void **state)
 	}
 	check_tree(s, next, 1);
 	/* out of range */
-	assert_int_equal(rete_store_inclusion_proof(s, NULL, next, next, proof, &pn, &m), RETE_EINVAL);
+	assert_int_equal(rete_store_inclusion_proof(s, NULL, next, next, proof, &pn, &m),
+			 RETE_EINVAL);
 	assert_int_equal(rete_store_consistency_proof(s, NULL, 0, next, proof, &pn, &m),
 			 RETE_EINVAL);
 	assert_int_equal(rete_store_consistency_proof(s, NULL, 2, next + 1, proof, &pn, &m),
@@ -470,7 +471,8 @@ static void test_dedup(void **state)
 
 	/* a second referral with an id already used by another sender */
 	{
-		rete_store_op r = commit1(s, referral("dup-1", CPI, SOCIAL, "", RETE__PRIORITY__PRIORITY_ROUTINE), 6000);
+		rete_store_op r = commit1(
+		    s, referral("dup-1", CPI, SOCIAL, "", RETE__PRIORITY__PRIORITY_ROUTINE), 6000);
 		assert_int_equal(r.status, RETE_STORE_REFUSED);
 		assert_int_equal(r.error, RETE__ERROR_CODE__ERROR_CODE_ID_REUSED);
 	}
@@ -529,7 +531,8 @@ static void test_projection_lifecycle(void **state)
 		assert_true(e.len > 0);
 		rete_buf_free(&e);
 	}
-	op = commit1(s, referral("ref-1", SOCIAL, CPI, "case-1", RETE__PRIORITY__PRIORITY_ROUTINE), t0);
+	op = commit1(s, referral("ref-1", SOCIAL, CPI, "case-1", RETE__PRIORITY__PRIORITY_ROUTINE),
+		     t0);
 	assert_int_equal(op.status, RETE_STORE_ACCEPTED);
 	assert_int_equal(op.index, 1);
 	r = get_ref(s, "ref-1");
@@ -548,14 +551,20 @@ static void test_projection_lifecycle(void **state)
 
 	/* refusals leave nothing written */
 	size = size_of(s);
-	op = commit1(s, update("u-bad", SOCIAL, CPI, "ref-1", RETE__STATUS__STATUS_ACCEPTED, NULL, false), t0 + 1);
+	op = commit1(
+	    s, update("u-bad", SOCIAL, CPI, "ref-1", RETE__STATUS__STATUS_ACCEPTED, NULL, false),
+	    t0 + 1);
 	assert_int_equal(op.status, RETE_STORE_REFUSED);
 	assert_int_equal(op.error, RETE__ERROR_CODE__ERROR_CODE_LIFECYCLE);
 	assert_non_null(strstr(op.error_text, "ref-1"));
-	op = commit1(s, update("u-asst", ASST, CPI, "ref-1", RETE__STATUS__STATUS_CANCELLED, NULL, false), t0 + 1);
+	op = commit1(
+	    s, update("u-asst", ASST, CPI, "ref-1", RETE__STATUS__STATUS_CANCELLED, NULL, false),
+	    t0 + 1);
 	assert_int_equal(op.status, RETE_STORE_REFUSED);
 	assert_int_equal(op.error, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED);
-	op = commit1(s, update("u-unk", CPI, SOCIAL, "nope", RETE__STATUS__STATUS_ACCEPTED, NULL, false), t0 + 1);
+	op = commit1(
+	    s, update("u-unk", CPI, SOCIAL, "nope", RETE__STATUS__STATUS_ACCEPTED, NULL, false),
+	    t0 + 1);
 	assert_int_equal(op.status, RETE_STORE_REFUSED);
 	assert_int_equal(op.error, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL);
 	op = commit1(s, note("n-unk", CPI, "nope"), t0 + 1);
@@ -565,7 +574,8 @@ static void test_projection_lifecycle(void **state)
 	assert_int_equal(op.status, RETE_STORE_REFUSED);
 	assert_int_equal(op.error, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED);
 	assert_int_equal(size_of(s), size);
-	assert_int_equal(rete_store_msgid(s, NULL, SOCIAL, "u-bad", NULL, NULL, NULL, &m), RETE_ENOENT);
+	assert_int_equal(rete_store_msgid(s, NULL, SOCIAL, "u-bad", NULL, NULL, NULL, &m),
+			 RETE_ENOENT);
 	r = get_ref(s, "ref-1");
 	assert_int_equal(r->status, RETE__STATUS__STATUS_REQUESTED);
 	assert_int_equal(r->last_index, 1);
@@ -593,9 +603,12 @@ static void test_projection_lifecycle(void **state)
 
 	/* accepted, then in progress with a business status, in one batch */
 	{
-		rete_buf b1 = update("u-1", CPI, SOCIAL, "ref-1", RETE__STATUS__STATUS_ACCEPTED, NULL, false);
-		rete_buf b2 = update("u-2", CPI, SOCIAL, "ref-1", RETE__STATUS__STATUS_IN_PROGRESS, "appointment-booked", false);
-		rete_buf b3 = update("u-3", CPI, SOCIAL, "ref-1", RETE__STATUS__STATUS_UNSPECIFIED, "patto-di-servizio-signed", false);
+		rete_buf b1 =
+		    update("u-1", CPI, SOCIAL, "ref-1", RETE__STATUS__STATUS_ACCEPTED, NULL, false);
+		rete_buf b2 = update("u-2", CPI, SOCIAL, "ref-1", RETE__STATUS__STATUS_IN_PROGRESS,
+				     "appointment-booked", false);
+		rete_buf b3 = update("u-3", CPI, SOCIAL, "ref-1", RETE__STATUS__STATUS_UNSPECIFIED,
+				     "patto-di-servizio-signed", false);
 		rete_store_op ops[3] = {append_op(&b1, t0 + 200), append_op(&b2, t0 + 300),
 					append_op(&b3, t0 + 400)};
 		assert_int_equal(rete_store_commit(s, ops, 3, &m), RETE_OK);
@@ -614,10 +627,14 @@ static void test_projection_lifecycle(void **state)
 	rete__referral_info__free_unpacked(r, NULL);
 
 	/* the requester may not complete it; the performer may */
-	op = commit1(s, update("u-4", SOCIAL, CPI, "ref-1", RETE__STATUS__STATUS_COMPLETED, NULL, true), t0 + 450);
+	op = commit1(
+	    s, update("u-4", SOCIAL, CPI, "ref-1", RETE__STATUS__STATUS_COMPLETED, NULL, true),
+	    t0 + 450);
 	assert_int_equal(op.status, RETE_STORE_REFUSED);
 	assert_int_equal(op.error, RETE__ERROR_CODE__ERROR_CODE_LIFECYCLE);
-	op = commit1(s, update("u-5", CPI, SOCIAL, "ref-1", RETE__STATUS__STATUS_COMPLETED, NULL, true), t0 + 500);
+	op = commit1(
+	    s, update("u-5", CPI, SOCIAL, "ref-1", RETE__STATUS__STATUS_COMPLETED, NULL, true),
+	    t0 + 500);
 	assert_int_equal(op.status, RETE_STORE_ACCEPTED);
 	r = get_ref(s, "ref-1");
 	assert_int_equal(r->status, RETE__STATUS__STATUS_COMPLETED);
@@ -630,9 +647,10 @@ static void test_projection_lifecycle(void **state)
 	/* history: requested, received, accepted, in-progress, in-progress, completed */
 	assert_int_equal(r->n_history, 6);
 	{
-		const Rete__Status want[6] = {RETE__STATUS__STATUS_REQUESTED, RETE__STATUS__STATUS_RECEIVED,
-					      RETE__STATUS__STATUS_ACCEPTED, RETE__STATUS__STATUS_IN_PROGRESS,
-					      RETE__STATUS__STATUS_IN_PROGRESS, RETE__STATUS__STATUS_COMPLETED};
+		const Rete__Status want[6] = {
+		    RETE__STATUS__STATUS_REQUESTED,   RETE__STATUS__STATUS_RECEIVED,
+		    RETE__STATUS__STATUS_ACCEPTED,    RETE__STATUS__STATUS_IN_PROGRESS,
+		    RETE__STATUS__STATUS_IN_PROGRESS, RETE__STATUS__STATUS_COMPLETED};
 		for (int i = 0; i < 6; i++)
 			assert_int_equal(r->history[i]->status, want[i]);
 		assert_string_equal(r->history[0]->by, SOCIAL);
@@ -642,14 +660,18 @@ static void test_projection_lifecycle(void **state)
 	}
 	rete__referral_info__free_unpacked(r, NULL);
 	/* terminal: cancelling is refused */
-	op = commit1(s, update("u-6", SOCIAL, CPI, "ref-1", RETE__STATUS__STATUS_CANCELLED, NULL, false), t0 + 600);
+	op = commit1(
+	    s, update("u-6", SOCIAL, CPI, "ref-1", RETE__STATUS__STATUS_CANCELLED, NULL, false),
+	    t0 + 600);
 	assert_int_equal(op.status, RETE_STORE_REFUSED);
 	assert_int_equal(op.error, RETE__ERROR_CODE__ERROR_CODE_LIFECYCLE);
 
 	/* a referral and its update in one batch */
 	{
-		rete_buf b1 = referral("ref-2", SOCIAL, ASST, "case-2", RETE__PRIORITY__PRIORITY_ROUTINE);
-		rete_buf b2 = update("u-7", SOCIAL, ASST, "ref-2", RETE__STATUS__STATUS_CANCELLED, NULL, false);
+		rete_buf b1 =
+		    referral("ref-2", SOCIAL, ASST, "case-2", RETE__PRIORITY__PRIORITY_ROUTINE);
+		rete_buf b2 = update("u-7", SOCIAL, ASST, "ref-2", RETE__STATUS__STATUS_CANCELLED,
+				     NULL, false);
 		rete_store_op ops[2] = {append_op(&b1, t0 + 700), append_op(&b2, t0 + 701)};
 		assert_int_equal(rete_store_commit(s, ops, 2, &m), RETE_OK);
 		assert_int_equal(ops[0].status, RETE_STORE_ACCEPTED);
@@ -706,22 +728,26 @@ static void test_overdue_and_expiry(void **state)
 	rete__referral_info__free_unpacked(r, NULL);
 
 	memset(&c, 0, sizeof(c));
-	assert_int_equal(rete_store_overdue_candidates(s, NULL, t0 + 7200000, collect_ref, &c, &m), RETE_OK);
+	assert_int_equal(rete_store_overdue_candidates(s, NULL, t0 + 7200000, collect_ref, &c, &m),
+			 RETE_OK);
 	assert_int_equal(c.n, 0);
 	memset(&c, 0, sizeof(c));
-	assert_int_equal(rete_store_overdue_candidates(s, NULL, t0 + 7300000, collect_ref, &c, &m), RETE_OK);
+	assert_int_equal(rete_store_overdue_candidates(s, NULL, t0 + 7300000, collect_ref, &c, &m),
+			 RETE_OK);
 	assert_int_equal(c.n, 2);
 	assert_string_equal(c.ids[0], "late");
 	assert_string_equal(c.ids[1], "later");
 
-	op = commit1(s, notice("o-1", SOCIAL, RETE__NOTICE_KIND__NOTICE_KIND_OVERDUE, 2, "late"), t0 + 7300000);
+	op = commit1(s, notice("o-1", SOCIAL, RETE__NOTICE_KIND__NOTICE_KIND_OVERDUE, 2, "late"),
+		     t0 + 7300000);
 	assert_int_equal(op.status, RETE_STORE_ACCEPTED);
 	r = get_ref(s, "late");
 	assert_true(r->overdue);
 	assert_int_equal(r->status, RETE__STATUS__STATUS_REQUESTED);
 	rete__referral_info__free_unpacked(r, NULL);
 	memset(&c, 0, sizeof(c));
-	assert_int_equal(rete_store_overdue_candidates(s, NULL, t0 + 7300000, collect_ref, &c, &m), RETE_OK);
+	assert_int_equal(rete_store_overdue_candidates(s, NULL, t0 + 7300000, collect_ref, &c, &m),
+			 RETE_OK);
 	assert_int_equal(c.n, 1);
 	assert_string_equal(c.ids[0], "later");
 
@@ -736,7 +762,9 @@ static void test_overdue_and_expiry(void **state)
 		assert_int_equal(ex.status, RETE_STORE_DONE);
 		assert_true(ex.was_present);
 	}
-	op = commit1(s, notice("nd-1", SOCIAL, RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED, 3, "later"), t0 + 8000000);
+	op = commit1(
+	    s, notice("nd-1", SOCIAL, RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED, 3, "later"),
+	    t0 + 8000000);
 	assert_int_equal(op.status, RETE_STORE_ACCEPTED);
 	r = get_ref(s, "later");
 	assert_int_equal(r->status, RETE__STATUS__STATUS_FAILED);
@@ -745,7 +773,8 @@ static void test_overdue_and_expiry(void **state)
 	assert_int_equal(r->closed_at, t0 + 8000000);
 	rete__referral_info__free_unpacked(r, NULL);
 	memset(&c, 0, sizeof(c));
-	assert_int_equal(rete_store_overdue_candidates(s, NULL, t0 + 9000000, collect_ref, &c, &m), RETE_OK);
+	assert_int_equal(rete_store_overdue_candidates(s, NULL, t0 + 9000000, collect_ref, &c, &m),
+			 RETE_OK);
 	assert_int_equal(c.n, 0);
 
 	/* all referrals, by id */
@@ -980,7 +1009,8 @@ static void test_open_errors_and_schema(void **state)
 	snprintf(sub, sizeof(sub), "%s/none", dir);
 	assert_int_equal(rete_store_open(&s, sub, 0, &m), RETE_ENOENT);
 	assert_int_equal(rete_store_open(&s, sub, RETE_STORE_RDONLY, &m), RETE_ENOENT);
-	assert_int_equal(rete_store_open(&s, sub, RETE_STORE_RDONLY | RETE_STORE_CREATE, &m), RETE_EINVAL);
+	assert_int_equal(rete_store_open(&s, sub, RETE_STORE_RDONLY | RETE_STORE_CREATE, &m),
+			 RETE_EINVAL);
 	assert_null(s);
 	s = open_new(sub, 0);
 	rete_store_close(&s);
@@ -1038,7 +1068,8 @@ static void append_many(rete_store *s, const char *prefix, uint64_t from, uint64
 		size_t k = count - done < batch ? (size_t)(count - done) : batch;
 		for (size_t i = 0; i < k; i++) {
 			char id[48];
-			snprintf(id, sizeof(id), "%s-%llu", prefix, (unsigned long long)(from + done + i));
+			snprintf(id, sizeof(id), "%s-%llu", prefix,
+				 (unsigned long long)(from + done + i));
 			bufs[i] = referral(id, SOCIAL, (i % 2) ? CPI : ASST, "case-g",
 					   RETE__PRIORITY__PRIORITY_ROUTINE);
 			ops[i] = append_op(&bufs[i], 1000 + (int64_t)(from + done + i));
@@ -1111,17 +1142,18 @@ static int reader_child(const char *dir, uint64_t target, uint64_t batch, int go
 		}
 		if (rete_store_size(s, rt, &sz, &m) != RETE_OK || sz < last || sz % batch != 0 ||
 		    rete_store_root(s, rt, sz, root, &m) != RETE_OK) {
-			fprintf(stderr, "reader: size %llu after %llu: %s\n", (unsigned long long)sz,
-				(unsigned long long)last, m.text);
+			fprintf(stderr, "reader: size %llu after %llu: %s\n",
+				(unsigned long long)sz, (unsigned long long)last, m.text);
 			return 13;
 		}
 		if (last > 0 && sz > last) {
-			if (rete_store_consistency_proof(s, rt, last, sz, proof, &pn, &m) != RETE_OK)
+			if (rete_store_consistency_proof(s, rt, last, sz, proof, &pn, &m) !=
+			    RETE_OK)
 				return 14;
 			for (size_t k = 0; k < pn; k++)
 				el[k] = (rete_merkle_elem){proof[k], 32};
-			if (rete_merkle_verify_consistency(last, sz, last_root, 32, root, 32, el, pn,
-							   &m) != RETE_OK) {
+			if (rete_merkle_verify_consistency(last, sz, last_root, 32, root, 32, el,
+							   pn, &m) != RETE_OK) {
 				fprintf(stderr, "reader: %s\n", m.text);
 				return 15;
 			}
@@ -1324,7 +1356,8 @@ static int full_child(const char *dir)
 		for (int k = 0; k < 20; k++) {
 			char id[32];
 			snprintf(id, sizeof(id), "f-%d-%d", i, k);
-			bufs[k] = referral(id, SOCIAL, CPI, "case-f", RETE__PRIORITY__PRIORITY_ROUTINE);
+			bufs[k] =
+			    referral(id, SOCIAL, CPI, "case-f", RETE__PRIORITY__PRIORITY_ROUTINE);
 			ops[k] = append_op(&bufs[k], i);
 		}
 		e = rete_store_commit(s, ops, 20, &m);

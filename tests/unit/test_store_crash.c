@@ -30,10 +30,10 @@
 #include "store.h"
 #include "testutil.h"
 
-#define BATCH 7
+#define BATCH  7
 #define ROUNDS 50
 #define SOCIAL "social.mantova"
-#define CPI "cpi.mantova"
+#define CPI    "cpi.mantova"
 
 static rete_seckey *social_key;
 
@@ -144,8 +144,8 @@ static uint64_t verify_store(const char *dir, uint64_t reported, uint64_t verifi
 		fail_msg("open after kill: %s", m.text);
 	assert_int_equal(rete_store_size(s, NULL, &size, &m), RETE_OK);
 	if (size != reported && size != reported + BATCH)
-		fail_msg("size %llu after kill; last committed %llu",
-			 (unsigned long long)size, (unsigned long long)reported);
+		fail_msg("size %llu after kill; last committed %llu", (unsigned long long)size,
+			 (unsigned long long)reported);
 	assert_int_equal(size % BATCH, 0);
 
 	rete_merkle_frontier_init(&f);
@@ -185,7 +185,8 @@ static uint64_t verify_store(const char *dir, uint64_t reported, uint64_t verifi
 		char id[32];
 		uint64_t idx;
 		snprintf(id, sizeof(id), "c-%llu", (unsigned long long)(size - 1));
-		assert_int_equal(rete_store_msgid(s, NULL, SOCIAL, id, &idx, NULL, NULL, &m), RETE_OK);
+		assert_int_equal(rete_store_msgid(s, NULL, SOCIAL, id, &idx, NULL, NULL, &m),
+				 RETE_OK);
 		assert_int_equal(idx, size - 1);
 		snprintf(id, sizeof(id), "c-%llu", (unsigned long long)size);
 		assert_int_equal(rete_store_msgid(s, NULL, SOCIAL, id, &idx, NULL, NULL, &m),
@@ -199,7 +200,8 @@ static uint64_t verify_store(const char *dir, uint64_t reported, uint64_t verifi
 	assert_int_equal(depth, qn);
 	memset(&qc, 0, sizeof(qc));
 	qc.size = size;
-	assert_int_equal(rete_store_case_entries(s, NULL, "case-crash", check_case, &qc, &m), RETE_OK);
+	assert_int_equal(rete_store_case_entries(s, NULL, "case-crash", check_case, &qc, &m),
+			 RETE_OK);
 	assert_int_equal(qc.n, size);
 	assert_int_equal(qc.bad, 0);
 	rete_store_close(&s);
