@@ -87,6 +87,8 @@ struct parse {
 	FILE *f;
 	int line;
 	bool at_line_start;
+	bool had_key;  /* a key was seen in this section (continuations follow it) */
+	bool cont;     /* the current line continues the previous key's value */
 	struct kv *kvs;
 	size_t nkv, capkv;
 	struct sec *secs;
@@ -184,7 +186,20 @@ static char *line_reader(char *str, int num, void *stream)
 		return NULL;
 	if (p->at_line_start) {
 		p->line++;
-		check_line(p, r);
+		/* An indented line after a key continues its value (inih's
+		 * multi-line values): long lists can be wrapped. */
+		const char *t = r;
+		while (*t == ' ' || *t == '\t')
+			t++;
+		bool content = *t && *t != '\n' && *t != '\r' && *t != ';' && *t != '#';
+		p->cont = t > r && content && p->had_key;
+		if (!p->cont) {
+			check_line(p, r);
+			if (*t == '[')
+				p->had_key = false;
+			else if (content)
+				p->had_key = true;
+		}
 	}
 	size_t n = strlen(r);
 	p->at_line_start = n > 0 && r[n - 1] == '\n';
@@ -194,6 +209,20 @@ static char *line_reader(char *str, int num, void *stream)
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse *p = user;
+	if (p->cont && p->nkv > 0) {
+		struct kv *last = &p->kvs[p->nkv - 1];
+		char *joined = NULL;
+		size_t ll = strlen(last->value);
+		bool comma = ll > 0 && last->value[ll - 1] == ',';
+		if (asprintf(&joined, "%s%s%s", last->value, comma ? " " : ", ",
+			     value ? value : "") < 0) {
+			p->oom = true;
+			return 1;
+		}
+		free(last->value);
+		last->value = joined;
+		return 1;
+	}
 	if (p->nkv == p->capkv) {
 		size_t cap = p->capkv ? p->capkv * 2 : 32;
 		struct kv *n = realloc(p->kvs, cap * sizeof(*n));
@@ -806,12 +835,13 @@ rete_err broker_config_load(const char *path, broker_config **out, rete_problems
 		goto done;
 	}
 	/* The broker is inih's only user in its process: lines of any length
-	 * (long service lists), no continuation lines (so a repeated key is a
-	 * duplicate, never a continuation). */
+	 * (long service lists); indented continuation lines join the previous
+	 * key's value with ", " (so lists can be wrapped), while a repeated
+	 * key is a duplicate. */
 	ini_use_stack = false;
 	ini_allow_realloc = true;
 	ini_max_line = 1 << 20;
-	ini_allow_multiline = false;
+	ini_allow_multiline = true;
 	int r = ini_parse_stream(line_reader, &p, on_key, &p);
 	fclose(p.f);
 	if (r == -2 || p.oom) {
