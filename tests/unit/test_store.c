@@ -1085,6 +1085,60 @@ static void append_many(rete_store *s, const char *prefix, uint64_t from, uint64
 	}
 }
 
+/* A batch that outgrows the map is replayed whole: duplicates, refusals and
+ * indexes come out as if the map had been big enough. */
+static void test_growth_replays_batch(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store");
+	rete_store *s = open_new(dir, 64 << 10);
+	rete_msg m = {{0}};
+	rete_store_op first =
+	    commit1(s, referral("gr-0", SOCIAL, CPI, "", RETE__PRIORITY__PRIORITY_ROUTINE), 10);
+	enum { N = 300 };
+	rete_store_op *ops = calloc(N, sizeof(*ops));
+	rete_buf *bufs = calloc(N, sizeof(*bufs));
+	uint64_t ms, ms_before;
+
+	assert_int_equal(rete_store_stats(s, &ms_before, NULL, &m), RETE_OK);
+	assert_non_null(ops);
+	assert_non_null(bufs);
+	bufs[0] = referral("gr-0", SOCIAL, CPI, "", RETE__PRIORITY__PRIORITY_ROUTINE);
+	bufs[1] = update("gr-u", SOCIAL, CPI, "gr-0", RETE__STATUS__STATUS_ACCEPTED, NULL, false);
+	for (int i = 2; i < N; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "gr-%d", i);
+		bufs[i] = referral(id, SOCIAL, CPI, "case-gr", RETE__PRIORITY__PRIORITY_ROUTINE);
+	}
+	/* the last one reuses an id of this very batch with other bytes */
+	rete_buf_free(&bufs[N - 1]);
+	bufs[N - 1] = referral("gr-2", SOCIAL, ASST, "", RETE__PRIORITY__PRIORITY_URGENT);
+	for (int i = 0; i < N; i++)
+		ops[i] = append_op(&bufs[i], 100 + i);
+	assert_int_equal(rete_store_commit(s, ops, N, &m), RETE_OK);
+	assert_int_equal(rete_store_stats(s, &ms, NULL, &m), RETE_OK);
+	assert_true(ms > ms_before); /* it did grow during this batch */
+	assert_int_equal(ops[0].status, RETE_STORE_DUPLICATE);
+	assert_int_equal(ops[0].index, 0);
+	assert_memory_equal(ops[0].leaf_hash, first.leaf_hash, 32);
+	assert_int_equal(ops[1].status, RETE_STORE_REFUSED);
+	assert_int_equal(ops[1].error, RETE__ERROR_CODE__ERROR_CODE_LIFECYCLE);
+	for (int i = 2; i < N - 1; i++) {
+		assert_int_equal(ops[i].status, RETE_STORE_ACCEPTED);
+		assert_int_equal(ops[i].index, (uint64_t)i - 1);
+	}
+	assert_int_equal(ops[N - 1].status, RETE_STORE_REFUSED);
+	assert_int_equal(ops[N - 1].error, RETE__ERROR_CODE__ERROR_CODE_ID_REUSED);
+	check_tree(s, N - 2, 37);
+	for (int i = 0; i < N; i++)
+		rete_buf_free(&bufs[i]);
+	free(bufs);
+	free(ops);
+	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 static void test_tiny_map_grows(void **state)
 {
 	(void)state;
@@ -1416,6 +1470,7 @@ int main(void)
 	    cmocka_unit_test(test_checkpoints_rtxn),
 	    cmocka_unit_test(test_open_errors_and_schema),
 	    cmocka_unit_test(test_tiny_map_grows),
+	    cmocka_unit_test(test_growth_replays_batch),
 	    cmocka_unit_test(test_threads_during_growth),
 	    cmocka_unit_test(test_reader_process),
 	    cmocka_unit_test(test_backup_while_appending),
