@@ -182,6 +182,8 @@ typedef struct rete_store_rtxn rete_store_rtxn;
  * rete_store_read_end soon: a long one pins old pages and blocks map
  * growth). Errors: RETE_ESTORE, RETE_ENOMEM. */
 rete_err rete_store_read_begin(rete_store *s, rete_store_rtxn **out, rete_msg *m);
+/* (A handle belongs to one thread at a time; LMDB transactions are not
+ * shared between threads that use them at once.) */
 
 /* rete_store_read_end ends *rt and sets it to NULL; NULL is fine. */
 void rete_store_read_end(rete_store_rtxn **rt);
