@@ -20,5 +20,7 @@ int cmd_keygen(int argc, char **argv);
 int cmd_message(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_monitor(int argc, char **argv);
 
 #endif

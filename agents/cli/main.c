@@ -17,6 +17,8 @@ static const struct cli_command commands[] = {
 	{"message", cmd_message, "message check FILE.json check a message file against the schema"},
 	{"send", cmd_send, "send -c agent.ini FILE.json [--wait [S]]  queue a message in the agent's outbox"},
 	{"status", cmd_status, "status -c agent.ini [REFERRAL_ID] [--json]  the agency's referrals and their history"},
+	{"monitor", cmd_monitor, "monitor -c coord.ini [--once] [--json]  the coordinator's live view (overdue first)"},
+	{"report", cmd_report, "report (-c coord.ini | --store DIR) --from D --to D [--by ...] [--format csv|json]  period counts and median times"},
 };
 
 bool cli_wants_help(int argc, char **argv)

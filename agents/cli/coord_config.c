@@ -1,0 +1,258 @@
+/* coord_config.c — see coord_config.h. */
+#include "coord_config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "duration.h"
+
+struct cc_parse {
+	coord_config *cfg;
+	char dir[PATH_MAX]; /* folder of the ini file, for relative paths */
+	rete_msg *m;
+	rete_err err;
+};
+
+static char *cc_abs_path(const char *dir, const char *value)
+{
+	char *out;
+	size_t n;
+
+	if (value[0] == '/')
+		return strdup(value);
+	n = strlen(dir) + strlen(value) + 2;
+	out = malloc(n);
+	if (out != NULL)
+		snprintf(out, n, "%s/%s", dir, value);
+	return out;
+}
+
+static int cc_set(struct cc_parse *p, char **slot, char *value)
+{
+	free(*slot);
+	*slot = value;
+	if (value == NULL) {
+		p->err = rete_msg_set(p->m, RETE_ENOMEM, "out of memory");
+		return 0;
+	}
+	return 1;
+}
+
+/* cc_tz_valid: a time zone name as the tz database spells it (no "..",
+ * no leading '/', only the characters zone names use), so that it cannot
+ * name a file outside the zone folder. */
+static int cc_tz_valid(const char *s)
+{
+	if (s[0] == '\0' || s[0] == '/' || strstr(s, "..") != NULL || strlen(s) > 64)
+		return 0;
+	for (const char *c = s; *c != '\0'; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || strchr("/_+-", *c) != NULL))
+			return 0;
+	return 1;
+}
+
+static int cc_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct cc_parse *p = user;
+	coord_config *cfg = p->cfg;
+
+	if (p->err != RETE_OK)
+		return 0;
+	if (strcmp(section, "client") != 0)
+		return 1; /* other sections belong to other tools sharing the file */
+	if (strcmp(name, "id") == 0) {
+		if (!rete_id_valid(value)) {
+			p->err = rete_msg_set(p->m, RETE_EINVAL,
+					      "[client] id: '%s' is not a party id; use lower-case "
+					      "letters, digits, '.' and '-', 2 to 63 characters",
+					      value);
+			return 0;
+		}
+		snprintf(cfg->id, sizeof(cfg->id), "%s", value);
+		return 1;
+	}
+	if (strcmp(name, "key") == 0)
+		return cc_set(p, &cfg->key_path, cc_abs_path(p->dir, value));
+	if (strcmp(name, "broker_key") == 0)
+		return cc_set(p, &cfg->broker_key_path, cc_abs_path(p->dir, value));
+	if (strcmp(name, "broker") == 0)
+		return cc_set(p, &cfg->broker, strdup(value));
+	if (strcmp(name, "events") == 0)
+		return cc_set(p, &cfg->events, strdup(value));
+	if (strcmp(name, "time_zone") == 0) {
+		if (!cc_tz_valid(value)) {
+			p->err = rete_msg_set(p->m, RETE_EINVAL,
+					      "[client] time_zone: '%s' is not a time zone name; use "
+					      "e.g. Europe/Rome",
+					      value);
+			return 0;
+		}
+		return cc_set(p, &cfg->time_zone, strdup(value));
+	}
+	if (strcmp(name, "timeout") == 0) {
+		rete_duration d;
+		if (rete_duration_parse(value, &d, NULL) != RETE_OK || d.working_days > 0 ||
+		    d.ms <= 0 || d.ms > 3600000) {
+			p->err = rete_msg_set(p->m, RETE_EINVAL,
+					      "[client] timeout: '%s' is not accepted; use a duration "
+					      "from 1s to 1h, e.g. 10s",
+					      value);
+			return 0;
+		}
+		cfg->timeout_ms = (int)d.ms;
+		return 1;
+	}
+	p->err = rete_msg_set(p->m, RETE_EINVAL,
+			      "[client] %s: unknown key; known: id, key, broker, broker_key, events, "
+			      "time_zone, timeout",
+			      name);
+	return 0;
+}
+
+rete_err coord_config_load(const char *path, coord_config *cfg, rete_msg *m)
+{
+	struct cc_parse p = {.cfg = cfg, .m = m, .err = RETE_OK};
+	char real[PATH_MAX];
+	FILE *f;
+	int rc;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->timeout_ms = 10000;
+	if (realpath(path, real) == NULL)
+		return rete_msg_set(m, RETE_EIO, "%s: cannot read the configuration: %s", path,
+				    strerror(errno));
+	cfg->ini_path = strdup(real);
+	if (cfg->ini_path == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	snprintf(p.dir, sizeof(p.dir), "%s", real);
+	char *slash = strrchr(p.dir, '/');
+	if (slash == p.dir)
+		slash[1] = '\0';
+	else if (slash != NULL)
+		*slash = '\0';
+
+	f = fopen(real, "r");
+	if (f == NULL)
+		return rete_msg_set(m, RETE_EIO, "%s: cannot read the configuration: %s", path,
+				    strerror(errno));
+	rc = ini_parse_file(f, cc_handler, &p);
+	fclose(f);
+	if (p.err != RETE_OK) {
+		rete_msg_prefix(m, "%s", path);
+		return p.err;
+	}
+	if (rc != 0)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "%s: line %d is not 'key = value' or '[section]'", path, rc);
+	const char *missing = cfg->id[0] == '\0'            ? "id"
+			      : cfg->key_path == NULL        ? "key"
+			      : cfg->broker == NULL          ? "broker"
+			      : cfg->broker_key_path == NULL ? "broker_key"
+							     : NULL;
+	if (missing != NULL)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "%s: [client] %s is missing; a coordinator needs id, key, "
+				    "broker and broker_key",
+				    path, missing);
+	if (cfg->time_zone == NULL && (cfg->time_zone = strdup(RETE_DEFAULT_TZ)) == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	return RETE_OK;
+}
+
+void coord_config_free(coord_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	free(cfg->ini_path);
+	free(cfg->key_path);
+	free(cfg->broker);
+	free(cfg->broker_key_path);
+	free(cfg->events);
+	free(cfg->time_zone);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+rete_err coord_config_keys(const coord_config *cfg, rete_seckey **sk, rete_pubkey *broker_key,
+			   rete_msg *m)
+{
+	rete_err err;
+
+	*sk = NULL;
+	if ((err = rete_keyfile_load_public(cfg->broker_key_path, broker_key, m)) != RETE_OK)
+		return err;
+	return rete_keyfile_load_secret(cfg->key_path, sk, m);
+}
+
+rete_err coord_connect(const coord_config *cfg, bool events, rete_wire **out, rete_msg *m)
+{
+	rete_seckey *sk = NULL;
+	rete_pubkey bk;
+	rete_err err;
+
+	*out = NULL;
+	if (events && (cfg->events == NULL || cfg->events[0] == '\0'))
+		return rete_msg_set(m, RETE_EINVAL,
+				    "%s: [client] events is missing; set it to the broker's events "
+				    "endpoint (its [broker] events)",
+				    cfg->ini_path);
+	if ((err = coord_config_keys(cfg, &sk, &bk, m)) != RETE_OK)
+		return err;
+	if (events)
+		err = rete_wire_subscribe(out, cfg->events, &bk, sk, m);
+	else
+		err = rete_wire_connect(out, cfg->broker, &bk, sk, m);
+	rete_seckey_free(&sk);
+	return err;
+}
+
+rete_err coord_query(const coord_config *cfg, rete_wire *w, Rete__Query__WhatCase what,
+		     Rete__BrokerFrame **out, rete_msg *m)
+{
+	Rete__Query q = RETE__QUERY__INIT;
+	Rete__SnapshotQuery sq = RETE__SNAPSHOT_QUERY__INIT;
+	Rete__HealthQuery hq = RETE__HEALTH_QUERY__INIT;
+	Rete__QueryResult__AnswerCase want;
+	Rete__BrokerFrame *f = NULL;
+	rete_err err;
+
+	*out = NULL;
+	q.what_case = what;
+	if (what == RETE__QUERY__WHAT_SNAPSHOT) {
+		q.snapshot = &sq;
+		want = RETE__QUERY_RESULT__ANSWER_SNAPSHOT;
+	} else {
+		q.health = &hq;
+		want = RETE__QUERY_RESULT__ANSWER_HEALTH;
+	}
+	err = rete_wire_call(w, &q, cfg->timeout_ms, &f, m);
+	if (err == RETE_ETIMEDOUT)
+		return rete_msg_set(m, err,
+				    "the broker at %s did not answer within %d s; is it running, "
+				    "and is [client] broker right?",
+				    cfg->broker, cfg->timeout_ms / 1000);
+	if (err != RETE_OK)
+		return err;
+	if (f->command_case != RETE__BROKER_FRAME__COMMAND_RESULT || f->result == NULL) {
+		rete__broker_frame__free_unpacked(f, NULL);
+		return rete_msg_set(m, RETE_EDECODE, "the broker answered with something else than "
+						     "the answer to our query");
+	}
+	if (f->result->error != RETE__ERROR_CODE__ERROR_CODE_UNSPECIFIED) {
+		rete_msg_set(m, RETE_EREFUSED, "the broker refused the query: %s",
+			     f->result->error_text ? f->result->error_text : "(no reason given)");
+		rete__broker_frame__free_unpacked(f, NULL);
+		return RETE_EREFUSED;
+	}
+	if (f->result->answer_case != want) {
+		rete__broker_frame__free_unpacked(f, NULL);
+		return rete_msg_set(m, RETE_EDECODE,
+				    "the broker's answer is not of the kind asked for");
+	}
+	*out = f;
+	return RETE_OK;
+}
