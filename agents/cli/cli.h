@@ -18,6 +18,9 @@ bool cli_wants_help(int argc, char **argv);
 /* The subcommands (one file each: cmd_NAME.c). */
 int cmd_keygen(int argc, char **argv);
 int cmd_message(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+int cmd_checkpoint(int argc, char **argv);
+int cmd_store(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_report(int argc, char **argv);

@@ -1,0 +1,980 @@
+/* cmd_audit.c — the auditor's commands on a local store (an offline copy,
+ * or the broker's live folder opened read-only):
+ *   rete audit verify STORE_DIR --broker-key FILE.pub [...]   the whole log
+ *   rete audit log STORE_DIR [--from N] [--to N] [--case ID]  entries, metadata
+ *   rete audit timeline STORE_DIR --case ID                   one case, for people
+ *   rete audit proof STORE_DIR --index N [--size M]           inclusion proof
+ *   rete audit consistency STORE_DIR --from M --to N          consistency proof
+ *   rete audit check-proof FILE --checkpoint FILE --broker-key FILE.pub
+ * Proof files use the key names of the shared Merkle test vectors (leafIdx,
+ * treeSize, root, leafHash, proof, size1, size2, root1, root2). */
+#include "cli.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "codec.h"
+#include "json.h"
+#include "keys.h"
+#include "lifecycle.h"
+#include "merkle.h"
+#include "store.h"
+#include "verify.h"
+
+static void audit_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: rete audit verify STORE_DIR --broker-key FILE.pub [--since-checkpoint FILE]\n"
+		"                         [--origin NAME] [--json] [--threads N] [--no-replay]\n"
+		"                         [--scratch DIR]\n"
+		"       rete audit log STORE_DIR [--from N] [--to N] [--case ID]\n"
+		"       rete audit timeline STORE_DIR --case ID\n"
+		"       rete audit proof STORE_DIR --index N [--size M]\n"
+		"       rete audit consistency STORE_DIR --from M --to N\n"
+		"       rete audit check-proof FILE --checkpoint FILE --broker-key FILE.pub\n"
+		"                              [--origin NAME]\n"
+		"\n"
+		"The auditor's commands. STORE_DIR is the broker's store folder (or a copy,\n"
+		"e.g. from 'rete store backup'); it is opened read-only, so these commands\n"
+		"work while the broker runs and writes.\n"
+		"\n"
+		"verify     checks the whole log at one fixed size: every entry decodes\n"
+		"           strictly and sits at its index; every signature verifies (the\n"
+		"           broker's bodies with --broker-key, an agency's message with its\n"
+		"           key in the Directory in force at that point of the log); the\n"
+		"           Merkle tree recomputed from the entries equals the stored one and\n"
+		"           every stored checkpoint, each checkpoint is signed by the broker\n"
+		"           key and consistent with the one before; and the referral lifecycle\n"
+		"           replayed from the log (in a scratch store, removed afterwards)\n"
+		"           gives the same referral projections as the store. Prints\n"
+		"           'verified N entries, M checkpoints; latest checkpoint size S root R'\n"
+		"           or the first failure, naming the entry's index. Signatures are\n"
+		"           checked on every core. A progress line goes to standard error when\n"
+		"           it is a terminal.\n"
+		"  --broker-key FILE.pub    the broker's public key (required)\n"
+		"  --since-checkpoint FILE  a checkpoint note kept from an earlier audit: the\n"
+		"                           log must extend it (catches a truncated log or an\n"
+		"                           older backup put back)\n"
+		"  --origin NAME            the log's origin (the checkpoints' key name);\n"
+		"                           default: the first checkpoint's origin\n"
+		"  --json                   print a summary object instead of the sentence\n"
+		"  --threads N              threads for the signatures (default: all cores)\n"
+		"  --no-replay              skip the lifecycle replay (about half the work)\n"
+		"  --scratch DIR            where the replay's scratch store goes (default\n"
+		"                           $TMPDIR or /tmp)\n"
+		"\n"
+		"log        prints entries as JSON lines, metadata only: index, loggedAt,\n"
+		"           sender, recipient, kind, messageId, referralId, status, caseId.\n"
+		"           --from and --to are log indexes, both inclusive; --case keeps one\n"
+		"           case's entries.\n"
+		"timeline   prints one case's history as lines for people to read.\n"
+		"\n"
+		"proof      prints the inclusion proof of entry --index in the tree of --size\n"
+		"           entries (default: the latest checkpoint's size when it covers the\n"
+		"           entry, else the log size) as JSON: leafIdx, treeSize, leafHash,\n"
+		"           proof (base64 hashes), root, and checkpoint (the signed note)\n"
+		"           when the store holds a checkpoint of that size.\n"
+		"consistency prints the consistency proof between tree sizes --from and --to\n"
+		"           as JSON: size1, size2, root1, root2, proof, and checkpoint1 /\n"
+		"           checkpoint (the signed notes of those sizes, when stored).\n"
+		"check-proof checks a proof file of either kind against a signed checkpoint\n"
+		"           note (a file): the note must carry a valid signature of\n"
+		"           --broker-key under the origin's name (--origin, default the\n"
+		"           note's first line), its size must be the proof's treeSize (or\n"
+		"           size2) and its root the proof's root (or root2), and the proof\n"
+		"           must verify (RFC 9162).\n"
+		"\n"
+		"Exit codes: 0 the log / proof holds (or the output was printed); 1 it does\n"
+		"not (the sentence says where and why); 2 usage error, unreadable file or\n"
+		"store, I/O error.\n");
+}
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return false;
+	*out = v;
+	return true;
+}
+
+static char *b64h(const uint8_t h[RETE_MERKLE_HASH])
+{
+	return rete_b64_encode(h, RETE_MERKLE_HASH);
+}
+
+/* set_b64 adds key: base64(h) to obj. */
+static void set_b64(json_t *obj, const char *key, const uint8_t *h, size_t len)
+{
+	char *s = rete_b64_encode(h, len);
+	json_object_set_new(obj, key, s != NULL ? json_string(s) : json_null());
+	free(s);
+}
+
+static int print_json(json_t *obj, const char *who)
+{
+	int rc = CLI_OK;
+	if (obj == NULL || json_dumpf(obj, stdout, JSON_INDENT(2)) != 0 || fputc('\n', stdout) == EOF ||
+	    fflush(stdout) != 0) {
+		fprintf(stderr, "rete audit %s: cannot write to standard output: %s\n", who,
+			strerror(errno));
+		rc = CLI_USAGE;
+	}
+	json_decref(obj);
+	return rc;
+}
+
+static int open_store(const char *dir, rete_store **s, const char *who)
+{
+	rete_msg m = {{0}};
+	rete_err e = rete_store_open(s, dir, RETE_STORE_RDONLY, &m);
+
+	if (e != RETE_OK) {
+		fprintf(stderr, "rete audit %s: %s\n", who, m.text[0] ? m.text : rete_strerror(e));
+		return CLI_USAGE;
+	}
+	return CLI_OK;
+}
+
+/* need_value takes the value of option argv[*i]. */
+static const char *need_value(int argc, char **argv, int *i, const char *who, const char *what)
+{
+	if (*i + 1 >= argc) {
+		fprintf(stderr, "rete audit %s: %s needs %s\n", who, argv[*i], what);
+		return NULL;
+	}
+	return argv[++*i];
+}
+
+static int unknown_option(const char *who, const char *opt, const char *accepted)
+{
+	fprintf(stderr, "rete audit %s: unknown option '%s'; accepted: %s\n", who, opt, accepted);
+	return CLI_USAGE;
+}
+
+static int bad_number(const char *who, const char *opt, const char *v)
+{
+	fprintf(stderr, "rete audit %s: %s '%s' is not a number; give a decimal integer >= 0\n",
+		who, opt, v);
+	return CLI_USAGE;
+}
+
+/* ---- verify ------------------------------------------------------------------- */
+
+static void on_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	(void)ctx;
+	fprintf(stderr, "\rverifying: %" PRIu64 " of %" PRIu64 " entries (%d%%)", done, total,
+		total == 0 ? 100 : (int)(done * 100 / total));
+	if (done == total)
+		fputc('\n', stderr);
+	fflush(stderr);
+}
+
+static json_t *verify_json(const rete_verify_report *rep, bool replay)
+{
+	json_t *o = json_object();
+	const char *verdict = rep->verdict == RETE_VERIFY_HOLDS	  ? "holds"
+			      : rep->verdict == RETE_VERIFY_FAILS ? "fails"
+								  : "error";
+
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "holds", json_boolean(rep->verdict == RETE_VERIFY_HOLDS));
+	json_object_set_new(o, "verdict", json_string(verdict));
+	json_object_set_new(o, "origin", json_string(rep->origin));
+	json_object_set_new(o, "logSize", json_integer((json_int_t)rep->size));
+	json_object_set_new(o, "entriesChecked", json_integer((json_int_t)rep->entries));
+	json_object_set_new(o, "checkpointsChecked", json_integer((json_int_t)rep->checkpoints));
+	json_object_set_new(o, "directories", json_integer((json_int_t)rep->directories));
+	json_object_set_new(o, "replay", json_boolean(replay));
+	json_object_set_new(o, "referralsCompared", json_integer((json_int_t)rep->referrals));
+	if (rep->verdict == RETE_VERIFY_HOLDS)
+		set_b64(o, "root", rep->root, RETE_MERKLE_HASH);
+	if (rep->has_checkpoint) {
+		json_t *c = json_object();
+		json_object_set_new(c, "size", json_integer((json_int_t)rep->latest_size));
+		set_b64(c, "root", rep->latest_root, RETE_MERKLE_HASH);
+		json_object_set_new(o, "latestCheckpoint", c);
+	}
+	if (rep->has_bad_entry)
+		json_object_set_new(o, "badEntry", json_integer((json_int_t)rep->bad_index));
+	if (rep->reason[0] != '\0')
+		json_object_set_new(o, "reason", json_string(rep->reason));
+	return o;
+}
+
+static int audit_verify(int argc, char **argv)
+{
+	const char *dir = NULL, *keyfile = NULL, *since = NULL, *origin = NULL, *v;
+	bool json = false, replay = true;
+	rete_verify_options opt;
+	rete_verify_report rep;
+	rete_store *s = NULL;
+	char *note = NULL;
+	size_t note_len = 0;
+	uint64_t threads = 0;
+	rete_msg m = {{0}};
+	rete_err e;
+	int rc;
+
+	memset(&opt, 0, sizeof(opt));
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--broker-key") == 0) {
+			if ((keyfile = need_value(argc, argv, &i, "verify", "a .pub file")) == NULL)
+				return CLI_USAGE;
+		} else if (strcmp(argv[i], "--since-checkpoint") == 0) {
+			if ((since = need_value(argc, argv, &i, "verify", "a checkpoint file")) == NULL)
+				return CLI_USAGE;
+		} else if (strcmp(argv[i], "--origin") == 0) {
+			if ((origin = need_value(argc, argv, &i, "verify", "a name")) == NULL)
+				return CLI_USAGE;
+		} else if (strcmp(argv[i], "--scratch") == 0) {
+			if ((opt.scratch_dir = need_value(argc, argv, &i, "verify", "a folder")) ==
+			    NULL)
+				return CLI_USAGE;
+		} else if (strcmp(argv[i], "--threads") == 0) {
+			if ((v = need_value(argc, argv, &i, "verify", "a number")) == NULL)
+				return CLI_USAGE;
+			if (!parse_u64(v, &threads) || threads == 0 || threads > 256) {
+				fprintf(stderr,
+					"rete audit verify: --threads '%s' is not accepted; give 1 to "
+					"256\n",
+					v);
+				return CLI_USAGE;
+			}
+		} else if (strcmp(argv[i], "--json") == 0) {
+			json = true;
+		} else if (strcmp(argv[i], "--no-replay") == 0) {
+			replay = false;
+		} else if (argv[i][0] == '-') {
+			return unknown_option("verify", argv[i],
+					      "--broker-key, --since-checkpoint, --origin, --json, "
+					      "--threads, --no-replay, --scratch");
+		} else if (dir == NULL) {
+			dir = argv[i];
+		} else {
+			fprintf(stderr, "rete audit verify: unexpected argument '%s'\n", argv[i]);
+			return CLI_USAGE;
+		}
+	}
+	if (dir == NULL || keyfile == NULL) {
+		fprintf(stderr, "rete audit verify: %s; see 'rete audit --help'\n",
+			dir == NULL ? "missing STORE_DIR" : "missing --broker-key FILE.pub");
+		return CLI_USAGE;
+	}
+	if ((e = rete_keyfile_load_public(keyfile, &opt.broker_key, &m)) != RETE_OK) {
+		fprintf(stderr, "rete audit verify: %s\n", m.text[0] ? m.text : rete_strerror(e));
+		return CLI_USAGE;
+	}
+	if (since != NULL) {
+		FILE *f = fopen(since, "rb");
+		if (f == NULL) {
+			fprintf(stderr, "rete audit verify: cannot read %s: %s\n", since,
+				strerror(errno));
+			return CLI_USAGE;
+		}
+		note = malloc(65536);
+		note_len = note != NULL ? fread(note, 1, 65535, f) : 0;
+		fclose(f);
+		if (note == NULL) {
+			fprintf(stderr, "rete audit verify: out of memory\n");
+			return CLI_USAGE;
+		}
+		note[note_len] = '\0';
+		opt.since_note = note;
+		opt.since_len = note_len;
+	}
+	opt.origin = origin;
+	opt.threads = (unsigned)threads;
+	opt.replay = replay;
+	if (isatty(STDERR_FILENO))
+		opt.progress = on_progress;
+	if ((rc = open_store(dir, &s, "verify")) != CLI_OK) {
+		free(note);
+		return rc;
+	}
+	e = rete_verify_log(s, &opt, &rep, &m);
+	rete_store_close(&s);
+	free(note);
+	if (rep.verdict == RETE_VERIFY_ERROR) {
+		fprintf(stderr, "rete audit verify: %s\n", m.text[0] ? m.text : rete_strerror(e));
+		if (json)
+			print_json(verify_json(&rep, replay), "verify");
+		return CLI_USAGE;
+	}
+	if (json) {
+		rc = print_json(verify_json(&rep, replay), "verify");
+		if (rc != CLI_OK)
+			return rc;
+	} else if (rep.verdict == RETE_VERIFY_HOLDS) {
+		if (rep.has_checkpoint) {
+			char *r = b64h(rep.latest_root);
+			printf("verified %" PRIu64 " entries, %" PRIu64
+			       " checkpoints; latest checkpoint size %" PRIu64 " root %s\n",
+			       rep.entries, rep.checkpoints, rep.latest_size, r ? r : "?");
+			free(r);
+		} else {
+			printf("verified %" PRIu64 " entries, 0 checkpoints; no checkpoint yet\n",
+			       rep.entries);
+		}
+	} else {
+		printf("the log does not verify: %s\n", rep.reason);
+		printf("(%" PRIu64 " of %" PRIu64 " entries and %" PRIu64
+		       " checkpoints checked before it)\n",
+		       rep.entries, rep.size, rep.checkpoints);
+	}
+	if (fflush(stdout) != 0)
+		return CLI_USAGE;
+	return rep.verdict == RETE_VERIFY_HOLDS ? CLI_OK : CLI_FALSE;
+}
+
+/* ---- log and timeline ----------------------------------------------------------- */
+
+/* The metadata of one entry. msg may be NULL when it does not decode. */
+static const char *referral_of(const Rete__Message *msg)
+{
+	switch (msg->body_case) {
+	case RETE__MESSAGE__BODY_REFERRAL:
+		return msg->id;
+	case RETE__MESSAGE__BODY_UPDATE:
+		return msg->update->referral_id;
+	case RETE__MESSAGE__BODY_NOTE:
+		return msg->note->referral_id;
+	case RETE__MESSAGE__BODY_DELIVERY:
+		return msg->delivery->referral_id;
+	case RETE__MESSAGE__BODY_NOTICE:
+		return msg->notice->referral_id;
+	default:
+		return NULL;
+	}
+}
+
+static const char *status_of(const Rete__Message *msg)
+{
+	if (msg->body_case == RETE__MESSAGE__BODY_REFERRAL)
+		return "requested";
+	if (msg->body_case == RETE__MESSAGE__BODY_UPDATE &&
+	    msg->update->status != RETE__STATUS__STATUS_UNSPECIFIED)
+		return rete_status_name(msg->update->status);
+	return NULL;
+}
+
+static void set_str(json_t *o, const char *key, const char *v)
+{
+	if (v != NULL && *v != '\0')
+		json_object_set_new(o, key, json_string(v));
+}
+
+/* entry_json: the metadata object of entry index (NULL on out of memory). */
+static json_t *entry_json(uint64_t index, const rete_buf *raw)
+{
+	json_t *o = json_object();
+	Rete__LogEntry *le = rete__log_entry__unpack(NULL, raw->len, raw->data);
+	Rete__Message *msg = NULL;
+	rete_msg m = {{0}};
+	char tb[32];
+
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "index", json_integer((json_int_t)index));
+	if (le == NULL) {
+		json_object_set_new(o, "error", json_string("the LogEntry does not decode"));
+		return o;
+	}
+	json_object_set_new(o, "loggedAt", json_string(rete_time_format(le->logged_at, tb)));
+	if (rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &msg, &m) !=
+	    RETE_OK) {
+		json_object_set_new(o, "error", json_string(m.text));
+	} else {
+		set_str(o, "sender", msg->sender);
+		set_str(o, "recipient", msg->recipient);
+		set_str(o, "kind", rete_message_kind(msg));
+		set_str(o, "messageId", msg->id);
+		set_str(o, "referralId", referral_of(msg));
+		set_str(o, "status", status_of(msg));
+		set_str(o, "caseId", msg->case_id);
+		rete__message__free_unpacked(msg, NULL);
+	}
+	rete__log_entry__free_unpacked(le, NULL);
+	return o;
+}
+
+struct idx_list {
+	uint64_t *il_v;
+	size_t il_n, il_cap;
+	bool il_oom;
+};
+
+static int collect_index(void *ctx, uint64_t index)
+{
+	struct idx_list *l = ctx;
+	if (l->il_n == l->il_cap) {
+		size_t cap = l->il_cap ? l->il_cap * 2 : 64;
+		uint64_t *nv = realloc(l->il_v, cap * sizeof(*nv));
+		if (nv == NULL) {
+			l->il_oom = true;
+			return 1;
+		}
+		l->il_v = nv;
+		l->il_cap = cap;
+	}
+	l->il_v[l->il_n++] = index;
+	return 0;
+}
+
+/* for_entries calls fn for the entries [from, to] (or those of case_id
+ * among them), in log order, inside one read transaction. */
+static int for_entries(const char *dir, const char *who, uint64_t from, uint64_t to,
+		       const char *case_id, int (*fn)(void *ctx, uint64_t index, const rete_buf *raw),
+		       void *ctx)
+{
+	rete_store *s = NULL;
+	rete_store_rtxn *rt = NULL;
+	struct idx_list l = {0};
+	uint64_t size = 0;
+	rete_msg m = {{0}};
+	rete_err e;
+	int rc;
+
+	if ((rc = open_store(dir, &s, who)) != CLI_OK)
+		return rc;
+	e = rete_store_read_begin(s, &rt, &m);
+	if (e == RETE_OK)
+		e = rete_store_size(s, rt, &size, &m);
+	if (e == RETE_OK && case_id != NULL)
+		e = rete_store_case_entries(s, rt, case_id, collect_index, &l, &m);
+	if (e == RETE_OK && l.il_oom)
+		e = rete_msg_set(&m, RETE_ENOMEM, "out of memory");
+	if (e == RETE_OK) {
+		if (to >= size)
+			to = size == 0 ? 0 : size - 1;
+		if (case_id != NULL) {
+			for (size_t i = 0; e == RETE_OK && rc == CLI_OK && i < l.il_n; i++) {
+				rete_buf raw = {0};
+				if (l.il_v[i] < from || l.il_v[i] > to)
+					continue;
+				if ((e = rete_store_entry(s, rt, l.il_v[i], &raw, &m)) == RETE_OK)
+					rc = fn(ctx, l.il_v[i], &raw);
+				rete_buf_free(&raw);
+			}
+		} else {
+			for (uint64_t i = from; size > 0 && e == RETE_OK && rc == CLI_OK && i <= to;
+			     i++) {
+				rete_buf raw = {0};
+				if ((e = rete_store_entry(s, rt, i, &raw, &m)) == RETE_OK)
+					rc = fn(ctx, i, &raw);
+				rete_buf_free(&raw);
+			}
+		}
+	}
+	rete_store_read_end(&rt);
+	rete_store_close(&s);
+	free(l.il_v);
+	if (e != RETE_OK) {
+		fprintf(stderr, "rete audit %s: %s\n", who, m.text[0] ? m.text : rete_strerror(e));
+		return CLI_USAGE;
+	}
+	return rc;
+}
+
+static int print_line(void *ctx, uint64_t index, const rete_buf *raw)
+{
+	json_t *o = entry_json(index, raw);
+	int rc = CLI_OK;
+	(void)ctx;
+	if (o == NULL || json_dumpf(o, stdout, JSON_COMPACT) != 0 || fputc('\n', stdout) == EOF)
+		rc = CLI_USAGE;
+	json_decref(o);
+	return rc;
+}
+
+/* print_timeline_line: one entry of a case for a person. */
+static int print_timeline_line(void *ctx, uint64_t index, const rete_buf *raw)
+{
+	json_t *o = entry_json(index, raw);
+	const char *at, *kind, *sender, *recipient, *ref, *status;
+	(void)ctx;
+	if (o == NULL)
+		return CLI_USAGE;
+	at = json_string_value(json_object_get(o, "loggedAt"));
+	kind = json_string_value(json_object_get(o, "kind"));
+	sender = json_string_value(json_object_get(o, "sender"));
+	recipient = json_string_value(json_object_get(o, "recipient"));
+	ref = json_string_value(json_object_get(o, "referralId"));
+	status = json_string_value(json_object_get(o, "status"));
+	printf("%s  #%-6" PRIu64 " %-9s %s", at ? at : "?", index, kind ? kind : "?",
+	       sender ? sender : "?");
+	if (recipient != NULL)
+		printf(" -> %s", recipient);
+	if (ref != NULL)
+		printf("  referral %s", ref);
+	if (status != NULL)
+		printf("  status %s", status);
+	putchar('\n');
+	json_decref(o);
+	return ferror(stdout) ? CLI_USAGE : CLI_OK;
+}
+
+static int audit_log_or_timeline(int argc, char **argv, bool timeline)
+{
+	const char *who = timeline ? "timeline" : "log";
+	const char *dir = NULL, *case_id = NULL, *v;
+	uint64_t from = 0, to = UINT64_MAX;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--case") == 0) {
+			if ((case_id = need_value(argc, argv, &i, who, "a case id")) == NULL)
+				return CLI_USAGE;
+		} else if (!timeline && (strcmp(argv[i], "--from") == 0 || strcmp(argv[i], "--to") == 0)) {
+			const char *opt = argv[i];
+			if ((v = need_value(argc, argv, &i, who, "a log index")) == NULL)
+				return CLI_USAGE;
+			if (!parse_u64(v, opt[2] == 'f' ? &from : &to))
+				return bad_number(who, opt, v);
+		} else if (argv[i][0] == '-') {
+			return unknown_option(who, argv[i],
+					      timeline ? "--case" : "--from, --to, --case");
+		} else if (dir == NULL) {
+			dir = argv[i];
+		} else {
+			fprintf(stderr, "rete audit %s: unexpected argument '%s'\n", who, argv[i]);
+			return CLI_USAGE;
+		}
+	}
+	if (dir == NULL || (timeline && case_id == NULL)) {
+		fprintf(stderr, "rete audit %s: %s; see 'rete audit --help'\n", who,
+			dir == NULL ? "missing STORE_DIR" : "missing --case ID");
+		return CLI_USAGE;
+	}
+	if (case_id != NULL && *case_id == '\0') {
+		fprintf(stderr, "rete audit %s: --case is empty; give a case id\n", who);
+		return CLI_USAGE;
+	}
+	if (from > to) {
+		fprintf(stderr, "rete audit log: --from %" PRIu64 " is after --to %" PRIu64 "\n",
+			from, to);
+		return CLI_USAGE;
+	}
+	if (timeline)
+		printf("case %s\n", case_id);
+	rc = for_entries(dir, who, from, to, case_id, timeline ? print_timeline_line : print_line,
+			 NULL);
+	if (fflush(stdout) != 0)
+		return CLI_USAGE;
+	return rc;
+}
+
+/* ---- proofs ---------------------------------------------------------------------- */
+
+static json_t *proof_array(uint8_t proof[][RETE_MERKLE_HASH], size_t n)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; a != NULL && i < n; i++) {
+		char *s = b64h(proof[i]);
+		json_array_append_new(a, s != NULL ? json_string(s) : json_null());
+		free(s);
+	}
+	return a;
+}
+
+/* add_note adds key: the stored checkpoint note of size, when there is one. */
+static rete_err add_note(rete_store *s, rete_store_rtxn *rt, json_t *o, const char *key,
+			 uint64_t size, rete_msg *m)
+{
+	char *note = NULL;
+	rete_err e = rete_store_checkpoint_get(s, rt, size, &note, m);
+	if (e == RETE_ENOENT)
+		return RETE_OK;
+	if (e == RETE_OK)
+		json_object_set_new(o, key, json_string(note));
+	free(note);
+	return e;
+}
+
+static int audit_proof(int argc, char **argv, bool consistency)
+{
+	const char *who = consistency ? "consistency" : "proof";
+	const char *dir = NULL, *v;
+	uint64_t a = 0, b = 0, size = 0, ck_size = 0;
+	bool have_a = false, have_b = false;
+	uint8_t proof[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH], h1[RETE_MERKLE_HASH],
+	    h2[RETE_MERKLE_HASH];
+	size_t n = 0;
+	rete_store *s = NULL;
+	rete_store_rtxn *rt = NULL;
+	json_t *o = NULL;
+	rete_msg m = {{0}};
+	rete_err e;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		const char *opt = argv[i];
+		bool first = consistency ? strcmp(opt, "--from") == 0 : strcmp(opt, "--index") == 0;
+		bool second = consistency ? strcmp(opt, "--to") == 0 : strcmp(opt, "--size") == 0;
+		if (first || second) {
+			if ((v = need_value(argc, argv, &i, who, "a number")) == NULL)
+				return CLI_USAGE;
+			if (!parse_u64(v, first ? &a : &b))
+				return bad_number(who, opt, v);
+			*(first ? &have_a : &have_b) = true;
+		} else if (opt[0] == '-') {
+			return unknown_option(who, opt,
+					      consistency ? "--from, --to" : "--index, --size");
+		} else if (dir == NULL) {
+			dir = opt;
+		} else {
+			fprintf(stderr, "rete audit %s: unexpected argument '%s'\n", who, opt);
+			return CLI_USAGE;
+		}
+	}
+	if (dir == NULL || !have_a || (consistency && !have_b)) {
+		fprintf(stderr, "rete audit %s: missing %s; see 'rete audit --help'\n", who,
+			dir == NULL ? "STORE_DIR"
+			: !have_a   ? (consistency ? "--from M" : "--index N")
+				    : "--to N");
+		return CLI_USAGE;
+	}
+	if ((rc = open_store(dir, &s, who)) != CLI_OK)
+		return rc;
+	e = rete_store_read_begin(s, &rt, &m);
+	if (e == RETE_OK)
+		e = rete_store_size(s, rt, &size, &m);
+	if (e != RETE_OK)
+		goto io;
+	rc = CLI_OK;
+	if (!consistency) {
+		if (!have_b) {
+			char *note = NULL;
+			b = size;
+			if (rete_store_checkpoint_latest(s, rt, &ck_size, &note, NULL) == RETE_OK &&
+			    ck_size > a)
+				b = ck_size;
+			free(note);
+		}
+		if (a >= b || b > size) {
+			fprintf(stderr,
+				"rete audit proof: --index %" PRIu64 " and size %" PRIu64
+				" are not accepted: the index must be below the size and the size "
+				"at most the log size %" PRIu64 "\n",
+				a, b, size);
+			rc = CLI_USAGE;
+			goto out;
+		}
+		e = rete_store_inclusion_proof(s, rt, a, b, proof, &n, &m);
+		if (e == RETE_OK)
+			e = rete_store_leaf_hash(s, rt, a, h1, &m);
+		if (e == RETE_OK)
+			e = rete_store_root(s, rt, b, h2, &m);
+		if (e != RETE_OK)
+			goto io;
+		o = json_object();
+		json_object_set_new(o, "leafIdx", json_integer((json_int_t)a));
+		json_object_set_new(o, "treeSize", json_integer((json_int_t)b));
+		set_b64(o, "leafHash", h1, RETE_MERKLE_HASH);
+		json_object_set_new(o, "proof", proof_array(proof, n));
+		set_b64(o, "root", h2, RETE_MERKLE_HASH);
+		if ((e = add_note(s, rt, o, "checkpoint", b, &m)) != RETE_OK)
+			goto io;
+	} else {
+		if (a == 0 || a > b || b > size) {
+			fprintf(stderr,
+				"rete audit consistency: --from %" PRIu64 " --to %" PRIu64
+				" are not accepted: give 1 <= from <= to <= %" PRIu64
+				" (the log size)\n",
+				a, b, size);
+			rc = CLI_USAGE;
+			goto out;
+		}
+		e = rete_store_consistency_proof(s, rt, a, b, proof, &n, &m);
+		if (e == RETE_OK)
+			e = rete_store_root(s, rt, a, h1, &m);
+		if (e == RETE_OK)
+			e = rete_store_root(s, rt, b, h2, &m);
+		if (e != RETE_OK)
+			goto io;
+		o = json_object();
+		json_object_set_new(o, "size1", json_integer((json_int_t)a));
+		json_object_set_new(o, "size2", json_integer((json_int_t)b));
+		set_b64(o, "root1", h1, RETE_MERKLE_HASH);
+		set_b64(o, "root2", h2, RETE_MERKLE_HASH);
+		json_object_set_new(o, "proof", proof_array(proof, n));
+		if ((e = add_note(s, rt, o, "checkpoint1", a, &m)) != RETE_OK ||
+		    (e = add_note(s, rt, o, "checkpoint", b, &m)) != RETE_OK)
+			goto io;
+	}
+	rete_store_read_end(&rt);
+	rete_store_close(&s);
+	return print_json(o, who);
+io:
+	fprintf(stderr, "rete audit %s: %s\n", who, m.text[0] ? m.text : rete_strerror(e));
+	rc = CLI_USAGE;
+out:
+	json_decref(o);
+	rete_store_read_end(&rt);
+	rete_store_close(&s);
+	return rc;
+}
+
+/* ---- check-proof --------------------------------------------------------------------- */
+
+/* get_u64 reads key of o: a JSON integer >= 0 or a decimal string. */
+static bool get_u64(json_t *o, const char *key, uint64_t *out, bool *present)
+{
+	json_t *v = json_object_get(o, key);
+	*present = v != NULL;
+	if (v == NULL)
+		return true;
+	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+		*out = (uint64_t)json_integer_value(v);
+		return true;
+	}
+	return json_is_string(v) && parse_u64(json_string_value(v), out);
+}
+
+/* get_hash decodes key of o (base64) into a malloc'd buffer. */
+static rete_err get_b64(json_t *o, const char *key, uint8_t **out, size_t *len)
+{
+	json_t *v = json_object_get(o, key);
+	*out = NULL;
+	*len = 0;
+	if (!json_is_string(v))
+		return RETE_EINVAL;
+	return rete_b64_decode(json_string_value(v), out, len);
+}
+
+static int check_fail(const char *file, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int check_fail(const char *file, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("the proof in %s does not hold: ", file);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+	return CLI_FALSE;
+}
+
+static int audit_check_proof(int argc, char **argv)
+{
+	const char *file = NULL, *ckfile = NULL, *keyfile = NULL, *origin = NULL;
+	static const char *known[] = {"leafIdx", "treeSize", "root",	"leafHash", "proof",
+				      "size1",	 "size2",    "root1",	"root2",    "checkpoint",
+				      "checkpoint1", "desc", NULL};
+	rete_pubkey pk;
+	rete_checkpoint cp, parsed;
+	json_t *doc = NULL, *arr, *val;
+	const char *key;
+	char *note = NULL;
+	size_t note_len = 0;
+	rete_merkle_elem el[RETE_MERKLE_MAX_PROOF + 1];
+	uint8_t *bufs[RETE_MERKLE_MAX_PROOF + 1] = {0};
+	uint8_t *h1 = NULL, *h2 = NULL;
+	size_t h1len = 0, h2len = 0, n = 0;
+	uint64_t x = 0, y = 0;
+	bool inclusion, px = false, py = false;
+	rete_msg m = {{0}};
+	rete_err e;
+	int rc = CLI_USAGE;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--checkpoint") == 0) {
+			if ((ckfile = need_value(argc, argv, &i, "check-proof", "a file")) == NULL)
+				return CLI_USAGE;
+		} else if (strcmp(argv[i], "--broker-key") == 0) {
+			if ((keyfile = need_value(argc, argv, &i, "check-proof", "a .pub file")) ==
+			    NULL)
+				return CLI_USAGE;
+		} else if (strcmp(argv[i], "--origin") == 0) {
+			if ((origin = need_value(argc, argv, &i, "check-proof", "a name")) == NULL)
+				return CLI_USAGE;
+		} else if (argv[i][0] == '-') {
+			return unknown_option("check-proof", argv[i],
+					      "--checkpoint, --broker-key, --origin");
+		} else if (file == NULL) {
+			file = argv[i];
+		} else {
+			fprintf(stderr, "rete audit check-proof: unexpected argument '%s'\n",
+				argv[i]);
+			return CLI_USAGE;
+		}
+	}
+	if (file == NULL || ckfile == NULL || keyfile == NULL) {
+		fprintf(stderr, "rete audit check-proof: missing %s; see 'rete audit --help'\n",
+			file == NULL ? "FILE" : ckfile == NULL ? "--checkpoint FILE"
+							       : "--broker-key FILE.pub");
+		return CLI_USAGE;
+	}
+	if ((e = rete_keyfile_load_public(keyfile, &pk, &m)) != RETE_OK) {
+		fprintf(stderr, "rete audit check-proof: %s\n", m.text);
+		return CLI_USAGE;
+	}
+	{
+		FILE *f = fopen(ckfile, "rb");
+		if (f == NULL || (note = malloc(65536)) == NULL) {
+			fprintf(stderr, "rete audit check-proof: cannot read %s: %s\n", ckfile,
+				strerror(errno));
+			if (f != NULL)
+				fclose(f);
+			return CLI_USAGE;
+		}
+		note_len = fread(note, 1, 65535, f);
+		note[note_len] = '\0';
+		fclose(f);
+	}
+	/* the proof file */
+	if ((e = rete_json_load_file(file, &doc, &m)) != RETE_OK) {
+		fprintf(stderr, "rete audit check-proof: %s\n", m.text);
+		goto out;
+	}
+	if (!json_is_object(doc)) {
+		rc = check_fail(file, "%s", "it is not a JSON object");
+		goto out;
+	}
+	json_object_foreach(doc, key, val) {
+		bool ok = false;
+		for (int i = 0; known[i] != NULL; i++)
+			ok = ok || strcmp(known[i], key) == 0;
+		if (!ok) {
+			rc = check_fail(file,
+					"unknown key '%s'; accepted: leafIdx, treeSize, root, "
+					"leafHash, proof, size1, size2, root1, root2, checkpoint, "
+					"checkpoint1",
+					key);
+			goto out;
+		}
+	}
+	inclusion = json_object_get(doc, "leafIdx") != NULL;
+	if (!get_u64(doc, inclusion ? "leafIdx" : "size1", &x, &px) ||
+	    !get_u64(doc, inclusion ? "treeSize" : "size2", &y, &py) || !px || !py) {
+		rc = check_fail(file, "%s",
+				inclusion ? "leafIdx and treeSize must be integers >= 0"
+					  : "it is neither an inclusion proof (leafIdx, treeSize) "
+					    "nor a consistency proof (size1, size2) with integer "
+					    "sizes");
+		goto out;
+	}
+	if (get_b64(doc, inclusion ? "leafHash" : "root1", &h1, &h1len) != RETE_OK ||
+	    get_b64(doc, inclusion ? "root" : "root2", &h2, &h2len) != RETE_OK) {
+		rc = check_fail(file, "%s",
+				inclusion ? "leafHash and root must be base64 strings"
+					  : "root1 and root2 must be base64 strings");
+		goto out;
+	}
+	arr = json_object_get(doc, "proof");
+	if (!(json_is_array(arr) || json_is_null(arr)) ||
+	    json_array_size(arr) > RETE_MERKLE_MAX_PROOF) {
+		rc = check_fail(file, "%s", "proof must be an array of at most 64 base64 hashes");
+		goto out;
+	}
+	for (n = 0; n < json_array_size(arr); n++) {
+		json_t *it = json_array_get(arr, n);
+		if (!json_is_string(it) ||
+		    rete_b64_decode(json_string_value(it), &bufs[n], &el[n].len) != RETE_OK) {
+			rc = check_fail(file, "proof[%zu] is not a base64 string", n);
+			goto out;
+		}
+		el[n].data = bufs[n];
+	}
+	/* the checkpoint */
+	if (rete_checkpoint_parse(note, note_len, &parsed, &m) != RETE_OK) {
+		printf("the checkpoint in %s is not a checkpoint note: %s\n", ckfile, m.text);
+		rc = CLI_FALSE;
+		goto out;
+	}
+	if (origin == NULL)
+		origin = parsed.origin;
+	if (rete_checkpoint_verify(note, note_len, origin, &pk, &cp, &m) != RETE_OK) {
+		printf("the checkpoint in %s does not verify with %s: %s\n", ckfile, keyfile,
+		       m.text);
+		rc = CLI_FALSE;
+		goto out;
+	}
+	if (cp.size != y) {
+		rc = check_fail(file, "its %s is %" PRIu64 " but the checkpoint's size is %" PRIu64,
+				inclusion ? "treeSize" : "size2", y, cp.size);
+		goto out;
+	}
+	if (h2len != RETE_MERKLE_HASH || memcmp(h2, cp.root, RETE_MERKLE_HASH) != 0) {
+		rc = check_fail(file, "%s",
+				inclusion ? "its root is not the checkpoint's root"
+					  : "its root2 is not the checkpoint's root");
+		goto out;
+	}
+	if (inclusion)
+		e = rete_merkle_verify_inclusion(x, y, h1, h1len, el, n, cp.root, RETE_MERKLE_HASH,
+						 &m);
+	else
+		e = rete_merkle_verify_consistency(x, y, h1, h1len, cp.root, RETE_MERKLE_HASH, el,
+						   n, &m);
+	if (e != RETE_OK) {
+		rc = check_fail(file, "%s", m.text);
+		goto out;
+	}
+	if (inclusion)
+		printf("proof holds: entry %" PRIu64 " is in the log of %s at size %" PRIu64
+		       ", checkpoint signed by the broker key\n",
+		       x, cp.origin, y);
+	else
+		printf("proof holds: the log of %s at size %" PRIu64 " extends its tree of size %" PRIu64
+		       ", checkpoint signed by the broker key\n",
+		       cp.origin, y, x);
+	rc = fflush(stdout) == 0 ? CLI_OK : CLI_USAGE;
+out:
+	for (size_t i = 0; i < RETE_MERKLE_MAX_PROOF + 1; i++)
+		free(bufs[i]);
+	free(h1);
+	free(h2);
+	free(note);
+	json_decref(doc);
+	return rc;
+}
+
+int cmd_audit(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		audit_usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? CLI_USAGE : CLI_OK;
+	}
+	if (cli_wants_help(argc - 1, argv + 1)) {
+		audit_usage(stdout);
+		return CLI_OK;
+	}
+	if (strcmp(argv[1], "verify") == 0)
+		return audit_verify(argc - 1, argv + 1);
+	if (strcmp(argv[1], "log") == 0)
+		return audit_log_or_timeline(argc - 1, argv + 1, false);
+	if (strcmp(argv[1], "timeline") == 0)
+		return audit_log_or_timeline(argc - 1, argv + 1, true);
+	if (strcmp(argv[1], "proof") == 0)
+		return audit_proof(argc - 1, argv + 1, false);
+	if (strcmp(argv[1], "consistency") == 0)
+		return audit_proof(argc - 1, argv + 1, true);
+	if (strcmp(argv[1], "check-proof") == 0)
+		return audit_check_proof(argc - 1, argv + 1);
+	fprintf(stderr,
+		"rete audit: unknown command '%s'; accepted: verify, log, timeline, proof, "
+		"consistency, check-proof\n",
+		argv[1]);
+	return CLI_USAGE;
+}

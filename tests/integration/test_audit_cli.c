@@ -1,0 +1,674 @@
+/* test_audit_cli.c — the auditor's commands of `rete` on real stores built
+ * from real signed messages: `rete audit verify` holds on a good log (also
+ * as --json, and while another process appends), fails naming the entry
+ * when a byte of data.mdb is flipped, and catches an older backup put back
+ * with --since-checkpoint; `rete checkpoint` prints the stored note;
+ * proofs from `rete audit proof` and `rete audit consistency` pass `rete
+ * audit check-proof` and tampered ones fail; `rete audit log` prints
+ * metadata lines; `rete store backup` copies. */
+#include <errno.h>
+#include <jansson.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "checkpoint.h"
+#include "codec.h"
+#include "keys.h"
+#include "merkle.h"
+#include "store.h"
+#include "testutil.h"
+
+#define RETE RETE_BIN_DIR "/rete"
+#define ORIGIN "rete.test/mantova"
+#define BROKER "broker.mantova"
+#define SOCIAL "social.mantova"
+#define CPI "cpi.mantova"
+
+static rete_seckey *kb, *ks, *kc, *kother;
+
+struct fx {
+	char *root;    /* temp folder */
+	char store[4096];
+	char pub[4096]; /* broker's .pub */
+	rete_store *s;
+	int64_t t;
+};
+
+static void base_msg(Rete__Message *msg, const char *id, const char *sender,
+		     const char *recipient)
+{
+	rete__message__init(msg);
+	msg->id = (char *)id;
+	msg->sender = (char *)sender;
+	msg->recipient = (char *)recipient;
+	msg->case_id = (char *)"case-9";
+	msg->created_at = 1790000000000;
+	msg->origin = (char *)ORIGIN;
+}
+
+static rete_buf sign_with(const Rete__Message *msg, const rete_seckey *k)
+{
+	rete_buf out = {0};
+	rete_msg m = {{0}};
+	if (rete_message_sign(msg, k, &out, &m) != RETE_OK)
+		fail_msg("sign: %s", m.text);
+	return out;
+}
+
+static rete_buf directory(void)
+{
+	Rete__Message msg;
+	Rete__Directory d = RETE__DIRECTORY__INIT;
+	Rete__Party p[3], *pp[3];
+	const char *ids[3] = {BROKER, SOCIAL, CPI};
+	const rete_seckey *k[3] = {kb, ks, kc};
+	for (int i = 0; i < 3; i++) {
+		rete__party__init(&p[i]);
+		p[i].id = (char *)ids[i];
+		p[i].kind = i == 0 ? RETE__PARTY_KIND__PARTY_KIND_BROKER
+				   : RETE__PARTY_KIND__PARTY_KIND_SOCIAL_SERVICES;
+		p[i].public_key.data = (uint8_t *)k[i]->pub.ed;
+		p[i].public_key.len = RETE_PK_LEN;
+		pp[i] = &p[i];
+	}
+	base_msg(&msg, "dir-1", BROKER, "");
+	msg.case_id = (char *)"";
+	d.serial = 1;
+	d.n_parties = 3;
+	d.parties = pp;
+	msg.body_case = RETE__MESSAGE__BODY_DIRECTORY;
+	msg.directory = &d;
+	return sign_with(&msg, kb);
+}
+
+static rete_buf referral(const char *id, const char *staff, const rete_seckey *k)
+{
+	Rete__Message msg;
+	Rete__Referral r = RETE__REFERRAL__INIT;
+	Rete__Operator op = RETE__OPERATOR__INIT;
+	base_msg(&msg, id, SOCIAL, CPI);
+	op.staff_id = (char *)staff;
+	msg.operator_ = &op;
+	r.service = (char *)"employment-orientation";
+	r.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
+	msg.body_case = RETE__MESSAGE__BODY_REFERRAL;
+	msg.referral = &r;
+	return sign_with(&msg, k);
+}
+
+static rete_buf update(const char *id, const char *ref, Rete__Status st)
+{
+	Rete__Message msg;
+	Rete__ReferralUpdate u = RETE__REFERRAL_UPDATE__INIT;
+	base_msg(&msg, id, CPI, SOCIAL);
+	u.referral_id = (char *)ref;
+	u.status = st;
+	msg.body_case = RETE__MESSAGE__BODY_UPDATE;
+	msg.update = &u;
+	return sign_with(&msg, kc);
+}
+
+static void append(rete_store *s, int64_t *t, rete_buf b)
+{
+	rete_store_op op;
+	rete_msg m = {{0}};
+	memset(&op, 0, sizeof(op));
+	op.kind = RETE_STORE_OP_APPEND;
+	op.in.signed_message = b.data;
+	op.in.len = b.len;
+	op.in.logged_at = *t += 1000;
+	assert_int_equal(rete_store_commit(s, &op, 1, &m), RETE_OK);
+	if (op.status != RETE_STORE_ACCEPTED)
+		fail_msg("append refused: %s", op.error_text);
+	rete_buf_free(&b);
+}
+
+/* checkpoint signs and stores the current size; returns the note. */
+static char *checkpoint(rete_store *s)
+{
+	uint64_t size;
+	uint8_t root[RETE_MERKLE_HASH];
+	char *note = NULL;
+	rete_msg m = {{0}};
+	assert_int_equal(rete_store_size(s, NULL, &size, &m), RETE_OK);
+	assert_int_equal(rete_store_root(s, NULL, size, root, &m), RETE_OK);
+	assert_int_equal(rete_checkpoint_sign(ORIGIN, size, root, kb, &note, &m), RETE_OK);
+	assert_int_equal(rete_store_checkpoint_put(s, size, note, &m), RETE_OK);
+	return note;
+}
+
+/* fx_build: 12 entries, checkpoints at 5 and 12; the store stays open. */
+static void fx_build(struct fx *f)
+{
+	rete_msg m = {{0}};
+	char id[32], staff[32];
+
+	memset(f, 0, sizeof(*f));
+	f->root = tu_tmpdir("audit-cli");
+	assert_non_null(f->root);
+	snprintf(f->store, sizeof(f->store), "%s/store", f->root);
+	snprintf(f->pub, sizeof(f->pub), "%s/%s.pub", f->root, BROKER);
+	assert_int_equal(rete_keyfile_write(f->root, BROKER, kb, false, &m), RETE_OK);
+	f->t = 1790000000000;
+	assert_int_equal(rete_store_open(&f->s, f->store, RETE_STORE_CREATE, &m), RETE_OK);
+	append(f->s, &f->t, directory());
+	append(f->s, &f->t, referral("r1", "staff-flip-01", ks));
+	append(f->s, &f->t, update("u1", "r1", RETE__STATUS__STATUS_ACCEPTED));
+	append(f->s, &f->t, referral("r2", "staff-0003", ks));
+	append(f->s, &f->t, update("u2", "r1", RETE__STATUS__STATUS_IN_PROGRESS));
+	free(checkpoint(f->s));
+	for (int i = 3; i <= 9; i++) {
+		snprintf(id, sizeof(id), "r%d", i);
+		snprintf(staff, sizeof(staff), "staff-%04d", i);
+		append(f->s, &f->t, referral(id, staff, ks));
+	}
+	free(checkpoint(f->s));
+}
+
+static void fx_free(struct fx *f)
+{
+	rete_store_close(&f->s);
+	tu_rmrf(f->root);
+	free(f->root);
+}
+
+static int run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int run(char **out, const char *fmt, ...)
+{
+	char cmd[8192];
+	va_list ap;
+	int rc;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	rc = tu_run(out, "%s", cmd); /* stdout and stderr together */
+	if (rc < 0)
+		fail_msg("%s: did not exit normally", cmd);
+	return rc;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	return rete_seckey_generate(&kb, NULL) | rete_seckey_generate(&ks, NULL) |
+	       rete_seckey_generate(&kc, NULL) | rete_seckey_generate(&kother, NULL);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	rete_seckey_free(&kb);
+	rete_seckey_free(&ks);
+	rete_seckey_free(&kc);
+	rete_seckey_free(&kother);
+	return 0;
+}
+
+/* ---- verify ------------------------------------------------------------------- */
+
+static void test_verify_good(void **state)
+{
+	struct fx f;
+	char *out = NULL, *root64, expect[256];
+	uint8_t root[RETE_MERKLE_HASH];
+	rete_msg m = {{0}};
+	json_t *j;
+	(void)state;
+
+	fx_build(&f);
+	assert_int_equal(rete_store_root(f.s, NULL, 12, root, &m), RETE_OK);
+	root64 = rete_b64_encode(root, RETE_MERKLE_HASH);
+	snprintf(expect, sizeof(expect),
+		 "verified 12 entries, 2 checkpoints; latest checkpoint size 12 root %s\n", root64);
+	/* the writer still has the store open: verify opens it read-only beside it */
+	assert_int_equal(run(&out, "%s audit verify %s --broker-key %s 2>&1", RETE, f.store, f.pub),
+			 0);
+	assert_string_equal(out, expect);
+	free(out);
+	assert_int_equal(run(&out, "%s audit verify %s --broker-key %s --no-replay --threads 1",
+			     RETE, f.store, f.pub),
+			 0);
+	assert_string_equal(out, expect);
+	free(out);
+
+	assert_int_equal(run(&out, "%s audit verify %s --broker-key %s --json", RETE, f.store, f.pub),
+			 0);
+	j = json_loads(out, 0, NULL);
+	assert_non_null(j);
+	assert_true(json_is_true(json_object_get(j, "holds")));
+	assert_string_equal(json_string_value(json_object_get(j, "verdict")), "holds");
+	assert_int_equal(json_integer_value(json_object_get(j, "entriesChecked")), 12);
+	assert_int_equal(json_integer_value(json_object_get(j, "checkpointsChecked")), 2);
+	assert_int_equal(json_integer_value(json_object_get(j, "referralsCompared")), 9);
+	assert_string_equal(json_string_value(json_object_get(j, "origin")), ORIGIN);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(j, "latestCheckpoint"), "root")),
+	    root64);
+	json_decref(j);
+	free(out);
+
+	/* a wrong broker key: exit 1 */
+	{
+		char other[4096];
+		assert_int_equal(rete_keyfile_write(f.root, "other.mantova", kother, false, &m),
+				 RETE_OK);
+		snprintf(other, sizeof(other), "%s/other.mantova.pub", f.root);
+		assert_int_equal(run(&out, "%s audit verify %s --broker-key %s", RETE, f.store, other),
+				 1);
+		assert_non_null(strstr(out, "entry 0:"));
+		free(out);
+	}
+	/* usage errors: exit 2 */
+	assert_int_equal(run(&out, "%s audit verify %s 2>&1", RETE, f.store), 2);
+	assert_non_null(strstr(out, "--broker-key"));
+	free(out);
+	assert_int_equal(run(&out, "%s audit verify %s/nowhere --broker-key %s 2>&1", RETE, f.root,
+			     f.pub),
+			 2);
+	free(out);
+	assert_int_equal(run(&out, "%s audit --help", RETE), 0);
+	assert_non_null(strstr(out, "check-proof"));
+	free(out);
+	free(root64);
+	fx_free(&f);
+}
+
+static void test_verify_flipped_byte(void **state)
+{
+	struct fx f;
+	char *out = NULL, path[4096], *data;
+	size_t len;
+	int n = 0;
+	(void)state;
+
+	fx_build(&f);
+	rete_store_close(&f.s);
+	snprintf(path, sizeof(path), "%s/data.mdb", f.store);
+	data = tu_read_file(path, &len);
+	assert_non_null(data);
+	for (size_t i = 0; i + 13 <= len; i++)
+		if (memcmp(data + i, "staff-flip-01", 13) == 0) {
+			data[i + 12] ^= 1;
+			n++;
+		}
+	assert_true(n >= 1);
+	assert_int_equal(tu_write_file(path, data, len), 0);
+	free(data);
+	assert_int_equal(run(&out, "%s audit verify %s --broker-key %s", RETE, f.store, f.pub), 1);
+	assert_non_null(strstr(out, "the log does not verify: entry 1:"));
+	free(out);
+	fx_free(&f);
+}
+
+static void test_backup_put_back(void **state)
+{
+	struct fx f;
+	char *out = NULL, bk[4096], note[4096], *newer;
+	(void)state;
+
+	fx_build(&f);
+	snprintf(bk, sizeof(bk), "%s/backup", f.root);
+	snprintf(note, sizeof(note), "%s/newer.ckpt", f.root);
+	/* a hot backup while the writer has the store open */
+	assert_int_equal(run(&out, "%s store backup %s %s", RETE, f.store, bk), 0);
+	assert_non_null(strstr(out, "12 log entries"));
+	free(out);
+	append(f.s, &f.t, referral("r10", "staff-0010", ks));
+	append(f.s, &f.t, referral("r11", "staff-0011", ks));
+	newer = checkpoint(f.s);
+	assert_int_equal(run(&out, "%s checkpoint %s > %s", RETE, f.store, note), 0);
+	free(out);
+	out = tu_read_file(note, NULL);
+	assert_string_equal(out, newer); /* printed exactly */
+	free(out);
+	/* the live store extends it; the backup (12 entries) does not */
+	assert_int_equal(run(&out, "%s audit verify %s --broker-key %s --since-checkpoint %s", RETE,
+			     f.store, f.pub, note),
+			 0);
+	free(out);
+	assert_int_equal(run(&out, "%s audit verify %s --broker-key %s --since-checkpoint %s", RETE,
+			     bk, f.pub, note),
+			 1);
+	assert_non_null(strstr(out, "holds 12 entries"));
+	assert_non_null(strstr(out, "has size 14"));
+	free(out);
+	/* a backup into a folder that is not empty is refused */
+	assert_int_equal(run(&out, "%s store backup %s %s 2>&1", RETE, f.store, bk), 2);
+	free(out);
+	/* no checkpoint in an empty store: exit 1 */
+	{
+		rete_store *e = NULL;
+		char ed[4096];
+		rete_msg m = {{0}};
+		snprintf(ed, sizeof(ed), "%s/empty", f.root);
+		assert_int_equal(rete_store_open(&e, ed, RETE_STORE_CREATE, &m), RETE_OK);
+		rete_store_close(&e);
+		assert_int_equal(run(&out, "%s checkpoint %s 2>&1", RETE, ed), 1);
+		assert_non_null(strstr(out, "no checkpoint"));
+		free(out);
+	}
+	free(newer);
+	fx_free(&f);
+}
+
+/* ---- verify while another process appends --------------------------------------- */
+
+static volatile sig_atomic_t child_stop;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	child_stop = 1;
+}
+
+/* child_writer appends batches and checkpoints until SIGTERM; writes one
+ * byte to fd after its first commit. Never returns. */
+static void child_writer(const char *dir, int fd)
+{
+	rete_store *s = NULL;
+	rete_msg m = {{0}};
+	int64_t t = 1790000100000;
+	char id[32];
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	if (rete_store_open(&s, dir, 0, &m) != RETE_OK)
+		_exit(3);
+	for (int round = 0; !child_stop; round++) {
+		rete_store_op ops[20];
+		rete_buf b[20];
+		uint64_t size;
+		uint8_t root[RETE_MERKLE_HASH];
+		char *note = NULL;
+		memset(ops, 0, sizeof(ops));
+		for (int i = 0; i < 20; i++) {
+			snprintf(id, sizeof(id), "w%d-%d", round, i);
+			b[i] = referral(id, "staff-w", ks);
+			ops[i].kind = RETE_STORE_OP_APPEND;
+			ops[i].in.signed_message = b[i].data;
+			ops[i].in.len = b[i].len;
+			ops[i].in.logged_at = t += 10;
+		}
+		if (rete_store_commit(s, ops, 20, &m) != RETE_OK)
+			_exit(4);
+		for (int i = 0; i < 20; i++)
+			rete_buf_free(&b[i]);
+		if (rete_store_size(s, NULL, &size, &m) != RETE_OK ||
+		    rete_store_root(s, NULL, size, root, &m) != RETE_OK ||
+		    rete_checkpoint_sign(ORIGIN, size, root, kb, &note, &m) != RETE_OK ||
+		    rete_store_checkpoint_put(s, size, note, &m) != RETE_OK)
+			_exit(5);
+		free(note);
+		if (round == 0 && (write(fd, "x", 1) != 1 || close(fd) != 0))
+			_exit(6);
+	}
+	rete_store_close(&s);
+	_exit(0);
+}
+
+static void test_verify_while_appending(void **state)
+{
+	struct fx f;
+	char *out = NULL;
+	int pfd[2], status;
+	char c;
+	pid_t pid;
+	uint64_t before, after, verified;
+	rete_store *s = NULL;
+	rete_msg m = {{0}};
+	(void)state;
+
+	fx_build(&f);
+	rete_store_close(&f.s); /* never carry a store across fork() */
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(pfd[0]);
+		child_writer(f.store, pfd[1]);
+	}
+	close(pfd[1]);
+	assert_int_equal(read(pfd[0], &c, 1), 1); /* the child has committed once */
+	close(pfd[0]);
+	assert_int_equal(rete_store_open(&s, f.store, RETE_STORE_RDONLY, &m), RETE_OK);
+	assert_int_equal(rete_store_size(s, NULL, &before, &m), RETE_OK);
+	rete_store_close(&s);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(
+		    run(&out, "%s audit verify %s --broker-key %s --json", RETE, f.store, f.pub), 0);
+		{
+			json_t *j = json_loads(out, 0, NULL);
+			assert_non_null(j);
+			verified = (uint64_t)json_integer_value(json_object_get(j, "entriesChecked"));
+			assert_true(verified >= before);
+			json_decref(j);
+		}
+		free(out);
+	}
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(rete_store_open(&s, f.store, RETE_STORE_RDONLY, &m), RETE_OK);
+	assert_int_equal(rete_store_size(s, NULL, &after, &m), RETE_OK);
+	rete_store_close(&s);
+	assert_true(after >= before + 20);
+	/* and the final log holds too */
+	assert_int_equal(run(&out, "%s audit verify %s --broker-key %s", RETE, f.store, f.pub), 0);
+	free(out);
+	fx_free(&f);
+}
+
+/* ---- proofs ------------------------------------------------------------------------ */
+
+/* tamper rewrites the first occurrence of key's string value in file,
+ * flipping one base64 character. */
+static void tamper(const char *file, const char *key)
+{
+	json_t *j = json_load_file(file, 0, NULL);
+	json_t *v;
+	char *s;
+	assert_non_null(j);
+	v = json_object_get(j, key);
+	if (json_is_array(v))
+		v = json_array_get(v, 0);
+	assert_true(json_is_string(v));
+	s = strdup(json_string_value(v));
+	s[0] = s[0] == 'A' ? 'B' : 'A';
+	json_string_set(v, s);
+	free(s);
+	assert_int_equal(json_dump_file(j, file, 0), 0);
+	json_decref(j);
+}
+
+static void test_proofs(void **state)
+{
+	struct fx f;
+	char *out = NULL, pf[4096], cf[4096], ck[4096], ck5[4096];
+	json_t *j;
+	(void)state;
+
+	fx_build(&f);
+	snprintf(pf, sizeof(pf), "%s/incl.json", f.root);
+	snprintf(cf, sizeof(cf), "%s/cons.json", f.root);
+	snprintf(ck, sizeof(ck), "%s/latest.ckpt", f.root);
+	snprintf(ck5, sizeof(ck5), "%s/five.ckpt", f.root);
+	assert_int_equal(run(&out, "%s checkpoint %s > %s", RETE, f.store, ck), 0);
+	free(out);
+
+	/* inclusion: default size = the latest checkpoint's (12) */
+	assert_int_equal(run(&out, "%s audit proof %s --index 3 > %s", RETE, f.store, pf), 0);
+	free(out);
+	j = json_load_file(pf, 0, NULL);
+	assert_non_null(j);
+	assert_int_equal(json_integer_value(json_object_get(j, "leafIdx")), 3);
+	assert_int_equal(json_integer_value(json_object_get(j, "treeSize")), 12);
+	assert_int_equal(json_array_size(json_object_get(j, "proof")), 4);
+	assert_non_null(json_string_value(json_object_get(j, "checkpoint")));
+	json_decref(j);
+	assert_int_equal(run(&out, "%s audit check-proof %s --checkpoint %s --broker-key %s", RETE,
+			     pf, ck, f.pub),
+			 0);
+	assert_non_null(strstr(out, "proof holds: entry 3"));
+	free(out);
+	/* a proof for size 5 does not match the checkpoint of size 12 */
+	assert_int_equal(run(&out, "%s audit proof %s --index 3 --size 5 > %s", RETE, f.store, pf),
+			 0);
+	free(out);
+	assert_int_equal(run(&out, "%s audit check-proof %s --checkpoint %s --broker-key %s", RETE,
+			     pf, ck, f.pub),
+			 1);
+	assert_non_null(strstr(out, "treeSize is 5 but the checkpoint's size is 12"));
+	free(out);
+	/* ... but it does match the stored checkpoint of size 5, which it carries */
+	j = json_load_file(pf, 0, NULL);
+	assert_int_equal(tu_write_file(ck5, json_string_value(json_object_get(j, "checkpoint")),
+				       strlen(json_string_value(json_object_get(j, "checkpoint")))),
+			 0);
+	json_decref(j);
+	assert_int_equal(run(&out, "%s audit check-proof %s --checkpoint %s --broker-key %s", RETE,
+			     pf, ck5, f.pub),
+			 0);
+	free(out);
+	/* tampered: a proof hash, the leaf hash */
+	tamper(pf, "proof");
+	assert_int_equal(run(&out, "%s audit check-proof %s --checkpoint %s --broker-key %s", RETE,
+			     pf, ck5, f.pub),
+			 1);
+	assert_non_null(strstr(out, "does not hold"));
+	free(out);
+	assert_int_equal(run(&out, "%s audit proof %s --index 3 --size 5 > %s", RETE, f.store, pf),
+			 0);
+	free(out);
+	tamper(pf, "leafHash");
+	assert_int_equal(run(&out, "%s audit check-proof %s --checkpoint %s --broker-key %s", RETE,
+			     pf, ck5, f.pub),
+			 1);
+	free(out);
+
+	/* consistency 5 -> 12 */
+	assert_int_equal(run(&out, "%s audit consistency %s --from 5 --to 12 > %s", RETE, f.store,
+			     cf),
+			 0);
+	free(out);
+	j = json_load_file(cf, 0, NULL);
+	assert_non_null(j);
+	assert_int_equal(json_integer_value(json_object_get(j, "size1")), 5);
+	assert_int_equal(json_integer_value(json_object_get(j, "size2")), 12);
+	assert_true(json_array_size(json_object_get(j, "proof")) > 0);
+	json_decref(j);
+	assert_int_equal(run(&out, "%s audit check-proof %s --checkpoint %s --broker-key %s", RETE,
+			     cf, ck, f.pub),
+			 0);
+	assert_non_null(strstr(out, "extends its tree of size 5"));
+	free(out);
+	tamper(cf, "root1");
+	assert_int_equal(run(&out, "%s audit check-proof %s --checkpoint %s --broker-key %s", RETE,
+			     cf, ck, f.pub),
+			 1);
+	free(out);
+	/* a checkpoint signed by another key is refused */
+	{
+		char *bad = NULL, badf[4096];
+		uint8_t root[RETE_MERKLE_HASH];
+		rete_msg m = {{0}};
+		assert_int_equal(rete_store_root(f.s, NULL, 12, root, &m), RETE_OK);
+		assert_int_equal(rete_checkpoint_sign(ORIGIN, 12, root, kother, &bad, &m), RETE_OK);
+		snprintf(badf, sizeof(badf), "%s/bad.ckpt", f.root);
+		assert_int_equal(tu_write_file(badf, bad, strlen(bad)), 0);
+		free(bad);
+		assert_int_equal(run(&out, "%s audit consistency %s --from 5 --to 12 > %s", RETE,
+				     f.store, cf),
+				 0);
+		free(out);
+		assert_int_equal(run(&out, "%s audit check-proof %s --checkpoint %s --broker-key %s",
+				     RETE, cf, badf, f.pub),
+				 1);
+		assert_non_null(strstr(out, "does not verify"));
+		free(out);
+	}
+	/* out of range: usage */
+	assert_int_equal(run(&out, "%s audit proof %s --index 12 2>&1", RETE, f.store), 2);
+	free(out);
+	assert_int_equal(run(&out, "%s audit consistency %s --from 0 --to 3 2>&1", RETE, f.store), 2);
+	free(out);
+	fx_free(&f);
+}
+
+static void test_log_lines(void **state)
+{
+	struct fx f;
+	char *out = NULL, *line;
+	json_t *j;
+	int n = 0;
+	(void)state;
+
+	fx_build(&f);
+	assert_int_equal(run(&out, "%s audit log %s --from 1 --to 2", RETE, f.store), 0);
+	line = strtok(out, "\n");
+	while (line != NULL) {
+		j = json_loads(line, 0, NULL);
+		assert_non_null(j);
+		assert_int_equal(json_integer_value(json_object_get(j, "index")), 1 + n);
+		if (n == 0) {
+			assert_string_equal(json_string_value(json_object_get(j, "kind")), "referral");
+			assert_string_equal(json_string_value(json_object_get(j, "messageId")), "r1");
+			assert_string_equal(json_string_value(json_object_get(j, "status")),
+					    "requested");
+			assert_string_equal(json_string_value(json_object_get(j, "sender")), SOCIAL);
+			assert_string_equal(json_string_value(json_object_get(j, "recipient")), CPI);
+			assert_string_equal(json_string_value(json_object_get(j, "caseId")), "case-9");
+			assert_string_equal(json_string_value(json_object_get(j, "loggedAt")),
+					    "2026-09-21T14:13:22Z");
+		} else {
+			assert_string_equal(json_string_value(json_object_get(j, "kind")), "update");
+			assert_string_equal(json_string_value(json_object_get(j, "referralId")), "r1");
+			assert_string_equal(json_string_value(json_object_get(j, "status")), "accepted");
+		}
+		assert_null(json_object_get(j, "operator")); /* metadata only */
+		json_decref(j);
+		n++;
+		line = strtok(NULL, "\n");
+	}
+	assert_int_equal(n, 2);
+	free(out);
+	/* the whole log, and one case */
+	assert_int_equal(run(&out, "%s audit log %s | wc -l", RETE, f.store), 0);
+	assert_int_equal(atoi(out), 12);
+	free(out);
+	assert_int_equal(run(&out, "%s audit log %s --case case-9 --from 3 | wc -l", RETE, f.store),
+			 0);
+	assert_int_equal(atoi(out), 9); /* entries 3..11 */
+	free(out);
+	assert_int_equal(run(&out, "%s audit log %s --case nobody | wc -l", RETE, f.store), 0);
+	assert_int_equal(atoi(out), 0);
+	free(out);
+	assert_int_equal(run(&out, "%s audit timeline %s --case case-9", RETE, f.store), 0);
+	assert_non_null(strstr(out, "referral r1  status accepted"));
+	free(out);
+	assert_int_equal(run(&out, "%s audit log %s --from x 2>&1", RETE, f.store), 2);
+	free(out);
+	fx_free(&f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_verify_good),	    cmocka_unit_test(test_verify_flipped_byte),
+	    cmocka_unit_test(test_backup_put_back), cmocka_unit_test(test_verify_while_appending),
+	    cmocka_unit_test(test_proofs),	    cmocka_unit_test(test_log_lines),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
