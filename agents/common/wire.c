@@ -50,7 +50,9 @@ struct rete_wire {
 	bool w_auth_failed;
 	bool w_connected;
 	unsigned w_handshakes;  /* handshakes that succeeded */
-	unsigned w_hello_at;    /* w_handshakes when HELLO was last sent */
+	unsigned w_hello_conn;  /* the handshake whose connection carried the
+				   last HELLO (the next one, if it was sent
+				   while disconnected) */
 	bool w_hello_set;
 	char *w_party;
 	char *w_software;
@@ -209,7 +211,7 @@ static void monitor_drain(rete_wire *w)
 			/* A HELLO queued before this handshake travelled on it;
 			 * after any later one (a reconnect: the broker sees a new
 			 * connection) say it again so deliveries resume here. */
-			if (w->w_hello_set && w->w_hello_at < w->w_handshakes - 1)
+			if (w->w_hello_set && w->w_handshakes > w->w_hello_conn)
 				send_hello(w, NULL);
 			break;
 		case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
@@ -276,7 +278,7 @@ static rete_err send_hello(rete_wire *w, rete_msg *m)
 	rete__client_frame__init(&f);
 	f.command_case = RETE__CLIENT_FRAME__COMMAND_HELLO;
 	f.hello = &h;
-	w->w_hello_at = w->w_handshakes;
+	w->w_hello_conn = w->w_connected ? w->w_handshakes : w->w_handshakes + 1;
 	return rete_wire_send(w, &f, m);
 }
 

@@ -50,6 +50,7 @@ struct env {
 	rete_seckey *keys[NPARTIES];
 	const char *expiry;
 	const char *max_frame;
+	const char *routine; /* the routine limit ("5wd" when NULL) */
 	bool with_asst;
 };
 
@@ -79,14 +80,14 @@ static void write_ini(struct env *e)
 		"max_frame = %s\n"
 		"verify_threads = 2\n"
 		"delivery_window = 16\n\n"
-		"[limits]\nroutine = 5wd\nurgent = 1wd\nemergency = 4h\n\n"
+		"[limits]\nroutine = %s\nurgent = 1wd\nemergency = 4h\n\n"
 		"[agency social.mantova]\nname = Servizi sociali\nkind = social-services\n"
 		"key = keys/social.mantova.pub\nservices = family-support\n\n"
 		"[agency cpi.mantova]\nname = Centro per l'Impiego\nkind = job-centre\n"
 		"key = keys/cpi.mantova.pub\n"
 		"services = employment-orientation, training-voucher\n\n",
 		e->listen, e->events, e->expiry ? e->expiry : "5d",
-		e->max_frame ? e->max_frame : "4MiB");
+		e->max_frame ? e->max_frame : "4MiB", e->routine ? e->routine : "5wd");
 	if (e->with_asst)
 		fprintf(f, "[agency asst.mantova]\nname = ASST\nkind = health\n"
 			   "key = keys/asst.mantova.pub\n"
@@ -208,7 +209,8 @@ static void wait_ready(struct env *e)
 	assert_true(ok);
 }
 
-static struct env *env_new(const char *expiry, const char *max_frame, bool with_asst)
+static struct env *env_new_ex(const char *expiry, const char *max_frame, bool with_asst,
+			      const char *routine)
 {
 	struct env *e = calloc(1, sizeof(*e));
 	assert_non_null(e);
@@ -217,6 +219,7 @@ static struct env *env_new(const char *expiry, const char *max_frame, bool with_
 	e->expiry = expiry;
 	e->max_frame = max_frame;
 	e->with_asst = with_asst;
+	e->routine = routine;
 	char keys[600];
 	snprintf(keys, sizeof(keys), "%s/keys", e->dir);
 	assert_int_equal(mkdir(keys, 0700), 0);
@@ -236,6 +239,11 @@ static struct env *env_new(const char *expiry, const char *max_frame, bool with_
 	broker_start(e);
 	wait_ready(e);
 	return e;
+}
+
+static struct env *env_new(const char *expiry, const char *max_frame, bool with_asst)
+{
+	return env_new_ex(expiry, max_frame, with_asst, NULL);
 }
 
 static int teardown(void **state)
@@ -965,6 +973,75 @@ static void test_events_and_queries(void **state)
 	rete_wire_close(&sub);
 }
 
+static void test_overdue_and_refused_delivery(void **state)
+{
+	struct env *e = *state = env_new_ex(NULL, NULL, false, "2s");
+	rete_wire *social = hello(e, P_SOCIAL);
+	struct outmsg o1, o2;
+	make_referral(e, P_SOCIAL, P_CPI, "late-1", "employment-orientation", true, NULL, NULL, &o1);
+	make_referral(e, P_SOCIAL, P_CPI, "late-2", "employment-orientation", true, NULL, NULL, &o2);
+	Rete__BrokerFrame *f = submit(social, &o1);
+	uint64_t i1 = receipt_index(e, f, "late-1");
+	rete__broker_frame__free_unpacked(f, NULL);
+	f = submit(social, &o2);
+	uint64_t i2 = receipt_index(e, f, "late-2");
+	rete__broker_frame__free_unpacked(f, NULL);
+
+	/* the recipient cannot open the first: ACK with an error; the queue
+	 * moves on to the second */
+	rete_wire *cpi = hello(e, P_CPI);
+	f = recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+	assert_non_null(f);
+	uint64_t got;
+	Rete__Message *msg = deliver_msg(f, &got);
+	assert_int_equal(got, i1);
+	rete__message__free_unpacked(msg, NULL);
+	rete__broker_frame__free_unpacked(f, NULL);
+	assert_int_equal(rete_wire_ack(cpi, i1, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
+				       "the sealed part does not open with our key", NULL),
+			 RETE_OK);
+	f = recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+	assert_non_null(f);
+	msg = deliver_msg(f, &got);
+	assert_int_equal(got, i2);
+	rete__message__free_unpacked(msg, NULL);
+	rete__broker_frame__free_unpacked(f, NULL);
+
+	/* the sender hears of the refusal, then (2 s later) of the overdue
+	 * referral, which nobody accepted */
+	bool refused = false, overdue = false;
+	int64_t end = mono_ms() + WAIT_MS;
+	while ((!refused || !overdue) && mono_ms() < end) {
+		f = recv_kind(social, RETE__BROKER_FRAME__COMMAND_DELIVER, 500);
+		if (!f)
+			continue;
+		msg = deliver_msg(f, &got);
+		if (msg->body_case == RETE__MESSAGE__BODY_NOTICE) {
+			const Rete__Notice *n = msg->notice;
+			if (n->kind == RETE__NOTICE_KIND__NOTICE_KIND_DELIVERY_REFUSED) {
+				assert_int_equal(n->index, i1);
+				assert_int_equal(n->error, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN);
+				assert_non_null(strstr(n->text, "does not open"));
+				refused = true;
+			} else if (n->kind == RETE__NOTICE_KIND__NOTICE_KIND_OVERDUE) {
+				assert_true(n->due_at > 0);
+				assert_true(strcmp(n->referral_id, "late-2") == 0 ||
+					    strcmp(n->referral_id, "late-1") == 0);
+				overdue = true;
+			}
+		}
+		rete_wire_ack(social, got, 0, NULL, NULL);
+		rete__message__free_unpacked(msg, NULL);
+		rete__broker_frame__free_unpacked(f, NULL);
+	}
+	assert_true(refused);
+	assert_true(overdue);
+	outmsg_free(&o1);
+	outmsg_free(&o2);
+	rete_wire_close(&cpi);
+	rete_wire_close(&social);
+}
+
 #define LOAD_N 300
 
 static void test_kill9_under_load(void **state)
@@ -1055,8 +1132,18 @@ static void test_kill9_under_load(void **state)
 	bool *delivered = calloc(LOAD_N, sizeof(bool));
 	assert_non_null(delivered);
 	int ndel = 0;
+	int restarts = 0;
 	end = mono_ms() + 4 * WAIT_MS;
 	while (ndel < LOAD_N && mono_ms() < end) {
+		if (ndel >= (restarts + 1) * LOAD_N / 3 && restarts < 2) {
+			/* twice more, while delivering: the recipient's connection
+			 * comes back by itself (HELLO again) and the queue resumes */
+			restarts++;
+			kill(e->pid, SIGKILL);
+			assert_true(broker_wait_exit(e, WAIT_MS) != -1);
+			broker_start(e);
+			wait_ready(e);
+		}
 		Rete__BrokerFrame *f = recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
 		assert_non_null(f);
 		uint64_t ix;
@@ -1256,6 +1343,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_offline_in_order, teardown),
 	    cmocka_unit_test_teardown(test_expiry_notice, teardown),
 	    cmocka_unit_test_teardown(test_events_and_queries, teardown),
+	    cmocka_unit_test_teardown(test_overdue_and_refused_delivery, teardown),
 	    cmocka_unit_test_teardown(test_kill9_under_load, teardown),
 	    cmocka_unit_test_teardown(test_garbage, teardown),
 	    cmocka_unit_test_teardown(test_reload_cuts_off, teardown),
