@@ -32,7 +32,7 @@
 #include "store.h"
 #include "verify.h"
 
-#define ORIGIN "bench.rete/mantova"
+#define ORIGIN	  "bench.rete/mantova"
 #define MSG_BYTES 1024
 
 struct result {
@@ -397,7 +397,8 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
 			int t = atoi(argv[++i]);
 			if (t < 1 || t > 256) {
-				fprintf(stderr, "rete_bench: --threads '%s': give 1 to 256\n", argv[i]);
+				fprintf(stderr, "rete_bench: --threads '%s': give 1 to 256\n",
+					argv[i]);
 				return 2;
 			}
 			cores = (unsigned)t;
@@ -474,8 +475,8 @@ int main(int argc, char **argv)
 	       rete_verify_cores(), MSG_BYTES, verified);
 	printf("%-28s %14s  %-16s %s\n", "what", "rate", "unit", "note");
 	for (size_t i = 0; i < nresults; i++)
-		printf("%-28s %14.0f  %-16s %s\n", results[i].name, results[i].rate, results[i].unit,
-		       results[i].note);
+		printf("%-28s %14.0f  %-16s %s\n", results[i].name, results[i].rate,
+		       results[i].unit, results[i].note);
 	fflush(stdout);
 
 	if (json_file != NULL) {

@@ -41,12 +41,12 @@
 #include "lifecycle.h"
 #include "store_impl.h"
 
-#define CHUNK 4096u	    /* entries per chunk (memory: a few MiB of entries) */
-#define GRAIN 16u	    /* entries a thread takes at a time */
-#define MAX_THREADS 256u
+#define CHUNK	     4096u /* entries per chunk (memory: a few MiB of entries) */
+#define GRAIN	     16u   /* entries a thread takes at a time */
+#define MAX_THREADS  256u
 #define POS_ENTRY(i) (2 * (uint64_t)(i) + 2)
-#define POS_SIZE(s) (2 * (uint64_t)(s) + 1)
-#define POS_NONE UINT64_MAX
+#define POS_SIZE(s)  (2 * (uint64_t)(s) + 1)
+#define POS_NONE     UINT64_MAX
 
 /* One party's key as a Directory gives it. */
 struct party_key {
@@ -189,8 +189,8 @@ static void *pfor_worker(void *arg)
 /* pfor_run calls fn on items[0..n) from up to v->v_threads threads (this
  * one included). A thread that cannot be created leaves its share to the
  * others. */
-static void pfor_run(struct vctx *v, void (*fn)(struct vctx *, struct item *),
-		     struct item *items, size_t n)
+static void pfor_run(struct vctx *v, void (*fn)(struct vctx *, struct item *), struct item *items,
+		     size_t n)
 {
 	struct pfor pf = {fn, v, items, n, 0};
 	pthread_t tid[MAX_THREADS];
@@ -393,8 +393,8 @@ static bool reach_size(struct vctx *v, uint64_t size)
 			uint8_t proof[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
 			rete_merkle_elem el[RETE_MERKLE_MAX_PROOF];
 			size_t n = 0;
-			e = rete_store_consistency_proof(v->v_s, v->v_rt, v->v_prev.size, size, proof,
-							 &n, &m);
+			e = rete_store_consistency_proof(v->v_s, v->v_rt, v->v_prev.size, size,
+							 proof, &n, &m);
 			if (e == RETE_ESTORE || e == RETE_ENOMEM) {
 				fail(v, POS_SIZE(size), e, false, 0, "%s", m.text);
 				return false;
@@ -404,9 +404,9 @@ static bool reach_size(struct vctx *v, uint64_t size)
 				el[i].len = RETE_MERKLE_HASH;
 			}
 			if (e == RETE_OK)
-				e = rete_merkle_verify_consistency(v->v_prev.size, size, v->v_prev.root,
-								   RETE_MERKLE_HASH, cp.root,
-								   RETE_MERKLE_HASH, el, n, &m);
+				e = rete_merkle_verify_consistency(
+				    v->v_prev.size, size, v->v_prev.root, RETE_MERKLE_HASH, cp.root,
+				    RETE_MERKLE_HASH, el, n, &m);
 			if (e != RETE_OK) {
 				fail(v, POS_SIZE(size), RETE_EPROOF, false, 0,
 				     "checkpoints at sizes %llu and %llu: the consistency proof "
@@ -459,7 +459,8 @@ static int check_entry(struct vctx *v, struct item *it)
 	/* the tree */
 	e = store_node_get(&c, 0, idx, h);
 	if (e == RETE_ESTORE) {
-		fail(v, POS_ENTRY(idx), e, true, idx, "entry %llu: reading its leaf hash failed", ui);
+		fail(v, POS_ENTRY(idx), e, true, idx, "entry %llu: reading its leaf hash failed",
+		     ui);
 		return CHECK_BAD;
 	}
 	if (e != RETE_OK || sodium_memcmp(h, it->it_leaf, RETE_MERKLE_HASH) != 0) {
@@ -470,7 +471,8 @@ static int check_entry(struct vctx *v, struct item *it)
 		return CHECK_BAD;
 	}
 	if (rete_merkle_frontier_append(&v->v_fr, it->it_leaf, nodes, &n) != RETE_OK) {
-		fail(v, POS_ENTRY(idx), RETE_ECORRUPT, true, idx, "entry %llu: the tree is full", ui);
+		fail(v, POS_ENTRY(idx), RETE_ECORRUPT, true, idx, "entry %llu: the tree is full",
+		     ui);
 		return CHECK_BAD;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -752,8 +754,7 @@ static int compare_proj(void *ctx, const Rete__ReferralInfo *r)
 	     "entry %llu) differs from the one replayed from the log (status %s, last "
 	     "changed by entry %llu)",
 	     S(r->id), (unsigned long long)r->index, rete_status_name(r->status),
-	     (unsigned long long)r->last_index,
-	     rr != NULL ? rete_status_name(rr->status) : "?",
+	     (unsigned long long)r->last_index, rr != NULL ? rete_status_name(rr->status) : "?",
 	     rr != NULL ? (unsigned long long)rr->last_index : 0ULL);
 	if (rr != NULL)
 		rete__referral_info__free_unpacked(rr, NULL);
@@ -821,9 +822,8 @@ static void find_origin(struct vctx *v)
 		snprintf(v->v_origin, sizeof(v->v_origin), "%s", v->v_opt->origin);
 		return;
 	}
-	if (v->v_nck > 0 &&
-	    rete_checkpoint_parse(v->v_ck[0].ck_note, strlen(v->v_ck[0].ck_note), &cp, NULL) ==
-		RETE_OK) {
+	if (v->v_nck > 0 && rete_checkpoint_parse(v->v_ck[0].ck_note, strlen(v->v_ck[0].ck_note),
+						  &cp, NULL) == RETE_OK) {
 		snprintf(v->v_origin, sizeof(v->v_origin), "%s", cp.origin);
 		return;
 	}

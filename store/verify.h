@@ -43,18 +43,18 @@ typedef void (*rete_verify_progress_fn)(void *ctx, uint64_t done, uint64_t total
  * broker_key (required); everything else is optional. Pointers are
  * borrowed for the call. */
 typedef struct rete_verify_options {
-	rete_pubkey broker_key;	 /* the broker's key: checkpoints, broker bodies,
-				    Directory entries */
-	const char *origin;	 /* the log's origin = the checkpoints' key name;
-				    NULL or "" = the origin of the first stored
-				    checkpoint, else of the first entry */
-	unsigned threads;	 /* signature threads; 0 = every online core */
-	bool replay;		 /* replay the lifecycle into a scratch store */
-	const char *scratch_dir; /* parent of the scratch store; NULL = $TMPDIR
-				    or /tmp */
-	const char *since_note;	 /* a checkpoint note kept from an earlier audit
-				    (NULL = none): the log must extend it */
-	size_t since_len;	 /* its length in bytes */
+	rete_pubkey broker_key;		  /* the broker's key: checkpoints, broker bodies,
+					     Directory entries */
+	const char *origin;		  /* the log's origin = the checkpoints' key name;
+					     NULL or "" = the origin of the first stored
+					     checkpoint, else of the first entry */
+	unsigned threads;		  /* signature threads; 0 = every online core */
+	bool replay;			  /* replay the lifecycle into a scratch store */
+	const char *scratch_dir;	  /* parent of the scratch store; NULL = $TMPDIR
+					     or /tmp */
+	const char *since_note;		  /* a checkpoint note kept from an earlier audit
+					     (NULL = none): the log must extend it */
+	size_t since_len;		  /* its length in bytes */
 	rete_verify_progress_fn progress; /* may be NULL */
 	void *progress_ctx;
 } rete_verify_options;
@@ -69,20 +69,20 @@ typedef enum rete_verify_verdict {
 /* rete_verify_report: filled by rete_verify_log (plain values). */
 typedef struct rete_verify_report {
 	rete_verify_verdict verdict;
-	uint64_t size;		      /* the log size verified (fixed for the run) */
+	uint64_t size;			/* the log size verified (fixed for the run) */
 	uint8_t root[RETE_MERKLE_HASH]; /* the recomputed root at `size` */
-	uint64_t entries;	      /* entries that passed every check */
-	uint64_t checkpoints;	      /* checkpoints that passed every check */
-	uint64_t directories;	      /* Directory entries met */
-	uint64_t referrals;	      /* referral projections compared (replay) */
-	bool replayed;		      /* the replay ran to the end */
-	bool has_checkpoint;	      /* latest_* are set */
-	uint64_t latest_size;	      /* the latest stored checkpoint */
+	uint64_t entries;		/* entries that passed every check */
+	uint64_t checkpoints;		/* checkpoints that passed every check */
+	uint64_t directories;		/* Directory entries met */
+	uint64_t referrals;		/* referral projections compared (replay) */
+	bool replayed;			/* the replay ran to the end */
+	bool has_checkpoint;		/* latest_* are set */
+	uint64_t latest_size;		/* the latest stored checkpoint */
 	uint8_t latest_root[RETE_MERKLE_HASH];
-	bool has_bad_entry;	      /* bad_index names the first failing entry */
+	bool has_bad_entry; /* bad_index names the first failing entry */
 	uint64_t bad_index;
 	char origin[RETE_ORIGIN_MAX + 1]; /* the origin used */
-	char reason[512];	      /* the first failure, one sentence ("" if none) */
+	char reason[512];		  /* the first failure, one sentence ("" if none) */
 } rete_verify_report;
 
 /* rete_verify_log verifies the log in s (opened read-only or not) as

@@ -30,70 +30,71 @@
 
 static void audit_usage(FILE *out)
 {
-	fprintf(out,
-		"usage: rete audit verify STORE_DIR --broker-key FILE.pub [--since-checkpoint FILE]\n"
-		"                         [--origin NAME] [--json] [--threads N] [--no-replay]\n"
-		"                         [--scratch DIR]\n"
-		"       rete audit log STORE_DIR [--from N] [--to N] [--case ID]\n"
-		"       rete audit timeline STORE_DIR --case ID\n"
-		"       rete audit proof STORE_DIR --index N [--size M]\n"
-		"       rete audit consistency STORE_DIR --from M --to N\n"
-		"       rete audit check-proof FILE --checkpoint FILE --broker-key FILE.pub\n"
-		"                              [--origin NAME]\n"
-		"\n"
-		"The auditor's commands. STORE_DIR is the broker's store folder (or a copy,\n"
-		"e.g. from 'rete store backup'); it is opened read-only, so these commands\n"
-		"work while the broker runs and writes.\n"
-		"\n"
-		"verify     checks the whole log at one fixed size: every entry decodes\n"
-		"           strictly and sits at its index; every signature verifies (the\n"
-		"           broker's bodies with --broker-key, an agency's message with its\n"
-		"           key in the Directory in force at that point of the log); the\n"
-		"           Merkle tree recomputed from the entries equals the stored one and\n"
-		"           every stored checkpoint, each checkpoint is signed by the broker\n"
-		"           key and consistent with the one before; and the referral lifecycle\n"
-		"           replayed from the log (in a scratch store, removed afterwards)\n"
-		"           gives the same referral projections as the store. Prints\n"
-		"           'verified N entries, M checkpoints; latest checkpoint size S root R'\n"
-		"           or the first failure, naming the entry's index. Signatures are\n"
-		"           checked on every core. A progress line goes to standard error when\n"
-		"           it is a terminal.\n"
-		"  --broker-key FILE.pub    the broker's public key (required)\n"
-		"  --since-checkpoint FILE  a checkpoint note kept from an earlier audit: the\n"
-		"                           log must extend it (catches a truncated log or an\n"
-		"                           older backup put back)\n"
-		"  --origin NAME            the log's origin (the checkpoints' key name);\n"
-		"                           default: the first checkpoint's origin\n"
-		"  --json                   print a summary object instead of the sentence\n"
-		"  --threads N              threads for the signatures (default: all cores)\n"
-		"  --no-replay              skip the lifecycle replay (about half the work)\n"
-		"  --scratch DIR            where the replay's scratch store goes (default\n"
-		"                           $TMPDIR or /tmp)\n"
-		"\n"
-		"log        prints entries as JSON lines, metadata only: index, loggedAt,\n"
-		"           sender, recipient, kind, messageId, referralId, status, caseId.\n"
-		"           --from and --to are log indexes, both inclusive; --case keeps one\n"
-		"           case's entries.\n"
-		"timeline   prints one case's history as lines for people to read.\n"
-		"\n"
-		"proof      prints the inclusion proof of entry --index in the tree of --size\n"
-		"           entries (default: the latest checkpoint's size when it covers the\n"
-		"           entry, else the log size) as JSON: leafIdx, treeSize, leafHash,\n"
-		"           proof (base64 hashes), root, and checkpoint (the signed note)\n"
-		"           when the store holds a checkpoint of that size.\n"
-		"consistency prints the consistency proof between tree sizes --from and --to\n"
-		"           as JSON: size1, size2, root1, root2, proof, and checkpoint1 /\n"
-		"           checkpoint (the signed notes of those sizes, when stored).\n"
-		"check-proof checks a proof file of either kind against a signed checkpoint\n"
-		"           note (a file): the note must carry a valid signature of\n"
-		"           --broker-key under the origin's name (--origin, default the\n"
-		"           note's first line), its size must be the proof's treeSize (or\n"
-		"           size2) and its root the proof's root (or root2), and the proof\n"
-		"           must verify (RFC 9162).\n"
-		"\n"
-		"Exit codes: 0 the log / proof holds (or the output was printed); 1 it does\n"
-		"not (the sentence says where and why); 2 usage error, unreadable file or\n"
-		"store, I/O error.\n");
+	fprintf(
+	    out,
+	    "usage: rete audit verify STORE_DIR --broker-key FILE.pub [--since-checkpoint FILE]\n"
+	    "                         [--origin NAME] [--json] [--threads N] [--no-replay]\n"
+	    "                         [--scratch DIR]\n"
+	    "       rete audit log STORE_DIR [--from N] [--to N] [--case ID]\n"
+	    "       rete audit timeline STORE_DIR --case ID\n"
+	    "       rete audit proof STORE_DIR --index N [--size M]\n"
+	    "       rete audit consistency STORE_DIR --from M --to N\n"
+	    "       rete audit check-proof FILE --checkpoint FILE --broker-key FILE.pub\n"
+	    "                              [--origin NAME]\n"
+	    "\n"
+	    "The auditor's commands. STORE_DIR is the broker's store folder (or a copy,\n"
+	    "e.g. from 'rete store backup'); it is opened read-only, so these commands\n"
+	    "work while the broker runs and writes.\n"
+	    "\n"
+	    "verify     checks the whole log at one fixed size: every entry decodes\n"
+	    "           strictly and sits at its index; every signature verifies (the\n"
+	    "           broker's bodies with --broker-key, an agency's message with its\n"
+	    "           key in the Directory in force at that point of the log); the\n"
+	    "           Merkle tree recomputed from the entries equals the stored one and\n"
+	    "           every stored checkpoint, each checkpoint is signed by the broker\n"
+	    "           key and consistent with the one before; and the referral lifecycle\n"
+	    "           replayed from the log (in a scratch store, removed afterwards)\n"
+	    "           gives the same referral projections as the store. Prints\n"
+	    "           'verified N entries, M checkpoints; latest checkpoint size S root R'\n"
+	    "           or the first failure, naming the entry's index. Signatures are\n"
+	    "           checked on every core. A progress line goes to standard error when\n"
+	    "           it is a terminal.\n"
+	    "  --broker-key FILE.pub    the broker's public key (required)\n"
+	    "  --since-checkpoint FILE  a checkpoint note kept from an earlier audit: the\n"
+	    "                           log must extend it (catches a truncated log or an\n"
+	    "                           older backup put back)\n"
+	    "  --origin NAME            the log's origin (the checkpoints' key name);\n"
+	    "                           default: the first checkpoint's origin\n"
+	    "  --json                   print a summary object instead of the sentence\n"
+	    "  --threads N              threads for the signatures (default: all cores)\n"
+	    "  --no-replay              skip the lifecycle replay (about half the work)\n"
+	    "  --scratch DIR            where the replay's scratch store goes (default\n"
+	    "                           $TMPDIR or /tmp)\n"
+	    "\n"
+	    "log        prints entries as JSON lines, metadata only: index, loggedAt,\n"
+	    "           sender, recipient, kind, messageId, referralId, status, caseId.\n"
+	    "           --from and --to are log indexes, both inclusive; --case keeps one\n"
+	    "           case's entries.\n"
+	    "timeline   prints one case's history as lines for people to read.\n"
+	    "\n"
+	    "proof      prints the inclusion proof of entry --index in the tree of --size\n"
+	    "           entries (default: the latest checkpoint's size when it covers the\n"
+	    "           entry, else the log size) as JSON: leafIdx, treeSize, leafHash,\n"
+	    "           proof (base64 hashes), root, and checkpoint (the signed note)\n"
+	    "           when the store holds a checkpoint of that size.\n"
+	    "consistency prints the consistency proof between tree sizes --from and --to\n"
+	    "           as JSON: size1, size2, root1, root2, proof, and checkpoint1 /\n"
+	    "           checkpoint (the signed notes of those sizes, when stored).\n"
+	    "check-proof checks a proof file of either kind against a signed checkpoint\n"
+	    "           note (a file): the note must carry a valid signature of\n"
+	    "           --broker-key under the origin's name (--origin, default the\n"
+	    "           note's first line), its size must be the proof's treeSize (or\n"
+	    "           size2) and its root the proof's root (or root2), and the proof\n"
+	    "           must verify (RFC 9162).\n"
+	    "\n"
+	    "Exit codes: 0 the log / proof holds (or the output was printed); 1 it does\n"
+	    "not (the sentence says where and why); 2 usage error, unreadable file or\n"
+	    "store, I/O error.\n");
 }
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -129,8 +130,8 @@ static void set_b64(json_t *obj, const char *key, const uint8_t *h, size_t len)
 static int print_json(json_t *obj, const char *who)
 {
 	int rc = CLI_OK;
-	if (obj == NULL || json_dumpf(obj, stdout, JSON_INDENT(2)) != 0 || fputc('\n', stdout) == EOF ||
-	    fflush(stdout) != 0) {
+	if (obj == NULL || json_dumpf(obj, stdout, JSON_INDENT(2)) != 0 ||
+	    fputc('\n', stdout) == EOF || fflush(stdout) != 0) {
 		fprintf(stderr, "rete audit %s: cannot write to standard output: %s\n", who,
 			strerror(errno));
 		rc = CLI_USAGE;
@@ -239,7 +240,8 @@ static int audit_verify(int argc, char **argv)
 			if ((keyfile = need_value(argc, argv, &i, "verify", "a .pub file")) == NULL)
 				return CLI_USAGE;
 		} else if (strcmp(argv[i], "--since-checkpoint") == 0) {
-			if ((since = need_value(argc, argv, &i, "verify", "a checkpoint file")) == NULL)
+			if ((since = need_value(argc, argv, &i, "verify", "a checkpoint file")) ==
+			    NULL)
 				return CLI_USAGE;
 		} else if (strcmp(argv[i], "--origin") == 0) {
 			if ((origin = need_value(argc, argv, &i, "verify", "a name")) == NULL)
@@ -252,10 +254,11 @@ static int audit_verify(int argc, char **argv)
 			if ((v = need_value(argc, argv, &i, "verify", "a number")) == NULL)
 				return CLI_USAGE;
 			if (!parse_u64(v, &threads) || threads == 0 || threads > 256) {
-				fprintf(stderr,
-					"rete audit verify: --threads '%s' is not accepted; give 1 to "
-					"256\n",
-					v);
+				fprintf(
+				    stderr,
+				    "rete audit verify: --threads '%s' is not accepted; give 1 to "
+				    "256\n",
+				    v);
 				return CLI_USAGE;
 			}
 		} else if (strcmp(argv[i], "--json") == 0) {
@@ -441,8 +444,8 @@ static int collect_index(void *ctx, uint64_t index)
 /* for_entries calls fn for the entries [from, to] (or those of case_id
  * among them), in log order, inside one read transaction. */
 static int for_entries(const char *dir, const char *who, uint64_t from, uint64_t to,
-		       const char *case_id, int (*fn)(void *ctx, uint64_t index, const rete_buf *raw),
-		       void *ctx)
+		       const char *case_id,
+		       int (*fn)(void *ctx, uint64_t index, const rete_buf *raw), void *ctx)
 {
 	rete_store *s = NULL;
 	rete_store_rtxn *rt = NULL;
@@ -542,7 +545,8 @@ static int audit_log_or_timeline(int argc, char **argv, bool timeline)
 		if (strcmp(argv[i], "--case") == 0) {
 			if ((case_id = need_value(argc, argv, &i, who, "a case id")) == NULL)
 				return CLI_USAGE;
-		} else if (!timeline && (strcmp(argv[i], "--from") == 0 || strcmp(argv[i], "--to") == 0)) {
+		} else if (!timeline &&
+			   (strcmp(argv[i], "--from") == 0 || strcmp(argv[i], "--to") == 0)) {
 			const char *opt = argv[i];
 			if ((v = need_value(argc, argv, &i, who, "a log index")) == NULL)
 				return CLI_USAGE;
@@ -759,8 +763,7 @@ static rete_err get_b64(json_t *o, const char *key, uint8_t **out, size_t *len)
 	return rete_b64_decode(json_string_value(v), out, len);
 }
 
-static int check_fail(const char *file, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static int check_fail(const char *file, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int check_fail(const char *file, const char *fmt, ...)
 {
 	va_list ap;
@@ -777,9 +780,9 @@ static int check_fail(const char *file, const char *fmt, ...)
 static int audit_check_proof(int argc, char **argv)
 {
 	const char *file = NULL, *ckfile = NULL, *keyfile = NULL, *origin = NULL;
-	static const char *known[] = {"leafIdx", "treeSize", "root",	"leafHash", "proof",
-				      "size1",	 "size2",    "root1",	"root2",    "checkpoint",
-				      "checkpoint1", "desc", NULL};
+	static const char *known[] = {"leafIdx",     "treeSize", "root",  "leafHash", "proof",
+				      "size1",	     "size2",	 "root1", "root2",    "checkpoint",
+				      "checkpoint1", "desc",	 NULL};
 	rete_pubkey pk;
 	rete_checkpoint cp, parsed;
 	json_t *doc = NULL, *arr, *val;
@@ -820,8 +823,9 @@ static int audit_check_proof(int argc, char **argv)
 	}
 	if (file == NULL || ckfile == NULL || keyfile == NULL) {
 		fprintf(stderr, "rete audit check-proof: missing %s; see 'rete audit --help'\n",
-			file == NULL ? "FILE" : ckfile == NULL ? "--checkpoint FILE"
-							       : "--broker-key FILE.pub");
+			file == NULL	 ? "FILE"
+			: ckfile == NULL ? "--checkpoint FILE"
+					 : "--broker-key FILE.pub");
 		return CLI_USAGE;
 	}
 	if ((e = rete_keyfile_load_public(keyfile, &pk, &m)) != RETE_OK) {
@@ -850,7 +854,8 @@ static int audit_check_proof(int argc, char **argv)
 		rc = check_fail(file, "%s", "it is not a JSON object");
 		goto out;
 	}
-	json_object_foreach(doc, key, val) {
+	json_object_foreach(doc, key, val)
+	{
 		bool ok = false;
 		for (int i = 0; known[i] != NULL; i++)
 			ok = ok || strcmp(known[i], key) == 0;
@@ -935,7 +940,8 @@ static int audit_check_proof(int argc, char **argv)
 		       ", checkpoint signed by the broker key\n",
 		       x, cp.origin, y);
 	else
-		printf("proof holds: the log of %s at size %" PRIu64 " extends its tree of size %" PRIu64
+		printf("proof holds: the log of %s at size %" PRIu64
+		       " extends its tree of size %" PRIu64
 		       ", checkpoint signed by the broker key\n",
 		       cp.origin, y, x);
 	rc = fflush(stdout) == 0 ? CLI_OK : CLI_USAGE;

@@ -32,7 +32,8 @@ static int store_backup(int argc, char **argv)
 
 	for (int i = 1; i < argc; i++) {
 		if (argv[i][0] == '-') {
-			fprintf(stderr, "rete store backup: unknown option '%s'; accepted: --help\n",
+			fprintf(stderr,
+				"rete store backup: unknown option '%s'; accepted: --help\n",
 				argv[i]);
 			return CLI_USAGE;
 		}

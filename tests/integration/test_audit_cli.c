@@ -28,24 +28,23 @@
 #include "store.h"
 #include "testutil.h"
 
-#define RETE RETE_BIN_DIR "/rete"
+#define RETE   RETE_BIN_DIR "/rete"
 #define ORIGIN "rete.test/mantova"
 #define BROKER "broker.mantova"
 #define SOCIAL "social.mantova"
-#define CPI "cpi.mantova"
+#define CPI    "cpi.mantova"
 
 static rete_seckey *kb, *ks, *kc, *kother;
 
 struct fx {
-	char *root;    /* temp folder */
+	char *root; /* temp folder */
 	char store[4096];
 	char pub[4096]; /* broker's .pub */
 	rete_store *s;
 	int64_t t;
 };
 
-static void base_msg(Rete__Message *msg, const char *id, const char *sender,
-		     const char *recipient)
+static void base_msg(Rete__Message *msg, const char *id, const char *sender, const char *recipient)
 {
 	rete__message__init(msg);
 	msg->id = (char *)id;
@@ -241,8 +240,8 @@ static void test_verify_good(void **state)
 	assert_string_equal(out, expect);
 	free(out);
 
-	assert_int_equal(run(&out, "%s audit verify %s --broker-key %s --json", RETE, f.store, f.pub),
-			 0);
+	assert_int_equal(
+	    run(&out, "%s audit verify %s --broker-key %s --json", RETE, f.store, f.pub), 0);
 	j = json_loads(out, 0, NULL);
 	assert_non_null(j);
 	assert_true(json_is_true(json_object_get(j, "holds")));
@@ -263,8 +262,8 @@ static void test_verify_good(void **state)
 		assert_int_equal(rete_keyfile_write(f.root, "other.mantova", kother, false, &m),
 				 RETE_OK);
 		snprintf(other, sizeof(other), "%s/other.mantova.pub", f.root);
-		assert_int_equal(run(&out, "%s audit verify %s --broker-key %s", RETE, f.store, other),
-				 1);
+		assert_int_equal(
+		    run(&out, "%s audit verify %s --broker-key %s", RETE, f.store, other), 1);
 		assert_non_null(strstr(out, "entry 0:"));
 		free(out);
 	}
@@ -272,9 +271,8 @@ static void test_verify_good(void **state)
 	assert_int_equal(run(&out, "%s audit verify %s 2>&1", RETE, f.store), 2);
 	assert_non_null(strstr(out, "--broker-key"));
 	free(out);
-	assert_int_equal(run(&out, "%s audit verify %s/nowhere --broker-key %s 2>&1", RETE, f.root,
-			     f.pub),
-			 2);
+	assert_int_equal(
+	    run(&out, "%s audit verify %s/nowhere --broker-key %s 2>&1", RETE, f.root, f.pub), 2);
 	free(out);
 	assert_int_equal(run(&out, "%s audit --help", RETE), 0);
 	assert_non_null(strstr(out, "check-proof"));
@@ -447,11 +445,13 @@ static void test_verify_while_appending(void **state)
 	rete_store_close(&s);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(
-		    run(&out, "%s audit verify %s --broker-key %s --json", RETE, f.store, f.pub), 0);
+		    run(&out, "%s audit verify %s --broker-key %s --json", RETE, f.store, f.pub),
+		    0);
 		{
 			json_t *j = json_loads(out, 0, NULL);
 			assert_non_null(j);
-			verified = (uint64_t)json_integer_value(json_object_get(j, "entriesChecked"));
+			verified =
+			    (uint64_t)json_integer_value(json_object_get(j, "entriesChecked"));
 			assert_true(verified >= before);
 			json_decref(j);
 		}
@@ -559,9 +559,8 @@ static void test_proofs(void **state)
 	free(out);
 
 	/* consistency 5 -> 12 */
-	assert_int_equal(run(&out, "%s audit consistency %s --from 5 --to 12 > %s", RETE, f.store,
-			     cf),
-			 0);
+	assert_int_equal(
+	    run(&out, "%s audit consistency %s --from 5 --to 12 > %s", RETE, f.store, cf), 0);
 	free(out);
 	j = json_load_file(cf, 0, NULL);
 	assert_non_null(j);
@@ -589,11 +588,12 @@ static void test_proofs(void **state)
 		snprintf(badf, sizeof(badf), "%s/bad.ckpt", f.root);
 		assert_int_equal(tu_write_file(badf, bad, strlen(bad)), 0);
 		free(bad);
-		assert_int_equal(run(&out, "%s audit consistency %s --from 5 --to 12 > %s", RETE,
-				     f.store, cf),
-				 0);
+		assert_int_equal(
+		    run(&out, "%s audit consistency %s --from 5 --to 12 > %s", RETE, f.store, cf),
+		    0);
 		free(out);
-		assert_int_equal(run(&out, "%s audit check-proof %s --checkpoint %s --broker-key %s",
+		assert_int_equal(run(&out,
+				     "%s audit check-proof %s --checkpoint %s --broker-key %s",
 				     RETE, cf, badf, f.pub),
 				 1);
 		assert_non_null(strstr(out, "does not verify"));
@@ -602,7 +602,8 @@ static void test_proofs(void **state)
 	/* out of range: usage */
 	assert_int_equal(run(&out, "%s audit proof %s --index 12 2>&1", RETE, f.store), 2);
 	free(out);
-	assert_int_equal(run(&out, "%s audit consistency %s --from 0 --to 3 2>&1", RETE, f.store), 2);
+	assert_int_equal(run(&out, "%s audit consistency %s --from 0 --to 3 2>&1", RETE, f.store),
+			 2);
 	free(out);
 	fx_free(&f);
 }
@@ -623,19 +624,27 @@ static void test_log_lines(void **state)
 		assert_non_null(j);
 		assert_int_equal(json_integer_value(json_object_get(j, "index")), 1 + n);
 		if (n == 0) {
-			assert_string_equal(json_string_value(json_object_get(j, "kind")), "referral");
-			assert_string_equal(json_string_value(json_object_get(j, "messageId")), "r1");
+			assert_string_equal(json_string_value(json_object_get(j, "kind")),
+					    "referral");
+			assert_string_equal(json_string_value(json_object_get(j, "messageId")),
+					    "r1");
 			assert_string_equal(json_string_value(json_object_get(j, "status")),
 					    "requested");
-			assert_string_equal(json_string_value(json_object_get(j, "sender")), SOCIAL);
-			assert_string_equal(json_string_value(json_object_get(j, "recipient")), CPI);
-			assert_string_equal(json_string_value(json_object_get(j, "caseId")), "case-9");
+			assert_string_equal(json_string_value(json_object_get(j, "sender")),
+					    SOCIAL);
+			assert_string_equal(json_string_value(json_object_get(j, "recipient")),
+					    CPI);
+			assert_string_equal(json_string_value(json_object_get(j, "caseId")),
+					    "case-9");
 			assert_string_equal(json_string_value(json_object_get(j, "loggedAt")),
 					    "2026-09-21T14:13:22Z");
 		} else {
-			assert_string_equal(json_string_value(json_object_get(j, "kind")), "update");
-			assert_string_equal(json_string_value(json_object_get(j, "referralId")), "r1");
-			assert_string_equal(json_string_value(json_object_get(j, "status")), "accepted");
+			assert_string_equal(json_string_value(json_object_get(j, "kind")),
+					    "update");
+			assert_string_equal(json_string_value(json_object_get(j, "referralId")),
+					    "r1");
+			assert_string_equal(json_string_value(json_object_get(j, "status")),
+					    "accepted");
 		}
 		assert_null(json_object_get(j, "operator")); /* metadata only */
 		json_decref(j);

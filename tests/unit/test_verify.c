@@ -29,8 +29,8 @@
 #define ORIGIN "rete.test/mantova"
 #define BROKER "broker.mantova"
 #define SOCIAL "social.mantova"
-#define CPI "cpi.mantova"
-#define ASST "asst.mantova"
+#define CPI    "cpi.mantova"
+#define ASST   "asst.mantova"
 
 enum { K_BROKER, K_SOCIAL, K_CPI, K_ASST, K_OTHER, K_SOCIAL2, K_N };
 static rete_seckey *keys[K_N];
@@ -60,8 +60,8 @@ struct log {
 	const rete_seckey *social; /* the key the directory in force has for SOCIAL */
 };
 
-static void base_msg(Rete__Message *msg, const char *id, const char *sender,
-		     const char *recipient, const char *case_id)
+static void base_msg(Rete__Message *msg, const char *id, const char *sender, const char *recipient,
+		     const char *case_id)
 {
 	rete__message__init(msg);
 	msg->id = (char *)id;
@@ -88,10 +88,9 @@ static rete_buf directory(const char *id, uint64_t serial, const rete_seckey *so
 	Rete__Party p[4], *pp[4];
 	const char *ids[4] = {BROKER, SOCIAL, CPI, ASST};
 	const rete_seckey *ks[4] = {keys[K_BROKER], social, keys[K_CPI], keys[K_ASST]};
-	Rete__PartyKind kinds[4] = {RETE__PARTY_KIND__PARTY_KIND_BROKER,
-				    RETE__PARTY_KIND__PARTY_KIND_SOCIAL_SERVICES,
-				    RETE__PARTY_KIND__PARTY_KIND_JOB_CENTRE,
-				    RETE__PARTY_KIND__PARTY_KIND_HEALTH};
+	Rete__PartyKind kinds[4] = {
+	    RETE__PARTY_KIND__PARTY_KIND_BROKER, RETE__PARTY_KIND__PARTY_KIND_SOCIAL_SERVICES,
+	    RETE__PARTY_KIND__PARTY_KIND_JOB_CENTRE, RETE__PARTY_KIND__PARTY_KIND_HEALTH};
 	Rete__PriorityLimit l = RETE__PRIORITY_LIMIT__INIT, *lp = &l;
 
 	for (int i = 0; i < 4; i++) {
@@ -136,8 +135,8 @@ static rete_buf referral(const char *id, const char *sender, const char *recipie
 	return sign_with(&msg, k);
 }
 
-static rete_buf update(const char *id, const char *sender, const char *recipient,
-		       const char *ref, Rete__Status st, const rete_seckey *k)
+static rete_buf update(const char *id, const char *sender, const char *recipient, const char *ref,
+		       Rete__Status st, const rete_seckey *k)
 {
 	Rete__Message msg;
 	Rete__ReferralUpdate u = RETE__REFERRAL_UPDATE__INIT;
@@ -502,8 +501,8 @@ static void test_key_rotation(void **state)
 
 /* put_raw overwrites key in the named database of the store's folder with
  * LMDB directly (the store must be closed). */
-static void put_raw(const char *dir, const char *db, const void *key, size_t klen,
-		    const void *val, size_t vlen)
+static void put_raw(const char *dir, const char *db, const void *key, size_t klen, const void *val,
+		    size_t vlen)
 {
 	MDB_env *env;
 	MDB_txn *txn;
@@ -651,7 +650,8 @@ static void test_many_entries(void **state)
 	append(&L, directory("dir-1", 1, keys[K_SOCIAL]));
 	for (int i = 1; i < N; i++) {
 		snprintf(id, sizeof(id), "m%d", i);
-		bufs[i] = referral(id, SOCIAL, CPI, "staff", i == BAD ? keys[K_OTHER] : keys[K_SOCIAL]);
+		bufs[i] =
+		    referral(id, SOCIAL, CPI, "staff", i == BAD ? keys[K_OTHER] : keys[K_SOCIAL]);
 		ops[i].kind = RETE_STORE_OP_APPEND;
 		ops[i].in.signed_message = bufs[i].data;
 		ops[i].in.len = bufs[i].len;
