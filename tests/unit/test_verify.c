@@ -555,6 +555,112 @@ static void test_projection_rewritten_fails(void **state)
 	log_close(&L);
 }
 
+/* forge_append writes signed message sm as entry `size` of the closed
+ * store in dir with LMDB directly, with its leaf hash, every Merkle node
+ * (rebuilt from the stored leaf hashes) and the new size: a log that is
+ * well-formed and correctly signed, but that the store itself would have
+ * refused. */
+static void forge_append(const char *dir, uint64_t size, const rete_buf *sm, int64_t at)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi entries, nodes, meta;
+	Rete__LogEntry le = RETE__LOG_ENTRY__INIT;
+	rete_merkle_mem t;
+	uint8_t key[9], *buf, leaf[RETE_MERKLE_HASH];
+	size_t len;
+	MDB_val k, v;
+
+	le.index = size;
+	le.logged_at = at;
+	le.signed_message.data = sm->data;
+	le.signed_message.len = sm->len;
+	len = rete__log_entry__get_packed_size(&le);
+	buf = malloc(len);
+	rete__log_entry__pack(&le, buf);
+	rete_merkle_leaf_hash(leaf, buf, len);
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "entries", 0, &entries), 0);
+	assert_int_equal(mdb_dbi_open(txn, "nodes", 0, &nodes), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	rete_merkle_mem_init(&t);
+	for (uint64_t i = 0; i < size; i++) {
+		key[0] = 0;
+		for (int b = 0; b < 8; b++)
+			key[1 + b] = (uint8_t)(i >> (56 - 8 * b));
+		k.mv_size = 9;
+		k.mv_data = key;
+		assert_int_equal(mdb_get(txn, nodes, &k, &v), 0);
+		assert_int_equal(rete_merkle_mem_append(&t, v.mv_data), RETE_OK);
+	}
+	assert_int_equal(rete_merkle_mem_append(&t, leaf), RETE_OK);
+	for (unsigned l = 0; l < RETE_MERKLE_LEVELS; l++)
+		for (uint64_t i = 0; i < t.mm_len[l]; i++) {
+			key[0] = (uint8_t)l;
+			for (int b = 0; b < 8; b++)
+				key[1 + b] = (uint8_t)(i >> (56 - 8 * b));
+			k.mv_size = 9;
+			k.mv_data = key;
+			v.mv_size = RETE_MERKLE_HASH;
+			v.mv_data = t.mm_nodes[l][i];
+			assert_int_equal(mdb_put(txn, nodes, &k, &v, 0), 0);
+		}
+	rete_merkle_mem_free(&t);
+	for (int b = 0; b < 8; b++)
+		key[b] = (uint8_t)(size >> (56 - 8 * b));
+	k.mv_size = 8;
+	k.mv_data = key;
+	v.mv_size = len;
+	v.mv_data = buf;
+	assert_int_equal(mdb_put(txn, entries, &k, &v, 0), 0);
+	for (int b = 0; b < 8; b++)
+		key[b] = (uint8_t)((size + 1) >> (56 - 8 * b));
+	k.mv_size = 4;
+	k.mv_data = (void *)"size";
+	v.mv_size = 8;
+	v.mv_data = key;
+	assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	free(buf);
+}
+
+static void test_lifecycle_violation_fails(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_verify_options o = opts(true, 2);
+	rete_msg m = {{0}};
+	rete_buf b;
+	(void)state;
+
+	log_open(&L, "verify-lifecycle");
+	standard(&L);
+	rete_store_close(&L.s);
+	/* entry 12: asst.mantova, no party of r1, moves it to completed */
+	b = update("u9", ASST, SOCIAL, "r1", RETE__STATUS__STATUS_COMPLETED, keys[K_ASST]);
+	forge_append(L.dir, 12, &b, L.t + 1000);
+	rete_buf_free(&b);
+	assert_int_equal(rete_store_open(&L.s, L.dir, RETE_STORE_RDONLY, &m), RETE_OK);
+	/* the log itself (signatures, tree) holds: only the replay sees it */
+	o.replay = false;
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_OK);
+	assert_int_equal(rep.entries, 13);
+	o.replay = true;
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_ELIFECYCLE);
+	print_message("%s\n", rep.reason);
+	assert_int_equal(rep.verdict, RETE_VERIFY_FAILS);
+	assert_true(rep.has_bad_entry);
+	assert_int_equal(rep.bad_index, 12);
+	assert_int_equal(rep.entries, 12);
+	assert_non_null(strstr(rep.reason, "entry 12: replaying the lifecycle refuses update u9 "
+					   "of asst.mantova"));
+	log_close(&L);
+}
+
 /* ---- an older backup put back ---------------------------------------------- */
 
 static void test_since_checkpoint(void **state)
@@ -726,6 +832,7 @@ int main(void)
 	    cmocka_unit_test(test_checkpoint_other_key_fails),
 	    cmocka_unit_test(test_key_rotation),
 	    cmocka_unit_test(test_projection_rewritten_fails),
+	    cmocka_unit_test(test_lifecycle_violation_fails),
 	    cmocka_unit_test(test_since_checkpoint),
 	    cmocka_unit_test(test_many_entries),
 	    cmocka_unit_test(test_many_entries_hold),
