@@ -488,11 +488,10 @@ static void checkpoint_maybe(broker *b, int64_t mono_now)
 {
 	if (b->log_size <= b->cp_size)
 		return;
-	static int64_t last_mono;
 	if (b->log_size - b->cp_size >= b->cfg->checkpoint_every ||
-	    mono_now - last_mono >= b->cfg->checkpoint_interval_ms) {
+	    mono_now - b->cp_mono_ms >= b->cfg->checkpoint_interval_ms) {
 		checkpoint_make(b);
-		last_mono = mono_now;
+		b->cp_mono_ms = mono_now;
 	}
 }
 
@@ -856,6 +855,24 @@ static void verify_job(void *ctx, size_t i)
 	f->sig_ok = rete_signed_verify(f->sm, &f->who->key, NULL) == RETE_OK;
 }
 
+/* store_field names the field a store refusal is about. */
+static const char *store_field(const Rete__Message *msg, Rete__ErrorCode code)
+{
+	bool update = msg->body_case == RETE__MESSAGE__BODY_UPDATE;
+	switch (code) {
+	case RETE__ERROR_CODE__ERROR_CODE_ID_REUSED:
+		return "id";
+	case RETE__ERROR_CODE__ERROR_CODE_LIFECYCLE:
+		return "update.status";
+	case RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL:
+		return update ? "update.referralId" : "note.referralId";
+	case RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED:
+		return "sender";
+	default:
+		return "";
+	}
+}
+
 /* run_batch reads what is waiting and takes it through the pipeline. */
 static void run_batch(broker *b, broker_frame *frames, broker_frame **jobs)
 {
@@ -951,7 +968,7 @@ static void run_batch(broker *b, broker_frame *frames, broker_frame **jobs)
 						op->index);
 		} else {
 			broker_refuse(f, op->error ? op->error : RETE__ERROR_CODE__ERROR_CODE_INVALID,
-				      "", "%s", op->error_text);
+				      store_field(f->msg, op->error), "%s", op->error_text);
 			send_refusal(b, f, true);
 		}
 	}
@@ -1360,6 +1377,7 @@ int broker_run(broker_config *c)
 	int64_t now = mono_ms();
 	b.last_scan_ms = now;
 	b.last_ping_ms = now;
+	b.cp_mono_ms = now;
 	while (!b.stop) {
 		zmq_pollitem_t items[3] = {{b.router, 0, ZMQ_POLLIN, 0},
 					   {NULL, b.sigfd, ZMQ_POLLIN, 0},

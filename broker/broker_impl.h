@@ -82,6 +82,7 @@ typedef struct broker {
 	uint64_t cp_size;   /* size of the latest checkpoint */
 	char *cp_note;
 	int64_t cp_at_ms;   /* when it was made (0: before this start) */
+	int64_t cp_mono_ms; /* the same, on the monotonic clock */
 	int64_t last_scan_ms, last_ping_ms;
 	uint64_t ping_nonce;
 	/* the batch being built */

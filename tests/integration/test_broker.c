@@ -391,8 +391,8 @@ static const Rete__Receipt *receipt_of(const Rete__BrokerFrame *f)
 
 /* expect_refused submits o and checks the error code and that the
  * sentence contains `words` (if not NULL). */
-static void expect_refused(rete_wire *w, const struct outmsg *o, Rete__ErrorCode code,
-			   const char *words)
+static void expect_refused_at(rete_wire *w, const struct outmsg *o, Rete__ErrorCode code,
+			      const char *words, const char *field)
 {
 	Rete__BrokerFrame *f = submit(w, o);
 	const Rete__Receipt *r = receipt_of(f);
@@ -404,7 +404,16 @@ static void expect_refused(rete_wire *w, const struct outmsg *o, Rete__ErrorCode
 	assert_true(r->error_text[0] != '\0');
 	if (words)
 		assert_non_null(strstr(r->error_text, words));
+	if (field)
+		assert_string_equal(r->field, field);
+	assert_string_equal(r->message_id, o->id);
 	rete__broker_frame__free_unpacked(f, NULL);
+}
+
+static void expect_refused(rete_wire *w, const struct outmsg *o, Rete__ErrorCode code,
+			   const char *words)
+{
+	expect_refused_at(w, o, code, words, NULL);
 }
 
 /* receipt_index checks an acceptance receipt's signature and returns its
@@ -635,7 +644,7 @@ static void test_duplicate(void **state)
 	rete__broker_frame__free_unpacked(f2, NULL);
 	/* the same id with other bytes is refused */
 	make_referral(e, P_SOCIAL, P_CPI, "dup-1", "employment-orientation", true, NULL, NULL, &o2);
-	expect_refused(social, &o2, RETE__ERROR_CODE__ERROR_CODE_ID_REUSED, NULL);
+	expect_refused_at(social, &o2, RETE__ERROR_CODE__ERROR_CODE_ID_REUSED, NULL, "id");
 	Rete__BrokerFrame *f = log_entries(e);
 	assert_int_equal(f->result->entries->n_entries, 2);
 	rete__broker_frame__free_unpacked(f, NULL);
@@ -676,7 +685,8 @@ static void test_refusals(void **state)
 	/* signing as another party */
 	make_referral(e, P_SOCIAL, P_CPI, "as-other", "employment-orientation", true,
 		      e->keys[P_ASST], "asst.mantova", &o);
-	expect_refused(social, &o, RETE__ERROR_CODE__ERROR_CODE_SENDER_MISMATCH, "social.mantova");
+	expect_refused_at(social, &o, RETE__ERROR_CODE__ERROR_CODE_SENDER_MISMATCH, "social.mantova",
+			  "sender");
 	outmsg_free(&o);
 
 	/* a bad signature */
@@ -699,14 +709,15 @@ static void test_refusals(void **state)
 
 	/* a service the recipient does not offer */
 	make_referral(e, P_SOCIAL, P_CPI, "svc-1", "housing-support", true, NULL, NULL, &o);
-	expect_refused(social, &o, RETE__ERROR_CODE__ERROR_CODE_SERVICE_NOT_OFFERED,
-		       "offered: employment-orientation, training-voucher");
+	expect_refused_at(social, &o, RETE__ERROR_CODE__ERROR_CODE_SERVICE_NOT_OFFERED,
+			  "offered: employment-orientation, training-voucher", "referral.service");
 	outmsg_free(&o);
 
 	/* no consent for a service that needs it */
 	make_referral(e, P_SOCIAL, P_ASST, "consent-1", "psychological-support", false, NULL, NULL,
 		      &o);
-	expect_refused(social, &o, RETE__ERROR_CODE__ERROR_CODE_CONSENT_REQUIRED, "legal basis");
+	expect_refused_at(social, &o, RETE__ERROR_CODE__ERROR_CODE_CONSENT_REQUIRED, "legal basis",
+			  "referral.consent");
 	outmsg_free(&o);
 
 	/* an unknown recipient */
@@ -726,7 +737,8 @@ static void test_refusals(void **state)
 	rete__broker_frame__free_unpacked(f, NULL);
 	outmsg_free(&o);
 	make_update(e, P_SOCIAL, P_CPI, "life-1-acc", "life-1", RETE__STATUS__STATUS_ACCEPTED, &o);
-	expect_refused(social, &o, RETE__ERROR_CODE__ERROR_CODE_LIFECYCLE, NULL);
+	expect_refused_at(social, &o, RETE__ERROR_CODE__ERROR_CODE_LIFECYCLE, "requester",
+			  "update.status");
 	outmsg_free(&o);
 	make_update(e, P_CPI, P_SOCIAL, "life-1-can", "life-1", RETE__STATUS__STATUS_CANCELLED, &o);
 	expect_refused(cpi, &o, RETE__ERROR_CODE__ERROR_CODE_LIFECYCLE, NULL);
