@@ -31,11 +31,10 @@ static char ini[540];
 
 static void cleanup(void)
 {
-	static const char *const files[] = {"broker.ini",     "broker.mantova.key",
-					    "broker.mantova.pub", "social.mantova.key",
-					    "social.mantova.pub", "cpi.mantova.key",
-					    "cpi.mantova.pub",	  "asst.mantova.key",
-					    "asst.mantova.pub"};
+	static const char *const files[] = {
+	    "broker.ini",	  "broker.mantova.key", "broker.mantova.pub",
+	    "social.mantova.key", "social.mantova.pub", "cpi.mantova.key",
+	    "cpi.mantova.pub",	  "asst.mantova.key",	"asst.mantova.pub"};
 	char path[600];
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);

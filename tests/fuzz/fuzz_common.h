@@ -35,11 +35,11 @@ static inline const rete_seckey *fuzz_key(void)
 
 /* fuzz_fail reports a broken property and aborts, so libFuzzer keeps the
  * input as a crash. */
-#define fuzz_fail(...)                                                                   \
-	do {                                                                             \
-		fprintf(stderr, "fuzz property broken: " __VA_ARGS__);                   \
-		fputc('\n', stderr);                                                     \
-		abort();                                                                 \
+#define fuzz_fail(...)                                                                             \
+	do {                                                                                       \
+		fprintf(stderr, "fuzz property broken: " __VA_ARGS__);                             \
+		fputc('\n', stderr);                                                               \
+		abort();                                                                           \
 	} while (0)
 
 #endif

@@ -55,8 +55,8 @@ static json_t *reparse(json_t *j)
 	json_t *back = NULL;
 	rete_msg m;
 	if (rete_json_loadb(text, strlen(text), "fuzz", &back, &m) != RETE_OK)
-		fuzz_fail("JSON printed by jansson is refused by rete_json_loadb: %s (%s)",
-			  m.text, text);
+		fuzz_fail("JSON printed by jansson is refused by rete_json_loadb: %s (%s)", m.text,
+			  text);
 	free(text);
 	return back;
 }
@@ -75,8 +75,8 @@ static void map_as(const ProtobufCMessageDescriptor *d, json_t *doc)
 	rete_msg m;
 	rete_err e1 = rete_json_to_pb(d, doc, &first, &m);
 	if ((e1 == RETE_OK) != (e == RETE_OK))
-		fuzz_fail("%s: rete_json_to_pb says %d, rete_json_to_pb_all says %d", d->name,
-			  e1, e);
+		fuzz_fail("%s: rete_json_to_pb says %d, rete_json_to_pb_all says %d", d->name, e1,
+			  e);
 	if (first) {
 		if (!same(pb, first))
 			fuzz_fail("%s: rete_json_to_pb and _all map to different messages",

@@ -91,8 +91,8 @@ static void check_consistency(uint64_t size1, uint64_t size2, rete_merkle_elem r
 			      rete_merkle_elem r2, const rete_merkle_elem *proof, size_t n)
 {
 	rete_msg m;
-	if (rete_merkle_verify_consistency(size1, size2, r1.data, r1.len, r2.data, r2.len, proof,
-					   n, &m) != RETE_OK)
+	if (rete_merkle_verify_consistency(size1, size2, r1.data, r1.len, r2.data, r2.len, proof, n,
+					   &m) != RETE_OK)
 		return;
 	/* Equal sizes with equal roots verify whatever the roots' length, as
 	 * the shared vectors (consistency/additional/sizes-are-equal-one-and-
@@ -241,8 +241,8 @@ static void model(struct in *in)
 	if (u8(in) & 1) {
 		uint64_t size1 = 1 + u64(in) % nleaves;
 		uint64_t size2 = size1 + u64(in) % (nleaves - size1 + 1);
-		if (rete_merkle_consistency_proof(rete_merkle_mem_get, &t, size1, size2,
-						  &hashes[2], &n) != RETE_OK)
+		if (rete_merkle_consistency_proof(rete_merkle_mem_get, &t, size1, size2, &hashes[2],
+						  &n) != RETE_OK)
 			fuzz_fail("consistency proof %llu -> %llu failed",
 				  (unsigned long long)size1, (unsigned long long)size2);
 		if (n != rete_merkle_expected_consistency_len(size1, size2))
@@ -271,8 +271,8 @@ static void model(struct in *in)
 		uint64_t index = u64(in) % size;
 		if (rete_merkle_inclusion_proof(rete_merkle_mem_get, &t, index, size, &hashes[2],
 						&n) != RETE_OK)
-			fuzz_fail("inclusion proof %llu in %llu failed",
-				  (unsigned long long)index, (unsigned long long)size);
+			fuzz_fail("inclusion proof %llu in %llu failed", (unsigned long long)index,
+				  (unsigned long long)size);
 		if (n != rete_merkle_expected_inclusion_len(index, size))
 			fuzz_fail("inclusion proof has %zu elements, expected %zu", n,
 				  rete_merkle_expected_inclusion_len(index, size));
@@ -284,9 +284,9 @@ static void model(struct in *in)
 			for (size_t i = 0; i < n; i++)
 				e[i] = (rete_merkle_elem){hashes[2 + i], RETE_MERKLE_HASH};
 			uint64_t idx = pass == 1 ? other : index;
-			rete_err r = rete_merkle_verify_inclusion(idx, size, hashes[0],
-								  RETE_MERKLE_HASH, e, n,
-								  hashes[1], RETE_MERKLE_HASH, &m);
+			rete_err r =
+			    rete_merkle_verify_inclusion(idx, size, hashes[0], RETE_MERKLE_HASH, e,
+							 n, hashes[1], RETE_MERKLE_HASH, &m);
 			if (pass == 0 && r != RETE_OK)
 				fuzz_fail("inclusion %llu in %llu does not verify: %s",
 					  (unsigned long long)index, (unsigned long long)size,

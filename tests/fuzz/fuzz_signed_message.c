@@ -35,8 +35,8 @@ static void json_round_trip(const Rete__Message *msg, const uint8_t *bytes, size
 	json_t *back = NULL;
 	rete_msg m;
 	if (rete_json_loadb(text, strlen(text), "fuzz", &back, &m) != RETE_OK)
-		fuzz_fail("rete_pb_to_json printed text rete_json_loadb refuses: %s (%s)",
-			  m.text, text);
+		fuzz_fail("rete_pb_to_json printed text rete_json_loadb refuses: %s (%s)", m.text,
+			  text);
 	ProtobufCMessage *again = NULL;
 	if (rete_json_to_pb(&rete__message__descriptor, back, &again, &m) == RETE_OK) {
 		size_t n = protobuf_c_message_get_packed_size(again);

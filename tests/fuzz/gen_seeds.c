@@ -27,11 +27,11 @@
 
 static const char *out_dir;
 
-#define die(...)                                                                         \
-	do {                                                                             \
-		fprintf(stderr, "fuzz_gen_seeds: " __VA_ARGS__);                         \
-		fputc('\n', stderr);                                                     \
-		exit(2);                                                                 \
+#define die(...)                                                                                   \
+	do {                                                                                       \
+		fprintf(stderr, "fuzz_gen_seeds: " __VA_ARGS__);                                   \
+		fputc('\n', stderr);                                                               \
+		exit(2);                                                                           \
 	} while (0)
 
 static void put(const char *target, const char *name, const void *data, size_t len)
@@ -445,11 +445,11 @@ static void proofs(const char *shared)
 {
 	const char *T = "fuzz_proof";
 	static const char *const files[] = {
-	    "inclusion/1/happy-path.json",	 "inclusion/2/happy-path.json",
-	    "inclusion/3/happy-path.json",	 "inclusion/4/happy-path.json",
-	    "inclusion/1/wrong-leaf.json",	 "consistency/1/happy-path.json",
-	    "consistency/2/happy-path.json",	 "consistency/3/happy-path.json",
-	    "consistency/4/happy-path.json",	 "consistency/1/truncated-proof.json",
+	    "inclusion/1/happy-path.json",   "inclusion/2/happy-path.json",
+	    "inclusion/3/happy-path.json",   "inclusion/4/happy-path.json",
+	    "inclusion/1/wrong-leaf.json",   "consistency/1/happy-path.json",
+	    "consistency/2/happy-path.json", "consistency/3/happy-path.json",
+	    "consistency/4/happy-path.json", "consistency/1/truncated-proof.json",
 	};
 	char path[1024], name[256];
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -462,10 +462,10 @@ static void proofs(const char *shared)
 	}
 	/* Model seeds: byte 0 % 3 == 2, then nleaves (2 bytes), salt, mode,
 	 * sizes/indexes (8 bytes each) and the bit to flip (2 bytes). */
-	static const uint8_t model_incl[] = {2, 0, 13, 9, 0, 13, 0, 0, 0, 0, 0, 0, 0,
-					     6, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 1, 7};
-	static const uint8_t model_cons[] = {5, 0, 200, 1, 1, 57, 0, 0, 0, 0, 0, 0, 0,
-					     99, 0, 0, 0, 0, 0, 0, 0, 2, 9};
+	static const uint8_t model_incl[] = {2, 0, 13, 9, 0, 13, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0,
+					     0, 0, 0,  0, 0, 3,	 0, 0, 0, 0, 0, 0, 0, 1, 7};
+	static const uint8_t model_cons[] = {5, 0,  200, 1, 1, 57, 0, 0, 0, 0, 0, 0,
+					     0, 99, 0,	 0, 0, 0,  0, 0, 0, 2, 9};
 	put(T, "model-inclusion.bin", model_incl, sizeof(model_incl));
 	put(T, "model-consistency.bin", model_cons, sizeof(model_cons));
 
