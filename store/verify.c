@@ -2,13 +2,17 @@
  *
  * The log is read at one fixed size inside one read transaction, in chunks
  * of CHUNK entries. Each chunk goes through three phases:
- *   A (all threads)  strict decoding and leaf hashing, entry by entry;
+ *   A (all threads)  strict decoding, leaf hashing and signature checking
+ *                    with the key of the Directory in force at the start of
+ *                    the chunk, entry by entry;
  *   B (this thread)  everything that depends on order: the index, the
  *                    stored leaf hashes and nodes against the recomputed
  *                    tree, the key each entry must be signed with (the
  *                    Directory in force changes along the log), checkpoints
  *                    reached at this size;
- *   C (all threads)  signature verification with the keys chosen in B;
+ *   C                settling the signatures: the key chosen in B is almost
+ *                    always the one A used; entries after a Directory entry
+ *                    of the same chunk are verified again (all threads);
  * then, with replay, the entries of the chunk are appended to a scratch
  * store. Only this thread touches LMDB: a transaction belongs to one thread
  * at a time, and the reads are cheap next to the signatures.
@@ -84,6 +88,8 @@ struct item {
 	const rete_pubkey *it_key;
 	const struct vdir *it_dir; /* NULL: signed by the broker */
 	bool it_bad_sig;
+	const rete_pubkey *it_spec_key; /* the key phase A verified with */
+	bool it_spec_ok;		/* and whether the signature verified */
 };
 
 struct vctx {
@@ -102,8 +108,11 @@ struct vctx {
 	rete_checkpoint v_prev; /* the last checkpoint reached */
 	bool v_have_since;
 	rete_checkpoint v_since;
-	struct item *v_items;
+	struct item *v_items[2]; /* chunks alternate, so that the replay of one
+				    runs while the next is checked */
+	unsigned v_cur;
 	unsigned v_threads;
+	pthread_mutex_t v_lock; /* the failure fields: the replay thread fails too */
 	/* the first failure */
 	uint64_t v_fail_pos;
 	rete_err v_fail_err;
@@ -114,6 +123,10 @@ struct vctx {
 	rete_store *v_scratch;
 	char *v_scratch_dir;
 	rete_store_op *v_ops;
+	bool v_rp_running; /* a replay thread is running v_rp_items[0..v_rp_n) */
+	pthread_t v_rp_tid;
+	struct item *v_rp_items;
+	size_t v_rp_n;
 };
 
 /* ---- failures ------------------------------------------------------------ */
@@ -132,8 +145,11 @@ static void fail(struct vctx *v, uint64_t pos, rete_err err, bool entry, uint64_
 {
 	va_list ap;
 
-	if (pos >= v->v_fail_pos && v->v_fail_pos != POS_NONE)
+	pthread_mutex_lock(&v->v_lock);
+	if (pos >= v->v_fail_pos && v->v_fail_pos != POS_NONE) {
+		pthread_mutex_unlock(&v->v_lock);
 		return;
+	}
 	if (pos == POS_NONE)
 		pos = POS_NONE - 1;
 	v->v_fail_pos = pos;
@@ -143,11 +159,28 @@ static void fail(struct vctx *v, uint64_t pos, rete_err err, bool entry, uint64_
 	va_start(ap, fmt);
 	vsnprintf(v->v_fail_text, sizeof(v->v_fail_text), fmt, ap);
 	va_end(ap);
+	pthread_mutex_unlock(&v->v_lock);
 }
 
-static bool failed(const struct vctx *v)
+static bool io_error(rete_err e);
+
+static bool failed(struct vctx *v)
 {
-	return v->v_fail_pos != POS_NONE;
+	bool f;
+	pthread_mutex_lock(&v->v_lock);
+	f = v->v_fail_pos != POS_NONE;
+	pthread_mutex_unlock(&v->v_lock);
+	return f;
+}
+
+/* failed_io: a failure is known that stops the check itself. */
+static bool failed_io(struct vctx *v)
+{
+	bool f;
+	pthread_mutex_lock(&v->v_lock);
+	f = v->v_fail_pos != POS_NONE && io_error(v->v_fail_err);
+	pthread_mutex_unlock(&v->v_lock);
+	return f;
 }
 
 static const char *b64(const uint8_t h[RETE_MERKLE_HASH], char buf[64])
@@ -224,13 +257,37 @@ static void item_why(struct item *it, rete_err err, const char *fmt, ...)
 	it->it_why = strdup(buf);
 }
 
+static const struct party_key *dir_find(const struct vdir *vd, const char *id);
+
+/* speculative_key: the key msg must be signed with under the Directory in
+ * force at the start of the chunk (NULL when there is none). */
+static const rete_pubkey *speculative_key(const struct vctx *v, const Rete__Message *msg)
+{
+	const struct party_key *k;
+
+	switch (msg->body_case) {
+	case RETE__MESSAGE__BODY_DIRECTORY:
+	case RETE__MESSAGE__BODY_DELIVERY:
+	case RETE__MESSAGE__BODY_NOTICE:
+		return &v->v_opt->broker_key;
+	case RETE__MESSAGE__BODY_REFERRAL:
+	case RETE__MESSAGE__BODY_UPDATE:
+	case RETE__MESSAGE__BODY_NOTE:
+		if (v->v_dirs == NULL || msg->sender == NULL)
+			return NULL;
+		k = dir_find(v->v_dirs, msg->sender);
+		return k != NULL && k->pk_valid ? &k->pk_key : NULL;
+	default:
+		return NULL;
+	}
+}
+
 static void phase_decode(struct vctx *v, struct item *it)
 {
 	ProtobufCMessage *pm = NULL;
 	rete_msg m = {{0}};
 	rete_err e;
 
-	(void)v;
 	rete_merkle_leaf_hash(it->it_leaf, it->it_raw.data, it->it_raw.len);
 	e = rete_pb_strict_unpack(&rete__log_entry__descriptor, it->it_raw.data, it->it_raw.len,
 				  &pm, &m);
@@ -243,19 +300,34 @@ static void phase_decode(struct vctx *v, struct item *it)
 	it->it_le = (Rete__LogEntry *)pm;
 	e = rete_signed_decode(it->it_le->signed_message.data, it->it_le->signed_message.len,
 			       &it->it_sm, &it->it_msg, &m);
-	if (e != RETE_OK)
+	if (e != RETE_OK) {
 		item_why(it, e == RETE_ENOMEM ? e : RETE_EDECODE,
 			 "entry %llu: the signed message does not decode strictly: %s",
 			 (unsigned long long)it->it_index, m.text);
+		return;
+	}
+	/* Verify now, in the same parallel pass, with the key the entry needs
+	 * if no Directory entry earlier in this chunk changed it (the usual
+	 * case); phase B tells whether that guess was right. v_dirs is only
+	 * written by phase B, never while this runs. */
+	it->it_spec_key = speculative_key(v, it->it_msg);
+	if (it->it_spec_key != NULL)
+		it->it_spec_ok = rete_signed_verify(it->it_sm, it->it_spec_key, NULL) == RETE_OK;
 }
 
 /* ---- phase C: signatures -------------------------------------------------- */
 
+/* phase_verify settles the signature of an entry whose key phase B chose;
+ * it verifies again only when phase A guessed another key. */
 static void phase_verify(struct vctx *v, struct item *it)
 {
 	(void)v;
-	if (it->it_key != NULL && rete_signed_verify(it->it_sm, it->it_key, NULL) != RETE_OK)
-		it->it_bad_sig = true;
+	if (it->it_key == NULL)
+		return;
+	if (it->it_key == it->it_spec_key)
+		it->it_bad_sig = !it->it_spec_ok;
+	else
+		it->it_bad_sig = rete_signed_verify(it->it_sm, it->it_key, NULL) != RETE_OK;
 }
 
 static void item_clear(struct item *it)
@@ -849,13 +921,49 @@ static void find_origin(struct vctx *v)
 	}
 }
 
+static void *replay_thread(void *arg)
+{
+	struct vctx *v = arg;
+	replay_items(v, v->v_rp_items, v->v_rp_n);
+	return NULL;
+}
+
+/* replay_wait waits for the replay thread, if one runs. */
+static void replay_wait(struct vctx *v)
+{
+	if (v->v_rp_running) {
+		pthread_join(v->v_rp_tid, NULL);
+		v->v_rp_running = false;
+	}
+}
+
+/* replay_start replays items[0..n) on a thread of its own (in this thread
+ * if none can be started), after the replay before it. */
+static void replay_start(struct vctx *v, struct item *items, size_t n)
+{
+	replay_wait(v);
+	if (n == 0 || failed_io(v))
+		return;
+	v->v_rp_items = items;
+	v->v_rp_n = n;
+	if (v->v_threads > 1 && pthread_create(&v->v_rp_tid, NULL, replay_thread, v) == 0)
+		v->v_rp_running = true;
+	else
+		replay_items(v, items, n);
+}
+
 /* run_chunk checks entries [from, from + n). */
 static void run_chunk(struct vctx *v, uint64_t from, size_t n)
 {
-	struct item *items = v->v_items;
+	struct item *items = v->v_items[v->v_cur];
 	rete_msg m = {{0}};
-	size_t stop = n, ok, filled = n;
+	size_t stop = n, ok;
 	rete_err e;
+
+	/* this buffer's previous chunk was replayed before the last one started */
+	v->v_cur ^= 1;
+	for (size_t i = 0; i < CHUNK; i++)
+		item_clear(&items[i]);
 
 	for (size_t i = 0; i < n; i++) {
 		items[i].it_index = from + i;
@@ -877,7 +985,17 @@ static void run_chunk(struct vctx *v, uint64_t from, size_t n)
 	}
 	if (stop > n)
 		stop = n;
-	pfor_run(v, phase_verify, items, stop);
+	{
+		/* in parallel only when some guess of phase A was wrong */
+		size_t again = 0;
+		for (size_t i = 0; i < stop; i++)
+			again += items[i].it_key != NULL && items[i].it_key != items[i].it_spec_key;
+		if (again > 0)
+			pfor_run(v, phase_verify, items, stop);
+		else
+			for (size_t i = 0; i < stop; i++)
+				phase_verify(v, &items[i]);
+	}
 	ok = stop;
 	for (size_t i = 0; i < stop; i++) {
 		const struct item *it = &items[i];
@@ -899,10 +1017,8 @@ static void run_chunk(struct vctx *v, uint64_t from, size_t n)
 		ok = i;
 		break;
 	}
-	if (v->v_scratch != NULL && !io_error(v->v_fail_err))
-		replay_items(v, items, ok);
-	for (size_t i = 0; i < filled; i++)
-		item_clear(&items[i]);
+	if (v->v_scratch != NULL)
+		replay_start(v, items, ok);
 }
 
 static rete_err v_init(struct vctx *v, rete_msg *m)
@@ -949,7 +1065,8 @@ static rete_err v_init(struct vctx *v, rete_msg *m)
 		else
 			v->v_have_since = true;
 	}
-	if ((v->v_items = calloc(CHUNK, sizeof(*v->v_items))) == NULL)
+	if ((v->v_items[0] = calloc(CHUNK, sizeof(struct item))) == NULL ||
+	    (v->v_items[1] = calloc(CHUNK, sizeof(struct item))) == NULL)
 		return rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
 	if (opt->replay && !failed(v) && (e = scratch_open(v, m)) != RETE_OK)
 		return e;
@@ -1025,6 +1142,7 @@ rete_err rete_verify_log(rete_store *s, const rete_verify_options *opt, rete_ver
 	v.v_opt = opt;
 	v.v_rep = rep;
 	v.v_fail_pos = POS_NONE;
+	pthread_mutex_init(&v.v_lock, NULL);
 	rete_merkle_frontier_init(&v.v_fr);
 
 	e = v_init(&v, m);
@@ -1036,6 +1154,7 @@ rete_err rete_verify_log(rete_store *s, const rete_verify_options *opt, rete_ver
 		if (opt->progress != NULL)
 			opt->progress(opt->progress_ctx, failed(&v) ? from : from + n, v.v_size);
 	}
+	replay_wait(&v);
 	if (e == RETE_OK && !failed(&v)) {
 		rete_merkle_frontier_root(&v.v_fr, root);
 		memcpy(rep->root, root, RETE_MERKLE_HASH);
@@ -1062,10 +1181,12 @@ rete_err rete_verify_log(rete_store *s, const rete_verify_options *opt, rete_ver
 		snprintf(rep->reason, sizeof(rep->reason), "%s", m != NULL ? m->text : "");
 	}
 
-	if (v.v_items != NULL) {
+	for (int b = 0; b < 2; b++) {
+		if (v.v_items[b] == NULL)
+			continue;
 		for (size_t i = 0; i < CHUNK; i++)
-			item_clear(&v.v_items[i]);
-		free(v.v_items);
+			item_clear(&v.v_items[b][i]);
+		free(v.v_items[b]);
 	}
 	scratch_close(&v);
 	rete_store_read_end(&v.v_rt);
@@ -1073,5 +1194,6 @@ rete_err rete_verify_log(rete_store *s, const rete_verify_options *opt, rete_ver
 	for (size_t i = 0; i < v.v_nck; i++)
 		free(v.v_ck[i].ck_note);
 	free(v.v_ck);
+	pthread_mutex_destroy(&v.v_lock);
 	return e;
 }
