@@ -1339,6 +1339,35 @@ static void test_check_config(void **state)
 	assert_non_null(strstr(out, "bad.ini:8: [policy] routes: 'a>b'"));
 	assert_non_null(strstr(out, "[broker] key: missing"));
 	free(out);
+
+	/* the example configuration is valid (with keys where it expects them) */
+	char path[600];
+	snprintf(path, sizeof(path), "%s/keys", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	static const char *const ids[] = {"broker.mantova", "social.mantova", "cpi.mantova",
+					  "asst.mantova",   "family.mantova", "coord.mantova",
+					  "audit.region"};
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		rete_seckey *k = NULL;
+		assert_int_equal(rete_seckey_generate(&k, NULL), RETE_OK);
+		assert_int_equal(rete_keyfile_write(path, ids[i], k, false, NULL), RETE_OK);
+		rete_seckey_free(&k);
+	}
+	snprintf(path, sizeof(path), "%s/broker", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	size_t len = 0;
+	char *example = tu_read_file(RETE_SOURCE_DIR "/examples/broker.ini", &len);
+	assert_non_null(example);
+	snprintf(path, sizeof(path), "%s/broker/broker.ini", dir);
+	assert_int_equal(tu_write_file(path, example, len), 0);
+	free(example);
+	rc = tu_run(&out, "%s/rete-broker -c %s --check-config", RETE_BIN_DIR, path);
+	if (rc != 0)
+		fprintf(stderr, "%s\n", out ? out : "");
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "fine: broker broker.mantova"));
+	assert_non_null(strstr(out, "6 parties (4 agencies), 7 routes"));
+	free(out);
 	tu_rmrf(dir);
 	free(dir);
 }
