@@ -351,8 +351,14 @@ monitor_apply monitor_apply_event(monitor *mo, const Rete__Event *ev)
 		    r->status == RETE__STATUS__STATUS_REQUESTED)
 			set_status(r, RETE__STATUS__STATUS_RECEIVED, ev->logged_at);
 	} else if (r != NULL && strcmp(kind, "notice") == 0) {
-		if (ev->notice == RETE__NOTICE_KIND__NOTICE_KIND_OVERDUE)
+		if (ev->notice == RETE__NOTICE_KIND__NOTICE_KIND_OVERDUE) {
 			r->overdue = true;
+			/* events carry no due time; the broker flags a referral
+			 * within a scan (a second) of it, so the notice's time
+			 * stands in for it when the snapshot did not give one */
+			if (r->due_at == 0)
+				r->due_at = ev->logged_at;
+		}
 		else if (ev->notice == RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED &&
 			 r->status == RETE__STATUS__STATUS_REQUESTED)
 			set_status(r, RETE__STATUS__STATUS_FAILED, ev->logged_at);
@@ -590,7 +596,7 @@ static int panel_overdue(const monitor *mo, int64_t now, const monitor_filter *f
 		free(v);
 		return lines_add(out, "(no overdue referral)");
 	}
-	bad |= lines_add(out, "%-9s %-6s %-6s %-8s %-44s %-24s %s", "PRIORITY", "AGE", "LATE",
+	bad |= lines_add(out, "%-9s %-6s %-6s %-11s %-44s %-24s %s", "PRIORITY", "AGE", "LATE",
 			 "STATUS", "WHO WAITS ON WHOM", "SERVICE", "REFERRAL");
 	for (size_t i = 0; i < n && !bad; i++) {
 		const struct mref *r = v[i];
@@ -601,7 +607,7 @@ static int panel_overdue(const monitor *mo, int64_t now, const monitor_filter *f
 			monitor_duration_text(now - r->due_at, late, sizeof(late));
 		else
 			snprintf(late, sizeof(late), "-");
-		bad |= lines_add(out, "%-9s %-6s %-6s %-8s %-44s %-24s %s",
+		bad |= lines_add(out, "%-9s %-6s %-6s %-11s %-44s %-24s %s",
 				 priority_name(r->priority), age, late, rete_status_name(r->status),
 				 who, r->service, r->id);
 	}

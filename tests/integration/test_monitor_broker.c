@@ -1,0 +1,809 @@
+/* test_monitor_broker.c — `rete monitor` and `rete report` against the real
+ * rete-broker.
+ *
+ * The group setup writes keys, broker.ini and coord.ini into a fresh
+ * folder, starts the broker on ipc:// endpoints there and waits for it by
+ * pinging; it starts the live monitor in a private tmux server BEFORE any
+ * referral exists (so the live view is built from events alone), then
+ * drives six referrals through the lifecycle as the agencies (signed
+ * messages, deliveries acked by the performers): completed successful,
+ * rejected for lack of capacity, completed unsuccessful, cancelled, one
+ * emergency referral left unanswered until the broker flags it overdue,
+ * and one on hold. The sealed parts carry a person's name and fiscal code;
+ * no output may contain them.
+ *
+ * Then: `rete monitor --once --json` gives exactly the expected counts;
+ * `rete report --format csv` gives the expected rows, the same from the
+ * broker (-c) and from the store folder read beside the running broker
+ * (--store); the tmux pane shows the overdue referral at the top, the
+ * counts built from events, and the agency filter working.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "codec.h"
+#include "duration.h"
+#include "keys.h"
+#include "testutil.h"
+#include "wire.h"
+
+#define BROKER_ID "broker.mantova"
+#define ORIGIN "rete.example/mantova"
+#define WAIT_MS 15000
+#define PERSON_NAME "Maria Bianchi"
+#define FISCAL_CODE "BNCMRA80A41E897X"
+
+enum { P_SOCIAL, P_CPI, P_ASST, P_COORD, NPARTIES };
+static const char *const ids[NPARTIES] = {"social.mantova", "cpi.mantova", "asst.mantova",
+					  "coord.mantova"};
+
+struct env {
+	char *dir;
+	char ini[512], coord_ini[512], listen[300], events[300], log[512], tmux[64];
+	pid_t pid;
+	bool tmux_started;
+	rete_seckey *broker;
+	rete_seckey *keys[NPARTIES];
+	rete_wire *w[NPARTIES];
+	char rid[6][32]; /* referral ids R1..R6 */
+};
+
+static struct env *E;
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void show_log(void)
+{
+	char *log = tu_read_file(E->log, NULL);
+	if (log) {
+		fprintf(stderr, "---- broker log ----\n%s---- end ----\n", log);
+		free(log);
+	}
+}
+
+static void write_files(struct env *e)
+{
+	FILE *f = fopen(e->ini, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"[broker]\norigin = " ORIGIN "\nid = " BROKER_ID "\nkey = keys/" BROKER_ID ".key\n"
+		"listen = %s\nevents = %s\ndata = store\ncheckpoint_interval = 1s\n"
+		"heartbeat = 1s\n\n"
+		"[limits]\nroutine = 5wd\nurgent = 1wd\nemergency = 2s\n\n"
+		"[agency social.mantova]\nname = Servizi sociali\nkind = social-services\n"
+		"key = keys/social.mantova.pub\nservices = family-support\n\n"
+		"[agency cpi.mantova]\nname = Centro per l'Impiego\nkind = job-centre\n"
+		"key = keys/cpi.mantova.pub\n"
+		"services = employment-orientation, training-voucher\n\n"
+		"[agency asst.mantova]\nname = ASST\nkind = health\n"
+		"key = keys/asst.mantova.pub\nservices = paediatrics\n\n"
+		"[agency coord.mantova]\nname = Coordinamento\nkind = coordinator\n"
+		"key = keys/coord.mantova.pub\n\n"
+		"[policy]\nroutes = social-services>job-centre, social-services>health, "
+		"job-centre>social-services\n",
+		e->listen, e->events);
+	assert_int_equal(fclose(f), 0);
+	f = fopen(e->coord_ini, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"; the coordinator of the test network\n[client]\nid = coord.mantova\n"
+		"key = keys/coord.mantova.key\nbroker = %s\nbroker_key = keys/" BROKER_ID ".pub\n"
+		"events = %s\ntime_zone = Europe/Rome\ntimeout = 10s\n",
+		e->listen, e->events);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* recv_frame waits for a frame of `kind` (a refusal also ends the wait),
+ * acking every delivery that arrives meanwhile; NULL at the deadline. */
+static Rete__BrokerFrame *recv_frame(rete_wire *w, int kind, int ms, uint64_t *acked_index)
+{
+	int64_t end = mono_ms() + ms;
+	for (;;) {
+		int left = (int)(end - mono_ms());
+		if (left <= 0)
+			return NULL;
+		Rete__BrokerFrame *f = NULL;
+		rete_err err = rete_wire_recv(w, left, &f, NULL);
+		if (err == RETE_ETIMEDOUT || err == RETE_EREFUSED)
+			return NULL;
+		if (err != RETE_OK)
+			continue;
+		if (f->command_case == RETE__BROKER_FRAME__COMMAND_DELIVER) {
+			Rete__LogEntry *le = rete__log_entry__unpack(
+			    NULL, f->deliver->log_entry.len, f->deliver->log_entry.data);
+			if (le != NULL) {
+				rete_wire_ack(w, le->index, 0, NULL, NULL);
+				if (acked_index)
+					*acked_index = le->index;
+				rete__log_entry__free_unpacked(le, NULL);
+			}
+		}
+		if ((int)f->command_case == kind ||
+		    f->command_case == RETE__BROKER_FRAME__COMMAND_REFUSAL)
+			return f;
+		rete__broker_frame__free_unpacked(f, NULL);
+	}
+}
+
+static void submit_msg(int from, Rete__Message *msg, const uint8_t *sealed, size_t sealed_len)
+{
+	rete_buf sb = {0};
+	rete_msg m;
+	msg->sender = (char *)ids[from];
+	msg->origin = ORIGIN;
+	msg->created_at = rete_now_ms();
+	msg->case_id = "case-mn-7";
+	assert_int_equal(rete_message_sign(msg, E->keys[from], &sb, &m), RETE_OK);
+	assert_int_equal(rete_wire_submit(E->w[from], sb.data, sb.len, sealed, sealed_len, &m),
+			 RETE_OK);
+	rete_buf_free(&sb);
+	Rete__BrokerFrame *f = recv_frame(E->w[from], RETE__BROKER_FRAME__COMMAND_RECEIPT,
+					  WAIT_MS, NULL);
+	if (f == NULL)
+		show_log();
+	assert_non_null(f);
+	const Rete__Receipt *r =
+	    f->command_case == RETE__BROKER_FRAME__COMMAND_RECEIPT ? f->receipt : f->refusal;
+	if (r->error)
+		fprintf(stderr, "%s refused: %s\n", msg->id, r->error_text);
+	assert_int_equal(r->error, 0);
+	rete__broker_frame__free_unpacked(f, NULL);
+}
+
+static void referral(int k, int from, int to, const char *service, Rete__Priority prio,
+		     Rete__AgeBand band)
+{
+	Rete__Contact ct = RETE__CONTACT__INIT;
+	Rete__Contact *cts[1] = {&ct};
+	Rete__Person person = RETE__PERSON__INIT;
+	Rete__Private priv = RETE__PRIVATE__INIT;
+	Rete__Operator op = RETE__OPERATOR__INIT;
+	Rete__Consent cs = RETE__CONSENT__INIT;
+	Rete__Referral r = RETE__REFERRAL__INIT;
+	Rete__Message msg = RETE__MESSAGE__INIT;
+	rete_buf sealed = {0};
+	uint8_t hash[RETE_HASH_LEN];
+	rete_msg m;
+
+	snprintf(E->rid[k], sizeof(E->rid[k]), "ref-%d-%ld", k + 1, (long)getpid());
+	ct.kind = "phone";
+	ct.value = "+39 0376 000000";
+	person.name = PERSON_NAME;
+	person.fiscal_code = FISCAL_CODE;
+	person.birth_date = "1980-01-01";
+	person.contacts = cts;
+	person.n_contacts = 1;
+	priv.person = &person;
+	priv.reason = "needs support";
+	assert_int_equal(rete_seal(&priv, &E->keys[to]->pub, &sealed, hash, &m), RETE_OK);
+	op.staff_id = "op-1";
+	op.role = "social-worker";
+	cs.basis = RETE__CONSENT_BASIS__CONSENT_BASIS_CONSENT;
+	cs.given_at = rete_now_ms() - 3600000;
+	cs.reference = "form-1";
+	r.service = (char *)service;
+	r.priority = prio;
+	r.reason_code = "support";
+	r.consent = &cs;
+	r.age_band = band;
+	r.private_sha256.data = hash;
+	r.private_sha256.len = RETE_HASH_LEN;
+	msg.id = E->rid[k];
+	msg.operator_ = &op;
+	msg.recipient = (char *)ids[to];
+	msg.body_case = RETE__MESSAGE__BODY_REFERRAL;
+	msg.referral = &r;
+	submit_msg(from, &msg, sealed.data, sealed.len);
+	rete_buf_free(&sealed);
+}
+
+static void update(int k, int from, int to, Rete__Status st, const char *reason,
+		   Rete__OutcomeResult res, Rete__OutcomeReason why)
+{
+	static int serial;
+	char id[64];
+	Rete__Operator op = RETE__OPERATOR__INIT;
+	Rete__StatusReason sr = RETE__STATUS_REASON__INIT;
+	Rete__Outcome oc = RETE__OUTCOME__INIT;
+	Rete__ReferralUpdate u = RETE__REFERRAL_UPDATE__INIT;
+	Rete__Message msg = RETE__MESSAGE__INIT;
+
+	snprintf(id, sizeof(id), "upd-%d-%ld", ++serial, (long)getpid());
+	op.staff_id = "op-2";
+	op.role = "case-manager";
+	u.referral_id = E->rid[k];
+	u.status = st;
+	if (reason != NULL) {
+		sr.code = (char *)reason;
+		sr.text = "A coded reason.";
+		u.status_reason = &sr;
+	}
+	if (st == RETE__STATUS__STATUS_COMPLETED) {
+		oc.result = res;
+		oc.reason = why;
+		u.outcome = &oc;
+	}
+	msg.id = id;
+	msg.operator_ = &op;
+	msg.recipient = (char *)ids[to];
+	msg.body_case = RETE__MESSAGE__BODY_UPDATE;
+	msg.update = &u;
+	submit_msg(from, &msg, NULL, 0);
+}
+
+/* snapshot asks the broker as the coordinator. */
+static Rete__BrokerFrame *snapshot(void)
+{
+	Rete__Query q = RETE__QUERY__INIT;
+	Rete__SnapshotQuery sq = RETE__SNAPSHOT_QUERY__INIT;
+	Rete__BrokerFrame *f = NULL;
+	q.what_case = RETE__QUERY__WHAT_SNAPSHOT;
+	q.snapshot = &sq;
+	assert_int_equal(rete_wire_call(E->w[P_COORD], &q, WAIT_MS, &f, NULL), RETE_OK);
+	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_RESULT);
+	assert_int_equal(f->result->answer_case, RETE__QUERY_RESULT__ANSWER_SNAPSHOT);
+	return f;
+}
+
+static const Rete__ReferralInfo *find_ref(const Rete__Snapshot *s, const char *id)
+{
+	for (size_t i = 0; i < s->n_referrals; i++)
+		if (strcmp(s->referrals[i]->id, id) == 0)
+			return s->referrals[i];
+	return NULL;
+}
+
+/* wait_until polls the snapshot until referral k has status st (and is
+ * overdue when want_overdue), keeping the agencies' deliveries acked. */
+static void wait_until(int k, Rete__Status st, bool want_overdue)
+{
+	int64_t end = mono_ms() + WAIT_MS;
+	for (;;) {
+		Rete__BrokerFrame *f = snapshot();
+		const Rete__ReferralInfo *r = find_ref(f->result->snapshot, E->rid[k]);
+		bool ok = r != NULL && r->status == st && (!want_overdue || r->overdue);
+		if (!ok && mono_ms() > end)
+			fprintf(stderr, "referral %s: %s, status %d, overdue %d, log size %llu\n",
+				E->rid[k], r ? "known" : "unknown", r ? (int)r->status : 0,
+				r ? (int)r->overdue : 0,
+				(unsigned long long)f->result->snapshot->log_size);
+		rete__broker_frame__free_unpacked(f, NULL);
+		if (ok)
+			return;
+		if (mono_ms() > end) {
+			show_log();
+			fail_msg("referral %s never reached status %d%s", E->rid[k], st,
+				 want_overdue ? " overdue" : "");
+		}
+		/* let the agencies take and ack what is delivered to them */
+		for (int p = 0; p < P_COORD; p++) {
+			if (p == P_ASST)
+				continue;
+			Rete__BrokerFrame *x = recv_frame(E->w[p], -1, 30, NULL);
+			if (x)
+				rete__broker_frame__free_unpacked(x, NULL);
+		}
+	}
+}
+
+static char *pane(void)
+{
+	char *out = NULL;
+	tu_run(&out, "tmux -L %s capture-pane -p -t mon", E->tmux);
+	assert_non_null(out);
+	return out;
+}
+
+/* wait_pane waits until the pane shows every string of want (NULL-ended)
+ * and none of avoid; returns the pane (caller frees). */
+static char *wait_pane(const char *const *want, const char *const *avoid)
+{
+	int64_t end = mono_ms() + WAIT_MS;
+	for (;;) {
+		char *p = pane();
+		bool ok = true;
+		for (size_t i = 0; want && want[i]; i++)
+			ok = ok && strstr(p, want[i]) != NULL;
+		for (size_t i = 0; avoid && avoid[i]; i++)
+			ok = ok && strstr(p, avoid[i]) == NULL;
+		if (ok)
+			return p;
+		if (mono_ms() > end) {
+			fprintf(stderr, "---- pane ----\n%s---- end ----\n", p);
+			free(p);
+			fail_msg("the monitor's pane never showed what was expected");
+		}
+		free(p);
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL); /* polling a terminal screen: no event to wait on */
+	}
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	rete_msg m;
+	char keys[600];
+
+	E = calloc(1, sizeof(*E));
+	assert_non_null(E);
+	E->dir = tu_tmpdir("monitor");
+	assert_non_null(E->dir);
+	snprintf(keys, sizeof(keys), "%s/keys", E->dir);
+	assert_int_equal(mkdir(keys, 0700), 0);
+	assert_int_equal(rete_seckey_generate(&E->broker, &m), RETE_OK);
+	assert_int_equal(rete_keyfile_write(keys, BROKER_ID, E->broker, false, &m), RETE_OK);
+	for (int i = 0; i < NPARTIES; i++) {
+		assert_int_equal(rete_seckey_generate(&E->keys[i], &m), RETE_OK);
+		assert_int_equal(rete_keyfile_write(keys, ids[i], E->keys[i], false, &m), RETE_OK);
+	}
+	snprintf(E->ini, sizeof(E->ini), "%s/broker.ini", E->dir);
+	snprintf(E->coord_ini, sizeof(E->coord_ini), "%s/coord.ini", E->dir);
+	snprintf(E->log, sizeof(E->log), "%s/broker.log", E->dir);
+	snprintf(E->listen, sizeof(E->listen), "ipc://%s/broker.sock", E->dir);
+	snprintf(E->events, sizeof(E->events), "ipc://%s/events.sock", E->dir);
+	snprintf(E->tmux, sizeof(E->tmux), "rete-mon-%ld", (long)getpid());
+	write_files(E);
+
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		FILE *lf = fopen(E->log, "a");
+		if (lf) {
+			dup2(fileno(lf), 2);
+			dup2(fileno(lf), 1);
+		}
+		execl(RETE_BIN_DIR "/rete-broker", "rete-broker", "-c", E->ini, (char *)NULL);
+		_exit(127);
+	}
+	E->pid = pid;
+
+	/* asst.mantova never connects: its referral stays requested and
+	 * becomes overdue, and the agencies panel shows it silent */
+	for (int i = 0; i < NPARTIES; i++)
+		if (i != P_ASST)
+			assert_int_equal(rete_wire_connect(&E->w[i], E->listen, &E->broker->pub,
+							   E->keys[i], &m),
+					 RETE_OK);
+	/* ready: the broker answers the coordinator's ping */
+	int64_t end = mono_ms() + WAIT_MS;
+	bool ready = false;
+	while (!ready && mono_ms() < end) {
+		rete_wire_ping(E->w[P_COORD], 1, NULL);
+		Rete__BrokerFrame *f =
+		    recv_frame(E->w[P_COORD], RETE__BROKER_FRAME__COMMAND_PONG, 200, NULL);
+		if (f) {
+			ready = f->command_case == RETE__BROKER_FRAME__COMMAND_PONG;
+			rete__broker_frame__free_unpacked(f, NULL);
+		}
+	}
+	if (!ready)
+		show_log();
+	assert_true(ready);
+	for (int i = 0; i < P_COORD; i++)
+		if (i != P_ASST)
+			assert_int_equal(rete_wire_hello(E->w[i], ids[i], "test_monitor", &m),
+					 RETE_OK);
+
+	/* the live monitor, before anything happens: it will know the
+	 * referrals only from events */
+	int rc = tu_run(NULL,
+			"tmux -L %s new-session -d -s mon -x 200 -y 60 "
+			"'TERM=xterm %s/rete monitor -c %s 2>%s/monitor.err'",
+			E->tmux, RETE_BIN_DIR, E->coord_ini, E->dir);
+	assert_int_equal(rc, 0);
+	E->tmux_started = true;
+	const char *ready_want[] = {"rete monitor", "log size", "(no referral)", NULL};
+	free(wait_pane(ready_want, NULL));
+
+	/* the scenario */
+	const Rete__Priority R = RETE__PRIORITY__PRIORITY_ROUTINE;
+	referral(0, P_SOCIAL, P_CPI, "employment-orientation", R, RETE__AGE_BAND__AGE_BAND_ADULT);
+	referral(1, P_SOCIAL, P_CPI, "training-voucher", R, RETE__AGE_BAND__AGE_BAND_14_18);
+	referral(2, P_SOCIAL, P_CPI, "employment-orientation", R, RETE__AGE_BAND__AGE_BAND_ADULT);
+	referral(3, P_SOCIAL, P_CPI, "employment-orientation", R, RETE__AGE_BAND__AGE_BAND_ADULT);
+	referral(4, P_SOCIAL, P_ASST, "paediatrics", RETE__PRIORITY__PRIORITY_EMERGENCY,
+		 RETE__AGE_BAND__AGE_BAND_0_3);
+	referral(5, P_CPI, P_SOCIAL, "family-support", RETE__PRIORITY__PRIORITY_URGENT,
+		 RETE__AGE_BAND__AGE_BAND_6_13);
+	for (int k = 0; k < 6; k++)
+		if (k != 4)
+			wait_until(k, RETE__STATUS__STATUS_RECEIVED, false);
+
+	const Rete__Status ACC = RETE__STATUS__STATUS_ACCEPTED,
+			   PROG = RETE__STATUS__STATUS_IN_PROGRESS,
+			   DONE = RETE__STATUS__STATUS_COMPLETED;
+	update(0, P_CPI, P_SOCIAL, ACC, NULL, 0, 0);
+	update(0, P_CPI, P_SOCIAL, PROG, NULL, 0, 0);
+	update(0, P_CPI, P_SOCIAL, DONE, NULL, RETE__OUTCOME_RESULT__OUTCOME_RESULT_SUCCESSFUL, 0);
+	update(1, P_CPI, P_SOCIAL, RETE__STATUS__STATUS_REJECTED, "lack-of-capacity", 0, 0);
+	update(2, P_CPI, P_SOCIAL, ACC, NULL, 0, 0);
+	update(2, P_CPI, P_SOCIAL, PROG, NULL, 0, 0);
+	update(2, P_CPI, P_SOCIAL, DONE, NULL, RETE__OUTCOME_RESULT__OUTCOME_RESULT_UNSUCCESSFUL,
+	       RETE__OUTCOME_REASON__OUTCOME_REASON_UNABLE_TO_CONTACT_CLIENT);
+	update(3, P_SOCIAL, P_CPI, RETE__STATUS__STATUS_CANCELLED, "no-longer-needed", 0, 0);
+	update(5, P_SOCIAL, P_CPI, ACC, NULL, 0, 0);
+	update(5, P_SOCIAL, P_CPI, PROG, NULL, 0, 0);
+	update(5, P_SOCIAL, P_CPI, RETE__STATUS__STATUS_ON_HOLD, "other", 0, 0);
+	wait_until(4, RETE__STATUS__STATUS_REQUESTED, true);
+	wait_until(5, RETE__STATUS__STATUS_ON_HOLD, false);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (E == NULL)
+		return 0;
+	if (E->tmux_started)
+		tu_run(NULL, "tmux -L %s kill-server", E->tmux);
+	for (int i = 0; i < NPARTIES; i++)
+		rete_wire_close(&E->w[i]);
+	if (E->pid > 0) {
+		int st;
+		kill(E->pid, SIGTERM);
+		waitpid(E->pid, &st, 0);
+		if (getenv("RETE_TEST_SHOW_LOG"))
+			show_log();
+	}
+	rete_seckey_free(&E->broker);
+	for (int i = 0; i < NPARTIES; i++)
+		rete_seckey_free(&E->keys[i]);
+	tu_rmrf(E->dir);
+	free(E->dir);
+	free(E);
+	E = NULL;
+	return 0;
+}
+
+static void no_personal_data(const char *text)
+{
+	assert_null(strstr(text, PERSON_NAME));
+	assert_null(strstr(text, "Bianchi"));
+	assert_null(strstr(text, FISCAL_CODE));
+	assert_null(strstr(text, "+39 0376"));
+}
+
+static json_int_t jint(json_t *o, const char *path1, const char *path2)
+{
+	json_t *v = json_object_get(o, path1);
+	if (path2)
+		v = json_object_get(v, path2);
+	assert_true(json_is_integer(v));
+	return json_integer_value(v);
+}
+
+static void test_monitor_once_json(void **state)
+{
+	(void)state;
+	char *out = NULL;
+	assert_int_equal(tu_run(&out, "%s/rete monitor -c %s --once --json", RETE_BIN_DIR,
+				E->coord_ini),
+			 0);
+	no_personal_data(out);
+	json_error_t je;
+	json_t *j = json_loads(out, 0, &je);
+	if (j == NULL)
+		fprintf(stderr, "not JSON: %s\n%s\n", je.text, out);
+	assert_non_null(j);
+
+	/* overdue: only the emergency referral to asst */
+	json_t *ov = json_object_get(j, "overdue");
+	assert_int_equal(json_array_size(ov), 1);
+	json_t *o = json_array_get(ov, 0);
+	assert_string_equal(json_string_value(json_object_get(o, "referralId")), E->rid[4]);
+	assert_string_equal(json_string_value(json_object_get(o, "requester")), "social.mantova");
+	assert_string_equal(json_string_value(json_object_get(o, "performer")), "asst.mantova");
+	assert_string_equal(json_string_value(json_object_get(o, "priority")), "emergency");
+	assert_string_equal(json_string_value(json_object_get(o, "status")), "requested");
+
+	/* by status, per pair and service, sorted */
+	json_t *bs = json_object_get(j, "byStatus");
+	assert_int_equal(json_array_size(bs), 4);
+	const struct {
+		const char *req, *perf, *svc, *status[3];
+		int count[3], total;
+	} exp[4] = {
+	    {"cpi.mantova", "social.mantova", "family-support", {"on-hold"}, {1}, 1},
+	    {"social.mantova", "asst.mantova", "paediatrics", {"requested"}, {1}, 1},
+	    {"social.mantova",
+	     "cpi.mantova",
+	     "employment-orientation",
+	     {"completed", "cancelled", "in-progress"},
+	     {2, 1, 0},
+	     3},
+	    {"social.mantova", "cpi.mantova", "training-voucher", {"rejected"}, {1}, 1},
+	};
+	for (size_t i = 0; i < 4; i++) {
+		json_t *g = json_array_get(bs, i);
+		assert_string_equal(json_string_value(json_object_get(g, "requester")), exp[i].req);
+		assert_string_equal(json_string_value(json_object_get(g, "performer")), exp[i].perf);
+		assert_string_equal(json_string_value(json_object_get(g, "service")), exp[i].svc);
+		for (int k = 0; k < 3 && exp[i].status[k]; k++)
+			assert_int_equal(jint(g, "counts", exp[i].status[k]), exp[i].count[k]);
+		assert_int_equal(jint(g, "total", NULL), exp[i].total);
+	}
+	json_t *t = json_object_get(j, "statusTotals");
+	assert_int_equal(jint(t, "requested", NULL), 1);
+	assert_int_equal(jint(t, "received", NULL), 0);
+	assert_int_equal(jint(t, "on-hold", NULL), 1);
+	assert_int_equal(jint(t, "completed", NULL), 2);
+	assert_int_equal(jint(t, "rejected", NULL), 1);
+	assert_int_equal(jint(t, "cancelled", NULL), 1);
+	assert_int_equal(jint(t, "total", NULL), 6);
+
+	/* times: received 5 (all but the emergency), accepted 3, completed 2 */
+	json_t *tm = json_object_get(j, "times");
+	assert_int_equal(jint(json_object_get(tm, "toReceive"), "count", NULL), 5);
+	assert_int_equal(jint(json_object_get(tm, "toAccept"), "count", NULL), 3);
+	assert_int_equal(jint(json_object_get(tm, "toComplete"), "count", NULL), 2);
+	assert_true(json_is_number(json_object_get(json_object_get(tm, "toComplete"), "p90Hours")));
+
+	/* agencies: asst never connected; the others did */
+	json_t *ag = json_object_get(j, "agencies");
+	assert_true(json_array_size(ag) >= 3);
+	bool seen_asst = false;
+	for (size_t i = 0; i < json_array_size(ag); i++) {
+		json_t *a = json_array_get(ag, i);
+		if (strcmp(json_string_value(json_object_get(a, "id")), "asst.mantova") == 0) {
+			seen_asst = true;
+			assert_string_equal(json_string_value(json_object_get(a, "state")),
+					    "silent");
+		}
+	}
+	assert_true(seen_asst);
+	/* the rate panel counted the entries of this minute or the last ones */
+	json_t *per = json_object_get(json_object_get(j, "messagesPerMinute"), "lastMinutes");
+	json_int_t sum = 0;
+	for (size_t i = 0; i < json_array_size(per); i++)
+		sum += json_integer_value(json_array_get(per, i));
+	assert_true(sum > 0);
+	json_decref(j);
+	free(out);
+
+	/* the same as text, overdue panel first */
+	assert_int_equal(
+	    tu_run(&out, "%s/rete monitor -c %s --once", RETE_BIN_DIR, E->coord_ini), 0);
+	no_personal_data(out);
+	if (getenv("RETE_TEST_SHOW_PANE"))
+		fprintf(stderr, "---- monitor --once ----\n%s---- end ----\n", out);
+	char *ovp = strstr(out, "== Overdue");
+	char *stp = strstr(out, "== Referrals by status");
+	assert_non_null(ovp);
+	assert_non_null(stp);
+	assert_true(ovp < stp);
+	char *r5 = strstr(out, E->rid[4]);
+	assert_non_null(r5);
+	assert_true(r5 > ovp && r5 < stp);
+	assert_non_null(strstr(out, "social.mantova waiting on asst.mantova"));
+	free(out);
+}
+
+/* the CSV rows without the three median columns (their values depend on
+ * timing); the header is kept whole */
+static void strip_medians(char *csv)
+{
+	char *src = csv, *dst = csv;
+	bool header = true;
+	while (*src) {
+		char *eol = strstr(src, "\r\n");
+		assert_non_null(eol);
+		size_t len = (size_t)(eol - src);
+		if (!header) {
+			int commas = 0;
+			for (size_t i = len; i > 0; i--)
+				if (src[i - 1] == ',' && ++commas == 3) {
+					len = i - 1;
+					break;
+				}
+		}
+		memmove(dst, src, len);
+		dst += len;
+		*dst++ = '\n';
+		src = eol + 2;
+		header = false;
+	}
+	*dst = '\0';
+}
+
+static void test_report_csv(void **state)
+{
+	(void)state;
+	char from[16], to[16], *out = NULL, *out2 = NULL;
+	time_t now = time(NULL), a = now - 86400, b = now + 86400;
+	struct tm tm;
+	gmtime_r(&a, &tm);
+	strftime(from, sizeof(from), "%Y-%m-%d", &tm);
+	gmtime_r(&b, &tm);
+	strftime(to, sizeof(to), "%Y-%m-%d", &tm);
+
+	assert_int_equal(tu_run(&out, "%s/rete report -c %s --from %s --to %s --by agency",
+				RETE_BIN_DIR, E->coord_ini, from, to),
+			 0);
+	assert_int_equal(tu_run(&out2, "%s/rete report --store %s/store --from %s --to %s --by agency",
+				RETE_BIN_DIR, E->dir, from, to),
+			 0);
+	no_personal_data(out);
+	assert_null(strstr(out, "case-mn-7"));
+	/* the broker's snapshot and the store read beside it agree */
+	assert_string_equal(out, out2);
+	strip_medians(out);
+	const char *expect =
+	    "requester,performer,sent,received,accepted,rejected,rejectedClientRefused,"
+	    "rejectedLackOfCapacity,rejectedNoLongerNeeded,rejectedUnableToContactClient,"
+	    "rejectedUnableToContactOrganisation,rejectedOther,completed,completedSuccessful,"
+	    "completedUnsuccessful,unsuccessfulClientRefused,unsuccessfulLackOfCapacity,"
+	    "unsuccessfulNoLongerNeeded,unsuccessfulUnableToContactClient,"
+	    "unsuccessfulUnableToContactOrganisation,unsuccessfulOther,cancelled,failed,overdue,"
+	    "openAtEnd,medianHoursToReceive,medianHoursToAccept,medianHoursToComplete\n"
+	    "cpi.mantova,social.mantova,1,1,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1\n"
+	    "social.mantova,asst.mantova,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1,1\n"
+	    "social.mantova,cpi.mantova,4,4,2,1,0,1,0,0,0,0,2,1,1,0,0,0,1,0,0,1,0,0,0\n";
+	assert_string_equal(out, expect);
+	free(out);
+	free(out2);
+
+	/* JSON and the Italian spreadsheet spelling */
+	assert_int_equal(tu_run(&out, "%s/rete report --store %s/store --from %s --to %s "
+				      "--format json",
+				RETE_BIN_DIR, E->dir, from, to),
+			 0);
+	json_t *j = json_loads(out, 0, NULL);
+	assert_non_null(j);
+	json_t *t = json_object_get(j, "total");
+	assert_int_equal(jint(t, "sent", NULL), 6);
+	assert_int_equal(jint(t, "overdue", NULL), 1);
+	assert_int_equal(jint(t, "openAtEnd", NULL), 2);
+	assert_int_equal(jint(t, "rejectedByReason", "lack-of-capacity"), 1);
+	assert_int_equal(jint(t, "unsuccessfulByReason", "unable-to-contact-client"), 1);
+	assert_string_equal(json_string_value(json_object_get(j, "timeZone")), "Europe/Rome");
+	json_decref(j);
+	free(out);
+	assert_int_equal(tu_run(&out, "%s/rete report --store %s/store --from %s --to %s --sep ';' "
+				      "--by service",
+				RETE_BIN_DIR, E->dir, from, to),
+			 0);
+	assert_non_null(strstr(out, "service;sent;received;"));
+	assert_non_null(strstr(out, "\r\nemployment-orientation;3;3;2;"));
+	free(out);
+
+	/* a bad date is a usage error naming the value */
+	assert_int_equal(tu_run(&out, "%s/rete report --store %s/store --from 2026-02-30 --to %s",
+				RETE_BIN_DIR, E->dir, to),
+			 2);
+	assert_non_null(strstr(out, "2026-02-30"));
+	free(out);
+}
+
+/* row_counts_ok: the pane's status row of pair `pair` and service
+ * employment-orientation reads 0 req, 0 recv, 0 acc, 0 prog, 0 hold,
+ * 2 done, 0 rej, 1 canc, 0 fail, 3 in all. */
+static bool row_counts_ok(const char *p, const char *pair)
+{
+	const char *svc = "employment-orientation";
+	for (const char *line = p; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		const char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) : strlen(line);
+		char buf[512];
+		if (len >= sizeof(buf))
+			continue;
+		memcpy(buf, line, len);
+		buf[len] = '\0';
+		char *a = strstr(buf, pair), *b = strstr(buf, svc);
+		if (a == NULL || b == NULL)
+			continue;
+		unsigned c[10];
+		return sscanf(b + strlen(svc), "%u %u %u %u %u %u %u %u %u %u", &c[0], &c[1], &c[2],
+			      &c[3], &c[4], &c[5], &c[6], &c[7], &c[8], &c[9]) == 10 &&
+		       c[0] == 0 && c[1] == 0 && c[2] == 0 && c[3] == 0 && c[4] == 0 && c[5] == 2 &&
+		       c[6] == 0 && c[7] == 1 && c[8] == 0 && c[9] == 3;
+	}
+	return false;
+}
+
+static void test_monitor_live_tmux(void **state)
+{
+	(void)state;
+	char pair_asst[] = "social.mantova -> asst.mantova";
+	char done_row[] = "social.mantova -> cpi.mantova";
+	const char *want[] = {E->rid[4], "social.mantova waiting on asst.mantova", pair_asst,
+			      NULL};
+	char *p = wait_pane(want, NULL);
+	if (getenv("RETE_TEST_SHOW_PANE"))
+		fprintf(stderr, "---- pane ----\n%s---- end ----\n", p);
+	no_personal_data(p);
+	/* the overdue referral is at the top: in the first panel, before the
+	 * status panel's title */
+	char *ovp = strstr(p, "Overdue referrals");
+	char *stp = strstr(p, "Referrals by status");
+	char *r5 = strstr(p, E->rid[4]);
+	assert_non_null(ovp);
+	assert_non_null(stp);
+	assert_true(ovp < r5 && r5 < stp);
+	free(p);
+
+	/* the counts the live view built from events alone: the
+	 * employment-orientation row says 2 completed, 1 cancelled, 3 in all */
+	int64_t end = mono_ms() + WAIT_MS;
+	for (;;) {
+		p = pane();
+		bool ok = row_counts_ok(p, done_row);
+		free(p);
+		if (ok)
+			break;
+		if (mono_ms() > end)
+			fail_msg("the live view's employment-orientation row is not 2 done, 1 "
+				 "cancelled");
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL); /* polling a terminal screen */
+	}
+
+	/* filter by agency: cpi -> the asst pair and the overdue one go away */
+	assert_int_equal(tu_run(NULL, "tmux -L %s send-keys -t mon a", E->tmux), 0);
+	const char *prompt[] = {"agency (empty = any", NULL};
+	free(wait_pane(prompt, NULL));
+	assert_int_equal(tu_run(NULL, "tmux -L %s send-keys -t mon cpi Enter", E->tmux), 0);
+	const char *want_f[] = {"agency ~ cpi", "(no overdue referral)", "training-voucher", NULL};
+	const char *avoid_f[] = {pair_asst, E->rid[4], NULL};
+	p = wait_pane(want_f, avoid_f);
+	free(p);
+	/* filter by service, then clear */
+	assert_int_equal(tu_run(NULL, "tmux -L %s send-keys -t mon s", E->tmux), 0);
+	free(wait_pane((const char *[]){"service (empty = any", NULL}, NULL));
+	assert_int_equal(tu_run(NULL, "tmux -L %s send-keys -t mon training Enter", E->tmux), 0);
+	p = wait_pane((const char *[]){"service ~ training", "training-voucher", NULL},
+		      (const char *[]){"employment-orientation", "family-support", NULL});
+	free(p);
+	assert_int_equal(tu_run(NULL, "tmux -L %s send-keys -t mon c", E->tmux), 0);
+	p = wait_pane(want, (const char *[]){"agency ~", "service ~", NULL});
+	no_personal_data(p);
+	free(p);
+	/* Tab moves the focus marker to the next panel */
+	assert_int_equal(tu_run(NULL, "tmux -L %s send-keys -t mon Tab", E->tmux), 0);
+	free(wait_pane((const char *[]){"> Referrals by status", NULL}, NULL));
+	/* q quits: the session ends */
+	assert_int_equal(tu_run(NULL, "tmux -L %s send-keys -t mon q", E->tmux), 0);
+	end = mono_ms() + WAIT_MS;
+	while (tu_run(NULL, "tmux -L %s has-session -t mon", E->tmux) == 0) {
+		if (mono_ms() > end)
+			fail_msg("the monitor did not quit on q");
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL); /* waiting for another process's exit */
+	}
+	E->tmux_started = false;
+	char path[600];
+	snprintf(path, sizeof(path), "%s/monitor.err", E->dir);
+	char *err = tu_read_file(path, NULL);
+	if (err && err[0])
+		fprintf(stderr, "monitor stderr: %s\n", err);
+	free(err);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_monitor_once_json),
+	    cmocka_unit_test(test_report_csv),
+	    cmocka_unit_test(test_monitor_live_tmux),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
