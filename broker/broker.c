@@ -972,10 +972,16 @@ static void run_batch(broker *b, broker_frame *frames, broker_frame **jobs)
 			send_refusal(b, f, true);
 		}
 	}
-	if (err != RETE_OK) /* the ACKs of this batch were not recorded: resend later */
+	if (err != RETE_OK) /* the ACKs of this batch were not recorded: deliver again */
 		for (size_t i = 0; i < b->nops; i++)
-			if (b->ops[i].kind == RETE_STORE_OP_ACK)
-				mark_dirty(b, b->ops[i].in.recipient);
+			if (b->ops[i].kind == RETE_STORE_OP_ACK) {
+				broker_peer *p = broker_peer_find(b, b->ops[i].in.recipient);
+				if (p) {
+					p->ninflight = 0;
+					p->next_from = 0;
+					p->dirty = true;
+				}
+			}
 
 	/* 6. queries see this batch's entries */
 	for (size_t i = 0; i < n; i++) {
