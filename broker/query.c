@@ -146,6 +146,15 @@ static void q_health(broker *b, broker_frame *f)
 			     b->cp_size, h.log_size) >= 0)
 			np++;
 	}
+	if (h.map_size && h.map_used > h.map_size / 10 * 9 && h.disk_free &&
+	    h.disk_free < h.map_size && np < 62) {
+		/* the store doubles its map when full: that needs the room */
+		if (asprintf(&problems[np], "the store's map is %" PRIu64 "%% used and the disk "
+			     "has %" PRIu64 " MiB free, less than the %" PRIu64 " MiB it needs to "
+			     "grow", h.map_used * 100 / h.map_size, h.disk_free >> 20,
+			     h.map_size >> 20) >= 0)
+			np++;
+	}
 	if (h.disk_free && h.disk_free < ((uint64_t)256 << 20) && np < 63) {
 		if (asprintf(&problems[np], "only %" PRIu64 " MiB free on the store's disk",
 			     h.disk_free >> 20) >= 0)
