@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -381,6 +382,27 @@ static int stop(net *n, int p, int sig)
 	return st;
 }
 
+/* stop_within sends SIGTERM and waits (pidfd, bounded) for the exit;
+ * SIGKILL when the deadline passes. Returns the wait status, or -1 when
+ * it had to be killed. */
+static int stop_within(net *n, int p, int timeout_ms)
+{
+	int st = -1;
+	if (n->pid[p] <= 0)
+		return 0;
+	int pfd = (int)syscall(SYS_pidfd_open, n->pid[p], 0);
+	kill(n->pid[p], SIGTERM);
+	struct pollfd pl = {.fd = pfd, .events = POLLIN};
+	bool exited = pfd >= 0 && poll(&pl, 1, timeout_ms) == 1;
+	if (pfd >= 0)
+		close(pfd);
+	if (!exited)
+		kill(n->pid[p], SIGKILL);
+	waitpid(n->pid[p], &st, 0);
+	n->pid[p] = 0;
+	return exited ? st : -1;
+}
+
 static int net_setup(void **state)
 {
 	net *n = calloc(1, sizeof(*n));
@@ -427,15 +449,27 @@ static int net_setup(void **state)
 static int net_teardown(void **state)
 {
 	net *n = *state;
-	for (int p = P_COUNT - 1; p >= 0; p--)
-		stop(n, p, SIGKILL);
-	if (getenv("RETE_KEEP") == NULL)
+	int bad = 0;
+	/* The agents must stop cleanly on SIGTERM (exit 0; under the
+	 * sanitizers that also means no leak). */
+	for (int p = P_COUNT - 1; p > P_BROKER; p--) {
+		if (n->pid[p] <= 0)
+			continue;
+		int st = stop_within(n, p, 20000);
+		if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "%s did not stop cleanly (status %d); see its log\n",
+				party_ids[p], st);
+			bad = -1;
+		}
+	}
+	stop_within(n, P_BROKER, 20000);
+	if (getenv("RETE_KEEP") == NULL && bad == 0)
 		tu_rmrf(n->dir);
 	else
 		fprintf(stderr, "kept %s\n", n->dir);
 	free(n->dir);
 	free(n);
-	return 0;
+	return bad;
 }
 
 static int run_rete(net *n, char **out, const char *args)
@@ -706,7 +740,8 @@ static void test_failed_files(void **state)
 	assert_non_null(strstr(dump, "referral.priority"));
 	free(dump);
 	json_decref(e);
-	assert_int_equal(access(pathf(path, sizeof(path), "%s/c-service.json", dir), F_OK), 0);
+	/* The answer is written first, then the file itself moves beside it. */
+	assert_true(wait_file(pathf(path, sizeof(path), "%s/c-service.json", dir), WAIT_MS));
 
 	/* The agent keeps working. */
 	t = referral_text("soc-ok-1", "cpi.mantova", "employment-orientation");
@@ -930,7 +965,7 @@ static void test_kill9_sender_and_broker(void **state)
 	assert_int_equal(wait_count(dir, "-referral.json", N, 4 * WAIT_MS), N);
 	check_inbox_once(dir, N);
 	/* Each file left the outbox once: no "NAME.2" in sent/, nothing failed. */
-	assert_int_equal(count_suffix(sent, ".json"), 2 * N);
+	assert_int_equal(wait_count(sent, ".json", 2 * N, WAIT_MS), 2 * N);
 	assert_int_equal(count_suffix(spool(n, P_SOCIAL, "failed", p, sizeof(p)), ".json"), 0);
 	assert_int_equal(count_suffix(spool(n, P_SOCIAL, "outbox", p, sizeof(p)), ".json"), 0);
 }
@@ -979,6 +1014,8 @@ static void test_broker_down(void **state)
 	spool(n, P_CPI, "inbox", dir, sizeof(dir));
 	assert_int_equal(wait_count(dir, "-referral.json", written, 2 * WAIT_MS), written);
 	check_inbox_once(dir, written);
+	/* Every file moved beside its receipt (written first), none left. */
+	assert_int_equal(wait_count(sent, ".json", 2 * written, WAIT_MS), 2 * written);
 	char out[1200];
 	assert_int_equal(count_suffix(spool(n, P_SOCIAL, "outbox", out, sizeof(out)), ".json"), 0);
 }
