@@ -466,7 +466,8 @@ static void checkpoint_make(broker *b)
 	if (rete_store_root(b->store, NULL, size, root, &m) != RETE_OK ||
 	    rete_checkpoint_sign(b->cfg->origin, size, root, b->key, &note, &m) != RETE_OK ||
 	    rete_store_checkpoint_put(b->store, size, note, &m) != RETE_OK) {
-		broker_log_error("cannot make the checkpoint at size %" PRIu64 ": %s", size, m.text);
+		broker_log_error("cannot make the checkpoint at size %" PRIu64 ": %s", size,
+				 m.text);
 		free(note);
 		return;
 	}
@@ -513,11 +514,13 @@ static rete_err directory_sync(broker *b)
 		return RETE_ENOMEM;
 	uint64_t serial = 1;
 	if (directory_load_cache(b) == RETE_OK) {
-		Rete__LogEntry *le = rete__log_entry__unpack(NULL, b->dir_entry.len, b->dir_entry.data);
+		Rete__LogEntry *le =
+		    rete__log_entry__unpack(NULL, b->dir_entry.len, b->dir_entry.data);
 		Rete__Message *old = NULL;
 		bool same = false;
-		if (le && rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL,
-					     &old, NULL) == RETE_OK &&
+		if (le &&
+		    rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &old,
+				       NULL) == RETE_OK &&
 		    old->body_case == RETE__MESSAGE__BODY_DIRECTORY) {
 			uint64_t old_serial = old->directory->serial;
 			serial = old_serial + 1;
@@ -778,7 +781,8 @@ static bool read_frame(broker *b, broker_frame *f)
 	if (!f->who) {
 		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_PARTY, "",
 			      "party '%s' is not in the broker's directory (any more); ask the "
-			      "network's operator to add it", f->party);
+			      "network's operator to add it",
+			      f->party);
 		send_refusal(b, f, false);
 		f->who = NULL;
 		zmq_msg_close(&body);
@@ -787,7 +791,8 @@ static bool read_frame(broker *b, broker_frame *f)
 	if (!hex_eq(keyhex, f->who->key.x)) {
 		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED, "",
 			      "this connection authenticated with a key that is no longer %s's "
-			      "key in the directory; reconnect with the current key", f->party);
+			      "key in the directory; reconnect with the current key",
+			      f->party);
 		send_refusal(b, f, false);
 		f->who = NULL;
 		zmq_msg_close(&body);
@@ -799,7 +804,8 @@ static bool read_frame(broker *b, broker_frame *f)
 	if (extra) {
 		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_MALFORMED, "",
 			      "a message of %zu parts; send one protobuf ClientFrame per ZeroMQ "
-			      "message", extra + 1);
+			      "message",
+			      extra + 1);
 		send_refusal(b, f, false);
 		f->who = NULL;
 		zmq_msg_close(&body);
@@ -822,7 +828,8 @@ static bool read_frame(broker *b, broker_frame *f)
 	if (f->cf->version != RETE_PROTOCOL_VERSION) {
 		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_VERSION, "version",
 			      "protocol version %u is not spoken here; this broker speaks version "
-			      "%d", f->cf->version, RETE_PROTOCOL_VERSION);
+			      "%d",
+			      f->cf->version, RETE_PROTOCOL_VERSION);
 		send_refusal(b, f, false);
 		f->who = NULL;
 	} else if (f->cf->command_case == RETE__CLIENT_FRAME__COMMAND__NOT_SET) {
@@ -957,17 +964,21 @@ static void run_batch(broker *b, broker_frame *frames, broker_frame **jobs)
 			broker_refuse(f,
 				      err == RETE_EFULL ? RETE__ERROR_CODE__ERROR_CODE_STORAGE_FULL
 							: RETE__ERROR_CODE__ERROR_CODE_BUSY,
-				      "", "the broker could not log message %.64s (%s); nothing was "
-				      "logged, send it again later", f->msg->id, rete_strerror(err));
+				      "",
+				      "the broker could not log message %.64s (%s); nothing was "
+				      "logged, send it again later",
+				      f->msg->id, rete_strerror(err));
 			send_refusal(b, f, true);
-		} else if (op->status == RETE_STORE_ACCEPTED || op->status == RETE_STORE_DUPLICATE) {
+		} else if (op->status == RETE_STORE_ACCEPTED ||
+			   op->status == RETE_STORE_DUPLICATE) {
 			send_receipt(b, f, op);
 			if (op->status == RETE_STORE_DUPLICATE)
 				broker_log_info("%s sent %s again: the original receipt (index "
-						"%" PRIu64 ") was sent again", f->party, f->msg->id,
-						op->index);
+						"%" PRIu64 ") was sent again",
+						f->party, f->msg->id, op->index);
 		} else {
-			broker_refuse(f, op->error ? op->error : RETE__ERROR_CODE__ERROR_CODE_INVALID,
+			broker_refuse(f,
+				      op->error ? op->error : RETE__ERROR_CODE__ERROR_CODE_INVALID,
 				      store_field(f->msg, op->error), "%s", op->error_text);
 			send_refusal(b, f, true);
 		}
@@ -1073,13 +1084,14 @@ static void scan(broker *b)
 			if (o) {
 				snprintf(o->msg_id, sizeof(o->msg_id), "%s", msg->id);
 				snprintf(o->ref_id, sizeof(o->ref_id), "%s", referral_of(msg));
-				snprintf(o->text, sizeof(o->text),
-					 "message %s to %s was not delivered within %s (the expiry): "
-					 "%s's agent did not collect it; it was withdrawn%s",
-					 msg->id, msg->recipient, b->cfg->expiry, msg->recipient,
-					 msg->body_case == RETE__MESSAGE__BODY_REFERRAL
-					     ? " and the referral is now failed"
-					     : "");
+				snprintf(
+				    o->text, sizeof(o->text),
+				    "message %s to %s was not delivered within %s (the expiry): "
+				    "%s's agent did not collect it; it was withdrawn%s",
+				    msg->id, msg->recipient, b->cfg->expiry, msg->recipient,
+				    msg->body_case == RETE__MESSAGE__BODY_REFERRAL
+					? " and the referral is now failed"
+					: "");
 				o->notice.kind = RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED;
 				o->notice.index = s.e[i].index;
 				o->notice.message_id = o->msg_id;
@@ -1090,9 +1102,10 @@ static void scan(broker *b)
 				o->msg.notice = &o->notice;
 				own_append(b, o, now);
 			}
-			broker_log_warn("withdrew %s from %s to %s (entry %" PRIu64 "): undelivered "
-					"after %s", msg->id, msg->sender, msg->recipient,
-					s.e[i].index, b->cfg->expiry);
+			broker_log_warn(
+			    "withdrew %s from %s to %s (entry %" PRIu64 "): undelivered "
+			    "after %s",
+			    msg->id, msg->sender, msg->recipient, s.e[i].index, b->cfg->expiry);
 		}
 		rete__message__free_unpacked(msg, NULL);
 	}
@@ -1152,7 +1165,8 @@ static void reload(broker *b)
 		for (size_t i = 0; i < pr.n; i++)
 			broker_log_error("%s: %s", pr.items[i].path, pr.items[i].text);
 		broker_log_error("the new configuration was refused (%zu problems); the old one "
-				 "stays in force", pr.n);
+				 "stays in force",
+				 pr.n);
 		rete_problems_free(&pr);
 		return;
 	}
@@ -1160,8 +1174,8 @@ static void reload(broker *b)
 	broker_config *old = b->cfg;
 	/* What the running sockets, store and key were made with cannot
 	 * change without a restart: keep it, and say so. */
-#define KEEP_STR(field)                                                                    \
-	if (strcmp(nc->field, old->field) != 0)                                            \
+#define KEEP_STR(field)                                                                            \
+	if (strcmp(nc->field, old->field) != 0)                                                    \
 		broker_log_warn("reload: " #field " changed; restart the broker to apply it");
 	KEEP_STR(listen)
 	KEEP_STR(events)
@@ -1260,7 +1274,8 @@ static void monitor_drain(broker *b)
 		}
 		if (event == ZMQ_EVENT_DISCONNECTED)
 			broker_log_info("a connection closed (fd %u): the peer left or fell "
-					"silent, or sent a frame over max_frame (%" PRIu64 " bytes)",
+					"silent, or sent a frame over max_frame (%" PRIu64
+					" bytes)",
 					value, b->cfg->max_frame);
 		else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
 			broker_log_debug("a handshake was refused (fd %u)", value);
@@ -1339,7 +1354,8 @@ int broker_run(broker_config *c)
 		b.cp_size = 0;
 		b.cp_note = NULL;
 	}
-	if (peers_rebuild(&b) != RETE_OK || broker_pool_start(&b.pool, c->verify_threads) != RETE_OK) {
+	if (peers_rebuild(&b) != RETE_OK ||
+	    broker_pool_start(&b.pool, c->verify_threads) != RETE_OK) {
 		broker_log_error("out of memory");
 		goto out;
 	}
@@ -1402,8 +1418,9 @@ int broker_run(broker_config *c)
 				if (si.ssi_signo == SIGHUP)
 					reload(&b);
 				else {
-					broker_log_info("signal %u: stopping after the batch in hand",
-							si.ssi_signo);
+					broker_log_info(
+					    "signal %u: stopping after the batch in hand",
+					    si.ssi_signo);
 					b.stop = true;
 				}
 			}

@@ -15,37 +15,37 @@
 #include "store.h"
 #include "zap.h"
 
-#define BROKER_BATCH_MAX 1024     /* frames read per batch without waiting */
-#define BROKER_RID_MAX 256        /* ZeroMQ routing ids are at most 255 bytes */
-#define BROKER_ENTRIES_MAX 1000   /* entries per QUERY answer */
+#define BROKER_BATCH_MAX     1024 /* frames read per batch without waiting */
+#define BROKER_RID_MAX	     256  /* ZeroMQ routing ids are at most 255 bytes */
+#define BROKER_ENTRIES_MAX   1000 /* entries per QUERY answer */
 #define BROKER_ENTRIES_BYTES (4u << 20)
-#define BROKER_SCAN_MAX 1000      /* expiries / overdue notices per scan */
+#define BROKER_SCAN_MAX	     1000 /* expiries / overdue notices per scan */
 
 /* What the broker knows of one party between frames. */
 typedef struct broker_peer {
 	char id[RETE_ID_MAX + 1];
 	uint8_t rid[BROKER_RID_MAX]; /* routing id of its latest HELLO */
-	size_t rid_len;              /* 0: no HELLO yet (nothing delivered) */
-	uint64_t *inflight;          /* delivered, not yet acked */
+	size_t rid_len;		     /* 0: no HELLO yet (nothing delivered) */
+	uint64_t *inflight;	     /* delivered, not yet acked */
 	size_t ninflight;
-	uint64_t next_from;          /* next queue index to look at */
+	uint64_t next_from; /* next queue index to look at */
 	int64_t last_seen_ms;
-	bool dirty;                  /* look at its queue after this batch */
+	bool dirty; /* look at its queue after this batch */
 } broker_peer;
 
 /* One frame of a batch and what became of it. */
 typedef struct broker_frame {
 	uint8_t rid[BROKER_RID_MAX];
 	size_t rid_len;
-	char party[RETE_ID_MAX + 1];     /* ZAP User-Id */
-	const broker_party *who;         /* NULL: refused before decoding */
+	char party[RETE_ID_MAX + 1]; /* ZAP User-Id */
+	const broker_party *who;     /* NULL: refused before decoding */
 	Rete__ClientFrame *cf;
 	/* SUBMIT */
 	Rete__SignedMessage *sm;
 	Rete__Message *msg;
-	bool pending;                    /* passed the checks so far */
+	bool pending; /* passed the checks so far */
 	bool sig_ok;
-	long op;                         /* index in the batch's ops, or -1 */
+	long op; /* index in the batch's ops, or -1 */
 	Rete__ErrorCode error;
 	char error_text[512];
 	char field[128];
@@ -79,7 +79,7 @@ typedef struct broker {
 	rete_buf dir_entry; /* LogEntry bytes of the Directory in force */
 	uint64_t dir_serial;
 	uint64_t log_size;
-	uint64_t cp_size;   /* size of the latest checkpoint */
+	uint64_t cp_size; /* size of the latest checkpoint */
 	char *cp_note;
 	int64_t cp_at_ms;   /* when it was made (0: before this start) */
 	int64_t cp_mono_ms; /* the same, on the monotonic clock */

@@ -37,8 +37,8 @@ static const struct {
     {"auditor", RETE__PARTY_KIND__PARTY_KIND_AUDITOR},
 };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
-#define KIND_LIST                                                                          \
-	"social-services, job-centre, health, family-centre, school, cooperative, "        \
+#define KIND_LIST                                                                                  \
+	"social-services, job-centre, health, family-centre, school, cooperative, "                \
 	"coordinator, auditor"
 #define AGENCY_KIND_LIST "social-services, job-centre, health, family-centre, school, cooperative"
 
@@ -87,8 +87,8 @@ struct parse {
 	FILE *f;
 	int line;
 	bool at_line_start;
-	bool had_key;  /* a key was seen in this section (continuations follow it) */
-	bool cont;     /* the current line continues the previous key's value */
+	bool had_key; /* a key was seen in this section (continuations follow it) */
+	bool cont;    /* the current line continues the previous key's value */
 	struct kv *kvs;
 	size_t nkv, capkv;
 	struct sec *secs;
@@ -141,7 +141,8 @@ static void check_line(struct parse *p, const char *raw)
 	if (*s == '[') {
 		char *end = strchr(s, ']');
 		if (!end) {
-			problem(p, p->line, "section header '%s' has no closing ']'; write [name]", s);
+			problem(p, p->line, "section header '%s' has no closing ']'; write [name]",
+				s);
 		} else {
 			*end = '\0';
 			char *name = trim(s + 1);
@@ -270,8 +271,7 @@ static struct kv *get(struct parse *p, const char *section, const char *key)
 	return NULL;
 }
 
-static struct kv *require(struct parse *p, const char *section, const char *key,
-			  const char *what)
+static struct kv *require(struct parse *p, const char *section, const char *key, const char *what)
 {
 	struct kv *kv = get(p, section, key);
 	if (!kv)
@@ -348,9 +348,10 @@ static char **split_list(struct parse *p, const struct kv *kv, size_t *n)
 		char *t = trim(tok);
 		if (*t == '\0') {
 			if (cap > 1 || pos > 0)
-				problem(p, kv->line, "[%s] %s: item %zu of the list is empty; "
-					"separate items with single commas", kv->section, kv->key,
-					pos + 1);
+				problem(p, kv->line,
+					"[%s] %s: item %zu of the list is empty; "
+					"separate items with single commas",
+					kv->section, kv->key, pos + 1);
 			continue;
 		}
 		items[*n] = strdup(t);
@@ -424,9 +425,10 @@ static void number(struct parse *p, const char *section, const char *key, uint64
 		return;
 	uint64_t v;
 	if (!parse_u64(kv->value, &v) || v < min || v > max) {
-		problem(p, kv->line, "[%s] %s: '%s' is not accepted; give a whole number from "
-			"%llu to %llu", section, key, kv->value, (unsigned long long)min,
-			(unsigned long long)max);
+		problem(p, kv->line,
+			"[%s] %s: '%s' is not accepted; give a whole number from "
+			"%llu to %llu",
+			section, key, kv->value, (unsigned long long)min, (unsigned long long)max);
 		return;
 	}
 	*out = v;
@@ -458,9 +460,11 @@ static void byte_size(struct parse *p, const char *section, const char *key, uin
 	else if (strcmp(unit, "MiB") == 0 || strcmp(unit, "M") == 0)
 		mult = 1024 * 1024;
 	if (!mult || !parse_u64(num, &n) || n > max / mult || n * mult < min) {
-		problem(p, kv->line, "[%s] %s: '%s' is not accepted; give a size from %llu KiB "
-			"to %llu MiB, in bytes or with KiB/MiB (e.g. 4MiB)", section, key, v,
-			(unsigned long long)(min / 1024), (unsigned long long)(max >> 20));
+		problem(p, kv->line,
+			"[%s] %s: '%s' is not accepted; give a size from %llu KiB "
+			"to %llu MiB, in bytes or with KiB/MiB (e.g. 4MiB)",
+			section, key, v, (unsigned long long)(min / 1024),
+			(unsigned long long)(max >> 20));
 		return;
 	}
 	*out = n * mult;
@@ -480,14 +484,26 @@ static bool zone_exists(const char *tz)
 
 /* --- the sections ------------------------------------------------------------ */
 
-static const char *const broker_keys[] = {
-    "origin", "id", "key", "listen", "events", "data", "checkpoint_every",
-    "checkpoint_interval", "delivery_window", "expiry", "heartbeat", "max_frame",
-    "verify_threads", "time_zone", "holidays", NULL};
+static const char *const broker_keys[] = {"origin",
+					  "id",
+					  "key",
+					  "listen",
+					  "events",
+					  "data",
+					  "checkpoint_every",
+					  "checkpoint_interval",
+					  "delivery_window",
+					  "expiry",
+					  "heartbeat",
+					  "max_frame",
+					  "verify_threads",
+					  "time_zone",
+					  "holidays",
+					  NULL};
 static const char *const limit_keys[] = {"routine", "urgent", "emergency", NULL};
 static const char *const policy_keys[] = {"routes", NULL};
-static const char *const agency_keys[] = {"name", "kind", "key", "services",
-					  "consent_services", NULL};
+static const char *const agency_keys[] = {"name", "kind", "key", "services", "consent_services",
+					  NULL};
 
 static bool in_list(const char *const *list, const char *k)
 {
@@ -543,8 +559,10 @@ static void check_names(struct parse *p)
 		else if (strncmp(kv->section, "agency ", 7) == 0)
 			list = agency_keys;
 		else if (kv->section[0] == '\0') {
-			problem(p, kv->line, "%s: a setting before any [section]; put it under "
-				"[broker], [limits], [policy] or [agency ID]", kv->key);
+			problem(p, kv->line,
+				"%s: a setting before any [section]; put it under "
+				"[broker], [limits], [policy] or [agency ID]",
+				kv->key);
 			continue;
 		} else
 			continue; /* the unknown section is reported once, above */
@@ -558,8 +576,10 @@ static void check_names(struct parse *p)
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(p->kvs[j].section, kv->section) == 0 &&
 			    strcmp(p->kvs[j].key, kv->key) == 0) {
-				problem(p, kv->line, "[%s] %s: given twice (first on line %d); "
-					"keep one", kv->section, kv->key, p->kvs[j].line);
+				problem(p, kv->line,
+					"[%s] %s: given twice (first on line %d); "
+					"keep one",
+					kv->section, kv->key, p->kvs[j].line);
 				break;
 			}
 	}
@@ -570,7 +590,8 @@ static void load_broker(struct parse *p, broker_config *c)
 	const char *S = "broker";
 	struct kv *kv;
 	if (!section_line(p, S))
-		problem(p, 0, "[broker]: section missing; it names the broker (origin, id, "
+		problem(p, 0,
+			"[broker]: section missing; it names the broker (origin, id, "
 			"key), its endpoints (listen, events) and its store (data)");
 
 	if ((kv = require(p, S, "origin", "the log's origin, e.g. rete.example/mantova"))) {
@@ -579,15 +600,18 @@ static void load_broker(struct parse *p, broker_config *c)
 			if ((unsigned char)*s <= ' ' || *s == '+' || (unsigned char)*s >= 0x7f)
 				ok = false;
 		if (!ok)
-			problem(p, kv->line, "[broker] origin: '%s' is not accepted; use up to "
+			problem(p, kv->line,
+				"[broker] origin: '%s' is not accepted; use up to "
 				"255 printable ASCII characters without spaces or '+', e.g. "
-				"rete.example/mantova", kv->value);
+				"rete.example/mantova",
+				kv->value);
 		else if (!(c->origin = strdup(kv->value)))
 			p->oom = true;
 	}
 	if ((kv = require(p, S, "id", "the broker's party id, e.g. broker.mantova"))) {
 		if (!rete_id_valid(kv->value))
-			problem(p, kv->line, "[broker] id: '%s' is not a valid party id; use 2-63 "
+			problem(p, kv->line,
+				"[broker] id: '%s' is not a valid party id; use 2-63 "
 				"characters a-z, 0-9, '.', '-', starting with a letter or digit",
 				kv->value);
 		else
@@ -607,18 +631,24 @@ static void load_broker(struct parse *p, broker_config *c)
 	}
 	if ((kv = require(p, S, "listen", "the ROUTER endpoint, e.g. tcp://0.0.0.0:7700"))) {
 		if (!endpoint_ok(kv->value))
-			problem(p, kv->line, "[broker] listen: '%s' is not accepted; give "
-				"tcp://HOST:PORT or ipc://PATH", kv->value);
+			problem(p, kv->line,
+				"[broker] listen: '%s' is not accepted; give "
+				"tcp://HOST:PORT or ipc://PATH",
+				kv->value);
 		else
 			snprintf(c->listen, sizeof(c->listen), "%s", kv->value);
 	}
 	if ((kv = require(p, S, "events", "the PUB endpoint, e.g. tcp://0.0.0.0:7701"))) {
 		if (!endpoint_ok(kv->value))
-			problem(p, kv->line, "[broker] events: '%s' is not accepted; give "
-				"tcp://HOST:PORT or ipc://PATH", kv->value);
+			problem(p, kv->line,
+				"[broker] events: '%s' is not accepted; give "
+				"tcp://HOST:PORT or ipc://PATH",
+				kv->value);
 		else if (strcmp(kv->value, c->listen) == 0)
-			problem(p, kv->line, "[broker] events: '%s' is also the listen endpoint; "
-				"give each its own", kv->value);
+			problem(p, kv->line,
+				"[broker] events: '%s' is also the listen endpoint; "
+				"give each its own",
+				kv->value);
 		else
 			snprintf(c->events, sizeof(c->events), "%s", kv->value);
 	}
@@ -631,8 +661,7 @@ static void load_broker(struct parse *p, broker_config *c)
 			  NULL, 0);
 	number(p, S, "delivery_window", 64, 1, 100000, &v);
 	c->delivery_window = (unsigned)v;
-	calendar_duration(p, S, "expiry", "5d", 1000, &c->expiry_ms, c->expiry,
-			  sizeof(c->expiry));
+	calendar_duration(p, S, "expiry", "5d", 1000, &c->expiry_ms, c->expiry, sizeof(c->expiry));
 	calendar_duration(p, S, "heartbeat", "5s", 1000, &c->heartbeat_ms, NULL, 0);
 	byte_size(p, S, "max_frame", 4u << 20, 64u << 10, 1ull << 30, &c->max_frame);
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -642,8 +671,10 @@ static void load_broker(struct parse *p, broker_config *c)
 	kv = get(p, S, "time_zone");
 	const char *tz = kv ? kv->value : RETE_DEFAULT_TZ;
 	if (!zone_exists(tz))
-		problem(p, kv ? kv->line : 0, "[broker] time_zone: '%s' is not a known time "
-			"zone; give a name from /usr/share/zoneinfo, e.g. Europe/Rome", tz);
+		problem(p, kv ? kv->line : 0,
+			"[broker] time_zone: '%s' is not a known time "
+			"zone; give a name from /usr/share/zoneinfo, e.g. Europe/Rome",
+			tz);
 	else
 		snprintf(c->time_zone, sizeof(c->time_zone), "%s", tz);
 
@@ -651,8 +682,10 @@ static void load_broker(struct parse *p, broker_config *c)
 		c->holidays = split_list(p, kv, &c->nholidays);
 		for (size_t i = 0; i < c->nholidays; i++)
 			if (!rete_date_valid(c->holidays[i]))
-				problem(p, kv->line, "[broker] holidays: '%s' is not a date; give "
-					"YYYY-MM-DD dates separated by commas", c->holidays[i]);
+				problem(p, kv->line,
+					"[broker] holidays: '%s' is not a date; give "
+					"YYYY-MM-DD dates separated by commas",
+					c->holidays[i]);
 	}
 }
 
@@ -688,8 +721,10 @@ static void load_agency(struct parse *p, broker_config *c, const struct sec *sec
 	const char *S = sec->name;
 	struct kv *kv;
 	if (c->id[0] && strcmp(c->id, id) == 0)
-		problem(p, sec->line, "[%s]: '%s' is the broker's own id; give the agency "
-			"another id", S, id);
+		problem(p, sec->line,
+			"[%s]: '%s' is the broker's own id; give the agency "
+			"another id",
+			S, id);
 
 	if ((kv = require(p, S, "name", "the party's name for people")))
 		if (!(pa->name = strdup(kv->value)))
@@ -710,18 +745,20 @@ static void load_agency(struct parse *p, broker_config *c, const struct sec *sec
 		pa->services = split_list(p, kv, &pa->nservices);
 		for (size_t i = 0; i < pa->nservices; i++) {
 			if (!code_valid(pa->services[i]))
-				problem(p, kv->line, "[%s] services: '%s' is not a service code; "
-					"use a-z, 0-9, '.', '-', '_', up to 63 characters", S,
-					pa->services[i]);
+				problem(p, kv->line,
+					"[%s] services: '%s' is not a service code; "
+					"use a-z, 0-9, '.', '-', '_', up to 63 characters",
+					S, pa->services[i]);
 			for (size_t j = 0; j < i; j++)
 				if (strcmp(pa->services[i], pa->services[j]) == 0)
 					problem(p, kv->line, "[%s] services: '%s' is listed twice",
 						S, pa->services[i]);
 		}
 		if (pa->kind && !broker_kind_is_agency(pa->kind) && pa->nservices)
-			problem(p, kv->line, "[%s] services: a %s offers no services; remove "
-				"the key or make the party one of " AGENCY_KIND_LIST, S,
-				broker_kind_name(pa->kind));
+			problem(p, kv->line,
+				"[%s] services: a %s offers no services; remove "
+				"the key or make the party one of " AGENCY_KIND_LIST,
+				S, broker_kind_name(pa->kind));
 	}
 	if ((kv = get(p, S, "consent_services"))) {
 		pa->consent = split_list(p, kv, &pa->nconsent);
@@ -731,9 +768,11 @@ static void load_agency(struct parse *p, broker_config *c, const struct sec *sec
 				if (strcmp(pa->consent[i], pa->services[j]) == 0)
 					found = true;
 			if (!found)
-				problem(p, kv->line, "[%s] consent_services: '%s' is not one of "
+				problem(p, kv->line,
+					"[%s] consent_services: '%s' is not one of "
 					"this party's services; list only codes from its "
-					"services key", S, pa->consent[i]);
+					"services key",
+					S, pa->consent[i]);
 		}
 	}
 }
@@ -742,7 +781,8 @@ static void load_policy(struct parse *p, broker_config *c)
 {
 	struct kv *kv = get(p, "policy", "routes");
 	if (!kv) {
-		problem(p, section_line(p, "policy"), "[policy] routes: missing; give a comma "
+		problem(p, section_line(p, "policy"),
+			"[policy] routes: missing; give a comma "
 			"list of FROM>TO kind pairs, e.g. social-services>job-centre");
 		return;
 	}
@@ -769,8 +809,10 @@ static void load_policy(struct parse *p, broker_config *c)
 				*gt = '>';
 		}
 		if (!ok) {
-			problem(p, kv->line, "[policy] routes: '%s' is not a route; write "
-				"FROM>TO with FROM and TO among " AGENCY_KIND_LIST, items[i]);
+			problem(p, kv->line,
+				"[policy] routes: '%s' is not a route; write "
+				"FROM>TO with FROM and TO among " AGENCY_KIND_LIST,
+				items[i]);
 			continue;
 		}
 		c->routes[c->nroutes].from = from;
@@ -789,11 +831,14 @@ static void check_cross(struct parse *p, broker_config *c, const int *lines)
 		if (memcmp(a->key.ed, zero, RETE_PK_LEN) == 0)
 			continue; /* its key did not load: reported already */
 		if (memcmp(a->key.ed, c->key_pub.ed, RETE_PK_LEN) == 0)
-			problem(p, lines[i], "[agency %s] key: it is the broker's own key; every "
-				"party needs its own key pair (rete keygen)", a->id);
+			problem(p, lines[i],
+				"[agency %s] key: it is the broker's own key; every "
+				"party needs its own key pair (rete keygen)",
+				a->id);
 		for (size_t j = 0; j < i; j++)
 			if (memcmp(a->key.ed, c->parties[j].key.ed, RETE_PK_LEN) == 0)
-				problem(p, lines[i], "[agency %s] key: the same key as party %s; "
+				problem(p, lines[i],
+					"[agency %s] key: the same key as party %s; "
 					"every party needs its own key pair (rete keygen)",
 					a->id, c->parties[j].id);
 	}
@@ -867,7 +912,8 @@ rete_err broker_config_load(const char *path, broker_config **out, rete_problems
 			load_agency(&p, c, &p.secs[i]);
 		}
 	if (c->nparties == 0)
-		problem(&p, 0, "no [agency ID] section; list every party of the network, "
+		problem(&p, 0,
+			"no [agency ID] section; list every party of the network, "
 			"one section each");
 	load_policy(&p, c);
 	check_cross(&p, c, lines);
@@ -935,8 +981,7 @@ const broker_party *broker_config_party(const broker_config *c, const char *id)
 	return NULL;
 }
 
-bool broker_config_route_allowed(const broker_config *c, Rete__PartyKind from,
-				 Rete__PartyKind to)
+bool broker_config_route_allowed(const broker_config *c, Rete__PartyKind from, Rete__PartyKind to)
 {
 	for (size_t i = 0; i < c->nroutes; i++)
 		if (c->routes[i].from == from && c->routes[i].to == to)

@@ -26,7 +26,7 @@
 #include "rete.pb-c.h"
 
 #define BROKER_ENDPOINT_MAX 256
-#define BROKER_NLIMITS 3 /* routine, urgent, emergency */
+#define BROKER_NLIMITS	    3 /* routine, urgent, emergency */
 
 /* One party of the directory (an [agency ID] section). */
 typedef struct broker_party {
@@ -34,9 +34,9 @@ typedef struct broker_party {
 	char *name;
 	Rete__PartyKind kind;
 	rete_pubkey key;
-	char **services;  /* codes offered, in file order */
+	char **services; /* codes offered, in file order */
 	size_t nservices;
-	char **consent;   /* the subset that needs consent or a legal basis */
+	char **consent; /* the subset that needs consent or a legal basis */
 	size_t nconsent;
 } broker_party;
 
@@ -48,26 +48,26 @@ typedef struct broker_route {
 /* The whole configuration; paths are already resolved against the folder
  * of the ini file. */
 typedef struct broker_config {
-	char *path;                 /* the ini file as given */
-	char *origin;               /* the log's origin (checkpoint key name) */
-	char id[RETE_ID_MAX + 1];   /* the broker's own party id */
-	char *key_path;             /* its .key file */
-	rete_pubkey key_pub;        /* the public half of that key */
+	char *path;		  /* the ini file as given */
+	char *origin;		  /* the log's origin (checkpoint key name) */
+	char id[RETE_ID_MAX + 1]; /* the broker's own party id */
+	char *key_path;		  /* its .key file */
+	rete_pubkey key_pub;	  /* the public half of that key */
 	char listen[BROKER_ENDPOINT_MAX];
 	char events[BROKER_ENDPOINT_MAX];
-	char *data;                 /* the store folder */
+	char *data; /* the store folder */
 	uint64_t checkpoint_every;
 	int64_t checkpoint_interval_ms;
 	unsigned delivery_window;
-	char expiry[32];            /* as written, e.g. "5d" */
+	char expiry[32]; /* as written, e.g. "5d" */
 	int64_t expiry_ms;
 	int64_t heartbeat_ms;
-	uint64_t max_frame;         /* bytes */
+	uint64_t max_frame; /* bytes */
 	unsigned verify_threads;
 	char time_zone[64];
-	char **holidays;            /* YYYY-MM-DD */
+	char **holidays; /* YYYY-MM-DD */
 	size_t nholidays;
-	char limit[BROKER_NLIMITS][32];      /* index = priority - 1 */
+	char limit[BROKER_NLIMITS][32]; /* index = priority - 1 */
 	int64_t limit_ms[BROKER_NLIMITS];
 	broker_party *parties;
 	size_t nparties;
@@ -98,8 +98,7 @@ bool broker_kind_is_agency(Rete__PartyKind k);
 const char *broker_kind_name(Rete__PartyKind k);
 
 /* broker_config_route_allowed: may parties of kind `from` refer to `to`? */
-bool broker_config_route_allowed(const broker_config *c, Rete__PartyKind from,
-				 Rete__PartyKind to);
+bool broker_config_route_allowed(const broker_config *c, Rete__PartyKind from, Rete__PartyKind to);
 
 /* broker_party_offers: does p offer service `code`? *consent (may be NULL)
  * says whether that service needs consent or a legal basis. */

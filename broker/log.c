@@ -29,19 +29,18 @@ static void log_line(const char *level, const char *fmt, va_list ap)
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	/* one fprintf per line: stdio locks the stream for the whole call */
-	fprintf(stderr, "%s.%03ldZ rete-broker %s: %s\n", stamp, ts.tv_nsec / 1000000, level,
-		text);
+	fprintf(stderr, "%s.%03ldZ rete-broker %s: %s\n", stamp, ts.tv_nsec / 1000000, level, text);
 }
 
-#define LOG_FN(name, level, cond)                                                          \
-	void name(const char *fmt, ...)                                                    \
-	{                                                                                  \
-		if (!(cond))                                                               \
-			return;                                                            \
-		va_list ap;                                                                \
-		va_start(ap, fmt);                                                         \
-		log_line(level, fmt, ap);                                                  \
-		va_end(ap);                                                                \
+#define LOG_FN(name, level, cond)                                                                  \
+	void name(const char *fmt, ...)                                                            \
+	{                                                                                          \
+		if (!(cond))                                                                       \
+			return;                                                                    \
+		va_list ap;                                                                        \
+		va_start(ap, fmt);                                                                 \
+		log_line(level, fmt, ap);                                                          \
+		va_end(ap);                                                                        \
 	}
 
 LOG_FN(broker_log_info, "info", 1)

@@ -10,16 +10,15 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: rete-broker -c broker.ini [-v] [--check-config]\n\n"
-		"rete-broker is the central broker of a rete network: it authenticates the\n"
-		"parties of its directory, checks, logs and delivers their messages.\n\n"
-		"  -c, --config FILE   the configuration (see docs/broker-config.md)\n"
-		"  -v, --verbose       more log lines (every frame, every connection)\n"
-		"      --check-config  check the configuration, list every problem, exit\n"
-		"                      (0 = fine, 2 = problems)\n\n"
-		"Signals: SIGHUP reloads the configuration (a bad one is refused and the old\n"
-		"one kept); SIGTERM and SIGINT stop after the batch in hand.\n");
+	fprintf(out, "usage: rete-broker -c broker.ini [-v] [--check-config]\n\n"
+		     "rete-broker is the central broker of a rete network: it authenticates the\n"
+		     "parties of its directory, checks, logs and delivers their messages.\n\n"
+		     "  -c, --config FILE   the configuration (see docs/broker-config.md)\n"
+		     "  -v, --verbose       more log lines (every frame, every connection)\n"
+		     "      --check-config  check the configuration, list every problem, exit\n"
+		     "                      (0 = fine, 2 = problems)\n\n"
+		     "Signals: SIGHUP reloads the configuration (a bad one is refused and the old\n"
+		     "one kept); SIGTERM and SIGINT stop after the batch in hand.\n");
 }
 
 int main(int argc, char **argv)

@@ -79,8 +79,8 @@ void broker_agency_health(broker *b, rete_store_rtxn *rt, const broker_party *p,
 }
 
 /* agencies_fill makes the AgencyHealth list (array owned by the caller). */
-static Rete__AgencyHealth **agencies_fill(broker *b, rete_store_rtxn *rt, Rete__AgencyHealth **store,
-					  size_t *n)
+static Rete__AgencyHealth **agencies_fill(broker *b, rete_store_rtxn *rt,
+					  Rete__AgencyHealth **store, size_t *n)
 {
 	const broker_config *c = b->cfg;
 	Rete__AgencyHealth *hs = calloc(c->nparties ? c->nparties : 1, sizeof(*hs));
@@ -109,7 +109,8 @@ static void q_health(broker *b, broker_frame *f)
 	rete__health__init(&h);
 	rete_store_rtxn *rt = NULL;
 	if (rete_store_read_begin(b->store, &rt, NULL) != RETE_OK) {
-		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INTERNAL, "the store cannot be read");
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INTERNAL,
+			     "the store cannot be read");
 		return;
 	}
 	rete_store_size(b->store, rt, &h.log_size, NULL);
@@ -132,7 +133,8 @@ static void q_health(broker *b, broker_frame *f)
 		const Rete__AgencyHealth *a = h.agencies[i];
 		if (a->queue_depth && a->oldest_undelivered_at &&
 		    now - a->oldest_undelivered_at > HEALTH_QUEUE_AGE_MS) {
-			if (asprintf(&problems[np], "%s has %" PRIu64 " undelivered message%s, the "
+			if (asprintf(&problems[np],
+				     "%s has %" PRIu64 " undelivered message%s, the "
 				     "oldest waiting for %" PRId64 " min; is its agent running?",
 				     a->id, a->queue_depth, a->queue_depth == 1 ? "" : "s",
 				     (now - a->oldest_undelivered_at) / 60000) >= 0)
@@ -141,7 +143,8 @@ static void q_health(broker *b, broker_frame *f)
 	}
 	if (h.log_size > b->cp_size &&
 	    now - b->cp_at_ms > 3 * b->cfg->checkpoint_interval_ms + 5000 && np < 62) {
-		if (asprintf(&problems[np], "the latest checkpoint (size %" PRIu64 ") is older "
+		if (asprintf(&problems[np],
+			     "the latest checkpoint (size %" PRIu64 ") is older "
 			     "than 3 checkpoint intervals while the log grew to %" PRIu64,
 			     b->cp_size, h.log_size) >= 0)
 			np++;
@@ -149,9 +152,11 @@ static void q_health(broker *b, broker_frame *f)
 	if (h.map_size && h.map_used > h.map_size / 10 * 9 && h.disk_free &&
 	    h.disk_free < h.map_size && np < 62) {
 		/* the store doubles its map when full: that needs the room */
-		if (asprintf(&problems[np], "the store's map is %" PRIu64 "%% used and the disk "
+		if (asprintf(&problems[np],
+			     "the store's map is %" PRIu64 "%% used and the disk "
 			     "has %" PRIu64 " MiB free, less than the %" PRIu64 " MiB it needs to "
-			     "grow", h.map_used * 100 / h.map_size, h.disk_free >> 20,
+			     "grow",
+			     h.map_used * 100 / h.map_size, h.disk_free >> 20,
 			     h.map_size >> 20) >= 0)
 			np++;
 	}
@@ -219,7 +224,8 @@ static void q_snapshot(broker *b, broker_frame *f)
 	struct snap s = {0};
 	rete_store_rtxn *rt = NULL;
 	if (rete_store_read_begin(b->store, &rt, NULL) != RETE_OK) {
-		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INTERNAL, "the store cannot be read");
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INTERNAL,
+			     "the store cannot be read");
 		return;
 	}
 	/* one read transaction: the referrals are those of exactly log_size */
@@ -261,7 +267,8 @@ static void q_referral(broker *b, broker_frame *f, const Rete__ReferralQuery *q)
 	}
 	if (err != RETE_OK) {
 		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INTERNAL,
-			     "referral %.64s cannot be read (%s)", q->referral_id, rete_strerror(err));
+			     "referral %.64s cannot be read (%s)", q->referral_id,
+			     rete_strerror(err));
 		return;
 	}
 	if (!is_overseer(f->who) && strcmp(ri->requester, f->party) != 0 &&
@@ -288,7 +295,8 @@ static void q_entries(broker *b, broker_frame *f, const Rete__EntriesQuery *q)
 	uint64_t size = 0;
 	rete_store_rtxn *rt = NULL;
 	if (rete_store_read_begin(b->store, &rt, NULL) != RETE_OK) {
-		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INTERNAL, "the store cannot be read");
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INTERNAL,
+			     "the store cannot be read");
 		return;
 	}
 	rete_store_size(b->store, rt, &size, NULL);
@@ -362,7 +370,8 @@ static void q_proof(broker *b, broker_frame *f, bool inclusion)
 	uint8_t leaf[RETE_MERKLE_HASH];
 	rete_store_rtxn *rt = NULL;
 	if (rete_store_read_begin(b->store, &rt, NULL) != RETE_OK) {
-		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INTERNAL, "the store cannot be read");
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INTERNAL,
+			     "the store cannot be read");
 		return;
 	}
 	if (inclusion) {
@@ -391,8 +400,10 @@ static void q_proof(broker *b, broker_frame *f, bool inclusion)
 		answer_error(b, f,
 			     err == RETE_EINVAL ? RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND
 						: RETE__ERROR_CODE__ERROR_CODE_INTERNAL,
-			     "no such proof: %s (the log has %" PRIu64 " entries; latest checkpoint "
-			     "at size %" PRIu64 ")", m.text, b->log_size, b->cp_size);
+			     "no such proof: %s (the log has %" PRIu64
+			     " entries; latest checkpoint "
+			     "at size %" PRIu64 ")",
+			     m.text, b->log_size, b->cp_size);
 		return;
 	}
 	ProtobufCBinaryData items[RETE_MERKLE_MAX_PROOF];

@@ -54,7 +54,8 @@ void broker_submit_precheck(broker *b, broker_frame *f)
 	}
 	if (!broker_kind_is_agency(f->who->kind)) {
 		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED, "sender",
-			      "%s is a %s: only agencies (" "social-services, job-centre, health, "
+			      "%s is a %s: only agencies ("
+			      "social-services, job-centre, health, "
 			      "family-centre, school, cooperative) submit messages",
 			      f->party, broker_kind_name(f->who->kind));
 		return;
@@ -116,7 +117,8 @@ static void check_referral(broker *b, broker_frame *f, const broker_party *to)
 	bool consent = false;
 	if (!broker_party_offers(to, r->service, &consent)) {
 		services_of(to, list, sizeof(list));
-		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_SERVICE_NOT_OFFERED, "referral.service",
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_SERVICE_NOT_OFFERED,
+			      "referral.service",
 			      "referral to %s: service '%.64s' is not offered; offered: %s", to->id,
 			      r->service, list);
 		return;
@@ -190,7 +192,8 @@ void broker_submit_check(broker *b, broker_frame *f, const Rete__Submit *s)
 			broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_SEALED_HASH, "sealed",
 				      "the sealed part sent with message %.64s does not match its "
 				      "privateSha256; send the very ciphertext whose SHA-256 was "
-				      "signed", msg->id);
+				      "signed",
+				      msg->id);
 			return;
 		}
 	} else if (s->sealed.len > 0) {
@@ -212,7 +215,8 @@ void broker_submit_check(broker *b, broker_frame *f, const Rete__Submit *s)
 	if (strcmp(to->id, f->party) == 0) {
 		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_INVALID, "recipient",
 			      "message %.64s is addressed to its own sender %s; address another "
-			      "agency", msg->id, f->party);
+			      "agency",
+			      msg->id, f->party);
 		return;
 	}
 	switch (msg->body_case) {
@@ -241,8 +245,8 @@ void broker_submit_check(broker *b, broker_frame *f, const Rete__Submit *s)
 				      pr.items[0].text, pr.n - 1, pr.n > 2 ? "s" : "");
 		else
 			broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_INVALID,
-				      pr.n ? pr.items[0].path : "",
-				      "%s%s%s", pr.n ? pr.items[0].path : "", pr.n ? ": " : "",
+				      pr.n ? pr.items[0].path : "", "%s%s%s",
+				      pr.n ? pr.items[0].path : "", pr.n ? ": " : "",
 				      pr.n ? pr.items[0].text : "the message is not valid");
 		rete_problems_free(&pr);
 		return;

@@ -129,7 +129,8 @@ static int handle_one(broker_zap *z)
 	char user[RETE_ID_MAX + 1] = "";
 	char keyhex[2 * RETE_PK_LEN + 1] = "";
 	char domain[64] = "", address[64] = "";
-	if (n >= 2 && zmq_msg_size(&parts[0]) == 3 && memcmp(zmq_msg_data(&parts[0]), "1.0", 3) == 0) {
+	if (n >= 2 && zmq_msg_size(&parts[0]) == 3 &&
+	    memcmp(zmq_msg_data(&parts[0]), "1.0", 3) == 0) {
 		if (n >= 7 && zmq_msg_size(&parts[5]) == 5 &&
 		    memcmp(zmq_msg_data(&parts[5]), "CURVE", 5) == 0 &&
 		    zmq_msg_size(&parts[6]) == RETE_PK_LEN) {
@@ -145,7 +146,8 @@ static int handle_one(broker_zap *z)
 			struct zap_entry e;
 			if (!lookup(z, x, &e)) {
 				broker_log_warn("refused a connection from %s: its key %.16s... is "
-						"not in the directory", address, keyhex);
+						"not in the directory",
+						address, keyhex);
 			} else if (strcmp(domain, BROKER_ZAP_DOMAIN_EVENTS) == 0 &&
 				   e.kind != RETE__PARTY_KIND__PARTY_KIND_COORDINATOR &&
 				   e.kind != RETE__PARTY_KIND__PARTY_KIND_AUDITOR) {
@@ -169,7 +171,8 @@ static int handle_one(broker_zap *z)
 		uint8_t meta[128];
 		size_t ml = status[0] == '2' ? metadata(meta, BROKER_ZAP_KEY_PROPERTY, keyhex) : 0;
 		if (send_part(z->zs_sock, "1.0", 3, true) < 0 ||
-		    send_part(z->zs_sock, zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]), true) < 0 ||
+		    send_part(z->zs_sock, zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]), true) <
+			0 ||
 		    send_part(z->zs_sock, status, 3, true) < 0 ||
 		    send_part(z->zs_sock, text, strlen(text), true) < 0 ||
 		    send_part(z->zs_sock, user, strlen(user), true) < 0 ||

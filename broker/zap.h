@@ -19,9 +19,9 @@
 #include "config.h"
 #include "error.h"
 
-#define BROKER_ZAP_DOMAIN "rete"
+#define BROKER_ZAP_DOMAIN	 "rete"
 #define BROKER_ZAP_DOMAIN_EVENTS "events"
-#define BROKER_ZAP_KEY_PROPERTY "X-Rete-Key"
+#define BROKER_ZAP_KEY_PROPERTY	 "X-Rete-Key"
 
 typedef struct broker_zap broker_zap;
 

@@ -9,7 +9,6 @@
 #include <time.h>
 #include <zmq.h>
 
-
 /* --- the process-wide context ------------------------------------------------ */
 
 static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -45,14 +44,14 @@ static void ctx_release(void)
 
 struct rete_wire {
 	void *w_sock;
-	void *w_mon;       /* PAIR reading the socket monitor's events */
-	bool w_sub;        /* a SUB connection (events), else DEALER */
+	void *w_mon; /* PAIR reading the socket monitor's events */
+	bool w_sub;  /* a SUB connection (events), else DEALER */
 	bool w_auth_failed;
 	bool w_connected;
-	unsigned w_handshakes;  /* handshakes that succeeded */
-	unsigned w_hello_conn;  /* the handshake whose connection carried the
-				   last HELLO (the next one, if it was sent
-				   while disconnected) */
+	unsigned w_handshakes; /* handshakes that succeeded */
+	unsigned w_hello_conn; /* the handshake whose connection carried the
+				  last HELLO (the next one, if it was sent
+				  while disconnected) */
 	bool w_hello_set;
 	char *w_party;
 	char *w_software;
@@ -259,7 +258,8 @@ rete_err rete_wire_send(rete_wire *w, const Rete__ClientFrame *f, rete_msg *m)
 		int e = zmq_errno();
 		zmq_msg_close(&msg);
 		if (e == EAGAIN)
-			return rete_msg_set(m, RETE_ENET, "the broker at %s has not taken our "
+			return rete_msg_set(m, RETE_ENET,
+					    "the broker at %s has not taken our "
 					    "frames for a while (send queue full); try again later",
 					    w->w_endpoint);
 		return rete_msg_set(m, RETE_ENET, "cannot send to %s: %s", w->w_endpoint,
@@ -387,7 +387,8 @@ static rete_err recv_raw(rete_wire *w, int timeout_ms, zmq_msg_t *msg, rete_msg 
 	for (;;) {
 		monitor_drain(w);
 		if (w->w_auth_failed)
-			return rete_msg_set(m, RETE_EREFUSED, "the broker refused our key (%s): "
+			return rete_msg_set(m, RETE_EREFUSED,
+					    "the broker refused our key (%s): "
 					    "this party's key is not in its directory, or the "
 					    "broker key we pinned is not the broker's",
 					    w->w_endpoint);
@@ -398,8 +399,10 @@ static rete_err recv_raw(rete_wire *w, int timeout_ms, zmq_msg_t *msg, rete_msg 
 					    w->w_endpoint, zmq_strerror(zmq_errno()));
 		int64_t now = mono_ms();
 		if (deadline >= 0 && now >= deadline)
-			return rete_msg_set(m, RETE_ETIMEDOUT, "nothing from the broker at %s "
-					    "within %d ms", w->w_endpoint, timeout_ms);
+			return rete_msg_set(m, RETE_ETIMEDOUT,
+					    "nothing from the broker at %s "
+					    "within %d ms",
+					    w->w_endpoint, timeout_ms);
 		long wait = deadline < 0 ? 1000 : (long)(deadline - now);
 		if (wait > 1000)
 			wait = 1000; /* look at the monitor at least every second */
@@ -435,14 +438,18 @@ rete_err rete_wire_recv(rete_wire *w, int timeout_ms, Rete__BrokerFrame **out, r
 		size_t size = zmq_msg_size(&msg);
 		zmq_msg_close(&msg);
 		if (err != RETE_OK)
-			return rete_msg_set(m, err, "a %zu-byte frame from the broker does not "
-					    "decode: %s", size, dm.text);
+			return rete_msg_set(m, err,
+					    "a %zu-byte frame from the broker does not "
+					    "decode: %s",
+					    size, dm.text);
 		Rete__BrokerFrame *f = (Rete__BrokerFrame *)pm;
 		if (f->version != RETE_PROTOCOL_VERSION) {
 			unsigned v = f->version;
 			rete__broker_frame__free_unpacked(f, NULL);
-			return rete_msg_set(m, RETE_EVERSION, "the broker speaks protocol version "
-					    "%u; we speak %d", v, RETE_PROTOCOL_VERSION);
+			return rete_msg_set(m, RETE_EVERSION,
+					    "the broker speaks protocol version "
+					    "%u; we speak %d",
+					    v, RETE_PROTOCOL_VERSION);
 		}
 		if (f->command_case == RETE__BROKER_FRAME__COMMAND_PING) {
 			send_pingpong(w, true, f->ping->nonce, NULL);

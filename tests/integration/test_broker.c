@@ -35,12 +35,12 @@
 #include "wire.h"
 
 #define BROKER_ID "broker.mantova"
-#define ORIGIN "rete.example/mantova"
-#define WAIT_MS 10000
+#define ORIGIN	  "rete.example/mantova"
+#define WAIT_MS	  10000
 
 enum { P_SOCIAL, P_CPI, P_ASST, P_COORD, P_AUDIT, P_STRANGER, NPARTIES };
-static const char *const party_ids[NPARTIES] = {"social.mantova", "cpi.mantova", "asst.mantova",
-						"coord.mantova", "audit.region", "stranger.x"};
+static const char *const party_ids[NPARTIES] = {"social.mantova", "cpi.mantova",  "asst.mantova",
+						"coord.mantova",  "audit.region", "stranger.x"};
 
 struct env {
 	char *dir;
@@ -334,8 +334,9 @@ static void make_referral(struct env *e, int from, int to, const char *id, const
 	msg.origin = ORIGIN;
 	msg.body_case = RETE__MESSAGE__BODY_REFERRAL;
 	msg.referral = &r;
-	assert_int_equal(rete_message_sign(&msg, signer ? signer : e->keys[from], &o->signed_bytes, &m),
-			 RETE_OK);
+	assert_int_equal(
+	    rete_message_sign(&msg, signer ? signer : e->keys[from], &o->signed_bytes, &m),
+	    RETE_OK);
 }
 
 static void make_update(struct env *e, int from, int to, const char *id, const char *ref,
@@ -430,8 +431,8 @@ static uint64_t receipt_index(struct env *e, const Rete__BrokerFrame *f, const c
 					   r->receipt->body.data, r->receipt->body.len,
 					   &e->broker->pub),
 			 RETE_OK);
-	Rete__ReceiptBody *b = rete__receipt_body__unpack(NULL, r->receipt->body.len,
-							  r->receipt->body.data);
+	Rete__ReceiptBody *b =
+	    rete__receipt_body__unpack(NULL, r->receipt->body.len, r->receipt->body.data);
 	assert_non_null(b);
 	assert_string_equal(b->message_id, id);
 	assert_string_equal(b->origin, ORIGIN);
@@ -459,14 +460,14 @@ static rete_wire *hello(struct env *e, int who)
 /* deliver_msg decodes a DELIVER's entry: its index and Message. */
 static Rete__Message *deliver_msg(const Rete__BrokerFrame *f, uint64_t *index)
 {
-	Rete__LogEntry *le = rete__log_entry__unpack(NULL, f->deliver->log_entry.len,
-						     f->deliver->log_entry.data);
+	Rete__LogEntry *le =
+	    rete__log_entry__unpack(NULL, f->deliver->log_entry.len, f->deliver->log_entry.data);
 	assert_non_null(le);
 	*index = le->index;
 	Rete__Message *msg = NULL;
-	assert_int_equal(rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL,
-					    &msg, NULL),
-			 RETE_OK);
+	assert_int_equal(
+	    rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &msg, NULL),
+	    RETE_OK);
 	rete__log_entry__free_unpacked(le, NULL);
 	return msg;
 }
@@ -504,9 +505,9 @@ static Rete__Message *entry_msg(const ProtobufCBinaryData *bytes)
 	Rete__LogEntry *le = rete__log_entry__unpack(NULL, bytes->len, bytes->data);
 	assert_non_null(le);
 	Rete__Message *msg = NULL;
-	assert_int_equal(rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL,
-					    &msg, NULL),
-			 RETE_OK);
+	assert_int_equal(
+	    rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &msg, NULL),
+	    RETE_OK);
 	rete__log_entry__free_unpacked(le, NULL);
 	return msg;
 }
@@ -532,9 +533,9 @@ static void test_submit_deliver_ack(void **state)
 	assert_int_equal(didx, idx);
 	assert_string_equal(msg->id, "ref-1");
 	Rete__Private *priv = NULL;
-	assert_int_equal(rete_open(f->deliver->sealed.data, f->deliver->sealed.len, e->keys[P_CPI],
-				   &priv, NULL),
-			 RETE_OK);
+	assert_int_equal(
+	    rete_open(f->deliver->sealed.data, f->deliver->sealed.len, e->keys[P_CPI], &priv, NULL),
+	    RETE_OK);
 	assert_string_equal(priv->person->name, "Mario Rossi");
 	rete__private__free_unpacked(priv, NULL);
 	rete__message__free_unpacked(msg, NULL);
@@ -606,7 +607,8 @@ static void test_submit_deliver_ack(void **state)
 		int64_t end = mono_ms() + WAIT_MS;
 		int rc = -1;
 		while (mono_ms() < end) {
-			rc = tu_run(&out, "%s/rete audit verify %s/store --broker-key %s/keys/%s.pub",
+			rc = tu_run(&out,
+				    "%s/rete audit verify %s/store --broker-key %s/keys/%s.pub",
 				    RETE_BIN_DIR, e->dir, e->dir, BROKER_ID);
 			if (rc == 0)
 				break;
@@ -685,18 +687,20 @@ static void test_refusals(void **state)
 	/* signing as another party */
 	make_referral(e, P_SOCIAL, P_CPI, "as-other", "employment-orientation", true,
 		      e->keys[P_ASST], "asst.mantova", &o);
-	expect_refused_at(social, &o, RETE__ERROR_CODE__ERROR_CODE_SENDER_MISMATCH, "social.mantova",
-			  "sender");
+	expect_refused_at(social, &o, RETE__ERROR_CODE__ERROR_CODE_SENDER_MISMATCH,
+			  "social.mantova", "sender");
 	outmsg_free(&o);
 
 	/* a bad signature */
-	make_referral(e, P_SOCIAL, P_CPI, "bad-sig", "employment-orientation", true, NULL, NULL, &o);
+	make_referral(e, P_SOCIAL, P_CPI, "bad-sig", "employment-orientation", true, NULL, NULL,
+		      &o);
 	o.signed_bytes.data[o.signed_bytes.len - 5] ^= 0x40; /* inside the signature */
 	expect_refused(social, &o, RETE__ERROR_CODE__ERROR_CODE_BAD_SIGNATURE, NULL);
 	outmsg_free(&o);
 
 	/* a sealed part that is not the one signed */
-	make_referral(e, P_SOCIAL, P_CPI, "bad-seal", "employment-orientation", true, NULL, NULL, &o);
+	make_referral(e, P_SOCIAL, P_CPI, "bad-seal", "employment-orientation", true, NULL, NULL,
+		      &o);
 	o.sealed.data[3] ^= 1;
 	expect_refused(social, &o, RETE__ERROR_CODE__ERROR_CODE_SEALED_HASH, NULL);
 	outmsg_free(&o);
@@ -768,7 +772,8 @@ static void test_offline_in_order(void **state)
 	for (int i = 0; i < 3; i++) {
 		struct outmsg o;
 		snprintf(id, sizeof(id), "off-%d", i);
-		make_referral(e, P_SOCIAL, P_CPI, id, "employment-orientation", true, NULL, NULL, &o);
+		make_referral(e, P_SOCIAL, P_CPI, id, "employment-orientation", true, NULL, NULL,
+			      &o);
 		Rete__BrokerFrame *f = submit(social, &o);
 		idx[i] = receipt_index(e, f, id);
 		rete__broker_frame__free_unpacked(f, NULL);
@@ -826,8 +831,8 @@ static void test_events_and_queries(void **state)
 	struct env *e = *state = env_new(NULL, NULL, false);
 	rete_msg m;
 	rete_wire *sub = NULL;
-	assert_int_equal(rete_wire_subscribe(&sub, e->events, &e->broker->pub, e->keys[P_COORD], &m),
-			 RETE_OK);
+	assert_int_equal(
+	    rete_wire_subscribe(&sub, e->events, &e->broker->pub, e->keys[P_COORD], &m), RETE_OK);
 	rete_wire *social = connect_as(e, P_SOCIAL);
 	/* PUB/SUB drops what is published before the subscription arrives:
 	 * send referrals until one is seen as an event */
@@ -838,7 +843,8 @@ static void test_events_and_queries(void **state)
 	while (!ev && sent < 40) {
 		struct outmsg o;
 		snprintf(id, sizeof(id), "ev-%d", sent);
-		make_referral(e, P_SOCIAL, P_CPI, id, "employment-orientation", true, NULL, NULL, &o);
+		make_referral(e, P_SOCIAL, P_CPI, id, "employment-orientation", true, NULL, NULL,
+			      &o);
 		Rete__BrokerFrame *f = submit(social, &o);
 		idx[sent++] = receipt_index(e, f, id);
 		rete__broker_frame__free_unpacked(f, NULL);
@@ -941,9 +947,9 @@ static void test_events_and_queries(void **state)
 		elems[i].data = p->hashes[i].data;
 		elems[i].len = p->hashes[i].len;
 	}
-	assert_int_equal(rete_merkle_verify_inclusion(p->leaf_index, p->tree_size, p->leaf_hash.data,
-						      p->leaf_hash.len, elems, p->n_hashes, cp.root,
-						      sizeof(cp.root), &m),
+	assert_int_equal(rete_merkle_verify_inclusion(p->leaf_index, p->tree_size,
+						      p->leaf_hash.data, p->leaf_hash.len, elems,
+						      p->n_hashes, cp.root, sizeof(cp.root), &m),
 			 RETE_OK);
 	rete__broker_frame__free_unpacked(f, NULL);
 
@@ -990,8 +996,10 @@ static void test_overdue_and_refused_delivery(void **state)
 	struct env *e = *state = env_new_ex(NULL, NULL, false, "2s");
 	rete_wire *social = hello(e, P_SOCIAL);
 	struct outmsg o1, o2;
-	make_referral(e, P_SOCIAL, P_CPI, "late-1", "employment-orientation", true, NULL, NULL, &o1);
-	make_referral(e, P_SOCIAL, P_CPI, "late-2", "employment-orientation", true, NULL, NULL, &o2);
+	make_referral(e, P_SOCIAL, P_CPI, "late-1", "employment-orientation", true, NULL, NULL,
+		      &o1);
+	make_referral(e, P_SOCIAL, P_CPI, "late-2", "employment-orientation", true, NULL, NULL,
+		      &o2);
 	Rete__BrokerFrame *f = submit(social, &o1);
 	uint64_t i1 = receipt_index(e, f, "late-1");
 	rete__broker_frame__free_unpacked(f, NULL);
@@ -1032,7 +1040,8 @@ static void test_overdue_and_refused_delivery(void **state)
 			const Rete__Notice *n = msg->notice;
 			if (n->kind == RETE__NOTICE_KIND__NOTICE_KIND_DELIVERY_REFUSED) {
 				assert_int_equal(n->index, i1);
-				assert_int_equal(n->error, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN);
+				assert_int_equal(n->error,
+						 RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN);
 				assert_non_null(strstr(n->text, "does not open"));
 				refused = true;
 			} else if (n->kind == RETE__NOTICE_KIND__NOTICE_KIND_OVERDUE) {
@@ -1080,7 +1089,8 @@ static void test_kill9_under_load(void **state)
 				 RETE_OK);
 	int got = 0;
 	while (got < 40) {
-		Rete__BrokerFrame *f = recv_kind(social, RETE__BROKER_FRAME__COMMAND_RECEIPT, WAIT_MS);
+		Rete__BrokerFrame *f =
+		    recv_kind(social, RETE__BROKER_FRAME__COMMAND_RECEIPT, WAIT_MS);
 		assert_non_null(f);
 		int n = atoi(f->receipt->message_id + 5);
 		assert_true(n >= 0 && n < LOAD_N);
