@@ -49,7 +49,7 @@ struct monitor {
 	uint64_t rate_upto;
 };
 
-static const char *S(const char *s)
+static const char *mon_s(const char *s)
 {
 	return s != NULL ? s : "";
 }
@@ -129,10 +129,10 @@ static struct mref *ref_add(monitor *mo, const char *id, const char *req, const 
 		return NULL;
 	r = &mo->refs[mo->nrefs];
 	memset(r, 0, sizeof(*r));
-	r->id = strdup(S(id));
-	r->requester = strdup(S(req));
-	r->performer = strdup(S(perf));
-	r->service = strdup(S(service));
+	r->id = strdup(mon_s(id));
+	r->requester = strdup(mon_s(req));
+	r->performer = strdup(mon_s(perf));
+	r->service = strdup(mon_s(service));
 	if (r->id == NULL || r->requester == NULL || r->performer == NULL || r->service == NULL) {
 		ref_clear(r);
 		return NULL;
@@ -233,7 +233,7 @@ rete_err monitor_set_agencies(monitor *mo, Rete__AgencyHealth *const *a, size_t 
 	if (n > 0 && ag == NULL)
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
-		ag[i].id = strdup(a[i] ? S(a[i]->id) : "");
+		ag[i].id = strdup(a[i] ? mon_s(a[i]->id) : "");
 		if (ag[i].id == NULL) {
 			agencies_clear(ag, i);
 			return rete_msg_set(m, RETE_ENOMEM, "out of memory");
@@ -320,7 +320,7 @@ static void set_status(struct mref *r, Rete__Status to, int64_t at)
 
 monitor_apply monitor_apply_event(monitor *mo, const Rete__Event *ev)
 {
-	const char *kind = S(ev->kind);
+	const char *kind = mon_s(ev->kind);
 	struct mref *r;
 
 	if (strcmp(kind, "checkpoint") == 0 || !mo->loaded)
@@ -330,10 +330,10 @@ monitor_apply monitor_apply_event(monitor *mo, const Rete__Event *ev)
 	if (ev->index > mo->next)
 		return MONITOR_GAP;
 
-	r = ref_find(mo, S(ev->referral_id));
+	r = ref_find(mo, mon_s(ev->referral_id));
 	if (strcmp(kind, "referral") == 0) {
 		if (r == NULL) {
-			const char *id = S(ev->referral_id)[0] ? ev->referral_id : S(ev->message_id);
+			const char *id = mon_s(ev->referral_id)[0] ? ev->referral_id : mon_s(ev->message_id);
 			r = ref_add(mo, id, ev->sender, ev->recipient, ev->service);
 			if (r == NULL)
 				return MONITOR_NOMEM;
@@ -780,23 +780,23 @@ rete_err monitor_print(const monitor *mo, int64_t now_ms, const monitor_filter *
  * JSON
  * ---------------------------------------------------------------------- */
 
-static int jset(json_t *o, const char *k, json_t *v)
+static int mon_jset(json_t *o, const char *k, json_t *v)
 {
 	return v == NULL ? -1 : json_object_set_new(o, k, v);
 }
 
-static json_t *j_time(int64_t ms)
+static json_t *mon_time(int64_t ms)
 {
 	char buf[32];
 	return ms != 0 ? json_string(rete_time_format(ms, buf)) : json_null();
 }
 
-static json_t *j_hours(double h)
+static json_t *mon_hours(double h)
 {
 	return isnan(h) ? json_null() : json_real(round(h * 100.0) / 100.0);
 }
 
-static json_t *j_u64(uint64_t v)
+static json_t *mon_u64(uint64_t v)
 {
 	char buf[24];
 	snprintf(buf, sizeof(buf), "%" PRIu64, v);
@@ -811,14 +811,14 @@ json_t *monitor_to_json(const monitor *mo, int64_t now, const monitor_filter *f)
 
 	if (o == NULL)
 		return NULL;
-	bad |= jset(o, "logSize", j_u64(mo->next));
-	bad |= jset(o, "at", j_time(now));
+	bad |= mon_jset(o, "logSize", mon_u64(mo->next));
+	bad |= mon_jset(o, "at", mon_time(now));
 	json_t *fj = json_object();
 	if (fj != NULL && f != NULL && f->agency[0] != '\0')
-		bad |= jset(fj, "agency", json_string(f->agency));
+		bad |= mon_jset(fj, "agency", json_string(f->agency));
 	if (fj != NULL && f != NULL && f->service[0] != '\0')
-		bad |= jset(fj, "service", json_string(f->service));
-	bad |= jset(o, "filter", fj);
+		bad |= mon_jset(fj, "service", json_string(f->service));
+	bad |= mon_jset(o, "filter", fj);
 
 	/* overdue */
 	const struct mref **v = overdue_list(mo, now, f, &n);
@@ -832,21 +832,21 @@ json_t *monitor_to_json(const monitor *mo, int64_t now, const monitor_filter *f)
 			bad = 1;
 			break;
 		}
-		bad |= jset(e, "referralId", json_string(r->id));
-		bad |= jset(e, "requester", json_string(r->requester));
-		bad |= jset(e, "performer", json_string(r->performer));
-		bad |= jset(e, "service", json_string(r->service));
-		bad |= jset(e, "priority", json_string(priority_name(r->priority)));
-		bad |= jset(e, "status", json_string(rete_status_name(r->status)));
-		bad |= jset(e, "requestedAt", j_time(r->requested_at));
-		bad |= jset(e, "dueAt", j_time(r->due_at));
-		bad |= jset(e, "ageMinutes", json_integer((now - r->requested_at) / MON_MINUTE));
-		bad |= jset(e, "lateMinutes",
+		bad |= mon_jset(e, "referralId", json_string(r->id));
+		bad |= mon_jset(e, "requester", json_string(r->requester));
+		bad |= mon_jset(e, "performer", json_string(r->performer));
+		bad |= mon_jset(e, "service", json_string(r->service));
+		bad |= mon_jset(e, "priority", json_string(priority_name(r->priority)));
+		bad |= mon_jset(e, "status", json_string(rete_status_name(r->status)));
+		bad |= mon_jset(e, "requestedAt", mon_time(r->requested_at));
+		bad |= mon_jset(e, "dueAt", mon_time(r->due_at));
+		bad |= mon_jset(e, "ageMinutes", json_integer((now - r->requested_at) / MON_MINUTE));
+		bad |= mon_jset(e, "lateMinutes",
 			    r->due_at ? json_integer((now - r->due_at) / MON_MINUTE) : json_null());
 		bad |= json_array_append_new(ov, e);
 	}
 	free(v);
-	bad |= jset(o, "overdue", ov);
+	bad |= mon_jset(o, "overdue", ov);
 
 	/* by status */
 	struct group *g = groups_build(mo, f, &ng);
@@ -862,29 +862,29 @@ json_t *monitor_to_json(const monitor *mo, int64_t now, const monitor_filter *f)
 			bad = 1;
 			break;
 		}
-		bad |= jset(e, "requester", json_string(g[i].requester));
-		bad |= jset(e, "performer", json_string(g[i].performer));
-		bad |= jset(e, "service", json_string(g[i].service));
+		bad |= mon_jset(e, "requester", json_string(g[i].requester));
+		bad |= mon_jset(e, "performer", json_string(g[i].performer));
+		bad |= mon_jset(e, "service", json_string(g[i].service));
 		for (size_t k = 0; k < NSTATUS; k++) {
-			bad |= jset(c, rete_status_name(status_cols[k]),
+			bad |= mon_jset(c, rete_status_name(status_cols[k]),
 				    json_integer((json_int_t)g[i].count[k]));
 			tot[k] += g[i].count[k];
 		}
 		all += g[i].total;
-		bad |= jset(e, "counts", c);
-		bad |= jset(e, "total", json_integer((json_int_t)g[i].total));
+		bad |= mon_jset(e, "counts", c);
+		bad |= mon_jset(e, "total", json_integer((json_int_t)g[i].total));
 		bad |= json_array_append_new(bs, e);
 	}
 	free(g);
-	bad |= jset(o, "byStatus", bs);
+	bad |= mon_jset(o, "byStatus", bs);
 	json_t *tj = json_object();
 	if (tj == NULL)
 		bad = 1;
 	for (size_t k = 0; tj != NULL && k < NSTATUS; k++)
-		bad |= jset(tj, rete_status_name(status_cols[k]), json_integer((json_int_t)tot[k]));
+		bad |= mon_jset(tj, rete_status_name(status_cols[k]), json_integer((json_int_t)tot[k]));
 	if (tj != NULL)
-		bad |= jset(tj, "total", json_integer((json_int_t)all));
-	bad |= jset(o, "statusTotals", tj);
+		bad |= mon_jset(tj, "total", json_integer((json_int_t)all));
+	bad |= mon_jset(o, "statusTotals", tj);
 
 	/* times */
 	struct stat3 st[3];
@@ -899,13 +899,13 @@ json_t *monitor_to_json(const monitor *mo, int64_t now, const monitor_filter *f)
 				bad = 1;
 				break;
 			}
-			bad |= jset(e, "count", json_integer((json_int_t)st[k].n));
-			bad |= jset(e, "medianHours", j_hours(st[k].median_h));
-			bad |= jset(e, "p90Hours", j_hours(st[k].p90_h));
-			bad |= jset(times, tnames[k], e);
+			bad |= mon_jset(e, "count", json_integer((json_int_t)st[k].n));
+			bad |= mon_jset(e, "medianHours", mon_hours(st[k].median_h));
+			bad |= mon_jset(e, "p90Hours", mon_hours(st[k].p90_h));
+			bad |= mon_jset(times, tnames[k], e);
 		}
 	}
-	bad |= jset(o, "times", times);
+	bad |= mon_jset(o, "times", times);
 
 	/* rate */
 	json_t *rate = json_object(), *per = json_array();
@@ -919,13 +919,13 @@ json_t *monitor_to_json(const monitor *mo, int64_t now, const monitor_filter *f)
 		bad |= json_array_append_new(per, json_integer(c));
 	}
 	if (rate != NULL) {
-		bad |= jset(rate, "thisMinute", json_integer(rate_at(mo, cur)));
-		bad |= jset(rate, "lastMinutes", per);
-		bad |= jset(rate, "average", json_real((double)sum / MON_RATE_SHOWN));
+		bad |= mon_jset(rate, "thisMinute", json_integer(rate_at(mo, cur)));
+		bad |= mon_jset(rate, "lastMinutes", per);
+		bad |= mon_jset(rate, "average", json_real((double)sum / MON_RATE_SHOWN));
 	} else {
 		json_decref(per);
 	}
-	bad |= jset(o, "messagesPerMinute", rate);
+	bad |= mon_jset(o, "messagesPerMinute", rate);
 
 	/* agencies */
 	json_t *ag = json_array();
@@ -938,15 +938,15 @@ json_t *monitor_to_json(const monitor *mo, int64_t now, const monitor_filter *f)
 			bad = 1;
 			break;
 		}
-		bad |= jset(e, "id", json_string(a->id));
-		bad |= jset(e, "state", json_string(a->connected ? "connected" : "silent"));
-		bad |= jset(e, "connected", json_boolean(a->connected));
-		bad |= jset(e, "lastSeenAt", j_time(a->last_seen_at));
-		bad |= jset(e, "queueDepth", j_u64(a->queue_depth));
-		bad |= jset(e, "oldestUndeliveredAt", j_time(a->oldest_undelivered_at));
+		bad |= mon_jset(e, "id", json_string(a->id));
+		bad |= mon_jset(e, "state", json_string(a->connected ? "connected" : "silent"));
+		bad |= mon_jset(e, "connected", json_boolean(a->connected));
+		bad |= mon_jset(e, "lastSeenAt", mon_time(a->last_seen_at));
+		bad |= mon_jset(e, "queueDepth", mon_u64(a->queue_depth));
+		bad |= mon_jset(e, "oldestUndeliveredAt", mon_time(a->oldest_undelivered_at));
 		bad |= json_array_append_new(ag, e);
 	}
-	bad |= jset(o, "agencies", ag);
+	bad |= mon_jset(o, "agencies", ag);
 	if (bad) {
 		json_decref(o);
 		return NULL;

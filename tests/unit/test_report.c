@@ -1,7 +1,10 @@
 /* test_report.c — the coordinator's period report (agents/cli/report.c):
  * exact counts, medians, grouping, CSV and JSON text over a scenario with
  * every status, rejections with reasons, completions with both outcomes,
- * an overdue referral and referrals outside the period. */
+ * an overdue referral and referrals outside the period; and the monitor's
+ * state (agents/cli/monitor.c): snapshot + events with no gap and no
+ * double count, the panels' content and filters. */
+#define _GNU_SOURCE
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +22,7 @@
 /* The report module lives in the `rete` executable's folder, which the
  * unit-test build does not compile into a library: take its source in. */
 #include "../../agents/cli/report.c"
+#include "../../agents/cli/monitor.c"
 
 #define H 3600000LL
 #define D (24 * H)
@@ -521,6 +525,328 @@ static void test_empty_period_and_stats(void **state)
 	assert_int_equal(report_reason_index(NULL), 6);
 }
 
+/* ------------------------------------------------------------------------
+ * The monitor
+ * ---------------------------------------------------------------------- */
+
+#define T0 1795165200000LL /* 2026-11-20T09:00:00Z */
+
+/* A snapshot of log size 10 with two referrals:
+ *   S1 social->cpi orientation routine, received, history at 0 (requested)
+ *      and 3 (received)
+ *   S2 social->asst paediatrics emergency, requested, due T0+1h, history 5 */
+struct snap {
+	Rete__Snapshot sn;
+	Rete__ReferralInfo ri[2];
+	Rete__ReferralInfo *rp[2];
+	Rete__StatusChange ch[3];
+	Rete__StatusChange *h1[2], *h2[1];
+	Rete__AgencyHealth ag[2];
+	Rete__AgencyHealth *ap[2];
+};
+
+static void snap_build(struct snap *s)
+{
+	memset(s, 0, sizeof(*s));
+	rete__snapshot__init(&s->sn);
+	for (int i = 0; i < 3; i++)
+		rete__status_change__init(&s->ch[i]);
+	rete__referral_info__init(&s->ri[0]);
+	s->ri[0].id = "S1";
+	s->ri[0].requester = "social.mantova";
+	s->ri[0].performer = "cpi.mantova";
+	s->ri[0].service = "employment-orientation";
+	s->ri[0].case_id = "case-secret-1";
+	s->ri[0].priority = RETE__PRIORITY__PRIORITY_ROUTINE;
+	s->ri[0].status = RETE__STATUS__STATUS_RECEIVED;
+	s->ri[0].requested_at = T0;
+	s->ri[0].received_at = T0 + 30 * 60000;
+	s->ri[0].due_at = T0 + 5 * D;
+	s->ch[0].index = 0;
+	s->ch[0].at = T0;
+	s->ch[1].index = 3;
+	s->ch[1].at = T0 + 30 * 60000;
+	s->h1[0] = &s->ch[0];
+	s->h1[1] = &s->ch[1];
+	s->ri[0].history = s->h1;
+	s->ri[0].n_history = 2;
+	rete__referral_info__init(&s->ri[1]);
+	s->ri[1].id = "S2";
+	s->ri[1].requester = "social.mantova";
+	s->ri[1].performer = "asst.mantova";
+	s->ri[1].service = "paediatrics";
+	s->ri[1].priority = RETE__PRIORITY__PRIORITY_EMERGENCY;
+	s->ri[1].status = RETE__STATUS__STATUS_REQUESTED;
+	s->ri[1].requested_at = T0 + 40 * 60000;
+	s->ri[1].due_at = T0 + 100 * 60000;
+	s->ch[2].index = 5;
+	s->ch[2].at = T0 + 40 * 60000;
+	s->h2[0] = &s->ch[2];
+	s->ri[1].history = s->h2;
+	s->ri[1].n_history = 1;
+	s->rp[0] = &s->ri[0];
+	s->rp[1] = &s->ri[1];
+	s->sn.log_size = 10;
+	s->sn.referrals = s->rp;
+	s->sn.n_referrals = 2;
+	for (int i = 0; i < 2; i++) {
+		rete__agency_health__init(&s->ag[i]);
+		s->ap[i] = &s->ag[i];
+	}
+	s->ag[0].id = "cpi.mantova";
+	s->ag[0].connected = true;
+	s->ag[0].last_seen_at = T0 + 50 * 60000;
+	s->ag[1].id = "asst.mantova";
+	s->sn.agencies = s->ap;
+	s->sn.n_agencies = 2;
+}
+
+static Rete__Event ev_make(uint64_t index, int64_t at, const char *kind, const char *ref)
+{
+	Rete__Event e;
+	rete__event__init(&e);
+	e.index = index;
+	e.logged_at = at;
+	e.kind = (char *)kind;
+	e.referral_id = (char *)ref;
+	return e;
+}
+
+/* status_total reads statusTotals[name] from the monitor's JSON. */
+static json_int_t status_total(const monitor *mo, int64_t now, const monitor_filter *f,
+			       const char *name)
+{
+	json_t *j = monitor_to_json(mo, now, f);
+	assert_non_null(j);
+	json_int_t v = json_integer_value(json_object_get(json_object_get(j, "statusTotals"), name));
+	json_decref(j);
+	return v;
+}
+
+static void test_monitor_no_gap_no_double_count(void **state)
+{
+	(void)state;
+	struct snap s;
+	monitor *mo = NULL;
+	Rete__Event e;
+	int64_t now = T0 + 60 * 60000;
+
+	snap_build(&s);
+	assert_int_equal(monitor_new(&mo, NULL), RETE_OK);
+	/* before a snapshot, events are not applied */
+	e = ev_make(0, T0, "referral", "X");
+	assert_int_equal(monitor_apply_event(mo, &e), MONITOR_IGNORED);
+	assert_false(monitor_loaded(mo));
+	assert_int_equal(monitor_load_snapshot(mo, &s.sn, NULL), RETE_OK);
+	assert_int_equal(monitor_next_index(mo), 10);
+	assert_int_equal(monitor_referral_count(mo), 2);
+	assert_int_equal(status_total(mo, now, NULL, "received"), 1);
+
+	/* events already in the snapshot (queued on the subscription before
+	 * it was taken) change nothing */
+	e = ev_make(9, T0 + 50 * 60000, "update", "S1");
+	e.status = RETE__STATUS__STATUS_ACCEPTED;
+	assert_int_equal(monitor_apply_event(mo, &e), MONITOR_OLD);
+	assert_int_equal(status_total(mo, now, NULL, "accepted"), 0);
+	/* the next index applies, once */
+	e.index = 10;
+	assert_int_equal(monitor_apply_event(mo, &e), MONITOR_APPLIED);
+	assert_int_equal(monitor_next_index(mo), 11);
+	assert_int_equal(status_total(mo, now, NULL, "accepted"), 1);
+	assert_int_equal(status_total(mo, now, NULL, "received"), 0);
+	assert_int_equal(monitor_apply_event(mo, &e), MONITOR_OLD);
+	/* a checkpoint is not a log entry: its index (a size) is not a gap */
+	Rete__Event cp = ev_make(40, T0, "checkpoint", "");
+	assert_int_equal(monitor_apply_event(mo, &cp), MONITOR_IGNORED);
+	assert_int_equal(monitor_next_index(mo), 11);
+	/* index 11 missed, 12 arrives: a gap, nothing applied */
+	Rete__Event g = ev_make(12, T0 + 51 * 60000, "referral", "S3");
+	g.sender = "cpi.mantova";
+	g.recipient = "social.mantova";
+	g.service = "family-support";
+	g.priority = RETE__PRIORITY__PRIORITY_URGENT;
+	assert_int_equal(monitor_apply_event(mo, &g), MONITOR_GAP);
+	assert_int_equal(monitor_referral_count(mo), 2);
+	/* the caller takes a new snapshot (size 12: S1 accepted now) and offers
+	 * the event again: it applies */
+	s.ri[0].status = RETE__STATUS__STATUS_ACCEPTED;
+	s.ri[0].accepted_at = T0 + 50 * 60000;
+	s.sn.log_size = 12;
+	assert_int_equal(monitor_load_snapshot(mo, &s.sn, NULL), RETE_OK);
+	assert_int_equal(monitor_apply_event(mo, &g), MONITOR_APPLIED);
+	assert_int_equal(monitor_referral_count(mo), 3);
+	assert_int_equal(status_total(mo, now, NULL, "accepted"), 1);
+	assert_int_equal(status_total(mo, now, NULL, "requested"), 2);
+	assert_int_equal(status_total(mo, now, NULL, "total"), 3);
+	monitor_free(&mo);
+	assert_null(mo);
+}
+
+static void test_monitor_events_move_referrals(void **state)
+{
+	(void)state;
+	struct snap s;
+	monitor *mo = NULL;
+	int64_t at = T0 + 45 * 60000, now = T0 + 60 * 60000;
+
+	snap_build(&s);
+	assert_int_equal(monitor_new(&mo, NULL), RETE_OK);
+	assert_int_equal(monitor_load_snapshot(mo, &s.sn, NULL), RETE_OK);
+	Rete__Event e = ev_make(10, at, "referral", "S3");
+	e.sender = "cpi.mantova";
+	e.recipient = "social.mantova";
+	e.service = "family-support";
+	e.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
+	e.status = RETE__STATUS__STATUS_REQUESTED;
+	assert_int_equal(monitor_apply_event(mo, &e), MONITOR_APPLIED);
+	/* its delivery: received */
+	e = ev_make(11, at + 60000, "delivery", "S3");
+	e.status = RETE__STATUS__STATUS_RECEIVED;
+	assert_int_equal(monitor_apply_event(mo, &e), MONITOR_APPLIED);
+	assert_int_equal(status_total(mo, now, NULL, "received"), 2);
+	/* a business status only (status unspecified) changes nothing */
+	e = ev_make(12, at + 2 * 60000, "update", "S3");
+	e.business_status = "appointment-booked";
+	assert_int_equal(monitor_apply_event(mo, &e), MONITOR_APPLIED);
+	assert_int_equal(status_total(mo, now, NULL, "received"), 2);
+	/* an overdue notice puts it on the overdue list */
+	e = ev_make(13, at + 3 * 60000, "notice", "S3");
+	e.notice = RETE__NOTICE_KIND__NOTICE_KIND_OVERDUE;
+	assert_int_equal(monitor_apply_event(mo, &e), MONITOR_APPLIED);
+	/* S1 not delivered?: a NOT_DELIVERED notice fails only a requested one */
+	e = ev_make(14, at + 4 * 60000, "notice", "S1");
+	e.notice = RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED;
+	e.status = RETE__STATUS__STATUS_FAILED;
+	assert_int_equal(monitor_apply_event(mo, &e), MONITOR_APPLIED);
+	assert_int_equal(status_total(mo, now, NULL, "failed"), 0);
+	/* S2 is requested: it fails */
+	e = ev_make(15, at + 5 * 60000, "notice", "S2");
+	e.notice = RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED;
+	assert_int_equal(monitor_apply_event(mo, &e), MONITOR_APPLIED);
+	assert_int_equal(status_total(mo, now, NULL, "failed"), 1);
+	/* events about an unknown referral are counted as entries only */
+	e = ev_make(16, at + 5 * 60000, "update", "nope");
+	e.status = RETE__STATUS__STATUS_ACCEPTED;
+	assert_int_equal(monitor_apply_event(mo, &e), MONITOR_APPLIED);
+	assert_int_equal(status_total(mo, now, NULL, "accepted"), 0);
+
+	json_t *j = monitor_to_json(mo, now, NULL);
+	json_t *ov = json_object_get(j, "overdue");
+	assert_int_equal(json_array_size(ov), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ov, 0), "referralId")),
+			    "S3");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ov, 0), "requester")),
+			    "cpi.mantova");
+	char *text = json_dumps(j, JSON_COMPACT);
+	assert_null(strstr(text, "case-secret-1")); /* no case ids kept */
+	free(text);
+	json_decref(j);
+	monitor_free(&mo);
+}
+
+static void test_monitor_panels_and_filter(void **state)
+{
+	(void)state;
+	struct snap s;
+	monitor *mo = NULL;
+	monitor_lines l = {0};
+	monitor_filter f;
+	/* now is past S2's due time: S2 (emergency) is overdue, S1 is not */
+	int64_t now = T0 + 130 * 60000;
+
+	snap_build(&s);
+	assert_int_equal(monitor_new(&mo, NULL), RETE_OK);
+	assert_int_equal(monitor_load_snapshot(mo, &s.sn, NULL), RETE_OK);
+	assert_int_equal(monitor_panel_lines(mo, MONITOR_PANEL_OVERDUE, now, NULL, &l, NULL),
+			 RETE_OK);
+	assert_int_equal(l.n, 2); /* header + S2 */
+	assert_non_null(strstr(l.line[1], "emergency"));
+	assert_non_null(strstr(l.line[1], "social.mantova waiting on asst.mantova"));
+	assert_non_null(strstr(l.line[1], "1h30m")); /* age */
+	assert_non_null(strstr(l.line[1], " 30m "));  /* late */
+	monitor_lines_free(&l);
+
+	/* filter: an agency substring; the asst referral goes away */
+	memset(&f, 0, sizeof(f));
+	snprintf(f.agency, sizeof(f.agency), "cpi");
+	assert_int_equal(monitor_panel_lines(mo, MONITOR_PANEL_OVERDUE, now, &f, &l, NULL),
+			 RETE_OK);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.line[0], "(no overdue referral)");
+	monitor_lines_free(&l);
+	assert_int_equal(monitor_panel_lines(mo, MONITOR_PANEL_STATUS, now, &f, &l, NULL),
+			 RETE_OK);
+	assert_int_equal(l.n, 2);
+	assert_non_null(strstr(l.line[1], "social.mantova -> cpi.mantova"));
+	monitor_lines_free(&l);
+	/* a service filter */
+	memset(&f, 0, sizeof(f));
+	snprintf(f.service, sizeof(f.service), "paed");
+	assert_int_equal(status_total(mo, now, &f, "total"), 1);
+	assert_int_equal(status_total(mo, now, NULL, "total"), 2);
+
+	/* times: S1 was received after 30 minutes */
+	assert_int_equal(monitor_panel_lines(mo, MONITOR_PANEL_TIMES, now, NULL, &l, NULL),
+			 RETE_OK);
+	assert_int_equal(l.n, 4);
+	assert_non_null(strstr(l.line[1], "to receive"));
+	assert_non_null(strstr(l.line[1], " 1 "));
+	assert_non_null(strstr(l.line[1], "30m"));
+	monitor_lines_free(&l);
+
+	/* agencies: connected and silent */
+	assert_int_equal(monitor_panel_lines(mo, MONITOR_PANEL_AGENCIES, now, NULL, &l, NULL),
+			 RETE_OK);
+	assert_int_equal(l.n, 3);
+	assert_non_null(strstr(l.line[1], "connected"));
+	assert_non_null(strstr(l.line[2], "silent"));
+	assert_non_null(strstr(l.line[2], "never"));
+	monitor_lines_free(&l);
+
+	/* the whole text, overdue first */
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+	assert_int_equal(monitor_print(mo, now, NULL, out, NULL), RETE_OK);
+	fclose(out);
+	char *a = strstr(buf, "== Overdue"), *b = strstr(buf, "== Referrals by status");
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_true(a < b);
+	assert_null(strstr(buf, "case-secret-1"));
+	free(buf);
+	monitor_free(&mo);
+}
+
+static void test_monitor_rate_counts_once(void **state)
+{
+	(void)state;
+	struct snap s;
+	monitor *mo = NULL;
+	int64_t now = T0 + 45 * 60000 + 30000; /* mid-minute */
+
+	snap_build(&s);
+	/* all three history entries in the same minute as now */
+	s.ch[0].at = s.ch[1].at = s.ch[2].at = now - 1000;
+	assert_int_equal(monitor_new(&mo, NULL), RETE_OK);
+	assert_int_equal(monitor_load_snapshot(mo, &s.sn, NULL), RETE_OK);
+	assert_int_equal(rate_at(mo, now / MON_MINUTE), 3);
+	/* the same snapshot again adds nothing */
+	assert_int_equal(monitor_load_snapshot(mo, &s.sn, NULL), RETE_OK);
+	assert_int_equal(rate_at(mo, now / MON_MINUTE), 3);
+	Rete__Event e = ev_make(10, now - 500, "note", "S1");
+	assert_int_equal(monitor_apply_event(mo, &e), MONITOR_APPLIED);
+	assert_int_equal(rate_at(mo, now / MON_MINUTE), 4);
+	monitor_free(&mo);
+
+	char buf[32];
+	assert_string_equal(monitor_duration_text(45000, buf, sizeof(buf)), "45s");
+	assert_string_equal(monitor_duration_text(12 * 60000, buf, sizeof(buf)), "12m");
+	assert_string_equal(monitor_duration_text(3 * H + 5 * 60000, buf, sizeof(buf)), "3h05m");
+	assert_string_equal(monitor_duration_text(2 * D + 4 * H, buf, sizeof(buf)), "2d04h");
+	assert_string_equal(monitor_duration_text(-5, buf, sizeof(buf)), "0s");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -534,6 +860,10 @@ int main(void)
 	    cmocka_unit_test(test_json),
 	    cmocka_unit_test(test_parse_by),
 	    cmocka_unit_test(test_empty_period_and_stats),
+	    cmocka_unit_test(test_monitor_no_gap_no_double_count),
+	    cmocka_unit_test(test_monitor_events_move_referrals),
+	    cmocka_unit_test(test_monitor_panels_and_filter),
+	    cmocka_unit_test(test_monitor_rate_counts_once),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
