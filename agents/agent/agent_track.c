@@ -156,9 +156,17 @@ rete_err agent_track_apply(agent_db *db, const char *me, const Rete__Message *ms
 		set_str(rec, "caseId", msg->case_id);
 		set_index(rec, "index", index);
 		set_time(rec, "requestedAt", logged_at);
-		if (cur == NULL)
-			newstatus = "requested";
 		json_object_set_new(ev, "status", json_string("requested"));
+		/* The performer's agent records a referral only when it has it
+		 * in its inbox, about to ack it: for the performer it is
+		 * received already (the broker logs the Delivery on our ACK). */
+		if (strcmp(msg->sender, me) != 0) {
+			if (cur == NULL || strcmp(cur, "requested") == 0)
+				newstatus = "received";
+			set_time(rec, "receivedAt", rete_now_ms());
+		} else if (cur == NULL) {
+			newstatus = "requested";
+		}
 		break;
 	}
 	case RETE__MESSAGE__BODY_UPDATE: {

@@ -64,9 +64,9 @@ static void status_print(json_t *rec, FILE *out)
 	const char *role = jstr(rec, "role");
 	const char *peer = strcmp(role, "performer") == 0 ? jstr(rec, "requester")
 							    : jstr(rec, "performer");
-	fprintf(out, "%s  %s %s %s  service %s  status %s", jstr(rec, "id"),
+	fprintf(out, "%s  %s %s  service %s  status %s", jstr(rec, "id"),
 		strcmp(role, "performer") == 0 ? "from" : "to", peer[0] ? peer : "?",
-		role[0] ? "" : "", jstr(rec, "service")[0] ? jstr(rec, "service") : "?",
+		jstr(rec, "service")[0] ? jstr(rec, "service") : "?",
 		jstr(rec, "status")[0] ? jstr(rec, "status") : "?");
 	if (jstr(rec, "businessStatus")[0])
 		fprintf(out, " (%s)", jstr(rec, "businessStatus"));
@@ -93,6 +93,8 @@ static void status_print(json_t *rec, FILE *out)
 		json_t *r = json_object_get(h, "statusReason");
 		if (r != NULL)
 			fprintf(out, "  reason %s", jstr(r, "code"));
+		if (strcmp(jstr(h, "kind"), "delivery") == 0)
+			fprintf(out, "  delivered %s", jstr(h, "messageId"));
 		if (jstr(h, "notice")[0])
 			fprintf(out, "  notice %s: %s", jstr(h, "notice"), jstr(h, "text"));
 		fputc('\n', out);

@@ -200,6 +200,31 @@ static size_t wait_lines(const char *dir, const char *path, size_t want, int tim
 	return c;
 }
 
+static bool file_contains(const char *path, const char *needle);
+
+/* wait_contains waits until the file at path (in folder dir) holds needle. */
+static bool wait_contains(const char *dir, const char *path, const char *needle, int timeout_ms)
+{
+	int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	int64_t deadline = now_ms() + timeout_ms;
+	bool ok;
+	if (ino >= 0)
+		inotify_add_watch(ino, dir, IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE);
+	for (;;) {
+		ok = file_contains(path, needle);
+		if (ok || now_ms() >= deadline)
+			break;
+		struct pollfd p = {.fd = ino, .events = POLLIN};
+		poll(&p, ino >= 0 ? 1 : 0, 200);
+		char buf[4096];
+		while (ino >= 0 && read(ino, buf, sizeof(buf)) > 0) {
+		}
+	}
+	if (ino >= 0)
+		close(ino);
+	return ok;
+}
+
 /* list_suffix returns the (sorted) k-th file name of dir ending in
  * suffix, in a malloc'd string, or NULL. */
 static int name_cmp(const void *a, const void *b)
@@ -619,10 +644,12 @@ static void test_closed_loop(void **state)
 	assert_non_null(strstr(out, "in-progress"));
 	assert_non_null(strstr(out, "business status appointment-booked"));
 	assert_non_null(strstr(out, "outcome successful"));
+	assert_non_null(strstr(out, "broker: completed")); /* the broker's own status */
 	free(out);
 	snprintf(cmd, sizeof(cmd), "status -c '%s/agents/cpi.mantova/agent.ini' --json", n->dir);
 	assert_int_equal(run_rete(n, &out, cmd), 0);
 	assert_non_null(strstr(out, "\"role\": \"performer\""));
+	assert_non_null(strstr(out, "\"status\": \"completed\""));
 	free(out);
 
 	/* 6. the log verifies, if the auditor's command exists yet. */
@@ -800,6 +827,42 @@ static void test_failing_hook(void **state)
 	free(data);
 	pathf(path, sizeof(path), "%s/cpi.mantova.log", n->dir);
 	assert_true(file_contains(path, "exited with 3"));
+}
+
+/* --- a key the broker does not know ----------------------------------------- */
+
+static void test_refused_key(void **state)
+{
+	net *n = *state;
+	char path[1200], log[1200], *out = NULL;
+
+	start_broker(n);
+	/* asst.mantova runs with a key that is not the directory's. */
+	mkdir(pathf(path, sizeof(path), "%s/other", n->dir), 0755);
+	assert_int_equal(tu_run(&out, "'%s/rete' keygen asst.mantova --out '%s/other' && "
+				      "cp '%s/other/asst.mantova.key' '%s/keys/asst.mantova.key'",
+				n->bin, n->dir, n->dir, n->dir),
+			 0);
+	free(out);
+	start_agent(n, P_ASST);
+	pathf(log, sizeof(log), "%s/asst.mantova.log", n->dir);
+	assert_true(wait_contains(n->dir, log, "the broker refused our key", WAIT_MS));
+	/* Said once, not once per reconnect; the agent stays up and stops
+	 * cleanly (teardown). */
+	start_agent(n, P_SOCIAL);
+	char *t = referral_text("soc-refused-1", "cpi.mantova", "employment-orientation");
+	put_outbox(n, P_SOCIAL, "x.json", t);
+	free(t);
+	char sent[1200];
+	spool(n, P_SOCIAL, "sent", sent, sizeof(sent));
+	assert_true(wait_file(pathf(path, sizeof(path), "%s/x.json.receipt.json", sent), WAIT_MS));
+	char *data = tu_read_file(log, NULL);
+	size_t said = 0;
+	for (char *p = data; p && (p = strstr(p, "refused our key")) != NULL; p++)
+		said++;
+	free(data);
+	assert_int_equal(said, 1);
+	assert_true(kill(n->pid[P_ASST], 0) == 0);
 }
 
 /* --- a recipient's key changes ------------------------------------------------ */
@@ -1026,6 +1089,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_closed_loop, net_setup, net_teardown),
 		cmocka_unit_test_setup_teardown(test_failed_files, net_setup, net_teardown),
 		cmocka_unit_test_setup_teardown(test_failing_hook, net_setup, net_teardown),
+		cmocka_unit_test_setup_teardown(test_refused_key, net_setup, net_teardown),
 		cmocka_unit_test_setup_teardown(test_key_change, net_setup, net_teardown),
 		cmocka_unit_test_setup_teardown(test_kill9_receiver, net_setup, net_teardown),
 		cmocka_unit_test_setup_teardown(test_kill9_sender_and_broker, net_setup,
