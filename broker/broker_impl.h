@@ -45,7 +45,8 @@ typedef struct broker_frame {
 	Rete__Message *msg;
 	bool pending; /* passed the checks so far */
 	bool sig_ok;
-	long op; /* index in the batch's ops, or -1 */
+	bool resent; /* the very bytes already logged */
+	long op;     /* index in the batch's ops, or -1 */
 	Rete__ErrorCode error;
 	char error_text[512];
 	char field[128];
