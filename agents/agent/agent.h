@@ -22,6 +22,7 @@
 struct agent_out_item;
 struct agent_net;
 struct agent_hooks;
+struct agent_witness;
 
 typedef struct agent {
 	agent_config cfg;
@@ -43,6 +44,7 @@ typedef struct agent {
 
 	struct agent_net *net;     /* agent_net.c */
 	struct agent_hooks *hooks; /* agent_hook.c */
+	struct agent_witness *witness; /* agent_witness.c */
 } agent;
 
 /* agent_log prints one line on stderr with the time and the agent's id;
@@ -103,5 +105,25 @@ int64_t agent_hooks_poll(agent *a, int64_t now);
 
 /* agent_hooks_stop waits (bounded) for running hooks and frees the state. */
 void agent_hooks_stop(agent *a);
+
+/* --- agent_witness.c: checking the broker's log ------------------------ */
+
+/* agent_witness_on_welcome takes the checkpoint of a WELCOME (may be NULL)
+ * as the next one to check against the last verified one. */
+void agent_witness_on_welcome(agent *a, const char *checkpoint_note);
+
+/* agent_witness_on_result handles a QUERY answer if it is the witness's;
+ * false when it is not. */
+bool agent_witness_on_result(agent *a, const Rete__QueryResult *r);
+
+/* agent_witness_tick asks for the latest checkpoint every `witness`. */
+void agent_witness_tick(agent *a, int64_t now);
+
+/* agent_witness_receipt remembers one of our receipts (log index, leaf
+ * hash) until a verified checkpoint is shown to include it. */
+void agent_witness_receipt(agent *a, uint64_t index, const uint8_t *leaf, size_t len);
+
+/* agent_witness_free releases the witness state. */
+void agent_witness_free(agent *a);
 
 #endif

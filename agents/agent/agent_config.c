@@ -119,6 +119,7 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 		{"reconnect_min", &cfg->reconnect_min_ms},
 		{"reconnect_max", &cfg->reconnect_max_ms},
 		{"hook_timeout", &cfg->hook_timeout_ms},
+		{"witness", &cfg->witness_ms},
 	};
 	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
 		if (strcmp(name, times[i].key) == 0) {
@@ -151,7 +152,7 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 	p->err = rete_msg_set(p->m, RETE_EINVAL,
 			      "[agent] %s: unknown key; known: id, key, broker, broker_key, spool, "
 			      "data, on_message, poll, heartbeat, resubmit, reconnect_min, "
-			      "reconnect_max, hook_timeout, max_inflight, map_size",
+			      "reconnect_max, hook_timeout, witness, max_inflight, map_size",
 			      name);
 	return 0;
 }
@@ -170,6 +171,7 @@ rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m)
 	cfg->reconnect_min_ms = 200;
 	cfg->reconnect_max_ms = 30000;
 	cfg->hook_timeout_ms = 60000;
+	cfg->witness_ms = 30000;
 	cfg->max_inflight = 64;
 	cfg->map_size = 256ULL << 20;
 

@@ -33,6 +33,7 @@ typedef struct agent_config {
 	int64_t reconnect_min_ms; /* [agent] reconnect_min: first backoff (200ms) */
 	int64_t reconnect_max_ms; /* [agent] reconnect_max: backoff ceiling (30s) */
 	int64_t hook_timeout_ms;  /* [agent] hook_timeout: kill a hung hook (60s) */
+	int64_t witness_ms;       /* [agent] witness: checkpoint check interval (30s) */
 	unsigned max_inflight;    /* [agent] max_inflight: SUBMITs unanswered (64) */
 	uint64_t map_size;        /* [agent] map_size: LMDB map in MiB (default 256) */
 } agent_config;

@@ -10,7 +10,7 @@
 
 
 static const char *const db_names[AGENT_DB_COUNT] = {
-	"outbox", "pins", "pending", "inbox", "referrals", "hooks", "meta",
+	"outbox", "pins", "pending", "inbox", "referrals", "hooks", "witness", "meta",
 };
 
 struct agent_db {

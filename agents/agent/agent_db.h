@@ -14,7 +14,11 @@
  *   referrals  referral id -> JSON text: the agency's view of the referral
  *              (status, business status, history) for `rete status`
  *   hooks      log index BE64 -> inbox file path whose hook has not run yet
- *   meta       "checkpoint" -> the last checkpoint note seen
+ *   witness    log index BE64 -> leaf hash of one of our receipts, until a
+ *              checkpoint has been shown to include it
+ *   meta       "checkpoint" -> the last checkpoint note verified (signature
+ *              and consistency with the one before); "alarm" -> the
+ *              evidence of a broker that rewrote its log, if ever
  *
  * One process writes (the agent); `rete status` opens the same folder
  * read-only while it runs. Every commit is durable (no MDB_NOSYNC, no
@@ -42,6 +46,7 @@ typedef enum agent_dbi {
 	AGENT_DB_INBOX,
 	AGENT_DB_REFERRALS,
 	AGENT_DB_HOOKS,
+	AGENT_DB_WITNESS,
 	AGENT_DB_META,
 	AGENT_DB_COUNT
 } agent_dbi;

@@ -174,6 +174,7 @@ static void agent_run(agent *a)
 			next_scan = now + a->cfg.poll_ms;
 		}
 		agent_outbox_pump(a, now);
+		agent_witness_tick(a, now);
 		int64_t hook_wait = agent_hooks_poll(a, now);
 
 		int64_t wait = next_scan - now;
@@ -279,6 +280,7 @@ int main(int argc, char **argv)
 	agent_net_stop(&a);
 	agent_hooks_stop(&a);
 	agent_outbox_free(&a);
+	agent_witness_free(&a);
 	agent_directory_free(&a.dir);
 	agent_db_close(&a.db);
 	rete_seckey_free(&a.sk);

@@ -97,6 +97,11 @@ void agent_net_stop(agent *a)
 	a->net = NULL;
 }
 
+struct rete_wire *agent_net_wire(agent *a)
+{
+	return a->net ? a->net->w : NULL;
+}
+
 void *agent_net_socket(agent *a)
 {
 	return a->net && a->net->w ? rete_wire_socket(a->net->w) : NULL;
@@ -125,15 +130,13 @@ static void net_welcome(agent *a, const Rete__Welcome *wel)
 		agent_directory_free(&dir);
 	}
 	snprintf(a->origin, sizeof(a->origin), "%s", wel->origin ? wel->origin : "");
-	if (wel->checkpoint != NULL && wel->checkpoint[0] != '\0')
-		agent_db_put(a->db, AGENT_DB_META, "checkpoint", 10, wel->checkpoint,
-			     strlen(wel->checkpoint), &m);
 	a->welcomed = true;
 	a->net->backoff_ms = 0;
 	a->net->refused_said = false;
 	a->net->lost_said = false;
 	agent_log(a, "info", "connected to %s (log '%s', directory of entry %" PRIu64 ")",
 		  a->cfg.broker, a->origin, a->dir->index);
+	agent_witness_on_welcome(a, wel->checkpoint);
 	agent_outbox_on_welcome(a);
 }
 
@@ -156,9 +159,12 @@ static void net_frame(agent *a, const Rete__BrokerFrame *f)
 		}
 		agent_inbox_on_deliver(a, f->deliver);
 		break;
+	case RETE__BROKER_FRAME__COMMAND_RESULT:
+		if (!agent_witness_on_result(a, f->result))
+			agent_debug(a, "an answer to a question no longer asked");
+		break;
 	case RETE__BROKER_FRAME__COMMAND_PONG:
 	case RETE__BROKER_FRAME__COMMAND_PING:
-	case RETE__BROKER_FRAME__COMMAND_RESULT:
 	default:
 		break;
 	}

@@ -28,6 +28,9 @@ void agent_net_poll(agent *a, int64_t now);
  * (exponential backoff between reconnect_min and reconnect_max, jittered). */
 void agent_net_backoff(agent *a, int64_t now);
 
+/* agent_net_wire: the connection (for QUERYs), or NULL between attempts. */
+struct rete_wire *agent_net_wire(agent *a);
+
 /* agent_net_wait: at most how many ms the loop may sleep for the
  * connection's sake. */
 int64_t agent_net_wait(const agent *a, int64_t now);

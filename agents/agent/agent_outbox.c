@@ -649,6 +649,7 @@ static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 			agent_log(a, "error", "%s: cannot record the referral status: %s", it->name,
 				  m.text);
 	}
+	agent_witness_receipt(a, body->index, body->leaf_hash.data, body->leaf_hash.len);
 	if (agent_db_outbox_del(a->db, it->name, it->hash, &m) != RETE_OK)
 		agent_log(a, "error", "%s: %s", it->name, m.text);
 	agent_log(a, "info", "%s: accepted as %s at log index %" PRIu64 "; moved to sent/%s",

@@ -40,6 +40,9 @@
 
 #include <cmocka.h>
 
+#include <lmdb.h>
+
+#include "checkpoint.h"
 #include "keys.h"
 #include "testutil.h"
 #include "wire.h"
@@ -373,7 +376,7 @@ static void write_agent_ini(net *n, int p)
 	snprintf(text, sizeof(text),
 		 "[agent]\nid = %s\nkey = ../../keys/%s.key\nbroker = ipc://%s/broker/broker.sock\n"
 		 "broker_key = ../../keys/broker.mantova.pub\nspool = spool\ndata = data\n"
-		 "resubmit = 2s\nreconnect_min = 100ms\nreconnect_max = 1s\n%s%s%s",
+		 "resubmit = 2s\nreconnect_min = 100ms\nreconnect_max = 1s\nwitness = 1s\n%s%s%s",
 		 party_ids[p], party_ids[p], n->dir, n->hook[p][0] ? "on_message = " : "",
 		 n->hook[p], n->hook[p][0] ? "\n" : "");
 	write_text(pathf(path, sizeof(path), "%s/agents/%s/agent.ini", n->dir, party_ids[p]), text);
@@ -652,7 +655,14 @@ static void test_closed_loop(void **state)
 	assert_non_null(strstr(out, "\"status\": \"completed\""));
 	free(out);
 
-	/* 6. the log verifies, if the auditor's command exists yet. */
+	/* 6. social services, a witness, saw its receipts included in a
+	 * checkpoint consistent with the ones before. */
+	char log[1200];
+	pathf(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	assert_true(wait_contains(n->dir, log, "witness: receipt 1 included in checkpoint", WAIT_MS));
+	assert_false(file_contains(log, "WITNESS ALARM"));
+
+	/* 7. the log verifies, if the auditor's command exists yet. */
 	if (run_rete(n, &out, "audit --help") == 0) {
 		free(out);
 		snprintf(cmd, sizeof(cmd), "audit verify '%s/broker/store' --broker-key '%s/keys/broker.mantova.pub'",
@@ -664,7 +674,7 @@ static void test_closed_loop(void **state)
 	}
 	free(out);
 
-	/* 7. privacy: the name and fiscal code nowhere at the broker. */
+	/* 8. privacy: the name and fiscal code nowhere at the broker. */
 	stop(n, P_SOCIAL, SIGTERM);
 	stop(n, P_CPI, SIGTERM);
 	stop(n, P_BROKER, SIGTERM);
@@ -863,6 +873,61 @@ static void test_refused_key(void **state)
 	free(data);
 	assert_int_equal(said, 1);
 	assert_true(kill(n->pid[P_ASST], 0) == 0);
+}
+
+/* --- the witness catches a forked log -------------------------------------- */
+
+static void test_witness_alarm(void **state)
+{
+	net *n = *state;
+	char path[1200], sent[1200], log[1200];
+
+	start_broker(n);
+	start_agent(n, P_SOCIAL);
+	start_agent(n, P_CPI);
+	char *t = referral_text("soc-wit-1", "cpi.mantova", "employment-orientation");
+	put_outbox(n, P_SOCIAL, "w1.json", t);
+	free(t);
+	spool(n, P_SOCIAL, "sent", sent, sizeof(sent));
+	assert_true(wait_file(pathf(path, sizeof(path), "%s/w1.json.receipt.json", sent), WAIT_MS));
+	pathf(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	assert_true(wait_contains(n->dir, log, "included in checkpoint", WAIT_MS));
+	stop(n, P_SOCIAL, SIGTERM);
+
+	/* A broker showing social services another history: a checkpoint of
+	 * size 1, signed with the broker's key, whose root is not the log's. */
+	rete_seckey *bk = NULL;
+	rete_msg m;
+	assert_int_equal(rete_keyfile_load_secret(pathf(path, sizeof(path),
+							"%s/keys/broker.mantova.key", n->dir),
+						  &bk, &m), RETE_OK);
+	uint8_t root[RETE_MERKLE_HASH];
+	memset(root, 0x5a, sizeof(root));
+	char *note = NULL;
+	assert_int_equal(rete_checkpoint_sign("rete.test/mantova", 1, root, bk, &note, &m), RETE_OK);
+	rete_seckey_free(&bk);
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 16);
+	assert_int_equal(mdb_env_open(env, pathf(path, sizeof(path), "%s/agents/social.mantova/data",
+						 n->dir), 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+	MDB_val k = {10, "checkpoint"}, v = {strlen(note), note};
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	free(note);
+
+	/* The log grows; social services comes back and checks. */
+	t = referral_text("soc-wit-2", "cpi.mantova", "employment-orientation");
+	put_outbox(n, P_SOCIAL, "w2.json", t);
+	free(t);
+	start_agent(n, P_SOCIAL);
+	assert_true(wait_contains(n->dir, log, "WITNESS ALARM", WAIT_MS));
+	assert_true(wait_contains(n->dir, log, "no valid consistency proof from size 1", WAIT_MS));
 }
 
 /* --- a recipient's key changes ------------------------------------------------ */
@@ -1090,6 +1155,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failed_files, net_setup, net_teardown),
 		cmocka_unit_test_setup_teardown(test_failing_hook, net_setup, net_teardown),
 		cmocka_unit_test_setup_teardown(test_refused_key, net_setup, net_teardown),
+		cmocka_unit_test_setup_teardown(test_witness_alarm, net_setup, net_teardown),
 		cmocka_unit_test_setup_teardown(test_key_change, net_setup, net_teardown),
 		cmocka_unit_test_setup_teardown(test_kill9_receiver, net_setup, net_teardown),
 		cmocka_unit_test_setup_teardown(test_kill9_sender_and_broker, net_setup,

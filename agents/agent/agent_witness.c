@@ -1,0 +1,351 @@
+/* agent_witness.c — every agent is a witness of the broker's log.
+ *
+ * The agent keeps the last checkpoint it verified. For each new one (from
+ * WELCOME, then every `witness` interval by QUERY) it checks the broker's
+ * signature with the pinned key and the log's origin, asks for a
+ * consistency proof from the old size to the new one and checks it, and
+ * only then keeps the new checkpoint. Then it asks for an inclusion proof
+ * of each of its own receipts the checkpoint covers, and forgets a receipt
+ * once it is shown included. A broker that rewrites, forks or shrinks its
+ * log, or drops a receipted entry, is caught by its own agencies: the
+ * agent logs it loudly and keeps the evidence (meta "alarm").
+ *
+ * One question at a time, a small state machine; a lost answer (broker
+ * restart) simply starts over at the next WELCOME or tick.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "agent_net.h"
+#include "checkpoint.h"
+#include "duration.h"
+#include "merkle.h"
+#include "wire.h"
+
+#define WIT_ANSWER_MS 15000 /* give up waiting for an answer after this */
+
+enum wit_state { WIT_IDLE, WIT_WAIT_CP, WIT_WAIT_CONS, WIT_WAIT_INCL };
+
+struct agent_witness {
+	enum wit_state state;
+	uint64_t request;       /* request id of the question in flight */
+	int64_t asked_at;
+	int64_t next_tick;
+	char *candidate;        /* the new note being checked (malloc'd) */
+	rete_checkpoint cand;   /* its parsed values */
+	rete_checkpoint good;   /* the last verified checkpoint (size 0 = none) */
+	bool have_good;
+	uint64_t incl_index;    /* the receipt being checked */
+	uint8_t incl_leaf[RETE_MERKLE_HASH];
+	bool alarmed;
+};
+
+static struct agent_witness *wit(agent *a)
+{
+	if (a->witness == NULL)
+		a->witness = calloc(1, sizeof(*a->witness));
+	return a->witness;
+}
+
+void agent_witness_free(agent *a)
+{
+	if (a->witness == NULL)
+		return;
+	free(a->witness->candidate);
+	free(a->witness);
+	a->witness = NULL;
+}
+
+/* wit_alarm: the broker showed two histories that do not fit together. */
+static void wit_alarm(agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void wit_alarm(agent *a, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+	rete_msg m;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	agent_log(a, "error", "WITNESS ALARM: %s. The broker's log does not match what it showed "
+		  "before; keep data/ and tell the network's auditors", text);
+	agent_db_put(a->db, AGENT_DB_META, "alarm", 5, text, strlen(text), &m);
+	wit(a)->alarmed = true;
+}
+
+static void wit_load_good(agent *a)
+{
+	struct agent_witness *w = wit(a);
+	rete_buf note;
+	rete_msg m = {{0}};
+	if (w->have_good)
+		return;
+	if (agent_db_get(a->db, AGENT_DB_META, "checkpoint", 10, &note, &m) != RETE_OK)
+		return;
+	if (rete_checkpoint_parse((const char *)note.data, note.len, &w->good, &m) == RETE_OK)
+		w->have_good = true;
+	rete_buf_free(&note);
+}
+
+static rete_err wit_ask(agent *a, Rete__Query *q)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+	q->request_id = 0;
+	rete_wire *wire = agent_net_wire(a);
+	if (wire == NULL || rete_wire_query(wire, q, &w->request, &m) != RETE_OK)
+		return RETE_ENET;
+	w->asked_at = rete_now_ms();
+	return RETE_OK;
+}
+
+static void wit_keep_candidate(agent *a)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+	if (agent_db_put(a->db, AGENT_DB_META, "checkpoint", 10, w->candidate,
+			 strlen(w->candidate), &m) != RETE_OK) {
+		agent_log(a, "error", "witness: cannot keep the checkpoint: %s", m.text);
+		return;
+	}
+	w->good = w->cand;
+	w->have_good = true;
+	agent_debug(a, "witness: checkpoint of size %" PRIu64 " verified", w->good.size);
+}
+
+struct first_pending {
+	uint64_t below;
+	bool found;
+	uint64_t index;
+	uint8_t leaf[RETE_MERKLE_HASH];
+};
+
+static bool wit_first(const void *key, size_t klen, const void *val, size_t vlen, void *user)
+{
+	struct first_pending *f = user;
+	uint64_t idx = 0;
+	if (klen != 8 || vlen != RETE_MERKLE_HASH)
+		return true;
+	for (int i = 0; i < 8; i++)
+		idx = (idx << 8) | ((const uint8_t *)key)[i];
+	if (idx >= f->below)
+		return false; /* keys are in index order: nothing further is covered */
+	f->found = true;
+	f->index = idx;
+	memcpy(f->leaf, val, RETE_MERKLE_HASH);
+	return false;
+}
+
+/* wit_next_inclusion asks about the first receipt the good checkpoint
+ * covers, or goes idle. */
+static void wit_next_inclusion(agent *a)
+{
+	struct agent_witness *w = wit(a);
+	struct first_pending f = {.below = w->good.size};
+	rete_msg m = {{0}};
+	w->state = WIT_IDLE;
+	if (!w->have_good || agent_db_each(a->db, AGENT_DB_WITNESS, wit_first, &f, &m) != RETE_OK ||
+	    !f.found)
+		return;
+	Rete__Query q = RETE__QUERY__INIT;
+	Rete__InclusionQuery iq = RETE__INCLUSION_QUERY__INIT;
+	iq.index = f.index;
+	iq.tree_size = w->good.size;
+	q.what_case = RETE__QUERY__WHAT_INCLUSION;
+	q.inclusion = &iq;
+	w->incl_index = f.index;
+	memcpy(w->incl_leaf, f.leaf, RETE_MERKLE_HASH);
+	if (wit_ask(a, &q) == RETE_OK)
+		w->state = WIT_WAIT_INCL;
+}
+
+/* wit_consider checks a new checkpoint note (from WELCOME or a QUERY). */
+static void wit_consider(agent *a, const char *note)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+	rete_checkpoint cp;
+
+	w->state = WIT_IDLE;
+	if (note == NULL || note[0] == '\0')
+		return;
+	if (rete_checkpoint_verify(note, strlen(note), a->origin, &a->broker_pk, &cp, &m) !=
+	    RETE_OK) {
+		agent_log(a, "error", "witness: a checkpoint from the broker does not verify with "
+			  "the pinned broker key: %s", m.text);
+		return;
+	}
+	if (strcmp(cp.origin, a->origin) != 0) {
+		agent_log(a, "error", "witness: a checkpoint of log '%s', not '%s'", cp.origin,
+			  a->origin);
+		return;
+	}
+	free(w->candidate);
+	w->candidate = strdup(note);
+	if (w->candidate == NULL)
+		return;
+	w->cand = cp;
+	wit_load_good(a);
+	if (!w->have_good || w->good.size == 0) {
+		wit_keep_candidate(a);
+		wit_next_inclusion(a);
+		return;
+	}
+	if (cp.size < w->good.size) {
+		wit_alarm(a, "the log shrank: checkpoint of size %" PRIu64 " after one of size %" PRIu64,
+			  cp.size, w->good.size);
+		return;
+	}
+	if (cp.size == w->good.size) {
+		if (memcmp(cp.root, w->good.root, RETE_MERKLE_HASH) != 0)
+			wit_alarm(a, "two checkpoints of size %" PRIu64 " with different roots (a fork)",
+				  cp.size);
+		else
+			wit_next_inclusion(a);
+		return;
+	}
+	Rete__Query q = RETE__QUERY__INIT;
+	Rete__ConsistencyQuery cq = RETE__CONSISTENCY_QUERY__INIT;
+	cq.size1 = w->good.size;
+	cq.size2 = cp.size;
+	q.what_case = RETE__QUERY__WHAT_CONSISTENCY;
+	q.consistency = &cq;
+	if (wit_ask(a, &q) == RETE_OK)
+		w->state = WIT_WAIT_CONS;
+}
+
+void agent_witness_on_welcome(agent *a, const char *checkpoint_note)
+{
+	struct agent_witness *w = wit(a);
+	if (w == NULL)
+		return;
+	w->state = WIT_IDLE;
+	w->next_tick = rete_now_ms() + a->cfg.witness_ms;
+	wit_consider(a, checkpoint_note);
+}
+
+void agent_witness_receipt(agent *a, uint64_t index, const uint8_t *leaf, size_t len)
+{
+	uint8_t key[8];
+	rete_msg m = {{0}};
+	if (len != RETE_MERKLE_HASH)
+		return;
+	agent_db_index_key(key, index);
+	if (agent_db_put(a->db, AGENT_DB_WITNESS, key, sizeof(key), leaf, len, &m) != RETE_OK)
+		agent_log(a, "error", "witness: cannot remember receipt %" PRIu64 ": %s", index,
+			  m.text);
+}
+
+static rete_merkle_elem *wit_elems(const Rete__Proof *p)
+{
+	rete_merkle_elem *e = calloc(p->n_hashes ? p->n_hashes : 1, sizeof(*e));
+	for (size_t i = 0; e != NULL && i < p->n_hashes; i++) {
+		e[i].data = p->hashes[i].data;
+		e[i].len = p->hashes[i].len;
+	}
+	return e;
+}
+
+bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+
+	if (w == NULL || w->state == WIT_IDLE || r->request_id != w->request)
+		return false;
+	if (r->error != 0) {
+		agent_debug(a, "witness: the broker cannot answer now: %s",
+			    r->error_text ? r->error_text : "");
+		w->state = WIT_IDLE;
+		return true;
+	}
+	switch (w->state) {
+	case WIT_WAIT_CP:
+		if (r->answer_case == RETE__QUERY_RESULT__ANSWER_CHECKPOINT)
+			wit_consider(a, r->checkpoint);
+		else
+			w->state = WIT_IDLE;
+		break;
+	case WIT_WAIT_CONS: {
+		if (r->answer_case != RETE__QUERY_RESULT__ANSWER_PROOF) {
+			w->state = WIT_IDLE;
+			break;
+		}
+		const Rete__Proof *p = r->proof;
+		rete_merkle_elem *e = wit_elems(p);
+		if (e == NULL) {
+			w->state = WIT_IDLE;
+			break;
+		}
+		rete_err err = rete_merkle_verify_consistency(
+		    w->good.size, w->cand.size, w->good.root, RETE_MERKLE_HASH, w->cand.root,
+		    RETE_MERKLE_HASH, e, p->n_hashes, &m);
+		free(e);
+		if (err != RETE_OK || p->size1 != w->good.size || p->size2 != w->cand.size) {
+			wit_alarm(a, "no valid consistency proof from size %" PRIu64 " to %" PRIu64
+				  ": %s", w->good.size, w->cand.size,
+				  err != RETE_OK ? m.text : "the proof is for other sizes");
+			w->state = WIT_IDLE;
+			break;
+		}
+		wit_keep_candidate(a);
+		wit_next_inclusion(a);
+		break;
+	}
+	case WIT_WAIT_INCL: {
+		if (r->answer_case != RETE__QUERY_RESULT__ANSWER_PROOF) {
+			w->state = WIT_IDLE;
+			break;
+		}
+		const Rete__Proof *p = r->proof;
+		rete_merkle_elem *e = wit_elems(p);
+		if (e == NULL) {
+			w->state = WIT_IDLE;
+			break;
+		}
+		rete_err err = rete_merkle_verify_inclusion(w->incl_index, w->good.size, w->incl_leaf,
+							    RETE_MERKLE_HASH, e, p->n_hashes,
+							    w->good.root, RETE_MERKLE_HASH, &m);
+		free(e);
+		if (err != RETE_OK || p->tree_size != w->good.size) {
+			wit_alarm(a, "our receipt for log index %" PRIu64 " is not shown included in the "
+				  "checkpoint of size %" PRIu64 ": %s", w->incl_index, w->good.size,
+				  err != RETE_OK ? m.text : "the proof is for another size");
+			w->state = WIT_IDLE;
+			break;
+		}
+		uint8_t key[8];
+		agent_db_index_key(key, w->incl_index);
+		agent_db_del(a->db, AGENT_DB_WITNESS, key, sizeof(key), &m);
+		agent_debug(a, "witness: receipt %" PRIu64 " included in checkpoint of size %" PRIu64,
+			    w->incl_index, w->good.size);
+		wit_next_inclusion(a);
+		break;
+	}
+	default:
+		w->state = WIT_IDLE;
+		break;
+	}
+	return true;
+}
+
+void agent_witness_tick(agent *a, int64_t now)
+{
+	struct agent_witness *w = wit(a);
+	if (w == NULL || !agent_net_ready(a))
+		return;
+	if (w->state != WIT_IDLE && now - w->asked_at > WIT_ANSWER_MS)
+		w->state = WIT_IDLE; /* the answer was lost: ask again later */
+	if (w->state != WIT_IDLE || now < w->next_tick)
+		return;
+	w->next_tick = now + a->cfg.witness_ms;
+	Rete__Query q = RETE__QUERY__INIT;
+	Rete__CheckpointQuery cq = RETE__CHECKPOINT_QUERY__INIT;
+	q.what_case = RETE__QUERY__WHAT_CHECKPOINT;
+	q.checkpoint = &cq;
+	if (wit_ask(a, &q) == RETE_OK)
+		w->state = WIT_WAIT_CP;
+}
