@@ -122,7 +122,7 @@ static int from_store(const char *dir, struct collect *c, char **tz)
 	rete_err err;
 
 	if ((err = rete_store_open(&s, dir, RETE_STORE_RDONLY, &m)) != RETE_OK) {
-		fprintf(stderr, "rete report: %s: %s\n", dir, m.text[0] ? m.text : rete_strerror(err));
+		fprintf(stderr, "rete report: %s\n", m.text[0] ? m.text : rete_strerror(err));
 		return CLI_USAGE;
 	}
 	if ((err = rete_store_read_begin(s, &rt, &m)) == RETE_OK) {
@@ -230,6 +230,12 @@ int cmd_report(int argc, char **argv)
 	}
 	if (from == NULL || to == NULL) {
 		fprintf(stderr, "rete report: --from and --to are required (YYYY-MM-DD)\n");
+		return CLI_USAGE;
+	}
+	if (!rete_date_valid(from) || !rete_date_valid(to)) {
+		fprintf(stderr,
+			"rete report: %s '%s' is not a date; use YYYY-MM-DD (e.g. 2026-11-01)\n",
+			rete_date_valid(from) ? "--to" : "--from", rete_date_valid(from) ? to : from);
 		return CLI_USAGE;
 	}
 	if (strcmp(format, "csv") != 0 && strcmp(format, "json") != 0) {
