@@ -314,6 +314,8 @@ static int audit_verify(int argc, char **argv)
 	}
 	e = rete_verify_log(s, &opt, &rep, &m);
 	rete_store_close(&s);
+	if (opt.progress != NULL && rep.verdict != RETE_VERIFY_HOLDS)
+		fputc('\n', stderr); /* end the progress line where it stopped */
 	free(note);
 	if (rep.verdict == RETE_VERIFY_ERROR) {
 		fprintf(stderr, "rete audit verify: %s\n", m.text[0] ? m.text : rete_strerror(e));
