@@ -36,6 +36,7 @@
 #include "wire.h"
 
 #define MON_HEALTH_EVERY_MS 5000
+#define MON_BACKFILL_MAX 5000 /* entries read back for the rate panel */
 
 static volatile sig_atomic_t mon_stop;
 
@@ -73,6 +74,48 @@ struct mon_ctx {
 	uint64_t snapshots; /* how many were loaded (gaps make more) */
 };
 
+/* mon_rate_backfill counts, for the entries-per-minute panel, the log
+ * entries below the snapshot's size that the monitor has not counted yet
+ * (at most the last MON_BACKFILL_MAX: older ones are past any minute
+ * shown), reading their times from the broker's entries. When the broker
+ * does not give them, the referrals' histories stand in. */
+static void mon_rate_backfill(struct mon_ctx *c, const Rete__Snapshot *sn)
+{
+	uint64_t lo = monitor_rate_floor(c->mo), size = sn->log_size;
+
+	if (size > MON_BACKFILL_MAX && lo < size - MON_BACKFILL_MAX)
+		lo = size - MON_BACKFILL_MAX;
+	while (lo < size) {
+		Rete__Query q = RETE__QUERY__INIT;
+		Rete__EntriesQuery eq = RETE__ENTRIES_QUERY__INIT;
+		Rete__BrokerFrame *f = NULL;
+		eq.from = lo;
+		eq.count = size - lo;
+		q.what_case = RETE__QUERY__WHAT_ENTRIES;
+		q.entries = &eq;
+		if (rete_wire_call(c->dealer, &q, c->cfg.timeout_ms, &f, NULL) != RETE_OK ||
+		    f->command_case != RETE__BROKER_FRAME__COMMAND_RESULT ||
+		    f->result->answer_case != RETE__QUERY_RESULT__ANSWER_ENTRIES ||
+		    f->result->entries->from != lo || f->result->entries->n_entries == 0) {
+			if (f != NULL)
+				rete__broker_frame__free_unpacked(f, NULL);
+			monitor_rate_from_history(c->mo, sn);
+			return;
+		}
+		const Rete__Entries *e = f->result->entries;
+		for (size_t i = 0; i < e->n_entries && lo < size; i++, lo++) {
+			/* only the entry's index and time are read */
+			Rete__LogEntry *le =
+			    rete__log_entry__unpack(NULL, e->entries[i].len, e->entries[i].data);
+			if (le != NULL && le->index == lo)
+				monitor_rate_entry(c->mo, le->index, le->logged_at);
+			if (le != NULL)
+				rete__log_entry__free_unpacked(le, NULL);
+		}
+		rete__broker_frame__free_unpacked(f, NULL);
+	}
+}
+
 /* mon_snapshot asks for a snapshot and loads it. */
 static rete_err mon_snapshot(struct mon_ctx *c, rete_msg *m)
 {
@@ -82,6 +125,8 @@ static rete_err mon_snapshot(struct mon_ctx *c, rete_msg *m)
 	if (err != RETE_OK)
 		return err;
 	err = monitor_load_snapshot(c->mo, f->result->snapshot, m);
+	if (err == RETE_OK)
+		mon_rate_backfill(c, f->result->snapshot);
 	rete__broker_frame__free_unpacked(f, NULL);
 	if (err == RETE_OK)
 		c->snapshots++;
@@ -282,11 +327,15 @@ static int mon_live(struct mon_ctx *c)
 
 	signal(SIGINT, mon_on_signal);
 	signal(SIGTERM, mon_on_signal);
-	if (initscr() == NULL) {
+	/* newterm, not initscr: initscr exits the process when the terminal
+	 * cannot be used, newterm says so */
+	SCREEN *scr = newterm(NULL, stdout, stdin);
+	if (scr == NULL) {
 		fprintf(stderr, "rete monitor: the terminal cannot be used (TERM=%s); try --once\n",
 			getenv("TERM") ? getenv("TERM") : "");
 		return CLI_USAGE;
 	}
+	set_term(scr);
 	cbreak();
 	noecho();
 	keypad(stdscr, TRUE);
@@ -385,6 +434,7 @@ static int mon_live(struct mon_ctx *c)
 		}
 	}
 	endwin();
+	delscreen(scr);
 	for (int p = 0; p < MONITOR_NPANELS; p++)
 		monitor_lines_free(&u.lines[p]);
 	signal(SIGINT, SIG_DFL);

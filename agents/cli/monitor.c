@@ -222,6 +222,37 @@ static uint32_t rate_at(const monitor *mo, int64_t minute)
 	return mo->rate_min[k] == minute ? mo->rate_cnt[k] : 0;
 }
 
+uint64_t monitor_rate_floor(const monitor *mo)
+{
+	return mo->rate_upto;
+}
+
+void monitor_rate_entry(monitor *mo, uint64_t index, int64_t logged_at)
+{
+	if (index < mo->rate_upto)
+		return;
+	rate_add(mo, logged_at);
+	mo->rate_upto = index + 1;
+}
+
+void monitor_rate_from_history(monitor *mo, const Rete__Snapshot *sn)
+{
+	for (size_t i = 0; i < sn->n_referrals; i++) {
+		const Rete__ReferralInfo *ri = sn->referrals[i];
+		if (ri == NULL)
+			continue;
+		if (ri->n_history == 0 && ri->index >= mo->rate_upto && ri->index < sn->log_size)
+			rate_add(mo, ri->requested_at);
+		for (size_t k = 0; k < ri->n_history; k++) {
+			const Rete__StatusChange *c = ri->history[k];
+			if (c != NULL && c->index >= mo->rate_upto && c->index < sn->log_size)
+				rate_add(mo, c->at);
+		}
+	}
+	if (sn->log_size > mo->rate_upto)
+		mo->rate_upto = sn->log_size;
+}
+
 /* ------------------------------------------------------------------------
  * Snapshot and events
  * ---------------------------------------------------------------------- */
@@ -275,21 +306,11 @@ rete_err monitor_load_snapshot(monitor *mo, const Rete__Snapshot *sn, rete_msg *
 		r->closed_at = ri->closed_at;
 		r->due_at = ri->due_at;
 		r->overdue = ri->overdue;
-		/* the rate panel: the entries the history shows, once each */
-		if (ri->n_history == 0 && ri->index >= mo->rate_upto && ri->index < sn->log_size)
-			rate_add(mo, ri->requested_at);
-		for (size_t k = 0; k < ri->n_history; k++) {
-			const Rete__StatusChange *c = ri->history[k];
-			if (c != NULL && c->index >= mo->rate_upto && c->index < sn->log_size)
-				rate_add(mo, c->at);
-		}
 	}
 	if (monitor_set_agencies(mo, sn->agencies, sn->n_agencies, m) != RETE_OK) {
 		refs_clear(mo);
 		return RETE_ENOMEM;
 	}
-	if (sn->log_size > mo->rate_upto)
-		mo->rate_upto = sn->log_size;
 	mo->next = sn->log_size;
 	mo->loaded = true;
 	return RETE_OK;

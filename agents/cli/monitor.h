@@ -82,12 +82,31 @@ void monitor_free(monitor **mo);
 
 /* monitor_load_snapshot replaces the referrals and agencies with those of
  * sn (borrowed; copied) and expects index sn->log_size next. The rate
- * counts keep what they had and gain the entries visible in the referrals'
- * histories that they did not count yet. Errors: RETE_ENOMEM (the state is
- * then empty, with no snapshot: load again). */
+ * counts are left alone: after it, count the entries the rate has not seen
+ * yet (monitor_rate_floor up to sn->log_size) with monitor_rate_entry, or,
+ * when the log's entries cannot be read, with monitor_rate_from_history.
+ * Errors: RETE_ENOMEM (the state is then empty, with no snapshot: load
+ * again). */
 rete_err monitor_load_snapshot(monitor *mo, const Rete__Snapshot *sn, rete_msg *m);
 
-/* monitor_apply_event applies ev (borrowed) as described above. */
+/* monitor_rate_floor: the lowest log index the entries-per-minute counts
+ * have not seen (every entry below it was counted, or is older than any
+ * minute shown). */
+uint64_t monitor_rate_floor(const monitor *mo);
+
+/* monitor_rate_entry counts log entry `index`, logged at logged_at, in the
+ * entries per minute, unless an index at or above it was counted already;
+ * the floor moves past it. Call it in index order. */
+void monitor_rate_entry(monitor *mo, uint64_t index, int64_t logged_at);
+
+/* monitor_rate_from_history is the fallback of monitor_rate_entry: it
+ * counts the entries the referrals' histories of sn (borrowed) show from
+ * the floor up to sn->log_size (requests and status changes; notes and
+ * other entries are missed), and moves the floor to sn->log_size. */
+void monitor_rate_from_history(monitor *mo, const Rete__Snapshot *sn);
+
+/* monitor_apply_event applies ev (borrowed) as described above; an applied
+ * event is also counted in the entries per minute. */
 monitor_apply monitor_apply_event(monitor *mo, const Rete__Event *ev);
 
 /* monitor_set_agencies replaces the agencies' health with a[0..n)

@@ -830,13 +830,37 @@ static void test_monitor_rate_counts_once(void **state)
 	s.ch[0].at = s.ch[1].at = s.ch[2].at = now - 1000;
 	assert_int_equal(monitor_new(&mo, NULL), RETE_OK);
 	assert_int_equal(monitor_load_snapshot(mo, &s.sn, NULL), RETE_OK);
+	assert_int_equal(rate_at(mo, now / MON_MINUTE), 0); /* the snapshot counts nothing */
+	assert_int_equal(monitor_rate_floor(mo), 0);
+	/* the fallback: the histories' three entries */
+	monitor_rate_from_history(mo, &s.sn);
 	assert_int_equal(rate_at(mo, now / MON_MINUTE), 3);
+	assert_int_equal(monitor_rate_floor(mo), 10);
 	/* the same snapshot again adds nothing */
 	assert_int_equal(monitor_load_snapshot(mo, &s.sn, NULL), RETE_OK);
+	monitor_rate_from_history(mo, &s.sn);
 	assert_int_equal(rate_at(mo, now / MON_MINUTE), 3);
 	Rete__Event e = ev_make(10, now - 500, "note", "S1");
 	assert_int_equal(monitor_apply_event(mo, &e), MONITOR_APPLIED);
 	assert_int_equal(rate_at(mo, now / MON_MINUTE), 4);
+	assert_int_equal(monitor_rate_floor(mo), 11);
+	monitor_free(&mo);
+
+	/* the exact way: every entry from the floor, once */
+	assert_int_equal(monitor_new(&mo, NULL), RETE_OK);
+	assert_int_equal(monitor_load_snapshot(mo, &s.sn, NULL), RETE_OK);
+	for (uint64_t i = 0; i < 10; i++)
+		monitor_rate_entry(mo, i, i < 4 ? now - 61000 : now - 1000);
+	monitor_rate_entry(mo, 7, now - 1000); /* again: not counted */
+	assert_int_equal(rate_at(mo, now / MON_MINUTE), 6);
+	assert_int_equal(rate_at(mo, now / MON_MINUTE - 1), 4);
+	assert_int_equal(monitor_rate_floor(mo), 10);
+	/* a gap: the next snapshot (size 14) and the entries it brings */
+	s.sn.log_size = 14;
+	assert_int_equal(monitor_load_snapshot(mo, &s.sn, NULL), RETE_OK);
+	for (uint64_t i = monitor_rate_floor(mo); i < 14; i++)
+		monitor_rate_entry(mo, i, now - 1000);
+	assert_int_equal(rate_at(mo, now / MON_MINUTE), 10);
 	monitor_free(&mo);
 
 	char buf[32];
