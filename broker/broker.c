@@ -226,6 +226,7 @@ static broker_own *own_new(broker *b, const char *id, const char *recipient, con
 /* own_append signs o and adds its APPEND op. false when it could not. */
 static bool own_append(broker *b, broker_own *o, int64_t now)
 {
+	broker_utf8_clean(o->text);
 	rete_problems pr = {0};
 	if (rete_validate_message(&o->msg, NULL, RETE_VALIDATE_BROKER, &pr) != RETE_OK) {
 		broker_log_error("internal: the broker's own %s %s is not valid: %s: %s",
@@ -632,6 +633,11 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 				own_append(b, o, now);
 			}
 		} else {
+			Rete__ErrorCode code = a->error;
+			if (!protobuf_c_enum_descriptor_get_value(&rete__error_code__descriptor,
+								  (int)code))
+				code =
+				    RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN; /* unknown: say so */
 			snprintf(id, sizeof(id), "refused-%" PRIu64, a->index);
 			o = own_new(b, id, msg->sender, msg->case_id);
 			if (o) {
@@ -645,7 +651,7 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 				o->notice.index = a->index;
 				o->notice.message_id = o->msg_id;
 				o->notice.referral_id = o->ref_id;
-				o->notice.error = a->error;
+				o->notice.error = code;
 				o->notice.text = o->text;
 				o->msg.body_case = RETE__MESSAGE__BODY_NOTICE;
 				o->msg.notice = &o->notice;

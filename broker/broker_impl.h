@@ -110,6 +110,11 @@ void broker_submit_check(broker *b, broker_frame *f, const Rete__Submit *s);
 void broker_refuse(broker_frame *f, Rete__ErrorCode code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* broker_utf8_clean replaces with '?' every byte of s that does not start
+ * a complete UTF-8 sequence: a peer's string cut by a "%.64s" or by a full
+ * buffer must not make a frame the peer's strict decoder refuses. */
+void broker_utf8_clean(char *s);
+
 /* broker_send sends a BrokerFrame to routing id rid (dropped silently when
  * the peer is gone or its queue is full). */
 void broker_send(broker *b, const uint8_t *rid, size_t rid_len, Rete__BrokerFrame *bf);

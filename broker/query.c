@@ -45,6 +45,7 @@ static void answer_error(broker *b, broker_frame *f, Rete__ErrorCode code, const
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	broker_utf8_clean(text);
 	Rete__QueryResult r;
 	rete__query_result__init(&r);
 	r.error = code;

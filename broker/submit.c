@@ -16,6 +16,26 @@
 #include "broker_impl.h"
 #include "validate.h"
 
+void broker_utf8_clean(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	while (*p) {
+		size_t n = *p < 0x80		      ? 1
+			   : *p >= 0xC2 && *p <= 0xDF ? 2
+			   : *p >= 0xE0 && *p <= 0xEF ? 3
+			   : *p >= 0xF0 && *p <= 0xF4 ? 4
+						      : 0;
+		bool ok = n > 0;
+		for (size_t i = 1; ok && i < n; i++)
+			ok = (p[i] & 0xC0) == 0x80; /* also stops at the NUL */
+		if (!ok) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+}
+
 void broker_refuse(broker_frame *f, Rete__ErrorCode code, const char *field, const char *fmt, ...)
 {
 	f->pending = false;
@@ -25,6 +45,8 @@ void broker_refuse(broker_frame *f, Rete__ErrorCode code, const char *field, con
 	va_start(ap, fmt);
 	vsnprintf(f->error_text, sizeof(f->error_text), fmt, ap);
 	va_end(ap);
+	broker_utf8_clean(f->error_text);
+	broker_utf8_clean(f->field);
 }
 
 void broker_submit_precheck(broker *b, broker_frame *f)

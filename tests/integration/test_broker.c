@@ -688,6 +688,16 @@ static void test_refusals(void **state)
 			  "social.mantova", "sender");
 	outmsg_free(&o);
 
+	/* a long sender in 3-byte characters: the sentence that quotes it cut
+	 * is still UTF-8 the client decodes */
+	char euros[3 * 100 + 1] = "";
+	for (int i = 0; i < 100; i++)
+		strcat(euros, "\xe2\x82\xac");
+	make_referral(e, P_SOCIAL, P_CPI, "euro", "employment-orientation", true, NULL, euros, &o);
+	expect_refused_at(social, &o, RETE__ERROR_CODE__ERROR_CODE_SENDER_MISMATCH, "\xe2\x82\xac",
+			  "sender");
+	outmsg_free(&o);
+
 	/* a bad signature */
 	make_referral(e, P_SOCIAL, P_CPI, "bad-sig", "employment-orientation", true, NULL, NULL,
 		      &o);
