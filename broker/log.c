@@ -28,6 +28,11 @@ static void log_line(const char *level, const char *fmt, va_list ap)
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 	vsnprintf(text, sizeof(text), fmt, ap);
+	/* Peers choose ids and texts: no control characters (a newline would
+	 * forge a log line of its own). */
+	for (char *c = text; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
 	/* one fprintf per line: stdio locks the stream for the whole call */
 	fprintf(stderr, "%s.%03ldZ rete-broker %s: %s\n", stamp, ts.tv_nsec / 1000000, level, text);
 }
