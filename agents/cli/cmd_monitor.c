@@ -36,7 +36,7 @@
 #include "wire.h"
 
 #define MON_HEALTH_EVERY_MS 5000
-#define MON_BACKFILL_MAX 5000 /* entries read back for the rate panel */
+#define MON_BACKFILL_MAX    5000 /* entries read back for the rate panel */
 
 static volatile sig_atomic_t mon_stop;
 
@@ -49,7 +49,8 @@ static void mon_on_signal(int sig)
 static void monitor_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: rete monitor -c coord.ini [--once] [--json] [--agency TEXT] [--service TEXT]\n\n"
+		"usage: rete monitor -c coord.ini [--once] [--json] [--agency TEXT] [--service "
+		"TEXT]\n\n"
 		"The network's referrals live, from the broker's snapshot and events: overdue\n"
 		"referrals first, referrals by status per agency pair and service, response\n"
 		"times, log entries per minute, agencies connected or silent. Only metadata.\n"
@@ -69,7 +70,7 @@ struct mon_ctx {
 	rete_wire *dealer, *sub;
 	monitor *mo;
 	monitor_filter filter;
-	char error[512];    /* the latest problem, shown in the live view */
+	char error[512]; /* the latest problem, shown in the live view */
 	int64_t last_health;
 	uint64_t snapshots; /* how many were loaded (gaps make more) */
 };
@@ -185,11 +186,12 @@ static rete_err mon_start(struct mon_ctx *c, bool need_events, rete_msg *m)
 		while (!rete_wire_connected(c->sub)) {
 			Rete__Event *ev = NULL;
 			if (mono_ms() > deadline)
-				return rete_msg_set(m, RETE_ETIMEDOUT,
-						    "the broker's events at %s did not connect within "
-						    "%d s; is the broker running, and is [client] "
-						    "events right?",
-						    c->cfg.events, c->cfg.timeout_ms / 1000);
+				return rete_msg_set(
+				    m, RETE_ETIMEDOUT,
+				    "the broker's events at %s did not connect within "
+				    "%d s; is the broker running, and is [client] "
+				    "events right?",
+				    c->cfg.events, c->cfg.timeout_ms / 1000);
 			/* before the snapshot every event is in it: drop them */
 			err = rete_wire_event_recv(c->sub, 50, &ev, m);
 			if (err == RETE_OK)
@@ -273,8 +275,7 @@ static void ui_draw(struct mon_ctx *c, struct ui *u)
 		if (u->scroll[p] < 0)
 			u->scroll[p] = 0;
 		snprintf(title, sizeof(title), "%s %s%s", p == u->focus ? ">" : " ",
-			 monitor_panel_title(p),
-			 (int)l->n > body ? "  (more: arrows scroll)" : "");
+			 monitor_panel_title(p), (int)l->n > body ? "  (more: arrows scroll)" : "");
 		ui_put(y++, 0, COLS, title, p == u->focus ? A_REVERSE : A_BOLD);
 		/* a header line (the first, when the panel has rows) stays put */
 		int first = 0;
@@ -286,13 +287,15 @@ static void ui_draw(struct mon_ctx *c, struct ui *u)
 		for (int i = 0; i < body && y < LINES - 1; i++) {
 			size_t k = (size_t)(first + u->scroll[p] + i);
 			if (k < l->n)
-				ui_put(y, 2, COLS - 2, l->line[k], p == MONITOR_PANEL_OVERDUE && k > 0 ? A_BOLD : A_NORMAL);
+				ui_put(y, 2, COLS - 2, l->line[k],
+				       p == MONITOR_PANEL_OVERDUE && k > 0 ? A_BOLD : A_NORMAL);
 			y++;
 		}
 	}
 	ui_put(LINES - 1, 0, COLS,
-	       c->error[0] ? c->error
-			   : "Tab next panel  arrows scroll  a agency  s service  c clear filter  q quit",
+	       c->error[0]
+		   ? c->error
+		   : "Tab next panel  arrows scroll  a agency  s service  c clear filter  q quit",
 	       c->error[0] ? A_REVERSE : A_DIM);
 	refresh();
 }
@@ -350,9 +353,9 @@ static int mon_live(struct mon_ctx *c)
 			dirty = false;
 		}
 		zmq_pollitem_t items[3] = {
-			{rete_wire_socket(c->sub), 0, ZMQ_POLLIN, 0},
-			{rete_wire_socket(c->dealer), 0, ZMQ_POLLIN, 0},
-			{NULL, STDIN_FILENO, ZMQ_POLLIN, 0},
+		    {rete_wire_socket(c->sub), 0, ZMQ_POLLIN, 0},
+		    {rete_wire_socket(c->dealer), 0, ZMQ_POLLIN, 0},
+		    {NULL, STDIN_FILENO, ZMQ_POLLIN, 0},
 		};
 		long wait = 1000 - (long)(mono_ms() - last_draw);
 		if (zmq_poll(items, 3, wait > 0 ? wait : 0) < 0 && errno != EINTR)

@@ -26,15 +26,15 @@
 
 static void report_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: rete report (-c coord.ini | --store DIR) --from YYYY-MM-DD --to YYYY-MM-DD\n"
-		"                   [--by agency,service,age-band,status] [--format csv|json]\n"
-		"                   [--sep ,|;|tab] [--decimal .|,] [--tz ZONE]\n\n"
-		"Counts of referrals sent, received, accepted, rejected (by reason), completed\n"
-		"(by outcome), cancelled, failed, overdue and open at the end of the period,\n"
-		"with median response times in hours; dates are whole days, both inclusive, in\n"
-		"the network's time zone. agency groups by requester -> performer pair.\n"
-		"CSV by default (--sep ';' also sets the decimal mark to ',').\n");
+	fprintf(
+	    f, "usage: rete report (-c coord.ini | --store DIR) --from YYYY-MM-DD --to YYYY-MM-DD\n"
+	       "                   [--by agency,service,age-band,status] [--format csv|json]\n"
+	       "                   [--sep ,|;|tab] [--decimal .|,] [--tz ZONE]\n\n"
+	       "Counts of referrals sent, received, accepted, rejected (by reason), completed\n"
+	       "(by outcome), cancelled, failed, overdue and open at the end of the period,\n"
+	       "with median response times in hours; dates are whole days, both inclusive, in\n"
+	       "the network's time zone. agency groups by requester -> performer pair.\n"
+	       "CSV by default (--sep ';' also sets the decimal mark to ',').\n");
 }
 
 /* Referrals copied out of the store (the iterator lends them). */
@@ -101,8 +101,8 @@ static char *store_time_zone(rete_store *s, rete_store_rtxn *rt)
 	rete_buf_free(&e);
 	if (le == NULL)
 		return NULL;
-	if (rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &msg,
-			       NULL) == RETE_OK &&
+	if (rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &msg, NULL) ==
+		RETE_OK &&
 	    msg->body_case == RETE__MESSAGE__BODY_DIRECTORY && msg->directory->time_zone != NULL &&
 	    msg->directory->time_zone[0] != '\0')
 		tz = strdup(msg->directory->time_zone);
@@ -134,7 +134,8 @@ static int from_store(const char *dir, struct collect *c, char **tz)
 	if (err == RETE_OK && c->oom)
 		err = rete_msg_set(&m, RETE_ENOMEM, "out of memory");
 	if (err != RETE_OK) {
-		fprintf(stderr, "rete report: %s: %s\n", dir, m.text[0] ? m.text : rete_strerror(err));
+		fprintf(stderr, "rete report: %s: %s\n", dir,
+			m.text[0] ? m.text : rete_strerror(err));
 		return CLI_USAGE;
 	}
 	return CLI_OK;
@@ -142,13 +143,17 @@ static int from_store(const char *dir, struct collect *c, char **tz)
 
 int cmd_report(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'}, {"store", required_argument, NULL, 'S'},
-		{"from", required_argument, NULL, 'f'},   {"to", required_argument, NULL, 't'},
-		{"by", required_argument, NULL, 'b'},     {"format", required_argument, NULL, 'F'},
-		{"sep", required_argument, NULL, 's'},    {"decimal", required_argument, NULL, 'd'},
-		{"tz", required_argument, NULL, 'z'},     {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+					     {"store", required_argument, NULL, 'S'},
+					     {"from", required_argument, NULL, 'f'},
+					     {"to", required_argument, NULL, 't'},
+					     {"by", required_argument, NULL, 'b'},
+					     {"format", required_argument, NULL, 'F'},
+					     {"sep", required_argument, NULL, 's'},
+					     {"decimal", required_argument, NULL, 'd'},
+					     {"tz", required_argument, NULL, 'z'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
 	const char *ini = NULL, *store = NULL, *from = NULL, *to = NULL, *by_s = "";
 	const char *format = "csv", *tz_opt = NULL;
 	char sep = ',', dec = 0;
@@ -191,11 +196,9 @@ int cmd_report(int argc, char **argv)
 		case 'd':
 			if (strcmp(optarg, "tab") == 0 || strcmp(optarg, "\\t") == 0)
 				optarg = (char *)"\t";
-			if (strlen(optarg) != 1 ||
-			    (c == 's' ? strchr(",;\t|", optarg[0]) : strchr(".,", optarg[0])) ==
-				NULL) {
-				fprintf(stderr,
-					"rete report: %s '%s' is not accepted; use %s\n",
+			if (strlen(optarg) != 1 || (c == 's' ? strchr(",;\t|", optarg[0])
+							     : strchr(".,", optarg[0])) == NULL) {
+				fprintf(stderr, "rete report: %s '%s' is not accepted; use %s\n",
 					c == 's' ? "--sep" : "--decimal", optarg,
 					c == 's' ? "',', ';', '|' or tab" : "'.' or ','");
 				return CLI_USAGE;
@@ -235,7 +238,8 @@ int cmd_report(int argc, char **argv)
 	if (!rete_date_valid(from) || !rete_date_valid(to)) {
 		fprintf(stderr,
 			"rete report: %s '%s' is not a date; use YYYY-MM-DD (e.g. 2026-11-01)\n",
-			rete_date_valid(from) ? "--to" : "--from", rete_date_valid(from) ? to : from);
+			rete_date_valid(from) ? "--to" : "--from",
+			rete_date_valid(from) ? to : from);
 		return CLI_USAGE;
 	}
 	if (strcmp(format, "csv") != 0 && strcmp(format, "json") != 0) {

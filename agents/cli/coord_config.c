@@ -86,10 +86,11 @@ static int cc_handler(void *user, const char *section, const char *name, const c
 		return cc_set(p, &cfg->events, strdup(value));
 	if (strcmp(name, "time_zone") == 0) {
 		if (!cc_tz_valid(value)) {
-			p->err = rete_msg_set(p->m, RETE_EINVAL,
-					      "[client] time_zone: '%s' is not a time zone name; use "
-					      "e.g. Europe/Rome",
-					      value);
+			p->err =
+			    rete_msg_set(p->m, RETE_EINVAL,
+					 "[client] time_zone: '%s' is not a time zone name; use "
+					 "e.g. Europe/Rome",
+					 value);
 			return 0;
 		}
 		return cc_set(p, &cfg->time_zone, strdup(value));
@@ -98,19 +99,21 @@ static int cc_handler(void *user, const char *section, const char *name, const c
 		rete_duration d;
 		if (rete_duration_parse(value, &d, NULL) != RETE_OK || d.working_days > 0 ||
 		    d.ms <= 0 || d.ms > 3600000) {
-			p->err = rete_msg_set(p->m, RETE_EINVAL,
-					      "[client] timeout: '%s' is not accepted; use a duration "
-					      "from 1s to 1h, e.g. 10s",
-					      value);
+			p->err =
+			    rete_msg_set(p->m, RETE_EINVAL,
+					 "[client] timeout: '%s' is not accepted; use a duration "
+					 "from 1s to 1h, e.g. 10s",
+					 value);
 			return 0;
 		}
 		cfg->timeout_ms = (int)d.ms;
 		return 1;
 	}
-	p->err = rete_msg_set(p->m, RETE_EINVAL,
-			      "[client] %s: unknown key; known: id, key, broker, broker_key, events, "
-			      "time_zone, timeout",
-			      name);
+	p->err =
+	    rete_msg_set(p->m, RETE_EINVAL,
+			 "[client] %s: unknown key; known: id, key, broker, broker_key, events, "
+			 "time_zone, timeout",
+			 name);
 	return 0;
 }
 
@@ -149,9 +152,9 @@ rete_err coord_config_load(const char *path, coord_config *cfg, rete_msg *m)
 	if (rc != 0)
 		return rete_msg_set(m, RETE_EINVAL,
 				    "%s: line %d is not 'key = value' or '[section]'", path, rc);
-	const char *missing = cfg->id[0] == '\0'            ? "id"
-			      : cfg->key_path == NULL        ? "key"
-			      : cfg->broker == NULL          ? "broker"
+	const char *missing = cfg->id[0] == '\0'	     ? "id"
+			      : cfg->key_path == NULL	     ? "key"
+			      : cfg->broker == NULL	     ? "broker"
 			      : cfg->broker_key_path == NULL ? "broker_key"
 							     : NULL;
 	if (missing != NULL)
@@ -239,8 +242,9 @@ rete_err coord_query(const coord_config *cfg, rete_wire *w, Rete__Query__WhatCas
 		return err;
 	if (f->command_case != RETE__BROKER_FRAME__COMMAND_RESULT || f->result == NULL) {
 		rete__broker_frame__free_unpacked(f, NULL);
-		return rete_msg_set(m, RETE_EDECODE, "the broker answered with something else than "
-						     "the answer to our query");
+		return rete_msg_set(m, RETE_EDECODE,
+				    "the broker answered with something else than "
+				    "the answer to our query");
 	}
 	if (f->result->error != RETE__ERROR_CODE__ERROR_CODE_UNSPECIFIED) {
 		rete_msg_set(m, RETE_EREFUSED, "the broker refused the query: %s",

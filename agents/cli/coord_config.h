@@ -22,13 +22,13 @@
 /* coord_config: malloc'd strings owned by the struct. */
 typedef struct coord_config {
 	char id[RETE_ID_MAX + 1]; /* [client] id: the coordinator's party id */
-	char *ini_path;           /* the configuration file itself */
-	char *key_path;           /* [client] key: ID.key (absolute) */
-	char *broker;             /* [client] broker: request endpoint (ROUTER) */
-	char *broker_key_path;    /* [client] broker_key: the broker's .pub (absolute) */
-	char *events;             /* [client] events: the broker's PUB endpoint, or NULL */
-	char *time_zone;          /* [client] time_zone (default Europe/Rome) */
-	int timeout_ms;           /* [client] timeout: wait for an answer (10s) */
+	char *ini_path;		  /* the configuration file itself */
+	char *key_path;		  /* [client] key: ID.key (absolute) */
+	char *broker;		  /* [client] broker: request endpoint (ROUTER) */
+	char *broker_key_path;	  /* [client] broker_key: the broker's .pub (absolute) */
+	char *events;		  /* [client] events: the broker's PUB endpoint, or NULL */
+	char *time_zone;	  /* [client] time_zone (default Europe/Rome) */
+	int timeout_ms;		  /* [client] timeout: wait for an answer (10s) */
 } coord_config;
 
 /* coord_config_load reads path into *cfg (the caller releases it with

@@ -12,9 +12,9 @@
 #include "lifecycle.h"
 #include "report.h"
 
-#define MON_RATE_SLOTS 60  /* minutes of entry counts kept */
-#define MON_RATE_SHOWN 10  /* minutes shown */
-#define MON_MINUTE 60000LL
+#define MON_RATE_SLOTS 60 /* minutes of entry counts kept */
+#define MON_RATE_SHOWN 10 /* minutes shown */
+#define MON_MINUTE     60000LL
 
 /* One referral as the monitor keeps it: metadata only. */
 struct mref {
@@ -354,7 +354,8 @@ monitor_apply monitor_apply_event(monitor *mo, const Rete__Event *ev)
 	r = ref_find(mo, mon_s(ev->referral_id));
 	if (strcmp(kind, "referral") == 0) {
 		if (r == NULL) {
-			const char *id = mon_s(ev->referral_id)[0] ? ev->referral_id : mon_s(ev->message_id);
+			const char *id =
+			    mon_s(ev->referral_id)[0] ? ev->referral_id : mon_s(ev->message_id);
 			r = ref_add(mo, id, ev->sender, ev->recipient, ev->service);
 			if (r == NULL)
 				return MONITOR_NOMEM;
@@ -379,9 +380,8 @@ monitor_apply monitor_apply_event(monitor *mo, const Rete__Event *ev)
 			 * stands in for it when the snapshot did not give one */
 			if (r->due_at == 0)
 				r->due_at = ev->logged_at;
-		}
-		else if (ev->notice == RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED &&
-			 r->status == RETE__STATUS__STATUS_REQUESTED)
+		} else if (ev->notice == RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED &&
+			   r->status == RETE__STATUS__STATUS_REQUESTED)
 			set_status(r, RETE__STATUS__STATUS_FAILED, ev->logged_at);
 	}
 	rate_add(mo, ev->logged_at);
@@ -445,11 +445,11 @@ static const struct mref **overdue_list(const monitor *mo, int64_t now, const mo
 
 /* The statuses the status panel counts, in lifecycle order. */
 static const Rete__Status status_cols[] = {
-	RETE__STATUS__STATUS_REQUESTED, RETE__STATUS__STATUS_RECEIVED,
-	RETE__STATUS__STATUS_ACCEPTED,  RETE__STATUS__STATUS_IN_PROGRESS,
-	RETE__STATUS__STATUS_ON_HOLD,   RETE__STATUS__STATUS_COMPLETED,
-	RETE__STATUS__STATUS_REJECTED,  RETE__STATUS__STATUS_CANCELLED,
-	RETE__STATUS__STATUS_FAILED,
+    RETE__STATUS__STATUS_REQUESTED, RETE__STATUS__STATUS_RECEIVED,
+    RETE__STATUS__STATUS_ACCEPTED,  RETE__STATUS__STATUS_IN_PROGRESS,
+    RETE__STATUS__STATUS_ON_HOLD,   RETE__STATUS__STATUS_COMPLETED,
+    RETE__STATUS__STATUS_REJECTED,  RETE__STATUS__STATUS_CANCELLED,
+    RETE__STATUS__STATUS_FAILED,
 };
 #define NSTATUS (sizeof(status_cols) / sizeof(status_cols[0]))
 static const char *const status_short[NSTATUS] = {"req",  "recv", "acc",  "prog", "hold",
@@ -521,7 +521,9 @@ static int times_stats(const monitor *mo, const monitor_filter *f, struct stat3 
 		size_t n = 0;
 		for (size_t i = 0; i < mo->nrefs; i++) {
 			const struct mref *r = &mo->refs[i];
-			int64_t t = k == 0 ? r->received_at : k == 1 ? r->accepted_at : r->completed_at;
+			int64_t t = k == 0   ? r->received_at
+				    : k == 1 ? r->accepted_at
+					     : r->completed_at;
 			if (!matches(r, f) || t == 0 || r->requested_at == 0)
 				continue;
 			v[n++] = (double)(t - r->requested_at) / 3600000.0;
@@ -594,11 +596,11 @@ static int lines_add(monitor_lines *l, const char *fmt, ...)
 const char *monitor_panel_title(int p)
 {
 	static const char *const titles[MONITOR_NPANELS] = {
-		"Overdue referrals (requester waiting on performer)",
-		"Referrals by status, per agency pair and service",
-		"Response times from the request",
-		"Log entries per minute (network-wide)",
-		"Agencies",
+	    "Overdue referrals (requester waiting on performer)",
+	    "Referrals by status, per agency pair and service",
+	    "Response times from the request",
+	    "Log entries per minute (network-wide)",
+	    "Agencies",
 	};
 	return p >= 0 && p < MONITOR_NPANELS ? titles[p] : "";
 }
@@ -718,8 +720,8 @@ static int panel_agencies(const monitor *mo, int64_t now, monitor_lines *out)
 
 	if (mo->nag == 0)
 		return lines_add(out, "(no agency health known)");
-	bad |= lines_add(out, "%-28s %-10s %-12s %6s %s", "AGENCY", "STATE", "LAST SEEN",
-			 "QUEUE", "OLDEST UNDELIVERED");
+	bad |= lines_add(out, "%-28s %-10s %-12s %6s %s", "AGENCY", "STATE", "LAST SEEN", "QUEUE",
+			 "OLDEST UNDELIVERED");
 	for (size_t i = 0; i < mo->nag && !bad; i++) {
 		const struct magency *a = &mo->ag[i];
 		char seen[48], oldest[48], d[32];
@@ -729,13 +731,14 @@ static int panel_agencies(const monitor *mo, int64_t now, monitor_lines *out)
 		else
 			snprintf(seen, sizeof(seen), "never");
 		if (a->oldest_undelivered_at != 0)
-			snprintf(oldest, sizeof(oldest), "%s ago",
-				 monitor_duration_text(now - a->oldest_undelivered_at, d,
-						       sizeof(d)));
+			snprintf(
+			    oldest, sizeof(oldest), "%s ago",
+			    monitor_duration_text(now - a->oldest_undelivered_at, d, sizeof(d)));
 		else
 			snprintf(oldest, sizeof(oldest), "-");
-		bad |= lines_add(out, "%-28s %-10s %-12s %6" PRIu64 " %s", a->id,
-				 a->connected ? "connected" : "silent", seen, a->queue_depth, oldest);
+		bad |=
+		    lines_add(out, "%-28s %-10s %-12s %6" PRIu64 " %s", a->id,
+			      a->connected ? "connected" : "silent", seen, a->queue_depth, oldest);
 	}
 	return bad;
 }
@@ -861,9 +864,11 @@ json_t *monitor_to_json(const monitor *mo, int64_t now, const monitor_filter *f)
 		bad |= mon_jset(e, "status", json_string(rete_status_name(r->status)));
 		bad |= mon_jset(e, "requestedAt", mon_time(r->requested_at));
 		bad |= mon_jset(e, "dueAt", mon_time(r->due_at));
-		bad |= mon_jset(e, "ageMinutes", json_integer((now - r->requested_at) / MON_MINUTE));
+		bad |=
+		    mon_jset(e, "ageMinutes", json_integer((now - r->requested_at) / MON_MINUTE));
 		bad |= mon_jset(e, "lateMinutes",
-			    r->due_at ? json_integer((now - r->due_at) / MON_MINUTE) : json_null());
+				r->due_at ? json_integer((now - r->due_at) / MON_MINUTE)
+					  : json_null());
 		bad |= json_array_append_new(ov, e);
 	}
 	free(v);
@@ -888,7 +893,7 @@ json_t *monitor_to_json(const monitor *mo, int64_t now, const monitor_filter *f)
 		bad |= mon_jset(e, "service", json_string(g[i].service));
 		for (size_t k = 0; k < NSTATUS; k++) {
 			bad |= mon_jset(c, rete_status_name(status_cols[k]),
-				    json_integer((json_int_t)g[i].count[k]));
+					json_integer((json_int_t)g[i].count[k]));
 			tot[k] += g[i].count[k];
 		}
 		all += g[i].total;
@@ -902,7 +907,8 @@ json_t *monitor_to_json(const monitor *mo, int64_t now, const monitor_filter *f)
 	if (tj == NULL)
 		bad = 1;
 	for (size_t k = 0; tj != NULL && k < NSTATUS; k++)
-		bad |= mon_jset(tj, rete_status_name(status_cols[k]), json_integer((json_int_t)tot[k]));
+		bad |= mon_jset(tj, rete_status_name(status_cols[k]),
+				json_integer((json_int_t)tot[k]));
 	if (tj != NULL)
 		bad |= mon_jset(tj, "total", json_integer((json_int_t)all));
 	bad |= mon_jset(o, "statusTotals", tj);

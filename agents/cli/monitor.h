@@ -55,10 +55,10 @@ enum {
 /* What monitor_apply_event did with an event. */
 typedef enum monitor_apply {
 	MONITOR_APPLIED = 0, /* index == the next expected: applied */
-	MONITOR_OLD,         /* index below the next expected: already counted */
-	MONITOR_GAP,         /* index beyond the next expected: load a snapshot */
+	MONITOR_OLD,	     /* index below the next expected: already counted */
+	MONITOR_GAP,	     /* index beyond the next expected: load a snapshot */
 	MONITOR_IGNORED,     /* not a log entry (checkpoint), or no snapshot yet */
-	MONITOR_NOMEM        /* out of memory: the state is unchanged */
+	MONITOR_NOMEM	     /* out of memory: the state is unchanged */
 } monitor_apply;
 
 /* monitor_filter: empty strings match everything. */

@@ -12,24 +12,24 @@
 
 /* The reason names, by Rete__OutcomeReason value (the JSON spelling). */
 static const char *const report_reason_names[REPORT_NREASONS] = {
-	NULL,
-	"client-refused",
-	"lack-of-capacity",
-	"no-longer-needed",
-	"unable-to-contact-client",
-	"unable-to-contact-organisation",
-	"other",
+    NULL,
+    "client-refused",
+    "lack-of-capacity",
+    "no-longer-needed",
+    "unable-to-contact-client",
+    "unable-to-contact-organisation",
+    "other",
 };
 
 /* The same names in the CSV column spelling (camel case after a prefix). */
 static const char *const report_reason_camel[REPORT_NREASONS] = {
-	NULL,
-	"ClientRefused",
-	"LackOfCapacity",
-	"NoLongerNeeded",
-	"UnableToContactClient",
-	"UnableToContactOrganisation",
-	"Other",
+    NULL,
+    "ClientRefused",
+    "LackOfCapacity",
+    "NoLongerNeeded",
+    "UnableToContactClient",
+    "UnableToContactOrganisation",
+    "Other",
 };
 
 int report_reason_index(const char *code)
@@ -47,10 +47,10 @@ rete_err report_parse_by(const char *s, unsigned *by, rete_msg *m)
 		const char *word;
 		unsigned bit;
 	} words[] = {
-		{"agency", REPORT_BY_AGENCY},
-		{"service", REPORT_BY_SERVICE},
-		{"age-band", REPORT_BY_AGE_BAND},
-		{"status", REPORT_BY_STATUS},
+	    {"agency", REPORT_BY_AGENCY},
+	    {"service", REPORT_BY_SERVICE},
+	    {"age-band", REPORT_BY_AGE_BAND},
+	    {"status", REPORT_BY_STATUS},
 	};
 	const char *p = s;
 
@@ -65,10 +65,11 @@ rete_err report_parse_by(const char *s, unsigned *by, rete_msg *m)
 			}
 		}
 		if (!found)
-			return rete_msg_set(m, RETE_EINVAL,
-					    "--by: '%.*s' is not a dimension; use a comma-separated "
-					    "list of agency, service, age-band, status",
-					    (int)len, p);
+			return rete_msg_set(
+			    m, RETE_EINVAL,
+			    "--by: '%.*s' is not a dimension; use a comma-separated "
+			    "list of agency, service, age-band, status",
+			    (int)len, p);
 		p += len;
 		if (*p == ',')
 			p++;
@@ -155,8 +156,8 @@ static bool touches(const Rete__ReferralInfo *r, const struct period *p)
 {
 	return in_period(p, r->requested_at) || in_period(p, r->received_at) ||
 	       in_period(p, r->accepted_at) || in_period(p, r->rejected_at) ||
-	       in_period(p, r->completed_at) || in_period(p, r->closed_at) ||
-	       is_overdue_in(r, p) || is_open_at_end(r, p);
+	       in_period(p, r->completed_at) || in_period(p, r->closed_at) || is_overdue_in(r, p) ||
+	       is_open_at_end(r, p);
 }
 
 /* status_at_end: the status r had at the end of the period, from its
@@ -379,7 +380,8 @@ rete_err report_build(const Rete__ReferralInfo *const *infos, size_t n, int64_t 
 		row->requester = dup_or_null(by & REPORT_BY_AGENCY, ks[i].requester);
 		row->performer = dup_or_null(by & REPORT_BY_AGENCY, ks[i].performer);
 		row->service = dup_or_null(by & REPORT_BY_SERVICE, ks[i].service);
-		if (((by & REPORT_BY_AGENCY) && (row->requester == NULL || row->performer == NULL)) ||
+		if (((by & REPORT_BY_AGENCY) &&
+		     (row->requester == NULL || row->performer == NULL)) ||
 		    ((by & REPORT_BY_SERVICE) && row->service == NULL))
 			goto nomem;
 		row->age_band = (Rete__AgeBand)ks[i].age_band;
@@ -461,12 +463,12 @@ rete_err report_write_csv(const report *r, FILE *out, char sep, char dec, rete_m
 {
 	bool first = true;
 
-#define CSV_HEAD(name)                                                                            \
-	do {                                                                                      \
-		if (!first)                                                                       \
-			fputc(sep, out);                                                          \
-		fputs(name, out);                                                                 \
-		first = false;                                                                    \
+#define CSV_HEAD(name)                                                                             \
+	do {                                                                                       \
+		if (!first)                                                                        \
+			fputc(sep, out);                                                           \
+		fputs(name, out);                                                                  \
+		first = false;                                                                     \
 	} while (0)
 
 	if (r->by & REPORT_BY_AGENCY) {
@@ -507,12 +509,12 @@ rete_err report_write_csv(const report *r, FILE *out, char sep, char dec, rete_m
 	for (size_t i = 0; i < r->nrows; i++) {
 		const report_row *w = &r->rows[i];
 		bool lead = true;
-#define CSV_KEY(s)                                                                                \
-	do {                                                                                      \
-		if (!lead)                                                                        \
-			fputc(sep, out);                                                          \
-		csv_field(out, s, sep);                                                           \
-		lead = false;                                                                     \
+#define CSV_KEY(s)                                                                                 \
+	do {                                                                                       \
+		if (!lead)                                                                         \
+			fputc(sep, out);                                                           \
+		csv_field(out, s, sep);                                                            \
+		lead = false;                                                                      \
 	} while (0)
 		if (r->by & REPORT_BY_AGENCY) {
 			CSV_KEY(S(w->requester));
@@ -595,8 +597,8 @@ static json_t *row_json(const report *r, const report_row *w, bool keys)
 	bad |= jset(o, "accepted", json_integer((json_int_t)w->accepted));
 	bad |= jset(o, "rejected", json_integer((json_int_t)w->rejected));
 	for (int k = 1; k < REPORT_NREASONS; k++) {
-		bad |= jset(rej, report_reason_names[k],
-			    json_integer((json_int_t)w->rejected_by[k]));
+		bad |=
+		    jset(rej, report_reason_names[k], json_integer((json_int_t)w->rejected_by[k]));
 		bad |= jset(uns, report_reason_names[k],
 			    json_integer((json_int_t)w->unsuccessful_by[k]));
 	}

@@ -47,10 +47,10 @@
 #include "rete.pb-c.h"
 
 /* Grouping dimensions, or'ed together. */
-#define REPORT_BY_AGENCY 0x1u   /* requester -> performer */
-#define REPORT_BY_SERVICE 0x2u  /* requested service code */
+#define REPORT_BY_AGENCY   0x1u /* requester -> performer */
+#define REPORT_BY_SERVICE  0x2u /* requested service code */
 #define REPORT_BY_AGE_BAND 0x4u /* age band of the person */
-#define REPORT_BY_STATUS 0x8u   /* status at the end of the period */
+#define REPORT_BY_STATUS   0x8u /* status at the end of the period */
 
 /* Reasons are indexed by Rete__OutcomeReason value (1..6); slot 0 unused. */
 #define REPORT_NREASONS 7

@@ -41,9 +41,9 @@
 #include "testutil.h"
 #include "wire.h"
 
-#define BROKER_ID "broker.mantova"
-#define ORIGIN "rete.example/mantova"
-#define WAIT_MS 15000
+#define BROKER_ID   "broker.mantova"
+#define ORIGIN	    "rete.example/mantova"
+#define WAIT_MS	    15000
 #define PERSON_NAME "Maria Bianchi"
 #define FISCAL_CODE "BNCMRA80A41E897X"
 
@@ -156,8 +156,8 @@ static void submit_msg(int from, Rete__Message *msg, const uint8_t *sealed, size
 	assert_int_equal(rete_wire_submit(E->w[from], sb.data, sb.len, sealed, sealed_len, &m),
 			 RETE_OK);
 	rete_buf_free(&sb);
-	Rete__BrokerFrame *f = recv_frame(E->w[from], RETE__BROKER_FRAME__COMMAND_RECEIPT,
-					  WAIT_MS, NULL);
+	Rete__BrokerFrame *f =
+	    recv_frame(E->w[from], RETE__BROKER_FRAME__COMMAND_RECEIPT, WAIT_MS, NULL);
 	if (f == NULL)
 		show_log();
 	assert_non_null(f);
@@ -381,9 +381,9 @@ static int setup(void **state)
 	 * becomes overdue, and the agencies panel shows it silent */
 	for (int i = 0; i < NPARTIES; i++)
 		if (i != P_ASST)
-			assert_int_equal(rete_wire_connect(&E->w[i], E->listen, &E->broker->pub,
-							   E->keys[i], &m),
-					 RETE_OK);
+			assert_int_equal(
+			    rete_wire_connect(&E->w[i], E->listen, &E->broker->pub, E->keys[i], &m),
+			    RETE_OK);
 	/* ready: the broker answers the coordinator's ping */
 	int64_t end = mono_ms() + WAIT_MS;
 	bool ready = false;
@@ -496,9 +496,8 @@ static void test_monitor_once_json(void **state)
 {
 	(void)state;
 	char *out = NULL;
-	assert_int_equal(tu_run(&out, "%s/rete monitor -c %s --once --json", RETE_BIN_DIR,
-				E->coord_ini),
-			 0);
+	assert_int_equal(
+	    tu_run(&out, "%s/rete monitor -c %s --once --json", RETE_BIN_DIR, E->coord_ini), 0);
 	no_personal_data(out);
 	json_error_t je;
 	json_t *j = json_loads(out, 0, &je);
@@ -536,7 +535,8 @@ static void test_monitor_once_json(void **state)
 	for (size_t i = 0; i < 4; i++) {
 		json_t *g = json_array_get(bs, i);
 		assert_string_equal(json_string_value(json_object_get(g, "requester")), exp[i].req);
-		assert_string_equal(json_string_value(json_object_get(g, "performer")), exp[i].perf);
+		assert_string_equal(json_string_value(json_object_get(g, "performer")),
+				    exp[i].perf);
 		assert_string_equal(json_string_value(json_object_get(g, "service")), exp[i].svc);
 		for (int k = 0; k < 3 && exp[i].status[k]; k++)
 			assert_int_equal(jint(g, "counts", exp[i].status[k]), exp[i].count[k]);
@@ -585,8 +585,8 @@ static void test_monitor_once_json(void **state)
 	free(out);
 
 	/* the same as text, overdue panel first */
-	assert_int_equal(
-	    tu_run(&out, "%s/rete monitor -c %s --once", RETE_BIN_DIR, E->coord_ini), 0);
+	assert_int_equal(tu_run(&out, "%s/rete monitor -c %s --once", RETE_BIN_DIR, E->coord_ini),
+			 0);
 	no_personal_data(out);
 	if (getenv("RETE_TEST_SHOW_PANE"))
 		fprintf(stderr, "---- monitor --once ----\n%s---- end ----\n", out);
@@ -643,7 +643,8 @@ static void test_report_csv(void **state)
 	assert_int_equal(tu_run(&out, "%s/rete report -c %s --from %s --to %s --by agency",
 				RETE_BIN_DIR, E->coord_ini, from, to),
 			 0);
-	assert_int_equal(tu_run(&out2, "%s/rete report --store %s/store --from %s --to %s --by agency",
+	assert_int_equal(tu_run(&out2,
+				"%s/rete report --store %s/store --from %s --to %s --by agency",
 				RETE_BIN_DIR, E->dir, from, to),
 			 0);
 	no_personal_data(out);
@@ -667,8 +668,9 @@ static void test_report_csv(void **state)
 	free(out2);
 
 	/* JSON and the Italian spreadsheet spelling */
-	assert_int_equal(tu_run(&out, "%s/rete report --store %s/store --from %s --to %s "
-				      "--format json",
+	assert_int_equal(tu_run(&out,
+				"%s/rete report --store %s/store --from %s --to %s "
+				"--format json",
 				RETE_BIN_DIR, E->dir, from, to),
 			 0);
 	json_t *j = json_loads(out, 0, NULL);
@@ -682,8 +684,9 @@ static void test_report_csv(void **state)
 	assert_string_equal(json_string_value(json_object_get(j, "timeZone")), "Europe/Rome");
 	json_decref(j);
 	free(out);
-	assert_int_equal(tu_run(&out, "%s/rete report --store %s/store --from %s --to %s --sep ';' "
-				      "--by service",
+	assert_int_equal(tu_run(&out,
+				"%s/rete report --store %s/store --from %s --to %s --sep ';' "
+				"--by service",
 				RETE_BIN_DIR, E->dir, from, to),
 			 0);
 	assert_non_null(strstr(out, "service;sent;received;"));
@@ -704,7 +707,8 @@ static void test_report_csv(void **state)
 static bool row_counts_ok(const char *p, const char *pair)
 {
 	const char *svc = "employment-orientation";
-	for (const char *line = p; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+	for (const char *line = p; line && *line;
+	     line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
 		const char *nl = strchr(line, '\n');
 		size_t len = nl ? (size_t)(nl - line) : strlen(line);
 		char buf[512];
@@ -729,8 +733,7 @@ static void test_monitor_live_tmux(void **state)
 	(void)state;
 	char pair_asst[] = "social.mantova -> asst.mantova";
 	char done_row[] = "social.mantova -> cpi.mantova";
-	const char *want[] = {E->rid[4], "social.mantova waiting on asst.mantova", pair_asst,
-			      NULL};
+	const char *want[] = {E->rid[4], "social.mantova waiting on asst.mantova", pair_asst, NULL};
 	char *p = wait_pane(want, NULL);
 	if (getenv("RETE_TEST_SHOW_PANE"))
 		fprintf(stderr, "---- pane ----\n%s---- end ----\n", p);

@@ -216,11 +216,10 @@ static void test_totals(void **state)
 	rete_msg m;
 
 	build(&s);
-	assert_int_equal(report_build(s.ptr, s.n, P_FROM, P_TO, P_TO + 10 * D, 0, &r, &m),
-			 RETE_OK);
+	assert_int_equal(report_build(s.ptr, s.n, P_FROM, P_TO, P_TO + 10 * D, 0, &r, &m), RETE_OK);
 	assert_int_equal(r->nrows, 1);
 	const report_row *t = &r->total;
-	assert_int_equal(t->sent, 9);     /* A B C D E F G K L */
+	assert_int_equal(t->sent, 9);	  /* A B C D E F G K L */
 	assert_int_equal(t->received, 6); /* A B C D F L */
 	assert_int_equal(t->accepted, 4); /* A C I L */
 	assert_int_equal(t->rejected, 2); /* B G */
@@ -259,8 +258,8 @@ static void test_overdue_needs_now(void **state)
 	assert_int_equal(r->total.overdue, 0);
 	report_free(&r);
 	/* A period that ends before the due time does not count it either. */
-	assert_int_equal(
-	    report_build(s.ptr, s.n, P_FROM, P_FROM + 70 * H, P_TO + D, 0, &r, NULL), RETE_OK);
+	assert_int_equal(report_build(s.ptr, s.n, P_FROM, P_FROM + 70 * H, P_TO + D, 0, &r, NULL),
+			 RETE_OK);
 	assert_int_equal(r->total.overdue, 0);
 	assert_int_equal(r->total.sent, 7); /* L (70h, the end itself) and K are not in it */
 	report_free(&r);
@@ -294,9 +293,9 @@ static void test_by_agency_csv(void **state)
 	char expect[4096];
 
 	build(&s);
-	assert_int_equal(report_build(s.ptr, s.n, P_FROM, P_TO, P_TO + 10 * D, REPORT_BY_AGENCY,
-				      &r, NULL),
-			 RETE_OK);
+	assert_int_equal(
+	    report_build(s.ptr, s.n, P_FROM, P_TO, P_TO + 10 * D, REPORT_BY_AGENCY, &r, NULL),
+	    RETE_OK);
 	assert_int_equal(r->nrows, 3);
 	char *csv = csv_of(r, ',', '.');
 	snprintf(expect, sizeof(expect),
@@ -387,22 +386,22 @@ static void test_by_status_uses_history(void **state)
 	memset(&s, 0, sizeof(s));
 	/* M: accepted in the period, completed after it: at the end of the
 	 * period it was accepted, although it is completed now. */
-	Rete__ReferralInfo *m = add(&s, "M", "social.mantova", "cpi.mantova", "x",
-				    RETE__AGE_BAND__AGE_BAND_ADULT, RETE__STATUS__STATUS_COMPLETED,
-				    F + H);
+	Rete__ReferralInfo *m =
+	    add(&s, "M", "social.mantova", "cpi.mantova", "x", RETE__AGE_BAND__AGE_BAND_ADULT,
+		RETE__STATUS__STATUS_COMPLETED, F + H);
 	m->accepted_at = F + 2 * H;
 	m->completed_at = m->closed_at = P_TO + D;
 	add_change(&s, m, RETE__STATUS__STATUS_REQUESTED, F + H);
 	add_change(&s, m, RETE__STATUS__STATUS_ACCEPTED, F + 2 * H);
 	add_change(&s, m, RETE__STATUS__STATUS_COMPLETED, P_TO + D);
 	/* N: no history: its current status is used. */
-	Rete__ReferralInfo *n = add(&s, "N", "social.mantova", "cpi.mantova", "x",
-				    RETE__AGE_BAND__AGE_BAND_ADULT, RETE__STATUS__STATUS_ON_HOLD,
-				    F + 3 * H);
+	Rete__ReferralInfo *n =
+	    add(&s, "N", "social.mantova", "cpi.mantova", "x", RETE__AGE_BAND__AGE_BAND_ADULT,
+		RETE__STATUS__STATUS_ON_HOLD, F + 3 * H);
 	n->accepted_at = F + 4 * H;
-	assert_int_equal(report_build(s.ptr, s.n, P_FROM, P_TO, P_TO + 10 * D, REPORT_BY_STATUS,
-				      &r, NULL),
-			 RETE_OK);
+	assert_int_equal(
+	    report_build(s.ptr, s.n, P_FROM, P_TO, P_TO + 10 * D, REPORT_BY_STATUS, &r, NULL),
+	    RETE_OK);
 	assert_int_equal(r->nrows, 2);
 	assert_int_equal(r->rows[0].status, RETE__STATUS__STATUS_ACCEPTED);
 	assert_int_equal(r->rows[0].completed, 0);
@@ -446,9 +445,9 @@ static void test_json(void **state)
 	report *r = NULL;
 
 	build(&s);
-	assert_int_equal(report_build(s.ptr, s.n, P_FROM, P_TO, P_TO + 10 * D, REPORT_BY_AGENCY,
-				      &r, NULL),
-			 RETE_OK);
+	assert_int_equal(
+	    report_build(s.ptr, s.n, P_FROM, P_TO, P_TO + 10 * D, REPORT_BY_AGENCY, &r, NULL),
+	    RETE_OK);
 	json_t *j = report_to_json(r, "2026-11-01", "2026-11-30", "Europe/Rome");
 	assert_non_null(j);
 	assert_string_equal(json_string_value(json_object_get(j, "timeZone")), "Europe/Rome");
@@ -460,16 +459,18 @@ static void test_json(void **state)
 	assert_string_equal(json_string_value(json_object_get(g, "requester")), "social.mantova");
 	assert_string_equal(json_string_value(json_object_get(g, "performer")), "cpi.mantova");
 	assert_int_equal(json_integer_value(json_object_get(g, "sent")), 5);
-	assert_int_equal(json_integer_value(json_object_get(
-			     json_object_get(g, "rejectedByReason"), "lack-of-capacity")),
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(g, "rejectedByReason"),
+							    "lack-of-capacity")),
 			 1);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(g, "unsuccessfulByReason"),
-							    "unable-to-contact-client")),
-			 1);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(g, "unsuccessfulByReason"),
+					       "unable-to-contact-client")),
+	    1);
 	assert_true(fabs(json_real_value(json_object_get(g, "medianHoursToComplete")) - 64.5) <
 		    1e-9);
 	/* asst never accepted anything: the median is null */
-	assert_true(json_is_null(json_object_get(json_array_get(groups, 1), "medianHoursToAccept")));
+	assert_true(
+	    json_is_null(json_object_get(json_array_get(groups, 1), "medianHoursToAccept")));
 	json_t *t = json_object_get(j, "total");
 	assert_int_equal(json_integer_value(json_object_get(t, "openAtEnd")), 4);
 	assert_null(json_object_get(t, "requester"));
@@ -618,7 +619,8 @@ static json_int_t status_total(const monitor *mo, int64_t now, const monitor_fil
 {
 	json_t *j = monitor_to_json(mo, now, f);
 	assert_non_null(j);
-	json_int_t v = json_integer_value(json_object_get(json_object_get(j, "statusTotals"), name));
+	json_int_t v =
+	    json_integer_value(json_object_get(json_object_get(j, "statusTotals"), name));
 	json_decref(j);
 	return v;
 }
@@ -763,7 +765,7 @@ static void test_monitor_panels_and_filter(void **state)
 	assert_non_null(strstr(l.line[1], "emergency"));
 	assert_non_null(strstr(l.line[1], "social.mantova waiting on asst.mantova"));
 	assert_non_null(strstr(l.line[1], "1h30m")); /* age */
-	assert_non_null(strstr(l.line[1], " 30m "));  /* late */
+	assert_non_null(strstr(l.line[1], " 30m ")); /* late */
 	monitor_lines_free(&l);
 
 	/* filter: an agency substring; the asst referral goes away */
@@ -774,8 +776,7 @@ static void test_monitor_panels_and_filter(void **state)
 	assert_int_equal(l.n, 1);
 	assert_string_equal(l.line[0], "(no overdue referral)");
 	monitor_lines_free(&l);
-	assert_int_equal(monitor_panel_lines(mo, MONITOR_PANEL_STATUS, now, &f, &l, NULL),
-			 RETE_OK);
+	assert_int_equal(monitor_panel_lines(mo, MONITOR_PANEL_STATUS, now, &f, &l, NULL), RETE_OK);
 	assert_int_equal(l.n, 2);
 	assert_non_null(strstr(l.line[1], "social.mantova -> cpi.mantova"));
 	monitor_lines_free(&l);
