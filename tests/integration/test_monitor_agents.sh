@@ -1,0 +1,174 @@
+#!/bin/bash
+# test_monitor_agents.sh — rete monitor and rete report over a network of
+# real processes: rete-broker, one rete-agent per agency, messages queued
+# with `rete send` from the example files (examples/messages/: a referral
+# social.mantova -> cpi.mantova carrying Maria Rossi's name, fiscal code and
+# contacts in its private part, then accepted and in progress).
+#
+# It shows: the monitor (text and JSON) and the report (CSV from the broker
+# and from the store folder read beside it) count exactly that referral,
+# received, accepted, in progress; and none of their outputs holds the
+# person's data. Waits poll with deadlines (no sleep as synchronisation);
+# every process started is stopped, the folder removed.
+set -u
+
+BIN=${RETE_BIN:?set RETE_BIN to the bin folder of the build}
+SRC=${RETE_SOURCE_DIR:?set RETE_SOURCE_DIR to the source folder}
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/rete-monagents.XXXXXX")
+PIDS=()
+
+cleanup() {
+	for p in "${PIDS[@]}"; do
+		kill "$p" 2>/dev/null
+	done
+	for p in "${PIDS[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+	rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*" >&2
+	for f in "$DIR"/*.log; do
+		[ -f "$f" ] && { echo "---- $f ----" >&2; tail -n 30 "$f" >&2; }
+	done
+	exit 1
+}
+
+# wait_for SECONDS COMMAND...: run COMMAND until it succeeds or time runs out.
+wait_for() {
+	local limit=$1
+	shift
+	local end=$((SECONDS + limit))
+	until "$@" >/dev/null 2>&1; do
+		[ $SECONDS -ge $end ] && return 1
+		sleep 0.1 # polling another process's state: nothing to wait on
+	done
+	return 0
+}
+
+mkdir -p "$DIR/keys" "$DIR/broker" "$DIR/agents/social.mantova" "$DIR/agents/cpi.mantova"
+for id in broker.mantova social.mantova cpi.mantova coord.mantova; do
+	"$BIN/rete" keygen "$id" --out "$DIR/keys" >/dev/null || fail "keygen $id"
+done
+
+cat >"$DIR/broker/broker.ini" <<EOF
+[broker]
+origin = rete.test/mantova
+id = broker.mantova
+key = ../keys/broker.mantova.key
+listen = ipc://$DIR/broker/broker.sock
+events = ipc://$DIR/broker/events.sock
+data = store
+checkpoint_interval = 1s
+heartbeat = 1s
+
+[agency social.mantova]
+name = Servizi sociali
+kind = social-services
+key = ../keys/social.mantova.pub
+services = family-support
+
+[agency cpi.mantova]
+name = Centro per l'Impiego
+kind = job-centre
+key = ../keys/cpi.mantova.pub
+services = employment-orientation, training-voucher
+
+[agency coord.mantova]
+name = Coordinamento
+kind = coordinator
+key = ../keys/coord.mantova.pub
+
+[policy]
+routes = social-services>job-centre, job-centre>social-services
+EOF
+
+for id in social.mantova cpi.mantova; do
+	cat >"$DIR/agents/$id/agent.ini" <<EOF
+[agent]
+id = $id
+key = ../../keys/$id.key
+broker = ipc://$DIR/broker/broker.sock
+broker_key = ../../keys/broker.mantova.pub
+spool = spool
+data = data
+poll = 200ms
+EOF
+done
+
+cat >"$DIR/coord.ini" <<EOF
+[client]
+id = coord.mantova
+key = keys/coord.mantova.key
+broker = ipc://$DIR/broker/broker.sock
+broker_key = keys/broker.mantova.pub
+events = ipc://$DIR/broker/events.sock
+time_zone = Europe/Rome
+EOF
+
+"$BIN/rete-broker" -c "$DIR/broker/broker.ini" >"$DIR/broker.log" 2>&1 &
+PIDS+=($!)
+wait_for 15 "$BIN/rete" monitor -c "$DIR/coord.ini" --once || fail "the broker did not answer"
+for id in social.mantova cpi.mantova; do
+	"$BIN/rete-agent" -c "$DIR/agents/$id/agent.ini" >"$DIR/$id.log" 2>&1 &
+	PIDS+=($!)
+done
+for id in social.mantova cpi.mantova; do
+	wait_for 15 test -d "$DIR/agents/$id/spool/outbox" || fail "agent $id did not start"
+done
+
+M=$SRC/examples/messages
+"$BIN/rete" send -c "$DIR/agents/social.mantova/agent.ini" "$M/referral.json" --wait 30 \
+	>"$DIR/send1.out" 2>&1 || fail "the referral was not accepted: $(cat "$DIR/send1.out")"
+# the job centre's agent takes it (its inbox file), then answers
+inbox_has_file() { ls "$DIR/agents/cpi.mantova/spool/inbox/"*.json >/dev/null 2>&1; }
+wait_for 20 inbox_has_file || fail "the referral never reached cpi.mantova's inbox"
+for u in update-accepted update-in-progress; do
+	"$BIN/rete" send -c "$DIR/agents/cpi.mantova/agent.ini" "$M/$u.json" --wait 30 \
+		>"$DIR/$u.out" 2>&1 || fail "$u was not accepted: $(cat "$DIR/$u.out")"
+done
+
+# the monitor: one referral, in progress, social -> cpi
+row_ok() {
+	"$BIN/rete" monitor -c "$DIR/coord.ini" --once >"$DIR/mon.txt" 2>&1 || return 1
+	# req recv acc prog hold done rej canc fail total
+	grep -Eq '^social\.mantova -> cpi\.mantova +employment-orientation +0 +0 +0 +1 +0 +0 +0 +0 +0 +1$' \
+		"$DIR/mon.txt"
+}
+wait_for 20 row_ok || fail "monitor --once: $(cat "$DIR/mon.txt")"
+grep -q '(no overdue referral)' "$DIR/mon.txt" || fail "an overdue referral where none is"
+grep -Eq '^social\.mantova +connected' "$DIR/mon.txt" || fail "social.mantova not connected"
+grep -Eq '^to receive +1 ' "$DIR/mon.txt" || fail "time to receive not counted once"
+grep -Eq '^to accept +1 ' "$DIR/mon.txt" || fail "time to accept not counted once"
+
+"$BIN/rete" monitor -c "$DIR/coord.ini" --json >"$DIR/mon.json" 2>&1 || fail "monitor --json"
+grep -q '"in-progress": 1' "$DIR/mon.json" || fail "monitor --json: $(cat "$DIR/mon.json")"
+grep -q '"overdue": \[\]' "$DIR/mon.json" || fail "monitor --json overdue: $(cat "$DIR/mon.json")"
+
+# the report, from the broker and from the store beside it: the same rows
+FROM=$(date -u -d yesterday +%F)
+TO=$(date -u -d tomorrow +%F)
+"$BIN/rete" report -c "$DIR/coord.ini" --from "$FROM" --to "$TO" --by agency,service \
+	>"$DIR/rep1.csv" 2>&1 || fail "report -c: $(cat "$DIR/rep1.csv")"
+"$BIN/rete" report --store "$DIR/broker/store" --from "$FROM" --to "$TO" --by agency,service \
+	>"$DIR/rep2.csv" 2>&1 || fail "report --store: $(cat "$DIR/rep2.csv")"
+cmp -s "$DIR/rep1.csv" "$DIR/rep2.csv" || fail "the broker's and the store's reports differ"
+[ "$(wc -l <"$DIR/rep1.csv")" -eq 2 ] || fail "report: not one row: $(cat "$DIR/rep1.csv")"
+# sent received accepted rejected (6 reasons) completed succ unsucc (6
+# reasons) cancelled failed overdue openAtEnd, then the three medians
+counts=$(tail -n 1 "$DIR/rep1.csv" | tr -d '\r' | cut -d, -f1-26)
+want="social.mantova,cpi.mantova,employment-orientation,1,1,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1"
+[ "$counts" = "$want" ] || fail "report row: got $counts, want $want"
+tail -n 1 "$DIR/rep1.csv" | tr -d '\r' | cut -d, -f29 | grep -q '^$' ||
+	fail "a median time to complete where nothing completed"
+
+# never the person's data
+for f in mon.txt mon.json rep1.csv rep2.csv; do
+	for secret in "Maria Rossi" "RSSMRA85M41E897X" "555 0101" "maria.rossi" "Via Roma"; do
+		grep -q "$secret" "$DIR/$f" && fail "$f holds personal data: $secret"
+	done
+done
+echo "ok: monitor and report over real agents"
+exit 0
