@@ -228,6 +228,42 @@ static bool wait_contains(const char *dir, const char *path, const char *needle,
 	return ok;
 }
 
+/* occurrences counts needle in the file at path. */
+static size_t occurrences(const char *path, const char *needle)
+{
+	char *data = tu_read_file(path, NULL);
+	size_t k = 0;
+	for (char *p = data; p && (p = strstr(p, needle)) != NULL; p++)
+		k++;
+	free(data);
+	return k;
+}
+
+/* wait_occurrences waits until the file at path (in folder dir) holds
+ * needle `want` times; returns the count seen last. */
+static size_t wait_occurrences(const char *dir, const char *path, const char *needle, size_t want,
+			       int timeout_ms)
+{
+	int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	int64_t deadline = now_ms() + timeout_ms;
+	size_t k;
+	if (ino >= 0)
+		inotify_add_watch(ino, dir, IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE);
+	for (;;) {
+		k = occurrences(path, needle);
+		if (k >= want || now_ms() >= deadline)
+			break;
+		struct pollfd p = {.fd = ino, .events = POLLIN};
+		poll(&p, ino >= 0 ? 1 : 0, 200);
+		char buf[4096];
+		while (ino >= 0 && read(ino, buf, sizeof(buf)) > 0) {
+		}
+	}
+	if (ino >= 0)
+		close(ino);
+	return k;
+}
+
 /* list_suffix returns the (sorted) k-th file name of dir ending in
  * suffix, in a malloc'd string, or NULL. */
 static int name_cmp(const void *a, const void *b)
@@ -799,6 +835,18 @@ static void test_failed_files(void **state)
 	assert_non_null(strstr(out, "referral.priority"));
 	free(out);
 	assert_int_equal(count_suffix(spool(n, P_SOCIAL, "outbox", dir, sizeof(dir)), "bad.json"), 0);
+
+	/* `rete send --wait` reports a refusal by the broker: error printed,
+	 * exit 1; the second file of the same name is queued under a new one. */
+	t = referral_text(NULL, "cpi.mantova", "housing-support");
+	write_text(pathf(path, sizeof(path), "%s/c-service.json", n->dir), t);
+	free(t);
+	snprintf(cmd, sizeof(cmd), "send -c '%s/agents/social.mantova/agent.ini' '%s/c-service.json' --wait 60",
+		 n->dir, n->dir);
+	assert_int_equal(run_rete(n, &out, cmd), 1);
+	assert_non_null(strstr(out, "\"code\": \"service-not-offered\""));
+	assert_non_null(strstr(out, "c-service-2.json"));
+	free(out);
 }
 
 /* --- hooks ---------------------------------------------------------------- */
@@ -866,12 +914,7 @@ static void test_refused_key(void **state)
 	char sent[1200];
 	spool(n, P_SOCIAL, "sent", sent, sizeof(sent));
 	assert_true(wait_file(pathf(path, sizeof(path), "%s/x.json.receipt.json", sent), WAIT_MS));
-	char *data = tu_read_file(log, NULL);
-	size_t said = 0;
-	for (char *p = data; p && (p = strstr(p, "refused our key")) != NULL; p++)
-		said++;
-	free(data);
-	assert_int_equal(said, 1);
+	assert_int_equal(occurrences(log, "refused our key"), 1);
 	assert_true(kill(n->pid[P_ASST], 0) == 0);
 }
 
@@ -956,6 +999,10 @@ static void test_key_change(void **state)
 	free(out);
 	start_broker(n);
 	start_agent(n, P_CPI);
+	/* Social services has the new directory once it is welcomed again. */
+	char log[1200];
+	pathf(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	assert_int_equal(wait_occurrences(n->dir, log, "info: connected to", 2, WAIT_MS), 2);
 
 	/* Social services will not seal to the new key on its own... */
 	t = referral_text("soc-key-2", "cpi.mantova", "employment-orientation");
