@@ -8,6 +8,9 @@
 # starting from a copy of tests/fuzz/corpus/TARGET/ in a work folder (the
 # committed corpus never grows). Prints per target: executions, coverage
 # (libFuzzer's final "cov:"), crashes, and where a crashing input was saved.
+# Inputs in tests/fuzz/open/TARGET/ are bugs found and reported but not yet
+# fixed (in code still being written): they are run too and counted under
+# "open", without failing the run; once fixed they move to regressions/.
 # --jobs N runs N targets at a time (default 1).
 #
 # Environment: RETE_FUZZ_BUILD = the build folder (default build-fuzz/ in the
@@ -26,7 +29,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --jobs) [ $# -ge 2 ] || { echo "fuzz.sh: --jobs needs a number" >&2; exit 2; }
             jobs=$2; shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     [0-9]*) seconds=$1 ;;
     fuzz_*) targets+=("$1") ;;
     *) echo "fuzz.sh: unknown argument '$1'; accepted: SECONDS, --jobs N, fuzz_NAME" >&2
@@ -68,10 +71,18 @@ run_one() {
   local crashes=0 artifact=-
   local reg="$src/tests/fuzz/regressions/$t"
   if [ -d "$reg" ] && [ -n "$(ls -A "$reg" 2>/dev/null)" ]; then
-    if ! TMPDIR="$dir/tmp" "$bin" -runs=1 "$reg"/* >"$dir/regressions.log" 2>&1; then
+    if ! TMPDIR="$dir/tmp" env -u RETE_FUZZ_REPORT_ONLY "$bin" -runs=1 "$reg"/* >"$dir/regressions.log" 2>&1; then
       crashes=1
       artifact="$reg (see $dir/regressions.log)"
     fi
+  fi
+  local open=0 f
+  if [ -d "$src/tests/fuzz/open/$t" ]; then
+    for f in "$src/tests/fuzz/open/$t"/*; do
+      [ -f "$f" ] || continue
+      TMPDIR="$dir/tmp" env -u RETE_FUZZ_REPORT_ONLY "$bin" -runs=1 "$f" >>"$dir/open.log" 2>&1 ||
+        open=$((open + 1))
+    done
   fi
   if [ -d "$src/tests/fuzz/corpus/$t" ]; then
     cp -r "$src/tests/fuzz/corpus/$t/." "$dir/corpus/"
@@ -87,7 +98,7 @@ run_one() {
     crashes=$((crashes + $(find "$dir/artifacts" -type f | wc -l)))
     artifact=$found
   fi
-  echo "${execs:-0} ${cov:-0} $crashes $artifact" >"$work/$t.result"
+  echo "${execs:-0} ${cov:-0} $crashes $open $artifact" >"$work/$t.result"
 }
 
 pids=()
@@ -99,15 +110,15 @@ done
 wait
 
 status=0
-printf '%-22s %12s %8s %8s  %s\n' target executions cov crashes "crashing input"
+printf '%-22s %12s %8s %8s %5s  %s\n' target executions cov crashes open "crashing input"
 for t in "${targets[@]}"; do
   if [ ! -f "$work/$t.result" ]; then
-    printf '%-22s %12s %8s %8s  %s\n' "$t" - - - "did not run (log: $work/$t)"
+    printf '%-22s %12s %8s %8s %5s  %s\n' "$t" - - - - "did not run (log: $work/$t)"
     status=1
     continue
   fi
-  read -r execs cov crashes artifact <"$work/$t.result"
-  printf '%-22s %12s %8s %8s  %s\n' "$t" "$execs" "$cov" "$crashes" "$artifact"
+  read -r execs cov crashes open artifact <"$work/$t.result"
+  printf '%-22s %12s %8s %8s %5s  %s\n' "$t" "$execs" "$cov" "$crashes" "$open" "$artifact"
   [ "$crashes" = 0 ] || status=1
 done
 if [ $status -ne 0 ]; then

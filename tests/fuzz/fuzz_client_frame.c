@@ -7,8 +7,10 @@
  * same bytes are also decoded as a BrokerFrame, what an agent or a
  * coordinator receives: the LogEntry of a Deliver, of a Welcome's directory
  * entry and of an Entries answer, the signed receipt body, the checkpoint
- * notes. Properties checked besides "no crash, no leak, no UB": whatever
- * decodes strictly packs back to exactly the bytes received.
+ * notes; and as the Private part a recipient finds inside a sealed box,
+ * validated beside a referral and a case note. Properties checked besides
+ * "no crash, no leak, no UB": whatever decodes strictly packs back to
+ * exactly the bytes received.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -147,11 +149,53 @@ static void broker_frame(const uint8_t *data, size_t len)
 	rete__broker_frame__free_unpacked(f, NULL);
 }
 
+/* sealed_private: what a recipient does after opening a sealed part (the
+ * plaintext is the sender's choice): decode it strictly as a Private and
+ * validate it beside a referral and a case note. */
+static void sealed_private(const uint8_t *data, size_t len)
+{
+	Rete__Private *priv = (Rete__Private *)strict(&rete__private__descriptor, data, len);
+	if (!priv)
+		return;
+	static uint8_t hash[RETE_HASH_LEN];
+	Rete__Referral ref = RETE__REFERRAL__INIT;
+	ref.service = (char *)"employment-orientation";
+	ref.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
+	ref.reason_code = (char *)"long-term-unemployment";
+	ref.private_sha256.data = hash;
+	ref.private_sha256.len = sizeof(hash);
+	Rete__CaseNote note = RETE__CASE_NOTE__INIT;
+	note.kind = (char *)"meeting-minutes";
+	note.private_sha256 = ref.private_sha256;
+	Rete__Message msg = RETE__MESSAGE__INIT;
+	msg.id = (char *)"m-1";
+	msg.sender = (char *)FUZZ_SENDER;
+	msg.recipient = (char *)"cpi.mantova";
+	msg.case_id = (char *)"mn-2026-0173";
+	msg.created_at = 1795430400000;
+	msg.origin = (char *)FUZZ_ORIGIN;
+	for (int k = 0; k < 2; k++) {
+		msg.body_case = k ? RETE__MESSAGE__BODY_NOTE : RETE__MESSAGE__BODY_REFERRAL;
+		if (k)
+			msg.note = &note;
+		else
+			msg.referral = &ref;
+		rete_problems pr = {0};
+		rete_err e = rete_validate_message(&msg, priv, RETE_VALIDATE_SIGNED, &pr);
+		if ((e == RETE_OK) != (pr.n == 0))
+			fuzz_fail("rete_validate_message (private): verdict %d with %zu problems",
+				  e, pr.n);
+		rete_problems_free(&pr);
+	}
+	rete__private__free_unpacked(priv, NULL);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	client_frame(data, size);
 	broker_frame(data, size);
+	sealed_private(data, size);
 	return 0;
 }

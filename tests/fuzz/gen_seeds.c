@@ -146,6 +146,9 @@ static void one_message(const char *dir, const char *file)
 
 	rete_buf sealed = {0};
 	if (priv) {
+		char pname[300];
+		snprintf(pname, sizeof(pname), "private-%s.bin", base);
+		put_pb("fuzz_client_frame", pname, &priv->base);
 		uint8_t hash[RETE_HASH_LEN];
 		rete_msg m;
 		if (rete_seal(priv, &fuzz_key()->pub, &sealed, hash, &m) != RETE_OK)
