@@ -73,6 +73,7 @@ struct mon_ctx {
 	char error[512]; /* the latest problem, shown in the live view */
 	int64_t last_health;
 	uint64_t snapshots; /* how many were loaded (gaps make more) */
+	FILE *trace;	    /* RETE_MONITOR_TRACE=1: every event and snapshot on stderr */
 };
 
 /* mon_rate_backfill counts, for the entries-per-minute panel, the log
@@ -126,6 +127,10 @@ static rete_err mon_snapshot(struct mon_ctx *c, rete_msg *m)
 	if (err != RETE_OK)
 		return err;
 	err = monitor_load_snapshot(c->mo, f->result->snapshot, m);
+	if (c->trace != NULL)
+		fprintf(c->trace, "snapshot: log size %llu, %zu referrals\n",
+			(unsigned long long)f->result->snapshot->log_size,
+			f->result->snapshot->n_referrals);
 	if (err == RETE_OK)
 		mon_rate_backfill(c, f->result->snapshot);
 	rete__broker_frame__free_unpacked(f, NULL);
@@ -134,12 +139,23 @@ static rete_err mon_snapshot(struct mon_ctx *c, rete_msg *m)
 	return err;
 }
 
+static const char *mon_apply_name(monitor_apply r)
+{
+	static const char *const names[] = {"applied", "old", "gap", "ignored", "no memory"};
+	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "?";
+}
+
 /* mon_event applies one event; a gap loads a new snapshot and the event is
  * offered again (it is then either in the snapshot or the next one). */
 static rete_err mon_event(struct mon_ctx *c, const Rete__Event *ev, rete_msg *m)
 {
 	monitor_apply r = monitor_apply_event(c->mo, ev);
 	rete_err err;
+
+	if (c->trace != NULL)
+		fprintf(c->trace, "event %llu %s: %s (next %llu)\n", (unsigned long long)ev->index,
+			ev->kind ? ev->kind : "", mon_apply_name(r),
+			(unsigned long long)monitor_next_index(c->mo));
 
 	if (r == MONITOR_NOMEM)
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
@@ -258,11 +274,16 @@ static void ui_draw(struct mon_ctx *c, struct ui *u)
 	heights[MONITOR_PANEL_OVERDUE] = rest / 2;
 	heights[MONITOR_PANEL_STATUS] = rest - rest / 2;
 
-	snprintf(head, sizeof(head), "rete monitor  %s  log size %llu  referrals %zu  %s%s%s%s%s%s",
-		 c->cfg.id, (unsigned long long)monitor_next_index(c->mo),
-		 monitor_referral_count(c->mo), rete_time_format(now / 1000 * 1000, at),
-		 c->filter.agency[0] ? "  agency ~ " : "", c->filter.agency,
-		 c->filter.service[0] ? "  service ~ " : "", c->filter.service,
+	/* gaps: snapshots taken again because the event stream lost something
+	 * (the view is exact again after each; many of them mean a slow link) */
+	char gaps[48] = "";
+	if (c->snapshots > 1)
+		snprintf(gaps, sizeof(gaps), "  gaps %llu", (unsigned long long)(c->snapshots - 1));
+	snprintf(head, sizeof(head),
+		 "rete monitor  %s  log size %llu  referrals %zu%s  %s%s%s%s%s%s", c->cfg.id,
+		 (unsigned long long)monitor_next_index(c->mo), monitor_referral_count(c->mo), gaps,
+		 rete_time_format(now / 1000 * 1000, at), c->filter.agency[0] ? "  agency ~ " : "",
+		 c->filter.agency, c->filter.service[0] ? "  service ~ " : "", c->filter.service,
 		 rete_wire_connected(c->dealer) ? "" : "  [broker not connected]");
 	ui_put(0, 0, COLS, head, A_BOLD);
 
@@ -462,6 +483,8 @@ int cmd_monitor(int argc, char **argv)
 	rete_err err;
 
 	memset(&c, 0, sizeof(c));
+	if (getenv("RETE_MONITOR_TRACE") != NULL && getenv("RETE_MONITOR_TRACE")[0] == '1')
+		c.trace = stderr;
 	optind = 1;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {

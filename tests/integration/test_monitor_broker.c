@@ -54,6 +54,8 @@ static const char *const ids[NPARTIES] = {"social.mantova", "cpi.mantova", "asst
 struct env {
 	char *dir;
 	char ini[512], coord_ini[512], listen[300], events[300], log[512], tmux[64];
+	const char *session; /* the tmux session pane() reads */
+	pid_t frozen;	     /* a monitor stopped with SIGSTOP, until SIGCONT */
 	pid_t pid;
 	bool tmux_started;
 	rete_seckey *broker;
@@ -250,6 +252,34 @@ static void update(int k, int from, int to, Rete__Status st, const char *reason,
 	submit_msg(from, &msg, NULL, 0);
 }
 
+/* touch_r6 gives the on-hold referral R6 a new business status (the same
+ * status): one more log entry and event, no count changes. */
+static void touch_r6(int k)
+{
+	char id[64], bs[32];
+	Rete__Operator op = RETE__OPERATOR__INIT;
+	Rete__ReferralUpdate u = RETE__REFERRAL_UPDATE__INIT;
+	Rete__StatusReason sr = RETE__STATUS_REASON__INIT;
+	Rete__Message msg = RETE__MESSAGE__INIT;
+
+	snprintf(id, sizeof(id), "touch-%d-%ld", k, (long)getpid());
+	sr.code = "other";
+	sr.text = "Waiting for the family's answer.";
+	u.status_reason = &sr;
+	snprintf(bs, sizeof(bs), "waiting-%d", k);
+	op.staff_id = "op-3";
+	op.role = "social-worker";
+	u.referral_id = E->rid[5];
+	u.status = RETE__STATUS__STATUS_ON_HOLD; /* the same status */
+	u.business_status = bs;
+	msg.id = id;
+	msg.operator_ = &op;
+	msg.recipient = (char *)ids[P_CPI];
+	msg.body_case = RETE__MESSAGE__BODY_UPDATE;
+	msg.update = &u;
+	submit_msg(P_SOCIAL, &msg, NULL, 0);
+}
+
 /* snapshot asks the broker as the coordinator. */
 static Rete__BrokerFrame *snapshot(void)
 {
@@ -305,10 +335,12 @@ static void wait_until(int k, Rete__Status st, bool want_overdue)
 	}
 }
 
-static char *pane(void)
+/* pane returns the screen of the session (caller frees). Not inlined: GCC
+ * then mistakes pointers into the copy for pointers to tu_run's local. */
+__attribute__((noinline)) static char *pane(void)
 {
 	char *out = NULL;
-	tu_run(&out, "tmux -L %s capture-pane -p -t mon", E->tmux);
+	tu_run(&out, "tmux -L %s capture-pane -p -t %s", E->tmux, E->session);
 	assert_non_null(out);
 	return out;
 }
@@ -338,6 +370,52 @@ static char *wait_pane(const char *const *want, const char *const *avoid)
 	}
 }
 
+static void broker_start(void)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		FILE *lf = fopen(E->log, "a");
+		if (lf) {
+			dup2(fileno(lf), 2);
+			dup2(fileno(lf), 1);
+		}
+		execl(RETE_BIN_DIR "/rete-broker", "rete-broker", "-c", E->ini, (char *)NULL);
+		_exit(127);
+	}
+	E->pid = pid;
+}
+
+/* broker_ready waits until the broker answers the coordinator's ping. */
+static void broker_ready(void)
+{
+	int64_t end = mono_ms() + WAIT_MS;
+	bool ready = false;
+	while (!ready && mono_ms() < end) {
+		rete_wire_ping(E->w[P_COORD], 1, NULL);
+		Rete__BrokerFrame *f =
+		    recv_frame(E->w[P_COORD], RETE__BROKER_FRAME__COMMAND_PONG, 200, NULL);
+		if (f) {
+			ready = f->command_case == RETE__BROKER_FRAME__COMMAND_PONG;
+			rete__broker_frame__free_unpacked(f, NULL);
+		}
+	}
+	if (!ready)
+		show_log();
+	assert_true(ready);
+}
+
+/* broker_stop stops the broker with SIGTERM and reaps it. */
+static void broker_stop(void)
+{
+	int st;
+	if (E->pid <= 0)
+		return;
+	kill(E->pid, SIGTERM);
+	waitpid(E->pid, &st, 0);
+	E->pid = 0;
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -362,20 +440,10 @@ static int setup(void **state)
 	snprintf(E->listen, sizeof(E->listen), "ipc://%s/broker.sock", E->dir);
 	snprintf(E->events, sizeof(E->events), "ipc://%s/events.sock", E->dir);
 	snprintf(E->tmux, sizeof(E->tmux), "rete-mon-%ld", (long)getpid());
+	E->session = "mon";
 	write_files(E);
 
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		FILE *lf = fopen(E->log, "a");
-		if (lf) {
-			dup2(fileno(lf), 2);
-			dup2(fileno(lf), 1);
-		}
-		execl(RETE_BIN_DIR "/rete-broker", "rete-broker", "-c", E->ini, (char *)NULL);
-		_exit(127);
-	}
-	E->pid = pid;
+	broker_start();
 
 	/* asst.mantova never connects: its referral stays requested and
 	 * becomes overdue, and the agencies panel shows it silent */
@@ -384,21 +452,7 @@ static int setup(void **state)
 			assert_int_equal(
 			    rete_wire_connect(&E->w[i], E->listen, &E->broker->pub, E->keys[i], &m),
 			    RETE_OK);
-	/* ready: the broker answers the coordinator's ping */
-	int64_t end = mono_ms() + WAIT_MS;
-	bool ready = false;
-	while (!ready && mono_ms() < end) {
-		rete_wire_ping(E->w[P_COORD], 1, NULL);
-		Rete__BrokerFrame *f =
-		    recv_frame(E->w[P_COORD], RETE__BROKER_FRAME__COMMAND_PONG, 200, NULL);
-		if (f) {
-			ready = f->command_case == RETE__BROKER_FRAME__COMMAND_PONG;
-			rete__broker_frame__free_unpacked(f, NULL);
-		}
-	}
-	if (!ready)
-		show_log();
-	assert_true(ready);
+	broker_ready();
 	for (int i = 0; i < P_COORD; i++)
 		if (i != P_ASST)
 			assert_int_equal(rete_wire_hello(E->w[i], ids[i], "test_monitor", &m),
@@ -454,17 +508,15 @@ static int teardown(void **state)
 	(void)state;
 	if (E == NULL)
 		return 0;
+	if (E->frozen > 0)
+		kill(E->frozen, SIGCONT);
 	if (E->tmux_started)
 		tu_run(NULL, "tmux -L %s kill-server", E->tmux);
 	for (int i = 0; i < NPARTIES; i++)
 		rete_wire_close(&E->w[i]);
-	if (E->pid > 0) {
-		int st;
-		kill(E->pid, SIGTERM);
-		waitpid(E->pid, &st, 0);
-		if (getenv("RETE_TEST_SHOW_LOG"))
-			show_log();
-	}
+	broker_stop();
+	if (getenv("RETE_TEST_SHOW_LOG"))
+		show_log();
 	rete_seckey_free(&E->broker);
 	for (int i = 0; i < NPARTIES; i++)
 		rete_seckey_free(&E->keys[i]);
@@ -805,12 +857,105 @@ static void test_monitor_live_tmux(void **state)
 	free(err);
 }
 
+/* A gap: the live monitor is frozen (SIGSTOP) while the broker restarts
+ * and logs an entry, so that entry's event is published to nobody. When
+ * the monitor runs again, the next event's index is beyond what it
+ * expects: it takes a new snapshot, and shows the broker's log size, the
+ * same referrals, "gaps", and every entry counted once in the rate. */
+static void test_monitor_gap(void **state)
+{
+	(void)state;
+	Rete__BrokerFrame *f = snapshot();
+	unsigned long long size = f->result->snapshot->log_size;
+	rete__broker_frame__free_unpacked(f, NULL);
+	char want_size[64], *out = NULL;
+
+	E->session = "gap";
+	assert_int_equal(tu_run(NULL,
+				"tmux -L %s new-session -d -s gap -x 200 -y 60 "
+				"'env TERM=xterm RETE_MONITOR_TRACE=1 %s/rete monitor -c %s "
+				"2>>%s/monitor.err; exit 0'",
+				E->tmux, RETE_BIN_DIR, E->coord_ini, E->dir),
+			 0);
+	E->tmux_started = true;
+	snprintf(want_size, sizeof(want_size), "log size %llu ", size);
+	free(wait_pane((const char *[]){want_size, "referrals 6", NULL}, NULL));
+	/* the monitor is the pane shell's child, not the pane's process: tmux
+	 * continues a pane process that stops, but not its children */
+	assert_int_equal(tu_run(&out, "tmux -L %s list-panes -t gap -F '#{pane_pid}'", E->tmux), 0);
+	long shell = atol(out);
+	free(out);
+	assert_true(shell > 1);
+	assert_int_equal(tu_run(&out, "ps -o pid= --ppid %ld", shell), 0);
+	pid_t mon = (pid_t)atol(out);
+	free(out);
+	assert_true(mon > 1);
+
+	assert_int_equal(kill(mon, SIGSTOP), 0);
+	E->frozen = mon;
+	broker_stop();
+	broker_start();
+	broker_ready();
+	touch_r6(0); /* its event reaches no subscriber: the monitor is frozen */
+	assert_int_equal(kill(mon, SIGCONT), 0);
+	E->frozen = 0;
+
+	/* more entries until one's event reaches the monitor again (its
+	 * subscription reconnects by itself); it then sees the gap */
+	int64_t end = mono_ms() + WAIT_MS;
+	for (int k = 1;; k++) {
+		touch_r6(k);
+		f = snapshot();
+		size = f->result->snapshot->log_size;
+		rete__broker_frame__free_unpacked(f, NULL);
+		snprintf(want_size, sizeof(want_size), "log size %llu ", size);
+		char *p = pane();
+		bool ok = strstr(p, want_size) != NULL && strstr(p, "  gaps ") != NULL;
+		if (ok || mono_ms() > end) {
+			if (!ok) {
+				fprintf(stderr, "---- pane ----\n%s---- end ----\n", p);
+				char path[600];
+				snprintf(path, sizeof(path), "%s/monitor.err", E->dir);
+				char *tr = tu_read_file(path, NULL);
+				fprintf(stderr, "---- monitor trace ----\n%s---- end ----\n",
+					tr ? tr : "");
+				free(tr);
+				show_log();
+			}
+			assert_true(ok);
+			/* the same referrals and counts as before the gap */
+			assert_non_null(strstr(p, "referrals 6"));
+			assert_true(row_counts_ok(p, "social.mantova -> cpi.mantova"));
+			/* every entry once: the rate's ten minutes hold the whole log */
+			char *r = strstr(p, "last 10 minutes: ");
+			assert_non_null(r);
+			assert_int_equal(strtoull(r + strlen("last 10 minutes: "), NULL, 10), size);
+			no_personal_data(p);
+			free(p);
+			break;
+		}
+		free(p);
+		struct timespec ts = {0, 200 * 1000 * 1000};
+		nanosleep(&ts, NULL); /* pacing the entries while polling the screen */
+	}
+	assert_int_equal(tu_run(NULL, "tmux -L %s send-keys -t gap q", E->tmux), 0);
+	end = mono_ms() + WAIT_MS;
+	while (tu_run(NULL, "tmux -L %s has-session -t gap", E->tmux) == 0) {
+		if (mono_ms() > end)
+			fail_msg("the monitor did not quit on q");
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL); /* waiting for another process's exit */
+	}
+	E->tmux_started = false;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_monitor_once_json),
 	    cmocka_unit_test(test_report_csv),
 	    cmocka_unit_test(test_monitor_live_tmux),
+	    cmocka_unit_test(test_monitor_gap),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
