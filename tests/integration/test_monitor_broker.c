@@ -16,7 +16,11 @@
  * `rete report --format csv` gives the expected rows, the same from the
  * broker (-c) and from the store folder read beside the running broker
  * (--store); the tmux pane shows the overdue referral at the top, the
- * counts built from events, and the agency filter working.
+ * counts built from events, and the agency filter working. Last, a real
+ * gap: a second live monitor is frozen (SIGSTOP) while the broker restarts
+ * and logs an entry nobody receives the event of; continued, it notices the
+ * gap, takes a new snapshot and shows the same counts with every entry
+ * counted once.
  */
 #define _GNU_SOURCE
 #include <errno.h>
