@@ -182,6 +182,9 @@ done
 say "The coordinator's view (rete monitor --once)"
 rete monitor -c "$dir/coord.ini" --once
 
+say "The broker's health (rete health)"
+rete health -c "$dir/coord.ini" || true
+
 today=$(TZ=Europe/Rome date +%F)
 say "The period report (rete report --from $today --to $today --by agency,service)"
 rete report -c "$dir/coord.ini" --from "$today" --to "$today" --by agency,service --format csv

@@ -24,6 +24,7 @@ int cmd_store(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_health(int argc, char **argv);
 int cmd_monitor(int argc, char **argv);
 
 #endif

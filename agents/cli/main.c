@@ -22,6 +22,7 @@ static const struct cli_command commands[] = {
 	{"status", cmd_status, "status -c agent.ini [REFERRAL_ID] [--json]  the agency's referrals and their history"},
 	{"monitor", cmd_monitor, "monitor -c coord.ini [--once] [--json]  the coordinator's live view (overdue first)"},
 	{"report", cmd_report, "report (-c coord.ini | --store DIR) --from D --to D [--by ...] [--format csv|json]  period counts and median times"},
+	{"health", cmd_health, "health -c coord.ini [--json]  the broker's health (exit 0 healthy, 1 problems)"},
 };
 
 bool cli_wants_help(int argc, char **argv)
