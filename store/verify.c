@@ -22,6 +22,12 @@
  * made when the tree reaches size S (checkpoints) has position 2S+1, a
  * problem with the earlier checkpoint given has position 0.
  *
+ * A session (rete_verify_session_*) runs the same phases on entries the
+ * caller feeds (fetched over the wire): the context then has no store
+ * (v_s == NULL), its one checkpoint is the target the caller fetched, the
+ * checkpoint it resumes from counts as the last one reached, and its
+ * consistency proofs come from the caller's function instead of the store.
+ *
  * This file reads stored Merkle nodes through store_impl.h (store_node_get):
  * no public function returns a node of level >= 1, and comparing them with
  * the recomputed ones is part of what an audit checks.
@@ -63,15 +69,17 @@ struct party_key {
 struct vdir {
 	uint64_t vd_index;
 	Rete__Message *vd_msg; /* owned */
+	rete_buf vd_raw;       /* its LogEntry bytes (a session's state keeps them) */
 	struct party_key *vd_keys;
 	size_t vd_n;
 	struct vdir *vd_next;
 };
 
-/* A stored checkpoint. */
+/* A stored checkpoint (a session's target). */
 struct ckpt {
 	uint64_t ck_size;
 	char *ck_note;
+	bool ck_consistent; /* its consistency with the one before is already shown */
 };
 
 /* One entry of the chunk being checked. */
@@ -93,8 +101,10 @@ struct item {
 };
 
 struct vctx {
-	rete_store *v_s;
+	rete_store *v_s; /* NULL in a session: entries come from the caller */
 	rete_store_rtxn *v_rt;
+	rete_verify_proof_fn v_proof; /* where consistency proofs come from */
+	void *v_proof_ctx;
 	const rete_verify_options *v_opt;
 	rete_verify_report *v_rep;
 	uint64_t v_size;
@@ -134,7 +144,8 @@ struct vctx {
 static bool io_error(rete_err e)
 {
 	return e == RETE_ENOMEM || e == RETE_ESTORE || e == RETE_EIO || e == RETE_EFULL ||
-	       e == RETE_EPERM || e == RETE_EINVAL;
+	       e == RETE_EPERM || e == RETE_EINVAL || e == RETE_ENET || e == RETE_ETIMEDOUT ||
+	       e == RETE_EREFUSED;
 }
 
 /* fail records a failure at pos unless an earlier one is known. */
@@ -352,10 +363,15 @@ static rete_err dir_install(struct vctx *v, struct item *it)
 	struct vdir *vd = calloc(1, sizeof(*vd));
 	size_t n = d != NULL ? d->n_parties : 0;
 
-	if (vd == NULL || (n > 0 && (vd->vd_keys = calloc(n, sizeof(*vd->vd_keys))) == NULL)) {
+	if (vd == NULL || (n > 0 && (vd->vd_keys = calloc(n, sizeof(*vd->vd_keys))) == NULL) ||
+	    (vd->vd_raw.data = malloc(it->it_raw.len + 1)) == NULL) {
+		if (vd != NULL)
+			free(vd->vd_keys);
 		free(vd);
 		return RETE_ENOMEM;
 	}
+	memcpy(vd->vd_raw.data, it->it_raw.data, it->it_raw.len);
+	vd->vd_raw.len = it->it_raw.len;
 	vd->vd_index = it->it_index;
 	vd->vd_msg = it->it_msg;
 	it->it_msg_lent = true;
@@ -389,6 +405,7 @@ static void dirs_free(struct vctx *v)
 		struct vdir *vd = v->v_dirs;
 		v->v_dirs = vd->vd_next;
 		rete__message__free_unpacked(vd->vd_msg, NULL);
+		rete_buf_free(&vd->vd_raw);
 		free(vd->vd_keys);
 		free(vd);
 	}
@@ -418,6 +435,53 @@ static int collect_ckpt(void *ctx, uint64_t size, const char *note)
 	}
 	v->v_nck++;
 	return 0;
+}
+
+/* store_proof is the rete_verify_proof_fn of a store: proofs read from
+ * its nodes inside the verification's read transaction. */
+static rete_err store_proof(void *ctx, uint64_t size1, uint64_t size2,
+			    uint8_t proof[][RETE_MERKLE_HASH], size_t *n, rete_msg *m)
+{
+	struct vctx *v = ctx;
+	return rete_store_consistency_proof(v->v_s, v->v_rt, size1, size2, proof, n, m);
+}
+
+/* consistency checks that the tree (size2, root2) extends the tree
+ * (size1, root1), size1 <= size2, with a proof from v's source (the store,
+ * or the session's caller). RETE_OK, RETE_EPROOF (m says why), or the
+ * source's error (io_error: the check could not be made). */
+static rete_err consistency(struct vctx *v, uint64_t size1, const uint8_t root1[RETE_MERKLE_HASH],
+			    uint64_t size2, const uint8_t root2[RETE_MERKLE_HASH], rete_msg *m)
+{
+	uint8_t proof[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
+	rete_merkle_elem el[RETE_MERKLE_MAX_PROOF];
+	char b1[64], b2[64];
+	size_t n = 0;
+	rete_err e;
+
+	if (size1 > size2)
+		return rete_msg_set(m, RETE_EPROOF,
+				    "a tree of %llu entries cannot extend one of %llu entries",
+				    (unsigned long long)size2, (unsigned long long)size1);
+	if (size1 == 0) /* the empty tree is a prefix of every tree */
+		return RETE_OK;
+	if (size1 == size2)
+		return sodium_memcmp(root1, root2, RETE_MERKLE_HASH) == 0
+			   ? RETE_OK
+			   : rete_msg_set(m, RETE_EPROOF,
+					  "two different roots at the same size %llu: %s and %s",
+					  (unsigned long long)size1, b64(root1, b1), b64(root2, b2));
+	e = v->v_proof(v->v_proof_ctx, size1, size2, proof, &n, m);
+	if (e != RETE_OK)
+		return e == RETE_ENOENT || e == RETE_EINVAL || e == RETE_EDECODE ? RETE_EPROOF : e;
+	if (n > RETE_MERKLE_MAX_PROOF)
+		return rete_msg_set(m, RETE_EPROOF, "the consistency proof has %zu hashes", n);
+	for (size_t i = 0; i < n; i++) {
+		el[i].data = proof[i];
+		el[i].len = RETE_MERKLE_HASH;
+	}
+	return rete_merkle_verify_consistency(size1, size2, root1, RETE_MERKLE_HASH, root2,
+					      RETE_MERKLE_HASH, el, n, m);
 }
 
 /* reach_size runs the checks due when the recomputed tree has `size`
@@ -461,32 +525,19 @@ static bool reach_size(struct vctx *v, uint64_t size)
 			     (unsigned long long)size, b64(cp.root, b1), b64(root, b2));
 			return true;
 		}
-		if (v->v_have_prev && v->v_prev.size > 0) {
-			uint8_t proof[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
-			rete_merkle_elem el[RETE_MERKLE_MAX_PROOF];
-			size_t n = 0;
-			e = rete_store_consistency_proof(v->v_s, v->v_rt, v->v_prev.size, size,
-							 proof, &n, &m);
-			if (e == RETE_ESTORE || e == RETE_ENOMEM) {
+		if (v->v_have_prev && !ck->ck_consistent &&
+		    (e = consistency(v, v->v_prev.size, v->v_prev.root, size, cp.root, &m)) !=
+			RETE_OK) {
+			if (io_error(e)) {
 				fail(v, POS_SIZE(size), e, false, 0, "%s", m.text);
 				return false;
 			}
-			for (size_t i = 0; i < n; i++) {
-				el[i].data = proof[i];
-				el[i].len = RETE_MERKLE_HASH;
-			}
-			if (e == RETE_OK)
-				e = rete_merkle_verify_consistency(
-				    v->v_prev.size, size, v->v_prev.root, RETE_MERKLE_HASH, cp.root,
-				    RETE_MERKLE_HASH, el, n, &m);
-			if (e != RETE_OK) {
-				fail(v, POS_SIZE(size), RETE_EPROOF, false, 0,
-				     "checkpoints at sizes %llu and %llu: the consistency proof "
-				     "from the store does not verify: %s",
-				     (unsigned long long)v->v_prev.size, (unsigned long long)size,
-				     m.text);
-				return true;
-			}
+			fail(v, POS_SIZE(size), RETE_EPROOF, false, 0,
+			     "checkpoints at sizes %llu and %llu: the consistency proof "
+			     "from the %s does not verify: %s",
+			     (unsigned long long)v->v_prev.size, (unsigned long long)size,
+			     v->v_s != NULL ? "store" : "broker", m.text);
+			return true;
 		}
 		v->v_prev = cp;
 		v->v_have_prev = true;
@@ -508,7 +559,7 @@ enum { CHECK_OK, CHECK_BAD, CHECK_AFTER };
 
 static int check_entry(struct vctx *v, struct item *it)
 {
-	struct store_node_ctx c = {v->v_s, v->v_rt->rt_txn};
+	struct store_node_ctx c = {v->v_s, v->v_rt != NULL ? v->v_rt->rt_txn : NULL};
 	rete_merkle_node nodes[RETE_MERKLE_MAX_PROOF];
 	uint8_t h[RETE_MERKLE_HASH];
 	uint64_t idx = it->it_index;
@@ -528,8 +579,10 @@ static int check_entry(struct vctx *v, struct item *it)
 		     ui, (unsigned long long)it->it_le->index);
 		return CHECK_BAD;
 	}
-	/* the tree */
-	e = store_node_get(&c, 0, idx, h);
+	/* the tree (and, with a store, the stored leaf hash and nodes) */
+	e = v->v_s != NULL ? store_node_get(&c, 0, idx, h) : RETE_OK;
+	if (v->v_s == NULL)
+		memcpy(h, it->it_leaf, RETE_MERKLE_HASH);
 	if (e == RETE_ESTORE) {
 		fail(v, POS_ENTRY(idx), e, true, idx, "entry %llu: reading its leaf hash failed",
 		     ui);
@@ -547,7 +600,7 @@ static int check_entry(struct vctx *v, struct item *it)
 		     ui);
 		return CHECK_BAD;
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; v->v_s != NULL && i < n; i++) {
 		e = store_node_get(&c, nodes[i].level, nodes[i].index, h);
 		if (e == RETE_ESTORE) {
 			fail(v, POS_ENTRY(idx), e, true, idx,
@@ -952,29 +1005,24 @@ static void replay_start(struct vctx *v, struct item *items, size_t n)
 		replay_items(v, items, n);
 }
 
-/* run_chunk checks entries [from, from + n). */
-static void run_chunk(struct vctx *v, uint64_t from, size_t n)
+/* next_items gives the item buffer for the next chunk, cleared. */
+static struct item *next_items(struct vctx *v)
 {
 	struct item *items = v->v_items[v->v_cur];
-	rete_msg m = {{0}};
-	size_t stop = n, ok;
-	rete_err e;
 
 	/* this buffer's previous chunk was replayed before the last one started */
 	v->v_cur ^= 1;
 	for (size_t i = 0; i < CHUNK; i++)
 		item_clear(&items[i]);
+	return items;
+}
 
-	for (size_t i = 0; i < n; i++) {
-		items[i].it_index = from + i;
-		e = rete_store_entry(v->v_s, v->v_rt, from + i, &items[i].it_raw, &m);
-		if (e != RETE_OK) {
-			fail(v, POS_ENTRY(from + i), e == RETE_ENOENT ? RETE_ECORRUPT : e, true,
-			     from + i, "entry %llu: %s", (unsigned long long)(from + i), m.text);
-			n = i;
-			break;
-		}
-	}
+/* check_chunk runs phases A, B and C on items[0..n) (their index and raw
+ * bytes set), then starts their replay when there is a scratch store. */
+static void check_chunk(struct vctx *v, struct item *items, size_t n)
+{
+	size_t stop = n, ok;
+
 	pfor_run(v, phase_decode, items, n);
 	for (size_t i = 0; i < n; i++) {
 		int c = check_entry(v, &items[i]);
@@ -1019,6 +1067,26 @@ static void run_chunk(struct vctx *v, uint64_t from, size_t n)
 	}
 	if (v->v_scratch != NULL)
 		replay_start(v, items, ok);
+}
+
+/* run_chunk checks the stored entries [from, from + n). */
+static void run_chunk(struct vctx *v, uint64_t from, size_t n)
+{
+	struct item *items = next_items(v);
+	rete_msg m = {{0}};
+	rete_err e;
+
+	for (size_t i = 0; i < n; i++) {
+		items[i].it_index = from + i;
+		e = rete_store_entry(v->v_s, v->v_rt, from + i, &items[i].it_raw, &m);
+		if (e != RETE_OK) {
+			fail(v, POS_ENTRY(from + i), e == RETE_ENOENT ? RETE_ECORRUPT : e, true,
+			     from + i, "entry %llu: %s", (unsigned long long)(from + i), m.text);
+			n = i;
+			break;
+		}
+	}
+	check_chunk(v, items, n);
 }
 
 static rete_err v_init(struct vctx *v, rete_msg *m)
@@ -1078,9 +1146,6 @@ static rete_err v_init(struct vctx *v, rete_msg *m)
 static void final_checks(struct vctx *v, const uint8_t root[RETE_MERKLE_HASH])
 {
 	uint8_t sroot[RETE_MERKLE_HASH];
-	uint8_t proof[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
-	rete_merkle_elem el[RETE_MERKLE_MAX_PROOF];
-	size_t n = 0;
 	rete_msg m = {{0}};
 	rete_err e;
 
@@ -1099,27 +1164,44 @@ static void final_checks(struct vctx *v, const uint8_t root[RETE_MERKLE_HASH])
 		}
 	}
 	if (v->v_have_since && v->v_since.size > 0) {
-		e = rete_store_consistency_proof(v->v_s, v->v_rt, v->v_since.size, v->v_size, proof,
-						 &n, &m);
-		if (e == RETE_ESTORE || e == RETE_ENOMEM) {
+		e = consistency(v, v->v_since.size, v->v_since.root, v->v_size, root, &m);
+		if (io_error(e))
 			fail(v, POS_NONE, e, false, 0, "%s", m.text);
-			return;
-		}
-		for (size_t i = 0; i < n; i++) {
-			el[i].data = proof[i];
-			el[i].len = RETE_MERKLE_HASH;
-		}
-		if (e == RETE_OK)
-			e = rete_merkle_verify_consistency(v->v_since.size, v->v_size,
-							   v->v_since.root, RETE_MERKLE_HASH, root,
-							   RETE_MERKLE_HASH, el, n, &m);
-		if (e != RETE_OK)
+		else if (e != RETE_OK)
 			fail(v, POS_NONE, RETE_EPROOF, false, 0,
 			     "the log of size %llu is not consistent with the checkpoint given "
 			     "(size %llu): %s",
 			     (unsigned long long)v->v_size, (unsigned long long)v->v_since.size,
 			     m.text);
 	}
+}
+
+/* v_free releases what a context holds (not the context itself). */
+static void v_free(struct vctx *v)
+{
+	for (int b = 0; b < 2; b++) {
+		if (v->v_items[b] == NULL)
+			continue;
+		for (size_t i = 0; i < CHUNK; i++)
+			item_clear(&v->v_items[b][i]);
+		free(v->v_items[b]);
+		v->v_items[b] = NULL;
+	}
+	scratch_close(v);
+	rete_store_read_end(&v->v_rt);
+	dirs_free(v);
+	for (size_t i = 0; i < v->v_nck; i++)
+		free(v->v_ck[i].ck_note);
+	free(v->v_ck);
+	v->v_ck = NULL;
+	v->v_nck = 0;
+	pthread_mutex_destroy(&v->v_lock);
+}
+
+/* entries_before: how many entries precede the failure at position p. */
+static uint64_t entries_before(uint64_t p)
+{
+	return p == 0 ? 0 : (p % 2 == 0 ? p / 2 - 1 : p / 2);
 }
 
 rete_err rete_verify_log(rete_store *s, const rete_verify_options *opt, rete_verify_report *rep,
@@ -1139,6 +1221,8 @@ rete_err rete_verify_log(rete_store *s, const rete_verify_options *opt, rete_ver
 		return e;
 	memset(&v, 0, sizeof(v));
 	v.v_s = s;
+	v.v_proof = store_proof;
+	v.v_proof_ctx = &v;
 	v.v_opt = opt;
 	v.v_rep = rep;
 	v.v_fail_pos = POS_NONE;
@@ -1171,7 +1255,7 @@ rete_err rete_verify_log(rete_store *s, const rete_verify_options *opt, rete_ver
 		rep->verdict = io_error(e) ? RETE_VERIFY_ERROR : RETE_VERIFY_FAILS;
 		rep->has_bad_entry = v.v_fail_entry;
 		rep->bad_index = v.v_fail_index;
-		rep->entries = p == 0 ? 0 : (p % 2 == 0 ? p / 2 - 1 : p / 2);
+		rep->entries = entries_before(p);
 		if (rep->entries > v.v_size)
 			rep->entries = v.v_size;
 	} else if (e == RETE_OK) {
@@ -1181,19 +1265,360 @@ rete_err rete_verify_log(rete_store *s, const rete_verify_options *opt, rete_ver
 		snprintf(rep->reason, sizeof(rep->reason), "%s", m != NULL ? m->text : "");
 	}
 
-	for (int b = 0; b < 2; b++) {
-		if (v.v_items[b] == NULL)
-			continue;
-		for (size_t i = 0; i < CHUNK; i++)
-			item_clear(&v.v_items[b][i]);
-		free(v.v_items[b]);
-	}
-	scratch_close(&v);
-	rete_store_read_end(&v.v_rt);
-	dirs_free(&v);
-	for (size_t i = 0; i < v.v_nck; i++)
-		free(v.v_ck[i].ck_note);
-	free(v.v_ck);
-	pthread_mutex_destroy(&v.v_lock);
+	v_free(&v);
 	return e;
+}
+
+/* ---- sessions: entries fed by the caller ------------------------------------ */
+
+struct rete_verify_session {
+	struct vctx vs_v;
+	rete_verify_options vs_opt; /* a copy: the context points to it */
+	rete_verify_report vs_rep;
+	uint64_t vs_start; /* the size resumed from */
+	bool vs_have_target;
+	rete_checkpoint vs_target;
+	bool vs_holds; /* finished, and everything held */
+};
+
+/* session_err returns the recorded failure (code and sentence). */
+static rete_err session_err(struct vctx *v, rete_msg *m)
+{
+	rete_err e;
+	pthread_mutex_lock(&v->v_lock);
+	e = v->v_fail_err;
+	rete_msg_set(m, e, "%s", v->v_fail_text);
+	pthread_mutex_unlock(&v->v_lock);
+	return e;
+}
+
+/* session_resume installs the state *from (checked as the header says). */
+static rete_err session_resume(rete_verify_session *s, const rete_verify_resume *from,
+			       rete_msg *m)
+{
+	struct vctx *v = &s->vs_v;
+	rete_checkpoint cp;
+	uint8_t root[RETE_MERKLE_HASH];
+	struct item it;
+	rete_msg mm = {{0}};
+	rete_err e;
+
+	if (from->note == NULL)
+		return from->frontier.mf_size == 0
+			   ? RETE_OK
+			   : rete_msg_set(m, RETE_EINVAL,
+					  "the saved state has a frontier of %llu entries but no "
+					  "checkpoint",
+					  (unsigned long long)from->frontier.mf_size);
+	if (rete_checkpoint_parse(from->note, from->note_len, &cp, &mm) != RETE_OK)
+		return rete_msg_set(m, RETE_EINVAL, "the saved checkpoint is not a checkpoint note: %s",
+				    mm.text);
+	if (v->v_origin[0] == '\0')
+		snprintf(v->v_origin, sizeof(v->v_origin), "%s", cp.origin);
+	if (strcmp(cp.origin, v->v_origin) != 0)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "the saved checkpoint is for the log '%s', not for '%s'",
+				    cp.origin, v->v_origin);
+	e = rete_checkpoint_verify(from->note, from->note_len, v->v_origin, &s->vs_opt.broker_key,
+				   &cp, &mm);
+	if (e != RETE_OK)
+		return rete_msg_set(m, e == RETE_ENOMEM ? e : RETE_EBADSIG,
+				    "the saved checkpoint (size %llu) does not carry the broker's "
+				    "signature: %s",
+				    (unsigned long long)cp.size, mm.text);
+	rete_merkle_frontier_root(&from->frontier, root);
+	if (from->frontier.mf_size != cp.size ||
+	    sodium_memcmp(root, cp.root, RETE_MERKLE_HASH) != 0)
+		return rete_msg_set(m, RETE_ECORRUPT,
+				    "the saved frontier (%llu entries) does not give the saved "
+				    "checkpoint's root at size %llu",
+				    (unsigned long long)from->frontier.mf_size,
+				    (unsigned long long)cp.size);
+	v->v_fr = from->frontier;
+	v->v_prev = cp;
+	v->v_have_prev = true;
+	s->vs_start = cp.size;
+	if (from->directory == NULL)
+		return RETE_OK;
+
+	/* the Directory in force: decoded and checked by phase A like any entry */
+	memset(&it, 0, sizeof(it));
+	if ((it.it_raw.data = malloc(from->directory_len + 1)) == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
+	memcpy(it.it_raw.data, from->directory, from->directory_len);
+	it.it_raw.len = from->directory_len;
+	phase_decode(v, &it);
+	if (it.it_why != NULL)
+		e = rete_msg_set(m, it.it_err == RETE_ENOMEM ? it.it_err : RETE_EINVAL,
+				 "the saved Directory entry: %s", it.it_why);
+	else if (it.it_msg->body_case != RETE__MESSAGE__BODY_DIRECTORY)
+		e = rete_msg_set(m, RETE_EINVAL, "the saved Directory entry holds a %s, not a directory",
+				 rete_message_kind(it.it_msg));
+	else if (it.it_le->index >= cp.size)
+		e = rete_msg_set(m, RETE_ECORRUPT,
+				 "the saved Directory entry has index %llu, outside the %llu entries "
+				 "verified",
+				 (unsigned long long)it.it_le->index, (unsigned long long)cp.size);
+	else if (!it.it_spec_ok)
+		e = rete_msg_set(m, RETE_EBADSIG,
+				 "the saved Directory entry (index %llu) does not carry the broker's "
+				 "signature",
+				 (unsigned long long)it.it_le->index);
+	else {
+		it.it_index = it.it_le->index;
+		e = dir_install(v, &it) == RETE_OK
+			? RETE_OK
+			: rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
+	}
+	item_clear(&it);
+	s->vs_rep.directories = 0;
+	return e;
+}
+
+rete_err rete_verify_session_open(rete_verify_session **out, const rete_verify_options *opt,
+				  const rete_verify_resume *from, rete_msg *m)
+{
+	rete_verify_session *s;
+	struct vctx *v;
+	rete_err e;
+
+	if (out == NULL || opt == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "verify: no session or no options given");
+	*out = NULL;
+	if ((e = rete_crypto_init(m)) != RETE_OK)
+		return e;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
+	s->vs_opt = *opt;
+	s->vs_opt.replay = false;
+	s->vs_opt.scratch_dir = NULL;
+	s->vs_opt.since_note = NULL;
+	s->vs_opt.since_len = 0;
+	s->vs_opt.progress = NULL;
+	v = &s->vs_v;
+	v->v_opt = &s->vs_opt;
+	v->v_rep = &s->vs_rep;
+	v->v_fail_pos = POS_NONE;
+	pthread_mutex_init(&v->v_lock, NULL);
+	rete_merkle_frontier_init(&v->v_fr);
+	v->v_threads = opt->threads == 0 ? rete_verify_cores() : opt->threads;
+	if (v->v_threads > MAX_THREADS)
+		v->v_threads = MAX_THREADS;
+	if (opt->origin != NULL)
+		snprintf(v->v_origin, sizeof(v->v_origin), "%s", opt->origin);
+	if ((v->v_items[0] = calloc(CHUNK, sizeof(struct item))) == NULL ||
+	    (v->v_items[1] = calloc(CHUNK, sizeof(struct item))) == NULL)
+		e = rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
+	else
+		e = from != NULL ? session_resume(s, from, m) : RETE_OK;
+	if (e != RETE_OK) {
+		v_free(v);
+		free(s);
+		return e;
+	}
+	*out = s;
+	return RETE_OK;
+}
+
+rete_err rete_verify_session_target(rete_verify_session *s, const char *note, size_t len,
+				    rete_verify_proof_fn proof, void *ctx, rete_msg *m)
+{
+	struct vctx *v;
+	rete_checkpoint cp;
+	rete_msg mm = {{0}};
+	char *copy;
+	rete_err e;
+
+	if (s == NULL || note == NULL || proof == NULL || s->vs_have_target)
+		return rete_msg_set(m, RETE_EINVAL, "verify: a session has one target checkpoint");
+	v = &s->vs_v;
+	if (rete_checkpoint_parse(note, len, &cp, &mm) != RETE_OK)
+		return rete_msg_set(m, RETE_EINVAL, "the broker's checkpoint is not a checkpoint note: %s",
+				    mm.text);
+	if (v->v_origin[0] == '\0')
+		snprintf(v->v_origin, sizeof(v->v_origin), "%s", cp.origin);
+	snprintf(s->vs_rep.origin, sizeof(s->vs_rep.origin), "%s", v->v_origin);
+	if (strcmp(cp.origin, v->v_origin) != 0) {
+		e = v->v_have_prev ? RETE_EPROOF : RETE_EBADSIG;
+		fail(v, 0, e, false, 0, "the broker's checkpoint is for the log '%s', not for '%s'",
+		     cp.origin, v->v_origin);
+		return session_err(v, m);
+	}
+	e = rete_checkpoint_verify(note, len, v->v_origin, &s->vs_opt.broker_key, &cp, &mm);
+	if (e != RETE_OK) {
+		fail(v, 0, e == RETE_ENOMEM ? e : RETE_EBADSIG, false, 0,
+		     "the broker's checkpoint (size %llu) does not carry the broker's signature: %s",
+		     (unsigned long long)cp.size, mm.text);
+		return session_err(v, m);
+	}
+	v->v_proof = proof;
+	v->v_proof_ctx = ctx;
+	if (v->v_have_prev && cp.size < v->v_prev.size) {
+		fail(v, 0, RETE_EPROOF, false, 0,
+		     "the broker's latest checkpoint has size %llu, smaller than the %llu entries "
+		     "verified before: the log was truncated or an older copy was put back",
+		     (unsigned long long)cp.size, (unsigned long long)v->v_prev.size);
+		return session_err(v, m);
+	}
+	if (v->v_have_prev &&
+	    (e = consistency(v, v->v_prev.size, v->v_prev.root, cp.size, cp.root, &mm)) != RETE_OK) {
+		if (io_error(e))
+			return rete_msg_set(m, e, "the consistency proof from size %llu to %llu: %s",
+					    (unsigned long long)v->v_prev.size,
+					    (unsigned long long)cp.size, mm.text);
+		fail(v, 0, RETE_EPROOF, false, 0,
+		     "the broker's checkpoint (size %llu) does not extend the one verified before "
+		     "(size %llu): %s",
+		     (unsigned long long)cp.size, (unsigned long long)v->v_prev.size, mm.text);
+		return session_err(v, m);
+	}
+	if ((copy = malloc(len + 1)) == NULL ||
+	    (v->v_ck = calloc(1, sizeof(*v->v_ck))) == NULL) {
+		free(copy);
+		return rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
+	}
+	memcpy(copy, note, len);
+	copy[len] = '\0';
+	v->v_ck[0].ck_size = cp.size;
+	v->v_ck[0].ck_note = copy;
+	v->v_ck[0].ck_consistent = true;
+	v->v_nck = v->v_ckcap = 1;
+	v->v_cki = cp.size == s->vs_start ? 1 : 0; /* already reached */
+	v->v_size = cp.size;
+	s->vs_rep.size = cp.size;
+	s->vs_target = cp;
+	s->vs_have_target = true;
+	return RETE_OK;
+}
+
+uint64_t rete_verify_session_size(const rete_verify_session *s)
+{
+	return s != NULL ? s->vs_v.v_fr.mf_size : 0;
+}
+
+uint64_t rete_verify_session_target_size(const rete_verify_session *s)
+{
+	return s != NULL && s->vs_have_target ? s->vs_target.size : 0;
+}
+
+rete_err rete_verify_session_feed(rete_verify_session *s, uint64_t from, const rete_buf *entries,
+				  size_t n, rete_msg *m)
+{
+	struct vctx *v;
+
+	if (s == NULL || (entries == NULL && n > 0))
+		return rete_msg_set(m, RETE_EINVAL, "verify: no session or no entries given");
+	v = &s->vs_v;
+	if (failed(v))
+		return session_err(v, m);
+	if (!s->vs_have_target || from != v->v_fr.mf_size || n > s->vs_target.size - from)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "verify: entries [%llu, %llu) fed to a session at size %llu with "
+				    "target %llu; feed the next entries, up to the target",
+				    (unsigned long long)from, (unsigned long long)(from + n),
+				    (unsigned long long)v->v_fr.mf_size,
+				    (unsigned long long)s->vs_target.size);
+	for (size_t off = 0; off < n && !failed(v); off += CHUNK) {
+		size_t k = n - off < CHUNK ? n - off : CHUNK;
+		struct item *items = next_items(v);
+		for (size_t i = 0; i < k; i++) {
+			const rete_buf *b = &entries[off + i];
+			items[i].it_index = from + off + i;
+			if ((items[i].it_raw.data = malloc(b->len + 1)) == NULL) {
+				fail(v, POS_ENTRY(from + off + i), RETE_ENOMEM, true, from + off + i,
+				     "verify: out of memory");
+				k = i;
+				break;
+			}
+			if (b->len > 0)
+				memcpy(items[i].it_raw.data, b->data, b->len);
+			items[i].it_raw.len = b->len;
+		}
+		check_chunk(v, items, k);
+	}
+	return failed(v) ? session_err(v, m) : RETE_OK;
+}
+
+rete_err rete_verify_session_finish(rete_verify_session *s, rete_verify_report *rep, rete_msg *m)
+{
+	struct vctx *v;
+	uint8_t root[RETE_MERKLE_HASH];
+	char b1[64], b2[64];
+	rete_err e = RETE_OK;
+
+	if (rep != NULL) {
+		memset(rep, 0, sizeof(*rep));
+		rep->verdict = RETE_VERIFY_ERROR;
+	}
+	if (s == NULL || rep == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "verify: no session or no report given");
+	v = &s->vs_v;
+	rete_merkle_frontier_root(&v->v_fr, root);
+	if (!s->vs_have_target && !failed(v))
+		return rete_msg_set(m, RETE_EINVAL, "verify: the session has no target checkpoint");
+	if (!failed(v) && v->v_fr.mf_size != s->vs_target.size)
+		fail(v, POS_NONE, RETE_EINVAL, false, 0,
+		     "verify: %llu entries verified, but the checkpoint to reach has size %llu",
+		     (unsigned long long)v->v_fr.mf_size, (unsigned long long)s->vs_target.size);
+	else if (!failed(v) && sodium_memcmp(root, s->vs_target.root, RETE_MERKLE_HASH) != 0)
+		fail(v, POS_SIZE(s->vs_target.size), RETE_ECORRUPT, false, 0,
+		     "checkpoint at size %llu: its root %s differs from the root %s recomputed "
+		     "from the entries",
+		     (unsigned long long)s->vs_target.size, b64(s->vs_target.root, b1),
+		     b64(root, b2));
+	*rep = s->vs_rep;
+	rep->size = s->vs_target.size;
+	snprintf(rep->origin, sizeof(rep->origin), "%s", v->v_origin);
+	if (failed(v)) {
+		uint64_t before;
+		e = session_err(v, m);
+		pthread_mutex_lock(&v->v_lock);
+		snprintf(rep->reason, sizeof(rep->reason), "%s", v->v_fail_text);
+		rep->has_bad_entry = v->v_fail_entry;
+		rep->bad_index = v->v_fail_index;
+		before = entries_before(v->v_fail_pos == POS_NONE - 1 ? v->v_fr.mf_size * 2 + 2
+								      : v->v_fail_pos);
+		pthread_mutex_unlock(&v->v_lock);
+		if (before > v->v_fr.mf_size)
+			before = v->v_fr.mf_size;
+		rep->entries = before > s->vs_start ? before - s->vs_start : 0;
+		rep->verdict = io_error(e) ? RETE_VERIFY_ERROR : RETE_VERIFY_FAILS;
+		s->vs_holds = false;
+		return e;
+	}
+	memcpy(rep->root, root, RETE_MERKLE_HASH);
+	rep->entries = v->v_fr.mf_size - s->vs_start;
+	rep->verdict = RETE_VERIFY_HOLDS;
+	rep->has_checkpoint = true;
+	rep->checkpoints = 1;
+	rep->latest_size = s->vs_target.size;
+	memcpy(rep->latest_root, s->vs_target.root, RETE_MERKLE_HASH);
+	s->vs_holds = true;
+	return RETE_OK;
+}
+
+rete_err rete_verify_session_state(const rete_verify_session *s, rete_verify_resume *out,
+				   rete_msg *m)
+{
+	if (s == NULL || out == NULL || !s->vs_holds)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "verify: only a session that held leaves a state to keep");
+	memset(out, 0, sizeof(*out));
+	out->note = s->vs_v.v_ck[0].ck_note;
+	out->note_len = strlen(out->note);
+	out->frontier = s->vs_v.v_fr;
+	if (s->vs_v.v_dirs != NULL) {
+		out->directory = s->vs_v.v_dirs->vd_raw.data;
+		out->directory_len = s->vs_v.v_dirs->vd_raw.len;
+	}
+	return RETE_OK;
+}
+
+void rete_verify_session_close(rete_verify_session **s)
+{
+	if (s == NULL || *s == NULL)
+		return;
+	v_free(&(*s)->vs_v);
+	free(*s);
+	*s = NULL;
 }

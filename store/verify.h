@@ -21,6 +21,19 @@
  *     (it is caught when the store was truncated or an older backup put back).
  * Signatures are checked on several threads (chunks of entries). The report
  * names the first failure: the entry's index and a sentence.
+ *
+ * The same checks run on entries that come from elsewhere (an auditor
+ * fetching them from the broker over the wire): a rete_verify_session
+ * resumes from a state kept by an earlier run (the checkpoint verified
+ * then, the frontier of the verified prefix and the Directory in force at
+ * that size), is given the new checkpoint to reach (its signature, and its
+ * consistency with the saved one through a proof the caller fetches), and
+ * is fed the entries it has not seen, batch by batch. Strict decoding,
+ * signatures against the Directory in force, the recomputed tree, the
+ * checkpoint's signature and root, and the consistency checks are the very
+ * code rete_verify_log runs; only what needs the store itself (stored leaf
+ * hashes and nodes, every stored checkpoint, the lifecycle replay against
+ * the stored projections) is left out.
  */
 #ifndef RETE_VERIFY_H
 #define RETE_VERIFY_H
@@ -97,6 +110,96 @@ typedef struct rete_verify_report {
  * The caller must not hold a read transaction of s in this thread. */
 rete_err rete_verify_log(rete_store *s, const rete_verify_options *opt, rete_verify_report *rep,
 			 rete_msg *m);
+
+/* rete_verify_proof_fn gives the consistency proof PROOF(size1, size2)
+ * (0 < size1 < size2) from wherever the caller gets it: the hashes into
+ * proof (room for RETE_MERKLE_MAX_PROOF) and their number into *n. It
+ * returns RETE_OK; RETE_EPROOF when the source cannot give such a proof
+ * (a broker that no longer has size1 or size2: the sentence in m is part
+ * of the failure); or an error that stops the check (RETE_ENET,
+ * RETE_ETIMEDOUT, RETE_EREFUSED, RETE_ESTORE, RETE_ENOMEM). */
+typedef rete_err (*rete_verify_proof_fn)(void *ctx, uint64_t size1, uint64_t size2,
+					 uint8_t proof[][RETE_MERKLE_HASH], size_t *n, rete_msg *m);
+
+/* rete_verify_resume: what a verification of a prefix of the log leaves
+ * for the next one (all borrowed from whoever fills it). */
+typedef struct rete_verify_resume {
+	const char *note;		/* the checkpoint verified last (signed note) */
+	size_t note_len;
+	rete_merkle_frontier frontier;	/* the verified prefix: its size is the note's
+					   size, its root the note's root */
+	const uint8_t *directory;	/* LogEntry bytes of the Directory in force at
+					   that size (NULL when the prefix has none) */
+	size_t directory_len;
+} rete_verify_resume;
+
+/* An incremental verification of entries fed by the caller. */
+typedef struct rete_verify_session rete_verify_session;
+
+/* rete_verify_session_open starts a session from *from (NULL: the empty
+ * log) with the options opt (broker_key required; origin, threads used;
+ * replay, scratch_dir, since_note and progress ignored). The resume state
+ * is checked first: the note carries the broker's signature under the
+ * origin (opt->origin, else the note's own), the frontier's size and root
+ * are the note's, the Directory entry decodes strictly, is signed by the
+ * broker, and lies inside the prefix. *out is the caller's
+ * (rete_verify_session_close), set only on RETE_OK. Errors: RETE_EINVAL,
+ * RETE_EBADSIG or RETE_ECORRUPT for a resume state that is not what a
+ * verification leaves (m says which part and why), RETE_ENOMEM. */
+rete_err rete_verify_session_open(rete_verify_session **out, const rete_verify_options *opt,
+				  const rete_verify_resume *from, rete_msg *m);
+
+/* rete_verify_session_target sets the checkpoint note[0:len] (copied) as
+ * the one the session verifies up to, and checks at once that it carries
+ * the broker's signature (key name = the origin; on a session without one
+ * the note's origin becomes it) and that it extends the resumed
+ * checkpoint: its size is not smaller, and the consistency proof that
+ * proof(ctx, ...) gives verifies from the resumed root to its root (equal
+ * roots at equal sizes). Called once per session. Errors: RETE_EBADSIG
+ * (the note is not the broker's), RETE_EPROOF (the log is not consistent
+ * with the resumed checkpoint: rolled back or forked), RETE_EINVAL (a
+ * malformed note, or a second call), or what proof returns. */
+rete_err rete_verify_session_target(rete_verify_session *s, const char *note, size_t len,
+				    rete_verify_proof_fn proof, void *ctx, rete_msg *m);
+
+/* rete_verify_session_size is the size of the prefix verified so far: the
+ * index of the next entry to feed. */
+uint64_t rete_verify_session_size(const rete_verify_session *s);
+
+/* rete_verify_session_target_size is the target checkpoint's size (0
+ * before rete_verify_session_target). */
+uint64_t rete_verify_session_target_size(const rete_verify_session *s);
+
+/* rete_verify_session_feed checks the entries [from, from + n) (their
+ * LogEntry bytes, borrowed for the call) exactly as rete_verify_log does
+ * (strict decoding, index, signature with the key of the Directory in
+ * force, the tree; the target checkpoint when the tree reaches its size).
+ * from must be rete_verify_session_size(s) and from + n at most the target
+ * size. Returns RETE_OK while everything holds; after a failure the
+ * session takes no more entries and returns that failure's code (see
+ * rete_verify_log): RETE_EDECODE, RETE_EBADSIG, RETE_ECORRUPT, RETE_EPROOF;
+ * RETE_EINVAL for a call out of order, RETE_ENOMEM. */
+rete_err rete_verify_session_feed(rete_verify_session *s, uint64_t from, const rete_buf *entries,
+				  size_t n, rete_msg *m);
+
+/* rete_verify_session_finish ends the session and fills *rep as
+ * rete_verify_log does (size = the target's, entries = the entries fed and
+ * verified in this session, latest_* = the target). Holds (RETE_OK) when
+ * every entry up to the target size was fed and verified and the root
+ * recomputed there is the target's. Errors as rete_verify_session_feed;
+ * RETE_EINVAL when no target was set. */
+rete_err rete_verify_session_finish(rete_verify_session *s, rete_verify_report *rep,
+				    rete_msg *m);
+
+/* rete_verify_session_state fills *out with the state to keep for the
+ * next run, after a finish that held: the target note, the frontier at its
+ * size, the Directory in force there. The pointers stay valid until the
+ * session is closed. RETE_EINVAL when the session did not hold. */
+rete_err rete_verify_session_state(const rete_verify_session *s, rete_verify_resume *out,
+				   rete_msg *m);
+
+/* rete_verify_session_close releases *s and sets it to NULL; NULL is fine. */
+void rete_verify_session_close(rete_verify_session **s);
 
 /* rete_verify_cores is the number of online cores (at least 1): the
  * default thread count. */
