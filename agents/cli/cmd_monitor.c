@@ -11,11 +11,10 @@
  *
  * Live, it draws the panels of monitor.h with ncurses, redrawing on events
  * and every second: Tab / Shift-Tab move between panels, the arrows and
- * PgUp/PgDn scroll the panel in focus, `a` and `s` ask for an agency or a
- * service filter at a prompt, `c` clears the filter, `q` quits. --once
- * prints the same content as text and exits; --json prints it as JSON.
- * Exit 0; 1 when the broker refuses the coordinator; 2 for usage,
- * configuration and connection errors.
+ * PgUp/PgDn scroll the panel in focus (left/right for wide tables), `a` and `s` ask for an agency
+ * or a service filter at a prompt, `c` clears the filter, `q` quits. --once prints the same content
+ * as text and exits; --json prints it as JSON. Exit 0; 1 when the broker refuses the coordinator; 2
+ * for usage, configuration and connection errors.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -236,6 +235,7 @@ static rete_err mon_start(struct mon_ctx *c, bool need_events, rete_msg *m)
 struct ui {
 	int focus;
 	int scroll[MONITOR_NPANELS];
+	int hscroll[MONITOR_NPANELS]; /* columns scrolled off to the left */
 	monitor_lines lines[MONITOR_NPANELS];
 };
 
@@ -246,6 +246,13 @@ static void ui_put(int y, int x, int width, const char *s, attr_t attr)
 	attron(attr);
 	mvaddnstr(y, x, s, width);
 	attroff(attr);
+}
+
+/* ui_cut: s without its first `skip` characters (horizontal scrolling). */
+static const char *ui_cut(const char *s, int skip)
+{
+	size_t n = strlen(s);
+	return skip <= 0 ? s : (size_t)skip >= n ? "" : s + skip;
 }
 
 static void ui_draw(struct mon_ctx *c, struct ui *u)
@@ -295,20 +302,27 @@ static void ui_draw(struct mon_ctx *c, struct ui *u)
 			u->scroll[p] = (int)l->n - body;
 		if (u->scroll[p] < 0)
 			u->scroll[p] = 0;
-		snprintf(title, sizeof(title), "%s %s%s", p == u->focus ? ">" : " ",
-			 monitor_panel_title(p), (int)l->n > body ? "  (more: arrows scroll)" : "");
+		size_t widest = 0;
+		for (size_t k = 0; k < l->n; k++)
+			if (strlen(l->line[k]) > widest)
+				widest = strlen(l->line[k]);
+		snprintf(title, sizeof(title), "%s %s%s%s", p == u->focus ? ">" : " ",
+			 monitor_panel_title(p), (int)l->n > body ? "  (more: up/down)" : "",
+			 (int)widest - u->hscroll[p] > COLS - 2 || u->hscroll[p] > 0
+			     ? "  (wider: left/right)"
+			     : "");
 		ui_put(y++, 0, COLS, title, p == u->focus ? A_REVERSE : A_BOLD);
 		/* a header line (the first, when the panel has rows) stays put */
 		int first = 0;
 		if (l->n > 1 && p != MONITOR_PANEL_RATE && body > 1) {
-			ui_put(y++, 2, COLS - 2, l->line[0], A_UNDERLINE);
+			ui_put(y++, 2, COLS - 2, ui_cut(l->line[0], u->hscroll[p]), A_UNDERLINE);
 			body--;
 			first = 1;
 		}
 		for (int i = 0; i < body && y < LINES - 1; i++) {
 			size_t k = (size_t)(first + u->scroll[p] + i);
 			if (k < l->n)
-				ui_put(y, 2, COLS - 2, l->line[k],
+				ui_put(y, 2, COLS - 2, ui_cut(l->line[k], u->hscroll[p]),
 				       p == MONITOR_PANEL_OVERDUE && k > 0 ? A_BOLD : A_NORMAL);
 			y++;
 		}
@@ -435,6 +449,13 @@ static int mon_live(struct mon_ctx *c)
 				break;
 			case KEY_UP:
 				u.scroll[u.focus]--;
+				break;
+			case KEY_RIGHT:
+				u.hscroll[u.focus] += 8;
+				break;
+			case KEY_LEFT:
+				u.hscroll[u.focus] -=
+				    u.hscroll[u.focus] >= 8 ? 8 : u.hscroll[u.focus];
 				break;
 			case KEY_NPAGE:
 				u.scroll[u.focus] += 10;

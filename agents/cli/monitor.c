@@ -642,8 +642,9 @@ static int panel_status(const monitor *mo, const monitor_filter *f, monitor_line
 {
 	size_t ng;
 	struct group *g = groups_build(mo, f, &ng);
-	char head[256];
-	int bad = 0, off;
+	char head[512];
+	int bad = 0, off, wpair = (int)strlen("REQUESTER -> PERFORMER"),
+	    wsvc = (int)strlen("SERVICE");
 
 	if (g == NULL)
 		return -1;
@@ -651,15 +652,26 @@ static int panel_status(const monitor *mo, const monitor_filter *f, monitor_line
 		free(g);
 		return lines_add(out, "(no referral)");
 	}
-	off = snprintf(head, sizeof(head), "%-40s %-24s", "REQUESTER -> PERFORMER", "SERVICE");
+	/* columns as wide as their widest value, so that narrow terminals see
+	 * as many counts as they can */
+	for (size_t i = 0; i < ng; i++) {
+		int wp = (int)(strlen(g[i].requester) + strlen(g[i].performer) + 4);
+		int ws = (int)strlen(g[i].service);
+		if (wp > wpair)
+			wpair = wp;
+		if (ws > wsvc)
+			wsvc = ws;
+	}
+	off = snprintf(head, sizeof(head), "%-*s %-*s", wpair, "REQUESTER -> PERFORMER", wsvc,
+		       "SERVICE");
 	for (size_t k = 0; k < NSTATUS; k++)
 		off += snprintf(head + off, sizeof(head) - (size_t)off, " %5s", status_short[k]);
 	snprintf(head + off, sizeof(head) - (size_t)off, " %6s", "total");
 	bad |= lines_add(out, "%s", head);
 	for (size_t i = 0; i < ng && !bad; i++) {
-		char pair[160], row[256];
+		char pair[160], row[512];
 		snprintf(pair, sizeof(pair), "%s -> %s", g[i].requester, g[i].performer);
-		off = snprintf(row, sizeof(row), "%-40s %-24s", pair, g[i].service);
+		off = snprintf(row, sizeof(row), "%-*s %-*s", wpair, pair, wsvc, g[i].service);
 		for (size_t k = 0; k < NSTATUS; k++)
 			off += snprintf(row + off, sizeof(row) - (size_t)off, " %5" PRIu64,
 					g[i].count[k]);
