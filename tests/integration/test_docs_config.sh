@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# test_docs_config.sh — keeps docs/operations.md's configuration reference
+# and the examples true.
+#
+# 1. Every configuration key the code reads is documented, and every key
+#    documented exists in the code. The code's keys come from the three
+#    parsers: the key tables of broker/config.c (broker_keys[], limit_keys[],
+#    policy_keys[], agency_keys[]), and the string literals compared with the
+#    key's name (strcmp(name, "...")) or listed in a { "key", &cfg->slot }
+#    table inside the ini handlers of agents/agent/agent_config.c
+#    (cfg_handler) and agents/cli/coord_config.c (cc_handler). The documented
+#    keys are the first column of the tables of docs/operations.md under the
+#    headings "FILE.ini, section [SECTION]", each with the columns
+#    key | default | meaning. Differences are listed in both directions.
+# 2. The programs themselves accept every documented key (a file holding
+#    only that key gets no "unknown key" answer), and refuse a made-up one
+#    (so this probe can fail).
+# 3. Every examples/**/*.json passes `rete message check`; examples/broker.ini
+#    passes `rete-broker --check-config`; and the example agent.ini files and
+#    coord.ini work: a broker started from examples/broker.ini admits the four
+#    example agents (health query: all connected) and the coordinator
+#    (`rete monitor --once --json`). Only the endpoints are changed, to free
+#    ports, and the keys made where the files expect them.
+set -uo pipefail
+: "${RETE_BIN:?set RETE_BIN to the bin folder of the build}"
+SRC=${RETE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+export PATH="$RETE_BIN:$PATH"
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/rete-docs-config.XXXXXX")
+PIDS=()
+FAILS=0
+
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*" >&2
+	FAILS=$((FAILS + 1))
+}
+
+# --- 1. keys in the code ---------------------------------------------------------
+
+# literals_between FILE START_RE END_RE: the "..." literals of the lines from
+# the first line matching START_RE to the next matching END_RE.
+literals_between() {
+	awk -v s="$2" -v e="$3" '
+		!on && $0 ~ s { on = 1 }
+		on { print }
+		on && $0 ~ e { on = 0 }' "$1" | grep -o '"[^"]*"' | tr -d '"'
+}
+
+code_keys() {
+	local t sec
+	for t in broker:broker limit:limits policy:policy agency:"agency ID"; do
+		sec=${t#*:}
+		literals_between "$SRC/broker/config.c" \
+			"^static const char \\*const ${t%%:*}_keys\\[\\] = \\{" 'NULL\};' |
+			sed "s/^/broker.ini [$sec] /"
+	done
+	# agent.ini and coord.ini: the handler's own comparisons and tables.
+	# Only `strcmp(name, "...")` and `{"...", &cfg->...}` count: comparisons
+	# with the section's name are not keys.
+	awk '/^static int cfg_handler\(/ { on = 1 } on { print } on && /^}/ { exit }' \
+		"$SRC/agents/agent/agent_config.c" |
+		grep -oE 'strcmp\(name, "[a-z_]+"\)|\{"[a-z_]+", &cfg->' |
+		grep -oE '"[a-z_]+"' | tr -d '"' | sed 's/^/agent.ini [agent] /'
+	awk '/^static int cc_handler\(/ { on = 1 } on { print } on && /^}/ { exit }' \
+		"$SRC/agents/cli/coord_config.c" |
+		grep -oE 'strcmp\(name, "[a-z_]+"\)|\{"[a-z_]+", &cfg->' |
+		grep -oE '"[a-z_]+"' | tr -d '"' | sed 's/^/coord.ini [client] /'
+}
+
+# --- 1. keys in the documentation --------------------------------------------------
+
+# doc_keys prints "FILE [SECTION] key" for the first column of each table
+# under a heading "... FILE.ini ... [SECTION] ...", and checks each such
+# table's header row.
+doc_keys() {
+	awk '
+		/^#/ {
+			cur = ""
+			if (match($0, /(broker|agent|coord)\.ini/)) {
+				file = substr($0, RSTART, RLENGTH)
+				if (match($0, /\[[a-z]+( ID)?\]/))
+					cur = file " " substr($0, RSTART, RLENGTH)
+			}
+			header = 0
+			next
+		}
+		cur != "" && /^\|/ {
+			if (!header) {
+				h = $0
+				gsub(/[ \t]/, "", h)
+				if (h != "|key|default|meaning|")
+					print "BADHEADER " cur ": " $0
+				header = 1
+				next
+			}
+			if ($0 ~ /^\|[- |:]+\|$/)
+				next
+			split($0, col, "|")
+			k = col[2]
+			gsub(/[ `\t]/, "", k)
+			if (k != "")
+				print cur " " k
+		}' "$SRC/docs/operations.md"
+}
+
+[ -f "$SRC/docs/operations.md" ] || { echo "FAIL: docs/operations.md is missing" >&2; exit 1; }
+code_keys | sort -u >"$DIR/code.txt"
+doc_keys | sort >"$DIR/doc-raw.txt"
+
+grep '^BADHEADER ' "$DIR/doc-raw.txt" | while read -r line; do
+	echo "FAIL: docs/operations.md: table ${line#BADHEADER }: the columns must be key | default | meaning" >&2
+done
+grep -q '^BADHEADER ' "$DIR/doc-raw.txt" && FAILS=$((FAILS + 1))
+grep -v '^BADHEADER ' "$DIR/doc-raw.txt" >"$DIR/doc-all.txt"
+uniq -d "$DIR/doc-all.txt" | while read -r line; do
+	echo "FAIL: docs/operations.md documents $line twice" >&2
+done
+[ -n "$(uniq -d "$DIR/doc-all.txt")" ] && FAILS=$((FAILS + 1))
+sort -u "$DIR/doc-all.txt" >"$DIR/doc.txt"
+
+# The extraction must have found each parser's keys (a parser rewritten in
+# another style would otherwise pass with nothing to compare).
+for sec in "broker.ini [broker]" "broker.ini [limits]" "broker.ini [policy]" \
+	"broker.ini [agency ID]" "agent.ini [agent]" "coord.ini [client]"; do
+	grep -qF "$sec " "$DIR/code.txt" ||
+		fail "no keys of $sec found in the code: update this test's extraction"
+	grep -qF "$sec " "$DIR/doc.txt" ||
+		fail "docs/operations.md has no table for $sec (a heading naming the file and [section])"
+done
+# Cross-check the agent's and coordinator's extraction with the list their
+# own "unknown key; known: ..." sentence gives a user.
+for pair in "agent.ini [agent]:$SRC/agents/agent/agent_config.c" \
+	"coord.ini [client]:$SRC/agents/cli/coord_config.c"; do
+	sec=${pair%%:*}
+	# join the file, glue adjacent string literals, cut at the closing quote
+	known=$(tr -d '\n' <"${pair#*:}" | sed -E 's/"[[:space:]]*"//g' |
+		grep -oE 'unknown key; known: [^"]*' | head -1 | sed 's/^unknown key; known: //' |
+		tr ',' '\n' | tr -d ' ' | grep -E '^[a-z_]+$' | sort -u)
+	found=$(grep -F "$sec " "$DIR/code.txt" | awk '{print $NF}' | sort -u)
+	[ "$known" = "$found" ] ||
+		fail "$sec: the keys the handler compares ($(echo $found)) differ from its 'known:' list ($(echo $known))"
+done
+
+missing=$(comm -23 "$DIR/code.txt" "$DIR/doc.txt")
+extra=$(comm -13 "$DIR/code.txt" "$DIR/doc.txt")
+if [ -n "$missing" ]; then
+	fail "keys the code reads but docs/operations.md does not document:"
+	sed 's/^/    /' <<<"$missing" >&2
+fi
+if [ -n "$extra" ]; then
+	fail "keys docs/operations.md documents but the code does not read:"
+	sed 's/^/    /' <<<"$extra" >&2
+fi
+
+# --- 2. the programs accept every documented key -------------------------------------
+
+probe_dir="$DIR/probe"
+mkdir -p "$probe_dir"
+# probe FILE_SECTION KEY: prints the program's answer to a file holding only
+# that key.
+probe() {
+	local sec=$1 key=$2 ini="$probe_dir/p.ini"
+	case "$sec" in
+	"broker.ini [agency ID]") printf '[agency probe.party]\n%s = x\n' "$key" >"$ini" ;;
+	broker.ini*) printf '%s\n%s = x\n' "${sec#broker.ini }" "$key" >"$ini" ;;
+	agent.ini*) printf '[agent]\n%s = x\n' "$key" >"$ini" ;;
+	coord.ini*) printf '[client]\n%s = x\n' "$key" >"$ini" ;;
+	esac
+	case "$sec" in
+	broker.ini*) rete-broker -c "$ini" --check-config 2>&1 ;;
+	# Both stop at the configuration: a file with one key never loads.
+	agent.ini*) rete status -c "$ini" --timeout 0 2>&1 ;;
+	coord.ini*) rete report -c "$ini" --from 2026-01-01 --to 2026-01-01 2>&1 ;;
+	esac
+}
+while read -r f s k; do
+	sec="$f $s"
+	[ "$s" = "[agency" ] && { sec="$f [agency ID]"; k=${k#ID] }; }
+	out=$(probe "$sec" "$k")
+	if grep -q "$k: unknown key" <<<"$out"; then
+		fail "$sec $k is documented, but the program refuses it: $out"
+	fi
+done <"$DIR/doc.txt"
+for sec in "broker.ini [broker]" "broker.ini [agency ID]" "agent.ini [agent]" "coord.ini [client]"; do
+	out=$(probe "$sec" "no_such_key")
+	grep -q "no_such_key: unknown key" <<<"$out" ||
+		fail "$sec: a made-up key was not refused as unknown (the probe cannot tell): $out"
+done
+
+# --- 3. the examples ---------------------------------------------------------------------
+
+shopt -s globstar nullglob
+jsons=("$SRC"/examples/**/*.json)
+[ ${#jsons[@]} -gt 0 ] || fail "no examples/**/*.json found"
+for j in "${jsons[@]}"; do
+	out=$(rete message check "$j" 2>&1) || fail "rete message check ${j#"$SRC"/}: $out"
+done
+
+# The example network in DIR/net laid out as the examples expect it
+# (broker/broker.ini with ../keys, agents/ID/agent.ini with ../../keys,
+# coord.ini with keys/).
+net="$DIR/net"
+mkdir -p "$net/keys" "$net/broker" "$net/agents"
+ids=$(grep -ohE '(\.\./)*keys/[a-z0-9.-]+\.(key|pub)' "$SRC/examples/broker.ini" \
+	"$SRC"/examples/agents/*.ini "$SRC/examples/coord.ini" |
+	sed -E 's#.*/##; s#\.(key|pub)$##' | sort -u)
+for id in $ids; do
+	rete keygen "$id" --out "$net/keys" >/dev/null || fail "rete keygen $id"
+done
+
+free_port() {
+	local p
+	for _ in $(seq 1 200); do
+		p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+lp=$(free_port) && ep=$(free_port) || { fail "no free TCP port"; exit 1; }
+while [ "$ep" = "$lp" ]; do ep=$(free_port); done
+listen="tcp://127.0.0.1:$lp"
+events="tcp://127.0.0.1:$ep"
+
+sed -e "s#^listen = .*#listen = $listen#" -e "s#^events = .*#events = $events#" \
+	"$SRC/examples/broker.ini" >"$net/broker/broker.ini"
+out=$(rete-broker -c "$net/broker/broker.ini" --check-config 2>&1) ||
+	fail "examples/broker.ini does not pass rete-broker --check-config: $out"
+# The untouched file too (its endpoints are part of what is checked).
+cp "$SRC/examples/broker.ini" "$net/broker/original.ini"
+out=$(rete-broker -c "$net/broker/original.ini" --check-config 2>&1) ||
+	fail "examples/broker.ini (unchanged) does not pass rete-broker --check-config: $out"
+
+agents=()
+for ini in "$SRC"/examples/agents/*.ini; do
+	id=$(sed -n 's/^id = //p' "$ini")
+	[ -n "$id" ] || { fail "${ini#"$SRC"/}: no 'id = ' line"; continue; }
+	agents+=("$id")
+	mkdir -p "$net/agents/$id"
+	sed -e "s#^broker = .*#broker = $listen#" "$ini" >"$net/agents/$id/agent.ini"
+done
+sed -e "s#^broker = .*#broker = $listen#" -e "s#^events = .*#events = $events#" \
+	"$SRC/examples/coord.ini" >"$net/coord.ini"
+
+rete-broker -c "$net/broker/broker.ini" >"$net/broker.log" 2>&1 &
+PIDS+=($!)
+for id in "${agents[@]}"; do
+	rete-agent -c "$net/agents/$id/agent.ini" >"$net/$id.log" 2>&1 &
+	PIDS+=($!)
+done
+
+# Wait (polling the broker with a deadline: there is no event to wait on
+# across processes) until the coordinator's view shows every agent connected.
+want=$(printf '%s\n' "${agents[@]}" | sort | tr '\n' ' ')
+got=""
+end=$((SECONDS + 60))
+while :; do
+	view=$(rete monitor -c "$net/coord.ini" --once --json 2>"$net/monitor.err") && rc=0 || rc=$?
+	if [ $rc -eq 0 ]; then
+		got=$(jq -r '.agencies[] | select(.connected) | .id' <<<"$view" | sort | tr '\n' ' ')
+		[ "$got" = "$want" ] && break
+	fi
+	if [ $SECONDS -ge $end ]; then
+		fail "the example network did not come up within 60 s: connected '$got', expected '$want' (monitor exit $rc: $(cat "$net/monitor.err"))"
+		for f in "$net"/*.log; do
+			echo "---- ${f##*/} ----" >&2
+			tail -n 15 "$f" >&2
+		done
+		break
+	fi
+	sleep 0.2
+done
+
+if [ $FAILS -gt 0 ]; then
+	echo "test_docs_config: $FAILS failure(s)" >&2
+	exit 1
+fi
+echo "test_docs_config: $(wc -l <"$DIR/code.txt") configuration keys documented and accepted;" \
+	"${#jsons[@]} example messages valid; examples/broker.ini, ${#agents[@]} agent.ini files" \
+	"and coord.ini work together"
