@@ -1,49 +1,132 @@
-/* rete_bench.c — what the machine and the store can do, side by side, in
- * one run:
- *   - raw Ed25519 sign and verify rates over 1 KiB messages, on one thread
- *     and on every core (the physical limit of everything else);
- *   - the store's durable append rate (each commit fsync'd) for batches of
- *     1, 10, 100 and 1,000 pre-signed ~1 KiB referrals;
- *   - the auditor's rete_verify_log rate (entries/second) without and with
- *     the lifecycle replay, and its ratio to the bound (cores x the
- *     one-thread verify rate).
- * Options: --entries N (the log verified; default 20000), --quick (tiny
- * sizes, for the smoke test), --json FILE (the results as JSON), --dir DIR
- * (where the temporary stores go; default $TMPDIR or /tmp), --threads N.
- * A benchmark, not a test: it prints numbers and asserts nothing about
- * them. */
+/* rete_bench.c — what the machine, the store, the broker and the auditor
+ * can do, side by side, in one run, for ~1 KiB signed referrals:
+ *
+ *   - raw Ed25519 sign and verify rates, one thread and every core, and the
+ *     bounds they set: the broker's ingest (cores x verify) and the closed
+ *     loop (cores / (one sign + two verifies));
+ *   - the broker's durable ingest rate (receipts/s, fsync on): the real
+ *     rete-broker started on a fresh store, one load process holding one
+ *     DEALER socket per agency (50 by default), pre-signed messages, with
+ *     one verifying thread and with every core;
+ *   - the closed loop: sender signs, broker commits, recipient verifies and
+ *     acks, sender holds the delivery receipt (one load thread per core,
+ *     speaking the wire protocol as the agencies);
+ *   - receipt latency p50/p99/p999 at offered loads of 100, 1,000 and 5,000
+ *     messages/s (open loop: messages leave on a schedule, not when the
+ *     previous answer came);
+ *   - a log grown to --log-size entries (default 1,000,000) by appending
+ *     pre-signed entries directly with rete_store_commit (not through the
+ *     broker), with the broker's ingest and start-up measured at 1%, 10%
+ *     and 100% of it; the auditor's verify rate on it; bytes on disk per
+ *     entry;
+ *   - the broker's resident memory under load and with --conns agencies
+ *     (default 500) connected and greeted.
+ *
+ * Options: --quick (tiny sizes: the smoke test), --log-size N, --agencies N,
+ * --conns N, --json FILE, --dir DIR (temporary files; use the disk the
+ * broker will use), --threads N, --broker PATH (default: rete-broker beside
+ * this program). A benchmark, not a test: it prints numbers and asserts
+ * nothing about them; it exits 2 only when a measure could not be made.
+ */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
+#include <zmq.h>
 
 #include "checkpoint.h"
 #include "codec.h"
+#include "duration.h"
 #include "keys.h"
 #include "merkle.h"
 #include "store.h"
 #include "verify.h"
 
-#define ORIGIN	  "bench.rete/mantova"
-#define MSG_BYTES 1024
+#define ORIGIN	      "bench.rete/mantova"
+#define BROKER_ID     "broker.bench"
+#define COORD_ID      "coord.bench"
+#define MSG_BYTES     1024
+#define INGEST_WINDOW 64	/* submissions in flight per socket */
+#define FILL_BATCH    10000 /* entries per direct commit while growing the log */
+#define MAX_ROWS      64
 
-struct result {
-	const char *name;
-	double rate;
-	const char *unit;
-	char note[160];
-};
+/* ---- options, clean-up -------------------------------------------------------- */
 
-static struct result results[16];
-static size_t nresults;
+static struct {
+	bool quick;
+	uint64_t log_size;
+	size_t agencies, conns;
+	unsigned threads; /* "every core" */
+	const char *json, *parent, *broker;
+	double raw_secs, loop_secs;
+	size_t ingest_msgs, growth_msgs;
+	unsigned loop_window;
+} opt;
+
+static char tmproot[PATH_MAX]; /* removed at exit */
+static pid_t running_broker;   /* killed at exit */
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+static void cleanup(void)
+{
+	if (running_broker > 0) {
+		kill(running_broker, SIGKILL);
+		waitpid(running_broker, NULL, 0);
+		running_broker = 0;
+	}
+	if (tmproot[0])
+		nftw(tmproot, rm_one, 32, FTW_DEPTH | FTW_PHYS);
+	tmproot[0] = '\0';
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "rete_bench: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	exit(2);
+}
+
+static void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void progress(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "rete_bench: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+}
 
 static double now_s(void)
 {
@@ -52,17 +135,60 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static struct result *add_result(const char *name, double rate, const char *unit)
+static void sleep_s(double s)
 {
-	struct result *r = &results[nresults++];
-	r->name = name;
-	r->rate = rate;
-	r->unit = unit;
+	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+	nanosleep(&ts, NULL);
+}
+
+/* ---- the table ---------------------------------------------------------------------- */
+
+struct row {
+	char key[48];
+	char name[64];
+	double value;
+	char unit[24];
+	char note[240];
+};
+
+static struct row rows[MAX_ROWS];
+static size_t nrows;
+
+static struct row *add_row(const char *key, const char *name, double value, const char *unit)
+{
+	if (nrows == MAX_ROWS)
+		die("too many rows");
+	struct row *r = &rows[nrows++];
+	snprintf(r->key, sizeof(r->key), "%s", key);
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	r->value = value;
+	snprintf(r->unit, sizeof(r->unit), "%s", unit);
 	r->note[0] = '\0';
 	return r;
 }
 
-/* ---- raw Ed25519 ------------------------------------------------------------- */
+static void note(struct row *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct row *r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->note, sizeof(r->note), fmt, ap);
+	va_end(ap);
+}
+
+static double loadavg1(void)
+{
+	double l = -1;
+	FILE *f = fopen("/proc/loadavg", "r");
+	if (f) {
+		if (fscanf(f, "%lf", &l) != 1)
+			l = -1;
+		fclose(f);
+	}
+	return l;
+}
+
+/* ---- raw Ed25519 --------------------------------------------------------------------- */
 
 struct raw_ctx {
 	bool rc_verify;
@@ -95,11 +221,11 @@ static void *raw_worker(void *arg)
 	return NULL;
 }
 
-/* raw_rate runs threads workers for seconds; operations per second. */
-static double raw_rate(bool verify, unsigned threads, double seconds, const uint8_t *sk,
-		       const uint8_t *pk, const uint8_t *msg, const uint8_t *sig)
+/* raw_rate runs `threads` workers for `seconds`; operations per second. */
+static double raw_rate(bool verify, unsigned threads, const rete_seckey *k, const uint8_t *msg,
+		       const uint8_t *sig)
 {
-	struct raw_ctx c = {verify, seconds, sk, pk, msg, sig, 0, 0};
+	struct raw_ctx c = {verify, opt.raw_secs, k->ed_sk, k->pub.ed, msg, sig, 0, 0};
 	pthread_t tid[256];
 	unsigned started = 0;
 	double t0 = now_s(), t1;
@@ -112,401 +238,1403 @@ static double raw_rate(bool verify, unsigned threads, double seconds, const uint
 		pthread_join(tid[i], NULL);
 	t1 = now_s();
 	if (atomic_load(&c.rc_bad))
-		fprintf(stderr, "rete_bench: a raw signature did not verify\n");
+		die("a raw signature did not verify");
 	return (double)atomic_load(&c.rc_ops) / (t1 - t0);
 }
 
-/* ---- messages ------------------------------------------------------------------ */
+/* ---- the network: keys, sealed parts, broker.ini -------------------------------------- */
 
-static rete_seckey *k_broker, *k_social, *k_cpi;
+struct net {
+	char dir[PATH_MAX];
+	rete_seckey *broker, *coord;
+	rete_seckey **ag;
+	char (*id)[32];
+	size_t nag;
+	rete_buf *sealed; /* one sealed part per recipient, reused */
+	uint8_t (*sealed_hash)[RETE_HASH_LEN];
+};
 
-static rete_buf directory_entry(void)
+static struct net net;
+
+static void net_make(size_t nag)
 {
-	Rete__Message msg = RETE__MESSAGE__INIT;
-	Rete__Directory d = RETE__DIRECTORY__INIT;
-	Rete__Party p[3], *pp[3];
-	const char *ids[3] = {"broker.mantova", "social.mantova", "cpi.mantova"};
-	const rete_seckey *k[3] = {k_broker, k_social, k_cpi};
-	rete_buf out = {0};
-
-	for (int i = 0; i < 3; i++) {
-		rete__party__init(&p[i]);
-		p[i].id = (char *)ids[i];
-		p[i].kind = i == 0 ? RETE__PARTY_KIND__PARTY_KIND_BROKER
-				   : RETE__PARTY_KIND__PARTY_KIND_SOCIAL_SERVICES;
-		p[i].public_key.data = (uint8_t *)k[i]->pub.ed;
-		p[i].public_key.len = RETE_PK_LEN;
-		pp[i] = &p[i];
+	char keys[PATH_MAX + 8];
+	rete_msg m;
+	snprintf(net.dir, sizeof(net.dir), "%s/net", tmproot);
+	snprintf(keys, sizeof(keys), "%s/keys", net.dir);
+	if (mkdir(net.dir, 0700) != 0 || mkdir(keys, 0700) != 0)
+		die("cannot create %s: %s", keys, strerror(errno));
+	net.nag = nag;
+	net.ag = calloc(nag, sizeof(*net.ag));
+	net.id = calloc(nag, sizeof(*net.id));
+	net.sealed = calloc(nag, sizeof(*net.sealed));
+	net.sealed_hash = calloc(nag, sizeof(*net.sealed_hash));
+	if (!net.ag || !net.id || !net.sealed || !net.sealed_hash)
+		die("out of memory");
+	if (rete_seckey_generate(&net.broker, &m) != RETE_OK ||
+	    rete_keyfile_write(keys, BROKER_ID, net.broker, false, &m) != RETE_OK ||
+	    rete_seckey_generate(&net.coord, &m) != RETE_OK ||
+	    rete_keyfile_write(keys, COORD_ID, net.coord, false, &m) != RETE_OK)
+		die("keys: %s", m.text);
+	for (size_t i = 0; i < nag; i++) {
+		Rete__Private priv = RETE__PRIVATE__INIT;
+		Rete__Person person = RETE__PERSON__INIT;
+		snprintf(net.id[i], sizeof(net.id[i]), "ag%04zu.bench", i);
+		if (rete_seckey_generate(&net.ag[i], &m) != RETE_OK ||
+		    rete_keyfile_write(keys, net.id[i], net.ag[i], false, &m) != RETE_OK)
+			die("keys: %s", m.text);
+		person.name = (char *)"Mario Rossi";
+		priv.person = &person;
+		priv.reason = (char *)"needs help finding work after the family moved here; "
+				      "the school reports absences";
+		if (rete_seal(&priv, &net.ag[i]->pub, &net.sealed[i], net.sealed_hash[i], &m) !=
+		    RETE_OK)
+			die("seal: %s", m.text);
 	}
-	msg.id = (char *)"dir-1";
-	msg.sender = (char *)"broker.mantova";
-	msg.origin = (char *)ORIGIN;
-	msg.created_at = 1790000000000;
-	d.serial = 1;
-	d.n_parties = 3;
-	d.parties = pp;
-	msg.body_case = RETE__MESSAGE__BODY_DIRECTORY;
-	msg.directory = &d;
-	rete_message_sign(&msg, k_broker, &out, NULL);
-	return out;
 }
 
-/* referral signs a referral of about MSG_BYTES bytes (SignedMessage). */
-static rete_buf referral(const char *id)
+static void net_free(void)
 {
-	static char pad[MSG_BYTES];
-	static size_t padlen;
+	for (size_t i = 0; i < net.nag; i++) {
+		rete_seckey_free(&net.ag[i]);
+		rete_buf_free(&net.sealed[i]);
+	}
+	rete_seckey_free(&net.broker);
+	rete_seckey_free(&net.coord);
+	free(net.ag);
+	free(net.id);
+	free(net.sealed);
+	free(net.sealed_hash);
+}
+
+/* A broker configuration and its process. */
+struct bk {
+	char ini[PATH_MAX], listen[PATH_MAX], log[PATH_MAX];
+	pid_t pid;
+	double t_exec;
+};
+
+/* bk_config writes TAG.ini in the network folder: nlist agencies (even ones
+ * social services, odd ones job centres, referring both ways), the data
+ * folder `data`, `vthreads` verifying threads. */
+static void bk_config(struct bk *b, const char *tag, const char *data, size_t nlist,
+		      unsigned vthreads)
+{
+	snprintf(b->ini, sizeof(b->ini), "%s/%s.ini", net.dir, tag);
+	snprintf(b->listen, sizeof(b->listen), "ipc://%s/%s.sock", net.dir, tag);
+	snprintf(b->log, sizeof(b->log), "%s/%s.log", net.dir, tag);
+	FILE *f = fopen(b->ini, "w");
+	if (!f)
+		die("cannot write %s: %s", b->ini, strerror(errno));
+	fprintf(f,
+		"[broker]\norigin = " ORIGIN "\nid = " BROKER_ID "\nkey = keys/" BROKER_ID ".key\n"
+		"listen = %s\nevents = ipc://%s/%s-ev.sock\ndata = %s\nverify_threads = %u\n\n"
+		"[agency " COORD_ID "]\nname = Coordinamento\nkind = coordinator\n"
+		"key = keys/" COORD_ID ".pub\n\n",
+		b->listen, net.dir, tag, data, vthreads);
+	for (size_t i = 0; i < nlist; i++)
+		fprintf(f,
+			"[agency %s]\nname = Agency %zu\nkind = %s\nkey = keys/%s.pub\n"
+			"services = family-support, employment-orientation\n\n",
+			net.id[i], i, i % 2 ? "job-centre" : "social-services", net.id[i]);
+	fprintf(f, "[policy]\nroutes = social-services>job-centre, job-centre>social-services\n");
+	if (fclose(f) != 0)
+		die("cannot write %s", b->ini);
+}
+
+static void broker_path(char *out, size_t n)
+{
+	if (opt.broker) {
+		snprintf(out, n, "%s", opt.broker);
+		return;
+	}
+	char self[PATH_MAX];
+	ssize_t l = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (l <= 0)
+		die("cannot find my own path; give --broker PATH");
+	self[l] = '\0';
+	char *slash = strrchr(self, '/');
+	if (slash)
+		*slash = '\0';
+	snprintf(out, n, "%s/rete-broker", self);
+}
+
+static void bk_start(struct bk *b)
+{
+	char path[PATH_MAX];
+	broker_path(path, sizeof(path));
+	if (access(path, X_OK) != 0)
+		die("no broker at %s (build rete-broker, or give --broker PATH)", path);
+	b->t_exec = now_s();
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		int fd = open(b->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execl(path, "rete-broker", "-c", b->ini, (char *)NULL);
+		_exit(127);
+	}
+	b->pid = pid;
+	running_broker = pid;
+}
+
+static void show_log_tail(const struct bk *b)
+{
+	char cmd[PATH_MAX + 32];
+	snprintf(cmd, sizeof(cmd), "tail -n 20 '%s' >&2", b->log);
+	if (system(cmd) != 0)
+		fprintf(stderr, "(no broker log)\n");
+}
+
+static void bk_stop(struct bk *b)
+{
+	int st = 0;
+	if (b->pid <= 0)
+		return;
+	kill(b->pid, SIGTERM);
+	double end = now_s() + 60;
+	while (now_s() < end) {
+		pid_t r = waitpid(b->pid, &st, WNOHANG);
+		if (r == b->pid)
+			break;
+		sleep_s(0.005); /* a child's exit has no event to wait on here */
+	}
+	if (waitpid(b->pid, &st, WNOHANG) == 0) {
+		kill(b->pid, SIGKILL);
+		waitpid(b->pid, &st, 0);
+	}
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "rete_bench: the broker did not stop cleanly (status %d)\n", st);
+		show_log_tail(b);
+	}
+	b->pid = 0;
+	running_broker = 0;
+}
+
+/* rss_kb reads a Vm line ("VmRSS", "VmHWM") of /proc/PID/status, in KiB. */
+static long rss_kb(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	long v = -1;
+	size_t fl = strlen(field);
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, field, fl) == 0 && line[fl] == ':') {
+			v = strtol(line + fl + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/* ---- raw DEALER clients ---------------------------------------------------------------- */
+
+static void *zctx;
+
+static void *cl_open(const char *endpoint, const rete_seckey *me)
+{
+	void *s = zmq_socket(zctx, ZMQ_DEALER);
+	int zero = 0, ivl = 1, ivlmax = 50;
+	if (!s)
+		die("zmq_socket: %s (raise the open-file limit?)", zmq_strerror(zmq_errno()));
+	if (zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) < 0 ||
+	    zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof(zero)) < 0 ||
+	    zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof(zero)) < 0 ||
+	    zmq_setsockopt(s, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl)) < 0 ||
+	    zmq_setsockopt(s, ZMQ_RECONNECT_IVL_MAX, &ivlmax, sizeof(ivlmax)) < 0 ||
+	    zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, net.broker->pub.x, RETE_PK_LEN) < 0 ||
+	    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, me->pub.x, RETE_PK_LEN) < 0 ||
+	    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, me->x_sk, RETE_PK_LEN) < 0 ||
+	    zmq_connect(s, endpoint) < 0)
+		die("cannot connect to %s: %s", endpoint, zmq_strerror(zmq_errno()));
+	return s;
+}
+
+static void cl_send(void *s, const Rete__ClientFrame *f)
+{
+	uint8_t stack[4096], *buf = stack;
+	size_t len = rete__client_frame__get_packed_size(f);
+	if (len > sizeof(stack) && !(buf = malloc(len)))
+		die("out of memory");
+	rete__client_frame__pack(f, buf);
+	if (zmq_send(s, buf, len, 0) < 0)
+		die("zmq_send: %s", zmq_strerror(zmq_errno()));
+	if (buf != stack)
+		free(buf);
+}
+
+static void cl_hello(void *s, const char *party)
+{
+	Rete__ClientFrame f = RETE__CLIENT_FRAME__INIT;
+	Rete__Hello h = RETE__HELLO__INIT;
+	h.party = (char *)party;
+	h.software = (char *)"rete_bench";
+	f.version = RETE_PROTOCOL_VERSION;
+	f.command_case = RETE__CLIENT_FRAME__COMMAND_HELLO;
+	f.hello = &h;
+	cl_send(s, &f);
+}
+
+static void cl_ping(void *s, uint64_t nonce)
+{
+	Rete__ClientFrame f = RETE__CLIENT_FRAME__INIT;
+	Rete__Ping p = RETE__PING__INIT;
+	p.nonce = nonce;
+	f.version = RETE_PROTOCOL_VERSION;
+	f.command_case = RETE__CLIENT_FRAME__COMMAND_PING;
+	f.ping = &p;
+	cl_send(s, &f);
+}
+
+static void cl_submit(void *s, const rete_buf *sm, const rete_buf *sealed)
+{
+	Rete__ClientFrame f = RETE__CLIENT_FRAME__INIT;
+	Rete__Submit sub = RETE__SUBMIT__INIT;
+	sub.signed_message.data = sm->data;
+	sub.signed_message.len = sm->len;
+	sub.sealed.data = sealed->data;
+	sub.sealed.len = sealed->len;
+	f.version = RETE_PROTOCOL_VERSION;
+	f.command_case = RETE__CLIENT_FRAME__COMMAND_SUBMIT;
+	f.submit = &sub;
+	cl_send(s, &f);
+}
+
+static void cl_ack(void *s, uint64_t index)
+{
+	Rete__ClientFrame f = RETE__CLIENT_FRAME__INIT;
+	Rete__Ack a = RETE__ACK__INIT;
+	a.index = index;
+	f.version = RETE_PROTOCOL_VERSION;
+	f.command_case = RETE__CLIENT_FRAME__COMMAND_ACK;
+	f.ack = &a;
+	cl_send(s, &f);
+}
+
+/* cl_recv: the next frame waiting on s (NULL when none); the caller frees
+ * it with rete__broker_frame__free_unpacked. Undecodable frames are
+ * dropped (the broker sends none). */
+static Rete__BrokerFrame *cl_recv(void *s)
+{
+	for (;;) {
+		zmq_msg_t msg;
+		zmq_msg_init(&msg);
+		if (zmq_msg_recv(&msg, s, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&msg);
+			return NULL;
+		}
+		Rete__BrokerFrame *f =
+		    rete__broker_frame__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
+		zmq_msg_close(&msg);
+		if (f)
+			return f;
+	}
+}
+
+/* cl_wait_kind waits up to secs for a frame of `kind` on s (others are
+ * dropped); true when it came. */
+static bool cl_wait_kind(void *s, int kind, double secs, pid_t pid)
+{
+	double end = now_s() + secs;
+	while (now_s() < end) {
+		zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+		zmq_poll(&it, 1, 50);
+		Rete__BrokerFrame *f;
+		while ((f = cl_recv(s))) {
+			bool hit = (int)f->command_case == kind;
+			if (f->command_case == RETE__BROKER_FRAME__COMMAND_REFUSAL && f->refusal)
+				fprintf(stderr, "rete_bench: refused: %s\n", f->refusal->error_text);
+			rete__broker_frame__free_unpacked(f, NULL);
+			if (hit)
+				return true;
+		}
+		if (pid > 0 && waitpid(pid, NULL, WNOHANG) == pid) {
+			running_broker = 0;
+			return false;
+		}
+	}
+	return false;
+}
+
+/* bk_ready waits for the broker to answer a coordinator's HELLO; the
+ * seconds from exec to the WELCOME. */
+static double bk_ready(struct bk *b)
+{
+	void *s = cl_open(b->listen, net.coord);
+	cl_hello(s, COORD_ID);
+	bool ok = cl_wait_kind(s, RETE__BROKER_FRAME__COMMAND_WELCOME, 120, b->pid);
+	double t = now_s() - b->t_exec;
+	zmq_close(s);
+	if (!ok) {
+		show_log_tail(b);
+		die("the broker did not answer a HELLO within 120 s");
+	}
+	return t;
+}
+
+/* ---- messages ----------------------------------------------------------------------- */
+
+static char pad[MSG_BYTES];
+
+/* referral signs a ~MSG_BYTES referral from agency `from` to agency `to`
+ * into *out (caller frees). The padding sits in the consent's legalBasis
+ * (a long citation), the one free-text field a signed referral carries. */
+static void referral(size_t from, size_t to, const char *id, rete_buf *out)
+{
 	Rete__Message msg = RETE__MESSAGE__INIT;
 	Rete__Referral r = RETE__REFERRAL__INIT;
 	Rete__Operator op = RETE__OPERATOR__INIT;
-	uint8_t sha[32] = {7};
-	rete_buf out = {0};
+	Rete__Consent cs = RETE__CONSENT__INIT;
+	char case_id[40];
+	rete_msg m;
 
+	snprintf(case_id, sizeof(case_id), "case-%s", id);
 	msg.id = (char *)id;
-	msg.sender = (char *)"social.mantova";
-	msg.recipient = (char *)"cpi.mantova";
-	msg.case_id = (char *)"case-0001";
-	msg.created_at = 1790000000000;
+	msg.sender = net.id[from];
+	msg.recipient = net.id[to];
+	msg.case_id = case_id;
+	msg.created_at = rete_now_ms();
 	msg.origin = (char *)ORIGIN;
 	op.staff_id = (char *)"staff-0042";
 	op.role = (char *)"social-worker";
 	msg.operator_ = &op;
-	r.service = (char *)"employment-orientation";
+	cs.basis = RETE__CONSENT_BASIS__CONSENT_BASIS_LEGAL_OBLIGATION;
+	cs.legal_basis = pad;
+	r.service = (char *)"family-support";
 	r.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
+	r.reason_code = (char *)"unemployment";
+	r.consent = &cs;
 	r.age_band = RETE__AGE_BAND__AGE_BAND_ADULT;
-	r.private_sha256.data = sha;
-	r.private_sha256.len = sizeof(sha);
+	r.private_sha256.data = net.sealed_hash[to];
+	r.private_sha256.len = RETE_HASH_LEN;
 	msg.body_case = RETE__MESSAGE__BODY_REFERRAL;
 	msg.referral = &r;
-	if (padlen == 0) {
-		/* size the padding once so that the signed message is ~1 KiB */
-		size_t base;
-		r.reason_code = (char *)"";
-		rete_message_sign(&msg, k_social, &out, NULL);
-		base = out.len;
-		rete_buf_free(&out);
-		padlen = base + 8 < MSG_BYTES ? MSG_BYTES - base - 8 : 1;
-		memset(pad, 'x', padlen);
-		pad[padlen] = '\0';
-	}
-	r.reason_code = pad;
-	rete_message_sign(&msg, k_social, &out, NULL);
-	return out;
+	if (rete_message_sign(&msg, net.ag[from], out, &m) != RETE_OK)
+		die("sign: %s", m.text);
 }
 
-/* ---- store appends ------------------------------------------------------------- */
-
-static int rm_store(const char *dir)
+/* pad_calibrate sizes the padding so a signed referral is ~MSG_BYTES. */
+static size_t pad_calibrate(void)
 {
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/data.mdb", dir);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/lock.mdb", dir);
-	unlink(path);
-	return rmdir(dir);
+	rete_buf b = {0};
+	const char *cite = "L. 328/2000 art. 22 c. 2; ";
+	size_t len = 400;
+	for (int round = 0; round < 3; round++) {
+		for (size_t i = 0; i < len; i++)
+			pad[i] = cite[i % strlen(cite)];
+		pad[len] = '\0';
+		referral(0, 1, "calibrate-00000000", &b);
+		long diff = (long)MSG_BYTES - (long)b.len;
+		rete_buf_free(&b);
+		if (diff == 0)
+			break;
+		len = (size_t)((long)len + diff);
+	}
+	referral(0, 1, "calibrate-00000000", &b);
+	size_t n = b.len;
+	rete_buf_free(&b);
+	return n;
 }
 
-static char *make_dir(const char *parent, const char *tag)
+/* A pre-signed message. */
+struct pm {
+	rete_buf sm;
+	uint32_t from, to;
+};
+
+struct presign_job {
+	struct pm *v;
+	size_t lo, hi, nsend, first;
+	const char *tag;
+};
+
+static void *presign_worker(void *arg)
 {
-	size_t n = strlen(parent) + strlen(tag) + 32;
-	char *d = malloc(n);
-	if (d == NULL)
-		return NULL;
-	snprintf(d, n, "%s/rete-bench-%s-XXXXXX", parent, tag);
-	if (mkdtemp(d) == NULL) {
-		fprintf(stderr, "rete_bench: cannot create a folder in %s: %s\n", parent,
-			strerror(errno));
-		free(d);
-		return NULL;
+	struct presign_job *j = arg;
+	char id[64];
+	for (size_t i = j->lo; i < j->hi; i++) {
+		size_t from = j->first + i % j->nsend;
+		snprintf(id, sizeof(id), "%s-%08zu", j->tag, i);
+		j->v[i].from = (uint32_t)from;
+		j->v[i].to = (uint32_t)(from ^ 1);
+		referral(from, from ^ 1, id, &j->v[i].sm);
 	}
-	return d;
+	return NULL;
 }
 
-/* append_rate appends `commits` batches of `batch` pre-signed referrals to
- * a new store; entries per second. With keep, the store folder is left for
- * the caller (*kept). */
-static double append_rate(const char *parent, size_t batch, size_t commits, char **kept)
+/* presign signs count referrals on every core: message i is sent by agency
+ * first + i % nsend to its partner (i ^ 1), id TAG-i. */
+static struct pm *presign(size_t count, const char *tag, size_t nsend, size_t first)
 {
-	rete_store *s = NULL;
-	rete_store_op *ops = calloc(batch, sizeof(*ops));
-	rete_buf *bufs = calloc(batch * commits, sizeof(*bufs));
-	rete_buf dir = directory_entry();
-	rete_store_op dop;
-	char *d = make_dir(parent, "append"), id[64];
-	rete_msg m = {{0}};
-	double t0, t1;
-	int64_t at = 1790000000000;
+	struct pm *v = calloc(count ? count : 1, sizeof(*v));
+	unsigned t = opt.threads;
+	struct presign_job jobs[256];
+	pthread_t tid[256];
+	if (!v)
+		die("out of memory");
+	if (t > 256)
+		t = 256;
+	for (unsigned k = 0; k < t; k++) {
+		jobs[k] = (struct presign_job){v, count * k / t, count * (k + 1) / t, nsend, first, tag};
+		if (pthread_create(&tid[k], NULL, presign_worker, &jobs[k]) != 0)
+			die("pthread_create");
+	}
+	for (unsigned k = 0; k < t; k++)
+		pthread_join(tid[k], NULL);
+	return v;
+}
 
-	if (ops == NULL || bufs == NULL || d == NULL) {
-		fprintf(stderr, "rete_bench: out of memory\n");
-		exit(2);
+static void pm_free(struct pm *v, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		rete_buf_free(&v[i].sm);
+	free(v);
+}
+
+/* ---- ingest: receipts per second from pre-signed messages --------------------------- */
+
+struct ingest_out {
+	double rate;
+	size_t refused;
+	long rss_max_kb;
+};
+
+/* warm_up connects and greets nothing: a PING on every socket, waiting for
+ * every PONG, so the handshakes are not part of what is timed. */
+static void warm_up(void **socks, size_t n, pid_t pid)
+{
+	for (size_t i = 0; i < n; i++)
+		cl_ping(socks[i], i + 1);
+	for (size_t i = 0; i < n; i++)
+		if (!cl_wait_kind(socks[i], RETE__BROKER_FRAME__COMMAND_PONG, 60, pid))
+			die("no PONG from the broker on connection %zu", i);
+}
+
+/* ingest sends v[0..count) (sender of v[i] = i % nsock) over nsock sockets,
+ * INGEST_WINDOW in flight per socket, until every receipt came. */
+static struct ingest_out ingest(const struct bk *b, struct pm *v, size_t count, size_t nsock)
+{
+	struct ingest_out o = {0, 0, 0};
+	void **socks = calloc(nsock, sizeof(*socks));
+	size_t *next = calloc(nsock, sizeof(*next)), *out = calloc(nsock, sizeof(*out));
+	zmq_pollitem_t *items = calloc(nsock, sizeof(*items));
+	if (!socks || !next || !out || !items)
+		die("out of memory");
+	for (size_t i = 0; i < nsock; i++) {
+		socks[i] = cl_open(b->listen, net.ag[i]);
+		next[i] = i;
+		items[i] = (zmq_pollitem_t){socks[i], 0, ZMQ_POLLIN, 0};
 	}
-	if (rete_store_open(&s, d, RETE_STORE_CREATE, &m) != RETE_OK) {
-		fprintf(stderr, "rete_bench: %s\n", m.text);
-		exit(2);
-	}
-	memset(&dop, 0, sizeof(dop));
-	dop.kind = RETE_STORE_OP_APPEND;
-	dop.in.signed_message = dir.data;
-	dop.in.len = dir.len;
-	dop.in.logged_at = at;
-	if (rete_store_commit(s, &dop, 1, &m) != RETE_OK || dop.status != RETE_STORE_ACCEPTED) {
-		fprintf(stderr, "rete_bench: the directory entry: %s %s\n", m.text, dop.error_text);
-		exit(2);
-	}
-	rete_buf_free(&dir);
-	for (size_t i = 0; i < batch * commits; i++) {
-		snprintf(id, sizeof(id), "ref-%zu-%zu", batch, i);
-		bufs[i] = referral(id);
-	}
-	t0 = now_s();
-	for (size_t c = 0; c < commits; c++) {
-		memset(ops, 0, batch * sizeof(*ops));
-		for (size_t i = 0; i < batch; i++) {
-			ops[i].kind = RETE_STORE_OP_APPEND;
-			ops[i].in.signed_message = bufs[c * batch + i].data;
-			ops[i].in.len = bufs[c * batch + i].len;
-			ops[i].in.logged_at = ++at;
+	warm_up(socks, nsock, b->pid);
+	size_t got = 0;
+	double t0 = now_s(), last = t0, next_rss = t0, deadline = t0 + 600;
+	while (got < count) {
+		for (size_t s = 0; s < nsock; s++)
+			while (out[s] < INGEST_WINDOW && next[s] < count) {
+				struct pm *p = &v[next[s]];
+				cl_submit(socks[s], &p->sm, &net.sealed[p->to]);
+				out[s]++;
+				next[s] += nsock;
+			}
+		zmq_poll(items, (int)nsock, 100);
+		for (size_t s = 0; s < nsock; s++) {
+			Rete__BrokerFrame *f;
+			while ((f = cl_recv(socks[s]))) {
+				if (f->command_case == RETE__BROKER_FRAME__COMMAND_RECEIPT) {
+					got++;
+					if (out[s])
+						out[s]--;
+					if (f->receipt->error) {
+						if (o.refused++ == 0)
+							fprintf(stderr, "rete_bench: refused: %s\n",
+								f->receipt->error_text);
+					}
+					last = now_s();
+				}
+				rete__broker_frame__free_unpacked(f, NULL);
+			}
 		}
-		if (rete_store_commit(s, ops, batch, &m) != RETE_OK) {
-			fprintf(stderr, "rete_bench: commit: %s\n", m.text);
-			exit(2);
+		double t = now_s();
+		if (t >= next_rss) {
+			long r = rss_kb(b->pid, "VmRSS");
+			if (r > o.rss_max_kb)
+				o.rss_max_kb = r;
+			next_rss = t + 0.1;
 		}
-		if (ops[0].status != RETE_STORE_ACCEPTED) {
-			fprintf(stderr, "rete_bench: refused: %s\n", ops[0].error_text);
-			exit(2);
+		if (t > deadline)
+			die("ingest: %zu of %zu receipts after 600 s", got, count);
+		if (waitpid(b->pid, NULL, WNOHANG) == b->pid) {
+			running_broker = 0;
+			show_log_tail(b);
+			die("the broker exited during the ingest");
 		}
 	}
-	t1 = now_s();
-	rete_store_close(&s);
-	for (size_t i = 0; i < batch * commits; i++)
-		rete_buf_free(&bufs[i]);
-	free(bufs);
+	o.rate = (double)count / (last - t0);
+	for (size_t i = 0; i < nsock; i++)
+		zmq_close(socks[i]);
+	free(socks);
+	free(next);
+	free(out);
+	free(items);
+	return o;
+}
+
+/* ---- the closed loop ----------------------------------------------------------------- */
+
+struct loop_thread {
+	const struct bk *b;
+	size_t lo, hi; /* agencies [lo, hi), an even number, partners i ^ 1 */
+	unsigned tno;
+	double t_start, t_measure, t_stop;
+	/* out */
+	size_t done, refused, bad, notices;
+	double *lat; /* ms, of the messages done after t_measure */
+	size_t nlat, caplat;
+};
+
+static void loop_send(struct loop_thread *t, void *s, size_t from, double **sent, size_t *nsent,
+		      size_t *cap)
+{
+	char id[64];
+	rete_buf sm = {0};
+	if (*nsent == *cap) {
+		*cap = *cap ? *cap * 2 : 4096;
+		if (!(*sent = realloc(*sent, *cap * sizeof(**sent))))
+			die("out of memory");
+	}
+	snprintf(id, sizeof(id), "L%u-%zu", t->tno, *nsent);
+	referral(from, from ^ 1, id, &sm); /* signed now: the sender's cost */
+	(*sent)[(*nsent)++] = now_s();
+	cl_submit(s, &sm, &net.sealed[from ^ 1]);
+	rete_buf_free(&sm);
+}
+
+static void *loop_worker(void *arg)
+{
+	struct loop_thread *t = arg;
+	size_t n = t->hi - t->lo;
+	void **socks = calloc(n, sizeof(*socks));
+	zmq_pollitem_t *items = calloc(n, sizeof(*items));
+	double *sent = NULL;
+	size_t nsent = 0, cap = 0, inflight = 0;
+	if (!socks || !items)
+		die("out of memory");
+	for (size_t i = 0; i < n; i++) {
+		socks[i] = cl_open(t->b->listen, net.ag[t->lo + i]);
+		cl_hello(socks[i], net.id[t->lo + i]);
+		items[i] = (zmq_pollitem_t){socks[i], 0, ZMQ_POLLIN, 0};
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!cl_wait_kind(socks[i], RETE__BROKER_FRAME__COMMAND_WELCOME, 60, 0))
+			die("closed loop: no WELCOME for %s", net.id[t->lo + i]);
+	while (now_s() < t->t_start)
+		sleep_s(0.001);
+	for (size_t i = 0; i < n; i++)
+		for (unsigned w = 0; w < opt.loop_window; w++, inflight++)
+			loop_send(t, socks[i], t->lo + i, &sent, &nsent, &cap);
+	double drain_end = t->t_stop + 30;
+	while (inflight > 0 && now_s() < drain_end) {
+		zmq_poll(items, (int)n, 100);
+		for (size_t i = 0; i < n; i++) {
+			size_t me = t->lo + i;
+			Rete__BrokerFrame *f;
+			while ((f = cl_recv(socks[i]))) {
+				if (f->command_case == RETE__BROKER_FRAME__COMMAND_RECEIPT &&
+				    f->receipt->error) {
+					if (t->refused++ == 0)
+						fprintf(stderr, "rete_bench: refused: %s\n",
+							f->receipt->error_text);
+					inflight--;
+				} else if (f->command_case == RETE__BROKER_FRAME__COMMAND_DELIVER) {
+					Rete__LogEntry *le = rete__log_entry__unpack(
+					    NULL, f->deliver->log_entry.len, f->deliver->log_entry.data);
+					Rete__SignedMessage *sm = NULL;
+					Rete__Message *msg = NULL;
+					uint64_t index = le ? le->index : 0;
+					if (!le || rete_signed_decode(le->signed_message.data,
+								      le->signed_message.len, &sm,
+								      &msg, NULL) != RETE_OK) {
+						t->bad++;
+					} else if (msg->body_case == RETE__MESSAGE__BODY_REFERRAL) {
+						/* the recipient's part: verify, check the
+						 * sealed part's hash */
+						uint8_t h[RETE_HASH_LEN];
+						rete_sha256(h, f->deliver->sealed.data,
+							    f->deliver->sealed.len);
+						if (rete_signed_verify(sm, &net.ag[me ^ 1]->pub,
+								       NULL) != RETE_OK ||
+						    msg->referral->private_sha256.len !=
+							RETE_HASH_LEN ||
+						    memcmp(h, msg->referral->private_sha256.data,
+							   RETE_HASH_LEN) != 0)
+							t->bad++;
+					} else if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY) {
+						/* the sender holds its delivery receipt */
+						const char *mid = msg->delivery->message_id;
+						const char *dash = mid ? strchr(mid, '-') : NULL;
+						size_t k = dash ? strtoul(dash + 1, NULL, 10) : nsent;
+						double now = now_s();
+						if (k < nsent) {
+							if (now >= t->t_measure && now < t->t_stop) {
+								t->done++;
+								if (t->nlat == t->caplat) {
+									t->caplat = t->caplat
+											? t->caplat * 2
+											: 4096;
+									t->lat = realloc(
+									    t->lat,
+									    t->caplat *
+										sizeof(double));
+									if (!t->lat)
+										die("out of memory");
+								}
+								t->lat[t->nlat++] =
+								    (now - sent[k]) * 1e3;
+							}
+							inflight--;
+							if (now < t->t_stop) {
+								loop_send(t, socks[i], me, &sent,
+									  &nsent, &cap);
+								inflight++;
+							}
+						}
+					} else {
+						t->notices++;
+					}
+					if (le)
+						cl_ack(socks[i], index);
+					if (sm)
+						rete__signed_message__free_unpacked(sm, NULL);
+					if (msg)
+						rete__message__free_unpacked(msg, NULL);
+					if (le)
+						rete__log_entry__free_unpacked(le, NULL);
+				}
+				rete__broker_frame__free_unpacked(f, NULL);
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		zmq_close(socks[i]);
+	free(socks);
+	free(items);
+	free(sent);
+	return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double pct(const double *v, size_t n, double p)
+{
+	if (n == 0)
+		return 0;
+	size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+	return v[i < n ? i : n - 1];
+}
+
+struct loop_out {
+	double rate, p50, p99;
+	size_t refused, bad;
+};
+
+static struct loop_out closed_loop(const struct bk *b, size_t nag)
+{
+	unsigned nt = opt.threads;
+	struct loop_thread t[64];
+	pthread_t tid[64];
+	struct loop_out o = {0};
+	if (nt > 64)
+		nt = 64;
+	if (nt > nag / 2)
+		nt = (unsigned)(nag / 2);
+	double start = now_s() + 1.0 + (double)nag / 100.0; /* room for the HELLOs */
+	double warm = opt.quick ? 0.1 : 1.0;
+	for (unsigned k = 0; k < nt; k++) {
+		t[k] = (struct loop_thread){.b = b,
+					    .lo = (nag / 2) * k / nt * 2,
+					    .hi = (nag / 2) * (k + 1) / nt * 2,
+					    .tno = k,
+					    .t_start = start,
+					    .t_measure = start + warm,
+					    .t_stop = start + warm + opt.loop_secs};
+		if (pthread_create(&tid[k], NULL, loop_worker, &t[k]) != 0)
+			die("pthread_create");
+	}
+	size_t done = 0, nlat = 0;
+	for (unsigned k = 0; k < nt; k++) {
+		pthread_join(tid[k], NULL);
+		done += t[k].done;
+		nlat += t[k].nlat;
+		o.refused += t[k].refused;
+		o.bad += t[k].bad;
+	}
+	double *lat = malloc((nlat ? nlat : 1) * sizeof(double));
+	if (!lat)
+		die("out of memory");
+	nlat = 0;
+	for (unsigned k = 0; k < nt; k++) {
+		memcpy(lat + nlat, t[k].lat, t[k].nlat * sizeof(double));
+		nlat += t[k].nlat;
+		free(t[k].lat);
+	}
+	qsort(lat, nlat, sizeof(double), cmp_double);
+	o.rate = (double)done / opt.loop_secs;
+	o.p50 = pct(lat, nlat, 0.5);
+	o.p99 = pct(lat, nlat, 0.99);
+	free(lat);
+	return o;
+}
+
+/* ---- receipt latency at an offered load ------------------------------------------- */
+
+struct lat_out {
+	double p50, p99, p999, max, achieved, late_ms;
+	size_t refused, lost;
+};
+
+/* latency offers `rate` messages/s for `secs` (open loop: message i leaves
+ * at t0 + i / rate whatever came back) from nsock agencies (no HELLO: no
+ * deliveries), and measures send -> receipt. */
+static struct lat_out latency(const struct bk *b, double rate, double secs, size_t nsock,
+			      const char *tag)
+{
+	struct lat_out o = {0};
+	size_t count = (size_t)(rate * secs);
+	if (count < 10)
+		count = 10;
+	struct pm *v = presign(count, tag, nsock, 0);
+	double *sent = calloc(count, sizeof(double)), *lat = calloc(count, sizeof(double));
+	void **socks = calloc(nsock, sizeof(*socks));
+	zmq_pollitem_t *items = calloc(nsock, sizeof(*items));
+	if (!sent || !lat || !socks || !items)
+		die("out of memory");
+	for (size_t i = 0; i < nsock; i++) {
+		socks[i] = cl_open(b->listen, net.ag[i]);
+		items[i] = (zmq_pollitem_t){socks[i], 0, ZMQ_POLLIN, 0};
+	}
+	warm_up(socks, nsock, b->pid);
+	size_t next = 0, got = 0;
+	double t0 = now_s() + 0.01, last = t0, end = 0;
+	while (got + o.refused < count) {
+		double t = now_s();
+		while (next < count && t0 + (double)next / rate <= t + 0.0005) {
+			struct pm *p = &v[next];
+			double late = t - (t0 + (double)next / rate);
+			if (late * 1e3 > o.late_ms)
+				o.late_ms = late * 1e3;
+			sent[next] = now_s();
+			cl_submit(socks[p->from], &p->sm, &net.sealed[p->to]);
+			next++;
+		}
+		if (next == count && end == 0)
+			end = now_s() + 30;
+		long wait = 100;
+		if (next < count) {
+			double due = t0 + (double)next / rate - now_s();
+			wait = due <= 0.001 ? 0 : (long)(due * 1e3);
+		}
+		zmq_poll(items, (int)nsock, wait);
+		for (size_t s = 0; s < nsock; s++) {
+			Rete__BrokerFrame *f;
+			while ((f = cl_recv(socks[s]))) {
+				if (f->command_case == RETE__BROKER_FRAME__COMMAND_RECEIPT) {
+					const char *dash = strrchr(f->receipt->message_id, '-');
+					size_t k = dash ? strtoul(dash + 1, NULL, 10) : count;
+					if (f->receipt->error) {
+						if (o.refused++ == 0)
+							fprintf(stderr, "rete_bench: refused: %s\n",
+								f->receipt->error_text);
+					} else if (k < count) {
+						last = now_s();
+						lat[got++] = (last - sent[k]) * 1e3;
+					}
+				}
+				rete__broker_frame__free_unpacked(f, NULL);
+			}
+		}
+		if (end > 0 && now_s() > end)
+			break;
+	}
+	o.lost = count - got - o.refused;
+	qsort(lat, got, sizeof(double), cmp_double);
+	o.p50 = pct(lat, got, 0.5);
+	o.p99 = pct(lat, got, 0.99);
+	o.p999 = pct(lat, got, 0.999);
+	o.max = got ? lat[got - 1] : 0;
+	o.achieved = (double)got / (last - t0);
+	for (size_t i = 0; i < nsock; i++)
+		zmq_close(socks[i]);
+	free(socks);
+	free(items);
+	free(sent);
+	free(lat);
+	pm_free(v, count);
+	return o;
+}
+
+/* ---- the big log: direct appends ----------------------------------------------------- */
+
+struct fill_state {
+	rete_store *s;
+	uint64_t size;	  /* entries in the log */
+	uint64_t *pend;	  /* indexes appended, not yet acked */
+	uint32_t *pend_to;
+	size_t npend;
+	uint64_t next_id; /* F-<n> ids */
+	double commit_secs;
+};
+
+/* fill appends pre-signed referrals directly (batches of FILL_BATCH in one
+ * durable commit each, the previous batch's ACKs in the same commit, so the
+ * queues stay as short as a served network keeps them) until the log has
+ * `target` entries, and signs a checkpoint every 1000 entries as the
+ * broker would. The broker must not run. Returns the store's entries/s
+ * (signing not counted). */
+static double fill(const char *data, struct fill_state *st, uint64_t target)
+{
+	rete_msg m;
+	uint64_t added = 0;
+	double secs0 = st->commit_secs;
+	if (rete_store_open(&st->s, data, 0, &m) != RETE_OK ||
+	    rete_store_size(st->s, NULL, &st->size, &m) != RETE_OK)
+		die("store %s: %s", data, m.text);
+	rete_store_op *ops = calloc(2 * FILL_BATCH, sizeof(*ops));
+	if (!ops)
+		die("out of memory");
+	while (st->size < target) {
+		size_t n = target - st->size < FILL_BATCH ? (size_t)(target - st->size) : FILL_BATCH;
+		char tag[32];
+		snprintf(tag, sizeof(tag), "F%" PRIu64, st->next_id);
+		st->next_id++;
+		struct pm *v = presign(n, tag, opt.agencies, 0);
+		size_t nops = 0;
+		int64_t at = rete_now_ms();
+		memset(ops, 0, 2 * FILL_BATCH * sizeof(*ops));
+		for (size_t i = 0; i < st->npend; i++, nops++) {
+			ops[nops].kind = RETE_STORE_OP_ACK;
+			ops[nops].in.recipient = net.id[st->pend_to[i]];
+			ops[nops].in.index = st->pend[i];
+		}
+		size_t first = nops;
+		for (size_t i = 0; i < n; i++, nops++) {
+			ops[nops].kind = RETE_STORE_OP_APPEND;
+			ops[nops].in.signed_message = v[i].sm.data;
+			ops[nops].in.len = v[i].sm.len;
+			ops[nops].in.logged_at = at;
+			ops[nops].in.sealed = net.sealed[v[i].to].data;
+			ops[nops].in.sealed_len = net.sealed[v[i].to].len;
+		}
+		double t0 = now_s();
+		if (rete_store_commit(st->s, ops, nops, &m) != RETE_OK)
+			die("commit: %s", m.text);
+		st->commit_secs += now_s() - t0;
+		st->npend = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (ops[first + i].status != RETE_STORE_ACCEPTED)
+				die("the store refused a bench entry: %s", ops[first + i].error_text);
+			st->pend[st->npend] = ops[first + i].index;
+			st->pend_to[st->npend++] = v[i].to;
+		}
+		uint64_t old = st->size;
+		st->size += n;
+		added += n;
+		pm_free(v, n);
+		for (uint64_t cp = (old / 1000 + 1) * 1000; cp <= st->size; cp += 1000) {
+			uint8_t root[RETE_MERKLE_HASH];
+			char *cnote = NULL;
+			t0 = now_s();
+			if (rete_store_root(st->s, NULL, cp, root, &m) != RETE_OK ||
+			    rete_checkpoint_sign(ORIGIN, cp, root, net.broker, &cnote, &m) !=
+				RETE_OK ||
+			    rete_store_checkpoint_put(st->s, cp, cnote, &m) != RETE_OK)
+				die("checkpoint: %s", m.text);
+			st->commit_secs += now_s() - t0;
+			free(cnote);
+		}
+		if (st->size % 100000 < n && !opt.quick)
+			progress("log at %" PRIu64 " entries", st->size);
+	}
+	/* the last batch acked */
+	size_t nops = 0;
+	memset(ops, 0, 2 * FILL_BATCH * sizeof(*ops));
+	for (size_t i = 0; i < st->npend; i++, nops++) {
+		ops[nops].kind = RETE_STORE_OP_ACK;
+		ops[nops].in.recipient = net.id[st->pend_to[i]];
+		ops[nops].in.index = st->pend[i];
+	}
+	if (nops && rete_store_commit(st->s, ops, nops, &m) != RETE_OK)
+		die("commit: %s", m.text);
+	st->npend = 0;
 	free(ops);
-	if (kept != NULL) {
-		*kept = d;
-	} else {
-		rm_store(d);
-		free(d);
-	}
-	return (double)(batch * commits) / (t1 - t0);
+	rete_store_close(&st->s);
+	double secs = st->commit_secs - secs0;
+	return secs > 0 ? (double)added / secs : 0;
 }
 
-/* add_checkpoints signs a checkpoint every `every` entries and at the end. */
-static void add_checkpoints(const char *dir, uint64_t every)
-{
-	rete_store *s = NULL;
-	uint64_t size;
-	rete_msg m = {{0}};
-
-	if (rete_store_open(&s, dir, 0, &m) != RETE_OK || rete_store_size(s, NULL, &size, &m)) {
-		fprintf(stderr, "rete_bench: %s\n", m.text);
-		exit(2);
-	}
-	for (uint64_t n = every; n <= size + every - 1; n += every) {
-		uint8_t root[RETE_MERKLE_HASH];
-		char *note = NULL;
-		uint64_t at = n < size ? n : size;
-		if (rete_store_root(s, NULL, at, root, &m) != RETE_OK ||
-		    rete_checkpoint_sign(ORIGIN, at, root, k_broker, &note, &m) != RETE_OK ||
-		    rete_store_checkpoint_put(s, at, note, &m) != RETE_OK) {
-			fprintf(stderr, "rete_bench: checkpoint: %s\n", m.text);
-			exit(2);
-		}
-		free(note);
-	}
-	rete_store_close(&s);
-}
-
-static double verify_rate(const char *dir, bool replay, unsigned threads, const char *parent,
-			  uint64_t *entries)
+static double audit_rate(const char *data, bool replay, uint64_t *entries)
 {
 	rete_store *s = NULL;
 	rete_verify_options o;
 	rete_verify_report rep;
-	rete_msg m = {{0}};
-	double t0, t1;
-
+	rete_msg m;
 	memset(&o, 0, sizeof(o));
-	o.broker_key = k_broker->pub;
+	o.broker_key = net.broker->pub;
 	o.replay = replay;
-	o.threads = threads;
-	o.scratch_dir = parent;
-	if (rete_store_open(&s, dir, RETE_STORE_RDONLY, &m) != RETE_OK) {
-		fprintf(stderr, "rete_bench: %s\n", m.text);
-		exit(2);
-	}
-	t0 = now_s();
-	if (rete_verify_log(s, &o, &rep, &m) != RETE_OK) {
-		fprintf(stderr, "rete_bench: the benchmark log does not verify: %s\n", m.text);
-		exit(2);
-	}
-	t1 = now_s();
+	o.threads = opt.threads;
+	o.scratch_dir = tmproot;
+	if (rete_store_open(&s, data, RETE_STORE_RDONLY, &m) != RETE_OK)
+		die("store: %s", m.text);
+	double t0 = now_s();
+	if (rete_verify_log(s, &o, &rep, &m) != RETE_OK)
+		die("the benchmark log does not verify: %s", m.text);
+	double t1 = now_s();
 	rete_store_close(&s);
 	*entries = rep.entries;
 	return (double)rep.entries / (t1 - t0);
 }
 
-/* ---- main ------------------------------------------------------------------------- */
+/* ---- 500 agencies connected ----------------------------------------------------------- */
+
+static void conns_run(double *idle_mb, double *held_mb, size_t *greeted)
+{
+	struct bk b = {0};
+	char data[PATH_MAX + 16];
+	snprintf(data, sizeof(data), "%s/store-conns", net.dir);
+	bk_config(&b, "conns", data, opt.conns, opt.threads);
+	bk_start(&b);
+	bk_ready(&b);
+	*idle_mb = (double)rss_kb(b.pid, "VmRSS") / 1024.0;
+	void **socks = calloc(opt.conns, sizeof(*socks));
+	zmq_pollitem_t *items = calloc(opt.conns, sizeof(*items));
+	bool *ok = calloc(opt.conns, sizeof(*ok));
+	if (!socks || !items || !ok)
+		die("out of memory");
+	for (size_t i = 0; i < opt.conns; i++) {
+		socks[i] = cl_open(b.listen, net.ag[i]);
+		cl_hello(socks[i], net.id[i]);
+		items[i] = (zmq_pollitem_t){socks[i], 0, ZMQ_POLLIN, 0};
+	}
+	*greeted = 0;
+	double end = now_s() + 120;
+	while (*greeted < opt.conns && now_s() < end) {
+		zmq_poll(items, (int)opt.conns, 100);
+		for (size_t i = 0; i < opt.conns; i++) {
+			Rete__BrokerFrame *f;
+			while ((f = cl_recv(socks[i]))) {
+				if (f->command_case == RETE__BROKER_FRAME__COMMAND_WELCOME &&
+				    !ok[i]) {
+					ok[i] = true;
+					(*greeted)++;
+				}
+				rete__broker_frame__free_unpacked(f, NULL);
+			}
+		}
+	}
+	sleep_s(opt.quick ? 0.1 : 1.0); /* let the broker settle: RSS after it */
+	*held_mb = (double)rss_kb(b.pid, "VmRSS") / 1024.0;
+	for (size_t i = 0; i < opt.conns; i++)
+		zmq_close(socks[i]);
+	free(socks);
+	free(items);
+	free(ok);
+	bk_stop(&b);
+}
+
+/* ---- main ---------------------------------------------------------------------------------- */
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: rete_bench [--entries N] [--quick] [--json FILE] [--dir DIR]\n"
-		     "                  [--threads N]\n"
-		     "\n"
-		     "Prints the raw Ed25519 sign and verify rates (1 KiB messages; one thread\n"
-		     "and every core), the store's durable append rate for batches of 1, 10,\n"
-		     "100 and 1000 pre-signed ~1 KiB referrals, and the rate of the auditor's\n"
-		     "verification of a log of N entries (default 20000) without and with the\n"
-		     "lifecycle replay, beside its bound (cores x one-thread verify rate).\n"
-		     "  --quick      tiny sizes and short timings (a smoke test, not a measure)\n"
-		     "  --json FILE  also write the results as JSON\n"
-		     "  --dir DIR    where the temporary stores go (default $TMPDIR or /tmp);\n"
-		     "               use the disk the broker will use\n"
-		     "  --threads N  threads for the 'all cores' rows (default: online cores)\n");
+	fprintf(out,
+		"usage: rete_bench [--quick] [--log-size N] [--agencies N] [--conns N]\n"
+		"                  [--json FILE] [--dir DIR] [--threads N] [--broker PATH]\n"
+		"\n"
+		"Measures, in one run, for ~1 KiB signed referrals: raw Ed25519 rates and\n"
+		"the bounds they set; the real broker's durable ingest (1 verify thread and\n"
+		"every core), the closed loop and receipt latency at 100, 1000 and 5000\n"
+		"messages/s; a log grown to N entries (default 1000000; direct appends)\n"
+		"with ingest and start-up at 1%%, 10%% and 100%% of it; the auditor's rate\n"
+		"on it; bytes on disk per entry; the broker's memory under load and with\n"
+		"--conns agencies (default 500) connected.\n"
+		"  --quick        tiny sizes and short timings (a smoke test, not a measure)\n"
+		"  --log-size N   entries of the big log (default 1000000)\n"
+		"  --agencies N   load sockets, one agency each (even; default 50)\n"
+		"  --conns N      connected agencies for the memory figure (default 500)\n"
+		"  --json FILE    also write the results as JSON\n"
+		"  --dir DIR      where the temporary files go (default $TMPDIR or /tmp)\n"
+		"  --threads N    threads for 'every core' (default: online cores)\n"
+		"  --broker PATH  the rete-broker to run (default: beside rete_bench)\n");
+}
+
+static uint64_t num_arg(const char *name, const char *v, uint64_t min)
+{
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (errno || *end != '\0' || n < min || v[0] == '-')
+		die("%s '%s': give a whole number >= %" PRIu64, name, v, min);
+	return n;
 }
 
 int main(int argc, char **argv)
 {
-	uint64_t entries = 20000, verified = 0, tmp;
-	bool quick = false;
-	const char *json_file = NULL, *parent = getenv("TMPDIR");
-	unsigned cores = rete_verify_cores();
-	double secs, sign1, signn, ver1, vern, vnr, vr, bound;
-	uint8_t msg[MSG_BYTES], sig[crypto_sign_BYTES];
-	char *logdir = NULL;
-	const size_t batches[4] = {1, 10, 100, 1000};
-	static char names[4][48];
-	struct result *r;
-
+	bool log_size_given = false, agencies_given = false, conns_given = false;
+	opt.threads = rete_verify_cores();
+	opt.parent = getenv("TMPDIR");
+	opt.log_size = 1000000;
+	opt.agencies = 50;
+	opt.conns = 500;
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--quick") == 0) {
-			quick = true;
-		} else if (strcmp(argv[i], "--entries") == 0 && i + 1 < argc) {
-			char *end;
-			entries = strtoull(argv[++i], &end, 10);
-			if (*end != '\0' || entries < 1) {
-				fprintf(stderr, "rete_bench: --entries '%s': give a number >= 1\n",
-					argv[i]);
-				return 2;
-			}
-		} else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
-			json_file = argv[++i];
-		} else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
-			parent = argv[++i];
-		} else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
-			int t = atoi(argv[++i]);
-			if (t < 1 || t > 256) {
-				fprintf(stderr, "rete_bench: --threads '%s': give 1 to 256\n",
-					argv[i]);
-				return 2;
-			}
-			cores = (unsigned)t;
-		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+		const char *a = argv[i];
+		bool has = i + 1 < argc;
+		if (strcmp(a, "--quick") == 0) {
+			opt.quick = true;
+		} else if (strcmp(a, "--log-size") == 0 && has) {
+			opt.log_size = num_arg(a, argv[++i], 300);
+			log_size_given = true;
+		} else if (strcmp(a, "--agencies") == 0 && has) {
+			opt.agencies = (size_t)num_arg(a, argv[++i], 2);
+			agencies_given = true;
+		} else if (strcmp(a, "--conns") == 0 && has) {
+			opt.conns = (size_t)num_arg(a, argv[++i], 2);
+			conns_given = true;
+		} else if (strcmp(a, "--json") == 0 && has) {
+			opt.json = argv[++i];
+		} else if (strcmp(a, "--dir") == 0 && has) {
+			opt.parent = argv[++i];
+		} else if (strcmp(a, "--broker") == 0 && has) {
+			opt.broker = argv[++i];
+		} else if (strcmp(a, "--threads") == 0 && has) {
+			opt.threads = (unsigned)num_arg(a, argv[++i], 1);
+			if (opt.threads > 256)
+				die("--threads: give 1 to 256");
+		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(stdout);
 			return 0;
 		} else {
-			fprintf(stderr, "rete_bench: unknown argument '%s'\n", argv[i]);
+			fprintf(stderr, "rete_bench: unknown argument '%s'\n", a);
 			usage(stderr);
 			return 2;
 		}
 	}
-	if (parent == NULL || *parent == '\0')
-		parent = "/tmp";
-	if (quick && entries == 20000)
-		entries = 300;
-	secs = quick ? 0.05 : 1.0;
-	if (rete_crypto_init(NULL) != RETE_OK || rete_seckey_generate(&k_broker, NULL) != RETE_OK ||
-	    rete_seckey_generate(&k_social, NULL) != RETE_OK ||
-	    rete_seckey_generate(&k_cpi, NULL) != RETE_OK) {
-		fprintf(stderr, "rete_bench: libsodium does not start\n");
-		return 2;
+	if (opt.parent == NULL || *opt.parent == '\0')
+		opt.parent = "/tmp";
+	if (opt.quick) {
+		if (!log_size_given)
+			opt.log_size = 3000;
+		if (!agencies_given)
+			opt.agencies = 10;
+		if (!conns_given)
+			opt.conns = 20;
 	}
+	opt.agencies += opt.agencies % 2; /* partners: i and i ^ 1 */
+	opt.raw_secs = opt.quick ? 0.05 : 2.0;
+	opt.loop_secs = opt.quick ? 0.5 : 6.0;
+	opt.loop_window = 8;
+	opt.ingest_msgs = opt.quick ? 300 : 40000;
+	opt.growth_msgs = opt.quick ? 200 : 20000;
 
-	/* raw Ed25519 */
+	/* many sockets in one process: raise the open-file limit */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < 4 * opt.conns + 64) {
+		size_t fit = rl.rlim_cur > 128 ? (rl.rlim_cur - 64) / 4 : 16;
+		progress("the open-file limit %llu allows about %zu connections, not %zu",
+			 (unsigned long long)rl.rlim_cur, fit, opt.conns);
+		opt.conns = fit;
+	}
+	if (rete_crypto_init(NULL) != RETE_OK)
+		die("libsodium does not start");
+	snprintf(tmproot, sizeof(tmproot), "%s/rete-bench-XXXXXX", opt.parent);
+	if (!mkdtemp(tmproot)) {
+		tmproot[0] = '\0';
+		die("cannot create a folder in %s: %s", opt.parent, strerror(errno));
+	}
+	atexit(cleanup);
+	signal(SIGPIPE, SIG_IGN);
+	zctx = zmq_ctx_new();
+	if (!zctx || zmq_ctx_set(zctx, ZMQ_MAX_SOCKETS, 16384) != 0)
+		die("zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
+	double load_start = loadavg1();
+	struct row *r;
+
+	/* 1. raw Ed25519 */
+	progress("raw Ed25519 rates");
+	rete_seckey *k = NULL;
+	uint8_t msg[MSG_BYTES], sig[crypto_sign_BYTES];
+	if (rete_seckey_generate(&k, NULL) != RETE_OK)
+		die("keygen");
 	randombytes_buf(msg, sizeof(msg));
-	crypto_sign_detached(sig, NULL, msg, sizeof(msg), k_social->ed_sk);
-	sign1 = raw_rate(false, 1, secs, k_social->ed_sk, k_social->pub.ed, msg, sig);
-	signn = raw_rate(false, cores, secs, k_social->ed_sk, k_social->pub.ed, msg, sig);
-	ver1 = raw_rate(true, 1, secs, k_social->ed_sk, k_social->pub.ed, msg, sig);
-	vern = raw_rate(true, cores, secs, k_social->ed_sk, k_social->pub.ed, msg, sig);
-	add_result("ed25519 sign, 1 thread", sign1, "signatures/s");
-	r = add_result("ed25519 sign, all cores", signn, "signatures/s");
-	snprintf(r->note, sizeof(r->note), "%u threads", cores);
-	add_result("ed25519 verify, 1 thread", ver1, "verifications/s");
-	r = add_result("ed25519 verify, all cores", vern, "verifications/s");
-	snprintf(r->note, sizeof(r->note), "%u threads", cores);
+	crypto_sign_detached(sig, NULL, msg, sizeof(msg), k->ed_sk);
+	double sign1 = raw_rate(false, 1, k, msg, sig);
+	double signn = raw_rate(false, opt.threads, k, msg, sig);
+	double ver1 = raw_rate(true, 1, k, msg, sig);
+	double vern = raw_rate(true, opt.threads, k, msg, sig);
+	rete_seckey_free(&k);
+	add_row("sign1", "ed25519 sign, 1 thread", sign1, "signatures/s");
+	r = add_row("signN", "ed25519 sign, all cores", signn, "signatures/s");
+	note(r, "%u threads", opt.threads);
+	add_row("verify1", "ed25519 verify, 1 thread", ver1, "verifications/s");
+	r = add_row("verifyN", "ed25519 verify, all cores", vern, "verifications/s");
+	note(r, "%u threads", opt.threads);
+	double ingest_bound = opt.threads * ver1;
+	double loop_bound = opt.threads / (1.0 / sign1 + 2.0 / ver1);
+	r = add_row("ingestBound", "bound: broker ingest", ingest_bound, "messages/s");
+	note(r, "%u cores x 1-thread verify", opt.threads);
+	r = add_row("loopBound", "bound: closed loop", loop_bound, "messages/s");
+	note(r, "%u cores / (1 sign + 2 verifies)", opt.threads);
 
-	/* durable appends */
-	for (int b = 0; b < 4; b++) {
-		size_t commits = (size_t)(entries / batches[b]);
-		size_t cap = quick ? 5 : 500;
-		double rate;
-		if (commits > cap)
-			commits = cap;
-		if (commits < 3)
-			commits = quick ? 1 : 3;
-		rate = append_rate(parent, batches[b], commits, NULL);
-		snprintf(names[b], sizeof(names[b]), "store append, batch %zu", batches[b]);
-		r = add_result(names[b], rate, "entries/s");
-		snprintf(r->note, sizeof(r->note), "%zu durable commits", commits);
+	/* 2. the network */
+	size_t nkeys = opt.agencies > opt.conns ? opt.agencies : opt.conns;
+	progress("%zu agency keys", nkeys);
+	net_make(nkeys);
+	size_t msg_len = pad_calibrate();
+
+	/* 3. durable ingest, 1 verify thread and every core */
+	progress("pre-signing %zu referrals of %zu bytes", opt.ingest_msgs, msg_len);
+	struct pm *v = presign(opt.ingest_msgs, "I", opt.agencies, 0);
+	long rss_load = 0;
+	double ingest1 = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		unsigned vt = pass == 0 ? 1 : opt.threads;
+		struct bk b = {0};
+		char tag[32], data[PATH_MAX + 32];
+		snprintf(tag, sizeof(tag), "ingest%u", vt);
+		snprintf(data, sizeof(data), "%s/store-%s", net.dir, tag);
+		progress("broker ingest, %u verify thread%s", vt, vt == 1 ? "" : "s");
+		bk_config(&b, tag, data, opt.agencies, vt);
+		bk_start(&b);
+		bk_ready(&b);
+		struct ingest_out io = ingest(&b, v, opt.ingest_msgs, opt.agencies);
+		bk_stop(&b);
+		if (io.rss_max_kb > rss_load)
+			rss_load = io.rss_max_kb;
+		if (pass == 0) {
+			ingest1 = io.rate;
+			r = add_row("ingest1", "broker ingest, 1 verify thr", io.rate, "receipts/s");
+			note(r, "%.2f x 1-core verify (target 0.9); %zu msgs, %zu senders%s",
+			     io.rate / ver1, opt.ingest_msgs, opt.agencies,
+			     io.refused ? ", SOME REFUSED" : "");
+		} else {
+			r = add_row("ingestN", "broker ingest, all cores", io.rate, "receipts/s");
+			note(r, "%.2f x 1-core verify (target 1.5); %.2f of bound; %u verify threads%s",
+			     io.rate / ver1, io.rate / ingest_bound, vt,
+			     io.refused ? ", SOME REFUSED" : "");
+		}
 	}
+	pm_free(v, opt.ingest_msgs);
+	(void)ingest1;
 
-	/* the log to verify: `entries` referrals (rounded down to whole batches)
-	 * after the directory */
+	/* 4. the closed loop */
 	{
-		size_t batch = entries < 1000 ? (size_t)entries : 1000;
-		append_rate(parent, batch, (size_t)(entries / batch), &logdir);
+		struct bk b = {0};
+		char data[PATH_MAX + 16];
+		snprintf(data, sizeof(data), "%s/store-loop", net.dir);
+		progress("closed loop, %.0f s", opt.loop_secs);
+		bk_config(&b, "loop", data, opt.agencies, opt.threads);
+		bk_start(&b);
+		bk_ready(&b);
+		struct loop_out lo = closed_loop(&b, opt.agencies);
+		long rl_kb = rss_kb(b.pid, "VmHWM");
+		if (rl_kb > rss_load)
+			rss_load = rl_kb;
+		bk_stop(&b);
+		r = add_row("loop", "closed loop", lo.rate, "messages/s");
+		note(r, "%.2f of bound (target 0.5); p50 %.1f ms, p99 %.1f ms; %u in flight/sender%s",
+		     lo.rate / loop_bound, lo.p50, lo.p99, opt.loop_window,
+		     lo.refused || lo.bad ? ", SOME REFUSED/BAD" : "");
 	}
-	add_checkpoints(logdir, quick ? 100 : 1000);
-	bound = (double)cores * ver1;
-	vnr = verify_rate(logdir, false, cores, parent, &verified);
-	r = add_result("audit verify, no replay", vnr, "entries/s");
-	snprintf(r->note, sizeof(r->note),
-		 "%.0f%% of bound %.0f/s (%u x 1-thread verify); %.0f%% of all-core raw",
-		 100.0 * vnr / bound, bound, cores, 100.0 * vnr / vern);
-	vr = verify_rate(logdir, true, cores, parent, &tmp);
-	r = add_result("audit verify, with replay", vr, "entries/s");
-	snprintf(r->note, sizeof(r->note), "%.0f%% of bound; %.0f%% of all-core raw",
-		 100.0 * vr / bound, 100.0 * vr / vern);
-	rm_store(logdir);
-	free(logdir);
 
-	printf("rete bench: %u cores, ~%d-byte signed referrals, audit log of %" PRIu64
-	       " entries\n\n",
-	       rete_verify_cores(), MSG_BYTES, verified);
-	printf("%-28s %14s  %-16s %s\n", "what", "rate", "unit", "note");
-	for (size_t i = 0; i < nresults; i++)
-		printf("%-28s %14.0f  %-16s %s\n", results[i].name, results[i].rate,
-		       results[i].unit, results[i].note);
+	/* 5. receipt latency at offered loads */
+	{
+		struct bk b = {0};
+		char data[PATH_MAX + 16];
+		const double rates[3] = {100, 1000, 5000};
+		snprintf(data, sizeof(data), "%s/store-lat", net.dir);
+		bk_config(&b, "lat", data, opt.agencies, opt.threads);
+		bk_start(&b);
+		bk_ready(&b);
+		for (int i = 0; i < 3; i++) {
+			char tag[16], key[32], name[64];
+			double secs = opt.quick ? 0.3 : (rates[i] < 1000 ? 10 : 5);
+			snprintf(tag, sizeof(tag), "P%.0f", rates[i]);
+			progress("receipt latency at %.0f messages/s", rates[i]);
+			struct lat_out lo = latency(&b, rates[i], secs, opt.agencies, tag);
+			const char *q[3] = {"p50", "p99", "p999"};
+			double val[3] = {lo.p50, lo.p99, lo.p999};
+			for (int j = 0; j < 3; j++) {
+				snprintf(key, sizeof(key), "latency%s_%.0f", q[j], rates[i]);
+				snprintf(name, sizeof(name), "receipt %s @ %.0f/s", q[j], rates[i]);
+				r = add_row(key, name, val[j], "ms");
+				if (j == 0)
+					note(r, "achieved %.0f/s, max %.1f ms, send lateness <= %.1f ms%s",
+					     lo.achieved, lo.max, lo.late_ms,
+					     lo.refused || lo.lost ? ", SOME REFUSED/LOST" : "");
+				if (j == 1 && rates[i] == 1000)
+					note(r, "target <= 5 ms, fsync on");
+			}
+		}
+		bk_stop(&b);
+	}
+
+	/* 6. the log grows: ingest and start-up at 1%, 10%, 100% of it */
+	char bigdata[PATH_MAX + 16];
+	struct fill_state st = {0};
+	st.pend = calloc(FILL_BATCH, sizeof(*st.pend));
+	st.pend_to = calloc(FILL_BATCH, sizeof(*st.pend_to));
+	if (!st.pend || !st.pend_to)
+		die("out of memory");
+	snprintf(bigdata, sizeof(bigdata), "%s/store-big", net.dir);
+	struct bk big = {0};
+	bk_config(&big, "big", bigdata, opt.agencies, opt.threads);
+	bk_start(&big); /* logs the Directory: the log is the broker's */
+	bk_ready(&big);
+	bk_stop(&big);
+	uint64_t points[3] = {opt.log_size / 100, opt.log_size / 10, opt.log_size};
+	double startup = 0, growth_first = 0;
+	for (int i = 0; i < 3; i++) {
+		char key[32], name[64], tag[32];
+		uint64_t from = st.size;
+		progress("growing the log to %" PRIu64 " entries (direct appends)", points[i]);
+		double frate = fill(bigdata, &st, points[i]);
+		snprintf(key, sizeof(key), "fill_%" PRIu64, points[i]);
+		snprintf(name, sizeof(name), "store append to %" PRIu64, points[i]);
+		r = add_row(key, name, frate, "entries/s");
+		note(r, "direct commits of %d, from %" PRIu64 " entries; signing not counted",
+		     FILL_BATCH, from);
+		bk_start(&big);
+		double su = bk_ready(&big);
+		snprintf(key, sizeof(key), "startup_%" PRIu64, st.size);
+		snprintf(name, sizeof(name), "start-up, log of %" PRIu64, st.size);
+		r = add_row(key, name, su * 1e3, "ms");
+		note(r, "exec to WELCOME%s", i == 2 ? " (target <= 100 ms on 1,000,000)" : "");
+		startup = su;
+		snprintf(tag, sizeof(tag), "G%d", i);
+		struct pm *g = presign(opt.growth_msgs, tag, opt.agencies, 0);
+		progress("broker ingest at log size %" PRIu64, st.size);
+		struct ingest_out io = ingest(&big, g, opt.growth_msgs, opt.agencies);
+		pm_free(g, opt.growth_msgs);
+		bk_stop(&big);
+		if (rete_store_open(&st.s, bigdata, RETE_STORE_RDONLY, NULL) == RETE_OK) {
+			rete_store_size(st.s, NULL, &st.size, NULL);
+			rete_store_close(&st.s);
+		}
+		if (i == 0)
+			growth_first = io.rate;
+		snprintf(key, sizeof(key), "ingest_at_%" PRIu64, points[i]);
+		snprintf(name, sizeof(name), "ingest at log %" PRIu64, points[i]);
+		r = add_row(key, name, io.rate, "receipts/s");
+		note(r, "%.2f of the rate at %" PRIu64 "; %zu msgs%s", io.rate / growth_first,
+		     points[0], opt.growth_msgs, io.refused ? ", SOME REFUSED" : "");
+	}
+	(void)startup;
+
+	/* 7. disk, audit */
+	{
+		char path[PATH_MAX + 32];
+		struct stat sb;
+		snprintf(path, sizeof(path), "%s/data.mdb", bigdata);
+		if (stat(path, &sb) == 0) {
+			r = add_row("diskPerEntry", "bytes on disk per entry",
+				    (double)sb.st_blocks * 512.0 / (double)st.size, "bytes");
+			note(r, "data.mdb %.0f MiB allocated for %" PRIu64 " entries (%zu-byte messages)",
+			     (double)sb.st_blocks * 512.0 / 1048576.0, st.size, msg_len);
+		}
+		uint64_t n = 0;
+		progress("auditor: verifying %" PRIu64 " entries", st.size);
+		double a = audit_rate(bigdata, false, &n);
+		r = add_row("audit", "audit verify, no replay", a, "entries/s");
+		note(r, "%.2f of bound %.0f/s (target 0.9); %" PRIu64 " entries", a / ingest_bound,
+		     ingest_bound, n);
+		progress("auditor: verifying %" PRIu64 " entries with the replay", st.size);
+		a = audit_rate(bigdata, true, &n);
+		r = add_row("auditReplay", "audit verify, with replay", a, "entries/s");
+		note(r, "%.2f of bound (the default of rete audit verify)", a / ingest_bound);
+	}
+	free(st.pend);
+	free(st.pend_to);
+
+	/* 8. memory */
+	r = add_row("rssLoad", "broker RSS under load", (double)rss_load / 1024.0, "MiB");
+	note(r, "largest VmRSS seen during ingest and the closed loop");
+	{
+		double idle = 0, held = 0;
+		size_t greeted = 0;
+		progress("%zu agencies connected", opt.conns);
+		conns_run(&idle, &held, &greeted);
+		r = add_row("rssConns", "broker RSS, agencies connected", held, "MiB");
+		note(r, "%zu of %zu greeted (one process, %zu DEALERs); %.1f MiB before", greeted,
+		     opt.conns, opt.conns, idle);
+	}
+	double load_end = loadavg1();
+
+	/* the table */
+	char cpu[256] = "";
+	FILE *ci = fopen("/proc/cpuinfo", "r");
+	if (ci) {
+		char line[512];
+		while (fgets(line, sizeof(line), ci))
+			if (strncmp(line, "model name", 10) == 0) {
+				char *c = strchr(line, ':');
+				snprintf(cpu, sizeof(cpu), "%s", c ? c + 2 : line);
+				cpu[strcspn(cpu, "\n")] = '\0';
+				break;
+			}
+		fclose(ci);
+	}
+	printf("rete bench: %u cores (%s), %zu-byte signed referrals, %zu agencies, log of "
+	       "%" PRIu64 " entries; load average %.2f at start, %.2f at end\n\n",
+	       rete_verify_cores(), cpu, msg_len, opt.agencies, st.size, load_start, load_end);
+	printf("%-30s %12s  %-16s %s\n", "what", "value", "unit", "note");
+	for (size_t i = 0; i < nrows; i++)
+		printf("%-30s %12.*f  %-16s %s\n", rows[i].name, rows[i].value < 100 ? 2 : 0,
+		       rows[i].value, rows[i].unit, rows[i].note);
 	fflush(stdout);
 
-	if (json_file != NULL) {
+	int rc = 0;
+	if (opt.json) {
 		json_t *o = json_object(), *a = json_array();
-		for (size_t i = 0; i < nresults; i++) {
+		for (size_t i = 0; i < nrows; i++) {
 			json_t *e = json_object();
-			json_object_set_new(e, "name", json_string(results[i].name));
-			json_object_set_new(e, "rate", json_real(results[i].rate));
-			json_object_set_new(e, "unit", json_string(results[i].unit));
-			if (results[i].note[0] != '\0')
-				json_object_set_new(e, "note", json_string(results[i].note));
+			json_object_set_new(e, "key", json_string(rows[i].key));
+			json_object_set_new(e, "name", json_string(rows[i].name));
+			json_object_set_new(e, "value", json_real(rows[i].value));
+			json_object_set_new(e, "unit", json_string(rows[i].unit));
+			if (rows[i].note[0])
+				json_object_set_new(e, "note", json_string(rows[i].note));
 			json_array_append_new(a, e);
 		}
 		json_object_set_new(o, "cores", json_integer(rete_verify_cores()));
-		json_object_set_new(o, "threads", json_integer(cores));
-		json_object_set_new(o, "messageBytes", json_integer(MSG_BYTES));
-		json_object_set_new(o, "auditEntries", json_integer((json_int_t)verified));
-		json_object_set_new(o, "verifyBound", json_real(bound));
+		json_object_set_new(o, "cpu", json_string(cpu));
+		json_object_set_new(o, "threads", json_integer(opt.threads));
+		json_object_set_new(o, "messageBytes", json_integer((json_int_t)msg_len));
+		json_object_set_new(o, "agencies", json_integer((json_int_t)opt.agencies));
+		json_object_set_new(o, "logSize", json_integer((json_int_t)st.size));
+		json_object_set_new(o, "loadStart", json_real(load_start));
+		json_object_set_new(o, "loadEnd", json_real(load_end));
+		json_object_set_new(o, "quick", json_boolean(opt.quick));
 		json_object_set_new(o, "results", a);
-		if (json_dump_file(o, json_file, JSON_INDENT(2)) != 0) {
-			fprintf(stderr, "rete_bench: cannot write %s\n", json_file);
-			json_decref(o);
-			return 2;
+		if (json_dump_file(o, opt.json, JSON_INDENT(2)) != 0) {
+			fprintf(stderr, "rete_bench: cannot write %s\n", opt.json);
+			rc = 2;
 		}
 		json_decref(o);
 	}
-	rete_seckey_free(&k_broker);
-	rete_seckey_free(&k_social);
-	rete_seckey_free(&k_cpi);
-	return 0;
+	net_free();
+	zmq_ctx_term(zctx);
+	return rc;
 }
