@@ -1,0 +1,667 @@
+/* itest.h — helpers shared by the reliability and hostile-peer integration
+ * tests (test_hostile, test_full_disk, test_torture_short): a small network
+ * in a temporary folder (keys, broker.ini, agent.ini files), the real
+ * rete-broker and rete-agent started with fork/exec, a wire connection per
+ * party, signed referrals and updates made in the test, the auditor's
+ * `rete audit verify`.
+ *
+ * Header-only on purpose: CMake compiles each tests/integration/test_*.c
+ * with tests/unit/testutil.c only, so everything here is `static inline`
+ * (unused helpers cost nothing and raise no warning).
+ *
+ * The processes this starts can run under valgrind: with RETE_VALGRIND set
+ * in the environment, every rete-broker and rete-agent is exec'd as
+ * `valgrind --leak-check=full ... --log-file=DIR/valgrind-NAME-%p.log`
+ * (the folder is kept so the reports can be read; see docs/reliability.md).
+ * With RETE_KEEP set the test folder is kept too.
+ *
+ * Waiting is on events with deadlines (a PONG, a frame, a file), never a
+ * sleep used as synchronisation; the only sleeps poll a child's exit or
+ * pace a load, and say so.
+ */
+#ifndef RETE_ITEST_H
+#define RETE_ITEST_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "duration.h"
+#include "keys.h"
+#include "testutil.h"
+#include "wire.h"
+
+#define IT_BROKER_ID "broker.mantova"
+#define IT_ORIGIN    "rete.test/mantova"
+
+/* The parties of the test network; agencies first. */
+enum { IT_SOCIAL, IT_CPI, IT_ASST, IT_FAMILY, IT_COORD, IT_AUDIT, IT_NPARTIES };
+static const char *const it_party_ids[IT_NPARTIES] = {"social.mantova", "cpi.mantova",
+						      "asst.mantova",	"family.mantova",
+						      "coord.mantova",	"audit.region"};
+static const char *const it_party_kind[IT_NPARTIES] = {"social-services", "job-centre",	 "health",
+						       "family-centre",	  "coordinator", "auditor"};
+static const char *const it_party_services[IT_NPARTIES] = {
+    "family-support",
+    "employment-orientation, training-voucher",
+    "family-counselling",
+    "parenting-support",
+    "",
+    ""};
+/* it_service: a service party p offers (what a referral to p asks for). */
+static const char *const it_service[IT_NPARTIES] = {
+    "family-support", "employment-orientation", "family-counselling", "parenting-support", "", ""};
+
+typedef struct it_net {
+	char *dir;
+	char bin[1024];
+	char ini[1200], log[1200], listen[1300], events[1300], sock[1200];
+	char data[1200]; /* the store folder (absolute) */
+	pid_t broker_pid;
+	int broker_starts;
+	pid_t agent_pid[IT_NPARTIES];
+	rete_seckey *broker;
+	rete_seckey *keys[IT_NPARTIES];
+	/* broker.ini knobs (0/NULL = defaults) */
+	unsigned window;	   /* delivery_window */
+	const char *expiry;	   /* "5d" */
+	const char *max_frame;	   /* "4MiB" */
+	bool without[IT_NPARTIES]; /* parties left out of the directory */
+	const char *extra_env;	   /* "NAME=VALUE" for the broker's environment */
+} it_net;
+
+static inline int64_t it_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* it_nap sleeps ms milliseconds: only to poll a child's exit or to pace a
+ * load, never to wait for something that has an event. */
+static inline void it_nap(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static inline int it_wait_ms(void)
+{
+	/* under valgrind everything is ~20 times slower */
+	return getenv("RETE_VALGRIND") ? 240000 : 30000;
+}
+
+/* it_write_ini writes broker.ini from the knobs of n. */
+static inline int it_write_ini(it_net *n)
+{
+	FILE *f = fopen(n->ini, "w");
+	if (!f)
+		return -1;
+	fprintf(f,
+		"; written by itest.h\n[broker]\norigin = " IT_ORIGIN "\nid = " IT_BROKER_ID "\n"
+		"key = keys/" IT_BROKER_ID ".key\nlisten = %s\nevents = %s\ndata = %s\n"
+		"checkpoint_interval = 1s\nexpiry = %s\nheartbeat = 1s\nmax_frame = %s\n"
+		"verify_threads = 2\ndelivery_window = %u\n\n"
+		"[limits]\nroutine = 5d\nurgent = 2d\nemergency = 4h\n\n"
+		"[policy]\nroutes = social-services>job-centre, social-services>health, "
+		"social-services>family-centre, job-centre>social-services, "
+		"health>social-services, family-centre>social-services\n",
+		n->listen, n->events, n->data, n->expiry ? n->expiry : "5d",
+		n->max_frame ? n->max_frame : "4MiB", n->window ? n->window : 64);
+	for (int p = 0; p < IT_NPARTIES; p++) {
+		if (n->without[p])
+			continue;
+		fprintf(f, "\n[agency %s]\nname = %s\nkind = %s\nkey = keys/%s.pub\n",
+			it_party_ids[p], it_party_ids[p], it_party_kind[p], it_party_ids[p]);
+		if (it_party_services[p][0])
+			fprintf(f, "services = %s\n", it_party_services[p]);
+	}
+	return fclose(f) == 0 ? 0 : -1;
+}
+
+/* it_net_new makes the folder, the keys of every party and broker.ini
+ * (data = DIR/store unless data is given). NULL on failure. */
+static inline it_net *it_net_new(const char *tag, const char *data)
+{
+	it_net *n = calloc(1, sizeof(*n));
+	if (!n)
+		return NULL;
+	const char *bin = getenv("RETE_BIN_DIR");
+	snprintf(n->bin, sizeof(n->bin), "%s", bin && *bin ? bin : RETE_BIN_DIR);
+	n->dir = tu_tmpdir(tag);
+	if (!n->dir) {
+		free(n);
+		return NULL;
+	}
+	char keys[1200];
+	snprintf(keys, sizeof(keys), "%s/keys", n->dir);
+	mkdir(keys, 0700);
+	rete_msg m;
+	if (rete_seckey_generate(&n->broker, &m) != RETE_OK ||
+	    rete_keyfile_write(keys, IT_BROKER_ID, n->broker, false, &m) != RETE_OK)
+		fprintf(stderr, "itest: broker key: %s\n", m.text);
+	for (int p = 0; p < IT_NPARTIES; p++)
+		if (rete_seckey_generate(&n->keys[p], &m) != RETE_OK ||
+		    rete_keyfile_write(keys, it_party_ids[p], n->keys[p], false, &m) != RETE_OK)
+			fprintf(stderr, "itest: key of %s: %s\n", it_party_ids[p], m.text);
+	snprintf(n->ini, sizeof(n->ini), "%s/broker.ini", n->dir);
+	snprintf(n->log, sizeof(n->log), "%s/broker.log", n->dir);
+	snprintf(n->sock, sizeof(n->sock), "%s/broker.sock", n->dir);
+	snprintf(n->listen, sizeof(n->listen), "ipc://%s", n->sock);
+	snprintf(n->events, sizeof(n->events), "ipc://%s/events.sock", n->dir);
+	if (data)
+		snprintf(n->data, sizeof(n->data), "%s", data);
+	else
+		snprintf(n->data, sizeof(n->data), "%s/store", n->dir);
+	if (it_write_ini(n) != 0) {
+		fprintf(stderr, "itest: cannot write %s\n", n->ini);
+		return n;
+	}
+	return n;
+}
+
+/* it_show prints a log file of the test folder (on failure). */
+static inline void it_show(const it_net *n, const char *name)
+{
+	char path[1300];
+	snprintf(path, sizeof(path), "%s/%s", n->dir, name);
+	size_t len = 0;
+	char *text = tu_read_file(path, &len);
+	if (text) {
+		/* the end is what matters */
+		const char *from = len > 6000 ? text + len - 6000 : text;
+		fprintf(stderr, "---- %s (last part) ----\n%s---- end ----\n", path, from);
+		free(text);
+	}
+}
+
+/* it_spawn starts exe with args (NULL-terminated, args[0] = exe) with
+ * stdout and stderr appended to DIR/LOGNAME.log, under valgrind when
+ * RETE_VALGRIND is set. Returns the pid (or -1). */
+static inline pid_t it_spawn(const it_net *n, const char *logname, char *const args[],
+			     const char *extra_env)
+{
+	char log[1300], vglog[1400];
+	snprintf(log, sizeof(log), "%s/%s.log", n->dir, logname);
+	snprintf(vglog, sizeof(vglog), "--log-file=%s/valgrind-%s-%%p.log", n->dir, logname);
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	if (fd >= 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+		close(fd);
+	}
+	if (extra_env) {
+		char kv[512];
+		snprintf(kv, sizeof(kv), "%s", extra_env);
+		char *eq = strchr(kv, '=');
+		if (eq) {
+			*eq = '\0';
+			const char *old = getenv(kv);
+			char val[1024];
+			/* ASAN_OPTIONS and the like: append to what is there */
+			if (old && *old)
+				snprintf(val, sizeof(val), "%s:%s", old, eq + 1);
+			else
+				snprintf(val, sizeof(val), "%s", eq + 1);
+			setenv(kv, val, 1);
+		}
+	}
+	if (getenv("RETE_VALGRIND")) {
+		char *vargs[64];
+		int k = 0;
+		vargs[k++] = "valgrind";
+		vargs[k++] = "--leak-check=full";
+		vargs[k++] = "--show-leak-kinds=definite,indirect";
+		vargs[k++] = "--num-callers=30";
+		vargs[k++] = vglog;
+		for (int i = 0; args[i] && k < 62; i++)
+			vargs[k++] = args[i];
+		vargs[k] = NULL;
+		execvp("valgrind", vargs);
+		_exit(127);
+	}
+	execv(args[0], args);
+	_exit(127);
+}
+
+/* it_exited: has pid exited (reaped here)? */
+static inline bool it_reap(pid_t pid, int *status)
+{
+	int st = 0;
+	pid_t r = waitpid(pid, &st, WNOHANG);
+	if (r == pid && status)
+		*status = st;
+	return r == pid;
+}
+
+/* it_stop sends sig to *pid and waits (bounded) for it; SIGKILL when the
+ * deadline passes. Returns the wait status, or -1 when it had to be
+ * killed. *pid becomes 0. */
+static inline int it_stop(pid_t *pid, int sig, int ms)
+{
+	if (*pid <= 0)
+		return 0;
+	kill(*pid, sig);
+	int64_t end = it_mono_ms() + ms;
+	int st = 0;
+	while (it_mono_ms() < end) {
+		if (it_reap(*pid, &st)) {
+			*pid = 0;
+			return st;
+		}
+		it_nap(5); /* polling a child's exit: no event to wait on */
+	}
+	kill(*pid, SIGKILL);
+	waitpid(*pid, &st, 0);
+	*pid = 0;
+	return -1;
+}
+
+static inline rete_wire *it_connect(it_net *n, int who)
+{
+	rete_wire *w = NULL;
+	rete_msg m;
+	if (rete_wire_connect(&w, n->listen, &n->broker->pub, n->keys[who], &m) != RETE_OK)
+		fprintf(stderr, "itest: connect as %s: %s\n", it_party_ids[who], m.text);
+	return w;
+}
+
+/* it_recv_kind waits for the next frame of kind `kind` (or a refusal),
+ * dropping others; NULL at the deadline. */
+static inline Rete__BrokerFrame *it_recv_kind(rete_wire *w, int kind, int ms)
+{
+	int64_t end = it_mono_ms() + ms;
+	for (;;) {
+		int left = (int)(end - it_mono_ms());
+		if (left <= 0)
+			return NULL;
+		Rete__BrokerFrame *f = NULL;
+		rete_err err = rete_wire_recv(w, left, &f, NULL);
+		if (err == RETE_ETIMEDOUT || err == RETE_EREFUSED)
+			return NULL;
+		if (err != RETE_OK)
+			continue;
+		if ((int)f->command_case == kind ||
+		    f->command_case == RETE__BROKER_FRAME__COMMAND_REFUSAL)
+			return f;
+		rete__broker_frame__free_unpacked(f, NULL);
+	}
+}
+
+/* it_broker_ready pings the broker as the coordinator until it answers
+ * (true) or the deadline passes / the broker exits (false). */
+static inline bool it_broker_ready(it_net *n, int ms)
+{
+	rete_wire *w = it_connect(n, IT_COORD);
+	if (!w)
+		return false;
+	int64_t end = it_mono_ms() + ms;
+	bool ok = false;
+	while (!ok && it_mono_ms() < end) {
+		int st;
+		if (n->broker_pid > 0 && it_reap(n->broker_pid, &st)) {
+			n->broker_pid = 0;
+			break;
+		}
+		rete_wire_ping(w, 7, NULL);
+		Rete__BrokerFrame *f = it_recv_kind(w, RETE__BROKER_FRAME__COMMAND_PONG, 250);
+		if (f) {
+			ok = f->command_case == RETE__BROKER_FRAME__COMMAND_PONG;
+			rete__broker_frame__free_unpacked(f, NULL);
+		}
+	}
+	rete_wire_close(&w);
+	return ok;
+}
+
+/* it_broker_start starts rete-broker (the socket file of an earlier,
+ * killed one removed first) and waits until it answers a PING. */
+static inline bool it_broker_start(it_net *n)
+{
+	char exe[1200];
+	snprintf(exe, sizeof(exe), "%s/rete-broker", n->bin);
+	char *args[] = {exe, "-c", n->ini, "-v", NULL};
+	unlink(n->sock);
+	n->broker_pid = it_spawn(n, "broker", args, n->extra_env);
+	n->broker_starts++;
+	if (n->broker_pid <= 0)
+		return false;
+	bool ok = it_broker_ready(n, it_wait_ms());
+	if (!ok)
+		it_show(n, "broker.log");
+	return ok;
+}
+
+/* it_write_agent_ini writes DIR/agents/ID/agent.ini (spool and data in
+ * that folder; fast resubmit and reconnects for tests). */
+static inline void it_write_agent_ini(it_net *n, int p)
+{
+	char path[1300], text[4096];
+	snprintf(path, sizeof(path), "%s/agents", n->dir);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/agents/%s", n->dir, it_party_ids[p]);
+	mkdir(path, 0755);
+	snprintf(text, sizeof(text),
+		 "[agent]\nid = %s\nkey = ../../keys/%s.key\nbroker = %s\n"
+		 "broker_key = ../../keys/" IT_BROKER_ID ".pub\nspool = spool\ndata = data\n"
+		 "resubmit = 2s\nreconnect_min = 100ms\nreconnect_max = 1s\nwitness = 2s\n"
+		 "poll = 1s\nheartbeat = 2s\n",
+		 it_party_ids[p], it_party_ids[p], n->listen);
+	snprintf(path, sizeof(path), "%s/agents/%s/agent.ini", n->dir, it_party_ids[p]);
+	tu_write_file(path, text, strlen(text));
+}
+
+/* it_spool: DIR/agents/ID/spool/SUB into buf. */
+static inline char *it_spool(const it_net *n, int p, const char *sub, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/agents/%s/spool/%s", n->dir, it_party_ids[p], sub);
+	return buf;
+}
+
+/* it_agent_start starts rete-agent for party p (its spool folders are
+ * made first, so files may be dropped at once). */
+static inline bool it_agent_start(it_net *n, int p)
+{
+	char exe[1200], ini[1300], path[1300];
+	it_write_agent_ini(n, p);
+	mkdir(it_spool(n, p, "", path, sizeof(path)), 0755);
+	static const char *const subs[] = {"outbox", "sent", "failed", "inbox"};
+	for (int i = 0; i < 4; i++)
+		mkdir(it_spool(n, p, subs[i], path, sizeof(path)), 0755);
+	snprintf(exe, sizeof(exe), "%s/rete-agent", n->bin);
+	snprintf(ini, sizeof(ini), "%s/agents/%s/agent.ini", n->dir, it_party_ids[p]);
+	char *args[] = {exe, "-c", ini, "-v", NULL};
+	n->agent_pid[p] = it_spawn(n, it_party_ids[p], args, NULL);
+	return n->agent_pid[p] > 0;
+}
+
+/* it_net_free stops what still runs (SIGTERM; the exit statuses are
+ * returned through *bad: true when one did not stop cleanly with 0), frees
+ * the keys and removes the folder unless RETE_KEEP / RETE_VALGRIND is set
+ * or keep is true. */
+static inline void it_net_free(it_net **np, bool keep, bool *bad)
+{
+	it_net *n = *np;
+	if (!n)
+		return;
+	int wait = it_wait_ms();
+	for (int p = 0; p < IT_NPARTIES; p++)
+		if (n->agent_pid[p] > 0) {
+			int st = it_stop(&n->agent_pid[p], SIGTERM, wait);
+			if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+				fprintf(stderr, "itest: %s did not stop cleanly (status %d)\n",
+					it_party_ids[p], st);
+				if (bad)
+					*bad = true;
+			}
+		}
+	if (n->broker_pid > 0) {
+		int st = it_stop(&n->broker_pid, SIGTERM, wait);
+		if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "itest: the broker did not stop cleanly (status %d)\n", st);
+			it_show(n, "broker.log");
+			if (bad)
+				*bad = true;
+		}
+	}
+	rete_seckey_free(&n->broker);
+	for (int p = 0; p < IT_NPARTIES; p++)
+		rete_seckey_free(&n->keys[p]);
+	if (keep || getenv("RETE_KEEP") || getenv("RETE_VALGRIND"))
+		fprintf(stderr, "itest: kept %s\n", n->dir);
+	else
+		tu_rmrf(n->dir);
+	free(n->dir);
+	free(n);
+	*np = NULL;
+}
+
+/* --- messages signed in the test ------------------------------------------ */
+
+typedef struct it_msg {
+	rete_buf signed_bytes;
+	rete_buf sealed;
+	char id[80];
+} it_msg;
+
+static inline void it_msg_free(it_msg *o)
+{
+	rete_buf_free(&o->signed_bytes);
+	rete_buf_free(&o->sealed);
+}
+
+/* it_referral_ex signs a referral from `from` to `to` with id, for origin
+ * (IT_ORIGIN when NULL), signed by signer (from's key when NULL) naming
+ * sender (from's id when NULL); its sealed part carries `pad` bytes of
+ * notes (to make entries big). RETE_OK or the codec's error. */
+static inline rete_err it_referral_ex(it_net *n, int from, int to, const char *id,
+				      const char *origin, const rete_seckey *signer,
+				      const char *sender, size_t pad, it_msg *o)
+{
+	memset(o, 0, sizeof(*o));
+	snprintf(o->id, sizeof(o->id), "%s", id);
+	Rete__Person person;
+	rete__person__init(&person);
+	person.name = "Mario Rossi";
+	Rete__Private priv;
+	rete__private__init(&priv);
+	priv.person = &person;
+	priv.reason = "needs help finding work";
+	char *notes = NULL;
+	if (pad) {
+		notes = malloc(pad + 1);
+		if (!notes)
+			return RETE_ENOMEM;
+		for (size_t i = 0; i < pad; i++)
+			notes[i] = (char)('a' + (i * 7 + pad) % 26); /* compresses badly enough */
+		notes[pad] = '\0';
+		priv.notes = notes;
+	}
+	uint8_t hash[RETE_HASH_LEN];
+	rete_msg m;
+	rete_err err = rete_seal(&priv, &n->keys[to]->pub, &o->sealed, hash, &m);
+	free(notes);
+	if (err != RETE_OK)
+		return err;
+	Rete__Operator op;
+	rete__operator__init(&op);
+	op.staff_id = "as-042";
+	op.role = "social-worker";
+	Rete__Consent cs;
+	rete__consent__init(&cs);
+	cs.basis = RETE__CONSENT_BASIS__CONSENT_BASIS_CONSENT;
+	cs.given_at = rete_now_ms() - 86400000;
+	cs.reference = "form-17";
+	Rete__Referral r;
+	rete__referral__init(&r);
+	r.service = (char *)it_service[to];
+	r.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
+	r.reason_code = "unemployment";
+	r.consent = &cs;
+	r.age_band = RETE__AGE_BAND__AGE_BAND_ADULT;
+	r.private_sha256.data = hash;
+	r.private_sha256.len = RETE_HASH_LEN;
+	Rete__Message msg;
+	rete__message__init(&msg);
+	msg.id = o->id;
+	msg.sender = (char *)(sender ? sender : it_party_ids[from]);
+	msg.operator_ = &op;
+	msg.recipient = (char *)it_party_ids[to];
+	msg.case_id = "case-7";
+	msg.created_at = rete_now_ms();
+	msg.origin = (char *)(origin ? origin : IT_ORIGIN);
+	msg.body_case = RETE__MESSAGE__BODY_REFERRAL;
+	msg.referral = &r;
+	return rete_message_sign(&msg, signer ? signer : n->keys[from], &o->signed_bytes, &m);
+}
+
+static inline rete_err it_referral(it_net *n, int from, int to, const char *id, it_msg *o)
+{
+	return it_referral_ex(n, from, to, id, NULL, NULL, NULL, 0, o);
+}
+
+static inline rete_err it_send(rete_wire *w, const it_msg *o)
+{
+	return rete_wire_submit(w, o->signed_bytes.data, o->signed_bytes.len, o->sealed.data,
+				o->sealed.len, NULL);
+}
+
+/* it_submit sends o and waits for its RECEIPT (or a refusal); NULL at the
+ * deadline. Caller frees. */
+static inline Rete__BrokerFrame *it_submit(rete_wire *w, const it_msg *o, int ms)
+{
+	if (it_send(w, o) != RETE_OK)
+		return NULL;
+	return it_recv_kind(w, RETE__BROKER_FRAME__COMMAND_RECEIPT, ms);
+}
+
+/* it_answer: the Receipt of a RECEIPT or REFUSAL frame. */
+static inline const Rete__Receipt *it_answer(const Rete__BrokerFrame *f)
+{
+	return f->command_case == RETE__BROKER_FRAME__COMMAND_RECEIPT ? f->receipt : f->refusal;
+}
+
+/* it_receipt_index checks an acceptance receipt's broker signature and
+ * returns its log index; -1 when it is a refusal or does not verify. */
+static inline int64_t it_receipt_index(const it_net *n, const Rete__BrokerFrame *f)
+{
+	const Rete__Receipt *r = it_answer(f);
+	if (!r || r->error || !r->receipt || r->receipt->signature.len != RETE_SIG_LEN)
+		return -1;
+	if (rete_verify_bytes(r->receipt->signature.data, RETE_CTX_RECEIPT, r->receipt->body.data,
+			      r->receipt->body.len, &n->broker->pub) != RETE_OK)
+		return -1;
+	Rete__ReceiptBody *b =
+	    rete__receipt_body__unpack(NULL, r->receipt->body.len, r->receipt->body.data);
+	if (!b)
+		return -1;
+	int64_t idx = (int64_t)b->index;
+	rete__receipt_body__free_unpacked(b, NULL);
+	return idx;
+}
+
+/* it_hello connects as who and says HELLO; NULL unless WELCOME came. */
+static inline rete_wire *it_hello(it_net *n, int who)
+{
+	rete_wire *w = it_connect(n, who);
+	if (!w)
+		return NULL;
+	rete_wire_hello(w, it_party_ids[who], "itest", NULL);
+	Rete__BrokerFrame *f = it_recv_kind(w, RETE__BROKER_FRAME__COMMAND_WELCOME, it_wait_ms());
+	bool ok = f && f->command_case == RETE__BROKER_FRAME__COMMAND_WELCOME;
+	if (f)
+		rete__broker_frame__free_unpacked(f, NULL);
+	if (!ok)
+		rete_wire_close(&w);
+	return w;
+}
+
+/* it_log_ids reads the whole log as the auditor and calls fn(ctx, index,
+ * msg) for each entry; returns the number of entries (-1 on error). */
+typedef void (*it_entry_fn)(void *ctx, uint64_t index, const Rete__Message *msg);
+static inline int64_t it_log_each(it_net *n, it_entry_fn fn, void *ctx)
+{
+	rete_wire *w = it_connect(n, IT_AUDIT);
+	if (!w)
+		return -1;
+	uint64_t from = 0;
+	int64_t total = 0;
+	for (;;) {
+		Rete__EntriesQuery eq;
+		rete__entries_query__init(&eq);
+		eq.from = from;
+		eq.count = 1000;
+		Rete__Query q;
+		rete__query__init(&q);
+		q.what_case = RETE__QUERY__WHAT_ENTRIES;
+		q.entries = &eq;
+		Rete__BrokerFrame *f = NULL;
+		if (rete_wire_call(w, &q, it_wait_ms(), &f, NULL) != RETE_OK) {
+			total = -1;
+			break;
+		}
+		if (f->command_case != RETE__BROKER_FRAME__COMMAND_RESULT || f->result->error ||
+		    f->result->answer_case != RETE__QUERY_RESULT__ANSWER_ENTRIES) {
+			rete__broker_frame__free_unpacked(f, NULL);
+			total = -1;
+			break;
+		}
+		size_t got = f->result->entries->n_entries;
+		for (size_t i = 0; i < got; i++) {
+			const ProtobufCBinaryData *b = &f->result->entries->entries[i];
+			Rete__LogEntry *le = rete__log_entry__unpack(NULL, b->len, b->data);
+			Rete__Message *msg = NULL;
+			if (le &&
+			    rete_signed_decode(le->signed_message.data, le->signed_message.len,
+					       NULL, &msg, NULL) == RETE_OK) {
+				if (fn)
+					fn(ctx, le->index, msg);
+				rete__message__free_unpacked(msg, NULL);
+			}
+			if (le)
+				rete__log_entry__free_unpacked(le, NULL);
+		}
+		rete__broker_frame__free_unpacked(f, NULL);
+		total += (int64_t)got;
+		from += got;
+		if (got == 0)
+			break;
+	}
+	rete_wire_close(&w);
+	return total;
+}
+
+/* it_audit_verify runs `rete audit verify` on the store (read-only, beside
+ * a running broker or not); returns its exit code, the output in *out
+ * (caller frees; may be NULL). */
+static inline int it_audit_verify(it_net *n, char **out)
+{
+	char *o = NULL;
+	int rc =
+	    tu_run(&o, "'%s/rete' audit verify '%s' --broker-key '%s/keys/" IT_BROKER_ID ".pub'",
+		   n->bin, n->data, n->dir);
+	if (out)
+		*out = o;
+	else
+		free(o);
+	return rc;
+}
+
+/* it_status_kb reads a field (VmRSS, RssAnon, ...) of /proc/PID/status, in
+ * kB; -1 when it is not there. */
+static inline long it_status_kb(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	long kb = -1;
+	size_t fl = strlen(field);
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, field, fl) == 0 && line[fl] == ':') {
+			kb = strtol(line + fl + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return kb;
+}
+
+#endif

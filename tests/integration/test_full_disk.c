@@ -1,0 +1,300 @@
+/* test_full_disk.c — the broker's store on a full file system.
+ *
+ * The test makes its own mount namespace (unshare(CLONE_NEWNS), mounts made
+ * private) and mounts a 4 MiB tmpfs in its temporary folder; the broker it
+ * starts inherits the namespace and keeps its store there. A 1 MiB filler
+ * file is put on the tmpfs first. Then:
+ *
+ *   1. big submissions (32 KiB sealed parts) until the disk is full: each
+ *      refused one gets STORAGE_FULL, a sentence saying so, and no receipt;
+ *   2. nothing receipted is damaged: every receipted id is in the log once,
+ *      no refused id is, `rete audit verify` passes;
+ *   3. the filler is deleted: the same broker (same pid, never restarted)
+ *      takes the refused message and new ones;
+ *   4. full again, then the tmpfs is remounted bigger (mount -o remount,
+ *      size=...): the broker goes on again;
+ *   5. the recipient gets every receipted message, in log order.
+ *
+ * Where mount namespaces are not allowed (not root, no CAP_SYS_ADMIN, a
+ * container that forbids unshare or mount) the test is skipped with a
+ * sentence saying why, not failed.
+ */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/mount.h>
+
+#include <cmocka.h>
+
+#include "itest.h"
+
+#define PAD	  (32 * 1024)
+#define MAX_TRIES 400
+
+struct disk {
+	it_net *n;
+	char mnt[1200];
+	bool mounted;
+	char *base; /* the folder holding the mount point */
+};
+
+static int teardown(void **state)
+{
+	struct disk *d = *state;
+	if (!d)
+		return 0;
+	bool bad = false;
+	it_net_free(&d->n, false, &bad);
+	if (d->mounted)
+		umount2(d->mnt, MNT_DETACH);
+	if (d->base) {
+		tu_rmrf(d->base);
+		free(d->base);
+	}
+	free(d);
+	*state = NULL;
+	return bad ? -1 : 0;
+}
+
+struct ids {
+	char **id;
+	uint64_t *index;
+	size_t n, cap;
+};
+
+static void ids_add(struct ids *s, const char *id, uint64_t index)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 64;
+		s->id = realloc(s->id, s->cap * sizeof(*s->id));
+		s->index = realloc(s->index, s->cap * sizeof(*s->index));
+		assert_non_null(s->id);
+		assert_non_null(s->index);
+	}
+	s->id[s->n] = strdup(id);
+	s->index[s->n++] = index;
+}
+
+static void ids_free(struct ids *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->id[i]);
+	free(s->id);
+	free(s->index);
+}
+
+/* fill submits big referrals one at a time until one is refused for a full
+ * disk; the receipted ones go to ok. Returns the refused message's id (in
+ * buf) after checking the refusal. */
+static void fill(it_net *n, rete_wire *w, struct ids *ok, int *seq, char *full_id, size_t len)
+{
+	int ms = it_wait_ms();
+	for (int tries = 0; tries < MAX_TRIES; tries++) {
+		char id[32];
+		snprintf(id, sizeof(id), "fd-%04d", (*seq)++);
+		it_msg o;
+		assert_int_equal(
+		    it_referral_ex(n, IT_SOCIAL, IT_CPI, id, NULL, NULL, NULL, PAD, &o), RETE_OK);
+		Rete__BrokerFrame *f = it_submit(w, &o, ms);
+		it_msg_free(&o);
+		assert_non_null(f);
+		const Rete__Receipt *r = it_answer(f);
+		if (r->error == 0) {
+			int64_t idx = it_receipt_index(n, f);
+			assert_true(idx > 0);
+			ids_add(ok, id, (uint64_t)idx);
+			rete__broker_frame__free_unpacked(f, NULL);
+			continue;
+		}
+		if (r->error != RETE__ERROR_CODE__ERROR_CODE_STORAGE_FULL)
+			fprintf(stderr, "%s refused: %d %s\n", id, r->error, r->error_text);
+		assert_int_equal(r->error, RETE__ERROR_CODE__ERROR_CODE_STORAGE_FULL);
+		assert_null(r->receipt);
+		assert_string_equal(r->message_id, id);
+		assert_non_null(strstr(r->error_text, "full"));
+		assert_non_null(strstr(r->error_text, "nothing was logged"));
+		fprintf(stderr, "full disk: %s refused: %s\n", id, r->error_text);
+		snprintf(full_id, len, "%s", id);
+		rete__broker_frame__free_unpacked(f, NULL);
+		return;
+	}
+	fail_msg("the disk never filled after %d submissions", MAX_TRIES);
+}
+
+struct logcheck {
+	const struct ids *ok;
+	int *seen;
+	int refused_seen;
+	const char *refused[8];
+	int nrefused;
+};
+
+static void check_entry(void *ctx, uint64_t index, const Rete__Message *msg)
+{
+	struct logcheck *c = ctx;
+	for (size_t i = 0; i < c->ok->n; i++)
+		if (strcmp(c->ok->id[i], msg->id) == 0) {
+			c->seen[i]++;
+			assert_int_equal(c->ok->index[i], index);
+		}
+	for (int i = 0; i < c->nrefused; i++)
+		if (strcmp(c->refused[i], msg->id) == 0)
+			c->refused_seen++;
+}
+
+/* check_log: every receipted id once at its receipted index, none of the
+ * refused ones; the audit tool agrees. */
+static void check_log(it_net *n, const struct ids *ok, const char **refused, int nrefused)
+{
+	struct logcheck c = {.ok = ok, .nrefused = nrefused};
+	c.seen = calloc(ok->n ? ok->n : 1, sizeof(int));
+	assert_non_null(c.seen);
+	for (int i = 0; i < nrefused; i++)
+		c.refused[i] = refused[i];
+	assert_true(it_log_each(n, check_entry, &c) > 0);
+	for (size_t i = 0; i < ok->n; i++)
+		assert_int_equal(c.seen[i], 1);
+	assert_int_equal(c.refused_seen, 0);
+	free(c.seen);
+	char *out = NULL;
+	int rc = it_audit_verify(n, &out);
+	if (rc != 0)
+		fprintf(stderr, "rete audit verify: %s\n", out ? out : "");
+	assert_int_equal(rc, 0);
+	free(out);
+}
+
+static void test_full_disk(void **state)
+{
+	/* our own mount namespace; skip where it is not allowed */
+	if (unshare(CLONE_NEWNS) != 0) {
+		fprintf(stderr,
+			"test_full_disk: SKIPPED: cannot make a mount namespace (unshare: %s); "
+			"it needs root or CAP_SYS_ADMIN\n",
+			strerror(errno));
+		skip();
+	}
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+		fprintf(stderr, "test_full_disk: SKIPPED: cannot make mounts private (%s)\n",
+			strerror(errno));
+		skip();
+	}
+	struct disk *d = calloc(1, sizeof(*d));
+	assert_non_null(d);
+	*state = d;
+	d->base = tu_tmpdir("fulldisk");
+	assert_non_null(d->base);
+	snprintf(d->mnt, sizeof(d->mnt), "%s/disk", d->base);
+	assert_int_equal(mkdir(d->mnt, 0700), 0);
+	if (mount("tmpfs", d->mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0700") != 0) {
+		fprintf(stderr, "test_full_disk: SKIPPED: cannot mount a tmpfs (%s)\n",
+			strerror(errno));
+		skip();
+	}
+	d->mounted = true;
+	char filler[1300], data[1300];
+	snprintf(filler, sizeof(filler), "%s/filler", d->mnt);
+	snprintf(data, sizeof(data), "%s/store", d->mnt);
+	char *mib = calloc(1, 1 << 20);
+	assert_non_null(mib);
+	memset(mib, 0x5a, 1 << 20);
+	assert_int_equal(tu_write_file(filler, mib, 1 << 20), 0);
+	free(mib);
+
+	it_net *n = d->n = it_net_new("fulldisk-net", data);
+	assert_non_null(n);
+	assert_true(it_broker_start(n));
+	pid_t pid = n->broker_pid;
+	int ms = it_wait_ms();
+	rete_wire *social = it_connect(n, IT_SOCIAL);
+	struct ids ok = {0};
+	int seq = 0;
+	char full1[32], full2[32], extra[32];
+
+	/* 1. until full; then two more, refused the same way */
+	fill(n, social, &ok, &seq, full1, sizeof(full1));
+	size_t before = ok.n;
+	assert_true(before >= 3);
+	fill(n, social, &ok, &seq, extra, sizeof(extra));
+	assert_int_equal(ok.n, before); /* still full: nothing slipped in */
+	fprintf(stderr, "full disk: %zu receipted before the 4 MiB tmpfs filled\n", before);
+
+	/* 2. nothing receipted is damaged */
+	const char *refused[] = {full1, extra};
+	check_log(n, &ok, refused, 2);
+	assert_int_equal(n->broker_pid, pid);
+
+	/* 3. space freed: the same broker goes on */
+	assert_int_equal(unlink(filler), 0);
+	it_msg o;
+	assert_int_equal(it_referral_ex(n, IT_SOCIAL, IT_CPI, full1, NULL, NULL, NULL, PAD, &o),
+			 RETE_OK);
+	Rete__BrokerFrame *f = it_submit(social, &o, ms);
+	it_msg_free(&o);
+	assert_non_null(f);
+	int64_t idx = it_receipt_index(n, f);
+	if (idx < 0)
+		fprintf(stderr, "after freeing space: %s\n", it_answer(f)->error_text);
+	assert_true(idx > 0);
+	rete__broker_frame__free_unpacked(f, NULL);
+	ids_add(&ok, full1, (uint64_t)idx);
+	assert_int_equal(n->broker_pid, pid);
+	assert_int_equal(n->broker_starts, 1);
+
+	/* 4. full again; the tmpfs grows: on again, still without a restart */
+	fill(n, social, &ok, &seq, full2, sizeof(full2));
+	assert_int_equal(mount(NULL, d->mnt, NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV, "size=16m"),
+			 0);
+	assert_int_equal(it_referral_ex(n, IT_SOCIAL, IT_CPI, full2, NULL, NULL, NULL, PAD, &o),
+			 RETE_OK);
+	f = it_submit(social, &o, ms);
+	it_msg_free(&o);
+	idx = f ? it_receipt_index(n, f) : -1;
+	if (f && idx < 0)
+		fprintf(stderr, "after remounting: %s\n", it_answer(f)->error_text);
+	assert_true(idx > 0);
+	rete__broker_frame__free_unpacked(f, NULL);
+	ids_add(&ok, full2, (uint64_t)idx);
+	const char *refused2[] = {extra};
+	check_log(n, &ok, refused2, 1);
+	assert_int_equal(n->broker_pid, pid);
+	fprintf(stderr, "full disk: %zu receipted in all, broker pid %d never restarted\n", ok.n,
+		(int)pid);
+
+	/* 5. the recipient gets every receipted message, in log order */
+	rete_wire *cpi = it_hello(n, IT_CPI);
+	assert_non_null(cpi);
+	uint64_t last = 0;
+	for (size_t i = 0; i < ok.n; i++) {
+		f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, ms);
+		assert_non_null(f);
+		assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_DELIVER);
+		Rete__LogEntry *le = rete__log_entry__unpack(NULL, f->deliver->log_entry.len,
+							     f->deliver->log_entry.data);
+		assert_non_null(le);
+		assert_true(le->index > last);
+		last = le->index;
+		bool known = false;
+		for (size_t k = 0; k < ok.n; k++)
+			known = known || ok.index[k] == le->index;
+		assert_true(known);
+		assert_true(f->deliver->sealed.len > PAD);
+		rete_wire_ack(cpi, le->index, 0, NULL, NULL);
+		rete__log_entry__free_unpacked(le, NULL);
+		rete__broker_frame__free_unpacked(f, NULL);
+	}
+	rete_wire_close(&cpi);
+	rete_wire_close(&social);
+	ids_free(&ok);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_teardown(test_full_disk, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
