@@ -17,6 +17,7 @@ struct agent_db {
 	MDB_env *env;
 	MDB_dbi dbi[AGENT_DB_COUNT];
 	MDB_txn *txn;      /* the write transaction begun by agent_db_begin */
+	bool txn_full;     /* a put in it met a full map: commit grows and fails */
 	bool rdonly;
 	size_t map_size;
 };
@@ -95,10 +96,12 @@ rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db
 	rc = mdb_env_open(db->env, dir, rdonly ? MDB_RDONLY : 0, 0600);
 	if (rc != 0)
 		goto fail;
-	if (rdonly) {
-		MDB_envinfo info;
-		mdb_env_info(db->env, &info);
+	/* The map may be larger than asked: an earlier run grew it. Growing
+	 * starts from what it really is. */
+	MDB_envinfo info;
+	if (mdb_env_info(db->env, &info) == 0 && info.me_mapsize > db->map_size)
 		db->map_size = info.me_mapsize;
+	if (rdonly) {
 		rc = db_rtxn(db, &txn);
 	} else {
 		rc = mdb_txn_begin(db->env, NULL, 0, &txn);
@@ -160,6 +163,14 @@ rete_err agent_db_commit(agent_db *db, rete_msg *m)
 {
 	if (db->txn == NULL)
 		return RETE_OK;
+	if (db->txn_full) {
+		/* LMDB leaves a transaction that met MDB_MAP_FULL unusable. */
+		mdb_txn_abort(db->txn);
+		db->txn = NULL;
+		db->txn_full = false;
+		db_grow(db);
+		return db_lmdb_err(m, MDB_MAP_FULL, "commit");
+	}
 	int rc = mdb_txn_commit(db->txn);
 	db->txn = NULL;
 	if (rc == MDB_MAP_FULL) {
@@ -174,6 +185,11 @@ void agent_db_abort(agent_db *db)
 	if (db != NULL && db->txn != NULL) {
 		mdb_txn_abort(db->txn);
 		db->txn = NULL;
+	}
+	if (db != NULL && db->txn_full) {
+		/* Dropped because the map was full: grow it for the retry. */
+		db->txn_full = false;
+		db_grow(db);
 	}
 }
 
@@ -216,6 +232,8 @@ rete_err agent_db_put(agent_db *db, agent_dbi dbi, const void *key, size_t klen,
 
 	if (db->txn != NULL) {
 		rc = mdb_put(db->txn, db->dbi[dbi], &k, &v, 0);
+		if (rc == MDB_MAP_FULL)
+			db->txn_full = true;
 		return rc == 0 ? RETE_OK : db_lmdb_err(m, rc, "write");
 	}
 	if (db->rdonly)
@@ -247,6 +265,8 @@ rete_err agent_db_del(agent_db *db, agent_dbi dbi, const void *key, size_t klen,
 	rc = mdb_del(txn, db->dbi[dbi], &k, NULL);
 	if (rc == MDB_NOTFOUND)
 		rc = 0;
+	if (rc == MDB_MAP_FULL && txn == db->txn)
+		db->txn_full = true;
 	if (txn != db->txn) {
 		if (rc == 0)
 			rc = mdb_txn_commit(txn);

@@ -87,7 +87,8 @@ rete_err agent_db_begin(agent_db *db, rete_msg *m);
  * RETE_ESTORE. */
 rete_err agent_db_commit(agent_db *db, rete_msg *m);
 
-/* agent_db_abort drops the open transaction, if any. */
+/* agent_db_abort drops the open transaction, if any; when a put in it met a
+ * full map (RETE_EFULL), the map is grown so that a retry can succeed. */
 void agent_db_abort(agent_db *db);
 
 /* agent_db_get copies the value of key into *val (caller frees with
@@ -96,7 +97,9 @@ rete_err agent_db_get(agent_db *db, agent_dbi dbi, const void *key, size_t klen,
 		      rete_msg *m);
 
 /* agent_db_put stores key -> val (overwriting). Outside a transaction it
- * commits by itself and grows the map when full. RETE_EFULL, RETE_ESTORE. */
+ * commits by itself and grows the map when full. Inside one, RETE_EFULL
+ * means: abort (or commit, which then fails) and redo the transaction,
+ * the map having been grown. RETE_EFULL, RETE_ESTORE. */
 rete_err agent_db_put(agent_db *db, agent_dbi dbi, const void *key, size_t klen, const void *val,
 		      size_t vlen, rete_msg *m);
 

@@ -456,7 +456,7 @@ static void out_prepare_pending(agent *a)
 	}
 	if (!any)
 		return;
-	for (int attempt = 0; attempt < 2; attempt++) {
+	for (int attempt = 0; attempt < 8; attempt++) {
 		rete_err err = agent_db_begin(a->db, &m);
 		for (size_t k = 0; err == RETE_OK && k < a->out_n; k++) {
 			out_item *it = &a->out_items[k];
@@ -507,6 +507,12 @@ void agent_outbox_scan(agent *a)
 	}
 	for (size_t i = 0; i < a->out_n; i++)
 		a->out_items[i].seen = false;
+	/* The ids of all new files are recorded in one durable transaction:
+	 * one fsync for a burst of files, not one each. Until it commits no
+	 * new item may go further, so a failed commit drops them all (they are
+	 * taken in again at the next scan). */
+	size_t before = a->out_n;
+	bool in_txn = agent_db_begin(a->db, &m) == RETE_OK;
 	for (size_t k = 0; k < n; k++) {
 		bool known = false;
 		for (size_t i = 0; i < a->out_n; i++) {
@@ -520,6 +526,14 @@ void agent_outbox_scan(agent *a)
 			out_intake(a, names[k]);
 	}
 	agent_spool_list_free(names, n);
+	if (in_txn && agent_db_commit(a->db, &m) != RETE_OK) {
+		agent_log(a, "error", "cannot record the ids of new outbox files: %s; trying again",
+			  m.text);
+		while (a->out_n > before)
+			item_remove(a, a->out_n - 1);
+		a->out_rescan = true;
+		return;
+	}
 	for (size_t i = 0; i < a->out_n;) {
 		if (!a->out_items[i].seen) {
 			agent_log(a, "warning", "%s: removed from outbox/ before an answer came",
@@ -643,6 +657,9 @@ static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 	rete_err merr = agent_spool_move(a->outbox_dir, it->name, a->sent_dir, used, &m);
 	if (merr != RETE_OK && merr != RETE_ENOENT)
 		goto fail;
+	/* The referral's status, the receipt to witness and forgetting the
+	 * record: one transaction (the file has already left outbox/). */
+	bool in_txn = agent_db_begin(a->db, &m) == RETE_OK;
 	if (rete_signed_decode(it->signed_msg.data, it->signed_msg.len, &sm, &msg, &m) == RETE_OK) {
 		if (agent_track_apply(a->db, a->cfg.id, msg, body->index, body->logged_at, &m) !=
 		    RETE_OK)
@@ -652,6 +669,8 @@ static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 	agent_witness_receipt(a, body->index, body->leaf_hash.data, body->leaf_hash.len);
 	if (agent_db_outbox_del(a->db, it->name, it->hash, &m) != RETE_OK)
 		agent_log(a, "error", "%s: %s", it->name, m.text);
+	if (in_txn && agent_db_commit(a->db, &m) != RETE_OK)
+		agent_log(a, "error", "%s: cannot record its status: %s", it->name, m.text);
 	agent_log(a, "info", "%s: accepted as %s at log index %" PRIu64 "; moved to sent/%s",
 		  it->name, it->id, body->index, used);
 	item_remove(a, i);

@@ -343,6 +343,13 @@ static char *referral_text(const char *id, const char *recipient, const char *se
 	    "contacts", "kind", "phone", "value", "+39 0376 555 0101", "reason",
 	    "Unemployed since March 2026; asks for help to find work.");
 	assert_non_null(j);
+	/* Notes of a few KiB: 500 of them outgrow the agents' 1 MiB initial
+	 * map, so the tests also cover the map growing under load. */
+	char notes[2601];
+	for (size_t i = 0; i < sizeof(notes) - 1; i++)
+		notes[i] = "Meeting notes. "[i % 15];
+	notes[sizeof(notes) - 1] = '\0';
+	json_object_set_new(json_object_get(j, "private"), "notes", json_string(notes));
 	if (id != NULL)
 		json_object_set_new(j, "id", json_string(id));
 	char *text = json_dumps(j, JSON_INDENT(2));
@@ -412,7 +419,8 @@ static void write_agent_ini(net *n, int p)
 	snprintf(text, sizeof(text),
 		 "[agent]\nid = %s\nkey = ../../keys/%s.key\nbroker = ipc://%s/broker/broker.sock\n"
 		 "broker_key = ../../keys/broker.mantova.pub\nspool = spool\ndata = data\n"
-		 "resubmit = 2s\nreconnect_min = 100ms\nreconnect_max = 1s\nwitness = 1s\n%s%s%s",
+		 "resubmit = 2s\nreconnect_min = 100ms\nreconnect_max = 1s\nwitness = 1s\n"
+		 "map_size = 1\n%s%s%s",
 		 party_ids[p], party_ids[p], n->dir, n->hook[p][0] ? "on_message = " : "",
 		 n->hook[p], n->hook[p][0] ? "\n" : "");
 	write_text(pathf(path, sizeof(path), "%s/agents/%s/agent.ini", n->dir, party_ids[p]), text);
