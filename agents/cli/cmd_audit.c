@@ -17,9 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "audit_remote.h"
 #include "checkpoint.h"
+#include "coord_config.h"
+#include "duration.h"
 #include "codec.h"
 #include "json.h"
 #include "keys.h"
@@ -35,8 +39,10 @@ static void audit_usage(FILE *out)
 	    "usage: rete audit verify STORE_DIR --broker-key FILE.pub [--since-checkpoint FILE]\n"
 	    "                         [--origin NAME] [--json] [--threads N] [--no-replay]\n"
 	    "                         [--scratch DIR]\n"
+	    "       rete audit verify [--broker ENDPOINT] -c audit.ini --state FILE [--json]\n"
+	    "                         [--threads N]\n"
 	    "       rete audit log STORE_DIR [--from N] [--to N] [--case ID]\n"
-	    "       rete audit timeline STORE_DIR --case ID\n"
+	    "       rete audit timeline (STORE_DIR | -c audit.ini) --case ID [--tz ZONE]\n"
 	    "       rete audit proof STORE_DIR --index N [--size M]\n"
 	    "       rete audit consistency STORE_DIR --from M --to N\n"
 	    "       rete audit check-proof FILE --checkpoint FILE --broker-key FILE.pub\n"
@@ -71,11 +77,31 @@ static void audit_usage(FILE *out)
 	    "  --scratch DIR            where the replay's scratch store goes (default\n"
 	    "                           $TMPDIR or /tmp)\n"
 	    "\n"
+	    "verify at a distance (-c audit.ini: the auditor's id, key, broker endpoint and\n"
+	    "           pinned broker key, in the coord.ini format) asks the broker for its\n"
+	    "           latest signed checkpoint and fetches only the entries not verified\n"
+	    "           yet, in batches, checking them as above (without the replay, which\n"
+	    "           needs the store). --state FILE keeps the last checkpoint verified,\n"
+	    "           the frontier of the verified tree and the directory in force,\n"
+	    "           signed with the auditor's key; each run first checks that the\n"
+	    "           broker's log is consistent with it (a consistency proof), and\n"
+	    "           replaces it (atomically) only when everything held. A broker whose\n"
+	    "           log does not extend the saved checkpoint (rolled back, forked) gets\n"
+	    "           an ALARM with both checkpoint notes. The first run, without FILE,\n"
+	    "           verifies the log from entry 0.\n"
+	    "  --broker ENDPOINT        the broker's endpoint (default: [client] broker)\n"
+	    "\n"
 	    "log        prints entries as JSON lines, metadata only: index, loggedAt,\n"
 	    "           sender, recipient, kind, messageId, referralId, status, caseId.\n"
 	    "           --from and --to are log indexes, both inclusive; --case keeps one\n"
 	    "           case's entries.\n"
-	    "timeline   prints one case's history as lines for people to read.\n"
+	    "timeline   prints one case's history for people to read, in log order: who\n"
+	    "           sent what to whom, services and priorities, status changes with\n"
+	    "           business status and reason, outcomes, deliveries, notices, notes\n"
+	    "           (their kind). Times in the network's time zone (--tz, else the\n"
+	    "           directory's in the store, or audit.ini's time_zone). With -c the\n"
+	    "           broker's whole log is read by range and filtered (the broker has\n"
+	    "           no query by case).\n"
 	    "\n"
 	    "proof      prints the inclusion proof of entry --index in the tree of --size\n"
 	    "           entries (default: the latest checkpoint's size when it covers the\n"
@@ -223,6 +249,7 @@ static json_t *verify_json(const rete_verify_report *rep, bool replay)
 static int audit_verify(int argc, char **argv)
 {
 	const char *dir = NULL, *keyfile = NULL, *since = NULL, *origin = NULL, *v;
+	const char *ini = NULL, *endpoint = NULL, *state = NULL;
 	bool json = false, replay = true;
 	rete_verify_options opt;
 	rete_verify_report rep;
@@ -261,6 +288,15 @@ static int audit_verify(int argc, char **argv)
 				    v);
 				return CLI_USAGE;
 			}
+		} else if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+			if ((ini = need_value(argc, argv, &i, "verify", "an audit.ini file")) == NULL)
+				return CLI_USAGE;
+		} else if (strcmp(argv[i], "--broker") == 0) {
+			if ((endpoint = need_value(argc, argv, &i, "verify", "an endpoint")) == NULL)
+				return CLI_USAGE;
+		} else if (strcmp(argv[i], "--state") == 0) {
+			if ((state = need_value(argc, argv, &i, "verify", "a state file")) == NULL)
+				return CLI_USAGE;
 		} else if (strcmp(argv[i], "--json") == 0) {
 			json = true;
 		} else if (strcmp(argv[i], "--no-replay") == 0) {
@@ -268,13 +304,43 @@ static int audit_verify(int argc, char **argv)
 		} else if (argv[i][0] == '-') {
 			return unknown_option("verify", argv[i],
 					      "--broker-key, --since-checkpoint, --origin, --json, "
-					      "--threads, --no-replay, --scratch");
+					      "--threads, --no-replay, --scratch; at a distance: "
+					      "--broker, -c, --state");
 		} else if (dir == NULL) {
 			dir = argv[i];
 		} else {
 			fprintf(stderr, "rete audit verify: unexpected argument '%s'\n", argv[i]);
 			return CLI_USAGE;
 		}
+	}
+	if (ini != NULL || endpoint != NULL || state != NULL) {
+		/* at a distance: the keys come from audit.ini, the log from the broker */
+		audit_remote_opts ro;
+		const char *bad = dir != NULL		? "STORE_DIR"
+				  : keyfile != NULL	? "--broker-key"
+				  : since != NULL	? "--since-checkpoint"
+				  : opt.scratch_dir != NULL ? "--scratch"
+				  : origin != NULL	? "--origin"
+							: NULL;
+		if (bad != NULL) {
+			fprintf(stderr,
+				"rete audit verify: %s is for a local store; at a distance give "
+				"[--broker ENDPOINT] -c audit.ini --state FILE\n",
+				bad);
+			return CLI_USAGE;
+		}
+		if (ini == NULL || state == NULL) {
+			fprintf(stderr, "rete audit verify: missing %s; see 'rete audit --help'\n",
+				ini == NULL ? "-c audit.ini" : "--state FILE");
+			return CLI_USAGE;
+		}
+		memset(&ro, 0, sizeof(ro));
+		ro.ini = ini;
+		ro.endpoint = endpoint;
+		ro.state = state;
+		ro.json = json;
+		ro.threads = (unsigned)threads;
+		return audit_remote_verify(&ro);
 	}
 	if (dir == NULL || keyfile == NULL) {
 		fprintf(stderr, "rete audit verify: %s; see 'rete audit --help'\n",
@@ -509,36 +575,352 @@ static int print_line(void *ctx, uint64_t index, const rete_buf *raw)
 	return rc;
 }
 
-/* print_timeline_line: one entry of a case for a person. */
-static int print_timeline_line(void *ctx, uint64_t index, const rete_buf *raw)
+/* ---- the timeline ----------------------------------------------------------------- */
+
+/* An entry of the case already printed: deliveries name its recipient. */
+struct tl_seen {
+	uint64_t ts_index;
+	char *ts_recipient;
+	const char *ts_kind; /* static */
+};
+
+struct timeline {
+	struct tl_seen *tl_seen;
+	size_t tl_n, tl_cap;
+	uint64_t tl_count; /* entries printed */
+	bool tl_oom;
+};
+
+/* clean copies s into buf for a terminal: control characters become '?'
+ * (the log's strings are valid UTF-8 without NUL, but may hold escapes). */
+static const char *clean(const char *s, char *buf, size_t n)
 {
-	json_t *o = entry_json(index, raw);
-	const char *at, *kind, *sender, *recipient, *ref, *status;
-	(void)ctx;
-	if (o == NULL)
-		return CLI_USAGE;
-	at = json_string_value(json_object_get(o, "loggedAt"));
-	kind = json_string_value(json_object_get(o, "kind"));
-	sender = json_string_value(json_object_get(o, "sender"));
-	recipient = json_string_value(json_object_get(o, "recipient"));
-	ref = json_string_value(json_object_get(o, "referralId"));
-	status = json_string_value(json_object_get(o, "status"));
-	printf("%s  #%-6" PRIu64 " %-9s %s", at ? at : "?", index, kind ? kind : "?",
-	       sender ? sender : "?");
-	if (recipient != NULL)
-		printf(" -> %s", recipient);
-	if (ref != NULL)
-		printf("  referral %s", ref);
-	if (status != NULL)
-		printf("  status %s", status);
+	size_t i = 0;
+
+	if (s == NULL)
+		s = "";
+	for (; *s != '\0' && i + 1 < n; s++)
+		buf[i++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s;
+	buf[i] = '\0';
+	return buf;
+}
+
+/* tl_time formats ms in the process time zone (set by the caller). */
+static const char *tl_time(int64_t ms, char buf[64])
+{
+	time_t secs = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (ms < 0 || localtime_r(&secs, &tm) == NULL ||
+	    strftime(buf, 64, "%Y-%m-%d %H:%M:%S %Z", &tm) == 0)
+		snprintf(buf, 64, "%" PRId64 " ms", ms);
+	return buf;
+}
+
+static const char *ename(const ProtobufCEnumDescriptor *d, int v)
+{
+	const char *n = rete_enum_json_name(d, v);
+	return n != NULL ? n : "?";
+}
+
+static void tl_remember(struct timeline *t, uint64_t index, const Rete__Message *msg)
+{
+	struct tl_seen *ts;
+
+	if (t->tl_n == t->tl_cap) {
+		size_t cap = t->tl_cap ? t->tl_cap * 2 : 32;
+		struct tl_seen *nv = realloc(t->tl_seen, cap * sizeof(*nv));
+		if (nv == NULL) {
+			t->tl_oom = true;
+			return;
+		}
+		t->tl_seen = nv;
+		t->tl_cap = cap;
+	}
+	ts = &t->tl_seen[t->tl_n];
+	ts->ts_index = index;
+	ts->ts_kind = rete_message_kind(msg);
+	if ((ts->ts_recipient = strdup(msg->recipient != NULL ? msg->recipient : "")) != NULL)
+		t->tl_n++;
+}
+
+static const struct tl_seen *tl_find(const struct timeline *t, uint64_t index)
+{
+	for (size_t i = 0; i < t->tl_n; i++)
+		if (t->tl_seen[i].ts_index == index)
+			return &t->tl_seen[i];
+	return NULL;
+}
+
+static void timeline_free(struct timeline *t)
+{
+	for (size_t i = 0; i < t->tl_n; i++)
+		free(t->tl_seen[i].ts_recipient);
+	free(t->tl_seen);
+	memset(t, 0, sizeof(*t));
+}
+
+/* print_update: the words of a status change. */
+static void print_update(const Rete__ReferralUpdate *u)
+{
+	char b1[256], b2[256];
+
+	if (u->status != RETE__STATUS__STATUS_UNSPECIFIED)
+		printf("status %s", rete_status_name(u->status));
+	else
+		printf("status unchanged");
+	if (u->business_status != NULL && *u->business_status != '\0')
+		printf(", business status '%s'", clean(u->business_status, b1, sizeof(b1)));
+	if (u->status_reason != NULL &&
+	    ((u->status_reason->code != NULL && *u->status_reason->code != '\0') ||
+	     (u->status_reason->text != NULL && *u->status_reason->text != '\0'))) {
+		printf(", reason %s", clean(u->status_reason->code, b1, sizeof(b1)));
+		if (u->status_reason->text != NULL && *u->status_reason->text != '\0')
+			printf(" (\"%s\")", clean(u->status_reason->text, b2, sizeof(b2)));
+	}
+	if (u->outcome != NULL) {
+		printf(", outcome %s",
+		       ename(&rete__outcome_result__descriptor, (int)u->outcome->result));
+		if (u->outcome->reason != RETE__OUTCOME_REASON__OUTCOME_REASON_UNSPECIFIED)
+			printf(" (%s)",
+			       ename(&rete__outcome_reason__descriptor, (int)u->outcome->reason));
+		if (u->outcome->text != NULL && *u->outcome->text != '\0')
+			printf(": \"%s\"", clean(u->outcome->text, b2, sizeof(b2)));
+	}
+}
+
+/* print_timeline_entry: one entry of a case for a person, in the process
+ * time zone. Only metadata exists in the log: parties, codes, statuses. */
+static int print_timeline_entry(void *ctx, uint64_t index, const rete_buf *raw)
+{
+	struct timeline *t = ctx;
+	Rete__LogEntry *le = rete__log_entry__unpack(NULL, raw->len, raw->data);
+	Rete__Message *msg = NULL;
+	char when[64], b1[256], b2[256], b3[256];
+	rete_msg m = {{0}};
+
+	t->tl_count++;
+	if (le == NULL ||
+	    rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &msg, &m) !=
+		RETE_OK) {
+		printf("%-27s  #%-5" PRIu64 " this entry does not decode (%s); run 'rete audit "
+		       "verify'\n",
+		       le != NULL ? tl_time(le->logged_at, when) : "?", index,
+		       le != NULL ? m.text : "LogEntry");
+		if (le != NULL)
+			rete__log_entry__free_unpacked(le, NULL);
+		return ferror(stdout) ? CLI_USAGE : CLI_OK;
+	}
+	printf("%-27s  #%-5" PRIu64 " ", tl_time(le->logged_at, when), index);
+	clean(msg->sender, b1, sizeof(b1));
+	clean(msg->recipient, b2, sizeof(b2));
+	switch (msg->body_case) {
+	case RETE__MESSAGE__BODY_REFERRAL: {
+		const Rete__Referral *r = msg->referral;
+		printf("referral %s: %s -> %s, service %s, priority %s",
+		       clean(msg->id, b3, sizeof(b3)), b1, b2, clean(r->service, b3, sizeof(b3)),
+		       ename(&rete__priority__descriptor, (int)r->priority));
+		if (r->age_band != RETE__AGE_BAND__AGE_BAND_UNSPECIFIED)
+			printf(", age band %s", ename(&rete__age_band__descriptor, (int)r->age_band));
+		if (r->consent != NULL && r->consent->basis != 0)
+			printf(", basis %s",
+			       ename(&rete__consent_basis__descriptor, (int)r->consent->basis));
+		if (r->do_not_contact)
+			printf(", do not contact at home");
+		if (r->previous_referral != NULL && *r->previous_referral != '\0')
+			printf(", re-refers %s", clean(r->previous_referral, b3, sizeof(b3)));
+		tl_remember(t, index, msg);
+		break;
+	}
+	case RETE__MESSAGE__BODY_UPDATE:
+		printf("update of %s by %s -> %s: ", clean(msg->update->referral_id, b3, sizeof(b3)),
+		       b1, b2);
+		print_update(msg->update);
+		tl_remember(t, index, msg);
+		break;
+	case RETE__MESSAGE__BODY_NOTE:
+		printf("note by %s -> %s on %s%s: kind %s", b1, b2,
+		       msg->note->referral_id != NULL && *msg->note->referral_id != '\0'
+			   ? "referral "
+			   : "the case",
+		       clean(msg->note->referral_id, b3, sizeof(b3)),
+		       clean(msg->note->kind, b1, sizeof(b1)));
+		tl_remember(t, index, msg);
+		break;
+	case RETE__MESSAGE__BODY_DELIVERY: {
+		const Rete__Delivery *d = msg->delivery;
+		const struct tl_seen *ts = tl_find(t, d->index);
+		if (ts != NULL)
+			printf("delivered to %s: the %s of entry #%" PRIu64,
+			       clean(ts->ts_recipient, b3, sizeof(b3)), ts->ts_kind, d->index);
+		else
+			printf("delivered: entry #%" PRIu64, d->index);
+		if (d->referral_id != NULL && *d->referral_id != '\0')
+			printf(" (%s)", clean(d->referral_id, b3, sizeof(b3)));
+		printf("; delivery receipt to %s", b2);
+		break;
+	}
+	case RETE__MESSAGE__BODY_NOTICE: {
+		const Rete__Notice *n = msg->notice;
+		printf("notice to %s: ", b2);
+		if (n->referral_id != NULL && *n->referral_id != '\0')
+			printf("%s ", clean(n->referral_id, b3, sizeof(b3)));
+		switch (n->kind) {
+		case RETE__NOTICE_KIND__NOTICE_KIND_OVERDUE:
+			printf("overdue");
+			if (n->due_at > 0)
+				printf(" (an answer was due %s)", tl_time(n->due_at, when));
+			break;
+		case RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED:
+			printf("not delivered before the expiry");
+			break;
+		case RETE__NOTICE_KIND__NOTICE_KIND_DELIVERY_REFUSED:
+			printf("the recipient could not verify or open entry #%" PRIu64, n->index);
+			break;
+		default:
+			printf("%s", ename(&rete__notice_kind__descriptor, (int)n->kind));
+		}
+		if (n->error != 0)
+			printf(", error %s", ename(&rete__error_code__descriptor, (int)n->error));
+		if (n->text != NULL && *n->text != '\0')
+			printf(": \"%s\"", clean(n->text, b3, sizeof(b3)));
+		break;
+	}
+	default:
+		printf("%s by %s", rete_message_kind(msg), b1);
+	}
 	putchar('\n');
-	json_decref(o);
+	rete__message__free_unpacked(msg, NULL);
+	rete__log_entry__free_unpacked(le, NULL);
+	if (t->tl_oom) {
+		fprintf(stderr, "rete audit timeline: out of memory\n");
+		return CLI_USAGE;
+	}
 	return ferror(stdout) ? CLI_USAGE : CLI_OK;
 }
 
-static int audit_log_or_timeline(int argc, char **argv, bool timeline)
+/* store_time_zone_of: the time zone of the Directory in force in the store
+ * at dir (malloc'd), or NULL when it cannot be read or names none. */
+static char *store_time_zone_of(const char *dir)
 {
-	const char *who = timeline ? "timeline" : "log";
+	rete_store *s = NULL;
+	rete_store_rtxn *rt = NULL;
+	rete_buf e = {0};
+	Rete__LogEntry *le = NULL;
+	Rete__Message *msg = NULL;
+	uint64_t idx;
+	char *tz = NULL;
+
+	if (rete_store_open(&s, dir, RETE_STORE_RDONLY, NULL) != RETE_OK)
+		return NULL;
+	if (rete_store_read_begin(s, &rt, NULL) == RETE_OK &&
+	    rete_store_directory(s, rt, &idx, &e, NULL) == RETE_OK &&
+	    (le = rete__log_entry__unpack(NULL, e.len, e.data)) != NULL &&
+	    rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &msg,
+			       NULL) == RETE_OK &&
+	    msg->body_case == RETE__MESSAGE__BODY_DIRECTORY && msg->directory->time_zone != NULL &&
+	    msg->directory->time_zone[0] != '\0')
+		tz = strdup(msg->directory->time_zone);
+	if (msg != NULL)
+		rete__message__free_unpacked(msg, NULL);
+	if (le != NULL)
+		rete__log_entry__free_unpacked(le, NULL);
+	rete_buf_free(&e);
+	rete_store_read_end(&rt);
+	rete_store_close(&s);
+	return tz;
+}
+
+/* use_time_zone makes tz the process time zone for tl_time; a zone this
+ * machine does not know gives UTC, and says so. Returns the zone used. */
+static const char *use_time_zone(const char *tz)
+{
+	char path[512];
+
+	if (tz == NULL || *tz == '\0')
+		tz = RETE_DEFAULT_TZ;
+	snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
+	if (strstr(tz, "..") != NULL || access(path, R_OK) != 0) {
+		fprintf(stderr,
+			"rete audit timeline: time zone '%s' is not known on this machine "
+			"(no %s); times are shown in UTC\n",
+			tz, path);
+		tz = "UTC";
+	}
+	setenv("TZ", tz, 1);
+	tzset();
+	return tz;
+}
+
+static int audit_timeline(int argc, char **argv)
+{
+	const char *dir = NULL, *ini = NULL, *case_id = NULL, *tz_opt = NULL, *tz;
+	char *tz_src = NULL, b[256];
+	struct timeline t;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--case") == 0) {
+			if ((case_id = need_value(argc, argv, &i, "timeline", "a case id")) == NULL)
+				return CLI_USAGE;
+		} else if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+			if ((ini = need_value(argc, argv, &i, "timeline", "an audit.ini file")) == NULL)
+				return CLI_USAGE;
+		} else if (strcmp(argv[i], "--tz") == 0) {
+			if ((tz_opt = need_value(argc, argv, &i, "timeline", "a time zone")) == NULL)
+				return CLI_USAGE;
+		} else if (argv[i][0] == '-') {
+			return unknown_option("timeline", argv[i], "--case, -c, --tz");
+		} else if (dir == NULL) {
+			dir = argv[i];
+		} else {
+			fprintf(stderr, "rete audit timeline: unexpected argument '%s'\n", argv[i]);
+			return CLI_USAGE;
+		}
+	}
+	if ((dir == NULL) == (ini == NULL) || case_id == NULL || *case_id == '\0') {
+		fprintf(stderr, "rete audit timeline: %s; see 'rete audit --help'\n",
+			dir == NULL && ini == NULL ? "give STORE_DIR or -c audit.ini"
+			: dir != NULL && ini != NULL
+			    ? "give STORE_DIR or -c audit.ini, not both"
+			    : "missing --case ID (a non-empty case id)");
+		return CLI_USAGE;
+	}
+	memset(&t, 0, sizeof(t));
+	if (ini != NULL && tz_opt == NULL) {
+		coord_config cfg;
+		rete_msg m = {{0}};
+		if (coord_config_load(ini, &cfg, &m) != RETE_OK) {
+			fprintf(stderr, "rete audit timeline: %s\n", m.text);
+			coord_config_free(&cfg);
+			return CLI_USAGE;
+		}
+		tz_src = cfg.time_zone != NULL ? strdup(cfg.time_zone) : NULL;
+		coord_config_free(&cfg);
+	}
+	if (dir != NULL && tz_opt == NULL)
+		tz_src = store_time_zone_of(dir);
+	tz = use_time_zone(tz_opt != NULL ? tz_opt : tz_src);
+	printf("case %s: its entries in log order, times in %s%s\n", clean(case_id, b, sizeof(b)),
+	       tz, ini != NULL ? " (the whole log read from the broker and filtered here)" : "");
+	if (ini != NULL)
+		rc = audit_remote_case_entries(ini, case_id, "timeline", print_timeline_entry, &t);
+	else
+		rc = for_entries(dir, "timeline", 0, UINT64_MAX, case_id, print_timeline_entry,
+				 &t);
+	if (rc == CLI_OK)
+		printf("%" PRIu64 " entr%s\n", t.tl_count, t.tl_count == 1 ? "y" : "ies");
+	free(tz_src);
+	timeline_free(&t);
+	if (fflush(stdout) != 0)
+		return CLI_USAGE;
+	return rc;
+}
+
+static int audit_log(int argc, char **argv)
+{
+	const bool timeline = false;
+	const char *who = "log";
 	const char *dir = NULL, *case_id = NULL, *v;
 	uint64_t from = 0, to = UINT64_MAX;
 	int rc;
@@ -578,10 +960,7 @@ static int audit_log_or_timeline(int argc, char **argv, bool timeline)
 			from, to);
 		return CLI_USAGE;
 	}
-	if (timeline)
-		printf("case %s\n", case_id);
-	rc = for_entries(dir, who, from, to, case_id, timeline ? print_timeline_line : print_line,
-			 NULL);
+	rc = for_entries(dir, who, from, to, case_id, print_line, NULL);
 	if (fflush(stdout) != 0)
 		return CLI_USAGE;
 	return rc;
@@ -971,9 +1350,9 @@ int cmd_audit(int argc, char **argv)
 	if (strcmp(argv[1], "verify") == 0)
 		return audit_verify(argc - 1, argv + 1);
 	if (strcmp(argv[1], "log") == 0)
-		return audit_log_or_timeline(argc - 1, argv + 1, false);
+		return audit_log(argc - 1, argv + 1);
 	if (strcmp(argv[1], "timeline") == 0)
-		return audit_log_or_timeline(argc - 1, argv + 1, true);
+		return audit_timeline(argc - 1, argv + 1);
 	if (strcmp(argv[1], "proof") == 0)
 		return audit_proof(argc - 1, argv + 1, false);
 	if (strcmp(argv[1], "consistency") == 0)

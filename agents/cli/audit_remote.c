@@ -1,0 +1,854 @@
+/* audit_remote.c — the auditor at a distance (see audit_remote.h).
+ *
+ * The state file is one JSON object:
+ *   format      "rete-audit-state/1"
+ *   auditor     the auditor's party id
+ *   origin      the log's origin
+ *   size        the verified size, a decimal string
+ *   checkpoint  the signed checkpoint note of that size
+ *   frontier    the compact range of the verified prefix: the hashes of its
+ *               perfect subtrees, left to right (one per set bit of size,
+ *               the largest first), base64
+ *   directory   the LogEntry bytes of the Directory in force, base64 (absent
+ *               before the first Directory)
+ *   savedAt     when it was written (RFC 3339 UTC; informative)
+ *   signature   Ed25519 of the auditor's key over "rete/audit-state/v1\n"
+ *               followed by the other members as compact JSON, keys sorted
+ * The signature makes an edited file (a frontier, a checkpoint or a
+ * directory swapped for another) fail loudly instead of steering the next
+ * audit; the structural checks name what is wrong when the file is merely
+ * damaged. */
+#define _GNU_SOURCE
+#include "audit_remote.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "checkpoint.h"
+#include "cli.h"
+#include "coord_config.h"
+#include "duration.h"
+#include "json.h"
+#include "wire.h"
+
+#define STATE_FORMAT   "rete-audit-state/1"
+#define STATE_CTX      "rete/audit-state/v1\n"
+#define STATE_MAX      (1u << 20) /* a state file is a few KiB; more is not one */
+#define BATCH	       1000u	  /* entries asked for per query (the broker may cap) */
+#define SOFTWARE       "rete audit"
+
+/* ---- the state file ---------------------------------------------------------- */
+
+void audit_state_free(audit_state *st)
+{
+	if (st == NULL)
+		return;
+	free(st->note);
+	free(st->directory);
+	memset(st, 0, sizeof(*st));
+}
+
+/* state_body is the object to sign: everything but the signature. */
+static char *state_signed_text(json_t *body)
+{
+	return json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+}
+
+static rete_err state_bad(rete_msg *m, const char *path, const char *what)
+{
+	return rete_msg_set(m, RETE_EINVAL,
+			    "the state file %s is not a state this auditor wrote: %s; remove it "
+			    "only if you are sure (the next run then verifies the log from 0)",
+			    path, what);
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+rete_err audit_state_load(const char *path, const rete_pubkey *auditor, audit_state *st,
+			  rete_msg *m)
+{
+	static const char *const known[] = {"format", "auditor", "origin",   "size",	  "checkpoint",
+					    "frontier", "directory", "savedAt", "signature", NULL};
+	uint8_t sig[RETE_SIG_LEN];
+	uint8_t *bin = NULL;
+	size_t binlen = 0, n;
+	rete_checkpoint cp;
+	rete_msg mm = {{0}};
+	json_error_t je;
+	json_t *doc = NULL, *fr, *val;
+	const char *key, *s;
+	char *text = NULL, *end;
+	unsigned long long size;
+	struct stat sb;
+	FILE *f;
+	rete_err e = RETE_OK;
+
+	memset(st, 0, sizeof(*st));
+	if ((f = fopen(path, "rb")) == NULL) {
+		if (errno == ENOENT)
+			return rete_msg_set(m, RETE_ENOENT, "no state file %s", path);
+		return rete_msg_set(m, RETE_EIO, "cannot read the state file %s: %s", path,
+				    strerror(errno));
+	}
+	if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > STATE_MAX) {
+		fclose(f);
+		return state_bad(m, path, "it is not a regular file of at most 1 MiB");
+	}
+	doc = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
+	fclose(f);
+	if (doc == NULL) {
+		snprintf(mm.text, sizeof(mm.text), "it is not JSON (line %d: %s)", je.line, je.text);
+		return state_bad(m, path, mm.text);
+	}
+	if (!json_is_object(doc)) {
+		e = state_bad(m, path, "it is not a JSON object");
+		goto out;
+	}
+	json_object_foreach(doc, key, val)
+	{
+		bool ok = false;
+		for (int i = 0; known[i] != NULL; i++)
+			ok = ok || strcmp(key, known[i]) == 0;
+		if (!ok || !json_is_string(val) != (strcmp(key, "frontier") == 0)) {
+			snprintf(mm.text, sizeof(mm.text),
+				 "member '%s' is unknown or of the wrong type", key);
+			e = state_bad(m, path, mm.text);
+			goto out;
+		}
+	}
+	if ((s = jstr(doc, "format")) == NULL || strcmp(s, STATE_FORMAT) != 0) {
+		e = state_bad(m, path, "its format is not " STATE_FORMAT);
+		goto out;
+	}
+	/* the signature first: nothing of an altered file is believed */
+	if ((s = jstr(doc, "signature")) == NULL || rete_b64_decode(s, &bin, &binlen) != RETE_OK ||
+	    binlen != RETE_SIG_LEN) {
+		e = state_bad(m, path, "it has no signature (64 bytes, base64)");
+		goto out;
+	}
+	memcpy(sig, bin, RETE_SIG_LEN);
+	free(bin);
+	bin = NULL;
+	json_object_del(doc, "signature");
+	if ((text = state_signed_text(doc)) == NULL) {
+		e = rete_msg_set(m, RETE_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (rete_verify_bytes(sig, STATE_CTX, (const uint8_t *)text, strlen(text), auditor) !=
+	    RETE_OK) {
+		e = rete_msg_set(m, RETE_EBADSIG,
+				 "the state file %s does not carry this auditor's signature: it was "
+				 "altered after it was written, or written with another key; it is "
+				 "not used",
+				 path);
+		goto out;
+	}
+	/* then its form */
+	if ((s = jstr(doc, "auditor")) == NULL || !rete_id_valid(s)) {
+		e = state_bad(m, path, "auditor is not a party id");
+		goto out;
+	}
+	snprintf(st->auditor, sizeof(st->auditor), "%s", s);
+	if ((s = jstr(doc, "size")) == NULL || *s < '0' || *s > '9' ||
+	    (errno = 0, size = strtoull(s, &end, 10), errno != 0 || *end != '\0')) {
+		e = state_bad(m, path, "size is not a decimal number");
+		goto out;
+	}
+	if ((s = jstr(doc, "checkpoint")) == NULL ||
+	    rete_checkpoint_parse(s, strlen(s), &cp, &mm) != RETE_OK || cp.size != size ||
+	    (st->note = strdup(s)) == NULL) {
+		e = state_bad(m, path, "checkpoint is not a checkpoint note of the size given");
+		goto out;
+	}
+	if ((s = jstr(doc, "origin")) == NULL || strcmp(s, cp.origin) != 0) {
+		e = state_bad(m, path, "origin is not the checkpoint's origin");
+		goto out;
+	}
+	fr = json_object_get(doc, "frontier");
+	n = (size_t)__builtin_popcountll(size);
+	if (!json_is_array(fr) || json_array_size(fr) != n) {
+		snprintf(mm.text, sizeof(mm.text),
+			 "frontier must hold %zu hashes for size %llu (one per perfect subtree)", n,
+			 size);
+		e = state_bad(m, path, mm.text);
+		goto out;
+	}
+	rete_merkle_frontier_init(&st->frontier);
+	st->frontier.mf_size = size;
+	for (int level = 63, i = 0; level >= 0; level--) {
+		if (((size >> level) & 1) == 0)
+			continue;
+		s = json_string_value(json_array_get(fr, (size_t)i++));
+		if (s == NULL || rete_b64_decode(s, &bin, &binlen) != RETE_OK ||
+		    binlen != RETE_MERKLE_HASH) {
+			free(bin);
+			bin = NULL;
+			e = state_bad(m, path, "a frontier hash is not 32 bytes of base64");
+			goto out;
+		}
+		memcpy(st->frontier.mf_hash[level], bin, RETE_MERKLE_HASH);
+		free(bin);
+		bin = NULL;
+	}
+	if ((s = jstr(doc, "directory")) != NULL &&
+	    rete_b64_decode(s, &st->directory, &st->directory_len) != RETE_OK) {
+		e = state_bad(m, path, "directory is not base64");
+		goto out;
+	}
+out:
+	free(text);
+	json_decref(doc);
+	return e;
+}
+
+/* write_all writes len bytes to fd. */
+static bool write_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		p += w;
+		len -= (size_t)w;
+	}
+	return true;
+}
+
+rete_err audit_state_save(const char *path, const rete_verify_resume *r, const char *id,
+			  const rete_seckey *sk, rete_msg *m)
+{
+	uint8_t sig[RETE_SIG_LEN];
+	rete_checkpoint cp;
+	json_t *doc = json_object(), *fr = json_array();
+	char tb[32], *text = NULL, *out = NULL, *tmp = NULL, *dcopy = NULL;
+	int fd = -1;
+	rete_err e = RETE_ENOMEM;
+
+	if (doc == NULL || fr == NULL) {
+		json_decref(fr);
+		goto fail;
+	}
+	if (rete_checkpoint_parse(r->note, r->note_len, &cp, m) != RETE_OK) {
+		e = RETE_EINVAL;
+		json_decref(fr);
+		goto fail;
+	}
+	for (int level = 63; level >= 0; level--) {
+		if (((r->frontier.mf_size >> level) & 1) == 0)
+			continue;
+		char *h = rete_b64_encode(r->frontier.mf_hash[level], RETE_MERKLE_HASH);
+		if (h == NULL) {
+			json_decref(fr);
+			goto fail;
+		}
+		json_array_append_new(fr, json_string(h));
+		free(h);
+	}
+	snprintf(tb, sizeof(tb), "%" PRIu64, r->frontier.mf_size);
+	json_object_set_new(doc, "format", json_string(STATE_FORMAT));
+	json_object_set_new(doc, "auditor", json_string(id));
+	json_object_set_new(doc, "origin", json_string(cp.origin));
+	json_object_set_new(doc, "size", json_string(tb));
+	json_object_set_new(doc, "checkpoint", json_stringn(r->note, r->note_len));
+	json_object_set_new(doc, "frontier", fr);
+	if (r->directory != NULL) {
+		char *d = rete_b64_encode(r->directory, r->directory_len);
+		if (d == NULL)
+			goto fail;
+		json_object_set_new(doc, "directory", json_string(d));
+		free(d);
+	}
+	json_object_set_new(doc, "savedAt", json_string(rete_time_format(rete_now_ms(), tb)));
+	if ((text = state_signed_text(doc)) == NULL)
+		goto fail;
+	if ((e = rete_sign_bytes(sig, STATE_CTX, (const uint8_t *)text, strlen(text), sk)) !=
+	    RETE_OK) {
+		rete_msg_set(m, e, "cannot sign the state file %s", path);
+		goto fail;
+	}
+	{
+		char *sb = rete_b64_encode(sig, RETE_SIG_LEN);
+		if (sb == NULL)
+			goto fail;
+		json_object_set_new(doc, "signature", json_string(sb));
+		free(sb);
+	}
+	if ((out = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS)) == NULL)
+		goto fail;
+	if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
+		tmp = NULL;
+		goto fail;
+	}
+	e = RETE_EIO;
+	if ((fd = mkstemp(tmp)) < 0) {
+		rete_msg_set(m, e, "cannot create a temporary file beside %s: %s", path,
+			     strerror(errno));
+		free(tmp);
+		tmp = NULL;
+		goto fail;
+	}
+	if (fchmod(fd, 0644) != 0 || !write_all(fd, out, strlen(out)) || !write_all(fd, "\n", 1) ||
+	    fsync(fd) != 0) {
+		rete_msg_set(m, e, "cannot write %s: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		rete_msg_set(m, e, "cannot write %s: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) != 0) {
+		rete_msg_set(m, e, "cannot replace %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	free(tmp);
+	tmp = NULL;
+	/* the rename itself must survive a power loss */
+	if ((dcopy = strdup(path)) != NULL) {
+		int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+	}
+	e = RETE_OK;
+fail:
+	if (e == RETE_ENOMEM)
+		rete_msg_set(m, e, "out of memory writing the state file %s", path);
+	if (fd >= 0)
+		close(fd);
+	if (tmp != NULL) {
+		unlink(tmp);
+		free(tmp);
+	}
+	free(dcopy);
+	free(out);
+	free(text);
+	json_decref(doc);
+	return e;
+}
+
+/* ---- talking to the broker ---------------------------------------------------- */
+
+struct remote {
+	coord_config r_cfg;
+	const char *r_endpoint;
+	rete_wire *r_w;
+	rete_seckey *r_sk;
+	rete_pubkey r_bk;
+};
+
+static void remote_close(struct remote *r)
+{
+	rete_wire_close(&r->r_w);
+	rete_seckey_free(&r->r_sk);
+	coord_config_free(&r->r_cfg);
+}
+
+/* remote_open loads the configuration and the keys and connects. */
+static rete_err remote_open(struct remote *r, const char *ini, const char *endpoint, rete_msg *m)
+{
+	rete_err e;
+
+	memset(r, 0, sizeof(*r));
+	if ((e = coord_config_load(ini, &r->r_cfg, m)) != RETE_OK)
+		return e;
+	r->r_endpoint = endpoint != NULL && *endpoint != '\0' ? endpoint : r->r_cfg.broker;
+	if ((e = coord_config_keys(&r->r_cfg, &r->r_sk, &r->r_bk, m)) != RETE_OK)
+		return e;
+	return rete_wire_connect(&r->r_w, r->r_endpoint, &r->r_bk, r->r_sk, m);
+}
+
+/* remote_call asks q and waits for an answer of kind want. Errors:
+ * RETE_ETIMEDOUT, RETE_EREFUSED (our key, or the broker's error: *code
+ * gets it), RETE_EDECODE (another answer), and those of rete_wire_call. */
+static rete_err remote_call(struct remote *r, Rete__Query *q, Rete__QueryResult__AnswerCase want,
+			    Rete__BrokerFrame **out, Rete__ErrorCode *code, rete_msg *m)
+{
+	Rete__BrokerFrame *f = NULL;
+	rete_err e;
+
+	*out = NULL;
+	if (code != NULL)
+		*code = RETE__ERROR_CODE__ERROR_CODE_UNSPECIFIED;
+	e = rete_wire_call(r->r_w, q, r->r_cfg.timeout_ms, &f, m);
+	if (e == RETE_ETIMEDOUT)
+		return rete_msg_set(m, e,
+				    "the broker at %s did not answer within %d s; is it running, and "
+				    "is the endpoint right?",
+				    r->r_endpoint, r->r_cfg.timeout_ms / 1000);
+	if (e != RETE_OK)
+		return e;
+	if (f->command_case != RETE__BROKER_FRAME__COMMAND_RESULT || f->result == NULL) {
+		rete__broker_frame__free_unpacked(f, NULL);
+		return rete_msg_set(m, RETE_EDECODE,
+				    "the broker answered with something else than the answer to "
+				    "our query");
+	}
+	if (f->result->error != RETE__ERROR_CODE__ERROR_CODE_UNSPECIFIED) {
+		if (code != NULL)
+			*code = f->result->error;
+		rete_msg_set(m, RETE_EREFUSED, "the broker refused the query: %s",
+			     f->result->error_text != NULL && *f->result->error_text != '\0'
+				 ? f->result->error_text
+				 : "(no reason given)");
+		rete__broker_frame__free_unpacked(f, NULL);
+		return RETE_EREFUSED;
+	}
+	if (f->result->answer_case != want) {
+		rete__broker_frame__free_unpacked(f, NULL);
+		return rete_msg_set(m, RETE_EDECODE, "the broker's answer is not of the kind asked for");
+	}
+	*out = f;
+	return RETE_OK;
+}
+
+/* remote_checkpoint fetches the latest checkpoint note (*note malloc'd;
+ * NULL with RETE_OK when the broker has none yet). */
+static rete_err remote_checkpoint(struct remote *r, char **note, rete_msg *m)
+{
+	Rete__Query q = RETE__QUERY__INIT;
+	Rete__CheckpointQuery cq = RETE__CHECKPOINT_QUERY__INIT;
+	Rete__BrokerFrame *f = NULL;
+	Rete__ErrorCode code;
+	rete_err e;
+
+	*note = NULL;
+	q.what_case = RETE__QUERY__WHAT_CHECKPOINT;
+	q.checkpoint = &cq;
+	e = remote_call(r, &q, RETE__QUERY_RESULT__ANSWER_CHECKPOINT, &f, &code, m);
+	if (e == RETE_EREFUSED && code == RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND)
+		return RETE_OK;
+	if (e != RETE_OK)
+		return e;
+	*note = strdup(f->result->checkpoint != NULL ? f->result->checkpoint : "");
+	rete__broker_frame__free_unpacked(f, NULL);
+	return *note != NULL ? RETE_OK : rete_msg_set(m, RETE_ENOMEM, "out of memory");
+}
+
+/* remote_proof is the session's rete_verify_proof_fn: a consistency query. */
+static rete_err remote_proof(void *ctx, uint64_t size1, uint64_t size2,
+			     uint8_t proof[][RETE_MERKLE_HASH], size_t *n, rete_msg *m)
+{
+	struct remote *r = ctx;
+	Rete__Query q = RETE__QUERY__INIT;
+	Rete__ConsistencyQuery cq = RETE__CONSISTENCY_QUERY__INIT;
+	Rete__BrokerFrame *f = NULL;
+	Rete__ErrorCode code;
+	const Rete__Proof *p;
+	rete_err e;
+
+	*n = 0;
+	q.what_case = RETE__QUERY__WHAT_CONSISTENCY;
+	q.consistency = &cq;
+	cq.size1 = size1;
+	cq.size2 = size2;
+	e = remote_call(r, &q, RETE__QUERY_RESULT__ANSWER_PROOF, &f, &code, m);
+	if (e == RETE_EREFUSED && code == RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND)
+		return RETE_EPROOF; /* the broker cannot prove it: m has its sentence */
+	if (e != RETE_OK)
+		return e;
+	p = f->result->proof;
+	if (p->size1 != size1 || p->size2 != size2 || p->n_hashes > RETE_MERKLE_MAX_PROOF) {
+		e = rete_msg_set(m, RETE_EPROOF,
+				 "the broker answered with a proof from %" PRIu64 " to %" PRIu64
+				 " (%zu hashes) when asked for one from %" PRIu64 " to %" PRIu64,
+				 p->size1, p->size2, p->n_hashes, size1, size2);
+		goto out;
+	}
+	for (size_t i = 0; i < p->n_hashes; i++) {
+		if (p->hashes[i].len != RETE_MERKLE_HASH) {
+			e = rete_msg_set(m, RETE_EPROOF,
+					 "hash %zu of the broker's consistency proof has %zu bytes, "
+					 "not 32",
+					 i, p->hashes[i].len);
+			goto out;
+		}
+		memcpy(proof[i], p->hashes[i].data, RETE_MERKLE_HASH);
+	}
+	*n = p->n_hashes;
+out:
+	rete__broker_frame__free_unpacked(f, NULL);
+	return e;
+}
+
+/* remote_entries asks for entries from `from` (at most count); *f holds
+ * the answer (its entries may be fewer, none past the log's end). */
+static rete_err remote_entries(struct remote *r, uint64_t from, uint64_t count,
+			       Rete__BrokerFrame **f, rete_msg *m)
+{
+	Rete__Query q = RETE__QUERY__INIT;
+	Rete__EntriesQuery eq = RETE__ENTRIES_QUERY__INIT;
+	rete_err e;
+
+	q.what_case = RETE__QUERY__WHAT_ENTRIES;
+	q.entries = &eq;
+	eq.from = from;
+	eq.count = count;
+	e = remote_call(r, &q, RETE__QUERY_RESULT__ANSWER_ENTRIES, f, NULL, m);
+	if (e == RETE_OK && (*f)->result->entries->from != from) {
+		uint64_t got = (*f)->result->entries->from;
+		rete__broker_frame__free_unpacked(*f, NULL);
+		*f = NULL;
+		return rete_msg_set(m, RETE_EDECODE,
+				    "the broker answered with entries from %" PRIu64
+				    " when asked for entries from %" PRIu64,
+				    got, from);
+	}
+	return e;
+}
+
+/* ---- rete audit verify --broker ------------------------------------------------ */
+
+static void progress(uint64_t done, uint64_t total, uint64_t start)
+{
+	uint64_t span = total - start;
+	fprintf(stderr, "\rfetching and verifying: %" PRIu64 " of %" PRIu64 " new entries (%d%%)",
+		done - start, span, span == 0 ? 100 : (int)((done - start) * 100 / span));
+	fflush(stderr);
+}
+
+static void set_b64(json_t *o, const char *key, const uint8_t *h)
+{
+	char *s = rete_b64_encode(h, RETE_MERKLE_HASH);
+	json_object_set_new(o, key, s != NULL ? json_string(s) : json_null());
+	free(s);
+}
+
+static json_t *ckpt_json(const char *note)
+{
+	rete_checkpoint cp;
+	json_t *o;
+
+	if (note == NULL || rete_checkpoint_parse(note, strlen(note), &cp, NULL) != RETE_OK)
+		return json_null();
+	o = json_object();
+	json_object_set_new(o, "size", json_integer((json_int_t)cp.size));
+	set_b64(o, "root", cp.root);
+	json_object_set_new(o, "note", json_string(note));
+	return o;
+}
+
+static uint64_t note_size(const char *note)
+{
+	rete_checkpoint cp;
+	if (note == NULL || rete_checkpoint_parse(note, strlen(note), &cp, NULL) != RETE_OK)
+		return 0;
+	return cp.size;
+}
+
+/* alarm prints the loud report of a log inconsistent with the saved
+ * checkpoint, with both notes. */
+static void alarm_print(const audit_remote_opts *o, const char *saved, const char *theirs,
+			const char *why)
+{
+	const char *line = "ALARM: the broker's log is not consistent with the checkpoint saved in";
+
+	fprintf(stderr, "%s %s\n", line, o->state);
+	if (o->json)
+		return;
+	printf("%s %s\n", line, o->state);
+	printf("%s\n\n", why);
+	printf("the checkpoint saved in %s (size %" PRIu64 ", verified earlier):\n%s\n", o->state,
+	       note_size(saved), saved);
+	if (theirs != NULL)
+		printf("the checkpoint the broker presents now (size %" PRIu64 "):\n%s\n",
+		       note_size(theirs), theirs);
+	else
+		printf("the checkpoint the broker presents now: none (it has no checkpoint)\n\n");
+	printf("Keep both notes: each carries the broker's signature, so together they prove\n"
+	       "that the broker signed two histories that cannot both be true.\n");
+}
+
+int audit_remote_verify(const audit_remote_opts *o)
+{
+	struct remote r;
+	audit_state st;
+	rete_verify_resume res, *resp = NULL, next;
+	rete_verify_session *sess = NULL;
+	rete_verify_options opt;
+	rete_verify_report rep;
+	Rete__BrokerFrame *f = NULL;
+	rete_msg m = {{0}};
+	char *note = NULL;
+	uint64_t fetched = 0, start = 0, target;
+	bool tty = isatty(STDERR_FILENO), alarm = false, progressed = false;
+	json_t *j = NULL;
+	rete_err e;
+	int rc = CLI_USAGE;
+
+	memset(&st, 0, sizeof(st));
+	memset(&rep, 0, sizeof(rep));
+	if ((e = remote_open(&r, o->ini, o->endpoint, &m)) != RETE_OK) {
+		fprintf(stderr, "rete audit verify: %s\n", m.text[0] ? m.text : rete_strerror(e));
+		goto out;
+	}
+	/* the state kept by the previous run, checked with our own key */
+	e = audit_state_load(o->state, &r.r_sk->pub, &st, &m);
+	if (e == RETE_OK && strcmp(st.auditor, r.r_cfg.id) != 0) {
+		rete_msg_set(&m, RETE_EINVAL, "the state file %s was written by %s, not by %s",
+			     o->state, st.auditor, r.r_cfg.id);
+		e = RETE_EINVAL;
+	}
+	if (e != RETE_OK && e != RETE_ENOENT) {
+		fprintf(stderr, "rete audit verify: %s\n", m.text);
+		goto out;
+	}
+	if (e == RETE_OK) {
+		memset(&res, 0, sizeof(res));
+		res.note = st.note;
+		res.note_len = strlen(st.note);
+		res.frontier = st.frontier;
+		res.directory = st.directory;
+		res.directory_len = st.directory_len;
+		resp = &res;
+		start = st.frontier.mf_size;
+	}
+	memset(&opt, 0, sizeof(opt));
+	opt.broker_key = r.r_bk;
+	opt.threads = o->threads;
+	if ((e = rete_verify_session_open(&sess, &opt, resp, &m)) != RETE_OK) {
+		fprintf(stderr, "rete audit verify: the state file %s is refused: %s\n", o->state,
+			m.text);
+		goto out;
+	}
+	/* the broker's latest checkpoint */
+	if ((e = remote_checkpoint(&r, &note, &m)) != RETE_OK) {
+		fprintf(stderr, "rete audit verify: asking the broker for its checkpoint: %s\n",
+			m.text[0] ? m.text : rete_strerror(e));
+		goto out;
+	}
+	if (note == NULL) {
+		if (start > 0) {
+			alarm = true;
+			snprintf(rep.reason, sizeof(rep.reason),
+				 "the broker has no checkpoint at all, but %" PRIu64
+				 " entries were verified before: its log was removed or replaced",
+				 start);
+			alarm_print(o, st.note, NULL, rep.reason);
+			rc = CLI_FALSE;
+			goto report;
+		}
+		if (!o->json)
+			printf("the broker has no checkpoint yet: nothing to verify\n");
+		rc = CLI_OK;
+		goto report;
+	}
+	e = rete_verify_session_target(sess, note, strlen(note), remote_proof, &r, &m);
+	if (e == RETE_EPROOF && resp != NULL) {
+		alarm = true;
+		snprintf(rep.reason, sizeof(rep.reason), "%s", m.text);
+		alarm_print(o, st.note, note, m.text);
+		rc = CLI_FALSE;
+		goto report;
+	}
+	if (e == RETE_EBADSIG || e == RETE_EPROOF) {
+		snprintf(rep.reason, sizeof(rep.reason), "%s", m.text);
+		if (!o->json)
+			printf("the log does not verify: %s\n", m.text);
+		rc = CLI_FALSE;
+		goto report;
+	}
+	if (e != RETE_OK) {
+		fprintf(stderr, "rete audit verify: %s\n", m.text);
+		goto out;
+	}
+	/* the entries not verified yet, in batches */
+	target = rete_verify_session_target_size(sess);
+	while (rete_verify_session_size(sess) < target) {
+		uint64_t from = rete_verify_session_size(sess), want = target - from;
+		const Rete__Entries *en;
+		rete_buf *bufs;
+		size_t k;
+
+		if (want > BATCH)
+			want = BATCH;
+		if ((e = remote_entries(&r, from, want, &f, &m)) != RETE_OK) {
+			if (progressed)
+				fputc('\n', stderr);
+			fprintf(stderr, "rete audit verify: fetching entries from %" PRIu64 ": %s\n",
+				from, m.text[0] ? m.text : rete_strerror(e));
+			goto out;
+		}
+		en = f->result->entries;
+		k = en->n_entries < want ? en->n_entries : (size_t)want;
+		if (k == 0) {
+			rete__broker_frame__free_unpacked(f, NULL);
+			f = NULL;
+			snprintf(rep.reason, sizeof(rep.reason),
+				 "the broker gives no entry %" PRIu64
+				 " although its signed checkpoint covers %" PRIu64 " entries",
+				 from, target);
+			if (progressed)
+				fputc('\n', stderr);
+			if (!o->json)
+				printf("the log does not verify: %s\n", rep.reason);
+			rc = CLI_FALSE;
+			goto report;
+		}
+		if ((bufs = calloc(k, sizeof(*bufs))) == NULL) {
+			fprintf(stderr, "rete audit verify: out of memory\n");
+			goto out;
+		}
+		for (size_t i = 0; i < k; i++) {
+			bufs[i].data = en->entries[i].data;
+			bufs[i].len = en->entries[i].len;
+		}
+		fetched += k;
+		e = rete_verify_session_feed(sess, from, bufs, k, &m);
+		free(bufs);
+		rete__broker_frame__free_unpacked(f, NULL);
+		f = NULL;
+		if (tty) {
+			progress(rete_verify_session_size(sess), target, start);
+			progressed = true;
+		}
+		if (e != RETE_OK)
+			break;
+	}
+	if (progressed)
+		fputc('\n', stderr);
+	e = rete_verify_session_finish(sess, &rep, &m);
+	if (rep.verdict == RETE_VERIFY_ERROR) {
+		fprintf(stderr, "rete audit verify: %s\n", m.text[0] ? m.text : rete_strerror(e));
+		goto out;
+	}
+	if (rep.verdict == RETE_VERIFY_FAILS) {
+		if (!o->json) {
+			printf("the log does not verify: %s\n", rep.reason);
+			printf("(fetched %" PRIu64 " entries this run; %" PRIu64
+			       " of them verified before the failure; the state in %s is kept "
+			       "as it was)\n",
+			       fetched, rep.entries, o->state);
+		}
+		rc = CLI_FALSE;
+		goto report;
+	}
+	/* it holds: only now the new state replaces the old */
+	if ((e = rete_verify_session_state(sess, &next, &m)) != RETE_OK ||
+	    (e = audit_state_save(o->state, &next, r.r_cfg.id, r.r_sk, &m)) != RETE_OK) {
+		fprintf(stderr, "rete audit verify: the log holds, but the state was not saved: %s\n",
+			m.text);
+		goto out;
+	}
+	if (!o->json) {
+		char *root = rete_b64_encode(rep.latest_root, RETE_MERKLE_HASH);
+		printf("fetched %" PRIu64 " entries, verified %" PRIu64 " new entries (%" PRIu64
+		       " to %" PRIu64 "); the log of %s holds up to its checkpoint of size %" PRIu64
+		       " root %s\n",
+		       fetched, rep.entries, start, rep.latest_size, rep.origin, rep.latest_size,
+		       root != NULL ? root : "?");
+		if (start > 0)
+			printf("consistent with the checkpoint of size %" PRIu64 " saved in %s\n",
+			       start, o->state);
+		printf("state saved in %s\n", o->state);
+		free(root);
+	}
+	rc = CLI_OK;
+report:
+	if (o->json) {
+		const char *verdict = rc == CLI_OK ? "holds" : "fails";
+		j = json_object();
+		json_object_set_new(j, "holds", json_boolean(rc == CLI_OK));
+		json_object_set_new(j, "verdict", json_string(verdict));
+		json_object_set_new(j, "alarm", json_boolean(alarm));
+		json_object_set_new(j, "broker", json_string(r.r_endpoint));
+		json_object_set_new(j, "origin", json_string(rep.origin));
+		json_object_set_new(j, "fetched", json_integer((json_int_t)fetched));
+		json_object_set_new(j, "entriesChecked", json_integer((json_int_t)rep.entries));
+		json_object_set_new(j, "fromSize", json_integer((json_int_t)start));
+		json_object_set_new(j, "savedCheckpoint", ckpt_json(st.note));
+		json_object_set_new(j, "brokerCheckpoint", ckpt_json(note));
+		if (rep.has_bad_entry)
+			json_object_set_new(j, "badEntry", json_integer((json_int_t)rep.bad_index));
+		if (rep.reason[0] != '\0')
+			json_object_set_new(j, "reason", json_string(rep.reason));
+		json_object_set_new(j, "stateFile", json_string(o->state));
+		if (json_dumpf(j, stdout, JSON_INDENT(2)) != 0 || fputc('\n', stdout) == EOF)
+			rc = CLI_USAGE;
+		json_decref(j);
+	}
+	if (fflush(stdout) != 0)
+		rc = CLI_USAGE;
+out:
+	if (f != NULL)
+		rete__broker_frame__free_unpacked(f, NULL);
+	rete_verify_session_close(&sess);
+	free(note);
+	audit_state_free(&st);
+	remote_close(&r);
+	return rc;
+}
+
+/* ---- rete audit timeline -c ----------------------------------------------------- */
+
+int audit_remote_case_entries(const char *ini, const char *case_id, const char *who,
+			      audit_entry_fn fn, void *ctx)
+{
+	struct remote r;
+	Rete__BrokerFrame *f = NULL;
+	rete_msg m = {{0}};
+	uint64_t from = 0;
+	rete_err e;
+	int rc = CLI_OK;
+
+	if ((e = remote_open(&r, ini, NULL, &m)) != RETE_OK) {
+		fprintf(stderr, "rete audit %s: %s\n", who, m.text[0] ? m.text : rete_strerror(e));
+		remote_close(&r);
+		return CLI_USAGE;
+	}
+	/* no query by case: the whole log, by range, filtered here */
+	for (;;) {
+		const Rete__Entries *en;
+		if ((e = remote_entries(&r, from, BATCH, &f, &m)) != RETE_OK) {
+			fprintf(stderr, "rete audit %s: fetching entries from %" PRIu64 ": %s\n", who,
+				from, m.text[0] ? m.text : rete_strerror(e));
+			rc = CLI_USAGE;
+			break;
+		}
+		en = f->result->entries;
+		if (en->n_entries == 0)
+			break;
+		for (size_t i = 0; rc == CLI_OK && i < en->n_entries; i++) {
+			rete_buf raw = {en->entries[i].data, en->entries[i].len};
+			Rete__LogEntry *le = rete__log_entry__unpack(NULL, raw.len, raw.data);
+			Rete__Message *msg = NULL;
+			bool mine = false;
+			if (le != NULL &&
+			    rete_signed_decode(le->signed_message.data, le->signed_message.len,
+					       NULL, &msg, NULL) == RETE_OK)
+				mine = msg->case_id != NULL && strcmp(msg->case_id, case_id) == 0;
+			if (msg != NULL)
+				rete__message__free_unpacked(msg, NULL);
+			if (le != NULL)
+				rete__log_entry__free_unpacked(le, NULL);
+			if (mine)
+				rc = fn(ctx, from + i, &raw);
+		}
+		from += en->n_entries;
+		rete__broker_frame__free_unpacked(f, NULL);
+		f = NULL;
+		if (rc != CLI_OK)
+			break;
+	}
+	if (f != NULL)
+		rete__broker_frame__free_unpacked(f, NULL);
+	remote_close(&r);
+	return rc;
+}

@@ -1,0 +1,87 @@
+/* audit_remote.h — the auditor at a distance: `rete audit verify` and
+ * `rete audit timeline` against the broker instead of a store folder.
+ *
+ * The auditor connects with its own key (audit.ini, the coord.ini format
+ * of coord_config.h with the auditor's id), pinning the broker's key, and
+ * asks over the wire for the latest checkpoint, consistency proofs and log
+ * entries by range. Verification runs store/verify.h's session: the same
+ * checks as the local command, on the entries fetched.
+ *
+ * This module also owns the auditor's state file (--state FILE): the last
+ * checkpoint verified, the frontier of the verified prefix (so the tree is
+ * extended without fetching old entries again) and the Directory in force
+ * at that size, signed with the auditor's own key so that a file altered
+ * since it was written is refused. It is replaced atomically (temporary
+ * file, fsync, rename) and only after a verification that held.
+ */
+#ifndef RETE_CLI_AUDIT_REMOTE_H
+#define RETE_CLI_AUDIT_REMOTE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "error.h"
+#include "keys.h"
+#include "verify.h"
+
+/* audit_state: a loaded state file. All owned by the struct. */
+typedef struct audit_state {
+	char *note;		       /* the checkpoint verified last (signed note) */
+	rete_merkle_frontier frontier; /* the verified prefix */
+	uint8_t *directory;	       /* LogEntry bytes of the Directory in force, or NULL */
+	size_t directory_len;
+	char auditor[RETE_ID_MAX + 1]; /* who wrote (and signed) it */
+} audit_state;
+
+/* audit_state_load reads the state file at path, checks its signature with
+ * auditor's public key and its form (every field present, well-formed,
+ * nothing else), and fills *st (release with audit_state_free, also after
+ * a failure). Errors: RETE_ENOENT (no such file: a first run), RETE_EIO
+ * (unreadable), RETE_EINVAL (not a state file, or malformed), RETE_EBADSIG
+ * (the signature does not verify: altered, or written by another auditor);
+ * m names the file and what is wrong. */
+rete_err audit_state_load(const char *path, const rete_pubkey *auditor, audit_state *st,
+			  rete_msg *m);
+
+/* audit_state_save writes the state *r (as rete_verify_session_state gives
+ * it) for auditor id, signed with sk, to path atomically: a temporary file
+ * in the same folder, fsync, rename, fsync of the folder. Errors: RETE_EIO
+ * (m names the file and the system's reason), RETE_ENOMEM. */
+rete_err audit_state_save(const char *path, const rete_verify_resume *r, const char *id,
+			  const rete_seckey *sk, rete_msg *m);
+
+/* audit_state_free releases what *st holds and zeroes it; NULL is fine. */
+void audit_state_free(audit_state *st);
+
+/* audit_remote_opts: what `rete audit verify` was given (borrowed). */
+typedef struct audit_remote_opts {
+	const char *ini;      /* audit.ini */
+	const char *endpoint; /* --broker, or NULL: [client] broker */
+	const char *state;    /* --state FILE */
+	bool json;	      /* --json */
+	unsigned threads;     /* signature threads, 0 = every core */
+} audit_remote_opts;
+
+/* audit_remote_verify runs `rete audit verify --broker ENDPOINT -c
+ * audit.ini --state FILE`: prints the outcome (or the ALARM with both
+ * checkpoints) and returns the exit code: 0 the log holds up to the
+ * broker's latest checkpoint (the state file was replaced), 1 it does not
+ * (a failing entry, a checkpoint not signed by the broker, a log
+ * inconsistent with the saved checkpoint), 2 usage, configuration, state
+ * file, connection or I/O errors. */
+int audit_remote_verify(const audit_remote_opts *o);
+
+/* audit_entry_fn receives one entry (LogEntry bytes, borrowed for the
+ * call); a non-zero return stops the walk and is returned. */
+typedef int (*audit_entry_fn)(void *ctx, uint64_t index, const rete_buf *raw);
+
+/* audit_remote_case_entries fetches the broker's whole log (entries by
+ * range, in batches: the broker has no query by case) as the party of
+ * ini and calls fn for each entry of case_id, in log order. Returns 0,
+ * fn's non-zero value, or 2 after printing why to stderr (who names the
+ * command). */
+int audit_remote_case_entries(const char *ini, const char *case_id, const char *who,
+			      audit_entry_fn fn, void *ctx);
+
+#endif
