@@ -560,9 +560,11 @@ static void alarm_print(const audit_remote_opts *o, const char *saved, const cha
 {
 	const char *line = "ALARM: the broker's log is not consistent with the checkpoint saved in";
 
-	fprintf(stderr, "%s %s\n", line, o->state);
-	if (o->json)
+	if (o->json) {
+		/* the JSON on standard output says it too (alarm: true) */
+		fprintf(stderr, "%s %s\n%s\n", line, o->state, why);
 		return;
+	}
 	printf("%s %s\n", line, o->state);
 	printf("%s\n\n", why);
 	printf("the checkpoint saved in %s (size %" PRIu64 ", verified earlier):\n%s\n", o->state,
@@ -572,8 +574,12 @@ static void alarm_print(const audit_remote_opts *o, const char *saved, const cha
 		       note_size(theirs), theirs);
 	else
 		printf("the checkpoint the broker presents now: none (it has no checkpoint)\n\n");
-	printf("Keep both notes: each carries the broker's signature, so together they prove\n"
-	       "that the broker signed two histories that cannot both be true.\n");
+	if (theirs != NULL && note_size(theirs) >= note_size(saved))
+		printf("Keep both notes: each carries the broker's signature, so together they "
+		       "prove\nthat the broker signed two histories that cannot both be true.\n");
+	else
+		printf("Keep both notes: each carries the broker's signature. The broker signed the "
+		       "saved\none earlier, and now presents less than it as its whole log.\n");
 }
 
 int audit_remote_verify(const audit_remote_opts *o)
@@ -764,6 +770,12 @@ int audit_remote_verify(const audit_remote_opts *o)
 report:
 	if (o->json) {
 		const char *verdict = rc == CLI_OK ? "holds" : "fails";
+		rete_checkpoint cp;
+		if (rep.origin[0] == '\0' &&
+		    ((note != NULL && rete_checkpoint_parse(note, strlen(note), &cp, NULL) == RETE_OK) ||
+		     (st.note != NULL &&
+		      rete_checkpoint_parse(st.note, strlen(st.note), &cp, NULL) == RETE_OK)))
+			snprintf(rep.origin, sizeof(rep.origin), "%s", cp.origin);
 		j = json_object();
 		json_object_set_new(j, "holds", json_boolean(rc == CLI_OK));
 		json_object_set_new(j, "verdict", json_string(verdict));

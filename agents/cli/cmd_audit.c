@@ -696,14 +696,14 @@ static int print_timeline_entry(void *ctx, uint64_t index, const rete_buf *raw)
 	struct timeline *t = ctx;
 	Rete__LogEntry *le = rete__log_entry__unpack(NULL, raw->len, raw->data);
 	Rete__Message *msg = NULL;
-	char when[64], b1[256], b2[256], b3[256];
+	char when[64], b1[256], b2[256], b3[256], b4[256];
 	rete_msg m = {{0}};
 
 	t->tl_count++;
 	if (le == NULL ||
 	    rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &msg, &m) !=
 		RETE_OK) {
-		printf("%-27s  #%-5" PRIu64 " this entry does not decode (%s); run 'rete audit "
+		printf("%-23s  #%-5" PRIu64 " this entry does not decode (%s); run 'rete audit "
 		       "verify'\n",
 		       le != NULL ? tl_time(le->logged_at, when) : "?", index,
 		       le != NULL ? m.text : "LogEntry");
@@ -711,14 +711,14 @@ static int print_timeline_entry(void *ctx, uint64_t index, const rete_buf *raw)
 			rete__log_entry__free_unpacked(le, NULL);
 		return ferror(stdout) ? CLI_USAGE : CLI_OK;
 	}
-	printf("%-27s  #%-5" PRIu64 " ", tl_time(le->logged_at, when), index);
+	printf("%-23s  #%-5" PRIu64 " ", tl_time(le->logged_at, when), index);
 	clean(msg->sender, b1, sizeof(b1));
 	clean(msg->recipient, b2, sizeof(b2));
 	switch (msg->body_case) {
 	case RETE__MESSAGE__BODY_REFERRAL: {
 		const Rete__Referral *r = msg->referral;
 		printf("referral %s: %s -> %s, service %s, priority %s",
-		       clean(msg->id, b3, sizeof(b3)), b1, b2, clean(r->service, b3, sizeof(b3)),
+		       clean(msg->id, b3, sizeof(b3)), b1, b2, clean(r->service, b4, sizeof(b4)),
 		       ename(&rete__priority__descriptor, (int)r->priority));
 		if (r->age_band != RETE__AGE_BAND__AGE_BAND_UNSPECIFIED)
 			printf(", age band %s", ename(&rete__age_band__descriptor, (int)r->age_band));
@@ -744,7 +744,7 @@ static int print_timeline_entry(void *ctx, uint64_t index, const rete_buf *raw)
 			   ? "referral "
 			   : "the case",
 		       clean(msg->note->referral_id, b3, sizeof(b3)),
-		       clean(msg->note->kind, b1, sizeof(b1)));
+		       clean(msg->note->kind, b4, sizeof(b4)));
 		tl_remember(t, index, msg);
 		break;
 	case RETE__MESSAGE__BODY_DELIVERY: {

@@ -1,0 +1,669 @@
+/* test_audit_remote.c — `rete audit verify` at a distance and `rete audit
+ * timeline` against the real rete-broker (loopback ipc:// endpoints, real
+ * LMDB store in a temporary folder).
+ *
+ * One scenario, in order (each step relies on the one before):
+ *   1. two agencies exchange referrals and updates on two cases; every
+ *      delivery is acked, so the log size is known exactly (the Directory,
+ *      then each message and its Delivery entry); the broker checkpoints
+ *      after every commit, and the test waits until its checkpoint covers
+ *      the whole log;
+ *   2. a hot backup of the store is taken (the "older backup");
+ *   3. the first remote verify, without a state file, fetches and verifies
+ *      every entry and writes the state;
+ *   4. more messages; the second run fetches exactly the new entries
+ *      (JSON: fetched, entriesChecked, fromSize), a third fetches none;
+ *   5. an edited state file (a frontier hash changed, then a checkpoint note
+ *      re-signed by nobody) is refused with exit 2 and the reason;
+ *   6. the timeline of one case, from the store folder and from the broker:
+ *      the same lines, in log order, with services, statuses, reasons,
+ *      outcomes, deliveries; nothing of the other case; no personal data;
+ *   7. the broker is stopped, its store replaced by the older backup, and
+ *      restarted: the remote verify with the newer state raises the ALARM,
+ *      exit 1, with both checkpoint notes (both sizes); the state is kept;
+ *   8. the restored broker then grows past the saved size with other
+ *      entries (a fork): the consistency proof fails, ALARM again.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <jansson.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "checkpoint.h"
+#include "codec.h"
+#include "duration.h"
+#include "keys.h"
+#include "testutil.h"
+#include "wire.h"
+
+#define BROKER_ID   "broker.mantova"
+#define ORIGIN	    "rete.example/mantova"
+#define WAIT_MS	    20000
+#define PERSON_NAME "Giulia Verdi"
+#define FISCAL_CODE "VRDGLI85M41E897Z"
+#define CASE_A	    "case-mn-11"
+#define CASE_B	    "case-mn-12"
+
+enum { P_SOCIAL, P_CPI, P_AUDIT, NPARTIES };
+static const char *const ids[NPARTIES] = {"social.mantova", "cpi.mantova", "audit.region"};
+
+struct env {
+	char *dir;
+	char ini[512], audit_ini[512], listen[300], events[300], log[512], store[512];
+	char backup[512], state[512];
+	pid_t pid;
+	rete_seckey *broker;
+	rete_seckey *keys[NPARTIES];
+	rete_wire *w[NPARTIES];
+	uint64_t expected; /* the log size once every delivery is acked */
+	int serial;
+};
+
+static struct env *E;
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void show_log(void)
+{
+	char *log = tu_read_file(E->log, NULL);
+	if (log) {
+		fprintf(stderr, "---- broker log ----\n%s---- end ----\n", log);
+		free(log);
+	}
+}
+
+static void write_files(void)
+{
+	FILE *f = fopen(E->ini, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"[broker]\norigin = " ORIGIN "\nid = " BROKER_ID "\nkey = keys/" BROKER_ID ".key\n"
+		"listen = %s\nevents = %s\ndata = store\ncheckpoint_every = 1\n"
+		"checkpoint_interval = 1s\nheartbeat = 1s\n\n"
+		"[limits]\nroutine = 5wd\nurgent = 2wd\nemergency = 1wd\n\n"
+		"[agency social.mantova]\nname = Servizi sociali\nkind = social-services\n"
+		"key = keys/social.mantova.pub\nservices = family-support\n\n"
+		"[agency cpi.mantova]\nname = Centro per l'Impiego\nkind = job-centre\n"
+		"key = keys/cpi.mantova.pub\n"
+		"services = employment-orientation, training-voucher\n\n"
+		"[agency audit.region]\nname = Audit\nkind = auditor\n"
+		"key = keys/audit.region.pub\n\n"
+		"[policy]\nroutes = social-services>job-centre, job-centre>social-services\n",
+		E->listen, E->events);
+	assert_int_equal(fclose(f), 0);
+	f = fopen(E->audit_ini, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"[client]\nid = audit.region\nkey = keys/audit.region.key\nbroker = %s\n"
+		"broker_key = keys/" BROKER_ID ".pub\ntime_zone = Europe/Rome\ntimeout = 10s\n",
+		E->listen);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* pump reads what reaches the agencies for up to ms, acking every
+ * delivery; returns the first frame of `kind` from party p (or NULL). */
+static Rete__BrokerFrame *pump(int p, int kind, int ms)
+{
+	int64_t end = mono_ms() + ms;
+	for (;;) {
+		for (int q = 0; q < P_AUDIT; q++) {
+			Rete__BrokerFrame *f = NULL;
+			if (rete_wire_recv(E->w[q], q == p ? 20 : 0, &f, NULL) != RETE_OK)
+				continue;
+			if (f->command_case == RETE__BROKER_FRAME__COMMAND_DELIVER) {
+				Rete__LogEntry *le = rete__log_entry__unpack(
+				    NULL, f->deliver->log_entry.len, f->deliver->log_entry.data);
+				if (le != NULL) {
+					rete_wire_ack(E->w[q], le->index, 0, NULL, NULL);
+					rete__log_entry__free_unpacked(le, NULL);
+				}
+			}
+			if (q == p && ((int)f->command_case == kind ||
+				       f->command_case == RETE__BROKER_FRAME__COMMAND_REFUSAL))
+				return f;
+			rete__broker_frame__free_unpacked(f, NULL);
+		}
+		if (mono_ms() > end)
+			return NULL;
+	}
+}
+
+static void submit_msg(int from, Rete__Message *msg, const char *case_id, const uint8_t *sealed,
+		       size_t sealed_len)
+{
+	rete_buf sb = {0};
+	rete_msg m;
+	msg->sender = (char *)ids[from];
+	msg->origin = ORIGIN;
+	msg->created_at = rete_now_ms();
+	msg->case_id = (char *)case_id;
+	assert_int_equal(rete_message_sign(msg, E->keys[from], &sb, &m), RETE_OK);
+	assert_int_equal(rete_wire_submit(E->w[from], sb.data, sb.len, sealed, sealed_len, &m),
+			 RETE_OK);
+	rete_buf_free(&sb);
+	Rete__BrokerFrame *f = pump(from, RETE__BROKER_FRAME__COMMAND_RECEIPT, WAIT_MS);
+	if (f == NULL)
+		show_log();
+	assert_non_null(f);
+	const Rete__Receipt *r =
+	    f->command_case == RETE__BROKER_FRAME__COMMAND_RECEIPT ? f->receipt : f->refusal;
+	if (r->error)
+		fprintf(stderr, "%s refused: %s\n", msg->id, r->error_text);
+	assert_int_equal(r->error, 0);
+	rete__broker_frame__free_unpacked(f, NULL);
+	E->expected += 2; /* the message, and its Delivery once acked */
+}
+
+static void referral(const char *id, int from, int to, const char *service, const char *case_id)
+{
+	Rete__Person person = RETE__PERSON__INIT;
+	Rete__Private priv = RETE__PRIVATE__INIT;
+	Rete__Operator op = RETE__OPERATOR__INIT;
+	Rete__Consent cs = RETE__CONSENT__INIT;
+	Rete__Referral r = RETE__REFERRAL__INIT;
+	Rete__Message msg = RETE__MESSAGE__INIT;
+	rete_buf sealed = {0};
+	uint8_t hash[RETE_HASH_LEN];
+	rete_msg m;
+
+	person.name = PERSON_NAME;
+	person.fiscal_code = FISCAL_CODE;
+	priv.person = &person;
+	priv.reason = "needs support";
+	assert_int_equal(rete_seal(&priv, &E->keys[to]->pub, &sealed, hash, &m), RETE_OK);
+	op.staff_id = "op-1";
+	op.role = "social-worker";
+	cs.basis = RETE__CONSENT_BASIS__CONSENT_BASIS_CONSENT;
+	cs.given_at = rete_now_ms() - 3600000;
+	cs.reference = "form-1";
+	r.service = (char *)service;
+	r.priority = RETE__PRIORITY__PRIORITY_URGENT;
+	r.reason_code = "support";
+	r.consent = &cs;
+	r.age_band = RETE__AGE_BAND__AGE_BAND_ADULT;
+	r.private_sha256.data = hash;
+	r.private_sha256.len = RETE_HASH_LEN;
+	msg.id = (char *)id;
+	msg.operator_ = &op;
+	msg.recipient = (char *)ids[to];
+	msg.body_case = RETE__MESSAGE__BODY_REFERRAL;
+	msg.referral = &r;
+	submit_msg(from, &msg, case_id, sealed.data, sealed.len);
+	rete_buf_free(&sealed);
+}
+
+static void update(const char *ref, int from, int to, Rete__Status st, const char *business,
+		   const char *reason, Rete__OutcomeResult res, const char *case_id)
+{
+	char id[64];
+	Rete__Operator op = RETE__OPERATOR__INIT;
+	Rete__StatusReason sr = RETE__STATUS_REASON__INIT;
+	Rete__Outcome oc = RETE__OUTCOME__INIT;
+	Rete__ReferralUpdate u = RETE__REFERRAL_UPDATE__INIT;
+	Rete__Message msg = RETE__MESSAGE__INIT;
+
+	snprintf(id, sizeof(id), "upd-%d-%ld", ++E->serial, (long)getpid());
+	op.staff_id = "op-2";
+	op.role = "case-manager";
+	u.referral_id = (char *)ref;
+	u.status = st;
+	u.business_status = (char *)business;
+	if (reason != NULL) {
+		sr.code = (char *)reason;
+		sr.text = "Places are full until March.";
+		u.status_reason = &sr;
+	}
+	if (st == RETE__STATUS__STATUS_COMPLETED) {
+		oc.result = res;
+		u.outcome = &oc;
+	}
+	msg.id = id;
+	msg.operator_ = &op;
+	msg.recipient = (char *)ids[to];
+	msg.body_case = RETE__MESSAGE__BODY_UPDATE;
+	msg.update = &u;
+	submit_msg(from, &msg, case_id, NULL, 0);
+}
+
+/* query asks the broker as the auditor. */
+static Rete__BrokerFrame *query(Rete__Query *q)
+{
+	Rete__BrokerFrame *f = NULL;
+	assert_int_equal(rete_wire_call(E->w[P_AUDIT], q, WAIT_MS, &f, NULL), RETE_OK);
+	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_RESULT);
+	return f;
+}
+
+/* checkpoint_size: the size of the broker's latest checkpoint (0: none). */
+static uint64_t checkpoint_size(void)
+{
+	Rete__Query q = RETE__QUERY__INIT;
+	Rete__CheckpointQuery cq = RETE__CHECKPOINT_QUERY__INIT;
+	rete_checkpoint cp = {0};
+	q.what_case = RETE__QUERY__WHAT_CHECKPOINT;
+	q.checkpoint = &cq;
+	Rete__BrokerFrame *f = query(&q);
+	if (f->result->answer_case == RETE__QUERY_RESULT__ANSWER_CHECKPOINT)
+		assert_int_equal(rete_checkpoint_parse(f->result->checkpoint,
+						       strlen(f->result->checkpoint), &cp, NULL),
+				 RETE_OK);
+	rete__broker_frame__free_unpacked(f, NULL);
+	return cp.size;
+}
+
+static uint64_t log_size(void)
+{
+	Rete__Query q = RETE__QUERY__INIT;
+	Rete__HealthQuery hq = RETE__HEALTH_QUERY__INIT;
+	q.what_case = RETE__QUERY__WHAT_HEALTH;
+	q.health = &hq;
+	Rete__BrokerFrame *f = query(&q);
+	assert_int_equal(f->result->answer_case, RETE__QUERY_RESULT__ANSWER_HEALTH);
+	uint64_t n = f->result->health->log_size;
+	rete__broker_frame__free_unpacked(f, NULL);
+	return n;
+}
+
+/* settle acks deliveries until the log has E->expected entries and the
+ * broker's checkpoint covers them all. */
+static void settle(void)
+{
+	int64_t end = mono_ms() + WAIT_MS;
+	uint64_t size = 0, cp = 0;
+	while (mono_ms() < end) {
+		size = log_size();
+		cp = checkpoint_size();
+		if (size == E->expected && cp == size)
+			return;
+		assert_true(size <= E->expected);
+		Rete__BrokerFrame *f = pump(P_SOCIAL, -1, 50);
+		if (f != NULL)
+			rete__broker_frame__free_unpacked(f, NULL);
+	}
+	show_log();
+	fail_msg("the log has %llu entries (checkpoint %llu); expected %llu", (unsigned long long)size,
+		 (unsigned long long)cp, (unsigned long long)E->expected);
+}
+
+static void broker_start(void)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		FILE *lf = fopen(E->log, "a");
+		if (lf) {
+			dup2(fileno(lf), 2);
+			dup2(fileno(lf), 1);
+		}
+		execl(RETE_BIN_DIR "/rete-broker", "rete-broker", "-c", E->ini, (char *)NULL);
+		_exit(127);
+	}
+	E->pid = pid;
+}
+
+/* broker_ready waits until the broker answers the auditor's ping. */
+static void broker_ready(void)
+{
+	int64_t end = mono_ms() + WAIT_MS;
+	bool ready = false;
+	while (!ready && mono_ms() < end) {
+		Rete__BrokerFrame *f = NULL;
+		rete_wire_ping(E->w[P_AUDIT], 1, NULL);
+		if (rete_wire_recv(E->w[P_AUDIT], 200, &f, NULL) == RETE_OK) {
+			ready = f->command_case == RETE__BROKER_FRAME__COMMAND_PONG;
+			rete__broker_frame__free_unpacked(f, NULL);
+		}
+	}
+	if (!ready)
+		show_log();
+	assert_true(ready);
+}
+
+static void broker_stop(void)
+{
+	int st;
+	if (E->pid <= 0)
+		return;
+	kill(E->pid, SIGTERM);
+	waitpid(E->pid, &st, 0);
+	E->pid = 0;
+}
+
+static void connect_all(void)
+{
+	rete_msg m;
+	for (int i = 0; i < NPARTIES; i++)
+		assert_int_equal(
+		    rete_wire_connect(&E->w[i], E->listen, &E->broker->pub, E->keys[i], &m),
+		    RETE_OK);
+	broker_ready();
+	for (int i = 0; i < P_AUDIT; i++)
+		assert_int_equal(rete_wire_hello(E->w[i], ids[i], "test_audit_remote", &m), RETE_OK);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	rete_msg m;
+	char keys[600];
+
+	E = calloc(1, sizeof(*E));
+	assert_non_null(E);
+	E->dir = tu_tmpdir("auditremote");
+	assert_non_null(E->dir);
+	snprintf(keys, sizeof(keys), "%s/keys", E->dir);
+	assert_int_equal(mkdir(keys, 0700), 0);
+	assert_int_equal(rete_seckey_generate(&E->broker, &m), RETE_OK);
+	assert_int_equal(rete_keyfile_write(keys, BROKER_ID, E->broker, false, &m), RETE_OK);
+	for (int i = 0; i < NPARTIES; i++) {
+		assert_int_equal(rete_seckey_generate(&E->keys[i], &m), RETE_OK);
+		assert_int_equal(rete_keyfile_write(keys, ids[i], E->keys[i], false, &m), RETE_OK);
+	}
+	snprintf(E->ini, sizeof(E->ini), "%s/broker.ini", E->dir);
+	snprintf(E->audit_ini, sizeof(E->audit_ini), "%s/audit.ini", E->dir);
+	snprintf(E->log, sizeof(E->log), "%s/broker.log", E->dir);
+	snprintf(E->store, sizeof(E->store), "%s/store", E->dir);
+	snprintf(E->backup, sizeof(E->backup), "%s/backup-older", E->dir);
+	snprintf(E->state, sizeof(E->state), "%s/audit.state", E->dir);
+	snprintf(E->listen, sizeof(E->listen), "ipc://%s/broker.sock", E->dir);
+	snprintf(E->events, sizeof(E->events), "ipc://%s/events.sock", E->dir);
+	write_files();
+	broker_start();
+	connect_all();
+	E->expected = 1; /* the Directory */
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (E == NULL)
+		return 0;
+	for (int i = 0; i < NPARTIES; i++)
+		rete_wire_close(&E->w[i]);
+	broker_stop();
+	if (getenv("RETE_TEST_SHOW_LOG"))
+		show_log();
+	rete_seckey_free(&E->broker);
+	for (int i = 0; i < NPARTIES; i++)
+		rete_seckey_free(&E->keys[i]);
+	tu_rmrf(E->dir);
+	free(E->dir);
+	free(E);
+	E = NULL;
+	return 0;
+}
+
+static void no_personal_data(const char *text)
+{
+	assert_null(strstr(text, PERSON_NAME));
+	assert_null(strstr(text, "Verdi"));
+	assert_null(strstr(text, FISCAL_CODE));
+}
+
+/* show prints a command's output when RETE_TEST_SHOW_OUTPUT is set. */
+static void show(const char *what, const char *out)
+{
+	if (getenv("RETE_TEST_SHOW_OUTPUT") != NULL)
+		fprintf(stderr, "---- %s ----\n%s---- end ----\n", what, out);
+}
+
+/* verify_remote runs the remote verify; *out gets its output. */
+static int verify_remote(char **out, const char *state, bool json)
+{
+	/* with --json, standard error (the ALARM line) goes to a file */
+	return tu_run(out, "%s/rete audit verify --broker %s -c %s --state %s%s 2>%s%s", RETE_BIN_DIR,
+		      E->listen, E->audit_ini, state, json ? " --json" : "",
+		      json ? E->dir : "&1", json ? "/verify.err" : "");
+}
+
+static json_t *parse_json(const char *out)
+{
+	json_error_t je;
+	json_t *j = json_loads(out, 0, &je);
+	if (j == NULL)
+		fprintf(stderr, "not JSON (%s):\n%s\n", je.text, out);
+	assert_non_null(j);
+	return j;
+}
+
+static json_int_t jint(json_t *o, const char *k1, const char *k2)
+{
+	json_t *v = json_object_get(o, k1);
+	if (k2 != NULL)
+		v = json_object_get(v, k2);
+	assert_true(json_is_integer(v));
+	return json_integer_value(v);
+}
+
+/* the_scenario runs steps 1 to 8 (see the top of the file). */
+static void test_remote_audit(void **state)
+{
+	(void)state;
+	char *out = NULL, ref_a1[32], ref_a2[32], ref_b1[32];
+	const int U = RETE__OUTCOME_RESULT__OUTCOME_RESULT_UNSPECIFIED;
+	int rc;
+
+	/* 1. the first part of the log */
+	snprintf(ref_a1, sizeof(ref_a1), "ref-a1-%ld", (long)getpid());
+	snprintf(ref_a2, sizeof(ref_a2), "ref-a2-%ld", (long)getpid());
+	snprintf(ref_b1, sizeof(ref_b1), "ref-b1-%ld", (long)getpid());
+	referral(ref_a1, P_SOCIAL, P_CPI, "employment-orientation", CASE_A);
+	referral(ref_b1, P_CPI, P_SOCIAL, "family-support", CASE_B);
+	settle(); /* both received: updates may follow */
+	update(ref_a1, P_CPI, P_SOCIAL, RETE__STATUS__STATUS_ACCEPTED, "intake-booked", NULL, U,
+	       CASE_A);
+	settle();
+	uint64_t size1 = E->expected;
+
+	/* 2. the older backup, taken hot */
+	rc = tu_run(&out, "%s/rete store backup %s %s 2>&1", RETE_BIN_DIR, E->store, E->backup);
+	if (rc != 0)
+		fprintf(stderr, "%s\n", out);
+	assert_int_equal(rc, 0);
+	free(out);
+
+	/* 3. the first run verifies everything from 0 */
+	rc = verify_remote(&out, E->state, false);
+	if (rc != 0)
+		fprintf(stderr, "%s\n", out);
+	assert_int_equal(rc, 0);
+	char want[128];
+	snprintf(want, sizeof(want), "fetched %llu entries, verified %llu new entries",
+		 (unsigned long long)size1, (unsigned long long)size1);
+	assert_non_null(strstr(out, want));
+	show("first run", out);
+	free(out);
+	assert_int_equal(access(E->state, R_OK), 0);
+
+	/* 4. the log grows; the second run fetches only the new entries */
+	update(ref_a1, P_CPI, P_SOCIAL, RETE__STATUS__STATUS_IN_PROGRESS, NULL, NULL, U, CASE_A);
+	update(ref_a1, P_CPI, P_SOCIAL, RETE__STATUS__STATUS_COMPLETED, "placed",
+	       NULL, RETE__OUTCOME_RESULT__OUTCOME_RESULT_SUCCESSFUL, CASE_A);
+	referral(ref_a2, P_SOCIAL, P_CPI, "training-voucher", CASE_A);
+	update(ref_b1, P_SOCIAL, P_CPI, RETE__STATUS__STATUS_ACCEPTED, NULL, NULL, U, CASE_B);
+	settle();
+	update(ref_a2, P_CPI, P_SOCIAL, RETE__STATUS__STATUS_REJECTED, NULL, "lack-of-capacity", U,
+	       CASE_A);
+	settle();
+	uint64_t size2 = E->expected;
+	assert_true(size2 > size1);
+	rc = verify_remote(&out, E->state, true);
+	if (rc != 0)
+		fprintf(stderr, "%s\n", out);
+	assert_int_equal(rc, 0);
+	json_t *j = parse_json(out);
+	assert_true(json_is_true(json_object_get(j, "holds")));
+	assert_int_equal(jint(j, "fetched", NULL), (json_int_t)(size2 - size1));
+	assert_int_equal(jint(j, "entriesChecked", NULL), (json_int_t)(size2 - size1));
+	assert_int_equal(jint(j, "fromSize", NULL), (json_int_t)size1);
+	assert_int_equal(jint(j, "savedCheckpoint", "size"), (json_int_t)size1);
+	assert_int_equal(jint(j, "brokerCheckpoint", "size"), (json_int_t)size2);
+	json_decref(j);
+	free(out);
+	rc = verify_remote(&out, E->state, false);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "fetched 0 entries, verified 0 new entries"));
+	free(out);
+	char *good_state = tu_read_file(E->state, NULL);
+	assert_non_null(good_state);
+
+	/* 5. an edited state file is refused, and says why */
+	char tampered[600];
+	snprintf(tampered, sizeof(tampered), "%s/tampered.state", E->dir);
+	j = parse_json(good_state);
+	json_t *fr = json_object_get(j, "frontier");
+	assert_true(json_array_size(fr) > 0);
+	json_array_set_new(fr, 0, json_string("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="));
+	char *text = json_dumps(j, JSON_INDENT(2));
+	assert_int_equal(tu_write_file(tampered, text, strlen(text)), 0);
+	free(text);
+	json_decref(j);
+	rc = verify_remote(&out, tampered, false);
+	assert_int_equal(rc, 2);
+	show("tampered state", out);
+	assert_non_null(strstr(out, "altered"));
+	assert_null(strstr(out, "fetched"));
+	free(out);
+	assert_int_equal(tu_write_file(tampered, "{\"format\": 1", 12), 0);
+	rc = verify_remote(&out, tampered, false);
+	assert_int_equal(rc, 2);
+	assert_non_null(strstr(out, "is not a state"));
+	free(out);
+	/* the good one was left alone */
+	char *now = tu_read_file(E->state, NULL);
+	assert_string_equal(now, good_state);
+	free(now);
+
+	/* 6. the timeline of case A, from the store and from the broker */
+	char *local = NULL, *remote = NULL;
+	rc = tu_run(&local, "%s/rete audit timeline %s --case " CASE_A " 2>&1", RETE_BIN_DIR,
+		    E->store);
+	assert_int_equal(rc, 0);
+	rc = tu_run(&remote, "%s/rete audit timeline -c %s --case " CASE_A " 2>&1", RETE_BIN_DIR,
+		    E->audit_ini);
+	assert_int_equal(rc, 0);
+	show("timeline, local", local);
+	show("timeline, remote", remote);
+	no_personal_data(local);
+	assert_null(strstr(local, ref_b1));
+	assert_null(strstr(local, "family-support"));
+	/* in log order */
+	const char *steps[] = {
+	    "referral ref-a1-",
+	    "social.mantova -> cpi.mantova, service employment-orientation, priority urgent",
+	    "delivered to cpi.mantova",
+	    "status accepted, business status 'intake-booked'",
+	    "status in-progress",
+	    "status completed, business status 'placed', outcome successful",
+	    "service training-voucher",
+	    "delivered to cpi.mantova",
+	    "status rejected, reason lack-of-capacity (\"Places are full until March.\")",
+	    "delivered to social.mantova",
+	    "12 entries",
+	    NULL};
+	const char *at = local;
+	for (int i = 0; steps[i] != NULL; i++) {
+		const char *hit = strstr(at, steps[i]);
+		if (hit == NULL)
+			fprintf(stderr, "timeline: '%s' missing (in order) in:\n%s\n", steps[i], local);
+		assert_non_null(hit);
+		at = hit + strlen(steps[i]);
+	}
+	assert_non_null(strstr(local, "times in Europe/Rome"));
+	/* the same entries, the same lines, from the broker */
+	const char *l1 = strchr(local, '\n'), *r1 = strchr(remote, '\n');
+	assert_non_null(l1);
+	assert_non_null(r1);
+	if (strcmp(l1, r1) != 0)
+		fprintf(stderr, "local:\n%s\nremote:\n%s\n", local, remote);
+	assert_string_equal(l1, r1);
+	free(local);
+	free(remote);
+
+	/* 7. the store is replaced by the older backup */
+	broker_stop();
+	for (int i = 0; i < NPARTIES; i++)
+		rete_wire_close(&E->w[i]);
+	tu_rmrf(E->store);
+	assert_int_equal(rename(E->backup, E->store), 0);
+	broker_start();
+	connect_all();
+	assert_int_equal(checkpoint_size(), size1);
+	rc = verify_remote(&out, E->state, false);
+	if (rc != 1)
+		fprintf(stderr, "%s\n", out);
+	assert_int_equal(rc, 1);
+	show("older backup", out);
+	assert_non_null(strstr(out, "ALARM: the broker's log is not consistent with the "
+				    "checkpoint saved in"));
+	char s1[64], s2[64];
+	snprintf(s1, sizeof(s1), "(size %llu", (unsigned long long)size1);
+	snprintf(s2, sizeof(s2), "(size %llu", (unsigned long long)size2);
+	assert_non_null(strstr(out, s1));
+	assert_non_null(strstr(out, s2));
+	/* both notes, whole */
+	snprintf(s1, sizeof(s1), ORIGIN "\n%llu\n", (unsigned long long)size1);
+	snprintf(s2, sizeof(s2), ORIGIN "\n%llu\n", (unsigned long long)size2);
+	assert_non_null(strstr(out, s1));
+	assert_non_null(strstr(out, s2));
+	free(out);
+	now = tu_read_file(E->state, NULL);
+	assert_string_equal(now, good_state); /* kept for the evidence */
+	free(now);
+
+	/* 8. the restored broker grows past the saved size: a fork */
+	E->expected = size1;
+	E->serial += 100;
+	while (E->expected <= size2) {
+		char rid[48];
+		snprintf(rid, sizeof(rid), "ref-fork-%llu-%ld", (unsigned long long)E->expected,
+			 (long)getpid());
+		referral(rid, P_SOCIAL, P_CPI, "employment-orientation", CASE_B);
+	}
+	settle();
+	rc = verify_remote(&out, E->state, true);
+	if (rc != 1)
+		fprintf(stderr, "%s\n", out);
+	assert_int_equal(rc, 1);
+	j = parse_json(out);
+	assert_true(json_is_true(json_object_get(j, "alarm")));
+	assert_true(json_is_false(json_object_get(j, "holds")));
+	assert_int_equal(jint(j, "savedCheckpoint", "size"), (json_int_t)size2);
+	assert_int_equal(jint(j, "brokerCheckpoint", "size"), (json_int_t)E->expected);
+	assert_non_null(strstr(json_string_value(json_object_get(j, "reason")), "does not extend"));
+	assert_string_equal(json_string_value(json_object_get(j, "origin")), ORIGIN);
+	json_decref(j);
+	free(out);
+	snprintf(s1, sizeof(s1), "%s/verify.err", E->dir);
+	out = tu_read_file(s1, NULL);
+	assert_non_null(out);
+	assert_non_null(strstr(out, "ALARM: the broker's log is not consistent"));
+	free(out);
+	free(good_state);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_remote_audit, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
