@@ -470,7 +470,8 @@ static rete_err consistency(struct vctx *v, uint64_t size1, const uint8_t root1[
 			   ? RETE_OK
 			   : rete_msg_set(m, RETE_EPROOF,
 					  "two different roots at the same size %llu: %s and %s",
-					  (unsigned long long)size1, b64(root1, b1), b64(root2, b2));
+					  (unsigned long long)size1, b64(root1, b1),
+					  b64(root2, b2));
 	e = v->v_proof(v->v_proof_ctx, size1, size2, proof, &n, m);
 	if (e != RETE_OK)
 		return e == RETE_ENOENT || e == RETE_EINVAL || e == RETE_EDECODE ? RETE_EPROOF : e;
@@ -1293,8 +1294,7 @@ static rete_err session_err(struct vctx *v, rete_msg *m)
 }
 
 /* session_resume installs the state *from (checked as the header says). */
-static rete_err session_resume(rete_verify_session *s, const rete_verify_resume *from,
-			       rete_msg *m)
+static rete_err session_resume(rete_verify_session *s, const rete_verify_resume *from, rete_msg *m)
 {
 	struct vctx *v = &s->vs_v;
 	rete_checkpoint cp;
@@ -1311,8 +1311,8 @@ static rete_err session_resume(rete_verify_session *s, const rete_verify_resume 
 					  "checkpoint",
 					  (unsigned long long)from->frontier.mf_size);
 	if (rete_checkpoint_parse(from->note, from->note_len, &cp, &mm) != RETE_OK)
-		return rete_msg_set(m, RETE_EINVAL, "the saved checkpoint is not a checkpoint note: %s",
-				    mm.text);
+		return rete_msg_set(m, RETE_EINVAL,
+				    "the saved checkpoint is not a checkpoint note: %s", mm.text);
 	if (v->v_origin[0] == '\0')
 		snprintf(v->v_origin, sizeof(v->v_origin), "%s", cp.origin);
 	if (strcmp(cp.origin, v->v_origin) != 0)
@@ -1352,18 +1352,21 @@ static rete_err session_resume(rete_verify_session *s, const rete_verify_resume 
 		e = rete_msg_set(m, it.it_err == RETE_ENOMEM ? it.it_err : RETE_EINVAL,
 				 "the saved Directory entry: %s", it.it_why);
 	else if (it.it_msg->body_case != RETE__MESSAGE__BODY_DIRECTORY)
-		e = rete_msg_set(m, RETE_EINVAL, "the saved Directory entry holds a %s, not a directory",
+		e = rete_msg_set(m, RETE_EINVAL,
+				 "the saved Directory entry holds a %s, not a directory",
 				 rete_message_kind(it.it_msg));
 	else if (it.it_le->index >= cp.size)
-		e = rete_msg_set(m, RETE_ECORRUPT,
-				 "the saved Directory entry has index %llu, outside the %llu entries "
-				 "verified",
-				 (unsigned long long)it.it_le->index, (unsigned long long)cp.size);
+		e = rete_msg_set(
+		    m, RETE_ECORRUPT,
+		    "the saved Directory entry has index %llu, outside the %llu entries "
+		    "verified",
+		    (unsigned long long)it.it_le->index, (unsigned long long)cp.size);
 	else if (!it.it_spec_ok)
-		e = rete_msg_set(m, RETE_EBADSIG,
-				 "the saved Directory entry (index %llu) does not carry the broker's "
-				 "signature",
-				 (unsigned long long)it.it_le->index);
+		e = rete_msg_set(
+		    m, RETE_EBADSIG,
+		    "the saved Directory entry (index %llu) does not carry the broker's "
+		    "signature",
+		    (unsigned long long)it.it_le->index);
 	else {
 		it.it_index = it.it_le->index;
 		e = dir_install(v, &it) == RETE_OK
@@ -1433,7 +1436,8 @@ rete_err rete_verify_session_target(rete_verify_session *s, const char *note, si
 		return rete_msg_set(m, RETE_EINVAL, "verify: a session has one target checkpoint");
 	v = &s->vs_v;
 	if (rete_checkpoint_parse(note, len, &cp, &mm) != RETE_OK)
-		return rete_msg_set(m, RETE_EINVAL, "the broker's checkpoint is not a checkpoint note: %s",
+		return rete_msg_set(m, RETE_EINVAL,
+				    "the broker's checkpoint is not a checkpoint note: %s",
 				    mm.text);
 	if (v->v_origin[0] == '\0')
 		snprintf(v->v_origin, sizeof(v->v_origin), "%s", cp.origin);
@@ -1446,9 +1450,10 @@ rete_err rete_verify_session_target(rete_verify_session *s, const char *note, si
 	}
 	e = rete_checkpoint_verify(note, len, v->v_origin, &s->vs_opt.broker_key, &cp, &mm);
 	if (e != RETE_OK) {
-		fail(v, 0, e == RETE_ENOMEM ? e : RETE_EBADSIG, false, 0,
-		     "the broker's checkpoint (size %llu) does not carry the broker's signature: %s",
-		     (unsigned long long)cp.size, mm.text);
+		fail(
+		    v, 0, e == RETE_ENOMEM ? e : RETE_EBADSIG, false, 0,
+		    "the broker's checkpoint (size %llu) does not carry the broker's signature: %s",
+		    (unsigned long long)cp.size, mm.text);
 		return session_err(v, m);
 	}
 	v->v_proof = proof;
@@ -1460,10 +1465,11 @@ rete_err rete_verify_session_target(rete_verify_session *s, const char *note, si
 		     (unsigned long long)cp.size, (unsigned long long)v->v_prev.size);
 		return session_err(v, m);
 	}
-	if (v->v_have_prev &&
-	    (e = consistency(v, v->v_prev.size, v->v_prev.root, cp.size, cp.root, &mm)) != RETE_OK) {
+	if (v->v_have_prev && (e = consistency(v, v->v_prev.size, v->v_prev.root, cp.size, cp.root,
+					       &mm)) != RETE_OK) {
 		if (io_error(e))
-			return rete_msg_set(m, e, "the consistency proof from size %llu to %llu: %s",
+			return rete_msg_set(m, e,
+					    "the consistency proof from size %llu to %llu: %s",
 					    (unsigned long long)v->v_prev.size,
 					    (unsigned long long)cp.size, mm.text);
 		fail(v, 0, RETE_EPROOF, false, 0,
@@ -1472,8 +1478,7 @@ rete_err rete_verify_session_target(rete_verify_session *s, const char *note, si
 		     (unsigned long long)cp.size, (unsigned long long)v->v_prev.size, mm.text);
 		return session_err(v, m);
 	}
-	if ((copy = malloc(len + 1)) == NULL ||
-	    (v->v_ck = calloc(1, sizeof(*v->v_ck))) == NULL) {
+	if ((copy = malloc(len + 1)) == NULL || (v->v_ck = calloc(1, sizeof(*v->v_ck))) == NULL) {
 		free(copy);
 		return rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
 	}
@@ -1512,12 +1517,12 @@ rete_err rete_verify_session_feed(rete_verify_session *s, uint64_t from, const r
 	if (failed(v))
 		return session_err(v, m);
 	if (!s->vs_have_target || from != v->v_fr.mf_size || n > s->vs_target.size - from)
-		return rete_msg_set(m, RETE_EINVAL,
-				    "verify: entries [%llu, %llu) fed to a session at size %llu with "
-				    "target %llu; feed the next entries, up to the target",
-				    (unsigned long long)from, (unsigned long long)(from + n),
-				    (unsigned long long)v->v_fr.mf_size,
-				    (unsigned long long)s->vs_target.size);
+		return rete_msg_set(
+		    m, RETE_EINVAL,
+		    "verify: entries [%llu, %llu) fed to a session at size %llu with "
+		    "target %llu; feed the next entries, up to the target",
+		    (unsigned long long)from, (unsigned long long)(from + n),
+		    (unsigned long long)v->v_fr.mf_size, (unsigned long long)s->vs_target.size);
 	for (size_t off = 0; off < n && !failed(v); off += CHUNK) {
 		size_t k = n - off < CHUNK ? n - off : CHUNK;
 		struct item *items = next_items(v);
@@ -1525,8 +1530,8 @@ rete_err rete_verify_session_feed(rete_verify_session *s, uint64_t from, const r
 			const rete_buf *b = &entries[off + i];
 			items[i].it_index = from + off + i;
 			if ((items[i].it_raw.data = malloc(b->len + 1)) == NULL) {
-				fail(v, POS_ENTRY(from + off + i), RETE_ENOMEM, true, from + off + i,
-				     "verify: out of memory");
+				fail(v, POS_ENTRY(from + off + i), RETE_ENOMEM, true,
+				     from + off + i, "verify: out of memory");
 				k = i;
 				break;
 			}

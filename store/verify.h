@@ -124,12 +124,12 @@ typedef rete_err (*rete_verify_proof_fn)(void *ctx, uint64_t size1, uint64_t siz
 /* rete_verify_resume: what a verification of a prefix of the log leaves
  * for the next one (all borrowed from whoever fills it). */
 typedef struct rete_verify_resume {
-	const char *note;		/* the checkpoint verified last (signed note) */
+	const char *note; /* the checkpoint verified last (signed note) */
 	size_t note_len;
-	rete_merkle_frontier frontier;	/* the verified prefix: its size is the note's
-					   size, its root the note's root */
-	const uint8_t *directory;	/* LogEntry bytes of the Directory in force at
-					   that size (NULL when the prefix has none) */
+	rete_merkle_frontier frontier; /* the verified prefix: its size is the note's
+					  size, its root the note's root */
+	const uint8_t *directory;      /* LogEntry bytes of the Directory in force at
+					  that size (NULL when the prefix has none) */
 	size_t directory_len;
 } rete_verify_resume;
 
@@ -188,8 +188,7 @@ rete_err rete_verify_session_feed(rete_verify_session *s, uint64_t from, const r
  * every entry up to the target size was fed and verified and the root
  * recomputed there is the target's. Errors as rete_verify_session_feed;
  * RETE_EINVAL when no target was set. */
-rete_err rete_verify_session_finish(rete_verify_session *s, rete_verify_report *rep,
-				    rete_msg *m);
+rete_err rete_verify_session_finish(rete_verify_session *s, rete_verify_report *rep, rete_msg *m);
 
 /* rete_verify_session_state fills *out with the state to keep for the
  * next run, after a finish that held: the target note, the frontier at its

@@ -41,11 +41,11 @@
 #include "json.h"
 #include "wire.h"
 
-#define STATE_FORMAT   "rete-audit-state/1"
-#define STATE_CTX      "rete/audit-state/v1\n"
-#define STATE_MAX      (1u << 20) /* a state file is a few KiB; more is not one */
-#define BATCH	       1000u	  /* entries asked for per query (the broker may cap) */
-#define SOFTWARE       "rete audit"
+#define STATE_FORMAT "rete-audit-state/1"
+#define STATE_CTX    "rete/audit-state/v1\n"
+#define STATE_MAX    (1u << 20) /* a state file is a few KiB; more is not one */
+#define BATCH	     1000u	/* entries asked for per query (the broker may cap) */
+#define SOFTWARE     "rete audit"
 
 /* ---- the state file ---------------------------------------------------------- */
 
@@ -80,8 +80,9 @@ static const char *jstr(json_t *o, const char *key)
 rete_err audit_state_load(const char *path, const rete_pubkey *auditor, audit_state *st,
 			  rete_msg *m)
 {
-	static const char *const known[] = {"format", "auditor", "origin",   "size",	  "checkpoint",
-					    "frontier", "directory", "savedAt", "signature", NULL};
+	static const char *const known[] = {"format",	  "auditor",  "origin",	   "size",
+					    "checkpoint", "frontier", "directory", "savedAt",
+					    "signature",  NULL};
 	uint8_t sig[RETE_SIG_LEN];
 	uint8_t *bin = NULL;
 	size_t binlen = 0, n;
@@ -110,7 +111,8 @@ rete_err audit_state_load(const char *path, const rete_pubkey *auditor, audit_st
 	doc = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
 	fclose(f);
 	if (doc == NULL) {
-		snprintf(mm.text, sizeof(mm.text), "it is not JSON (line %d: %s)", je.line, je.text);
+		snprintf(mm.text, sizeof(mm.text), "it is not JSON (line %d: %s)", je.line,
+			 je.text);
 		return state_bad(m, path, mm.text);
 	}
 	if (!json_is_object(doc)) {
@@ -149,11 +151,12 @@ rete_err audit_state_load(const char *path, const rete_pubkey *auditor, audit_st
 	}
 	if (rete_verify_bytes(sig, STATE_CTX, (const uint8_t *)text, strlen(text), auditor) !=
 	    RETE_OK) {
-		e = rete_msg_set(m, RETE_EBADSIG,
-				 "the state file %s does not carry this auditor's signature: it was "
-				 "altered after it was written, or written with another key; it is "
-				 "not used",
-				 path);
+		e = rete_msg_set(
+		    m, RETE_EBADSIG,
+		    "the state file %s does not carry this auditor's signature: it was "
+		    "altered after it was written, or written with another key; it is "
+		    "not used",
+		    path);
 		goto out;
 	}
 	/* then its form */
@@ -389,10 +392,11 @@ static rete_err remote_call(struct remote *r, Rete__Query *q, Rete__QueryResult_
 		*code = RETE__ERROR_CODE__ERROR_CODE_UNSPECIFIED;
 	e = rete_wire_call(r->r_w, q, r->r_cfg.timeout_ms, &f, m);
 	if (e == RETE_ETIMEDOUT)
-		return rete_msg_set(m, e,
-				    "the broker at %s did not answer within %d s; is it running, and "
-				    "is the endpoint right?",
-				    r->r_endpoint, r->r_cfg.timeout_ms / 1000);
+		return rete_msg_set(
+		    m, e,
+		    "the broker at %s did not answer within %d s; is it running, and "
+		    "is the endpoint right?",
+		    r->r_endpoint, r->r_cfg.timeout_ms / 1000);
 	if (e != RETE_OK)
 		return e;
 	if (f->command_case != RETE__BROKER_FRAME__COMMAND_RESULT || f->result == NULL) {
@@ -413,7 +417,8 @@ static rete_err remote_call(struct remote *r, Rete__Query *q, Rete__QueryResult_
 	}
 	if (f->result->answer_case != want) {
 		rete__broker_frame__free_unpacked(f, NULL);
-		return rete_msg_set(m, RETE_EDECODE, "the broker's answer is not of the kind asked for");
+		return rete_msg_set(m, RETE_EDECODE,
+				    "the broker's answer is not of the kind asked for");
 	}
 	*out = f;
 	return RETE_OK;
@@ -474,10 +479,11 @@ static rete_err remote_proof(void *ctx, uint64_t size1, uint64_t size2,
 	}
 	for (size_t i = 0; i < p->n_hashes; i++) {
 		if (p->hashes[i].len != RETE_MERKLE_HASH) {
-			e = rete_msg_set(m, RETE_EPROOF,
-					 "hash %zu of the broker's consistency proof has %zu bytes, "
-					 "not 32",
-					 i, p->hashes[i].len);
+			e = rete_msg_set(
+			    m, RETE_EPROOF,
+			    "hash %zu of the broker's consistency proof has %zu bytes, "
+			    "not 32",
+			    i, p->hashes[i].len);
 			goto out;
 		}
 		memcpy(proof[i], p->hashes[i].data, RETE_MERKLE_HASH);
@@ -578,8 +584,9 @@ static void alarm_print(const audit_remote_opts *o, const char *saved, const cha
 		printf("Keep both notes: each carries the broker's signature, so together they "
 		       "prove\nthat the broker signed two histories that cannot both be true.\n");
 	else
-		printf("Keep both notes: each carries the broker's signature. The broker signed the "
-		       "saved\none earlier, and now presents less than it as its whole log.\n");
+		printf(
+		    "Keep both notes: each carries the broker's signature. The broker signed the "
+		    "saved\none earlier, and now presents less than it as its whole log.\n");
 }
 
 int audit_remote_verify(const audit_remote_opts *o)
@@ -688,8 +695,9 @@ int audit_remote_verify(const audit_remote_opts *o)
 		if ((e = remote_entries(&r, from, want, &f, &m)) != RETE_OK) {
 			if (progressed)
 				fputc('\n', stderr);
-			fprintf(stderr, "rete audit verify: fetching entries from %" PRIu64 ": %s\n",
-				from, m.text[0] ? m.text : rete_strerror(e));
+			fprintf(stderr,
+				"rete audit verify: fetching entries from %" PRIu64 ": %s\n", from,
+				m.text[0] ? m.text : rete_strerror(e));
 			goto out;
 		}
 		en = f->result->entries;
@@ -749,7 +757,8 @@ int audit_remote_verify(const audit_remote_opts *o)
 	/* it holds: only now the new state replaces the old */
 	if ((e = rete_verify_session_state(sess, &next, &m)) != RETE_OK ||
 	    (e = audit_state_save(o->state, &next, r.r_cfg.id, r.r_sk, &m)) != RETE_OK) {
-		fprintf(stderr, "rete audit verify: the log holds, but the state was not saved: %s\n",
+		fprintf(stderr,
+			"rete audit verify: the log holds, but the state was not saved: %s\n",
 			m.text);
 		goto out;
 	}
@@ -772,7 +781,8 @@ report:
 		const char *verdict = rc == CLI_OK ? "holds" : "fails";
 		rete_checkpoint cp;
 		if (rep.origin[0] == '\0' &&
-		    ((note != NULL && rete_checkpoint_parse(note, strlen(note), &cp, NULL) == RETE_OK) ||
+		    ((note != NULL &&
+		      rete_checkpoint_parse(note, strlen(note), &cp, NULL) == RETE_OK) ||
 		     (st.note != NULL &&
 		      rete_checkpoint_parse(st.note, strlen(st.note), &cp, NULL) == RETE_OK)))
 			snprintf(rep.origin, sizeof(rep.origin), "%s", cp.origin);
@@ -829,8 +839,8 @@ int audit_remote_case_entries(const char *ini, const char *case_id, const char *
 	for (;;) {
 		const Rete__Entries *en;
 		if ((e = remote_entries(&r, from, BATCH, &f, &m)) != RETE_OK) {
-			fprintf(stderr, "rete audit %s: fetching entries from %" PRIu64 ": %s\n", who,
-				from, m.text[0] ? m.text : rete_strerror(e));
+			fprintf(stderr, "rete audit %s: fetching entries from %" PRIu64 ": %s\n",
+				who, from, m.text[0] ? m.text : rete_strerror(e));
 			rc = CLI_USAGE;
 			break;
 		}

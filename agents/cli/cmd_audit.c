@@ -289,10 +289,12 @@ static int audit_verify(int argc, char **argv)
 				return CLI_USAGE;
 			}
 		} else if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
-			if ((ini = need_value(argc, argv, &i, "verify", "an audit.ini file")) == NULL)
+			if ((ini = need_value(argc, argv, &i, "verify", "an audit.ini file")) ==
+			    NULL)
 				return CLI_USAGE;
 		} else if (strcmp(argv[i], "--broker") == 0) {
-			if ((endpoint = need_value(argc, argv, &i, "verify", "an endpoint")) == NULL)
+			if ((endpoint = need_value(argc, argv, &i, "verify", "an endpoint")) ==
+			    NULL)
 				return CLI_USAGE;
 		} else if (strcmp(argv[i], "--state") == 0) {
 			if ((state = need_value(argc, argv, &i, "verify", "a state file")) == NULL)
@@ -316,12 +318,12 @@ static int audit_verify(int argc, char **argv)
 	if (ini != NULL || endpoint != NULL || state != NULL) {
 		/* at a distance: the keys come from audit.ini, the log from the broker */
 		audit_remote_opts ro;
-		const char *bad = dir != NULL		? "STORE_DIR"
-				  : keyfile != NULL	? "--broker-key"
-				  : since != NULL	? "--since-checkpoint"
+		const char *bad = dir != NULL		    ? "STORE_DIR"
+				  : keyfile != NULL	    ? "--broker-key"
+				  : since != NULL	    ? "--since-checkpoint"
 				  : opt.scratch_dir != NULL ? "--scratch"
-				  : origin != NULL	? "--origin"
-							: NULL;
+				  : origin != NULL	    ? "--origin"
+							    : NULL;
 		if (bad != NULL) {
 			fprintf(stderr,
 				"rete audit verify: %s is for a local store; at a distance give "
@@ -700,9 +702,8 @@ static int print_timeline_entry(void *ctx, uint64_t index, const rete_buf *raw)
 	rete_msg m = {{0}};
 
 	t->tl_count++;
-	if (le == NULL ||
-	    rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &msg, &m) !=
-		RETE_OK) {
+	if (le == NULL || rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL,
+					     &msg, &m) != RETE_OK) {
 		printf("%-23s  #%-5" PRIu64 " this entry does not decode (%s); run 'rete audit "
 		       "verify'\n",
 		       le != NULL ? tl_time(le->logged_at, when) : "?", index,
@@ -721,7 +722,8 @@ static int print_timeline_entry(void *ctx, uint64_t index, const rete_buf *raw)
 		       clean(msg->id, b3, sizeof(b3)), b1, b2, clean(r->service, b4, sizeof(b4)),
 		       ename(&rete__priority__descriptor, (int)r->priority));
 		if (r->age_band != RETE__AGE_BAND__AGE_BAND_UNSPECIFIED)
-			printf(", age band %s", ename(&rete__age_band__descriptor, (int)r->age_band));
+			printf(", age band %s",
+			       ename(&rete__age_band__descriptor, (int)r->age_band));
 		if (r->consent != NULL && r->consent->basis != 0)
 			printf(", basis %s",
 			       ename(&rete__consent_basis__descriptor, (int)r->consent->basis));
@@ -733,8 +735,8 @@ static int print_timeline_entry(void *ctx, uint64_t index, const rete_buf *raw)
 		break;
 	}
 	case RETE__MESSAGE__BODY_UPDATE:
-		printf("update of %s by %s -> %s: ", clean(msg->update->referral_id, b3, sizeof(b3)),
-		       b1, b2);
+		printf("update of %s by %s -> %s: ",
+		       clean(msg->update->referral_id, b3, sizeof(b3)), b1, b2);
 		print_update(msg->update);
 		tl_remember(t, index, msg);
 		break;
@@ -816,8 +818,8 @@ static char *store_time_zone_of(const char *dir)
 	if (rete_store_read_begin(s, &rt, NULL) == RETE_OK &&
 	    rete_store_directory(s, rt, &idx, &e, NULL) == RETE_OK &&
 	    (le = rete__log_entry__unpack(NULL, e.len, e.data)) != NULL &&
-	    rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &msg,
-			       NULL) == RETE_OK &&
+	    rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &msg, NULL) ==
+		RETE_OK &&
 	    msg->body_case == RETE__MESSAGE__BODY_DIRECTORY && msg->directory->time_zone != NULL &&
 	    msg->directory->time_zone[0] != '\0')
 		tz = strdup(msg->directory->time_zone);
@@ -864,10 +866,12 @@ static int audit_timeline(int argc, char **argv)
 			if ((case_id = need_value(argc, argv, &i, "timeline", "a case id")) == NULL)
 				return CLI_USAGE;
 		} else if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
-			if ((ini = need_value(argc, argv, &i, "timeline", "an audit.ini file")) == NULL)
+			if ((ini = need_value(argc, argv, &i, "timeline", "an audit.ini file")) ==
+			    NULL)
 				return CLI_USAGE;
 		} else if (strcmp(argv[i], "--tz") == 0) {
-			if ((tz_opt = need_value(argc, argv, &i, "timeline", "a time zone")) == NULL)
+			if ((tz_opt = need_value(argc, argv, &i, "timeline", "a time zone")) ==
+			    NULL)
 				return CLI_USAGE;
 		} else if (argv[i][0] == '-') {
 			return unknown_option("timeline", argv[i], "--case, -c, --tz");
@@ -880,10 +884,9 @@ static int audit_timeline(int argc, char **argv)
 	}
 	if ((dir == NULL) == (ini == NULL) || case_id == NULL || *case_id == '\0') {
 		fprintf(stderr, "rete audit timeline: %s; see 'rete audit --help'\n",
-			dir == NULL && ini == NULL ? "give STORE_DIR or -c audit.ini"
-			: dir != NULL && ini != NULL
-			    ? "give STORE_DIR or -c audit.ini, not both"
-			    : "missing --case ID (a non-empty case id)");
+			dir == NULL && ini == NULL   ? "give STORE_DIR or -c audit.ini"
+			: dir != NULL && ini != NULL ? "give STORE_DIR or -c audit.ini, not both"
+						     : "missing --case ID (a non-empty case id)");
 		return CLI_USAGE;
 	}
 	memset(&t, 0, sizeof(t));
@@ -906,8 +909,7 @@ static int audit_timeline(int argc, char **argv)
 	if (ini != NULL)
 		rc = audit_remote_case_entries(ini, case_id, "timeline", print_timeline_entry, &t);
 	else
-		rc = for_entries(dir, "timeline", 0, UINT64_MAX, case_id, print_timeline_entry,
-				 &t);
+		rc = for_entries(dir, "timeline", 0, UINT64_MAX, case_id, print_timeline_entry, &t);
 	if (rc == CLI_OK)
 		printf("%" PRIu64 " entr%s\n", t.tl_count, t.tl_count == 1 ? "y" : "ies");
 	free(tz_src);

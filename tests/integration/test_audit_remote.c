@@ -298,8 +298,8 @@ static void settle(void)
 			rete__broker_frame__free_unpacked(f, NULL);
 	}
 	show_log();
-	fail_msg("the log has %llu entries (checkpoint %llu); expected %llu", (unsigned long long)size,
-		 (unsigned long long)cp, (unsigned long long)E->expected);
+	fail_msg("the log has %llu entries (checkpoint %llu); expected %llu",
+		 (unsigned long long)size, (unsigned long long)cp, (unsigned long long)E->expected);
 }
 
 static void broker_start(void)
@@ -355,7 +355,8 @@ static void connect_all(void)
 		    RETE_OK);
 	broker_ready();
 	for (int i = 0; i < P_AUDIT; i++)
-		assert_int_equal(rete_wire_hello(E->w[i], ids[i], "test_audit_remote", &m), RETE_OK);
+		assert_int_equal(rete_wire_hello(E->w[i], ids[i], "test_audit_remote", &m),
+				 RETE_OK);
 }
 
 static int setup(void **state)
@@ -429,8 +430,8 @@ static void show(const char *what, const char *out)
 static int verify_remote(char **out, const char *state, bool json)
 {
 	/* with --json, standard error (the ALARM line) goes to a file */
-	return tu_run(out, "%s/rete audit verify --broker %s -c %s --state %s%s 2>%s%s", RETE_BIN_DIR,
-		      E->listen, E->audit_ini, state, json ? " --json" : "",
+	return tu_run(out, "%s/rete audit verify --broker %s -c %s --state %s%s 2>%s%s",
+		      RETE_BIN_DIR, E->listen, E->audit_ini, state, json ? " --json" : "",
 		      json ? E->dir : "&1", json ? "/verify.err" : "");
 }
 
@@ -495,8 +496,8 @@ static void test_remote_audit(void **state)
 
 	/* 4. the log grows; the second run fetches only the new entries */
 	update(ref_a1, P_CPI, P_SOCIAL, RETE__STATUS__STATUS_IN_PROGRESS, NULL, NULL, U, CASE_A);
-	update(ref_a1, P_CPI, P_SOCIAL, RETE__STATUS__STATUS_COMPLETED, "placed",
-	       NULL, RETE__OUTCOME_RESULT__OUTCOME_RESULT_SUCCESSFUL, CASE_A);
+	update(ref_a1, P_CPI, P_SOCIAL, RETE__STATUS__STATUS_COMPLETED, "placed", NULL,
+	       RETE__OUTCOME_RESULT__OUTCOME_RESULT_SUCCESSFUL, CASE_A);
 	referral(ref_a2, P_SOCIAL, P_CPI, "training-voucher", CASE_A);
 	update(ref_b1, P_SOCIAL, P_CPI, RETE__STATUS__STATUS_ACCEPTED, NULL, NULL, U, CASE_B);
 	settle();
@@ -583,7 +584,8 @@ static void test_remote_audit(void **state)
 	for (int i = 0; steps[i] != NULL; i++) {
 		const char *hit = strstr(at, steps[i]);
 		if (hit == NULL)
-			fprintf(stderr, "timeline: '%s' missing (in order) in:\n%s\n", steps[i], local);
+			fprintf(stderr, "timeline: '%s' missing (in order) in:\n%s\n", steps[i],
+				local);
 		assert_non_null(hit);
 		at = hit + strlen(steps[i]);
 	}
