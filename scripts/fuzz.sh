@@ -29,7 +29,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --jobs) [ $# -ge 2 ] || { echo "fuzz.sh: --jobs needs a number" >&2; exit 2; }
             jobs=$2; shift ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
+               exit 0 ;;
     [0-9]*) seconds=$1 ;;
     fuzz_*) targets+=("$1") ;;
     *) echo "fuzz.sh: unknown argument '$1'; accepted: SECONDS, --jobs N, fuzz_NAME" >&2
