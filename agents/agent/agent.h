@@ -41,6 +41,7 @@ typedef struct agent {
 	struct agent_out_item *out_items;
 	size_t out_n, out_cap;
 	bool out_rescan;           /* the outbox changed: scan it again */
+	bool out_pruned;           /* stale records forgotten (once, at start) */
 
 	struct agent_net *net;     /* agent_net.c */
 	struct agent_hooks *hooks; /* agent_hook.c */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "agent_spool.h"
@@ -494,6 +495,63 @@ static void out_prepare_pending(agent *a)
 	}
 }
 
+struct prune_ctx {
+	const char *outbox;
+	uint8_t **keys;
+	size_t *lens;
+	size_t n, cap;
+};
+
+static bool prune_collect(const void *key, size_t klen, const void *val, size_t vlen, void *user)
+{
+	struct prune_ctx *p = user;
+	char path[4400];
+	(void)val;
+	(void)vlen;
+	const char *name = key;
+	size_t nl = strnlen(name, klen);
+	if (nl == klen)
+		return true;
+	snprintf(path, sizeof(path), "%s/%.*s", p->outbox, (int)nl, name);
+	if (access(path, F_OK) == 0)
+		return true;
+	if (p->n == p->cap) {
+		size_t nc = p->cap ? p->cap * 2 : 16;
+		uint8_t **k = realloc(p->keys, nc * sizeof(*k));
+		if (k == NULL)
+			return false;
+		p->keys = k;
+		size_t *l = realloc(p->lens, nc * sizeof(*l));
+		if (l == NULL)
+			return false;
+		p->lens = l;
+		p->cap = nc;
+	}
+	p->keys[p->n] = malloc(klen);
+	if (p->keys[p->n] == NULL)
+		return false;
+	memcpy(p->keys[p->n], key, klen);
+	p->lens[p->n++] = klen;
+	return true;
+}
+
+/* out_prune forgets the records of files no longer in outbox/: a crash
+ * after a file left outbox/ and before its record was forgotten. */
+static void out_prune(agent *a)
+{
+	struct prune_ctx p = {.outbox = a->outbox_dir};
+	rete_msg m = {{0}};
+	if (agent_db_each(a->db, AGENT_DB_OUTBOX, prune_collect, &p, &m) == RETE_OK && p.n > 0) {
+		for (size_t i = 0; i < p.n; i++)
+			agent_db_del(a->db, AGENT_DB_OUTBOX, p.keys[i], p.lens[i], &m);
+		agent_debug(a, "forgot %zu record(s) of files that had left outbox/", p.n);
+	}
+	for (size_t i = 0; i < p.n; i++)
+		free(p.keys[i]);
+	free(p.keys);
+	free(p.lens);
+}
+
 void agent_outbox_scan(agent *a)
 {
 	char **names = NULL;
@@ -501,6 +559,10 @@ void agent_outbox_scan(agent *a)
 	rete_msg m = {{0}};
 
 	a->out_rescan = false;
+	if (!a->out_pruned) {
+		a->out_pruned = true;
+		out_prune(a);
+	}
 	if (agent_spool_list(a->outbox_dir, &names, &n, &m) != RETE_OK) {
 		agent_log(a, "error", "%s", m.text);
 		return;
