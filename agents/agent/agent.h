@@ -27,8 +27,8 @@ struct agent_witness;
 typedef struct agent {
 	agent_config cfg;
 	bool verbose;
-	rete_seckey *sk;          /* the agency's key (sodium_malloc'd) */
-	rete_pubkey broker_pk;    /* pinned broker key */
+	rete_seckey *sk;       /* the agency's key (sodium_malloc'd) */
+	rete_pubkey broker_pk; /* pinned broker key */
 	agent_db *db;
 	char outbox_dir[4096], sent_dir[4096], failed_dir[4096], inbox_dir[4096];
 
@@ -40,11 +40,11 @@ typedef struct agent {
 	/* Outbox (agent_outbox.c). */
 	struct agent_out_item *out_items;
 	size_t out_n, out_cap;
-	bool out_rescan;           /* the outbox changed: scan it again */
-	bool out_pruned;           /* stale records forgotten (once, at start) */
+	bool out_rescan; /* the outbox changed: scan it again */
+	bool out_pruned; /* stale records forgotten (once, at start) */
 
-	struct agent_net *net;     /* agent_net.c */
-	struct agent_hooks *hooks; /* agent_hook.c */
+	struct agent_net *net;	       /* agent_net.c */
+	struct agent_hooks *hooks;     /* agent_hook.c */
 	struct agent_witness *witness; /* agent_witness.c */
 } agent;
 

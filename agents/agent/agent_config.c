@@ -12,9 +12,9 @@
 
 struct cfg_parse {
 	agent_config *cfg;
-	char dir[PATH_MAX];  /* folder of the ini file, for relative paths */
+	char dir[PATH_MAX]; /* folder of the ini file, for relative paths */
 	rete_msg *m;
-	rete_err err;        /* first error met */
+	rete_err err; /* first error met */
 	int line;
 };
 
@@ -47,12 +47,12 @@ static rete_err cfg_time(const char *value, int64_t *out, rete_msg *m)
 			*out = v;
 			return RETE_OK;
 		}
-		return rete_msg_set(m, RETE_EINVAL, "'%s' is not a duration; use e.g. 250ms, 30s, 2m",
-				    value);
+		return rete_msg_set(m, RETE_EINVAL,
+				    "'%s' is not a duration; use e.g. 250ms, 30s, 2m", value);
 	}
 	if (rete_duration_parse(value, &d, m) != RETE_OK || d.working_days > 0 || d.ms <= 0)
-		return rete_msg_set(m, RETE_EINVAL, "'%s' is not a duration; use e.g. 250ms, 30s, 2m",
-				    value);
+		return rete_msg_set(m, RETE_EINVAL,
+				    "'%s' is not a duration; use e.g. 250ms, 30s, 2m", value);
 	*out = d.ms;
 	return RETE_OK;
 }
@@ -113,13 +113,13 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 		const char *key;
 		int64_t *slot;
 	} times[] = {
-		{"poll", &cfg->poll_ms},
-		{"heartbeat", &cfg->heartbeat_ms},
-		{"resubmit", &cfg->resubmit_ms},
-		{"reconnect_min", &cfg->reconnect_min_ms},
-		{"reconnect_max", &cfg->reconnect_max_ms},
-		{"hook_timeout", &cfg->hook_timeout_ms},
-		{"witness", &cfg->witness_ms},
+	    {"poll", &cfg->poll_ms},
+	    {"heartbeat", &cfg->heartbeat_ms},
+	    {"resubmit", &cfg->resubmit_ms},
+	    {"reconnect_min", &cfg->reconnect_min_ms},
+	    {"reconnect_max", &cfg->reconnect_max_ms},
+	    {"hook_timeout", &cfg->hook_timeout_ms},
+	    {"witness", &cfg->witness_ms},
 	};
 	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
 		if (strcmp(name, times[i].key) == 0) {
@@ -137,10 +137,11 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 		unsigned long long v = strtoull(value, &end, 10);
 		unsigned long long lim = name[1] == 'a' ? 1048576ULL : 65536ULL;
 		if (errno != 0 || *end != '\0' || value[0] == '-' || v == 0 || v > lim) {
-			p->err = rete_msg_set(p->m, RETE_EINVAL,
-					      "[agent] %s: '%s' is not accepted; use a whole number "
-					      "from 1 to %llu%s",
-					      name, value, lim, name[1] == 'a' ? " (MiB)" : "");
+			p->err =
+			    rete_msg_set(p->m, RETE_EINVAL,
+					 "[agent] %s: '%s' is not accepted; use a whole number "
+					 "from 1 to %llu%s",
+					 name, value, lim, name[1] == 'a' ? " (MiB)" : "");
 			return 0;
 		}
 		if (name[1] == 'a')
@@ -199,18 +200,18 @@ rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m)
 		return p.err;
 	}
 	if (rc != 0)
-		return rete_msg_set(m, RETE_EINVAL, "%s: line %d is not 'key = value' or '[section]'",
-				    path, rc);
+		return rete_msg_set(m, RETE_EINVAL,
+				    "%s: line %d is not 'key = value' or '[section]'", path, rc);
 
 	if (cfg->spool == NULL && !cfg_set_path(&p, &cfg->spool, "spool"))
 		return p.err;
 	if (cfg->data == NULL && !cfg_set_path(&p, &cfg->data, "data"))
 		return p.err;
-	const char *missing = cfg->id[0] == '\0'    ? "id"
-			      : cfg->key_path == NULL  ? "key"
-			      : cfg->broker == NULL    ? "broker"
+	const char *missing = cfg->id[0] == '\0'	     ? "id"
+			      : cfg->key_path == NULL	     ? "key"
+			      : cfg->broker == NULL	     ? "broker"
 			      : cfg->broker_key_path == NULL ? "broker_key"
-						       : NULL;
+							     : NULL;
 	if (missing != NULL)
 		return rete_msg_set(m, RETE_EINVAL,
 				    "%s: [agent] %s is missing; the agent needs id, key, broker "

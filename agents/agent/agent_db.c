@@ -8,16 +8,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
-
 static const char *const db_names[AGENT_DB_COUNT] = {
-	"outbox", "pins", "pending", "inbox", "referrals", "hooks", "witness", "meta",
+    "outbox", "pins", "pending", "inbox", "referrals", "hooks", "witness", "meta",
 };
 
 struct agent_db {
 	MDB_env *env;
 	MDB_dbi dbi[AGENT_DB_COUNT];
-	MDB_txn *txn;      /* the write transaction begun by agent_db_begin */
-	bool txn_full;     /* a put in it met a full map: commit grows and fails */
+	MDB_txn *txn;  /* the write transaction begun by agent_db_begin */
+	bool txn_full; /* a put in it met a full map: commit grows and fails */
 	bool rdonly;
 	size_t map_size;
 };
@@ -63,8 +62,7 @@ static int db_rtxn(agent_db *db, MDB_txn **txn)
 	return rc;
 }
 
-rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db **out,
-		       rete_msg *m)
+rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db **out, rete_msg *m)
 {
 	agent_db *db;
 	MDB_txn *txn = NULL;
@@ -80,7 +78,8 @@ rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db
 		snprintf(path, sizeof(path), "%s/data.mdb", dir);
 		if (stat(path, &st) != 0)
 			return rete_msg_set(m, RETE_ENOENT,
-					    "%s: no agent store here yet (has the agent run?)", dir);
+					    "%s: no agent store here yet (has the agent run?)",
+					    dir);
 	}
 	db = calloc(1, sizeof(*db));
 	if (db == NULL)
@@ -125,9 +124,9 @@ fail:
 	if (txn != NULL)
 		mdb_txn_abort(txn);
 	rete_err err = rc == MDB_NOTFOUND
-			       ? rete_msg_set(m, RETE_ENOENT, "%s: agent store is not complete", dir)
-			       : rete_msg_set(m, RETE_ESTORE, "%s: cannot open the agent store: %s",
-					      dir, mdb_strerror(rc));
+			   ? rete_msg_set(m, RETE_ENOENT, "%s: agent store is not complete", dir)
+			   : rete_msg_set(m, RETE_ESTORE, "%s: cannot open the agent store: %s",
+					  dir, mdb_strerror(rc));
 	if (db->env != NULL)
 		mdb_env_close(db->env);
 	free(db);

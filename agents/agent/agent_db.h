@@ -57,11 +57,11 @@ enum { AGENT_OUT_MINTED = 1, AGENT_OUT_SIGNED = 2 };
 /* agent_outrec: what the agent knows about one outbox file. The buffers are
  * owned by the struct (agent_outrec_free). */
 typedef struct agent_outrec {
-	int state;          /* AGENT_OUT_MINTED or AGENT_OUT_SIGNED */
-	char id[128];       /* the message id (minted or taken from the file) */
-	int64_t minted_at;  /* when the id was recorded (ms) */
+	int state;	     /* AGENT_OUT_MINTED or AGENT_OUT_SIGNED */
+	char id[128];	     /* the message id (minted or taken from the file) */
+	int64_t minted_at;   /* when the id was recorded (ms) */
 	rete_buf signed_msg; /* SignedMessage bytes (state SIGNED) */
-	rete_buf sealed;    /* sealed private part, possibly empty */
+	rete_buf sealed;     /* sealed private part, possibly empty */
 } agent_outrec;
 
 /* agent_outrec_free frees the buffers of r; NULL is fine. */

@@ -21,7 +21,8 @@ rete_err agent_directory_load(const uint8_t *entry, size_t len, const rete_pubke
 	if (err != RETE_OK)
 		goto out;
 	if (msg->body_case != RETE__MESSAGE__BODY_DIRECTORY || msg->directory == NULL) {
-		err = rete_msg_set(m, RETE_EDECODE, "directory entry %llu: body is '%s', not a directory",
+		err = rete_msg_set(m, RETE_EDECODE,
+				   "directory entry %llu: body is '%s', not a directory",
 				   (unsigned long long)le->index, rete_message_kind(msg));
 		goto out;
 	}

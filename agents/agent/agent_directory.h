@@ -17,9 +17,9 @@
 
 /* agent_directory: the verified Directory message and where it was logged. */
 typedef struct agent_directory {
-	Rete__Message *msg;       /* owned; msg->directory is set */
+	Rete__Message *msg;	    /* owned; msg->directory is set */
 	const Rete__Directory *dir; /* = msg->directory */
-	uint64_t index;           /* log index of the entry */
+	uint64_t index;		    /* log index of the entry */
 } agent_directory;
 
 /* agent_directory_load decodes the LogEntry bytes of a Directory entry,

@@ -26,7 +26,7 @@
 struct hook_job {
 	uint64_t index;
 	char *path;
-	pid_t pid;        /* 0 while queued */
+	pid_t pid; /* 0 while queued */
 	int64_t started;
 	bool killed;
 };
@@ -87,7 +87,8 @@ rete_err agent_hooks_start(agent *a, rete_msg *m)
 		return RETE_OK;
 	rete_err err = agent_db_each(a->db, AGENT_DB_HOOKS, hook_requeue, a, m);
 	if (err == RETE_OK && a->hooks->n > 0)
-		agent_log(a, "info", "%zu hook run(s) left unfinished by the last stop: running again",
+		agent_log(a, "info",
+			  "%zu hook run(s) left unfinished by the last stop: running again",
 			  a->hooks->n);
 	return err;
 }
@@ -99,7 +100,8 @@ static void hook_spawn(agent *a, struct hook_job *j, int64_t now)
 	snprintf(cmd, sizeof(cmd), "%s \"$@\"", a->cfg.on_message);
 	pid_t pid = fork();
 	if (pid < 0) {
-		agent_log(a, "error", "hook for %s: fork: %s; will retry", j->path, strerror(errno));
+		agent_log(a, "error", "hook for %s: fork: %s; will retry", j->path,
+			  strerror(errno));
 		return;
 	}
 	if (pid == 0) {
@@ -126,16 +128,18 @@ static void hook_done(agent *a, size_t i, int status)
 	uint8_t key[8];
 
 	if (j->killed)
-		agent_log(a, "error", "hook for %s (index %" PRIu64 ") ran past %" PRId64
+		agent_log(a, "error",
+			  "hook for %s (index %" PRIu64 ") ran past %" PRId64
 			  " ms and was killed; later deliveries go on",
 			  j->path, j->index, a->cfg.hook_timeout_ms);
 	else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-		agent_log(a, "error", "hook for %s (index %" PRIu64 ") exited with %d; later "
+		agent_log(a, "error",
+			  "hook for %s (index %" PRIu64 ") exited with %d; later "
 			  "deliveries go on",
 			  j->path, j->index, WEXITSTATUS(status));
 	else if (WIFSIGNALED(status))
-		agent_log(a, "error", "hook for %s (index %" PRIu64 ") died of signal %d",
-			  j->path, j->index, WTERMSIG(status));
+		agent_log(a, "error", "hook for %s (index %" PRIu64 ") died of signal %d", j->path,
+			  j->index, WTERMSIG(status));
 	else
 		agent_debug(a, "hook for %s done", j->path);
 	agent_db_index_key(key, j->index);

@@ -28,7 +28,8 @@ static void inbox_ack(agent *a, uint64_t index, Rete__ErrorCode error, const cha
 	f.command_case = RETE__CLIENT_FRAME__COMMAND_ACK;
 	f.ack = &ack;
 	if (agent_net_send(a, &f) != RETE_OK)
-		agent_debug(a, "ack of %" PRIu64 " not sent; the broker will deliver it again", index);
+		agent_debug(a, "ack of %" PRIu64 " not sent; the broker will deliver it again",
+			    index);
 }
 
 /* inbox_refuse acks an entry that cannot be verified or opened: logged,
@@ -91,8 +92,8 @@ static void inbox_concerns(agent *a, json_t *doc, const char *refid)
 	if (agent_track_get(a->db, refid, &rec, &m) != RETE_OK)
 		return;
 	json_t *sum = json_object();
-	static const char *const keys[] = {"id", "requester", "performer", "service", "priority",
-					   "caseId", "status", "businessStatus"};
+	static const char *const keys[] = {"id",       "requester", "performer", "service",
+					   "priority", "caseId",    "status",	 "businessStatus"};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		json_t *v = json_object_get(rec, keys[i]);
 		if (v != NULL)
@@ -241,8 +242,8 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 		}
 		if (rete_open(d->sealed.data, d->sealed.len, a->sk, &priv, &m) != RETE_OK) {
 			inbox_refuse(a, index, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
-				     "the sealed part of %s does not open with our key: %s", msg->id,
-				     m.text);
+				     "the sealed part of %s does not open with our key: %s",
+				     msg->id, m.text);
 			goto out;
 		}
 	}

@@ -88,7 +88,8 @@ static int agent_trust(agent *a, const char *id)
 	}
 	rete_err err = agent_db_get(a->db, AGENT_DB_PENDING, id, strlen(id), &newkey, &m);
 	if (err == RETE_ENOENT) {
-		fprintf(stderr, "rete-agent: no changed key of %s is waiting for confirmation\n", id);
+		fprintf(stderr, "rete-agent: no changed key of %s is waiting for confirmation\n",
+			id);
 		rc = 1;
 		goto out;
 	}
@@ -218,11 +219,11 @@ int main(int argc, char **argv)
 
 	memset(&a, 0, sizeof(a));
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"trust", required_argument, NULL, 'T'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"trust", required_argument, NULL, 'T'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	while ((opt = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
 		switch (opt) {

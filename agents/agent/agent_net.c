@@ -19,15 +19,15 @@
 #include "wire.h"
 
 #define NET_SOFTWARE "rete-agent 0.1"
-#define NET_BURST 256 /* frames handled per loop turn, so timers still run */
+#define NET_BURST    256 /* frames handled per loop turn, so timers still run */
 
 struct agent_net {
 	rete_wire *w;
-	int64_t reopen_at;     /* when w is NULL: when to connect again */
+	int64_t reopen_at; /* when w is NULL: when to connect again */
 	int64_t backoff_ms;
 	int64_t last_ping;
 	uint64_t nonce;
-	bool refused_said;     /* "refused our key" logged for this episode */
+	bool refused_said; /* "refused our key" logged for this episode */
 	bool lost_said;
 };
 
@@ -76,7 +76,8 @@ void agent_net_backoff(agent *a, int64_t now)
 	/* Jitter: between half and all of the backoff, so agencies refused
 	 * together do not come back together. */
 	int64_t half = n->backoff_ms / 2;
-	n->reopen_at = now + half + (half > 0 ? (int64_t)randombytes_uniform((uint32_t)half + 1) : 0);
+	n->reopen_at =
+	    now + half + (half > 0 ? (int64_t)randombytes_uniform((uint32_t)half + 1) : 0);
 }
 
 rete_err agent_net_start(agent *a, rete_msg *m)
@@ -113,14 +114,18 @@ static void net_welcome(agent *a, const Rete__Welcome *wel)
 	rete_msg m = {{0}};
 
 	if (wel->party == NULL || strcmp(wel->party, a->cfg.id) != 0) {
-		agent_log(a, "error", "the broker welcomed us as '%s', but we are %s; check [agent] id "
-			  "and key", wel->party ? wel->party : "", a->cfg.id);
+		agent_log(a, "error",
+			  "the broker welcomed us as '%s', but we are %s; check [agent] id "
+			  "and key",
+			  wel->party ? wel->party : "", a->cfg.id);
 		return;
 	}
 	if (agent_directory_load(wel->directory_entry.data, wel->directory_entry.len, &a->broker_pk,
 				 &dir, &m) != RETE_OK) {
-		agent_log(a, "error", "the broker's directory is not usable: %s; nothing is sealed "
-			  "or verified until it is", m.text);
+		agent_log(a, "error",
+			  "the broker's directory is not usable: %s; nothing is sealed "
+			  "or verified until it is",
+			  m.text);
 		return;
 	}
 	if (a->dir == NULL || a->dir->index <= dir->index) {
@@ -209,7 +214,8 @@ void agent_net_poll(agent *a, int64_t now)
 	}
 	if (!rete_wire_connected(n->w)) {
 		if (a->welcomed && !n->lost_said) {
-			agent_log(a, "warning", "lost the broker at %s; reconnecting", a->cfg.broker);
+			agent_log(a, "warning", "lost the broker at %s; reconnecting",
+				  a->cfg.broker);
 			n->lost_said = true;
 		}
 		a->welcomed = false;

@@ -30,13 +30,13 @@ struct agent_out_item {
 	char name[256];
 	uint8_t hash[RETE_HASH_LEN];
 	char id[128];
-	int state;            /* AGENT_OUT_MINTED (needs the directory) or SIGNED */
+	int state; /* AGENT_OUT_MINTED (needs the directory) or SIGNED */
 	rete_buf signed_msg;
 	rete_buf sealed;
-	int64_t minted_at;    /* when the id was recorded: the default createdAt */
-	int64_t sent_at;      /* last SUBMIT on this connection, 0 = none */
-	int64_t retry_at;     /* not before (after a "busy" answer) */
-	bool seen;            /* still in outbox/ at the last scan */
+	int64_t minted_at; /* when the id was recorded: the default createdAt */
+	int64_t sent_at;   /* last SUBMIT on this connection, 0 = none */
+	int64_t retry_at;  /* not before (after a "busy" answer) */
+	bool seen;	   /* still in outbox/ at the last scan */
 };
 
 typedef struct agent_out_item out_item;
@@ -252,8 +252,9 @@ static int out_prepare(agent *a, out_item *it, const char *text, size_t len)
 	if (msg->id != NULL && msg->id[0] != '\0' && strcmp(msg->id, it->id) != 0) {
 		/* The file was read again with another id than recorded: cannot
 		 * happen for the same content hash, but never sign a second id. */
-		snprintf(why, sizeof(why), "id '%s' differs from the id recorded for this file (%s)",
-			 msg->id, it->id);
+		snprintf(why, sizeof(why),
+			 "id '%s' differs from the id recorded for this file (%s)", msg->id,
+			 it->id);
 		out_fail(a, it->name, it->hash, it->id, "invalid", "id", why, NULL);
 		goto out;
 	}
@@ -262,8 +263,8 @@ static int out_prepare(agent *a, out_item *it, const char *text, size_t len)
 		goto out;
 	}
 	if (msg->origin != NULL && msg->origin[0] != '\0' && strcmp(msg->origin, a->origin) != 0) {
-		snprintf(why, sizeof(why), "origin '%s' is not this broker's log ('%s')", msg->origin,
-			 a->origin);
+		snprintf(why, sizeof(why), "origin '%s' is not this broker's log ('%s')",
+			 msg->origin, a->origin);
 		out_fail(a, it->name, it->hash, it->id, "wrong-origin", "origin", why, NULL);
 		goto out;
 	}
@@ -294,7 +295,8 @@ static int out_prepare(agent *a, out_item *it, const char *text, size_t len)
 		    rete_pubkey_from_ed(&rpk, party->public_key.data, &m) != RETE_OK ||
 		    rete_seal(priv, &rpk, &it->sealed, hash, &m) != RETE_OK) {
 			snprintf(why, sizeof(why), "cannot seal the private part to %s: %s",
-				 msg->recipient, slot == NULL ? "this body has no sealed part" : m.text);
+				 msg->recipient,
+				 slot == NULL ? "this body has no sealed part" : m.text);
 			out_fail(a, it->name, it->hash, it->id, "invalid", "private", why, NULL);
 			goto out;
 		}
@@ -426,7 +428,8 @@ static void out_prepare_pending(agent *a)
 		}
 		char *text = NULL;
 		size_t len = 0;
-		rete_err err = agent_spool_read(a->outbox_dir, it->name, OUT_FILE_MAX, &text, &len, &m);
+		rete_err err =
+		    agent_spool_read(a->outbox_dir, it->name, OUT_FILE_MAX, &text, &len, &m);
 		if (err != RETE_OK) {
 			agent_log(a, "warning", "%s: %s", it->name, m.text);
 			item_remove(a, i);
@@ -463,8 +466,10 @@ static void out_prepare_pending(agent *a)
 			out_item *it = &a->out_items[k];
 			if (it->state != AGENT_OUT_SIGNED || it->sent_at != 0 || it->retry_at != -1)
 				continue;
-			agent_outrec rec = {.state = AGENT_OUT_SIGNED, .minted_at = it->minted_at,
-					    .signed_msg = it->signed_msg, .sealed = it->sealed};
+			agent_outrec rec = {.state = AGENT_OUT_SIGNED,
+					    .minted_at = it->minted_at,
+					    .signed_msg = it->signed_msg,
+					    .sealed = it->sealed};
 			snprintf(rec.id, sizeof(rec.id), "%s", it->id);
 			err = agent_db_outbox_put(a->db, it->name, it->hash, &rec, &m);
 		}
@@ -782,8 +787,9 @@ void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 		return;
 	}
 	if (r->error == 0 || transient_error(r->error)) {
-		agent_log(a, "warning", "%s: the broker cannot take %s now (%s); trying again later",
-			  it->name, it->id, r->error_text ? r->error_text : "no receipt");
+		agent_log(a, "warning",
+			  "%s: the broker cannot take %s now (%s); trying again later", it->name,
+			  it->id, r->error_text ? r->error_text : "no receipt");
 		it->retry_at = rete_now_ms() + a->cfg.resubmit_ms;
 		it->sent_at = 0;
 		return;

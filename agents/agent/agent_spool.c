@@ -93,8 +93,8 @@ nomem:
 	return rete_msg_set(m, RETE_ENOMEM, "out of memory");
 }
 
-rete_err agent_spool_read(const char *dir, const char *name, size_t max, char **data,
-			  size_t *len, rete_msg *m)
+rete_err agent_spool_read(const char *dir, const char *name, size_t max, char **data, size_t *len,
+			  rete_msg *m)
 {
 	char path[4096];
 	struct stat st;
@@ -115,8 +115,8 @@ rete_err agent_spool_read(const char *dir, const char *name, size_t max, char **
 	}
 	if ((size_t)st.st_size > max) {
 		close(fd);
-		return rete_msg_set(m, RETE_EINVAL, "%s: %lld bytes; at most %zu are accepted", path,
-				    (long long)st.st_size, max);
+		return rete_msg_set(m, RETE_EINVAL, "%s: %lld bytes; at most %zu are accepted",
+				    path, (long long)st.st_size, max);
 	}
 	buf = malloc((size_t)st.st_size + 1);
 	if (buf == NULL) {

@@ -34,8 +34,8 @@ void agent_spool_list_free(char **names, size_t count);
 /* agent_spool_read reads the whole file dir/name into a malloc'd buffer
  * (NUL-terminated; *len without the NUL). RETE_ENOENT when it has gone,
  * RETE_EIO, RETE_EINVAL when larger than max bytes. */
-rete_err agent_spool_read(const char *dir, const char *name, size_t max, char **data,
-			  size_t *len, rete_msg *m);
+rete_err agent_spool_read(const char *dir, const char *name, size_t max, char **data, size_t *len,
+			  rete_msg *m);
 
 /* agent_spool_write writes dir/name atomically and durably (temporary
  * file, fsync, rename, fsync of dir), replacing an existing file.

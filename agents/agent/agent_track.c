@@ -55,7 +55,8 @@ static rete_err track_load(agent_db *db, const char *id, json_t **out, rete_msg 
 	if (*out == NULL || !json_is_object(*out)) {
 		json_decref(*out);
 		*out = NULL;
-		return rete_msg_set(m, RETE_ECORRUPT, "agent store: referral %s does not parse", id);
+		return rete_msg_set(m, RETE_ECORRUPT, "agent store: referral %s does not parse",
+				    id);
 	}
 	return RETE_OK;
 }
@@ -146,9 +147,9 @@ rete_err agent_track_apply(agent_db *db, const char *me, const Rete__Message *ms
 	switch (msg->body_case) {
 	case RETE__MESSAGE__BODY_REFERRAL: {
 		const Rete__Referral *r = msg->referral;
-		json_object_set_new(rec, "role",
-				    json_string(strcmp(msg->sender, me) == 0 ? "requester"
-									       : "performer"));
+		json_object_set_new(
+		    rec, "role",
+		    json_string(strcmp(msg->sender, me) == 0 ? "requester" : "performer"));
 		set_str(rec, "requester", msg->sender);
 		set_str(rec, "performer", msg->recipient);
 		set_str(rec, "service", r->service);

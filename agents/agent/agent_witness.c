@@ -32,14 +32,14 @@ enum wit_state { WIT_IDLE, WIT_WAIT_CP, WIT_WAIT_CONS, WIT_WAIT_INCL };
 
 struct agent_witness {
 	enum wit_state state;
-	uint64_t request;       /* request id of the question in flight */
+	uint64_t request; /* request id of the question in flight */
 	int64_t asked_at;
 	int64_t next_tick;
-	char *candidate;        /* the new note being checked (malloc'd) */
-	rete_checkpoint cand;   /* its parsed values */
-	rete_checkpoint good;   /* the last verified checkpoint (size 0 = none) */
+	char *candidate;      /* the new note being checked (malloc'd) */
+	rete_checkpoint cand; /* its parsed values */
+	rete_checkpoint good; /* the last verified checkpoint (size 0 = none) */
 	bool have_good;
-	uint64_t incl_index;    /* the receipt being checked */
+	uint64_t incl_index; /* the receipt being checked */
 	uint8_t incl_leaf[RETE_MERKLE_HASH];
 	bool alarmed;
 };
@@ -70,8 +70,10 @@ static void wit_alarm(agent *a, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	agent_log(a, "error", "WITNESS ALARM: %s. The broker's log does not match what it showed "
-		  "before; keep data/ and tell the network's auditors", text);
+	agent_log(a, "error",
+		  "WITNESS ALARM: %s. The broker's log does not match what it showed "
+		  "before; keep data/ and tell the network's auditors",
+		  text);
 	agent_db_put(a->db, AGENT_DB_META, "alarm", 5, text, strlen(text), &m);
 	wit(a)->alarmed = true;
 }
@@ -106,8 +108,8 @@ static void wit_keep_candidate(agent *a)
 {
 	struct agent_witness *w = wit(a);
 	rete_msg m = {{0}};
-	if (agent_db_put(a->db, AGENT_DB_META, "checkpoint", 10, w->candidate,
-			 strlen(w->candidate), &m) != RETE_OK) {
+	if (agent_db_put(a->db, AGENT_DB_META, "checkpoint", 10, w->candidate, strlen(w->candidate),
+			 &m) != RETE_OK) {
 		agent_log(a, "error", "witness: cannot keep the checkpoint: %s", m.text);
 		return;
 	}
@@ -174,8 +176,10 @@ static void wit_consider(agent *a, const char *note)
 		return;
 	if (rete_checkpoint_verify(note, strlen(note), a->origin, &a->broker_pk, &cp, &m) !=
 	    RETE_OK) {
-		agent_log(a, "error", "witness: a checkpoint from the broker does not verify with "
-			  "the pinned broker key: %s", m.text);
+		agent_log(a, "error",
+			  "witness: a checkpoint from the broker does not verify with "
+			  "the pinned broker key: %s",
+			  m.text);
 		return;
 	}
 	if (strcmp(cp.origin, a->origin) != 0) {
@@ -195,14 +199,16 @@ static void wit_consider(agent *a, const char *note)
 		return;
 	}
 	if (cp.size < w->good.size) {
-		wit_alarm(a, "the log shrank: checkpoint of size %" PRIu64 " after one of size %" PRIu64,
-			  cp.size, w->good.size);
+		wit_alarm(
+		    a, "the log shrank: checkpoint of size %" PRIu64 " after one of size %" PRIu64,
+		    cp.size, w->good.size);
 		return;
 	}
 	if (cp.size == w->good.size) {
 		if (memcmp(cp.root, w->good.root, RETE_MERKLE_HASH) != 0)
-			wit_alarm(a, "two checkpoints of size %" PRIu64 " with different roots (a fork)",
-				  cp.size);
+			wit_alarm(
+			    a, "two checkpoints of size %" PRIu64 " with different roots (a fork)",
+			    cp.size);
 		else
 			wit_next_inclusion(a);
 		return;
@@ -285,8 +291,10 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 		    RETE_MERKLE_HASH, e, p->n_hashes, &m);
 		free(e);
 		if (err != RETE_OK || p->size1 != w->good.size || p->size2 != w->cand.size) {
-			wit_alarm(a, "no valid consistency proof from size %" PRIu64 " to %" PRIu64
-				  ": %s", w->good.size, w->cand.size,
+			wit_alarm(a,
+				  "no valid consistency proof from size %" PRIu64 " to %" PRIu64
+				  ": %s",
+				  w->good.size, w->cand.size,
 				  err != RETE_OK ? m.text : "the proof is for other sizes");
 			w->state = WIT_IDLE;
 			break;
@@ -306,13 +314,16 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 			w->state = WIT_IDLE;
 			break;
 		}
-		rete_err err = rete_merkle_verify_inclusion(w->incl_index, w->good.size, w->incl_leaf,
-							    RETE_MERKLE_HASH, e, p->n_hashes,
-							    w->good.root, RETE_MERKLE_HASH, &m);
+		rete_err err = rete_merkle_verify_inclusion(
+		    w->incl_index, w->good.size, w->incl_leaf, RETE_MERKLE_HASH, e, p->n_hashes,
+		    w->good.root, RETE_MERKLE_HASH, &m);
 		free(e);
 		if (err != RETE_OK || p->tree_size != w->good.size) {
-			wit_alarm(a, "our receipt for log index %" PRIu64 " is not shown included in the "
-				  "checkpoint of size %" PRIu64 ": %s", w->incl_index, w->good.size,
+			wit_alarm(a,
+				  "our receipt for log index %" PRIu64
+				  " is not shown included in the "
+				  "checkpoint of size %" PRIu64 ": %s",
+				  w->incl_index, w->good.size,
 				  err != RETE_OK ? m.text : "the proof is for another size");
 			w->state = WIT_IDLE;
 			break;
@@ -320,7 +331,8 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 		uint8_t key[8];
 		agent_db_index_key(key, w->incl_index);
 		agent_db_del(a->db, AGENT_DB_WITNESS, key, sizeof(key), &m);
-		agent_debug(a, "witness: receipt %" PRIu64 " included in checkpoint of size %" PRIu64,
+		agent_debug(a,
+			    "witness: receipt %" PRIu64 " included in checkpoint of size %" PRIu64,
 			    w->incl_index, w->good.size);
 		wit_next_inclusion(a);
 		break;

@@ -165,8 +165,9 @@ static int send_wait(const agent_config *cfg, const char *name, int64_t seconds)
 	}
 	if (ino >= 0)
 		close(ino);
-	fprintf(stderr, "rete send: no answer for %s within %lld s (is rete-agent running?); "
-			"it stays queued\n",
+	fprintf(stderr,
+		"rete send: no answer for %s within %lld s (is rete-agent running?); "
+		"it stays queued\n",
 		name, (long long)seconds);
 	return CLI_FALSE;
 }
@@ -194,8 +195,9 @@ int cmd_send(int argc, char **argv)
 				char *end;
 				long long v = strtoll(argv[i + 1], &end, 10);
 				if (*end != '\0' || v <= 0 || v > 86400) {
-					fprintf(stderr, "rete send: --wait %s: give whole seconds, 1 to "
-							"86400\n",
+					fprintf(stderr,
+						"rete send: --wait %s: give whole seconds, 1 to "
+						"86400\n",
 						argv[i + 1]);
 					return CLI_USAGE;
 				}
@@ -230,8 +232,9 @@ int cmd_send(int argc, char **argv)
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - file) : 1, slash ? file : ".");
 	if (!agent_spool_name_ok(base)) {
-		fprintf(stderr, "rete send: %s: the agent ignores names starting with '.' or "
-				"ending in '.tmp'; rename the file\n",
+		fprintf(stderr,
+			"rete send: %s: the agent ignores names starting with '.' or "
+			"ending in '.tmp'; rename the file\n",
 			file);
 		rc = CLI_USAGE;
 		goto out;

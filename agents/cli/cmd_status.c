@@ -62,8 +62,8 @@ static void status_print(json_t *rec, FILE *out)
 {
 	json_t *b = json_object_get(rec, "broker");
 	const char *role = jstr(rec, "role");
-	const char *peer = strcmp(role, "performer") == 0 ? jstr(rec, "requester")
-							    : jstr(rec, "performer");
+	const char *peer =
+	    strcmp(role, "performer") == 0 ? jstr(rec, "requester") : jstr(rec, "performer");
 	fprintf(out, "%s  %s %s  service %s  status %s", jstr(rec, "id"),
 		strcmp(role, "performer") == 0 ? "from" : "to", peer[0] ? peer : "?",
 		jstr(rec, "service")[0] ? jstr(rec, "service") : "?",
@@ -126,8 +126,9 @@ int cmd_status(int argc, char **argv)
 			char *end;
 			long v = strtol(argv[++i], &end, 10);
 			if (*end != '\0' || v < 0 || v > 600) {
-				fprintf(stderr, "rete status: --timeout %s: give whole seconds, 0 "
-						"to 600\n",
+				fprintf(stderr,
+					"rete status: --timeout %s: give whole seconds, 0 "
+					"to 600\n",
 					argv[i]);
 				return CLI_USAGE;
 			}
@@ -201,8 +202,9 @@ int cmd_status(int argc, char **argv)
 	if (refid != NULL) {
 		json_t *only = json_array_get(recs, 0);
 		if (json_object_size(only) <= 1 && json_object_get(only, "broker") == NULL) {
-			fprintf(stderr, "rete status: referral %s is known neither to this agency's "
-					"store nor%s to the broker\n",
+			fprintf(stderr,
+				"rete status: referral %s is known neither to this agency's "
+				"store nor%s to the broker\n",
 				refid, reachable ? "" : " (unreachable)");
 			rc = CLI_FALSE;
 			goto out;
@@ -211,7 +213,8 @@ int cmd_status(int argc, char **argv)
 	if (as_json) {
 		json_t *doc = json_object();
 		json_object_set_new(doc, "agency", json_string(cfg.id));
-		json_object_set_new(doc, "brokerReachable", json_boolean(reachable && timeout_ms > 0));
+		json_object_set_new(doc, "brokerReachable",
+				    json_boolean(reachable && timeout_ms > 0));
 		json_object_set(doc, "referrals", recs);
 		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		fputc('\n', stdout);
@@ -224,7 +227,8 @@ int cmd_status(int argc, char **argv)
 			status_print(rec, stdout);
 		}
 		if (!reachable && timeout_ms > 0)
-			printf("(the broker did not answer: statuses are this agency's own record)\n");
+			printf(
+			    "(the broker did not answer: statuses are this agency's own record)\n");
 	}
 out:
 	json_decref(recs);

@@ -48,8 +48,8 @@
 #include "wire.h"
 
 #define PERSON_NAME "Maria Rossi"
-#define PERSON_CF "RSSMRA85M41E897X"
-#define WAIT_MS 90000 /* generous: 2 cores, sanitizers */
+#define PERSON_CF   "RSSMRA85M41E897X"
+#define WAIT_MS	    90000 /* generous: 2 cores, sanitizers */
 
 enum { P_BROKER, P_SOCIAL, P_CPI, P_ASST, P_COUNT };
 static const char *const party_ids[P_COUNT] = {"broker.mantova", "social.mantova", "cpi.mantova",
@@ -357,13 +357,13 @@ static char *referral_text(const char *id, const char *recipient, const char *se
 	return text;
 }
 
-static char *update_text(const char *refid, const char *status, const char *business,
-			 bool outcome, const char *notes)
+static char *update_text(const char *refid, const char *status, const char *business, bool outcome,
+			 const char *notes)
 {
-	json_t *j = json_pack("{s:{s:s,s:s},s:s,s:s,s:{s:s,s:s}}", "operator", "staffId",
-			      "cpi-017", "role", "employment-counsellor", "recipient",
-			      "social.mantova", "caseId", "mn-2026-0173", "update", "referralId",
-			      refid, "status", status);
+	json_t *j =
+	    json_pack("{s:{s:s,s:s},s:s,s:s,s:{s:s,s:s}}", "operator", "staffId", "cpi-017", "role",
+		      "employment-counsellor", "recipient", "social.mantova", "caseId",
+		      "mn-2026-0173", "update", "referralId", refid, "status", status);
 	json_t *u = json_object_get(j, "update");
 	if (business != NULL)
 		json_object_set_new(u, "businessStatus", json_string(business));
@@ -489,30 +489,32 @@ static int net_setup(void **state)
 	static const char *const all[] = {"broker.mantova", "social.mantova", "cpi.mantova",
 					  "asst.mantova", "coord.mantova"};
 	for (size_t i = 0; i < 5; i++) {
-		int rc = tu_run(&out, "'%s/rete' keygen %s --out '%s/keys'", n->bin, all[i], n->dir);
+		int rc =
+		    tu_run(&out, "'%s/rete' keygen %s --out '%s/keys'", n->bin, all[i], n->dir);
 		if (rc != 0)
 			fprintf(stderr, "keygen: %s\n", out ? out : "");
 		free(out);
 		assert_int_equal(rc, 0);
 	}
 	char ini[4096];
-	snprintf(ini, sizeof(ini),
-		 "[broker]\norigin = rete.test/mantova\nid = broker.mantova\n"
-		 "key = ../keys/broker.mantova.key\nlisten = ipc://%s/broker/broker.sock\n"
-		 "events = ipc://%s/broker/events.sock\ndata = store\ncheckpoint_interval = 1s\n"
-		 "\n[limits]\nroutine = 5d\nurgent = 2d\nemergency = 4h\n"
-		 "\n[policy]\nroutes = social-services>job-centre, social-services>health, "
-		 "job-centre>social-services, health>social-services\n"
-		 "\n[agency social.mantova]\nname = Servizi sociali Mantova\nkind = social-services\n"
-		 "key = ../keys/social.mantova.pub\nservices = family-support, home-care\n"
-		 "\n[agency cpi.mantova]\nname = Centro per l'Impiego Mantova\nkind = job-centre\n"
-		 "key = ../keys/cpi.mantova.pub\n"
-		 "services = employment-orientation, training-voucher\n"
-		 "\n[agency asst.mantova]\nname = ASST Mantova\nkind = health\n"
-		 "key = ../keys/asst.mantova.pub\nservices = family-counselling\n"
-		 "\n[agency coord.mantova]\nname = Coordinamento\nkind = coordinator\n"
-		 "key = ../keys/coord.mantova.pub\n",
-		 n->dir, n->dir);
+	snprintf(
+	    ini, sizeof(ini),
+	    "[broker]\norigin = rete.test/mantova\nid = broker.mantova\n"
+	    "key = ../keys/broker.mantova.key\nlisten = ipc://%s/broker/broker.sock\n"
+	    "events = ipc://%s/broker/events.sock\ndata = store\ncheckpoint_interval = 1s\n"
+	    "\n[limits]\nroutine = 5d\nurgent = 2d\nemergency = 4h\n"
+	    "\n[policy]\nroutes = social-services>job-centre, social-services>health, "
+	    "job-centre>social-services, health>social-services\n"
+	    "\n[agency social.mantova]\nname = Servizi sociali Mantova\nkind = social-services\n"
+	    "key = ../keys/social.mantova.pub\nservices = family-support, home-care\n"
+	    "\n[agency cpi.mantova]\nname = Centro per l'Impiego Mantova\nkind = job-centre\n"
+	    "key = ../keys/cpi.mantova.pub\n"
+	    "services = employment-orientation, training-voucher\n"
+	    "\n[agency asst.mantova]\nname = ASST Mantova\nkind = health\n"
+	    "key = ../keys/asst.mantova.pub\nservices = family-counselling\n"
+	    "\n[agency coord.mantova]\nname = Coordinamento\nkind = coordinator\n"
+	    "key = ../keys/coord.mantova.pub\n",
+	    n->dir, n->dir);
 	write_text(pathf(path, sizeof(path), "%s/broker/broker.ini", n->dir), ini);
 	*state = n;
 	return 0;
@@ -576,14 +578,18 @@ static void test_closed_loop(void **state)
 	rete_pubkey bpk;
 	rete_wire *sub = NULL;
 	rete_msg m;
-	assert_int_equal(rete_keyfile_load_secret(pathf(path, sizeof(path), "%s/keys/coord.mantova.key",
-							 n->dir), &coord, &m), RETE_OK);
-	assert_int_equal(rete_keyfile_load_public(pathf(path, sizeof(path),
-							"%s/keys/broker.mantova.pub", n->dir),
-						  &bpk, &m), RETE_OK);
-	assert_int_equal(rete_wire_subscribe(&sub, pathf(path, sizeof(path),
-							 "ipc://%s/broker/events.sock", n->dir),
-					     &bpk, coord, &m), RETE_OK);
+	assert_int_equal(
+	    rete_keyfile_load_secret(pathf(path, sizeof(path), "%s/keys/coord.mantova.key", n->dir),
+				     &coord, &m),
+	    RETE_OK);
+	assert_int_equal(
+	    rete_keyfile_load_public(
+		pathf(path, sizeof(path), "%s/keys/broker.mantova.pub", n->dir), &bpk, &m),
+	    RETE_OK);
+	assert_int_equal(rete_wire_subscribe(
+			     &sub, pathf(path, sizeof(path), "ipc://%s/broker/events.sock", n->dir),
+			     &bpk, coord, &m),
+			 RETE_OK);
 	int64_t dl = now_ms() + 10000;
 	while (!rete_wire_connected(sub) && now_ms() < dl) {
 		Rete__Event *ev = NULL;
@@ -599,7 +605,8 @@ static void test_closed_loop(void **state)
 	char *text = referral_text("soc-2026-0001", "cpi.mantova", "employment-orientation");
 	write_text(pathf(path, sizeof(path), "%s/referral.json", n->dir), text);
 	free(text);
-	snprintf(cmd, sizeof(cmd), "send -c '%s/agents/social.mantova/agent.ini' '%s/referral.json' --wait 60",
+	snprintf(cmd, sizeof(cmd),
+		 "send -c '%s/agents/social.mantova/agent.ini' '%s/referral.json' --wait 60",
 		 n->dir, n->dir);
 	int rc = run_rete(n, &out, cmd);
 	if (rc != 0)
@@ -607,9 +614,9 @@ static void test_closed_loop(void **state)
 	assert_int_equal(rc, 0);
 	assert_non_null(strstr(out, "\"messageId\": \"soc-2026-0001\""));
 	free(out);
-	json_t *rec = load_json(pathf(path, sizeof(path),
-				      "%s/agents/social.mantova/spool/sent/referral.json.receipt.json",
-				      n->dir));
+	json_t *rec = load_json(
+	    pathf(path, sizeof(path),
+		  "%s/agents/social.mantova/spool/sent/referral.json.receipt.json", n->dir));
 	assert_string_equal(jget(rec, "messageId"), "soc-2026-0001");
 	assert_string_equal(jget(rec, "origin"), "rete.test/mantova");
 	assert_non_null(jget(rec, "leafHash"));
@@ -639,8 +646,8 @@ static void test_closed_loop(void **state)
 	assert_string_equal(jget(in, "referral.status"), "received");
 	json_decref(in);
 	free_list(names, cnt);
-	snprintf(cmd, sizeof(cmd), "status -c '%s/agents/social.mantova/agent.ini' soc-2026-0001 --json",
-		 n->dir);
+	snprintf(cmd, sizeof(cmd),
+		 "status -c '%s/agents/social.mantova/agent.ini' soc-2026-0001 --json", n->dir);
 	assert_int_equal(run_rete(n, &out, cmd), 0);
 	assert_non_null(strstr(out, "\"status\": \"received\""));
 	free(out);
@@ -672,7 +679,8 @@ static void test_closed_loop(void **state)
 					    "Interview booked for Thursday at 10:00.");
 		}
 		if (i == 2)
-			assert_string_equal(jget(in, "message.update.outcome.result"), "successful");
+			assert_string_equal(jget(in, "message.update.outcome.result"),
+					    "successful");
 		json_decref(in);
 	}
 	free_list(names, cnt);
@@ -703,13 +711,15 @@ static void test_closed_loop(void **state)
 	 * checkpoint consistent with the ones before. */
 	char log[1200];
 	pathf(log, sizeof(log), "%s/social.mantova.log", n->dir);
-	assert_true(wait_contains(n->dir, log, "witness: receipt 1 included in checkpoint", WAIT_MS));
+	assert_true(
+	    wait_contains(n->dir, log, "witness: receipt 1 included in checkpoint", WAIT_MS));
 	assert_false(file_contains(log, "WITNESS ALARM"));
 
 	/* 7. the log verifies, if the auditor's command exists yet. */
 	if (run_rete(n, &out, "audit --help") == 0) {
 		free(out);
-		snprintf(cmd, sizeof(cmd), "audit verify '%s/broker/store' --broker-key '%s/keys/broker.mantova.pub'",
+		snprintf(cmd, sizeof(cmd),
+			 "audit verify '%s/broker/store' --broker-key '%s/keys/broker.mantova.pub'",
 			 n->dir, n->dir);
 		rc = run_rete(n, &out, cmd);
 		if (rc != 0)
@@ -781,7 +791,8 @@ static void test_failed_files(void **state)
 	start_agent(n, P_CPI);
 	spool(n, P_SOCIAL, "failed", dir, sizeof(dir));
 
-	put_outbox(n, P_SOCIAL, "a-malformed.json", "{\"recipient\": \"cpi.mantova\", \"referral\": ");
+	put_outbox(n, P_SOCIAL, "a-malformed.json",
+		   "{\"recipient\": \"cpi.mantova\", \"referral\": ");
 	char *t = referral_text(NULL, "nobody.mantova", "employment-orientation");
 	put_outbox(n, P_SOCIAL, "b-unknown.json", t);
 	free(t);
@@ -831,7 +842,8 @@ static void test_failed_files(void **state)
 	spool(n, P_CPI, "inbox", dir, sizeof(dir));
 	assert_int_equal(wait_count(dir, "-referral.json", 1, WAIT_MS), 1);
 	spool(n, P_SOCIAL, "sent", dir, sizeof(dir));
-	assert_true(wait_file(pathf(path, sizeof(path), "%s/e-good.json.receipt.json", dir), WAIT_MS));
+	assert_true(
+	    wait_file(pathf(path, sizeof(path), "%s/e-good.json.receipt.json", dir), WAIT_MS));
 
 	/* `rete send` refuses an invalid file before it reaches the outbox. */
 	char *out = NULL, cmd[2400];
@@ -842,14 +854,16 @@ static void test_failed_files(void **state)
 	assert_int_equal(run_rete(n, &out, cmd), 1);
 	assert_non_null(strstr(out, "referral.priority"));
 	free(out);
-	assert_int_equal(count_suffix(spool(n, P_SOCIAL, "outbox", dir, sizeof(dir)), "bad.json"), 0);
+	assert_int_equal(count_suffix(spool(n, P_SOCIAL, "outbox", dir, sizeof(dir)), "bad.json"),
+			 0);
 
 	/* `rete send --wait` reports a refusal by the broker: error printed,
 	 * exit 1; the second file of the same name is queued under a new one. */
 	t = referral_text(NULL, "cpi.mantova", "housing-support");
 	write_text(pathf(path, sizeof(path), "%s/c-service.json", n->dir), t);
 	free(t);
-	snprintf(cmd, sizeof(cmd), "send -c '%s/agents/social.mantova/agent.ini' '%s/c-service.json' --wait 60",
+	snprintf(cmd, sizeof(cmd),
+		 "send -c '%s/agents/social.mantova/agent.ini' '%s/c-service.json' --wait 60",
 		 n->dir, n->dir);
 	assert_int_equal(run_rete(n, &out, cmd), 1);
 	assert_non_null(strstr(out, "\"code\": \"service-not-offered\""));
@@ -905,8 +919,9 @@ static void test_refused_key(void **state)
 	start_broker(n);
 	/* asst.mantova runs with a key that is not the directory's. */
 	mkdir(pathf(path, sizeof(path), "%s/other", n->dir), 0755);
-	assert_int_equal(tu_run(&out, "'%s/rete' keygen asst.mantova --out '%s/other' && "
-				      "cp '%s/other/asst.mantova.key' '%s/keys/asst.mantova.key'",
+	assert_int_equal(tu_run(&out,
+				"'%s/rete' keygen asst.mantova --out '%s/other' && "
+				"cp '%s/other/asst.mantova.key' '%s/keys/asst.mantova.key'",
 				n->bin, n->dir, n->dir, n->dir),
 			 0);
 	free(out);
@@ -949,21 +964,25 @@ static void test_witness_alarm(void **state)
 	 * size 1, signed with the broker's key, whose root is not the log's. */
 	rete_seckey *bk = NULL;
 	rete_msg m;
-	assert_int_equal(rete_keyfile_load_secret(pathf(path, sizeof(path),
-							"%s/keys/broker.mantova.key", n->dir),
-						  &bk, &m), RETE_OK);
+	assert_int_equal(
+	    rete_keyfile_load_secret(
+		pathf(path, sizeof(path), "%s/keys/broker.mantova.key", n->dir), &bk, &m),
+	    RETE_OK);
 	uint8_t root[RETE_MERKLE_HASH];
 	memset(root, 0x5a, sizeof(root));
 	char *note = NULL;
-	assert_int_equal(rete_checkpoint_sign("rete.test/mantova", 1, root, bk, &note, &m), RETE_OK);
+	assert_int_equal(rete_checkpoint_sign("rete.test/mantova", 1, root, bk, &note, &m),
+			 RETE_OK);
 	rete_seckey_free(&bk);
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
 	assert_int_equal(mdb_env_create(&env), 0);
 	mdb_env_set_maxdbs(env, 16);
-	assert_int_equal(mdb_env_open(env, pathf(path, sizeof(path), "%s/agents/social.mantova/data",
-						 n->dir), 0, 0600), 0);
+	assert_int_equal(
+	    mdb_env_open(env, pathf(path, sizeof(path), "%s/agents/social.mantova/data", n->dir), 0,
+			 0600),
+	    0);
 	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
 	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
 	MDB_val k = {10, "checkpoint"}, v = {strlen(note), note};
@@ -1001,9 +1020,9 @@ static void test_key_change(void **state)
 	stop(n, P_CPI, SIGTERM);
 	stop(n, P_BROKER, SIGTERM);
 	unlink(pathf(path, sizeof(path), "%s/broker/broker.sock", n->dir));
-	assert_int_equal(tu_run(&out, "'%s/rete' keygen cpi.mantova --out '%s/keys' --force",
-				n->bin, n->dir),
-			 0);
+	assert_int_equal(
+	    tu_run(&out, "'%s/rete' keygen cpi.mantova --out '%s/keys' --force", n->bin, n->dir),
+	    0);
 	free(out);
 	start_broker(n);
 	start_agent(n, P_CPI);
@@ -1025,7 +1044,8 @@ static void test_key_change(void **state)
 	json_decref(e);
 
 	/* ...until an operator confirms it. */
-	snprintf(cmd, sizeof(cmd), "'%s/rete-agent' -c '%s/agents/social.mantova/agent.ini' --trust cpi.mantova",
+	snprintf(cmd, sizeof(cmd),
+		 "'%s/rete-agent' -c '%s/agents/social.mantova/agent.ini' --trust cpi.mantova",
 		 n->bin, n->dir);
 	int rc = tu_run(&out, "%s", cmd);
 	if (rc != 0)
@@ -1206,16 +1226,15 @@ static void test_broker_down(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_closed_loop, net_setup, net_teardown),
-		cmocka_unit_test_setup_teardown(test_failed_files, net_setup, net_teardown),
-		cmocka_unit_test_setup_teardown(test_failing_hook, net_setup, net_teardown),
-		cmocka_unit_test_setup_teardown(test_refused_key, net_setup, net_teardown),
-		cmocka_unit_test_setup_teardown(test_witness_alarm, net_setup, net_teardown),
-		cmocka_unit_test_setup_teardown(test_key_change, net_setup, net_teardown),
-		cmocka_unit_test_setup_teardown(test_kill9_receiver, net_setup, net_teardown),
-		cmocka_unit_test_setup_teardown(test_kill9_sender_and_broker, net_setup,
-						net_teardown),
-		cmocka_unit_test_setup_teardown(test_broker_down, net_setup, net_teardown),
+	    cmocka_unit_test_setup_teardown(test_closed_loop, net_setup, net_teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_files, net_setup, net_teardown),
+	    cmocka_unit_test_setup_teardown(test_failing_hook, net_setup, net_teardown),
+	    cmocka_unit_test_setup_teardown(test_refused_key, net_setup, net_teardown),
+	    cmocka_unit_test_setup_teardown(test_witness_alarm, net_setup, net_teardown),
+	    cmocka_unit_test_setup_teardown(test_key_change, net_setup, net_teardown),
+	    cmocka_unit_test_setup_teardown(test_kill9_receiver, net_setup, net_teardown),
+	    cmocka_unit_test_setup_teardown(test_kill9_sender_and_broker, net_setup, net_teardown),
+	    cmocka_unit_test_setup_teardown(test_broker_down, net_setup, net_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	if (getenv("RETE_TEST_ONLY") != NULL) /* e.g. RETE_TEST_ONLY=test_closed_loop */
