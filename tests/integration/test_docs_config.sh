@@ -16,11 +16,12 @@
 #    only that key gets no "unknown key" answer), and refuse a made-up one
 #    (so this probe can fail).
 # 3. Every examples/**/*.json passes `rete message check`; examples/broker.ini
-#    passes `rete-broker --check-config`; and the example agent.ini files and
-#    coord.ini work: a broker started from examples/broker.ini admits the four
-#    example agents (health query: all connected) and the coordinator
-#    (`rete monitor --once --json`). Only the endpoints are changed, to free
-#    ports, and the keys made where the files expect them.
+#    passes `rete-broker --check-config`; and the example agent.ini files,
+#    coord.ini and audit.ini work: a broker started from examples/broker.ini
+#    admits the four example agents (health query: all connected), the
+#    coordinator (`rete monitor --once --json`) and the auditor (`rete audit
+#    verify -c audit.ini`, at a distance). Only the endpoints are changed, to
+#    free ports, and the keys made where the files expect them.
 set -uo pipefail
 : "${RETE_BIN:?set RETE_BIN to the bin folder of the build}"
 SRC=${RETE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -250,6 +251,10 @@ for ini in "$SRC"/examples/agents/*.ini; do
 done
 sed -e "s#^broker = .*#broker = $listen#" -e "s#^events = .*#events = $events#" \
 	"$SRC/examples/coord.ini" >"$net/coord.ini"
+if [ -f "$SRC/examples/audit.ini" ]; then
+	sed -e "s#^broker = .*#broker = $listen#" -e "s#^events = .*#events = $events#" \
+		"$SRC/examples/audit.ini" >"$net/audit.ini"
+fi
 
 rete-broker -c "$net/broker/broker.ini" >"$net/broker.log" 2>&1 &
 PIDS+=($!)
@@ -280,10 +285,17 @@ while :; do
 	sleep 0.2
 done
 
+# The auditor's example file: a verification at a distance through the
+# broker, as the auditor.
+if [ -f "$net/audit.ini" ]; then
+	out=$(rete audit verify -c "$net/audit.ini" --state "$net/audit.state" 2>&1) ||
+		fail "examples/audit.ini: rete audit verify -c audit.ini --state FILE failed: $out"
+fi
+
 if [ $FAILS -gt 0 ]; then
 	echo "test_docs_config: $FAILS failure(s)" >&2
 	exit 1
 fi
 echo "test_docs_config: $(wc -l <"$DIR/code.txt") configuration keys documented and accepted;" \
-	"${#jsons[@]} example messages valid; examples/broker.ini, ${#agents[@]} agent.ini files" \
-	"and coord.ini work together"
+	"${#jsons[@]} example messages valid; examples/broker.ini, ${#agents[@]} agent.ini files," \
+	"coord.ini and audit.ini work together"
