@@ -74,6 +74,7 @@ typedef struct it_net {
 	pid_t broker_pid;
 	int broker_starts;
 	pid_t agent_pid[IT_NPARTIES];
+	int agent_starts[IT_NPARTIES];
 	rete_seckey *broker;
 	rete_seckey *keys[IT_NPARTIES];
 	/* broker.ini knobs (0/NULL = defaults) */
@@ -389,6 +390,7 @@ static inline bool it_agent_start(it_net *n, int p)
 	snprintf(ini, sizeof(ini), "%s/agents/%s/agent.ini", n->dir, it_party_ids[p]);
 	char *args[] = {exe, "-c", ini, "-v", NULL};
 	n->agent_pid[p] = it_spawn(n, it_party_ids[p], args, NULL);
+	n->agent_starts[p]++;
 	return n->agent_pid[p] > 0;
 }
 

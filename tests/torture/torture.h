@@ -1,0 +1,524 @@
+/* torture.h — the crash-torture driver: the real rete-broker and four real
+ * rete-agent processes under continuous load, killed with SIGKILL at
+ * random moments and restarted, then checked message by message.
+ *
+ * Header-only (static functions) so that the CI test
+ * tests/integration/test_torture_short.c compiles it without any change to
+ * the build; tests/torture/torture.sh runs that same program with more
+ * kills (RETE_TORTURE_KILLS=30 or more) for the long run.
+ *
+ * What one run does:
+ *   - a network of social.mantova, cpi.mantova, asst.mantova and
+ *     family.mantova (one rete-agent each) around one rete-broker;
+ *   - load: every few tens of milliseconds one JSON file is dropped into a
+ *     random agent's outbox (temporary name, then rename, as the contract
+ *     asks): a referral to an agency it may refer to, or an update
+ *     ("accepted") on a referral that agent has received; each file
+ *     carries its own message id (tq-NNNNNN) so it can be found anywhere;
+ *   - kills: at random moments (a seeded PRNG; the seed is printed and
+ *     can be given back with RETE_TORTURE_SEED) the broker or a random
+ *     agent gets SIGKILL and is started again a random moment later;
+ *   - then a quiet period: no new files, everything running, until every
+ *     file is resolved or a deadline passes;
+ *   - checks: every file is either delivered — its sender holds
+ *     sent/NAME.receipt.json and the recipient's inbox holds its message
+ *     id exactly once — or in its sender's failed/ with an error JSON
+ *     giving a reason; no id in an inbox twice, or in the wrong inbox; no
+ *     WITNESS ALARM in any agent's log; every process stops cleanly at the
+ *     end; `rete audit verify` passes on the broker's store.
+ *
+ * Figures printed: kills (broker / agents), messages, delivered, failed,
+ * losses (must be 0), duplicates (must be 0).
+ */
+#ifndef RETE_TORTURE_H
+#define RETE_TORTURE_H
+
+#include <jansson.h>
+
+#include "../integration/itest.h"
+
+#define TQ_AGENTS 4 /* IT_SOCIAL .. IT_FAMILY */
+
+typedef struct torture_opts {
+	int kills;	     /* how many SIGKILLs in all */
+	uint64_t seed;	     /* the PRNG's seed (0: from the clock) */
+	int load_gap_ms;     /* pause between two files (pacing the load) */
+	int kill_gap_min_ms; /* time between two kills: min..max */
+	int kill_gap_max_ms;
+	int restart_max_ms; /* a killed process is started 0..this later */
+	int drain_ms;	    /* deadline of the quiet period */
+} torture_opts;
+
+typedef struct torture_figures {
+	uint64_t seed;
+	int kills_broker, kills_agent;
+	int messages, referrals, updates;
+	int delivered, failed, failed_expected, losses, duplicates, misplaced;
+	int witness_alarms;
+	bool audit_ok, clean_stop;
+	int64_t run_ms, drain_ms;
+} torture_figures;
+
+typedef struct tq_rec {
+	int from, to;
+	bool update;
+	char name[48];
+	int inbox_seen; /* times its id was found in the recipient's inbox */
+	int misplaced;	/* times found in another agency's inbox */
+	bool receipt, failed, updated;
+	bool bad_service; /* made to be refused: a service the recipient lacks */
+} tq_rec;
+
+typedef struct tq_run {
+	it_net *n;
+	uint64_t rng;
+	tq_rec *rec;
+	int nrec, caprec;
+	/* inbox files already read, per agent, by log index */
+	uint8_t *seen[TQ_AGENTS];
+	size_t seen_cap[TQ_AGENTS];
+	/* referrals received per agent, not yet answered with an update */
+	int *recv[TQ_AGENTS];
+	int nrecv[TQ_AGENTS], caprecv[TQ_AGENTS];
+} tq_run;
+
+static inline uint64_t tq_rand(tq_run *t)
+{
+	/* xorshift64*: small, seeded, the same sequence for the same seed */
+	t->rng ^= t->rng >> 12;
+	t->rng ^= t->rng << 25;
+	t->rng ^= t->rng >> 27;
+	return t->rng * UINT64_C(2685821657736338717);
+}
+
+static inline int tq_between(tq_run *t, int lo, int hi)
+{
+	return hi <= lo ? lo : lo + (int)(tq_rand(t) % (uint64_t)(hi - lo + 1));
+}
+
+/* tq_put writes text into p's outbox under name (temporary, then rename). */
+static inline bool tq_put(tq_run *t, int p, const char *name, const char *text)
+{
+	char tmp[1400], dst[1400], dir[1300];
+	it_spool(t->n, p, "outbox", dir, sizeof(dir));
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+	snprintf(dst, sizeof(dst), "%s/%s", dir, name);
+	if (tu_write_file(tmp, text, strlen(text)) != 0)
+		return false;
+	return rename(tmp, dst) == 0;
+}
+
+static inline tq_rec *tq_new_rec(tq_run *t)
+{
+	if (t->nrec == t->caprec) {
+		t->caprec = t->caprec ? 2 * t->caprec : 256;
+		t->rec = realloc(t->rec, (size_t)t->caprec * sizeof(*t->rec));
+		if (!t->rec)
+			abort(); /* the test's own memory */
+	}
+	tq_rec *r = &t->rec[t->nrec];
+	memset(r, 0, sizeof(*r));
+	return r;
+}
+
+/* tq_drop drops one file into a random agent's outbox. */
+static inline bool tq_drop(tq_run *t, torture_figures *fig)
+{
+	int from = (int)(tq_rand(t) % TQ_AGENTS);
+	tq_rec *r = tq_new_rec(t);
+	int k = t->nrec;
+	char id[32];
+	snprintf(id, sizeof(id), "tq-%06d", k);
+	snprintf(r->name, sizeof(r->name), "m%06d.json", k);
+	r->from = from;
+	json_t *j;
+	/* an update on a referral we received, one time in three when there is one */
+	if (t->nrecv[from] > 0 && tq_rand(t) % 3 == 0) {
+		int pick = (int)(tq_rand(t) % (uint64_t)t->nrecv[from]);
+		int ref = t->recv[from][pick];
+		t->recv[from][pick] = t->recv[from][--t->nrecv[from]];
+		char refid[32];
+		snprintf(refid, sizeof(refid), "tq-%06d", ref);
+		r->to = t->rec[ref].from;
+		r->update = true;
+		t->rec[ref].updated = true;
+		j = json_pack("{s:s,s:{s:s,s:s},s:s,s:s,s:{s:s,s:s}}", "id", id, "operator",
+			      "staffId", "op-017", "role", "case-manager", "recipient",
+			      it_party_ids[r->to], "caseId", "mn-2026-0173", "update", "referralId",
+			      refid, "status", "accepted");
+		fig->updates++;
+	} else {
+		/* social services refers to the three others; they refer back */
+		r->to = from == IT_SOCIAL ? 1 + (int)(tq_rand(t) % 3) : IT_SOCIAL;
+		/* one in 25 asks for a service the recipient does not offer: it
+		 * must end in failed/ with the reason, kills or not */
+		r->bad_service = tq_rand(t) % 25 == 0;
+		j = json_pack("{s:s,s:{s:s,s:s},s:s,s:s,s:{s:s,s:s,s:s,s:{s:s,s:s},s:s},"
+			      "s:{s:{s:s,s:s},s:s}}",
+			      "id", id, "operator", "staffId", "op-042", "role", "social-worker",
+			      "recipient", it_party_ids[r->to], "caseId", "mn-2026-0173",
+			      "referral", "service",
+			      r->bad_service ? "housing-support" : it_service[r->to], "priority",
+			      "routine", "reasonCode", "long-term-unemployment", "consent", "basis",
+			      "consent", "givenAt", "2026-11-20T09:30:00Z", "ageBand", "adult",
+			      "private", "person", "name", "Maria Rossi", "fiscalCode",
+			      "RSSMRA85M41E897X", "reason", "torture load");
+		fig->referrals++;
+	}
+	if (!j)
+		return false;
+	char *text = json_dumps(j, JSON_INDENT(1));
+	json_decref(j);
+	bool ok = text && tq_put(t, from, r->name, text);
+	free(text);
+	if (ok) {
+		t->nrec++;
+		fig->messages++;
+	}
+	return ok;
+}
+
+/* tq_id_num: the record number of a torture id "tq-NNNNNN", or -1. */
+static inline int tq_id_num(const char *id)
+{
+	if (!id || strncmp(id, "tq-", 3) != 0)
+		return -1;
+	char *end;
+	long v = strtol(id + 3, &end, 10);
+	return *end == '\0' && v >= 0 ? (int)v : -1;
+}
+
+/* tq_scan_inbox reads the inbox files of agent p not read yet. */
+static inline void tq_scan_inbox(tq_run *t, int p)
+{
+	char dir[1300], path[1700];
+	it_spool(t->n, p, "inbox", dir, sizeof(dir));
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		const char *nm = e->d_name;
+		if (nm[0] == '.' || strlen(nm) < 17 || nm[12] != '-')
+			continue;
+		if (!strstr(nm, "-referral.json") && !strstr(nm, "-update.json"))
+			continue;
+		size_t idx = (size_t)strtoull(nm, NULL, 10);
+		if (idx >= t->seen_cap[p]) {
+			size_t cap = idx * 2 + 1024;
+			uint8_t *s = realloc(t->seen[p], cap);
+			if (!s)
+				abort();
+			memset(s + t->seen_cap[p], 0, cap - t->seen_cap[p]);
+			t->seen[p] = s;
+			t->seen_cap[p] = cap;
+		}
+		if (t->seen[p][idx])
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, nm);
+		json_t *j = json_load_file(path, 0, NULL);
+		if (!j)
+			continue; /* written atomically: only unreadable if broken; seen again */
+		t->seen[p][idx] = 1;
+		json_t *msg = json_object_get(j, "message");
+		int k = tq_id_num(json_string_value(json_object_get(msg, "id")));
+		if (k >= 0 && k < t->nrec) {
+			tq_rec *r = &t->rec[k];
+			if (r->to == p) {
+				r->inbox_seen++;
+				if (!r->update && r->inbox_seen == 1 && !r->updated) {
+					if (t->nrecv[p] == t->caprecv[p]) {
+						t->caprecv[p] =
+						    t->caprecv[p] ? 2 * t->caprecv[p] : 64;
+						t->recv[p] =
+						    realloc(t->recv[p],
+							    (size_t)t->caprecv[p] * sizeof(int));
+						if (!t->recv[p])
+							abort();
+					}
+					t->recv[p][t->nrecv[p]++] = k;
+				}
+			} else {
+				r->misplaced++;
+			}
+		}
+		json_decref(j);
+	}
+	closedir(d);
+}
+
+/* tq_resolve looks for the sender's answer to every unresolved file;
+ * returns how many are still open. */
+static inline int tq_resolve(tq_run *t)
+{
+	int open = 0;
+	char path[1700], dir[1300];
+	for (int k = 0; k < t->nrec; k++) {
+		tq_rec *r = &t->rec[k];
+		if (!r->receipt && !r->failed) {
+			it_spool(t->n, r->from, "sent", dir, sizeof(dir));
+			snprintf(path, sizeof(path), "%s/%s.receipt.json", dir, r->name);
+			r->receipt = access(path, F_OK) == 0;
+			if (!r->receipt) {
+				it_spool(t->n, r->from, "failed", dir, sizeof(dir));
+				snprintf(path, sizeof(path), "%s/%s.error.json", dir, r->name);
+				r->failed = access(path, F_OK) == 0;
+			}
+		}
+		if (r->failed)
+			continue;
+		if (!r->receipt || r->inbox_seen == 0)
+			open++;
+	}
+	return open;
+}
+
+/* tq_failed_reason: does failed/NAME.error.json give a reason? */
+static inline bool tq_failed_reason(tq_run *t, const tq_rec *r, char *code, size_t len)
+{
+	char path[1700], dir[1300];
+	it_spool(t->n, r->from, "failed", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/%s.error.json", dir, r->name);
+	json_t *j = json_load_file(path, 0, NULL);
+	const char *err = json_string_value(json_object_get(j, "error"));
+	const char *c = json_string_value(json_object_get(j, "code"));
+	bool ok = err && *err && c && *c;
+	snprintf(code, len, "%s", c ? c : "?");
+	json_decref(j);
+	return ok;
+}
+
+static inline int tq_count_in_log(const char *path, const char *needle)
+{
+	size_t len = 0;
+	char *data = tu_read_file(path, &len);
+	int count = 0;
+	for (char *p = data; p && (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		count++;
+	free(data);
+	return count;
+}
+
+/* torture_run runs one torture with o and fills *fig. Returns 0 when every
+ * check held (losses = 0, duplicates = 0, audit verify passed, clean
+ * stops), 1 when one did not, 2 when the network could not be set up. */
+static inline int torture_run(const torture_opts *o, torture_figures *fig)
+{
+	memset(fig, 0, sizeof(*fig));
+	tq_run t = {0};
+	t.rng = o->seed ? o->seed : (uint64_t)time(NULL) * 2654435761u + (uint64_t)getpid();
+	if (t.rng == 0)
+		t.rng = 1;
+	fig->seed = t.rng;
+	fprintf(stderr,
+		"torture: seed %" PRIu64 " (RETE_TORTURE_SEED=%" PRIu64 " repeats it), %d kills\n",
+		fig->seed, fig->seed, o->kills);
+	t.n = it_net_new("torture", NULL);
+	if (!t.n)
+		return 2;
+	int64_t start = it_mono_ms();
+	if (!it_broker_start(t.n)) {
+		it_net_free(&t.n, true, NULL);
+		return 2;
+	}
+	for (int p = 0; p < TQ_AGENTS; p++)
+		if (!it_agent_start(t.n, p)) {
+			it_net_free(&t.n, true, NULL);
+			return 2;
+		}
+
+	/* load and kills */
+	int64_t now = it_mono_ms();
+	int64_t next_kill = now + tq_between(&t, o->kill_gap_min_ms, o->kill_gap_max_ms);
+	int64_t next_scan = now;
+	int kills = 0;
+	bool setup_ok = true;
+	while (kills < o->kills && setup_ok) {
+		now = it_mono_ms();
+		if (now >= next_kill) {
+			/* the broker one time in three, else a random agent; the last
+			 * kill makes sure both kinds were hit at least once */
+			int target =
+			    tq_rand(&t) % 3 == 0 ? TQ_AGENTS : (int)(tq_rand(&t) % TQ_AGENTS);
+			if (kills == o->kills - 1 && fig->kills_broker == 0)
+				target = TQ_AGENTS;
+			else if (kills == o->kills - 1 && fig->kills_agent == 0)
+				target = (int)(tq_rand(&t) % TQ_AGENTS);
+			pid_t *pid =
+			    target == TQ_AGENTS ? &t.n->broker_pid : &t.n->agent_pid[target];
+			int st = it_stop(pid, SIGKILL, it_wait_ms());
+			if (st == -1 || !WIFSIGNALED(st)) {
+				fprintf(stderr, "torture: %s had already exited (status %d)\n",
+					target == TQ_AGENTS ? "the broker" : it_party_ids[target],
+					st);
+				fig->clean_stop = false;
+				setup_ok = false;
+				break;
+			}
+			kills++;
+			if (target == TQ_AGENTS)
+				fig->kills_broker++;
+			else
+				fig->kills_agent++;
+			int delay = tq_between(&t, 0, o->restart_max_ms);
+			fprintf(stderr, "torture: kill %d at %.1f s: %s (SIGKILL), back in %d ms\n",
+				kills, (double)(now - start) / 1000.0,
+				target == TQ_AGENTS ? IT_BROKER_ID : it_party_ids[target], delay);
+			it_nap(delay); /* the process stays down for a random moment */
+			setup_ok = target == TQ_AGENTS ? it_broker_start(t.n)
+						       : it_agent_start(t.n, target);
+			next_kill =
+			    it_mono_ms() + tq_between(&t, o->kill_gap_min_ms, o->kill_gap_max_ms);
+			continue;
+		}
+		if (!tq_drop(&t, fig)) {
+			fprintf(stderr, "torture: cannot write into an outbox\n");
+			setup_ok = false;
+			break;
+		}
+		if (now >= next_scan) {
+			for (int p = 0; p < TQ_AGENTS; p++)
+				tq_scan_inbox(&t, p);
+			next_scan = now + 500;
+		}
+		it_nap(o->load_gap_ms); /* pacing the load */
+	}
+	fig->run_ms = it_mono_ms() - start;
+
+	/* the quiet period: nothing new; wait for every file to resolve */
+	int64_t drain_start = it_mono_ms(), deadline = drain_start + o->drain_ms;
+	int open = 0;
+	while (setup_ok) {
+		for (int p = 0; p < TQ_AGENTS; p++)
+			tq_scan_inbox(&t, p);
+		open = tq_resolve(&t);
+		if (open == 0 || it_mono_ms() >= deadline)
+			break;
+		it_nap(200); /* polling four spools: no single event covers them */
+	}
+	fig->drain_ms = it_mono_ms() - drain_start;
+	/* a late duplicate would come right after: one more look */
+	for (int p = 0; p < TQ_AGENTS; p++)
+		tq_scan_inbox(&t, p);
+	tq_resolve(&t);
+
+	/* the figures */
+	for (int k = 0; k < t.nrec; k++) {
+		tq_rec *r = &t.rec[k];
+		char code[64];
+		if (r->inbox_seen > 1)
+			fig->duplicates += r->inbox_seen - 1;
+		fig->misplaced += r->misplaced;
+		if (r->bad_service && (r->receipt || r->inbox_seen)) {
+			fig->losses++; /* not lost, but a refusal that did not happen */
+			fprintf(stderr,
+				"torture: %s asked for a service not offered and was "
+				"accepted\n",
+				r->name);
+		} else if (r->failed && tq_failed_reason(&t, r, code, sizeof(code))) {
+			fig->failed++;
+			if (r->bad_service)
+				fig->failed_expected++;
+			if (!r->bad_service)
+				fprintf(stderr, "torture: %s (%s %s -> %s) failed: %s\n", r->name,
+					r->update ? "update" : "referral", it_party_ids[r->from],
+					it_party_ids[r->to], code);
+		} else if (r->receipt && r->inbox_seen >= 1) {
+			fig->delivered++;
+		} else {
+			fig->losses++;
+			if (fig->losses <= 10)
+				fprintf(
+				    stderr,
+				    "torture: LOST %s (%s %s -> %s): receipt %s, in the inbox %d "
+				    "times, failed/ %s\n",
+				    r->name, r->update ? "update" : "referral",
+				    it_party_ids[r->from], it_party_ids[r->to],
+				    r->receipt ? "yes" : "no", r->inbox_seen,
+				    r->failed ? "without a reason" : "no");
+		}
+	}
+	char log[1400];
+	for (int p = 0; p < TQ_AGENTS; p++) {
+		snprintf(log, sizeof(log), "%s/%s.log", t.n->dir, it_party_ids[p]);
+		fig->witness_alarms += tq_count_in_log(log, "WITNESS ALARM");
+	}
+	/* stop everything cleanly, then the auditor's verdict on the store; an
+	 * agent restarted a moment ago is let reach its main loop first (a
+	 * SIGTERM before a program has set its handler just kills it) */
+	bool bad = false;
+	for (int p = 0; p < TQ_AGENTS; p++) {
+		snprintf(log, sizeof(log), "%s/%s.log", t.n->dir, it_party_ids[p]);
+		int64_t up_by = it_mono_ms() + it_wait_ms();
+		while (tq_count_in_log(log, "info: started:") < t.n->agent_starts[p] &&
+		       it_mono_ms() < up_by)
+			it_nap(20); /* polling a log file */
+	}
+	for (int p = 0; p < TQ_AGENTS; p++) {
+		int st = it_stop(&t.n->agent_pid[p], SIGTERM, it_wait_ms());
+		if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "torture: %s did not stop cleanly (status %d)\n",
+				it_party_ids[p], st);
+			bad = true;
+		}
+	}
+	int st = it_stop(&t.n->broker_pid, SIGTERM, it_wait_ms());
+	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "torture: the broker did not stop cleanly (status %d)\n", st);
+		bad = true;
+	}
+	fig->clean_stop = !bad && setup_ok;
+	char *out = NULL;
+	fig->audit_ok = it_audit_verify(t.n, &out) == 0;
+	if (!fig->audit_ok)
+		fprintf(stderr, "torture: rete audit verify: %s\n", out ? out : "");
+	free(out);
+
+	fprintf(stderr,
+		"torture figures: seed %" PRIu64 ", kills %d (broker %d, agents %d), messages %d "
+		"(referrals %d, updates %d), delivered %d, failed %d (%d made to fail), losses %d, "
+		"duplicates %d, "
+		"misplaced %d, witness alarms %d, audit verify %s, clean stops %s; load %.1f s, "
+		"drain %.1f s\n",
+		fig->seed, fig->kills_broker + fig->kills_agent, fig->kills_broker,
+		fig->kills_agent, fig->messages, fig->referrals, fig->updates, fig->delivered,
+		fig->failed, fig->failed_expected, fig->losses, fig->duplicates, fig->misplaced,
+		fig->witness_alarms, fig->audit_ok ? "passed" : "FAILED",
+		fig->clean_stop ? "yes" : "NO", (double)fig->run_ms / 1000.0,
+		(double)fig->drain_ms / 1000.0);
+	bool ok = fig->losses == 0 && fig->duplicates == 0 && fig->misplaced == 0 &&
+		  fig->witness_alarms == 0 && fig->audit_ok && fig->clean_stop &&
+		  kills == o->kills && open == 0;
+	if (!ok) {
+		it_show(t.n, "broker.log");
+		fprintf(stderr, "torture: folder kept for a post-mortem: %s\n", t.n->dir);
+	}
+	it_net_free(&t.n, !ok, NULL);
+	free(t.rec);
+	for (int p = 0; p < TQ_AGENTS; p++) {
+		free(t.seen[p]);
+		free(t.recv[p]);
+	}
+	return ok ? 0 : 1;
+}
+
+/* torture_opts_from_env fills o with defaults for `kills` kills, then
+ * RETE_TORTURE_KILLS and RETE_TORTURE_SEED from the environment. */
+static inline void torture_opts_from_env(torture_opts *o, int kills)
+{
+	memset(o, 0, sizeof(*o));
+	o->kills = kills;
+	o->load_gap_ms = 25;
+	o->kill_gap_min_ms = 500;
+	o->kill_gap_max_ms = 2000;
+	o->restart_max_ms = 500;
+	o->drain_ms = 180000;
+	const char *k = getenv("RETE_TORTURE_KILLS");
+	if (k && atoi(k) > 0)
+		o->kills = atoi(k);
+	const char *s = getenv("RETE_TORTURE_SEED");
+	if (s && *s)
+		o->seed = strtoull(s, NULL, 10);
+}
+
+#endif
