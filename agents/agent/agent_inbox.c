@@ -242,8 +242,7 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 		}
 		if (rete_open(d->sealed.data, d->sealed.len, a->sk, &priv, &m) != RETE_OK) {
 			inbox_refuse(a, index, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
-				     "the sealed part of %s does not open with our key: %s",
-				     msg->id, m.text);
+				     "message %s from %s: %s", msg->id, msg->sender, m.text);
 			goto out;
 		}
 	}

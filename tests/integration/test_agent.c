@@ -43,6 +43,8 @@
 #include <lmdb.h>
 
 #include "checkpoint.h"
+#include "codec.h"
+#include "json.h"
 #include "keys.h"
 #include "testutil.h"
 #include "wire.h"
@@ -504,7 +506,7 @@ static int net_setup(void **state)
 	    "events = ipc://%s/broker/events.sock\ndata = store\ncheckpoint_interval = 1s\n"
 	    "\n[limits]\nroutine = 5d\nurgent = 2d\nemergency = 4h\n"
 	    "\n[policy]\nroutes = social-services>job-centre, social-services>health, "
-	    "job-centre>social-services, health>social-services\n"
+	    "job-centre>social-services, health>social-services, health>job-centre\n"
 	    "\n[agency social.mantova]\nname = Servizi sociali Mantova\nkind = social-services\n"
 	    "key = ../keys/social.mantova.pub\nservices = family-support, home-care\n"
 	    "\n[agency cpi.mantova]\nname = Centro per l'Impiego Mantova\nkind = job-centre\n"
@@ -871,6 +873,124 @@ static void test_failed_files(void **state)
 	free(out);
 }
 
+/* --- a delivery that cannot be opened does not block the queue ------------- */
+
+/* submit_as sends one referral as `party` over its own connection, its
+ * private part sealed to seal_to (NULL: a fresh random key nobody has). */
+static void submit_as(net *n, const char *party, const char *id, const rete_pubkey *seal_to)
+{
+	char path[1200], ep[1200];
+	rete_msg m;
+	rete_seckey *sk = NULL, *other = NULL;
+	rete_pubkey bpk;
+	rete_wire *w = NULL;
+	assert_int_equal(rete_keyfile_load_secret(
+			     pathf(path, sizeof(path), "%s/keys/%s.key", n->dir, party), &sk, &m),
+			 RETE_OK);
+	assert_int_equal(
+	    rete_keyfile_load_public(
+		pathf(path, sizeof(path), "%s/keys/broker.mantova.pub", n->dir), &bpk, &m),
+	    RETE_OK);
+	assert_int_equal(
+	    rete_wire_connect(&w, pathf(ep, sizeof(ep), "ipc://%s/broker/broker.sock", n->dir),
+			      &bpk, sk, &m),
+	    RETE_OK);
+	assert_int_equal(rete_wire_hello(w, party, "test_agent", &m), RETE_OK);
+	Rete__BrokerFrame *f = NULL;
+	int64_t dl = now_ms() + WAIT_MS;
+	char origin[256] = "";
+	while (origin[0] == '\0' && now_ms() < dl) {
+		if (rete_wire_recv(w, 200, &f, &m) != RETE_OK)
+			continue;
+		if (f->command_case == RETE__BROKER_FRAME__COMMAND_WELCOME)
+			snprintf(origin, sizeof(origin), "%s", f->welcome->origin);
+		rete__broker_frame__free_unpacked(f, NULL);
+	}
+	assert_string_equal(origin, "rete.test/mantova");
+
+	char *text = referral_text(id, "cpi.mantova", "employment-orientation");
+	json_t *doc = json_loads(text, 0, NULL);
+	free(text);
+	Rete__Message *msg = NULL;
+	Rete__Private *priv = NULL;
+	rete_problems pr = {0};
+	assert_int_equal(rete_json_load_outbox(NULL, doc, &msg, &priv, &pr), RETE_OK);
+	json_decref(doc);
+	/* Unset strings are protobuf-c's shared "", never to be freed. */
+	if (msg->sender != protobuf_c_empty_string)
+		free(msg->sender);
+	msg->sender = strdup(party);
+	if (msg->origin != protobuf_c_empty_string)
+		free(msg->origin);
+	msg->origin = strdup(origin);
+	msg->created_at = 1763800000000;
+	if (seal_to == NULL) {
+		assert_int_equal(rete_seckey_generate(&other, &m), RETE_OK);
+		seal_to = &other->pub;
+	}
+	rete_buf sealed = {0}, signed_msg = {0};
+	uint8_t hash[RETE_HASH_LEN];
+	assert_int_equal(rete_seal(priv, seal_to, &sealed, hash, &m), RETE_OK);
+	msg->referral->private_sha256.data = malloc(RETE_HASH_LEN);
+	memcpy(msg->referral->private_sha256.data, hash, RETE_HASH_LEN);
+	msg->referral->private_sha256.len = RETE_HASH_LEN;
+	assert_int_equal(rete_message_sign(msg, sk, &signed_msg, &m), RETE_OK);
+	assert_int_equal(
+	    rete_wire_submit(w, signed_msg.data, signed_msg.len, sealed.data, sealed.len, &m),
+	    RETE_OK);
+	/* Wait for the receipt: the broker took it. */
+	bool receipted = false;
+	dl = now_ms() + WAIT_MS;
+	while (!receipted && now_ms() < dl) {
+		if (rete_wire_recv(w, 200, &f, &m) != RETE_OK)
+			continue;
+		if (f->command_case == RETE__BROKER_FRAME__COMMAND_RECEIPT) {
+			assert_int_equal(f->receipt->error, 0);
+			receipted = true;
+		}
+		rete__broker_frame__free_unpacked(f, NULL);
+	}
+	assert_true(receipted);
+	rete_buf_free(&sealed);
+	rete_buf_free(&signed_msg);
+	protobuf_c_message_free_unpacked(&msg->base, NULL);
+	protobuf_c_message_free_unpacked(&priv->base, NULL);
+	rete_seckey_free(&other);
+	rete_seckey_free(&sk);
+	rete_wire_close(&w);
+}
+
+static void test_unopenable_delivery(void **state)
+{
+	net *n = *state;
+	char dir[1200], log[1200];
+
+	start_broker(n);
+	start_agent(n, P_SOCIAL);
+	start_agent(n, P_CPI);
+	/* The health service (no agent of its own here) sends a referral whose
+	 * sealed part was sealed to a key the job centre does not have. */
+	submit_as(n, "asst.mantova", "asst-bad-1", NULL);
+	pathf(log, sizeof(log), "%s/cpi.mantova.log", n->dir);
+	assert_true(
+	    wait_contains(n->dir, log, "refused: message asst-bad-1 from asst.mantova", WAIT_MS));
+	/* The queue moves on: a good referral behind it arrives. */
+	char *t = referral_text("soc-after-bad", "cpi.mantova", "employment-orientation");
+	put_outbox(n, P_SOCIAL, "good.json", t);
+	free(t);
+	spool(n, P_CPI, "inbox", dir, sizeof(dir));
+	assert_int_equal(wait_count(dir, "-referral.json", 1, WAIT_MS), 1);
+	size_t cnt;
+	char **names = list_suffix(dir, "-referral.json", &cnt);
+	char path[1400];
+	json_t *in = load_json(pathf(path, sizeof(path), "%s/%s", dir, names[0]));
+	assert_string_equal(jget(in, "message.id"), "soc-after-bad");
+	json_decref(in);
+	free_list(names, cnt);
+	/* And nothing was written for the entry that could not be opened. */
+	assert_int_equal(count_suffix(dir, ".json"), 1);
+}
+
 /* --- hooks ---------------------------------------------------------------- */
 
 static void test_failing_hook(void **state)
@@ -1228,6 +1348,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_closed_loop, net_setup, net_teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_files, net_setup, net_teardown),
+	    cmocka_unit_test_setup_teardown(test_unopenable_delivery, net_setup, net_teardown),
 	    cmocka_unit_test_setup_teardown(test_failing_hook, net_setup, net_teardown),
 	    cmocka_unit_test_setup_teardown(test_refused_key, net_setup, net_teardown),
 	    cmocka_unit_test_setup_teardown(test_witness_alarm, net_setup, net_teardown),
