@@ -63,6 +63,7 @@ typedef struct net {
 	pid_t pid[P_COUNT];
 	int starts[P_COUNT];
 	char hook[P_COUNT][512]; /* on_message per agent, "" = none */
+	char expiry[16];	 /* broker expiry ("" = 5d) */
 } net;
 
 /* --- small helpers ------------------------------------------------------ */
@@ -477,6 +478,34 @@ static int stop_within(net *n, int p, int timeout_ms)
 	return exited ? st : -1;
 }
 
+/* write_broker_ini writes broker/broker.ini for the network (n->expiry:
+ * the broker's expiry, default 5d). */
+static void write_broker_ini(net *n)
+{
+	char path[1200];
+	char ini[4096];
+	snprintf(
+	    ini, sizeof(ini),
+	    "[broker]\norigin = rete.test/mantova\nid = broker.mantova\n"
+	    "key = ../keys/broker.mantova.key\nlisten = ipc://%s/broker/broker.sock\n"
+	    "events = ipc://%s/broker/events.sock\ndata = store\ncheckpoint_interval = 1s\n"
+	    "expiry = %s\n"
+	    "\n[limits]\nroutine = 5d\nurgent = 2d\nemergency = 4h\n"
+	    "\n[policy]\nroutes = social-services>job-centre, social-services>health, "
+	    "job-centre>social-services, health>social-services, health>job-centre\n"
+	    "\n[agency social.mantova]\nname = Servizi sociali Mantova\nkind = social-services\n"
+	    "key = ../keys/social.mantova.pub\nservices = family-support, home-care\n"
+	    "\n[agency cpi.mantova]\nname = Centro per l'Impiego Mantova\nkind = job-centre\n"
+	    "key = ../keys/cpi.mantova.pub\n"
+	    "services = employment-orientation, training-voucher\n"
+	    "\n[agency asst.mantova]\nname = ASST Mantova\nkind = health\n"
+	    "key = ../keys/asst.mantova.pub\nservices = family-counselling\n"
+	    "\n[agency coord.mantova]\nname = Coordinamento\nkind = coordinator\n"
+	    "key = ../keys/coord.mantova.pub\n",
+	    n->dir, n->dir, n->expiry[0] ? n->expiry : "5d");
+	write_text(pathf(path, sizeof(path), "%s/broker/broker.ini", n->dir), ini);
+}
+
 static int net_setup(void **state)
 {
 	net *n = calloc(1, sizeof(*n));
@@ -498,26 +527,7 @@ static int net_setup(void **state)
 		free(out);
 		assert_int_equal(rc, 0);
 	}
-	char ini[4096];
-	snprintf(
-	    ini, sizeof(ini),
-	    "[broker]\norigin = rete.test/mantova\nid = broker.mantova\n"
-	    "key = ../keys/broker.mantova.key\nlisten = ipc://%s/broker/broker.sock\n"
-	    "events = ipc://%s/broker/events.sock\ndata = store\ncheckpoint_interval = 1s\n"
-	    "\n[limits]\nroutine = 5d\nurgent = 2d\nemergency = 4h\n"
-	    "\n[policy]\nroutes = social-services>job-centre, social-services>health, "
-	    "job-centre>social-services, health>social-services, health>job-centre\n"
-	    "\n[agency social.mantova]\nname = Servizi sociali Mantova\nkind = social-services\n"
-	    "key = ../keys/social.mantova.pub\nservices = family-support, home-care\n"
-	    "\n[agency cpi.mantova]\nname = Centro per l'Impiego Mantova\nkind = job-centre\n"
-	    "key = ../keys/cpi.mantova.pub\n"
-	    "services = employment-orientation, training-voucher\n"
-	    "\n[agency asst.mantova]\nname = ASST Mantova\nkind = health\n"
-	    "key = ../keys/asst.mantova.pub\nservices = family-counselling\n"
-	    "\n[agency coord.mantova]\nname = Coordinamento\nkind = coordinator\n"
-	    "key = ../keys/coord.mantova.pub\n",
-	    n->dir, n->dir);
-	write_text(pathf(path, sizeof(path), "%s/broker/broker.ini", n->dir), ini);
+	write_broker_ini(n);
 	*state = n;
 	return 0;
 }
@@ -991,6 +1001,43 @@ static void test_unopenable_delivery(void **state)
 	assert_int_equal(count_suffix(dir, ".json"), 1);
 }
 
+/* --- a referral nobody collects ------------------------------------------- */
+
+static void test_not_delivered(void **state)
+{
+	net *n = *state;
+	char dir[1200], path[1400], cmd[2400], *out = NULL;
+
+	snprintf(n->expiry, sizeof(n->expiry), "2s");
+	write_broker_ini(n);
+	start_broker(n);
+	start_agent(n, P_SOCIAL);
+	/* The health service's agent is not running: the referral expires. */
+	char *t = referral_text("soc-expire-1", "asst.mantova", "family-counselling");
+	put_outbox(n, P_SOCIAL, "e1.json", t);
+	free(t);
+	spool(n, P_SOCIAL, "inbox", dir, sizeof(dir));
+	assert_int_equal(wait_count(dir, "-notice.json", 1, WAIT_MS), 1);
+	size_t cnt;
+	char **names = list_suffix(dir, "-notice.json", &cnt);
+	json_t *in = load_json(pathf(path, sizeof(path), "%s/%s", dir, names[0]));
+	assert_string_equal(jget(in, "kind"), "notice");
+	assert_string_equal(jget(in, "message.notice.kind"), "not-delivered");
+	assert_string_equal(jget(in, "message.notice.referralId"), "soc-expire-1");
+	/* The notice comes with the referral it concerns. */
+	assert_string_equal(jget(in, "referral.id"), "soc-expire-1");
+	assert_string_equal(jget(in, "referral.performer"), "asst.mantova");
+	assert_string_equal(jget(in, "referral.status"), "failed");
+	json_decref(in);
+	free_list(names, cnt);
+	snprintf(cmd, sizeof(cmd), "status -c '%s/agents/social.mantova/agent.ini' soc-expire-1",
+		 n->dir);
+	assert_int_equal(run_rete(n, &out, cmd), 0);
+	assert_non_null(strstr(out, "status failed"));
+	assert_non_null(strstr(out, "notice not-delivered"));
+	free(out);
+}
+
 /* --- hooks ---------------------------------------------------------------- */
 
 static void test_failing_hook(void **state)
@@ -1349,6 +1396,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_closed_loop, net_setup, net_teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_files, net_setup, net_teardown),
 	    cmocka_unit_test_setup_teardown(test_unopenable_delivery, net_setup, net_teardown),
+	    cmocka_unit_test_setup_teardown(test_not_delivered, net_setup, net_teardown),
 	    cmocka_unit_test_setup_teardown(test_failing_hook, net_setup, net_teardown),
 	    cmocka_unit_test_setup_teardown(test_refused_key, net_setup, net_teardown),
 	    cmocka_unit_test_setup_teardown(test_witness_alarm, net_setup, net_teardown),
