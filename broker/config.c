@@ -19,7 +19,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "duration.h"
+#include "validate.h"
 
 /* --- kinds --------------------------------------------------------------- */
 
@@ -311,6 +313,8 @@ static bool parse_u64(const char *s, uint64_t *out)
 	return true;
 }
 
+static void check_directory(struct parse *p, const broker_config *c);
+
 static bool code_valid(const char *s)
 {
 	size_t n = strlen(s);
@@ -318,7 +322,9 @@ static bool code_valid(const char *s)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)s[i];
-		if (!(islower(ch) || isdigit(ch) || ch == '-' || ch == '.' || ch == '_'))
+		/* the rule of validate.c for service codes: what the broker
+		 * accepts here must be what its agents accept in the directory */
+		if (!(islower(ch) || isdigit(ch) || ch == '-' || ch == '.'))
 			return false;
 	}
 	return true;
@@ -726,9 +732,13 @@ static void load_agency(struct parse *p, broker_config *c, const struct sec *sec
 			"another id",
 			S, id);
 
-	if ((kv = require(p, S, "name", "the party's name for people")))
+	if ((kv = require(p, S, "name", "the party's name for people"))) {
+		if (strlen(kv->value) > RETE_SHORT_MAX)
+			problem(p, kv->line, "[%s] name: %zu bytes long; at most %d are accepted", S,
+				strlen(kv->value), RETE_SHORT_MAX);
 		if (!(pa->name = strdup(kv->value)))
 			p->oom = true;
+	}
 	if ((kv = require(p, S, "kind", "one of " KIND_LIST))) {
 		if (!kind_from_name(kv->value, &pa->kind))
 			problem(p, kv->line, "[%s] kind: '%s' is not a kind; accepted: " KIND_LIST,
@@ -747,7 +757,7 @@ static void load_agency(struct parse *p, broker_config *c, const struct sec *sec
 			if (!code_valid(pa->services[i]))
 				problem(p, kv->line,
 					"[%s] services: '%s' is not a service code; "
-					"use a-z, 0-9, '.', '-', '_', up to 63 characters",
+					"use a-z, 0-9, '.' and '-', up to 63 characters",
 					S, pa->services[i]);
 			for (size_t j = 0; j < i; j++)
 				if (strcmp(pa->services[i], pa->services[j]) == 0)
@@ -917,6 +927,8 @@ rete_err broker_config_load(const char *path, broker_config **out, rete_problems
 			"one section each");
 	load_policy(&p, c);
 	check_cross(&p, c, lines);
+	if (!p.oom && problems->n == before)
+		check_directory(&p, c);
 	if (p.oom)
 		err = RETE_ENOMEM;
 	else if (problems->n > before)
@@ -1116,3 +1128,47 @@ void broker_directory_free(Rete__Directory **pd)
 	rete__directory__free_unpacked(*pd, NULL);
 	*pd = NULL;
 }
+
+/* check_directory: the Directory this configuration makes must be one the
+ * agents accept: strict decoding (valid UTF-8, no NUL) and the validation of
+ * broker bodies. The per-key checks above should already catch everything;
+ * this is the net under them, so that a configuration the broker takes can
+ * never cut its agencies off from the directory. */
+static void check_directory(struct parse *p, const broker_config *c)
+{
+	Rete__Directory *d = NULL;
+	Rete__Message msg = RETE__MESSAGE__INIT;
+	Rete__Message *back = NULL;
+	rete_buf packed = {0};
+	rete_msg m = {{0}};
+	rete_problems pr = {0};
+
+	if (broker_config_directory(c, 1, &d) != RETE_OK) {
+		p->oom = true;
+		return;
+	}
+	msg.id = (char *)"directory-check";
+	msg.sender = (char *)c->id;
+	msg.created_at = 1;
+	msg.origin = (char *)c->origin;
+	msg.body_case = RETE__MESSAGE__BODY_DIRECTORY;
+	msg.directory = d;
+	if (rete_message_pack(&msg, &packed) != RETE_OK) {
+		p->oom = true;
+	} else if (rete_message_decode(packed.data, packed.len, &back, &m) != RETE_OK) {
+		problem(p, 0, "the directory made from this file would be refused by the agents: %s",
+			m.text);
+	} else if (rete_validate_message(back, NULL, RETE_VALIDATE_BROKER, &pr) != RETE_OK) {
+		for (size_t i = 0; i < pr.n; i++)
+			problem(p, 0,
+				"the directory made from this file would be refused by the agents: "
+				"%s: %s",
+				pr.items[i].path, pr.items[i].text);
+	}
+	if (back != NULL)
+		rete__message__free_unpacked(back, NULL);
+	rete_problems_free(&pr);
+	rete_buf_free(&packed);
+	broker_directory_free(&d);
+}
+
