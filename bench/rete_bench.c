@@ -71,7 +71,7 @@
 /* ---- options, clean-up -------------------------------------------------------- */
 
 static struct {
-	bool quick;
+	bool quick, wire_only;
 	uint64_t log_size;
 	size_t agencies, conns;
 	unsigned threads; /* "every core" */
@@ -1267,6 +1267,7 @@ static void usage(FILE *out)
 		"on it; bytes on disk per entry; the broker's memory under load and with\n"
 		"--conns agencies (default 500) connected.\n"
 		"  --quick        tiny sizes and short timings (a smoke test, not a measure)\n"
+		"  --wire-only    only the raw rates, ingest, closed loop and latency rows\n"
 		"  --log-size N   entries of the big log (default 1000000)\n"
 		"  --agencies N   load sockets, one agency each (even; default 50)\n"
 		"  --conns N      connected agencies for the memory figure (default 500)\n"
@@ -1299,6 +1300,8 @@ int main(int argc, char **argv)
 		bool has = i + 1 < argc;
 		if (strcmp(a, "--quick") == 0) {
 			opt.quick = true;
+		} else if (strcmp(a, "--wire-only") == 0) {
+			opt.wire_only = true;
 		} else if (strcmp(a, "--log-size") == 0 && has) {
 			opt.log_size = num_arg(a, argv[++i], 300);
 			log_size_given = true;
@@ -1459,6 +1462,9 @@ int main(int argc, char **argv)
 		     lo.refused || lo.bad ? ", SOME REFUSED/BAD" : "");
 	}
 
+	r = add_row("rssLoad", "broker RSS under load", (double)rss_load / 1024.0, "MiB");
+	note(r, "largest VmRSS seen during ingest and the closed loop");
+
 	/* 5. receipt latency at offered loads */
 	{
 		struct bk b = {0};
@@ -1494,6 +1500,8 @@ int main(int argc, char **argv)
 	/* 6. the log grows: ingest and start-up at 1%, 10%, 100% of it */
 	char bigdata[PATH_MAX + 16];
 	struct fill_state st = {0};
+	if (opt.wire_only)
+		goto table;
 	st.pend = calloc(FILL_BATCH, sizeof(*st.pend));
 	st.pend_to = calloc(FILL_BATCH, sizeof(*st.pend_to));
 	if (!st.pend || !st.pend_to)
@@ -1569,8 +1577,6 @@ int main(int argc, char **argv)
 	free(st.pend_to);
 
 	/* 8. memory */
-	r = add_row("rssLoad", "broker RSS under load", (double)rss_load / 1024.0, "MiB");
-	note(r, "largest VmRSS seen during ingest and the closed loop");
 	{
 		double idle = 0, held = 0;
 		size_t greeted = 0;
@@ -1580,6 +1586,7 @@ int main(int argc, char **argv)
 		note(r, "%zu of %zu greeted (one process, %zu DEALERs); %.1f MiB before", greeted,
 		     opt.conns, opt.conns, idle);
 	}
+table:;
 	double load_end = loadavg1();
 
 	/* the table */
