@@ -12,6 +12,10 @@
 #    keys are the first column of the tables of docs/operations.md under the
 #    headings "FILE.ini, section [SECTION]", each with the columns
 #    key | default | meaning. Differences are listed in both directions.
+#    The defaults written as literals in the code (the broker's number(),
+#    calendar_duration(), byte_size() calls and [limits] defaults; the
+#    agent's and coordinator's cfg->FIELD = N initialisations) equal the
+#    documented ones, compared in one spelling (ms, bytes).
 # 2. The programs themselves accept every documented key (a file holding
 #    only that key gets no "unknown key" answer), and refuse a made-up one
 #    (so this probe can fail).
@@ -159,6 +163,102 @@ if [ -n "$extra" ]; then
 	fail "keys docs/operations.md documents but the code does not read:"
 	sed 's/^/    /' <<<"$extra" >&2
 fi
+
+# --- 1b. the documented defaults are the code's ---------------------------------------
+
+# norm VALUE: a default in one spelling: durations in ms ("10s" -> 10000),
+# sizes in bytes ("4MiB"), plain numbers as they are, working days as
+# written; anything else (required, none, a path, a zone) -> empty.
+norm() {
+	local v=${1//\`/}
+	v=${v// /}
+	case "$v" in
+	*[0-9]wd) [[ $v =~ ^[0-9]+wd$ ]] && echo "$v" ;;
+	*[0-9]ms) [[ $v =~ ^[0-9]+ms$ ]] && echo "${v%ms}" ;;
+	*[0-9]s) [[ $v =~ ^[0-9]+s$ ]] && echo $((${v%s} * 1000)) ;;
+	*[0-9]m) [[ $v =~ ^[0-9]+m$ ]] && echo $((${v%m} * 60000)) ;;
+	*[0-9]h) [[ $v =~ ^[0-9]+h$ ]] && echo $((${v%h} * 3600000)) ;;
+	*[0-9]d) [[ $v =~ ^[0-9]+d$ ]] && echo $((${v%d} * 86400000)) ;;
+	*[0-9]KiB) [[ $v =~ ^[0-9]+KiB$ ]] && echo $((${v%KiB} * 1024)) ;;
+	*[0-9]MiB) [[ $v =~ ^[0-9]+MiB$ ]] && echo $((${v%MiB} * 1048576)) ;;
+	*) [[ $v =~ ^[0-9]+$ ]] && echo "$v" ;;
+	esac
+}
+
+# code_defaults prints "FILE [SECTION] key VALUE" for the defaults written
+# as literals: the broker's number()/calendar_duration()/byte_size() calls
+# and its [limits] defaults[], the agent's and coordinator's `cfg->FIELD =
+# N;` initialisations (FIELD found through the handler's key table or
+# comparison). map_size is documented in MiB.
+code_defaults() {
+	local c="$SRC/broker/config.c" line key val
+	grep -oE '(number|calendar_duration|byte_size)\(p, S, "[a-z_]+", [^,]+,' "$c" |
+		while IFS= read -r line; do
+			key=$(sed -E 's/.*"([a-z_]+)".*/\1/' <<<"$line")
+			val=$(sed -E 's/.*"[a-z_]+", ([^,]+),$/\1/' <<<"$line")
+			if [[ $val =~ ^\"(.*)\"$ ]]; then
+				val=$(norm "${BASH_REMATCH[1]}")
+			elif [[ $val =~ ^([0-9]+)u?\ \<\<\ ([0-9]+)$ ]]; then
+				val=$((BASH_REMATCH[1] << BASH_REMATCH[2]))
+			elif ! [[ $val =~ ^[0-9]+$ ]]; then
+				val=""
+			fi
+			[ -n "$val" ] && echo "broker.ini [broker] $key $val"
+		done
+	local keys defs i
+	keys=($(literals_between "$c" '^static const char \*const limit_keys\[\] = \{' 'NULL\};'))
+	defs=($(grep -E 'defaults\[BROKER_NLIMITS\] = \{' "$c" | grep -oE '"[^"]*"' | tr -d '"'))
+	for i in "${!keys[@]}"; do
+		[ -n "${defs[$i]:-}" ] && echo "broker.ini [limits] ${keys[$i]} $(norm "${defs[$i]}")"
+	done
+	local pair file sec body field
+	for pair in "agent.ini [agent]:$SRC/agents/agent/agent_config.c:cfg_handler" \
+		"coord.ini [client]:$SRC/agents/cli/coord_config.c:cc_handler"; do
+		IFS=: read -r sec file body <<<"$pair"
+		grep -oE 'cfg->[a-z_]+ = [0-9]+(ULL << [0-9]+)?;' "$file" | while IFS= read -r line; do
+			field=$(sed -E 's/cfg->([a-z_]+) =.*/\1/' <<<"$line")
+			val=$(sed -E 's/.* = ([0-9]+).*/\1/' <<<"$line")
+			# the key whose handler line names this field, else the
+			# field's own name without _ms
+			key=$(grep -oE "\\{\"[a-z_]+\", &cfg->$field\\}" "$file" | grep -oE '"[a-z_]+"' | tr -d '"')
+			[ -n "$key" ] || key=${field%_ms}
+			echo "$sec $key $val"
+		done
+	done
+}
+
+doc_defaults() {
+	awk '
+		/^#/ {
+			cur = ""
+			if (match($0, /(broker|agent|coord)\.ini/)) {
+				file = substr($0, RSTART, RLENGTH)
+				if (match($0, /\[[a-z]+( ID)?\]/))
+					cur = file " " substr($0, RSTART, RLENGTH)
+			}
+			next
+		}
+		cur != "" && /^\| *`/ {
+			split($0, col, "|")
+			k = col[2]; d = col[3]
+			gsub(/[ `\t]/, "", k)
+			gsub(/^[ \t]+|[ \t]+$/, "", d)
+			print cur "\t" k "\t" d
+		}' "$SRC/docs/operations.md"
+}
+
+code_defaults | sort -u >"$DIR/defaults.txt"
+compared=0
+while IFS=$'\t' read -r sec key doc; do
+	want=$(awk -v k="$sec $key" 'index($0, k " ") == 1 { print $NF; exit }' "$DIR/defaults.txt")
+	[ -n "$want" ] || continue
+	got=$(norm "$doc")
+	compared=$((compared + 1))
+	[ "$got" = "$want" ] ||
+		fail "$sec $key: docs/operations.md gives the default '$doc' ($got), the code $want"
+done < <(doc_defaults)
+[ "$compared" -ge 15 ] ||
+	fail "only $compared documented defaults could be compared with the code; update this test's extraction"
 
 # --- 2. the programs accept every documented key -------------------------------------
 
