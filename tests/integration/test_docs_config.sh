@@ -396,6 +396,6 @@ if [ $FAILS -gt 0 ]; then
 	echo "test_docs_config: $FAILS failure(s)" >&2
 	exit 1
 fi
-echo "test_docs_config: $(wc -l <"$DIR/code.txt") configuration keys documented and accepted;" \
+echo "test_docs_config: $(wc -l <"$DIR/code.txt") configuration keys documented and accepted, $compared defaults equal;" \
 	"${#jsons[@]} example messages valid; examples/broker.ini, ${#agents[@]} agent.ini files," \
 	"coord.ini and audit.ini work together"
