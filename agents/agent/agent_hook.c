@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,28 +94,59 @@ rete_err agent_hooks_start(agent *a, rete_msg *m)
 	return err;
 }
 
+extern char **environ;
+
 static void hook_spawn(agent *a, struct hook_job *j, int64_t now)
 {
-	char idx[24], cmd[4200];
-	snprintf(idx, sizeof(idx), "%" PRIu64, j->index);
+	char idx[48], cmd[4200];
+	size_t n = 0;
+
+	/* Everything the child needs is made before fork: the agent has
+	 * ZeroMQ's threads, so the child only calls async-signal-safe
+	 * functions before exec. */
+	snprintf(idx, sizeof(idx), "RETE_INDEX=%" PRIu64, j->index);
 	snprintf(cmd, sizeof(cmd), "%s \"$@\"", a->cfg.on_message);
-	pid_t pid = fork();
-	if (pid < 0) {
-		agent_log(a, "error", "hook for %s: fork: %s; will retry", j->path,
-			  strerror(errno));
+	while (environ[n] != NULL)
+		n++;
+	char **env = calloc(n + 2, sizeof(*env));
+	if (env == NULL) {
+		agent_log(a, "error", "hook for %s: out of memory; will retry", j->path);
 		return;
 	}
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "RETE_INDEX=", 11) != 0)
+			env[k++] = environ[i];
+	env[k++] = idx;
+	env[k] = NULL;
+	char *const argv[] = {"sh", "-c", cmd, "sh", j->path, NULL};
+	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pid_t pid = fork();
 	if (pid == 0) {
-		int fd = open("/dev/null", O_RDONLY);
-		if (fd >= 0) {
-			dup2(fd, 0);
-			if (fd > 2)
-				close(fd);
-		}
-		setenv("RETE_INDEX", idx, 1);
+		/* Default dispositions and mask for the hook. */
 		signal(SIGPIPE, SIG_DFL);
-		execl("/bin/sh", "sh", "-c", cmd, "sh", j->path, (char *)NULL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGCHLD, SIG_DFL);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (devnull >= 0)
+			dup2(devnull, 0);
+		execve("/bin/sh", argv, env);
 		_exit(127);
+	}
+	int e = errno;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (devnull >= 0)
+		close(devnull);
+	free(env);
+	if (pid < 0) {
+		agent_log(a, "error", "hook for %s: fork: %s; will retry", j->path, strerror(e));
+		return;
 	}
 	j->pid = pid;
 	j->started = now;
