@@ -21,7 +21,17 @@ cleanup() {
 	for p in "${PIDS[@]}"; do
 		kill "$p" 2>/dev/null
 	done
+	# a process that does not stop within 10 s is killed (and said so):
+	# the test must end either way
+	local end=$((SECONDS + 10))
 	for p in "${PIDS[@]}"; do
+		while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $end ]; do
+			sleep 0.1 # polling another process's exit
+		done
+		if kill -0 "$p" 2>/dev/null; then
+			echo "warning: process $p did not stop on SIGTERM; killed" >&2
+			kill -KILL "$p" 2>/dev/null
+		fi
 		wait "$p" 2>/dev/null
 	done
 	rm -rf "$DIR"
