@@ -713,6 +713,23 @@ static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 	json_decref(doc);
 	if (text == NULL)
 		goto out;
+	/* The referral's status and the receipt to witness are recorded
+	 * first (applying them twice changes nothing), so that a file in
+	 * sent/ always has its status recorded; the outbox record is forgotten
+	 * last, once the file has left outbox/ (never before: a crash would
+	 * then mint the file a second id). */
+	rete_err terr = agent_db_begin(a->db, &m);
+	if (terr == RETE_OK &&
+	    rete_signed_decode(it->signed_msg.data, it->signed_msg.len, &sm, &msg, &m) == RETE_OK)
+		terr = agent_track_apply(a->db, a->cfg.id, msg, body->index, body->logged_at, &m);
+	if (terr == RETE_OK)
+		agent_witness_receipt(a, body->index, body->leaf_hash.data, body->leaf_hash.len);
+	if (terr == RETE_OK)
+		terr = agent_db_commit(a->db, &m);
+	else
+		agent_db_abort(a->db);
+	if (terr != RETE_OK)
+		goto fail;
 	if (agent_spool_free_name(a->outbox_dir, it->name, a->sent_dir, used, sizeof(used), &m) !=
 	    RETE_OK)
 		goto fail;
@@ -724,26 +741,15 @@ static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 	rete_err merr = agent_spool_move(a->outbox_dir, it->name, a->sent_dir, used, &m);
 	if (merr != RETE_OK && merr != RETE_ENOENT)
 		goto fail;
-	/* The referral's status, the receipt to witness and forgetting the
-	 * record: one transaction (the file has already left outbox/). */
-	bool in_txn = agent_db_begin(a->db, &m) == RETE_OK;
-	if (rete_signed_decode(it->signed_msg.data, it->signed_msg.len, &sm, &msg, &m) == RETE_OK) {
-		if (agent_track_apply(a->db, a->cfg.id, msg, body->index, body->logged_at, &m) !=
-		    RETE_OK)
-			agent_log(a, "error", "%s: cannot record the referral status: %s", it->name,
-				  m.text);
-	}
-	agent_witness_receipt(a, body->index, body->leaf_hash.data, body->leaf_hash.len);
 	if (agent_db_outbox_del(a->db, it->name, it->hash, &m) != RETE_OK)
 		agent_log(a, "error", "%s: %s", it->name, m.text);
-	if (in_txn && agent_db_commit(a->db, &m) != RETE_OK)
-		agent_log(a, "error", "%s: cannot record its status: %s", it->name, m.text);
 	agent_log(a, "info", "%s: accepted as %s at log index %" PRIu64 "; moved to sent/%s",
 		  it->name, it->id, body->index, used);
 	item_remove(a, i);
 	goto out;
 fail:
-	agent_log(a, "error", "%s: accepted, but cannot move it to sent/: %s", it->name, m.text);
+	agent_log(a, "error", "%s: accepted, but cannot record it or move it to sent/: %s",
+		  it->name, m.text);
 	it->retry_at = rete_now_ms() + a->cfg.resubmit_ms;
 	it->sent_at = 0;
 out:

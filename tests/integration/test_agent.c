@@ -713,6 +713,10 @@ static void test_closed_loop(void **state)
 	assert_non_null(strstr(out, "outcome successful"));
 	assert_non_null(strstr(out, "broker: completed")); /* the broker's own status */
 	free(out);
+	/* The job centre's own record: complete once its file is in sent/. */
+	char sent[1200];
+	spool(n, P_CPI, "sent", sent, sizeof(sent));
+	assert_true(wait_file(pathf(path, sizeof(path), "%s/u3-complete.json", sent), WAIT_MS));
 	snprintf(cmd, sizeof(cmd), "status -c '%s/agents/cpi.mantova/agent.ini' --json", n->dir);
 	assert_int_equal(run_rete(n, &out, cmd), 0);
 	assert_non_null(strstr(out, "\"role\": \"performer\""));
