@@ -1005,6 +1005,54 @@ static void test_unopenable_delivery(void **state)
 	assert_int_equal(count_suffix(dir, ".json"), 1);
 }
 
+/* --- configuration mistakes are named, exit 2 ------------------------------ */
+
+static void test_config_errors(void **state)
+{
+	net *n = *state;
+	char ini[1200], *out = NULL;
+	struct {
+		const char *text;
+		const char *said;
+	} cases[] = {
+	    {"[agent]\nid = social.mantova\nkey = ../keys/social.mantova.key\n"
+	     "broker = ipc:///nowhere\nbroker_key = ../keys/broker.mantova.pub\ncolour = red\n",
+	     "colour: unknown key"},
+	    {"[agent]\nid = social.mantova\nkey = ../keys/social.mantova.key\n"
+	     "broker = ipc:///nowhere\n",
+	     "broker_key is missing"},
+	    {"[agent]\nid = Social Services\n", "is not a party id"},
+	    {"[agent]\nid = social.mantova\nkey = ../keys/social.mantova.key\n"
+	     "broker = ipc:///nowhere\nbroker_key = ../keys/broker.mantova.pub\npoll = soon\n",
+	     "poll: 'soon' is not a duration"},
+	    {"[agent]\nid = social.mantova\nkey = ../keys/nobody.key\n"
+	     "broker = ipc:///nowhere\nbroker_key = ../keys/broker.mantova.pub\n",
+	     "nobody.key"},
+	};
+	pathf(ini, sizeof(ini), "%s/agents/bad.ini", n->dir);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		write_text(ini, cases[i].text);
+		int rc = tu_run(&out, "'%s/rete-agent' -c '%s'", n->bin, ini);
+		if (rc != 2 || strstr(out, cases[i].said) == NULL)
+			fprintf(stderr, "case %zu: exit %d: %s\n", i, rc, out);
+		assert_int_equal(rc, 2);
+		assert_non_null(strstr(out, cases[i].said));
+		free(out);
+	}
+	assert_int_equal(tu_run(&out, "'%s/rete-agent'", n->bin), 2);
+	free(out);
+	/* A secret key others can read is refused. */
+	char key[1200];
+	pathf(key, sizeof(key), "%s/keys/social.mantova.key", n->dir);
+	chmod(key, 0644);
+	write_text(ini, "[agent]\nid = social.mantova\nkey = ../keys/social.mantova.key\n"
+			"broker = ipc:///nowhere\nbroker_key = ../keys/broker.mantova.pub\n");
+	assert_int_equal(tu_run(&out, "'%s/rete-agent' -c '%s'", n->bin, ini), 2);
+	assert_non_null(strstr(out, "social.mantova.key"));
+	free(out);
+	chmod(key, 0600);
+}
+
 /* --- a referral nobody collects ------------------------------------------- */
 
 static void test_not_delivered(void **state)
@@ -1401,6 +1449,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_closed_loop, net_setup, net_teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_files, net_setup, net_teardown),
 	    cmocka_unit_test_setup_teardown(test_unopenable_delivery, net_setup, net_teardown),
+	    cmocka_unit_test_setup_teardown(test_config_errors, net_setup, net_teardown),
 	    cmocka_unit_test_setup_teardown(test_not_delivered, net_setup, net_teardown),
 	    cmocka_unit_test_setup_teardown(test_failing_hook, net_setup, net_teardown),
 	    cmocka_unit_test_setup_teardown(test_refused_key, net_setup, net_teardown),
