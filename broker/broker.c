@@ -1311,14 +1311,26 @@ static void monitor_drain(broker *b)
 
 static void broker_free(broker *b)
 {
-	if (b->mon)
-		zmq_close(b->mon);
-	if (b->router) {
+	int linger = 0;
+	/* Stop the monitor BEFORE closing the socket that reads it: otherwise
+	 * an I/O thread can block sending a monitor event nobody reads, and
+	 * zmq_ctx_term waits for it forever (seen as a hang after SIGTERM).
+	 * Nothing unsent matters at exit: undelivered entries stay queued in
+	 * the store, so every socket closes with linger 0. */
+	if (b->router && b->mon)
 		zmq_socket_monitor(b->router, NULL, 0);
+	if (b->mon) {
+		zmq_setsockopt(b->mon, ZMQ_LINGER, &linger, sizeof(linger));
+		zmq_close(b->mon);
+	}
+	if (b->router) {
+		zmq_setsockopt(b->router, ZMQ_LINGER, &linger, sizeof(linger));
 		zmq_close(b->router);
 	}
-	if (b->pub)
+	if (b->pub) {
+		zmq_setsockopt(b->pub, ZMQ_LINGER, &linger, sizeof(linger));
 		zmq_close(b->pub);
+	}
 	if (b->zctx)
 		zmq_ctx_shutdown(b->zctx);
 	broker_zap_stop(&b->zap);
