@@ -429,6 +429,7 @@ static int collect_ckpt(void *ctx, uint64_t size, const char *note)
 		v->v_ckcap = cap;
 	}
 	v->v_ck[v->v_nck].ck_size = size;
+	v->v_ck[v->v_nck].ck_consistent = false;
 	if ((v->v_ck[v->v_nck].ck_note = strdup(note)) == NULL) {
 		v->v_ck_oom = true;
 		return 1;

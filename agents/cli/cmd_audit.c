@@ -921,7 +921,6 @@ static int audit_timeline(int argc, char **argv)
 
 static int audit_log(int argc, char **argv)
 {
-	const bool timeline = false;
 	const char *who = "log";
 	const char *dir = NULL, *case_id = NULL, *v;
 	uint64_t from = 0, to = UINT64_MAX;
@@ -931,16 +930,14 @@ static int audit_log(int argc, char **argv)
 		if (strcmp(argv[i], "--case") == 0) {
 			if ((case_id = need_value(argc, argv, &i, who, "a case id")) == NULL)
 				return CLI_USAGE;
-		} else if (!timeline &&
-			   (strcmp(argv[i], "--from") == 0 || strcmp(argv[i], "--to") == 0)) {
+		} else if (strcmp(argv[i], "--from") == 0 || strcmp(argv[i], "--to") == 0) {
 			const char *opt = argv[i];
 			if ((v = need_value(argc, argv, &i, who, "a log index")) == NULL)
 				return CLI_USAGE;
 			if (!parse_u64(v, opt[2] == 'f' ? &from : &to))
 				return bad_number(who, opt, v);
 		} else if (argv[i][0] == '-') {
-			return unknown_option(who, argv[i],
-					      timeline ? "--case" : "--from, --to, --case");
+			return unknown_option(who, argv[i], "--from, --to, --case");
 		} else if (dir == NULL) {
 			dir = argv[i];
 		} else {
@@ -948,9 +945,8 @@ static int audit_log(int argc, char **argv)
 			return CLI_USAGE;
 		}
 	}
-	if (dir == NULL || (timeline && case_id == NULL)) {
-		fprintf(stderr, "rete audit %s: %s; see 'rete audit --help'\n", who,
-			dir == NULL ? "missing STORE_DIR" : "missing --case ID");
+	if (dir == NULL) {
+		fprintf(stderr, "rete audit log: missing STORE_DIR; see 'rete audit --help'\n");
 		return CLI_USAGE;
 	}
 	if (case_id != NULL && *case_id == '\0') {
