@@ -668,6 +668,27 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 
 /* --- HELLO, PING ---------------------------------------------------------------------- */
 
+/* send_welcome sends WELCOME (who the party is, the log's origin, the
+ * latest checkpoint, the Directory in force) to one connection. */
+static void send_welcome(broker *b, const uint8_t *rid, size_t rid_len, const char *party,
+			 Rete__PartyKind kind)
+{
+	Rete__Welcome w;
+	rete__welcome__init(&w);
+	w.party = (char *)party;
+	w.kind = kind;
+	w.origin = b->cfg->origin;
+	if (b->cp_note)
+		w.checkpoint = b->cp_note;
+	w.directory_entry.data = b->dir_entry.data;
+	w.directory_entry.len = b->dir_entry.len;
+	Rete__BrokerFrame bf;
+	rete__broker_frame__init(&bf);
+	bf.command_case = RETE__BROKER_FRAME__COMMAND_WELCOME;
+	bf.welcome = &w;
+	broker_send(b, rid, rid_len, &bf);
+}
+
 static void handle_hello(broker *b, broker_frame *f)
 {
 	const Rete__Hello *h = f->cf->hello;
@@ -689,20 +710,7 @@ static void handle_hello(broker *b, broker_frame *f)
 		p->next_from = 0;
 		p->dirty = true;
 	}
-	Rete__Welcome w;
-	rete__welcome__init(&w);
-	w.party = f->party;
-	w.kind = f->who->kind;
-	w.origin = b->cfg->origin;
-	if (b->cp_note)
-		w.checkpoint = b->cp_note;
-	w.directory_entry.data = b->dir_entry.data;
-	w.directory_entry.len = b->dir_entry.len;
-	Rete__BrokerFrame bf;
-	rete__broker_frame__init(&bf);
-	bf.command_case = RETE__BROKER_FRAME__COMMAND_WELCOME;
-	bf.welcome = &w;
-	broker_send(b, f->rid, f->rid_len, &bf);
+	send_welcome(b, f->rid, f->rid_len, f->party, f->who->kind);
 	broker_log_info("hello from %s (%s, %.64s)", f->party, broker_kind_name(f->who->kind),
 			h->software);
 }
@@ -1228,8 +1236,26 @@ static void reload(broker *b)
 		return;
 	}
 	broker_config_free(&old);
+	rete_buf before = {0};
+	if (b->dir_entry.len && (before.data = malloc(b->dir_entry.len)) != NULL) {
+		memcpy(before.data, b->dir_entry.data, b->dir_entry.len);
+		before.len = b->dir_entry.len;
+	}
 	if (directory_sync(b) != RETE_OK)
 		broker_log_error("reload: the new directory could not be logged");
+	else if (before.len != b->dir_entry.len ||
+		 memcmp(before.data, b->dir_entry.data, before.len) != 0) {
+		/* A new Directory is in force (a key rotated, a party or service
+		 * added): connected agencies get it now, in a fresh WELCOME, so
+		 * they seal to the new keys without waiting for a reconnect. */
+		for (size_t i = 0; i < b->npeers; i++) {
+			const broker_party *pa = broker_config_party(nc, b->peers[i].id);
+			if (b->peers[i].rid_len > 0 && pa != NULL)
+				send_welcome(b, b->peers[i].rid, b->peers[i].rid_len,
+					     b->peers[i].id, pa->kind);
+		}
+	}
+	rete_buf_free(&before);
 	broker_log_info("reload: %zu parties, %zu routes in force", nc->nparties, nc->nroutes);
 	pump_dirty(b);
 }

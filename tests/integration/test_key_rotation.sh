@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# test_key_rotation.sh — a party's key is rotated while the network runs.
+# The broker pushes the new directory to connected agents (a fresh WELCOME
+# after SIGHUP), so social services' agent, still connected, refuses to seal
+# to the changed key (key-changed) instead of sealing to the old one; after
+# an operator confirms the new key (--trust), the resent referral reaches
+# the job centre's agent, which opens it with its new key; the log verifies
+# across the rotation.
+set -euo pipefail
+: "${RETE_BIN:?set by ctest}" "${RETE_SOURCE_DIR:?set by ctest}"
+export PATH="$RETE_BIN:$PATH"
+src=$RETE_SOURCE_DIR
+dir=$(mktemp -d "${TMPDIR:-/tmp}/rete-test-rotation-XXXXXX")
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+fail() {
+	echo "FAIL: $*" >&2
+	for f in "$dir"/broker/broker.log "$dir"/agents/*/agent.log; do
+		[ -f "$f" ] && { echo "--- $f" >&2; tail -n 15 "$f" >&2; }
+	done
+	exit 1
+}
+# wait_for CMD...: retry a condition for up to 30 s (no fixed sleeps).
+wait_for() {
+	local deadline=$((SECONDS + 30))
+	until "$@" >/dev/null 2>&1; do
+		[ $SECONDS -lt $deadline ] || return 1
+		sleep 0.1
+	done
+}
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+	done
+}
+
+mkdir -p "$dir/keys" "$dir/broker" "$dir/agents"
+for id in broker.mantova social.mantova cpi.mantova asst.mantova family.mantova coord.mantova audit.region; do
+	rete keygen "$id" --out "$dir/keys" >/dev/null
+done
+listen="tcp://127.0.0.1:$(free_port)"
+events="tcp://127.0.0.1:$(free_port)"
+sed -e "s#^listen = .*#listen = $listen#" -e "s#^events = .*#events = $events#" \
+	"$src/examples/broker.ini" >"$dir/broker/broker.ini"
+for id in social.mantova cpi.mantova; do
+	mkdir -p "$dir/agents/$id"
+	sed -e "s#^broker = .*#broker = $listen#" -e "s#^;poll = .*#poll = 200ms#" \
+		"$src/examples/agents/$id.ini" >"$dir/agents/$id/agent.ini"
+done
+social="$dir/agents/social.mantova/agent.ini"
+cpi="$dir/agents/cpi.mantova/agent.ini"
+
+rete-broker -c "$dir/broker/broker.ini" >"$dir/broker/broker.log" 2>&1 &
+bpid=$!
+pids+=($bpid)
+rete-agent -c "$social" >"$dir/agents/social.mantova/agent.log" 2>&1 &
+pids+=($!)
+rete-agent -c "$cpi" >"$dir/agents/cpi.mantova/agent.log" 2>&1 &
+cpid=$!
+pids+=($cpid)
+
+inbox_count() { ls "$dir/agents/cpi.mantova/spool/inbox/" 2>/dev/null | grep -c -- '-referral.json$' || true; }
+
+# 1. Before the rotation: a referral reaches the job centre.
+rete send -c "$social" "$src/examples/demo/referral-mother.json" --wait 30 >/dev/null 2>&1 ||
+	fail "the first referral was not accepted"
+wait_for test "$(inbox_count)" = 1 || fail "the first referral did not reach the job centre"
+
+# 2. The job centre's key is rotated: new key, broker reloaded, agent restarted.
+kill -TERM "$cpid"
+wait "$cpid" || true
+rete keygen cpi.mantova --out "$dir/keys" --force >/dev/null
+kill -HUP "$bpid"
+wait_for grep -q "directory 2\|serial 2" "$dir/broker/broker.log" ||
+	fail "the broker did not log the new directory after SIGHUP"
+rete-agent -c "$cpi" >>"$dir/agents/cpi.mantova/agent.log" 2>&1 &
+pids+=($!)
+
+# 3. Social services' agent, connected all along, learnt the new directory:
+#    it refuses to seal to a key it did not pin.
+rete send -c "$social" "$src/examples/demo/referral-mother.json" --wait 30 >/dev/null 2>&1 &&
+	fail "a referral to a rotated key was sent without an operator's confirmation"
+err=$(ls "$dir"/agents/social.mantova/spool/failed/*.error.json 2>/dev/null | head -n 1)
+[ -n "$err" ] || fail "no error file in social services' failed/"
+[ "$(jq -r .code "$err")" = key-changed ] || fail "expected code key-changed, got: $(cat "$err")"
+
+# 4. The operator confirms the new key; the resent referral arrives and opens.
+rete-agent -c "$social" --trust cpi.mantova >/dev/null || fail "--trust failed"
+rete send -c "$social" "$src/examples/demo/referral-mother.json" --wait 30 >/dev/null 2>&1 ||
+	fail "the referral was not accepted after --trust"
+wait_for test "$(inbox_count)" = 2 || fail "the resent referral did not reach the job centre"
+last=$(ls "$dir"/agents/cpi.mantova/spool/inbox/*-referral.json | sort | tail -n 1)
+[ "$(jq -r .private.person.fiscalCode "$last")" = RSSMRA85M41E897X ] ||
+	fail "the job centre could not open the referral with its new key"
+if grep -q "cannot-open\|delivery-refused" "$dir"/agents/*/agent.log; then
+	fail "a delivery was sealed to the old key"
+fi
+
+# 5. The log verifies across the rotation (old entries against the old key).
+for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+pids=()
+rete audit verify "$dir/broker/store" --broker-key "$dir/keys/broker.mantova.pub" >/dev/null ||
+	fail "rete audit verify failed after the rotation"
+echo "key rotation: 1 passed, 0 failed"
