@@ -75,6 +75,7 @@ typedef struct it_net {
 	int broker_starts;
 	pid_t agent_pid[IT_NPARTIES];
 	int agent_starts[IT_NPARTIES];
+	long agent_log_at[IT_NPARTIES]; /* size of its log when last started */
 	rete_seckey *broker;
 	rete_seckey *keys[IT_NPARTIES];
 	/* broker.ini knobs (0/NULL = defaults) */
@@ -389,6 +390,9 @@ static inline bool it_agent_start(it_net *n, int p)
 	snprintf(exe, sizeof(exe), "%s/rete-agent", n->bin);
 	snprintf(ini, sizeof(ini), "%s/agents/%s/agent.ini", n->dir, it_party_ids[p]);
 	char *args[] = {exe, "-c", ini, "-v", NULL};
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s.log", n->dir, it_party_ids[p]);
+	n->agent_log_at[p] = stat(path, &st) == 0 ? (long)st.st_size : 0;
 	n->agent_pid[p] = it_spawn(n, it_party_ids[p], args, NULL);
 	n->agent_starts[p]++;
 	return n->agent_pid[p] > 0;

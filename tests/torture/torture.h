@@ -299,6 +299,17 @@ static inline int tq_count_in_log(const char *path, const char *needle)
 	return count;
 }
 
+/* tq_started: has the agent logging to path said "started" since the log
+ * had `from` bytes (its latest start)? */
+static inline bool tq_started(const char *path, long from)
+{
+	size_t len = 0;
+	char *data = tu_read_file(path, &len);
+	bool yes = data && (size_t)from <= len && strstr(data + from, "info: started:") != NULL;
+	free(data);
+	return yes;
+}
+
 /* torture_run runs one torture with o and fills *fig. Returns 0 when every
  * check held (losses = 0, duplicates = 0, audit verify passed, clean
  * stops), 1 when one did not, 2 when the network could not be set up. */
@@ -450,8 +461,7 @@ static inline int torture_run(const torture_opts *o, torture_figures *fig)
 	for (int p = 0; p < TQ_AGENTS; p++) {
 		snprintf(log, sizeof(log), "%s/%s.log", t.n->dir, it_party_ids[p]);
 		int64_t up_by = it_mono_ms() + it_wait_ms();
-		while (tq_count_in_log(log, "info: started:") < t.n->agent_starts[p] &&
-		       it_mono_ms() < up_by)
+		while (!tq_started(log, t.n->agent_log_at[p]) && it_mono_ms() < up_by)
 			it_nap(20); /* polling a log file */
 	}
 	for (int p = 0; p < TQ_AGENTS; p++) {
