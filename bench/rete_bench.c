@@ -71,7 +71,7 @@
 /* ---- options, clean-up -------------------------------------------------------- */
 
 static struct {
-	bool quick, wire_only;
+	bool quick, wire_only, ingest_only;
 	uint64_t log_size;
 	size_t agencies, conns;
 	unsigned threads; /* "every core" */
@@ -148,7 +148,7 @@ struct row {
 	char name[64];
 	double value;
 	char unit[24];
-	char note[240];
+	char note[300];
 };
 
 static struct row rows[MAX_ROWS];
@@ -434,6 +434,32 @@ static long rss_kb(pid_t pid, const char *field)
 	return v;
 }
 
+/* cpu_s: CPU seconds (user + system) used so far by process pid. */
+static double cpu_s(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')'); /* the command may hold spaces */
+	unsigned long ut = 0, st = 0;
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double self_cpu_s(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
 /* ---- raw DEALER clients ---------------------------------------------------------------- */
 
 static void *zctx;
@@ -704,6 +730,8 @@ struct ingest_out {
 	double rate;
 	size_t refused;
 	long rss_max_kb;
+	double broker_us, load_us; /* CPU per message: broker, load process */
+	double broker_cores;	   /* broker CPU seconds per second */
 };
 
 /* warm_up connects and greets nothing: a PING on every socket, waiting for
@@ -734,6 +762,7 @@ static struct ingest_out ingest(const struct bk *b, struct pm *v, size_t count, 
 	}
 	warm_up(socks, nsock, b->pid);
 	size_t got = 0;
+	double c0 = cpu_s(b->pid), s0 = self_cpu_s(), c1 = c0;
 	double t0 = now_s(), last = t0, next_rss = t0, deadline = t0 + 600;
 	while (got < count) {
 		for (size_t s = 0; s < nsock; s++)
@@ -749,6 +778,8 @@ static struct ingest_out ingest(const struct bk *b, struct pm *v, size_t count, 
 			while ((f = cl_recv(socks[s]))) {
 				if (f->command_case == RETE__BROKER_FRAME__COMMAND_RECEIPT) {
 					got++;
+					if (got == count)
+						c1 = cpu_s(b->pid);
 					if (out[s])
 						out[s]--;
 					if (f->receipt->error) {
@@ -777,6 +808,9 @@ static struct ingest_out ingest(const struct bk *b, struct pm *v, size_t count, 
 		}
 	}
 	o.rate = (double)count / (last - t0);
+	o.broker_us = (c1 - c0) / (double)count * 1e6;
+	o.load_us = (self_cpu_s() - s0) / (double)count * 1e6;
+	o.broker_cores = (c1 - c0) / (last - t0);
 	for (size_t i = 0; i < nsock; i++)
 		zmq_close(socks[i]);
 	free(socks);
@@ -1204,6 +1238,41 @@ static double audit_rate(const char *data, bool replay, uint64_t *entries)
 	return (double)rep.entries / (t1 - t0);
 }
 
+/* commit_latency times `n` durable commits of one pre-signed entry each to
+ * the store in data (the broker stopped): the floor under any receipt's
+ * latency on this disk. */
+static void commit_latency(const char *data, size_t n, double *p50, double *p99)
+{
+	rete_store *s = NULL;
+	rete_msg m;
+	struct pm *v = presign(n, "S", opt.agencies, 0);
+	double *lat = calloc(n, sizeof(double));
+	if (!lat)
+		die("out of memory");
+	if (rete_store_open(&s, data, 0, &m) != RETE_OK)
+		die("store %s: %s", data, m.text);
+	for (size_t i = 0; i < n; i++) {
+		rete_store_op op;
+		memset(&op, 0, sizeof(op));
+		op.kind = RETE_STORE_OP_APPEND;
+		op.in.signed_message = v[i].sm.data;
+		op.in.len = v[i].sm.len;
+		op.in.logged_at = rete_now_ms();
+		op.in.sealed = net.sealed[v[i].to].data;
+		op.in.sealed_len = net.sealed[v[i].to].len;
+		double t0 = now_s();
+		if (rete_store_commit(s, &op, 1, &m) != RETE_OK || op.status != RETE_STORE_ACCEPTED)
+			die("commit: %s %s", m.text, op.error_text);
+		lat[i] = (now_s() - t0) * 1e3;
+	}
+	rete_store_close(&s);
+	qsort(lat, n, sizeof(double), cmp_double);
+	*p50 = pct(lat, n, 0.5);
+	*p99 = pct(lat, n, 0.99);
+	free(lat);
+	pm_free(v, n);
+}
+
 /* ---- 500 agencies connected ----------------------------------------------------------- */
 
 static void conns_run(double *idle_mb, double *held_mb, size_t *greeted)
@@ -1268,6 +1337,7 @@ static void usage(FILE *out)
 		"--conns agencies (default 500) connected.\n"
 		"  --quick        tiny sizes and short timings (a smoke test, not a measure)\n"
 		"  --wire-only    only the raw rates, ingest, closed loop and latency rows\n"
+		"  --ingest-only  only the raw rates and the ingest rows\n"
 		"  --log-size N   entries of the big log (default 1000000)\n"
 		"  --agencies N   load sockets, one agency each (even; default 50)\n"
 		"  --conns N      connected agencies for the memory figure (default 500)\n"
@@ -1302,6 +1372,8 @@ int main(int argc, char **argv)
 			opt.quick = true;
 		} else if (strcmp(a, "--wire-only") == 0) {
 			opt.wire_only = true;
+		} else if (strcmp(a, "--ingest-only") == 0) {
+			opt.ingest_only = true;
 		} else if (strcmp(a, "--log-size") == 0 && has) {
 			opt.log_size = num_arg(a, argv[++i], 300);
 			log_size_given = true;
@@ -1424,23 +1496,37 @@ int main(int argc, char **argv)
 		bk_ready(&b);
 		struct ingest_out io = ingest(&b, v, opt.ingest_msgs, opt.agencies);
 		bk_stop(&b);
+		if (pass == 0) {
+			double c50, c99;
+			size_t nc = opt.quick ? 10 : 300;
+			progress("%zu durable commits of one entry", nc);
+			commit_latency(data, nc, &c50, &c99);
+			r = add_row("commit1_p50", "fsync'd commit of 1, p50", c50, "ms");
+			note(r, "rete_store_commit of one entry, %zu times: the floor under a receipt",
+			     nc);
+			add_row("commit1_p99", "fsync'd commit of 1, p99", c99, "ms");
+		}
 		if (io.rss_max_kb > rss_load)
 			rss_load = io.rss_max_kb;
 		if (pass == 0) {
 			ingest1 = io.rate;
 			r = add_row("ingest1", "broker ingest, 1 verify thr", io.rate, "receipts/s");
-			note(r, "%.2f x 1-core verify (target 0.9); %zu msgs, %zu senders%s",
-			     io.rate / ver1, opt.ingest_msgs, opt.agencies,
+			note(r, "%.2f x 1-core verify (target 0.9); broker %.0f us CPU/msg (verify %.0f), "
+				"%.2f cores busy; load process %.0f us/msg%s",
+			     io.rate / ver1, io.broker_us, 1e6 / ver1, io.broker_cores, io.load_us,
 			     io.refused ? ", SOME REFUSED" : "");
 		} else {
 			r = add_row("ingestN", "broker ingest, all cores", io.rate, "receipts/s");
-			note(r, "%.2f x 1-core verify (target 1.5); %.2f of bound; %u verify threads%s",
-			     io.rate / ver1, io.rate / ingest_bound, vt,
-			     io.refused ? ", SOME REFUSED" : "");
+			note(r, "%.2f x 1-core verify (target 1.5); %.2f of bound; broker %.0f us CPU/msg, "
+				"%.2f cores busy; load process %.0f us/msg%s",
+			     io.rate / ver1, io.rate / ingest_bound, io.broker_us, io.broker_cores,
+			     io.load_us, io.refused ? ", SOME REFUSED" : "");
 		}
 	}
 	pm_free(v, opt.ingest_msgs);
 	(void)ingest1;
+	if (opt.ingest_only)
+		goto table;
 
 	/* 4. the closed loop */
 	{

@@ -23,6 +23,8 @@ rows=(
   "ed25519 verify, all cores"
   "bound: broker ingest"
   "bound: closed loop"
+  "fsync'd commit of 1, p50"
+  "fsync'd commit of 1, p99"
   "broker ingest, 1 verify thr"
   "broker ingest, all cores"
   "closed loop"
