@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -378,32 +379,50 @@ static rete_err remote_open(struct remote *r, const char *ini, const char *endpo
 	return rete_wire_connect(&r->r_w, r->r_endpoint, &r->r_bk, r->r_sk, m);
 }
 
-/* remote_call asks q and waits for an answer of kind want. Errors:
- * RETE_ETIMEDOUT, RETE_EREFUSED (our key, or the broker's error: *code
- * gets it), RETE_EDECODE (another answer), and those of rete_wire_call. */
-static rete_err remote_call(struct remote *r, Rete__Query *q, Rete__QueryResult__AnswerCase want,
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* remote_wait waits for the answer to query id, of kind want (other frames
+ * are dropped: an auditor's connection receives no deliveries). Errors:
+ * RETE_ETIMEDOUT, RETE_EREFUSED (our key, the query refused, or the
+ * broker's error: *code gets it), RETE_EDECODE (another answer), and those
+ * of rete_wire_recv. */
+static rete_err remote_wait(struct remote *r, uint64_t id, Rete__QueryResult__AnswerCase want,
 			    Rete__BrokerFrame **out, Rete__ErrorCode *code, rete_msg *m)
 {
+	int64_t deadline = mono_ms() + r->r_cfg.timeout_ms;
 	Rete__BrokerFrame *f = NULL;
 	rete_err e;
 
 	*out = NULL;
 	if (code != NULL)
 		*code = RETE__ERROR_CODE__ERROR_CODE_UNSPECIFIED;
-	e = rete_wire_call(r->r_w, q, r->r_cfg.timeout_ms, &f, m);
-	if (e == RETE_ETIMEDOUT)
-		return rete_msg_set(
-		    m, e,
-		    "the broker at %s did not answer within %d s; is it running, and "
-		    "is the endpoint right?",
-		    r->r_endpoint, r->r_cfg.timeout_ms / 1000);
-	if (e != RETE_OK)
-		return e;
-	if (f->command_case != RETE__BROKER_FRAME__COMMAND_RESULT || f->result == NULL) {
+	for (;;) {
+		int64_t left = deadline - mono_ms();
+		e = rete_wire_recv(r->r_w, left > 0 ? (int)left : 0, &f, m);
+		if (e == RETE_ETIMEDOUT)
+			return rete_msg_set(
+			    m, e,
+			    "the broker at %s did not answer within %d s; is it running, "
+			    "and is the endpoint right?",
+			    r->r_endpoint, r->r_cfg.timeout_ms / 1000);
+		if (e != RETE_OK)
+			return e;
+		if (f->command_case == RETE__BROKER_FRAME__COMMAND_RESULT && f->result != NULL &&
+		    f->result->request_id == id)
+			break;
+		if (f->command_case == RETE__BROKER_FRAME__COMMAND_REFUSAL && f->refusal != NULL) {
+			rete_msg_set(m, RETE_EREFUSED, "the broker refused our query: %s",
+				     f->refusal->error_text != NULL ? f->refusal->error_text : "");
+			rete__broker_frame__free_unpacked(f, NULL);
+			return RETE_EREFUSED;
+		}
 		rete__broker_frame__free_unpacked(f, NULL);
-		return rete_msg_set(m, RETE_EDECODE,
-				    "the broker answered with something else than the answer to "
-				    "our query");
+		f = NULL;
 	}
 	if (f->result->error != RETE__ERROR_CODE__ERROR_CODE_UNSPECIFIED) {
 		if (code != NULL)
@@ -422,6 +441,20 @@ static rete_err remote_call(struct remote *r, Rete__Query *q, Rete__QueryResult_
 	}
 	*out = f;
 	return RETE_OK;
+}
+
+/* remote_call asks q and waits for its answer (see remote_wait). */
+static rete_err remote_call(struct remote *r, Rete__Query *q, Rete__QueryResult__AnswerCase want,
+			    Rete__BrokerFrame **out, Rete__ErrorCode *code, rete_msg *m)
+{
+	uint64_t id = 0;
+	rete_err e;
+
+	*out = NULL;
+	q->request_id = 0;
+	if ((e = rete_wire_query(r->r_w, q, &id, m)) != RETE_OK)
+		return e;
+	return remote_wait(r, id, want, out, code, m);
 }
 
 /* remote_checkpoint fetches the latest checkpoint note (*note malloc'd;
@@ -494,20 +527,27 @@ out:
 	return e;
 }
 
-/* remote_entries asks for entries from `from` (at most count); *f holds
- * the answer (its entries may be fewer, none past the log's end). */
-static rete_err remote_entries(struct remote *r, uint64_t from, uint64_t count,
-			       Rete__BrokerFrame **f, rete_msg *m)
+/* entries_ask sends a query for entries from `from` (at most count);
+ * *id gets its request id. */
+static rete_err entries_ask(struct remote *r, uint64_t from, uint64_t count, uint64_t *id,
+			    rete_msg *m)
 {
 	Rete__Query q = RETE__QUERY__INIT;
 	Rete__EntriesQuery eq = RETE__ENTRIES_QUERY__INIT;
-	rete_err e;
 
 	q.what_case = RETE__QUERY__WHAT_ENTRIES;
 	q.entries = &eq;
 	eq.from = from;
 	eq.count = count;
-	e = remote_call(r, &q, RETE__QUERY_RESULT__ANSWER_ENTRIES, f, NULL, m);
+	return rete_wire_query(r->r_w, &q, id, m);
+}
+
+/* entries_wait waits for the answer to entries_ask(from): *f holds it
+ * (its entries may be fewer than asked, none past the log's end). */
+static rete_err entries_wait(struct remote *r, uint64_t id, uint64_t from, Rete__BrokerFrame **f,
+			     rete_msg *m)
+{
+	rete_err e = remote_wait(r, id, RETE__QUERY_RESULT__ANSWER_ENTRIES, f, NULL, m);
 	if (e == RETE_OK && (*f)->result->entries->from != from) {
 		uint64_t got = (*f)->result->entries->from;
 		rete__broker_frame__free_unpacked(*f, NULL);
@@ -521,6 +561,12 @@ static rete_err remote_entries(struct remote *r, uint64_t from, uint64_t count,
 }
 
 /* ---- rete audit verify --broker ------------------------------------------------ */
+
+/* batch_of: how many entries to ask for from `from` towards target. */
+static uint64_t batch_of(uint64_t from, uint64_t target, uint64_t batch)
+{
+	return target - from < batch ? target - from : batch;
+}
 
 static void progress(uint64_t done, uint64_t total, uint64_t start)
 {
@@ -600,7 +646,9 @@ int audit_remote_verify(const audit_remote_opts *o)
 	Rete__BrokerFrame *f = NULL;
 	rete_msg m = {{0}};
 	char *note = NULL;
-	uint64_t fetched = 0, start = 0, target;
+	uint64_t fetched = 0, start = 0, target, pend_from, pend_id = 0;
+	uint64_t batch = o->batch > 0 ? o->batch : BATCH;
+	bool pending;
 	bool tty = isatty(STDERR_FILENO), alarm = false, progressed = false;
 	json_t *j = NULL;
 	rete_err e;
@@ -682,17 +730,25 @@ int audit_remote_verify(const audit_remote_opts *o)
 		fprintf(stderr, "rete audit verify: %s\n", m.text);
 		goto out;
 	}
-	/* the entries not verified yet, in batches */
+	/* the entries not verified yet, in batches; the next batch is asked for
+	 * before this one is checked, so the broker and the wire work while we
+	 * verify */
 	target = rete_verify_session_target_size(sess);
-	while (rete_verify_session_size(sess) < target) {
-		uint64_t from = rete_verify_session_size(sess), want = target - from;
+	pend_from = rete_verify_session_size(sess);
+	pending = pend_from < target;
+	if (pending && (e = entries_ask(&r, pend_from, batch_of(pend_from, target, batch), &pend_id,
+					&m)) != RETE_OK) {
+		fprintf(stderr, "rete audit verify: asking for entries: %s\n", m.text);
+		goto out;
+	}
+	while (pending) {
+		uint64_t from = pend_from, want = batch_of(from, target, batch);
 		const Rete__Entries *en;
 		rete_buf *bufs;
 		size_t k;
 
-		if (want > BATCH)
-			want = BATCH;
-		if ((e = remote_entries(&r, from, want, &f, &m)) != RETE_OK) {
+		pending = false;
+		if ((e = entries_wait(&r, pend_id, from, &f, &m)) != RETE_OK) {
 			if (progressed)
 				fputc('\n', stderr);
 			fprintf(stderr,
@@ -725,6 +781,17 @@ int audit_remote_verify(const audit_remote_opts *o)
 			bufs[i].len = en->entries[i].len;
 		}
 		fetched += k;
+		if (from + k < target) {
+			pend_from = from + k;
+			if ((e = entries_ask(&r, pend_from, batch_of(pend_from, target, batch),
+					     &pend_id, &m)) != RETE_OK) {
+				free(bufs);
+				fprintf(stderr, "%srete audit verify: asking for entries: %s\n",
+					progressed ? "\n" : "", m.text);
+				goto out;
+			}
+			pending = true;
+		}
 		e = rete_verify_session_feed(sess, from, bufs, k, &m);
 		free(bufs);
 		rete__broker_frame__free_unpacked(f, NULL);
@@ -838,7 +905,9 @@ int audit_remote_case_entries(const char *ini, const char *case_id, const char *
 	/* no query by case: the whole log, by range, filtered here */
 	for (;;) {
 		const Rete__Entries *en;
-		if ((e = remote_entries(&r, from, BATCH, &f, &m)) != RETE_OK) {
+		uint64_t id = 0;
+		if ((e = entries_ask(&r, from, BATCH, &id, &m)) != RETE_OK ||
+		    (e = entries_wait(&r, id, from, &f, &m)) != RETE_OK) {
 			fprintf(stderr, "rete audit %s: fetching entries from %" PRIu64 ": %s\n",
 				who, from, m.text[0] ? m.text : rete_strerror(e));
 			rc = CLI_USAGE;

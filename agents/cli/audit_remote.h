@@ -61,6 +61,7 @@ typedef struct audit_remote_opts {
 	const char *state;    /* --state FILE */
 	bool json;	      /* --json */
 	unsigned threads;     /* signature threads, 0 = every core */
+	unsigned batch;	      /* entries asked for per query, 0 = 1000 */
 } audit_remote_opts;
 
 /* audit_remote_verify runs `rete audit verify --broker ENDPOINT -c

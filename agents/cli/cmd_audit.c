@@ -40,7 +40,7 @@ static void audit_usage(FILE *out)
 	    "                         [--origin NAME] [--json] [--threads N] [--no-replay]\n"
 	    "                         [--scratch DIR]\n"
 	    "       rete audit verify [--broker ENDPOINT] -c audit.ini --state FILE [--json]\n"
-	    "                         [--threads N]\n"
+	    "                         [--threads N] [--batch N]\n"
 	    "       rete audit log STORE_DIR [--from N] [--to N] [--case ID]\n"
 	    "       rete audit timeline (STORE_DIR | -c audit.ini) --case ID [--tz ZONE]\n"
 	    "       rete audit proof STORE_DIR --index N [--size M]\n"
@@ -90,6 +90,8 @@ static void audit_usage(FILE *out)
 	    "           an ALARM with both checkpoint notes. The first run, without FILE,\n"
 	    "           verifies the log from entry 0.\n"
 	    "  --broker ENDPOINT        the broker's endpoint (default: [client] broker)\n"
+	    "  --batch N                entries asked for per query (default 1000; the\n"
+	    "                           broker may send fewer)\n"
 	    "\n"
 	    "log        prints entries as JSON lines, metadata only: index, loggedAt,\n"
 	    "           sender, recipient, kind, messageId, referralId, status, caseId.\n"
@@ -250,6 +252,7 @@ static int audit_verify(int argc, char **argv)
 {
 	const char *dir = NULL, *keyfile = NULL, *since = NULL, *origin = NULL, *v;
 	const char *ini = NULL, *endpoint = NULL, *state = NULL;
+	uint64_t batch = 0;
 	bool json = false, replay = true;
 	rete_verify_options opt;
 	rete_verify_report rep;
@@ -299,6 +302,17 @@ static int audit_verify(int argc, char **argv)
 		} else if (strcmp(argv[i], "--state") == 0) {
 			if ((state = need_value(argc, argv, &i, "verify", "a state file")) == NULL)
 				return CLI_USAGE;
+		} else if (strcmp(argv[i], "--batch") == 0) {
+			if ((v = need_value(argc, argv, &i, "verify", "a number")) == NULL)
+				return CLI_USAGE;
+			if (!parse_u64(v, &batch) || batch == 0 || batch > 100000) {
+				fprintf(
+				    stderr,
+				    "rete audit verify: --batch '%s' is not accepted; give 1 to "
+				    "100000 (entries per query; the broker may send fewer)\n",
+				    v);
+				return CLI_USAGE;
+			}
 		} else if (strcmp(argv[i], "--json") == 0) {
 			json = true;
 		} else if (strcmp(argv[i], "--no-replay") == 0) {
@@ -307,7 +321,7 @@ static int audit_verify(int argc, char **argv)
 			return unknown_option("verify", argv[i],
 					      "--broker-key, --since-checkpoint, --origin, --json, "
 					      "--threads, --no-replay, --scratch; at a distance: "
-					      "--broker, -c, --state");
+					      "--broker, -c, --state, --batch");
 		} else if (dir == NULL) {
 			dir = argv[i];
 		} else {
@@ -315,7 +329,7 @@ static int audit_verify(int argc, char **argv)
 			return CLI_USAGE;
 		}
 	}
-	if (ini != NULL || endpoint != NULL || state != NULL) {
+	if (ini != NULL || endpoint != NULL || state != NULL || batch != 0) {
 		/* at a distance: the keys come from audit.ini, the log from the broker */
 		audit_remote_opts ro;
 		const char *bad = dir != NULL		    ? "STORE_DIR"
@@ -342,6 +356,7 @@ static int audit_verify(int argc, char **argv)
 		ro.state = state;
 		ro.json = json;
 		ro.threads = (unsigned)threads;
+		ro.batch = (unsigned)batch;
 		return audit_remote_verify(&ro);
 	}
 	if (dir == NULL || keyfile == NULL) {

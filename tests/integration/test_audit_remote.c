@@ -426,12 +426,14 @@ static void show(const char *what, const char *out)
 		fprintf(stderr, "---- %s ----\n%s---- end ----\n", what, out);
 }
 
-/* verify_remote runs the remote verify; *out gets its output. */
+/* verify_remote runs the remote verify; *out gets its output. The JSON
+ * runs ask for 3 entries per query: many batches, each asked for while the
+ * one before is verified. */
 static int verify_remote(char **out, const char *state, bool json)
 {
 	/* with --json, standard error (the ALARM line) goes to a file */
 	return tu_run(out, "%s/rete audit verify --broker %s -c %s --state %s%s 2>%s%s",
-		      RETE_BIN_DIR, E->listen, E->audit_ini, state, json ? " --json" : "",
+		      RETE_BIN_DIR, E->listen, E->audit_ini, state, json ? " --json --batch 3" : "",
 		      json ? E->dir : "&1", json ? "/verify.err" : "");
 }
 
