@@ -23,6 +23,12 @@
  *      exit 1, with both checkpoint notes (both sizes); the state is kept;
  *   8. the restored broker then grows past the saved size with other
  *      entries (a fork): the consistency proof fails, ALARM again.
+ * Then the session API of store/verify.h on the entries of that store,
+ * read directly: from 0 and resumed from a middle checkpoint (the same
+ * root), an altered entry named by its index, entries fed out of order or
+ * short of the target, a smaller target (rolled back), a root the broker's
+ * key signed for another history (a fork), a checkpoint signed by another
+ * key, and resume states that are not what a verification leaves.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -43,6 +49,8 @@
 
 #include "checkpoint.h"
 #include "codec.h"
+#include "store.h"
+#include "verify.h"
 #include "duration.h"
 #include "keys.h"
 #include "testutil.h"
@@ -664,10 +672,221 @@ static void test_remote_audit(void **state)
 	free(good_state);
 }
 
+/* ---- the session API on the broker's store, directly ---------------------------- */
+
+struct lib {
+	rete_store *l_s;
+	rete_buf *l_e; /* every entry */
+	uint64_t l_n;
+	uint64_t l_mid; /* a checkpoint inside the log */
+	char *l_mid_note;
+	uint64_t l_size; /* the latest checkpoint */
+	char *l_note;
+};
+
+static rete_err lib_proof(void *ctx, uint64_t size1, uint64_t size2,
+			  uint8_t proof[][RETE_MERKLE_HASH], size_t *n, rete_msg *m)
+{
+	struct lib *l = ctx;
+	return rete_store_consistency_proof(l->l_s, NULL, size1, size2, proof, n, m);
+}
+
+static int pick_mid(void *ctx, uint64_t size, const char *note)
+{
+	struct lib *l = ctx;
+	if (l->l_mid_note == NULL && size >= l->l_size / 2 && size < l->l_size && size > 1) {
+		l->l_mid = size;
+		l->l_mid_note = strdup(note);
+	}
+	return 0;
+}
+
+static int pick_first(void *ctx, uint64_t size, const char *note)
+{
+	char **out = ctx;
+	(void)size;
+	if (*out == NULL)
+		*out = strdup(note);
+	return 0;
+}
+
+static rete_verify_options lib_opt(void)
+{
+	rete_verify_options o;
+	memset(&o, 0, sizeof(o));
+	o.broker_key = E->broker->pub;
+	o.threads = 2;
+	return o;
+}
+
+/* lib_run verifies [from, size) of the store as a session resumed from
+ * *res (NULL: from 0) towards note, feeding entries in batches of 2, with
+ * entry `flip` (if < size) altered in its last byte. */
+static rete_err lib_run(struct lib *l, const rete_verify_resume *res, const char *note,
+			uint64_t flip, rete_verify_report *rep, rete_verify_session **keep)
+{
+	rete_verify_options o = lib_opt();
+	rete_verify_session *vs = NULL;
+	rete_msg m;
+	rete_err e;
+
+	assert_int_equal(rete_verify_session_open(&vs, &o, res, &m), RETE_OK);
+	assert_int_equal(rete_verify_session_target(vs, note, strlen(note), lib_proof, l, &m),
+			 RETE_OK);
+	uint64_t target = rete_verify_session_target_size(vs);
+	if (flip < target)
+		l->l_e[flip].data[l->l_e[flip].len - 1] ^= 1;
+	e = RETE_OK;
+	for (uint64_t i = rete_verify_session_size(vs); e == RETE_OK && i < target; i += 2) {
+		size_t k = target - i < 2 ? (size_t)(target - i) : 2;
+		e = rete_verify_session_feed(vs, i, &l->l_e[i], k, &m);
+	}
+	if (flip < target)
+		l->l_e[flip].data[l->l_e[flip].len - 1] ^= 1;
+	e = rete_verify_session_finish(vs, rep, &m);
+	if (keep != NULL)
+		*keep = vs;
+	else
+		rete_verify_session_close(&vs);
+	return e;
+}
+
+static void test_session_library(void **state)
+{
+	(void)state;
+	struct lib l;
+	rete_verify_report rep, rep2;
+	rete_verify_resume res;
+	rete_verify_session *vs = NULL, *mid = NULL;
+	rete_verify_options o = lib_opt();
+	rete_msg m;
+
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(rete_store_open(&l.l_s, E->store, RETE_STORE_RDONLY, &m), RETE_OK);
+	assert_int_equal(rete_store_checkpoint_latest(l.l_s, NULL, &l.l_size, &l.l_note, &m),
+			 RETE_OK);
+	assert_true(l.l_size >= 8);
+	assert_int_equal(rete_store_checkpoints_iter(l.l_s, NULL, 0, pick_mid, &l, &m), RETE_OK);
+	assert_non_null(l.l_mid_note);
+	l.l_n = l.l_size;
+	l.l_e = calloc(l.l_n, sizeof(*l.l_e));
+	assert_non_null(l.l_e);
+	for (uint64_t i = 0; i < l.l_n; i++)
+		assert_int_equal(rete_store_entry(l.l_s, NULL, i, &l.l_e[i], &m), RETE_OK);
+
+	/* the whole log, from 0 */
+	assert_int_equal(lib_run(&l, NULL, l.l_note, UINT64_MAX, &rep, NULL), RETE_OK);
+	assert_int_equal(rep.verdict, RETE_VERIFY_HOLDS);
+	assert_int_equal(rep.entries, l.l_size);
+	assert_int_equal(rep.latest_size, l.l_size);
+
+	/* up to the middle, then resumed from its state: the same root */
+	assert_int_equal(lib_run(&l, NULL, l.l_mid_note, UINT64_MAX, &rep2, &mid), RETE_OK);
+	assert_int_equal(rete_verify_session_state(mid, &res, &m), RETE_OK);
+	assert_int_equal(res.frontier.mf_size, l.l_mid);
+	assert_non_null(res.directory);
+	assert_int_equal(lib_run(&l, &res, l.l_note, UINT64_MAX, &rep2, NULL), RETE_OK);
+	assert_int_equal(rep2.entries, l.l_size - l.l_mid);
+	assert_memory_equal(rep2.root, rep.root, RETE_MERKLE_HASH);
+
+	/* an altered entry after the resumed prefix is named */
+	uint64_t bad = l.l_mid + (l.l_size - l.l_mid) / 2;
+	assert_int_equal(lib_run(&l, &res, l.l_note, bad, &rep2, NULL), RETE_EBADSIG);
+	assert_int_equal(rep2.verdict, RETE_VERIFY_FAILS);
+	assert_true(rep2.has_bad_entry);
+	assert_int_equal(rep2.bad_index, bad);
+	assert_int_equal(rep2.entries, bad - l.l_mid);
+
+	/* entries out of order, or past the target */
+	assert_int_equal(rete_verify_session_open(&vs, &o, &res, &m), RETE_OK);
+	assert_int_equal(
+	    rete_verify_session_target(vs, l.l_note, strlen(l.l_note), lib_proof, &l, &m), RETE_OK);
+	assert_int_equal(rete_verify_session_feed(vs, l.l_mid + 1, &l.l_e[l.l_mid + 1], 1, &m),
+			 RETE_EINVAL);
+	assert_int_equal(rete_verify_session_feed(vs, l.l_mid, &l.l_e[l.l_mid], 1, &m), RETE_OK);
+	assert_int_equal(rete_verify_session_finish(vs, &rep2, &m), RETE_EINVAL); /* not all */
+	assert_int_equal(rep2.verdict, RETE_VERIFY_ERROR);
+	rete_verify_session_close(&vs);
+
+	/* a target smaller than the resumed size: rolled back */
+	assert_int_equal(rete_verify_session_open(&vs, &o, &res, &m), RETE_OK);
+	char *small = NULL;
+	rete_checkpoint scp;
+	assert_int_equal(rete_store_checkpoints_iter(l.l_s, NULL, 0, pick_first, &small, &m),
+			 RETE_OK);
+	assert_non_null(small);
+	assert_int_equal(rete_checkpoint_parse(small, strlen(small), &scp, &m), RETE_OK);
+	assert_true(scp.size < l.l_mid);
+	assert_int_equal(rete_verify_session_target(vs, small, strlen(small), lib_proof, &l, &m),
+			 RETE_EPROOF);
+	assert_non_null(strstr(m.text, "smaller than"));
+	free(small);
+	rete_verify_session_close(&vs);
+
+	/* a fork: the broker's key signs another root at the latest size */
+	uint8_t other[RETE_MERKLE_HASH];
+	char *forged = NULL;
+	memcpy(other, rep.root, sizeof(other));
+	other[0] ^= 0x80;
+	assert_int_equal(rete_checkpoint_sign(ORIGIN, l.l_size, other, E->broker, &forged, &m),
+			 RETE_OK);
+	assert_int_equal(rete_verify_session_open(&vs, &o, &res, &m), RETE_OK);
+	assert_int_equal(rete_verify_session_target(vs, forged, strlen(forged), lib_proof, &l, &m),
+			 RETE_EPROOF);
+	assert_non_null(strstr(m.text, "does not extend"));
+	rete_verify_session_close(&vs);
+	/* from 0 there is nothing to be consistent with: the root decides */
+	assert_int_equal(rete_verify_session_open(&vs, &o, NULL, &m), RETE_OK);
+	assert_int_equal(rete_verify_session_target(vs, forged, strlen(forged), lib_proof, &l, &m),
+			 RETE_OK);
+	assert_int_equal(rete_verify_session_feed(vs, 0, l.l_e, (size_t)l.l_size, &m),
+			 RETE_ECORRUPT);
+	assert_int_equal(rete_verify_session_finish(vs, &rep2, &m), RETE_ECORRUPT);
+	assert_int_equal(rep2.verdict, RETE_VERIFY_FAILS);
+	rete_verify_session_close(&vs);
+	free(forged);
+
+	/* a checkpoint signed by someone else is refused */
+	assert_int_equal(
+	    rete_checkpoint_sign(ORIGIN, l.l_size, rep.root, E->keys[P_SOCIAL], &forged, &m),
+	    RETE_OK);
+	assert_int_equal(rete_verify_session_open(&vs, &o, NULL, &m), RETE_OK);
+	assert_int_equal(rete_verify_session_target(vs, forged, strlen(forged), lib_proof, &l, &m),
+			 RETE_EBADSIG);
+	rete_verify_session_close(&vs);
+
+	/* resume states that are not what a verification leaves */
+	rete_verify_resume bad_res = res;
+	bad_res.frontier.mf_hash[__builtin_ctzll(bad_res.frontier.mf_size)][0] ^= 1;
+	assert_int_equal(rete_verify_session_open(&vs, &o, &bad_res, &m), RETE_ECORRUPT);
+	assert_null(vs);
+	bad_res = res;
+	bad_res.note = forged; /* signed by an agency, not the broker */
+	bad_res.note_len = strlen(forged);
+	assert_int_equal(rete_verify_session_open(&vs, &o, &bad_res, &m), RETE_EBADSIG);
+	bad_res = res;
+	bad_res.directory = l.l_e[1].data; /* not a Directory */
+	bad_res.directory_len = l.l_e[1].len;
+	assert_int_equal(rete_verify_session_open(&vs, &o, &bad_res, &m), RETE_EINVAL);
+	assert_null(vs);
+	free(forged);
+
+	rete_verify_session_close(&mid);
+	for (uint64_t i = 0; i < l.l_n; i++)
+		rete_buf_free(&l.l_e[i]);
+	free(l.l_e);
+	free(l.l_note);
+	free(l.l_mid_note);
+	rete_store_close(&l.l_s);
+}
+
 int main(void)
 {
+	/* one broker and one store for both: the library test reads the store
+	 * the scenario left (the restored backup, grown into a fork) */
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_remote_audit, setup, teardown),
+	    cmocka_unit_test(test_remote_audit),
+	    cmocka_unit_test(test_session_library),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, setup, teardown);
 }
