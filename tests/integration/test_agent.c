@@ -1287,6 +1287,47 @@ static void test_key_change(void **state)
 	free_list(names, cnt);
 }
 
+/* hook_covers: every inbox referral's log index is a line of hookout. */
+static bool hook_covers(const char *hookout, const char *inbox)
+{
+	size_t cnt;
+	char **names = list_suffix(inbox, "-referral.json", &cnt);
+	char *data = tu_read_file(hookout, NULL);
+	bool all = data != NULL;
+	for (size_t i = 0; all && i < cnt; i++) {
+		char line[40];
+		snprintf(line, sizeof(line), "\n%llu\n", strtoull(names[i], NULL, 10));
+		/* The first line has no newline before it. */
+		all = strstr(data, line) != NULL || strncmp(data, line + 1, strlen(line) - 1) == 0;
+	}
+	free(data);
+	free_list(names, cnt);
+	return all;
+}
+
+static bool wait_hook_covers(const char *dir, const char *hookout, const char *inbox,
+			     int timeout_ms)
+{
+	int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	int64_t deadline = now_ms() + timeout_ms;
+	bool ok;
+	if (ino >= 0)
+		inotify_add_watch(ino, dir, IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE);
+	for (;;) {
+		ok = hook_covers(hookout, inbox);
+		if (ok || now_ms() >= deadline)
+			break;
+		struct pollfd p = {.fd = ino, .events = POLLIN};
+		poll(&p, ino >= 0 ? 1 : 0, 200);
+		char buf[4096];
+		while (ino >= 0 && read(ino, buf, sizeof(buf)) > 0) {
+		}
+	}
+	if (ino >= 0)
+		close(ino);
+	return ok;
+}
+
 /* --- kill -9 during 500 deliveries ----------------------------------------- */
 
 /* check_inbox_once: the inbox holds exactly `want` referral files, each
@@ -1316,6 +1357,16 @@ static void test_kill9_receiver(void **state)
 	net *n = *state;
 	char dir[1200], sdir[1200];
 	const size_t N = 500;
+	char hook[1200], hookout[1200];
+
+	/* The receiver's hook records every log index it is run for. */
+	pathf(hook, sizeof(hook), "%s/hook.sh", n->dir);
+	pathf(hookout, sizeof(hookout), "%s/hook.out", n->dir);
+	char body[2048];
+	snprintf(body, sizeof(body), "#!/bin/sh\necho \"$RETE_INDEX\" >> '%s'\n", hookout);
+	write_text(hook, body);
+	chmod(hook, 0755);
+	snprintf(n->hook[P_CPI], sizeof(n->hook[P_CPI]), "%s", hook);
 
 	start_broker(n);
 	start_agent(n, P_CPI);
@@ -1347,6 +1398,9 @@ static void test_kill9_receiver(void **state)
 	check_inbox_once(dir, N);
 	spool(n, P_SOCIAL, "sent", sdir, sizeof(sdir));
 	assert_int_equal(count_suffix(sdir, ".receipt.json"), N);
+	/* The hook ran at least once for every inbox file, the kill
+	 * notwithstanding (a run cut short by it runs again). */
+	assert_true(wait_hook_covers(n->dir, hookout, dir, WAIT_MS));
 }
 
 /* --- kill -9 of the sender, then of the broker, while submitting ---------- */
