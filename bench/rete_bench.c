@@ -467,7 +467,7 @@ static void *zctx;
 static void *cl_open(const char *endpoint, const rete_seckey *me)
 {
 	void *s = zmq_socket(zctx, ZMQ_DEALER);
-	int zero = 0, ivl = 1, ivlmax = 50;
+	int zero = 0, ivl = 1, ivlmax = 0; /* retry every ms, no back-off: start-up is timed */
 	if (!s)
 		die("zmq_socket: %s (raise the open-file limit?)", zmq_strerror(zmq_errno()));
 	if (zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) < 0 ||
