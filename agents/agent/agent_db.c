@@ -95,6 +95,12 @@ rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db
 	rc = mdb_env_open(db->env, dir, rdonly ? MDB_RDONLY : 0, 0600);
 	if (rc != 0)
 		goto fail;
+	/* Reader slots left by killed readers (a `rete status` stopped with
+	 * kill -9) would pin old pages forever: clear them. */
+	if (!rdonly) {
+		int dead = 0;
+		mdb_reader_check(db->env, &dead);
+	}
 	/* The map may be larger than asked: an earlier run grew it. Growing
 	 * starts from what it really is. */
 	MDB_envinfo info;

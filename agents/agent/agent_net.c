@@ -18,8 +18,9 @@
 #include "duration.h"
 #include "wire.h"
 
-#define NET_SOFTWARE "rete-agent 0.1"
-#define NET_BURST    256 /* frames handled per loop turn, so timers still run */
+#define NET_SOFTWARE  "rete-agent 0.1"
+#define NET_BURST     256   /* frames handled per loop turn, so timers still run */
+#define NET_SILENT_MS 15000 /* no WELCOME for this long: say what may be wrong */
 
 struct agent_net {
 	rete_wire *w;
@@ -29,6 +30,8 @@ struct agent_net {
 	uint64_t nonce;
 	bool refused_said; /* "refused our key" logged for this episode */
 	bool lost_said;
+	int64_t waiting_since; /* since when we wait for a WELCOME */
+	bool silent_said;      /* "no WELCOME yet" logged for this wait */
 };
 
 bool agent_net_ready(const agent *a)
@@ -62,6 +65,8 @@ static void net_open(agent *a, int64_t now)
 		return;
 	}
 	n->last_ping = now;
+	n->waiting_since = now;
+	n->silent_said = false;
 	agent_debug(a, "connecting to %s", a->cfg.broker);
 }
 
@@ -212,7 +217,19 @@ void agent_net_poll(agent *a, int64_t now)
 		rete__broker_frame__free_unpacked(f, NULL);
 		n->last_ping = now;
 	}
+	if (!a->welcomed && !n->silent_said && !n->refused_said &&
+	    now - n->waiting_since > NET_SILENT_MS) {
+		agent_log(a, "warning",
+			  "no answer from the broker at %s for %d s: is it running there, and is "
+			  "%s its public key? Still trying",
+			  a->cfg.broker, NET_SILENT_MS / 1000, a->cfg.broker_key_path);
+		n->silent_said = true;
+	}
 	if (!rete_wire_connected(n->w)) {
+		if (a->welcomed) {
+			n->waiting_since = now;
+			n->silent_said = false;
+		}
 		if (a->welcomed && !n->lost_said) {
 			agent_log(a, "warning", "lost the broker at %s; reconnecting",
 				  a->cfg.broker);
