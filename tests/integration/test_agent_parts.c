@@ -1,0 +1,328 @@
+/* test_agent_parts.c — the agent's own modules, on real files: its
+ * configuration, its spool folders, its LMDB store and the referral
+ * records it keeps. The agent's sources are compiled in here (they are not
+ * a library), so these tests see exactly what rete-agent runs.
+ */
+#include "../../agents/agent/agent_config.c"
+#include "../../agents/agent/agent_db.c"
+#include "../../agents/agent/agent_spool.c"
+#include "../../agents/agent/agent_track.c"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "testutil.h"
+
+static char *dir;
+
+static int setup(void **state)
+{
+	(void)state;
+	dir = tu_tmpdir("agent-parts");
+	return dir == NULL ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	tu_rmrf(dir);
+	free(dir);
+	return 0;
+}
+
+static void put(const char *name, const char *text)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_int_equal(tu_write_file(path, text, strlen(text)), 0);
+}
+
+/* --- configuration ------------------------------------------------------ */
+
+static void test_config_paths_and_defaults(void **state)
+{
+	(void)state;
+	agent_config cfg;
+	rete_msg m;
+	char ini[1024], want[1200];
+	put("a.ini", "; comment\n[agent]\nid = cpi.mantova\nkey = keys/cpi.key\n"
+		     "broker = tcp://127.0.0.1:7700\nbroker_key = /etc/rete/broker.pub\n"
+		     "resubmit = 250ms\nheartbeat = 2m\n[other]\nanything = goes\n");
+	snprintf(ini, sizeof(ini), "%s/a.ini", dir);
+	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_OK);
+	assert_string_equal(cfg.id, "cpi.mantova");
+	char real[PATH_MAX];
+	assert_non_null(realpath(dir, real));
+	snprintf(want, sizeof(want), "%s/keys/cpi.key", real);
+	assert_string_equal(cfg.key_path, want);
+	assert_string_equal(cfg.broker_key_path, "/etc/rete/broker.pub");
+	snprintf(want, sizeof(want), "%s/spool", real);
+	assert_string_equal(cfg.spool, want);
+	snprintf(want, sizeof(want), "%s/data", real);
+	assert_string_equal(cfg.data, want);
+	assert_null(cfg.on_message);
+	assert_int_equal(cfg.resubmit_ms, 250);
+	assert_int_equal(cfg.heartbeat_ms, 120000);
+	assert_int_equal(cfg.poll_ms, 2000);
+	assert_int_equal(cfg.max_inflight, 64);
+	agent_config_free(&cfg);
+}
+
+static void test_config_refusals(void **state)
+{
+	(void)state;
+	agent_config cfg;
+	rete_msg m;
+	char ini[1024];
+	snprintf(ini, sizeof(ini), "%s/b.ini", dir);
+	put("b.ini", "[agent]\nid = x\n");
+	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_EINVAL);
+	assert_non_null(strstr(m.text, "'x' is not a party id"));
+	agent_config_free(&cfg);
+	put("b.ini", "[agent]\nid = cpi.mantova\nmax_inflight = 0\n");
+	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_EINVAL);
+	assert_non_null(strstr(m.text, "max_inflight"));
+	agent_config_free(&cfg);
+	put("b.ini", "[agent]\nid = cpi.mantova\nheartbeat = 3wd\n");
+	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_EINVAL);
+	assert_non_null(strstr(m.text, "heartbeat"));
+	agent_config_free(&cfg);
+	snprintf(ini, sizeof(ini), "%s/none.ini", dir);
+	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_EIO);
+	assert_non_null(strstr(m.text, "none.ini"));
+	agent_config_free(&cfg);
+}
+
+/* --- spool ---------------------------------------------------------------- */
+
+static void test_spool_names_and_moves(void **state)
+{
+	(void)state;
+	char sp[1024], out[1100], sent[1100], used[300], path[1300];
+	rete_msg m;
+	snprintf(sp, sizeof(sp), "%s/spool", dir);
+	assert_int_equal(agent_spool_prepare(sp, &m), RETE_OK);
+	snprintf(out, sizeof(out), "%s/outbox", sp);
+	snprintf(sent, sizeof(sent), "%s/sent", sp);
+
+	assert_true(agent_spool_name_ok("referral.json"));
+	assert_false(agent_spool_name_ok(".referral.json"));
+	assert_false(agent_spool_name_ok("referral.json.tmp"));
+	assert_false(agent_spool_name_ok(""));
+
+	assert_int_equal(agent_spool_write(out, "a.json", "one", 3, &m), RETE_OK);
+	assert_int_equal(agent_spool_write(out, ".b.json.tmp", "x", 1, &m), RETE_OK);
+	char **names;
+	size_t n;
+	assert_int_equal(agent_spool_list(out, &names, &n, &m), RETE_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(names[0], "a.json");
+	agent_spool_list_free(names, n);
+
+	/* First move: its own name. */
+	assert_int_equal(agent_spool_free_name(out, "a.json", sent, used, sizeof(used), &m),
+			 RETE_OK);
+	assert_string_equal(used, "a.json");
+	assert_int_equal(agent_spool_move(out, "a.json", sent, used, &m), RETE_OK);
+	/* A second file of that name never overwrites the first. */
+	assert_int_equal(agent_spool_write(out, "a.json", "two", 3, &m), RETE_OK);
+	assert_int_equal(agent_spool_free_name(out, "a.json", sent, used, sizeof(used), &m),
+			 RETE_OK);
+	assert_string_equal(used, "a.json.2");
+	assert_int_equal(agent_spool_move(out, "a.json", sent, used, &m), RETE_OK);
+	snprintf(path, sizeof(path), "%s/a.json", sent);
+	char *t = tu_read_file(path, NULL);
+	assert_string_equal(t, "one");
+	free(t);
+	snprintf(path, sizeof(path), "%s/a.json.2", sent);
+	t = tu_read_file(path, NULL);
+	assert_string_equal(t, "two");
+	free(t);
+	/* A move cut short by a crash (linked, not yet unlinked) is completed
+	 * under the same name, not copied as a third. */
+	assert_int_equal(agent_spool_write(out, "c.json", "three", 5, &m), RETE_OK);
+	char from[1300], to[1300];
+	snprintf(from, sizeof(from), "%s/c.json", out);
+	snprintf(to, sizeof(to), "%s/c.json", sent);
+	assert_int_equal(link(from, to), 0);
+	assert_int_equal(agent_spool_free_name(out, "c.json", sent, used, sizeof(used), &m),
+			 RETE_OK);
+	assert_string_equal(used, "c.json");
+	assert_int_equal(agent_spool_move(out, "c.json", sent, used, &m), RETE_OK);
+	assert_int_equal(access(from, F_OK), -1);
+	assert_int_equal(access(to, F_OK), 0);
+	/* Gone: ENOENT. */
+	assert_int_equal(agent_spool_move(out, "nothing.json", sent, "nothing.json", &m),
+			 RETE_ENOENT);
+}
+
+/* --- store ---------------------------------------------------------------- */
+
+static void test_db_records_and_growth(void **state)
+{
+	(void)state;
+	char data[1024];
+	agent_db *db = NULL, *ro = NULL;
+	rete_msg m;
+	uint8_t hash[RETE_HASH_LEN];
+	snprintf(data, sizeof(data), "%s/data", dir);
+
+	assert_int_equal(agent_db_open(data, true, 0, &ro, &m), RETE_ENOENT);
+	assert_int_equal(agent_db_open(data, false, 1u << 20, &db, &m), RETE_OK);
+	memset(hash, 7, sizeof(hash));
+	agent_outrec r = {.state = AGENT_OUT_MINTED, .minted_at = 1763800000123};
+	snprintf(r.id, sizeof(r.id), "m-0001");
+	assert_int_equal(agent_db_outbox_put(db, "a.json", hash, &r, &m), RETE_OK);
+	agent_outrec got;
+	assert_int_equal(agent_db_outbox_get(db, "a.json", hash, &got, &m), RETE_OK);
+	assert_int_equal(got.state, AGENT_OUT_MINTED);
+	assert_string_equal(got.id, "m-0001");
+	assert_int_equal(got.minted_at, 1763800000123);
+	assert_int_equal(got.signed_msg.len, 0);
+	agent_outrec_free(&got);
+	/* Another content under the same name is another record. */
+	uint8_t other[RETE_HASH_LEN];
+	memset(other, 8, sizeof(other));
+	assert_int_equal(agent_db_outbox_get(db, "a.json", other, &got, &m), RETE_ENOENT);
+
+	/* Signed: the bytes come back exactly. */
+	uint8_t sig[300], seal[5000];
+	for (size_t i = 0; i < sizeof(sig); i++)
+		sig[i] = (uint8_t)(i * 7);
+	for (size_t i = 0; i < sizeof(seal); i++)
+		seal[i] = (uint8_t)(i * 13);
+	r.state = AGENT_OUT_SIGNED;
+	r.signed_msg = (rete_buf){sig, sizeof(sig)};
+	r.sealed = (rete_buf){seal, sizeof(seal)};
+	assert_int_equal(agent_db_outbox_put(db, "a.json", hash, &r, &m), RETE_OK);
+	assert_int_equal(agent_db_outbox_get(db, "a.json", hash, &got, &m), RETE_OK);
+	assert_int_equal(got.state, AGENT_OUT_SIGNED);
+	assert_memory_equal(got.signed_msg.data, sig, sizeof(sig));
+	assert_memory_equal(got.sealed.data, seal, sizeof(seal));
+	agent_outrec_free(&got);
+
+	/* A transaction larger than the 1 MiB map: the first attempt fails with
+	 * RETE_EFULL and grows the map; the redo commits. */
+	static uint8_t big[64 << 10];
+	memset(big, 0x42, sizeof(big));
+	rete_err err = RETE_EFULL;
+	int attempts = 0;
+	while (err == RETE_EFULL && attempts < 8) {
+		attempts++;
+		err = agent_db_begin(db, &m);
+		for (unsigned i = 0; err == RETE_OK && i < 48; i++) {
+			uint8_t key[8];
+			agent_db_index_key(key, i);
+			err =
+			    agent_db_put(db, AGENT_DB_META, key, sizeof(key), big, sizeof(big), &m);
+		}
+		if (err == RETE_OK)
+			err = agent_db_commit(db, &m);
+		else
+			agent_db_abort(db);
+	}
+	assert_int_equal(err, RETE_OK);
+	assert_true(attempts > 1);
+
+	/* A reader in the same folder sees all of it. */
+	assert_int_equal(agent_db_open(data, true, 0, &ro, &m), RETE_OK);
+	rete_buf v;
+	uint8_t key[8];
+	agent_db_index_key(key, 47);
+	assert_int_equal(agent_db_get(ro, AGENT_DB_META, key, sizeof(key), &v, &m), RETE_OK);
+	assert_int_equal(v.len, sizeof(big));
+	rete_buf_free(&v);
+	assert_int_equal(agent_db_outbox_del(db, "a.json", hash, &m), RETE_OK);
+	assert_int_equal(agent_db_outbox_get(ro, "a.json", hash, &got, &m), RETE_ENOENT);
+	agent_db_close(&ro);
+	agent_db_close(&db);
+	assert_null(db);
+}
+
+/* --- referral records --------------------------------------------------------- */
+
+static void test_track_history(void **state)
+{
+	(void)state;
+	char data[1024];
+	agent_db *db = NULL;
+	rete_msg m;
+	snprintf(data, sizeof(data), "%s/track", dir);
+	assert_int_equal(agent_db_open(data, false, 0, &db, &m), RETE_OK);
+
+	Rete__Message ref = RETE__MESSAGE__INIT;
+	Rete__Referral rb = RETE__REFERRAL__INIT;
+	ref.id = "r-1";
+	ref.sender = "social.mantova";
+	ref.recipient = "cpi.mantova";
+	ref.case_id = "mn-1";
+	rb.service = "employment-orientation";
+	rb.priority = RETE__PRIORITY__PRIORITY_URGENT;
+	ref.body_case = RETE__MESSAGE__BODY_REFERRAL;
+	ref.referral = &rb;
+	assert_int_equal(agent_track_apply(db, "social.mantova", &ref, 1, 1000, &m), RETE_OK);
+
+	Rete__Message del = RETE__MESSAGE__INIT;
+	Rete__Delivery db_ = RETE__DELIVERY__INIT;
+	del.id = "delivery-1";
+	del.sender = "broker.mantova";
+	db_.index = 1;
+	db_.message_id = "r-1";
+	db_.referral_id = "r-1";
+	db_.delivered_at = 2000;
+	del.body_case = RETE__MESSAGE__BODY_DELIVERY;
+	del.delivery = &db_;
+
+	Rete__Message up = RETE__MESSAGE__INIT;
+	Rete__ReferralUpdate ub = RETE__REFERRAL_UPDATE__INIT;
+	up.id = "u-1";
+	up.sender = "cpi.mantova";
+	ub.referral_id = "r-1";
+	ub.status = RETE__STATUS__STATUS_ACCEPTED;
+	up.body_case = RETE__MESSAGE__BODY_UPDATE;
+	up.update = &ub;
+
+	/* The accept is logged (3) before the delivery record (4) reaches us:
+	 * the later "received" must not undo "accepted". Twice each: no
+	 * change the second time. */
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(agent_track_apply(db, "social.mantova", &up, 3, 3000, &m),
+				 RETE_OK);
+		assert_int_equal(agent_track_apply(db, "social.mantova", &del, 4, 4000, &m),
+				 RETE_OK);
+	}
+	json_t *rec = NULL;
+	assert_int_equal(agent_track_get(db, "r-1", &rec, &m), RETE_OK);
+	assert_string_equal(json_string_value(json_object_get(rec, "status")), "accepted");
+	assert_string_equal(json_string_value(json_object_get(rec, "role")), "requester");
+	assert_string_equal(json_string_value(json_object_get(rec, "priority")), "urgent");
+	assert_int_equal(json_array_size(json_object_get(rec, "history")), 3);
+	json_decref(rec);
+
+	/* The performer's view of the same referral starts as received. */
+	assert_int_equal(agent_track_apply(db, "cpi.mantova", &ref, 1, 1000, &m), RETE_OK);
+	assert_int_equal(agent_track_get(db, "r-1", &rec, &m), RETE_OK);
+	json_decref(rec);
+	json_t *all = NULL;
+	assert_int_equal(agent_track_all(db, &all, &m), RETE_OK);
+	assert_int_equal(json_array_size(all), 1);
+	json_decref(all);
+	assert_int_equal(agent_track_get(db, "r-2", &rec, &m), RETE_ENOENT);
+	agent_db_close(&db);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_config_paths_and_defaults, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_config_refusals, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_spool_names_and_moves, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_db_records_and_growth, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_track_history, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
