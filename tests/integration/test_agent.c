@@ -1045,6 +1045,20 @@ static void test_config_errors(void **state)
 	}
 	assert_int_equal(tu_run(&out, "'%s/rete-agent'", n->bin), 2);
 	free(out);
+	/* `rete send --wait` with no agent running: queued, then exit 1 at
+	 * the timeout. */
+	write_agent_ini(n, P_SOCIAL);
+	char file[1200], cmd[2600], queued[1300];
+	char *t = referral_text(NULL, "cpi.mantova", "employment-orientation");
+	write_text(pathf(file, sizeof(file), "%s/r.json", n->dir), t);
+	free(t);
+	snprintf(cmd, sizeof(cmd), "send -c '%s/agents/social.mantova/agent.ini' '%s' --wait 1",
+		 n->dir, file);
+	assert_int_equal(run_rete(n, &out, cmd), 1);
+	assert_non_null(strstr(out, "no answer for r.json within 1 s"));
+	free(out);
+	pathf(queued, sizeof(queued), "%s/agents/social.mantova/spool/outbox/r.json", n->dir);
+	assert_int_equal(access(queued, F_OK), 0);
 	/* A secret key others can read is refused. */
 	char key[1200];
 	pathf(key, sizeof(key), "%s/keys/social.mantova.key", n->dir);
