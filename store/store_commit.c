@@ -5,6 +5,8 @@
 #include "store_impl.h"
 
 #include <errno.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -910,6 +912,19 @@ typedef rete_err (*write_fn)(struct batch *b, void *ctx);
  * full map it aborts, grows the map and runs fn again from the start; after
  * a failed commit it reopens the environment (LMDB may have marked it
  * unusable) and reports the failure. */
+/* store_disk_nearly_full: LMDB reports a short write (pwrite writing fewer
+ * bytes than asked, which is how a full file system often answers) as EIO,
+ * not ENOSPC. When the store's file system has (almost) no room left, that
+ * EIO is a full disk, and the caller must hear "storage full". */
+static bool store_disk_nearly_full(const rete_store *s)
+{
+	struct statvfs sv;
+	if (statvfs(s->st_dir, &sv) != 0)
+		return false;
+	uint64_t blocks = geteuid() == 0 ? sv.f_bfree : sv.f_bavail;
+	return blocks * (uint64_t)sv.f_frsize < (1u << 20);
+}
+
 static rete_err store_write(rete_store *s, write_fn fn, void *ctx, rete_msg *m)
 {
 	rete_err err = RETE_OK;
@@ -952,6 +967,8 @@ static rete_err store_write(rete_store *s, write_fn fn, void *ctx, rete_msg *m)
 				rc = mdb_txn_commit(b.b_txn);
 				if (rc != 0) {
 					b.b_rc = rc;
+					if (rc == EIO && store_disk_nearly_full(s))
+						rc = ENOSPC;
 					err = store_lmdb_err(m, rc, "store: committing");
 					reopen = rc != MDB_MAP_FULL;
 				}
