@@ -187,7 +187,8 @@ rete_err rete_verify_session_feed(rete_verify_session *s, uint64_t from, const r
  * verified in this session, latest_* = the target). Holds (RETE_OK) when
  * every entry up to the target size was fed and verified and the root
  * recomputed there is the target's. Errors as rete_verify_session_feed;
- * RETE_EINVAL when no target was set. */
+ * RETE_EINVAL (verdict RETE_VERIFY_ERROR) when no target was set or not
+ * every entry up to it was fed. */
 rete_err rete_verify_session_finish(rete_verify_session *s, rete_verify_report *rep, rete_msg *m);
 
 /* rete_verify_session_state fills *out with the state to keep for the
