@@ -59,7 +59,8 @@ else
 	mkdir -p "$dir"
 	dir=$(cd "$dir" && pwd)
 	# Replace what an earlier run left here (only the demo's own parts).
-	rm -rf "$dir/keys" "$dir/broker" "$dir/agents" "$dir/coord.ini" "$dir/audit.ini"
+	rm -rf "$dir/keys" "$dir/broker" "$dir/agents" "$dir/coord.ini" "$dir/audit.ini" \
+		"$dir/audit-state.json" "$dir/send.log"
 fi
 
 pids=()
@@ -120,9 +121,7 @@ for id in "${agencies[@]}"; do
 done
 sed -e "s#^broker = .*#broker = $listen#" -e "s#^events = .*#events = $events#" \
 	"$root/examples/coord.ini" >"$dir/coord.ini"
-sed -e "s#coord\.mantova#audit.region#g" -e "s#^; coord.region.*##" \
-	-e "s#^broker = .*#broker = $listen#" -e "s#^events = .*#events = $events#" \
-	"$root/examples/coord.ini" >"$dir/audit.ini"
+sed -e "s#^broker = .*#broker = $listen#" "$root/examples/audit.ini" >"$dir/audit.ini"
 
 say "Starting the broker and the agents"
 rete-broker -c "$dir/broker/broker.ini" >"$dir/broker/broker.log" 2>&1 &
@@ -191,6 +190,9 @@ rete report -c "$dir/coord.ini" --from "$today" --to "$today" --by agency,servic
 
 say "The case's timeline (rete audit timeline --case mn-2026-0173)"
 rete audit timeline "$dir/broker/store" --case mn-2026-0173
+
+say "The regional auditor verifies at a distance (rete audit verify --broker)"
+rete audit verify -c "$dir/audit.ini" --state "$dir/audit-state.json"
 
 say "Stopping every process the demo started"
 stop_all

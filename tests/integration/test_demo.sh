@@ -10,7 +10,7 @@ trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 out=$("$RETE_SOURCE_DIR/scripts/demo.sh" --dir "$dir/net" 2>&1) || { echo "$out"; fail "demo.sh exited non-zero"; }
-for want in "The coordinator's view" "Overdue referrals" "The period report" "The case's timeline" "broker health: OK" "verified "; do
+for want in "The coordinator's view" "Overdue referrals" "The period report" "The case's timeline" "broker health: OK" "holds up to its checkpoint" "verified "; do
 	grep -qF "$want" <<<"$out" || { echo "$out"; fail "the demo's output lacks '$want'"; }
 done
 
