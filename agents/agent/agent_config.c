@@ -132,19 +132,20 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 		}
 	}
 	if (strcmp(name, "max_inflight") == 0 || strcmp(name, "map_size") == 0) {
+		bool is_map = strcmp(name, "map_size") == 0;
 		char *end;
 		errno = 0;
 		unsigned long long v = strtoull(value, &end, 10);
-		unsigned long long lim = name[1] == 'a' ? 1048576ULL : 65536ULL;
+		unsigned long long lim = is_map ? 1048576ULL : 65536ULL;
 		if (errno != 0 || *end != '\0' || value[0] == '-' || v == 0 || v > lim) {
 			p->err =
 			    rete_msg_set(p->m, RETE_EINVAL,
 					 "[agent] %s: '%s' is not accepted; use a whole number "
 					 "from 1 to %llu%s",
-					 name, value, lim, name[1] == 'a' ? " (MiB)" : "");
+					 name, value, lim, is_map ? " (MiB)" : "");
 			return 0;
 		}
-		if (name[1] == 'a')
+		if (is_map)
 			cfg->map_size = (uint64_t)v << 20;
 		else
 			cfg->max_inflight = (unsigned)v;

@@ -87,6 +87,18 @@ static void test_config_refusals(void **state)
 	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_EINVAL);
 	assert_non_null(strstr(m.text, "max_inflight"));
 	agent_config_free(&cfg);
+	/* max_inflight and map_size are two keys: each sets its own value
+	 * (they were once told apart by their second letter, which both share) */
+	put("b.ini", "[agent]\nid = cpi.mantova\nkey = k\nbroker = tcp://127.0.0.1:1\n"
+		     "broker_key = b.pub\nmax_inflight = 8\nmap_size = 3\n");
+	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_OK);
+	assert_int_equal(cfg.max_inflight, 8);
+	assert_int_equal(cfg.map_size, (uint64_t)3 << 20);
+	agent_config_free(&cfg);
+	put("b.ini", "[agent]\nid = cpi.mantova\nmax_inflight = 70000\n");
+	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_EINVAL);
+	assert_non_null(strstr(m.text, "from 1 to 65536"));
+	agent_config_free(&cfg);
 	put("b.ini", "[agent]\nid = cpi.mantova\nheartbeat = 3wd\n");
 	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_EINVAL);
 	assert_non_null(strstr(m.text, "heartbeat"));
