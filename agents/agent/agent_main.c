@@ -72,7 +72,7 @@ void agent_debug(const agent *a, const char *fmt, ...)
  * shows (recorded in "pending" when a file was refused with key-changed):
  * it becomes the pinned key. Safe while the agent runs (LMDB serializes
  * the two writers). Returns the exit code. */
-static int agent_trust(agent *a, const char *id)
+static int agent_trust(agent *a, const char *id, const char *expect_b64)
 {
 	rete_msg m = {{0}};
 	rete_buf newkey = {0}, old = {0};
@@ -100,6 +100,18 @@ static int agent_trust(agent *a, const char *id)
 	agent_db_get(a->db, AGENT_DB_PINS, id, strlen(id), &old, &m);
 	char *o = old.data ? rete_b64_encode(old.data, old.len) : NULL;
 	char *nk = rete_b64_encode(newkey.data, newkey.len);
+	/* With --key, confirm only the key the operator got from the party by
+	 * another channel: a broker that swapped it is caught here. */
+	if (expect_b64 != NULL && (nk == NULL || strcmp(nk, expect_b64) != 0)) {
+		fprintf(stderr,
+			"rete-agent: the directory shows key %s for %s, not the key %s you gave; "
+			"nothing was confirmed: check with %s and with the network's operator\n",
+			nk ? nk : "?", id, expect_b64, id);
+		rc = 1;
+		free(o);
+		free(nk);
+		goto out;
+	}
 	if ((err = agent_db_begin(a->db, &m)) == RETE_OK &&
 	    (err = agent_db_put(a->db, AGENT_DB_PINS, id, strlen(id), newkey.data, newkey.len,
 				&m)) == RETE_OK &&
@@ -126,13 +138,15 @@ out:
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: rete-agent -c agent.ini [-v]\n"
-		   "       rete-agent -c agent.ini --trust PARTY_ID\n\n"
+		   "       rete-agent -c agent.ini --trust PARTY_ID [--key BASE64]\n\n"
 		   "The agency agent: sends the JSON files written to SPOOL/outbox/ through the\n"
 		   "broker (receipts in SPOOL/sent/, refusals in SPOOL/failed/) and writes what\n"
 		   "the broker delivers to SPOOL/inbox/. docs/agent.md describes the\n"
 		   "configuration and the files.\n\n"
 		   "--trust PARTY_ID confirms the new key the directory shows for a party, after\n"
-		   "a file was refused with 'key-changed' (check it with the party first).\n");
+		   "a file was refused with 'key-changed' (its .error.json shows the new key:\n"
+		   "check it with the party first). With --key BASE64 (the key the party gave\n"
+		   "you) the key is confirmed only if it is exactly that one; exit 1 if not.\n");
 }
 
 static int agent_setup(agent *a, rete_msg *m)
@@ -214,7 +228,7 @@ int main(int argc, char **argv)
 {
 	agent a;
 	rete_msg m = {{0}};
-	const char *ini = NULL, *trust = NULL;
+	const char *ini = NULL, *trust = NULL, *trust_key = NULL;
 	int opt, rc = 0;
 
 	memset(&a, 0, sizeof(a));
@@ -222,6 +236,7 @@ int main(int argc, char **argv)
 	    {"config", required_argument, NULL, 'c'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"trust", required_argument, NULL, 'T'},
+	    {"key", required_argument, NULL, 'K'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -236,6 +251,9 @@ int main(int argc, char **argv)
 		case 'T':
 			trust = optarg;
 			break;
+		case 'K':
+			trust_key = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -244,7 +262,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (ini == NULL || optind != argc) {
+	if (ini == NULL || optind != argc || (trust_key != NULL && trust == NULL)) {
 		usage(stderr);
 		return 2;
 	}
@@ -254,7 +272,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (trust != NULL) {
-		rc = agent_trust(&a, trust);
+		rc = agent_trust(&a, trust, trust_key);
 		agent_config_free(&a.cfg);
 		return rc;
 	}

@@ -206,11 +206,14 @@ static bool out_check_pin(agent *a, const Rete__Party *party, char *why, size_t 
 		return true;
 	agent_db_put(a->db, AGENT_DB_PENDING, id, strlen(id), party->public_key.data,
 		     party->public_key.len, &m);
+	char *nk = rete_b64_encode(party->public_key.data, party->public_key.len);
 	snprintf(why, n,
-		 "the directory shows a new key for %s, different from the one pinned on first "
-		 "use; personal data is not sealed to it until an operator has checked it with "
-		 "%s and confirmed it (rete-agent -c agent.ini --trust %s)",
-		 id, id, id);
+		 "the directory shows a new key for %s (%s), different from the one pinned on "
+		 "first use; personal data is not sealed to it until an operator has checked "
+		 "that key with %s and confirmed it "
+		 "(rete-agent -c agent.ini --trust %s --key %s)",
+		 id, nk ? nk : "?", id, id, nk ? nk : "KEY");
+	free(nk);
 	return false;
 }
 

@@ -91,8 +91,16 @@ err=$(ls "$dir"/agents/social.mantova/spool/failed/*.error.json 2>/dev/null | he
 [ -n "$err" ] || fail "no error file in social services' failed/"
 [ "$(jq -r .code "$err")" = key-changed ] || fail "expected code key-changed, got: $(cat "$err")"
 
-# 4. The operator confirms the new key; the resent referral arrives and opens.
-rete-agent -c "$social" --trust cpi.mantova >/dev/null || fail "--trust failed"
+newkey=$(cat "$dir/keys/cpi.mantova.pub")
+grep -qF "$newkey" "$err" || fail "the error does not show the new key for the operator to check: $(cat "$err")"
+
+# 4. The operator confirms the new key — only the one cpi.mantova gave them
+#    (a different key is refused); the resent referral arrives and opens.
+other=$(rete keygen someone.else --out "$dir/other")
+if rete-agent -c "$social" --trust cpi.mantova --key "$other" >/dev/null 2>&1; then
+	fail "--trust confirmed a key other than the one given with --key"
+fi
+rete-agent -c "$social" --trust cpi.mantova --key "$newkey" >/dev/null || fail "--trust --key failed"
 rete send -c "$social" "$src/examples/demo/referral-mother.json" --wait 30 >/dev/null 2>&1 ||
 	fail "the referral was not accepted after --trust"
 wait_for test "$(inbox_count)" = 2 || fail "the resent referral did not reach the job centre"
