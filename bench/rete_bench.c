@@ -31,6 +31,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -82,6 +83,7 @@ static struct {
 } opt;
 
 static char tmproot[PATH_MAX]; /* removed at exit */
+static double verify_cpu_us;   /* one verification, CPU microseconds */
 static pid_t running_broker;   /* killed at exit */
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -148,7 +150,7 @@ struct row {
 	char name[64];
 	double value;
 	char unit[24];
-	char note[300];
+	char note[400];
 };
 
 static struct row rows[MAX_ROWS];
@@ -196,14 +198,23 @@ struct raw_ctx {
 	const uint8_t *rc_sk, *rc_pk, *rc_msg, *rc_sig;
 	atomic_uint_fast64_t rc_ops;
 	atomic_int rc_bad;
+	pthread_mutex_t rc_lock;
+	double rc_cpu; /* thread CPU seconds, summed */
 };
+
+static double thread_cpu_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static void *raw_worker(void *arg)
 {
 	struct raw_ctx *c = arg;
 	uint8_t sig[crypto_sign_BYTES];
 	uint64_t n = 0;
-	double end = now_s() + c->rc_seconds;
+	double end = now_s() + c->rc_seconds, cpu0 = thread_cpu_s();
 
 	do {
 		for (int i = 0; i < 16; i++) {
@@ -218,14 +229,20 @@ static void *raw_worker(void *arg)
 		n += 16;
 	} while (now_s() < end);
 	atomic_fetch_add(&c->rc_ops, n);
+	pthread_mutex_lock(&c->rc_lock);
+	c->rc_cpu += thread_cpu_s() - cpu0;
+	pthread_mutex_unlock(&c->rc_lock);
 	return NULL;
 }
 
-/* raw_rate runs `threads` workers for `seconds`; operations per second. */
+/* raw_rate runs `threads` workers for `seconds`; operations per second of
+ * wall time, and (*per_cpu) per CPU-second the workers got: the cores' own
+ * speed, which a busy machine does not lower. */
 static double raw_rate(bool verify, unsigned threads, const rete_seckey *k, const uint8_t *msg,
-		       const uint8_t *sig)
+		       const uint8_t *sig, double *per_cpu)
 {
-	struct raw_ctx c = {verify, opt.raw_secs, k->ed_sk, k->pub.ed, msg, sig, 0, 0};
+	struct raw_ctx c = {verify, opt.raw_secs, k->ed_sk, k->pub.ed, msg, sig, 0, 0,
+			    PTHREAD_MUTEX_INITIALIZER, 0};
 	pthread_t tid[256];
 	unsigned started = 0;
 	double t0 = now_s(), t1;
@@ -239,6 +256,7 @@ static double raw_rate(bool verify, unsigned threads, const rete_seckey *k, cons
 	t1 = now_s();
 	if (atomic_load(&c.rc_bad))
 		die("a raw signature did not verify");
+	*per_cpu = c.rc_cpu > 0 ? (double)atomic_load(&c.rc_ops) / c.rc_cpu : 0;
 	return (double)atomic_load(&c.rc_ops) / (t1 - t0);
 }
 
@@ -450,6 +468,61 @@ static double cpu_s(pid_t pid)
 	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
 		return 0;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Broker CPU by thread: the main thread (tid = pid), ZeroMQ's I/O threads
+ * ("ZMQbg/..."), and the others (verify pool helpers, the ZAP handler). */
+struct tcpu {
+	double main, zmq, other;
+	double main_run, main_wait; /* schedstat: on a CPU, waiting for one (s) */
+};
+
+static struct tcpu threads_cpu(pid_t pid)
+{
+	struct tcpu t = {0, 0, 0, 0, 0};
+	char path[96];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, (int)pid);
+	FILE *ss = fopen(path, "r");
+	if (ss) {
+		unsigned long long run = 0, wait = 0;
+		if (fscanf(ss, "%llu %llu", &run, &wait) == 2) {
+			t.main_run = (double)run / 1e9;
+			t.main_wait = (double)wait / 1e9;
+		}
+		fclose(ss);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return t;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		char sp[160], buf[1024];
+		snprintf(sp, sizeof(sp), "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+		FILE *f = fopen(sp, "r");
+		if (!f)
+			continue;
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+		unsigned long ut = 0, st = 0;
+		if (!open || !close ||
+		    sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+			   &st) != 2)
+			continue;
+		double sec = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+		if (atoi(e->d_name) == (int)pid)
+			t.main += sec;
+		else if (strncmp(open + 1, "ZMQbg", 5) == 0)
+			t.zmq += sec;
+		else
+			t.other += sec;
+	}
+	closedir(d);
+	return t;
 }
 
 static double self_cpu_s(void)
@@ -732,6 +805,8 @@ struct ingest_out {
 	long rss_max_kb;
 	double broker_us, load_us; /* CPU per message: broker, load process */
 	double broker_cores;	   /* broker CPU seconds per second */
+	double main_us, zmq_us, other_us; /* broker CPU per message by thread */
+	double main_run, main_wait;	  /* fractions of the wall time */
 };
 
 /* warm_up connects and greets nothing: a PING on every socket, waiting for
@@ -763,6 +838,7 @@ static struct ingest_out ingest(const struct bk *b, struct pm *v, size_t count, 
 	warm_up(socks, nsock, b->pid);
 	size_t got = 0;
 	double c0 = cpu_s(b->pid), s0 = self_cpu_s(), c1 = c0;
+	struct tcpu tc0 = threads_cpu(b->pid), tc1 = tc0;
 	double t0 = now_s(), last = t0, next_rss = t0, deadline = t0 + 600;
 	while (got < count) {
 		for (size_t s = 0; s < nsock; s++)
@@ -778,8 +854,10 @@ static struct ingest_out ingest(const struct bk *b, struct pm *v, size_t count, 
 			while ((f = cl_recv(socks[s]))) {
 				if (f->command_case == RETE__BROKER_FRAME__COMMAND_RECEIPT) {
 					got++;
-					if (got == count)
+					if (got == count) {
 						c1 = cpu_s(b->pid);
+						tc1 = threads_cpu(b->pid);
+					}
 					if (out[s])
 						out[s]--;
 					if (f->receipt->error) {
@@ -811,6 +889,11 @@ static struct ingest_out ingest(const struct bk *b, struct pm *v, size_t count, 
 	o.broker_us = (c1 - c0) / (double)count * 1e6;
 	o.load_us = (self_cpu_s() - s0) / (double)count * 1e6;
 	o.broker_cores = (c1 - c0) / (last - t0);
+	o.main_us = (tc1.main - tc0.main) / (double)count * 1e6;
+	o.main_run = (tc1.main_run - tc0.main_run) / (last - t0);
+	o.main_wait = (tc1.main_wait - tc0.main_wait) / (last - t0);
+	o.zmq_us = (tc1.zmq - tc0.zmq) / (double)count * 1e6;
+	o.other_us = (tc1.other - tc0.other) / (double)count * 1e6;
 	for (size_t i = 0; i < nsock; i++)
 		zmq_close(socks[i]);
 	free(socks);
@@ -980,6 +1063,7 @@ static double pct(const double *v, size_t n, double p)
 struct loop_out {
 	double rate, p50, p99;
 	size_t refused, bad;
+	double broker_us, load_us, broker_cores; /* CPU per completed message */
 };
 
 static struct loop_out closed_loop(const struct bk *b, size_t nag)
@@ -1006,6 +1090,14 @@ static struct loop_out closed_loop(const struct bk *b, size_t nag)
 			die("pthread_create");
 	}
 	size_t done = 0, nlat = 0;
+	/* CPU over the measured window (the threads run until t_stop) */
+	double wait_until = start + warm;
+	while (now_s() < wait_until)
+		sleep_s(0.001);
+	double c0 = cpu_s(b->pid), s0 = self_cpu_s();
+	while (now_s() < start + warm + opt.loop_secs)
+		sleep_s(0.001);
+	double c1 = cpu_s(b->pid), s1 = self_cpu_s();
 	for (unsigned k = 0; k < nt; k++) {
 		pthread_join(tid[k], NULL);
 		done += t[k].done;
@@ -1024,6 +1116,9 @@ static struct loop_out closed_loop(const struct bk *b, size_t nag)
 	}
 	qsort(lat, nlat, sizeof(double), cmp_double);
 	o.rate = (double)done / opt.loop_secs;
+	o.broker_us = done ? (c1 - c0) / (double)done * 1e6 : 0;
+	o.load_us = done ? (s1 - s0) / (double)done * 1e6 : 0;
+	o.broker_cores = (c1 - c0) / opt.loop_secs;
 	o.p50 = pct(lat, nlat, 0.5);
 	o.p99 = pct(lat, nlat, 0.99);
 	free(lat);
@@ -1455,17 +1550,21 @@ int main(int argc, char **argv)
 		die("keygen");
 	randombytes_buf(msg, sizeof(msg));
 	crypto_sign_detached(sig, NULL, msg, sizeof(msg), k->ed_sk);
-	double sign1 = raw_rate(false, 1, k, msg, sig);
-	double signn = raw_rate(false, opt.threads, k, msg, sig);
-	double ver1 = raw_rate(true, 1, k, msg, sig);
-	double vern = raw_rate(true, opt.threads, k, msg, sig);
+	double sign1c, signnc, ver1c, vernc;
+	double sign1 = raw_rate(false, 1, k, msg, sig, &sign1c);
+	double signn = raw_rate(false, opt.threads, k, msg, sig, &signnc);
+	double ver1 = raw_rate(true, 1, k, msg, sig, &ver1c);
+	double vern = raw_rate(true, opt.threads, k, msg, sig, &vernc);
 	rete_seckey_free(&k);
-	add_row("sign1", "ed25519 sign, 1 thread", sign1, "signatures/s");
+	r = add_row("sign1", "ed25519 sign, 1 thread", sign1, "signatures/s");
+	note(r, "%.0f per CPU-second (%.1f us each)", sign1c, 1e6 / sign1c);
 	r = add_row("signN", "ed25519 sign, all cores", signn, "signatures/s");
-	note(r, "%u threads", opt.threads);
-	add_row("verify1", "ed25519 verify, 1 thread", ver1, "verifications/s");
+	note(r, "%u threads; %.0f per CPU-second", opt.threads, signnc);
+	r = add_row("verify1", "ed25519 verify, 1 thread", ver1, "verifications/s");
+	note(r, "%.0f per CPU-second (%.1f us each)", ver1c, 1e6 / ver1c);
 	r = add_row("verifyN", "ed25519 verify, all cores", vern, "verifications/s");
-	note(r, "%u threads", opt.threads);
+	note(r, "%u threads; %.0f per CPU-second", opt.threads, vernc);
+	verify_cpu_us = 1e6 / ver1c;
 	double ingest_bound = opt.threads * ver1;
 	double loop_bound = opt.threads / (1.0 / sign1 + 2.0 / ver1);
 	r = add_row("ingestBound", "bound: broker ingest", ingest_bound, "messages/s");
@@ -1511,16 +1610,20 @@ int main(int argc, char **argv)
 		if (pass == 0) {
 			ingest1 = io.rate;
 			r = add_row("ingest1", "broker ingest, 1 verify thr", io.rate, "receipts/s");
-			note(r, "%.2f x 1-core verify (target 0.9); broker %.0f us CPU/msg (verify %.0f), "
-				"%.2f cores busy; load process %.0f us/msg%s",
-			     io.rate / ver1, io.broker_us, 1e6 / ver1, io.broker_cores, io.load_us,
+			note(r, "%.2f x 1-core verify (target 0.9); broker %.0f us CPU/msg (main %.0f, "
+				"pool %.0f, zmq %.0f; 1 verify = %.0f us); main thread %.0f%% on a CPU, %.0f%% "
+				"waiting for one; load %.0f us/msg%s",
+			     io.rate / ver1, io.broker_us, io.main_us, io.other_us, io.zmq_us,
+			     verify_cpu_us, 100 * io.main_run, 100 * io.main_wait, io.load_us,
 			     io.refused ? ", SOME REFUSED" : "");
 		} else {
 			r = add_row("ingestN", "broker ingest, all cores", io.rate, "receipts/s");
-			note(r, "%.2f x 1-core verify (target 1.5); %.2f of bound; broker %.0f us CPU/msg, "
-				"%.2f cores busy; load process %.0f us/msg%s",
-			     io.rate / ver1, io.rate / ingest_bound, io.broker_us, io.broker_cores,
-			     io.load_us, io.refused ? ", SOME REFUSED" : "");
+			note(r, "%.2f x 1-core verify (target 1.5); %.2f of bound; broker %.0f us CPU/msg "
+				"(main %.0f, pool %.0f, zmq %.0f); main thread %.0f%% on a CPU, %.0f%% waiting "
+				"for one; load %.0f us/msg%s",
+			     io.rate / ver1, io.rate / ingest_bound, io.broker_us, io.main_us,
+			     io.other_us, io.zmq_us, 100 * io.main_run, 100 * io.main_wait, io.load_us,
+			     io.refused ? ", SOME REFUSED" : "");
 		}
 	}
 	pm_free(v, opt.ingest_msgs);
@@ -1543,9 +1646,10 @@ int main(int argc, char **argv)
 			rss_load = rl_kb;
 		bk_stop(&b);
 		r = add_row("loop", "closed loop", lo.rate, "messages/s");
-		note(r, "%.2f of bound (target 0.5); p50 %.1f ms, p99 %.1f ms; %u in flight/sender%s",
-		     lo.rate / loop_bound, lo.p50, lo.p99, opt.loop_window,
-		     lo.refused || lo.bad ? ", SOME REFUSED/BAD" : "");
+		note(r, "%.2f of bound (target 0.5); p50 %.1f ms, p99 %.1f ms; %u in flight/sender; "
+			"broker %.0f us CPU/msg, %.2f cores busy; load %.0f us/msg%s",
+		     lo.rate / loop_bound, lo.p50, lo.p99, opt.loop_window, lo.broker_us,
+		     lo.broker_cores, lo.load_us, lo.refused || lo.bad ? ", SOME REFUSED/BAD" : "");
 	}
 
 	r = add_row("rssLoad", "broker RSS under load", (double)rss_load / 1024.0, "MiB");
