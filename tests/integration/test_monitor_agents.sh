@@ -74,6 +74,9 @@ data = store
 checkpoint_interval = 1s
 heartbeat = 1s
 
+[limits]
+emergency = 3s
+
 [agency social.mantova]
 name = Servizi sociali
 kind = social-services
@@ -177,6 +180,68 @@ tail -n 1 "$DIR/rep1.csv" | tr -d '\r' | cut -d, -f29 | grep -q '^$' ||
 # never the person's data
 for f in mon.txt mon.json rep1.csv rep2.csv; do
 	for secret in "Maria Rossi" "RSSMRA85M41E897X" "555 0101" "maria.rossi" "Via Roma"; do
+		grep -q "$secret" "$DIR/$f" && fail "$f holds personal data: $secret"
+	done
+done
+# --- every status, through the agents ---------------------------------------
+# Five more referrals social -> cpi, each driven by the agencies' files:
+# completed successful, completed unsuccessful (client refused), rejected
+# (lack of capacity), cancelled by the requester, on hold; and one
+# emergency referral left unanswered past its 3 s limit (overdue).
+SOC="$DIR/agents/social.mantova/agent.ini"
+CPI="$DIR/agents/cpi.mantova/agent.ini"
+send_as() { # INI NAME JSON
+	printf '%s\n' "$3" >"$DIR/$2.json"
+	"$BIN/rete" send -c "$1" "$DIR/$2.json" --wait 30 >"$DIR/$2.out" 2>&1 ||
+		fail "$2 was not accepted: $(cat "$DIR/$2.out")"
+}
+referral() { # ID PRIORITY
+	send_as "$SOC" "$1" '{"id": "'"$1"'", "operator": {"staffId": "as-1", "role": "social-worker"},
+ "recipient": "cpi.mantova", "caseId": "mn-2026-0999",
+ "referral": {"service": "employment-orientation", "priority": "'"$2"'",
+   "reasonCode": "long-term-unemployment",
+   "consent": {"basis": "consent", "givenAt": "2026-11-20T09:30:00Z"}, "ageBand": "adult"},
+ "private": {"person": {"name": "Maria Rossi", "fiscalCode": "RSSMRA85M41E897X"}}}'
+}
+update() { # INI NAME REFERRAL RECIPIENT STATUS-AND-MORE
+	send_as "$1" "$2" '{"operator": {"staffId": "x-1", "role": "case-manager"},
+ "recipient": "'"$4"'", "caseId": "mn-2026-0999",
+ "update": {"referralId": "'"$3"'", '"$5"'}}'
+}
+for r in r-ok r-ko r-rej r-canc r-hold; do referral "$r" routine; done
+referral r-late emergency
+update "$CPI" ok1 r-ok social.mantova '"status": "accepted"'
+update "$CPI" ok2 r-ok social.mantova '"status": "in-progress"'
+update "$CPI" ok3 r-ok social.mantova '"status": "completed", "outcome": {"result": "successful"}'
+update "$CPI" ko1 r-ko social.mantova '"status": "accepted"'
+update "$CPI" ko2 r-ko social.mantova '"status": "in-progress"'
+update "$CPI" ko3 r-ko social.mantova '"status": "completed", "outcome": {"result": "unsuccessful", "reason": "client-refused"}'
+update "$CPI" rej r-rej social.mantova '"status": "rejected", "statusReason": {"code": "lack-of-capacity", "text": "No counsellor free"}'
+update "$SOC" canc r-canc cpi.mantova '"status": "cancelled", "statusReason": {"code": "no-longer-needed", "text": "Found work"}'
+update "$CPI" hold1 r-hold social.mantova '"status": "accepted"'
+update "$CPI" hold2 r-hold social.mantova '"status": "in-progress"'
+update "$CPI" hold3 r-hold social.mantova '"status": "on-hold", "statusReason": {"code": "awaiting-documents", "text": "Waiting for documents"}'
+
+# The first referral (in progress) plus these six: exact totals, r-late overdue.
+totals_ok() {
+	"$BIN/rete" monitor -c "$DIR/coord.ini" --json >"$DIR/mon2.json" 2>&1 || return 1
+	[ "$(jq -c '.statusTotals' "$DIR/mon2.json")" = \
+		'{"requested":0,"received":1,"accepted":0,"in-progress":1,"on-hold":1,"completed":2,"rejected":1,"cancelled":1,"failed":0,"total":7}' ] &&
+		[ "$(jq -r '[.overdue[].referralId] | join(",")' "$DIR/mon2.json")" = r-late ]
+}
+wait_for 30 totals_ok || fail "monitor --json after every status: $(jq -c '.statusTotals, [.overdue[].referralId]' "$DIR/mon2.json")"
+
+"$BIN/rete" report -c "$DIR/coord.ini" --from "$FROM" --to "$TO" --format json >"$DIR/rep3.json" 2>&1 ||
+	fail "report --format json: $(cat "$DIR/rep3.json")"
+got=$(jq -c '.groups[0] | [.sent, .received, .accepted, .rejected, .rejectedByReason["lack-of-capacity"],
+	.completed, .completedSuccessful, .completedUnsuccessful, .unsuccessfulByReason["client-refused"],
+	.cancelled, .failed, .overdue, .openAtEnd]' "$DIR/rep3.json")
+# sent received accepted rejected(lack) completed(succ,unsucc(client-refused)) cancelled failed overdue open
+[ "$got" = "[7,7,4,1,1,2,1,1,1,1,0,1,3]" ] || fail "report after every status: got $got"
+"$BIN/rete" report -c "$DIR/coord.ini" --from "$FROM" --to "$TO" --format csv >"$DIR/rep3.csv" 2>&1 ||
+	fail "report --format csv"
+for f in mon2.json rep3.json rep3.csv; do
+	for secret in "Maria Rossi" "RSSMRA85M41E897X"; do
 		grep -q "$secret" "$DIR/$f" && fail "$f holds personal data: $secret"
 	done
 done
