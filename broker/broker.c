@@ -262,25 +262,6 @@ static void batch_reset(broker *b)
 	b->nops = 0;
 }
 
-/* referral_of: the referral a message concerns ("" when none). */
-static const char *referral_of(const Rete__Message *msg)
-{
-	switch (msg->body_case) {
-	case RETE__MESSAGE__BODY_REFERRAL:
-		return msg->id;
-	case RETE__MESSAGE__BODY_UPDATE:
-		return msg->update->referral_id;
-	case RETE__MESSAGE__BODY_NOTE:
-		return msg->note->referral_id;
-	case RETE__MESSAGE__BODY_DELIVERY:
-		return msg->delivery->referral_id;
-	case RETE__MESSAGE__BODY_NOTICE:
-		return msg->notice->referral_id;
-	default:
-		return "";
-	}
-}
-
 /* read_message reads entry index and decodes its Message (caller frees). */
 static rete_err read_message(broker *b, rete_store_rtxn *rt, uint64_t index, Rete__Message **out)
 {
@@ -321,7 +302,7 @@ static void publish_entry(broker *b, const Rete__Message *msg, const rete_store_
 	ev.sender = msg->sender;
 	ev.recipient = msg->recipient;
 	ev.case_id = msg->case_id;
-	ev.referral_id = (char *)referral_of(msg);
+	ev.referral_id = (char *)rete_message_referral_id(msg);
 	ev.message_id = msg->id;
 	switch (msg->body_case) {
 	case RETE__MESSAGE__BODY_REFERRAL:
@@ -623,7 +604,7 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 			o = own_new(b, id, msg->sender, msg->case_id);
 			if (o) {
 				snprintf(o->msg_id, sizeof(o->msg_id), "%s", msg->id);
-				snprintf(o->ref_id, sizeof(o->ref_id), "%s", referral_of(msg));
+				snprintf(o->ref_id, sizeof(o->ref_id), "%s", rete_message_referral_id(msg));
 				o->delivery.index = a->index;
 				o->delivery.message_id = o->msg_id;
 				o->delivery.referral_id = o->ref_id;
@@ -642,7 +623,7 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 			o = own_new(b, id, msg->sender, msg->case_id);
 			if (o) {
 				snprintf(o->msg_id, sizeof(o->msg_id), "%s", msg->id);
-				snprintf(o->ref_id, sizeof(o->ref_id), "%s", referral_of(msg));
+				snprintf(o->ref_id, sizeof(o->ref_id), "%s", rete_message_referral_id(msg));
 				snprintf(o->text, sizeof(o->text),
 					 "%s could not take message %s (entry %" PRIu64 "): %.300s",
 					 f->party, msg->id, a->index,
@@ -1116,7 +1097,7 @@ static void scan(broker *b)
 			broker_own *o = own_new(b, id, msg->sender, msg->case_id);
 			if (o) {
 				snprintf(o->msg_id, sizeof(o->msg_id), "%s", msg->id);
-				snprintf(o->ref_id, sizeof(o->ref_id), "%s", referral_of(msg));
+				snprintf(o->ref_id, sizeof(o->ref_id), "%s", rete_message_referral_id(msg));
 				snprintf(
 				    o->text, sizeof(o->text),
 				    "message %s to %s was not delivered within %s (the expiry): "

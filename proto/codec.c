@@ -516,6 +516,35 @@ const char *rete_message_kind(const Rete__Message *msg)
 	}
 }
 
+const char *rete_message_referral_id(const Rete__Message *msg)
+{
+	const char *id = NULL;
+
+	/* the oneof members alias one pointer: NULL only in a hand-built message */
+	if (msg->referral == NULL)
+		return "";
+	switch (msg->body_case) {
+	case RETE__MESSAGE__BODY_REFERRAL:
+		id = msg->id;
+		break;
+	case RETE__MESSAGE__BODY_UPDATE:
+		id = msg->update->referral_id;
+		break;
+	case RETE__MESSAGE__BODY_NOTE:
+		id = msg->note->referral_id;
+		break;
+	case RETE__MESSAGE__BODY_DELIVERY:
+		id = msg->delivery->referral_id;
+		break;
+	case RETE__MESSAGE__BODY_NOTICE:
+		id = msg->notice->referral_id;
+		break;
+	default:
+		break;
+	}
+	return id != NULL ? id : "";
+}
+
 ProtobufCBinaryData rete_message_private_hash(const Rete__Message *msg)
 {
 	ProtobufCBinaryData none = {0, NULL};

@@ -103,6 +103,12 @@ rete_err rete_open(const uint8_t *sealed, size_t len, const rete_seckey *sk,
  * "delivery", "notice", "directory", or "none". */
 const char *rete_message_kind(const Rete__Message *msg);
 
+/* rete_message_referral_id returns the id of the referral msg concerns: the
+ * message's own id for a Referral, the referral_id field of an Update, Note,
+ * Delivery or Notice, and "" for any other body (or a body left NULL in a
+ * message built by hand). The string belongs to msg; never NULL. */
+const char *rete_message_referral_id(const Rete__Message *msg);
+
 /* rete_message_private_hash returns the body's private_sha256 field (or an
  * empty one) so callers need not switch on the body. */
 ProtobufCBinaryData rete_message_private_hash(const Rete__Message *msg);

@@ -103,22 +103,6 @@ static void inbox_concerns(agent *a, json_t *doc, const char *refid)
 	json_decref(rec);
 }
 
-static const char *concerned_referral(const Rete__Message *msg)
-{
-	switch (msg->body_case) {
-	case RETE__MESSAGE__BODY_DELIVERY:
-		return msg->delivery->referral_id;
-	case RETE__MESSAGE__BODY_NOTICE:
-		return msg->notice->referral_id;
-	case RETE__MESSAGE__BODY_UPDATE:
-		return msg->update->referral_id;
-	case RETE__MESSAGE__BODY_NOTE:
-		return msg->note->referral_id;
-	default:
-		return NULL;
-	}
-}
-
 /* inbox_new_directory adopts a delivered Directory entry (already verified
  * with the broker key as a SignedMessage). */
 static void inbox_new_directory(agent *a, const Rete__Deliver *d)
@@ -160,7 +144,7 @@ static rete_err inbox_write(agent *a, const Rete__LogEntry *le, const Rete__Mess
 		json_object_set_new(doc, "private", rete_pb_to_json(&priv->base));
 	if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY ||
 	    msg->body_case == RETE__MESSAGE__BODY_NOTICE)
-		inbox_concerns(a, doc, concerned_referral(msg));
+		inbox_concerns(a, doc, rete_message_referral_id(msg));
 	char *b64 = rete_b64_encode(d->log_entry.data, d->log_entry.len);
 	if (b64 != NULL)
 		json_object_set_new(doc, "logEntry", json_string(b64));

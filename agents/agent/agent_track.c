@@ -93,26 +93,8 @@ rete_err agent_track_apply(agent_db *db, const char *me, const Rete__Message *ms
 	json_t *rec = NULL, *hist, *ev;
 	rete_err err;
 
-	switch (msg->body_case) {
-	case RETE__MESSAGE__BODY_REFERRAL:
-		refid = msg->id;
-		break;
-	case RETE__MESSAGE__BODY_UPDATE:
-		refid = msg->update->referral_id;
-		break;
-	case RETE__MESSAGE__BODY_NOTE:
-		refid = msg->note->referral_id;
-		break;
-	case RETE__MESSAGE__BODY_DELIVERY:
-		refid = msg->delivery->referral_id;
-		break;
-	case RETE__MESSAGE__BODY_NOTICE:
-		refid = msg->notice->referral_id;
-		break;
-	default:
-		return RETE_OK;
-	}
-	if (refid == NULL || refid[0] == '\0')
+	refid = rete_message_referral_id(msg);
+	if (refid[0] == '\0')
 		return RETE_OK;
 
 	err = track_load(db, refid, &rec, m);

@@ -435,24 +435,6 @@ static int audit_verify(int argc, char **argv)
 /* ---- log and timeline ----------------------------------------------------------- */
 
 /* The metadata of one entry. msg may be NULL when it does not decode. */
-static const char *referral_of(const Rete__Message *msg)
-{
-	switch (msg->body_case) {
-	case RETE__MESSAGE__BODY_REFERRAL:
-		return msg->id;
-	case RETE__MESSAGE__BODY_UPDATE:
-		return msg->update->referral_id;
-	case RETE__MESSAGE__BODY_NOTE:
-		return msg->note->referral_id;
-	case RETE__MESSAGE__BODY_DELIVERY:
-		return msg->delivery->referral_id;
-	case RETE__MESSAGE__BODY_NOTICE:
-		return msg->notice->referral_id;
-	default:
-		return NULL;
-	}
-}
-
 static const char *status_of(const Rete__Message *msg)
 {
 	if (msg->body_case == RETE__MESSAGE__BODY_REFERRAL)
@@ -494,7 +476,7 @@ static json_t *entry_json(uint64_t index, const rete_buf *raw)
 		set_str(o, "recipient", msg->recipient);
 		set_str(o, "kind", rete_message_kind(msg));
 		set_str(o, "messageId", msg->id);
-		set_str(o, "referralId", referral_of(msg));
+		set_str(o, "referralId", rete_message_referral_id(msg));
 		set_str(o, "status", status_of(msg));
 		set_str(o, "caseId", msg->case_id);
 		rete__message__free_unpacked(msg, NULL);

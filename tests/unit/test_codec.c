@@ -589,6 +589,45 @@ static void test_kind_names(void **state)
 	assert_string_equal(rete_message_kind(&msg), "delivery");
 }
 
+/* Every body that concerns a referral names it; the others give "". */
+static void test_referral_id(void **state)
+{
+	(void)state;
+	Rete__Message msg = RETE__MESSAGE__INIT;
+	Rete__Referral ref = RETE__REFERRAL__INIT;
+	Rete__ReferralUpdate up = RETE__REFERRAL_UPDATE__INIT;
+	Rete__CaseNote note = RETE__CASE_NOTE__INIT;
+	Rete__Notice notice = RETE__NOTICE__INIT;
+	Rete__Delivery del = RETE__DELIVERY__INIT;
+	Rete__Directory dir = RETE__DIRECTORY__INIT;
+
+	msg.id = "m-1";
+	assert_string_equal(rete_message_referral_id(&msg), "");
+	msg.body_case = RETE__MESSAGE__BODY_REFERRAL;
+	assert_string_equal(rete_message_referral_id(&msg), ""); /* body left NULL */
+	msg.referral = &ref;
+	assert_string_equal(rete_message_referral_id(&msg), "m-1");
+	msg.body_case = RETE__MESSAGE__BODY_UPDATE;
+	msg.update = &up;
+	up.referral_id = "r-up";
+	assert_string_equal(rete_message_referral_id(&msg), "r-up");
+	msg.body_case = RETE__MESSAGE__BODY_NOTE;
+	msg.note = &note;
+	note.referral_id = "r-note";
+	assert_string_equal(rete_message_referral_id(&msg), "r-note");
+	msg.body_case = RETE__MESSAGE__BODY_DELIVERY;
+	msg.delivery = &del;
+	del.referral_id = "r-del";
+	assert_string_equal(rete_message_referral_id(&msg), "r-del");
+	msg.body_case = RETE__MESSAGE__BODY_NOTICE;
+	msg.notice = &notice;
+	notice.referral_id = "r-notice";
+	assert_string_equal(rete_message_referral_id(&msg), "r-notice");
+	msg.body_case = RETE__MESSAGE__BODY_DIRECTORY;
+	msg.directory = &dir;
+	assert_string_equal(rete_message_referral_id(&msg), "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -598,6 +637,7 @@ int main(void)
 	    cmocka_unit_test(test_open_not_strict), cmocka_unit_test(test_strict_refusals),
 	    cmocka_unit_test(test_strict_accepts),  cmocka_unit_test(test_strict_generic),
 	    cmocka_unit_test(test_signed_strict),   cmocka_unit_test(test_kind_names),
+	    cmocka_unit_test(test_referral_id),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
