@@ -15,6 +15,7 @@
 
 #include <sodium.h>
 
+#include "codec.h"
 #include "duration.h"
 #include "keys.h"
 #include "lifecycle.h"
@@ -886,26 +887,6 @@ bool rete_body_is_agency(const Rete__Message *msg)
 	}
 }
 
-static const char *v_body_name(Rete__Message__BodyCase c)
-{
-	switch (c) {
-	case RETE__MESSAGE__BODY_REFERRAL:
-		return "referral";
-	case RETE__MESSAGE__BODY_UPDATE:
-		return "update";
-	case RETE__MESSAGE__BODY_NOTE:
-		return "note";
-	case RETE__MESSAGE__BODY_DELIVERY:
-		return "delivery";
-	case RETE__MESSAGE__BODY_NOTICE:
-		return "notice";
-	case RETE__MESSAGE__BODY_DIRECTORY:
-		return "directory";
-	default:
-		return NULL;
-	}
-}
-
 rete_err rete_validate_message(const Rete__Message *msg, const Rete__Private *priv,
 			       rete_validate_mode mode, rete_problems *out)
 {
@@ -925,8 +906,8 @@ rete_err rete_validate_message(const Rete__Message *msg, const Rete__Private *pr
 
 	/* A oneof member pointer may be NULL only in a message built by hand;
 	 * treat it as no body. */
-	body = v_body_name(msg->body_case);
-	if (body != NULL && msg->referral == NULL) /* the union's members alias */
+	body = rete_message_kind(msg);
+	if (strcmp(body, "none") == 0 || msg->referral == NULL) /* the union's members alias */
 		body = NULL;
 	if (body == NULL) {
 		v_add(&v, "",
