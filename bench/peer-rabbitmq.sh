@@ -92,11 +92,16 @@ echo "rete: rete_bench --wire-only ..."
 echo "RabbitMQ: starting a private node on 127.0.0.1:$node_port ..."
 "$rbin/rabbitmq-server" >"$work/server.out" 2>&1 &
 server_pid=$!
-if ! "$rbin/rabbitmqctl" -q --timeout 120 await_startup >/dev/null 2>&1; then
-  echo "peer-rabbitmq: RabbitMQ did not start:" >&2
-  tail -n 30 "$work/server.out" >&2
-  exit 2
-fi
+# await_startup fails at once while the node is not registered yet: retry
+deadline=$((SECONDS + 120))
+until "$rbin/rabbitmqctl" -q await_startup >/dev/null 2>&1; do
+  if [ $SECONDS -gt $deadline ] || ! kill -0 "$server_pid" 2>/dev/null; then
+    echo "peer-rabbitmq: RabbitMQ did not start:" >&2
+    tail -n 30 "$work/server.out" >&2
+    exit 2
+  fi
+  sleep 1
+done
 rmq_version="$("$rbin/rabbitmqctl" -q version 2>/dev/null || echo '?')"
 for qt in classic quorum; do
   echo "RabbitMQ: $qt durable queue ..."
