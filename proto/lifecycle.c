@@ -323,6 +323,53 @@ bool rete_status_terminal(Rete__Status s)
 	return lc_status_ok(s) && (ST_BIT(s) & LC_TERMINAL) != 0;
 }
 
+void rete_status_times_apply(rete_status_times *t, Rete__Status to, int64_t at)
+{
+	switch (to) {
+	case RETE__STATUS__STATUS_RECEIVED:
+		if (t->received_at == 0)
+			t->received_at = at;
+		break;
+	case RETE__STATUS__STATUS_ACCEPTED:
+		t->accepted_at = at;
+		break;
+	case RETE__STATUS__STATUS_REJECTED:
+		t->rejected_at = at;
+		break;
+	case RETE__STATUS__STATUS_IN_PROGRESS:
+		if (t->started_at == 0)
+			t->started_at = at;
+		break;
+	case RETE__STATUS__STATUS_COMPLETED:
+		t->completed_at = at;
+		break;
+	default:
+		break;
+	}
+	if (rete_status_terminal(to) && t->closed_at == 0)
+		t->closed_at = at;
+}
+
+void rete_referral_apply_times(Rete__ReferralInfo *r, Rete__Status to, int64_t at)
+{
+	rete_status_times t = {
+	    .received_at = r->received_at,
+	    .accepted_at = r->accepted_at,
+	    .rejected_at = r->rejected_at,
+	    .started_at = r->started_at,
+	    .completed_at = r->completed_at,
+	    .closed_at = r->closed_at,
+	};
+
+	rete_status_times_apply(&t, to, at);
+	r->received_at = t.received_at;
+	r->accepted_at = t.accepted_at;
+	r->rejected_at = t.rejected_at;
+	r->started_at = t.started_at;
+	r->completed_at = t.completed_at;
+	r->closed_at = t.closed_at;
+}
+
 const char *rete_status_name(Rete__Status s)
 {
 	return lc_status_ok(s) ? lc_names[s] : "unknown";

@@ -8,6 +8,7 @@
 #define RETE_LIFECYCLE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "rete.pb-c.h"
 
@@ -32,6 +33,22 @@ bool rete_lifecycle_check(Rete__Status from, Rete__Status to, rete_role role,
 /* rete_status_terminal: rejected, cancelled, failed, completed,
  * entered-in-error. */
 bool rete_status_terminal(Rete__Status s);
+
+/* rete_status_times: when a referral reached the statuses the projection
+ * dates (milliseconds since the epoch as logged; 0 = not yet). */
+typedef struct rete_status_times {
+	int64_t received_at, accepted_at, rejected_at, started_at, completed_at, closed_at;
+} rete_status_times;
+
+/* rete_status_times_apply records in t that a referral moved to `to` at
+ * `at`: received and in-progress keep the first time, accepted, rejected
+ * and completed the latest, and closed_at the first terminal status. Other
+ * statuses leave t as it is. Pure; t belongs to the caller. */
+void rete_status_times_apply(rete_status_times *t, Rete__Status to, int64_t at);
+
+/* rete_referral_apply_times is rete_status_times_apply on the *_at fields
+ * of r (the store's projection); the rest of r is untouched. */
+void rete_referral_apply_times(Rete__ReferralInfo *r, Rete__Status to, int64_t at);
 
 /* rete_status_name returns the JSON spelling ("in-progress"; "unspecified"
  * for 0), or "unknown" for a value outside the schema. Static strings. */

@@ -167,34 +167,6 @@ static rete_err plan_history(struct batch *b, struct plan *p, uint64_t index, in
 	return RETE_OK;
 }
 
-/* set_times records when a referral reached status `to`. */
-static void set_times(Rete__ReferralInfo *r, Rete__Status to, int64_t at)
-{
-	switch (to) {
-	case RETE__STATUS__STATUS_RECEIVED:
-		if (r->received_at == 0)
-			r->received_at = at;
-		break;
-	case RETE__STATUS__STATUS_ACCEPTED:
-		r->accepted_at = at;
-		break;
-	case RETE__STATUS__STATUS_REJECTED:
-		r->rejected_at = at;
-		break;
-	case RETE__STATUS__STATUS_IN_PROGRESS:
-		if (r->started_at == 0)
-			r->started_at = at;
-		break;
-	case RETE__STATUS__STATUS_COMPLETED:
-		r->completed_at = at;
-		break;
-	default:
-		break;
-	}
-	if (rete_status_terminal(to) && r->closed_at == 0)
-		r->closed_at = at;
-}
-
 /* dir_in_force returns the decoded Directory in force in the batch (NULL
  * when none), through the store's cache keyed by the entry's leaf hash. */
 static rete_err dir_in_force(struct batch *b, const Rete__Directory **out)
@@ -444,7 +416,7 @@ static rete_err plan_update(struct batch *b, rete_store_op *op, const Rete__Mess
 	}
 	if (u->outcome != NULL)
 		nr->outcome = u->outcome;
-	set_times(nr, to, op->in.logged_at);
+	rete_referral_apply_times(nr, to, op->in.logged_at);
 	nr->last_index = index;
 	return plan_history(b, p, index, op->in.logged_at, msg->sender);
 }
@@ -494,7 +466,7 @@ static rete_err plan_broker_move(rete_store_op *op, const Rete__Message *msg, ui
 	p->p_nr.status = to;
 	p->p_nr.business_status = (char *)"";
 	p->p_nr.status_reason = NULL;
-	set_times(&p->p_nr, to, at);
+	rete_referral_apply_times(&p->p_nr, to, at);
 	p->p_nr.last_index = index;
 	return RETE_OK;
 }

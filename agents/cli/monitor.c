@@ -21,7 +21,8 @@ struct mref {
 	char *id, *requester, *performer, *service;
 	Rete__Priority priority;
 	Rete__Status status;
-	int64_t requested_at, received_at, accepted_at, completed_at, closed_at, due_at;
+	int64_t requested_at, due_at;
+	rete_status_times t; /* received, accepted, completed and closed are read */
 	bool overdue;
 };
 
@@ -300,10 +301,12 @@ rete_err monitor_load_snapshot(monitor *mo, const Rete__Snapshot *sn, rete_msg *
 		r->priority = ri->priority;
 		r->status = ri->status;
 		r->requested_at = ri->requested_at;
-		r->received_at = ri->received_at;
-		r->accepted_at = ri->accepted_at;
-		r->completed_at = ri->completed_at;
-		r->closed_at = ri->closed_at;
+		r->t.received_at = ri->received_at;
+		r->t.accepted_at = ri->accepted_at;
+		r->t.rejected_at = ri->rejected_at;
+		r->t.started_at = ri->started_at;
+		r->t.completed_at = ri->completed_at;
+		r->t.closed_at = ri->closed_at;
 		r->due_at = ri->due_at;
 		r->overdue = ri->overdue;
 	}
@@ -321,22 +324,7 @@ rete_err monitor_load_snapshot(monitor *mo, const Rete__Snapshot *sn, rete_msg *
 static void set_status(struct mref *r, Rete__Status to, int64_t at)
 {
 	r->status = to;
-	switch (to) {
-	case RETE__STATUS__STATUS_RECEIVED:
-		if (r->received_at == 0)
-			r->received_at = at;
-		break;
-	case RETE__STATUS__STATUS_ACCEPTED:
-		r->accepted_at = at;
-		break;
-	case RETE__STATUS__STATUS_COMPLETED:
-		r->completed_at = at;
-		break;
-	default:
-		break;
-	}
-	if (rete_status_terminal(to) && r->closed_at == 0)
-		r->closed_at = at;
+	rete_status_times_apply(&r->t, to, at);
 }
 
 monitor_apply monitor_apply_event(monitor *mo, const Rete__Event *ev)
@@ -521,9 +509,9 @@ static int times_stats(const monitor *mo, const monitor_filter *f, struct stat3 
 		size_t n = 0;
 		for (size_t i = 0; i < mo->nrefs; i++) {
 			const struct mref *r = &mo->refs[i];
-			int64_t t = k == 0   ? r->received_at
-				    : k == 1 ? r->accepted_at
-					     : r->completed_at;
+			int64_t t = k == 0   ? r->t.received_at
+				    : k == 1 ? r->t.accepted_at
+					     : r->t.completed_at;
 			if (!matches(r, f) || t == 0 || r->requested_at == 0)
 				continue;
 			v[n++] = (double)(t - r->requested_at) / 3600000.0;

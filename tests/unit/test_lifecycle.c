@@ -283,6 +283,45 @@ static void test_role_of(void **state)
 	assert_int_equal(rete_role_of("a", NULL, NULL), RETE_ROLE_OTHER);
 }
 
+/* The dates of the steps: first receipt and start kept, the latest
+ * accept/reject/complete, closed at the first terminal status; the
+ * ReferralInfo form changes only the *_at fields. */
+static void test_status_times(void **state)
+{
+	(void)state;
+	rete_status_times t = {0};
+	Rete__ReferralInfo r = RETE__REFERRAL_INFO__INIT;
+
+	rete_status_times_apply(&t, RETE__STATUS__STATUS_RECEIVED, 10);
+	rete_status_times_apply(&t, RETE__STATUS__STATUS_RECEIVED, 11);
+	assert_int_equal(t.received_at, 10);
+	rete_status_times_apply(&t, RETE__STATUS__STATUS_ACCEPTED, 20);
+	rete_status_times_apply(&t, RETE__STATUS__STATUS_ACCEPTED, 21);
+	assert_int_equal(t.accepted_at, 21);
+	rete_status_times_apply(&t, RETE__STATUS__STATUS_IN_PROGRESS, 30);
+	rete_status_times_apply(&t, RETE__STATUS__STATUS_ON_HOLD, 31);
+	rete_status_times_apply(&t, RETE__STATUS__STATUS_IN_PROGRESS, 32);
+	assert_int_equal(t.started_at, 30);
+	assert_int_equal(t.closed_at, 0);
+	rete_status_times_apply(&t, RETE__STATUS__STATUS_COMPLETED, 40);
+	assert_int_equal(t.completed_at, 40);
+	assert_int_equal(t.closed_at, 40);
+	rete_status_times_apply(&t, RETE__STATUS__STATUS_ENTERED_IN_ERROR, 50);
+	assert_int_equal(t.closed_at, 40);
+	assert_int_equal(t.rejected_at, 0);
+
+	r.last_index = 7;
+	rete_referral_apply_times(&r, RETE__STATUS__STATUS_RECEIVED, 5);
+	rete_referral_apply_times(&r, RETE__STATUS__STATUS_REJECTED, 6);
+	assert_int_equal(r.received_at, 5);
+	assert_int_equal(r.rejected_at, 6);
+	assert_int_equal(r.closed_at, 6);
+	assert_int_equal(r.accepted_at, 0);
+	assert_int_equal(r.started_at, 0);
+	assert_int_equal(r.completed_at, 0);
+	assert_int_equal(r.last_index, 7);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -294,6 +333,7 @@ int main(void)
 	    cmocka_unit_test(test_terminal),
 	    cmocka_unit_test(test_names),
 	    cmocka_unit_test(test_role_of),
+	    cmocka_unit_test(test_status_times),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
