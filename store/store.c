@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -565,17 +566,106 @@ rete_err rete_store_entry(rete_store *s, rete_store_rtxn *rt, uint64_t index, re
 	return err;
 }
 
-rete_err rete_store_entries_iter(rete_store *s, rete_store_rtxn *rt, uint64_t from, uint64_t to,
-				 rete_store_entry_fn fn, void *ctx, rete_msg *m)
+/* ---- walking a database ------------------------------------------------- */
+
+/* store_walk_fn handles one record of a walk; k and v point into the map
+ * and live only during the call. It returns RETE_OK to go on (setting
+ * *stop to end the walk there without an error) or an error, set in m,
+ * that ends the walk with it. txn is the walk's transaction, for lookups
+ * in other databases. */
+typedef rete_err (*store_walk_fn)(void *arg, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
+				  bool *stop, rete_msg *m);
+
+/* walk_txn calls fn on the records of dbi in key order, from the first
+ * key at or after *start (the first key when start is NULL). A failure of
+ * LMDB is reported as `what` (e.g. "store: reading the queue"). */
+static rete_err walk_txn(MDB_txn *txn, MDB_dbi dbi, const MDB_val *start, const char *what,
+			 store_walk_fn fn, void *arg, rete_msg *m)
 {
 	MDB_cursor *cur = NULL;
-	uint8_t key[8];
-	MDB_val k = {8, key}, v;
-	uint64_t size, want = from;
+	MDB_val k = {0, NULL}, v;
+	bool stop = false;
+	rete_err err = RETE_OK;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+		return store_lmdb_err(m, rc, what);
+	if (start != NULL)
+		k = *start;
+	for (rc = mdb_cursor_get(cur, &k, &v, start != NULL ? MDB_SET_RANGE : MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		err = fn(arg, txn, &k, &v, &stop, m);
+		if (err != RETE_OK || stop)
+			break;
+	}
+	if (err == RETE_OK && !stop && rc != MDB_NOTFOUND)
+		err = store_lmdb_err(m, rc, what);
+	mdb_cursor_close(cur);
+	return err;
+}
+
+/* The database of a store a walk reads, named by its field so that the
+ * store itself is looked at only once store_rt_get has checked it. */
+#define WALK_DB(field) offsetof(rete_store, field)
+
+/* walk is walk_txn in rt's transaction (or a read transaction of its own)
+ * over the database at offset db of s (WALK_DB). Errors: those of
+ * store_rt_get, of LMDB (as `what`) and of fn. */
+static rete_err walk(rete_store *s, rete_store_rtxn *rt, size_t db, const MDB_val *start,
+		     const char *what, store_walk_fn fn, void *arg, rete_msg *m)
+{
 	MDB_txn *txn;
 	bool own;
 	rete_err err;
-	int rc = 0;
+
+	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+		return err;
+	err = walk_txn(txn, *(const MDB_dbi *)(const void *)((const char *)s + db), start, what, fn,
+		       arg, m);
+	if (own)
+		store_txn_done(s, txn);
+	return err;
+}
+
+/* entries_walk: the entries [want, to) rete_store_entries_iter has yet to
+ * give, and whether its callback stopped it. */
+struct entries_walk {
+	rete_store_entry_fn ew_fn;
+	void *ew_ctx;
+	uint64_t ew_want, ew_to;
+	bool ew_stopped;
+};
+
+static rete_err entries_step(void *arg, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
+			     bool *stop, rete_msg *m)
+{
+	struct entries_walk *w = arg;
+
+	(void)txn;
+	(void)m;
+	/* a key other than the next index is a gap, reported by the caller */
+	if (w->ew_want >= w->ew_to || k->mv_size != 8 || be64_get(k->mv_data) != w->ew_want) {
+		*stop = true;
+		return RETE_OK;
+	}
+	if (w->ew_fn(w->ew_ctx, w->ew_want, v->mv_data, v->mv_size)) {
+		w->ew_stopped = *stop = true;
+		return RETE_OK;
+	}
+	w->ew_want++;
+	return RETE_OK;
+}
+
+rete_err rete_store_entries_iter(rete_store *s, rete_store_rtxn *rt, uint64_t from, uint64_t to,
+				 rete_store_entry_fn fn, void *ctx, rete_msg *m)
+{
+	struct entries_walk w = {fn, ctx, from, to, false};
+	uint8_t key[8];
+	MDB_val k = {8, key};
+	uint64_t size;
+	MDB_txn *txn;
+	bool own;
+	rete_err err;
 
 	if (fn == NULL)
 		return rete_msg_set(m, RETE_EINVAL, "store: no callback given");
@@ -583,33 +673,17 @@ rete_err rete_store_entries_iter(rete_store *s, rete_store_rtxn *rt, uint64_t fr
 		return err;
 	if ((err = store_log_size(s, txn, &size, m)) != RETE_OK)
 		goto done;
-	if (to > size)
-		to = size;
-	if (from >= to)
+	if (w.ew_to > size)
+		w.ew_to = size;
+	if (from >= w.ew_to)
 		goto done;
-	if ((rc = mdb_cursor_open(txn, s->st_entries, &cur)) != 0) {
-		err = store_lmdb_err(m, rc, "store: reading the log");
-		goto done;
-	}
 	be64_put(key, from);
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY); rc == 0 && want < to;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), want++) {
-		if (k.mv_size != 8 || be64_get(k.mv_data) != want)
-			break;
-		if (fn(ctx, want, v.mv_data, v.mv_size))
-			goto done;
-	}
-	if (rc != 0 && rc != MDB_NOTFOUND) {
-		err = store_lmdb_err(m, rc, "store: reading the log");
-		goto done;
-	}
-	if (want < to)
-		err = rete_msg_set(m, RETE_ECORRUPT,
-				   "store %s: log entry %llu is missing (the log size is %llu)",
-				   s->st_dir, (unsigned long long)want, (unsigned long long)size);
+	err = walk_txn(txn, s->st_entries, &k, "store: reading the log", entries_step, &w, m);
+	if (err == RETE_OK && !w.ew_stopped && w.ew_want < w.ew_to)
+		err = rete_msg_set(
+		    m, RETE_ECORRUPT, "store %s: log entry %llu is missing (the log size is %llu)",
+		    s->st_dir, (unsigned long long)w.ew_want, (unsigned long long)size);
 done:
-	if (cur != NULL)
-		mdb_cursor_close(cur);
 	if (own)
 		store_txn_done(s, txn);
 	return err;
@@ -852,52 +926,42 @@ rete_err rete_store_checkpoint_get(rete_store *s, rete_store_rtxn *rt, uint64_t 
 	return err;
 }
 
+/* checkpoints_walk: rete_store_checkpoints_iter's callback and store. */
+struct checkpoints_walk {
+	rete_store *cw_store;
+	rete_store_checkpoint_fn cw_fn;
+	void *cw_ctx;
+};
+
+static rete_err checkpoints_step(void *arg, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
+				 bool *stop, rete_msg *m)
+{
+	struct checkpoints_walk *w = arg;
+	char *note;
+
+	(void)txn;
+	if (k->mv_size != 8)
+		return rete_msg_set(m, RETE_ECORRUPT, "store %s: malformed checkpoint key",
+				    w->cw_store->st_dir);
+	if ((note = note_dup(v)) == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "store: out of memory");
+	*stop = w->cw_fn(w->cw_ctx, be64_get(k->mv_data), note) != 0;
+	free(note);
+	return RETE_OK;
+}
+
 rete_err rete_store_checkpoints_iter(rete_store *s, rete_store_rtxn *rt, uint64_t from,
 				     rete_store_checkpoint_fn fn, void *ctx, rete_msg *m)
 {
-	MDB_cursor *cur = NULL;
+	struct checkpoints_walk w = {s, fn, ctx};
 	uint8_t key[8];
-	MDB_val k = {8, key}, v;
-	MDB_txn *txn;
-	bool own;
-	rete_err err = RETE_OK;
-	int rc;
+	MDB_val k = {8, key};
 
 	if (fn == NULL)
 		return rete_msg_set(m, RETE_EINVAL, "store: no callback given");
-	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
-		return err;
-	if ((rc = mdb_cursor_open(txn, s->st_checkpoints, &cur)) != 0) {
-		err = store_lmdb_err(m, rc, "store: reading checkpoints");
-		goto done;
-	}
 	be64_put(key, from);
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		char *note;
-		int stop;
-		if (k.mv_size != 8) {
-			err = rete_msg_set(m, RETE_ECORRUPT, "store %s: malformed checkpoint key",
-					   s->st_dir);
-			goto done;
-		}
-		if ((note = note_dup(&v)) == NULL) {
-			err = rete_msg_set(m, RETE_ENOMEM, "store: out of memory");
-			goto done;
-		}
-		stop = fn(ctx, be64_get(k.mv_data), note);
-		free(note);
-		if (stop)
-			goto done;
-	}
-	if (rc != MDB_NOTFOUND)
-		err = store_lmdb_err(m, rc, "store: reading checkpoints");
-done:
-	if (cur != NULL)
-		mdb_cursor_close(cur);
-	if (own)
-		store_txn_done(s, txn);
-	return err;
+	return walk(s, rt, WALK_DB(st_checkpoints), &k, "store: reading checkpoints",
+		    checkpoints_step, &w, m);
 }
 
 /* ---- queues --------------------------------------------------------------- */
@@ -919,144 +983,143 @@ static rete_err queue_prefix(rete_store *s, const char *recipient, uint8_t *key,
 	return RETE_OK;
 }
 
+/* queue_walk: the recipient's key prefix a queue walk stays within, and
+ * what rete_store_queue_peek and rete_store_queue_depth gather. */
+struct queue_walk {
+	const uint8_t *qw_prefix;
+	size_t qw_plen;
+	uint64_t *qw_indexes; /* peek: the indexes found, at most qw_max */
+	size_t qw_n, qw_max;
+	int64_t qw_oldest; /* depth: the oldest time seen (0 when none) */
+};
+
+/* queue_mine: whether k is a queue record of the walk's recipient. */
+static bool queue_mine(const struct queue_walk *w, const MDB_val *k)
+{
+	return k->mv_size == w->qw_plen + 8 && memcmp(k->mv_data, w->qw_prefix, w->qw_plen) == 0;
+}
+
+static rete_err queue_peek_step(void *arg, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
+				bool *stop, rete_msg *m)
+{
+	struct queue_walk *w = arg;
+
+	(void)txn;
+	(void)v;
+	(void)m;
+	if (w->qw_n >= w->qw_max || !queue_mine(w, k)) {
+		*stop = true;
+		return RETE_OK;
+	}
+	w->qw_indexes[w->qw_n++] = be64_get((const uint8_t *)k->mv_data + w->qw_plen);
+	return RETE_OK;
+}
+
 rete_err rete_store_queue_peek(rete_store *s, rete_store_rtxn *rt, const char *recipient,
 			       uint64_t from, size_t max, uint64_t *indexes, size_t *n, rete_msg *m)
 {
 	uint8_t key[256 + 8];
-	size_t plen;
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	MDB_txn *txn;
-	bool own;
+	struct queue_walk w = {.qw_prefix = key, .qw_indexes = indexes, .qw_max = max};
+	MDB_val k;
 	rete_err err;
-	int rc;
 
 	if (n == NULL || (max > 0 && indexes == NULL))
 		return rete_msg_set(m, RETE_EINVAL, "store: queue: no output given");
 	*n = 0;
-	if ((err = queue_prefix(s, recipient, key, &plen, m)) != RETE_OK)
+	if ((err = queue_prefix(s, recipient, key, &w.qw_plen, m)) != RETE_OK)
 		return err;
-	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
-		return err;
-	if ((rc = mdb_cursor_open(txn, s->st_queue, &cur)) != 0) {
-		err = store_lmdb_err(m, rc, "store: reading the queue");
-		goto done;
-	}
-	be64_put(key + plen, from);
+	be64_put(key + w.qw_plen, from);
 	k.mv_data = key;
-	k.mv_size = plen + 8;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && *n < max;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size != plen + 8 || memcmp(k.mv_data, key, plen) != 0)
-			break;
-		indexes[(*n)++] = be64_get((const uint8_t *)k.mv_data + plen);
-	}
-	if (rc != 0 && rc != MDB_NOTFOUND)
-		err = store_lmdb_err(m, rc, "store: reading the queue");
-done:
-	if (cur != NULL)
-		mdb_cursor_close(cur);
-	if (own)
-		store_txn_done(s, txn);
+	k.mv_size = w.qw_plen + 8;
+	err =
+	    walk(s, rt, WALK_DB(st_queue), &k, "store: reading the queue", queue_peek_step, &w, m);
+	*n = w.qw_n;
 	return err;
+}
+
+static rete_err queue_depth_step(void *arg, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
+				 bool *stop, rete_msg *m)
+{
+	struct queue_walk *w = arg;
+
+	(void)txn;
+	(void)m;
+	if (!queue_mine(w, k)) {
+		*stop = true;
+		return RETE_OK;
+	}
+	if (v->mv_size == 8) {
+		int64_t at = (int64_t)be64_get(v->mv_data);
+		if (w->qw_n == 0 || at < w->qw_oldest)
+			w->qw_oldest = at;
+	}
+	w->qw_n++;
+	return RETE_OK;
 }
 
 rete_err rete_store_queue_depth(rete_store *s, rete_store_rtxn *rt, const char *recipient,
 				uint64_t *depth, int64_t *oldest_at, rete_msg *m)
 {
 	uint8_t key[256 + 8];
-	size_t plen;
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	MDB_txn *txn;
-	bool own;
+	struct queue_walk w = {.qw_prefix = key};
+	MDB_val k;
 	rete_err err;
-	int rc;
-	uint64_t d = 0;
-	int64_t oldest = 0;
 
-	if ((err = queue_prefix(s, recipient, key, &plen, m)) != RETE_OK)
+	if ((err = queue_prefix(s, recipient, key, &w.qw_plen, m)) != RETE_OK)
 		return err;
-	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
-		return err;
-	if ((rc = mdb_cursor_open(txn, s->st_queue, &cur)) != 0) {
-		err = store_lmdb_err(m, rc, "store: reading the queue");
-		goto done;
-	}
-	be64_put(key + plen, 0);
+	be64_put(key + w.qw_plen, 0);
 	k.mv_data = key;
-	k.mv_size = plen + 8;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size != plen + 8 || memcmp(k.mv_data, key, plen) != 0)
-			break;
-		if (v.mv_size == 8) {
-			int64_t at = (int64_t)be64_get(v.mv_data);
-			if (d == 0 || at < oldest)
-				oldest = at;
-		}
-		d++;
-	}
-	if (rc != 0 && rc != MDB_NOTFOUND)
-		err = store_lmdb_err(m, rc, "store: reading the queue");
+	k.mv_size = w.qw_plen + 8;
+	err =
+	    walk(s, rt, WALK_DB(st_queue), &k, "store: reading the queue", queue_depth_step, &w, m);
 	if (depth != NULL)
-		*depth = d;
+		*depth = w.qw_n;
 	if (oldest_at != NULL)
-		*oldest_at = oldest;
-done:
-	if (cur != NULL)
-		mdb_cursor_close(cur);
-	if (own)
-		store_txn_done(s, txn);
+		*oldest_at = w.qw_oldest;
 	return err;
+}
+
+/* expired_walk: rete_store_queue_expired's bound, callback and store. */
+struct expired_walk {
+	rete_store *xw_store;
+	int64_t xw_before;
+	rete_store_queue_fn xw_fn;
+	void *xw_ctx;
+};
+
+static rete_err expired_step(void *arg, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
+			     bool *stop, rete_msg *m)
+{
+	struct expired_walk *w = arg;
+	char recipient[256];
+	size_t rl;
+	int64_t at;
+
+	(void)txn;
+	if (k->mv_size < 10 || k->mv_size > 255 + 9 || v->mv_size != 8 ||
+	    ((const uint8_t *)k->mv_data)[k->mv_size - 9] != 0)
+		return rete_msg_set(m, RETE_ECORRUPT, "store %s: malformed queue record",
+				    w->xw_store->st_dir);
+	at = (int64_t)be64_get(v->mv_data);
+	if (at >= w->xw_before)
+		return RETE_OK;
+	rl = k->mv_size - 9;
+	memcpy(recipient, k->mv_data, rl);
+	recipient[rl] = '\0';
+	*stop =
+	    w->xw_fn(w->xw_ctx, recipient, be64_get((const uint8_t *)k->mv_data + rl + 1), at) != 0;
+	return RETE_OK;
 }
 
 rete_err rete_store_queue_expired(rete_store *s, rete_store_rtxn *rt, int64_t before_ms,
 				  rete_store_queue_fn fn, void *ctx, rete_msg *m)
 {
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	MDB_txn *txn;
-	bool own;
-	rete_err err;
-	int rc;
+	struct expired_walk w = {s, before_ms, fn, ctx};
 
 	if (fn == NULL)
 		return rete_msg_set(m, RETE_EINVAL, "store: no callback given");
-	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
-		return err;
-	if ((rc = mdb_cursor_open(txn, s->st_queue, &cur)) != 0) {
-		err = store_lmdb_err(m, rc, "store: reading the queue");
-		goto done;
-	}
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		char recipient[256];
-		size_t rl;
-		int64_t at;
-		if (k.mv_size < 10 || k.mv_size > 255 + 9 || v.mv_size != 8 ||
-		    ((const uint8_t *)k.mv_data)[k.mv_size - 9] != 0) {
-			err = rete_msg_set(m, RETE_ECORRUPT, "store %s: malformed queue record",
-					   s->st_dir);
-			goto done;
-		}
-		at = (int64_t)be64_get(v.mv_data);
-		if (at >= before_ms)
-			continue;
-		rl = k.mv_size - 9;
-		memcpy(recipient, k.mv_data, rl);
-		recipient[rl] = '\0';
-		if (fn(ctx, recipient, be64_get((const uint8_t *)k.mv_data + rl + 1), at))
-			goto done;
-	}
-	if (rc != MDB_NOTFOUND)
-		err = store_lmdb_err(m, rc, "store: reading the queue");
-done:
-	if (cur != NULL)
-		mdb_cursor_close(cur);
-	if (own)
-		store_txn_done(s, txn);
-	return err;
+	return walk(s, rt, WALK_DB(st_queue), NULL, "store: reading the queue", expired_step, &w,
+		    m);
 }
 
 rete_err rete_store_blob(rete_store *s, rete_store_rtxn *rt, uint64_t index, rete_buf *out,
@@ -1117,108 +1180,114 @@ rete_err rete_store_referral(rete_store *s, rete_store_rtxn *rt, const char *id,
 	return err;
 }
 
+/* referral_walk: the callback and store of a walk that gives referrals,
+ * and for rete_store_overdue_candidates the time due records end at. */
+struct referral_walk {
+	rete_store *rw_store;
+	rete_store_referral_fn rw_fn;
+	void *rw_ctx;
+	int64_t rw_now;
+};
+
+/* referral_give decodes a referral record, hands it to the walk's callback
+ * and frees it; name is the record's key, for the error (NULL: none). */
+static rete_err referral_give(struct referral_walk *w, const MDB_val *rec, const MDB_val *name,
+			      bool *stop, rete_msg *m)
+{
+	Rete__ReferralInfo *r = rete__referral_info__unpack(NULL, rec->mv_size, rec->mv_data);
+
+	if (r == NULL && name != NULL)
+		return rete_msg_set(m, RETE_ECORRUPT, "store %s: referral '%.*s' does not decode",
+				    w->rw_store->st_dir,
+				    (int)(name->mv_size > 200 ? 200 : name->mv_size),
+				    (const char *)name->mv_data);
+	if (r == NULL)
+		return rete_msg_set(m, RETE_ECORRUPT, "store %s: a referral does not decode",
+				    w->rw_store->st_dir);
+	*stop = w->rw_fn(w->rw_ctx, r) != 0;
+	rete__referral_info__free_unpacked(r, NULL);
+	return RETE_OK;
+}
+
+static rete_err referrals_step(void *arg, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
+			       bool *stop, rete_msg *m)
+{
+	(void)txn;
+	return referral_give(arg, v, k, stop, m);
+}
+
 rete_err rete_store_referrals_iter(rete_store *s, rete_store_rtxn *rt, rete_store_referral_fn fn,
 				   void *ctx, rete_msg *m)
 {
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	MDB_txn *txn;
-	bool own;
-	rete_err err;
-	int rc;
+	struct referral_walk w = {s, fn, ctx, 0};
 
 	if (fn == NULL)
 		return rete_msg_set(m, RETE_EINVAL, "store: no callback given");
-	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
-		return err;
-	if ((rc = mdb_cursor_open(txn, s->st_referrals, &cur)) != 0) {
-		err = store_lmdb_err(m, rc, "store: reading referrals");
-		goto done;
+	return walk(s, rt, WALK_DB(st_referrals), NULL, "store: reading referrals", referrals_step,
+		    &w, m);
+}
+
+/* A due record: due time BE64 then the referral id; the walk ends at the
+ * first one not yet due. */
+static rete_err overdue_step(void *arg, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
+			     bool *stop, rete_msg *m)
+{
+	struct referral_walk *w = arg;
+	MDB_val rk, rv;
+	int rc;
+
+	(void)v;
+	if (k->mv_size <= 8)
+		return rete_msg_set(m, RETE_ECORRUPT, "store %s: malformed due record",
+				    w->rw_store->st_dir);
+	if ((int64_t)be64_get(k->mv_data) >= w->rw_now) {
+		*stop = true;
+		return RETE_OK;
 	}
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		Rete__ReferralInfo *r = rete__referral_info__unpack(NULL, v.mv_size, v.mv_data);
-		int stop;
-		if (r == NULL) {
-			err = rete_msg_set(m, RETE_ECORRUPT,
-					   "store %s: referral '%.*s' does not decode", s->st_dir,
-					   (int)(k.mv_size > 200 ? 200 : k.mv_size),
-					   (const char *)k.mv_data);
-			goto done;
-		}
-		stop = fn(ctx, r);
-		rete__referral_info__free_unpacked(r, NULL);
-		if (stop)
-			goto done;
-	}
-	if (rc != MDB_NOTFOUND)
-		err = store_lmdb_err(m, rc, "store: reading referrals");
-done:
-	if (cur != NULL)
-		mdb_cursor_close(cur);
-	if (own)
-		store_txn_done(s, txn);
-	return err;
+	rk.mv_data = (uint8_t *)k->mv_data + 8;
+	rk.mv_size = k->mv_size - 8;
+	if ((rc = mdb_get(txn, w->rw_store->st_referrals, &rk, &rv)) != 0)
+		return rc == MDB_NOTFOUND
+			   ? rete_msg_set(m, RETE_ECORRUPT,
+					  "store %s: due record of a missing referral",
+					  w->rw_store->st_dir)
+			   : store_lmdb_err(m, rc, "store: reading a referral");
+	return referral_give(w, &rv, NULL, stop, m);
 }
 
 rete_err rete_store_overdue_candidates(rete_store *s, rete_store_rtxn *rt, int64_t now_ms,
 				       rete_store_referral_fn fn, void *ctx, rete_msg *m)
 {
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	MDB_txn *txn;
-	bool own;
-	rete_err err;
-	int rc;
+	struct referral_walk w = {s, fn, ctx, now_ms};
 
 	if (fn == NULL)
 		return rete_msg_set(m, RETE_EINVAL, "store: no callback given");
-	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
-		return err;
-	if ((rc = mdb_cursor_open(txn, s->st_due, &cur)) != 0) {
-		err = store_lmdb_err(m, rc, "store: reading due times");
-		goto done;
-	}
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		MDB_val rk, rv;
-		Rete__ReferralInfo *r;
-		int stop;
-		if (k.mv_size <= 8) {
-			err = rete_msg_set(m, RETE_ECORRUPT, "store %s: malformed due record",
-					   s->st_dir);
-			goto done;
-		}
-		if ((int64_t)be64_get(k.mv_data) >= now_ms)
-			break;
-		rk.mv_data = (uint8_t *)k.mv_data + 8;
-		rk.mv_size = k.mv_size - 8;
-		if ((rc = mdb_get(txn, s->st_referrals, &rk, &rv)) != 0) {
-			err = rc == MDB_NOTFOUND
-				  ? rete_msg_set(m, RETE_ECORRUPT,
-						 "store %s: due record of a missing referral",
-						 s->st_dir)
-				  : store_lmdb_err(m, rc, "store: reading a referral");
-			goto done;
-		}
-		if ((r = rete__referral_info__unpack(NULL, rv.mv_size, rv.mv_data)) == NULL) {
-			err = rete_msg_set(m, RETE_ECORRUPT, "store %s: a referral does not decode",
-					   s->st_dir);
-			goto done;
-		}
-		stop = fn(ctx, r);
-		rete__referral_info__free_unpacked(r, NULL);
-		if (stop)
-			goto done;
-	}
-	if (rc != 0 && rc != MDB_NOTFOUND)
-		err = store_lmdb_err(m, rc, "store: reading due times");
-done:
-	if (cur != NULL)
-		mdb_cursor_close(cur);
-	if (own)
-		store_txn_done(s, txn);
-	return err;
+	return walk(s, rt, WALK_DB(st_due), NULL, "store: reading due times", overdue_step, &w, m);
+}
+
+/* case_walk: the case key prefix (id "\0") and rete_store_case_entries'
+ * callback. */
+struct case_walk {
+	const uint8_t *cw_prefix;
+	size_t cw_plen;
+	rete_store_index_fn cw_fn;
+	void *cw_ctx;
+};
+
+static rete_err case_step(void *arg, MDB_txn *txn, const MDB_val *k, const MDB_val *v, bool *stop,
+			  rete_msg *m)
+{
+	struct case_walk *w = arg;
+
+	(void)txn;
+	(void)v;
+	(void)m;
+	if (k->mv_size != w->cw_plen + 8 || memcmp(k->mv_data, w->cw_prefix, w->cw_plen) != 0)
+		*stop = true;
+	else
+		*stop =
+		    w->cw_fn(w->cw_ctx, be64_get((const uint8_t *)k->mv_data + w->cw_plen)) != 0;
+	return RETE_OK;
 }
 
 rete_err rete_store_case_entries(rete_store *s, rete_store_rtxn *rt, const char *case_id,
@@ -1226,12 +1295,8 @@ rete_err rete_store_case_entries(rete_store *s, rete_store_rtxn *rt, const char 
 {
 	uint8_t key[512];
 	size_t cl = case_id ? strlen(case_id) : 0;
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	MDB_txn *txn;
-	bool own;
-	rete_err err;
-	int rc;
+	struct case_walk w = {key, cl + 1, fn, ctx};
+	MDB_val k = {cl + 9, key};
 
 	if (fn == NULL)
 		return rete_msg_set(m, RETE_EINVAL, "store: no callback given");
@@ -1239,32 +1304,11 @@ rete_err rete_store_case_entries(rete_store *s, rete_store_rtxn *rt, const char 
 		return rete_msg_set(m, RETE_EINVAL, "store: empty case id");
 	if (cl + 9 > 511)
 		return RETE_OK; /* could not have been indexed: no entries */
-	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
-		return err;
 	memcpy(key, case_id, cl);
 	key[cl] = '\0';
 	be64_put(key + cl + 1, 0);
-	if ((rc = mdb_cursor_open(txn, s->st_cases, &cur)) != 0) {
-		err = store_lmdb_err(m, rc, "store: reading the case index");
-		goto done;
-	}
-	k.mv_data = key;
-	k.mv_size = cl + 9;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size != cl + 9 || memcmp(k.mv_data, key, cl + 1) != 0)
-			break;
-		if (fn(ctx, be64_get((const uint8_t *)k.mv_data + cl + 1)))
-			goto done;
-	}
-	if (rc != 0 && rc != MDB_NOTFOUND)
-		err = store_lmdb_err(m, rc, "store: reading the case index");
-done:
-	if (cur != NULL)
-		mdb_cursor_close(cur);
-	if (own)
-		store_txn_done(s, txn);
-	return err;
+	return walk(s, rt, WALK_DB(st_cases), &k, "store: reading the case index", case_step, &w,
+		    m);
 }
 
 rete_err rete_store_directory(rete_store *s, rete_store_rtxn *rt, uint64_t *index, rete_buf *entry,

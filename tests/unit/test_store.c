@@ -1054,6 +1054,107 @@ static void test_open_errors_and_schema(void **state)
 	free(dir);
 }
 
+/* ---- damaged records ---------------------------------------------------------- */
+
+/* raw_put writes (or, with val NULL, deletes) one record of database db of
+ * the store in dir behind the store's back. */
+static void raw_put(const char *dir, const char *db, const void *key, size_t klen,
+		    const void *val, size_t vlen)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 16);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+	if (val != NULL)
+		assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	else
+		assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+static int count_referral(void *ctx, const Rete__ReferralInfo *r)
+{
+	(void)r;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static int count_checkpoint(void *ctx, uint64_t size, const char *note)
+{
+	(void)size;
+	(void)note;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static int count_queued(void *ctx, const char *recipient, uint64_t index, int64_t at)
+{
+	(void)recipient;
+	(void)index;
+	(void)at;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* Each walk over a database reports a record it cannot read as corruption,
+ * naming what is wrong, and hands nothing of it to the callback. */
+static void test_walks_refuse_damaged_records(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store");
+	rete_store *s = open_new(dir, 0);
+	rete_msg m = {{0}};
+	const uint8_t undecodable[] = {0x07}; /* field 0, wire type 7 */
+	uint8_t at[8] = {0}, due_short[4] = {0, 0, 0, 1}, due_ghost[8 + 5] = {0};
+	int n = 0;
+
+	rete_store_close(&s);
+	raw_put(dir, "referrals", "bad-ref", 7, undecodable, sizeof(undecodable));
+	raw_put(dir, "checkpoints", "abc", 3, "a note", 6);
+	raw_put(dir, "queue", "x", 1, at, sizeof(at));
+	raw_put(dir, "due", due_short, sizeof(due_short), "", 0);
+	assert_int_equal(rete_store_open(&s, dir, 0, &m), RETE_OK);
+
+	assert_int_equal(rete_store_referrals_iter(s, NULL, count_referral, &n, &m),
+			 RETE_ECORRUPT);
+	assert_non_null(strstr(m.text, "referral 'bad-ref' does not decode"));
+	assert_int_equal(rete_store_checkpoints_iter(s, NULL, 0, count_checkpoint, &n, &m),
+			 RETE_ECORRUPT);
+	assert_non_null(strstr(m.text, "malformed checkpoint key"));
+	assert_int_equal(rete_store_queue_expired(s, NULL, INT64_MAX, count_queued, &n, &m),
+			 RETE_ECORRUPT);
+	assert_non_null(strstr(m.text, "malformed queue record"));
+	assert_int_equal(rete_store_overdue_candidates(s, NULL, INT64_MAX, count_referral, &n, &m),
+			 RETE_ECORRUPT);
+	assert_non_null(strstr(m.text, "malformed due record"));
+	assert_int_equal(n, 0);
+	rete_store_close(&s);
+
+	/* a due record whose referral is gone */
+	raw_put(dir, "due", due_short, sizeof(due_short), NULL, 0);
+	due_ghost[7] = 1;
+	memcpy(due_ghost + 8, "ghost", 5);
+	raw_put(dir, "due", due_ghost, sizeof(due_ghost), "", 0);
+	assert_int_equal(rete_store_open(&s, dir, 0, &m), RETE_OK);
+	assert_int_equal(rete_store_overdue_candidates(s, NULL, INT64_MAX, count_referral, &n, &m),
+			 RETE_ECORRUPT);
+	assert_non_null(strstr(m.text, "due record of a missing referral"));
+	/* not yet due: the walk ends before it */
+	assert_int_equal(rete_store_overdue_candidates(s, NULL, 1, count_referral, &n, &m),
+			 RETE_OK);
+	assert_int_equal(n, 0);
+	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 /* ---- map growth ------------------------------------------------------------ */
 
 static void append_many(rete_store *s, const char *prefix, uint64_t from, uint64_t count,
@@ -1475,6 +1576,7 @@ int main(void)
 	    cmocka_unit_test(test_reader_process),
 	    cmocka_unit_test(test_backup_while_appending),
 	    cmocka_unit_test(test_disk_full),
+	    cmocka_unit_test(test_walks_refuse_damaged_records),
 	};
 	return cmocka_run_group_tests(tests, keys_setup, keys_teardown);
 }
