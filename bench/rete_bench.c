@@ -1311,7 +1311,7 @@ static double fill(const char *data, struct fill_state *st, uint64_t target)
 	return secs > 0 ? (double)added / secs : 0;
 }
 
-static double audit_rate(const char *data, bool replay, uint64_t *entries)
+static double audit_rate(const char *data, bool replay, uint64_t *entries, double *cores)
 {
 	rete_store *s = NULL;
 	rete_verify_options o;
@@ -1324,10 +1324,11 @@ static double audit_rate(const char *data, bool replay, uint64_t *entries)
 	o.scratch_dir = tmproot;
 	if (rete_store_open(&s, data, RETE_STORE_RDONLY, &m) != RETE_OK)
 		die("store: %s", m.text);
-	double t0 = now_s();
+	double t0 = now_s(), c0 = self_cpu_s();
 	if (rete_verify_log(s, &o, &rep, &m) != RETE_OK)
 		die("the benchmark log does not verify: %s", m.text);
 	double t1 = now_s();
+	*cores = (self_cpu_s() - c0) / (t1 - t0);
 	rete_store_close(&s);
 	*entries = rep.entries;
 	return (double)rep.entries / (t1 - t0);
@@ -1565,12 +1566,18 @@ int main(int argc, char **argv)
 	r = add_row("verifyN", "ed25519 verify, all cores", vern, "verifications/s");
 	note(r, "%u threads; %.0f per CPU-second", opt.threads, vernc);
 	verify_cpu_us = 1e6 / ver1c;
-	double ingest_bound = opt.threads * ver1;
-	double loop_bound = opt.threads / (1.0 / sign1 + 2.0 / ver1);
+	/* The bounds use the rates per CPU-second: what a core does when it is
+	 * not shared; on a busy machine the wall-clock rates above drop with
+	 * whatever else runs, and the ratios would flatter the broker. */
+	(void)vern;
+	(void)signn;
+	ver1 = ver1c;
+	double ingest_bound = opt.threads * ver1c;
+	double loop_bound = opt.threads / (1.0 / sign1c + 2.0 / ver1c);
 	r = add_row("ingestBound", "bound: broker ingest", ingest_bound, "messages/s");
-	note(r, "%u cores x 1-thread verify", opt.threads);
+	note(r, "%u cores x 1-core verify (%.0f/s per CPU-second)", opt.threads, ver1c);
 	r = add_row("loopBound", "bound: closed loop", loop_bound, "messages/s");
-	note(r, "%u cores / (1 sign + 2 verifies)", opt.threads);
+	note(r, "%u cores / (1 sign + 2 verifies), per CPU-second rates", opt.threads);
 
 	/* 2. the network */
 	size_t nkeys = opt.agencies > opt.conns ? opt.agencies : opt.conns;
@@ -1753,15 +1760,17 @@ int main(int argc, char **argv)
 			     (double)sb.st_blocks * 512.0 / 1048576.0, st.size, msg_len);
 		}
 		uint64_t n = 0;
+		double busy = 0;
 		progress("auditor: verifying %" PRIu64 " entries", st.size);
-		double a = audit_rate(bigdata, false, &n);
+		double a = audit_rate(bigdata, false, &n, &busy);
 		r = add_row("audit", "audit verify, no replay", a, "entries/s");
-		note(r, "%.2f of bound %.0f/s (target 0.9); %" PRIu64 " entries", a / ingest_bound,
-		     ingest_bound, n);
+		note(r, "%.2f of bound %.0f/s (target 0.9); %" PRIu64 " entries; %.2f cores busy",
+		     a / ingest_bound, ingest_bound, n, busy);
 		progress("auditor: verifying %" PRIu64 " entries with the replay", st.size);
-		a = audit_rate(bigdata, true, &n);
+		a = audit_rate(bigdata, true, &n, &busy);
 		r = add_row("auditReplay", "audit verify, with replay", a, "entries/s");
-		note(r, "%.2f of bound (the default of rete audit verify)", a / ingest_bound);
+		note(r, "%.2f of bound (the default of rete audit verify); %.2f cores busy",
+		     a / ingest_bound, busy);
 	}
 	free(st.pend);
 	free(st.pend_to);
