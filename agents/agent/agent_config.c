@@ -2,13 +2,13 @@
 #include "agent_config.h"
 
 #include <errno.h>
-#include <ini.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "duration.h"
+#include "ini_file.h"
 
 struct cfg_parse {
 	agent_config *cfg;
@@ -17,20 +17,6 @@ struct cfg_parse {
 	rete_err err; /* first error met */
 	int line;
 };
-
-static char *cfg_abs_path(const char *dir, const char *value)
-{
-	char *out;
-	size_t n;
-
-	if (value[0] == '/')
-		return strdup(value);
-	n = strlen(dir) + strlen(value) + 2;
-	out = malloc(n);
-	if (out != NULL)
-		snprintf(out, n, "%s/%s", dir, value);
-	return out;
-}
 
 /* cfg_time parses a timing key: "250ms" or a calendar duration of
  * duration.h ("30s", "2m"); working days make no sense for timers. */
@@ -60,7 +46,7 @@ static rete_err cfg_time(const char *value, int64_t *out, rete_msg *m)
 static int cfg_set_path(struct cfg_parse *p, char **slot, const char *value)
 {
 	free(*slot);
-	*slot = cfg_abs_path(p->dir, value);
+	*slot = rete_ini_abs_path(p->dir, value);
 	if (*slot == NULL) {
 		p->err = rete_msg_set(p->m, RETE_ENOMEM, "out of memory");
 		return 0;
@@ -162,9 +148,7 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m)
 {
 	struct cfg_parse p = {.cfg = cfg, .m = m, .err = RETE_OK};
-	char real[PATH_MAX];
-	FILE *f;
-	int rc;
+	rete_err err;
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->poll_ms = 2000;
@@ -177,32 +161,9 @@ rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m)
 	cfg->max_inflight = 64;
 	cfg->map_size = 256ULL << 20;
 
-	if (realpath(path, real) == NULL)
-		return rete_msg_set(m, errno == ENOENT ? RETE_EIO : RETE_EIO,
-				    "%s: cannot read the configuration: %s", path, strerror(errno));
-	cfg->ini_path = strdup(real);
-	if (cfg->ini_path == NULL)
-		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
-	snprintf(p.dir, sizeof(p.dir), "%s", real);
-	char *slash = strrchr(p.dir, '/');
-	if (slash == p.dir)
-		slash[1] = '\0';
-	else if (slash != NULL)
-		*slash = '\0';
-
-	f = fopen(real, "r");
-	if (f == NULL)
-		return rete_msg_set(m, RETE_EIO, "%s: cannot read the configuration: %s", path,
-				    strerror(errno));
-	rc = ini_parse_file(f, cfg_handler, &p);
-	fclose(f);
-	if (p.err != RETE_OK) {
-		rete_msg_prefix(m, "%s", path);
-		return p.err;
-	}
-	if (rc != 0)
-		return rete_msg_set(m, RETE_EINVAL,
-				    "%s: line %d is not 'key = value' or '[section]'", path, rc);
+	err = rete_ini_read(path, cfg_handler, &p, &p.err, &cfg->ini_path, p.dir, sizeof(p.dir), m);
+	if (err != RETE_OK)
+		return err;
 
 	if (cfg->spool == NULL && !cfg_set_path(&p, &cfg->spool, "spool"))
 		return p.err;

@@ -1,14 +1,13 @@
 /* coord_config.c — see coord_config.h. */
 #include "coord_config.h"
 
-#include <errno.h>
-#include <ini.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "duration.h"
+#include "ini_file.h"
 
 struct cc_parse {
 	coord_config *cfg;
@@ -16,20 +15,6 @@ struct cc_parse {
 	rete_msg *m;
 	rete_err err;
 };
-
-static char *cc_abs_path(const char *dir, const char *value)
-{
-	char *out;
-	size_t n;
-
-	if (value[0] == '/')
-		return strdup(value);
-	n = strlen(dir) + strlen(value) + 2;
-	out = malloc(n);
-	if (out != NULL)
-		snprintf(out, n, "%s/%s", dir, value);
-	return out;
-}
 
 static int cc_set(struct cc_parse *p, char **slot, char *value)
 {
@@ -77,9 +62,9 @@ static int cc_handler(void *user, const char *section, const char *name, const c
 		return 1;
 	}
 	if (strcmp(name, "key") == 0)
-		return cc_set(p, &cfg->key_path, cc_abs_path(p->dir, value));
+		return cc_set(p, &cfg->key_path, rete_ini_abs_path(p->dir, value));
 	if (strcmp(name, "broker_key") == 0)
-		return cc_set(p, &cfg->broker_key_path, cc_abs_path(p->dir, value));
+		return cc_set(p, &cfg->broker_key_path, rete_ini_abs_path(p->dir, value));
 	if (strcmp(name, "broker") == 0)
 		return cc_set(p, &cfg->broker, strdup(value));
 	if (strcmp(name, "events") == 0)
@@ -120,38 +105,13 @@ static int cc_handler(void *user, const char *section, const char *name, const c
 rete_err coord_config_load(const char *path, coord_config *cfg, rete_msg *m)
 {
 	struct cc_parse p = {.cfg = cfg, .m = m, .err = RETE_OK};
-	char real[PATH_MAX];
-	FILE *f;
-	int rc;
+	rete_err err;
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->timeout_ms = 10000;
-	if (realpath(path, real) == NULL)
-		return rete_msg_set(m, RETE_EIO, "%s: cannot read the configuration: %s", path,
-				    strerror(errno));
-	cfg->ini_path = strdup(real);
-	if (cfg->ini_path == NULL)
-		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
-	snprintf(p.dir, sizeof(p.dir), "%s", real);
-	char *slash = strrchr(p.dir, '/');
-	if (slash == p.dir)
-		slash[1] = '\0';
-	else if (slash != NULL)
-		*slash = '\0';
-
-	f = fopen(real, "r");
-	if (f == NULL)
-		return rete_msg_set(m, RETE_EIO, "%s: cannot read the configuration: %s", path,
-				    strerror(errno));
-	rc = ini_parse_file(f, cc_handler, &p);
-	fclose(f);
-	if (p.err != RETE_OK) {
-		rete_msg_prefix(m, "%s", path);
-		return p.err;
-	}
-	if (rc != 0)
-		return rete_msg_set(m, RETE_EINVAL,
-				    "%s: line %d is not 'key = value' or '[section]'", path, rc);
+	err = rete_ini_read(path, cc_handler, &p, &p.err, &cfg->ini_path, p.dir, sizeof(p.dir), m);
+	if (err != RETE_OK)
+		return err;
 	const char *missing = cfg->id[0] == '\0'	     ? "id"
 			      : cfg->key_path == NULL	     ? "key"
 			      : cfg->broker == NULL	     ? "broker"

@@ -1,0 +1,60 @@
+/* ini_file.c — see ini_file.h. */
+#include "ini_file.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *rete_ini_abs_path(const char *dir, const char *value)
+{
+	char *out;
+	size_t n;
+
+	if (value[0] == '/')
+		return strdup(value);
+	n = strlen(dir) + strlen(value) + 2;
+	out = malloc(n);
+	if (out != NULL)
+		snprintf(out, n, "%s/%s", dir, value);
+	return out;
+}
+
+rete_err rete_ini_read(const char *path, ini_handler handler, void *user,
+		       const rete_err *handler_err, char **ini_path, char *dir, size_t dirlen,
+		       rete_msg *m)
+{
+	char real[PATH_MAX];
+	char *slash;
+	FILE *f;
+	int rc;
+
+	if (realpath(path, real) == NULL)
+		return rete_msg_set(m, RETE_EIO, "%s: cannot read the configuration: %s", path,
+				    strerror(errno));
+	*ini_path = strdup(real);
+	if (*ini_path == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	snprintf(dir, dirlen, "%s", real);
+	slash = strrchr(dir, '/');
+	if (slash == dir) /* a file in the root folder */
+		slash[1] = '\0';
+	else if (slash != NULL)
+		*slash = '\0';
+
+	f = fopen(real, "r");
+	if (f == NULL)
+		return rete_msg_set(m, RETE_EIO, "%s: cannot read the configuration: %s", path,
+				    strerror(errno));
+	rc = ini_parse_file(f, handler, user);
+	fclose(f);
+	if (*handler_err != RETE_OK) {
+		rete_msg_prefix(m, "%s", path);
+		return *handler_err;
+	}
+	if (rc != 0)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "%s: line %d is not 'key = value' or '[section]'", path, rc);
+	return RETE_OK;
+}

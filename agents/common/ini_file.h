@@ -1,0 +1,34 @@
+/* ini_file.h — reading a tool's `key = value` configuration file.
+ *
+ * The agent's agent.ini and the coordinator's coord.ini are read the same
+ * way: the file is resolved to its absolute name, inih hands each line to
+ * the tool's own handler, and paths written in the file are taken relative
+ * to the file's folder. This module does those shared steps; which keys a
+ * section has, their checks and defaults stay with each tool.
+ */
+#ifndef RETE_INI_FILE_H
+#define RETE_INI_FILE_H
+
+#include <ini.h>
+#include <stddef.h>
+
+#include "error.h"
+
+/* rete_ini_abs_path returns value as an absolute path: value itself when it
+ * starts with '/', otherwise dir "/" value. The string is malloc'd and the
+ * caller's; NULL when out of memory. */
+char *rete_ini_abs_path(const char *dir, const char *value);
+
+/* rete_ini_read resolves path, stores its absolute name in *ini_path
+ * (malloc'd, the caller frees it, also after a later failure) and its
+ * folder in dir (dirlen bytes, for rete_ini_abs_path), then parses the file
+ * with handler and user. *handler_err is where the handler records the
+ * first error it met, with its sentence in m; that error is returned with
+ * the sentence prefixed by path. Errors: RETE_EIO (the file cannot be
+ * read), RETE_ENOMEM, RETE_EINVAL (a line that is neither `key = value` nor
+ * `[section]`), or the handler's. */
+rete_err rete_ini_read(const char *path, ini_handler handler, void *user,
+		       const rete_err *handler_err, char **ini_path, char *dir, size_t dirlen,
+		       rete_msg *m);
+
+#endif
