@@ -523,6 +523,16 @@ rete_err rete_store_size(rete_store *s, rete_store_rtxn *rt, uint64_t *size, ret
 	return err;
 }
 
+/* A database of the store, named by its field (STORE_DB(st_queue)) so that
+ * the store itself is looked at only once store_rt_get has checked it. */
+#define STORE_DB(field) offsetof(rete_store, field)
+
+/* store_db: the handle of database db (STORE_DB) of s. */
+static MDB_dbi store_db(const rete_store *s, size_t db)
+{
+	return *(const MDB_dbi *)(const void *)((const char *)s + db);
+}
+
 /* get_copy reads key from dbi into a malloc'd rete_buf. */
 static rete_err get_copy(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, rete_buf *out, rete_msg *m,
 			 const char *what)
@@ -542,8 +552,11 @@ static rete_err get_copy(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, rete_buf *out, r
 	return RETE_OK;
 }
 
-rete_err rete_store_entry(rete_store *s, rete_store_rtxn *rt, uint64_t index, rete_buf *out,
-			  rete_msg *m)
+/* copy_index reads the record of index in database db of s (STORE_DB) into
+ * *out (malloc'd, the caller's); noun names the record in the sentence of
+ * an error ("log entry" gives "store: log entry 7: not found"). */
+static rete_err copy_index(rete_store *s, rete_store_rtxn *rt, size_t db, uint64_t index,
+			   const char *noun, rete_buf *out, rete_msg *m)
 {
 	uint8_t key[8];
 	MDB_val k = {8, key};
@@ -559,11 +572,17 @@ rete_err rete_store_entry(rete_store *s, rete_store_rtxn *rt, uint64_t index, re
 	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
 		return err;
 	be64_put(key, index);
-	snprintf(what, sizeof(what), "store: log entry %llu", (unsigned long long)index);
-	err = get_copy(txn, s->st_entries, &k, out, m, what);
+	snprintf(what, sizeof(what), "store: %s %llu", noun, (unsigned long long)index);
+	err = get_copy(txn, store_db(s, db), &k, out, m, what);
 	if (own)
 		store_txn_done(s, txn);
 	return err;
+}
+
+rete_err rete_store_entry(rete_store *s, rete_store_rtxn *rt, uint64_t index, rete_buf *out,
+			  rete_msg *m)
+{
+	return copy_index(s, rt, STORE_DB(st_entries), index, "log entry", out, m);
 }
 
 /* ---- walking a database ------------------------------------------------- */
@@ -604,10 +623,6 @@ static rete_err walk_txn(MDB_txn *txn, MDB_dbi dbi, const MDB_val *start, const 
 	return err;
 }
 
-/* The database of a store a walk reads, named by its field so that the
- * store itself is looked at only once store_rt_get has checked it. */
-#define WALK_DB(field) offsetof(rete_store, field)
-
 /* walk is walk_txn in rt's transaction (or a read transaction of its own)
  * over the database at offset db of s (WALK_DB). Errors: those of
  * store_rt_get, of LMDB (as `what`) and of fn. */
@@ -620,8 +635,7 @@ static rete_err walk(rete_store *s, rete_store_rtxn *rt, size_t db, const MDB_va
 
 	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
 		return err;
-	err = walk_txn(txn, *(const MDB_dbi *)(const void *)((const char *)s + db), start, what, fn,
-		       arg, m);
+	err = walk_txn(txn, store_db(s, db), start, what, fn, arg, m);
 	if (own)
 		store_txn_done(s, txn);
 	return err;
@@ -960,7 +974,7 @@ rete_err rete_store_checkpoints_iter(rete_store *s, rete_store_rtxn *rt, uint64_
 	if (fn == NULL)
 		return rete_msg_set(m, RETE_EINVAL, "store: no callback given");
 	be64_put(key, from);
-	return walk(s, rt, WALK_DB(st_checkpoints), &k, "store: reading checkpoints",
+	return walk(s, rt, STORE_DB(st_checkpoints), &k, "store: reading checkpoints",
 		    checkpoints_step, &w, m);
 }
 
@@ -1032,7 +1046,7 @@ rete_err rete_store_queue_peek(rete_store *s, rete_store_rtxn *rt, const char *r
 	k.mv_data = key;
 	k.mv_size = w.qw_plen + 8;
 	err =
-	    walk(s, rt, WALK_DB(st_queue), &k, "store: reading the queue", queue_peek_step, &w, m);
+	    walk(s, rt, STORE_DB(st_queue), &k, "store: reading the queue", queue_peek_step, &w, m);
 	*n = w.qw_n;
 	return err;
 }
@@ -1070,8 +1084,8 @@ rete_err rete_store_queue_depth(rete_store *s, rete_store_rtxn *rt, const char *
 	be64_put(key + w.qw_plen, 0);
 	k.mv_data = key;
 	k.mv_size = w.qw_plen + 8;
-	err =
-	    walk(s, rt, WALK_DB(st_queue), &k, "store: reading the queue", queue_depth_step, &w, m);
+	err = walk(s, rt, STORE_DB(st_queue), &k, "store: reading the queue", queue_depth_step, &w,
+		   m);
 	if (depth != NULL)
 		*depth = w.qw_n;
 	if (oldest_at != NULL)
@@ -1118,32 +1132,14 @@ rete_err rete_store_queue_expired(rete_store *s, rete_store_rtxn *rt, int64_t be
 
 	if (fn == NULL)
 		return rete_msg_set(m, RETE_EINVAL, "store: no callback given");
-	return walk(s, rt, WALK_DB(st_queue), NULL, "store: reading the queue", expired_step, &w,
+	return walk(s, rt, STORE_DB(st_queue), NULL, "store: reading the queue", expired_step, &w,
 		    m);
 }
 
 rete_err rete_store_blob(rete_store *s, rete_store_rtxn *rt, uint64_t index, rete_buf *out,
 			 rete_msg *m)
 {
-	uint8_t key[8];
-	MDB_val k = {8, key};
-	MDB_txn *txn;
-	bool own;
-	rete_err err;
-	char what[96];
-
-	if (out == NULL)
-		return rete_msg_set(m, RETE_EINVAL, "store: no output buffer given");
-	out->data = NULL;
-	out->len = 0;
-	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
-		return err;
-	be64_put(key, index);
-	snprintf(what, sizeof(what), "store: sealed part of entry %llu", (unsigned long long)index);
-	err = get_copy(txn, s->st_blobs, &k, out, m, what);
-	if (own)
-		store_txn_done(s, txn);
-	return err;
+	return copy_index(s, rt, STORE_DB(st_blobs), index, "sealed part of entry", out, m);
 }
 
 /* ---- projections -------------------------------------------------------- */
@@ -1223,7 +1219,7 @@ rete_err rete_store_referrals_iter(rete_store *s, rete_store_rtxn *rt, rete_stor
 
 	if (fn == NULL)
 		return rete_msg_set(m, RETE_EINVAL, "store: no callback given");
-	return walk(s, rt, WALK_DB(st_referrals), NULL, "store: reading referrals", referrals_step,
+	return walk(s, rt, STORE_DB(st_referrals), NULL, "store: reading referrals", referrals_step,
 		    &w, m);
 }
 
@@ -1262,7 +1258,7 @@ rete_err rete_store_overdue_candidates(rete_store *s, rete_store_rtxn *rt, int64
 
 	if (fn == NULL)
 		return rete_msg_set(m, RETE_EINVAL, "store: no callback given");
-	return walk(s, rt, WALK_DB(st_due), NULL, "store: reading due times", overdue_step, &w, m);
+	return walk(s, rt, STORE_DB(st_due), NULL, "store: reading due times", overdue_step, &w, m);
 }
 
 /* case_walk: the case key prefix (id "\0") and rete_store_case_entries'
@@ -1307,7 +1303,7 @@ rete_err rete_store_case_entries(rete_store *s, rete_store_rtxn *rt, const char 
 	memcpy(key, case_id, cl);
 	key[cl] = '\0';
 	be64_put(key + cl + 1, 0);
-	return walk(s, rt, WALK_DB(st_cases), &k, "store: reading the case index", case_step, &w,
+	return walk(s, rt, STORE_DB(st_cases), &k, "store: reading the case index", case_step, &w,
 		    m);
 }
 
