@@ -1352,6 +1352,31 @@ rete_err rete_store_directory(rete_store *s, rete_store_rtxn *rt, uint64_t *inde
 	return err;
 }
 
+char *rete_store_time_zone(rete_store *s, rete_store_rtxn *rt)
+{
+	uint64_t idx;
+	rete_buf e = {0};
+	Rete__LogEntry *le;
+	Rete__Message *msg = NULL;
+	char *tz = NULL;
+
+	if (rete_store_directory(s, rt, &idx, &e, NULL) != RETE_OK)
+		return NULL;
+	le = rete__log_entry__unpack(NULL, e.len, e.data);
+	rete_buf_free(&e);
+	if (le == NULL)
+		return NULL;
+	if (rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &msg, NULL) ==
+		RETE_OK &&
+	    msg->body_case == RETE__MESSAGE__BODY_DIRECTORY && msg->directory->time_zone != NULL &&
+	    msg->directory->time_zone[0] != '\0')
+		tz = strdup(msg->directory->time_zone);
+	if (msg != NULL)
+		rete__message__free_unpacked(msg, NULL);
+	rete__log_entry__free_unpacked(le, NULL);
+	return tz;
+}
+
 rete_err rete_store_msgid(rete_store *s, rete_store_rtxn *rt, const char *sender, const char *id,
 			  uint64_t *index, uint8_t sha256[RETE_HASH_LEN], int64_t *logged_at,
 			  rete_msg *m)

@@ -333,6 +333,11 @@ rete_err rete_store_case_entries(rete_store *s, rete_store_rtxn *rt, const char 
 rete_err rete_store_directory(rete_store *s, rete_store_rtxn *rt, uint64_t *index, rete_buf *entry,
 			      rete_msg *m);
 
+/* rete_store_time_zone returns the time zone the Directory in force names
+ * (malloc'd, the caller frees it), or NULL when there is no Directory, it
+ * cannot be read or decoded, or it names no zone. */
+char *rete_store_time_zone(rete_store *s, rete_store_rtxn *rt);
+
 /* rete_store_msgid looks up (sender, id) in the dedup index: index of the
  * entry, SHA-256 of its Message bytes, logged_at (each out may be NULL).
  * Errors: RETE_ENOENT, RETE_EINVAL (empty sender or id), RETE_ESTORE. */

@@ -803,29 +803,11 @@ static int print_timeline_entry(void *ctx, uint64_t index, const rete_buf *raw)
 static char *store_time_zone_of(const char *dir)
 {
 	rete_store *s = NULL;
-	rete_store_rtxn *rt = NULL;
-	rete_buf e = {0};
-	Rete__LogEntry *le = NULL;
-	Rete__Message *msg = NULL;
-	uint64_t idx;
-	char *tz = NULL;
+	char *tz;
 
 	if (rete_store_open(&s, dir, RETE_STORE_RDONLY, NULL) != RETE_OK)
 		return NULL;
-	if (rete_store_read_begin(s, &rt, NULL) == RETE_OK &&
-	    rete_store_directory(s, rt, &idx, &e, NULL) == RETE_OK &&
-	    (le = rete__log_entry__unpack(NULL, e.len, e.data)) != NULL &&
-	    rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &msg, NULL) ==
-		RETE_OK &&
-	    msg->body_case == RETE__MESSAGE__BODY_DIRECTORY && msg->directory->time_zone != NULL &&
-	    msg->directory->time_zone[0] != '\0')
-		tz = strdup(msg->directory->time_zone);
-	if (msg != NULL)
-		rete__message__free_unpacked(msg, NULL);
-	if (le != NULL)
-		rete__log_entry__free_unpacked(le, NULL);
-	rete_buf_free(&e);
-	rete_store_read_end(&rt);
+	tz = rete_store_time_zone(s, NULL);
 	rete_store_close(&s);
 	return tz;
 }

@@ -85,33 +85,6 @@ static void collect_free(struct collect *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* store_time_zone: the time zone of the Directory in force (malloc'd), or
- * NULL when there is none or it names none. */
-static char *store_time_zone(rete_store *s, rete_store_rtxn *rt)
-{
-	uint64_t idx;
-	rete_buf e = {0};
-	Rete__LogEntry *le;
-	Rete__Message *msg = NULL;
-	char *tz = NULL;
-
-	if (rete_store_directory(s, rt, &idx, &e, NULL) != RETE_OK)
-		return NULL;
-	le = rete__log_entry__unpack(NULL, e.len, e.data);
-	rete_buf_free(&e);
-	if (le == NULL)
-		return NULL;
-	if (rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &msg, NULL) ==
-		RETE_OK &&
-	    msg->body_case == RETE__MESSAGE__BODY_DIRECTORY && msg->directory->time_zone != NULL &&
-	    msg->directory->time_zone[0] != '\0')
-		tz = strdup(msg->directory->time_zone);
-	if (msg != NULL)
-		rete__message__free_unpacked(msg, NULL);
-	rete__log_entry__free_unpacked(le, NULL);
-	return tz;
-}
-
 /* from_store reads every referral of the store in dir, in one read
  * transaction. */
 static int from_store(const char *dir, struct collect *c, char **tz)
@@ -126,7 +99,7 @@ static int from_store(const char *dir, struct collect *c, char **tz)
 		return CLI_USAGE;
 	}
 	if ((err = rete_store_read_begin(s, &rt, &m)) == RETE_OK) {
-		*tz = store_time_zone(s, rt);
+		*tz = rete_store_time_zone(s, rt);
 		err = rete_store_referrals_iter(s, rt, collect_one, c, &m);
 		rete_store_read_end(&rt);
 	}

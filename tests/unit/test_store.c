@@ -521,11 +521,16 @@ static void test_projection_lifecycle(void **state)
 	const int64_t t0 = 1767600000000; /* 2026-01-05 08:00 UTC, a Monday */
 	int64_t due;
 
+	assert_null(rete_store_time_zone(s, NULL)); /* no Directory yet */
 	op = commit1(s, directory("dir-1", "5wd"), t0 - 1000);
 	assert_int_equal(op.status, RETE_STORE_ACCEPTED);
 	{
 		uint64_t di;
 		rete_buf e = {0};
+		char *tz = rete_store_time_zone(s, NULL);
+		assert_non_null(tz);
+		assert_string_equal(tz, "Europe/Rome");
+		free(tz);
 		assert_int_equal(rete_store_directory(s, NULL, &di, &e, &m), RETE_OK);
 		assert_int_equal(di, 0);
 		assert_true(e.len > 0);
