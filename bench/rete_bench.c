@@ -1710,7 +1710,7 @@ int main(int argc, char **argv)
 	bk_ready(&big);
 	bk_stop(&big);
 	uint64_t points[3] = {opt.log_size / 100, opt.log_size / 10, opt.log_size};
-	double startup = 0, growth_first = 0;
+	double startup = 0, growth_first = 0, growth_cpu_first = 1;
 	for (int i = 0; i < 3; i++) {
 		char key[32], name[64], tag[32];
 		uint64_t from = st.size;
@@ -1743,7 +1743,11 @@ int main(int argc, char **argv)
 		snprintf(key, sizeof(key), "ingest_at_%" PRIu64, points[i]);
 		snprintf(name, sizeof(name), "ingest at log %" PRIu64, points[i]);
 		r = add_row(key, name, io.rate, "receipts/s");
-		note(r, "%.2f of the rate at %" PRIu64 "; %zu msgs%s", io.rate / growth_first,
+		if (i == 0)
+			growth_cpu_first = io.broker_us;
+		note(r, "%.2f of the rate at %" PRIu64 "; broker %.0f us CPU/msg (%.2f of that at %" PRIu64
+			"); %zu msgs%s",
+		     io.rate / growth_first, points[0], io.broker_us, io.broker_us / growth_cpu_first,
 		     points[0], opt.growth_msgs, io.refused ? ", SOME REFUSED" : "");
 	}
 	(void)startup;
