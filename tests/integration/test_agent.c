@@ -149,6 +149,32 @@ static size_t wait_count(const char *dir, const char *suffix, size_t want, int t
 	return c;
 }
 
+/* wait_gone waits until dir holds no file ending in suffix and returns the
+ * count seen last. The agent moves a file by link, fsync, unlink (never
+ * overwriting), so for a moment a file is in both folders: a count taken
+ * right after the destination's must wait for the source to empty. */
+static size_t wait_gone(const char *dir, const char *suffix, int timeout_ms)
+{
+	int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	int64_t deadline = now_ms() + timeout_ms;
+	size_t c;
+	if (ino >= 0)
+		inotify_add_watch(ino, dir, IN_DELETE | IN_MOVED_FROM);
+	for (;;) {
+		c = count_suffix(dir, suffix);
+		if (c == 0 || now_ms() >= deadline)
+			break;
+		struct pollfd p = {.fd = ino, .events = POLLIN};
+		poll(&p, ino >= 0 ? 1 : 0, 200);
+		char buf[4096];
+		while (ino >= 0 && read(ino, buf, sizeof(buf)) > 0) {
+		}
+	}
+	if (ino >= 0)
+		close(ino);
+	return c;
+}
+
 static bool wait_file(const char *path, int timeout_ms)
 {
 	char dir[1200];
@@ -1462,7 +1488,7 @@ static void test_kill9_sender_and_broker(void **state)
 	/* Each file left the outbox once: no "NAME.2" in sent/, nothing failed. */
 	assert_int_equal(wait_count(sent, ".json", 2 * N, WAIT_MS), 2 * N);
 	assert_int_equal(count_suffix(spool(n, P_SOCIAL, "failed", p, sizeof(p)), ".json"), 0);
-	assert_int_equal(count_suffix(spool(n, P_SOCIAL, "outbox", p, sizeof(p)), ".json"), 0);
+	assert_int_equal(wait_gone(spool(n, P_SOCIAL, "outbox", p, sizeof(p)), ".json", WAIT_MS), 0);
 }
 
 /* --- the broker away for 20 seconds ---------------------------------------- */
@@ -1512,7 +1538,8 @@ static void test_broker_down(void **state)
 	/* Every file moved beside its receipt (written first), none left. */
 	assert_int_equal(wait_count(sent, ".json", 2 * written, WAIT_MS), 2 * written);
 	char out[1200];
-	assert_int_equal(count_suffix(spool(n, P_SOCIAL, "outbox", out, sizeof(out)), ".json"), 0);
+	assert_int_equal(wait_gone(spool(n, P_SOCIAL, "outbox", out, sizeof(out)), ".json", WAIT_MS),
+			 0);
 }
 
 int main(void)
