@@ -65,7 +65,7 @@
 #define BROKER_ID     "broker.bench"
 #define COORD_ID      "coord.bench"
 #define MSG_BYTES     1024
-#define INGEST_WINDOW 64	/* submissions in flight per socket */
+#define INGEST_WINDOW 64    /* submissions in flight per socket */
 #define FILL_BATCH    10000 /* entries per direct commit while growing the log */
 #define MAX_ROWS      64
 
@@ -241,8 +241,9 @@ static void *raw_worker(void *arg)
 static double raw_rate(bool verify, unsigned threads, const rete_seckey *k, const uint8_t *msg,
 		       const uint8_t *sig, double *per_cpu)
 {
-	struct raw_ctx c = {verify, opt.raw_secs, k->ed_sk, k->pub.ed, msg, sig, 0, 0,
-			    PTHREAD_MUTEX_INITIALIZER, 0};
+	struct raw_ctx c = {
+	    verify, opt.raw_secs, k->ed_sk, k->pub.ed, msg, sig, 0, 0, PTHREAD_MUTEX_INITIALIZER,
+	    0};
 	pthread_t tid[256];
 	unsigned started = 0;
 	double t0 = now_s(), t1;
@@ -465,7 +466,8 @@ static double cpu_s(pid_t pid)
 	buf[n] = '\0';
 	char *p = strrchr(buf, ')'); /* the command may hold spaces */
 	unsigned long ut = 0, st = 0;
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
 		return 0;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
@@ -649,7 +651,8 @@ static bool cl_wait_kind(void *s, int kind, double secs, pid_t pid)
 		while ((f = cl_recv(s))) {
 			bool hit = (int)f->command_case == kind;
 			if (f->command_case == RETE__BROKER_FRAME__COMMAND_REFUSAL && f->refusal)
-				fprintf(stderr, "rete_bench: refused: %s\n", f->refusal->error_text);
+				fprintf(stderr, "rete_bench: refused: %s\n",
+					f->refusal->error_text);
 			rete__broker_frame__free_unpacked(f, NULL);
 			if (hit)
 				return true;
@@ -781,7 +784,8 @@ static struct pm *presign(size_t count, const char *tag, size_t nsend, size_t fi
 	if (t > 256)
 		t = 256;
 	for (unsigned k = 0; k < t; k++) {
-		jobs[k] = (struct presign_job){v, count * k / t, count * (k + 1) / t, nsend, first, tag};
+		jobs[k] =
+		    (struct presign_job){v, count * k / t, count * (k + 1) / t, nsend, first, tag};
 		if (pthread_create(&tid[k], NULL, presign_worker, &jobs[k]) != 0)
 			die("pthread_create");
 	}
@@ -803,8 +807,8 @@ struct ingest_out {
 	double rate;
 	size_t refused;
 	long rss_max_kb;
-	double broker_us, load_us; /* CPU per message: broker, load process */
-	double broker_cores;	   /* broker CPU seconds per second */
+	double broker_us, load_us;	  /* CPU per message: broker, load process */
+	double broker_cores;		  /* broker CPU seconds per second */
 	double main_us, zmq_us, other_us; /* broker CPU per message by thread */
 	double main_run, main_wait;	  /* fractions of the wall time */
 };
@@ -970,8 +974,9 @@ static void *loop_worker(void *arg)
 							f->receipt->error_text);
 					inflight--;
 				} else if (f->command_case == RETE__BROKER_FRAME__COMMAND_DELIVER) {
-					Rete__LogEntry *le = rete__log_entry__unpack(
-					    NULL, f->deliver->log_entry.len, f->deliver->log_entry.data);
+					Rete__LogEntry *le =
+					    rete__log_entry__unpack(NULL, f->deliver->log_entry.len,
+								    f->deliver->log_entry.data);
 					Rete__SignedMessage *sm = NULL;
 					Rete__Message *msg = NULL;
 					uint64_t index = le ? le->index : 0;
@@ -996,21 +1001,25 @@ static void *loop_worker(void *arg)
 						/* the sender holds its delivery receipt */
 						const char *mid = msg->delivery->message_id;
 						const char *dash = mid ? strchr(mid, '-') : NULL;
-						size_t k = dash ? strtoul(dash + 1, NULL, 10) : nsent;
+						size_t k =
+						    dash ? strtoul(dash + 1, NULL, 10) : nsent;
 						double now = now_s();
 						if (k < nsent) {
-							if (now >= t->t_measure && now < t->t_stop) {
+							if (now >= t->t_measure &&
+							    now < t->t_stop) {
 								t->done++;
 								if (t->nlat == t->caplat) {
-									t->caplat = t->caplat
-											? t->caplat * 2
-											: 4096;
+									t->caplat =
+									    t->caplat
+										? t->caplat * 2
+										: 4096;
 									t->lat = realloc(
 									    t->lat,
 									    t->caplat *
 										sizeof(double));
 									if (!t->lat)
-										die("out of memory");
+										die("out of "
+										    "memory");
 								}
 								t->lat[t->nlat++] =
 								    (now - sent[k]) * 1e3;
@@ -1216,8 +1225,8 @@ static struct lat_out latency(const struct bk *b, double rate, double secs, size
 
 struct fill_state {
 	rete_store *s;
-	uint64_t size;	  /* entries in the log */
-	uint64_t *pend;	  /* indexes appended, not yet acked */
+	uint64_t size;	/* entries in the log */
+	uint64_t *pend; /* indexes appended, not yet acked */
 	uint32_t *pend_to;
 	size_t npend;
 	uint64_t next_id; /* F-<n> ids */
@@ -1242,7 +1251,8 @@ static double fill(const char *data, struct fill_state *st, uint64_t target)
 	if (!ops)
 		die("out of memory");
 	while (st->size < target) {
-		size_t n = target - st->size < FILL_BATCH ? (size_t)(target - st->size) : FILL_BATCH;
+		size_t n =
+		    target - st->size < FILL_BATCH ? (size_t)(target - st->size) : FILL_BATCH;
 		char tag[32];
 		snprintf(tag, sizeof(tag), "F%" PRIu64, st->next_id);
 		st->next_id++;
@@ -1271,7 +1281,8 @@ static double fill(const char *data, struct fill_state *st, uint64_t target)
 		st->npend = 0;
 		for (size_t i = 0; i < n; i++) {
 			if (ops[first + i].status != RETE_STORE_ACCEPTED)
-				die("the store refused a bench entry: %s", ops[first + i].error_text);
+				die("the store refused a bench entry: %s",
+				    ops[first + i].error_text);
 			st->pend[st->npend] = ops[first + i].index;
 			st->pend_to[st->npend++] = v[i].to;
 		}
@@ -1420,27 +1431,26 @@ static void conns_run(double *idle_mb, double *held_mb, size_t *greeted)
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: rete_bench [--quick] [--log-size N] [--agencies N] [--conns N]\n"
-		"                  [--json FILE] [--dir DIR] [--threads N] [--broker PATH]\n"
-		"\n"
-		"Measures, in one run, for ~1 KiB signed referrals: raw Ed25519 rates and\n"
-		"the bounds they set; the real broker's durable ingest (1 verify thread and\n"
-		"every core), the closed loop and receipt latency at 100, 1000 and 5000\n"
-		"messages/s; a log grown to N entries (default 1000000; direct appends)\n"
-		"with ingest and start-up at 1%%, 10%% and 100%% of it; the auditor's rate\n"
-		"on it; bytes on disk per entry; the broker's memory under load and with\n"
-		"--conns agencies (default 500) connected.\n"
-		"  --quick        tiny sizes and short timings (a smoke test, not a measure)\n"
-		"  --wire-only    only the raw rates, ingest, closed loop and latency rows\n"
-		"  --ingest-only  only the raw rates and the ingest rows\n"
-		"  --log-size N   entries of the big log (default 1000000)\n"
-		"  --agencies N   load sockets, one agency each (even; default 50)\n"
-		"  --conns N      connected agencies for the memory figure (default 500)\n"
-		"  --json FILE    also write the results as JSON\n"
-		"  --dir DIR      where the temporary files go (default $TMPDIR or /tmp)\n"
-		"  --threads N    threads for 'every core' (default: online cores)\n"
-		"  --broker PATH  the rete-broker to run (default: beside rete_bench)\n");
+	fprintf(out, "usage: rete_bench [--quick] [--log-size N] [--agencies N] [--conns N]\n"
+		     "                  [--json FILE] [--dir DIR] [--threads N] [--broker PATH]\n"
+		     "\n"
+		     "Measures, in one run, for ~1 KiB signed referrals: raw Ed25519 rates and\n"
+		     "the bounds they set; the real broker's durable ingest (1 verify thread and\n"
+		     "every core), the closed loop and receipt latency at 100, 1000 and 5000\n"
+		     "messages/s; a log grown to N entries (default 1000000; direct appends)\n"
+		     "with ingest and start-up at 1%%, 10%% and 100%% of it; the auditor's rate\n"
+		     "on it; bytes on disk per entry; the broker's memory under load and with\n"
+		     "--conns agencies (default 500) connected.\n"
+		     "  --quick        tiny sizes and short timings (a smoke test, not a measure)\n"
+		     "  --wire-only    only the raw rates, ingest, closed loop and latency rows\n"
+		     "  --ingest-only  only the raw rates and the ingest rows\n"
+		     "  --log-size N   entries of the big log (default 1000000)\n"
+		     "  --agencies N   load sockets, one agency each (even; default 50)\n"
+		     "  --conns N      connected agencies for the memory figure (default 500)\n"
+		     "  --json FILE    also write the results as JSON\n"
+		     "  --dir DIR      where the temporary files go (default $TMPDIR or /tmp)\n"
+		     "  --threads N    threads for 'every core' (default: online cores)\n"
+		     "  --broker PATH  the rete-broker to run (default: beside rete_bench)\n");
 }
 
 static uint64_t num_arg(const char *name, const char *v, uint64_t min)
@@ -1589,7 +1599,6 @@ int main(int argc, char **argv)
 	progress("pre-signing %zu referrals of %zu bytes", opt.ingest_msgs, msg_len);
 	struct pm *v = presign(opt.ingest_msgs, "I", opt.agencies, 0);
 	long rss_load = 0;
-	double ingest1 = 0;
 	for (int pass = 0; pass < 2; pass++) {
 		unsigned vt = pass == 0 ? 1 : opt.threads;
 		struct bk b = {0};
@@ -1608,33 +1617,39 @@ int main(int argc, char **argv)
 			progress("%zu durable commits of one entry", nc);
 			commit_latency(data, nc, &c50, &c99);
 			r = add_row("commit1_p50", "fsync'd commit of 1, p50", c50, "ms");
-			note(r, "rete_store_commit of one entry, %zu times: the floor under a receipt",
+			note(r,
+			     "rete_store_commit of one entry, %zu times: the floor under a receipt",
 			     nc);
 			add_row("commit1_p99", "fsync'd commit of 1, p99", c99, "ms");
 		}
 		if (io.rss_max_kb > rss_load)
 			rss_load = io.rss_max_kb;
 		if (pass == 0) {
-			ingest1 = io.rate;
-			r = add_row("ingest1", "broker ingest, 1 verify thr", io.rate, "receipts/s");
-			note(r, "%.2f x 1-core verify (target 0.9); broker %.0f us CPU/msg (main %.0f, "
-				"pool %.0f, zmq %.0f; 1 verify = %.0f us); main thread %.0f%% on a CPU, %.0f%% "
-				"waiting for one; load %.0f us/msg%s",
-			     io.rate / ver1, io.broker_us, io.main_us, io.other_us, io.zmq_us,
-			     verify_cpu_us, 100 * io.main_run, 100 * io.main_wait, io.load_us,
-			     io.refused ? ", SOME REFUSED" : "");
+			r = add_row("ingest1", "broker ingest, 1 verify thr", io.rate,
+				    "receipts/s");
+			note(
+			    r,
+			    "%.2f x 1-core verify (target 0.9); broker %.0f us CPU/msg (main %.0f, "
+			    "pool %.0f, zmq %.0f; 1 verify = %.0f us); main thread %.0f%% on a "
+			    "CPU, %.0f%% "
+			    "waiting for one; load %.0f us/msg%s",
+			    io.rate / ver1, io.broker_us, io.main_us, io.other_us, io.zmq_us,
+			    verify_cpu_us, 100 * io.main_run, 100 * io.main_wait, io.load_us,
+			    io.refused ? ", SOME REFUSED" : "");
 		} else {
 			r = add_row("ingestN", "broker ingest, all cores", io.rate, "receipts/s");
-			note(r, "%.2f x 1-core verify (target 1.5); %.2f of bound; broker %.0f us CPU/msg "
-				"(main %.0f, pool %.0f, zmq %.0f); main thread %.0f%% on a CPU, %.0f%% waiting "
-				"for one; load %.0f us/msg%s",
+			note(r,
+			     "%.2f x 1-core verify (target 1.5); %.2f of bound; broker %.0f us "
+			     "CPU/msg "
+			     "(main %.0f, pool %.0f, zmq %.0f); main thread %.0f%% on a CPU, "
+			     "%.0f%% waiting "
+			     "for one; load %.0f us/msg%s",
 			     io.rate / ver1, io.rate / ingest_bound, io.broker_us, io.main_us,
-			     io.other_us, io.zmq_us, 100 * io.main_run, 100 * io.main_wait, io.load_us,
-			     io.refused ? ", SOME REFUSED" : "");
+			     io.other_us, io.zmq_us, 100 * io.main_run, 100 * io.main_wait,
+			     io.load_us, io.refused ? ", SOME REFUSED" : "");
 		}
 	}
 	pm_free(v, opt.ingest_msgs);
-	(void)ingest1;
 	if (opt.ingest_only)
 		goto table;
 
@@ -1653,8 +1668,9 @@ int main(int argc, char **argv)
 			rss_load = rl_kb;
 		bk_stop(&b);
 		r = add_row("loop", "closed loop", lo.rate, "messages/s");
-		note(r, "%.2f of bound (target 0.5); p50 %.1f ms, p99 %.1f ms; %u in flight/sender; "
-			"broker %.0f us CPU/msg, %.2f cores busy; load %.0f us/msg%s",
+		note(r,
+		     "%.2f of bound (target 0.5); p50 %.1f ms, p99 %.1f ms; %u in flight/sender; "
+		     "broker %.0f us CPU/msg, %.2f cores busy; load %.0f us/msg%s",
 		     lo.rate / loop_bound, lo.p50, lo.p99, opt.loop_window, lo.broker_us,
 		     lo.broker_cores, lo.load_us, lo.refused || lo.bad ? ", SOME REFUSED/BAD" : "");
 	}
@@ -1684,7 +1700,9 @@ int main(int argc, char **argv)
 				snprintf(name, sizeof(name), "receipt %s @ %.0f/s", q[j], rates[i]);
 				r = add_row(key, name, val[j], "ms");
 				if (j == 0)
-					note(r, "achieved %.0f/s, max %.1f ms, send lateness <= %.1f ms%s",
+					note(r,
+					     "achieved %.0f/s, max %.1f ms, send lateness <= %.1f "
+					     "ms%s",
 					     lo.achieved, lo.max, lo.late_ms,
 					     lo.refused || lo.lost ? ", SOME REFUSED/LOST" : "");
 				if (j == 1 && rates[i] == 1000)
@@ -1710,7 +1728,7 @@ int main(int argc, char **argv)
 	bk_ready(&big);
 	bk_stop(&big);
 	uint64_t points[3] = {opt.log_size / 100, opt.log_size / 10, opt.log_size};
-	double startup = 0, growth_first = 0, growth_cpu_first = 1;
+	double growth_first = 0, growth_cpu_first = 1;
 	for (int i = 0; i < 3; i++) {
 		char key[32], name[64], tag[32];
 		uint64_t from = st.size;
@@ -1727,7 +1745,6 @@ int main(int argc, char **argv)
 		snprintf(name, sizeof(name), "start-up, log of %" PRIu64, st.size);
 		r = add_row(key, name, su * 1e3, "ms");
 		note(r, "exec to WELCOME%s", i == 2 ? " (target <= 100 ms on 1,000,000)" : "");
-		startup = su;
 		snprintf(tag, sizeof(tag), "G%d", i);
 		struct pm *g = presign(opt.growth_msgs, tag, opt.agencies, 0);
 		progress("broker ingest at log size %" PRIu64, st.size);
@@ -1745,12 +1762,13 @@ int main(int argc, char **argv)
 		r = add_row(key, name, io.rate, "receipts/s");
 		if (i == 0)
 			growth_cpu_first = io.broker_us;
-		note(r, "%.2f of the rate at %" PRIu64 "; broker %.0f us CPU/msg (%.2f of that at %" PRIu64
-			"); %zu msgs%s",
-		     io.rate / growth_first, points[0], io.broker_us, io.broker_us / growth_cpu_first,
-		     points[0], opt.growth_msgs, io.refused ? ", SOME REFUSED" : "");
+		note(r,
+		     "%.2f of the rate at %" PRIu64
+		     "; broker %.0f us CPU/msg (%.2f of that at %" PRIu64 "); %zu msgs%s",
+		     io.rate / growth_first, points[0], io.broker_us,
+		     io.broker_us / growth_cpu_first, points[0], opt.growth_msgs,
+		     io.refused ? ", SOME REFUSED" : "");
 	}
-	(void)startup;
 
 	/* 7. disk, audit */
 	{
@@ -1760,7 +1778,9 @@ int main(int argc, char **argv)
 		if (stat(path, &sb) == 0) {
 			r = add_row("diskPerEntry", "bytes on disk per entry",
 				    (double)sb.st_blocks * 512.0 / (double)st.size, "bytes");
-			note(r, "data.mdb %.0f MiB allocated for %" PRIu64 " entries (%zu-byte messages)",
+			note(r,
+			     "data.mdb %.0f MiB allocated for %" PRIu64
+			     " entries (%zu-byte messages)",
 			     (double)sb.st_blocks * 512.0 / 1048576.0, st.size, msg_len);
 		}
 		uint64_t n = 0;

@@ -128,8 +128,8 @@ static void *consumer(void *arg)
 /* A publisher in confirm mode: tags 1, 2, ... in publish order. */
 struct pub {
 	amqp_connection_state_t c;
-	double *sent; /* by tag */
-	double *lat;  /* confirm latencies, ms */
+	double *sent;  /* by tag */
+	double *lat;   /* confirm latencies, ms */
 	uint8_t *done; /* by tag: confirmed or nacked */
 	size_t nlat, confirmed, nacked;
 	uint64_t last_tag, low; /* low: the lowest tag not done */
@@ -167,7 +167,8 @@ static void pub_send(struct pub *p)
  * and books the confirms; returns after the first batch of frames. */
 static void pub_confirms(struct pub *p, double timeout)
 {
-	struct timeval tv = {(time_t)timeout, (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};
+	struct timeval tv = {(time_t)timeout,
+			     (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};
 	for (;;) {
 		amqp_frame_t f;
 		amqp_maybe_release_buffers(p->c);
