@@ -19,8 +19,15 @@ static unsigned ctx_serial; /* names the monitor endpoints */
 static void *ctx_take(unsigned *serial)
 {
 	pthread_mutex_lock(&ctx_lock);
-	if (!ctx_shared)
+	if (!ctx_shared) {
 		ctx_shared = zmq_ctx_new();
+		/* Every connection takes three sockets (the socket, its monitor's
+		 * two ends): ZeroMQ's default of 1,023 sockets per context would
+		 * stop one process at 341 connections (a load generator, a
+		 * monitoring tool watching many brokers). */
+		if (ctx_shared)
+			zmq_ctx_set(ctx_shared, ZMQ_MAX_SOCKETS, 16384);
+	}
 	void *c = ctx_shared;
 	if (c) {
 		ctx_users++;
