@@ -67,11 +67,14 @@ cpid=$!
 pids+=($cpid)
 
 inbox_count() { ls "$dir/agents/cpi.mantova/spool/inbox/" 2>/dev/null | grep -c -- '-referral.json$' || true; }
+# inbox_has N: the job centre's inbox holds N referrals (counted afresh at
+# every try of wait_for)
+inbox_has() { [ "$(inbox_count)" = "$1" ]; }
 
 # 1. Before the rotation: a referral reaches the job centre.
 rete send -c "$social" "$src/examples/demo/referral-mother.json" --wait 30 >/dev/null 2>&1 ||
 	fail "the first referral was not accepted"
-wait_for test "$(inbox_count)" = 1 || fail "the first referral did not reach the job centre"
+wait_for inbox_has 1 || fail "the first referral did not reach the job centre"
 
 # 2. The job centre's key is rotated: new key, broker reloaded, agent restarted.
 kill -TERM "$cpid"
@@ -103,7 +106,7 @@ fi
 rete-agent -c "$social" --trust cpi.mantova --key "$newkey" >/dev/null || fail "--trust --key failed"
 rete send -c "$social" "$src/examples/demo/referral-mother.json" --wait 30 >/dev/null 2>&1 ||
 	fail "the referral was not accepted after --trust"
-wait_for test "$(inbox_count)" = 2 || fail "the resent referral did not reach the job centre"
+wait_for inbox_has 2 || fail "the resent referral did not reach the job centre"
 last=$(ls "$dir"/agents/cpi.mantova/spool/inbox/*-referral.json | sort | tail -n 1)
 [ "$(jq -r .private.person.fiscalCode "$last")" = RSSMRA85M41E897X ] ||
 	fail "the job centre could not open the referral with its new key"
