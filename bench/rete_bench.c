@@ -472,16 +472,17 @@ static double cpu_s(pid_t pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* Broker CPU by thread: the main thread (tid = pid), ZeroMQ's I/O threads
- * ("ZMQbg/..."), and the others (verify pool helpers, the ZAP handler). */
+/* Broker CPU by thread: the main thread (tid = pid), the committer
+ * ("rete-commit"), the verify pool's helpers ("rete-verify"), ZeroMQ's I/O
+ * threads ("ZMQbg/..."), and the others (the ZAP handler). */
 struct tcpu {
-	double main, zmq, other;
+	double main, commit, verify, zmq, other;
 	double main_run, main_wait; /* schedstat: on a CPU, waiting for one (s) */
 };
 
 static struct tcpu threads_cpu(pid_t pid)
 {
-	struct tcpu t = {0, 0, 0, 0, 0};
+	struct tcpu t = {0, 0, 0, 0, 0, 0, 0};
 	char path[96];
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, (int)pid);
 	FILE *ss = fopen(path, "r");
@@ -520,6 +521,10 @@ static struct tcpu threads_cpu(pid_t pid)
 			t.main += sec;
 		else if (strncmp(open + 1, "ZMQbg", 5) == 0)
 			t.zmq += sec;
+		else if (strncmp(open + 1, "rete-commit", 11) == 0)
+			t.commit += sec;
+		else if (strncmp(open + 1, "rete-verify", 11) == 0)
+			t.verify += sec;
 		else
 			t.other += sec;
 	}
@@ -809,7 +814,8 @@ struct ingest_out {
 	long rss_max_kb, anon_max_kb;	  /* VmRSS, and its anonymous part (RssAnon) */
 	double broker_us, load_us;	  /* CPU per message: broker, load process */
 	double broker_cores;		  /* broker CPU seconds per second */
-	double main_us, zmq_us, other_us; /* broker CPU per message by thread */
+	double main_us, commit_us, verify_us, zmq_us,
+	    other_us; /* broker CPU per message by thread */
 	double main_run, main_wait;	  /* fractions of the wall time */
 };
 
@@ -900,6 +906,8 @@ static struct ingest_out ingest(const struct bk *b, struct pm *v, size_t count, 
 	o.main_run = (tc1.main_run - tc0.main_run) / (last - t0);
 	o.main_wait = (tc1.main_wait - tc0.main_wait) / (last - t0);
 	o.zmq_us = (tc1.zmq - tc0.zmq) / (double)count * 1e6;
+	o.commit_us = (tc1.commit - tc0.commit) / (double)count * 1e6;
+	o.verify_us = (tc1.verify - tc0.verify) / (double)count * 1e6;
 	o.other_us = (tc1.other - tc0.other) / (double)count * 1e6;
 	for (size_t i = 0; i < nsock; i++)
 		zmq_close(socks[i]);
@@ -1635,22 +1643,22 @@ int main(int argc, char **argv)
 			note(
 			    r,
 			    "%.2f x 1-core verify (target 0.9); broker %.0f us CPU/msg (main %.0f, "
-			    "pool %.0f, zmq %.0f; 1 verify = %.0f us); main thread %.0f%% on a "
-			    "CPU, %.0f%% "
+			    "commit %.0f, verify pool %.0f, zmq %.0f; 1 verify = %.0f us); main "
+			    "thread %.0f%% on a CPU, %.0f%% "
 			    "waiting for one; load %.0f us/msg%s",
-			    io.rate / ver1, io.broker_us, io.main_us, io.other_us, io.zmq_us,
-			    verify_cpu_us, 100 * io.main_run, 100 * io.main_wait, io.load_us,
+			    io.rate / ver1, io.broker_us, io.main_us, io.commit_us, io.verify_us,
+			    io.zmq_us, verify_cpu_us, 100 * io.main_run, 100 * io.main_wait, io.load_us,
 			    io.refused ? ", SOME REFUSED" : "");
 		} else {
 			r = add_row("ingestN", "broker ingest, all cores", io.rate, "receipts/s");
 			note(r,
 			     "%.2f x 1-core verify (target 1.5); %.2f of bound; broker %.0f us "
 			     "CPU/msg "
-			     "(main %.0f, pool %.0f, zmq %.0f); main thread %.0f%% on a CPU, "
-			     "%.0f%% waiting "
+			     "(main %.0f, commit %.0f, verify pool %.0f, zmq %.0f); main thread "
+			     "%.0f%% on a CPU, %.0f%% waiting "
 			     "for one; load %.0f us/msg%s",
 			     io.rate / ver1, io.rate / ingest_bound, io.broker_us, io.main_us,
-			     io.other_us, io.zmq_us, 100 * io.main_run, 100 * io.main_wait,
+			     io.commit_us, io.verify_us, io.zmq_us, 100 * io.main_run, 100 * io.main_wait,
 			     io.load_us, io.refused ? ", SOME REFUSED" : "");
 		}
 	}

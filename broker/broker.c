@@ -130,8 +130,10 @@ static void send_refusal(broker *b, broker_frame *f, bool as_receipt)
 			f->party[0] ? f->party : "?", f->error_text);
 }
 
-/* send_receipt sends the signed acceptance receipt of an appended op. */
-static void send_receipt(broker *b, broker_frame *f, const rete_store_op *op)
+/* receipt_sign packs and signs the acceptance receipt of f's appended op
+ * into f->rcpt and f->rcpt_sig (on the committer's thread: the signature
+ * is the receipt's cost). f->rcpt stays empty when out of memory. */
+static void receipt_sign(broker *b, broker_frame *f, const rete_store_op *op)
 {
 	Rete__ReceiptBody body;
 	rete__receipt_body__init(&body);
@@ -144,18 +146,31 @@ static void send_receipt(broker *b, broker_frame *f, const rete_store_op *op)
 	body.logged_at = op->logged_at;
 	size_t len = rete__receipt_body__get_packed_size(&body);
 	uint8_t *bytes = malloc(len ? len : 1);
-	if (!bytes) {
-		broker_log_error("out of memory for a receipt");
+	if (!bytes)
+		return;
+	rete__receipt_body__pack(&body, bytes);
+	if (rete_sign_bytes(f->rcpt_sig, RETE_CTX_RECEIPT, bytes, len, b->key) != RETE_OK) {
+		free(bytes);
 		return;
 	}
-	rete__receipt_body__pack(&body, bytes);
-	uint8_t sig[RETE_SIG_LEN];
-	rete_sign_bytes(sig, RETE_CTX_RECEIPT, bytes, len, b->key);
+	f->rcpt.data = bytes;
+	f->rcpt.len = len;
+}
+
+/* send_receipt sends the receipt receipt_sign made for f. */
+static void send_receipt(broker *b, broker_frame *f)
+{
+	if (!f->rcpt.data) {
+		broker_log_error("out of memory for the receipt of %s's %.64s; it will have "
+				 "it when it sends the message again",
+				 f->party, f->msg->id);
+		return;
+	}
 	Rete__SignedReceipt sr;
 	rete__signed_receipt__init(&sr);
-	sr.body.data = bytes;
-	sr.body.len = len;
-	sr.signature.data = sig;
+	sr.body.data = f->rcpt.data;
+	sr.body.len = f->rcpt.len;
+	sr.signature.data = f->rcpt_sig;
 	sr.signature.len = RETE_SIG_LEN;
 	Rete__Receipt r;
 	rete__receipt__init(&r);
@@ -166,48 +181,51 @@ static void send_receipt(broker *b, broker_frame *f, const rete_store_op *op)
 	bf.command_case = RETE__BROKER_FRAME__COMMAND_RECEIPT;
 	bf.receipt = &r;
 	broker_send(b, f->rid, f->rid_len, &bf);
-	free(bytes);
 }
 
 /* --- the batch's ops and the broker's own entries ----------------------------------- */
 
+/* op_add adds an op to the batch being built (NULL: out of memory). */
 static rete_store_op *op_add(broker *b, rete_store_op_kind kind, const Rete__Message *msg)
 {
-	if (b->nops == b->capops) {
-		size_t cap = b->capops ? b->capops * 2 : 64;
-		rete_store_op *o = realloc(b->ops, cap * sizeof(*o));
+	broker_batch *bt = b->bt;
+	if (bt->nops == bt->capops) {
+		size_t cap = bt->capops ? bt->capops * 2 : 64;
+		rete_store_op *o = realloc(bt->ops, cap * sizeof(*o));
 		if (!o)
 			return NULL;
-		b->ops = o;
-		const Rete__Message **mm = realloc(b->op_msg, cap * sizeof(*mm));
+		bt->ops = o;
+		const Rete__Message **mm = realloc(bt->op_msg, cap * sizeof(*mm));
 		if (!mm)
 			return NULL;
-		b->op_msg = mm;
-		b->capops = cap;
+		bt->op_msg = mm;
+		bt->capops = cap;
 	}
-	rete_store_op *op = &b->ops[b->nops];
+	rete_store_op *op = &bt->ops[bt->nops];
 	memset(op, 0, sizeof(*op));
 	op->kind = kind;
-	b->op_msg[b->nops] = msg;
-	b->nops++;
+	bt->op_msg[bt->nops] = msg;
+	bt->nops++;
 	return op;
 }
 
 /* own_new starts a broker-signed message (body set by the caller). */
 static broker_own *own_new(broker *b, const char *id, const char *recipient, const char *case_id)
 {
-	if (b->nown == b->capown) {
-		size_t cap = b->capown ? b->capown * 2 : 32;
-		broker_own **o = realloc(b->own, cap * sizeof(*o));
+	broker_batch *bt = b->bt;
+	if (bt->nown == bt->capown) {
+		size_t cap = bt->capown ? bt->capown * 2 : 32;
+		broker_own **o = realloc(bt->own, cap * sizeof(*o));
 		if (!o)
 			return NULL;
-		b->own = o;
-		b->capown = cap;
+		bt->own = o;
+		bt->capown = cap;
 	}
 	broker_own *o = calloc(1, sizeof(*o));
 	if (!o)
 		return NULL;
-	b->own[b->nown++] = o;
+	o->op = -1;
+	bt->own[bt->nown++] = o;
 	rete__message__init(&o->msg);
 	rete__delivery__init(&o->delivery);
 	rete__notice__init(&o->notice);
@@ -223,7 +241,8 @@ static broker_own *own_new(broker *b, const char *id, const char *recipient, con
 	return o;
 }
 
-/* own_append signs o and adds its APPEND op. false when it could not. */
+/* own_append adds o's APPEND op (signed by batch_commit, with the
+ * commit). false when it could not. */
 static bool own_append(broker *b, broker_own *o, int64_t now)
 {
 	broker_utf8_clean(o->text);
@@ -236,30 +255,48 @@ static bool own_append(broker *b, broker_own *o, int64_t now)
 		return false;
 	}
 	rete_problems_free(&pr);
-	rete_msg m;
-	if (rete_message_sign(&o->msg, b->key, &o->signed_bytes, &m) != RETE_OK) {
-		broker_log_error("cannot sign the broker's %s: %s", o->id, m.text);
-		return false;
-	}
 	rete_store_op *op = op_add(b, RETE_STORE_OP_APPEND, &o->msg);
 	if (!op)
 		return false;
-	op->in.signed_message = o->signed_bytes.data;
-	op->in.len = o->signed_bytes.len;
+	op->in.msg = &o->msg;
 	op->in.logged_at = now;
+	o->op = (long)(b->bt->nops - 1);
 	return true;
 }
 
-static void batch_reset(broker *b)
+/* own_sign signs the broker's own entries of bt and points their ops at
+ * the signed bytes; an entry that cannot be signed (out of memory) is left
+ * without bytes, and the store refuses it. */
+static void own_sign(broker *b, broker_batch *bt)
 {
-	for (size_t i = 0; i < b->nown; i++) {
-		rete_buf_free(&b->own[i]->signed_bytes);
-		if (b->own[i]->msg.body_case == RETE__MESSAGE__BODY_DIRECTORY)
-			broker_directory_free(&b->own[i]->msg.directory);
-		free(b->own[i]);
+	for (size_t i = 0; i < bt->nown; i++) {
+		broker_own *o = bt->own[i];
+		if (o->op < 0)
+			continue;
+		rete_msg m;
+		if (rete_message_sign(&o->msg, b->key, &o->signed_bytes, &m) != RETE_OK) {
+			broker_log_error("cannot sign the broker's %s: %s", o->id, m.text);
+			continue;
+		}
+		bt->ops[o->op].in.signed_message = o->signed_bytes.data;
+		bt->ops[o->op].in.len = o->signed_bytes.len;
 	}
-	b->nown = 0;
-	b->nops = 0;
+}
+
+/* batch_reset empties bt (its frames were cleared by whoever answered
+ * them). */
+static void batch_reset(broker_batch *bt)
+{
+	for (size_t i = 0; i < bt->nown; i++) {
+		rete_buf_free(&bt->own[i]->signed_bytes);
+		if (bt->own[i]->msg.body_case == RETE__MESSAGE__BODY_DIRECTORY)
+			broker_directory_free(&bt->own[i]->msg.directory);
+		free(bt->own[i]);
+	}
+	bt->nown = 0;
+	bt->nops = 0;
+	bt->n = 0;
+	bt->err = RETE_OK;
 }
 
 /* read_message reads entry index and decodes its Message (caller frees). */
@@ -405,23 +442,53 @@ static void mark_dirty(broker *b, const char *id)
 
 /* --- commit and what follows it ---------------------------------------------------- */
 
-/* commit_ops commits the batch's ops; on success publishes events and
- * marks recipients. Returns the store's verdict. */
-static rete_err commit_ops(broker *b, rete_msg *m)
+/* batch_commit signs bt's own entries, commits its ops in one durable
+ * transaction (bt->err, bt->m) and signs the receipts of its accepted
+ * frames. It touches nothing of the broker but the store and the key, so
+ * it runs on the committer's thread while the main thread reads and
+ * verifies the next batch. */
+static void batch_commit(broker *b, broker_batch *bt)
 {
-	if (b->nops == 0)
-		return RETE_OK;
-	rete_err err = rete_store_commit(b->store, b->ops, b->nops, m);
-	if (err != RETE_OK) {
-		broker_log_error("the store refused a batch of %zu operations: %s", b->nops,
-				 m->text);
-		return err;
+	bt->err = RETE_OK;
+	if (bt->nops == 0)
+		return;
+	own_sign(b, bt);
+	bt->err = rete_store_commit(b->store, bt->ops, bt->nops, &bt->m);
+	if (bt->err != RETE_OK)
+		return;
+	for (size_t i = 0; i < bt->n; i++) {
+		broker_frame *f = &bt->frames[i];
+		if (f->op < 0)
+			continue;
+		const rete_store_op *op = &bt->ops[f->op];
+		if (op->status == RETE_STORE_ACCEPTED || op->status == RETE_STORE_DUPLICATE)
+			receipt_sign(b, f, op);
 	}
-	for (size_t i = 0; i < b->nops; i++) {
-		rete_store_op *op = &b->ops[i];
+}
+
+static void batch_commit_job(void *ctx)
+{
+	broker *b = ctx;
+	batch_commit(b, b->fly);
+}
+
+/* batch_logged follows a commit of bt on the main thread: on success it
+ * publishes the events, marks the recipients and logs the entries.
+ * Returns the store's verdict. */
+static rete_err batch_logged(broker *b, broker_batch *bt)
+{
+	if (bt->nops == 0)
+		return RETE_OK;
+	if (bt->err != RETE_OK) {
+		broker_log_error("the store refused a batch of %zu operations: %s", bt->nops,
+				 bt->m.text);
+		return bt->err;
+	}
+	for (size_t i = 0; i < bt->nops; i++) {
+		rete_store_op *op = &bt->ops[i];
 		if (op->kind != RETE_STORE_OP_APPEND || op->status != RETE_STORE_ACCEPTED)
 			continue;
-		const Rete__Message *msg = b->op_msg[i];
+		const Rete__Message *msg = bt->op_msg[i];
 		if (op->index + 1 > b->log_size)
 			b->log_size = op->index + 1;
 		if (msg) {
@@ -433,6 +500,15 @@ static rete_err commit_ops(broker *b, rete_msg *m)
 		}
 	}
 	return RETE_OK;
+}
+
+/* commit_now commits the batch being built on the main thread (the
+ * broker's own entries: directory, expiries, overdue notices); no batch
+ * may be in flight. */
+static rete_err commit_now(broker *b)
+{
+	batch_commit(b, b->bt);
+	return batch_logged(b, b->bt);
 }
 
 /* --- checkpoints -------------------------------------------------------------------- */
@@ -467,12 +543,15 @@ static void checkpoint_make(broker *b)
 	broker_log_debug("checkpoint at size %" PRIu64, size);
 }
 
+static void pipe_collect(broker *b);
+
 static void checkpoint_maybe(broker *b, int64_t mono_now)
 {
 	if (b->log_size <= b->cp_size)
 		return;
 	if (b->log_size - b->cp_size >= b->cfg->checkpoint_every ||
 	    mono_now - b->cp_mono_ms >= b->cfg->checkpoint_interval_ms) {
+		pipe_collect(b); /* the checkpoint covers the batch in flight too */
 		checkpoint_make(b);
 		b->cp_mono_ms = mono_now;
 	}
@@ -533,7 +612,7 @@ static rete_err directory_sync(broker *b)
 	d->serial = serial;
 	char id[64];
 	snprintf(id, sizeof(id), "directory-%" PRIu64, serial);
-	batch_reset(b);
+	batch_reset(b->bt);
 	broker_own *o = own_new(b, id, "", "");
 	if (!o) {
 		broker_directory_free(&d);
@@ -541,17 +620,16 @@ static rete_err directory_sync(broker *b)
 	}
 	o->msg.body_case = RETE__MESSAGE__BODY_DIRECTORY;
 	o->msg.directory = d;
-	rete_msg m;
 	rete_err err = RETE_EINVAL;
 	if (own_append(b, o, rete_now_ms())) {
-		err = commit_ops(b, &m);
-		if (err == RETE_OK && b->ops[0].status != RETE_STORE_ACCEPTED) {
+		err = commit_now(b);
+		if (err == RETE_OK && b->bt->ops[0].status != RETE_STORE_ACCEPTED) {
 			broker_log_error("the store refused directory %" PRIu64 ": %s", serial,
-					 b->ops[0].error_text);
+					 b->bt->ops[0].error_text);
 			err = RETE_EINVAL;
 		}
 	}
-	batch_reset(b);
+	batch_reset(b->bt);
 	if (err == RETE_OK) {
 		b->dir_serial = serial;
 		broker_log_info("logged directory %" PRIu64 " (%zu parties, %zu routes)", serial,
@@ -579,9 +657,10 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 				 a->index);
 		return;
 	}
-	for (size_t i = 0; i < b->nops; i++) /* the same ACK twice in one batch */
-		if (b->ops[i].kind == RETE_STORE_OP_ACK && b->ops[i].in.index == a->index &&
-		    strcmp(b->ops[i].in.recipient, f->party) == 0)
+	const broker_batch *bt = b->bt;
+	for (size_t i = 0; i < bt->nops; i++) /* the same ACK twice in one batch */
+		if (bt->ops[i].kind == RETE_STORE_OP_ACK && bt->ops[i].in.index == a->index &&
+		    strcmp(bt->ops[i].in.recipient, f->party) == 0)
 			return;
 	Rete__Message *msg = NULL;
 	if (read_message(b, NULL, a->index, &msg) != RETE_OK) {
@@ -839,6 +918,7 @@ static bool read_frame(broker *b, broker_frame *f)
 
 static void frame_clear(broker_frame *f)
 {
+	rete_buf_free(&f->rcpt);
 	if (f->cf)
 		rete__client_frame__free_unpacked(f->cf, NULL);
 	if (f->sm)
@@ -891,16 +971,88 @@ static bool resent(broker *b, const broker_frame *f)
 	return sodium_memcmp(have, got, RETE_HASH_LEN) == 0;
 }
 
-/* run_batch reads what is waiting and takes it through the pipeline. */
-static void run_batch(broker *b, broker_frame *frames, broker_frame **jobs)
+/* batch_answer answers bt on the main thread once its commit is done:
+ * receipts and refusals, then the queries of the batch (which see its
+ * entries), then the deliveries. */
+static void batch_answer(broker *b, broker_batch *bt)
 {
+	rete_err err = batch_logged(b, bt);
+	for (size_t i = 0; i < bt->n; i++) {
+		broker_frame *f = &bt->frames[i];
+		if (f->op < 0)
+			continue;
+		const rete_store_op *op = &bt->ops[f->op];
+		if (err != RETE_OK) {
+			broker_refuse(f,
+				      err == RETE_EFULL ? RETE__ERROR_CODE__ERROR_CODE_STORAGE_FULL
+							: RETE__ERROR_CODE__ERROR_CODE_BUSY,
+				      "",
+				      "the broker could not log message %.64s (%s); nothing was "
+				      "logged, send it again later",
+				      f->msg->id, rete_strerror(err));
+			send_refusal(b, f, true);
+		} else if (op->status == RETE_STORE_ACCEPTED ||
+			   op->status == RETE_STORE_DUPLICATE) {
+			send_receipt(b, f);
+			if (op->status == RETE_STORE_DUPLICATE)
+				broker_log_info("%s sent %s again: the original receipt (index "
+						"%" PRIu64 ") was sent again",
+						f->party, f->msg->id, op->index);
+		} else {
+			broker_refuse(f,
+				      op->error ? op->error : RETE__ERROR_CODE__ERROR_CODE_INVALID,
+				      store_field(f->msg, op->error), "%s", op->error_text);
+			send_refusal(b, f, true);
+		}
+	}
+	if (err != RETE_OK) /* the ACKs of this batch were not recorded: deliver again */
+		for (size_t i = 0; i < bt->nops; i++)
+			if (bt->ops[i].kind == RETE_STORE_OP_ACK) {
+				broker_peer *p = broker_peer_find(b, bt->ops[i].in.recipient);
+				if (p) {
+					p->ninflight = 0;
+					p->next_from = 0;
+					p->dirty = true;
+				}
+			}
+	for (size_t i = 0; i < bt->n; i++) {
+		broker_frame *f = &bt->frames[i];
+		if (f->who && f->cf && f->cf->command_case == RETE__CLIENT_FRAME__COMMAND_QUERY)
+			broker_answer_query(b, f);
+		frame_clear(f);
+	}
+	batch_reset(bt);
+	pump_dirty(b);
+}
+
+/* pipe_collect waits for the batch in flight, if any, and answers it:
+ * afterwards the store holds everything the broker has accepted, and the
+ * main thread may commit itself. */
+static void pipe_collect(broker *b)
+{
+	if (!b->fly)
+		return;
+	broker_worker_wait(b->worker);
+	broker_batch *bt = b->fly;
+	b->fly = NULL;
+	batch_answer(b, bt);
+}
+
+/* run_batch reads what is waiting and takes it through the pipeline. The
+ * batch before may still be committing: its commit overlaps this batch's
+ * reading and verification, and it is answered before this batch's checks,
+ * which read what it logged (lifecycle, dedup, queues). */
+static void run_batch(broker *b, broker_frame **jobs)
+{
+	broker_batch *bt = b->bt;
+	broker_frame *frames = bt->frames;
 	size_t n = 0;
 	while (n < BROKER_BATCH_MAX && read_frame(b, &frames[n]))
 		n++;
 	if (n == 0)
 		return;
+	bt->n = n;
 	int64_t now = rete_now_ms();
-	batch_reset(b);
 
 	/* 1. what needs no signature; HELLO and PING are answered at once */
 	size_t njobs = 0;
@@ -917,6 +1069,9 @@ static void run_batch(broker *b, broker_frame *frames, broker_frame **jobs)
 			break;
 		case RETE__CLIENT_FRAME__COMMAND_SUBMIT:
 			broker_submit_precheck(b, f);
+			/* a resend of what the batch in flight logs is not seen
+			 * here: it is verified and checked, and the store answers
+			 * DUPLICATE all the same */
 			if (f->pending && resent(b, f))
 				f->resent = true; /* no checks: the original receipt */
 			else if (f->pending)
@@ -928,8 +1083,13 @@ static void run_batch(broker *b, broker_frame *frames, broker_frame **jobs)
 			break;
 		}
 	}
+	/* the batch before, if its commit is done: its receipts need not wait
+	 * for this batch's signatures */
+	if (b->fly && broker_worker_finished(b->worker))
+		pipe_collect(b);
 	/* 2. the signatures of the whole batch, on every core */
 	broker_pool_run(b->pool, njobs, verify_job, jobs);
+	pipe_collect(b);
 
 	/* 3. the checks after the signature, then the ops, in frame order */
 	for (size_t i = 0; i < n; i++) {
@@ -955,7 +1115,7 @@ static void run_batch(broker *b, broker_frame *frames, broker_frame **jobs)
 			send_refusal(b, f, true);
 			continue;
 		}
-		f->op = (long)(b->nops - 1);
+		f->op = (long)(bt->nops - 1);
 		op->in.signed_message = f->cf->submit->signed_message.data;
 		op->in.len = f->cf->submit->signed_message.len;
 		op->in.msg = f->msg;
@@ -965,59 +1125,18 @@ static void run_batch(broker *b, broker_frame *frames, broker_frame **jobs)
 			op->in.sealed_len = f->cf->submit->sealed.len;
 		}
 	}
-
-	/* 4. one durable commit; 5. receipts; events were published by it */
-	rete_msg m;
-	rete_err err = commit_ops(b, &m);
-	for (size_t i = 0; i < n; i++) {
-		broker_frame *f = &frames[i];
-		if (f->op < 0)
-			continue;
-		const rete_store_op *op = &b->ops[f->op];
-		if (err != RETE_OK) {
-			broker_refuse(f,
-				      err == RETE_EFULL ? RETE__ERROR_CODE__ERROR_CODE_STORAGE_FULL
-							: RETE__ERROR_CODE__ERROR_CODE_BUSY,
-				      "",
-				      "the broker could not log message %.64s (%s); nothing was "
-				      "logged, send it again later",
-				      f->msg->id, rete_strerror(err));
-			send_refusal(b, f, true);
-		} else if (op->status == RETE_STORE_ACCEPTED ||
-			   op->status == RETE_STORE_DUPLICATE) {
-			send_receipt(b, f, op);
-			if (op->status == RETE_STORE_DUPLICATE)
-				broker_log_info("%s sent %s again: the original receipt (index "
-						"%" PRIu64 ") was sent again",
-						f->party, f->msg->id, op->index);
-		} else {
-			broker_refuse(f,
-				      op->error ? op->error : RETE__ERROR_CODE__ERROR_CODE_INVALID,
-				      store_field(f->msg, op->error), "%s", op->error_text);
-			send_refusal(b, f, true);
-		}
+	if (bt->nops == 0) { /* nothing to commit: answer now */
+		batch_answer(b, bt);
+		return;
 	}
-	if (err != RETE_OK) /* the ACKs of this batch were not recorded: deliver again */
-		for (size_t i = 0; i < b->nops; i++)
-			if (b->ops[i].kind == RETE_STORE_OP_ACK) {
-				broker_peer *p = broker_peer_find(b, b->ops[i].in.recipient);
-				if (p) {
-					p->ninflight = 0;
-					p->next_from = 0;
-					p->dirty = true;
-				}
-			}
 
-	/* 6. queries see this batch's entries */
-	for (size_t i = 0; i < n; i++) {
-		broker_frame *f = &frames[i];
-		if (f->who && f->cf && f->cf->command_case == RETE__CLIENT_FRAME__COMMAND_QUERY)
-			broker_answer_query(b, f);
-		frame_clear(f);
-	}
-	batch_reset(b);
-	/* 7. deliveries */
-	pump_dirty(b);
+	/* 4. one durable commit, and the receipts' signatures, on the
+	 * committer; 5. receipts, queries and deliveries when it is done */
+	b->fly = bt;
+	b->bt = bt == &b->batches[0] ? &b->batches[1] : &b->batches[0];
+	broker_worker_post(b->worker, batch_commit_job, b);
+	if (!broker_worker_busy(b->worker)) /* no thread: it ran in post */
+		pipe_collect(b);
 }
 
 /* --- scans: expiry and overdue ---------------------------------------------------------- */
@@ -1076,7 +1195,7 @@ static void scan(broker *b)
 	rete_store_overdue_candidates(b->store, NULL, now, on_overdue, &s, NULL);
 	if (s.n == 0 && s.nr == 0)
 		goto out;
-	batch_reset(b);
+	batch_reset(b->bt);
 	for (size_t i = 0; i < s.n; i++) {
 		Rete__Message *msg = NULL;
 		if (read_message(b, NULL, s.e[i].index, &msg) != RETE_OK)
@@ -1152,14 +1271,13 @@ static void scan(broker *b)
 		own_append(b, o, now);
 		broker_log_info("referral %s to %s is overdue (due %s)", r->id, r->performer, due);
 	}
-	rete_msg m;
-	commit_ops(b, &m);
-	for (size_t i = 0; i < b->nops; i++)
-		if (b->ops[i].kind == RETE_STORE_OP_APPEND &&
-		    b->ops[i].status == RETE_STORE_REFUSED)
-			broker_log_warn("the store refused the broker's own entry: %s",
-					b->ops[i].error_text);
-	batch_reset(b);
+	if (commit_now(b) == RETE_OK)
+		for (size_t i = 0; i < b->bt->nops; i++)
+			if (b->bt->ops[i].kind == RETE_STORE_OP_APPEND &&
+			    b->bt->ops[i].status == RETE_STORE_REFUSED)
+				broker_log_warn("the store refused the broker's own entry: %s",
+						b->bt->ops[i].error_text);
+	batch_reset(b->bt);
 	pump_dirty(b);
 out:
 	for (size_t i = 0; i < s.nr; i++)
@@ -1343,16 +1461,24 @@ static void broker_free(broker *b)
 	broker_zap_stop(&b->zap);
 	if (b->zctx)
 		zmq_ctx_term(b->zctx);
+	broker_worker_stop(&b->worker); /* collects a batch in flight, unanswered */
 	broker_pool_stop(&b->pool);
 	rete_store_close(&b->store);
 	rete_seckey_free(&b->key);
 	for (size_t i = 0; i < b->npeers; i++)
 		free(b->peers[i].inflight);
 	free(b->peers);
-	batch_reset(b);
-	free(b->own);
-	free(b->ops);
-	free(b->op_msg);
+	for (int i = 0; i < 2; i++) {
+		broker_batch *bt = &b->batches[i];
+		if (bt->frames)
+			for (size_t j = 0; j < BROKER_BATCH_MAX; j++)
+				frame_clear(&bt->frames[j]);
+		batch_reset(bt);
+		free(bt->frames);
+		free(bt->own);
+		free(bt->ops);
+		free(bt->op_msg);
+	}
 	rete_buf_free(&b->dir_entry);
 	free(b->cp_note);
 	if (b->sigfd >= 0)
@@ -1364,7 +1490,6 @@ int broker_run(broker_config *c)
 {
 	broker b = {.cfg = c, .sigfd = -1};
 	rete_msg m;
-	broker_frame *frames = NULL;
 	broker_frame **jobs = NULL;
 	int rc = 2;
 
@@ -1403,10 +1528,13 @@ int broker_run(broker_config *c)
 		broker_log_error("out of memory");
 		goto out;
 	}
-	frames = calloc(BROKER_BATCH_MAX, sizeof(*frames));
+	b.batches[0].frames = calloc(BROKER_BATCH_MAX, sizeof(broker_frame));
+	b.batches[1].frames = calloc(BROKER_BATCH_MAX, sizeof(broker_frame));
+	b.bt = &b.batches[0];
 	jobs = calloc(BROKER_BATCH_MAX, sizeof(*jobs));
 	b.zctx = zmq_ctx_new();
-	if (!frames || !jobs || !b.zctx) {
+	if (!b.batches[0].frames || !b.batches[1].frames || !jobs || !b.zctx ||
+	    broker_worker_start(&b.worker) != RETE_OK) {
 		broker_log_error("out of memory");
 		goto out;
 	}
@@ -1445,10 +1573,19 @@ int broker_run(broker_config *c)
 	b.last_ping_ms = now;
 	b.cp_mono_ms = now;
 	while (!b.stop) {
-		zmq_pollitem_t items[3] = {{b.router, 0, ZMQ_POLLIN, 0},
-					   {NULL, b.sigfd, ZMQ_POLLIN, 0},
-					   {b.mon, 0, ZMQ_POLLIN, 0}};
-		int nitems = b.mon ? 3 : 2;
+		/* the committer's fd: a batch whose commit is done, to answer */
+		int wfd = b.fly ? broker_worker_fd(b.worker) : -1;
+		zmq_pollitem_t items[4] = {{b.router, 0, ZMQ_POLLIN, 0},
+					   {NULL, b.sigfd, ZMQ_POLLIN, 0}};
+		int nitems = 2, imon = -1, iw = -1;
+		if (b.mon) {
+			imon = nitems++;
+			items[imon] = (zmq_pollitem_t){b.mon, 0, ZMQ_POLLIN, 0};
+		}
+		if (wfd >= 0) {
+			iw = nitems++;
+			items[iw] = (zmq_pollitem_t){NULL, wfd, ZMQ_POLLIN, 0};
+		}
 		long timeout = 1000 - (mono_ms() - b.last_scan_ms);
 		if (timeout < 0)
 			timeout = 0;
@@ -1459,8 +1596,10 @@ int broker_run(broker_config *c)
 		if (items[1].revents & ZMQ_POLLIN) {
 			struct signalfd_siginfo si;
 			while (read(b.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-				if (si.ssi_signo == SIGHUP)
+				if (si.ssi_signo == SIGHUP) {
+					pipe_collect(&b);
 					reload(&b);
+				}
 				else {
 					broker_log_info(
 					    "signal %u: stopping after the batch in hand",
@@ -1469,13 +1608,16 @@ int broker_run(broker_config *c)
 				}
 			}
 		}
-		if (b.mon && (items[2].revents & ZMQ_POLLIN))
+		if (imon >= 0 && (items[imon].revents & ZMQ_POLLIN))
 			monitor_drain(&b);
 		if (items[0].revents & ZMQ_POLLIN)
-			run_batch(&b, frames, jobs);
+			run_batch(&b, jobs);
+		else if (iw >= 0 && (items[iw].revents & ZMQ_POLLIN))
+			pipe_collect(&b);
 		now = mono_ms();
 		if (now - b.last_scan_ms >= 1000) {
 			b.last_scan_ms = now;
+			pipe_collect(&b);
 			scan(&b);
 		}
 		if (now - b.last_ping_ms >= b.cfg->heartbeat_ms) {
@@ -1484,12 +1626,11 @@ int broker_run(broker_config *c)
 		}
 		checkpoint_maybe(&b, now);
 	}
-	/* the batch in hand was committed and answered by run_batch */
+	pipe_collect(&b); /* the batch in flight is answered */
 	checkpoint_make(&b);
 	broker_log_info("stopped: log size %" PRIu64, b.log_size);
 	rc = 0;
 out:
-	free(frames);
 	free(jobs);
 	broker_free(&b);
 	return rc;

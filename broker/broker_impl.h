@@ -12,6 +12,7 @@
 #include "codec.h"
 #include "config.h"
 #include "pool.h"
+#include "worker.h"
 #include "store.h"
 #include "zap.h"
 
@@ -47,6 +48,8 @@ typedef struct broker_frame {
 	bool sig_ok;
 	bool resent; /* the very bytes already logged */
 	long op;     /* index in the batch's ops, or -1 */
+	rete_buf rcpt; /* the packed ReceiptBody, signed by the committer */
+	uint8_t rcpt_sig[RETE_SIG_LEN];
 	Rete__ErrorCode error;
 	char error_text[512];
 	char field[128];
@@ -64,7 +67,22 @@ typedef struct broker_own {
 	char msg_id[128];
 	char text[512];
 	rete_buf signed_bytes;
+	long op; /* its APPEND op in the batch */
 } broker_own;
+
+/* A batch: the frames read together and the store ops they became. One is
+ * built by the main thread while the one before is committed. */
+typedef struct broker_batch {
+	broker_frame *frames;
+	size_t n;
+	rete_store_op *ops;
+	const Rete__Message **op_msg; /* message of each APPEND op (events) */
+	size_t nops, capops;
+	broker_own **own;
+	size_t nown, capown;
+	rete_err err; /* the commit's verdict */
+	rete_msg m;   /* its sentence */
+} broker_batch;
 
 typedef struct broker {
 	broker_config *cfg;
@@ -86,12 +104,10 @@ typedef struct broker {
 	int64_t cp_mono_ms; /* the same, on the monotonic clock */
 	int64_t last_scan_ms, last_ping_ms;
 	uint64_t ping_nonce;
-	/* the batch being built */
-	rete_store_op *ops;
-	const Rete__Message **op_msg; /* message of each APPEND op (events) */
-	size_t nops, capops;
-	broker_own **own;
-	size_t nown, capown;
+	broker_batch batches[2];
+	broker_batch *bt;  /* the batch being built */
+	broker_batch *fly; /* the batch being committed, or NULL */
+	broker_worker *worker;
 } broker;
 
 /* broker_peer_find: the state of party id (NULL when not in the directory). */

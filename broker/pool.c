@@ -1,4 +1,5 @@
 /* pool.c — see pool.h. */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "pool.h"
 
 #include <pthread.h>
@@ -69,6 +70,7 @@ rete_err broker_pool_start(broker_pool **out, unsigned threads)
 	for (unsigned i = 0; i < helpers; i++) {
 		if (pthread_create(&p->bp_threads[i], NULL, pool_thread, p) != 0)
 			break; /* fewer helpers: slower, still correct */
+		pthread_setname_np(p->bp_threads[i], "rete-verify");
 		p->bp_nthreads++;
 	}
 	*out = p;
