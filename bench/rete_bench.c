@@ -1458,6 +1458,8 @@ static void usage(FILE *out)
 		     "  --log-size N   entries of the big log (default 1000000)\n"
 		     "  --agencies N   load sockets, one agency each (even; default 50)\n"
 		     "  --conns N      connected agencies for the memory figure (default 500)\n"
+		     "  --window N     messages in flight per sender in the closed loop (default\n"
+		     "                 64, rete-agent's max_inflight)\n"
 		     "  --json FILE    also write the results as JSON\n"
 		     "  --dir DIR      where the temporary files go (default $TMPDIR or /tmp)\n"
 		     "  --threads N    threads for 'every core' (default: online cores)\n"
@@ -1482,6 +1484,7 @@ int main(int argc, char **argv)
 	opt.log_size = 1000000;
 	opt.agencies = 50;
 	opt.conns = 500;
+	opt.loop_window = 64; /* rete-agent's max_inflight */
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		bool has = i + 1 < argc;
@@ -1500,6 +1503,10 @@ int main(int argc, char **argv)
 		} else if (strcmp(a, "--conns") == 0 && has) {
 			opt.conns = (size_t)num_arg(a, argv[++i], 2);
 			conns_given = true;
+		} else if (strcmp(a, "--window") == 0 && has) {
+			opt.loop_window = (unsigned)num_arg(a, argv[++i], 1);
+			if (opt.loop_window > 4096)
+				die("--window: give 1 to 4096");
 		} else if (strcmp(a, "--json") == 0 && has) {
 			opt.json = argv[++i];
 		} else if (strcmp(a, "--dir") == 0 && has) {
@@ -1532,7 +1539,6 @@ int main(int argc, char **argv)
 	opt.agencies += opt.agencies % 2; /* partners: i and i ^ 1 */
 	opt.raw_secs = opt.quick ? 0.05 : 2.0;
 	opt.loop_secs = opt.quick ? 0.5 : 6.0;
-	opt.loop_window = 8;
 	opt.ingest_msgs = opt.quick ? 300 : 40000;
 	opt.growth_msgs = opt.quick ? 200 : 20000;
 

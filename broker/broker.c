@@ -1083,13 +1083,11 @@ static void run_batch(broker *b, broker_frame **jobs)
 			break;
 		}
 	}
-	/* the batch before, if its commit is done: its receipts need not wait
-	 * for this batch's signatures */
-	if (b->fly && broker_worker_finished(b->worker))
-		pipe_collect(b);
-	/* 2. the signatures of the whole batch, on every core */
-	broker_pool_run(b->pool, njobs, verify_job, jobs);
+	/* 2. the signatures of the whole batch, on the verify pool's threads,
+	 * while this thread answers the batch before once it is committed */
+	broker_pool_begin(b->pool, njobs, verify_job, jobs);
 	pipe_collect(b);
+	broker_pool_end(b->pool);
 
 	/* 3. the checks after the signature, then the ops, in frame order */
 	for (size_t i = 0; i < n; i++) {
@@ -1567,6 +1565,7 @@ int broker_run(broker_config *c)
 			"listening on %s, events on %s",
 			b.cfg->id, b.cfg->origin, b.log_size, b.cfg->nparties, b.cfg->listen,
 			b.cfg->events);
+	broker_log_buffer(true); /* written before every wait for the network */
 
 	int64_t now = mono_ms();
 	b.last_scan_ms = now;
@@ -1578,6 +1577,7 @@ int broker_run(broker_config *c)
 		zmq_pollitem_t items[4] = {{b.router, 0, ZMQ_POLLIN, 0},
 					   {NULL, b.sigfd, ZMQ_POLLIN, 0}};
 		int nitems = 2, imon = -1, iw = -1;
+		broker_log_flush();
 		if (b.mon) {
 			imon = nitems++;
 			items[imon] = (zmq_pollitem_t){b.mon, 0, ZMQ_POLLIN, 0};
@@ -1631,6 +1631,7 @@ int broker_run(broker_config *c)
 	broker_log_info("stopped: log size %" PRIu64, b.log_size);
 	rc = 0;
 out:
+	broker_log_buffer(false);
 	free(jobs);
 	broker_free(&b);
 	return rc;

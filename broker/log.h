@@ -2,8 +2,11 @@
  *
  * One line per event, readable by a person and by grep: an RFC 3339 UTC
  * time, a level word, then what happened, who and which id. Safe from any
- * thread (each line is written with one call). Debug lines appear only with
- * -v.
+ * thread (each line is written whole). Debug lines appear only with -v.
+ * Under load the broker logs thousands of entries a second, so while
+ * buffering is on (broker_log_buffer) info and debug lines are gathered and
+ * written together by broker_log_flush, which the main loop calls after
+ * every batch and before it waits; a warning or an error flushes at once.
  */
 #ifndef RETE_BROKER_LOG_H
 #define RETE_BROKER_LOG_H
@@ -15,6 +18,13 @@ void broker_log_verbose(bool on);
 
 /* broker_log_is_verbose: whether debug lines are on. */
 bool broker_log_is_verbose(void);
+
+/* broker_log_buffer turns the gathering of info and debug lines on or off
+ * (default off: every line is written at once). Turning it off flushes. */
+void broker_log_buffer(bool on);
+
+/* broker_log_flush writes the lines gathered so far. */
+void broker_log_flush(void);
 
 /* broker_log_info, _warn, _error, _debug format one line on stderr. */
 void broker_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -61,15 +61,14 @@ rete_err broker_pool_start(broker_pool **out, unsigned threads)
 	pthread_mutex_init(&p->bp_lock, NULL);
 	pthread_cond_init(&p->bp_work, NULL);
 	pthread_cond_init(&p->bp_done, NULL);
-	unsigned helpers = threads > 1 ? threads - 1 : 0;
-	p->bp_threads = calloc(helpers ? helpers : 1, sizeof(*p->bp_threads));
+	p->bp_threads = calloc(threads ? threads : 1, sizeof(*p->bp_threads));
 	if (!p->bp_threads) {
 		broker_pool_stop(&p);
 		return RETE_ENOMEM;
 	}
-	for (unsigned i = 0; i < helpers; i++) {
+	for (unsigned i = 0; i < threads; i++) {
 		if (pthread_create(&p->bp_threads[i], NULL, pool_thread, p) != 0)
-			break; /* fewer helpers: slower, still correct */
+			break; /* fewer threads: slower, still correct */
 		pthread_setname_np(p->bp_threads[i], "rete-verify");
 		p->bp_nthreads++;
 	}
@@ -77,11 +76,11 @@ rete_err broker_pool_start(broker_pool **out, unsigned threads)
 	return RETE_OK;
 }
 
-void broker_pool_run(broker_pool *p, size_t n, broker_pool_fn fn, void *ctx)
+void broker_pool_begin(broker_pool *p, size_t n, broker_pool_fn fn, void *ctx)
 {
 	if (n == 0)
 		return;
-	if (n < 4 || p->bp_nthreads == 0) { /* not worth waking anyone */
+	if (n < 4) { /* not worth waking anyone */
 		for (size_t i = 0; i < n; i++)
 			fn(ctx, i);
 		return;
@@ -94,10 +93,19 @@ void broker_pool_run(broker_pool *p, size_t n, broker_pool_fn fn, void *ctx)
 	p->bp_finished = 0;
 	p->bp_generation++;
 	pthread_cond_broadcast(&p->bp_work);
-	take_jobs(p);
+	pthread_mutex_unlock(&p->bp_lock);
+}
+
+void broker_pool_end(broker_pool *p)
+{
+	pthread_mutex_lock(&p->bp_lock);
+	if (p->bp_nthreads == 0) /* no thread: the caller does the jobs */
+		take_jobs(p);
 	while (p->bp_finished < p->bp_n)
 		pthread_cond_wait(&p->bp_done, &p->bp_lock);
 	p->bp_n = 0;
+	p->bp_next = 0;
+	p->bp_finished = 0;
 	pthread_mutex_unlock(&p->bp_lock);
 }
 

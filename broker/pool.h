@@ -1,9 +1,15 @@
 /* pool.h — the verify pool: the broker's threads for the expensive step.
  *
  * Signature verification is the physical limit of the broker, so each
- * batch's signatures are checked on every core: broker_pool_run hands out
- * the indexes of one batch to the pool's threads and to the caller, and
- * returns when all are done. Only one batch runs at a time.
+ * batch's signatures are checked by `verify_threads` threads of their own
+ * while the main thread does everything else: broker_pool_begin hands out
+ * the indexes of one batch to the pool's threads and returns at once; the
+ * main thread answers the batch before (receipts, deliveries) meanwhile,
+ * and broker_pool_end waits for the last job. Only one batch runs at a
+ * time. A batch of fewer than 4 jobs (a quiet network) runs on the caller
+ * inside broker_pool_begin: waking a thread would cost more latency than
+ * it saves. Without threads (none could be started) broker_pool_end runs
+ * the jobs itself.
  */
 #ifndef RETE_BROKER_POOL_H
 #define RETE_BROKER_POOL_H
@@ -17,16 +23,20 @@ typedef struct broker_pool broker_pool;
 /* broker_pool_fn does job i of the batch; it runs on any thread. */
 typedef void (*broker_pool_fn)(void *ctx, size_t i);
 
-/* broker_pool_start starts threads - 1 helper threads (the caller of
- * broker_pool_run is the last one). *out is the caller's. RETE_ENOMEM. */
+/* broker_pool_start starts `threads` threads (named rete-verify). *out is
+ * the caller's. RETE_ENOMEM. */
 rete_err broker_pool_start(broker_pool **out, unsigned threads);
 
-/* broker_pool_run runs fn(ctx, i) for every i in [0, n) and returns when
- * all have returned. */
-void broker_pool_run(broker_pool *p, size_t n, broker_pool_fn fn, void *ctx);
+/* broker_pool_begin starts fn(ctx, i) for every i in [0, n) on the pool's
+ * threads and returns; the jobs may run until broker_pool_end, which must
+ * be called before the next begin. fn and ctx must stay valid until then. */
+void broker_pool_begin(broker_pool *p, size_t n, broker_pool_fn fn, void *ctx);
+
+/* broker_pool_end returns when every job of the batch has returned. */
+void broker_pool_end(broker_pool *p);
 
 /* broker_pool_stop stops and joins the threads, frees *p, sets it to NULL;
- * NULL is fine. */
+ * NULL is fine. A batch begun must have ended. */
 void broker_pool_stop(broker_pool **p);
 
 #endif

@@ -91,16 +91,6 @@ bool broker_worker_busy(const broker_worker *w)
 	return w->bw_busy;
 }
 
-bool broker_worker_finished(broker_worker *w)
-{
-	if (!w->bw_busy)
-		return false;
-	pthread_mutex_lock(&w->bw_lock);
-	bool done = w->bw_finished;
-	pthread_mutex_unlock(&w->bw_lock);
-	return done;
-}
-
 void broker_worker_wait(broker_worker *w)
 {
 	if (!w->bw_busy)

@@ -35,10 +35,6 @@ void broker_worker_post(broker_worker *w, broker_worker_fn fn, void *ctx);
 /* broker_worker_busy: was a job posted and not yet collected? */
 bool broker_worker_busy(const broker_worker *w);
 
-/* broker_worker_finished: has the posted job finished (never blocks)?
- * false when nothing is posted. */
-bool broker_worker_finished(broker_worker *w);
-
 /* broker_worker_wait blocks until the posted job has finished and collects
  * it: the worker is idle afterwards. Returns at once when nothing is
  * posted. */
