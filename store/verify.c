@@ -3,19 +3,41 @@
  * The log is read at one fixed size inside one read transaction, in chunks
  * of CHUNK entries. Each chunk goes through three phases:
  *   A (all threads)  strict decoding, leaf hashing and signature checking
- *                    with the key of the Directory in force at the start of
- *                    the chunk, entry by entry;
+ *                    with the key of the newest Directory installed when
+ *                    the grain was taken (a guess: see below), entry by
+ *                    entry;
  *   B (this thread)  everything that depends on order: the index, the
  *                    stored leaf hashes and nodes against the recomputed
  *                    tree, the key each entry must be signed with (the
  *                    Directory in force changes along the log), checkpoints
  *                    reached at this size;
- *   C                settling the signatures: the key chosen in B is almost
- *                    always the one A used; entries after a Directory entry
- *                    of the same chunk are verified again (all threads);
+ *   C                settling the signatures: the key chosen in B almost
+ *                    always has the bytes of the key A used; entries whose
+ *                    key differs (a Directory entry changed it) are
+ *                    verified again (all threads);
  * then, with replay, the entries of the chunk are appended to a scratch
- * store. Only this thread touches LMDB: a transaction belongs to one thread
- * at a time, and the reads are cheap next to the signatures.
+ * store by a replay thread, chunk after chunk, in log order.
+ *
+ * The chunks are pipelined so that every core stays busy: this thread
+ * reads chunk k+1 from the store and hands its phase A to the pool before
+ * it runs phase B of chunk k, grain by grain as phase A finishes them; the
+ * pool's threads meanwhile run phase A of chunk k+1 (and phase C of chunk
+ * k when there is one); the replay thread replays chunk k-1 or k-2. This
+ * thread, whenever it would wait, runs grains itself. NBUF chunk buffers
+ * circulate; one is refilled only once its chunk is checked and replayed.
+ * Because phase A of an entry may run before phase B has installed the
+ * Directories that precede it (in this chunk or the one before), phase A
+ * takes the newest Directory installed when it takes the grain (v_dir_pub,
+ * under v_mu; Directories, once installed, are never changed nor freed
+ * before the end); phase B chooses the right one and phase C settles it.
+ * Directories are installed by phase B alone, in log order.
+ *
+ * Only this thread touches the store's LMDB transaction (a transaction
+ * belongs to one thread at a time, and the reads are cheap next to the
+ * signatures); only the replay thread touches the scratch store until the
+ * replay is over. The pipeline's state (grains handed out and finished,
+ * chunks queued for the replay) is under v_mu; failures are under v_lock;
+ * the two are never held together.
  *
  * Failures are ordered by a position, so that the first one in log order
  * is reported whichever phase finds it: entry i has position 2i+2, a check
@@ -39,7 +61,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +74,9 @@
 
 #define CHUNK	     4096u /* entries per chunk (memory: a few MiB of entries) */
 #define GRAIN	     16u   /* entries a thread takes at a time */
+#define NGRAIN	     (CHUNK / GRAIN)
+#define NBUF	     4u	   /* chunk buffers: one in phase A, one in phase B, the
+			      rest waiting for or in the replay */
 #define MAX_THREADS  256u
 #define POS_ENTRY(i) (2 * (uint64_t)(i) + 2)
 #define POS_SIZE(s)  (2 * (uint64_t)(s) + 1)
@@ -73,6 +97,22 @@ struct vdir {
 	struct party_key *vd_keys;
 	size_t vd_n;
 	struct vdir *vd_next;
+};
+
+/* One chunk buffer of the pipeline. */
+struct chunk {
+	struct item *c_items; /* CHUNK items */
+	rete_buf *c_raw;      /* CHUNK: the bytes read; phase A moves them into
+				 the items (after clearing the chunk before) */
+	uint64_t c_seq;	      /* the chunks started before this one */
+	uint64_t c_from;      /* the index of its first entry */
+	size_t c_n;	      /* its entries */
+	size_t c_ok;	      /* the entries to replay */
+	/* under v_mu */
+	size_t c_next;		/* phase A: the first entry not handed out yet */
+	unsigned c_busy;	/* phase A grains handed out, not finished */
+	bool c_done[NGRAIN];	/* phase A grains finished */
+	bool c_replaying;	/* queued for the replay or being replayed */
 };
 
 /* A stored checkpoint (a session's target). */
@@ -118,9 +158,8 @@ struct vctx {
 	rete_checkpoint v_prev; /* the last checkpoint reached */
 	bool v_have_since;
 	rete_checkpoint v_since;
-	struct item *v_items[2]; /* chunks alternate, so that the replay of one
-				    runs while the next is checked */
-	unsigned v_cur;
+	struct chunk v_ch[NBUF]; /* the chunk buffers (v_ch[0].c_items NULL: none) */
+	uint64_t v_seq;		 /* chunks started so far */
 	unsigned v_threads;
 	pthread_mutex_t v_lock; /* the failure fields: the replay thread fails too */
 	/* the first failure */
@@ -132,11 +171,25 @@ struct vctx {
 	/* the replay */
 	rete_store *v_scratch;
 	char *v_scratch_dir;
-	rete_store_op *v_ops;
-	bool v_rp_running; /* a replay thread is running v_rp_items[0..v_rp_n) */
+	rete_store_op *v_ops; /* the replay's, one chunk at a time */
+	/* the pipeline (everything below under v_mu, but the thread ids) */
+	pthread_mutex_t v_mu;
+	pthread_cond_t v_cv_work; /* grains to take, or the pool must stop */
+	pthread_cond_t v_cv_main; /* a grain or a replay finished */
+	pthread_cond_t v_cv_rp;	  /* a chunk to replay, or the replay must stop */
+	const struct vdir *v_dir_pub; /* the newest Directory installed, for phase
+					 A's guesses */
+	bool v_stop;		  /* the pool's threads leave */
+	bool v_rp_stop;		  /* the replay thread leaves once its queue is empty */
+	struct item *v_c_items;	  /* phase C: items[0..v_c_n) of the chunk in B */
+	size_t v_c_n, v_c_next;
+	unsigned v_c_busy;
+	struct chunk *v_rpq[NBUF]; /* chunks to replay, in log order */
+	size_t v_rpq_head, v_rpq_n;
+	pthread_t v_tid[MAX_THREADS];
+	unsigned v_nworkers;
+	bool v_rp_thread; /* a replay thread runs (else this thread replays) */
 	pthread_t v_rp_tid;
-	struct item *v_rp_items;
-	size_t v_rp_n;
 };
 
 /* ---- failures ------------------------------------------------------------ */
@@ -184,12 +237,24 @@ static bool failed(struct vctx *v)
 	return f;
 }
 
-/* failed_io: a failure is known that stops the check itself. */
-static bool failed_io(struct vctx *v)
+/* failed_before: a failure is known at a position before pos. Checks of
+ * later positions need not run (nothing they find would be reported). */
+static bool failed_before(struct vctx *v, uint64_t pos)
 {
 	bool f;
 	pthread_mutex_lock(&v->v_lock);
-	f = v->v_fail_pos != POS_NONE && io_error(v->v_fail_err);
+	f = v->v_fail_pos != POS_NONE && v->v_fail_pos < pos;
+	pthread_mutex_unlock(&v->v_lock);
+	return f;
+}
+
+/* failed_io_before: a failure that stops the check itself (I/O, memory)
+ * is known at a position before pos. */
+static bool failed_io_before(struct vctx *v, uint64_t pos)
+{
+	bool f;
+	pthread_mutex_lock(&v->v_lock);
+	f = v->v_fail_pos != POS_NONE && v->v_fail_pos < pos && io_error(v->v_fail_err);
 	pthread_mutex_unlock(&v->v_lock);
 	return f;
 }
@@ -203,53 +268,6 @@ static const char *b64(const uint8_t h[RETE_MERKLE_HASH], char buf[64])
 static const char *S(const char *s)
 {
 	return s != NULL ? s : "";
-}
-
-/* ---- a parallel for ------------------------------------------------------ */
-
-struct pfor {
-	void (*pf_fn)(struct vctx *v, struct item *it);
-	struct vctx *pf_v;
-	struct item *pf_items;
-	size_t pf_n;
-	atomic_size_t pf_next;
-};
-
-static void *pfor_worker(void *arg)
-{
-	struct pfor *pf = arg;
-
-	for (;;) {
-		size_t i = atomic_fetch_add(&pf->pf_next, GRAIN);
-		if (i >= pf->pf_n)
-			break;
-		size_t end = i + GRAIN < pf->pf_n ? i + GRAIN : pf->pf_n;
-		for (; i < end; i++)
-			pf->pf_fn(pf->pf_v, &pf->pf_items[i]);
-	}
-	return NULL;
-}
-
-/* pfor_run calls fn on items[0..n) from up to v->v_threads threads (this
- * one included). A thread that cannot be created leaves its share to the
- * others. */
-static void pfor_run(struct vctx *v, void (*fn)(struct vctx *, struct item *), struct item *items,
-		     size_t n)
-{
-	struct pfor pf = {fn, v, items, n, 0};
-	pthread_t tid[MAX_THREADS];
-	unsigned started = 0, want = v->v_threads;
-
-	if (want > 1 && n > GRAIN) {
-		if ((size_t)want > (n + GRAIN - 1) / GRAIN)
-			want = (unsigned)((n + GRAIN - 1) / GRAIN);
-		for (unsigned t = 1; t < want; t++)
-			if (pthread_create(&tid[started], NULL, pfor_worker, &pf) == 0)
-				started++;
-	}
-	pfor_worker(&pf);
-	for (unsigned t = 0; t < started; t++)
-		pthread_join(tid[t], NULL);
 }
 
 /* ---- phase A: decoding ---------------------------------------------------- */
@@ -270,9 +288,10 @@ static void item_why(struct item *it, rete_err err, const char *fmt, ...)
 
 static const struct party_key *dir_find(const struct vdir *vd, const char *id);
 
-/* speculative_key: the key msg must be signed with under the Directory in
- * force at the start of the chunk (NULL when there is none). */
-static const rete_pubkey *speculative_key(const struct vctx *v, const Rete__Message *msg)
+/* speculative_key: the key msg must be signed with under the Directory dir
+ * (the one in force when the chunk was started; NULL when there is none). */
+static const rete_pubkey *speculative_key(const struct vctx *v, const struct vdir *dir,
+					  const Rete__Message *msg)
 {
 	const struct party_key *k;
 
@@ -284,16 +303,18 @@ static const rete_pubkey *speculative_key(const struct vctx *v, const Rete__Mess
 	case RETE__MESSAGE__BODY_REFERRAL:
 	case RETE__MESSAGE__BODY_UPDATE:
 	case RETE__MESSAGE__BODY_NOTE:
-		if (v->v_dirs == NULL || msg->sender == NULL)
+		if (dir == NULL || msg->sender == NULL)
 			return NULL;
-		k = dir_find(v->v_dirs, msg->sender);
+		k = dir_find(dir, msg->sender);
 		return k != NULL && k->pk_valid ? &k->pk_key : NULL;
 	default:
 		return NULL;
 	}
 }
 
-static void phase_decode(struct vctx *v, struct item *it)
+/* phase_decode runs phase A on one item (it_index and it_raw set); dir is
+ * the Directory to take the speculative key from. */
+static void phase_decode(struct vctx *v, const struct vdir *dir, struct item *it)
 {
 	ProtobufCMessage *pm = NULL;
 	rete_msg m = {{0}};
@@ -318,15 +339,25 @@ static void phase_decode(struct vctx *v, struct item *it)
 		return;
 	}
 	/* Verify now, in the same parallel pass, with the key the entry needs
-	 * if no Directory entry earlier in this chunk changed it (the usual
-	 * case); phase B tells whether that guess was right. v_dirs is only
-	 * written by phase B, never while this runs. */
-	it->it_spec_key = speculative_key(v, it->it_msg);
+	 * if no Directory entry since dir changed it (the usual case); phase B
+	 * tells whether that guess was right. dir is a snapshot: phase B may
+	 * be installing newer Directories while this runs, but never changes
+	 * or frees one installed. */
+	it->it_spec_key = speculative_key(v, dir, it->it_msg);
 	if (it->it_spec_key != NULL)
 		it->it_spec_ok = rete_signed_verify(it->it_sm, it->it_spec_key, NULL) == RETE_OK;
 }
 
 /* ---- phase C: signatures -------------------------------------------------- */
+
+/* spec_holds: phase A verified it with the very key bytes phase B chose
+ * (the outcome of a signature check depends on the key's bytes alone). */
+static bool spec_holds(const struct item *it)
+{
+	return it->it_spec_key != NULL &&
+	       (it->it_spec_key == it->it_key ||
+		memcmp(it->it_spec_key->ed, it->it_key->ed, sizeof(it->it_key->ed)) == 0);
+}
 
 /* phase_verify settles the signature of an entry whose key phase B chose;
  * it verifies again only when phase A guessed another key. */
@@ -335,7 +366,7 @@ static void phase_verify(struct vctx *v, struct item *it)
 	(void)v;
 	if (it->it_key == NULL)
 		return;
-	if (it->it_key == it->it_spec_key)
+	if (spec_holds(it))
 		it->it_bad_sig = !it->it_spec_ok;
 	else
 		it->it_bad_sig = rete_signed_verify(it->it_sm, it->it_key, NULL) != RETE_OK;
@@ -387,6 +418,9 @@ static rete_err dir_install(struct vctx *v, struct item *it)
 	}
 	vd->vd_next = v->v_dirs;
 	v->v_dirs = vd;
+	pthread_mutex_lock(&v->v_mu);
+	v->v_dir_pub = vd; /* phase A guesses with it from now on */
+	pthread_mutex_unlock(&v->v_mu);
 	v->v_rep->directories++;
 	return RETE_OK;
 }
@@ -495,6 +529,10 @@ static bool reach_size(struct vctx *v, uint64_t size)
 	char b1[64], b2[64];
 	rete_msg m = {{0}};
 
+	/* the root costs a hash per level: only at sizes where a check is due */
+	if (!(v->v_have_since && v->v_since.size == size) &&
+	    !(v->v_cki < v->v_nck && v->v_ck[v->v_cki].ck_size == size))
+		return true;
 	rete_merkle_frontier_root(&v->v_fr, root);
 	if (v->v_have_since && v->v_since.size == size &&
 	    sodium_memcmp(root, v->v_since.root, RETE_MERKLE_HASH) != 0)
@@ -671,7 +709,9 @@ static int check_entry(struct vctx *v, struct item *it)
 			return CHECK_BAD;
 		}
 	}
-	if (!reach_size(v, idx + 1) || failed(v))
+	/* a failure at a later position (the next chunk's reading, already
+	 * done) must not stop this chunk */
+	if (!reach_size(v, idx + 1) || failed_before(v, POS_ENTRY(idx + 1)))
 		return CHECK_AFTER;
 	return CHECK_OK;
 }
@@ -976,75 +1016,315 @@ static void find_origin(struct vctx *v)
 	}
 }
 
-static void *replay_thread(void *arg)
+/* ---- the pipeline ------------------------------------------------------------------ */
+
+/* A grain: items [g_b, g_e) of phase A of chunk g_c, or of phase C
+ * (g_c NULL; g_items the chunk's items). */
+struct grain {
+	struct chunk *g_c;
+	struct item *g_items;
+	size_t g_b, g_e;
+	const struct vdir *g_dir; /* phase A: the Directory to guess keys with */
+};
+
+/* take_grain hands out the next grain (under v_mu): phase C first (this
+ * thread waits for it), then phase A of the oldest chunk that has some. */
+static bool take_grain(struct vctx *v, struct grain *g)
+{
+	struct chunk *best = NULL;
+
+	g->g_dir = v->v_dir_pub;
+	if (v->v_c_next < v->v_c_n) {
+		g->g_c = NULL;
+		g->g_items = v->v_c_items;
+		g->g_b = v->v_c_next;
+		g->g_e = g->g_b + GRAIN < v->v_c_n ? g->g_b + GRAIN : v->v_c_n;
+		v->v_c_next = g->g_e;
+		v->v_c_busy++;
+		return true;
+	}
+	for (unsigned b = 0; b < NBUF; b++) {
+		struct chunk *c = &v->v_ch[b];
+		if (c->c_items != NULL && c->c_next < c->c_n &&
+		    (best == NULL || c->c_seq < best->c_seq))
+			best = c;
+	}
+	if (best == NULL)
+		return false;
+	g->g_c = best;
+	g->g_items = best->c_items;
+	g->g_b = best->c_next;
+	g->g_e = g->g_b + GRAIN < best->c_n ? g->g_b + GRAIN : best->c_n;
+	best->c_next = g->g_e;
+	best->c_busy++;
+	return true;
+}
+
+/* run_grain does a grain's work (v_mu not held). Phase A first clears what
+ * the buffer's previous chunk left in the item and takes the bytes read. */
+static void run_grain(struct vctx *v, const struct grain *g)
+{
+	for (size_t i = g->g_b; i < g->g_e; i++) {
+		struct item *it = &g->g_items[i];
+		if (g->g_c == NULL) {
+			phase_verify(v, it);
+			continue;
+		}
+		item_clear(it);
+		it->it_index = g->g_c->c_from + i;
+		it->it_raw = g->g_c->c_raw[i];
+		memset(&g->g_c->c_raw[i], 0, sizeof(g->g_c->c_raw[i]));
+		phase_decode(v, g->g_dir, it);
+	}
+}
+
+/* end_grain records a grain as finished (under v_mu). */
+static void end_grain(struct vctx *v, const struct grain *g)
+{
+	if (g->g_c == NULL) {
+		v->v_c_busy--;
+	} else {
+		g->g_c->c_done[g->g_b / GRAIN] = true;
+		g->g_c->c_busy--;
+	}
+	pthread_cond_broadcast(&v->v_cv_main);
+}
+
+/* help_until runs grains on this thread until done(v, arg) holds, and
+ * waits when there is none to run. done is evaluated under v_mu. */
+static void help_until(struct vctx *v, bool (*done)(struct vctx *, const void *), const void *arg)
+{
+	struct grain g;
+
+	pthread_mutex_lock(&v->v_mu);
+	while (!done(v, arg)) {
+		if (take_grain(v, &g)) {
+			pthread_mutex_unlock(&v->v_mu);
+			run_grain(v, &g);
+			pthread_mutex_lock(&v->v_mu);
+			end_grain(v, &g);
+		} else {
+			pthread_cond_wait(&v->v_cv_main, &v->v_mu);
+		}
+	}
+	pthread_mutex_unlock(&v->v_mu);
+}
+
+static void *pool_thread(void *arg)
 {
 	struct vctx *v = arg;
-	replay_items(v, v->v_rp_items, v->v_rp_n);
+	struct grain g;
+
+	pthread_mutex_lock(&v->v_mu);
+	while (!v->v_stop) {
+		if (take_grain(v, &g)) {
+			pthread_mutex_unlock(&v->v_mu);
+			run_grain(v, &g);
+			pthread_mutex_lock(&v->v_mu);
+			end_grain(v, &g);
+		} else {
+			pthread_cond_wait(&v->v_cv_work, &v->v_mu);
+		}
+	}
+	pthread_mutex_unlock(&v->v_mu);
 	return NULL;
 }
 
-/* replay_wait waits for the replay thread, if one runs. */
-static void replay_wait(struct vctx *v)
+static void *replay_thread(void *arg)
 {
-	if (v->v_rp_running) {
-		pthread_join(v->v_rp_tid, NULL);
-		v->v_rp_running = false;
+	struct vctx *v = arg;
+
+	pthread_mutex_lock(&v->v_mu);
+	for (;;) {
+		struct chunk *c;
+		if (v->v_rpq_n == 0) {
+			if (v->v_rp_stop)
+				break;
+			pthread_cond_wait(&v->v_cv_rp, &v->v_mu);
+			continue;
+		}
+		c = v->v_rpq[v->v_rpq_head];
+		pthread_mutex_unlock(&v->v_mu);
+		/* after an I/O failure in an earlier chunk, replaying this one
+		 * can find nothing that would be reported */
+		if (!failed_io_before(v, POS_ENTRY(c->c_from)))
+			replay_items(v, c->c_items, c->c_ok);
+		pthread_mutex_lock(&v->v_mu);
+		v->v_rpq_head = (v->v_rpq_head + 1) % NBUF;
+		v->v_rpq_n--;
+		c->c_replaying = false;
+		pthread_cond_broadcast(&v->v_cv_main);
 	}
+	pthread_mutex_unlock(&v->v_mu);
+	return NULL;
 }
 
-/* replay_start replays items[0..n) on a thread of its own (in this thread
- * if none can be started), after the replay before it. */
-static void replay_start(struct vctx *v, struct item *items, size_t n)
+/* pipe_start starts the pool (v_threads - 1 threads beside this one) and,
+ * with a scratch store, the replay thread. A thread that cannot be
+ * created leaves its work to this one. */
+static void pipe_start(struct vctx *v)
 {
-	replay_wait(v);
-	if (n == 0 || failed_io(v))
-		return;
-	v->v_rp_items = items;
-	v->v_rp_n = n;
-	if (v->v_threads > 1 && pthread_create(&v->v_rp_tid, NULL, replay_thread, v) == 0)
-		v->v_rp_running = true;
-	else
-		replay_items(v, items, n);
+	v->v_stop = false;
+	v->v_rp_stop = false;
+	v->v_nworkers = 0;
+	for (unsigned t = 1; t < v->v_threads; t++)
+		if (pthread_create(&v->v_tid[v->v_nworkers], NULL, pool_thread, v) == 0)
+			v->v_nworkers++;
+	v->v_rp_thread = v->v_scratch != NULL && v->v_threads > 1 &&
+			 pthread_create(&v->v_rp_tid, NULL, replay_thread, v) == 0;
 }
 
-/* next_items gives the item buffer for the next chunk, cleared. */
-static struct item *next_items(struct vctx *v)
+static bool pipe_idle(struct vctx *v, const void *arg)
 {
-	struct item *items = v->v_items[v->v_cur];
+	(void)arg;
+	for (unsigned b = 0; b < NBUF; b++)
+		if (v->v_ch[b].c_busy > 0)
+			return false;
+	return v->v_rpq_n == 0;
+}
 
-	/* this buffer's previous chunk was replayed before the last one started */
-	v->v_cur ^= 1;
+/* pipe_stop drops the phase A work not handed out yet (the chunks after a
+ * failure), waits for the grains running and the replays queued, and
+ * stops the threads. */
+static void pipe_stop(struct vctx *v)
+{
+	pthread_mutex_lock(&v->v_mu);
+	for (unsigned b = 0; b < NBUF; b++)
+		v->v_ch[b].c_next = v->v_ch[b].c_n;
+	pthread_mutex_unlock(&v->v_mu);
+	help_until(v, pipe_idle, NULL);
+	pthread_mutex_lock(&v->v_mu);
+	v->v_stop = true;
+	v->v_rp_stop = true;
+	pthread_cond_broadcast(&v->v_cv_work);
+	pthread_cond_broadcast(&v->v_cv_rp);
+	pthread_mutex_unlock(&v->v_mu);
+	for (unsigned t = 0; t < v->v_nworkers; t++)
+		pthread_join(v->v_tid[t], NULL);
+	v->v_nworkers = 0;
+	if (v->v_rp_thread)
+		pthread_join(v->v_rp_tid, NULL);
+	v->v_rp_thread = false;
+}
+
+static bool chunk_free(struct vctx *v, const void *arg)
+{
+	const struct chunk *c = arg;
+	(void)v;
+	return c->c_busy == 0 && !c->c_replaying;
+}
+
+struct grain_wait {
+	const struct chunk *gw_c;
+	size_t gw_g;
+};
+
+static bool grain_done(struct vctx *v, const void *arg)
+{
+	const struct grain_wait *w = arg;
+	(void)v;
+	return w->gw_c->c_done[w->gw_g];
+}
+
+static bool phase_c_done(struct vctx *v, const void *arg)
+{
+	(void)arg;
+	return v->v_c_next >= v->v_c_n && v->v_c_busy == 0;
+}
+
+/* fill_fn reads entries [from, from + n) into raw[0..n) (each empty):
+ * returns how many it read; when fewer than n, it recorded why. */
+typedef size_t (*fill_fn)(struct vctx *v, void *ctx, uint64_t from, rete_buf *raw, size_t n);
+
+/* chunk_start reads the next chunk, entries [from, from + n), into a free
+ * buffer and hands its phase A to the pool. NULL when no entry could be
+ * read; *got = the entries read. */
+static struct chunk *chunk_start(struct vctx *v, uint64_t from, size_t n, fill_fn fill, void *ctx,
+				 size_t *got)
+{
+	struct chunk *c = &v->v_ch[v->v_seq % NBUF];
+
+	help_until(v, chunk_free, c);
+	/* raw bytes the chunk before left unused (it stopped early) */
 	for (size_t i = 0; i < CHUNK; i++)
-		item_clear(&items[i]);
-	return items;
+		if (c->c_raw[i].data != NULL)
+			rete_buf_free(&c->c_raw[i]);
+	*got = fill(v, ctx, from, c->c_raw, n);
+	if (*got == 0)
+		return NULL;
+	pthread_mutex_lock(&v->v_mu);
+	c->c_seq = v->v_seq++;
+	c->c_from = from;
+	c->c_n = *got;
+	c->c_ok = 0;
+	c->c_busy = 0;
+	memset(c->c_done, 0, sizeof(c->c_done));
+	c->c_next = 0; /* hands the chunk over */
+	pthread_cond_broadcast(&v->v_cv_work);
+	pthread_mutex_unlock(&v->v_mu);
+	return c;
 }
 
-/* check_chunk runs phases A, B and C on items[0..n) (their index and raw
- * bytes set), then starts their replay when there is a scratch store. */
-static void check_chunk(struct vctx *v, struct item *items, size_t n)
+/* replay_queue hands items[0..c_ok) of c to the replay thread (replays
+ * them here when there is none). */
+static void replay_queue(struct vctx *v, struct chunk *c)
 {
-	size_t stop = n, ok;
+	if (!v->v_rp_thread) {
+		if (!failed_io_before(v, POS_ENTRY(c->c_from)))
+			replay_items(v, c->c_items, c->c_ok);
+		return;
+	}
+	pthread_mutex_lock(&v->v_mu);
+	c->c_replaying = true;
+	v->v_rpq[(v->v_rpq_head + v->v_rpq_n) % NBUF] = c;
+	v->v_rpq_n++;
+	pthread_cond_signal(&v->v_cv_rp);
+	pthread_mutex_unlock(&v->v_mu);
+}
 
-	pfor_run(v, phase_decode, items, n);
-	for (size_t i = 0; i < n; i++) {
-		int c = check_entry(v, &items[i]);
-		if (c != CHECK_OK) {
-			stop = c == CHECK_BAD ? i : i + 1;
-			break;
+/* check_chunk runs phase B on chunk c as phase A finishes its grains, then
+ * phase C, then queues its replay when there is a scratch store. */
+static void check_chunk(struct vctx *v, struct chunk *c)
+{
+	struct item *items = c->c_items;
+	size_t n = c->c_n, stop = n, ok, again = 0;
+
+	for (size_t g = 0; g * GRAIN < n && stop == n; g++) {
+		struct grain_wait w = {c, g};
+		size_t end = (g + 1) * GRAIN < n ? (g + 1) * GRAIN : n;
+		help_until(v, grain_done, &w);
+		for (size_t i = g * GRAIN; i < end; i++) {
+			int r = check_entry(v, &items[i]);
+			if (r != CHECK_OK) {
+				stop = r == CHECK_BAD ? i : i + 1;
+				break;
+			}
 		}
 	}
-	if (stop > n)
-		stop = n;
-	{
-		/* in parallel only when some guess of phase A was wrong */
-		size_t again = 0;
+	if (stop < n) { /* the rest of the chunk needs no phase A */
+		pthread_mutex_lock(&v->v_mu);
+		c->c_next = c->c_n;
+		pthread_mutex_unlock(&v->v_mu);
+	}
+	/* on the pool only when some guess of phase A was wrong */
+	for (size_t i = 0; i < stop; i++)
+		again += items[i].it_key != NULL && !spec_holds(&items[i]);
+	if (again > 0) {
+		pthread_mutex_lock(&v->v_mu);
+		v->v_c_items = items;
+		v->v_c_n = stop;
+		v->v_c_next = 0;
+		v->v_c_busy = 0;
+		pthread_cond_broadcast(&v->v_cv_work);
+		pthread_mutex_unlock(&v->v_mu);
+		help_until(v, phase_c_done, NULL);
+		pthread_mutex_lock(&v->v_mu);
+		v->v_c_items = NULL;
+		v->v_c_n = v->v_c_next = 0;
+		pthread_mutex_unlock(&v->v_mu);
+	} else {
 		for (size_t i = 0; i < stop; i++)
-			again += items[i].it_key != NULL && items[i].it_key != items[i].it_spec_key;
-		if (again > 0)
-			pfor_run(v, phase_verify, items, stop);
-		else
-			for (size_t i = 0; i < stop; i++)
-				phase_verify(v, &items[i]);
+			phase_verify(v, &items[i]);
 	}
 	ok = stop;
 	for (size_t i = 0; i < stop; i++) {
@@ -1067,28 +1347,137 @@ static void check_chunk(struct vctx *v, struct item *items, size_t n)
 		ok = i;
 		break;
 	}
-	if (v->v_scratch != NULL)
-		replay_start(v, items, ok);
+	c->c_ok = ok;
+	if (v->v_scratch != NULL && ok > 0)
+		replay_queue(v, c);
 }
 
-/* run_chunk checks the stored entries [from, from + n). */
-static void run_chunk(struct vctx *v, uint64_t from, size_t n)
+/* pipe_check checks entries [from, from + n), read by fill, chunk by
+ * chunk; it returns once they are checked and replayed, or a failure
+ * stopped the check (the chunks after it are dropped). */
+static void pipe_check(struct vctx *v, uint64_t from, uint64_t n, fill_fn fill, void *ctx)
 {
-	struct item *items = next_items(v);
+	uint64_t at = from, end = from + n;
+	struct chunk *cur = NULL;
+	size_t got;
+	bool more = at < end;
+
+	pipe_start(v);
+	if (more) {
+		size_t k = end - at < CHUNK ? (size_t)(end - at) : CHUNK;
+		cur = chunk_start(v, at, k, fill, ctx, &got);
+		more = got == k;
+		at += got;
+	}
+	while (cur != NULL) {
+		uint64_t a = cur->c_from, b = a + cur->c_n;
+		struct chunk *next = NULL;
+		/* the next chunk is read, and its phase A started, before this
+		 * one is checked: the pool works on it meanwhile */
+		if (more && at < end && !failed_before(v, POS_ENTRY(b))) {
+			size_t k = end - at < CHUNK ? (size_t)(end - at) : CHUNK;
+			next = chunk_start(v, at, k, fill, ctx, &got);
+			more = got == k;
+			at += got;
+		}
+		check_chunk(v, cur);
+		if (v->v_opt->progress != NULL)
+			v->v_opt->progress(v->v_opt->progress_ctx,
+					   failed_before(v, POS_ENTRY(b)) ? a : b, v->v_size);
+		if (failed_before(v, POS_ENTRY(b)))
+			break;
+		cur = next;
+	}
+	pipe_stop(v);
+}
+
+/* fill_store is the fill_fn of rete_verify_log: entries from the store. */
+static size_t fill_store(struct vctx *v, void *ctx, uint64_t from, rete_buf *raw, size_t n)
+{
 	rete_msg m = {{0}};
 	rete_err e;
 
+	(void)ctx;
 	for (size_t i = 0; i < n; i++) {
-		items[i].it_index = from + i;
-		e = rete_store_entry(v->v_s, v->v_rt, from + i, &items[i].it_raw, &m);
+		e = rete_store_entry(v->v_s, v->v_rt, from + i, &raw[i], &m);
 		if (e != RETE_OK) {
 			fail(v, POS_ENTRY(from + i), e == RETE_ENOENT ? RETE_ECORRUPT : e, true,
 			     from + i, "entry %llu: %s", (unsigned long long)(from + i), m.text);
-			n = i;
-			break;
+			return i;
 		}
 	}
-	check_chunk(v, items, n);
+	return n;
+}
+
+/* The entries a session is fed: entries[i] is entry from + i. */
+struct fed {
+	const rete_buf *fd_entries;
+	uint64_t fd_from;
+};
+
+/* fill_fed is the fill_fn of rete_verify_session_feed: copies of the
+ * caller's entries. */
+static size_t fill_fed(struct vctx *v, void *ctx, uint64_t from, rete_buf *raw, size_t n)
+{
+	const struct fed *fd = ctx;
+
+	for (size_t i = 0; i < n; i++) {
+		const rete_buf *b = &fd->fd_entries[from - fd->fd_from + i];
+		if ((raw[i].data = malloc(b->len + 1)) == NULL) {
+			fail(v, POS_ENTRY(from + i), RETE_ENOMEM, true, from + i,
+			     "verify: out of memory");
+			return i;
+		}
+		if (b->len > 0)
+			memcpy(raw[i].data, b->data, b->len);
+		raw[i].len = b->len;
+	}
+	return n;
+}
+
+/* chunks_alloc gives the context its chunk buffers. */
+static rete_err chunks_alloc(struct vctx *v, rete_msg *m)
+{
+	for (unsigned b = 0; b < NBUF; b++) {
+		struct chunk *c = &v->v_ch[b];
+		if ((c->c_items = calloc(CHUNK, sizeof(*c->c_items))) == NULL ||
+		    (c->c_raw = calloc(CHUNK, sizeof(*c->c_raw))) == NULL)
+			return rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
+	}
+	return RETE_OK;
+}
+
+static void chunks_free(struct vctx *v)
+{
+	for (unsigned b = 0; b < NBUF; b++) {
+		struct chunk *c = &v->v_ch[b];
+		if (c->c_items != NULL)
+			for (size_t i = 0; i < CHUNK; i++)
+				item_clear(&c->c_items[i]);
+		if (c->c_raw != NULL)
+			for (size_t i = 0; i < CHUNK; i++)
+				rete_buf_free(&c->c_raw[i]);
+		free(c->c_items);
+		free(c->c_raw);
+		memset(c, 0, sizeof(*c));
+	}
+}
+
+/* pipe_init and pipe_destroy: the pipeline's lock and conditions. */
+static void pipe_init(struct vctx *v)
+{
+	pthread_mutex_init(&v->v_mu, NULL);
+	pthread_cond_init(&v->v_cv_work, NULL);
+	pthread_cond_init(&v->v_cv_main, NULL);
+	pthread_cond_init(&v->v_cv_rp, NULL);
+}
+
+static void pipe_destroy(struct vctx *v)
+{
+	pthread_cond_destroy(&v->v_cv_rp);
+	pthread_cond_destroy(&v->v_cv_main);
+	pthread_cond_destroy(&v->v_cv_work);
+	pthread_mutex_destroy(&v->v_mu);
 }
 
 static rete_err v_init(struct vctx *v, rete_msg *m)
@@ -1135,9 +1524,8 @@ static rete_err v_init(struct vctx *v, rete_msg *m)
 		else
 			v->v_have_since = true;
 	}
-	if ((v->v_items[0] = calloc(CHUNK, sizeof(struct item))) == NULL ||
-	    (v->v_items[1] = calloc(CHUNK, sizeof(struct item))) == NULL)
-		return rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
+	if ((e = chunks_alloc(v, m)) != RETE_OK)
+		return e;
 	if (opt->replay && !failed(v) && (e = scratch_open(v, m)) != RETE_OK)
 		return e;
 	return RETE_OK;
@@ -1181,14 +1569,7 @@ static void final_checks(struct vctx *v, const uint8_t root[RETE_MERKLE_HASH])
 /* v_free releases what a context holds (not the context itself). */
 static void v_free(struct vctx *v)
 {
-	for (int b = 0; b < 2; b++) {
-		if (v->v_items[b] == NULL)
-			continue;
-		for (size_t i = 0; i < CHUNK; i++)
-			item_clear(&v->v_items[b][i]);
-		free(v->v_items[b]);
-		v->v_items[b] = NULL;
-	}
+	chunks_free(v);
 	scratch_close(v);
 	rete_store_read_end(&v->v_rt);
 	dirs_free(v);
@@ -1198,6 +1579,7 @@ static void v_free(struct vctx *v)
 	v->v_ck = NULL;
 	v->v_nck = 0;
 	pthread_mutex_destroy(&v->v_lock);
+	pipe_destroy(v);
 }
 
 /* entries_before: how many entries precede the failure at position p. */
@@ -1229,18 +1611,14 @@ rete_err rete_verify_log(rete_store *s, const rete_verify_options *opt, rete_ver
 	v.v_rep = rep;
 	v.v_fail_pos = POS_NONE;
 	pthread_mutex_init(&v.v_lock, NULL);
+	pipe_init(&v);
 	rete_merkle_frontier_init(&v.v_fr);
 
 	e = v_init(&v, m);
 	if (e == RETE_OK && !failed(&v))
 		reach_size(&v, 0);
-	for (uint64_t from = 0; e == RETE_OK && !failed(&v) && from < v.v_size; from += CHUNK) {
-		size_t n = v.v_size - from < CHUNK ? (size_t)(v.v_size - from) : CHUNK;
-		run_chunk(&v, from, n);
-		if (opt->progress != NULL)
-			opt->progress(opt->progress_ctx, failed(&v) ? from : from + n, v.v_size);
-	}
-	replay_wait(&v);
+	if (e == RETE_OK && !failed(&v) && v.v_size > 0)
+		pipe_check(&v, 0, v.v_size, fill_store, NULL);
 	if (e == RETE_OK && !failed(&v)) {
 		rete_merkle_frontier_root(&v.v_fr, root);
 		memcpy(rep->root, root, RETE_MERKLE_HASH);
@@ -1348,7 +1726,7 @@ static rete_err session_resume(rete_verify_session *s, const rete_verify_resume 
 		return rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
 	memcpy(it.it_raw.data, from->directory, from->directory_len);
 	it.it_raw.len = from->directory_len;
-	phase_decode(v, &it);
+	phase_decode(v, v->v_dirs, &it);
 	if (it.it_why != NULL)
 		e = rete_msg_set(m, it.it_err == RETE_ENOMEM ? it.it_err : RETE_EINVAL,
 				 "the saved Directory entry: %s", it.it_why);
@@ -1404,16 +1782,14 @@ rete_err rete_verify_session_open(rete_verify_session **out, const rete_verify_o
 	v->v_rep = &s->vs_rep;
 	v->v_fail_pos = POS_NONE;
 	pthread_mutex_init(&v->v_lock, NULL);
+	pipe_init(v);
 	rete_merkle_frontier_init(&v->v_fr);
 	v->v_threads = opt->threads == 0 ? rete_verify_cores() : opt->threads;
 	if (v->v_threads > MAX_THREADS)
 		v->v_threads = MAX_THREADS;
 	if (opt->origin != NULL)
 		snprintf(v->v_origin, sizeof(v->v_origin), "%s", opt->origin);
-	if ((v->v_items[0] = calloc(CHUNK, sizeof(struct item))) == NULL ||
-	    (v->v_items[1] = calloc(CHUNK, sizeof(struct item))) == NULL)
-		e = rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
-	else
+	if ((e = chunks_alloc(v, m)) == RETE_OK)
 		e = from != NULL ? session_resume(s, from, m) : RETE_OK;
 	if (e != RETE_OK) {
 		v_free(v);
@@ -1524,23 +1900,9 @@ rete_err rete_verify_session_feed(rete_verify_session *s, uint64_t from, const r
 		    "target %llu; feed the next entries, up to the target",
 		    (unsigned long long)from, (unsigned long long)(from + n),
 		    (unsigned long long)v->v_fr.mf_size, (unsigned long long)s->vs_target.size);
-	for (size_t off = 0; off < n && !failed(v); off += CHUNK) {
-		size_t k = n - off < CHUNK ? n - off : CHUNK;
-		struct item *items = next_items(v);
-		for (size_t i = 0; i < k; i++) {
-			const rete_buf *b = &entries[off + i];
-			items[i].it_index = from + off + i;
-			if ((items[i].it_raw.data = malloc(b->len + 1)) == NULL) {
-				fail(v, POS_ENTRY(from + off + i), RETE_ENOMEM, true,
-				     from + off + i, "verify: out of memory");
-				k = i;
-				break;
-			}
-			if (b->len > 0)
-				memcpy(items[i].it_raw.data, b->data, b->len);
-			items[i].it_raw.len = b->len;
-		}
-		check_chunk(v, items, k);
+	if (n > 0) {
+		struct fed fd = {entries, from};
+		pipe_check(v, from, n, fill_fed, &fd);
 	}
 	return failed(v) ? session_err(v, m) : RETE_OK;
 }

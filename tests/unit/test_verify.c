@@ -5,7 +5,13 @@
  * directory does not know, a checkpoint signed by another key, a rewritten
  * projection, and an older backup put back over a newer log are each caught
  * and the first failing entry is named; keys rotated by a later Directory
- * entry are honoured from that entry on. */
+ * entry are honoured from that entry on. Across chunks (the next chunk is
+ * decoded and verified before the one before it is checked): a key rotated
+ * by the last entry of a chunk, or inside a grain, holds from there on and
+ * the old key, although guessed, no longer does; a lifecycle failure the replay finds in one chunk is
+ * reported before a bad signature in the next, and a bad signature in one
+ * chunk before an entry missing from the next; a session fed more than two
+ * chunks at once holds, and stops at a changed entry. */
 #include <lmdb.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -820,6 +826,263 @@ static void test_many_entries_hold(void **state)
 	log_close(&L);
 }
 
+/* ---- the pipeline: chunk k+1 is decoded and verified before chunk k is checked ---- */
+
+/* append_many commits the n signed messages bufs[0..n) (freed) in one batch. */
+static void append_many(struct log *L, rete_buf *bufs, size_t n)
+{
+	rete_store_op *ops = calloc(n, sizeof(*ops));
+	rete_msg m = {{0}};
+	assert_non_null(ops);
+	for (size_t i = 0; i < n; i++) {
+		ops[i].kind = RETE_STORE_OP_APPEND;
+		ops[i].in.signed_message = bufs[i].data;
+		ops[i].in.len = bufs[i].len;
+		ops[i].in.logged_at = L->t += 10;
+	}
+	assert_int_equal(rete_store_commit(L->s, ops, n, &m), RETE_OK);
+	for (size_t i = 0; i < n; i++) {
+		if (ops[i].status != RETE_STORE_ACCEPTED)
+			fail_msg("append %zu refused: %s", i, ops[i].error_text);
+		rete_buf_free(&bufs[i]);
+	}
+	free(ops);
+}
+
+/* referrals appends n referrals of SOCIAL signed with k, ids tag0, tag1... */
+static void referrals(struct log *L, const char *tag, size_t n, const rete_seckey *k)
+{
+	rete_buf *bufs = calloc(n, sizeof(*bufs));
+	char id[32];
+	assert_non_null(bufs);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "%s%zu", tag, i);
+		bufs[i] = referral(id, SOCIAL, CPI, "staff", k);
+	}
+	append_many(L, bufs, n);
+	free(bufs);
+}
+
+static void test_rotation_guessed_wrong(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_msg m = {{0}};
+	(void)state;
+
+	/* entry 4095, the last of the first chunk, gives social.mantova a new
+	 * key; the next chunk is decoded and verified, with whatever Directory
+	 * is installed by then, while the first is still being checked */
+	log_open(&L, "verify-rotate-chunk");
+	append(&L, directory("dir-1", 1, keys[K_SOCIAL]));
+	referrals(&L, "a", 4094, keys[K_SOCIAL]);
+	assert_int_equal(append(&L, directory("dir-2", 2, keys[K_SOCIAL2])), 4095);
+	referrals(&L, "b", 300, keys[K_SOCIAL2]);
+	free(checkpoint(&L, keys[K_BROKER]));
+	for (unsigned threads = 1; threads <= 3; threads += 2)
+		for (int replay = 0; replay <= 1; replay++) {
+			rete_verify_options o = opts(replay, threads);
+			assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_OK);
+			assert_int_equal(rep.verdict, RETE_VERIFY_HOLDS);
+			assert_int_equal(rep.entries, 4396);
+			assert_int_equal(rep.directories, 2);
+		}
+	/* entry 4396 with the old key: a guess made with the old key (which
+	 * verifies) must not stand */
+	referrals(&L, "c", 1, keys[K_SOCIAL]);
+	for (unsigned threads = 1; threads <= 3; threads += 2) {
+		rete_verify_options o = opts(true, threads);
+		assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_EBADSIG);
+		assert_int_equal(rep.bad_index, 4396);
+		assert_int_equal(rep.entries, 4396);
+		assert_non_null(strstr(rep.reason, "directory in force (entry 4095)"));
+	}
+	log_close(&L);
+
+	/* on one thread, phase A of a grain (entries 16..31) runs before phase
+	 * B of any of its entries: entries 21..31 are guessed with the key of
+	 * dir-1 (installed by phase B of entry 0), although dir-2 (entry 20)
+	 * is in force for them; entry 25 is signed with the old key */
+	log_open(&L, "verify-rotate-grain");
+	append(&L, directory("dir-1", 1, keys[K_SOCIAL]));
+	referrals(&L, "a", 19, keys[K_SOCIAL]);
+	assert_int_equal(append(&L, directory("dir-2", 2, keys[K_SOCIAL2])), 20);
+	referrals(&L, "b", 4, keys[K_SOCIAL2]);
+	referrals(&L, "x", 1, keys[K_SOCIAL]);
+	referrals(&L, "c", 30, keys[K_SOCIAL2]);
+	free(checkpoint(&L, keys[K_BROKER]));
+	for (unsigned threads = 1; threads <= 2; threads++) {
+		rete_verify_options o = opts(false, threads);
+		assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_EBADSIG);
+		assert_int_equal(rep.bad_index, 25);
+		assert_non_null(strstr(rep.reason, "directory in force (entry 20)"));
+	}
+	log_close(&L);
+}
+
+static void test_first_failure_across_chunks(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_msg m = {{0}};
+	struct progress p;
+	rete_buf b;
+	(void)state;
+
+	/* entry 3000 (first chunk) breaks the lifecycle, which only the
+	 * replay sees; entry 5000 (second chunk) has a signature by a key the
+	 * directory does not hold, which phase B and C see first */
+	log_open(&L, "verify-first");
+	append(&L, directory("dir-1", 1, keys[K_SOCIAL]));
+	append(&L, referral("r1", SOCIAL, CPI, "staff-r1", keys[K_SOCIAL]));
+	referrals(&L, "a", 2998, keys[K_SOCIAL]);
+	rete_store_close(&L.s);
+	b = update("u9", ASST, SOCIAL, "r1", RETE__STATUS__STATUS_COMPLETED, keys[K_ASST]);
+	forge_append(L.dir, 3000, &b, L.t += 10);
+	rete_buf_free(&b);
+	assert_int_equal(rete_store_open(&L.s, L.dir, 0, &m), RETE_OK);
+	referrals(&L, "b", 1999, keys[K_SOCIAL]);
+	referrals(&L, "x", 1, keys[K_OTHER]);
+	referrals(&L, "c", 2999, keys[K_SOCIAL]);
+	free(checkpoint(&L, keys[K_BROKER]));
+	for (unsigned threads = 1; threads <= 3; threads++) {
+		rete_verify_options o = opts(true, threads);
+		memset(&p, 0, sizeof(p));
+		o.progress = on_progress;
+		o.progress_ctx = &p;
+		assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_ELIFECYCLE);
+		assert_int_equal(rep.verdict, RETE_VERIFY_FAILS);
+		assert_int_equal(rep.bad_index, 3000);
+		assert_int_equal(rep.entries, 3000);
+		assert_non_null(strstr(rep.reason, "entry 3000: replaying the lifecycle refuses"));
+		assert_true(p.calls >= 1);
+		assert_true(p.last_done <= 4096);
+		o.replay = false;
+		assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_EBADSIG);
+		assert_int_equal(rep.bad_index, 5000);
+		assert_int_equal(rep.entries, 5000);
+		assert_int_equal(p.last_total, 8000);
+		assert_int_equal(p.last_done, 4096); /* the second chunk failed */
+	}
+	log_close(&L);
+}
+
+/* del_entry removes entry `index` from the entries database of the closed
+ * store in dir with LMDB directly. */
+static void del_entry(const char *dir, uint64_t index)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	uint8_t key[8];
+	MDB_val k = {sizeof(key), key};
+	for (int b = 0; b < 8; b++)
+		key[b] = (uint8_t)(index >> (56 - 8 * b));
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "entries", 0, &dbi), 0);
+	assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+static void test_missing_entry_in_next_chunk(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_msg m = {{0}};
+	(void)state;
+
+	/* entry 5000 is gone: reading the second chunk fails before the first
+	 * is checked, and must not hide a failure of the first (entry 3000) */
+	log_open(&L, "verify-missing");
+	append(&L, directory("dir-1", 1, keys[K_SOCIAL]));
+	referrals(&L, "a", 2999, keys[K_SOCIAL]);
+	referrals(&L, "x", 1, keys[K_OTHER]);
+	referrals(&L, "b", 2999, keys[K_SOCIAL]);
+	free(checkpoint(&L, keys[K_BROKER]));
+	rete_store_close(&L.s);
+	del_entry(L.dir, 5000);
+	assert_int_equal(rete_store_open(&L.s, L.dir, RETE_STORE_RDONLY, &m), RETE_OK);
+	for (unsigned threads = 1; threads <= 3; threads += 2)
+		for (int replay = 0; replay <= 1; replay++) {
+			rete_verify_options o = opts(replay, threads);
+			assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_EBADSIG);
+			assert_int_equal(rep.bad_index, 3000);
+			assert_int_equal(rep.entries, 3000);
+		}
+	log_close(&L);
+}
+
+/* no_proof is the proof source of a session that resumes from nothing (it
+ * is never asked). */
+static rete_err no_proof(void *ctx, uint64_t size1, uint64_t size2,
+			 uint8_t proof[][RETE_MERKLE_HASH], size_t *n, rete_msg *m)
+{
+	(void)ctx;
+	(void)proof;
+	(void)n;
+	return rete_msg_set(m, RETE_EPROOF, "no proof from %llu to %llu",
+			    (unsigned long long)size1, (unsigned long long)size2);
+}
+
+static void test_session_many_entries(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_verify_options o = opts(false, 3);
+	rete_verify_session *s = NULL;
+	rete_msg m = {{0}};
+	enum { N = 9000, BAD = 8000 };
+	rete_buf *ents = calloc(N + 1, sizeof(*ents));
+	char *note;
+	(void)state;
+
+	assert_non_null(ents);
+	log_open(&L, "verify-session-many");
+	append(&L, directory("dir-1", 1, keys[K_SOCIAL]));
+	referrals(&L, "a", N - 1, keys[K_SOCIAL]);
+	note = checkpoint(&L, keys[K_BROKER]);
+	for (uint64_t i = 0; i < N; i++)
+		assert_int_equal(rete_store_entry(L.s, NULL, i, &ents[i], &m), RETE_OK);
+	/* more than two chunks in one feed, then the rest */
+	for (unsigned threads = 1; threads <= 3; threads += 2) {
+		o.threads = threads;
+		assert_int_equal(rete_verify_session_open(&s, &o, NULL, &m), RETE_OK);
+		assert_int_equal(rete_verify_session_target(s, note, strlen(note), no_proof, NULL,
+							    &m),
+				 RETE_OK);
+		assert_int_equal(rete_verify_session_feed(s, 0, ents, 8500, &m), RETE_OK);
+		assert_int_equal(rete_verify_session_size(s), 8500);
+		assert_int_equal(rete_verify_session_feed(s, 8500, ents + 8500, N - 8500, &m),
+				 RETE_OK);
+		assert_int_equal(rete_verify_session_finish(s, &rep, &m), RETE_OK);
+		assert_int_equal(rep.verdict, RETE_VERIFY_HOLDS);
+		assert_int_equal(rep.entries, N);
+		rete_verify_session_close(&s);
+	}
+	/* a byte of entry BAD changed: the session stops there */
+	ents[BAD].data[ents[BAD].len - 1] ^= 1;
+	assert_int_equal(rete_verify_session_open(&s, &o, NULL, &m), RETE_OK);
+	assert_int_equal(rete_verify_session_target(s, note, strlen(note), no_proof, NULL, &m),
+			 RETE_OK);
+	assert_int_not_equal(rete_verify_session_feed(s, 0, ents, N, &m), RETE_OK);
+	assert_int_not_equal(rete_verify_session_finish(s, &rep, &m), RETE_OK);
+	assert_int_equal(rep.verdict, RETE_VERIFY_FAILS);
+	assert_true(rep.has_bad_entry);
+	assert_int_equal(rep.bad_index, BAD);
+	assert_int_equal(rep.entries, BAD);
+	assert_non_null(strstr(rep.reason, "entry 8000"));
+	rete_verify_session_close(&s);
+	for (uint64_t i = 0; i < N; i++)
+		rete_buf_free(&ents[i]);
+	free(ents);
+	free(note);
+	log_close(&L);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -836,6 +1099,10 @@ int main(void)
 	    cmocka_unit_test(test_since_checkpoint),
 	    cmocka_unit_test(test_many_entries),
 	    cmocka_unit_test(test_many_entries_hold),
+	    cmocka_unit_test(test_rotation_guessed_wrong),
+	    cmocka_unit_test(test_first_failure_across_chunks),
+	    cmocka_unit_test(test_missing_entry_in_next_chunk),
+	    cmocka_unit_test(test_session_many_entries),
 	};
 	return cmocka_run_group_tests(tests, keys_setup, keys_teardown);
 }
