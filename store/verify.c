@@ -834,7 +834,8 @@ static void replay_items(struct vctx *v, struct item *items, size_t n)
 	}
 }
 
-/* The replayed projections, in id order, packed. */
+/* Referral projections in id order, packed (the replayed ones, or the
+ * store's). */
 struct proj {
 	char *pj_id;
 	uint8_t *pj_data;
@@ -844,9 +845,7 @@ struct proj {
 struct projs {
 	struct proj *ps_v;
 	size_t ps_n, ps_cap;
-	size_t ps_cmp; /* the next one to compare */
 	bool ps_oom;
-	struct vctx *ps_vctx;
 };
 
 static int collect_proj(void *ctx, const Rete__ReferralInfo *r)
@@ -879,64 +878,93 @@ oom:
 	return 1;
 }
 
-static int compare_proj(void *ctx, const Rete__ReferralInfo *r)
+static void projs_free(struct projs *ps)
 {
-	struct projs *ps = ctx;
-	struct vctx *v = ps->ps_vctx;
-	const struct proj *p;
-	Rete__ReferralInfo *rr;
-	size_t len = rete__referral_info__get_packed_size(r);
-	uint8_t *buf;
-	bool same;
-
-	if (ps->ps_cmp >= ps->ps_n || strcmp(ps->ps_v[ps->ps_cmp].pj_id, S(r->id)) > 0) {
-		fail(v, POS_NONE, RETE_ECORRUPT, false, 0,
-		     "referral %s (entry %llu): the store has a projection of it, but replaying "
-		     "the log creates no such referral",
-		     S(r->id), (unsigned long long)r->index);
-		return 1;
+	for (size_t i = 0; i < ps->ps_n; i++) {
+		free(ps->ps_v[i].pj_id);
+		free(ps->ps_v[i].pj_data);
 	}
-	p = &ps->ps_v[ps->ps_cmp];
-	if (strcmp(p->pj_id, S(r->id)) < 0) {
+	free(ps->ps_v);
+}
+
+/* compare_projs compares the store's projections (st) with the replayed
+ * ones (rp), both in id order, and records the first difference. */
+static void compare_projs(struct vctx *v, const struct projs *st, const struct projs *rp)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < st->ps_n; i++) {
+		const struct proj *sp = &st->ps_v[i];
+		Rete__ReferralInfo *r, *rr;
+		if (j >= rp->ps_n || strcmp(rp->ps_v[j].pj_id, sp->pj_id) > 0) {
+			r = rete__referral_info__unpack(NULL, sp->pj_len, sp->pj_data);
+			fail(v, POS_NONE, RETE_ECORRUPT, false, 0,
+			     "referral %s (entry %llu): the store has a projection of it, but "
+			     "replaying the log creates no such referral",
+			     sp->pj_id, r != NULL ? (unsigned long long)r->index : 0ULL);
+			if (r != NULL)
+				rete__referral_info__free_unpacked(r, NULL);
+			return;
+		}
+		if (strcmp(rp->ps_v[j].pj_id, sp->pj_id) < 0)
+			break; /* a replayed referral the store lacks */
+		v->v_rep->referrals++;
+		if (sp->pj_len == rp->ps_v[j].pj_len &&
+		    memcmp(sp->pj_data, rp->ps_v[j].pj_data, sp->pj_len) == 0) {
+			j++;
+			continue;
+		}
+		r = rete__referral_info__unpack(NULL, sp->pj_len, sp->pj_data);
+		rr = rete__referral_info__unpack(NULL, rp->ps_v[j].pj_len, rp->ps_v[j].pj_data);
+		fail(v, POS_NONE, RETE_ECORRUPT, false, 0,
+		     "referral %s (entry %llu): the store's projection (status %s, last changed "
+		     "by entry %llu) differs from the one replayed from the log (status %s, last "
+		     "changed by entry %llu)",
+		     sp->pj_id, r != NULL ? (unsigned long long)r->index : 0ULL,
+		     r != NULL ? rete_status_name(r->status) : "?",
+		     r != NULL ? (unsigned long long)r->last_index : 0ULL,
+		     rr != NULL ? rete_status_name(rr->status) : "?",
+		     rr != NULL ? (unsigned long long)rr->last_index : 0ULL);
+		if (r != NULL)
+			rete__referral_info__free_unpacked(r, NULL);
+		if (rr != NULL)
+			rete__referral_info__free_unpacked(rr, NULL);
+		return;
+	}
+	if (j < rp->ps_n)
 		fail(v, POS_NONE, RETE_ECORRUPT, false, 0,
 		     "referral %s: replaying the log creates it, but the store has no "
 		     "projection of it",
-		     p->pj_id);
-		return 1;
-	}
-	if ((buf = malloc(len + 1)) == NULL) {
-		ps->ps_oom = true;
-		return 1;
-	}
-	rete__referral_info__pack(r, buf);
-	same = len == p->pj_len && memcmp(buf, p->pj_data, len) == 0;
-	free(buf);
-	ps->ps_cmp++;
-	ps->ps_vctx->v_rep->referrals++;
-	if (same)
-		return 0;
-	rr = rete__referral_info__unpack(NULL, p->pj_len, p->pj_data);
-	fail(v, POS_NONE, RETE_ECORRUPT, false, 0,
-	     "referral %s (entry %llu): the store's projection (status %s, last changed by "
-	     "entry %llu) differs from the one replayed from the log (status %s, last "
-	     "changed by entry %llu)",
-	     S(r->id), (unsigned long long)r->index, rete_status_name(r->status),
-	     (unsigned long long)r->last_index, rr != NULL ? rete_status_name(rr->status) : "?",
-	     rr != NULL ? (unsigned long long)rr->last_index : 0ULL);
-	if (rr != NULL)
-		rete__referral_info__free_unpacked(rr, NULL);
-	return 1;
+		     rp->ps_v[j].pj_id);
+}
+
+/* The scratch store's projections, read on a thread of their own while
+ * this thread reads the store's (each store with its own transaction). */
+struct scratch_read {
+	rete_store *sr_s;
+	struct projs sr_ps;
+	rete_err sr_e;
+	rete_msg sr_m;
+};
+
+static void *scratch_read_thread(void *arg)
+{
+	struct scratch_read *sr = arg;
+	sr->sr_e = rete_store_referrals_iter(sr->sr_s, NULL, collect_proj, &sr->sr_ps, &sr->sr_m);
+	return NULL;
 }
 
 static void replay_finish(struct vctx *v, const uint8_t root[RETE_MERKLE_HASH])
 {
-	struct projs ps = {0};
+	struct scratch_read sr;
+	struct projs st = {0};
 	uint8_t sroot[RETE_MERKLE_HASH];
 	uint64_t ssize = 0;
+	pthread_t tid;
+	bool thread;
 	rete_msg m = {{0}};
 	rete_err e;
 
-	ps.ps_vctx = v;
 	if ((e = rete_store_size(v->v_scratch, NULL, &ssize, &m)) != RETE_OK ||
 	    (ssize > 0 && (e = rete_store_root(v->v_scratch, NULL, ssize, sroot, &m)) != RETE_OK)) {
 		fail(v, POS_NONE, e, false, 0, "verify: reading the scratch store: %s", m.text);
@@ -948,24 +976,26 @@ static void replay_finish(struct vctx *v, const uint8_t root[RETE_MERKLE_HASH])
 		     (unsigned long long)ssize, (unsigned long long)v->v_size);
 		return;
 	}
-	e = rete_store_referrals_iter(v->v_scratch, NULL, collect_proj, &ps, &m);
-	if (e == RETE_OK && !ps.ps_oom)
-		e = rete_store_referrals_iter(v->v_s, v->v_rt, compare_proj, &ps, &m);
-	if (e != RETE_OK)
+	memset(&sr, 0, sizeof(sr));
+	sr.sr_s = v->v_scratch;
+	thread = v->v_threads > 1 && pthread_create(&tid, NULL, scratch_read_thread, &sr) == 0;
+	if (!thread)
+		scratch_read_thread(&sr);
+	e = rete_store_referrals_iter(v->v_s, v->v_rt, collect_proj, &st, &m);
+	if (thread)
+		pthread_join(tid, NULL);
+	if (sr.sr_e != RETE_OK)
+		fail(v, POS_NONE, sr.sr_e, false, 0, "verify: reading the referral projections: %s",
+		     sr.sr_m.text);
+	else if (e != RETE_OK)
 		fail(v, POS_NONE, e, false, 0, "verify: reading the referral projections: %s",
 		     m.text);
-	else if (ps.ps_oom)
+	else if (sr.sr_ps.ps_oom || st.ps_oom)
 		fail(v, POS_NONE, RETE_ENOMEM, false, 0, "verify: out of memory");
-	else if (!failed(v) && ps.ps_cmp < ps.ps_n)
-		fail(v, POS_NONE, RETE_ECORRUPT, false, 0,
-		     "referral %s: replaying the log creates it, but the store has no "
-		     "projection of it",
-		     ps.ps_v[ps.ps_cmp].pj_id);
-	for (size_t i = 0; i < ps.ps_n; i++) {
-		free(ps.ps_v[i].pj_id);
-		free(ps.ps_v[i].pj_data);
-	}
-	free(ps.ps_v);
+	else
+		compare_projs(v, &st, &sr.sr_ps);
+	projs_free(&sr.sr_ps);
+	projs_free(&st);
 	if (!failed(v))
 		v->v_rep->replayed = true;
 }

@@ -4,7 +4,8 @@
  * data.mdb, a signature by a key the directory does not hold, a sender the
  * directory does not know, a checkpoint signed by another key, a rewritten
  * projection, and an older backup put back over a newer log are each caught
- * and the first failing entry is named; keys rotated by a later Directory
+ * and the first failing entry is named (a projection the log never created
+ * or one missing too); keys rotated by a later Directory
  * entry are honoured from that entry on. Across chunks (the next chunk is
  * decoded and verified before the one before it is checked): a key rotated
  * by the last entry of a chunk, or inside a grain, holds from there on and
@@ -524,6 +525,24 @@ static void put_raw(const char *dir, const char *db, const void *key, size_t kle
 	mdb_env_close(env);
 }
 
+/* del_raw removes key from the named database of the closed store in dir
+ * with LMDB directly. */
+static void del_raw(const char *dir, const char *db, const void *key, size_t klen)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = {klen, (void *)key};
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+	assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
 static void test_projection_rewritten_fails(void **state)
 {
 	struct log L;
@@ -558,6 +577,62 @@ static void test_projection_rewritten_fails(void **state)
 	assert_non_null(strstr(rep.reason, "referral r1 (entry 1)"));
 	assert_non_null(strstr(rep.reason, "status completed"));
 	assert_non_null(strstr(rep.reason, "status in-progress"));
+	log_close(&L);
+}
+
+static void test_projection_extra_or_missing(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_verify_options o = opts(true, 2);
+	rete_msg m = {{0}};
+	Rete__ReferralInfo *r = NULL;
+	uint8_t *buf;
+	size_t len;
+	(void)state;
+
+	/* a projection the log never created: r10, a copy of r1 */
+	log_open(&L, "verify-proj-extra");
+	standard(&L);
+	assert_int_equal(rete_store_referral(L.s, NULL, "r1", &r, &m), RETE_OK);
+	free(r->id);
+	r->id = strdup("r10");
+	len = rete__referral_info__get_packed_size(r);
+	buf = malloc(len);
+	rete__referral_info__pack(r, buf);
+	rete__referral_info__free_unpacked(r, NULL);
+	rete_store_close(&L.s);
+	put_raw(L.dir, "referrals", "r10", 3, buf, len);
+	free(buf);
+	assert_int_equal(rete_store_open(&L.s, L.dir, RETE_STORE_RDONLY, &m), RETE_OK);
+	for (unsigned threads = 1; threads <= 2; threads++) {
+		o.threads = threads;
+		assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_ECORRUPT);
+		assert_int_equal(rep.verdict, RETE_VERIFY_FAILS);
+		assert_non_null(strstr(rep.reason, "referral r10 (entry 1): the store has a "
+						   "projection of it, but replaying the log "
+						   "creates no such referral"));
+	}
+	log_close(&L);
+
+	/* a projection missing: r3 */
+	log_open(&L, "verify-proj-missing");
+	standard(&L);
+	rete_store_close(&L.s);
+	del_raw(L.dir, "referrals", "r3", 2);
+	assert_int_equal(rete_store_open(&L.s, L.dir, RETE_STORE_RDONLY, &m), RETE_OK);
+	for (unsigned threads = 1; threads <= 2; threads++) {
+		o.threads = threads;
+		assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_ECORRUPT);
+		assert_non_null(strstr(rep.reason, "referral r3: replaying the log creates it, but "
+						   "the store has no projection of it"));
+	}
+	/* and the last one (r7): nothing in the store after it */
+	rete_store_close(&L.s);
+	del_raw(L.dir, "referrals", "r7", 2);
+	assert_int_equal(rete_store_open(&L.s, L.dir, RETE_STORE_RDONLY, &m), RETE_OK);
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_ECORRUPT);
+	assert_non_null(strstr(rep.reason, "referral r3: replaying the log creates it"));
 	log_close(&L);
 }
 
@@ -967,25 +1042,13 @@ static void test_first_failure_across_chunks(void **state)
 	log_close(&L);
 }
 
-/* del_entry removes entry `index` from the entries database of the closed
- * store in dir with LMDB directly. */
+/* del_entry removes entry `index` from the entries database. */
 static void del_entry(const char *dir, uint64_t index)
 {
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
 	uint8_t key[8];
-	MDB_val k = {sizeof(key), key};
 	for (int b = 0; b < 8; b++)
 		key[b] = (uint8_t)(index >> (56 - 8 * b));
-	assert_int_equal(mdb_env_create(&env), 0);
-	assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
-	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "entries", 0, &dbi), 0);
-	assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	del_raw(dir, "entries", key, sizeof(key));
 }
 
 static void test_missing_entry_in_next_chunk(void **state)
@@ -1095,6 +1158,7 @@ int main(void)
 	    cmocka_unit_test(test_checkpoint_other_key_fails),
 	    cmocka_unit_test(test_key_rotation),
 	    cmocka_unit_test(test_projection_rewritten_fails),
+	    cmocka_unit_test(test_projection_extra_or_missing),
 	    cmocka_unit_test(test_lifecycle_violation_fails),
 	    cmocka_unit_test(test_since_checkpoint),
 	    cmocka_unit_test(test_many_entries),
