@@ -1040,9 +1040,8 @@ static void pipe_collect(broker *b)
 
 /* run_batch reads what is waiting and takes it through the pipeline. The
  * batch before may still be committing: its commit overlaps this batch's
- * reading and verification; this batch's checks wait for it, since they
- * read what it logged (lifecycle, dedup, queues); it is answered (receipts,
- * deliveries) while this batch commits. */
+ * reading and verification, and it is answered before this batch's checks,
+ * which read what it logged (lifecycle, dedup, queues). */
 static void run_batch(broker *b, broker_frame **jobs)
 {
 	broker_batch *bt = b->bt;
@@ -1085,14 +1084,9 @@ static void run_batch(broker *b, broker_frame **jobs)
 		}
 	}
 	/* 2. the signatures of the whole batch, on the verify pool's threads,
-	 * while the batch before finishes its commit */
+	 * while this thread answers the batch before once it is committed */
 	broker_pool_begin(b->pool, njobs, verify_job, jobs);
-	broker_batch *done = NULL;
-	if (b->fly) {
-		broker_worker_wait(b->worker);
-		done = b->fly;
-		b->fly = NULL;
-	}
+	pipe_collect(b);
 	broker_pool_end(b->pool);
 
 	/* 3. the checks after the signature, then the ops, in frame order */
@@ -1129,21 +1123,18 @@ static void run_batch(broker *b, broker_frame **jobs)
 			op->in.sealed_len = f->cf->submit->sealed.len;
 		}
 	}
+	if (bt->nops == 0) { /* nothing to commit: answer now */
+		batch_answer(b, bt);
+		return;
+	}
 
 	/* 4. one durable commit, and the receipts' signatures, on the
-	 * committer; 5. receipts, queries and deliveries when it is done.
-	 * Meanwhile the batch before is answered, in order. */
-	if (bt->nops > 0) {
-		b->fly = bt;
-		broker_worker_post(b->worker, batch_commit_job, b);
-	}
-	if (done)
-		batch_answer(b, done);
-	if (bt->nops == 0)
-		batch_answer(b, bt); /* nothing to commit */
-	else if (!broker_worker_busy(b->worker))
-		pipe_collect(b); /* no thread: the commit ran in post */
-	b->bt = b->fly == &b->batches[0] ? &b->batches[1] : &b->batches[0];
+	 * committer; 5. receipts, queries and deliveries when it is done */
+	b->fly = bt;
+	b->bt = bt == &b->batches[0] ? &b->batches[1] : &b->batches[0];
+	broker_worker_post(b->worker, batch_commit_job, b);
+	if (!broker_worker_busy(b->worker)) /* no thread: it ran in post */
+		pipe_collect(b);
 }
 
 /* --- scans: expiry and overdue ---------------------------------------------------------- */
