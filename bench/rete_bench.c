@@ -1084,6 +1084,7 @@ struct loop_out {
 	double rate, p50, p99;
 	size_t refused, bad;
 	double broker_us, load_us, broker_cores; /* CPU per completed message */
+	double main_us, commit_us, verify_us, zmq_us; /* broker CPU by thread */
 };
 
 static struct loop_out closed_loop(const struct bk *b, size_t nag)
@@ -1115,9 +1116,11 @@ static struct loop_out closed_loop(const struct bk *b, size_t nag)
 	while (now_s() < wait_until)
 		sleep_s(0.001);
 	double c0 = cpu_s(b->pid), s0 = self_cpu_s();
+	struct tcpu tc0 = threads_cpu(b->pid);
 	while (now_s() < start + warm + opt.loop_secs)
 		sleep_s(0.001);
 	double c1 = cpu_s(b->pid), s1 = self_cpu_s();
+	struct tcpu tc1 = threads_cpu(b->pid);
 	for (unsigned k = 0; k < nt; k++) {
 		pthread_join(tid[k], NULL);
 		done += t[k].done;
@@ -1138,6 +1141,12 @@ static struct loop_out closed_loop(const struct bk *b, size_t nag)
 	o.rate = (double)done / opt.loop_secs;
 	o.broker_us = done ? (c1 - c0) / (double)done * 1e6 : 0;
 	o.load_us = done ? (s1 - s0) / (double)done * 1e6 : 0;
+	if (done) {
+		o.main_us = (tc1.main - tc0.main) / (double)done * 1e6;
+		o.commit_us = (tc1.commit - tc0.commit) / (double)done * 1e6;
+		o.verify_us = (tc1.verify - tc0.verify) / (double)done * 1e6;
+		o.zmq_us = (tc1.zmq - tc0.zmq) / (double)done * 1e6;
+	}
 	o.broker_cores = (c1 - c0) / opt.loop_secs;
 	o.p50 = pct(lat, nlat, 0.5);
 	o.p99 = pct(lat, nlat, 0.99);
@@ -1459,7 +1468,7 @@ static void usage(FILE *out)
 		     "  --agencies N   load sockets, one agency each (even; default 50)\n"
 		     "  --conns N      connected agencies for the memory figure (default 500)\n"
 		     "  --window N     messages in flight per sender in the closed loop (default\n"
-		     "                 64, rete-agent's max_inflight)\n"
+		     "                 8; rete-agent allows up to max_inflight, 64)\n"
 		     "  --json FILE    also write the results as JSON\n"
 		     "  --dir DIR      where the temporary files go (default $TMPDIR or /tmp)\n"
 		     "  --threads N    threads for 'every core' (default: online cores)\n"
@@ -1484,7 +1493,7 @@ int main(int argc, char **argv)
 	opt.log_size = 1000000;
 	opt.agencies = 50;
 	opt.conns = 500;
-	opt.loop_window = 64; /* rete-agent's max_inflight */
+	opt.loop_window = 8;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		bool has = i + 1 < argc;
@@ -1689,9 +1698,10 @@ int main(int argc, char **argv)
 		r = add_row("loop", "closed loop", lo.rate, "messages/s");
 		note(r,
 		     "%.2f of bound (target 0.5); p50 %.1f ms, p99 %.1f ms; %u in flight/sender; "
-		     "broker %.0f us CPU/msg, %.2f cores busy; load %.0f us/msg%s",
+		     "broker %.0f us CPU/msg (main %.0f, commit %.0f, verify pool %.0f, zmq %.0f), "
+		     "%.2f cores busy; load %.0f us/msg%s",
 		     lo.rate / loop_bound, lo.p50, lo.p99, opt.loop_window, lo.broker_us,
-		     lo.broker_cores, lo.load_us, lo.refused || lo.bad ? ", SOME REFUSED/BAD" : "");
+		     lo.main_us, lo.commit_us, lo.verify_us, lo.zmq_us, lo.broker_cores, lo.load_us, lo.refused || lo.bad ? ", SOME REFUSED/BAD" : "");
 	}
 
 	r = add_row("rssLoad", "broker RSS under load", (double)rss_load / 1024.0, "MiB");
