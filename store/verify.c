@@ -32,17 +32,26 @@
  * before the end); phase B chooses the right one and phase C settles it.
  * Directories are installed by phase B alone, in log order.
  *
- * Only this thread touches the store's LMDB transaction (a transaction
+ * Only this thread touches the store's LMDB transactions (a transaction
  * belongs to one thread at a time, and the reads are cheap next to the
  * signatures); only the replay thread touches the scratch store until the
- * replay is over. The pipeline's state (grains handed out and finished,
- * chunks queued for the replay) is under v_mu; failures are under v_lock;
- * the two are never held together.
+ * replay is over. Chunks are read ahead through a second read transaction
+ * on the same snapshot as the one phase B, the checkpoints and the final
+ * checks read through: a failed read (MDB_CORRUPTED, MDB_PAGE_NOTFOUND)
+ * spoils its transaction for every later read, and must not make phase B
+ * of the chunk before fail at an earlier position. Without that second
+ * transaction, chunk k+1 is read only once chunk k is checked. The
+ * pipeline's state (grains handed out and finished, chunks queued for the
+ * replay) is under v_mu; failures are under v_lock; the two are never held
+ * together.
  *
  * Failures are ordered by a position, so that the first one in log order
  * is reported whichever phase finds it: entry i has position 2i+2, a check
  * made when the tree reaches size S (checkpoints) has position 2S+1, a
- * problem with the earlier checkpoint given has position 0.
+ * problem with the earlier checkpoint given has position 0. Phase B runs
+ * ahead of phase C and of the replay, so the counts of a failed run
+ * (checkpoints, the latest one, Directories) are taken at the end from
+ * what lies before the failure's position.
  *
  * A session (rete_verify_session_*) runs the same phases on entries the
  * caller feeds (fetched over the wire): the context then has no store
@@ -52,7 +61,8 @@
  *
  * This file reads stored Merkle nodes through store_impl.h (store_node_get):
  * no public function returns a node of level >= 1, and comparing them with
- * the recomputed ones is part of what an audit checks.
+ * the recomputed ones is part of what an audit checks; and it begins the
+ * read-ahead's transaction on the store's environment (st_env).
  */
 #include "verify.h"
 
@@ -120,6 +130,7 @@ struct ckpt {
 	uint64_t ck_size;
 	char *ck_note;
 	bool ck_consistent; /* its consistency with the one before is already shown */
+	bool ck_passed;	    /* reached, and every check of it passed */
 };
 
 /* One entry of the chunk being checked. */
@@ -143,6 +154,9 @@ struct item {
 struct vctx {
 	rete_store *v_s; /* NULL in a session: entries come from the caller */
 	rete_store_rtxn *v_rt;
+	rete_store_rtxn v_ra; /* the read-ahead's transaction, on v_rt's snapshot
+				 (rt_txn NULL: none, chunks are read through v_rt
+				 once the chunk before is checked) */
 	rete_verify_proof_fn v_proof; /* where consistency proofs come from */
 	void *v_proof_ctx;
 	const rete_verify_options *v_opt;
@@ -464,6 +478,7 @@ static int collect_ckpt(void *ctx, uint64_t size, const char *note)
 	}
 	v->v_ck[v->v_nck].ck_size = size;
 	v->v_ck[v->v_nck].ck_consistent = false;
+	v->v_ck[v->v_nck].ck_passed = false;
 	if ((v->v_ck[v->v_nck].ck_note = strdup(note)) == NULL) {
 		v->v_ck_oom = true;
 		return 1;
@@ -541,7 +556,7 @@ static bool reach_size(struct vctx *v, uint64_t size)
 		     "the checkpoint given says %s (the log was rewritten since)",
 		     (unsigned long long)size, b64(root, b1), b64(v->v_since.root, b2));
 	while (v->v_cki < v->v_nck && v->v_ck[v->v_cki].ck_size == size) {
-		const struct ckpt *ck = &v->v_ck[v->v_cki++];
+		struct ckpt *ck = &v->v_ck[v->v_cki++];
 		rete_checkpoint cp;
 		rete_err e = rete_checkpoint_verify(ck->ck_note, strlen(ck->ck_note), v->v_origin,
 						    &v->v_opt->broker_key, &cp, &m);
@@ -581,6 +596,7 @@ static bool reach_size(struct vctx *v, uint64_t size)
 		}
 		v->v_prev = cp;
 		v->v_have_prev = true;
+		ck->ck_passed = true;
 		v->v_rep->checkpoints++;
 		v->v_rep->has_checkpoint = true;
 		v->v_rep->latest_size = size;
@@ -1391,6 +1407,11 @@ static void pipe_check(struct vctx *v, uint64_t from, uint64_t n, fill_fn fill, 
 	struct chunk *cur = NULL;
 	size_t got;
 	bool more = at < end;
+	/* a store is read ahead only through a transaction of its own: a read
+	 * that fails with MDB_CORRUPTED or MDB_PAGE_NOTFOUND spoils the
+	 * transaction for every later read, and phase B of the chunk before
+	 * (an earlier position) must still read through a sound one */
+	bool ahead = v->v_s == NULL || v->v_ra.rt_txn != NULL;
 
 	pipe_start(v);
 	if (more) {
@@ -1404,7 +1425,7 @@ static void pipe_check(struct vctx *v, uint64_t from, uint64_t n, fill_fn fill, 
 		struct chunk *next = NULL;
 		/* the next chunk is read, and its phase A started, before this
 		 * one is checked: the pool works on it meanwhile */
-		if (more && at < end && !failed_before(v, POS_ENTRY(b))) {
+		if (ahead && more && at < end && !failed_before(v, POS_ENTRY(b))) {
 			size_t k = end - at < CHUNK ? (size_t)(end - at) : CHUNK;
 			next = chunk_start(v, at, k, fill, ctx, &got);
 			more = got == k;
@@ -1416,20 +1437,28 @@ static void pipe_check(struct vctx *v, uint64_t from, uint64_t n, fill_fn fill, 
 					   failed_before(v, POS_ENTRY(b)) ? a : b, v->v_size);
 		if (failed_before(v, POS_ENTRY(b)))
 			break;
+		if (!ahead && more && at < end) { /* the order before the pipeline */
+			size_t k = end - at < CHUNK ? (size_t)(end - at) : CHUNK;
+			next = chunk_start(v, at, k, fill, ctx, &got);
+			more = got == k;
+			at += got;
+		}
 		cur = next;
 	}
 	pipe_stop(v);
 }
 
-/* fill_store is the fill_fn of rete_verify_log: entries from the store. */
+/* fill_store is the fill_fn of rete_verify_log: entries from the store,
+ * through the read-ahead's transaction when there is one. */
 static size_t fill_store(struct vctx *v, void *ctx, uint64_t from, rete_buf *raw, size_t n)
 {
+	rete_store_rtxn *rt = v->v_ra.rt_txn != NULL ? &v->v_ra : v->v_rt;
 	rete_msg m = {{0}};
 	rete_err e;
 
 	(void)ctx;
 	for (size_t i = 0; i < n; i++) {
-		e = rete_store_entry(v->v_s, v->v_rt, from + i, &raw[i], &m);
+		e = rete_store_entry(v->v_s, rt, from + i, &raw[i], &m);
 		if (e != RETE_OK) {
 			fail(v, POS_ENTRY(from + i), e == RETE_ENOENT ? RETE_ECORRUPT : e, true,
 			     from + i, "entry %llu: %s", (unsigned long long)(from + i), m.text);
@@ -1510,6 +1539,47 @@ static void pipe_destroy(struct vctx *v)
 	pthread_mutex_destroy(&v->v_mu);
 }
 
+/* ra_end ends the read-ahead's transaction (before v_rt's, whose read
+ * lock on the store covers it). */
+static void ra_end(struct vctx *v)
+{
+	if (v->v_ra.rt_txn != NULL)
+		mdb_txn_abort(v->v_ra.rt_txn);
+	v->v_ra.rt_txn = NULL;
+}
+
+/* read_begin begins v_rt and, beside it, the read-ahead's transaction on
+ * the same snapshot (the store is opened with MDB_NOTLS: a thread may hold
+ * several read transactions). A commit between the two begins gives
+ * another snapshot: both are begun again, a few times; failing that, or
+ * when LMDB refuses a second reader, there is no read-ahead (chunks are
+ * then read through v_rt, each once the one before is checked). The second
+ * transaction is begun directly on the environment: v_rt holds the
+ * store's read lock until after it ends. Without a read-ahead, a read that
+ * spoils v_rt still makes the checks of the earlier entries of its chunk
+ * fail as I/O errors (as before the pipeline): an ERROR verdict, never a
+ * wrong FAILS or HOLDS. */
+static rete_err read_begin(struct vctx *v, rete_msg *m)
+{
+	rete_err e;
+
+	for (int tries = 0;; tries++) {
+		if ((e = rete_store_read_begin(v->v_s, &v->v_rt, m)) != RETE_OK)
+			return e;
+		v->v_ra.rt_store = v->v_s;
+		if (mdb_txn_begin(v->v_s->st_env, NULL, MDB_RDONLY, &v->v_ra.rt_txn) != 0) {
+			v->v_ra.rt_txn = NULL;
+			return RETE_OK;
+		}
+		if (mdb_txn_id(v->v_ra.rt_txn) == mdb_txn_id(v->v_rt->rt_txn))
+			return RETE_OK;
+		ra_end(v);
+		if (tries >= 15)
+			return RETE_OK;
+		rete_store_read_end(&v->v_rt);
+	}
+}
+
 static rete_err v_init(struct vctx *v, rete_msg *m)
 {
 	const rete_verify_options *opt = v->v_opt;
@@ -1519,7 +1589,7 @@ static rete_err v_init(struct vctx *v, rete_msg *m)
 	v->v_threads = opt->threads == 0 ? rete_verify_cores() : opt->threads;
 	if (v->v_threads > MAX_THREADS)
 		v->v_threads = MAX_THREADS;
-	if ((e = rete_store_read_begin(v->v_s, &v->v_rt, m)) != RETE_OK)
+	if ((e = read_begin(v, m)) != RETE_OK)
 		return e;
 	if ((e = rete_store_size(v->v_s, v->v_rt, &v->v_size, m)) != RETE_OK)
 		return e;
@@ -1601,6 +1671,7 @@ static void v_free(struct vctx *v)
 {
 	chunks_free(v);
 	scratch_close(v);
+	ra_end(v);
 	rete_store_read_end(&v->v_rt);
 	dirs_free(v);
 	for (size_t i = 0; i < v->v_nck; i++)
@@ -1610,6 +1681,40 @@ static void v_free(struct vctx *v)
 	v->v_nck = 0;
 	pthread_mutex_destroy(&v->v_lock);
 	pipe_destroy(v);
+}
+
+/* counts_before sets the counts of rep (checkpoints, latest_*,
+ * directories) to what lies before the failure at position p: phase B runs
+ * ahead of phase C and of the replay (by up to NBUF - 1 chunks), so it may
+ * have passed checkpoints and installed Directories after the failure, as
+ * many as timing allowed. start: the first entry checked (a session's
+ * resumed Directory is not counted). */
+static void counts_before(const struct vctx *v, uint64_t p, uint64_t start,
+			  rete_verify_report *rep)
+{
+	const struct ckpt *last = NULL;
+	rete_checkpoint cp;
+
+	rep->checkpoints = 0;
+	for (size_t i = 0; i < v->v_nck; i++)
+		if (v->v_ck[i].ck_passed && POS_SIZE(v->v_ck[i].ck_size) < p) {
+			rep->checkpoints++;
+			last = &v->v_ck[i];
+		}
+	rep->has_checkpoint = false;
+	rep->latest_size = 0;
+	memset(rep->latest_root, 0, sizeof(rep->latest_root));
+	/* its note passed every check: it parses */
+	if (last != NULL &&
+	    rete_checkpoint_parse(last->ck_note, strlen(last->ck_note), &cp, NULL) == RETE_OK) {
+		rep->has_checkpoint = true;
+		rep->latest_size = last->ck_size;
+		memcpy(rep->latest_root, cp.root, RETE_MERKLE_HASH);
+	}
+	rep->directories = 0;
+	for (const struct vdir *vd = v->v_dirs; vd != NULL; vd = vd->vd_next)
+		if (vd->vd_index >= start && POS_ENTRY(vd->vd_index) < p)
+			rep->directories++;
 }
 
 /* entries_before: how many entries precede the failure at position p. */
@@ -1668,6 +1773,7 @@ rete_err rete_verify_log(rete_store *s, const rete_verify_options *opt, rete_ver
 		rep->entries = entries_before(p);
 		if (rep->entries > v.v_size)
 			rep->entries = v.v_size;
+		counts_before(&v, p, 0, rep);
 	} else if (e == RETE_OK) {
 		rep->verdict = RETE_VERIFY_HOLDS;
 		rep->entries = v.v_size;
@@ -1976,6 +2082,7 @@ rete_err rete_verify_session_finish(rete_verify_session *s, rete_verify_report *
 		rep->bad_index = v->v_fail_index;
 		before = entries_before(v->v_fail_pos == POS_NONE - 1 ? v->v_fr.mf_size * 2 + 2
 								      : v->v_fail_pos);
+		counts_before(v, v->v_fail_pos, s->vs_start, rep);
 		pthread_mutex_unlock(&v->v_lock);
 		if (before > v->v_fr.mf_size)
 			before = v->v_fr.mf_size;

@@ -12,7 +12,13 @@
  * the old key, although guessed, no longer does; a lifecycle failure the replay finds in one chunk is
  * reported before a bad signature in the next, and a bad signature in one
  * chunk before an entry missing from the next; a session fed more than two
- * chunks at once holds, and stops at a changed entry. */
+ * chunks at once holds, and stops at a changed entry. The stored tree: a
+ * Merkle node or a leaf hash overwritten (the entries intact) fails at the
+ * entry that completes it. A broken LMDB page among the next chunk's
+ * entries (MDB_CORRUPTED, which spoils the transaction that reads it) is
+ * reported as such at its first entry, and does not hide a failure of the
+ * chunk before. The counts of a failed run (checkpoints, the latest one,
+ * Directories) stop at the failure, even when phase B went past it. */
 #include <lmdb.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1146,6 +1152,275 @@ static void test_session_many_entries(void **state)
 	log_close(&L);
 }
 
+/* ---- the tree as stored: nodes and leaf hashes ------------------------------- */
+
+/* put_node overwrites the stored Merkle node (level, index) of the closed
+ * store in dir with 32 bytes that are no hash of anything in the log. */
+static void put_node(const char *dir, unsigned level, uint64_t index)
+{
+	uint8_t key[9], val[RETE_MERKLE_HASH];
+	key[0] = (uint8_t)level;
+	for (int b = 0; b < 8; b++)
+		key[1 + b] = (uint8_t)(index >> (56 - 8 * b));
+	memset(val, 0xA5, sizeof(val));
+	put_raw(dir, "nodes", key, sizeof(key), val, sizeof(val));
+}
+
+/* tree_log builds entries 0..199 (a directory, then referrals) with one
+ * checkpoint at 200, closes the store, lets tamper change it, and reopens
+ * it read-only. */
+static void tree_log(struct log *L, const char *tag, unsigned level, uint64_t index)
+{
+	rete_msg m = {{0}};
+	log_open(L, tag);
+	append(L, directory("dir-1", 1, keys[K_SOCIAL]));
+	referrals(L, "a", 199, keys[K_SOCIAL]);
+	free(checkpoint(L, keys[K_BROKER]));
+	rete_store_close(&L->s);
+	put_node(L->dir, level, index);
+	assert_int_equal(rete_store_open(&L->s, L->dir, RETE_STORE_RDONLY, &m), RETE_OK);
+}
+
+static void test_stored_node_changed_fails(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_msg m = {{0}};
+	(void)state;
+
+	/* node (1, 40) = hash(leaf 80, leaf 81): entry 81 completes it; the
+	 * only checkpoint is at 200 */
+	tree_log(&L, "verify-node", 1, 40);
+	for (unsigned threads = 1; threads <= 2; threads++)
+		for (int replay = 0; replay <= 1; replay++) {
+			rete_verify_options o = opts(replay, threads);
+			assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_ECORRUPT);
+			assert_int_equal(rep.verdict, RETE_VERIFY_FAILS);
+			assert_true(rep.has_bad_entry);
+			assert_int_equal(rep.bad_index, 81);
+			assert_int_equal(rep.entries, 81);
+			assert_int_equal(rep.checkpoints, 0);
+			assert_string_equal(rep.reason,
+					    "entry 81: the stored Merkle node (level 1, index 40) "
+					    "it completes is different from the one recomputed "
+					    "from the entries");
+		}
+	log_close(&L);
+}
+
+static void test_stored_leaf_changed_fails(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_msg m = {{0}};
+	(void)state;
+
+	/* the leaf hash of entry 57 changes, its bytes do not */
+	tree_log(&L, "verify-leaf", 0, 57);
+	for (unsigned threads = 1; threads <= 2; threads++)
+		for (int replay = 0; replay <= 1; replay++) {
+			rete_verify_options o = opts(replay, threads);
+			assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_ECORRUPT);
+			assert_int_equal(rep.verdict, RETE_VERIFY_FAILS);
+			assert_true(rep.has_bad_entry);
+			assert_int_equal(rep.bad_index, 57);
+			assert_int_equal(rep.entries, 57);
+			assert_string_equal(rep.reason,
+					    "entry 57: its bytes do not hash to the stored leaf "
+					    "hash; the entry or the tree was altered after it was "
+					    "logged");
+		}
+	log_close(&L);
+}
+
+/* break_leaf_page marks the LMDB page holding entry `index` (a leaf page of
+ * the entries database) as an overflow page, so that reading any entry on
+ * it fails with MDB_CORRUPTED; returns the first entry on that page. */
+static uint64_t break_leaf_page(const char *dir, uint64_t index, uint64_t from)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_stat st;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint8_t key[8];
+	uint64_t pgno = 0, first = UINT64_MAX;
+	uintptr_t page;
+	char path[4096], *data;
+	size_t len;
+	uint16_t flags;
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+	assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "entries", 0, &dbi), 0);
+	assert_int_equal(mdb_env_stat(env, &st), 0);
+	for (int b = 0; b < 8; b++)
+		key[b] = (uint8_t)(index >> (56 - 8 * b));
+	k.mv_size = 8;
+	k.mv_data = key;
+	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+	/* the value lies inside its leaf page, which starts with its number */
+	page = (uintptr_t)v.mv_data & ~(uintptr_t)(st.ms_psize - 1);
+	memcpy(&pgno, (const void *)page, sizeof(pgno));
+	/* the first entry on the same page */
+	for (int b = 0; b < 8; b++)
+		key[b] = (uint8_t)(from >> (56 - 8 * b));
+	k.mv_size = 8;
+	k.mv_data = key;
+	assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+	for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		uint64_t i = 0;
+		for (int b = 0; b < 8; b++)
+			i = (i << 8) | ((const uint8_t *)k.mv_data)[b];
+		if (i > index)
+			break;
+		if (((uintptr_t)v.mv_data & ~(uintptr_t)(st.ms_psize - 1)) == page) {
+			first = i;
+			break;
+		}
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	assert_true(first >= from && first <= index);
+
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	data = tu_read_file(path, &len);
+	assert_non_null(data);
+	assert_true((pgno + 1) * st.ms_psize <= len);
+	memcpy(&flags, data + pgno * st.ms_psize + 10, sizeof(flags)); /* mp_flags */
+	assert_int_equal(flags, 0x02);					/* P_LEAF */
+	flags = 0x04;							/* P_OVERFLOW */
+	memcpy(data + pgno * st.ms_psize + 10, &flags, sizeof(flags));
+	assert_int_equal(tu_write_file(path, data, len), 0);
+	free(data);
+	return first;
+}
+
+static void test_broken_page_in_next_chunk(void **state)
+{
+	(void)state;
+
+	/* a page of the second chunk's entries is broken: reading it fails
+	 * (MDB_CORRUPTED) while the first chunk is still to be checked, which
+	 * must neither turn the verdict into an I/O error nor hide a failure
+	 * of the first chunk (entry 3000 in the second log) */
+	for (int bad = 0; bad <= 1; bad++) {
+		struct log L;
+		rete_verify_report rep;
+		rete_msg m = {{0}};
+		uint64_t first;
+
+		log_open(&L, "verify-page");
+		append(&L, directory("dir-1", 1, keys[K_SOCIAL]));
+		referrals(&L, "a", 2999, keys[K_SOCIAL]);
+		referrals(&L, "x", 1, bad ? keys[K_OTHER] : keys[K_SOCIAL]);
+		referrals(&L, "b", 2999, keys[K_SOCIAL]);
+		free(checkpoint(&L, keys[K_BROKER]));
+		rete_store_close(&L.s);
+		first = break_leaf_page(L.dir, 5000, 4096);
+		assert_int_equal(rete_store_open(&L.s, L.dir, RETE_STORE_RDONLY, &m), RETE_OK);
+		for (unsigned threads = 1; threads <= 2; threads++)
+			for (int replay = 0; replay <= 1; replay++) {
+				rete_verify_options o = opts(replay, threads);
+				rete_err e = rete_verify_log(L.s, &o, &rep, &m);
+				if (bad) {
+					assert_int_equal(e, RETE_EBADSIG);
+					assert_int_equal(rep.bad_index, 3000);
+				} else {
+					char want[32];
+					assert_int_equal(e, RETE_ECORRUPT);
+					assert_int_equal(rep.bad_index, first);
+					snprintf(want, sizeof(want), "entry %llu: ",
+						 (unsigned long long)first);
+					assert_non_null(strstr(rep.reason, want));
+				}
+				assert_int_equal(rep.verdict, RETE_VERIFY_FAILS);
+				assert_true(rep.has_bad_entry);
+				assert_int_equal(rep.entries, rep.bad_index);
+			}
+		log_close(&L);
+	}
+}
+
+/* ---- the report counts only what lies before the failure -------------------- */
+
+static void test_counts_stop_at_failure(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_msg m = {{0}};
+	uint8_t root50[RETE_MERKLE_HASH];
+	rete_buf b;
+	(void)state;
+
+	/* entry 100 has a bad signature (found by phase C, after phase B has
+	 * gone through the whole chunk); a Directory (entry 150) and a
+	 * checkpoint (200) come after it, a checkpoint (50) before */
+	log_open(&L, "verify-counts");
+	append(&L, directory("dir-1", 1, keys[K_SOCIAL]));
+	referrals(&L, "a", 49, keys[K_SOCIAL]);
+	free(checkpoint(&L, keys[K_BROKER]));
+	assert_int_equal(rete_store_root(L.s, NULL, 50, root50, &m), RETE_OK);
+	referrals(&L, "b", 50, keys[K_SOCIAL]);
+	referrals(&L, "x", 1, keys[K_OTHER]);
+	referrals(&L, "c", 49, keys[K_SOCIAL]);
+	assert_int_equal(append(&L, directory("dir-2", 2, keys[K_SOCIAL])), 150);
+	referrals(&L, "d", 49, keys[K_SOCIAL]);
+	free(checkpoint(&L, keys[K_BROKER]));
+	for (unsigned threads = 1; threads <= 2; threads++)
+		for (int replay = 0; replay <= 1; replay++) {
+			rete_verify_options o = opts(replay, threads);
+			assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_EBADSIG);
+			assert_int_equal(rep.bad_index, 100);
+			assert_int_equal(rep.entries, 100);
+			assert_int_equal(rep.checkpoints, 1);
+			assert_int_equal(rep.directories, 1);
+			assert_true(rep.has_checkpoint);
+			assert_int_equal(rep.latest_size, 50);
+			assert_memory_equal(rep.latest_root, root50, RETE_MERKLE_HASH);
+		}
+	log_close(&L);
+
+	/* entry 30 breaks the lifecycle (only the replay sees it, after phase
+	 * B has passed the checkpoint at 40 and the Directory at 35) */
+	log_open(&L, "verify-counts-replay");
+	append(&L, directory("dir-1", 1, keys[K_SOCIAL]));
+	append(&L, referral("r1", SOCIAL, CPI, "staff-r1", keys[K_SOCIAL]));
+	referrals(&L, "a", 28, keys[K_SOCIAL]);
+	rete_store_close(&L.s);
+	b = update("u9", ASST, SOCIAL, "r1", RETE__STATUS__STATUS_COMPLETED, keys[K_ASST]);
+	forge_append(L.dir, 30, &b, L.t += 10);
+	rete_buf_free(&b);
+	assert_int_equal(rete_store_open(&L.s, L.dir, 0, &m), RETE_OK);
+	referrals(&L, "b", 4, keys[K_SOCIAL]);
+	assert_int_equal(append(&L, directory("dir-2", 2, keys[K_SOCIAL])), 35);
+	referrals(&L, "c", 4, keys[K_SOCIAL]);
+	free(checkpoint(&L, keys[K_BROKER]));
+	referrals(&L, "d", 10, keys[K_SOCIAL]);
+	for (unsigned threads = 1; threads <= 2; threads++) {
+		rete_verify_options o = opts(true, threads);
+		assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_ELIFECYCLE);
+		assert_int_equal(rep.bad_index, 30);
+		assert_int_equal(rep.entries, 30);
+		assert_int_equal(rep.checkpoints, 0);
+		assert_false(rep.has_checkpoint);
+		assert_int_equal(rep.latest_size, 0);
+		assert_int_equal(rep.directories, 1);
+		/* without the replay the log holds, and everything counts */
+		o.replay = false;
+		assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_OK);
+		assert_int_equal(rep.checkpoints, 1);
+		assert_int_equal(rep.latest_size, 40);
+		assert_int_equal(rep.directories, 2);
+	}
+	log_close(&L);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1167,6 +1442,10 @@ int main(void)
 	    cmocka_unit_test(test_first_failure_across_chunks),
 	    cmocka_unit_test(test_missing_entry_in_next_chunk),
 	    cmocka_unit_test(test_session_many_entries),
+	    cmocka_unit_test(test_stored_node_changed_fails),
+	    cmocka_unit_test(test_stored_leaf_changed_fails),
+	    cmocka_unit_test(test_broken_page_in_next_chunk),
+	    cmocka_unit_test(test_counts_stop_at_failure),
 	};
 	return cmocka_run_group_tests(tests, keys_setup, keys_teardown);
 }
