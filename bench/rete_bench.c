@@ -484,6 +484,25 @@ static long rss_kb(pid_t pid, const char *field)
 	return v;
 }
 
+/* page_faults: page faults (minor + major) of process pid so far: a
+ * freshly started broker faults in the pages of the LMDB map it touches. */
+static double page_faults(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	unsigned long minf = 0, majf = 0;
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %lu %*u %lu", &minf, &majf) != 2)
+		return 0;
+	return (double)minf + (double)majf;
+}
+
 /* cpu_s: CPU seconds (user + system) used so far by process pid. */
 static double cpu_s(pid_t pid)
 {
@@ -845,6 +864,7 @@ struct ingest_out {
 	long rss_max_kb, anon_max_kb;	  /* VmRSS, and its anonymous part (RssAnon) */
 	double broker_us, load_us;	  /* CPU per message: broker, load process */
 	double broker_cores;		  /* broker CPU seconds per second */
+	double faults; /* the broker's page faults per message */
 	double main_us, commit_us, verify_us, zmq_us,
 	    other_us; /* broker CPU per message by thread */
 	double main_run, main_wait;	  /* fractions of the wall time */
@@ -879,6 +899,7 @@ static struct ingest_out ingest(const struct bk *b, struct pm *v, size_t count, 
 	warm_up(socks, nsock, b->pid);
 	size_t got = 0;
 	double c0 = cpu_s(b->pid), s0 = self_cpu_s(), c1 = c0;
+	double pf0 = page_faults(b->pid), pf1 = pf0;
 	struct tcpu tc0 = threads_cpu(b->pid), tc1 = tc0;
 	double t0 = now_s(), last = t0, next_rss = t0, deadline = t0 + 600;
 	while (got < count) {
@@ -897,6 +918,7 @@ static struct ingest_out ingest(const struct bk *b, struct pm *v, size_t count, 
 					got++;
 					if (got == count) {
 						c1 = cpu_s(b->pid);
+						pf1 = page_faults(b->pid);
 						tc1 = threads_cpu(b->pid);
 					}
 					if (out[s])
@@ -931,6 +953,7 @@ static struct ingest_out ingest(const struct bk *b, struct pm *v, size_t count, 
 	}
 	o.rate = (double)count / (last - t0);
 	o.broker_us = (c1 - c0) / (double)count * 1e6;
+	o.faults = (pf1 - pf0) / (double)count;
 	o.load_us = (self_cpu_s() - s0) / (double)count * 1e6;
 	o.broker_cores = (c1 - c0) / (last - t0);
 	o.main_us = (tc1.main - tc0.main) / (double)count * 1e6;
@@ -1806,9 +1829,10 @@ int main(int argc, char **argv)
 			growth_cpu_first = io.broker_us;
 		note(r,
 		     "%.2f of the rate at %" PRIu64
-		     "; broker %.0f us CPU/msg (%.2f of that at %" PRIu64 "); %zu msgs%s",
+		     "; broker %.0f us CPU/msg (%.2f of that at %" PRIu64
+		     "), %.1f page faults/msg; %zu msgs%s",
 		     io.rate / growth_first, points[0], io.broker_us,
-		     io.broker_us / growth_cpu_first, points[0], opt.growth_msgs,
+		     io.broker_us / growth_cpu_first, points[0], io.faults, opt.growth_msgs,
 		     io.refused ? ", SOME REFUSED" : "");
 	}
 
