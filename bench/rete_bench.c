@@ -503,6 +503,25 @@ static double page_faults(pid_t pid)
 	return (double)minf + (double)majf;
 }
 
+/* written_bytes: bytes process pid asked to write so far (/proc/PID/io
+ * wchar: LMDB's pwrite of dirty pages, its meta page, the log lines). */
+static double written_bytes(pid_t pid)
+{
+	char path[64], line[128];
+	snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	double v = 0;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "wchar:", 6) == 0) {
+			v = strtod(line + 6, NULL);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
 /* cpu_s: CPU seconds (user + system) used so far by process pid. */
 static double cpu_s(pid_t pid)
 {
@@ -864,7 +883,8 @@ struct ingest_out {
 	long rss_max_kb, anon_max_kb;	  /* VmRSS, and its anonymous part (RssAnon) */
 	double broker_us, load_us;	  /* CPU per message: broker, load process */
 	double broker_cores;		  /* broker CPU seconds per second */
-	double faults; /* the broker's page faults per message */
+	double faults;	/* the broker's page faults per message */
+	double written; /* bytes it wrote per message */
 	double main_us, commit_us, verify_us, zmq_us,
 	    other_us; /* broker CPU per message by thread */
 	double main_run, main_wait;	  /* fractions of the wall time */
@@ -900,6 +920,7 @@ static struct ingest_out ingest(const struct bk *b, struct pm *v, size_t count, 
 	size_t got = 0;
 	double c0 = cpu_s(b->pid), s0 = self_cpu_s(), c1 = c0;
 	double pf0 = page_faults(b->pid), pf1 = pf0;
+	double wb0 = written_bytes(b->pid), wb1 = wb0;
 	struct tcpu tc0 = threads_cpu(b->pid), tc1 = tc0;
 	double t0 = now_s(), last = t0, next_rss = t0, deadline = t0 + 600;
 	while (got < count) {
@@ -919,6 +940,7 @@ static struct ingest_out ingest(const struct bk *b, struct pm *v, size_t count, 
 					if (got == count) {
 						c1 = cpu_s(b->pid);
 						pf1 = page_faults(b->pid);
+						wb1 = written_bytes(b->pid);
 						tc1 = threads_cpu(b->pid);
 					}
 					if (out[s])
@@ -954,6 +976,7 @@ static struct ingest_out ingest(const struct bk *b, struct pm *v, size_t count, 
 	o.rate = (double)count / (last - t0);
 	o.broker_us = (c1 - c0) / (double)count * 1e6;
 	o.faults = (pf1 - pf0) / (double)count;
+	o.written = (wb1 - wb0) / (double)count;
 	o.load_us = (self_cpu_s() - s0) / (double)count * 1e6;
 	o.broker_cores = (c1 - c0) / (last - t0);
 	o.main_us = (tc1.main - tc0.main) / (double)count * 1e6;
@@ -1830,9 +1853,10 @@ int main(int argc, char **argv)
 		note(r,
 		     "%.2f of the rate at %" PRIu64
 		     "; broker %.0f us CPU/msg (%.2f of that at %" PRIu64
-		     "), %.1f page faults/msg; %zu msgs%s",
+		     "), %.1f page faults/msg, %.1f KiB written/msg; %zu msgs%s",
 		     io.rate / growth_first, points[0], io.broker_us,
-		     io.broker_us / growth_cpu_first, points[0], io.faults, opt.growth_msgs,
+		     io.broker_us / growth_cpu_first, points[0], io.faults, io.written / 1024.0,
+		     opt.growth_msgs,
 		     io.refused ? ", SOME REFUSED" : "");
 	}
 
