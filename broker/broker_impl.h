@@ -17,6 +17,7 @@
 #include "zap.h"
 
 #define BROKER_BATCH_MAX     1024 /* frames read per batch without waiting */
+#define BROKER_PIPE_MIN	     4	  /* smaller batches are committed on the main thread */
 #define BROKER_RID_MAX	     256  /* ZeroMQ routing ids are at most 255 bytes */
 #define BROKER_ENTRIES_MAX   1000 /* entries per QUERY answer */
 #define BROKER_ENTRIES_BYTES (4u << 20)
