@@ -652,6 +652,126 @@ static void test_duplicate(void **state)
 	rete_wire_close(&social);
 }
 
+/* test_pipelined_batches: 200 referrals, the same 200 again and a
+ * cancellation of each, all sent without waiting, so that the broker reads
+ * them in batches big enough to be committed on its committer thread while
+ * the next is read and verified. Every frame gets exactly one answer; a
+ * resend gets the very receipt of its original (found in the log by the
+ * batch before or the same batch); every cancellation is accepted (its
+ * referral was logged by an earlier batch, or earlier in its own); the log
+ * holds each message once and verifies. */
+#define PIPE_N 200
+static void test_pipelined_batches(void **state)
+{
+	struct env *e = *state = env_new(NULL, NULL, false);
+	rete_wire *social = connect_as(e, P_SOCIAL);
+	struct outmsg *ref = calloc(PIPE_N, sizeof(*ref)), *upd = calloc(PIPE_N, sizeof(*upd));
+	assert_non_null(ref);
+	assert_non_null(upd);
+	char id[64], uid[64];
+	for (int i = 0; i < PIPE_N; i++) {
+		snprintf(id, sizeof(id), "pipe-ref-%d", i);
+		snprintf(uid, sizeof(uid), "pipe-cancel-%d", i);
+		make_referral(e, P_SOCIAL, P_CPI, id, "employment-orientation", true, NULL, NULL,
+			      &ref[i]);
+		make_update(e, P_SOCIAL, P_CPI, uid, id, RETE__STATUS__STATUS_CANCELLED, &upd[i]);
+	}
+	rete_msg m;
+	for (int pass = 0; pass < 3; pass++)
+		for (int i = 0; i < PIPE_N; i++) {
+			const struct outmsg *o = pass < 2 ? &ref[i] : &upd[i];
+			assert_int_equal(rete_wire_submit(social, o->signed_bytes.data,
+							  o->signed_bytes.len, o->sealed.data,
+							  o->sealed.len, &m),
+					 RETE_OK);
+		}
+	/* the answers: receipts of referrals by id, twice each */
+	uint64_t first[PIPE_N];
+	Rete__SignedReceipt *kept[PIPE_N];
+	Rete__BrokerFrame *kept_f[PIPE_N];
+	int seen_ref[PIPE_N] = {0}, seen_upd[PIPE_N] = {0};
+	for (int k = 0; k < 3 * PIPE_N; k++) {
+		Rete__BrokerFrame *f = recv_kind(social, RETE__BROKER_FRAME__COMMAND_RECEIPT, WAIT_MS);
+		assert_non_null(f);
+		const Rete__Receipt *r = receipt_of(f);
+		if (r->error)
+			fprintf(stderr, "refused %s: %s\n", r->message_id, r->error_text);
+		assert_int_equal(r->error, 0);
+		int i = -1;
+		if (sscanf(r->message_id, "pipe-ref-%d", &i) == 1) {
+			assert_true(i >= 0 && i < PIPE_N);
+			uint64_t idx = receipt_index(e, f, r->message_id);
+			if (seen_ref[i]++ == 0) {
+				first[i] = idx;
+				kept[i] = r->receipt;
+				kept_f[i] = f;
+				continue;
+			}
+			/* the resend: the very receipt of the original */
+			assert_int_equal(idx, first[i]);
+			assert_int_equal(r->receipt->body.len, kept[i]->body.len);
+			assert_memory_equal(r->receipt->body.data, kept[i]->body.data,
+					    r->receipt->body.len);
+			assert_memory_equal(r->receipt->signature.data, kept[i]->signature.data,
+					    RETE_SIG_LEN);
+		} else {
+			assert_int_equal(sscanf(r->message_id, "pipe-cancel-%d", &i), 1);
+			assert_true(i >= 0 && i < PIPE_N);
+			receipt_index(e, f, r->message_id);
+			seen_upd[i]++;
+		}
+		rete__broker_frame__free_unpacked(f, NULL);
+	}
+	for (int i = 0; i < PIPE_N; i++) {
+		assert_int_equal(seen_ref[i], 2);
+		assert_int_equal(seen_upd[i], 1);
+		rete__broker_frame__free_unpacked(kept_f[i], NULL);
+	}
+	/* the log: the directory, each referral once, each cancellation once,
+	 * every cancellation after its referral */
+	Rete__BrokerFrame *f = log_entries(e);
+	assert_int_equal(f->result->entries->n_entries, 1 + 2 * PIPE_N);
+	uint64_t ref_at[PIPE_N];
+	for (int i = 0; i < PIPE_N; i++)
+		ref_at[i] = UINT64_MAX;
+	for (size_t j = 1; j < f->result->entries->n_entries; j++) {
+		Rete__Message *msg = entry_msg(&f->result->entries->entries[j]);
+		int i = -1;
+		if (sscanf(msg->id, "pipe-ref-%d", &i) == 1) {
+			assert_int_equal(ref_at[i], UINT64_MAX);
+			ref_at[i] = j;
+			assert_int_equal(first[i], j);
+		} else {
+			assert_int_equal(sscanf(msg->id, "pipe-cancel-%d", &i), 1);
+			assert_true(ref_at[i] < j);
+		}
+		rete__message__free_unpacked(msg, NULL);
+	}
+	rete__broker_frame__free_unpacked(f, NULL);
+	/* a referral's final status */
+	Rete__ReferralQuery rq;
+	rete__referral_query__init(&rq);
+	rq.referral_id = "pipe-ref-137";
+	Rete__Query q;
+	rete__query__init(&q);
+	q.what_case = RETE__QUERY__WHAT_REFERRAL;
+	q.referral = &rq;
+	rete_wire *coordw = connect_as(e, P_COORD);
+	f = query(coordw, &q);
+	assert_int_equal(f->result->error, 0);
+	assert_int_equal(f->result->referral->status, RETE__STATUS__STATUS_CANCELLED);
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&coordw);
+	audit_verify(e);
+	for (int i = 0; i < PIPE_N; i++) {
+		outmsg_free(&ref[i]);
+		outmsg_free(&upd[i]);
+	}
+	free(ref);
+	free(upd);
+	rete_wire_close(&social);
+}
+
 static void test_unknown_key(void **state)
 {
 	struct env *e = *state = env_new(NULL, NULL, false);
@@ -1397,6 +1517,7 @@ int main(void)
 	    cmocka_unit_test(test_check_config),
 	    cmocka_unit_test_teardown(test_submit_deliver_ack, teardown),
 	    cmocka_unit_test_teardown(test_duplicate, teardown),
+	    cmocka_unit_test_teardown(test_pipelined_batches, teardown),
 	    cmocka_unit_test_teardown(test_unknown_key, teardown),
 	    cmocka_unit_test_teardown(test_refusals, teardown),
 	    cmocka_unit_test_teardown(test_offline_in_order, teardown),
