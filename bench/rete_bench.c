@@ -936,6 +936,8 @@ static struct ingest_out ingest(const struct bk *b, struct pm *v, size_t count, 
 		zmq_poll(items, (int)nsock, 100);
 		for (size_t s = 0; s < nsock; s++) {
 			Rete__BrokerFrame *f;
+			if (!(items[s].revents & ZMQ_POLLIN))
+				continue; /* nothing came: no need to look */
 			while ((f = cl_recv(socks[s]))) {
 				if (f->command_case == RETE__BROKER_FRAME__COMMAND_RECEIPT) {
 					got++;
@@ -1056,6 +1058,8 @@ static void *loop_worker(void *arg)
 		for (size_t i = 0; i < n; i++) {
 			size_t me = t->lo + i;
 			Rete__BrokerFrame *f;
+			if (!(items[i].revents & ZMQ_POLLIN))
+				continue; /* nothing came: no need to look */
 			while ((f = cl_recv(socks[i]))) {
 				if (f->command_case == RETE__BROKER_FRAME__COMMAND_RECEIPT &&
 				    f->receipt->error) {
