@@ -467,80 +467,95 @@ static void bk_stop(struct bk *b)
 	running_broker = 0;
 }
 
-/* rss_kb reads a Vm line ("VmRSS", "VmHWM") of /proc/PID/status, in KiB. */
-static long rss_kb(pid_t pid, const char *field)
+/* proc_value reads the number after "key:" in a "key: value" file of
+ * /proc (status, io); -1 when the file or the key is missing. */
+static double proc_value(const char *path, const char *key)
 {
-	char path[64], line[256];
-	long v = -1;
-	size_t fl = strlen(field);
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	char line[256];
+	size_t kl = strlen(key);
+	double v = -1;
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, field, fl) == 0 && line[fl] == ':') {
-			v = strtol(line + fl + 1, NULL, 10);
+		if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
+			v = strtod(line + kl + 1, NULL);
 			break;
 		}
 	fclose(f);
 	return v;
 }
 
-/* page_faults: page faults (minor + major) of process pid so far: a
- * freshly started broker faults in the pages of the LMDB map it touches. */
-static double page_faults(pid_t pid)
+/* rss_kb reads a Vm line ("VmRSS", "VmHWM") of /proc/PID/status, in KiB. */
+static long rss_kb(pid_t pid, const char *field)
 {
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
-	unsigned long minf = 0, majf = 0;
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %lu %*u %lu", &minf, &majf) != 2)
-		return 0;
-	return (double)minf + (double)majf;
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	return (long)proc_value(path, field);
 }
 
 /* written_bytes: bytes process pid asked to write so far (/proc/PID/io
  * wchar: LMDB's pwrite of dirty pages, its meta page, the log lines). */
 static double written_bytes(pid_t pid)
 {
-	char path[64], line[128];
+	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);
+	double v = proc_value(path, "wchar");
+	return v < 0 ? 0 : v;
+}
+
+/* A /proc/.../stat line: the command's name and the counters after it. */
+struct pstat {
+	char comm[64];
+	unsigned long minflt, majflt, utime, stime; /* faults; clock ticks */
+};
+
+/* pstat_read reads a stat file (a process's or a thread's); false when it
+ * is gone. The name is between the first '(' and the last ')': it may
+ * hold spaces and parentheses. */
+static bool pstat_read(const char *path, struct pstat *ps)
+{
+	char buf[1024];
 	FILE *f = fopen(path, "r");
 	if (!f)
-		return 0;
-	double v = 0;
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, "wchar:", 6) == 0) {
-			v = strtod(line + 6, NULL);
-			break;
-		}
+		return false;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
-	return v;
+	buf[n] = '\0';
+	char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+	if (!open || !close || close < open)
+		return false;
+	size_t cl = (size_t)(close - open - 1);
+	if (cl >= sizeof(ps->comm))
+		cl = sizeof(ps->comm) - 1;
+	memcpy(ps->comm, open + 1, cl);
+	ps->comm[cl] = '\0';
+	return sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %lu %*u %lu %*u %lu %lu", &ps->minflt,
+		      &ps->majflt, &ps->utime, &ps->stime) == 4;
+}
+
+static bool pstat_of(pid_t pid, struct pstat *ps)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	return pstat_read(path, ps);
+}
+
+/* page_faults: page faults (minor + major) of process pid so far: a
+ * freshly started broker faults in the pages of the LMDB map it touches. */
+static double page_faults(pid_t pid)
+{
+	struct pstat ps;
+	return pstat_of(pid, &ps) ? (double)ps.minflt + (double)ps.majflt : 0;
 }
 
 /* cpu_s: CPU seconds (user + system) used so far by process pid. */
 static double cpu_s(pid_t pid)
 {
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
+	struct pstat ps;
+	if (!pstat_of(pid, &ps))
 		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')'); /* the command may hold spaces */
-	unsigned long ut = 0, st = 0;
-	if (!p ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-		return 0;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+	return (double)(ps.utime + ps.stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* Broker CPU by thread: the main thread (tid = pid), the committer
@@ -573,28 +588,19 @@ static struct tcpu threads_cpu(pid_t pid)
 	while ((e = readdir(d))) {
 		if (e->d_name[0] < '0' || e->d_name[0] > '9')
 			continue;
-		char sp[160], buf[1024];
+		char sp[160];
+		struct pstat ps;
 		snprintf(sp, sizeof(sp), "/proc/%d/task/%s/stat", (int)pid, e->d_name);
-		FILE *f = fopen(sp, "r");
-		if (!f)
+		if (!pstat_read(sp, &ps))
 			continue;
-		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
-		buf[n] = '\0';
-		char *open = strchr(buf, '('), *close = strrchr(buf, ')');
-		unsigned long ut = 0, st = 0;
-		if (!open || !close ||
-		    sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-			   &st) != 2)
-			continue;
-		double sec = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+		double sec = (double)(ps.utime + ps.stime) / (double)sysconf(_SC_CLK_TCK);
 		if (atoi(e->d_name) == (int)pid)
 			t.main += sec;
-		else if (strncmp(open + 1, "ZMQbg", 5) == 0)
+		else if (strncmp(ps.comm, "ZMQbg", 5) == 0)
 			t.zmq += sec;
-		else if (strncmp(open + 1, "rete-commit", 11) == 0)
+		else if (strcmp(ps.comm, "rete-commit") == 0)
 			t.commit += sec;
-		else if (strncmp(open + 1, "rete-verify", 11) == 0)
+		else if (strcmp(ps.comm, "rete-verify") == 0)
 			t.verify += sec;
 		else
 			t.other += sec;
