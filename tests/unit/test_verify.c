@@ -1181,55 +1181,49 @@ static void tree_log(struct log *L, const char *tag, unsigned level, uint64_t in
 	assert_int_equal(rete_store_open(&L->s, L->dir, RETE_STORE_RDONLY, &m), RETE_OK);
 }
 
-static void test_stored_node_changed_fails(void **state)
+/* expect_fails_at: every way of verifying L (1 and 2 threads, with and
+ * without the replay) fails at entry `index` with `reason`; `checkpoints`
+ * checked before it, or -1 not to look. */
+static void expect_fails_at(struct log *L, uint64_t index, int checkpoints, const char *reason)
 {
-	struct log L;
 	rete_verify_report rep;
 	rete_msg m = {{0}};
-	(void)state;
-
-	/* node (1, 40) = hash(leaf 80, leaf 81): entry 81 completes it; the
-	 * only checkpoint is at 200 */
-	tree_log(&L, "verify-node", 1, 40);
 	for (unsigned threads = 1; threads <= 2; threads++)
 		for (int replay = 0; replay <= 1; replay++) {
 			rete_verify_options o = opts(replay, threads);
-			assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_ECORRUPT);
+			assert_int_equal(rete_verify_log(L->s, &o, &rep, &m), RETE_ECORRUPT);
 			assert_int_equal(rep.verdict, RETE_VERIFY_FAILS);
 			assert_true(rep.has_bad_entry);
-			assert_int_equal(rep.bad_index, 81);
-			assert_int_equal(rep.entries, 81);
-			assert_int_equal(rep.checkpoints, 0);
-			assert_string_equal(rep.reason,
-					    "entry 81: the stored Merkle node (level 1, index 40) "
-					    "it completes is different from the one recomputed "
-					    "from the entries");
+			assert_int_equal(rep.bad_index, index);
+			assert_int_equal(rep.entries, index);
+			if (checkpoints >= 0)
+				assert_int_equal(rep.checkpoints, checkpoints);
+			assert_string_equal(rep.reason, reason);
 		}
+}
+
+static void test_stored_node_changed_fails(void **state)
+{
+	struct log L;
+	(void)state;
+	/* node (1, 40) = hash(leaf 80, leaf 81): entry 81 completes it; the
+	 * only checkpoint is at 200 */
+	tree_log(&L, "verify-node", 1, 40);
+	expect_fails_at(&L, 81, 0,
+			"entry 81: the stored Merkle node (level 1, index 40) it completes is "
+			"different from the one recomputed from the entries");
 	log_close(&L);
 }
 
 static void test_stored_leaf_changed_fails(void **state)
 {
 	struct log L;
-	rete_verify_report rep;
-	rete_msg m = {{0}};
 	(void)state;
-
 	/* the leaf hash of entry 57 changes, its bytes do not */
 	tree_log(&L, "verify-leaf", 0, 57);
-	for (unsigned threads = 1; threads <= 2; threads++)
-		for (int replay = 0; replay <= 1; replay++) {
-			rete_verify_options o = opts(replay, threads);
-			assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_ECORRUPT);
-			assert_int_equal(rep.verdict, RETE_VERIFY_FAILS);
-			assert_true(rep.has_bad_entry);
-			assert_int_equal(rep.bad_index, 57);
-			assert_int_equal(rep.entries, 57);
-			assert_string_equal(rep.reason,
-					    "entry 57: its bytes do not hash to the stored leaf "
-					    "hash; the entry or the tree was altered after it was "
-					    "logged");
-		}
+	expect_fails_at(&L, 57, -1,
+			"entry 57: its bytes do not hash to the stored leaf hash; the entry or "
+			"the tree was altered after it was logged");
 	log_close(&L);
 }
 
