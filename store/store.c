@@ -5,11 +5,13 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 rete_err store_lmdb_err(rete_msg *m, int rc, const char *what)
@@ -44,8 +46,74 @@ rete_err store_lmdb_err(rete_msg *m, int rc, const char *what)
 
 /* ---- transactions ------------------------------------------------------- */
 
+rete_err store_seq(rete_store *s, MDB_txn *txn, uint64_t *seq, rete_msg *m)
+{
+	MDB_val k = {strlen(META_SEQ), (void *)META_SEQ}, v;
+	int rc = mdb_get(txn, s->st_meta, &k, &v);
+
+	*seq = 0;
+	if (rc == MDB_NOTFOUND)
+		return RETE_OK;
+	if (rc != 0)
+		return store_lmdb_err(m, rc, "store: reading the commit sequence");
+	if (v.mv_size != 8)
+		return rete_msg_set(m, RETE_ECORRUPT,
+				    "store %s: meta 'seq' is %zu bytes, not 8; the store is damaged",
+				    s->st_dir, v.mv_size);
+	*seq = be64_get(v.mv_data);
+	return RETE_OK;
+}
+
+void store_seen_raise(rete_store *s, uint64_t seq)
+{
+	uint_fast64_t cur = atomic_load(&s->st_seen);
+	while (cur < seq && !atomic_compare_exchange_weak(&s->st_seen, &cur, seq))
+		;
+}
+
+/* How long a new read transaction waits for LMDB to publish a commit this
+ * process has already read: in practice the few instructions between the
+ * writer's meta page write and its publishing of the transaction id. */
+#define STORE_STALE_WAIT_NS (5LL * 1000000000)
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* txn_begin_fresh begins a read transaction no older than anything this
+ * process has read or committed. Called with st_grow held for reading. */
+static int txn_begin_fresh(rete_store *s, MDB_txn **txn, uint64_t *seq, uint64_t *seen)
+{
+	int64_t deadline = 0;
+	int rc;
+
+	for (;;) {
+		rc = mdb_txn_begin(s->st_env, NULL, MDB_RDONLY, txn);
+		if (rc != 0)
+			return rc;
+		if (store_seq(s, *txn, seq, NULL) != RETE_OK)
+			return 0; /* the caller's reads will meet the damage and say so */
+		*seen = atomic_load(&s->st_seen);
+		if (*seq >= *seen) {
+			store_seen_raise(s, *seq);
+			return 0;
+		}
+		mdb_txn_abort(*txn);
+		*txn = NULL;
+		if (deadline == 0)
+			deadline = mono_ns() + s->st_stale_wait_ns;
+		else if (mono_ns() > deadline)
+			return -1;
+		sched_yield();
+	}
+}
+
 rete_err store_txn_read(rete_store *s, MDB_txn **txn, rete_msg *m)
 {
+	uint64_t seq = 0, seen = 0;
 	int rc;
 
 	pthread_rwlock_rdlock(&s->st_grow);
@@ -58,7 +126,7 @@ rete_err store_txn_read(rete_store *s, MDB_txn **txn, rete_msg *m)
 				    s->st_dir);
 	}
 	for (int tries = 0;; tries++) {
-		rc = mdb_txn_begin(s->st_env, NULL, MDB_RDONLY, txn);
+		rc = txn_begin_fresh(s, txn, &seq, &seen);
 		if (rc != MDB_MAP_RESIZED || tries >= 5)
 			break;
 		/* The writer (another process) grew the map: adopt its size,
@@ -68,6 +136,17 @@ rete_err store_txn_read(rete_store *s, MDB_txn **txn, rete_msg *m)
 		mdb_env_set_mapsize(s->st_env, 0);
 		pthread_rwlock_unlock(&s->st_grow);
 		pthread_rwlock_rdlock(&s->st_grow);
+	}
+	if (rc == -1) {
+		pthread_rwlock_unlock(&s->st_grow);
+		*txn = NULL;
+		return rete_msg_set(m, RETE_ESTORE,
+				    "store %s: commit %llu, already read here, is still not visible "
+				    "to a new read transaction after %lld ms (it sees commit %llu); "
+				    "a writer may have died while committing: retry once it has "
+				    "restarted",
+				    s->st_dir, (unsigned long long)seen,
+				    (long long)(s->st_stale_wait_ns / 1000000), (unsigned long long)seq);
 	}
 	if (rc != 0) {
 		pthread_rwlock_unlock(&s->st_grow);
@@ -381,6 +460,7 @@ rete_err rete_store_open_ex(rete_store **out, const char *dir, unsigned flags,
 	s->st_map_size = (opt != NULL && opt->map_size != 0) ? opt->map_size : STORE_DEFAULT_MAP;
 	s->st_max_readers =
 	    (opt != NULL && opt->max_readers != 0) ? opt->max_readers : STORE_DEFAULT_READERS;
+	s->st_stale_wait_ns = STORE_STALE_WAIT_NS;
 	pthread_rwlock_init(&s->st_grow, NULL);
 	pthread_mutex_init(&s->st_write, NULL);
 	if ((err = env_open(s, (flags & RETE_STORE_CREATE) != 0, m)) != RETE_OK) {

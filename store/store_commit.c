@@ -910,6 +910,7 @@ static rete_err store_write(rete_store *s, write_fn fn, void *ctx, rete_msg *m)
 	pthread_mutex_lock(&s->st_write);
 	for (int attempt = 0;; attempt++) {
 		bool reopen = false;
+		uint64_t seq = 0;
 
 		memset(&b, 0, sizeof(b));
 		b.b_store = s;
@@ -934,18 +935,28 @@ static rete_err store_write(rete_store *s, write_fn fn, void *ctx, rete_msg *m)
 		} else {
 			err = store_log_size(s, b.b_txn, &b.b_size, m);
 			if (err == RETE_OK)
+				err = store_seq(s, b.b_txn, &seq, m);
+			if (err == RETE_OK)
 				err = fn(&b, ctx);
 			if (err == RETE_OK) {
+				uint8_t val[8];
+				be64_put(val, ++seq);
+				err = put(&b, s->st_meta, META_SEQ, strlen(META_SEQ), val, 8, 0,
+					  "store: writing the commit sequence");
+			}
+			if (err != RETE_OK) {
+				mdb_txn_abort(b.b_txn);
+			} else {
 				rc = mdb_txn_commit(b.b_txn);
-				if (rc != 0) {
+				if (rc == 0) {
+					store_seen_raise(s, seq);
+				} else {
 					b.b_rc = rc;
 					if (rc == EIO && store_disk_nearly_full(s))
 						rc = ENOSPC;
 					err = store_lmdb_err(m, rc, "store: committing");
 					reopen = rc != MDB_MAP_FULL;
 				}
-			} else {
-				mdb_txn_abort(b.b_txn);
 			}
 			b.b_txn = NULL;
 			pthread_rwlock_unlock(&s->st_grow);

@@ -7,6 +7,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "store.h"
 
@@ -16,6 +17,7 @@
 #define META_SCHEMA	      "schema"
 #define META_SIZE	      "size"
 #define META_DIRECTORY	      "directory"
+#define META_SEQ	      "seq" /* commits so far: one more per write transaction */
 
 struct rete_store {
 	MDB_env *st_env;
@@ -28,6 +30,14 @@ struct rete_store {
 	 * which LMDB allows only with no transaction open in the process. */
 	pthread_rwlock_t st_grow;
 	pthread_mutex_t st_write; /* one commit at a time */
+	/* The highest commit sequence (meta "seq") this process has read or
+	 * written. LMDB can give a read transaction begun during a commit the
+	 * newest snapshot and the next one, begun a moment later, the one
+	 * before it (a reader preempted between picking the snapshot's id and
+	 * copying its meta page). store_txn_read never hands out a snapshot
+	 * older than this, so the reads of a process never go back in time. */
+	atomic_uint_fast64_t st_seen;
+	int64_t st_stale_wait_ns; /* how long to wait for it (tests shorten it) */
 	MDB_dbi st_entries, st_nodes, st_checkpoints, st_msgids, st_queue, st_blobs, st_referrals,
 	    st_due, st_cases, st_meta;
 	/* The decoded Directory in force, cached by the writer (under st_write):
@@ -89,6 +99,11 @@ rete_err store_reopen(rete_store *s, rete_msg *m);
 
 /* store_log_size reads meta "size" in txn (0 when absent). */
 rete_err store_log_size(rete_store *s, MDB_txn *txn, uint64_t *size, rete_msg *m);
+
+/* store_seq reads meta "seq" in txn (0 when absent: a store written before
+ * it was kept); store_seen_raise records that this process has seen it. */
+rete_err store_seq(rete_store *s, MDB_txn *txn, uint64_t *seq, rete_msg *m);
+void store_seen_raise(rete_store *s, uint64_t seq);
 
 /* store_node_get is the rete_merkle_get_node callback; ctx = a
  * struct store_node_ctx. */
