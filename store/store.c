@@ -57,9 +57,10 @@ rete_err store_seq(rete_store *s, MDB_txn *txn, uint64_t *seq, rete_msg *m)
 	if (rc != 0)
 		return store_lmdb_err(m, rc, "store: reading the commit sequence");
 	if (v.mv_size != 8)
-		return rete_msg_set(m, RETE_ECORRUPT,
-				    "store %s: meta 'seq' is %zu bytes, not 8; the store is damaged",
-				    s->st_dir, v.mv_size);
+		return rete_msg_set(
+		    m, RETE_ECORRUPT,
+		    "store %s: meta 'seq' is %zu bytes, not 8; the store is damaged", s->st_dir,
+		    v.mv_size);
 	*seq = be64_get(v.mv_data);
 	return RETE_OK;
 }
@@ -140,13 +141,14 @@ rete_err store_txn_read(rete_store *s, MDB_txn **txn, rete_msg *m)
 	if (rc == -1) {
 		pthread_rwlock_unlock(&s->st_grow);
 		*txn = NULL;
-		return rete_msg_set(m, RETE_ESTORE,
-				    "store %s: commit %llu, already read here, is still not visible "
-				    "to a new read transaction after %lld ms (it sees commit %llu); "
-				    "a writer may have died while committing: retry once it has "
-				    "restarted",
-				    s->st_dir, (unsigned long long)seen,
-				    (long long)(s->st_stale_wait_ns / 1000000), (unsigned long long)seq);
+		return rete_msg_set(
+		    m, RETE_ESTORE,
+		    "store %s: commit %llu, already read here, is still not visible "
+		    "to a new read transaction after %lld ms (it sees commit %llu); "
+		    "a writer may have died while committing: retry once it has "
+		    "restarted",
+		    s->st_dir, (unsigned long long)seen, (long long)(s->st_stale_wait_ns / 1000000),
+		    (unsigned long long)seq);
 	}
 	if (rc != 0) {
 		pthread_rwlock_unlock(&s->st_grow);

@@ -1065,8 +1065,8 @@ static void test_open_errors_and_schema(void **state)
 
 /* raw_put writes (or, with val NULL, deletes) one record of database db of
  * the store in dir behind the store's back. */
-static void raw_put(const char *dir, const char *db, const void *key, size_t klen,
-		    const void *val, size_t vlen)
+static void raw_put(const char *dir, const char *db, const void *key, size_t klen, const void *val,
+		    size_t vlen)
 {
 	MDB_env *env;
 	MDB_txn *txn;
@@ -1129,8 +1129,7 @@ static void test_walks_refuse_damaged_records(void **state)
 	raw_put(dir, "due", due_short, sizeof(due_short), "", 0);
 	assert_int_equal(rete_store_open(&s, dir, 0, &m), RETE_OK);
 
-	assert_int_equal(rete_store_referrals_iter(s, NULL, count_referral, &n, &m),
-			 RETE_ECORRUPT);
+	assert_int_equal(rete_store_referrals_iter(s, NULL, count_referral, &n, &m), RETE_ECORRUPT);
 	assert_non_null(strstr(m.text, "referral 'bad-ref' does not decode"));
 	assert_int_equal(rete_store_checkpoints_iter(s, NULL, 0, count_checkpoint, &n, &m),
 			 RETE_ECORRUPT);
@@ -1507,7 +1506,8 @@ static void test_reads_never_go_back(void **state)
 		rete_msg m = {{0}};
 		assert_int_equal(rete_store_read_begin(s, &rt, &m), RETE_ESTORE);
 		assert_null(rt);
-		assert_non_null(strstr(m.text, "commit 9, already read here, is still not visible"));
+		assert_non_null(
+		    strstr(m.text, "commit 9, already read here, is still not visible"));
 		assert_non_null(strstr(m.text, "after 200 ms"));
 		assert_non_null(strstr(m.text, "sees commit 3"));
 	}
