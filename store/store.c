@@ -821,124 +821,122 @@ rete_err rete_store_node(rete_store *s, rete_store_rtxn *rt, unsigned level, uin
 	return err;
 }
 
-rete_err rete_store_leaf_hash(rete_store *s, rete_store_rtxn *rt, uint64_t index,
-			      uint8_t out[RETE_MERKLE_HASH], rete_msg *m)
+/* tree_ask: one question about the Merkle tree of the log, as asked by
+ * rete_store_leaf_hash (index a), rete_store_root (size a),
+ * rete_store_inclusion_proof (index a, size b) and
+ * rete_store_consistency_proof (size1 a, size2 b). hash is the output of
+ * the first two, proof and n of the proofs. */
+struct tree_ask {
+	enum { TREE_LEAF, TREE_ROOT, TREE_INCLUSION, TREE_CONSISTENCY } ta_kind;
+	uint64_t ta_a, ta_b;
+	uint8_t *ta_hash;
+	uint8_t (*ta_proof)[RETE_MERKLE_HASH];
+	size_t *ta_n;
+};
+
+/* tree_answer answers q in c's transaction, over a log of `have` entries:
+ * a question beyond the log is refused here (RETE_ENOENT for a leaf,
+ * RETE_EINVAL otherwise), the rest is merkle.h's work. */
+static rete_err tree_answer(rete_store *s, struct store_node_ctx *c, const struct tree_ask *q,
+			    uint64_t have, rete_msg *m)
 {
-	struct store_node_ctx c;
-	uint64_t size;
-	MDB_txn *txn;
+	unsigned long long a = q->ta_a, b = q->ta_b, h = have;
+
+	switch (q->ta_kind) {
+	case TREE_LEAF:
+		if (q->ta_a >= have)
+			return rete_msg_set(m, RETE_ENOENT,
+					    "store: no log entry %llu (the log has %llu entries)",
+					    a, h);
+		return node_err(s, store_node_get(c, 0, q->ta_a, q->ta_hash), m, "leaf hash");
+	case TREE_ROOT:
+		if (q->ta_a > have)
+			return rete_msg_set(
+			    m, RETE_EINVAL,
+			    "store: tree size %llu is beyond the log (%llu entries)", a, h);
+		return node_err(s, rete_merkle_root(store_node_get, c, q->ta_a, q->ta_hash), m,
+				"root");
+	case TREE_INCLUSION:
+		if (q->ta_b > have || q->ta_a >= q->ta_b)
+			return rete_msg_set(m, RETE_EINVAL,
+					    "store: no inclusion proof for index %llu in tree size "
+					    "%llu (the log has %llu entries; need index < size <= "
+					    "%llu)",
+					    a, b, h, h);
+		return node_err(s,
+				rete_merkle_inclusion_proof(store_node_get, c, q->ta_a, q->ta_b,
+							    q->ta_proof, q->ta_n),
+				m, "inclusion proof");
+	case TREE_CONSISTENCY:
+	default:
+		if (q->ta_a == 0 || q->ta_a > q->ta_b || q->ta_b > have)
+			return rete_msg_set(m, RETE_EINVAL,
+					    "store: no consistency proof from size %llu to %llu "
+					    "(need 0 < size1 <= size2 <= %llu, the log size)",
+					    a, b, h);
+		return node_err(s,
+				rete_merkle_consistency_proof(store_node_get, c, q->ta_a, q->ta_b,
+							      q->ta_proof, q->ta_n),
+				m, "consistency proof");
+	}
+}
+
+/* tree_read answers q in rt's transaction (or a read transaction of its
+ * own) against the log size it sees. Errors: those of store_rt_get,
+ * store_log_size and tree_answer. */
+static rete_err tree_read(rete_store *s, rete_store_rtxn *rt, const struct tree_ask *q, rete_msg *m)
+{
+	struct store_node_ctx c = {.nc_store = s};
+	uint64_t have;
 	bool own;
 	rete_err err;
 
-	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
+	if ((err = store_rt_get(s, rt, &c.nc_txn, &own, m)) != RETE_OK)
 		return err;
-	if ((err = store_log_size(s, txn, &size, m)) != RETE_OK)
-		goto done;
-	if (index >= size) {
-		err = rete_msg_set(m, RETE_ENOENT,
-				   "store: no log entry %llu (the log has %llu entries)",
-				   (unsigned long long)index, (unsigned long long)size);
-		goto done;
-	}
-	c.nc_store = s;
-	c.nc_txn = txn;
-	err = node_err(s, store_node_get(&c, 0, index, out), m, "leaf hash");
-done:
+	if ((err = store_log_size(s, c.nc_txn, &have, m)) == RETE_OK)
+		err = tree_answer(s, &c, q, have, m);
 	if (own)
-		store_txn_done(s, txn);
+		store_txn_done(s, c.nc_txn);
 	return err;
+}
+
+rete_err rete_store_leaf_hash(rete_store *s, rete_store_rtxn *rt, uint64_t index,
+			      uint8_t out[RETE_MERKLE_HASH], rete_msg *m)
+{
+	struct tree_ask q = {.ta_kind = TREE_LEAF, .ta_a = index, .ta_hash = out};
+
+	return tree_read(s, rt, &q, m);
 }
 
 rete_err rete_store_root(rete_store *s, rete_store_rtxn *rt, uint64_t size,
 			 uint8_t out[RETE_MERKLE_HASH], rete_msg *m)
 {
-	struct store_node_ctx c;
-	uint64_t have;
-	MDB_txn *txn;
-	bool own;
-	rete_err err;
+	struct tree_ask q = {.ta_kind = TREE_ROOT, .ta_a = size, .ta_hash = out};
 
-	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
-		return err;
-	if ((err = store_log_size(s, txn, &have, m)) != RETE_OK)
-		goto done;
-	if (size > have) {
-		err = rete_msg_set(m, RETE_EINVAL,
-				   "store: tree size %llu is beyond the log (%llu entries)",
-				   (unsigned long long)size, (unsigned long long)have);
-		goto done;
-	}
-	c.nc_store = s;
-	c.nc_txn = txn;
-	err = node_err(s, rete_merkle_root(store_node_get, &c, size, out), m, "root");
-done:
-	if (own)
-		store_txn_done(s, txn);
-	return err;
+	return tree_read(s, rt, &q, m);
 }
 
 rete_err rete_store_inclusion_proof(rete_store *s, rete_store_rtxn *rt, uint64_t index,
 				    uint64_t size, uint8_t proof[][RETE_MERKLE_HASH], size_t *n,
 				    rete_msg *m)
 {
-	struct store_node_ctx c;
-	uint64_t have;
-	MDB_txn *txn;
-	bool own;
-	rete_err err;
+	struct tree_ask q = {
+	    .ta_kind = TREE_INCLUSION, .ta_a = index, .ta_b = size, .ta_proof = proof, .ta_n = n};
 
-	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
-		return err;
-	if ((err = store_log_size(s, txn, &have, m)) != RETE_OK)
-		goto done;
-	if (size > have || index >= size) {
-		err = rete_msg_set(m, RETE_EINVAL,
-				   "store: no inclusion proof for index %llu in tree size %llu "
-				   "(the log has %llu entries; need index < size <= %llu)",
-				   (unsigned long long)index, (unsigned long long)size,
-				   (unsigned long long)have, (unsigned long long)have);
-		goto done;
-	}
-	c.nc_store = s;
-	c.nc_txn = txn;
-	err = node_err(s, rete_merkle_inclusion_proof(store_node_get, &c, index, size, proof, n), m,
-		       "inclusion proof");
-done:
-	if (own)
-		store_txn_done(s, txn);
-	return err;
+	return tree_read(s, rt, &q, m);
 }
 
 rete_err rete_store_consistency_proof(rete_store *s, rete_store_rtxn *rt, uint64_t size1,
 				      uint64_t size2, uint8_t proof[][RETE_MERKLE_HASH], size_t *n,
 				      rete_msg *m)
 {
-	struct store_node_ctx c;
-	uint64_t have;
-	MDB_txn *txn;
-	bool own;
-	rete_err err;
+	struct tree_ask q = {.ta_kind = TREE_CONSISTENCY,
+			     .ta_a = size1,
+			     .ta_b = size2,
+			     .ta_proof = proof,
+			     .ta_n = n};
 
-	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
-		return err;
-	if ((err = store_log_size(s, txn, &have, m)) != RETE_OK)
-		goto done;
-	if (size1 == 0 || size1 > size2 || size2 > have) {
-		err = rete_msg_set(m, RETE_EINVAL,
-				   "store: no consistency proof from size %llu to %llu (need 0 < "
-				   "size1 <= size2 <= %llu, the log size)",
-				   (unsigned long long)size1, (unsigned long long)size2,
-				   (unsigned long long)have);
-		goto done;
-	}
-	c.nc_store = s;
-	c.nc_txn = txn;
-	err = node_err(s, rete_merkle_consistency_proof(store_node_get, &c, size1, size2, proof, n),
-		       m, "consistency proof");
-done:
-	if (own)
-		store_txn_done(s, txn);
-	return err;
+	return tree_read(s, rt, &q, m);
 }
 
 /* ---- checkpoints -------------------------------------------------------- */
