@@ -1136,9 +1136,10 @@ static void end_grain(struct vctx *v, const struct grain *g)
 	pthread_cond_broadcast(&v->v_cv_main);
 }
 
-/* help_until runs grains on this thread until done(v, arg) holds, and
- * waits when there is none to run. done is evaluated under v_mu. */
-static void help_until(struct vctx *v, bool (*done)(struct vctx *, const void *), const void *arg)
+/* run_grains runs grains on this thread until done(v, arg) holds, and
+ * waits on cv when there is none to run. done is evaluated under v_mu. */
+static void run_grains(struct vctx *v, pthread_cond_t *cv,
+		       bool (*done)(struct vctx *, const void *), const void *arg)
 {
 	struct grain g;
 
@@ -1150,29 +1151,32 @@ static void help_until(struct vctx *v, bool (*done)(struct vctx *, const void *)
 			pthread_mutex_lock(&v->v_mu);
 			end_grain(v, &g);
 		} else {
-			pthread_cond_wait(&v->v_cv_main, &v->v_mu);
+			pthread_cond_wait(cv, &v->v_mu);
 		}
 	}
 	pthread_mutex_unlock(&v->v_mu);
 }
 
+/* help_until: the main thread's run_grains, woken when a grain or a
+ * replay finished. */
+static void help_until(struct vctx *v, bool (*done)(struct vctx *, const void *), const void *arg)
+{
+	run_grains(v, &v->v_cv_main, done, arg);
+}
+
+static bool pool_stopping(struct vctx *v, const void *arg)
+{
+	(void)arg;
+	return v->v_stop;
+}
+
+/* pool_thread: a pool thread's run_grains, woken when there are grains to
+ * take or the pool must stop. */
 static void *pool_thread(void *arg)
 {
 	struct vctx *v = arg;
-	struct grain g;
 
-	pthread_mutex_lock(&v->v_mu);
-	while (!v->v_stop) {
-		if (take_grain(v, &g)) {
-			pthread_mutex_unlock(&v->v_mu);
-			run_grain(v, &g);
-			pthread_mutex_lock(&v->v_mu);
-			end_grain(v, &g);
-		} else {
-			pthread_cond_wait(&v->v_cv_work, &v->v_mu);
-		}
-	}
-	pthread_mutex_unlock(&v->v_mu);
+	run_grains(v, &v->v_cv_work, pool_stopping, NULL);
 	return NULL;
 }
 
