@@ -350,6 +350,38 @@ static rete_err plan_referral(struct batch *b, rete_store_op *op, const Rete__Me
 	return plan_history(b, p, index, op->in.logged_at, msg->sender);
 }
 
+/* load_party_ref loads referral id, named by msg (a `kind`: update or
+ * note), for its sender, who must be the referral's requester or
+ * performer (*role: which). *r is the caller's to free; it stays NULL when
+ * op was refused: the referral is unknown (`hint` ends that sentence) or
+ * the sender is neither. Errors: those of load_ref. */
+static rete_err load_party_ref(struct batch *b, rete_store_op *op, const Rete__Message *msg,
+			       const char *kind, const char *id, const char *hint,
+			       Rete__ReferralInfo **r, rete_role *role)
+{
+	rete_err err;
+
+	if ((err = load_ref(b, id, r)) != RETE_OK)
+		return err;
+	if (*r == NULL) {
+		refuse(op, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL,
+		       "%s %s: referral '%s' is not known to the broker; check the referral id%s",
+		       kind, msg->id, id, hint);
+		return RETE_OK;
+	}
+	*role = rete_role_of(msg->sender, (*r)->requester, (*r)->performer);
+	if (*role == RETE_ROLE_OTHER) {
+		refuse(op, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED,
+		       "%s %s: %s is neither the requester (%s) nor the performer (%s) of "
+		       "referral %s",
+		       kind, msg->id, msg->sender, S((*r)->requester), S((*r)->performer),
+		       (*r)->id);
+		rete__referral_info__free_unpacked(*r, NULL);
+		*r = NULL;
+	}
+	return RETE_OK;
+}
+
 /* plan_update: a status change or new business status. */
 static rete_err plan_update(struct batch *b, rete_store_op *op, const Rete__Message *msg,
 			    uint64_t index, struct plan *p)
@@ -367,23 +399,9 @@ static rete_err plan_update(struct batch *b, rete_store_op *op, const Rete__Mess
 		       msg->id);
 		return RETE_OK;
 	}
-	if ((err = load_ref(b, u->referral_id, &r)) != RETE_OK)
+	err = load_party_ref(b, op, msg, "update", u->referral_id, "", &r, &role);
+	if (err != RETE_OK || r == NULL)
 		return err;
-	if (r == NULL) {
-		refuse(op, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL,
-		       "update %s: referral '%s' is not known to the broker; check the referral id",
-		       msg->id, u->referral_id);
-		return RETE_OK;
-	}
-	role = rete_role_of(msg->sender, r->requester, r->performer);
-	if (role == RETE_ROLE_OTHER) {
-		refuse(op, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED,
-		       "update %s: %s is neither the requester (%s) nor the performer (%s) of "
-		       "referral %s",
-		       msg->id, msg->sender, S(r->requester), S(r->performer), r->id);
-		rete__referral_info__free_unpacked(r, NULL);
-		return RETE_OK;
-	}
 	from = r->status;
 	to = u->status == RETE__STATUS__STATUS_UNSPECIFIED ? from : u->status;
 	if (!rete_lifecycle_check(from, to, role, &why)) {
@@ -426,26 +444,16 @@ static rete_err plan_note(struct batch *b, rete_store_op *op, const Rete__Messag
 {
 	const Rete__CaseNote *note = msg->note;
 	Rete__ReferralInfo *r;
+	rete_role role;
 	rete_err err;
 
 	if (note == NULL || *S(note->referral_id) == '\0')
 		return RETE_OK;
-	if ((err = load_ref(b, note->referral_id, &r)) != RETE_OK)
-		return err;
-	if (r == NULL) {
-		refuse(op, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL,
-		       "note %s: referral '%s' is not known to the broker; check the referral id "
-		       "or leave it empty for a note on the case",
-		       msg->id, note->referral_id);
-		return RETE_OK;
-	}
-	if (rete_role_of(msg->sender, r->requester, r->performer) == RETE_ROLE_OTHER)
-		refuse(op, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED,
-		       "note %s: %s is neither the requester (%s) nor the performer (%s) of "
-		       "referral %s",
-		       msg->id, msg->sender, S(r->requester), S(r->performer), r->id);
-	rete__referral_info__free_unpacked(r, NULL);
-	return RETE_OK;
+	err = load_party_ref(b, op, msg, "note", note->referral_id,
+			     " or leave it empty for a note on the case", &r, &role);
+	if (r != NULL)
+		rete__referral_info__free_unpacked(r, NULL);
+	return err;
 }
 
 /* plan_broker_move moves referral r (taken over) to `to` as the broker. */
