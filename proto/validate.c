@@ -167,32 +167,51 @@ bool rete_text_id_valid(const char *s)
 	return n >= 1 && n <= RETE_ID_TEXT_MAX && v_all(s, v_idchar);
 }
 
+/* v_id_shape: what is wrong with s (v_str'd), a text of id characters, at
+ * most max of them. An empty s is V_ID_FINE, `missing` added when
+ * `required`; V_ID_CHAR describes the first character not accepted in bad. */
+enum v_id_shape { V_ID_FINE, V_ID_LONG, V_ID_CHAR };
+
+static enum v_id_shape v_id_shape(v_ctx *v, const char *path, const char *s, size_t max,
+				  bool required, const char *missing, char bad[48])
+{
+	size_t n = strlen(s);
+
+	if (n == 0) {
+		if (required)
+			v_add(v, path, "%s", missing);
+		return V_ID_FINE;
+	}
+	if (n > max)
+		return V_ID_LONG;
+	if (!v_all(s, v_idchar)) {
+		v_bad_char(s, v_idchar, bad, 48);
+		return V_ID_CHAR;
+	}
+	return V_ID_FINE;
+}
+
 /* v_text_id checks a message id, case id or referral id. An empty value is
  * a problem only when `required`; `missing` then is the sentence. */
 static void v_text_id_note(v_ctx *v, const char *path, const char *what, const char *s,
 			   bool required, const char *missing, const char *note)
 {
 	char show[64], bad[48];
-	size_t n;
 
 	s = v_str(s);
-	n = strlen(s);
-	if (n == 0) {
-		if (required)
-			v_add(v, path, "%s", missing);
-		return;
-	}
-	if (n > RETE_ID_TEXT_MAX) {
+	switch (v_id_shape(v, path, s, RETE_ID_TEXT_MAX, required, missing, bad)) {
+	case V_ID_LONG:
 		v_add(v, path, "%s %s is %zu characters long; at most %d are accepted (%s)%s", what,
-		      v_show(s, show), n, RETE_ID_TEXT_MAX, ID_CHARS, note);
-		return;
-	}
-	if (!v_all(s, v_idchar)) {
-		v_bad_char(s, v_idchar, bad, sizeof(bad));
+		      v_show(s, show), strlen(s), RETE_ID_TEXT_MAX, ID_CHARS, note);
+		break;
+	case V_ID_CHAR:
 		v_add(v, path,
 		      "%s %s has a character that is not accepted (%s); use 1 to %d characters: "
 		      "%s%s",
 		      what, v_show(s, show), bad, RETE_ID_TEXT_MAX, ID_CHARS, note);
+		break;
+	case V_ID_FINE:
+		break;
 	}
 }
 
@@ -208,26 +227,21 @@ static void v_text_id(v_ctx *v, const char *path, const char *what, const char *
 static void v_code(v_ctx *v, const char *path, const char *s, bool required, const char *missing)
 {
 	char show[64], bad[48];
-	size_t n;
 
 	s = v_str(s);
-	n = strlen(s);
-	if (n == 0) {
-		if (required)
-			v_add(v, path, "%s", missing);
-		return;
-	}
-	if (n > RETE_SHORT_MAX) {
+	switch (v_id_shape(v, path, s, RETE_SHORT_MAX, required, missing, bad)) {
+	case V_ID_LONG:
 		v_add(v, path, "code %s is %zu characters long; a code is at most %d",
-		      v_show(s, show), n, RETE_SHORT_MAX);
-		return;
-	}
-	if (!v_all(s, v_idchar)) {
-		v_bad_char(s, v_idchar, bad, sizeof(bad));
+		      v_show(s, show), strlen(s), RETE_SHORT_MAX);
+		break;
+	case V_ID_CHAR:
 		v_add(v, path,
 		      "%s is not a code: it has %s; a code is made of %s (e.g. lack-of-capacity), "
 		      "and free text belongs in the sealed part",
 		      v_show(s, show), bad, ID_CHARS);
+		break;
+	case V_ID_FINE:
+		break;
 	}
 }
 
