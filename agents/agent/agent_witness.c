@@ -255,10 +255,60 @@ static rete_merkle_elem *wit_elems(const Rete__Proof *p)
 	return e;
 }
 
-bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
+/* wit_on_consistency checks the broker's proof p (hashes e) that the
+ * candidate checkpoint extends the good one: then the candidate becomes
+ * the good one and the receipts are checked against it; else the alarm. */
+static void wit_on_consistency(agent *a, const Rete__Proof *p, const rete_merkle_elem *e)
 {
 	struct agent_witness *w = wit(a);
 	rete_msg m = {{0}};
+	rete_err err = rete_merkle_verify_consistency(w->good.size, w->cand.size, w->good.root,
+						      RETE_MERKLE_HASH, w->cand.root,
+						      RETE_MERKLE_HASH, e, p->n_hashes, &m);
+
+	if (err != RETE_OK || p->size1 != w->good.size || p->size2 != w->cand.size) {
+		wit_alarm(a, "no valid consistency proof from size %" PRIu64 " to %" PRIu64 ": %s",
+			  w->good.size, w->cand.size,
+			  err != RETE_OK ? m.text : "the proof is for other sizes");
+		w->state = WIT_IDLE;
+		return;
+	}
+	wit_keep_candidate(a);
+	wit_next_inclusion(a);
+}
+
+/* wit_on_inclusion checks the broker's proof p (hashes e) that our receipt
+ * w->incl_index is in the good checkpoint: then the receipt is forgotten
+ * and the next one asked about; else the alarm. */
+static void wit_on_inclusion(agent *a, const Rete__Proof *p, const rete_merkle_elem *e)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+	rete_err err = rete_merkle_verify_inclusion(w->incl_index, w->good.size, w->incl_leaf,
+						    RETE_MERKLE_HASH, e, p->n_hashes, w->good.root,
+						    RETE_MERKLE_HASH, &m);
+
+	if (err != RETE_OK || p->tree_size != w->good.size) {
+		wit_alarm(a,
+			  "our receipt for log index %" PRIu64 " is not shown included in the "
+			  "checkpoint of size %" PRIu64 ": %s",
+			  w->incl_index, w->good.size,
+			  err != RETE_OK ? m.text : "the proof is for another size");
+		w->state = WIT_IDLE;
+		return;
+	}
+	uint8_t key[8];
+	agent_db_index_key(key, w->incl_index);
+	agent_db_del(a->db, AGENT_DB_WITNESS, key, sizeof(key), &m);
+	agent_debug(a, "witness: receipt %" PRIu64 " included in checkpoint of size %" PRIu64,
+		    w->incl_index, w->good.size);
+	wit_next_inclusion(a);
+}
+
+bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
+{
+	struct agent_witness *w = wit(a);
+	rete_merkle_elem *e = NULL;
 
 	if (w == NULL || w->state == WIT_IDLE || r->request_id != w->request)
 		return false;
@@ -275,68 +325,20 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 		else
 			w->state = WIT_IDLE;
 		break;
-	case WIT_WAIT_CONS: {
-		if (r->answer_case != RETE__QUERY_RESULT__ANSWER_PROOF) {
-			w->state = WIT_IDLE;
-			break;
-		}
-		const Rete__Proof *p = r->proof;
-		rete_merkle_elem *e = wit_elems(p);
+	case WIT_WAIT_CONS:
+	case WIT_WAIT_INCL:
+		if (r->answer_case == RETE__QUERY_RESULT__ANSWER_PROOF)
+			e = wit_elems(r->proof);
 		if (e == NULL) {
 			w->state = WIT_IDLE;
 			break;
 		}
-		rete_err err = rete_merkle_verify_consistency(
-		    w->good.size, w->cand.size, w->good.root, RETE_MERKLE_HASH, w->cand.root,
-		    RETE_MERKLE_HASH, e, p->n_hashes, &m);
+		if (w->state == WIT_WAIT_CONS)
+			wit_on_consistency(a, r->proof, e);
+		else
+			wit_on_inclusion(a, r->proof, e);
 		free(e);
-		if (err != RETE_OK || p->size1 != w->good.size || p->size2 != w->cand.size) {
-			wit_alarm(a,
-				  "no valid consistency proof from size %" PRIu64 " to %" PRIu64
-				  ": %s",
-				  w->good.size, w->cand.size,
-				  err != RETE_OK ? m.text : "the proof is for other sizes");
-			w->state = WIT_IDLE;
-			break;
-		}
-		wit_keep_candidate(a);
-		wit_next_inclusion(a);
 		break;
-	}
-	case WIT_WAIT_INCL: {
-		if (r->answer_case != RETE__QUERY_RESULT__ANSWER_PROOF) {
-			w->state = WIT_IDLE;
-			break;
-		}
-		const Rete__Proof *p = r->proof;
-		rete_merkle_elem *e = wit_elems(p);
-		if (e == NULL) {
-			w->state = WIT_IDLE;
-			break;
-		}
-		rete_err err = rete_merkle_verify_inclusion(
-		    w->incl_index, w->good.size, w->incl_leaf, RETE_MERKLE_HASH, e, p->n_hashes,
-		    w->good.root, RETE_MERKLE_HASH, &m);
-		free(e);
-		if (err != RETE_OK || p->tree_size != w->good.size) {
-			wit_alarm(a,
-				  "our receipt for log index %" PRIu64
-				  " is not shown included in the "
-				  "checkpoint of size %" PRIu64 ": %s",
-				  w->incl_index, w->good.size,
-				  err != RETE_OK ? m.text : "the proof is for another size");
-			w->state = WIT_IDLE;
-			break;
-		}
-		uint8_t key[8];
-		agent_db_index_key(key, w->incl_index);
-		agent_db_del(a->db, AGENT_DB_WITNESS, key, sizeof(key), &m);
-		agent_debug(a,
-			    "witness: receipt %" PRIu64 " included in checkpoint of size %" PRIu64,
-			    w->incl_index, w->good.size);
-		wit_next_inclusion(a);
-		break;
-	}
 	default:
 		w->state = WIT_IDLE;
 		break;
