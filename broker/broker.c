@@ -810,6 +810,68 @@ static bool hex_eq(const char *hex, const uint8_t *bin)
 	return hex && strcmp(hex, want) == 0;
 }
 
+/* frame_admit checks the frame body from f->rid (extra: the parts after
+ * it, dropped) and decodes it into f->cf: the sender is a party of the
+ * directory, with the key the directory holds, the frame is one part, a
+ * ClientFrame of our protocol version carrying a command. false when f is
+ * refused (broker_refuse); the caller answers it. body stays the caller's. */
+static bool frame_admit(broker *b, broker_frame *f, zmq_msg_t *body, size_t extra)
+{
+	const char *user = zmq_msg_gets(body, "User-Id");
+	const char *keyhex = zmq_msg_gets(body, BROKER_ZAP_KEY_PROPERTY);
+	snprintf(f->party, sizeof(f->party), "%s", user ? user : "");
+	f->who = broker_config_party(b->cfg, f->party);
+	if (!f->who) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_PARTY, "",
+			      "party '%s' is not in the broker's directory (any more); ask the "
+			      "network's operator to add it",
+			      f->party);
+		return false;
+	}
+	if (!hex_eq(keyhex, f->who->key.x)) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED, "",
+			      "this connection authenticated with a key that is no longer %s's "
+			      "key in the directory; reconnect with the current key",
+			      f->party);
+		return false;
+	}
+	broker_peer *p = broker_peer_find(b, f->party);
+	if (p)
+		p->last_seen_ms = rete_now_ms();
+	if (extra) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_MALFORMED, "",
+			      "a message of %zu parts; send one protobuf ClientFrame per ZeroMQ "
+			      "message",
+			      extra + 1);
+		return false;
+	}
+	ProtobufCMessage *pm = NULL;
+	rete_msg m;
+	rete_err err = rete_pb_strict_unpack(&rete__client_frame__descriptor, zmq_msg_data(body),
+					     zmq_msg_size(body), &pm, &m);
+	if (err != RETE_OK) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_MALFORMED, "",
+			      "a %zu-byte frame that is not a ClientFrame: %s", zmq_msg_size(body),
+			      m.text);
+		return false;
+	}
+	f->cf = (Rete__ClientFrame *)pm;
+	if (f->cf->version != RETE_PROTOCOL_VERSION) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_VERSION, "version",
+			      "protocol version %u is not spoken here; this broker speaks version "
+			      "%d",
+			      f->cf->version, RETE_PROTOCOL_VERSION);
+		return false;
+	}
+	if (f->cf->command_case == RETE__CLIENT_FRAME__COMMAND__NOT_SET) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_MALFORMED, "command",
+			      "the frame carries no command; send hello, submit, ack, ping, pong "
+			      "or query");
+		return false;
+	}
+	return true;
+}
+
 /* read_frame receives one ROUTER message into f; false when none is
  * waiting. Frames refused at this stage are answered here. */
 static bool read_frame(broker *b, broker_frame *f)
@@ -848,71 +910,11 @@ static bool read_frame(broker *b, broker_frame *f)
 		if (!m2)
 			break;
 	}
-	const char *user = zmq_msg_gets(&body, "User-Id");
-	const char *keyhex = zmq_msg_gets(&body, BROKER_ZAP_KEY_PROPERTY);
-	snprintf(f->party, sizeof(f->party), "%s", user ? user : "");
-	f->who = broker_config_party(b->cfg, f->party);
-	if (!f->who) {
-		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_PARTY, "",
-			      "party '%s' is not in the broker's directory (any more); ask the "
-			      "network's operator to add it",
-			      f->party);
+	if (!frame_admit(b, f, &body, extra)) {
 		send_refusal(b, f, false);
 		f->who = NULL;
-		zmq_msg_close(&body);
-		return true;
 	}
-	if (!hex_eq(keyhex, f->who->key.x)) {
-		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED, "",
-			      "this connection authenticated with a key that is no longer %s's "
-			      "key in the directory; reconnect with the current key",
-			      f->party);
-		send_refusal(b, f, false);
-		f->who = NULL;
-		zmq_msg_close(&body);
-		return true;
-	}
-	broker_peer *p = broker_peer_find(b, f->party);
-	if (p)
-		p->last_seen_ms = rete_now_ms();
-	if (extra) {
-		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_MALFORMED, "",
-			      "a message of %zu parts; send one protobuf ClientFrame per ZeroMQ "
-			      "message",
-			      extra + 1);
-		send_refusal(b, f, false);
-		f->who = NULL;
-		zmq_msg_close(&body);
-		return true;
-	}
-	ProtobufCMessage *pm = NULL;
-	rete_msg m;
-	rete_err err = rete_pb_strict_unpack(&rete__client_frame__descriptor, zmq_msg_data(&body),
-					     zmq_msg_size(&body), &pm, &m);
-	size_t blen = zmq_msg_size(&body);
 	zmq_msg_close(&body);
-	if (err != RETE_OK) {
-		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_MALFORMED, "",
-			      "a %zu-byte frame that is not a ClientFrame: %s", blen, m.text);
-		send_refusal(b, f, false);
-		f->who = NULL;
-		return true;
-	}
-	f->cf = (Rete__ClientFrame *)pm;
-	if (f->cf->version != RETE_PROTOCOL_VERSION) {
-		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_VERSION, "version",
-			      "protocol version %u is not spoken here; this broker speaks version "
-			      "%d",
-			      f->cf->version, RETE_PROTOCOL_VERSION);
-		send_refusal(b, f, false);
-		f->who = NULL;
-	} else if (f->cf->command_case == RETE__CLIENT_FRAME__COMMAND__NOT_SET) {
-		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_MALFORMED, "command",
-			      "the frame carries no command; send hello, submit, ack, ping, pong "
-			      "or query");
-		send_refusal(b, f, false);
-		f->who = NULL;
-	}
 	return true;
 }
 
