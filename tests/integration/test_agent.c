@@ -124,28 +124,55 @@ static size_t count_suffix(const char *dir, const char *suffix)
 	return count;
 }
 
-/* wait_count waits until dir holds at least want files ending in suffix;
- * inotify wakes it, the 200 ms bound only covers a missed event. Returns
- * the count seen last. */
+/* A watch on a folder for the waits below: inotify wakes a wait as soon as
+ * something happens there; the 200 ms bound of a round only covers a
+ * missed event. */
+typedef struct watch {
+	int ino;
+	int64_t deadline;
+} watch;
+
+#define ARRIVALS (IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE) /* files appear */
+#define WRITES	 (IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE)   /* files grow */
+
+static watch watch_open(const char *dir, uint32_t mask, int timeout_ms)
+{
+	watch w = {inotify_init1(IN_NONBLOCK | IN_CLOEXEC), now_ms() + timeout_ms};
+	if (w.ino >= 0)
+		inotify_add_watch(w.ino, dir, mask);
+	return w;
+}
+
+/* watch_next waits (at most 200 ms) for something to happen in the folder
+ * and returns true; false once the deadline has passed. */
+static bool watch_next(watch *w)
+{
+	if (now_ms() >= w->deadline)
+		return false;
+	struct pollfd p = {.fd = w->ino, .events = POLLIN};
+	poll(&p, w->ino >= 0 ? 1 : 0, 200);
+	char buf[4096];
+	while (w->ino >= 0 && read(w->ino, buf, sizeof(buf)) > 0) {
+	}
+	return true;
+}
+
+static void watch_close(watch *w)
+{
+	if (w->ino >= 0)
+		close(w->ino);
+	w->ino = -1;
+}
+
+/* wait_count waits until dir holds at least want files ending in suffix.
+ * Returns the count seen last. */
 static size_t wait_count(const char *dir, const char *suffix, size_t want, int timeout_ms)
 {
-	int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	int64_t deadline = now_ms() + timeout_ms;
+	watch w = watch_open(dir, ARRIVALS, timeout_ms);
 	size_t c;
-	if (ino >= 0)
-		inotify_add_watch(ino, dir, IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE);
-	for (;;) {
-		c = count_suffix(dir, suffix);
-		if (c >= want || now_ms() >= deadline)
-			break;
-		struct pollfd p = {.fd = ino, .events = POLLIN};
-		poll(&p, ino >= 0 ? 1 : 0, 200);
-		char buf[4096];
-		while (ino >= 0 && read(ino, buf, sizeof(buf)) > 0) {
-		}
+	while ((c = count_suffix(dir, suffix)) < want && watch_next(&w)) {
 	}
-	if (ino >= 0)
-		close(ino);
+	watch_close(&w);
 	return c;
 }
 
@@ -155,23 +182,11 @@ static size_t wait_count(const char *dir, const char *suffix, size_t want, int t
  * right after the destination's must wait for the source to empty. */
 static size_t wait_gone(const char *dir, const char *suffix, int timeout_ms)
 {
-	int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	int64_t deadline = now_ms() + timeout_ms;
+	watch w = watch_open(dir, IN_DELETE | IN_MOVED_FROM, timeout_ms);
 	size_t c;
-	if (ino >= 0)
-		inotify_add_watch(ino, dir, IN_DELETE | IN_MOVED_FROM);
-	for (;;) {
-		c = count_suffix(dir, suffix);
-		if (c == 0 || now_ms() >= deadline)
-			break;
-		struct pollfd p = {.fd = ino, .events = POLLIN};
-		poll(&p, ino >= 0 ? 1 : 0, 200);
-		char buf[4096];
-		while (ino >= 0 && read(ino, buf, sizeof(buf)) > 0) {
-		}
+	while ((c = count_suffix(dir, suffix)) != 0 && watch_next(&w)) {
 	}
-	if (ino >= 0)
-		close(ino);
+	watch_close(&w);
 	return c;
 }
 
@@ -180,23 +195,11 @@ static bool wait_file(const char *path, int timeout_ms)
 	char dir[1200];
 	const char *slash = strrchr(path, '/');
 	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-	int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	int64_t deadline = now_ms() + timeout_ms;
+	watch w = watch_open(dir, ARRIVALS, timeout_ms);
 	bool ok;
-	if (ino >= 0)
-		inotify_add_watch(ino, dir, IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE);
-	for (;;) {
-		ok = access(path, F_OK) == 0;
-		if (ok || now_ms() >= deadline)
-			break;
-		struct pollfd p = {.fd = ino, .events = POLLIN};
-		poll(&p, ino >= 0 ? 1 : 0, 200);
-		char buf[4096];
-		while (ino >= 0 && read(ino, buf, sizeof(buf)) > 0) {
-		}
+	while (!(ok = access(path, F_OK) == 0) && watch_next(&w)) {
 	}
-	if (ino >= 0)
-		close(ino);
+	watch_close(&w);
 	return ok;
 }
 
@@ -213,23 +216,11 @@ static size_t count_lines(const char *path)
 /* wait_lines waits until the file at path (in folder dir) has want lines. */
 static size_t wait_lines(const char *dir, const char *path, size_t want, int timeout_ms)
 {
-	int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	int64_t deadline = now_ms() + timeout_ms;
+	watch w = watch_open(dir, WRITES, timeout_ms);
 	size_t c;
-	if (ino >= 0)
-		inotify_add_watch(ino, dir, IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE);
-	for (;;) {
-		c = count_lines(path);
-		if (c >= want || now_ms() >= deadline)
-			break;
-		struct pollfd p = {.fd = ino, .events = POLLIN};
-		poll(&p, ino >= 0 ? 1 : 0, 200);
-		char buf[4096];
-		while (ino >= 0 && read(ino, buf, sizeof(buf)) > 0) {
-		}
+	while ((c = count_lines(path)) < want && watch_next(&w)) {
 	}
-	if (ino >= 0)
-		close(ino);
+	watch_close(&w);
 	return c;
 }
 
@@ -238,23 +229,11 @@ static bool file_contains(const char *path, const char *needle);
 /* wait_contains waits until the file at path (in folder dir) holds needle. */
 static bool wait_contains(const char *dir, const char *path, const char *needle, int timeout_ms)
 {
-	int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	int64_t deadline = now_ms() + timeout_ms;
+	watch w = watch_open(dir, WRITES, timeout_ms);
 	bool ok;
-	if (ino >= 0)
-		inotify_add_watch(ino, dir, IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE);
-	for (;;) {
-		ok = file_contains(path, needle);
-		if (ok || now_ms() >= deadline)
-			break;
-		struct pollfd p = {.fd = ino, .events = POLLIN};
-		poll(&p, ino >= 0 ? 1 : 0, 200);
-		char buf[4096];
-		while (ino >= 0 && read(ino, buf, sizeof(buf)) > 0) {
-		}
+	while (!(ok = file_contains(path, needle)) && watch_next(&w)) {
 	}
-	if (ino >= 0)
-		close(ino);
+	watch_close(&w);
 	return ok;
 }
 
@@ -274,23 +253,11 @@ static size_t occurrences(const char *path, const char *needle)
 static size_t wait_occurrences(const char *dir, const char *path, const char *needle, size_t want,
 			       int timeout_ms)
 {
-	int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	int64_t deadline = now_ms() + timeout_ms;
+	watch w = watch_open(dir, WRITES, timeout_ms);
 	size_t k;
-	if (ino >= 0)
-		inotify_add_watch(ino, dir, IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE);
-	for (;;) {
-		k = occurrences(path, needle);
-		if (k >= want || now_ms() >= deadline)
-			break;
-		struct pollfd p = {.fd = ino, .events = POLLIN};
-		poll(&p, ino >= 0 ? 1 : 0, 200);
-		char buf[4096];
-		while (ino >= 0 && read(ino, buf, sizeof(buf)) > 0) {
-		}
+	while ((k = occurrences(path, needle)) < want && watch_next(&w)) {
 	}
-	if (ino >= 0)
-		close(ino);
+	watch_close(&w);
 	return k;
 }
 
@@ -387,6 +354,29 @@ static char *referral_text(const char *id, const char *recipient, const char *se
 	return text;
 }
 
+/* put_referral drops referral_text(id, recipient, service) into p's outbox
+ * as name. */
+static void put_referral(net *n, int p, const char *name, const char *id, const char *recipient,
+			 const char *service)
+{
+	char *t = referral_text(id, recipient, service);
+	put_outbox(n, p, name, t);
+	free(t);
+}
+
+/* load_nth loads the k-th (sorted) file of dir ending in suffix, which
+ * must be there (caller json_decref's). */
+static json_t *load_nth(const char *dir, const char *suffix, size_t k)
+{
+	size_t cnt;
+	char **names = list_suffix(dir, suffix, &cnt);
+	assert_true(k < cnt);
+	char path[1400];
+	json_t *j = load_json(pathf(path, sizeof(path), "%s/%s", dir, names[k]));
+	free_list(names, cnt);
+	return j;
+}
+
 static char *update_text(const char *refid, const char *status, const char *business, bool outcome,
 			 const char *notes)
 {
@@ -473,6 +463,31 @@ static void start_agent(net *n, int p)
 	/* Ready to take files when its spool exists (it also takes files that
 	 * were there before it started, so this is only for tidiness). */
 	assert_true(wait_file(spool(n, p, "outbox", outbox, sizeof(outbox)), WAIT_MS));
+}
+
+/* fill_outbox fills p's outbox with count referrals (bulk-NNNN.json)
+ * before its agent runs: its agent.ini and spool are made here. */
+static void fill_outbox(net *n, int p, size_t count)
+{
+	char dir[1200];
+	write_agent_ini(n, p);
+	mkdir(spool(n, p, "", dir, sizeof(dir)), 0755);
+	mkdir(spool(n, p, "outbox", dir, sizeof(dir)), 0755);
+	for (size_t i = 0; i < count; i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "bulk-%04zu.json", i);
+		put_referral(n, p, name, NULL, "cpi.mantova", "employment-orientation");
+	}
+}
+
+/* set_hook makes DIR/hook.sh, with body, p's on_message hook. */
+static void set_hook(net *n, int p, const char *body)
+{
+	char script[1200];
+	pathf(script, sizeof(script), "%s/hook.sh", n->dir);
+	write_text(script, body);
+	chmod(script, 0755);
+	snprintf(n->hook[p], sizeof(n->hook[p]), "%s", script);
 }
 
 /* stop sends sig and reaps; returns the exit status (or -1). */
@@ -668,26 +683,21 @@ static void test_closed_loop(void **state)
 	/* 2. it is in the job centre's inbox, the person's data readable. */
 	spool(n, P_CPI, "inbox", dir, sizeof(dir));
 	assert_int_equal(wait_count(dir, "-referral.json", 1, WAIT_MS), 1);
-	size_t cnt;
-	char **names = list_suffix(dir, "-referral.json", &cnt);
-	json_t *in = load_json(pathf(path, sizeof(path), "%s/%s", dir, names[0]));
+	json_t *in = load_nth(dir, "-referral.json", 0);
 	assert_string_equal(jget(in, "sender"), "social.mantova");
 	assert_string_equal(jget(in, "message.id"), "soc-2026-0001");
 	assert_string_equal(jget(in, "message.referral.service"), "employment-orientation");
 	assert_string_equal(jget(in, "private.person.name"), PERSON_NAME);
 	assert_string_equal(jget(in, "private.person.fiscalCode"), PERSON_CF);
 	json_decref(in);
-	free_list(names, cnt);
 
 	/* 3. the delivery receipt at social services; status received. */
 	spool(n, P_SOCIAL, "inbox", dir, sizeof(dir));
 	assert_int_equal(wait_count(dir, "-delivery.json", 1, WAIT_MS), 1);
-	names = list_suffix(dir, "-delivery.json", &cnt);
-	in = load_json(pathf(path, sizeof(path), "%s/%s", dir, names[0]));
+	in = load_nth(dir, "-delivery.json", 0);
 	assert_string_equal(jget(in, "message.delivery.referralId"), "soc-2026-0001");
 	assert_string_equal(jget(in, "referral.status"), "received");
 	json_decref(in);
-	free_list(names, cnt);
 	snprintf(cmd, sizeof(cmd),
 		 "status -c '%s/agents/social.mantova/agent.ini' soc-2026-0001 --json", n->dir);
 	assert_int_equal(run_rete(n, &out, cmd), 0);
@@ -708,10 +718,9 @@ static void test_closed_loop(void **state)
 	put_outbox(n, P_CPI, "u3-complete.json", text);
 	free(text);
 	assert_int_equal(wait_count(dir, "-update.json", 3, WAIT_MS), 3);
-	names = list_suffix(dir, "-update.json", &cnt);
 	static const char *const want[] = {"accepted", "in-progress", "completed"};
 	for (size_t i = 0; i < 3; i++) {
-		in = load_json(pathf(path, sizeof(path), "%s/%s", dir, names[i]));
+		in = load_nth(dir, "-update.json", i);
 		assert_string_equal(jget(in, "message.update.status"), want[i]);
 		assert_string_equal(jget(in, "sender"), "cpi.mantova");
 		if (i == 1) {
@@ -725,7 +734,6 @@ static void test_closed_loop(void **state)
 					    "successful");
 		json_decref(in);
 	}
-	free_list(names, cnt);
 
 	/* 5. `rete status` shows the history (and the broker's status). */
 	snprintf(cmd, sizeof(cmd), "status -c '%s/agents/social.mantova/agent.ini' soc-2026-0001",
@@ -839,13 +847,10 @@ static void test_failed_files(void **state)
 
 	put_outbox(n, P_SOCIAL, "a-malformed.json",
 		   "{\"recipient\": \"cpi.mantova\", \"referral\": ");
-	char *t = referral_text(NULL, "nobody.mantova", "employment-orientation");
-	put_outbox(n, P_SOCIAL, "b-unknown.json", t);
-	free(t);
-	t = referral_text(NULL, "cpi.mantova", "housing-support");
-	put_outbox(n, P_SOCIAL, "c-service.json", t);
-	free(t);
-	t = referral_text(NULL, "cpi.mantova", "employment-orientation");
+	put_referral(n, P_SOCIAL, "b-unknown.json", NULL, "nobody.mantova",
+		     "employment-orientation");
+	put_referral(n, P_SOCIAL, "c-service.json", NULL, "cpi.mantova", "housing-support");
+	char *t = referral_text(NULL, "cpi.mantova", "employment-orientation");
 	json_t *j = json_loads(t, 0, NULL);
 	free(t);
 	json_object_set_new(json_object_get(j, "referral"), "priority", json_string("whenever"));
@@ -882,9 +887,8 @@ static void test_failed_files(void **state)
 	assert_true(wait_file(pathf(path, sizeof(path), "%s/c-service.json", dir), WAIT_MS));
 
 	/* The agent keeps working. */
-	t = referral_text("soc-ok-1", "cpi.mantova", "employment-orientation");
-	put_outbox(n, P_SOCIAL, "e-good.json", t);
-	free(t);
+	put_referral(n, P_SOCIAL, "e-good.json", "soc-ok-1", "cpi.mantova",
+		     "employment-orientation");
 	spool(n, P_CPI, "inbox", dir, sizeof(dir));
 	assert_int_equal(wait_count(dir, "-referral.json", 1, WAIT_MS), 1);
 	spool(n, P_SOCIAL, "sent", dir, sizeof(dir));
@@ -1019,18 +1023,13 @@ static void test_unopenable_delivery(void **state)
 	assert_true(
 	    wait_contains(n->dir, log, "refused: message asst-bad-1 from asst.mantova", WAIT_MS));
 	/* The queue moves on: a good referral behind it arrives. */
-	char *t = referral_text("soc-after-bad", "cpi.mantova", "employment-orientation");
-	put_outbox(n, P_SOCIAL, "good.json", t);
-	free(t);
+	put_referral(n, P_SOCIAL, "good.json", "soc-after-bad", "cpi.mantova",
+		     "employment-orientation");
 	spool(n, P_CPI, "inbox", dir, sizeof(dir));
 	assert_int_equal(wait_count(dir, "-referral.json", 1, WAIT_MS), 1);
-	size_t cnt;
-	char **names = list_suffix(dir, "-referral.json", &cnt);
-	char path[1400];
-	json_t *in = load_json(pathf(path, sizeof(path), "%s/%s", dir, names[0]));
+	json_t *in = load_nth(dir, "-referral.json", 0);
 	assert_string_equal(jget(in, "message.id"), "soc-after-bad");
 	json_decref(in);
-	free_list(names, cnt);
 	/* And nothing was written for the entry that could not be opened. */
 	assert_int_equal(count_suffix(dir, ".json"), 1);
 }
@@ -1102,21 +1101,17 @@ static void test_config_errors(void **state)
 static void test_not_delivered(void **state)
 {
 	net *n = *state;
-	char dir[1200], path[1400], cmd[2400], *out = NULL;
+	char dir[1200], cmd[2400], *out = NULL;
 
 	snprintf(n->expiry, sizeof(n->expiry), "2s");
 	write_broker_ini(n);
 	start_broker(n);
 	start_agent(n, P_SOCIAL);
 	/* The health service's agent is not running: the referral expires. */
-	char *t = referral_text("soc-expire-1", "asst.mantova", "family-counselling");
-	put_outbox(n, P_SOCIAL, "e1.json", t);
-	free(t);
+	put_referral(n, P_SOCIAL, "e1.json", "soc-expire-1", "asst.mantova", "family-counselling");
 	spool(n, P_SOCIAL, "inbox", dir, sizeof(dir));
 	assert_int_equal(wait_count(dir, "-notice.json", 1, WAIT_MS), 1);
-	size_t cnt;
-	char **names = list_suffix(dir, "-notice.json", &cnt);
-	json_t *in = load_json(pathf(path, sizeof(path), "%s/%s", dir, names[0]));
+	json_t *in = load_nth(dir, "-notice.json", 0);
 	assert_string_equal(jget(in, "kind"), "notice");
 	assert_string_equal(jget(in, "message.notice.kind"), "not-delivered");
 	assert_string_equal(jget(in, "message.notice.referralId"), "soc-expire-1");
@@ -1125,7 +1120,6 @@ static void test_not_delivered(void **state)
 	assert_string_equal(jget(in, "referral.performer"), "asst.mantova");
 	assert_string_equal(jget(in, "referral.status"), "failed");
 	json_decref(in);
-	free_list(names, cnt);
 	snprintf(cmd, sizeof(cmd), "status -c '%s/agents/social.mantova/agent.ini' soc-expire-1",
 		 n->dir);
 	assert_int_equal(run_rete(n, &out, cmd), 0);
@@ -1139,15 +1133,12 @@ static void test_not_delivered(void **state)
 static void test_failing_hook(void **state)
 {
 	net *n = *state;
-	char dir[1200], path[1200], script[1400];
+	char dir[1200], path[1200];
 
-	pathf(script, sizeof(script), "%s/hook.sh", n->dir);
 	char body[2048];
 	snprintf(body, sizeof(body),
 		 "#!/bin/sh\necho \"$RETE_INDEX $1\" >> '%s/hook.out'\nexit 3\n", n->dir);
-	write_text(script, body);
-	chmod(script, 0755);
-	snprintf(n->hook[P_CPI], sizeof(n->hook[P_CPI]), "%s", script);
+	set_hook(n, P_CPI, body);
 
 	start_broker(n);
 	start_agent(n, P_SOCIAL);
@@ -1156,9 +1147,7 @@ static void test_failing_hook(void **state)
 		char name[64], id[64];
 		snprintf(name, sizeof(name), "r%d.json", i);
 		snprintf(id, sizeof(id), "soc-hook-%d", i);
-		char *t = referral_text(id, "cpi.mantova", "training-voucher");
-		put_outbox(n, P_SOCIAL, name, t);
-		free(t);
+		put_referral(n, P_SOCIAL, name, id, "cpi.mantova", "training-voucher");
 	}
 	spool(n, P_CPI, "inbox", dir, sizeof(dir));
 	assert_int_equal(wait_count(dir, "-referral.json", 3, WAIT_MS), 3);
@@ -1195,9 +1184,8 @@ static void test_refused_key(void **state)
 	/* Said once, not once per reconnect; the agent stays up and stops
 	 * cleanly (teardown). */
 	start_agent(n, P_SOCIAL);
-	char *t = referral_text("soc-refused-1", "cpi.mantova", "employment-orientation");
-	put_outbox(n, P_SOCIAL, "x.json", t);
-	free(t);
+	put_referral(n, P_SOCIAL, "x.json", "soc-refused-1", "cpi.mantova",
+		     "employment-orientation");
 	char sent[1200];
 	spool(n, P_SOCIAL, "sent", sent, sizeof(sent));
 	assert_true(wait_file(pathf(path, sizeof(path), "%s/x.json.receipt.json", sent), WAIT_MS));
@@ -1215,9 +1203,7 @@ static void test_witness_alarm(void **state)
 	start_broker(n);
 	start_agent(n, P_SOCIAL);
 	start_agent(n, P_CPI);
-	char *t = referral_text("soc-wit-1", "cpi.mantova", "employment-orientation");
-	put_outbox(n, P_SOCIAL, "w1.json", t);
-	free(t);
+	put_referral(n, P_SOCIAL, "w1.json", "soc-wit-1", "cpi.mantova", "employment-orientation");
 	spool(n, P_SOCIAL, "sent", sent, sizeof(sent));
 	assert_true(wait_file(pathf(path, sizeof(path), "%s/w1.json.receipt.json", sent), WAIT_MS));
 	pathf(log, sizeof(log), "%s/social.mantova.log", n->dir);
@@ -1256,9 +1242,7 @@ static void test_witness_alarm(void **state)
 	free(note);
 
 	/* The log grows; social services comes back and checks. */
-	t = referral_text("soc-wit-2", "cpi.mantova", "employment-orientation");
-	put_outbox(n, P_SOCIAL, "w2.json", t);
-	free(t);
+	put_referral(n, P_SOCIAL, "w2.json", "soc-wit-2", "cpi.mantova", "employment-orientation");
 	start_agent(n, P_SOCIAL);
 	assert_true(wait_contains(n->dir, log, "WITNESS ALARM", WAIT_MS));
 	assert_true(wait_contains(n->dir, log, "no valid consistency proof from size 1", WAIT_MS));
@@ -1274,9 +1258,7 @@ static void test_key_change(void **state)
 	start_broker(n);
 	start_agent(n, P_SOCIAL);
 	start_agent(n, P_CPI);
-	char *t = referral_text("soc-key-1", "cpi.mantova", "employment-orientation");
-	put_outbox(n, P_SOCIAL, "k1.json", t);
-	free(t);
+	put_referral(n, P_SOCIAL, "k1.json", "soc-key-1", "cpi.mantova", "employment-orientation");
 	spool(n, P_CPI, "inbox", dir, sizeof(dir));
 	assert_int_equal(wait_count(dir, "-referral.json", 1, WAIT_MS), 1);
 
@@ -1296,9 +1278,7 @@ static void test_key_change(void **state)
 	assert_int_equal(wait_occurrences(n->dir, log, "info: connected to", 2, WAIT_MS), 2);
 
 	/* Social services will not seal to the new key on its own... */
-	t = referral_text("soc-key-2", "cpi.mantova", "employment-orientation");
-	put_outbox(n, P_SOCIAL, "k2.json", t);
-	free(t);
+	put_referral(n, P_SOCIAL, "k2.json", "soc-key-2", "cpi.mantova", "employment-orientation");
 	spool(n, P_SOCIAL, "failed", failed, sizeof(failed));
 	assert_true(wait_file(pathf(path, sizeof(path), "%s/k2.json.error.json", failed), WAIT_MS));
 	json_t *e = load_json(path);
@@ -1318,17 +1298,12 @@ static void test_key_change(void **state)
 	free(out);
 	assert_int_equal(tu_run(&out, "%s", cmd), 1); /* nothing left to confirm */
 	free(out);
-	t = referral_text("soc-key-3", "cpi.mantova", "employment-orientation");
-	put_outbox(n, P_SOCIAL, "k3.json", t);
-	free(t);
+	put_referral(n, P_SOCIAL, "k3.json", "soc-key-3", "cpi.mantova", "employment-orientation");
 	assert_int_equal(wait_count(dir, "-referral.json", 2, WAIT_MS), 2);
-	size_t cnt;
-	char **names = list_suffix(dir, "-referral.json", &cnt);
-	json_t *in = load_json(pathf(path, sizeof(path), "%s/%s", dir, names[1]));
+	json_t *in = load_nth(dir, "-referral.json", 1);
 	assert_string_equal(jget(in, "message.id"), "soc-key-3");
 	assert_string_equal(jget(in, "private.person.fiscalCode"), PERSON_CF);
 	json_decref(in);
-	free_list(names, cnt);
 }
 
 /* hook_covers: every inbox referral's log index is a line of hookout. */
@@ -1352,23 +1327,11 @@ static bool hook_covers(const char *hookout, const char *inbox)
 static bool wait_hook_covers(const char *dir, const char *hookout, const char *inbox,
 			     int timeout_ms)
 {
-	int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	int64_t deadline = now_ms() + timeout_ms;
+	watch w = watch_open(dir, WRITES, timeout_ms);
 	bool ok;
-	if (ino >= 0)
-		inotify_add_watch(ino, dir, IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE);
-	for (;;) {
-		ok = hook_covers(hookout, inbox);
-		if (ok || now_ms() >= deadline)
-			break;
-		struct pollfd p = {.fd = ino, .events = POLLIN};
-		poll(&p, ino >= 0 ? 1 : 0, 200);
-		char buf[4096];
-		while (ino >= 0 && read(ino, buf, sizeof(buf)) > 0) {
-		}
+	while (!(ok = hook_covers(hookout, inbox)) && watch_next(&w)) {
 	}
-	if (ino >= 0)
-		close(ino);
+	watch_close(&w);
 	return ok;
 }
 
@@ -1401,31 +1364,18 @@ static void test_kill9_receiver(void **state)
 	net *n = *state;
 	char dir[1200], sdir[1200];
 	const size_t N = 500;
-	char hook[1200], hookout[1200];
+	char hookout[1200];
 
 	/* The receiver's hook records every log index it is run for. */
-	pathf(hook, sizeof(hook), "%s/hook.sh", n->dir);
 	pathf(hookout, sizeof(hookout), "%s/hook.out", n->dir);
 	char body[2048];
 	snprintf(body, sizeof(body), "#!/bin/sh\necho \"$RETE_INDEX\" >> '%s'\n", hookout);
-	write_text(hook, body);
-	chmod(hook, 0755);
-	snprintf(n->hook[P_CPI], sizeof(n->hook[P_CPI]), "%s", hook);
+	set_hook(n, P_CPI, body);
 
 	start_broker(n);
 	start_agent(n, P_CPI);
 	/* The sender starts with its outbox already full. */
-	write_agent_ini(n, P_SOCIAL);
-	char p[1200];
-	mkdir(spool(n, P_SOCIAL, "", p, sizeof(p)), 0755);
-	mkdir(spool(n, P_SOCIAL, "outbox", p, sizeof(p)), 0755);
-	for (size_t i = 0; i < N; i++) {
-		char name[64];
-		snprintf(name, sizeof(name), "bulk-%04zu.json", i);
-		char *t = referral_text(NULL, "cpi.mantova", "employment-orientation");
-		put_outbox(n, P_SOCIAL, name, t);
-		free(t);
-	}
+	fill_outbox(n, P_SOCIAL, N);
 	start_agent(n, P_SOCIAL);
 	spool(n, P_CPI, "inbox", dir, sizeof(dir));
 	size_t got = wait_count(dir, "-referral.json", 30, WAIT_MS);
@@ -1457,16 +1407,8 @@ static void test_kill9_sender_and_broker(void **state)
 
 	start_broker(n);
 	start_agent(n, P_CPI);
-	write_agent_ini(n, P_SOCIAL);
-	mkdir(spool(n, P_SOCIAL, "", p, sizeof(p)), 0755);
-	mkdir(spool(n, P_SOCIAL, "outbox", p, sizeof(p)), 0755);
-	for (size_t i = 0; i < N; i++) {
-		char name[64];
-		snprintf(name, sizeof(name), "bulk-%04zu.json", i);
-		char *t = referral_text(NULL, "cpi.mantova", "employment-orientation");
-		put_outbox(n, P_SOCIAL, name, t);
-		free(t);
-	}
+	/* The sender starts with its outbox already full. */
+	fill_outbox(n, P_SOCIAL, N);
 	start_agent(n, P_SOCIAL);
 	spool(n, P_SOCIAL, "sent", sent, sizeof(sent));
 	assert_true(wait_count(sent, ".receipt.json", 20, WAIT_MS) >= 20);
@@ -1488,7 +1430,8 @@ static void test_kill9_sender_and_broker(void **state)
 	/* Each file left the outbox once: no "NAME.2" in sent/, nothing failed. */
 	assert_int_equal(wait_count(sent, ".json", 2 * N, WAIT_MS), 2 * N);
 	assert_int_equal(count_suffix(spool(n, P_SOCIAL, "failed", p, sizeof(p)), ".json"), 0);
-	assert_int_equal(wait_gone(spool(n, P_SOCIAL, "outbox", p, sizeof(p)), ".json", WAIT_MS), 0);
+	assert_int_equal(wait_gone(spool(n, P_SOCIAL, "outbox", p, sizeof(p)), ".json", WAIT_MS),
+			 0);
 }
 
 /* --- the broker away for 20 seconds ---------------------------------------- */
@@ -1506,9 +1449,7 @@ static void test_broker_down(void **state)
 	for (; written < 5; written++) {
 		char name[64];
 		snprintf(name, sizeof(name), "pre-%02zu.json", written);
-		char *t = referral_text(NULL, "cpi.mantova", "employment-orientation");
-		put_outbox(n, P_SOCIAL, name, t);
-		free(t);
+		put_referral(n, P_SOCIAL, name, NULL, "cpi.mantova", "employment-orientation");
 	}
 	assert_int_equal(wait_count(sent, ".receipt.json", 5, WAIT_MS), 5);
 
@@ -1520,9 +1461,7 @@ static void test_broker_down(void **state)
 	while (now_ms() < end) {
 		char name[64];
 		snprintf(name, sizeof(name), "down-%02zu.json", written);
-		char *t = referral_text(NULL, "cpi.mantova", "employment-orientation");
-		put_outbox(n, P_SOCIAL, name, t);
-		free(t);
+		put_referral(n, P_SOCIAL, name, NULL, "cpi.mantova", "employment-orientation");
 		written++;
 		/* Pacing of the scenario (files arriving over time), not a wait
 		 * for anything: the outcome is checked by waiting below. */
@@ -1538,8 +1477,8 @@ static void test_broker_down(void **state)
 	/* Every file moved beside its receipt (written first), none left. */
 	assert_int_equal(wait_count(sent, ".json", 2 * written, WAIT_MS), 2 * written);
 	char out[1200];
-	assert_int_equal(wait_gone(spool(n, P_SOCIAL, "outbox", out, sizeof(out)), ".json", WAIT_MS),
-			 0);
+	assert_int_equal(
+	    wait_gone(spool(n, P_SOCIAL, "outbox", out, sizeof(out)), ".json", WAIT_MS), 0);
 }
 
 int main(void)
