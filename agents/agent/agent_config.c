@@ -67,15 +67,8 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 		return 1;
 	}
 	if (strcmp(name, "id") == 0) {
-		if (!rete_id_valid(value)) {
-			p->err = rete_msg_set(p->m, RETE_EINVAL,
-					      "[agent] id: '%s' is not a party id; use lower-case "
-					      "letters, digits, '.' and '-', 2 to 63 characters",
-					      value);
-			return 0;
-		}
-		snprintf(cfg->id, sizeof(cfg->id), "%s", value);
-		return 1;
+		p->err = rete_ini_party_id("agent", value, cfg->id, sizeof(cfg->id), p->m);
+		return p->err == RETE_OK;
 	}
 	if (strcmp(name, "key") == 0)
 		return cfg_set_path(p, &cfg->key_path, value);
@@ -169,16 +162,10 @@ rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m)
 		return p.err;
 	if (cfg->data == NULL && !cfg_set_path(&p, &cfg->data, "data"))
 		return p.err;
-	const char *missing = cfg->id[0] == '\0'	     ? "id"
-			      : cfg->key_path == NULL	     ? "key"
-			      : cfg->broker == NULL	     ? "broker"
-			      : cfg->broker_key_path == NULL ? "broker_key"
-							     : NULL;
-	if (missing != NULL)
-		return rete_msg_set(m, RETE_EINVAL,
-				    "%s: [agent] %s is missing; the agent needs id, key, broker "
-				    "and broker_key",
-				    path, missing);
+	err = rete_ini_need_party(path, "agent", "the agent", cfg->id, cfg->key_path, cfg->broker,
+				  cfg->broker_key_path, m);
+	if (err != RETE_OK)
+		return err;
 	if (cfg->reconnect_max_ms < cfg->reconnect_min_ms)
 		cfg->reconnect_max_ms = cfg->reconnect_min_ms;
 	return RETE_OK;

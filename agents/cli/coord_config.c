@@ -51,15 +51,8 @@ static int cc_handler(void *user, const char *section, const char *name, const c
 	if (strcmp(section, "client") != 0)
 		return 1; /* other sections belong to other tools sharing the file */
 	if (strcmp(name, "id") == 0) {
-		if (!rete_id_valid(value)) {
-			p->err = rete_msg_set(p->m, RETE_EINVAL,
-					      "[client] id: '%s' is not a party id; use lower-case "
-					      "letters, digits, '.' and '-', 2 to 63 characters",
-					      value);
-			return 0;
-		}
-		snprintf(cfg->id, sizeof(cfg->id), "%s", value);
-		return 1;
+		p->err = rete_ini_party_id("client", value, cfg->id, sizeof(cfg->id), p->m);
+		return p->err == RETE_OK;
 	}
 	if (strcmp(name, "key") == 0)
 		return cc_set(p, &cfg->key_path, rete_ini_abs_path(p->dir, value));
@@ -112,16 +105,10 @@ rete_err coord_config_load(const char *path, coord_config *cfg, rete_msg *m)
 	err = rete_ini_read(path, cc_handler, &p, &p.err, &cfg->ini_path, p.dir, sizeof(p.dir), m);
 	if (err != RETE_OK)
 		return err;
-	const char *missing = cfg->id[0] == '\0'	     ? "id"
-			      : cfg->key_path == NULL	     ? "key"
-			      : cfg->broker == NULL	     ? "broker"
-			      : cfg->broker_key_path == NULL ? "broker_key"
-							     : NULL;
-	if (missing != NULL)
-		return rete_msg_set(m, RETE_EINVAL,
-				    "%s: [client] %s is missing; a coordinator needs id, key, "
-				    "broker and broker_key",
-				    path, missing);
+	err = rete_ini_need_party(path, "client", "a coordinator", cfg->id, cfg->key_path,
+				  cfg->broker, cfg->broker_key_path, m);
+	if (err != RETE_OK)
+		return err;
 	if (cfg->time_zone == NULL && (cfg->time_zone = strdup(RETE_DEFAULT_TZ)) == NULL)
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
 	return RETE_OK;

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keys.h"
+
 char *rete_ini_abs_path(const char *dir, const char *value)
 {
 	char *out;
@@ -56,5 +58,35 @@ rete_err rete_ini_read(const char *path, ini_handler handler, void *user,
 	if (rc != 0)
 		return rete_msg_set(m, RETE_EINVAL,
 				    "%s: line %d is not 'key = value' or '[section]'", path, rc);
+	return RETE_OK;
+}
+
+rete_err rete_ini_party_id(const char *section, const char *value, char *id, size_t idlen,
+			   rete_msg *m)
+{
+	if (!rete_id_valid(value))
+		return rete_msg_set(m, RETE_EINVAL,
+				    "[%s] id: '%s' is not a party id; use lower-case letters, "
+				    "digits, '.' and '-', 2 to 63 characters",
+				    section, value);
+	snprintf(id, idlen, "%s", value);
+	return RETE_OK;
+}
+
+rete_err rete_ini_need_party(const char *path, const char *section, const char *who, const char *id,
+			     const char *key, const char *broker, const char *broker_key,
+			     rete_msg *m)
+{
+	const char *missing = id[0] == '\0'	   ? "id"
+			      : key == NULL	   ? "key"
+			      : broker == NULL	   ? "broker"
+			      : broker_key == NULL ? "broker_key"
+						   : NULL;
+
+	if (missing != NULL)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "%s: [%s] %s is missing; %s needs id, key, broker and "
+				    "broker_key",
+				    path, section, missing, who);
 	return RETE_OK;
 }

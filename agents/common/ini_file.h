@@ -3,8 +3,10 @@
  * The agent's agent.ini and the coordinator's coord.ini are read the same
  * way: the file is resolved to its absolute name, inih hands each line to
  * the tool's own handler, and paths written in the file are taken relative
- * to the file's folder. This module does those shared steps; which keys a
- * section has, their checks and defaults stay with each tool.
+ * to the file's folder. This module does those shared steps, and the
+ * checks of the keys both tools have (the party id; id, key, broker and
+ * broker_key all given); which other keys a section has, their checks and
+ * defaults stay with each tool.
  */
 #ifndef RETE_INI_FILE_H
 #define RETE_INI_FILE_H
@@ -30,5 +32,21 @@ char *rete_ini_abs_path(const char *dir, const char *value);
 rete_err rete_ini_read(const char *path, ini_handler handler, void *user,
 		       const rete_err *handler_err, char **ini_path, char *dir, size_t dirlen,
 		       rete_msg *m);
+
+/* rete_ini_party_id copies value, the `id` key of [section], into id
+ * (idlen bytes; RETE_ID_MAX + 1 hold any party id). Errors: RETE_EINVAL
+ * when value is not a party id, with a sentence naming the section, the
+ * value and what is accepted. */
+rete_err rete_ini_party_id(const char *section, const char *value, char *id, size_t idlen,
+			   rete_msg *m);
+
+/* rete_ini_need_party checks that the file path gave in [section] the
+ * four keys every client of the broker needs: id (empty when not given),
+ * key, broker and broker_key (NULL when not given). Errors: RETE_EINVAL
+ * naming the first one missing and saying that `who` (e.g. "the agent")
+ * needs all four. */
+rete_err rete_ini_need_party(const char *path, const char *section, const char *who, const char *id,
+			     const char *key, const char *broker, const char *broker_key,
+			     rete_msg *m);
 
 #endif
