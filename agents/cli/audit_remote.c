@@ -424,21 +424,8 @@ static rete_err remote_wait(struct remote *r, uint64_t id, Rete__QueryResult__An
 		rete__broker_frame__free_unpacked(f, NULL);
 		f = NULL;
 	}
-	if (f->result->error != RETE__ERROR_CODE__ERROR_CODE_UNSPECIFIED) {
-		if (code != NULL)
-			*code = f->result->error;
-		rete_msg_set(m, RETE_EREFUSED, "the broker refused the query: %s",
-			     f->result->error_text != NULL && *f->result->error_text != '\0'
-				 ? f->result->error_text
-				 : "(no reason given)");
-		rete__broker_frame__free_unpacked(f, NULL);
-		return RETE_EREFUSED;
-	}
-	if (f->result->answer_case != want) {
-		rete__broker_frame__free_unpacked(f, NULL);
-		return rete_msg_set(m, RETE_EDECODE,
-				    "the broker's answer is not of the kind asked for");
-	}
+	if ((e = coord_answer(f, want, code, m)) != RETE_OK)
+		return e;
 	*out = f;
 	return RETE_OK;
 }

@@ -193,9 +193,22 @@ rete_err coord_query(const coord_config *cfg, rete_wire *w, Rete__Query__WhatCas
 				    "the broker answered with something else than "
 				    "the answer to our query");
 	}
+	if ((err = coord_answer(f, want, NULL, m)) != RETE_OK)
+		return err;
+	*out = f;
+	return RETE_OK;
+}
+
+rete_err coord_answer(Rete__BrokerFrame *f, Rete__QueryResult__AnswerCase want,
+		      Rete__ErrorCode *code, rete_msg *m)
+{
 	if (f->result->error != RETE__ERROR_CODE__ERROR_CODE_UNSPECIFIED) {
+		if (code != NULL)
+			*code = f->result->error;
 		rete_msg_set(m, RETE_EREFUSED, "the broker refused the query: %s",
-			     f->result->error_text ? f->result->error_text : "(no reason given)");
+			     f->result->error_text != NULL && *f->result->error_text != '\0'
+				 ? f->result->error_text
+				 : "(no reason given)");
 		rete__broker_frame__free_unpacked(f, NULL);
 		return RETE_EREFUSED;
 	}
@@ -204,6 +217,5 @@ rete_err coord_query(const coord_config *cfg, rete_wire *w, Rete__Query__WhatCas
 		return rete_msg_set(m, RETE_EDECODE,
 				    "the broker's answer is not of the kind asked for");
 	}
-	*out = f;
 	return RETE_OK;
 }

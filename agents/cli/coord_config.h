@@ -67,4 +67,12 @@ rete_err coord_connect(const coord_config *cfg, bool events, rete_wire **out, re
 rete_err coord_query(const coord_config *cfg, rete_wire *w, Rete__Query__WhatCase what,
 		     Rete__BrokerFrame **out, rete_msg *m);
 
+/* coord_answer checks f, the broker's result frame for one of our queries:
+ * RETE_OK when it answers without an error and with the kind want (f stays
+ * the caller's); otherwise f is freed and the error returned: RETE_EREFUSED
+ * (the broker's error: m has its sentence, *code, when code is not NULL,
+ * its code) or RETE_EDECODE (an answer of another kind). */
+rete_err coord_answer(Rete__BrokerFrame *f, Rete__QueryResult__AnswerCase want,
+		      Rete__ErrorCode *code, rete_msg *m);
+
 #endif
