@@ -3,7 +3,10 @@
  * in a temporary folder (keys, broker.ini, agent.ini files), the real
  * rete-broker and rete-agent started with fork/exec, a wire connection per
  * party, signed referrals and updates made in the test, the auditor's
- * `rete audit verify`.
+ * `rete audit verify`. The lower-level pieces (keys, the broker process,
+ * waiting for its PONG, frames, referrals) take plain folders, wires and
+ * keys, so tests with a broker.ini of their own (test_broker,
+ * test_monitor_broker, test_audit_remote) use them too.
  *
  * Header-only on purpose: CMake compiles each tests/integration/test_*.c
  * with tests/unit/testutil.c only, so everything here is `static inline`
@@ -135,6 +138,33 @@ static inline int it_write_ini(it_net *n)
 	return fclose(f) == 0 ? 0 : -1;
 }
 
+/* it_keys_make makes DIR/keys (0700) with a new key for IT_BROKER_ID in
+ * *broker and one for each of the n ids in keys[i] (secret and public
+ * files both); the caller frees the keys. RETE_OK, or the first error
+ * (said on stderr). */
+static inline rete_err it_keys_make(const char *dir, const char *const *ids, int n,
+				    rete_seckey **broker, rete_seckey **keys)
+{
+	char kdir[1200];
+	snprintf(kdir, sizeof(kdir), "%s/keys", dir);
+	if (mkdir(kdir, 0700) != 0) {
+		fprintf(stderr, "itest: mkdir %s: %s\n", kdir, strerror(errno));
+		return RETE_EIO;
+	}
+	rete_msg m;
+	rete_err err = rete_seckey_generate(broker, &m);
+	if (err == RETE_OK)
+		err = rete_keyfile_write(kdir, IT_BROKER_ID, *broker, false, &m);
+	for (int p = 0; err == RETE_OK && p < n; p++) {
+		err = rete_seckey_generate(&keys[p], &m);
+		if (err == RETE_OK)
+			err = rete_keyfile_write(kdir, ids[p], keys[p], false, &m);
+	}
+	if (err != RETE_OK)
+		fprintf(stderr, "itest: keys in %s: %s\n", kdir, m.text);
+	return err;
+}
+
 /* it_net_new makes the folder, the keys of every party and broker.ini
  * (data = DIR/store unless data is given). NULL on failure. */
 static inline it_net *it_net_new(const char *tag, const char *data)
@@ -149,17 +179,7 @@ static inline it_net *it_net_new(const char *tag, const char *data)
 		free(n);
 		return NULL;
 	}
-	char keys[1200];
-	snprintf(keys, sizeof(keys), "%s/keys", n->dir);
-	mkdir(keys, 0700);
-	rete_msg m;
-	if (rete_seckey_generate(&n->broker, &m) != RETE_OK ||
-	    rete_keyfile_write(keys, IT_BROKER_ID, n->broker, false, &m) != RETE_OK)
-		fprintf(stderr, "itest: broker key: %s\n", m.text);
-	for (int p = 0; p < IT_NPARTIES; p++)
-		if (rete_seckey_generate(&n->keys[p], &m) != RETE_OK ||
-		    rete_keyfile_write(keys, it_party_ids[p], n->keys[p], false, &m) != RETE_OK)
-			fprintf(stderr, "itest: key of %s: %s\n", it_party_ids[p], m.text);
+	it_keys_make(n->dir, it_party_ids, IT_NPARTIES, &n->broker, n->keys);
 	snprintf(n->ini, sizeof(n->ini), "%s/broker.ini", n->dir);
 	snprintf(n->log, sizeof(n->log), "%s/broker.log", n->dir);
 	snprintf(n->sock, sizeof(n->sock), "%s/broker.sock", n->dir);
@@ -176,30 +196,37 @@ static inline it_net *it_net_new(const char *tag, const char *data)
 	return n;
 }
 
-/* it_show prints a log file of the test folder (on failure). */
+/* it_show_path prints a log file on stderr (on failure): its last `last`
+ * bytes, or all of it when last is 0. */
+static inline void it_show_path(const char *path, size_t last)
+{
+	size_t len = 0;
+	char *text = tu_read_file(path, &len);
+	if (text) {
+		const char *from = last && len > last ? text + len - last : text;
+		fprintf(stderr, "---- %s%s ----\n%s---- end ----\n", path,
+			from != text ? " (last part)" : "", from);
+		free(text);
+	}
+}
+
+/* it_show prints the end of a log file of the test folder (on failure). */
 static inline void it_show(const it_net *n, const char *name)
 {
 	char path[1300];
 	snprintf(path, sizeof(path), "%s/%s", n->dir, name);
-	size_t len = 0;
-	char *text = tu_read_file(path, &len);
-	if (text) {
-		/* the end is what matters */
-		const char *from = len > 6000 ? text + len - 6000 : text;
-		fprintf(stderr, "---- %s (last part) ----\n%s---- end ----\n", path, from);
-		free(text);
-	}
+	it_show_path(path, 6000); /* the end is what matters */
 }
 
 /* it_spawn starts exe with args (NULL-terminated, args[0] = exe) with
  * stdout and stderr appended to DIR/LOGNAME.log, under valgrind when
  * RETE_VALGRIND is set. Returns the pid (or -1). */
-static inline pid_t it_spawn(const it_net *n, const char *logname, char *const args[],
+static inline pid_t it_spawn(const char *dir, const char *logname, char *const args[],
 			     const char *extra_env)
 {
 	char log[1300], vglog[1400];
-	snprintf(log, sizeof(log), "%s/%s.log", n->dir, logname);
-	snprintf(vglog, sizeof(vglog), "--log-file=%s/valgrind-%s-%%p.log", n->dir, logname);
+	snprintf(log, sizeof(log), "%s/%s.log", dir, logname);
+	snprintf(vglog, sizeof(vglog), "--log-file=%s/valgrind-%s-%%p.log", dir, logname);
 	pid_t pid = fork();
 	if (pid != 0)
 		return pid;
@@ -241,6 +268,17 @@ static inline pid_t it_spawn(const it_net *n, const char *logname, char *const a
 	}
 	execv(args[0], args);
 	_exit(127);
+}
+
+/* it_broker_exec starts BIN/rete-broker -c INI (with -v when verbose), its
+ * output appended to DIR/broker.log; the pid (or -1). */
+static inline pid_t it_broker_exec(const char *dir, const char *bin, const char *ini, bool verbose,
+				   const char *extra_env)
+{
+	char exe[1200];
+	snprintf(exe, sizeof(exe), "%s/rete-broker", bin);
+	char *args[] = {exe, "-c", (char *)ini, verbose ? "-v" : NULL, NULL};
+	return it_spawn(dir, "broker", args, extra_env);
 }
 
 /* it_exited: has pid exited (reaped here)? */
@@ -285,9 +323,12 @@ static inline rete_wire *it_connect(it_net *n, int who)
 	return w;
 }
 
-/* it_recv_kind waits for the next frame of kind `kind` (or a refusal),
- * dropping others; NULL at the deadline. */
-static inline Rete__BrokerFrame *it_recv_kind(rete_wire *w, int kind, int ms)
+/* it_recv_acking waits for the next frame of kind `kind` (or a refusal),
+ * dropping others; with ack, every DELIVER that arrives meanwhile (the one
+ * returned too) is acked, its index in *acked (may be NULL). NULL at the
+ * deadline; the caller frees the frame. */
+static inline Rete__BrokerFrame *it_recv_acking(rete_wire *w, int kind, int ms, bool ack,
+						uint64_t *acked)
 {
 	int64_t end = it_mono_ms() + ms;
 	for (;;) {
@@ -300,6 +341,16 @@ static inline Rete__BrokerFrame *it_recv_kind(rete_wire *w, int kind, int ms)
 			return NULL;
 		if (err != RETE_OK)
 			continue;
+		if (ack && f->command_case == RETE__BROKER_FRAME__COMMAND_DELIVER) {
+			Rete__LogEntry *le = rete__log_entry__unpack(
+			    NULL, f->deliver->log_entry.len, f->deliver->log_entry.data);
+			if (le != NULL) {
+				rete_wire_ack(w, le->index, 0, NULL, NULL);
+				if (acked)
+					*acked = le->index;
+				rete__log_entry__free_unpacked(le, NULL);
+			}
+		}
 		if ((int)f->command_case == kind ||
 		    f->command_case == RETE__BROKER_FRAME__COMMAND_REFUSAL)
 			return f;
@@ -307,19 +358,24 @@ static inline Rete__BrokerFrame *it_recv_kind(rete_wire *w, int kind, int ms)
 	}
 }
 
-/* it_broker_ready pings the broker as the coordinator until it answers
- * (true) or the deadline passes / the broker exits (false). */
-static inline bool it_broker_ready(it_net *n, int ms)
+/* it_recv_kind waits for the next frame of kind `kind` (or a refusal),
+ * dropping others; NULL at the deadline. */
+static inline Rete__BrokerFrame *it_recv_kind(rete_wire *w, int kind, int ms)
 {
-	rete_wire *w = it_connect(n, IT_COORD);
-	if (!w)
-		return false;
+	return it_recv_acking(w, kind, ms, false, NULL);
+}
+
+/* it_ping_ready pings the broker over w until it answers (true) or the
+ * deadline passes or, when pid is not NULL, the broker *pid exits (reaped
+ * here, *pid becomes 0): false. */
+static inline bool it_ping_ready(rete_wire *w, pid_t *pid, int ms)
+{
 	int64_t end = it_mono_ms() + ms;
 	bool ok = false;
 	while (!ok && it_mono_ms() < end) {
 		int st;
-		if (n->broker_pid > 0 && it_reap(n->broker_pid, &st)) {
-			n->broker_pid = 0;
+		if (pid && *pid > 0 && it_reap(*pid, &st)) {
+			*pid = 0;
 			break;
 		}
 		rete_wire_ping(w, 7, NULL);
@@ -329,6 +385,17 @@ static inline bool it_broker_ready(it_net *n, int ms)
 			rete__broker_frame__free_unpacked(f, NULL);
 		}
 	}
+	return ok;
+}
+
+/* it_broker_ready pings the broker as the coordinator until it answers
+ * (true) or the deadline passes / the broker exits (false). */
+static inline bool it_broker_ready(it_net *n, int ms)
+{
+	rete_wire *w = it_connect(n, IT_COORD);
+	if (!w)
+		return false;
+	bool ok = it_ping_ready(w, &n->broker_pid, ms);
 	rete_wire_close(&w);
 	return ok;
 }
@@ -337,11 +404,8 @@ static inline bool it_broker_ready(it_net *n, int ms)
  * killed one removed first) and waits until it answers a PING. */
 static inline bool it_broker_start(it_net *n)
 {
-	char exe[1200];
-	snprintf(exe, sizeof(exe), "%s/rete-broker", n->bin);
-	char *args[] = {exe, "-c", n->ini, "-v", NULL};
 	unlink(n->sock);
-	n->broker_pid = it_spawn(n, "broker", args, n->extra_env);
+	n->broker_pid = it_broker_exec(n->dir, n->bin, n->ini, true, n->extra_env);
 	n->broker_starts++;
 	if (n->broker_pid <= 0)
 		return false;
@@ -349,6 +413,64 @@ static inline bool it_broker_start(it_net *n)
 	if (!ok)
 		it_show(n, "broker.log");
 	return ok;
+}
+
+/* --- a broker run from a broker.ini the test writes itself ------------------ */
+
+/* it_home: the folder of a test that writes its own broker.ini
+ * (test_broker, test_monitor_broker, test_audit_remote): the keys, the
+ * paths the broker uses and its process. Owns dir and the keys. */
+#define IT_HOME_KEYS 8
+typedef struct it_home {
+	char *dir;
+	char ini[512], log[512], listen[300], events[300];
+	pid_t pid;
+	rete_seckey *broker;
+	rete_seckey *keys[IT_HOME_KEYS]; /* keys[i] is ids[i]'s */
+	int nkeys;
+} it_home;
+
+/* it_home_open makes a fresh folder (named after tag) with keys for the
+ * broker and for ids[0..n) (it_keys_make) and sets the paths: DIR/broker.ini
+ * (not written), DIR/broker.log, ipc://DIR/broker.sock and
+ * ipc://DIR/events.sock. RETE_OK, or an error said on stderr; close with
+ * it_home_close either way. */
+static inline rete_err it_home_open(it_home *h, const char *tag, const char *const *ids, int n)
+{
+	memset(h, 0, sizeof(*h));
+	if (n > IT_HOME_KEYS)
+		return RETE_EINVAL;
+	h->nkeys = n;
+	h->dir = tu_tmpdir(tag);
+	if (!h->dir)
+		return RETE_EIO;
+	snprintf(h->ini, sizeof(h->ini), "%s/broker.ini", h->dir);
+	snprintf(h->log, sizeof(h->log), "%s/broker.log", h->dir);
+	snprintf(h->listen, sizeof(h->listen), "ipc://%s/broker.sock", h->dir);
+	snprintf(h->events, sizeof(h->events), "ipc://%s/events.sock", h->dir);
+	return it_keys_make(h->dir, ids, n, &h->broker, h->keys);
+}
+
+/* it_home_start starts RETE_BIN_DIR/rete-broker on h->ini (with -v when
+ * verbose); false when it could not be started. */
+static inline bool it_home_start(it_home *h, bool verbose)
+{
+	h->pid = it_broker_exec(h->dir, RETE_BIN_DIR, h->ini, verbose, NULL);
+	return h->pid > 0;
+}
+
+/* it_home_close stops a broker still running (SIGTERM, then SIGKILL after
+ * it_wait_ms()), frees the keys and removes the folder. */
+static inline void it_home_close(it_home *h)
+{
+	it_stop(&h->pid, SIGTERM, it_wait_ms());
+	rete_seckey_free(&h->broker);
+	for (int i = 0; i < h->nkeys; i++)
+		rete_seckey_free(&h->keys[i]);
+	if (h->dir)
+		tu_rmrf(h->dir);
+	free(h->dir);
+	h->dir = NULL;
 }
 
 /* it_write_agent_ini writes DIR/agents/ID/agent.ini (spool and data in
@@ -393,7 +515,7 @@ static inline bool it_agent_start(it_net *n, int p)
 	struct stat st;
 	snprintf(path, sizeof(path), "%s/%s.log", n->dir, it_party_ids[p]);
 	n->agent_log_at[p] = stat(path, &st) == 0 ? (long)st.st_size : 0;
-	n->agent_pid[p] = it_spawn(n, it_party_ids[p], args, NULL);
+	n->agent_pid[p] = it_spawn(n->dir, it_party_ids[p], args, NULL);
 	n->agent_starts[p]++;
 	return n->agent_pid[p] > 0;
 }
@@ -453,16 +575,27 @@ static inline void it_msg_free(it_msg *o)
 	rete_buf_free(&o->sealed);
 }
 
-/* it_referral_ex signs a referral from `from` to `to` with id, for origin
- * (IT_ORIGIN when NULL), signed by signer (from's key when NULL) naming
- * sender (from's id when NULL); its sealed part carries `pad` bytes of
- * notes (to make entries big). RETE_OK or the codec's error. */
-static inline rete_err it_referral_ex(it_net *n, int from, int to, const char *id,
-				      const char *origin, const rete_seckey *signer,
-				      const char *sender, size_t pad, it_msg *o)
+/* it_ref: what it_referral_sign puts in a referral. Every field is
+ * borrowed for the call. */
+typedef struct it_ref {
+	const char *id;
+	const char *sender;	   /* the message's sender */
+	const rete_seckey *signer; /* the key that signs it */
+	const char *recipient;
+	const rete_pubkey *seal_to; /* the sealed part is sealed to this key */
+	const char *service;
+	const char *origin;
+	bool no_consent; /* leave the consent out */
+	size_t pad;	 /* bytes of notes in the sealed part (to make it big) */
+} it_ref;
+
+/* it_referral_sign signs the referral r describes (the same person,
+ * reason, operator and consent every time) into o, which the caller frees
+ * with it_msg_free. RETE_OK or the codec's error. */
+static inline rete_err it_referral_sign(const it_ref *r, it_msg *o)
 {
 	memset(o, 0, sizeof(*o));
-	snprintf(o->id, sizeof(o->id), "%s", id);
+	snprintf(o->id, sizeof(o->id), "%s", r->id);
 	Rete__Person person;
 	rete__person__init(&person);
 	person.name = "Mario Rossi";
@@ -471,18 +604,19 @@ static inline rete_err it_referral_ex(it_net *n, int from, int to, const char *i
 	priv.person = &person;
 	priv.reason = "needs help finding work";
 	char *notes = NULL;
-	if (pad) {
-		notes = malloc(pad + 1);
+	if (r->pad) {
+		notes = malloc(r->pad + 1);
 		if (!notes)
 			return RETE_ENOMEM;
-		for (size_t i = 0; i < pad; i++)
-			notes[i] = (char)('a' + (i * 7 + pad) % 26); /* compresses badly enough */
-		notes[pad] = '\0';
+		for (size_t i = 0; i < r->pad; i++)
+			notes[i] =
+			    (char)('a' + (i * 7 + r->pad) % 26); /* compresses badly enough */
+		notes[r->pad] = '\0';
 		priv.notes = notes;
 	}
 	uint8_t hash[RETE_HASH_LEN];
 	rete_msg m;
-	rete_err err = rete_seal(&priv, &n->keys[to]->pub, &o->sealed, hash, &m);
+	rete_err err = rete_seal(&priv, r->seal_to, &o->sealed, hash, &m);
 	free(notes);
 	if (err != RETE_OK)
 		return err;
@@ -495,27 +629,46 @@ static inline rete_err it_referral_ex(it_net *n, int from, int to, const char *i
 	cs.basis = RETE__CONSENT_BASIS__CONSENT_BASIS_CONSENT;
 	cs.given_at = rete_now_ms() - 86400000;
 	cs.reference = "form-17";
-	Rete__Referral r;
-	rete__referral__init(&r);
-	r.service = (char *)it_service[to];
-	r.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
-	r.reason_code = "unemployment";
-	r.consent = &cs;
-	r.age_band = RETE__AGE_BAND__AGE_BAND_ADULT;
-	r.private_sha256.data = hash;
-	r.private_sha256.len = RETE_HASH_LEN;
+	Rete__Referral ref;
+	rete__referral__init(&ref);
+	ref.service = (char *)r->service;
+	ref.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
+	ref.reason_code = "unemployment";
+	ref.consent = r->no_consent ? NULL : &cs;
+	ref.age_band = RETE__AGE_BAND__AGE_BAND_ADULT;
+	ref.private_sha256.data = hash;
+	ref.private_sha256.len = RETE_HASH_LEN;
 	Rete__Message msg;
 	rete__message__init(&msg);
 	msg.id = o->id;
-	msg.sender = (char *)(sender ? sender : it_party_ids[from]);
+	msg.sender = (char *)r->sender;
 	msg.operator_ = &op;
-	msg.recipient = (char *)it_party_ids[to];
+	msg.recipient = (char *)r->recipient;
 	msg.case_id = "case-7";
 	msg.created_at = rete_now_ms();
-	msg.origin = (char *)(origin ? origin : IT_ORIGIN);
+	msg.origin = (char *)r->origin;
 	msg.body_case = RETE__MESSAGE__BODY_REFERRAL;
-	msg.referral = &r;
-	return rete_message_sign(&msg, signer ? signer : n->keys[from], &o->signed_bytes, &m);
+	msg.referral = &ref;
+	return rete_message_sign(&msg, r->signer, &o->signed_bytes, &m);
+}
+
+/* it_referral_ex signs a referral from `from` to `to` with id, for origin
+ * (IT_ORIGIN when NULL), signed by signer (from's key when NULL) naming
+ * sender (from's id when NULL); its sealed part carries `pad` bytes of
+ * notes (to make entries big). RETE_OK or the codec's error. */
+static inline rete_err it_referral_ex(it_net *n, int from, int to, const char *id,
+				      const char *origin, const rete_seckey *signer,
+				      const char *sender, size_t pad, it_msg *o)
+{
+	it_ref r = {.id = id,
+		    .sender = sender ? sender : it_party_ids[from],
+		    .signer = signer ? signer : n->keys[from],
+		    .recipient = it_party_ids[to],
+		    .seal_to = &n->keys[to]->pub,
+		    .service = it_service[to],
+		    .origin = origin ? origin : IT_ORIGIN,
+		    .pad = pad};
+	return it_referral_sign(&r, o);
 }
 
 static inline rete_err it_referral(it_net *n, int from, int to, const char *id, it_msg *o)
