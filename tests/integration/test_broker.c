@@ -34,6 +34,8 @@
 #include "testutil.h"
 #include "wire.h"
 
+#include "../integration/itest.h"
+
 #define BROKER_ID "broker.mantova"
 #define ORIGIN	  "rete.example/mantova"
 #define WAIT_MS	  10000
@@ -43,27 +45,16 @@ static const char *const party_ids[NPARTIES] = {"social.mantova", "cpi.mantova",
 						"coord.mantova",  "audit.region", "stranger.x"};
 
 struct env {
-	char *dir;
-	char ini[512], listen[300], events[300], log[512];
-	pid_t pid;
-	rete_seckey *broker;
-	rete_seckey *keys[NPARTIES];
+	it_home h; /* keys[i] is party_ids[i]'s */
 	const char *expiry;
 	const char *max_frame;
 	const char *routine; /* the routine limit ("5wd" when NULL) */
 	bool with_asst;
 };
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void write_ini(struct env *e)
 {
-	FILE *f = fopen(e->ini, "w");
+	FILE *f = fopen(e->h.ini, "w");
 	assert_non_null(f);
 	fprintf(f,
 		"; written by test_broker\n"
@@ -86,7 +77,7 @@ static void write_ini(struct env *e)
 		"[agency cpi.mantova]\nname = Centro per l'Impiego\nkind = job-centre\n"
 		"key = keys/cpi.mantova.pub\n"
 		"services = employment-orientation, training-voucher\n\n",
-		e->listen, e->events, e->expiry ? e->expiry : "5d",
+		e->h.listen, e->h.events, e->expiry ? e->expiry : "5d",
 		e->max_frame ? e->max_frame : "4MiB", e->routine ? e->routine : "5wd");
 	if (e->with_asst)
 		fprintf(f, "[agency asst.mantova]\nname = ASST\nkind = health\n"
@@ -102,110 +93,37 @@ static void write_ini(struct env *e)
 	assert_int_equal(fclose(f), 0);
 }
 
-static void show_log(const struct env *e)
-{
-	char *log = tu_read_file(e->log, NULL);
-	if (log) {
-		fprintf(stderr, "---- broker log (%s) ----\n%s---- end ----\n", e->log, log);
-		free(log);
-	}
-}
-
 static void broker_start(struct env *e)
 {
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		FILE *lf = fopen(e->log, "a");
-		if (lf) {
-			dup2(fileno(lf), 2);
-			dup2(fileno(lf), 1);
-		}
-		execl(RETE_BIN_DIR "/rete-broker", "rete-broker", "-c", e->ini, "-v", (char *)NULL);
-		_exit(127);
-	}
-	e->pid = pid;
+	assert_true(it_home_start(&e->h, true));
 }
 
 /* broker_alive: the broker process has not exited. */
 static bool broker_alive(struct env *e)
 {
 	int st;
-	return e->pid > 0 && waitpid(e->pid, &st, WNOHANG) == 0;
-}
-
-/* broker_wait_exit waits (with a deadline) for the broker to exit; returns
- * its status, or -1 after killing it when it did not. */
-static int broker_wait_exit(struct env *e, int ms)
-{
-	int64_t end = mono_ms() + ms;
-	int st = 0;
-	while (mono_ms() < end) {
-		pid_t r = waitpid(e->pid, &st, WNOHANG);
-		if (r == e->pid) {
-			e->pid = 0;
-			return st;
-		}
-		struct timespec ts = {0, 5 * 1000 * 1000};
-		nanosleep(&ts, NULL); /* polling a child's exit: no event to wait on */
-	}
-	kill(e->pid, SIGKILL);
-	waitpid(e->pid, &st, 0);
-	e->pid = 0;
-	return -1;
+	return e->h.pid > 0 && waitpid(e->h.pid, &st, WNOHANG) == 0;
 }
 
 static rete_wire *connect_as(struct env *e, int who)
 {
 	rete_wire *w = NULL;
 	rete_msg m;
-	rete_err err = rete_wire_connect(&w, e->listen, &e->broker->pub, e->keys[who], &m);
+	rete_err err = rete_wire_connect(&w, e->h.listen, &e->h.broker->pub, e->h.keys[who], &m);
 	if (err != RETE_OK)
 		fprintf(stderr, "connect: %s\n", m.text);
 	assert_int_equal(err, RETE_OK);
 	return w;
 }
 
-/* recv_kind waits for the next frame of kind `kind` (or a refusal),
- * dropping others; NULL at the deadline. */
-static Rete__BrokerFrame *recv_kind(rete_wire *w, int kind, int ms)
-{
-	int64_t end = mono_ms() + ms;
-	for (;;) {
-		int left = (int)(end - mono_ms());
-		if (left <= 0)
-			return NULL;
-		Rete__BrokerFrame *f = NULL;
-		rete_msg m;
-		rete_err err = rete_wire_recv(w, left, &f, &m);
-		if (err == RETE_ETIMEDOUT || err == RETE_EREFUSED)
-			return NULL;
-		if (err != RETE_OK)
-			continue;
-		if ((int)f->command_case == kind ||
-		    f->command_case == RETE__BROKER_FRAME__COMMAND_REFUSAL)
-			return f;
-		rete__broker_frame__free_unpacked(f, NULL);
-	}
-}
-
 /* wait_ready pings the broker as the coordinator until it answers. */
 static void wait_ready(struct env *e)
 {
 	rete_wire *w = connect_as(e, P_COORD);
-	int64_t end = mono_ms() + WAIT_MS;
-	bool ok = false;
-	while (!ok && mono_ms() < end && broker_alive(e)) {
-		rete_wire_ping(w, 7, NULL);
-		Rete__BrokerFrame *f = recv_kind(w, RETE__BROKER_FRAME__COMMAND_PONG, 200);
-		if (f) {
-			ok = f->command_case == RETE__BROKER_FRAME__COMMAND_PONG;
-			rete__broker_frame__free_unpacked(f, NULL);
-		}
-	}
+	bool ok = it_ping_ready(w, &e->h.pid, WAIT_MS);
 	rete_wire_close(&w);
 	if (!ok)
-		show_log(e);
+		it_show_path(e->h.log, 0);
 	assert_true(ok);
 }
 
@@ -214,27 +132,11 @@ static struct env *env_new_ex(const char *expiry, const char *max_frame, bool wi
 {
 	struct env *e = calloc(1, sizeof(*e));
 	assert_non_null(e);
-	e->dir = tu_tmpdir("broker");
-	assert_non_null(e->dir);
+	assert_int_equal(it_home_open(&e->h, "broker", party_ids, NPARTIES), RETE_OK);
 	e->expiry = expiry;
 	e->max_frame = max_frame;
 	e->with_asst = with_asst;
 	e->routine = routine;
-	char keys[600];
-	snprintf(keys, sizeof(keys), "%s/keys", e->dir);
-	assert_int_equal(mkdir(keys, 0700), 0);
-	rete_msg m;
-	assert_int_equal(rete_seckey_generate(&e->broker, &m), RETE_OK);
-	assert_int_equal(rete_keyfile_write(keys, BROKER_ID, e->broker, false, &m), RETE_OK);
-	for (int i = 0; i < NPARTIES; i++) {
-		assert_int_equal(rete_seckey_generate(&e->keys[i], &m), RETE_OK);
-		assert_int_equal(rete_keyfile_write(keys, party_ids[i], e->keys[i], false, &m),
-				 RETE_OK);
-	}
-	snprintf(e->ini, sizeof(e->ini), "%s/broker.ini", e->dir);
-	snprintf(e->log, sizeof(e->log), "%s/broker.log", e->dir);
-	snprintf(e->listen, sizeof(e->listen), "ipc://%s/broker.sock", e->dir);
-	snprintf(e->events, sizeof(e->events), "ipc://%s/events.sock", e->dir);
 	write_ini(e);
 	broker_start(e);
 	wait_ready(e);
@@ -252,22 +154,17 @@ static int teardown(void **state)
 	if (!e)
 		return 0;
 	int rc = 0;
-	if (e->pid > 0) {
-		kill(e->pid, SIGTERM);
+	if (e->h.pid > 0) {
 		/* a clean stop exits 0 (under ASan: also without leaks) */
-		int st = broker_wait_exit(e, WAIT_MS);
+		int st = it_stop(&e->h.pid, SIGTERM, WAIT_MS);
 		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 			fprintf(stderr, "the broker did not stop cleanly (status %d)\n", st);
 			rc = -1;
 		}
 		if (rc != 0 || getenv("RETE_TEST_SHOW_LOG"))
-			show_log(e);
+			it_show_path(e->h.log, 0);
 	}
-	rete_seckey_free(&e->broker);
-	for (int i = 0; i < NPARTIES; i++)
-		rete_seckey_free(&e->keys[i]);
-	tu_rmrf(e->dir);
-	free(e->dir);
+	it_home_close(&e->h);
 	free(e);
 	*state = NULL;
 	return rc;
@@ -275,72 +172,23 @@ static int teardown(void **state)
 
 /* --- messages ---------------------------------------------------------------- */
 
-struct outmsg {
-	rete_buf signed_bytes;
-	rete_buf sealed;
-	char id[64];
-};
-
-static void outmsg_free(struct outmsg *o)
-{
-	rete_buf_free(&o->signed_bytes);
-	rete_buf_free(&o->sealed);
-}
-
 /* make_referral signs a referral from party `from` to `to`. */
 static void make_referral(struct env *e, int from, int to, const char *id, const char *service,
-			  bool consent, const rete_seckey *signer, const char *sender,
-			  struct outmsg *o)
+			  bool consent, const rete_seckey *signer, const char *sender, it_msg *o)
 {
-	memset(o, 0, sizeof(*o));
-	snprintf(o->id, sizeof(o->id), "%s", id);
-	Rete__Person person;
-	rete__person__init(&person);
-	person.name = "Mario Rossi";
-	Rete__Private priv;
-	rete__private__init(&priv);
-	priv.person = &person;
-	priv.reason = "needs help finding work";
-	uint8_t hash[RETE_HASH_LEN];
-	rete_msg m;
-	assert_int_equal(rete_seal(&priv, &e->keys[to]->pub, &o->sealed, hash, &m), RETE_OK);
-
-	Rete__Operator op;
-	rete__operator__init(&op);
-	op.staff_id = "as-042";
-	op.role = "social-worker";
-	Rete__Consent cs;
-	rete__consent__init(&cs);
-	cs.basis = RETE__CONSENT_BASIS__CONSENT_BASIS_CONSENT;
-	cs.given_at = rete_now_ms() - 86400000;
-	cs.reference = "form-17";
-	Rete__Referral r;
-	rete__referral__init(&r);
-	r.service = (char *)service;
-	r.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
-	r.reason_code = "unemployment";
-	r.consent = consent ? &cs : NULL;
-	r.age_band = RETE__AGE_BAND__AGE_BAND_ADULT;
-	r.private_sha256.data = hash;
-	r.private_sha256.len = RETE_HASH_LEN;
-	Rete__Message msg;
-	rete__message__init(&msg);
-	msg.id = (char *)id;
-	msg.sender = (char *)(sender ? sender : party_ids[from]);
-	msg.operator_ = &op;
-	msg.recipient = (char *)party_ids[to];
-	msg.case_id = "case-7";
-	msg.created_at = rete_now_ms();
-	msg.origin = ORIGIN;
-	msg.body_case = RETE__MESSAGE__BODY_REFERRAL;
-	msg.referral = &r;
-	assert_int_equal(
-	    rete_message_sign(&msg, signer ? signer : e->keys[from], &o->signed_bytes, &m),
-	    RETE_OK);
+	it_ref r = {.id = id,
+		    .sender = sender ? sender : party_ids[from],
+		    .signer = signer ? signer : e->h.keys[from],
+		    .recipient = party_ids[to],
+		    .seal_to = &e->h.keys[to]->pub,
+		    .service = service,
+		    .origin = ORIGIN,
+		    .no_consent = !consent};
+	assert_int_equal(it_referral_sign(&r, o), RETE_OK);
 }
 
 static void make_update(struct env *e, int from, int to, const char *id, const char *ref,
-			Rete__Status status, struct outmsg *o)
+			Rete__Status status, it_msg *o)
 {
 	memset(o, 0, sizeof(*o));
 	snprintf(o->id, sizeof(o->id), "%s", id);
@@ -370,33 +218,25 @@ static void make_update(struct env *e, int from, int to, const char *id, const c
 	msg.body_case = RETE__MESSAGE__BODY_UPDATE;
 	msg.update = &u;
 	rete_msg m;
-	assert_int_equal(rete_message_sign(&msg, e->keys[from], &o->signed_bytes, &m), RETE_OK);
+	assert_int_equal(rete_message_sign(&msg, e->h.keys[from], &o->signed_bytes, &m), RETE_OK);
 }
 
 /* submit sends o and waits for its receipt (or refusal). */
-static Rete__BrokerFrame *submit(rete_wire *w, const struct outmsg *o)
+static Rete__BrokerFrame *submit(rete_wire *w, const it_msg *o)
 {
-	rete_msg m;
-	assert_int_equal(rete_wire_submit(w, o->signed_bytes.data, o->signed_bytes.len,
-					  o->sealed.data, o->sealed.len, &m),
-			 RETE_OK);
-	Rete__BrokerFrame *f = recv_kind(w, RETE__BROKER_FRAME__COMMAND_RECEIPT, WAIT_MS);
+	assert_int_equal(it_send(w, o), RETE_OK);
+	Rete__BrokerFrame *f = it_recv_kind(w, RETE__BROKER_FRAME__COMMAND_RECEIPT, WAIT_MS);
 	assert_non_null(f);
 	return f;
 }
 
-static const Rete__Receipt *receipt_of(const Rete__BrokerFrame *f)
-{
-	return f->command_case == RETE__BROKER_FRAME__COMMAND_RECEIPT ? f->receipt : f->refusal;
-}
-
 /* expect_refused submits o and checks the error code and that the
  * sentence contains `words` (if not NULL). */
-static void expect_refused_at(rete_wire *w, const struct outmsg *o, Rete__ErrorCode code,
+static void expect_refused_at(rete_wire *w, const it_msg *o, Rete__ErrorCode code,
 			      const char *words, const char *field)
 {
 	Rete__BrokerFrame *f = submit(w, o);
-	const Rete__Receipt *r = receipt_of(f);
+	const Rete__Receipt *r = it_answer(f);
 	if (r->error != code || (words && !strstr(r->error_text, words)))
 		fprintf(stderr, "expected error %d with '%s', got %d: %s\n", code,
 			words ? words : "", r->error, r->error_text);
@@ -411,8 +251,7 @@ static void expect_refused_at(rete_wire *w, const struct outmsg *o, Rete__ErrorC
 	rete__broker_frame__free_unpacked(f, NULL);
 }
 
-static void expect_refused(rete_wire *w, const struct outmsg *o, Rete__ErrorCode code,
-			   const char *words)
+static void expect_refused(rete_wire *w, const it_msg *o, Rete__ErrorCode code, const char *words)
 {
 	expect_refused_at(w, o, code, words, NULL);
 }
@@ -421,7 +260,7 @@ static void expect_refused(rete_wire *w, const struct outmsg *o, Rete__ErrorCode
  * body's index. */
 static uint64_t receipt_index(struct env *e, const Rete__BrokerFrame *f, const char *id)
 {
-	const Rete__Receipt *r = receipt_of(f);
+	const Rete__Receipt *r = it_answer(f);
 	if (r->error)
 		fprintf(stderr, "refused: %s\n", r->error_text);
 	assert_int_equal(r->error, 0);
@@ -429,7 +268,7 @@ static uint64_t receipt_index(struct env *e, const Rete__BrokerFrame *f, const c
 	assert_int_equal(r->receipt->signature.len, RETE_SIG_LEN);
 	assert_int_equal(rete_verify_bytes(r->receipt->signature.data, RETE_CTX_RECEIPT,
 					   r->receipt->body.data, r->receipt->body.len,
-					   &e->broker->pub),
+					   &e->h.broker->pub),
 			 RETE_OK);
 	Rete__ReceiptBody *b =
 	    rete__receipt_body__unpack(NULL, r->receipt->body.len, r->receipt->body.data);
@@ -442,12 +281,25 @@ static uint64_t receipt_index(struct env *e, const Rete__BrokerFrame *f, const c
 	return idx;
 }
 
+/* refer signs a referral social -> cpi (employment-orientation) with id,
+ * sends it over w and returns the index of its receipt (checked). */
+static uint64_t refer(struct env *e, rete_wire *w, const char *id)
+{
+	it_msg o;
+	make_referral(e, P_SOCIAL, P_CPI, id, "employment-orientation", true, NULL, NULL, &o);
+	Rete__BrokerFrame *f = submit(w, &o);
+	uint64_t idx = receipt_index(e, f, id);
+	rete__broker_frame__free_unpacked(f, NULL);
+	it_msg_free(&o);
+	return idx;
+}
+
 static rete_wire *hello(struct env *e, int who)
 {
 	rete_wire *w = connect_as(e, who);
 	rete_msg m;
 	assert_int_equal(rete_wire_hello(w, party_ids[who], "test_broker", &m), RETE_OK);
-	Rete__BrokerFrame *f = recv_kind(w, RETE__BROKER_FRAME__COMMAND_WELCOME, WAIT_MS);
+	Rete__BrokerFrame *f = it_recv_kind(w, RETE__BROKER_FRAME__COMMAND_WELCOME, WAIT_MS);
 	assert_non_null(f);
 	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_WELCOME);
 	assert_string_equal(f->welcome->party, party_ids[who]);
@@ -525,7 +377,7 @@ static void audit_verify(struct env *e)
 	free(out);
 	out = NULL;
 	int rc = tu_run(&out, "%s/rete audit verify %s/store --broker-key %s/keys/%s.pub",
-			RETE_BIN_DIR, e->dir, e->dir, BROKER_ID);
+			RETE_BIN_DIR, e->h.dir, e->h.dir, BROKER_ID);
 	if (rc != 0)
 		fprintf(stderr, "rete audit verify: %s\n", out ? out : "");
 	assert_int_equal(rc, 0);
@@ -539,7 +391,7 @@ static void test_submit_deliver_ack(void **state)
 {
 	struct env *e = *state = env_new(NULL, NULL, false);
 	rete_wire *social = hello(e, P_SOCIAL), *cpi = hello(e, P_CPI);
-	struct outmsg o;
+	it_msg o;
 	make_referral(e, P_SOCIAL, P_CPI, "ref-1", "employment-orientation", true, NULL, NULL, &o);
 	Rete__BrokerFrame *f = submit(social, &o);
 	uint64_t idx = receipt_index(e, f, "ref-1");
@@ -547,16 +399,16 @@ static void test_submit_deliver_ack(void **state)
 	assert_int_equal(idx, 1); /* 0 is the directory */
 
 	/* the recipient gets the entry and the sealed part, which opens */
-	f = recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+	f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
 	assert_non_null(f);
 	uint64_t didx;
 	Rete__Message *msg = deliver_msg(f, &didx);
 	assert_int_equal(didx, idx);
 	assert_string_equal(msg->id, "ref-1");
 	Rete__Private *priv = NULL;
-	assert_int_equal(
-	    rete_open(f->deliver->sealed.data, f->deliver->sealed.len, e->keys[P_CPI], &priv, NULL),
-	    RETE_OK);
+	assert_int_equal(rete_open(f->deliver->sealed.data, f->deliver->sealed.len,
+				   e->h.keys[P_CPI], &priv, NULL),
+			 RETE_OK);
 	assert_string_equal(priv->person->name, "Mario Rossi");
 	rete__private__free_unpacked(priv, NULL);
 	rete__message__free_unpacked(msg, NULL);
@@ -564,7 +416,7 @@ static void test_submit_deliver_ack(void **state)
 	assert_int_equal(rete_wire_ack(cpi, idx, 0, NULL, NULL), RETE_OK);
 
 	/* the sender gets the delivery receipt: a broker-signed Delivery */
-	f = recv_kind(social, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+	f = it_recv_kind(social, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
 	assert_non_null(f);
 	msg = deliver_msg(f, &didx);
 	assert_int_equal(didx, idx + 1);
@@ -619,7 +471,7 @@ static void test_submit_deliver_ack(void **state)
 	rete_wire_close(&probe);
 
 	audit_verify(e);
-	outmsg_free(&o);
+	it_msg_free(&o);
 	rete_wire_close(&social);
 	rete_wire_close(&cpi);
 }
@@ -628,7 +480,7 @@ static void test_duplicate(void **state)
 {
 	struct env *e = *state = env_new(NULL, NULL, false);
 	rete_wire *social = connect_as(e, P_SOCIAL);
-	struct outmsg o, o2;
+	it_msg o, o2;
 	make_referral(e, P_SOCIAL, P_CPI, "dup-1", "training-voucher", true, NULL, NULL, &o);
 	Rete__BrokerFrame *f1 = submit(social, &o);
 	Rete__BrokerFrame *f2 = submit(social, &o);
@@ -647,8 +499,8 @@ static void test_duplicate(void **state)
 	Rete__BrokerFrame *f = log_entries(e);
 	assert_int_equal(f->result->entries->n_entries, 2);
 	rete__broker_frame__free_unpacked(f, NULL);
-	outmsg_free(&o);
-	outmsg_free(&o2);
+	it_msg_free(&o);
+	it_msg_free(&o2);
 	rete_wire_close(&social);
 }
 
@@ -665,7 +517,7 @@ static void test_pipelined_batches(void **state)
 {
 	struct env *e = *state = env_new(NULL, NULL, false);
 	rete_wire *social = connect_as(e, P_SOCIAL);
-	struct outmsg *ref = calloc(PIPE_N, sizeof(*ref)), *upd = calloc(PIPE_N, sizeof(*upd));
+	it_msg *ref = calloc(PIPE_N, sizeof(*ref)), *upd = calloc(PIPE_N, sizeof(*upd));
 	assert_non_null(ref);
 	assert_non_null(upd);
 	char id[64], uid[64];
@@ -676,14 +528,10 @@ static void test_pipelined_batches(void **state)
 			      &ref[i]);
 		make_update(e, P_SOCIAL, P_CPI, uid, id, RETE__STATUS__STATUS_CANCELLED, &upd[i]);
 	}
-	rete_msg m;
 	for (int pass = 0; pass < 3; pass++)
 		for (int i = 0; i < PIPE_N; i++) {
-			const struct outmsg *o = pass < 2 ? &ref[i] : &upd[i];
-			assert_int_equal(rete_wire_submit(social, o->signed_bytes.data,
-							  o->signed_bytes.len, o->sealed.data,
-							  o->sealed.len, &m),
-					 RETE_OK);
+			const it_msg *o = pass < 2 ? &ref[i] : &upd[i];
+			assert_int_equal(it_send(social, o), RETE_OK);
 		}
 	/* the answers: receipts of referrals by id, twice each */
 	uint64_t first[PIPE_N];
@@ -691,9 +539,10 @@ static void test_pipelined_batches(void **state)
 	Rete__BrokerFrame *kept_f[PIPE_N];
 	int seen_ref[PIPE_N] = {0}, seen_upd[PIPE_N] = {0};
 	for (int k = 0; k < 3 * PIPE_N; k++) {
-		Rete__BrokerFrame *f = recv_kind(social, RETE__BROKER_FRAME__COMMAND_RECEIPT, WAIT_MS);
+		Rete__BrokerFrame *f =
+		    it_recv_kind(social, RETE__BROKER_FRAME__COMMAND_RECEIPT, WAIT_MS);
 		assert_non_null(f);
-		const Rete__Receipt *r = receipt_of(f);
+		const Rete__Receipt *r = it_answer(f);
 		if (r->error)
 			fprintf(stderr, "refused %s: %s\n", r->message_id, r->error_text);
 		assert_int_equal(r->error, 0);
@@ -764,8 +613,8 @@ static void test_pipelined_batches(void **state)
 	rete_wire_close(&coordw);
 	audit_verify(e);
 	for (int i = 0; i < PIPE_N; i++) {
-		outmsg_free(&ref[i]);
-		outmsg_free(&upd[i]);
+		it_msg_free(&ref[i]);
+		it_msg_free(&upd[i]);
 	}
 	free(ref);
 	free(upd);
@@ -787,8 +636,9 @@ static void test_unknown_key(void **state)
 	rete_wire_close(&w);
 	/* an agency may not subscribe to events: also refused */
 	rete_wire *sub = NULL;
-	assert_int_equal(rete_wire_subscribe(&sub, e->events, &e->broker->pub, e->keys[P_CPI], &m),
-			 RETE_OK);
+	assert_int_equal(
+	    rete_wire_subscribe(&sub, e->h.events, &e->h.broker->pub, e->h.keys[P_CPI], &m),
+	    RETE_OK);
 	Rete__Event *ev = NULL;
 	assert_int_equal(rete_wire_event_recv(sub, WAIT_MS, &ev, &m), RETE_EREFUSED);
 	rete_wire_close(&sub);
@@ -799,14 +649,14 @@ static void test_refusals(void **state)
 	struct env *e = *state = env_new(NULL, NULL, true);
 	rete_wire *social = connect_as(e, P_SOCIAL), *cpi = connect_as(e, P_CPI),
 		  *coord = connect_as(e, P_COORD);
-	struct outmsg o;
+	it_msg o;
 
 	/* signing as another party */
 	make_referral(e, P_SOCIAL, P_CPI, "as-other", "employment-orientation", true,
-		      e->keys[P_ASST], "asst.mantova", &o);
+		      e->h.keys[P_ASST], "asst.mantova", &o);
 	expect_refused_at(social, &o, RETE__ERROR_CODE__ERROR_CODE_SENDER_MISMATCH,
 			  "social.mantova", "sender");
-	outmsg_free(&o);
+	it_msg_free(&o);
 
 	/* a long sender in 3-byte characters: the sentence that quotes it cut
 	 * is still UTF-8 the client decodes */
@@ -816,70 +666,70 @@ static void test_refusals(void **state)
 	make_referral(e, P_SOCIAL, P_CPI, "euro", "employment-orientation", true, NULL, euros, &o);
 	expect_refused_at(social, &o, RETE__ERROR_CODE__ERROR_CODE_SENDER_MISMATCH, "\xe2\x82\xac",
 			  "sender");
-	outmsg_free(&o);
+	it_msg_free(&o);
 
 	/* a bad signature */
 	make_referral(e, P_SOCIAL, P_CPI, "bad-sig", "employment-orientation", true, NULL, NULL,
 		      &o);
 	o.signed_bytes.data[o.signed_bytes.len - 5] ^= 0x40; /* inside the signature */
 	expect_refused(social, &o, RETE__ERROR_CODE__ERROR_CODE_BAD_SIGNATURE, NULL);
-	outmsg_free(&o);
+	it_msg_free(&o);
 
 	/* a sealed part that is not the one signed */
 	make_referral(e, P_SOCIAL, P_CPI, "bad-seal", "employment-orientation", true, NULL, NULL,
 		      &o);
 	o.sealed.data[3] ^= 1;
 	expect_refused(social, &o, RETE__ERROR_CODE__ERROR_CODE_SEALED_HASH, NULL);
-	outmsg_free(&o);
+	it_msg_free(&o);
 
 	/* a forbidden route: job-centre may refer to social-services only */
 	make_referral(e, P_CPI, P_ASST, "route-1", "paediatrics", true, NULL, NULL, &o);
 	expect_refused(cpi, &o, RETE__ERROR_CODE__ERROR_CODE_ROUTE_FORBIDDEN,
 		       "may not refer to a health; it may refer to: social-services");
-	outmsg_free(&o);
+	it_msg_free(&o);
 
 	/* a service the recipient does not offer */
 	make_referral(e, P_SOCIAL, P_CPI, "svc-1", "housing-support", true, NULL, NULL, &o);
 	expect_refused_at(social, &o, RETE__ERROR_CODE__ERROR_CODE_SERVICE_NOT_OFFERED,
 			  "offered: employment-orientation, training-voucher", "referral.service");
-	outmsg_free(&o);
+	it_msg_free(&o);
 
 	/* no consent for a service that needs it */
 	make_referral(e, P_SOCIAL, P_ASST, "consent-1", "psychological-support", false, NULL, NULL,
 		      &o);
 	expect_refused_at(social, &o, RETE__ERROR_CODE__ERROR_CODE_CONSENT_REQUIRED, "legal basis",
 			  "referral.consent");
-	outmsg_free(&o);
+	it_msg_free(&o);
 
 	/* an unknown recipient */
 	make_referral(e, P_SOCIAL, P_STRANGER, "who-1", "x", true, NULL, NULL, &o);
 	expect_refused(social, &o, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_PARTY, "stranger.x");
-	outmsg_free(&o);
+	it_msg_free(&o);
 
 	/* a coordinator does not submit */
 	make_referral(e, P_COORD, P_CPI, "coord-1", "employment-orientation", true, NULL, NULL, &o);
 	expect_refused(coord, &o, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED, "coordinator");
-	outmsg_free(&o);
+	it_msg_free(&o);
 
 	/* the lifecycle: an accepted referral, then moves by the wrong party */
 	make_referral(e, P_SOCIAL, P_CPI, "life-1", "employment-orientation", true, NULL, NULL, &o);
 	Rete__BrokerFrame *f = submit(social, &o);
 	receipt_index(e, f, "life-1");
 	rete__broker_frame__free_unpacked(f, NULL);
-	outmsg_free(&o);
+	it_msg_free(&o);
 	make_update(e, P_SOCIAL, P_CPI, "life-1-acc", "life-1", RETE__STATUS__STATUS_ACCEPTED, &o);
 	expect_refused_at(social, &o, RETE__ERROR_CODE__ERROR_CODE_LIFECYCLE, "requester",
 			  "update.status");
-	outmsg_free(&o);
+	it_msg_free(&o);
 	make_update(e, P_CPI, P_SOCIAL, "life-1-can", "life-1", RETE__STATUS__STATUS_CANCELLED, &o);
 	expect_refused(cpi, &o, RETE__ERROR_CODE__ERROR_CODE_LIFECYCLE, NULL);
-	outmsg_free(&o);
+	it_msg_free(&o);
 	/* and the right moves are accepted */
 	make_update(e, P_CPI, P_SOCIAL, "life-1-acc2", "life-1", RETE__STATUS__STATUS_ACCEPTED, &o);
 	f = submit(cpi, &o);
 	receipt_index(e, f, "life-1-acc2");
 	rete__broker_frame__free_unpacked(f, NULL);
-	outmsg_free(&o);
+	it_msg_free(&o);
 
 	/* only the accepted referral and its update were logged */
 	f = log_entries(e);
@@ -897,18 +747,13 @@ static void test_offline_in_order(void **state)
 	char id[32];
 	uint64_t idx[3];
 	for (int i = 0; i < 3; i++) {
-		struct outmsg o;
 		snprintf(id, sizeof(id), "off-%d", i);
-		make_referral(e, P_SOCIAL, P_CPI, id, "employment-orientation", true, NULL, NULL,
-			      &o);
-		Rete__BrokerFrame *f = submit(social, &o);
-		idx[i] = receipt_index(e, f, id);
-		rete__broker_frame__free_unpacked(f, NULL);
-		outmsg_free(&o);
+		idx[i] = refer(e, social, id);
 	}
 	rete_wire *cpi = hello(e, P_CPI);
 	for (int i = 0; i < 3; i++) {
-		Rete__BrokerFrame *f = recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+		Rete__BrokerFrame *f =
+		    it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
 		assert_non_null(f);
 		uint64_t got;
 		Rete__Message *msg = deliver_msg(f, &got);
@@ -927,12 +772,12 @@ static void test_expiry_notice(void **state)
 {
 	struct env *e = *state = env_new("2s", NULL, false);
 	rete_wire *social = hello(e, P_SOCIAL);
-	struct outmsg o;
+	it_msg o;
 	make_referral(e, P_SOCIAL, P_CPI, "exp-1", "employment-orientation", true, NULL, NULL, &o);
 	Rete__BrokerFrame *f = submit(social, &o);
 	uint64_t idx = receipt_index(e, f, "exp-1");
 	rete__broker_frame__free_unpacked(f, NULL);
-	f = recv_kind(social, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+	f = it_recv_kind(social, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
 	assert_non_null(f);
 	uint64_t nidx;
 	Rete__Message *msg = deliver_msg(f, &nidx);
@@ -946,10 +791,10 @@ static void test_expiry_notice(void **state)
 	rete__broker_frame__free_unpacked(f, NULL);
 	/* the withdrawn message is never delivered afterwards */
 	rete_wire *cpi = hello(e, P_CPI);
-	f = recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, 1500);
+	f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, 1500);
 	assert_null(f);
 	rete_wire_close(&cpi);
-	outmsg_free(&o);
+	it_msg_free(&o);
 	rete_wire_close(&social);
 }
 
@@ -959,7 +804,8 @@ static void test_events_and_queries(void **state)
 	rete_msg m;
 	rete_wire *sub = NULL;
 	assert_int_equal(
-	    rete_wire_subscribe(&sub, e->events, &e->broker->pub, e->keys[P_COORD], &m), RETE_OK);
+	    rete_wire_subscribe(&sub, e->h.events, &e->h.broker->pub, e->h.keys[P_COORD], &m),
+	    RETE_OK);
 	rete_wire *social = connect_as(e, P_SOCIAL);
 	/* PUB/SUB drops what is published before the subscription arrives:
 	 * send referrals until one is seen as an event */
@@ -968,16 +814,10 @@ static void test_events_and_queries(void **state)
 	char id[32];
 	int sent = 0;
 	while (!ev && sent < 40) {
-		struct outmsg o;
 		snprintf(id, sizeof(id), "ev-%d", sent);
-		make_referral(e, P_SOCIAL, P_CPI, id, "employment-orientation", true, NULL, NULL,
-			      &o);
-		Rete__BrokerFrame *f = submit(social, &o);
-		idx[sent++] = receipt_index(e, f, id);
-		rete__broker_frame__free_unpacked(f, NULL);
-		outmsg_free(&o);
-		int64_t end = mono_ms() + 250;
-		while (!ev && mono_ms() < end) {
+		idx[sent++] = refer(e, social, id);
+		int64_t end = it_mono_ms() + 250;
+		while (!ev && it_mono_ms() < end) {
 			Rete__Event *x = NULL;
 			if (rete_wire_event_recv(sub, 50, &x, NULL) != RETE_OK)
 				continue;
@@ -1050,7 +890,7 @@ static void test_events_and_queries(void **state)
 	rete__inclusion_query__init(&iq);
 	iq.index = idx[0];
 	rete_checkpoint cp;
-	int64_t end = mono_ms() + WAIT_MS;
+	int64_t end = it_mono_ms() + WAIT_MS;
 	for (;;) {
 		rete__query__init(&q);
 		q.what_case = RETE__QUERY__WHAT_INCLUSION;
@@ -1059,13 +899,13 @@ static void test_events_and_queries(void **state)
 		if (f->result->error == 0 && f->result->proof->tree_size == (uint64_t)sent + 1)
 			break;
 		rete__broker_frame__free_unpacked(f, NULL);
-		assert_true(mono_ms() < end);
+		assert_true(it_mono_ms() < end);
 		struct timespec ts = {0, 100 * 1000 * 1000};
 		nanosleep(&ts, NULL); /* the next checkpoint is a timer away */
 	}
 	const Rete__Proof *p = f->result->proof;
 	assert_int_equal(rete_checkpoint_verify(p->checkpoint, strlen(p->checkpoint), ORIGIN,
-						&e->broker->pub, &cp, &m),
+						&e->h.broker->pub, &cp, &m),
 			 RETE_OK);
 	assert_int_equal(cp.size, p->tree_size);
 	rete_merkle_elem elems[RETE_MERKLE_MAX_PROOF];
@@ -1096,14 +936,14 @@ static void test_events_and_queries(void **state)
 
 	/* the newest connection of a party takes its deliveries over */
 	rete_wire *cpi1 = hello(e, P_CPI);
-	f = recv_kind(cpi1, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+	f = it_recv_kind(cpi1, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
 	assert_non_null(f);
 	uint64_t first;
 	Rete__Message *msg = deliver_msg(f, &first);
 	rete__message__free_unpacked(msg, NULL);
 	rete__broker_frame__free_unpacked(f, NULL);
 	rete_wire *cpi2 = hello(e, P_CPI); /* cpi1 never acked */
-	f = recv_kind(cpi2, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+	f = it_recv_kind(cpi2, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
 	assert_non_null(f);
 	uint64_t again;
 	msg = deliver_msg(f, &again);
@@ -1122,22 +962,13 @@ static void test_overdue_and_refused_delivery(void **state)
 {
 	struct env *e = *state = env_new_ex(NULL, NULL, false, "2s");
 	rete_wire *social = hello(e, P_SOCIAL);
-	struct outmsg o1, o2;
-	make_referral(e, P_SOCIAL, P_CPI, "late-1", "employment-orientation", true, NULL, NULL,
-		      &o1);
-	make_referral(e, P_SOCIAL, P_CPI, "late-2", "employment-orientation", true, NULL, NULL,
-		      &o2);
-	Rete__BrokerFrame *f = submit(social, &o1);
-	uint64_t i1 = receipt_index(e, f, "late-1");
-	rete__broker_frame__free_unpacked(f, NULL);
-	f = submit(social, &o2);
-	uint64_t i2 = receipt_index(e, f, "late-2");
-	rete__broker_frame__free_unpacked(f, NULL);
+	uint64_t i1 = refer(e, social, "late-1");
+	uint64_t i2 = refer(e, social, "late-2");
 
 	/* the recipient cannot open the first: ACK with an error; the queue
 	 * moves on to the second */
 	rete_wire *cpi = hello(e, P_CPI);
-	f = recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+	Rete__BrokerFrame *f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
 	assert_non_null(f);
 	uint64_t got;
 	Rete__Message *msg = deliver_msg(f, &got);
@@ -1147,7 +978,7 @@ static void test_overdue_and_refused_delivery(void **state)
 	assert_int_equal(rete_wire_ack(cpi, i1, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
 				       "the sealed part does not open with our key", NULL),
 			 RETE_OK);
-	f = recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+	f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
 	assert_non_null(f);
 	msg = deliver_msg(f, &got);
 	assert_int_equal(got, i2);
@@ -1157,9 +988,9 @@ static void test_overdue_and_refused_delivery(void **state)
 	/* the sender hears of the refusal, then (2 s later) of the overdue
 	 * referral, which nobody accepted */
 	bool refused = false, overdue = false;
-	int64_t end = mono_ms() + WAIT_MS;
-	while ((!refused || !overdue) && mono_ms() < end) {
-		f = recv_kind(social, RETE__BROKER_FRAME__COMMAND_DELIVER, 500);
+	int64_t end = it_mono_ms() + WAIT_MS;
+	while ((!refused || !overdue) && it_mono_ms() < end) {
+		f = it_recv_kind(social, RETE__BROKER_FRAME__COMMAND_DELIVER, 500);
 		if (!f)
 			continue;
 		msg = deliver_msg(f, &got);
@@ -1184,8 +1015,6 @@ static void test_overdue_and_refused_delivery(void **state)
 	}
 	assert_true(refused);
 	assert_true(overdue);
-	outmsg_free(&o1);
-	outmsg_free(&o2);
 	rete_wire_close(&cpi);
 	rete_wire_close(&social);
 }
@@ -1196,7 +1025,7 @@ static void test_kill9_under_load(void **state)
 {
 	struct env *e = *state = env_new(NULL, NULL, false);
 	rete_wire *social = hello(e, P_SOCIAL);
-	struct outmsg *o = calloc(LOAD_N, sizeof(*o));
+	it_msg *o = calloc(LOAD_N, sizeof(*o));
 	bool *receipted = calloc(LOAD_N, sizeof(bool));
 	uint64_t *index = calloc(LOAD_N, sizeof(uint64_t));
 	assert_non_null(o);
@@ -1210,14 +1039,11 @@ static void test_kill9_under_load(void **state)
 	}
 	/* pipeline everything, kill -9 once some receipts are in */
 	for (int i = 0; i < LOAD_N; i++)
-		assert_int_equal(rete_wire_submit(social, o[i].signed_bytes.data,
-						  o[i].signed_bytes.len, o[i].sealed.data,
-						  o[i].sealed.len, NULL),
-				 RETE_OK);
+		assert_int_equal(it_send(social, &o[i]), RETE_OK);
 	int got = 0;
 	while (got < 40) {
 		Rete__BrokerFrame *f =
-		    recv_kind(social, RETE__BROKER_FRAME__COMMAND_RECEIPT, WAIT_MS);
+		    it_recv_kind(social, RETE__BROKER_FRAME__COMMAND_RECEIPT, WAIT_MS);
 		assert_non_null(f);
 		int n = atoi(f->receipt->message_id + 5);
 		assert_true(n >= 0 && n < LOAD_N);
@@ -1226,11 +1052,11 @@ static void test_kill9_under_load(void **state)
 		got++;
 		rete__broker_frame__free_unpacked(f, NULL);
 	}
-	kill(e->pid, SIGKILL);
-	assert_true(broker_wait_exit(e, WAIT_MS) != -1);
+	assert_true(it_stop(&e->h.pid, SIGKILL, WAIT_MS) != -1);
 	/* receipts already on their way count too */
 	for (;;) {
-		Rete__BrokerFrame *f = recv_kind(social, RETE__BROKER_FRAME__COMMAND_RECEIPT, 100);
+		Rete__BrokerFrame *f =
+		    it_recv_kind(social, RETE__BROKER_FRAME__COMMAND_RECEIPT, 100);
 		if (!f)
 			break;
 		int n = atoi(f->receipt->message_id + 5);
@@ -1247,20 +1073,16 @@ static void test_kill9_under_load(void **state)
 	 * with one: the broker must answer with the original receipt) */
 	for (int i = 0; i < LOAD_N; i++)
 		if (!receipted[i] || i % 50 == 0)
-			assert_int_equal(rete_wire_submit(social, o[i].signed_bytes.data,
-							  o[i].signed_bytes.len, o[i].sealed.data,
-							  o[i].sealed.len, NULL),
-					 RETE_OK);
-	int64_t end = mono_ms() + 4 * WAIT_MS;
-	while (got < LOAD_N && mono_ms() < end) {
-		Rete__BrokerFrame *f = recv_kind(social, RETE__BROKER_FRAME__COMMAND_RECEIPT, 2000);
+			assert_int_equal(it_send(social, &o[i]), RETE_OK);
+	int64_t end = it_mono_ms() + 4 * WAIT_MS;
+	while (got < LOAD_N && it_mono_ms() < end) {
+		Rete__BrokerFrame *f =
+		    it_recv_kind(social, RETE__BROKER_FRAME__COMMAND_RECEIPT, 2000);
 		if (!f) {
 			/* a submission sent while the old connection died: again */
 			for (int i = 0; i < LOAD_N; i++)
 				if (!receipted[i])
-					rete_wire_submit(social, o[i].signed_bytes.data,
-							 o[i].signed_bytes.len, o[i].sealed.data,
-							 o[i].sealed.len, NULL);
+					it_send(social, &o[i]);
 			continue;
 		}
 		int n = atoi(f->receipt->message_id + 5);
@@ -1282,18 +1104,18 @@ static void test_kill9_under_load(void **state)
 	assert_non_null(delivered);
 	int ndel = 0;
 	int restarts = 0;
-	end = mono_ms() + 4 * WAIT_MS;
-	while (ndel < LOAD_N && mono_ms() < end) {
+	end = it_mono_ms() + 4 * WAIT_MS;
+	while (ndel < LOAD_N && it_mono_ms() < end) {
 		if (ndel >= (restarts + 1) * LOAD_N / 3 && restarts < 2) {
 			/* twice more, while delivering: the recipient's connection
 			 * comes back by itself (HELLO again) and the queue resumes */
 			restarts++;
-			kill(e->pid, SIGKILL);
-			assert_true(broker_wait_exit(e, WAIT_MS) != -1);
+			assert_true(it_stop(&e->h.pid, SIGKILL, WAIT_MS) != -1);
 			broker_start(e);
 			wait_ready(e);
 		}
-		Rete__BrokerFrame *f = recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+		Rete__BrokerFrame *f =
+		    it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
 		assert_non_null(f);
 		uint64_t ix;
 		Rete__Message *msg = deliver_msg(f, &ix);
@@ -1321,7 +1143,7 @@ static void test_kill9_under_load(void **state)
 	rete__broker_frame__free_unpacked(f, NULL);
 	audit_verify(e); /* three kill -9s later the log still verifies */
 	for (int i = 0; i < LOAD_N; i++)
-		outmsg_free(&o[i]);
+		it_msg_free(&o[i]);
 	free(o);
 	free(receipted);
 	free(index);
@@ -1337,7 +1159,7 @@ static void test_garbage(void **state)
 	struct env *e = *state = env_new(NULL, "64KiB", false);
 	rete_wire *w = connect_as(e, P_SOCIAL);
 	void *s = rete_wire_socket(w);
-	struct outmsg good;
+	it_msg good;
 	make_referral(e, P_SOCIAL, P_CPI, "garbage-ok", "employment-orientation", true, NULL, NULL,
 		      &good);
 	/* a valid SUBMIT frame, to mutate */
@@ -1397,7 +1219,7 @@ static void test_garbage(void **state)
 	assert_true(zmq_send(rete_wire_socket(big), huge, blen, 0) >= 0);
 	free(huge);
 	rete_wire_ping(big, 3, NULL);
-	Rete__BrokerFrame *f = recv_kind(big, RETE__BROKER_FRAME__COMMAND_PONG, 1000);
+	Rete__BrokerFrame *f = it_recv_kind(big, RETE__BROKER_FRAME__COMMAND_PONG, 1000);
 	if (f)
 		rete__broker_frame__free_unpacked(f, NULL);
 	rete_wire_close(&big);
@@ -1410,7 +1232,7 @@ static void test_garbage(void **state)
 	rete__broker_frame__free_unpacked(f, NULL);
 	assert_true(broker_alive(e));
 	free(valid);
-	outmsg_free(&good);
+	it_msg_free(&good);
 	rete_wire_close(&w2);
 	rete_wire_close(&w);
 }
@@ -1420,23 +1242,23 @@ static void test_reload_cuts_off(void **state)
 	struct env *e = *state = env_new(NULL, NULL, true);
 	rete_wire *asst = connect_as(e, P_ASST);
 	rete_wire_ping(asst, 1, NULL);
-	Rete__BrokerFrame *f = recv_kind(asst, RETE__BROKER_FRAME__COMMAND_PONG, WAIT_MS);
+	Rete__BrokerFrame *f = it_recv_kind(asst, RETE__BROKER_FRAME__COMMAND_PONG, WAIT_MS);
 	assert_non_null(f);
 	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_PONG);
 	rete__broker_frame__free_unpacked(f, NULL);
 
 	/* a broken configuration is refused: the old one stays */
-	tu_write_file(e->ini, "[broker]\nnonsense\n", 18);
-	kill(e->pid, SIGHUP);
+	tu_write_file(e->h.ini, "[broker]\nnonsense\n", 18);
+	kill(e->h.pid, SIGHUP);
 	/* then asst leaves the directory */
 	e->with_asst = false;
 	write_ini(e);
-	kill(e->pid, SIGHUP);
-	int64_t end = mono_ms() + WAIT_MS;
+	kill(e->h.pid, SIGHUP);
+	int64_t end = it_mono_ms() + WAIT_MS;
 	bool refused = false;
-	while (!refused && mono_ms() < end) {
+	while (!refused && it_mono_ms() < end) {
 		rete_wire_ping(asst, 2, NULL);
-		f = recv_kind(asst, RETE__BROKER_FRAME__COMMAND_PONG, 200);
+		f = it_recv_kind(asst, RETE__BROKER_FRAME__COMMAND_PONG, 200);
 		if (f) {
 			refused = f->command_case == RETE__BROKER_FRAME__COMMAND_REFUSAL &&
 				  f->refusal->error == RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_PARTY;
