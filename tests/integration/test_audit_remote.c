@@ -56,6 +56,8 @@
 #include "testutil.h"
 #include "wire.h"
 
+#include "../integration/itest.h"
+
 #define BROKER_ID   "broker.mantova"
 #define ORIGIN	    "rete.example/mantova"
 #define WAIT_MS	    20000
@@ -68,12 +70,8 @@ enum { P_SOCIAL, P_CPI, P_AUDIT, NPARTIES };
 static const char *const ids[NPARTIES] = {"social.mantova", "cpi.mantova", "audit.region"};
 
 struct env {
-	char *dir;
-	char ini[512], audit_ini[512], listen[300], events[300], log[512], store[512];
-	char backup[512], state[512];
-	pid_t pid;
-	rete_seckey *broker;
-	rete_seckey *keys[NPARTIES];
+	it_home h; /* keys[i] is ids[i]'s */
+	char audit_ini[512], store[512], backup[512], state[512];
 	rete_wire *w[NPARTIES];
 	uint64_t expected; /* the log size once every delivery is acked */
 	int serial;
@@ -81,25 +79,14 @@ struct env {
 
 static struct env *E;
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void show_log(void)
 {
-	char *log = tu_read_file(E->log, NULL);
-	if (log) {
-		fprintf(stderr, "---- broker log ----\n%s---- end ----\n", log);
-		free(log);
-	}
+	it_show_path(E->h.log, 0);
 }
 
 static void write_files(void)
 {
-	FILE *f = fopen(E->ini, "w");
+	FILE *f = fopen(E->h.ini, "w");
 	assert_non_null(f);
 	fprintf(f,
 		"[broker]\norigin = " ORIGIN "\nid = " BROKER_ID "\nkey = keys/" BROKER_ID ".key\n"
@@ -114,14 +101,14 @@ static void write_files(void)
 		"[agency audit.region]\nname = Audit\nkind = auditor\n"
 		"key = keys/audit.region.pub\n\n"
 		"[policy]\nroutes = social-services>job-centre, job-centre>social-services\n",
-		E->listen, E->events);
+		E->h.listen, E->h.events);
 	assert_int_equal(fclose(f), 0);
 	f = fopen(E->audit_ini, "w");
 	assert_non_null(f);
 	fprintf(f,
 		"[client]\nid = audit.region\nkey = keys/audit.region.key\nbroker = %s\n"
 		"broker_key = keys/" BROKER_ID ".pub\ntime_zone = Europe/Rome\ntimeout = 10s\n",
-		E->listen);
+		E->h.listen);
 	assert_int_equal(fclose(f), 0);
 }
 
@@ -129,7 +116,7 @@ static void write_files(void)
  * delivery; returns the first frame of `kind` from party p (or NULL). */
 static Rete__BrokerFrame *pump(int p, int kind, int ms)
 {
-	int64_t end = mono_ms() + ms;
+	int64_t end = it_mono_ms() + ms;
 	for (;;) {
 		for (int q = 0; q < P_AUDIT; q++) {
 			Rete__BrokerFrame *f = NULL;
@@ -148,7 +135,7 @@ static Rete__BrokerFrame *pump(int p, int kind, int ms)
 				return f;
 			rete__broker_frame__free_unpacked(f, NULL);
 		}
-		if (mono_ms() > end)
+		if (it_mono_ms() > end)
 			return NULL;
 	}
 }
@@ -162,7 +149,7 @@ static void submit_msg(int from, Rete__Message *msg, const char *case_id, const 
 	msg->origin = ORIGIN;
 	msg->created_at = rete_now_ms();
 	msg->case_id = (char *)case_id;
-	assert_int_equal(rete_message_sign(msg, E->keys[from], &sb, &m), RETE_OK);
+	assert_int_equal(rete_message_sign(msg, E->h.keys[from], &sb, &m), RETE_OK);
 	assert_int_equal(rete_wire_submit(E->w[from], sb.data, sb.len, sealed, sealed_len, &m),
 			 RETE_OK);
 	rete_buf_free(&sb);
@@ -195,7 +182,7 @@ static void referral(const char *id, int from, int to, const char *service, cons
 	person.fiscal_code = FISCAL_CODE;
 	priv.person = &person;
 	priv.reason = "needs support";
-	assert_int_equal(rete_seal(&priv, &E->keys[to]->pub, &sealed, hash, &m), RETE_OK);
+	assert_int_equal(rete_seal(&priv, &E->h.keys[to]->pub, &sealed, hash, &m), RETE_OK);
 	op.staff_id = "op-1";
 	op.role = "social-worker";
 	cs.basis = RETE__CONSENT_BASIS__CONSENT_BASIS_CONSENT;
@@ -293,9 +280,9 @@ static uint64_t log_size(void)
  * broker's checkpoint covers them all. */
 static void settle(void)
 {
-	int64_t end = mono_ms() + WAIT_MS;
+	int64_t end = it_mono_ms() + WAIT_MS;
 	uint64_t size = 0, cp = 0;
-	while (mono_ms() < end) {
+	while (it_mono_ms() < end) {
 		size = log_size();
 		cp = checkpoint_size();
 		if (size == E->expected && cp == size)
@@ -312,33 +299,13 @@ static void settle(void)
 
 static void broker_start(void)
 {
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		FILE *lf = fopen(E->log, "a");
-		if (lf) {
-			dup2(fileno(lf), 2);
-			dup2(fileno(lf), 1);
-		}
-		execl(RETE_BIN_DIR "/rete-broker", "rete-broker", "-c", E->ini, (char *)NULL);
-		_exit(127);
-	}
-	E->pid = pid;
+	assert_true(it_home_start(&E->h, false));
 }
 
 /* broker_ready waits until the broker answers the auditor's ping. */
 static void broker_ready(void)
 {
-	int64_t end = mono_ms() + WAIT_MS;
-	bool ready = false;
-	while (!ready && mono_ms() < end) {
-		Rete__BrokerFrame *f = NULL;
-		rete_wire_ping(E->w[P_AUDIT], 1, NULL);
-		if (rete_wire_recv(E->w[P_AUDIT], 200, &f, NULL) == RETE_OK) {
-			ready = f->command_case == RETE__BROKER_FRAME__COMMAND_PONG;
-			rete__broker_frame__free_unpacked(f, NULL);
-		}
-	}
+	bool ready = it_ping_ready(E->w[P_AUDIT], &E->h.pid, WAIT_MS);
 	if (!ready)
 		show_log();
 	assert_true(ready);
@@ -346,12 +313,8 @@ static void broker_ready(void)
 
 static void broker_stop(void)
 {
-	int st;
-	if (E->pid <= 0)
-		return;
-	kill(E->pid, SIGTERM);
-	waitpid(E->pid, &st, 0);
-	E->pid = 0;
+	if (it_stop(&E->h.pid, SIGTERM, WAIT_MS) == -1)
+		fprintf(stderr, "warning: rete-broker did not exit on SIGTERM; killed\n");
 }
 
 static void connect_all(void)
@@ -359,7 +322,7 @@ static void connect_all(void)
 	rete_msg m;
 	for (int i = 0; i < NPARTIES; i++)
 		assert_int_equal(
-		    rete_wire_connect(&E->w[i], E->listen, &E->broker->pub, E->keys[i], &m),
+		    rete_wire_connect(&E->w[i], E->h.listen, &E->h.broker->pub, E->h.keys[i], &m),
 		    RETE_OK);
 	broker_ready();
 	for (int i = 0; i < P_AUDIT; i++)
@@ -370,29 +333,13 @@ static void connect_all(void)
 static int setup(void **state)
 {
 	(void)state;
-	rete_msg m;
-	char keys[600];
-
 	E = calloc(1, sizeof(*E));
 	assert_non_null(E);
-	E->dir = tu_tmpdir("auditremote");
-	assert_non_null(E->dir);
-	snprintf(keys, sizeof(keys), "%s/keys", E->dir);
-	assert_int_equal(mkdir(keys, 0700), 0);
-	assert_int_equal(rete_seckey_generate(&E->broker, &m), RETE_OK);
-	assert_int_equal(rete_keyfile_write(keys, BROKER_ID, E->broker, false, &m), RETE_OK);
-	for (int i = 0; i < NPARTIES; i++) {
-		assert_int_equal(rete_seckey_generate(&E->keys[i], &m), RETE_OK);
-		assert_int_equal(rete_keyfile_write(keys, ids[i], E->keys[i], false, &m), RETE_OK);
-	}
-	snprintf(E->ini, sizeof(E->ini), "%s/broker.ini", E->dir);
-	snprintf(E->audit_ini, sizeof(E->audit_ini), "%s/audit.ini", E->dir);
-	snprintf(E->log, sizeof(E->log), "%s/broker.log", E->dir);
-	snprintf(E->store, sizeof(E->store), "%s/store", E->dir);
-	snprintf(E->backup, sizeof(E->backup), "%s/backup-older", E->dir);
-	snprintf(E->state, sizeof(E->state), "%s/audit.state", E->dir);
-	snprintf(E->listen, sizeof(E->listen), "ipc://%s/broker.sock", E->dir);
-	snprintf(E->events, sizeof(E->events), "ipc://%s/events.sock", E->dir);
+	assert_int_equal(it_home_open(&E->h, "auditremote", ids, NPARTIES), RETE_OK);
+	snprintf(E->audit_ini, sizeof(E->audit_ini), "%s/audit.ini", E->h.dir);
+	snprintf(E->store, sizeof(E->store), "%s/store", E->h.dir);
+	snprintf(E->backup, sizeof(E->backup), "%s/backup-older", E->h.dir);
+	snprintf(E->state, sizeof(E->state), "%s/audit.state", E->h.dir);
 	write_files();
 	broker_start();
 	connect_all();
@@ -410,11 +357,7 @@ static int teardown(void **state)
 	broker_stop();
 	if (getenv("RETE_TEST_SHOW_LOG"))
 		show_log();
-	rete_seckey_free(&E->broker);
-	for (int i = 0; i < NPARTIES; i++)
-		rete_seckey_free(&E->keys[i]);
-	tu_rmrf(E->dir);
-	free(E->dir);
+	it_home_close(&E->h);
 	free(E);
 	E = NULL;
 	return 0;
@@ -441,8 +384,9 @@ static int verify_remote(char **out, const char *state, bool json)
 {
 	/* with --json, standard error (the ALARM line) goes to a file */
 	return tu_run(out, "%s/rete audit verify --broker %s -c %s --state %s%s 2>%s%s",
-		      RETE_BIN_DIR, E->listen, E->audit_ini, state, json ? " --json --batch 3" : "",
-		      json ? E->dir : "&1", json ? "/verify.err" : "");
+		      RETE_BIN_DIR, E->h.listen, E->audit_ini, state,
+		      json ? " --json --batch 3" : "", json ? E->h.dir : "&1",
+		      json ? "/verify.err" : "");
 }
 
 static json_t *parse_json(const char *out)
@@ -538,7 +482,7 @@ static void test_remote_audit(void **state)
 
 	/* 5. an edited state file is refused, and says why */
 	char tampered[600];
-	snprintf(tampered, sizeof(tampered), "%s/tampered.state", E->dir);
+	snprintf(tampered, sizeof(tampered), "%s/tampered.state", E->h.dir);
 	j = parse_json(good_state);
 	json_t *fr = json_object_get(j, "frontier");
 	assert_true(json_array_size(fr) > 0);
@@ -664,7 +608,7 @@ static void test_remote_audit(void **state)
 	assert_string_equal(json_string_value(json_object_get(j, "origin")), ORIGIN);
 	json_decref(j);
 	free(out);
-	snprintf(s1, sizeof(s1), "%s/verify.err", E->dir);
+	snprintf(s1, sizeof(s1), "%s/verify.err", E->h.dir);
 	out = tu_read_file(s1, NULL);
 	assert_non_null(out);
 	assert_non_null(strstr(out, "ALARM: the broker's log is not consistent"));
@@ -714,7 +658,7 @@ static rete_verify_options lib_opt(void)
 {
 	rete_verify_options o;
 	memset(&o, 0, sizeof(o));
-	o.broker_key = E->broker->pub;
+	o.broker_key = E->h.broker->pub;
 	o.threads = 2;
 	return o;
 }
@@ -828,7 +772,7 @@ static void test_session_library(void **state)
 	char *forged = NULL;
 	memcpy(other, rep.root, sizeof(other));
 	other[0] ^= 0x80;
-	assert_int_equal(rete_checkpoint_sign(ORIGIN, l.l_size, other, E->broker, &forged, &m),
+	assert_int_equal(rete_checkpoint_sign(ORIGIN, l.l_size, other, E->h.broker, &forged, &m),
 			 RETE_OK);
 	assert_int_equal(rete_verify_session_open(&vs, &o, &res, &m), RETE_OK);
 	assert_int_equal(rete_verify_session_target(vs, forged, strlen(forged), lib_proof, &l, &m),
@@ -848,7 +792,7 @@ static void test_session_library(void **state)
 
 	/* a checkpoint signed by someone else is refused */
 	assert_int_equal(
-	    rete_checkpoint_sign(ORIGIN, l.l_size, rep.root, E->keys[P_SOCIAL], &forged, &m),
+	    rete_checkpoint_sign(ORIGIN, l.l_size, rep.root, E->h.keys[P_SOCIAL], &forged, &m),
 	    RETE_OK);
 	assert_int_equal(rete_verify_session_open(&vs, &o, NULL, &m), RETE_OK);
 	assert_int_equal(rete_verify_session_target(vs, forged, strlen(forged), lib_proof, &l, &m),

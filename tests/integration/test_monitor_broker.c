@@ -45,6 +45,8 @@
 #include "testutil.h"
 #include "wire.h"
 
+#include "../integration/itest.h"
+
 #define BROKER_ID   "broker.mantova"
 #define ORIGIN	    "rete.example/mantova"
 #define WAIT_MS	    15000
@@ -56,39 +58,25 @@ static const char *const ids[NPARTIES] = {"social.mantova", "cpi.mantova", "asst
 					  "coord.mantova"};
 
 struct env {
-	char *dir;
-	char ini[512], coord_ini[512], listen[300], events[300], log[512], tmux[64];
+	it_home h; /* keys[i] is ids[i]'s */
+	char coord_ini[512], tmux[64];
 	const char *session; /* the tmux session pane() reads */
 	pid_t frozen;	     /* a monitor stopped with SIGSTOP, until SIGCONT */
-	pid_t pid;
 	bool tmux_started;
-	rete_seckey *broker;
-	rete_seckey *keys[NPARTIES];
 	rete_wire *w[NPARTIES];
 	char rid[6][32]; /* referral ids R1..R6 */
 };
 
 static struct env *E;
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void show_log(void)
 {
-	char *log = tu_read_file(E->log, NULL);
-	if (log) {
-		fprintf(stderr, "---- broker log ----\n%s---- end ----\n", log);
-		free(log);
-	}
+	it_show_path(E->h.log, 0);
 }
 
 static void write_files(struct env *e)
 {
-	FILE *f = fopen(e->ini, "w");
+	FILE *f = fopen(e->h.ini, "w");
 	assert_non_null(f);
 	fprintf(f,
 		"[broker]\norigin = " ORIGIN "\nid = " BROKER_ID "\nkey = keys/" BROKER_ID ".key\n"
@@ -106,7 +94,7 @@ static void write_files(struct env *e)
 		"key = keys/coord.mantova.pub\n\n"
 		"[policy]\nroutes = social-services>job-centre, social-services>health, "
 		"job-centre>social-services\n",
-		e->listen, e->events);
+		e->h.listen, e->h.events);
 	assert_int_equal(fclose(f), 0);
 	f = fopen(e->coord_ini, "w");
 	assert_non_null(f);
@@ -114,40 +102,8 @@ static void write_files(struct env *e)
 		"; the coordinator of the test network\n[client]\nid = coord.mantova\n"
 		"key = keys/coord.mantova.key\nbroker = %s\nbroker_key = keys/" BROKER_ID ".pub\n"
 		"events = %s\ntime_zone = Europe/Rome\ntimeout = 10s\n",
-		e->listen, e->events);
+		e->h.listen, e->h.events);
 	assert_int_equal(fclose(f), 0);
-}
-
-/* recv_frame waits for a frame of `kind` (a refusal also ends the wait),
- * acking every delivery that arrives meanwhile; NULL at the deadline. */
-static Rete__BrokerFrame *recv_frame(rete_wire *w, int kind, int ms, uint64_t *acked_index)
-{
-	int64_t end = mono_ms() + ms;
-	for (;;) {
-		int left = (int)(end - mono_ms());
-		if (left <= 0)
-			return NULL;
-		Rete__BrokerFrame *f = NULL;
-		rete_err err = rete_wire_recv(w, left, &f, NULL);
-		if (err == RETE_ETIMEDOUT || err == RETE_EREFUSED)
-			return NULL;
-		if (err != RETE_OK)
-			continue;
-		if (f->command_case == RETE__BROKER_FRAME__COMMAND_DELIVER) {
-			Rete__LogEntry *le = rete__log_entry__unpack(
-			    NULL, f->deliver->log_entry.len, f->deliver->log_entry.data);
-			if (le != NULL) {
-				rete_wire_ack(w, le->index, 0, NULL, NULL);
-				if (acked_index)
-					*acked_index = le->index;
-				rete__log_entry__free_unpacked(le, NULL);
-			}
-		}
-		if ((int)f->command_case == kind ||
-		    f->command_case == RETE__BROKER_FRAME__COMMAND_REFUSAL)
-			return f;
-		rete__broker_frame__free_unpacked(f, NULL);
-	}
 }
 
 static void submit_msg(int from, Rete__Message *msg, const uint8_t *sealed, size_t sealed_len)
@@ -158,12 +114,12 @@ static void submit_msg(int from, Rete__Message *msg, const uint8_t *sealed, size
 	msg->origin = ORIGIN;
 	msg->created_at = rete_now_ms();
 	msg->case_id = "case-mn-7";
-	assert_int_equal(rete_message_sign(msg, E->keys[from], &sb, &m), RETE_OK);
+	assert_int_equal(rete_message_sign(msg, E->h.keys[from], &sb, &m), RETE_OK);
 	assert_int_equal(rete_wire_submit(E->w[from], sb.data, sb.len, sealed, sealed_len, &m),
 			 RETE_OK);
 	rete_buf_free(&sb);
 	Rete__BrokerFrame *f =
-	    recv_frame(E->w[from], RETE__BROKER_FRAME__COMMAND_RECEIPT, WAIT_MS, NULL);
+	    it_recv_acking(E->w[from], RETE__BROKER_FRAME__COMMAND_RECEIPT, WAIT_MS, true, NULL);
 	if (f == NULL)
 		show_log();
 	assert_non_null(f);
@@ -200,7 +156,7 @@ static void referral(int k, int from, int to, const char *service, Rete__Priorit
 	person.n_contacts = 1;
 	priv.person = &person;
 	priv.reason = "needs support";
-	assert_int_equal(rete_seal(&priv, &E->keys[to]->pub, &sealed, hash, &m), RETE_OK);
+	assert_int_equal(rete_seal(&priv, &E->h.keys[to]->pub, &sealed, hash, &m), RETE_OK);
 	op.staff_id = "op-1";
 	op.role = "social-worker";
 	cs.basis = RETE__CONSENT_BASIS__CONSENT_BASIS_CONSENT;
@@ -310,12 +266,12 @@ static const Rete__ReferralInfo *find_ref(const Rete__Snapshot *s, const char *i
  * overdue when want_overdue), keeping the agencies' deliveries acked. */
 static void wait_until(int k, Rete__Status st, bool want_overdue)
 {
-	int64_t end = mono_ms() + WAIT_MS;
+	int64_t end = it_mono_ms() + WAIT_MS;
 	for (;;) {
 		Rete__BrokerFrame *f = snapshot();
 		const Rete__ReferralInfo *r = find_ref(f->result->snapshot, E->rid[k]);
 		bool ok = r != NULL && r->status == st && (!want_overdue || r->overdue);
-		if (!ok && mono_ms() > end)
+		if (!ok && it_mono_ms() > end)
 			fprintf(stderr, "referral %s: %s, status %d, overdue %d, log size %llu\n",
 				E->rid[k], r ? "known" : "unknown", r ? (int)r->status : 0,
 				r ? (int)r->overdue : 0,
@@ -323,7 +279,7 @@ static void wait_until(int k, Rete__Status st, bool want_overdue)
 		rete__broker_frame__free_unpacked(f, NULL);
 		if (ok)
 			return;
-		if (mono_ms() > end) {
+		if (it_mono_ms() > end) {
 			show_log();
 			fail_msg("referral %s never reached status %d%s", E->rid[k], st,
 				 want_overdue ? " overdue" : "");
@@ -332,7 +288,7 @@ static void wait_until(int k, Rete__Status st, bool want_overdue)
 		for (int p = 0; p < P_COORD; p++) {
 			if (p == P_ASST)
 				continue;
-			Rete__BrokerFrame *x = recv_frame(E->w[p], -1, 30, NULL);
+			Rete__BrokerFrame *x = it_recv_acking(E->w[p], -1, 30, true, NULL);
 			if (x)
 				rete__broker_frame__free_unpacked(x, NULL);
 		}
@@ -353,7 +309,7 @@ __attribute__((noinline)) static char *pane(void)
  * and none of avoid; returns the pane (caller frees). */
 static char *wait_pane(const char *const *want, const char *const *avoid)
 {
-	int64_t end = mono_ms() + WAIT_MS;
+	int64_t end = it_mono_ms() + WAIT_MS;
 	for (;;) {
 		char *p = pane();
 		bool ok = true;
@@ -363,7 +319,7 @@ static char *wait_pane(const char *const *want, const char *const *avoid)
 			ok = ok && strstr(p, avoid[i]) == NULL;
 		if (ok)
 			return p;
-		if (mono_ms() > end) {
+		if (it_mono_ms() > end) {
 			fprintf(stderr, "---- pane ----\n%s---- end ----\n", p);
 			free(p);
 			fail_msg("the monitor's pane never showed what was expected");
@@ -376,34 +332,13 @@ static char *wait_pane(const char *const *want, const char *const *avoid)
 
 static void broker_start(void)
 {
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		FILE *lf = fopen(E->log, "a");
-		if (lf) {
-			dup2(fileno(lf), 2);
-			dup2(fileno(lf), 1);
-		}
-		execl(RETE_BIN_DIR "/rete-broker", "rete-broker", "-c", E->ini, (char *)NULL);
-		_exit(127);
-	}
-	E->pid = pid;
+	assert_true(it_home_start(&E->h, false));
 }
 
 /* broker_ready waits until the broker answers the coordinator's ping. */
 static void broker_ready(void)
 {
-	int64_t end = mono_ms() + WAIT_MS;
-	bool ready = false;
-	while (!ready && mono_ms() < end) {
-		rete_wire_ping(E->w[P_COORD], 1, NULL);
-		Rete__BrokerFrame *f =
-		    recv_frame(E->w[P_COORD], RETE__BROKER_FRAME__COMMAND_PONG, 200, NULL);
-		if (f) {
-			ready = f->command_case == RETE__BROKER_FRAME__COMMAND_PONG;
-			rete__broker_frame__free_unpacked(f, NULL);
-		}
-	}
+	bool ready = it_ping_ready(E->w[P_COORD], &E->h.pid, WAIT_MS);
 	if (!ready)
 		show_log();
 	assert_true(ready);
@@ -414,47 +349,19 @@ static void broker_ready(void)
  * the store is safe either way). */
 static void broker_stop(void)
 {
-	int st;
-	if (E->pid <= 0)
-		return;
-	kill(E->pid, SIGTERM);
-	int64_t end = mono_ms() + WAIT_MS;
-	while (waitpid(E->pid, &st, WNOHANG) == 0) {
-		if (mono_ms() > end) {
-			fprintf(stderr, "warning: rete-broker did not exit on SIGTERM; killed\n");
-			kill(E->pid, SIGKILL);
-			waitpid(E->pid, &st, 0);
-			break;
-		}
-		struct timespec ts = {0, 10 * 1000 * 1000};
-		nanosleep(&ts, NULL); /* polling a child's exit: no event to wait on */
-	}
-	E->pid = 0;
+	if (it_stop(&E->h.pid, SIGTERM, WAIT_MS) == -1)
+		fprintf(stderr, "warning: rete-broker did not exit on SIGTERM; killed\n");
 }
 
 static int setup(void **state)
 {
 	(void)state;
 	rete_msg m;
-	char keys[600];
 
 	E = calloc(1, sizeof(*E));
 	assert_non_null(E);
-	E->dir = tu_tmpdir("monitor");
-	assert_non_null(E->dir);
-	snprintf(keys, sizeof(keys), "%s/keys", E->dir);
-	assert_int_equal(mkdir(keys, 0700), 0);
-	assert_int_equal(rete_seckey_generate(&E->broker, &m), RETE_OK);
-	assert_int_equal(rete_keyfile_write(keys, BROKER_ID, E->broker, false, &m), RETE_OK);
-	for (int i = 0; i < NPARTIES; i++) {
-		assert_int_equal(rete_seckey_generate(&E->keys[i], &m), RETE_OK);
-		assert_int_equal(rete_keyfile_write(keys, ids[i], E->keys[i], false, &m), RETE_OK);
-	}
-	snprintf(E->ini, sizeof(E->ini), "%s/broker.ini", E->dir);
-	snprintf(E->coord_ini, sizeof(E->coord_ini), "%s/coord.ini", E->dir);
-	snprintf(E->log, sizeof(E->log), "%s/broker.log", E->dir);
-	snprintf(E->listen, sizeof(E->listen), "ipc://%s/broker.sock", E->dir);
-	snprintf(E->events, sizeof(E->events), "ipc://%s/events.sock", E->dir);
+	assert_int_equal(it_home_open(&E->h, "monitor", ids, NPARTIES), RETE_OK);
+	snprintf(E->coord_ini, sizeof(E->coord_ini), "%s/coord.ini", E->h.dir);
 	snprintf(E->tmux, sizeof(E->tmux), "rete-mon-%ld", (long)getpid());
 	E->session = "mon";
 	write_files(E);
@@ -465,9 +372,9 @@ static int setup(void **state)
 	 * becomes overdue, and the agencies panel shows it silent */
 	for (int i = 0; i < NPARTIES; i++)
 		if (i != P_ASST)
-			assert_int_equal(
-			    rete_wire_connect(&E->w[i], E->listen, &E->broker->pub, E->keys[i], &m),
-			    RETE_OK);
+			assert_int_equal(rete_wire_connect(&E->w[i], E->h.listen, &E->h.broker->pub,
+							   E->h.keys[i], &m),
+					 RETE_OK);
 	broker_ready();
 	for (int i = 0; i < P_COORD; i++)
 		if (i != P_ASST)
@@ -479,7 +386,7 @@ static int setup(void **state)
 	int rc = tu_run(NULL,
 			"tmux -L %s new-session -d -s mon -x 200 -y 60 "
 			"'TERM=xterm %s/rete monitor -c %s 2>%s/monitor.err'",
-			E->tmux, RETE_BIN_DIR, E->coord_ini, E->dir);
+			E->tmux, RETE_BIN_DIR, E->coord_ini, E->h.dir);
 	assert_int_equal(rc, 0);
 	E->tmux_started = true;
 	const char *ready_want[] = {"rete monitor", "log size", "(no referral)", NULL};
@@ -533,11 +440,7 @@ static int teardown(void **state)
 	broker_stop();
 	if (getenv("RETE_TEST_SHOW_LOG"))
 		show_log();
-	rete_seckey_free(&E->broker);
-	for (int i = 0; i < NPARTIES; i++)
-		rete_seckey_free(&E->keys[i]);
-	tu_rmrf(E->dir);
-	free(E->dir);
+	it_home_close(&E->h);
 	free(E);
 	E = NULL;
 	return 0;
@@ -713,7 +616,7 @@ static void test_report_csv(void **state)
 			 0);
 	assert_int_equal(tu_run(&out2,
 				"%s/rete report --store %s/store --from %s --to %s --by agency",
-				RETE_BIN_DIR, E->dir, from, to),
+				RETE_BIN_DIR, E->h.dir, from, to),
 			 0);
 	no_personal_data(out);
 	assert_null(strstr(out, "case-mn-7"));
@@ -739,7 +642,7 @@ static void test_report_csv(void **state)
 	assert_int_equal(tu_run(&out,
 				"%s/rete report --store %s/store --from %s --to %s "
 				"--format json",
-				RETE_BIN_DIR, E->dir, from, to),
+				RETE_BIN_DIR, E->h.dir, from, to),
 			 0);
 	json_t *j = json_loads(out, 0, NULL);
 	assert_non_null(j);
@@ -755,7 +658,7 @@ static void test_report_csv(void **state)
 	assert_int_equal(tu_run(&out,
 				"%s/rete report --store %s/store --from %s --to %s --sep ';' "
 				"--by service",
-				RETE_BIN_DIR, E->dir, from, to),
+				RETE_BIN_DIR, E->h.dir, from, to),
 			 0);
 	assert_non_null(strstr(out, "service;sent;received;"));
 	assert_non_null(strstr(out, "\r\nemployment-orientation;3;3;2;"));
@@ -763,7 +666,7 @@ static void test_report_csv(void **state)
 
 	/* a bad date is a usage error naming the value */
 	assert_int_equal(tu_run(&out, "%s/rete report --store %s/store --from 2026-02-30 --to %s",
-				RETE_BIN_DIR, E->dir, to),
+				RETE_BIN_DIR, E->h.dir, to),
 			 2);
 	assert_non_null(strstr(out, "2026-02-30"));
 	free(out);
@@ -818,14 +721,14 @@ static void test_monitor_live_tmux(void **state)
 
 	/* the counts the live view built from events alone: the
 	 * employment-orientation row says 2 completed, 1 cancelled, 3 in all */
-	int64_t end = mono_ms() + WAIT_MS;
+	int64_t end = it_mono_ms() + WAIT_MS;
 	for (;;) {
 		p = pane();
 		bool ok = row_counts_ok(p, done_row);
 		free(p);
 		if (ok)
 			break;
-		if (mono_ms() > end)
+		if (it_mono_ms() > end)
 			fail_msg("the live view's employment-orientation row is not 2 done, 1 "
 				 "cancelled");
 		struct timespec ts = {0, 100 * 1000 * 1000};
@@ -857,16 +760,16 @@ static void test_monitor_live_tmux(void **state)
 	free(wait_pane((const char *[]){"> Referrals by status", NULL}, NULL));
 	/* q quits: the session ends */
 	assert_int_equal(tu_run(NULL, "tmux -L %s send-keys -t mon q", E->tmux), 0);
-	end = mono_ms() + WAIT_MS;
+	end = it_mono_ms() + WAIT_MS;
 	while (tu_run(NULL, "tmux -L %s has-session -t mon", E->tmux) == 0) {
-		if (mono_ms() > end)
+		if (it_mono_ms() > end)
 			fail_msg("the monitor did not quit on q");
 		struct timespec ts = {0, 50 * 1000 * 1000};
 		nanosleep(&ts, NULL); /* waiting for another process's exit */
 	}
 	E->tmux_started = false;
 	char path[600];
-	snprintf(path, sizeof(path), "%s/monitor.err", E->dir);
+	snprintf(path, sizeof(path), "%s/monitor.err", E->h.dir);
 	char *err = tu_read_file(path, NULL);
 	if (err && err[0])
 		fprintf(stderr, "monitor stderr: %s\n", err);
@@ -891,7 +794,7 @@ static void test_monitor_gap(void **state)
 				"tmux -L %s new-session -d -s gap -x 200 -y 60 "
 				"'env TERM=xterm RETE_MONITOR_TRACE=1 %s/rete monitor -c %s "
 				"2>>%s/monitor.err; exit 0'",
-				E->tmux, RETE_BIN_DIR, E->coord_ini, E->dir),
+				E->tmux, RETE_BIN_DIR, E->coord_ini, E->h.dir),
 			 0);
 	E->tmux_started = true;
 	snprintf(want_size, sizeof(want_size), "log size %llu ", size);
@@ -918,7 +821,7 @@ static void test_monitor_gap(void **state)
 
 	/* more entries until one's event reaches the monitor again (its
 	 * subscription reconnects by itself); it then sees the gap */
-	int64_t end = mono_ms() + WAIT_MS;
+	int64_t end = it_mono_ms() + WAIT_MS;
 	for (int k = 1;; k++) {
 		touch_r6(k);
 		f = snapshot();
@@ -927,11 +830,11 @@ static void test_monitor_gap(void **state)
 		snprintf(want_size, sizeof(want_size), "log size %llu ", size);
 		char *p = pane();
 		bool ok = strstr(p, want_size) != NULL && strstr(p, "  gaps ") != NULL;
-		if (ok || mono_ms() > end) {
+		if (ok || it_mono_ms() > end) {
 			if (!ok) {
 				fprintf(stderr, "---- pane ----\n%s---- end ----\n", p);
 				char path[600];
-				snprintf(path, sizeof(path), "%s/monitor.err", E->dir);
+				snprintf(path, sizeof(path), "%s/monitor.err", E->h.dir);
 				char *tr = tu_read_file(path, NULL);
 				fprintf(stderr, "---- monitor trace ----\n%s---- end ----\n",
 					tr ? tr : "");
@@ -955,9 +858,9 @@ static void test_monitor_gap(void **state)
 		nanosleep(&ts, NULL); /* pacing the entries while polling the screen */
 	}
 	assert_int_equal(tu_run(NULL, "tmux -L %s send-keys -t gap q", E->tmux), 0);
-	end = mono_ms() + WAIT_MS;
+	end = it_mono_ms() + WAIT_MS;
 	while (tu_run(NULL, "tmux -L %s has-session -t gap", E->tmux) == 0) {
-		if (mono_ms() > end)
+		if (it_mono_ms() > end)
 			fail_msg("the monitor did not quit on q");
 		struct timespec ts = {0, 50 * 1000 * 1000};
 		nanosleep(&ts, NULL); /* waiting for another process's exit */
