@@ -459,6 +459,26 @@ static inline bool it_home_start(it_home *h, bool verbose)
 	return h->pid > 0;
 }
 
+/* it_home_ready pings the broker over w until it answers (true); false at
+ * the deadline or when it exits, its log shown. */
+static inline bool it_home_ready(it_home *h, rete_wire *w, int ms)
+{
+	bool ok = it_ping_ready(w, &h->pid, ms);
+	if (!ok)
+		it_show_path(h->log, 0);
+	return ok;
+}
+
+/* it_home_stop stops the broker with SIGTERM and reaps it; one that has not
+ * exited after ms is killed, and said so. Returns it_stop's status. */
+static inline int it_home_stop(it_home *h, int ms)
+{
+	int st = it_stop(&h->pid, SIGTERM, ms);
+	if (st == -1)
+		fprintf(stderr, "warning: rete-broker did not exit on SIGTERM; killed\n");
+	return st;
+}
+
 /* it_home_close stops a broker still running (SIGTERM, then SIGKILL after
  * it_wait_ms()), frees the keys and removes the folder. */
 static inline void it_home_close(it_home *h)
@@ -695,6 +715,46 @@ static inline Rete__BrokerFrame *it_submit(rete_wire *w, const it_msg *o, int ms
 static inline const Rete__Receipt *it_answer(const Rete__BrokerFrame *f)
 {
 	return f->command_case == RETE__BROKER_FRAME__COMMAND_RECEIPT ? f->receipt : f->refusal;
+}
+
+/* it_sign_send sets msg's sender, origin, case_id and created_at (now),
+ * signs it with key and submits it over w with its sealed part (NULL, 0:
+ * none). RETE_OK, or the codec's or the wire's error. */
+static inline rete_err it_sign_send(rete_wire *w, Rete__Message *msg, const char *sender,
+				    const char *origin, const char *case_id, const rete_seckey *key,
+				    const uint8_t *sealed, size_t sealed_len)
+{
+	rete_buf sb = {0};
+	rete_msg m = {{0}};
+	msg->sender = (char *)sender;
+	msg->origin = (char *)origin;
+	msg->case_id = (char *)case_id;
+	msg->created_at = rete_now_ms();
+	rete_err err = rete_message_sign(msg, key, &sb, &m);
+	if (err == RETE_OK)
+		err = rete_wire_submit(w, sb.data, sb.len, sealed, sealed_len, &m);
+	if (err != RETE_OK)
+		fprintf(stderr, "itest: sending %s: %s\n", msg->id, m.text);
+	rete_buf_free(&sb);
+	return err;
+}
+
+/* it_accepted: is f (NULL when nothing came: then the log at log_path is
+ * shown) an answer without error? A refusal is said on stderr, naming
+ * what. Frees f. */
+static inline bool it_accepted(Rete__BrokerFrame *f, const char *what, const char *log_path)
+{
+	if (!f) {
+		fprintf(stderr, "no answer for %s\n", what);
+		it_show_path(log_path, 0);
+		return false;
+	}
+	const Rete__Receipt *r = it_answer(f);
+	if (r->error)
+		fprintf(stderr, "%s refused: %s\n", what, r->error_text);
+	bool ok = r->error == 0;
+	rete__broker_frame__free_unpacked(f, NULL);
+	return ok;
 }
 
 /* it_receipt_index checks an acceptance receipt's broker signature and

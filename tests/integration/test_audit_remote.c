@@ -143,26 +143,11 @@ static Rete__BrokerFrame *pump(int p, int kind, int ms)
 static void submit_msg(int from, Rete__Message *msg, const char *case_id, const uint8_t *sealed,
 		       size_t sealed_len)
 {
-	rete_buf sb = {0};
-	rete_msg m;
-	msg->sender = (char *)ids[from];
-	msg->origin = ORIGIN;
-	msg->created_at = rete_now_ms();
-	msg->case_id = (char *)case_id;
-	assert_int_equal(rete_message_sign(msg, E->h.keys[from], &sb, &m), RETE_OK);
-	assert_int_equal(rete_wire_submit(E->w[from], sb.data, sb.len, sealed, sealed_len, &m),
+	assert_int_equal(it_sign_send(E->w[from], msg, ids[from], ORIGIN, case_id, E->h.keys[from],
+				      sealed, sealed_len),
 			 RETE_OK);
-	rete_buf_free(&sb);
 	Rete__BrokerFrame *f = pump(from, RETE__BROKER_FRAME__COMMAND_RECEIPT, WAIT_MS);
-	if (f == NULL)
-		show_log();
-	assert_non_null(f);
-	const Rete__Receipt *r =
-	    f->command_case == RETE__BROKER_FRAME__COMMAND_RECEIPT ? f->receipt : f->refusal;
-	if (r->error)
-		fprintf(stderr, "%s refused: %s\n", msg->id, r->error_text);
-	assert_int_equal(r->error, 0);
-	rete__broker_frame__free_unpacked(f, NULL);
+	assert_true(it_accepted(f, msg->id, E->h.log));
 	E->expected += 2; /* the message, and its Delivery once acked */
 }
 
@@ -297,26 +282,6 @@ static void settle(void)
 		 (unsigned long long)size, (unsigned long long)cp, (unsigned long long)E->expected);
 }
 
-static void broker_start(void)
-{
-	assert_true(it_home_start(&E->h, false));
-}
-
-/* broker_ready waits until the broker answers the auditor's ping. */
-static void broker_ready(void)
-{
-	bool ready = it_ping_ready(E->w[P_AUDIT], &E->h.pid, WAIT_MS);
-	if (!ready)
-		show_log();
-	assert_true(ready);
-}
-
-static void broker_stop(void)
-{
-	if (it_stop(&E->h.pid, SIGTERM, WAIT_MS) == -1)
-		fprintf(stderr, "warning: rete-broker did not exit on SIGTERM; killed\n");
-}
-
 static void connect_all(void)
 {
 	rete_msg m;
@@ -324,7 +289,7 @@ static void connect_all(void)
 		assert_int_equal(
 		    rete_wire_connect(&E->w[i], E->h.listen, &E->h.broker->pub, E->h.keys[i], &m),
 		    RETE_OK);
-	broker_ready();
+	assert_true(it_home_ready(&E->h, E->w[P_AUDIT], WAIT_MS));
 	for (int i = 0; i < P_AUDIT; i++)
 		assert_int_equal(rete_wire_hello(E->w[i], ids[i], "test_audit_remote", &m),
 				 RETE_OK);
@@ -341,7 +306,7 @@ static int setup(void **state)
 	snprintf(E->backup, sizeof(E->backup), "%s/backup-older", E->h.dir);
 	snprintf(E->state, sizeof(E->state), "%s/audit.state", E->h.dir);
 	write_files();
-	broker_start();
+	assert_true(it_home_start(&E->h, false));
 	connect_all();
 	E->expected = 1; /* the Directory */
 	return 0;
@@ -354,7 +319,7 @@ static int teardown(void **state)
 		return 0;
 	for (int i = 0; i < NPARTIES; i++)
 		rete_wire_close(&E->w[i]);
-	broker_stop();
+	it_home_stop(&E->h, WAIT_MS);
 	if (getenv("RETE_TEST_SHOW_LOG"))
 		show_log();
 	it_home_close(&E->h);
@@ -555,12 +520,12 @@ static void test_remote_audit(void **state)
 	free(remote);
 
 	/* 7. the store is replaced by the older backup */
-	broker_stop();
+	it_home_stop(&E->h, WAIT_MS);
 	for (int i = 0; i < NPARTIES; i++)
 		rete_wire_close(&E->w[i]);
 	tu_rmrf(E->store);
 	assert_int_equal(rename(E->backup, E->store), 0);
-	broker_start();
+	assert_true(it_home_start(&E->h, false));
 	connect_all();
 	assert_int_equal(checkpoint_size(), size1);
 	rc = verify_remote(&out, E->state, false);

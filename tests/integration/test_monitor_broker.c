@@ -108,27 +108,12 @@ static void write_files(struct env *e)
 
 static void submit_msg(int from, Rete__Message *msg, const uint8_t *sealed, size_t sealed_len)
 {
-	rete_buf sb = {0};
-	rete_msg m;
-	msg->sender = (char *)ids[from];
-	msg->origin = ORIGIN;
-	msg->created_at = rete_now_ms();
-	msg->case_id = "case-mn-7";
-	assert_int_equal(rete_message_sign(msg, E->h.keys[from], &sb, &m), RETE_OK);
-	assert_int_equal(rete_wire_submit(E->w[from], sb.data, sb.len, sealed, sealed_len, &m),
+	assert_int_equal(it_sign_send(E->w[from], msg, ids[from], ORIGIN, "case-mn-7",
+				      E->h.keys[from], sealed, sealed_len),
 			 RETE_OK);
-	rete_buf_free(&sb);
 	Rete__BrokerFrame *f =
 	    it_recv_acking(E->w[from], RETE__BROKER_FRAME__COMMAND_RECEIPT, WAIT_MS, true, NULL);
-	if (f == NULL)
-		show_log();
-	assert_non_null(f);
-	const Rete__Receipt *r =
-	    f->command_case == RETE__BROKER_FRAME__COMMAND_RECEIPT ? f->receipt : f->refusal;
-	if (r->error)
-		fprintf(stderr, "%s refused: %s\n", msg->id, r->error_text);
-	assert_int_equal(r->error, 0);
-	rete__broker_frame__free_unpacked(f, NULL);
+	assert_true(it_accepted(f, msg->id, E->h.log));
 }
 
 static void referral(int k, int from, int to, const char *service, Rete__Priority prio,
@@ -330,29 +315,6 @@ static char *wait_pane(const char *const *want, const char *const *avoid)
 	}
 }
 
-static void broker_start(void)
-{
-	assert_true(it_home_start(&E->h, false));
-}
-
-/* broker_ready waits until the broker answers the coordinator's ping. */
-static void broker_ready(void)
-{
-	bool ready = it_ping_ready(E->w[P_COORD], &E->h.pid, WAIT_MS);
-	if (!ready)
-		show_log();
-	assert_true(ready);
-}
-
-/* broker_stop stops the broker with SIGTERM and reaps it; one that has not
- * exited after WAIT_MS is killed (and said so: the monitor's tests go on,
- * the store is safe either way). */
-static void broker_stop(void)
-{
-	if (it_stop(&E->h.pid, SIGTERM, WAIT_MS) == -1)
-		fprintf(stderr, "warning: rete-broker did not exit on SIGTERM; killed\n");
-}
-
 static int setup(void **state)
 {
 	(void)state;
@@ -366,7 +328,7 @@ static int setup(void **state)
 	E->session = "mon";
 	write_files(E);
 
-	broker_start();
+	assert_true(it_home_start(&E->h, false));
 
 	/* asst.mantova never connects: its referral stays requested and
 	 * becomes overdue, and the agencies panel shows it silent */
@@ -375,7 +337,7 @@ static int setup(void **state)
 			assert_int_equal(rete_wire_connect(&E->w[i], E->h.listen, &E->h.broker->pub,
 							   E->h.keys[i], &m),
 					 RETE_OK);
-	broker_ready();
+	assert_true(it_home_ready(&E->h, E->w[P_COORD], WAIT_MS));
 	for (int i = 0; i < P_COORD; i++)
 		if (i != P_ASST)
 			assert_int_equal(rete_wire_hello(E->w[i], ids[i], "test_monitor", &m),
@@ -437,7 +399,7 @@ static int teardown(void **state)
 		tu_run(NULL, "tmux -L %s kill-server", E->tmux);
 	for (int i = 0; i < NPARTIES; i++)
 		rete_wire_close(&E->w[i]);
-	broker_stop();
+	it_home_stop(&E->h, WAIT_MS);
 	if (getenv("RETE_TEST_SHOW_LOG"))
 		show_log();
 	it_home_close(&E->h);
@@ -812,9 +774,9 @@ static void test_monitor_gap(void **state)
 
 	assert_int_equal(kill(mon, SIGSTOP), 0);
 	E->frozen = mon;
-	broker_stop();
-	broker_start();
-	broker_ready();
+	it_home_stop(&E->h, WAIT_MS);
+	assert_true(it_home_start(&E->h, false));
+	assert_true(it_home_ready(&E->h, E->w[P_COORD], WAIT_MS));
 	touch_r6(0); /* its event reaches no subscriber: the monitor is frozen */
 	assert_int_equal(kill(mon, SIGCONT), 0);
 	E->frozen = 0;
