@@ -120,10 +120,8 @@ static rete_wire *connect_as(struct env *e, int who)
 static void wait_ready(struct env *e)
 {
 	rete_wire *w = connect_as(e, P_COORD);
-	bool ok = it_ping_ready(w, &e->h.pid, WAIT_MS);
+	bool ok = it_home_ready(&e->h, w, WAIT_MS);
 	rete_wire_close(&w);
-	if (!ok)
-		it_show_path(e->h.log, 0);
 	assert_true(ok);
 }
 
@@ -279,6 +277,21 @@ static uint64_t receipt_index(struct env *e, const Rete__BrokerFrame *f, const c
 	uint64_t idx = b->index;
 	rete__receipt_body__free_unpacked(b, NULL);
 	return idx;
+}
+
+/* make_referrals signs n referrals social -> cpi (employment-orientation),
+ * the i-th with the id fmt makes of i; the caller frees each and the array. */
+static it_msg *make_referrals(struct env *e, const char *fmt, int n)
+{
+	it_msg *v = calloc((size_t)n, sizeof(*v));
+	assert_non_null(v);
+	for (int i = 0; i < n; i++) {
+		char id[64];
+		snprintf(id, sizeof(id), fmt, i);
+		make_referral(e, P_SOCIAL, P_CPI, id, "employment-orientation", true, NULL, NULL,
+			      &v[i]);
+	}
+	return v;
 }
 
 /* refer signs a referral social -> cpi (employment-orientation) with id,
@@ -517,16 +530,13 @@ static void test_pipelined_batches(void **state)
 {
 	struct env *e = *state = env_new(NULL, NULL, false);
 	rete_wire *social = connect_as(e, P_SOCIAL);
-	it_msg *ref = calloc(PIPE_N, sizeof(*ref)), *upd = calloc(PIPE_N, sizeof(*upd));
-	assert_non_null(ref);
+	it_msg *ref = make_referrals(e, "pipe-ref-%d", PIPE_N), *upd = calloc(PIPE_N, sizeof(*upd));
 	assert_non_null(upd);
-	char id[64], uid[64];
+	char uid[64];
 	for (int i = 0; i < PIPE_N; i++) {
-		snprintf(id, sizeof(id), "pipe-ref-%d", i);
 		snprintf(uid, sizeof(uid), "pipe-cancel-%d", i);
-		make_referral(e, P_SOCIAL, P_CPI, id, "employment-orientation", true, NULL, NULL,
-			      &ref[i]);
-		make_update(e, P_SOCIAL, P_CPI, uid, id, RETE__STATUS__STATUS_CANCELLED, &upd[i]);
+		make_update(e, P_SOCIAL, P_CPI, uid, ref[i].id, RETE__STATUS__STATUS_CANCELLED,
+			    &upd[i]);
 	}
 	for (int pass = 0; pass < 3; pass++)
 		for (int i = 0; i < PIPE_N; i++) {
@@ -1025,18 +1035,11 @@ static void test_kill9_under_load(void **state)
 {
 	struct env *e = *state = env_new(NULL, NULL, false);
 	rete_wire *social = hello(e, P_SOCIAL);
-	it_msg *o = calloc(LOAD_N, sizeof(*o));
+	it_msg *o = make_referrals(e, "load-%03d", LOAD_N);
 	bool *receipted = calloc(LOAD_N, sizeof(bool));
 	uint64_t *index = calloc(LOAD_N, sizeof(uint64_t));
-	assert_non_null(o);
 	assert_non_null(receipted);
 	assert_non_null(index);
-	char id[32];
-	for (int i = 0; i < LOAD_N; i++) {
-		snprintf(id, sizeof(id), "load-%03d", i);
-		make_referral(e, P_SOCIAL, P_CPI, id, "employment-orientation", true, NULL, NULL,
-			      &o[i]);
-	}
 	/* pipeline everything, kill -9 once some receipts are in */
 	for (int i = 0; i < LOAD_N; i++)
 		assert_int_equal(it_send(social, &o[i]), RETE_OK);
