@@ -426,7 +426,9 @@ typedef struct it_home {
 	char ini[512], log[512], listen[300], events[300];
 	pid_t pid;
 	rete_seckey *broker;
+	const char *const *ids;		 /* the parties (borrowed) */
 	rete_seckey *keys[IT_HOME_KEYS]; /* keys[i] is ids[i]'s */
+	rete_wire *w[IT_HOME_KEYS];	 /* w[i] connected as ids[i] (it_home_connect) */
 	int nkeys;
 } it_home;
 
@@ -441,6 +443,7 @@ static inline rete_err it_home_open(it_home *h, const char *tag, const char *con
 	if (n > IT_HOME_KEYS)
 		return RETE_EINVAL;
 	h->nkeys = n;
+	h->ids = ids;
 	h->dir = tu_tmpdir(tag);
 	if (!h->dir)
 		return RETE_EIO;
@@ -449,6 +452,17 @@ static inline rete_err it_home_open(it_home *h, const char *tag, const char *con
 	snprintf(h->listen, sizeof(h->listen), "ipc://%s/broker.sock", h->dir);
 	snprintf(h->events, sizeof(h->events), "ipc://%s/events.sock", h->dir);
 	return it_keys_make(h->dir, ids, n, &h->broker, h->keys);
+}
+
+/* it_home_connect connects h->w[i] as ids[i]; RETE_OK or the wire's error
+ * (said on stderr). */
+static inline rete_err it_home_connect(it_home *h, int i)
+{
+	rete_msg m;
+	rete_err err = rete_wire_connect(&h->w[i], h->listen, &h->broker->pub, h->keys[i], &m);
+	if (err != RETE_OK)
+		fprintf(stderr, "itest: connect as %s: %s\n", h->ids[i], m.text);
+	return err;
 }
 
 /* it_home_start starts RETE_BIN_DIR/rete-broker on h->ini (with -v when
@@ -479,11 +493,16 @@ static inline int it_home_stop(it_home *h, int ms)
 	return st;
 }
 
-/* it_home_close stops a broker still running (SIGTERM, then SIGKILL after
- * it_wait_ms()), frees the keys and removes the folder. */
+/* it_home_close closes the connections, stops a broker still running
+ * (it_home_stop, it_wait_ms()), shows its log when RETE_TEST_SHOW_LOG is
+ * set, frees the keys and removes the folder. */
 static inline void it_home_close(it_home *h)
 {
-	it_stop(&h->pid, SIGTERM, it_wait_ms());
+	for (int i = 0; i < IT_HOME_KEYS; i++)
+		rete_wire_close(&h->w[i]);
+	it_home_stop(h, it_wait_ms());
+	if (h->dir && getenv("RETE_TEST_SHOW_LOG"))
+		it_show_path(h->log, 0);
 	rete_seckey_free(&h->broker);
 	for (int i = 0; i < h->nkeys; i++)
 		rete_seckey_free(&h->keys[i]);

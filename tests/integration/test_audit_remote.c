@@ -72,7 +72,6 @@ static const char *const ids[NPARTIES] = {"social.mantova", "cpi.mantova", "audi
 struct env {
 	it_home h; /* keys[i] is ids[i]'s */
 	char audit_ini[512], store[512], backup[512], state[512];
-	rete_wire *w[NPARTIES];
 	uint64_t expected; /* the log size once every delivery is acked */
 	int serial;
 };
@@ -120,13 +119,13 @@ static Rete__BrokerFrame *pump(int p, int kind, int ms)
 	for (;;) {
 		for (int q = 0; q < P_AUDIT; q++) {
 			Rete__BrokerFrame *f = NULL;
-			if (rete_wire_recv(E->w[q], q == p ? 20 : 0, &f, NULL) != RETE_OK)
+			if (rete_wire_recv(E->h.w[q], q == p ? 20 : 0, &f, NULL) != RETE_OK)
 				continue;
 			if (f->command_case == RETE__BROKER_FRAME__COMMAND_DELIVER) {
 				Rete__LogEntry *le = rete__log_entry__unpack(
 				    NULL, f->deliver->log_entry.len, f->deliver->log_entry.data);
 				if (le != NULL) {
-					rete_wire_ack(E->w[q], le->index, 0, NULL, NULL);
+					rete_wire_ack(E->h.w[q], le->index, 0, NULL, NULL);
 					rete__log_entry__free_unpacked(le, NULL);
 				}
 			}
@@ -143,8 +142,8 @@ static Rete__BrokerFrame *pump(int p, int kind, int ms)
 static void submit_msg(int from, Rete__Message *msg, const char *case_id, const uint8_t *sealed,
 		       size_t sealed_len)
 {
-	assert_int_equal(it_sign_send(E->w[from], msg, ids[from], ORIGIN, case_id, E->h.keys[from],
-				      sealed, sealed_len),
+	assert_int_equal(it_sign_send(E->h.w[from], msg, ids[from], ORIGIN, case_id,
+				      E->h.keys[from], sealed, sealed_len),
 			 RETE_OK);
 	Rete__BrokerFrame *f = pump(from, RETE__BROKER_FRAME__COMMAND_RECEIPT, WAIT_MS);
 	assert_true(it_accepted(f, msg->id, E->h.log));
@@ -226,7 +225,7 @@ static void update(const char *ref, int from, int to, Rete__Status st, const cha
 static Rete__BrokerFrame *query(Rete__Query *q)
 {
 	Rete__BrokerFrame *f = NULL;
-	assert_int_equal(rete_wire_call(E->w[P_AUDIT], q, WAIT_MS, &f, NULL), RETE_OK);
+	assert_int_equal(rete_wire_call(E->h.w[P_AUDIT], q, WAIT_MS, &f, NULL), RETE_OK);
 	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_RESULT);
 	return f;
 }
@@ -286,12 +285,10 @@ static void connect_all(void)
 {
 	rete_msg m;
 	for (int i = 0; i < NPARTIES; i++)
-		assert_int_equal(
-		    rete_wire_connect(&E->w[i], E->h.listen, &E->h.broker->pub, E->h.keys[i], &m),
-		    RETE_OK);
-	assert_true(it_home_ready(&E->h, E->w[P_AUDIT], WAIT_MS));
+		assert_int_equal(it_home_connect(&E->h, i), RETE_OK);
+	assert_true(it_home_ready(&E->h, E->h.w[P_AUDIT], WAIT_MS));
 	for (int i = 0; i < P_AUDIT; i++)
-		assert_int_equal(rete_wire_hello(E->w[i], ids[i], "test_audit_remote", &m),
+		assert_int_equal(rete_wire_hello(E->h.w[i], ids[i], "test_audit_remote", &m),
 				 RETE_OK);
 }
 
@@ -317,11 +314,6 @@ static int teardown(void **state)
 	(void)state;
 	if (E == NULL)
 		return 0;
-	for (int i = 0; i < NPARTIES; i++)
-		rete_wire_close(&E->w[i]);
-	it_home_stop(&E->h, WAIT_MS);
-	if (getenv("RETE_TEST_SHOW_LOG"))
-		show_log();
 	it_home_close(&E->h);
 	free(E);
 	E = NULL;
@@ -522,7 +514,7 @@ static void test_remote_audit(void **state)
 	/* 7. the store is replaced by the older backup */
 	it_home_stop(&E->h, WAIT_MS);
 	for (int i = 0; i < NPARTIES; i++)
-		rete_wire_close(&E->w[i]);
+		rete_wire_close(&E->h.w[i]);
 	tu_rmrf(E->store);
 	assert_int_equal(rename(E->backup, E->store), 0);
 	assert_true(it_home_start(&E->h, false));

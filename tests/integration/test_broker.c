@@ -159,7 +159,7 @@ static int teardown(void **state)
 			fprintf(stderr, "the broker did not stop cleanly (status %d)\n", st);
 			rc = -1;
 		}
-		if (rc != 0 || getenv("RETE_TEST_SHOW_LOG"))
+		if (rc != 0)
 			it_show_path(e->h.log, 0);
 	}
 	it_home_close(&e->h);

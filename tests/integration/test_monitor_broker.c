@@ -63,7 +63,6 @@ struct env {
 	const char *session; /* the tmux session pane() reads */
 	pid_t frozen;	     /* a monitor stopped with SIGSTOP, until SIGCONT */
 	bool tmux_started;
-	rete_wire *w[NPARTIES];
 	char rid[6][32]; /* referral ids R1..R6 */
 };
 
@@ -108,11 +107,11 @@ static void write_files(struct env *e)
 
 static void submit_msg(int from, Rete__Message *msg, const uint8_t *sealed, size_t sealed_len)
 {
-	assert_int_equal(it_sign_send(E->w[from], msg, ids[from], ORIGIN, "case-mn-7",
+	assert_int_equal(it_sign_send(E->h.w[from], msg, ids[from], ORIGIN, "case-mn-7",
 				      E->h.keys[from], sealed, sealed_len),
 			 RETE_OK);
 	Rete__BrokerFrame *f =
-	    it_recv_acking(E->w[from], RETE__BROKER_FRAME__COMMAND_RECEIPT, WAIT_MS, true, NULL);
+	    it_recv_acking(E->h.w[from], RETE__BROKER_FRAME__COMMAND_RECEIPT, WAIT_MS, true, NULL);
 	assert_true(it_accepted(f, msg->id, E->h.log));
 }
 
@@ -233,7 +232,7 @@ static Rete__BrokerFrame *snapshot(void)
 	Rete__BrokerFrame *f = NULL;
 	q.what_case = RETE__QUERY__WHAT_SNAPSHOT;
 	q.snapshot = &sq;
-	assert_int_equal(rete_wire_call(E->w[P_COORD], &q, WAIT_MS, &f, NULL), RETE_OK);
+	assert_int_equal(rete_wire_call(E->h.w[P_COORD], &q, WAIT_MS, &f, NULL), RETE_OK);
 	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_RESULT);
 	assert_int_equal(f->result->answer_case, RETE__QUERY_RESULT__ANSWER_SNAPSHOT);
 	return f;
@@ -273,7 +272,7 @@ static void wait_until(int k, Rete__Status st, bool want_overdue)
 		for (int p = 0; p < P_COORD; p++) {
 			if (p == P_ASST)
 				continue;
-			Rete__BrokerFrame *x = it_recv_acking(E->w[p], -1, 30, true, NULL);
+			Rete__BrokerFrame *x = it_recv_acking(E->h.w[p], -1, 30, true, NULL);
 			if (x)
 				rete__broker_frame__free_unpacked(x, NULL);
 		}
@@ -334,13 +333,11 @@ static int setup(void **state)
 	 * becomes overdue, and the agencies panel shows it silent */
 	for (int i = 0; i < NPARTIES; i++)
 		if (i != P_ASST)
-			assert_int_equal(rete_wire_connect(&E->w[i], E->h.listen, &E->h.broker->pub,
-							   E->h.keys[i], &m),
-					 RETE_OK);
-	assert_true(it_home_ready(&E->h, E->w[P_COORD], WAIT_MS));
+			assert_int_equal(it_home_connect(&E->h, i), RETE_OK);
+	assert_true(it_home_ready(&E->h, E->h.w[P_COORD], WAIT_MS));
 	for (int i = 0; i < P_COORD; i++)
 		if (i != P_ASST)
-			assert_int_equal(rete_wire_hello(E->w[i], ids[i], "test_monitor", &m),
+			assert_int_equal(rete_wire_hello(E->h.w[i], ids[i], "test_monitor", &m),
 					 RETE_OK);
 
 	/* the live monitor, before anything happens: it will know the
@@ -397,11 +394,6 @@ static int teardown(void **state)
 		kill(E->frozen, SIGCONT);
 	if (E->tmux_started)
 		tu_run(NULL, "tmux -L %s kill-server", E->tmux);
-	for (int i = 0; i < NPARTIES; i++)
-		rete_wire_close(&E->w[i]);
-	it_home_stop(&E->h, WAIT_MS);
-	if (getenv("RETE_TEST_SHOW_LOG"))
-		show_log();
 	it_home_close(&E->h);
 	free(E);
 	E = NULL;
@@ -776,7 +768,7 @@ static void test_monitor_gap(void **state)
 	E->frozen = mon;
 	it_home_stop(&E->h, WAIT_MS);
 	assert_true(it_home_start(&E->h, false));
-	assert_true(it_home_ready(&E->h, E->w[P_COORD], WAIT_MS));
+	assert_true(it_home_ready(&E->h, E->h.w[P_COORD], WAIT_MS));
 	touch_r6(0); /* its event reaches no subscriber: the monitor is frozen */
 	assert_int_equal(kill(mon, SIGCONT), 0);
 	E->frozen = 0;
