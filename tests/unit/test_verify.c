@@ -9,15 +9,13 @@
  * entry are honoured from that entry on. Across chunks (the next chunk is
  * decoded and verified before the one before it is checked): a key rotated
  * by the last entry of a chunk, or inside a grain, holds from there on and
- * the old key, although guessed, no longer does; a lifecycle failure the replay finds in one chunk is
- * reported before a bad signature in the next, and a bad signature in one
- * chunk before an entry missing from the next; a session fed more than two
- * chunks at once holds, and stops at a changed entry. The stored tree: a
- * Merkle node or a leaf hash overwritten (the entries intact) fails at the
- * entry that completes it. A broken LMDB page among the next chunk's
- * entries (MDB_CORRUPTED, which spoils the transaction that reads it) is
- * reported as such at its first entry, and does not hide a failure of the
- * chunk before. The counts of a failed run (checkpoints, the latest one,
+ * the old key, although guessed, no longer does; a lifecycle failure the replay finds in one chunk
+ * is reported before a bad signature in the next, and a bad signature in one chunk before an entry
+ * missing from the next; a session fed more than two chunks at once holds, and stops at a changed
+ * entry. The stored tree: a Merkle node or a leaf hash overwritten (the entries intact) fails at
+ * the entry that completes it. A broken LMDB page among the next chunk's entries (MDB_CORRUPTED,
+ * which spoils the transaction that reads it) is reported as such at its first entry, and does not
+ * hide a failure of the chunk before. The counts of a failed run (checkpoints, the latest one,
  * Directories) stop at the failure, even when phase B went past it. */
 #include <lmdb.h>
 #include <setjmp.h>
@@ -549,6 +547,30 @@ static void del_raw(const char *dir, const char *db, const void *key, size_t kle
 	mdb_env_close(env);
 }
 
+/* put_projection stores r (freed here) as the projection of referral key,
+ * behind the store's back (closed, then opened again read-only). */
+static void put_projection(struct log *L, const char *key, Rete__ReferralInfo *r)
+{
+	size_t len = rete__referral_info__get_packed_size(r);
+	uint8_t *buf = malloc(len);
+	assert_non_null(buf);
+	rete__referral_info__pack(r, buf);
+	rete__referral_info__free_unpacked(r, NULL);
+	rete_store_close(&L->s);
+	put_raw(L->dir, "referrals", key, strlen(key), buf, len);
+	free(buf);
+	reopen_ro(L);
+}
+
+/* drop_projection removes referral id's projection behind the store's
+ * back (closed, then opened again read-only). */
+static void drop_projection(struct log *L, const char *id)
+{
+	rete_store_close(&L->s);
+	del_raw(L->dir, "referrals", id, strlen(id));
+	reopen_ro(L);
+}
+
 static void test_projection_rewritten_fails(void **state)
 {
 	struct log L;
@@ -556,8 +578,6 @@ static void test_projection_rewritten_fails(void **state)
 	rete_verify_options o = opts(true, 2);
 	rete_msg m = {{0}};
 	Rete__ReferralInfo *r = NULL;
-	uint8_t *buf;
-	size_t len;
 	(void)state;
 
 	log_open(&L, "verify-proj");
@@ -565,14 +585,7 @@ static void test_projection_rewritten_fails(void **state)
 	assert_int_equal(rete_store_referral(L.s, NULL, "r1", &r, &m), RETE_OK);
 	assert_int_equal(r->status, RETE__STATUS__STATUS_IN_PROGRESS);
 	r->status = RETE__STATUS__STATUS_COMPLETED; /* a projection the log never said */
-	len = rete__referral_info__get_packed_size(r);
-	buf = malloc(len);
-	rete__referral_info__pack(r, buf);
-	rete__referral_info__free_unpacked(r, NULL);
-	rete_store_close(&L.s);
-	put_raw(L.dir, "referrals", "r1", 2, buf, len);
-	free(buf);
-	assert_int_equal(rete_store_open(&L.s, L.dir, RETE_STORE_RDONLY, &m), RETE_OK);
+	put_projection(&L, "r1", r);
 	/* without the replay the log itself holds */
 	o.replay = false;
 	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_OK);
@@ -593,8 +606,6 @@ static void test_projection_extra_or_missing(void **state)
 	rete_verify_options o = opts(true, 2);
 	rete_msg m = {{0}};
 	Rete__ReferralInfo *r = NULL;
-	uint8_t *buf;
-	size_t len;
 	(void)state;
 
 	/* a projection the log never created: r10, a copy of r1 */
@@ -603,14 +614,7 @@ static void test_projection_extra_or_missing(void **state)
 	assert_int_equal(rete_store_referral(L.s, NULL, "r1", &r, &m), RETE_OK);
 	free(r->id);
 	r->id = strdup("r10");
-	len = rete__referral_info__get_packed_size(r);
-	buf = malloc(len);
-	rete__referral_info__pack(r, buf);
-	rete__referral_info__free_unpacked(r, NULL);
-	rete_store_close(&L.s);
-	put_raw(L.dir, "referrals", "r10", 3, buf, len);
-	free(buf);
-	assert_int_equal(rete_store_open(&L.s, L.dir, RETE_STORE_RDONLY, &m), RETE_OK);
+	put_projection(&L, "r10", r);
 	for (unsigned threads = 1; threads <= 2; threads++) {
 		o.threads = threads;
 		assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_ECORRUPT);
@@ -624,9 +628,7 @@ static void test_projection_extra_or_missing(void **state)
 	/* a projection missing: r3 */
 	log_open(&L, "verify-proj-missing");
 	standard(&L);
-	rete_store_close(&L.s);
-	del_raw(L.dir, "referrals", "r3", 2);
-	assert_int_equal(rete_store_open(&L.s, L.dir, RETE_STORE_RDONLY, &m), RETE_OK);
+	drop_projection(&L, "r3");
 	for (unsigned threads = 1; threads <= 2; threads++) {
 		o.threads = threads;
 		assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_ECORRUPT);
@@ -634,9 +636,7 @@ static void test_projection_extra_or_missing(void **state)
 						   "the store has no projection of it"));
 	}
 	/* and the last one (r7): nothing in the store after it */
-	rete_store_close(&L.s);
-	del_raw(L.dir, "referrals", "r7", 2);
-	assert_int_equal(rete_store_open(&L.s, L.dir, RETE_STORE_RDONLY, &m), RETE_OK);
+	drop_projection(&L, "r7");
 	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_ECORRUPT);
 	assert_non_null(strstr(rep.reason, "referral r3: replaying the log creates it"));
 	log_close(&L);
@@ -715,23 +715,32 @@ static void forge_append(const char *dir, uint64_t size, const rete_buf *sm, int
 	free(buf);
 }
 
+/* forge_completion closes the store, forges entry `index` (logged at at):
+ * asst.mantova, no party of r1, moves r1 to completed, which the store
+ * itself would refuse; then opens the store again with flags (0 to append
+ * more, RETE_STORE_RDONLY). */
+static void forge_completion(struct log *L, uint64_t index, int64_t at, unsigned flags)
+{
+	rete_msg m = {{0}};
+	rete_store_close(&L->s);
+	rete_buf b = update("u9", ASST, SOCIAL, "r1", RETE__STATUS__STATUS_COMPLETED, keys[K_ASST]);
+	forge_append(L->dir, index, &b, at);
+	rete_buf_free(&b);
+	assert_int_equal(rete_store_open(&L->s, L->dir, flags, &m), RETE_OK);
+}
+
 static void test_lifecycle_violation_fails(void **state)
 {
 	struct log L;
 	rete_verify_report rep;
 	rete_verify_options o = opts(true, 2);
 	rete_msg m = {{0}};
-	rete_buf b;
 	(void)state;
 
 	log_open(&L, "verify-lifecycle");
 	standard(&L);
-	rete_store_close(&L.s);
 	/* entry 12: asst.mantova, no party of r1, moves it to completed */
-	b = update("u9", ASST, SOCIAL, "r1", RETE__STATUS__STATUS_COMPLETED, keys[K_ASST]);
-	forge_append(L.dir, 12, &b, L.t + 1000);
-	rete_buf_free(&b);
-	assert_int_equal(rete_store_open(&L.s, L.dir, RETE_STORE_RDONLY, &m), RETE_OK);
+	forge_completion(&L, 12, L.t + 1000, RETE_STORE_RDONLY);
 	/* the log itself (signatures, tree) holds: only the replay sees it */
 	o.replay = false;
 	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_OK);
@@ -827,6 +836,39 @@ static void test_since_checkpoint(void **state)
 
 /* ---- across chunks ------------------------------------------------------------ */
 
+/* many_referrals makes n APPEND ops for a log holding only its directory
+ * (ops[0] is left empty): ops[i] appends referral m<i> of social.mantova,
+ * signed with K_OTHER's key when i == bad (0: never) and with its own key
+ * otherwise, logged at L->t + i. *bufs gets the signed messages; free
+ * both with many_free. */
+static rete_store_op *many_referrals(struct log *L, int n, int bad, rete_buf **bufs)
+{
+	rete_store_op *ops = calloc((size_t)n, sizeof(*ops));
+	rete_buf *b = calloc((size_t)n, sizeof(*b));
+	char id[32];
+	assert_non_null(ops);
+	assert_non_null(b);
+	for (int i = 1; i < n; i++) {
+		snprintf(id, sizeof(id), "m%d", i);
+		b[i] =
+		    referral(id, SOCIAL, CPI, "staff", i == bad ? keys[K_OTHER] : keys[K_SOCIAL]);
+		ops[i].kind = RETE_STORE_OP_APPEND;
+		ops[i].in.signed_message = b[i].data;
+		ops[i].in.len = b[i].len;
+		ops[i].in.logged_at = L->t + i;
+	}
+	*bufs = b;
+	return ops;
+}
+
+static void many_free(rete_store_op *ops, rete_buf *bufs, int n)
+{
+	for (int i = 0; i < n; i++)
+		rete_buf_free(&bufs[i]);
+	free(bufs);
+	free(ops);
+}
+
 static void test_many_entries(void **state)
 {
 	struct log L;
@@ -834,22 +876,13 @@ static void test_many_entries(void **state)
 	rete_verify_options o = opts(true, 3);
 	rete_msg m = {{0}};
 	enum { N = 5000, BAD = 4500 };
-	rete_store_op *ops = calloc(N, sizeof(*ops));
-	rete_buf *bufs = calloc(N, sizeof(*bufs));
-	char id[32];
+	rete_buf *bufs;
+	rete_store_op *ops;
 	(void)state;
 
 	log_open(&L, "verify-many");
 	append(&L, directory("dir-1", 1, keys[K_SOCIAL]));
-	for (int i = 1; i < N; i++) {
-		snprintf(id, sizeof(id), "m%d", i);
-		bufs[i] =
-		    referral(id, SOCIAL, CPI, "staff", i == BAD ? keys[K_OTHER] : keys[K_SOCIAL]);
-		ops[i].kind = RETE_STORE_OP_APPEND;
-		ops[i].in.signed_message = bufs[i].data;
-		ops[i].in.len = bufs[i].len;
-		ops[i].in.logged_at = L.t + i;
-	}
+	ops = many_referrals(&L, N, BAD, &bufs);
 	assert_int_equal(rete_store_commit(L.s, ops + 1, N - 1, &m), RETE_OK);
 	assert_int_equal(ops[N - 1].index, N - 1);
 	free(checkpoint(&L, keys[K_BROKER]));
@@ -859,10 +892,7 @@ static void test_many_entries(void **state)
 	o.threads = 1;
 	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_EBADSIG);
 	assert_int_equal(rep.bad_index, BAD);
-	for (int i = 0; i < N; i++)
-		rete_buf_free(&bufs[i]);
-	free(bufs);
-	free(ops);
+	many_free(ops, bufs, N);
 	log_close(&L);
 }
 
@@ -873,37 +903,25 @@ static void test_many_entries_hold(void **state)
 	rete_verify_options o = opts(true, 0);
 	rete_msg m = {{0}};
 	enum { N = 9000 };
-	rete_store_op *ops = calloc(N, sizeof(*ops));
-	rete_buf *bufs = calloc(N, sizeof(*bufs));
-	char id[32];
+	rete_buf *bufs;
+	rete_store_op *ops;
 	(void)state;
 
 	log_open(&L, "verify-many2");
 	append(&L, directory("dir-1", 1, keys[K_SOCIAL]));
-	for (int i = 1; i < N; i++) {
-		snprintf(id, sizeof(id), "m%d", i);
-		bufs[i] = referral(id, SOCIAL, CPI, "staff", keys[K_SOCIAL]);
-		ops[i].kind = RETE_STORE_OP_APPEND;
-		ops[i].in.signed_message = bufs[i].data;
-		ops[i].in.len = bufs[i].len;
-		ops[i].in.logged_at = L.t + i;
-		if (i == 4096 || i == 8191) {
-			assert_int_equal(rete_store_commit(L.s, ops + (i == 4096 ? 1 : 4097),
-							   i == 4096 ? 4096 : 4095, &m),
-					 RETE_OK);
-			free(checkpoint(&L, keys[K_BROKER]));
-		}
-	}
+	ops = many_referrals(&L, N, 0, &bufs);
+	/* entries 1..4096 and 4097..8191, each batch checkpointed, then the rest */
+	assert_int_equal(rete_store_commit(L.s, ops + 1, 4096, &m), RETE_OK);
+	free(checkpoint(&L, keys[K_BROKER]));
+	assert_int_equal(rete_store_commit(L.s, ops + 4097, 4095, &m), RETE_OK);
+	free(checkpoint(&L, keys[K_BROKER]));
 	assert_int_equal(rete_store_commit(L.s, ops + 8192, N - 8192, &m), RETE_OK);
 	free(checkpoint(&L, keys[K_BROKER]));
 	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_OK);
 	assert_int_equal(rep.entries, N);
 	assert_int_equal(rep.checkpoints, 3);
 	assert_int_equal(rep.referrals, N - 1);
-	for (int i = 0; i < N; i++)
-		rete_buf_free(&bufs[i]);
-	free(bufs);
-	free(ops);
+	many_free(ops, bufs, N);
 	log_close(&L);
 }
 
@@ -1001,27 +1019,31 @@ static void test_rotation_guessed_wrong(void **state)
 	log_close(&L);
 }
 
+/* log_broken_at opens a log (tag) of the directory, referral r1 and the
+ * referrals a0.. up to entry at - 1, then forges entry at (logged 10 ms
+ * later): r1 completed by asst.mantova (forge_completion). More may be
+ * appended. */
+static void log_broken_at(struct log *L, const char *tag, uint64_t at)
+{
+	log_open(L, tag);
+	append(L, directory("dir-1", 1, keys[K_SOCIAL]));
+	append(L, referral("r1", SOCIAL, CPI, "staff-r1", keys[K_SOCIAL]));
+	referrals(L, "a", at - 2, keys[K_SOCIAL]);
+	forge_completion(L, at, L->t += 10, 0);
+}
+
 static void test_first_failure_across_chunks(void **state)
 {
 	struct log L;
 	rete_verify_report rep;
 	rete_msg m = {{0}};
 	struct progress p;
-	rete_buf b;
 	(void)state;
 
 	/* entry 3000 (first chunk) breaks the lifecycle, which only the
 	 * replay sees; entry 5000 (second chunk) has a signature by a key the
 	 * directory does not hold, which phase B and C see first */
-	log_open(&L, "verify-first");
-	append(&L, directory("dir-1", 1, keys[K_SOCIAL]));
-	append(&L, referral("r1", SOCIAL, CPI, "staff-r1", keys[K_SOCIAL]));
-	referrals(&L, "a", 2998, keys[K_SOCIAL]);
-	rete_store_close(&L.s);
-	b = update("u9", ASST, SOCIAL, "r1", RETE__STATUS__STATUS_COMPLETED, keys[K_ASST]);
-	forge_append(L.dir, 3000, &b, L.t += 10);
-	rete_buf_free(&b);
-	assert_int_equal(rete_store_open(&L.s, L.dir, 0, &m), RETE_OK);
+	log_broken_at(&L, "verify-first", 3000);
 	referrals(&L, "b", 1999, keys[K_SOCIAL]);
 	referrals(&L, "x", 1, keys[K_OTHER]);
 	referrals(&L, "c", 2999, keys[K_SOCIAL]);
@@ -1093,8 +1115,8 @@ static rete_err no_proof(void *ctx, uint64_t size1, uint64_t size2,
 	(void)ctx;
 	(void)proof;
 	(void)n;
-	return rete_msg_set(m, RETE_EPROOF, "no proof from %llu to %llu",
-			    (unsigned long long)size1, (unsigned long long)size2);
+	return rete_msg_set(m, RETE_EPROOF, "no proof from %llu to %llu", (unsigned long long)size1,
+			    (unsigned long long)size2);
 }
 
 static void test_session_many_entries(void **state)
@@ -1120,9 +1142,8 @@ static void test_session_many_entries(void **state)
 	for (unsigned threads = 1; threads <= 3; threads += 2) {
 		o.threads = threads;
 		assert_int_equal(rete_verify_session_open(&s, &o, NULL, &m), RETE_OK);
-		assert_int_equal(rete_verify_session_target(s, note, strlen(note), no_proof, NULL,
-							    &m),
-				 RETE_OK);
+		assert_int_equal(
+		    rete_verify_session_target(s, note, strlen(note), no_proof, NULL, &m), RETE_OK);
 		assert_int_equal(rete_verify_session_feed(s, 0, ents, 8500, &m), RETE_OK);
 		assert_int_equal(rete_verify_session_size(s), 8500);
 		assert_int_equal(rete_verify_session_feed(s, 8500, ents + 8500, N - 8500, &m),
@@ -1287,8 +1308,8 @@ static uint64_t break_leaf_page(const char *dir, uint64_t index, uint64_t from)
 	assert_non_null(data);
 	assert_true((pgno + 1) * st.ms_psize <= len);
 	memcpy(&flags, data + pgno * st.ms_psize + 10, sizeof(flags)); /* mp_flags */
-	assert_int_equal(flags, 0x02);					/* P_LEAF */
-	flags = 0x04;							/* P_OVERFLOW */
+	assert_int_equal(flags, 0x02);				       /* P_LEAF */
+	flags = 0x04;						       /* P_OVERFLOW */
 	memcpy(data + pgno * st.ms_psize + 10, &flags, sizeof(flags));
 	assert_int_equal(tu_write_file(path, data, len), 0);
 	free(data);
@@ -1329,8 +1350,8 @@ static void test_broken_page_in_next_chunk(void **state)
 					char want[32];
 					assert_int_equal(e, RETE_ECORRUPT);
 					assert_int_equal(rep.bad_index, first);
-					snprintf(want, sizeof(want), "entry %llu: ",
-						 (unsigned long long)first);
+					snprintf(want, sizeof(want),
+						 "entry %llu: ", (unsigned long long)first);
 					assert_non_null(strstr(rep.reason, want));
 				}
 				assert_int_equal(rep.verdict, RETE_VERIFY_FAILS);
@@ -1349,7 +1370,6 @@ static void test_counts_stop_at_failure(void **state)
 	rete_verify_report rep;
 	rete_msg m = {{0}};
 	uint8_t root50[RETE_MERKLE_HASH];
-	rete_buf b;
 	(void)state;
 
 	/* entry 100 has a bad signature (found by phase C, after phase B has
@@ -1382,15 +1402,7 @@ static void test_counts_stop_at_failure(void **state)
 
 	/* entry 30 breaks the lifecycle (only the replay sees it, after phase
 	 * B has passed the checkpoint at 40 and the Directory at 35) */
-	log_open(&L, "verify-counts-replay");
-	append(&L, directory("dir-1", 1, keys[K_SOCIAL]));
-	append(&L, referral("r1", SOCIAL, CPI, "staff-r1", keys[K_SOCIAL]));
-	referrals(&L, "a", 28, keys[K_SOCIAL]);
-	rete_store_close(&L.s);
-	b = update("u9", ASST, SOCIAL, "r1", RETE__STATUS__STATUS_COMPLETED, keys[K_ASST]);
-	forge_append(L.dir, 30, &b, L.t += 10);
-	rete_buf_free(&b);
-	assert_int_equal(rete_store_open(&L.s, L.dir, 0, &m), RETE_OK);
+	log_broken_at(&L, "verify-counts-replay", 30);
 	referrals(&L, "b", 4, keys[K_SOCIAL]);
 	assert_int_equal(append(&L, directory("dir-2", 2, keys[K_SOCIAL])), 35);
 	referrals(&L, "c", 4, keys[K_SOCIAL]);
