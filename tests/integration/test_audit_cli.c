@@ -44,26 +44,6 @@ struct fx {
 	int64_t t;
 };
 
-static void base_msg(Rete__Message *msg, const char *id, const char *sender, const char *recipient)
-{
-	rete__message__init(msg);
-	msg->id = (char *)id;
-	msg->sender = (char *)sender;
-	msg->recipient = (char *)recipient;
-	msg->case_id = (char *)"case-9";
-	msg->created_at = 1790000000000;
-	msg->origin = (char *)ORIGIN;
-}
-
-static rete_buf sign_with(const Rete__Message *msg, const rete_seckey *k)
-{
-	rete_buf out = {0};
-	rete_msg m = {{0}};
-	if (rete_message_sign(msg, k, &out, &m) != RETE_OK)
-		fail_msg("sign: %s", m.text);
-	return out;
-}
-
 static rete_buf directory(void)
 {
 	Rete__Message msg;
@@ -80,14 +60,13 @@ static rete_buf directory(void)
 		p[i].public_key.len = RETE_PK_LEN;
 		pp[i] = &p[i];
 	}
-	base_msg(&msg, "dir-1", BROKER, "");
-	msg.case_id = (char *)"";
+	tu_message_init(&msg, "dir-1", BROKER, "", "", ORIGIN);
 	d.serial = 1;
 	d.n_parties = 3;
 	d.parties = pp;
 	msg.body_case = RETE__MESSAGE__BODY_DIRECTORY;
 	msg.directory = &d;
-	return sign_with(&msg, kb);
+	return tu_sign(&msg, kb);
 }
 
 static rete_buf referral(const char *id, const char *staff, const rete_seckey *k)
@@ -95,26 +74,26 @@ static rete_buf referral(const char *id, const char *staff, const rete_seckey *k
 	Rete__Message msg;
 	Rete__Referral r = RETE__REFERRAL__INIT;
 	Rete__Operator op = RETE__OPERATOR__INIT;
-	base_msg(&msg, id, SOCIAL, CPI);
+	tu_message_init(&msg, id, SOCIAL, CPI, "case-9", ORIGIN);
 	op.staff_id = (char *)staff;
 	msg.operator_ = &op;
 	r.service = (char *)"employment-orientation";
 	r.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
 	msg.body_case = RETE__MESSAGE__BODY_REFERRAL;
 	msg.referral = &r;
-	return sign_with(&msg, k);
+	return tu_sign(&msg, k);
 }
 
 static rete_buf update(const char *id, const char *ref, Rete__Status st)
 {
 	Rete__Message msg;
 	Rete__ReferralUpdate u = RETE__REFERRAL_UPDATE__INIT;
-	base_msg(&msg, id, CPI, SOCIAL);
+	tu_message_init(&msg, id, CPI, SOCIAL, "case-9", ORIGIN);
 	u.referral_id = (char *)ref;
 	u.status = st;
 	msg.body_case = RETE__MESSAGE__BODY_UPDATE;
 	msg.update = &u;
-	return sign_with(&msg, kc);
+	return tu_sign(&msg, kc);
 }
 
 static void append(rete_store *s, int64_t *t, rete_buf b)

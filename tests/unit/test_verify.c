@@ -71,27 +71,6 @@ struct log {
 	const rete_seckey *social; /* the key the directory in force has for SOCIAL */
 };
 
-static void base_msg(Rete__Message *msg, const char *id, const char *sender, const char *recipient,
-		     const char *case_id)
-{
-	rete__message__init(msg);
-	msg->id = (char *)id;
-	msg->sender = (char *)sender;
-	msg->recipient = (char *)recipient;
-	msg->case_id = (char *)case_id;
-	msg->created_at = 1790000000000;
-	msg->origin = (char *)ORIGIN;
-}
-
-static rete_buf sign_with(const Rete__Message *msg, const rete_seckey *k)
-{
-	rete_buf out = {0};
-	rete_msg m = {{0}};
-	if (rete_message_sign(msg, k, &out, &m) != RETE_OK)
-		fail_msg("sign: %s", m.text);
-	return out;
-}
-
 static rete_buf directory(const char *id, uint64_t serial, const rete_seckey *social)
 {
 	Rete__Message msg;
@@ -113,7 +92,7 @@ static rete_buf directory(const char *id, uint64_t serial, const rete_seckey *so
 		p[i].public_key.len = RETE_PK_LEN;
 		pp[i] = &p[i];
 	}
-	base_msg(&msg, id, BROKER, "", "");
+	tu_message_init(&msg, id, BROKER, "", "", ORIGIN);
 	d.serial = serial;
 	d.n_parties = 4;
 	d.parties = pp;
@@ -124,7 +103,7 @@ static rete_buf directory(const char *id, uint64_t serial, const rete_seckey *so
 	d.time_zone = (char *)"Europe/Rome";
 	msg.body_case = RETE__MESSAGE__BODY_DIRECTORY;
 	msg.directory = &d;
-	return sign_with(&msg, keys[K_BROKER]);
+	return tu_sign(&msg, keys[K_BROKER]);
 }
 
 static rete_buf referral(const char *id, const char *sender, const char *recipient,
@@ -133,7 +112,7 @@ static rete_buf referral(const char *id, const char *sender, const char *recipie
 	Rete__Message msg;
 	Rete__Referral r = RETE__REFERRAL__INIT;
 	Rete__Operator op = RETE__OPERATOR__INIT;
-	base_msg(&msg, id, sender, recipient, "case-7");
+	tu_message_init(&msg, id, sender, recipient, "case-7", ORIGIN);
 	op.staff_id = (char *)staff;
 	op.role = (char *)"social-worker";
 	msg.operator_ = &op;
@@ -143,7 +122,7 @@ static rete_buf referral(const char *id, const char *sender, const char *recipie
 	r.age_band = RETE__AGE_BAND__AGE_BAND_ADULT;
 	msg.body_case = RETE__MESSAGE__BODY_REFERRAL;
 	msg.referral = &r;
-	return sign_with(&msg, k);
+	return tu_sign(&msg, k);
 }
 
 static rete_buf update(const char *id, const char *sender, const char *recipient, const char *ref,
@@ -151,26 +130,26 @@ static rete_buf update(const char *id, const char *sender, const char *recipient
 {
 	Rete__Message msg;
 	Rete__ReferralUpdate u = RETE__REFERRAL_UPDATE__INIT;
-	base_msg(&msg, id, sender, recipient, "case-7");
+	tu_message_init(&msg, id, sender, recipient, "case-7", ORIGIN);
 	u.referral_id = (char *)ref;
 	u.status = st;
 	msg.body_case = RETE__MESSAGE__BODY_UPDATE;
 	msg.update = &u;
-	return sign_with(&msg, k);
+	return tu_sign(&msg, k);
 }
 
 static rete_buf delivery(const char *id, const char *to, uint64_t index, const char *ref)
 {
 	Rete__Message msg;
 	Rete__Delivery d = RETE__DELIVERY__INIT;
-	base_msg(&msg, id, BROKER, to, "");
+	tu_message_init(&msg, id, BROKER, to, "", ORIGIN);
 	d.index = index;
 	d.message_id = (char *)ref;
 	d.referral_id = (char *)ref;
 	d.delivered_at = 1790000005000;
 	msg.body_case = RETE__MESSAGE__BODY_DELIVERY;
 	msg.delivery = &d;
-	return sign_with(&msg, keys[K_BROKER]);
+	return tu_sign(&msg, keys[K_BROKER]);
 }
 
 /* append commits b (freed) and checks it was accepted at the next index. */
@@ -450,13 +429,13 @@ static void test_forged_broker_body_fails(void **state)
 	log_open(&L, "verify-forged");
 	standard(&L);
 	/* a Delivery signed by an agency, not by the broker */
-	base_msg(&msg, "d9", BROKER, SOCIAL, "");
+	tu_message_init(&msg, "d9", BROKER, SOCIAL, "", ORIGIN);
 	d.index = 7;
 	d.message_id = (char *)"r3";
 	d.referral_id = (char *)"r3";
 	msg.body_case = RETE__MESSAGE__BODY_DELIVERY;
 	msg.delivery = &d;
-	append(&L, sign_with(&msg, keys[K_SOCIAL]));
+	append(&L, tu_sign(&msg, keys[K_SOCIAL]));
 	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_EBADSIG);
 	assert_int_equal(rep.bad_index, 12);
 	assert_non_null(strstr(rep.reason, "does not verify with the broker key given"));

@@ -1,13 +1,18 @@
 /* testutil.c — see testutil.h. */
 #include "testutil.h"
 
+#include <setjmp.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 char *tu_tmpdir(const char *tag)
 {
@@ -122,4 +127,25 @@ int tu_run(char **out, const char *fmt, ...)
 	if (st == -1 || !WIFEXITED(st))
 		return -1;
 	return WEXITSTATUS(st);
+}
+
+void tu_message_init(Rete__Message *msg, const char *id, const char *sender, const char *recipient,
+		     const char *case_id, const char *origin)
+{
+	rete__message__init(msg);
+	msg->id = (char *)id;
+	msg->sender = (char *)sender;
+	msg->recipient = (char *)recipient;
+	msg->case_id = (char *)case_id;
+	msg->created_at = 1790000000000;
+	msg->origin = (char *)origin;
+}
+
+rete_buf tu_sign(const Rete__Message *msg, const rete_seckey *k)
+{
+	rete_buf out = {0};
+	rete_msg m = {{0}};
+	if (rete_message_sign(msg, k, &out, &m) != RETE_OK)
+		fail_msg("sign: %s", m.text);
+	return out;
 }

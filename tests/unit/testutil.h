@@ -1,9 +1,13 @@
 /* testutil.h — small helpers shared by the unit and integration tests:
- * temporary folders, whole-file reads and writes, running a command. */
+ * temporary folders, whole-file reads and writes, running a command, and
+ * signing the messages a test builds by hand. */
 #ifndef RETE_TESTUTIL_H
 #define RETE_TESTUTIL_H
 
 #include <stddef.h>
+
+#include "codec.h"
+#include "keys.h"
 
 /* tu_tmpdir creates a fresh folder under $TMPDIR (or /tmp) and returns its
  * path in a static-per-call malloc'd string the caller frees. */
@@ -23,5 +27,16 @@ int tu_write_file(const char *path, const void *data, size_t len);
 /* tu_run runs a shell command line, capturing stdout+stderr into a malloc'd
  * string (*out, may be NULL) and returns the exit status (or -1). */
 int tu_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* tu_message_init initialises msg as message id from sender to recipient in
+ * case_id for origin, created at a fixed time (1790000000000) so that what
+ * a test signs is the same every run. The strings are borrowed: they must
+ * outlive msg. */
+void tu_message_init(Rete__Message *msg, const char *id, const char *sender, const char *recipient,
+		     const char *case_id, const char *origin);
+
+/* tu_sign signs msg with k and returns the signed bytes (the caller frees
+ * them with rete_buf_free); the test fails (cmocka) when it cannot. */
+rete_buf tu_sign(const Rete__Message *msg, const rete_seckey *k);
 
 #endif
