@@ -87,13 +87,8 @@ static rete_buf referral(const char *id, const char *staff, const rete_seckey *k
 static rete_buf update(const char *id, const char *ref, Rete__Status st)
 {
 	Rete__Message msg;
-	Rete__ReferralUpdate u = RETE__REFERRAL_UPDATE__INIT;
 	tu_message_init(&msg, id, CPI, SOCIAL, "case-9", ORIGIN);
-	u.referral_id = (char *)ref;
-	u.status = st;
-	msg.body_case = RETE__MESSAGE__BODY_UPDATE;
-	msg.update = &u;
-	return tu_sign(&msg, kc);
+	return tu_sign_update(&msg, ref, st, kc);
 }
 
 static void append(rete_store *s, int64_t *t, rete_buf b)

@@ -129,13 +129,8 @@ static rete_buf update(const char *id, const char *sender, const char *recipient
 		       Rete__Status st, const rete_seckey *k)
 {
 	Rete__Message msg;
-	Rete__ReferralUpdate u = RETE__REFERRAL_UPDATE__INIT;
 	tu_message_init(&msg, id, sender, recipient, "case-7", ORIGIN);
-	u.referral_id = (char *)ref;
-	u.status = st;
-	msg.body_case = RETE__MESSAGE__BODY_UPDATE;
-	msg.update = &u;
-	return tu_sign(&msg, k);
+	return tu_sign_update(&msg, ref, st, k);
 }
 
 static rete_buf delivery(const char *id, const char *to, uint64_t index, const char *ref)

@@ -149,3 +149,16 @@ rete_buf tu_sign(const Rete__Message *msg, const rete_seckey *k)
 		fail_msg("sign: %s", m.text);
 	return out;
 }
+
+rete_buf tu_sign_update(Rete__Message *msg, const char *ref, Rete__Status st, const rete_seckey *k)
+{
+	Rete__ReferralUpdate u = RETE__REFERRAL_UPDATE__INIT;
+	u.referral_id = (char *)ref;
+	u.status = st;
+	msg->body_case = RETE__MESSAGE__BODY_UPDATE;
+	msg->update = &u;
+	rete_buf out = tu_sign(msg, k);
+	msg->update = NULL;
+	msg->body_case = RETE__MESSAGE__BODY__NOT_SET;
+	return out;
+}

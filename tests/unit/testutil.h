@@ -39,4 +39,9 @@ void tu_message_init(Rete__Message *msg, const char *id, const char *sender, con
  * them with rete_buf_free); the test fails (cmocka) when it cannot. */
 rete_buf tu_sign(const Rete__Message *msg, const rete_seckey *k);
 
+/* tu_sign_update gives msg (its header set, e.g. by tu_message_init) the
+ * body of an update moving referral ref to status st and signs it with k,
+ * as tu_sign; the body lives only for the call. */
+rete_buf tu_sign_update(Rete__Message *msg, const char *ref, Rete__Status st, const rete_seckey *k);
+
 #endif
