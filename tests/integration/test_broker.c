@@ -322,19 +322,26 @@ static rete_wire *hello(struct env *e, int who)
 	return w;
 }
 
-/* deliver_msg decodes a DELIVER's entry: its index and Message. */
-static Rete__Message *deliver_msg(const Rete__BrokerFrame *f, uint64_t *index)
+/* entry_msg_at decodes a packed log entry: its Message (caller frees) and,
+ * when index is not NULL, its index. */
+static Rete__Message *entry_msg_at(const ProtobufCBinaryData *bytes, uint64_t *index)
 {
-	Rete__LogEntry *le =
-	    rete__log_entry__unpack(NULL, f->deliver->log_entry.len, f->deliver->log_entry.data);
+	Rete__LogEntry *le = rete__log_entry__unpack(NULL, bytes->len, bytes->data);
 	assert_non_null(le);
-	*index = le->index;
+	if (index)
+		*index = le->index;
 	Rete__Message *msg = NULL;
 	assert_int_equal(
 	    rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &msg, NULL),
 	    RETE_OK);
 	rete__log_entry__free_unpacked(le, NULL);
 	return msg;
+}
+
+/* deliver_msg decodes a DELIVER's entry: its index and Message. */
+static Rete__Message *deliver_msg(const Rete__BrokerFrame *f, uint64_t *index)
+{
+	return entry_msg_at(&f->deliver->log_entry, index);
 }
 
 static Rete__BrokerFrame *query(rete_wire *w, Rete__Query *q)
@@ -367,14 +374,25 @@ static Rete__BrokerFrame *log_entries(struct env *e)
 
 static Rete__Message *entry_msg(const ProtobufCBinaryData *bytes)
 {
-	Rete__LogEntry *le = rete__log_entry__unpack(NULL, bytes->len, bytes->data);
-	assert_non_null(le);
-	Rete__Message *msg = NULL;
-	assert_int_equal(
-	    rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &msg, NULL),
-	    RETE_OK);
-	rete__log_entry__free_unpacked(le, NULL);
-	return msg;
+	return entry_msg_at(bytes, NULL);
+}
+
+/* referral_info asks the broker, as the coordinator, for referral id; the
+ * answer has no error (caller frees the frame). */
+static Rete__BrokerFrame *referral_info(struct env *e, const char *id)
+{
+	Rete__ReferralQuery rq;
+	rete__referral_query__init(&rq);
+	rq.referral_id = (char *)id;
+	Rete__Query q;
+	rete__query__init(&q);
+	q.what_case = RETE__QUERY__WHAT_REFERRAL;
+	q.referral = &rq;
+	rete_wire *coordw = connect_as(e, P_COORD);
+	Rete__BrokerFrame *f = query(coordw, &q);
+	rete_wire_close(&coordw);
+	assert_int_equal(f->result->error, 0);
+	return f;
 }
 
 /* audit_verify runs the auditor's own tool, when it exists, on the store
@@ -444,20 +462,10 @@ static void test_submit_deliver_ack(void **state)
 	assert_int_equal(rete_wire_ack(social, didx, 0, NULL, NULL), RETE_OK);
 
 	/* the referral is now received, as its requester can read */
-	Rete__ReferralQuery rq;
-	rete__referral_query__init(&rq);
-	rq.referral_id = "ref-1";
-	Rete__Query q;
-	rete__query__init(&q);
-	q.what_case = RETE__QUERY__WHAT_REFERRAL;
-	q.referral = &rq;
-	rete_wire *coordw = connect_as(e, P_COORD);
-	f = query(coordw, &q);
-	assert_int_equal(f->result->error, 0);
+	f = referral_info(e, "ref-1");
 	assert_int_equal(f->result->referral->status, RETE__STATUS__STATUS_RECEIVED);
 	assert_string_equal(f->result->referral->performer, "cpi.mantova");
 	rete__broker_frame__free_unpacked(f, NULL);
-	rete_wire_close(&coordw);
 
 	/* the log: directory, referral, delivery */
 	f = log_entries(e);
@@ -474,9 +482,10 @@ static void test_submit_deliver_ack(void **state)
 	Rete__EntriesQuery eq;
 	rete__entries_query__init(&eq);
 	eq.count = 10;
+	Rete__Query q;
+	rete__query__init(&q);
 	q.what_case = RETE__QUERY__WHAT_ENTRIES;
 	q.entries = &eq;
-	q.request_id = 0;
 	rete_wire *probe = connect_as(e, P_CPI);
 	f = query(probe, &q);
 	assert_int_equal(f->result->error, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED);
@@ -608,19 +617,9 @@ static void test_pipelined_batches(void **state)
 	}
 	rete__broker_frame__free_unpacked(f, NULL);
 	/* a referral's final status */
-	Rete__ReferralQuery rq;
-	rete__referral_query__init(&rq);
-	rq.referral_id = "pipe-ref-137";
-	Rete__Query q;
-	rete__query__init(&q);
-	q.what_case = RETE__QUERY__WHAT_REFERRAL;
-	q.referral = &rq;
-	rete_wire *coordw = connect_as(e, P_COORD);
-	f = query(coordw, &q);
-	assert_int_equal(f->result->error, 0);
+	f = referral_info(e, "pipe-ref-137");
 	assert_int_equal(f->result->referral->status, RETE__STATUS__STATUS_CANCELLED);
 	rete__broker_frame__free_unpacked(f, NULL);
-	rete_wire_close(&coordw);
 	audit_verify(e);
 	for (int i = 0; i < PIPE_N; i++) {
 		it_msg_free(&ref[i]);
