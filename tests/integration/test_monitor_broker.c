@@ -314,6 +314,21 @@ static char *wait_pane(const char *const *want, const char *const *avoid)
 	}
 }
 
+/* quit_monitor presses q in the monitor of session and waits until the
+ * session has ended; teardown then leaves tmux alone (tmux_started). */
+static void quit_monitor(const char *session)
+{
+	assert_int_equal(tu_run(NULL, "tmux -L %s send-keys -t %s q", E->tmux, session), 0);
+	int64_t end = it_mono_ms() + WAIT_MS;
+	while (tu_run(NULL, "tmux -L %s has-session -t %s", E->tmux, session) == 0) {
+		if (it_mono_ms() > end)
+			fail_msg("the monitor did not quit on q");
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL); /* waiting for another process's exit */
+	}
+	E->tmux_started = false;
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -713,15 +728,7 @@ static void test_monitor_live_tmux(void **state)
 	assert_int_equal(tu_run(NULL, "tmux -L %s send-keys -t mon Tab", E->tmux), 0);
 	free(wait_pane((const char *[]){"> Referrals by status", NULL}, NULL));
 	/* q quits: the session ends */
-	assert_int_equal(tu_run(NULL, "tmux -L %s send-keys -t mon q", E->tmux), 0);
-	end = it_mono_ms() + WAIT_MS;
-	while (tu_run(NULL, "tmux -L %s has-session -t mon", E->tmux) == 0) {
-		if (it_mono_ms() > end)
-			fail_msg("the monitor did not quit on q");
-		struct timespec ts = {0, 50 * 1000 * 1000};
-		nanosleep(&ts, NULL); /* waiting for another process's exit */
-	}
-	E->tmux_started = false;
+	quit_monitor("mon");
 	char path[600];
 	snprintf(path, sizeof(path), "%s/monitor.err", E->h.dir);
 	char *err = tu_read_file(path, NULL);
@@ -811,15 +818,7 @@ static void test_monitor_gap(void **state)
 		struct timespec ts = {0, 200 * 1000 * 1000};
 		nanosleep(&ts, NULL); /* pacing the entries while polling the screen */
 	}
-	assert_int_equal(tu_run(NULL, "tmux -L %s send-keys -t gap q", E->tmux), 0);
-	end = it_mono_ms() + WAIT_MS;
-	while (tu_run(NULL, "tmux -L %s has-session -t gap", E->tmux) == 0) {
-		if (it_mono_ms() > end)
-			fail_msg("the monitor did not quit on q");
-		struct timespec ts = {0, 50 * 1000 * 1000};
-		nanosleep(&ts, NULL); /* waiting for another process's exit */
-	}
-	E->tmux_started = false;
+	quit_monitor("gap");
 }
 
 int main(void)
