@@ -776,18 +776,27 @@ static inline bool it_accepted(Rete__BrokerFrame *f, const char *what, const cha
 	return ok;
 }
 
+/* it_receipt_body checks an acceptance receipt's broker signature (with
+ * broker) and returns its body (caller frees with
+ * rete__receipt_body__free_unpacked); NULL when f is a refusal, has no
+ * receipt or it does not verify. */
+static inline Rete__ReceiptBody *it_receipt_body(const Rete__BrokerFrame *f,
+						 const rete_pubkey *broker)
+{
+	const Rete__Receipt *r = it_answer(f);
+	if (!r || r->error || !r->receipt || r->receipt->signature.len != RETE_SIG_LEN)
+		return NULL;
+	if (rete_verify_bytes(r->receipt->signature.data, RETE_CTX_RECEIPT, r->receipt->body.data,
+			      r->receipt->body.len, broker) != RETE_OK)
+		return NULL;
+	return rete__receipt_body__unpack(NULL, r->receipt->body.len, r->receipt->body.data);
+}
+
 /* it_receipt_index checks an acceptance receipt's broker signature and
  * returns its log index; -1 when it is a refusal or does not verify. */
 static inline int64_t it_receipt_index(const it_net *n, const Rete__BrokerFrame *f)
 {
-	const Rete__Receipt *r = it_answer(f);
-	if (!r || r->error || !r->receipt || r->receipt->signature.len != RETE_SIG_LEN)
-		return -1;
-	if (rete_verify_bytes(r->receipt->signature.data, RETE_CTX_RECEIPT, r->receipt->body.data,
-			      r->receipt->body.len, &n->broker->pub) != RETE_OK)
-		return -1;
-	Rete__ReceiptBody *b =
-	    rete__receipt_body__unpack(NULL, r->receipt->body.len, r->receipt->body.data);
+	Rete__ReceiptBody *b = it_receipt_body(f, &n->broker->pub);
 	if (!b)
 		return -1;
 	int64_t idx = (int64_t)b->index;
