@@ -91,35 +91,6 @@ static rete_buf update(const char *id, const char *ref, Rete__Status st)
 	return tu_sign_update(&msg, ref, st, kc);
 }
 
-static void append(rete_store *s, int64_t *t, rete_buf b)
-{
-	rete_store_op op;
-	rete_msg m = {{0}};
-	memset(&op, 0, sizeof(op));
-	op.kind = RETE_STORE_OP_APPEND;
-	op.in.signed_message = b.data;
-	op.in.len = b.len;
-	op.in.logged_at = *t += 1000;
-	assert_int_equal(rete_store_commit(s, &op, 1, &m), RETE_OK);
-	if (op.status != RETE_STORE_ACCEPTED)
-		fail_msg("append refused: %s", op.error_text);
-	rete_buf_free(&b);
-}
-
-/* checkpoint signs and stores the current size; returns the note. */
-static char *checkpoint(rete_store *s)
-{
-	uint64_t size;
-	uint8_t root[RETE_MERKLE_HASH];
-	char *note = NULL;
-	rete_msg m = {{0}};
-	assert_int_equal(rete_store_size(s, NULL, &size, &m), RETE_OK);
-	assert_int_equal(rete_store_root(s, NULL, size, root, &m), RETE_OK);
-	assert_int_equal(rete_checkpoint_sign(ORIGIN, size, root, kb, &note, &m), RETE_OK);
-	assert_int_equal(rete_store_checkpoint_put(s, size, note, &m), RETE_OK);
-	return note;
-}
-
 /* fx_build: 12 entries, checkpoints at 5 and 12; the store stays open. */
 static void fx_build(struct fx *f)
 {
@@ -134,18 +105,18 @@ static void fx_build(struct fx *f)
 	assert_int_equal(rete_keyfile_write(f->root, BROKER, kb, false, &m), RETE_OK);
 	f->t = 1790000000000;
 	assert_int_equal(rete_store_open(&f->s, f->store, RETE_STORE_CREATE, &m), RETE_OK);
-	append(f->s, &f->t, directory());
-	append(f->s, &f->t, referral("r1", "staff-flip-01", ks));
-	append(f->s, &f->t, update("u1", "r1", RETE__STATUS__STATUS_ACCEPTED));
-	append(f->s, &f->t, referral("r2", "staff-0003", ks));
-	append(f->s, &f->t, update("u2", "r1", RETE__STATUS__STATUS_IN_PROGRESS));
-	free(checkpoint(f->s));
+	tu_append(f->s, &f->t, directory());
+	tu_append(f->s, &f->t, referral("r1", "staff-flip-01", ks));
+	tu_append(f->s, &f->t, update("u1", "r1", RETE__STATUS__STATUS_ACCEPTED));
+	tu_append(f->s, &f->t, referral("r2", "staff-0003", ks));
+	tu_append(f->s, &f->t, update("u2", "r1", RETE__STATUS__STATUS_IN_PROGRESS));
+	free(tu_checkpoint(f->s, ORIGIN, kb));
 	for (int i = 3; i <= 9; i++) {
 		snprintf(id, sizeof(id), "r%d", i);
 		snprintf(staff, sizeof(staff), "staff-%04d", i);
-		append(f->s, &f->t, referral(id, staff, ks));
+		tu_append(f->s, &f->t, referral(id, staff, ks));
 	}
-	free(checkpoint(f->s));
+	free(tu_checkpoint(f->s, ORIGIN, kb));
 }
 
 static void fx_free(struct fx *f)
@@ -295,9 +266,9 @@ static void test_backup_put_back(void **state)
 	assert_int_equal(run(&out, "%s store backup %s %s", RETE, f.store, bk), 0);
 	assert_non_null(strstr(out, "12 log entries"));
 	free(out);
-	append(f.s, &f.t, referral("r10", "staff-0010", ks));
-	append(f.s, &f.t, referral("r11", "staff-0011", ks));
-	newer = checkpoint(f.s);
+	tu_append(f.s, &f.t, referral("r10", "staff-0010", ks));
+	tu_append(f.s, &f.t, referral("r11", "staff-0011", ks));
+	newer = tu_checkpoint(f.s, ORIGIN, kb);
 	assert_int_equal(run(&out, "%s checkpoint %s > %s", RETE, f.store, note), 0);
 	free(out);
 	out = tu_read_file(note, NULL);

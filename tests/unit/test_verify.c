@@ -150,33 +150,14 @@ static rete_buf delivery(const char *id, const char *to, uint64_t index, const c
 /* append commits b (freed) and checks it was accepted at the next index. */
 static uint64_t append(struct log *L, rete_buf b)
 {
-	rete_store_op op;
-	rete_msg m = {{0}};
-	memset(&op, 0, sizeof(op));
-	op.kind = RETE_STORE_OP_APPEND;
-	op.in.signed_message = b.data;
-	op.in.len = b.len;
-	op.in.logged_at = L->t += 1000;
-	assert_int_equal(rete_store_commit(L->s, &op, 1, &m), RETE_OK);
-	if (op.status != RETE_STORE_ACCEPTED)
-		fail_msg("append refused: %s", op.error_text);
-	rete_buf_free(&b);
-	return op.index;
+	return tu_append(L->s, &L->t, b);
 }
 
 /* checkpoint signs the current size with k and stores it; returns the note
  * (caller frees). */
 static char *checkpoint(struct log *L, const rete_seckey *k)
 {
-	uint64_t size;
-	uint8_t root[RETE_MERKLE_HASH];
-	char *note = NULL;
-	rete_msg m = {{0}};
-	assert_int_equal(rete_store_size(L->s, NULL, &size, &m), RETE_OK);
-	assert_int_equal(rete_store_root(L->s, NULL, size, root, &m), RETE_OK);
-	assert_int_equal(rete_checkpoint_sign(ORIGIN, size, root, k, &note, &m), RETE_OK);
-	assert_int_equal(rete_store_checkpoint_put(L->s, size, note, &m), RETE_OK);
-	return note;
+	return tu_checkpoint(L->s, ORIGIN, k);
 }
 
 static void log_open(struct log *L, const char *tag)

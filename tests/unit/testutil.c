@@ -14,6 +14,9 @@
 
 #include <cmocka.h>
 
+#include "checkpoint.h"
+#include "merkle.h"
+
 char *tu_tmpdir(const char *tag)
 {
 	const char *base = getenv("TMPDIR");
@@ -161,4 +164,33 @@ rete_buf tu_sign_update(Rete__Message *msg, const char *ref, Rete__Status st, co
 	msg->update = NULL;
 	msg->body_case = RETE__MESSAGE__BODY__NOT_SET;
 	return out;
+}
+
+uint64_t tu_append(rete_store *s, int64_t *t, rete_buf b)
+{
+	rete_store_op op;
+	rete_msg m = {{0}};
+	memset(&op, 0, sizeof(op));
+	op.kind = RETE_STORE_OP_APPEND;
+	op.in.signed_message = b.data;
+	op.in.len = b.len;
+	op.in.logged_at = *t += 1000;
+	assert_int_equal(rete_store_commit(s, &op, 1, &m), RETE_OK);
+	if (op.status != RETE_STORE_ACCEPTED)
+		fail_msg("append refused: %s", op.error_text);
+	rete_buf_free(&b);
+	return op.index;
+}
+
+char *tu_checkpoint(rete_store *s, const char *origin, const rete_seckey *k)
+{
+	uint64_t size;
+	uint8_t root[RETE_MERKLE_HASH];
+	char *note = NULL;
+	rete_msg m = {{0}};
+	assert_int_equal(rete_store_size(s, NULL, &size, &m), RETE_OK);
+	assert_int_equal(rete_store_root(s, NULL, size, root, &m), RETE_OK);
+	assert_int_equal(rete_checkpoint_sign(origin, size, root, k, &note, &m), RETE_OK);
+	assert_int_equal(rete_store_checkpoint_put(s, size, note, &m), RETE_OK);
+	return note;
 }

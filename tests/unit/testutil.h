@@ -1,6 +1,7 @@
 /* testutil.h — small helpers shared by the unit and integration tests:
- * temporary folders, whole-file reads and writes, running a command, and
- * signing the messages a test builds by hand. */
+ * temporary folders, whole-file reads and writes, running a command,
+ * signing the messages a test builds by hand and writing them into a
+ * store of its own. */
 #ifndef RETE_TESTUTIL_H
 #define RETE_TESTUTIL_H
 
@@ -8,6 +9,7 @@
 
 #include "codec.h"
 #include "keys.h"
+#include "store.h"
 
 /* tu_tmpdir creates a fresh folder under $TMPDIR (or /tmp) and returns its
  * path in a static-per-call malloc'd string the caller frees. */
@@ -43,5 +45,15 @@ rete_buf tu_sign(const Rete__Message *msg, const rete_seckey *k);
  * body of an update moving referral ref to status st and signs it with k,
  * as tu_sign; the body lives only for the call. */
 rete_buf tu_sign_update(Rete__Message *msg, const char *ref, Rete__Status st, const rete_seckey *k);
+
+/* tu_append commits the signed message b (freed here) to s, logged at
+ * *t += 1000, and returns its index; the test fails (cmocka) unless it was
+ * accepted. */
+uint64_t tu_append(rete_store *s, int64_t *t, rete_buf b);
+
+/* tu_checkpoint signs (origin, the store's size and root) with k, stores
+ * it in s and returns the note (caller frees); the test fails (cmocka)
+ * when it cannot. */
+char *tu_checkpoint(rete_store *s, const char *origin, const rete_seckey *k);
 
 #endif
