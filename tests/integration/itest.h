@@ -736,6 +736,20 @@ static inline const Rete__Receipt *it_answer(const Rete__BrokerFrame *f)
 	return f->command_case == RETE__BROKER_FRAME__COMMAND_RECEIPT ? f->receipt : f->refusal;
 }
 
+/* it_update_msg initialises msg as update u, id, by op, to recipient (all
+ * borrowed: they must outlive msg); its sender, origin and case are
+ * it_sign_send's to set. */
+static inline void it_update_msg(Rete__Message *msg, const char *id, Rete__Operator *op,
+				 const char *recipient, Rete__ReferralUpdate *u)
+{
+	rete__message__init(msg);
+	msg->id = (char *)id;
+	msg->operator_ = op;
+	msg->recipient = (char *)recipient;
+	msg->body_case = RETE__MESSAGE__BODY_UPDATE;
+	msg->update = u;
+}
+
 /* it_sign_send sets msg's sender, origin, case_id and created_at (now),
  * signs it with key and submits it over w with its sealed part (NULL, 0:
  * none). RETE_OK, or the codec's or the wire's error. */

@@ -196,7 +196,7 @@ static void update(const char *ref, int from, int to, Rete__Status st, const cha
 	Rete__StatusReason sr = RETE__STATUS_REASON__INIT;
 	Rete__Outcome oc = RETE__OUTCOME__INIT;
 	Rete__ReferralUpdate u = RETE__REFERRAL_UPDATE__INIT;
-	Rete__Message msg = RETE__MESSAGE__INIT;
+	Rete__Message msg;
 
 	snprintf(id, sizeof(id), "upd-%d-%ld", ++E->serial, (long)getpid());
 	op.staff_id = "op-2";
@@ -213,11 +213,7 @@ static void update(const char *ref, int from, int to, Rete__Status st, const cha
 		oc.result = res;
 		u.outcome = &oc;
 	}
-	msg.id = id;
-	msg.operator_ = &op;
-	msg.recipient = (char *)ids[to];
-	msg.body_case = RETE__MESSAGE__BODY_UPDATE;
-	msg.update = &u;
+	it_update_msg(&msg, id, &op, ids[to], &u);
 	submit_msg(from, &msg, case_id, NULL, 0);
 }
 

@@ -171,7 +171,7 @@ static void update(int k, int from, int to, Rete__Status st, const char *reason,
 	Rete__StatusReason sr = RETE__STATUS_REASON__INIT;
 	Rete__Outcome oc = RETE__OUTCOME__INIT;
 	Rete__ReferralUpdate u = RETE__REFERRAL_UPDATE__INIT;
-	Rete__Message msg = RETE__MESSAGE__INIT;
+	Rete__Message msg;
 
 	snprintf(id, sizeof(id), "upd-%d-%ld", ++serial, (long)getpid());
 	op.staff_id = "op-2";
@@ -188,11 +188,7 @@ static void update(int k, int from, int to, Rete__Status st, const char *reason,
 		oc.reason = why;
 		u.outcome = &oc;
 	}
-	msg.id = id;
-	msg.operator_ = &op;
-	msg.recipient = (char *)ids[to];
-	msg.body_case = RETE__MESSAGE__BODY_UPDATE;
-	msg.update = &u;
+	it_update_msg(&msg, id, &op, ids[to], &u);
 	submit_msg(from, &msg, NULL, 0);
 }
 
@@ -204,7 +200,7 @@ static void touch_r6(int k)
 	Rete__Operator op = RETE__OPERATOR__INIT;
 	Rete__ReferralUpdate u = RETE__REFERRAL_UPDATE__INIT;
 	Rete__StatusReason sr = RETE__STATUS_REASON__INIT;
-	Rete__Message msg = RETE__MESSAGE__INIT;
+	Rete__Message msg;
 
 	snprintf(id, sizeof(id), "touch-%d-%ld", k, (long)getpid());
 	sr.code = "other";
@@ -216,11 +212,7 @@ static void touch_r6(int k)
 	u.referral_id = E->rid[5];
 	u.status = RETE__STATUS__STATUS_ON_HOLD; /* the same status */
 	u.business_status = bs;
-	msg.id = id;
-	msg.operator_ = &op;
-	msg.recipient = (char *)ids[P_CPI];
-	msg.body_case = RETE__MESSAGE__BODY_UPDATE;
-	msg.update = &u;
+	it_update_msg(&msg, id, &op, ids[P_CPI], &u);
 	submit_msg(P_SOCIAL, &msg, NULL, 0);
 }
 
