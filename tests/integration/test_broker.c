@@ -190,31 +190,23 @@ static void make_update(struct env *e, int from, int to, const char *id, const c
 {
 	memset(o, 0, sizeof(*o));
 	snprintf(o->id, sizeof(o->id), "%s", id);
-	Rete__Operator op;
-	rete__operator__init(&op);
+	Rete__Operator op = RETE__OPERATOR__INIT;
 	op.staff_id = "x-1";
 	op.role = "case-manager";
-	Rete__StatusReason sr;
-	rete__status_reason__init(&sr);
+	Rete__StatusReason sr = RETE__STATUS_REASON__INIT;
 	sr.code = "no-longer-needed";
 	sr.text = "The family moved away.";
-	Rete__ReferralUpdate u;
-	rete__referral_update__init(&u);
+	Rete__ReferralUpdate u = RETE__REFERRAL_UPDATE__INIT;
 	u.referral_id = (char *)ref;
 	u.status = status;
 	if (status == RETE__STATUS__STATUS_CANCELLED || status == RETE__STATUS__STATUS_REJECTED)
 		u.status_reason = &sr;
 	Rete__Message msg;
-	rete__message__init(&msg);
-	msg.id = (char *)id;
+	it_update_msg(&msg, id, &op, party_ids[to], &u);
 	msg.sender = (char *)party_ids[from];
-	msg.operator_ = &op;
-	msg.recipient = (char *)party_ids[to];
 	msg.case_id = "case-7";
 	msg.created_at = rete_now_ms();
 	msg.origin = ORIGIN;
-	msg.body_case = RETE__MESSAGE__BODY_UPDATE;
-	msg.update = &u;
 	rete_msg m;
 	assert_int_equal(rete_message_sign(&msg, e->h.keys[from], &o->signed_bytes, &m), RETE_OK);
 }
