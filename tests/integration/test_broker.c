@@ -1290,17 +1290,14 @@ static void test_check_config(void **state)
 
 	/* the example configuration is valid (with keys where it expects them) */
 	char path[600];
-	snprintf(path, sizeof(path), "%s/keys", dir);
-	assert_int_equal(mkdir(path, 0700), 0);
-	static const char *const ids[] = {"broker.mantova", "social.mantova", "cpi.mantova",
-					  "asst.mantova",   "family.mantova", "coord.mantova",
-					  "audit.region"};
-	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
-		rete_seckey *k = NULL;
-		assert_int_equal(rete_seckey_generate(&k, NULL), RETE_OK);
-		assert_int_equal(rete_keyfile_write(path, ids[i], k, false, NULL), RETE_OK);
-		rete_seckey_free(&k);
-	}
+	static const char *const ids[] = {"social.mantova", "cpi.mantova",   "asst.mantova",
+					  "family.mantova", "coord.mantova", "audit.region"};
+	enum { NIDS = sizeof(ids) / sizeof(ids[0]) };
+	rete_seckey *bk = NULL, *k[NIDS] = {0};
+	assert_int_equal(it_keys_make(dir, ids, NIDS, &bk, k), RETE_OK); /* and broker.mantova's */
+	rete_seckey_free(&bk);
+	for (int i = 0; i < NIDS; i++)
+		rete_seckey_free(&k[i]);
 	snprintf(path, sizeof(path), "%s/broker", dir);
 	assert_int_equal(mkdir(path, 0700), 0);
 	size_t len = 0;
