@@ -24,6 +24,7 @@ struct batch {
 	MDB_txn *b_txn;
 	uint64_t b_size; /* next log index */
 	int b_rc;	 /* LMDB code of the call that failed, 0 if none */
+	bool b_changed;	 /* something was written or deleted: commit it */
 	rete_msg *b_msg;
 };
 
@@ -45,6 +46,7 @@ static rete_err put(struct batch *b, MDB_dbi dbi, const void *key, size_t klen, 
 	int rc = mdb_put(b->b_txn, dbi, &k, &v, flags);
 	if (rc != 0)
 		return lmdb_fail(b, rc, what);
+	b->b_changed = true;
 	return RETE_OK;
 }
 
@@ -56,6 +58,8 @@ static rete_err del(struct batch *b, MDB_dbi dbi, const void *key, size_t klen, 
 	int rc = mdb_del(b->b_txn, dbi, &k, NULL);
 	if (present != NULL)
 		*present = rc == 0;
+	if (rc == 0)
+		b->b_changed = true;
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return lmdb_fail(b, rc, what);
 	return RETE_OK;
@@ -579,6 +583,7 @@ static rete_err write_plan(struct batch *b, struct plan *p)
 	v.mv_size = len;
 	if ((rc = mdb_put(b->b_txn, s->st_referrals, &k, &v, MDB_RESERVE)) != 0)
 		return lmdb_fail(b, rc, "store: writing a referral");
+	b->b_changed = true;
 	rete__referral_info__pack(&p->p_nr, v.mv_data);
 	return RETE_OK;
 }
@@ -946,7 +951,9 @@ static rete_err store_write(rete_store *s, write_fn fn, void *ctx, rete_msg *m)
 				err = store_seq(s, b.b_txn, &seq, m);
 			if (err == RETE_OK)
 				err = fn(&b, ctx);
-			if (err == RETE_OK) {
+			if (err == RETE_OK && b.b_changed) {
+				/* A transaction that wrote nothing (a batch of
+				 * duplicates) stays free: LMDB skips its sync. */
 				uint8_t val[8];
 				be64_put(val, ++seq);
 				err = put(&b, s->st_meta, META_SEQ, strlen(META_SEQ), val, 8, 0,

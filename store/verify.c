@@ -1555,11 +1555,11 @@ static void ra_end(struct vctx *v)
 /* read_begin begins v_rt and, beside it, the read-ahead's transaction on
  * the same snapshot (the store is opened with MDB_NOTLS: a thread may hold
  * several read transactions). A commit between the two begins gives
- * another snapshot: both are begun again, a few times; failing that, or
- * when LMDB refuses a second reader, there is no read-ahead (chunks are
- * then read through v_rt, each once the one before is checked). The second
- * transaction is begun directly on the environment: v_rt holds the
- * store's read lock until after it ends. Without a read-ahead, a read that
+ * another snapshot (another commit sequence): both are begun again, a few
+ * times; failing that, or when LMDB refuses a second reader, there is no
+ * read-ahead (chunks are then read through v_rt, each once the one before
+ * is checked). The second transaction is begun directly on the
+ * environment: v_rt holds the store's read lock until after it ends. Without a read-ahead, a read that
  * spoils v_rt still makes the checks of the earlier entries of its chunk
  * fail as I/O errors (as before the pipeline): an ERROR verdict, never a
  * wrong FAILS or HOLDS. */
@@ -1575,7 +1575,13 @@ static rete_err read_begin(struct vctx *v, rete_msg *m)
 			v->v_ra.rt_txn = NULL;
 			return RETE_OK;
 		}
-		if (mdb_txn_id(v->v_ra.rt_txn) == mdb_txn_id(v->v_rt->rt_txn))
+		/* The ids are those the two readers picked, not always those of
+		 * the snapshots they copied (see st_seen in store_impl.h): the
+		 * commit sequence, read from the snapshots themselves, decides. */
+		uint64_t seq_rt = 0, seq_ra = 0;
+		if (mdb_txn_id(v->v_ra.rt_txn) == mdb_txn_id(v->v_rt->rt_txn) &&
+		    store_seq(v->v_s, v->v_rt->rt_txn, &seq_rt, NULL) == RETE_OK &&
+		    store_seq(v->v_s, v->v_ra.rt_txn, &seq_ra, NULL) == RETE_OK && seq_rt == seq_ra)
 			return RETE_OK;
 		ra_end(v);
 		if (tries >= 15)

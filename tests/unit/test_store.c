@@ -1497,6 +1497,22 @@ static void test_reads_never_go_back(void **state)
 		fail_msg("read: %s", a.text);
 	assert_int_equal(a.size, 30);
 
+	/* a batch that writes nothing (a resend) is not counted: it stays a
+	 * commit LMDB need not sync */
+	{
+		rete_buf buf =
+		    referral("n-0", SOCIAL, ASST, "case-g", RETE__PRIORITY__PRIORITY_ROUTINE);
+		rete_store_op op = append_op(&buf, 1000);
+		rete_msg m = {{0}};
+		assert_int_equal(rete_store_commit(s, &op, 1, &m), RETE_OK);
+		assert_int_equal(op.status, RETE_STORE_DUPLICATE);
+		rete_buf_free(&buf);
+		assert_int_equal(store_txn_read(s, &txn, NULL), RETE_OK);
+		assert_int_equal(store_seq(s, txn, &seq, NULL), RETE_OK);
+		store_txn_done(s, txn);
+		assert_int_equal(seq, 3);
+	}
+
 	/* a commit that never comes: after a bounded wait (5 s; 0.2 s here),
 	 * a sentence */
 	s->st_stale_wait_ns = 200000000;
