@@ -110,6 +110,13 @@ static inline int it_wait_ms(void)
 	return getenv("RETE_VALGRIND") ? 240000 : 30000;
 }
 
+/* it_scaled_ms: a test's own deadline of ms, stretched like it_wait_ms
+ * when the processes run under valgrind. */
+static inline int it_scaled_ms(int ms)
+{
+	return getenv("RETE_VALGRIND") ? ms * 8 : ms;
+}
+
 /* it_write_ini writes broker.ini from the knobs of n. */
 static inline int it_write_ini(it_net *n)
 {
@@ -495,7 +502,8 @@ static inline int it_home_stop(it_home *h, int ms)
 
 /* it_home_close closes the connections, stops a broker still running
  * (it_home_stop, it_wait_ms()), shows its log when RETE_TEST_SHOW_LOG is
- * set, frees the keys and removes the folder. */
+ * set, frees the keys and removes the folder (kept, and named, with
+ * RETE_KEEP or RETE_VALGRIND: the valgrind reports are in it). */
 static inline void it_home_close(it_home *h)
 {
 	for (int i = 0; i < IT_HOME_KEYS; i++)
@@ -506,7 +514,9 @@ static inline void it_home_close(it_home *h)
 	rete_seckey_free(&h->broker);
 	for (int i = 0; i < h->nkeys; i++)
 		rete_seckey_free(&h->keys[i]);
-	if (h->dir)
+	if (h->dir && (getenv("RETE_KEEP") || getenv("RETE_VALGRIND")))
+		fprintf(stderr, "itest: kept %s\n", h->dir);
+	else if (h->dir)
 		tu_rmrf(h->dir);
 	free(h->dir);
 	h->dir = NULL;

@@ -60,7 +60,7 @@
 
 #define BROKER_ID   "broker.mantova"
 #define ORIGIN	    "rete.example/mantova"
-#define WAIT_MS	    20000
+#define WAIT_MS	    it_scaled_ms(20000) /* ms; longer under valgrind */
 #define PERSON_NAME "Giulia Verdi"
 #define FISCAL_CODE "VRDGLI85M41E897Z"
 #define CASE_A	    "case-mn-11"

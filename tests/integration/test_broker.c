@@ -38,7 +38,7 @@
 
 #define BROKER_ID "broker.mantova"
 #define ORIGIN	  "rete.example/mantova"
-#define WAIT_MS	  10000
+#define WAIT_MS	  it_scaled_ms(10000) /* ms; longer under valgrind */
 
 enum { P_SOCIAL, P_CPI, P_ASST, P_COORD, P_AUDIT, P_STRANGER, NPARTIES };
 static const char *const party_ids[NPARTIES] = {"social.mantova", "cpi.mantova",  "asst.mantova",

@@ -49,7 +49,7 @@
 
 #define BROKER_ID   "broker.mantova"
 #define ORIGIN	    "rete.example/mantova"
-#define WAIT_MS	    15000
+#define WAIT_MS	    it_scaled_ms(15000) /* ms; longer under valgrind */
 #define PERSON_NAME "Maria Bianchi"
 #define FISCAL_CODE "BNCMRA80A41E897X"
 
