@@ -1073,6 +1073,19 @@ struct grain {
 	const struct vdir *g_dir; /* phase A: the Directory to guess keys with */
 };
 
+/* grain_cut makes g the next GRAIN items (or fewer, at the end) of
+ * items[*next..n), owned by chunk c (NULL: phase C's), and counts it busy. */
+static void grain_cut(struct grain *g, struct chunk *c, struct item *items, size_t *next,
+		      size_t n, unsigned *busy)
+{
+	g->g_c = c;
+	g->g_items = items;
+	g->g_b = *next;
+	g->g_e = g->g_b + GRAIN < n ? g->g_b + GRAIN : n;
+	*next = g->g_e;
+	(*busy)++;
+}
+
 /* take_grain hands out the next grain (under v_mu): phase C first (this
  * thread waits for it), then phase A of the oldest chunk that has some. */
 static bool take_grain(struct vctx *v, struct grain *g)
@@ -1081,12 +1094,7 @@ static bool take_grain(struct vctx *v, struct grain *g)
 
 	g->g_dir = v->v_dir_pub;
 	if (v->v_c_next < v->v_c_n) {
-		g->g_c = NULL;
-		g->g_items = v->v_c_items;
-		g->g_b = v->v_c_next;
-		g->g_e = g->g_b + GRAIN < v->v_c_n ? g->g_b + GRAIN : v->v_c_n;
-		v->v_c_next = g->g_e;
-		v->v_c_busy++;
+		grain_cut(g, NULL, v->v_c_items, &v->v_c_next, v->v_c_n, &v->v_c_busy);
 		return true;
 	}
 	for (unsigned b = 0; b < NBUF; b++) {
@@ -1097,12 +1105,7 @@ static bool take_grain(struct vctx *v, struct grain *g)
 	}
 	if (best == NULL)
 		return false;
-	g->g_c = best;
-	g->g_items = best->c_items;
-	g->g_b = best->c_next;
-	g->g_e = g->g_b + GRAIN < best->c_n ? g->g_b + GRAIN : best->c_n;
-	best->c_next = g->g_e;
-	best->c_busy++;
+	grain_cut(g, best, best->c_items, &best->c_next, best->c_n, &best->c_busy);
 	return true;
 }
 
