@@ -52,7 +52,7 @@ typedef struct broker_frame {
 	rete_buf rcpt; /* the packed ReceiptBody, signed by the committer */
 	uint8_t rcpt_sig[RETE_SIG_LEN];
 	Rete__ErrorCode error;
-	char error_text[512];
+	char error_text[RETE_STORE_ERROR_MAX]; /* the store's sentences pass whole */
 	char field[128];
 } broker_frame;
 

@@ -2,12 +2,15 @@
 #include "log.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "logline.h"
 
 static atomic_bool log_verbose;
 
@@ -67,33 +70,54 @@ bool broker_log_is_verbose(void)
 
 static void log_line(const char *level, bool urgent, const char *fmt, va_list ap)
 {
-	char text[1200], line[1300];
-	char stamp[40];
+	char small[2048], esc_small[4096], stamp[40];
+	char *text = small, *esc = esc_small, *line = NULL;
 	struct timespec ts;
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	/* Peers choose ids and texts: no control characters (a newline would
-	 * forge a log line of its own). */
-	for (char *c = text; *c; c++)
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			*c = '?';
-	int n = snprintf(line, sizeof(line), "%s.%03ldZ rete-broker %s: %s\n", stamp,
-			 ts.tv_nsec / 1000000, level, text);
-	size_t len = n < 0 ? 0 : (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
-	if (len > 0 && line[len - 1] != '\n')
-		line[len - 1] = '\n'; /* cut: still one line */
+	/* The whole text, however long (a refusal's sentence is not cut). */
+	va_list ap2;
+	va_copy(ap2, ap);
+	int tn = vsnprintf(small, sizeof(small), fmt, ap);
+	if (tn >= (int)sizeof(small) && (text = malloc((size_t)tn + 1)) != NULL)
+		vsnprintf(text, (size_t)tn + 1, fmt, ap2);
+	else if (tn >= (int)sizeof(small))
+		text = small; /* out of memory: the cut text */
+	va_end(ap2);
+	/* Peers choose ids, names and texts: everything is escaped, so one
+	 * call is one line (a newline would forge a line of its own). */
+	size_t tl = strlen(text);
+	size_t need = rete_log_escape(esc_small, sizeof(esc_small), text, tl);
+	if (need >= sizeof(esc_small) && (esc = malloc(need + 1)) != NULL)
+		rete_log_escape(esc, need + 1, text, tl);
+	else if (need >= sizeof(esc_small))
+		esc = esc_small;
+	size_t cap = strlen(esc) + strlen(stamp) + strlen(level) + 64;
+	char line_small[6200];
+	line = cap <= sizeof(line_small) ? line_small : malloc(cap);
+	size_t len = 0;
+	if (line) {
+		int n = snprintf(line, cap, "%s.%03ldZ rete-broker %s: %s\n", stamp,
+				 ts.tv_nsec / 1000000, level, esc);
+		len = n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+	}
 	pthread_mutex_lock(&gather.lock);
 	if (!gather.on || urgent || gather.len + len > sizeof(gather.data))
 		flush_locked();
-	if (gather.on && !urgent) {
+	if (len && gather.on && !urgent && len <= sizeof(gather.data)) {
 		memcpy(gather.data + gather.len, line, len);
 		gather.len += len;
-	} else
+	} else if (len)
 		write_all(line, len);
 	pthread_mutex_unlock(&gather.lock);
+	if (text != small)
+		free(text);
+	if (esc != esc_small)
+		free(esc);
+	if (line != line_small)
+		free(line);
 }
 
 #define LOG_FN(name, level, urgent, cond)                                                          \

@@ -97,37 +97,55 @@ void broker_submit_precheck(broker *b, broker_frame *f)
 	}
 }
 
+/* list_add appends item to the ", "-separated list in buf (n bytes) when
+ * it fits whole, keeping room for the tail " and 999 more"; otherwise it
+ * counts it in *more. A list is never cut inside a word. */
+static void list_add(char *buf, size_t n, const char *item, size_t *more)
+{
+	size_t have = strlen(buf), need = (have ? 2 : 0) + strlen(item);
+	if (*more || have + need + sizeof(" and 999999 more") >= n) {
+		(*more)++;
+		return;
+	}
+	snprintf(buf + have, n - have, "%s%s", have ? ", " : "", item);
+}
+
+static void list_end(char *buf, size_t n, size_t more)
+{
+	size_t have = strlen(buf);
+	if (more)
+		snprintf(buf + have, n - have, " and %zu more", more);
+	else if (!have)
+		snprintf(buf, n, "none");
+}
+
 /* kinds_from lists the kinds `from` may refer to. */
 static void kinds_from(const broker_config *c, Rete__PartyKind from, char *buf, size_t n)
 {
+	size_t more = 0;
 	buf[0] = '\0';
 	for (size_t i = 0; i < c->nroutes; i++)
-		if (c->routes[i].from == from) {
-			if (buf[0])
-				strncat(buf, ", ", n - strlen(buf) - 1);
-			strncat(buf, broker_kind_name(c->routes[i].to), n - strlen(buf) - 1);
-		}
-	if (!buf[0])
-		snprintf(buf, n, "none");
+		if (c->routes[i].from == from)
+			list_add(buf, n, broker_kind_name(c->routes[i].to), &more);
+	list_end(buf, n, more);
 }
 
 static void services_of(const broker_party *p, char *buf, size_t n)
 {
+	size_t more = 0;
 	buf[0] = '\0';
-	for (size_t i = 0; i < p->nservices; i++) {
-		if (buf[0])
-			strncat(buf, ", ", n - strlen(buf) - 1);
-		strncat(buf, p->services[i], n - strlen(buf) - 1);
-	}
-	if (!buf[0])
-		snprintf(buf, n, "none");
+	for (size_t i = 0; i < p->nservices; i++)
+		list_add(buf, n, p->services[i], &more);
+	list_end(buf, n, more);
 }
 
 static void check_referral(broker *b, broker_frame *f, const broker_party *to)
 {
 	const Rete__Referral *r = f->msg->referral;
 	const broker_config *c = b->cfg;
-	char list[300];
+	/* room for ~25 service codes; a longer list ends "and N more" (the
+	 * sentence fits RETE_STORE_ERROR_MAX whole) */
+	char list[1536];
 	if (!broker_config_route_allowed(c, f->who->kind, to->kind)) {
 		kinds_from(c, f->who->kind, list, sizeof(list));
 		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_ROUTE_FORBIDDEN, "recipient",

@@ -86,15 +86,12 @@ rete_err rete_pubkey_from_ed(rete_pubkey *pk, const uint8_t ed[RETE_PK_LEN], ret
 
 	if (e != RETE_OK)
 		return e;
-	if (crypto_sign_ed25519_pk_to_curve25519(x, ed) != 0) {
-		char b64[sodium_base64_ENCODED_LEN(RETE_PK_LEN, sodium_base64_VARIANT_ORIGINAL)];
-		sodium_bin2base64(b64, sizeof(b64), ed, RETE_PK_LEN,
-				  sodium_base64_VARIANT_ORIGINAL);
+	/* The key's bytes are not repeated in the sentence: what reaches here
+	 * as a "public key" may be a secret seed read from the wrong file. */
+	if (crypto_sign_ed25519_pk_to_curve25519(x, ed) != 0)
 		return rete_msg_set(m, RETE_ECRYPTO,
-				    "public key %s cannot be converted to X25519 (it is not a "
-				    "valid Ed25519 point of the main subgroup); it is refused",
-				    b64);
-	}
+				    "the public key cannot be converted to X25519 (it is not a "
+				    "valid Ed25519 point of the main subgroup); it is refused");
 	memcpy(pk->ed, ed, RETE_PK_LEN);
 	memcpy(pk->x, x, RETE_PK_LEN);
 	return RETE_OK;
@@ -385,6 +382,13 @@ out:
 	return e;
 }
 
+/* name_ends: does path end with ext? */
+static bool name_ends(const char *path, const char *ext)
+{
+	size_t pl = strlen(path), el = strlen(ext);
+	return pl >= el && strcmp(path + pl - el, ext) == 0;
+}
+
 rete_err rete_keyfile_load_secret(const char *path, rete_seckey **out, rete_msg *m)
 {
 	char *buf = NULL;
@@ -399,6 +403,14 @@ rete_err rete_keyfile_load_secret(const char *path, rete_seckey **out, rete_msg 
 	seed = sodium_malloc(RETE_SEED_LEN);
 	if (buf == NULL || seed == NULL) {
 		e = rete_msg_set(m, RETE_ENOMEM, "out of memory reading %s", path);
+		goto out;
+	}
+	if (name_ends(path, ".pub")) {
+		e = rete_msg_set(m, RETE_EINVAL,
+				 "key file %s looks like a public key file (.pub); a secret key "
+				 "file is wanted here: give the party's .key (made beside it by "
+				 "rete keygen)",
+				 path);
 		goto out;
 	}
 	e = read_key_line(path, true, buf, &len, m);
@@ -436,6 +448,15 @@ rete_err rete_keyfile_load_public(const char *path, rete_pubkey *out, rete_msg *
 	size_t len = 0, got = 0;
 	rete_err e;
 
+	/* A .key file has the very shape of a .pub (one base64 line of 32
+	 * bytes): read as a public key, its secret seed would be published in
+	 * the directory or printed in a refusal. Refused by its name, unread. */
+	if (name_ends(path, ".key"))
+		return rete_msg_set(m, RETE_EINVAL,
+				    "key file %s looks like a secret key file (.key); a public "
+				    "key is wanted here: give the party's .pub (made beside it "
+				    "by rete keygen); the secret key never leaves its party",
+				    path);
 	e = read_key_line(path, false, buf, &len, m);
 	if (e != RETE_OK)
 		return e;

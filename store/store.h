@@ -49,6 +49,17 @@
 
 typedef struct rete_store rete_store;
 
+/* RETE_STORE_ERROR_MAX bounds a refusal's sentence (rete_store_op's
+ * error_text) so that none is ever cut. The longest is a lifecycle refusal:
+ * "update ID: referral ID is STATUS; ROLE (SENDER) may not move it to
+ * STATUS: WHY", with the store's own bounds on ids (sender and id together
+ * under 511 bytes, so at most ~1,000 for both ids), a party id (63), two
+ * status names and a role (under 60) and the lifecycle's reason (under
+ * 320, proto/lifecycle.c's LC_WHY_MAX; 232 today): under 1,500 bytes.
+ * (Issue 13: a 256-byte buffer cut exactly the part saying what is
+ * allowed.) */
+#define RETE_STORE_ERROR_MAX 2048
+
 /* rete_store_options: tuning for rete_store_open_ex; zero fields take the
  * defaults. */
 typedef struct rete_store_options {
@@ -151,7 +162,7 @@ typedef struct rete_store_op {
 	uint8_t leaf_hash[RETE_MERKLE_HASH];
 	int64_t logged_at;
 	Rete__ErrorCode error;
-	char error_text[256];
+	char error_text[RETE_STORE_ERROR_MAX];
 	bool was_present;
 } rete_store_op;
 

@@ -748,8 +748,9 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 		op->logged_at = (int64_t)be64_get(pv + 8 + RETE_HASH_LEN);
 		if (sodium_memcmp(pv + 8, sha, RETE_HASH_LEN) != 0) {
 			refuse(op, RETE__ERROR_CODE__ERROR_CODE_ID_REUSED,
-			       "message id '%s' of %s was already used for different content "
-			       "(entry %llu); a new message needs a new id",
+			       "message id '%s' of %s is already the id of other content: "
+			       "log entry %llu holds it; a new message needs a new id (sending "
+			       "the very same bytes again gets that entry's receipt)",
 			       msg->id, msg->sender, (unsigned long long)op->index);
 			goto out;
 		}

@@ -22,6 +22,7 @@
 #include "agent_net.h"
 #include "agent_spool.h"
 #include "duration.h"
+#include "logline.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -38,16 +39,31 @@ static void on_child(int sig)
 
 static void vlog(const agent *a, const char *level, const char *fmt, va_list ap)
 {
-	char ts[40];
+	char ts[40], small[2048];
 	struct timespec now;
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	fprintf(stderr, "%s.%03ldZ rete-agent %s %s: ", ts, now.tv_nsec / 1000000L,
-		a->cfg.id[0] ? a->cfg.id : "-", level);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	/* The whole text, then escaped: file names and peers' texts go into
+	 * these lines, and a newline in them must not forge a line of its own
+	 * (an outbox file named "x\n... WITNESS ALARM ..."). */
+	char *text = small;
+	va_list ap2;
+	va_copy(ap2, ap);
+	int n = vsnprintf(small, sizeof(small), fmt, ap);
+	if (n >= (int)sizeof(small) && (text = malloc((size_t)n + 1)) != NULL)
+		vsnprintf(text, (size_t)n + 1, fmt, ap2);
+	else if (n >= (int)sizeof(small))
+		text = small; /* out of memory: the cut text */
+	va_end(ap2);
+	char *esc = rete_log_escape_dup(text);
+	fprintf(stderr, "%s.%03ldZ rete-agent %s %s: %s\n", ts, now.tv_nsec / 1000000L,
+		a->cfg.id[0] ? a->cfg.id : "-", level,
+		esc ? esc : "(out of memory for a log line)");
+	free(esc);
+	if (text != small)
+		free(text);
 }
 
 void agent_log(const agent *a, const char *level, const char *fmt, ...)

@@ -434,6 +434,39 @@ static void test_cli_keygen(void **state)
 	free(dir);
 }
 
+/* A key file of the other kind is refused by its name, and no refusal
+ * repeats a key's bytes (issue 13, defect 11: a .key given as an agency's
+ * public key printed the secret seed). */
+static void test_keyfile_wrong_kind(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("keys-kind");
+	rete_pubkey pub;
+	rete_seckey *sk = NULL;
+	rete_msg m = {{0}};
+	/* a seed that is no Ed25519 point: read as a public key, it failed the
+	 * X25519 conversion with the seed in the sentence */
+	const char *seed = "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+	char line[64];
+	snprintf(line, sizeof(line), "%s\n", seed);
+	char *p = write_key(dir, "x.key", line, 0600);
+	assert_int_equal(rete_keyfile_load_public(p, &pub, &m), RETE_EINVAL);
+	assert_non_null(strstr(m.text, "looks like a secret key file (.key)"));
+	assert_null(strstr(m.text, seed));
+	free(p);
+	p = write_key(dir, "x.pub", line, 0644);
+	assert_int_equal(rete_keyfile_load_secret(p, &sk, &m), RETE_EINVAL);
+	assert_null(sk);
+	assert_non_null(strstr(m.text, "looks like a public key file (.pub)"));
+	free(p);
+	p = write_key(dir, "y.pub", line, 0644);
+	assert_int_equal(rete_keyfile_load_public(p, &pub, &m), RETE_ECRYPTO);
+	assert_null(strstr(m.text, seed));
+	free(p);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -444,6 +477,7 @@ int main(void)
 	    cmocka_unit_test(test_keyfile_roundtrip),
 	    cmocka_unit_test(test_keyfile_permissions),
 	    cmocka_unit_test(test_keyfile_bad_content),
+	    cmocka_unit_test(test_keyfile_wrong_kind),
 	    cmocka_unit_test(test_b64),
 	    cmocka_unit_test(test_cli_keygen),
 	};

@@ -1,0 +1,454 @@
+/* test_edges_broker.c — the broker's side of issue 13's edges, against the
+ * real rete-broker (and rete-agent where the agent is the one that prints):
+ *
+ *   redeliver        a connection that gets a DELIVER and does not ack gets
+ *                    it again after `redeliver`, on the same connection,
+ *                    without saying HELLO again                 (defect 5a)
+ *   second hello     a second connection with the agency's key says HELLO
+ *                    and goes away: deliveries to the first one go on
+ *                                                                (defect 5b)
+ *   max_frame        WELCOME carries the broker's max_frame; the default
+ *                    covers the agent's 16 MiB outbox file; a frame over
+ *                    the limit is logged naming the party and the limit
+ *                                                           (defect 6e)
+ *   whole refusal    a lifecycle refusal longer than 256 bytes reaches the
+ *                    sender whole                                (defect 9)
+ *   log escape       a peer's text with control characters is escaped in
+ *                    the broker's log; an outbox file named with a newline
+ *                    cannot forge a line of the agent's log     (defect 10)
+ *   secret key       a .key where a .pub is wanted is refused without
+ *                    printing the seed (broker.ini, agent.ini)  (defect 11)
+ *
+ * Helpers: itest.h.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <zmq.h>
+
+#include "itest.h"
+#include "lifecycle.h"
+
+static int teardown(void **state)
+{
+	it_net *n = *state;
+	bool bad = false;
+	it_net_free(&n, false, &bad);
+	*state = NULL;
+	return bad ? -1 : 0;
+}
+
+/* ini_edit rewrites broker.ini of n: the line starting with `drop` (may be
+ * NULL) is left out and `add` (may be NULL) is put right after [broker]. */
+static void ini_edit(it_net *n, const char *drop, const char *add)
+{
+	size_t len = 0;
+	char *text = tu_read_file(n->ini, &len);
+	assert_non_null(text);
+	char *out = malloc(len + (add ? strlen(add) : 0) + 2);
+	assert_non_null(out);
+	size_t o = 0;
+	for (char *line = text; *line;) {
+		char *nl = strchr(line, '\n');
+		size_t ll = nl ? (size_t)(nl - line) + 1 : strlen(line);
+		if (!(drop && strncmp(line, drop, strlen(drop)) == 0)) {
+			memcpy(out + o, line, ll);
+			o += ll;
+			if (add && strncmp(line, "[broker]", 8) == 0) {
+				memcpy(out + o, add, strlen(add));
+				o += strlen(add);
+				out[o++] = '\n';
+			}
+		}
+		line += ll;
+	}
+	assert_int_equal(tu_write_file(n->ini, out, o), 0);
+	free(out);
+	free(text);
+}
+
+/* deliver_index: the log index of a DELIVER frame (-1 if none). */
+static int64_t deliver_index(const Rete__BrokerFrame *f)
+{
+	if (!f || f->command_case != RETE__BROKER_FRAME__COMMAND_DELIVER)
+		return -1;
+	Rete__LogEntry *le =
+	    rete__log_entry__unpack(NULL, f->deliver->log_entry.len, f->deliver->log_entry.data);
+	if (!le)
+		return -1;
+	int64_t i = (int64_t)le->index;
+	rete__log_entry__free_unpacked(le, NULL);
+	return i;
+}
+
+/* refer sends a referral social -> cpi with id over w and returns its log
+ * index (asserting it was accepted). */
+static int64_t refer(it_net *n, rete_wire *w, const char *id)
+{
+	it_msg o;
+	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, id, &o), RETE_OK);
+	Rete__BrokerFrame *f = it_submit(w, &o, it_wait_ms());
+	it_msg_free(&o);
+	assert_non_null(f);
+	int64_t idx = it_receipt_index(n, f);
+	if (idx < 0)
+		fprintf(stderr, "refused: %s\n", it_answer(f)->error_text);
+	rete__broker_frame__free_unpacked(f, NULL);
+	assert_true(idx >= 0);
+	return idx;
+}
+
+/* log_wait waits until file path holds `words` (true) or ms pass. */
+static bool log_wait(const char *path, const char *words, int ms)
+{
+	for (int64_t end = it_mono_ms() + ms;;) {
+		char *text = tu_read_file(path, NULL);
+		bool ok = text && strstr(text, words);
+		free(text);
+		if (ok)
+			return true;
+		if (it_mono_ms() > end)
+			return false;
+		it_nap(50); /* polling a file the process appends to */
+	}
+}
+
+/* --- defect 5a: an unacknowledged delivery comes again -------------------- */
+
+static void test_redeliver(void **state)
+{
+	it_net *n = it_net_new("edges-redeliver", NULL);
+	assert_non_null(n);
+	*state = n;
+	ini_edit(n, NULL, "redeliver = 1s");
+	assert_true(it_broker_start(n));
+
+	rete_wire *cpi = it_hello(n, IT_CPI);
+	assert_non_null(cpi);
+	rete_wire *social = it_connect(n, IT_SOCIAL);
+	assert_non_null(social);
+	int64_t idx = refer(n, social, "redeliver-1");
+
+	Rete__BrokerFrame *f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, it_wait_ms());
+	assert_int_equal(deliver_index(f), idx);
+	rete__broker_frame__free_unpacked(f, NULL);
+	/* not acked: the same entry comes again on the same connection, with
+	 * no HELLO in between */
+	f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, it_scaled_ms(15000));
+	if (!f)
+		it_show(n, "broker.log");
+	assert_non_null(f); /* the delivery was not sent again */
+	assert_int_equal(deliver_index(f), idx);
+	rete__broker_frame__free_unpacked(f, NULL);
+	assert_int_equal(rete_wire_ack(cpi, (uint64_t)idx, 0, NULL, NULL), RETE_OK);
+	/* acked: the queue is empty (health says so) */
+	rete_wire_close(&cpi);
+	rete_wire_close(&social);
+}
+
+/* --- defect 5b: a second connection that says HELLO and goes away -------- */
+
+static void test_second_hello_gone(void **state)
+{
+	it_net *n = it_net_new("edges-second", NULL);
+	assert_non_null(n);
+	*state = n;
+	assert_true(it_broker_start(n));
+
+	rete_wire *a = it_hello(n, IT_CPI);
+	assert_non_null(a);
+	rete_wire *b = it_hello(n, IT_CPI);
+	assert_non_null(b);
+	rete_wire_close(&b); /* the second connection goes away */
+
+	rete_wire *social = it_connect(n, IT_SOCIAL);
+	assert_non_null(social);
+	int64_t i1 = refer(n, social, "second-1");
+	/* the first connection, still there, gets it (no HELLO again) */
+	Rete__BrokerFrame *f =
+	    it_recv_kind(a, RETE__BROKER_FRAME__COMMAND_DELIVER, it_scaled_ms(15000));
+	if (!f)
+		it_show(n, "broker.log");
+	assert_non_null(f); /* deliveries went to the connection that left */
+	assert_int_equal(deliver_index(f), i1);
+	rete__broker_frame__free_unpacked(f, NULL);
+	assert_int_equal(rete_wire_ack(a, (uint64_t)i1, 0, NULL, NULL), RETE_OK);
+	/* and the next one too */
+	int64_t i2 = refer(n, social, "second-2");
+	f = it_recv_kind(a, RETE__BROKER_FRAME__COMMAND_DELIVER, it_scaled_ms(15000));
+	assert_int_equal(deliver_index(f), i2);
+	rete__broker_frame__free_unpacked(f, NULL);
+	assert_int_equal(rete_wire_ack(a, (uint64_t)i2, 0, NULL, NULL), RETE_OK);
+	rete_wire_close(&a);
+	rete_wire_close(&social);
+}
+
+/* --- defect 6e: max_frame in WELCOME, its default, the log line ------------ */
+
+static uint64_t welcome_max_frame(it_net *n, int who)
+{
+	rete_wire *w = it_connect(n, who);
+	assert_non_null(w);
+	assert_int_equal(rete_wire_hello(w, it_party_ids[who], "itest", NULL), RETE_OK);
+	Rete__BrokerFrame *f = it_recv_kind(w, RETE__BROKER_FRAME__COMMAND_WELCOME, it_wait_ms());
+	assert_non_null(f);
+	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_WELCOME);
+	uint64_t mf = f->welcome->max_frame;
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&w);
+	return mf;
+}
+
+static void test_max_frame(void **state)
+{
+	it_net *n = it_net_new("edges-maxframe", NULL);
+	assert_non_null(n);
+	*state = n;
+	assert_true(it_broker_start(n));
+	/* itest.h's broker.ini says max_frame = 4MiB */
+	assert_int_equal(welcome_max_frame(n, IT_SOCIAL), 4u << 20);
+
+	/* a frame over it: ZeroMQ drops the connection; the log names the
+	 * party and the limit */
+	rete_wire *w = it_hello(n, IT_SOCIAL);
+	assert_non_null(w);
+	size_t big = (5u << 20);
+	char *junk = calloc(1, big);
+	assert_non_null(junk);
+	assert_int_equal(zmq_send(rete_wire_socket(w), junk, big, 0), (int)big);
+	free(junk);
+	bool named = log_wait(n->log, "social.mantova closed", it_wait_ms());
+	if (!named)
+		it_show(n, "broker.log");
+	assert_true(named);
+	assert_true(log_wait(n->log, "max_frame (4194304 bytes)", it_wait_ms()));
+	rete_wire_close(&w);
+
+	/* the default covers the agent's own 16 MiB outbox file, sealed and
+	 * signed, with room to spare */
+	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) >= 0, 1);
+	ini_edit(n, "max_frame", NULL);
+	assert_true(it_broker_start(n));
+	uint64_t def = welcome_max_frame(n, IT_SOCIAL);
+	fprintf(stderr, "default max_frame: %llu bytes\n", (unsigned long long)def);
+	assert_true(def >= (16u << 20) + (4u << 20));
+}
+
+/* --- defect 9: a long refusal arrives whole -------------------------------- */
+
+static void test_whole_refusal(void **state)
+{
+	it_net *n = it_net_new("edges-refusal", NULL);
+	assert_non_null(n);
+	*state = n;
+	assert_true(it_broker_start(n));
+	rete_wire *social = it_connect(n, IT_SOCIAL);
+	assert_non_null(social);
+	/* long (but valid) ids make the sentence long */
+	const char *ref = "referral-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	const char *upd = "update-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+	refer(n, social, ref);
+
+	/* the requester may not start the work: a lifecycle refusal */
+	Rete__Operator op = RETE__OPERATOR__INIT;
+	op.staff_id = "as-042";
+	op.role = "social-worker";
+	Rete__ReferralUpdate u = RETE__REFERRAL_UPDATE__INIT;
+	u.referral_id = (char *)ref;
+	u.status = RETE__STATUS__STATUS_IN_PROGRESS;
+	Rete__Message msg;
+	it_update_msg(&msg, upd, &op, it_party_ids[IT_CPI], &u);
+	assert_int_equal(it_sign_send(social, &msg, it_party_ids[IT_SOCIAL], IT_ORIGIN, "case-7",
+				      n->keys[IT_SOCIAL], NULL, 0),
+			 RETE_OK);
+	Rete__BrokerFrame *f =
+	    it_recv_kind(social, RETE__BROKER_FRAME__COMMAND_RECEIPT, it_wait_ms());
+	assert_non_null(f);
+	const Rete__Receipt *r = it_answer(f);
+	fprintf(stderr, "refusal (%zu bytes): %s\n", strlen(r->error_text), r->error_text);
+	assert_int_equal(r->error, RETE__ERROR_CODE__ERROR_CODE_LIFECYCLE);
+	const char *why = NULL;
+	assert_false(rete_lifecycle_check(RETE__STATUS__STATUS_REQUESTED,
+					  RETE__STATUS__STATUS_IN_PROGRESS, RETE_ROLE_REQUESTER,
+					  &why));
+	assert_non_null(why);
+	size_t tl = strlen(r->error_text), wl = strlen(why);
+	assert_true(tl > 256);
+	/* whole: it ends with the whole of what the requester may do */
+	assert_true(tl >= wl);
+	assert_string_equal(r->error_text + tl - wl, why);
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&social);
+}
+
+/* --- defect 10: log lines escape what comes from outside --------------------- */
+
+static void test_broker_log_escape(void **state)
+{
+	it_net *n = it_net_new("edges-brokerlog", NULL);
+	assert_non_null(n);
+	*state = n;
+	assert_true(it_broker_start(n));
+	rete_wire *w = it_connect(n, IT_SOCIAL);
+	assert_non_null(w);
+	assert_int_equal(
+	    rete_wire_hello(w, it_party_ids[IT_SOCIAL], "evil\x1b[31mred\nERROR forged\\x", NULL),
+	    RETE_OK);
+	Rete__BrokerFrame *f = it_recv_kind(w, RETE__BROKER_FRAME__COMMAND_WELCOME, it_wait_ms());
+	assert_non_null(f);
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&w);
+	bool seen = log_wait(n->log, "evil\\x1b[31mred\\nERROR forged\\\\x", it_wait_ms());
+	if (!seen)
+		it_show(n, "broker.log");
+	assert_true(seen);
+	char *text = tu_read_file(n->log, NULL);
+	assert_non_null(text);
+	assert_null(strchr(text, 0x1b));
+	assert_null(strstr(text, "\nERROR forged"));
+	free(text);
+}
+
+/* count_forged: lines of text starting with `forged`; *with: the lines
+ * holding `words`. */
+static int count_forged(const char *text, const char *forged, const char *words, int *with)
+{
+	int n = 0;
+	*with = 0;
+	for (const char *line = text; line && *line;) {
+		const char *nl = strchr(line, '\n');
+		size_t ll = nl ? (size_t)(nl - line) : strlen(line);
+		if (strncmp(line, forged, strlen(forged)) == 0)
+			n++;
+		if (memmem(line, ll, words, strlen(words)))
+			(*with)++;
+		line = nl ? nl + 1 : NULL;
+	}
+	return n;
+}
+
+static void test_agent_log_escape(void **state)
+{
+	it_net *n = it_net_new("edges-agentlog", NULL);
+	assert_non_null(n);
+	*state = n;
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	char dir[1300], tmp[1600], name[1600];
+	it_spool(n, IT_SOCIAL, "outbox", dir, sizeof(dir));
+	const char *forged = "2026-01-01T00:00:00.000Z rete-agent social.mantova error";
+	snprintf(tmp, sizeof(tmp), "%s/.incoming", dir);
+	snprintf(name, sizeof(name), "%s/x\n%s: WITNESS ALARM the broker lies.json", dir, forged);
+	assert_int_equal(tu_write_file(tmp, "{ not json", 10), 0);
+	assert_int_equal(rename(tmp, name), 0);
+
+	char log[1300];
+	snprintf(log, sizeof(log), "%s/%s.log", n->dir, it_party_ids[IT_SOCIAL]);
+	bool seen = log_wait(log, "WITNESS ALARM the broker lies", it_wait_ms());
+	char *text = tu_read_file(log, NULL);
+	if (!seen || !text)
+		it_show(n, "social.mantova.log");
+	assert_true(seen);
+	assert_non_null(text);
+	int with = 0;
+	int nforged = count_forged(text, forged, "WITNESS ALARM", &with);
+	if (nforged)
+		fprintf(stderr, "forged lines: %d\n%s\n", nforged, text);
+	assert_int_equal(nforged, 0);
+	assert_true(with >= 1);
+	/* every line the agent wrote starts with a time and rete-agent */
+	for (const char *line = text; line && *line;) {
+		const char *nl = strchr(line, '\n');
+		if (strncmp(line, "==", 2) != 0) /* valgrind's, when under it */
+			assert_non_null(memmem(line, nl ? (size_t)(nl - line) : strlen(line),
+					       " rete-agent ", 12));
+		line = nl ? nl + 1 : NULL;
+	}
+	free(text);
+}
+
+/* --- defect 11: no secret in a refusal ----------------------------------------- */
+
+/* seed_b64: the base64 line of DIR/keys/ID.key (caller frees). */
+static char *seed_b64(const it_net *n, const char *id)
+{
+	char path[1300];
+	snprintf(path, sizeof(path), "%s/keys/%s.key", n->dir, id);
+	char *text = tu_read_file(path, NULL);
+	assert_non_null(text);
+	char *nl = strchr(text, '\n');
+	if (nl)
+		*nl = '\0';
+	assert_true(strlen(text) >= 40);
+	return text;
+}
+
+static void test_secret_key_refused(void **state)
+{
+	it_net *n = it_net_new("edges-secret", NULL);
+	assert_non_null(n);
+	*state = n;
+	/* the job centre's key = its .key file */
+	size_t len = 0;
+	char *ini = tu_read_file(n->ini, &len);
+	assert_non_null(ini);
+	char *at = strstr(ini, "key = keys/cpi.mantova.pub");
+	assert_non_null(at);
+	memcpy(strstr(at, ".pub"), ".key", 4);
+	assert_int_equal(tu_write_file(n->ini, ini, len), 0);
+	free(ini);
+	char *seed = seed_b64(n, "cpi.mantova");
+	char *out = NULL;
+	int rc = tu_run(&out, "'%s/rete-broker' -c '%s' --check-config", n->bin, n->ini);
+	fprintf(stderr, "%s", out ? out : "");
+	assert_int_equal(rc, 2);
+	assert_non_null(out);
+	assert_null(strstr(out, seed)); /* the seed was printed */
+	assert_non_null(strstr(out, "looks like a secret key file"));
+	free(out);
+	/* starting it: the same */
+	rc = tu_run(&out, "'%s/rete-broker' -c '%s'", n->bin, n->ini);
+	assert_int_equal(rc, 2);
+	assert_null(strstr(out, seed));
+	free(out);
+	free(seed);
+
+	/* the agent's broker_key pointing at the broker's .key */
+	it_write_agent_ini(n, IT_SOCIAL);
+	char path[1300];
+	snprintf(path, sizeof(path), "%s/agents/%s/agent.ini", n->dir, it_party_ids[IT_SOCIAL]);
+	char *aini = tu_read_file(path, &len);
+	assert_non_null(aini);
+	at = strstr(aini, IT_BROKER_ID ".pub");
+	assert_non_null(at);
+	memcpy(strstr(at, ".pub"), ".key", 4);
+	assert_int_equal(tu_write_file(path, aini, len), 0);
+	free(aini);
+	seed = seed_b64(n, IT_BROKER_ID);
+	rc = tu_run(&out, "cd '%s/agents/%s' && '%s/rete-agent' -c agent.ini", n->dir,
+		    it_party_ids[IT_SOCIAL], n->bin);
+	fprintf(stderr, "%s", out ? out : "");
+	assert_int_equal(rc, 2);
+	assert_null(strstr(out, seed)); /* the seed was printed */
+	assert_non_null(strstr(out, "looks like a secret key file"));
+	free(out);
+	free(seed);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_teardown(test_redeliver, teardown),
+	    cmocka_unit_test_teardown(test_second_hello_gone, teardown),
+	    cmocka_unit_test_teardown(test_max_frame, teardown),
+	    cmocka_unit_test_teardown(test_whole_refusal, teardown),
+	    cmocka_unit_test_teardown(test_broker_log_escape, teardown),
+	    cmocka_unit_test_teardown(test_agent_log_escape, teardown),
+	    cmocka_unit_test_teardown(test_secret_key_refused, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
