@@ -61,7 +61,7 @@ static rete_err peers_rebuild(broker *b)
 		return RETE_ENOMEM;
 	for (size_t i = 0; i < c->nparties; i++) {
 		snprintf(np[i].id, sizeof(np[i].id), "%s", c->parties[i].id);
-		np[i].inflight = calloc(c->delivery_window, sizeof(uint64_t));
+		np[i].inflight = calloc(c->delivery_window, sizeof(broker_inflight));
 		if (!np[i].inflight) {
 			for (size_t j = 0; j < i; j++)
 				free(np[j].inflight);
@@ -70,8 +70,8 @@ static rete_err peers_rebuild(broker *b)
 		}
 		broker_peer *old = b->peers ? broker_peer_find(b, np[i].id) : NULL;
 		if (old) {
-			memcpy(np[i].rid, old->rid, old->rid_len);
-			np[i].rid_len = old->rid_len;
+			memcpy(np[i].conns, old->conns, sizeof(old->conns));
+			np[i].nconns = old->nconns;
 			np[i].last_seen_ms = old->last_seen_ms;
 			/* deliveries in flight are sent again from the queue */
 			np[i].dirty = true;
@@ -88,21 +88,24 @@ static rete_err peers_rebuild(broker *b)
 
 /* --- sending ------------------------------------------------------------------- */
 
-void broker_send(broker *b, const uint8_t *rid, size_t rid_len, Rete__BrokerFrame *bf)
+int broker_send(broker *b, const uint8_t *rid, size_t rid_len, Rete__BrokerFrame *bf)
 {
 	bf->version = RETE_PROTOCOL_VERSION;
 	size_t len = rete__broker_frame__get_packed_size(bf);
 	zmq_msg_t msg;
 	if (zmq_msg_init_size(&msg, len) < 0) {
 		broker_log_error("out of memory for a %zu-byte answer", len);
-		return;
+		return ENOMEM;
 	}
 	rete__broker_frame__pack(bf, zmq_msg_data(&msg));
 	if (zmq_send(b->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
 	    zmq_msg_send(&msg, b->router, ZMQ_DONTWAIT) < 0) {
+		int e = zmq_errno();
 		zmq_msg_close(&msg);
-		broker_log_debug("an answer was dropped: %s", zmq_strerror(zmq_errno()));
+		broker_log_debug("an answer was dropped: %s", zmq_strerror(e));
+		return e ? e : EIO;
 	}
+	return 0;
 }
 
 /* send_refusal answers a frame refused before it became a submission (or
@@ -373,21 +376,93 @@ static void publish_entry(broker *b, const Rete__Message *msg, const rete_store_
 static void inflight_remove(broker_peer *p, uint64_t index)
 {
 	for (size_t i = 0; i < p->ninflight; i++)
-		if (p->inflight[i] == index) {
+		if (p->inflight[i].index == index) {
 			p->inflight[i] = p->inflight[--p->ninflight];
 			return;
 		}
 }
 
+/* inflight_restart forgets what was in flight on p's delivery connection:
+ * pump sends it again, from the queue, in log order. */
+static void inflight_restart(broker_peer *p)
+{
+	p->ninflight = 0;
+	p->next_from = 0;
+	p->dirty = true;
+}
+
+/* conn_find: the position of routing id rid in p's connections, or -1. */
+static int conn_find(const broker_peer *p, const uint8_t *rid, size_t rid_len)
+{
+	for (size_t i = 0; i < p->nconns; i++)
+		if (p->conns[i].rid_len == rid_len && memcmp(p->conns[i].rid, rid, rid_len) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* conn_hello puts the connection rid first in p's list (the newest HELLO
+ * gets the deliveries); the oldest one listed falls off a full list. */
+static void conn_hello(broker_peer *p, const uint8_t *rid, size_t rid_len)
+{
+	int at = conn_find(p, rid, rid_len);
+	size_t n = at >= 0			  ? (size_t)at
+		   : p->nconns < BROKER_CONNS_MAX ? p->nconns++
+						  : p->nconns - 1;
+	memmove(&p->conns[1], &p->conns[0], n * sizeof(p->conns[0]));
+	memcpy(p->conns[0].rid, rid, rid_len);
+	p->conns[0].rid_len = rid_len;
+}
+
+/* conn_lost drops p's connection i, which the ROUTER no longer knows; when
+ * it was the delivery connection, what was in flight on it goes to the
+ * next one listed (if any). */
+static void conn_lost(broker_peer *p, size_t i)
+{
+	memmove(&p->conns[i], &p->conns[i + 1], (p->nconns - i - 1) * sizeof(p->conns[0]));
+	p->nconns--;
+	if (i == 0) {
+		inflight_restart(p);
+		broker_log_info("%s's delivery connection is gone; %s", p->id,
+				p->nconns ? "deliveries go on on its other connection"
+					  : "deliveries wait for its next HELLO");
+	}
+}
+
+/* deliver_one sends entry idx to p's delivery connection (read in rt).
+ * Returns broker_send's verdict (0 when the entry is not there: nothing to
+ * send). */
+static int deliver_one(broker *b, broker_peer *p, rete_store_rtxn *rt, uint64_t idx)
+{
+	rete_buf e = {0}, blob = {0};
+	if (rete_store_entry(b->store, rt, idx, &e, NULL) != RETE_OK)
+		return 0;
+	rete_store_blob(b->store, rt, idx, &blob, NULL);
+	Rete__Deliver d;
+	rete__deliver__init(&d);
+	d.log_entry.data = e.data;
+	d.log_entry.len = e.len;
+	d.sealed.data = blob.data;
+	d.sealed.len = blob.len;
+	Rete__BrokerFrame bf;
+	rete__broker_frame__init(&bf);
+	bf.command_case = RETE__BROKER_FRAME__COMMAND_DELIVER;
+	bf.deliver = &d;
+	int rc = broker_send(b, p->conns[0].rid, p->conns[0].rid_len, &bf);
+	rete_buf_free(&e);
+	rete_buf_free(&blob);
+	return rc;
+}
+
 /* pump sends party p what is queued for it, in log order, up to the
- * delivery window. */
+ * delivery window, on its delivery connection. A delivery that could not
+ * be queued (EAGAIN: the connection's queue is full) stays in flight and
+ * goes again after `redeliver`; a connection that is gone is dropped and
+ * the pump starts again on the next one. */
 static void pump(broker *b, broker_peer *p)
 {
 	p->dirty = false;
-	if (!p->rid_len)
-		return;
 	unsigned window = b->cfg->delivery_window;
-	while (p->ninflight < window) {
+	while (p->nconns && p->ninflight < window) {
 		uint64_t idx[64];
 		size_t n = 0, want = window - p->ninflight;
 		if (want > 64)
@@ -398,30 +473,20 @@ static void pump(broker *b, broker_peer *p)
 		if (rete_store_queue_peek(b->store, rt, p->id, p->next_from, want, idx, &n, NULL) !=
 		    RETE_OK)
 			n = 0;
-		for (size_t i = 0; i < n; i++) {
-			rete_buf e = {0}, blob = {0};
-			if (rete_store_entry(b->store, rt, idx[i], &e, NULL) != RETE_OK)
-				continue;
-			rete_store_blob(b->store, rt, idx[i], &blob, NULL);
-			Rete__Deliver d;
-			rete__deliver__init(&d);
-			d.log_entry.data = e.data;
-			d.log_entry.len = e.len;
-			d.sealed.data = blob.data;
-			d.sealed.len = blob.len;
-			Rete__BrokerFrame bf;
-			rete__broker_frame__init(&bf);
-			bf.command_case = RETE__BROKER_FRAME__COMMAND_DELIVER;
-			bf.deliver = &d;
-			broker_send(b, p->rid, p->rid_len, &bf);
-			rete_buf_free(&e);
-			rete_buf_free(&blob);
-			p->inflight[p->ninflight++] = idx[i];
+		bool lost = false;
+		for (size_t i = 0; i < n && !lost; i++) {
+			if (deliver_one(b, p, rt, idx[i]) == EHOSTUNREACH) {
+				conn_lost(p, 0);
+				lost = true;
+				break;
+			}
+			p->inflight[p->ninflight].index = idx[i];
+			p->inflight[p->ninflight++].sent_ms = mono_ms();
 			p->next_from = idx[i] + 1;
 			broker_log_debug("delivered entry %" PRIu64 " to %s", idx[i], p->id);
 		}
 		rete_store_read_end(&rt);
-		if (n < want)
+		if (!lost && n < want)
 			break;
 	}
 }
@@ -431,6 +496,53 @@ static void pump_dirty(broker *b)
 	for (size_t i = 0; i < b->npeers; i++)
 		if (b->peers[i].dirty)
 			pump(b, &b->peers[i]);
+}
+
+static int inflight_cmp(const void *x, const void *y)
+{
+	const broker_inflight *a = x, *c = y;
+	return a->index < c->index ? -1 : a->index > c->index;
+}
+
+/* redeliver sends again, on the delivery connection, every delivery that
+ * has waited `redeliver` for its ACK (in log order): a recipient that could
+ * not take it (a full disk, a lost frame, a queue that was full) gets it
+ * again without having to reconnect. */
+static void redeliver(broker *b, int64_t now)
+{
+	for (size_t i = 0; i < b->npeers; i++) {
+		broker_peer *p = &b->peers[i];
+		if (!p->nconns || !p->ninflight)
+			continue;
+		bool due = false;
+		for (size_t j = 0; j < p->ninflight && !due; j++)
+			due = now - p->inflight[j].sent_ms >= b->cfg->redeliver_ms;
+		if (!due)
+			continue;
+		qsort(p->inflight, p->ninflight, sizeof(p->inflight[0]), inflight_cmp);
+		rete_store_rtxn *rt = NULL;
+		if (rete_store_read_begin(b->store, &rt, NULL) != RETE_OK)
+			return;
+		size_t again = 0;
+		for (size_t j = 0; j < p->ninflight; j++) {
+			broker_inflight *f = &p->inflight[j];
+			if (now - f->sent_ms < b->cfg->redeliver_ms)
+				continue;
+			if (deliver_one(b, p, rt, f->index) == EHOSTUNREACH) {
+				conn_lost(p, 0); /* restarts the window on the next one */
+				break;
+			}
+			f->sent_ms = now;
+			again++;
+		}
+		rete_store_read_end(&rt);
+		if (again)
+			broker_log_info("sent %zu unacknowledged deliver%s to %s again (no ACK "
+					"after %" PRId64 " ms)",
+					again, again == 1 ? "y" : "ies", p->id,
+					b->cfg->redeliver_ms);
+	}
+	pump_dirty(b);
 }
 
 static void mark_dirty(broker *b, const char *id)
@@ -683,7 +795,8 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 			o = own_new(b, id, msg->sender, msg->case_id);
 			if (o) {
 				snprintf(o->msg_id, sizeof(o->msg_id), "%s", msg->id);
-				snprintf(o->ref_id, sizeof(o->ref_id), "%s", rete_message_referral_id(msg));
+				snprintf(o->ref_id, sizeof(o->ref_id), "%s",
+					 rete_message_referral_id(msg));
 				o->delivery.index = a->index;
 				o->delivery.message_id = o->msg_id;
 				o->delivery.referral_id = o->ref_id;
@@ -702,7 +815,8 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 			o = own_new(b, id, msg->sender, msg->case_id);
 			if (o) {
 				snprintf(o->msg_id, sizeof(o->msg_id), "%s", msg->id);
-				snprintf(o->ref_id, sizeof(o->ref_id), "%s", rete_message_referral_id(msg));
+				snprintf(o->ref_id, sizeof(o->ref_id), "%s",
+					 rete_message_referral_id(msg));
 				snprintf(o->text, sizeof(o->text),
 					 "%s could not take message %s (entry %" PRIu64 "): %.300s",
 					 f->party, msg->id, a->index,
@@ -742,6 +856,9 @@ static void send_welcome(broker *b, const uint8_t *rid, size_t rid_len, const ch
 		w.checkpoint = b->cp_note;
 	w.directory_entry.data = b->dir_entry.data;
 	w.directory_entry.len = b->dir_entry.len;
+	/* the largest frame taken: an agent refuses a larger message itself,
+	 * with a sentence, instead of being disconnected by ZeroMQ */
+	w.max_frame = b->cfg->max_frame;
 	Rete__BrokerFrame bf;
 	rete__broker_frame__init(&bf);
 	bf.command_case = RETE__BROKER_FRAME__COMMAND_WELCOME;
@@ -763,12 +880,10 @@ static void handle_hello(broker *b, broker_frame *f)
 	broker_peer *p = broker_peer_find(b, f->party);
 	if (p) {
 		/* The newest connection takes over: what was in flight on the
-		 * old one is sent again here. */
-		memcpy(p->rid, f->rid, f->rid_len);
-		p->rid_len = f->rid_len;
-		p->ninflight = 0;
-		p->next_from = 0;
-		p->dirty = true;
+		 * old one is sent again here. The others stay listed: if this
+		 * one goes away, the next one listed takes over again. */
+		conn_hello(p, f->rid, f->rid_len);
+		inflight_restart(p);
 	}
 	send_welcome(b, f->rid, f->rid_len, f->party, f->who->kind);
 	broker_log_info("hello from %s (%s, %.64s)", f->party, broker_kind_name(f->who->kind),
@@ -787,7 +902,9 @@ static void send_pong(broker *b, broker_frame *f)
 	broker_send(b, f->rid, f->rid_len, &bf);
 }
 
-static void ping_peers(broker *b)
+/* ping_peer pings every connection listed for p, dropping those the
+ * ROUTER no longer knows (conn_lost). */
+static void ping_peer(broker *b, broker_peer *p)
 {
 	Rete__Ping ping;
 	rete__ping__init(&ping);
@@ -796,9 +913,17 @@ static void ping_peers(broker *b)
 	rete__broker_frame__init(&bf);
 	bf.command_case = RETE__BROKER_FRAME__COMMAND_PING;
 	bf.ping = &ping;
+	for (size_t j = p->nconns; j-- > 0;)
+		if (broker_send(b, p->conns[j].rid, p->conns[j].rid_len, &bf) == EHOSTUNREACH)
+			conn_lost(p, j);
+}
+
+static void ping_peers(broker *b)
+{
 	for (size_t i = 0; i < b->npeers; i++)
-		if (b->peers[i].rid_len)
-			broker_send(b, b->peers[i].rid, b->peers[i].rid_len, &bf);
+		if (b->peers[i].nconns)
+			ping_peer(b, &b->peers[i]);
+	pump_dirty(b);
 }
 
 /* --- reading a batch ---------------------------------------------------------------------- */
@@ -808,6 +933,25 @@ static bool hex_eq(const char *hex, const uint8_t *bin)
 	char want[2 * RETE_PK_LEN + 1];
 	sodium_bin2hex(want, sizeof(want), bin, RETE_PK_LEN);
 	return hex && strcmp(hex, want) == 0;
+}
+
+/* fd_note remembers that party's frames come on file descriptor fd, so
+ * that a disconnection ZeroMQ reports by fd (a frame over max_frame among
+ * them) can be logged with the party's name. */
+static void fd_note(broker *b, int fd, const char *party)
+{
+	if (fd < 0 || fd >= 1 << 20)
+		return;
+	if ((size_t)fd >= b->nfd_party) {
+		size_t n = (size_t)fd + 64;
+		char(*t)[RETE_ID_MAX + 1] = realloc(b->fd_party, n * sizeof(*t));
+		if (!t)
+			return;
+		memset(t + b->nfd_party, 0, (n - b->nfd_party) * sizeof(*t));
+		b->fd_party = t;
+		b->nfd_party = n;
+	}
+	snprintf(b->fd_party[fd], sizeof(b->fd_party[fd]), "%s", party);
 }
 
 /* frame_admit checks the frame body from f->rid (extra: the parts after
@@ -838,6 +982,7 @@ static bool frame_admit(broker *b, broker_frame *f, zmq_msg_t *body, size_t extr
 	broker_peer *p = broker_peer_find(b, f->party);
 	if (p)
 		p->last_seen_ms = rete_now_ms();
+	fd_note(b, zmq_msg_get(body, ZMQ_SRCFD), f->party);
 	if (extra) {
 		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_MALFORMED, "",
 			      "a message of %zu parts; send one protobuf ClientFrame per ZeroMQ "
@@ -1011,11 +1156,8 @@ static void batch_answer(broker *b, broker_batch *bt)
 		for (size_t i = 0; i < bt->nops; i++)
 			if (bt->ops[i].kind == RETE_STORE_OP_ACK) {
 				broker_peer *p = broker_peer_find(b, bt->ops[i].in.recipient);
-				if (p) {
-					p->ninflight = 0;
-					p->next_from = 0;
-					p->dirty = true;
-				}
+				if (p)
+					inflight_restart(p);
 			}
 	for (size_t i = 0; i < bt->n; i++) {
 		broker_frame *f = &bt->frames[i];
@@ -1224,7 +1366,8 @@ static void scan(broker *b)
 			broker_own *o = own_new(b, id, msg->sender, msg->case_id);
 			if (o) {
 				snprintf(o->msg_id, sizeof(o->msg_id), "%s", msg->id);
-				snprintf(o->ref_id, sizeof(o->ref_id), "%s", rete_message_referral_id(msg));
+				snprintf(o->ref_id, sizeof(o->ref_id), "%s",
+					 rete_message_referral_id(msg));
 				snprintf(
 				    o->text, sizeof(o->text),
 				    "message %s to %s was not delivered within %s (the expiry): "
@@ -1357,9 +1500,10 @@ static void reload(broker *b)
 		 * they seal to the new keys without waiting for a reconnect. */
 		for (size_t i = 0; i < b->npeers; i++) {
 			const broker_party *pa = broker_config_party(nc, b->peers[i].id);
-			if (b->peers[i].rid_len > 0 && pa != NULL)
-				send_welcome(b, b->peers[i].rid, b->peers[i].rid_len,
-					     b->peers[i].id, pa->kind);
+			for (size_t j = 0; pa != NULL && j < b->peers[i].nconns; j++)
+				send_welcome(b, b->peers[i].conns[j].rid,
+					     b->peers[i].conns[j].rid_len, b->peers[i].id,
+					     pa->kind);
 		}
 	}
 	rete_buf_free(&before);
@@ -1372,7 +1516,7 @@ static void reload(broker *b)
 static void *server_socket(broker *b, int type, const char *domain, const char *endpoint)
 {
 	void *s = zmq_socket(b->zctx, type);
-	int one = 1, zero = 0, linger = 1000;
+	int one = 1, linger = 1000;
 	int hb = (int)b->cfg->heartbeat_ms, hbt = (int)(3 * b->cfg->heartbeat_ms);
 	int64_t maxmsg = (int64_t)b->cfg->max_frame;
 	int hwm = 100000;
@@ -1388,8 +1532,10 @@ static void *server_socket(broker *b, int type, const char *domain, const char *
 	    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) < 0 ||
 	    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0 ||
 	    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0 ||
+	    /* a send to a connection that is gone fails (EHOSTUNREACH)
+	     * instead of vanishing: deliveries follow the live ones */
 	    (type == ZMQ_ROUTER &&
-	     zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &zero, sizeof(zero)) < 0) ||
+	     zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof(one)) < 0) ||
 	    zmq_bind(s, endpoint) < 0) {
 		broker_log_error("cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
 		zmq_close(s);
@@ -1430,15 +1576,32 @@ static void monitor_drain(broker *b)
 			}
 			zmq_msg_close(&a);
 		}
-		if (event == ZMQ_EVENT_DISCONNECTED)
-			broker_log_info("a connection closed (fd %u): the peer left or fell "
-					"silent, or sent a frame over max_frame (%" PRIu64
-					" bytes)",
-					value, b->cfg->max_frame);
-		else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+		const char *party =
+		    value < b->nfd_party && b->fd_party[value][0] ? b->fd_party[value] : NULL;
+		if (event == ZMQ_EVENT_DISCONNECTED) {
+			if (party) {
+				broker_log_info("the connection of %s closed (fd %u): it left or "
+						"fell silent, or sent a frame over max_frame "
+						"(%" PRIu64 " bytes)",
+						party, value, b->cfg->max_frame);
+				/* is its delivery connection still there? */
+				broker_peer *p = broker_peer_find(b, party);
+				if (p && p->nconns)
+					ping_peer(b, p);
+			} else
+				broker_log_info("a connection closed (fd %u) before its first "
+						"frame: the peer left, or its first frame was over "
+						"max_frame (%" PRIu64 " bytes)",
+						value, b->cfg->max_frame);
+			if (party)
+				b->fd_party[value][0] = '\0';
+		} else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
 			broker_log_debug("a handshake was refused (fd %u)", value);
-		else if (event == ZMQ_EVENT_ACCEPTED)
+		else if (event == ZMQ_EVENT_ACCEPTED) {
+			if (party) /* the fd of a connection that is gone */
+				b->fd_party[value][0] = '\0';
 			broker_log_debug("a connection was accepted on %s (fd %u)", addr, value);
+		}
 	}
 }
 
@@ -1476,6 +1639,7 @@ static void broker_free(broker *b)
 	for (size_t i = 0; i < b->npeers; i++)
 		free(b->peers[i].inflight);
 	free(b->peers);
+	free(b->fd_party);
 	for (int i = 0; i < 2; i++) {
 		broker_batch *bt = &b->batches[i];
 		if (bt->frames)
@@ -1609,8 +1773,7 @@ int broker_run(broker_config *c)
 				if (si.ssi_signo == SIGHUP) {
 					pipe_collect(&b);
 					reload(&b);
-				}
-				else {
+				} else {
 					broker_log_info(
 					    "signal %u: stopping after the batch in hand",
 					    si.ssi_signo);
@@ -1618,8 +1781,10 @@ int broker_run(broker_config *c)
 				}
 			}
 		}
-		if (imon >= 0 && (items[imon].revents & ZMQ_POLLIN))
+		if (imon >= 0 && (items[imon].revents & ZMQ_POLLIN)) {
 			monitor_drain(&b);
+			pump_dirty(&b); /* a connection dropped: deliveries moved */
+		}
 		if (items[0].revents & ZMQ_POLLIN)
 			run_batch(&b, jobs);
 		else if (iw >= 0 && (items[iw].revents & ZMQ_POLLIN))
@@ -1629,6 +1794,7 @@ int broker_run(broker_config *c)
 			b.last_scan_ms = now;
 			pipe_collect(&b);
 			scan(&b);
+			redeliver(&b, now);
 		}
 		if (now - b.last_ping_ms >= b.cfg->heartbeat_ms) {
 			b.last_ping_ms = now;

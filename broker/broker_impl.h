@@ -23,12 +23,36 @@
 #define BROKER_ENTRIES_BYTES (4u << 20)
 #define BROKER_SCAN_MAX	     1000 /* expiries / overdue notices per scan */
 
-/* What the broker knows of one party between frames. */
+#define BROKER_CONNS_MAX 4 /* connections remembered per party (HELLOs) */
+
+/* One connection of a party that said HELLO: its ROUTER routing id. */
+typedef struct broker_conn {
+	uint8_t rid[BROKER_RID_MAX];
+	size_t rid_len;
+} broker_conn;
+
+/* One delivery in flight: sent, not yet acked. */
+typedef struct broker_inflight {
+	uint64_t index;
+	int64_t sent_ms; /* monotonic; sent again `redeliver` after it */
+} broker_inflight;
+
+/* What the broker knows of one party between frames.
+ *
+ * Deliveries follow the connections that are alive: conns lists the ones
+ * that said HELLO, newest first, and conns[0] gets the deliveries. A
+ * connection the ROUTER no longer knows (a send fails with EHOSTUNREACH:
+ * ROUTER_MANDATORY is on) is dropped when the broker next sends to it — a
+ * delivery, a PING (every heartbeat, to every connection listed) or the
+ * probe after ZeroMQ reports a disconnection — and what was in flight on
+ * conns[0] goes to the next one listed. So a second connection with the
+ * agency's key that says HELLO and goes away cannot capture its
+ * deliveries. */
 typedef struct broker_peer {
 	char id[RETE_ID_MAX + 1];
-	uint8_t rid[BROKER_RID_MAX]; /* routing id of its latest HELLO */
-	size_t rid_len;		     /* 0: no HELLO yet (nothing delivered) */
-	uint64_t *inflight;	     /* delivered, not yet acked */
+	broker_conn conns[BROKER_CONNS_MAX];
+	size_t nconns;		   /* 0: no live HELLO (nothing delivered) */
+	broker_inflight *inflight; /* delivered, not yet acked */
 	size_t ninflight;
 	uint64_t next_from; /* next queue index to look at */
 	int64_t last_seen_ms;
@@ -47,8 +71,8 @@ typedef struct broker_frame {
 	Rete__Message *msg;
 	bool pending; /* passed the checks so far */
 	bool sig_ok;
-	bool resent; /* the very bytes already logged */
-	long op;     /* index in the batch's ops, or -1 */
+	bool resent;   /* the very bytes already logged */
+	long op;       /* index in the batch's ops, or -1 */
 	rete_buf rcpt; /* the packed ReceiptBody, signed by the committer */
 	uint8_t rcpt_sig[RETE_SIG_LEN];
 	Rete__ErrorCode error;
@@ -109,6 +133,8 @@ typedef struct broker {
 	broker_batch *bt;  /* the batch being built */
 	broker_batch *fly; /* the batch being committed, or NULL */
 	broker_worker *worker;
+	char (*fd_party)[RETE_ID_MAX + 1]; /* the party whose frames came on fd i */
+	size_t nfd_party;
 } broker;
 
 /* broker_peer_find: the state of party id (NULL when not in the directory). */
@@ -132,9 +158,10 @@ void broker_refuse(broker_frame *f, Rete__ErrorCode code, const char *field, con
  * buffer must not make a frame the peer's strict decoder refuses. */
 void broker_utf8_clean(char *s);
 
-/* broker_send sends a BrokerFrame to routing id rid (dropped silently when
- * the peer is gone or its queue is full). */
-void broker_send(broker *b, const uint8_t *rid, size_t rid_len, Rete__BrokerFrame *bf);
+/* broker_send sends a BrokerFrame to routing id rid. Returns 0, or the
+ * errno of a frame that was dropped: EHOSTUNREACH when no connection has
+ * that routing id any more, EAGAIN when its queue is full, ENOMEM. */
+int broker_send(broker *b, const uint8_t *rid, size_t rid_len, Rete__BrokerFrame *bf);
 
 /* broker_answer_query answers one QUERY frame. */
 void broker_answer_query(broker *b, broker_frame *f);

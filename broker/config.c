@@ -501,6 +501,7 @@ static const char *const broker_keys[] = {"origin",
 					  "delivery_window",
 					  "expiry",
 					  "heartbeat",
+					  "redeliver",
 					  "max_frame",
 					  "verify_threads",
 					  "time_zone",
@@ -669,7 +670,15 @@ static void load_broker(struct parse *p, broker_config *c)
 	c->delivery_window = (unsigned)v;
 	calendar_duration(p, S, "expiry", "5d", 1000, &c->expiry_ms, c->expiry, sizeof(c->expiry));
 	calendar_duration(p, S, "heartbeat", "5s", 1000, &c->heartbeat_ms, NULL, 0);
-	byte_size(p, S, "max_frame", 4u << 20, 64u << 10, 1ull << 30, &c->max_frame);
+	/* an unacknowledged delivery is sent again after this (on the same
+	 * connection): a recipient that could not take it tries again */
+	calendar_duration(p, S, "redeliver", "30s", 1000, &c->redeliver_ms, NULL, 0);
+	/* The default takes what an agent may send: an outbox file of up to
+	 * 16 MiB (the agent's own limit) becomes a sealed part of about the
+	 * same size (attachments travel as bytes, not base64; sealing adds 48
+	 * bytes), plus the signed message and the frame's few bytes of
+	 * framing. 24 MiB leaves half again as much room. */
+	byte_size(p, S, "max_frame", 24u << 20, 64u << 10, 1ull << 30, &c->max_frame);
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	number(p, S, "verify_threads", cores > 0 ? (uint64_t)cores : 1, 1, 256, &v);
 	c->verify_threads = (unsigned)v;
@@ -734,8 +743,8 @@ static void load_agency(struct parse *p, broker_config *c, const struct sec *sec
 
 	if ((kv = require(p, S, "name", "the party's name for people"))) {
 		if (strlen(kv->value) > RETE_SHORT_MAX)
-			problem(p, kv->line, "[%s] name: %zu bytes long; at most %d are accepted", S,
-				strlen(kv->value), RETE_SHORT_MAX);
+			problem(p, kv->line, "[%s] name: %zu bytes long; at most %d are accepted",
+				S, strlen(kv->value), RETE_SHORT_MAX);
 		if (!(pa->name = strdup(kv->value)))
 			p->oom = true;
 	}
@@ -1156,7 +1165,8 @@ static void check_directory(struct parse *p, const broker_config *c)
 	if (rete_message_pack(&msg, &packed) != RETE_OK) {
 		p->oom = true;
 	} else if (rete_message_decode(packed.data, packed.len, &back, &m) != RETE_OK) {
-		problem(p, 0, "the directory made from this file would be refused by the agents: %s",
+		problem(p, 0,
+			"the directory made from this file would be refused by the agents: %s",
 			m.text);
 	} else if (rete_validate_message(back, NULL, RETE_VALIDATE_BROKER, &pr) != RETE_OK) {
 		for (size_t i = 0; i < pr.n; i++)
@@ -1171,4 +1181,3 @@ static void check_directory(struct parse *p, const broker_config *c)
 	rete_buf_free(&packed);
 	broker_directory_free(&d);
 }
-

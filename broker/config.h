@@ -62,7 +62,8 @@ typedef struct broker_config {
 	char expiry[32]; /* as written, e.g. "5d" */
 	int64_t expiry_ms;
 	int64_t heartbeat_ms;
-	uint64_t max_frame; /* bytes */
+	int64_t redeliver_ms; /* an unacked delivery is sent again after it */
+	uint64_t max_frame;   /* bytes */
 	unsigned verify_threads;
 	char time_zone[64];
 	char **holidays; /* YYYY-MM-DD */

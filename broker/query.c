@@ -74,7 +74,7 @@ void broker_agency_health(broker *b, rete_store_rtxn *rt, const broker_party *p,
 	broker_peer *peer = broker_peer_find(b, p->id);
 	if (peer) {
 		h->last_seen_at = peer->last_seen_ms;
-		h->connected = peer->rid_len > 0 &&
+		h->connected = peer->nconns > 0 &&
 			       rete_now_ms() - peer->last_seen_ms < 3 * b->cfg->heartbeat_ms;
 	}
 }
