@@ -12,7 +12,8 @@
  *                    the limit is logged naming the party and the limit
  *                                                           (defect 6e)
  *   whole refusal    a lifecycle refusal longer than 256 bytes reaches the
- *                    sender whole                                (defect 9)
+ *                    sender whole (defect 9); an id used again for other
+ *                    bytes is refused naming the log entry that holds it
  *   log escape       a peer's text with control characters is escaped in
  *                    the broker's log; an outbox file named with a newline
  *                    cannot forge a line of the agent's log     (defect 10)
@@ -250,7 +251,7 @@ static void test_whole_refusal(void **state)
 	/* long (but valid) ids make the sentence long */
 	const char *ref = "referral-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 	const char *upd = "update-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
-	refer(n, social, ref);
+	int64_t ref_index = refer(n, social, ref);
 
 	/* the requester may not start the work: a lifecycle refusal */
 	Rete__Operator op = RETE__OPERATOR__INIT;
@@ -280,6 +281,20 @@ static void test_whole_refusal(void **state)
 	/* whole: it ends with the whole of what the requester may do */
 	assert_true(tl >= wl);
 	assert_string_equal(r->error_text + tl - wl, why);
+	rete__broker_frame__free_unpacked(f, NULL);
+
+	/* the same id with other bytes: ID_REUSED names the entry holding it */
+	it_msg o;
+	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, ref, &o), RETE_OK);
+	f = it_submit(social, &o, it_wait_ms());
+	it_msg_free(&o);
+	assert_non_null(f);
+	r = it_answer(f);
+	fprintf(stderr, "id reused: %s\n", r->error_text);
+	assert_int_equal(r->error, RETE__ERROR_CODE__ERROR_CODE_ID_REUSED);
+	char entry[64];
+	snprintf(entry, sizeof(entry), "log entry %lld holds it", (long long)ref_index);
+	assert_non_null(strstr(r->error_text, entry));
 	rete__broker_frame__free_unpacked(f, NULL);
 	rete_wire_close(&social);
 }
