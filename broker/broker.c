@@ -405,12 +405,18 @@ static int conn_find(const broker_peer *p, const uint8_t *rid, size_t rid_len)
 static void conn_hello(broker_peer *p, const uint8_t *rid, size_t rid_len)
 {
 	int at = conn_find(p, rid, rid_len);
+	broker_conn c = {0};
+	if (at >= 0)
+		c = p->conns[at];
+	else {
+		memcpy(c.rid, rid, rid_len);
+		c.rid_len = rid_len;
+	}
 	size_t n = at >= 0			  ? (size_t)at
 		   : p->nconns < BROKER_CONNS_MAX ? p->nconns++
 						  : p->nconns - 1;
 	memmove(&p->conns[1], &p->conns[0], n * sizeof(p->conns[0]));
-	memcpy(p->conns[0].rid, rid, rid_len);
-	p->conns[0].rid_len = rid_len;
+	p->conns[0] = c;
 }
 
 /* conn_lost drops p's connection i, which the ROUTER no longer knows; when
@@ -481,6 +487,7 @@ static void pump(broker *b, broker_peer *p)
 				break;
 			}
 			p->inflight[p->ninflight].index = idx[i];
+			p->inflight[p->ninflight].sent_seq = ++b->send_seq;
 			p->inflight[p->ninflight++].sent_ms = mono_ms();
 			p->next_from = idx[i] + 1;
 			broker_log_debug("delivered entry %" PRIu64 " to %s", idx[i], p->id);
@@ -504,10 +511,19 @@ static int inflight_cmp(const void *x, const void *y)
 	return a->index < c->index ? -1 : a->index > c->index;
 }
 
+/* redelivery_due: is f to be sent again on connection c? It waited
+ * `redeliver` for its ACK, and c has read past it (it answered a PING sent
+ * after it): a recipient that reads but could not take it (a full disk)
+ * gets it again, while one that reads nothing (stalled) does not get copy
+ * after copy piling up in its queue. */
+static bool redelivery_due(const broker *b, const broker_conn *c, const broker_inflight *f,
+			   int64_t now)
+{
+	return now - f->sent_ms >= b->cfg->redeliver_ms && c->read_seq > f->sent_seq;
+}
+
 /* redeliver sends again, on the delivery connection, every delivery that
- * has waited `redeliver` for its ACK (in log order): a recipient that could
- * not take it (a full disk, a lost frame, a queue that was full) gets it
- * again without having to reconnect. */
+ * is due (redelivery_due), in log order, without waiting for a new HELLO. */
 static void redeliver(broker *b, int64_t now)
 {
 	for (size_t i = 0; i < b->npeers; i++) {
@@ -516,7 +532,7 @@ static void redeliver(broker *b, int64_t now)
 			continue;
 		bool due = false;
 		for (size_t j = 0; j < p->ninflight && !due; j++)
-			due = now - p->inflight[j].sent_ms >= b->cfg->redeliver_ms;
+			due = redelivery_due(b, &p->conns[0], &p->inflight[j], now);
 		if (!due)
 			continue;
 		qsort(p->inflight, p->ninflight, sizeof(p->inflight[0]), inflight_cmp);
@@ -526,13 +542,14 @@ static void redeliver(broker *b, int64_t now)
 		size_t again = 0;
 		for (size_t j = 0; j < p->ninflight; j++) {
 			broker_inflight *f = &p->inflight[j];
-			if (now - f->sent_ms < b->cfg->redeliver_ms)
+			if (!redelivery_due(b, &p->conns[0], f, now))
 				continue;
 			if (deliver_one(b, p, rt, f->index) == EHOSTUNREACH) {
 				conn_lost(p, 0); /* restarts the window on the next one */
 				break;
 			}
 			f->sent_ms = now;
+			f->sent_seq = ++b->send_seq;
 			again++;
 		}
 		rete_store_read_end(&rt);
@@ -903,19 +920,45 @@ static void send_pong(broker *b, broker_frame *f)
 }
 
 /* ping_peer pings every connection listed for p, dropping those the
- * ROUTER no longer knows (conn_lost). */
+ * ROUTER no longer knows (conn_lost). Each PING has a random nonce and a
+ * send number: its PONG says how far that connection has read. */
 static void ping_peer(broker *b, broker_peer *p)
 {
-	Rete__Ping ping;
-	rete__ping__init(&ping);
-	ping.nonce = ++b->ping_nonce;
-	Rete__BrokerFrame bf;
-	rete__broker_frame__init(&bf);
-	bf.command_case = RETE__BROKER_FRAME__COMMAND_PING;
-	bf.ping = &ping;
-	for (size_t j = p->nconns; j-- > 0;)
-		if (broker_send(b, p->conns[j].rid, p->conns[j].rid_len, &bf) == EHOSTUNREACH)
+	for (size_t j = p->nconns; j-- > 0;) {
+		broker_conn *c = &p->conns[j];
+		Rete__Ping ping;
+		rete__ping__init(&ping);
+		randombytes_buf(&ping.nonce, sizeof(ping.nonce));
+		Rete__BrokerFrame bf;
+		rete__broker_frame__init(&bf);
+		bf.command_case = RETE__BROKER_FRAME__COMMAND_PING;
+		bf.ping = &ping;
+		int rc = broker_send(b, c->rid, c->rid_len, &bf);
+		if (rc == EHOSTUNREACH)
 			conn_lost(p, j);
+		else if (rc == 0) {
+			/* the one before stays good: a PONG may come after the next
+			 * PING went out */
+			c->ping_nonce[1] = c->ping_nonce[0];
+			c->ping_seq[1] = c->ping_seq[0];
+			c->ping_nonce[0] = ping.nonce;
+			c->ping_seq[0] = ++b->send_seq;
+		}
+	}
+}
+
+/* handle_pong notes how far the connection that answered has read. */
+static void handle_pong(broker *b, broker_frame *f)
+{
+	broker_peer *p = broker_peer_find(b, f->party);
+	int at = p ? conn_find(p, f->rid, f->rid_len) : -1;
+	if (at < 0)
+		return;
+	broker_conn *c = &p->conns[at];
+	for (int k = 0; k < 2; k++)
+		if (c->ping_seq[k] && f->cf->pong->nonce == c->ping_nonce[k] &&
+		    c->ping_seq[k] + 1 > c->read_seq)
+			c->read_seq = c->ping_seq[k] + 1;
 }
 
 static void ping_peers(broker *b)
@@ -1210,6 +1253,9 @@ static void run_batch(broker *b, broker_frame **jobs)
 			break;
 		case RETE__CLIENT_FRAME__COMMAND_PING:
 			send_pong(b, f);
+			break;
+		case RETE__CLIENT_FRAME__COMMAND_PONG:
+			handle_pong(b, f);
 			break;
 		case RETE__CLIENT_FRAME__COMMAND_SUBMIT:
 			broker_submit_precheck(b, f);

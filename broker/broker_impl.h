@@ -25,16 +25,23 @@
 
 #define BROKER_CONNS_MAX 4 /* connections remembered per party (HELLOs) */
 
-/* One connection of a party that said HELLO: its ROUTER routing id. */
+/* One connection of a party that said HELLO: its ROUTER routing id, and
+ * how far it has read. A connection reads what it is sent in order, so a
+ * PONG to a PING proves it read everything sent to it before that PING
+ * (sends are numbered by broker.send_seq). */
 typedef struct broker_conn {
 	uint8_t rid[BROKER_RID_MAX];
 	size_t rid_len;
+	uint64_t ping_nonce[2]; /* of the latest two PINGs sent to it (random) */
+	uint64_t ping_seq[2];	/* their send numbers ([0]: the latest) */
+	uint64_t read_seq;	/* it has read every frame numbered below this */
 } broker_conn;
 
 /* One delivery in flight: sent, not yet acked. */
 typedef struct broker_inflight {
 	uint64_t index;
-	int64_t sent_ms; /* monotonic; sent again `redeliver` after it */
+	int64_t sent_ms;   /* monotonic; sent again `redeliver` after it... */
+	uint64_t sent_seq; /* ...once the connection has read past it */
 } broker_inflight;
 
 /* What the broker knows of one party between frames.
@@ -128,11 +135,11 @@ typedef struct broker {
 	int64_t cp_at_ms;   /* when it was made (0: before this start) */
 	int64_t cp_mono_ms; /* the same, on the monotonic clock */
 	int64_t last_scan_ms, last_ping_ms;
-	uint64_t ping_nonce;
 	broker_batch batches[2];
 	broker_batch *bt;  /* the batch being built */
 	broker_batch *fly; /* the batch being committed, or NULL */
 	broker_worker *worker;
+	uint64_t send_seq;		   /* numbers DELIVERs and PINGs (broker_conn) */
 	char (*fd_party)[RETE_ID_MAX + 1]; /* the party whose frames came on fd i */
 	size_t nfd_party;
 } broker;
