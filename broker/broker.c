@@ -28,6 +28,7 @@
 #include "checkpoint.h"
 #include "duration.h"
 #include "log.h"
+#include "logline.h"
 #include "validate.h"
 
 static int64_t mono_ms(void)
@@ -834,10 +835,15 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 				snprintf(o->msg_id, sizeof(o->msg_id), "%s", msg->id);
 				snprintf(o->ref_id, sizeof(o->ref_id), "%s",
 					 rete_message_referral_id(msg));
+				/* the recipient's words go into the permanent log and
+				 * onto the sender's terminal: escaped, and bounded */
+				char why[301];
+				const char *t =
+				    a->error_text[0] ? a->error_text : "no reason given";
+				rete_log_escape(why, sizeof(why), t, strlen(t));
 				snprintf(o->text, sizeof(o->text),
-					 "%s could not take message %s (entry %" PRIu64 "): %.300s",
-					 f->party, msg->id, a->index,
-					 a->error_text[0] ? a->error_text : "no reason given");
+					 "%s could not take message %s (entry %" PRIu64 "): %s",
+					 f->party, msg->id, a->index, why);
 				o->notice.kind = RETE__NOTICE_KIND__NOTICE_KIND_DELIVERY_REFUSED;
 				o->notice.index = a->index;
 				o->notice.message_id = o->msg_id;

@@ -301,6 +301,22 @@ static void test_whole_refusal(void **state)
 
 /* --- defect 10: log lines escape what comes from outside --------------------- */
 
+struct notice_find {
+	bool found;
+	char text[1024];
+};
+
+static void notice_each(void *ctx, uint64_t index, const Rete__Message *msg)
+{
+	(void)index;
+	struct notice_find *nf = ctx;
+	if (msg->body_case == RETE__MESSAGE__BODY_NOTICE &&
+	    msg->notice->kind == RETE__NOTICE_KIND__NOTICE_KIND_DELIVERY_REFUSED) {
+		nf->found = true;
+		snprintf(nf->text, sizeof(nf->text), "%s", msg->notice->text);
+	}
+}
+
 static void test_broker_log_escape(void **state)
 {
 	it_net *n = it_net_new("edges-brokerlog", NULL);
@@ -320,10 +336,37 @@ static void test_broker_log_escape(void **state)
 	if (!seen)
 		it_show(n, "broker.log");
 	assert_true(seen);
+
+	/* a recipient's reason for refusing a delivery: escaped in the log
+	 * line and in the Notice the sender gets (the permanent log) */
+	rete_wire *cpi = it_hello(n, IT_CPI);
+	assert_non_null(cpi);
+	rete_wire *social = it_connect(n, IT_SOCIAL);
+	assert_non_null(social);
+	int64_t idx = refer(n, social, "escape-1");
+	f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, it_wait_ms());
+	assert_int_equal(deliver_index(f), idx);
+	rete__broker_frame__free_unpacked(f, NULL);
+	assert_int_equal(rete_wire_ack(cpi, (uint64_t)idx, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
+				       "bad\x1b[2Jthing\nWITNESS ALARM", NULL),
+			 RETE_OK);
+	assert_true(log_wait(n->log, "bad\\x1b[2Jthing\\nWITNESS ALARM", it_wait_ms()));
+	struct notice_find nf = {0};
+	for (int64_t end = it_mono_ms() + it_wait_ms(); !nf.found && it_mono_ms() < end;)
+		it_log_each(n, notice_each, &nf); /* until the Notice is logged */
+	assert_true(nf.found);
+	fprintf(stderr, "notice: %s\n", nf.text);
+	assert_non_null(strstr(nf.text, "bad\\x1b[2Jthing\\nWITNESS ALARM"));
+	assert_null(strchr(nf.text, 0x1b));
+	assert_null(strchr(nf.text, '\n'));
+	rete_wire_close(&cpi);
+	rete_wire_close(&social);
+
 	char *text = tu_read_file(n->log, NULL);
 	assert_non_null(text);
 	assert_null(strchr(text, 0x1b));
 	assert_null(strstr(text, "\nERROR forged"));
+	assert_null(strstr(text, "\nWITNESS ALARM"));
 	free(text);
 }
 
