@@ -563,6 +563,20 @@ static void redeliver(broker *b, int64_t now)
 	pump_dirty(b);
 }
 
+/* pump_dirty_now pumps the dirty peers outside a batch's answer: the batch
+ * in flight, if any, is answered first, so that the queues read hold its
+ * ACKs (otherwise an entry acked in it could be sent once more). */
+static void pipe_collect(broker *b);
+static void pump_dirty_now(broker *b)
+{
+	for (size_t i = 0; i < b->npeers; i++)
+		if (b->peers[i].dirty) {
+			pipe_collect(b); /* answers it, and pumps */
+			pump_dirty(b);
+			return;
+		}
+}
+
 static void mark_dirty(broker *b, const char *id)
 {
 	broker_peer *p = id && id[0] ? broker_peer_find(b, id) : NULL;
@@ -972,7 +986,7 @@ static void ping_peers(broker *b)
 	for (size_t i = 0; i < b->npeers; i++)
 		if (b->peers[i].nconns)
 			ping_peer(b, &b->peers[i]);
-	pump_dirty(b);
+	pump_dirty_now(b);
 }
 
 /* --- reading a batch ---------------------------------------------------------------------- */
@@ -1835,7 +1849,7 @@ int broker_run(broker_config *c)
 		}
 		if (imon >= 0 && (items[imon].revents & ZMQ_POLLIN)) {
 			monitor_drain(&b);
-			pump_dirty(&b); /* a connection dropped: deliveries moved */
+			pump_dirty_now(&b); /* a connection dropped: deliveries moved */
 		}
 		if (items[0].revents & ZMQ_POLLIN)
 			run_batch(&b, jobs);
