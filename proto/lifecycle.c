@@ -142,6 +142,9 @@ static bool lc_allowed(Rete__Status from, Rete__Status to, rete_role role)
  * the process and safe to share between threads.
  */
 
+/* Every sentence must fit whole (store/store.h's RETE_STORE_ERROR_MAX
+ * counts on this bound): the longest is 232 bytes today, and test_lifecycle
+ * checks each of them stays under 300. */
 #define LC_WHY_MAX 320
 
 /* [from][to][role]; out-of-range statuses and roles use the fixed strings
