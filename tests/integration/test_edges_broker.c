@@ -474,9 +474,13 @@ static void test_secret_key_refused(void **state)
 	free(out);
 	free(seed);
 
-	/* the agent's broker_key pointing at the broker's .key */
+	/* the agent's broker_key pointing at the broker's .key (its spool
+	 * folders made, so that the key is the one thing wrong) */
 	it_write_agent_ini(n, IT_SOCIAL);
 	char path[1300];
+	static const char *const subs[] = {"", "outbox", "sent", "failed", "inbox"};
+	for (int i = 0; i < 5; i++)
+		mkdir(it_spool(n, IT_SOCIAL, subs[i], path, sizeof(path)), 0755);
 	snprintf(path, sizeof(path), "%s/agents/%s/agent.ini", n->dir, it_party_ids[IT_SOCIAL]);
 	char *aini = tu_read_file(path, &len);
 	assert_non_null(aini);
