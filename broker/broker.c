@@ -742,6 +742,7 @@ static void send_welcome(broker *b, const uint8_t *rid, size_t rid_len, const ch
 		w.checkpoint = b->cp_note;
 	w.directory_entry.data = b->dir_entry.data;
 	w.directory_entry.len = b->dir_entry.len;
+	w.max_frame = b->cfg->max_frame;
 	Rete__BrokerFrame bf;
 	rete__broker_frame__init(&bf);
 	bf.command_case = RETE__BROKER_FRAME__COMMAND_WELCOME;
