@@ -208,6 +208,10 @@ static void out_fail_ex(agent *a, const char *name, const agent_spool_ident *ori
 	}
 	rete_err err = agent_spool_answer_put(&ans, &m);
 	free(text);
+	if (err == RETE_ENOENT) {
+		agent_debug(a, "%s: left outbox/ before its answer (%s)", name, code);
+		return;
+	}
 	if (err != RETE_OK) {
 		if (!out_said(a, name))
 			agent_log(a, "error",

@@ -348,61 +348,6 @@ rete_err agent_spool_write(const char *dir, const char *name, const void *data, 
 	return agent_spool_fsync_dir(dir, m);
 }
 
-static bool same_file(const char *a, const char *b)
-{
-	struct stat sa, sb;
-	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
-	       sa.st_ino == sb.st_ino;
-}
-
-rete_err agent_spool_free_name(const char *from_dir, const char *name, const char *to_dir,
-			       char *used, size_t n, rete_msg *m)
-{
-	char from[4096], to[4096];
-	struct stat st;
-
-	snprintf(from, sizeof(from), "%s/%s", from_dir, name);
-	for (unsigned k = 1; k < 100000; k++) {
-		if (k == 1)
-			snprintf(used, n, "%s", name);
-		else
-			snprintf(used, n, "%s.%u", name, k);
-		snprintf(to, sizeof(to), "%s/%s", to_dir, used);
-		if (lstat(to, &st) != 0) {
-			if (errno == ENOENT)
-				return RETE_OK;
-			return rete_msg_set(m, RETE_EIO, "%s: %s", to, strerror(errno));
-		}
-		if (same_file(from, to))
-			return RETE_OK;
-	}
-	return rete_msg_set(m, RETE_EIO, "%s: no free name in %s", name, to_dir);
-}
-
-rete_err agent_spool_move(const char *from_dir, const char *name, const char *to_dir,
-			  const char *used, rete_msg *m)
-{
-	char from[4096], to[4096];
-	rete_err err;
-
-	snprintf(from, sizeof(from), "%s/%s", from_dir, name);
-	snprintf(to, sizeof(to), "%s/%s", to_dir, used);
-	/* link + unlink never overwrites what is there (rename would). */
-	if (link(from, to) != 0) {
-		if (errno == ENOENT)
-			return rete_msg_set(m, RETE_ENOENT, "%s: has gone", from);
-		if (errno != EEXIST)
-			return rete_msg_set(m, RETE_EIO, "%s -> %s: %s", from, to, strerror(errno));
-		if (!same_file(from, to))
-			return rete_msg_set(m, RETE_EEXIST, "%s: already exists", to);
-	}
-	if ((err = agent_spool_fsync_dir(to_dir, m)) != RETE_OK)
-		return err;
-	if (unlink(from) != 0 && errno != ENOENT)
-		return rete_msg_set(m, RETE_EIO, "%s: %s", from, strerror(errno));
-	return agent_spool_fsync_dir(from_dir, m);
-}
-
 /* --- locks ------------------------------------------------------------------ */
 
 rete_err agent_spool_lock(const char *dir, const char *name, const char *what, int *fd, rete_msg *m)
@@ -689,21 +634,26 @@ static rete_err pick(agent_spool_answer *ans, const answer_src *s, const char *b
 			*how = PICK_FRESH;
 			return RETE_OK;
 		}
-		if (!s->is_orig || !cexists || !companion_ours(cpath, ans->name, ans->id))
+		if (!s->is_orig || !cexists)
 			continue;
-		/* Our companion is there: a crash cut this answer short. */
-		if (!uexists) {
-			*how = PICK_NEED_FILE;
-			return RETE_OK;
+		/* A companion is there: is it ours, an answer to this very file
+		 * cut short by a crash? Cheap tests first (a name sent often has
+		 * many answers): the file must be this inode, or a copy of the
+		 * same size and content. */
+		if (uexists) {
+			bool same = same_inode(upath, &s->st);
+			if (!same && s->regular) {
+				struct stat ust;
+				same = lstat(upath, &ust) == 0 && S_ISREG(ust.st_mode) &&
+				       ust.st_size == s->st.st_size && file_hash_is(upath, s->hash);
+			}
+			if (!same)
+				continue;
 		}
-		if (s->regular && (same_inode(upath, &s->st) || file_hash_is(upath, s->hash))) {
-			*how = PICK_DONE;
-			return RETE_OK;
-		}
-		if (!s->regular && same_inode(upath, &s->st)) {
-			*how = PICK_DONE;
-			return RETE_OK;
-		}
+		if (!companion_ours(cpath, ans->name, ans->id))
+			continue;
+		*how = uexists ? PICK_DONE : PICK_NEED_FILE;
+		return RETE_OK;
 	}
 	return rete_msg_set(m, RETE_EIO, "%s: no free name in %s", ans->name, ans->to_dir);
 }
@@ -725,6 +675,8 @@ rete_err agent_spool_answer_put(agent_spool_answer *ans, rete_msg *m)
 		int how = PICK_FRESH;
 		if ((err = src_open(ans, &s, m)) != RETE_OK)
 			return err;
+		if (!s.exists && ans->orig == NULL)
+			return rete_msg_set(m, RETE_ENOENT, "%s: has gone", from);
 		if ((err = pick(ans, &s, base, k, &k, &how, m)) != RETE_OK) {
 			src_close(&s);
 			return err;

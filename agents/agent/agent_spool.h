@@ -100,21 +100,6 @@ rete_err agent_spool_read_ident(const char *dir, const char *name, size_t max, c
 rete_err agent_spool_write(const char *dir, const char *name, const void *data, size_t len,
 			   rete_msg *m);
 
-/* agent_spool_free_name writes into used (size n) the name that
- * from_dir/name should take in to_dir: name itself, or "name.2", "name.3"...
- * when a different file already has it (a file of to_dir is never
- * overwritten). A name already linked to the same file (a move cut short by
- * a crash) is reused. RETE_EIO. */
-rete_err agent_spool_free_name(const char *from_dir, const char *name, const char *to_dir,
-			       char *used, size_t n, rete_msg *m);
-
-/* agent_spool_move moves from_dir/name to to_dir/used (from
- * agent_spool_free_name) durably: link, unlink, fsync of both folders; a
- * link already there to the same file is completed. RETE_ENOENT when the
- * source has gone, RETE_EEXIST when used is taken by another file, RETE_EIO. */
-rete_err agent_spool_move(const char *from_dir, const char *name, const char *to_dir,
-			  const char *used, rete_msg *m);
-
 /* agent_spool_answer: one answer of the agent: the outbox file moved to
  * sent/ or failed/ with its companion (NAME.receipt.json, NAME.error.json).
  * The caller fills the inputs; agent_spool_answer_put fills the outputs. */
