@@ -179,6 +179,9 @@ static int agent_setup(agent *a, int *lock_fd, rete_msg *m)
 	agent_spool_path(&a->cfg, "sent", NULL, a->sent_dir, sizeof(a->sent_dir));
 	agent_spool_path(&a->cfg, "failed", NULL, a->failed_dir, sizeof(a->failed_dir));
 	agent_spool_path(&a->cfg, "inbox", NULL, a->inbox_dir, sizeof(a->inbox_dir));
+	/* half-written answers of a crash (we hold the lock: nobody writes them) */
+	agent_spool_sweep(a->sent_dir);
+	agent_spool_sweep(a->failed_dir);
 	if ((err = agent_db_open(a->cfg.data, false, a->cfg.map_size, &a->db, m)) != RETE_OK)
 		return err;
 	return agent_hooks_start(a, m);

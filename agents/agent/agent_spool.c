@@ -788,3 +788,21 @@ rete_err agent_spool_answer_put(agent_spool_answer *ans, rete_msg *m)
 			    "wrote there",
 			    ans->name, ans->to_dir);
 }
+
+size_t agent_spool_sweep(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t n = 0;
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name);
+		if (strncmp(e->d_name, ".rete-", 6) == 0 && len > 10 &&
+		    strcmp(e->d_name + len - 4, ".tmp") == 0 &&
+		    unlinkat(dirfd(d), e->d_name, 0) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}

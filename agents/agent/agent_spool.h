@@ -132,6 +132,12 @@ typedef struct agent_spool_answer {
  * completed under the same name, not made twice. RETE_EIO, RETE_ENOMEM. */
 rete_err agent_spool_answer_put(agent_spool_answer *ans, rete_msg *m);
 
+/* agent_spool_sweep removes the temporary files agent_spool_answer_put
+ * left in dir when a crash cut it short (".rete-PID-N.tmp"; never linked
+ * to a name, so nothing else refers to them). Call it only while holding
+ * the agent's lock. Returns how many were removed. */
+size_t agent_spool_sweep(const char *dir);
+
 /* agent_spool_fsync_dir fsyncs a folder. RETE_EIO. */
 rete_err agent_spool_fsync_dir(const char *dir, rete_msg *m);
 
