@@ -254,12 +254,40 @@ struct answer_wait {
 	char *name;
 };
 
+/* answer_there: the companion is there, and so is the file beside it (the
+ * agent writes the companion first: the answer is whole once both are). */
 static bool answer_there(void *ctx)
 {
 	struct answer_wait *w = ctx;
 	free(w->name);
 	w->name = find_answer(w->dir, w->suffix, w->key, w->value);
-	return w->name != NULL;
+	if (w->name == NULL)
+		return false;
+	char path[1700];
+	snprintf(path, sizeof(path), "%s/%.*s", w->dir, (int)(strlen(w->name) - strlen(w->suffix)),
+		 w->name);
+	return access(path, F_OK) == 0;
+}
+
+struct gone_wait {
+	const char *path;
+};
+
+static bool is_gone(void *ctx)
+{
+	struct gone_wait *w = ctx;
+	return access(w->path, F_OK) != 0;
+}
+
+/* wait_gone waits until dir/name is no more (the agent removes the outbox
+ * file after its answer is in place). */
+static bool wait_gone(const char *dir, const char *name, int ms)
+{
+	char path[1700];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	struct gone_wait w = {path};
+	const char *dirs[] = {dir, NULL};
+	return wait_cond(dirs, is_gone, &w, ms);
 }
 
 /* wait_answer waits for the companion (suffix) in dir with key == value;
@@ -445,8 +473,7 @@ static void test_odd_names(void **state)
 	snprintf(path, sizeof(path), "%s/%.*s", failed, (int)(strlen(e) - strlen(".error.json")),
 		 e);
 	assert_int_equal(count_in(path, "odd-long"), 1); /* the file itself, beside it */
-	snprintf(path, sizeof(path), "%s/%s", out, longname);
-	assert_int_equal(access(path, F_OK), -1);
+	assert_true(wait_gone(out, longname, 30000));
 	free(e);
 
 	/* a symbolic link is answered too; a folder cannot be moved: named
@@ -563,10 +590,8 @@ static void test_other_filesystem(void **state)
 	assert_int_equal(count_in(path, "not json"), 1);
 	/* outbox/ is empty, each message delivered once, nothing answered twice */
 	const char *left[] = {"fs-1.json", "fs-2.json", "fs-bad.json"};
-	for (int i = 0; i < 3; i++) {
-		snprintf(path, sizeof(path), "%s/%s", out, left[i]);
-		assert_int_equal(access(path, F_OK), -1);
-	}
+	for (int i = 0; i < 3; i++)
+		assert_true(wait_gone(out, left[i], 30000));
 	assert_true(wait_count_with(inbox, "\"fs-2\"", 1, 30000));
 	assert_true(wait_count_with(inbox, "\"fs-1\"", 1, 30000));
 	/* a later file still goes (the agent is not stuck resubmitting) */
