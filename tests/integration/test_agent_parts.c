@@ -193,6 +193,28 @@ static void test_spool_names_and_moves(void **state)
 	assert_int_equal(access(to, F_OK), 0);
 	snprintf(path, sizeof(path), "%s/c.json.2", sent);
 	assert_int_equal(access(path, F_OK), -1);
+	/* The same across file systems: a copy (another inode, the same
+	 * content) beside our companion is the answer a crash cut short. */
+	assert_int_equal(agent_spool_write(out, "e.json", "four", 4, &m), RETE_OK);
+	assert_int_equal(agent_spool_write(sent, "e.json", "four", 4, &m), RETE_OK);
+	static const char comp_e[] = "{\"file\": \"e.json\", \"messageId\": \"m-2\"}\n";
+	assert_int_equal(agent_spool_write(sent, "e.json.receipt.json", comp_e, strlen(comp_e), &m),
+			 RETE_OK);
+	ans.name = "e.json";
+	ans.id = "m-2";
+	ans.companion = comp_e;
+	ans.companion_len = strlen(comp_e);
+	assert_int_equal(agent_spool_answer_put(&ans, &m), RETE_OK);
+	assert_string_equal(ans.used, "e.json");
+	snprintf(path, sizeof(path), "%s/e.json", out);
+	assert_int_equal(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/e.json.2", sent);
+	assert_int_equal(access(path, F_OK), -1);
+	/* but another message's answer of that name is not ours: a new name */
+	assert_int_equal(agent_spool_write(out, "e.json", "four", 4, &m), RETE_OK);
+	ans.id = "m-3";
+	assert_int_equal(agent_spool_answer_put(&ans, &m), RETE_OK);
+	assert_string_equal(ans.used, "e.json.2");
 	/* A file replaced after it was taken in: the fallback (what was sent)
 	 * is answered, the new file stays where it is. */
 	agent_spool_ident orig;
