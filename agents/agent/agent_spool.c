@@ -712,7 +712,9 @@ rete_err agent_spool_answer_put(agent_spool_answer *ans, rete_msg *m)
 					src_close(&s);
 					continue;
 				}
-			} else if (errno == EXDEV && s.regular) {
+			} else if ((errno == EXDEV || errno == EPERM) && s.regular) {
+				/* EXDEV: another file system; EPERM: a file of another
+				 * user where protected_hardlinks forbids the link */
 				err = put_new(ans->to_dir, ans->used, NULL, 0, s.fd, m);
 			} else if (errno == EEXIST) {
 				err = RETE_EEXIST;
