@@ -213,12 +213,12 @@ static void out_fail_ex(agent *a, const char *name, const agent_spool_ident *ori
 		return;
 	}
 	if (err != RETE_OK) {
+		/* once, not at every scan (it is tried again at each one) */
 		if (!out_said(a, name))
 			agent_log(a, "error",
-				  "%s: refused (%s: %s), but cannot move it to failed/: %s", name,
-				  code, error, m.text);
-		else
-			agent_debug(a, "%s: still cannot move it to failed/", name);
+				  "%s: refused (%s: %s), but cannot move it to failed/: %s; "
+				  "trying again at each scan",
+				  name, code, error, m.text);
 		return;
 	}
 	agent_log(a, "warning", "%s: refused (%s%s%s): %s; moved to failed/%s%s", name, code,

@@ -13,6 +13,8 @@
  *                    never overwritten by the agent's receipt of X.json;
  *   other_fs         sent/ and failed/ on another file system (tmpfs):
  *                    answers arrive, each file once;
+ *   unmovable        failed/ read-only: the file that cannot be answered is
+ *                    named in the log once, answered when it can be;
  *   too_large        a referral over the broker's max_frame (told in
  *                    WELCOME): `too-large` in failed/ naming the limit; the
  *                    agent goes on;
@@ -247,6 +249,23 @@ static bool wait_count_with(const char *dir, const char *needle, int want, int m
 	struct with_wait w = {dir, needle, want};
 	const char *dirs[] = {dir, NULL};
 	return wait_cond(dirs, with_there, &w, ms);
+}
+
+/* count_lines_in counts the lines of the file at path holding needle. */
+static int count_lines_in(const char *path, const char *needle)
+{
+	char *t = tu_read_file(path, NULL);
+	int n = 0;
+	for (char *line = t; line && *line;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		if (strstr(line, needle))
+			n++;
+		line = nl ? nl + 1 : NULL;
+	}
+	free(t);
+	return n;
 }
 
 struct answer_wait {
@@ -500,7 +519,7 @@ static void test_odd_names(void **state)
 	free(r);
 	char log[1400];
 	agent_log_path(f, IT_SOCIAL, log, sizeof(log));
-	assert_int_equal(count_in(log, "folder.json"), 1);
+	assert_int_equal(count_lines_in(log, "folder.json"), 1);
 }
 
 /* --- 6c: never overwrite a file the agent did not write ----------------------------- */
@@ -606,6 +625,47 @@ static void test_other_filesystem(void **state)
 	free(e);
 }
 
+/* --- 6b: a file that cannot be moved is named in the log once -------------------------- */
+
+static void test_unmovable_said_once(void **state)
+{
+	fx *f = *state;
+	if (!can_mount) {
+		fprintf(stderr, "test_unmovable_said_once: SKIPPED: no mount namespace\n");
+		skip();
+	}
+	char sent[1300], failed[1300], out[1300], log[1400];
+	make_spool(f, IT_SOCIAL);
+	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	it_spool(f->n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out));
+	if (!mount_tmpfs(f, failed, "1m"))
+		skip();
+	/* failed/ read-only: nothing can be answered there */
+	assert_int_equal(mount(NULL, failed, NULL, MS_REMOUNT | MS_RDONLY, NULL), 0);
+	start_net(f);
+	put(out, "ro-bad.json", "{\"not\": json");
+	assert_true(wait_log(f, IT_SOCIAL, "ro-bad.json", 1, 30000));
+	/* more scans: files arrive and are answered */
+	put_referral(f, IT_SOCIAL, "ro-1.json", "ro-1", 0);
+	char *r = wait_answer(sent, ".receipt.json", "messageId", "ro-1", 30000);
+	assert_non_null(r);
+	free(r);
+	put_referral(f, IT_SOCIAL, "ro-2.json", "ro-2", 0);
+	r = wait_answer(sent, ".receipt.json", "messageId", "ro-2", 30000);
+	assert_non_null(r);
+	free(r);
+	agent_log_path(f, IT_SOCIAL, log, sizeof(log));
+	assert_int_equal(count_lines_in(log, "ro-bad.json"), 1);
+	/* writable again: the answer comes */
+	assert_int_equal(mount(NULL, failed, NULL, MS_REMOUNT, NULL), 0);
+	char *e = wait_answer(failed, ".error.json", "file", "ro-bad.json", 30000);
+	assert_non_null(e);
+	assert_string_equal(e, "ro-bad.json.error.json");
+	free(e);
+	assert_true(wait_gone(out, "ro-bad.json", 30000));
+}
+
 /* --- 6e: over the broker's max_frame ---------------------------------------------------- */
 
 static void test_too_large(void **state)
@@ -684,7 +744,7 @@ static void test_inbox_full(void **state)
 	assert_int_equal(count_with(inbox, "\"full-1\""), 1);
 	/* one line for the problem, not one per try */
 	agent_log_path(f, IT_CPI, log, sizeof(log));
-	assert_int_equal(count_in(log, "No space left"), 1);
+	assert_int_equal(count_lines_in(log, "No space left"), 1);
 }
 
 int main(void)
@@ -703,6 +763,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_odd_names, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_receipt_name_taken, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_other_filesystem, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unmovable_said_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inbox_full, setup, teardown),
 	};
