@@ -42,6 +42,12 @@ typedef struct agent {
 	size_t out_n, out_cap;
 	bool out_rescan; /* the outbox changed: scan it again */
 	bool out_pruned; /* stale records forgotten (once, at start) */
+	char **out_said; /* outbox names already said in the log as not answerable */
+	size_t out_said_n;
+	uint64_t max_frame; /* the broker's, from WELCOME (0: not said) */
+
+	/* Deliveries not yet written (inbox/ could not be written): agent_inbox_held.c. */
+	struct agent_inbox_held *inbox_held;
 
 	struct agent_net *net;	       /* agent_net.c */
 	struct agent_hooks *hooks;     /* agent_hook.c */
@@ -89,6 +95,23 @@ void agent_outbox_free(agent *a);
  * queues the hook, and ACKs it (with an error when it cannot be verified
  * or opened). */
 void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d);
+
+/* --- agent_inbox_held.c: deliveries that could not be written yet -------- */
+
+/* agent_inbox_hold keeps a copy of a DELIVER whose inbox file or record
+ * could not be written (a full or failing disk: not the message's fault, so
+ * it is not acked); agent_inbox_held_tick hands it to agent_inbox_on_deliver
+ * again, with a backoff, until it is written and acked. problem is the
+ * sentence: said in the log once per problem, not per try. */
+void agent_inbox_hold(agent *a, const Rete__Deliver *d, uint64_t index, const char *problem);
+
+/* agent_inbox_held_tick retries what is held when due; returns the ms until
+ * it wants to be called again (-1: nothing held). */
+int64_t agent_inbox_held_tick(agent *a, int64_t now);
+
+/* agent_inbox_held_free drops what is held (the broker delivers it again:
+ * it was never acked). */
+void agent_inbox_held_free(agent *a);
 
 /* --- agent_hook.c ------------------------------------------------------ */
 

@@ -259,8 +259,9 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 			break;
 	}
 	if (err != RETE_OK) {
-		/* Not acked: the broker delivers it again after a reconnect. */
-		agent_log(a, "error", "log entry %" PRIu64 ": %s; not acked", index, m.text);
+		/* An I/O error is not the message's fault: not acked (never acked
+		 * with an error), kept and written again (agent_inbox_held.c). */
+		agent_inbox_hold(a, d, index, m.text);
 		goto out;
 	}
 	agent_log(a, "info", "log entry %" PRIu64 " (%s from %s) written to inbox/%s", index,

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -165,9 +166,25 @@ static void usage(FILE *f)
 		   "you) the key is confirmed only if it is exactly that one; exit 1 if not.\n");
 }
 
-static int agent_setup(agent *a, rete_msg *m)
+/* agent_lock takes the data folder for this process alone (created when
+ * missing): two agents on one agent.ini would both submit every file, one
+ * getting the receipt and the other an id-reused refusal. The lock is a
+ * flock on DATA/agent.lock holding our pid; it ends with the process, even
+ * after kill -9. Read-only users (rete status) and --trust do not take it.
+ * The descriptor stays open until exit. */
+static rete_err agent_lock(agent *a, int *fd, rete_msg *m)
+{
+	if (mkdir(a->cfg.data, 0700) != 0 && errno != EEXIST)
+		return rete_msg_set(m, RETE_EIO, "%s: cannot create the data folder: %s",
+				    a->cfg.data, strerror(errno));
+	return agent_spool_lock(a->cfg.data, "agent.lock", "data folder", fd, m);
+}
+
+static int agent_setup(agent *a, int *lock_fd, rete_msg *m)
 {
 	rete_err err;
+	if ((err = agent_lock(a, lock_fd, m)) != RETE_OK)
+		return err;
 	if ((err = rete_keyfile_load_secret(a->cfg.key_path, &a->sk, m)) != RETE_OK)
 		return err;
 	if ((err = rete_keyfile_load_public(a->cfg.broker_key_path, &a->broker_pk, m)) != RETE_OK)
@@ -178,6 +195,9 @@ static int agent_setup(agent *a, rete_msg *m)
 	agent_spool_path(&a->cfg, "sent", NULL, a->sent_dir, sizeof(a->sent_dir));
 	agent_spool_path(&a->cfg, "failed", NULL, a->failed_dir, sizeof(a->failed_dir));
 	agent_spool_path(&a->cfg, "inbox", NULL, a->inbox_dir, sizeof(a->inbox_dir));
+	/* half-written answers of a crash (we hold the lock: nobody writes them) */
+	agent_spool_sweep(a->sent_dir);
+	agent_spool_sweep(a->failed_dir);
 	if ((err = agent_db_open(a->cfg.data, false, a->cfg.map_size, &a->db, m)) != RETE_OK)
 		return err;
 	return agent_hooks_start(a, m);
@@ -207,6 +227,7 @@ static void agent_run(agent *a)
 		agent_outbox_pump(a, now);
 		agent_witness_tick(a, now);
 		int64_t hook_wait = agent_hooks_poll(a, now);
+		int64_t held_wait = agent_inbox_held_tick(a, now);
 
 		int64_t wait = next_scan - now;
 		int64_t nw = agent_net_wait(a, now);
@@ -214,6 +235,8 @@ static void agent_run(agent *a)
 			wait = nw;
 		if (hook_wait >= 0 && hook_wait < wait)
 			wait = hook_wait;
+		if (held_wait >= 0 && held_wait < wait)
+			wait = held_wait;
 		if (a->out_n > 0 && a->welcomed && wait > 200)
 			wait = 200; /* resubmission and retry timers */
 		if (wait < 0)
@@ -249,12 +272,9 @@ int main(int argc, char **argv)
 
 	memset(&a, 0, sizeof(a));
 	static const struct option longopts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"verbose", no_argument, NULL, 'v'},
-	    {"trust", required_argument, NULL, 'T'},
-	    {"key", required_argument, NULL, 'K'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'}, {"verbose", no_argument, NULL, 'v'},
+	    {"trust", required_argument, NULL, 'T'},  {"key", required_argument, NULL, 'K'},
+	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0},
 	};
 	while ((opt = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -304,7 +324,8 @@ int main(int argc, char **argv)
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (agent_setup(&a, &m) != RETE_OK || agent_net_start(&a, &m) != RETE_OK) {
+	int lock_fd = -1;
+	if (agent_setup(&a, &lock_fd, &m) != RETE_OK || agent_net_start(&a, &m) != RETE_OK) {
 		agent_log(&a, "error", "%s", m.text);
 		rc = 2;
 	} else {
@@ -315,10 +336,13 @@ int main(int argc, char **argv)
 	agent_net_stop(&a);
 	agent_hooks_stop(&a);
 	agent_outbox_free(&a);
+	agent_inbox_held_free(&a);
 	agent_witness_free(&a);
 	agent_directory_free(&a.dir);
 	agent_db_close(&a.db);
 	rete_seckey_free(&a.sk);
 	agent_config_free(&a.cfg);
+	if (lock_fd >= 0)
+		close(lock_fd); /* the lock goes last, once the store is closed */
 	return rc;
 }

@@ -140,6 +140,9 @@ static void net_welcome(agent *a, const Rete__Welcome *wel)
 		agent_directory_free(&dir);
 	}
 	snprintf(a->origin, sizeof(a->origin), "%s", wel->origin ? wel->origin : "");
+	/* The largest frame the broker takes (0: an older broker that does not
+	 * say; the outbox then assumes that broker's default). */
+	a->max_frame = wel->max_frame;
 	a->welcomed = true;
 	a->net->backoff_ms = 0;
 	a->net->refused_said = false;

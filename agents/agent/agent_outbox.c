@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -33,10 +34,11 @@ struct agent_out_item {
 	int state; /* AGENT_OUT_MINTED (needs the directory) or SIGNED */
 	rete_buf signed_msg;
 	rete_buf sealed;
-	int64_t minted_at; /* when the id was recorded: the default createdAt */
-	int64_t sent_at;   /* last SUBMIT on this connection, 0 = none */
-	int64_t retry_at;  /* not before (after a "busy" answer) */
-	bool seen;	   /* still in outbox/ at the last scan */
+	int64_t minted_at;	 /* when the id was recorded: the default createdAt */
+	int64_t sent_at;	 /* last SUBMIT on this connection, 0 = none */
+	int64_t retry_at;	 /* not before (after a "busy" answer) */
+	bool seen;		 /* still in outbox/ at the last scan */
+	agent_spool_ident ident; /* what the file was when read (device, inode, hash) */
 };
 
 typedef struct agent_out_item out_item;
@@ -76,23 +78,98 @@ void agent_outbox_free(agent *a)
 	free(a->out_items);
 	a->out_items = NULL;
 	a->out_n = a->out_cap = 0;
+	for (size_t i = 0; i < a->out_said_n; i++)
+		free(a->out_said[i]);
+	free(a->out_said);
+	a->out_said = NULL;
+	a->out_said_n = 0;
 }
 
 /* --- failed/ ------------------------------------------------------------- */
 
-/* out_fail moves outbox/name to failed/ with NAME.error.json beside it.
- * problems (may be NULL) adds one entry per problem. */
-static void out_fail(agent *a, const char *name, const uint8_t *hash, const char *id,
-		     const char *code, const char *field, const char *error,
-		     const rete_problems *problems)
+/* out_said: has the log already said that outbox/name cannot be answered?
+ * Remembers it when not (so the line comes once, not at every scan). */
+static bool out_said(agent *a, const char *name)
 {
-	char used[300], errname[340];
+	for (size_t i = 0; i < a->out_said_n; i++)
+		if (strcmp(a->out_said[i], name) == 0)
+			return true;
+	char **v = realloc(a->out_said, (a->out_said_n + 1) * sizeof(*v));
+	if (v == NULL)
+		return false;
+	a->out_said = v;
+	if ((v[a->out_said_n] = strdup(name)) != NULL)
+		a->out_said_n++;
+	return false;
+}
+
+/* out_said_forget forgets the names that have left outbox/ (names: the
+ * sorted listing of the last scan, regular and other entries). */
+static void out_said_forget(agent *a, char **names, size_t n, char **others, size_t no)
+{
+	for (size_t i = 0; i < a->out_said_n;) {
+		const char *s = a->out_said[i];
+		bool there = false;
+		for (size_t k = 0; !there && k < n; k++)
+			there = strcmp(names[k], s) == 0;
+		for (size_t k = 0; !there && k < no; k++)
+			there = strcmp(others[k], s) == 0;
+		if (there) {
+			i++;
+			continue;
+		}
+		free(a->out_said[i]);
+		a->out_said[i] = a->out_said[--a->out_said_n];
+	}
+}
+
+/* out_as_sent makes the JSON of a signed message as it was sent (the
+ * fallback of an answer whose outbox file was replaced): the message, its
+ * sealed part only as the hash it was signed with. */
+static rete_err out_as_sent(void *user, char **data, size_t *len)
+{
+	const rete_buf *sm_bytes = user;
+	Rete__SignedMessage *sm = NULL;
+	Rete__Message *msg = NULL;
+	rete_msg m = {{0}};
+	if (rete_signed_decode(sm_bytes->data, sm_bytes->len, &sm, &msg, &m) != RETE_OK)
+		return RETE_EDECODE;
+	json_t *j = rete_pb_to_json(&msg->base);
+	char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(j);
+	rete__message__free_unpacked(msg, NULL);
+	rete__signed_message__free_unpacked(sm, NULL);
+	if (text == NULL)
+		return RETE_ENOMEM;
+	size_t l = strlen(text);
+	char *t = realloc(text, l + 2);
+	if (t == NULL) {
+		free(text);
+		return RETE_ENOMEM;
+	}
+	t[l] = '\n';
+	t[l + 1] = '\0';
+	*data = t;
+	*len = l + 1;
+	return RETE_OK;
+}
+
+/* out_fail_ex moves outbox/name to failed/ with NAME.error.json beside it
+ * (agent_spool_answer_put: never overwriting, across file systems, only
+ * while it is still orig; else the fallback: text, or the message as
+ * signed, is written in its place). problems (may be NULL) adds one entry
+ * per problem. A file that cannot be answered is said in the log once. */
+static void out_fail_ex(agent *a, const char *name, const agent_spool_ident *orig,
+			const rete_buf *signed_msg, const void *text_in, size_t text_len,
+			const uint8_t *hash, const char *id, const char *code, const char *field,
+			const char *error, const rete_problems *problems)
+{
 	rete_msg m = {{0}};
 	json_t *doc = json_object();
 
 	if (doc == NULL)
 		return;
-	json_object_set_new(doc, "file", json_string(name));
+	json_object_set_new(doc, "file", agent_spool_name_json(name));
 	if (id != NULL && id[0] != '\0')
 		json_object_set_new(doc, "messageId", json_string(id));
 	json_object_set_new(doc, "code", json_string(code));
@@ -113,26 +190,60 @@ static void out_fail(agent *a, const char *name, const uint8_t *hash, const char
 	json_decref(doc);
 	if (text == NULL)
 		return;
-	if (agent_spool_free_name(a->outbox_dir, name, a->failed_dir, used, sizeof(used), &m) !=
-	    RETE_OK) {
-		agent_log(a, "error", "%s: cannot move to failed/: %s", name, m.text);
-		free(text);
-		return;
-	}
-	snprintf(errname, sizeof(errname), "%s.error.json", used);
 	size_t len = strlen(text);
 	text[len] = '\n'; /* replaces the NUL; written with its length */
-	if (agent_spool_write(a->failed_dir, errname, text, len + 1, &m) != RETE_OK ||
-	    agent_spool_move(a->outbox_dir, name, a->failed_dir, used, &m) != RETE_OK) {
-		agent_log(a, "error", "%s: cannot move to failed/: %s", name, m.text);
-		free(text);
+	agent_spool_answer ans = {.from_dir = a->outbox_dir,
+				  .name = name,
+				  .orig = orig,
+				  .to_dir = a->failed_dir,
+				  .suffix = ".error.json",
+				  .companion = text,
+				  .companion_len = len + 1,
+				  .id = id != NULL && id[0] != '\0' ? id : NULL,
+				  .fallback = text_in,
+				  .fallback_len = text_len};
+	if (text_in == NULL && signed_msg != NULL && signed_msg->len > 0) {
+		ans.fallback_fn = out_as_sent;
+		ans.fallback_user = (void *)signed_msg;
+	}
+	rete_err err = agent_spool_answer_put(&ans, &m);
+	free(text);
+	if (err == RETE_ENOENT) {
+		agent_debug(a, "%s: left outbox/ before its answer (%s)", name, code);
 		return;
 	}
-	free(text);
-	agent_log(a, "warning", "%s: refused (%s%s%s): %s; moved to failed/%s", name, code,
-		  field && field[0] ? ", " : "", field ? field : "", error, used);
+	if (err != RETE_OK) {
+		/* once, not at every scan (it is tried again at each one) */
+		if (!out_said(a, name))
+			agent_log(a, "error",
+				  "%s: refused (%s: %s), but cannot move it to failed/: %s; "
+				  "trying again at each scan",
+				  name, code, error, m.text);
+		return;
+	}
+	agent_log(a, "warning", "%s: refused (%s%s%s): %s; moved to failed/%s%s", name, code,
+		  field && field[0] ? ", " : "", field ? field : "", error, ans.used,
+		  ans.replaced ? " (what was refused: outbox/ holds another file of that name now, "
+				 "taken in as a new file)"
+			       : "");
+	if (ans.replaced)
+		a->out_rescan = true;
 	if (hash != NULL && agent_db_outbox_del(a->db, name, hash, &m) != RETE_OK)
 		agent_log(a, "error", "%s: %s", name, m.text);
+}
+
+/* out_fail answers the outbox file of an item (found by name) in failed/. */
+static void out_fail(agent *a, const char *name, const uint8_t *hash, const char *id,
+		     const char *code, const char *field, const char *error,
+		     const rete_problems *problems)
+{
+	const struct agent_out_item *it = NULL;
+	for (size_t i = 0; i < a->out_n && it == NULL; i++)
+		if (strcmp(a->out_items[i].name, name) == 0)
+			it = &a->out_items[i];
+	out_fail_ex(a, name, it ? &it->ident : NULL,
+		    it && it->state == AGENT_OUT_SIGNED ? &it->signed_msg : NULL, NULL, 0, hash, id,
+		    code, field, error, problems);
 }
 
 /* --- intake -------------------------------------------------------------- */
@@ -343,13 +454,15 @@ static void out_intake(agent *a, const char *name)
 	rete_msg m = {{0}};
 	agent_outrec rec;
 	uint8_t hash[RETE_HASH_LEN];
+	agent_spool_ident ident;
 	rete_err err;
 
-	err = agent_spool_read(a->outbox_dir, name, OUT_FILE_MAX, &text, &len, &m);
+	err = agent_spool_read_ident(a->outbox_dir, name, OUT_FILE_MAX, &text, &len, &ident, &m);
 	if (err == RETE_ENOENT)
 		return;
 	if (err == RETE_EINVAL) {
-		out_fail(a, name, NULL, NULL, "too-large", "", m.text, NULL);
+		out_fail_ex(a, name, &ident, NULL, NULL, 0, NULL, NULL, "too-large", "", m.text,
+			    NULL);
 		return;
 	}
 	if (err != RETE_OK) {
@@ -364,7 +477,8 @@ static void out_intake(agent *a, const char *name)
 		if (rete_json_loadb(text, len, name, &doc, &m) != RETE_OK) {
 			rete_problems p = {0};
 			rete_problems_add(&p, "", "%s", m.text);
-			out_fail(a, name, NULL, NULL, "invalid", "", m.text, &p);
+			out_fail_ex(a, name, &ident, NULL, text, len, NULL, NULL, "invalid", "",
+				    m.text, &p);
 			rete_problems_free(&p);
 			free(text);
 			return;
@@ -399,6 +513,7 @@ static void out_intake(agent *a, const char *name)
 	}
 	snprintf(it->name, sizeof(it->name), "%s", name);
 	memcpy(it->hash, hash, RETE_HASH_LEN);
+	it->ident = ident;
 	snprintf(it->id, sizeof(it->id), "%s", rec.id);
 	it->minted_at = rec.minted_at;
 	it->seen = true;
@@ -415,9 +530,9 @@ static void out_intake(agent *a, const char *name)
 	free(text);
 }
 
-/* out_prepare_pending prepares every item still waiting for the directory
+/* out_sign_pending prepares every item still waiting for the directory
  * and commits the signed bytes of all of them in one transaction. */
-static void out_prepare_pending(agent *a)
+static void out_sign_pending(agent *a)
 {
 	rete_msg m = {{0}};
 	size_t i = 0;
@@ -431,8 +546,9 @@ static void out_prepare_pending(agent *a)
 		}
 		char *text = NULL;
 		size_t len = 0;
-		rete_err err =
-		    agent_spool_read(a->outbox_dir, it->name, OUT_FILE_MAX, &text, &len, &m);
+		agent_spool_ident ident;
+		rete_err err = agent_spool_read_ident(a->outbox_dir, it->name, OUT_FILE_MAX, &text,
+						      &len, &ident, &m);
 		if (err != RETE_OK) {
 			agent_log(a, "warning", "%s: %s", it->name, m.text);
 			item_remove(a, i);
@@ -449,6 +565,7 @@ static void out_prepare_pending(agent *a)
 			a->out_rescan = true;
 			continue;
 		}
+		it->ident = ident; /* the same content, perhaps copied anew */
 		int rc = out_prepare(a, it, text, len);
 		free(text);
 		if (rc == PREP_FAILED) {
@@ -501,6 +618,66 @@ static void out_prepare_pending(agent *a)
 			rete_buf_free(&it->sealed);
 		}
 	}
+}
+
+/* The limit assumed when the broker's WELCOME does not say its max_frame
+ * (a broker older than that field): its default then, 4 MiB. */
+#define OUT_DEFAULT_MAX_FRAME (4u << 20)
+
+/* out_check_frames answers `too-large` for every signed message whose
+ * SUBMIT frame would exceed the broker's max_frame: ZeroMQ would drop such
+ * a frame and the connection with it, again at every resubmission, and
+ * nobody would be told. Needs WELCOME (the limit comes with it). */
+static void out_check_frames(agent *a)
+{
+	if (!a->welcomed)
+		return;
+	uint64_t limit = a->max_frame ? a->max_frame : OUT_DEFAULT_MAX_FRAME;
+	for (size_t i = 0; i < a->out_n;) {
+		out_item *it = &a->out_items[i];
+		if (it->state != AGENT_OUT_SIGNED || it->retry_at < 0) {
+			i++;
+			continue;
+		}
+		Rete__Submit sub = RETE__SUBMIT__INIT;
+		Rete__ClientFrame f = RETE__CLIENT_FRAME__INIT;
+		sub.signed_message.data = it->signed_msg.data;
+		sub.signed_message.len = it->signed_msg.len;
+		sub.sealed.data = it->sealed.data;
+		sub.sealed.len = it->sealed.len;
+		f.version = RETE_PROTOCOL_VERSION;
+		f.command_case = RETE__CLIENT_FRAME__COMMAND_SUBMIT;
+		f.submit = &sub;
+		size_t size = rete__client_frame__get_packed_size(&f);
+		if (size <= limit) {
+			i++;
+			continue;
+		}
+		char why[600];
+		snprintf(why, sizeof(why),
+			 "the message is %zu bytes as submitted (signed message %zu, sealed part "
+			 "%zu, frame), over the broker's limit of %" PRIu64 " bytes%s; send the "
+			 "attachments smaller or in several messages, or ask the network's "
+			 "operator to raise max_frame",
+			 size, it->signed_msg.len, it->sealed.len, limit,
+			 a->max_frame ? " (its max_frame)"
+				      : " (assumed: the broker does not say its max_frame)");
+		char name[sizeof(it->name)], id[sizeof(it->id)];
+		uint8_t hash[RETE_HASH_LEN];
+		snprintf(name, sizeof(name), "%s", it->name);
+		snprintf(id, sizeof(id), "%s", it->id);
+		memcpy(hash, it->hash, sizeof(hash));
+		out_fail(a, name, hash, id, "too-large", "", why, NULL);
+		item_remove(a, i);
+	}
+}
+
+/* out_prepare_pending signs what waits for it, then refuses what the
+ * broker could not take in one frame. */
+static void out_prepare_pending(agent *a)
+{
+	out_sign_pending(a);
+	out_check_frames(a);
 }
 
 struct prune_ctx {
@@ -560,10 +737,50 @@ static void out_prune(agent *a)
 	free(p.lens);
 }
 
+/* out_refuse_names answers the entries of outbox/ the agent will not take:
+ * names it cannot answer under (too long, not UTF-8) and entries that are
+ * not files; a folder cannot even be moved and is only said in the log
+ * (once). Those names are taken out of names (and n). */
+static void out_refuse_names(agent *a, char **names, size_t *n, char **others, size_t no)
+{
+	char why[600];
+	size_t k = 0;
+	for (size_t i = 0; i < *n; i++) {
+		const char *code = agent_spool_name_problem(names[i], why, sizeof(why));
+		if (code == NULL) {
+			names[k++] = names[i];
+			continue;
+		}
+		out_fail_ex(a, names[i], NULL, NULL, NULL, 0, NULL, NULL, code, "", why, NULL);
+		free(names[i]);
+	}
+	*n = k;
+	for (size_t i = 0; i < no; i++) {
+		char path[4400];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%s", a->outbox_dir, others[i]);
+		if (lstat(path, &st) != 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			if (!out_said(a, others[i]))
+				agent_log(a, "warning",
+					  "outbox/%s is a folder: the agent sends files only and "
+					  "leaves it where it is",
+					  others[i]);
+			continue;
+		}
+		snprintf(why, sizeof(why),
+			 "not a regular file (a %s); write the message itself into outbox/",
+			 S_ISLNK(st.st_mode) ? "symbolic link" : "special file");
+		out_fail_ex(a, others[i], NULL, NULL, NULL, 0, NULL, NULL, "not-a-file", "", why,
+			    NULL);
+	}
+}
+
 void agent_outbox_scan(agent *a)
 {
-	char **names = NULL;
-	size_t n = 0;
+	char **names = NULL, **others = NULL;
+	size_t n = 0, no = 0;
 	rete_msg m = {{0}};
 
 	a->out_rescan = false;
@@ -571,10 +788,13 @@ void agent_outbox_scan(agent *a)
 		a->out_pruned = true;
 		out_prune(a);
 	}
-	if (agent_spool_list(a->outbox_dir, &names, &n, &m) != RETE_OK) {
+	if (agent_spool_list_all(a->outbox_dir, &names, &n, &others, &no, &m) != RETE_OK) {
 		agent_log(a, "error", "%s", m.text);
 		return;
 	}
+	out_said_forget(a, names, n, others, no);
+	out_refuse_names(a, names, &n, others, no);
+	agent_spool_list_free(others, no);
 	for (size_t i = 0; i < a->out_n; i++)
 		a->out_items[i].seen = false;
 	/* The ids of all new files are recorded in one durable transaction:
@@ -673,7 +893,7 @@ static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 	Rete__ReceiptBody *body = NULL;
 	Rete__SignedMessage *sm = NULL;
 	Rete__Message *msg = NULL;
-	char used[300], rname[340], buf[32], idx[24];
+	char buf[32], idx[24];
 
 	const Rete__SignedReceipt *sr = r->receipt;
 	if (sr->signature.len != RETE_SIG_LEN ||
@@ -733,21 +953,34 @@ static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 		agent_db_abort(a->db);
 	if (terr != RETE_OK)
 		goto fail;
-	if (agent_spool_free_name(a->outbox_dir, it->name, a->sent_dir, used, sizeof(used), &m) !=
-	    RETE_OK)
-		goto fail;
-	snprintf(rname, sizeof(rname), "%s.receipt.json", used);
+	/* --- sent/ naming and the move (agent_spool_answer_put): never
+	 * overwriting; only the file that was submitted moves (identity and
+	 * content); one replaced meanwhile stays in outbox/ as a new file and
+	 * sent/ gets the message as it was signed and sent. */
 	size_t len = strlen(text);
 	text[len] = '\n';
-	if (agent_spool_write(a->sent_dir, rname, text, len + 1, &m) != RETE_OK)
-		goto fail;
-	rete_err merr = agent_spool_move(a->outbox_dir, it->name, a->sent_dir, used, &m);
-	if (merr != RETE_OK && merr != RETE_ENOENT)
+	agent_spool_answer ans = {.from_dir = a->outbox_dir,
+				  .name = it->name,
+				  .orig = &it->ident,
+				  .to_dir = a->sent_dir,
+				  .suffix = ".receipt.json",
+				  .companion = text,
+				  .companion_len = len + 1,
+				  .id = it->id,
+				  .fallback_fn = out_as_sent,
+				  .fallback_user = &it->signed_msg};
+	if (agent_spool_answer_put(&ans, &m) != RETE_OK)
 		goto fail;
 	if (agent_db_outbox_del(a->db, it->name, it->hash, &m) != RETE_OK)
 		agent_log(a, "error", "%s: %s", it->name, m.text);
-	agent_log(a, "info", "%s: accepted as %s at log index %" PRIu64 "; moved to sent/%s",
-		  it->name, it->id, body->index, used);
+	agent_log(a, "info", "%s: accepted as %s at log index %" PRIu64 "; moved to sent/%s%s",
+		  it->name, it->id, body->index, ans.used,
+		  ans.replaced ? " (the message as sent: outbox/ holds another file of that name "
+				 "now, taken in as a new file)"
+		  : ans.gone   ? " (the message as sent: the file had left outbox/)"
+			       : "");
+	if (ans.replaced)
+		a->out_rescan = true;
 	item_remove(a, i);
 	goto out;
 fail:
@@ -810,7 +1043,8 @@ void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 	snprintf(name, sizeof(name), "%s", it->name);
 	memcpy(hash, it->hash, sizeof(hash));
 	snprintf(id, sizeof(id), "%s", it->id);
-	item_remove(a, i);
+	/* out_fail finds the item (what was submitted) by name: remove it after */
 	out_fail(a, name, hash, id, code ? code : "refused", r->field,
 		 r->error_text && r->error_text[0] ? r->error_text : "refused by the broker", NULL);
+	item_remove(a, i);
 }

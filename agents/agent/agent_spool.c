@@ -4,10 +4,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 rete_err agent_spool_prepare(const char *spool, rete_msg *m)
@@ -24,14 +27,112 @@ rete_err agent_spool_prepare(const char *spool, rete_msg *m)
 	return RETE_OK;
 }
 
-bool agent_spool_name_ok(const char *name)
+bool agent_spool_name_ignored(const char *name)
 {
 	size_t n = strlen(name);
-	if (n == 0 || n > 200 || name[0] == '.' || strchr(name, '/') != NULL)
-		return false;
-	if (n >= 4 && strcmp(name + n - 4, ".tmp") == 0)
-		return false;
+	if (n == 0 || name[0] == '.')
+		return true;
+	return n >= 4 && strcmp(name + n - 4, ".tmp") == 0;
+}
+
+/* utf8_len: the length of the valid UTF-8 sequence at s (at most left
+ * bytes), 0 when s does not start one. */
+static size_t utf8_len(const unsigned char *s, size_t left)
+{
+	size_t n;
+	uint32_t c;
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xe0) == 0xc0)
+		n = 2, c = s[0] & 0x1f;
+	else if ((s[0] & 0xf0) == 0xe0)
+		n = 3, c = s[0] & 0x0f;
+	else if ((s[0] & 0xf8) == 0xf0)
+		n = 4, c = s[0] & 0x07;
+	else
+		return 0;
+	if (n > left)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[i] & 0x3f);
+	}
+	/* overlong forms, surrogates and beyond U+10FFFF are not UTF-8 */
+	if ((n == 2 && c < 0x80) || (n == 3 && c < 0x800) || (n == 4 && c < 0x10000) ||
+	    (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
+		return 0;
+	return n;
+}
+
+static bool utf8_valid(const char *name)
+{
+	const unsigned char *s = (const unsigned char *)name;
+	size_t left = strlen(name);
+	while (left > 0) {
+		size_t k = utf8_len(s, left);
+		if (k == 0)
+			return false;
+		s += k;
+		left -= k;
+	}
 	return true;
+}
+
+const char *agent_spool_name_problem(const char *name, char *why, size_t n)
+{
+	size_t len = strlen(name);
+	if (strchr(name, '/') != NULL || strcmp(name, "..") == 0) {
+		snprintf(why, n, "not a file name");
+		return "bad-name";
+	}
+	if (len > AGENT_SPOOL_NAME_MAX) {
+		snprintf(why, n,
+			 "the name is %zu bytes long; the agent takes names of at most %d bytes "
+			 "(its answers add to them); rename the file",
+			 len, AGENT_SPOOL_NAME_MAX);
+		return "name-too-long";
+	}
+	if (!utf8_valid(name)) {
+		snprintf(why, n,
+			 "the name is not valid UTF-8 (the answers' JSON cannot name it); "
+			 "rename the file");
+		return "bad-name";
+	}
+	return NULL;
+}
+
+bool agent_spool_name_ok(const char *name)
+{
+	char why[256];
+	return !agent_spool_name_ignored(name) &&
+	       agent_spool_name_problem(name, why, sizeof(why)) == NULL;
+}
+
+json_t *agent_spool_name_json(const char *name)
+{
+	if (utf8_valid(name))
+		return json_string(name);
+	size_t len = strlen(name), o = 0;
+	char *buf = malloc(len * 4 + 1);
+	if (buf == NULL)
+		return NULL;
+	const unsigned char *s = (const unsigned char *)name;
+	for (size_t i = 0; i < len;) {
+		size_t k = utf8_len(s + i, len - i);
+		if (k == 0) {
+			o += (size_t)sprintf(buf + o, "\\x%02x", s[i]);
+			i++;
+		} else {
+			memcpy(buf + o, s + i, k);
+			o += k;
+			i += k;
+		}
+	}
+	buf[o] = '\0';
+	json_t *j = json_string(buf);
+	free(buf);
+	return j;
 }
 
 static int name_cmp(const void *a, const void *b)
@@ -46,55 +147,96 @@ void agent_spool_list_free(char **names, size_t count)
 	free(names);
 }
 
-rete_err agent_spool_list(const char *dir, char ***names, size_t *count, rete_msg *m)
+/* spool_vec: a growing list of names. */
+typedef struct spool_vec {
+	char **v;
+	size_t n, cap;
+} spool_vec;
+
+static bool vec_add(spool_vec *x, const char *name)
+{
+	if (x->n == x->cap) {
+		size_t nc = x->cap ? x->cap * 2 : 64;
+		char **nv = realloc(x->v, nc * sizeof(*nv));
+		if (nv == NULL)
+			return false;
+		x->v = nv;
+		x->cap = nc;
+	}
+	if ((x->v[x->n] = strdup(name)) == NULL)
+		return false;
+	x->n++;
+	return true;
+}
+
+rete_err agent_spool_list_all(const char *dir, char ***names, size_t *count, char ***others,
+			      size_t *nothers, rete_msg *m)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
-	char **v = NULL;
-	size_t n = 0, cap = 0;
+	spool_vec reg = {0}, odd = {0};
 
 	*names = NULL;
 	*count = 0;
+	if (others != NULL) {
+		*others = NULL;
+		*nothers = 0;
+	}
 	if (d == NULL)
 		return rete_msg_set(m, RETE_EIO, "%s: cannot read the folder: %s", dir,
 				    strerror(errno));
 	while ((e = readdir(d)) != NULL) {
-		if (!agent_spool_name_ok(e->d_name))
+		if (agent_spool_name_ignored(e->d_name) || strcmp(e->d_name, "..") == 0)
 			continue;
-		if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN)
-			continue;
+		bool is_reg = e->d_type == DT_REG;
 		if (e->d_type == DT_UNKNOWN) {
 			struct stat st;
-			if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-			    !S_ISREG(st.st_mode))
+			if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 				continue;
+			is_reg = S_ISREG(st.st_mode);
 		}
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 64;
-			char **nv = realloc(v, nc * sizeof(*v));
-			if (nv == NULL)
-				goto nomem;
-			v = nv;
-			cap = nc;
-		}
-		if ((v[n] = strdup(e->d_name)) == NULL)
+		if (!is_reg && others == NULL)
+			continue;
+		if (!vec_add(is_reg ? &reg : &odd, e->d_name))
 			goto nomem;
-		n++;
 	}
 	closedir(d);
-	if (n > 1)
-		qsort(v, n, sizeof(*v), name_cmp);
-	*names = v;
-	*count = n;
+	if (reg.n > 1)
+		qsort(reg.v, reg.n, sizeof(*reg.v), name_cmp);
+	if (odd.n > 1)
+		qsort(odd.v, odd.n, sizeof(*odd.v), name_cmp);
+	*names = reg.v;
+	*count = reg.n;
+	if (others != NULL) {
+		*others = odd.v;
+		*nothers = odd.n;
+	}
 	return RETE_OK;
 nomem:
 	closedir(d);
-	agent_spool_list_free(v, n);
+	agent_spool_list_free(reg.v, reg.n);
+	agent_spool_list_free(odd.v, odd.n);
 	return rete_msg_set(m, RETE_ENOMEM, "out of memory");
 }
 
-rete_err agent_spool_read(const char *dir, const char *name, size_t max, char **data, size_t *len,
-			  rete_msg *m)
+rete_err agent_spool_list(const char *dir, char ***names, size_t *count, rete_msg *m)
+{
+	rete_err err = agent_spool_list_all(dir, names, count, NULL, NULL, m);
+	if (err != RETE_OK)
+		return err;
+	size_t k = 0;
+	for (size_t i = 0; i < *count; i++) {
+		if (agent_spool_name_ok((*names)[i]))
+			(*names)[k++] = (*names)[i];
+		else
+			free((*names)[i]);
+	}
+	*count = k;
+	return RETE_OK;
+}
+
+rete_err agent_spool_read_ident(const char *dir, const char *name, size_t max, char **data,
+				size_t *len, agent_spool_ident *id, rete_msg *m)
 {
 	char path[4096];
 	struct stat st;
@@ -112,6 +254,11 @@ rete_err agent_spool_read(const char *dir, const char *name, size_t max, char **
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
 		return rete_msg_set(m, RETE_EIO, "%s: not a regular file", path);
+	}
+	if (id != NULL) {
+		memset(id, 0, sizeof(*id));
+		id->dev = st.st_dev;
+		id->ino = st.st_ino;
 	}
 	if ((size_t)st.st_size > max) {
 		close(fd);
@@ -133,9 +280,19 @@ rete_err agent_spool_read(const char *dir, const char *name, size_t max, char **
 	}
 	close(fd);
 	buf[got] = '\0';
+	if (id != NULL) {
+		crypto_hash_sha256((unsigned char *)id->hash, (const unsigned char *)buf, got);
+		id->have_hash = true;
+	}
 	*data = buf;
 	*len = got;
 	return RETE_OK;
+}
+
+rete_err agent_spool_read(const char *dir, const char *name, size_t max, char **data, size_t *len,
+			  rete_msg *m)
+{
+	return agent_spool_read_ident(dir, name, max, data, len, NULL, m);
 }
 
 rete_err agent_spool_fsync_dir(const char *dir, rete_msg *m)
@@ -191,57 +348,463 @@ rete_err agent_spool_write(const char *dir, const char *name, const void *data, 
 	return agent_spool_fsync_dir(dir, m);
 }
 
-static bool same_file(const char *a, const char *b)
+/* --- locks ------------------------------------------------------------------ */
+
+rete_err agent_spool_lock(const char *dir, const char *name, const char *what, int *fd, rete_msg *m)
 {
-	struct stat sa, sb;
-	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
-	       sa.st_ino == sb.st_ino;
+	char path[4096], pid[32] = "";
+
+	*fd = -1;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (f < 0)
+		return rete_msg_set(m, RETE_EIO, "%s: cannot open the lock file: %s", path,
+				    strerror(errno));
+	if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		if (e != EWOULDBLOCK) {
+			close(f);
+			return rete_msg_set(m, RETE_EIO, "%s: cannot lock: %s", path, strerror(e));
+		}
+		/* The holder writes its pid right after taking the lock: give it
+		 * a moment when the file is still empty. */
+		for (int tries = 0; tries < 50; tries++) {
+			ssize_t r = pread(f, pid, sizeof(pid) - 1, 0);
+			if (r > 0) {
+				pid[r] = '\0';
+				pid[strcspn(pid, "\n")] = '\0';
+				break;
+			}
+			struct timespec ts = {0, 10 * 1000000L};
+			nanosleep(&ts, NULL);
+		}
+		close(f);
+		return rete_msg_set(m, RETE_EEXIST,
+				    "%s is in use by another rete-agent (pid %s, holding %s): one "
+				    "agent per %s; stop that one first, or give this agent.ini its "
+				    "own %s",
+				    dir, pid[0] ? pid : "unknown", path, what, what);
+	}
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(f, 0) != 0 || pwrite(f, pid, (size_t)n, 0) != n) {
+		int e = errno;
+		close(f);
+		return rete_msg_set(m, RETE_EIO, "%s: cannot write our pid: %s", path, strerror(e));
+	}
+	*fd = f;
+	return RETE_OK;
 }
 
-rete_err agent_spool_free_name(const char *from_dir, const char *name, const char *to_dir,
-			       char *used, size_t n, rete_msg *m)
+/* --- answers ------------------------------------------------------------------ */
+
+/* The source of an answer as found now: src_fd open on a regular file (its
+ * stat in src_st, its content's SHA-256 in hash), or a non-regular entry
+ * (src_fd -1, exists), or nothing. */
+typedef struct answer_src {
+	int fd;
+	bool exists, regular, is_orig;
+	struct stat st;
+	uint8_t hash[32];
+} answer_src;
+
+/* hash_fd hashes what fd holds from its start. */
+static rete_err hash_fd(int fd, uint8_t out[32], const char *path, rete_msg *m)
 {
-	char from[4096], to[4096];
+	crypto_hash_sha256_state h;
+	uint8_t buf[65536];
+	crypto_hash_sha256_init(&h);
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return rete_msg_set(m, RETE_EIO, "%s: %s", path, strerror(errno));
+	for (;;) {
+		ssize_t r = read(fd, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return rete_msg_set(m, RETE_EIO, "%s: %s", path, strerror(errno));
+		if (r == 0)
+			break;
+		crypto_hash_sha256_update(&h, buf, (size_t)r);
+	}
+	crypto_hash_sha256_final(&h, out);
+	return RETE_OK;
+}
+
+static rete_err src_open(const agent_spool_answer *ans, answer_src *s, rete_msg *m)
+{
+	char path[4096];
 	struct stat st;
 
-	snprintf(from, sizeof(from), "%s/%s", from_dir, name);
-	for (unsigned k = 1; k < 100000; k++) {
-		if (k == 1)
-			snprintf(used, n, "%s", name);
-		else
-			snprintf(used, n, "%s.%u", name, k);
-		snprintf(to, sizeof(to), "%s/%s", to_dir, used);
-		if (lstat(to, &st) != 0) {
-			if (errno == ENOENT)
-				return RETE_OK;
-			return rete_msg_set(m, RETE_EIO, "%s: %s", to, strerror(errno));
-		}
-		if (same_file(from, to))
+	memset(s, 0, sizeof(*s));
+	s->fd = -1;
+	snprintf(path, sizeof(path), "%s/%s", ans->from_dir, ans->name);
+	if (lstat(path, &st) != 0) {
+		if (errno == ENOENT)
 			return RETE_OK;
+		return rete_msg_set(m, RETE_EIO, "%s: %s", path, strerror(errno));
 	}
-	return rete_msg_set(m, RETE_EIO, "%s: no free name in %s", name, to_dir);
+	s->exists = true;
+	s->st = st;
+	if (!S_ISREG(st.st_mode)) {
+		/* a link, a folder...: the entry itself when nothing was taken in */
+		s->is_orig = ans->orig == NULL;
+		return RETE_OK;
+	}
+	s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (s->fd < 0) {
+		if (errno == ENOENT || errno == ELOOP) { /* changed under us: look again */
+			s->exists = errno != ENOENT;
+			return RETE_OK;
+		}
+		return rete_msg_set(m, RETE_EIO, "%s: %s", path, strerror(errno));
+	}
+	s->regular = true;
+	rete_err err;
+	if (fstat(s->fd, &s->st) != 0 || (err = hash_fd(s->fd, s->hash, path, m)) != RETE_OK) {
+		close(s->fd);
+		s->fd = -1;
+		return rete_msg_set(m, RETE_EIO, "%s: cannot read it", path);
+	}
+	if (ans->orig == NULL)
+		s->is_orig = true;
+	else if (ans->orig->have_hash)
+		s->is_orig = memcmp(s->hash, ans->orig->hash, 32) == 0;
+	else
+		s->is_orig = s->st.st_dev == ans->orig->dev && s->st.st_ino == ans->orig->ino;
+	return RETE_OK;
 }
 
-rete_err agent_spool_move(const char *from_dir, const char *name, const char *to_dir,
-			  const char *used, rete_msg *m)
+static void src_close(answer_src *s)
 {
-	char from[4096], to[4096];
-	rete_err err;
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+}
 
-	snprintf(from, sizeof(from), "%s/%s", from_dir, name);
-	snprintf(to, sizeof(to), "%s/%s", to_dir, used);
-	/* link + unlink never overwrites what is there (rename would). */
-	if (link(from, to) != 0) {
-		if (errno == ENOENT)
-			return rete_msg_set(m, RETE_ENOENT, "%s: has gone", from);
-		if (errno != EEXIST)
-			return rete_msg_set(m, RETE_EIO, "%s -> %s: %s", from, to, strerror(errno));
-		if (!same_file(from, to))
-			return rete_msg_set(m, RETE_EEXIST, "%s: already exists", to);
+/* base_name: the name to answer under: name itself, or, when longer than
+ * AGENT_SPOOL_NAME_MAX, its first bytes (cut on a character boundary) and
+ * 16 hex digits of its SHA-256 (the companion names the original). */
+static void base_name(const char *name, char *out, size_t n)
+{
+	size_t len = strlen(name);
+	if (len <= AGENT_SPOOL_NAME_MAX) {
+		snprintf(out, n, "%s", name);
+		return;
 	}
-	if ((err = agent_spool_fsync_dir(to_dir, m)) != RETE_OK)
-		return err;
-	if (unlink(from) != 0 && errno != ENOENT)
-		return rete_msg_set(m, RETE_EIO, "%s: %s", from, strerror(errno));
-	return agent_spool_fsync_dir(from_dir, m);
+	size_t keep = 160;
+	while (keep > 0 && ((unsigned char)name[keep] & 0xc0) == 0x80)
+		keep--;
+	uint8_t h[32];
+	char hex[17];
+	crypto_hash_sha256(h, (const unsigned char *)name, len);
+	sodium_bin2hex(hex, sizeof(hex), h, 8);
+	snprintf(out, n, "%.*s~%s", (int)keep, name, hex);
+}
+
+/* companion_ours: is the file at path an answer the agent wrote for this
+ * file (its "file" names name, its "messageId" is id)? */
+static bool companion_ours(const char *path, const char *name, const char *id)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1 << 20))
+		return false;
+	json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+	json_t *want = agent_spool_name_json(name);
+	const char *mid = json_string_value(json_object_get(doc, "messageId"));
+	bool ours = doc != NULL && want != NULL && json_equal(json_object_get(doc, "file"), want) &&
+		    (id == NULL ? mid == NULL : (mid != NULL && strcmp(mid, id) == 0));
+	json_decref(want);
+	json_decref(doc);
+	return ours;
+}
+
+/* file_hash_is: does the regular file at path hold content hashing to h? */
+static bool file_hash_is(const char *path, const uint8_t h[32])
+{
+	uint8_t got[32];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return false;
+	bool same = hash_fd(fd, got, path, NULL) == RETE_OK && memcmp(got, h, 32) == 0;
+	close(fd);
+	return same;
+}
+
+/* tmp_create makes a new hidden temporary file in dir; its name in path. */
+static int tmp_create(const char *dir, char *path, size_t n)
+{
+	static unsigned seq;
+	for (int i = 0; i < 100; i++) {
+		snprintf(path, n, "%s/.rete-%ld-%u.tmp", dir, (long)getpid(), ++seq);
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+		if (fd >= 0 || errno != EEXIST)
+			return fd;
+	}
+	errno = EEXIST;
+	return -1;
+}
+
+static rete_err write_all(int fd, const void *data, size_t len, const char *path, rete_msg *m)
+{
+	const char *p = data;
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return rete_msg_set(m, RETE_EIO, "%s: %s", path,
+					    w < 0 ? strerror(errno) : "short write");
+		p += w;
+		len -= (size_t)w;
+	}
+	return RETE_OK;
+}
+
+/* put_new writes dir/name as a new file, never replacing one: data (or,
+ * when src_fd >= 0, a copy of what src_fd holds) goes to a temporary file,
+ * fsync, then link() to the name. RETE_EEXIST when the name is taken. */
+static rete_err put_new(const char *dir, const char *name, const void *data, size_t len, int src_fd,
+			rete_msg *m)
+{
+	char tmp[4096], path[4096];
+	rete_err err = RETE_OK;
+	int fd = tmp_create(dir, tmp, sizeof(tmp));
+	if (fd < 0)
+		return rete_msg_set(m, RETE_EIO, "%s: cannot create a file: %s", dir,
+				    strerror(errno));
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (src_fd >= 0) {
+		char buf[65536];
+		if (lseek(src_fd, 0, SEEK_SET) < 0)
+			err = rete_msg_set(m, RETE_EIO, "%s: %s", path, strerror(errno));
+		while (err == RETE_OK) {
+			ssize_t r = read(src_fd, buf, sizeof(buf));
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0)
+				err = rete_msg_set(m, RETE_EIO, "copying to %s: %s", path,
+						   strerror(errno));
+			if (r <= 0)
+				break;
+			err = write_all(fd, buf, (size_t)r, tmp, m);
+		}
+	} else {
+		err = write_all(fd, data, len, tmp, m);
+	}
+	if (err == RETE_OK && fsync(fd) != 0)
+		err = rete_msg_set(m, RETE_EIO, "%s: fsync: %s", tmp, strerror(errno));
+	close(fd);
+	if (err == RETE_OK && link(tmp, path) != 0)
+		err = errno == EEXIST ? rete_msg_set(m, RETE_EEXIST, "%s: already exists", path)
+				      : rete_msg_set(m, RETE_EIO, "%s: %s", path, strerror(errno));
+	unlink(tmp);
+	return err;
+}
+
+/* same_inode: is path (not followed) the inode of st? */
+static bool same_inode(const char *path, const struct stat *st)
+{
+	struct stat now;
+	return lstat(path, &now) == 0 && now.st_dev == st->st_dev && now.st_ino == st->st_ino;
+}
+
+enum { PICK_FRESH, PICK_NEED_FILE, PICK_DONE };
+
+/* pick chooses USED in to_dir: a fresh name (USED and its companion both
+ * free), or the name of an answer cut short for this very file. */
+static rete_err pick(agent_spool_answer *ans, const answer_src *s, const char *base,
+		     unsigned from_k, unsigned *kk, int *how, rete_msg *m)
+{
+	char upath[4096], cpath[4096];
+	struct stat st;
+	for (unsigned k = from_k; k < 100000; k++) {
+		if (k == 1)
+			snprintf(ans->used, sizeof(ans->used), "%s", base);
+		else
+			snprintf(ans->used, sizeof(ans->used), "%s.%u", base, k);
+		snprintf(upath, sizeof(upath), "%s/%s", ans->to_dir, ans->used);
+		snprintf(cpath, sizeof(cpath), "%s/%s%s", ans->to_dir, ans->used, ans->suffix);
+		bool uexists = lstat(upath, &st) == 0;
+		if (!uexists && errno != ENOENT)
+			return rete_msg_set(m, RETE_EIO, "%s: %s", upath, strerror(errno));
+		bool cexists = lstat(cpath, &st) == 0;
+		if (!cexists && errno != ENOENT)
+			return rete_msg_set(m, RETE_EIO, "%s: %s", cpath, strerror(errno));
+		*kk = k;
+		if (!uexists && !cexists) {
+			*how = PICK_FRESH;
+			return RETE_OK;
+		}
+		if (!s->is_orig || !cexists)
+			continue;
+		/* A companion is there: is it ours, an answer to this very file
+		 * cut short by a crash? Cheap tests first (a name sent often has
+		 * many answers): the file must be this inode, or a copy of the
+		 * same size and content. */
+		if (uexists) {
+			bool same = same_inode(upath, &s->st);
+			if (!same && s->regular) {
+				struct stat ust;
+				same = lstat(upath, &ust) == 0 && S_ISREG(ust.st_mode) &&
+				       ust.st_size == s->st.st_size && file_hash_is(upath, s->hash);
+			}
+			if (!same)
+				continue;
+		}
+		if (!companion_ours(cpath, ans->name, ans->id))
+			continue;
+		*how = uexists ? PICK_DONE : PICK_NEED_FILE;
+		return RETE_OK;
+	}
+	return rete_msg_set(m, RETE_EIO, "%s: no free name in %s", ans->name, ans->to_dir);
+}
+
+rete_err agent_spool_answer_put(agent_spool_answer *ans, rete_msg *m)
+{
+	char base[AGENT_SPOOL_NAME_MAX + 1], from[4096], upath[4096], cpath[4096];
+	rete_err err = RETE_OK;
+	unsigned k = 1;
+
+	ans->replaced = ans->gone = false;
+	ans->used[0] = '\0';
+	base_name(ans->name, base, sizeof(base));
+	snprintf(from, sizeof(from), "%s/%s", ans->from_dir, ans->name);
+	/* Each round either answers or lost a race (a name taken meanwhile,
+	 * the source replaced during the move) and looks again. */
+	for (int round = 0; round < 16; round++) {
+		answer_src s;
+		int how = PICK_FRESH;
+		if ((err = src_open(ans, &s, m)) != RETE_OK)
+			return err;
+		if (!s.exists && ans->orig == NULL)
+			return rete_msg_set(m, RETE_ENOENT, "%s: has gone", from);
+		if ((err = pick(ans, &s, base, k, &k, &how, m)) != RETE_OK) {
+			src_close(&s);
+			return err;
+		}
+		snprintf(upath, sizeof(upath), "%s/%s", ans->to_dir, ans->used);
+		snprintf(cpath, sizeof(cpath), "%s/%s%s", ans->to_dir, ans->used, ans->suffix);
+		char cname[AGENT_SPOOL_NAME_MAX + 64];
+		snprintf(cname, sizeof(cname), "%s%s", ans->used, ans->suffix);
+		if (how == PICK_FRESH) {
+			err =
+			    put_new(ans->to_dir, cname, ans->companion, ans->companion_len, -1, m);
+			if (err == RETE_EEXIST) {
+				src_close(&s);
+				k++;
+				continue;
+			}
+			if (err != RETE_OK) {
+				src_close(&s);
+				return err;
+			}
+		}
+		if (s.is_orig && how != PICK_DONE) {
+			/* The file itself: link (no overwrite), or a copy across
+			 * file systems from the descriptor whose content was
+			 * checked. */
+			if (link(from, upath) == 0) {
+				if (!same_inode(upath, &s.st)) {
+					/* replaced between the check and the link:
+					 * take our link back, look again */
+					unlink(upath);
+					if (how == PICK_FRESH)
+						unlink(cpath);
+					src_close(&s);
+					continue;
+				}
+			} else if ((errno == EXDEV || errno == EPERM) && s.regular) {
+				/* EXDEV: another file system; EPERM: a file of another
+				 * user where protected_hardlinks forbids the link */
+				err = put_new(ans->to_dir, ans->used, NULL, 0, s.fd, m);
+			} else if (errno == EEXIST) {
+				err = RETE_EEXIST;
+			} else if (errno == ENOENT) {
+				src_close(&s); /* gone meanwhile: look again */
+				continue;
+			} else {
+				err = rete_msg_set(m, RETE_EIO, "%s -> %s: %s", from, upath,
+						   strerror(errno));
+			}
+			if (err == RETE_EEXIST) {
+				/* someone took the name: our companion goes, next one */
+				if (how == PICK_FRESH)
+					unlink(cpath);
+				src_close(&s);
+				k++;
+				continue;
+			}
+			if (err != RETE_OK) {
+				src_close(&s);
+				return err;
+			}
+		}
+		if (!s.is_orig) {
+			ans->replaced = s.exists;
+			ans->gone = !s.exists;
+			char *made = NULL;
+			size_t mlen = 0;
+			const void *fb = ans->fallback;
+			size_t flen = ans->fallback_len;
+			if (fb == NULL && ans->fallback_fn != NULL &&
+			    ans->fallback_fn(ans->fallback_user, &made, &mlen) == RETE_OK) {
+				fb = made;
+				flen = mlen;
+			}
+			if (fb != NULL)
+				err = put_new(ans->to_dir, ans->used, fb, flen, -1, m);
+			free(made);
+			if (err == RETE_EEXIST) {
+				unlink(cpath);
+				src_close(&s);
+				k++;
+				continue;
+			}
+			if (err != RETE_OK) {
+				src_close(&s);
+				return err;
+			}
+		}
+		if ((err = agent_spool_fsync_dir(ans->to_dir, m)) != RETE_OK) {
+			src_close(&s);
+			return err;
+		}
+		/* The source leaves outbox/ only while it is still the inode we
+		 * checked: a file renamed over it meanwhile stays, a new file. */
+		if (s.is_orig && s.exists) {
+			if (same_inode(from, &s.st)) {
+				if (unlink(from) != 0 && errno != ENOENT) {
+					err = rete_msg_set(m, RETE_EIO, "%s: %s", from,
+							   strerror(errno));
+					src_close(&s);
+					return err;
+				}
+			} else {
+				ans->replaced = true;
+			}
+		}
+		src_close(&s);
+		return agent_spool_fsync_dir(ans->from_dir, m);
+	}
+	return rete_msg_set(m, RETE_EIO,
+			    "%s: cannot answer in %s: its names kept changing while the agent "
+			    "wrote there",
+			    ans->name, ans->to_dir);
+}
+
+size_t agent_spool_sweep(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t n = 0;
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name);
+		if (strncmp(e->d_name, ".rete-", 6) == 0 && len > 10 &&
+		    strcmp(e->d_name + len - 4, ".tmp") == 0 &&
+		    unlinkat(dirfd(d), e->d_name, 0) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
 }

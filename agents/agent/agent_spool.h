@@ -10,23 +10,74 @@
 #ifndef RETE_AGENT_SPOOL_H
 #define RETE_AGENT_SPOOL_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
+
+/* The longest outbox name the agent takes, in bytes. Its answers add
+ * ".NNNNN" and ".receipt.json" / ".error.json", and a file system takes 255
+ * bytes per name: a longer name is refused (answered in failed/ under a
+ * shortened name), never left without an answer. */
+#define AGENT_SPOOL_NAME_MAX 200
+
+/* agent_spool_ident: what an outbox file was when the agent read it: its
+ * device and inode, and the SHA-256 of its content when it was read
+ * (have_hash false for a file too large to read). Compared before the file
+ * is moved, so a file renamed over it is never taken for it. */
+typedef struct agent_spool_ident {
+	dev_t dev;
+	ino_t ino;
+	bool have_hash;
+	uint8_t hash[32];
+} agent_spool_ident;
+
+/* agent_spool_lock takes an exclusive lock (flock, not waiting) on
+ * dir/name (created 0600), writes our pid in it and returns its descriptor
+ * in *fd (close-on-exec, so hooks never inherit it; the lock ends when the
+ * process does). what names the folder in the sentence. RETE_EEXIST when
+ * another process holds it (m names its pid), RETE_EIO. */
+rete_err agent_spool_lock(const char *dir, const char *name, const char *what, int *fd,
+			  rete_msg *m);
 
 /* agent_spool_prepare creates SPOOL and its four folders when missing.
  * RETE_EIO naming the folder. */
 rete_err agent_spool_prepare(const char *spool, rete_msg *m);
 
 /* agent_spool_name_ok: true for an outbox name the agent should take (not
- * hidden, not *.tmp, not "." or "..", at most 200 bytes, no '/'). */
+ * ignored, at most AGENT_SPOOL_NAME_MAX bytes, valid UTF-8, no '/'). */
 bool agent_spool_name_ok(const char *name);
+
+/* agent_spool_name_ignored: a name that belongs to someone writing a file
+ * (hidden: starting with '.'; or ending in ".tmp"), or "." and "..": never
+ * taken, never answered. */
+bool agent_spool_name_ignored(const char *name);
+
+/* agent_spool_name_problem: NULL when the agent takes a (not ignored)
+ * name; otherwise the answer's code ("name-too-long", "bad-name") with the
+ * sentence in why (size n). */
+const char *agent_spool_name_problem(const char *name, char *why, size_t n);
+
+/* agent_spool_name_json: the name as a JSON string; a name that is not
+ * valid UTF-8 is spelt with \xNN for each byte that is not. New reference
+ * (NULL when out of memory). */
+json_t *agent_spool_name_json(const char *name);
 
 /* agent_spool_list returns the regular files of dir that pass
  * agent_spool_name_ok, sorted by name, in *names (*count of them); the
  * caller frees with agent_spool_list_free. RETE_EIO, RETE_ENOMEM. */
 rete_err agent_spool_list(const char *dir, char ***names, size_t *count, rete_msg *m);
+
+/* agent_spool_list_all lists dir like agent_spool_list, but returns every
+ * regular file whose name is not ignored (also those with a name problem)
+ * in *names, and every other entry (folder, link, fifo...) whose name is
+ * not ignored in *others. Both sorted; free both with agent_spool_list_free.
+ * RETE_EIO, RETE_ENOMEM. */
+rete_err agent_spool_list_all(const char *dir, char ***names, size_t *count, char ***others,
+			      size_t *nothers, rete_msg *m);
 
 /* agent_spool_list_free frees a list from agent_spool_list. */
 void agent_spool_list_free(char **names, size_t count);
@@ -37,26 +88,55 @@ void agent_spool_list_free(char **names, size_t count);
 rete_err agent_spool_read(const char *dir, const char *name, size_t max, char **data, size_t *len,
 			  rete_msg *m);
 
+/* agent_spool_read_ident is agent_spool_read that also fills *id (may be
+ * NULL) with the device, inode and content hash of what it read; for a file
+ * over max (RETE_EINVAL) the device and inode only. */
+rete_err agent_spool_read_ident(const char *dir, const char *name, size_t max, char **data,
+				size_t *len, agent_spool_ident *id, rete_msg *m);
+
 /* agent_spool_write writes dir/name atomically and durably (temporary
  * file, fsync, rename, fsync of dir), replacing an existing file.
  * RETE_EIO naming the file. */
 rete_err agent_spool_write(const char *dir, const char *name, const void *data, size_t len,
 			   rete_msg *m);
 
-/* agent_spool_free_name writes into used (size n) the name that
- * from_dir/name should take in to_dir: name itself, or "name.2", "name.3"...
- * when a different file already has it (a file of to_dir is never
- * overwritten). A name already linked to the same file (a move cut short by
- * a crash) is reused. RETE_EIO. */
-rete_err agent_spool_free_name(const char *from_dir, const char *name, const char *to_dir,
-			       char *used, size_t n, rete_msg *m);
+/* agent_spool_answer: one answer of the agent: the outbox file moved to
+ * sent/ or failed/ with its companion (NAME.receipt.json, NAME.error.json).
+ * The caller fills the inputs; agent_spool_answer_put fills the outputs. */
+typedef struct agent_spool_answer {
+	const char *from_dir, *name;   /* outbox/NAME */
+	const agent_spool_ident *orig; /* what was taken in; NULL: what is there */
+	const char *to_dir, *suffix;   /* sent/ or failed/; ".receipt.json"... */
+	const char *companion;	       /* the JSON text written as USED+suffix */
+	size_t companion_len;	       /* (its "file" is agent_spool_name_json(name)) */
+	const char *id;		       /* its "messageId", NULL when it has none */
+	const void *fallback;	       /* written as to_dir/USED when outbox/NAME is */
+	size_t fallback_len;	       /* no longer orig (NULL: the companion alone) */
+	rete_err (*fallback_fn)(void *user, char **data, size_t *len); /* or made */
+	void *fallback_user;		      /* by this, only when needed (malloc'd) */
+	char used[AGENT_SPOOL_NAME_MAX + 32]; /* out: the name taken in to_dir */
+	bool replaced; /* out: outbox/NAME is another file now, left where it is */
+	bool gone;     /* out: outbox/NAME had gone */
+} agent_spool_answer;
 
-/* agent_spool_move moves from_dir/name to to_dir/used (from
- * agent_spool_free_name) durably: link, unlink, fsync of both folders; a
- * link already there to the same file is completed. RETE_ENOENT when the
- * source has gone, RETE_EEXIST when used is taken by another file, RETE_EIO. */
-rete_err agent_spool_move(const char *from_dir, const char *name, const char *to_dir,
-			  const char *used, rete_msg *m);
+/* agent_spool_answer_put answers one outbox file, durably, never
+ * overwriting anything: it picks USED (NAME, shortened when longer than
+ * AGENT_SPOOL_NAME_MAX, then NAME.2, NAME.3...) such that USED and
+ * USED+suffix are both free, creates the companion with link() (so a race
+ * cannot overwrite either), then moves the file: link + unlink on one file
+ * system, copy + fsync + unlink across file systems (EXDEV). The file is
+ * moved only while it is still orig (same content; the inode is checked
+ * around the move); otherwise the fallback is written as USED and what is at
+ * outbox/NAME stays for the agent to take in as a new file. An answer cut
+ * short by a crash (the companion there, naming this file and id) is
+ * completed under the same name, not made twice. RETE_EIO, RETE_ENOMEM. */
+rete_err agent_spool_answer_put(agent_spool_answer *ans, rete_msg *m);
+
+/* agent_spool_sweep removes the temporary files agent_spool_answer_put
+ * left in dir when a crash cut it short (".rete-PID-N.tmp"; never linked
+ * to a name, so nothing else refers to them). Call it only while holding
+ * the agent's lock. Returns how many were removed. */
+size_t agent_spool_sweep(const char *dir);
 
 /* agent_spool_fsync_dir fsyncs a folder. RETE_EIO. */
 rete_err agent_spool_fsync_dir(const char *dir, rete_msg *m);

@@ -231,11 +231,17 @@ int cmd_send(int argc, char **argv)
 	const char *base = slash ? slash + 1 : file;
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - file) : 1, slash ? file : ".");
-	if (!agent_spool_name_ok(base)) {
+	char why[300];
+	if (agent_spool_name_ignored(base)) {
 		fprintf(stderr,
 			"rete send: %s: the agent ignores names starting with '.' or "
 			"ending in '.tmp'; rename the file\n",
 			file);
+		rc = CLI_USAGE;
+		goto out;
+	}
+	if (agent_spool_name_problem(base, why, sizeof(why)) != NULL) {
+		fprintf(stderr, "rete send: %s: %s\n", file, why);
 		rc = CLI_USAGE;
 		goto out;
 	}
@@ -246,9 +252,12 @@ int cmd_send(int argc, char **argv)
 		goto out;
 	}
 	agent_spool_path(&cfg, "outbox", NULL, outbox, sizeof(outbox));
-	if (!send_pick_name(&cfg, base, name, sizeof(name)) ||
+	/* a numbered name (STEM-2.EXT) must still be one the agent takes */
+	if (!send_pick_name(&cfg, base, name, sizeof(name)) || !agent_spool_name_ok(name) ||
 	    agent_spool_write(outbox, name, text, len, &m) != RETE_OK) {
-		fprintf(stderr, "rete send: %s\n", m.text[0] ? m.text : "no free name in outbox/");
+		fprintf(stderr, "rete send: %s\n",
+			m.text[0] ? m.text
+				  : "no free name in outbox/ for it; rename it (a shorter name)");
 		free(text);
 		rc = CLI_USAGE;
 		goto out;

@@ -114,7 +114,7 @@ static void test_config_refusals(void **state)
 static void test_spool_names_and_moves(void **state)
 {
 	(void)state;
-	char sp[1024], out[1100], sent[1100], used[300], path[1300];
+	char sp[1024], out[1100], sent[1100], path[1300];
 	rete_msg m;
 	snprintf(sp, sizeof(sp), "%s/spool", dir);
 	assert_int_equal(agent_spool_prepare(sp, &m), RETE_OK);
@@ -135,17 +135,22 @@ static void test_spool_names_and_moves(void **state)
 	assert_string_equal(names[0], "a.json");
 	agent_spool_list_free(names, n);
 
-	/* First move: its own name. */
-	assert_int_equal(agent_spool_free_name(out, "a.json", sent, used, sizeof(used), &m),
-			 RETE_OK);
-	assert_string_equal(used, "a.json");
-	assert_int_equal(agent_spool_move(out, "a.json", sent, used, &m), RETE_OK);
+	/* First answer: its own name, the companion beside it. */
+	static const char comp_a[] = "{\"file\": \"a.json\"}\n";
+	agent_spool_answer ans = {.from_dir = out,
+				  .name = "a.json",
+				  .to_dir = sent,
+				  .suffix = ".receipt.json",
+				  .companion = comp_a,
+				  .companion_len = strlen(comp_a)};
+	assert_int_equal(agent_spool_answer_put(&ans, &m), RETE_OK);
+	assert_string_equal(ans.used, "a.json");
+	snprintf(path, sizeof(path), "%s/a.json", out);
+	assert_int_equal(access(path, F_OK), -1);
 	/* A second file of that name never overwrites the first. */
 	assert_int_equal(agent_spool_write(out, "a.json", "two", 3, &m), RETE_OK);
-	assert_int_equal(agent_spool_free_name(out, "a.json", sent, used, sizeof(used), &m),
-			 RETE_OK);
-	assert_string_equal(used, "a.json.2");
-	assert_int_equal(agent_spool_move(out, "a.json", sent, used, &m), RETE_OK);
+	assert_int_equal(agent_spool_answer_put(&ans, &m), RETE_OK);
+	assert_string_equal(ans.used, "a.json.2");
 	snprintf(path, sizeof(path), "%s/a.json", sent);
 	char *t = tu_read_file(path, NULL);
 	assert_string_equal(t, "one");
@@ -154,22 +159,109 @@ static void test_spool_names_and_moves(void **state)
 	t = tu_read_file(path, NULL);
 	assert_string_equal(t, "two");
 	free(t);
-	/* A move cut short by a crash (linked, not yet unlinked) is completed
-	 * under the same name, not copied as a third. */
+	snprintf(path, sizeof(path), "%s/a.json.2.receipt.json", sent);
+	t = tu_read_file(path, NULL);
+	assert_string_equal(t, comp_a);
+	free(t);
+	/* Nor a companion's name taken by someone else's file. */
+	assert_int_equal(agent_spool_write(sent, "b.json.receipt.json", "theirs", 6, &m), RETE_OK);
+	assert_int_equal(agent_spool_write(out, "b.json", "bee", 3, &m), RETE_OK);
+	ans.name = "b.json";
+	assert_int_equal(agent_spool_answer_put(&ans, &m), RETE_OK);
+	assert_string_equal(ans.used, "b.json.2");
+	snprintf(path, sizeof(path), "%s/b.json.receipt.json", sent);
+	t = tu_read_file(path, NULL);
+	assert_string_equal(t, "theirs");
+	free(t);
+	/* An answer cut short by a crash (companion written, file linked, not
+	 * yet unlinked) is completed under the same name, not made twice. */
+	static const char comp_c[] = "{\"file\": \"c.json\", \"messageId\": \"m-1\"}\n";
 	assert_int_equal(agent_spool_write(out, "c.json", "three", 5, &m), RETE_OK);
+	assert_int_equal(agent_spool_write(sent, "c.json.receipt.json", comp_c, strlen(comp_c), &m),
+			 RETE_OK);
 	char from[1300], to[1300];
 	snprintf(from, sizeof(from), "%s/c.json", out);
 	snprintf(to, sizeof(to), "%s/c.json", sent);
 	assert_int_equal(link(from, to), 0);
-	assert_int_equal(agent_spool_free_name(out, "c.json", sent, used, sizeof(used), &m),
-			 RETE_OK);
-	assert_string_equal(used, "c.json");
-	assert_int_equal(agent_spool_move(out, "c.json", sent, used, &m), RETE_OK);
+	ans.name = "c.json";
+	ans.id = "m-1";
+	ans.companion = comp_c;
+	ans.companion_len = strlen(comp_c);
+	assert_int_equal(agent_spool_answer_put(&ans, &m), RETE_OK);
+	assert_string_equal(ans.used, "c.json");
 	assert_int_equal(access(from, F_OK), -1);
 	assert_int_equal(access(to, F_OK), 0);
-	/* Gone: ENOENT. */
-	assert_int_equal(agent_spool_move(out, "nothing.json", sent, "nothing.json", &m),
-			 RETE_ENOENT);
+	snprintf(path, sizeof(path), "%s/c.json.2", sent);
+	assert_int_equal(access(path, F_OK), -1);
+	/* The same across file systems: a copy (another inode, the same
+	 * content) beside our companion is the answer a crash cut short. */
+	assert_int_equal(agent_spool_write(out, "e.json", "four", 4, &m), RETE_OK);
+	assert_int_equal(agent_spool_write(sent, "e.json", "four", 4, &m), RETE_OK);
+	static const char comp_e[] = "{\"file\": \"e.json\", \"messageId\": \"m-2\"}\n";
+	assert_int_equal(agent_spool_write(sent, "e.json.receipt.json", comp_e, strlen(comp_e), &m),
+			 RETE_OK);
+	ans.name = "e.json";
+	ans.id = "m-2";
+	ans.companion = comp_e;
+	ans.companion_len = strlen(comp_e);
+	assert_int_equal(agent_spool_answer_put(&ans, &m), RETE_OK);
+	assert_string_equal(ans.used, "e.json");
+	snprintf(path, sizeof(path), "%s/e.json", out);
+	assert_int_equal(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/e.json.2", sent);
+	assert_int_equal(access(path, F_OK), -1);
+	/* but another message's answer of that name is not ours: a new name */
+	assert_int_equal(agent_spool_write(out, "e.json", "four", 4, &m), RETE_OK);
+	ans.id = "m-3";
+	assert_int_equal(agent_spool_answer_put(&ans, &m), RETE_OK);
+	assert_string_equal(ans.used, "e.json.2");
+	/* A file replaced after it was taken in: the fallback (what was sent)
+	 * is answered, the new file stays where it is. */
+	agent_spool_ident orig;
+	char *data;
+	size_t dlen;
+	assert_int_equal(agent_spool_write(out, "d.json", "first", 5, &m), RETE_OK);
+	assert_int_equal(agent_spool_read_ident(out, "d.json", 100, &data, &dlen, &orig, &m),
+			 RETE_OK);
+	free(data);
+	assert_true(orig.have_hash);
+	assert_int_equal(agent_spool_write(out, "d.json", "second", 6, &m), RETE_OK);
+	ans.name = "d.json";
+	ans.id = NULL;
+	ans.companion = "{\"file\": \"d.json\"}\n";
+	ans.companion_len = strlen(ans.companion);
+	ans.orig = &orig;
+	ans.fallback = "as sent";
+	ans.fallback_len = 7;
+	assert_int_equal(agent_spool_answer_put(&ans, &m), RETE_OK);
+	assert_true(ans.replaced);
+	assert_string_equal(ans.used, "d.json");
+	snprintf(path, sizeof(path), "%s/d.json", sent);
+	t = tu_read_file(path, NULL);
+	assert_string_equal(t, "as sent");
+	free(t);
+	snprintf(path, sizeof(path), "%s/d.json", out);
+	t = tu_read_file(path, NULL);
+	assert_string_equal(t, "second");
+	free(t);
+	/* Gone, and nothing taken in: ENOENT, nothing written. */
+	ans.name = "nothing.json";
+	ans.orig = NULL;
+	assert_int_equal(agent_spool_answer_put(&ans, &m), RETE_ENOENT);
+	snprintf(path, sizeof(path), "%s/nothing.json.receipt.json", sent);
+	assert_int_equal(access(path, F_OK), -1);
+	/* Names: too long, not UTF-8, ignored. */
+	char why[300], longname[240];
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	assert_string_equal(agent_spool_name_problem(longname, why, sizeof(why)), "name-too-long");
+	assert_string_equal(agent_spool_name_problem("caf\xe9.json", why, sizeof(why)), "bad-name");
+	assert_null(agent_spool_name_problem("caff\xc3\xa8.json", why, sizeof(why)));
+	assert_true(agent_spool_name_ignored(".x.json"));
+	assert_true(agent_spool_name_ignored("x.json.tmp"));
+	json_t *jn = agent_spool_name_json("caf\xe9.json");
+	assert_string_equal(json_string_value(jn), "caf\\xe9.json");
+	json_decref(jn);
 }
 
 /* --- store ---------------------------------------------------------------- */

@@ -1,0 +1,771 @@
+/* test_spool_edges.c — the agent's spool at its edges (issue 13, defects
+ * 6a-e, the agent's halves of 3 and 5a), with the real broker and agents.
+ *
+ *   two_agents       two agents on one agent.ini: the second exits 2 naming
+ *                    the first one's pid; `rete status` still works;
+ *   replaced         a file renamed over an outbox file whose SUBMIT waits
+ *                    for its receipt: sent/ gets what was sent under the
+ *                    first receipt, the new file is sent as a new message;
+ *   odd_names        a 230-byte name gets an answer in failed/ (shortened
+ *                    name; the error names the original); a symlink in
+ *                    outbox/ is named in the log once, not once per scan;
+ *   receipt_taken    sent/X.json.receipt.json written by someone else is
+ *                    never overwritten by the agent's receipt of X.json;
+ *   other_fs         sent/ and failed/ on another file system (tmpfs):
+ *                    answers arrive, each file once;
+ *   unmovable        failed/ read-only: the file that cannot be answered is
+ *                    named in the log once, answered when it can be;
+ *   too_large        a referral over the broker's max_frame (told in
+ *                    WELCOME): `too-large` in failed/ naming the limit; the
+ *                    agent goes on;
+ *   inbox_full       the recipient's inbox/ on a full file system: no ack,
+ *                    and once space comes back the file is written once and
+ *                    the referral is received.
+ *
+ * The file-system tests make their own mount namespace (as test_full_disk
+ * does) and are skipped with a sentence where that is not allowed.
+ * Waits are on inotify events with deadlines, never sleeps.
+ */
+#define _GNU_SOURCE
+#include <jansson.h>
+#include <poll.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/inotify.h>
+#include <sys/mount.h>
+
+#include <cmocka.h>
+
+#include "itest.h"
+
+static bool can_mount; /* a private mount namespace was made in main */
+
+typedef struct fx {
+	it_net *n;
+	char mounts[4][1400];
+	int nmounts;
+} fx;
+
+static int setup(void **state)
+{
+	fx *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -1;
+	f->n = it_net_new("spooledge", NULL);
+	if (!f->n) {
+		free(f);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fx *f = *state;
+	bool bad = false;
+	if (!f)
+		return 0;
+	/* stop the processes first: they hold files on the mounts */
+	int wait = it_wait_ms();
+	for (int p = 0; p < IT_NPARTIES; p++)
+		if (f->n->agent_pid[p] > 0 && it_stop(&f->n->agent_pid[p], SIGTERM, wait) != 0)
+			bad = true;
+	for (int i = 0; i < f->nmounts; i++)
+		umount2(f->mounts[i], MNT_DETACH);
+	it_net_free(&f->n, false, &bad);
+	free(f);
+	*state = NULL;
+	return bad ? -1 : 0;
+}
+
+/* --- helpers ---------------------------------------------------------------- */
+
+static char *referral_json(const char *id, const char *recipient, const char *service, size_t pad)
+{
+	json_t *j = json_pack(
+	    "{s:s,s:{s:s,s:s},s:s,s:s,s:{s:s,s:s,s:s,s:{s:s,s:s,s:s},s:s},"
+	    "s:{s:{s:s},s:s}}",
+	    "id", id, "operator", "staffId", "as-0042", "role", "social-worker", "recipient",
+	    recipient, "caseId", "mn-2026-0173", "referral", "service", service, "priority",
+	    "routine", "reasonCode", "long-term-unemployment", "consent", "basis", "consent",
+	    "givenAt", "2026-11-20T09:30:00Z", "reference", "CONS-2026-0412", "ageBand", "adult",
+	    "private", "person", "name", "Maria Rossi", "reason", "Unemployed since March 2026.");
+	assert_non_null(j);
+	if (pad > 0) {
+		/* an attachment of pad bytes (notes are capped at 64 KiB) */
+		uint8_t *bytes = malloc(pad);
+		assert_non_null(bytes);
+		for (size_t i = 0; i < pad; i++)
+			bytes[i] = (uint8_t)(i * 7 + 3);
+		char *b64 = rete_b64_encode(bytes, pad);
+		assert_non_null(b64);
+		json_object_set_new(json_object_get(j, "private"), "attachments",
+				    json_pack("[{s:s,s:s,s:s}]", "name", "plan.pdf", "mediaType",
+					      "application/pdf", "content", b64));
+		free(b64);
+		free(bytes);
+	}
+	char *text = json_dumps(j, JSON_INDENT(2));
+	json_decref(j);
+	assert_non_null(text);
+	return text;
+}
+
+/* put writes text as dir/name the way the contract asks (a hidden
+ * temporary name, then rename), so the agent sees it whole. */
+static void put(const char *dir, const char *name, const char *text)
+{
+	char tmp[1500], path[1500];
+	snprintf(tmp, sizeof(tmp), "%s/.put.tmp", dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_int_equal(tu_write_file(tmp, text, strlen(text)), 0);
+	assert_int_equal(rename(tmp, path), 0);
+}
+
+static void put_referral(fx *f, int p, const char *name, const char *id, size_t pad)
+{
+	char out[1300];
+	char *t = referral_json(id, it_party_ids[IT_CPI], it_service[IT_CPI], pad);
+	put(it_spool(f->n, p, "outbox", out, sizeof(out)), name, t);
+	free(t);
+}
+
+/* A condition to wait for; ctx is the test's. */
+typedef bool (*cond_fn)(void *ctx);
+
+/* wait_cond waits until cond(ctx) holds, waking on changes in the folders
+ * dirs (NULL-terminated) and at least every 200 ms; false at the deadline. */
+static bool wait_cond(const char *const *dirs, cond_fn cond, void *ctx, int ms)
+{
+	int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	for (int i = 0; ino >= 0 && dirs[i]; i++)
+		inotify_add_watch(ino, dirs[i],
+				  IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE |
+				      IN_MOVED_FROM | IN_MODIFY);
+	int64_t end = it_mono_ms() + it_scaled_ms(ms);
+	bool ok = false;
+	for (;;) {
+		if (cond(ctx)) {
+			ok = true;
+			break;
+		}
+		int64_t left = end - it_mono_ms();
+		if (left <= 0)
+			break;
+		struct pollfd pfd = {.fd = ino, .events = POLLIN};
+		poll(&pfd, ino >= 0 ? 1 : 0, left < 200 ? (int)left : 200);
+		char buf[4096];
+		while (ino >= 0 && read(ino, buf, sizeof(buf)) > 0)
+			;
+	}
+	if (ino >= 0)
+		close(ino);
+	return ok;
+}
+
+/* json_file loads a JSON file (NULL when missing or not JSON). */
+static json_t *json_file(const char *dir, const char *name)
+{
+	char path[1600];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return json_load_file(path, 0, NULL);
+}
+
+/* find_answer: the name (malloc'd) of the companion file in dir (ending in
+ * suffix) whose key `key` is `value`; NULL when none. */
+static char *find_answer(const char *dir, const char *suffix, const char *key, const char *value)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char *found = NULL;
+	size_t sl = strlen(suffix);
+	if (!d)
+		return NULL;
+	while (!found && (e = readdir(d)) != NULL) {
+		size_t nl = strlen(e->d_name);
+		if (e->d_name[0] == '.' || nl <= sl || strcmp(e->d_name + nl - sl, suffix) != 0)
+			continue;
+		json_t *j = json_file(dir, e->d_name);
+		const char *v = json_string_value(json_object_get(j, key));
+		if (v && strcmp(v, value) == 0)
+			found = strdup(e->d_name);
+		json_decref(j);
+	}
+	closedir(d);
+	return found;
+}
+
+/* count_with counts the files of dir (not hidden) whose content holds
+ * needle. */
+static int count_with(const char *dir, const char *needle)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[1600];
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		char *t = tu_read_file(path, NULL);
+		if (t && strstr(t, needle))
+			n++;
+		free(t);
+	}
+	closedir(d);
+	return n;
+}
+
+/* count_in counts needle in the file at path (0 when missing). */
+static int count_in(const char *path, const char *needle)
+{
+	char *t = tu_read_file(path, NULL);
+	int n = 0;
+	for (const char *p = t; p && (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	free(t);
+	return n;
+}
+
+struct with_wait {
+	const char *dir, *needle;
+	int want;
+};
+
+static bool with_there(void *ctx)
+{
+	struct with_wait *w = ctx;
+	return count_with(w->dir, w->needle) >= w->want;
+}
+
+/* wait_count_with waits until want files of dir hold needle. */
+static bool wait_count_with(const char *dir, const char *needle, int want, int ms)
+{
+	struct with_wait w = {dir, needle, want};
+	const char *dirs[] = {dir, NULL};
+	return wait_cond(dirs, with_there, &w, ms);
+}
+
+/* count_lines_in counts the lines of the file at path holding needle. */
+static int count_lines_in(const char *path, const char *needle)
+{
+	char *t = tu_read_file(path, NULL);
+	int n = 0;
+	for (char *line = t; line && *line;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		if (strstr(line, needle))
+			n++;
+		line = nl ? nl + 1 : NULL;
+	}
+	free(t);
+	return n;
+}
+
+struct answer_wait {
+	const char *dir, *suffix, *key, *value;
+	char *name;
+};
+
+/* answer_there: the companion is there, and so is the file beside it (the
+ * agent writes the companion first: the answer is whole once both are). */
+static bool answer_there(void *ctx)
+{
+	struct answer_wait *w = ctx;
+	free(w->name);
+	w->name = find_answer(w->dir, w->suffix, w->key, w->value);
+	if (w->name == NULL)
+		return false;
+	char path[1700];
+	snprintf(path, sizeof(path), "%s/%.*s", w->dir, (int)(strlen(w->name) - strlen(w->suffix)),
+		 w->name);
+	return access(path, F_OK) == 0;
+}
+
+struct gone_wait {
+	const char *path;
+};
+
+static bool is_gone(void *ctx)
+{
+	struct gone_wait *w = ctx;
+	return access(w->path, F_OK) != 0;
+}
+
+/* wait_gone waits until dir/name is no more (the agent removes the outbox
+ * file after its answer is in place). */
+static bool wait_gone(const char *dir, const char *name, int ms)
+{
+	char path[1700];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	struct gone_wait w = {path};
+	const char *dirs[] = {dir, NULL};
+	return wait_cond(dirs, is_gone, &w, ms);
+}
+
+/* wait_answer waits for the companion (suffix) in dir with key == value;
+ * returns its name (malloc'd) or NULL at the deadline. */
+static char *wait_answer(const char *dir, const char *suffix, const char *key, const char *value,
+			 int ms)
+{
+	struct answer_wait w = {dir, suffix, key, value, NULL};
+	const char *dirs[] = {dir, NULL};
+	wait_cond(dirs, answer_there, &w, ms);
+	return w.name;
+}
+
+static void start_net(fx *f)
+{
+	assert_true(it_broker_start(f->n));
+	assert_true(it_agent_start(f->n, IT_SOCIAL));
+	assert_true(it_agent_start(f->n, IT_CPI));
+}
+
+static void agent_log_path(fx *f, int p, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s/%s.log", f->n->dir, it_party_ids[p]);
+}
+
+struct log_wait {
+	const char *path, *needle;
+	int want;
+};
+
+static bool log_has(void *ctx)
+{
+	struct log_wait *w = ctx;
+	return count_in(w->path, w->needle) >= w->want;
+}
+
+/* wait_log waits until the agent's log holds needle want times. */
+static bool wait_log(fx *f, int p, const char *needle, int want, int ms)
+{
+	char path[1400];
+	agent_log_path(f, p, path, sizeof(path));
+	struct log_wait w = {path, needle, want};
+	const char *dirs[] = {f->n->dir, NULL};
+	return wait_cond(dirs, log_has, &w, ms);
+}
+
+/* --- defect 3: two agents on one agent.ini ------------------------------------ */
+
+static void test_two_agents(void **state)
+{
+	fx *f = *state;
+	start_net(f);
+	char sent[1300], ini[1300], exe[1200], log[1400];
+	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	/* the first agent works (and so holds its lock) */
+	put_referral(f, IT_SOCIAL, "first.json", "two-agents-1", 0);
+	char *r = wait_answer(sent, ".receipt.json", "messageId", "two-agents-1", 30000);
+	assert_non_null(r);
+	free(r);
+
+	snprintf(exe, sizeof(exe), "%s/rete-agent", f->n->bin);
+	snprintf(ini, sizeof(ini), "%s/agents/%s/agent.ini", f->n->dir, it_party_ids[IT_SOCIAL]);
+	char *args[] = {exe, "-c", ini, NULL};
+	pid_t second = it_spawn(f->n->dir, "second", args, NULL);
+	assert_true(second > 0);
+	int64_t end = it_mono_ms() + it_scaled_ms(20000);
+	int st = 0;
+	bool exited = false;
+	while (!exited && it_mono_ms() < end) {
+		exited = it_reap(second, &st);
+		if (!exited)
+			it_nap(20); /* polling a child's exit: no event to wait on */
+	}
+	if (!exited) {
+		it_stop(&second, SIGKILL, 1000);
+		it_show(f->n, "second.log");
+	}
+	assert_true(exited); /* the second agent must not run beside the first */
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 2);
+	snprintf(log, sizeof(log), "%s/second.log", f->n->dir);
+	char pid[32];
+	snprintf(pid, sizeof(pid), "pid %ld", (long)f->n->agent_pid[IT_SOCIAL]);
+	if (count_in(log, pid) < 1)
+		it_show(f->n, "second.log");
+	assert_true(count_in(log, pid) >= 1);
+
+	/* read-only users of the data folder still work beside the agent */
+	char *out = NULL;
+	int rc = tu_run(&out, "%s/rete status -c %s --timeout 0", f->n->bin, ini);
+	if (rc != 0)
+		fprintf(stderr, "rete status: %s\n", out ? out : "");
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "two-agents-1"));
+	free(out);
+	/* and the first agent still runs and answers */
+	put_referral(f, IT_SOCIAL, "after.json", "two-agents-2", 0);
+	r = wait_answer(sent, ".receipt.json", "messageId", "two-agents-2", 30000);
+	assert_non_null(r);
+	free(r);
+}
+
+/* --- 6a: a file replaced while its SUBMIT waits for the receipt ------------------ */
+
+static void test_replaced_in_flight(void **state)
+{
+	fx *f = *state;
+	start_net(f);
+	char sent[1300], out[1300], inbox[1300];
+	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out));
+	it_spool(f->n, IT_CPI, "inbox", inbox, sizeof(inbox));
+	/* warm up: the agent is connected and has the directory */
+	put_referral(f, IT_SOCIAL, "warm.json", "repl-warm", 0);
+	char *r = wait_answer(sent, ".receipt.json", "messageId", "repl-warm", 30000);
+	assert_non_null(r);
+	free(r);
+
+	/* The broker is stopped: the SUBMIT of x.json waits for its answer. */
+	assert_int_equal(kill(f->n->broker_pid, SIGSTOP), 0);
+	put_referral(f, IT_SOCIAL, "x.json", "repl-first", 0);
+	assert_true(wait_log(f, IT_SOCIAL, "submitted repl-first", 1, 30000));
+	/* another file is renamed over it */
+	put_referral(f, IT_SOCIAL, "x.json", "repl-second", 0);
+	assert_int_equal(kill(f->n->broker_pid, SIGCONT), 0);
+
+	char *r1 = wait_answer(sent, ".receipt.json", "messageId", "repl-first", 30000);
+	assert_non_null(r1);
+	/* the new file is sent as what it is: a message of its own */
+	char *r2 = wait_answer(sent, ".receipt.json", "messageId", "repl-second", 30000);
+	if (r2 == NULL) {
+		it_show(f->n, "social.mantova.log");
+		fprintf(stderr, "repl-second never got a receipt: the file renamed over x.json "
+				"while its SUBMIT was in flight was never sent\n");
+	}
+	assert_non_null(r2);
+	/* sent/NAME beside repl-first's receipt holds repl-first's message,
+	 * not the other file */
+	char name1[600], path[1700];
+	snprintf(name1, sizeof(name1), "%.*s", (int)(strlen(r1) - strlen(".receipt.json")), r1);
+	snprintf(path, sizeof(path), "%s/%s", sent, name1);
+	assert_int_equal(count_in(path, "repl-first"), 1);
+	assert_int_equal(count_in(path, "repl-second"), 0);
+	char name2[600];
+	snprintf(name2, sizeof(name2), "%.*s", (int)(strlen(r2) - strlen(".receipt.json")), r2);
+	snprintf(path, sizeof(path), "%s/%s", sent, name2);
+	assert_int_equal(count_in(path, "repl-second"), 1);
+	free(r1);
+	free(r2);
+	/* both reached the job centre, once each */
+	assert_true(wait_count_with(inbox, "\"repl-first\"", 1, 30000));
+	assert_true(wait_count_with(inbox, "\"repl-second\"", 1, 30000));
+	assert_int_equal(count_with(inbox, "\"repl-first\""), 1);
+	assert_int_equal(count_with(inbox, "\"repl-second\""), 1);
+}
+
+/* --- 6b: names the agent will not take ------------------------------------------ */
+
+static void test_odd_names(void **state)
+{
+	fx *f = *state;
+	start_net(f);
+	char sent[1300], failed[1300], out[1300], path[1700];
+	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	it_spool(f->n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out));
+
+	/* a name of 230 bytes (the file system takes 255) */
+	char longname[240];
+	memset(longname, 'n', sizeof(longname));
+	memcpy(longname, "long-", 5);
+	memcpy(longname + 225, ".json", 6);
+	assert_int_equal(strlen(longname), 230);
+	put_referral(f, IT_SOCIAL, longname, "odd-long", 0);
+	char *e = wait_answer(failed, ".error.json", "file", longname, 30000);
+	if (e == NULL)
+		fprintf(stderr, "a 230-byte outbox name got no answer in failed/\n");
+	assert_non_null(e);
+	json_t *j = json_file(failed, e);
+	assert_string_equal(json_string_value(json_object_get(j, "code")), "name-too-long");
+	assert_non_null(strstr(json_string_value(json_object_get(j, "error")), "200"));
+	json_decref(j);
+	snprintf(path, sizeof(path), "%s/%.*s", failed, (int)(strlen(e) - strlen(".error.json")),
+		 e);
+	assert_int_equal(count_in(path, "odd-long"), 1); /* the file itself, beside it */
+	assert_true(wait_gone(out, longname, 30000));
+	free(e);
+
+	/* a symbolic link is answered too; a folder cannot be moved: named
+	 * in the log once, not once per scan */
+	snprintf(path, sizeof(path), "%s/link.json", out);
+	assert_int_equal(symlink("/etc/hostname", path), 0);
+	e = wait_answer(failed, ".error.json", "file", "link.json", 30000);
+	assert_non_null(e);
+	j = json_file(failed, e);
+	assert_string_equal(json_string_value(json_object_get(j, "code")), "not-a-file");
+	json_decref(j);
+	free(e);
+	snprintf(path, sizeof(path), "%s/folder.json", out);
+	assert_int_equal(mkdir(path, 0755), 0);
+	assert_true(wait_log(f, IT_SOCIAL, "folder.json", 1, 30000));
+	/* more scans: two more files, answered */
+	put_referral(f, IT_SOCIAL, "later-1.json", "odd-later-1", 0);
+	char *r = wait_answer(sent, ".receipt.json", "messageId", "odd-later-1", 30000);
+	assert_non_null(r);
+	free(r);
+	put_referral(f, IT_SOCIAL, "later-2.json", "odd-later-2", 0);
+	r = wait_answer(sent, ".receipt.json", "messageId", "odd-later-2", 30000);
+	assert_non_null(r);
+	free(r);
+	char log[1400];
+	agent_log_path(f, IT_SOCIAL, log, sizeof(log));
+	assert_int_equal(count_lines_in(log, "folder.json"), 1);
+}
+
+/* --- 6c: never overwrite a file the agent did not write ----------------------------- */
+
+static void test_receipt_name_taken(void **state)
+{
+	fx *f = *state;
+	start_net(f);
+	char sent[1300], path[1700];
+	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	put_referral(f, IT_SOCIAL, "c.json.receipt.json", "taken-1", 0);
+	char *r1 = wait_answer(sent, ".receipt.json", "messageId", "taken-1", 30000);
+	assert_non_null(r1);
+	assert_string_equal(r1, "c.json.receipt.json.receipt.json");
+	put_referral(f, IT_SOCIAL, "c.json", "taken-2", 0);
+	/* wait until the receipt of taken-2 is somewhere */
+	char *r2 = wait_answer(sent, ".receipt.json", "messageId", "taken-2", 30000);
+	assert_non_null(r2);
+	/* the agency's file is what it was */
+	snprintf(path, sizeof(path), "%s/c.json.receipt.json", sent);
+	assert_int_equal(count_in(path, "\"taken-1\""), 1);
+	assert_int_equal(count_in(path, "\"operator\""), 1);
+	assert_string_not_equal(r2, "c.json.receipt.json");
+	/* and the receipt's file holds taken-2 */
+	snprintf(path, sizeof(path), "%s/%.*s", sent, (int)(strlen(r2) - strlen(".receipt.json")),
+		 r2);
+	assert_int_equal(count_in(path, "\"taken-2\""), 1);
+	free(r1);
+	free(r2);
+}
+
+/* --- 6d: sent/ and failed/ on another file system ------------------------------------ */
+
+static bool mount_tmpfs(fx *f, const char *dir, const char *size)
+{
+	char opts[64];
+	snprintf(opts, sizeof(opts), "size=%s,mode=0755", size);
+	mkdir(dir, 0755);
+	if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0) {
+		fprintf(stderr, "cannot mount a tmpfs on %s: %s\n", dir, strerror(errno));
+		return false;
+	}
+	snprintf(f->mounts[f->nmounts++], sizeof(f->mounts[0]), "%s", dir);
+	return true;
+}
+
+static void make_spool(fx *f, int p)
+{
+	char path[1300];
+	it_write_agent_ini(f->n, p);
+	mkdir(it_spool(f->n, p, "", path, sizeof(path)), 0755);
+}
+
+static void test_other_filesystem(void **state)
+{
+	fx *f = *state;
+	if (!can_mount) {
+		fprintf(stderr, "test_other_filesystem: SKIPPED: no mount namespace\n");
+		skip();
+	}
+	char sent[1300], failed[1300], out[1300], inbox[1300], path[1700];
+	make_spool(f, IT_SOCIAL);
+	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	it_spool(f->n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out));
+	it_spool(f->n, IT_CPI, "inbox", inbox, sizeof(inbox));
+	if (!mount_tmpfs(f, sent, "8m") || !mount_tmpfs(f, failed, "8m"))
+		skip();
+	start_net(f);
+	put_referral(f, IT_SOCIAL, "fs-1.json", "fs-1", 0);
+	put_referral(f, IT_SOCIAL, "fs-2.json", "fs-2", 0);
+	put(out, "fs-bad.json", "{\"this is\": not json");
+	char *r1 = wait_answer(sent, ".receipt.json", "messageId", "fs-1", 30000);
+	if (r1 == NULL)
+		it_show(f->n, "social.mantova.log");
+	assert_non_null(r1);
+	char *r2 = wait_answer(sent, ".receipt.json", "messageId", "fs-2", 30000);
+	assert_non_null(r2);
+	char *e = wait_answer(failed, ".error.json", "file", "fs-bad.json", 30000);
+	assert_non_null(e);
+	assert_string_equal(r1, "fs-1.json.receipt.json");
+	assert_string_equal(r2, "fs-2.json.receipt.json");
+	assert_string_equal(e, "fs-bad.json.error.json");
+	snprintf(path, sizeof(path), "%s/fs-1.json", sent);
+	assert_int_equal(count_in(path, "\"fs-1\""), 1);
+	snprintf(path, sizeof(path), "%s/fs-bad.json", failed);
+	assert_int_equal(count_in(path, "not json"), 1);
+	/* outbox/ is empty, each message delivered once, nothing answered twice */
+	const char *left[] = {"fs-1.json", "fs-2.json", "fs-bad.json"};
+	for (int i = 0; i < 3; i++)
+		assert_true(wait_gone(out, left[i], 30000));
+	assert_true(wait_count_with(inbox, "\"fs-2\"", 1, 30000));
+	assert_true(wait_count_with(inbox, "\"fs-1\"", 1, 30000));
+	/* a later file still goes (the agent is not stuck resubmitting) */
+	put_referral(f, IT_SOCIAL, "fs-3.json", "fs-3", 0);
+	char *r3 = wait_answer(sent, ".receipt.json", "messageId", "fs-3", 30000);
+	assert_non_null(r3);
+	assert_int_equal(count_with(sent, "\"fs-1\""), 2); /* the file and its receipt */
+	assert_int_equal(count_with(inbox, "\"fs-1\""), 1);
+	free(r1);
+	free(r2);
+	free(r3);
+	free(e);
+}
+
+/* --- 6b: a file that cannot be moved is named in the log once -------------------------- */
+
+static void test_unmovable_said_once(void **state)
+{
+	fx *f = *state;
+	if (!can_mount) {
+		fprintf(stderr, "test_unmovable_said_once: SKIPPED: no mount namespace\n");
+		skip();
+	}
+	char sent[1300], failed[1300], out[1300], log[1400];
+	make_spool(f, IT_SOCIAL);
+	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	it_spool(f->n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out));
+	if (!mount_tmpfs(f, failed, "1m"))
+		skip();
+	/* failed/ read-only: nothing can be answered there */
+	assert_int_equal(mount(NULL, failed, NULL, MS_REMOUNT | MS_RDONLY, NULL), 0);
+	start_net(f);
+	put(out, "ro-bad.json", "{\"not\": json");
+	assert_true(wait_log(f, IT_SOCIAL, "ro-bad.json", 1, 30000));
+	/* more scans: files arrive and are answered */
+	put_referral(f, IT_SOCIAL, "ro-1.json", "ro-1", 0);
+	char *r = wait_answer(sent, ".receipt.json", "messageId", "ro-1", 30000);
+	assert_non_null(r);
+	free(r);
+	put_referral(f, IT_SOCIAL, "ro-2.json", "ro-2", 0);
+	r = wait_answer(sent, ".receipt.json", "messageId", "ro-2", 30000);
+	assert_non_null(r);
+	free(r);
+	agent_log_path(f, IT_SOCIAL, log, sizeof(log));
+	assert_int_equal(count_lines_in(log, "ro-bad.json"), 1);
+	/* writable again: the answer comes */
+	assert_int_equal(mount(NULL, failed, NULL, MS_REMOUNT, NULL), 0);
+	char *e = wait_answer(failed, ".error.json", "file", "ro-bad.json", 30000);
+	assert_non_null(e);
+	assert_string_equal(e, "ro-bad.json.error.json");
+	free(e);
+	assert_true(wait_gone(out, "ro-bad.json", 30000));
+}
+
+/* --- 6e: over the broker's max_frame ---------------------------------------------------- */
+
+static void test_too_large(void **state)
+{
+	fx *f = *state;
+	f->n->max_frame = "64KiB";
+	assert_int_equal(it_write_ini(f->n), 0);
+	start_net(f);
+	char sent[1300], failed[1300];
+	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	it_spool(f->n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	put_referral(f, IT_SOCIAL, "big.json", "big-1", 100000);
+	char *e = wait_answer(failed, ".error.json", "messageId", "big-1", 30000);
+	if (e == NULL) {
+		it_show(f->n, "social.mantova.log");
+		fprintf(stderr, "a referral over the broker's max_frame got no answer\n");
+	}
+	assert_non_null(e);
+	json_t *j = json_file(failed, e);
+	assert_string_equal(json_string_value(json_object_get(j, "code")), "too-large");
+	const char *why = json_string_value(json_object_get(j, "error"));
+	assert_non_null(why);
+	assert_non_null(strstr(why, "65536"));
+	json_decref(j);
+	free(e);
+	/* the agent goes on */
+	put_referral(f, IT_SOCIAL, "small.json", "big-2", 0);
+	char *r = wait_answer(sent, ".receipt.json", "messageId", "big-2", 30000);
+	assert_non_null(r);
+	free(r);
+	assert_true(wait_log(f, IT_SOCIAL, "big.json", 1, 1000));
+}
+
+/* --- 5a: the recipient's inbox on a full file system ---------------------------------------- */
+
+static void test_inbox_full(void **state)
+{
+	fx *f = *state;
+	if (!can_mount) {
+		fprintf(stderr, "test_inbox_full: SKIPPED: no mount namespace\n");
+		skip();
+	}
+	char inbox[1300], sinbox[1300], filler[1400], log[1400];
+	make_spool(f, IT_CPI);
+	it_spool(f->n, IT_CPI, "inbox", inbox, sizeof(inbox));
+	it_spool(f->n, IT_SOCIAL, "inbox", sinbox, sizeof(sinbox));
+	if (!mount_tmpfs(f, inbox, "64k"))
+		skip();
+	/* fill it */
+	snprintf(filler, sizeof(filler), "%s/.filler", inbox);
+	int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	char block[4096];
+	memset(block, 'x', sizeof(block));
+	while (write(fd, block, sizeof(block)) > 0)
+		;
+	while (write(fd, block, 1) > 0)
+		;
+	close(fd);
+	start_net(f);
+	put_referral(f, IT_SOCIAL, "full.json", "full-1", 0);
+	/* the write fails: said in the log, not acked */
+	assert_true(wait_log(f, IT_CPI, "No space left", 1, 30000));
+	assert_int_equal(count_with(inbox, "\"full-1\""), 0);
+	/* space comes back: the same agent, same connection, writes it */
+	assert_int_equal(unlink(filler), 0);
+	bool in = wait_count_with(inbox, "\"full-1\"", 1, 60000);
+	if (!in) {
+		it_show(f->n, "cpi.mantova.log");
+		fprintf(stderr, "the delivery never reached inbox/ after space came back\n");
+	}
+	assert_true(in);
+	/* the referral is received: the delivery receipt reaches the sender */
+	assert_true(wait_count_with(sinbox, "\"delivery\"", 1, 60000));
+	assert_int_equal(count_with(sinbox, "not-delivered"), 0);
+	assert_int_equal(count_with(inbox, "\"full-1\""), 1);
+	/* one line for the problem, not one per try */
+	agent_log_path(f, IT_CPI, log, sizeof(log));
+	assert_int_equal(count_lines_in(log, "No space left"), 1);
+}
+
+int main(void)
+{
+	/* our own mount namespace for the file-system tests */
+	if (unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0)
+		can_mount = true;
+	else
+		fprintf(stderr,
+			"test_spool_edges: no mount namespace (%s); the file-system "
+			"tests are skipped\n",
+			strerror(errno));
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_two_agents, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_replaced_in_flight, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_odd_names, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_receipt_name_taken, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_other_filesystem, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unmovable_said_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_inbox_full, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
