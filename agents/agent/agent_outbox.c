@@ -378,16 +378,15 @@ static void out_content_hash(const char *text, size_t len, uint8_t out[RETE_HASH
  * content gets that receipt again in sent/ (the message is in the log
  * once), other content is refused id-reused naming the first's log index.
  * false when the id is new to us (the file goes the normal way). */
-static bool out_known_id(agent *a, const char *name, const char *id, const char *text, size_t len)
+static bool out_known_id(agent *a, const char *name, const char *id,
+			 const uint8_t content[RETE_HASH_LEN])
 {
 	agent_idrec rec;
 	rete_msg m = {{0}};
-	uint8_t content[RETE_HASH_LEN];
 	char used[300], rname[340], why[600];
 
 	if (id == NULL || id[0] == '\0' || agent_db_id_get(a->db, id, &rec, &m) != RETE_OK)
 		return false;
-	out_content_hash(text, len, content);
 	if (sodium_memcmp(content, rec.content, RETE_HASH_LEN) != 0) {
 		snprintf(why, sizeof(why),
 			 "message id '%s' was already used by this agency for another message, "
@@ -474,7 +473,9 @@ static void out_intake(agent *a, const char *name)
 		if (fid != NULL && rete_text_id_valid(fid))
 			snprintf(peek_id, sizeof(peek_id), "%s", fid);
 		json_decref(doc);
-		if (out_known_id(a, name, peek_id, text, len)) {
+		uint8_t content[RETE_HASH_LEN];
+		out_content_hash(text, len, content);
+		if (out_known_id(a, name, peek_id, content)) {
 			free(text);
 			return;
 		}
@@ -1044,6 +1045,30 @@ void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 		return;
 	}
 	const char *code = rete_enum_json_name(&rete__error_code__descriptor, (int)r->error);
+	if (!it->held && r->error == RETE__ERROR_CODE__ERROR_CODE_ID_REUSED) {
+		/* The same file twice in outbox/ at once: the first's receipt
+		 * came before this refusal. Same content: its receipt too. */
+		char name[256];
+		uint8_t hash[RETE_HASH_LEN], content[RETE_HASH_LEN];
+		char id[128];
+		snprintf(name, sizeof(name), "%s", it->name);
+		memcpy(hash, it->hash, sizeof(hash));
+		memcpy(content, it->content, sizeof(content));
+		snprintf(id, sizeof(id), "%s", it->id);
+		rete_msg m = {{0}};
+		agent_idrec rec;
+		if (agent_db_id_get(a->db, id, &rec, &m) == RETE_OK) {
+			bool same = sodium_memcmp(rec.content, content, RETE_HASH_LEN) == 0;
+			free(rec.receipt_json);
+			if (same) {
+				item_remove(a, i);
+				out_known_id(a, name, id, content);
+				if (agent_db_outbox_del(a->db, name, hash, &m) != RETE_OK)
+					agent_log(a, "error", "%s: %s", name, m.text);
+				return;
+			}
+		}
+	}
 	if (it->held) {
 		/* A final refusal of a message submitted again: nothing more the
 		 * agent can do with it; the refusal is the answer. */
