@@ -28,6 +28,7 @@
 
 #include <cmocka.h>
 
+#include "checkpoint.h"
 #include "itest.h"
 #include "merkle.h"
 
@@ -420,15 +421,26 @@ static void ev_reply(void *sock, zmq_msg_t *ident, Rete__BrokerFrame *f)
 	free(buf);
 }
 
-static void test_dishonest_receipt(void **state)
-{
-	it_net *n = it_net_new("evidence-liar", NULL);
-	assert_non_null(n);
-	*state = n;
-	char outbox[1300], sent[1300], log[1300], path[1500];
+/* A broker that lies: the broker's key on a CURVE ROUTER socket at the
+ * broker's endpoint (no ZAP handler: every client key is let in), speaking
+ * the wire protocol from a WELCOME the real broker gave. */
+typedef struct ev_liar {
+	void *ctx, *sock;
+	const char *endpoint;
+	const rete_seckey *key;
+	Rete__BrokerFrame *welcome; /* replayed on HELLO (owned) */
+	bool honest_leaf;	    /* receipts name the right leaf */
+	int hellos, submits;
+	uint8_t first[4096]; /* the first SUBMIT's signed bytes */
+	size_t first_len;
+	bool same; /* every SUBMIT carried those bytes */
+} ev_liar;
 
-	/* The real broker once, for a WELCOME the agent will believe (its
-	 * directory entry is signed with the broker key). */
+/* ev_real_welcome starts the real broker once, says HELLO as social
+ * services and keeps the WELCOME (its directory entry is signed with the
+ * broker key, so the agent believes it); the broker is stopped again. */
+static Rete__BrokerFrame *ev_real_welcome(it_net *n)
+{
 	assert_true(it_broker_start(n));
 	rete_wire *w = it_connect(n, IT_SOCIAL);
 	assert_non_null(w);
@@ -440,17 +452,152 @@ static void test_dishonest_receipt(void **state)
 	rete_wire_close(&w);
 	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
 	unlink(n->sock);
+	return welcome;
+}
 
-	/* The liar: the broker's key on a CURVE ROUTER socket at the broker's
-	 * endpoint (no ZAP handler: every client key is let in). */
-	void *ctx = zmq_ctx_new();
-	void *sock = zmq_socket(ctx, ZMQ_ROUTER);
+static void ev_liar_bind(ev_liar *l)
+{
 	int one = 1, linger = 0;
-	assert_int_equal(zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof(one)), 0);
-	assert_int_equal(zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, n->broker->x_sk, RETE_PK_LEN),
+	l->sock = zmq_socket(l->ctx, ZMQ_ROUTER);
+	assert_non_null(l->sock);
+	assert_int_equal(zmq_setsockopt(l->sock, ZMQ_CURVE_SERVER, &one, sizeof(one)), 0);
+	assert_int_equal(zmq_setsockopt(l->sock, ZMQ_CURVE_SECRETKEY, l->key->x_sk, RETE_PK_LEN),
 			 0);
-	assert_int_equal(zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger)), 0);
-	assert_int_equal(zmq_bind(sock, n->listen), 0);
+	assert_int_equal(zmq_setsockopt(l->sock, ZMQ_LINGER, &linger, sizeof(linger)), 0);
+	assert_int_equal(zmq_bind(l->sock, l->endpoint), 0);
+}
+
+static void ev_liar_open(ev_liar *l, it_net *n, Rete__BrokerFrame *welcome)
+{
+	memset(l, 0, sizeof(*l));
+	l->endpoint = n->listen;
+	l->key = n->broker;
+	l->welcome = welcome;
+	l->same = true;
+	l->ctx = zmq_ctx_new();
+	assert_non_null(l->ctx);
+	ev_liar_bind(l);
+}
+
+static void ev_liar_close(ev_liar *l)
+{
+	if (l->sock)
+		zmq_close(l->sock);
+	if (l->ctx)
+		zmq_ctx_term(l->ctx);
+	if (l->welcome)
+		rete__broker_frame__free_unpacked(l->welcome, NULL);
+	memset(l, 0, sizeof(*l));
+}
+
+/* ev_liar_receipt answers a SUBMIT with a receipt signed by the broker key
+ * for index 1, now; its leaf is the right one when honest_leaf, else the
+ * hash of other bytes (what a broker that never logged the message would
+ * have to sign). */
+static void ev_liar_receipt(ev_liar *l, zmq_msg_t *ident, const ProtobufCBinaryData *sm)
+{
+	Rete__Message *msg = NULL;
+	assert_int_equal(rete_signed_decode(sm->data, sm->len, NULL, &msg, NULL), RETE_OK);
+	uint8_t leaf[RETE_MERKLE_HASH];
+	Rete__ReceiptBody rb = RETE__RECEIPT_BODY__INIT;
+	rb.origin = IT_ORIGIN;
+	rb.message_id = msg->id;
+	rb.sender = msg->sender;
+	rb.index = 1;
+	rb.logged_at = rete_now_ms();
+	if (l->honest_leaf) {
+		Rete__LogEntry le = RETE__LOG_ENTRY__INIT;
+		le.index = rb.index;
+		le.logged_at = rb.logged_at;
+		le.signed_message = *sm;
+		size_t n = rete__log_entry__get_packed_size(&le);
+		uint8_t *b = malloc(n);
+		assert_non_null(b);
+		rete__log_entry__pack(&le, b);
+		rete_merkle_leaf_hash(leaf, b, n);
+		free(b);
+	} else {
+		rete_merkle_leaf_hash(leaf, "not this message", 16);
+	}
+	rb.leaf_hash.data = leaf;
+	rb.leaf_hash.len = sizeof(leaf);
+	size_t blen = rete__receipt_body__get_packed_size(&rb);
+	uint8_t *bbytes = malloc(blen);
+	assert_non_null(bbytes);
+	rete__receipt_body__pack(&rb, bbytes);
+	uint8_t sig[RETE_SIG_LEN];
+	assert_int_equal(rete_sign_bytes(sig, RETE_CTX_RECEIPT, bbytes, blen, l->key), RETE_OK);
+	Rete__SignedReceipt sr = RETE__SIGNED_RECEIPT__INIT;
+	sr.body.data = bbytes;
+	sr.body.len = blen;
+	sr.signature.data = sig;
+	sr.signature.len = sizeof(sig);
+	Rete__Receipt r = RETE__RECEIPT__INIT;
+	r.message_id = msg->id;
+	r.receipt = &sr;
+	Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
+	f.command_case = RETE__BROKER_FRAME__COMMAND_RECEIPT;
+	f.receipt = &r;
+	ev_reply(l->sock, ident, &f);
+	free(bbytes);
+	rete__message__free_unpacked(msg, NULL);
+}
+
+/* ev_liar_serve answers frames (HELLO with the WELCOME, PING with PONG,
+ * SUBMIT with a receipt; queries go unanswered) until *count reaches want
+ * or the deadline passes; returns *count. */
+static int ev_liar_serve(ev_liar *l, const int *count, int want, int ms)
+{
+	int64_t end = ev_deadline(ms);
+	while (*count < want && it_mono_ms() < end) {
+		zmq_pollitem_t pi = {l->sock, 0, ZMQ_POLLIN, 0};
+		if (zmq_poll(&pi, 1, 200) <= 0)
+			continue;
+		zmq_msg_t ident, body;
+		zmq_msg_init(&ident);
+		zmq_msg_init(&body);
+		zmq_msg_recv(&ident, l->sock, 0);
+		zmq_msg_recv(&body, l->sock, 0);
+		Rete__ClientFrame *cf =
+		    rete__client_frame__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
+		if (cf != NULL && cf->command_case == RETE__CLIENT_FRAME__COMMAND_HELLO) {
+			ev_reply(l->sock, &ident, l->welcome);
+			l->hellos++;
+		} else if (cf != NULL && cf->command_case == RETE__CLIENT_FRAME__COMMAND_PING) {
+			Rete__Pong pong = RETE__PONG__INIT;
+			pong.nonce = cf->ping->nonce;
+			Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
+			f.command_case = RETE__BROKER_FRAME__COMMAND_PONG;
+			f.pong = &pong;
+			ev_reply(l->sock, &ident, &f);
+		} else if (cf != NULL && cf->command_case == RETE__CLIENT_FRAME__COMMAND_SUBMIT) {
+			const ProtobufCBinaryData *sm = &cf->submit->signed_message;
+			if (l->submits == 0 && sm->len <= sizeof(l->first)) {
+				memcpy(l->first, sm->data, sm->len);
+				l->first_len = sm->len;
+			} else if (sm->len != l->first_len ||
+				   memcmp(l->first, sm->data, sm->len) != 0) {
+				l->same = false;
+			}
+			l->submits++;
+			ev_liar_receipt(l, &ident, sm);
+		}
+		if (cf != NULL)
+			rete__client_frame__free_unpacked(cf, NULL);
+		zmq_msg_close(&ident);
+		zmq_msg_close(&body);
+	}
+	return *count;
+}
+
+static void test_dishonest_receipt(void **state)
+{
+	it_net *n = it_net_new("evidence-liar", NULL);
+	assert_non_null(n);
+	*state = n;
+	char outbox[1300], sent[1300], log[1300], path[1500];
+	ev_liar l;
+	ev_liar_open(&l, n, ev_real_welcome(n));
 
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	ev_put_referral(n, "liar.json", "ev-liar-1", "long-term-unemployment");
@@ -461,86 +608,9 @@ static void test_dishonest_receipt(void **state)
 	/* Answer every SUBMIT with a receipt that verifies with the broker key
 	 * but whose leaf is not the hash of the entry (index, loggedAt, the
 	 * message's bytes); wait for the same bytes to come a second time. */
-	int submits = 0;
-	uint8_t first[4096];
-	size_t first_len = 0;
-	bool same = true;
-	int64_t end = ev_deadline(EV_WAIT);
-	while (submits < 2 && it_mono_ms() < end) {
-		zmq_pollitem_t pi = {sock, 0, ZMQ_POLLIN, 0};
-		if (zmq_poll(&pi, 1, 200) <= 0)
-			continue;
-		zmq_msg_t ident, body;
-		zmq_msg_init(&ident);
-		zmq_msg_init(&body);
-		zmq_msg_recv(&ident, sock, 0);
-		zmq_msg_recv(&body, sock, 0);
-		Rete__ClientFrame *cf =
-		    rete__client_frame__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
-		if (cf != NULL && cf->command_case == RETE__CLIENT_FRAME__COMMAND_HELLO) {
-			ev_reply(sock, &ident, welcome);
-		} else if (cf != NULL && cf->command_case == RETE__CLIENT_FRAME__COMMAND_PING) {
-			Rete__Pong pong = RETE__PONG__INIT;
-			pong.nonce = cf->ping->nonce;
-			Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
-			f.command_case = RETE__BROKER_FRAME__COMMAND_PONG;
-			f.pong = &pong;
-			ev_reply(sock, &ident, &f);
-		} else if (cf != NULL && cf->command_case == RETE__CLIENT_FRAME__COMMAND_SUBMIT) {
-			const ProtobufCBinaryData *sm = &cf->submit->signed_message;
-			if (submits == 0 && sm->len <= sizeof(first)) {
-				memcpy(first, sm->data, sm->len);
-				first_len = sm->len;
-			} else if (sm->len != first_len || memcmp(first, sm->data, sm->len) != 0) {
-				same = false;
-			}
-			submits++;
-			Rete__Message *msg = NULL;
-			assert_int_equal(rete_signed_decode(sm->data, sm->len, NULL, &msg, NULL),
-					 RETE_OK);
-			/* A leaf of other bytes: what a broker that never logged
-			 * the message would have to sign. */
-			uint8_t leaf[RETE_MERKLE_HASH];
-			rete_merkle_leaf_hash(leaf, "not this message", 16);
-			Rete__ReceiptBody rb = RETE__RECEIPT_BODY__INIT;
-			rb.origin = IT_ORIGIN;
-			rb.message_id = msg->id;
-			rb.sender = msg->sender;
-			rb.index = 1;
-			rb.leaf_hash.data = leaf;
-			rb.leaf_hash.len = sizeof(leaf);
-			rb.logged_at = rete_now_ms();
-			size_t blen = rete__receipt_body__get_packed_size(&rb);
-			uint8_t *bbytes = malloc(blen);
-			assert_non_null(bbytes);
-			rete__receipt_body__pack(&rb, bbytes);
-			uint8_t sig[RETE_SIG_LEN];
-			assert_int_equal(
-			    rete_sign_bytes(sig, RETE_CTX_RECEIPT, bbytes, blen, n->broker),
-			    RETE_OK);
-			Rete__SignedReceipt sr = RETE__SIGNED_RECEIPT__INIT;
-			sr.body.data = bbytes;
-			sr.body.len = blen;
-			sr.signature.data = sig;
-			sr.signature.len = sizeof(sig);
-			Rete__Receipt r = RETE__RECEIPT__INIT;
-			r.message_id = msg->id;
-			r.receipt = &sr;
-			Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
-			f.command_case = RETE__BROKER_FRAME__COMMAND_RECEIPT;
-			f.receipt = &r;
-			ev_reply(sock, &ident, &f);
-			free(bbytes);
-			rete__message__free_unpacked(msg, NULL);
-		}
-		if (cf != NULL)
-			rete__client_frame__free_unpacked(cf, NULL);
-		zmq_msg_close(&ident);
-		zmq_msg_close(&body);
-	}
-	rete__broker_frame__free_unpacked(welcome, NULL);
-	zmq_close(sock);
-	zmq_ctx_term(ctx);
+	int submits = ev_liar_serve(&l, &l.submits, 2, EV_WAIT);
+	bool same = l.same;
+	ev_liar_close(&l);
 	bool alarm = ev_wait_log(log, "WITNESS ALARM", 1, EV_WAIT);
 	if (submits < 2 || !alarm)
 		it_show(n, "social.mantova.log");
@@ -551,6 +621,67 @@ static void test_dishonest_receipt(void **state)
 	assert_true(same);	      /* ... byte for byte the same */
 	assert_true(alarm);
 	assert_int_equal(ev_occurrences(log, "accepted as ev-liar-1"), 0);
+}
+
+/* --- a new log epoch ----------------------------------------------------------- */
+
+/* test_new_epoch: a broker whose WELCOME says epoch 1 receipts a message
+ * (honestly); then it comes back saying epoch 2 (a declared restore) with
+ * a checkpoint that does not extend the one the agent verified. The agent
+ * takes it as the new baseline (no alarm), says so naming the epoch, and
+ * submits the held message again, the same bytes. */
+static void test_new_epoch(void **state)
+{
+	it_net *n = it_net_new("evidence-epoch", NULL);
+	assert_non_null(n);
+	*state = n;
+	char sent[1300], log[1300], path[1500];
+	Rete__BrokerFrame *welcome = ev_real_welcome(n);
+	welcome->welcome->epoch = 1;
+	ev_liar l;
+	ev_liar_open(&l, n, welcome);
+	l.honest_leaf = true;
+
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	ev_put_referral(n, "ep.json", "ev-epoch-1", "long-term-unemployment");
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	assert_int_equal(ev_liar_serve(&l, &l.submits, 1, EV_WAIT), 1);
+	assert_int_equal(
+	    ev_wait_either(ev_path(path, sizeof(path), "%s/ep.json.receipt.json", sent), NULL,
+			   EV_WAIT),
+	    1);
+
+	/* Back as epoch 2, with a checkpoint of the same size as the one the
+	 * agent verified but another root: in epoch 1 that is a fork. */
+	uint8_t root[RETE_MERKLE_HASH];
+	memset(root, 0x5a, sizeof(root));
+	rete_checkpoint cp;
+	rete_msg m;
+	assert_int_equal(rete_checkpoint_verify(welcome->welcome->checkpoint,
+						strlen(welcome->welcome->checkpoint), IT_ORIGIN,
+						&n->broker->pub, &cp, &m),
+			 RETE_OK);
+	char *note = NULL;
+	assert_int_equal(rete_checkpoint_sign(IT_ORIGIN, cp.size, root, n->broker, &note, &m),
+			 RETE_OK);
+	free(welcome->welcome->checkpoint);
+	welcome->welcome->checkpoint = note;
+	welcome->welcome->epoch = 2;
+	zmq_close(l.sock);
+	l.sock = NULL;
+	ev_liar_bind(&l);
+	int hellos = l.hellos;
+	assert_int_equal(ev_liar_serve(&l, &l.hellos, hellos + 1, EV_WAIT), hellos + 1);
+	assert_int_equal(ev_liar_serve(&l, &l.submits, 2, EV_WAIT), 2);
+	bool same = l.same;
+	ev_liar_close(&l);
+	if (!ev_wait_log(log, "epoch 2 (was 1)", 1, 1000))
+		it_show(n, "social.mantova.log");
+	assert_true(same); /* the held bytes, not a new signature */
+	assert_true(ev_wait_log(log, "is now epoch 2 (was 1)", 1, EV_WAIT));
+	assert_true(ev_wait_log(log, "submitting again 1 message(s)", 1, EV_WAIT));
+	assert_int_equal(ev_occurrences(log, "WITNESS ALARM"), 0);
 }
 
 /* ev_teardown stops what the test started and removes its folder (kept
@@ -568,6 +699,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_dishonest_receipt, ev_teardown),
+	    cmocka_unit_test_teardown(test_new_epoch, ev_teardown),
 	    cmocka_unit_test_teardown(test_resend_same_id, ev_teardown),
 	    cmocka_unit_test_teardown(test_restore_once, ev_teardown),
 	};
