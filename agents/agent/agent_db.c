@@ -19,6 +19,7 @@ struct agent_db {
 	MDB_txn *txn;  /* the write transaction begun by agent_db_begin */
 	bool txn_full; /* a put in it met a full map: commit grows and fails */
 	bool rdonly;
+	bool absent[AGENT_DB_COUNT]; /* read-only, and not in this store yet */
 	size_t map_size;
 };
 
@@ -116,6 +117,12 @@ rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db
 		goto fail;
 	for (int i = 0; i < AGENT_DB_COUNT; i++) {
 		rc = mdb_dbi_open(txn, db_names[i], rdonly ? 0 : MDB_CREATE, &db->dbi[i]);
+		if (rc == MDB_NOTFOUND && rdonly && i >= AGENT_DB_HELD) {
+			/* A store the agent has not opened since these databases
+			 * came: read as empty. */
+			db->absent[i] = true;
+			rc = 0;
+		}
 		if (rc != 0)
 			goto fail;
 	}
@@ -209,6 +216,8 @@ rete_err agent_db_get(agent_db *db, agent_dbi dbi, const void *key, size_t klen,
 
 	val->data = NULL;
 	val->len = 0;
+	if (db->absent[dbi])
+		return RETE_ENOENT;
 	if (txn == NULL && (rc = db_rtxn(db, &txn)) != 0)
 		return db_lmdb_err(m, rc, "read");
 	rc = mdb_get(txn, db->dbi[dbi], &k, &v);
@@ -292,6 +301,8 @@ rete_err agent_db_each(agent_db *db, agent_dbi dbi,
 	MDB_val k, v;
 	int rc;
 
+	if (db->absent[dbi])
+		return RETE_OK;
 	if (txn == NULL && (rc = db_rtxn(db, &txn)) != 0)
 		return db_lmdb_err(m, rc, "read");
 	rc = mdb_cursor_open(txn, db->dbi[dbi], &cur);

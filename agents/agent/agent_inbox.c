@@ -234,7 +234,7 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 	size_t seenlen;
 	bool collided = false;
 	rete_buf have;
-	char fname[160], path[4300];
+	char fname[160], path[4300], before[200] = "";
 
 	le = rete__log_entry__unpack(NULL, d->log_entry.len, d->log_entry.data);
 	if (le == NULL) {
@@ -288,16 +288,10 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 			goto out;
 		}
 		/* Another entry at an index we recorded: the broker's log went
-		 * back. A new message all the same. */
+		 * back. A new message all the same (said once it verifies). */
 		collided = true;
-		agent_log(a, "warning",
-			  "witness: log entry %" PRIu64 " (%s %s from %s) is not the entry "
-			  "delivered at that index before (inbox/%.*s): the broker's log no longer "
-			  "holds what it delivered (a restore?); taking it as a new message",
-			  index, rete_message_kind(msg), msg->id, msg->sender, (int)nl,
-			  (const char *)have.data);
+		snprintf(before, sizeof(before), "%.*s", (int)nl, (const char *)have.data);
 		rete_buf_free(&have);
-		agent_outbox_resubmit_held(a, "the broker's log went back");
 	}
 	if (!inbox_verify(a, sm, msg)) {
 		inbox_refuse(a, index, RETE__ERROR_CODE__ERROR_CODE_BAD_SIGNATURE,
@@ -337,6 +331,14 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 	if (msg->body_case == RETE__MESSAGE__BODY_DIRECTORY)
 		inbox_new_directory(a, d);
 
+	if (collided) {
+		agent_log(a, "warning",
+			  "witness: log entry %" PRIu64 " (%s %s from %s) is not the entry "
+			  "delivered at that index before (inbox/%s): the broker's log no longer "
+			  "holds what it delivered (a restore?); taking it as a new message",
+			  index, rete_message_kind(msg), msg->id, msg->sender, before);
+		agent_outbox_resubmit_held(a, "the broker's log went back");
+	}
 	inbox_name(fname, sizeof(fname), index, rete_message_kind(msg), hash, collided);
 	/* The referral's status, the index and the pending hook are recorded in
 	 * one transaction, committed only once the file is in place; the
