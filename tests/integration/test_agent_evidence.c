@@ -240,6 +240,44 @@ static size_t ev_wait_inbox_has(it_net *n, size_t want, int ms)
 	}
 }
 
+/* ev_wait_delivered waits until social services' inbox holds a delivery
+ * receipt for each of ev-1 .. ev-N; returns how many have one. */
+static size_t ev_wait_delivered(it_net *n, size_t want, int ms)
+{
+	char dir[1300];
+	it_spool(n, IT_SOCIAL, "inbox", dir, sizeof(dir));
+	int64_t end = ev_deadline(ms);
+	for (;;) {
+		bool got[64] = {false};
+		size_t have = 0;
+		DIR *d = opendir(dir);
+		struct dirent *e;
+		assert_non_null(d);
+		while ((e = readdir(d)) != NULL) {
+			size_t l = strlen(e->d_name);
+			if (e->d_name[0] == '.' || l < 14 ||
+			    strcmp(e->d_name + l - 14, "-delivery.json") != 0)
+				continue;
+			char path[1500];
+			json_t *j = ev_load(ev_path(path, sizeof(path), "%s/%s", dir, e->d_name));
+			const char *id = json_string_value(json_object_get(
+			    json_object_get(json_object_get(j, "message"), "delivery"),
+			    "messageId"));
+			unsigned k;
+			if (id != NULL && sscanf(id, "ev-%u", &k) == 1 && k >= 1 && k <= want &&
+			    k < 64)
+				got[k] = true;
+			json_decref(j);
+		}
+		closedir(d);
+		for (size_t k = 1; k <= want && k < 64; k++)
+			have += got[k];
+		if (have == want || it_mono_ms() >= end)
+			return have;
+		ev_poll_nap();
+	}
+}
+
 /* --- the restore ----------------------------------------------------------- */
 
 /* ev_backup runs `rete store backup` of the running broker's store into
@@ -346,6 +384,9 @@ static void test_restore_once(void **state)
 	assert_int_equal(have, 11); /* every receipted referral reached the inbox */
 	assert_int_equal(cnt, 11);  /* ... exactly once */
 	ev_free_ids(ids, cnt);
+	/* Every delivery receipt reached the sender too, those logged at
+	 * reused indexes included. */
+	assert_int_equal(ev_wait_delivered(n, 11, EV_WAIT), 11);
 	/* The sender said why it submitted again. */
 	assert_true(ev_wait_log(log, "submitting again", 1, EV_WAIT));
 }
