@@ -104,8 +104,6 @@ void agent_witness_alarm(agent *a, const char *fmt, ...)
 	wit_alarm_text(a, text);
 }
 
-#define wit_alarm agent_witness_alarm
-
 static void wit_load_good(agent *a);
 
 void agent_witness_epoch(agent *a, uint32_t epoch)
@@ -129,7 +127,8 @@ void agent_witness_epoch(agent *a, uint32_t epoch)
 	uint8_t be[4] = {(uint8_t)(epoch >> 24), (uint8_t)(epoch >> 16), (uint8_t)(epoch >> 8),
 			 (uint8_t)epoch};
 	if (last != 0 && epoch < last) {
-		wit_alarm(a, "the broker's log went back from epoch %u to epoch %u", last, epoch);
+		agent_witness_alarm(a, "the broker's log went back from epoch %u to epoch %u", last,
+				    epoch);
 		return;
 	}
 	if (last != 0) {
@@ -290,14 +289,14 @@ static void wit_consider(agent *a, const char *note)
 		return;
 	}
 	if (cp.size < w->good.size) {
-		wit_alarm(
+		agent_witness_alarm(
 		    a, "the log shrank: checkpoint of size %" PRIu64 " after one of size %" PRIu64,
 		    cp.size, w->good.size);
 		return;
 	}
 	if (cp.size == w->good.size) {
 		if (memcmp(cp.root, w->good.root, RETE_MERKLE_HASH) != 0)
-			wit_alarm(
+			agent_witness_alarm(
 			    a, "two checkpoints of size %" PRIu64 " with different roots (a fork)",
 			    cp.size);
 		else
@@ -358,9 +357,10 @@ static void wit_on_consistency(agent *a, const Rete__Proof *p, const rete_merkle
 						      RETE_MERKLE_HASH, e, p->n_hashes, &m);
 
 	if (err != RETE_OK || p->size1 != w->good.size || p->size2 != w->cand.size) {
-		wit_alarm(a, "no valid consistency proof from size %" PRIu64 " to %" PRIu64 ": %s",
-			  w->good.size, w->cand.size,
-			  err != RETE_OK ? m.text : "the proof is for other sizes");
+		agent_witness_alarm(
+		    a, "no valid consistency proof from size %" PRIu64 " to %" PRIu64 ": %s",
+		    w->good.size, w->cand.size,
+		    err != RETE_OK ? m.text : "the proof is for other sizes");
 		w->state = WIT_IDLE;
 		return;
 	}
@@ -380,11 +380,12 @@ static void wit_on_inclusion(agent *a, const Rete__Proof *p, const rete_merkle_e
 						    RETE_MERKLE_HASH, &m);
 
 	if (err != RETE_OK || p->tree_size != w->good.size) {
-		wit_alarm(a,
-			  "our receipt for log index %" PRIu64 " is not shown included in the "
-			  "checkpoint of size %" PRIu64 ": %s",
-			  w->incl_index, w->good.size,
-			  err != RETE_OK ? m.text : "the proof is for another size");
+		agent_witness_alarm(a,
+				    "our receipt for log index %" PRIu64
+				    " is not shown included in the "
+				    "checkpoint of size %" PRIu64 ": %s",
+				    w->incl_index, w->good.size,
+				    err != RETE_OK ? m.text : "the proof is for another size");
 		w->state = WIT_IDLE;
 		return;
 	}
