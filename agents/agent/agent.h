@@ -36,6 +36,11 @@ typedef struct agent {
 	agent_directory *dir;
 	char origin[128];
 	bool welcomed;
+	uint32_t epoch; /* the log epoch WELCOME said (0 = not said) */
+
+	/* Held messages (agent_outbox.c): submitted again at most once per
+	 * connection, on the first sign that the log lost what it receipted. */
+	bool held_resubmitted;
 
 	/* Outbox (agent_outbox.c). */
 	struct agent_out_item *out_items;
@@ -85,6 +90,17 @@ void agent_outbox_on_welcome(agent *a);
 
 /* agent_outbox_on_receipt handles a RECEIPT (or a refusal frame). */
 void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r);
+
+/* agent_outbox_resubmit_held submits again every message held until its
+ * delivery receipt (database "held"), once per connection: the broker's
+ * log may no longer hold what it receipted (why says what showed it). The
+ * broker's dedup answers what it still has with the original receipt. */
+void agent_outbox_resubmit_held(agent *a, const char *why);
+
+/* agent_outbox_settled forgets the held copy of our message id: its
+ * delivery receipt (or a final non-delivery notice) is in the inbox. Runs
+ * in the caller's open transaction. RETE_ESTORE, RETE_EFULL. */
+rete_err agent_outbox_settled(agent *a, const char *id, rete_msg *m);
 
 /* agent_outbox_free releases the in-memory outbox state. */
 void agent_outbox_free(agent *a);
@@ -146,6 +162,17 @@ void agent_witness_tick(agent *a, int64_t now);
 /* agent_witness_receipt remembers one of our receipts (log index, leaf
  * hash) until a verified checkpoint is shown to include it. */
 void agent_witness_receipt(agent *a, uint64_t index, const uint8_t *leaf, size_t len);
+
+/* agent_witness_alarm raises the witness alarm (logged, kept in meta
+ * "alarm") and submits the held messages again. */
+void agent_witness_alarm(agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* agent_witness_epoch takes the log epoch of a WELCOME (0 = an older
+ * broker that does not say): a higher epoch than the last one seen is a
+ * declared restore, after which the witness takes the new epoch's
+ * checkpoint as its baseline and the held messages are submitted again.
+ * Call before agent_witness_on_welcome. */
+void agent_witness_epoch(agent *a, uint32_t epoch);
 
 /* agent_witness_free releases the witness state. */
 void agent_witness_free(agent *a);

@@ -9,7 +9,8 @@
 #include <sys/stat.h>
 
 static const char *const db_names[AGENT_DB_COUNT] = {
-    "outbox", "pins", "pending", "inbox", "referrals", "hooks", "witness", "meta",
+    "outbox",  "pins", "pending", "inbox", "referrals", "hooks",
+    "witness", "meta", "held",	  "seen",  "ids",
 };
 
 struct agent_db {
@@ -18,6 +19,7 @@ struct agent_db {
 	MDB_txn *txn;  /* the write transaction begun by agent_db_begin */
 	bool txn_full; /* a put in it met a full map: commit grows and fails */
 	bool rdonly;
+	bool absent[AGENT_DB_COUNT]; /* read-only, and not in this store yet */
 	size_t map_size;
 };
 
@@ -115,6 +117,12 @@ rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db
 		goto fail;
 	for (int i = 0; i < AGENT_DB_COUNT; i++) {
 		rc = mdb_dbi_open(txn, db_names[i], rdonly ? 0 : MDB_CREATE, &db->dbi[i]);
+		if (rc == MDB_NOTFOUND && rdonly && i >= AGENT_DB_HELD) {
+			/* A store the agent has not opened since these databases
+			 * came: read as empty. */
+			db->absent[i] = true;
+			rc = 0;
+		}
 		if (rc != 0)
 			goto fail;
 	}
@@ -208,6 +216,8 @@ rete_err agent_db_get(agent_db *db, agent_dbi dbi, const void *key, size_t klen,
 
 	val->data = NULL;
 	val->len = 0;
+	if (db->absent[dbi])
+		return RETE_ENOENT;
 	if (txn == NULL && (rc = db_rtxn(db, &txn)) != 0)
 		return db_lmdb_err(m, rc, "read");
 	rc = mdb_get(txn, db->dbi[dbi], &k, &v);
@@ -291,6 +301,8 @@ rete_err agent_db_each(agent_db *db, agent_dbi dbi,
 	MDB_val k, v;
 	int rc;
 
+	if (db->absent[dbi])
+		return RETE_OK;
 	if (txn == NULL && (rc = db_rtxn(db, &txn)) != 0)
 		return db_lmdb_err(m, rc, "read");
 	rc = mdb_cursor_open(txn, db->dbi[dbi], &cur);
@@ -435,4 +447,132 @@ rete_err agent_db_outbox_del(agent_db *db, const char *name, const uint8_t hash[
 	uint8_t key[480];
 	size_t klen = outbox_key(key, sizeof(key), name, hash);
 	return agent_db_del(db, AGENT_DB_OUTBOX, key, klen, m);
+}
+
+/* --- held messages ------------------------------------------------------- */
+
+#define HELD_VERSION  1
+#define IDREC_VERSION 1
+
+void agent_held_free(agent_held *h)
+{
+	if (h == NULL)
+		return;
+	rete_buf_free(&h->signed_msg);
+	rete_buf_free(&h->sealed);
+}
+
+/* Record layout: version u8, index u64, leaf [32], signed length u32,
+ * signed bytes, sealed length u32, sealed bytes. */
+rete_err agent_db_held_put(agent_db *db, const char *id, const agent_held *h, rete_msg *m)
+{
+	size_t n = 1 + 8 + RETE_HASH_LEN + 4 + h->signed_msg.len + 4 + h->sealed.len;
+	uint8_t *v = malloc(n), *p;
+	if (v == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	p = v;
+	*p++ = HELD_VERSION;
+	put_be(p, h->index, 8), p += 8;
+	memcpy(p, h->leaf, RETE_HASH_LEN), p += RETE_HASH_LEN;
+	put_be(p, h->signed_msg.len, 4), p += 4;
+	if (h->signed_msg.len)
+		memcpy(p, h->signed_msg.data, h->signed_msg.len), p += h->signed_msg.len;
+	put_be(p, h->sealed.len, 4), p += 4;
+	if (h->sealed.len)
+		memcpy(p, h->sealed.data, h->sealed.len);
+	rete_err err = agent_db_put(db, AGENT_DB_HELD, id, strlen(id), v, n, m);
+	free(v);
+	return err;
+}
+
+rete_err agent_db_held_parse(const void *val, size_t vlen, agent_held *h)
+{
+	const uint8_t *p = val, *end = p + vlen;
+	rete_err err;
+	memset(h, 0, sizeof(*h));
+	if (vlen < 1 + 8 + RETE_HASH_LEN || p[0] != HELD_VERSION)
+		return RETE_ECORRUPT;
+	h->index = get_be(p + 1, 8);
+	memcpy(h->leaf, p + 9, RETE_HASH_LEN);
+	p += 1 + 8 + RETE_HASH_LEN;
+	if ((err = outrec_bytes(&h->signed_msg, &p, end)) == RETE_OK)
+		err = outrec_bytes(&h->sealed, &p, end);
+	if (err != RETE_OK)
+		agent_held_free(h);
+	return err;
+}
+
+rete_err agent_db_held_get(agent_db *db, const char *id, agent_held *h, rete_msg *m)
+{
+	rete_buf v;
+	memset(h, 0, sizeof(*h));
+	rete_err err = agent_db_get(db, AGENT_DB_HELD, id, strlen(id), &v, m);
+	if (err != RETE_OK)
+		return err;
+	err = agent_db_held_parse(v.data, v.len, h);
+	rete_buf_free(&v);
+	if (err != RETE_OK)
+		return rete_msg_set(m, err, "agent store: the held record of %s %s", id,
+				    err == RETE_ENOMEM ? ": out of memory" : "does not parse");
+	return RETE_OK;
+}
+
+/* --- message ids and their receipts --------------------------------------- */
+
+/* Record layout: version u8, content hash [32], index u64, receipt JSON. */
+rete_err agent_db_id_put(agent_db *db, const char *id, const agent_idrec *r, rete_msg *m)
+{
+	size_t jl = r->receipt_json ? strlen(r->receipt_json) : 0;
+	size_t n = 1 + RETE_HASH_LEN + 8 + jl;
+	uint8_t *v = malloc(n);
+	if (v == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	v[0] = IDREC_VERSION;
+	memcpy(v + 1, r->content, RETE_HASH_LEN);
+	put_be(v + 1 + RETE_HASH_LEN, r->index, 8);
+	if (jl)
+		memcpy(v + 1 + RETE_HASH_LEN + 8, r->receipt_json, jl);
+	rete_err err = agent_db_put(db, AGENT_DB_IDS, id, strlen(id), v, n, m);
+	free(v);
+	return err;
+}
+
+rete_err agent_db_id_get(agent_db *db, const char *id, agent_idrec *r, rete_msg *m)
+{
+	rete_buf v;
+	memset(r, 0, sizeof(*r));
+	rete_err err = agent_db_get(db, AGENT_DB_IDS, id, strlen(id), &v, m);
+	if (err != RETE_OK)
+		return err;
+	const size_t head = 1 + RETE_HASH_LEN + 8;
+	if (v.len < head || v.data[0] != IDREC_VERSION) {
+		rete_buf_free(&v);
+		return rete_msg_set(m, RETE_ECORRUPT,
+				    "agent store: the receipt record of %s does not parse", id);
+	}
+	memcpy(r->content, v.data + 1, RETE_HASH_LEN);
+	r->index = get_be(v.data + 1 + RETE_HASH_LEN, 8);
+	r->receipt_json = malloc(v.len - head + 1);
+	if (r->receipt_json == NULL) {
+		rete_buf_free(&v);
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	}
+	memcpy(r->receipt_json, v.data + head, v.len - head);
+	r->receipt_json[v.len - head] = '\0';
+	rete_buf_free(&v);
+	return RETE_OK;
+}
+
+size_t agent_db_seen_key(uint8_t *key, size_t cap, const char *sender, const char *id,
+			 const uint8_t hash[RETE_HASH_LEN])
+{
+	size_t sl = strlen(sender), il = strlen(id), n = sl + 1 + il + 1 + RETE_HASH_LEN;
+	if (n > cap)
+		return 0;
+	memcpy(key, sender, sl);
+	key[sl] = 0;
+	memcpy(key + sl + 1, id, il);
+	key[sl + 1 + il] = 0;
+	memcpy(key + sl + 1 + il + 1, hash, RETE_HASH_LEN);
+	return n;
 }

@@ -10,7 +10,12 @@
  *   pins       party id -> 32-byte Ed25519 key pinned on first use
  *   pending    party id -> 32-byte key the directory now shows instead of
  *              the pinned one, waiting for an operator (`rete agent trust`)
- *   inbox      log index BE64 -> the inbox file name written for it
+ *   inbox      log index BE64 -> the inbox file name written for it, then
+ *              "\0" and the SHA-256 of the entry's SignedMessage bytes
+ *              (records written before that hash was kept hold the name only)
+ *   seen       sender "\0" message id "\0" SHA-256 of the SignedMessage
+ *              bytes -> log index BE64 and the inbox file name: how a message
+ *              already in the inbox is recognised, whatever its log index
  *   referrals  referral id -> JSON text: the agency's view of the referral
  *              (status, business status, history) for `rete status`
  *   hooks      log index BE64 -> inbox file path whose hook has not run yet
@@ -18,7 +23,18 @@
  *              checkpoint has been shown to include it
  *   meta       "checkpoint" -> the last checkpoint note verified (signature
  *              and consistency with the one before); "alarm" -> the
- *              evidence of a broker that rewrote its log, if ever
+ *              evidence of a broker that rewrote its log, if ever;
+ *              "epoch" -> the log epoch of the last WELCOME (u32 BE)
+ *   held       message id -> agent_held: the signed bytes and sealed part of
+ *              a message the broker receipted, kept until its delivery
+ *              receipt (or a final refusal / non-delivery notice), so it can
+ *              be submitted again when the broker's log loses it; then an
+ *              empty value marks it delivered (a late receipt must not hold
+ *              it again)
+ *   ids        message id -> agent_idrec: the SHA-256 of the file as the
+ *              agency wrote it and the receipt it got, so that the same file
+ *              sent again gets the same receipt (kept for good: a few
+ *              hundred bytes per message)
  *
  * One process writes (the agent); `rete status` opens the same folder
  * read-only while it runs. Every commit is durable (no MDB_NOSYNC, no
@@ -48,6 +64,9 @@ typedef enum agent_dbi {
 	AGENT_DB_HOOKS,
 	AGENT_DB_WITNESS,
 	AGENT_DB_META,
+	AGENT_DB_HELD,
+	AGENT_DB_SEEN,
+	AGENT_DB_IDS,
 	AGENT_DB_COUNT
 } agent_dbi;
 
@@ -128,6 +147,52 @@ rete_err agent_db_outbox_put(agent_db *db, const char *name, const uint8_t hash[
 /* agent_db_outbox_del forgets the record of (name, hash). */
 rete_err agent_db_outbox_del(agent_db *db, const char *name, const uint8_t hash[RETE_HASH_LEN],
 			     rete_msg *m);
+
+/* agent_held: one message held until its delivery receipt. The buffers
+ * are owned by the struct (agent_held_free). */
+typedef struct agent_held {
+	uint64_t index;		     /* log index of its (latest) receipt */
+	uint8_t leaf[RETE_HASH_LEN]; /* leaf hash of that receipt */
+	rete_buf signed_msg;	     /* SignedMessage bytes as submitted */
+	rete_buf sealed;	     /* sealed private part, possibly empty */
+} agent_held;
+
+/* agent_held_free frees the buffers of h; NULL is fine. */
+void agent_held_free(agent_held *h);
+
+/* agent_db_held_put stores h for message id (in the open transaction, if
+ * any). RETE_ENOMEM, RETE_EFULL, RETE_ESTORE. */
+rete_err agent_db_held_put(agent_db *db, const char *id, const agent_held *h, rete_msg *m);
+
+/* agent_db_held_get reads the record of id into *h. RETE_ENOENT,
+ * RETE_ECORRUPT, RETE_ENOMEM, RETE_ESTORE. */
+rete_err agent_db_held_get(agent_db *db, const char *id, agent_held *h, rete_msg *m);
+
+/* agent_db_held_parse decodes a held record's value (from agent_db_each)
+ * into *h. RETE_ECORRUPT, RETE_ENOMEM. */
+rete_err agent_db_held_parse(const void *val, size_t vlen, agent_held *h);
+
+/* agent_idrec: what the agent keeps of every message id it got a receipt
+ * for (agent_db_id_get / agent_db_id_put). receipt_json is malloc'd. */
+typedef struct agent_idrec {
+	uint8_t content[RETE_HASH_LEN]; /* SHA-256 of the file's canonical JSON */
+	uint64_t index;			/* log index of its receipt */
+	char *receipt_json;		/* the sent/NAME.receipt.json text */
+} agent_idrec;
+
+/* agent_db_id_put stores r for message id. RETE_ENOMEM, RETE_EFULL,
+ * RETE_ESTORE. */
+rete_err agent_db_id_put(agent_db *db, const char *id, const agent_idrec *r, rete_msg *m);
+
+/* agent_db_id_get reads the record of id (r->receipt_json malloc'd, the
+ * caller frees it). RETE_ENOENT, RETE_ECORRUPT, RETE_ENOMEM, RETE_ESTORE. */
+rete_err agent_db_id_get(agent_db *db, const char *id, agent_idrec *r, rete_msg *m);
+
+/* agent_db_seen_key writes the key of database "seen" for (sender, id,
+ * hash) into key (cap bytes) and returns its length (0 when it does not
+ * fit). */
+size_t agent_db_seen_key(uint8_t *key, size_t cap, const char *sender, const char *id,
+			 const uint8_t hash[RETE_HASH_LEN]);
 
 /* agent_db_inbox_key writes the 8-byte big-endian key of a log index. */
 void agent_db_index_key(uint8_t key[8], uint64_t index);

@@ -1,13 +1,24 @@
 /* agent_inbox.c — DELIVER in, inbox/<index>-<kind>.json out (see agent.h).
  *
- * Exactly once: the file name is a function of the log index, the file is
+ * Exactly once: the file name is a function of the log entry, the file is
  * written atomically (temporary name, fsync, rename, fsync of the folder)
- * and the index is recorded in the agent's store, in the same transaction
- * as the referral's status and the pending hook, before the ACK. A
- * redelivery of a recorded index is only acked again; a crash between the
- * rename and the record rewrites the same name with the same content.
+ * and the entry is recorded in the agent's store, in the same transaction
+ * as the referral's status and the pending hook, before the ACK. A crash
+ * between the rename and the record rewrites the same name with the same
+ * content.
+ *
+ * A message is recognised by its content, never by its log index alone:
+ * (sender, message id, SHA-256 of the SignedMessage bytes) in database
+ * "seen". The same message delivered again, at its index or at another one
+ * (submitted again after a restore of the broker's store), is only acked
+ * again. Another message at a log index we recorded (the broker's log went
+ * back: a restore) is a new message: written as
+ * inbox/<index 12 digits>.<first 8 hex digits of that SHA-256>-<kind>.json,
+ * a name no other entry can take, with a witness warning; and the held
+ * messages are submitted again, since the log lost what it receipted.
  */
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,11 +134,27 @@ static void inbox_new_directory(agent *a, const Rete__Deliver *d)
 	agent_log(a, "info", "directory of log entry %" PRIu64 " in force", nd->index);
 }
 
-/* inbox_write writes inbox/<index 12 digits>-<kind>.json (name returned in
- * fname) atomically and durably. RETE_ENOMEM, RETE_EIO. */
+/* inbox_name writes the inbox file name of an entry into fname:
+ * <index 12 digits>-<kind>.json, or, when another entry was recorded at
+ * that index (collided), <index>.<8 hex digits of the SignedMessage's
+ * SHA-256>-<kind>.json: the same entry always gets the same name. */
+static void inbox_name(char *fname, size_t fsize, uint64_t index, const char *kind,
+		       const uint8_t hash[RETE_HASH_LEN], bool collided)
+{
+	if (!collided) {
+		snprintf(fname, fsize, "%012" PRIu64 "-%s.json", index, kind);
+		return;
+	}
+	char hex[9];
+	sodium_bin2hex(hex, sizeof(hex), hash, 4);
+	snprintf(fname, fsize, "%012" PRIu64 ".%s-%s.json", index, hex, kind);
+}
+
+/* inbox_write writes inbox/fname atomically and durably. RETE_ENOMEM,
+ * RETE_EIO. */
 static rete_err inbox_write(agent *a, const Rete__LogEntry *le, const Rete__Message *msg,
-			    const Rete__Private *priv, const Rete__Deliver *d, char *fname,
-			    size_t fsize, rete_msg *m)
+			    const Rete__Private *priv, const Rete__Deliver *d, const char *fname,
+			    rete_msg *m)
 {
 	char idx[24], buf[32];
 	const char *kind = rete_message_kind(msg);
@@ -153,7 +180,6 @@ static rete_err inbox_write(agent *a, const Rete__LogEntry *le, const Rete__Mess
 	json_decref(doc);
 	if (text == NULL)
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
-	snprintf(fname, fsize, "%012" PRIu64 "-%s.json", le->index, kind);
 	size_t len = strlen(text);
 	text[len] = '\n';
 	rete_err err = agent_spool_write(a->inbox_dir, fname, text, len + 1, m);
@@ -163,6 +189,40 @@ static rete_err inbox_write(agent *a, const Rete__LogEntry *le, const Rete__Mess
 	return err;
 }
 
+/* inbox_record records, in the open transaction, an entry written as
+ * inbox/fname: by index (the name and the content hash) and by content. */
+static rete_err inbox_record(agent *a, const uint8_t key[8], const uint8_t *seenkey, size_t seenlen,
+			     uint64_t index, const char *fname, const uint8_t hash[RETE_HASH_LEN],
+			     rete_msg *m)
+{
+	size_t fl = strlen(fname);
+	uint8_t v[8 + 200];
+	if (fl + 1 + RETE_HASH_LEN > sizeof(v))
+		return rete_msg_set(m, RETE_EINVAL, "inbox name %s too long", fname);
+	memcpy(v, fname, fl);
+	v[fl] = 0;
+	memcpy(v + fl + 1, hash, RETE_HASH_LEN);
+	rete_err err = agent_db_put(a->db, AGENT_DB_INBOX, key, 8, v, fl + 1 + RETE_HASH_LEN, m);
+	if (err != RETE_OK || seenlen == 0)
+		return err;
+	agent_db_index_key(v, index);
+	memcpy(v + 8, fname, fl);
+	return agent_db_put(a->db, AGENT_DB_SEEN, seenkey, seenlen, v, 8 + fl, m);
+}
+
+/* inbox_settles: a delivery receipt or a final non-delivery notice for one
+ * of our messages ends our holding of it (in the open transaction). */
+static rete_err inbox_settles(agent *a, const Rete__Message *msg, rete_msg *m)
+{
+	if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY && msg->delivery != NULL)
+		return agent_outbox_settled(a, msg->delivery->message_id, m);
+	if (msg->body_case == RETE__MESSAGE__BODY_NOTICE && msg->notice != NULL &&
+	    (msg->notice->kind == RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED ||
+	     msg->notice->kind == RETE__NOTICE_KIND__NOTICE_KIND_DELIVERY_REFUSED))
+		return agent_outbox_settled(a, msg->notice->message_id, m);
+	return RETE_OK;
+}
+
 void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 {
 	Rete__LogEntry *le;
@@ -170,9 +230,11 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 	Rete__Message *msg = NULL;
 	Rete__Private *priv = NULL;
 	rete_msg m = {{0}};
-	uint8_t key[8];
+	uint8_t key[8], hash[RETE_HASH_LEN], seenkey[512];
+	size_t seenlen;
+	bool collided = false;
 	rete_buf have;
-	char fname[128], path[4300];
+	char fname[160], path[4300], before[200] = "";
 
 	le = rete__log_entry__unpack(NULL, d->log_entry.len, d->log_entry.data);
 	if (le == NULL) {
@@ -181,19 +243,55 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 	}
 	uint64_t index = le->index;
 	agent_db_index_key(key, index);
-	if (agent_db_get(a->db, AGENT_DB_INBOX, key, sizeof(key), &have, &m) == RETE_OK) {
-		/* Recorded before: the broker did not see our ACK. */
-		agent_debug(a, "log entry %" PRIu64 " already in inbox/%.*s; acking again", index,
-			    (int)have.len, (const char *)have.data);
-		rete_buf_free(&have);
-		inbox_ack(a, index, 0, NULL);
-		goto out;
-	}
 	if (rete_signed_decode(le->signed_message.data, le->signed_message.len, &sm, &msg, &m) !=
 	    RETE_OK) {
 		inbox_refuse(a, index, RETE__ERROR_CODE__ERROR_CODE_MALFORMED,
 			     "the signed message does not decode: %s", m.text);
 		goto out;
+	}
+	rete_sha256(hash, le->signed_message.data, le->signed_message.len);
+	seenlen = agent_db_seen_key(seenkey, sizeof(seenkey), msg->sender, msg->id, hash);
+	if (seenlen > 0 &&
+	    agent_db_get(a->db, AGENT_DB_SEEN, seenkey, seenlen, &have, &m) == RETE_OK) {
+		/* This very message is in the inbox: the broker did not see our
+		 * ACK, or it was submitted again (after a restore) and logged at
+		 * another index. */
+		uint64_t at = 0;
+		for (size_t i = 0; i < 8 && i < have.len; i++)
+			at = (at << 8) | have.data[i];
+		if (at == index)
+			agent_debug(a, "log entry %" PRIu64 " already in inbox/%.*s; acking again",
+				    index, have.len > 8 ? (int)(have.len - 8) : 0,
+				    (const char *)have.data + 8);
+		else
+			agent_log(a, "info",
+				  "log entry %" PRIu64 " is message %s from %s, already in "
+				  "inbox/%.*s (log entry %" PRIu64 "): submitted again; acking",
+				  index, msg->id, msg->sender,
+				  have.len > 8 ? (int)(have.len - 8) : 0,
+				  (const char *)have.data + 8, at);
+		rete_buf_free(&have);
+		inbox_ack(a, index, 0, NULL);
+		goto out;
+	}
+	if (agent_db_get(a->db, AGENT_DB_INBOX, key, sizeof(key), &have, &m) == RETE_OK) {
+		const uint8_t *nul = memchr(have.data, 0, have.len);
+		size_t nl = nul ? (size_t)(nul - have.data) : have.len;
+		if (nul == NULL || have.len != nl + 1 + RETE_HASH_LEN ||
+		    sodium_memcmp(nul + 1, hash, RETE_HASH_LEN) == 0) {
+			/* The same entry (or one recorded before the agent kept
+			 * hashes): the broker did not see our ACK. */
+			agent_debug(a, "log entry %" PRIu64 " already in inbox/%.*s; acking again",
+				    index, (int)nl, (const char *)have.data);
+			rete_buf_free(&have);
+			inbox_ack(a, index, 0, NULL);
+			goto out;
+		}
+		/* Another entry at an index we recorded: the broker's log went
+		 * back. A new message all the same (said once it verifies). */
+		collided = true;
+		snprintf(before, sizeof(before), "%.*s", (int)nl, (const char *)have.data);
+		rete_buf_free(&have);
 	}
 	if (!inbox_verify(a, sm, msg)) {
 		inbox_refuse(a, index, RETE__ERROR_CODE__ERROR_CODE_BAD_SIGNATURE,
@@ -233,6 +331,15 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 	if (msg->body_case == RETE__MESSAGE__BODY_DIRECTORY)
 		inbox_new_directory(a, d);
 
+	if (collided) {
+		agent_log(a, "warning",
+			  "witness: log entry %" PRIu64 " (%s %s from %s) is not the entry "
+			  "delivered at that index before (inbox/%s): the broker's log no longer "
+			  "holds what it delivered (a restore?); taking it as a new message",
+			  index, rete_message_kind(msg), msg->id, msg->sender, before);
+		agent_outbox_resubmit_held(a, "the broker's log went back");
+	}
+	inbox_name(fname, sizeof(fname), index, rete_message_kind(msg), hash, collided);
 	/* The referral's status, the index and the pending hook are recorded in
 	 * one transaction, committed only once the file is in place; the
 	 * document shows the referral as this entry leaves it. */
@@ -242,11 +349,12 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 		if (err == RETE_OK)
 			err = agent_track_apply(a->db, a->cfg.id, msg, index, le->logged_at, &m);
 		if (err == RETE_OK)
-			err = inbox_write(a, le, msg, priv, d, fname, sizeof(fname), &m);
+			err = inbox_settles(a, msg, &m);
+		if (err == RETE_OK)
+			err = inbox_write(a, le, msg, priv, d, fname, &m);
 		if (err == RETE_OK) {
 			snprintf(path, sizeof(path), "%s/%s", a->inbox_dir, fname);
-			err = agent_db_put(a->db, AGENT_DB_INBOX, key, sizeof(key), fname,
-					   strlen(fname), &m);
+			err = inbox_record(a, key, seenkey, seenlen, index, fname, hash, &m);
 		}
 		if (err == RETE_OK && a->cfg.on_message != NULL)
 			err = agent_db_put(a->db, AGENT_DB_HOOKS, key, sizeof(key), path,

@@ -149,6 +149,12 @@ static void net_welcome(agent *a, const Rete__Welcome *wel)
 	a->net->lost_said = false;
 	agent_log(a, "info", "connected to %s (log '%s', directory of entry %" PRIu64 ")",
 		  a->cfg.broker, a->origin, a->dir->index);
+	/* A new connection: a sign that the log lost what it receipted may
+	 * again submit the held messages (once). The epoch first: after a
+	 * declared restore the witness takes the new epoch's checkpoint as its
+	 * baseline instead of raising the alarm. */
+	a->held_resubmitted = false;
+	agent_witness_epoch(a, wel->epoch);
 	agent_witness_on_welcome(a, wel->checkpoint);
 	agent_outbox_on_welcome(a);
 }

@@ -9,6 +9,25 @@
  *      broker's dedup answers it with the original receipt;
  *   3. the receipt (or error) file is written before the file leaves
  *      outbox/, and the record is forgotten only after it has left.
+ *
+ * A receipt is believed only when it is bound to our own bytes: the agent
+ * rebuilds the log entry the broker says it wrote (index, loggedAt, our
+ * SignedMessage bytes) and compares its RFC 6962 leaf hash with the
+ * receipt's. A receipt that does not match is a witness alarm; the file
+ * stays in outbox/ and is submitted again.
+ *
+ * The sender is responsible until the delivery receipt: with the receipt,
+ * the signed bytes and the sealed part move from the outbox record to the
+ * "held" database, where they stay until the broker's Delivery entry for
+ * the message reaches our inbox (or a final non-delivery notice). On any
+ * sign that the broker's log lost what it receipted (a new log epoch, a
+ * witness alarm, another entry at a log index we recorded) every held
+ * message is submitted again, the same bytes, as an item with no file.
+ *
+ * Resending is idempotent: every receipted id keeps the SHA-256 of the
+ * file's canonical JSON and its receipt ("ids"); a file with that id and
+ * that content gets the same receipt in sent/, one with other content is
+ * refused id-reused, naming the log index of the first.
  */
 #include <inttypes.h>
 #include <sodium.h>
@@ -23,6 +42,7 @@
 #include "agent_track.h"
 #include "duration.h"
 #include "json.h"
+#include "merkle.h"
 #include "validate.h"
 
 #define OUT_FILE_MAX (16u << 20) /* an outbox file larger than this is refused */
@@ -34,11 +54,13 @@ struct agent_out_item {
 	int state; /* AGENT_OUT_MINTED (needs the directory) or SIGNED */
 	rete_buf signed_msg;
 	rete_buf sealed;
-	int64_t minted_at;	 /* when the id was recorded: the default createdAt */
-	int64_t sent_at;	 /* last SUBMIT on this connection, 0 = none */
-	int64_t retry_at;	 /* not before (after a "busy" answer) */
-	bool seen;		 /* still in outbox/ at the last scan */
-	agent_spool_ident ident; /* what the file was when read (device, inode, hash) */
+	int64_t minted_at;		/* when the id was recorded: the default createdAt */
+	int64_t sent_at;		/* last SUBMIT on this connection, 0 = none */
+	int64_t retry_at;		/* not before (after a "busy" answer) */
+	bool seen;			/* still in outbox/ at the last scan */
+	bool held;			/* a held message submitted again: no file (name "") */
+	uint8_t content[RETE_HASH_LEN]; /* SHA-256 of the file's canonical JSON */
+	agent_spool_ident ident;	/* what the file was when read (device, inode, hash) */
 };
 
 typedef struct agent_out_item out_item;
@@ -445,6 +467,92 @@ out:
 	return rc;
 }
 
+/* out_content_hash: SHA-256 of the file as the agency wrote it, in
+ * canonical form (keys sorted, no spaces), so that the same message written
+ * again with other spacing or key order is the same; a file that is not
+ * JSON hashes as its bytes. */
+static void out_content_hash(const char *text, size_t len, uint8_t out[RETE_HASH_LEN])
+{
+	json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+	char *canon = doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII |
+						JSON_ENCODE_ANY)
+			  : NULL;
+	if (canon != NULL)
+		rete_sha256(out, canon, strlen(canon));
+	else
+		rete_sha256(out, text, len);
+	free(canon);
+	json_decref(doc);
+}
+
+/* out_known_id answers a new file whose id already got a receipt: the same
+ * content gets that receipt again in sent/ (the message is in the log
+ * once), other content is refused id-reused naming the first's log index.
+ * false when the id is new to us (the file goes the normal way). */
+static bool out_known_id(agent *a, const char *name, const agent_spool_ident *orig, const char *id,
+			 const uint8_t content[RETE_HASH_LEN])
+{
+	agent_idrec rec;
+	rete_msg m = {{0}};
+	char why[600];
+
+	if (id == NULL || id[0] == '\0' || agent_db_id_get(a->db, id, &rec, &m) != RETE_OK)
+		return false;
+	if (sodium_memcmp(content, rec.content, RETE_HASH_LEN) != 0) {
+		snprintf(why, sizeof(why),
+			 "message id '%s' was already used by this agency for another message, "
+			 "accepted at log index %" PRIu64 "; the same id may only be sent again "
+			 "with the same content: give this message a new id",
+			 id, rec.index);
+		out_fail_ex(a, name, orig, NULL, NULL, 0, NULL, id, "id-reused", "id", why, NULL);
+		free(rec.receipt_json);
+		return true;
+	}
+	json_t *doc = json_loads(rec.receipt_json ? rec.receipt_json : "", 0, NULL);
+	char *text2 = NULL;
+	if (doc != NULL) {
+		json_object_set_new(doc, "file", agent_spool_name_json(name));
+		text2 = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		json_decref(doc);
+	}
+	free(rec.receipt_json);
+	if (text2 == NULL) {
+		agent_log(a, "error",
+			  "%s: the receipt kept for %s does not parse; sending it again", name, id);
+		return false;
+	}
+	size_t tl = strlen(text2);
+	text2[tl] = '\n';
+	/* the same never-overwriting, file-following move as any answer */
+	agent_spool_answer ans = {.from_dir = a->outbox_dir,
+				  .name = name,
+				  .orig = orig,
+				  .to_dir = a->sent_dir,
+				  .suffix = ".receipt.json",
+				  .companion = text2,
+				  .companion_len = tl + 1,
+				  .id = id};
+	rete_err err = agent_spool_answer_put(&ans, &m);
+	free(text2);
+	if (err == RETE_ENOENT)
+		return true;
+	if (err != RETE_OK) {
+		if (!out_said(a, name))
+			agent_log(a, "error",
+				  "%s: sent before as %s, but cannot move it to sent/: %s; trying "
+				  "again at each scan",
+				  name, id, m.text);
+		return true;
+	}
+	if (ans.replaced)
+		a->out_rescan = true;
+	agent_log(a, "info",
+		  "%s: the same message as %s, accepted before at log index %" PRIu64
+		  "; moved to sent/%s with its original receipt",
+		  name, id, rec.index, ans.used);
+	return true;
+}
+
 /* out_intake reads one new outbox file into a new item: the id is
  * recorded durably (minted when the file has none) before anything else. */
 static void out_intake(agent *a, const char *name)
@@ -487,6 +595,12 @@ static void out_intake(agent *a, const char *name)
 		if (fid != NULL && rete_text_id_valid(fid))
 			snprintf(peek_id, sizeof(peek_id), "%s", fid);
 		json_decref(doc);
+		uint8_t content[RETE_HASH_LEN];
+		out_content_hash(text, len, content);
+		if (out_known_id(a, name, &ident, peek_id, content)) {
+			free(text);
+			return;
+		}
 		memset(&rec, 0, sizeof(rec));
 		rec.state = AGENT_OUT_MINTED;
 		if (peek_id[0] != '\0')
@@ -517,6 +631,7 @@ static void out_intake(agent *a, const char *name)
 	snprintf(it->id, sizeof(it->id), "%s", rec.id);
 	it->minted_at = rec.minted_at;
 	it->seen = true;
+	out_content_hash(text, len, it->content);
 	if (rec.state == AGENT_OUT_SIGNED) {
 		/* Prepared before a restart: resubmit exactly these bytes. */
 		it->state = AGENT_OUT_SIGNED;
@@ -796,7 +911,7 @@ void agent_outbox_scan(agent *a)
 	out_refuse_names(a, names, &n, others, no);
 	agent_spool_list_free(others, no);
 	for (size_t i = 0; i < a->out_n; i++)
-		a->out_items[i].seen = false;
+		a->out_items[i].seen = a->out_items[i].held; /* held: no file */
 	/* The ids of all new files are recorded in one durable transaction:
 	 * one fsync for a burst of files, not one each. Until it commits no
 	 * new item may go further, so a failed commit drops them all (they are
@@ -806,7 +921,7 @@ void agent_outbox_scan(agent *a)
 	for (size_t k = 0; k < n; k++) {
 		bool known = false;
 		for (size_t i = 0; i < a->out_n; i++) {
-			if (strcmp(a->out_items[i].name, names[k]) == 0) {
+			if (!a->out_items[i].held && strcmp(a->out_items[i].name, names[k]) == 0) {
 				a->out_items[i].seen = true;
 				known = true;
 				break;
@@ -884,8 +999,147 @@ void agent_outbox_pump(agent *a, int64_t now)
 
 /* --- answers ------------------------------------------------------------- */
 
+/* out_leaf_bound: is the receipt's leaf the RFC 6962 leaf hash of the log
+ * entry the store builds from its index, its loggedAt and our signed bytes
+ * (store_commit.c)? The protobuf-c packing of a LogEntry is deterministic,
+ * so these are the bytes the broker hashed, if it logged ours. */
+static bool out_leaf_bound(const out_item *it, const Rete__ReceiptBody *b,
+			   uint8_t ours[RETE_MERKLE_HASH])
+{
+	Rete__LogEntry le = RETE__LOG_ENTRY__INIT;
+	le.index = b->index;
+	le.logged_at = b->logged_at;
+	le.signed_message.data = it->signed_msg.data;
+	le.signed_message.len = it->signed_msg.len;
+	size_t n = rete__log_entry__get_packed_size(&le);
+	uint8_t *buf = malloc(n ? n : 1);
+	if (buf == NULL)
+		return false;
+	rete__log_entry__pack(&le, buf);
+	rete_merkle_leaf_hash(ours, buf, n);
+	free(buf);
+	return b->leaf_hash.len == RETE_MERKLE_HASH &&
+	       sodium_memcmp(ours, b->leaf_hash.data, RETE_MERKLE_HASH) == 0;
+}
+
+/* out_receipt_check verifies the receipt r for item it: the broker's
+ * signature, our message id and sender, the log's origin and the leaf bound
+ * to our bytes. Returns its body (caller frees) or NULL: then the item is
+ * due again after `resubmit` (a receipt that is signed but not bound to our
+ * bytes raises the witness alarm). */
+static Rete__ReceiptBody *out_receipt_check(agent *a, out_item *it, const Rete__Receipt *r)
+{
+	Rete__ReceiptBody *body = NULL;
+	const Rete__SignedReceipt *sr = r->receipt;
+	const char *what = it->held ? "held message" : it->name;
+	uint8_t ours[RETE_MERKLE_HASH];
+
+	it->retry_at = rete_now_ms() + a->cfg.resubmit_ms;
+	it->sent_at = 0;
+	if (sr->signature.len != RETE_SIG_LEN ||
+	    rete_verify_bytes(sr->signature.data, RETE_CTX_RECEIPT, sr->body.data, sr->body.len,
+			      &a->broker_pk) != RETE_OK ||
+	    (body = rete__receipt_body__unpack(NULL, sr->body.len, sr->body.data)) == NULL ||
+	    strcmp(body->message_id, it->id) != 0 || strcmp(body->sender, a->cfg.id) != 0 ||
+	    (a->origin[0] != '\0' && strcmp(body->origin, a->origin) != 0)) {
+		agent_log(a, "error",
+			  "%s: the receipt for %s does not verify with the pinned broker key (or "
+			  "names another message or log); keeping it and asking again",
+			  what, it->id);
+		if (body != NULL)
+			rete__receipt_body__free_unpacked(body, NULL);
+		return NULL;
+	}
+	if (!out_leaf_bound(it, body, ours)) {
+		char hex_theirs[2 * RETE_MERKLE_HASH + 1] = "", hex_ours[2 * RETE_MERKLE_HASH + 1];
+		if (body->leaf_hash.len == RETE_MERKLE_HASH)
+			sodium_bin2hex(hex_theirs, sizeof(hex_theirs), body->leaf_hash.data,
+				       RETE_MERKLE_HASH);
+		sodium_bin2hex(hex_ours, sizeof(hex_ours), ours, RETE_MERKLE_HASH);
+		agent_witness_alarm(a,
+				    "the broker's signed receipt for %s (%s) names leaf %s at log "
+				    "index %" PRIu64 ", but the entry of our signed bytes at that "
+				    "index and time hashes to %s: the receipt is not bound to "
+				    "what we submitted; %s stays ours and is submitted again",
+				    it->id, what, hex_theirs[0] ? hex_theirs : "(none)",
+				    body->index, hex_ours, it->held ? "it" : "the file");
+		rete__receipt_body__free_unpacked(body, NULL);
+		return NULL;
+	}
+	it->retry_at = 0;
+	return body;
+}
+
+/* out_hold records, in the open transaction, what we must keep of a
+ * receipted message: the signed bytes and sealed part until its delivery
+ * receipt ("held"), the content hash and receipt of its id for good
+ * ("ids"). receipt_json NULL: keep the id record as it is. */
+static rete_err out_hold(agent *a, const out_item *it, const Rete__ReceiptBody *body,
+			 const char *receipt_json, rete_msg *m)
+{
+	agent_held h = {.index = body->index, .signed_msg = it->signed_msg, .sealed = it->sealed};
+	rete_buf have = {0};
+	memcpy(h.leaf, body->leaf_hash.data, RETE_MERKLE_HASH);
+	rete_err err = agent_db_get(a->db, AGENT_DB_HELD, it->id, strlen(it->id), &have, m);
+	bool delivered = err == RETE_OK && have.len == 0;
+	rete_buf_free(&have);
+	if (err != RETE_OK && err != RETE_ENOENT)
+		return err;
+	err = delivered ? RETE_OK : agent_db_held_put(a->db, it->id, &h, m);
+	if (err == RETE_OK && receipt_json != NULL) {
+		agent_idrec r = {.index = body->index, .receipt_json = (char *)receipt_json};
+		memcpy(r.content, it->content, RETE_HASH_LEN);
+		err = agent_db_id_put(a->db, it->id, &r, m);
+	}
+	return err;
+}
+
+/* out_held_receipted: a held message submitted again has its receipt (the
+ * original one when the broker still had it, else a new entry): the held
+ * record and the witness follow the receipt; no file moves. */
+static void out_held_receipted(agent *a, size_t i, const Rete__ReceiptBody *body)
+{
+	out_item *it = &a->out_items[i];
+	rete_msg m = {{0}};
+	rete_err err = RETE_OK;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		rete_buf have;
+		err = agent_db_begin(a->db, &m);
+		/* Still held? Its delivery receipt may have come meanwhile. */
+		bool still = err == RETE_OK && agent_db_get(a->db, AGENT_DB_HELD, it->id,
+							    strlen(it->id), &have, &m) == RETE_OK;
+		if (still) {
+			still = have.len > 0; /* empty: delivered meanwhile */
+			rete_buf_free(&have);
+		}
+		if (still)
+			err = out_hold(a, it, body, NULL, &m);
+		if (err == RETE_OK && still)
+			agent_witness_receipt(a, body->index, body->leaf_hash.data,
+					      body->leaf_hash.len);
+		if (err == RETE_OK)
+			err = agent_db_commit(a->db, &m);
+		else
+			agent_db_abort(a->db);
+		if (err != RETE_EFULL)
+			break;
+	}
+	if (err != RETE_OK) {
+		agent_log(a, "error", "held message %s: cannot record its receipt: %s", it->id,
+			  m.text);
+		it->retry_at = rete_now_ms() + a->cfg.resubmit_ms;
+		return;
+	}
+	agent_log(a, "info",
+		  "held message %s receipted again at log index %" PRIu64
+		  "; held until its delivery receipt",
+		  it->id, body->index);
+	item_remove(a, i);
+}
+
 /* out_accept writes sent/NAME.receipt.json, moves the file, records the
- * referral's status and forgets the record. */
+ * referral's status, holds the message until its delivery receipt and
+ * forgets the outbox record. */
 static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 {
 	out_item *it = &a->out_items[i];
@@ -896,19 +1150,11 @@ static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 	char buf[32], idx[24];
 
 	const Rete__SignedReceipt *sr = r->receipt;
-	if (sr->signature.len != RETE_SIG_LEN ||
-	    rete_verify_bytes(sr->signature.data, RETE_CTX_RECEIPT, sr->body.data, sr->body.len,
-			      &a->broker_pk) != RETE_OK ||
-	    (body = rete__receipt_body__unpack(NULL, sr->body.len, sr->body.data)) == NULL ||
-	    strcmp(body->message_id, it->id) != 0 || strcmp(body->sender, a->cfg.id) != 0) {
-		agent_log(a, "error",
-			  "%s: the receipt for %s does not verify with the pinned broker key (or "
-			  "names another message); keeping the file and asking again",
-			  it->name, it->id);
-		if (body != NULL)
-			rete__receipt_body__free_unpacked(body, NULL);
-		it->retry_at = rete_now_ms() + a->cfg.resubmit_ms;
-		it->sent_at = 0;
+	if ((body = out_receipt_check(a, it, r)) == NULL)
+		return;
+	if (it->held) {
+		out_held_receipted(a, i, body);
+		rete__receipt_body__free_unpacked(body, NULL);
 		return;
 	}
 	json_t *doc = json_object();
@@ -947,6 +1193,8 @@ static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 		terr = agent_track_apply(a->db, a->cfg.id, msg, body->index, body->logged_at, &m);
 	if (terr == RETE_OK)
 		agent_witness_receipt(a, body->index, body->leaf_hash.data, body->leaf_hash.len);
+	if (terr == RETE_OK)
+		terr = out_hold(a, it, body, text, &m);
 	if (terr == RETE_OK)
 		terr = agent_db_commit(a->db, &m);
 	else
@@ -1030,13 +1278,51 @@ void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 	}
 	if (r->error == 0 || transient_error(r->error)) {
 		agent_log(a, "warning",
-			  "%s: the broker cannot take %s now (%s); trying again later", it->name,
-			  it->id, r->error_text ? r->error_text : "no receipt");
+			  "%s: the broker cannot take %s now (%s); trying again later",
+			  it->held ? "held message" : it->name, it->id,
+			  r->error_text ? r->error_text : "no receipt");
 		it->retry_at = rete_now_ms() + a->cfg.resubmit_ms;
 		it->sent_at = 0;
 		return;
 	}
 	const char *code = rete_enum_json_name(&rete__error_code__descriptor, (int)r->error);
+	if (!it->held && r->error == RETE__ERROR_CODE__ERROR_CODE_ID_REUSED) {
+		/* The same file twice in outbox/ at once: the first's receipt
+		 * came before this refusal. Same content: its receipt too. */
+		char name[256];
+		uint8_t hash[RETE_HASH_LEN], content[RETE_HASH_LEN];
+		char id[128];
+		snprintf(name, sizeof(name), "%s", it->name);
+		memcpy(hash, it->hash, sizeof(hash));
+		memcpy(content, it->content, sizeof(content));
+		snprintf(id, sizeof(id), "%s", it->id);
+		rete_msg m = {{0}};
+		agent_idrec rec;
+		if (agent_db_id_get(a->db, id, &rec, &m) == RETE_OK) {
+			bool same = sodium_memcmp(rec.content, content, RETE_HASH_LEN) == 0;
+			free(rec.receipt_json);
+			if (same) {
+				agent_spool_ident ident = it->ident;
+				item_remove(a, i);
+				out_known_id(a, name, &ident, id, content);
+				if (agent_db_outbox_del(a->db, name, hash, &m) != RETE_OK)
+					agent_log(a, "error", "%s: %s", name, m.text);
+				return;
+			}
+		}
+	}
+	if (it->held) {
+		/* A final refusal of a message submitted again: nothing more the
+		 * agent can do with it; the refusal is the answer. */
+		rete_msg m = {{0}};
+		agent_log(a, "warning",
+			  "held message %s submitted again was refused (%s): %s; no longer held",
+			  it->id, code ? code : "refused", r->error_text ? r->error_text : "");
+		if (agent_db_del(a->db, AGENT_DB_HELD, it->id, strlen(it->id), &m) != RETE_OK)
+			agent_log(a, "error", "held message %s: %s", it->id, m.text);
+		item_remove(a, i);
+		return;
+	}
 	char name[256];
 	uint8_t hash[RETE_HASH_LEN];
 	char id[128];
@@ -1047,4 +1333,84 @@ void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 	out_fail(a, name, hash, id, code ? code : "refused", r->field,
 		 r->error_text && r->error_text[0] ? r->error_text : "refused by the broker", NULL);
 	item_remove(a, i);
+}
+
+/* --- held messages --------------------------------------------------------- */
+
+struct held_load {
+	agent *a;
+	size_t added;
+};
+
+static bool held_collect(const void *key, size_t klen, const void *val, size_t vlen, void *user)
+{
+	struct held_load *hl = user;
+	agent *a = hl->a;
+	char id[128];
+	agent_held h;
+
+	if (klen == 0 || klen >= sizeof(id) || vlen == 0) /* vlen 0: delivered */
+		return true;
+	memcpy(id, key, klen);
+	id[klen] = '\0';
+	for (size_t i = 0; i < a->out_n; i++)
+		if (strcmp(a->out_items[i].id, id) == 0)
+			return true; /* already on its way */
+	if (agent_db_held_parse(val, vlen, &h) != RETE_OK) {
+		agent_log(a, "error", "held message %s: its record does not parse; skipped", id);
+		return true;
+	}
+	out_item *it = item_add(a);
+	if (it == NULL) {
+		agent_held_free(&h);
+		return false;
+	}
+	snprintf(it->id, sizeof(it->id), "%s", id);
+	it->state = AGENT_OUT_SIGNED;
+	it->held = true;
+	it->seen = true;
+	it->signed_msg = h.signed_msg;
+	it->sealed = h.sealed;
+	hl->added++;
+	return true;
+}
+
+void agent_outbox_resubmit_held(agent *a, const char *why)
+{
+	struct held_load hl = {.a = a};
+	rete_msg m = {{0}};
+
+	if (a->held_resubmitted)
+		return;
+	a->held_resubmitted = true;
+	if (agent_db_each(a->db, AGENT_DB_HELD, held_collect, &hl, &m) != RETE_OK) {
+		agent_log(a, "error", "cannot read the held messages: %s", m.text);
+		a->held_resubmitted = false;
+		return;
+	}
+	if (hl.added == 0)
+		return;
+	agent_log(a, "warning",
+		  "%s: submitting again %zu message(s) held until their delivery receipt (the "
+		  "broker answers those it still has with their original receipt)",
+		  why, hl.added);
+}
+
+rete_err agent_outbox_settled(agent *a, const char *id, rete_msg *m)
+{
+	if (id == NULL || id[0] == '\0')
+		return RETE_OK;
+	/* An empty record marks the message delivered: a receipt that comes
+	 * after its delivery receipt (the first receipt was lost with a
+	 * connection) must not hold it again. */
+	rete_err err = agent_db_put(a->db, AGENT_DB_HELD, id, strlen(id), "", 0, m);
+	if (err != RETE_OK)
+		return err;
+	for (size_t i = 0; i < a->out_n; i++)
+		if (a->out_items[i].held && strcmp(a->out_items[i].id, id) == 0) {
+			item_remove(a, i);
+			break;
+		}
+	agent_debug(a, "message %s delivered: no longer held", id);
+	return RETE_OK;
 }

@@ -51,6 +51,24 @@ static struct agent_witness *wit(agent *a)
 	return a->witness;
 }
 
+struct wit_key {
+	bool found;
+	uint8_t key[8];
+};
+
+/* wit_first_key finds the first key of a database (agent_db_each). */
+static bool wit_first_key(const void *key, size_t klen, const void *val, size_t vlen, void *user)
+{
+	struct wit_key *f = user;
+	(void)val;
+	(void)vlen;
+	if (klen == 8) {
+		f->found = true;
+		memcpy(f->key, key, 8);
+	}
+	return false;
+}
+
 void agent_witness_free(agent *a)
 {
 	if (a->witness == NULL)
@@ -60,22 +78,94 @@ void agent_witness_free(agent *a)
 	a->witness = NULL;
 }
 
-/* wit_alarm: the broker showed two histories that do not fit together. */
-static void wit_alarm(agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void wit_alarm(agent *a, const char *fmt, ...)
+/* wit_alarm_text: the broker showed two histories that do not fit
+ * together, or a receipt that is not bound to our bytes. Every such sign
+ * means the log may no longer hold what it receipted: the held messages
+ * are submitted again (the broker's dedup answers those it still has). */
+static void wit_alarm_text(agent *a, const char *text)
 {
-	char text[1024];
-	va_list ap;
 	rete_msg m;
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
 	agent_log(a, "error",
 		  "WITNESS ALARM: %s. The broker's log does not match what it showed "
 		  "before; keep data/ and tell the network's auditors",
 		  text);
 	agent_db_put(a->db, AGENT_DB_META, "alarm", 5, text, strlen(text), &m);
 	wit(a)->alarmed = true;
+	agent_outbox_resubmit_held(a, "witness alarm");
+}
+
+void agent_witness_alarm(agent *a, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	wit_alarm_text(a, text);
+}
+
+static void wit_load_good(agent *a);
+
+void agent_witness_epoch(agent *a, uint32_t epoch)
+{
+	struct agent_witness *w = wit(a);
+	rete_buf v;
+	rete_msg m = {{0}};
+	uint32_t last = 0;
+
+	a->epoch = epoch;
+	if (w == NULL || epoch == 0)
+		return; /* an older broker: it does not say */
+	if (agent_db_get(a->db, AGENT_DB_META, "epoch", 5, &v, &m) == RETE_OK) {
+		if (v.len == 4)
+			last = (uint32_t)v.data[0] << 24 | (uint32_t)v.data[1] << 16 |
+			       (uint32_t)v.data[2] << 8 | v.data[3];
+		rete_buf_free(&v);
+	}
+	if (epoch == last)
+		return;
+	uint8_t be[4] = {(uint8_t)(epoch >> 24), (uint8_t)(epoch >> 16), (uint8_t)(epoch >> 8),
+			 (uint8_t)epoch};
+	if (last != 0 && epoch < last) {
+		agent_witness_alarm(a, "the broker's log went back from epoch %u to epoch %u", last,
+				    epoch);
+		return;
+	}
+	if (last != 0) {
+		/* A declared restore: the log continues as a new epoch linked to
+		 * the old one. Its checkpoints need not extend the last one we
+		 * verified (the restored copy may be older), so the next one
+		 * becomes the baseline; receipts waiting for an inclusion proof
+		 * may name entries the restore lost: the held messages are
+		 * submitted again and bring new receipts. */
+		wit_load_good(a);
+		agent_log(a, "warning",
+			  "witness: the broker's log is now epoch %u (was %u): a declared restore; "
+			  "its checkpoint becomes the witness's baseline instead of the one of "
+			  "size %" PRIu64 " verified in epoch %u",
+			  epoch, last, w->have_good ? w->good.size : 0, last);
+		w->have_good = false;
+		memset(&w->good, 0, sizeof(w->good));
+		agent_db_del(a->db, AGENT_DB_META, "checkpoint", 10, &m);
+		agent_db_begin(a->db, &m);
+		for (;;) {
+			struct wit_key f = {0};
+			if (agent_db_each(a->db, AGENT_DB_WITNESS, wit_first_key, &f, &m) !=
+				RETE_OK ||
+			    !f.found)
+				break;
+			if (agent_db_del(a->db, AGENT_DB_WITNESS, f.key, 8, &m) != RETE_OK)
+				break;
+		}
+		if (agent_db_commit(a->db, &m) != RETE_OK)
+			agent_log(a, "error", "witness: %s", m.text);
+		char why[128];
+		snprintf(why, sizeof(why), "the broker's log is now epoch %u (was %u)", epoch,
+			 last);
+		agent_outbox_resubmit_held(a, why);
+	}
+	if (agent_db_put(a->db, AGENT_DB_META, "epoch", 5, be, sizeof(be), &m) != RETE_OK)
+		agent_log(a, "error", "witness: cannot keep the log epoch: %s", m.text);
 }
 
 static void wit_load_good(agent *a)
@@ -199,14 +289,14 @@ static void wit_consider(agent *a, const char *note)
 		return;
 	}
 	if (cp.size < w->good.size) {
-		wit_alarm(
+		agent_witness_alarm(
 		    a, "the log shrank: checkpoint of size %" PRIu64 " after one of size %" PRIu64,
 		    cp.size, w->good.size);
 		return;
 	}
 	if (cp.size == w->good.size) {
 		if (memcmp(cp.root, w->good.root, RETE_MERKLE_HASH) != 0)
-			wit_alarm(
+			agent_witness_alarm(
 			    a, "two checkpoints of size %" PRIu64 " with different roots (a fork)",
 			    cp.size);
 		else
@@ -267,9 +357,10 @@ static void wit_on_consistency(agent *a, const Rete__Proof *p, const rete_merkle
 						      RETE_MERKLE_HASH, e, p->n_hashes, &m);
 
 	if (err != RETE_OK || p->size1 != w->good.size || p->size2 != w->cand.size) {
-		wit_alarm(a, "no valid consistency proof from size %" PRIu64 " to %" PRIu64 ": %s",
-			  w->good.size, w->cand.size,
-			  err != RETE_OK ? m.text : "the proof is for other sizes");
+		agent_witness_alarm(
+		    a, "no valid consistency proof from size %" PRIu64 " to %" PRIu64 ": %s",
+		    w->good.size, w->cand.size,
+		    err != RETE_OK ? m.text : "the proof is for other sizes");
 		w->state = WIT_IDLE;
 		return;
 	}
@@ -289,11 +380,12 @@ static void wit_on_inclusion(agent *a, const Rete__Proof *p, const rete_merkle_e
 						    RETE_MERKLE_HASH, &m);
 
 	if (err != RETE_OK || p->tree_size != w->good.size) {
-		wit_alarm(a,
-			  "our receipt for log index %" PRIu64 " is not shown included in the "
-			  "checkpoint of size %" PRIu64 ": %s",
-			  w->incl_index, w->good.size,
-			  err != RETE_OK ? m.text : "the proof is for another size");
+		agent_witness_alarm(a,
+				    "our receipt for log index %" PRIu64
+				    " is not shown included in the "
+				    "checkpoint of size %" PRIu64 ": %s",
+				    w->incl_index, w->good.size,
+				    err != RETE_OK ? m.text : "the proof is for another size");
 		w->state = WIT_IDLE;
 		return;
 	}

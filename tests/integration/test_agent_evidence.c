@@ -1,0 +1,751 @@
+/* test_agent_evidence.c — the agent holds what it sent until it is
+ * delivered, checks its receipts against its own bytes, recognises a
+ * message by its content, and answers a resent file with its first receipt.
+ *
+ * The real rete-broker and rete-agent (itest.h) in a temporary folder:
+ *   - test_restore_once: the broker's store is put back from a
+ *     `rete store backup` copy while traffic goes on; every referral put
+ *     into the sender's outbox ends in the recipient's inbox exactly once
+ *     (new messages at log indexes the recipient recorded before the
+ *     restore are new files; receipted messages the restored log lost are
+ *     submitted again by the sender);
+ *   - test_resend_same_id: the same file with the same id sent again after
+ *     it was accepted ends in sent/ with the original receipt; a changed
+ *     file with that id ends in failed/ as id-reused, naming the index;
+ *   - test_dishonest_receipt: a program holding the broker's key answers
+ *     SUBMIT with a correctly signed receipt for a leaf that is not the
+ *     message's: the agent raises the witness alarm, keeps the file in
+ *     outbox/ and submits the same bytes again.
+ *
+ * Waits are for files and log lines with deadlines, never sleeps.
+ */
+#include <dirent.h>
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <zmq.h>
+
+#include <cmocka.h>
+
+#include "checkpoint.h"
+#include "itest.h"
+#include "merkle.h"
+
+#define EV_WAIT 90000 /* generous: 2 cores, sanitizers */
+
+static int64_t ev_deadline(int ms)
+{
+	return it_mono_ms() + it_scaled_ms(ms);
+}
+
+/* ev_poll_nap: the pause between two looks at a folder or log file while
+ * waiting for a condition with a deadline (there is no event to block on
+ * that covers them all). */
+static void ev_poll_nap(void)
+{
+	it_nap(50);
+}
+
+static char *ev_path(char *buf, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static char *ev_path(char *buf, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, n, fmt, ap);
+	va_end(ap);
+	return buf;
+}
+
+/* ev_referral_text: a referral file from social services to the job centre
+ * as an agency's system writes it (id given; service and reason vary). */
+static char *ev_referral_text(const char *id, const char *reason)
+{
+	json_t *j = json_pack(
+	    "{s:s,s:{s:s,s:s},s:s,s:s,s:{s:s,s:s,s:s,s:{s:s,s:s,s:s},s:s},"
+	    "s:{s:{s:s,s:s},s:s}}",
+	    "id", id, "operator", "staffId", "as-0042", "role", "social-worker", "recipient",
+	    "cpi.mantova", "caseId", "mn-2026-0173", "referral", "service",
+	    "employment-orientation", "priority", "routine", "reasonCode", reason, "consent",
+	    "basis", "consent", "givenAt", "2026-11-20T09:30:00Z", "reference", "CONS-2026-0412",
+	    "ageBand", "adult", "private", "person", "name", "Maria Rossi", "fiscalCode",
+	    "RSSMRA85M41E897X", "reason", "Unemployed; asks for help to find work.");
+	assert_non_null(j);
+	char *text = json_dumps(j, JSON_INDENT(2));
+	json_decref(j);
+	return text;
+}
+
+/* ev_put writes a file into p's outbox the way the contract asks:
+ * temporary name, then rename. */
+static void ev_put(it_net *n, int p, const char *name, const char *text)
+{
+	char dir[1300], tmp[1500], dst[1500];
+	it_spool(n, p, "outbox", dir, sizeof(dir));
+	ev_path(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+	ev_path(dst, sizeof(dst), "%s/%s", dir, name);
+	assert_int_equal(tu_write_file(tmp, text, strlen(text)), 0);
+	assert_int_equal(rename(tmp, dst), 0);
+}
+
+static void ev_put_referral(it_net *n, const char *name, const char *id, const char *reason)
+{
+	char *t = ev_referral_text(id, reason);
+	ev_put(n, IT_SOCIAL, name, t);
+	free(t);
+}
+
+static bool ev_exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+/* ev_wait_either waits until a or b exists; returns 1 for a, 2 for b, 0 at
+ * the deadline. */
+static int ev_wait_either(const char *a, const char *b, int ms)
+{
+	int64_t end = ev_deadline(ms);
+	while (it_mono_ms() < end) {
+		if (ev_exists(a))
+			return 1;
+		if (b && ev_exists(b))
+			return 2;
+		ev_poll_nap();
+	}
+	return ev_exists(a) ? 1 : (b && ev_exists(b)) ? 2 : 0;
+}
+
+static size_t ev_count_suffix(const char *dir, const char *suffix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t count = 0, sl = strlen(suffix);
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+		if (e->d_name[0] != '.' && l >= sl && strcmp(e->d_name + l - sl, suffix) == 0)
+			count++;
+	}
+	closedir(d);
+	return count;
+}
+
+static size_t ev_wait_count(const char *dir, const char *suffix, size_t want, int ms)
+{
+	int64_t end = ev_deadline(ms);
+	size_t c;
+	while ((c = ev_count_suffix(dir, suffix)) < want && it_mono_ms() < end)
+		ev_poll_nap();
+	return c;
+}
+
+static size_t ev_occurrences(const char *path, const char *needle)
+{
+	char *data = tu_read_file(path, NULL);
+	size_t k = 0;
+	for (char *p = data; p && (p = strstr(p, needle)) != NULL; p++)
+		k++;
+	free(data);
+	return k;
+}
+
+/* ev_wait_log waits until the log at path holds needle `want` times. */
+static bool ev_wait_log(const char *path, const char *needle, size_t want, int ms)
+{
+	int64_t end = ev_deadline(ms);
+	while (ev_occurrences(path, needle) < want) {
+		if (it_mono_ms() >= end)
+			return false;
+		ev_poll_nap();
+	}
+	return true;
+}
+
+static json_t *ev_load(const char *path)
+{
+	json_error_t e;
+	json_t *j = json_load_file(path, 0, &e);
+	if (j == NULL)
+		fprintf(stderr, "%s: %s\n", path, e.text);
+	assert_non_null(j);
+	return j;
+}
+
+/* ev_inbox_ids counts, per message id, the referral files of an inbox;
+ * returns the array of ids (one per file; caller frees). */
+static char **ev_inbox_ids(const char *dir, size_t *count)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char **ids = NULL;
+	size_t n = 0;
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+		if (e->d_name[0] == '.' || l < 14 || strcmp(e->d_name + l - 14, "-referral.json"))
+			continue;
+		char path[1500];
+		json_t *j = ev_load(ev_path(path, sizeof(path), "%s/%s", dir, e->d_name));
+		const char *id =
+		    json_string_value(json_object_get(json_object_get(j, "message"), "id"));
+		ids = realloc(ids, (n + 1) * sizeof(*ids));
+		assert_non_null(ids);
+		ids[n++] = strdup(id ? id : "?");
+		json_decref(j);
+	}
+	closedir(d);
+	*count = n;
+	return ids;
+}
+
+static void ev_free_ids(char **ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+/* ev_times: how many files of the list hold id. */
+static size_t ev_times(char **ids, size_t n, const char *id)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		k += strcmp(ids[i], id) == 0;
+	return k;
+}
+
+/* ev_wait_inbox_has waits until the job centre's inbox holds each of the
+ * ids ev-1 .. ev-N; returns how many of them are there at least once. */
+static size_t ev_wait_inbox_has(it_net *n, size_t want, int ms)
+{
+	char dir[1300];
+	it_spool(n, IT_CPI, "inbox", dir, sizeof(dir));
+	int64_t end = ev_deadline(ms);
+	size_t have = 0;
+	for (;;) {
+		size_t cnt;
+		char **ids = ev_inbox_ids(dir, &cnt);
+		have = 0;
+		for (size_t i = 1; i <= want; i++) {
+			char id[32];
+			snprintf(id, sizeof(id), "ev-%zu", i);
+			have += ev_times(ids, cnt, id) > 0;
+		}
+		ev_free_ids(ids, cnt);
+		if (have == want || it_mono_ms() >= end)
+			return have;
+		ev_poll_nap();
+	}
+}
+
+/* ev_wait_delivered waits until social services' inbox holds a delivery
+ * receipt for each of ev-1 .. ev-N; returns how many have one. */
+static size_t ev_wait_delivered(it_net *n, size_t want, int ms)
+{
+	char dir[1300];
+	it_spool(n, IT_SOCIAL, "inbox", dir, sizeof(dir));
+	int64_t end = ev_deadline(ms);
+	for (;;) {
+		bool got[64] = {false};
+		size_t have = 0;
+		DIR *d = opendir(dir);
+		struct dirent *e;
+		assert_non_null(d);
+		while ((e = readdir(d)) != NULL) {
+			size_t l = strlen(e->d_name);
+			if (e->d_name[0] == '.' || l < 14 ||
+			    strcmp(e->d_name + l - 14, "-delivery.json") != 0)
+				continue;
+			char path[1500];
+			json_t *j = ev_load(ev_path(path, sizeof(path), "%s/%s", dir, e->d_name));
+			const char *id = json_string_value(json_object_get(
+			    json_object_get(json_object_get(j, "message"), "delivery"),
+			    "messageId"));
+			unsigned k;
+			if (id != NULL && sscanf(id, "ev-%u", &k) == 1 && k >= 1 && k <= want &&
+			    k < 64)
+				got[k] = true;
+			json_decref(j);
+		}
+		closedir(d);
+		for (size_t k = 1; k <= want && k < 64; k++)
+			have += got[k];
+		if (have == want || it_mono_ms() >= end)
+			return have;
+		ev_poll_nap();
+	}
+}
+
+/* --- the restore ----------------------------------------------------------- */
+
+/* ev_backup runs `rete store backup` of the running broker's store into
+ * DEST. */
+static void ev_backup(it_net *n, const char *dest)
+{
+	char *out = NULL;
+	int rc = tu_run(&out, "'%s/rete' store backup '%s' '%s'", n->bin, n->data, dest);
+	if (rc != 0)
+		fprintf(stderr, "rete store backup: %s\n", out ? out : "");
+	free(out);
+	assert_int_equal(rc, 0);
+}
+
+/* ev_broker_restore stops the broker, puts the store folder aside, puts the
+ * backup in its place and starts the broker on it: the documented restore.
+ * The one place a merged broker's restore declaration (a flag, or `rete
+ * store restore`) goes. */
+static bool ev_broker_restore(it_net *n, const char *backup)
+{
+	char aside[1400];
+	if (it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) == -1)
+		fprintf(stderr, "warning: the broker did not stop on SIGTERM; killed\n");
+	ev_path(aside, sizeof(aside), "%s.before-restore", n->data);
+	if (rename(n->data, aside) != 0 || rename(backup, n->data) != 0) {
+		fprintf(stderr, "restore: cannot swap %s: %s\n", n->data, strerror(errno));
+		return false;
+	}
+	return it_broker_start(n);
+}
+
+static void ev_put_and_receipt(it_net *n, size_t from, size_t to)
+{
+	char sent[1300], path[1500];
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	for (size_t i = from; i <= to; i++) {
+		char name[64], id[32];
+		snprintf(name, sizeof(name), "r%02zu.json", i);
+		snprintf(id, sizeof(id), "ev-%zu", i);
+		ev_put_referral(n, name, id, "long-term-unemployment");
+	}
+	for (size_t i = from; i <= to; i++) {
+		ev_path(path, sizeof(path), "%s/r%02zu.json.receipt.json", sent, i);
+		if (ev_wait_either(path, NULL, EV_WAIT) != 1) {
+			it_show(n, "social.mantova.log");
+			fail_msg("no receipt for r%02zu.json", i);
+		}
+	}
+}
+
+static void test_restore_once(void **state)
+{
+	it_net *n = it_net_new("evidence-restore", NULL);
+	assert_non_null(n);
+	*state = n;
+	char backup[1300], sdir[1300], log[1300];
+	ev_path(backup, sizeof(backup), "%s/backup", n->dir);
+	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+
+	/* Before the backup: three referrals, delivered, delivery receipts
+	 * back at the sender. */
+	ev_put_and_receipt(n, 1, 3);
+	assert_int_equal(ev_wait_inbox_has(n, 3, EV_WAIT), 3);
+	it_spool(n, IT_SOCIAL, "inbox", sdir, sizeof(sdir));
+	assert_int_equal(ev_wait_count(sdir, "-delivery.json", 3, EV_WAIT), 3);
+	ev_backup(n, backup);
+
+	/* After the backup: two delivered, then two receipted while the job
+	 * centre is away (the broker's store is their only copy but the
+	 * sender's). */
+	ev_put_and_receipt(n, 4, 5);
+	assert_int_equal(ev_wait_inbox_has(n, 5, EV_WAIT), 5);
+	assert_int_equal(ev_wait_count(sdir, "-delivery.json", 5, EV_WAIT), 5);
+	assert_int_equal(it_stop(&n->agent_pid[IT_CPI], SIGTERM, it_wait_ms()) != -1, 1);
+	ev_put_and_receipt(n, 6, 7);
+
+	/* The store is put back from the backup; the job centre comes back;
+	 * new referrals follow. */
+	assert_true(ev_broker_restore(n, backup));
+	assert_true(it_agent_start(n, IT_CPI));
+	ev_put_and_receipt(n, 8, 11);
+
+	size_t have = ev_wait_inbox_has(n, 11, 2 * EV_WAIT);
+	char inbox[1300];
+	it_spool(n, IT_CPI, "inbox", inbox, sizeof(inbox));
+	size_t cnt;
+	char **ids = ev_inbox_ids(inbox, &cnt);
+	for (size_t i = 1; i <= 11; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "ev-%zu", i);
+		size_t k = ev_times(ids, cnt, id);
+		if (k != 1)
+			fprintf(stderr, "referral %s is in the job centre's inbox %zu times\n", id,
+				k);
+	}
+	if (have != 11) {
+		it_show(n, "cpi.mantova.log");
+		it_show(n, "social.mantova.log");
+	}
+	assert_int_equal(have, 11); /* every receipted referral reached the inbox */
+	assert_int_equal(cnt, 11);  /* ... exactly once */
+	ev_free_ids(ids, cnt);
+	/* Every delivery receipt reached the sender too, those logged at
+	 * reused indexes included. */
+	assert_int_equal(ev_wait_delivered(n, 11, EV_WAIT), 11);
+	/* The sender said why it submitted again. */
+	assert_true(ev_wait_log(log, "submitting again", 1, EV_WAIT));
+}
+
+/* --- resending a file ------------------------------------------------------- */
+
+static void test_resend_same_id(void **state)
+{
+	it_net *n = it_net_new("evidence-resend", NULL);
+	assert_non_null(n);
+	*state = n;
+	char sent[1300], failed[1300], a[1500], b[1500], bf[1500], c[1500], cf[1500];
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed));
+
+	char *text = ev_referral_text("ev-idem-1", "long-term-unemployment");
+	ev_put(n, IT_SOCIAL, "first.json", text);
+	assert_int_equal(ev_wait_either(ev_path(a, sizeof(a), "%s/first.json.receipt.json", sent),
+					NULL, EV_WAIT),
+			 1);
+	/* The same file again, under another name, after acceptance. */
+	ev_put(n, IT_SOCIAL, "again.json", text);
+	free(text);
+	ev_path(b, sizeof(b), "%s/again.json.receipt.json", sent);
+	ev_path(bf, sizeof(bf), "%s/again.json.error.json", failed);
+	int got = ev_wait_either(b, bf, EV_WAIT);
+	if (got == 2)
+		it_show_path(bf, 0);
+	assert_int_equal(got, 1); /* the same content: the original receipt, not id-reused */
+	json_t *ja = ev_load(a), *jb = ev_load(b);
+	assert_string_equal(json_string_value(json_object_get(ja, "index")),
+			    json_string_value(json_object_get(jb, "index")));
+	assert_string_equal(json_string_value(json_object_get(ja, "receipt")),
+			    json_string_value(json_object_get(jb, "receipt")));
+	char want[200];
+	snprintf(want, sizeof(want), "log index %s",
+		 json_string_value(json_object_get(ja, "index")));
+	json_decref(ja);
+	json_decref(jb);
+
+	/* Other content under the same id: refused, naming the entry. */
+	text = ev_referral_text("ev-idem-1", "school-dropout");
+	ev_put(n, IT_SOCIAL, "changed.json", text);
+	free(text);
+	ev_path(c, sizeof(c), "%s/changed.json.receipt.json", sent);
+	ev_path(cf, sizeof(cf), "%s/changed.json.error.json", failed);
+	assert_int_equal(ev_wait_either(c, cf, EV_WAIT), 2);
+	json_t *jc = ev_load(cf);
+	assert_string_equal(json_string_value(json_object_get(jc, "code")), "id-reused");
+	const char *err = json_string_value(json_object_get(jc, "error"));
+	if (err == NULL || strstr(err, want) == NULL)
+		fprintf(stderr, "error: %s (wanted it to name '%s')\n", err ? err : "", want);
+	assert_non_null(err);
+	assert_non_null(strstr(err, want));
+	json_decref(jc);
+}
+
+/* --- a dishonest broker ------------------------------------------------------ */
+
+/* ev_reply sends a BrokerFrame to the peer `ident` of a ROUTER socket. */
+static void ev_reply(void *sock, zmq_msg_t *ident, Rete__BrokerFrame *f)
+{
+	f->version = RETE_PROTOCOL_VERSION;
+	size_t len = rete__broker_frame__get_packed_size(f);
+	uint8_t *buf = malloc(len ? len : 1);
+	assert_non_null(buf);
+	rete__broker_frame__pack(f, buf);
+	zmq_send(sock, zmq_msg_data(ident), zmq_msg_size(ident), ZMQ_SNDMORE);
+	zmq_send(sock, buf, len, 0);
+	free(buf);
+}
+
+/* A broker that lies: the broker's key on a CURVE ROUTER socket at the
+ * broker's endpoint (no ZAP handler: every client key is let in), speaking
+ * the wire protocol from a WELCOME the real broker gave. */
+typedef struct ev_liar {
+	void *ctx, *sock;
+	const char *endpoint;
+	const rete_seckey *key;
+	Rete__BrokerFrame *welcome; /* replayed on HELLO (owned) */
+	bool honest_leaf;	    /* receipts name the right leaf */
+	int hellos, submits;
+	uint8_t first[4096]; /* the first SUBMIT's signed bytes */
+	size_t first_len;
+	bool same; /* every SUBMIT carried those bytes */
+} ev_liar;
+
+/* ev_real_welcome starts the real broker once, says HELLO as social
+ * services and keeps the WELCOME (its directory entry is signed with the
+ * broker key, so the agent believes it); the broker is stopped again. */
+static Rete__BrokerFrame *ev_real_welcome(it_net *n)
+{
+	assert_true(it_broker_start(n));
+	rete_wire *w = it_connect(n, IT_SOCIAL);
+	assert_non_null(w);
+	rete_wire_hello(w, it_party_ids[IT_SOCIAL], "itest", NULL);
+	Rete__BrokerFrame *welcome =
+	    it_recv_kind(w, RETE__BROKER_FRAME__COMMAND_WELCOME, it_wait_ms());
+	assert_non_null(welcome);
+	assert_int_equal(welcome->command_case, RETE__BROKER_FRAME__COMMAND_WELCOME);
+	rete_wire_close(&w);
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
+	unlink(n->sock);
+	return welcome;
+}
+
+static void ev_liar_bind(ev_liar *l)
+{
+	int one = 1, linger = 0;
+	l->sock = zmq_socket(l->ctx, ZMQ_ROUTER);
+	assert_non_null(l->sock);
+	assert_int_equal(zmq_setsockopt(l->sock, ZMQ_CURVE_SERVER, &one, sizeof(one)), 0);
+	assert_int_equal(zmq_setsockopt(l->sock, ZMQ_CURVE_SECRETKEY, l->key->x_sk, RETE_PK_LEN),
+			 0);
+	assert_int_equal(zmq_setsockopt(l->sock, ZMQ_LINGER, &linger, sizeof(linger)), 0);
+	assert_int_equal(zmq_bind(l->sock, l->endpoint), 0);
+}
+
+static void ev_liar_open(ev_liar *l, it_net *n, Rete__BrokerFrame *welcome)
+{
+	memset(l, 0, sizeof(*l));
+	l->endpoint = n->listen;
+	l->key = n->broker;
+	l->welcome = welcome;
+	l->same = true;
+	l->ctx = zmq_ctx_new();
+	assert_non_null(l->ctx);
+	ev_liar_bind(l);
+}
+
+static void ev_liar_close(ev_liar *l)
+{
+	if (l->sock)
+		zmq_close(l->sock);
+	if (l->ctx)
+		zmq_ctx_term(l->ctx);
+	if (l->welcome)
+		rete__broker_frame__free_unpacked(l->welcome, NULL);
+	memset(l, 0, sizeof(*l));
+}
+
+/* ev_liar_receipt answers a SUBMIT with a receipt signed by the broker key
+ * for index 1, now; its leaf is the right one when honest_leaf, else the
+ * hash of other bytes (what a broker that never logged the message would
+ * have to sign). */
+static void ev_liar_receipt(ev_liar *l, zmq_msg_t *ident, const ProtobufCBinaryData *sm)
+{
+	Rete__Message *msg = NULL;
+	assert_int_equal(rete_signed_decode(sm->data, sm->len, NULL, &msg, NULL), RETE_OK);
+	uint8_t leaf[RETE_MERKLE_HASH];
+	Rete__ReceiptBody rb = RETE__RECEIPT_BODY__INIT;
+	rb.origin = IT_ORIGIN;
+	rb.message_id = msg->id;
+	rb.sender = msg->sender;
+	rb.index = 1;
+	rb.logged_at = rete_now_ms();
+	if (l->honest_leaf) {
+		Rete__LogEntry le = RETE__LOG_ENTRY__INIT;
+		le.index = rb.index;
+		le.logged_at = rb.logged_at;
+		le.signed_message = *sm;
+		size_t n = rete__log_entry__get_packed_size(&le);
+		uint8_t *b = malloc(n);
+		assert_non_null(b);
+		rete__log_entry__pack(&le, b);
+		rete_merkle_leaf_hash(leaf, b, n);
+		free(b);
+	} else {
+		rete_merkle_leaf_hash(leaf, "not this message", 16);
+	}
+	rb.leaf_hash.data = leaf;
+	rb.leaf_hash.len = sizeof(leaf);
+	size_t blen = rete__receipt_body__get_packed_size(&rb);
+	uint8_t *bbytes = malloc(blen);
+	assert_non_null(bbytes);
+	rete__receipt_body__pack(&rb, bbytes);
+	uint8_t sig[RETE_SIG_LEN];
+	assert_int_equal(rete_sign_bytes(sig, RETE_CTX_RECEIPT, bbytes, blen, l->key), RETE_OK);
+	Rete__SignedReceipt sr = RETE__SIGNED_RECEIPT__INIT;
+	sr.body.data = bbytes;
+	sr.body.len = blen;
+	sr.signature.data = sig;
+	sr.signature.len = sizeof(sig);
+	Rete__Receipt r = RETE__RECEIPT__INIT;
+	r.message_id = msg->id;
+	r.receipt = &sr;
+	Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
+	f.command_case = RETE__BROKER_FRAME__COMMAND_RECEIPT;
+	f.receipt = &r;
+	ev_reply(l->sock, ident, &f);
+	free(bbytes);
+	rete__message__free_unpacked(msg, NULL);
+}
+
+/* ev_liar_serve answers frames (HELLO with the WELCOME, PING with PONG,
+ * SUBMIT with a receipt; queries go unanswered) until *count reaches want
+ * or the deadline passes; returns *count. */
+static int ev_liar_serve(ev_liar *l, const int *count, int want, int ms)
+{
+	int64_t end = ev_deadline(ms);
+	while (*count < want && it_mono_ms() < end) {
+		zmq_pollitem_t pi = {l->sock, 0, ZMQ_POLLIN, 0};
+		if (zmq_poll(&pi, 1, 200) <= 0)
+			continue;
+		zmq_msg_t ident, body;
+		zmq_msg_init(&ident);
+		zmq_msg_init(&body);
+		zmq_msg_recv(&ident, l->sock, 0);
+		zmq_msg_recv(&body, l->sock, 0);
+		Rete__ClientFrame *cf =
+		    rete__client_frame__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
+		if (cf != NULL && cf->command_case == RETE__CLIENT_FRAME__COMMAND_HELLO) {
+			ev_reply(l->sock, &ident, l->welcome);
+			l->hellos++;
+		} else if (cf != NULL && cf->command_case == RETE__CLIENT_FRAME__COMMAND_PING) {
+			Rete__Pong pong = RETE__PONG__INIT;
+			pong.nonce = cf->ping->nonce;
+			Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
+			f.command_case = RETE__BROKER_FRAME__COMMAND_PONG;
+			f.pong = &pong;
+			ev_reply(l->sock, &ident, &f);
+		} else if (cf != NULL && cf->command_case == RETE__CLIENT_FRAME__COMMAND_SUBMIT) {
+			const ProtobufCBinaryData *sm = &cf->submit->signed_message;
+			if (l->submits == 0 && sm->len <= sizeof(l->first)) {
+				memcpy(l->first, sm->data, sm->len);
+				l->first_len = sm->len;
+			} else if (sm->len != l->first_len ||
+				   memcmp(l->first, sm->data, sm->len) != 0) {
+				l->same = false;
+			}
+			l->submits++;
+			ev_liar_receipt(l, &ident, sm);
+		}
+		if (cf != NULL)
+			rete__client_frame__free_unpacked(cf, NULL);
+		zmq_msg_close(&ident);
+		zmq_msg_close(&body);
+	}
+	return *count;
+}
+
+static void test_dishonest_receipt(void **state)
+{
+	it_net *n = it_net_new("evidence-liar", NULL);
+	assert_non_null(n);
+	*state = n;
+	char outbox[1300], sent[1300], log[1300], path[1500];
+	ev_liar l;
+	ev_liar_open(&l, n, ev_real_welcome(n));
+
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	ev_put_referral(n, "liar.json", "ev-liar-1", "long-term-unemployment");
+	it_spool(n, IT_SOCIAL, "outbox", outbox, sizeof(outbox));
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+
+	/* Answer every SUBMIT with a receipt that verifies with the broker key
+	 * but whose leaf is not the hash of the entry (index, loggedAt, the
+	 * message's bytes); wait for the same bytes to come a second time. */
+	int submits = ev_liar_serve(&l, &l.submits, 2, EV_WAIT);
+	bool same = l.same;
+	ev_liar_close(&l);
+	bool alarm = ev_wait_log(log, "WITNESS ALARM", 1, EV_WAIT);
+	if (submits < 2 || !alarm)
+		it_show(n, "social.mantova.log");
+	/* Never "accepted": no receipt in sent/, the file still ours. */
+	assert_false(ev_exists(ev_path(path, sizeof(path), "%s/liar.json.receipt.json", sent)));
+	assert_true(ev_exists(ev_path(path, sizeof(path), "%s/liar.json", outbox)));
+	assert_int_equal(submits, 2); /* submitted again ... */
+	assert_true(same);	      /* ... byte for byte the same */
+	assert_true(alarm);
+	assert_int_equal(ev_occurrences(log, "accepted as ev-liar-1"), 0);
+}
+
+/* --- a new log epoch ----------------------------------------------------------- */
+
+/* test_new_epoch: a broker whose WELCOME says epoch 1 receipts a message
+ * (honestly); then it comes back saying epoch 2 (a declared restore) with
+ * a checkpoint that does not extend the one the agent verified. The agent
+ * takes it as the new baseline (no alarm), says so naming the epoch, and
+ * submits the held message again, the same bytes. */
+static void test_new_epoch(void **state)
+{
+	it_net *n = it_net_new("evidence-epoch", NULL);
+	assert_non_null(n);
+	*state = n;
+	char sent[1300], log[1300], path[1500];
+	Rete__BrokerFrame *welcome = ev_real_welcome(n);
+	welcome->welcome->epoch = 1;
+	ev_liar l;
+	ev_liar_open(&l, n, welcome);
+	l.honest_leaf = true;
+
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	ev_put_referral(n, "ep.json", "ev-epoch-1", "long-term-unemployment");
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	assert_int_equal(ev_liar_serve(&l, &l.submits, 1, EV_WAIT), 1);
+	assert_int_equal(
+	    ev_wait_either(ev_path(path, sizeof(path), "%s/ep.json.receipt.json", sent), NULL,
+			   EV_WAIT),
+	    1);
+
+	/* Back as epoch 2, with a checkpoint of the same size as the one the
+	 * agent verified but another root: in epoch 1 that is a fork. */
+	uint8_t root[RETE_MERKLE_HASH];
+	memset(root, 0x5a, sizeof(root));
+	rete_checkpoint cp;
+	rete_msg m;
+	assert_int_equal(rete_checkpoint_verify(welcome->welcome->checkpoint,
+						strlen(welcome->welcome->checkpoint), IT_ORIGIN,
+						&n->broker->pub, &cp, &m),
+			 RETE_OK);
+	char *note = NULL;
+	assert_int_equal(rete_checkpoint_sign(IT_ORIGIN, cp.size, root, n->broker, &note, &m),
+			 RETE_OK);
+	free(welcome->welcome->checkpoint);
+	welcome->welcome->checkpoint = note;
+	welcome->welcome->epoch = 2;
+	zmq_close(l.sock);
+	l.sock = NULL;
+	ev_liar_bind(&l);
+	int hellos = l.hellos;
+	assert_int_equal(ev_liar_serve(&l, &l.hellos, hellos + 1, EV_WAIT), hellos + 1);
+	assert_int_equal(ev_liar_serve(&l, &l.submits, 2, EV_WAIT), 2);
+	bool same = l.same;
+	ev_liar_close(&l);
+	if (!ev_wait_log(log, "epoch 2 (was 1)", 1, 1000))
+		it_show(n, "social.mantova.log");
+	assert_true(same); /* the held bytes, not a new signature */
+	assert_true(ev_wait_log(log, "is now epoch 2 (was 1)", 1, EV_WAIT));
+	assert_true(ev_wait_log(log, "submitting again 1 message(s)", 1, EV_WAIT));
+	assert_int_equal(ev_occurrences(log, "WITNESS ALARM"), 0);
+}
+
+/* ev_teardown stops what the test started and removes its folder (kept
+ * when a process did not stop cleanly). */
+static int ev_teardown(void **state)
+{
+	it_net *n = *state;
+	bool bad = false;
+	it_net_free(&n, false, &bad);
+	*state = NULL;
+	return bad ? -1 : 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_teardown(test_dishonest_receipt, ev_teardown),
+	    cmocka_unit_test_teardown(test_new_epoch, ev_teardown),
+	    cmocka_unit_test_teardown(test_resend_same_id, ev_teardown),
+	    cmocka_unit_test_teardown(test_restore_once, ev_teardown),
+	};
+	signal(SIGPIPE, SIG_IGN);
+	if (getenv("RETE_TEST_ONLY") != NULL)
+		cmocka_set_test_filter(getenv("RETE_TEST_ONLY"));
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
