@@ -47,8 +47,8 @@ typedef struct broker_frame {
 	Rete__Message *msg;
 	bool pending; /* passed the checks so far */
 	bool sig_ok;
-	bool resent; /* the very bytes already logged */
-	long op;     /* index in the batch's ops, or -1 */
+	bool resent;   /* the very bytes already logged */
+	long op;       /* index in the batch's ops, or -1 */
 	rete_buf rcpt; /* the packed ReceiptBody, signed by the committer */
 	uint8_t rcpt_sig[RETE_SIG_LEN];
 	Rete__ErrorCode error;
@@ -102,6 +102,10 @@ typedef struct broker {
 	uint64_t cp_size; /* size of the latest checkpoint */
 	char *cp_note;
 	int64_t cp_at_ms;   /* when it was made (0: before this start) */
+	uint32_t epoch;	    /* the log's epoch (store_identity.h) */
+	int store_lock;	    /* fd holding the store's writer lock, or -1 */
+	char *restore_note; /* a declared restore: the last checkpoint signed before */
+	uint32_t restore_epoch, restore_prev;
 	int64_t cp_mono_ms; /* the same, on the monotonic clock */
 	int64_t last_scan_ms, last_ping_ms;
 	uint64_t ping_nonce;

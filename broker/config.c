@@ -496,6 +496,7 @@ static const char *const broker_keys[] = {"origin",
 					  "listen",
 					  "events",
 					  "data",
+					  "state",
 					  "checkpoint_every",
 					  "checkpoint_interval",
 					  "delivery_window",
@@ -660,6 +661,19 @@ static void load_broker(struct parse *p, broker_config *c)
 	}
 	if ((kv = require(p, S, "data", "the store folder, e.g. store")))
 		c->data = resolve_path(p, kv->value);
+	/* the broker's memory of the last checkpoint it signed: outside the
+	 * store folder, which a restore replaces (store_identity.h) */
+	if ((kv = get(p, S, "state"))) {
+		c->state = resolve_path(p, kv->value);
+	} else if (c->data) {
+		size_t l = strlen(c->data);
+		while (l > 1 && c->data[l - 1] == '/')
+			l--;
+		if (asprintf(&c->state, "%.*s.state", (int)l, c->data) < 0) {
+			c->state = NULL;
+			p->oom = true;
+		}
+	}
 
 	uint64_t v;
 	number(p, S, "checkpoint_every", 1000, 1, 100000000, &c->checkpoint_every);
@@ -734,8 +748,8 @@ static void load_agency(struct parse *p, broker_config *c, const struct sec *sec
 
 	if ((kv = require(p, S, "name", "the party's name for people"))) {
 		if (strlen(kv->value) > RETE_SHORT_MAX)
-			problem(p, kv->line, "[%s] name: %zu bytes long; at most %d are accepted", S,
-				strlen(kv->value), RETE_SHORT_MAX);
+			problem(p, kv->line, "[%s] name: %zu bytes long; at most %d are accepted",
+				S, strlen(kv->value), RETE_SHORT_MAX);
 		if (!(pa->name = strdup(kv->value)))
 			p->oom = true;
 	}
@@ -971,6 +985,7 @@ void broker_config_free(broker_config **pc)
 	free(c->origin);
 	free(c->key_path);
 	free(c->data);
+	free(c->state);
 	free_list(c->holidays, c->nholidays);
 	for (size_t i = 0; i < c->nparties; i++) {
 		free(c->parties[i].name);
@@ -1156,7 +1171,8 @@ static void check_directory(struct parse *p, const broker_config *c)
 	if (rete_message_pack(&msg, &packed) != RETE_OK) {
 		p->oom = true;
 	} else if (rete_message_decode(packed.data, packed.len, &back, &m) != RETE_OK) {
-		problem(p, 0, "the directory made from this file would be refused by the agents: %s",
+		problem(p, 0,
+			"the directory made from this file would be refused by the agents: %s",
 			m.text);
 	} else if (rete_validate_message(back, NULL, RETE_VALIDATE_BROKER, &pr) != RETE_OK) {
 		for (size_t i = 0; i < pr.n; i++)
@@ -1171,4 +1187,3 @@ static void check_directory(struct parse *p, const broker_config *c)
 	rete_buf_free(&packed);
 	broker_directory_free(&d);
 }
-

@@ -277,15 +277,33 @@ static inline pid_t it_spawn(const char *dir, const char *logname, char *const a
 	_exit(127);
 }
 
-/* it_broker_exec starts BIN/rete-broker -c INI (with -v when verbose), its
- * output appended to DIR/broker.log; the pid (or -1). */
-static inline pid_t it_broker_exec(const char *dir, const char *bin, const char *ini, bool verbose,
-				   const char *extra_env)
+/* it_broker_exec_flag starts BIN/rete-broker -c INI [FLAG] (with -v when
+ * verbose; flag NULL or e.g. "--init", "--restore"), its output appended to
+ * DIR/broker.log; the pid (or -1). */
+static inline pid_t it_broker_exec_flag(const char *dir, const char *bin, const char *ini,
+					bool verbose, const char *extra_env, const char *flag)
 {
 	char exe[1200];
 	snprintf(exe, sizeof(exe), "%s/rete-broker", bin);
-	char *args[] = {exe, "-c", (char *)ini, verbose ? "-v" : NULL, NULL};
+	char *args[6];
+	int k = 0;
+	args[k++] = exe;
+	args[k++] = "-c";
+	args[k++] = (char *)ini;
+	if (flag)
+		args[k++] = (char *)flag;
+	if (verbose)
+		args[k++] = "-v";
+	args[k] = NULL;
 	return it_spawn(dir, "broker", args, extra_env);
+}
+
+/* it_broker_exec is it_broker_exec_flag without a flag: the store must
+ * exist (a new log needs --init). */
+static inline pid_t it_broker_exec(const char *dir, const char *bin, const char *ini, bool verbose,
+				   const char *extra_env)
+{
+	return it_broker_exec_flag(dir, bin, ini, verbose, extra_env, NULL);
 }
 
 /* it_exited: has pid exited (reaped here)? */
@@ -408,11 +426,13 @@ static inline bool it_broker_ready(it_net *n, int ms)
 }
 
 /* it_broker_start starts rete-broker (the socket file of an earlier,
- * killed one removed first) and waits until it answers a PING. */
+ * killed one removed first; --init on the first start, which creates the
+ * log) and waits until it answers a PING. */
 static inline bool it_broker_start(it_net *n)
 {
 	unlink(n->sock);
-	n->broker_pid = it_broker_exec(n->dir, n->bin, n->ini, true, n->extra_env);
+	n->broker_pid = it_broker_exec_flag(n->dir, n->bin, n->ini, true, n->extra_env,
+					    n->broker_starts == 0 ? "--init" : NULL);
 	n->broker_starts++;
 	if (n->broker_pid <= 0)
 		return false;
@@ -437,6 +457,7 @@ typedef struct it_home {
 	rete_seckey *keys[IT_HOME_KEYS]; /* keys[i] is ids[i]'s */
 	rete_wire *w[IT_HOME_KEYS];	 /* w[i] connected as ids[i] (it_home_connect) */
 	int nkeys;
+	int starts; /* it_home_start calls so far (the first passes --init) */
 } it_home;
 
 /* it_home_open makes a fresh folder (named after tag) with keys for the
@@ -473,10 +494,12 @@ static inline rete_err it_home_connect(it_home *h, int i)
 }
 
 /* it_home_start starts RETE_BIN_DIR/rete-broker on h->ini (with -v when
- * verbose); false when it could not be started. */
+ * verbose; --init on the first start, which creates the log); false when
+ * it could not be started. */
 static inline bool it_home_start(it_home *h, bool verbose)
 {
-	h->pid = it_broker_exec(h->dir, RETE_BIN_DIR, h->ini, verbose, NULL);
+	h->pid = it_broker_exec_flag(h->dir, RETE_BIN_DIR, h->ini, verbose, NULL,
+				     h->starts++ == 0 ? "--init" : NULL);
 	return h->pid > 0;
 }
 

@@ -1,0 +1,306 @@
+/* test_store_identity.c — a log has one identity, and one writer.
+ *
+ * The real rete-broker on a store in a temporary folder (itest.h):
+ *
+ *   new log          a missing store is refused without --init (a broker
+ *                    pointed at another data folder used to start a new,
+ *                    empty log silently); with --init it starts
+ *   one writer       a second broker on the same store (its own endpoints)
+ *                    exits 2 naming the first one's pid
+ *   changed origin   the store's origin differs from broker.ini's: exit 2,
+ *                    the sentence names both
+ *   changed key      the broker key differs from the one the log was
+ *                    signed with: exit 2, the sentence names both
+ *   restore          docs/operations.md's backup and restore, followed
+ *                    literally: backup, more traffic, stop, the copy put
+ *                    in place of the store; the broker refuses to serve it
+ *                    until --restore is declared, then goes on as epoch 2:
+ *                    the link entry first, WELCOME says epoch 2, the
+ *                    checkpoints carry "epoch 2", traffic goes on and
+ *                    `rete audit verify` passes.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "checkpoint.h"
+#include "itest.h"
+
+static int teardown(void **state)
+{
+	it_net *n = *state;
+	bool bad = false;
+	it_net_free(&n, false, &bad);
+	*state = NULL;
+	return bad ? -1 : 0;
+}
+
+/* run_refused starts the broker on ini with flag (may be NULL) and expects
+ * it to exit 2 on its own before it serves anything; its log, from the
+ * start of this run, must hold every one of the words (NULL-terminated). */
+static void run_refused(it_net *n, const char *ini, const char *flag, ...)
+{
+	struct stat st;
+	long from = stat(n->log, &st) == 0 ? (long)st.st_size : 0;
+	pid_t pid = it_broker_exec_flag(n->dir, n->bin, ini, false, NULL, flag);
+	assert_true(pid > 0);
+	int status = 0;
+	int64_t end = it_mono_ms() + it_wait_ms();
+	bool gone = false;
+	while (!(gone = it_reap(pid, &status)) && it_mono_ms() < end)
+		it_nap(20); /* polling a child's exit */
+	if (!gone) {
+		it_stop(&pid, SIGKILL, 5000);
+		it_show(n, "broker.log");
+		fail_msg("the broker on %s %s did not refuse to start: it is still running", ini,
+			 flag ? flag : "");
+	}
+	size_t len = 0;
+	char *log = tu_read_file(n->log, &len);
+	assert_non_null(log);
+	const char *mine = (size_t)from <= len ? log + from : log;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 2) {
+		it_show(n, "broker.log");
+		fail_msg("the refused broker ended with status 0x%x, not exit 2", status);
+	}
+	va_list ap;
+	va_start(ap, flag);
+	for (const char *w; (w = va_arg(ap, const char *)) != NULL;)
+		if (!strstr(mine, w)) {
+			fprintf(stderr, "---- broker.log of this run ----\n%s----\n", mine);
+			fail_msg("the refusal does not say '%s'", w);
+		}
+	va_end(ap);
+	free(log);
+}
+
+/* ini_variant writes DIR/NAME.ini: broker.ini with `from` replaced by
+ * `to` (both whole lines' worth of text). */
+static void ini_variant(it_net *n, const char *name, const char *from, const char *to, char *path,
+			size_t len)
+{
+	char *text = tu_read_file(n->ini, NULL);
+	assert_non_null(text);
+	char *at = strstr(text, from);
+	assert_non_null(at);
+	snprintf(path, len, "%s/%s.ini", n->dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+	assert_int_equal(fclose(f), 0);
+	free(text);
+}
+
+static void test_new_log_needs_init(void **state)
+{
+	it_net *n = it_net_new("ident-init", NULL);
+	assert_non_null(n);
+	*state = n;
+	run_refused(n, n->ini, NULL, "--init", n->data, NULL);
+	struct stat st;
+	assert_int_not_equal(stat(n->data, &st), 0); /* nothing was created */
+	/* an empty folder is no log either */
+	assert_int_equal(mkdir(n->data, 0700), 0);
+	run_refused(n, n->ini, NULL, "--init", NULL);
+	assert_true(it_broker_start(n)); /* the first start passes --init */
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) >= 0);
+	/* and --init on a store holding a log is refused: it is not a reset */
+	run_refused(n, n->ini, "--init", "already holds a log", NULL);
+	assert_true(it_broker_start(n));
+}
+
+static void test_second_broker(void **state)
+{
+	it_net *n = it_net_new("ident-lock", NULL);
+	assert_non_null(n);
+	*state = n;
+	assert_true(it_broker_start(n));
+	/* the same store, endpoints of its own */
+	char ini2[1300], tmp[1300], listen2[1400];
+	snprintf(listen2, sizeof(listen2),
+		 "listen = ipc://%s/two.sock\nevents = ipc://%s/two-ev.sock\n", n->dir, n->dir);
+	char from[1400];
+	snprintf(from, sizeof(from), "listen = %s\nevents = %s\n", n->listen, n->events);
+	ini_variant(n, "two", from, listen2, ini2, sizeof(ini2));
+	char pid[32];
+	snprintf(pid, sizeof(pid), "pid %ld", (long)n->broker_pid);
+	run_refused(n, ini2, NULL, "in use by another broker", pid, NULL);
+	/* the first one still serves */
+	assert_true(it_broker_ready(n, it_wait_ms()));
+	(void)tmp;
+}
+
+static void test_changed_origin(void **state)
+{
+	it_net *n = it_net_new("ident-origin", NULL);
+	assert_non_null(n);
+	*state = n;
+	assert_true(it_broker_start(n));
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) >= 0);
+	char ini2[1300];
+	ini_variant(n, "other-origin", "origin = " IT_ORIGIN "\n", "origin = rete.test/verona\n",
+		    ini2, sizeof(ini2));
+	run_refused(n, ini2, NULL, "origin '" IT_ORIGIN "'", "rete.test/verona",
+		    "docs/operations.md", NULL);
+	/* the original configuration still starts it */
+	assert_true(it_broker_start(n));
+	char *out = NULL;
+	assert_int_equal(it_audit_verify(n, &out), 0);
+	free(out);
+}
+
+static void test_changed_key(void **state)
+{
+	it_net *n = it_net_new("ident-key", NULL);
+	assert_non_null(n);
+	*state = n;
+	assert_true(it_broker_start(n));
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) >= 0);
+	rete_seckey *k = NULL;
+	rete_msg m;
+	char kdir[1300];
+	snprintf(kdir, sizeof(kdir), "%s/keys", n->dir);
+	assert_int_equal(rete_seckey_generate(&k, &m), RETE_OK);
+	assert_int_equal(rete_keyfile_write(kdir, "broker.new", k, false, &m), RETE_OK);
+	char b64[64], old64[64];
+	sodium_bin2base64(b64, sizeof(b64), k->pub.ed, RETE_PK_LEN, sodium_base64_VARIANT_ORIGINAL);
+	sodium_bin2base64(old64, sizeof(old64), n->broker->pub.ed, RETE_PK_LEN,
+			  sodium_base64_VARIANT_ORIGINAL);
+	rete_seckey_free(&k);
+	char ini2[1300];
+	ini_variant(n, "other-key", "key = keys/" IT_BROKER_ID ".key\n",
+		    "key = keys/broker.new.key\n", ini2, sizeof(ini2));
+	run_refused(n, ini2, NULL, "broker key", b64, old64, NULL);
+	assert_true(it_broker_start(n));
+}
+
+/* submit_some logs count referrals social -> cpi with ids PREFIX-i. */
+static void submit_some(it_net *n, rete_wire *w, const char *prefix, int count)
+{
+	for (int i = 0; i < count; i++) {
+		char id[64];
+		it_msg o;
+		snprintf(id, sizeof(id), "%s-%d", prefix, i);
+		assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, id, &o), RETE_OK);
+		Rete__BrokerFrame *f = it_submit(w, &o, it_wait_ms());
+		assert_true(it_accepted(f, id, n->log));
+		it_msg_free(&o);
+	}
+}
+
+/* welcome returns the WELCOME the broker sends to `who` (caller frees). */
+static Rete__BrokerFrame *welcome(it_net *n, int who, rete_wire **wp)
+{
+	rete_wire *w = it_connect(n, who);
+	assert_non_null(w);
+	rete_wire_hello(w, it_party_ids[who], "itest", NULL);
+	Rete__BrokerFrame *f = it_recv_kind(w, RETE__BROKER_FRAME__COMMAND_WELCOME, it_wait_ms());
+	assert_non_null(f);
+	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_WELCOME);
+	*wp = w;
+	return f;
+}
+
+static void test_restore(void **state)
+{
+	it_net *n = it_net_new("ident-restore", NULL);
+	assert_non_null(n);
+	*state = n;
+	assert_true(it_broker_start(n));
+	rete_wire *w = it_hello(n, IT_SOCIAL);
+	assert_non_null(w);
+	submit_some(n, w, "before", 3);
+
+	/* docs/operations.md: `rete store backup DATA DEST`, hot */
+	char backup[1300], *out = NULL;
+	snprintf(backup, sizeof(backup), "%s/backup", n->dir);
+	int rc = tu_run(&out, "'%s/rete' store backup '%s' '%s'", n->bin, n->data, backup);
+	assert_int_equal(rc, 0);
+	free(out);
+	/* more traffic after the backup: these indexes are receipted now and
+	 * will be given again after the restore */
+	submit_some(n, w, "after", 4);
+	rete_wire_close(&w);
+	/* stop the broker (its last checkpoint covers everything) */
+	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) & 0xff, 0);
+	uint64_t before = 0;
+	{
+		Rete__BrokerFrame *f;
+		assert_true(it_broker_start(n));
+		f = welcome(n, IT_SOCIAL, &w);
+		assert_int_equal(f->welcome->epoch, 1);
+		rete_checkpoint cp;
+		assert_int_equal(rete_checkpoint_parse(f->welcome->checkpoint,
+						       strlen(f->welcome->checkpoint), &cp, NULL),
+				 RETE_OK);
+		before = cp.size;
+		assert_null(strstr(f->welcome->checkpoint, "\nepoch "));
+		rete__broker_frame__free_unpacked(f, NULL);
+		rete_wire_close(&w);
+		assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) & 0xff, 0);
+	}
+
+	/* the restore, as the doc says: the store aside, the copy in its
+	 * place, the state file left where it is */
+	rc = tu_run(&out, "mv '%s' '%s.broken' && cp -a '%s' '%s'", n->data, n->data, backup,
+		    n->data);
+	assert_int_equal(rc, 0);
+	free(out);
+	/* served only when the restore is declared */
+	run_refused(n, n->ini, NULL, "--restore", "restored from an older copy", NULL);
+	unlink(n->sock);
+	n->broker_pid = it_broker_exec_flag(n->dir, n->bin, n->ini, true, NULL, "--restore");
+	assert_true(n->broker_pid > 0);
+	n->broker_starts++;
+	assert_true(it_broker_ready(n, it_wait_ms()));
+
+	Rete__BrokerFrame *f = welcome(n, IT_SOCIAL, &w);
+	assert_int_equal(f->welcome->epoch, 2);
+	assert_non_null(strstr(f->welcome->checkpoint, "\nepoch 2\n"));
+	rete__broker_frame__free_unpacked(f, NULL);
+	/* traffic goes on, in epoch 2, at indexes already used in epoch 1 */
+	it_msg o;
+	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "in-epoch-2", &o), RETE_OK);
+	f = it_submit(w, &o, it_wait_ms());
+	int64_t idx = it_receipt_index(n, f);
+	assert_true(idx > 0);
+	assert_true((uint64_t)idx < before);
+	rete__broker_frame__free_unpacked(f, NULL);
+	it_msg_free(&o);
+	rete_wire_close(&w);
+	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) & 0xff, 0);
+
+	/* the log says so itself: the epoch entry, first of epoch 2 */
+	rc = tu_run(&out, "'%s/rete' audit log '%s'", n->bin, n->data);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "\"epoch\""));
+	free(out);
+	/* and it verifies */
+	rc = it_audit_verify(n, &out);
+	if (rc != 0)
+		fprintf(stderr, "%s", out);
+	assert_int_equal(rc, 0);
+	free(out);
+	/* later starts need no declaration */
+	assert_true(it_broker_start(n));
+	f = welcome(n, IT_CPI, &w);
+	assert_int_equal(f->welcome->epoch, 2);
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&w);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_teardown(test_new_log_needs_init, teardown),
+	    cmocka_unit_test_teardown(test_second_broker, teardown),
+	    cmocka_unit_test_teardown(test_changed_origin, teardown),
+	    cmocka_unit_test_teardown(test_changed_key, teardown),
+	    cmocka_unit_test_teardown(test_restore, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
