@@ -694,8 +694,7 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 			o = own_new(b, id, msg->sender, msg->case_id);
 			if (o) {
 				snprintf(o->msg_id, sizeof(o->msg_id), "%s", msg->id);
-				snprintf(o->ref_id, sizeof(o->ref_id), "%s",
-					 rete_message_referral_id(msg));
+				snprintf(o->ref_id, sizeof(o->ref_id), "%s", rete_message_referral_id(msg));
 				o->delivery.index = a->index;
 				o->delivery.message_id = o->msg_id;
 				o->delivery.referral_id = o->ref_id;
@@ -714,8 +713,7 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 			o = own_new(b, id, msg->sender, msg->case_id);
 			if (o) {
 				snprintf(o->msg_id, sizeof(o->msg_id), "%s", msg->id);
-				snprintf(o->ref_id, sizeof(o->ref_id), "%s",
-					 rete_message_referral_id(msg));
+				snprintf(o->ref_id, sizeof(o->ref_id), "%s", rete_message_referral_id(msg));
 				snprintf(o->text, sizeof(o->text),
 					 "%s could not take message %s (entry %" PRIu64 "): %.300s",
 					 f->party, msg->id, a->index,
@@ -1238,8 +1236,7 @@ static void scan(broker *b)
 			broker_own *o = own_new(b, id, msg->sender, msg->case_id);
 			if (o) {
 				snprintf(o->msg_id, sizeof(o->msg_id), "%s", msg->id);
-				snprintf(o->ref_id, sizeof(o->ref_id), "%s",
-					 rete_message_referral_id(msg));
+				snprintf(o->ref_id, sizeof(o->ref_id), "%s", rete_message_referral_id(msg));
 				snprintf(
 				    o->text, sizeof(o->text),
 				    "message %s to %s was not delivered within %s (the expiry): "
@@ -1838,7 +1835,8 @@ int broker_run(broker_config *c, unsigned flags)
 				if (si.ssi_signo == SIGHUP) {
 					pipe_collect(&b);
 					reload(&b);
-				} else {
+				}
+				else {
 					broker_log_info(
 					    "signal %u: stopping after the batch in hand",
 					    si.ssi_signo);

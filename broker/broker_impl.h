@@ -47,8 +47,8 @@ typedef struct broker_frame {
 	Rete__Message *msg;
 	bool pending; /* passed the checks so far */
 	bool sig_ok;
-	bool resent;   /* the very bytes already logged */
-	long op;       /* index in the batch's ops, or -1 */
+	bool resent; /* the very bytes already logged */
+	long op;     /* index in the batch's ops, or -1 */
 	rete_buf rcpt; /* the packed ReceiptBody, signed by the committer */
 	uint8_t rcpt_sig[RETE_SIG_LEN];
 	Rete__ErrorCode error;

@@ -748,8 +748,8 @@ static void load_agency(struct parse *p, broker_config *c, const struct sec *sec
 
 	if ((kv = require(p, S, "name", "the party's name for people"))) {
 		if (strlen(kv->value) > RETE_SHORT_MAX)
-			problem(p, kv->line, "[%s] name: %zu bytes long; at most %d are accepted",
-				S, strlen(kv->value), RETE_SHORT_MAX);
+			problem(p, kv->line, "[%s] name: %zu bytes long; at most %d are accepted", S,
+				strlen(kv->value), RETE_SHORT_MAX);
 		if (!(pa->name = strdup(kv->value)))
 			p->oom = true;
 	}
@@ -1171,8 +1171,7 @@ static void check_directory(struct parse *p, const broker_config *c)
 	if (rete_message_pack(&msg, &packed) != RETE_OK) {
 		p->oom = true;
 	} else if (rete_message_decode(packed.data, packed.len, &back, &m) != RETE_OK) {
-		problem(p, 0,
-			"the directory made from this file would be refused by the agents: %s",
+		problem(p, 0, "the directory made from this file would be refused by the agents: %s",
 			m.text);
 	} else if (rete_validate_message(back, NULL, RETE_VALIDATE_BROKER, &pr) != RETE_OK) {
 		for (size_t i = 0; i < pr.n; i++)
@@ -1187,3 +1186,4 @@ static void check_directory(struct parse *p, const broker_config *c)
 	rete_buf_free(&packed);
 	broker_directory_free(&d);
 }
+

@@ -82,12 +82,11 @@
 #include "lifecycle.h"
 #include "store_impl.h"
 
-#define CHUNK  4096u /* entries per chunk (memory: a few MiB of entries) */
-#define GRAIN  16u   /* entries a thread takes at a time */
-#define NGRAIN (CHUNK / GRAIN)
-#define NBUF                                                                                       \
-	4u /* chunk buffers: one in phase A, one in phase B, the                                   \
-	      rest waiting for or in the replay */
+#define CHUNK	     4096u /* entries per chunk (memory: a few MiB of entries) */
+#define GRAIN	     16u   /* entries a thread takes at a time */
+#define NGRAIN	     (CHUNK / GRAIN)
+#define NBUF	     4u	   /* chunk buffers: one in phase A, one in phase B, the
+			      rest waiting for or in the replay */
 #define MAX_THREADS  256u
 #define POS_ENTRY(i) (2 * (uint64_t)(i) + 2)
 #define POS_SIZE(s)  (2 * (uint64_t)(s) + 1)
@@ -120,10 +119,10 @@ struct chunk {
 	size_t c_n;	      /* its entries */
 	size_t c_ok;	      /* the entries to replay */
 	/* under v_mu */
-	size_t c_next;	     /* phase A: the first entry not handed out yet */
-	unsigned c_busy;     /* phase A grains handed out, not finished */
-	bool c_done[NGRAIN]; /* phase A grains finished */
-	bool c_replaying;    /* queued for the replay or being replayed */
+	size_t c_next;		/* phase A: the first entry not handed out yet */
+	unsigned c_busy;	/* phase A grains handed out, not finished */
+	bool c_done[NGRAIN];	/* phase A grains finished */
+	bool c_replaying;	/* queued for the replay or being replayed */
 };
 
 /* A stored checkpoint (a session's target). */
@@ -155,9 +154,9 @@ struct item {
 struct vctx {
 	rete_store *v_s; /* NULL in a session: entries come from the caller */
 	rete_store_rtxn *v_rt;
-	rete_store_rtxn v_ra;	      /* the read-ahead's transaction, on v_rt's snapshot
-					 (rt_txn NULL: none, chunks are read through v_rt
-					 once the chunk before is checked) */
+	rete_store_rtxn v_ra; /* the read-ahead's transaction, on v_rt's snapshot
+				 (rt_txn NULL: none, chunks are read through v_rt
+				 once the chunk before is checked) */
 	rete_verify_proof_fn v_proof; /* where consistency proofs come from */
 	void *v_proof_ctx;
 	const rete_verify_options *v_opt;
@@ -189,14 +188,14 @@ struct vctx {
 	rete_store_op *v_ops; /* the replay's, one chunk at a time */
 	/* the pipeline (everything below under v_mu, but the thread ids) */
 	pthread_mutex_t v_mu;
-	pthread_cond_t v_cv_work;     /* grains to take, or the pool must stop */
-	pthread_cond_t v_cv_main;     /* a grain or a replay finished */
-	pthread_cond_t v_cv_rp;	      /* a chunk to replay, or the replay must stop */
+	pthread_cond_t v_cv_work; /* grains to take, or the pool must stop */
+	pthread_cond_t v_cv_main; /* a grain or a replay finished */
+	pthread_cond_t v_cv_rp;	  /* a chunk to replay, or the replay must stop */
 	const struct vdir *v_dir_pub; /* the newest Directory installed, for phase
 					 A's guesses */
-	bool v_stop;		      /* the pool's threads leave */
-	bool v_rp_stop;		      /* the replay thread leaves once its queue is empty */
-	struct item *v_c_items;	      /* phase C: items[0..v_c_n) of the chunk in B */
+	bool v_stop;		  /* the pool's threads leave */
+	bool v_rp_stop;		  /* the replay thread leaves once its queue is empty */
+	struct item *v_c_items;	  /* phase C: items[0..v_c_n) of the chunk in B */
 	size_t v_c_n, v_c_next;
 	unsigned v_c_busy;
 	struct chunk *v_rpq[NBUF]; /* chunks to replay, in log order */
@@ -1127,8 +1126,8 @@ struct grain {
 
 /* grain_cut makes g the next GRAIN items (or fewer, at the end) of
  * items[*next..n), owned by chunk c (NULL: phase C's), and counts it busy. */
-static void grain_cut(struct grain *g, struct chunk *c, struct item *items, size_t *next, size_t n,
-		      unsigned *busy)
+static void grain_cut(struct grain *g, struct chunk *c, struct item *items, size_t *next,
+		      size_t n, unsigned *busy)
 {
 	g->g_c = c;
 	g->g_items = items;
@@ -1614,9 +1613,10 @@ static void ra_end(struct vctx *v)
  * times; failing that, or when LMDB refuses a second reader, there is no
  * read-ahead (chunks are then read through v_rt, each once the one before
  * is checked). The second transaction is begun directly on the
- * environment: v_rt holds the store's read lock until after it ends. Without a read-ahead, a read
- * that spoils v_rt still makes the checks of the earlier entries of its chunk fail as I/O errors
- * (as before the pipeline): an ERROR verdict, never a wrong FAILS or HOLDS. */
+ * environment: v_rt holds the store's read lock until after it ends. Without a read-ahead, a read that
+ * spoils v_rt still makes the checks of the earlier entries of its chunk
+ * fail as I/O errors (as before the pipeline): an ERROR verdict, never a
+ * wrong FAILS or HOLDS. */
 static rete_err read_begin(struct vctx *v, rete_msg *m)
 {
 	rete_err e;
@@ -1753,7 +1753,8 @@ static void v_free(struct vctx *v)
  * have passed checkpoints and installed Directories after the failure, as
  * many as timing allowed. start: the first entry checked (a session's
  * resumed Directory is not counted). */
-static void counts_before(const struct vctx *v, uint64_t p, uint64_t start, rete_verify_report *rep)
+static void counts_before(const struct vctx *v, uint64_t p, uint64_t start,
+			  rete_verify_report *rep)
 {
 	const struct ckpt *last = NULL;
 	rete_checkpoint cp;
