@@ -102,11 +102,11 @@ typedef struct broker {
 	uint64_t cp_size; /* size of the latest checkpoint */
 	char *cp_note;
 	int64_t cp_at_ms;   /* when it was made (0: before this start) */
+	int64_t cp_mono_ms; /* the same, on the monotonic clock */
 	uint32_t epoch;	    /* the log's epoch (store_identity.h) */
 	int store_lock;	    /* fd holding the store's writer lock, or -1 */
 	char *restore_note; /* a declared restore: the last checkpoint signed before */
 	uint32_t restore_epoch, restore_prev;
-	int64_t cp_mono_ms; /* the same, on the monotonic clock */
 	int64_t last_scan_ms, last_ping_ms;
 	uint64_t ping_nonce;
 	broker_batch batches[2];
