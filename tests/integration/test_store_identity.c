@@ -221,6 +221,11 @@ static void test_restore(void **state)
 	int rc = tu_run(&out, "'%s/rete' store backup '%s' '%s'", n->bin, n->data, backup);
 	assert_int_equal(rc, 0);
 	free(out);
+	/* ... and `rete audit verify` of the copy */
+	rc = tu_run(&out, "'%s/rete' audit verify '%s' --broker-key '%s/keys/" IT_BROKER_ID ".pub'",
+		    n->bin, backup, n->dir);
+	assert_int_equal(rc, 0);
+	free(out);
 	/* more traffic after the backup: these indexes are receipted now and
 	 * will be given again after the restore */
 	submit_some(n, w, "after", 4);
@@ -275,9 +280,17 @@ static void test_restore(void **state)
 	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) & 0xff, 0);
 
 	/* the log says so itself: the epoch entry, first of epoch 2 */
-	rc = tu_run(&out, "'%s/rete' audit log '%s'", n->bin, n->data);
+	char want[160];
+	snprintf(want, sizeof(want),
+		 "\"kind\":\"epoch\",\"messageId\":\"epoch-2\",\"epoch\":2,\"previousEpoch\":1,"
+		 "\"previousCheckpointSize\":\"%" PRIu64 "\"}",
+		 before);
+	rc = tu_run(&out, "'%s/rete' audit log '%s' --from %" PRId64 " --to %" PRId64, n->bin,
+		    n->data, idx - 1, idx - 1);
 	assert_int_equal(rc, 0);
-	assert_non_null(strstr(out, "\"epoch\""));
+	if (!strstr(out, want))
+		fprintf(stderr, "audit log: %s\nwanted: %s\n", out, want);
+	assert_non_null(strstr(out, want));
 	free(out);
 	/* and it verifies */
 	rc = it_audit_verify(n, &out);
