@@ -425,14 +425,14 @@ static inline bool it_broker_ready(it_net *n, int ms)
 	return ok;
 }
 
-/* it_broker_start starts rete-broker (the socket file of an earlier,
- * killed one removed first; --init on the first start, which creates the
- * log) and waits until it answers a PING. */
-static inline bool it_broker_start(it_net *n)
+/* it_broker_start_flag starts rete-broker with flag (NULL, "--init",
+ * "--restore": after a restore of the store, docs/operations.md), the
+ * socket file of an earlier, killed one removed first, and waits until it
+ * answers a PING. */
+static inline bool it_broker_start_flag(it_net *n, const char *flag)
 {
 	unlink(n->sock);
-	n->broker_pid = it_broker_exec_flag(n->dir, n->bin, n->ini, true, n->extra_env,
-					    n->broker_starts == 0 ? "--init" : NULL);
+	n->broker_pid = it_broker_exec_flag(n->dir, n->bin, n->ini, true, n->extra_env, flag);
 	n->broker_starts++;
 	if (n->broker_pid <= 0)
 		return false;
@@ -440,6 +440,13 @@ static inline bool it_broker_start(it_net *n)
 	if (!ok)
 		it_show(n, "broker.log");
 	return ok;
+}
+
+/* it_broker_start is it_broker_start_flag with --init on the first start
+ * (which creates the log) and no flag after. */
+static inline bool it_broker_start(it_net *n)
+{
+	return it_broker_start_flag(n, n->broker_starts == 0 ? "--init" : NULL);
 }
 
 /* --- a broker run from a broker.ini the test writes itself ------------------ */

@@ -11,6 +11,9 @@
  *                    the sentence names both
  *   changed key      the broker key differs from the one the log was
  *                    signed with: exit 2, the sentence names both
+ *   schema 1         a store of an older rete (no identity in meta) adopts
+ *                    broker.ini's origin and key, when its checkpoints are
+ *                    theirs, and refuses a change from then on
  *   restore          docs/operations.md's backup and restore, followed
  *                    literally: backup, more traffic, stop, the copy put
  *                    in place of the store; the broker refuses to serve it
@@ -27,8 +30,11 @@
 #include <cmocka.h>
 #include <sodium.h>
 
+#include <lmdb.h>
+
 #include "checkpoint.h"
 #include "itest.h"
+#include "store_identity.h"
 
 static int teardown(void **state)
 {
@@ -178,6 +184,73 @@ static void test_changed_key(void **state)
 	assert_true(it_broker_start(n));
 }
 
+/* schema1 turns the store of n into what an older rete wrote: schema 1,
+ * no identity in meta. */
+static void schema1(it_net *n)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta;
+	uint8_t one[4] = {0, 0, 0, 1};
+	const char *gone[] = {"origin", "broker_key", "first_entry"};
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 16);
+	assert_int_equal(mdb_env_open(env, n->data, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	for (size_t i = 0; i < 3; i++) {
+		MDB_val k = {strlen(gone[i]), (void *)gone[i]};
+		assert_int_equal(mdb_del(txn, meta, &k, NULL), 0);
+	}
+	MDB_val k = {6, "schema"}, v = {4, one};
+	assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+static void test_schema1_adopted(void **state)
+{
+	it_net *n = it_net_new("ident-schema1", NULL);
+	assert_non_null(n);
+	*state = n;
+	assert_true(it_broker_start(n));
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) >= 0);
+	schema1(n);
+	rete_store *s = NULL;
+	rete_store_identity id;
+	assert_int_equal(rete_store_open(&s, n->data, RETE_STORE_RDONLY, NULL), RETE_OK);
+	assert_int_equal(rete_store_identity_get(s, NULL, &id, NULL), RETE_OK);
+	rete_store_close(&s);
+	assert_int_equal(id.schema, 1);
+	assert_false(id.recorded);
+	/* readers of this version read it as it is */
+	char *out = NULL;
+	assert_int_equal(it_audit_verify(n, &out), 0);
+	free(out);
+	/* another origin is not adopted: the store's checkpoints say otherwise */
+	char ini2[1300];
+	ini_variant(n, "other-origin", "origin = " IT_ORIGIN "\n", "origin = rete.test/verona\n",
+		    ini2, sizeof(ini2));
+	run_refused(n, ini2, NULL, "records no identity yet", "rete.test/verona", NULL);
+	/* broker.ini's, which signed them, is */
+	assert_true(it_broker_start(n));
+	char *log = tu_read_file(n->log, NULL);
+	assert_non_null(log);
+	assert_non_null(
+	    strstr(log, "recorded no identity (schema 1): it is now the log of origin " IT_ORIGIN));
+	free(log);
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) >= 0);
+	assert_int_equal(rete_store_open(&s, n->data, RETE_STORE_RDONLY, NULL), RETE_OK);
+	assert_int_equal(rete_store_identity_get(s, NULL, &id, NULL), RETE_OK);
+	rete_store_close(&s);
+	assert_int_equal(id.schema, RETE_STORE_SCHEMA);
+	assert_true(id.recorded);
+	assert_string_equal(id.origin, IT_ORIGIN);
+	assert_true(id.have_first);
+	/* from now on a change is refused */
+	run_refused(n, ini2, NULL, "origin '" IT_ORIGIN "'", NULL);
+}
+
 /* submit_some logs count referrals social -> cpi with ids PREFIX-i. */
 static void submit_some(it_net *n, rete_wire *w, const char *prefix, int count)
 {
@@ -257,11 +330,7 @@ static void test_restore(void **state)
 	free(out);
 	/* served only when the restore is declared */
 	run_refused(n, n->ini, NULL, "--restore", "restored from an older copy", NULL);
-	unlink(n->sock);
-	n->broker_pid = it_broker_exec_flag(n->dir, n->bin, n->ini, true, NULL, "--restore");
-	assert_true(n->broker_pid > 0);
-	n->broker_starts++;
-	assert_true(it_broker_ready(n, it_wait_ms()));
+	assert_true(it_broker_start_flag(n, "--restore"));
 
 	Rete__BrokerFrame *f = welcome(n, IT_SOCIAL, &w);
 	assert_int_equal(f->welcome->epoch, 2);
@@ -314,6 +383,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_changed_origin, teardown),
 	    cmocka_unit_test_teardown(test_changed_key, teardown),
 	    cmocka_unit_test_teardown(test_restore, teardown),
+	    cmocka_unit_test_teardown(test_schema1_adopted, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
