@@ -373,6 +373,26 @@ static void test_restore(void **state)
 	assert_int_equal(f->welcome->epoch, 2);
 	rete__broker_frame__free_unpacked(f, NULL);
 	rete_wire_close(&w);
+
+	/* the same epoch-1 copy restored once more: the state file is of
+	 * epoch 2, so the log goes on as epoch 3, never as a second epoch 2 */
+	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) & 0xff, 0);
+	rc = tu_run(&out, "rm -rf '%s' && cp -a '%s' '%s'", n->data, backup, n->data);
+	assert_int_equal(rc, 0);
+	free(out);
+	run_refused(n, n->ini, NULL, "(epoch 1), but", "(epoch 2, kept in", "as epoch 3", NULL);
+	assert_true(it_broker_start_flag(n, "--restore"));
+	f = welcome(n, IT_CPI, &w);
+	assert_int_equal(f->welcome->epoch, 3);
+	assert_non_null(strstr(f->welcome->checkpoint, "\nepoch 3\n"));
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&w);
+	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) & 0xff, 0);
+	rc = it_audit_verify(n, &out);
+	if (rc != 0)
+		fprintf(stderr, "%s", out);
+	assert_int_equal(rc, 0);
+	free(out);
 }
 
 int main(void)
