@@ -139,6 +139,11 @@ rete_err rete_store_identity_init(rete_store *s, const char *origin, const rete_
 
 	if (err != RETE_OK)
 		return err;
+	/* an --init that stopped before the first entry (say, a port in use)
+	 * may be given again */
+	if (id.recorded && id.size == 0 && strcmp(id.origin, origin) == 0 &&
+	    sodium_memcmp(id.broker_key, key->ed, RETE_PK_LEN) == 0)
+		return RETE_OK;
 	if (id.recorded || id.size > 0)
 		return rete_msg_set(
 		    m, RETE_EEXIST,

@@ -52,7 +52,8 @@ rete_err rete_store_identity_get(rete_store *s, rete_store_rtxn *rt, rete_store_
 				 rete_msg *m);
 
 /* rete_store_identity_init records (origin, key, epoch 1) in a store that
- * holds no log yet (a broker started with --init). Errors: RETE_EEXIST
+ * holds no log yet (a broker started with --init); the same identity
+ * recorded in a store still without entries is fine. Errors: RETE_EEXIST
  * (the store already holds a log or an identity: the sentence names it),
  * RETE_EPERM (read-only), RETE_EFULL, RETE_ESTORE. */
 rete_err rete_store_identity_init(rete_store *s, const char *origin, const rete_pubkey *key,
