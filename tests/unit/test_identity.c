@@ -115,6 +115,11 @@ static void test_init_and_check(void **state)
 	    RETE_ENOENT);
 	assert_non_null(strstr(m.text, "--init"));
 	assert_int_equal(rete_store_identity_init(f->s, ORIGIN, &f->k->pub, &m), RETE_OK);
+	/* again before the first entry (an --init that stopped early): fine;
+	 * with another origin: not */
+	assert_int_equal(rete_store_identity_init(f->s, ORIGIN, &f->k->pub, &m), RETE_OK);
+	assert_int_equal(rete_store_identity_init(f->s, "rete.test/other", &f->k->pub, &m),
+			 RETE_EEXIST);
 	assert_int_equal(
 	    rete_store_identity_check(f->s, ORIGIN, &f->k->pub, "b.ini", &adopted, &id, &m),
 	    RETE_OK);
