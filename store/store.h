@@ -121,6 +121,11 @@ typedef enum rete_store_status {
  *   Notice          (broker) NOT_DELIVERED of the referral while requested:
  *                   failed with status reason "not-delivered"; OVERDUE: overdue
  *   Directory       becomes the directory in force
+ *   Epoch           (broker, a declared restore) raises the log's epoch
+ *                   (meta "epoch"); one not above the epoch in force is
+ *                   refused INVALID
+ * Entry 0, whatever its body, is recorded as the log's first entry (meta
+ * "first_entry", store_identity.h).
  * Earlier ops of the same batch are taken into account.
  * Refusals (status REFUSED, nothing of this op written, the rest of the
  * batch goes on): ERROR_CODE_ID_REUSED (same sender and id, other bytes; or

@@ -554,7 +554,6 @@ static rete_err plan_notice(struct batch *b, rete_store_op *op, const Rete__Mess
 	return plan_history(b, p, index, op->in.logged_at, msg->sender);
 }
 
-/* write_plan stores p_nr and keeps `due` in step. */
 /* check_epoch: an Epoch entry (a declared restore) must raise the log's
  * epoch (meta "epoch", 1 when absent); it changes no referral. */
 static rete_err check_epoch(struct batch *b, rete_store_op *op, const Rete__Message *msg)
@@ -581,6 +580,7 @@ static rete_err check_epoch(struct batch *b, rete_store_op *op, const Rete__Mess
 	return RETE_OK;
 }
 
+/* write_plan stores p_nr and keeps `due` in step. */
 static rete_err write_plan(struct batch *b, struct plan *p)
 {
 	rete_store *s = b->b_store;
