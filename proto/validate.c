@@ -665,7 +665,7 @@ static void v_epoch(v_ctx *v, const Rete__Epoch *e)
 		      "epoch.checkpoint is missing; it holds the last checkpoint note signed "
 		      "before the restore");
 	else
-		v_cap(v, "epoch.checkpoint", e->checkpoint, 8192, true);
+		v_cap(v, "epoch.checkpoint", e->checkpoint, 65536, false);
 }
 
 static void v_directory(v_ctx *v, const Rete__Directory *d)
