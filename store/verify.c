@@ -163,6 +163,7 @@ struct vctx {
 	rete_verify_report *v_rep;
 	uint64_t v_size;
 	char v_origin[RETE_ORIGIN_MAX + 1];
+	uint32_t v_epoch; /* the epoch its Epoch entries so far say (0: 1) */
 	rete_merkle_frontier v_fr;
 	struct vdir *v_dirs; /* newest first; v_dirs is the one in force */
 	struct ckpt *v_ck;
@@ -341,6 +342,29 @@ static bool epoch_entry_ok(struct vctx *v, const Rete__Message *msg, uint64_t id
 		     "than the %llu before it; a restore is declared only for a log shorter "
 		     "than a checkpoint already signed",
 		     ui, S(msg->id), (unsigned long long)cp.size, ui);
+		return false;
+	}
+	return true;
+}
+
+/* checkpoint_epoch_ok: a stored checkpoint of size `size` names the epoch
+ * the log is in at that size (its "epoch N" line; none in epoch 1). Only
+ * for a whole store read from entry 0: a session resumes mid-log. */
+static bool checkpoint_epoch_ok(struct vctx *v, const char *note, uint64_t size)
+{
+	uint32_t named = 0, want = v->v_epoch != 0 ? v->v_epoch : 1;
+	rete_msg m;
+
+	if (rete_checkpoint_epoch(note, strlen(note), &named, &m) != RETE_OK) {
+		fail(v, POS_SIZE(size), RETE_ECORRUPT, false, 0, "checkpoint at size %llu: %s",
+		     (unsigned long long)size, m.text);
+		return false;
+	}
+	if (named != want) {
+		fail(v, POS_SIZE(size), RETE_ECORRUPT, false, 0,
+		     "checkpoint at size %llu names epoch %u, but the log is in epoch %u at that "
+		     "size (its epoch entries say so)",
+		     (unsigned long long)size, (unsigned)named, (unsigned)want);
 		return false;
 	}
 	return true;
@@ -625,6 +649,8 @@ static bool reach_size(struct vctx *v, uint64_t size)
 			     (unsigned long long)size, b64(cp.root, b1), b64(root, b2));
 			return true;
 		}
+		if (v->v_s != NULL && !checkpoint_epoch_ok(v, ck->ck_note, size))
+			return true;
 		if (v->v_have_prev && !ck->ck_consistent &&
 		    (e = consistency(v, v->v_prev.size, v->v_prev.root, size, cp.root, &m)) !=
 			RETE_OK) {
@@ -731,6 +757,7 @@ static int check_entry(struct vctx *v, struct item *it)
 	case RETE__MESSAGE__BODY_EPOCH:
 		if (!epoch_entry_ok(v, msg, idx))
 			return CHECK_BAD;
+		v->v_epoch = msg->epoch->epoch;
 		it->it_key = &v->v_opt->broker_key;
 		it->it_dir = NULL;
 		break;

@@ -21,6 +21,7 @@
 #include "store.h"
 #include "store_identity.h"
 #include "testutil.h"
+#include "verify.h"
 
 #define ORIGIN "rete.test/identity"
 
@@ -267,6 +268,126 @@ static void test_state_file(void **state)
 	assert_non_null(strstr(m.text, buf));
 }
 
+/* ---- what the auditor checks of epochs (store/verify.c) ----------------- */
+
+/* dir_entry appends an empty Directory (a broker body) with serial n. */
+static void dir_entry(struct fx *f, uint64_t n)
+{
+	char id[32];
+	Rete__Message msg;
+	Rete__Directory d = RETE__DIRECTORY__INIT;
+	snprintf(id, sizeof(id), "directory-%llu", (unsigned long long)n);
+	tu_message_init(&msg, id, "broker.test", "", "", ORIGIN);
+	d.serial = n;
+	d.time_zone = "Europe/Rome";
+	msg.body_case = RETE__MESSAGE__BODY_DIRECTORY;
+	msg.directory = &d;
+	tu_append(f->s, &f->t, tu_sign(&msg, f->k));
+}
+
+/* epoch_entry appends an Epoch entry starting epoch e that records note. */
+static void epoch_entry(struct fx *f, uint32_t e, const char *note)
+{
+	char id[32];
+	Rete__Message msg;
+	Rete__Epoch ep;
+	snprintf(id, sizeof(id), "epoch-%u", (unsigned)e);
+	tu_message_init(&msg, id, "broker.test", "", "", ORIGIN);
+	rete__epoch__init(&ep);
+	ep.epoch = e;
+	ep.previous_epoch = e - 1;
+	ep.checkpoint = (char *)note;
+	msg.body_case = RETE__MESSAGE__BODY_EPOCH;
+	msg.epoch = &ep;
+	tu_append(f->s, &f->t, tu_sign(&msg, f->k));
+}
+
+/* checkpoint_epoch signs and stores the store's current size in epoch e. */
+static void checkpoint_epoch(struct fx *f, uint32_t e)
+{
+	uint64_t size;
+	uint8_t root[RETE_MERKLE_HASH];
+	char *note = NULL;
+	assert_int_equal(rete_store_size(f->s, NULL, &size, NULL), RETE_OK);
+	assert_int_equal(rete_store_root(f->s, NULL, size, root, NULL), RETE_OK);
+	assert_int_equal(rete_checkpoint_sign_epoch(ORIGIN, size, root, e, f->k, &note, NULL),
+			 RETE_OK);
+	assert_int_equal(rete_store_checkpoint_put(f->s, size, note, NULL), RETE_OK);
+	free(note);
+}
+
+static rete_err verify(struct fx *f, rete_verify_report *rep)
+{
+	rete_verify_options o;
+	memset(&o, 0, sizeof(o));
+	o.broker_key = f->k->pub;
+	o.origin = ORIGIN;
+	o.replay = true;
+	o.threads = 2;
+	return rete_verify_log(f->s, &o, rep, NULL);
+}
+
+static void test_verify_epoch_too_short(void **state)
+{
+	struct fx *f = *state;
+	rete_verify_report rep;
+
+	/* checkpoint 2, one more entry, then an epoch entry at index 3 that
+	 * records checkpoint 2: fewer entries than before it, so no restore
+	 * explains it */
+	dir_entry(f, 1);
+	dir_entry(f, 2);
+	char *note = tu_checkpoint(f->s, ORIGIN, f->k);
+	dir_entry(f, 3);
+	epoch_entry(f, 2, note);
+	free(note);
+	assert_int_equal(verify(f, &rep), RETE_ECORRUPT);
+	assert_int_equal(rep.bad_index, 3);
+	assert_non_null(strstr(rep.reason, "records a checkpoint of 2 entries, fewer than the 3"));
+}
+
+static void test_verify_epochs_good(void **state)
+{
+	struct fx *f = *state;
+	rete_verify_report rep;
+
+	/* checkpoint 2, then the epoch entry at index 2 (the restored size):
+	 * the log holds, checkpoint 3 names epoch 2 */
+	dir_entry(f, 1);
+	dir_entry(f, 2);
+	char *note = tu_checkpoint(f->s, ORIGIN, f->k);
+	epoch_entry(f, 2, note);
+	checkpoint_epoch(f, 2);
+	assert_int_equal(verify(f, &rep), RETE_OK);
+	assert_int_equal(rep.checkpoints, 2);
+	/* a later checkpoint of the same log without its epoch line is not */
+	dir_entry(f, 3);
+	checkpoint_epoch(f, 1);
+	assert_int_equal(verify(f, &rep), RETE_ECORRUPT);
+	assert_non_null(strstr(rep.reason, "checkpoint at size 4 names epoch 1, but the log is in "
+					   "epoch 2"));
+	free(note);
+}
+
+static void test_verify_epoch_other_key(void **state)
+{
+	struct fx *f = *state;
+	rete_verify_report rep;
+
+	dir_entry(f, 1);
+	dir_entry(f, 2);
+	/* a note of the right size and root, by another key (not stored) */
+	uint8_t root[RETE_MERKLE_HASH];
+	char *note = NULL;
+	assert_int_equal(rete_store_root(f->s, NULL, 2, root, NULL), RETE_OK);
+	assert_int_equal(rete_checkpoint_sign(ORIGIN, 2, root, f->other, &note, NULL), RETE_OK);
+	epoch_entry(f, 2, note);
+	free(note);
+	assert_int_not_equal(verify(f, &rep), RETE_OK);
+	assert_int_equal(rep.bad_index, 2);
+	assert_non_null(strstr(rep.reason, "not one the broker key signed"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -275,6 +396,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_epoch_entry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_verify_epoch_too_short, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_verify_epochs_good, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_verify_epoch_other_key, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
