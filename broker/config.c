@@ -665,6 +665,16 @@ static void load_broker(struct parse *p, broker_config *c)
 	 * store folder, which a restore replaces (store_identity.h) */
 	if ((kv = get(p, S, "state"))) {
 		c->state = resolve_path(p, kv->value);
+		size_t dl = c->data ? strlen(c->data) : 0;
+		while (dl > 1 && c->data[dl - 1] == '/')
+			dl--;
+		if (c->state && c->data && strncmp(c->state, c->data, dl) == 0 &&
+		    (c->state[dl] == '/' || c->state[dl] == '\0'))
+			problem(p, kv->line,
+				"[broker] state: '%s' is in the data folder; give a file beside "
+				"it (a restore replaces the folder, and the state file is what "
+				"notices it), e.g. the default %.*s.state",
+				kv->value, (int)dl, c->data);
 	} else if (c->data) {
 		size_t l = strlen(c->data);
 		while (l > 1 && c->data[l - 1] == '/')
