@@ -361,7 +361,7 @@ static void net_free(void)
 
 /* A broker configuration and its process. */
 struct bk {
-	char ini[PATH_MAX], listen[PATH_MAX], log[PATH_MAX];
+	char ini[PATH_MAX], listen[PATH_MAX], log[PATH_MAX], data[PATH_MAX];
 	pid_t pid;
 	double t_exec;
 };
@@ -375,6 +375,7 @@ static void bk_config(struct bk *b, const char *tag, const char *data, size_t nl
 	snprintf(b->ini, sizeof(b->ini), "%s/%s.ini", net.dir, tag);
 	snprintf(b->listen, sizeof(b->listen), "ipc://%s/%s.sock", net.dir, tag);
 	snprintf(b->log, sizeof(b->log), "%s/%s.log", net.dir, tag);
+	snprintf(b->data, sizeof(b->data), "%s", data);
 	FILE *f = fopen(b->ini, "w");
 	if (!f)
 		die("cannot write %s: %s", b->ini, strerror(errno));
@@ -427,7 +428,13 @@ static void bk_start(struct bk *b)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		execl(path, "rete-broker", "-c", b->ini, (char *)NULL);
+		/* a store the broker has not created yet needs --init */
+		char mdb[PATH_MAX + 16];
+		snprintf(mdb, sizeof(mdb), "%s/data.mdb", b->data);
+		if (access(mdb, F_OK) != 0)
+			execl(path, "rete-broker", "-c", b->ini, "--init", (char *)NULL);
+		else
+			execl(path, "rete-broker", "-c", b->ini, (char *)NULL);
 		_exit(127);
 	}
 	b->pid = pid;

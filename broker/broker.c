@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@
 #include "duration.h"
 #include "log.h"
 #include "logline.h"
+#include "store_identity.h"
 #include "validate.h"
 
 static int64_t mono_ms(void)
@@ -666,13 +668,22 @@ static void checkpoint_make(broker *b)
 	uint8_t root[RETE_MERKLE_HASH];
 	char *note = NULL;
 	if (rete_store_root(b->store, NULL, size, root, &m) != RETE_OK ||
-	    rete_checkpoint_sign(b->cfg->origin, size, root, b->key, &note, &m) != RETE_OK ||
+	    rete_checkpoint_sign_epoch(b->cfg->origin, size, root, b->epoch, b->key, &note, &m) !=
+		RETE_OK ||
 	    rete_store_checkpoint_put(b->store, size, note, &m) != RETE_OK) {
 		broker_log_error("cannot make the checkpoint at size %" PRIu64 ": %s", size,
 				 m.text);
 		free(note);
 		return;
 	}
+	/* The broker's memory of what it signed, outside the store folder
+	 * (a restore replaces that). Once per checkpoint, never per commit:
+	 * a tail shorter than the checkpoint period is the agents' witnesses'
+	 * to catch (docs/operations.md). */
+	if (rete_store_state_write(b->cfg->state, note, &m) != RETE_OK)
+		broker_log_error("checkpoint at size %" PRIu64 ": %s; a restore of an older "
+				 "copy may go unnoticed until it is written",
+				 size, m.text);
 	free(b->cp_note);
 	b->cp_note = note;
 	b->cp_size = size;
@@ -888,6 +899,7 @@ static void send_welcome(broker *b, const uint8_t *rid, size_t rid_len, const ch
 	w.party = (char *)party;
 	w.kind = kind;
 	w.origin = b->cfg->origin;
+	w.epoch = b->epoch;
 	if (b->cp_note)
 		w.checkpoint = b->cp_note;
 	w.directory_entry.data = b->dir_entry.data;
@@ -1534,7 +1546,9 @@ static void reload(broker *b)
 	snprintf(nc->events, sizeof(nc->events), "%s", old->events);
 	snprintf(nc->id, sizeof(nc->id), "%s", old->id);
 	char *t;
+	KEEP_STR(state)
 	t = nc->data, nc->data = old->data, old->data = t;
+	t = nc->state, nc->state = old->state, old->state = t;
 	t = nc->origin, nc->origin = old->origin, old->origin = t;
 	t = nc->key_path, nc->key_path = old->key_path, old->key_path = t;
 	nc->key_pub = old->key_pub;
@@ -1576,6 +1590,216 @@ static void reload(broker *b)
 }
 
 /* --- start and stop ------------------------------------------------------------------------ */
+
+/* state_check compares the store with the state file (the last checkpoint
+ * this broker signed, kept outside the store folder). A store shorter than
+ * that checkpoint, or of an older epoch, was restored from a copy or lost
+ * its tail: the indexes from its size up to the checkpoint's were already
+ * receipted and delivered once. It is served only when the operator
+ * declares the restore (BROKER_RESTORE); then b->restore_note is set and
+ * epoch_begin logs the new epoch's first entry. */
+static rete_err state_check(broker *b, unsigned flags)
+{
+	const broker_config *c = b->cfg;
+	char *note = NULL;
+	rete_msg m;
+	rete_checkpoint cp;
+	uint32_t cp_epoch = 1;
+	rete_err err = rete_store_state_read(c->state, &note, &m);
+
+	if (err == RETE_ENOENT) {
+		if (!(flags & BROKER_INIT) && b->log_size > 0)
+			broker_log_info(
+			    "no state file %s yet (a store from before it was kept): it "
+			    "is written now, then at every checkpoint",
+			    c->state);
+		if (flags & BROKER_RESTORE)
+			broker_log_warn("--restore: there is no state file %s, so nothing says "
+					"which checkpoint the broker signed last; starting in "
+					"epoch %" PRIu32 " as the store says",
+					c->state, b->epoch);
+		return RETE_OK;
+	}
+	if (err != RETE_OK) {
+		broker_log_error("%s", m.text);
+		return err;
+	}
+	if (flags & BROKER_INIT)
+		broker_log_warn("--init: the state file %s names a checkpoint of an earlier log; "
+				"it is replaced by this new log's",
+				c->state);
+	else if ((err = rete_checkpoint_verify(note, strlen(note), c->origin, &c->key_pub, &cp,
+					       &m)) != RETE_OK ||
+		 (err = rete_checkpoint_epoch(note, strlen(note), &cp_epoch, &m)) != RETE_OK) {
+		broker_log_error("state file %s does not hold a checkpoint of this log (origin %s, "
+				 "broker key of %s): %s; it is the broker's memory of the last "
+				 "checkpoint it signed: put back the right one, or remove it if it "
+				 "belongs to another log",
+				 c->state, c->origin, c->path, m.text);
+		free(note);
+		return err;
+	}
+	if (flags & BROKER_INIT) {
+		free(note);
+		return RETE_OK;
+	}
+	bool shorter = cp_epoch > b->epoch || (cp_epoch == b->epoch && b->log_size < cp.size);
+	if (!shorter) {
+		uint8_t root[RETE_MERKLE_HASH];
+		if (cp_epoch == b->epoch &&
+		    (err = rete_store_root(b->store, NULL, cp.size, root, &m)) != RETE_OK) {
+			broker_log_error("cannot read the store %s: %s", c->data, m.text);
+			free(note);
+			return err;
+		}
+		if (cp_epoch == b->epoch && sodium_memcmp(root, cp.root, RETE_MERKLE_HASH) != 0) {
+			broker_log_error("store %s: its first %" PRIu64 " entries are not those of "
+					 "the checkpoint this broker signed last (state file %s): "
+					 "this is not the log it wrote; put back the right store",
+					 c->data, cp.size, c->state);
+			free(note);
+			return RETE_ECORRUPT;
+		}
+		if (flags & BROKER_RESTORE)
+			broker_log_info("--restore: the store holds every entry of the last "
+					"checkpoint signed (size %" PRIu64 ", epoch %" PRIu32 "); "
+					"nothing to declare, starting in epoch %" PRIu32,
+					cp.size, cp_epoch, b->epoch);
+		free(note);
+		return RETE_OK;
+	}
+	if (!(flags & BROKER_RESTORE)) {
+		broker_log_error(
+		    "store %s holds %" PRIu64 " entries (epoch %" PRIu32 "), but this broker "
+		    "already signed a checkpoint of %" PRIu64 " entries (epoch %" PRIu32 ", kept "
+		    "in %s): the store was restored from an older copy or lost its tail. If you "
+		    "restored a backup, start once with --restore (rete-broker -c %s --restore): "
+		    "the log goes on as epoch %" PRIu32 " (docs/operations.md, backup and "
+		    "restore); otherwise put back the store that holds the whole log",
+		    c->data, b->log_size, b->epoch, cp.size, cp_epoch, c->state, c->path,
+		    (cp_epoch > b->epoch ? cp_epoch : b->epoch) + 1);
+		free(note);
+		return RETE_EINVAL;
+	}
+	b->restore_note = note;
+	b->restore_prev = cp_epoch;
+	b->restore_epoch = (cp_epoch > b->epoch ? cp_epoch : b->epoch) + 1;
+	return RETE_OK;
+}
+
+/* store_start locks, opens and checks the store before anything listens:
+ * the writer's lock (one broker per store), a new log only with
+ * BROKER_INIT, the log's identity against broker.ini, then the state
+ * file. */
+static rete_err store_start(broker *b, unsigned flags)
+{
+	const broker_config *c = b->cfg;
+	struct stat st;
+	rete_store_identity id;
+	bool adopted = false;
+	rete_msg m;
+	rete_err err;
+
+	if (stat(c->data, &st) != 0) {
+		if (!(flags & BROKER_INIT)) {
+			broker_log_error(
+			    "the store folder %s does not exist; to create a new log "
+			    "there, start once with --init (rete-broker -c %s --init); "
+			    "if the store was moved, set data in %s",
+			    c->data, c->path, c->path);
+			return RETE_ENOENT;
+		}
+		if (mkdir(c->data, 0700) != 0 && errno != EEXIST) {
+			broker_log_error("cannot create the store folder %s: %s", c->data,
+					 strerror(errno));
+			return RETE_EIO;
+		}
+	}
+	if ((err = rete_store_lock(c->data, &b->store_lock, &m)) != RETE_OK) {
+		broker_log_error("%s", m.text);
+		return err;
+	}
+	err =
+	    rete_store_open(&b->store, c->data, (flags & BROKER_INIT) ? RETE_STORE_CREATE : 0, &m);
+	if (err == RETE_ENOENT) {
+		broker_log_error("there is no log in %s (data.mdb missing); to create a new log "
+				 "there, start once with --init (rete-broker -c %s --init); if "
+				 "the store was moved, set data in %s",
+				 c->data, c->path, c->path);
+		return err;
+	}
+	if (err != RETE_OK) {
+		broker_log_error("cannot open the store %s: %s", c->data, m.text);
+		return err;
+	}
+	if ((flags & BROKER_INIT) &&
+	    (err = rete_store_identity_init(b->store, c->origin, &c->key_pub, &m)) != RETE_OK) {
+		broker_log_error("%s", m.text);
+		return err;
+	}
+	if ((err = rete_store_identity_check(b->store, c->origin, &c->key_pub, c->path, &adopted,
+					     &id, &m)) != RETE_OK) {
+		broker_log_error("%s", m.text);
+		return err;
+	}
+	if (flags & BROKER_INIT)
+		broker_log_info("--init: a new log in %s (origin %s)", c->data, c->origin);
+	if (adopted)
+		broker_log_info("store %s recorded no identity (schema 1): it is now the log of "
+				"origin %s and this broker's key, as %s says; a change of either "
+				"is refused from now on",
+				c->data, c->origin, c->path);
+	b->epoch = id.epoch;
+	b->log_size = id.size;
+	if (rete_store_checkpoint_latest(b->store, NULL, &b->cp_size, &b->cp_note, NULL) !=
+	    RETE_OK) {
+		b->cp_size = 0;
+		b->cp_note = NULL;
+	}
+	return state_check(b, flags);
+}
+
+/* epoch_begin logs the first entry of a new epoch after a declared
+ * restore: it records the last checkpoint signed before (the indexes from
+ * the restored size up to its size were used twice). */
+static rete_err epoch_begin(broker *b)
+{
+	char id[64];
+	Rete__Epoch e;
+	rete_err err = RETE_EINVAL;
+
+	rete__epoch__init(&e);
+	e.epoch = b->restore_epoch;
+	e.previous_epoch = b->restore_prev;
+	e.checkpoint = b->restore_note;
+	snprintf(id, sizeof(id), "epoch-%" PRIu32, e.epoch);
+	batch_reset(b->bt);
+	broker_own *o = own_new(b, id, "", "");
+	if (!o)
+		return RETE_ENOMEM;
+	o->msg.body_case = RETE__MESSAGE__BODY_EPOCH;
+	o->msg.epoch = &e;
+	uint64_t at = b->log_size;
+	if (own_append(b, o, rete_now_ms())) {
+		err = commit_now(b);
+		if (err == RETE_OK && b->bt->ops[0].status != RETE_STORE_ACCEPTED) {
+			broker_log_error("the store refused the epoch entry: %s",
+					 b->bt->ops[0].error_text);
+			err = RETE_EINVAL;
+		}
+	}
+	batch_reset(b->bt);
+	if (err != RETE_OK) {
+		broker_log_error("cannot log the start of epoch %" PRIu32, e.epoch);
+		return err;
+	}
+	b->epoch = e.epoch;
+	broker_log_warn("--restore: the log goes on as epoch %" PRIu32 " from index %" PRIu64
+			"; the last checkpoint signed before the restore (epoch %" PRIu32 ") is "
+			"recorded in that entry",
+			e.epoch, at, e.previous_epoch);
+	return RETE_OK;
+}
 
 static void *server_socket(broker *b, int type, const char *domain, const char *endpoint)
 {
@@ -1699,6 +1923,8 @@ static void broker_free(broker *b)
 	broker_worker_stop(&b->worker); /* collects a batch in flight, unanswered */
 	broker_pool_stop(&b->pool);
 	rete_store_close(&b->store);
+	rete_store_unlock(&b->store_lock); /* after the store: no writer left */
+	free(b->restore_note);
 	rete_seckey_free(&b->key);
 	for (size_t i = 0; i < b->npeers; i++)
 		free(b->peers[i].inflight);
@@ -1722,9 +1948,9 @@ static void broker_free(broker *b)
 	broker_config_free(&b->cfg);
 }
 
-int broker_run(broker_config *c)
+int broker_run(broker_config *c, unsigned flags)
 {
-	broker b = {.cfg = c, .sigfd = -1};
+	broker b = {.cfg = c, .sigfd = -1, .store_lock = -1, .epoch = 1};
 	rete_msg m;
 	broker_frame **jobs = NULL;
 	int rc = 2;
@@ -1747,18 +1973,8 @@ int broker_run(broker_config *c)
 		broker_log_error("%s", m.text);
 		goto out;
 	}
-	if (rete_store_open(&b.store, c->data, RETE_STORE_CREATE, &m) != RETE_OK) {
-		broker_log_error("cannot open the store %s: %s", c->data, m.text);
+	if (store_start(&b, flags) != RETE_OK)
 		goto out;
-	}
-	if (rete_store_size(b.store, NULL, &b.log_size, &m) != RETE_OK) {
-		broker_log_error("cannot read the store %s: %s", c->data, m.text);
-		goto out;
-	}
-	if (rete_store_checkpoint_latest(b.store, NULL, &b.cp_size, &b.cp_note, NULL) != RETE_OK) {
-		b.cp_size = 0;
-		b.cp_note = NULL;
-	}
 	if (peers_rebuild(&b) != RETE_OK ||
 	    broker_pool_start(&b.pool, c->verify_threads) != RETE_OK) {
 		broker_log_error("out of memory");
@@ -1794,15 +2010,25 @@ int broker_run(broker_config *c)
 	b.pub = server_socket(&b, ZMQ_PUB, BROKER_ZAP_DOMAIN_EVENTS, c->events);
 	if (!b.pub)
 		goto out;
+	if (b.restore_note && epoch_begin(&b) != RETE_OK)
+		goto out;
 	if (directory_sync(&b) != RETE_OK) {
 		broker_log_error("cannot log the directory");
 		goto out;
 	}
 	checkpoint_make(&b);
-	broker_log_info("started: broker %s, origin %s, log size %" PRIu64 ", %zu parties, "
-			"listening on %s, events on %s",
-			b.cfg->id, b.cfg->origin, b.log_size, b.cfg->nparties, b.cfg->listen,
-			b.cfg->events);
+	/* the state file is written at every checkpoint; at start too, so that
+	 * a broker that cannot keep it does not run at all */
+	if (b.cp_note && rete_store_state_write(c->state, b.cp_note, &m) != RETE_OK) {
+		broker_log_error("%s; it keeps the last checkpoint the broker signed (broker.ini "
+				 "state, docs/broker-config.md)",
+				 m.text);
+		goto out;
+	}
+	broker_log_info("started: broker %s, origin %s, epoch %" PRIu32 ", log size %" PRIu64
+			", %zu parties, listening on %s, events on %s",
+			b.cfg->id, b.cfg->origin, b.epoch, b.log_size, b.cfg->nparties,
+			b.cfg->listen, b.cfg->events);
 	broker_log_buffer(true); /* written before every wait for the network */
 
 	int64_t now = mono_ms();

@@ -11,12 +11,20 @@
 
 #include "config.h"
 
+/* Flags of broker_run: what the operator declared on the command line. */
+#define BROKER_INIT 0x1u /* --init: create a new log in an empty data folder */
+#define BROKER_RESTORE                                                                             \
+	0x2u /* --restore: the store was restored from a copy; go on                               \
+		as a new log epoch (docs/operations.md) */
+
 /* broker_run runs the broker with configuration c (the broker takes it
  * over: on reload the new one replaces it; broker_run frees whatever
  * configuration is in force when it returns, and sets nothing in c for the
  * caller, who must not use or free c afterwards). Returns the process exit
  * code: 0 after a clean stop, 2 when it cannot start (key, store, sockets;
- * the reason is logged). */
-int broker_run(broker_config *c);
+ * a store in use by another broker, of another identity, missing without
+ * BROKER_INIT, or shorter than a checkpoint already signed without
+ * BROKER_RESTORE; the reason is logged). */
+int broker_run(broker_config *c, unsigned flags);
 
 #endif

@@ -134,6 +134,10 @@ typedef struct broker {
 	char *cp_note;
 	int64_t cp_at_ms;   /* when it was made (0: before this start) */
 	int64_t cp_mono_ms; /* the same, on the monotonic clock */
+	uint32_t epoch;	    /* the log's epoch (store_identity.h) */
+	int store_lock;	    /* fd holding the store's writer lock, or -1 */
+	char *restore_note; /* a declared restore: the last checkpoint signed before */
+	uint32_t restore_epoch, restore_prev;
 	int64_t last_scan_ms, last_ping_ms;
 	broker_batch batches[2];
 	broker_batch *bt;  /* the batch being built */

@@ -496,6 +496,7 @@ static const char *const broker_keys[] = {"origin",
 					  "listen",
 					  "events",
 					  "data",
+					  "state",
 					  "checkpoint_every",
 					  "checkpoint_interval",
 					  "delivery_window",
@@ -661,6 +662,29 @@ static void load_broker(struct parse *p, broker_config *c)
 	}
 	if ((kv = require(p, S, "data", "the store folder, e.g. store")))
 		c->data = resolve_path(p, kv->value);
+	/* the broker's memory of the last checkpoint it signed: outside the
+	 * store folder, which a restore replaces (store_identity.h) */
+	if ((kv = get(p, S, "state"))) {
+		c->state = resolve_path(p, kv->value);
+		size_t dl = c->data ? strlen(c->data) : 0;
+		while (dl > 1 && c->data[dl - 1] == '/')
+			dl--;
+		if (c->state && c->data && strncmp(c->state, c->data, dl) == 0 &&
+		    (c->state[dl] == '/' || c->state[dl] == '\0'))
+			problem(p, kv->line,
+				"[broker] state: '%s' is in the data folder; give a file beside "
+				"it (a restore replaces the folder, and the state file is what "
+				"notices it), e.g. the default %.*s.state",
+				kv->value, (int)dl, c->data);
+	} else if (c->data) {
+		size_t l = strlen(c->data);
+		while (l > 1 && c->data[l - 1] == '/')
+			l--;
+		if (asprintf(&c->state, "%.*s.state", (int)l, c->data) < 0) {
+			c->state = NULL;
+			p->oom = true;
+		}
+	}
 
 	uint64_t v;
 	number(p, S, "checkpoint_every", 1000, 1, 100000000, &c->checkpoint_every);
@@ -980,6 +1004,7 @@ void broker_config_free(broker_config **pc)
 	free(c->origin);
 	free(c->key_path);
 	free(c->data);
+	free(c->state);
 	free_list(c->holidays, c->nholidays);
 	for (size_t i = 0; i < c->nparties; i++) {
 		free(c->parties[i].name);

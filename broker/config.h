@@ -55,7 +55,8 @@ typedef struct broker_config {
 	rete_pubkey key_pub;	  /* the public half of that key */
 	char listen[BROKER_ENDPOINT_MAX];
 	char events[BROKER_ENDPOINT_MAX];
-	char *data; /* the store folder */
+	char *data;  /* the store folder */
+	char *state; /* the state file: the last checkpoint signed (default DATA.state) */
 	uint64_t checkpoint_every;
 	int64_t checkpoint_interval_ms;
 	unsigned delivery_window;

@@ -1,5 +1,6 @@
-/* main.c — `rete-broker -c broker.ini [-v] [--check-config]`: reads the
- * configuration, then runs the broker until SIGTERM or SIGINT. */
+/* main.c — `rete-broker -c broker.ini [-v] [--check-config] [--init]
+ * [--restore]`: reads the configuration, then runs the broker until SIGTERM
+ * or SIGINT. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,15 +11,20 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: rete-broker -c broker.ini [-v] [--check-config]\n\n"
-		     "rete-broker is the central broker of a rete network: it authenticates the\n"
-		     "parties of its directory, checks, logs and delivers their messages.\n\n"
-		     "  -c, --config FILE   the configuration (see docs/broker-config.md)\n"
-		     "  -v, --verbose       more log lines (every frame, every connection)\n"
-		     "      --check-config  check the configuration, list every problem, exit\n"
-		     "                      (0 = fine, 2 = problems)\n\n"
-		     "Signals: SIGHUP reloads the configuration (a bad one is refused and the old\n"
-		     "one kept); SIGTERM and SIGINT stop after the batch in hand.\n");
+	fprintf(out,
+		"usage: rete-broker -c broker.ini [-v] [--check-config] [--init] [--restore]\n\n"
+		"rete-broker is the central broker of a rete network: it authenticates the\n"
+		"parties of its directory, checks, logs and delivers their messages.\n\n"
+		"  -c, --config FILE   the configuration (see docs/broker-config.md)\n"
+		"  -v, --verbose       more log lines (every frame, every connection)\n"
+		"      --check-config  check the configuration, list every problem, exit\n"
+		"                      (0 = fine, 2 = problems)\n"
+		"      --init          create a new, empty log in the data folder (first\n"
+		"                      start only; without it a missing store is refused)\n"
+		"      --restore       the store was restored from a backup: go on as a new\n"
+		"                      log epoch (see docs/operations.md, backup and restore)\n\n"
+		"Signals: SIGHUP reloads the configuration (a bad one is refused and the old\n"
+		"one kept); SIGTERM and SIGINT stop after the batch in hand.\n");
 }
 
 int main(int argc, char **argv)
@@ -26,10 +32,13 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
 					     {"verbose", no_argument, NULL, 'v'},
 					     {"check-config", no_argument, NULL, 'C'},
+					     {"init", no_argument, NULL, 'I'},
+					     {"restore", no_argument, NULL, 'R'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	const char *config = NULL;
 	bool check = false;
+	unsigned flags = 0;
 	int ch;
 	while ((ch = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
 		switch (ch) {
@@ -42,6 +51,12 @@ int main(int argc, char **argv)
 		case 'C':
 			check = true;
 			break;
+		case 'I':
+			flags |= BROKER_INIT;
+			break;
+		case 'R':
+			flags |= BROKER_RESTORE;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -50,9 +65,12 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!config || optind != argc) {
+	if (!config || optind != argc || flags == (BROKER_INIT | BROKER_RESTORE)) {
 		fprintf(stderr, "rete-broker: %s\n",
-			!config ? "-c broker.ini is required" : "unexpected argument");
+			!config		 ? "-c broker.ini is required"
+			: optind != argc ? "unexpected argument"
+					 : "--init (a new log) and --restore (a log restored from "
+					   "a copy) exclude each other");
 		usage(stderr);
 		return 2;
 	}
@@ -82,5 +100,5 @@ int main(int argc, char **argv)
 		broker_config_free(&c);
 		return 0;
 	}
-	return broker_run(c); /* takes c over */
+	return broker_run(c, flags); /* takes c over */
 }

@@ -511,6 +511,8 @@ const char *rete_message_kind(const Rete__Message *msg)
 		return "notice";
 	case RETE__MESSAGE__BODY_DIRECTORY:
 		return "directory";
+	case RETE__MESSAGE__BODY_EPOCH:
+		return "epoch";
 	default:
 		return "none";
 	}

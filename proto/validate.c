@@ -336,12 +336,13 @@ static void v_envelope(v_ctx *v, const Rete__Message *msg, bool agency)
 		  "1 to 64 characters of " ID_CHARS);
 	v_party(v, "sender", "sender", sender, complete);
 
-	if (msg->body_case == RETE__MESSAGE__BODY_DIRECTORY) {
+	if (msg->body_case == RETE__MESSAGE__BODY_DIRECTORY ||
+	    msg->body_case == RETE__MESSAGE__BODY_EPOCH) {
 		if (recipient[0] != '\0')
 			v_add(v, "recipient",
-			      "recipient %s is set on a directory entry; a directory is for "
-			      "everyone: leave recipient empty",
-			      v_show(recipient, show));
+			      "recipient %s is set on a %s entry; it is for everyone: leave "
+			      "recipient empty",
+			      v_show(recipient, show), rete_message_kind(msg));
 	} else {
 		/* A notice may be for the coordinators only (overdue): no
 		 * recipient. Everything else is addressed to one party. */
@@ -645,6 +646,28 @@ static void v_notice(v_ctx *v, const Rete__Notice *n)
 		v_add(v, "notice.dueAt", "notice.dueAt %" PRId64 " ms is before 1970", n->due_at);
 }
 
+/* v_epoch: the first entry of a log epoch (a declared restore); the
+ * checkpoint it records is checked against the broker key by the auditor
+ * (store/verify.c), here only its shape. */
+static void v_epoch(v_ctx *v, const Rete__Epoch *e)
+{
+	if (e->epoch < 2)
+		v_add(v, "epoch.epoch",
+		      "epoch.epoch is %" PRIu32 "; a new epoch after a restore is 2 or more",
+		      e->epoch);
+	if (e->previous_epoch < 1 || e->previous_epoch >= e->epoch)
+		v_add(v, "epoch.previousEpoch",
+		      "epoch.previousEpoch is %" PRIu32 "; it is the epoch of the checkpoint "
+		      "recorded, from 1 to epoch.epoch - 1 (%" PRIu32 ")",
+		      e->previous_epoch, e->epoch > 0 ? e->epoch - 1 : 0);
+	if (e->checkpoint == NULL || e->checkpoint[0] == '\0')
+		v_add(v, "epoch.checkpoint",
+		      "epoch.checkpoint is missing; it holds the last checkpoint note signed "
+		      "before the restore");
+	else
+		v_cap(v, "epoch.checkpoint", e->checkpoint, 65536, false);
+}
+
 static void v_directory(v_ctx *v, const Rete__Directory *d)
 {
 	char path[96], show[64], bad[48];
@@ -926,8 +949,8 @@ rete_err rete_validate_message(const Rete__Message *msg, const Rete__Private *pr
 	if (body == NULL) {
 		v_add(&v, "",
 		      mode == RETE_VALIDATE_BROKER
-			  ? "the message has no body; the broker originates delivery, notice or "
-			    "directory"
+			  ? "the message has no body; the broker originates delivery, notice, "
+			    "directory or epoch"
 			  : "the message has no body; give exactly one of referral, update or "
 			    "note");
 		v_envelope(&v, msg, mode != RETE_VALIDATE_BROKER);
@@ -937,7 +960,7 @@ rete_err rete_validate_message(const Rete__Message *msg, const Rete__Private *pr
 	if (mode == RETE_VALIDATE_BROKER && !broker_body) {
 		v_add(&v, body,
 		      "a %s is sent by an agency, never originated by the broker; the broker "
-		      "originates delivery, notice and directory",
+		      "originates delivery, notice, directory and epoch",
 		      body);
 		return RETE_EINVAL;
 	}
@@ -968,6 +991,9 @@ rete_err rete_validate_message(const Rete__Message *msg, const Rete__Private *pr
 		break;
 	case RETE__MESSAGE__BODY_DIRECTORY:
 		v_directory(&v, msg->directory);
+		break;
+	case RETE__MESSAGE__BODY_EPOCH:
+		v_epoch(&v, msg->epoch);
 		break;
 	default:
 		break;

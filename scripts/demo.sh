@@ -124,7 +124,7 @@ sed -e "s#^broker = .*#broker = $listen#" -e "s#^events = .*#events = $events#" 
 sed -e "s#^broker = .*#broker = $listen#" "$root/examples/audit.ini" >"$dir/audit.ini"
 
 say "Starting the broker and the agents"
-rete-broker -c "$dir/broker/broker.ini" >"$dir/broker/broker.log" 2>&1 &
+rete-broker -c "$dir/broker/broker.ini" --init >"$dir/broker/broker.log" 2>&1 &
 pids+=($!)
 note "rete-broker (pid $!) on $listen, events on $events"
 

@@ -159,6 +159,13 @@ rete_err rete_checkpoint_sign(const char *origin, uint64_t size,
 			      const uint8_t root[RETE_MERKLE_HASH], const rete_seckey *key,
 			      char **note_out, rete_msg *m)
 {
+	return rete_checkpoint_sign_epoch(origin, size, root, 1, key, note_out, m);
+}
+
+rete_err rete_checkpoint_sign_epoch(const char *origin, uint64_t size,
+				    const uint8_t root[RETE_MERKLE_HASH], uint32_t epoch,
+				    const rete_seckey *key, char **note_out, rete_msg *m)
+{
 	char root64[sodium_base64_ENCODED_LEN(RETE_MERKLE_HASH, sodium_base64_VARIANT_ORIGINAL)];
 	char sig64[sodium_base64_ENCODED_LEN(ED25519_BLOB, sodium_base64_VARIANT_ORIGINAL)];
 	uint8_t blob[ED25519_BLOB];
@@ -187,11 +194,15 @@ rete_err rete_checkpoint_sign(const char *origin, uint64_t size,
 
 	sodium_bin2base64(root64, sizeof(root64), root, RETE_MERKLE_HASH,
 			  sodium_base64_VARIANT_ORIGINAL);
-	cap = 2 * strlen(origin) + sizeof(root64) + sizeof(sig64) + 64;
+	cap = 2 * strlen(origin) + sizeof(root64) + sizeof(sig64) + 96;
 	note = malloc(cap);
 	if (note == NULL)
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory formatting a checkpoint");
 	w = snprintf(note, cap, "%s\n%" PRIu64 "\n%s\n", origin, size, root64);
+	/* epoch 1 notes stay exactly as before (C2SP's three lines) */
+	if (epoch > 1)
+		w += snprintf(note + w, cap - (size_t)w,
+			      RETE_CHECKPOINT_EPOCH_LINE " %" PRIu32 "\n", epoch);
 	text_len = (size_t)w;
 
 	rete_checkpoint_key_id(blob, origin, key->pub.ed);
@@ -462,5 +473,46 @@ rete_err rete_checkpoint_verify(const char *note, size_t len, const char *key_na
 				    id[0], id[1], id[2], id[3]);
 	if (out != NULL)
 		*out = cp;
+	return RETE_OK;
+}
+
+rete_err rete_checkpoint_epoch(const char *note, size_t len, uint32_t *epoch, rete_msg *m)
+{
+	rete_checkpoint cp;
+	rete_err err;
+	size_t text_len, at, lineno = 0;
+	const size_t kw = strlen(RETE_CHECKPOINT_EPOCH_LINE);
+
+	*epoch = 1;
+	if ((err = rete_checkpoint_parse(note, len, &cp, m)) != RETE_OK)
+		return err;
+	if ((err = split_note(note, len, &text_len, m)) != RETE_OK)
+		return err;
+	/* the extension lines: every line after the third */
+	for (at = 0; at < text_len; lineno++) {
+		const char *line = note + at, *nl = memchr(line, '\n', text_len - at);
+		size_t ll = nl != NULL ? (size_t)(nl - line) : text_len - at;
+		at += ll + 1;
+		if (lineno < 3 || ll <= kw || memcmp(line, RETE_CHECKPOINT_EPOCH_LINE, kw) != 0 ||
+		    line[kw] != ' ')
+			continue;
+		uint64_t v = 0;
+		size_t i = kw + 1;
+		bool ok = i < ll && line[i] != '0';
+		for (; ok && i < ll; i++) {
+			if (line[i] < '0' || line[i] > '9' || v > UINT32_MAX / 10) {
+				ok = false;
+				break;
+			}
+			v = v * 10 + (uint64_t)(line[i] - '0');
+		}
+		if (!ok || v < 2 || v > UINT32_MAX)
+			return rete_msg_set(m, RETE_EINVAL,
+					    "checkpoint line %zu: '%.*s' is not an epoch line; "
+					    "expected 'epoch N' with N a decimal number >= 2",
+					    lineno + 1, (int)(ll > 60 ? 60 : ll), line);
+		*epoch = (uint32_t)v;
+		return RETE_OK;
+	}
 	return RETE_OK;
 }

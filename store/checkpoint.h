@@ -43,6 +43,21 @@ rete_err rete_checkpoint_sign(const char *origin, uint64_t size,
 			      const uint8_t root[RETE_MERKLE_HASH], const rete_seckey *key,
 			      char **note_out, rete_msg *m);
 
+/* rete_checkpoint_sign_epoch is rete_checkpoint_sign for a log in epoch
+ * `epoch`: from epoch 2 on (after a declared restore, see store_identity.h)
+ * the note carries one extension line "epoch N" after the root hash line;
+ * epoch 0 or 1 gives exactly rete_checkpoint_sign's note. Same errors. */
+#define RETE_CHECKPOINT_EPOCH_LINE "epoch"
+rete_err rete_checkpoint_sign_epoch(const char *origin, uint64_t size,
+				    const uint8_t root[RETE_MERKLE_HASH], uint32_t epoch,
+				    const rete_seckey *key, char **note_out, rete_msg *m);
+
+/* rete_checkpoint_epoch reads the epoch a note names: N from its "epoch N"
+ * extension line, 1 when it has none (no signature check; the note is
+ * parsed strictly first). Errors: RETE_EINVAL (malformed note, or an
+ * "epoch" line whose N is not a decimal number >= 2). */
+rete_err rete_checkpoint_epoch(const char *note, size_t len, uint32_t *epoch, rete_msg *m);
+
 /* rete_checkpoint_parse reads note[0:len] strictly (no signature check):
  * valid UTF-8 without control characters other than newline, split at the
  * last blank line, every signature line well-formed, then origin, size

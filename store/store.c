@@ -303,11 +303,16 @@ static rete_err open_dbis(rete_store *s, bool create, rete_msg *m)
 		}
 		have =
 		    ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-		if (have != RETE_STORE_SCHEMA) {
-			err = rete_msg_set(m, RETE_EVERSION,
-					   "store %s has schema version %u; this program reads "
-					   "schema version %u only (use a matching rete version)",
-					   s->st_dir, (unsigned)have, (unsigned)RETE_STORE_SCHEMA);
+		/* schema 1 = 2 without the log's identity: read as it is; the
+		 * broker records the identity (store_identity.c) */
+		if (have != RETE_STORE_SCHEMA && have != RETE_STORE_SCHEMA_V1) {
+			err =
+			    rete_msg_set(m, RETE_EVERSION,
+					 "store %s has schema version %u; this program reads "
+					 "schema versions %u and %u only (use a matching rete "
+					 "version)",
+					 s->st_dir, (unsigned)have, (unsigned)RETE_STORE_SCHEMA_V1,
+					 (unsigned)RETE_STORE_SCHEMA);
 			goto fail;
 		}
 	}

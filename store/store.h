@@ -15,7 +15,9 @@
  *   due         due_at BE64, referral id -> "" (open referrals not yet overdue)
  *   cases       case id "\0" index BE64 -> ""
  *   meta        "schema" (BE32), "size" (BE64), "directory" (BE64, index of
- *               the Directory entry in force)
+ *               the Directory entry in force), "seq" (BE64), and the log's
+ *               identity: "origin", "broker_key" (32 bytes), "first_entry"
+ *               (leaf hash of entry 0), "epoch" (BE32; store_identity.h)
  *
  * One process writes (the broker); any number of processes may open the
  * same folder read-only (auditor, monitor, backup) while it runs. Every
@@ -41,7 +43,12 @@
 #include "merkle.h"
 #include "rete.pb-c.h"
 
-#define RETE_STORE_SCHEMA 1 /* the layout above; other versions are refused */
+/* The layout above; other versions are refused. Schema 2 adds the log's
+ * identity to meta ("origin", "broker_key", "first_entry", "epoch"; see
+ * store_identity.h); a schema-1 store is read as it is and gets its
+ * identity from the broker that opens it first (rete_store_identity_check). */
+#define RETE_STORE_SCHEMA    2
+#define RETE_STORE_SCHEMA_V1 1
 
 /* Flags of rete_store_open. */
 #define RETE_STORE_CREATE 0x1u /* create the folder and databases if missing */
@@ -125,6 +132,11 @@ typedef enum rete_store_status {
  *   Notice          (broker) NOT_DELIVERED of the referral while requested:
  *                   failed with status reason "not-delivered"; OVERDUE: overdue
  *   Directory       becomes the directory in force
+ *   Epoch           (broker, a declared restore) raises the log's epoch
+ *                   (meta "epoch"); one not above the epoch in force is
+ *                   refused INVALID
+ * Entry 0, whatever its body, is recorded as the log's first entry (meta
+ * "first_entry", store_identity.h).
  * Earlier ops of the same batch are taken into account.
  * Refusals (status REFUSED, nothing of this op written, the rest of the
  * batch goes on): ERROR_CODE_ID_REUSED (same sender and id, other bytes; or

@@ -554,6 +554,32 @@ static rete_err plan_notice(struct batch *b, rete_store_op *op, const Rete__Mess
 	return plan_history(b, p, index, op->in.logged_at, msg->sender);
 }
 
+/* check_epoch: an Epoch entry (a declared restore) must raise the log's
+ * epoch (meta "epoch", 1 when absent); it changes no referral. */
+static rete_err check_epoch(struct batch *b, rete_store_op *op, const Rete__Message *msg)
+{
+	MDB_val k = {strlen(META_EPOCH), (void *)META_EPOCH}, v;
+	uint32_t have = 1;
+	int rc = mdb_get(b->b_txn, b->b_store->st_meta, &k, &v);
+
+	if (rc == 0 && v.mv_size == 4) {
+		const uint8_t *p = v.mv_data;
+		have =
+		    ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+	} else if (rc != MDB_NOTFOUND) {
+		return rc != 0 ? lmdb_fail(b, rc, "store: reading the log epoch")
+			       : rete_msg_set(b->b_msg, RETE_ECORRUPT,
+					      "store %s: meta 'epoch' is %zu bytes, not 4",
+					      b->b_store->st_dir, v.mv_size);
+	}
+	if (msg->epoch == NULL || msg->epoch->epoch <= have)
+		refuse(op, RETE__ERROR_CODE__ERROR_CODE_INVALID,
+		       "epoch entry %s starts epoch %u, but the log is already in epoch %u; a "
+		       "new epoch is higher",
+		       S(msg->id), msg->epoch ? (unsigned)msg->epoch->epoch : 0u, (unsigned)have);
+	return RETE_OK;
+}
+
 /* write_plan stores p_nr and keeps `due` in step. */
 static rete_err write_plan(struct batch *b, struct plan *p)
 {
@@ -718,7 +744,7 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 	if (msg->body_case == RETE__MESSAGE__BODY__NOT_SET) {
 		refuse(op, RETE__ERROR_CODE__ERROR_CODE_INVALID,
 		       "message %s has no body; accepted: referral, update, note, delivery, "
-		       "notice, directory",
+		       "notice, directory, epoch",
 		       msg->id);
 		goto out;
 	}
@@ -785,6 +811,9 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 	case RETE__MESSAGE__BODY_NOTICE:
 		err = plan_notice(b, op, msg, index, &p);
 		break;
+	case RETE__MESSAGE__BODY_EPOCH:
+		err = check_epoch(b, op, msg);
+		break;
 	default:
 		break;
 	}
@@ -829,6 +858,18 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 	}
 	if (p.p_write && (err = write_plan(b, &p)) != RETE_OK)
 		goto out;
+	if (index == 0 &&
+	    (err = put(b, s->st_meta, META_FIRST, strlen(META_FIRST), leaf, RETE_MERKLE_HASH, 0,
+		       "store: recording the first entry")) != RETE_OK)
+		goto out;
+	if (msg->body_case == RETE__MESSAGE__BODY_EPOCH) {
+		uint8_t e[4] = {(uint8_t)(msg->epoch->epoch >> 24),
+				(uint8_t)(msg->epoch->epoch >> 16),
+				(uint8_t)(msg->epoch->epoch >> 8), (uint8_t)msg->epoch->epoch};
+		if ((err = put(b, s->st_meta, META_EPOCH, strlen(META_EPOCH), e, 4, 0,
+			       "store: recording the log epoch")) != RETE_OK)
+			goto out;
+	}
 	if (msg->body_case == RETE__MESSAGE__BODY_DIRECTORY) {
 		be64_put(val, index);
 		if ((err = put(b, s->st_meta, META_DIRECTORY, strlen(META_DIRECTORY), val, 8, 0,
@@ -1080,4 +1121,27 @@ rete_err rete_store_checkpoint_put(rete_store *s, uint64_t size, const char *not
 	if (note == NULL || *note == '\0')
 		return rete_msg_set(m, RETE_EINVAL, "store: empty checkpoint note");
 	return store_write(s, put_checkpoint, &c, m);
+}
+
+struct meta_ctx {
+	const store_meta_kv *kv;
+	size_t n;
+};
+
+static rete_err put_meta(struct batch *b, void *ctx)
+{
+	struct meta_ctx *c = ctx;
+	rete_err err = RETE_OK;
+
+	for (size_t i = 0; i < c->n && err == RETE_OK; i++)
+		err = put(b, b->b_store->st_meta, c->kv[i].key, strlen(c->kv[i].key), c->kv[i].val,
+			  c->kv[i].len, 0, "store: writing meta");
+	return err;
+}
+
+rete_err store_meta_put(rete_store *s, const store_meta_kv *kv, size_t n, rete_msg *m)
+{
+	struct meta_ctx c = {kv, n};
+
+	return store_write(s, put_meta, &c, m);
 }

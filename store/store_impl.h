@@ -18,6 +18,11 @@
 #define META_SIZE	      "size"
 #define META_DIRECTORY	      "directory"
 #define META_SEQ	      "seq" /* commits so far: one more per write transaction */
+/* The log's identity (schema 2, store_identity.c): */
+#define META_ORIGIN "origin"	  /* the origin the log was created with */
+#define META_KEY    "broker_key"  /* the broker's Ed25519 public key, 32 bytes */
+#define META_FIRST  "first_entry" /* leaf hash of entry 0, written with it */
+#define META_EPOCH  "epoch"	  /* BE32; absent = 1; an Epoch entry raises it */
 
 struct rete_store {
 	MDB_env *st_env;
@@ -112,6 +117,18 @@ struct store_node_ctx {
 	MDB_txn *nc_txn;
 };
 rete_err store_node_get(void *ctx, unsigned level, uint64_t index, uint8_t out[RETE_MERKLE_HASH]);
+
+/* store_meta_kv: one meta record for store_meta_put. */
+typedef struct store_meta_kv {
+	const char *key;
+	const void *val;
+	size_t len;
+} store_meta_kv;
+
+/* store_meta_put writes kv[0..n) into meta in one durable write
+ * transaction (store_identity.c records the log's identity this way).
+ * Errors: as rete_store_checkpoint_put. */
+rete_err store_meta_put(rete_store *s, const store_meta_kv *kv, size_t n, rete_msg *m);
 
 /* store_dir_forget drops the cached directory. */
 void store_dir_forget(rete_store *s);

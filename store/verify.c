@@ -163,6 +163,7 @@ struct vctx {
 	rete_verify_report *v_rep;
 	uint64_t v_size;
 	char v_origin[RETE_ORIGIN_MAX + 1];
+	uint32_t v_epoch; /* the epoch its Epoch entries so far say (0: 1) */
 	rete_merkle_frontier v_fr;
 	struct vdir *v_dirs; /* newest first; v_dirs is the one in force */
 	struct ckpt *v_ck;
@@ -302,6 +303,73 @@ static void item_why(struct item *it, rete_err err, const char *fmt, ...)
 
 static const struct party_key *dir_find(const struct vdir *vd, const char *id);
 
+/* epoch_entry_ok checks the first entry of a log epoch (a declared
+ * restore, at index idx): the checkpoint it records, the last one signed
+ * before the restore, must carry the broker key's signature for this log,
+ * name the epoch it says, and cover at least idx entries (the indexes from
+ * idx up to its size were used in the earlier epoch too). Its own signature
+ * is checked with the broker's other entries. */
+static bool epoch_entry_ok(struct vctx *v, const Rete__Message *msg, uint64_t idx)
+{
+	const Rete__Epoch *e = msg->epoch;
+	const char *origin = v->v_origin[0] != '\0' ? v->v_origin : S(msg->origin);
+	unsigned long long ui = (unsigned long long)idx;
+	rete_checkpoint cp;
+	uint32_t named = 0;
+	rete_msg m;
+
+	if (e == NULL || e->checkpoint == NULL ||
+	    rete_checkpoint_verify(e->checkpoint, strlen(e->checkpoint), origin,
+				   &v->v_opt->broker_key, &cp, &m) != RETE_OK ||
+	    rete_checkpoint_epoch(e->checkpoint, strlen(e->checkpoint), &named, &m) != RETE_OK) {
+		fail(v, POS_ENTRY(idx), RETE_EBADSIG, true, idx,
+		     "entry %llu: epoch entry %s: the checkpoint it records is not one the "
+		     "broker key signed for the log '%s': %s",
+		     ui, S(msg->id), origin, e == NULL ? "no epoch body" : m.text);
+		return false;
+	}
+	if (named != e->previous_epoch || e->epoch <= named) {
+		fail(v, POS_ENTRY(idx), RETE_ECORRUPT, true, idx,
+		     "entry %llu: epoch entry %s starts epoch %u after epoch %u, but the "
+		     "checkpoint it records is of epoch %u",
+		     ui, S(msg->id), (unsigned)e->epoch, (unsigned)e->previous_epoch,
+		     (unsigned)named);
+		return false;
+	}
+	if (cp.size < idx) {
+		fail(v, POS_ENTRY(idx), RETE_ECORRUPT, true, idx,
+		     "entry %llu: epoch entry %s records a checkpoint of %llu entries, fewer "
+		     "than the %llu before it; a restore is declared only for a log shorter "
+		     "than a checkpoint already signed",
+		     ui, S(msg->id), (unsigned long long)cp.size, ui);
+		return false;
+	}
+	return true;
+}
+
+/* checkpoint_epoch_ok: a stored checkpoint of size `size` names the epoch
+ * the log is in at that size (its "epoch N" line; none in epoch 1). Only
+ * for a whole store read from entry 0: a session resumes mid-log. */
+static bool checkpoint_epoch_ok(struct vctx *v, const char *note, uint64_t size)
+{
+	uint32_t named = 0, want = v->v_epoch != 0 ? v->v_epoch : 1;
+	rete_msg m;
+
+	if (rete_checkpoint_epoch(note, strlen(note), &named, &m) != RETE_OK) {
+		fail(v, POS_SIZE(size), RETE_ECORRUPT, false, 0, "checkpoint at size %llu: %s",
+		     (unsigned long long)size, m.text);
+		return false;
+	}
+	if (named != want) {
+		fail(v, POS_SIZE(size), RETE_ECORRUPT, false, 0,
+		     "checkpoint at size %llu names epoch %u, but the log is in epoch %u at that "
+		     "size (its epoch entries say so)",
+		     (unsigned long long)size, (unsigned)named, (unsigned)want);
+		return false;
+	}
+	return true;
+}
+
 /* speculative_key: the key msg must be signed with under the Directory dir
  * (the one in force when the chunk was started; NULL when there is none). */
 static const rete_pubkey *speculative_key(const struct vctx *v, const struct vdir *dir,
@@ -313,6 +381,7 @@ static const rete_pubkey *speculative_key(const struct vctx *v, const struct vdi
 	case RETE__MESSAGE__BODY_DIRECTORY:
 	case RETE__MESSAGE__BODY_DELIVERY:
 	case RETE__MESSAGE__BODY_NOTICE:
+	case RETE__MESSAGE__BODY_EPOCH:
 		return &v->v_opt->broker_key;
 	case RETE__MESSAGE__BODY_REFERRAL:
 	case RETE__MESSAGE__BODY_UPDATE:
@@ -580,6 +649,8 @@ static bool reach_size(struct vctx *v, uint64_t size)
 			     (unsigned long long)size, b64(cp.root, b1), b64(root, b2));
 			return true;
 		}
+		if (v->v_s != NULL && !checkpoint_epoch_ok(v, ck->ck_note, size))
+			return true;
 		if (v->v_have_prev && !ck->ck_consistent &&
 		    (e = consistency(v, v->v_prev.size, v->v_prev.root, size, cp.root, &m)) !=
 			RETE_OK) {
@@ -683,6 +754,13 @@ static int check_entry(struct vctx *v, struct item *it)
 		return CHECK_BAD;
 	}
 	switch (msg->body_case) {
+	case RETE__MESSAGE__BODY_EPOCH:
+		if (!epoch_entry_ok(v, msg, idx))
+			return CHECK_BAD;
+		v->v_epoch = msg->epoch->epoch;
+		it->it_key = &v->v_opt->broker_key;
+		it->it_dir = NULL;
+		break;
 	case RETE__MESSAGE__BODY_DIRECTORY:
 	case RETE__MESSAGE__BODY_DELIVERY:
 	case RETE__MESSAGE__BODY_NOTICE:

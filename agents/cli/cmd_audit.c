@@ -451,6 +451,23 @@ static void set_str(json_t *o, const char *key, const char *v)
 		json_object_set_new(o, key, json_string(v));
 }
 
+/* epoch_json adds what an epoch entry (a declared restore) says: the new
+ * epoch, and the size and epoch of the last checkpoint signed before. */
+static void epoch_json(json_t *o, const Rete__Epoch *e)
+{
+	rete_checkpoint cp;
+	char size[24];
+
+	json_object_set_new(o, "epoch", json_integer((json_int_t)e->epoch));
+	json_object_set_new(o, "previousEpoch", json_integer((json_int_t)e->previous_epoch));
+	if (e->checkpoint != NULL &&
+	    rete_checkpoint_parse(e->checkpoint, strlen(e->checkpoint), &cp, NULL) == RETE_OK) {
+		/* 64-bit integers are strings in rete's JSON */
+		snprintf(size, sizeof(size), "%" PRIu64, cp.size);
+		json_object_set_new(o, "previousCheckpointSize", json_string(size));
+	}
+}
+
 /* entry_json: the metadata object of entry index (NULL on out of memory). */
 static json_t *entry_json(uint64_t index, const rete_buf *raw)
 {
@@ -479,6 +496,8 @@ static json_t *entry_json(uint64_t index, const rete_buf *raw)
 		set_str(o, "referralId", rete_message_referral_id(msg));
 		set_str(o, "status", status_of(msg));
 		set_str(o, "caseId", msg->case_id);
+		if (msg->body_case == RETE__MESSAGE__BODY_EPOCH)
+			epoch_json(o, msg->epoch);
 		rete__message__free_unpacked(msg, NULL);
 	}
 	rete__log_entry__free_unpacked(le, NULL);
@@ -783,6 +802,16 @@ static int print_timeline_entry(void *ctx, uint64_t index, const rete_buf *raw)
 			printf(", error %s", ename(&rete__error_code__descriptor, (int)n->error));
 		if (n->text != NULL && *n->text != '\0')
 			printf(": \"%s\"", clean(n->text, b3, sizeof(b3)));
+		break;
+	}
+	case RETE__MESSAGE__BODY_EPOCH: {
+		rete_checkpoint cp = {0};
+		const Rete__Epoch *e = msg->epoch;
+		if (e->checkpoint != NULL)
+			rete_checkpoint_parse(e->checkpoint, strlen(e->checkpoint), &cp, NULL);
+		printf("the broker's log goes on as epoch %" PRIu32 " after a restore (the last "
+		       "checkpoint before it: %" PRIu64 " entries, epoch %" PRIu32 ")",
+		       e->epoch, cp.size, e->previous_epoch);
 		break;
 	}
 	default:

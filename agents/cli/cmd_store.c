@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "store.h"
+#include "store_identity.h"
 
 static void store_usage(FILE *out)
 {
@@ -18,6 +19,11 @@ static void store_usage(FILE *out)
 		     "is the store as of one moment. Prints the number of log entries copied.\n"
 		     "Check a copy with 'rete audit verify DEST_DIR --broker-key FILE.pub'.\n"
 		     "\n"
+		     "Restoring a copy: stop the broker, put the copy in place of its data\n"
+		     "folder (leave the state file beside it), start it once with\n"
+		     "'rete-broker -c broker.ini --restore': the log goes on as a new epoch.\n"
+		     "docs/operations.md, \"Restoring a backup\", says what happens.\n"
+		     "\n"
 		     "Exit codes: 0 copied; 2 usage error, DEST_DIR not empty, the store\n"
 		     "cannot be read, or the copy cannot be written (the sentence says which).\n");
 }
@@ -27,6 +33,7 @@ static int store_backup(int argc, char **argv)
 	const char *src = NULL, *dest = NULL;
 	rete_store *s = NULL;
 	uint64_t size = 0;
+	rete_store_identity id = {.epoch = 1};
 	rete_msg m = {{0}};
 	rete_err e;
 
@@ -57,14 +64,16 @@ static int store_backup(int argc, char **argv)
 		/* report what the copy holds, read from the copy itself */
 		e = rete_store_open(&s, dest, RETE_STORE_RDONLY, &m);
 		if (e == RETE_OK)
-			e = rete_store_size(s, NULL, &size, &m);
+			e = rete_store_identity_get(s, NULL, &id, &m);
+		size = id.size;
 		rete_store_close(&s);
 	}
 	if (e != RETE_OK) {
 		fprintf(stderr, "rete store backup: %s\n", m.text[0] ? m.text : rete_strerror(e));
 		return CLI_USAGE;
 	}
-	printf("backed up %s to %s: %" PRIu64 " log entries\n", src, dest, size);
+	printf("backed up %s to %s: %" PRIu64 " log entries (epoch %" PRIu32 ")\n", src, dest, size,
+	       id.epoch);
 	return fflush(stdout) == 0 ? CLI_OK : CLI_USAGE;
 }
 

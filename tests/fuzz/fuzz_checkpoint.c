@@ -8,7 +8,9 @@
  * caught by ASan. Properties checked besides "no crash, no leak, no UB":
  *  - a note that verifies also parses, to the same values;
  *  - a parsed checkpoint signed again (rete_checkpoint_sign) parses and
- *    verifies to the same origin, size and root.
+ *    verifies to the same origin, size and root;
+ *  - the epoch a note names (rete_checkpoint_epoch) survives signing again
+ *    with rete_checkpoint_sign_epoch.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -51,6 +53,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The same note under another key name: never verifies with this key
 	 * unless the note carries a line for that name. */
 	(void)rete_checkpoint_verify(note, size, "other.example/log", &key->pub, NULL, &m);
+
+	/* The epoch a note names (its "epoch N" line): read, and when it
+	 * reads, signed again with that epoch it names the same. */
+	uint32_t epoch = 0;
+	rete_err ee = rete_checkpoint_epoch(note, size, &epoch, &m);
+	if (ee == RETE_OK && pe != RETE_OK)
+		fuzz_fail("rete_checkpoint_epoch read a note rete_checkpoint_parse refuses");
+	if (ee == RETE_OK && epoch == 0)
+		fuzz_fail("rete_checkpoint_epoch gave epoch 0");
+	if (ee == RETE_OK) {
+		char *again = NULL;
+		uint32_t back = 0;
+		if (rete_checkpoint_sign_epoch(parsed.origin, parsed.size, parsed.root, epoch, key,
+					       &again, &m) == RETE_OK) {
+			if (rete_checkpoint_epoch(again, strlen(again), &back, &m) != RETE_OK ||
+			    back != epoch)
+				fuzz_fail("sign_epoch(%u) -> epoch gave %u", (unsigned)epoch,
+					  (unsigned)back);
+			free(again);
+		}
+	}
 
 	if (pe == RETE_OK) {
 		char *again = NULL;

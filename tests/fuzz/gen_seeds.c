@@ -437,6 +437,12 @@ static void checkpoints(void)
 	snprintf(ext, sizeof(ext), "%.*s\nextension line\n%s", (int)(blank - note), note,
 		 blank + 1);
 	put(T, "extension-line.txt", ext, strlen(ext));
+	/* A note of epoch 2 (after a declared restore): "epoch 2" after the root. */
+	char *ep = NULL;
+	if (rete_checkpoint_sign_epoch(FUZZ_ORIGIN, 12, root, 2, fuzz_key(), &ep, NULL) != RETE_OK)
+		die("checkpoint: epoch 2");
+	put(T, "epoch-line.txt", ep, strlen(ep));
+	free(ep);
 	free(note);
 	free(note2);
 	rete_seckey_free(&other);

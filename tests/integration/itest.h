@@ -277,15 +277,33 @@ static inline pid_t it_spawn(const char *dir, const char *logname, char *const a
 	_exit(127);
 }
 
-/* it_broker_exec starts BIN/rete-broker -c INI (with -v when verbose), its
- * output appended to DIR/broker.log; the pid (or -1). */
-static inline pid_t it_broker_exec(const char *dir, const char *bin, const char *ini, bool verbose,
-				   const char *extra_env)
+/* it_broker_exec_flag starts BIN/rete-broker -c INI [FLAG] (with -v when
+ * verbose; flag NULL or e.g. "--init", "--restore"), its output appended to
+ * DIR/broker.log; the pid (or -1). */
+static inline pid_t it_broker_exec_flag(const char *dir, const char *bin, const char *ini,
+					bool verbose, const char *extra_env, const char *flag)
 {
 	char exe[1200];
 	snprintf(exe, sizeof(exe), "%s/rete-broker", bin);
-	char *args[] = {exe, "-c", (char *)ini, verbose ? "-v" : NULL, NULL};
+	char *args[6];
+	int k = 0;
+	args[k++] = exe;
+	args[k++] = "-c";
+	args[k++] = (char *)ini;
+	if (flag)
+		args[k++] = (char *)flag;
+	if (verbose)
+		args[k++] = "-v";
+	args[k] = NULL;
 	return it_spawn(dir, "broker", args, extra_env);
+}
+
+/* it_broker_exec is it_broker_exec_flag without a flag: the store must
+ * exist (a new log needs --init). */
+static inline pid_t it_broker_exec(const char *dir, const char *bin, const char *ini, bool verbose,
+				   const char *extra_env)
+{
+	return it_broker_exec_flag(dir, bin, ini, verbose, extra_env, NULL);
 }
 
 /* it_exited: has pid exited (reaped here)? */
@@ -407,12 +425,14 @@ static inline bool it_broker_ready(it_net *n, int ms)
 	return ok;
 }
 
-/* it_broker_start starts rete-broker (the socket file of an earlier,
- * killed one removed first) and waits until it answers a PING. */
-static inline bool it_broker_start(it_net *n)
+/* it_broker_start_flag starts rete-broker with flag (NULL, "--init",
+ * "--restore": after a restore of the store, docs/operations.md), the
+ * socket file of an earlier, killed one removed first, and waits until it
+ * answers a PING. */
+static inline bool it_broker_start_flag(it_net *n, const char *flag)
 {
 	unlink(n->sock);
-	n->broker_pid = it_broker_exec(n->dir, n->bin, n->ini, true, n->extra_env);
+	n->broker_pid = it_broker_exec_flag(n->dir, n->bin, n->ini, true, n->extra_env, flag);
 	n->broker_starts++;
 	if (n->broker_pid <= 0)
 		return false;
@@ -420,6 +440,13 @@ static inline bool it_broker_start(it_net *n)
 	if (!ok)
 		it_show(n, "broker.log");
 	return ok;
+}
+
+/* it_broker_start is it_broker_start_flag with --init on the first start
+ * (which creates the log) and no flag after. */
+static inline bool it_broker_start(it_net *n)
+{
+	return it_broker_start_flag(n, n->broker_starts == 0 ? "--init" : NULL);
 }
 
 /* --- a broker run from a broker.ini the test writes itself ------------------ */
@@ -437,6 +464,7 @@ typedef struct it_home {
 	rete_seckey *keys[IT_HOME_KEYS]; /* keys[i] is ids[i]'s */
 	rete_wire *w[IT_HOME_KEYS];	 /* w[i] connected as ids[i] (it_home_connect) */
 	int nkeys;
+	int starts; /* it_home_start calls so far (the first passes --init) */
 } it_home;
 
 /* it_home_open makes a fresh folder (named after tag) with keys for the
@@ -473,10 +501,12 @@ static inline rete_err it_home_connect(it_home *h, int i)
 }
 
 /* it_home_start starts RETE_BIN_DIR/rete-broker on h->ini (with -v when
- * verbose); false when it could not be started. */
+ * verbose; --init on the first start, which creates the log); false when
+ * it could not be started. */
 static inline bool it_home_start(it_home *h, bool verbose)
 {
-	h->pid = it_broker_exec(h->dir, RETE_BIN_DIR, h->ini, verbose, NULL);
+	h->pid = it_broker_exec_flag(h->dir, RETE_BIN_DIR, h->ini, verbose, NULL,
+				     h->starts++ == 0 ? "--init" : NULL);
 	return h->pid > 0;
 }
 

@@ -427,7 +427,10 @@ static void start_broker(net *n)
 	char exe[1200], ini[1200];
 	pathf(exe, sizeof(exe), "%s/rete-broker", n->bin);
 	pathf(ini, sizeof(ini), "%s/broker/broker.ini", n->dir);
-	char *argv[] = {exe, "-c", ini, "-v", NULL};
+	/* the first start creates the log (--init) */
+	char mdb[1200];
+	bool first = access(pathf(mdb, sizeof(mdb), "%s/broker/store/data.mdb", n->dir), F_OK) != 0;
+	char *argv[] = {exe, "-c", ini, "-v", first ? "--init" : NULL, NULL};
 	n->pid[P_BROKER] = spawn(n, "broker", argv);
 	/* Ready when its socket file is there (ipc endpoint). */
 	char sock[1200];

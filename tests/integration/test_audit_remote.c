@@ -513,6 +513,13 @@ static void test_remote_audit(void **state)
 		rete_wire_close(&E->h.w[i]);
 	tu_rmrf(E->store);
 	assert_int_equal(rename(E->backup, E->store), 0);
+	/* An honest broker refuses the older store: its state file remembers
+	 * the checkpoint it signed (test_store_identity). An operator who
+	 * deletes that file gets past it, and the auditor must still catch
+	 * the shorter log. */
+	char state_file[sizeof(E->store) + 8];
+	snprintf(state_file, sizeof(state_file), "%s.state", E->store);
+	assert_int_equal(unlink(state_file), 0);
 	assert_true(it_home_start(&E->h, false));
 	connect_all();
 	assert_int_equal(checkpoint_size(), size1);

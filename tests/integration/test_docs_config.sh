@@ -356,7 +356,7 @@ if [ -f "$SRC/examples/audit.ini" ]; then
 		"$SRC/examples/audit.ini" >"$net/audit.ini"
 fi
 
-rete-broker -c "$net/broker/broker.ini" >"$net/broker.log" 2>&1 &
+rete-broker -c "$net/broker/broker.ini" --init >"$net/broker.log" 2>&1 &
 PIDS+=($!)
 for id in "${agents[@]}"; do
 	rete-agent -c "$net/agents/$id/agent.ini" >"$net/$id.log" 2>&1 &

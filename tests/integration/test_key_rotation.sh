@@ -57,7 +57,7 @@ done
 social="$dir/agents/social.mantova/agent.ini"
 cpi="$dir/agents/cpi.mantova/agent.ini"
 
-rete-broker -c "$dir/broker/broker.ini" >"$dir/broker/broker.log" 2>&1 &
+rete-broker -c "$dir/broker/broker.ini" --init >"$dir/broker/broker.log" 2>&1 &
 bpid=$!
 pids+=($bpid)
 rete-agent -c "$social" >"$dir/agents/social.mantova/agent.log" 2>&1 &

@@ -121,7 +121,7 @@ events = ipc://$DIR/broker/events.sock
 time_zone = Europe/Rome
 EOF
 
-"$BIN/rete-broker" -c "$DIR/broker/broker.ini" >"$DIR/broker.log" 2>&1 &
+"$BIN/rete-broker" -c "$DIR/broker/broker.ini" --init >"$DIR/broker.log" 2>&1 &
 PIDS+=($!)
 wait_for 15 "$BIN/rete" monitor -c "$DIR/coord.ini" --once || fail "the broker did not answer"
 for id in social.mantova cpi.mantova; do

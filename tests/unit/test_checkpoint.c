@@ -315,6 +315,51 @@ typedef struct bad_note {
 	"CifjUqNJ/xlq4z6Qw=\n"
 #define ROOT "XcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg="
 
+/* Epochs (a declared restore): epoch 1 notes are the plain ones; from
+ * epoch 2 on one "epoch N" line follows the root, signed with the rest. */
+static void test_epoch_line(void **state)
+{
+	rete_seckey *k = key_from_seed(9);
+	rete_msg m = {{0}};
+	uint8_t root[32];
+	char *plain = NULL, *one = NULL, *two = NULL, *bad;
+	uint32_t epoch = 0;
+	rete_checkpoint cp;
+
+	(void)state;
+	root8(root);
+	assert_int_equal(rete_checkpoint_sign(ORIGIN, 8, root, k, &plain, &m), RETE_OK);
+	assert_int_equal(rete_checkpoint_sign_epoch(ORIGIN, 8, root, 1, k, &one, &m), RETE_OK);
+	assert_string_equal(plain, one);
+	assert_int_equal(rete_checkpoint_epoch(one, strlen(one), &epoch, &m), RETE_OK);
+	assert_int_equal(epoch, 1);
+
+	assert_int_equal(rete_checkpoint_sign_epoch(ORIGIN, 8, root, 2, k, &two, &m), RETE_OK);
+	assert_non_null(strstr(two, "=\nepoch 2\n\n"));
+	assert_int_equal(rete_checkpoint_verify(two, strlen(two), ORIGIN, &k->pub, &cp, &m),
+			 RETE_OK);
+	assert_true(cp.size == 8);
+	assert_int_equal(rete_checkpoint_epoch(two, strlen(two), &epoch, &m), RETE_OK);
+	assert_int_equal(epoch, 2);
+	/* the line is signed: epoch 3 in its place breaks the signature */
+	bad = replace(two, "epoch 2", "epoch 3");
+	expect_badsig(bad, ORIGIN, &k->pub, "");
+	free(bad);
+	/* malformed epoch lines are refused with the line */
+	const char *wrong[] = {"epoch 0", "epoch 1", "epoch 02", "epoch x", "epoch 99999999999"};
+	for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+		bad = replace(two, "epoch 2", wrong[i]);
+		epoch = 7;
+		assert_int_equal(rete_checkpoint_epoch(bad, strlen(bad), &epoch, &m), RETE_EINVAL);
+		assert_non_null(strstr(m.text, "not an epoch line"));
+		free(bad);
+	}
+	free(plain);
+	free(one);
+	free(two);
+	key_free(k);
+}
+
 static void test_malformed(void **state)
 {
 	static const bad_note bad[] = {
@@ -433,7 +478,7 @@ int main(void)
 	    cmocka_unit_test(test_exact_text),	    cmocka_unit_test(test_round_trip),
 	    cmocka_unit_test(test_tampering),	    cmocka_unit_test(test_foreign_signatures),
 	    cmocka_unit_test(test_extension_lines), cmocka_unit_test(test_malformed),
-	    cmocka_unit_test(test_sign_refusals),
+	    cmocka_unit_test(test_sign_refusals),   cmocka_unit_test(test_epoch_line),
 	};
 	if (sodium_init() < 0)
 		return 1;

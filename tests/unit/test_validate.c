@@ -872,6 +872,46 @@ static void test_broker_bodies(void **state)
 	one(&f, NULL, BROKER, "directory.parties[1].services[0].code");
 }
 
+/* The first entry of a log epoch (a declared restore): broker-only, for
+ * no one (no recipient), a new epoch >= 2 after an older one, and the
+ * checkpoint it records. */
+static void test_epoch_body(void **state)
+{
+	(void)state;
+	fx f;
+	Rete__Epoch e;
+	rete__epoch__init(&e);
+	memset(&f, 0, sizeof(f));
+	fx_envelope(&f);
+	f.msg.sender = "broker.mantova";
+	f.msg.operator_ = NULL;
+	f.msg.recipient = "";
+	f.msg.case_id = "";
+	f.msg.id = "epoch-2";
+	e.epoch = 2;
+	e.previous_epoch = 1;
+	e.checkpoint = "rete.mantova\n8\nroot\n\n- sig\n";
+	f.msg.body_case = RETE__MESSAGE__BODY_EPOCH;
+	f.msg.epoch = &e;
+	pass(&f, NULL, BROKER);
+	one(&f, NULL, SIGNED, "epoch"); /* an agency never sends one */
+	f.msg.recipient = "cpi.mantova";
+	one(&f, NULL, BROKER, "recipient");
+	f.msg.recipient = "";
+	e.epoch = 1;
+	e.previous_epoch = 0;
+	rete_problems p = {0};
+	assert_int_equal(rete_validate_message(&f.msg, NULL, BROKER, &p), RETE_EINVAL);
+	assert_int_equal(p.n, 2); /* epoch.epoch and epoch.previousEpoch */
+	rete_problems_free(&p);
+	e.epoch = 3;
+	e.previous_epoch = 3;
+	one(&f, NULL, BROKER, "epoch.previousEpoch");
+	e.previous_epoch = 2;
+	e.checkpoint = "";
+	one(&f, NULL, BROKER, "epoch.checkpoint");
+}
+
 static void test_many_problems_at_once(void **state)
 {
 	(void)state;
@@ -934,7 +974,10 @@ static void test_sentence_hygiene(void **state)
 	 * sequence) become '?' */
 	f.msg.id = "ab\xff\xc0\xaf\xc3";
 	one_text(&f, NULL, SIGNED, "id", text);
-	assert_non_null(strstr(text, "'ab?" "?" "?" "?'")); /* split: no trigraph */
+	assert_non_null(strstr(text, "'ab?"
+				     "?"
+				     "?"
+				     "?'")); /* split: no trigraph */
 	assert_null(strchr(text, '\xff'));
 }
 
@@ -965,12 +1008,19 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_valid_pass),	     cmocka_unit_test(test_valid_update_statuses),
-	    cmocka_unit_test(test_draft_fields),     cmocka_unit_test(test_envelope_rules),
-	    cmocka_unit_test(test_referral_rules),   cmocka_unit_test(test_update_rules),
-	    cmocka_unit_test(test_note_rules),	     cmocka_unit_test(test_private_rules),
-	    cmocka_unit_test(test_broker_bodies),    cmocka_unit_test(test_many_problems_at_once),
-	    cmocka_unit_test(test_sentence_hygiene), cmocka_unit_test(test_body_is_agency),
+	    cmocka_unit_test(test_valid_pass),
+	    cmocka_unit_test(test_valid_update_statuses),
+	    cmocka_unit_test(test_draft_fields),
+	    cmocka_unit_test(test_envelope_rules),
+	    cmocka_unit_test(test_referral_rules),
+	    cmocka_unit_test(test_update_rules),
+	    cmocka_unit_test(test_note_rules),
+	    cmocka_unit_test(test_private_rules),
+	    cmocka_unit_test(test_broker_bodies),
+	    cmocka_unit_test(test_epoch_body),
+	    cmocka_unit_test(test_many_problems_at_once),
+	    cmocka_unit_test(test_sentence_hygiene),
+	    cmocka_unit_test(test_body_is_agency),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,104 @@
+/* store_identity.h — which log a store holds, and who may write it.
+ *
+ * A log has one identity: its origin, the broker's public key (which signs
+ * its checkpoints and the broker's own entries), the leaf hash of its first
+ * entry and its epoch (1, then one more per declared restore). Schema 2
+ * keeps them in the store's meta database; the broker compares them with
+ * its configuration before it serves anything, so that a changed `origin`
+ * or `key`, or a folder holding some other log, is a refusal with a
+ * sentence rather than a log that no longer verifies.
+ *
+ * This module also owns the two things a broker keeps about its store
+ * outside the LMDB files:
+ *   - the writer's lock: DATA/rete-broker.lock, flock(LOCK_EX|LOCK_NB) held
+ *     for the life of the broker, its pid written in it (readers never take
+ *     it: the auditor, the monitor and the backup read beside a running
+ *     broker);
+ *   - the state file (broker.ini `state`, by default DATA.state beside the
+ *     folder): the latest checkpoint note the broker signed, replaced
+ *     durably at every checkpoint. A restore replaces the store folder but
+ *     not this file, so the broker can tell that the log it is given is
+ *     shorter than what it has already signed.
+ */
+#ifndef RETE_STORE_IDENTITY_H
+#define RETE_STORE_IDENTITY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "checkpoint.h"
+#include "error.h"
+#include "keys.h"
+#include "store.h"
+
+#define RETE_STORE_LOCK_FILE "rete-broker.lock"
+
+/* rete_store_identity: what a store's meta says of its log. */
+typedef struct rete_store_identity {
+	uint32_t schema;		  /* 1 or 2 */
+	bool recorded;			  /* origin and broker key are in meta */
+	char origin[RETE_ORIGIN_MAX + 1]; /* "" when not recorded */
+	uint8_t broker_key[RETE_PK_LEN];
+	bool have_first; /* the log has an entry 0 */
+	uint8_t first_entry[RETE_MERKLE_HASH];
+	uint32_t epoch; /* 1 when not recorded */
+	uint64_t size;	/* entries in the log */
+} rete_store_identity;
+
+/* rete_store_identity_get reads the identity of s into *out (rt as in the
+ * store's read functions). Errors: RETE_ECORRUPT (a malformed record),
+ * RETE_ESTORE. */
+rete_err rete_store_identity_get(rete_store *s, rete_store_rtxn *rt, rete_store_identity *out,
+				 rete_msg *m);
+
+/* rete_store_identity_init records (origin, key, epoch 1) in a store that
+ * holds no log yet (a broker started with --init); the same identity
+ * recorded in a store still without entries is fine. Errors: RETE_EEXIST
+ * (the store already holds a log or an identity: the sentence names it),
+ * RETE_EPERM (read-only), RETE_EFULL, RETE_ESTORE. */
+rete_err rete_store_identity_init(rete_store *s, const char *origin, const rete_pubkey *key,
+				  rete_msg *m);
+
+/* rete_store_identity_check compares the identity of s with the broker's
+ * configuration (origin, key; config names broker.ini in the sentences).
+ * A store with a log but no identity recorded (schema 1, or a store
+ * written by the library alone) adopts this one, after checking that its
+ * latest checkpoint, if any, is signed by key under origin; *adopted says
+ * so (the caller logs it). *out (may be NULL) gets the identity in force.
+ * Errors: RETE_ENOENT (an empty store: no log yet; the sentence says to
+ * start with --init), RETE_EINVAL (origin or key differ, or the latest
+ * checkpoint is not theirs: the sentence says the store holds X,
+ * broker.ini says Y, and what to do), RETE_ECORRUPT (the first entry's
+ * hash differs from the one recorded), RETE_EFULL, RETE_ESTORE. */
+rete_err rete_store_identity_check(rete_store *s, const char *origin, const rete_pubkey *key,
+				   const char *config, bool *adopted, rete_store_identity *out,
+				   rete_msg *m);
+
+/* rete_store_lock takes the writer's lock of the store folder dir
+ * (DIR/rete-broker.lock, created 0600) and writes our pid in it; *fd is
+ * the caller's until rete_store_unlock (the lock lives as long as the fd).
+ * Errors: RETE_EEXIST (another process holds it: the sentence names its
+ * pid), RETE_EIO, RETE_EPERM. */
+rete_err rete_store_lock(const char *dir, int *fd, rete_msg *m);
+
+/* rete_store_unlock releases the lock (closes *fd) and sets *fd = -1;
+ * -1 is fine. */
+void rete_store_unlock(int *fd);
+
+/* rete_store_state_path writes the default state file path of the store
+ * folder dir (dir without trailing slashes, then ".state") into buf.
+ * Returns buf, or NULL when it does not fit. */
+char *rete_store_state_path(const char *dir, char *buf, size_t len);
+
+/* rete_store_state_read reads the state file at path: *note (malloc'd,
+ * NUL-terminated, the caller frees) is the latest checkpoint note the
+ * broker signed. Errors: RETE_ENOENT (no such file), RETE_EIO, RETE_ENOMEM
+ * (the sentence names the file). */
+rete_err rete_store_state_read(const char *path, char **note, rete_msg *m);
+
+/* rete_store_state_write replaces the state file at path with note
+ * durably: a temporary file beside it, fsync, rename, fsync of the folder.
+ * Errors: RETE_EIO, RETE_EFULL, RETE_EPERM. */
+rete_err rete_store_state_write(const char *path, const char *note, rete_msg *m);
+
+#endif

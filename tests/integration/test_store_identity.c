@@ -1,0 +1,414 @@
+/* test_store_identity.c — a log has one identity, and one writer.
+ *
+ * The real rete-broker on a store in a temporary folder (itest.h):
+ *
+ *   new log          a missing store is refused without --init (a broker
+ *                    pointed at another data folder used to start a new,
+ *                    empty log silently); with --init it starts
+ *   one writer       a second broker on the same store (its own endpoints)
+ *                    exits 2 naming the first one's pid
+ *   changed origin   the store's origin differs from broker.ini's: exit 2,
+ *                    the sentence names both
+ *   changed key      the broker key differs from the one the log was
+ *                    signed with: exit 2, the sentence names both
+ *   schema 1         a store of an older rete (no identity in meta) adopts
+ *                    broker.ini's origin and key, when its checkpoints are
+ *                    theirs, and refuses a change from then on
+ *   restore          docs/operations.md's backup and restore, followed
+ *                    literally: backup, more traffic, stop, the copy put
+ *                    in place of the store; the broker refuses to serve it
+ *                    until --restore is declared, then goes on as epoch 2:
+ *                    the link entry first, WELCOME says epoch 2, the
+ *                    checkpoints carry "epoch 2", traffic goes on and
+ *                    `rete audit verify` passes.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include <lmdb.h>
+
+#include "checkpoint.h"
+#include "itest.h"
+#include "store_identity.h"
+
+static int teardown(void **state)
+{
+	it_net *n = *state;
+	bool bad = false;
+	it_net_free(&n, false, &bad);
+	*state = NULL;
+	return bad ? -1 : 0;
+}
+
+/* run_refused starts the broker on ini with flag (may be NULL) and expects
+ * it to exit 2 on its own before it serves anything; its log, from the
+ * start of this run, must hold every one of the words (NULL-terminated). */
+static void run_refused(it_net *n, const char *ini, const char *flag, ...)
+{
+	struct stat st;
+	long from = stat(n->log, &st) == 0 ? (long)st.st_size : 0;
+	pid_t pid = it_broker_exec_flag(n->dir, n->bin, ini, false, NULL, flag);
+	assert_true(pid > 0);
+	int status = 0;
+	int64_t end = it_mono_ms() + it_wait_ms();
+	bool gone = false;
+	while (!(gone = it_reap(pid, &status)) && it_mono_ms() < end)
+		it_nap(20); /* polling a child's exit */
+	if (!gone) {
+		it_stop(&pid, SIGKILL, 5000);
+		it_show(n, "broker.log");
+		fail_msg("the broker on %s %s did not refuse to start: it is still running", ini,
+			 flag ? flag : "");
+	}
+	size_t len = 0;
+	char *log = tu_read_file(n->log, &len);
+	assert_non_null(log);
+	const char *mine = (size_t)from <= len ? log + from : log;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 2) {
+		it_show(n, "broker.log");
+		fail_msg("the refused broker ended with status 0x%x, not exit 2", status);
+	}
+	va_list ap;
+	va_start(ap, flag);
+	for (const char *w; (w = va_arg(ap, const char *)) != NULL;)
+		if (!strstr(mine, w)) {
+			fprintf(stderr, "---- broker.log of this run ----\n%s----\n", mine);
+			fail_msg("the refusal does not say '%s'", w);
+		}
+	va_end(ap);
+	free(log);
+}
+
+/* ini_variant writes DIR/NAME.ini: broker.ini with `from` replaced by
+ * `to` (both whole lines' worth of text). */
+static void ini_variant(it_net *n, const char *name, const char *from, const char *to, char *path,
+			size_t len)
+{
+	char *text = tu_read_file(n->ini, NULL);
+	assert_non_null(text);
+	char *at = strstr(text, from);
+	assert_non_null(at);
+	snprintf(path, len, "%s/%s.ini", n->dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+	assert_int_equal(fclose(f), 0);
+	free(text);
+}
+
+static void test_new_log_needs_init(void **state)
+{
+	it_net *n = it_net_new("ident-init", NULL);
+	assert_non_null(n);
+	*state = n;
+	run_refused(n, n->ini, NULL, "--init", n->data, NULL);
+	struct stat st;
+	assert_int_not_equal(stat(n->data, &st), 0); /* nothing was created */
+	/* an empty folder is no log either */
+	assert_int_equal(mkdir(n->data, 0700), 0);
+	run_refused(n, n->ini, NULL, "--init", NULL);
+	assert_true(it_broker_start(n)); /* the first start passes --init */
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) >= 0);
+	/* and --init on a store holding a log is refused: it is not a reset */
+	run_refused(n, n->ini, "--init", "already holds a log", NULL);
+	assert_true(it_broker_start(n));
+}
+
+static void test_second_broker(void **state)
+{
+	it_net *n = it_net_new("ident-lock", NULL);
+	assert_non_null(n);
+	*state = n;
+	assert_true(it_broker_start(n));
+	/* the same store, endpoints of its own */
+	char ini2[1300], tmp[1300], listen2[1400];
+	snprintf(listen2, sizeof(listen2),
+		 "listen = ipc://%s/two.sock\nevents = ipc://%s/two-ev.sock\n", n->dir, n->dir);
+	char from[1400];
+	snprintf(from, sizeof(from), "listen = %s\nevents = %s\n", n->listen, n->events);
+	ini_variant(n, "two", from, listen2, ini2, sizeof(ini2));
+	char pid[32];
+	snprintf(pid, sizeof(pid), "pid %ld", (long)n->broker_pid);
+	run_refused(n, ini2, NULL, "in use by another broker", pid, NULL);
+	/* the first one still serves */
+	assert_true(it_broker_ready(n, it_wait_ms()));
+	(void)tmp;
+}
+
+static void test_changed_origin(void **state)
+{
+	it_net *n = it_net_new("ident-origin", NULL);
+	assert_non_null(n);
+	*state = n;
+	assert_true(it_broker_start(n));
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) >= 0);
+	char ini2[1300];
+	ini_variant(n, "other-origin", "origin = " IT_ORIGIN "\n", "origin = rete.test/verona\n",
+		    ini2, sizeof(ini2));
+	run_refused(n, ini2, NULL, "origin '" IT_ORIGIN "'", "rete.test/verona",
+		    "docs/operations.md", NULL);
+	/* the original configuration still starts it */
+	assert_true(it_broker_start(n));
+	char *out = NULL;
+	assert_int_equal(it_audit_verify(n, &out), 0);
+	free(out);
+}
+
+static void test_changed_key(void **state)
+{
+	it_net *n = it_net_new("ident-key", NULL);
+	assert_non_null(n);
+	*state = n;
+	assert_true(it_broker_start(n));
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) >= 0);
+	rete_seckey *k = NULL;
+	rete_msg m;
+	char kdir[1300];
+	snprintf(kdir, sizeof(kdir), "%s/keys", n->dir);
+	assert_int_equal(rete_seckey_generate(&k, &m), RETE_OK);
+	assert_int_equal(rete_keyfile_write(kdir, "broker.new", k, false, &m), RETE_OK);
+	char b64[64], old64[64];
+	sodium_bin2base64(b64, sizeof(b64), k->pub.ed, RETE_PK_LEN, sodium_base64_VARIANT_ORIGINAL);
+	sodium_bin2base64(old64, sizeof(old64), n->broker->pub.ed, RETE_PK_LEN,
+			  sodium_base64_VARIANT_ORIGINAL);
+	rete_seckey_free(&k);
+	char ini2[1300];
+	ini_variant(n, "other-key", "key = keys/" IT_BROKER_ID ".key\n",
+		    "key = keys/broker.new.key\n", ini2, sizeof(ini2));
+	run_refused(n, ini2, NULL, "broker key", b64, old64, NULL);
+	assert_true(it_broker_start(n));
+}
+
+/* schema1 turns the store of n into what an older rete wrote: schema 1,
+ * no identity in meta. */
+static void schema1(it_net *n)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta;
+	uint8_t one[4] = {0, 0, 0, 1};
+	const char *gone[] = {"origin", "broker_key", "first_entry"};
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 16);
+	assert_int_equal(mdb_env_open(env, n->data, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	for (size_t i = 0; i < 3; i++) {
+		MDB_val k = {strlen(gone[i]), (void *)gone[i]};
+		assert_int_equal(mdb_del(txn, meta, &k, NULL), 0);
+	}
+	MDB_val k = {6, "schema"}, v = {4, one};
+	assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+static void test_schema1_adopted(void **state)
+{
+	it_net *n = it_net_new("ident-schema1", NULL);
+	assert_non_null(n);
+	*state = n;
+	assert_true(it_broker_start(n));
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) >= 0);
+	schema1(n);
+	rete_store *s = NULL;
+	rete_store_identity id;
+	assert_int_equal(rete_store_open(&s, n->data, RETE_STORE_RDONLY, NULL), RETE_OK);
+	assert_int_equal(rete_store_identity_get(s, NULL, &id, NULL), RETE_OK);
+	rete_store_close(&s);
+	assert_int_equal(id.schema, 1);
+	assert_false(id.recorded);
+	/* readers of this version read it as it is */
+	char *out = NULL;
+	assert_int_equal(it_audit_verify(n, &out), 0);
+	free(out);
+	/* another origin is not adopted: the store's checkpoints say otherwise */
+	char ini2[1300];
+	ini_variant(n, "other-origin", "origin = " IT_ORIGIN "\n", "origin = rete.test/verona\n",
+		    ini2, sizeof(ini2));
+	run_refused(n, ini2, NULL, "records no identity yet", "rete.test/verona", NULL);
+	/* broker.ini's, which signed them, is */
+	assert_true(it_broker_start(n));
+	char *log = tu_read_file(n->log, NULL);
+	assert_non_null(log);
+	assert_non_null(
+	    strstr(log, "recorded no identity (schema 1): it is now the log of origin " IT_ORIGIN));
+	free(log);
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) >= 0);
+	assert_int_equal(rete_store_open(&s, n->data, RETE_STORE_RDONLY, NULL), RETE_OK);
+	assert_int_equal(rete_store_identity_get(s, NULL, &id, NULL), RETE_OK);
+	rete_store_close(&s);
+	assert_int_equal(id.schema, RETE_STORE_SCHEMA);
+	assert_true(id.recorded);
+	assert_string_equal(id.origin, IT_ORIGIN);
+	assert_true(id.have_first);
+	/* from now on a change is refused */
+	run_refused(n, ini2, NULL, "origin '" IT_ORIGIN "'", NULL);
+}
+
+/* submit_some logs count referrals social -> cpi with ids PREFIX-i. */
+static void submit_some(it_net *n, rete_wire *w, const char *prefix, int count)
+{
+	for (int i = 0; i < count; i++) {
+		char id[64];
+		it_msg o;
+		snprintf(id, sizeof(id), "%s-%d", prefix, i);
+		assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, id, &o), RETE_OK);
+		Rete__BrokerFrame *f = it_submit(w, &o, it_wait_ms());
+		assert_true(it_accepted(f, id, n->log));
+		it_msg_free(&o);
+	}
+}
+
+/* welcome returns the WELCOME the broker sends to `who` (caller frees). */
+static Rete__BrokerFrame *welcome(it_net *n, int who, rete_wire **wp)
+{
+	rete_wire *w = it_connect(n, who);
+	assert_non_null(w);
+	rete_wire_hello(w, it_party_ids[who], "itest", NULL);
+	Rete__BrokerFrame *f = it_recv_kind(w, RETE__BROKER_FRAME__COMMAND_WELCOME, it_wait_ms());
+	assert_non_null(f);
+	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_WELCOME);
+	*wp = w;
+	return f;
+}
+
+static void test_restore(void **state)
+{
+	it_net *n = it_net_new("ident-restore", NULL);
+	assert_non_null(n);
+	*state = n;
+	assert_true(it_broker_start(n));
+	rete_wire *w = it_hello(n, IT_SOCIAL);
+	assert_non_null(w);
+	submit_some(n, w, "before", 3);
+
+	/* docs/operations.md: `rete store backup DATA DEST`, hot */
+	char backup[1300], *out = NULL;
+	snprintf(backup, sizeof(backup), "%s/backup", n->dir);
+	int rc = tu_run(&out, "'%s/rete' store backup '%s' '%s'", n->bin, n->data, backup);
+	assert_int_equal(rc, 0);
+	free(out);
+	/* ... and `rete audit verify` of the copy */
+	rc = tu_run(&out, "'%s/rete' audit verify '%s' --broker-key '%s/keys/" IT_BROKER_ID ".pub'",
+		    n->bin, backup, n->dir);
+	assert_int_equal(rc, 0);
+	free(out);
+	/* more traffic after the backup: these indexes are receipted now and
+	 * will be given again after the restore */
+	submit_some(n, w, "after", 4);
+	rete_wire_close(&w);
+	/* before any restore the log is in epoch 1, its notes without a line */
+	Rete__BrokerFrame *f = welcome(n, IT_CPI, &w);
+	assert_int_equal(f->welcome->epoch, 1);
+	assert_null(strstr(f->welcome->checkpoint, "\nepoch "));
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&w);
+	/* `systemctl stop rete-broker`: SIGTERM; its last checkpoint covers
+	 * everything, and the state file holds it */
+	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()), 0);
+	rc = tu_run(&out, "'%s/rete' checkpoint '%s'", n->bin, n->data);
+	assert_int_equal(rc, 0);
+	rete_checkpoint cp;
+	assert_int_equal(rete_checkpoint_parse(out, strlen(out), &cp, NULL), RETE_OK);
+	uint64_t before = cp.size;
+	free(out);
+	char state_file[1300];
+	snprintf(state_file, sizeof(state_file), "%s.state", n->data);
+	out = tu_read_file(state_file, NULL);
+	assert_non_null(out);
+	assert_int_equal(rete_checkpoint_parse(out, strlen(out), &cp, NULL), RETE_OK);
+	assert_true(cp.size == before);
+	free(out);
+
+	/* the restore, as the doc says: the store aside, the copy in its
+	 * place, the state file left where it is */
+	rc = tu_run(&out, "mv '%s' '%s.broken' && cp -a '%s' '%s'", n->data, n->data, backup,
+		    n->data);
+	assert_int_equal(rc, 0);
+	free(out);
+	/* served only when the restore is declared */
+	run_refused(n, n->ini, NULL, "--restore", "restored from an older copy", NULL);
+	assert_true(it_broker_start_flag(n, "--restore"));
+
+	f = welcome(n, IT_SOCIAL, &w);
+	assert_int_equal(f->welcome->epoch, 2);
+	assert_non_null(strstr(f->welcome->checkpoint, "\nepoch 2\n"));
+	rete__broker_frame__free_unpacked(f, NULL);
+	/* traffic goes on, in epoch 2, at indexes already used in epoch 1 */
+	it_msg o;
+	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "in-epoch-2", &o), RETE_OK);
+	f = it_submit(w, &o, it_wait_ms());
+	int64_t idx = it_receipt_index(n, f);
+	assert_true(idx > 0);
+	assert_true((uint64_t)idx < before);
+	rete__broker_frame__free_unpacked(f, NULL);
+	it_msg_free(&o);
+	rete_wire_close(&w);
+	/* the doc's Ctrl-C once it logged "started" */
+	assert_int_equal(it_stop(&n->broker_pid, SIGINT, it_wait_ms()), 0);
+
+	/* the log says so itself: the epoch entry, first of epoch 2 */
+	char want[160];
+	snprintf(want, sizeof(want),
+		 "\"kind\":\"epoch\",\"messageId\":\"epoch-2\",\"epoch\":2,\"previousEpoch\":1,"
+		 "\"previousCheckpointSize\":\"%" PRIu64 "\"}",
+		 before);
+	rc = tu_run(&out, "'%s/rete' audit log '%s' --from %" PRId64 " --to %" PRId64, n->bin,
+		    n->data, idx - 1, idx - 1);
+	assert_int_equal(rc, 0);
+	if (!strstr(out, want))
+		fprintf(stderr, "audit log: %s\nwanted: %s\n", out, want);
+	assert_non_null(strstr(out, want));
+	free(out);
+	/* and it verifies */
+	rc = it_audit_verify(n, &out);
+	if (rc != 0)
+		fprintf(stderr, "%s", out);
+	assert_int_equal(rc, 0);
+	free(out);
+	/* later starts need no declaration */
+	assert_true(it_broker_start(n));
+	f = welcome(n, IT_CPI, &w);
+	assert_int_equal(f->welcome->epoch, 2);
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&w);
+
+	/* the same epoch-1 copy restored once more: the state file is of
+	 * epoch 2, so the log goes on as epoch 3, never as a second epoch 2 */
+	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()), 0);
+	rc = tu_run(&out, "rm -rf '%s' && cp -a '%s' '%s'", n->data, backup, n->data);
+	assert_int_equal(rc, 0);
+	free(out);
+	run_refused(n, n->ini, NULL, "(epoch 1), but", "(epoch 2, kept in", "as epoch 3", NULL);
+	assert_true(it_broker_start_flag(n, "--restore"));
+	f = welcome(n, IT_CPI, &w);
+	assert_int_equal(f->welcome->epoch, 3);
+	assert_non_null(strstr(f->welcome->checkpoint, "\nepoch 3\n"));
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&w);
+	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()), 0);
+	rc = it_audit_verify(n, &out);
+	if (rc != 0)
+		fprintf(stderr, "%s", out);
+	assert_int_equal(rc, 0);
+	free(out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_teardown(test_new_log_needs_init, teardown),
+	    cmocka_unit_test_teardown(test_second_broker, teardown),
+	    cmocka_unit_test_teardown(test_changed_origin, teardown),
+	    cmocka_unit_test_teardown(test_changed_key, teardown),
+	    cmocka_unit_test_teardown(test_restore, teardown),
+	    cmocka_unit_test_teardown(test_schema1_adopted, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
