@@ -293,9 +293,8 @@ static void ev_backup(it_net *n, const char *dest)
 }
 
 /* ev_broker_restore stops the broker, puts the store folder aside, puts the
- * backup in its place and starts the broker on it: the documented restore.
- * The one place a merged broker's restore declaration (a flag, or `rete
- * store restore`) goes. */
+ * backup in its place and starts the broker on it with --restore: the
+ * documented restore (docs/operations.md), which goes on as a new epoch. */
 static bool ev_broker_restore(it_net *n, const char *backup)
 {
 	char aside[1400];
@@ -306,7 +305,7 @@ static bool ev_broker_restore(it_net *n, const char *backup)
 		fprintf(stderr, "restore: cannot swap %s: %s\n", n->data, strerror(errno));
 		return false;
 	}
-	return it_broker_start(n);
+	return it_broker_start_flag(n, "--restore");
 }
 
 static void ev_put_and_receipt(it_net *n, size_t from, size_t to)
