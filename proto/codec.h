@@ -16,7 +16,7 @@
 #include "keys.h"
 #include "rete.pb-c.h"
 
-#define RETE_PROTOCOL_VERSION 1
+#define RETE_PROTOCOL_VERSION 2
 #define RETE_CTX_MESSAGE "rete/message/v1\n"
 #define RETE_CTX_RECEIPT "rete/receipt/v1\n"
 

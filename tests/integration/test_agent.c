@@ -738,10 +738,23 @@ static void test_closed_loop(void **state)
 		json_decref(in);
 	}
 
-	/* 5. `rete status` shows the history (and the broker's status). */
+	/* 5. `rete status` shows the history (and the broker's status). The
+	 * agent renames an inbox file into place a moment before it commits the
+	 * referral's new status: ask again until the last update shows, with a
+	 * deadline. */
 	snprintf(cmd, sizeof(cmd), "status -c '%s/agents/social.mantova/agent.ini' soc-2026-0001",
 		 n->dir);
-	rc = run_rete(n, &out, cmd);
+	int64_t status_by = now_ms() + WAIT_MS;
+	for (;;) {
+		rc = run_rete(n, &out, cmd);
+		if ((rc == 0 && strstr(out, "status completed") != NULL) ||
+		    now_ms() >= status_by)
+			break;
+		free(out);
+		out = NULL;
+		struct timespec nap = {0, 50 * 1000000L}; /* polling a read-only view */
+		nanosleep(&nap, NULL);
+	}
 	if (rc != 0 || strstr(out, "completed") == NULL)
 		fprintf(stderr, "rete status: %s\n", out);
 	assert_int_equal(rc, 0);

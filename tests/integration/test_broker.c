@@ -1157,7 +1157,7 @@ static void test_garbage(void **state)
 	sub.signed_message.len = good.signed_bytes.len;
 	Rete__ClientFrame cf;
 	rete__client_frame__init(&cf);
-	cf.version = 1;
+	cf.version = RETE_PROTOCOL_VERSION;
 	cf.command_case = RETE__CLIENT_FRAME__COMMAND_SUBMIT;
 	cf.submit = &sub;
 	size_t vlen = rete__client_frame__get_packed_size(&cf);
