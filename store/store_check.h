@@ -1,0 +1,31 @@
+/* store_check.h — checking an LMDB file before anything maps it.
+ *
+ * LMDB trusts its file: a data.mdb cut short (a half-finished copy) makes
+ * the first read past the end a SIGBUS, a garbled page header or node
+ * offset a SIGSEGV or an assertion (SIGABRT), and a 0-byte file silently
+ * becomes a new, empty environment. rete_store_file_check reads the file
+ * with pread (never a mapping, so it cannot fault) and checks what LMDB
+ * would rely on: the two meta pages, then every page reachable from the
+ * newer one (the free-page list, the main database and each named
+ * database), their headers, bounds, node offsets, overflow runs and
+ * counts. It owns nothing after it returns.
+ *
+ * What it cannot see: bytes garbled inside a value (LMDB keeps no page
+ * checksums). Those reach the program as wrong data, never as a fault: the
+ * store's readers and `rete audit verify` decode strictly and say so.
+ */
+#ifndef RETE_STORE_CHECK_H
+#define RETE_STORE_CHECK_H
+
+#include "error.h"
+
+/* rete_store_file_check checks the LMDB file `path` (a data.mdb, or a
+ * folder holding one) as above. Safe beside a running writer (a snapshot
+ * that changes under the walk is walked again). Returns RETE_OK when it is
+ * sound. Errors (the sentence in m names the file, the page and what is
+ * wrong with it): RETE_ENOENT (no such file or folder: nothing to check),
+ * RETE_ECORRUPT (empty, cut short, garbled meta or tree pages: not safe
+ * to open), RETE_EPERM (not readable), RETE_EIO, RETE_ENOMEM. */
+rete_err rete_store_file_check(const char *path, rete_msg *m);
+
+#endif
