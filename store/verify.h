@@ -88,6 +88,8 @@ typedef struct rete_verify_report {
 	uint64_t checkpoints;		/* checkpoints that passed every check */
 	uint64_t directories;		/* Directory entries met */
 	uint64_t referrals;		/* referral projections compared (replay) */
+	uint64_t index_rows;		/* rows of the derived indexes compared (replay):
+					   cases, msgids, due, queue, blobs */
 	bool replayed;			/* the replay ran to the end */
 	bool has_checkpoint;		/* latest_* are set */
 	uint64_t latest_size;		/* the latest stored checkpoint */

@@ -178,15 +178,15 @@ static void read_at(const char *path, size_t off, void *p, size_t len)
  * the free and main databases (48 bytes each: pad = page size for the
  * first, flags, depth, page counts, entries, root), the last page, the
  * transaction id. */
-#define META_PSIZE   40
-#define META_MROOT   128
-#define META_LASTPG  136
-#define META_TXNID   144
-#define META_MAGIC   16
-#define PAGE_FLAGS   10
-#define P_BRANCH     0x01
-#define P_LEAF	     0x02
-#define P_OVERFLOW   0x04
+#define META_PSIZE  40
+#define META_MROOT  128
+#define META_LASTPG 136
+#define META_TXNID  144
+#define META_MAGIC  16
+#define PAGE_FLAGS  10
+#define P_BRANCH    0x01
+#define P_LEAF	    0x02
+#define P_OVERFLOW  0x04
 
 static uint32_t page_size(const char *path)
 {
@@ -432,10 +432,8 @@ static void test_random_bytes_verify(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_empty_file),
-	    cmocka_unit_test(test_half_copy),
-	    cmocka_unit_test(test_meta_pages),
-	    cmocka_unit_test(test_inner_pages),
+	    cmocka_unit_test(test_empty_file),		cmocka_unit_test(test_half_copy),
+	    cmocka_unit_test(test_meta_pages),		cmocka_unit_test(test_inner_pages),
 	    cmocka_unit_test(test_random_bytes_verify),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
