@@ -1348,6 +1348,16 @@ static void compare_index(struct vctx *v, MDB_txn *st, MDB_txn *rp, const struct
 			     "%s (database '%s') has a row for %s that the log does not give%s",
 			     d->ix_label, d->ix_name, ix_key(d, &ks, key, sizeof(key)), why);
 			break;
+		} else if (d->ix_kind == IX_QUEUE || d->ix_kind == IX_BLOBS) {
+			/* An entry the log shows undelivered, no longer queued (or
+			 * its sealed part gone with its row): the broker never
+			 * acks an agency's entry without logging a Delivery or a
+			 * Notice in the same commit, but the store's API allows
+			 * it (a benchmark fills its log so): counted, said, not a
+			 * failure of the log. A row the log does not give is. */
+			if (d->ix_kind == IX_QUEUE)
+				v->v_rep->unlogged_acks++;
+			rr = mdb_cursor_get(cr, &kr, &vr, MDB_NEXT);
 		} else {
 			ix_value(d, &vr, false, b, sizeof(b));
 			fail(v, POS_NONE, RETE_ECORRUPT, false, 0,

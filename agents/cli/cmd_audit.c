@@ -241,6 +241,7 @@ static json_t *verify_json(const rete_verify_report *rep, bool replay)
 	json_object_set_new(o, "replay", json_boolean(replay));
 	json_object_set_new(o, "referralsCompared", json_integer((json_int_t)rep->referrals));
 	json_object_set_new(o, "indexRowsCompared", json_integer((json_int_t)rep->index_rows));
+	json_object_set_new(o, "unloggedAcks", json_integer((json_int_t)rep->unlogged_acks));
 	if (rep->verdict == RETE_VERIFY_HOLDS)
 		set_b64(o, "root", rep->root, RETE_MERKLE_HASH);
 	if (rep->has_checkpoint) {
@@ -429,7 +430,13 @@ static int audit_verify(int argc, char **argv)
 			printf("verified %" PRIu64 " entries, 0 checkpoints; no checkpoint yet\n",
 			       rep.entries);
 		}
-	} else {
+	}
+	if (!json && rep.verdict == RETE_VERIFY_HOLDS && rep.unlogged_acks > 0)
+		printf("note: %" PRIu64 " entries the log shows undelivered are no longer queued "
+		       "(acknowledged without a Delivery or Notice entry, which the broker never "
+		       "does)\n",
+		       rep.unlogged_acks);
+	if (!json && rep.verdict != RETE_VERIFY_HOLDS) {
 		printf("the log does not verify: %s\n", rep.reason);
 		printf("(%" PRIu64 " of %" PRIu64 " entries and %" PRIu64
 		       " checkpoints checked before it)\n",
