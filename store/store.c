@@ -454,8 +454,12 @@ rete_err rete_store_open_ex(rete_store **out, const char *dir, unsigned flags,
 				    "creates it on first start",
 				    dir);
 	/* LMDB trusts its file: a cut or garbled one would be a signal, not a
-	 * sentence (a missing one is created, with CREATE, below). */
-	if (access(path, F_OK) == 0 && (err = rete_store_file_check(path, m)) != RETE_OK)
+	 * sentence (a missing one is created, with CREATE, below). The writer
+	 * (the broker, whose start-up is timed) checks a large store quickly;
+	 * readers read every page (store_check.h). */
+	if (access(path, F_OK) == 0 &&
+	    (err = rete_store_file_check_ex(
+		 path, (flags & RETE_STORE_RDONLY) ? 0 : RETE_STORE_CHECK_QUICK, m)) != RETE_OK)
 		return err;
 
 	s = calloc(1, sizeof(*s));
