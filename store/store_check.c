@@ -640,7 +640,8 @@ rete_err rete_store_file_check_ex(const char *path, unsigned flags, rete_msg *m)
 		memset(raw, 0, sizeof(raw));
 		c.fsize = (uint64_t)st.st_size;
 		c.quick =
-		    (flags & RETE_STORE_CHECK_QUICK) && c.fsize > RETE_STORE_CHECK_QUICK_ABOVE;
+		    (flags & RETE_STORE_CHECK_SPINE) ||
+		    ((flags & RETE_STORE_CHECK_QUICK) && c.fsize > RETE_STORE_CHECK_QUICK_ABOVE);
 		e = check_once(&c, raw[0], &txnid);
 		if (e != RETE_ECORRUPT)
 			break;

@@ -30,6 +30,7 @@ rete_err rete_store_file_check(const char *path, rete_msg *m);
 
 /* Flags of rete_store_file_check_ex. */
 #define RETE_STORE_CHECK_QUICK	     0x1u /* see rete_store_file_check_ex */
+#define RETE_STORE_CHECK_SPINE	     0x2u /* QUICK's check whatever the size */
 #define RETE_STORE_CHECK_QUICK_ABOVE ((unsigned long long)64 << 20)
 
 /* rete_store_file_check_ex is rete_store_file_check with flags. With
