@@ -289,8 +289,13 @@ static void damage(const char *path, enum damage d, uint32_t seed)
 			off = (seed % 2) ? 0 : 10;
 		else if (d == D_PAGE_NODES)
 			off = 16;
-		else
-			off = 16 + rnd(&seed) % (ps - 16 - 8);
+		else { /* among the nodes: from the page's upper bound to its end */
+			uint16_t upper = 16;
+			read_at(path, p * ps + 14, &upper, 2);
+			if (upper < 16 || upper > ps - 8)
+				upper = 16; /* an overflow page: its data starts at 16 */
+			off = upper + rnd(&seed) % (ps - upper - 8 + 1);
+		}
 		size_t len = d == D_RANDOM ? 8 : (off == 0 ? 8 : 6);
 		print_message("    page %llu, bytes %zu..%zu\n", (unsigned long long)p, off,
 			      off + len - 1);
