@@ -2,6 +2,7 @@
  * map growth safe, and every read of the store. Writing is in
  * store_commit.c, backup in store_backup.c. */
 #include "store_impl.h"
+#include "store_check.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -457,6 +458,14 @@ rete_err rete_store_open_ex(rete_store **out, const char *dir, unsigned flags,
 				    "store %s: no store there (data.mdb missing); the broker "
 				    "creates it on first start",
 				    dir);
+	/* LMDB trusts its file: a cut or garbled one would be a signal, not a
+	 * sentence (a missing one is created, with CREATE, below). The writer
+	 * (the broker, whose start-up is timed) checks a large store quickly;
+	 * readers read every page (store_check.h). */
+	if (access(path, F_OK) == 0 &&
+	    (err = rete_store_file_check_ex(
+		 path, (flags & RETE_STORE_RDONLY) ? 0 : RETE_STORE_CHECK_QUICK, m)) != RETE_OK)
+		return err;
 
 	s = calloc(1, sizeof(*s));
 	if (s == NULL || (s->st_dir = strdup(dir)) == NULL) {

@@ -16,7 +16,19 @@
  *   - optionally (replay), the referral lifecycle replayed from the log in
  *     a scratch store (a temporary folder, removed afterwards) yields the
  *     same entries, the same tree and the same referral projections as the
- *     store; a lifecycle refusal during the replay is a failure;
+ *     store, a lifecycle refusal during the replay is a failure, and
+ *     the same derived indexes, compared row by row (one merge of two
+ *     key-ordered cursors per database): the case index, the dedup index
+ *     (msgids), the due times, the delivery queue (the replay takes out
+ *     what the log shows acked or expired: a Delivery, a DELIVERY_REFUSED
+ *     or NOT_DELIVERED Notice; the broker's own entries, whose acks leave
+ *     no trace, are checked against their entry) and the sealed parts
+ *     kept (each must hash to what its entry signs). A row the store has
+ *     and the log does not give, or a row that differs, is a failure
+ *     naming the database, the row and both values; a queue row (and its
+ *     sealed part) the log gives but the store no longer holds is counted
+ *     (unlogged_acks), not a failure: the store's API lets a program ack
+ *     without logging, the broker never does;
  *   - optionally, the log extends a checkpoint kept from an earlier audit
  *     (it is caught when the store was truncated or an older backup put back).
  * Signatures are checked on several threads (chunks of entries). The report
@@ -88,6 +100,11 @@ typedef struct rete_verify_report {
 	uint64_t checkpoints;		/* checkpoints that passed every check */
 	uint64_t directories;		/* Directory entries met */
 	uint64_t referrals;		/* referral projections compared (replay) */
+	uint64_t index_rows;		/* rows of the derived indexes compared (replay):
+					   cases, msgids, due, queue, blobs */
+	uint64_t unlogged_acks;		/* entries the log shows undelivered that are no
+					   longer queued (acked without a Delivery or
+					   Notice entry: not a failure, see verify.h) */
 	bool replayed;			/* the replay ran to the end */
 	bool has_checkpoint;		/* latest_* are set */
 	uint64_t latest_size;		/* the latest stored checkpoint */

@@ -1,5 +1,6 @@
 /* agent_db.c — see agent_db.h. */
 #include "agent_db.h"
+#include "store_check.h"
 
 #include <errno.h>
 #include <lmdb.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char *const db_names[AGENT_DB_COUNT] = {
     "outbox",  "pins", "pending", "inbox", "referrals", "hooks",
@@ -82,6 +84,14 @@ rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db
 			return rete_msg_set(m, RETE_ENOENT,
 					    "%s: no agent store here yet (has the agent run?)",
 					    dir);
+	}
+	{
+		/* a cut or garbled data.mdb would crash LMDB: refuse it first */
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/data.mdb", dir);
+		rete_err ce = access(path, F_OK) == 0 ? rete_store_file_check(path, m) : RETE_OK;
+		if (ce != RETE_OK)
+			return ce;
 	}
 	db = calloc(1, sizeof(*db));
 	if (db == NULL)

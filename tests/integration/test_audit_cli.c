@@ -2,12 +2,15 @@
  * from real signed messages: `rete audit verify` holds on a good log (also
  * as --json, and while another process appends), fails naming the entry
  * when a byte of data.mdb is flipped, and catches an older backup put back
- * with --since-checkpoint; `rete checkpoint` prints the stored note;
+ * with --since-checkpoint, and fails naming the database and the row when
+ * rows of the case index are deleted (which hides entries from `rete audit
+ * log --case`); `rete checkpoint` prints the stored note;
  * proofs from `rete audit proof` and `rete audit consistency` pass `rete
  * audit check-proof` and tampered ones fail; `rete audit log` prints
  * metadata lines; `rete store backup` copies. */
 #include <errno.h>
 #include <jansson.h>
+#include <lmdb.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -249,6 +252,58 @@ static void test_verify_flipped_byte(void **state)
 	free(data);
 	assert_int_equal(run(&out, "%s audit verify %s --broker-key %s", RETE, f.store, f.pub), 1);
 	assert_non_null(strstr(out, "the log does not verify: entry 1:"));
+	free(out);
+	fx_free(&f);
+}
+
+/* Rows of the case index deleted behind the store's back hide entries
+ * from `rete audit log --case` (and the timeline); verify fails and names
+ * the database, the case and the entry, as text and as --json. */
+static void test_verify_case_index_deleted(void **state)
+{
+	struct fx f;
+	char *out = NULL;
+	json_t *j;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	(void)state;
+
+	fx_build(&f);
+	rete_store_close(&f.s);
+	assert_int_equal(run(&out, "%s audit log %s --case case-9 | wc -l", RETE, f.store), 0);
+	assert_int_equal(atoi(out), 11);
+	free(out);
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+	assert_int_equal(mdb_env_open(env, f.store, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "cases", 0, &dbi), 0);
+	for (uint64_t i = 5; i <= 7; i++) {
+		uint8_t k[16] = "case-9";
+		k[14] = (uint8_t)i; /* "case-9" "\0" BE64 index */
+		MDB_val key = {15, k};
+		assert_int_equal(mdb_del(txn, dbi, &key, NULL), 0);
+	}
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	assert_int_equal(run(&out, "%s audit log %s --case case-9 | wc -l", RETE, f.store), 0);
+	assert_int_equal(atoi(out), 8);
+	free(out);
+
+	assert_int_equal(run(&out, "%s audit verify %s --broker-key %s", RETE, f.store, f.pub), 1);
+	print_message("%s", out);
+	assert_non_null(strstr(out, "the case index (database 'cases'): the row for case "
+				    "'case-9', entry 5 is missing; the log gives it"));
+	free(out);
+	assert_int_equal(
+	    run(&out, "%s audit verify %s --broker-key %s --json", RETE, f.store, f.pub), 1);
+	j = json_loads(out, 0, NULL);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "verdict")), "fails");
+	assert_non_null(
+	    strstr(json_string_value(json_object_get(j, "reason")), "database 'cases'"));
+	json_decref(j);
 	free(out);
 	fx_free(&f);
 }
@@ -621,9 +676,13 @@ static void test_log_lines(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_verify_good),	    cmocka_unit_test(test_verify_flipped_byte),
-	    cmocka_unit_test(test_backup_put_back), cmocka_unit_test(test_verify_while_appending),
-	    cmocka_unit_test(test_proofs),	    cmocka_unit_test(test_log_lines),
+	    cmocka_unit_test(test_verify_good),
+	    cmocka_unit_test(test_verify_flipped_byte),
+	    cmocka_unit_test(test_verify_case_index_deleted),
+	    cmocka_unit_test(test_backup_put_back),
+	    cmocka_unit_test(test_verify_while_appending),
+	    cmocka_unit_test(test_proofs),
+	    cmocka_unit_test(test_log_lines),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
