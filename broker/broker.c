@@ -1742,8 +1742,8 @@ static rete_err state_check(broker *b, unsigned flags, const rete_store_copy_mar
 			 * the same, recording the copy's own checkpoint */
 			broker_log_warn(
 			    "--restore: store %s is a backup copy made at %s of %" PRIu64
-			    " entries; the state file's checkpoint (%" PRIu64
-			    " entries, epoch %" PRIu32 ") is not longer, but entries may "
+			    " entries; the state file's checkpoint (size %" PRIu64
+			    ", epoch %" PRIu32 ") is not longer, but entries may "
 			    "have been receipted after the copy: the log goes on as "
 			    "epoch %" PRIu32,
 			    c->data, rete_time_format(copy->made_at_ms, (char[32]){0}), b->log_size,
@@ -1933,7 +1933,8 @@ static rete_err epoch_begin(broker *b)
 	}
 	b->epoch = e.epoch;
 	broker_log_warn("--restore: the log goes on as epoch %" PRIu32 " from index %" PRIu64
-			"; the last checkpoint signed before the restore (epoch %" PRIu32 ") is "
+			"; the checkpoint of epoch %" PRIu32 " signed before the restore (the "
+			"state file's, or the restored copy's own when none is longer) is "
 			"recorded in that entry",
 			e.epoch, at, e.previous_epoch);
 	return RETE_OK;

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -101,7 +102,11 @@ static rete_err mark_copy(const char *part, const char *src, rete_store_copy_mar
 		out->size = id.size;
 		out->epoch = id.epoch;
 		out->made_at_ms = rete_now_ms();
-		snprintf(out->source, sizeof(out->source), "%s", src);
+		/* the folder as an absolute path: the sentence that names it
+		 * is read elsewhere, later */
+		char abs[PATH_MAX];
+		snprintf(out->source, sizeof(out->source), "%s",
+			 realpath(src, abs) != NULL ? abs : src);
 		err = rete_store_copy_mark_put(c, out, m);
 	}
 	rete_store_close(&c);
