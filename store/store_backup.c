@@ -83,10 +83,10 @@ static void partial_remove(const char *part)
 	rmdir(part);
 }
 
-/* mark_copy marks the copy in part as a copy of src (the folder name the
- * mark records): a copy of a copy keeps the mark it has, since it holds
- * the log as of that first copy. *size, *epoch and *was_copy tell the
- * caller what the copy holds. */
+/* mark_copy marks the copy in part as a copy of src (the folder the mark
+ * records): a copy of a copy keeps the mark it has, since it holds the log
+ * as of that first copy. *out gets the mark in force, *was_copy whether it
+ * was there already. */
 static rete_err mark_copy(const char *part, const char *src, rete_store_copy_mark *out,
 			  bool *was_copy, rete_msg *m)
 {
