@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -28,6 +29,7 @@
 #include "broker_impl.h"
 #include "checkpoint.h"
 #include "duration.h"
+#include "json.h"
 #include "log.h"
 #include "logline.h"
 #include "store_identity.h"
@@ -838,7 +840,8 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 			o = own_new(b, id, msg->sender, msg->case_id);
 			if (o) {
 				snprintf(o->msg_id, sizeof(o->msg_id), "%s", msg->id);
-				snprintf(o->ref_id, sizeof(o->ref_id), "%s", rete_message_referral_id(msg));
+				snprintf(o->ref_id, sizeof(o->ref_id), "%s",
+					 rete_message_referral_id(msg));
 				o->delivery.index = a->index;
 				o->delivery.message_id = o->msg_id;
 				o->delivery.referral_id = o->ref_id;
@@ -1443,7 +1446,8 @@ static void scan(broker *b)
 			broker_own *o = own_new(b, id, msg->sender, msg->case_id);
 			if (o) {
 				snprintf(o->msg_id, sizeof(o->msg_id), "%s", msg->id);
-				snprintf(o->ref_id, sizeof(o->ref_id), "%s", rete_message_referral_id(msg));
+				snprintf(o->ref_id, sizeof(o->ref_id), "%s",
+					 rete_message_referral_id(msg));
 				snprintf(
 				    o->text, sizeof(o->text),
 				    "message %s to %s was not delivered within %s (the expiry): "
@@ -1591,14 +1595,67 @@ static void reload(broker *b)
 
 /* --- start and stop ------------------------------------------------------------------------ */
 
+/* copy_sign signs a checkpoint of the store as it is (a restored backup
+ * copy, in epoch b->epoch) for the Epoch entry to record when the state
+ * file holds none longer: the copy's mark says entries may have been
+ * receipted after it, and this is the last checkpoint the broker can
+ * vouch for. *note is malloc'd. */
+static rete_err copy_sign(broker *b, char **note)
+{
+	uint8_t root[RETE_MERKLE_HASH];
+	rete_msg m;
+	rete_err err;
+
+	if ((err = rete_store_root(b->store, NULL, b->log_size, root, &m)) != RETE_OK ||
+	    (err = rete_checkpoint_sign_epoch(b->cfg->origin, b->log_size, root, b->epoch, b->key,
+					      note, &m)) != RETE_OK)
+		broker_log_error(
+		    "--restore: cannot sign a checkpoint of the restored copy %s (size "
+		    "%" PRIu64 "): %s",
+		    b->cfg->data, b->log_size, m.text);
+	return err;
+}
+
+/* copy_refuse says why a store marked as a backup copy is not served
+ * without --restore; ahead (may be NULL) is the longer checkpoint of the
+ * state file, of epoch ahead_epoch. */
+static void copy_refuse(broker *b, const rete_store_copy_mark *mark, const rete_checkpoint *ahead,
+			uint32_t ahead_epoch)
+{
+	const broker_config *c = b->cfg;
+	char when[32], state[1400] = "";
+	uint32_t next = (ahead != NULL && ahead_epoch > b->epoch ? ahead_epoch : b->epoch) + 1;
+
+	if (ahead != NULL)
+		snprintf(state, sizeof(state),
+			 ", and this broker already signed a checkpoint of %" PRIu64
+			 " entries (epoch %" PRIu32 ", kept in %s)",
+			 ahead->size, ahead_epoch, c->state);
+	broker_log_error(
+	    "store %s is a backup copy made by 'rete store backup' at %s (of %s: %" PRIu64
+	    " entries, epoch %" PRIu32 ")%s: entries logged after the copy was made may have "
+	    "been receipted, and delivered, at indexes this copy would give again. If you "
+	    "restored it, start once with --restore (rete-broker -c %s --restore): the log goes "
+	    "on as epoch %" PRIu32 " (docs/operations.md, restoring a backup). To move a store, "
+	    "stop the broker and move the folder itself with its state file, not a copy",
+	    c->data, rete_time_format(mark->made_at_ms, when),
+	    mark->source[0] ? mark->source : "a store", mark->size, mark->epoch, state, c->path,
+	    next);
+}
+
 /* state_check compares the store with the state file (the last checkpoint
- * this broker signed, kept outside the store folder). A store shorter than
- * that checkpoint, or of an older epoch, was restored from a copy or lost
- * its tail: the indexes from its size up to the checkpoint's were already
- * receipted and delivered once. It is served only when the operator
- * declares the restore (BROKER_RESTORE); then b->restore_note is set and
- * epoch_begin logs the new epoch's first entry. */
-static rete_err state_check(broker *b, unsigned flags)
+ * this broker signed, kept outside the store folder) and with its copy
+ * mark (copy: NULL when the store is not a backup copy). A store shorter
+ * than that checkpoint, or of an older epoch, was restored from a copy or
+ * lost its tail: the indexes from its size up to the checkpoint's were
+ * already receipted and delivered once. A marked copy may be as long as
+ * the state file's checkpoint (the file is written once per checkpoint)
+ * and still miss entries receipted after it was made. Either is served
+ * only when the operator declares the restore (BROKER_RESTORE); then
+ * b->restore_note is set and epoch_begin logs the new epoch's first entry:
+ * a copy always goes on as a new epoch, recording the state file's
+ * checkpoint when it is longer, else one of the copy as it is. */
+static rete_err state_check(broker *b, unsigned flags, const rete_store_copy_mark *copy)
 {
 	const broker_config *c = b->cfg;
 	char *note = NULL;
@@ -1608,16 +1665,30 @@ static rete_err state_check(broker *b, unsigned flags)
 	rete_err err = rete_store_state_read(c->state, &note, &m);
 
 	if (err == RETE_ENOENT) {
+		if (copy != NULL && !(flags & BROKER_RESTORE)) {
+			copy_refuse(b, copy, NULL, 0);
+			return RETE_EINVAL;
+		}
 		if (!(flags & BROKER_INIT) && b->log_size > 0)
 			broker_log_info(
 			    "no state file %s yet (a store from before it was kept): it "
 			    "is written now, then at every checkpoint",
 			    c->state);
-		if (flags & BROKER_RESTORE)
+		if (copy != NULL) {
 			broker_log_warn("--restore: there is no state file %s, so nothing says "
-					"which checkpoint the broker signed last; starting in "
-					"epoch %" PRIu32 " as the store says",
-					c->state, b->epoch);
+					"which checkpoint the broker signed last; the store is a "
+					"backup copy, so the log goes on as epoch %" PRIu32,
+					c->state, b->epoch + 1);
+			b->restore_prev = b->epoch;
+			b->restore_epoch = b->epoch + 1;
+			return copy_sign(b, &b->restore_note);
+		}
+		if (flags & BROKER_RESTORE)
+			broker_log_warn(
+			    "--restore: there is no state file %s and the store is not "
+			    "a backup copy, so nothing says entries were lost; starting "
+			    "in epoch %" PRIu32 " as the store says",
+			    c->state, b->epoch);
 		return RETE_OK;
 	}
 	if (err != RETE_OK) {
@@ -1660,24 +1731,53 @@ static rete_err state_check(broker *b, unsigned flags)
 			free(note);
 			return RETE_ECORRUPT;
 		}
-		if (flags & BROKER_RESTORE)
-			broker_log_info("--restore: the store holds every entry of the last "
-					"checkpoint signed (size %" PRIu64 ", epoch %" PRIu32 "); "
-					"nothing to declare, starting in epoch %" PRIu32,
-					cp.size, cp_epoch, b->epoch);
 		free(note);
+		if (copy != NULL) {
+			if (!(flags & BROKER_RESTORE)) {
+				copy_refuse(b, copy, NULL, 0);
+				return RETE_EINVAL;
+			}
+			/* as long as the state file's checkpoint, but what was
+			 * receipted after the copy is unknown: a new epoch all
+			 * the same, recording the copy's own checkpoint */
+			broker_log_warn(
+			    "--restore: store %s is a backup copy made at %s of %" PRIu64
+			    " entries; the state file's checkpoint (size %" PRIu64
+			    ", epoch %" PRIu32 ") is not longer, but entries may "
+			    "have been receipted after the copy: the log goes on as "
+			    "epoch %" PRIu32,
+			    c->data, rete_time_format(copy->made_at_ms, (char[32]){0}), b->log_size,
+			    cp.size, cp_epoch, b->epoch + 1);
+			b->restore_prev = b->epoch;
+			b->restore_epoch = b->epoch + 1;
+			return copy_sign(b, &b->restore_note);
+		}
+		if (flags & BROKER_RESTORE)
+			broker_log_info(
+			    "--restore: nothing to declare: store %s is not a backup copy "
+			    "(no copy mark) and holds every entry of the last checkpoint "
+			    "this broker signed (%" PRIu64 " entries, epoch %" PRIu32
+			    ", state file %s); it goes on in epoch %" PRIu32 " as it is. "
+			    "Start without --restore from now on",
+			    c->data, cp.size, cp_epoch, c->state, b->epoch);
 		return RETE_OK;
 	}
 	if (!(flags & BROKER_RESTORE)) {
-		broker_log_error(
-		    "store %s holds %" PRIu64 " entries (epoch %" PRIu32 "), but this broker "
-		    "already signed a checkpoint of %" PRIu64 " entries (epoch %" PRIu32 ", kept "
-		    "in %s): the store was restored from an older copy or lost its tail. If you "
-		    "restored a backup, start once with --restore (rete-broker -c %s --restore): "
-		    "the log goes on as epoch %" PRIu32 " (docs/operations.md, backup and "
-		    "restore); otherwise put back the store that holds the whole log",
-		    c->data, b->log_size, b->epoch, cp.size, cp_epoch, c->state, c->path,
-		    (cp_epoch > b->epoch ? cp_epoch : b->epoch) + 1);
+		if (copy != NULL)
+			copy_refuse(b, copy, &cp, cp_epoch);
+		else
+			broker_log_error(
+			    "store %s holds %" PRIu64 " entries (epoch %" PRIu32
+			    "), but this broker "
+			    "already signed a checkpoint of %" PRIu64 " entries (epoch %" PRIu32
+			    ", kept in %s): the store was restored from an older copy or lost its "
+			    "tail. If you restored a backup, start once with --restore "
+			    "(rete-broker "
+			    "-c %s --restore): the log goes on as epoch %" PRIu32 " (docs/"
+			    "operations.md, backup and restore); otherwise put back the store that "
+			    "holds the whole log",
+			    c->data, b->log_size, b->epoch, cp.size, cp_epoch, c->state, c->path,
+			    (cp_epoch > b->epoch ? cp_epoch : b->epoch) + 1);
 		free(note);
 		return RETE_EINVAL;
 	}
@@ -1687,16 +1787,28 @@ static rete_err state_check(broker *b, unsigned flags)
 	return RETE_OK;
 }
 
+/* empty_data_file: DIR/data.mdb exists with 0 bytes (an interrupted copy,
+ * a file system that lost it): no store, and no place for a new one. */
+static bool empty_data_file(const char *dir)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	return snprintf(path, sizeof(path), "%s/data.mdb", dir) < (int)sizeof(path) &&
+	       stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0;
+}
+
 /* store_start locks, opens and checks the store before anything listens:
  * the writer's lock (one broker per store), a new log only with
- * BROKER_INIT, the log's identity against broker.ini, then the state
- * file. */
+ * BROKER_INIT (never over a backup copy or an empty data.mdb), the log's
+ * identity against broker.ini, then the state file and the copy mark. */
 static rete_err store_start(broker *b, unsigned flags)
 {
 	const broker_config *c = b->cfg;
 	struct stat st;
 	rete_store_identity id;
-	bool adopted = false;
+	rete_store_copy_mark mark;
+	bool adopted = false, copy = false;
 	rete_msg m;
 	rete_err err;
 
@@ -1715,6 +1827,16 @@ static rete_err store_start(broker *b, unsigned flags)
 			return RETE_EIO;
 		}
 	}
+	if (empty_data_file(c->data)) {
+		broker_log_error("store %s: data.mdb is empty (0 bytes): it is not a store (an "
+				 "interrupted copy?). Put back the whole store folder; %s",
+				 c->data,
+				 (flags & BROKER_INIT)
+				     ? "--init creates a new log in an empty folder only: remove "
+				       "data.mdb first if a new log is really meant"
+				     : "a new log is created only with --init, in an empty folder");
+		return RETE_ECORRUPT;
+	}
 	if ((err = rete_store_lock(c->data, &b->store_lock, &m)) != RETE_OK) {
 		broker_log_error("%s", m.text);
 		return err;
@@ -1731,6 +1853,22 @@ static rete_err store_start(broker *b, unsigned flags)
 	if (err != RETE_OK) {
 		broker_log_error("cannot open the store %s: %s", c->data, m.text);
 		return err;
+	}
+	if ((err = rete_store_copy_mark_get(b->store, NULL, &mark, &copy, &m)) != RETE_OK) {
+		broker_log_error("%s", m.text);
+		return err;
+	}
+	if (copy && (flags & BROKER_INIT)) {
+		char when[32];
+		broker_log_error(
+		    "--init: store %s is a backup copy made at %s (of %s: %" PRIu64
+		    " entries, epoch %" PRIu32 "), not an empty folder; --init creates "
+		    "a new log in an empty folder only. To serve this copy, start "
+		    "with --restore (rete-broker -c %s --restore): it goes on as a "
+		    "new epoch",
+		    c->data, rete_time_format(mark.made_at_ms, when),
+		    mark.source[0] ? mark.source : "a store", mark.size, mark.epoch, c->path);
+		return RETE_EEXIST;
 	}
 	if ((flags & BROKER_INIT) &&
 	    (err = rete_store_identity_init(b->store, c->origin, &c->key_pub, &m)) != RETE_OK) {
@@ -1756,7 +1894,7 @@ static rete_err store_start(broker *b, unsigned flags)
 		b->cp_size = 0;
 		b->cp_note = NULL;
 	}
-	return state_check(b, flags);
+	return state_check(b, flags, copy ? &mark : NULL);
 }
 
 /* epoch_begin logs the first entry of a new epoch after a declared
@@ -1795,7 +1933,8 @@ static rete_err epoch_begin(broker *b)
 	}
 	b->epoch = e.epoch;
 	broker_log_warn("--restore: the log goes on as epoch %" PRIu32 " from index %" PRIu64
-			"; the last checkpoint signed before the restore (epoch %" PRIu32 ") is "
+			"; the checkpoint of epoch %" PRIu32 " signed before the restore (the "
+			"state file's, or the restored copy's own when none is longer) is "
 			"recorded in that entry",
 			e.epoch, at, e.previous_epoch);
 	return RETE_OK;
@@ -2063,8 +2202,7 @@ int broker_run(broker_config *c, unsigned flags)
 				if (si.ssi_signo == SIGHUP) {
 					pipe_collect(&b);
 					reload(&b);
-				}
-				else {
+				} else {
 					broker_log_info(
 					    "signal %u: stopping after the batch in hand",
 					    si.ssi_signo);

@@ -17,7 +17,8 @@
  *   meta        "schema" (BE32), "size" (BE64), "directory" (BE64, index of
  *               the Directory entry in force), "seq" (BE64), and the log's
  *               identity: "origin", "broker_key" (32 bytes), "first_entry"
- *               (leaf hash of entry 0), "epoch" (BE32; store_identity.h)
+ *               (leaf hash of entry 0), "epoch" (BE32; store_identity.h),
+ *               and in a backup copy not yet restored "copy" (its mark)
  *
  * One process writes (the broker); any number of processes may open the
  * same folder read-only (auditor, monitor, backup) while it runs. Every
@@ -133,8 +134,9 @@ typedef enum rete_store_status {
  *                   failed with status reason "not-delivered"; OVERDUE: overdue
  *   Directory       becomes the directory in force
  *   Epoch           (broker, a declared restore) raises the log's epoch
- *                   (meta "epoch"); one not above the epoch in force is
- *                   refused INVALID
+ *                   (meta "epoch") and removes a backup copy's mark (meta
+ *                   "copy"); one not above the epoch in force is refused
+ *                   INVALID
  * Entry 0, whatever its body, is recorded as the log's first entry (meta
  * "first_entry", store_identity.h).
  * Earlier ops of the same batch are taken into account.
@@ -379,9 +381,11 @@ rete_err rete_store_stats(rete_store *s, uint64_t *map_size, uint64_t *map_used,
 /* rete_store_backup writes a consistent, compacted copy of the store in
  * src_dir into dest_dir (created; must not exist or be empty) while a
  * writer may be running; opens src_dir read-only itself, so it must not be
- * open in this process (use rete_store_backup_to then). Errors: RETE_EEXIST
- * (dest not empty), RETE_ENOENT, RETE_EVERSION, RETE_EIO, RETE_EFULL,
- * RETE_ESTORE. */
+ * open in this process (use rete_store_backup_to then). The copy is marked
+ * as a copy (meta "copy", store_identity.h: a broker serves it only after a
+ * declared restore) and appears as dest_dir/data.mdb only once marked.
+ * Errors: RETE_EEXIST (dest not empty), RETE_ENOENT, RETE_EVERSION,
+ * RETE_EIO, RETE_EFULL, RETE_ESTORE. */
 rete_err rete_store_backup(const char *src_dir, const char *dest_dir, rete_msg *m);
 
 /* rete_store_backup_to is rete_store_backup from an already open store. */

@@ -869,6 +869,11 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 		if ((err = put(b, s->st_meta, META_EPOCH, strlen(META_EPOCH), e, 4, 0,
 			       "store: recording the log epoch")) != RETE_OK)
 			goto out;
+		/* a restored backup copy stops being one with the entry that
+		 * declares its restore, in the same commit (store_identity.h) */
+		if ((err = del(b, s->st_meta, META_COPY, strlen(META_COPY), NULL,
+			       "store: removing the copy mark")) != RETE_OK)
+			goto out;
 	}
 	if (msg->body_case == RETE__MESSAGE__BODY_DIRECTORY) {
 		be64_put(val, index);

@@ -245,6 +245,56 @@ rete_err rete_store_identity_check(rete_store *s, const char *origin, const rete
 	return RETE_OK;
 }
 
+/* ---- the mark of a backup copy -------------------------------------------- */
+
+enum { COPY_FIXED = 8 + 4 + 8 }; /* size, epoch, made-at; then the source */
+
+rete_err rete_store_copy_mark_get(rete_store *s, rete_store_rtxn *rt, rete_store_copy_mark *out,
+				  bool *found, rete_msg *m)
+{
+	MDB_txn *txn;
+	MDB_val v;
+	bool own;
+	rete_err err = store_rt_get(s, rt, &txn, &own, m);
+
+	memset(out, 0, sizeof(*out));
+	*found = false;
+	if (err != RETE_OK)
+		return err;
+	err = meta_get(s, txn, META_COPY, &v, found, m);
+	if (err == RETE_OK && *found) {
+		const uint8_t *p = v.mv_data;
+		size_t src = v.mv_size - COPY_FIXED;
+		if (v.mv_size < COPY_FIXED || src > RETE_COPY_SOURCE_MAX || be32_get(p + 8) == 0) {
+			err = bad_record(s, META_COPY, v.mv_size, m);
+		} else {
+			out->size = be64_get(p);
+			out->epoch = be32_get(p + 8);
+			out->made_at_ms = (int64_t)be64_get(p + 12);
+			memcpy(out->source, p + COPY_FIXED, src);
+			out->source[src] = '\0';
+		}
+	}
+	if (own)
+		store_txn_done(s, txn);
+	if (err != RETE_OK)
+		*found = false;
+	return err;
+}
+
+rete_err rete_store_copy_mark_put(rete_store *s, const rete_store_copy_mark *mark, rete_msg *m)
+{
+	uint8_t rec[COPY_FIXED + RETE_COPY_SOURCE_MAX];
+	size_t src = strnlen(mark->source, RETE_COPY_SOURCE_MAX);
+	store_meta_kv kv[1] = {{META_COPY, rec, COPY_FIXED + src}};
+
+	be64_put(rec, mark->size);
+	be32_put(rec + 8, mark->epoch != 0 ? mark->epoch : 1);
+	be64_put(rec + 12, (uint64_t)mark->made_at_ms);
+	memcpy(rec + COPY_FIXED, mark->source, src);
+	return store_meta_put(s, kv, 1, m);
+}
+
 /* ---- the writer's lock ---------------------------------------------------- */
 
 rete_err rete_store_lock(const char *dir, int *fd, rete_msg *m)

@@ -19,6 +19,17 @@
  *     durably at every checkpoint. A restore replaces the store folder but
  *     not this file, so the broker can tell that the log it is given is
  *     shorter than what it has already signed.
+ *
+ * And the mark of a copy: `rete store backup` writes meta "copy" into the
+ * copy it made (the size and epoch of the log copied, when, from which
+ * folder). The state file is written once per checkpoint, so a copy taken
+ * after the last checkpoint is as long as the state file says; the mark is
+ * what tells the broker that entries may have been receipted after it was
+ * taken. The broker serves a marked store only after a declared restore,
+ * which always goes on as a new epoch; the Epoch entry's commit removes the
+ * mark (store_commit.c), so a crash before that commit leaves it in place.
+ * A new meta key is a compatible addition (schema stays 2): readers that do
+ * not know it ignore it, and a marked copy verifies like any store.
  */
 #ifndef RETE_STORE_IDENTITY_H
 #define RETE_STORE_IDENTITY_H
@@ -73,6 +84,36 @@ rete_err rete_store_identity_init(rete_store *s, const char *origin, const rete_
 rete_err rete_store_identity_check(rete_store *s, const char *origin, const rete_pubkey *key,
 				   const char *config, bool *adopted, rete_store_identity *out,
 				   rete_msg *m);
+
+#define RETE_COPY_SOURCE_MAX 1024
+
+/* rete_store_copy_mark: what meta "copy" says of a backup copy. */
+typedef struct rete_store_copy_mark {
+	uint64_t size;			       /* entries of the log copied (= the copy's) */
+	uint32_t epoch;			       /* its epoch then */
+	int64_t made_at_ms;		       /* when the copy was made, Unix ms */
+	char source[RETE_COPY_SOURCE_MAX + 1]; /* the folder copied ("" = unknown) */
+} rete_store_copy_mark;
+
+/* rete_store_copy_mark_get reads the copy mark of s into *out; *found is
+ * false (and *out zeroed) when s is not marked as a copy (rt as in the
+ * store's read functions). Errors: RETE_ECORRUPT (a malformed record: the
+ * sentence names it), RETE_ESTORE. */
+rete_err rete_store_copy_mark_get(rete_store *s, rete_store_rtxn *rt, rete_store_copy_mark *out,
+				  bool *found, rete_msg *m);
+
+/* rete_store_copy_mark_put marks s, a copy just made (opened writable and
+ * served by no broker), with *mark in one durable commit; the source is cut
+ * at RETE_COPY_SOURCE_MAX bytes. Errors: RETE_EPERM (read-only), RETE_EFULL,
+ * RETE_ESTORE. */
+rete_err rete_store_copy_mark_put(rete_store *s, const rete_store_copy_mark *mark, rete_msg *m);
+
+/* rete_store_backup_mark is rete_store_backup_to (store.h) saying what it
+ * did: *mark (may be NULL) gets the copy's mark, *was_copy (may be NULL)
+ * whether s was itself a marked copy, whose mark the new copy keeps (it
+ * holds the log as of that first copy). Errors: as rete_store_backup. */
+rete_err rete_store_backup_mark(rete_store *s, const char *dest_dir, rete_store_copy_mark *mark,
+				bool *was_copy, rete_msg *m);
 
 /* rete_store_lock takes the writer's lock of the store folder dir
  * (DIR/rete-broker.lock, created 0600) and writes our pid in it; *fd is

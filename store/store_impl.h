@@ -23,6 +23,9 @@
 #define META_KEY    "broker_key"  /* the broker's Ed25519 public key, 32 bytes */
 #define META_FIRST  "first_entry" /* leaf hash of entry 0, written with it */
 #define META_EPOCH  "epoch"	  /* BE32; absent = 1; an Epoch entry raises it */
+/* A backup copy not yet restored (store_identity.h; an Epoch entry removes
+ * it): size BE64, epoch BE32, made-at ms BE64, then the source folder. */
+#define META_COPY "copy"
 
 struct rete_store {
 	MDB_env *st_env;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "json.h"
 #include "store.h"
 #include "store_identity.h"
 
@@ -17,11 +18,16 @@ static void store_usage(FILE *out)
 		     "DEST_DIR (created; it must not exist or must be empty). The store is\n"
 		     "opened read-only, so the broker may keep running and writing: the copy\n"
 		     "is the store as of one moment. Prints the number of log entries copied.\n"
+		     "The copy is marked as a copy (its size, epoch and the time it was made):\n"
+		     "a broker serves it only when started with --restore, and then goes on\n"
+		     "as a new log epoch. A copy of a copy keeps the first copy's mark.\n"
 		     "Check a copy with 'rete audit verify DEST_DIR --broker-key FILE.pub'.\n"
 		     "\n"
 		     "Restoring a copy: stop the broker, put the copy in place of its data\n"
 		     "folder (leave the state file beside it), start it once with\n"
 		     "'rete-broker -c broker.ini --restore': the log goes on as a new epoch.\n"
+		     "To move a store, stop the broker and move the folder with its state\n"
+		     "file; a copy moved instead goes on as a new epoch too.\n"
 		     "docs/operations.md, \"Restoring a backup\", says what happens.\n"
 		     "\n"
 		     "Exit codes: 0 copied; 2 usage error, DEST_DIR not empty, the store\n"
@@ -32,8 +38,9 @@ static int store_backup(int argc, char **argv)
 {
 	const char *src = NULL, *dest = NULL;
 	rete_store *s = NULL;
-	uint64_t size = 0;
-	rete_store_identity id = {.epoch = 1};
+	rete_store_copy_mark mark;
+	bool was_copy = false;
+	char when[32];
 	rete_msg m = {{0}};
 	rete_err e;
 
@@ -59,21 +66,23 @@ static int store_backup(int argc, char **argv)
 		store_usage(stderr);
 		return CLI_USAGE;
 	}
-	e = rete_store_backup(src, dest, &m);
-	if (e == RETE_OK) {
-		/* report what the copy holds, read from the copy itself */
-		e = rete_store_open(&s, dest, RETE_STORE_RDONLY, &m);
-		if (e == RETE_OK)
-			e = rete_store_identity_get(s, NULL, &id, &m);
-		size = id.size;
-		rete_store_close(&s);
-	}
+	/* open the source read-only beside the broker; the copy reports what
+	 * it holds from its own mark */
+	e = rete_store_open(&s, src, RETE_STORE_RDONLY, &m);
+	if (e == RETE_OK)
+		e = rete_store_backup_mark(s, dest, &mark, &was_copy, &m);
+	rete_store_close(&s);
 	if (e != RETE_OK) {
 		fprintf(stderr, "rete store backup: %s\n", m.text[0] ? m.text : rete_strerror(e));
 		return CLI_USAGE;
 	}
-	printf("backed up %s to %s: %" PRIu64 " log entries (epoch %" PRIu32 ")\n", src, dest, size,
-	       id.epoch);
+	printf("backed up %s to %s: %" PRIu64 " log entries (epoch %" PRIu32 "), marked as a "
+	       "copy made at %s\n",
+	       src, dest, mark.size, mark.epoch, rete_time_format(mark.made_at_ms, when));
+	if (was_copy)
+		printf("%s is itself a backup copy (of %s, made at %s): the new copy keeps that "
+		       "mark\n",
+		       src, mark.source[0] ? mark.source : "a store", when);
 	return fflush(stdout) == 0 ? CLI_OK : CLI_USAGE;
 }
 

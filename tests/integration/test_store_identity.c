@@ -21,6 +21,18 @@
  *                    the link entry first, WELCOME says epoch 2, the
  *                    checkpoints carry "epoch 2", traffic goes on and
  *                    `rete audit verify` passes.
+ *   restore a copy   the gap the state file leaves: a backup taken after
+ *                    the last checkpoint, more traffic receipted, a crash
+ *                    (no checkpoint at stop), the copy restored: it is as
+ *                    long as the state file's checkpoint, yet the broker
+ *                    refuses it (it is marked as a copy) until --restore,
+ *                    which always goes on as a new epoch and removes the
+ *                    mark with the Epoch entry; a second --restore is
+ *                    "nothing to declare"; --init on a copy is refused; a
+ *                    copy of a copy keeps the first copy's mark; `rete
+ *                    audit verify` passes on a marked copy.
+ *   empty store      a 0-byte data.mdb is refused with a sentence naming
+ *                    the folder, exit 2, with or without --init.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -333,7 +345,8 @@ static void test_restore(void **state)
 	assert_int_equal(rc, 0);
 	free(out);
 	/* served only when the restore is declared */
-	run_refused(n, n->ini, NULL, "--restore", "restored from an older copy", NULL);
+	run_refused(n, n->ini, NULL, "is a backup copy", "already signed a checkpoint", "--restore",
+		    NULL);
 	assert_true(it_broker_start_flag(n, "--restore"));
 
 	f = welcome(n, IT_SOCIAL, &w);
@@ -385,7 +398,7 @@ static void test_restore(void **state)
 	rc = tu_run(&out, "rm -rf '%s' && cp -a '%s' '%s'", n->data, backup, n->data);
 	assert_int_equal(rc, 0);
 	free(out);
-	run_refused(n, n->ini, NULL, "(epoch 1), but", "(epoch 2, kept in", "as epoch 3", NULL);
+	run_refused(n, n->ini, NULL, "epoch 1),", "(epoch 2, kept in", "as epoch 3", NULL);
 	assert_true(it_broker_start_flag(n, "--restore"));
 	f = welcome(n, IT_CPI, &w);
 	assert_int_equal(f->welcome->epoch, 3);
@@ -400,6 +413,178 @@ static void test_restore(void **state)
 	free(out);
 }
 
+/* ini_set replaces `from` with `to` in n's broker.ini itself. */
+static void ini_set(it_net *n, const char *from, const char *to)
+{
+	char path[1300];
+	ini_variant(n, "ini-set", from, to, path, sizeof(path));
+	assert_int_equal(rename(path, n->ini), 0);
+}
+
+/* copy_mark reads the copy mark of the store in dir; false when none. */
+static bool copy_mark(const char *dir, rete_store_copy_mark *mark)
+{
+	rete_store *s = NULL;
+	rete_msg m;
+	bool found = false;
+	if (rete_store_open(&s, dir, RETE_STORE_RDONLY, &m) != RETE_OK)
+		fail_msg("cannot open %s: %s", dir, m.text);
+	if (rete_store_copy_mark_get(s, NULL, mark, &found, &m) != RETE_OK)
+		fail_msg("cannot read the copy mark of %s: %s", dir, m.text);
+	rete_store_close(&s);
+	return found;
+}
+
+/* state_size: the size of the checkpoint in n's state file. */
+static uint64_t state_size(it_net *n)
+{
+	char path[1300];
+	rete_checkpoint cp;
+	snprintf(path, sizeof(path), "%s.state", n->data);
+	char *note = tu_read_file(path, NULL);
+	assert_non_null(note);
+	assert_int_equal(rete_checkpoint_parse(note, strlen(note), &cp, NULL), RETE_OK);
+	free(note);
+	return cp.size;
+}
+
+static void test_restore_copy(void **state)
+{
+	it_net *n = it_net_new("ident-copy", NULL);
+	assert_non_null(n);
+	*state = n;
+	/* checkpoints far apart: the copy is taken after the last one and
+	 * restored before the next */
+	ini_set(n, "checkpoint_interval = 1s\n", "checkpoint_interval = 1h\n");
+	assert_true(it_broker_start(n));
+	rete_wire *w = it_hello(n, IT_SOCIAL);
+	assert_non_null(w);
+	submit_some(n, w, "before", 3);
+
+	char backup[1300], backup2[1300], *out = NULL;
+	snprintf(backup, sizeof(backup), "%s/backup", n->dir);
+	snprintf(backup2, sizeof(backup2), "%s/backup-of-backup", n->dir);
+	int rc = tu_run(&out, "'%s/rete' store backup '%s' '%s'", n->bin, n->data, backup);
+	assert_int_equal(rc, 0);
+	free(out);
+	rete_store_copy_mark mark, mark2;
+	assert_true(copy_mark(backup, &mark));
+	uint64_t copied = mark.size;
+	assert_int_equal(mark.epoch, 1);
+	assert_true(mark.made_at_ms > 0);
+	assert_false(copy_mark(n->data, &mark2)); /* the source is not marked */
+	/* the marked copy is a valid store for the auditor */
+	rc = tu_run(&out, "'%s/rete' audit verify '%s' --broker-key '%s/keys/" IT_BROKER_ID ".pub'",
+		    n->bin, backup, n->dir);
+	if (rc != 0)
+		fprintf(stderr, "%s", out);
+	assert_int_equal(rc, 0);
+	free(out);
+	/* a copy of the copy keeps the first copy's mark: it holds the log as
+	 * of that first moment */
+	rc = tu_run(&out, "'%s/rete' store backup '%s' '%s'", n->bin, backup, backup2);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "itself a backup copy"));
+	free(out);
+	assert_true(copy_mark(backup2, &mark2));
+	assert_true(mark2.size == mark.size && mark2.epoch == mark.epoch &&
+		    mark2.made_at_ms == mark.made_at_ms);
+	assert_string_equal(mark2.source, mark.source);
+
+	/* more traffic, receipted, at indexes the copy does not hold */
+	submit_some(n, w, "after", 4);
+	rete_wire_close(&w);
+	/* a crash: no checkpoint at stop, the state file's is the start's */
+	assert_true(it_stop(&n->broker_pid, SIGKILL, it_wait_ms()) >= 0);
+	assert_true(state_size(n) <= copied);
+
+	rc = tu_run(&out, "mv '%s' '%s.broken' && cp -a '%s' '%s'", n->data, n->data, backup,
+		    n->data);
+	assert_int_equal(rc, 0);
+	free(out);
+	/* as long as the state file's checkpoint, but a copy: refused */
+	char entries[64];
+	snprintf(entries, sizeof(entries), "%" PRIu64 " entries", copied);
+	run_refused(n, n->ini, NULL, "is a backup copy", "made by 'rete store backup' at", entries,
+		    "--restore", "as epoch 2", NULL);
+	/* --init is no way around it */
+	run_refused(n, n->ini, "--init", "is a backup copy", NULL);
+	assert_true(copy_mark(n->data, &mark2));
+
+	assert_true(it_broker_start_flag(n, "--restore"));
+	Rete__BrokerFrame *f = welcome(n, IT_SOCIAL, &w);
+	assert_int_equal(f->welcome->epoch, 2);
+	assert_non_null(strstr(f->welcome->checkpoint, "\nepoch 2\n"));
+	rete__broker_frame__free_unpacked(f, NULL);
+	it_msg o;
+	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "in-epoch-2", &o), RETE_OK);
+	f = it_submit(w, &o, it_wait_ms());
+	int64_t idx = it_receipt_index(n, f);
+	/* the Epoch entry at the copy's size, then this one: an index epoch 1
+	 * used too, now named in epoch 2 */
+	assert_true((uint64_t)idx == copied + 1);
+	rete__broker_frame__free_unpacked(f, NULL);
+	it_msg_free(&o);
+	rete_wire_close(&w);
+	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()), 0);
+	/* the mark went with the Epoch entry */
+	assert_false(copy_mark(n->data, &mark2));
+
+	char want[200];
+	snprintf(want, sizeof(want),
+		 "\"kind\":\"epoch\",\"messageId\":\"epoch-2\",\"epoch\":2,\"previousEpoch\":1,"
+		 "\"previousCheckpointSize\":\"%" PRIu64 "\"}",
+		 copied);
+	rc = tu_run(&out, "'%s/rete' audit log '%s' --from %" PRIu64 " --to %" PRIu64, n->bin,
+		    n->data, copied, copied);
+	assert_int_equal(rc, 0);
+	if (!strstr(out, want))
+		fprintf(stderr, "audit log: %s\nwanted: %s\n", out, want);
+	assert_non_null(strstr(out, want));
+	free(out);
+	rc = it_audit_verify(n, &out);
+	if (rc != 0)
+		fprintf(stderr, "%s", out);
+	assert_int_equal(rc, 0);
+	free(out);
+
+	/* --restore again (as after a crash once the restore was logged):
+	 * nothing to declare, still epoch 2 */
+	struct stat st;
+	long from = stat(n->log, &st) == 0 ? (long)st.st_size : 0;
+	assert_true(it_broker_start_flag(n, "--restore"));
+	f = welcome(n, IT_CPI, &w);
+	assert_int_equal(f->welcome->epoch, 2);
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&w);
+	char *log = tu_read_file(n->log, NULL);
+	assert_non_null(log);
+	if (!strstr(log + from, "nothing to declare") || !strstr(log + from, "not a backup copy"))
+		fprintf(stderr, "---- broker.log of this run ----\n%s----\n", log + from);
+	assert_non_null(strstr(log + from, "nothing to declare"));
+	assert_non_null(strstr(log + from, "not a backup copy"));
+	free(log);
+	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()), 0);
+	/* and plain starts serve it */
+	assert_true(it_broker_start(n));
+}
+
+/* An empty (0-byte) data.mdb is no log: refused with a sentence. */
+static void test_empty_store_file(void **state)
+{
+	it_net *n = it_net_new("ident-empty", NULL);
+	assert_non_null(n);
+	*state = n;
+	char path[1300];
+	assert_int_equal(mkdir(n->data, 0700), 0);
+	snprintf(path, sizeof(path), "%s/data.mdb", n->data);
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	assert_int_equal(fclose(fp), 0);
+	run_refused(n, n->ini, NULL, n->data, NULL);
+	run_refused(n, n->ini, "--init", n->data, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -409,6 +594,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_changed_key, teardown),
 	    cmocka_unit_test_teardown(test_restore, teardown),
 	    cmocka_unit_test_teardown(test_schema1_adopted, teardown),
+	    cmocka_unit_test_teardown(test_restore_copy, teardown),
+	    cmocka_unit_test_teardown(test_empty_store_file, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

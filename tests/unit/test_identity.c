@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 #include <fcntl.h>
+#include <lmdb.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -388,6 +389,87 @@ static void test_verify_epoch_other_key(void **state)
 	assert_non_null(strstr(rep.reason, "not one the broker key signed"));
 }
 
+/* test_copy_mark: `rete store backup`'s mark on its copy — the source is
+ * not marked, the copy is (size, epoch, time, source), a copy of the copy
+ * keeps the first mark, a refused Epoch entry leaves it, an accepted one
+ * removes it in its own commit, and a malformed record is a sentence. */
+static void test_copy_mark(void **state)
+{
+	struct fx *f = *state;
+	rete_store_copy_mark mk, mk2;
+	rete_store *c = NULL;
+	bool found = true, was = true;
+	char dest[700], dest2[700], why[512];
+	rete_msg m;
+
+	assert_int_equal(rete_store_identity_init(f->s, ORIGIN, &f->k->pub, NULL), RETE_OK);
+	note_entry(f, "n-1");
+	note_entry(f, "n-2");
+	assert_int_equal(rete_store_copy_mark_get(f->s, NULL, &mk, &found, NULL), RETE_OK);
+	assert_false(found);
+	snprintf(dest, sizeof(dest), "%s/copy", f->dir);
+	snprintf(dest2, sizeof(dest2), "%s/copy2", f->dir);
+	assert_int_equal(rete_store_backup_mark(f->s, dest, &mk, &was, &m), RETE_OK);
+	assert_false(was);
+	assert_true(mk.size == 2 && mk.epoch == 1 && mk.made_at_ms > 0);
+	assert_string_equal(mk.source, f->store);
+	/* the source stays unmarked; the copy's partial folder is gone */
+	assert_int_equal(rete_store_copy_mark_get(f->s, NULL, &mk2, &found, NULL), RETE_OK);
+	assert_false(found);
+	char part[800];
+	struct stat st;
+	snprintf(part, sizeof(part), "%s/.rete-backup-partial", dest);
+	assert_int_not_equal(stat(part, &st), 0);
+
+	assert_int_equal(rete_store_open(&c, dest, 0, NULL), RETE_OK);
+	assert_int_equal(rete_store_copy_mark_get(c, NULL, &mk2, &found, NULL), RETE_OK);
+	assert_true(found);
+	assert_true(mk2.size == mk.size && mk2.made_at_ms == mk.made_at_ms);
+	/* a copy of the copy keeps the first mark */
+	assert_int_equal(rete_store_backup_mark(c, dest2, &mk2, &was, &m), RETE_OK);
+	assert_true(was);
+	assert_true(mk2.size == mk.size && mk2.epoch == mk.epoch &&
+		    mk2.made_at_ms == mk.made_at_ms);
+	assert_string_equal(mk2.source, f->store);
+	/* an Epoch entry refused (not above the epoch in force) leaves it;
+	 * an accepted one removes it with the same commit */
+	rete_store_close(&f->s);
+	f->s = c;
+	assert_int_equal(epoch_op(f, 1, why, sizeof(why)), RETE_STORE_REFUSED);
+	assert_int_equal(rete_store_copy_mark_get(f->s, NULL, &mk2, &found, NULL), RETE_OK);
+	assert_true(found);
+	assert_int_equal(epoch_op(f, 2, why, sizeof(why)), RETE_STORE_ACCEPTED);
+	assert_int_equal(rete_store_copy_mark_get(f->s, NULL, &mk2, &found, NULL), RETE_OK);
+	assert_false(found);
+	/* a malformed mark is a sentence, never a crash */
+	mk.source[0] = '\0';
+	mk.epoch = 3;
+	assert_int_equal(rete_store_copy_mark_put(f->s, &mk, NULL), RETE_OK);
+	assert_int_equal(rete_store_copy_mark_get(f->s, NULL, &mk2, &found, NULL), RETE_OK);
+	assert_true(found && mk2.epoch == 3 && mk2.source[0] == '\0');
+	rete_store_close(&f->s);
+	assert_int_equal(rete_store_open(&f->s, dest2, 0, NULL), RETE_OK);
+	assert_int_equal(rete_store_identity_init(f->s, ORIGIN, &f->k->pub, NULL), RETE_EEXIST);
+	rete_store_close(&f->s);
+	/* a record cut short, written behind rete's back */
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta;
+	MDB_val k = {4, "copy"}, v = {5, "short"};
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 16);
+	assert_int_equal(mdb_env_open(env, dest2, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	assert_int_equal(rete_store_open(&f->s, dest2, RETE_STORE_RDONLY, NULL), RETE_OK);
+	assert_int_equal(rete_store_copy_mark_get(f->s, NULL, &mk2, &found, &m), RETE_ECORRUPT);
+	assert_false(found);
+	assert_non_null(strstr(m.text, "meta 'copy' is 5 bytes long"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -396,6 +478,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_epoch_entry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_state_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_copy_mark, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_verify_epoch_too_short, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_verify_epochs_good, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_verify_epoch_other_key, setup, teardown),
