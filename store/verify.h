@@ -96,6 +96,19 @@ typedef struct rete_verify_report {
 	uint64_t bad_index;
 	char origin[RETE_ORIGIN_MAX + 1]; /* the origin used */
 	char reason[512];		  /* the first failure, one sentence ("" if none) */
+	/* A declared restore after the earlier checkpoint (since_note, or the
+	 * checkpoint a session resumes from): the first Epoch entry of an epoch
+	 * later than that checkpoint's. */
+	bool restored;		     /* restore_* and since_* are set */
+	uint64_t restore_index;	     /* the index of that Epoch entry */
+	uint32_t restore_epoch;	     /* the epoch it begins */
+	uint32_t restore_prev_epoch; /* the epoch of the checkpoint it records */
+	uint64_t restore_prev_size;  /* that checkpoint's size: the last one the broker
+					says it signed before the restore */
+	uint32_t since_epoch;	     /* the earlier checkpoint's epoch */
+	uint64_t since_size;	     /* and size */
+	bool since_past;	     /* it covered entries from restore_index on: the
+					ones it saw there are not in this log */
 } rete_verify_report;
 
 /* rete_verify_log verifies the log in s (opened read-only or not) as

@@ -245,6 +245,8 @@ static json_t *verify_json(const rete_verify_report *rep, bool replay)
 		json_object_set_new(o, "badEntry", json_integer((json_int_t)rep->bad_index));
 	if (rep->reason[0] != '\0')
 		json_object_set_new(o, "reason", json_string(rep->reason));
+	if (rep->restored)
+		json_object_set_new(o, "restore", audit_restore_json(rep, NULL));
 	return o;
 }
 
@@ -421,6 +423,8 @@ static int audit_verify(int argc, char **argv)
 			printf("verified %" PRIu64 " entries, 0 checkpoints; no checkpoint yet\n",
 			       rep.entries);
 		}
+		if (rep.restored)
+			audit_restore_print(&rep, NULL, NULL);
 	} else {
 		printf("the log does not verify: %s\n", rep.reason);
 		printf("(%" PRIu64 " of %" PRIu64 " entries and %" PRIu64
