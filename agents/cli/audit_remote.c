@@ -624,7 +624,10 @@ static void alarm_print(const audit_remote_opts *o, const char *saved, const cha
 		       note_size(theirs), theirs);
 	else
 		printf("the checkpoint the broker presents now: none (it has no checkpoint)\n\n");
-	if (theirs != NULL && note_epoch(theirs) != note_epoch(saved))
+	if (theirs != NULL && note_epoch(theirs) < note_epoch(saved))
+		printf("Keep both notes: each carries the broker's signature; the saved one is of "
+		       "a later\nepoch than the log the broker serves now.\n");
+	else if (theirs != NULL && note_epoch(theirs) > note_epoch(saved))
 		printf("Keep both notes: each carries the broker's signature, and the log's epoch "
 		       "entries\n(rete audit log, kind \"epoch\") say what the broker declares "
 		       "about them.\n");

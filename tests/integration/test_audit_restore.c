@@ -5,8 +5,9 @@
  * and on the store folder (--since-checkpoint). Each test first runs epoch
  * 1 the way docs/operations.md's backup and restore section has it:
  *
- *   3 referrals, `rete store backup` (the copy: the Directory and those 3,
- *   4 entries), 2 more referrals, a stop (the broker's state file then
+ *   3 referrals, a stop and a start, an early auditor run (its state: the
+ *   checkpoint of 4 entries), `rete store backup` (the copy: the Directory
+ *   and those 3, 4 entries), 2 more referrals, a stop (the broker's state file then
  *   holds its checkpoint of 6 entries: kept aside as state6), 2 more, a
  *   stop and a start, the remote auditor's first run (its state: the
  *   checkpoint of 8 entries, epoch 1), a stop, and the store replaced by
@@ -22,6 +23,11 @@
  *                run after that is an ordinary incremental one. The local
  *                `rete audit verify STORE --since-checkpoint` with the
  *                auditor's epoch-1 checkpoint says the same and exits 0.
+ *                The early auditor's state lies in the part kept: the log
+ *                extends it (JSON: restore, savedPastRestore false). Then
+ *                the old epoch-1 store is served again (the broker's state
+ *                file removed by hand): a checkpoint of an older epoch than
+ *                the one saved is an ALARM.
  *   forged       the broker's key holder declares the restore with the
  *                broker's state file put back to its checkpoint of 6
  *                entries: the Epoch entry then claims that the last
@@ -45,7 +51,7 @@
 
 struct t {
 	it_net *n;
-	char audit_ini[1300], state[1300], backup[1300], state6[1300], bstate[1300];
+	char audit_ini[1300], state[1300], early[1300], backup[1300], state6[1300], bstate[1300];
 	rete_wire *w; /* social.mantova's connection */
 };
 
@@ -97,12 +103,18 @@ static void start(struct t *t, const char *flag)
 	assert_non_null(t->w);
 }
 
-/* remote runs the remote verify with the auditor's state file; *out gets
- * standard output and error. */
-static int remote(struct t *t, char **out, bool json)
+/* remote_with runs the remote verify with the state file state; *out
+ * gets standard output and error. */
+static int remote_with(struct t *t, const char *state, char **out, bool json)
 {
 	return tu_run(out, "'%s/rete' audit verify --broker '%s' -c '%s' --state '%s'%s 2>&1",
-		      t->n->bin, t->n->listen, t->audit_ini, t->state, json ? " --json" : "");
+		      t->n->bin, t->n->listen, t->audit_ini, state, json ? " --json" : "");
+}
+
+/* remote runs it with the auditor's state file. */
+static int remote(struct t *t, char **out, bool json)
+{
+	return remote_with(t, t->state, out, json);
 }
 
 /* note_of reads the checkpoint note out of a state file (malloc'd). */
@@ -129,6 +141,7 @@ static struct t *epoch1(const char *tag)
 	it_net *n = t->n;
 	snprintf(t->audit_ini, sizeof(t->audit_ini), "%s/audit.ini", n->dir);
 	snprintf(t->state, sizeof(t->state), "%s/audit.state", n->dir);
+	snprintf(t->early, sizeof(t->early), "%s/early.state", n->dir);
 	snprintf(t->backup, sizeof(t->backup), "%s/backup", n->dir);
 	snprintf(t->state6, sizeof(t->state6), "%s/state6", n->dir);
 	snprintf(t->bstate, sizeof(t->bstate), "%s.state", n->data);
@@ -143,8 +156,18 @@ static struct t *epoch1(const char *tag)
 
 	start(t, "--init");
 	submit_some(t, "before", 3);
+	/* an auditor that ran before the backup: its state lies in the part the
+	 * restore keeps */
+	stop(t);
+	start(t, NULL);
 	char *out = NULL;
-	int rc = tu_run(&out, "'%s/rete' store backup '%s' '%s'", n->bin, n->data, t->backup);
+	int rc = remote_with(t, t->early, &out, false);
+	if (rc != 0)
+		fprintf(stderr, "%s\n", out);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "holds up to its checkpoint of size 4 "));
+	free(out);
+	rc = tu_run(&out, "'%s/rete' store backup '%s' '%s'", n->bin, n->data, t->backup);
 	assert_int_equal(rc, 0);
 	free(out);
 	submit_some(t, "after", 2);
@@ -180,6 +203,7 @@ static void test_restored(void **state)
 	it_net *n = t->n;
 	char *out = NULL, *old = tu_read_file(t->state, NULL), *oldnote = note_of(t->state);
 	assert_non_null(old);
+	free(old);
 
 	start(t, "--restore");
 	submit_some(t, "epoch2", 1); /* index 5: the Epoch entry is 4 */
@@ -246,8 +270,50 @@ static void test_restored(void **state)
 	assert_non_null(strstr(out, "the log was restored: epoch 2 began at index 4; the last "
 				    "checkpoint of epoch 1 was of 8 entries"));
 	free(out);
-	free(oldnote);
+
+	/* the auditor that ran before the backup: the log extends its state */
+	rc = remote_with(t, t->early, &out, true);
+	show("early state", out);
+	if (rc != 0)
+		fprintf(stderr, "%s\n", out);
+	assert_int_equal(rc, 0);
+	j = json_loads(out, 0, &je);
+	assert_non_null(j);
+	json_t *r = json_object_get(j, "restore");
+	assert_true(json_is_object(r));
+	assert_int_equal(json_integer_value(json_object_get(r, "epoch")), 2);
+	assert_int_equal(json_integer_value(json_object_get(r, "index")), 4);
+	assert_int_equal(json_integer_value(json_object_get(r, "previousEpoch")), 1);
+	assert_int_equal(json_integer_value(json_object_get(r, "previousCheckpointSize")), 8);
+	assert_int_equal(json_integer_value(json_object_get(r, "savedSize")), 4);
+	assert_true(json_is_false(json_object_get(r, "savedPastRestore")));
+	assert_true(json_is_string(json_object_get(r, "earlierStateKeptIn")));
+	json_decref(j);
+	free(out);
+
+	/* the old epoch-1 store served again (the broker's memory of epoch 2
+	 * removed by hand): the auditor saw epoch 2, ALARM */
+	stop(t);
+	rc = tu_run(&out, "mv '%s' '%s.epoch2' && mv '%s.broken' '%s' && rm '%s'", n->data, n->data,
+		    n->data, n->data, t->bstate);
+	assert_int_equal(rc, 0);
+	free(out);
+	start(t, NULL);
+	old = tu_read_file(t->state, NULL);
+	rc = remote(t, &out, false);
+	show("back to epoch 1", out);
+	if (rc != 1)
+		fprintf(stderr, "%s\n", out);
+	assert_int_equal(rc, 1);
+	assert_non_null(strstr(out, "ALARM"));
+	assert_non_null(strstr(out, "checkpoint of epoch 1, but the one saved, verified earlier, "
+				    "is of epoch 2"));
+	free(out);
+	char *now = tu_read_file(t->state, NULL);
+	assert_string_equal(now, old);
+	free(now);
 	free(old);
+	free(oldnote);
 }
 
 static void test_forged(void **state)
