@@ -34,6 +34,9 @@
  *                checkpoint of epoch 1 was of 6 entries, although the
  *                auditor holds one of 8 signed by the same key. ALARM,
  *                exit 1, the state kept; the local check fails too.
+ *   forged root  the same with a checkpoint of 8 entries of another history,
+ *                signed with the broker's key in the test: two different
+ *                roots at one size of epoch 1, ALARM.
  *   same epoch   the copy served without a declaration (the broker's
  *                state file removed by hand): a shorter log in the same
  *                epoch stays an ALARM.
@@ -361,6 +364,38 @@ static void test_forged(void **state)
 	free(old);
 }
 
+static void test_forged_root(void **state)
+{
+	struct t *t = epoch1("audit-forged-root");
+	*state = t;
+	char *out = NULL, *old = tu_read_file(t->state, NULL);
+	assert_non_null(old);
+
+	/* the key holder signs a checkpoint of 8 entries of another history
+	 * and makes the broker declare it as its last one of epoch 1 */
+	uint8_t root[RETE_MERKLE_HASH];
+	memset(root, 0x5a, sizeof(root));
+	char *note = NULL;
+	rete_msg m;
+	assert_int_equal(rete_checkpoint_sign(IT_ORIGIN, 8, root, t->n->broker, &note, &m),
+			 RETE_OK);
+	assert_int_equal(tu_write_file(t->bstate, note, strlen(note)), 0);
+	free(note);
+	start(t, "--restore");
+	int rc = remote(t, &out, false);
+	show("forged root", out);
+	if (rc != 1)
+		fprintf(stderr, "%s\n", out);
+	assert_int_equal(rc, 1);
+	assert_non_null(strstr(out, "ALARM"));
+	assert_non_null(strstr(out, "the broker signed two histories"));
+	free(out);
+	char *now = tu_read_file(t->state, NULL);
+	assert_string_equal(now, old);
+	free(now);
+	free(old);
+}
+
 static void test_same_epoch(void **state)
 {
 	struct t *t = epoch1("audit-same-epoch");
@@ -390,6 +425,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_restored, teardown),
 	    cmocka_unit_test_teardown(test_forged, teardown),
+	    cmocka_unit_test_teardown(test_forged_root, teardown),
 	    cmocka_unit_test_teardown(test_same_epoch, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
