@@ -173,8 +173,13 @@ struct vctx {
 	bool v_ck_oom;
 	bool v_have_prev;
 	rete_checkpoint v_prev; /* the last checkpoint reached */
-	bool v_have_since;
+	bool v_have_since;	/* the root at v_since.size is still to compare */
 	rete_checkpoint v_since;
+	bool v_watch; /* an earlier checkpoint (the one given, or resumed from):
+			 a restore declared after it is reported, and checked
+			 against it (restore_met) */
+	rete_checkpoint v_watch_cp;
+	uint32_t v_watch_epoch;
 	struct chunk v_ch[NBUF]; /* the chunk buffers (v_ch[0].c_items NULL: none) */
 	uint64_t v_seq;		 /* chunks started so far */
 	unsigned v_threads;
@@ -349,9 +354,95 @@ static bool epoch_entry_ok(struct vctx *v, const Rete__Message *msg, uint64_t id
 	return true;
 }
 
-/* checkpoint_epoch_ok: a stored checkpoint of size `size` names the epoch
- * the log is in at that size (its "epoch N" line; none in epoch 1). Only
- * for a whole store read from entry 0: a session resumes mid-log. */
+/* watch_set makes the verified checkpoint note[0:len] (v_since or a
+ * resumed one, parsed into v_since / the caller's cp) the one restore_met
+ * compares with. RETE_EINVAL when its epoch line is malformed. */
+static rete_err watch_set_cp(struct vctx *v, const rete_checkpoint *cp, const char *note,
+			     size_t len, rete_msg *m)
+{
+	rete_err e = rete_checkpoint_epoch(note, len, &v->v_watch_epoch, m);
+	if (e != RETE_OK)
+		return e;
+	v->v_watch_cp = *cp;
+	v->v_watch = true;
+	return RETE_OK;
+}
+
+static rete_err watch_set(struct vctx *v, const char *note, size_t len, rete_msg *m)
+{
+	return watch_set_cp(v, &v->v_since, note, len, m);
+}
+
+/* later_epoch: the checkpoint note (verified) names an epoch later than the
+ * watched checkpoint's: the log may hold a restore after it. */
+static bool later_epoch(const struct vctx *v, const char *note)
+{
+	uint32_t ep = 0;
+	return v->v_watch && rete_checkpoint_epoch(note, strlen(note), &ep, NULL) == RETE_OK &&
+	       ep > v->v_watch_epoch;
+}
+
+/* restore_met: the Epoch entry msg at idx (epoch_entry_ok passed) against
+ * the earlier checkpoint watched, the auditor's own evidence. The first
+ * Epoch entry of an epoch later than that checkpoint's is the restore that
+ * followed it: reported (v_rep->restored...). When the earlier checkpoint
+ * covers entries from idx on, those entries are not in this log; the one
+ * the Epoch entry records, the last checkpoint the broker says it signed
+ * before the restore, must then not contradict it: of the same epoch, it
+ * may not be smaller (the broker would declare less than it had signed),
+ * and at the same size the roots must be equal. The earlier checkpoint's
+ * root is then compared with nothing more (its size is past the restore).
+ * Returns false when a failure was recorded. */
+static bool restore_met(struct vctx *v, const Rete__Message *msg, uint64_t idx)
+{
+	const Rete__Epoch *e = msg->epoch;
+	rete_verify_report *r = v->v_rep;
+	unsigned long long ui = (unsigned long long)idx;
+	const rete_checkpoint *w = &v->v_watch_cp;
+	rete_checkpoint cp;
+	char b1[64], b2[64];
+
+	if (!v->v_watch || r->restored || e->epoch <= v->v_watch_epoch)
+		return true;
+	if (rete_checkpoint_parse(e->checkpoint, strlen(e->checkpoint), &cp, NULL) != RETE_OK)
+		return true; /* epoch_entry_ok parsed it already */
+	r->restored = true;
+	r->restore_index = idx;
+	r->restore_epoch = e->epoch;
+	r->restore_prev_epoch = e->previous_epoch;
+	r->restore_prev_size = cp.size;
+	r->since_epoch = v->v_watch_epoch;
+	r->since_size = w->size;
+	if (idx >= w->size)
+		return true; /* the earlier checkpoint lies in the prefix kept */
+	r->since_past = true;
+	if (e->previous_epoch == v->v_watch_epoch && cp.size < w->size) {
+		fail(v, POS_ENTRY(idx), RETE_EPROOF, true, idx,
+		     "entry %llu: epoch entry %s says that the last checkpoint of epoch %u was of "
+		     "%llu entries, but the checkpoint of epoch %u verified earlier, signed by the "
+		     "same key, is of %llu entries: the broker declares less than it had signed",
+		     ui, S(msg->id), (unsigned)e->previous_epoch, (unsigned long long)cp.size,
+		     (unsigned)v->v_watch_epoch, (unsigned long long)w->size);
+		return false;
+	}
+	if (e->previous_epoch == v->v_watch_epoch && cp.size == w->size &&
+	    sodium_memcmp(cp.root, w->root, RETE_MERKLE_HASH) != 0) {
+		fail(v, POS_ENTRY(idx), RETE_EPROOF, true, idx,
+		     "entry %llu: epoch entry %s records a checkpoint of epoch %u and %llu entries "
+		     "with root %s, but the checkpoint of that size verified earlier has root %s: "
+		     "the broker signed two histories",
+		     ui, S(msg->id), (unsigned)e->previous_epoch, (unsigned long long)cp.size,
+		     b64(cp.root, b1), b64(w->root, b2));
+		return false;
+	}
+	v->v_have_since = false;
+	return true;
+}
+
+/* checkpoint_epoch_ok: a checkpoint of size `size` names the epoch the log
+ * is in at that size (its "epoch N" line; none in epoch 1): the epoch of
+ * the last Epoch entry met, or, in a session resumed mid-log, of the
+ * checkpoint resumed from. */
 static bool checkpoint_epoch_ok(struct vctx *v, const char *note, uint64_t size)
 {
 	uint32_t named = 0, want = v->v_epoch != 0 ? v->v_epoch : 1;
@@ -651,7 +742,7 @@ static bool reach_size(struct vctx *v, uint64_t size)
 			     (unsigned long long)size, b64(cp.root, b1), b64(root, b2));
 			return true;
 		}
-		if (v->v_s != NULL && !checkpoint_epoch_ok(v, ck->ck_note, size))
+		if (!checkpoint_epoch_ok(v, ck->ck_note, size))
 			return true;
 		if (v->v_have_prev && !ck->ck_consistent &&
 		    (e = consistency(v, v->v_prev.size, v->v_prev.root, size, cp.root, &m)) !=
@@ -757,7 +848,7 @@ static int check_entry(struct vctx *v, struct item *it)
 	}
 	switch (msg->body_case) {
 	case RETE__MESSAGE__BODY_EPOCH:
-		if (!epoch_entry_ok(v, msg, idx))
+		if (!epoch_entry_ok(v, msg, idx) || !restore_met(v, msg, idx))
 			return CHECK_BAD;
 		v->v_epoch = msg->epoch->epoch;
 		it->it_key = &v->v_opt->broker_key;
@@ -2142,10 +2233,13 @@ static rete_err v_init(struct vctx *v, rete_msg *m)
 	if (opt->since_note != NULL) {
 		e = rete_checkpoint_verify(opt->since_note, opt->since_len, v->v_origin,
 					   &opt->broker_key, &v->v_since, &mm);
+		if (e == RETE_OK)
+			e = watch_set(v, opt->since_note, opt->since_len, &mm);
 		if (e != RETE_OK)
 			fail(v, 0, e == RETE_ENOMEM ? e : RETE_EBADSIG, false, 0,
 			     "the checkpoint given to compare with: %s", mm.text);
-		else if (v->v_since.size > v->v_size)
+		else if (v->v_since.size > v->v_size &&
+			 !(v->v_nck > 0 && later_epoch(v, v->v_ck[v->v_nck - 1].ck_note)))
 			fail(v, 0, RETE_EPROOF, false, 0,
 			     "the log holds %llu entries but the checkpoint given, signed by the "
 			     "broker, has size %llu: the log was truncated or an older backup "
@@ -2159,6 +2253,18 @@ static rete_err v_init(struct vctx *v, rete_msg *m)
 	if (opt->replay && !failed(v) && (e = scratch_open(v, m)) != RETE_OK)
 		return e;
 	return RETE_OK;
+}
+
+/* since_short: the checkpoint given is larger than the whole log, and no
+ * restore after it was met (the log's latest checkpoint is of a later
+ * epoch, so one was looked for): truncated, or an older copy put back. */
+static void since_short(struct vctx *v, uint64_t size)
+{
+	fail(v, POS_NONE, RETE_EPROOF, false, 0,
+	     "the log holds %llu entries but the checkpoint given, signed by the broker, has "
+	     "size %llu, and no epoch entry of the log declares a restore after it: the log was "
+	     "truncated or an older copy was put back",
+	     (unsigned long long)size, (unsigned long long)v->v_since.size);
 }
 
 /* final_checks: the stored root at the full size, and the consistency of
@@ -2182,6 +2288,10 @@ static void final_checks(struct vctx *v, const uint8_t root[RETE_MERKLE_HASH])
 			     (unsigned long long)v->v_size);
 			return;
 		}
+	}
+	if (v->v_have_since && v->v_since.size > v->v_size) {
+		since_short(v, v->v_size);
+		return;
 	}
 	if (v->v_have_since && v->v_since.size > 0) {
 		e = consistency(v, v->v_since.size, v->v_since.root, v->v_size, root, &m);
@@ -2378,6 +2488,10 @@ static rete_err session_resume(rete_verify_session *s, const rete_verify_resume 
 				    "checkpoint's root at size %llu",
 				    (unsigned long long)from->frontier.mf_size,
 				    (unsigned long long)cp.size);
+	/* the epoch the log is in at that size; a restore after it is reported */
+	if ((e = watch_set_cp(v, &cp, from->note, from->note_len, &mm)) != RETE_OK)
+		return rete_msg_set(m, RETE_EINVAL, "the saved checkpoint: %s", mm.text);
+	v->v_epoch = v->v_watch_epoch;
 	v->v_fr = from->frontier;
 	v->v_prev = cp;
 	v->v_have_prev = true;
@@ -2422,6 +2536,41 @@ static rete_err session_resume(rete_verify_session *s, const rete_verify_resume 
 	return e;
 }
 
+/* session_since installs opt.since_note, the earlier checkpoint the log
+ * must extend (or follow with a declared restore): verified with the
+ * broker's key, compared when the tree reaches its size, and watched for a
+ * restore after it (restore_met). Not with a resume state (the resumed
+ * checkpoint plays that part). */
+static rete_err session_since(rete_verify_session *s, bool resumed, rete_msg *m)
+{
+	struct vctx *v = &s->vs_v;
+	const rete_verify_options *o = &s->vs_opt;
+	rete_checkpoint cp;
+	rete_msg mm = {{0}};
+	rete_err e;
+
+	if (resumed)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "verify: a session resumes from a state or compares with an "
+				    "earlier checkpoint, not both");
+	if (rete_checkpoint_parse(o->since_note, o->since_len, &cp, &mm) != RETE_OK)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "the earlier checkpoint is not a checkpoint note: %s", mm.text);
+	if (v->v_origin[0] == '\0')
+		snprintf(v->v_origin, sizeof(v->v_origin), "%s", cp.origin);
+	e = rete_checkpoint_verify(o->since_note, o->since_len, v->v_origin, &o->broker_key,
+				   &v->v_since, &mm);
+	if (e == RETE_OK)
+		e = watch_set(v, o->since_note, o->since_len, &mm);
+	if (e != RETE_OK)
+		return rete_msg_set(m, e == RETE_ENOMEM ? e : RETE_EBADSIG,
+				    "the earlier checkpoint (size %llu) is not one the broker "
+				    "signed for the log '%s': %s",
+				    (unsigned long long)cp.size, v->v_origin, mm.text);
+	v->v_have_since = true;
+	return RETE_OK;
+}
+
 rete_err rete_verify_session_open(rete_verify_session **out, const rete_verify_options *opt,
 				  const rete_verify_resume *from, rete_msg *m)
 {
@@ -2439,8 +2588,6 @@ rete_err rete_verify_session_open(rete_verify_session **out, const rete_verify_o
 	s->vs_opt = *opt;
 	s->vs_opt.replay = false;
 	s->vs_opt.scratch_dir = NULL;
-	s->vs_opt.since_note = NULL;
-	s->vs_opt.since_len = 0;
 	s->vs_opt.progress = NULL;
 	v = &s->vs_v;
 	v->v_opt = &s->vs_opt;
@@ -2456,6 +2603,8 @@ rete_err rete_verify_session_open(rete_verify_session **out, const rete_verify_o
 		snprintf(v->v_origin, sizeof(v->v_origin), "%s", opt->origin);
 	if ((e = chunks_alloc(v, m)) == RETE_OK)
 		e = from != NULL ? session_resume(s, from, m) : RETE_OK;
+	if (e == RETE_OK && opt->since_note != NULL)
+		e = session_since(s, from != NULL, m);
 	if (e != RETE_OK) {
 		v_free(v);
 		free(s);
@@ -2500,6 +2649,10 @@ rete_err rete_verify_session_target(rete_verify_session *s, const char *note, si
 	}
 	v->v_proof = proof;
 	v->v_proof_ctx = ctx;
+	if (v->v_have_since && v->v_since.size > cp.size && !later_epoch(v, note)) {
+		since_short(v, cp.size);
+		return session_err(v, m);
+	}
 	if (v->v_have_prev && cp.size < v->v_prev.size) {
 		fail(v, 0, RETE_EPROOF, false, 0,
 		     "the broker's latest checkpoint has size %llu, smaller than the %llu entries "
@@ -2589,7 +2742,10 @@ rete_err rete_verify_session_finish(rete_verify_session *s, rete_verify_report *
 	rete_merkle_frontier_root(&v->v_fr, root);
 	if (!s->vs_have_target && !failed(v))
 		return rete_msg_set(m, RETE_EINVAL, "verify: the session has no target checkpoint");
-	if (!failed(v) && v->v_fr.mf_size != s->vs_target.size)
+	if (!failed(v) && v->v_have_since && v->v_since.size > s->vs_target.size &&
+	    v->v_fr.mf_size == s->vs_target.size)
+		since_short(v, s->vs_target.size);
+	else if (!failed(v) && v->v_fr.mf_size != s->vs_target.size)
 		fail(v, POS_NONE, RETE_EINVAL, false, 0,
 		     "verify: %llu entries verified, but the checkpoint to reach has size %llu",
 		     (unsigned long long)v->v_fr.mf_size, (unsigned long long)s->vs_target.size);

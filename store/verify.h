@@ -30,7 +30,13 @@
  *     (unlogged_acks), not a failure: the store's API lets a program ack
  *     without logging, the broker never does;
  *   - optionally, the log extends a checkpoint kept from an earlier audit
- *     (it is caught when the store was truncated or an older backup put back).
+ *     (it is caught when the store was truncated or an older backup put back),
+ *     or follows it with a declared restore: the first Epoch entry of a
+ *     later epoch than that checkpoint's is reported (rep->restored), and
+ *     when the earlier checkpoint covers entries from that Epoch entry on,
+ *     the checkpoint the entry records (the last one signed before the
+ *     restore) must not contradict it: of the same epoch it is not smaller,
+ *     and at the same size it has the same root (RETE_EPROOF otherwise).
  * Signatures are checked on several threads (chunks of entries). The report
  * names the first failure: the entry's index and a sentence.
  *
@@ -78,7 +84,9 @@ typedef struct rete_verify_options {
 	const char *scratch_dir;	  /* parent of the scratch store; NULL = $TMPDIR
 					     or /tmp */
 	const char *since_note;		  /* a checkpoint note kept from an earlier audit
-					     (NULL = none): the log must extend it */
+					     (NULL = none): the log must extend it, or
+					     follow it with a declared restore (see
+					     above) */
 	size_t since_len;		  /* its length in bytes */
 	rete_verify_progress_fn progress; /* may be NULL */
 	void *progress_ctx;
@@ -113,6 +121,19 @@ typedef struct rete_verify_report {
 	uint64_t bad_index;
 	char origin[RETE_ORIGIN_MAX + 1]; /* the origin used */
 	char reason[512];		  /* the first failure, one sentence ("" if none) */
+	/* A declared restore after the earlier checkpoint (since_note, or the
+	 * checkpoint a session resumes from): the first Epoch entry of an epoch
+	 * later than that checkpoint's. */
+	bool restored;		     /* restore_* and since_* are set */
+	uint64_t restore_index;	     /* the index of that Epoch entry */
+	uint32_t restore_epoch;	     /* the epoch it begins */
+	uint32_t restore_prev_epoch; /* the epoch of the checkpoint it records */
+	uint64_t restore_prev_size;  /* that checkpoint's size: the last one the broker
+					says it signed before the restore */
+	uint32_t since_epoch;	     /* the earlier checkpoint's epoch */
+	uint64_t since_size;	     /* and size */
+	bool since_past;	     /* it covered entries from restore_index on: the
+					ones it saw there are not in this log */
 } rete_verify_report;
 
 /* rete_verify_log verifies the log in s (opened read-only or not) as
@@ -154,15 +175,20 @@ typedef struct rete_verify_resume {
 typedef struct rete_verify_session rete_verify_session;
 
 /* rete_verify_session_open starts a session from *from (NULL: the empty
- * log) with the options opt (broker_key required; origin, threads used;
- * replay, scratch_dir, since_note and progress ignored). The resume state
- * is checked first: the note carries the broker's signature under the
+ * log) with the options opt (broker_key required; origin, threads and
+ * since_note used; replay, scratch_dir and progress ignored). The resume
+ * state is checked first: the note carries the broker's signature under the
  * origin (opt->origin, else the note's own), the frontier's size and root
  * are the note's, the Directory entry decodes strictly, is signed by the
- * broker, and lies inside the prefix. *out is the caller's
- * (rete_verify_session_close), set only on RETE_OK. Errors: RETE_EINVAL,
- * RETE_EBADSIG or RETE_ECORRUPT for a resume state that is not what a
- * verification leaves (m says which part and why), RETE_ENOMEM. */
+ * broker, and lies inside the prefix; the log is in the note's epoch there,
+ * and a restore declared after it is reported as for since_note. since_note
+ * (only without from: after a restore, an auditor verifies again from 0
+ * with its saved checkpoint there) is checked as rete_verify_log does: its
+ * root when the tree reaches its size, or the restore that followed it.
+ * *out is the caller's (rete_verify_session_close), set only on RETE_OK.
+ * Errors: RETE_EINVAL, RETE_EBADSIG or RETE_ECORRUPT for a resume state or
+ * since_note that is not what a verification leaves (m says which part and
+ * why), RETE_ENOMEM. */
 rete_err rete_verify_session_open(rete_verify_session **out, const rete_verify_options *opt,
 				  const rete_verify_resume *from, rete_msg *m);
 
@@ -172,9 +198,11 @@ rete_err rete_verify_session_open(rete_verify_session **out, const rete_verify_o
  * the note's origin becomes it) and that it extends the resumed
  * checkpoint: its size is not smaller, and the consistency proof that
  * proof(ctx, ...) gives verifies from the resumed root to its root (equal
- * roots at equal sizes). Called once per session. Errors: RETE_EBADSIG
- * (the note is not the broker's), RETE_EPROOF (the log is not consistent
- * with the resumed checkpoint: rolled back or forked), RETE_EINVAL (a
+ * roots at equal sizes); with since_note, that the note is not smaller
+ * than it unless the note is of a later epoch (a restore, checked as the
+ * entries come). Called once per session. Errors: RETE_EBADSIG (the note
+ * is not the broker's), RETE_EPROOF (the log is not consistent with the
+ * resumed checkpoint: rolled back or forked), RETE_EINVAL (a
  * malformed note, or a second call), or what proof returns. */
 rete_err rete_verify_session_target(rete_verify_session *s, const char *note, size_t len,
 				    rete_verify_proof_fn proof, void *ctx, rete_msg *m);

@@ -26,6 +26,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -592,6 +593,16 @@ static uint64_t note_size(const char *note)
 	return cp.size;
 }
 
+/* note_epoch: the epoch a (parsed) note names; 1 when it names none or is
+ * NULL. */
+static uint32_t note_epoch(const char *note)
+{
+	uint32_t ep = 1;
+	if (note == NULL || rete_checkpoint_epoch(note, strlen(note), &ep, NULL) != RETE_OK)
+		return 1;
+	return ep;
+}
+
 /* alarm prints the loud report of a log inconsistent with the saved
  * checkpoint, with both notes. */
 static void alarm_print(const audit_remote_opts *o, const char *saved, const char *theirs,
@@ -613,13 +624,121 @@ static void alarm_print(const audit_remote_opts *o, const char *saved, const cha
 		       note_size(theirs), theirs);
 	else
 		printf("the checkpoint the broker presents now: none (it has no checkpoint)\n\n");
-	if (theirs != NULL && note_size(theirs) >= note_size(saved))
+	if (theirs != NULL && note_epoch(theirs) < note_epoch(saved))
+		printf("Keep both notes: each carries the broker's signature; the saved one is of "
+		       "a later\nepoch than the log the broker serves now.\n");
+	else if (theirs != NULL && note_epoch(theirs) > note_epoch(saved))
+		printf("Keep both notes: each carries the broker's signature, and the log's epoch "
+		       "entries\n(rete audit log, kind \"epoch\") say what the broker declares "
+		       "about them.\n");
+	else if (theirs != NULL && note_size(theirs) >= note_size(saved))
 		printf("Keep both notes: each carries the broker's signature, so together they "
 		       "prove\nthat the broker signed two histories that cannot both be true.\n");
 	else
 		printf(
 		    "Keep both notes: each carries the broker's signature. The broker signed the "
 		    "saved\none earlier, and now presents less than it as its whole log.\n");
+}
+
+void audit_restore_print(const rete_verify_report *rep, const char *state, const char *kept)
+{
+	unsigned pe = (unsigned)rep->restore_prev_epoch;
+
+	printf("the log was restored: epoch %u began at index %" PRIu64
+	       "; the last checkpoint of epoch %u was of %" PRIu64 " entries; ",
+	       (unsigned)rep->restore_epoch, rep->restore_index, pe, rep->restore_prev_size);
+	if (rep->restore_prev_size > rep->restore_index)
+		printf("entries %" PRIu64 "..%" PRIu64 " of epoch %u are not in this log (the "
+		       "broker's old store is their evidence)\n",
+		       rep->restore_index, rep->restore_prev_size - 1, pe);
+	else
+		printf("no entry of epoch %u is missing from this log\n", pe);
+	if (rep->since_past)
+		printf("the earlier checkpoint (epoch %u, %" PRIu64 " entries) covered entries "
+		       "%" PRIu64 "..%" PRIu64 " too: those indexes hold entries of epoch %u now, "
+		       "verified here\n",
+		       (unsigned)rep->since_epoch, rep->since_size, rep->restore_index,
+		       rep->since_size - 1, (unsigned)rep->restore_epoch);
+	else
+		printf("the earlier checkpoint (epoch %u, %" PRIu64 " entries) lies in the part "
+		       "kept: the log extends it\n",
+		       (unsigned)rep->since_epoch, rep->since_size);
+	if (rep->since_past && rep->restore_prev_epoch != rep->since_epoch)
+		printf("the broker records its last checkpoint of epoch %u, which was never "
+		       "verified here (the earlier checkpoint is of epoch %u)\n",
+		       pe, (unsigned)rep->since_epoch);
+	if (state != NULL && kept != NULL && kept[0] != '\0')
+		printf("the state of epoch %u is kept in %s (its checkpoint carries the broker's "
+		       "signature); %s holds epoch %u now\n",
+		       (unsigned)rep->since_epoch, kept, state, (unsigned)rep->restore_epoch);
+}
+
+json_t *audit_restore_json(const rete_verify_report *rep, const char *kept)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "epoch", json_integer(rep->restore_epoch));
+	json_object_set_new(o, "index", json_integer((json_int_t)rep->restore_index));
+	json_object_set_new(o, "previousEpoch", json_integer(rep->restore_prev_epoch));
+	json_object_set_new(o, "previousCheckpointSize",
+			    json_integer((json_int_t)rep->restore_prev_size));
+	json_object_set_new(o, "savedEpoch", json_integer(rep->since_epoch));
+	json_object_set_new(o, "savedSize", json_integer((json_int_t)rep->since_size));
+	json_object_set_new(o, "savedPastRestore", json_boolean(rep->since_past));
+	if (kept != NULL && kept[0] != '\0')
+		json_object_set_new(o, "earlierStateKeptIn", json_string(kept));
+	return o;
+}
+
+/* state_keep copies the state file of an earlier epoch to
+ * STATE.epoch-N (STATE.epoch-N.2, .3, ... when taken) before the new
+ * state replaces it; the copy's name goes to kept. */
+static rete_err state_keep(const char *state, uint32_t epoch, char *kept, size_t len, rete_msg *m)
+{
+	size_t n = 0;
+	char *text = NULL;
+	int fd = -1;
+
+	{
+		FILE *f = fopen(state, "rb");
+		if (f == NULL)
+			return rete_msg_set(m, RETE_EIO, "cannot read %s: %s", state,
+					    strerror(errno));
+		text = malloc(STATE_MAX + 1);
+		if (text != NULL)
+			n = fread(text, 1, STATE_MAX + 1, f);
+		fclose(f);
+		if (text == NULL)
+			return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	}
+	for (unsigned k = 1; k < 1000 && fd < 0; k++) {
+		if (k == 1)
+			snprintf(kept, len, "%s.epoch-%" PRIu32, state, epoch);
+		else
+			snprintf(kept, len, "%s.epoch-%" PRIu32 ".%u", state, epoch, k);
+		fd = open(kept, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd < 0 && errno != EEXIST)
+			break;
+	}
+	if (fd < 0 || !write_all(fd, text, n) || fsync(fd) != 0) {
+		rete_msg_set(m, RETE_EIO, "cannot keep the state of epoch %" PRIu32 " in %s: %s",
+			     epoch, kept, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(kept);
+		}
+		free(text);
+		kept[0] = '\0';
+		return RETE_EIO;
+	}
+	free(text);
+	if (close(fd) != 0) {
+		rete_msg_set(m, RETE_EIO, "cannot keep the state of epoch %" PRIu32 " in %s: %s",
+			     epoch, kept, strerror(errno));
+		unlink(kept);
+		kept[0] = '\0';
+		return RETE_EIO;
+	}
+	return RETE_OK;
 }
 
 int audit_remote_verify(const audit_remote_opts *o)
@@ -636,7 +755,9 @@ int audit_remote_verify(const audit_remote_opts *o)
 	uint64_t fetched = 0, start = 0, target, pend_from, pend_id = 0;
 	uint64_t batch = o->batch > 0 ? o->batch : BATCH;
 	bool pending;
-	bool tty = isatty(STDERR_FILENO), alarm = false, progressed = false;
+	bool tty = isatty(STDERR_FILENO), alarm = false, progressed = false, restoring = false;
+	uint32_t saved_epoch = 1, their_epoch = 1;
+	char kept[PATH_MAX] = "";
 	json_t *j = NULL;
 	rete_err e;
 	int rc = CLI_USAGE;
@@ -697,6 +818,47 @@ int audit_remote_verify(const audit_remote_opts *o)
 			printf("the broker has no checkpoint yet: nothing to verify\n");
 		rc = CLI_OK;
 		goto report;
+	}
+	if ((e = rete_checkpoint_epoch(note, strlen(note), &their_epoch, &m)) != RETE_OK) {
+		snprintf(rep.reason, sizeof(rep.reason), "the broker's checkpoint: %s", m.text);
+		if (!o->json)
+			printf("the log does not verify: %s\n", rep.reason);
+		rc = CLI_FALSE;
+		goto report;
+	}
+	saved_epoch = note_epoch(st.note);
+	if (resp != NULL && their_epoch < saved_epoch) {
+		alarm = true;
+		snprintf(rep.reason, sizeof(rep.reason),
+			 "the broker presents a checkpoint of epoch %" PRIu32
+			 ", but the one saved, verified earlier, is of epoch %" PRIu32
+			 ": the broker went back to a log it had left (an older store is served "
+			 "again)",
+			 their_epoch, saved_epoch);
+		alarm_print(o, st.note, note, rep.reason);
+		rc = CLI_FALSE;
+		goto report;
+	}
+	if (resp != NULL && their_epoch > saved_epoch) {
+		/* a restore was declared since the saved checkpoint: the log is
+		 * verified again from entry 0 (the restored prefix is a copy
+		 * nobody checked yet), comparing the saved checkpoint with the
+		 * Epoch entry that followed it (store/verify.h: restore_*) */
+		rete_verify_session_close(&sess);
+		opt.since_note = st.note;
+		opt.since_len = strlen(st.note);
+		if ((e = rete_verify_session_open(&sess, &opt, NULL, &m)) != RETE_OK) {
+			fprintf(stderr, "rete audit verify: the state file %s is refused: %s\n",
+				o->state, m.text);
+			goto out;
+		}
+		restoring = true;
+		start = 0;
+		if (!o->json)
+			printf("the broker's log is in epoch %" PRIu32
+			       ", the checkpoint saved in %s "
+			       "is of epoch %" PRIu32 ": verifying the log again from entry 0\n",
+			       their_epoch, o->state, saved_epoch);
 	}
 	e = rete_verify_session_target(sess, note, strlen(note), remote_proof, &r, &m);
 	if (e == RETE_EPROOF && resp != NULL) {
@@ -797,6 +959,13 @@ int audit_remote_verify(const audit_remote_opts *o)
 		fprintf(stderr, "rete audit verify: %s\n", m.text[0] ? m.text : rete_strerror(e));
 		goto out;
 	}
+	if (rep.verdict == RETE_VERIFY_FAILS && restoring && e == RETE_EPROOF) {
+		/* the broker's declaration contradicts what this auditor saw */
+		alarm = true;
+		alarm_print(o, st.note, note, rep.reason);
+		rc = CLI_FALSE;
+		goto report;
+	}
 	if (rep.verdict == RETE_VERIFY_FAILS) {
 		if (!o->json) {
 			printf("the log does not verify: %s\n", rep.reason);
@@ -808,7 +977,16 @@ int audit_remote_verify(const audit_remote_opts *o)
 		rc = CLI_FALSE;
 		goto report;
 	}
-	/* it holds: only now the new state replaces the old */
+	/* it holds: only now the new state replaces the old; the state of an
+	 * earlier epoch is kept beside it (its note is the auditor's evidence
+	 * of what the broker signed before the restore) */
+	if (restoring &&
+	    (e = state_keep(o->state, saved_epoch, kept, sizeof(kept), &m)) != RETE_OK) {
+		fprintf(stderr,
+			"rete audit verify: the log holds, but the state was not saved: %s\n",
+			m.text);
+		goto out;
+	}
 	if ((e = rete_verify_session_state(sess, &next, &m)) != RETE_OK ||
 	    (e = audit_state_save(o->state, &next, r.r_cfg.id, r.r_sk, &m)) != RETE_OK) {
 		fprintf(stderr,
@@ -826,6 +1004,8 @@ int audit_remote_verify(const audit_remote_opts *o)
 		if (start > 0)
 			printf("consistent with the checkpoint of size %" PRIu64 " saved in %s\n",
 			       start, o->state);
+		if (rep.restored)
+			audit_restore_print(&rep, o->state, kept);
 		printf("state saved in %s\n", o->state);
 		free(root);
 	}
@@ -855,6 +1035,8 @@ report:
 			json_object_set_new(j, "badEntry", json_integer((json_int_t)rep.bad_index));
 		if (rep.reason[0] != '\0')
 			json_object_set_new(j, "reason", json_string(rep.reason));
+		if (rep.restored)
+			json_object_set_new(j, "restore", audit_restore_json(&rep, kept));
 		json_object_set_new(j, "stateFile", json_string(o->state));
 		if (json_dumpf(j, stdout, JSON_INDENT(2)) != 0 || fputc('\n', stdout) == EOF)
 			rc = CLI_USAGE;

@@ -20,6 +20,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "codec.h"
 #include "error.h"
 #include "keys.h"
@@ -72,6 +74,17 @@ typedef struct audit_remote_opts {
  * inconsistent with the saved checkpoint), 2 usage, configuration, state
  * file, connection or I/O errors. */
 int audit_remote_verify(const audit_remote_opts *o);
+
+/* audit_restore_print prints, for a report with restored set, what the
+ * log's Epoch entry declares (epoch N began at index I; the last checkpoint
+ * of the epoch before was of M entries; entries I..M-1 of it are not in
+ * this log) and what that means for the earlier checkpoint (the auditor's
+ * saved one, or --since-checkpoint). state and kept (may be NULL): the
+ * state file, and where its earlier-epoch copy was kept. */
+void audit_restore_print(const rete_verify_report *rep, const char *state, const char *kept);
+
+/* audit_restore_json is the same as a JSON object (the caller's). */
+json_t *audit_restore_json(const rete_verify_report *rep, const char *kept);
 
 /* audit_entry_fn receives one entry (LogEntry bytes, borrowed for the
  * call); a non-zero return stops the walk and is returned. */

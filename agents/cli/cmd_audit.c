@@ -73,7 +73,9 @@ static void audit_usage(FILE *out)
 	    "  --broker-key FILE.pub    the broker's public key (required)\n"
 	    "  --since-checkpoint FILE  a checkpoint note kept from an earlier audit: the\n"
 	    "                           log must extend it (catches a truncated log or an\n"
-	    "                           older backup put back)\n"
+	    "                           older backup put back), or follow it with a\n"
+	    "                           declared restore (an epoch entry that does not\n"
+	    "                           contradict it: said in words)\n"
 	    "  --origin NAME            the log's origin (the checkpoints' key name);\n"
 	    "                           default: the first checkpoint's origin\n"
 	    "  --json                   print a summary object instead of the sentence\n"
@@ -94,8 +96,11 @@ static void audit_usage(FILE *out)
 	    "           broker's log is consistent with it (a consistency proof), and\n"
 	    "           replaces it (atomically) only when everything held. A broker whose\n"
 	    "           log does not extend the saved checkpoint (rolled back, forked) gets\n"
-	    "           an ALARM with both checkpoint notes. The first run, without FILE,\n"
-	    "           verifies the log from entry 0.\n"
+	    "           an ALARM with both checkpoint notes. After a declared restore (a\n"
+	    "           checkpoint of a later epoch) the log is verified again from 0,\n"
+	    "           its epoch entry checked against the saved checkpoint, the earlier\n"
+	    "           state kept as FILE.epoch-N, and the run says what the restore\n"
+	    "           left out. The first run, without FILE, verifies the log from 0.\n"
 	    "  --broker ENDPOINT        the broker's endpoint (default: [client] broker)\n"
 	    "  --batch N                entries asked for per query (default 1000; the\n"
 	    "                           broker may send fewer)\n"
@@ -254,6 +259,8 @@ static json_t *verify_json(const rete_verify_report *rep, bool replay)
 		json_object_set_new(o, "badEntry", json_integer((json_int_t)rep->bad_index));
 	if (rep->reason[0] != '\0')
 		json_object_set_new(o, "reason", json_string(rep->reason));
+	if (rep->restored)
+		json_object_set_new(o, "restore", audit_restore_json(rep, NULL));
 	return o;
 }
 
@@ -430,6 +437,8 @@ static int audit_verify(int argc, char **argv)
 			printf("verified %" PRIu64 " entries, 0 checkpoints; no checkpoint yet\n",
 			       rep.entries);
 		}
+		if (rep.restored)
+			audit_restore_print(&rep, NULL, NULL);
 	}
 	if (!json && rep.verdict == RETE_VERIFY_HOLDS && rep.unlogged_acks > 0)
 		printf("note: %" PRIu64 " entries the log shows undelivered are no longer queued "

@@ -33,7 +33,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <jansson.h>
-#include <lmdb.h>
+
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -363,24 +363,6 @@ static json_int_t jint(json_t *o, const char *k1, const char *k2)
 }
 
 /* the_scenario runs steps 1 to 8 (see the top of the file). */
-/* strip_copy_mark deletes meta "copy" of the store in dir behind rete's
- * back, as an operator bent on serving an old copy in the old epoch would. */
-static void strip_copy_mark(const char *dir)
-{
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi meta;
-	MDB_val k = {4, "copy"};
-	assert_int_equal(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 16);
-	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-	assert_int_equal(mdb_del(txn, meta, &k, NULL), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
-}
-
 static void test_remote_audit(void **state)
 {
 	(void)state;
@@ -541,7 +523,7 @@ static void test_remote_audit(void **state)
 	assert_int_equal(unlink(state_file), 0);
 	/* ... and strips the mark `rete store backup` leaves in its copy
 	 * (meta "copy", which the broker also refuses without --restore) */
-	strip_copy_mark(E->store);
+	it_strip_copy_mark(E->store);
 	assert_true(it_home_start(&E->h, false));
 	connect_all();
 	assert_int_equal(checkpoint_size(), size1);

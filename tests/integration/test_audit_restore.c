@@ -1,0 +1,435 @@
+/* test_audit_restore.c — the auditor after a declared restore.
+ *
+ * The real rete-broker on a store in a temporary folder (itest.h), the
+ * real `rete audit verify` at a distance (--broker, -c audit.ini, --state)
+ * and on the store folder (--since-checkpoint). Each test first runs epoch
+ * 1 the way docs/operations.md's backup and restore section has it:
+ *
+ *   3 referrals, a stop and a start, an early auditor run (its state: the
+ *   checkpoint of 4 entries), `rete store backup` (the copy: the Directory
+ *   and those 3, 4 entries), 2 more referrals, a stop (the broker's state file then
+ *   holds its checkpoint of 6 entries: kept aside as state6), 2 more, a
+ *   stop and a start, the remote auditor's first run (its state: the
+ *   checkpoint of 8 entries, epoch 1), a stop, and the store replaced by
+ *   the copy. The auditor has seen entries 4..7, which the copy lacks.
+ *
+ *   restored     the broker is started with --restore, as the doc says:
+ *                the log goes on as epoch 2 from index 4, its Epoch entry
+ *                recording the checkpoint of 8 entries. The auditor's next
+ *                run with its epoch-1 state re-verifies the log, says what
+ *                happened in words (epoch 2 began at index 4; the last
+ *                checkpoint of epoch 1 was of 8 entries; entries 4..7 are
+ *                not in this log), exits 0 and saves an epoch-2 state; the
+ *                run after that is an ordinary incremental one. The local
+ *                `rete audit verify STORE --since-checkpoint` with the
+ *                auditor's epoch-1 checkpoint says the same and exits 0.
+ *                The early auditor's state lies in the part kept: the log
+ *                extends it (JSON: restore, savedPastRestore false). Then
+ *                the old epoch-1 store is served again (the broker's state
+ *                file removed by hand): a checkpoint of an older epoch than
+ *                the one saved is an ALARM.
+ *   forged       the broker's key holder declares the restore with the
+ *                broker's state file put back to its checkpoint of 6
+ *                entries: the Epoch entry then claims that the last
+ *                checkpoint of epoch 1 was of 6 entries, although the
+ *                auditor holds one of 8 signed by the same key. ALARM,
+ *                exit 1, the state kept; the local check fails too.
+ *   forged root  the same with a checkpoint of 8 entries of another history,
+ *                signed with the broker's key in the test: two different
+ *                roots at one size of epoch 1, ALARM.
+ *   same epoch   the copy served without a declaration (the broker's
+ *                state file removed by hand): a shorter log in the same
+ *                epoch stays an ALARM.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "checkpoint.h"
+#include "itest.h"
+
+struct t {
+	it_net *n;
+	char audit_ini[1300], state[1300], early[1300], backup[1300], state6[1300], bstate[1300];
+	rete_wire *w; /* social.mantova's connection */
+};
+
+static int teardown(void **state)
+{
+	struct t *t = *state;
+	bool bad = false;
+	if (t == NULL)
+		return 0;
+	rete_wire_close(&t->w);
+	it_net_free(&t->n, false, &bad);
+	free(t);
+	*state = NULL;
+	return bad ? -1 : 0;
+}
+
+/* show prints a command's output when RETE_TEST_SHOW_OUTPUT is set. */
+static void show(const char *what, const char *out)
+{
+	if (getenv("RETE_TEST_SHOW_OUTPUT") != NULL)
+		fprintf(stderr, "---- %s ----\n%s---- end ----\n", what, out);
+}
+
+static void submit_some(struct t *t, const char *prefix, int count)
+{
+	for (int i = 0; i < count; i++) {
+		char id[64];
+		it_msg o;
+		snprintf(id, sizeof(id), "%s-%d", prefix, i);
+		assert_int_equal(it_referral(t->n, IT_SOCIAL, IT_CPI, id, &o), RETE_OK);
+		Rete__BrokerFrame *f = it_submit(t->w, &o, it_wait_ms());
+		assert_true(it_accepted(f, id, t->n->log));
+		it_msg_free(&o);
+	}
+}
+
+/* stop stops the broker with SIGTERM: its last checkpoint then covers the
+ * whole log (and its state file holds it). */
+static void stop(struct t *t)
+{
+	rete_wire_close(&t->w);
+	assert_int_equal(it_stop(&t->n->broker_pid, SIGTERM, it_wait_ms()), 0);
+}
+
+static void start(struct t *t, const char *flag)
+{
+	assert_true(it_broker_start_flag(t->n, flag));
+	t->w = it_hello(t->n, IT_SOCIAL);
+	assert_non_null(t->w);
+}
+
+/* remote_with runs the remote verify with the state file state; *out
+ * gets standard output and error. */
+static int remote_with(struct t *t, const char *state, char **out, bool json)
+{
+	return tu_run(out, "'%s/rete' audit verify --broker '%s' -c '%s' --state '%s'%s 2>&1",
+		      t->n->bin, t->n->listen, t->audit_ini, state, json ? " --json" : "");
+}
+
+/* remote runs it with the auditor's state file. */
+static int remote(struct t *t, char **out, bool json)
+{
+	return remote_with(t, t->state, out, json);
+}
+
+/* note_of reads the checkpoint note out of a state file (malloc'd). */
+static char *note_of(const char *state)
+{
+	json_error_t je;
+	json_t *j = json_load_file(state, 0, &je);
+	assert_non_null(j);
+	const char *s = json_string_value(json_object_get(j, "checkpoint"));
+	assert_non_null(s);
+	char *note = strdup(s);
+	json_decref(j);
+	return note;
+}
+
+/* epoch1 runs epoch 1 as the top of the file says and leaves the broker
+ * stopped with the store replaced by the backup. */
+static struct t *epoch1(const char *tag)
+{
+	struct t *t = calloc(1, sizeof(*t));
+	assert_non_null(t);
+	t->n = it_net_new(tag, NULL);
+	assert_non_null(t->n);
+	it_net *n = t->n;
+	snprintf(t->audit_ini, sizeof(t->audit_ini), "%s/audit.ini", n->dir);
+	snprintf(t->state, sizeof(t->state), "%s/audit.state", n->dir);
+	snprintf(t->early, sizeof(t->early), "%s/early.state", n->dir);
+	snprintf(t->backup, sizeof(t->backup), "%s/backup", n->dir);
+	snprintf(t->state6, sizeof(t->state6), "%s/state6", n->dir);
+	snprintf(t->bstate, sizeof(t->bstate), "%s.state", n->data);
+	FILE *f = fopen(t->audit_ini, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"[client]\nid = audit.region\nkey = keys/audit.region.key\nbroker = %s\n"
+		"broker_key = keys/" IT_BROKER_ID ".pub\ntime_zone = Europe/Rome\n"
+		"timeout = 10s\n",
+		n->listen);
+	assert_int_equal(fclose(f), 0);
+
+	start(t, "--init");
+	submit_some(t, "before", 3);
+	/* an auditor that ran before the backup: its state lies in the part the
+	 * restore keeps */
+	stop(t);
+	start(t, NULL);
+	char *out = NULL;
+	int rc = remote_with(t, t->early, &out, false);
+	if (rc != 0)
+		fprintf(stderr, "%s\n", out);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "holds up to its checkpoint of size 4 "));
+	free(out);
+	rc = tu_run(&out, "'%s/rete' store backup '%s' '%s'", n->bin, n->data, t->backup);
+	assert_int_equal(rc, 0);
+	free(out);
+	submit_some(t, "after", 2);
+	stop(t);
+	rc = tu_run(&out, "cp '%s' '%s'", t->bstate, t->state6);
+	assert_int_equal(rc, 0);
+	free(out);
+	start(t, NULL);
+	submit_some(t, "later", 2);
+	stop(t);
+	start(t, NULL);
+	/* the auditor's first run: every entry, its state of 8 entries */
+	rc = remote(t, &out, false);
+	show("epoch 1", out);
+	if (rc != 0)
+		fprintf(stderr, "%s\n", out);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "holds up to its checkpoint of size 8 "));
+	free(out);
+	stop(t);
+	/* the restore: the store aside, the copy in its place */
+	rc = tu_run(&out, "mv '%s' '%s.broken' && cp -a '%s' '%s'", n->data, n->data, t->backup,
+		    n->data);
+	assert_int_equal(rc, 0);
+	free(out);
+	return t;
+}
+
+static void test_restored(void **state)
+{
+	struct t *t = epoch1("audit-restored");
+	*state = t;
+	it_net *n = t->n;
+	char *out = NULL, *old = tu_read_file(t->state, NULL), *oldnote = note_of(t->state);
+	assert_non_null(old);
+	free(old);
+
+	start(t, "--restore");
+	submit_some(t, "epoch2", 1); /* index 5: the Epoch entry is 4 */
+	stop(t);
+	start(t, NULL);
+
+	/* the auditor with its epoch-1 state: the documented path, exit 0 */
+	int rc = remote(t, &out, false);
+	show("after the restore", out);
+	if (rc != 0)
+		fprintf(stderr, "%s\n", out);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "the log was restored: epoch 2 began at index 4; the last "
+				    "checkpoint of epoch 1 was of 8 entries; entries 4..7 of "
+				    "epoch 1 are not in this log (the broker's old store is their "
+				    "evidence)"));
+	assert_non_null(strstr(out, "holds up to its checkpoint of size 6 "));
+	assert_null(strstr(out, "ALARM"));
+	free(out);
+	/* the new state: epoch 2, 6 entries */
+	char *note = note_of(t->state);
+	uint32_t ep = 0;
+	assert_int_equal(rete_checkpoint_epoch(note, strlen(note), &ep, NULL), RETE_OK);
+	assert_int_equal(ep, 2);
+	rete_checkpoint cp;
+	assert_int_equal(rete_checkpoint_parse(note, strlen(note), &cp, NULL), RETE_OK);
+	assert_int_equal(cp.size, 6);
+	free(note);
+
+	/* the next run is an ordinary incremental one */
+	submit_some(t, "epoch2-more", 2);
+	stop(t);
+	start(t, NULL);
+	rc = remote(t, &out, true);
+	show("incremental", out);
+	if (rc != 0)
+		fprintf(stderr, "%s\n", out);
+	assert_int_equal(rc, 0);
+	json_error_t je;
+	json_t *j = json_loads(out, 0, &je);
+	if (j == NULL)
+		fprintf(stderr, "%s\n", out);
+	assert_non_null(j);
+	assert_true(json_is_true(json_object_get(j, "holds")));
+	assert_true(json_is_false(json_object_get(j, "alarm")));
+	assert_int_equal(json_integer_value(json_object_get(j, "fromSize")), 6);
+	assert_int_equal(json_integer_value(json_object_get(j, "fetched")), 2);
+	assert_null(json_object_get(j, "restore"));
+	json_decref(j);
+	free(out);
+
+	/* the local check with the auditor's epoch-1 checkpoint says the same */
+	char since[1400];
+	snprintf(since, sizeof(since), "%s/since.note", n->dir);
+	assert_int_equal(tu_write_file(since, oldnote, strlen(oldnote)), 0);
+	rc = tu_run(&out,
+		    "'%s/rete' audit verify '%s' --broker-key '%s/keys/" IT_BROKER_ID ".pub' "
+		    "--since-checkpoint '%s' 2>&1",
+		    n->bin, n->data, n->dir, since);
+	show("local, since epoch 1", out);
+	if (rc != 0)
+		fprintf(stderr, "%s\n", out);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "the log was restored: epoch 2 began at index 4; the last "
+				    "checkpoint of epoch 1 was of 8 entries"));
+	free(out);
+
+	/* the auditor that ran before the backup: the log extends its state */
+	rc = remote_with(t, t->early, &out, true);
+	show("early state", out);
+	if (rc != 0)
+		fprintf(stderr, "%s\n", out);
+	assert_int_equal(rc, 0);
+	j = json_loads(out, 0, &je);
+	assert_non_null(j);
+	json_t *r = json_object_get(j, "restore");
+	assert_true(json_is_object(r));
+	assert_int_equal(json_integer_value(json_object_get(r, "epoch")), 2);
+	assert_int_equal(json_integer_value(json_object_get(r, "index")), 4);
+	assert_int_equal(json_integer_value(json_object_get(r, "previousEpoch")), 1);
+	assert_int_equal(json_integer_value(json_object_get(r, "previousCheckpointSize")), 8);
+	assert_int_equal(json_integer_value(json_object_get(r, "savedSize")), 4);
+	assert_true(json_is_false(json_object_get(r, "savedPastRestore")));
+	assert_true(json_is_string(json_object_get(r, "earlierStateKeptIn")));
+	json_decref(j);
+	free(out);
+
+	/* the old epoch-1 store served again (the broker's memory of epoch 2
+	 * removed by hand): the auditor saw epoch 2, ALARM */
+	stop(t);
+	rc = tu_run(&out, "mv '%s' '%s.epoch2' && mv '%s.broken' '%s' && rm '%s'", n->data, n->data,
+		    n->data, n->data, t->bstate);
+	assert_int_equal(rc, 0);
+	free(out);
+	start(t, NULL);
+	old = tu_read_file(t->state, NULL);
+	rc = remote(t, &out, false);
+	show("back to epoch 1", out);
+	if (rc != 1)
+		fprintf(stderr, "%s\n", out);
+	assert_int_equal(rc, 1);
+	assert_non_null(strstr(out, "ALARM"));
+	assert_non_null(strstr(out, "checkpoint of epoch 1, but the one saved, verified earlier, "
+				    "is of epoch 2"));
+	free(out);
+	char *now = tu_read_file(t->state, NULL);
+	assert_string_equal(now, old);
+	free(now);
+	free(old);
+	free(oldnote);
+}
+
+static void test_forged(void **state)
+{
+	struct t *t = epoch1("audit-forged");
+	*state = t;
+	it_net *n = t->n;
+	char *out = NULL, *old = tu_read_file(t->state, NULL), *oldnote = note_of(t->state);
+	assert_non_null(old);
+
+	/* the key holder makes the broker declare that it signed 6 entries */
+	int rc = tu_run(&out, "cp '%s' '%s'", t->state6, t->bstate);
+	assert_int_equal(rc, 0);
+	free(out);
+	start(t, "--restore");
+	stop(t);
+	start(t, NULL);
+
+	rc = remote(t, &out, false);
+	show("forged", out);
+	if (rc != 1)
+		fprintf(stderr, "%s\n", out);
+	assert_int_equal(rc, 1);
+	assert_non_null(strstr(out, "ALARM"));
+	assert_non_null(strstr(out, "of 6 entries"));
+	assert_non_null(strstr(out, "(size 8"));
+	free(out);
+	char *now = tu_read_file(t->state, NULL);
+	assert_string_equal(now, old); /* kept for the evidence */
+	free(now);
+
+	char since[1400];
+	snprintf(since, sizeof(since), "%s/since.note", n->dir);
+	assert_int_equal(tu_write_file(since, oldnote, strlen(oldnote)), 0);
+	stop(t);
+	rc = tu_run(&out,
+		    "'%s/rete' audit verify '%s' --broker-key '%s/keys/" IT_BROKER_ID ".pub' "
+		    "--since-checkpoint '%s' 2>&1",
+		    n->bin, n->data, n->dir, since);
+	show("local forged", out);
+	assert_int_equal(rc, 1);
+	assert_non_null(strstr(out, "of 6 entries"));
+	free(out);
+	free(oldnote);
+	free(old);
+}
+
+static void test_forged_root(void **state)
+{
+	struct t *t = epoch1("audit-forged-root");
+	*state = t;
+	char *out = NULL, *old = tu_read_file(t->state, NULL);
+	assert_non_null(old);
+
+	/* the key holder signs a checkpoint of 8 entries of another history
+	 * and makes the broker declare it as its last one of epoch 1 */
+	uint8_t root[RETE_MERKLE_HASH];
+	memset(root, 0x5a, sizeof(root));
+	char *note = NULL;
+	rete_msg m;
+	assert_int_equal(rete_checkpoint_sign(IT_ORIGIN, 8, root, t->n->broker, &note, &m),
+			 RETE_OK);
+	assert_int_equal(tu_write_file(t->bstate, note, strlen(note)), 0);
+	free(note);
+	start(t, "--restore");
+	int rc = remote(t, &out, false);
+	show("forged root", out);
+	if (rc != 1)
+		fprintf(stderr, "%s\n", out);
+	assert_int_equal(rc, 1);
+	assert_non_null(strstr(out, "ALARM"));
+	assert_non_null(strstr(out, "the broker signed two histories"));
+	free(out);
+	char *now = tu_read_file(t->state, NULL);
+	assert_string_equal(now, old);
+	free(now);
+	free(old);
+}
+
+static void test_same_epoch(void **state)
+{
+	struct t *t = epoch1("audit-same-epoch");
+	*state = t;
+	char *out = NULL, *old = tu_read_file(t->state, NULL);
+	assert_non_null(old);
+
+	/* no declaration: the broker's memory removed by hand, and the mark
+	 * `rete store backup` left in the copy (which the broker also refuses
+	 * without --restore) stripped */
+	assert_int_equal(unlink(t->bstate), 0);
+	it_strip_copy_mark(t->n->data);
+	start(t, NULL);
+	int rc = remote(t, &out, false);
+	show("same epoch", out);
+	if (rc != 1)
+		fprintf(stderr, "%s\n", out);
+	assert_int_equal(rc, 1);
+	assert_non_null(strstr(out, "ALARM: the broker's log is not consistent with the "
+				    "checkpoint saved in"));
+	free(out);
+	char *now = tu_read_file(t->state, NULL);
+	assert_string_equal(now, old);
+	free(now);
+	free(old);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_teardown(test_restored, teardown),
+	    cmocka_unit_test_teardown(test_forged, teardown),
+	    cmocka_unit_test_teardown(test_forged_root, teardown),
+	    cmocka_unit_test_teardown(test_same_epoch, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
