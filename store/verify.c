@@ -1517,16 +1517,27 @@ static void compare_index(struct vctx *v, MDB_txn *st, MDB_txn *rp, const struct
 			     "%s (database '%s') has a row for %s that the log does not give%s",
 			     d->ix_label, d->ix_name, ix_key(d, &ks, key, sizeof(key)), why);
 			break;
-		} else if (d->ix_kind == IX_QUEUE || d->ix_kind == IX_BLOBS) {
+		} else if ((d->ix_kind == IX_QUEUE || d->ix_kind == IX_BLOBS) &&
+			   v->v_opt->allow_unlogged_acks) {
 			/* An entry the log shows undelivered, no longer queued (or
 			 * its sealed part gone with its row): the broker never
 			 * acks an agency's entry without logging a Delivery or a
 			 * Notice in the same commit, but the store's API allows
-			 * it (a benchmark fills its log so): counted, said, not a
-			 * failure of the log. A row the log does not give is. */
+			 * it (the benchmark fills its log so, and asks for this):
+			 * counted, said, not a failure of the log. */
 			if (d->ix_kind == IX_QUEUE)
 				v->v_rep->unlogged_acks++;
 			rr = mdb_cursor_get(cr, &kr, &vr, MDB_NEXT);
+		} else if (d->ix_kind == IX_QUEUE) {
+			/* Without a Delivery or Notice in the log, a missing row is
+			 * a referral nobody will deliver nor expire: the sender
+			 * would wait for good. */
+			fail(v, POS_NONE, RETE_ECORRUPT, false, 0,
+			     "%s (database '%s'): the row for %s is missing, but the log shows "
+			     "that entry undelivered (no Delivery or Notice entry for it): it "
+			     "would never be delivered nor expire",
+			     d->ix_label, d->ix_name, ix_key(d, &kr, key, sizeof(key)));
+			break;
 		} else {
 			ix_value(d, &vr, false, b, sizeof(b));
 			fail(v, POS_NONE, RETE_ECORRUPT, false, 0,

@@ -83,6 +83,12 @@ typedef struct rete_verify_options {
 	bool replay;			  /* replay the lifecycle into a scratch store */
 	const char *scratch_dir;	  /* parent of the scratch store; NULL = $TMPDIR
 					     or /tmp */
+	bool allow_unlogged_acks;	  /* a queue row missing for an entry the log
+					     shows undelivered is counted in
+					     unlogged_acks, not a failure: only for a
+					     log filled through the store's API without
+					     Delivery entries (the benchmark); the broker
+					     never acks without logging it */
 	const char *since_note;		  /* a checkpoint note kept from an earlier audit
 					     (NULL = none): the log must extend it, or
 					     follow it with a declared restore (see

@@ -440,11 +440,6 @@ static int audit_verify(int argc, char **argv)
 		if (rep.restored)
 			audit_restore_print(&rep, NULL, NULL);
 	}
-	if (!json && rep.verdict == RETE_VERIFY_HOLDS && rep.unlogged_acks > 0)
-		printf("note: %" PRIu64 " entries the log shows undelivered are no longer queued "
-		       "(acknowledged without a Delivery or Notice entry, which the broker never "
-		       "does)\n",
-		       rep.unlogged_acks);
 	if (!json && rep.verdict != RETE_VERIFY_HOLDS) {
 		printf("the log does not verify: %s\n", rep.reason);
 		printf("(%" PRIu64 " of %" PRIu64 " entries and %" PRIu64
