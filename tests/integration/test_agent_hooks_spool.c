@@ -11,6 +11,8 @@
  *                            hooks run: after the restart both run again
  *                            to their end, each once, and a third start
  *                            runs neither;
+ *   hook_old_record          a hook record an older agent left (keyed by
+ *                            log index) runs once and is rewritten;
  *   spool_lock               two agent.ini files with one spool and two
  *                            data folders: the second agent exits 2 naming
  *                            the first one's pid and the folder;
@@ -258,6 +260,60 @@ static void test_hook_same_index_restart(void **state)
 	assert_int_equal(hs_lines(x->hook_out, "done 6 ", second), 1);
 }
 
+/* hs_old_hook_record writes, behind the agent's back, the pending hook
+ * record an older agent kept: log index BE64 -> the inbox file's path. */
+static void hs_old_hook_record(const char *data, uint64_t index, const char *path)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	uint8_t key[8];
+	for (int i = 0; i < 8; i++)
+		key[i] = (uint8_t)(index >> (56 - 8 * i));
+	MDB_val k = {sizeof(key), key}, v = {strlen(path), (void *)path};
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 32);
+	assert_int_equal(mdb_env_open(env, data, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "hooks", 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* test_hook_old_record: a hook left pending by an older agent (its record
+ * keyed by log index) runs at the next start, once, and is rewritten by
+ * file name (a regression test of the upgrade path, not of a defect). */
+static void test_hook_old_record(void **state)
+{
+	hs_fx *x = *state;
+	char data[1300], file[1500], tail[64];
+	hs_hook_net(x, "hooks-old");
+	assert_int_equal(tu_write_file(x->release, "", 0), 0); /* hooks end at once */
+	int st = it_stop(&x->n->agent_pid[IT_CPI], SIGTERM, it_wait_ms());
+	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	hs_path(data, sizeof(data), "%s/agents/%s/data", x->n->dir, it_party_ids[IT_CPI]);
+	hs_path(file, sizeof(file), "%s/000000000009-referral.json", x->inbox);
+	assert_int_equal(tu_write_file(file, "{}\n", 3), 0);
+	hs_old_hook_record(data, 9, file);
+
+	assert_true(it_agent_start_ex(x->n, IT_CPI, x->extra));
+	snprintf(tail, sizeof(tail), "/000000000009-referral.json");
+	size_t k = hs_serve_for_lines(x, "done 9 ", tail, 1, HS_WAIT);
+	if (k != 1)
+		it_show(x->n, "cpi.mantova.log");
+	assert_int_equal(k, 1);
+	assert_int_equal(hs_occurrences(x->log, "rewritten by inbox file name"), 1);
+	/* ran, so forgotten: the next start runs nothing */
+	st = it_stop(&x->n->agent_pid[IT_CPI], SIGTERM, it_wait_ms());
+	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_true(it_agent_start_ex(x->n, IT_CPI, x->extra));
+	int h = x->f.hellos;
+	assert_int_equal(it_fake_serve(&x->f, &x->f.hellos, h + 1, HS_WAIT), h + 1);
+	assert_int_equal(hs_occurrences(x->log, "hook run(s) left unfinished"), 1);
+	assert_int_equal(hs_lines(x->hook_out, "done 9 ", tail), 1);
+}
+
 /* --- the spool's lock ----------------------------------------------------------- */
 
 /* hs_wait_log waits until the log at path holds needle. */
@@ -339,7 +395,7 @@ static void test_inbox_sweep(void **state)
 	it_net *n = x->n = it_net_new("inbox-sweep", NULL);
 	assert_non_null(n);
 	char inbox[1300], root[1300], log[1300];
-	char left[1500], own[1500], own2[1500], sent_left[1500];
+	char left[1500], old[1500], own[1500], own2[1500], sent_left[1500];
 	it_write_agent_ini(n, IT_CPI); /* makes DIR/agents/ID */
 	it_spool(n, IT_CPI, "", root, sizeof(root));
 	assert_int_equal(mkdir(root, 0755), 0);
@@ -350,6 +406,8 @@ static void test_inbox_sweep(void **state)
 	/* what a crash in the middle of writing an inbox file leaves */
 	hs_path(left, sizeof(left), "%s/.rete-4242-1.tmp", inbox);
 	assert_int_equal(tu_write_file(left, "{\"private\": \"Maria Rossi\"}", 26), 0);
+	hs_path(old, sizeof(old), "%s/.000000000003-referral.json.4242.tmp", inbox);
+	assert_int_equal(tu_write_file(old, "{}", 2), 0); /* an older agent's */
 	hs_path(sent_left, sizeof(sent_left), "%s/.rete-4242-2.tmp", root);
 	assert_int_equal(tu_write_file(sent_left, "x", 1), 0);
 	/* the agency's own hidden files */
@@ -363,7 +421,8 @@ static void test_inbox_sweep(void **state)
 	assert_true(hs_wait_log(log, "started:", HS_WAIT)); /* the sweep comes before */
 	assert_false(hs_exists(sent_left));
 	assert_false(hs_exists(left)); /* the leftover with personal data is gone */
-	assert_true(hs_exists(own));   /* the agency's own files stay */
+	assert_false(hs_exists(old));
+	assert_true(hs_exists(own)); /* the agency's own files stay */
 	assert_true(hs_exists(own2));
 }
 
@@ -372,6 +431,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_hook_same_index_live, hs_setup, hs_teardown),
 	    cmocka_unit_test_setup_teardown(test_hook_same_index_restart, hs_setup, hs_teardown),
+	    cmocka_unit_test_setup_teardown(test_hook_old_record, hs_setup, hs_teardown),
 	    cmocka_unit_test_setup_teardown(test_spool_lock, hs_setup, hs_teardown),
 	    cmocka_unit_test_setup_teardown(test_inbox_sweep, hs_setup, hs_teardown),
 	};
