@@ -181,9 +181,11 @@ static rete_err agent_lock(agent *a, int *fd, rete_msg *m)
 }
 
 /* agent_setup takes the data folder's lock (lock_fd[0]) and the spool's
- * (lock_fd[1]): two agent.ini files naming one spool with two data folders
- * would take in every outbox file twice, under two ids, and each would
- * sweep the other's temporary files while it writes them. */
+ * (lock_fd[1], SPOOL/spool.lock: another name than DATA/agent.lock, so
+ * that one folder named as both still works): two agent.ini files naming
+ * one spool with two data folders would take in every outbox file twice,
+ * under two ids, and each would sweep the other's temporary files while
+ * it writes them. */
 static int agent_setup(agent *a, int lock_fd[2], rete_msg *m)
 {
 	rete_err err;
@@ -195,7 +197,7 @@ static int agent_setup(agent *a, int lock_fd[2], rete_msg *m)
 		return err;
 	if ((err = agent_spool_prepare(a->cfg.spool, m)) != RETE_OK)
 		return err;
-	if ((err = agent_spool_lock(a->cfg.spool, "agent.lock", "spool folder", &lock_fd[1], m)) !=
+	if ((err = agent_spool_lock(a->cfg.spool, "spool.lock", "spool folder", &lock_fd[1], m)) !=
 	    RETE_OK)
 		return err;
 	agent_spool_path(&a->cfg, "outbox", NULL, a->outbox_dir, sizeof(a->outbox_dir));
