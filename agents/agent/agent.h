@@ -131,12 +131,16 @@ void agent_inbox_held_free(agent *a);
 
 /* --- agent_hook.c ------------------------------------------------------ */
 
-/* agent_hooks_start re-queues the hooks a crash left pending. */
+/* agent_hooks_start re-queues the hooks a crash or a stop left pending
+ * (rewriting the index-keyed records of an older agent by file name).
+ * RETE_ENOMEM, RETE_ESTORE, RETE_EFULL. */
 rete_err agent_hooks_start(agent *a, rete_msg *m);
 
-/* agent_hooks_queue runs the on_message hook for an inbox file (after the
- * hooks queued before it). The job is already recorded in the store. */
-void agent_hooks_queue(agent *a, uint64_t index, const char *path);
+/* agent_hooks_queue runs the on_message hook for the inbox file `name` (of
+ * log index `index`) after the hooks queued before it, once per name (two
+ * files can share an index after a restore). The job is already recorded
+ * in the store (database "hooks": name -> index). */
+void agent_hooks_queue(agent *a, uint64_t index, const char *name);
 
 /* agent_hooks_poll reaps finished hooks, logs failures, kills hooks past
  * hook_timeout and starts queued ones. Returns the ms until it wants to be

@@ -18,7 +18,9 @@
  *              already in the inbox is recognised, whatever its log index
  *   referrals  referral id -> JSON text: the agency's view of the referral
  *              (status, business status, history) for `rete status`
- *   hooks      log index BE64 -> inbox file path whose hook has not run yet
+ *   hooks      inbox file name -> its log index BE64: a hook not yet run to
+ *              its end (older agents keyed it log index BE64 -> file path;
+ *              agent_hooks_start rewrites those)
  *   witness    log index BE64 -> leaf hash of one of our receipts, until a
  *              checkpoint has been shown to include it
  *   meta       "checkpoint" -> the last checkpoint note verified (signature

@@ -7,6 +7,13 @@
  * A job is recorded in the store with the inbox file (agent_inbox.c) and
  * forgotten when its hook has ended, so a crash re-runs the hooks that had
  * not finished: at least once, as DESIGN.md promises.
+ *
+ * Jobs are keyed by the inbox file's name, not by its log index: after a
+ * restore of the broker's store two inbox files can carry one index
+ * (NNN-kind.json and NNN.<8 hex>-kind.json), and each gets its hook. The
+ * record (database "hooks") is name -> log index BE64. An older agent
+ * keyed it by the index (index BE64 -> path): such records are rewritten
+ * to the new form when the agent starts (agent_hooks_start).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,11 +30,13 @@
 #include "duration.h"
 
 #define HOOK_PARALLEL 4
+#define HOOK_NAME_MAX 255 /* a file name */
 
 struct hook_job {
 	uint64_t index;
-	char *path;
-	pid_t pid; /* 0 while queued */
+	char *name; /* the inbox file's name: the job's identity */
+	char *path; /* inbox/name: the hook's argument */
+	pid_t pid;  /* 0 while queued */
 	int64_t started;
 	bool killed;
 };
@@ -37,14 +46,16 @@ struct agent_hooks {
 	size_t n, cap;
 };
 
-void agent_hooks_queue(agent *a, uint64_t index, const char *path)
+void agent_hooks_queue(agent *a, uint64_t index, const char *name)
 {
 	struct agent_hooks *h = a->hooks;
+	char path[4400];
 	if (h == NULL || a->cfg.on_message == NULL)
 		return;
 	for (size_t i = 0; i < h->n; i++)
-		if (h->jobs[i].index == index)
+		if (strcmp(h->jobs[i].name, name) == 0)
 			return;
+	snprintf(path, sizeof(path), "%s/%s", a->inbox_dir, name);
 	if (h->n == h->cap) {
 		size_t nc = h->cap ? h->cap * 2 : 64;
 		struct hook_job *v = realloc(h->jobs, nc * sizeof(*v));
@@ -58,39 +69,161 @@ void agent_hooks_queue(agent *a, uint64_t index, const char *path)
 	struct hook_job *j = &h->jobs[h->n];
 	memset(j, 0, sizeof(*j));
 	j->index = index;
+	j->name = strdup(name);
 	j->path = strdup(path);
-	if (j->path == NULL)
+	if (j->name == NULL || j->path == NULL) {
+		agent_log(a, "error", "hook for %s not queued: out of memory", path);
+		free(j->name);
+		free(j->path);
 		return;
+	}
 	h->n++;
 }
 
-static bool hook_requeue(const void *key, size_t klen, const void *val, size_t vlen, void *user)
+/* The records found at start: (name, index), and which were written by an
+ * older agent (key = index BE64) and must be rewritten. */
+struct hook_rec {
+	char name[HOOK_NAME_MAX + 1];
+	uint64_t index;
+	bool old;
+};
+
+struct hook_found {
+	struct hook_rec *v;
+	size_t n, cap;
+	size_t bad; /* records that parse as neither form */
+	bool nomem;
+};
+
+static uint64_t be64(const uint8_t *p)
 {
-	agent *a = user;
-	char path[4300];
-	uint64_t index = 0;
-	if (klen != 8 || vlen >= sizeof(path))
-		return true;
+	uint64_t v = 0;
 	for (int i = 0; i < 8; i++)
-		index = (index << 8) | ((const uint8_t *)key)[i];
-	memcpy(path, val, vlen);
-	path[vlen] = '\0';
-	agent_hooks_queue(a, index, path);
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* hook_name_ok: a name an inbox file can have (no '/', no NUL, not empty). */
+static bool hook_name_ok(const char *name, size_t len)
+{
+	return len > 0 && len <= HOOK_NAME_MAX && memchr(name, '/', len) == NULL &&
+	       memchr(name, 0, len) == NULL && !(len <= 2 && name[0] == '.');
+}
+
+static bool hook_collect(const void *key, size_t klen, const void *val, size_t vlen, void *user)
+{
+	struct hook_found *f = user;
+	struct hook_rec r;
+	memset(&r, 0, sizeof(r));
+	if (klen == 8) {
+		/* index -> path (older agents): the file is the path's last name */
+		const char *p = val;
+		size_t from = vlen;
+		while (from > 0 && p[from - 1] != '/')
+			from--;
+		const char *nm = p + from;
+		size_t nl = vlen - from;
+		if (!hook_name_ok(nm, nl)) {
+			f->bad++;
+			return true;
+		}
+		memcpy(r.name, nm, nl);
+		r.index = be64(key);
+		r.old = true;
+	} else {
+		if (vlen != 8 || !hook_name_ok(key, klen)) {
+			f->bad++;
+			return true;
+		}
+		memcpy(r.name, key, klen);
+		r.index = be64(val);
+	}
+	if (f->n == f->cap) {
+		size_t nc = f->cap ? f->cap * 2 : 16;
+		struct hook_rec *v = realloc(f->v, nc * sizeof(*v));
+		if (v == NULL) {
+			f->nomem = true;
+			return false;
+		}
+		f->v = v;
+		f->cap = nc;
+	}
+	f->v[f->n++] = r;
 	return true;
+}
+
+static int hook_rec_cmp(const void *x, const void *y)
+{
+	return strcmp(((const struct hook_rec *)x)->name, ((const struct hook_rec *)y)->name);
+}
+
+/* hook_migrate rewrites the records of an older agent (index -> path) as
+ * name -> index, in one transaction. */
+static rete_err hook_migrate(agent *a, const struct hook_found *f, size_t old, rete_msg *m)
+{
+	rete_err err = RETE_OK;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		err = agent_db_begin(a->db, m);
+		for (size_t i = 0; err == RETE_OK && i < f->n; i++) {
+			if (!f->v[i].old)
+				continue;
+			uint8_t key[8];
+			agent_db_index_key(key, f->v[i].index);
+			err = agent_db_put(a->db, AGENT_DB_HOOKS, f->v[i].name,
+					   strlen(f->v[i].name), key, sizeof(key), m);
+			if (err == RETE_OK)
+				err = agent_db_del(a->db, AGENT_DB_HOOKS, key, sizeof(key), m);
+		}
+		if (err == RETE_OK)
+			err = agent_db_commit(a->db, m);
+		else
+			agent_db_abort(a->db);
+		if (err != RETE_EFULL)
+			break;
+	}
+	if (err == RETE_OK)
+		agent_log(a, "info",
+			  "%zu pending hook record(s) of an older agent (kept by log index) "
+			  "rewritten by inbox file name",
+			  old);
+	else
+		rete_msg_prefix(m, "rewriting the pending hook records of an older agent");
+	return err;
 }
 
 rete_err agent_hooks_start(agent *a, rete_msg *m)
 {
+	struct hook_found f = {0};
+	size_t old = 0;
 	a->hooks = calloc(1, sizeof(*a->hooks));
 	if (a->hooks == NULL)
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
 	if (a->cfg.on_message == NULL)
 		return RETE_OK;
-	rete_err err = agent_db_each(a->db, AGENT_DB_HOOKS, hook_requeue, a, m);
-	if (err == RETE_OK && a->hooks->n > 0)
-		agent_log(a, "info",
-			  "%zu hook run(s) left unfinished by the last stop: running again",
-			  a->hooks->n);
+	rete_err err = agent_db_each(a->db, AGENT_DB_HOOKS, hook_collect, &f, m);
+	if (err == RETE_OK && f.nomem)
+		err = rete_msg_set(m, RETE_ENOMEM, "out of memory reading the pending hooks");
+	for (size_t i = 0; err == RETE_OK && i < f.n; i++)
+		old += f.v[i].old;
+	if (err == RETE_OK && old > 0)
+		err = hook_migrate(a, &f, old, m);
+	if (err == RETE_OK) {
+		if (f.bad > 0)
+			agent_log(a, "warning",
+				  "%zu pending hook record(s) in %s that name no inbox file were "
+				  "ignored",
+				  f.bad, a->cfg.data);
+		/* In name order, which is log index order (12 digits first). */
+		if (f.n > 1)
+			qsort(f.v, f.n, sizeof(*f.v), hook_rec_cmp);
+		for (size_t i = 0; i < f.n; i++)
+			agent_hooks_queue(a, f.v[i].index, f.v[i].name);
+		if (a->hooks->n > 0)
+			agent_log(a, "info",
+				  "%zu hook run(s) left unfinished by the last stop: running again",
+				  a->hooks->n);
+	}
+	free(f.v);
 	return err;
 }
 
@@ -157,7 +290,6 @@ static void hook_done(agent *a, size_t i, int status)
 	struct agent_hooks *h = a->hooks;
 	struct hook_job *j = &h->jobs[i];
 	rete_msg m = {{0}};
-	uint8_t key[8];
 
 	if (j->killed)
 		agent_log(a, "error",
@@ -174,9 +306,9 @@ static void hook_done(agent *a, size_t i, int status)
 			  j->index, WTERMSIG(status));
 	else
 		agent_debug(a, "hook for %s done", j->path);
-	agent_db_index_key(key, j->index);
-	if (agent_db_del(a->db, AGENT_DB_HOOKS, key, sizeof(key), &m) != RETE_OK)
+	if (agent_db_del(a->db, AGENT_DB_HOOKS, j->name, strlen(j->name), &m) != RETE_OK)
 		agent_log(a, "error", "hook for %s: %s", j->path, m.text);
+	free(j->name);
 	free(j->path);
 	memmove(&h->jobs[i], &h->jobs[i + 1], (h->n - i - 1) * sizeof(*j));
 	h->n--;
@@ -245,13 +377,13 @@ void agent_hooks_stop(agent *a)
 		if (!ended)
 			continue;
 		/* Finished during the stop: forget the job like hook_done. */
-		uint8_t key[8];
 		rete_msg m;
-		agent_db_index_key(key, j->index);
-		agent_db_del(a->db, AGENT_DB_HOOKS, key, sizeof(key), &m);
+		agent_db_del(a->db, AGENT_DB_HOOKS, j->name, strlen(j->name), &m);
 	}
-	for (size_t i = 0; i < h->n; i++)
+	for (size_t i = 0; i < h->n; i++) {
+		free(h->jobs[i].name);
 		free(h->jobs[i].path);
+	}
 	free(h->jobs);
 	free(h);
 	a->hooks = NULL;

@@ -234,7 +234,7 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 	size_t seenlen;
 	bool collided = false;
 	rete_buf have;
-	char fname[160], path[4300], before[200] = "";
+	char fname[160], before[200] = "";
 
 	le = rete__log_entry__unpack(NULL, d->log_entry.len, d->log_entry.data);
 	if (le == NULL) {
@@ -352,13 +352,13 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 			err = inbox_settles(a, msg, &m);
 		if (err == RETE_OK)
 			err = inbox_write(a, le, msg, priv, d, fname, &m);
-		if (err == RETE_OK) {
-			snprintf(path, sizeof(path), "%s/%s", a->inbox_dir, fname);
+		if (err == RETE_OK)
 			err = inbox_record(a, key, seenkey, seenlen, index, fname, hash, &m);
-		}
+		/* The pending hook, by file name: two files can share an index
+		 * (a restore), and each gets its hook. */
 		if (err == RETE_OK && a->cfg.on_message != NULL)
-			err = agent_db_put(a->db, AGENT_DB_HOOKS, key, sizeof(key), path,
-					   strlen(path), &m);
+			err = agent_db_put(a->db, AGENT_DB_HOOKS, fname, strlen(fname), key,
+					   sizeof(key), &m);
 		if (err == RETE_OK)
 			err = agent_db_commit(a->db, &m);
 		else
@@ -375,7 +375,7 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 	agent_log(a, "info", "log entry %" PRIu64 " (%s from %s) written to inbox/%s", index,
 		  rete_message_kind(msg), msg->sender, fname);
 	if (a->cfg.on_message != NULL)
-		agent_hooks_queue(a, index, path);
+		agent_hooks_queue(a, index, fname);
 	inbox_ack(a, index, 0, NULL);
 out:
 	if (priv != NULL)

@@ -180,10 +180,16 @@ static rete_err agent_lock(agent *a, int *fd, rete_msg *m)
 	return agent_spool_lock(a->cfg.data, "agent.lock", "data folder", fd, m);
 }
 
-static int agent_setup(agent *a, int *lock_fd, rete_msg *m)
+/* agent_setup takes the data folder's lock (lock_fd[0]) and the spool's
+ * (lock_fd[1], SPOOL/spool.lock: another name than DATA/agent.lock, so
+ * that one folder named as both still works): two agent.ini files naming
+ * one spool with two data folders would take in every outbox file twice,
+ * under two ids, and each would sweep the other's temporary files while
+ * it writes them. */
+static int agent_setup(agent *a, int lock_fd[2], rete_msg *m)
 {
 	rete_err err;
-	if ((err = agent_lock(a, lock_fd, m)) != RETE_OK)
+	if ((err = agent_lock(a, &lock_fd[0], m)) != RETE_OK)
 		return err;
 	if ((err = rete_keyfile_load_secret(a->cfg.key_path, &a->sk, m)) != RETE_OK)
 		return err;
@@ -191,13 +197,23 @@ static int agent_setup(agent *a, int *lock_fd, rete_msg *m)
 		return err;
 	if ((err = agent_spool_prepare(a->cfg.spool, m)) != RETE_OK)
 		return err;
+	if ((err = agent_spool_lock(a->cfg.spool, "spool.lock", "spool folder", &lock_fd[1], m)) !=
+	    RETE_OK)
+		return err;
 	agent_spool_path(&a->cfg, "outbox", NULL, a->outbox_dir, sizeof(a->outbox_dir));
 	agent_spool_path(&a->cfg, "sent", NULL, a->sent_dir, sizeof(a->sent_dir));
 	agent_spool_path(&a->cfg, "failed", NULL, a->failed_dir, sizeof(a->failed_dir));
 	agent_spool_path(&a->cfg, "inbox", NULL, a->inbox_dir, sizeof(a->inbox_dir));
-	/* half-written answers of a crash (we hold the lock: nobody writes them) */
-	agent_spool_sweep(a->sent_dir);
-	agent_spool_sweep(a->failed_dir);
+	/* What a crash left half-written: answers, and inbox files (which hold
+	 * opened private parts). We hold both locks: nobody else writes them.
+	 * outbox/ is not swept: `rete send` writes there, holding no lock. */
+	size_t swept = agent_spool_sweep(a->sent_dir, false) +
+		       agent_spool_sweep(a->failed_dir, false) +
+		       agent_spool_sweep(a->inbox_dir, true);
+	if (swept > 0)
+		agent_log(a, "info",
+			  "removed %zu temporary file(s) a crash left in sent/, failed/ or inbox/",
+			  swept);
 	if ((err = agent_db_open(a->cfg.data, false, a->cfg.map_size, &a->db, m)) != RETE_OK)
 		return err;
 	return agent_hooks_start(a, m);
@@ -324,8 +340,8 @@ int main(int argc, char **argv)
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	int lock_fd = -1;
-	if (agent_setup(&a, &lock_fd, &m) != RETE_OK || agent_net_start(&a, &m) != RETE_OK) {
+	int lock_fd[2] = {-1, -1};
+	if (agent_setup(&a, lock_fd, &m) != RETE_OK || agent_net_start(&a, &m) != RETE_OK) {
 		agent_log(&a, "error", "%s", m.text);
 		rc = 2;
 	} else {
@@ -342,7 +358,9 @@ int main(int argc, char **argv)
 	agent_db_close(&a.db);
 	rete_seckey_free(&a.sk);
 	agent_config_free(&a.cfg);
-	if (lock_fd >= 0)
-		close(lock_fd); /* the lock goes last, once the store is closed */
+	/* the locks go last, once the store is closed and the spool left */
+	for (int i = 1; i >= 0; i--)
+		if (lock_fd[i] >= 0)
+			close(lock_fd[i]);
 	return rc;
 }

@@ -308,6 +308,8 @@ rete_err agent_spool_fsync_dir(const char *dir, rete_msg *m)
 	return RETE_OK;
 }
 
+static int tmp_create(const char *dir, char *path, size_t n);
+
 rete_err agent_spool_write(const char *dir, const char *name, const void *data, size_t len,
 			   rete_msg *m)
 {
@@ -315,11 +317,14 @@ rete_err agent_spool_write(const char *dir, const char *name, const void *data, 
 	const char *p = data;
 	int fd;
 
-	snprintf(tmp, sizeof(tmp), "%s/.%s.%ld.tmp", dir, name, (long)getpid());
+	/* The temporary name is one agent_spool_sweep recognises: an inbox
+	 * file holds the opened private part, and a crash must not leave a
+	 * copy of it behind for good. */
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	fd = tmp_create(dir, tmp, sizeof(tmp));
 	if (fd < 0)
-		return rete_msg_set(m, RETE_EIO, "%s: %s", tmp, strerror(errno));
+		return rete_msg_set(m, RETE_EIO, "%s: cannot create a file: %s", dir,
+				    strerror(errno));
 	while (len > 0) {
 		ssize_t w = write(fd, p, len);
 		if (w < 0 && errno == EINTR)
@@ -791,7 +796,57 @@ rete_err agent_spool_answer_put(agent_spool_answer *ans, rete_msg *m)
 			    ans->name, ans->to_dir);
 }
 
-size_t agent_spool_sweep(const char *dir)
+/* sweep_ours: a temporary name of this agent: ".rete-PID-N.tmp". */
+static bool sweep_ours(const char *name)
+{
+	const char *p = name + 6;
+	size_t len = strlen(name);
+	if (strncmp(name, ".rete-", 6) != 0 || len < 12 || strcmp(name + len - 4, ".tmp") != 0)
+		return false;
+	if (*p < '0' || *p > '9')
+		return false;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (*p++ != '-' || *p < '0' || *p > '9')
+		return false;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	return strcmp(p, ".tmp") == 0;
+}
+
+/* sweep_old_inbox: the temporary name an older agent gave an inbox file:
+ * ".<12 digits>[.<8 hex>]-<kind>.json.<pid>.tmp". */
+static bool sweep_old_inbox(const char *name)
+{
+	const char *p = name + 1;
+	if (name[0] != '.')
+		return false;
+	for (int i = 0; i < 12; i++, p++)
+		if (*p < '0' || *p > '9')
+			return false;
+	if (*p == '.') {
+		p++;
+		for (int i = 0; i < 8; i++, p++)
+			if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+				return false;
+	}
+	if (*p++ != '-')
+		return false;
+	if (*p < 'a' || *p > 'z')
+		return false;
+	while (*p >= 'a' && *p <= 'z')
+		p++;
+	if (strncmp(p, ".json.", 6) != 0)
+		return false;
+	p += 6;
+	if (*p < '0' || *p > '9')
+		return false;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	return strcmp(p, ".tmp") == 0;
+}
+
+size_t agent_spool_sweep(const char *dir, bool inbox)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -799,9 +854,7 @@ size_t agent_spool_sweep(const char *dir)
 	if (d == NULL)
 		return 0;
 	while ((e = readdir(d)) != NULL) {
-		size_t len = strlen(e->d_name);
-		if (strncmp(e->d_name, ".rete-", 6) == 0 && len > 10 &&
-		    strcmp(e->d_name + len - 4, ".tmp") == 0 &&
+		if ((sweep_ours(e->d_name) || (inbox && sweep_old_inbox(e->d_name))) &&
 		    unlinkat(dirfd(d), e->d_name, 0) == 0)
 			n++;
 	}

@@ -95,8 +95,8 @@ rete_err agent_spool_read_ident(const char *dir, const char *name, size_t max, c
 				size_t *len, agent_spool_ident *id, rete_msg *m);
 
 /* agent_spool_write writes dir/name atomically and durably (temporary
- * file, fsync, rename, fsync of dir), replacing an existing file.
- * RETE_EIO naming the file. */
+ * file ".rete-PID-N.tmp", fsync, rename, fsync of dir), replacing an
+ * existing file. RETE_EIO naming the file. */
 rete_err agent_spool_write(const char *dir, const char *name, const void *data, size_t len,
 			   rete_msg *m);
 
@@ -132,11 +132,16 @@ typedef struct agent_spool_answer {
  * completed under the same name, not made twice. RETE_EIO, RETE_ENOMEM. */
 rete_err agent_spool_answer_put(agent_spool_answer *ans, rete_msg *m);
 
-/* agent_spool_sweep removes the temporary files agent_spool_answer_put
- * left in dir when a crash cut it short (".rete-PID-N.tmp"; never linked
- * to a name, so nothing else refers to them). Call it only while holding
- * the agent's lock. Returns how many were removed. */
-size_t agent_spool_sweep(const char *dir);
+/* agent_spool_sweep removes the temporary files a crash left in dir: those
+ * of agent_spool_answer_put and agent_spool_write (".rete-PID-N.tmp"; never
+ * linked or renamed to a name, so nothing else refers to them) and, with
+ * inbox, those an older agent's inbox writer named
+ * ".<index>[.<hex>]-<kind>.json.<pid>.tmp" (an inbox file holds the opened
+ * private part: no copy of it may stay behind). Any other name, hidden or
+ * not, is left alone. Call it only while holding the agent's locks (data
+ * folder and spool): nobody else writes these. Returns how many were
+ * removed. */
+size_t agent_spool_sweep(const char *dir, bool inbox);
 
 /* agent_spool_fsync_dir fsyncs a folder. RETE_EIO. */
 rete_err agent_spool_fsync_dir(const char *dir, rete_msg *m);

@@ -4,25 +4,28 @@
 #   on_message = /path/to/hook.sh /path/to/agent.ini
 # so the hook sees $1 = its agent.ini and $2 = the inbox file, with
 # RETE_INDEX = the entry's log index. It may run again after a crash: the
-# hooks keep a small record of the indexes they handled, next to agent.ini.
+# hooks keep a small record of the inbox files they handled, next to
+# agent.ini. By file name, not by RETE_INDEX: after a restore of the
+# broker's store two inbox files can carry one index (docs/agent.md, Hook).
 set -eu
 
 HOOK_INI=$1
 HOOK_FILE=$2
 HOOK_DIR=$(dirname "$HOOK_INI")
 HOOK_SEEN="$HOOK_DIR/hook-handled.txt"
+HOOK_NAME=$(basename "$HOOK_FILE")
 
-# hook_once: exit quietly when this log index was handled already.
+# hook_once: exit quietly when this inbox file was handled already.
 hook_once() {
 	touch "$HOOK_SEEN"
-	if grep -qx "${RETE_INDEX:-none}" "$HOOK_SEEN"; then
+	if grep -qxF "$HOOK_NAME" "$HOOK_SEEN"; then
 		exit 0
 	fi
 }
 
-# hook_done: remember this log index.
+# hook_done: remember this inbox file.
 hook_done() {
-	echo "${RETE_INDEX:-none}" >>"$HOOK_SEEN"
+	echo "$HOOK_NAME" >>"$HOOK_SEEN"
 }
 
 # field JQ: one value of the inbox file ("" when absent).

@@ -43,10 +43,12 @@
 #include <unistd.h>
 
 #include <lmdb.h>
+#include <zmq.h>
 
 #include "codec.h"
 #include "duration.h"
 #include "keys.h"
+#include "merkle.h"
 #include "testutil.h"
 #include "wire.h"
 
@@ -554,9 +556,10 @@ static inline void it_home_close(it_home *h)
 	h->dir = NULL;
 }
 
-/* it_write_agent_ini writes DIR/agents/ID/agent.ini (spool and data in
- * that folder; fast resubmit and reconnects for tests). */
-static inline void it_write_agent_ini(it_net *n, int p)
+/* it_write_agent_ini_ex writes DIR/agents/ID/agent.ini (spool and data in
+ * that folder; fast resubmit and reconnects for tests), with extra (NULL
+ * or more "key = value\n" lines of [agent]) at its end. */
+static inline void it_write_agent_ini_ex(it_net *n, int p, const char *extra)
 {
 	char path[1300], text[4096];
 	snprintf(path, sizeof(path), "%s/agents", n->dir);
@@ -567,10 +570,15 @@ static inline void it_write_agent_ini(it_net *n, int p)
 		 "[agent]\nid = %s\nkey = ../../keys/%s.key\nbroker = %s\n"
 		 "broker_key = ../../keys/" IT_BROKER_ID ".pub\nspool = spool\ndata = data\n"
 		 "resubmit = 2s\nreconnect_min = 100ms\nreconnect_max = 1s\nwitness = 2s\n"
-		 "poll = 1s\nheartbeat = 2s\n",
-		 it_party_ids[p], it_party_ids[p], n->listen);
+		 "poll = 1s\nheartbeat = 2s\n%s",
+		 it_party_ids[p], it_party_ids[p], n->listen, extra ? extra : "");
 	snprintf(path, sizeof(path), "%s/agents/%s/agent.ini", n->dir, it_party_ids[p]);
 	tu_write_file(path, text, strlen(text));
+}
+
+static inline void it_write_agent_ini(it_net *n, int p)
+{
+	it_write_agent_ini_ex(n, p, NULL);
 }
 
 /* it_spool: DIR/agents/ID/spool/SUB into buf. */
@@ -580,12 +588,13 @@ static inline char *it_spool(const it_net *n, int p, const char *sub, char *buf,
 	return buf;
 }
 
-/* it_agent_start starts rete-agent for party p (its spool folders are
- * made first, so files may be dropped at once). */
-static inline bool it_agent_start(it_net *n, int p)
+/* it_agent_start_ex starts rete-agent for party p (its spool folders are
+ * made first, so files may be dropped at once), extra as in
+ * it_write_agent_ini_ex. */
+static inline bool it_agent_start_ex(it_net *n, int p, const char *extra)
 {
 	char exe[1200], ini[1300], path[1300];
-	it_write_agent_ini(n, p);
+	it_write_agent_ini_ex(n, p, extra);
 	mkdir(it_spool(n, p, "", path, sizeof(path)), 0755);
 	static const char *const subs[] = {"outbox", "sent", "failed", "inbox"};
 	for (int i = 0; i < 4; i++)
@@ -599,6 +608,11 @@ static inline bool it_agent_start(it_net *n, int p)
 	n->agent_pid[p] = it_spawn(n->dir, it_party_ids[p], args, NULL);
 	n->agent_starts[p]++;
 	return n->agent_pid[p] > 0;
+}
+
+static inline bool it_agent_start(it_net *n, int p)
+{
+	return it_agent_start_ex(n, p, NULL);
 }
 
 /* it_net_free stops what still runs (SIGTERM; the exit statuses are
@@ -874,6 +888,243 @@ static inline rete_wire *it_hello(it_net *n, int who)
 	if (!ok)
 		rete_wire_close(&w);
 	return w;
+}
+
+/* --- a fake broker ----------------------------------------------------------- */
+
+/* it_fake: a broker that says what the test wants: the broker's key on a
+ * CURVE ROUTER socket at the broker's endpoint (no ZAP handler: every
+ * client key is let in), speaking the wire protocol from a WELCOME the real
+ * broker gave (it_real_welcome). It answers HELLO with that WELCOME, PING
+ * with PONG and SUBMIT with a receipt signed by the broker key (it_fake_
+ * receipt); it counts ACKs and sends the DELIVERs the test makes
+ * (it_fake_deliver) to the peer that said HELLO last. Queries go
+ * unanswered. */
+typedef struct it_fake {
+	void *ctx, *sock;
+	const char *endpoint;
+	const rete_seckey *key;
+	Rete__BrokerFrame *welcome; /* replayed on HELLO (owned) */
+	bool honest_leaf;	    /* receipts name the right leaf */
+	int hellos, submits, acks;
+	uint64_t last_ack;	 /* the log index of the latest ACK */
+	uint32_t last_ack_error; /* and its error code (0: acked fine) */
+	uint8_t peer[256];	 /* routing id of the latest HELLO */
+	size_t peer_len;
+	uint8_t first[4096]; /* the first SUBMIT's signed bytes */
+	size_t first_len;
+	bool same; /* every SUBMIT carried those bytes */
+} it_fake;
+
+/* it_fake_reply sends a BrokerFrame to the peer with routing id ident of a
+ * ROUTER socket. */
+static inline void it_fake_reply(void *sock, const void *ident, size_t ident_len,
+				 Rete__BrokerFrame *f)
+{
+	f->version = RETE_PROTOCOL_VERSION;
+	size_t len = rete__broker_frame__get_packed_size(f);
+	uint8_t *buf = malloc(len ? len : 1);
+	assert_non_null(buf);
+	rete__broker_frame__pack(f, buf);
+	zmq_send(sock, ident, ident_len, ZMQ_SNDMORE);
+	zmq_send(sock, buf, len, 0);
+	free(buf);
+}
+
+/* it_real_welcome starts the real broker once, says HELLO as party `who`
+ * and keeps the WELCOME (its directory entry is signed with the broker key,
+ * so an agent believes it); the broker is stopped again. Caller frees (or
+ * hands it to it_fake_open). */
+static inline Rete__BrokerFrame *it_real_welcome(it_net *n, int who)
+{
+	assert_true(it_broker_start(n));
+	rete_wire *w = it_connect(n, who);
+	assert_non_null(w);
+	rete_wire_hello(w, it_party_ids[who], "itest", NULL);
+	Rete__BrokerFrame *welcome =
+	    it_recv_kind(w, RETE__BROKER_FRAME__COMMAND_WELCOME, it_wait_ms());
+	assert_non_null(welcome);
+	assert_int_equal(welcome->command_case, RETE__BROKER_FRAME__COMMAND_WELCOME);
+	rete_wire_close(&w);
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
+	unlink(n->sock);
+	return welcome;
+}
+
+/* it_fake_bind (re)binds the fake's socket at its endpoint. */
+static inline void it_fake_bind(it_fake *l)
+{
+	int one = 1, linger = 0;
+	l->sock = zmq_socket(l->ctx, ZMQ_ROUTER);
+	assert_non_null(l->sock);
+	assert_int_equal(zmq_setsockopt(l->sock, ZMQ_CURVE_SERVER, &one, sizeof(one)), 0);
+	assert_int_equal(zmq_setsockopt(l->sock, ZMQ_CURVE_SECRETKEY, l->key->x_sk, RETE_PK_LEN),
+			 0);
+	assert_int_equal(zmq_setsockopt(l->sock, ZMQ_LINGER, &linger, sizeof(linger)), 0);
+	assert_int_equal(zmq_bind(l->sock, l->endpoint), 0);
+}
+
+/* it_fake_open binds a fake broker at n's endpoint with n's broker key; it
+ * takes welcome (from it_real_welcome) and frees it in it_fake_close. */
+static inline void it_fake_open(it_fake *l, it_net *n, Rete__BrokerFrame *welcome)
+{
+	memset(l, 0, sizeof(*l));
+	l->endpoint = n->listen;
+	l->key = n->broker;
+	l->welcome = welcome;
+	l->same = true;
+	l->ctx = zmq_ctx_new();
+	assert_non_null(l->ctx);
+	it_fake_bind(l);
+}
+
+static inline void it_fake_close(it_fake *l)
+{
+	if (l->sock)
+		zmq_close(l->sock);
+	if (l->ctx)
+		zmq_ctx_term(l->ctx);
+	if (l->welcome)
+		rete__broker_frame__free_unpacked(l->welcome, NULL);
+	memset(l, 0, sizeof(*l));
+}
+
+/* it_fake_receipt answers a SUBMIT with a receipt signed by the broker key
+ * for index 1, now; its leaf is the right one when honest_leaf, else the
+ * hash of other bytes (what a broker that never logged the message would
+ * have to sign). */
+static inline void it_fake_receipt(it_fake *l, const void *ident, size_t ident_len,
+				   const ProtobufCBinaryData *sm)
+{
+	Rete__Message *msg = NULL;
+	assert_int_equal(rete_signed_decode(sm->data, sm->len, NULL, &msg, NULL), RETE_OK);
+	uint8_t leaf[RETE_MERKLE_HASH];
+	Rete__ReceiptBody rb = RETE__RECEIPT_BODY__INIT;
+	rb.origin = IT_ORIGIN;
+	rb.message_id = msg->id;
+	rb.sender = msg->sender;
+	rb.index = 1;
+	rb.logged_at = rete_now_ms();
+	if (l->honest_leaf) {
+		Rete__LogEntry le = RETE__LOG_ENTRY__INIT;
+		le.index = rb.index;
+		le.logged_at = rb.logged_at;
+		le.signed_message = *sm;
+		size_t n = rete__log_entry__get_packed_size(&le);
+		uint8_t *b = malloc(n);
+		assert_non_null(b);
+		rete__log_entry__pack(&le, b);
+		rete_merkle_leaf_hash(leaf, b, n);
+		free(b);
+	} else {
+		rete_merkle_leaf_hash(leaf, "not this message", 16);
+	}
+	rb.leaf_hash.data = leaf;
+	rb.leaf_hash.len = sizeof(leaf);
+	size_t blen = rete__receipt_body__get_packed_size(&rb);
+	uint8_t *bbytes = malloc(blen);
+	assert_non_null(bbytes);
+	rete__receipt_body__pack(&rb, bbytes);
+	uint8_t sig[RETE_SIG_LEN];
+	assert_int_equal(rete_sign_bytes(sig, RETE_CTX_RECEIPT, bbytes, blen, l->key), RETE_OK);
+	Rete__SignedReceipt sr = RETE__SIGNED_RECEIPT__INIT;
+	sr.body.data = bbytes;
+	sr.body.len = blen;
+	sr.signature.data = sig;
+	sr.signature.len = sizeof(sig);
+	Rete__Receipt r = RETE__RECEIPT__INIT;
+	r.message_id = msg->id;
+	r.receipt = &sr;
+	Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
+	f.command_case = RETE__BROKER_FRAME__COMMAND_RECEIPT;
+	f.receipt = &r;
+	it_fake_reply(l->sock, ident, ident_len, &f);
+	free(bbytes);
+	rete__message__free_unpacked(msg, NULL);
+}
+
+/* it_fake_serve answers frames until *count (one of l's counters) reaches
+ * want or ms (scaled like it_scaled_ms) have passed; returns *count. With a
+ * counter that never moves it just serves for ms. */
+static inline int it_fake_serve(it_fake *l, const int *count, int want, int ms)
+{
+	int64_t end = it_mono_ms() + it_scaled_ms(ms);
+	while (*count < want && it_mono_ms() < end) {
+		zmq_pollitem_t pi = {l->sock, 0, ZMQ_POLLIN, 0};
+		int64_t left = end - it_mono_ms();
+		if (zmq_poll(&pi, 1, left < 200 ? (long)left : 200) <= 0)
+			continue;
+		zmq_msg_t ident, body;
+		zmq_msg_init(&ident);
+		zmq_msg_init(&body);
+		zmq_msg_recv(&ident, l->sock, 0);
+		zmq_msg_recv(&body, l->sock, 0);
+		const void *id = zmq_msg_data(&ident);
+		size_t idl = zmq_msg_size(&ident);
+		Rete__ClientFrame *cf =
+		    rete__client_frame__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
+		if (cf != NULL && cf->command_case == RETE__CLIENT_FRAME__COMMAND_HELLO) {
+			if (idl <= sizeof(l->peer)) {
+				memcpy(l->peer, id, idl);
+				l->peer_len = idl;
+			}
+			it_fake_reply(l->sock, id, idl, l->welcome);
+			l->hellos++;
+		} else if (cf != NULL && cf->command_case == RETE__CLIENT_FRAME__COMMAND_PING) {
+			Rete__Pong pong = RETE__PONG__INIT;
+			pong.nonce = cf->ping->nonce;
+			Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
+			f.command_case = RETE__BROKER_FRAME__COMMAND_PONG;
+			f.pong = &pong;
+			it_fake_reply(l->sock, id, idl, &f);
+		} else if (cf != NULL && cf->command_case == RETE__CLIENT_FRAME__COMMAND_SUBMIT) {
+			const ProtobufCBinaryData *sm = &cf->submit->signed_message;
+			if (l->submits == 0 && sm->len <= sizeof(l->first)) {
+				memcpy(l->first, sm->data, sm->len);
+				l->first_len = sm->len;
+			} else if (sm->len != l->first_len ||
+				   memcmp(l->first, sm->data, sm->len) != 0) {
+				l->same = false;
+			}
+			l->submits++;
+			it_fake_receipt(l, id, idl, sm);
+		} else if (cf != NULL && cf->command_case == RETE__CLIENT_FRAME__COMMAND_ACK) {
+			l->last_ack = cf->ack->index;
+			l->last_ack_error = (uint32_t)cf->ack->error;
+			l->acks++;
+		}
+		if (cf != NULL)
+			rete__client_frame__free_unpacked(cf, NULL);
+		zmq_msg_close(&ident);
+		zmq_msg_close(&body);
+	}
+	return *count;
+}
+
+/* it_fake_deliver sends a DELIVER of the entry (index, now, signed bytes of
+ * o) with o's sealed part to the peer that said HELLO last. */
+static inline void it_fake_deliver(it_fake *l, uint64_t index, const it_msg *o)
+{
+	assert_true(l->peer_len > 0);
+	Rete__LogEntry le = RETE__LOG_ENTRY__INIT;
+	le.index = index;
+	le.logged_at = rete_now_ms();
+	le.signed_message.data = o->signed_bytes.data;
+	le.signed_message.len = o->signed_bytes.len;
+	size_t n = rete__log_entry__get_packed_size(&le);
+	uint8_t *b = malloc(n);
+	assert_non_null(b);
+	rete__log_entry__pack(&le, b);
+	Rete__Deliver d = RETE__DELIVER__INIT;
+	d.log_entry.data = b;
+	d.log_entry.len = n;
+	d.sealed.data = o->sealed.data;
+	d.sealed.len = o->sealed.len;
+	Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
+	f.command_case = RETE__BROKER_FRAME__COMMAND_DELIVER;
+	f.deliver = &d;
+	it_fake_reply(l->sock, l->peer, l->peer_len, &f);
+	free(b);
 }
 
 /* it_log_ids reads the whole log as the auditor and calls fn(ctx, index,

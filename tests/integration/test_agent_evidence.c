@@ -448,187 +448,8 @@ static void test_resend_same_id(void **state)
 
 /* --- a dishonest broker ------------------------------------------------------ */
 
-/* ev_reply sends a BrokerFrame to the peer `ident` of a ROUTER socket. */
-static void ev_reply(void *sock, zmq_msg_t *ident, Rete__BrokerFrame *f)
-{
-	f->version = RETE_PROTOCOL_VERSION;
-	size_t len = rete__broker_frame__get_packed_size(f);
-	uint8_t *buf = malloc(len ? len : 1);
-	assert_non_null(buf);
-	rete__broker_frame__pack(f, buf);
-	zmq_send(sock, zmq_msg_data(ident), zmq_msg_size(ident), ZMQ_SNDMORE);
-	zmq_send(sock, buf, len, 0);
-	free(buf);
-}
-
-/* A broker that lies: the broker's key on a CURVE ROUTER socket at the
- * broker's endpoint (no ZAP handler: every client key is let in), speaking
- * the wire protocol from a WELCOME the real broker gave. */
-typedef struct ev_liar {
-	void *ctx, *sock;
-	const char *endpoint;
-	const rete_seckey *key;
-	Rete__BrokerFrame *welcome; /* replayed on HELLO (owned) */
-	bool honest_leaf;	    /* receipts name the right leaf */
-	int hellos, submits;
-	uint8_t first[4096]; /* the first SUBMIT's signed bytes */
-	size_t first_len;
-	bool same; /* every SUBMIT carried those bytes */
-} ev_liar;
-
-/* ev_real_welcome starts the real broker once, says HELLO as social
- * services and keeps the WELCOME (its directory entry is signed with the
- * broker key, so the agent believes it); the broker is stopped again. */
-static Rete__BrokerFrame *ev_real_welcome(it_net *n)
-{
-	assert_true(it_broker_start(n));
-	rete_wire *w = it_connect(n, IT_SOCIAL);
-	assert_non_null(w);
-	rete_wire_hello(w, it_party_ids[IT_SOCIAL], "itest", NULL);
-	Rete__BrokerFrame *welcome =
-	    it_recv_kind(w, RETE__BROKER_FRAME__COMMAND_WELCOME, it_wait_ms());
-	assert_non_null(welcome);
-	assert_int_equal(welcome->command_case, RETE__BROKER_FRAME__COMMAND_WELCOME);
-	rete_wire_close(&w);
-	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
-	unlink(n->sock);
-	return welcome;
-}
-
-static void ev_liar_bind(ev_liar *l)
-{
-	int one = 1, linger = 0;
-	l->sock = zmq_socket(l->ctx, ZMQ_ROUTER);
-	assert_non_null(l->sock);
-	assert_int_equal(zmq_setsockopt(l->sock, ZMQ_CURVE_SERVER, &one, sizeof(one)), 0);
-	assert_int_equal(zmq_setsockopt(l->sock, ZMQ_CURVE_SECRETKEY, l->key->x_sk, RETE_PK_LEN),
-			 0);
-	assert_int_equal(zmq_setsockopt(l->sock, ZMQ_LINGER, &linger, sizeof(linger)), 0);
-	assert_int_equal(zmq_bind(l->sock, l->endpoint), 0);
-}
-
-static void ev_liar_open(ev_liar *l, it_net *n, Rete__BrokerFrame *welcome)
-{
-	memset(l, 0, sizeof(*l));
-	l->endpoint = n->listen;
-	l->key = n->broker;
-	l->welcome = welcome;
-	l->same = true;
-	l->ctx = zmq_ctx_new();
-	assert_non_null(l->ctx);
-	ev_liar_bind(l);
-}
-
-static void ev_liar_close(ev_liar *l)
-{
-	if (l->sock)
-		zmq_close(l->sock);
-	if (l->ctx)
-		zmq_ctx_term(l->ctx);
-	if (l->welcome)
-		rete__broker_frame__free_unpacked(l->welcome, NULL);
-	memset(l, 0, sizeof(*l));
-}
-
-/* ev_liar_receipt answers a SUBMIT with a receipt signed by the broker key
- * for index 1, now; its leaf is the right one when honest_leaf, else the
- * hash of other bytes (what a broker that never logged the message would
- * have to sign). */
-static void ev_liar_receipt(ev_liar *l, zmq_msg_t *ident, const ProtobufCBinaryData *sm)
-{
-	Rete__Message *msg = NULL;
-	assert_int_equal(rete_signed_decode(sm->data, sm->len, NULL, &msg, NULL), RETE_OK);
-	uint8_t leaf[RETE_MERKLE_HASH];
-	Rete__ReceiptBody rb = RETE__RECEIPT_BODY__INIT;
-	rb.origin = IT_ORIGIN;
-	rb.message_id = msg->id;
-	rb.sender = msg->sender;
-	rb.index = 1;
-	rb.logged_at = rete_now_ms();
-	if (l->honest_leaf) {
-		Rete__LogEntry le = RETE__LOG_ENTRY__INIT;
-		le.index = rb.index;
-		le.logged_at = rb.logged_at;
-		le.signed_message = *sm;
-		size_t n = rete__log_entry__get_packed_size(&le);
-		uint8_t *b = malloc(n);
-		assert_non_null(b);
-		rete__log_entry__pack(&le, b);
-		rete_merkle_leaf_hash(leaf, b, n);
-		free(b);
-	} else {
-		rete_merkle_leaf_hash(leaf, "not this message", 16);
-	}
-	rb.leaf_hash.data = leaf;
-	rb.leaf_hash.len = sizeof(leaf);
-	size_t blen = rete__receipt_body__get_packed_size(&rb);
-	uint8_t *bbytes = malloc(blen);
-	assert_non_null(bbytes);
-	rete__receipt_body__pack(&rb, bbytes);
-	uint8_t sig[RETE_SIG_LEN];
-	assert_int_equal(rete_sign_bytes(sig, RETE_CTX_RECEIPT, bbytes, blen, l->key), RETE_OK);
-	Rete__SignedReceipt sr = RETE__SIGNED_RECEIPT__INIT;
-	sr.body.data = bbytes;
-	sr.body.len = blen;
-	sr.signature.data = sig;
-	sr.signature.len = sizeof(sig);
-	Rete__Receipt r = RETE__RECEIPT__INIT;
-	r.message_id = msg->id;
-	r.receipt = &sr;
-	Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
-	f.command_case = RETE__BROKER_FRAME__COMMAND_RECEIPT;
-	f.receipt = &r;
-	ev_reply(l->sock, ident, &f);
-	free(bbytes);
-	rete__message__free_unpacked(msg, NULL);
-}
-
-/* ev_liar_serve answers frames (HELLO with the WELCOME, PING with PONG,
- * SUBMIT with a receipt; queries go unanswered) until *count reaches want
- * or the deadline passes; returns *count. */
-static int ev_liar_serve(ev_liar *l, const int *count, int want, int ms)
-{
-	int64_t end = ev_deadline(ms);
-	while (*count < want && it_mono_ms() < end) {
-		zmq_pollitem_t pi = {l->sock, 0, ZMQ_POLLIN, 0};
-		if (zmq_poll(&pi, 1, 200) <= 0)
-			continue;
-		zmq_msg_t ident, body;
-		zmq_msg_init(&ident);
-		zmq_msg_init(&body);
-		zmq_msg_recv(&ident, l->sock, 0);
-		zmq_msg_recv(&body, l->sock, 0);
-		Rete__ClientFrame *cf =
-		    rete__client_frame__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
-		if (cf != NULL && cf->command_case == RETE__CLIENT_FRAME__COMMAND_HELLO) {
-			ev_reply(l->sock, &ident, l->welcome);
-			l->hellos++;
-		} else if (cf != NULL && cf->command_case == RETE__CLIENT_FRAME__COMMAND_PING) {
-			Rete__Pong pong = RETE__PONG__INIT;
-			pong.nonce = cf->ping->nonce;
-			Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
-			f.command_case = RETE__BROKER_FRAME__COMMAND_PONG;
-			f.pong = &pong;
-			ev_reply(l->sock, &ident, &f);
-		} else if (cf != NULL && cf->command_case == RETE__CLIENT_FRAME__COMMAND_SUBMIT) {
-			const ProtobufCBinaryData *sm = &cf->submit->signed_message;
-			if (l->submits == 0 && sm->len <= sizeof(l->first)) {
-				memcpy(l->first, sm->data, sm->len);
-				l->first_len = sm->len;
-			} else if (sm->len != l->first_len ||
-				   memcmp(l->first, sm->data, sm->len) != 0) {
-				l->same = false;
-			}
-			l->submits++;
-			ev_liar_receipt(l, &ident, sm);
-		}
-		if (cf != NULL)
-			rete__client_frame__free_unpacked(cf, NULL);
-		zmq_msg_close(&ident);
-		zmq_msg_close(&body);
-	}
-	return *count;
-}
+/* The lying broker is itest.h's fake broker (it_fake): the broker's key,
+ * a real WELCOME, receipts that verify with the broker key. */
 
 static void test_dishonest_receipt(void **state)
 {
@@ -636,8 +457,8 @@ static void test_dishonest_receipt(void **state)
 	assert_non_null(n);
 	*state = n;
 	char outbox[1300], sent[1300], log[1300], path[1500];
-	ev_liar l;
-	ev_liar_open(&l, n, ev_real_welcome(n));
+	it_fake l;
+	it_fake_open(&l, n, it_real_welcome(n, IT_SOCIAL));
 
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	ev_put_referral(n, "liar.json", "ev-liar-1", "long-term-unemployment");
@@ -648,9 +469,9 @@ static void test_dishonest_receipt(void **state)
 	/* Answer every SUBMIT with a receipt that verifies with the broker key
 	 * but whose leaf is not the hash of the entry (index, loggedAt, the
 	 * message's bytes); wait for the same bytes to come a second time. */
-	int submits = ev_liar_serve(&l, &l.submits, 2, EV_WAIT);
+	int submits = it_fake_serve(&l, &l.submits, 2, EV_WAIT);
 	bool same = l.same;
-	ev_liar_close(&l);
+	it_fake_close(&l);
 	bool alarm = ev_wait_log(log, "WITNESS ALARM", 1, EV_WAIT);
 	if (submits < 2 || !alarm)
 		it_show(n, "social.mantova.log");
@@ -676,17 +497,17 @@ static void test_new_epoch(void **state)
 	assert_non_null(n);
 	*state = n;
 	char sent[1300], log[1300], path[1500];
-	Rete__BrokerFrame *welcome = ev_real_welcome(n);
+	Rete__BrokerFrame *welcome = it_real_welcome(n, IT_SOCIAL);
 	welcome->welcome->epoch = 1;
-	ev_liar l;
-	ev_liar_open(&l, n, welcome);
+	it_fake l;
+	it_fake_open(&l, n, welcome);
 	l.honest_leaf = true;
 
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	ev_put_referral(n, "ep.json", "ev-epoch-1", "long-term-unemployment");
 	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
 	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
-	assert_int_equal(ev_liar_serve(&l, &l.submits, 1, EV_WAIT), 1);
+	assert_int_equal(it_fake_serve(&l, &l.submits, 1, EV_WAIT), 1);
 	assert_int_equal(
 	    ev_wait_either(ev_path(path, sizeof(path), "%s/ep.json.receipt.json", sent), NULL,
 			   EV_WAIT),
@@ -710,12 +531,12 @@ static void test_new_epoch(void **state)
 	welcome->welcome->epoch = 2;
 	zmq_close(l.sock);
 	l.sock = NULL;
-	ev_liar_bind(&l);
+	it_fake_bind(&l);
 	int hellos = l.hellos;
-	assert_int_equal(ev_liar_serve(&l, &l.hellos, hellos + 1, EV_WAIT), hellos + 1);
-	assert_int_equal(ev_liar_serve(&l, &l.submits, 2, EV_WAIT), 2);
+	assert_int_equal(it_fake_serve(&l, &l.hellos, hellos + 1, EV_WAIT), hellos + 1);
+	assert_int_equal(it_fake_serve(&l, &l.submits, 2, EV_WAIT), 2);
 	bool same = l.same;
-	ev_liar_close(&l);
+	it_fake_close(&l);
 	if (!ev_wait_log(log, "epoch 2 (was 1)", 1, 1000))
 		it_show(n, "social.mantova.log");
 	assert_true(same); /* the held bytes, not a new signature */

@@ -1,0 +1,442 @@
+/* test_agent_hooks_spool.c — the agent's hooks and its hold on the spool,
+ * with the real rete-agent (and, for deliveries, itest.h's fake broker, so
+ * the test decides which entry comes at which log index).
+ *
+ *   hook_same_index_live     two different entries delivered at one log
+ *                            index (a restore of the broker's store): the
+ *                            second arrives while the first one's hook
+ *                            still runs; both hooks run, each once, and
+ *                            tell the two files apart by their path;
+ *   hook_same_index_restart  the same, with the agent stopped while both
+ *                            hooks run: after the restart both run again
+ *                            to their end, each once, and a third start
+ *                            runs neither;
+ *   hook_old_record          a hook record an older agent left (keyed by
+ *                            log index) runs once and is rewritten;
+ *   spool_lock               two agent.ini files with one spool and two
+ *                            data folders: the second agent exits 2 naming
+ *                            the first one's pid and the folder;
+ *   inbox_sweep              a temporary file a crash left in inbox/
+ *                            (".rete-PID-N.tmp", it may hold an opened
+ *                            private part) is removed at start; the
+ *                            agency's own hidden files are left alone.
+ *
+ * Waits are for files, frames and log lines with deadlines, never sleeps.
+ */
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "itest.h"
+
+#define HS_WAIT 60000 /* generous: 2 cores, sanitizers */
+
+static char *hs_path(char *buf, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static char *hs_path(char *buf, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, n, fmt, ap);
+	va_end(ap);
+	return buf;
+}
+
+static bool hs_exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+/* hs_lines counts the lines of the file at path that start with prefix and
+ * end with suffix. */
+static size_t hs_lines(const char *path, const char *prefix, const char *suffix)
+{
+	char *data = tu_read_file(path, NULL);
+	size_t k = 0, pl = strlen(prefix), sl = strlen(suffix);
+	for (char *line = data; line && *line;) {
+		char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) : strlen(line);
+		if (len >= pl + sl && strncmp(line, prefix, pl) == 0 &&
+		    strncmp(line + len - sl, suffix, sl) == 0)
+			k++;
+		line = nl ? nl + 1 : line + len;
+	}
+	free(data);
+	return k;
+}
+
+static size_t hs_occurrences(const char *path, const char *needle)
+{
+	char *data = tu_read_file(path, NULL);
+	size_t k = 0;
+	for (char *p = data; p && (p = strstr(p, needle)) != NULL; p++)
+		k++;
+	free(data);
+	return k;
+}
+
+/* --- the hooks --------------------------------------------------------------- */
+
+typedef struct hs_fx {
+	it_net *n;
+	it_fake f;
+	pid_t second; /* a second agent, if one runs */
+	char hook_out[1300], release[1300], inbox[1300], log[1300], extra[1400];
+} hs_fx;
+
+/* hs_hook_net: a fake broker (with a real WELCOME for the job centre) and
+ * the job centre's agent, whose hook writes "start INDEX PATH" to
+ * DIR/hook.out, waits until DIR/release exists, then writes "done INDEX
+ * PATH". The hook is exec'd, so the agent's kill after hook_timeout or at
+ * its stop ends it. */
+static void hs_hook_net(hs_fx *x, const char *tag)
+{
+	char script[1300], body[4000];
+	x->n = it_net_new(tag, NULL);
+	assert_non_null(x->n);
+	it_fake_open(&x->f, x->n, it_real_welcome(x->n, IT_CPI));
+	hs_path(x->hook_out, sizeof(x->hook_out), "%s/hook.out", x->n->dir);
+	hs_path(x->release, sizeof(x->release), "%s/release", x->n->dir);
+	hs_path(x->log, sizeof(x->log), "%s/cpi.mantova.log", x->n->dir);
+	it_spool(x->n, IT_CPI, "inbox", x->inbox, sizeof(x->inbox));
+	hs_path(script, sizeof(script), "%s/hook.sh", x->n->dir);
+	snprintf(body, sizeof(body),
+		 "#!/bin/sh\n"
+		 "echo \"start $RETE_INDEX $1\" >> '%s'\n"
+		 "while [ ! -e '%s' ]; do sleep 0.05; done\n"
+		 "echo \"done $RETE_INDEX $1\" >> '%s'\n",
+		 x->hook_out, x->release, x->hook_out);
+	assert_int_equal(tu_write_file(script, body, strlen(body)), 0);
+	assert_int_equal(chmod(script, 0755), 0);
+	snprintf(x->extra, sizeof(x->extra), "on_message = exec %s\n", script);
+	assert_true(it_agent_start_ex(x->n, IT_CPI, x->extra));
+	int h = x->f.hellos;
+	assert_int_equal(it_fake_serve(&x->f, &x->f.hellos, h + 1, HS_WAIT), h + 1);
+}
+
+static int hs_setup(void **state)
+{
+	*state = calloc(1, sizeof(hs_fx));
+	return *state == NULL ? -1 : 0;
+}
+
+/* hs_teardown stops what the test started (also after a failed assertion)
+ * and removes its folder. */
+static int hs_teardown(void **state)
+{
+	hs_fx *x = *state;
+	bool bad = false;
+	if (x->second > 0)
+		it_stop(&x->second, SIGKILL, it_wait_ms());
+	if (x->f.ctx != NULL)
+		it_fake_close(&x->f);
+	it_net_free(&x->n, false, &bad);
+	free(x);
+	*state = NULL;
+	return bad ? -1 : 0;
+}
+
+/* hs_serve_for_lines serves the fake broker until hook.out holds a line
+ * prefix...suffix `want` times; returns how many it holds. */
+static size_t hs_serve_for_lines(hs_fx *x, const char *prefix, const char *suffix, size_t want,
+				 int ms)
+{
+	int64_t end = it_mono_ms() + it_scaled_ms(ms);
+	int never = 0;
+	size_t k;
+	while ((k = hs_lines(x->hook_out, prefix, suffix)) < want && it_mono_ms() < end)
+		it_fake_serve(&x->f, &never, 1, 100);
+	return k;
+}
+
+/* hs_deliver delivers o at index and waits for its ACK (without error). */
+static void hs_deliver(hs_fx *x, uint64_t index, const it_msg *o)
+{
+	int acks = x->f.acks;
+	it_fake_deliver(&x->f, index, o);
+	if (it_fake_serve(&x->f, &x->f.acks, acks + 1, HS_WAIT) != acks + 1)
+		it_show(x->n, "cpi.mantova.log");
+	assert_int_equal(x->f.acks, acks + 1);
+	assert_int_equal(x->f.last_ack, index);
+	assert_int_equal(x->f.last_ack_error, 0);
+}
+
+/* hs_collided finds the inbox file of the second entry at index (the name
+ * with 8 hex digits after the index) into name. */
+static void hs_collided(hs_fx *x, uint64_t index, char *name, size_t n)
+{
+	char prefix[32];
+	snprintf(prefix, sizeof(prefix), "%012" PRIu64 ".", index);
+	DIR *d = opendir(x->inbox);
+	struct dirent *e;
+	name[0] = '\0';
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
+			snprintf(name, n, "/%s", e->d_name);
+	closedir(d);
+	if (name[0] == '\0')
+		it_show(x->n, "cpi.mantova.log");
+	assert_true(name[0] != '\0');
+}
+
+/* hs_two_at delivers two different referrals at one index, the second
+ * while the first one's hook runs; first and second get the inbox names
+ * ("/NAME", as the hook's path ends). */
+static void hs_two_at(hs_fx *x, uint64_t index, const char *id1, const char *id2, char *first,
+		      char *second, size_t n)
+{
+	it_msg a, b;
+	char want[32];
+	assert_int_equal(it_referral(x->n, IT_SOCIAL, IT_CPI, id1, &a), RETE_OK);
+	assert_int_equal(it_referral(x->n, IT_SOCIAL, IT_CPI, id2, &b), RETE_OK);
+	snprintf(first, n, "/%012" PRIu64 "-referral.json", index);
+	snprintf(want, sizeof(want), "start %" PRIu64 " ", index);
+	hs_deliver(x, index, &a);
+	assert_int_equal(hs_serve_for_lines(x, want, first, 1, HS_WAIT), 1);
+	hs_deliver(x, index, &b); /* the first hook still waits for release */
+	hs_collided(x, index, second, n);
+	assert_true(hs_lines(x->hook_out, "done ", "") == 0);
+	it_msg_free(&a);
+	it_msg_free(&b);
+}
+
+static void test_hook_same_index_live(void **state)
+{
+	hs_fx *x = *state;
+	char first[200], second[200];
+	hs_hook_net(x, "hooks-live");
+	hs_two_at(x, 5, "hk-live-a", "hk-live-b", first, second, sizeof(first));
+
+	assert_int_equal(tu_write_file(x->release, "", 0), 0);
+	size_t a = hs_serve_for_lines(x, "done 5 ", first, 1, HS_WAIT);
+	size_t b = hs_serve_for_lines(x, "done 5 ", second, 1, HS_WAIT);
+	if (a != 1 || b != 1) {
+		it_show_path(x->hook_out, 0);
+		it_show(x->n, "cpi.mantova.log");
+	}
+	assert_int_equal(a, 1); /* the first file's hook ran to its end, once */
+	assert_int_equal(b, 1); /* so did the hook of the second file at that index */
+	/* Each ran once: it started once (no stop in between). */
+	assert_int_equal(hs_lines(x->hook_out, "start 5 ", first), 1);
+	assert_int_equal(hs_lines(x->hook_out, "start 5 ", second), 1);
+}
+
+static void test_hook_same_index_restart(void **state)
+{
+	hs_fx *x = *state;
+	char first[200], second[200];
+	hs_hook_net(x, "hooks-restart");
+	hs_two_at(x, 6, "hk-rs-c", "hk-rs-d", first, second, sizeof(first));
+
+	/* Stopped while the hooks wait: the agent kills them at its stop, and
+	 * they stay owed. */
+	int st = it_stop(&x->n->agent_pid[IT_CPI], SIGTERM, it_wait_ms());
+	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(hs_lines(x->hook_out, "done ", ""), 0);
+	assert_int_equal(tu_write_file(x->release, "", 0), 0);
+	assert_true(it_agent_start_ex(x->n, IT_CPI, x->extra));
+	size_t c = hs_serve_for_lines(x, "done 6 ", first, 1, HS_WAIT);
+	size_t d = hs_serve_for_lines(x, "done 6 ", second, 1, HS_WAIT);
+	if (c != 1 || d != 1) {
+		it_show_path(x->hook_out, 0);
+		it_show(x->n, "cpi.mantova.log");
+	}
+	assert_int_equal(c, 1); /* the first file's hook ran to its end after the restart */
+	assert_int_equal(d, 1); /* and so did the second one's */
+	assert_int_equal(hs_occurrences(x->log, "2 hook run(s) left unfinished"), 1);
+
+	/* A third start owes nothing: no hook runs again. */
+	st = it_stop(&x->n->agent_pid[IT_CPI], SIGTERM, it_wait_ms());
+	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_true(it_agent_start_ex(x->n, IT_CPI, x->extra));
+	int h = x->f.hellos;
+	assert_int_equal(it_fake_serve(&x->f, &x->f.hellos, h + 1, HS_WAIT), h + 1);
+	assert_int_equal(hs_occurrences(x->log, "hook run(s) left unfinished"), 1);
+	assert_int_equal(hs_lines(x->hook_out, "done 6 ", first), 1);
+	assert_int_equal(hs_lines(x->hook_out, "done 6 ", second), 1);
+}
+
+/* hs_old_hook_record writes, behind the agent's back, the pending hook
+ * record an older agent kept: log index BE64 -> the inbox file's path. */
+static void hs_old_hook_record(const char *data, uint64_t index, const char *path)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	uint8_t key[8];
+	for (int i = 0; i < 8; i++)
+		key[i] = (uint8_t)(index >> (56 - 8 * i));
+	MDB_val k = {sizeof(key), key}, v = {strlen(path), (void *)path};
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 32);
+	assert_int_equal(mdb_env_open(env, data, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "hooks", 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* test_hook_old_record: a hook left pending by an older agent (its record
+ * keyed by log index) runs at the next start, once, and is rewritten by
+ * file name (a regression test of the upgrade path, not of a defect). */
+static void test_hook_old_record(void **state)
+{
+	hs_fx *x = *state;
+	char data[1300], file[1500], tail[64];
+	hs_hook_net(x, "hooks-old");
+	assert_int_equal(tu_write_file(x->release, "", 0), 0); /* hooks end at once */
+	int st = it_stop(&x->n->agent_pid[IT_CPI], SIGTERM, it_wait_ms());
+	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	hs_path(data, sizeof(data), "%s/agents/%s/data", x->n->dir, it_party_ids[IT_CPI]);
+	hs_path(file, sizeof(file), "%s/000000000009-referral.json", x->inbox);
+	assert_int_equal(tu_write_file(file, "{}\n", 3), 0);
+	hs_old_hook_record(data, 9, file);
+
+	assert_true(it_agent_start_ex(x->n, IT_CPI, x->extra));
+	snprintf(tail, sizeof(tail), "/000000000009-referral.json");
+	size_t k = hs_serve_for_lines(x, "done 9 ", tail, 1, HS_WAIT);
+	if (k != 1)
+		it_show(x->n, "cpi.mantova.log");
+	assert_int_equal(k, 1);
+	assert_int_equal(hs_occurrences(x->log, "rewritten by inbox file name"), 1);
+	/* ran, so forgotten: the next start runs nothing */
+	st = it_stop(&x->n->agent_pid[IT_CPI], SIGTERM, it_wait_ms());
+	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_true(it_agent_start_ex(x->n, IT_CPI, x->extra));
+	int h = x->f.hellos;
+	assert_int_equal(it_fake_serve(&x->f, &x->f.hellos, h + 1, HS_WAIT), h + 1);
+	assert_int_equal(hs_occurrences(x->log, "hook run(s) left unfinished"), 1);
+	assert_int_equal(hs_lines(x->hook_out, "done 9 ", tail), 1);
+}
+
+/* --- the spool's lock ----------------------------------------------------------- */
+
+/* hs_wait_log waits until the log at path holds needle. */
+static bool hs_wait_log(const char *path, const char *needle, int ms)
+{
+	int64_t end = it_mono_ms() + it_scaled_ms(ms);
+	while (hs_occurrences(path, needle) == 0) {
+		if (it_mono_ms() >= end)
+			return false;
+		it_nap(50); /* polling a log file: no event to wait on */
+	}
+	return true;
+}
+
+static void test_spool_lock(void **state)
+{
+	hs_fx *x = *state;
+	it_net *n = x->n = it_net_new("spool-lock", NULL);
+	assert_non_null(n);
+	char log[1300], spool[1300], dir[1300], ini[1400], text[4096], exe[1300], pid[64];
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	hs_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	/* started: it holds its locks (no broker needed for that) */
+	assert_true(hs_wait_log(log, "started:", HS_WAIT));
+
+	/* Another agent.ini: the same spool, its own data folder. */
+	it_spool(n, IT_SOCIAL, "", spool, sizeof(spool));
+	spool[strlen(spool) - 1] = '\0'; /* no trailing '/' */
+	hs_path(dir, sizeof(dir), "%s/other", n->dir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	snprintf(text, sizeof(text),
+		 "[agent]\nid = %s\nkey = %s/keys/%s.key\nbroker = %s\n"
+		 "broker_key = %s/keys/" IT_BROKER_ID ".pub\nspool = %s\ndata = data\n",
+		 it_party_ids[IT_SOCIAL], n->dir, it_party_ids[IT_SOCIAL], n->listen, n->dir,
+		 spool);
+	hs_path(ini, sizeof(ini), "%s/agent.ini", dir);
+	assert_int_equal(tu_write_file(ini, text, strlen(text)), 0);
+	hs_path(exe, sizeof(exe), "%s/rete-agent", n->bin);
+	char *args[] = {exe, "-c", ini, NULL};
+	x->second = it_spawn(n->dir, "second", args, NULL);
+	assert_true(x->second > 0);
+	int64_t end = it_mono_ms() + it_scaled_ms(20000);
+	int st = 0;
+	bool exited = false;
+	while (!exited && it_mono_ms() < end) {
+		exited = it_reap(x->second, &st);
+		if (!exited)
+			it_nap(20); /* polling a child's exit: no event to wait on */
+	}
+	if (exited)
+		x->second = 0;
+	else
+		it_show(n, "second.log");
+	assert_true(exited); /* the second agent must not run on the first one's spool */
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 2);
+	hs_path(log, sizeof(log), "%s/second.log", n->dir);
+	snprintf(pid, sizeof(pid), "pid %ld", (long)n->agent_pid[IT_SOCIAL]);
+	if (hs_occurrences(log, pid) < 1 || hs_occurrences(log, spool) < 1)
+		it_show(n, "second.log");
+	assert_true(hs_occurrences(log, pid) >= 1);   /* names the first one's pid */
+	assert_true(hs_occurrences(log, spool) >= 1); /* and the folder */
+
+	/* rete status takes no lock: it works beside the agent. */
+	char *out = NULL;
+	hs_path(ini, sizeof(ini), "%s/agents/%s/agent.ini", n->dir, it_party_ids[IT_SOCIAL]);
+	int rc = tu_run(&out, "'%s/rete' status -c '%s' --timeout 0", n->bin, ini);
+	if (rc != 0)
+		fprintf(stderr, "rete status: %s\n", out ? out : "");
+	free(out);
+	assert_int_equal(rc, 0);
+}
+
+/* --- what the agent cleans at start ------------------------------------------- */
+
+static void test_inbox_sweep(void **state)
+{
+	hs_fx *x = *state;
+	it_net *n = x->n = it_net_new("inbox-sweep", NULL);
+	assert_non_null(n);
+	char inbox[1300], root[1300], log[1300];
+	char left[1500], old[1500], own[1500], own2[1500], sent_left[1500];
+	it_write_agent_ini(n, IT_CPI); /* makes DIR/agents/ID */
+	it_spool(n, IT_CPI, "", root, sizeof(root));
+	assert_int_equal(mkdir(root, 0755), 0);
+	it_spool(n, IT_CPI, "inbox", inbox, sizeof(inbox));
+	assert_int_equal(mkdir(inbox, 0755), 0);
+	it_spool(n, IT_CPI, "sent", root, sizeof(root));
+	assert_int_equal(mkdir(root, 0755), 0);
+	/* what a crash in the middle of writing an inbox file leaves */
+	hs_path(left, sizeof(left), "%s/.rete-4242-1.tmp", inbox);
+	assert_int_equal(tu_write_file(left, "{\"private\": \"Maria Rossi\"}", 26), 0);
+	hs_path(old, sizeof(old), "%s/.000000000003-referral.json.4242.tmp", inbox);
+	assert_int_equal(tu_write_file(old, "{}", 2), 0); /* an older agent's */
+	hs_path(sent_left, sizeof(sent_left), "%s/.rete-4242-2.tmp", root);
+	assert_int_equal(tu_write_file(sent_left, "x", 1), 0);
+	/* the agency's own hidden files */
+	hs_path(own, sizeof(own), "%s/.seen-by-case-system", inbox);
+	assert_int_equal(tu_write_file(own, "1", 1), 0);
+	hs_path(own2, sizeof(own2), "%s/.rete-notes", inbox);
+	assert_int_equal(tu_write_file(own2, "2", 1), 0);
+
+	assert_true(it_agent_start(n, IT_CPI));
+	hs_path(log, sizeof(log), "%s/cpi.mantova.log", n->dir);
+	assert_true(hs_wait_log(log, "started:", HS_WAIT)); /* the sweep comes before */
+	assert_false(hs_exists(sent_left));
+	assert_false(hs_exists(left)); /* the leftover with personal data is gone */
+	assert_false(hs_exists(old));
+	assert_true(hs_exists(own)); /* the agency's own files stay */
+	assert_true(hs_exists(own2));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_hook_same_index_live, hs_setup, hs_teardown),
+	    cmocka_unit_test_setup_teardown(test_hook_same_index_restart, hs_setup, hs_teardown),
+	    cmocka_unit_test_setup_teardown(test_hook_old_record, hs_setup, hs_teardown),
+	    cmocka_unit_test_setup_teardown(test_spool_lock, hs_setup, hs_teardown),
+	    cmocka_unit_test_setup_teardown(test_inbox_sweep, hs_setup, hs_teardown),
+	};
+	signal(SIGPIPE, SIG_IGN);
+	if (getenv("RETE_TEST_ONLY") != NULL)
+		cmocka_set_test_filter(getenv("RETE_TEST_ONLY"));
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
