@@ -2,7 +2,7 @@
 # scripts/package.sh [--out DIR] [--no-lintian] — build the Debian package
 # from this tree (debian/, dpkg-buildpackage -b) and check it with lintian.
 #
-# Installs what it needs first (scripts/setup --package). The tree is copied
+# Installs what it needs first (scripts/setup). The tree is copied
 # (the files git knows, plus new ones not ignored) into DIR/src, so nothing
 # is written beside or inside the checkout; the package's version is the one
 # of CMakeLists.txt's project() (0.0.0 when it has none) plus the git commit
@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-./scripts/setup --package
+./scripts/setup
 
 version=$(sed -nE 's/^project\(rete[[:space:]]+VERSION[[:space:]]+([0-9][0-9.]*).*/\1/p' CMakeLists.txt | head -1)
 version=${version:-0.0.0}
