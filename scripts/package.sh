@@ -2,13 +2,13 @@
 # scripts/package.sh [--out DIR] [--no-lintian] — build the Debian package
 # from this tree (debian/, dpkg-buildpackage -b) and check it with lintian.
 #
-# Installs what it needs first (scripts/setup). The tree is copied
-# (the files git knows, plus new ones not ignored) into DIR/src, so nothing
-# is written beside or inside the checkout; the package's version is the one
-# of CMakeLists.txt's project() (0.0.0 when it has none) plus the git commit
-# when built from a checkout. Leaves DIR/rete_VERSION_ARCH.deb and prints
-# its path on the last line. Exit 0 built (and no lintian errors), 1 lintian
-# found errors, 2 the build failed.
+# Installs what it needs first (scripts/setup). The tree is copied (the
+# files git knows, plus new ones not ignored) into DIR/src (DIR defaults to
+# build-package/, which git ignores), so the tree itself stays as it is.
+# The package's version is the one of CMakeLists.txt's project() (0.0.0
+# when it has none) plus the git commit when built from a checkout. Leaves
+# DIR/rete_VERSION_ARCH.deb and prints its path on the last line. Exit 0
+# built (and no lintian errors), 1 lintian found errors, 2 the build failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$(pwd)
@@ -18,7 +18,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--out) out=${2:?--out needs a folder}; shift 2 ;;
 	--no-lintian) lint=0; shift ;;
-	-h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "scripts/package.sh: unknown option '$1'; accepted: --out DIR, --no-lintian" >&2; exit 2 ;;
 	esac
 done
