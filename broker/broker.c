@@ -31,6 +31,7 @@
 #include "duration.h"
 #include "json.h"
 #include "log.h"
+#include "version.h"
 #include "logline.h"
 #include "store_identity.h"
 #include "validate.h"
@@ -937,8 +938,13 @@ static void handle_hello(broker *b, broker_frame *f)
 		inflight_restart(p);
 	}
 	send_welcome(b, f->rid, f->rid_len, f->party, f->who->kind);
-	broker_log_info("hello from %s (%s, %.64s)", f->party, broker_kind_name(f->who->kind),
-			h->software);
+	/* every `rete monitor`, `health` or `report` says HELLO: routine */
+	if (broker_kind_is_agency(f->who->kind))
+		broker_log_info("hello from %s (%s, %.64s)", f->party,
+				broker_kind_name(f->who->kind), h->software);
+	else
+		broker_log_debug("hello from %s (%s, %.64s)", f->party,
+				 broker_kind_name(f->who->kind), h->software);
 }
 
 static void send_pong(broker *b, broker_frame *f)
@@ -2007,19 +2013,33 @@ static void monitor_drain(broker *b)
 		    value < b->nfd_party && b->fd_party[value][0] ? b->fd_party[value] : NULL;
 		if (event == ZMQ_EVENT_DISCONNECTED) {
 			if (party) {
-				broker_log_info("the connection of %s closed (fd %u): it left or "
-						"fell silent, or sent a frame over max_frame "
-						"(%" PRIu64 " bytes)",
-						party, value, b->cfg->max_frame);
+				/* A coordinator's or auditor's `rete monitor`, `health` or
+				 * `report` closing its connection is routine: debug. An
+				 * agency's is news, but one on a flapping line must not
+				 * fill the log: one line per agency and minute. */
+				const broker_party *bp = broker_config_party(b->cfg, party);
+				char key[RETE_ID_MAX + 64];
+				snprintf(key, sizeof(key), "closed connections of %s", party);
+				broker_log_limited(bp && !broker_kind_is_agency(bp->kind)
+						       ? RETE_LOG_DEBUG
+						       : RETE_LOG_INFO,
+						   key,
+						   "the connection of %s closed (fd %u): it left or "
+						   "fell silent, or sent a frame over max_frame "
+						   "(%" PRIu64 " bytes)",
+						   party, value, b->cfg->max_frame);
 				/* is its delivery connection still there? */
 				broker_peer *p = broker_peer_find(b, party);
 				if (p && p->nconns)
 					ping_peer(b, p);
 			} else
-				broker_log_info("a connection closed (fd %u) before its first "
-						"frame: the peer left, or its first frame was over "
-						"max_frame (%" PRIu64 " bytes)",
-						value, b->cfg->max_frame);
+				/* also every refused handshake: limited like those */
+				broker_log_limited(RETE_LOG_INFO,
+						   "connections closed before their first frame",
+						   "a connection closed (fd %u) before its first "
+						   "frame: the peer left, or its first frame was over "
+						   "max_frame (%" PRIu64 " bytes)",
+						   value, b->cfg->max_frame);
 			if (party)
 				b->fd_party[value][0] = '\0';
 		} else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
@@ -2164,10 +2184,13 @@ int broker_run(broker_config *c, unsigned flags)
 				 m.text);
 		goto out;
 	}
+	char version[128];
 	broker_log_info("started: broker %s, origin %s, epoch %" PRIu32 ", log size %" PRIu64
-			", %zu parties, listening on %s, events on %s",
+			", %zu parties, listening on %s, events on %s; rete-broker %s, protocol "
+			"%" PRIu32 ", store schema %" PRIu32,
 			b.cfg->id, b.cfg->origin, b.epoch, b.log_size, b.cfg->nparties,
-			b.cfg->listen, b.cfg->events);
+			b.cfg->listen, b.cfg->events, rete_version_short(version, sizeof(version)),
+			rete_version_protocol(), rete_version_store_schema());
 	broker_log_buffer(true); /* written before every wait for the network */
 
 	int64_t now = mono_ms();
