@@ -64,8 +64,8 @@ static void write_line(const agent *a, rete_log_level level, const char *esc)
 	int64_t ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 	bool journal = rete_log_to_journal();
 	const char *who = a->cfg.id[0] ? a->cfg.id : "-";
-	size_t need = rete_log_format(small, sizeof(small), journal, ms, "rete-agent", who, level,
-				      esc);
+	size_t need =
+	    rete_log_format(small, sizeof(small), journal, ms, "rete-agent", who, level, esc);
 	char *line = need < sizeof(small) ? small : malloc(need + 1);
 	if (line == NULL) { /* out of memory: the cut line, its newline restored */
 		line = small;
@@ -335,9 +335,12 @@ int main(int argc, char **argv)
 
 	memset(&a, 0, sizeof(a));
 	static const struct option longopts[] = {
-	    {"config", required_argument, NULL, 'c'}, {"verbose", no_argument, NULL, 'v'},
-	    {"trust", required_argument, NULL, 'T'},  {"key", required_argument, NULL, 'K'},
-	    {"help", no_argument, NULL, 'h'},	      {"version", no_argument, NULL, 'V'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"trust", required_argument, NULL, 'T'},
+	    {"key", required_argument, NULL, 'K'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	while ((opt = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
