@@ -10,7 +10,9 @@
  *              broker and of an agent starts with <3>, <4>, <6> or <7> and
  *              carries no time nor program name; a coordinator's connection
  *              coming and going is debug (<7>), not info; 50 refused
- *              handshakes give a handful of lines, not 50
+ *              handshakes give a handful of lines, not 50, and once the
+ *              minute is over one line saying how many were held back
+ *              (so this test takes a minute)
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -146,9 +148,9 @@ static bool all_journal(const char *path, const char *program)
 }
 
 /* wait_line waits (with a deadline) until path has a line containing needle. */
-static bool wait_line(const char *path, const char *needle)
+static bool wait_line_ms(const char *path, const char *needle, int ms)
 {
-	int64_t end = it_mono_ms() + it_wait_ms();
+	int64_t end = it_mono_ms() + ms;
 	while (it_mono_ms() < end) {
 		if (count_lines(path, needle, NULL) > 0)
 			return true;
@@ -156,6 +158,30 @@ static bool wait_line(const char *path, const char *needle)
 	}
 	fprintf(stderr, "no line '%s' in %s\n", needle, path);
 	return false;
+}
+
+static bool wait_line(const char *path, const char *needle)
+{
+	return wait_line_ms(path, needle, it_wait_ms());
+}
+
+/* held_count: the N of the first "...: N more in the last minute" line of
+ * path containing needle (-1: none). */
+static long held_count(const char *path, const char *needle)
+{
+	char *text = tu_read_file(path, NULL);
+	long n = -1;
+	for (char *line = text, *nl; n < 0 && line && *line; line = nl ? nl + 1 : NULL) {
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		char *more = strstr(line, " more in the last minute");
+		char *colon = more ? strstr(line, "): ") : NULL;
+		if (more && colon && strstr(line, needle))
+			n = strtol(colon + 3, NULL, 10);
+	}
+	free(text);
+	return n;
 }
 
 static void test_journald(void **state)
@@ -245,6 +271,13 @@ static void test_journald(void **state)
 		NREFUSED, refused, after - before);
 	assert_true(refused >= 1 && refused <= 2);
 	assert_true(after - before <= 5);
+	/* when the minute is over the broker says how many it held back:
+	 * at least the 49 other refusals (ZeroMQ may retry some handshakes) */
+	assert_true(wait_line_ms(n->log, "<4>refused connections from",
+				 it_scaled_ms(60000) + it_wait_ms()));
+	long held = held_count(n->log, "<4>refused connections from");
+	fprintf(stderr, "the broker said: %ld more in the last minute\n", held);
+	assert_true(held >= NREFUSED - 1);
 	/* under -v each handshake still has its debug line, for whoever asks */
 	assert_true(all_journal(n->log, "rete-broker"));
 
