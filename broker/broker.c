@@ -31,6 +31,7 @@
 #include "duration.h"
 #include "json.h"
 #include "log.h"
+#include "version.h"
 #include "logline.h"
 #include "store_identity.h"
 #include "validate.h"
@@ -427,15 +428,21 @@ static void conn_hello(broker_peer *p, const uint8_t *rid, size_t rid_len)
 /* conn_lost drops p's connection i, which the ROUTER no longer knows; when
  * it was the delivery connection, what was in flight on it goes to the
  * next one listed (if any). */
-static void conn_lost(broker_peer *p, size_t i)
+static void conn_lost(broker *b, broker_peer *p, size_t i)
 {
 	memmove(&p->conns[i], &p->conns[i + 1], (p->nconns - i - 1) * sizeof(p->conns[0]));
 	p->nconns--;
 	if (i == 0) {
 		inflight_restart(p);
-		broker_log_info("%s's delivery connection is gone; %s", p->id,
-				p->nconns ? "deliveries go on on its other connection"
-					  : "deliveries wait for its next HELLO");
+		/* nothing is delivered to a coordinator or an auditor: the end of
+		 * their `rete monitor`, `health` or `report` is routine, debug */
+		const broker_party *bp = broker_config_party(b->cfg, p->id);
+		if (bp && !broker_kind_is_agency(bp->kind))
+			broker_log_debug("%s's connection is gone", p->id);
+		else
+			broker_log_info("%s's delivery connection is gone; %s", p->id,
+					p->nconns ? "deliveries go on on its other connection"
+						  : "deliveries wait for its next HELLO");
 	}
 }
 
@@ -487,7 +494,7 @@ static void pump(broker *b, broker_peer *p)
 		bool lost = false;
 		for (size_t i = 0; i < n && !lost; i++) {
 			if (deliver_one(b, p, rt, idx[i]) == EHOSTUNREACH) {
-				conn_lost(p, 0);
+				conn_lost(b, p, 0);
 				lost = true;
 				break;
 			}
@@ -550,7 +557,7 @@ static void redeliver(broker *b, int64_t now)
 			if (!redelivery_due(b, &p->conns[0], f, now))
 				continue;
 			if (deliver_one(b, p, rt, f->index) == EHOSTUNREACH) {
-				conn_lost(p, 0); /* restarts the window on the next one */
+				conn_lost(b, p, 0); /* restarts the window on the next one */
 				break;
 			}
 			f->sent_ms = now;
@@ -937,8 +944,13 @@ static void handle_hello(broker *b, broker_frame *f)
 		inflight_restart(p);
 	}
 	send_welcome(b, f->rid, f->rid_len, f->party, f->who->kind);
-	broker_log_info("hello from %s (%s, %.64s)", f->party, broker_kind_name(f->who->kind),
-			h->software);
+	/* every `rete monitor`, `health` or `report` says HELLO: routine */
+	if (broker_kind_is_agency(f->who->kind))
+		broker_log_info("hello from %s (%s, %.64s)", f->party,
+				broker_kind_name(f->who->kind), h->software);
+	else
+		broker_log_debug("hello from %s (%s, %.64s)", f->party,
+				 broker_kind_name(f->who->kind), h->software);
 }
 
 static void send_pong(broker *b, broker_frame *f)
@@ -969,7 +981,7 @@ static void ping_peer(broker *b, broker_peer *p)
 		bf.ping = &ping;
 		int rc = broker_send(b, c->rid, c->rid_len, &bf);
 		if (rc == EHOSTUNREACH)
-			conn_lost(p, j);
+			conn_lost(b, p, j);
 		else if (rc == 0) {
 			/* the one before stays good: a PONG may come after the next
 			 * PING went out */
@@ -2007,19 +2019,33 @@ static void monitor_drain(broker *b)
 		    value < b->nfd_party && b->fd_party[value][0] ? b->fd_party[value] : NULL;
 		if (event == ZMQ_EVENT_DISCONNECTED) {
 			if (party) {
-				broker_log_info("the connection of %s closed (fd %u): it left or "
-						"fell silent, or sent a frame over max_frame "
-						"(%" PRIu64 " bytes)",
-						party, value, b->cfg->max_frame);
+				/* A coordinator's or auditor's `rete monitor`, `health` or
+				 * `report` closing its connection is routine: debug. An
+				 * agency's is news, but one on a flapping line must not
+				 * fill the log: one line per agency and minute. */
+				const broker_party *bp = broker_config_party(b->cfg, party);
+				char key[RETE_ID_MAX + 64];
+				snprintf(key, sizeof(key), "closed connections of %s", party);
+				broker_log_limited(
+				    bp && !broker_kind_is_agency(bp->kind) ? RETE_LOG_DEBUG
+									   : RETE_LOG_INFO,
+				    key,
+				    "the connection of %s closed (fd %u): it left or "
+				    "fell silent, or sent a frame over max_frame "
+				    "(%" PRIu64 " bytes)",
+				    party, value, b->cfg->max_frame);
 				/* is its delivery connection still there? */
 				broker_peer *p = broker_peer_find(b, party);
 				if (p && p->nconns)
 					ping_peer(b, p);
 			} else
-				broker_log_info("a connection closed (fd %u) before its first "
-						"frame: the peer left, or its first frame was over "
-						"max_frame (%" PRIu64 " bytes)",
-						value, b->cfg->max_frame);
+				/* also every refused handshake: limited like those */
+				broker_log_limited(
+				    RETE_LOG_INFO, "connections closed before their first frame",
+				    "a connection closed (fd %u) before its first "
+				    "frame: the peer left, or its first frame was over "
+				    "max_frame (%" PRIu64 " bytes)",
+				    value, b->cfg->max_frame);
 			if (party)
 				b->fd_party[value][0] = '\0';
 		} else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
@@ -2164,10 +2190,13 @@ int broker_run(broker_config *c, unsigned flags)
 				 m.text);
 		goto out;
 	}
+	char version[128];
 	broker_log_info("started: broker %s, origin %s, epoch %" PRIu32 ", log size %" PRIu64
-			", %zu parties, listening on %s, events on %s",
+			", %zu parties, listening on %s, events on %s; rete-broker %s, protocol "
+			"%" PRIu32 ", store schema %" PRIu32,
 			b.cfg->id, b.cfg->origin, b.epoch, b.log_size, b.cfg->nparties,
-			b.cfg->listen, b.cfg->events);
+			b.cfg->listen, b.cfg->events, rete_version_short(version, sizeof(version)),
+			rete_version_protocol(), rete_version_store_schema());
 	broker_log_buffer(true); /* written before every wait for the network */
 
 	int64_t now = mono_ms();

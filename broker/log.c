@@ -1,6 +1,7 @@
 /* log.c — see log.h. */
 #include "log.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <stdarg.h>
@@ -10,7 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "logfmt.h"
 #include "logline.h"
+#include "ratelimit.h"
 
 static atomic_bool log_verbose;
 
@@ -53,6 +56,7 @@ void broker_log_buffer(bool on)
 
 void broker_log_flush(void)
 {
+	broker_log_sweep(); /* the "N more" of windows that ended go out too */
 	pthread_mutex_lock(&gather.lock);
 	flush_locked();
 	pthread_mutex_unlock(&gather.lock);
@@ -68,15 +72,60 @@ bool broker_log_is_verbose(void)
 	return atomic_load(&log_verbose);
 }
 
-static void log_line(const char *level, bool urgent, const char *fmt, va_list ap)
+static int64_t wall_ms(void)
 {
-	char small[2048], esc_small[4096], stamp[40];
-	char *text = small, *esc = esc_small, *line = NULL;
 	struct timespec ts;
-	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* write_line formats the escaped text as one line (logfmt.h: for journald
+ * or with the time) and writes it, or gathers it while buffering. */
+static void write_line(rete_log_level level, const char *esc)
+{
+	bool urgent = level <= RETE_LOG_WARNING;
+	bool journal = rete_log_to_journal();
+	int64_t now = wall_ms();
+	char line_small[6200];
+	char *line = line_small;
+	size_t need = rete_log_format(line_small, sizeof(line_small), journal, now, "rete-broker",
+				      NULL, level, esc);
+	if (need >= sizeof(line_small)) {
+		line = malloc(need + 1);
+		if (line != NULL)
+			rete_log_format(line, need + 1, journal, now, "rete-broker", NULL, level,
+					esc);
+		else { /* out of memory: the cut line, its newline restored */
+			line = line_small;
+			need = sizeof(line_small) - 1;
+			line_small[need - 1] = '\n';
+		}
+	}
+	size_t len = need;
+	pthread_mutex_lock(&gather.lock);
+	if (!gather.on || urgent || gather.len + len > sizeof(gather.data))
+		flush_locked();
+	if (len && gather.on && !urgent && len <= sizeof(gather.data)) {
+		memcpy(gather.data + gather.len, line, len);
+		gather.len += len;
+	} else if (len)
+		write_all(line, len);
+	pthread_mutex_unlock(&gather.lock);
+	if (line != line_small)
+		free(line);
+}
+
+static void log_line(rete_log_level level, const char *fmt, va_list ap)
+{
+	char small[2048], esc_small[4096];
+	char *text = small, *esc = esc_small;
 	/* The whole text, however long (a refusal's sentence is not cut). */
 	va_list ap2;
 	va_copy(ap2, ap);
@@ -94,44 +143,68 @@ static void log_line(const char *level, bool urgent, const char *fmt, va_list ap
 		rete_log_escape(esc, need + 1, text, tl);
 	else if (need >= sizeof(esc_small))
 		esc = esc_small;
-	size_t cap = strlen(esc) + strlen(stamp) + strlen(level) + 64;
-	char line_small[6200];
-	line = cap <= sizeof(line_small) ? line_small : malloc(cap);
-	size_t len = 0;
-	if (line) {
-		int n = snprintf(line, cap, "%s.%03ldZ rete-broker %s: %s\n", stamp,
-				 ts.tv_nsec / 1000000, level, esc);
-		len = n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
-	}
-	pthread_mutex_lock(&gather.lock);
-	if (!gather.on || urgent || gather.len + len > sizeof(gather.data))
-		flush_locked();
-	if (len && gather.on && !urgent && len <= sizeof(gather.data)) {
-		memcpy(gather.data + gather.len, line, len);
-		gather.len += len;
-	} else if (len)
-		write_all(line, len);
-	pthread_mutex_unlock(&gather.lock);
+	write_line(level, esc);
 	if (text != small)
 		free(text);
 	if (esc != esc_small)
 		free(esc);
-	if (line != line_small)
-		free(line);
 }
 
-#define LOG_FN(name, level, urgent, cond)                                                          \
+/* One minute per key: an agent on an old key retries every few seconds,
+ * and a flood of handshakes can come at thousands a second. */
+#define LIMIT_WINDOW_MS 60000
+
+static rete_ratelimit limiter = RETE_RATELIMIT_INITIALIZER(LIMIT_WINDOW_MS);
+
+/* say_held writes the "N more" line of a key whose lines were held back. */
+static void say_held(const char *key, int level, uint64_t held, void *arg)
+{
+	(void)arg;
+	char text[RETE_RATELIMIT_KEY_MAX + 128];
+	if (key != NULL)
+		snprintf(text, sizeof(text), "%s: %" PRIu64 " more in the last minute", key, held);
+	else
+		snprintf(text, sizeof(text),
+			 "%" PRIu64 " more lines of other repeated kinds in the last minute "
+			 "(too many kinds at once to tell apart)",
+			 held);
+	char *esc = rete_log_escape_dup(text);
+	write_line((rete_log_level)level, esc ? esc : "(out of memory for a log line)");
+	free(esc);
+}
+
+void broker_log_limited(rete_log_level level, const char *key, const char *fmt, ...)
+{
+	if (level == RETE_LOG_DEBUG && !atomic_load(&log_verbose))
+		return;
+	uint64_t held = 0;
+	if (!rete_ratelimit_admit(&limiter, key, (int)level, mono_ms(), &held))
+		return;
+	if (held > 0)
+		say_held(key, (int)level, held, NULL);
+	va_list ap;
+	va_start(ap, fmt);
+	log_line(level, fmt, ap);
+	va_end(ap);
+}
+
+void broker_log_sweep(void)
+{
+	rete_ratelimit_sweep(&limiter, mono_ms(), say_held, NULL);
+}
+
+#define LOG_FN(name, level, cond)                                                                  \
 	void name(const char *fmt, ...)                                                            \
 	{                                                                                          \
 		if (!(cond))                                                                       \
 			return;                                                                    \
 		va_list ap;                                                                        \
 		va_start(ap, fmt);                                                                 \
-		log_line(level, urgent, fmt, ap);                                                  \
+		log_line(level, fmt, ap);                                                          \
 		va_end(ap);                                                                        \
 	}
 
-LOG_FN(broker_log_info, "info", false, 1)
-LOG_FN(broker_log_warn, "warning", true, 1)
-LOG_FN(broker_log_error, "error", true, 1)
-LOG_FN(broker_log_debug, "debug", false, atomic_load(&log_verbose))
+LOG_FN(broker_log_info, RETE_LOG_INFO, 1)
+LOG_FN(broker_log_warn, RETE_LOG_WARNING, 1)
+LOG_FN(broker_log_error, RETE_LOG_ERROR, 1)
+LOG_FN(broker_log_debug, RETE_LOG_DEBUG, atomic_load(&log_verbose))

@@ -1,7 +1,10 @@
 /* log.h — the broker's log lines on stderr.
  *
  * One line per event, readable by a person and by grep: an RFC 3339 UTC
- * time, a level word, then what happened, who and which id. Safe from any
+ * time, a level word, then what happened, who and which id; under journald
+ * (JOURNAL_STREAM names our stderr) a syslog priority prefix instead of the
+ * time, program and level, which journald adds itself (proto/logfmt.h).
+ * Safe from any
  * thread (each line is written whole). Debug lines appear only with -v.
  * Under load the broker logs thousands of entries a second, so while
  * buffering is on (broker_log_buffer) info and debug lines are gathered and
@@ -12,6 +15,8 @@
 #define RETE_BROKER_LOG_H
 
 #include <stdbool.h>
+
+#include "logfmt.h"
 
 /* broker_log_verbose turns debug lines on or off (default off). */
 void broker_log_verbose(bool on);
@@ -31,5 +36,17 @@ void broker_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 void broker_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void broker_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void broker_log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* broker_log_limited formats one line of the given level, but at most one
+ * per key and minute (proto/ratelimit.h): key names the kind of line and
+ * the party or address ("refused connections from 10.0.0.7 (keys not in
+ * the directory)"); the lines held back are said as "KEY: N more in the
+ * last minute" when the minute ends. For lines a peer can repeat at will. */
+void broker_log_limited(rete_log_level level, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* broker_log_sweep says the counts of the windows that ended (the main
+ * loop calls it at least once a second, through broker_log_flush). */
+void broker_log_sweep(void);
 
 #endif

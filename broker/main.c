@@ -8,11 +8,13 @@
 #include "broker.h"
 #include "config.h"
 #include "log.h"
+#include "version.h"
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: rete-broker -c broker.ini [-v] [--check-config] [--init] [--restore]\n\n"
+		"usage: rete-broker -c broker.ini [-v] [--check-config] [--init] [--restore]\n"
+		"       rete-broker --version\n\n"
 		"rete-broker is the central broker of a rete network: it authenticates the\n"
 		"parties of its directory, checks, logs and delivers their messages.\n\n"
 		"  -c, --config FILE   the configuration (see docs/broker-config.md)\n"
@@ -22,7 +24,8 @@ static void usage(FILE *out)
 		"      --init          create a new, empty log in the data folder (first\n"
 		"                      start only; without it a missing store is refused)\n"
 		"      --restore       the store was restored from a backup: go on as a new\n"
-		"                      log epoch (see docs/operations.md, backup and restore)\n\n"
+		"                      log epoch (see docs/operations.md, backup and restore)\n"
+		"      --version       the version, protocol version and store schema, exit\n\n"
 		"Signals: SIGHUP reloads the configuration (a bad one is refused and the old\n"
 		"one kept); SIGTERM and SIGINT stop after the batch in hand.\n");
 }
@@ -35,6 +38,7 @@ int main(int argc, char **argv)
 					     {"init", no_argument, NULL, 'I'},
 					     {"restore", no_argument, NULL, 'R'},
 					     {"help", no_argument, NULL, 'h'},
+					     {"version", no_argument, NULL, 'V'},
 					     {NULL, 0, NULL, 0}};
 	const char *config = NULL;
 	bool check = false;
@@ -60,6 +64,11 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V': {
+			char text[256];
+			fputs(rete_version_text(text, sizeof(text), "rete-broker"), stdout);
+			return 0;
+		}
 		default:
 			usage(stderr);
 			return 2;

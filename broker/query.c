@@ -16,6 +16,7 @@
 
 #include "broker_impl.h"
 #include "duration.h"
+#include "version.h"
 
 #define HEALTH_QUEUE_AGE_MS (3600 * 1000) /* undelivered for an hour: a problem */
 
@@ -126,6 +127,8 @@ static void q_health(broker *b, broker_frame *f)
 	if (statvfs(b->cfg->data, &sv) == 0)
 		h.disk_free = (uint64_t)sv.f_bavail * sv.f_frsize;
 	h.checkpoint_at = b->cp_at_ms;
+	char version[128];
+	h.version = rete_version_short(version, sizeof(version));
 
 	char *problems[64];
 	size_t np = 0;

@@ -145,16 +145,28 @@ static int handle_one(broker_zap *z)
 			sodium_bin2hex(keyhex, sizeof(keyhex), x, RETE_PK_LEN);
 			struct zap_entry e;
 			if (!lookup(z, x, &e)) {
-				broker_log_warn("refused a connection from %s: its key %.16s... is "
-						"not in the directory",
-						address, keyhex);
+				/* A peer retries at will (an agent on an old key every
+				 * few seconds): one line per address and key a minute. */
+				char key[sizeof(address) + 96];
+				snprintf(key, sizeof(key),
+					 "refused connections from %s with key %.16s... (not in "
+					 "the directory)",
+					 address[0] ? address : "a local socket", keyhex);
+				broker_log_limited(
+				    RETE_LOG_WARNING, key,
+				    "refused a connection from %s: its key %.16s... is "
+				    "not in the directory",
+				    address, keyhex);
 			} else if (strcmp(domain, BROKER_ZAP_DOMAIN_EVENTS) == 0 &&
 				   e.kind != RETE__PARTY_KIND__PARTY_KIND_COORDINATOR &&
 				   e.kind != RETE__PARTY_KIND__PARTY_KIND_AUDITOR) {
 				text = "events are for coordinators and auditors";
-				broker_log_warn("refused %s (%s) on the events socket: only "
-						"coordinators and auditors may subscribe",
-						e.id, address);
+				char key[RETE_ID_MAX + 64];
+				snprintf(key, sizeof(key), "refused subscriptions of %s", e.id);
+				broker_log_limited(RETE_LOG_WARNING, key,
+						   "refused %s (%s) on the events socket: only "
+						   "coordinators and auditors may subscribe",
+						   e.id, address);
 			} else if (strcmp(domain, BROKER_ZAP_DOMAIN) != 0 &&
 				   strcmp(domain, BROKER_ZAP_DOMAIN_EVENTS) != 0) {
 				text = "unknown domain";
@@ -180,7 +192,8 @@ static int handle_one(broker_zap *z)
 			rc = zmq_errno() == ETERM ? -1 : 0;
 	} else {
 		/* Not a ZAP 1.0 request: REP must still answer something. */
-		broker_log_warn("the ZAP handler received a request it does not understand");
+		broker_log_limited(RETE_LOG_WARNING, "ZAP requests not understood",
+				   "the ZAP handler received a request it does not understand");
 		if (send_part(z->zs_sock, "", 0, false) < 0)
 			rc = zmq_errno() == ETERM ? -1 : 0;
 	}

@@ -7,6 +7,7 @@
  * so a kill -9 is survivable too; it only costs a re-delivery).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -23,7 +24,10 @@
 #include "agent_net.h"
 #include "agent_spool.h"
 #include "duration.h"
+#include "logfmt.h"
 #include "logline.h"
+#include "ratelimit.h"
+#include "version.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -38,14 +42,65 @@ static void on_child(int sig)
 	(void)sig; /* only wakes zmq_poll (EINTR) so hooks are reaped promptly */
 }
 
-static void vlog(const agent *a, const char *level, const char *fmt, va_list ap)
+static int64_t mono_ms(void)
 {
-	char ts[40], small[2048];
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Identical warnings and errors (the same text: a broker that keeps
+ * answering the same way) are written once a minute, then counted
+ * (proto/ratelimit.h); info and debug lines are never held back. */
+static rete_ratelimit agent_limiter = RETE_RATELIMIT_INITIALIZER(60000);
+
+/* write_line writes one escaped text as a whole line (proto/logfmt.h: for
+ * journald, or with the time, the program and the agent's id). */
+static void write_line(const agent *a, rete_log_level level, const char *esc)
+{
+	char small[4096];
 	struct timespec now;
-	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	int64_t ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	bool journal = rete_log_to_journal();
+	const char *who = a->cfg.id[0] ? a->cfg.id : "-";
+	size_t need =
+	    rete_log_format(small, sizeof(small), journal, ms, "rete-agent", who, level, esc);
+	char *line = need < sizeof(small) ? small : malloc(need + 1);
+	if (line == NULL) { /* out of memory: the cut line, its newline restored */
+		line = small;
+		need = sizeof(small) - 1;
+		small[need - 1] = '\n';
+	} else if (line != small)
+		rete_log_format(line, need + 1, journal, ms, "rete-agent", who, level, esc);
+	fwrite(line, 1, need, stderr);
+	fflush(stderr);
+	if (line != small)
+		free(line);
+}
+
+static void say_held(const char *key, int level, uint64_t held, void *arg)
+{
+	char text[RETE_RATELIMIT_KEY_MAX + 160];
+	if (key != NULL)
+		snprintf(text, sizeof(text), "%s: %" PRIu64 " more in the last minute", key, held);
+	else
+		snprintf(text, sizeof(text),
+			 "%" PRIu64 " more lines of other repeated kinds in the last minute", held);
+	/* keys are escaped texts already; escaping again would double the \ */
+	write_line(arg, (rete_log_level)level, text);
+}
+
+/* agent_log_sweep says the counts of the windows that ended. */
+static void agent_log_sweep(const agent *a)
+{
+	rete_ratelimit_sweep(&agent_limiter, mono_ms(), say_held, (void *)a);
+}
+
+static void vlog(const agent *a, const char *level_word, const char *fmt, va_list ap)
+{
+	char small[2048];
+	rete_log_level level = rete_log_level_from_name(level_word);
 	/* The whole text, then escaped: file names and peers' texts go into
 	 * these lines, and a newline in them must not forge a line of its own
 	 * (an outbox file named "x\n... WITNESS ALARM ..."). */
@@ -59,9 +114,14 @@ static void vlog(const agent *a, const char *level, const char *fmt, va_list ap)
 		text = small; /* out of memory: the cut text */
 	va_end(ap2);
 	char *esc = rete_log_escape_dup(text);
-	fprintf(stderr, "%s.%03ldZ rete-agent %s %s: %s\n", ts, now.tv_nsec / 1000000L,
-		a->cfg.id[0] ? a->cfg.id : "-", level,
-		esc ? esc : "(out of memory for a log line)");
+	const char *line = esc ? esc : "(out of memory for a log line)";
+	uint64_t held = 0;
+	if (level > RETE_LOG_WARNING ||
+	    rete_ratelimit_admit(&agent_limiter, line, (int)level, mono_ms(), &held)) {
+		if (held > 0)
+			say_held(line, (int)level, held, (void *)a);
+		write_line(a, level, line);
+	}
 	free(esc);
 	if (text != small)
 		free(text);
@@ -155,7 +215,8 @@ out:
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: rete-agent -c agent.ini [-v]\n"
-		   "       rete-agent -c agent.ini --trust PARTY_ID [--key BASE64]\n\n"
+		   "       rete-agent -c agent.ini --trust PARTY_ID [--key BASE64]\n"
+		   "       rete-agent --version\n\n"
 		   "The agency agent: sends the JSON files written to SPOOL/outbox/ through the\n"
 		   "broker (receipts in SPOOL/sent/, refusals in SPOOL/failed/) and writes what\n"
 		   "the broker delivers to SPOOL/inbox/. docs/agent.md describes the\n"
@@ -163,7 +224,8 @@ static void usage(FILE *f)
 		   "--trust PARTY_ID confirms the new key the directory shows for a party, after\n"
 		   "a file was refused with 'key-changed' (its .error.json shows the new key:\n"
 		   "check it with the party first). With --key BASE64 (the key the party gave\n"
-		   "you) the key is confirmed only if it is exactly that one; exit 1 if not.\n");
+		   "you) the key is confirmed only if it is exactly that one; exit 1 if not.\n\n"
+		   "--version prints the version, protocol version and store schema.\n");
 }
 
 /* agent_lock takes the data folder for this process alone (created when
@@ -242,6 +304,7 @@ static void agent_run(agent *a)
 		}
 		agent_outbox_pump(a, now);
 		agent_witness_tick(a, now);
+		agent_log_sweep(a);
 		int64_t hook_wait = agent_hooks_poll(a, now);
 		int64_t held_wait = agent_inbox_held_tick(a, now);
 
@@ -288,9 +351,13 @@ int main(int argc, char **argv)
 
 	memset(&a, 0, sizeof(a));
 	static const struct option longopts[] = {
-	    {"config", required_argument, NULL, 'c'}, {"verbose", no_argument, NULL, 'v'},
-	    {"trust", required_argument, NULL, 'T'},  {"key", required_argument, NULL, 'K'},
-	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"trust", required_argument, NULL, 'T'},
+	    {"key", required_argument, NULL, 'K'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	while ((opt = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -309,6 +376,11 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V': {
+			char text[256];
+			fputs(rete_version_text(text, sizeof(text), "rete-agent"), stdout);
+			return 0;
+		}
 		default:
 			usage(stderr);
 			return 2;

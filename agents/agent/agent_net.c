@@ -16,9 +16,9 @@
 #include "agent.h"
 #include "agent_net.h"
 #include "duration.h"
+#include "version.h"
 #include "wire.h"
 
-#define NET_SOFTWARE  "rete-agent 0.1"
 #define NET_BURST     256   /* frames handled per loop turn, so timers still run */
 #define NET_SILENT_MS 15000 /* no WELCOME for this long: say what may be wrong */
 
@@ -57,8 +57,12 @@ static void net_open(agent *a, int64_t now)
 	struct agent_net *n = a->net;
 	rete_msg m = {{0}};
 
+	/* HELLO's software: the broker logs it, so its operator sees which
+	 * agents still run an old release */
+	char software[160], v[128];
+	snprintf(software, sizeof(software), "rete-agent %s", rete_version_short(v, sizeof(v)));
 	if (rete_wire_connect(&n->w, a->cfg.broker, &a->broker_pk, a->sk, &m) != RETE_OK ||
-	    rete_wire_hello(n->w, a->cfg.id, NET_SOFTWARE, &m) != RETE_OK) {
+	    rete_wire_hello(n->w, a->cfg.id, software, &m) != RETE_OK) {
 		agent_log(a, "error", "broker %s: %s", a->cfg.broker, m.text);
 		rete_wire_close(&n->w);
 		agent_net_backoff(a, now);

@@ -19,9 +19,10 @@ static void health_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: rete health -c coord.ini [--json]\n\n"
-		"Asks the broker for its health: queue depth and oldest undelivered message\n"
-		"per agency, when each agency was last heard from, map and disk use, the age\n"
-		"of the latest checkpoint, and the problems the broker sees.\n"
+		"Asks the broker for its health: its version, queue depth and oldest\n"
+		"undelivered message per agency, when each agency was last heard from, map\n"
+		"and disk use, the age of the latest checkpoint, and the problems the broker\n"
+		"sees.\n"
 		"The configuration is a coordinator's or an auditor's (docs/coordinator.md).\n\n"
 		"  -c FILE   the coordinator's (or auditor's) configuration\n"
 		"  --json    print the broker's answer as JSON\n\n"
@@ -53,6 +54,8 @@ static void print_health(const Rete__Health *h)
 
 	printf("broker health: %s   log size %" PRIu64 "\n", h->ok ? "OK" : "PROBLEMS",
 	       h->log_size);
+	/* a broker of an earlier build of protocol 2 may not say it */
+	printf("broker version: %s\n", h->version && h->version[0] ? h->version : "not reported");
 	for (size_t i = 0; i < h->n_problems; i++)
 		printf("  problem: %s\n", h->problems[i]);
 	printf("map: %.1f of %.1f MiB used   disk free: %.1f MiB   latest checkpoint: %s\n",

@@ -23,6 +23,7 @@ static const struct cli_command commands[] = {
 	{"monitor", cmd_monitor, "monitor -c coord.ini [--once] [--json]  the coordinator's live view (overdue first)"},
 	{"report", cmd_report, "report (-c coord.ini | --store DIR) --from D --to D [--by ...] [--format csv|json]  period counts and median times"},
 	{"health", cmd_health, "health -c coord.ini [--json]  the broker's health (exit 0 healthy, 1 problems)"},
+	{"version", cmd_version, "version [--json]        this rete's version, protocol and store schema"},
 };
 
 bool cli_wants_help(int argc, char **argv)
@@ -40,7 +41,8 @@ static void usage(FILE *out)
 		     "commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  rete %s\n", commands[i].summary);
-	fprintf(out, "\n'rete COMMAND --help' explains one command.\n"
+	fprintf(out, "\n'rete COMMAND --help' explains one command; 'rete --version' (or\n"
+		     "'rete version') says which rete this is.\n"
 		     "Exit codes: 0 done/holds, 1 false or refused, 2 usage or I/O error.\n");
 }
 
@@ -55,6 +57,8 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return CLI_OK;
 	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
+		return cmd_version(argc - 1, argv + 1);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].fn(argc - 1, argv + 1);

@@ -1,0 +1,109 @@
+/* logfmt.c — see logfmt.h. */
+#include "logfmt.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *rete_log_level_name(rete_log_level level)
+{
+	switch (level) {
+	case RETE_LOG_ERROR:
+		return "error";
+	case RETE_LOG_WARNING:
+		return "warning";
+	case RETE_LOG_DEBUG:
+		return "debug";
+	case RETE_LOG_INFO:
+	default:
+		return "info";
+	}
+}
+
+rete_log_level rete_log_level_from_name(const char *name)
+{
+	if (name == NULL)
+		return RETE_LOG_INFO;
+	if (strcmp(name, "error") == 0)
+		return RETE_LOG_ERROR;
+	if (strcmp(name, "warning") == 0)
+		return RETE_LOG_WARNING;
+	if (strcmp(name, "debug") == 0)
+		return RETE_LOG_DEBUG;
+	return RETE_LOG_INFO;
+}
+
+/* parse_u64 reads a decimal number from *p up to stop (or the end). */
+static bool parse_u64(const char **p, char stop, uint64_t *out)
+{
+	const char *s = *p;
+	uint64_t v = 0;
+	if (*s < '0' || *s > '9')
+		return false;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	if (*s != stop)
+		return false;
+	*out = v;
+	*p = stop ? s + 1 : s;
+	return true;
+}
+
+bool rete_log_journal_stream(const char *journal_stream, int fd)
+{
+	uint64_t dev, ino;
+	const char *p = journal_stream;
+	struct stat st;
+	if (p == NULL || !parse_u64(&p, ':', &dev) || !parse_u64(&p, '\0', &ino))
+		return false;
+	if (fstat(fd, &st) != 0)
+		return false;
+	return (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino;
+}
+
+static bool to_journal;
+static pthread_once_t to_journal_once = PTHREAD_ONCE_INIT;
+
+static void decide_journal(void)
+{
+	to_journal = rete_log_journal_stream(getenv("JOURNAL_STREAM"), STDERR_FILENO);
+}
+
+bool rete_log_to_journal(void)
+{
+	pthread_once(&to_journal_once, decide_journal);
+	return to_journal;
+}
+
+size_t rete_log_format(char *out, size_t size, bool journal, int64_t time_ms, const char *program,
+		       const char *who, rete_log_level level, const char *text)
+{
+	int n;
+	char none[1];
+	if (size == 0) {
+		out = none;
+		size = 1;
+	}
+	if (journal) {
+		n = snprintf(out, size, "<%d>%s%s%s\n", (int)level, who ? who : "", who ? ": " : "",
+			     text);
+	} else {
+		char stamp[40];
+		time_t sec = (time_t)(time_ms / 1000);
+		struct tm tm;
+		gmtime_r(&sec, &tm);
+		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+		n = snprintf(out, size, "%s.%03dZ %s %s%s%s: %s\n", stamp, (int)(time_ms % 1000),
+			     program, who ? who : "", who ? " " : "", rete_log_level_name(level),
+			     text);
+	}
+	return n < 0 ? 0 : (size_t)n;
+}

@@ -1,0 +1,305 @@
+/* test_ops_logs.c — issue 17, "Versions" and "Logs fit journald and
+ * syslog", with the real programs:
+ *
+ *   versions   `rete --version`, `rete-broker --version`, `rete-agent
+ *              --version` exit 0 and print the release, protocol and store
+ *              schema; `rete version --json` has the four fields; every
+ *              --help mentions --version; `rete health` (text and --json)
+ *              shows the broker's version
+ *   journald   with JOURNAL_STREAM naming its stderr, every line of the
+ *              broker and of an agent starts with <3>, <4>, <6> or <7> and
+ *              carries no time nor program name; a coordinator's connection
+ *              coming and going is debug (<7>), not info; 50 refused
+ *              handshakes give a handful of lines, not 50, and once the
+ *              minute is over one line saying how many were held back
+ *              (so this test takes a minute)
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "itest.h"
+#include "version.h"
+
+#define NREFUSED 50
+
+static const char *bin_dir(void)
+{
+	const char *b = getenv("RETE_BIN_DIR");
+	return b && *b ? b : RETE_BIN_DIR;
+}
+
+static void test_versions(void **state)
+{
+	(void)state;
+	const char *progs[] = {"rete", "rete-broker", "rete-agent"};
+	for (size_t i = 0; i < 3; i++) {
+		char *out = NULL, want[256];
+		int rc = tu_run(&out, "%s/%s --version", bin_dir(), progs[i]);
+		if (rc != 0 ||
+		    strcmp(out ? out : "", rete_version_text(want, sizeof(want), progs[i])) != 0)
+			fprintf(stderr, "%s --version: exit %d\n%s", progs[i], rc, out ? out : "");
+		assert_int_equal(rc, 0);
+		assert_string_equal(out, want);
+		free(out);
+		/* and --help says that --version exists */
+		rc = tu_run(&out, "%s/%s --help", bin_dir(), progs[i]);
+		assert_int_equal(rc, 0);
+		assert_non_null(strstr(out, "--version"));
+		free(out);
+	}
+
+	char *out = NULL;
+	int rc = tu_run(&out, "%s/rete version --json", bin_dir());
+	assert_int_equal(rc, 0);
+	json_error_t je;
+	json_t *j = json_loads(out, 0, &je);
+	if (!j)
+		fprintf(stderr, "not JSON: %s\n%s\n", je.text, out);
+	assert_non_null(j);
+	assert_int_equal(json_object_size(j), 4);
+	assert_string_equal(json_string_value(json_object_get(j, "version")), rete_version());
+	json_t *commit = json_object_get(j, "commit");
+	assert_true(json_is_string(commit) || json_is_null(commit));
+	assert_int_equal(json_integer_value(json_object_get(j, "protocol")), RETE_PROTOCOL_VERSION);
+	assert_int_equal(json_integer_value(json_object_get(j, "storeSchema")),
+			 rete_version_store_schema());
+	json_decref(j);
+	free(out);
+
+	/* the plain form is --version's, and arguments are checked */
+	rc = tu_run(&out, "%s/rete version", bin_dir());
+	assert_int_equal(rc, 0);
+	char want[256];
+	assert_string_equal(out, rete_version_text(want, sizeof(want), "rete"));
+	free(out);
+	rc = tu_run(&out, "%s/rete version --bogus", bin_dir());
+	assert_int_equal(rc, 2);
+	free(out);
+}
+
+/* journal_env names the file path (created empty if missing) as
+ * JOURNAL_STREAM would name a stream to journald: "NAME=DEV:INO". */
+static void journal_env(const char *path, char *out, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	assert_true(fd >= 0);
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	close(fd);
+	snprintf(out, n, "JOURNAL_STREAM=%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+}
+
+/* count_lines counts the lines of path containing needle (all: NULL) whose
+ * priority prefix is one of prios ("46": <4> and <6>; NULL: any). */
+static int count_lines(const char *path, const char *needle, const char *prios)
+{
+	char *text = tu_read_file(path, NULL);
+	int n = 0;
+	for (char *line = text, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		if (needle && !strstr(line, needle))
+			continue;
+		if (prios && !(line[0] == '<' && line[1] && strchr(prios, line[1])))
+			continue;
+		n++;
+	}
+	free(text);
+	return n;
+}
+
+/* all_journal: every line of path has a priority prefix and no time nor
+ * program name (journald adds both). */
+static bool all_journal(const char *path, const char *program)
+{
+	char *text = tu_read_file(path, NULL);
+	bool ok = text != NULL && *text;
+	for (char *line = text, *nl; ok && line && *line; line = nl ? nl + 1 : NULL) {
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		bool prefixed = strlen(line) >= 3 && line[0] == '<' && strchr("3467", line[1]) &&
+				line[1] && line[2] == '>';
+		/* "2026-12-06T07:01:02.345Z": a time at the start would be
+		 * journald's second one */
+		bool stamped = strlen(line) > 13 && line[7] == '-' && line[13] == 'T';
+		bool named = prefixed && strncmp(line + 3, program, strlen(program)) == 0;
+		if (!prefixed || stamped || named) {
+			fprintf(stderr, "not a journald line: '%s'\n", line);
+			ok = false;
+		}
+	}
+	free(text);
+	return ok;
+}
+
+/* wait_line waits (with a deadline) until path has a line containing needle. */
+static bool wait_line_ms(const char *path, const char *needle, int ms)
+{
+	int64_t end = it_mono_ms() + ms;
+	while (it_mono_ms() < end) {
+		if (count_lines(path, needle, NULL) > 0)
+			return true;
+		it_nap(20);
+	}
+	fprintf(stderr, "no line '%s' in %s\n", needle, path);
+	return false;
+}
+
+static bool wait_line(const char *path, const char *needle)
+{
+	return wait_line_ms(path, needle, it_wait_ms());
+}
+
+/* held_count: the N of the first "...: N more in the last minute" line of
+ * path containing needle (-1: none). */
+static long held_count(const char *path, const char *needle)
+{
+	char *text = tu_read_file(path, NULL);
+	long n = -1;
+	for (char *line = text, *nl; n < 0 && line && *line; line = nl ? nl + 1 : NULL) {
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		char *more = strstr(line, " more in the last minute");
+		char *colon = more ? strstr(line, "): ") : NULL;
+		if (more && colon && strstr(line, needle))
+			n = strtol(colon + 3, NULL, 10);
+	}
+	free(text);
+	return n;
+}
+
+static void test_journald(void **state)
+{
+	(void)state;
+	char env[128], path[1400];
+	rete_msg m;
+	unsetenv("JOURNAL_STREAM"); /* the test itself may run under systemd */
+	it_net *n = it_net_new("opslogs", NULL);
+	assert_non_null(n);
+	/* family.mantova is left out of the directory: its key is refused */
+	n->without[IT_FAMILY] = true;
+	assert_int_equal(it_write_ini(n), 0);
+	journal_env(n->log, env, sizeof(env));
+	n->extra_env = env;
+	assert_true(it_broker_start(n));
+	assert_true(wait_line(n->log, "<6>started: broker " IT_BROKER_ID));
+	char v[128], want[256];
+	snprintf(want, sizeof(want), "rete-broker %s, protocol %u, store schema %u",
+		 rete_version_short(v, sizeof(v)), (unsigned)rete_version_protocol(),
+		 (unsigned)rete_version_store_schema());
+	assert_int_equal(count_lines(n->log, want, "6"), 1);
+
+	/* a coordinator's call (what `rete monitor`, `health` and `report`
+	 * do): its HELLO and its closed connection are debug lines */
+	rete_wire *w = it_connect(n, IT_COORD);
+	assert_non_null(w);
+	assert_int_equal(rete_wire_hello(w, it_party_ids[IT_COORD], "test_ops_logs", &m), RETE_OK);
+	Rete__BrokerFrame *f = it_recv_kind(w, RETE__BROKER_FRAME__COMMAND_WELCOME, it_wait_ms());
+	assert_non_null(f);
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&w);
+	/* the broker finds the HELLO'd connection gone at its next PING
+	 * (heartbeat 1s): its last line about this call */
+	assert_true(wait_line(n->log, "<7>coord.mantova's connection is gone"));
+	assert_true(count_lines(n->log, "the connection of coord.mantova closed", "7") >= 1);
+	assert_true(count_lines(n->log, "hello from coord.mantova", "7") == 1);
+	assert_int_equal(count_lines(n->log, "coord.mantova", "346"), 0);
+
+	/* `rete health` shows the broker's version, text and JSON */
+	char coord_ini[1300];
+	snprintf(coord_ini, sizeof(coord_ini), "%s/coord.ini", n->dir);
+	FILE *cf = fopen(coord_ini, "w");
+	assert_non_null(cf);
+	fprintf(cf,
+		"[client]\nid = coord.mantova\nkey = keys/coord.mantova.key\nbroker = %s\n"
+		"broker_key = keys/" IT_BROKER_ID ".pub\nevents = %s\ntime_zone = Europe/Rome\n"
+		"timeout = 10s\n",
+		n->listen, n->events);
+	assert_int_equal(fclose(cf), 0);
+	char *out = NULL;
+	tu_run(&out, "%s/rete health -c %s", n->bin, coord_ini);
+	snprintf(want, sizeof(want), "broker version: %s\n", v);
+	if (!strstr(out, want))
+		fprintf(stderr, "rete health:\n%s", out);
+	assert_non_null(strstr(out, want));
+	free(out);
+	tu_run(&out, "%s/rete health -c %s --json 2>/dev/null", n->bin, coord_ini);
+	json_t *j = json_loads(out, 0, NULL);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "version")), v);
+	json_decref(j);
+	free(out);
+
+	/* 50 refused handshakes of the same key (an agent on an old key
+	 * retrying, or someone hammering): a handful of lines, not 50 */
+	int before = count_lines(n->log, NULL, "346");
+	for (int i = 0; i < NREFUSED; i++) {
+		w = it_connect(n, IT_FAMILY);
+		assert_non_null(w);
+		rete_err err = RETE_OK;
+		int64_t end = it_mono_ms() + it_wait_ms();
+		while (err != RETE_EREFUSED && it_mono_ms() < end) {
+			f = NULL;
+			err = rete_wire_recv(w, 100, &f, &m);
+			if (f)
+				rete__broker_frame__free_unpacked(f, NULL);
+		}
+		assert_int_equal(err, RETE_EREFUSED);
+		rete_wire_close(&w);
+	}
+	/* the broker answered every one: its warnings were written by then
+	 * (a warning is written at once, before the ZAP reply) */
+	int refused = count_lines(n->log, "refused a connection from", "4");
+	int after = count_lines(n->log, NULL, "346");
+	fprintf(stderr, "%d refused handshakes: %d warning line(s), %d line(s) above debug\n",
+		NREFUSED, refused, after - before);
+	assert_true(refused >= 1 && refused <= 2);
+	assert_true(after - before <= 5);
+	/* when the minute is over the broker says how many it held back:
+	 * at least the 49 other refusals (ZeroMQ may retry some handshakes) */
+	assert_true(wait_line_ms(n->log, "<4>refused connections from",
+				 it_scaled_ms(60000) + it_wait_ms()));
+	long held = held_count(n->log, "<4>refused connections from");
+	fprintf(stderr, "the broker said: %ld more in the last minute\n", held);
+	assert_true(held >= NREFUSED - 1);
+	/* under -v each handshake still has its debug line, for whoever asks */
+	assert_true(all_journal(n->log, "rete-broker"));
+
+	/* the agent: the same prefixes, its id kept, no time nor program */
+	snprintf(path, sizeof(path), "%s/%s.log", n->dir, it_party_ids[IT_SOCIAL]);
+	journal_env(path, env, sizeof(env));
+	putenv(env);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	unsetenv("JOURNAL_STREAM");
+	assert_true(wait_line(path, "<6>social.mantova: started"));
+	assert_true(all_journal(path, "rete-agent"));
+
+	bool bad = false;
+	it_net_free(&n, false, &bad);
+	assert_false(bad);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_versions),
+	    cmocka_unit_test(test_journald),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

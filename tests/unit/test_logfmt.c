@@ -1,0 +1,128 @@
+/* test_logfmt.c — proto/logfmt.c: log lines for a terminal and for
+ * journald (issue 17: under journald `journalctl -p warning` showed
+ * nothing, and the time and program name appeared twice). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "logfmt.h"
+#include "testutil.h"
+
+/* 2026-12-06T07:01:02.345Z */
+#define T_MS 1796540462345LL
+
+static void test_terminal(void **state)
+{
+	(void)state;
+	char out[256];
+	size_t n = rete_log_format(out, sizeof(out), false, T_MS, "rete-broker", NULL,
+				   RETE_LOG_WARNING, "refused x");
+	assert_string_equal(out, "2026-12-06T07:01:02.345Z rete-broker warning: refused x\n");
+	assert_int_equal(n, strlen(out));
+	rete_log_format(out, sizeof(out), false, T_MS, "rete-agent", "social.mantova",
+			RETE_LOG_INFO, "started");
+	assert_string_equal(out,
+			    "2026-12-06T07:01:02.345Z rete-agent social.mantova info: started\n");
+}
+
+static void test_journal(void **state)
+{
+	(void)state;
+	char out[256];
+	const struct {
+		rete_log_level level;
+		const char *want;
+	} cases[] = {
+	    {RETE_LOG_ERROR, "<3>x\n"},
+	    {RETE_LOG_WARNING, "<4>x\n"},
+	    {RETE_LOG_INFO, "<6>x\n"},
+	    {RETE_LOG_DEBUG, "<7>x\n"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		rete_log_format(out, sizeof(out), true, T_MS, "rete-broker", NULL, cases[i].level,
+				"x");
+		assert_string_equal(out, cases[i].want);
+	}
+	/* no time, no program: journald adds both; the agent's id stays */
+	rete_log_format(out, sizeof(out), true, T_MS, "rete-agent", "cpi.mantova", RETE_LOG_INFO,
+			"started");
+	assert_string_equal(out, "<6>cpi.mantova: started\n");
+}
+
+static void test_cut(void **state)
+{
+	(void)state;
+	char out[10];
+	size_t n =
+	    rete_log_format(out, sizeof(out), true, T_MS, "p", NULL, RETE_LOG_INFO, "a long text");
+	assert_int_equal(n, strlen("<6>a long text\n"));
+	assert_string_equal(out, "<6>a long");
+	assert_int_equal(rete_log_format(NULL, 0, true, T_MS, "p", NULL, RETE_LOG_INFO, "ab"), 6);
+}
+
+static void test_levels(void **state)
+{
+	(void)state;
+	const char *words[] = {"error", "warning", "info", "debug"};
+	for (size_t i = 0; i < 4; i++)
+		assert_string_equal(rete_log_level_name(rete_log_level_from_name(words[i])),
+				    words[i]);
+	assert_int_equal(rete_log_level_from_name("nonsense"), RETE_LOG_INFO);
+	assert_int_equal(rete_log_level_from_name(NULL), RETE_LOG_INFO);
+}
+
+static void test_journal_stream(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("logfmt");
+	assert_non_null(dir);
+	char path[512], other[512], env[96];
+	snprintf(path, sizeof(path), "%s/stderr", dir);
+	snprintf(other, sizeof(other), "%s/other", dir);
+	int fd = open(path, O_WRONLY | O_CREAT, 0600);
+	int fd2 = open(other, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0 && fd2 >= 0);
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	assert_true(rete_log_journal_stream(env, fd));
+	/* a service's stderr redirected elsewhere keeps JOURNAL_STREAM */
+	assert_false(rete_log_journal_stream(env, fd2));
+	assert_false(rete_log_journal_stream(NULL, fd));
+	const char *bad[] = {
+	    "", ":", "1:", ":1", "x:y", "1:2:3", "1 :2", "-1:2", "99999999999999999999999:1"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(rete_log_journal_stream(bad[i], fd));
+	char trailing[128];
+	snprintf(trailing, sizeof(trailing), "%s ", env);
+	assert_false(rete_log_journal_stream(trailing, fd));
+	close(fd);
+	close(fd2);
+	/* a closed descriptor is not journald's */
+	assert_false(rete_log_journal_stream(env, fd));
+	tu_rmrf(dir);
+	free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_terminal),
+	    cmocka_unit_test(test_journal),
+	    cmocka_unit_test(test_cut),
+	    cmocka_unit_test(test_levels),
+	    cmocka_unit_test(test_journal_stream),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
