@@ -797,10 +797,12 @@ static void out_check_frames(agent *a)
 				      : " (assumed: the broker does not say its max_frame)");
 		if (it->held) {
 			/* no file: its own answer, never out_fail (which would
-			 * answer for outbox/ itself) */
+			 * answer for outbox/ itself). Never sent as it is: when the
+			 * answer cannot be written it leaves memory, still held,
+			 * and the round tries again at the next WELCOME. */
 			if (!out_held_final(a, i, "too-large", "", why,
 					    "cannot be submitted again"))
-				i++;
+				item_remove(a, i);
 			continue;
 		}
 		char name[sizeof(it->name)], id[sizeof(it->id)];

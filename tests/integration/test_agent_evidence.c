@@ -532,6 +532,8 @@ static void ev_liar_close(ev_liar *l)
 		zmq_ctx_term(l->ctx);
 	if (l->welcome)
 		rete__broker_frame__free_unpacked(l->welcome, NULL);
+	for (int k = 0; k < 8; k++)
+		free(l->kept[k].data); /* the SUBMITs kept while mute */
 	memset(l, 0, sizeof(*l));
 }
 
@@ -860,8 +862,6 @@ static void test_dup_id_false_alarm(void **state)
 	bool alarm = ev_wait_log(log, "WITNESS ALARM", 1, 5000);
 	if (alarm)
 		it_show(n, "social.mantova.log");
-	for (int k = 0; k < 8; k++)
-		free(l.kept[k].data);
 	ev_liar_close(&l);
 	assert_false(alarm); /* an honest broker, the agency's own two files */
 }
