@@ -38,9 +38,13 @@ typedef struct agent {
 	bool welcomed;
 	uint32_t epoch; /* the log epoch WELCOME said (0 = not said) */
 
-	/* Held messages (agent_outbox.c): submitted again at most once per
-	 * connection, on the first sign that the log lost what it receipted. */
+	/* Held messages (agent_outbox.c): a new resubmission round begins at
+	 * most once per connection, on the first sign that the log lost what
+	 * it receipted; a round not complete (meta "resubmit") goes on at
+	 * every WELCOME. held_check: a held item has gone, see whether the
+	 * round is complete (at the next pump, outside any transaction). */
 	bool held_resubmitted;
+	bool held_check;
 
 	/* Outbox (agent_outbox.c). */
 	struct agent_out_item *out_items;
@@ -85,17 +89,32 @@ void agent_outbox_scan(agent *a);
 void agent_outbox_pump(agent *a, int64_t now);
 
 /* agent_outbox_on_welcome: a new connection; every submission is due
- * again, and files waiting for the directory can be prepared. */
+ * again (a resubmission round not complete included), and files waiting
+ * for the directory can be prepared. */
 void agent_outbox_on_welcome(agent *a);
 
 /* agent_outbox_on_receipt handles a RECEIPT (or a refusal frame). */
 void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r);
 
-/* agent_outbox_resubmit_held submits again every message held until its
- * delivery receipt (database "held"), once per connection: the broker's
- * log may no longer hold what it receipted (why says what showed it). The
- * broker's dedup answers what it still has with the original receipt. */
+/* agent_outbox_resubmit_held begins a resubmission round (at most once per
+ * connection; why says what showed that the broker's log may no longer hold
+ * what it receipted): durably first (meta "round" and "resubmit"), then
+ * every message held until its delivery receipt (database "held") is
+ * submitted again, in the order of its log index. The broker's dedup
+ * answers what it still has with the original receipt. The round stays due
+ * across restarts until each held message has a receipt of this round. */
 void agent_outbox_resubmit_held(agent *a, const char *why);
+
+/* agent_outbox_round_begin begins a resubmission round in the caller's open
+ * transaction (so that it commits with what showed the loss: a new epoch,
+ * an alarm); the caller then calls agent_outbox_held_due. RETE_EFULL,
+ * RETE_ESTORE. */
+rete_err agent_outbox_round_begin(agent *a, const char *why, rete_msg *m);
+
+/* agent_outbox_held_due puts in flight the held messages the current round
+ * (if one is due) has not receipted again yet; why (may be NULL) is said
+ * in the log. */
+void agent_outbox_held_due(agent *a, const char *why);
 
 /* agent_outbox_settled forgets the held copy of our message id: its
  * delivery receipt (or a final non-delivery notice) is in the inbox. Runs

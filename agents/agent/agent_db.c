@@ -461,8 +461,9 @@ rete_err agent_db_outbox_del(agent_db *db, const char *name, const uint8_t hash[
 
 /* --- held messages ------------------------------------------------------- */
 
-#define HELD_VERSION  1
-#define IDREC_VERSION 1
+#define HELD_VERSION_1 1 /* before the resubmission rounds: round 0 */
+#define HELD_VERSION   2
+#define IDREC_VERSION  1
 
 void agent_held_free(agent_held *h)
 {
@@ -472,11 +473,12 @@ void agent_held_free(agent_held *h)
 	rete_buf_free(&h->sealed);
 }
 
-/* Record layout: version u8, index u64, leaf [32], signed length u32,
- * signed bytes, sealed length u32, sealed bytes. */
+/* Record layout: version u8 (2), index u64, leaf [32], round u64, signed
+ * length u32, signed bytes, sealed length u32, sealed bytes. Version 1 had
+ * no round (read as round 0). */
 rete_err agent_db_held_put(agent_db *db, const char *id, const agent_held *h, rete_msg *m)
 {
-	size_t n = 1 + 8 + RETE_HASH_LEN + 4 + h->signed_msg.len + 4 + h->sealed.len;
+	size_t n = 1 + 8 + RETE_HASH_LEN + 8 + 4 + h->signed_msg.len + 4 + h->sealed.len;
 	uint8_t *v = malloc(n), *p;
 	if (v == NULL)
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
@@ -484,6 +486,7 @@ rete_err agent_db_held_put(agent_db *db, const char *id, const agent_held *h, re
 	*p++ = HELD_VERSION;
 	put_be(p, h->index, 8), p += 8;
 	memcpy(p, h->leaf, RETE_HASH_LEN), p += RETE_HASH_LEN;
+	put_be(p, h->round, 8), p += 8;
 	put_be(p, h->signed_msg.len, 4), p += 4;
 	if (h->signed_msg.len)
 		memcpy(p, h->signed_msg.data, h->signed_msg.len), p += h->signed_msg.len;
@@ -500,11 +503,18 @@ rete_err agent_db_held_parse(const void *val, size_t vlen, agent_held *h)
 	const uint8_t *p = val, *end = p + vlen;
 	rete_err err;
 	memset(h, 0, sizeof(*h));
-	if (vlen < 1 + 8 + RETE_HASH_LEN || p[0] != HELD_VERSION)
+	if (vlen < 1 + 8 + RETE_HASH_LEN || (p[0] != HELD_VERSION && p[0] != HELD_VERSION_1))
 		return RETE_ECORRUPT;
+	bool v1 = p[0] == HELD_VERSION_1;
 	h->index = get_be(p + 1, 8);
 	memcpy(h->leaf, p + 9, RETE_HASH_LEN);
 	p += 1 + 8 + RETE_HASH_LEN;
+	if (!v1) {
+		if (end - p < 8)
+			return RETE_ECORRUPT;
+		h->round = get_be(p, 8);
+		p += 8;
+	}
 	if ((err = outrec_bytes(&h->signed_msg, &p, end)) == RETE_OK)
 		err = outrec_bytes(&h->sealed, &p, end);
 	if (err != RETE_OK)

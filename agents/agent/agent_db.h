@@ -26,13 +26,20 @@
  *   meta       "checkpoint" -> the last checkpoint note verified (signature
  *              and consistency with the one before); "alarm" -> the
  *              evidence of a broker that rewrote its log, if ever;
- *              "epoch" -> the log epoch of the last WELCOME (u32 BE)
+ *              "epoch" -> the log epoch of the last WELCOME (u32 BE);
+ *              "round" -> the number of the latest resubmission round of
+ *              the held messages (u64 BE; absent: 0); "resubmit" -> the
+ *              reason of a round not yet complete (present while some held
+ *              message has no receipt of that round: every WELCOME then
+ *              submits those again)
  *   held       message id -> agent_held: the signed bytes and sealed part of
  *              a message the broker receipted, kept until its delivery
  *              receipt (or a final refusal / non-delivery notice), so it can
  *              be submitted again when the broker's log loses it; then an
  *              empty value marks it delivered (a late receipt must not hold
- *              it again)
+ *              it again). Each record keeps the log index, leaf and round of
+ *              its latest receipt: held messages are submitted again in
+ *              index order
  *   ids        message id -> agent_idrec: the SHA-256 of the file as the
  *              agency wrote it and the receipt it got, so that the same file
  *              sent again gets the same receipt (kept for good: a few
@@ -155,6 +162,8 @@ rete_err agent_db_outbox_del(agent_db *db, const char *name, const uint8_t hash[
 typedef struct agent_held {
 	uint64_t index;		     /* log index of its (latest) receipt */
 	uint8_t leaf[RETE_HASH_LEN]; /* leaf hash of that receipt */
+	uint64_t round;		     /* resubmission round of that receipt (meta
+					"round" when it came; 0 before any) */
 	rete_buf signed_msg;	     /* SignedMessage bytes as submitted */
 	rete_buf sealed;	     /* sealed private part, possibly empty */
 } agent_held;

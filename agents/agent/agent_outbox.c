@@ -21,14 +21,26 @@
  * "held" database, where they stay until the broker's Delivery entry for
  * the message reaches our inbox (or a final non-delivery notice). On any
  * sign that the broker's log lost what it receipted (a new log epoch, a
- * witness alarm, another entry at a log index we recorded) every held
- * message is submitted again, the same bytes, as an item with no file.
+ * witness alarm, another entry at a log index we recorded) a resubmission
+ * round begins: its number and reason are committed first (meta "round",
+ * "resubmit", with the sign when it is ours to record), then every held
+ * message is submitted again, the same bytes, as an item with no file, one
+ * at a time in the order of the log index of its latest receipt (a
+ * referral's update must not reach a restored broker before the referral).
+ * Each receipt of the round is recorded with the round's number; while the
+ * round is not complete every WELCOME (after a restart too) submits again
+ * the held messages it has not receipted yet, and once none is left the
+ * "resubmit" marker goes. A held message that ends with a final refusal
+ * (or cannot be sent at all) is answered with a file of its own,
+ * failed/held-ID.error.json: its outbox file went to sent/ long ago.
  *
  * Resending is idempotent: every receipted id keeps the SHA-256 of the
  * file's canonical JSON and its receipt ("ids"); a file with that id and
  * that content gets the same receipt in sent/, one with other content is
  * refused id-reused, naming the log index of the first.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -59,6 +71,8 @@ struct agent_out_item {
 	int64_t retry_at;		/* not before (after a "busy" answer) */
 	bool seen;			/* still in outbox/ at the last scan */
 	bool held;			/* a held message submitted again: no file (name "") */
+	uint64_t held_index;		/* held: log index of its latest receipt (the order) */
+	int held_tries;			/* held: refusals that may be the order's (see below) */
 	uint8_t content[RETE_HASH_LEN]; /* SHA-256 of the file's canonical JSON */
 	agent_spool_ident ident;	/* what the file was when read (device, inode, hash) */
 };
@@ -735,6 +749,10 @@ static void out_sign_pending(agent *a)
 	}
 }
 
+static bool out_held_final(agent *a, size_t i, const char *code, const char *field,
+			   const char *error, const char *what);
+static void out_round_check(agent *a);
+
 /* The limit assumed when the broker's WELCOME does not say its max_frame
  * (a broker older than that field): its default then, 4 MiB. */
 #define OUT_DEFAULT_MAX_FRAME (4u << 20)
@@ -777,6 +795,16 @@ static void out_check_frames(agent *a)
 			 size, it->signed_msg.len, it->sealed.len, limit,
 			 a->max_frame ? " (its max_frame)"
 				      : " (assumed: the broker does not say its max_frame)");
+		if (it->held) {
+			/* no file: its own answer, never out_fail (which would
+			 * answer for outbox/ itself). Never sent as it is: when the
+			 * answer cannot be written it leaves memory, still held,
+			 * and the round tries again at the next WELCOME. */
+			if (!out_held_final(a, i, "too-large", "", why,
+					    "cannot be submitted again"))
+				item_remove(a, i);
+			continue;
+		}
 		char name[sizeof(it->name)], id[sizeof(it->id)];
 		uint8_t hash[RETE_HASH_LEN];
 		snprintf(name, sizeof(name), "%s", it->name);
@@ -953,6 +981,9 @@ void agent_outbox_scan(agent *a)
 
 void agent_outbox_on_welcome(agent *a)
 {
+	/* A resubmission round not complete (the agent stopped in it, or a
+	 * connection was lost): what it has not receipted yet goes again. */
+	agent_outbox_held_due(a, NULL);
 	for (size_t i = 0; i < a->out_n; i++) {
 		a->out_items[i].sent_at = 0;
 		a->out_items[i].retry_at = 0;
@@ -964,17 +995,28 @@ void agent_outbox_pump(agent *a, int64_t now)
 {
 	unsigned inflight = 0;
 
+	if (a->held_check)
+		out_round_check(a);
 	if (!agent_net_ready(a))
 		return;
+	/* Held messages go one at a time, in the order of their log index:
+	 * after a restore a referral's update (or cancellation) must not reach
+	 * the broker before the referral, which it would refuse
+	 * (unknown-referral). Each waits until those before it are answered. */
+	uint64_t first_held = UINT64_MAX;
 	for (size_t i = 0; i < a->out_n; i++) {
 		out_item *it = &a->out_items[i];
 		if (it->state == AGENT_OUT_SIGNED && it->sent_at != 0 &&
 		    now - it->sent_at < a->cfg.resubmit_ms)
 			inflight++;
+		if (it->held && it->held_index < first_held)
+			first_held = it->held_index;
 	}
 	for (size_t i = 0; i < a->out_n && inflight < a->cfg.max_inflight; i++) {
 		out_item *it = &a->out_items[i];
 		if (it->state != AGENT_OUT_SIGNED || it->retry_at < 0 || now < it->retry_at)
+			continue;
+		if (it->held && it->held_index != first_held)
 			continue;
 		if (it->sent_at != 0 && now - it->sent_at < a->cfg.resubmit_ms)
 			continue;
@@ -988,10 +1030,11 @@ void agent_outbox_pump(agent *a, int64_t now)
 		f.submit = &sub;
 		if (agent_net_send(a, &f) != RETE_OK)
 			return;
+		const char *what = it->held ? "held message" : it->name;
 		if (it->sent_at != 0)
-			agent_debug(a, "%s: resubmitting %s", it->name, it->id);
+			agent_debug(a, "%s: resubmitting %s", what, it->id);
 		else
-			agent_debug(a, "%s: submitted %s", it->name, it->id);
+			agent_debug(a, "%s: submitted %s", what, it->id);
 		it->sent_at = now;
 		inflight++;
 	}
@@ -1070,6 +1113,185 @@ static Rete__ReceiptBody *out_receipt_check(agent *a, out_item *it, const Rete__
 	return body;
 }
 
+/* out_receipt_json makes the text of a NAME.receipt.json: file (a new
+ * reference, taken) and the receipt's values. malloc'd, NULL when out of
+ * memory. */
+static char *out_receipt_json(json_t *file, const Rete__ReceiptBody *body,
+			      const Rete__SignedReceipt *sr)
+{
+	char buf[32], idx[24];
+	json_t *doc = json_object();
+	char *leaf = rete_b64_encode(body->leaf_hash.data, body->leaf_hash.len);
+	size_t srlen = rete__signed_receipt__get_packed_size(sr);
+	uint8_t *srbytes = malloc(srlen ? srlen : 1);
+	char *srb64 = NULL;
+	if (srbytes != NULL) {
+		rete__signed_receipt__pack(sr, srbytes);
+		srb64 = rete_b64_encode(srbytes, srlen);
+		free(srbytes);
+	}
+	snprintf(idx, sizeof(idx), "%" PRIu64, body->index);
+	json_object_set_new(doc, "file", file ? file : json_string(""));
+	json_object_set_new(doc, "messageId", json_string(body->message_id));
+	json_object_set_new(doc, "sender", json_string(body->sender));
+	json_object_set_new(doc, "index", json_string(idx));
+	json_object_set_new(doc, "leafHash", json_string(leaf ? leaf : ""));
+	json_object_set_new(doc, "loggedAt", json_string(rete_time_format(body->logged_at, buf)));
+	json_object_set_new(doc, "origin", json_string(body->origin));
+	json_object_set_new(doc, "receipt", json_string(srb64 ? srb64 : ""));
+	free(leaf);
+	free(srb64);
+	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(doc);
+	return text;
+}
+
+/* out_round: the number of the latest resubmission round (meta "round";
+ * 0 before any), read in the open transaction if there is one. */
+static uint64_t out_round(agent *a)
+{
+	rete_buf v;
+	rete_msg m = {{0}};
+	uint64_t g = 0;
+	if (agent_db_get(a->db, AGENT_DB_META, "round", 5, &v, &m) != RETE_OK)
+		return 0;
+	if (v.len == 8)
+		for (int k = 0; k < 8; k++)
+			g = (g << 8) | v.data[k];
+	rete_buf_free(&v);
+	return g;
+}
+
+/* out_round_reason: is a resubmission round due (meta "resubmit")? Its
+ * reason into why (n bytes). */
+static bool out_round_reason(agent *a, char *why, size_t n)
+{
+	rete_buf v;
+	rete_msg m = {{0}};
+	if (agent_db_get(a->db, AGENT_DB_META, "resubmit", 8, &v, &m) != RETE_OK)
+		return false;
+	snprintf(why, n, "%.*s", (int)v.len, v.data ? (const char *)v.data : "");
+	rete_buf_free(&v);
+	return true;
+}
+
+/* out_write_new writes dir/name with data, durably, only if the name is
+ * free (a temporary file, then link(), which never replaces). RETE_EEXIST
+ * when the name is taken, RETE_EIO. */
+static rete_err out_write_new(const char *dir, const char *name, const char *data, size_t len,
+			      rete_msg *m)
+{
+	char tmp[4400], path[4400];
+	static unsigned seq;
+	snprintf(tmp, sizeof(tmp), "%s/.rete-%ld-held%u.tmp", dir, (long)getpid(), ++seq);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return rete_msg_set(m, RETE_EIO, "%s: %s", tmp, strerror(errno));
+	rete_err err = RETE_OK;
+	while (len > 0 && err == RETE_OK) {
+		ssize_t w = write(fd, data, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			err = rete_msg_set(m, RETE_EIO, "%s: %s", tmp, strerror(errno));
+		else
+			data += w, len -= (size_t)w;
+	}
+	if (err == RETE_OK && fsync(fd) != 0)
+		err = rete_msg_set(m, RETE_EIO, "%s: fsync: %s", tmp, strerror(errno));
+	close(fd);
+	if (err == RETE_OK && link(tmp, path) != 0)
+		err = errno == EEXIST ? RETE_EEXIST
+				      : rete_msg_set(m, RETE_EIO, "%s: %s", path, strerror(errno));
+	unlink(tmp);
+	if (err == RETE_OK)
+		err = agent_spool_fsync_dir(dir, m);
+	return err;
+}
+
+/* out_held_answer writes the answer of a held message that ends without
+ * its delivery receipt (a final refusal when it was submitted again, or a
+ * frame the broker no longer takes). Its outbox file went to sent/ long
+ * ago, so the answer is a file of its own: failed/held-ID.error.json
+ * (held-ID.2.error.json ... when taken; never overwriting), with the name
+ * it was sent as ("file") and the log index of its latest receipt. The
+ * name taken goes into used. RETE_EIO, RETE_ENOMEM. */
+static rete_err out_held_answer(agent *a, const out_item *it, const char *code, const char *field,
+				const char *error, char *used, size_t used_len, rete_msg *m)
+{
+	agent_idrec rec;
+	rete_msg im = {{0}};
+	char idx[24];
+	json_t *doc = json_object();
+	if (doc == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	if (agent_db_id_get(a->db, it->id, &rec, &im) == RETE_OK) {
+		json_t *r = json_loads(rec.receipt_json ? rec.receipt_json : "", 0, NULL);
+		json_t *f = r ? json_object_get(r, "file") : NULL;
+		if (f != NULL)
+			json_object_set(doc, "file", f);
+		json_decref(r);
+		free(rec.receipt_json);
+	}
+	json_object_set_new(doc, "messageId", json_string(it->id));
+	json_object_set_new(doc, "code", json_string(code));
+	if (field != NULL && field[0] != '\0')
+		json_object_set_new(doc, "field", json_string(field));
+	json_object_set_new(doc, "error", json_string(error));
+	snprintf(idx, sizeof(idx), "%" PRIu64, it->held_index);
+	json_object_set_new(doc, "receiptIndex", json_string(idx));
+	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(doc);
+	if (text == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	size_t len = strlen(text);
+	text[len] = '\n'; /* replaces the NUL; written with its length */
+	rete_err err = RETE_EEXIST;
+	for (unsigned k = 1; k < 1000 && err == RETE_EEXIST; k++) {
+		if (k == 1)
+			snprintf(used, used_len, "held-%s.error.json", it->id);
+		else
+			snprintf(used, used_len, "held-%s.%u.error.json", it->id, k);
+		err = out_write_new(a->failed_dir, used, text, len + 1, m);
+	}
+	free(text);
+	if (err == RETE_EEXIST)
+		err = rete_msg_set(m, RETE_EIO, "%s: no free name for held-%s.error.json",
+				   a->failed_dir, it->id);
+	return err;
+}
+
+/* out_held_final ends held item i without its delivery receipt: the answer
+ * in failed/ first, then the held record goes (a crash between: the round
+ * submits it again and the same answer comes once more, under a new name).
+ * what says in the log what happened. false when the answer could not be
+ * written: the item stays, and is tried again. */
+static bool out_held_final(agent *a, size_t i, const char *code, const char *field,
+			   const char *error, const char *what)
+{
+	out_item *it = &a->out_items[i];
+	char used[300];
+	rete_msg m = {{0}};
+	if (out_held_answer(a, it, code, field, error, used, sizeof(used), &m) != RETE_OK) {
+		agent_log(a, "error",
+			  "held message %s %s (%s): %s; but its answer cannot be written in "
+			  "failed/: %s; still held, trying again later",
+			  it->id, what, code, error, m.text);
+		it->retry_at = rete_now_ms() + a->cfg.resubmit_ms;
+		it->sent_at = 0;
+		return false;
+	}
+	agent_log(a, "warning",
+		  "held message %s %s (%s): %s; no longer held; answered in failed/%s", it->id,
+		  what, code, error, used);
+	if (agent_db_del(a->db, AGENT_DB_HELD, it->id, strlen(it->id), &m) != RETE_OK)
+		agent_log(a, "error", "held message %s: %s", it->id, m.text);
+	item_remove(a, i);
+	a->held_check = true;
+	return true;
+}
+
 /* out_hold records, in the open transaction, what we must keep of a
  * receipted message: the signed bytes and sealed part until its delivery
  * receipt ("held"), the content hash and receipt of its id for good
@@ -1077,7 +1299,10 @@ static Rete__ReceiptBody *out_receipt_check(agent *a, out_item *it, const Rete__
 static rete_err out_hold(agent *a, const out_item *it, const Rete__ReceiptBody *body,
 			 const char *receipt_json, rete_msg *m)
 {
-	agent_held h = {.index = body->index, .signed_msg = it->signed_msg, .sealed = it->sealed};
+	agent_held h = {.index = body->index,
+			.round = out_round(a),
+			.signed_msg = it->signed_msg,
+			.sealed = it->sealed};
 	rete_buf have = {0};
 	memcpy(h.leaf, body->leaf_hash.data, RETE_MERKLE_HASH);
 	rete_err err = agent_db_get(a->db, AGENT_DB_HELD, it->id, strlen(it->id), &have, m);
@@ -1094,10 +1319,42 @@ static rete_err out_hold(agent *a, const out_item *it, const Rete__ReceiptBody *
 	return err;
 }
 
+/* out_held_renew_id: the id record of a held message receipted again
+ * follows its receipt (index and receipt text, under the name it was sent
+ * as), so that the same file sent again is answered with the receipt the
+ * log holds now, not one of an epoch a restore left behind. In the open
+ * transaction; an id without a record (an older store) is left so. */
+static rete_err out_held_renew_id(agent *a, const char *id, const Rete__ReceiptBody *body,
+				  const Rete__SignedReceipt *sr, rete_msg *m)
+{
+	agent_idrec rec;
+	rete_msg im = {{0}};
+	if (agent_db_id_get(a->db, id, &rec, &im) != RETE_OK)
+		return RETE_OK;
+	if (rec.index == body->index) {
+		free(rec.receipt_json);
+		return RETE_OK; /* the original receipt: nothing changed */
+	}
+	json_t *old = json_loads(rec.receipt_json ? rec.receipt_json : "", 0, NULL);
+	json_t *file = old ? json_object_get(old, "file") : NULL;
+	char *text = out_receipt_json(file ? json_incref(file) : NULL, body, sr);
+	json_decref(old);
+	free(rec.receipt_json);
+	if (text == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	rec.index = body->index;
+	rec.receipt_json = text;
+	rete_err err = agent_db_id_put(a->db, id, &rec, m);
+	free(text);
+	return err;
+}
+
 /* out_held_receipted: a held message submitted again has its receipt (the
  * original one when the broker still had it, else a new entry): the held
- * record and the witness follow the receipt; no file moves. */
-static void out_held_receipted(agent *a, size_t i, const Rete__ReceiptBody *body)
+ * record (with the round's number), its id record and the witness follow
+ * the receipt; no file moves. */
+static void out_held_receipted(agent *a, size_t i, const Rete__ReceiptBody *body,
+			       const Rete__SignedReceipt *sr)
 {
 	out_item *it = &a->out_items[i];
 	rete_msg m = {{0}};
@@ -1114,6 +1371,8 @@ static void out_held_receipted(agent *a, size_t i, const Rete__ReceiptBody *body
 		}
 		if (still)
 			err = out_hold(a, it, body, NULL, &m);
+		if (err == RETE_OK && still)
+			err = out_held_renew_id(a, it->id, body, sr, &m);
 		if (err == RETE_OK && still)
 			agent_witness_receipt(a, body->index, body->leaf_hash.data,
 					      body->leaf_hash.len);
@@ -1135,6 +1394,7 @@ static void out_held_receipted(agent *a, size_t i, const Rete__ReceiptBody *body
 		  "; held until its delivery receipt",
 		  it->id, body->index);
 	item_remove(a, i);
+	a->held_check = true;
 }
 
 /* out_accept writes sent/NAME.receipt.json, moves the file, records the
@@ -1147,39 +1407,16 @@ static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 	Rete__ReceiptBody *body = NULL;
 	Rete__SignedMessage *sm = NULL;
 	Rete__Message *msg = NULL;
-	char buf[32], idx[24];
 
 	const Rete__SignedReceipt *sr = r->receipt;
 	if ((body = out_receipt_check(a, it, r)) == NULL)
 		return;
 	if (it->held) {
-		out_held_receipted(a, i, body);
+		out_held_receipted(a, i, body, sr);
 		rete__receipt_body__free_unpacked(body, NULL);
 		return;
 	}
-	json_t *doc = json_object();
-	char *leaf = rete_b64_encode(body->leaf_hash.data, body->leaf_hash.len);
-	size_t srlen = rete__signed_receipt__get_packed_size(sr);
-	uint8_t *srbytes = malloc(srlen ? srlen : 1);
-	char *srb64 = NULL;
-	if (srbytes != NULL) {
-		rete__signed_receipt__pack(sr, srbytes);
-		srb64 = rete_b64_encode(srbytes, srlen);
-		free(srbytes);
-	}
-	snprintf(idx, sizeof(idx), "%" PRIu64, body->index);
-	json_object_set_new(doc, "file", json_string(it->name));
-	json_object_set_new(doc, "messageId", json_string(body->message_id));
-	json_object_set_new(doc, "sender", json_string(body->sender));
-	json_object_set_new(doc, "index", json_string(idx));
-	json_object_set_new(doc, "leafHash", json_string(leaf ? leaf : ""));
-	json_object_set_new(doc, "loggedAt", json_string(rete_time_format(body->logged_at, buf)));
-	json_object_set_new(doc, "origin", json_string(body->origin));
-	json_object_set_new(doc, "receipt", json_string(srb64 ? srb64 : ""));
-	free(leaf);
-	free(srb64);
-	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	json_decref(doc);
+	char *text = out_receipt_json(json_string(it->name), body, sr);
 	if (text == NULL)
 		goto out;
 	/* The referral's status and the receipt to witness are recorded
@@ -1252,14 +1489,54 @@ static bool transient_error(Rete__ErrorCode e)
 	       e == RETE__ERROR_CODE__ERROR_CODE_INTERNAL;
 }
 
+/* The refusals of a held message submitted again that may only say that it
+ * came before what it depends on (a referral's update before the referral,
+ * after a restore): it goes behind the other held messages and is tried
+ * again, at most this many times, before the refusal is taken as final. */
+#define OUT_HELD_TRIES 3
+
+static bool order_error(Rete__ErrorCode e)
+{
+	return e == RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL ||
+	       e == RETE__ERROR_CODE__ERROR_CODE_LIFECYCLE;
+}
+
+/* out_find_item: the signed item an answer for message id r->message_id
+ * is about. Two items may carry one id (the same id written twice into
+ * outbox/, or a held message and a file sent again): a receipt belongs to
+ * the one whose bytes hash to its leaf, so an honest receipt is never
+ * checked against the other's bytes (a false witness alarm); when none
+ * matches (or for a refusal), the first. a->out_n when there is none. */
+static size_t out_find_item(agent *a, const Rete__Receipt *r)
+{
+	size_t first = a->out_n;
+	Rete__ReceiptBody *body = NULL;
+	if (r->message_id == NULL)
+		return first;
+	if (r->error == 0 && r->receipt != NULL)
+		body =
+		    rete__receipt_body__unpack(NULL, r->receipt->body.len, r->receipt->body.data);
+	for (size_t i = 0; i < a->out_n; i++) {
+		out_item *it = &a->out_items[i];
+		if (it->state != AGENT_OUT_SIGNED || strcmp(it->id, r->message_id) != 0)
+			continue;
+		if (first == a->out_n)
+			first = i;
+		uint8_t ours[RETE_MERKLE_HASH];
+		if (body == NULL || !out_leaf_bound(it, body, ours))
+			continue;
+		first = i;
+		break;
+	}
+	if (body != NULL)
+		rete__receipt_body__free_unpacked(body, NULL);
+	return first;
+}
+
 void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 {
-	size_t i;
+	size_t i = out_find_item(a, r);
 
-	for (i = 0; i < a->out_n; i++)
-		if (a->out_items[i].state == AGENT_OUT_SIGNED && r->message_id != NULL &&
-		    strcmp(a->out_items[i].id, r->message_id) == 0)
-			break;
 	if (i == a->out_n) {
 		if (r->error != 0)
 			agent_log(a, "warning", "the broker refused a frame%s%s: %s",
@@ -1311,16 +1588,32 @@ void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 			}
 		}
 	}
+	if (it->held && order_error(r->error) && it->held_tries < OUT_HELD_TRIES) {
+		/* Perhaps only out of order (what it depends on is itself being
+		 * submitted again, here or by another agency): behind the other
+		 * held messages, and again after `resubmit`. */
+		uint64_t last = it->held_index;
+		for (size_t k = 0; k < a->out_n; k++)
+			if (a->out_items[k].held && a->out_items[k].held_index > last)
+				last = a->out_items[k].held_index;
+		it->held_tries++;
+		it->held_index = last + 1; /* in memory only: the order of this round */
+		it->sent_at = 0;
+		it->retry_at = rete_now_ms() + a->cfg.resubmit_ms;
+		agent_log(a, "warning",
+			  "held message %s: the broker answered %s (%s) when it was submitted "
+			  "again; trying again after the other held messages (%d of %d)",
+			  it->id, code ? code : "refused", r->error_text ? r->error_text : "",
+			  it->held_tries, OUT_HELD_TRIES);
+		return;
+	}
 	if (it->held) {
 		/* A final refusal of a message submitted again: nothing more the
-		 * agent can do with it; the refusal is the answer. */
-		rete_msg m = {{0}};
-		agent_log(a, "warning",
-			  "held message %s submitted again was refused (%s): %s; no longer held",
-			  it->id, code ? code : "refused", r->error_text ? r->error_text : "");
-		if (agent_db_del(a->db, AGENT_DB_HELD, it->id, strlen(it->id), &m) != RETE_OK)
-			agent_log(a, "error", "held message %s: %s", it->id, m.text);
-		item_remove(a, i);
+		 * agent can do with it; the refusal is the answer, in failed/. */
+		out_held_final(a, i, code ? code : "refused", r->field,
+			       r->error_text && r->error_text[0] ? r->error_text
+								 : "refused by the broker",
+			       "submitted again was refused");
 		return;
 	}
 	char name[256];
@@ -1339,7 +1632,9 @@ void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 
 struct held_load {
 	agent *a;
-	size_t added;
+	uint64_t round; /* load the records receipted before this round */
+	size_t added, due;
+	bool count_only; /* count the due records, load nothing */
 };
 
 static bool held_collect(const void *key, size_t klen, const void *val, size_t vlen, void *user)
@@ -1353,11 +1648,22 @@ static bool held_collect(const void *key, size_t klen, const void *val, size_t v
 		return true;
 	memcpy(id, key, klen);
 	id[klen] = '\0';
-	for (size_t i = 0; i < a->out_n; i++)
-		if (strcmp(a->out_items[i].id, id) == 0)
-			return true; /* already on its way */
 	if (agent_db_held_parse(val, vlen, &h) != RETE_OK) {
-		agent_log(a, "error", "held message %s: its record does not parse; skipped", id);
+		if (!hl->count_only)
+			agent_log(a, "error", "held message %s: its record does not parse; skipped",
+				  id);
+		return true;
+	}
+	if (h.round >= hl->round) {
+		agent_held_free(&h); /* receipted in this round already */
+		return true;
+	}
+	hl->due++;
+	bool on_its_way = hl->count_only;
+	for (size_t i = 0; !on_its_way && i < a->out_n; i++)
+		on_its_way = strcmp(a->out_items[i].id, id) == 0;
+	if (on_its_way) {
+		agent_held_free(&h);
 		return true;
 	}
 	out_item *it = item_add(a);
@@ -1368,6 +1674,7 @@ static bool held_collect(const void *key, size_t klen, const void *val, size_t v
 	snprintf(it->id, sizeof(it->id), "%s", id);
 	it->state = AGENT_OUT_SIGNED;
 	it->held = true;
+	it->held_index = h.index;
 	it->seen = true;
 	it->signed_msg = h.signed_msg;
 	it->sealed = h.sealed;
@@ -1375,25 +1682,115 @@ static bool held_collect(const void *key, size_t klen, const void *val, size_t v
 	return true;
 }
 
+/* out_held_load puts in flight the held messages not receipted in round
+ * (or later) and not already on their way; says it with why. */
+static void out_held_load(agent *a, const char *why, uint64_t round)
+{
+	struct held_load hl = {.a = a, .round = round};
+	rete_msg m = {{0}};
+
+	if (agent_db_each(a->db, AGENT_DB_HELD, held_collect, &hl, &m) != RETE_OK) {
+		agent_log(a, "error", "cannot read the held messages: %s", m.text);
+		return;
+	}
+	if (hl.added == 0) {
+		a->held_check = true; /* perhaps nothing left to do: see */
+		return;
+	}
+	agent_log(a, "warning",
+		  "%s: submitting again %zu message(s) held until their delivery receipt, in "
+		  "their log order (the broker answers those it still has with their original "
+		  "receipt)",
+		  why, hl.added);
+	out_check_frames(a);
+}
+
+rete_err agent_outbox_round_begin(agent *a, const char *why, rete_msg *m)
+{
+	uint64_t g = out_round(a) + 1;
+	uint8_t be[8];
+	for (int k = 7; k >= 0; k--, g >>= 8)
+		be[k] = (uint8_t)g;
+	rete_err err = agent_db_put(a->db, AGENT_DB_META, "round", 5, be, sizeof(be), m);
+	if (err == RETE_OK)
+		err = agent_db_put(a->db, AGENT_DB_META, "resubmit", 8, why, strlen(why), m);
+	if (err == RETE_OK)
+		a->held_resubmitted = true;
+	return err;
+}
+
+void agent_outbox_held_due(agent *a, const char *why)
+{
+	char reason[600], text[700];
+	if (!out_round_reason(a, reason, sizeof(reason)))
+		return;
+	if (why == NULL) {
+		snprintf(text, sizeof(text), "%s (a resubmission not complete before)", reason);
+		why = text;
+	}
+	out_held_load(a, why, out_round(a));
+}
+
 void agent_outbox_resubmit_held(agent *a, const char *why)
 {
-	struct held_load hl = {.a = a};
 	rete_msg m = {{0}};
+	rete_err err = RETE_OK;
 
 	if (a->held_resubmitted)
 		return;
+	/* Durable before anything is in flight: a restart in the middle of the
+	 * round goes on with it (every WELCOME), instead of forgetting it. */
+	for (int attempt = 0; attempt < 4; attempt++) {
+		err = agent_db_begin(a->db, &m);
+		if (err == RETE_OK)
+			err = agent_outbox_round_begin(a, why, &m);
+		if (err == RETE_OK)
+			err = agent_db_commit(a->db, &m);
+		else
+			agent_db_abort(a->db);
+		if (err != RETE_EFULL)
+			break;
+	}
 	a->held_resubmitted = true;
-	if (agent_db_each(a->db, AGENT_DB_HELD, held_collect, &hl, &m) != RETE_OK) {
-		agent_log(a, "error", "cannot read the held messages: %s", m.text);
-		a->held_resubmitted = false;
+	if (err != RETE_OK) {
+		/* Not recorded: submitted all the same, on this connection. */
+		agent_log(a, "error", "cannot record that the held messages are due again (%s): %s",
+			  why, m.text);
+		out_held_load(a, why, UINT64_MAX);
 		return;
 	}
-	if (hl.added == 0)
+	agent_outbox_held_due(a, why);
+}
+
+/* out_round_check: when no held message is in flight any more, is the
+ * round complete (every held record has a receipt of it)? Then its marker
+ * goes; else what is left is put in flight. Outside any transaction. */
+static void out_round_check(agent *a)
+{
+	char reason[600];
+	rete_msg m = {{0}};
+	a->held_check = false;
+	for (size_t i = 0; i < a->out_n; i++)
+		if (a->out_items[i].held)
+			return;
+	if (!out_round_reason(a, reason, sizeof(reason)))
 		return;
-	agent_log(a, "warning",
-		  "%s: submitting again %zu message(s) held until their delivery receipt (the "
-		  "broker answers those it still has with their original receipt)",
-		  why, hl.added);
+	uint64_t g = out_round(a);
+	struct held_load hl = {.a = a, .round = g, .count_only = true};
+	if (agent_db_each(a->db, AGENT_DB_HELD, held_collect, &hl, &m) != RETE_OK)
+		return;
+	if (hl.due > 0) {
+		/* not loaded (another item carried the id, or memory was short) */
+		return;
+	}
+	if (agent_db_del(a->db, AGENT_DB_META, "resubmit", 8, &m) != RETE_OK) {
+		agent_log(a, "error", "cannot record the end of the resubmission: %s", m.text);
+		return;
+	}
+	agent_log(a, "info",
+		  "resubmission %" PRIu64 " complete (%s): every held message was receipted "
+		  "again or answered",
+		  g, reason);
 }
 
 rete_err agent_outbox_settled(agent *a, const char *id, rete_msg *m)
@@ -1409,6 +1806,7 @@ rete_err agent_outbox_settled(agent *a, const char *id, rete_msg *m)
 	for (size_t i = 0; i < a->out_n; i++)
 		if (a->out_items[i].held && strcmp(a->out_items[i].id, id) == 0) {
 			item_remove(a, i);
+			a->held_check = true;
 			break;
 		}
 	agent_debug(a, "message %s delivered: no longer held", id);

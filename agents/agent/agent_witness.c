@@ -84,14 +84,37 @@ void agent_witness_free(agent *a)
  * are submitted again (the broker's dedup answers those it still has). */
 static void wit_alarm_text(agent *a, const char *text)
 {
-	rete_msg m;
+	rete_msg m = {{0}};
+	rete_err err = RETE_OK;
 	agent_log(a, "error",
 		  "WITNESS ALARM: %s. The broker's log does not match what it showed "
 		  "before; keep data/ and tell the network's auditors",
 		  text);
-	agent_db_put(a->db, AGENT_DB_META, "alarm", 5, text, strlen(text), &m);
+	/* The evidence and the resubmission round it calls for commit
+	 * together: a restart cannot keep the one and forget the other. */
+	bool round = !a->held_resubmitted;
+	for (int attempt = 0; attempt < 4; attempt++) {
+		err = agent_db_begin(a->db, &m);
+		if (err == RETE_OK)
+			err =
+			    agent_db_put(a->db, AGENT_DB_META, "alarm", 5, text, strlen(text), &m);
+		if (err == RETE_OK && round)
+			err = agent_outbox_round_begin(a, "witness alarm", &m);
+		if (err == RETE_OK)
+			err = agent_db_commit(a->db, &m);
+		else
+			agent_db_abort(a->db);
+		if (err != RETE_EFULL)
+			break;
+	}
 	wit(a)->alarmed = true;
-	agent_outbox_resubmit_held(a, "witness alarm");
+	if (err != RETE_OK) {
+		agent_log(a, "error", "witness: cannot keep the alarm: %s", m.text);
+		agent_outbox_resubmit_held(a, "witness alarm");
+		return;
+	}
+	if (round)
+		agent_outbox_held_due(a, "witness alarm");
 }
 
 void agent_witness_alarm(agent *a, const char *fmt, ...)
@@ -146,23 +169,45 @@ void agent_witness_epoch(agent *a, uint32_t epoch)
 			  epoch, last, w->have_good ? w->good.size : 0, last);
 		w->have_good = false;
 		memset(&w->good, 0, sizeof(w->good));
-		agent_db_del(a->db, AGENT_DB_META, "checkpoint", 10, &m);
-		agent_db_begin(a->db, &m);
-		for (;;) {
-			struct wit_key f = {0};
-			if (agent_db_each(a->db, AGENT_DB_WITNESS, wit_first_key, &f, &m) !=
-				RETE_OK ||
-			    !f.found)
-				break;
-			if (agent_db_del(a->db, AGENT_DB_WITNESS, f.key, 8, &m) != RETE_OK)
-				break;
-		}
-		if (agent_db_commit(a->db, &m) != RETE_OK)
-			agent_log(a, "error", "witness: %s", m.text);
 		char why[128];
 		snprintf(why, sizeof(why), "the broker's log is now epoch %u (was %u)", epoch,
 			 last);
-		agent_outbox_resubmit_held(a, why);
+		/* The new epoch, the forgotten baseline and receipts, and the
+		 * resubmission round commit together: an agent stopped right after
+		 * (before its held messages were receipted again) finds the round
+		 * due at its next WELCOME, although that WELCOME's epoch is then
+		 * the recorded one. */
+		rete_err err = RETE_OK;
+		for (int attempt = 0; attempt < 4; attempt++) {
+			err = agent_db_begin(a->db, &m);
+			if (err == RETE_OK)
+				err = agent_db_del(a->db, AGENT_DB_META, "checkpoint", 10, &m);
+			while (err == RETE_OK) {
+				struct wit_key f = {0};
+				err = agent_db_each(a->db, AGENT_DB_WITNESS, wit_first_key, &f, &m);
+				if (err != RETE_OK || !f.found)
+					break;
+				err = agent_db_del(a->db, AGENT_DB_WITNESS, f.key, 8, &m);
+			}
+			if (err == RETE_OK)
+				err = agent_db_put(a->db, AGENT_DB_META, "epoch", 5, be, sizeof(be),
+						   &m);
+			if (err == RETE_OK && !a->held_resubmitted)
+				err = agent_outbox_round_begin(a, why, &m);
+			if (err == RETE_OK)
+				err = agent_db_commit(a->db, &m);
+			else
+				agent_db_abort(a->db);
+			if (err != RETE_EFULL)
+				break;
+		}
+		if (err != RETE_OK) {
+			agent_log(a, "error", "witness: cannot keep the log epoch: %s", m.text);
+			agent_outbox_resubmit_held(a, why);
+			return;
+		}
+		agent_outbox_held_due(a, why);
+		return;
 	}
 	if (agent_db_put(a->db, AGENT_DB_META, "epoch", 5, be, sizeof(be), &m) != RETE_OK)
 		agent_log(a, "error", "witness: cannot keep the log epoch: %s", m.text);

@@ -913,7 +913,12 @@ typedef struct it_fake {
 	size_t peer_len;
 	uint8_t first[4096]; /* the first SUBMIT's signed bytes */
 	size_t first_len;
-	bool same; /* every SUBMIT carried those bytes */
+	bool same;		  /* every SUBMIT carried those bytes */
+	int receipts;		  /* receipts signed (the last index given) */
+	bool mute;		  /* SUBMITs are counted, never answered */
+	uint8_t kept_rid[8][256]; /* with mute: the first SUBMITs, to answer */
+	size_t kept_rid_len[8];	  /* later (it_fake_answer_kept) */
+	ProtobufCBinaryData kept[8];
 } it_fake;
 
 /* it_fake_reply sends a BrokerFrame to the peer with routing id ident of a
@@ -986,13 +991,15 @@ static inline void it_fake_close(it_fake *l)
 		zmq_ctx_term(l->ctx);
 	if (l->welcome)
 		rete__broker_frame__free_unpacked(l->welcome, NULL);
+	for (int k = 0; k < 8; k++)
+		free(l->kept[k].data); /* the SUBMITs kept while mute */
 	memset(l, 0, sizeof(*l));
 }
 
 /* it_fake_receipt answers a SUBMIT with a receipt signed by the broker key
- * for index 1, now; its leaf is the right one when honest_leaf, else the
- * hash of other bytes (what a broker that never logged the message would
- * have to sign). */
+ * for the next index (1, 2, ...: a log that grows), now; its leaf is the right one when
+ * honest_leaf, else the hash of other bytes (what a broker that never logged the message would have
+ * to sign). */
 static inline void it_fake_receipt(it_fake *l, const void *ident, size_t ident_len,
 				   const ProtobufCBinaryData *sm)
 {
@@ -1003,7 +1010,7 @@ static inline void it_fake_receipt(it_fake *l, const void *ident, size_t ident_l
 	rb.origin = IT_ORIGIN;
 	rb.message_id = msg->id;
 	rb.sender = msg->sender;
-	rb.index = 1;
+	rb.index = (uint64_t)++l->receipts;
 	rb.logged_at = rete_now_ms();
 	if (l->honest_leaf) {
 		Rete__LogEntry le = RETE__LOG_ENTRY__INIT;
@@ -1086,8 +1093,18 @@ static inline int it_fake_serve(it_fake *l, const int *count, int want, int ms)
 				   memcmp(l->first, sm->data, sm->len) != 0) {
 				l->same = false;
 			}
+			if (l->mute && l->submits < 8) {
+				int k = l->submits;
+				l->kept_rid_len[k] = idl <= sizeof(l->kept_rid[k]) ? idl : 0;
+				memcpy(l->kept_rid[k], id, l->kept_rid_len[k]);
+				l->kept[k].len = sm->len;
+				l->kept[k].data = malloc(sm->len ? sm->len : 1);
+				assert_non_null(l->kept[k].data);
+				memcpy(l->kept[k].data, sm->data, sm->len);
+			}
 			l->submits++;
-			it_fake_receipt(l, id, idl, sm);
+			if (!l->mute)
+				it_fake_receipt(l, id, idl, sm);
 		} else if (cf != NULL && cf->command_case == RETE__CLIENT_FRAME__COMMAND_ACK) {
 			l->last_ack = cf->ack->index;
 			l->last_ack_error = (uint32_t)cf->ack->error;
@@ -1099,6 +1116,14 @@ static inline int it_fake_serve(it_fake *l, const int *count, int want, int ms)
 		zmq_msg_close(&body);
 	}
 	return *count;
+}
+
+/* it_fake_answer_kept answers the k-th SUBMIT kept while mute (with an
+ * honest receipt when honest_leaf). */
+static inline void it_fake_answer_kept(it_fake *l, int k)
+{
+	assert_true(k < 8 && l->kept[k].data != NULL);
+	it_fake_receipt(l, l->kept_rid[k], l->kept_rid_len[k], &l->kept[k]);
 }
 
 /* it_fake_deliver sends a DELIVER of the entry (index, now, signed bytes of

@@ -545,6 +545,322 @@ static void test_new_epoch(void **state)
 	assert_int_equal(ev_occurrences(log, "WITNESS ALARM"), 0);
 }
 
+/* test_epoch_then_crash (review): the agent learns epoch 2, records it at
+ * once, and puts its held message back in flight in memory only. The
+ * broker has not answered that SUBMIT when the agent is killed. After the
+ * restart the WELCOME still says epoch 2 = the recorded epoch: is the held
+ * message ever submitted again? */
+static void test_epoch_then_crash(void **state)
+{
+	it_net *n = it_net_new("review-epoch-crash", NULL);
+	assert_non_null(n);
+	*state = n;
+	char sent[1300], log[1300], path[1500];
+	Rete__BrokerFrame *welcome = it_real_welcome(n, IT_SOCIAL);
+	welcome->welcome->epoch = 1;
+	it_fake l;
+	it_fake_open(&l, n, welcome);
+	l.honest_leaf = true;
+
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	ev_put_referral(n, "ep.json", "ev-epoch-1", "long-term-unemployment");
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	assert_int_equal(it_fake_serve(&l, &l.submits, 1, EV_WAIT), 1);
+	assert_int_equal(
+	    ev_wait_either(ev_path(path, sizeof(path), "%s/ep.json.receipt.json", sent), NULL,
+			   EV_WAIT),
+	    1);
+
+	/* Back as epoch 2 (a declared restore that lost the message), but it
+	 * does not answer SUBMITs yet (the batch not committed) */
+	welcome = l.welcome;
+	l.welcome = NULL;
+	uint8_t root[RETE_MERKLE_HASH];
+	memset(root, 0x5a, sizeof(root));
+	rete_checkpoint cp;
+	rete_msg m;
+	assert_int_equal(rete_checkpoint_verify(welcome->welcome->checkpoint,
+						strlen(welcome->welcome->checkpoint), IT_ORIGIN,
+						&n->broker->pub, &cp, &m),
+			 RETE_OK);
+	char *note = NULL;
+	assert_int_equal(rete_checkpoint_sign(IT_ORIGIN, cp.size, root, n->broker, &note, &m),
+			 RETE_OK);
+	free(welcome->welcome->checkpoint);
+	welcome->welcome->checkpoint = note;
+	welcome->welcome->epoch = 2;
+	zmq_close(l.sock);
+	l.sock = NULL;
+	l.welcome = welcome;
+	l.mute = true;
+	it_fake_bind(&l);
+	int hellos = l.hellos;
+	assert_int_equal(it_fake_serve(&l, &l.hellos, hellos + 1, EV_WAIT), hellos + 1);
+	assert_int_equal(it_fake_serve(&l, &l.submits, 2, EV_WAIT), 2); /* in flight, unanswered */
+	assert_true(ev_wait_log(log, "submitting again 1 message(s)", 1, EV_WAIT));
+
+	/* the agent dies (power cut, kill -9, an operator's restart) */
+	it_stop(&n->agent_pid[IT_SOCIAL], SIGKILL, it_wait_ms());
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	hellos = l.hellos;
+	assert_int_equal(it_fake_serve(&l, &l.hellos, hellos + 1, EV_WAIT), hellos + 1);
+	/* the held message must come again: wait well past `resubmit` */
+	int got = it_fake_serve(&l, &l.submits, 3, 30000);
+	it_fake_close(&l);
+	if (got < 3)
+		it_show(n, "social.mantova.log");
+	fprintf(stderr, "SUBMITs after the restart: %d (want >= 1)\n", got - 2);
+	assert_int_equal(got, 3);
+}
+
+/* test_dup_id_false_alarm (review): two outbox files with the same id (an
+ * agency's system writing the same referral again under another name)
+ * are both in flight; a receipt for another file is handled first
+ * (item_remove moves the last item into its slot); then the honest receipt
+ * for the first of the two comes. It is matched by id only to the second
+ * file, whose bytes do not hash to its leaf: a witness alarm against an
+ * honest broker. */
+static void test_dup_id_false_alarm(void **state)
+{
+	it_net *n = it_net_new("review-dup-id", NULL);
+	assert_non_null(n);
+	*state = n;
+	char log[1300], outbox[1300], ta[1500], tb[1500], da[1500], db[1500];
+	it_fake l;
+	it_fake_open(&l, n, it_real_welcome(n, IT_SOCIAL));
+	l.honest_leaf = true;
+	l.mute = true;
+	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	it_spool(n, IT_SOCIAL, "outbox", outbox, sizeof(outbox));
+
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	ev_put_referral(n, "z.json", "ev-z", "long-term-unemployment");
+	assert_int_equal(it_fake_serve(&l, &l.submits, 1, EV_WAIT), 1);
+	/* both written, then both renamed in: one scan takes them */
+	char *t1 = ev_referral_text("ev-dup", "long-term-unemployment");
+	char *t2 = ev_referral_text("ev-dup", "school-dropout");
+	ev_path(ta, sizeof(ta), "%s/.a.tmp", outbox);
+	ev_path(tb, sizeof(tb), "%s/.b.tmp", outbox);
+	ev_path(da, sizeof(da), "%s/a.json", outbox);
+	ev_path(db, sizeof(db), "%s/b.json", outbox);
+	assert_int_equal(tu_write_file(ta, t1, strlen(t1)), 0);
+	assert_int_equal(tu_write_file(tb, t2, strlen(t2)), 0);
+	assert_int_equal(rename(ta, da), 0);
+	assert_int_equal(rename(tb, db), 0);
+	free(t1);
+	free(t2);
+	assert_int_equal(it_fake_serve(&l, &l.submits, 3, EV_WAIT), 3);
+	it_fake_answer_kept(&l, 0); /* z.json's receipt */
+	assert_true(ev_wait_log(log, "z.json: accepted", 1, EV_WAIT));
+	it_fake_answer_kept(&l, 1); /* the first ev-dup's honest receipt */
+	bool alarm = ev_wait_log(log, "WITNESS ALARM", 1, 5000);
+	if (alarm)
+		it_show(n, "social.mantova.log");
+	it_fake_close(&l);
+	assert_false(alarm); /* an honest broker, the agency's own two files */
+}
+
+/* --- held messages after a real restore ------------------------------------- */
+
+/* ev_update_text: a cancellation by social services of referral rid, as
+ * an agency's system writes it. */
+static char *ev_update_text(const char *id, const char *rid)
+{
+	json_t *j = json_pack("{s:s,s:{s:s,s:s},s:s,s:s,s:{s:s,s:s,s:{s:s}}}", "id", id, "operator",
+			      "staffId", "as-0042", "role", "social-worker", "recipient",
+			      "cpi.mantova", "caseId", "mn-2026-0173", "update", "referralId", rid,
+			      "status", "cancelled", "statusReason", "code", "no-longer-needed");
+	assert_non_null(j);
+	char *text = json_dumps(j, JSON_INDENT(2));
+	json_decref(j);
+	return text;
+}
+
+/* ev_receipt_index: the "index" of sent/NAME.receipt.json of social
+ * services (waits for it). */
+static uint64_t ev_receipt_index(it_net *n, const char *name)
+{
+	char sent[1300], path[1500];
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	ev_path(path, sizeof(path), "%s/%s.receipt.json", sent, name);
+	if (ev_wait_either(path, NULL, EV_WAIT) != 1) {
+		it_show(n, "social.mantova.log");
+		fail_msg("no receipt for %s", name);
+	}
+	json_t *j = ev_load(path);
+	assert_non_null(j);
+	const char *s = json_string_value(json_object_get(j, "index"));
+	assert_non_null(s);
+	uint64_t idx = strtoull(s, NULL, 10);
+	json_decref(j);
+	return idx;
+}
+
+/* ev_wait_rereceipt waits for the log line of held message id receipted
+ * again and returns its new log index (UINT64_MAX at the deadline). */
+static uint64_t ev_wait_rereceipt(const char *log, const char *id, int ms)
+{
+	char needle[200];
+	snprintf(needle, sizeof(needle), "held message %s receipted again at log index ", id);
+	if (!ev_wait_log(log, needle, 1, ms))
+		return UINT64_MAX;
+	size_t len = 0;
+	char *text = tu_read_file(log, &len);
+	if (text == NULL)
+		return UINT64_MAX;
+	const char *at = strstr(text, needle);
+	uint64_t idx = at ? strtoull(at + strlen(needle), NULL, 10) : UINT64_MAX;
+	free(text);
+	return idx;
+}
+
+/* test_held_order: a referral and its cancellation, both receipted and
+ * held (the job centre is away), whose ids sort cancellation first; the
+ * broker's store is put back from a backup taken before both. After the
+ * restore the sender submits them again in their log order, the referral
+ * first: both are receipted again, the cancellation is not refused
+ * (unknown-referral), and the referral comes before it in the new log. */
+static void test_held_order(void **state)
+{
+	it_net *n = it_net_new("evidence-held-order", NULL);
+	assert_non_null(n);
+	*state = n;
+	char backup[1300], log[1300];
+	ev_path(backup, sizeof(backup), "%s/backup", n->dir);
+	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	ev_backup(n, backup);
+	ev_put_referral(n, "zz.json", "zz-held-ref", "long-term-unemployment");
+	uint64_t ref_before = ev_receipt_index(n, "zz.json");
+	char *t = ev_update_text("aa-held-cancel", "zz-held-ref");
+	ev_put(n, IT_SOCIAL, "aa.json", t);
+	free(t);
+	uint64_t upd_before = ev_receipt_index(n, "aa.json");
+	assert_true(ref_before < upd_before);
+
+	assert_true(ev_broker_restore(n, backup));
+	uint64_t ref_after = ev_wait_rereceipt(log, "zz-held-ref", EV_WAIT);
+	uint64_t upd_after = ev_wait_rereceipt(log, "aa-held-cancel", EV_WAIT);
+	size_t refused = ev_occurrences(log, "submitted again was refused");
+	if (ref_after == UINT64_MAX || upd_after == UINT64_MAX || refused > 0)
+		it_show(n, "social.mantova.log");
+	assert_int_equal(refused, 0); /* the cancellation was not sent before its referral */
+	assert_true(ref_after != UINT64_MAX);
+	assert_true(upd_after != UINT64_MAX);
+	assert_true(ref_after < upd_after); /* the log keeps their order */
+}
+
+/* test_held_receipt_renewed: a held message receipted again after a
+ * restore (at a new log index) is the one the same file sent again is
+ * answered with: its new receipt, not the one of the epoch the restore
+ * left behind (that index now holds another entry). */
+static void test_held_receipt_renewed(void **state)
+{
+	it_net *n = it_net_new("evidence-held-renewed", NULL);
+	assert_non_null(n);
+	*state = n;
+	char backup[1300], log[1300];
+	ev_path(backup, sizeof(backup), "%s/backup", n->dir);
+	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	ev_backup(n, backup);
+	char *text = ev_referral_text("ev-renew-1", "long-term-unemployment");
+	ev_put(n, IT_SOCIAL, "first.json", text);
+	uint64_t before = ev_receipt_index(n, "first.json");
+
+	assert_true(ev_broker_restore(n, backup));
+	uint64_t after = ev_wait_rereceipt(log, "ev-renew-1", EV_WAIT);
+	if (after == UINT64_MAX)
+		it_show(n, "social.mantova.log");
+	assert_true(after != UINT64_MAX);
+	assert_true(after != before);
+
+	ev_put(n, IT_SOCIAL, "again.json", text);
+	free(text);
+	uint64_t again = ev_receipt_index(n, "again.json");
+	if (again != after)
+		fprintf(stderr,
+			"again.json: receipt of index %" PRIu64 " (before the restore: %" PRIu64
+			", receipted again at %" PRIu64 ")\n",
+			again, before, after);
+	assert_int_equal(again, after);
+}
+
+/* test_held_too_large: a held message that the broker's max_frame no
+ * longer admits when it must be submitted again (a new epoch whose broker
+ * takes smaller frames) gets a file-less answer in failed/
+ * (held-ID.error.json, code too-large), never an answer "for" the outbox
+ * folder itself (failed/.2). */
+static void test_held_too_large(void **state)
+{
+	it_net *n = it_net_new("evidence-held-large", NULL);
+	assert_non_null(n);
+	*state = n;
+	char sent[1300], failed[1300], log[1300], path[1500];
+	Rete__BrokerFrame *welcome = it_real_welcome(n, IT_SOCIAL);
+	welcome->welcome->epoch = 1;
+	it_fake l;
+	it_fake_open(&l, n, welcome);
+	l.honest_leaf = true;
+
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	ev_put_referral(n, "big.json", "ev-big-1", "long-term-unemployment");
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	assert_int_equal(it_fake_serve(&l, &l.submits, 1, EV_WAIT), 1);
+	assert_int_equal(
+	    ev_wait_either(ev_path(path, sizeof(path), "%s/big.json.receipt.json", sent), NULL,
+			   EV_WAIT),
+	    1);
+
+	/* Back as epoch 2 (another root at the same size), taking 300-byte
+	 * frames only. */
+	welcome = l.welcome;
+	l.welcome = NULL;
+	uint8_t root[RETE_MERKLE_HASH];
+	memset(root, 0x5b, sizeof(root));
+	rete_checkpoint cp;
+	rete_msg m;
+	assert_int_equal(rete_checkpoint_verify(welcome->welcome->checkpoint,
+						strlen(welcome->welcome->checkpoint), IT_ORIGIN,
+						&n->broker->pub, &cp, &m),
+			 RETE_OK);
+	char *note = NULL;
+	assert_int_equal(rete_checkpoint_sign(IT_ORIGIN, cp.size, root, n->broker, &note, &m),
+			 RETE_OK);
+	free(welcome->welcome->checkpoint);
+	welcome->welcome->checkpoint = note;
+	welcome->welcome->epoch = 2;
+	welcome->welcome->max_frame = 300;
+	zmq_close(l.sock);
+	l.sock = NULL;
+	l.welcome = welcome;
+	it_fake_bind(&l);
+	int hellos = l.hellos;
+	assert_int_equal(it_fake_serve(&l, &l.hellos, hellos + 1, EV_WAIT), hellos + 1);
+	ev_path(path, sizeof(path), "%s/held-ev-big-1.error.json", failed);
+	int got = ev_wait_either(path, NULL, 20000);
+	it_fake_close(&l);
+	char dot2[1500];
+	bool folder_answer = ev_exists(ev_path(dot2, sizeof(dot2), "%s/.2.error.json", failed)) ||
+			     ev_exists(ev_path(dot2, sizeof(dot2), "%s/.error.json", failed));
+	if (got != 1 || folder_answer)
+		it_show(n, "social.mantova.log");
+	assert_false(folder_answer); /* never an answer for the outbox folder */
+	assert_int_equal(got, 1);
+	json_t *j = ev_load(path);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "code")), "too-large");
+	assert_string_equal(json_string_value(json_object_get(j, "messageId")), "ev-big-1");
+	json_decref(j);
+}
+
 /* ev_teardown stops what the test started and removes its folder (kept
  * when a process did not stop cleanly). */
 static int ev_teardown(void **state)
@@ -563,6 +879,11 @@ int main(void)
 	    cmocka_unit_test_teardown(test_new_epoch, ev_teardown),
 	    cmocka_unit_test_teardown(test_resend_same_id, ev_teardown),
 	    cmocka_unit_test_teardown(test_restore_once, ev_teardown),
+	    cmocka_unit_test_teardown(test_epoch_then_crash, ev_teardown),
+	    cmocka_unit_test_teardown(test_dup_id_false_alarm, ev_teardown),
+	    cmocka_unit_test_teardown(test_held_order, ev_teardown),
+	    cmocka_unit_test_teardown(test_held_receipt_renewed, ev_teardown),
+	    cmocka_unit_test_teardown(test_held_too_large, ev_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	if (getenv("RETE_TEST_ONLY") != NULL)
