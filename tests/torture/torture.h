@@ -83,6 +83,11 @@ typedef struct torture_figures {
 	int messages, referrals, updates;
 	int delivered, failed, failed_expected, losses, duplicates, misplaced;
 	int failed_resubmitted; /* receipted, then refused when submitted again */
+	/* what the restores took from the log: files delivered (with their
+	 * delivery receipt, so no longer held) whose entry the final log lacks,
+	 * and updates refused because their referral is such a one */
+	int delivered_not_in_log, updates_orphaned, logged_twice;
+	int held_refused; /* agents' log lines: a held message submitted again was refused */
 	int witness_alarms;
 	bool audit_ok, clean_stop;
 	int64_t run_ms, drain_ms;
@@ -96,6 +101,8 @@ typedef struct tq_rec {
 	int misplaced;	/* times found in another agency's inbox */
 	bool receipt, failed, updated;
 	bool bad_service; /* made to be refused: a service the recipient lacks */
+	int ref;	  /* an update: the record number of its referral */
+	int in_log;	  /* times its id (from its sender) is in the final log */
 } tq_rec;
 
 typedef struct tq_run {
@@ -171,6 +178,7 @@ static inline bool tq_drop(tq_run *t, torture_figures *fig)
 		snprintf(refid, sizeof(refid), "tq-%06d", ref);
 		r->to = t->rec[ref].from;
 		r->update = true;
+		r->ref = ref;
 		t->rec[ref].updated = true;
 		j = json_pack("{s:s,s:{s:s,s:s},s:s,s:s,s:{s:s,s:s}}", "id", id, "operator",
 			      "staffId", "op-017", "role", "case-manager", "recipient",
@@ -393,6 +401,16 @@ static inline int tq_count_in_log(const char *path, const char *needle)
 	return count;
 }
 
+/* tq_in_log counts the torture's messages in the final log (it_log_each). */
+static inline void tq_in_log(void *ctx, uint64_t index, const Rete__Message *msg)
+{
+	(void)index;
+	tq_run *t = ctx;
+	int k = tq_id_num(msg->id);
+	if (k >= 0 && k < t->nrec && strcmp(msg->sender, it_party_ids[t->rec[k].from]) == 0)
+		t->rec[k].in_log++;
+}
+
 /* tq_show_lines prints the lines of the file at path holding needle (at
  * most max), prefixed with who: the evidence of a witness alarm. */
 static inline void tq_show_lines(const char *path, const char *needle, const char *who, int max)
@@ -576,8 +594,18 @@ static inline int torture_run(const torture_opts *o, torture_figures *fig)
 	bool backup_held = false;
 	char backup[1400] = "";
 	uint64_t backup_size = 0;
-	while ((kills < o->kills || fig->restores < o->restores) && setup_ok) {
+	/* after the last kill or restore the load goes on a while: the traffic
+	 * after a restore is part of the cycle */
+	int64_t load_until = INT64_MAX;
+	while (setup_ok) {
 		now = it_mono_ms();
+		if (kills >= o->kills && fig->restores >= o->restores) {
+			if (load_until == INT64_MAX)
+				load_until = now + tq_between(&t, o->backup_gap_min_ms,
+							      o->backup_gap_max_ms);
+			if (now >= load_until)
+				break;
+		}
 		if (fig->restores < o->restores && !backup_held && now >= next_backup) {
 			if (!tq_backup(&t, fig->restores + 1, backup, sizeof(backup),
 				       &backup_size)) {
@@ -696,6 +724,12 @@ static inline int torture_run(const torture_opts *o, torture_figures *fig)
 		tq_scan_inbox(&t, p);
 	tq_resolve(&t);
 
+	/* what the final log holds of each file (read through the broker, as
+	 * an auditor would) */
+	int64_t logged = it_log_each(t.n, tq_in_log, &t);
+	if (logged < 0)
+		fprintf(stderr, "torture: cannot read the final log through the broker\n");
+
 	/* the figures */
 	for (int k = 0; k < t.nrec; k++) {
 		tq_rec *r = &t.rec[k];
@@ -703,6 +737,8 @@ static inline int torture_run(const torture_opts *o, torture_figures *fig)
 		if (r->inbox_seen > 1)
 			fig->duplicates += r->inbox_seen - 1;
 		fig->misplaced += r->misplaced;
+		if (r->in_log > 1)
+			fig->logged_twice++;
 		if (r->receipt && !r->failed) {
 			/* receipted, and then? a held message submitted again after a
 			 * restore may be refused (an update that overtook its referral) */
@@ -723,6 +759,9 @@ static inline int torture_run(const torture_opts *o, torture_figures *fig)
 				fig->failed_expected++;
 			if (r->receipt)
 				fig->failed_resubmitted++;
+			if (r->update && strcmp(code, "unknown-referral") == 0 && logged >= 0 &&
+			    t.rec[r->ref].in_log == 0)
+				fig->updates_orphaned++;
 			if (!r->bad_service)
 				fprintf(stderr,
 					"torture: %s (tq-%06d, %s %s -> %s) failed: %s%s (in the "
@@ -732,6 +771,8 @@ static inline int torture_run(const torture_opts *o, torture_figures *fig)
 					r->receipt ? ", after a receipt" : "", r->inbox_seen);
 		} else if (r->receipt && r->inbox_seen >= 1) {
 			fig->delivered++;
+			if (logged >= 0 && r->in_log == 0)
+				fig->delivered_not_in_log++;
 		} else {
 			fig->losses++;
 			if (fig->losses <= 10)
@@ -748,6 +789,7 @@ static inline int torture_run(const torture_opts *o, torture_figures *fig)
 	char log[1400];
 	for (int p = 0; p < TQ_AGENTS; p++) {
 		snprintf(log, sizeof(log), "%s/%s.log", t.n->dir, it_party_ids[p]);
+		fig->held_refused += tq_count_in_log(log, "submitted again was refused");
 		int alarms = tq_count_in_log(log, "WITNESS ALARM");
 		if (alarms > 0)
 			tq_show_lines(log, "WITNESS ALARM", it_party_ids[p], 5);
@@ -786,26 +828,31 @@ static inline int torture_run(const torture_opts *o, torture_figures *fig)
 		fprintf(stderr, "torture: rete audit verify: %s\n", out ? out : "");
 	free(out);
 
-	fprintf(
-	    stderr,
-	    "torture figures: seed %" PRIu64 ", kills %d (broker %d, agents %d), restores %d "
-	    "(%d declared as a new epoch, %d with nothing to declare; %d backups verified; "
-	    "epoch %" PRIu32 " at the end), messages %d "
-	    "(referrals %d, updates %d), delivered %d, failed %d (%d made to fail, %d refused when "
-	    "submitted again after a restore), losses %d, "
-	    "duplicates %d, "
-	    "misplaced %d, witness alarms %d, audit verify %s, clean stops %s; load %.1f s, "
-	    "drain %.1f s\n",
-	    fig->seed, fig->kills_broker + fig->kills_agent, fig->kills_broker, fig->kills_agent,
-	    fig->restores, fig->restores_declared, fig->restores_undeclared, fig->backups_verified,
-	    fig->epoch, fig->messages, fig->referrals, fig->updates, fig->delivered, fig->failed,
-	    fig->failed_expected, fig->failed_resubmitted, fig->losses, fig->duplicates,
-	    fig->misplaced, fig->witness_alarms, fig->audit_ok ? "passed" : "FAILED",
-	    fig->clean_stop ? "yes" : "NO", (double)fig->run_ms / 1000.0,
-	    (double)fig->drain_ms / 1000.0);
+	fprintf(stderr,
+		"torture figures: seed %" PRIu64 ", kills %d (broker %d, agents %d), restores %d "
+		"(%d declared as a new epoch, %d with nothing to declare; %d backups verified; "
+		"epoch %" PRIu32 " at the end), messages %d (referrals %d, updates %d), delivered "
+		"%d, failed %d (%d made to fail, %d receipted then refused when submitted again "
+		"after a restore), losses %d, duplicates %d, misplaced %d, witness alarms %d, "
+		"audit verify %s, clean stops %s; load %.1f s, drain %.1f s\n",
+		fig->seed, fig->kills_broker + fig->kills_agent, fig->kills_broker,
+		fig->kills_agent, fig->restores, fig->restores_declared, fig->restores_undeclared,
+		fig->backups_verified, fig->epoch, fig->messages, fig->referrals, fig->updates,
+		fig->delivered, fig->failed, fig->failed_expected, fig->failed_resubmitted,
+		fig->losses, fig->duplicates, fig->misplaced, fig->witness_alarms,
+		fig->audit_ok ? "passed" : "FAILED", fig->clean_stop ? "yes" : "NO",
+		(double)fig->run_ms / 1000.0, (double)fig->drain_ms / 1000.0);
+	fprintf(stderr,
+		"torture figures of the log: %" PRId64 " entries at the end; %d delivered files "
+		"not in it (delivered before a restore took their entry), %d updates refused "
+		"unknown-referral on such a referral, %d files logged twice, %d held messages "
+		"refused when submitted again (agents' logs)\n",
+		logged, fig->delivered_not_in_log, fig->updates_orphaned, fig->logged_twice,
+		fig->held_refused);
 	bool ok = fig->losses == 0 && fig->duplicates == 0 && fig->misplaced == 0 &&
 		  fig->witness_alarms == 0 && fig->audit_ok && fig->clean_stop &&
-		  kills == o->kills && fig->restores == o->restores && open == 0;
+		  kills == o->kills && fig->restores == o->restores && open == 0 && logged >= 0 &&
+		  fig->logged_twice == 0;
 	if (!ok) {
 		it_show(t.n, "broker.log");
 		fprintf(stderr, "torture: folder kept for a post-mortem: %s\n", t.n->dir);
