@@ -851,7 +851,8 @@ static inline int torture_run(const torture_opts *o, torture_figures *fig)
 		fig->held_refused);
 	bool ok = fig->losses == 0 && fig->duplicates == 0 && fig->misplaced == 0 &&
 		  fig->witness_alarms == 0 && fig->audit_ok && fig->clean_stop &&
-		  kills == o->kills && fig->restores == o->restores && open == 0 && logged >= 0 &&
+		  kills == o->kills && fig->restores == o->restores &&
+		  fig->restores_undeclared == 0 && open == 0 && logged >= 0 &&
 		  fig->logged_twice == 0;
 	if (!ok) {
 		it_show(t.n, "broker.log");
