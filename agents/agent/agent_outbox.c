@@ -1252,6 +1252,47 @@ static bool transient_error(Rete__ErrorCode e)
 	       e == RETE__ERROR_CODE__ERROR_CODE_INTERNAL;
 }
 
+/* held_fail answers in failed/ a held message that was refused when
+ * submitted again (the broker's log had lost it, e.g. a restore, and no
+ * longer takes it: an update whose referral the log lost with it): the
+ * message as sent is written as failed/NAME with failed/NAME.error.json,
+ * NAME being the file its first receipt answered; sent/ keeps that file and
+ * its receipt, the first acceptance. Without a known name (an id record
+ * from before names were kept) the log line is the answer. */
+static void held_fail(agent *a, const out_item *it, const char *code, const char *field,
+		      const char *error)
+{
+	agent_idrec rec = {0};
+	rete_msg m = {{0}};
+	if (agent_db_id_get(a->db, it->id, &rec, &m) != RETE_OK)
+		return;
+	json_t *doc = json_loads(rec.receipt_json ? rec.receipt_json : "", 0, NULL);
+	const char *file = json_string_value(json_object_get(doc, "file"));
+	char name[AGENT_SPOOL_NAME_MAX + 1];
+	bool named = file != NULL && file[0] != '\0' && file[0] != '.' &&
+		     strchr(file, '/') == NULL && strlen(file) < sizeof(name);
+	if (named)
+		snprintf(name, sizeof(name), "%s", file);
+	json_decref(doc);
+	free(rec.receipt_json);
+	if (!named)
+		return;
+	static const char fmt[] =
+	    "%s (message %s was accepted at log index %" PRIu64 ", sent/%s.receipt.json, but "
+	    "the broker's log no longer holds it: submitted again, it was refused)";
+	int len = snprintf(NULL, 0, fmt, error, it->id, rec.index, name);
+	char *text = len > 0 ? malloc((size_t)len + 1) : NULL;
+	if (text == NULL)
+		return;
+	snprintf(text, (size_t)len + 1, fmt, error, it->id, rec.index, name);
+	/* an ident no file has: whatever outbox/NAME holds now stays there,
+	 * and failed/ gets the message as sent (from its signed bytes) */
+	agent_spool_ident none = {0};
+	out_fail_ex(a, name, &none, &it->signed_msg, NULL, 0, NULL, it->id, code, field, text,
+		    NULL);
+	free(text);
+}
+
 void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 {
 	size_t i;
@@ -1313,11 +1354,16 @@ void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 	}
 	if (it->held) {
 		/* A final refusal of a message submitted again: nothing more the
-		 * agent can do with it; the refusal is the answer. */
+		 * agent can do with it; the refusal is the answer, and the
+		 * agency must see it (its file sits in sent/ with a receipt the
+		 * log no longer holds). */
 		rete_msg m = {{0}};
 		agent_log(a, "warning",
 			  "held message %s submitted again was refused (%s): %s; no longer held",
 			  it->id, code ? code : "refused", r->error_text ? r->error_text : "");
+		held_fail(a, it, code ? code : "refused", r->field,
+			  r->error_text && r->error_text[0] ? r->error_text
+							    : "refused by the broker");
 		if (agent_db_del(a->db, AGENT_DB_HELD, it->id, strlen(it->id), &m) != RETE_OK)
 			agent_log(a, "error", "held message %s: %s", it->id, m.text);
 		item_remove(a, i);

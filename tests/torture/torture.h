@@ -58,6 +58,7 @@
 #include "../integration/itest.h"
 
 #define TQ_AGENTS 4 /* IT_SOCIAL .. IT_FAMILY */
+#define TQ_BURST  8 /* files an agent sends just before it goes down for a restore */
 
 typedef struct torture_opts {
 	int kills;	     /* how many SIGKILLs in all (restores not counted) */
@@ -79,6 +80,7 @@ typedef struct torture_figures {
 	uint64_t seed;
 	int kills_broker, kills_agent;
 	int restores, restores_declared, restores_undeclared, backups_verified;
+	int held_down;	/* agents kept down across a restore */
 	uint32_t epoch; /* the log's epoch at the end */
 	int messages, referrals, updates;
 	int delivered, failed, failed_expected, losses, duplicates, misplaced;
@@ -88,6 +90,11 @@ typedef struct torture_figures {
 	 * and updates refused because their referral is such a one */
 	int delivered_not_in_log, updates_orphaned, logged_twice;
 	int held_refused; /* agents' log lines: a held message submitted again was refused */
+	/* the restore path at work (agents' logs, the inboxes): messages
+	 * submitted again, deliveries recognised by content as already in the
+	 * inbox, inbox files with the extended name (another entry at an index
+	 * used before) */
+	int held_resubmitted, redelivered_known, inbox_extended;
 	int witness_alarms;
 	bool audit_ok, clean_stop;
 	int64_t run_ms, drain_ms;
@@ -116,6 +123,7 @@ typedef struct tq_run {
 	size_t seen_cap[TQ_AGENTS], seen_n[TQ_AGENTS];
 	/* referrals received per agent, not yet answered with an update */
 	int *recv[TQ_AGENTS];
+	int inbox_extended; /* <index>.<8 hex>-<kind>.json files read */
 	int nrecv[TQ_AGENTS], caprecv[TQ_AGENTS];
 } tq_run;
 
@@ -158,10 +166,12 @@ static inline tq_rec *tq_new_rec(tq_run *t)
 	return r;
 }
 
-/* tq_drop drops one file into a random agent's outbox. */
-static inline bool tq_drop(tq_run *t, torture_figures *fig)
+/* tq_drop drops one file into agent from's outbox (a random one when
+ * from is -1). */
+static inline bool tq_drop(tq_run *t, torture_figures *fig, int from)
 {
-	int from = (int)(tq_rand(t) % TQ_AGENTS);
+	if (from < 0)
+		from = (int)(tq_rand(t) % TQ_AGENTS);
 	tq_rec *r = tq_new_rec(t);
 	int k = t->nrec;
 	char id[32];
@@ -322,6 +332,8 @@ static inline void tq_scan_inbox(tq_run *t, int p)
 		if (!j)
 			continue; /* written atomically: only unreadable if broken; seen again */
 		tq_seen_add(t, p, nm);
+		if (nm[12] == '.')
+			t->inbox_extended++;
 		json_t *msg = json_object_get(j, "message");
 		int k = tq_id_num(json_string_value(json_object_get(msg, "id")));
 		if (k >= 0 && k < t->nrec) {
@@ -375,6 +387,16 @@ static inline int tq_resolve(tq_run *t)
 	return open;
 }
 
+/* tq_receipted: have the files from..to-1 all a receipt or a refusal? */
+static inline bool tq_receipted(tq_run *t, int from, int to)
+{
+	tq_resolve(t);
+	for (int k = from; k < to; k++)
+		if (!t->rec[k].receipt && !t->rec[k].failed)
+			return false;
+	return true;
+}
+
 /* tq_failed_reason: does failed/NAME.error.json give a reason? */
 static inline bool tq_failed_reason(tq_run *t, const tq_rec *r, char *code, size_t len)
 {
@@ -409,6 +431,19 @@ static inline void tq_in_log(void *ctx, uint64_t index, const Rete__Message *msg
 	int k = tq_id_num(msg->id);
 	if (k >= 0 && k < t->nrec && strcmp(msg->sender, it_party_ids[t->rec[k].from]) == 0)
 		t->rec[k].in_log++;
+}
+
+/* tq_sum_after sums the numbers that follow each needle in the file at
+ * path ("submitting again 3 message(s)"). */
+static inline int tq_sum_after(const char *path, const char *needle)
+{
+	size_t len = 0;
+	char *data = tu_read_file(path, &len);
+	int sum = 0;
+	for (char *p = data; p && (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		sum += atoi(p + strlen(needle));
+	free(data);
+	return sum;
 }
 
 /* tq_show_lines prints the lines of the file at path holding needle (at
@@ -592,6 +627,8 @@ static inline int torture_run(const torture_opts *o, torture_figures *fig)
 				  : INT64_MAX;
 	int64_t restore_at = 0, backup_at = 0;
 	bool backup_held = false;
+	int down = -1;	     /* an agent kept down across the restore, or -1 */
+	int64_t down_at = 0; /* when it goes down (0: it is down, or none) */
 	char backup[1400] = "";
 	uint64_t backup_size = 0;
 	/* after the last kill or restore the load goes on a while: the traffic
@@ -617,9 +654,45 @@ static inline int torture_run(const torture_opts *o, torture_figures *fig)
 			backup_at = now;
 			restore_at = it_mono_ms() +
 				     tq_between(&t, o->restore_gap_min_ms, o->restore_gap_max_ms);
+			/* one cycle in two, an agent goes down before the restore
+			 * and comes back after it: the messages to it stay
+			 * receipted but undelivered, its own delivered ones wait
+			 * for their delivery receipts; the restore loses both
+			 * kinds and their senders must submit them again */
+			down = -1;
+			if (tq_rand(&t) % 2 == 0) {
+				down = (int)(tq_rand(&t) % TQ_AGENTS);
+				down_at =
+				    tq_between(&t, (int)(now - start), (int)(restore_at - start)) +
+				    start;
+			}
 			fprintf(stderr,
 				"torture: backup %d at %.1f s: %" PRIu64 " entries, verified\n",
 				fig->restores + 1, (double)(now - start) / 1000.0, backup_size);
+			continue;
+		}
+		if (backup_held && down >= 0 && down_at > 0 && now >= down_at) {
+			/* a burst from it first, killed as soon as it has the
+			 * receipts: delivered at once, their delivery receipts
+			 * wait for it, and the restore loses them */
+			int first = t.nrec;
+			for (int i = 0; i < TQ_BURST && setup_ok; i++)
+				setup_ok = tq_drop(&t, fig, down);
+			int64_t by = it_mono_ms() + it_wait_ms();
+			while (setup_ok && it_mono_ms() < by && !tq_receipted(&t, first, t.nrec))
+				it_nap(5); /* polling sent/: no event covers a folder */
+			int st = it_stop(&t.n->agent_pid[down], SIGKILL, it_wait_ms());
+			if (st == -1 || !WIFSIGNALED(st)) {
+				fprintf(stderr, "torture: %s had already exited (status %d)\n",
+					it_party_ids[down], st);
+				setup_ok = false;
+				break;
+			}
+			down_at = 0; /* down until the restore */
+			fig->held_down++;
+			fprintf(stderr,
+				"torture: %s killed at %.1f s (SIGKILL), down until the restore\n",
+				it_party_ids[down], (double)(now - start) / 1000.0);
 			continue;
 		}
 		uint64_t cp_size = 0;
@@ -643,6 +716,12 @@ static inline int torture_run(const torture_opts *o, torture_figures *fig)
 			else
 				fig->restores_undeclared++;
 			backup_held = false;
+			if (down >= 0 && down_at == 0 && !it_agent_start(t.n, down)) {
+				setup_ok = false;
+				break;
+			}
+			down = -1;
+			down_at = 0;
 			fprintf(stderr,
 				"torture: restore %d at %.1f s: broker killed with a checkpoint of "
 				"%" PRIu64 " entries signed, the backup of %.1f s (%" PRIu64
@@ -666,6 +745,8 @@ static inline int torture_run(const torture_opts *o, torture_figures *fig)
 				target = TQ_AGENTS;
 			else if (kills == o->kills - 1 && fig->kills_agent == 0)
 				target = (int)(tq_rand(&t) % TQ_AGENTS);
+			if (target == down) /* kept down for the restore: the next one */
+				target = (target + 1) % TQ_AGENTS;
 			pid_t *pid =
 			    target == TQ_AGENTS ? &t.n->broker_pid : &t.n->agent_pid[target];
 			int st = it_stop(pid, SIGKILL, it_wait_ms());
@@ -693,7 +774,7 @@ static inline int torture_run(const torture_opts *o, torture_figures *fig)
 			    it_mono_ms() + tq_between(&t, o->kill_gap_min_ms, o->kill_gap_max_ms);
 			continue;
 		}
-		if (!tq_drop(&t, fig)) {
+		if (!tq_drop(&t, fig, -1)) {
 			fprintf(stderr, "torture: cannot write into an outbox\n");
 			setup_ok = false;
 			break;
@@ -790,6 +871,8 @@ static inline int torture_run(const torture_opts *o, torture_figures *fig)
 	for (int p = 0; p < TQ_AGENTS; p++) {
 		snprintf(log, sizeof(log), "%s/%s.log", t.n->dir, it_party_ids[p]);
 		fig->held_refused += tq_count_in_log(log, "submitted again was refused");
+		fig->held_resubmitted += tq_sum_after(log, "submitting again ");
+		fig->redelivered_known += tq_count_in_log(log, "submitted again; acking");
 		int alarms = tq_count_in_log(log, "WITNESS ALARM");
 		if (alarms > 0)
 			tq_show_lines(log, "WITNESS ALARM", it_party_ids[p], 5);
@@ -798,6 +881,7 @@ static inline int torture_run(const torture_opts *o, torture_figures *fig)
 	uint64_t end_size = 0;
 	fig->epoch = 1;
 	tq_state(&t, &end_size, &fig->epoch);
+	fig->inbox_extended = t.inbox_extended;
 	/* stop everything cleanly, then the auditor's verdict on the store; an
 	 * agent restarted a moment ago is let reach its main loop first (a
 	 * SIGTERM before a program has set its handler just kills it) */
@@ -831,17 +915,19 @@ static inline int torture_run(const torture_opts *o, torture_figures *fig)
 	fprintf(stderr,
 		"torture figures: seed %" PRIu64 ", kills %d (broker %d, agents %d), restores %d "
 		"(%d declared as a new epoch, %d with nothing to declare; %d backups verified; "
-		"epoch %" PRIu32 " at the end), messages %d (referrals %d, updates %d), delivered "
+		"%d with an agent down across it; epoch %" PRIu32
+		" at the end), messages %d (referrals %d, updates %d), delivered "
 		"%d, failed %d (%d made to fail, %d receipted then refused when submitted again "
 		"after a restore), losses %d, duplicates %d, misplaced %d, witness alarms %d, "
 		"audit verify %s, clean stops %s; load %.1f s, drain %.1f s\n",
 		fig->seed, fig->kills_broker + fig->kills_agent, fig->kills_broker,
 		fig->kills_agent, fig->restores, fig->restores_declared, fig->restores_undeclared,
-		fig->backups_verified, fig->epoch, fig->messages, fig->referrals, fig->updates,
-		fig->delivered, fig->failed, fig->failed_expected, fig->failed_resubmitted,
-		fig->losses, fig->duplicates, fig->misplaced, fig->witness_alarms,
-		fig->audit_ok ? "passed" : "FAILED", fig->clean_stop ? "yes" : "NO",
-		(double)fig->run_ms / 1000.0, (double)fig->drain_ms / 1000.0);
+		fig->backups_verified, fig->held_down, fig->epoch, fig->messages, fig->referrals,
+		fig->updates, fig->delivered, fig->failed, fig->failed_expected,
+		fig->failed_resubmitted, fig->losses, fig->duplicates, fig->misplaced,
+		fig->witness_alarms, fig->audit_ok ? "passed" : "FAILED",
+		fig->clean_stop ? "yes" : "NO", (double)fig->run_ms / 1000.0,
+		(double)fig->drain_ms / 1000.0);
 	fprintf(stderr,
 		"torture figures of the log: %" PRId64 " entries at the end; %d delivered files "
 		"not in it (delivered before a restore took their entry), %d updates refused "
@@ -849,6 +935,12 @@ static inline int torture_run(const torture_opts *o, torture_figures *fig)
 		"refused when submitted again (agents' logs)\n",
 		logged, fig->delivered_not_in_log, fig->updates_orphaned, fig->logged_twice,
 		fig->held_refused);
+	fprintf(stderr,
+		"torture figures of the restores: %d held messages submitted again by the "
+		"agents, %d deliveries recognised as already in the inbox (by content), %d "
+		"inbox files named <index>.<8 hex>-<kind>.json (another entry at an index "
+		"used before)\n",
+		fig->held_resubmitted, fig->redelivered_known, fig->inbox_extended);
 	bool ok = fig->losses == 0 && fig->duplicates == 0 && fig->misplaced == 0 &&
 		  fig->witness_alarms == 0 && fig->audit_ok && fig->clean_stop &&
 		  kills == o->kills && fig->restores == o->restores &&
