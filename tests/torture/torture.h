@@ -654,13 +654,14 @@ static inline int torture_run(const torture_opts *o, torture_figures *fig)
 			backup_at = now;
 			restore_at = it_mono_ms() +
 				     tq_between(&t, o->restore_gap_min_ms, o->restore_gap_max_ms);
-			/* one cycle in two, an agent goes down before the restore
+			/* the first cycle and one in two after, an agent goes
+			 * down before the restore
 			 * and comes back after it: the messages to it stay
 			 * receipted but undelivered, its own delivered ones wait
 			 * for their delivery receipts; the restore loses both
 			 * kinds and their senders must submit them again */
 			down = -1;
-			if (tq_rand(&t) % 2 == 0) {
+			if (fig->restores == 0 || tq_rand(&t) % 2 == 0) {
 				down = (int)(tq_rand(&t) % TQ_AGENTS);
 				down_at =
 				    tq_between(&t, (int)(now - start), (int)(restore_at - start)) +
