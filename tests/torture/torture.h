@@ -28,7 +28,11 @@
  *     (store.before-restore-N, kept), the copy put in its place with
  *     `cp -a`, the state file left where it is, the broker started with
  *     --restore (it logs the new epoch) and left running; traffic goes on
- *     and the agents submit again what they hold;
+ *     and the agents submit again what they hold. In the first cycle and
+ *     one in two after, an agent sends a burst of files, is killed as soon
+ *     as they are receipted and stays down until the restore is done: its
+ *     delivered messages wait for delivery receipts the restore loses,
+ *     the messages to it stay receipted and undelivered;
  *   - then a quiet period: no new files, everything running, until every
  *     file is resolved or a deadline passes;
  *   - checks: every file is either delivered — its sender holds
@@ -373,11 +377,13 @@ static inline int tq_resolve(tq_run *t)
 			it_spool(t->n, r->from, "sent", dir, sizeof(dir));
 			snprintf(path, sizeof(path), "%s/%s.receipt.json", dir, r->name);
 			r->receipt = access(path, F_OK) == 0;
-			if (!r->receipt) {
-				it_spool(t->n, r->from, "failed", dir, sizeof(dir));
-				snprintf(path, sizeof(path), "%s/%s.error.json", dir, r->name);
-				r->failed = access(path, F_OK) == 0;
-			}
+		}
+		/* failed/ before a receipt, or after one: a held message
+		 * refused when submitted again after a restore */
+		if (!r->failed && (!r->receipt || r->inbox_seen == 0)) {
+			it_spool(t->n, r->from, "failed", dir, sizeof(dir));
+			snprintf(path, sizeof(path), "%s/%s.error.json", dir, r->name);
+			r->failed = access(path, F_OK) == 0;
 		}
 		if (r->failed)
 			continue;
@@ -654,12 +660,12 @@ static inline int torture_run(const torture_opts *o, torture_figures *fig)
 			backup_at = now;
 			restore_at = it_mono_ms() +
 				     tq_between(&t, o->restore_gap_min_ms, o->restore_gap_max_ms);
-			/* the first cycle and one in two after, an agent goes
-			 * down before the restore
-			 * and comes back after it: the messages to it stay
-			 * receipted but undelivered, its own delivered ones wait
-			 * for their delivery receipts; the restore loses both
-			 * kinds and their senders must submit them again */
+			/* in the first cycle and one in two after, an agent goes
+			 * down before the restore and comes back after it: the
+			 * messages to it stay receipted but undelivered, its own
+			 * delivered ones wait for their delivery receipts; the
+			 * restore loses both kinds and their senders must submit
+			 * them again */
 			down = -1;
 			if (fig->restores == 0 || tq_rand(&t) % 2 == 0) {
 				down = (int)(tq_rand(&t) % TQ_AGENTS);
