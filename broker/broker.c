@@ -1871,12 +1871,14 @@ static rete_err store_start(broker *b, unsigned flags)
 
 	if (stat(c->data, &st) != 0) {
 		if (!(flags & BROKER_INIT)) {
-			store_error(b,
-				    "the store folder %s does not exist; to create a new log "
-				    "there, start once with --init (rete-broker -c %s --init); "
-				    "if the store was moved, set data in %s",
-				    c->data, c->path, c->path);
-			return RETE_ENOENT;
+			/* a check before the first start (--init) is usual: a note */
+			(check ? store_warn : store_error)(
+			    b,
+			    "the store folder %s does not exist; to create a new log "
+			    "there, start once with --init (rete-broker -c %s --init); "
+			    "if the store was moved, set data in %s",
+			    c->data, c->path, c->path);
+			return check ? RETE_OK : RETE_ENOENT;
 		}
 		if (check)
 			return RETE_OK; /* --init will create it */
@@ -1911,12 +1913,13 @@ static rete_err store_start(broker *b, unsigned flags)
 	if (err == RETE_ENOENT && check && (flags & BROKER_INIT))
 		return RETE_OK; /* --init will create it */
 	if (err == RETE_ENOENT) {
-		store_error(b,
-			    "there is no log in %s (data.mdb missing); to create a new log "
-			    "there, start once with --init (rete-broker -c %s --init); if "
-			    "the store was moved, set data in %s",
-			    c->data, c->path, c->path);
-		return err;
+		(check ? store_warn : store_error)(
+		    b,
+		    "there is no log in %s (data.mdb missing); to create a new log "
+		    "there, start once with --init (rete-broker -c %s --init); if "
+		    "the store was moved, set data in %s",
+		    c->data, c->path, c->path);
+		return check ? RETE_OK : err;
 	}
 	if (err != RETE_OK) {
 		store_error(b, "cannot open the store %s: %s", c->data, m.text);
