@@ -13,24 +13,16 @@ struct cli_command {
 };
 
 static const struct cli_command commands[] = {
-    {"keygen", cmd_keygen, "keygen ID --out DIR     create a party's Ed25519 key pair"},
-    {"message", cmd_message, "message check FILE.json check a message file against the schema"},
-    {"audit", cmd_audit,
-     "audit verify|log|timeline|proof|consistency|check-proof STORE_DIR ...  the auditor's "
-     "commands"},
-    {"checkpoint", cmd_checkpoint, "checkpoint STORE_DIR   print the latest signed checkpoint"},
-    {"store", cmd_store, "store backup STORE_DIR DEST_DIR  hot, compacted copy of a store"},
-    {"send", cmd_send,
-     "send -c agent.ini FILE.json [--wait [S]]  queue a message in the agent's outbox"},
-    {"status", cmd_status,
-     "status -c agent.ini [REFERRAL_ID] [--json]  the agency's referrals and their history"},
-    {"monitor", cmd_monitor,
-     "monitor -c coord.ini [--once] [--json]  the coordinator's live view (overdue first)"},
-    {"report", cmd_report,
-     "report (-c coord.ini | --store DIR) --from D --to D [--by ...] [--format csv|json]  period "
-     "counts and median times"},
-    {"health", cmd_health,
-     "health -c coord.ini [--json]  the broker's health (exit 0 healthy, 1 problems)"},
+	{"keygen", cmd_keygen, "keygen ID --out DIR     create a party's Ed25519 key pair"},
+	{"message", cmd_message, "message check FILE.json check a message file against the schema"},
+	{"audit", cmd_audit, "audit verify|log|timeline|proof|consistency|check-proof STORE_DIR ...  the auditor's commands"},
+	{"checkpoint", cmd_checkpoint, "checkpoint STORE_DIR   print the latest signed checkpoint"},
+	{"store", cmd_store, "store backup STORE_DIR DEST_DIR  hot, compacted copy of a store"},
+	{"send", cmd_send, "send -c agent.ini FILE.json [--wait [S]]  queue a message in the agent's outbox"},
+	{"status", cmd_status, "status -c agent.ini [REFERRAL_ID] [--json]  the agency's referrals and their history"},
+	{"monitor", cmd_monitor, "monitor -c coord.ini [--once] [--json]  the coordinator's live view (overdue first)"},
+	{"report", cmd_report, "report (-c coord.ini | --store DIR) --from D --to D [--by ...] [--format csv|json]  period counts and median times"},
+	{"health", cmd_health, "health -c coord.ini [--json]  the broker's health (exit 0 healthy, 1 problems)"},
 };
 
 bool cli_wants_help(int argc, char **argv)
@@ -48,8 +40,7 @@ static void usage(FILE *out)
 		     "commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  rete %s\n", commands[i].summary);
-	fprintf(out, "  rete --check-config -c FILE  check an agent.ini, coord.ini or audit.ini "
-		     "(keys, folders)\n");
+	fprintf(out, "  rete --check-config -c FILE  check an agent.ini, coord.ini or audit.ini\n");
 	fprintf(out, "\n'rete COMMAND --help' explains one command.\n"
 		     "Exit codes: 0 done/holds, 1 false or refused, 2 usage or I/O error.\n");
 }
@@ -70,6 +61,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "rete: unknown command '%s'; 'rete --help' lists the commands\n", argv[1]);
+	fprintf(stderr, "rete: unknown command '%s'; 'rete --help' lists the commands\n",
+		argv[1]);
 	return CLI_USAGE;
 }
