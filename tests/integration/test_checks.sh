@@ -248,6 +248,31 @@ mdb_load -s entries "$dir/backups/copy2" <"$dir/entries.garbled" || bad "mdb_loa
 run rete store backup "$dir/backups/copy2" "$dir/backups/copy3" --verify --broker-key "$k/broker.mantova.pub"
 expect 1 "entry 0"
 
+# --- an agent on a key the broker refuses -----------------------------------
+what="agent: a refused key is said once, not at every reconnect"
+rete-broker -c "$bini" >"$dir/broker/broker2.log" 2>&1 &
+bpid=$!
+pids+=($bpid)
+wait_for grep -q "started:" "$dir/broker/broker2.log" || bad "the broker did not start again: $(cat "$dir/broker/broker2.log")"
+mkdir -p "$dir/stranger"
+rete keygen social.mantova --out "$dir/stranger" >/dev/null
+old_agent=$dir/agents/social.mantova/old.ini
+sed -e "s#^key = .*#key = $dir/stranger/social.mantova.key#" \
+	-e "s#^broker = .*#broker = ipc://$dir/broker.sock#" -e "s#^data = .*#data = data-old#" \
+	-e "s#^spool = .*#spool = spool-old#" "$agent" >"$old_agent"
+printf 'reconnect_min = 100ms\nreconnect_max = 100ms\n' >>"$old_agent"
+rete-agent -v -c "$old_agent" >"$dir/old-agent.log" 2>&1 &
+apid=$!
+pids+=($apid)
+attempts() { [ "$(grep -c "connecting to" "$dir/old-agent.log")" -ge 5 ]; }
+wait_for attempts || bad "$what: the agent did not try 5 times: $(cat "$dir/old-agent.log")"
+kill -TERM "$apid"
+wait "$apid"
+n=$(grep -c "refused our key" "$dir/old-agent.log")
+[ "$n" = 1 ] || bad "$what: the refusal was logged $n times in $(grep -c "connecting to" "$dir/old-agent.log") attempts"
+kill -TERM "$bpid"
+wait "$bpid"
+
 if [ "$failures" -gt 0 ]; then
 	echo "test_checks: $failures failure(s)" >&2
 	exit 1
