@@ -1610,10 +1610,14 @@ static void store_error(broker *b, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	if (b->check_problems != NULL)
+	/* printed whole here: a problem's text is cut at 384 bytes, and these
+	 * sentences name folders and say what to do */
+	if (b->check_problems != NULL) {
+		fprintf(stderr, "%s: %s\n", b->cfg->path, text);
 		rete_problems_add(b->check_problems, b->cfg->path, "%s", text);
-	else
+	} else {
 		broker_log_error("%s", text);
+	}
 }
 
 static void store_warn(broker *b, const char *fmt, ...)
@@ -1623,10 +1627,12 @@ static void store_warn(broker *b, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	if (b->check_notes != NULL)
+	if (b->check_notes != NULL) {
+		printf("%s: note: %s\n", b->cfg->path, text);
 		rete_problems_add(b->check_notes, b->cfg->path, "%s", text);
-	else
+	} else {
 		broker_log_warn("%s", text);
+	}
 }
 
 static void store_info(broker *b, const char *fmt, ...)
@@ -2004,7 +2010,7 @@ int broker_check_store(broker_config *c, unsigned flags, rete_problems *problems
 	b.check_problems = problems;
 	b.check_notes = notes;
 	if (store_start(&b, flags) != RETE_OK && problems->n == before)
-		rete_problems_add(problems, c->path, "store %s cannot be checked", c->data);
+		store_error(&b, "store %s cannot be checked", c->data);
 	rete_store_close(&b.store);
 	free(b.restore_note);
 	free(b.cp_note);

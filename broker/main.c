@@ -96,13 +96,9 @@ int main(int argc, char **argv)
 		/* the store too, read-only, as the start would judge it (with the
 		 * --init or --restore given beside --check-config) */
 		rete_problems notes = {0};
-		int rc = broker_check_store(c, flags, &problems, &notes);
-		for (size_t i = 0; i < notes.n; i++)
-			printf("%s: note: %s\n", notes.items[i].path, notes.items[i].text);
+		int rc = broker_check_store(c, flags, &problems, &notes); /* prints them */
+		fflush(stdout);
 		if (rc != 0) {
-			for (size_t i = 0; i < problems.n; i++)
-				fprintf(stderr, "%s: %s\n", problems.items[i].path,
-					problems.items[i].text);
 			fprintf(stderr, "%s: %zu problem%s; nothing was started\n", config,
 				problems.n, problems.n == 1 ? "" : "s");
 		} else {

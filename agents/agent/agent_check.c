@@ -2,6 +2,7 @@
 #include "agent_check.h"
 
 #include <stdio.h>
+#include <sys/stat.h>
 
 void agent_check_config(const agent_config *cfg, rete_check_list *problems, rete_check_list *notes)
 {
@@ -13,8 +14,10 @@ void agent_check_config(const agent_config *cfg, rete_check_list *problems, rete
 	rete_check_secret_key(problems, "[agent] key", cfg->key_path);
 	rete_check_public_key(problems, "[agent] broker_key", cfg->broker_key_path);
 	rete_check_folder(problems, notes, "[agent] data", cfg->data, NULL);
-	if (!rete_check_folder(problems, notes, "[agent] spool", cfg->spool, NULL))
-		return; /* its subfolders would only repeat it */
+	struct stat st;
+	bool spool_there = stat(cfg->spool, &st) == 0;
+	if (!rete_check_folder(problems, notes, "[agent] spool", cfg->spool, NULL) || !spool_there)
+		return; /* its subfolders would only repeat it, or are made with it */
 	for (int i = 0; i < 4; i++) {
 		snprintf(where, sizeof(where), "[agent] spool, %s/", subs[i]);
 		agent_spool_path(cfg, subs[i], NULL, path, sizeof(path));

@@ -114,7 +114,8 @@ bool rete_check_folder(rete_check_list *problems, rete_check_list *notes, const 
 			       where, path, up);
 		return false;
 	}
-	rete_check_add(notes, "%s: %s does not exist yet; it is created at start", where, path);
+	rete_check_add(notes, "%s: %s does not exist yet; the agent creates it at start", where,
+		       path);
 	if (dev != NULL)
 		*dev = st.st_dev;
 	return true;

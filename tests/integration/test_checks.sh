@@ -203,9 +203,11 @@ what="broker: a store of another origin"
 sed -i -e "s#^origin = .*#origin = rete.example/elsewhere#" "$bini"
 run rete-broker -c "$bini" --check-config
 expect 2 "rete.example/elsewhere"
+# the very sentence the start logs
 start_out=$(rete-broker -c "$bini" 2>&1)
-sentence=$(grep -o "store .*" <<<"$start_out" | head -n 1 | cut -c1-60)
-[ -n "$sentence" ] && expect 2 "$sentence"
+sentence=$(sed -n 's/^.* error: //p' <<<"$start_out" | head -n 1)
+[ -n "$sentence" ] || bad "$what: the start said no error: $start_out"
+expect 2 "$sentence"
 git_origin=$(grep "^origin" "$src/examples/broker.ini" | head -n 1)
 sed -i -e "s#^origin = .*#$git_origin#" "$bini"
 
@@ -214,7 +216,10 @@ cp -a "$dir/broker/store" "$dir/store-schema"
 printf 'schema\n\\00\\00\\00\\63\n' | mdb_load -T -s meta "$dir/store-schema" || bad "mdb_load failed"
 sed -i -e "s#^data = .*#data = ../store-schema#" "$bini"
 run rete-broker -c "$bini" --check-config
-expect 2 "schema"
+start_out=$(rete-broker -c "$bini" 2>&1)
+sentence=$(sed -n 's/^.* error: //p' <<<"$start_out" | head -n 1)
+[ -n "$sentence" ] || bad "$what: the start said no error: $start_out"
+expect 2 "schema" "$sentence"
 sed -i -e "s#^data = .*#data = store#" "$bini"
 
 # --- backup ----------------------------------------------------------------
@@ -229,7 +234,10 @@ done
 what="broker: a backup copy as the store"
 sed -i -e "s#^data = .*#data = ../backups/2026/copy1#" "$bini"
 run rete-broker -c "$bini" --check-config
-expect 2 "copy" "--restore"
+start_out=$(rete-broker -c "$bini" 2>&1)
+sentence=$(sed -n 's/^.* error: //p' <<<"$start_out" | head -n 1)
+[ -n "$sentence" ] || bad "$what: the start said no error: $start_out"
+expect 2 "copy" "--restore" "$sentence"
 run rete-broker -c "$bini" --check-config --restore
 expect 0 "fine"
 sed -i -e "s#^data = .*#data = store#" "$bini"
