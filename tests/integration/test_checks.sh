@@ -193,7 +193,7 @@ bpid=$!
 pids+=($bpid)
 wait_for grep -q "started:" "$dir/broker/broker.log" || bad "the broker did not start: $(cat "$dir/broker/broker.log")"
 kill -TERM "$bpid"
-wait "$bpid"
+wait "$bpid" || bad "the broker's clean stop exited $?"
 
 what="broker: a good store"
 run rete-broker -c "$bini" --check-config
@@ -275,11 +275,11 @@ pids+=($apid)
 attempts() { [ "$(grep -c "connecting to" "$dir/old-agent.log")" -ge 5 ]; }
 wait_for attempts || bad "$what: the agent did not try 5 times: $(cat "$dir/old-agent.log")"
 kill -TERM "$apid"
-wait "$apid"
+wait "$apid" || bad "the agent's clean stop exited $?"
 n=$(grep -c "refused our key" "$dir/old-agent.log")
 [ "$n" = 1 ] || bad "$what: the refusal was logged $n times in $(grep -c "connecting to" "$dir/old-agent.log") attempts"
 kill -TERM "$bpid"
-wait "$bpid"
+wait "$bpid" || bad "the broker's clean stop exited $?"
 
 if [ "$failures" -gt 0 ]; then
 	echo "test_checks: $failures failure(s)" >&2
