@@ -1607,6 +1607,58 @@ static void reload(broker *b)
 
 /* --- start and stop ------------------------------------------------------------------------ */
 
+/* In a --check-config run (b->check_problems set: broker_check_store),
+ * what starting on the store would log as an error becomes a problem of
+ * the check, with the very sentence, and a warning a note; nothing is
+ * written and no info line is said. */
+static void store_error(broker *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void store_warn(broker *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void store_info(broker *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void store_error(broker *b, const char *fmt, ...)
+{
+	char text[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	/* printed whole here: a problem's text is cut at 384 bytes, and these
+	 * sentences name folders and say what to do */
+	if (b->check_problems != NULL) {
+		fprintf(stderr, "%s: %s\n", b->cfg->path, text);
+		rete_problems_add(b->check_problems, b->cfg->path, "%s", text);
+	} else {
+		broker_log_error("%s", text);
+	}
+}
+
+static void store_warn(broker *b, const char *fmt, ...)
+{
+	char text[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (b->check_notes != NULL) {
+		printf("%s: note: %s\n", b->cfg->path, text);
+		rete_problems_add(b->check_notes, b->cfg->path, "%s", text);
+	} else {
+		broker_log_warn("%s", text);
+	}
+}
+
+static void store_info(broker *b, const char *fmt, ...)
+{
+	char text[4096];
+	va_list ap;
+	if (b->check_problems != NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	broker_log_info("%s", text);
+}
+
 /* copy_sign signs a checkpoint of the store as it is (a restored backup
  * copy, in epoch b->epoch) for the Epoch entry to record when the state
  * file holds none longer: the copy's mark says entries may have been
@@ -1618,13 +1670,16 @@ static rete_err copy_sign(broker *b, char **note)
 	rete_msg m;
 	rete_err err;
 
+	if (b->check_problems != NULL)
+		return RETE_OK; /* a check signs nothing */
+
 	if ((err = rete_store_root(b->store, NULL, b->log_size, root, &m)) != RETE_OK ||
 	    (err = rete_checkpoint_sign_epoch(b->cfg->origin, b->log_size, root, b->epoch, b->key,
 					      note, &m)) != RETE_OK)
-		broker_log_error(
-		    "--restore: cannot sign a checkpoint of the restored copy %s (size "
-		    "%" PRIu64 "): %s",
-		    b->cfg->data, b->log_size, m.text);
+		store_error(b,
+			    "--restore: cannot sign a checkpoint of the restored copy %s (size "
+			    "%" PRIu64 "): %s",
+			    b->cfg->data, b->log_size, m.text);
 	return err;
 }
 
@@ -1643,7 +1698,8 @@ static void copy_refuse(broker *b, const rete_store_copy_mark *mark, const rete_
 			 ", and this broker already signed a checkpoint of %" PRIu64
 			 " entries (epoch %" PRIu32 ", kept in %s)",
 			 ahead->size, ahead_epoch, c->state);
-	broker_log_error(
+	store_error(
+	    b,
 	    "store %s is a backup copy made by 'rete store backup' at %s (of %s: %" PRIu64
 	    " entries, epoch %" PRIu32 ")%s: entries logged after the copy was made may have "
 	    "been receipted, and delivered, at indexes this copy would give again. If you "
@@ -1682,43 +1738,46 @@ static rete_err state_check(broker *b, unsigned flags, const rete_store_copy_mar
 			return RETE_EINVAL;
 		}
 		if (!(flags & BROKER_INIT) && b->log_size > 0)
-			broker_log_info(
-			    "no state file %s yet (a store from before it was kept): it "
-			    "is written now, then at every checkpoint",
-			    c->state);
+			store_info(b,
+				   "no state file %s yet (a store from before it was kept): it "
+				   "is written now, then at every checkpoint",
+				   c->state);
 		if (copy != NULL) {
-			broker_log_warn("--restore: there is no state file %s, so nothing says "
-					"which checkpoint the broker signed last; the store is a "
-					"backup copy, so the log goes on as epoch %" PRIu32,
-					c->state, b->epoch + 1);
+			store_warn(b,
+				   "--restore: there is no state file %s, so nothing says "
+				   "which checkpoint the broker signed last; the store is a "
+				   "backup copy, so the log goes on as epoch %" PRIu32,
+				   c->state, b->epoch + 1);
 			b->restore_prev = b->epoch;
 			b->restore_epoch = b->epoch + 1;
 			return copy_sign(b, &b->restore_note);
 		}
 		if (flags & BROKER_RESTORE)
-			broker_log_warn(
-			    "--restore: there is no state file %s and the store is not "
-			    "a backup copy, so nothing says entries were lost; starting "
-			    "in epoch %" PRIu32 " as the store says",
-			    c->state, b->epoch);
+			store_warn(b,
+				   "--restore: there is no state file %s and the store is not "
+				   "a backup copy, so nothing says entries were lost; starting "
+				   "in epoch %" PRIu32 " as the store says",
+				   c->state, b->epoch);
 		return RETE_OK;
 	}
 	if (err != RETE_OK) {
-		broker_log_error("%s", m.text);
+		store_error(b, "%s", m.text);
 		return err;
 	}
 	if (flags & BROKER_INIT)
-		broker_log_warn("--init: the state file %s names a checkpoint of an earlier log; "
-				"it is replaced by this new log's",
-				c->state);
+		store_warn(b,
+			   "--init: the state file %s names a checkpoint of an earlier log; "
+			   "it is replaced by this new log's",
+			   c->state);
 	else if ((err = rete_checkpoint_verify(note, strlen(note), c->origin, &c->key_pub, &cp,
 					       &m)) != RETE_OK ||
 		 (err = rete_checkpoint_epoch(note, strlen(note), &cp_epoch, &m)) != RETE_OK) {
-		broker_log_error("state file %s does not hold a checkpoint of this log (origin %s, "
-				 "broker key of %s): %s; it is the broker's memory of the last "
-				 "checkpoint it signed: put back the right one, or remove it if it "
-				 "belongs to another log",
-				 c->state, c->origin, c->path, m.text);
+		store_error(b,
+			    "state file %s does not hold a checkpoint of this log (origin %s, "
+			    "broker key of %s): %s; it is the broker's memory of the last "
+			    "checkpoint it signed: put back the right one, or remove it if it "
+			    "belongs to another log",
+			    c->state, c->origin, c->path, m.text);
 		free(note);
 		return err;
 	}
@@ -1731,15 +1790,16 @@ static rete_err state_check(broker *b, unsigned flags, const rete_store_copy_mar
 		uint8_t root[RETE_MERKLE_HASH];
 		if (cp_epoch == b->epoch &&
 		    (err = rete_store_root(b->store, NULL, cp.size, root, &m)) != RETE_OK) {
-			broker_log_error("cannot read the store %s: %s", c->data, m.text);
+			store_error(b, "cannot read the store %s: %s", c->data, m.text);
 			free(note);
 			return err;
 		}
 		if (cp_epoch == b->epoch && sodium_memcmp(root, cp.root, RETE_MERKLE_HASH) != 0) {
-			broker_log_error("store %s: its first %" PRIu64 " entries are not those of "
-					 "the checkpoint this broker signed last (state file %s): "
-					 "this is not the log it wrote; put back the right store",
-					 c->data, cp.size, c->state);
+			store_error(b,
+				    "store %s: its first %" PRIu64 " entries are not those of "
+				    "the checkpoint this broker signed last (state file %s): "
+				    "this is not the log it wrote; put back the right store",
+				    c->data, cp.size, c->state);
 			free(note);
 			return RETE_ECORRUPT;
 		}
@@ -1752,33 +1812,34 @@ static rete_err state_check(broker *b, unsigned flags, const rete_store_copy_mar
 			/* as long as the state file's checkpoint, but what was
 			 * receipted after the copy is unknown: a new epoch all
 			 * the same, recording the copy's own checkpoint */
-			broker_log_warn(
-			    "--restore: store %s is a backup copy made at %s of %" PRIu64
-			    " entries; the state file's checkpoint (size %" PRIu64
-			    ", epoch %" PRIu32 ") is not longer, but entries may "
-			    "have been receipted after the copy: the log goes on as "
-			    "epoch %" PRIu32,
-			    c->data, rete_time_format(copy->made_at_ms, (char[32]){0}), b->log_size,
-			    cp.size, cp_epoch, b->epoch + 1);
+			store_warn(b,
+				   "--restore: store %s is a backup copy made at %s of %" PRIu64
+				   " entries; the state file's checkpoint (size %" PRIu64
+				   ", epoch %" PRIu32 ") is not longer, but entries may "
+				   "have been receipted after the copy: the log goes on as "
+				   "epoch %" PRIu32,
+				   c->data, rete_time_format(copy->made_at_ms, (char[32]){0}),
+				   b->log_size, cp.size, cp_epoch, b->epoch + 1);
 			b->restore_prev = b->epoch;
 			b->restore_epoch = b->epoch + 1;
 			return copy_sign(b, &b->restore_note);
 		}
 		if (flags & BROKER_RESTORE)
-			broker_log_info(
-			    "--restore: nothing to declare: store %s is not a backup copy "
-			    "(no copy mark) and holds every entry of the last checkpoint "
-			    "this broker signed (%" PRIu64 " entries, epoch %" PRIu32
-			    ", state file %s); it goes on in epoch %" PRIu32 " as it is. "
-			    "Start without --restore from now on",
-			    c->data, cp.size, cp_epoch, c->state, b->epoch);
+			store_info(b,
+				   "--restore: nothing to declare: store %s is not a backup copy "
+				   "(no copy mark) and holds every entry of the last checkpoint "
+				   "this broker signed (%" PRIu64 " entries, epoch %" PRIu32
+				   ", state file %s); it goes on in epoch %" PRIu32 " as it is. "
+				   "Start without --restore from now on",
+				   c->data, cp.size, cp_epoch, c->state, b->epoch);
 		return RETE_OK;
 	}
 	if (!(flags & BROKER_RESTORE)) {
 		if (copy != NULL)
 			copy_refuse(b, copy, &cp, cp_epoch);
 		else
-			broker_log_error(
+			store_error(
+			    b,
 			    "store %s holds %" PRIu64 " entries (epoch %" PRIu32
 			    "), but this broker "
 			    "already signed a checkpoint of %" PRIu64 " entries (epoch %" PRIu32
@@ -1824,81 +1885,124 @@ static rete_err store_start(broker *b, unsigned flags)
 	rete_msg m;
 	rete_err err;
 
+	bool check = b->check_problems != NULL;
+
 	if (stat(c->data, &st) != 0) {
 		if (!(flags & BROKER_INIT)) {
-			broker_log_error(
+			/* a check before the first start (--init) is usual: a note */
+			(check ? store_warn : store_error)(
+			    b,
 			    "the store folder %s does not exist; to create a new log "
 			    "there, start once with --init (rete-broker -c %s --init); "
 			    "if the store was moved, set data in %s",
 			    c->data, c->path, c->path);
-			return RETE_ENOENT;
+			return check ? RETE_OK : RETE_ENOENT;
 		}
+		if (check)
+			return RETE_OK; /* --init will create it */
 		if (mkdir(c->data, 0700) != 0 && errno != EEXIST) {
-			broker_log_error("cannot create the store folder %s: %s", c->data,
-					 strerror(errno));
+			store_error(b, "cannot create the store folder %s: %s", c->data,
+				    strerror(errno));
 			return RETE_EIO;
 		}
 	}
 	if (empty_data_file(c->data)) {
-		broker_log_error("store %s: data.mdb is empty (0 bytes): it is not a store (an "
-				 "interrupted copy?). Put back the whole store folder; %s",
-				 c->data,
-				 (flags & BROKER_INIT)
-				     ? "--init creates a new log in an empty folder only: remove "
-				       "data.mdb first if a new log is really meant"
-				     : "a new log is created only with --init, in an empty folder");
+		store_error(b,
+			    "store %s: data.mdb is empty (0 bytes): it is not a store (an "
+			    "interrupted copy?). Put back the whole store folder; %s",
+			    c->data,
+			    (flags & BROKER_INIT)
+				? "--init creates a new log in an empty folder only: remove "
+				  "data.mdb first if a new log is really meant"
+				: "a new log is created only with --init, in an empty folder");
 		return RETE_ECORRUPT;
 	}
-	if ((err = rete_store_lock(c->data, &b->store_lock, &m)) != RETE_OK) {
-		broker_log_error("%s", m.text);
+	/* a check reads beside a running broker (systemctl reload checks the
+	 * file first): no lock, read-only */
+	if (!check && (err = rete_store_lock(c->data, &b->store_lock, &m)) != RETE_OK) {
+		store_error(b, "%s", m.text);
 		return err;
 	}
-	err =
-	    rete_store_open(&b->store, c->data, (flags & BROKER_INIT) ? RETE_STORE_CREATE : 0, &m);
+	err = rete_store_open(&b->store, c->data,
+			      check		      ? RETE_STORE_RDONLY
+			      : (flags & BROKER_INIT) ? RETE_STORE_CREATE
+						      : 0,
+			      &m);
+	if (err == RETE_ENOENT && check && (flags & BROKER_INIT))
+		return RETE_OK; /* --init will create it */
 	if (err == RETE_ENOENT) {
-		broker_log_error("there is no log in %s (data.mdb missing); to create a new log "
-				 "there, start once with --init (rete-broker -c %s --init); if "
-				 "the store was moved, set data in %s",
-				 c->data, c->path, c->path);
-		return err;
+		(check ? store_warn : store_error)(
+		    b,
+		    "there is no log in %s (data.mdb missing); to create a new log "
+		    "there, start once with --init (rete-broker -c %s --init); if "
+		    "the store was moved, set data in %s",
+		    c->data, c->path, c->path);
+		return check ? RETE_OK : err;
 	}
 	if (err != RETE_OK) {
-		broker_log_error("cannot open the store %s: %s", c->data, m.text);
+		store_error(b, "cannot open the store %s: %s", c->data, m.text);
 		return err;
 	}
 	if ((err = rete_store_copy_mark_get(b->store, NULL, &mark, &copy, &m)) != RETE_OK) {
-		broker_log_error("%s", m.text);
+		store_error(b, "%s", m.text);
 		return err;
 	}
 	if (copy && (flags & BROKER_INIT)) {
 		char when[32];
-		broker_log_error(
-		    "--init: store %s is a backup copy made at %s (of %s: %" PRIu64
-		    " entries, epoch %" PRIu32 "), not an empty folder; --init creates "
-		    "a new log in an empty folder only. To serve this copy, start "
-		    "with --restore (rete-broker -c %s --restore): it goes on as a "
-		    "new epoch",
-		    c->data, rete_time_format(mark.made_at_ms, when),
-		    mark.source[0] ? mark.source : "a store", mark.size, mark.epoch, c->path);
+		store_error(b,
+			    "--init: store %s is a backup copy made at %s (of %s: %" PRIu64
+			    " entries, epoch %" PRIu32 "), not an empty folder; --init creates "
+			    "a new log in an empty folder only. To serve this copy, start "
+			    "with --restore (rete-broker -c %s --restore): it goes on as a "
+			    "new epoch",
+			    c->data, rete_time_format(mark.made_at_ms, when),
+			    mark.source[0] ? mark.source : "a store", mark.size, mark.epoch,
+			    c->path);
 		return RETE_EEXIST;
 	}
-	if ((flags & BROKER_INIT) &&
+	if ((flags & BROKER_INIT) && !check &&
 	    (err = rete_store_identity_init(b->store, c->origin, &c->key_pub, &m)) != RETE_OK) {
-		broker_log_error("%s", m.text);
+		store_error(b, "%s", m.text);
 		return err;
 	}
-	if ((err = rete_store_identity_check(b->store, c->origin, &c->key_pub, c->path, &adopted,
-					     &id, &m)) != RETE_OK) {
-		broker_log_error("%s", m.text);
+	if (check && (err = rete_store_identity_get(b->store, NULL, &id, &m)) != RETE_OK) {
+		store_error(b, "cannot read the store %s: %s", c->data, m.text);
+		return err;
+	}
+	if (check && (flags & BROKER_INIT)) {
+		/* what rete_store_identity_init would refuse */
+		if (id.size > 0 || (id.recorded && (strcmp(id.origin, c->origin) != 0 ||
+						    sodium_memcmp(id.broker_key, c->key_pub.ed,
+								  RETE_PK_LEN) != 0))) {
+			store_error(b,
+				    "--init: store %s already holds a log (%" PRIu64
+				    " entries, origin %s); --init creates a new log in an empty "
+				    "folder only",
+				    c->data, id.size, id.recorded ? id.origin : "not recorded");
+			return RETE_EEXIST;
+		}
+		return RETE_OK;
+	}
+	if (check && !id.recorded && id.size > 0) {
+		/* adopting writes the identity: at start, not in a check */
+		store_warn(b,
+			   "store %s records no identity (schema 1): at start it becomes the log "
+			   "of origin %s and this broker's key, if its latest checkpoint is "
+			   "signed by them",
+			   c->data, c->origin);
+	} else if ((err = rete_store_identity_check(b->store, c->origin, &c->key_pub, c->path,
+						    &adopted, &id, &m)) != RETE_OK) {
+		store_error(b, "%s", m.text);
 		return err;
 	}
 	if (flags & BROKER_INIT)
-		broker_log_info("--init: a new log in %s (origin %s)", c->data, c->origin);
+		store_info(b, "--init: a new log in %s (origin %s)", c->data, c->origin);
 	if (adopted)
-		broker_log_info("store %s recorded no identity (schema 1): it is now the log of "
-				"origin %s and this broker's key, as %s says; a change of either "
-				"is refused from now on",
-				c->data, c->origin, c->path);
+		store_info(b,
+			   "store %s recorded no identity (schema 1): it is now the log of "
+			   "origin %s and this broker's key, as %s says; a change of either "
+			   "is refused from now on",
+			   c->data, c->origin, c->path);
 	b->epoch = id.epoch;
 	b->log_size = id.size;
 	if (rete_store_checkpoint_latest(b->store, NULL, &b->cp_size, &b->cp_note, NULL) !=
@@ -1907,6 +2011,22 @@ static rete_err store_start(broker *b, unsigned flags)
 		b->cp_note = NULL;
 	}
 	return state_check(b, flags, copy ? &mark : NULL);
+}
+
+int broker_check_store(broker_config *c, unsigned flags, rete_problems *problems,
+		       rete_problems *notes)
+{
+	broker b = {.cfg = c, .sigfd = -1, .store_lock = -1, .epoch = 1};
+	size_t before = problems->n;
+
+	b.check_problems = problems;
+	b.check_notes = notes;
+	if (store_start(&b, flags) != RETE_OK && problems->n == before)
+		store_error(&b, "store %s cannot be checked", c->data);
+	rete_store_close(&b.store);
+	free(b.restore_note);
+	free(b.cp_note);
+	return problems->n == before ? 0 : 2;
 }
 
 /* epoch_begin logs the first entry of a new epoch after a declared

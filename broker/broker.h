@@ -27,4 +27,16 @@
  * BROKER_RESTORE; the reason is logged). */
 int broker_run(broker_config *c, unsigned flags);
 
+/* broker_check_store checks the store of c as broker_run would at start
+ * with flags, without writing anything and without the writer's lock (it
+ * may run beside a running broker): the store opened read-only, its
+ * schema, its log identity against c (origin, key), its copy mark and the
+ * state file. Every refusal broker_run would log is printed on stderr
+ * ("FILE: sentence", the same sentence) and appended to problems; what it
+ * would warn about is printed on stdout ("FILE: note: ...") and appended
+ * to notes (both lists cut long sentences: count them, print them not).
+ * c stays the caller's. Returns 0 (the store would be served) or 2. */
+int broker_check_store(broker_config *c, unsigned flags, rete_problems *problems,
+		       rete_problems *notes);
+
 #endif

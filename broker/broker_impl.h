@@ -137,6 +137,9 @@ typedef struct broker {
 	uint32_t epoch;	    /* the log's epoch (store_identity.h) */
 	int store_lock;	    /* fd holding the store's writer lock, or -1 */
 	char *restore_note; /* a declared restore: the last checkpoint signed before */
+	/* a --check-config run (broker_check_store): the store's refusals
+	 * go here instead of the log; NULL when running */
+	rete_problems *check_problems, *check_notes;
 	uint32_t restore_epoch, restore_prev;
 	int64_t last_scan_ms, last_ping_ms;
 	broker_batch batches[2];

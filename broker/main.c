@@ -19,8 +19,11 @@ static void usage(FILE *out)
 		"parties of its directory, checks, logs and delivers their messages.\n\n"
 		"  -c, --config FILE   the configuration (see docs/broker-config.md)\n"
 		"  -v, --verbose       more log lines (every frame, every connection)\n"
-		"      --check-config  check the configuration, list every problem, exit\n"
-		"                      (0 = fine, 2 = problems)\n"
+		"      --check-config  check the configuration, its keys and the store (opened\n"
+		"                      read-only: schema, the log's origin and key, a backup\n"
+		"                      copy's mark, the state file; as the start would with\n"
+		"                      the --init or --restore given), list every problem,\n"
+		"                      exit (0 = fine, 2 = problems)\n"
 		"      --init          create a new, empty log in the data folder (first\n"
 		"                      start only; without it a missing store is refused)\n"
 		"      --restore       the store was restored from a backup: go on as a new\n"
@@ -99,15 +102,27 @@ int main(int argc, char **argv)
 	}
 	rete_problems_free(&problems);
 	if (check) {
-		size_t agencies = 0;
-		for (size_t i = 0; i < c->nparties; i++)
-			agencies += broker_kind_is_agency(c->parties[i].kind);
-		printf("%s: fine: broker %s, origin %s, %zu parties (%zu agencies), %zu routes, "
-		       "listen %s, events %s\n",
-		       config, c->id, c->origin, c->nparties, agencies, c->nroutes, c->listen,
-		       c->events);
+		/* the store too, read-only, as the start would judge it (with the
+		 * --init or --restore given beside --check-config) */
+		rete_problems notes = {0};
+		int rc = broker_check_store(c, flags, &problems, &notes); /* prints them */
+		fflush(stdout);
+		if (rc != 0) {
+			fprintf(stderr, "%s: %zu problem%s; nothing was started\n", config,
+				problems.n, problems.n == 1 ? "" : "s");
+		} else {
+			size_t agencies = 0;
+			for (size_t i = 0; i < c->nparties; i++)
+				agencies += broker_kind_is_agency(c->parties[i].kind);
+			printf("%s: fine: broker %s, origin %s, %zu parties (%zu agencies), %zu "
+			       "routes, listen %s, events %s, store %s\n",
+			       config, c->id, c->origin, c->nparties, agencies, c->nroutes,
+			       c->listen, c->events, c->data);
+		}
+		rete_problems_free(&notes);
+		rete_problems_free(&problems);
 		broker_config_free(&c);
-		return 0;
+		return rc;
 	}
 	return broker_run(c, flags); /* takes c over */
 }

@@ -322,9 +322,10 @@ out:
 
 /* read_key_line reads a small key file into buf (KEYFILE_MAX bytes,
  * caller's memory, may be sodium memory) and returns the length of its one
- * line without the final "\n" (or "\r\n"). With secret, refuses files that
- * group or others may read or write. */
-static rete_err read_key_line(const char *path, bool secret, char *buf, size_t *linelen,
+ * line without the final "\n" (or "\r\n") and the file's mode (*mode,
+ * permission bits): the callers judge the mode once they know what the
+ * file holds (a public key must not get chmod advice). */
+static rete_err read_key_line(const char *path, char *buf, size_t *linelen, mode_t *mode,
 			      rete_msg *m)
 {
 	struct stat st;
@@ -345,13 +346,7 @@ static rete_err read_key_line(const char *path, bool secret, char *buf, size_t *
 		e = rete_msg_set(m, RETE_EINVAL, "key file %s is not a regular file", path);
 		goto out;
 	}
-	if (secret && (st.st_mode & 077) != 0) {
-		e = rete_msg_set(m, RETE_EPERM,
-				 "secret key file %s has mode %04o: group or others may "
-				 "read or write it; it is refused (run: chmod 600 %s)",
-				 path, (unsigned)(st.st_mode & 07777), path);
-		goto out;
-	}
+	*mode = st.st_mode & 07777;
 	for (;;) {
 		ssize_t r = read(fd, buf + n, KEYFILE_MAX - n);
 		if (r < 0) {
@@ -389,11 +384,68 @@ static bool name_ends(const char *path, const char *ext)
 	return pl >= el && strcmp(path + pl - el, ext) == 0;
 }
 
+/* sibling_pub reads the public key rete keygen writes beside path (the
+ * same name with its extension replaced by ".pub"; path itself when it is
+ * that file: then false). True when that file exists and holds one base64
+ * line of 32 bytes, which go to pk. */
+static bool sibling_pub(const char *path, uint8_t pk[RETE_PK_LEN])
+{
+	char buf[KEYFILE_MAX];
+	size_t len = 0, got = 0, n = strlen(path);
+	const char *slash = strrchr(path, '/');
+	const char *dot = strrchr(path, '.');
+	mode_t mode;
+	rete_msg m;
+	char *sib;
+
+	if (dot == NULL || (slash != NULL && dot < slash))
+		dot = path + n;
+	if ((sib = malloc((size_t)(dot - path) + 5)) == NULL)
+		return false;
+	memcpy(sib, path, (size_t)(dot - path));
+	strcpy(sib + (dot - path), ".pub");
+	bool ok = strcmp(sib, path) != 0 && read_key_line(sib, buf, &len, &mode, &m) == RETE_OK &&
+		  b64_decode_exact(buf, len, pk, RETE_PK_LEN, &got);
+	free(sib);
+	return ok;
+}
+
+/* seed_matches: does the key pair of seed have the public key pk? */
+static bool seed_matches(const uint8_t seed[RETE_SEED_LEN], const uint8_t pk[RETE_PK_LEN])
+{
+	rete_seckey *sk = NULL;
+	rete_msg m;
+	bool same = false;
+
+	if (rete_seckey_from_seed(&sk, seed, &m) == RETE_OK)
+		same = sodium_memcmp(sk->pub.ed, pk, RETE_PK_LEN) == 0;
+	rete_seckey_free(&sk);
+	return same;
+}
+
+/* holds_public_key judges 32 bytes read where a secret seed is wanted: they
+ * are a public key when they are the very bytes of the .pub beside the
+ * file, or when they are a valid Ed25519 point (every public key is; a
+ * random seed is one time in about sixteen) in a file that others may read
+ * (keygen writes a .pub 0644) and are not the seed of that .pub. */
+static bool holds_public_key(const char *path, const uint8_t b[RETE_SEED_LEN], mode_t mode)
+{
+	uint8_t sib[RETE_PK_LEN];
+	bool have_sib = sibling_pub(path, sib);
+
+	if (have_sib && sodium_memcmp(sib, b, RETE_PK_LEN) == 0)
+		return true;
+	if ((mode & 077) == 0 || crypto_core_ed25519_is_valid_point(b) != 1)
+		return false;
+	return !(have_sib && seed_matches(b, sib));
+}
+
 rete_err rete_keyfile_load_secret(const char *path, rete_seckey **out, rete_msg *m)
 {
 	char *buf = NULL;
 	uint8_t *seed = NULL;
 	size_t len = 0, got = 0;
+	mode_t mode = 0;
 	rete_err e;
 
 	*out = NULL;
@@ -413,10 +465,28 @@ rete_err rete_keyfile_load_secret(const char *path, rete_seckey **out, rete_msg 
 				 path);
 		goto out;
 	}
-	e = read_key_line(path, true, buf, &len, m);
+	e = read_key_line(path, buf, &len, &mode, m);
 	if (e != RETE_OK)
 		goto out;
-	if (!b64_decode_exact(buf, len, seed, RETE_SEED_LEN, &got)) {
+	bool decoded = b64_decode_exact(buf, len, seed, RETE_SEED_LEN, &got);
+	if (decoded && holds_public_key(path, seed, mode)) {
+		e = rete_msg_set(
+		    m, RETE_EINVAL,
+		    "key file %s holds a public key (the bytes of the party's .pub, "
+		    "or a valid Ed25519 public key in a file others may read, mode "
+		    "%04o), not a secret one; a secret key file is wanted here: give "
+		    "the party's .key (mode 0600, made beside its .pub by rete keygen)",
+		    path, (unsigned)mode);
+		goto out;
+	}
+	if ((mode & 077) != 0) {
+		e = rete_msg_set(m, RETE_EPERM,
+				 "secret key file %s has mode %04o: group or others may "
+				 "read or write it; it is refused (run: chmod 600 %s)",
+				 path, (unsigned)mode, path);
+		goto out;
+	}
+	if (!decoded) {
 		if (got > 0)
 			e = rete_msg_set(m, RETE_EINVAL,
 					 "secret key file %s holds %zu bytes; expected one line "
@@ -446,6 +516,7 @@ rete_err rete_keyfile_load_public(const char *path, rete_pubkey *out, rete_msg *
 	char buf[KEYFILE_MAX];
 	uint8_t ed[RETE_PK_LEN];
 	size_t len = 0, got = 0;
+	mode_t mode = 0;
 	rete_err e;
 
 	/* A .key file has the very shape of a .pub (one base64 line of 32
@@ -457,7 +528,7 @@ rete_err rete_keyfile_load_public(const char *path, rete_pubkey *out, rete_msg *
 				    "key is wanted here: give the party's .pub (made beside it "
 				    "by rete keygen); the secret key never leaves its party",
 				    path);
-	e = read_key_line(path, false, buf, &len, m);
+	e = read_key_line(path, buf, &len, &mode, m);
 	if (e != RETE_OK)
 		return e;
 	if (!b64_decode_exact(buf, len, ed, RETE_PK_LEN, &got)) {
@@ -473,9 +544,29 @@ rete_err rete_keyfile_load_public(const char *path, rete_pubkey *out, rete_msg *
 				    "(%d characters)",
 				    path, B64_KEY_LEN);
 	}
+	/* By content: the .pub beside the file holds the public key of these
+	 * bytes taken as a seed, so they are its secret key. */
+	uint8_t sib[RETE_PK_LEN];
+	if (sibling_pub(path, sib) && sodium_memcmp(sib, ed, RETE_PK_LEN) != 0 &&
+	    seed_matches(ed, sib))
+		return rete_msg_set(
+		    m, RETE_EINVAL,
+		    "key file %s holds the secret key of the .pub beside it, not a "
+		    "public key; a public key is wanted here: give the party's .pub; "
+		    "the secret key never leaves its party",
+		    path);
 	e = rete_pubkey_from_ed(out, ed, m);
 	if (e != RETE_OK)
-		rete_msg_prefix(m, "public key file %s", path);
+		return rete_msg_set(
+		    m, e,
+		    "key file %s is not a public key: its 32 bytes are no valid "
+		    "Ed25519 public key (they do not convert to X25519; a secret key "
+		    "file looks like this, a .pub of rete keygen never does); give the party's "
+		    ".pub, %s",
+		    path,
+		    (mode & 044) == 0 ? "and mind that this file is readable by its "
+					"owner alone, as a secret key file is"
+				      : "and check that this file was not edited");
 	return e;
 }
 

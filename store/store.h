@@ -379,13 +379,15 @@ rete_err rete_store_stats(rete_store *s, uint64_t *map_size, uint64_t *map_used,
  * ------------------------------------------------------------------------- */
 
 /* rete_store_backup writes a consistent, compacted copy of the store in
- * src_dir into dest_dir (created; must not exist or be empty) while a
+ * src_dir into dest_dir (created with its missing parents, mode 0700;
+ * must not exist or be empty; the copy's data.mdb is 0600) while a
  * writer may be running; opens src_dir read-only itself, so it must not be
  * open in this process (use rete_store_backup_to then). The copy is marked
  * as a copy (meta "copy", store_identity.h: a broker serves it only after a
  * declared restore) and appears as dest_dir/data.mdb only once marked.
  * Errors: RETE_EEXIST (dest not empty), RETE_ENOENT, RETE_EVERSION,
- * RETE_EIO, RETE_EFULL, RETE_ESTORE. */
+ * RETE_EPERM (a folder cannot be created), RETE_EIO, RETE_EFULL,
+ * RETE_ESTORE. */
 rete_err rete_store_backup(const char *src_dir, const char *dest_dir, rete_msg *m);
 
 /* rete_store_backup_to is rete_store_backup from an already open store. */

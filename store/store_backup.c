@@ -17,7 +17,37 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* prepare_dest makes dest an empty folder (creating it if missing). */
+/* make_parents creates the missing folders above dest, each 0700: a copy
+ * of the log (with the sealed parts not yet delivered) is for the broker's
+ * operator alone, and so is a folder made to hold it; folders that exist
+ * keep their mode. Returns 0 or an errno, with the folder at fault in bad. */
+static int make_parents(const char *dest, char *bad, size_t badlen)
+{
+	char path[PATH_MAX];
+	size_t n = strlen(dest);
+
+	if (n >= sizeof(path))
+		return ENAMETOOLONG;
+	memcpy(path, dest, n + 1);
+	while (n > 1 && path[n - 1] == '/')
+		path[--n] = '\0';
+	/* every prefix ending before a '/', from the top down */
+	for (size_t i = 1; i < n; i++) {
+		if (path[i] != '/')
+			continue;
+		path[i] = '\0';
+		if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+			int err = errno;
+			snprintf(bad, badlen, "%s", path);
+			return err;
+		}
+		path[i] = '/';
+	}
+	return 0;
+}
+
+/* prepare_dest makes dest an empty folder (creating it and its missing
+ * parents, 0700, if missing). */
 static rete_err prepare_dest(const char *dest, rete_msg *m)
 {
 	struct stat st;
@@ -29,6 +59,12 @@ static rete_err prepare_dest(const char *dest, rete_msg *m)
 	if (stat(dest, &st) != 0) {
 		if (errno != ENOENT)
 			return rete_msg_set(m, RETE_EIO, "backup: %s: %s", dest, strerror(errno));
+		char bad[PATH_MAX];
+		int err = make_parents(dest, bad, sizeof(bad));
+		if (err != 0)
+			return rete_msg_set(m, err == EACCES ? RETE_EPERM : RETE_EIO,
+					    "backup: cannot create the folder %s (to hold %s): %s",
+					    err == ENAMETOOLONG ? dest : bad, dest, strerror(err));
 		if (mkdir(dest, 0700) != 0)
 			return rete_msg_set(m, errno == EACCES ? RETE_EPERM : RETE_EIO,
 					    "backup: cannot create %s: %s", dest, strerror(errno));
@@ -157,6 +193,15 @@ rete_err rete_store_backup_mark(rete_store *s, const char *dest_dir, rete_store_
 		partial_remove(part);
 		snprintf(what, sizeof(what), "backup of %s into %s", s->st_dir, dest_dir);
 		return store_lmdb_err(m, rc, what);
+	}
+	/* LMDB creates the copy 0666 less the umask; it holds the whole log
+	 * (and the sealed parts not yet delivered): 0600, as the store */
+	snprintf(path, sizeof(path), "%s/data.mdb", part);
+	if (chmod(path, 0600) != 0) {
+		int cerr = errno;
+		partial_remove(part);
+		return rete_msg_set(m, RETE_EIO, "backup: cannot set mode 0600 on %s: %s", path,
+				    strerror(cerr));
 	}
 	/* the mark is written with a durable commit, which also makes the
 	 * copied pages durable (LMDB syncs the whole file) */

@@ -21,6 +21,7 @@
 #include <zmq.h>
 
 #include "agent.h"
+#include "agent_check.h"
 #include "agent_net.h"
 #include "agent_spool.h"
 #include "duration.h"
@@ -215,6 +216,7 @@ out:
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: rete-agent -c agent.ini [-v]\n"
+		   "       rete-agent -c agent.ini --check-config\n"
 		   "       rete-agent -c agent.ini --trust PARTY_ID [--key BASE64]\n"
 		   "       rete-agent --version\n\n"
 		   "The agency agent: sends the JSON files written to SPOOL/outbox/ through the\n"
@@ -222,9 +224,14 @@ static void usage(FILE *f)
 		   "the broker delivers to SPOOL/inbox/. docs/agent.md describes the\n"
 		   "configuration and the files.\n\n"
 		   "--trust PARTY_ID confirms the new key the directory shows for a party, after\n"
-		   "a file was refused with 'key-changed' (its .error.json shows the new key:\n"
-		   "check it with the party first). With --key BASE64 (the key the party gave\n"
+		   "a file was refused with 'key-changed' (obtain the new key from the party\n"
+		   "through another channel first). With --key BASE64 (the key the party gave\n"
 		   "you) the key is confirmed only if it is exactly that one; exit 1 if not.\n\n"
+		   "--check-config opens what agent.ini names without starting: the key (a\n"
+		   "secret, mode 0600), the broker's key (public), the spool and data folders\n"
+		   "(exist or can be created, writable; outbox/ sent/ failed/ on one file\n"
+		   "system, or a note that the agent copies). Every problem is listed; exit 0\n"
+		   "fine, 2 problems. No key material is printed.\n\n"
 		   "--version prints the version, protocol version and store schema.\n");
 }
 
@@ -347,6 +354,7 @@ int main(int argc, char **argv)
 	agent a;
 	rete_msg m = {{0}};
 	const char *ini = NULL, *trust = NULL, *trust_key = NULL;
+	bool check = false;
 	int opt, rc = 0;
 
 	memset(&a, 0, sizeof(a));
@@ -355,6 +363,7 @@ int main(int argc, char **argv)
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"trust", required_argument, NULL, 'T'},
 	    {"key", required_argument, NULL, 'K'},
+	    {"check-config", no_argument, NULL, 'C'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -372,6 +381,9 @@ int main(int argc, char **argv)
 			break;
 		case 'K':
 			trust_key = optarg;
+			break;
+		case 'C':
+			check = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -394,6 +406,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "rete-agent: %s\n", m.text);
 		agent_config_free(&a.cfg);
 		return 2;
+	}
+	if (check) {
+		/* the keys and folders, as the start would open them; nothing is
+		 * written, no lock taken (it may run beside the agent) */
+		rete_check_list problems = {0}, notes = {0};
+		char what[512];
+		agent_check_config(&a.cfg, &problems, &notes);
+		snprintf(what, sizeof(what), "agent %s, broker %s, spool %s, data %s", a.cfg.id,
+			 a.cfg.broker, a.cfg.spool, a.cfg.data);
+		rc = rete_check_report(ini, &problems, &notes, what);
+		rete_check_free(&problems);
+		rete_check_free(&notes);
+		agent_config_free(&a.cfg);
+		return rc;
 	}
 	if (trust != NULL) {
 		rc = agent_trust(&a, trust, trust_key);

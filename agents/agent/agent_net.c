@@ -21,6 +21,10 @@
 
 #define NET_BURST     256   /* frames handled per loop turn, so timers still run */
 #define NET_SILENT_MS 15000 /* no WELCOME for this long: say what may be wrong */
+/* A refused key is said once, then at most once per this period with the
+ * count of refusals since: an agent left on an old key reminds the
+ * operator without a line per reconnect. */
+#define NET_REFUSED_AGAIN_MS (10 * 60 * 1000)
 
 struct agent_net {
 	rete_wire *w;
@@ -28,7 +32,9 @@ struct agent_net {
 	int64_t backoff_ms;
 	int64_t last_ping;
 	uint64_t nonce;
-	bool refused_said; /* "refused our key" logged for this episode */
+	bool refused_said;	    /* "refused our key" logged for this episode */
+	int64_t refused_at;	    /* when it was last logged */
+	unsigned long refused_more; /* refusals since, not logged one by one */
 	bool lost_said;
 	int64_t waiting_since; /* since when we wait for a WELCOME */
 	bool silent_said;      /* "no WELCOME yet" logged for this wait */
@@ -209,11 +215,28 @@ void agent_net_poll(agent *a, int64_t now)
 		if (err == RETE_ETIMEDOUT)
 			break;
 		if (err == RETE_EREFUSED) {
-			if (!n->refused_said)
+			if (!n->refused_said) {
 				agent_log(a, "error",
 					  "the broker refused our key: %s is not in its directory "
 					  "with the key of %s; retrying with backoff",
 					  a->cfg.id, a->cfg.key_path);
+				n->refused_at = now;
+				n->refused_more = 0;
+			} else {
+				n->refused_more++;
+				if (now - n->refused_at >= NET_REFUSED_AGAIN_MS) {
+					agent_log(
+					    a, "error",
+					    "the broker still refuses our key: %lu more refusals "
+					    "in the last %lld min (%s is not in its directory "
+					    "with the key of %s); retrying with backoff",
+					    n->refused_more,
+					    (long long)((now - n->refused_at) / 60000), a->cfg.id,
+					    a->cfg.key_path);
+					n->refused_at = now;
+					n->refused_more = 0;
+				}
+			}
 			n->refused_said = true;
 			agent_net_backoff(a, now);
 			return;

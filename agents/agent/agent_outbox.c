@@ -353,14 +353,16 @@ static bool out_check_pin(agent *a, const Rete__Party *party, char *why, size_t 
 		return true;
 	agent_db_put(a->db, AGENT_DB_PENDING, id, strlen(id), party->public_key.data,
 		     party->public_key.len, &m);
-	char *nk = rete_b64_encode(party->public_key.data, party->public_key.len);
+	/* The directory's key is not shown: copied from here into --trust it
+	 * would confirm whatever the broker says, the very swap the pin stops. */
 	snprintf(why, n,
-		 "the directory shows a new key for %s (%s), different from the one pinned on "
-		 "first use; personal data is not sealed to it until an operator has checked "
-		 "that key with %s and confirmed it "
-		 "(rete-agent -c agent.ini --trust %s --key %s)",
-		 id, nk ? nk : "?", id, id, nk ? nk : "KEY");
-	free(nk);
+		 "the directory shows a new key for %s, different from the one pinned on first "
+		 "use; personal data is not sealed to it until an operator confirms it: obtain "
+		 "%s's new public key from that agency through another channel (phone, letter, "
+		 "in person; never from the directory or this message), then run rete-agent -c "
+		 "agent.ini --trust %s --key KEY with KEY the key they gave you: it is confirmed "
+		 "only if it is the directory's",
+		 id, id, id);
 	return false;
 }
 

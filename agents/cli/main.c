@@ -41,6 +41,7 @@ static void usage(FILE *out)
 		     "commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  rete %s\n", commands[i].summary);
+	fprintf(out, "  rete --check-config -c FILE  check an agent.ini, coord.ini or audit.ini\n");
 	fprintf(out, "\n'rete COMMAND --help' explains one command; 'rete --version' (or\n"
 		     "'rete version') says which rete this is.\n"
 		     "Exit codes: 0 done/holds, 1 false or refused, 2 usage or I/O error.\n");
@@ -59,6 +60,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
 		return cmd_version(argc - 1, argv + 1);
+	if (strcmp(argv[1], "--check-config") == 0)
+		return cmd_check(argc - 1, argv + 1);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].fn(argc - 1, argv + 1);

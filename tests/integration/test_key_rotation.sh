@@ -95,7 +95,11 @@ err=$(ls "$dir"/agents/social.mantova/spool/failed/*.error.json 2>/dev/null | he
 [ "$(jq -r .code "$err")" = key-changed ] || fail "expected code key-changed, got: $(cat "$err")"
 
 newkey=$(cat "$dir/keys/cpi.mantova.pub")
-grep -qF "$newkey" "$err" || fail "the error does not show the new key for the operator to check: $(cat "$err")"
+# the key comes from the agency through another channel, never from the
+# directory: the error neither shows it nor fills it into the command
+! grep -qF "$newkey" "$err" || fail "the error fills in the directory's key: $(cat "$err")"
+grep -qF "another channel" "$err" || fail "the error does not say to obtain the key through another channel: $(cat "$err")"
+grep -qF -- "--key KEY" "$err" || fail "the error does not show the --trust command with a placeholder: $(cat "$err")"
 
 # 4. The operator confirms the new key — only the one cpi.mantova gave them
 #    (a different key is refused); the resent referral arrives and opens.

@@ -1,0 +1,39 @@
+/* agent_check.c — `--check-config` of an agent.ini (see agent_check.h). */
+#include "agent_check.h"
+
+#include <stdio.h>
+#include <sys/stat.h>
+
+void agent_check_config(const agent_config *cfg, rete_check_list *problems, rete_check_list *notes)
+{
+	static const char *subs[] = {"outbox", "sent", "failed", "inbox"};
+	dev_t dev[4] = {0};
+	bool ok[4] = {false};
+	char path[4096], where[64];
+
+	rete_check_secret_key(problems, "[agent] key", cfg->key_path);
+	rete_check_public_key(problems, "[agent] broker_key", cfg->broker_key_path);
+	rete_check_folder(problems, notes, "[agent] data", cfg->data, NULL);
+	struct stat st;
+	bool spool_there = stat(cfg->spool, &st) == 0;
+	if (!rete_check_folder(problems, notes, "[agent] spool", cfg->spool, NULL) || !spool_there)
+		return; /* its subfolders would only repeat it, or are made with it */
+	for (int i = 0; i < 4; i++) {
+		snprintf(where, sizeof(where), "[agent] spool, %s/", subs[i]);
+		agent_spool_path(cfg, subs[i], NULL, path, sizeof(path));
+		ok[i] = rete_check_folder(problems, notes, where, path, &dev[i]);
+	}
+	/* sent/ and failed/ on another file system than outbox/: not an error
+	 * (docs/agent.md, "Other file systems"), but each answer is a copy */
+	for (int i = 1; i <= 2; i++)
+		if (ok[0] && ok[i] && dev[i] != dev[0]) {
+			agent_spool_path(cfg, subs[i], NULL, path, sizeof(path));
+			rete_check_add(
+			    notes,
+			    "[agent] spool: %s is on another file system than outbox/: "
+			    "the agent cannot move a file there, so it copies it (fsync'd, "
+			    "then the outbox file removed; docs/agent.md, other file "
+			    "systems)",
+			    path);
+		}
+}

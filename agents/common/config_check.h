@@ -1,0 +1,56 @@
+/* config_check.h — the checks of `--check-config` for the clients' files.
+ *
+ * rete-agent --check-config and rete --check-config -c FILE (agent.ini,
+ * coord.ini, audit.ini) open what the file names, as the program would at
+ * start, and list every problem at once in the style of rete-broker
+ * --check-config: the keys (a secret key's mode and format, that a secret
+ * is a secret and a public key is public: proto/keys.h judges both; no
+ * sentence ever holds key material) and the folders (exist or can be
+ * created, writable). Problems make the check fail (exit 2); notes say
+ * what the program will do about something that is not an error.
+ */
+#ifndef RETE_CONFIG_CHECK_H
+#define RETE_CONFIG_CHECK_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+/* rete_check_list: sentences of a check, each malloc'd (whole: they name
+ * paths and may be long); a zeroed struct is an empty list. */
+typedef struct rete_check_list {
+	char **items;
+	size_t n;
+} rete_check_list;
+
+/* rete_check_add appends one sentence (out of memory: it is lost, and the
+ * list says "out of memory" instead). */
+void rete_check_add(rete_check_list *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* rete_check_free frees the sentences and empties l; NULL is fine. */
+void rete_check_free(rete_check_list *l);
+
+/* rete_check_secret_key loads the secret key file path (rete_keyfile_load_
+ * secret), wipes it again, and adds a problem "where: sentence" to problems
+ * when it is refused. */
+void rete_check_secret_key(rete_check_list *problems, const char *where, const char *path);
+
+/* rete_check_public_key loads the public key file path and adds a problem
+ * when it is refused. */
+void rete_check_public_key(rete_check_list *problems, const char *where, const char *path);
+
+/* rete_check_folder checks that path is a folder the program can write, or
+ * that it can be created (its nearest existing parent is a writable
+ * folder: then a note says it will be created). *dev (may be NULL) gets
+ * the file system it is (or will be) on; false when it is unusable. */
+bool rete_check_folder(rete_check_list *problems, rete_check_list *notes, const char *where,
+		       const char *path, dev_t *dev);
+
+/* rete_check_report prints the notes (stdout, "FILE: note: ..."), the
+ * problems (stderr, "FILE: ...") and a last line: "FILE: fine: what" or
+ * "FILE: N problems". Returns the exit code: 0 without problems, else 2. */
+int rete_check_report(const char *file, const rete_check_list *problems,
+		      const rete_check_list *notes, const char *what);
+
+#endif

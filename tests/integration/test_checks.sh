@@ -1,0 +1,288 @@
+#!/usr/bin/env bash
+# test_checks.sh — the configuration checks check, and the backup works as
+# written (issue 17).
+#
+#   keys          rete-agent --check-config and rete --check-config (agent.ini,
+#                 coord.ini, audit.ini) open the keys: a key at mode 0644, a
+#                 missing key, a .pub given as a secret (by name and, renamed,
+#                 by content), a .key given as public (by name and by content):
+#                 exit 2, every problem in a sentence, no key material printed,
+#                 no chmod advice for a public key; a good file: exit 0.
+#   folders       a spool that is a file is a problem; sent/ and failed/ on
+#                 another file system (a tmpfs in a mount namespace) are a
+#                 note: the agent copies there.
+#   broker        rete-broker --check-config: its key pointed at its .pub; the
+#                 store read-only: another schema, another origin, a backup
+#                 copy (refused at start without --restore, with the same
+#                 sentence).
+#   backup        rete store backup into a missing parent creates it, the files
+#                 are 0600, --verify passes on a good copy and fails (exit 1)
+#                 on a garbled one.
+set -uo pipefail
+: "${RETE_BIN:?set by ctest}" "${RETE_SOURCE_DIR:?set by ctest}"
+export PATH="$RETE_BIN:$PATH"
+src=$RETE_SOURCE_DIR
+dir=$(mktemp -d "${TMPDIR:-/tmp}/rete-test-checks-XXXXXX")
+pids=()
+failures=0
+cleanup() {
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+# bad MESSAGE: one failed expectation (the test goes on, and fails at the end)
+bad() {
+	echo "FAIL: $*" >&2
+	failures=$((failures + 1))
+}
+# run NAME CMD...: runs CMD, keeping its exit code in $rc and its output
+# (stdout and stderr) in $out
+run() {
+	out=$("$@" 2>&1)
+	rc=$?
+}
+# expect RC TEXT...: the last run exited RC and printed every TEXT
+expect() {
+	local want=$1
+	shift
+	[ "$rc" = "$want" ] || bad "$what: exit $rc, expected $want; output: $out"
+	for t in "$@"; do
+		grep -qF -- "$t" <<<"$out" || bad "$what: no '$t' in: $out"
+	done
+}
+# lacks TEXT...: the last run printed none of TEXT
+lacks() {
+	for t in "$@"; do
+		! grep -qF -- "$t" <<<"$out" || bad "$what: '$t' should not be printed: $out"
+	done
+}
+wait_for() {
+	local deadline=$((SECONDS + 30))
+	until "$@" >/dev/null 2>&1; do
+		[ $SECONDS -lt $deadline ] || return 1
+		sleep 0.1
+	done
+}
+
+mkdir -p "$dir/keys" "$dir/broker" "$dir/agents/social.mantova"
+for id in broker.mantova social.mantova cpi.mantova asst.mantova family.mantova coord.mantova audit.region; do
+	rete keygen "$id" --out "$dir/keys" >/dev/null
+done
+k=$dir/keys
+sed -e "s#^listen = .*#listen = ipc://$dir/broker.sock#" \
+	-e "s#^events = .*#events = ipc://$dir/events.sock#" \
+	"$src/examples/broker.ini" >"$dir/broker/broker.ini"
+agent=$dir/agents/social.mantova/agent.ini
+cp "$src/examples/agents/social.mantova.ini" "$agent"
+cp "$src/examples/coord.ini" "$dir/coord.ini"
+cp "$src/examples/audit.ini" "$dir/audit.ini"
+# set_key FILE KEY VALUE: KEY = VALUE in FILE's section
+set_key() { sed -i -e "0,/^$2 = /s#^$2 = .*#$2 = $3#" "$1"; }
+
+# --- keys ------------------------------------------------------------------
+what="agent: a good agent.ini"
+run rete-agent --check-config -c "$agent"
+expect 0 "fine"
+run rete --check-config -c "$agent"
+expect 0 "fine"
+
+what="agent: key at mode 0644"
+chmod 644 "$k/social.mantova.key"
+run rete-agent --check-config -c "$agent"
+expect 2 "social.mantova.key" "0644" "chmod 600"
+run rete --check-config -c "$agent"
+expect 2 "social.mantova.key" "0644"
+lacks "$(cat "$k/social.mantova.key")"
+chmod 600 "$k/social.mantova.key"
+
+what="agent: a missing key"
+set_key "$agent" key ../../keys/nobody.key
+run rete-agent --check-config -c "$agent"
+expect 2 "nobody.key"
+
+what="agent: a .pub given as the secret key"
+set_key "$agent" key ../../keys/social.mantova.pub
+run rete-agent --check-config -c "$agent"
+expect 2 "social.mantova.pub" "public key"
+lacks "chmod" "$(cat "$k/social.mantova.pub")"
+
+what="agent: a public key renamed, given as the secret key"
+cp "$k/social.mantova.pub" "$k/social.secret"
+chmod 644 "$k/social.secret"
+set_key "$agent" key ../../keys/social.secret
+run rete-agent --check-config -c "$agent"
+expect 2 "social.secret" "public key"
+lacks "chmod" "$(cat "$k/social.mantova.pub")"
+set_key "$agent" key ../../keys/social.mantova.key
+
+what="agent: a .key given as the broker's public key"
+set_key "$agent" broker_key ../../keys/broker.mantova.key
+run rete-agent --check-config -c "$agent"
+expect 2 "broker.mantova.key" "secret key"
+lacks "$(cat "$k/broker.mantova.key")"
+
+what="agent: a secret seed renamed, given as the broker's public key"
+# 32 bytes 0xef: a seed like any other, and no Ed25519 point
+printf '7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+8=\n' >"$k/broker.pubkey"
+chmod 600 "$k/broker.pubkey"
+set_key "$agent" broker_key ../../keys/broker.pubkey
+run rete-agent --check-config -c "$agent"
+expect 2 "broker.pubkey" "not a public key"
+lacks "7+/v7+/v"
+set_key "$agent" broker_key ../../keys/broker.mantova.pub
+
+what="coord.ini: key at mode 0644"
+chmod 644 "$k/coord.mantova.key"
+run rete --check-config -c "$dir/coord.ini"
+expect 2 "coord.mantova.key" "0644"
+chmod 600 "$k/coord.mantova.key"
+run rete --check-config -c "$dir/coord.ini"
+expect 0 "fine"
+
+what="audit.ini: a .key as the broker key"
+set_key "$dir/audit.ini" broker_key keys/broker.mantova.key
+run rete --check-config -c "$dir/audit.ini"
+expect 2 "broker.mantova.key" "secret key"
+lacks "$(cat "$k/broker.mantova.key")"
+set_key "$dir/audit.ini" broker_key keys/broker.mantova.pub
+run rete --check-config -c "$dir/audit.ini"
+expect 0 "fine"
+
+what="rete --check-config: a broker.ini"
+run rete --check-config -c "$dir/broker/broker.ini"
+expect 2 "rete-broker"
+
+# --- folders ---------------------------------------------------------------
+what="agent: the spool is a file"
+touch "$dir/agents/social.mantova/notafolder"
+set_key "$agent" spool notafolder
+run rete-agent --check-config -c "$agent"
+expect 2 "notafolder" "not a folder"
+set_key "$agent" spool spool
+
+what="agent: sent/ and failed/ on another file system"
+if unshare -m true 2>/dev/null; then
+	sp=$dir/agents/social.mantova/spool
+	mkdir -p "$sp/outbox" "$sp/sent" "$sp/failed" "$sp/inbox"
+	run unshare -m bash -c "mount --make-rprivate / && mount -t tmpfs -o size=1m tmpfs '$sp/sent' &&
+		mount -t tmpfs -o size=1m tmpfs '$sp/failed' && rete-agent --check-config -c '$agent'"
+	expect 0 "another file system" "copies"
+else
+	echo "test_checks: $what: SKIPPED: no mount namespace here (unshare -m refused)" >&2
+fi
+
+# --- the broker ------------------------------------------------------------
+bini=$dir/broker/broker.ini
+what="broker: its key pointed at its .pub"
+set_key "$bini" key ../keys/broker.mantova.pub
+run rete-broker -c "$bini" --check-config
+expect 2 "broker.mantova.pub" "public key"
+lacks "chmod"
+chmod 644 "$k/broker.mantova.pub"
+cp "$k/broker.mantova.pub" "$k/broker.secret"
+set_key "$bini" key ../keys/broker.secret
+run rete-broker -c "$bini" --check-config
+expect 2 "broker.secret" "public key"
+lacks "chmod"
+set_key "$bini" key ../keys/broker.mantova.key
+
+# a store: the broker starts once with --init, then stops
+rete-broker -c "$bini" --init >"$dir/broker/broker.log" 2>&1 &
+bpid=$!
+pids+=($bpid)
+wait_for grep -q "started:" "$dir/broker/broker.log" || bad "the broker did not start: $(cat "$dir/broker/broker.log")"
+kill -TERM "$bpid"
+wait "$bpid" || bad "the broker's clean stop exited $?"
+
+what="broker: a good store"
+run rete-broker -c "$bini" --check-config
+expect 0 "fine" "store"
+
+what="broker: a store of another origin"
+sed -i -e "s#^origin = .*#origin = rete.example/elsewhere#" "$bini"
+run rete-broker -c "$bini" --check-config
+expect 2 "rete.example/elsewhere"
+# the very sentence the start logs
+start_out=$(rete-broker -c "$bini" 2>&1)
+sentence=$(sed -n 's/^.* error: //p' <<<"$start_out" | head -n 1)
+[ -n "$sentence" ] || bad "$what: the start said no error: $start_out"
+expect 2 "$sentence"
+git_origin=$(grep "^origin" "$src/examples/broker.ini" | head -n 1)
+sed -i -e "s#^origin = .*#$git_origin#" "$bini"
+
+what="broker: a store of another schema"
+cp -a "$dir/broker/store" "$dir/store-schema"
+printf 'schema\n\\00\\00\\00\\63\n' | mdb_load -T -s meta "$dir/store-schema" || bad "mdb_load failed"
+sed -i -e "s#^data = .*#data = ../store-schema#" "$bini"
+run rete-broker -c "$bini" --check-config
+start_out=$(rete-broker -c "$bini" 2>&1)
+sentence=$(sed -n 's/^.* error: //p' <<<"$start_out" | head -n 1)
+[ -n "$sentence" ] || bad "$what: the start said no error: $start_out"
+expect 2 "schema" "$sentence"
+sed -i -e "s#^data = .*#data = store#" "$bini"
+
+# --- backup ----------------------------------------------------------------
+what="backup into a missing parent"
+run rete store backup "$dir/broker/store" "$dir/backups/2026/copy1"
+expect 0 "backed up"
+for f in "$dir"/backups/2026/copy1/*; do
+	m=$(stat -c %a "$f")
+	[ "$m" = 600 ] || bad "$what: $f has mode $m, expected 600"
+done
+
+what="broker: a backup copy as the store"
+sed -i -e "s#^data = .*#data = ../backups/2026/copy1#" "$bini"
+run rete-broker -c "$bini" --check-config
+start_out=$(rete-broker -c "$bini" 2>&1)
+sentence=$(sed -n 's/^.* error: //p' <<<"$start_out" | head -n 1)
+[ -n "$sentence" ] || bad "$what: the start said no error: $start_out"
+expect 2 "copy" "--restore" "$sentence"
+run rete-broker -c "$bini" --check-config --restore
+expect 0 "fine"
+sed -i -e "s#^data = .*#data = store#" "$bini"
+
+what="backup --verify on a good copy"
+run rete store backup "$dir/broker/store" "$dir/backups/copy2" --verify --broker-key "$k/broker.mantova.pub"
+expect 0 "backed up" "verified"
+
+what="backup --verify on a garbled copy"
+# garble entry 0 of a copy (one byte of its value), then back that up
+mdb_dump -s entries "$dir/backups/copy2" >"$dir/entries.dump"
+awk 'BEGIN{d=0} /^HEADER=END/{print; d=1; next} d==1 && /^ /{n++; if(n==2){c=substr($0,length($0),1); r=(c=="0")?"1":"0"; $0=substr($0,1,length($0)-1) r} } {print}' \
+	"$dir/entries.dump" >"$dir/entries.garbled"
+cmp -s "$dir/entries.dump" "$dir/entries.garbled" && bad "$what: the dump was not changed"
+mdb_load -s entries "$dir/backups/copy2" <"$dir/entries.garbled" || bad "mdb_load failed"
+run rete store backup "$dir/backups/copy2" "$dir/backups/copy3" --verify --broker-key "$k/broker.mantova.pub"
+expect 1 "entry 0"
+
+# --- an agent on a key the broker refuses -----------------------------------
+what="agent: a refused key is said once, not at every reconnect"
+rete-broker -c "$bini" >"$dir/broker/broker2.log" 2>&1 &
+bpid=$!
+pids+=($bpid)
+wait_for grep -q "started:" "$dir/broker/broker2.log" || bad "the broker did not start again: $(cat "$dir/broker/broker2.log")"
+mkdir -p "$dir/stranger"
+rete keygen social.mantova --out "$dir/stranger" >/dev/null
+old_agent=$dir/agents/social.mantova/old.ini
+sed -e "s#^key = .*#key = $dir/stranger/social.mantova.key#" \
+	-e "s#^broker = .*#broker = ipc://$dir/broker.sock#" -e "s#^data = .*#data = data-old#" \
+	-e "s#^spool = .*#spool = spool-old#" "$agent" >"$old_agent"
+printf 'reconnect_min = 100ms\nreconnect_max = 100ms\n' >>"$old_agent"
+rete-agent -v -c "$old_agent" >"$dir/old-agent.log" 2>&1 &
+apid=$!
+pids+=($apid)
+attempts() { [ "$(grep -c "connecting to" "$dir/old-agent.log")" -ge 5 ]; }
+wait_for attempts || bad "$what: the agent did not try 5 times: $(cat "$dir/old-agent.log")"
+kill -TERM "$apid"
+wait "$apid" || bad "the agent's clean stop exited $?"
+n=$(grep -c "refused our key" "$dir/old-agent.log")
+[ "$n" = 1 ] || bad "$what: the refusal was logged $n times in $(grep -c "connecting to" "$dir/old-agent.log") attempts"
+kill -TERM "$bpid"
+wait "$bpid" || bad "the broker's clean stop exited $?"
+
+if [ "$failures" -gt 0 ]; then
+	echo "test_checks: $failures failure(s)" >&2
+	exit 1
+fi
+echo "test_checks: all passed"
