@@ -54,7 +54,7 @@ static void printable(char *out, size_t cap, const uint8_t *p, size_t len)
 	size_t o = 0;
 
 	for (size_t i = 0; i < len && o + 1 < cap; i++)
-		out[o++] = (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\'') ? (char)p[i] : '?';
+		out[o++] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
 	out[o] = '\0';
 }
 
@@ -627,8 +627,9 @@ static rete_err token_check(const uint8_t *der, size_t len, const uint8_t hash[R
 	}
 	TS_VERIFY_CTX_set_store(vc, store); /* vc owns the store now */
 	store = NULL;
-	TS_VERIFY_CTX_set_flags(vc, TS_VFY_SIGNATURE | TS_VFY_VERSION |
-					(TS_TST_INFO_get_tsa(tst) ? TS_VFY_TSA_NAME : 0));
+	/* TS_VFY_SIGNER: the TSTInfo's tsa name, when present, must name the
+	 * signer (TS_VFY_TSA_NAME would compare with a name we set, none). */
+	TS_VERIFY_CTX_set_flags(vc, TS_VFY_SIGNATURE | TS_VFY_VERSION | TS_VFY_SIGNER);
 	if (TS_RESP_verify_token(vc, tok) != 1) {
 		err = rete_msg_set(m, RETE_EBADSIG,
 				   "%s's signature does not verify against the CA in '%s': %s; "
