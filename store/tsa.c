@@ -15,6 +15,7 @@
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/pkcs7.h>
 #include <openssl/ts.h>
@@ -466,6 +467,52 @@ static bool gen_time_ms(const ASN1_GENERALIZEDTIME *gt, int64_t *ms)
 	return true;
 }
 
+/* An AlgorithmIdentifier outside what is signed (the SignedData's digest
+ * algorithms, the signer's digest and signature algorithms) has no
+ * parameters or NULL ones: OpenSSL does not read them, so any other value
+ * would be bytes changed in a token that still verifies. */
+static bool plain_alg(const X509_ALGOR *a)
+{
+	int ptype = V_ASN1_UNDEF;
+	const void *pval = NULL;
+	const ASN1_OBJECT *obj = NULL;
+
+	if (a == NULL)
+		return false;
+	X509_ALGOR_get0(&obj, &ptype, &pval, a);
+	return obj != NULL && (ptype == V_ASN1_UNDEF || ptype == V_ASN1_NULL);
+}
+
+/* The signer's digest and signature algorithms are ones rete accepts and
+ * agree with each other and with the signer's key. OpenSSL verifies with
+ * the key and the digest algorithm and does not read the signature
+ * algorithm's name, so a changed name would still verify. NULL when they
+ * agree, else what is wrong. */
+static const char *signer_algs(PKCS7_SIGNER_INFO *si, X509 *signer)
+{
+	const ASN1_OBJECT *d = NULL, *e = NULL;
+	int dig, sig, sig_md = NID_undef, sig_pk = NID_undef;
+	EVP_PKEY *pk = signer ? X509_get0_pubkey(signer) : NULL;
+
+	if (si == NULL || pk == NULL)
+		return "names no signer certificate";
+	X509_ALGOR_get0(&d, NULL, NULL, si->digest_alg);
+	X509_ALGOR_get0(&e, NULL, NULL, si->digest_enc_alg);
+	dig = OBJ_obj2nid(d);
+	sig = OBJ_obj2nid(e);
+	if (dig != NID_sha256 && dig != NID_sha384 && dig != NID_sha512)
+		return "uses a digest other than SHA-2";
+	if (OBJ_find_sigid_algs(sig, &sig_md, &sig_pk)) {
+		if (sig_md != dig)
+			return "names a signature algorithm for another digest";
+	} else {
+		sig_pk = sig; /* a bare key algorithm, e.g. rsaEncryption */
+	}
+	if (sig_pk == NID_undef || sig_pk != EVP_PKEY_get_base_id(pk))
+		return "names a signature algorithm for another kind of key";
+	return NULL;
+}
+
 /* Reads the token's DER strictly, checks what it stamps (SHA-256 of hash,
  * and the nonce when want_nonce) and its signature against ca_file. The
  * subject of sentences is `who` ("the token", "the TSA at URL's token"). */
@@ -529,6 +576,21 @@ static rete_err token_check(const uint8_t *der, size_t len, const uint8_t hash[R
 			err = rete_msg_set(m, RETE_EDECODE,
 					   "%s has %d signers; a time-stamp token has exactly one",
 					   who, sis ? sk_PKCS7_SIGNER_INFO_num(sis) : 0);
+			goto done;
+		}
+		for (int i = 0; i < sk_X509_ALGOR_num(tok->d.sign->md_algs); i++)
+			if (!plain_alg(sk_X509_ALGOR_value(tok->d.sign->md_algs, i))) {
+				err = rete_msg_set(m, RETE_EDECODE,
+						   "%s's digest algorithm %d has parameters; "
+						   "expected none or NULL",
+						   who, i + 1);
+				goto done;
+			}
+		if (!plain_alg(si->digest_alg) || !plain_alg(si->digest_enc_alg)) {
+			err = rete_msg_set(m, RETE_EDECODE,
+					   "%s's signer names its %s algorithm with parameters; "
+					   "expected none or NULL",
+					   who, plain_alg(si->digest_alg) ? "signature" : "digest");
 			goto done;
 		}
 		if (si->version == NULL || ASN1_INTEGER_get(si->version) != 1) {
@@ -642,7 +704,17 @@ static rete_err token_check(const uint8_t *der, size_t len, const uint8_t hash[R
 	{
 		STACK_OF(PKCS7_SIGNER_INFO) *sis = PKCS7_get_signer_info(tok);
 		X509 *signer = PKCS7_cert_from_signer_info(tok, sk_PKCS7_SIGNER_INFO_value(sis, 0));
+		PKCS7_SIGNER_INFO *si = sk_PKCS7_SIGNER_INFO_value(sis, 0);
 		const GENERAL_NAME *gn = TS_TST_INFO_get_tsa(tst);
+		const char *bad = signer_algs(si, signer);
+
+		if (bad != NULL) {
+			err = rete_msg_set(m, RETE_EBADSIG,
+					   "%s's signer info %s; accepted: SHA-256, SHA-384 or "
+					   "SHA-512 with the signature algorithm of the TSA's key",
+					   who, bad);
+			goto done;
+		}
 		const ASN1_OBJECT *pol = TS_TST_INFO_get_policy_id(tst);
 		BIGNUM *bn = ASN1_INTEGER_to_BN(TS_TST_INFO_get_serial(tst), NULL);
 		char *hx = bn ? BN_bn2hex(bn) : NULL;
