@@ -35,19 +35,6 @@ struct rete_tsa_query {
 	size_t tq_der_len;
 };
 
-/* The first OpenSSL reason on this thread's error queue (or a fallback), and
- * the queue emptied: what a failed OpenSSL call leaves is read once and
- * never leaks into the next caller's errors. */
-static const char *ossl_reason(char *buf, size_t n)
-{
-	unsigned long e = ERR_peek_error();
-	const char *r = e ? ERR_reason_error_string(e) : NULL;
-
-	snprintf(buf, n, "%s", r ? r : "no reason given by OpenSSL");
-	ERR_clear_error();
-	return buf;
-}
-
 /* Printable, bounded copy of outside text for a sentence: anything but
  * printable ASCII becomes '?', and at most cap - 1 bytes are kept. */
 static void printable(char *out, size_t cap, const uint8_t *p, size_t len)
@@ -57,6 +44,27 @@ static void printable(char *out, size_t cap, const uint8_t *p, size_t len)
 	for (size_t i = 0; i < len && o + 1 < cap; i++)
 		out[o++] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
 	out[o] = '\0';
+}
+
+/* The first OpenSSL reason on this thread's error queue (or a fallback), and
+ * the queue emptied: what a failed OpenSSL call leaves is read once and
+ * never leaks into the next caller's errors. */
+static const char *ossl_reason(char *buf, size_t n)
+{
+	const char *data = NULL;
+	int flags = 0;
+	unsigned long e = ERR_peek_error_data(&data, &flags);
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+	/* The reason, and the detail OpenSSL attaches to it when it has one
+	 * (for a chain: "Verify error:unable to get local issuer certificate"). */
+	if (data != NULL && (flags & ERR_TXT_STRING) && *data != '\0')
+		snprintf(buf, n, "%s (%s)", r ? r : "no reason given by OpenSSL", data);
+	else
+		snprintf(buf, n, "%s", r ? r : "no reason given by OpenSSL");
+	printable(buf, n, (const uint8_t *)buf, strlen(buf));
+	ERR_clear_error();
+	return buf;
 }
 
 /* The URL as a sentence may show it: without "user:password@". */
@@ -581,21 +589,21 @@ static rete_err token_check(const uint8_t *der, size_t len, const uint8_t hash[R
 		for (int i = 0; i < sk_X509_ALGOR_num(tok->d.sign->md_algs); i++)
 			if (!plain_alg(sk_X509_ALGOR_value(tok->d.sign->md_algs, i))) {
 				err = rete_msg_set(m, RETE_EDECODE,
-						   "%s's digest algorithm %d has parameters; "
+						   "%s: its digest algorithm %d has parameters; "
 						   "expected none or NULL",
 						   who, i + 1);
 				goto done;
 			}
 		if (!plain_alg(si->digest_alg) || !plain_alg(si->digest_enc_alg)) {
 			err = rete_msg_set(m, RETE_EDECODE,
-					   "%s's signer names its %s algorithm with parameters; "
+					   "%s: its signer names its %s algorithm with parameters; "
 					   "expected none or NULL",
 					   who, plain_alg(si->digest_alg) ? "signature" : "digest");
 			goto done;
 		}
 		if (si->version == NULL || ASN1_INTEGER_get(si->version) != 1) {
 			err = rete_msg_set(m, RETE_EDECODE,
-					   "%s's signer info has version %ld; expected 1", who,
+					   "%s: its signer info has version %ld; expected 1", who,
 					   si->version ? ASN1_INTEGER_get(si->version) : -1L);
 			goto done;
 		}
@@ -609,8 +617,8 @@ static rete_err token_check(const uint8_t *der, size_t len, const uint8_t hash[R
 		goto done;
 	}
 	if (TS_TST_INFO_get_version(tst) != 1) {
-		err = rete_msg_set(m, RETE_EDECODE, "%s's TSTInfo has version %ld; expected 1", who,
-				   TS_TST_INFO_get_version(tst));
+		err = rete_msg_set(m, RETE_EDECODE, "%s: its TSTInfo has version %ld; expected 1",
+				   who, TS_TST_INFO_get_version(tst));
 		goto done;
 	}
 	{
@@ -661,7 +669,7 @@ static rete_err token_check(const uint8_t *der, size_t len, const uint8_t hash[R
 	if (!gen_time_ms(TS_TST_INFO_get_time(tst), &out.gen_time_ms)) {
 		err = rete_msg_set(
 		    m, RETE_EDECODE,
-		    "%s's genTime is not a valid GeneralizedTime (YYYYMMDDhhmmss[.f]Z)", who);
+		    "%s: its genTime is not a valid GeneralizedTime (YYYYMMDDhhmmss[.f]Z)", who);
 		goto done;
 	}
 
@@ -694,7 +702,7 @@ static rete_err token_check(const uint8_t *der, size_t len, const uint8_t hash[R
 	TS_VERIFY_CTX_set_flags(vc, TS_VFY_SIGNATURE | TS_VFY_VERSION | TS_VFY_SIGNER);
 	if (TS_RESP_verify_token(vc, tok) != 1) {
 		err = rete_msg_set(m, RETE_EBADSIG,
-				   "%s's signature does not verify against the CA in '%s': %s; "
+				   "%s: its signature does not verify against the CA in '%s': %s; "
 				   "accepted: a token signed by a TSA certificate with the "
 				   "critical extendedKeyUsage timeStamping that this CA issued",
 				   who, ca_file, ossl_reason(why, sizeof(why)));
@@ -710,7 +718,7 @@ static rete_err token_check(const uint8_t *der, size_t len, const uint8_t hash[R
 
 		if (bad != NULL) {
 			err = rete_msg_set(m, RETE_EBADSIG,
-					   "%s's signer info %s; accepted: SHA-256, SHA-384 or "
+					   "%s: its signer info %s; accepted: SHA-256, SHA-384 or "
 					   "SHA-512 with the signature algorithm of the TSA's key",
 					   who, bad);
 			goto done;
@@ -769,7 +777,7 @@ static void status_text(char *out, size_t cap, const TS_STATUS_INFO *si)
 }
 
 static rete_err response_check(const rete_tsa_query *q, const uint8_t *resp, size_t len,
-			       const char *ca_file, const char *who, uint8_t **token,
+			       const char *ca_file, const char *tsa, uint8_t **token,
 			       size_t *token_len, rete_tsa_info *info, rete_msg *m)
 {
 	const unsigned char *p = resp;
@@ -777,8 +785,9 @@ static rete_err response_check(const rete_tsa_query *q, const uint8_t *resp, siz
 	TS_RESP *r = NULL;
 	rete_err err;
 	int der_len;
-	char why[160];
+	char why[160], who[240];
 
+	snprintf(who, sizeof(who), "the answer of %s", tsa);
 	if (token != NULL)
 		*token = NULL;
 	if (token_len != NULL)
@@ -814,7 +823,7 @@ static rete_err response_check(const rete_tsa_query *q, const uint8_t *resp, siz
 			err = rete_msg_set(m, RETE_EREFUSED,
 					   "%s refuses the request: status %s (%ld), %s; expected "
 					   "granted (0) or grantedWithMods (1)",
-					   who, status_name(status), status, detail);
+					   tsa, status_name(status), status, detail);
 			goto done;
 		}
 	}
@@ -825,13 +834,13 @@ static rete_err response_check(const rete_tsa_query *q, const uint8_t *resp, siz
 	}
 	der_len = i2d_PKCS7(TS_RESP_get_token(r), &der);
 	if (der_len <= 0) {
-		err = rete_msg_set(m, RETE_EDECODE, "%s's token does not encode: %s", who,
+		err = rete_msg_set(m, RETE_EDECODE, "%s: its token does not encode: %s", who,
 				   ossl_reason(why, sizeof(why)));
 		goto done;
 	}
 	{
 		char tok_who[240];
-		snprintf(tok_who, sizeof(tok_who), "%s's token", who);
+		snprintf(tok_who, sizeof(tok_who), "the token from %s", tsa);
 		err = token_check(der, (size_t)der_len, q->tq_hash, &q->tq_nonce, ca_file, tok_who,
 				  info, m);
 	}
@@ -858,7 +867,7 @@ rete_err rete_tsa_response_check(const rete_tsa_query *q, const uint8_t *resp, s
 				 const char *ca_file, uint8_t **token, size_t *token_len,
 				 rete_tsa_info *info, rete_msg *m)
 {
-	return response_check(q, resp, len, ca_file, "the TSA's answer", token, token_len, info, m);
+	return response_check(q, resp, len, ca_file, "the TSA", token, token_len, info, m);
 }
 
 rete_err rete_tsa_token_verify(const uint8_t *token, size_t len, const char *note, size_t note_len,
@@ -892,7 +901,7 @@ rete_err rete_tsa_stamp(const rete_tsa_http *http, const char *note, size_t note
 	err = rete_tsa_post(http, req, req_len, &resp, &resp_len, m);
 	if (err == RETE_OK) {
 		show_url(url, http->url);
-		snprintf(who, sizeof(who), "the answer of the TSA at %s", url);
+		snprintf(who, sizeof(who), "the TSA at %s", url);
 		err = response_check(q, resp, resp_len, ca_file, who, token, token_len, info, m);
 	}
 	free(resp);
