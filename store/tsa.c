@@ -521,6 +521,41 @@ static const char *signer_algs(PKCS7_SIGNER_INFO *si, X509 *signer)
 	return NULL;
 }
 
+/* Every certificate the token carries besides the signer's (a TSA often
+ * adds its chain) lies outside what the TSA signed: the signature covers
+ * the signer's certificate only, through the ESS attribute. Each must then
+ * carry a valid signature by a certificate of the CA file or of the token
+ * (itself, for a root), so that no byte of the token can change unseen.
+ * 0 when they all do, else the 1-based position of the first that does
+ * not. */
+static int certs_covered(STACK_OF(X509) * certs, X509 *signer, X509_STORE *store)
+{
+	STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(store);
+
+	for (int i = 0; i < sk_X509_num(certs); i++) {
+		X509 *c = sk_X509_value(certs, i);
+		bool ok = false;
+
+		if (X509_cmp(c, signer) == 0)
+			continue;
+		for (int j = 0; !ok && j < sk_X509_num(certs); j++) {
+			X509 *iss = sk_X509_value(certs, j);
+			ok = X509_check_issued(iss, c) == X509_V_OK &&
+			     X509_verify(c, X509_get0_pubkey(iss)) == 1;
+		}
+		for (int j = 0; !ok && j < sk_X509_OBJECT_num(objs); j++) {
+			X509 *iss = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, j));
+			ok = iss != NULL && X509_check_issued(iss, c) == X509_V_OK &&
+			     X509_verify(c, X509_get0_pubkey(iss)) == 1;
+		}
+		if (!ok) {
+			ERR_clear_error();
+			return i + 1;
+		}
+	}
+	return 0;
+}
+
 /* Reads the token's DER strictly, checks what it stamps (SHA-256 of hash,
  * and the nonce when want_nonce) and its signature against ca_file. The
  * subject of sentences is `who` ("the token", "the TSA at URL's token"). */
@@ -695,8 +730,13 @@ static rete_err token_check(const uint8_t *der, size_t len, const uint8_t hash[R
 		err = rete_msg_set(m, RETE_ENOMEM, "out of memory for the token's verification");
 		goto done;
 	}
-	TS_VERIFY_CTX_set_store(vc, store); /* vc owns the store now */
-	store = NULL;
+	/* vc takes one reference to the store; this function keeps its own
+	 * for the certificates check below and frees it at the end. */
+	if (!X509_STORE_up_ref(store)) {
+		err = rete_msg_set(m, RETE_ENOMEM, "out of memory for the token's verification");
+		goto done;
+	}
+	TS_VERIFY_CTX_set_store(vc, store);
 	/* TS_VFY_SIGNER: the TSTInfo's tsa name, when present, must name the
 	 * signer (TS_VFY_TSA_NAME would compare with a name we set, none). */
 	TS_VERIFY_CTX_set_flags(vc, TS_VFY_SIGNATURE | TS_VFY_VERSION | TS_VFY_SIGNER);
@@ -721,6 +761,15 @@ static rete_err token_check(const uint8_t *der, size_t len, const uint8_t hash[R
 					   "%s: its signer info %s; accepted: SHA-256, SHA-384 or "
 					   "SHA-512 with the signature algorithm of the TSA's key",
 					   who, bad);
+			goto done;
+		}
+		int extra = certs_covered(tok->d.sign->cert, signer, store);
+		if (extra > 0) {
+			err = rete_msg_set(m, RETE_EBADSIG,
+					   "%s: its certificate %d is not signed by the CA file's "
+					   "certificates or the token's own; accepted: the TSA's "
+					   "certificate and its chain, unchanged",
+					   who, extra);
 			goto done;
 		}
 		const ASN1_OBJECT *pol = TS_TST_INFO_get_policy_id(tst);

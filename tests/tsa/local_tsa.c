@@ -74,7 +74,7 @@ int local_tsa_open(local_tsa **out, const char *bin_dir)
 
 int local_tsa_start(local_tsa *t)
 {
-	char cert[4200], key[4200], state[4200], port[16], line[64];
+	char cert[4200], key[4200], state[4200], chain[4200], port[16], line[64];
 	int fds[2];
 	size_t n = 0;
 	int64_t deadline = now_ms() + 10000;
@@ -85,6 +85,7 @@ int local_tsa_start(local_tsa *t)
 	snprintf(cert, sizeof(cert), "%s/tsa.pem", t->lt_dir);
 	snprintf(key, sizeof(key), "%s/tsa.key", t->lt_dir);
 	snprintf(state, sizeof(state), "%s/state", t->lt_dir);
+	snprintf(chain, sizeof(chain), "%s/ca.pem", t->lt_dir);
 	snprintf(port, sizeof(port), "%d", t->lt_port);
 	if (pipe2(fds, O_CLOEXEC) != 0)
 		return -1;
@@ -97,7 +98,7 @@ int local_tsa_start(local_tsa *t)
 	if (pid == 0) {
 		dup2(fds[1], STDOUT_FILENO);
 		execl(t->lt_bin, t->lt_bin, "--cert", cert, "--key", key, "--dir", state, "--port",
-		      port, (char *)NULL);
+		      port, "--chain", chain, (char *)NULL);
 		fprintf(stderr, "local_tsa: cannot run %s: %s\n", t->lt_bin, strerror(errno));
 		_exit(127);
 	}

@@ -5,7 +5,9 @@
  * critical extendedKeyUsage timeStamping (tsa.pem, tsa.key) and a second,
  * unrelated CA (other-ca.pem); then starts rete-test-tsa (tests/tsa/
  * tsa_server.c) on 127.0.0.1. The test can stop it, start it again on the
- * same port, and tell it what to answer next (local_tsa_mode). Nothing
+ * same port, and tell it what to answer next (local_tsa_mode). Its tokens
+ * carry the TSA certificate and the CA certificate (as real TSAs add their
+ * chain). Nothing
  * reaches the internet.
  */
 #ifndef RETE_LOCAL_TSA_H

@@ -2,6 +2,7 @@
  * the tests run (nothing reaches the internet).
  *
  *   rete-test-tsa --cert TSA.pem --key TSA.key --dir DIR [--port N]
+ *                 [--chain CERTS.pem]
  *
  * Listens on 127.0.0.1:N (0 or absent: a free port), prints "port N" on
  * standard output once it accepts, then answers one HTTP POST at a time
@@ -9,7 +10,8 @@
  * TS_RESP_CTX (the signer certificate must carry the critical
  * extendedKeyUsage timeStamping; SHA-256 and ESS signingCertificateV2;
  * genTime to the millisecond; the tsa name set; policy 1.2.3.4.1), until
- * SIGTERM or SIGINT. Started again with the same --port it comes back on
+ * SIGTERM or SIGINT. --chain adds the certificates of a PEM file to every
+ * token (as real TSAs add their chain). Started again with the same --port it comes back on
  * that port (a test stops and starts it).
  *
  * What it answers is read from DIR/mode before each request (a test writes
@@ -72,7 +74,7 @@ static ASN1_INTEGER *next_serial(TS_RESP_CTX *ctx, void *ud)
 }
 
 /* A response context signing with (cert, key), accepting only md. */
-static TS_RESP_CTX *make_ctx(X509 *cert, EVP_PKEY *key, const EVP_MD *md)
+static TS_RESP_CTX *make_ctx(X509 *cert, EVP_PKEY *key, const EVP_MD *md, STACK_OF(X509) * chain)
 {
 	TS_RESP_CTX *ctx = TS_RESP_CTX_new();
 	ASN1_OBJECT *policy = OBJ_txt2obj("1.2.3.4.1", 1);
@@ -89,6 +91,10 @@ static TS_RESP_CTX *make_ctx(X509 *cert, EVP_PKEY *key, const EVP_MD *md)
 		return NULL;
 	}
 	ASN1_OBJECT_free(policy);
+	if (chain != NULL && !TS_RESP_CTX_set_certs(ctx, chain)) {
+		TS_RESP_CTX_free(ctx);
+		return NULL;
+	}
 	TS_RESP_CTX_add_flags(ctx, TS_TSA_NAME);
 	TS_RESP_CTX_set_serial_cb(ctx, next_serial, NULL);
 	return ctx;
@@ -274,7 +280,8 @@ static void serve(int fd, const char *dir, TS_RESP_CTX *ok, TS_RESP_CTX *reject)
 
 int main(int argc, char **argv)
 {
-	const char *cert_path = NULL, *key_path = NULL, *dir = NULL;
+	const char *cert_path = NULL, *key_path = NULL, *dir = NULL, *chain_path = NULL;
+	STACK_OF(X509) *chain = NULL;
 	int port = 0, lfd, one = 1, rc = 2;
 	X509 *cert = NULL;
 	EVP_PKEY *key = NULL;
@@ -291,12 +298,14 @@ int main(int argc, char **argv)
 			key_path = argv[i + 1];
 		else if (strcmp(argv[i], "--dir") == 0)
 			dir = argv[i + 1];
+		else if (strcmp(argv[i], "--chain") == 0)
+			chain_path = argv[i + 1];
 		else if (strcmp(argv[i], "--port") == 0)
 			port = atoi(argv[i + 1]);
 	}
 	if (cert_path == NULL || key_path == NULL || dir == NULL) {
 		fprintf(stderr, "usage: rete-test-tsa --cert TSA.pem --key TSA.key --dir DIR "
-				"[--port N]\n");
+				"[--port N] [--chain CERTS.pem]\n");
 		return 2;
 	}
 	if ((f = fopen(cert_path, "r")) == NULL ||
@@ -312,8 +321,21 @@ int main(int argc, char **argv)
 	}
 	fclose(f);
 	f = NULL;
-	ok = make_ctx(cert, key, EVP_sha256());
-	reject = make_ctx(cert, key, EVP_sha512());
+	if (chain_path != NULL) {
+		X509 *c;
+		if ((f = fopen(chain_path, "r")) == NULL || (chain = sk_X509_new_null()) == NULL) {
+			fprintf(stderr, "rete-test-tsa: cannot read the chain %s\n", chain_path);
+			goto out;
+		}
+		while ((c = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
+			if (!sk_X509_push(chain, c))
+				X509_free(c);
+		ERR_clear_error();
+		fclose(f);
+		f = NULL;
+	}
+	ok = make_ctx(cert, key, EVP_sha256(), chain);
+	reject = make_ctx(cert, key, EVP_sha512(), chain);
 	if (ok == NULL || reject == NULL) {
 		fprintf(stderr, "rete-test-tsa: the certificate cannot sign time stamps (it "
 				"needs the critical extendedKeyUsage timeStamping)\n");
@@ -359,5 +381,6 @@ out:
 	TS_RESP_CTX_free(reject);
 	X509_free(cert);
 	EVP_PKEY_free(key);
+	sk_X509_pop_free(chain, X509_free);
 	return rc;
 }
