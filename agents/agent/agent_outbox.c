@@ -724,10 +724,7 @@ static void out_sign_pending(agent *a)
 			snprintf(rec.id, sizeof(rec.id), "%s", it->id);
 			err = agent_db_outbox_put(a->db, it->name, it->hash, &rec, &m);
 		}
-		if (err == RETE_OK)
-			err = agent_db_commit(a->db, &m);
-		else
-			agent_db_abort(a->db);
+		err = agent_db_end(a->db, err, &m);
 		if (err == RETE_OK) {
 			for (size_t k = 0; k < a->out_n; k++)
 				if (a->out_items[k].retry_at == -1)
@@ -1378,10 +1375,7 @@ static void out_held_receipted(agent *a, size_t i, const Rete__ReceiptBody *body
 		if (err == RETE_OK && still)
 			agent_witness_receipt(a, body->index, body->leaf_hash.data,
 					      body->leaf_hash.len);
-		if (err == RETE_OK)
-			err = agent_db_commit(a->db, &m);
-		else
-			agent_db_abort(a->db);
+		err = agent_db_end(a->db, err, &m);
 		if (err != RETE_EFULL)
 			break;
 	}
@@ -1434,10 +1428,7 @@ static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 		agent_witness_receipt(a, body->index, body->leaf_hash.data, body->leaf_hash.len);
 	if (terr == RETE_OK)
 		terr = out_hold(a, it, body, text, &m);
-	if (terr == RETE_OK)
-		terr = agent_db_commit(a->db, &m);
-	else
-		agent_db_abort(a->db);
+	terr = agent_db_end(a->db, terr, &m);
 	if (terr != RETE_OK)
 		goto fail;
 	/* --- sent/ naming and the move (agent_spool_answer_put): never
@@ -1746,10 +1737,7 @@ void agent_outbox_resubmit_held(agent *a, const char *why)
 		err = agent_db_begin(a->db, &m);
 		if (err == RETE_OK)
 			err = agent_outbox_round_begin(a, why, &m);
-		if (err == RETE_OK)
-			err = agent_db_commit(a->db, &m);
-		else
-			agent_db_abort(a->db);
+		err = agent_db_end(a->db, err, &m);
 		if (err != RETE_EFULL)
 			break;
 	}
