@@ -752,6 +752,23 @@ static bool out_held_final(agent *a, size_t i, const char *code, const char *fie
 			   const char *error, const char *what);
 static void out_round_check(agent *a);
 
+/* out_submit_frame fills *f as the SUBMIT of it, with *sub as its command:
+ * both point into it->signed_msg and it->sealed (nothing is copied), so they
+ * are good while it is unchanged; out_check_frames measures the very frame
+ * agent_outbox_pump sends. */
+static void out_submit_frame(const out_item *it, Rete__Submit *sub, Rete__ClientFrame *f)
+{
+	*sub = (Rete__Submit)RETE__SUBMIT__INIT;
+	*f = (Rete__ClientFrame)RETE__CLIENT_FRAME__INIT;
+	sub->signed_message.data = it->signed_msg.data;
+	sub->signed_message.len = it->signed_msg.len;
+	sub->sealed.data = it->sealed.data;
+	sub->sealed.len = it->sealed.len;
+	f->version = RETE_PROTOCOL_VERSION;
+	f->command_case = RETE__CLIENT_FRAME__COMMAND_SUBMIT;
+	f->submit = sub;
+}
+
 /* The limit assumed when the broker's WELCOME does not say its max_frame
  * (a broker older than that field): its default then, 4 MiB. */
 #define OUT_DEFAULT_MAX_FRAME (4u << 20)
@@ -771,15 +788,9 @@ static void out_check_frames(agent *a)
 			i++;
 			continue;
 		}
-		Rete__Submit sub = RETE__SUBMIT__INIT;
-		Rete__ClientFrame f = RETE__CLIENT_FRAME__INIT;
-		sub.signed_message.data = it->signed_msg.data;
-		sub.signed_message.len = it->signed_msg.len;
-		sub.sealed.data = it->sealed.data;
-		sub.sealed.len = it->sealed.len;
-		f.version = RETE_PROTOCOL_VERSION;
-		f.command_case = RETE__CLIENT_FRAME__COMMAND_SUBMIT;
-		f.submit = &sub;
+		Rete__Submit sub;
+		Rete__ClientFrame f;
+		out_submit_frame(it, &sub, &f);
 		size_t size = rete__client_frame__get_packed_size(&f);
 		if (size <= limit) {
 			i++;
@@ -1019,14 +1030,9 @@ void agent_outbox_pump(agent *a, int64_t now)
 			continue;
 		if (it->sent_at != 0 && now - it->sent_at < a->cfg.resubmit_ms)
 			continue;
-		Rete__Submit sub = RETE__SUBMIT__INIT;
-		Rete__ClientFrame f = RETE__CLIENT_FRAME__INIT;
-		sub.signed_message.data = it->signed_msg.data;
-		sub.signed_message.len = it->signed_msg.len;
-		sub.sealed.data = it->sealed.data;
-		sub.sealed.len = it->sealed.len;
-		f.command_case = RETE__CLIENT_FRAME__COMMAND_SUBMIT;
-		f.submit = &sub;
+		Rete__Submit sub;
+		Rete__ClientFrame f;
+		out_submit_frame(it, &sub, &f);
 		if (agent_net_send(a, &f) != RETE_OK)
 			return;
 		const char *what = it->held ? "held message" : it->name;
