@@ -486,37 +486,42 @@ static void test_dishonest_receipt(void **state)
 
 /* --- a new log epoch ----------------------------------------------------------- */
 
-/* test_new_epoch: a broker whose WELCOME says epoch 1 receipts a message
- * (honestly); then it comes back saying epoch 2 (a declared restore) with
- * a checkpoint that does not extend the one the agent verified. The agent
- * takes it as the new baseline (no alarm), says so naming the epoch, and
- * submits the held message again, the same bytes. */
-static void test_new_epoch(void **state)
+/* ev_receipted_in_epoch1 opens the fake broker l at n's endpoint (the real
+ * broker's WELCOME, saying epoch 1; receipts naming the right leaf), starts
+ * the social agency's agent and sends it referral id as outbox file name;
+ * it returns once the fake had that SUBMIT and the receipt is in sent/.
+ * sent and log (len bytes each) get the sent/ folder and the agent's log
+ * file. l is the caller's to close (it_fake_close). */
+static void ev_receipted_in_epoch1(it_net *n, it_fake *l, const char *name, const char *id,
+				   char *sent, char *log, size_t len)
 {
-	it_net *n = it_net_new("evidence-epoch", NULL);
-	assert_non_null(n);
-	*state = n;
-	char sent[1300], log[1300], path[1500];
+	char path[1500];
 	Rete__BrokerFrame *welcome = it_real_welcome(n, IT_SOCIAL);
 	welcome->welcome->epoch = 1;
-	it_fake l;
-	it_fake_open(&l, n, welcome);
-	l.honest_leaf = true;
+	it_fake_open(l, n, welcome);
+	l->honest_leaf = true;
 
 	assert_true(it_agent_start(n, IT_SOCIAL));
-	ev_put_referral(n, "ep.json", "ev-epoch-1", "long-term-unemployment");
-	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
-	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
-	assert_int_equal(it_fake_serve(&l, &l.submits, 1, EV_WAIT), 1);
+	ev_put_referral(n, name, id, "long-term-unemployment");
+	it_spool(n, IT_SOCIAL, "sent", sent, len);
+	ev_path(log, len, "%s/social.mantova.log", n->dir);
+	assert_int_equal(it_fake_serve(l, &l->submits, 1, EV_WAIT), 1);
 	assert_int_equal(
-	    ev_wait_either(ev_path(path, sizeof(path), "%s/ep.json.receipt.json", sent), NULL,
+	    ev_wait_either(ev_path(path, sizeof(path), "%s/%s.receipt.json", sent, name), NULL,
 			   EV_WAIT),
 	    1);
+}
 
-	/* Back as epoch 2, with a checkpoint of the same size as the one the
-	 * agent verified but another root: in epoch 1 that is a fork. */
+/* ev_fake_epoch2 takes the fake broker l down and makes its WELCOME that of
+ * a declared restore: epoch 2, with a checkpoint of the size the agent
+ * verified but a root of `fill` bytes (in epoch 1 that would be a fork),
+ * signed with n's broker key. The caller changes what else it wants and
+ * brings l back with it_fake_bind. */
+static void ev_fake_epoch2(it_net *n, it_fake *l, uint8_t fill)
+{
+	Rete__BrokerFrame *welcome = l->welcome;
 	uint8_t root[RETE_MERKLE_HASH];
-	memset(root, 0x5a, sizeof(root));
+	memset(root, fill, sizeof(root));
 	rete_checkpoint cp;
 	rete_msg m;
 	assert_int_equal(rete_checkpoint_verify(welcome->welcome->checkpoint,
@@ -529,8 +534,27 @@ static void test_new_epoch(void **state)
 	free(welcome->welcome->checkpoint);
 	welcome->welcome->checkpoint = note;
 	welcome->welcome->epoch = 2;
-	zmq_close(l.sock);
-	l.sock = NULL;
+	zmq_close(l->sock);
+	l->sock = NULL;
+}
+
+/* test_new_epoch: a broker whose WELCOME says epoch 1 receipts a message
+ * (honestly); then it comes back saying epoch 2 (a declared restore) with
+ * a checkpoint that does not extend the one the agent verified. The agent
+ * takes it as the new baseline (no alarm), says so naming the epoch, and
+ * submits the held message again, the same bytes. */
+static void test_new_epoch(void **state)
+{
+	it_net *n = it_net_new("evidence-epoch", NULL);
+	assert_non_null(n);
+	*state = n;
+	char sent[1300], log[1300];
+	it_fake l;
+	ev_receipted_in_epoch1(n, &l, "ep.json", "ev-epoch-1", sent, log, sizeof(sent));
+
+	/* Back as epoch 2, with a checkpoint of the same size as the one the
+	 * agent verified but another root: in epoch 1 that is a fork. */
+	ev_fake_epoch2(n, &l, 0x5a);
 	it_fake_bind(&l);
 	int hellos = l.hellos;
 	assert_int_equal(it_fake_serve(&l, &l.hellos, hellos + 1, EV_WAIT), hellos + 1);
@@ -555,44 +579,13 @@ static void test_epoch_then_crash(void **state)
 	it_net *n = it_net_new("review-epoch-crash", NULL);
 	assert_non_null(n);
 	*state = n;
-	char sent[1300], log[1300], path[1500];
-	Rete__BrokerFrame *welcome = it_real_welcome(n, IT_SOCIAL);
-	welcome->welcome->epoch = 1;
+	char sent[1300], log[1300];
 	it_fake l;
-	it_fake_open(&l, n, welcome);
-	l.honest_leaf = true;
-
-	assert_true(it_agent_start(n, IT_SOCIAL));
-	ev_put_referral(n, "ep.json", "ev-epoch-1", "long-term-unemployment");
-	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
-	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
-	assert_int_equal(it_fake_serve(&l, &l.submits, 1, EV_WAIT), 1);
-	assert_int_equal(
-	    ev_wait_either(ev_path(path, sizeof(path), "%s/ep.json.receipt.json", sent), NULL,
-			   EV_WAIT),
-	    1);
+	ev_receipted_in_epoch1(n, &l, "ep.json", "ev-epoch-1", sent, log, sizeof(sent));
 
 	/* Back as epoch 2 (a declared restore that lost the message), but it
 	 * does not answer SUBMITs yet (the batch not committed) */
-	welcome = l.welcome;
-	l.welcome = NULL;
-	uint8_t root[RETE_MERKLE_HASH];
-	memset(root, 0x5a, sizeof(root));
-	rete_checkpoint cp;
-	rete_msg m;
-	assert_int_equal(rete_checkpoint_verify(welcome->welcome->checkpoint,
-						strlen(welcome->welcome->checkpoint), IT_ORIGIN,
-						&n->broker->pub, &cp, &m),
-			 RETE_OK);
-	char *note = NULL;
-	assert_int_equal(rete_checkpoint_sign(IT_ORIGIN, cp.size, root, n->broker, &note, &m),
-			 RETE_OK);
-	free(welcome->welcome->checkpoint);
-	welcome->welcome->checkpoint = note;
-	welcome->welcome->epoch = 2;
-	zmq_close(l.sock);
-	l.sock = NULL;
-	l.welcome = welcome;
+	ev_fake_epoch2(n, &l, 0x5a);
 	l.mute = true;
 	it_fake_bind(&l);
 	int hellos = l.hellos;
@@ -802,45 +795,14 @@ static void test_held_too_large(void **state)
 	assert_non_null(n);
 	*state = n;
 	char sent[1300], failed[1300], log[1300], path[1500];
-	Rete__BrokerFrame *welcome = it_real_welcome(n, IT_SOCIAL);
-	welcome->welcome->epoch = 1;
 	it_fake l;
-	it_fake_open(&l, n, welcome);
-	l.honest_leaf = true;
-
-	assert_true(it_agent_start(n, IT_SOCIAL));
-	ev_put_referral(n, "big.json", "ev-big-1", "long-term-unemployment");
-	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	ev_receipted_in_epoch1(n, &l, "big.json", "ev-big-1", sent, log, sizeof(sent));
 	it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed));
-	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
-	assert_int_equal(it_fake_serve(&l, &l.submits, 1, EV_WAIT), 1);
-	assert_int_equal(
-	    ev_wait_either(ev_path(path, sizeof(path), "%s/big.json.receipt.json", sent), NULL,
-			   EV_WAIT),
-	    1);
 
 	/* Back as epoch 2 (another root at the same size), taking 300-byte
 	 * frames only. */
-	welcome = l.welcome;
-	l.welcome = NULL;
-	uint8_t root[RETE_MERKLE_HASH];
-	memset(root, 0x5b, sizeof(root));
-	rete_checkpoint cp;
-	rete_msg m;
-	assert_int_equal(rete_checkpoint_verify(welcome->welcome->checkpoint,
-						strlen(welcome->welcome->checkpoint), IT_ORIGIN,
-						&n->broker->pub, &cp, &m),
-			 RETE_OK);
-	char *note = NULL;
-	assert_int_equal(rete_checkpoint_sign(IT_ORIGIN, cp.size, root, n->broker, &note, &m),
-			 RETE_OK);
-	free(welcome->welcome->checkpoint);
-	welcome->welcome->checkpoint = note;
-	welcome->welcome->epoch = 2;
-	welcome->welcome->max_frame = 300;
-	zmq_close(l.sock);
-	l.sock = NULL;
-	l.welcome = welcome;
+	ev_fake_epoch2(n, &l, 0x5b);
+	l.welcome->welcome->max_frame = 300;
 	it_fake_bind(&l);
 	int hellos = l.hellos;
 	assert_int_equal(it_fake_serve(&l, &l.hellos, hellos + 1, EV_WAIT), hellos + 1);
