@@ -47,17 +47,6 @@ static void ev_poll_nap(void)
 	it_nap(50);
 }
 
-static char *ev_path(char *buf, size_t n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static char *ev_path(char *buf, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, n, fmt, ap);
-	va_end(ap);
-	return buf;
-}
-
 /* ev_referral_text: a referral file from social services to the job centre
  * as an agency's system writes it (id given; service and reason vary). */
 static char *ev_referral_text(const char *id, const char *reason)
@@ -83,8 +72,8 @@ static void ev_put(it_net *n, int p, const char *name, const char *text)
 {
 	char dir[1300], tmp[1500], dst[1500];
 	it_spool(n, p, "outbox", dir, sizeof(dir));
-	ev_path(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
-	ev_path(dst, sizeof(dst), "%s/%s", dir, name);
+	tu_path(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+	tu_path(dst, sizeof(dst), "%s/%s", dir, name);
 	assert_int_equal(tu_write_file(tmp, text, strlen(text)), 0);
 	assert_int_equal(rename(tmp, dst), 0);
 }
@@ -96,66 +85,35 @@ static void ev_put_referral(it_net *n, const char *name, const char *id, const c
 	free(t);
 }
 
-static bool ev_exists(const char *path)
-{
-	return access(path, F_OK) == 0;
-}
-
 /* ev_wait_either waits until a or b exists; returns 1 for a, 2 for b, 0 at
  * the deadline. */
 static int ev_wait_either(const char *a, const char *b, int ms)
 {
 	int64_t end = ev_deadline(ms);
 	while (it_mono_ms() < end) {
-		if (ev_exists(a))
+		if (tu_exists(a))
 			return 1;
-		if (b && ev_exists(b))
+		if (b && tu_exists(b))
 			return 2;
 		ev_poll_nap();
 	}
-	return ev_exists(a) ? 1 : (b && ev_exists(b)) ? 2 : 0;
-}
-
-static size_t ev_count_suffix(const char *dir, const char *suffix)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	size_t count = 0, sl = strlen(suffix);
-	if (d == NULL)
-		return 0;
-	while ((e = readdir(d)) != NULL) {
-		size_t l = strlen(e->d_name);
-		if (e->d_name[0] != '.' && l >= sl && strcmp(e->d_name + l - sl, suffix) == 0)
-			count++;
-	}
-	closedir(d);
-	return count;
+	return tu_exists(a) ? 1 : (b && tu_exists(b)) ? 2 : 0;
 }
 
 static size_t ev_wait_count(const char *dir, const char *suffix, size_t want, int ms)
 {
 	int64_t end = ev_deadline(ms);
 	size_t c;
-	while ((c = ev_count_suffix(dir, suffix)) < want && it_mono_ms() < end)
+	while ((c = tu_count_suffix(dir, suffix)) < want && it_mono_ms() < end)
 		ev_poll_nap();
 	return c;
-}
-
-static size_t ev_occurrences(const char *path, const char *needle)
-{
-	char *data = tu_read_file(path, NULL);
-	size_t k = 0;
-	for (char *p = data; p && (p = strstr(p, needle)) != NULL; p++)
-		k++;
-	free(data);
-	return k;
 }
 
 /* ev_wait_log waits until the log at path holds needle `want` times. */
 static bool ev_wait_log(const char *path, const char *needle, size_t want, int ms)
 {
 	int64_t end = ev_deadline(ms);
-	while (ev_occurrences(path, needle) < want) {
+	while (tu_occurrences(path, needle) < want) {
 		if (it_mono_ms() >= end)
 			return false;
 		ev_poll_nap();
@@ -187,7 +145,7 @@ static char **ev_inbox_ids(const char *dir, size_t *count)
 		if (e->d_name[0] == '.' || l < 14 || strcmp(e->d_name + l - 14, "-referral.json"))
 			continue;
 		char path[1500];
-		json_t *j = ev_load(ev_path(path, sizeof(path), "%s/%s", dir, e->d_name));
+		json_t *j = ev_load(tu_path(path, sizeof(path), "%s/%s", dir, e->d_name));
 		const char *id =
 		    json_string_value(json_object_get(json_object_get(j, "message"), "id"));
 		ids = realloc(ids, (n + 1) * sizeof(*ids));
@@ -259,7 +217,7 @@ static size_t ev_wait_delivered(it_net *n, size_t want, int ms)
 			    strcmp(e->d_name + l - 14, "-delivery.json") != 0)
 				continue;
 			char path[1500];
-			json_t *j = ev_load(ev_path(path, sizeof(path), "%s/%s", dir, e->d_name));
+			json_t *j = ev_load(tu_path(path, sizeof(path), "%s/%s", dir, e->d_name));
 			const char *id = json_string_value(json_object_get(
 			    json_object_get(json_object_get(j, "message"), "delivery"),
 			    "messageId"));
@@ -300,7 +258,7 @@ static bool ev_broker_restore(it_net *n, const char *backup)
 	char aside[1400];
 	if (it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) == -1)
 		fprintf(stderr, "warning: the broker did not stop on SIGTERM; killed\n");
-	ev_path(aside, sizeof(aside), "%s.before-restore", n->data);
+	tu_path(aside, sizeof(aside), "%s.before-restore", n->data);
 	if (rename(n->data, aside) != 0 || rename(backup, n->data) != 0) {
 		fprintf(stderr, "restore: cannot swap %s: %s\n", n->data, strerror(errno));
 		return false;
@@ -319,7 +277,7 @@ static void ev_put_and_receipt(it_net *n, size_t from, size_t to)
 		ev_put_referral(n, name, id, "long-term-unemployment");
 	}
 	for (size_t i = from; i <= to; i++) {
-		ev_path(path, sizeof(path), "%s/r%02zu.json.receipt.json", sent, i);
+		tu_path(path, sizeof(path), "%s/r%02zu.json.receipt.json", sent, i);
 		if (ev_wait_either(path, NULL, EV_WAIT) != 1) {
 			it_show(n, "social.mantova.log");
 			fail_msg("no receipt for r%02zu.json", i);
@@ -333,8 +291,8 @@ static void test_restore_once(void **state)
 	assert_non_null(n);
 	*state = n;
 	char backup[1300], sdir[1300], log[1300];
-	ev_path(backup, sizeof(backup), "%s/backup", n->dir);
-	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	tu_path(backup, sizeof(backup), "%s/backup", n->dir);
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
 
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_SOCIAL));
@@ -406,14 +364,14 @@ static void test_resend_same_id(void **state)
 
 	char *text = ev_referral_text("ev-idem-1", "long-term-unemployment");
 	ev_put(n, IT_SOCIAL, "first.json", text);
-	assert_int_equal(ev_wait_either(ev_path(a, sizeof(a), "%s/first.json.receipt.json", sent),
+	assert_int_equal(ev_wait_either(tu_path(a, sizeof(a), "%s/first.json.receipt.json", sent),
 					NULL, EV_WAIT),
 			 1);
 	/* The same file again, under another name, after acceptance. */
 	ev_put(n, IT_SOCIAL, "again.json", text);
 	free(text);
-	ev_path(b, sizeof(b), "%s/again.json.receipt.json", sent);
-	ev_path(bf, sizeof(bf), "%s/again.json.error.json", failed);
+	tu_path(b, sizeof(b), "%s/again.json.receipt.json", sent);
+	tu_path(bf, sizeof(bf), "%s/again.json.error.json", failed);
 	int got = ev_wait_either(b, bf, EV_WAIT);
 	if (got == 2)
 		it_show_path(bf, 0);
@@ -433,8 +391,8 @@ static void test_resend_same_id(void **state)
 	text = ev_referral_text("ev-idem-1", "school-dropout");
 	ev_put(n, IT_SOCIAL, "changed.json", text);
 	free(text);
-	ev_path(c, sizeof(c), "%s/changed.json.receipt.json", sent);
-	ev_path(cf, sizeof(cf), "%s/changed.json.error.json", failed);
+	tu_path(c, sizeof(c), "%s/changed.json.receipt.json", sent);
+	tu_path(cf, sizeof(cf), "%s/changed.json.error.json", failed);
 	assert_int_equal(ev_wait_either(c, cf, EV_WAIT), 2);
 	json_t *jc = ev_load(cf);
 	assert_string_equal(json_string_value(json_object_get(jc, "code")), "id-reused");
@@ -464,7 +422,7 @@ static void test_dishonest_receipt(void **state)
 	ev_put_referral(n, "liar.json", "ev-liar-1", "long-term-unemployment");
 	it_spool(n, IT_SOCIAL, "outbox", outbox, sizeof(outbox));
 	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
-	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
 
 	/* Answer every SUBMIT with a receipt that verifies with the broker key
 	 * but whose leaf is not the hash of the entry (index, loggedAt, the
@@ -476,12 +434,12 @@ static void test_dishonest_receipt(void **state)
 	if (submits < 2 || !alarm)
 		it_show(n, "social.mantova.log");
 	/* Never "accepted": no receipt in sent/, the file still ours. */
-	assert_false(ev_exists(ev_path(path, sizeof(path), "%s/liar.json.receipt.json", sent)));
-	assert_true(ev_exists(ev_path(path, sizeof(path), "%s/liar.json", outbox)));
+	assert_false(tu_exists(tu_path(path, sizeof(path), "%s/liar.json.receipt.json", sent)));
+	assert_true(tu_exists(tu_path(path, sizeof(path), "%s/liar.json", outbox)));
 	assert_int_equal(submits, 2); /* submitted again ... */
 	assert_true(same);	      /* ... byte for byte the same */
 	assert_true(alarm);
-	assert_int_equal(ev_occurrences(log, "accepted as ev-liar-1"), 0);
+	assert_int_equal(tu_occurrences(log, "accepted as ev-liar-1"), 0);
 }
 
 /* --- a new log epoch ----------------------------------------------------------- */
@@ -504,10 +462,10 @@ static void ev_receipted_in_epoch1(it_net *n, it_fake *l, const char *name, cons
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	ev_put_referral(n, name, id, "long-term-unemployment");
 	it_spool(n, IT_SOCIAL, "sent", sent, len);
-	ev_path(log, len, "%s/social.mantova.log", n->dir);
+	tu_path(log, len, "%s/social.mantova.log", n->dir);
 	assert_int_equal(it_fake_serve(l, &l->submits, 1, EV_WAIT), 1);
 	assert_int_equal(
-	    ev_wait_either(ev_path(path, sizeof(path), "%s/%s.receipt.json", sent, name), NULL,
+	    ev_wait_either(tu_path(path, sizeof(path), "%s/%s.receipt.json", sent, name), NULL,
 			   EV_WAIT),
 	    1);
 }
@@ -566,7 +524,7 @@ static void test_new_epoch(void **state)
 	assert_true(same); /* the held bytes, not a new signature */
 	assert_true(ev_wait_log(log, "is now epoch 2 (was 1)", 1, EV_WAIT));
 	assert_true(ev_wait_log(log, "submitting again 1 message(s)", 1, EV_WAIT));
-	assert_int_equal(ev_occurrences(log, "WITNESS ALARM"), 0);
+	assert_int_equal(tu_occurrences(log, "WITNESS ALARM"), 0);
 }
 
 /* test_epoch_then_crash (review): the agent learns epoch 2, records it at
@@ -624,7 +582,7 @@ static void test_dup_id_false_alarm(void **state)
 	it_fake_open(&l, n, it_real_welcome(n, IT_SOCIAL));
 	l.honest_leaf = true;
 	l.mute = true;
-	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
 	it_spool(n, IT_SOCIAL, "outbox", outbox, sizeof(outbox));
 
 	assert_true(it_agent_start(n, IT_SOCIAL));
@@ -633,10 +591,10 @@ static void test_dup_id_false_alarm(void **state)
 	/* both written, then both renamed in: one scan takes them */
 	char *t1 = ev_referral_text("ev-dup", "long-term-unemployment");
 	char *t2 = ev_referral_text("ev-dup", "school-dropout");
-	ev_path(ta, sizeof(ta), "%s/.a.tmp", outbox);
-	ev_path(tb, sizeof(tb), "%s/.b.tmp", outbox);
-	ev_path(da, sizeof(da), "%s/a.json", outbox);
-	ev_path(db, sizeof(db), "%s/b.json", outbox);
+	tu_path(ta, sizeof(ta), "%s/.a.tmp", outbox);
+	tu_path(tb, sizeof(tb), "%s/.b.tmp", outbox);
+	tu_path(da, sizeof(da), "%s/a.json", outbox);
+	tu_path(db, sizeof(db), "%s/b.json", outbox);
 	assert_int_equal(tu_write_file(ta, t1, strlen(t1)), 0);
 	assert_int_equal(tu_write_file(tb, t2, strlen(t2)), 0);
 	assert_int_equal(rename(ta, da), 0);
@@ -676,7 +634,7 @@ static uint64_t ev_receipt_index(it_net *n, const char *name)
 {
 	char sent[1300], path[1500];
 	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
-	ev_path(path, sizeof(path), "%s/%s.receipt.json", sent, name);
+	tu_path(path, sizeof(path), "%s/%s.receipt.json", sent, name);
 	if (ev_wait_either(path, NULL, EV_WAIT) != 1) {
 		it_show(n, "social.mantova.log");
 		fail_msg("no receipt for %s", name);
@@ -720,8 +678,8 @@ static void test_held_order(void **state)
 	assert_non_null(n);
 	*state = n;
 	char backup[1300], log[1300];
-	ev_path(backup, sizeof(backup), "%s/backup", n->dir);
-	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	tu_path(backup, sizeof(backup), "%s/backup", n->dir);
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
 
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_SOCIAL));
@@ -737,7 +695,7 @@ static void test_held_order(void **state)
 	assert_true(ev_broker_restore(n, backup));
 	uint64_t ref_after = ev_wait_rereceipt(log, "zz-held-ref", EV_WAIT);
 	uint64_t upd_after = ev_wait_rereceipt(log, "aa-held-cancel", EV_WAIT);
-	size_t refused = ev_occurrences(log, "submitted again was refused");
+	size_t refused = tu_occurrences(log, "submitted again was refused");
 	if (ref_after == UINT64_MAX || upd_after == UINT64_MAX || refused > 0)
 		it_show(n, "social.mantova.log");
 	assert_int_equal(refused, 0); /* the cancellation was not sent before its referral */
@@ -756,8 +714,8 @@ static void test_held_receipt_renewed(void **state)
 	assert_non_null(n);
 	*state = n;
 	char backup[1300], log[1300];
-	ev_path(backup, sizeof(backup), "%s/backup", n->dir);
-	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	tu_path(backup, sizeof(backup), "%s/backup", n->dir);
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
 
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_SOCIAL));
@@ -806,12 +764,12 @@ static void test_held_too_large(void **state)
 	it_fake_bind(&l);
 	int hellos = l.hellos;
 	assert_int_equal(it_fake_serve(&l, &l.hellos, hellos + 1, EV_WAIT), hellos + 1);
-	ev_path(path, sizeof(path), "%s/held-ev-big-1.error.json", failed);
+	tu_path(path, sizeof(path), "%s/held-ev-big-1.error.json", failed);
 	int got = ev_wait_either(path, NULL, 20000);
 	it_fake_close(&l);
 	char dot2[1500];
-	bool folder_answer = ev_exists(ev_path(dot2, sizeof(dot2), "%s/.2.error.json", failed)) ||
-			     ev_exists(ev_path(dot2, sizeof(dot2), "%s/.error.json", failed));
+	bool folder_answer = tu_exists(tu_path(dot2, sizeof(dot2), "%s/.2.error.json", failed)) ||
+			     tu_exists(tu_path(dot2, sizeof(dot2), "%s/.error.json", failed));
 	if (got != 1 || folder_answer)
 		it_show(n, "social.mantova.log");
 	assert_false(folder_answer); /* never an answer for the outbox folder */

@@ -1,6 +1,7 @@
 /* testutil.c — see testutil.h. */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -45,6 +46,46 @@ void tu_rmrf(const char *path)
 	snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", path);
 	if (system(cmd) != 0)
 		fprintf(stderr, "testutil: could not remove %s\n", path);
+}
+
+char *tu_path(char *buf, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, n, fmt, ap);
+	va_end(ap);
+	return buf;
+}
+
+bool tu_exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+size_t tu_count_suffix(const char *dir, const char *suffix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t count = 0, sl = strlen(suffix);
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+		if (e->d_name[0] != '.' && l >= sl && strcmp(e->d_name + l - sl, suffix) == 0)
+			count++;
+	}
+	closedir(d);
+	return count;
+}
+
+size_t tu_occurrences(const char *path, const char *needle)
+{
+	char *data = tu_read_file(path, NULL);
+	size_t k = 0;
+	for (char *p = data; p && (p = strstr(p, needle)) != NULL; p++)
+		k++;
+	free(data);
+	return k;
 }
 
 char *tu_read_file(const char *path, size_t *len)

@@ -5,6 +5,7 @@
 #ifndef RETE_TESTUTIL_H
 #define RETE_TESTUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "codec.h"
@@ -25,6 +26,22 @@ char *tu_read_file(const char *path, size_t *len);
 /* tu_write_file writes len bytes to path (created 0644, truncated). 0 on
  * success. */
 int tu_write_file(const char *path, const void *data, size_t len);
+
+/* tu_path formats a path (or any text) into buf of n bytes and returns
+ * buf, so that it can be passed on in the same expression. */
+char *tu_path(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* tu_exists: is there a file (of any kind) at path? */
+bool tu_exists(const char *path);
+
+/* tu_count_suffix counts the files of folder dir whose names end in suffix,
+ * leaving out those whose names start with a dot (temporary files); 0 when
+ * dir cannot be read. */
+size_t tu_count_suffix(const char *dir, const char *suffix);
+
+/* tu_occurrences counts needle in the file at path (overlapping ones too);
+ * 0 when the file cannot be read. */
+size_t tu_occurrences(const char *path, const char *needle);
 
 /* tu_run runs a shell command line, capturing stdout+stderr into a malloc'd
  * string (*out, may be NULL) and returns the exit status (or -1). */
