@@ -656,6 +656,18 @@ static inline void it_net_free(it_net **np, bool keep, bool *bad)
 	*np = NULL;
 }
 
+/* it_teardown is the cmocka teardown of a test whose state is the it_net
+ * it made (*state, NULL when it failed before): it_net_free, *state set to
+ * NULL; -1 (a failed test) when a process did not stop cleanly. */
+static inline int it_teardown(void **state)
+{
+	it_net *n = *state;
+	bool bad = false;
+	it_net_free(&n, false, &bad);
+	*state = NULL;
+	return bad ? -1 : 0;
+}
+
 /* --- messages signed in the test ------------------------------------------ */
 
 typedef struct it_msg {

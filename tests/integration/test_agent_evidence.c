@@ -781,29 +781,18 @@ static void test_held_too_large(void **state)
 	json_decref(j);
 }
 
-/* ev_teardown stops what the test started and removes its folder (kept
- * when a process did not stop cleanly). */
-static int ev_teardown(void **state)
-{
-	it_net *n = *state;
-	bool bad = false;
-	it_net_free(&n, false, &bad);
-	*state = NULL;
-	return bad ? -1 : 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_teardown(test_dishonest_receipt, ev_teardown),
-	    cmocka_unit_test_teardown(test_new_epoch, ev_teardown),
-	    cmocka_unit_test_teardown(test_resend_same_id, ev_teardown),
-	    cmocka_unit_test_teardown(test_restore_once, ev_teardown),
-	    cmocka_unit_test_teardown(test_epoch_then_crash, ev_teardown),
-	    cmocka_unit_test_teardown(test_dup_id_false_alarm, ev_teardown),
-	    cmocka_unit_test_teardown(test_held_order, ev_teardown),
-	    cmocka_unit_test_teardown(test_held_receipt_renewed, ev_teardown),
-	    cmocka_unit_test_teardown(test_held_too_large, ev_teardown),
+	    cmocka_unit_test_teardown(test_dishonest_receipt, it_teardown),
+	    cmocka_unit_test_teardown(test_new_epoch, it_teardown),
+	    cmocka_unit_test_teardown(test_resend_same_id, it_teardown),
+	    cmocka_unit_test_teardown(test_restore_once, it_teardown),
+	    cmocka_unit_test_teardown(test_epoch_then_crash, it_teardown),
+	    cmocka_unit_test_teardown(test_dup_id_false_alarm, it_teardown),
+	    cmocka_unit_test_teardown(test_held_order, it_teardown),
+	    cmocka_unit_test_teardown(test_held_receipt_renewed, it_teardown),
+	    cmocka_unit_test_teardown(test_held_too_large, it_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	if (getenv("RETE_TEST_ONLY") != NULL)

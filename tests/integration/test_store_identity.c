@@ -48,15 +48,6 @@
 #include "itest.h"
 #include "store_identity.h"
 
-static int teardown(void **state)
-{
-	it_net *n = *state;
-	bool bad = false;
-	it_net_free(&n, false, &bad);
-	*state = NULL;
-	return bad ? -1 : 0;
-}
-
 /* run_refused starts the broker on ini with flag (may be NULL) and expects
  * it to exit 2 on its own before it serves anything; its log, from the
  * start of this run, must hold every one of the words (NULL-terminated). */
@@ -588,14 +579,14 @@ static void test_empty_store_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_teardown(test_new_log_needs_init, teardown),
-	    cmocka_unit_test_teardown(test_second_broker, teardown),
-	    cmocka_unit_test_teardown(test_changed_origin, teardown),
-	    cmocka_unit_test_teardown(test_changed_key, teardown),
-	    cmocka_unit_test_teardown(test_restore, teardown),
-	    cmocka_unit_test_teardown(test_schema1_adopted, teardown),
-	    cmocka_unit_test_teardown(test_restore_copy, teardown),
-	    cmocka_unit_test_teardown(test_empty_store_file, teardown),
+	    cmocka_unit_test_teardown(test_new_log_needs_init, it_teardown),
+	    cmocka_unit_test_teardown(test_second_broker, it_teardown),
+	    cmocka_unit_test_teardown(test_changed_origin, it_teardown),
+	    cmocka_unit_test_teardown(test_changed_key, it_teardown),
+	    cmocka_unit_test_teardown(test_restore, it_teardown),
+	    cmocka_unit_test_teardown(test_schema1_adopted, it_teardown),
+	    cmocka_unit_test_teardown(test_restore_copy, it_teardown),
+	    cmocka_unit_test_teardown(test_empty_store_file, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
