@@ -1235,6 +1235,18 @@ static inline int it_audit_verify(it_net *n, char **out)
 	return rc;
 }
 
+/* it_audit_verifies runs it_audit_verify and fails the test (cmocka),
+ * with the auditor's output on stderr, unless `rete audit verify` passes. */
+static inline void it_audit_verifies(it_net *n)
+{
+	char *out = NULL;
+	int rc = it_audit_verify(n, &out);
+	if (rc != 0)
+		fprintf(stderr, "rete audit verify: %s\n", out ? out : "");
+	assert_int_equal(rc, 0);
+	free(out);
+}
+
 /* it_status_kb reads a field (VmRSS, RssAnon, ...) of /proc/PID/status, in
  * kB; -1 when it is not there. */
 static inline long it_status_kb(pid_t pid, const char *field)

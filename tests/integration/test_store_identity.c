@@ -157,9 +157,7 @@ static void test_changed_origin(void **state)
 		    "docs/operations.md", NULL);
 	/* the original configuration still starts it */
 	assert_true(it_broker_start(n));
-	char *out = NULL;
-	assert_int_equal(it_audit_verify(n, &out), 0);
-	free(out);
+	it_audit_verifies(n);
 }
 
 static void test_changed_key(void **state)
@@ -227,9 +225,7 @@ static void test_schema1_adopted(void **state)
 	assert_int_equal(id.schema, 1);
 	assert_false(id.recorded);
 	/* readers of this version read it as it is */
-	char *out = NULL;
-	assert_int_equal(it_audit_verify(n, &out), 0);
-	free(out);
+	it_audit_verifies(n);
 	/* another origin is not adopted: the store's checkpoints say otherwise */
 	char ini2[1300];
 	ini_variant(n, "other-origin", "origin = " IT_ORIGIN "\n", "origin = rete.test/verona\n",
@@ -266,6 +262,25 @@ static void submit_some(it_net *n, rete_wire *w, const char *prefix, int count)
 		assert_true(it_accepted(f, id, n->log));
 		it_msg_free(&o);
 	}
+}
+
+/* epoch2_entry_at: `rete audit log` shows the log entry at index as the
+ * Epoch entry that opened epoch 2 after epoch 1, whose last checkpoint was
+ * of size previous; the test fails (cmocka) otherwise. */
+static void epoch2_entry_at(it_net *n, uint64_t index, uint64_t previous)
+{
+	char want[200], *out = NULL;
+	snprintf(want, sizeof(want),
+		 "\"kind\":\"epoch\",\"messageId\":\"epoch-2\",\"epoch\":2,\"previousEpoch\":1,"
+		 "\"previousCheckpointSize\":\"%" PRIu64 "\"}",
+		 previous);
+	int rc = tu_run(&out, "'%s/rete' audit log '%s' --from %" PRIu64 " --to %" PRIu64, n->bin,
+			n->data, index, index);
+	assert_int_equal(rc, 0);
+	if (!strstr(out, want))
+		fprintf(stderr, "audit log: %s\nwanted: %s\n", out, want);
+	assert_non_null(strstr(out, want));
+	free(out);
 }
 
 /* welcome returns the WELCOME the broker sends to `who` (caller frees). */
@@ -358,24 +373,9 @@ static void test_restore(void **state)
 	assert_int_equal(it_stop(&n->broker_pid, SIGINT, it_wait_ms()), 0);
 
 	/* the log says so itself: the epoch entry, first of epoch 2 */
-	char want[160];
-	snprintf(want, sizeof(want),
-		 "\"kind\":\"epoch\",\"messageId\":\"epoch-2\",\"epoch\":2,\"previousEpoch\":1,"
-		 "\"previousCheckpointSize\":\"%" PRIu64 "\"}",
-		 before);
-	rc = tu_run(&out, "'%s/rete' audit log '%s' --from %" PRId64 " --to %" PRId64, n->bin,
-		    n->data, idx - 1, idx - 1);
-	assert_int_equal(rc, 0);
-	if (!strstr(out, want))
-		fprintf(stderr, "audit log: %s\nwanted: %s\n", out, want);
-	assert_non_null(strstr(out, want));
-	free(out);
+	epoch2_entry_at(n, (uint64_t)idx - 1, before);
 	/* and it verifies */
-	rc = it_audit_verify(n, &out);
-	if (rc != 0)
-		fprintf(stderr, "%s", out);
-	assert_int_equal(rc, 0);
-	free(out);
+	it_audit_verifies(n);
 	/* later starts need no declaration */
 	assert_true(it_broker_start(n));
 	f = welcome(n, IT_CPI, &w);
@@ -397,11 +397,7 @@ static void test_restore(void **state)
 	rete__broker_frame__free_unpacked(f, NULL);
 	rete_wire_close(&w);
 	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()), 0);
-	rc = it_audit_verify(n, &out);
-	if (rc != 0)
-		fprintf(stderr, "%s", out);
-	assert_int_equal(rc, 0);
-	free(out);
+	it_audit_verifies(n);
 }
 
 /* ini_set replaces `from` with `to` in n's broker.ini itself. */
@@ -521,23 +517,8 @@ static void test_restore_copy(void **state)
 	/* the mark went with the Epoch entry */
 	assert_false(copy_mark(n->data, &mark2));
 
-	char want[200];
-	snprintf(want, sizeof(want),
-		 "\"kind\":\"epoch\",\"messageId\":\"epoch-2\",\"epoch\":2,\"previousEpoch\":1,"
-		 "\"previousCheckpointSize\":\"%" PRIu64 "\"}",
-		 copied);
-	rc = tu_run(&out, "'%s/rete' audit log '%s' --from %" PRIu64 " --to %" PRIu64, n->bin,
-		    n->data, copied, copied);
-	assert_int_equal(rc, 0);
-	if (!strstr(out, want))
-		fprintf(stderr, "audit log: %s\nwanted: %s\n", out, want);
-	assert_non_null(strstr(out, want));
-	free(out);
-	rc = it_audit_verify(n, &out);
-	if (rc != 0)
-		fprintf(stderr, "%s", out);
-	assert_int_equal(rc, 0);
-	free(out);
+	epoch2_entry_at(n, copied, copied);
+	it_audit_verifies(n);
 
 	/* --restore again (as after a crash once the restore was logged):
 	 * nothing to declare, still epoch 2 */
