@@ -261,16 +261,6 @@ static void free_list(char **v, size_t n)
 	free(v);
 }
 
-static json_t *load_json(const char *path)
-{
-	json_error_t e;
-	json_t *j = json_load_file(path, 0, &e);
-	if (j == NULL)
-		fprintf(stderr, "%s: %s\n", path, e.text);
-	assert_non_null(j);
-	return j;
-}
-
 static const char *jget(json_t *o, const char *dotted)
 {
 	char key[128];
@@ -334,7 +324,7 @@ static json_t *load_nth(const char *dir, const char *suffix, size_t k)
 	char **names = list_suffix(dir, suffix, &cnt);
 	assert_true(k < cnt);
 	char path[1400];
-	json_t *j = load_json(tu_path(path, sizeof(path), "%s/%s", dir, names[k]));
+	json_t *j = tu_load_json(tu_path(path, sizeof(path), "%s/%s", dir, names[k]));
 	free_list(names, cnt);
 	return j;
 }
@@ -640,7 +630,7 @@ static void test_closed_loop(void **state)
 	assert_int_equal(rc, 0);
 	assert_non_null(strstr(out, "\"messageId\": \"soc-2026-0001\""));
 	free(out);
-	json_t *rec = load_json(
+	json_t *rec = tu_load_json(
 	    tu_path(path, sizeof(path),
 		    "%s/agents/social.mantova/spool/sent/referral.json.receipt.json", n->dir));
 	assert_string_equal(jget(rec, "messageId"), "soc-2026-0001");
@@ -843,22 +833,23 @@ static void test_failed_files(void **state)
 	free(t);
 
 	assert_int_equal(wait_count(dir, ".error.json", 4, WAIT_MS), 4);
-	json_t *e = load_json(tu_path(path, sizeof(path), "%s/a-malformed.json.error.json", dir));
+	json_t *e =
+	    tu_load_json(tu_path(path, sizeof(path), "%s/a-malformed.json.error.json", dir));
 	assert_string_equal(jget(e, "file"), "a-malformed.json");
 	assert_string_equal(jget(e, "code"), "invalid");
 	assert_non_null(strstr(jget(e, "error"), "line 1"));
 	json_decref(e);
-	e = load_json(tu_path(path, sizeof(path), "%s/b-unknown.json.error.json", dir));
+	e = tu_load_json(tu_path(path, sizeof(path), "%s/b-unknown.json.error.json", dir));
 	assert_string_equal(jget(e, "code"), "unknown-party");
 	assert_string_equal(jget(e, "field"), "recipient");
 	assert_non_null(strstr(jget(e, "error"), "nobody.mantova"));
 	json_decref(e);
-	e = load_json(tu_path(path, sizeof(path), "%s/c-service.json.error.json", dir));
+	e = tu_load_json(tu_path(path, sizeof(path), "%s/c-service.json.error.json", dir));
 	assert_string_equal(jget(e, "code"), "service-not-offered");
 	assert_string_equal(jget(e, "field"), "referral.service");
 	assert_non_null(strstr(jget(e, "error"), "housing-support"));
 	json_decref(e);
-	e = load_json(tu_path(path, sizeof(path), "%s/d-invalid.json.error.json", dir));
+	e = tu_load_json(tu_path(path, sizeof(path), "%s/d-invalid.json.error.json", dir));
 	assert_string_equal(jget(e, "code"), "invalid");
 	assert_true(json_array_size(json_object_get(e, "problems")) >= 1);
 	char *dump = json_dumps(e, 0);
@@ -1266,7 +1257,7 @@ static void test_key_change(void **state)
 	spool(n, P_SOCIAL, "failed", failed, sizeof(failed));
 	assert_true(
 	    wait_file(tu_path(path, sizeof(path), "%s/k2.json.error.json", failed), WAIT_MS));
-	json_t *e = load_json(path);
+	json_t *e = tu_load_json(path);
 	assert_string_equal(jget(e, "code"), "key-changed");
 	assert_string_equal(jget(e, "field"), "recipient");
 	assert_non_null(strstr(jget(e, "error"), "--trust cpi.mantova"));
@@ -1332,7 +1323,7 @@ static void check_inbox_once(const char *dir, size_t want)
 	char **ids = calloc(cnt, sizeof(*ids));
 	for (size_t i = 0; i < cnt; i++) {
 		char path[1400];
-		json_t *j = load_json(tu_path(path, sizeof(path), "%s/%s", dir, names[i]));
+		json_t *j = tu_load_json(tu_path(path, sizeof(path), "%s/%s", dir, names[i]));
 		ids[i] = strdup(jget(j, "message.id"));
 		assert_string_equal(jget(j, "private.person.fiscalCode"), PERSON_CF);
 		json_decref(j);

@@ -121,16 +121,6 @@ static bool ev_wait_log(const char *path, const char *needle, size_t want, int m
 	return true;
 }
 
-static json_t *ev_load(const char *path)
-{
-	json_error_t e;
-	json_t *j = json_load_file(path, 0, &e);
-	if (j == NULL)
-		fprintf(stderr, "%s: %s\n", path, e.text);
-	assert_non_null(j);
-	return j;
-}
-
 /* ev_inbox_ids counts, per message id, the referral files of an inbox;
  * returns the array of ids (one per file; caller frees). */
 static char **ev_inbox_ids(const char *dir, size_t *count)
@@ -145,7 +135,7 @@ static char **ev_inbox_ids(const char *dir, size_t *count)
 		if (e->d_name[0] == '.' || l < 14 || strcmp(e->d_name + l - 14, "-referral.json"))
 			continue;
 		char path[1500];
-		json_t *j = ev_load(tu_path(path, sizeof(path), "%s/%s", dir, e->d_name));
+		json_t *j = tu_load_json(tu_path(path, sizeof(path), "%s/%s", dir, e->d_name));
 		const char *id =
 		    json_string_value(json_object_get(json_object_get(j, "message"), "id"));
 		ids = realloc(ids, (n + 1) * sizeof(*ids));
@@ -217,7 +207,8 @@ static size_t ev_wait_delivered(it_net *n, size_t want, int ms)
 			    strcmp(e->d_name + l - 14, "-delivery.json") != 0)
 				continue;
 			char path[1500];
-			json_t *j = ev_load(tu_path(path, sizeof(path), "%s/%s", dir, e->d_name));
+			json_t *j =
+			    tu_load_json(tu_path(path, sizeof(path), "%s/%s", dir, e->d_name));
 			const char *id = json_string_value(json_object_get(
 			    json_object_get(json_object_get(j, "message"), "delivery"),
 			    "messageId"));
@@ -376,7 +367,7 @@ static void test_resend_same_id(void **state)
 	if (got == 2)
 		it_show_path(bf, 0);
 	assert_int_equal(got, 1); /* the same content: the original receipt, not id-reused */
-	json_t *ja = ev_load(a), *jb = ev_load(b);
+	json_t *ja = tu_load_json(a), *jb = tu_load_json(b);
 	assert_string_equal(json_string_value(json_object_get(ja, "index")),
 			    json_string_value(json_object_get(jb, "index")));
 	assert_string_equal(json_string_value(json_object_get(ja, "receipt")),
@@ -394,7 +385,7 @@ static void test_resend_same_id(void **state)
 	tu_path(c, sizeof(c), "%s/changed.json.receipt.json", sent);
 	tu_path(cf, sizeof(cf), "%s/changed.json.error.json", failed);
 	assert_int_equal(ev_wait_either(c, cf, EV_WAIT), 2);
-	json_t *jc = ev_load(cf);
+	json_t *jc = tu_load_json(cf);
 	assert_string_equal(json_string_value(json_object_get(jc, "code")), "id-reused");
 	const char *err = json_string_value(json_object_get(jc, "error"));
 	if (err == NULL || strstr(err, want) == NULL)
@@ -639,7 +630,7 @@ static uint64_t ev_receipt_index(it_net *n, const char *name)
 		it_show(n, "social.mantova.log");
 		fail_msg("no receipt for %s", name);
 	}
-	json_t *j = ev_load(path);
+	json_t *j = tu_load_json(path);
 	assert_non_null(j);
 	const char *s = json_string_value(json_object_get(j, "index"));
 	assert_non_null(s);
@@ -774,7 +765,7 @@ static void test_held_too_large(void **state)
 		it_show(n, "social.mantova.log");
 	assert_false(folder_answer); /* never an answer for the outbox folder */
 	assert_int_equal(got, 1);
-	json_t *j = ev_load(path);
+	json_t *j = tu_load_json(path);
 	assert_non_null(j);
 	assert_string_equal(json_string_value(json_object_get(j, "code")), "too-large");
 	assert_string_equal(json_string_value(json_object_get(j, "messageId")), "ev-big-1");

@@ -88,6 +88,16 @@ size_t tu_occurrences(const char *path, const char *needle)
 	return k;
 }
 
+json_t *tu_load_json(const char *path)
+{
+	json_error_t e;
+	json_t *j = json_load_file(path, 0, &e);
+	if (j == NULL)
+		fprintf(stderr, "%s: %s\n", path, e.text);
+	assert_non_null(j);
+	return j;
+}
+
 char *tu_read_file(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "codec.h"
 #include "keys.h"
 #include "store.h"
@@ -42,6 +44,10 @@ size_t tu_count_suffix(const char *dir, const char *suffix);
 /* tu_occurrences counts needle in the file at path (overlapping ones too);
  * 0 when the file cannot be read. */
 size_t tu_occurrences(const char *path, const char *needle);
+
+/* tu_load_json reads the JSON file at path (the caller json_decrefs it);
+ * the test fails (cmocka), with the parse error on stderr, when it cannot. */
+json_t *tu_load_json(const char *path);
 
 /* tu_run runs a shell command line, capturing stdout+stderr into a malloc'd
  * string (*out, may be NULL) and returns the exit status (or -1). */
