@@ -61,6 +61,23 @@ typedef struct hs_fx {
 	char hook_out[1300], release[1300], inbox[1300], log[1300], extra[1400];
 } hs_fx;
 
+/* hs_start starts the job centre's agent (with its hook, x->extra) and
+ * waits until it said HELLO to the fake broker. */
+static void hs_start(hs_fx *x)
+{
+	assert_true(it_agent_start_ex(x->n, IT_CPI, x->extra));
+	int h = x->f.hellos;
+	assert_int_equal(it_fake_serve(&x->f, &x->f.hellos, h + 1, HS_WAIT), h + 1);
+}
+
+/* hs_stop stops the job centre's agent with SIGTERM; the test fails
+ * unless it exits 0. */
+static void hs_stop(hs_fx *x)
+{
+	int st = it_stop(&x->n->agent_pid[IT_CPI], SIGTERM, it_wait_ms());
+	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 /* hs_hook_net: a fake broker (with a real WELCOME for the job centre) and
  * the job centre's agent, whose hook writes "start INDEX PATH" to
  * DIR/hook.out, waits until DIR/release exists, then writes "done INDEX
@@ -86,9 +103,7 @@ static void hs_hook_net(hs_fx *x, const char *tag)
 	assert_int_equal(tu_write_file(script, body, strlen(body)), 0);
 	assert_int_equal(chmod(script, 0755), 0);
 	snprintf(x->extra, sizeof(x->extra), "on_message = exec %s\n", script);
-	assert_true(it_agent_start_ex(x->n, IT_CPI, x->extra));
-	int h = x->f.hellos;
-	assert_int_equal(it_fake_serve(&x->f, &x->f.hellos, h + 1, HS_WAIT), h + 1);
+	hs_start(x);
 }
 
 static int hs_setup(void **state)
@@ -208,8 +223,7 @@ static void test_hook_same_index_restart(void **state)
 
 	/* Stopped while the hooks wait: the agent kills them at its stop, and
 	 * they stay owed. */
-	int st = it_stop(&x->n->agent_pid[IT_CPI], SIGTERM, it_wait_ms());
-	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	hs_stop(x);
 	assert_int_equal(hs_lines(x->hook_out, "done ", ""), 0);
 	assert_int_equal(tu_write_file(x->release, "", 0), 0);
 	assert_true(it_agent_start_ex(x->n, IT_CPI, x->extra));
@@ -224,11 +238,8 @@ static void test_hook_same_index_restart(void **state)
 	assert_int_equal(tu_occurrences(x->log, "2 hook run(s) left unfinished"), 1);
 
 	/* A third start owes nothing: no hook runs again. */
-	st = it_stop(&x->n->agent_pid[IT_CPI], SIGTERM, it_wait_ms());
-	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	assert_true(it_agent_start_ex(x->n, IT_CPI, x->extra));
-	int h = x->f.hellos;
-	assert_int_equal(it_fake_serve(&x->f, &x->f.hellos, h + 1, HS_WAIT), h + 1);
+	hs_stop(x);
+	hs_start(x);
 	assert_int_equal(tu_occurrences(x->log, "hook run(s) left unfinished"), 1);
 	assert_int_equal(hs_lines(x->hook_out, "done 6 ", first), 1);
 	assert_int_equal(hs_lines(x->hook_out, "done 6 ", second), 1);
@@ -264,8 +275,7 @@ static void test_hook_old_record(void **state)
 	char data[1300], file[1500], tail[64];
 	hs_hook_net(x, "hooks-old");
 	assert_int_equal(tu_write_file(x->release, "", 0), 0); /* hooks end at once */
-	int st = it_stop(&x->n->agent_pid[IT_CPI], SIGTERM, it_wait_ms());
-	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	hs_stop(x);
 	tu_path(data, sizeof(data), "%s/agents/%s/data", x->n->dir, it_party_ids[IT_CPI]);
 	tu_path(file, sizeof(file), "%s/000000000009-referral.json", x->inbox);
 	assert_int_equal(tu_write_file(file, "{}\n", 3), 0);
@@ -279,11 +289,8 @@ static void test_hook_old_record(void **state)
 	assert_int_equal(k, 1);
 	assert_int_equal(tu_occurrences(x->log, "rewritten by inbox file name"), 1);
 	/* ran, so forgotten: the next start runs nothing */
-	st = it_stop(&x->n->agent_pid[IT_CPI], SIGTERM, it_wait_ms());
-	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	assert_true(it_agent_start_ex(x->n, IT_CPI, x->extra));
-	int h = x->f.hellos;
-	assert_int_equal(it_fake_serve(&x->f, &x->f.hellos, h + 1, HS_WAIT), h + 1);
+	hs_stop(x);
+	hs_start(x);
 	assert_int_equal(tu_occurrences(x->log, "hook run(s) left unfinished"), 1);
 	assert_int_equal(hs_lines(x->hook_out, "done 9 ", tail), 1);
 }
