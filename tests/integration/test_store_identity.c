@@ -143,13 +143,21 @@ static void test_second_broker(void **state)
 	(void)tmp;
 }
 
-static void test_changed_origin(void **state)
+/* net_with_store makes the test's network (*state) and has its broker
+ * start once, making its store, and stop. */
+static it_net *net_with_store(void **state, const char *tag)
 {
-	it_net *n = it_net_new("ident-origin", NULL);
+	it_net *n = it_net_new(tag, NULL);
 	assert_non_null(n);
 	*state = n;
 	assert_true(it_broker_start(n));
 	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) >= 0);
+	return n;
+}
+
+static void test_changed_origin(void **state)
+{
+	it_net *n = net_with_store(state, "ident-origin");
 	char ini2[1300];
 	ini_variant(n, "other-origin", "origin = " IT_ORIGIN "\n", "origin = rete.test/verona\n",
 		    ini2, sizeof(ini2));
@@ -162,11 +170,7 @@ static void test_changed_origin(void **state)
 
 static void test_changed_key(void **state)
 {
-	it_net *n = it_net_new("ident-key", NULL);
-	assert_non_null(n);
-	*state = n;
-	assert_true(it_broker_start(n));
-	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) >= 0);
+	it_net *n = net_with_store(state, "ident-key");
 	rete_seckey *k = NULL;
 	rete_msg m;
 	char kdir[1300];
@@ -211,11 +215,7 @@ static void schema1(it_net *n)
 
 static void test_schema1_adopted(void **state)
 {
-	it_net *n = it_net_new("ident-schema1", NULL);
-	assert_non_null(n);
-	*state = n;
-	assert_true(it_broker_start(n));
-	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) >= 0);
+	it_net *n = net_with_store(state, "ident-schema1");
 	schema1(n);
 	rete_store *s = NULL;
 	rete_store_identity id;
