@@ -1199,21 +1199,8 @@ static void test_witness_alarm(void **state)
 	assert_int_equal(rete_checkpoint_sign("rete.test/mantova", 1, root, bk, &note, &m),
 			 RETE_OK);
 	rete_seckey_free(&bk);
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	assert_int_equal(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 16);
-	assert_int_equal(
-	    mdb_env_open(env, tu_path(path, sizeof(path), "%s/agents/social.mantova/data", n->dir),
-			 0, 0600),
-	    0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
-	MDB_val k = {10, "checkpoint"}, v = {strlen(note), note};
-	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	tu_raw_put(tu_path(path, sizeof(path), "%s/agents/social.mantova/data", n->dir), "meta",
+		   "checkpoint", 10, note, strlen(note));
 	free(note);
 
 	/* The log grows; social services comes back and checks. */

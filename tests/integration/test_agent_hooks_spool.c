@@ -249,21 +249,10 @@ static void test_hook_same_index_restart(void **state)
  * record an older agent kept: log index BE64 -> the inbox file's path. */
 static void hs_old_hook_record(const char *data, uint64_t index, const char *path)
 {
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
 	uint8_t key[8];
 	for (int i = 0; i < 8; i++)
 		key[i] = (uint8_t)(index >> (56 - 8 * i));
-	MDB_val k = {sizeof(key), key}, v = {strlen(path), (void *)path};
-	assert_int_equal(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 32);
-	assert_int_equal(mdb_env_open(env, data, 0, 0600), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "hooks", 0, &dbi), 0);
-	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	tu_raw_put(data, "hooks", key, sizeof(key), path, strlen(path));
 }
 
 /* test_hook_old_record: a hook left pending by an older agent (its record

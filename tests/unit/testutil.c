@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include <lmdb.h>
+
 #include "checkpoint.h"
 #include "merkle.h"
 
@@ -96,6 +98,27 @@ json_t *tu_load_json(const char *path)
 		fprintf(stderr, "%s: %s\n", path, e.text);
 	assert_non_null(j);
 	return j;
+}
+
+void tu_raw_put(const char *dir, const char *db, const void *key, size_t klen, const void *val,
+		size_t vlen)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 16);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+	if (val != NULL)
+		assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	else
+		assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
 }
 
 char *tu_read_file(const char *path, size_t *len)

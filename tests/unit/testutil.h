@@ -49,6 +49,13 @@ size_t tu_occurrences(const char *path, const char *needle);
  * the test fails (cmocka), with the parse error on stderr, when it cannot. */
 json_t *tu_load_json(const char *path);
 
+/* tu_raw_put writes key -> val (or, with val NULL, deletes key) in the
+ * named database db of the LMDB environment in folder dir, behind the back
+ * of the program that owns it (a store, an agent's own data); the test
+ * fails (cmocka) when it cannot. */
+void tu_raw_put(const char *dir, const char *db, const void *key, size_t klen, const void *val,
+		size_t vlen);
+
 /* tu_run runs a shell command line, capturing stdout+stderr into a malloc'd
  * string (*out, may be NULL) and returns the exit status (or -1). */
 int tu_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
