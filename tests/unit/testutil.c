@@ -109,7 +109,7 @@ void tu_raw_put(const char *dir, const char *db, const void *key, size_t klen, c
 	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
 
 	assert_int_equal(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 16);
+	assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
 	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
 	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
 	assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
