@@ -296,6 +296,26 @@ static Rete__BrokerFrame *welcome(it_net *n, int who, rete_wire **wp)
 	return f;
 }
 
+/* epoch2_referral: a broker just started with --restore says epoch 2 in
+ * its WELCOME (and in its checkpoint's epoch line); a referral from social
+ * services is receipted. Returns the receipt's log index. */
+static int64_t epoch2_referral(it_net *n)
+{
+	rete_wire *w = NULL;
+	Rete__BrokerFrame *f = welcome(n, IT_SOCIAL, &w);
+	assert_int_equal(f->welcome->epoch, 2);
+	assert_non_null(strstr(f->welcome->checkpoint, "\nepoch 2\n"));
+	rete__broker_frame__free_unpacked(f, NULL);
+	it_msg o;
+	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "in-epoch-2", &o), RETE_OK);
+	f = it_submit(w, &o, it_wait_ms());
+	int64_t idx = it_receipt_index(n, f);
+	rete__broker_frame__free_unpacked(f, NULL);
+	it_msg_free(&o);
+	rete_wire_close(&w);
+	return idx;
+}
+
 static void test_restore(void **state)
 {
 	it_net *n = it_net_new("ident-restore", NULL);
@@ -355,20 +375,10 @@ static void test_restore(void **state)
 		    NULL);
 	assert_true(it_broker_start_flag(n, "--restore"));
 
-	f = welcome(n, IT_SOCIAL, &w);
-	assert_int_equal(f->welcome->epoch, 2);
-	assert_non_null(strstr(f->welcome->checkpoint, "\nepoch 2\n"));
-	rete__broker_frame__free_unpacked(f, NULL);
 	/* traffic goes on, in epoch 2, at indexes already used in epoch 1 */
-	it_msg o;
-	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "in-epoch-2", &o), RETE_OK);
-	f = it_submit(w, &o, it_wait_ms());
-	int64_t idx = it_receipt_index(n, f);
+	int64_t idx = epoch2_referral(n);
 	assert_true(idx > 0);
 	assert_true((uint64_t)idx < before);
-	rete__broker_frame__free_unpacked(f, NULL);
-	it_msg_free(&o);
-	rete_wire_close(&w);
 	/* the doc's Ctrl-C once it logged "started" */
 	assert_int_equal(it_stop(&n->broker_pid, SIGINT, it_wait_ms()), 0);
 
@@ -499,20 +509,10 @@ static void test_restore_copy(void **state)
 	assert_true(copy_mark(n->data, &mark2));
 
 	assert_true(it_broker_start_flag(n, "--restore"));
-	Rete__BrokerFrame *f = welcome(n, IT_SOCIAL, &w);
-	assert_int_equal(f->welcome->epoch, 2);
-	assert_non_null(strstr(f->welcome->checkpoint, "\nepoch 2\n"));
-	rete__broker_frame__free_unpacked(f, NULL);
-	it_msg o;
-	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "in-epoch-2", &o), RETE_OK);
-	f = it_submit(w, &o, it_wait_ms());
-	int64_t idx = it_receipt_index(n, f);
+	int64_t idx = epoch2_referral(n);
 	/* the Epoch entry at the copy's size, then this one: an index epoch 1
 	 * used too, now named in epoch 2 */
 	assert_true((uint64_t)idx == copied + 1);
-	rete__broker_frame__free_unpacked(f, NULL);
-	it_msg_free(&o);
-	rete_wire_close(&w);
 	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()), 0);
 	/* the mark went with the Epoch entry */
 	assert_false(copy_mark(n->data, &mark2));
@@ -525,7 +525,7 @@ static void test_restore_copy(void **state)
 	struct stat st;
 	long from = stat(n->log, &st) == 0 ? (long)st.st_size : 0;
 	assert_true(it_broker_start_flag(n, "--restore"));
-	f = welcome(n, IT_CPI, &w);
+	Rete__BrokerFrame *f = welcome(n, IT_CPI, &w);
 	assert_int_equal(f->welcome->epoch, 2);
 	rete__broker_frame__free_unpacked(f, NULL);
 	rete_wire_close(&w);
