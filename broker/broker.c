@@ -1607,56 +1607,61 @@ static void reload(broker *b)
 
 /* --- start and stop ------------------------------------------------------------------------ */
 
-/* In a --check-config run (b->check_problems set: broker_check_store),
- * what starting on the store would log as an error becomes a problem of
- * the check, with the very sentence, and a warning a note; nothing is
- * written and no info line is said. */
+/* store_say says one sentence of starting on the store, at level. In a
+ * --check-config run (b->check_problems set: broker_check_store) what would
+ * be logged as an error becomes a problem of the check, with the very
+ * sentence, and a warning a note; nothing is written and no info line is
+ * said. The check prints them whole here: a problem's text is cut at 384
+ * bytes, and these sentences name folders and say what to do. */
+static void store_say(broker *b, rete_log_level level, const char *fmt, va_list ap)
+{
+	char text[4096];
+
+	if (level == RETE_LOG_INFO && b->check_problems != NULL)
+		return;
+	vsnprintf(text, sizeof(text), fmt, ap);
+	if (level == RETE_LOG_ERROR && b->check_problems != NULL) {
+		fprintf(stderr, "%s: %s\n", b->cfg->path, text);
+		rete_problems_add(b->check_problems, b->cfg->path, "%s", text);
+	} else if (level == RETE_LOG_WARNING && b->check_notes != NULL) {
+		printf("%s: note: %s\n", b->cfg->path, text);
+		rete_problems_add(b->check_notes, b->cfg->path, "%s", text);
+	} else if (level == RETE_LOG_ERROR) {
+		broker_log_error("%s", text);
+	} else if (level == RETE_LOG_WARNING) {
+		broker_log_warn("%s", text);
+	} else {
+		broker_log_info("%s", text);
+	}
+}
+
+/* store_error, store_warn and store_info: store_say at their level. */
 static void store_error(broker *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void store_warn(broker *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void store_info(broker *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void store_error(broker *b, const char *fmt, ...)
 {
-	char text[4096];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	store_say(b, RETE_LOG_ERROR, fmt, ap);
 	va_end(ap);
-	/* printed whole here: a problem's text is cut at 384 bytes, and these
-	 * sentences name folders and say what to do */
-	if (b->check_problems != NULL) {
-		fprintf(stderr, "%s: %s\n", b->cfg->path, text);
-		rete_problems_add(b->check_problems, b->cfg->path, "%s", text);
-	} else {
-		broker_log_error("%s", text);
-	}
 }
 
 static void store_warn(broker *b, const char *fmt, ...)
 {
-	char text[4096];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	store_say(b, RETE_LOG_WARNING, fmt, ap);
 	va_end(ap);
-	if (b->check_notes != NULL) {
-		printf("%s: note: %s\n", b->cfg->path, text);
-		rete_problems_add(b->check_notes, b->cfg->path, "%s", text);
-	} else {
-		broker_log_warn("%s", text);
-	}
 }
 
 static void store_info(broker *b, const char *fmt, ...)
 {
-	char text[4096];
 	va_list ap;
-	if (b->check_problems != NULL)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	store_say(b, RETE_LOG_INFO, fmt, ap);
 	va_end(ap);
-	broker_log_info("%s", text);
 }
 
 /* copy_sign signs a checkpoint of the store as it is (a restored backup

@@ -216,6 +216,14 @@ void agent_db_abort(agent_db *db)
 	}
 }
 
+rete_err agent_db_end(agent_db *db, rete_err err, rete_msg *m)
+{
+	if (err == RETE_OK)
+		return agent_db_commit(db, m);
+	agent_db_abort(db);
+	return err;
+}
+
 rete_err agent_db_get(agent_db *db, agent_dbi dbi, const void *key, size_t klen, rete_buf *val,
 		      rete_msg *m)
 {

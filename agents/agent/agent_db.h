@@ -119,6 +119,12 @@ rete_err agent_db_commit(agent_db *db, rete_msg *m);
  * full map (RETE_EFULL), the map is grown so that a retry can succeed. */
 void agent_db_abort(agent_db *db);
 
+/* agent_db_end ends the open transaction as err, the first error met in it,
+ * says: committed when err is RETE_OK (the commit's result is returned),
+ * else aborted (err is returned, m untouched). A caller redoes the whole
+ * transaction while it returns RETE_EFULL: the map has then been grown. */
+rete_err agent_db_end(agent_db *db, rete_err err, rete_msg *m);
+
 /* agent_db_get copies the value of key into *val (caller frees with
  * rete_buf_free). RETE_ENOENT when absent, RETE_ESTORE. */
 rete_err agent_db_get(agent_db *db, agent_dbi dbi, const void *key, size_t klen, rete_buf *val,

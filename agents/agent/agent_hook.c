@@ -174,10 +174,7 @@ static rete_err hook_migrate(agent *a, const struct hook_found *f, size_t old, r
 			if (err == RETE_OK)
 				err = agent_db_del(a->db, AGENT_DB_HOOKS, key, sizeof(key), m);
 		}
-		if (err == RETE_OK)
-			err = agent_db_commit(a->db, m);
-		else
-			agent_db_abort(a->db);
+		err = agent_db_end(a->db, err, m);
 		if (err != RETE_EFULL)
 			break;
 	}

@@ -359,10 +359,7 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 		if (err == RETE_OK && a->cfg.on_message != NULL)
 			err = agent_db_put(a->db, AGENT_DB_HOOKS, fname, strlen(fname), key,
 					   sizeof(key), &m);
-		if (err == RETE_OK)
-			err = agent_db_commit(a->db, &m);
-		else
-			agent_db_abort(a->db);
+		err = agent_db_end(a->db, err, &m);
 		if (err != RETE_EFULL)
 			break;
 	}

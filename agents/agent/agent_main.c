@@ -192,11 +192,9 @@ static int agent_trust(agent *a, const char *id, const char *expect_b64)
 	}
 	if ((err = agent_db_begin(a->db, &m)) == RETE_OK &&
 	    (err = agent_db_put(a->db, AGENT_DB_PINS, id, strlen(id), newkey.data, newkey.len,
-				&m)) == RETE_OK &&
-	    (err = agent_db_del(a->db, AGENT_DB_PENDING, id, strlen(id), &m)) == RETE_OK)
-		err = agent_db_commit(a->db, &m);
-	else
-		agent_db_abort(a->db);
+				&m)) == RETE_OK)
+		err = agent_db_del(a->db, AGENT_DB_PENDING, id, strlen(id), &m);
+	err = agent_db_end(a->db, err, &m);
 	if (err == RETE_OK) {
 		printf("%s: key %s confirmed (was %s); send the refused files again\n", id,
 		       nk ? nk : "?", o ? o : "none");

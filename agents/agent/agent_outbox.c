@@ -724,10 +724,7 @@ static void out_sign_pending(agent *a)
 			snprintf(rec.id, sizeof(rec.id), "%s", it->id);
 			err = agent_db_outbox_put(a->db, it->name, it->hash, &rec, &m);
 		}
-		if (err == RETE_OK)
-			err = agent_db_commit(a->db, &m);
-		else
-			agent_db_abort(a->db);
+		err = agent_db_end(a->db, err, &m);
 		if (err == RETE_OK) {
 			for (size_t k = 0; k < a->out_n; k++)
 				if (a->out_items[k].retry_at == -1)
@@ -755,6 +752,23 @@ static bool out_held_final(agent *a, size_t i, const char *code, const char *fie
 			   const char *error, const char *what);
 static void out_round_check(agent *a);
 
+/* out_submit_frame fills *f as the SUBMIT of it, with *sub as its command:
+ * both point into it->signed_msg and it->sealed (nothing is copied), so they
+ * are good while it is unchanged; out_check_frames measures the very frame
+ * agent_outbox_pump sends. */
+static void out_submit_frame(const out_item *it, Rete__Submit *sub, Rete__ClientFrame *f)
+{
+	*sub = (Rete__Submit)RETE__SUBMIT__INIT;
+	*f = (Rete__ClientFrame)RETE__CLIENT_FRAME__INIT;
+	sub->signed_message.data = it->signed_msg.data;
+	sub->signed_message.len = it->signed_msg.len;
+	sub->sealed.data = it->sealed.data;
+	sub->sealed.len = it->sealed.len;
+	f->version = RETE_PROTOCOL_VERSION;
+	f->command_case = RETE__CLIENT_FRAME__COMMAND_SUBMIT;
+	f->submit = sub;
+}
+
 /* The limit assumed when the broker's WELCOME does not say its max_frame
  * (a broker older than that field): its default then, 4 MiB. */
 #define OUT_DEFAULT_MAX_FRAME (4u << 20)
@@ -774,15 +788,9 @@ static void out_check_frames(agent *a)
 			i++;
 			continue;
 		}
-		Rete__Submit sub = RETE__SUBMIT__INIT;
-		Rete__ClientFrame f = RETE__CLIENT_FRAME__INIT;
-		sub.signed_message.data = it->signed_msg.data;
-		sub.signed_message.len = it->signed_msg.len;
-		sub.sealed.data = it->sealed.data;
-		sub.sealed.len = it->sealed.len;
-		f.version = RETE_PROTOCOL_VERSION;
-		f.command_case = RETE__CLIENT_FRAME__COMMAND_SUBMIT;
-		f.submit = &sub;
+		Rete__Submit sub;
+		Rete__ClientFrame f;
+		out_submit_frame(it, &sub, &f);
 		size_t size = rete__client_frame__get_packed_size(&f);
 		if (size <= limit) {
 			i++;
@@ -1022,14 +1030,9 @@ void agent_outbox_pump(agent *a, int64_t now)
 			continue;
 		if (it->sent_at != 0 && now - it->sent_at < a->cfg.resubmit_ms)
 			continue;
-		Rete__Submit sub = RETE__SUBMIT__INIT;
-		Rete__ClientFrame f = RETE__CLIENT_FRAME__INIT;
-		sub.signed_message.data = it->signed_msg.data;
-		sub.signed_message.len = it->signed_msg.len;
-		sub.sealed.data = it->sealed.data;
-		sub.sealed.len = it->sealed.len;
-		f.command_case = RETE__CLIENT_FRAME__COMMAND_SUBMIT;
-		f.submit = &sub;
+		Rete__Submit sub;
+		Rete__ClientFrame f;
+		out_submit_frame(it, &sub, &f);
 		if (agent_net_send(a, &f) != RETE_OK)
 			return;
 		const char *what = it->held ? "held message" : it->name;
@@ -1378,10 +1381,7 @@ static void out_held_receipted(agent *a, size_t i, const Rete__ReceiptBody *body
 		if (err == RETE_OK && still)
 			agent_witness_receipt(a, body->index, body->leaf_hash.data,
 					      body->leaf_hash.len);
-		if (err == RETE_OK)
-			err = agent_db_commit(a->db, &m);
-		else
-			agent_db_abort(a->db);
+		err = agent_db_end(a->db, err, &m);
 		if (err != RETE_EFULL)
 			break;
 	}
@@ -1434,10 +1434,7 @@ static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 		agent_witness_receipt(a, body->index, body->leaf_hash.data, body->leaf_hash.len);
 	if (terr == RETE_OK)
 		terr = out_hold(a, it, body, text, &m);
-	if (terr == RETE_OK)
-		terr = agent_db_commit(a->db, &m);
-	else
-		agent_db_abort(a->db);
+	terr = agent_db_end(a->db, terr, &m);
 	if (terr != RETE_OK)
 		goto fail;
 	/* --- sent/ naming and the move (agent_spool_answer_put): never
@@ -1746,10 +1743,7 @@ void agent_outbox_resubmit_held(agent *a, const char *why)
 		err = agent_db_begin(a->db, &m);
 		if (err == RETE_OK)
 			err = agent_outbox_round_begin(a, why, &m);
-		if (err == RETE_OK)
-			err = agent_db_commit(a->db, &m);
-		else
-			agent_db_abort(a->db);
+		err = agent_db_end(a->db, err, &m);
 		if (err != RETE_EFULL)
 			break;
 	}

@@ -682,10 +682,8 @@ rete_err agent_spool_answer_put(agent_spool_answer *ans, rete_msg *m)
 			return err;
 		if (!s.exists && ans->orig == NULL)
 			return rete_msg_set(m, RETE_ENOENT, "%s: has gone", from);
-		if ((err = pick(ans, &s, base, k, &k, &how, m)) != RETE_OK) {
-			src_close(&s);
-			return err;
-		}
+		if ((err = pick(ans, &s, base, k, &k, &how, m)) != RETE_OK)
+			goto fail;
 		snprintf(upath, sizeof(upath), "%s/%s", ans->to_dir, ans->used);
 		snprintf(cpath, sizeof(cpath), "%s/%s%s", ans->to_dir, ans->used, ans->suffix);
 		char cname[AGENT_SPOOL_NAME_MAX + 64];
@@ -693,15 +691,10 @@ rete_err agent_spool_answer_put(agent_spool_answer *ans, rete_msg *m)
 		if (how == PICK_FRESH) {
 			err =
 			    put_new(ans->to_dir, cname, ans->companion, ans->companion_len, -1, m);
-			if (err == RETE_EEXIST) {
-				src_close(&s);
-				k++;
-				continue;
-			}
-			if (err != RETE_OK) {
-				src_close(&s);
-				return err;
-			}
+			if (err == RETE_EEXIST)
+				goto name_taken;
+			if (err != RETE_OK)
+				goto fail;
 		}
 		if (s.is_orig && how != PICK_DONE) {
 			/* The file itself: link (no overwrite), or a copy across
@@ -731,17 +724,13 @@ rete_err agent_spool_answer_put(agent_spool_answer *ans, rete_msg *m)
 						   strerror(errno));
 			}
 			if (err == RETE_EEXIST) {
-				/* someone took the name: our companion goes, next one */
+				/* someone took the name: our companion goes */
 				if (how == PICK_FRESH)
 					unlink(cpath);
-				src_close(&s);
-				k++;
-				continue;
+				goto name_taken;
 			}
-			if (err != RETE_OK) {
-				src_close(&s);
-				return err;
-			}
+			if (err != RETE_OK)
+				goto fail;
 		}
 		if (!s.is_orig) {
 			ans->replaced = s.exists;
@@ -760,19 +749,13 @@ rete_err agent_spool_answer_put(agent_spool_answer *ans, rete_msg *m)
 			free(made);
 			if (err == RETE_EEXIST) {
 				unlink(cpath);
-				src_close(&s);
-				k++;
-				continue;
+				goto name_taken;
 			}
-			if (err != RETE_OK) {
-				src_close(&s);
-				return err;
-			}
+			if (err != RETE_OK)
+				goto fail;
 		}
-		if ((err = agent_spool_fsync_dir(ans->to_dir, m)) != RETE_OK) {
-			src_close(&s);
-			return err;
-		}
+		if ((err = agent_spool_fsync_dir(ans->to_dir, m)) != RETE_OK)
+			goto fail;
 		/* The source leaves outbox/ only while it is still the inode we
 		 * checked: a file renamed over it meanwhile stays, a new file. */
 		if (s.is_orig && s.exists) {
@@ -780,8 +763,7 @@ rete_err agent_spool_answer_put(agent_spool_answer *ans, rete_msg *m)
 				if (unlink(from) != 0 && errno != ENOENT) {
 					err = rete_msg_set(m, RETE_EIO, "%s: %s", from,
 							   strerror(errno));
-					src_close(&s);
-					return err;
+					goto fail;
 				}
 			} else {
 				ans->replaced = true;
@@ -789,6 +771,14 @@ rete_err agent_spool_answer_put(agent_spool_answer *ans, rete_msg *m)
 		}
 		src_close(&s);
 		return agent_spool_fsync_dir(ans->from_dir, m);
+	name_taken:
+		/* someone took USED (or its companion) meanwhile: the next name */
+		src_close(&s);
+		k++;
+		continue;
+	fail:
+		src_close(&s);
+		return err;
 	}
 	return rete_msg_set(m, RETE_EIO,
 			    "%s: cannot answer in %s: its names kept changing while the agent "

@@ -100,10 +100,7 @@ static void wit_alarm_text(agent *a, const char *text)
 			    agent_db_put(a->db, AGENT_DB_META, "alarm", 5, text, strlen(text), &m);
 		if (err == RETE_OK && round)
 			err = agent_outbox_round_begin(a, "witness alarm", &m);
-		if (err == RETE_OK)
-			err = agent_db_commit(a->db, &m);
-		else
-			agent_db_abort(a->db);
+		err = agent_db_end(a->db, err, &m);
 		if (err != RETE_EFULL)
 			break;
 	}
@@ -194,10 +191,7 @@ void agent_witness_epoch(agent *a, uint32_t epoch)
 						   &m);
 			if (err == RETE_OK && !a->held_resubmitted)
 				err = agent_outbox_round_begin(a, why, &m);
-			if (err == RETE_OK)
-				err = agent_db_commit(a->db, &m);
-			else
-				agent_db_abort(a->db);
+			err = agent_db_end(a->db, err, &m);
 			if (err != RETE_EFULL)
 				break;
 		}

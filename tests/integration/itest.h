@@ -656,6 +656,18 @@ static inline void it_net_free(it_net **np, bool keep, bool *bad)
 	*np = NULL;
 }
 
+/* it_teardown is the cmocka teardown of a test whose state is the it_net
+ * it made (*state, NULL when it failed before): it_net_free, *state set to
+ * NULL; -1 (a failed test) when a process did not stop cleanly. */
+static inline int it_teardown(void **state)
+{
+	it_net *n = *state;
+	bool bad = false;
+	it_net_free(&n, false, &bad);
+	*state = NULL;
+	return bad ? -1 : 0;
+}
+
 /* --- messages signed in the test ------------------------------------------ */
 
 typedef struct it_msg {
@@ -1221,6 +1233,18 @@ static inline int it_audit_verify(it_net *n, char **out)
 	else
 		free(o);
 	return rc;
+}
+
+/* it_audit_verifies runs it_audit_verify and fails the test (cmocka),
+ * with the auditor's output on stderr, unless `rete audit verify` passes. */
+static inline void it_audit_verifies(it_net *n)
+{
+	char *out = NULL;
+	int rc = it_audit_verify(n, &out);
+	if (rc != 0)
+		fprintf(stderr, "rete audit verify: %s\n", out ? out : "");
+	assert_int_equal(rc, 0);
+	free(out);
 }
 
 /* it_status_kb reads a field (VmRSS, RssAnon, ...) of /proc/PID/status, in

@@ -76,16 +76,6 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static char *pathf(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static char *pathf(char *buf, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, n, fmt, ap);
-	va_end(ap);
-	return buf;
-}
-
 static void write_text(const char *path, const char *text)
 {
 	assert_int_equal(tu_write_file(path, text, strlen(text)), 0);
@@ -96,32 +86,15 @@ static void write_text(const char *path, const char *text)
 static void put_outbox(net *n, int p, const char *name, const char *text)
 {
 	char tmp[1200], dst[1200];
-	pathf(tmp, sizeof(tmp), "%s/agents/%s/spool/outbox/.%s.tmp", n->dir, party_ids[p], name);
-	pathf(dst, sizeof(dst), "%s/agents/%s/spool/outbox/%s", n->dir, party_ids[p], name);
+	tu_path(tmp, sizeof(tmp), "%s/agents/%s/spool/outbox/.%s.tmp", n->dir, party_ids[p], name);
+	tu_path(dst, sizeof(dst), "%s/agents/%s/spool/outbox/%s", n->dir, party_ids[p], name);
 	write_text(tmp, text);
 	assert_int_equal(rename(tmp, dst), 0);
 }
 
 static char *spool(net *n, int p, const char *sub, char *buf, size_t len)
 {
-	return pathf(buf, len, "%s/agents/%s/spool/%s", n->dir, party_ids[p], sub);
-}
-
-/* count_suffix counts the files of dir whose names end in suffix. */
-static size_t count_suffix(const char *dir, const char *suffix)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	size_t count = 0, sl = strlen(suffix);
-	if (d == NULL)
-		return 0;
-	while ((e = readdir(d)) != NULL) {
-		size_t l = strlen(e->d_name);
-		if (e->d_name[0] != '.' && l >= sl && strcmp(e->d_name + l - sl, suffix) == 0)
-			count++;
-	}
-	closedir(d);
-	return count;
+	return tu_path(buf, len, "%s/agents/%s/spool/%s", n->dir, party_ids[p], sub);
 }
 
 /* A watch on a folder for the waits below: inotify wakes a wait as soon as
@@ -170,7 +143,7 @@ static size_t wait_count(const char *dir, const char *suffix, size_t want, int t
 {
 	watch w = watch_open(dir, ARRIVALS, timeout_ms);
 	size_t c;
-	while ((c = count_suffix(dir, suffix)) < want && watch_next(&w)) {
+	while ((c = tu_count_suffix(dir, suffix)) < want && watch_next(&w)) {
 	}
 	watch_close(&w);
 	return c;
@@ -184,7 +157,7 @@ static size_t wait_gone(const char *dir, const char *suffix, int timeout_ms)
 {
 	watch w = watch_open(dir, IN_DELETE | IN_MOVED_FROM, timeout_ms);
 	size_t c;
-	while ((c = count_suffix(dir, suffix)) != 0 && watch_next(&w)) {
+	while ((c = tu_count_suffix(dir, suffix)) != 0 && watch_next(&w)) {
 	}
 	watch_close(&w);
 	return c;
@@ -237,17 +210,6 @@ static bool wait_contains(const char *dir, const char *path, const char *needle,
 	return ok;
 }
 
-/* occurrences counts needle in the file at path. */
-static size_t occurrences(const char *path, const char *needle)
-{
-	char *data = tu_read_file(path, NULL);
-	size_t k = 0;
-	for (char *p = data; p && (p = strstr(p, needle)) != NULL; p++)
-		k++;
-	free(data);
-	return k;
-}
-
 /* wait_occurrences waits until the file at path (in folder dir) holds
  * needle `want` times; returns the count seen last. */
 static size_t wait_occurrences(const char *dir, const char *path, const char *needle, size_t want,
@@ -255,7 +217,7 @@ static size_t wait_occurrences(const char *dir, const char *path, const char *ne
 {
 	watch w = watch_open(dir, WRITES, timeout_ms);
 	size_t k;
-	while ((k = occurrences(path, needle)) < want && watch_next(&w)) {
+	while ((k = tu_occurrences(path, needle)) < want && watch_next(&w)) {
 	}
 	watch_close(&w);
 	return k;
@@ -297,16 +259,6 @@ static void free_list(char **v, size_t n)
 	for (size_t i = 0; i < n; i++)
 		free(v[i]);
 	free(v);
-}
-
-static json_t *load_json(const char *path)
-{
-	json_error_t e;
-	json_t *j = json_load_file(path, 0, &e);
-	if (j == NULL)
-		fprintf(stderr, "%s: %s\n", path, e.text);
-	assert_non_null(j);
-	return j;
 }
 
 static const char *jget(json_t *o, const char *dotted)
@@ -372,7 +324,7 @@ static json_t *load_nth(const char *dir, const char *suffix, size_t k)
 	char **names = list_suffix(dir, suffix, &cnt);
 	assert_true(k < cnt);
 	char path[1400];
-	json_t *j = load_json(pathf(path, sizeof(path), "%s/%s", dir, names[k]));
+	json_t *j = tu_load_json(tu_path(path, sizeof(path), "%s/%s", dir, names[k]));
 	free_list(names, cnt);
 	return j;
 }
@@ -403,7 +355,7 @@ static char *update_text(const char *refid, const char *status, const char *busi
 static pid_t spawn(net *n, const char *logname, char *const argv[])
 {
 	char log[1200];
-	pathf(log, sizeof(log), "%s/%s.log", n->dir, logname);
+	tu_path(log, sizeof(log), "%s/%s.log", n->dir, logname);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -425,22 +377,24 @@ static pid_t spawn(net *n, const char *logname, char *const argv[])
 static void start_broker(net *n)
 {
 	char exe[1200], ini[1200];
-	pathf(exe, sizeof(exe), "%s/rete-broker", n->bin);
-	pathf(ini, sizeof(ini), "%s/broker/broker.ini", n->dir);
+	tu_path(exe, sizeof(exe), "%s/rete-broker", n->bin);
+	tu_path(ini, sizeof(ini), "%s/broker/broker.ini", n->dir);
 	/* the first start creates the log (--init) */
 	char mdb[1200];
-	bool first = access(pathf(mdb, sizeof(mdb), "%s/broker/store/data.mdb", n->dir), F_OK) != 0;
+	bool first =
+	    access(tu_path(mdb, sizeof(mdb), "%s/broker/store/data.mdb", n->dir), F_OK) != 0;
 	char *argv[] = {exe, "-c", ini, "-v", first ? "--init" : NULL, NULL};
 	n->pid[P_BROKER] = spawn(n, "broker", argv);
 	/* Ready when its socket file is there (ipc endpoint). */
 	char sock[1200];
-	assert_true(wait_file(pathf(sock, sizeof(sock), "%s/broker/broker.sock", n->dir), WAIT_MS));
+	assert_true(
+	    wait_file(tu_path(sock, sizeof(sock), "%s/broker/broker.sock", n->dir), WAIT_MS));
 }
 
 static void write_agent_ini(net *n, int p)
 {
 	char path[1200], text[4096];
-	pathf(path, sizeof(path), "%s/agents/%s", n->dir, party_ids[p]);
+	tu_path(path, sizeof(path), "%s/agents/%s", n->dir, party_ids[p]);
 	mkdir(path, 0755);
 	snprintf(text, sizeof(text),
 		 "[agent]\nid = %s\nkey = ../../keys/%s.key\nbroker = ipc://%s/broker/broker.sock\n"
@@ -449,15 +403,16 @@ static void write_agent_ini(net *n, int p)
 		 "map_size = 1\n%s%s%s",
 		 party_ids[p], party_ids[p], n->dir, n->hook[p][0] ? "on_message = " : "",
 		 n->hook[p], n->hook[p][0] ? "\n" : "");
-	write_text(pathf(path, sizeof(path), "%s/agents/%s/agent.ini", n->dir, party_ids[p]), text);
+	write_text(tu_path(path, sizeof(path), "%s/agents/%s/agent.ini", n->dir, party_ids[p]),
+		   text);
 }
 
 static void start_agent(net *n, int p)
 {
 	char exe[1200], ini[1200], name[64];
 	write_agent_ini(n, p);
-	pathf(exe, sizeof(exe), "%s/rete-agent", n->bin);
-	pathf(ini, sizeof(ini), "%s/agents/%s/agent.ini", n->dir, party_ids[p]);
+	tu_path(exe, sizeof(exe), "%s/rete-agent", n->bin);
+	tu_path(ini, sizeof(ini), "%s/agents/%s/agent.ini", n->dir, party_ids[p]);
 	snprintf(name, sizeof(name), "%s", party_ids[p]);
 	char *argv[] = {exe, "-c", ini, "-v", NULL};
 	n->pid[p] = spawn(n, name, argv);
@@ -487,7 +442,7 @@ static void fill_outbox(net *n, int p, size_t count)
 static void set_hook(net *n, int p, const char *body)
 {
 	char script[1200];
-	pathf(script, sizeof(script), "%s/hook.sh", n->dir);
+	tu_path(script, sizeof(script), "%s/hook.sh", n->dir);
 	write_text(script, body);
 	chmod(script, 0755);
 	snprintf(n->hook[p], sizeof(n->hook[p]), "%s", script);
@@ -551,7 +506,7 @@ static void write_broker_ini(net *n)
 	    "\n[agency coord.mantova]\nname = Coordinamento\nkind = coordinator\n"
 	    "key = ../keys/coord.mantova.pub\n",
 	    n->dir, n->dir, n->expiry[0] ? n->expiry : "5d");
-	write_text(pathf(path, sizeof(path), "%s/broker/broker.ini", n->dir), ini);
+	write_text(tu_path(path, sizeof(path), "%s/broker/broker.ini", n->dir), ini);
 }
 
 static int net_setup(void **state)
@@ -562,9 +517,9 @@ static int net_setup(void **state)
 	snprintf(n->bin, sizeof(n->bin), "%s", bin && *bin ? bin : RETE_BIN_DIR);
 	n->dir = tu_tmpdir("agent");
 	assert_non_null(n->dir);
-	mkdir(pathf(path, sizeof(path), "%s/keys", n->dir), 0755);
-	mkdir(pathf(path, sizeof(path), "%s/broker", n->dir), 0755);
-	mkdir(pathf(path, sizeof(path), "%s/agents", n->dir), 0755);
+	mkdir(tu_path(path, sizeof(path), "%s/keys", n->dir), 0755);
+	mkdir(tu_path(path, sizeof(path), "%s/broker", n->dir), 0755);
+	mkdir(tu_path(path, sizeof(path), "%s/agents", n->dir), 0755);
 	static const char *const all[] = {"broker.mantova", "social.mantova", "cpi.mantova",
 					  "asst.mantova", "coord.mantova"};
 	for (size_t i = 0; i < 5; i++) {
@@ -639,17 +594,18 @@ static void test_closed_loop(void **state)
 	rete_wire *sub = NULL;
 	rete_msg m;
 	assert_int_equal(
-	    rete_keyfile_load_secret(pathf(path, sizeof(path), "%s/keys/coord.mantova.key", n->dir),
-				     &coord, &m),
+	    rete_keyfile_load_secret(
+		tu_path(path, sizeof(path), "%s/keys/coord.mantova.key", n->dir), &coord, &m),
 	    RETE_OK);
 	assert_int_equal(
 	    rete_keyfile_load_public(
-		pathf(path, sizeof(path), "%s/keys/broker.mantova.pub", n->dir), &bpk, &m),
+		tu_path(path, sizeof(path), "%s/keys/broker.mantova.pub", n->dir), &bpk, &m),
 	    RETE_OK);
-	assert_int_equal(rete_wire_subscribe(
-			     &sub, pathf(path, sizeof(path), "ipc://%s/broker/events.sock", n->dir),
-			     &bpk, coord, &m),
-			 RETE_OK);
+	assert_int_equal(
+	    rete_wire_subscribe(&sub,
+				tu_path(path, sizeof(path), "ipc://%s/broker/events.sock", n->dir),
+				&bpk, coord, &m),
+	    RETE_OK);
 	int64_t dl = now_ms() + 10000;
 	while (!rete_wire_connected(sub) && now_ms() < dl) {
 		Rete__Event *ev = NULL;
@@ -663,7 +619,7 @@ static void test_closed_loop(void **state)
 
 	/* 1. social services refers with `rete send --wait`. */
 	char *text = referral_text("soc-2026-0001", "cpi.mantova", "employment-orientation");
-	write_text(pathf(path, sizeof(path), "%s/referral.json", n->dir), text);
+	write_text(tu_path(path, sizeof(path), "%s/referral.json", n->dir), text);
 	free(text);
 	snprintf(cmd, sizeof(cmd),
 		 "send -c '%s/agents/social.mantova/agent.ini' '%s/referral.json' --wait 60",
@@ -674,9 +630,9 @@ static void test_closed_loop(void **state)
 	assert_int_equal(rc, 0);
 	assert_non_null(strstr(out, "\"messageId\": \"soc-2026-0001\""));
 	free(out);
-	json_t *rec = load_json(
-	    pathf(path, sizeof(path),
-		  "%s/agents/social.mantova/spool/sent/referral.json.receipt.json", n->dir));
+	json_t *rec = tu_load_json(
+	    tu_path(path, sizeof(path),
+		    "%s/agents/social.mantova/spool/sent/referral.json.receipt.json", n->dir));
 	assert_string_equal(jget(rec, "messageId"), "soc-2026-0001");
 	assert_string_equal(jget(rec, "origin"), "rete.test/mantova");
 	assert_non_null(jget(rec, "leafHash"));
@@ -770,7 +726,7 @@ static void test_closed_loop(void **state)
 	/* The job centre's own record: complete once its file is in sent/. */
 	char sent[1200];
 	spool(n, P_CPI, "sent", sent, sizeof(sent));
-	assert_true(wait_file(pathf(path, sizeof(path), "%s/u3-complete.json", sent), WAIT_MS));
+	assert_true(wait_file(tu_path(path, sizeof(path), "%s/u3-complete.json", sent), WAIT_MS));
 	snprintf(cmd, sizeof(cmd), "status -c '%s/agents/cpi.mantova/agent.ini' --json", n->dir);
 	assert_int_equal(run_rete(n, &out, cmd), 0);
 	assert_non_null(strstr(out, "\"role\": \"performer\""));
@@ -780,7 +736,7 @@ static void test_closed_loop(void **state)
 	/* 6. social services, a witness, saw its receipts included in a
 	 * checkpoint consistent with the ones before. */
 	char log[1200];
-	pathf(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
 	assert_true(
 	    wait_contains(n->dir, log, "witness: receipt 1 included in checkpoint", WAIT_MS));
 	assert_false(file_contains(log, "WITNESS ALARM"));
@@ -804,14 +760,14 @@ static void test_closed_loop(void **state)
 	stop(n, P_BROKER, SIGTERM);
 	size_t nfiles = 0;
 	char storedir[1200];
-	pathf(storedir, sizeof(storedir), "%s/broker/store", n->dir);
+	tu_path(storedir, sizeof(storedir), "%s/broker/store", n->dir);
 	DIR *d = opendir(storedir);
 	assert_non_null(d);
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
 		if (e->d_name[0] == '.')
 			continue;
-		pathf(path, sizeof(path), "%s/%s", storedir, e->d_name);
+		tu_path(path, sizeof(path), "%s/%s", storedir, e->d_name);
 		assert_false(file_contains(path, PERSON_NAME));
 		assert_false(file_contains(path, PERSON_CF));
 		/* The store does hold the referral's metadata: the scan can fail. */
@@ -820,7 +776,7 @@ static void test_closed_loop(void **state)
 	}
 	closedir(d);
 	assert_true(nfiles >= 1);
-	pathf(path, sizeof(path), "%s/broker.log", n->dir);
+	tu_path(path, sizeof(path), "%s/broker.log", n->dir);
 	assert_false(file_contains(path, PERSON_NAME));
 	assert_false(file_contains(path, PERSON_CF));
 	size_t nevents = 0;
@@ -877,22 +833,23 @@ static void test_failed_files(void **state)
 	free(t);
 
 	assert_int_equal(wait_count(dir, ".error.json", 4, WAIT_MS), 4);
-	json_t *e = load_json(pathf(path, sizeof(path), "%s/a-malformed.json.error.json", dir));
+	json_t *e =
+	    tu_load_json(tu_path(path, sizeof(path), "%s/a-malformed.json.error.json", dir));
 	assert_string_equal(jget(e, "file"), "a-malformed.json");
 	assert_string_equal(jget(e, "code"), "invalid");
 	assert_non_null(strstr(jget(e, "error"), "line 1"));
 	json_decref(e);
-	e = load_json(pathf(path, sizeof(path), "%s/b-unknown.json.error.json", dir));
+	e = tu_load_json(tu_path(path, sizeof(path), "%s/b-unknown.json.error.json", dir));
 	assert_string_equal(jget(e, "code"), "unknown-party");
 	assert_string_equal(jget(e, "field"), "recipient");
 	assert_non_null(strstr(jget(e, "error"), "nobody.mantova"));
 	json_decref(e);
-	e = load_json(pathf(path, sizeof(path), "%s/c-service.json.error.json", dir));
+	e = tu_load_json(tu_path(path, sizeof(path), "%s/c-service.json.error.json", dir));
 	assert_string_equal(jget(e, "code"), "service-not-offered");
 	assert_string_equal(jget(e, "field"), "referral.service");
 	assert_non_null(strstr(jget(e, "error"), "housing-support"));
 	json_decref(e);
-	e = load_json(pathf(path, sizeof(path), "%s/d-invalid.json.error.json", dir));
+	e = tu_load_json(tu_path(path, sizeof(path), "%s/d-invalid.json.error.json", dir));
 	assert_string_equal(jget(e, "code"), "invalid");
 	assert_true(json_array_size(json_object_get(e, "problems")) >= 1);
 	char *dump = json_dumps(e, 0);
@@ -900,7 +857,7 @@ static void test_failed_files(void **state)
 	free(dump);
 	json_decref(e);
 	/* The answer is written first, then the file itself moves beside it. */
-	assert_true(wait_file(pathf(path, sizeof(path), "%s/c-service.json", dir), WAIT_MS));
+	assert_true(wait_file(tu_path(path, sizeof(path), "%s/c-service.json", dir), WAIT_MS));
 
 	/* The agent keeps working. */
 	put_referral(n, P_SOCIAL, "e-good.json", "soc-ok-1", "cpi.mantova",
@@ -909,24 +866,24 @@ static void test_failed_files(void **state)
 	assert_int_equal(wait_count(dir, "-referral.json", 1, WAIT_MS), 1);
 	spool(n, P_SOCIAL, "sent", dir, sizeof(dir));
 	assert_true(
-	    wait_file(pathf(path, sizeof(path), "%s/e-good.json.receipt.json", dir), WAIT_MS));
+	    wait_file(tu_path(path, sizeof(path), "%s/e-good.json.receipt.json", dir), WAIT_MS));
 
 	/* `rete send` refuses an invalid file before it reaches the outbox. */
 	char *out = NULL, cmd[2400];
-	write_text(pathf(path, sizeof(path), "%s/bad.json", n->dir),
+	write_text(tu_path(path, sizeof(path), "%s/bad.json", n->dir),
 		   "{\"recipient\": \"cpi.mantova\", \"referral\": {\"priority\": \"whenever\"}}");
 	snprintf(cmd, sizeof(cmd), "send -c '%s/agents/social.mantova/agent.ini' '%s/bad.json'",
 		 n->dir, n->dir);
 	assert_int_equal(run_rete(n, &out, cmd), 1);
 	assert_non_null(strstr(out, "referral.priority"));
 	free(out);
-	assert_int_equal(count_suffix(spool(n, P_SOCIAL, "outbox", dir, sizeof(dir)), "bad.json"),
-			 0);
+	assert_int_equal(
+	    tu_count_suffix(spool(n, P_SOCIAL, "outbox", dir, sizeof(dir)), "bad.json"), 0);
 
 	/* `rete send --wait` reports a refusal by the broker: error printed,
 	 * exit 1; the second file of the same name is queued under a new one. */
 	t = referral_text(NULL, "cpi.mantova", "housing-support");
-	write_text(pathf(path, sizeof(path), "%s/c-service.json", n->dir), t);
+	write_text(tu_path(path, sizeof(path), "%s/c-service.json", n->dir), t);
 	free(t);
 	snprintf(cmd, sizeof(cmd),
 		 "send -c '%s/agents/social.mantova/agent.ini' '%s/c-service.json' --wait 60",
@@ -949,14 +906,14 @@ static void submit_as(net *n, const char *party, const char *id, const rete_pubk
 	rete_pubkey bpk;
 	rete_wire *w = NULL;
 	assert_int_equal(rete_keyfile_load_secret(
-			     pathf(path, sizeof(path), "%s/keys/%s.key", n->dir, party), &sk, &m),
+			     tu_path(path, sizeof(path), "%s/keys/%s.key", n->dir, party), &sk, &m),
 			 RETE_OK);
 	assert_int_equal(
 	    rete_keyfile_load_public(
-		pathf(path, sizeof(path), "%s/keys/broker.mantova.pub", n->dir), &bpk, &m),
+		tu_path(path, sizeof(path), "%s/keys/broker.mantova.pub", n->dir), &bpk, &m),
 	    RETE_OK);
 	assert_int_equal(
-	    rete_wire_connect(&w, pathf(ep, sizeof(ep), "ipc://%s/broker/broker.sock", n->dir),
+	    rete_wire_connect(&w, tu_path(ep, sizeof(ep), "ipc://%s/broker/broker.sock", n->dir),
 			      &bpk, sk, &m),
 	    RETE_OK);
 	assert_int_equal(rete_wire_hello(w, party, "test_agent", &m), RETE_OK);
@@ -1035,7 +992,7 @@ static void test_unopenable_delivery(void **state)
 	/* The health service (no agent of its own here) sends a referral whose
 	 * sealed part was sealed to a key the job centre does not have. */
 	submit_as(n, "asst.mantova", "asst-bad-1", NULL);
-	pathf(log, sizeof(log), "%s/cpi.mantova.log", n->dir);
+	tu_path(log, sizeof(log), "%s/cpi.mantova.log", n->dir);
 	assert_true(
 	    wait_contains(n->dir, log, "refused: message asst-bad-1 from asst.mantova", WAIT_MS));
 	/* The queue moves on: a good referral behind it arrives. */
@@ -1047,7 +1004,7 @@ static void test_unopenable_delivery(void **state)
 	assert_string_equal(jget(in, "message.id"), "soc-after-bad");
 	json_decref(in);
 	/* And nothing was written for the entry that could not be opened. */
-	assert_int_equal(count_suffix(dir, ".json"), 1);
+	assert_int_equal(tu_count_suffix(dir, ".json"), 1);
 }
 
 /* --- configuration mistakes are named, exit 2 ------------------------------ */
@@ -1074,7 +1031,7 @@ static void test_config_errors(void **state)
 	     "broker = ipc:///nowhere\nbroker_key = ../keys/broker.mantova.pub\n",
 	     "nobody.key"},
 	};
-	pathf(ini, sizeof(ini), "%s/agents/bad.ini", n->dir);
+	tu_path(ini, sizeof(ini), "%s/agents/bad.ini", n->dir);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		write_text(ini, cases[i].text);
 		int rc = tu_run(&out, "'%s/rete-agent' -c '%s'", n->bin, ini);
@@ -1091,18 +1048,18 @@ static void test_config_errors(void **state)
 	write_agent_ini(n, P_SOCIAL);
 	char file[1200], cmd[2600], queued[1300];
 	char *t = referral_text(NULL, "cpi.mantova", "employment-orientation");
-	write_text(pathf(file, sizeof(file), "%s/r.json", n->dir), t);
+	write_text(tu_path(file, sizeof(file), "%s/r.json", n->dir), t);
 	free(t);
 	snprintf(cmd, sizeof(cmd), "send -c '%s/agents/social.mantova/agent.ini' '%s' --wait 1",
 		 n->dir, file);
 	assert_int_equal(run_rete(n, &out, cmd), 1);
 	assert_non_null(strstr(out, "no answer for r.json within 1 s"));
 	free(out);
-	pathf(queued, sizeof(queued), "%s/agents/social.mantova/spool/outbox/r.json", n->dir);
+	tu_path(queued, sizeof(queued), "%s/agents/social.mantova/spool/outbox/r.json", n->dir);
 	assert_int_equal(access(queued, F_OK), 0);
 	/* A secret key others can read is refused. */
 	char key[1200];
-	pathf(key, sizeof(key), "%s/keys/social.mantova.key", n->dir);
+	tu_path(key, sizeof(key), "%s/keys/social.mantova.key", n->dir);
 	chmod(key, 0644);
 	write_text(ini, "[agent]\nid = social.mantova\nkey = ../keys/social.mantova.key\n"
 			"broker = ipc:///nowhere\nbroker_key = ../keys/broker.mantova.pub\n");
@@ -1168,12 +1125,12 @@ static void test_failing_hook(void **state)
 	spool(n, P_CPI, "inbox", dir, sizeof(dir));
 	assert_int_equal(wait_count(dir, "-referral.json", 3, WAIT_MS), 3);
 	/* Each hook ran (and failed) once per file. */
-	pathf(path, sizeof(path), "%s/hook.out", n->dir);
+	tu_path(path, sizeof(path), "%s/hook.out", n->dir);
 	assert_int_equal(wait_lines(n->dir, path, 3, WAIT_MS), 3);
 	char *data = tu_read_file(path, NULL);
 	assert_non_null(strstr(data, "-referral.json"));
 	free(data);
-	pathf(path, sizeof(path), "%s/cpi.mantova.log", n->dir);
+	tu_path(path, sizeof(path), "%s/cpi.mantova.log", n->dir);
 	/* Each failure is logged (once reaped) and did not stop the others. */
 	assert_int_equal(wait_occurrences(n->dir, path, "exited with 3", 3, WAIT_MS), 3);
 }
@@ -1187,7 +1144,7 @@ static void test_refused_key(void **state)
 
 	start_broker(n);
 	/* asst.mantova runs with a key that is not the directory's. */
-	mkdir(pathf(path, sizeof(path), "%s/other", n->dir), 0755);
+	mkdir(tu_path(path, sizeof(path), "%s/other", n->dir), 0755);
 	assert_int_equal(tu_run(&out,
 				"'%s/rete' keygen asst.mantova --out '%s/other' && "
 				"cp '%s/other/asst.mantova.key' '%s/keys/asst.mantova.key'",
@@ -1195,7 +1152,7 @@ static void test_refused_key(void **state)
 			 0);
 	free(out);
 	start_agent(n, P_ASST);
-	pathf(log, sizeof(log), "%s/asst.mantova.log", n->dir);
+	tu_path(log, sizeof(log), "%s/asst.mantova.log", n->dir);
 	assert_true(wait_contains(n->dir, log, "the broker refused our key", WAIT_MS));
 	/* Said once, not once per reconnect; the agent stays up and stops
 	 * cleanly (teardown). */
@@ -1204,8 +1161,9 @@ static void test_refused_key(void **state)
 		     "employment-orientation");
 	char sent[1200];
 	spool(n, P_SOCIAL, "sent", sent, sizeof(sent));
-	assert_true(wait_file(pathf(path, sizeof(path), "%s/x.json.receipt.json", sent), WAIT_MS));
-	assert_int_equal(occurrences(log, "refused our key"), 1);
+	assert_true(
+	    wait_file(tu_path(path, sizeof(path), "%s/x.json.receipt.json", sent), WAIT_MS));
+	assert_int_equal(tu_occurrences(log, "refused our key"), 1);
 	assert_true(kill(n->pid[P_ASST], 0) == 0);
 }
 
@@ -1221,8 +1179,9 @@ static void test_witness_alarm(void **state)
 	start_agent(n, P_CPI);
 	put_referral(n, P_SOCIAL, "w1.json", "soc-wit-1", "cpi.mantova", "employment-orientation");
 	spool(n, P_SOCIAL, "sent", sent, sizeof(sent));
-	assert_true(wait_file(pathf(path, sizeof(path), "%s/w1.json.receipt.json", sent), WAIT_MS));
-	pathf(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	assert_true(
+	    wait_file(tu_path(path, sizeof(path), "%s/w1.json.receipt.json", sent), WAIT_MS));
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
 	assert_true(wait_contains(n->dir, log, "included in checkpoint", WAIT_MS));
 	stop(n, P_SOCIAL, SIGTERM);
 
@@ -1232,7 +1191,7 @@ static void test_witness_alarm(void **state)
 	rete_msg m;
 	assert_int_equal(
 	    rete_keyfile_load_secret(
-		pathf(path, sizeof(path), "%s/keys/broker.mantova.key", n->dir), &bk, &m),
+		tu_path(path, sizeof(path), "%s/keys/broker.mantova.key", n->dir), &bk, &m),
 	    RETE_OK);
 	uint8_t root[RETE_MERKLE_HASH];
 	memset(root, 0x5a, sizeof(root));
@@ -1240,21 +1199,8 @@ static void test_witness_alarm(void **state)
 	assert_int_equal(rete_checkpoint_sign("rete.test/mantova", 1, root, bk, &note, &m),
 			 RETE_OK);
 	rete_seckey_free(&bk);
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	assert_int_equal(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 16);
-	assert_int_equal(
-	    mdb_env_open(env, pathf(path, sizeof(path), "%s/agents/social.mantova/data", n->dir), 0,
-			 0600),
-	    0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
-	MDB_val k = {10, "checkpoint"}, v = {strlen(note), note};
-	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	tu_raw_put(tu_path(path, sizeof(path), "%s/agents/social.mantova/data", n->dir), "meta",
+		   "checkpoint", 10, note, strlen(note));
 	free(note);
 
 	/* The log grows; social services comes back and checks. */
@@ -1281,7 +1227,7 @@ static void test_key_change(void **state)
 	/* The job centre gets a new key; the broker restarts with it. */
 	stop(n, P_CPI, SIGTERM);
 	stop(n, P_BROKER, SIGTERM);
-	unlink(pathf(path, sizeof(path), "%s/broker/broker.sock", n->dir));
+	unlink(tu_path(path, sizeof(path), "%s/broker/broker.sock", n->dir));
 	assert_int_equal(
 	    tu_run(&out, "'%s/rete' keygen cpi.mantova --out '%s/keys' --force", n->bin, n->dir),
 	    0);
@@ -1290,14 +1236,15 @@ static void test_key_change(void **state)
 	start_agent(n, P_CPI);
 	/* Social services has the new directory once it is welcomed again. */
 	char log[1200];
-	pathf(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
 	assert_int_equal(wait_occurrences(n->dir, log, "info: connected to", 2, WAIT_MS), 2);
 
 	/* Social services will not seal to the new key on its own... */
 	put_referral(n, P_SOCIAL, "k2.json", "soc-key-2", "cpi.mantova", "employment-orientation");
 	spool(n, P_SOCIAL, "failed", failed, sizeof(failed));
-	assert_true(wait_file(pathf(path, sizeof(path), "%s/k2.json.error.json", failed), WAIT_MS));
-	json_t *e = load_json(path);
+	assert_true(
+	    wait_file(tu_path(path, sizeof(path), "%s/k2.json.error.json", failed), WAIT_MS));
+	json_t *e = tu_load_json(path);
 	assert_string_equal(jget(e, "code"), "key-changed");
 	assert_string_equal(jget(e, "field"), "recipient");
 	assert_non_null(strstr(jget(e, "error"), "--trust cpi.mantova"));
@@ -1363,7 +1310,7 @@ static void check_inbox_once(const char *dir, size_t want)
 	char **ids = calloc(cnt, sizeof(*ids));
 	for (size_t i = 0; i < cnt; i++) {
 		char path[1400];
-		json_t *j = load_json(pathf(path, sizeof(path), "%s/%s", dir, names[i]));
+		json_t *j = tu_load_json(tu_path(path, sizeof(path), "%s/%s", dir, names[i]));
 		ids[i] = strdup(jget(j, "message.id"));
 		assert_string_equal(jget(j, "private.person.fiscalCode"), PERSON_CF);
 		json_decref(j);
@@ -1383,7 +1330,7 @@ static void test_kill9_receiver(void **state)
 	char hookout[1200];
 
 	/* The receiver's hook records every log index it is run for. */
-	pathf(hookout, sizeof(hookout), "%s/hook.out", n->dir);
+	tu_path(hookout, sizeof(hookout), "%s/hook.out", n->dir);
 	char body[2048];
 	snprintf(body, sizeof(body), "#!/bin/sh\necho \"$RETE_INDEX\" >> '%s'\n", hookout);
 	set_hook(n, P_CPI, body);
@@ -1398,7 +1345,7 @@ static void test_kill9_receiver(void **state)
 	assert_true(got >= 30);
 	int st = stop(n, P_CPI, SIGKILL);
 	assert_true(WIFSIGNALED(st));
-	size_t at_kill = count_suffix(dir, "-referral.json");
+	size_t at_kill = tu_count_suffix(dir, "-referral.json");
 	fprintf(stderr, "killed the receiver with %zu of %zu in its inbox\n", at_kill, N);
 	start_agent(n, P_CPI);
 	assert_int_equal(wait_count(dir, "-referral.json", N, 4 * WAIT_MS), N);
@@ -1407,7 +1354,7 @@ static void test_kill9_receiver(void **state)
 	assert_int_equal(wait_count(sdir, "-delivery.json", N, 4 * WAIT_MS), N);
 	check_inbox_once(dir, N);
 	spool(n, P_SOCIAL, "sent", sdir, sizeof(sdir));
-	assert_int_equal(count_suffix(sdir, ".receipt.json"), N);
+	assert_int_equal(tu_count_suffix(sdir, ".receipt.json"), N);
 	/* The hook ran at least once for every inbox file, the kill
 	 * notwithstanding (a run cut short by it runs again). */
 	assert_true(wait_hook_covers(n->dir, hookout, dir, WAIT_MS));
@@ -1430,14 +1377,14 @@ static void test_kill9_sender_and_broker(void **state)
 	assert_true(wait_count(sent, ".receipt.json", 20, WAIT_MS) >= 20);
 	assert_true(WIFSIGNALED(stop(n, P_SOCIAL, SIGKILL)));
 	fprintf(stderr, "killed the sender with %zu of %zu receipted\n",
-		count_suffix(sent, ".receipt.json"), N);
+		tu_count_suffix(sent, ".receipt.json"), N);
 	start_agent(n, P_SOCIAL);
 	size_t at = wait_count(sent, ".receipt.json", 100, WAIT_MS);
 	assert_true(at >= 100);
 	assert_true(WIFSIGNALED(stop(n, P_BROKER, SIGKILL)));
 	fprintf(stderr, "killed the broker with %zu of %zu receipted\n",
-		count_suffix(sent, ".receipt.json"), N);
-	unlink(pathf(p, sizeof(p), "%s/broker/broker.sock", n->dir));
+		tu_count_suffix(sent, ".receipt.json"), N);
+	unlink(tu_path(p, sizeof(p), "%s/broker/broker.sock", n->dir));
 	start_broker(n);
 	assert_int_equal(wait_count(sent, ".receipt.json", N, 4 * WAIT_MS), N);
 	spool(n, P_CPI, "inbox", dir, sizeof(dir));
@@ -1445,7 +1392,7 @@ static void test_kill9_sender_and_broker(void **state)
 	check_inbox_once(dir, N);
 	/* Each file left the outbox once: no "NAME.2" in sent/, nothing failed. */
 	assert_int_equal(wait_count(sent, ".json", 2 * N, WAIT_MS), 2 * N);
-	assert_int_equal(count_suffix(spool(n, P_SOCIAL, "failed", p, sizeof(p)), ".json"), 0);
+	assert_int_equal(tu_count_suffix(spool(n, P_SOCIAL, "failed", p, sizeof(p)), ".json"), 0);
 	assert_int_equal(wait_gone(spool(n, P_SOCIAL, "outbox", p, sizeof(p)), ".json", WAIT_MS),
 			 0);
 }
@@ -1471,7 +1418,7 @@ static void test_broker_down(void **state)
 
 	stop(n, P_BROKER, SIGTERM);
 	char sock[1200];
-	unlink(pathf(sock, sizeof(sock), "%s/broker/broker.sock", n->dir));
+	unlink(tu_path(sock, sizeof(sock), "%s/broker/broker.sock", n->dir));
 	/* 20 seconds without a broker, one new file a second. */
 	int64_t end = now_ms() + 20000;
 	while (now_ms() < end) {
@@ -1484,7 +1431,7 @@ static void test_broker_down(void **state)
 		struct timespec ts = {1, 0};
 		nanosleep(&ts, NULL);
 	}
-	assert_int_equal(count_suffix(sent, ".receipt.json"), 5);
+	assert_int_equal(tu_count_suffix(sent, ".receipt.json"), 5);
 	start_broker(n);
 	assert_int_equal(wait_count(sent, ".receipt.json", written, 2 * WAIT_MS), written);
 	spool(n, P_CPI, "inbox", dir, sizeof(dir));

@@ -47,17 +47,6 @@ static void ev_poll_nap(void)
 	it_nap(50);
 }
 
-static char *ev_path(char *buf, size_t n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static char *ev_path(char *buf, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, n, fmt, ap);
-	va_end(ap);
-	return buf;
-}
-
 /* ev_referral_text: a referral file from social services to the job centre
  * as an agency's system writes it (id given; service and reason vary). */
 static char *ev_referral_text(const char *id, const char *reason)
@@ -83,8 +72,8 @@ static void ev_put(it_net *n, int p, const char *name, const char *text)
 {
 	char dir[1300], tmp[1500], dst[1500];
 	it_spool(n, p, "outbox", dir, sizeof(dir));
-	ev_path(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
-	ev_path(dst, sizeof(dst), "%s/%s", dir, name);
+	tu_path(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+	tu_path(dst, sizeof(dst), "%s/%s", dir, name);
 	assert_int_equal(tu_write_file(tmp, text, strlen(text)), 0);
 	assert_int_equal(rename(tmp, dst), 0);
 }
@@ -96,81 +85,40 @@ static void ev_put_referral(it_net *n, const char *name, const char *id, const c
 	free(t);
 }
 
-static bool ev_exists(const char *path)
-{
-	return access(path, F_OK) == 0;
-}
-
 /* ev_wait_either waits until a or b exists; returns 1 for a, 2 for b, 0 at
  * the deadline. */
 static int ev_wait_either(const char *a, const char *b, int ms)
 {
 	int64_t end = ev_deadline(ms);
 	while (it_mono_ms() < end) {
-		if (ev_exists(a))
+		if (tu_exists(a))
 			return 1;
-		if (b && ev_exists(b))
+		if (b && tu_exists(b))
 			return 2;
 		ev_poll_nap();
 	}
-	return ev_exists(a) ? 1 : (b && ev_exists(b)) ? 2 : 0;
-}
-
-static size_t ev_count_suffix(const char *dir, const char *suffix)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	size_t count = 0, sl = strlen(suffix);
-	if (d == NULL)
-		return 0;
-	while ((e = readdir(d)) != NULL) {
-		size_t l = strlen(e->d_name);
-		if (e->d_name[0] != '.' && l >= sl && strcmp(e->d_name + l - sl, suffix) == 0)
-			count++;
-	}
-	closedir(d);
-	return count;
+	return tu_exists(a) ? 1 : (b && tu_exists(b)) ? 2 : 0;
 }
 
 static size_t ev_wait_count(const char *dir, const char *suffix, size_t want, int ms)
 {
 	int64_t end = ev_deadline(ms);
 	size_t c;
-	while ((c = ev_count_suffix(dir, suffix)) < want && it_mono_ms() < end)
+	while ((c = tu_count_suffix(dir, suffix)) < want && it_mono_ms() < end)
 		ev_poll_nap();
 	return c;
-}
-
-static size_t ev_occurrences(const char *path, const char *needle)
-{
-	char *data = tu_read_file(path, NULL);
-	size_t k = 0;
-	for (char *p = data; p && (p = strstr(p, needle)) != NULL; p++)
-		k++;
-	free(data);
-	return k;
 }
 
 /* ev_wait_log waits until the log at path holds needle `want` times. */
 static bool ev_wait_log(const char *path, const char *needle, size_t want, int ms)
 {
 	int64_t end = ev_deadline(ms);
-	while (ev_occurrences(path, needle) < want) {
+	while (tu_occurrences(path, needle) < want) {
 		if (it_mono_ms() >= end)
 			return false;
 		ev_poll_nap();
 	}
 	return true;
-}
-
-static json_t *ev_load(const char *path)
-{
-	json_error_t e;
-	json_t *j = json_load_file(path, 0, &e);
-	if (j == NULL)
-		fprintf(stderr, "%s: %s\n", path, e.text);
-	assert_non_null(j);
-	return j;
 }
 
 /* ev_inbox_ids counts, per message id, the referral files of an inbox;
@@ -187,7 +135,7 @@ static char **ev_inbox_ids(const char *dir, size_t *count)
 		if (e->d_name[0] == '.' || l < 14 || strcmp(e->d_name + l - 14, "-referral.json"))
 			continue;
 		char path[1500];
-		json_t *j = ev_load(ev_path(path, sizeof(path), "%s/%s", dir, e->d_name));
+		json_t *j = tu_load_json(tu_path(path, sizeof(path), "%s/%s", dir, e->d_name));
 		const char *id =
 		    json_string_value(json_object_get(json_object_get(j, "message"), "id"));
 		ids = realloc(ids, (n + 1) * sizeof(*ids));
@@ -259,7 +207,8 @@ static size_t ev_wait_delivered(it_net *n, size_t want, int ms)
 			    strcmp(e->d_name + l - 14, "-delivery.json") != 0)
 				continue;
 			char path[1500];
-			json_t *j = ev_load(ev_path(path, sizeof(path), "%s/%s", dir, e->d_name));
+			json_t *j =
+			    tu_load_json(tu_path(path, sizeof(path), "%s/%s", dir, e->d_name));
 			const char *id = json_string_value(json_object_get(
 			    json_object_get(json_object_get(j, "message"), "delivery"),
 			    "messageId"));
@@ -300,7 +249,7 @@ static bool ev_broker_restore(it_net *n, const char *backup)
 	char aside[1400];
 	if (it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) == -1)
 		fprintf(stderr, "warning: the broker did not stop on SIGTERM; killed\n");
-	ev_path(aside, sizeof(aside), "%s.before-restore", n->data);
+	tu_path(aside, sizeof(aside), "%s.before-restore", n->data);
 	if (rename(n->data, aside) != 0 || rename(backup, n->data) != 0) {
 		fprintf(stderr, "restore: cannot swap %s: %s\n", n->data, strerror(errno));
 		return false;
@@ -319,7 +268,7 @@ static void ev_put_and_receipt(it_net *n, size_t from, size_t to)
 		ev_put_referral(n, name, id, "long-term-unemployment");
 	}
 	for (size_t i = from; i <= to; i++) {
-		ev_path(path, sizeof(path), "%s/r%02zu.json.receipt.json", sent, i);
+		tu_path(path, sizeof(path), "%s/r%02zu.json.receipt.json", sent, i);
 		if (ev_wait_either(path, NULL, EV_WAIT) != 1) {
 			it_show(n, "social.mantova.log");
 			fail_msg("no receipt for r%02zu.json", i);
@@ -333,8 +282,8 @@ static void test_restore_once(void **state)
 	assert_non_null(n);
 	*state = n;
 	char backup[1300], sdir[1300], log[1300];
-	ev_path(backup, sizeof(backup), "%s/backup", n->dir);
-	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	tu_path(backup, sizeof(backup), "%s/backup", n->dir);
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
 
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_SOCIAL));
@@ -406,19 +355,19 @@ static void test_resend_same_id(void **state)
 
 	char *text = ev_referral_text("ev-idem-1", "long-term-unemployment");
 	ev_put(n, IT_SOCIAL, "first.json", text);
-	assert_int_equal(ev_wait_either(ev_path(a, sizeof(a), "%s/first.json.receipt.json", sent),
+	assert_int_equal(ev_wait_either(tu_path(a, sizeof(a), "%s/first.json.receipt.json", sent),
 					NULL, EV_WAIT),
 			 1);
 	/* The same file again, under another name, after acceptance. */
 	ev_put(n, IT_SOCIAL, "again.json", text);
 	free(text);
-	ev_path(b, sizeof(b), "%s/again.json.receipt.json", sent);
-	ev_path(bf, sizeof(bf), "%s/again.json.error.json", failed);
+	tu_path(b, sizeof(b), "%s/again.json.receipt.json", sent);
+	tu_path(bf, sizeof(bf), "%s/again.json.error.json", failed);
 	int got = ev_wait_either(b, bf, EV_WAIT);
 	if (got == 2)
 		it_show_path(bf, 0);
 	assert_int_equal(got, 1); /* the same content: the original receipt, not id-reused */
-	json_t *ja = ev_load(a), *jb = ev_load(b);
+	json_t *ja = tu_load_json(a), *jb = tu_load_json(b);
 	assert_string_equal(json_string_value(json_object_get(ja, "index")),
 			    json_string_value(json_object_get(jb, "index")));
 	assert_string_equal(json_string_value(json_object_get(ja, "receipt")),
@@ -433,10 +382,10 @@ static void test_resend_same_id(void **state)
 	text = ev_referral_text("ev-idem-1", "school-dropout");
 	ev_put(n, IT_SOCIAL, "changed.json", text);
 	free(text);
-	ev_path(c, sizeof(c), "%s/changed.json.receipt.json", sent);
-	ev_path(cf, sizeof(cf), "%s/changed.json.error.json", failed);
+	tu_path(c, sizeof(c), "%s/changed.json.receipt.json", sent);
+	tu_path(cf, sizeof(cf), "%s/changed.json.error.json", failed);
 	assert_int_equal(ev_wait_either(c, cf, EV_WAIT), 2);
-	json_t *jc = ev_load(cf);
+	json_t *jc = tu_load_json(cf);
 	assert_string_equal(json_string_value(json_object_get(jc, "code")), "id-reused");
 	const char *err = json_string_value(json_object_get(jc, "error"));
 	if (err == NULL || strstr(err, want) == NULL)
@@ -464,7 +413,7 @@ static void test_dishonest_receipt(void **state)
 	ev_put_referral(n, "liar.json", "ev-liar-1", "long-term-unemployment");
 	it_spool(n, IT_SOCIAL, "outbox", outbox, sizeof(outbox));
 	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
-	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
 
 	/* Answer every SUBMIT with a receipt that verifies with the broker key
 	 * but whose leaf is not the hash of the entry (index, loggedAt, the
@@ -476,47 +425,52 @@ static void test_dishonest_receipt(void **state)
 	if (submits < 2 || !alarm)
 		it_show(n, "social.mantova.log");
 	/* Never "accepted": no receipt in sent/, the file still ours. */
-	assert_false(ev_exists(ev_path(path, sizeof(path), "%s/liar.json.receipt.json", sent)));
-	assert_true(ev_exists(ev_path(path, sizeof(path), "%s/liar.json", outbox)));
+	assert_false(tu_exists(tu_path(path, sizeof(path), "%s/liar.json.receipt.json", sent)));
+	assert_true(tu_exists(tu_path(path, sizeof(path), "%s/liar.json", outbox)));
 	assert_int_equal(submits, 2); /* submitted again ... */
 	assert_true(same);	      /* ... byte for byte the same */
 	assert_true(alarm);
-	assert_int_equal(ev_occurrences(log, "accepted as ev-liar-1"), 0);
+	assert_int_equal(tu_occurrences(log, "accepted as ev-liar-1"), 0);
 }
 
 /* --- a new log epoch ----------------------------------------------------------- */
 
-/* test_new_epoch: a broker whose WELCOME says epoch 1 receipts a message
- * (honestly); then it comes back saying epoch 2 (a declared restore) with
- * a checkpoint that does not extend the one the agent verified. The agent
- * takes it as the new baseline (no alarm), says so naming the epoch, and
- * submits the held message again, the same bytes. */
-static void test_new_epoch(void **state)
+/* ev_receipted_in_epoch1 opens the fake broker l at n's endpoint (the real
+ * broker's WELCOME, saying epoch 1; receipts naming the right leaf), starts
+ * the social agency's agent and sends it referral id as outbox file name;
+ * it returns once the fake had that SUBMIT and the receipt is in sent/.
+ * sent and log (len bytes each) get the sent/ folder and the agent's log
+ * file. l is the caller's to close (it_fake_close). */
+static void ev_receipted_in_epoch1(it_net *n, it_fake *l, const char *name, const char *id,
+				   char *sent, char *log, size_t len)
 {
-	it_net *n = it_net_new("evidence-epoch", NULL);
-	assert_non_null(n);
-	*state = n;
-	char sent[1300], log[1300], path[1500];
+	char path[1500];
 	Rete__BrokerFrame *welcome = it_real_welcome(n, IT_SOCIAL);
 	welcome->welcome->epoch = 1;
-	it_fake l;
-	it_fake_open(&l, n, welcome);
-	l.honest_leaf = true;
+	it_fake_open(l, n, welcome);
+	l->honest_leaf = true;
 
 	assert_true(it_agent_start(n, IT_SOCIAL));
-	ev_put_referral(n, "ep.json", "ev-epoch-1", "long-term-unemployment");
-	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
-	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
-	assert_int_equal(it_fake_serve(&l, &l.submits, 1, EV_WAIT), 1);
+	ev_put_referral(n, name, id, "long-term-unemployment");
+	it_spool(n, IT_SOCIAL, "sent", sent, len);
+	tu_path(log, len, "%s/social.mantova.log", n->dir);
+	assert_int_equal(it_fake_serve(l, &l->submits, 1, EV_WAIT), 1);
 	assert_int_equal(
-	    ev_wait_either(ev_path(path, sizeof(path), "%s/ep.json.receipt.json", sent), NULL,
+	    ev_wait_either(tu_path(path, sizeof(path), "%s/%s.receipt.json", sent, name), NULL,
 			   EV_WAIT),
 	    1);
+}
 
-	/* Back as epoch 2, with a checkpoint of the same size as the one the
-	 * agent verified but another root: in epoch 1 that is a fork. */
+/* ev_fake_epoch2 takes the fake broker l down and makes its WELCOME that of
+ * a declared restore: epoch 2, with a checkpoint of the size the agent
+ * verified but a root of `fill` bytes (in epoch 1 that would be a fork),
+ * signed with n's broker key. The caller changes what else it wants and
+ * brings l back with it_fake_bind. */
+static void ev_fake_epoch2(it_net *n, it_fake *l, uint8_t fill)
+{
+	Rete__BrokerFrame *welcome = l->welcome;
 	uint8_t root[RETE_MERKLE_HASH];
-	memset(root, 0x5a, sizeof(root));
+	memset(root, fill, sizeof(root));
 	rete_checkpoint cp;
 	rete_msg m;
 	assert_int_equal(rete_checkpoint_verify(welcome->welcome->checkpoint,
@@ -529,8 +483,27 @@ static void test_new_epoch(void **state)
 	free(welcome->welcome->checkpoint);
 	welcome->welcome->checkpoint = note;
 	welcome->welcome->epoch = 2;
-	zmq_close(l.sock);
-	l.sock = NULL;
+	zmq_close(l->sock);
+	l->sock = NULL;
+}
+
+/* test_new_epoch: a broker whose WELCOME says epoch 1 receipts a message
+ * (honestly); then it comes back saying epoch 2 (a declared restore) with
+ * a checkpoint that does not extend the one the agent verified. The agent
+ * takes it as the new baseline (no alarm), says so naming the epoch, and
+ * submits the held message again, the same bytes. */
+static void test_new_epoch(void **state)
+{
+	it_net *n = it_net_new("evidence-epoch", NULL);
+	assert_non_null(n);
+	*state = n;
+	char sent[1300], log[1300];
+	it_fake l;
+	ev_receipted_in_epoch1(n, &l, "ep.json", "ev-epoch-1", sent, log, sizeof(sent));
+
+	/* Back as epoch 2, with a checkpoint of the same size as the one the
+	 * agent verified but another root: in epoch 1 that is a fork. */
+	ev_fake_epoch2(n, &l, 0x5a);
 	it_fake_bind(&l);
 	int hellos = l.hellos;
 	assert_int_equal(it_fake_serve(&l, &l.hellos, hellos + 1, EV_WAIT), hellos + 1);
@@ -542,7 +515,7 @@ static void test_new_epoch(void **state)
 	assert_true(same); /* the held bytes, not a new signature */
 	assert_true(ev_wait_log(log, "is now epoch 2 (was 1)", 1, EV_WAIT));
 	assert_true(ev_wait_log(log, "submitting again 1 message(s)", 1, EV_WAIT));
-	assert_int_equal(ev_occurrences(log, "WITNESS ALARM"), 0);
+	assert_int_equal(tu_occurrences(log, "WITNESS ALARM"), 0);
 }
 
 /* test_epoch_then_crash (review): the agent learns epoch 2, records it at
@@ -555,44 +528,13 @@ static void test_epoch_then_crash(void **state)
 	it_net *n = it_net_new("review-epoch-crash", NULL);
 	assert_non_null(n);
 	*state = n;
-	char sent[1300], log[1300], path[1500];
-	Rete__BrokerFrame *welcome = it_real_welcome(n, IT_SOCIAL);
-	welcome->welcome->epoch = 1;
+	char sent[1300], log[1300];
 	it_fake l;
-	it_fake_open(&l, n, welcome);
-	l.honest_leaf = true;
-
-	assert_true(it_agent_start(n, IT_SOCIAL));
-	ev_put_referral(n, "ep.json", "ev-epoch-1", "long-term-unemployment");
-	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
-	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
-	assert_int_equal(it_fake_serve(&l, &l.submits, 1, EV_WAIT), 1);
-	assert_int_equal(
-	    ev_wait_either(ev_path(path, sizeof(path), "%s/ep.json.receipt.json", sent), NULL,
-			   EV_WAIT),
-	    1);
+	ev_receipted_in_epoch1(n, &l, "ep.json", "ev-epoch-1", sent, log, sizeof(sent));
 
 	/* Back as epoch 2 (a declared restore that lost the message), but it
 	 * does not answer SUBMITs yet (the batch not committed) */
-	welcome = l.welcome;
-	l.welcome = NULL;
-	uint8_t root[RETE_MERKLE_HASH];
-	memset(root, 0x5a, sizeof(root));
-	rete_checkpoint cp;
-	rete_msg m;
-	assert_int_equal(rete_checkpoint_verify(welcome->welcome->checkpoint,
-						strlen(welcome->welcome->checkpoint), IT_ORIGIN,
-						&n->broker->pub, &cp, &m),
-			 RETE_OK);
-	char *note = NULL;
-	assert_int_equal(rete_checkpoint_sign(IT_ORIGIN, cp.size, root, n->broker, &note, &m),
-			 RETE_OK);
-	free(welcome->welcome->checkpoint);
-	welcome->welcome->checkpoint = note;
-	welcome->welcome->epoch = 2;
-	zmq_close(l.sock);
-	l.sock = NULL;
-	l.welcome = welcome;
+	ev_fake_epoch2(n, &l, 0x5a);
 	l.mute = true;
 	it_fake_bind(&l);
 	int hellos = l.hellos;
@@ -631,7 +573,7 @@ static void test_dup_id_false_alarm(void **state)
 	it_fake_open(&l, n, it_real_welcome(n, IT_SOCIAL));
 	l.honest_leaf = true;
 	l.mute = true;
-	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
 	it_spool(n, IT_SOCIAL, "outbox", outbox, sizeof(outbox));
 
 	assert_true(it_agent_start(n, IT_SOCIAL));
@@ -640,10 +582,10 @@ static void test_dup_id_false_alarm(void **state)
 	/* both written, then both renamed in: one scan takes them */
 	char *t1 = ev_referral_text("ev-dup", "long-term-unemployment");
 	char *t2 = ev_referral_text("ev-dup", "school-dropout");
-	ev_path(ta, sizeof(ta), "%s/.a.tmp", outbox);
-	ev_path(tb, sizeof(tb), "%s/.b.tmp", outbox);
-	ev_path(da, sizeof(da), "%s/a.json", outbox);
-	ev_path(db, sizeof(db), "%s/b.json", outbox);
+	tu_path(ta, sizeof(ta), "%s/.a.tmp", outbox);
+	tu_path(tb, sizeof(tb), "%s/.b.tmp", outbox);
+	tu_path(da, sizeof(da), "%s/a.json", outbox);
+	tu_path(db, sizeof(db), "%s/b.json", outbox);
 	assert_int_equal(tu_write_file(ta, t1, strlen(t1)), 0);
 	assert_int_equal(tu_write_file(tb, t2, strlen(t2)), 0);
 	assert_int_equal(rename(ta, da), 0);
@@ -683,12 +625,12 @@ static uint64_t ev_receipt_index(it_net *n, const char *name)
 {
 	char sent[1300], path[1500];
 	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
-	ev_path(path, sizeof(path), "%s/%s.receipt.json", sent, name);
+	tu_path(path, sizeof(path), "%s/%s.receipt.json", sent, name);
 	if (ev_wait_either(path, NULL, EV_WAIT) != 1) {
 		it_show(n, "social.mantova.log");
 		fail_msg("no receipt for %s", name);
 	}
-	json_t *j = ev_load(path);
+	json_t *j = tu_load_json(path);
 	assert_non_null(j);
 	const char *s = json_string_value(json_object_get(j, "index"));
 	assert_non_null(s);
@@ -727,8 +669,8 @@ static void test_held_order(void **state)
 	assert_non_null(n);
 	*state = n;
 	char backup[1300], log[1300];
-	ev_path(backup, sizeof(backup), "%s/backup", n->dir);
-	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	tu_path(backup, sizeof(backup), "%s/backup", n->dir);
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
 
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_SOCIAL));
@@ -744,7 +686,7 @@ static void test_held_order(void **state)
 	assert_true(ev_broker_restore(n, backup));
 	uint64_t ref_after = ev_wait_rereceipt(log, "zz-held-ref", EV_WAIT);
 	uint64_t upd_after = ev_wait_rereceipt(log, "aa-held-cancel", EV_WAIT);
-	size_t refused = ev_occurrences(log, "submitted again was refused");
+	size_t refused = tu_occurrences(log, "submitted again was refused");
 	if (ref_after == UINT64_MAX || upd_after == UINT64_MAX || refused > 0)
 		it_show(n, "social.mantova.log");
 	assert_int_equal(refused, 0); /* the cancellation was not sent before its referral */
@@ -763,8 +705,8 @@ static void test_held_receipt_renewed(void **state)
 	assert_non_null(n);
 	*state = n;
 	char backup[1300], log[1300];
-	ev_path(backup, sizeof(backup), "%s/backup", n->dir);
-	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	tu_path(backup, sizeof(backup), "%s/backup", n->dir);
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
 
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_SOCIAL));
@@ -802,88 +744,46 @@ static void test_held_too_large(void **state)
 	assert_non_null(n);
 	*state = n;
 	char sent[1300], failed[1300], log[1300], path[1500];
-	Rete__BrokerFrame *welcome = it_real_welcome(n, IT_SOCIAL);
-	welcome->welcome->epoch = 1;
 	it_fake l;
-	it_fake_open(&l, n, welcome);
-	l.honest_leaf = true;
-
-	assert_true(it_agent_start(n, IT_SOCIAL));
-	ev_put_referral(n, "big.json", "ev-big-1", "long-term-unemployment");
-	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	ev_receipted_in_epoch1(n, &l, "big.json", "ev-big-1", sent, log, sizeof(sent));
 	it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed));
-	ev_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
-	assert_int_equal(it_fake_serve(&l, &l.submits, 1, EV_WAIT), 1);
-	assert_int_equal(
-	    ev_wait_either(ev_path(path, sizeof(path), "%s/big.json.receipt.json", sent), NULL,
-			   EV_WAIT),
-	    1);
 
 	/* Back as epoch 2 (another root at the same size), taking 300-byte
 	 * frames only. */
-	welcome = l.welcome;
-	l.welcome = NULL;
-	uint8_t root[RETE_MERKLE_HASH];
-	memset(root, 0x5b, sizeof(root));
-	rete_checkpoint cp;
-	rete_msg m;
-	assert_int_equal(rete_checkpoint_verify(welcome->welcome->checkpoint,
-						strlen(welcome->welcome->checkpoint), IT_ORIGIN,
-						&n->broker->pub, &cp, &m),
-			 RETE_OK);
-	char *note = NULL;
-	assert_int_equal(rete_checkpoint_sign(IT_ORIGIN, cp.size, root, n->broker, &note, &m),
-			 RETE_OK);
-	free(welcome->welcome->checkpoint);
-	welcome->welcome->checkpoint = note;
-	welcome->welcome->epoch = 2;
-	welcome->welcome->max_frame = 300;
-	zmq_close(l.sock);
-	l.sock = NULL;
-	l.welcome = welcome;
+	ev_fake_epoch2(n, &l, 0x5b);
+	l.welcome->welcome->max_frame = 300;
 	it_fake_bind(&l);
 	int hellos = l.hellos;
 	assert_int_equal(it_fake_serve(&l, &l.hellos, hellos + 1, EV_WAIT), hellos + 1);
-	ev_path(path, sizeof(path), "%s/held-ev-big-1.error.json", failed);
+	tu_path(path, sizeof(path), "%s/held-ev-big-1.error.json", failed);
 	int got = ev_wait_either(path, NULL, 20000);
 	it_fake_close(&l);
 	char dot2[1500];
-	bool folder_answer = ev_exists(ev_path(dot2, sizeof(dot2), "%s/.2.error.json", failed)) ||
-			     ev_exists(ev_path(dot2, sizeof(dot2), "%s/.error.json", failed));
+	bool folder_answer = tu_exists(tu_path(dot2, sizeof(dot2), "%s/.2.error.json", failed)) ||
+			     tu_exists(tu_path(dot2, sizeof(dot2), "%s/.error.json", failed));
 	if (got != 1 || folder_answer)
 		it_show(n, "social.mantova.log");
 	assert_false(folder_answer); /* never an answer for the outbox folder */
 	assert_int_equal(got, 1);
-	json_t *j = ev_load(path);
+	json_t *j = tu_load_json(path);
 	assert_non_null(j);
 	assert_string_equal(json_string_value(json_object_get(j, "code")), "too-large");
 	assert_string_equal(json_string_value(json_object_get(j, "messageId")), "ev-big-1");
 	json_decref(j);
 }
 
-/* ev_teardown stops what the test started and removes its folder (kept
- * when a process did not stop cleanly). */
-static int ev_teardown(void **state)
-{
-	it_net *n = *state;
-	bool bad = false;
-	it_net_free(&n, false, &bad);
-	*state = NULL;
-	return bad ? -1 : 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_teardown(test_dishonest_receipt, ev_teardown),
-	    cmocka_unit_test_teardown(test_new_epoch, ev_teardown),
-	    cmocka_unit_test_teardown(test_resend_same_id, ev_teardown),
-	    cmocka_unit_test_teardown(test_restore_once, ev_teardown),
-	    cmocka_unit_test_teardown(test_epoch_then_crash, ev_teardown),
-	    cmocka_unit_test_teardown(test_dup_id_false_alarm, ev_teardown),
-	    cmocka_unit_test_teardown(test_held_order, ev_teardown),
-	    cmocka_unit_test_teardown(test_held_receipt_renewed, ev_teardown),
-	    cmocka_unit_test_teardown(test_held_too_large, ev_teardown),
+	    cmocka_unit_test_teardown(test_dishonest_receipt, it_teardown),
+	    cmocka_unit_test_teardown(test_new_epoch, it_teardown),
+	    cmocka_unit_test_teardown(test_resend_same_id, it_teardown),
+	    cmocka_unit_test_teardown(test_restore_once, it_teardown),
+	    cmocka_unit_test_teardown(test_epoch_then_crash, it_teardown),
+	    cmocka_unit_test_teardown(test_dup_id_false_alarm, it_teardown),
+	    cmocka_unit_test_teardown(test_held_order, it_teardown),
+	    cmocka_unit_test_teardown(test_held_receipt_renewed, it_teardown),
+	    cmocka_unit_test_teardown(test_held_too_large, it_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	if (getenv("RETE_TEST_ONLY") != NULL)

@@ -34,22 +34,6 @@
 
 #define HS_WAIT 60000 /* generous: 2 cores, sanitizers */
 
-static char *hs_path(char *buf, size_t n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static char *hs_path(char *buf, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, n, fmt, ap);
-	va_end(ap);
-	return buf;
-}
-
-static bool hs_exists(const char *path)
-{
-	return access(path, F_OK) == 0;
-}
-
 /* hs_lines counts the lines of the file at path that start with prefix and
  * end with suffix. */
 static size_t hs_lines(const char *path, const char *prefix, const char *suffix)
@@ -68,16 +52,6 @@ static size_t hs_lines(const char *path, const char *prefix, const char *suffix)
 	return k;
 }
 
-static size_t hs_occurrences(const char *path, const char *needle)
-{
-	char *data = tu_read_file(path, NULL);
-	size_t k = 0;
-	for (char *p = data; p && (p = strstr(p, needle)) != NULL; p++)
-		k++;
-	free(data);
-	return k;
-}
-
 /* --- the hooks --------------------------------------------------------------- */
 
 typedef struct hs_fx {
@@ -86,6 +60,23 @@ typedef struct hs_fx {
 	pid_t second; /* a second agent, if one runs */
 	char hook_out[1300], release[1300], inbox[1300], log[1300], extra[1400];
 } hs_fx;
+
+/* hs_start starts the job centre's agent (with its hook, x->extra) and
+ * waits until it said HELLO to the fake broker. */
+static void hs_start(hs_fx *x)
+{
+	assert_true(it_agent_start_ex(x->n, IT_CPI, x->extra));
+	int h = x->f.hellos;
+	assert_int_equal(it_fake_serve(&x->f, &x->f.hellos, h + 1, HS_WAIT), h + 1);
+}
+
+/* hs_stop stops the job centre's agent with SIGTERM; the test fails
+ * unless it exits 0. */
+static void hs_stop(hs_fx *x)
+{
+	int st = it_stop(&x->n->agent_pid[IT_CPI], SIGTERM, it_wait_ms());
+	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
 
 /* hs_hook_net: a fake broker (with a real WELCOME for the job centre) and
  * the job centre's agent, whose hook writes "start INDEX PATH" to
@@ -98,11 +89,11 @@ static void hs_hook_net(hs_fx *x, const char *tag)
 	x->n = it_net_new(tag, NULL);
 	assert_non_null(x->n);
 	it_fake_open(&x->f, x->n, it_real_welcome(x->n, IT_CPI));
-	hs_path(x->hook_out, sizeof(x->hook_out), "%s/hook.out", x->n->dir);
-	hs_path(x->release, sizeof(x->release), "%s/release", x->n->dir);
-	hs_path(x->log, sizeof(x->log), "%s/cpi.mantova.log", x->n->dir);
+	tu_path(x->hook_out, sizeof(x->hook_out), "%s/hook.out", x->n->dir);
+	tu_path(x->release, sizeof(x->release), "%s/release", x->n->dir);
+	tu_path(x->log, sizeof(x->log), "%s/cpi.mantova.log", x->n->dir);
 	it_spool(x->n, IT_CPI, "inbox", x->inbox, sizeof(x->inbox));
-	hs_path(script, sizeof(script), "%s/hook.sh", x->n->dir);
+	tu_path(script, sizeof(script), "%s/hook.sh", x->n->dir);
 	snprintf(body, sizeof(body),
 		 "#!/bin/sh\n"
 		 "echo \"start $RETE_INDEX $1\" >> '%s'\n"
@@ -112,9 +103,7 @@ static void hs_hook_net(hs_fx *x, const char *tag)
 	assert_int_equal(tu_write_file(script, body, strlen(body)), 0);
 	assert_int_equal(chmod(script, 0755), 0);
 	snprintf(x->extra, sizeof(x->extra), "on_message = exec %s\n", script);
-	assert_true(it_agent_start_ex(x->n, IT_CPI, x->extra));
-	int h = x->f.hellos;
-	assert_int_equal(it_fake_serve(&x->f, &x->f.hellos, h + 1, HS_WAIT), h + 1);
+	hs_start(x);
 }
 
 static int hs_setup(void **state)
@@ -234,8 +223,7 @@ static void test_hook_same_index_restart(void **state)
 
 	/* Stopped while the hooks wait: the agent kills them at its stop, and
 	 * they stay owed. */
-	int st = it_stop(&x->n->agent_pid[IT_CPI], SIGTERM, it_wait_ms());
-	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	hs_stop(x);
 	assert_int_equal(hs_lines(x->hook_out, "done ", ""), 0);
 	assert_int_equal(tu_write_file(x->release, "", 0), 0);
 	assert_true(it_agent_start_ex(x->n, IT_CPI, x->extra));
@@ -247,15 +235,12 @@ static void test_hook_same_index_restart(void **state)
 	}
 	assert_int_equal(c, 1); /* the first file's hook ran to its end after the restart */
 	assert_int_equal(d, 1); /* and so did the second one's */
-	assert_int_equal(hs_occurrences(x->log, "2 hook run(s) left unfinished"), 1);
+	assert_int_equal(tu_occurrences(x->log, "2 hook run(s) left unfinished"), 1);
 
 	/* A third start owes nothing: no hook runs again. */
-	st = it_stop(&x->n->agent_pid[IT_CPI], SIGTERM, it_wait_ms());
-	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	assert_true(it_agent_start_ex(x->n, IT_CPI, x->extra));
-	int h = x->f.hellos;
-	assert_int_equal(it_fake_serve(&x->f, &x->f.hellos, h + 1, HS_WAIT), h + 1);
-	assert_int_equal(hs_occurrences(x->log, "hook run(s) left unfinished"), 1);
+	hs_stop(x);
+	hs_start(x);
+	assert_int_equal(tu_occurrences(x->log, "hook run(s) left unfinished"), 1);
 	assert_int_equal(hs_lines(x->hook_out, "done 6 ", first), 1);
 	assert_int_equal(hs_lines(x->hook_out, "done 6 ", second), 1);
 }
@@ -264,21 +249,10 @@ static void test_hook_same_index_restart(void **state)
  * record an older agent kept: log index BE64 -> the inbox file's path. */
 static void hs_old_hook_record(const char *data, uint64_t index, const char *path)
 {
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
 	uint8_t key[8];
 	for (int i = 0; i < 8; i++)
 		key[i] = (uint8_t)(index >> (56 - 8 * i));
-	MDB_val k = {sizeof(key), key}, v = {strlen(path), (void *)path};
-	assert_int_equal(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 32);
-	assert_int_equal(mdb_env_open(env, data, 0, 0600), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "hooks", 0, &dbi), 0);
-	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	tu_raw_put(data, "hooks", key, sizeof(key), path, strlen(path));
 }
 
 /* test_hook_old_record: a hook left pending by an older agent (its record
@@ -290,10 +264,9 @@ static void test_hook_old_record(void **state)
 	char data[1300], file[1500], tail[64];
 	hs_hook_net(x, "hooks-old");
 	assert_int_equal(tu_write_file(x->release, "", 0), 0); /* hooks end at once */
-	int st = it_stop(&x->n->agent_pid[IT_CPI], SIGTERM, it_wait_ms());
-	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	hs_path(data, sizeof(data), "%s/agents/%s/data", x->n->dir, it_party_ids[IT_CPI]);
-	hs_path(file, sizeof(file), "%s/000000000009-referral.json", x->inbox);
+	hs_stop(x);
+	tu_path(data, sizeof(data), "%s/agents/%s/data", x->n->dir, it_party_ids[IT_CPI]);
+	tu_path(file, sizeof(file), "%s/000000000009-referral.json", x->inbox);
 	assert_int_equal(tu_write_file(file, "{}\n", 3), 0);
 	hs_old_hook_record(data, 9, file);
 
@@ -303,14 +276,11 @@ static void test_hook_old_record(void **state)
 	if (k != 1)
 		it_show(x->n, "cpi.mantova.log");
 	assert_int_equal(k, 1);
-	assert_int_equal(hs_occurrences(x->log, "rewritten by inbox file name"), 1);
+	assert_int_equal(tu_occurrences(x->log, "rewritten by inbox file name"), 1);
 	/* ran, so forgotten: the next start runs nothing */
-	st = it_stop(&x->n->agent_pid[IT_CPI], SIGTERM, it_wait_ms());
-	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	assert_true(it_agent_start_ex(x->n, IT_CPI, x->extra));
-	int h = x->f.hellos;
-	assert_int_equal(it_fake_serve(&x->f, &x->f.hellos, h + 1, HS_WAIT), h + 1);
-	assert_int_equal(hs_occurrences(x->log, "hook run(s) left unfinished"), 1);
+	hs_stop(x);
+	hs_start(x);
+	assert_int_equal(tu_occurrences(x->log, "hook run(s) left unfinished"), 1);
 	assert_int_equal(hs_lines(x->hook_out, "done 9 ", tail), 1);
 }
 
@@ -320,7 +290,7 @@ static void test_hook_old_record(void **state)
 static bool hs_wait_log(const char *path, const char *needle, int ms)
 {
 	int64_t end = it_mono_ms() + it_scaled_ms(ms);
-	while (hs_occurrences(path, needle) == 0) {
+	while (tu_occurrences(path, needle) == 0) {
 		if (it_mono_ms() >= end)
 			return false;
 		it_nap(50); /* polling a log file: no event to wait on */
@@ -335,23 +305,23 @@ static void test_spool_lock(void **state)
 	assert_non_null(n);
 	char log[1300], spool[1300], dir[1300], ini[1400], text[4096], exe[1300], pid[64];
 	assert_true(it_agent_start(n, IT_SOCIAL));
-	hs_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
 	/* started: it holds its locks (no broker needed for that) */
 	assert_true(hs_wait_log(log, "started:", HS_WAIT));
 
 	/* Another agent.ini: the same spool, its own data folder. */
 	it_spool(n, IT_SOCIAL, "", spool, sizeof(spool));
 	spool[strlen(spool) - 1] = '\0'; /* no trailing '/' */
-	hs_path(dir, sizeof(dir), "%s/other", n->dir);
+	tu_path(dir, sizeof(dir), "%s/other", n->dir);
 	assert_int_equal(mkdir(dir, 0755), 0);
 	snprintf(text, sizeof(text),
 		 "[agent]\nid = %s\nkey = %s/keys/%s.key\nbroker = %s\n"
 		 "broker_key = %s/keys/" IT_BROKER_ID ".pub\nspool = %s\ndata = data\n",
 		 it_party_ids[IT_SOCIAL], n->dir, it_party_ids[IT_SOCIAL], n->listen, n->dir,
 		 spool);
-	hs_path(ini, sizeof(ini), "%s/agent.ini", dir);
+	tu_path(ini, sizeof(ini), "%s/agent.ini", dir);
 	assert_int_equal(tu_write_file(ini, text, strlen(text)), 0);
-	hs_path(exe, sizeof(exe), "%s/rete-agent", n->bin);
+	tu_path(exe, sizeof(exe), "%s/rete-agent", n->bin);
 	char *args[] = {exe, "-c", ini, NULL};
 	x->second = it_spawn(n->dir, "second", args, NULL);
 	assert_true(x->second > 0);
@@ -370,16 +340,16 @@ static void test_spool_lock(void **state)
 	assert_true(exited); /* the second agent must not run on the first one's spool */
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 2);
-	hs_path(log, sizeof(log), "%s/second.log", n->dir);
+	tu_path(log, sizeof(log), "%s/second.log", n->dir);
 	snprintf(pid, sizeof(pid), "pid %ld", (long)n->agent_pid[IT_SOCIAL]);
-	if (hs_occurrences(log, pid) < 1 || hs_occurrences(log, spool) < 1)
+	if (tu_occurrences(log, pid) < 1 || tu_occurrences(log, spool) < 1)
 		it_show(n, "second.log");
-	assert_true(hs_occurrences(log, pid) >= 1);   /* names the first one's pid */
-	assert_true(hs_occurrences(log, spool) >= 1); /* and the folder */
+	assert_true(tu_occurrences(log, pid) >= 1);   /* names the first one's pid */
+	assert_true(tu_occurrences(log, spool) >= 1); /* and the folder */
 
 	/* rete status takes no lock: it works beside the agent. */
 	char *out = NULL;
-	hs_path(ini, sizeof(ini), "%s/agents/%s/agent.ini", n->dir, it_party_ids[IT_SOCIAL]);
+	tu_path(ini, sizeof(ini), "%s/agents/%s/agent.ini", n->dir, it_party_ids[IT_SOCIAL]);
 	int rc = tu_run(&out, "'%s/rete' status -c '%s' --timeout 0", n->bin, ini);
 	if (rc != 0)
 		fprintf(stderr, "rete status: %s\n", out ? out : "");
@@ -404,26 +374,26 @@ static void test_inbox_sweep(void **state)
 	it_spool(n, IT_CPI, "sent", root, sizeof(root));
 	assert_int_equal(mkdir(root, 0755), 0);
 	/* what a crash in the middle of writing an inbox file leaves */
-	hs_path(left, sizeof(left), "%s/.rete-4242-1.tmp", inbox);
+	tu_path(left, sizeof(left), "%s/.rete-4242-1.tmp", inbox);
 	assert_int_equal(tu_write_file(left, "{\"private\": \"Maria Rossi\"}", 26), 0);
-	hs_path(old, sizeof(old), "%s/.000000000003-referral.json.4242.tmp", inbox);
+	tu_path(old, sizeof(old), "%s/.000000000003-referral.json.4242.tmp", inbox);
 	assert_int_equal(tu_write_file(old, "{}", 2), 0); /* an older agent's */
-	hs_path(sent_left, sizeof(sent_left), "%s/.rete-4242-2.tmp", root);
+	tu_path(sent_left, sizeof(sent_left), "%s/.rete-4242-2.tmp", root);
 	assert_int_equal(tu_write_file(sent_left, "x", 1), 0);
 	/* the agency's own hidden files */
-	hs_path(own, sizeof(own), "%s/.seen-by-case-system", inbox);
+	tu_path(own, sizeof(own), "%s/.seen-by-case-system", inbox);
 	assert_int_equal(tu_write_file(own, "1", 1), 0);
-	hs_path(own2, sizeof(own2), "%s/.rete-notes", inbox);
+	tu_path(own2, sizeof(own2), "%s/.rete-notes", inbox);
 	assert_int_equal(tu_write_file(own2, "2", 1), 0);
 
 	assert_true(it_agent_start(n, IT_CPI));
-	hs_path(log, sizeof(log), "%s/cpi.mantova.log", n->dir);
+	tu_path(log, sizeof(log), "%s/cpi.mantova.log", n->dir);
 	assert_true(hs_wait_log(log, "started:", HS_WAIT)); /* the sweep comes before */
-	assert_false(hs_exists(sent_left));
-	assert_false(hs_exists(left)); /* the leftover with personal data is gone */
-	assert_false(hs_exists(old));
-	assert_true(hs_exists(own)); /* the agency's own files stay */
-	assert_true(hs_exists(own2));
+	assert_false(tu_exists(sent_left));
+	assert_false(tu_exists(left)); /* the leftover with personal data is gone */
+	assert_false(tu_exists(old));
+	assert_true(tu_exists(own)); /* the agency's own files stay */
+	assert_true(tu_exists(own2));
 }
 
 int main(void)

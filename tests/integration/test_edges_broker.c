@@ -33,15 +33,6 @@
 #include "itest.h"
 #include "lifecycle.h"
 
-static int teardown(void **state)
-{
-	it_net *n = *state;
-	bool bad = false;
-	it_net_free(&n, false, &bad);
-	*state = NULL;
-	return bad ? -1 : 0;
-}
-
 /* ini_edit rewrites broker.ini of n: the line starting with `drop` (may be
  * NULL) is left out and `add` (may be NULL) is put right after [broker]. */
 static void ini_edit(it_net *n, const char *drop, const char *add)
@@ -504,13 +495,13 @@ int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_teardown(test_redeliver, teardown),
-	    cmocka_unit_test_teardown(test_second_hello_gone, teardown),
-	    cmocka_unit_test_teardown(test_max_frame, teardown),
-	    cmocka_unit_test_teardown(test_whole_refusal, teardown),
-	    cmocka_unit_test_teardown(test_broker_log_escape, teardown),
-	    cmocka_unit_test_teardown(test_agent_log_escape, teardown),
-	    cmocka_unit_test_teardown(test_secret_key_refused, teardown),
+	    cmocka_unit_test_teardown(test_redeliver, it_teardown),
+	    cmocka_unit_test_teardown(test_second_hello_gone, it_teardown),
+	    cmocka_unit_test_teardown(test_max_frame, it_teardown),
+	    cmocka_unit_test_teardown(test_whole_refusal, it_teardown),
+	    cmocka_unit_test_teardown(test_broker_log_escape, it_teardown),
+	    cmocka_unit_test_teardown(test_agent_log_escape, it_teardown),
+	    cmocka_unit_test_teardown(test_secret_key_refused, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

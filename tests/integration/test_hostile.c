@@ -32,15 +32,6 @@
 
 #include "itest.h"
 
-static int teardown(void **state)
-{
-	it_net *n = *state;
-	bool bad = false;
-	it_net_free(&n, false, &bad);
-	*state = NULL;
-	return bad ? -1 : 0;
-}
-
 static it_net *net_up(void **state, const char *tag)
 {
 	it_net *n = it_net_new(tag, NULL);
@@ -615,12 +606,12 @@ int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_teardown(test_impersonation, teardown),
-	    cmocka_unit_test_teardown(test_replay_other_content, teardown),
-	    cmocka_unit_test_teardown(test_wrong_origin, teardown),
-	    cmocka_unit_test_teardown(test_removed_by_reload, teardown),
-	    cmocka_unit_test_teardown(test_flood_fairness, teardown),
-	    cmocka_unit_test_teardown(test_slow_consumer, teardown),
+	    cmocka_unit_test_teardown(test_impersonation, it_teardown),
+	    cmocka_unit_test_teardown(test_replay_other_content, it_teardown),
+	    cmocka_unit_test_teardown(test_wrong_origin, it_teardown),
+	    cmocka_unit_test_teardown(test_removed_by_reload, it_teardown),
+	    cmocka_unit_test_teardown(test_flood_fairness, it_teardown),
+	    cmocka_unit_test_teardown(test_slow_consumer, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -320,6 +320,17 @@ static char *wait_answer(const char *dir, const char *suffix, const char *key, c
 	return w.name;
 }
 
+/* sent_receipted puts a referral (id) from social services in their
+ * outbox as name and waits until its receipt is in sent (their sent/
+ * folder); the test fails at the deadline. */
+static void sent_receipted(fx *f, const char *sent, const char *name, const char *id)
+{
+	put_referral(f, IT_SOCIAL, name, id, 0);
+	char *r = wait_answer(sent, ".receipt.json", "messageId", id, 30000);
+	assert_non_null(r);
+	free(r);
+}
+
 static void start_net(fx *f)
 {
 	assert_true(it_broker_start(f->n));
@@ -362,10 +373,7 @@ static void test_two_agents(void **state)
 	char sent[1300], ini[1300], exe[1200], log[1400];
 	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
 	/* the first agent works (and so holds its lock) */
-	put_referral(f, IT_SOCIAL, "first.json", "two-agents-1", 0);
-	char *r = wait_answer(sent, ".receipt.json", "messageId", "two-agents-1", 30000);
-	assert_non_null(r);
-	free(r);
+	sent_receipted(f, sent, "first.json", "two-agents-1");
 
 	snprintf(exe, sizeof(exe), "%s/rete-agent", f->n->bin);
 	snprintf(ini, sizeof(ini), "%s/agents/%s/agent.ini", f->n->dir, it_party_ids[IT_SOCIAL]);
@@ -403,10 +411,7 @@ static void test_two_agents(void **state)
 	assert_non_null(strstr(out, "two-agents-1"));
 	free(out);
 	/* and the first agent still runs and answers */
-	put_referral(f, IT_SOCIAL, "after.json", "two-agents-2", 0);
-	r = wait_answer(sent, ".receipt.json", "messageId", "two-agents-2", 30000);
-	assert_non_null(r);
-	free(r);
+	sent_receipted(f, sent, "after.json", "two-agents-2");
 }
 
 /* --- 6a: a file replaced while its SUBMIT waits for the receipt ------------------ */
@@ -420,10 +425,7 @@ static void test_replaced_in_flight(void **state)
 	it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out));
 	it_spool(f->n, IT_CPI, "inbox", inbox, sizeof(inbox));
 	/* warm up: the agent is connected and has the directory */
-	put_referral(f, IT_SOCIAL, "warm.json", "repl-warm", 0);
-	char *r = wait_answer(sent, ".receipt.json", "messageId", "repl-warm", 30000);
-	assert_non_null(r);
-	free(r);
+	sent_receipted(f, sent, "warm.json", "repl-warm");
 
 	/* The broker is stopped: the SUBMIT of x.json waits for its answer. */
 	assert_int_equal(kill(f->n->broker_pid, SIGSTOP), 0);
@@ -509,14 +511,8 @@ static void test_odd_names(void **state)
 	assert_int_equal(mkdir(path, 0755), 0);
 	assert_true(wait_log(f, IT_SOCIAL, "folder.json", 1, 30000));
 	/* more scans: two more files, answered */
-	put_referral(f, IT_SOCIAL, "later-1.json", "odd-later-1", 0);
-	char *r = wait_answer(sent, ".receipt.json", "messageId", "odd-later-1", 30000);
-	assert_non_null(r);
-	free(r);
-	put_referral(f, IT_SOCIAL, "later-2.json", "odd-later-2", 0);
-	r = wait_answer(sent, ".receipt.json", "messageId", "odd-later-2", 30000);
-	assert_non_null(r);
-	free(r);
+	sent_receipted(f, sent, "later-1.json", "odd-later-1");
+	sent_receipted(f, sent, "later-2.json", "odd-later-2");
 	char log[1400];
 	agent_log_path(f, IT_SOCIAL, log, sizeof(log));
 	assert_int_equal(count_lines_in(log, "folder.json"), 1);
@@ -647,14 +643,8 @@ static void test_unmovable_said_once(void **state)
 	put(out, "ro-bad.json", "{\"not\": json");
 	assert_true(wait_log(f, IT_SOCIAL, "ro-bad.json", 1, 30000));
 	/* more scans: files arrive and are answered */
-	put_referral(f, IT_SOCIAL, "ro-1.json", "ro-1", 0);
-	char *r = wait_answer(sent, ".receipt.json", "messageId", "ro-1", 30000);
-	assert_non_null(r);
-	free(r);
-	put_referral(f, IT_SOCIAL, "ro-2.json", "ro-2", 0);
-	r = wait_answer(sent, ".receipt.json", "messageId", "ro-2", 30000);
-	assert_non_null(r);
-	free(r);
+	sent_receipted(f, sent, "ro-1.json", "ro-1");
+	sent_receipted(f, sent, "ro-2.json", "ro-2");
 	agent_log_path(f, IT_SOCIAL, log, sizeof(log));
 	assert_int_equal(count_lines_in(log, "ro-bad.json"), 1);
 	/* writable again: the answer comes */
@@ -692,10 +682,7 @@ static void test_too_large(void **state)
 	json_decref(j);
 	free(e);
 	/* the agent goes on */
-	put_referral(f, IT_SOCIAL, "small.json", "big-2", 0);
-	char *r = wait_answer(sent, ".receipt.json", "messageId", "big-2", 30000);
-	assert_non_null(r);
-	free(r);
+	sent_receipted(f, sent, "small.json", "big-2");
 	assert_true(wait_log(f, IT_SOCIAL, "big.json", 1, 1000));
 }
 

@@ -48,15 +48,6 @@
 #include "itest.h"
 #include "store_identity.h"
 
-static int teardown(void **state)
-{
-	it_net *n = *state;
-	bool bad = false;
-	it_net_free(&n, false, &bad);
-	*state = NULL;
-	return bad ? -1 : 0;
-}
-
 /* run_refused starts the broker on ini with flag (may be NULL) and expects
  * it to exit 2 on its own before it serves anything; its log, from the
  * start of this run, must hold every one of the words (NULL-terminated). */
@@ -152,13 +143,21 @@ static void test_second_broker(void **state)
 	(void)tmp;
 }
 
-static void test_changed_origin(void **state)
+/* net_with_store makes the test's network (*state) and has its broker
+ * start once, making its store, and stop. */
+static it_net *net_with_store(void **state, const char *tag)
 {
-	it_net *n = it_net_new("ident-origin", NULL);
+	it_net *n = it_net_new(tag, NULL);
 	assert_non_null(n);
 	*state = n;
 	assert_true(it_broker_start(n));
 	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) >= 0);
+	return n;
+}
+
+static void test_changed_origin(void **state)
+{
+	it_net *n = net_with_store(state, "ident-origin");
 	char ini2[1300];
 	ini_variant(n, "other-origin", "origin = " IT_ORIGIN "\n", "origin = rete.test/verona\n",
 		    ini2, sizeof(ini2));
@@ -166,18 +165,12 @@ static void test_changed_origin(void **state)
 		    "docs/operations.md", NULL);
 	/* the original configuration still starts it */
 	assert_true(it_broker_start(n));
-	char *out = NULL;
-	assert_int_equal(it_audit_verify(n, &out), 0);
-	free(out);
+	it_audit_verifies(n);
 }
 
 static void test_changed_key(void **state)
 {
-	it_net *n = it_net_new("ident-key", NULL);
-	assert_non_null(n);
-	*state = n;
-	assert_true(it_broker_start(n));
-	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) >= 0);
+	it_net *n = net_with_store(state, "ident-key");
 	rete_seckey *k = NULL;
 	rete_msg m;
 	char kdir[1300];
@@ -222,11 +215,7 @@ static void schema1(it_net *n)
 
 static void test_schema1_adopted(void **state)
 {
-	it_net *n = it_net_new("ident-schema1", NULL);
-	assert_non_null(n);
-	*state = n;
-	assert_true(it_broker_start(n));
-	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) >= 0);
+	it_net *n = net_with_store(state, "ident-schema1");
 	schema1(n);
 	rete_store *s = NULL;
 	rete_store_identity id;
@@ -236,9 +225,7 @@ static void test_schema1_adopted(void **state)
 	assert_int_equal(id.schema, 1);
 	assert_false(id.recorded);
 	/* readers of this version read it as it is */
-	char *out = NULL;
-	assert_int_equal(it_audit_verify(n, &out), 0);
-	free(out);
+	it_audit_verifies(n);
 	/* another origin is not adopted: the store's checkpoints say otherwise */
 	char ini2[1300];
 	ini_variant(n, "other-origin", "origin = " IT_ORIGIN "\n", "origin = rete.test/verona\n",
@@ -277,6 +264,25 @@ static void submit_some(it_net *n, rete_wire *w, const char *prefix, int count)
 	}
 }
 
+/* epoch2_entry_at: `rete audit log` shows the log entry at index as the
+ * Epoch entry that opened epoch 2 after epoch 1, whose last checkpoint was
+ * of size previous; the test fails (cmocka) otherwise. */
+static void epoch2_entry_at(it_net *n, uint64_t index, uint64_t previous)
+{
+	char want[200], *out = NULL;
+	snprintf(want, sizeof(want),
+		 "\"kind\":\"epoch\",\"messageId\":\"epoch-2\",\"epoch\":2,\"previousEpoch\":1,"
+		 "\"previousCheckpointSize\":\"%" PRIu64 "\"}",
+		 previous);
+	int rc = tu_run(&out, "'%s/rete' audit log '%s' --from %" PRIu64 " --to %" PRIu64, n->bin,
+			n->data, index, index);
+	assert_int_equal(rc, 0);
+	if (!strstr(out, want))
+		fprintf(stderr, "audit log: %s\nwanted: %s\n", out, want);
+	assert_non_null(strstr(out, want));
+	free(out);
+}
+
 /* welcome returns the WELCOME the broker sends to `who` (caller frees). */
 static Rete__BrokerFrame *welcome(it_net *n, int who, rete_wire **wp)
 {
@@ -288,6 +294,26 @@ static Rete__BrokerFrame *welcome(it_net *n, int who, rete_wire **wp)
 	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_WELCOME);
 	*wp = w;
 	return f;
+}
+
+/* epoch2_referral: a broker just started with --restore says epoch 2 in
+ * its WELCOME (and in its checkpoint's epoch line); a referral from social
+ * services is receipted. Returns the receipt's log index. */
+static int64_t epoch2_referral(it_net *n)
+{
+	rete_wire *w = NULL;
+	Rete__BrokerFrame *f = welcome(n, IT_SOCIAL, &w);
+	assert_int_equal(f->welcome->epoch, 2);
+	assert_non_null(strstr(f->welcome->checkpoint, "\nepoch 2\n"));
+	rete__broker_frame__free_unpacked(f, NULL);
+	it_msg o;
+	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "in-epoch-2", &o), RETE_OK);
+	f = it_submit(w, &o, it_wait_ms());
+	int64_t idx = it_receipt_index(n, f);
+	rete__broker_frame__free_unpacked(f, NULL);
+	it_msg_free(&o);
+	rete_wire_close(&w);
+	return idx;
 }
 
 static void test_restore(void **state)
@@ -349,42 +375,17 @@ static void test_restore(void **state)
 		    NULL);
 	assert_true(it_broker_start_flag(n, "--restore"));
 
-	f = welcome(n, IT_SOCIAL, &w);
-	assert_int_equal(f->welcome->epoch, 2);
-	assert_non_null(strstr(f->welcome->checkpoint, "\nepoch 2\n"));
-	rete__broker_frame__free_unpacked(f, NULL);
 	/* traffic goes on, in epoch 2, at indexes already used in epoch 1 */
-	it_msg o;
-	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "in-epoch-2", &o), RETE_OK);
-	f = it_submit(w, &o, it_wait_ms());
-	int64_t idx = it_receipt_index(n, f);
+	int64_t idx = epoch2_referral(n);
 	assert_true(idx > 0);
 	assert_true((uint64_t)idx < before);
-	rete__broker_frame__free_unpacked(f, NULL);
-	it_msg_free(&o);
-	rete_wire_close(&w);
 	/* the doc's Ctrl-C once it logged "started" */
 	assert_int_equal(it_stop(&n->broker_pid, SIGINT, it_wait_ms()), 0);
 
 	/* the log says so itself: the epoch entry, first of epoch 2 */
-	char want[160];
-	snprintf(want, sizeof(want),
-		 "\"kind\":\"epoch\",\"messageId\":\"epoch-2\",\"epoch\":2,\"previousEpoch\":1,"
-		 "\"previousCheckpointSize\":\"%" PRIu64 "\"}",
-		 before);
-	rc = tu_run(&out, "'%s/rete' audit log '%s' --from %" PRId64 " --to %" PRId64, n->bin,
-		    n->data, idx - 1, idx - 1);
-	assert_int_equal(rc, 0);
-	if (!strstr(out, want))
-		fprintf(stderr, "audit log: %s\nwanted: %s\n", out, want);
-	assert_non_null(strstr(out, want));
-	free(out);
+	epoch2_entry_at(n, (uint64_t)idx - 1, before);
 	/* and it verifies */
-	rc = it_audit_verify(n, &out);
-	if (rc != 0)
-		fprintf(stderr, "%s", out);
-	assert_int_equal(rc, 0);
-	free(out);
+	it_audit_verifies(n);
 	/* later starts need no declaration */
 	assert_true(it_broker_start(n));
 	f = welcome(n, IT_CPI, &w);
@@ -406,11 +407,7 @@ static void test_restore(void **state)
 	rete__broker_frame__free_unpacked(f, NULL);
 	rete_wire_close(&w);
 	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()), 0);
-	rc = it_audit_verify(n, &out);
-	if (rc != 0)
-		fprintf(stderr, "%s", out);
-	assert_int_equal(rc, 0);
-	free(out);
+	it_audit_verifies(n);
 }
 
 /* ini_set replaces `from` with `to` in n's broker.ini itself. */
@@ -512,48 +509,23 @@ static void test_restore_copy(void **state)
 	assert_true(copy_mark(n->data, &mark2));
 
 	assert_true(it_broker_start_flag(n, "--restore"));
-	Rete__BrokerFrame *f = welcome(n, IT_SOCIAL, &w);
-	assert_int_equal(f->welcome->epoch, 2);
-	assert_non_null(strstr(f->welcome->checkpoint, "\nepoch 2\n"));
-	rete__broker_frame__free_unpacked(f, NULL);
-	it_msg o;
-	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "in-epoch-2", &o), RETE_OK);
-	f = it_submit(w, &o, it_wait_ms());
-	int64_t idx = it_receipt_index(n, f);
+	int64_t idx = epoch2_referral(n);
 	/* the Epoch entry at the copy's size, then this one: an index epoch 1
 	 * used too, now named in epoch 2 */
 	assert_true((uint64_t)idx == copied + 1);
-	rete__broker_frame__free_unpacked(f, NULL);
-	it_msg_free(&o);
-	rete_wire_close(&w);
 	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()), 0);
 	/* the mark went with the Epoch entry */
 	assert_false(copy_mark(n->data, &mark2));
 
-	char want[200];
-	snprintf(want, sizeof(want),
-		 "\"kind\":\"epoch\",\"messageId\":\"epoch-2\",\"epoch\":2,\"previousEpoch\":1,"
-		 "\"previousCheckpointSize\":\"%" PRIu64 "\"}",
-		 copied);
-	rc = tu_run(&out, "'%s/rete' audit log '%s' --from %" PRIu64 " --to %" PRIu64, n->bin,
-		    n->data, copied, copied);
-	assert_int_equal(rc, 0);
-	if (!strstr(out, want))
-		fprintf(stderr, "audit log: %s\nwanted: %s\n", out, want);
-	assert_non_null(strstr(out, want));
-	free(out);
-	rc = it_audit_verify(n, &out);
-	if (rc != 0)
-		fprintf(stderr, "%s", out);
-	assert_int_equal(rc, 0);
-	free(out);
+	epoch2_entry_at(n, copied, copied);
+	it_audit_verifies(n);
 
 	/* --restore again (as after a crash once the restore was logged):
 	 * nothing to declare, still epoch 2 */
 	struct stat st;
 	long from = stat(n->log, &st) == 0 ? (long)st.st_size : 0;
 	assert_true(it_broker_start_flag(n, "--restore"));
-	f = welcome(n, IT_CPI, &w);
+	Rete__BrokerFrame *f = welcome(n, IT_CPI, &w);
 	assert_int_equal(f->welcome->epoch, 2);
 	rete__broker_frame__free_unpacked(f, NULL);
 	rete_wire_close(&w);
@@ -588,14 +560,14 @@ static void test_empty_store_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_teardown(test_new_log_needs_init, teardown),
-	    cmocka_unit_test_teardown(test_second_broker, teardown),
-	    cmocka_unit_test_teardown(test_changed_origin, teardown),
-	    cmocka_unit_test_teardown(test_changed_key, teardown),
-	    cmocka_unit_test_teardown(test_restore, teardown),
-	    cmocka_unit_test_teardown(test_schema1_adopted, teardown),
-	    cmocka_unit_test_teardown(test_restore_copy, teardown),
-	    cmocka_unit_test_teardown(test_empty_store_file, teardown),
+	    cmocka_unit_test_teardown(test_new_log_needs_init, it_teardown),
+	    cmocka_unit_test_teardown(test_second_broker, it_teardown),
+	    cmocka_unit_test_teardown(test_changed_origin, it_teardown),
+	    cmocka_unit_test_teardown(test_changed_key, it_teardown),
+	    cmocka_unit_test_teardown(test_restore, it_teardown),
+	    cmocka_unit_test_teardown(test_schema1_adopted, it_teardown),
+	    cmocka_unit_test_teardown(test_restore_copy, it_teardown),
+	    cmocka_unit_test_teardown(test_empty_store_file, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -452,18 +452,7 @@ static void test_copy_mark(void **state)
 	assert_int_equal(rete_store_identity_init(f->s, ORIGIN, &f->k->pub, NULL), RETE_EEXIST);
 	rete_store_close(&f->s);
 	/* a record cut short, written behind rete's back */
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi meta;
-	MDB_val k = {4, "copy"}, v = {5, "short"};
-	assert_int_equal(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 16);
-	assert_int_equal(mdb_env_open(env, dest2, 0, 0600), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-	assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	tu_raw_put(dest2, "meta", "copy", 4, "short", 5);
 	assert_int_equal(rete_store_open(&f->s, dest2, RETE_STORE_RDONLY, NULL), RETE_OK);
 	assert_int_equal(rete_store_copy_mark_get(f->s, NULL, &mk2, &found, &m), RETE_ECORRUPT);
 	assert_false(found);

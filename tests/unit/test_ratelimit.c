@@ -105,6 +105,18 @@ static void test_long_keys(void **state)
 	assert_int_equal(strlen(s.key[0]), RETE_RATELIMIT_KEY_MAX);
 }
 
+/* fill_slots admits RETE_RATELIMIT_SLOTS distinct keys at time 0, each
+ * written (the first of its window): every slot of rl is then taken. */
+static void fill_slots(rete_ratelimit *rl)
+{
+	uint64_t held;
+	char key[32];
+	for (int i = 0; i < RETE_RATELIMIT_SLOTS; i++) {
+		snprintf(key, sizeof(key), "key %d", i);
+		assert_true(rete_ratelimit_admit(rl, key, 4, 0, &held));
+	}
+}
+
 static void test_table_full(void **state)
 {
 	(void)state;
@@ -113,10 +125,7 @@ static void test_table_full(void **state)
 	char key[32];
 	/* a flood of distinct keys (new keys at every handshake) fills the
 	 * table; the rest are counted together, not written */
-	for (int i = 0; i < RETE_RATELIMIT_SLOTS; i++) {
-		snprintf(key, sizeof(key), "key %d", i);
-		assert_true(rete_ratelimit_admit(&rl, key, 4, 0, &held));
-	}
+	fill_slots(&rl);
 	for (int i = 0; i < 1000; i++) {
 		snprintf(key, sizeof(key), "other %d", i);
 		assert_false(rete_ratelimit_admit(&rl, key, i == 500 ? 3 : 4, 5, &held));
@@ -136,11 +145,7 @@ static void test_ended_window_reused(void **state)
 	(void)state;
 	static rete_ratelimit rl = RETE_RATELIMIT_INITIALIZER(W);
 	uint64_t held;
-	char key[32];
-	for (int i = 0; i < RETE_RATELIMIT_SLOTS; i++) {
-		snprintf(key, sizeof(key), "key %d", i);
-		assert_true(rete_ratelimit_admit(&rl, key, 4, 0, &held));
-	}
+	fill_slots(&rl);
 	/* no sweep, but the windows ended with nothing held: slots reusable */
 	assert_true(rete_ratelimit_admit(&rl, "late", 4, W, &held));
 }

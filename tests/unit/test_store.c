@@ -1063,29 +1063,6 @@ static void test_open_errors_and_schema(void **state)
 
 /* ---- damaged records ---------------------------------------------------------- */
 
-/* raw_put writes (or, with val NULL, deletes) one record of database db of
- * the store in dir behind the store's back. */
-static void raw_put(const char *dir, const char *db, const void *key, size_t klen, const void *val,
-		    size_t vlen)
-{
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-
-	assert_int_equal(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 16);
-	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
-	if (val != NULL)
-		assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-	else
-		assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
-}
-
 static int count_referral(void *ctx, const Rete__ReferralInfo *r)
 {
 	(void)r;
@@ -1123,10 +1100,10 @@ static void test_walks_refuse_damaged_records(void **state)
 	int n = 0;
 
 	rete_store_close(&s);
-	raw_put(dir, "referrals", "bad-ref", 7, undecodable, sizeof(undecodable));
-	raw_put(dir, "checkpoints", "abc", 3, "a note", 6);
-	raw_put(dir, "queue", "x", 1, at, sizeof(at));
-	raw_put(dir, "due", due_short, sizeof(due_short), "", 0);
+	tu_raw_put(dir, "referrals", "bad-ref", 7, undecodable, sizeof(undecodable));
+	tu_raw_put(dir, "checkpoints", "abc", 3, "a note", 6);
+	tu_raw_put(dir, "queue", "x", 1, at, sizeof(at));
+	tu_raw_put(dir, "due", due_short, sizeof(due_short), "", 0);
 	assert_int_equal(rete_store_open(&s, dir, 0, &m), RETE_OK);
 
 	assert_int_equal(rete_store_referrals_iter(s, NULL, count_referral, &n, &m), RETE_ECORRUPT);
@@ -1144,10 +1121,10 @@ static void test_walks_refuse_damaged_records(void **state)
 	rete_store_close(&s);
 
 	/* a due record whose referral is gone */
-	raw_put(dir, "due", due_short, sizeof(due_short), NULL, 0);
+	tu_raw_put(dir, "due", due_short, sizeof(due_short), NULL, 0);
 	due_ghost[7] = 1;
 	memcpy(due_ghost + 8, "ghost", 5);
-	raw_put(dir, "due", due_ghost, sizeof(due_ghost), "", 0);
+	tu_raw_put(dir, "due", due_ghost, sizeof(due_ghost), "", 0);
 	assert_int_equal(rete_store_open(&s, dir, 0, &m), RETE_OK);
 	assert_int_equal(rete_store_overdue_candidates(s, NULL, INT64_MAX, count_referral, &n, &m),
 			 RETE_ECORRUPT);

@@ -481,43 +481,6 @@ static void test_key_rotation(void **state)
 	log_close(&L);
 }
 
-/* put_raw overwrites key in the named database of the store's folder with
- * LMDB directly (the store must be closed). */
-static void put_raw(const char *dir, const char *db, const void *key, size_t klen, const void *val,
-		    size_t vlen)
-{
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-	assert_int_equal(mdb_env_create(&env), 0);
-	assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
-	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
-	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
-}
-
-/* del_raw removes key from the named database of the closed store in dir
- * with LMDB directly. */
-static void del_raw(const char *dir, const char *db, const void *key, size_t klen)
-{
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	MDB_val k = {klen, (void *)key};
-	assert_int_equal(mdb_env_create(&env), 0);
-	assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
-	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
-	assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
-}
-
 /* put_projection stores r (freed here) as the projection of referral key,
  * behind the store's back (closed, then opened again read-only). */
 static void put_projection(struct log *L, const char *key, Rete__ReferralInfo *r)
@@ -528,7 +491,7 @@ static void put_projection(struct log *L, const char *key, Rete__ReferralInfo *r
 	rete__referral_info__pack(r, buf);
 	rete__referral_info__free_unpacked(r, NULL);
 	rete_store_close(&L->s);
-	put_raw(L->dir, "referrals", key, strlen(key), buf, len);
+	tu_raw_put(L->dir, "referrals", key, strlen(key), buf, len);
 	free(buf);
 	reopen_ro(L);
 }
@@ -538,7 +501,7 @@ static void put_projection(struct log *L, const char *key, Rete__ReferralInfo *r
 static void drop_projection(struct log *L, const char *id)
 {
 	rete_store_close(&L->s);
-	del_raw(L->dir, "referrals", id, strlen(id));
+	tu_raw_put(L->dir, "referrals", id, strlen(id), NULL, 0);
 	reopen_ro(L);
 }
 
@@ -663,8 +626,8 @@ static void test_case_index_rows_deleted(void **state)
 	log_open(&L, "verify-cases-del");
 	standard(&L);
 	rete_store_close(&L.s);
-	del_raw(L.dir, "cases", k, index_key(k, "case-7", 4));
-	del_raw(L.dir, "cases", k, index_key(k, "case-7", 9));
+	tu_raw_put(L.dir, "cases", k, index_key(k, "case-7", 4), NULL, 0);
+	tu_raw_put(L.dir, "cases", k, index_key(k, "case-7", 9), NULL, 0);
 	reopen_ro(&L);
 	expect_index_fails(&L, (const char *const[]){"case index", "database 'cases'", "case-7",
 						     "entry 4", "missing", NULL});
@@ -680,7 +643,7 @@ static void test_case_index_row_added(void **state)
 	log_open(&L, "verify-cases-add");
 	standard(&L);
 	rete_store_close(&L.s);
-	put_raw(L.dir, "cases", k, index_key(k, "case-9", 2), "", 0);
+	tu_raw_put(L.dir, "cases", k, index_key(k, "case-9", 2), "", 0);
 	reopen_ro(&L);
 	expect_index_fails(
 	    &L, (const char *const[]){"database 'cases'", "case-9", "entry 2", "case-7", NULL});
@@ -699,7 +662,7 @@ static void test_msgids_altered(void **state)
 	rete_store_close(&L.s);
 	memset(v, 0, sizeof(v));
 	v[7] = 2; /* entry 2 instead of 8 */
-	put_raw(L.dir, "msgids", key, sizeof(key) - 1, v, sizeof(v));
+	tu_raw_put(L.dir, "msgids", key, sizeof(key) - 1, v, sizeof(v));
 	reopen_ro(&L);
 	expect_index_fails(&L, (const char *const[]){"dedup index", "database 'msgids'", SOCIAL,
 						     "r4", "entry 8", "entry 2", NULL});
@@ -708,7 +671,7 @@ static void test_msgids_altered(void **state)
 	log_open(&L, "verify-msgids-del");
 	standard(&L);
 	rete_store_close(&L.s);
-	del_raw(L.dir, "msgids", ASST "\0u3", strlen(ASST) + 3);
+	tu_raw_put(L.dir, "msgids", ASST "\0u3", strlen(ASST) + 3, NULL, 0);
 	reopen_ro(&L);
 	expect_index_fails(&L,
 			   (const char *const[]){"database 'msgids'", ASST, "u3", "missing", NULL});
@@ -725,7 +688,7 @@ static void test_queue_rows(void **state)
 	log_open(&L, "verify-queue-acked");
 	standard(&L);
 	rete_store_close(&L.s);
-	put_raw(L.dir, "queue", k, index_key(k, ASST, 3), at, sizeof(at));
+	tu_raw_put(L.dir, "queue", k, index_key(k, ASST, 3), at, sizeof(at));
 	reopen_ro(&L);
 	expect_index_fails(
 	    &L, (const char *const[]){"delivery queue", "database 'queue'", ASST, "entry 3", NULL});
@@ -738,7 +701,7 @@ static void test_queue_rows(void **state)
 	log_open(&L, "verify-queue-missing");
 	standard(&L);
 	rete_store_close(&L.s);
-	del_raw(L.dir, "queue", k, index_key(k, CPI, 9));
+	tu_raw_put(L.dir, "queue", k, index_key(k, CPI, 9), NULL, 0);
 	reopen_ro(&L);
 	expect_index_fails(&L, (const char *const[]){"delivery queue", "database 'queue'", CPI,
 						     "entry 9", "is missing", "never be delivered",
@@ -767,7 +730,7 @@ static void test_blob_and_due_rows(void **state)
 	rete_store_close(&L.s);
 	memset(k, 0, 8);
 	k[7] = 9;
-	put_raw(L.dir, "blobs", k, 8, "junk", 4);
+	tu_raw_put(L.dir, "blobs", k, 8, "junk", 4);
 	reopen_ro(&L);
 	expect_index_fails(&L, (const char *const[]){"database 'blobs'", "entry 9", NULL});
 	log_close(&L);
@@ -779,7 +742,7 @@ static void test_blob_and_due_rows(void **state)
 	memset(k, 0, 8);
 	k[7] = 42;
 	memcpy(k + 8, "r1", 2);
-	put_raw(L.dir, "due", k, 10, "", 0);
+	tu_raw_put(L.dir, "due", k, 10, "", 0);
 	reopen_ro(&L);
 	expect_index_fails(&L, (const char *const[]){"database 'due'", "r1", NULL});
 	log_close(&L);
@@ -1219,7 +1182,7 @@ static void del_entry(const char *dir, uint64_t index)
 	uint8_t key[8];
 	for (int b = 0; b < 8; b++)
 		key[b] = (uint8_t)(index >> (56 - 8 * b));
-	del_raw(dir, "entries", key, sizeof(key));
+	tu_raw_put(dir, "entries", key, sizeof(key), NULL, 0);
 }
 
 static void test_missing_entry_in_next_chunk(void **state)
@@ -1327,7 +1290,7 @@ static void put_node(const char *dir, unsigned level, uint64_t index)
 	for (int b = 0; b < 8; b++)
 		key[1 + b] = (uint8_t)(index >> (56 - 8 * b));
 	memset(val, 0xA5, sizeof(val));
-	put_raw(dir, "nodes", key, sizeof(key), val, sizeof(val));
+	tu_raw_put(dir, "nodes", key, sizeof(key), val, sizeof(val));
 }
 
 /* tree_log builds entries 0..199 (a directory, then referrals) with one

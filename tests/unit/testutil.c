@@ -1,6 +1,7 @@
 /* testutil.c — see testutil.h. */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include <lmdb.h>
 
 #include "checkpoint.h"
 #include "merkle.h"
@@ -45,6 +48,77 @@ void tu_rmrf(const char *path)
 	snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", path);
 	if (system(cmd) != 0)
 		fprintf(stderr, "testutil: could not remove %s\n", path);
+}
+
+char *tu_path(char *buf, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, n, fmt, ap);
+	va_end(ap);
+	return buf;
+}
+
+bool tu_exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+size_t tu_count_suffix(const char *dir, const char *suffix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t count = 0, sl = strlen(suffix);
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+		if (e->d_name[0] != '.' && l >= sl && strcmp(e->d_name + l - sl, suffix) == 0)
+			count++;
+	}
+	closedir(d);
+	return count;
+}
+
+size_t tu_occurrences(const char *path, const char *needle)
+{
+	char *data = tu_read_file(path, NULL);
+	size_t k = 0;
+	for (char *p = data; p && (p = strstr(p, needle)) != NULL; p++)
+		k++;
+	free(data);
+	return k;
+}
+
+json_t *tu_load_json(const char *path)
+{
+	json_error_t e;
+	json_t *j = json_load_file(path, 0, &e);
+	if (j == NULL)
+		fprintf(stderr, "%s: %s\n", path, e.text);
+	assert_non_null(j);
+	return j;
+}
+
+void tu_raw_put(const char *dir, const char *db, const void *key, size_t klen, const void *val,
+		size_t vlen)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+	if (val != NULL)
+		assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	else
+		assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
 }
 
 char *tu_read_file(const char *path, size_t *len)

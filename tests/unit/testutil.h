@@ -5,7 +5,10 @@
 #ifndef RETE_TESTUTIL_H
 #define RETE_TESTUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+#include <jansson.h>
 
 #include "codec.h"
 #include "keys.h"
@@ -25,6 +28,33 @@ char *tu_read_file(const char *path, size_t *len);
 /* tu_write_file writes len bytes to path (created 0644, truncated). 0 on
  * success. */
 int tu_write_file(const char *path, const void *data, size_t len);
+
+/* tu_path formats a path (or any text) into buf of n bytes and returns
+ * buf, so that it can be passed on in the same expression. */
+char *tu_path(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* tu_exists: is there a file (of any kind) at path? */
+bool tu_exists(const char *path);
+
+/* tu_count_suffix counts the files of folder dir whose names end in suffix,
+ * leaving out those whose names start with a dot (temporary files); 0 when
+ * dir cannot be read. */
+size_t tu_count_suffix(const char *dir, const char *suffix);
+
+/* tu_occurrences counts needle in the file at path (overlapping ones too);
+ * 0 when the file cannot be read. */
+size_t tu_occurrences(const char *path, const char *needle);
+
+/* tu_load_json reads the JSON file at path (the caller json_decrefs it);
+ * the test fails (cmocka), with the parse error on stderr, when it cannot. */
+json_t *tu_load_json(const char *path);
+
+/* tu_raw_put writes key -> val (or, with val NULL, deletes key) in the
+ * named database db of the LMDB environment in folder dir, behind the back
+ * of the program that owns it (a store, an agent's own data); the test
+ * fails (cmocka) when it cannot. */
+void tu_raw_put(const char *dir, const char *db, const void *key, size_t klen, const void *val,
+		size_t vlen);
 
 /* tu_run runs a shell command line, capturing stdout+stderr into a malloc'd
  * string (*out, may be NULL) and returns the exit status (or -1). */
