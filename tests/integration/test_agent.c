@@ -566,6 +566,26 @@ static int run_rete(net *n, char **out, const char *args)
 	return tu_run(out, "'%s/rete' %s", n->bin, args);
 }
 
+/* status_until runs `rete CMD` (a `status`) until its output holds needle
+ * or WAIT_MS pass; returns the last exit code, *out the last output. The
+ * agent renames an inbox file into place a moment before it commits the
+ * referral's new status (a crash in between rewrites the same file), so a
+ * status read right after the file appeared may still show the one before:
+ * ask again, with a deadline. */
+static int status_until(net *n, char **out, const char *cmd, const char *needle)
+{
+	int64_t by = now_ms() + WAIT_MS;
+	for (;;) {
+		int rc = run_rete(n, out, cmd);
+		if ((rc == 0 && strstr(*out, needle) != NULL) || now_ms() >= by)
+			return rc;
+		free(*out);
+		*out = NULL;
+		struct timespec nap = {0, 50 * 1000000L}; /* polling a read-only view */
+		nanosleep(&nap, NULL);
+	}
+}
+
 /* --- the closed loop and privacy ----------------------------------------- */
 
 /* scan_file: does the file at path contain needle, byte by byte? */
@@ -659,7 +679,7 @@ static void test_closed_loop(void **state)
 	json_decref(in);
 	snprintf(cmd, sizeof(cmd),
 		 "status -c '%s/agents/social.mantova/agent.ini' soc-2026-0001 --json", n->dir);
-	assert_int_equal(run_rete(n, &out, cmd), 0);
+	assert_int_equal(status_until(n, &out, cmd, "\"status\": \"received\""), 0);
 	assert_non_null(strstr(out, "\"status\": \"received\""));
 	free(out);
 
@@ -694,23 +714,10 @@ static void test_closed_loop(void **state)
 		json_decref(in);
 	}
 
-	/* 5. `rete status` shows the history (and the broker's status). The
-	 * agent renames an inbox file into place a moment before it commits the
-	 * referral's new status: ask again until the last update shows, with a
-	 * deadline. */
+	/* 5. `rete status` shows the history (and the broker's status). */
 	snprintf(cmd, sizeof(cmd), "status -c '%s/agents/social.mantova/agent.ini' soc-2026-0001",
 		 n->dir);
-	int64_t status_by = now_ms() + WAIT_MS;
-	for (;;) {
-		rc = run_rete(n, &out, cmd);
-		if ((rc == 0 && strstr(out, "status completed") != NULL) ||
-		    now_ms() >= status_by)
-			break;
-		free(out);
-		out = NULL;
-		struct timespec nap = {0, 50 * 1000000L}; /* polling a read-only view */
-		nanosleep(&nap, NULL);
-	}
+	rc = status_until(n, &out, cmd, "status completed");
 	if (rc != 0 || strstr(out, "completed") == NULL)
 		fprintf(stderr, "rete status: %s\n", out);
 	assert_int_equal(rc, 0);
@@ -1095,7 +1102,7 @@ static void test_not_delivered(void **state)
 	json_decref(in);
 	snprintf(cmd, sizeof(cmd), "status -c '%s/agents/social.mantova/agent.ini' soc-expire-1",
 		 n->dir);
-	assert_int_equal(run_rete(n, &out, cmd), 0);
+	assert_int_equal(status_until(n, &out, cmd, "status failed"), 0);
 	assert_non_null(strstr(out, "status failed"));
 	assert_non_null(strstr(out, "notice not-delivered"));
 	free(out);
