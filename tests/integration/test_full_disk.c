@@ -258,18 +258,30 @@ static void test_full_disk(void **state)
 	fprintf(stderr, "full disk: %zu receipted in all, broker pid %d never restarted\n", ok.n,
 		(int)pid);
 
-	/* 5. the recipient gets every receipted message, in log order */
+	/* 5. the recipient gets every receipted message, in log order; an
+	 * entry sent again (the broker redelivers what it has not seen acked
+	 * after `redeliver`, docs/protocol.md) is acked again and not counted,
+	 * but only an entry already delivered may come again */
 	rete_wire *cpi = it_hello(n, IT_CPI);
 	assert_non_null(cpi);
 	uint64_t last = 0;
-	for (size_t i = 0; i < ok.n; i++) {
+	for (size_t i = 0; i < ok.n;) {
 		f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, ms);
 		assert_non_null(f);
 		assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_DELIVER);
 		Rete__LogEntry *le = rete__log_entry__unpack(NULL, f->deliver->log_entry.len,
 							     f->deliver->log_entry.data);
 		assert_non_null(le);
-		assert_true(le->index > last);
+		if (le->index <= last) {
+			fprintf(stderr, "full disk: entry %" PRIu64 " delivered again (last %" PRIu64
+					"); acked again\n",
+				le->index, last);
+			rete_wire_ack(cpi, le->index, 0, NULL, NULL);
+			rete__log_entry__free_unpacked(le, NULL);
+			rete__broker_frame__free_unpacked(f, NULL);
+			continue;
+		}
+		i++;
 		last = le->index;
 		bool known = false;
 		for (size_t k = 0; k < ok.n; k++)
