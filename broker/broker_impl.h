@@ -11,6 +11,7 @@
 
 #include "codec.h"
 #include "config.h"
+#include "metrics.h"
 #include "pool.h"
 #include "worker.h"
 #include "store.h"
@@ -149,6 +150,7 @@ typedef struct broker {
 	uint64_t send_seq;		   /* numbers DELIVERs and PINGs (broker_conn) */
 	char (*fd_party)[RETE_ID_MAX + 1]; /* the party whose frames came on fd i */
 	size_t nfd_party;
+	broker_metrics *metrics; /* the Prometheus endpoint, or NULL (metrics.h) */
 } broker;
 
 /* broker_peer_find: the state of party id (NULL when not in the directory). */

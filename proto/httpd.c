@@ -103,6 +103,7 @@ rete_err rete_http_addr_parse(const char *text, rete_http_addr *out, rete_msg *m
 		out->salen = sizeof(*s4);
 	}
 	snprintf(out->text, sizeof(out->text), "%s", text);
+	snprintf(out->host, sizeof(out->host), "%s", host);
 	return RETE_OK;
 wildcard:
 	return rete_msg_set(m, RETE_EINVAL,

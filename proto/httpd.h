@@ -46,6 +46,7 @@ typedef struct rete_http_addr {
 	socklen_t salen;
 	bool v6;
 	char text[RETE_HTTP_ADDR_MAX]; /* as written, e.g. "127.0.0.1:9464" */
+	char host[RETE_HTTP_ADDR_MAX]; /* the address alone, e.g. "::1" */
 } rete_http_addr;
 
 /* rete_http_addr_parse parses text ("127.0.0.1:9464", "[::1]:9464") into
