@@ -628,7 +628,10 @@ static void batch_commit(broker *b, broker_batch *bt)
 static void batch_commit_job(void *ctx)
 {
 	broker *b = ctx;
+	int64_t t0 = broker_metrics_now_us();
 	batch_commit(b, b->fly);
+	if (b->fly->nops)
+		broker_metrics_observe(b->metrics, BH_COMMIT, broker_metrics_now_us() - t0, 1);
 }
 
 /* batch_logged follows a commit of bt on the main thread: on success it
@@ -1245,6 +1248,8 @@ static void batch_answer(broker *b, broker_batch *bt)
 			    b->metrics,
 			    op->status == RETE_STORE_ACCEPTED ? BM_ACCEPTED : BM_DUPLICATE, 1);
 			send_receipt(b, f);
+			broker_metrics_observe(b->metrics, BH_RECEIPT,
+					       broker_metrics_now_us() - bt->read_us, 1);
 			if (op->status == RETE_STORE_DUPLICATE)
 				broker_log_info("%s sent %s again: the original receipt (index "
 						"%" PRIu64 ") was sent again",
@@ -1300,6 +1305,7 @@ static void run_batch(broker *b, broker_frame **jobs)
 	if (n == 0)
 		return;
 	bt->n = n;
+	bt->read_us = broker_metrics_now_us();
 	int64_t now = rete_now_ms();
 
 	/* 1. what needs no signature; HELLO and PING are answered at once */
@@ -1386,7 +1392,9 @@ static void run_batch(broker *b, broker_frame **jobs)
 		/* A quiet network: no next batch to overlap with, and handing
 		 * the commit over, then being woken for its answer, costs two
 		 * thread wake-ups (measured: +0.3-0.5 ms p50 at 1,000/s). */
+		int64_t t0 = broker_metrics_now_us();
 		batch_commit(b, bt);
+		broker_metrics_observe(b->metrics, BH_COMMIT, broker_metrics_now_us() - t0, 1);
 		batch_answer(b, bt);
 		return;
 	}
@@ -2234,9 +2242,11 @@ static void broker_free(broker *b)
 	broker_zap_stop(&b->zap);
 	if (b->zctx)
 		zmq_ctx_term(b->zctx);
-	broker_metrics_stop(&b->metrics); /* before the store it reads */
-	broker_worker_stop(&b->worker);	  /* collects a batch in flight, unanswered */
+	broker_worker_stop(&b->worker); /* collects a batch in flight, unanswered */
 	broker_pool_stop(&b->pool);
+	/* after the committer (it times its commits), before the store (a
+	 * scrape reads it) */
+	broker_metrics_stop(&b->metrics);
 	rete_store_close(&b->store);
 	rete_store_unlock(&b->store_lock); /* after the store: no writer left */
 	free(b->restore_note);

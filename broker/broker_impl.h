@@ -113,8 +113,9 @@ typedef struct broker_batch {
 	size_t nops, capops;
 	broker_own **own;
 	size_t nown, capown;
-	rete_err err; /* the commit's verdict */
-	rete_msg m;   /* its sentence */
+	rete_err err;	 /* the commit's verdict */
+	rete_msg m;	 /* its sentence */
+	int64_t read_us; /* when its frames were read (metrics.h; monotonic) */
 } broker_batch;
 
 typedef struct broker {

@@ -19,6 +19,17 @@
 
 #define BM_CODES 64 /* error codes counted (the enum's values are below this) */
 
+/* The histograms' bucket bounds, in seconds (+Inf is the count). */
+static const double bm_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+				   0.05,   0.1,	  0.25,	  0.5,	 1,    2.5};
+#define BM_BUCKETS (sizeof(bm_bounds) / sizeof(bm_bounds[0]))
+
+struct bm_hist {
+	_Atomic uint64_t bucket[BM_BUCKETS]; /* observations <= bound i and > bound i-1 */
+	_Atomic uint64_t count;
+	_Atomic uint64_t sum_us;
+};
+
 /* One agency as the loop last saw it. */
 struct bm_agency {
 	char id[RETE_ID_MAX + 1];
@@ -33,6 +44,7 @@ struct broker_metrics {
 	int64_t started_ms;
 	_Atomic uint64_t counters[BM_NCOUNTERS];
 	_Atomic uint64_t refused[BM_CODES];
+	struct bm_hist hist[BH_NHISTS];
 	/* the loop's snapshot, under lock */
 	pthread_mutex_t lock;
 	uint64_t log_size; /* as the loop knows it (the store's is read too) */
@@ -47,6 +59,52 @@ void broker_metrics_add(broker_metrics *bm, broker_counter c, uint64_t n)
 {
 	if (bm && n)
 		atomic_fetch_add_explicit(&bm->counters[c], n, memory_order_relaxed);
+}
+
+int64_t broker_metrics_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void broker_metrics_observe(broker_metrics *bm, broker_hist h, int64_t us, uint64_t n)
+{
+	if (!bm || !n)
+		return;
+	if (us < 0)
+		us = 0;
+	struct bm_hist *hi = &bm->hist[h];
+	double s = (double)us / 1e6;
+	for (size_t i = 0; i < BM_BUCKETS; i++)
+		if (s <= bm_bounds[i]) {
+			atomic_fetch_add_explicit(&hi->bucket[i], n, memory_order_relaxed);
+			break;
+		}
+	atomic_fetch_add_explicit(&hi->sum_us, (uint64_t)us * n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&hi->count, n, memory_order_relaxed);
+}
+
+/* hist writes histogram h as name (cumulative buckets, _sum, _count). */
+static void hist(rete_http_answer *a, const broker_metrics *bm, broker_hist h, const char *name,
+		 const char *help)
+{
+	const struct bm_hist *hi = &bm->hist[h];
+	uint64_t count = atomic_load_explicit(&hi->count, memory_order_relaxed);
+	uint64_t sum = atomic_load_explicit(&hi->sum_us, memory_order_relaxed);
+	rete_http_printf(a, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	uint64_t cum = 0;
+	for (size_t i = 0; i < BM_BUCKETS; i++) {
+		cum += atomic_load_explicit(&hi->bucket[i], memory_order_relaxed);
+		rete_http_printf(a, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, bm_bounds[i], cum);
+	}
+	/* read one by one, the three may differ by an observation in flight:
+	 * +Inf is never below a bucket */
+	if (count < cum)
+		count = cum;
+	rete_http_printf(a,
+			 "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n%s_count %" PRIu64 "\n",
+			 name, count, name, (double)sum / 1e6, name, count);
 }
 
 void broker_metrics_refused(broker_metrics *bm, int code)
@@ -241,6 +299,12 @@ static void serve(void *ctx, const char *path, rete_http_answer *a)
 		rete_http_printf(a, "rete_broker_refusals_total{code=\"%s\"} %" PRIu64 "\n", label,
 				 k);
 	}
+
+	hist(a, bm, BH_COMMIT, "rete_broker_commit_seconds",
+	     "Time of one durable commit of a batch to the store, with its signatures.");
+	hist(a, bm, BH_RECEIPT, "rete_broker_receipt_seconds",
+	     "Time from a submission's batch being read to its receipt being sent (the "
+	     "broker's part of a submission's round trip).");
 
 	head(a, "rete_broker_queue_depth", "gauge",
 	     "Entries logged for the agency and not yet acknowledged by it.");

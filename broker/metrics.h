@@ -48,6 +48,21 @@ rete_err broker_metrics_start(broker *b, broker_metrics **out, rete_msg *m);
 /* broker_metrics_stop stops serving and frees *bm; NULL is fine. */
 void broker_metrics_stop(broker_metrics **bm);
 
+/* The latency histograms (broker_metrics_observe). */
+typedef enum broker_hist {
+	BH_COMMIT,  /* one durable commit of a batch, with its signatures */
+	BH_RECEIPT, /* a submission: from its batch being read to its receipt sent */
+	BH_NHISTS
+} broker_hist;
+
+/* broker_metrics_now_us: the monotonic clock in microseconds (for the
+ * histograms' durations). */
+int64_t broker_metrics_now_us(void);
+
+/* broker_metrics_observe records n observations of us microseconds in
+ * histogram h; bm NULL is fine. Safe from any thread (the committer's). */
+void broker_metrics_observe(broker_metrics *bm, broker_hist h, int64_t us, uint64_t n);
+
 /* broker_metrics_add adds n to counter c; bm NULL (metrics off) is fine. */
 void broker_metrics_add(broker_metrics *bm, broker_counter c, uint64_t n);
 

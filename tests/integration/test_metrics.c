@@ -239,7 +239,11 @@ static void test_counters_move(void **state)
 	    value(t, "rete_broker_log_entries") != entries0 + N_REFERRALS ||
 	    value(t, "rete_broker_entries_appended_total") < N_REFERRALS ||
 	    value(t, "rete_broker_queue_oldest_age_seconds{agency=\"cpi.mantova\"}") < 0 ||
-	    value(t, "rete_broker_deliveries_sent_total") != 0)
+	    value(t, "rete_broker_deliveries_sent_total") != 0 ||
+	    value(t, "rete_broker_receipt_seconds_count") != N_REFERRALS + 1 ||
+	    value(t, "rete_broker_receipt_seconds_bucket{le=\"+Inf\"}") != N_REFERRALS + 1 ||
+	    value(t, "rete_broker_commit_seconds_count") < 1 ||
+	    value(t, "rete_broker_commit_seconds_sum") <= 0)
 		fail_msg("after %d referrals, one resent and one refused:\n%s", N_REFERRALS, t);
 	free(t);
 
