@@ -11,6 +11,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,12 +348,19 @@ rete_err rete_httpd_start(rete_httpd *h, const rete_http_addr *addr, rete_msg *m
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
 	if (addr->v6)
 		flags |= MHD_USE_IPv6;
+	/* The server's thread takes no signal meant for the program (SIGTERM,
+	 * SIGCHLD...): it inherits a mask blocking all of them, so they reach
+	 * the thread that waits for them (the agent's poll wakes with EINTR). */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET,
 				(MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
 				(unsigned)RETE_HTTP_CONNS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
 				(unsigned)RETE_HTTP_IDLE_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 				(size_t)RETE_HTTP_REQUEST_MAX, MHD_OPTION_NOTIFY_COMPLETED, on_done,
 				NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_END);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (!h->d) {
 		close(fd);
 		h->port = 0;

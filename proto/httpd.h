@@ -14,7 +14,9 @@
  * Routes are called on the server's own thread (one thread, libmicrohttpd's
  * internal polling thread), never on the caller's main loop: a route reads
  * only what is safe from another thread (a snapshot under a lock, atomics,
- * a store read transaction) and must not block for long.
+ * a store read transaction) and must not block for long. That thread
+ * blocks every signal: SIGTERM, SIGCHLD and the like reach the program's
+ * own threads.
  *
  * Bind address: rete_http_addr_parse takes "HOST:PORT" with HOST an IPv4
  * literal (127.0.0.1) or a bracketed IPv6 literal ([::1]); no host names

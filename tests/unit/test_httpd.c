@@ -9,6 +9,9 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
 #include <poll.h>
 #include <curl/curl.h>
 #include <stdio.h>
@@ -387,6 +390,50 @@ static void test_connection_limit(void **state)
 	rete_httpd_free(&h);
 }
 
+/* The server's thread blocks every signal (libmicrohttpd 0.9.75 does it
+ * itself; httpd.c does not rely on that), so SIGTERM and SIGCHLD go to
+ * the program's own threads (the agent's poll must wake with EINTR). Read
+ * in /proc: every thread but this one (the server's) has SIGTERM and
+ * SIGCHLD in its blocked mask. */
+static void test_signals_blocked(void **state)
+{
+	(void)state;
+	sigset_t none;
+	sigemptyset(&none);
+	pthread_sigmask(SIG_SETMASK, &none, NULL); /* as a program's main thread */
+	int calls = 0;
+	uint16_t port;
+	rete_httpd *h = start("127.0.0.1:0", &calls, &port);
+	DIR *d = opendir("/proc/self/task");
+	assert_non_null(d);
+	struct dirent *e;
+	int others = 0;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.' || atoi(e->d_name) == getpid())
+			continue;
+		char path[128], line[256];
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status", e->d_name);
+		FILE *f = fopen(path, "r");
+		assert_non_null(f);
+		unsigned long long blk = 0;
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "SigBlk: %llx", &blk) == 1)
+				break;
+		fclose(f);
+		if (!(blk & (1ull << (SIGTERM - 1))) || !(blk & (1ull << (SIGCHLD - 1))))
+			fail_msg("thread %s takes SIGTERM or SIGCHLD (blocked mask %llx)",
+				 e->d_name, blk);
+		others++;
+	}
+	closedir(d);
+	assert_true(others >= 1); /* the server's thread was looked at */
+	/* and the caller's mask is as it was */
+	sigset_t now;
+	pthread_sigmask(SIG_SETMASK, NULL, &now);
+	assert_false(sigismember(&now, SIGTERM));
+	rete_httpd_free(&h);
+}
+
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -396,6 +443,7 @@ int main(void)
 	    cmocka_unit_test(test_ipv6),
 	    cmocka_unit_test(test_port_taken),
 	    cmocka_unit_test(test_connection_limit),
+	    cmocka_unit_test(test_signals_blocked),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();
