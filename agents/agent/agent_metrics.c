@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "agent.h"
+#include "checkpoint.h"
 #include "duration.h"
 #include "httpd.h"
 #include "version.h"
@@ -27,6 +28,8 @@ struct agent_metrics {
 	_Atomic uint64_t held;		     /* messages held until their delivery receipt */
 	_Atomic int alarm;		     /* meta "alarm" is set */
 	_Atomic int db_ok;		     /* the last tick could read the database */
+	_Atomic uint64_t witness_size;	     /* the last checkpoint the witness verified */
+	_Atomic uint64_t witness_pending;    /* own receipts not yet shown included */
 	int64_t next_db_ms;		     /* loop only */
 };
 
@@ -60,17 +63,28 @@ void agent_metrics_tick(agent *a, int64_t now)
 	if (now < am->next_db_ms || !a->db)
 		return;
 	am->next_db_ms = now + 1000;
-	uint64_t held = 0;
-	rete_buf alarm = {0};
-	bool ok = agent_db_each(a->db, AGENT_DB_HELD, count_one, &held, NULL) == RETE_OK;
+	uint64_t held = 0, pending = 0;
+	rete_buf alarm = {0}, note = {0};
+	bool ok = agent_db_each(a->db, AGENT_DB_HELD, count_one, &held, NULL) == RETE_OK &&
+		  agent_db_each(a->db, AGENT_DB_WITNESS, count_one, &pending, NULL) == RETE_OK;
 	rete_err err = agent_db_get(a->db, AGENT_DB_META, "alarm", 5, &alarm, NULL);
 	ok = ok && (err == RETE_OK || err == RETE_ENOENT);
+	/* the witness's last verified checkpoint (meta "checkpoint") */
+	rete_checkpoint cp = {0};
+	rete_err cerr = agent_db_get(a->db, AGENT_DB_META, "checkpoint", 10, &note, NULL);
+	if (cerr == RETE_OK &&
+	    rete_checkpoint_parse((const char *)note.data, note.len, &cp, NULL) != RETE_OK)
+		cerr = RETE_ECORRUPT;
+	ok = ok && (cerr == RETE_OK || cerr == RETE_ENOENT);
 	if (ok) {
 		atomic_store_explicit(&am->held, held, memory_order_relaxed);
 		atomic_store_explicit(&am->alarm, err == RETE_OK, memory_order_relaxed);
+		atomic_store_explicit(&am->witness_size, cp.size, memory_order_relaxed);
+		atomic_store_explicit(&am->witness_pending, pending, memory_order_relaxed);
 	}
 	atomic_store_explicit(&am->db_ok, ok, memory_order_relaxed);
 	rete_buf_free(&alarm);
+	rete_buf_free(&note);
 }
 
 /* --- the answer -------------------------------------------------------------------- */
@@ -148,6 +162,12 @@ static void serve(void *ctx, const char *path, rete_http_answer *a)
 	one(a, "rete_agent_held_messages", "gauge",
 	    "Messages sent and kept until their delivery receipt reaches the inbox.",
 	    atomic_load(&am->held));
+	one(a, "rete_agent_witness_checkpoint_size", "gauge",
+	    "Size of the last broker checkpoint this agent verified as a witness (0: none yet).",
+	    atomic_load(&am->witness_size));
+	one(a, "rete_agent_witness_pending_receipts", "gauge",
+	    "This agency's receipts not yet shown included in a verified checkpoint.",
+	    atomic_load(&am->witness_pending));
 	one(a, "rete_agent_database_readable", "gauge",
 	    "1 when the agent's last look at its database (held, alarm) succeeded.",
 	    (uint64_t)atomic_load(&am->db_ok));

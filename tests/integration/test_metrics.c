@@ -279,11 +279,23 @@ static void test_counters_move(void **state)
 	    value(t, "rete_agent_last_delivery_timestamp_seconds") <= 0 ||
 	    value(t, "rete_agent_connections_total") < 1 || value(t, "rete_agent_alarm") != 0 ||
 	    value(t, "rete_agent_held_messages") != 0 ||
+	    value(t, "rete_agent_witness_pending_receipts") != 0 ||
 	    value(t, "rete_agent_spool_files{folder=\"outbox\"}") != 0 ||
 	    !strstr(t, "rete_agent_info{agency=\"cpi.mantova\"} 1"))
 		fail_msg("the job centre's agent after %d deliveries:\n%s", N_REFERRALS, t);
 	documented(t);
 	free(t);
+
+	/* the witness: once the broker's checkpoint covers the whole log (it
+	 * no longer grows: every delivery is acknowledged), the agent verifies
+	 * it and says so */
+	t = scrape(url, NULL);
+	assert_non_null(t);
+	double size = value(t, "rete_broker_log_entries");
+	free(t);
+	assert_true(size >= entries0 + 2 * N_REFERRALS); /* the referrals and their Deliveries */
+	assert_true(until_value(url, "rete_broker_checkpoint_size", size));
+	assert_true(until_value(aurl, "rete_agent_witness_checkpoint_size", size));
 
 	/* an outbox file the agent cannot take is counted in failed/ */
 	char path[1400];
