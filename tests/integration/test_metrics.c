@@ -318,6 +318,55 @@ static void test_counters_move(void **state)
 	free(t);
 }
 
+/* A delivery not acknowledged is sent again after `redeliver`: counted. The
+ * job centre says HELLO over a bare connection, reads (and answers PINGs:
+ * rete_wire_recv does) but never acknowledges. */
+static void test_redelivery_counted(void **state)
+{
+	it_net *n = it_net_new("metrics-redeliver", NULL);
+	*state = n;
+	ini_set_broker(n, "metrics = 127.0.0.1:0\nredeliver = 1s");
+	assert_true(it_broker_start(n));
+	unsigned port = log_port(n->log);
+	assert_true(port > 0);
+	char url[128];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", port);
+
+	rete_wire *ws = it_connect(n, IT_SOCIAL), *wc = it_connect(n, IT_CPI);
+	assert_non_null(ws);
+	assert_non_null(wc);
+	it_msg o = {0};
+	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "metrics-again", &o), RETE_OK);
+	Rete__BrokerFrame *f = it_submit(ws, &o, it_wait_ms());
+	assert_non_null(f);
+	assert_int_equal(it_answer(f)->error, 0);
+	rete__broker_frame__free_unpacked(f, NULL);
+	it_msg_free(&o);
+	assert_int_equal(rete_wire_hello(wc, it_party_ids[IT_CPI], "test_metrics", NULL), RETE_OK);
+	int delivers = 0;
+	double again = 0;
+	char *t = NULL;
+	int64_t end = it_mono_ms() + it_wait_ms();
+	while (it_mono_ms() < end && (again < 1 || delivers < 2)) {
+		if (rete_wire_recv(wc, 200, &f, NULL) == RETE_OK) {
+			delivers += f->command_case == RETE__BROKER_FRAME__COMMAND_DELIVER;
+			rete__broker_frame__free_unpacked(f, NULL);
+		}
+		free(t);
+		t = scrape(url, NULL);
+		again = t ? value(t, "rete_broker_redeliveries_total") : 0;
+	}
+	if (again < 1 || delivers < 2 || value(t, "rete_broker_deliveries_sent_total") < delivers ||
+	    value(t, "rete_broker_deliveries_acknowledged_total") != 0 ||
+	    value(t, "rete_broker_queue_depth{agency=\"cpi.mantova\"}") != 1 ||
+	    value(t, "rete_broker_agency_connected{agency=\"cpi.mantova\"}") != 1)
+		fail_msg("one delivery never acknowledged, received %d times:\n%s", delivers,
+			 t ? t : "(no answer)");
+	free(t);
+	rete_wire_close(&ws);
+	rete_wire_close(&wc);
+}
+
 /* --check-config refuses what cannot be served, naming file, line and
  * what is accepted; both programs. */
 static void test_bad_settings(void **state)
@@ -393,6 +442,7 @@ int main(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_counters_move, it_teardown),
+	    cmocka_unit_test_teardown(test_redelivery_counted, it_teardown),
 	    cmocka_unit_test_teardown(test_bad_settings, it_teardown),
 	    cmocka_unit_test_teardown(test_port_in_use, it_teardown),
 	};
