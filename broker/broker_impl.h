@@ -11,6 +11,7 @@
 
 #include "codec.h"
 #include "config.h"
+#include "metrics.h"
 #include "pool.h"
 #include "worker.h"
 #include "store.h"
@@ -112,8 +113,9 @@ typedef struct broker_batch {
 	size_t nops, capops;
 	broker_own **own;
 	size_t nown, capown;
-	rete_err err; /* the commit's verdict */
-	rete_msg m;   /* its sentence */
+	rete_err err;	 /* the commit's verdict */
+	rete_msg m;	 /* its sentence */
+	int64_t read_us; /* when its frames were read (metrics.h; monotonic) */
 } broker_batch;
 
 typedef struct broker {
@@ -149,6 +151,7 @@ typedef struct broker {
 	uint64_t send_seq;		   /* numbers DELIVERs and PINGs (broker_conn) */
 	char (*fd_party)[RETE_ID_MAX + 1]; /* the party whose frames came on fd i */
 	size_t nfd_party;
+	broker_metrics *metrics; /* the Prometheus endpoint, or NULL (metrics.h) */
 } broker;
 
 /* broker_peer_find: the state of party id (NULL when not in the directory). */

@@ -507,6 +507,7 @@ static const char *const broker_keys[] = {"origin",
 					  "verify_threads",
 					  "time_zone",
 					  "holidays",
+					  "metrics",
 					  NULL};
 static const char *const limit_keys[] = {"routine", "urgent", "emergency", NULL};
 static const char *const policy_keys[] = {"routes", NULL};
@@ -706,6 +707,15 @@ static void load_broker(struct parse *p, broker_config *c)
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	number(p, S, "verify_threads", cores > 0 ? (uint64_t)cores : 1, 1, 256, &v);
 	c->verify_threads = (unsigned)v;
+
+	/* the Prometheus endpoint: off unless given */
+	if ((kv = get(p, S, "metrics"))) {
+		rete_msg m;
+		if (rete_http_addr_parse(kv->value, &c->metrics, &m) != RETE_OK)
+			problem(p, kv->line, "[broker] metrics: %s", m.text);
+		else
+			c->metrics_on = true;
+	}
 
 	kv = get(p, S, "time_zone");
 	const char *tz = kv ? kv->value : RETE_DEFAULT_TZ;

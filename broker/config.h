@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "httpd.h"
 #include "keys.h"
 #include "problems.h"
 #include "rete.pb-c.h"
@@ -67,7 +68,9 @@ typedef struct broker_config {
 	uint64_t max_frame;   /* bytes */
 	unsigned verify_threads;
 	char time_zone[64];
-	char **holidays; /* YYYY-MM-DD */
+	bool metrics_on;	/* `metrics` set: the Prometheus endpoint (metrics.h) */
+	rete_http_addr metrics; /* where it listens */
+	char **holidays;	/* YYYY-MM-DD */
 	size_t nholidays;
 	char limit[BROKER_NLIMITS][32]; /* index = priority - 1 */
 	int64_t limit_ms[BROKER_NLIMITS];

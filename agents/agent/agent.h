@@ -23,6 +23,7 @@ struct agent_out_item;
 struct agent_net;
 struct agent_hooks;
 struct agent_witness;
+struct agent_metrics;
 
 typedef struct agent {
 	agent_config cfg;
@@ -61,6 +62,7 @@ typedef struct agent {
 	struct agent_net *net;	       /* agent_net.c */
 	struct agent_hooks *hooks;     /* agent_hook.c */
 	struct agent_witness *witness; /* agent_witness.c */
+	struct agent_metrics *metrics; /* agent_metrics.c, or NULL */
 } agent;
 
 /* agent_log prints one line on stderr with the time and the agent's id;

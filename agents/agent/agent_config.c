@@ -88,6 +88,14 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 		}
 		return 1;
 	}
+	if (strcmp(name, "metrics") == 0) {
+		if (rete_http_addr_parse(value, &cfg->metrics, &sub) != RETE_OK) {
+			p->err = rete_msg_set(p->m, RETE_EINVAL, "[agent] metrics: %s", sub.text);
+			return 0;
+		}
+		cfg->metrics_on = true;
+		return 1;
+	}
 	struct {
 		const char *key;
 		int64_t *slot;
@@ -130,11 +138,12 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 			cfg->max_inflight = (unsigned)v;
 		return 1;
 	}
-	p->err = rete_msg_set(p->m, RETE_EINVAL,
-			      "[agent] %s: unknown key; known: id, key, broker, broker_key, spool, "
-			      "data, on_message, poll, heartbeat, resubmit, reconnect_min, "
-			      "reconnect_max, hook_timeout, witness, max_inflight, map_size",
-			      name);
+	p->err =
+	    rete_msg_set(p->m, RETE_EINVAL,
+			 "[agent] %s: unknown key; known: id, key, broker, broker_key, spool, "
+			 "data, on_message, poll, heartbeat, resubmit, reconnect_min, "
+			 "reconnect_max, hook_timeout, witness, max_inflight, map_size, metrics",
+			 name);
 	return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "httpd.h"
 #include "keys.h"
 
 /* agent_config: every path is absolute (or as written when it was already
@@ -36,6 +37,8 @@ typedef struct agent_config {
 	int64_t witness_ms;	  /* [agent] witness: checkpoint check interval (30s) */
 	unsigned max_inflight;	  /* [agent] max_inflight: SUBMITs unanswered (64) */
 	uint64_t map_size;	  /* [agent] map_size: LMDB map in MiB (default 256) */
+	bool metrics_on;	  /* [agent] metrics set: the Prometheus endpoint */
+	rete_http_addr metrics;	  /* [agent] metrics: where it listens (agent_metrics.h) */
 } agent_config;
 
 /* agent_config_load reads path into *cfg (the caller releases it with

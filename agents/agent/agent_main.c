@@ -22,6 +22,7 @@
 
 #include "agent.h"
 #include "agent_check.h"
+#include "agent_metrics.h"
 #include "agent_net.h"
 #include "agent_spool.h"
 #include "duration.h"
@@ -309,6 +310,7 @@ static void agent_run(agent *a)
 		}
 		agent_outbox_pump(a, now);
 		agent_witness_tick(a, now);
+		agent_metrics_tick(a, now);
 		agent_log_sweep(a);
 		int64_t hook_wait = agent_hooks_poll(a, now);
 		int64_t held_wait = agent_inbox_held_tick(a, now);
@@ -437,7 +439,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	int lock_fd[2] = {-1, -1};
-	if (agent_setup(&a, lock_fd, &m) != RETE_OK || agent_net_start(&a, &m) != RETE_OK) {
+	if (agent_setup(&a, lock_fd, &m) != RETE_OK || agent_metrics_start(&a, &m) != RETE_OK ||
+	    agent_net_start(&a, &m) != RETE_OK) {
 		agent_log(&a, "error", "%s", m.text);
 		rc = 2;
 	} else {
@@ -445,6 +448,7 @@ int main(int argc, char **argv)
 		agent_run(&a);
 		agent_log(&a, "info", "stopping");
 	}
+	agent_metrics_stop(&a); /* before what it reads */
 	agent_net_stop(&a);
 	agent_hooks_stop(&a);
 	agent_outbox_free(&a);

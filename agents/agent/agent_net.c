@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "agent_metrics.h"
 #include "agent_net.h"
 #include "duration.h"
 #include "version.h"
@@ -173,15 +174,19 @@ static void net_frame(agent *a, const Rete__BrokerFrame *f)
 {
 	switch (f->command_case) {
 	case RETE__BROKER_FRAME__COMMAND_WELCOME:
+		agent_metrics_event(a, AM_WELCOME, rete_now_ms());
 		net_welcome(a, f->welcome);
 		break;
 	case RETE__BROKER_FRAME__COMMAND_RECEIPT:
+		agent_metrics_event(a, AM_RECEIPT, rete_now_ms());
 		agent_outbox_on_receipt(a, f->receipt);
 		break;
 	case RETE__BROKER_FRAME__COMMAND_REFUSAL:
+		agent_metrics_event(a, AM_REFUSAL, rete_now_ms());
 		agent_outbox_on_receipt(a, f->refusal);
 		break;
 	case RETE__BROKER_FRAME__COMMAND_DELIVER:
+		agent_metrics_event(a, AM_DELIVERY, rete_now_ms());
 		if (!a->welcomed || a->dir == NULL) {
 			agent_log(a, "warning", "a delivery came before the directory; not acked");
 			break;

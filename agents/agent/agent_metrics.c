@@ -1,0 +1,267 @@
+/* agent_metrics.c — see agent_metrics.h. */
+#define _GNU_SOURCE
+#include "agent_metrics.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "agent.h"
+#include "checkpoint.h"
+#include "duration.h"
+#include "httpd.h"
+#include "version.h"
+
+struct agent_metrics {
+	rete_httpd *http;
+	char id[RETE_ID_MAX + 1];
+	char *dirs[4]; /* outbox, sent, failed, inbox */
+	int64_t started_ms;
+	_Atomic uint64_t events[AM_NEVENTS];
+	_Atomic int64_t last_ms[AM_NEVENTS]; /* Unix ms of the latest; 0: none */
+	_Atomic int connected;		     /* connected and welcomed */
+	_Atomic uint64_t held;		     /* messages held until their delivery receipt */
+	_Atomic int alarm;		     /* meta "alarm" is set */
+	_Atomic int db_ok;		     /* the last tick could read the database */
+	_Atomic uint64_t witness_size;	     /* the last checkpoint the witness verified */
+	_Atomic uint64_t witness_pending;    /* own receipts not yet shown included */
+	int64_t next_db_ms;		     /* loop only */
+};
+
+static const char *const sub_names[4] = {"outbox", "sent", "failed", "inbox"};
+
+void agent_metrics_event(agent *a, agent_metric_event ev, int64_t now)
+{
+	struct agent_metrics *am = a->metrics;
+	if (!am)
+		return;
+	atomic_fetch_add_explicit(&am->events[ev], 1, memory_order_relaxed);
+	atomic_store_explicit(&am->last_ms[ev], now, memory_order_relaxed);
+}
+
+static bool count_one(const void *k, size_t kl, const void *v, size_t vl, void *user)
+{
+	(void)k;
+	(void)kl;
+	(void)v;
+	(void)vl;
+	(*(uint64_t *)user)++;
+	return true;
+}
+
+void agent_metrics_tick(agent *a, int64_t now)
+{
+	struct agent_metrics *am = a->metrics;
+	if (!am)
+		return;
+	atomic_store_explicit(&am->connected, agent_net_ready(a), memory_order_relaxed);
+	if (now < am->next_db_ms || !a->db)
+		return;
+	am->next_db_ms = now + 1000;
+	uint64_t held = 0, pending = 0;
+	rete_buf alarm = {0}, note = {0};
+	bool ok = agent_db_each(a->db, AGENT_DB_HELD, count_one, &held, NULL) == RETE_OK &&
+		  agent_db_each(a->db, AGENT_DB_WITNESS, count_one, &pending, NULL) == RETE_OK;
+	rete_err err = agent_db_get(a->db, AGENT_DB_META, "alarm", 5, &alarm, NULL);
+	ok = ok && (err == RETE_OK || err == RETE_ENOENT);
+	/* the witness's last verified checkpoint (meta "checkpoint") */
+	rete_checkpoint cp = {0};
+	rete_err cerr = agent_db_get(a->db, AGENT_DB_META, "checkpoint", 10, &note, NULL);
+	if (cerr == RETE_OK &&
+	    rete_checkpoint_parse((const char *)note.data, note.len, &cp, NULL) != RETE_OK)
+		cerr = RETE_ECORRUPT;
+	ok = ok && (cerr == RETE_OK || cerr == RETE_ENOENT);
+	if (ok) {
+		atomic_store_explicit(&am->held, held, memory_order_relaxed);
+		atomic_store_explicit(&am->alarm, err == RETE_OK, memory_order_relaxed);
+		atomic_store_explicit(&am->witness_size, cp.size, memory_order_relaxed);
+		atomic_store_explicit(&am->witness_pending, pending, memory_order_relaxed);
+	}
+	atomic_store_explicit(&am->db_ok, ok, memory_order_relaxed);
+	rete_buf_free(&alarm);
+	rete_buf_free(&note);
+}
+
+/* --- the answer -------------------------------------------------------------------- */
+
+/* spool_count counts the files of dir an operator would see there (not
+ * the agent's temporary dot-files) and the newest one's mtime. */
+static bool spool_count(const char *dir, uint64_t *n, int64_t *newest_ms)
+{
+	*n = 0;
+	*newest_ms = 0;
+	DIR *d = opendir(dir);
+	if (!d)
+		return false;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		(*n)++;
+		int64_t ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+		if (ms > *newest_ms)
+			*newest_ms = ms;
+	}
+	closedir(d);
+	return true;
+}
+
+static void head(rete_http_answer *a, const char *name, const char *type, const char *help)
+{
+	rete_http_printf(a, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void one(rete_http_answer *a, const char *name, const char *type, const char *help,
+		uint64_t v)
+{
+	head(a, name, type, help);
+	rete_http_printf(a, "%s %" PRIu64 "\n", name, v);
+}
+
+static void one_f(rete_http_answer *a, const char *name, const char *type, const char *help,
+		  double v)
+{
+	head(a, name, type, help);
+	rete_http_printf(a, "%s %.3f\n", name, v);
+}
+
+static void serve(void *ctx, const char *path, rete_http_answer *a)
+{
+	struct agent_metrics *am = ctx;
+	(void)path;
+	a->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	head(a, "rete_build_info", "gauge",
+	     "The program's release, git commit, protocol and store schema (always 1).");
+	rete_http_printf(a,
+			 "rete_build_info{program=\"rete-agent\",version=\"%s\",commit=\"%s\","
+			 "protocol=\"%" PRIu32 "\",schema=\"%" PRIu32 "\"} 1\n",
+			 rete_version(), rete_version_commit(), rete_version_protocol(),
+			 rete_version_store_schema());
+	head(a, "rete_agent_info", "gauge", "The agency this agent serves (always 1).");
+	rete_http_printf(a, "rete_agent_info{agency=\"");
+	rete_http_label(a, am->id);
+	rete_http_printf(a, "\"} 1\n");
+	one_f(a, "rete_agent_start_time_seconds", "gauge",
+	      "When this agent process started (Unix time).", (double)am->started_ms / 1000.0);
+	one(a, "rete_agent_connected", "gauge",
+	    "1 when connected to the broker and welcomed (the directory received).",
+	    (uint64_t)atomic_load(&am->connected));
+	one(a, "rete_agent_alarm", "gauge",
+	    "1 when the witness alarm is raised (the broker's log did not match what it showed "
+	    "before; docs/operations.md says what to do).",
+	    (uint64_t)atomic_load(&am->alarm));
+	one(a, "rete_agent_held_messages", "gauge",
+	    "Messages sent and kept until their delivery receipt reaches the inbox.",
+	    atomic_load(&am->held));
+	one(a, "rete_agent_witness_checkpoint_size", "gauge",
+	    "Size of the last broker checkpoint this agent verified as a witness (0: none yet).",
+	    atomic_load(&am->witness_size));
+	one(a, "rete_agent_witness_pending_receipts", "gauge",
+	    "This agency's receipts not yet shown included in a verified checkpoint.",
+	    atomic_load(&am->witness_pending));
+	one(a, "rete_agent_database_readable", "gauge",
+	    "1 when the agent's last look at its database (held, alarm) succeeded.",
+	    (uint64_t)atomic_load(&am->db_ok));
+
+	static const struct {
+		agent_metric_event ev;
+		const char *count, *last, *help_count, *help_last;
+	} evs[] = {
+	    {AM_RECEIPT, "rete_agent_receipts_total", "rete_agent_last_receipt_timestamp_seconds",
+	     "RECEIPT frames received from the broker (acceptances and refusals of submissions).",
+	     "When the latest RECEIPT frame came (Unix time; 0: none since the start)."},
+	    {AM_REFUSAL, "rete_agent_refusals_total", "rete_agent_last_refusal_timestamp_seconds",
+	     "REFUSAL frames received (a frame the broker would not take).",
+	     "When the latest REFUSAL frame came (Unix time; 0: none since the start)."},
+	    {AM_DELIVERY, "rete_agent_deliveries_total",
+	     "rete_agent_last_delivery_timestamp_seconds",
+	     "DELIVER frames received (messages for this agency, resends included).",
+	     "When the latest DELIVER frame came (Unix time; 0: none since the start)."},
+	    {AM_WELCOME, "rete_agent_connections_total",
+	     "rete_agent_last_connection_timestamp_seconds",
+	     "WELCOMEs received: connections to the broker made since the start.",
+	     "When the latest WELCOME came (Unix time; 0: none since the start)."},
+	};
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
+		one(a, evs[i].count, "counter", evs[i].help_count,
+		    atomic_load_explicit(&am->events[evs[i].ev], memory_order_relaxed));
+		one_f(a, evs[i].last, "gauge", evs[i].help_last,
+		      (double)atomic_load_explicit(&am->last_ms[evs[i].ev], memory_order_relaxed) /
+			  1000.0);
+	}
+
+	uint64_t n[4];
+	int64_t newest[4];
+	bool ok[4];
+	for (int i = 0; i < 4; i++)
+		ok[i] = spool_count(am->dirs[i], &n[i], &newest[i]);
+	head(a, "rete_agent_spool_files", "gauge",
+	     "Files in each spool folder (outbox: waiting to be sent or answered; sent: "
+	     "accepted and their receipts; failed: refused and their reasons; inbox: "
+	     "delivered).");
+	for (int i = 0; i < 4; i++)
+		if (ok[i])
+			rete_http_printf(a, "rete_agent_spool_files{folder=\"%s\"} %" PRIu64 "\n",
+					 sub_names[i], n[i]);
+	head(a, "rete_agent_spool_newest_timestamp_seconds", "gauge",
+	     "Modification time of the newest file in each spool folder (Unix time; 0: empty).");
+	for (int i = 0; i < 4; i++)
+		if (ok[i])
+			rete_http_printf(a,
+					 "rete_agent_spool_newest_timestamp_seconds{folder=\"%s\"} "
+					 "%.3f\n",
+					 sub_names[i], (double)newest[i] / 1000.0);
+}
+
+rete_err agent_metrics_start(agent *a, rete_msg *m)
+{
+	if (!a->cfg.metrics_on)
+		return RETE_OK;
+	struct agent_metrics *am = calloc(1, sizeof(*am));
+	if (!am)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	a->metrics = am;
+	snprintf(am->id, sizeof(am->id), "%s", a->cfg.id);
+	am->started_ms = rete_now_ms();
+	const char *dirs[4] = {a->outbox_dir, a->sent_dir, a->failed_dir, a->inbox_dir};
+	for (int i = 0; i < 4; i++)
+		if (!(am->dirs[i] = strdup(dirs[i]))) {
+			agent_metrics_stop(a);
+			return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+		}
+	agent_metrics_tick(a, am->started_ms);
+	rete_err err = rete_httpd_new(&am->http, "metrics", m);
+	if (err == RETE_OK)
+		err = rete_httpd_route(am->http, "/metrics", serve, am, m);
+	if (err == RETE_OK)
+		err = rete_httpd_start(am->http, &a->cfg.metrics, m);
+	if (err != RETE_OK) {
+		rete_msg_prefix(m, "%s", a->cfg.ini_path);
+		agent_metrics_stop(a);
+		return err;
+	}
+	agent_log(a, "info", "metrics on http://%s%s%s:%u/metrics", a->cfg.metrics.v6 ? "[" : "",
+		  a->cfg.metrics.host, a->cfg.metrics.v6 ? "]" : "", rete_httpd_port(am->http));
+	return RETE_OK;
+}
+
+void agent_metrics_stop(agent *a)
+{
+	struct agent_metrics *am = a->metrics;
+	if (!am)
+		return;
+	rete_httpd_free(&am->http); /* a scrape running finishes first */
+	for (int i = 0; i < 4; i++)
+		free(am->dirs[i]);
+	free(am);
+	a->metrics = NULL;
+}

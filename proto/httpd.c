@@ -1,0 +1,391 @@
+/* httpd.c — see httpd.h.
+ *
+ * The listening socket is made and bound here (not by libmicrohttpd) so that
+ * a failure to bind can be told in a sentence with its reason; the socket
+ * is then handed to libmicrohttpd (MHD_OPTION_LISTEN_SOCKET), which closes
+ * it when it stops.
+ */
+#define _GNU_SOURCE
+#include "httpd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct route {
+	char *path;
+	rete_http_fn fn;
+	void *ctx;
+};
+
+struct rete_httpd {
+	char who[32];
+	struct route routes[RETE_HTTP_ROUTES_MAX];
+	size_t nroutes;
+	struct MHD_Daemon *d;
+	uint16_t port;
+};
+
+/* --- the bind address ------------------------------------------------------ */
+
+rete_err rete_http_addr_parse(const char *text, rete_http_addr *out, rete_msg *m)
+{
+	memset(out, 0, sizeof(*out));
+	size_t n = strlen(text);
+	if (n == 0 || n >= RETE_HTTP_ADDR_MAX)
+		return rete_msg_set(
+		    m, RETE_EINVAL,
+		    "'%.80s' is not an address to listen on; give HOST:PORT with an "
+		    "IP address, e.g. 127.0.0.1:9464 or [::1]:9464",
+		    text);
+	char host[RETE_HTTP_ADDR_MAX];
+	const char *port;
+	if (text[0] == '[') {
+		const char *end = strchr(text, ']');
+		if (!end || end[1] != ':')
+			return rete_msg_set(
+			    m, RETE_EINVAL,
+			    "'%s' is not an address to listen on; write an IPv6 "
+			    "address in brackets followed by :PORT, e.g. [::1]:9464",
+			    text);
+		snprintf(host, sizeof(host), "%.*s", (int)(end - text - 1), text + 1);
+		port = end + 2;
+		out->v6 = true;
+	} else {
+		const char *colon = strrchr(text, ':');
+		if (!colon || strchr(text, ':') != colon)
+			return rete_msg_set(
+			    m, RETE_EINVAL,
+			    "'%s' is not an address to listen on; give HOST:PORT, "
+			    "e.g. 127.0.0.1:9464 (an IPv6 address goes in brackets: "
+			    "[::1]:9464)",
+			    text);
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - text), text);
+		port = colon + 1;
+	}
+	char *end = NULL;
+	errno = 0;
+	unsigned long p = (*port >= '0' && *port <= '9') ? strtoul(port, &end, 10) : 0;
+	if (!end || *end != '\0' || errno || p > 65535 || strlen(port) > 5)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "'%s': the port '%s' is not a number from 0 to 65535 (0 takes "
+				    "any free port)",
+				    text, port);
+	if (out->v6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&out->sa;
+		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
+			return rete_msg_set(m, RETE_EINVAL,
+					    "'%s': '%s' is not an IPv6 address; give one such as "
+					    "[::1]:9464 (host names are not looked up)",
+					    text, host);
+		if (IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr))
+			goto wildcard;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)p);
+		out->salen = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&out->sa;
+		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+			return rete_msg_set(m, RETE_EINVAL,
+					    "'%s': '%s' is not an IPv4 address; give one such as "
+					    "127.0.0.1:9464 (host names, 'localhost' too, are not "
+					    "looked up)",
+					    text, host);
+		if (s4->sin_addr.s_addr == htonl(INADDR_ANY))
+			goto wildcard;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)p);
+		out->salen = sizeof(*s4);
+	}
+	snprintf(out->text, sizeof(out->text), "%s", text);
+	snprintf(out->host, sizeof(out->host), "%s", host);
+	return RETE_OK;
+wildcard:
+	return rete_msg_set(m, RETE_EINVAL,
+			    "'%s' listens on every interface, and the answers are not "
+			    "authenticated; give the address of the one interface the scraper "
+			    "reaches, e.g. 127.0.0.1:9464 or 10.0.0.5:9464",
+			    text);
+}
+
+/* --- answers ---------------------------------------------------------------- */
+
+void rete_http_append(rete_http_answer *a, const char *data, size_t len)
+{
+	if (a->oom)
+		return;
+	if (a->len + len + 1 > a->cap) {
+		size_t cap = a->cap ? a->cap : 4096;
+		while (cap < a->len + len + 1)
+			cap *= 2;
+		char *n = realloc(a->body, cap);
+		if (!n) {
+			a->oom = true;
+			return;
+		}
+		a->body = n;
+		a->cap = cap;
+	}
+	memcpy(a->body + a->len, data, len);
+	a->len += len;
+	a->body[a->len] = '\0';
+}
+
+void rete_http_printf(rete_http_answer *a, const char *fmt, ...)
+{
+	char small[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		a->oom = true;
+		return;
+	}
+	if ((size_t)n < sizeof(small)) {
+		rete_http_append(a, small, (size_t)n);
+		return;
+	}
+	char *big = NULL;
+	va_start(ap, fmt);
+	n = vasprintf(&big, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		a->oom = true;
+		return;
+	}
+	rete_http_append(a, big, (size_t)n);
+	free(big);
+}
+
+void rete_http_label(rete_http_answer *a, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			rete_http_printf(a, "\\%c", *s);
+		else if (*s == '\n')
+			rete_http_append(a, "\\n", 2);
+		else
+			rete_http_append(a, s, 1);
+	}
+}
+
+/* --- the server ------------------------------------------------------------- */
+
+/* A request's state between libmicrohttpd's calls: whether a body came. */
+struct req {
+	bool had_body;
+};
+
+static enum MHD_Result send_answer(struct MHD_Connection *c, rete_http_answer *a, bool head,
+				   const char *allow)
+{
+	if (a->oom) {
+		free(a->body);
+		*a = (rete_http_answer){.status = 500};
+		rete_http_printf(a, "out of memory while answering; try again\n");
+		if (a->oom)
+			return MHD_NO;
+	}
+	struct MHD_Response *r;
+	if (head) {
+		/* HEAD: the headers of the GET, no body */
+		r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+		free(a->body);
+	} else {
+		r = MHD_create_response_from_buffer(a->len, a->body ? (void *)a->body : (void *)"",
+						    a->body ? MHD_RESPMEM_MUST_FREE
+							    : MHD_RESPMEM_PERSISTENT);
+	}
+	a->body = NULL;
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+				a->content_type ? a->content_type : "text/plain; charset=utf-8");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (allow)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+	enum MHD_Result ret = MHD_queue_response(c, a->status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_size, void **con_cls)
+{
+	rete_httpd *h = cls;
+	(void)version;
+	(void)upload;
+	struct req *rq = *con_cls;
+	if (!rq) {
+		rq = calloc(1, sizeof(*rq));
+		if (!rq)
+			return MHD_NO;
+		*con_cls = rq;
+		return MHD_YES; /* called again with the body, if any, then at its end */
+	}
+	if (*upload_size) {
+		rq->had_body = true;
+		*upload_size = 0; /* dropped: no route takes a body */
+		return MHD_YES;
+	}
+	rete_http_answer a = {.status = 200};
+	bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
+	bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+	const struct route *rt = NULL;
+	for (size_t i = 0; i < h->nroutes; i++)
+		if (strcmp(h->routes[i].path, url) == 0)
+			rt = &h->routes[i];
+	if (!rt) {
+		a.status = 404;
+		rete_http_printf(&a, "%s: there is nothing at %.200s; this server answers", h->who,
+				 url);
+		for (size_t i = 0; i < h->nroutes; i++)
+			rete_http_printf(&a, "%s GET %s", i ? "," : "", h->routes[i].path);
+		rete_http_printf(&a, "\n");
+		return send_answer(c, &a, head, NULL);
+	}
+	if (!get && !head) {
+		a.status = 405;
+		rete_http_printf(&a, "%s: %.200s is read with GET (or HEAD), not %.32s\n", h->who,
+				 url, method);
+		return send_answer(c, &a, false, "GET, HEAD");
+	}
+	if (rq->had_body) {
+		a.status = 413;
+		rete_http_printf(&a, "%s: a GET of %.200s takes no body; send none\n", h->who, url);
+		return send_answer(c, &a, head, NULL);
+	}
+	rt->fn(rt->ctx, url, &a);
+	return send_answer(c, &a, head, NULL);
+}
+
+static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
+		    enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)c;
+	(void)toe;
+	free(*con_cls);
+	*con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	/* libmicrohttpd's own complaints (a client that went away, a request
+	 * too large) are the client's business, not the operator's: dropped */
+	(void)cls;
+	(void)fmt;
+	(void)ap;
+}
+
+rete_err rete_httpd_new(rete_httpd **out, const char *who, rete_msg *m)
+{
+	rete_httpd *h = calloc(1, sizeof(*h));
+	if (!h)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	snprintf(h->who, sizeof(h->who), "%s", who);
+	*out = h;
+	return RETE_OK;
+}
+
+rete_err rete_httpd_route(rete_httpd *h, const char *path, rete_http_fn fn, void *ctx, rete_msg *m)
+{
+	if (h->d)
+		return rete_msg_set(m, RETE_EINVAL, "%s: routes are added before the start",
+				    h->who);
+	if (path[0] != '/' || h->nroutes == RETE_HTTP_ROUTES_MAX)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "%s: route '%s' refused: a path starts with '/', at most %d "
+				    "routes",
+				    h->who, path, RETE_HTTP_ROUTES_MAX);
+	char *p = strdup(path);
+	if (!p)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	h->routes[h->nroutes++] = (struct route){p, fn, ctx};
+	return RETE_OK;
+}
+
+rete_err rete_httpd_start(rete_httpd *h, const rete_http_addr *addr, rete_msg *m)
+{
+	int fd = socket(addr->v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return rete_msg_set(m, RETE_EIO, "%s: cannot make a socket: %s", h->who,
+				    strerror(errno));
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (addr->v6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&addr->sa, addr->salen) < 0) {
+		int e = errno;
+		close(fd);
+		return rete_msg_set(
+		    m, RETE_EIO, "%s: cannot listen on %s: %s%s", h->who, addr->text, strerror(e),
+		    e == EADDRINUSE	 ? " (another program has that port; choose another)"
+		    : e == EADDRNOTAVAIL ? " (no interface of this host has that address)"
+		    : e == EACCES	 ? " (ports below 1024 need privileges; choose another)"
+					 : "");
+	}
+	if (listen(fd, 32) < 0) {
+		int e = errno;
+		close(fd);
+		return rete_msg_set(m, RETE_EIO, "%s: cannot listen on %s: %s", h->who, addr->text,
+				    strerror(e));
+	}
+	struct sockaddr_storage got;
+	socklen_t gl = sizeof(got);
+	if (getsockname(fd, (struct sockaddr *)&got, &gl) == 0)
+		h->port = ntohs(addr->v6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+					 : ((struct sockaddr_in *)&got)->sin_port);
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+	if (addr->v6)
+		flags |= MHD_USE_IPv6;
+	/* The server's thread takes no signal meant for the program (SIGTERM,
+	 * SIGCHLD...): it inherits a mask blocking all of them, so they reach
+	 * the thread that waits for them (the agent's poll wakes with EINTR). */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET,
+				(MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
+				(unsigned)RETE_HTTP_CONNS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
+				(unsigned)RETE_HTTP_IDLE_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+				(size_t)RETE_HTTP_REQUEST_MAX, MHD_OPTION_NOTIFY_COMPLETED, on_done,
+				NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_END);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!h->d) {
+		close(fd);
+		h->port = 0;
+		return rete_msg_set(m, RETE_EIO,
+				    "%s: cannot serve on %s (libmicrohttpd refused "
+				    "to start)",
+				    h->who, addr->text);
+	}
+	return RETE_OK;
+}
+
+uint16_t rete_httpd_port(const rete_httpd *h)
+{
+	return h && h->d ? h->port : 0;
+}
+
+void rete_httpd_free(rete_httpd **hp)
+{
+	rete_httpd *h = hp ? *hp : NULL;
+	if (!h)
+		return;
+	if (h->d)
+		MHD_stop_daemon(h->d); /* closes the listening socket too */
+	for (size_t i = 0; i < h->nroutes; i++)
+		free(h->routes[i].path);
+	free(h);
+	*hp = NULL;
+}

@@ -1,0 +1,110 @@
+/* httpd.h — the one small HTTP server of rete (library rete_http), over
+ * libmicrohttpd: the broker's and the agent's /metrics now, the web console
+ * and the agent API later.
+ *
+ * It serves read-only routes: GET (and HEAD, answered as GET without the
+ * body) of an exact path. Anything else is answered with a sentence: 404
+ * for a path no route has, 405 (with Allow) for another method, 413 for a
+ * request with a body, 431/400 from libmicrohttpd for a request whose
+ * headers do not fit RETE_HTTP_REQUEST_MAX. At most RETE_HTTP_CONNS_MAX
+ * connections are served at once (more wait in the kernel's backlog and are
+ * closed by libmicrohttpd), and an idle connection is closed after
+ * RETE_HTTP_IDLE_S seconds.
+ *
+ * Routes are called on the server's own thread (one thread, libmicrohttpd's
+ * internal polling thread), never on the caller's main loop: a route reads
+ * only what is safe from another thread (a snapshot under a lock, atomics,
+ * a store read transaction) and must not block for long. That thread
+ * blocks every signal: SIGTERM, SIGCHLD and the like reach the program's
+ * own threads.
+ *
+ * Bind address: rete_http_addr_parse takes "HOST:PORT" with HOST an IPv4
+ * literal (127.0.0.1) or a bracketed IPv6 literal ([::1]); no host names
+ * (no DNS at start). A wildcard address (0.0.0.0, [::]) is refused: the
+ * answers are not authenticated, so the operator names the one interface
+ * the scraper reaches. PORT 0 takes a free port (rete_http_port says
+ * which; the tests use it).
+ */
+#ifndef RETE_HTTPD_H
+#define RETE_HTTPD_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "error.h"
+
+#define RETE_HTTP_CONNS_MAX   16
+#define RETE_HTTP_REQUEST_MAX (16u << 10) /* bytes of request line + headers */
+#define RETE_HTTP_IDLE_S      10
+#define RETE_HTTP_ROUTES_MAX  16
+#define RETE_HTTP_ADDR_MAX    64 /* "[v6]:port" as written */
+
+/* A parsed bind address. */
+typedef struct rete_http_addr {
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	bool v6;
+	char text[RETE_HTTP_ADDR_MAX]; /* as written, e.g. "127.0.0.1:9464" */
+	char host[RETE_HTTP_ADDR_MAX]; /* the address alone, e.g. "::1" */
+} rete_http_addr;
+
+/* rete_http_addr_parse parses text ("127.0.0.1:9464", "[::1]:9464") into
+ * out. RETE_EINVAL with a sentence naming the value and what is accepted:
+ * not HOST:PORT, a host name, a port beyond 65535, a wildcard address. */
+rete_err rete_http_addr_parse(const char *text, rete_http_addr *out, rete_msg *m);
+
+/* An answer a route builds: a status, a content type and a body (grown
+ * with rete_http_printf / rete_http_append; the server frees it). */
+typedef struct rete_http_answer {
+	unsigned status;	  /* 200 unless the route sets it */
+	const char *content_type; /* static string; default text/plain */
+	char *body;
+	size_t len, cap;
+	bool oom;
+} rete_http_answer;
+
+/* rete_http_printf appends formatted text to a's body (an allocation
+ * failure sets a->oom: the server then answers 500). */
+void rete_http_printf(rete_http_answer *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* rete_http_append appends len bytes. */
+void rete_http_append(rete_http_answer *a, const char *data, size_t len);
+
+/* A route: called with the route's ctx, the path asked for and the answer
+ * to fill (status 200, text/plain, empty body on entry). */
+typedef void (*rete_http_fn)(void *ctx, const char *path, rete_http_answer *a);
+
+typedef struct rete_httpd rete_httpd;
+
+/* rete_httpd_new makes a server (not yet listening) named `who` (for the
+ * sentences, e.g. "metrics"). RETE_ENOMEM. */
+rete_err rete_httpd_new(rete_httpd **out, const char *who, rete_msg *m);
+
+/* rete_httpd_route adds GET path (exact, e.g. "/metrics") -> fn(ctx, ...).
+ * Before rete_httpd_start only. RETE_EINVAL (too many routes, a path that
+ * does not start with '/'), RETE_ENOMEM. */
+rete_err rete_httpd_route(rete_httpd *h, const char *path, rete_http_fn fn, void *ctx, rete_msg *m);
+
+/* rete_httpd_start binds addr and starts serving on a thread of its own.
+ * RETE_EIO with a sentence naming the address and the reason (in use,
+ * not an address of this host, permission). */
+rete_err rete_httpd_start(rete_httpd *h, const rete_http_addr *addr, rete_msg *m);
+
+/* rete_httpd_port: the port it listens on (the one chosen for port 0);
+ * 0 when not started. */
+uint16_t rete_httpd_port(const rete_httpd *h);
+
+/* rete_httpd_free stops serving (connections in progress are closed; a
+ * route running finishes first), frees *h and sets it to NULL; NULL is
+ * fine. */
+void rete_httpd_free(rete_httpd **h);
+
+/* rete_http_label writes s as the value of a Prometheus label (",
+ * \ and newline escaped) into a. */
+void rete_http_label(rete_http_answer *a, const char *s);
+
+#endif

@@ -1,0 +1,451 @@
+/* test_httpd.c — proto/httpd.c, the small HTTP server of the metrics
+ * endpoints (issue 17): bind addresses, routes, the refusals in sentences,
+ * the limits and a clean stop, against a real socket with libcurl. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
+#include <poll.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "httpd.h"
+
+/* --- a libcurl client -------------------------------------------------------- */
+
+struct got {
+	long status;
+	char body[8192];
+	size_t len;
+	char ctype[128];
+	char allow[128];
+	CURLcode rc;
+};
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+	struct got *g = ud;
+	size_t k = sz * n;
+	size_t room = sizeof(g->body) - 1 - g->len;
+	memcpy(g->body + g->len, p, k < room ? k : room);
+	g->len += k < room ? k : room;
+	g->body[g->len] = '\0';
+	return k;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+	struct got *g = ud;
+	size_t k = sz * n;
+	if (k > 7 && strncasecmp(p, "Allow: ", 7) == 0) {
+		size_t e = k;
+		while (e > 7 && (p[e - 1] == '\r' || p[e - 1] == '\n'))
+			e--;
+		snprintf(g->allow, sizeof(g->allow), "%.*s", (int)(e - 7), p + 7);
+	}
+	return k;
+}
+
+/* fetch asks url with method (NULL: GET), an optional body and an extra
+ * header line; fills g. */
+static void fetch(struct got *g, const char *url, const char *method, const char *body,
+		  const char *header)
+{
+	memset(g, 0, sizeof(*g));
+	CURL *c = curl_easy_init();
+	assert_non_null(c);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, g);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, g);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (method && strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	else if (method)
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		if (!method)
+			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "GET");
+	}
+	struct curl_slist *hl = NULL;
+	if (header) {
+		hl = curl_slist_append(NULL, header);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	}
+	g->rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &g->status);
+	char *ct = NULL;
+	if (curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
+		snprintf(g->ctype, sizeof(g->ctype), "%s", ct);
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(c);
+}
+
+/* --- routes ------------------------------------------------------------------- */
+
+static void route_hello(void *ctx, const char *path, rete_http_answer *a)
+{
+	int *calls = ctx;
+	(*calls)++;
+	a->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	rete_http_printf(a, "hello from %s, call %d\n", path, *calls);
+}
+
+static void route_json(void *ctx, const char *path, rete_http_answer *a)
+{
+	(void)ctx;
+	(void)path;
+	a->content_type = "application/json";
+	rete_http_printf(a, "{\"label\":\"");
+	rete_http_label(a, "a\"b\\c\nd");
+	rete_http_printf(a, "\"}");
+}
+
+static void route_big(void *ctx, const char *path, rete_http_answer *a)
+{
+	(void)ctx;
+	(void)path;
+	for (int i = 0; i < 1000; i++)
+		rete_http_printf(a, "line %04d %0600d\n", i, 0); /* > the printf's small buffer */
+}
+
+static rete_httpd *start(const char *addr_text, int *calls, uint16_t *port)
+{
+	rete_http_addr addr;
+	rete_msg m;
+	assert_int_equal(rete_http_addr_parse(addr_text, &addr, &m), RETE_OK);
+	rete_httpd *h = NULL;
+	assert_int_equal(rete_httpd_new(&h, "test", &m), RETE_OK);
+	assert_int_equal(rete_httpd_route(h, "/hello", route_hello, calls, &m), RETE_OK);
+	assert_int_equal(rete_httpd_route(h, "/json", route_json, NULL, &m), RETE_OK);
+	assert_int_equal(rete_httpd_route(h, "/big", route_big, NULL, &m), RETE_OK);
+	if (rete_httpd_start(h, &addr, &m) != RETE_OK)
+		fail_msg("start on %s: %s", addr_text, m.text);
+	*port = rete_httpd_port(h);
+	assert_true(*port > 0);
+	return h;
+}
+
+/* --- tests ---------------------------------------------------------------------- */
+
+static void test_addr(void **state)
+{
+	(void)state;
+	rete_http_addr a;
+	rete_msg m;
+	assert_int_equal(rete_http_addr_parse("127.0.0.1:9464", &a, &m), RETE_OK);
+	assert_false(a.v6);
+	assert_int_equal(ntohs(((struct sockaddr_in *)&a.sa)->sin_port), 9464);
+	assert_string_equal(a.text, "127.0.0.1:9464");
+	assert_int_equal(rete_http_addr_parse("[::1]:80", &a, &m), RETE_OK);
+	assert_true(a.v6);
+	assert_int_equal(rete_http_addr_parse("10.1.2.3:0", &a, &m), RETE_OK);
+
+	static const struct {
+		const char *in, *says;
+	} bad[] = {
+	    {"0.0.0.0:9464", "every interface"},
+	    {"[::]:9464", "every interface"},
+	    {"localhost:9464", "not an IPv4 address"},
+	    {"127.0.0.1", "HOST:PORT"},
+	    {"127.0.0.1:", "not a number"},
+	    {"127.0.0.1:65536", "not a number"},
+	    {"127.0.0.1:94x", "not a number"},
+	    {"127.0.0.1:-1", "not a number"},
+	    {"::1:9464", "brackets"},
+	    {"[::1]9464", "brackets"},
+	    {"[zz::1]:9464", "not an IPv6 address"},
+	    {"", "HOST:PORT"},
+	    {"300.1.1.1:80", "not an IPv4 address"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&m, 0, sizeof(m));
+		if (rete_http_addr_parse(bad[i].in, &a, &m) != RETE_EINVAL)
+			fail_msg("'%s' was accepted", bad[i].in);
+		if (!strstr(m.text, bad[i].says))
+			fail_msg("'%s': the sentence '%s' does not say '%s'", bad[i].in, m.text,
+				 bad[i].says);
+	}
+}
+
+static void test_routes(void **state)
+{
+	(void)state;
+	int calls = 0;
+	uint16_t port;
+	rete_httpd *h = start("127.0.0.1:0", &calls, &port);
+	char url[128];
+	struct got g;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/hello", port);
+	fetch(&g, url, NULL, NULL, NULL);
+	assert_int_equal(g.rc, CURLE_OK);
+	assert_int_equal(g.status, 200);
+	assert_string_equal(g.body, "hello from /hello, call 1\n");
+	assert_string_equal(g.ctype, "text/plain; version=0.0.4; charset=utf-8");
+
+	/* a query string is not part of the path */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/hello?x=1", port);
+	fetch(&g, url, NULL, NULL, NULL);
+	assert_int_equal(g.status, 200);
+	assert_string_equal(g.body, "hello from /hello, call 2\n");
+
+	/* HEAD: the GET's status and type, no body */
+	fetch(&g, url, "HEAD", NULL, NULL);
+	assert_int_equal(g.rc, CURLE_OK);
+	assert_int_equal(g.status, 200);
+	assert_int_equal(g.len, 0);
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/json", port);
+	fetch(&g, url, NULL, NULL, NULL);
+	assert_int_equal(g.status, 200);
+	assert_string_equal(g.ctype, "application/json");
+	assert_string_equal(g.body, "{\"label\":\"a\\\"b\\\\c\\nd\"}");
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/big", port);
+	fetch(&g, url, NULL, NULL, NULL);
+	assert_int_equal(g.status, 200);
+	assert_memory_equal(g.body, "line 0000 000", 13);
+
+	/* 404 with a sentence that lists what there is */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/nothing", port);
+	fetch(&g, url, NULL, NULL, NULL);
+	assert_int_equal(g.status, 404);
+	assert_string_equal(g.body, "test: there is nothing at /nothing; this server answers "
+				    "GET /hello, GET /json, GET /big\n");
+	/* a prefix is not the route */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/hello/x", port);
+	fetch(&g, url, NULL, NULL, NULL);
+	assert_int_equal(g.status, 404);
+
+	/* 405 with Allow */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/hello", port);
+	fetch(&g, url, "DELETE", NULL, NULL);
+	assert_int_equal(g.status, 405);
+	assert_string_equal(g.allow, "GET, HEAD");
+	assert_string_equal(g.body, "test: /hello is read with GET (or HEAD), not DELETE\n");
+	fetch(&g, url, "POST", "a=b", NULL);
+	assert_int_equal(g.status, 405);
+
+	/* a GET with a body */
+	fetch(&g, url, NULL, "some body", NULL);
+	assert_int_equal(g.status, 413);
+	assert_non_null(strstr(g.body, "takes no body"));
+
+	/* headers beyond the limit: refused by libmicrohttpd, the route never runs */
+	int before = calls;
+	size_t n = RETE_HTTP_REQUEST_MAX * 2;
+	char *hdr = malloc(n + 16);
+	assert_non_null(hdr);
+	memcpy(hdr, "X-Big: ", 7);
+	memset(hdr + 7, 'a', n);
+	hdr[7 + n] = '\0';
+	fetch(&g, url, NULL, NULL, hdr);
+	free(hdr);
+	assert_true(g.rc != CURLE_OK || g.status >= 400);
+	assert_int_equal(calls, before);
+
+	/* and it still serves */
+	fetch(&g, url, NULL, NULL, NULL);
+	assert_int_equal(g.status, 200);
+	rete_httpd_free(&h);
+	assert_null(h);
+
+	/* after the stop, nothing listens */
+	fetch(&g, url, NULL, NULL, NULL);
+	assert_int_equal(g.rc, CURLE_COULDNT_CONNECT);
+}
+
+static void test_ipv6(void **state)
+{
+	(void)state;
+	int fd = socket(AF_INET6, SOCK_STREAM, 0);
+	struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	bool have = fd >= 0 && bind(fd, (struct sockaddr *)&s6, sizeof(s6)) == 0;
+	if (fd >= 0)
+		close(fd);
+	if (!have) {
+		print_message("no IPv6 loopback here: the IPv6 case is skipped\n");
+		skip();
+	}
+	int calls = 0;
+	uint16_t port;
+	rete_httpd *h = start("[::1]:0", &calls, &port);
+	char url[128];
+	struct got g;
+	snprintf(url, sizeof(url), "http://[::1]:%u/hello", port);
+	fetch(&g, url, NULL, NULL, NULL);
+	assert_int_equal(g.status, 200);
+	rete_httpd_free(&h);
+}
+
+static void test_port_taken(void **state)
+{
+	(void)state;
+	int calls = 0;
+	uint16_t port;
+	rete_httpd *h = start("127.0.0.1:0", &calls, &port);
+	char text[64];
+	snprintf(text, sizeof(text), "127.0.0.1:%u", port);
+	rete_http_addr a;
+	rete_msg m;
+	assert_int_equal(rete_http_addr_parse(text, &a, &m), RETE_OK);
+	rete_httpd *h2 = NULL;
+	assert_int_equal(rete_httpd_new(&h2, "second", &m), RETE_OK);
+	assert_int_equal(rete_httpd_start(h2, &a, &m), RETE_EIO);
+	assert_non_null(strstr(m.text, "second: cannot listen on 127.0.0.1:"));
+	assert_non_null(strstr(m.text, "another program has that port"));
+	assert_int_equal(rete_httpd_port(h2), 0);
+	rete_httpd_free(&h2);
+
+	/* an address of no interface of this host */
+	assert_int_equal(rete_http_addr_parse("192.0.2.77:0", &a, &m), RETE_OK);
+	assert_int_equal(rete_httpd_new(&h2, "third", &m), RETE_OK);
+	assert_int_equal(rete_httpd_start(h2, &a, &m), RETE_EIO);
+	assert_non_null(strstr(m.text, "no interface of this host has that address"));
+	rete_httpd_free(&h2);
+
+	/* routes only before the start */
+	assert_int_equal(rete_httpd_route(h, "/late", route_json, NULL, &m), RETE_EINVAL);
+	rete_httpd_free(&h);
+	rete_httpd_free(&h); /* NULL is fine */
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* raw_get connects to port, sends a GET of /hello and returns the socket. */
+static int raw_get(uint16_t port)
+{
+	struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_port = htons(port)};
+	s4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&s4, sizeof(s4)), 0);
+	static const char req[] = "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	assert_int_equal(write(fd, req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
+	return fd;
+}
+
+/* More connections than the limit: the ones over it wait (in the kernel's
+ * backlog) and are served when a place frees, never beside the others. */
+static void test_connection_limit(void **state)
+{
+	(void)state;
+	int calls = 0;
+	uint16_t port;
+	rete_httpd *h = start("127.0.0.1:0", &calls, &port);
+	struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_port = htons(port)};
+	s4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fds[RETE_HTTP_CONNS_MAX];
+	for (int i = 0; i < RETE_HTTP_CONNS_MAX; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+		assert_true(fds[i] >= 0);
+		assert_int_equal(connect(fds[i], (struct sockaddr *)&s4, sizeof(s4)), 0);
+	}
+	/* the server accepts the idle ones on its thread; one request over
+	 * the limit is not answered while they stay (the check looks for an
+	 * answer for a second: a slow machine can only make it pass) */
+	int extra = raw_get(port);
+	struct pollfd pf = {.fd = extra, .events = POLLIN};
+	assert_int_equal(poll(&pf, 1, 1000), 0);
+	assert_int_equal(calls, 0);
+	for (int i = 0; i < RETE_HTTP_CONNS_MAX; i++)
+		close(fds[i]);
+	/* a place freed: it is answered */
+	char buf[512];
+	size_t got = 0;
+	int64_t deadline = now_ms() + 30000;
+	while (got < sizeof(buf) - 1 && now_ms() < deadline) {
+		if (poll(&pf, 1, 1000) <= 0)
+			continue;
+		ssize_t r = read(extra, buf + got, sizeof(buf) - 1 - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	buf[got] = '\0';
+	close(extra);
+	if (strncmp(buf, "HTTP/1.1 200", 12) != 0)
+		fail_msg("the request that waited got '%.60s'", buf);
+	assert_int_equal(calls, 1);
+	rete_httpd_free(&h);
+}
+
+/* The server's thread blocks every signal (libmicrohttpd 0.9.75 does it
+ * itself; httpd.c does not rely on that), so SIGTERM and SIGCHLD go to
+ * the program's own threads (the agent's poll must wake with EINTR). Read
+ * in /proc: every thread but this one (the server's) has SIGTERM and
+ * SIGCHLD in its blocked mask. */
+static void test_signals_blocked(void **state)
+{
+	(void)state;
+	sigset_t none;
+	sigemptyset(&none);
+	pthread_sigmask(SIG_SETMASK, &none, NULL); /* as a program's main thread */
+	int calls = 0;
+	uint16_t port;
+	rete_httpd *h = start("127.0.0.1:0", &calls, &port);
+	DIR *d = opendir("/proc/self/task");
+	assert_non_null(d);
+	struct dirent *e;
+	int others = 0;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.' || atoi(e->d_name) == getpid())
+			continue;
+		char path[128], line[256];
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status", e->d_name);
+		FILE *f = fopen(path, "r");
+		assert_non_null(f);
+		unsigned long long blk = 0;
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "SigBlk: %llx", &blk) == 1)
+				break;
+		fclose(f);
+		if (!(blk & (1ull << (SIGTERM - 1))) || !(blk & (1ull << (SIGCHLD - 1))))
+			fail_msg("thread %s takes SIGTERM or SIGCHLD (blocked mask %llx)",
+				 e->d_name, blk);
+		others++;
+	}
+	closedir(d);
+	assert_true(others >= 1); /* the server's thread was looked at */
+	/* and the caller's mask is as it was */
+	sigset_t now;
+	pthread_sigmask(SIG_SETMASK, NULL, &now);
+	assert_false(sigismember(&now, SIGTERM));
+	rete_httpd_free(&h);
+}
+
+int main(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_addr),
+	    cmocka_unit_test(test_routes),
+	    cmocka_unit_test(test_ipv6),
+	    cmocka_unit_test(test_port_taken),
+	    cmocka_unit_test(test_connection_limit),
+	    cmocka_unit_test(test_signals_blocked),
+	};
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	curl_global_cleanup();
+	return rc;
+}
