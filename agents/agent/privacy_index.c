@@ -26,6 +26,8 @@ rete_err privacy_key_load(const char *data, bool create, privacy_key **out, rete
 	struct stat st;
 	*out = NULL;
 	pi_path(path, sizeof(path), data, PRIVACY_KEY_FILE);
+	if (sodium_init() < 0)
+		return rete_msg_set(m, RETE_ECRYPTO, "libsodium cannot start");
 	privacy_key *k = sodium_malloc(sizeof(*k));
 	if (k == NULL)
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
