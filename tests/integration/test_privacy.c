@@ -487,6 +487,105 @@ static void test_retention(void **state)
 	assert_false(bad);
 }
 
+/* blob_of: is a sealed part kept for log entry index in the broker's store
+ * (database "blobs")? Read beside the running broker (read-only). */
+static bool blob_of(it_net *n, uint64_t index)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	uint8_t key[8];
+	for (int i = 0; i < 8; i++)
+		key[i] = (uint8_t)(index >> (56 - 8 * i));
+	MDB_val k = {8, key}, v;
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 32);
+	mdb_env_set_mapsize(env, 0);
+	assert_int_equal(mdb_env_open(env, n->data, MDB_RDONLY, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "blobs", 0, &dbi), 0);
+	bool have = mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size > 0;
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return have;
+}
+
+/* receipt_index: the log index of sent/NAME's receipt (-1: none yet). */
+static int64_t receipt_index(it_net *n, int p, const char *name, int ms)
+{
+	char dir[1300], path[1500];
+	it_spool(n, p, "sent", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/%s.receipt.json", dir, name);
+	int64_t end = it_mono_ms() + it_scaled_ms(ms);
+	while (!tu_exists(path) && it_mono_ms() < end)
+		it_nap(50); /* the agent moves the file when the receipt comes */
+	json_t *r = tu_load_json(path);
+	json_t *v = r ? json_object_get(r, "index") : NULL;
+	int64_t idx = -1;
+	if (json_is_integer(v))
+		idx = json_integer_value(v);
+	else if (json_is_string(v))
+		idx = strtoll(json_string_value(v), NULL, 10);
+	json_decref(r);
+	return idx;
+}
+
+/* The broker keeps a sealed part only while its entry waits for its
+ * recipient: gone once acknowledged, and gone when it expires. */
+static void test_broker_blobs(void **state)
+{
+	(void)state;
+	it_net *n = it_net_new("blobs", NULL);
+	assert_non_null(n);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI)); /* the health service stays away */
+	char text[1024];
+	const char *fmt =
+	    "{\"id\": \"%s\", \"operator\": {\"staffId\": \"as-0042\", \"role\": "
+	    "\"social-worker\"}, \"recipient\": \"%s\", \"caseId\": \"" CASE "\", \"referral\": "
+	    "{\"service\": \"%s\", \"priority\": \"routine\", \"reasonCode\": \"r-1\", "
+	    "\"consent\": {\"basis\": \"consent\", \"givenAt\": \"2026-11-20T09:30:00Z\", "
+	    "\"reference\": \"CONS-1\"}, \"ageBand\": \"adult\"}, \"private\": {\"person\": "
+	    "{\"name\": \"Maria Rossi\", \"fiscalCode\": \"" MOTHER_FC "\"}}}";
+	snprintf(text, sizeof(text), fmt, "blob-1", it_party_ids[IT_CPI], it_service[IT_CPI]);
+	put_outbox(n, IT_SOCIAL, "to-cpi.json", text);
+	snprintf(text, sizeof(text), fmt, "blob-2", it_party_ids[IT_ASST], it_service[IT_ASST]);
+	put_outbox(n, IT_SOCIAL, "to-asst.json", text);
+	int64_t delivered = receipt_index(n, IT_SOCIAL, "to-cpi.json", 30000);
+	int64_t waiting = receipt_index(n, IT_SOCIAL, "to-asst.json", 30000);
+	assert_true(delivered >= 0 && waiting >= 0);
+
+	/* delivered: the job centre's ack removed it */
+	char idx[1400];
+	agent_file(n, IT_SOCIAL, "data/persons.jsonl", idx, sizeof(idx));
+	assert_true(wait_occurrences(idx, "\"delivered\"", 1, 30000));
+	assert_false(blob_of(n, (uint64_t)delivered));
+	/* waiting for the health service (expiry 5 days): kept */
+	assert_true(blob_of(n, (uint64_t)waiting));
+
+	/* the broker started again with an expiry of 1 s: the entry expires
+	 * at the next scan, the sender gets its not-delivered notice, and the
+	 * sealed part is gone with it */
+	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()), 0);
+	n->expiry = "1s";
+	assert_int_equal(it_write_ini(n), 0);
+	assert_true(it_broker_start(n));
+	char inbox[1300];
+	it_spool(n, IT_SOCIAL, "inbox", inbox, sizeof(inbox));
+	int64_t end = it_mono_ms() + it_scaled_ms(30000);
+	while (tu_count_suffix(inbox, "-notice.json") == 0 && it_mono_ms() < end)
+		it_nap(50); /* the agent writes the notice when it comes */
+	if (tu_count_suffix(inbox, "-notice.json") == 0) {
+		it_show(n, "broker.log");
+		fail_msg("no not-delivered notice for the referral to the health service");
+	}
+	assert_false(blob_of(n, (uint64_t)waiting));
+	bool bad = false;
+	it_net_free(&n, false, &bad);
+	assert_false(bad);
+}
+
 int main(void)
 {
 	const struct CMUnitTest family[] = {
@@ -495,6 +594,7 @@ int main(void)
 	};
 	const struct CMUnitTest alone[] = {
 	    cmocka_unit_test(test_retention),
+	    cmocka_unit_test(test_broker_blobs),
 	};
 	int rc = cmocka_run_group_tests(family, net_setup, it_teardown);
 	return rc + cmocka_run_group_tests(alone, NULL, NULL);
