@@ -17,6 +17,19 @@ struct pc_parse {
 	rete_err err;
 };
 
+/* pc_party notes the file's party id ([agent] id or [client] id), for the
+ * access record's "party"; the tool's own parser checks it. */
+static void pc_party(rete_privacy_config *cfg, const char *section, const char *name,
+		     const char *value)
+{
+	static const char id_key[] = "id";
+	if (strcmp(name, id_key) == 0 &&
+	    (strcmp(section, "agent") == 0 || strcmp(section, "client") == 0))
+		snprintf(cfg->party, sizeof(cfg->party), "%s", value);
+}
+
+/* pc_handler: the keys of [privacy] (tests/integration/test_docs_config.sh
+ * reads the key names compared here against docs/operations.md). */
 static int pc_handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct pc_parse *p = user;
@@ -25,13 +38,10 @@ static int pc_handler(void *user, const char *section, const char *name, const c
 
 	if (p->err != RETE_OK)
 		return 0;
-	if (strcmp(name, "id") == 0 &&
-	    (strcmp(section, "agent") == 0 || strcmp(section, "client") == 0)) {
-		snprintf(cfg->party, sizeof(cfg->party), "%s", value);
-		return 1;
-	}
-	if (strcmp(section, "privacy") != 0)
+	if (strcmp(section, "privacy") != 0) {
+		pc_party(cfg, section, name, value);
 		return 1; /* other sections belong to other tools */
+	}
 	if (strcmp(name, "access_log") == 0) {
 		free(cfg->access_log);
 		cfg->access_log = value[0] ? rete_ini_abs_path(p->dir, value) : NULL;
@@ -71,8 +81,15 @@ static int pc_handler(void *user, const char *section, const char *name, const c
 		}
 		return 1;
 	}
-	if (strcmp(name, "scan") == 0 && p->agent) {
+	if (strcmp(name, "scan") == 0) {
 		rete_duration d;
+		if (!p->agent) {
+			p->err = rete_msg_set(p->m, RETE_EINVAL,
+					      "[privacy] scan: belongs in an agent.ini (the agent "
+					      "keeps the files); this file takes access_log and "
+					      "access_keep");
+			return 0;
+		}
 		if (rete_duration_parse(value, &d, &sub) != RETE_OK || d.working_days > 0) {
 			p->err =
 			    rete_msg_set(p->m, RETE_EINVAL,
