@@ -368,6 +368,10 @@ static void test_access_records(void **state)
 	assert_int_equal(rc, 2);
 	assert_non_null(strstr(out, "keep_inbox"));
 	free(out);
+	rc = tu_run(&out, "%s --check-config -c %s", exe, audit_ini);
+	assert_int_equal(rc, 2);
+	assert_non_null(strstr(out, "[privacy] keep_inbox: belongs in an agent.ini"));
+	free(out);
 }
 
 /* set_age sets path's times to days ago. */
