@@ -62,6 +62,15 @@ static bool wait_occurrences(const char *path, const char *needle, size_t want, 
 	return tu_occurrences(path, needle) >= want;
 }
 
+/* text_occurrences counts needle in text. */
+static size_t text_occurrences(const char *text, const char *needle)
+{
+	size_t n = 0;
+	for (const char *p = text; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
 static void family_traffic(it_net *n)
 {
 	char referral[2048];
@@ -73,7 +82,8 @@ static void family_traffic(it_net *n)
 	    "\"%s\", \"consent\": {\"basis\": \"consent\", \"givenAt\": "
 	    "\"2026-11-20T09:30:00Z\", \"reference\": \"CONS-2026-0412\"}, \"ageBand\": "
 	    "\"adult\"}, \"private\": {\"person\": {\"name\": \"Maria Rossi\", \"fiscalCode\": "
-	    "\"" MOTHER_FC "\"}, \"reason\": \"Unemployed since March.\"}}",
+	    "\"" MOTHER_FC "\", \"personId\": \"P-0042\"}, \"reason\": \"Unemployed since "
+	    "March.\"}}",
 	    MOTHER_REF, it_party_ids[IT_CPI], it_service[IT_CPI], "long-term-unemployment");
 	put_outbox(n, IT_SOCIAL, "mother.json", referral);
 	snprintf(referral, sizeof(referral),
@@ -221,6 +231,23 @@ static void test_sar_mother(void **state)
 	assert_non_null(strstr(out, SON_REF));
 	assert_null(strstr(out, MOTHER_REF));
 	assert_null(strstr(out, NOTE_ID));
+	free(out);
+
+	/* by the person's id in the case system: the referral, which carried
+	 * it (the note named her by fiscal code only); with both, both */
+	rc = tu_run(&out, "%s sar --person-id P-0042 -c %s --json", exe, ini);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, MOTHER_REF));
+	assert_null(strstr(out, NOTE_ID));
+	assert_null(strstr(out, SON_REF));
+	free(out);
+	rc =
+	    tu_run(&out, "%s sar --person " MOTHER_FC " --person-id P-0042 -c %s --json", exe, ini);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, MOTHER_REF));
+	assert_non_null(strstr(out, NOTE_ID));
+	assert_int_equal(text_occurrences(out, "\"direction\""), 2);
+	assert_null(strstr(out, SON_REF));
 	free(out);
 
 	/* the job centre answers for what it received: the referral only */
