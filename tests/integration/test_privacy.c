@@ -384,6 +384,30 @@ static void test_access_records(void **state)
 	snprintf(broker_log, sizeof(broker_log), "%s.access.log", n->data);
 	assert_true(count_program(broker_log, "rete-broker", "entries from 0") >= 1);
 	assert_true(tu_occurrences(broker_log, "\"who\":\"audit.region\"") >= 1);
+	/* the other remote reads: the snapshot (a report at a distance), a
+	 * referral (rete status), and the witnesses' proofs */
+	rc = tu_run(&out, "%s report -c %s --from 2026-01-01 --to 2030-12-31", exe, audit_ini);
+	if (rc != 0)
+		fail_msg("remote report: %s", out);
+	free(out);
+	assert_int_equal(count_program(audit_log, "rete report", "-c"), 1);
+	rc = tu_run(&out, "%s status -c %s " MOTHER_REF, exe, ini);
+	if (rc != 0)
+		fail_msg("rete status: %s", out);
+	free(out);
+	const char *served[][2] = {
+	    {"snapshot of the referrals", "audit.region"},
+	    {"referral " MOTHER_REF, "social.mantova"},
+	    {"inclusion proof of entry", "social.mantova"},
+	    {"consistency proof", "social.mantova"},
+	};
+	for (size_t i = 0; i < sizeof(served) / sizeof(served[0]); i++) {
+		char who[80];
+		snprintf(who, sizeof(who), "\"who\":\"%s\",\"what\":\"%s", served[i][1],
+			 served[i][0]);
+		if (tu_occurrences(broker_log, who) == 0)
+			fail_msg("the broker's access record has no line %s", who);
+	}
 
 	/* a [privacy] key a coord.ini cannot take is refused, and no read */
 	snprintf(text, sizeof(text),
