@@ -60,9 +60,9 @@ static void sar_usage(FILE *f)
 
 /* The words of the answer, per language. */
 struct sar_words {
-	const char *title, *intro, *agency, *asked, *none, *sent, *received, *to, *from, *delivered,
-	    *not_delivered, *index, *covered, *not_covered, *kinds[4], *col_what, *col_when,
-	    *col_who, *col_log, *footer;
+	const char *title, *intro, *agency, *person, *asked, *none, *sent, *received, *to, *from,
+	    *delivered, *not_delivered, *index, *covered, *not_covered, *kinds[4], *col_what,
+	    *col_when, *col_who, *col_log, *footer;
 };
 
 static const struct sar_words words_it = {
@@ -70,6 +70,7 @@ static const struct sar_words words_it = {
     .intro = "Comunicazioni della rete che riguardano la persona indicata, inviate o "
 	     "ricevute da questo ente (art. 15 GDPR).",
     .agency = "Ente",
+    .person = "Persona",
     .asked = "Data della risposta",
     .none = "Nessuna comunicazione di questo ente riguarda la persona indicata.",
     .sent = "inviata",
@@ -83,7 +84,7 @@ static const struct sar_words words_it = {
     .not_covered = "non ancora coperta da un checkpoint verificato",
     .kinds = {"segnalazione", "aggiornamento", "nota", "comunicazione"},
     .col_what = "Comunicazione",
-    .col_when = "Quando",
+    .col_when = "Quando (UTC)",
     .col_who = "Destinatari e consegne",
     .col_log = "Registro",
     .footer = "Il registro della rete contiene solo codici; i dati personali viaggiano "
@@ -95,6 +96,7 @@ static const struct sar_words words_en = {
     .intro = "Messages of the network that concerned the person named, sent or received "
 	     "by this agency (GDPR Art. 15).",
     .agency = "Agency",
+    .person = "Person",
     .asked = "Answered on",
     .none = "No message of this agency concerned the person named.",
     .sent = "sent",
@@ -108,7 +110,7 @@ static const struct sar_words words_en = {
     .not_covered = "not yet covered by a verified checkpoint",
     .kinds = {"referral", "update", "note", "message"},
     .col_what = "Message",
-    .col_when = "When",
+    .col_when = "When (UTC)",
     .col_who = "Recipients and deliveries",
     .col_log = "Log",
     .footer = "The network's log holds codes only; personal data travels sealed and the "
@@ -274,6 +276,16 @@ static const char *js(json_t *o, const char *k)
 	return s ? s : "";
 }
 
+/* sar_who: the person asked for, as given ("FISCALCODE / ID"). */
+static const char *sar_who(json_t *ans)
+{
+	static char buf[300];
+	json_t *p = json_object_get(ans, "person");
+	const char *fc = js(p, "fiscalCode"), *id = js(p, "personId");
+	snprintf(buf, sizeof(buf), "%s%s%s", fc, fc[0] && id[0] ? " / " : "", id);
+	return buf;
+}
+
 /* sar_html writes the printable page: one table, inline print styles, no
  * script and nothing fetched from elsewhere. */
 static void sar_html(FILE *f, const struct sar_words *w, const char *lang, json_t *ans)
@@ -296,6 +308,10 @@ static void sar_html(FILE *f, const struct sar_words *w, const char *lang, json_
 	html_text(f, w->agency);
 	fputs("</dt><dd>", f);
 	html_text(f, js(ans, "agency"));
+	fputs("</dd>\n<dt>", f);
+	html_text(f, w->person);
+	fputs("</dt><dd>", f);
+	html_text(f, sar_who(ans));
 	fputs("</dd>\n<dt>", f);
 	html_text(f, w->asked);
 	fputs("</dt><dd>", f);
@@ -374,8 +390,8 @@ static void sar_text(FILE *f, const struct sar_words *w, json_t *ans)
 	json_t *msgs = json_object_get(ans, "messages");
 	size_t i, j;
 	json_t *m, *d;
-	fprintf(f, "%s\n%s: %s\n%s: %s\n\n", w->title, w->agency, js(ans, "agency"), w->asked,
-		js(ans, "answeredAt"));
+	fprintf(f, "%s\n%s: %s\n%s: %s\n%s: %s\n\n", w->title, w->agency, js(ans, "agency"),
+		w->person, sar_who(ans), w->asked, js(ans, "answeredAt"));
 	if (json_array_size(msgs) == 0)
 		fprintf(f, "%s\n", w->none);
 	json_array_foreach(msgs, i, m)
