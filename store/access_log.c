@@ -117,7 +117,7 @@ static void al_mkdirs(const char *path)
 static int al_lock(const char *path)
 {
 	for (int tries = 0; tries < 100; tries++) {
-		int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return -1;
 		if (flock(fd, LOCK_EX) != 0) {
@@ -320,6 +320,16 @@ rete_err rete_access_log_add(rete_access_log *l, const rete_access_rec *r, rete_
 				}
 			}
 		}
+	}
+	/* a line a crash cut short is ended first, so this one stays whole */
+	struct stat st;
+	char last = '\n';
+	if (fstat(fd, &st) == 0 && st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) == 1 &&
+	    last != '\n' && write(fd, "\n", 1) != 1) {
+		err = rete_msg_set(m, RETE_EIO, "%s: cannot append to the access record: %s",
+				   l->al_path, strerror(errno));
+		close(fd);
+		goto out;
 	}
 	ssize_t w = write(fd, line, len);
 	if (w != (ssize_t)len)

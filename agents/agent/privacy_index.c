@@ -163,8 +163,14 @@ rete_err privacy_index_append(const char *data, json_t *rec, rete_msg *m)
 	}
 	line[len++] = '\n';
 	rete_err err = RETE_OK;
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, line, len) != (ssize_t)len || fdatasync(fd) != 0)
+	int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	/* a line a crash cut short is ended first, so this one stays whole */
+	struct stat st;
+	char last = '\n';
+	if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0 &&
+	    pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n' && write(fd, "\n", 1) != 1)
+		last = 0;
+	if (fd < 0 || last == 0 || write(fd, line, len) != (ssize_t)len || fdatasync(fd) != 0)
 		err = rete_msg_set(m, RETE_EIO, "%s: cannot append: %s", path, strerror(errno));
 	if (fd >= 0)
 		close(fd);

@@ -101,6 +101,17 @@ static void test_append_and_prune(void **state)
 	tu_path(path, sizeof(path), "%s/sub/access.log.tmp", dir);
 	assert_false(tu_exists(path));
 
+	/* a line cut short by a crash: the next append starts a line of its own */
+	tu_path(path, sizeof(path), "%s/sub/access.log", dir);
+	f = fopen(path, "a");
+	fputs("{\"at\":\"2026-12-06T09:00:00Z\",\"progr", f);
+	fclose(f);
+	r.what = "after the cut";
+	assert_int_equal(rete_access_record(path, RETE_ACCESS_KEEP_DEFAULT, &r, &m), RETE_OK);
+	text = tu_read_file(path, NULL);
+	assert_non_null(strstr(text, "\"progr\n{\"at\""));
+	free(text);
+
 	/* a missing file prunes to nothing; an unwritable place is a sentence */
 	tu_path(path, sizeof(path), "%s/none.log", dir);
 	assert_int_equal(rete_access_log_prune(path, RETE_ACCESS_KEEP_DEFAULT, now, &dropped, &m),
