@@ -260,6 +260,13 @@ static void ap_scan_dir(agent *a, const char *sub, const char *dir, rete_keep ke
 		}
 		if (!ap_expired(dir, names[i], cutoff, &clock))
 			continue;
+		rete_buf hook = {0};
+		if (strcmp(sub, "inbox") == 0 &&
+		    agent_db_get(a->db, AGENT_DB_HOOKS, names[i], strlen(names[i]), &hook, NULL) ==
+			RETE_OK) {
+			rete_buf_free(&hook); /* its hook has not run yet: next scan */
+			continue;
+		}
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		if (unlink(path) != 0) {
 			agent_log(a, "error", "retention: cannot erase %s/%s: %s", sub, names[i],
