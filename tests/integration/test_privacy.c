@@ -495,6 +495,22 @@ static void test_retention(void **state)
 	assert_int_equal(tu_write_file(idx, text, strlen(text)), 0);
 
 	assert_true(it_broker_start(n));
+	/* a first start without retention makes the store (and erases
+	 * nothing); then an old inbox file gets a hook not run yet */
+	put_aged(n, IT_SOCIAL, "inbox", "000000000004-referral.json", 40);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	char keyfile[1500];
+	agent_file(n, IT_SOCIAL, "data/privacy.key", keyfile, sizeof(keyfile));
+	int64_t until = it_mono_ms() + it_scaled_ms(30000);
+	while (!tu_exists(keyfile) && it_mono_ms() < until)
+		it_nap(50); /* the agent makes its key at start */
+	assert_true(tu_exists(keyfile));
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	assert_true(spool_has(n, IT_SOCIAL, "inbox", "000000000001-referral.json"));
+	uint8_t at4[8] = {0, 0, 0, 0, 0, 0, 0, 4};
+	agent_file(n, IT_SOCIAL, "data", path, sizeof(path));
+	tu_raw_put(path, "hooks", "000000000004-referral.json", 26, at4, sizeof(at4));
+
 	assert_true(it_agent_start_ex(n, IT_SOCIAL,
 				      "\n[privacy]\nkeep_inbox = 30d\nkeep_sent = 30d\n"
 				      "keep_failed = 30d\nkeep_records = 30d\n"));
@@ -509,6 +525,8 @@ static void test_retention(void **state)
 	assert_true(spool_has(n, IT_SOCIAL, "inbox", "000000000002-referral.json"));
 	assert_true(spool_has(n, IT_SOCIAL, "inbox", "000000000002-referral.json.ack"));
 	assert_true(spool_has(n, IT_SOCIAL, "inbox", "000000000003-referral.json"));
+	assert_true(spool_has(n, IT_SOCIAL, "inbox", "000000000004-referral.json"));
+	assert_int_equal(tu_occurrences(alog, "erased inbox/000000000004"), 0);
 	assert_false(spool_has(n, IT_SOCIAL, "sent", "old.json"));
 	assert_false(spool_has(n, IT_SOCIAL, "sent", "old.json.receipt.json"));
 	assert_false(spool_has(n, IT_SOCIAL, "failed", "bad.json"));
