@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "access_log.h"
 #include "broker_impl.h"
 #include "checkpoint.h"
 #include "duration.h"
@@ -2218,6 +2219,7 @@ static void monitor_drain(broker *b)
 static void broker_free(broker *b)
 {
 	int linger = 0;
+	rete_access_log_close(&b->access);
 	/* Stop the monitor BEFORE closing the socket that reads it: otherwise
 	 * an I/O thread can block sending a monitor event nobody reads, and
 	 * zmq_ctx_term waits for it forever (seen as a hang after SIGTERM).

@@ -152,7 +152,14 @@ typedef struct broker {
 	char (*fd_party)[RETE_ID_MAX + 1]; /* the party whose frames came on fd i */
 	size_t nfd_party;
 	broker_metrics *metrics; /* the Prometheus endpoint, or NULL (metrics.h) */
+	struct rete_access_log *access; /* access.c: opened at the first read query */
+	bool access_failed;		/* access.c: the last write failed (said once) */
 } broker;
+
+/* broker_access_query records a remote read of the log (entries, proofs,
+ * a referral, the snapshot) in the access record (access.c), before the
+ * answer. */
+void broker_access_query(broker *b, broker_frame *f);
 
 /* broker_peer_find: the state of party id (NULL when not in the directory). */
 broker_peer *broker_peer_find(broker *b, const char *id);

@@ -490,6 +490,31 @@ static bool zone_exists(const char *tz)
 
 /* --- the sections ------------------------------------------------------------ */
 
+/* broker_access_settings reads [broker] access_log (default DATA.access.log:
+ * beside the store folder like the state file, since a restore replaces
+ * the folder and the record must outlive it) and access_keep (default 24
+ * months; issue 18). */
+static void broker_access_settings(struct parse *p, broker_config *c)
+{
+	struct kv *kv;
+	rete_msg m;
+	c->access_keep = RETE_ACCESS_KEEP_DEFAULT;
+	if ((kv = get(p, "broker", "access_keep")) &&
+	    rete_keep_parse(kv->value, &c->access_keep, &m) != RETE_OK)
+		problem(p, kv->line, "[broker] access_keep: %s", m.text);
+	if ((kv = get(p, "broker", "access_log"))) {
+		c->access_log = resolve_path(p, kv->value);
+	} else if (c->data) {
+		size_t l = strlen(c->data);
+		while (l > 1 && c->data[l - 1] == '/')
+			l--;
+		if (asprintf(&c->access_log, "%.*s.access.log", (int)l, c->data) < 0) {
+			c->access_log = NULL;
+			p->oom = true;
+		}
+	}
+}
+
 static const char *const broker_keys[] = {"origin",
 					  "id",
 					  "key",
@@ -508,6 +533,8 @@ static const char *const broker_keys[] = {"origin",
 					  "time_zone",
 					  "holidays",
 					  "metrics",
+					  "access_log",
+					  "access_keep",
 					  NULL};
 static const char *const limit_keys[] = {"routine", "urgent", "emergency", NULL};
 static const char *const policy_keys[] = {"routes", NULL};
@@ -686,6 +713,8 @@ static void load_broker(struct parse *p, broker_config *c)
 			p->oom = true;
 		}
 	}
+
+	broker_access_settings(p, c);
 
 	uint64_t v;
 	number(p, S, "checkpoint_every", 1000, 1, 100000000, &c->checkpoint_every);
@@ -1015,6 +1044,7 @@ void broker_config_free(broker_config **pc)
 	free(c->key_path);
 	free(c->data);
 	free(c->state);
+	free(c->access_log);
 	free_list(c->holidays, c->nholidays);
 	for (size_t i = 0; i < c->nparties; i++) {
 		free(c->parties[i].name);

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "access_log.h"
 #include "error.h"
 #include "httpd.h"
 #include "keys.h"
@@ -58,6 +59,8 @@ typedef struct broker_config {
 	char events[BROKER_ENDPOINT_MAX];
 	char *data;  /* the store folder */
 	char *state; /* the state file: the last checkpoint signed (default DATA.state) */
+	char *access_log;      /* the access record (default DATA.access.log) */
+	rete_keep access_keep; /* how long its lines are kept (default 24 months) */
 	uint64_t checkpoint_every;
 	int64_t checkpoint_interval_ms;
 	unsigned delivery_window;

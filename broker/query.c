@@ -430,6 +430,7 @@ static void q_proof(broker *b, broker_frame *f, bool inclusion)
 void broker_answer_query(broker *b, broker_frame *f)
 {
 	const Rete__Query *q = f->cf->query;
+	broker_access_query(b, f); /* issue 18: every read recorded */
 	switch (q->what_case) {
 	case RETE__QUERY__WHAT_REFERRAL:
 		q_referral(b, f, q->referral);

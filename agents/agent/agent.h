@@ -24,6 +24,7 @@ struct agent_net;
 struct agent_hooks;
 struct agent_witness;
 struct agent_metrics;
+struct agent_privacy;
 
 typedef struct agent {
 	agent_config cfg;
@@ -63,6 +64,7 @@ typedef struct agent {
 	struct agent_hooks *hooks;     /* agent_hook.c */
 	struct agent_witness *witness; /* agent_witness.c */
 	struct agent_metrics *metrics; /* agent_metrics.c, or NULL */
+	struct agent_privacy *privacy; /* agent_privacy.c */
 } agent;
 
 /* agent_log prints one line on stderr with the time and the agent's id;
@@ -201,5 +203,30 @@ void agent_witness_epoch(agent *a, uint32_t epoch);
 
 /* agent_witness_free releases the witness state. */
 void agent_witness_free(agent *a);
+
+/* --- agent_privacy.c: person index, retention, erasure records ---------- */
+
+/* agent_privacy_start reads [privacy] of agent.ini, loads (at the first
+ * start: makes) the person index key DATA/privacy.key and opens the
+ * access record. RETE_EINVAL, RETE_EIO, RETE_EPERM, RETE_ENOMEM. */
+rete_err agent_privacy_start(agent *a, rete_msg *m);
+
+/* agent_privacy_sealed indexes the persons of a sealed part the agent
+ * sealed and signed for outbox file `file` (msg complete: id, recipient). */
+void agent_privacy_sealed(agent *a, const char *file, const Rete__Message *msg,
+			  const Rete__Private *priv);
+
+/* agent_privacy_opened indexes an entry written to inbox/fname: the persons
+ * of its opened sealed part (priv, may be NULL), or, for the broker's
+ * Delivery of one of our indexed messages, who received it and when. */
+void agent_privacy_opened(agent *a, const Rete__LogEntry *le, const Rete__Message *msg,
+			  const Rete__Private *priv, const char *fname);
+
+/* agent_privacy_tick erases what is past its retention when a scan is due;
+ * returns the ms until the next one (-1: not started). */
+int64_t agent_privacy_tick(agent *a, int64_t now);
+
+/* agent_privacy_free closes the access record and wipes the key. */
+void agent_privacy_free(agent *a);
 
 #endif

@@ -1,7 +1,10 @@
 /* agent_check.c — `--check-config` of an agent.ini (see agent_check.h). */
 #include "agent_check.h"
 
+#include "privacy_config.h"
+
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 
 void agent_check_config(const agent_config *cfg, rete_check_list *problems, rete_check_list *notes)
@@ -14,6 +17,14 @@ void agent_check_config(const agent_config *cfg, rete_check_list *problems, rete
 	rete_check_secret_key(problems, "[agent] key", cfg->key_path);
 	rete_check_public_key(problems, "[agent] broker_key", cfg->broker_key_path);
 	rete_check_folder(problems, notes, "[agent] data", cfg->data, NULL);
+	/* [privacy]: retention and the access record (issue 18) */
+	rete_privacy_config pc;
+	rete_msg pm;
+	if (rete_privacy_config_load(cfg->ini_path, true, cfg->data, &pc, &pm) != RETE_OK)
+		rete_check_add(problems, "%s",
+			       strstr(pm.text, "[privacy]") ? strstr(pm.text, "[privacy]")
+							    : pm.text);
+	rete_privacy_config_free(&pc);
 	struct stat st;
 	bool spool_there = stat(cfg->spool, &st) == 0;
 	if (!rete_check_folder(problems, notes, "[agent] spool", cfg->spool, NULL) || !spool_there)

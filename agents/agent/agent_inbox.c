@@ -371,6 +371,7 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 	}
 	agent_log(a, "info", "log entry %" PRIu64 " (%s from %s) written to inbox/%s", index,
 		  rete_message_kind(msg), msg->sender, fname);
+	agent_privacy_opened(a, le, msg, priv, fname);
 	if (a->cfg.on_message != NULL)
 		agent_hooks_queue(a, index, fname);
 	inbox_ack(a, index, 0, NULL);

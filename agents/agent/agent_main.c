@@ -284,6 +284,8 @@ static int agent_setup(agent *a, int lock_fd[2], rete_msg *m)
 			  swept);
 	if ((err = agent_db_open(a->cfg.data, false, a->cfg.map_size, &a->db, m)) != RETE_OK)
 		return err;
+	if ((err = agent_privacy_start(a, m)) != RETE_OK)
+		return err;
 	return agent_hooks_start(a, m);
 }
 
@@ -314,6 +316,7 @@ static void agent_run(agent *a)
 		agent_log_sweep(a);
 		int64_t hook_wait = agent_hooks_poll(a, now);
 		int64_t held_wait = agent_inbox_held_tick(a, now);
+		int64_t privacy_wait = agent_privacy_tick(a, now);
 
 		int64_t wait = next_scan - now;
 		int64_t nw = agent_net_wait(a, now);
@@ -323,6 +326,8 @@ static void agent_run(agent *a)
 			wait = hook_wait;
 		if (held_wait >= 0 && held_wait < wait)
 			wait = held_wait;
+		if (privacy_wait >= 0 && privacy_wait < wait)
+			wait = privacy_wait;
 		if (a->out_n > 0 && a->welcomed && wait > 200)
 			wait = 200; /* resubmission and retry timers */
 		if (wait < 0)
@@ -454,6 +459,7 @@ int main(int argc, char **argv)
 	agent_outbox_free(&a);
 	agent_inbox_held_free(&a);
 	agent_witness_free(&a);
+	agent_privacy_free(&a);
 	agent_directory_free(&a.dir);
 	agent_db_close(&a.db);
 	rete_seckey_free(&a.sk);

@@ -467,6 +467,7 @@ static int out_prepare(agent *a, out_item *it, const char *text, size_t len)
 		rc = PREP_RETRY;
 		goto out;
 	}
+	agent_privacy_sealed(a, it->name, msg, priv);
 	it->state = AGENT_OUT_SIGNED;
 	rc = PREP_SIGNED;
 out:

@@ -22,6 +22,7 @@
 
 #include "audit_remote.h"
 #include "checkpoint.h"
+#include "cli_access.h"
 #include "coord_config.h"
 #include "duration.h"
 #include "codec.h"
@@ -1372,6 +1373,12 @@ int cmd_audit(int argc, char **argv)
 		audit_usage(stdout);
 		return CLI_OK;
 	}
+	/* every read of the log is recorded first (issue 18); check-proof
+	 * reads only the files it is given */
+	static const char *const reads[] = {"verify", "log", "timeline", "proof", "consistency"};
+	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
+		if (strcmp(argv[1], reads[i]) == 0 && !cli_access_argv("rete", argc, argv, true))
+			return CLI_USAGE;
 	if (strcmp(argv[1], "verify") == 0)
 		return audit_verify(argc - 1, argv + 1);
 	if (strcmp(argv[1], "log") == 0)

@@ -9,6 +9,7 @@
 
 #include "../agent/agent_check.c"
 #include "coord_config.h"
+#include "privacy_config.h"
 
 /* first_section finds the first "[name]" line of path into name; false
  * when the file cannot be read or has none. */
@@ -97,6 +98,12 @@ int cmd_check(int argc, char **argv)
 		}
 		rete_check_secret_key(&problems, "[client] key", cfg.key_path);
 		rete_check_public_key(&problems, "[client] broker_key", cfg.broker_key_path);
+		rete_privacy_config pc;
+		if (rete_privacy_config_load(ini, false, NULL, &pc, &m) != RETE_OK)
+			rete_check_add(&problems, "%s",
+				       strstr(m.text, "[privacy]") ? strstr(m.text, "[privacy]")
+								   : m.text);
+		rete_privacy_config_free(&pc);
 		snprintf(what, sizeof(what), "client %s (coordinator or auditor), broker %s%s%s",
 			 cfg.id, cfg.broker, cfg.events ? ", events " : "",
 			 cfg.events ? cfg.events : "");

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_access.h"
 #include "codec.h"
 #include "coord_config.h"
 #include "duration.h"
@@ -224,6 +225,8 @@ int cmd_report(int argc, char **argv)
 		fprintf(stderr, "rete report: %s\n", m.text);
 		return CLI_USAGE;
 	}
+	if (!cli_access_argv("rete", argc, argv, false))
+		return CLI_USAGE; /* every read of the log is recorded first (issue 18) */
 	if (dec == 0)
 		dec = sep == ';' ? ',' : '.';
 	if (dec == sep) {

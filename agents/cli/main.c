@@ -22,6 +22,7 @@ static const struct cli_command commands[] = {
 	{"status", cmd_status, "status -c agent.ini [REFERRAL_ID] [--json]  the agency's referrals and their history"},
 	{"monitor", cmd_monitor, "monitor -c coord.ini [--once] [--json]  the coordinator's live view (overdue first)"},
 	{"report", cmd_report, "report (-c coord.ini | --store DIR) --from D --to D [--by ...] [--format csv|json]  period counts and median times"},
+	{"sar", cmd_sar, "sar --person FISCALCODE -c agent.ini [--json | --html FILE]  one person's subject-access answer"},
 	{"health", cmd_health, "health -c coord.ini [--json]  the broker's health (exit 0 healthy, 1 problems)"},
 	{"version", cmd_version, "version [--json]        this rete's version, protocol and store schema"},
 };

@@ -77,6 +77,11 @@ code_keys() {
 		"$SRC/agents/cli/coord_config.c" |
 		grep -oE 'strcmp\(name, "[a-z_]+"\)|\{"[a-z_]+", &cfg->' |
 		grep -oE '"[a-z_]+"' | tr -d '"' | sed 's/^/coord.ini [client] /'
+	# [privacy]: one parser for agent.ini, coord.ini and audit.ini
+	awk '/^static int pc_handler\(/ { on = 1 } on { print } on && /^}/ { exit }' \
+		"$SRC/agents/common/privacy_config.c" |
+		grep -oE 'strcmp\(name, "[a-z_]+"\)|\{"[a-z_]+", &cfg->' |
+		grep -oE '"[a-z_]+"' | tr -d '"' | sed 's/^/agent.ini [privacy] /'
 }
 
 # --- 1. keys in the documentation --------------------------------------------------
@@ -133,7 +138,7 @@ sort -u "$DIR/doc-all.txt" >"$DIR/doc.txt"
 # The extraction must have found each parser's keys (a parser rewritten in
 # another style would otherwise pass with nothing to compare).
 for sec in "broker.ini [broker]" "broker.ini [limits]" "broker.ini [policy]" \
-	"broker.ini [agency ID]" "agent.ini [agent]" "coord.ini [client]"; do
+	"broker.ini [agency ID]" "agent.ini [agent]" "coord.ini [client]" "agent.ini [privacy]"; do
 	grep -qF "$sec " "$DIR/code.txt" ||
 		fail "no keys of $sec found in the code: update this test's extraction"
 	grep -qF "$sec " "$DIR/doc.txt" ||
@@ -271,12 +276,15 @@ probe() {
 	case "$sec" in
 	"broker.ini [agency ID]") printf '[agency probe.party]\n%s = x\n' "$key" >"$ini" ;;
 	broker.ini*) printf '%s\n%s = x\n' "${sec#broker.ini }" "$key" >"$ini" ;;
+	"agent.ini [privacy]") printf '[privacy]\n%s = x\n' "$key" >"$ini" ;;
 	agent.ini*) printf '[agent]\n%s = x\n' "$key" >"$ini" ;;
 	coord.ini*) printf '[client]\n%s = x\n' "$key" >"$ini" ;;
 	esac
 	case "$sec" in
 	broker.ini*) rete-broker -c "$ini" --check-config 2>&1 ;;
 	# Both stop at the configuration: a file with one key never loads.
+	# [privacy] is read (for the access record) before the [client] keys.
+	"agent.ini [privacy]") rete report -c "$ini" --from 2026-01-01 --to 2026-01-01 2>&1 ;;
 	agent.ini*) rete status -c "$ini" --timeout 0 2>&1 ;;
 	coord.ini*) rete report -c "$ini" --from 2026-01-01 --to 2026-01-01 2>&1 ;;
 	esac
@@ -289,7 +297,8 @@ while read -r f s k; do
 		fail "$sec $k is documented, but the program refuses it: $out"
 	fi
 done <"$DIR/doc.txt"
-for sec in "broker.ini [broker]" "broker.ini [agency ID]" "agent.ini [agent]" "coord.ini [client]"; do
+for sec in "broker.ini [broker]" "broker.ini [agency ID]" "agent.ini [agent]" "coord.ini [client]" \
+	"agent.ini [privacy]"; do
 	out=$(probe "$sec" "no_such_key")
 	grep -q "no_such_key: unknown key" <<<"$out" ||
 		fail "$sec: a made-up key was not refused as unknown (the probe cannot tell): $out"

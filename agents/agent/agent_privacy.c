@@ -1,0 +1,338 @@
+/* agent_privacy.c — what the agent keeps about people, and for how long
+ * (issue 18): the keyed person index of the sealed parts it sealed or
+ * opened (privacy_index.h), the retention of the spool's files and of that
+ * index, and the record of each erasure in the agent's access record.
+ *
+ * Retention ([privacy] keep_sent, keep_failed, keep_inbox, keep_records;
+ * default: kept for ever) is counted from a file's modification time: the
+ * agent writes an inbox/ file when the entry is delivered to it, moves a
+ * sent/ file there at its receipt and sets its time again (and its
+ * .receipt.json's) when the delivery receipt comes, so a sent file counts
+ * from its delivery; a failed/ file counts from its refusal. Where the
+ * case system records that it took a file, by writing NAME.ack beside it
+ * (any content), the count starts from the later of the two; the .ack goes
+ * with its file. The scan runs at the start and every [privacy] scan.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "agent_spool.h"
+#include "duration.h"
+#include "json.h"
+#include "privacy_config.h"
+#include "privacy_index.h"
+
+struct agent_privacy {
+	rete_privacy_config cfg;
+	privacy_key *key;
+	rete_access_log *access;
+	int64_t next_scan;
+	json_t *sent_files; /* message id -> its sent/ file name (our sealed ones) */
+};
+
+/* ap_record writes one line of the agent's access record (erasures). */
+static void ap_record(agent *a, const char *what)
+{
+	rete_msg m = {{0}};
+	rete_access_rec r = {.program = "rete-agent", .who = a->cfg.id, .what = what};
+	if (a->privacy == NULL || a->privacy->access == NULL)
+		return;
+	if (rete_access_log_add(a->privacy->access, &r, &m) != RETE_OK)
+		agent_log(a, "error", "access record: %s", m.text);
+}
+
+rete_err agent_privacy_start(agent *a, rete_msg *m)
+{
+	struct agent_privacy *p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	a->privacy = p;
+	rete_err err = rete_privacy_config_load(a->cfg.ini_path, true, a->cfg.data, &p->cfg, m);
+	if (err == RETE_OK)
+		err = privacy_key_load(a->cfg.data, true, &p->key, m);
+	if (err == RETE_OK)
+		err = rete_access_log_open(p->cfg.access_log, p->cfg.access_keep, true, &p->access,
+					   m);
+	if (err != RETE_OK)
+		return err;
+	p->sent_files = json_object();
+	json_t *lines = NULL;
+	if (privacy_index_load(a->cfg.data, &lines, m) != RETE_OK)
+		return RETE_EIO;
+	size_t i;
+	json_t *o;
+	json_array_foreach(lines, i, o)
+	{
+		const char *dir = json_string_value(json_object_get(o, "dir"));
+		const char *id = json_string_value(json_object_get(o, "id"));
+		json_t *file = json_object_get(o, "file");
+		if (dir && id && json_is_string(file) && strcmp(dir, "sent") == 0)
+			json_object_set(p->sent_files, id, file);
+	}
+	json_decref(lines);
+	p->next_scan = 0; /* a scan at the first tick */
+	return RETE_OK;
+}
+
+void agent_privacy_free(agent *a)
+{
+	struct agent_privacy *p = a->privacy;
+	if (p == NULL)
+		return;
+	privacy_key_free(&p->key);
+	rete_access_log_close(&p->access);
+	rete_privacy_config_free(&p->cfg);
+	json_decref(p->sent_files);
+	free(p);
+	a->privacy = NULL;
+}
+
+/* ap_base: the index line common to a sealed and an opened message. */
+static json_t *ap_base(agent *a, const char *dir, const Rete__Message *msg,
+		       const Rete__Private *priv)
+{
+	json_t *persons = privacy_persons(a->privacy->key, priv);
+	if (persons == NULL || json_array_size(persons) == 0) {
+		json_decref(persons);
+		return NULL; /* nobody named: nothing to answer for */
+	}
+	json_t *o = json_object();
+	json_object_set_new(o, "at", json_integer(rete_now_ms()));
+	json_object_set_new(o, "persons", persons);
+	json_object_set_new(o, "dir", json_string(dir));
+	json_object_set_new(o, "sender", json_string(msg->sender ? msg->sender : ""));
+	json_object_set_new(o, "recipient", json_string(msg->recipient ? msg->recipient : ""));
+	json_object_set_new(o, "id", json_string(msg->id ? msg->id : ""));
+	json_object_set_new(o, "kind", json_string(rete_message_kind(msg)));
+	const char *ref = rete_message_referral_id(msg);
+	if (ref != NULL && ref[0] != '\0')
+		json_object_set_new(o, "referral", json_string(ref));
+	if (msg->case_id != NULL && msg->case_id[0] != '\0')
+		json_object_set_new(o, "case", json_string(msg->case_id));
+	return o;
+}
+
+void agent_privacy_sealed(agent *a, const char *file, const Rete__Message *msg,
+			  const Rete__Private *priv)
+{
+	rete_msg m = {{0}};
+	if (a->privacy == NULL || priv == NULL)
+		return;
+	json_t *o = ap_base(a, "sent", msg, priv);
+	if (o == NULL)
+		return;
+	json_object_set_new(o, "file", json_string(file));
+	if (privacy_index_append(a->cfg.data, o, &m) != RETE_OK)
+		agent_log(a, "error",
+			  "person index: %s; `rete sar` will not know message %s concerned its "
+			  "person",
+			  m.text, msg->id);
+	else
+		json_object_set_new(a->privacy->sent_files, msg->id, json_string(file));
+	json_decref(o);
+}
+
+/* ap_touch sets sent/NAME's and sent/NAME.receipt.json's times to now: a
+ * sent file's retention counts from its delivery. */
+static void ap_touch(agent *a, const char *name)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/%s", a->sent_dir, name);
+	utimensat(AT_FDCWD, path, NULL, 0);
+	snprintf(path, sizeof(path), "%s/%s.receipt.json", a->sent_dir, name);
+	utimensat(AT_FDCWD, path, NULL, 0);
+}
+
+void agent_privacy_opened(agent *a, const Rete__LogEntry *le, const Rete__Message *msg,
+			  const Rete__Private *priv, const char *fname)
+{
+	rete_msg m = {{0}};
+	json_t *o = NULL;
+	if (a->privacy == NULL)
+		return;
+	if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY && msg->delivery != NULL &&
+	    msg->delivery->message_id != NULL) {
+		/* The broker's Delivery entry of one of our messages: who got it
+		 * and when, from the log (the sar answer's "delivered"). */
+		const Rete__Delivery *d = msg->delivery;
+		json_t *file = json_object_get(a->privacy->sent_files, d->message_id);
+		if (file == NULL)
+			return; /* none of our sealed parts: no person concerned */
+		ap_touch(a, json_string_value(file));
+		o = json_object();
+		json_object_set_new(o, "at", json_integer(rete_now_ms()));
+		json_object_set_new(o, "delivered", json_string(d->message_id));
+		json_object_set_new(o, "sender", json_string(a->cfg.id));
+		json_object_set_new(o, "index", json_integer((json_int_t)d->index));
+		json_object_set_new(o, "deliveryIndex", json_integer((json_int_t)le->index));
+		json_object_set_new(o, "deliveredAt", json_integer(d->delivered_at));
+		json_object_set_new(o, "file", json_string(fname));
+	} else if (priv != NULL) {
+		o = ap_base(a, "received", msg, priv);
+		if (o == NULL)
+			return;
+		json_object_set_new(o, "index", json_integer((json_int_t)le->index));
+		json_object_set_new(o, "loggedAt", json_integer(le->logged_at));
+		json_object_set_new(o, "file", json_string(fname));
+	} else {
+		return;
+	}
+	if (privacy_index_append(a->cfg.data, o, &m) != RETE_OK)
+		agent_log(a, "error", "person index: %s (log entry %" PRIu64 ")", m.text,
+			  le->index);
+	json_decref(o);
+}
+
+/* ap_expired: the clock of dir/name (its time, or its .ack's when later)
+ * is before cutoff. */
+static bool ap_expired(const char *dir, const char *name, int64_t cutoff, int64_t *clock)
+{
+	char path[4400];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		return false;
+	int64_t t = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+	snprintf(path, sizeof(path), "%s/%s.ack", dir, name);
+	if (stat(path, &st) == 0) {
+		int64_t ack = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+		if (ack > t)
+			t = ack;
+	}
+	*clock = t;
+	return t < cutoff;
+}
+
+/* ap_scan_dir erases the expired files of one spool folder. */
+static void ap_scan_dir(agent *a, const char *sub, const char *dir, rete_keep keep, const char *key,
+			int64_t now)
+{
+	int64_t cutoff = rete_keep_cutoff(keep, now);
+	if (cutoff == INT64_MIN)
+		return;
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		const char *name = e->d_name;
+		size_t len = strlen(name);
+		if (name[0] == '.' || (len > 4 && strcmp(name + len - 4, ".tmp") == 0))
+			continue; /* temporary files: the agent's sweep owns them */
+		if (n == cap) {
+			cap = cap ? cap * 2 : 32;
+			char **nn = realloc(names, cap * sizeof(*names));
+			if (nn == NULL)
+				break;
+			names = nn;
+		}
+		if ((names[n] = strdup(name)) != NULL)
+			n++;
+	}
+	closedir(d);
+	size_t erased = 0;
+	char keeps[64], when[32], what[1024], path[4400];
+	rete_keep_format(keep, keeps, sizeof(keeps));
+	for (size_t i = 0; i < n; i++) {
+		int64_t clock;
+		size_t len = strlen(names[i]);
+		bool is_ack = len > 4 && strcmp(names[i] + len - 4, ".ack") == 0;
+		if (is_ack) {
+			/* an acknowledgement goes with its file, or alone when its
+			 * file is gone and it is itself old */
+			char base[1024];
+			snprintf(base, sizeof(base), "%.*s", (int)(len - 4), names[i]);
+			snprintf(path, sizeof(path), "%s/%s", dir, base);
+			if (access(path, F_OK) == 0)
+				continue;
+		}
+		if (!ap_expired(dir, names[i], cutoff, &clock))
+			continue;
+		rete_buf hook = {0};
+		if (strcmp(sub, "inbox") == 0 &&
+		    agent_db_get(a->db, AGENT_DB_HOOKS, names[i], strlen(names[i]), &hook, NULL) ==
+			RETE_OK) {
+			rete_buf_free(&hook); /* its hook has not run yet: next scan */
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (unlink(path) != 0) {
+			agent_log(a, "error", "retention: cannot erase %s/%s: %s", sub, names[i],
+				  strerror(errno));
+			continue;
+		}
+		if (!is_ack) {
+			snprintf(path, sizeof(path), "%s/%s.ack", dir, names[i]);
+			unlink(path);
+		}
+		erased++;
+		snprintf(what, sizeof(what), "erased %s/%s: %s %s, counted from %s", sub, names[i],
+			 key, keeps, rete_time_format(clock, when));
+		ap_record(a, what);
+		agent_log(a, "info", "retention: %s", what);
+	}
+	if (erased > 0)
+		agent_spool_fsync_dir(dir, NULL);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* ap_scan erases what is past its retention: spool files and index
+ * records. */
+static void ap_scan(agent *a, int64_t now)
+{
+	struct agent_privacy *p = a->privacy;
+	ap_scan_dir(a, "sent", a->sent_dir, p->cfg.keep_sent, "keep_sent", now);
+	ap_scan_dir(a, "failed", a->failed_dir, p->cfg.keep_failed, "keep_failed", now);
+	ap_scan_dir(a, "inbox", a->inbox_dir, p->cfg.keep_inbox, "keep_inbox", now);
+	json_t *erased = NULL;
+	rete_msg m = {{0}};
+	if (privacy_index_prune(a->cfg.data, p->cfg.keep_records, now, &erased, &m) != RETE_OK) {
+		agent_log(a, "error", "retention: person index: %s", m.text);
+	} else if (json_array_size(erased) > 0) {
+		char keeps[64];
+		rete_keep_format(p->cfg.keep_records, keeps, sizeof(keeps));
+		size_t i;
+		json_t *v;
+		json_array_foreach(erased, i, v)
+		{
+			char what[700];
+			const char *k = json_string_value(v);
+			const char *slash = strchr(k, '/');
+			snprintf(what, sizeof(what),
+				 "erased the person-index record of message %s: keep_records %s", k,
+				 keeps);
+			ap_record(a, what);
+			if (slash != NULL && strncmp(k, a->cfg.id, (size_t)(slash - k)) == 0)
+				json_object_del(p->sent_files, slash + 1);
+		}
+		agent_log(a, "info", "retention: erased %zu person-index record(s)",
+			  json_array_size(erased));
+	}
+	json_decref(erased);
+}
+
+int64_t agent_privacy_tick(agent *a, int64_t now)
+{
+	struct agent_privacy *p = a->privacy;
+	if (p == NULL)
+		return -1;
+	if (now >= p->next_scan) {
+		ap_scan(a, now);
+		p->next_scan = now + p->cfg.scan_ms;
+	}
+	return p->next_scan - now;
+}

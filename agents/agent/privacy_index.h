@@ -1,0 +1,86 @@
+/* privacy_index.h — the agency's keyed index of the persons its sealed
+ * parts concerned, for subject-access answers (`rete sar`).
+ *
+ * For each message the agent sealed (outbox) or opened (inbox), one JSON
+ * line in DATA/persons.jsonl says which persons the sealed part named,
+ * as keyed pseudonyms only: HMAC-SHA-256, under a key only this agency
+ * holds (DATA/privacy.key: 32 random bytes made at the agent's first
+ * start, mode 0600, never logged or printed), of the fiscal code (upper
+ * case, spaces removed) and of the person's id in the case system. Without
+ * the key the index says nothing about anyone (a code cannot be tested
+ * against it); with it, the agency answers for one person alone, never for
+ * the whole family of a case:
+ *
+ *   {"at":MS,"persons":["<hex>",...],"dir":"sent","sender":S,"recipient":R,
+ *    "id":ID,"kind":"referral","referral":REF,"case":CASE,"file":NAME}
+ *   {"at":MS,"persons":[...],"dir":"received",...,"index":N,"loggedAt":MS,
+ *    "file":INBOX_NAME}
+ *   {"at":MS,"delivered":ID,"sender":S,"recipient":R,"index":N,
+ *    "deliveryIndex":N,"deliveredAt":MS}
+ *
+ * The last kind records the broker's Delivery entry for one of our
+ * messages (from the log, delivered to us as its sender). Lines are
+ * appended durably; records past the retention ([privacy] keep_records)
+ * are dropped by rewriting the file atomically (all lines of one message
+ * together, counted from its latest line: its delivery).
+ */
+#ifndef RETE_PRIVACY_INDEX_H
+#define RETE_PRIVACY_INDEX_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "access_log.h"
+#include "codec.h"
+#include "error.h"
+
+#define PRIVACY_KEY_LEN	   32
+#define PRIVACY_MAC_HEX	   65 /* 64 hex digits and the NUL */
+#define PRIVACY_KEY_FILE   "privacy.key"
+#define PRIVACY_INDEX_FILE "persons.jsonl"
+
+/* privacy_key: the agency's index key, in sodium_malloc'd memory. */
+typedef struct privacy_key {
+	uint8_t k[PRIVACY_KEY_LEN];
+} privacy_key;
+
+/* privacy_key_load loads DATA/privacy.key into *out (sodium_malloc'd; the
+ * caller frees it with privacy_key_free); with create, a missing key is
+ * made (random, 0600, written durably). A key file readable by others is
+ * refused. Errors: RETE_ENOENT (missing, !create: m says the agent makes
+ * it at its first start), RETE_EPERM, RETE_EIO, RETE_ENOMEM. */
+rete_err privacy_key_load(const char *data, bool create, privacy_key **out, rete_msg *m);
+
+/* privacy_key_free wipes and frees *k; NULL is fine. */
+void privacy_key_free(privacy_key **k);
+
+/* privacy_mac_fiscal writes the hex pseudonym of a fiscal code (upper case,
+ * spaces dropped) into out; privacy_mac_person_id that of a person id
+ * (as written). false when the value is empty. */
+bool privacy_mac_fiscal(const privacy_key *k, const char *code, char out[PRIVACY_MAC_HEX]);
+bool privacy_mac_person_id(const privacy_key *k, const char *id, char out[PRIVACY_MAC_HEX]);
+
+/* privacy_persons returns the JSON array of the pseudonyms of the persons
+ * priv names (new reference; an empty array when none). */
+json_t *privacy_persons(const privacy_key *k, const Rete__Private *priv);
+
+/* privacy_index_append appends one line (rec, borrowed; "at" set to now
+ * when absent) to DATA/persons.jsonl durably. RETE_EIO, RETE_ENOMEM. */
+rete_err privacy_index_append(const char *data, json_t *rec, rete_msg *m);
+
+/* privacy_index_load reads every line of DATA/persons.jsonl into a new
+ * array (*out, the caller's; a missing file gives an empty array; a line
+ * that does not parse, e.g. one cut by a crash, is skipped).
+ * RETE_EIO, RETE_ENOMEM. */
+rete_err privacy_index_load(const char *data, json_t **out, rete_msg *m);
+
+/* privacy_index_prune drops the records of messages whose latest line is
+ * older than keep at now_ms, rewriting the file atomically; *erased (a
+ * new array, may be NULL) lists the message ids dropped ("sender/id").
+ * RETE_EIO, RETE_ENOMEM. */
+rete_err privacy_index_prune(const char *data, rete_keep keep, int64_t now_ms, json_t **erased,
+			     rete_msg *m);
+
+#endif

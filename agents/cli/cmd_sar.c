@@ -1,0 +1,559 @@
+/* cmd_sar.c — `rete sar --person FISCALCODE [--person-id ID] -c agent.ini
+ * [--json | --html FILE] [--lang it|en]`: an agency's answer to one person's
+ * subject-access request (GDPR Art. 15): which referrals, updates and notes
+ * this agency sent or received that concerned that person, which agencies
+ * received them and when, each with its log index and whether a checkpoint
+ * the agent verified covers it.
+ *
+ * The answer comes from the agent's keyed person index (privacy_index.h):
+ * the person's fiscal code (and case-system id) is turned into the
+ * agency's pseudonym with its index key, and only the messages whose sealed
+ * part named that person are listed — never the other members of a case's
+ * family. Deliveries come from the log's Delivery entries the broker
+ * delivered to this agency (the sender) and the agent recorded; the index
+ * of a sent message from its receipt (the agent's store). The read is
+ * recorded in the agent's access record (the person as the pseudonym,
+ * never the fiscal code) before anything is read.
+ */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../agent/agent_config.h"
+#include "../agent/agent_db.h"
+#include "../agent/privacy_index.c"
+#include "checkpoint.h"
+#include "cli.h"
+#include "cli_access.h"
+#include "json.h"
+
+static void sar_usage(FILE *f)
+{
+	fprintf(f, "usage: rete sar --person FISCALCODE [--person-id ID] -c agent.ini\n"
+		   "                [--json | --html FILE] [--lang it|en]\n"
+		   "\n"
+		   "Answers a person's subject-access request for this agency: the referrals,\n"
+		   "updates and notes it sent or received whose sealed part named that person\n"
+		   "(by fiscal code, upper or lower case, or by the person's id in the case\n"
+		   "system), which agencies received them and when (from the log's Delivery\n"
+		   "entries), each with its log index and the checkpoint that covers it. Other\n"
+		   "persons of the same case are never listed. The agent indexes what it seals\n"
+		   "or opens from its first start with this version.\n"
+		   "\n"
+		   "  --person FISCALCODE  the person's fiscal code\n"
+		   "  --person-id ID       the person's id in the agency's case system\n"
+		   "                       (person.personId of the sealed part); with --person,\n"
+		   "                       messages naming either are listed\n"
+		   "  -c, --config FILE    the agency's agent.ini\n"
+		   "  --json               print the answer as JSON\n"
+		   "  --html FILE          write a printable page (no scripts, no external\n"
+		   "                       resources) to FILE\n"
+		   "  --lang it|en         the language of the text and of the page (default it)\n"
+		   "\n"
+		   "The read is recorded in the agent's access record ([privacy] access_log).\n"
+		   "Exit codes: 0 answered (also when nothing concerns the person); 2 usage,\n"
+		   "configuration or I/O error.\n");
+}
+
+/* The words of the answer, per language. */
+struct sar_words {
+	const char *title, *intro, *agency, *person, *asked, *none, *sent, *received, *to, *from,
+	    *delivered, *not_delivered, *index, *covered, *not_covered, *kinds[4], *col_what,
+	    *col_when, *col_who, *col_log, *footer;
+};
+
+static const struct sar_words words_it = {
+    .title = "Risposta alla richiesta di accesso ai dati personali",
+    .intro = "Comunicazioni della rete che riguardano la persona indicata, inviate o "
+	     "ricevute da questo ente (art. 15 GDPR).",
+    .agency = "Ente",
+    .person = "Persona",
+    .asked = "Data della risposta",
+    .none = "Nessuna comunicazione di questo ente riguarda la persona indicata.",
+    .sent = "inviata",
+    .received = "ricevuta",
+    .to = "a",
+    .from = "da",
+    .delivered = "consegnata a",
+    .not_delivered = "consegna non ancora registrata",
+    .index = "voce del registro",
+    .covered = "coperta dal checkpoint verificato di dimensione",
+    .not_covered = "non ancora coperta da un checkpoint verificato",
+    .kinds = {"segnalazione", "aggiornamento", "nota", "comunicazione"},
+    .col_what = "Comunicazione",
+    .col_when = "Quando (UTC)",
+    .col_who = "Destinatari e consegne",
+    .col_log = "Registro",
+    .footer = "Il registro della rete contiene solo codici; i dati personali viaggiano "
+	      "cifrati e il gestore della rete non può leggerli. Ogni ente risponde per ciò "
+	      "che ha inviato e ricevuto."};
+
+static const struct sar_words words_en = {
+    .title = "Answer to a subject-access request",
+    .intro = "Messages of the network that concerned the person named, sent or received "
+	     "by this agency (GDPR Art. 15).",
+    .agency = "Agency",
+    .person = "Person",
+    .asked = "Answered on",
+    .none = "No message of this agency concerned the person named.",
+    .sent = "sent",
+    .received = "received",
+    .to = "to",
+    .from = "from",
+    .delivered = "delivered to",
+    .not_delivered = "delivery not recorded yet",
+    .index = "log entry",
+    .covered = "covered by the verified checkpoint of size",
+    .not_covered = "not yet covered by a verified checkpoint",
+    .kinds = {"referral", "update", "note", "message"},
+    .col_what = "Message",
+    .col_when = "When (UTC)",
+    .col_who = "Recipients and deliveries",
+    .col_log = "Log",
+    .footer = "The network's log holds codes only; personal data travels sealed and the "
+	      "network's operator cannot read it. Each agency answers for what it sent "
+	      "and received."};
+
+static const char *sar_kind(const struct sar_words *w, const char *kind)
+{
+	if (kind == NULL)
+		return w->kinds[3];
+	if (strcmp(kind, "referral") == 0)
+		return w->kinds[0];
+	if (strcmp(kind, "update") == 0)
+		return w->kinds[1];
+	if (strcmp(kind, "note") == 0)
+		return w->kinds[2];
+	return w->kinds[3];
+}
+
+/* sar_names: does the index line name one of the pseudonyms asked for? */
+static bool sar_names(json_t *line, const char *mac1, const char *mac2)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(line, "persons"), i, v)
+	{
+		const char *s = json_string_value(v);
+		if (s != NULL &&
+		    ((mac1[0] && strcmp(s, mac1) == 0) || (mac2[0] && strcmp(s, mac2) == 0)))
+			return true;
+	}
+	return false;
+}
+
+static json_t *sar_time(int64_t ms)
+{
+	char buf[32];
+	return ms > 0 ? json_string(rete_time_format(ms, buf)) : json_null();
+}
+
+/* sar_covered adds "covered" (the checkpoint size) to o for log index idx. */
+static void sar_cover(json_t *o, const char *key, uint64_t idx, const rete_checkpoint *cp)
+{
+	if (cp != NULL && cp->size > idx)
+		json_object_set_new(o, key, json_integer((json_int_t)cp->size));
+	else
+		json_object_set_new(o, key, json_null());
+}
+
+/* sar_answer builds the JSON answer from the index lines. */
+static json_t *sar_answer(const agent_config *cfg, agent_db *db, json_t *lines, const char *mac1,
+			  const char *mac2, const rete_checkpoint *cp)
+{
+	json_t *msgs = json_array(), *seen = json_object();
+	size_t i, j;
+	json_t *o, *d;
+	char key[600];
+
+	json_array_foreach(lines, i, o)
+	{
+		if (!sar_names(o, mac1, mac2))
+			continue;
+		const char *dir = json_string_value(json_object_get(o, "dir"));
+		const char *sender = json_string_value(json_object_get(o, "sender"));
+		const char *id = json_string_value(json_object_get(o, "id"));
+		if (dir == NULL || sender == NULL || id == NULL)
+			continue;
+		snprintf(key, sizeof(key), "%s\n%s\n%s", dir, sender, id);
+		if (json_object_get(seen, key) != NULL)
+			continue; /* sealed twice (a retry after a crash): once */
+		json_object_set_new(seen, key, json_true());
+		bool sent = strcmp(dir, "sent") == 0;
+		json_t *m = json_object();
+		json_object_set_new(m, "direction", json_string(dir));
+		json_object_set(m, "kind", json_object_get(o, "kind"));
+		json_object_set_new(m, "id", json_string(id));
+		if (json_object_get(o, "referral"))
+			json_object_set(m, "referral", json_object_get(o, "referral"));
+		if (json_object_get(o, "case"))
+			json_object_set(m, "case", json_object_get(o, "case"));
+		json_object_set_new(m, "sender", json_string(sender));
+		json_object_set(m, "recipient", json_object_get(o, "recipient"));
+		json_t *dl = json_array();
+		if (sent) {
+			json_object_set_new(m, "sealedAt",
+					    sar_time(json_integer_value(json_object_get(o, "at"))));
+			agent_idrec r = {0};
+			rete_msg ignored;
+			if (db != NULL && agent_db_id_get(db, id, &r, &ignored) == RETE_OK) {
+				json_object_set_new(m, "index", json_integer((json_int_t)r.index));
+				sar_cover(m, "checkpoint", r.index, cp);
+			} else {
+				json_object_set_new(m, "index", json_null());
+			}
+			free(r.receipt_json);
+			json_array_foreach(lines, j, d)
+			{
+				const char *did =
+				    json_string_value(json_object_get(d, "delivered"));
+				if (did == NULL || strcmp(did, id) != 0 ||
+				    strcmp(json_string_value(json_object_get(d, "sender")) ?: "",
+					   cfg->id) != 0)
+					continue;
+				json_t *x = json_object();
+				json_object_set(x, "to", json_object_get(o, "recipient"));
+				json_object_set_new(x, "deliveredAt",
+						    sar_time(json_integer_value(
+							json_object_get(d, "deliveredAt"))));
+				json_int_t di =
+				    json_integer_value(json_object_get(d, "deliveryIndex"));
+				json_object_set_new(x, "deliveryIndex", json_integer(di));
+				sar_cover(x, "checkpoint", (uint64_t)di, cp);
+				json_array_append_new(dl, x);
+			}
+		} else {
+			json_int_t idx = json_integer_value(json_object_get(o, "index"));
+			json_object_set_new(m, "index", json_integer(idx));
+			sar_cover(m, "checkpoint", (uint64_t)idx, cp);
+			json_object_set_new(
+			    m, "loggedAt",
+			    sar_time(json_integer_value(json_object_get(o, "loggedAt"))));
+			json_t *x = json_object();
+			json_object_set_new(x, "to", json_string(cfg->id));
+			json_object_set_new(x, "deliveredAt",
+					    sar_time(json_integer_value(json_object_get(o, "at"))));
+			json_array_append_new(dl, x);
+		}
+		json_object_set_new(m, "deliveries", dl);
+		json_array_append_new(msgs, m);
+	}
+	json_decref(seen);
+	return msgs;
+}
+
+static void html_text(FILE *f, const char *s)
+{
+	for (; s != NULL && *s; s++) {
+		switch (*s) {
+		case '<':
+			fputs("&lt;", f);
+			break;
+		case '>':
+			fputs("&gt;", f);
+			break;
+		case '&':
+			fputs("&amp;", f);
+			break;
+		case '"':
+			fputs("&quot;", f);
+			break;
+		case '\'':
+			fputs("&#39;", f);
+			break;
+		default:
+			fputc(*s, f);
+		}
+	}
+}
+
+static const char *js(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+/* sar_who: the person asked for, as given ("FISCALCODE / ID"). */
+static const char *sar_who(json_t *ans)
+{
+	static char buf[300];
+	json_t *p = json_object_get(ans, "person");
+	const char *fc = js(p, "fiscalCode"), *id = js(p, "personId");
+	snprintf(buf, sizeof(buf), "%s%s%s", fc, fc[0] && id[0] ? " / " : "", id);
+	return buf;
+}
+
+/* sar_html writes the printable page: one table, inline print styles, no
+ * script and nothing fetched from elsewhere. */
+static void sar_html(FILE *f, const struct sar_words *w, const char *lang, json_t *ans)
+{
+	json_t *msgs = json_object_get(ans, "messages");
+	size_t i, j;
+	json_t *m, *d;
+	fprintf(f, "<!DOCTYPE html>\n<html lang=\"%s\">\n<head>\n<meta charset=\"utf-8\">\n", lang);
+	fputs("<title>", f);
+	html_text(f, w->title);
+	fputs("</title>\n<style>\nbody{font-family:serif;margin:2em;color:#000;background:#fff}\n"
+	      "table{border-collapse:collapse;width:100%}\n"
+	      "th,td{border:1px solid #444;padding:.3em .5em;text-align:left;vertical-align:top}\n"
+	      "@media print{body{margin:1cm}}\n</style>\n</head>\n<body>\n<h1>",
+	      f);
+	html_text(f, w->title);
+	fputs("</h1>\n<p>", f);
+	html_text(f, w->intro);
+	fputs("</p>\n<dl>\n<dt>", f);
+	html_text(f, w->agency);
+	fputs("</dt><dd>", f);
+	html_text(f, js(ans, "agency"));
+	fputs("</dd>\n<dt>", f);
+	html_text(f, w->person);
+	fputs("</dt><dd>", f);
+	html_text(f, sar_who(ans));
+	fputs("</dd>\n<dt>", f);
+	html_text(f, w->asked);
+	fputs("</dt><dd>", f);
+	html_text(f, js(ans, "answeredAt"));
+	fputs("</dd>\n</dl>\n", f);
+	if (json_array_size(msgs) == 0) {
+		fputs("<p>", f);
+		html_text(f, w->none);
+		fputs("</p>\n", f);
+	} else {
+		fputs("<table>\n<thead><tr><th>", f);
+		html_text(f, w->col_what);
+		fputs("</th><th>", f);
+		html_text(f, w->col_when);
+		fputs("</th><th>", f);
+		html_text(f, w->col_who);
+		fputs("</th><th>", f);
+		html_text(f, w->col_log);
+		fputs("</th></tr></thead>\n<tbody>\n", f);
+		json_array_foreach(msgs, i, m)
+		{
+			bool sent = strcmp(js(m, "direction"), "sent") == 0;
+			fputs("<tr><td>", f);
+			html_text(f, sar_kind(w, js(m, "kind")));
+			fputs(" ", f);
+			html_text(f, js(m, "id"));
+			fputs("<br>", f);
+			html_text(f, sent ? w->sent : w->received);
+			fputs(" ", f);
+			html_text(f, sent ? w->to : w->from);
+			fputs(" ", f);
+			html_text(f, sent ? js(m, "recipient") : js(m, "sender"));
+			fputs("</td><td>", f);
+			html_text(f, sent ? js(m, "sealedAt") : js(m, "loggedAt"));
+			fputs("</td><td>", f);
+			json_t *dl = json_object_get(m, "deliveries");
+			if (json_array_size(dl) == 0)
+				html_text(f, w->not_delivered);
+			json_array_foreach(dl, j, d)
+			{
+				if (j > 0)
+					fputs("<br>", f);
+				html_text(f, w->delivered);
+				fputs(" ", f);
+				html_text(f, js(d, "to"));
+				fputs(": ", f);
+				html_text(f, js(d, "deliveredAt"));
+				if (json_is_integer(json_object_get(d, "deliveryIndex")))
+					fprintf(f, " (%s %" JSON_INTEGER_FORMAT ")", w->index,
+						json_integer_value(
+						    json_object_get(d, "deliveryIndex")));
+			}
+			fputs("</td><td>", f);
+			if (json_is_integer(json_object_get(m, "index"))) {
+				fprintf(f, "%s %" JSON_INTEGER_FORMAT "<br>", w->index,
+					json_integer_value(json_object_get(m, "index")));
+				if (json_is_integer(json_object_get(m, "checkpoint")))
+					fprintf(
+					    f, "%s %" JSON_INTEGER_FORMAT, w->covered,
+					    json_integer_value(json_object_get(m, "checkpoint")));
+				else
+					html_text(f, w->not_covered);
+			}
+			fputs("</td></tr>\n", f);
+		}
+		fputs("</tbody>\n</table>\n", f);
+	}
+	fputs("<p>", f);
+	html_text(f, w->footer);
+	fputs("</p>\n</body>\n</html>\n", f);
+}
+
+/* sar_text prints the answer for people, in the chosen language. */
+static void sar_text(FILE *f, const struct sar_words *w, json_t *ans)
+{
+	json_t *msgs = json_object_get(ans, "messages");
+	size_t i, j;
+	json_t *m, *d;
+	fprintf(f, "%s\n%s: %s\n%s: %s\n%s: %s\n\n", w->title, w->agency, js(ans, "agency"),
+		w->person, sar_who(ans), w->asked, js(ans, "answeredAt"));
+	if (json_array_size(msgs) == 0)
+		fprintf(f, "%s\n", w->none);
+	json_array_foreach(msgs, i, m)
+	{
+		bool sent = strcmp(js(m, "direction"), "sent") == 0;
+		fprintf(f, "- %s %s, %s %s %s, %s", sar_kind(w, js(m, "kind")), js(m, "id"),
+			sent ? w->sent : w->received, sent ? w->to : w->from,
+			sent ? js(m, "recipient") : js(m, "sender"),
+			sent ? js(m, "sealedAt") : js(m, "loggedAt"));
+		if (json_is_integer(json_object_get(m, "index")))
+			fprintf(f, " (%s %" JSON_INTEGER_FORMAT ", %s)", w->index,
+				json_integer_value(json_object_get(m, "index")),
+				json_is_integer(json_object_get(m, "checkpoint")) ? w->covered
+										  : w->not_covered);
+		fputc('\n', f);
+		json_t *dl = json_object_get(m, "deliveries");
+		if (json_array_size(dl) == 0)
+			fprintf(f, "    %s\n", w->not_delivered);
+		json_array_foreach(dl, j, d)
+		{
+			fprintf(f, "    %s %s: %s", w->delivered, js(d, "to"),
+				js(d, "deliveredAt"));
+			if (json_is_integer(json_object_get(d, "deliveryIndex")))
+				fprintf(f, " (%s %" JSON_INTEGER_FORMAT ")", w->index,
+					json_integer_value(json_object_get(d, "deliveryIndex")));
+			fputc('\n', f);
+		}
+	}
+}
+
+int cmd_sar(int argc, char **argv)
+{
+	const char *ini = NULL, *person = NULL, *person_id = NULL, *html = NULL, *lang = "it";
+	bool as_json = false;
+	int rc = CLI_USAGE;
+	agent_config cfg = {0};
+	privacy_key *key = NULL;
+	agent_db *db = NULL;
+	json_t *lines = NULL, *ans = NULL;
+	rete_msg m = {{0}};
+	char mac1[PRIVACY_MAC_HEX] = "", mac2[PRIVACY_MAC_HEX] = "";
+
+	if (cli_wants_help(argc, argv)) {
+		sar_usage(stdout);
+		return CLI_OK;
+	}
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		bool has = i + 1 < argc;
+		if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && has)
+			ini = argv[++i];
+		else if (strcmp(a, "--person") == 0 && has)
+			person = argv[++i];
+		else if (strcmp(a, "--person-id") == 0 && has)
+			person_id = argv[++i];
+		else if (strcmp(a, "--html") == 0 && has)
+			html = argv[++i];
+		else if (strcmp(a, "--lang") == 0 && has)
+			lang = argv[++i];
+		else if (strcmp(a, "--json") == 0)
+			as_json = true;
+		else {
+			fprintf(stderr, "rete sar: '%s' is not accepted here\n", a);
+			sar_usage(stderr);
+			return CLI_USAGE;
+		}
+	}
+	if (ini == NULL || (person == NULL && person_id == NULL)) {
+		fprintf(stderr, "rete sar: give -c agent.ini and --person FISCALCODE (or "
+				"--person-id ID)\n");
+		sar_usage(stderr);
+		return CLI_USAGE;
+	}
+	if (as_json && html != NULL) {
+		fprintf(stderr, "rete sar: --json and --html exclude each other; give one\n");
+		return CLI_USAGE;
+	}
+	if (strcmp(lang, "it") != 0 && strcmp(lang, "en") != 0) {
+		fprintf(stderr, "rete sar: --lang '%s' is not accepted; use it or en\n", lang);
+		return CLI_USAGE;
+	}
+	const struct sar_words *w = strcmp(lang, "it") == 0 ? &words_it : &words_en;
+	if (agent_config_load(ini, &cfg, &m) != RETE_OK) {
+		fprintf(stderr, "rete sar: %s\n", m.text);
+		goto out;
+	}
+	if (privacy_key_load(cfg.data, false, &key, &m) != RETE_OK) {
+		fprintf(stderr, "rete sar: %s\n", m.text);
+		goto out;
+	}
+	if ((person != NULL && !privacy_mac_fiscal(key, person, mac1)) ||
+	    (person_id != NULL && !privacy_mac_person_id(key, person_id, mac2))) {
+		fprintf(stderr, "rete sar: --person and --person-id must not be empty\n");
+		goto out;
+	}
+	privacy_key_free(&key);
+	{
+		/* Recorded before reading, as the pseudonym: the access record
+		 * must not itself become a list of fiscal codes. */
+		char what[256];
+		snprintf(what, sizeof(what), "subject access for person %s%s%s",
+			 mac1[0] ? mac1 : mac2, mac1[0] && mac2[0] ? " / " : "",
+			 mac1[0] && mac2[0] ? mac2 : "");
+		if (!cli_access_record(ini, "rete sar", what))
+			goto out;
+	}
+	if (privacy_index_load(cfg.data, &lines, &m) != RETE_OK) {
+		fprintf(stderr, "rete sar: %s\n", m.text);
+		goto out;
+	}
+	rete_checkpoint cp, *cpp = NULL;
+	if (agent_db_open(cfg.data, true, 0, &db, &m) == RETE_OK) {
+		rete_buf note = {0};
+		if (agent_db_get(db, AGENT_DB_META, "checkpoint", 10, &note, &m) == RETE_OK &&
+		    rete_checkpoint_parse((const char *)note.data, note.len, &cp, NULL) == RETE_OK)
+			cpp = &cp;
+		rete_buf_free(&note);
+	}
+	ans = json_object();
+	char now[32];
+	json_object_set_new(ans, "agency", json_string(cfg.id));
+	json_object_set_new(ans, "answeredAt", json_string(rete_time_format(rete_now_ms(), now)));
+	json_t *pq = json_object();
+	if (person != NULL)
+		json_object_set_new(pq, "fiscalCode", json_string(person));
+	if (person_id != NULL)
+		json_object_set_new(pq, "personId", json_string(person_id));
+	json_object_set_new(ans, "person", pq);
+	if (cpp != NULL) {
+		json_t *c = json_object();
+		json_object_set_new(c, "origin", json_string(cp.origin));
+		json_object_set_new(c, "size", json_integer((json_int_t)cp.size));
+		json_object_set_new(ans, "checkpoint", c);
+	} else {
+		json_object_set_new(ans, "checkpoint", json_null());
+	}
+	json_object_set_new(ans, "messages", sar_answer(&cfg, db, lines, mac1, mac2, cpp));
+	if (html != NULL) {
+		FILE *f = fopen(html, "w");
+		if (f == NULL) {
+			fprintf(stderr, "rete sar: %s: cannot write: %s\n", html, strerror(errno));
+			goto out;
+		}
+		sar_html(f, w, lang, ans);
+		if (fclose(f) != 0) {
+			fprintf(stderr, "rete sar: %s: cannot write: %s\n", html, strerror(errno));
+			goto out;
+		}
+		printf("%s: %zu message(s)\n", html,
+		       json_array_size(json_object_get(ans, "messages")));
+	} else if (as_json) {
+		json_dumpf(ans, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		fputc('\n', stdout);
+	} else {
+		sar_text(stdout, w, ans);
+	}
+	rc = fflush(stdout) == 0 ? CLI_OK : CLI_USAGE;
+out:
+	privacy_key_free(&key);
+	agent_db_close(&db);
+	json_decref(lines);
+	json_decref(ans);
+	agent_config_free(&cfg);
+	return rc;
+}
