@@ -190,15 +190,18 @@ static rete_err out_as_sent(void *user, char **data, size_t *len)
 	return RETE_OK;
 }
 
-/* out_fail_ex moves outbox/name to failed/ with NAME.error.json beside it
+/* out_fail_doc moves outbox/name to failed/ with NAME.error.json beside it
  * (agent_spool_answer_put: never overwriting, across file systems, only
  * while it is still orig; else the fallback: text, or the message as
  * signed, is written in its place). problems (may be NULL) adds one entry
- * per problem. A file that cannot be answered is said in the log once. */
-static void out_fail_ex(agent *a, const char *name, const agent_spool_ident *orig,
-			const rete_buf *signed_msg, const void *text_in, size_t text_len,
-			const uint8_t *hash, const char *id, const char *code, const char *field,
-			const char *error, const rete_problems *problems)
+ * per problem; signed_refusal (may be NULL), the broker's SignedRefusal in
+ * base64, goes in as "signedRefusal". A file that cannot be answered is
+ * said in the log once. */
+static void out_fail_doc(agent *a, const char *name, const agent_spool_ident *orig,
+			 const rete_buf *signed_msg, const void *text_in, size_t text_len,
+			 const uint8_t *hash, const char *id, const char *code, const char *field,
+			 const char *error, const rete_problems *problems,
+			 const char *signed_refusal)
 {
 	rete_msg m = {{0}};
 	json_t *doc = json_object();
@@ -222,6 +225,10 @@ static void out_fail_ex(agent *a, const char *name, const agent_spool_ident *ori
 		}
 		json_object_set_new(doc, "problems", arr);
 	}
+	/* the broker's signed statement of the refusal (protocol 3): the
+	 * sender's proof that it was refused and why */
+	if (signed_refusal != NULL)
+		json_object_set_new(doc, "signedRefusal", json_string(signed_refusal));
 	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(doc);
 	if (text == NULL)
@@ -266,6 +273,16 @@ static void out_fail_ex(agent *a, const char *name, const agent_spool_ident *ori
 		a->out_rescan = true;
 	if (hash != NULL && agent_db_outbox_del(a->db, name, hash, &m) != RETE_OK)
 		agent_log(a, "error", "%s: %s", name, m.text);
+}
+
+/* out_fail_ex is out_fail_doc without a signed refusal. */
+static void out_fail_ex(agent *a, const char *name, const agent_spool_ident *orig,
+			const rete_buf *signed_msg, const void *text_in, size_t text_len,
+			const uint8_t *hash, const char *id, const char *code, const char *field,
+			const char *error, const rete_problems *problems)
+{
+	out_fail_doc(a, name, orig, signed_msg, text_in, text_len, hash, id, code, field, error,
+		     problems, NULL);
 }
 
 /* out_fail answers the outbox file of an item (found by name) in failed/. */
@@ -1532,6 +1549,61 @@ static size_t out_find_item(agent *a, const Rete__Receipt *r)
 	return first;
 }
 
+/* out_refusal_trusted checks the broker's signed statement of refusal r of
+ * item it (protocol 3): a SignedRefusal that verifies with the pinned
+ * broker key, whose body names this log, our party, the message's id, the
+ * SHA-256 of the very bytes we submitted, and the code, sentence and field
+ * the refusal says. *b64 gets the SignedRefusal's bytes in base64 (caller
+ * frees) for failed/NAME.error.json. false (with the witness alarm, and the
+ * item due again after `resubmit`): a refusal the broker did not sign, or
+ * not of this message, is not taken as the answer. */
+static bool out_refusal_trusted(agent *a, out_item *it, const Rete__Receipt *r, char **b64)
+{
+	Rete__RefusalBody *body = NULL;
+	rete_msg m = {{0}};
+	uint8_t ours[RETE_HASH_LEN];
+	const char *why = NULL;
+	*b64 = NULL;
+	rete_sha256(ours, it->signed_msg.data, it->signed_msg.len);
+	if (rete_refusal_verify(r->signed_refusal, &a->broker_pk, &body, &m) != RETE_OK)
+		why = m.text;
+	else if (a->origin[0] != '\0' && strcmp(body->origin, a->origin) != 0)
+		why = "its signed body names another log";
+	else if (strcmp(body->party, a->cfg.id) != 0)
+		why = "its signed body names another party";
+	else if (strcmp(body->message_id, it->id) != 0)
+		why = "its signed body names another message";
+	else if (body->message_sha256.len != RETE_HASH_LEN ||
+		 sodium_memcmp(body->message_sha256.data, ours, RETE_HASH_LEN) != 0)
+		why = "its signed body names other bytes than the ones we submitted";
+	else if (body->error != r->error ||
+		 strcmp(body->error_text, r->error_text ? r->error_text : "") != 0 ||
+		 strcmp(body->field, r->field ? r->field : "") != 0)
+		why = "its signed body says another code, sentence or field than the refusal";
+	if (body != NULL)
+		rete__refusal_body__free_unpacked(body, NULL);
+	if (why == NULL) {
+		size_t len = rete__signed_refusal__get_packed_size(r->signed_refusal);
+		uint8_t *bytes = malloc(len ? len : 1);
+		if (bytes != NULL) {
+			rete__signed_refusal__pack(r->signed_refusal, bytes);
+			*b64 = rete_b64_encode(bytes, len);
+			free(bytes);
+		}
+		return true;
+	}
+	agent_witness_alarm(a,
+			    "the broker's refusal of %s (%s: %s) is not its signed statement: "
+			    "%s; the refusal is not taken, %s stays ours and is submitted again",
+			    it->id, it->held ? "held message" : it->name,
+			    r->error_text ? r->error_text : "", why, it->held ? "it" : "the file");
+	it->retry_at = rete_now_ms() + a->cfg.resubmit_ms;
+	it->sent_at = 0;
+	return false;
+}
+
+static void out_refused(agent *a, size_t i, const Rete__Receipt *r, const char *signed_refusal);
+
 void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 {
 	size_t i = out_find_item(a, r);
@@ -1561,6 +1633,20 @@ void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 		it->sent_at = 0;
 		return;
 	}
+	/* A final refusal ends the message's journey: only on the broker's
+	 * signature (a transient one changes nothing: it is tried again). */
+	char *signed_refusal = NULL;
+	if (!out_refusal_trusted(a, it, r, &signed_refusal))
+		return;
+	out_refused(a, i, r, signed_refusal);
+	free(signed_refusal);
+}
+
+/* out_refused ends item i on the broker's final refusal r (signed:
+ * signed_refusal, its SignedRefusal in base64, or NULL). */
+static void out_refused(agent *a, size_t i, const Rete__Receipt *r, const char *signed_refusal)
+{
+	out_item *it = &a->out_items[i];
 	const char *code = rete_enum_json_name(&rete__error_code__descriptor, (int)r->error);
 	if (!it->held && r->error == RETE__ERROR_CODE__ERROR_CODE_ID_REUSED) {
 		/* The same file twice in outbox/ at once: the first's receipt
@@ -1621,9 +1707,12 @@ void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 	snprintf(name, sizeof(name), "%s", it->name);
 	memcpy(hash, it->hash, sizeof(hash));
 	snprintf(id, sizeof(id), "%s", it->id);
-	/* out_fail finds the item (what was submitted) by name: remove it after */
-	out_fail(a, name, hash, id, code ? code : "refused", r->field,
-		 r->error_text && r->error_text[0] ? r->error_text : "refused by the broker", NULL);
+	/* out_fail_doc answers what was submitted (the item, found by name):
+	 * remove it after */
+	out_fail_doc(a, name, &it->ident, it->state == AGENT_OUT_SIGNED ? &it->signed_msg : NULL,
+		     NULL, 0, hash, id, code ? code : "refused", r->field,
+		     r->error_text && r->error_text[0] ? r->error_text : "refused by the broker",
+		     NULL, signed_refusal);
 	item_remove(a, i);
 }
 
