@@ -1240,7 +1240,8 @@ static rete_err out_write_new(const char *dir, const char *name, const char *dat
  * it was sent as ("file") and the log index of its latest receipt. The
  * name taken goes into used. RETE_EIO, RETE_ENOMEM. */
 static rete_err out_held_answer(agent *a, const out_item *it, const char *code, const char *field,
-				const char *error, char *used, size_t used_len, rete_msg *m)
+				const char *error, const char *signed_refusal, char *used,
+				size_t used_len, rete_msg *m)
 {
 	agent_idrec rec;
 	rete_msg im = {{0}};
@@ -1263,6 +1264,8 @@ static rete_err out_held_answer(agent *a, const out_item *it, const char *code, 
 	json_object_set_new(doc, "error", json_string(error));
 	snprintf(idx, sizeof(idx), "%" PRIu64, it->held_index);
 	json_object_set_new(doc, "receiptIndex", json_string(idx));
+	if (signed_refusal != NULL) /* the broker's signed statement (protocol 3) */
+		json_object_set_new(doc, "signedRefusal", json_string(signed_refusal));
 	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(doc);
 	if (text == NULL)
@@ -1287,15 +1290,17 @@ static rete_err out_held_answer(agent *a, const out_item *it, const char *code, 
 /* out_held_final ends held item i without its delivery receipt: the answer
  * in failed/ first, then the held record goes (a crash between: the round
  * submits it again and the same answer comes once more, under a new name).
- * what says in the log what happened. false when the answer could not be
- * written: the item stays, and is tried again. */
-static bool out_held_final(agent *a, size_t i, const char *code, const char *field,
-			   const char *error, const char *what)
+ * what says in the log what happened; signed_refusal (may be NULL) is the
+ * broker's SignedRefusal in base64, kept in the answer. false when the
+ * answer could not be written: the item stays, and is tried again. */
+static bool out_held_final_doc(agent *a, size_t i, const char *code, const char *field,
+			       const char *error, const char *what, const char *signed_refusal)
 {
 	out_item *it = &a->out_items[i];
 	char used[300];
 	rete_msg m = {{0}};
-	if (out_held_answer(a, it, code, field, error, used, sizeof(used), &m) != RETE_OK) {
+	if (out_held_answer(a, it, code, field, error, signed_refusal, used, sizeof(used), &m) !=
+	    RETE_OK) {
 		agent_log(a, "error",
 			  "held message %s %s (%s): %s; but its answer cannot be written in "
 			  "failed/: %s; still held, trying again later",
@@ -1312,6 +1317,12 @@ static bool out_held_final(agent *a, size_t i, const char *code, const char *fie
 	item_remove(a, i);
 	a->held_check = true;
 	return true;
+}
+
+static bool out_held_final(agent *a, size_t i, const char *code, const char *field,
+			   const char *error, const char *what)
+{
+	return out_held_final_doc(a, i, code, field, error, what, NULL);
 }
 
 /* out_hold records, in the open transaction, what we must keep of a
@@ -1695,10 +1706,10 @@ static void out_refused(agent *a, size_t i, const Rete__Receipt *r, const char *
 	if (it->held) {
 		/* A final refusal of a message submitted again: nothing more the
 		 * agent can do with it; the refusal is the answer, in failed/. */
-		out_held_final(a, i, code ? code : "refused", r->field,
-			       r->error_text && r->error_text[0] ? r->error_text
-								 : "refused by the broker",
-			       "submitted again was refused");
+		out_held_final_doc(a, i, code ? code : "refused", r->field,
+				   r->error_text && r->error_text[0] ? r->error_text
+								     : "refused by the broker",
+				   "submitted again was refused", signed_refusal);
 		return;
 	}
 	char name[256];
