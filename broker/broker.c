@@ -867,15 +867,34 @@ static bool ack_check(broker *b, broker_frame *f, const Rete__Ack *a)
 			      a->index);
 		return false;
 	}
-	Rete__AckBody *body = NULL;
-	rete_msg m;
-	rete_err err = rete_ack_verify(a->signed_, &f->who->key, &body, &m);
-	if (err != RETE_OK) {
-		broker_refuse(f, bad, err == RETE_EDECODE ? "signed.body" : "signed.signature",
-			      "the ACK of entry %" PRIu64 " from %s: %s", a->index, f->party,
-			      m.text);
+	const Rete__SignedAck *sa = a->signed_;
+	if (!f->sig_ok) { /* verify_job's verdict */
+		if (sa->signature.len != RETE_SIG_LEN)
+			broker_refuse(f, bad, "signed.signature",
+				      "the ACK of entry %" PRIu64
+				      " from %s carries a signature of %zu "
+				      "bytes; an Ed25519 signature is %d bytes",
+				      a->index, f->party, sa->signature.len, RETE_SIG_LEN);
+		else
+			broker_refuse(
+			    f, bad, "signed.signature",
+			    "the ACK of entry %" PRIu64 " from %s: its signature does not "
+			    "verify with %s's key in the directory: it was signed by another "
+			    "key, or its body was altered",
+			    a->index, f->party, f->party);
 		return false;
 	}
+	ProtobufCMessage *pm = NULL;
+	rete_msg m;
+	if (rete_pb_strict_unpack(&rete__ack_body__descriptor, sa->body.data, sa->body.len, &pm,
+				  &m) != RETE_OK) {
+		broker_refuse(f, bad, "signed.body",
+			      "the ACK of entry %" PRIu64 " from %s: its signed body is not an "
+			      "AckBody: %s",
+			      a->index, f->party, m.text);
+		return false;
+	}
+	Rete__AckBody *body = (Rete__AckBody *)pm;
 	bool ok = false;
 	uint8_t leaf[RETE_MERKLE_HASH];
 	if (strcmp(body->origin, b->cfg->origin) != 0)
@@ -1325,6 +1344,14 @@ static void verify_job(void *ctx, size_t i)
 {
 	broker_frame **jobs = ctx;
 	broker_frame *f = jobs[i];
+	if (f->cf->command_case == RETE__CLIENT_FRAME__COMMAND_ACK) {
+		/* the recipient's signature on its ACK (ack_check reads the rest) */
+		const Rete__SignedAck *sa = f->cf->ack->signed_;
+		f->sig_ok = sa->signature.len == RETE_SIG_LEN &&
+			    rete_verify_bytes(sa->signature.data, RETE_CTX_ACK, sa->body.data,
+					      sa->body.len, &f->who->key) == RETE_OK;
+		return;
+	}
 	f->sig_ok = rete_signed_verify(f->sm, &f->who->key, NULL) == RETE_OK;
 }
 
@@ -1457,6 +1484,10 @@ static void run_batch(broker *b, broker_frame **jobs)
 			break;
 		case RETE__CLIENT_FRAME__COMMAND_PONG:
 			handle_pong(b, f);
+			break;
+		case RETE__CLIENT_FRAME__COMMAND_ACK:
+			if (f->cf->ack->signed_) /* its signature, with the batch's */
+				jobs[njobs++] = f;
 			break;
 		case RETE__CLIENT_FRAME__COMMAND_SUBMIT:
 			broker_submit_precheck(b, f);
