@@ -1568,16 +1568,20 @@ enum ack_way {
 	ACK_REFUSED_ERROR, /* ... whose signed error is not the notice's */
 };
 
-/* acked_log builds: 0 directory, 1 referral r1 social->cpi, 2 the broker's
- * Delivery (or DELIVERY_REFUSED Notice) of entry 1 whose acknowledgement is
- * made `way`; checkpoint at 3. */
-static void acked_log(struct log *L, enum ack_way way)
+/* acked_log builds: 0 directory, 1 referral r1 social->cpi, `filler`
+ * referrals, then the broker's Delivery (or DELIVERY_REFUSED Notice) of
+ * entry 1 whose acknowledgement is made `way`, and a checkpoint; returns
+ * the Delivery's index. With filler past a chunk, phase A verifies the
+ * acknowledgement (with the Directory of its guess). */
+static uint64_t acked_log(struct log *L, enum ack_way way, size_t filler)
 {
 	uint8_t leaf[RETE_MERKLE_HASH];
 	rete_msg m = {{0}};
 	bool refused = way == ACK_REFUSED_GOOD || way == ACK_REFUSED_ERROR;
 	append(L, directory("dir-1", 1, keys[K_SOCIAL]));
 	append(L, referral("r1", SOCIAL, CPI, "staff-0001", keys[K_SOCIAL]));
+	if (filler > 0)
+		referrals(L, "f", filler, keys[K_SOCIAL]);
 	assert_int_equal(rete_store_leaf_hash(L->s, NULL, 1, leaf, &m), RETE_OK);
 	if (way == ACK_OTHER_LEAF)
 		rete_merkle_leaf_hash(leaf, "other bytes", 11);
@@ -1624,10 +1628,68 @@ static void acked_log(struct log *L, enum ack_way way)
 		msg.body_case = RETE__MESSAGE__BODY_DELIVERY;
 		msg.delivery = &d;
 	}
-	append(L, tu_sign(&msg, keys[K_BROKER])); /* a broker that logs what it was given */
+	uint64_t at = append(L, tu_sign(&msg, keys[K_BROKER])); /* a broker that logs what
+								   it was given */
 	rete_signed_ack_clear(&sa);
 	ack(L, CPI, 1);
 	free(checkpoint(L, keys[K_BROKER]));
+	return at;
+}
+
+/* acks_case builds acked_log(way, filler) and verifies it (store, with
+ * and without the replay, and fed to a session): it holds when why is
+ * NULL, else fails at the Delivery with why in the sentence. */
+static void acks_case(enum ack_way way, const char *why, size_t filler)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_msg m = {{0}};
+	log_open(&L, "verify-acks");
+	uint64_t at = acked_log(&L, way, filler);
+	char *note = NULL;
+	uint64_t size = 0;
+	assert_int_equal(rete_store_checkpoint_latest(L.s, NULL, &size, &note, &m), RETE_OK);
+	assert_int_equal(size, at + 1);
+	rete_buf *ents = calloc(size, sizeof(*ents));
+	assert_non_null(ents);
+	for (uint64_t i = 0; i < size; i++)
+		assert_int_equal(rete_store_entry(L.s, NULL, i, &ents[i], &m), RETE_OK);
+	reopen_ro(&L);
+	for (int replay = 0; replay <= (filler ? 0 : 1); replay++) {
+		rete_verify_options o = opts(replay, 2);
+		rete_err e = rete_verify_log(L.s, &o, &rep, &m);
+		if (why == NULL) {
+			if (e != RETE_OK)
+				fail_msg("way %d: %s", (int)way, rep.reason);
+			assert_int_equal(rep.verdict, RETE_VERIFY_HOLDS);
+			assert_int_equal(rep.acks_verified, way == ACK_NONE ? 0 : 1);
+			assert_int_equal(rep.acks_unsigned, way == ACK_NONE ? 1 : 0);
+			continue;
+		}
+		if (e != RETE_EBADSIG || strstr(rep.reason, why) == NULL)
+			fail_msg("way %d: got %d '%s', wanted EBADSIG with '%s'", (int)way, (int)e,
+				 rep.reason, why);
+		assert_int_equal(rep.verdict, RETE_VERIFY_FAILS);
+		assert_true(rep.has_bad_entry);
+		assert_int_equal(rep.bad_index, at);
+		assert_non_null(strstr(rep.reason, "signed acknowledgement"));
+	}
+	/* the same entries fed to a session */
+	rete_verify_options o = opts(false, 2);
+	rete_verify_session *s = NULL;
+	assert_int_equal(rete_verify_session_open(&s, &o, NULL, &m), RETE_OK);
+	assert_int_equal(rete_verify_session_target(s, note, strlen(note), no_proof, NULL, &m),
+			 RETE_OK);
+	rete_err e = rete_verify_session_feed(s, 0, ents, size, &m);
+	if (e == RETE_OK)
+		e = rete_verify_session_finish(s, &rep, &m);
+	assert_int_equal(e, why == NULL ? RETE_OK : RETE_EBADSIG);
+	rete_verify_session_close(&s);
+	for (uint64_t i = 0; i < size; i++)
+		rete_buf_free(&ents[i]);
+	free(ents);
+	free(note);
+	log_close(&L);
 }
 
 /* A Delivery's acknowledgement is verified with the recipient's key over
@@ -1635,7 +1697,9 @@ static void acked_log(struct log *L, enum ack_way way)
  * (or signed by another key, for other bytes, another entry or log, or by
  * a party the entry is not for) fails at the Delivery; one missing (a log
  * begun before protocol 3) is counted and holds; a DELIVERY_REFUSED
- * notice's signed refusal is checked the same way. In a session too. */
+ * notice's signed refusal is checked the same way. In a session too, and
+ * with the Delivery in a later chunk than the directory (its signature
+ * checked in phase A). */
 static void test_delivery_acks(void **state)
 {
 	static const struct {
@@ -1654,60 +1718,14 @@ static void test_delivery_acks(void **state)
 	    {ACK_REFUSED_ERROR, "says error"},
 	};
 	(void)state;
-	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-		struct log L;
-		rete_verify_report rep;
-		rete_msg m = {{0}};
-		log_open(&L, "verify-acks");
-		acked_log(&L, cases[c].way);
-		char *note = NULL;
-		uint64_t size = 0;
-		assert_int_equal(rete_store_checkpoint_latest(L.s, NULL, &size, &note, &m),
-				 RETE_OK);
-		rete_buf ents[3] = {{0}};
-		for (uint64_t i = 0; i < 3; i++)
-			assert_int_equal(rete_store_entry(L.s, NULL, i, &ents[i], &m), RETE_OK);
-		reopen_ro(&L);
-		for (int replay = 0; replay <= 1; replay++) {
-			rete_verify_options o = opts(replay, 2);
-			rete_err e = rete_verify_log(L.s, &o, &rep, &m);
-			if (cases[c].why == NULL) {
-				if (e != RETE_OK)
-					fail_msg("case %zu: %s", c, rep.reason);
-				assert_int_equal(rep.verdict, RETE_VERIFY_HOLDS);
-				assert_int_equal(rep.acks_verified,
-						 cases[c].way == ACK_NONE ? 0 : 1);
-				assert_int_equal(rep.acks_unsigned,
-						 cases[c].way == ACK_NONE ? 1 : 0);
-				continue;
-			}
-			if (e != RETE_EBADSIG || strstr(rep.reason, cases[c].why) == NULL)
-				fail_msg("case %zu: got %d '%s', wanted EBADSIG with '%s'", c,
-					 (int)e, rep.reason, cases[c].why);
-			assert_int_equal(rep.verdict, RETE_VERIFY_FAILS);
-			assert_true(rep.has_bad_entry);
-			assert_int_equal(rep.bad_index, 2);
-			assert_non_null(strstr(rep.reason, "signed acknowledgement"));
+	for (int big = 0; big <= 1; big++)
+		for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+			enum ack_way w = cases[c].way;
+			if (big && w != ACK_GOOD && w != ACK_TAMPERED && w != ACK_OTHER_KEY &&
+			    w != ACK_OTHER_SIGNER && w != ACK_REFUSED_GOOD)
+				continue; /* the signature's cases, past a chunk */
+			acks_case(w, cases[c].why, big ? 4200 : 0);
 		}
-		/* the same entries fed to a session */
-		rete_verify_options o = opts(false, 1);
-		rete_verify_session *s = NULL;
-		assert_int_equal(rete_verify_session_open(&s, &o, NULL, &m), RETE_OK);
-		assert_int_equal(
-		    rete_verify_session_target(s, note, strlen(note), no_proof, NULL, &m), RETE_OK);
-		rete_err e = rete_verify_session_feed(s, 0, ents, 3, &m);
-		if (e == RETE_OK)
-			e = rete_verify_session_finish(s, &rep, &m);
-		if (cases[c].why == NULL)
-			assert_int_equal(e, RETE_OK);
-		else
-			assert_int_equal(e, RETE_EBADSIG);
-		rete_verify_session_close(&s);
-		for (int i = 0; i < 3; i++)
-			rete_buf_free(&ents[i]);
-		free(note);
-		log_close(&L);
-	}
 }
 
 int main(void)
