@@ -563,10 +563,11 @@ static void test_agents_sign_and_keep(void **state)
 
 /* --- a fake broker that refuses ------------------------------------------------- */
 
-enum { REFUSE_UNSIGNED, REFUSE_OTHER_KEY, REFUSE_SIGNED };
+enum { REFUSE_UNSIGNED, REFUSE_OTHER_KEY, REFUSE_OTHER_BYTES, REFUSE_SIGNED };
 
 /* fake_refuse answers SUBMITs with a ROUTE_FORBIDDEN refusal: without
- * signature, signed by `other`, or signed by the broker key (mode), until
+ * signature, signed by `other`, signed by the broker key but naming other
+ * bytes than the ones submitted, or signed by the broker key (mode), until
  * *count reaches want or ms pass. HELLO and PING are answered as
  * it_fake_serve does. Returns l->submits. */
 static int fake_refuse(it_fake *l, int mode, const rete_seckey *other, int want, int ms)
@@ -602,7 +603,10 @@ static int fake_refuse(it_fake *l, int mode, const rete_seckey *other, int want,
 			assert_int_equal(rete_signed_decode(smb->data, smb->len, NULL, &msg, NULL),
 					 RETE_OK);
 			uint8_t h[RETE_HASH_LEN];
-			rete_sha256(h, smb->data, smb->len);
+			if (mode == REFUSE_OTHER_BYTES)
+				rete_sha256(h, "other bytes", 11);
+			else
+				rete_sha256(h, smb->data, smb->len);
 			Rete__Receipt r = RETE__RECEIPT__INIT;
 			r.message_id = msg->id;
 			r.error = RETE__ERROR_CODE__ERROR_CODE_ROUTE_FORBIDDEN;
@@ -622,8 +626,8 @@ static int fake_refuse(it_fake *l, int mode, const rete_seckey *other, int want,
 			rete__signed_refusal__init(&sr);
 			if (mode != REFUSE_UNSIGNED) {
 				assert_int_equal(
-				    rete_refusal_sign(&rb, mode == REFUSE_SIGNED ? l->key : other,
-						      &sr, NULL),
+				    rete_refusal_sign(
+					&rb, mode == REFUSE_OTHER_KEY ? other : l->key, &sr, NULL),
 				    RETE_OK);
 				r.signed_refusal = &sr;
 			}
@@ -656,17 +660,20 @@ static void test_forged_refusal(void **state)
 	it_spool(n, IT_SOCIAL, "outbox", outbox, sizeof(outbox));
 	snprintf(logp, sizeof(logp), "%s/%s.log", n->dir, it_party_ids[IT_SOCIAL]);
 
-	/* unsigned, then signed by another key: not taken; submitted again */
+	/* unsigned, signed by another key, or by the broker key for other
+	 * bytes: not taken; submitted again */
 	assert_int_equal(fake_refuse(&l, REFUSE_UNSIGNED, NULL, 2, 30000), 2);
 	assert_int_equal(fake_refuse(&l, REFUSE_OTHER_KEY, n->keys[IT_CPI], 4, 30000), 4);
+	assert_int_equal(fake_refuse(&l, REFUSE_OTHER_BYTES, NULL, 6, 30000), 6);
 	assert_int_equal(tu_count_suffix(failed, ".error.json"), 0);
 	snprintf(path, sizeof(path), "%s/ref-forged-1.json", outbox);
 	assert_true(tu_exists(path));
-	assert_true(tu_occurrences(logp, "WITNESS ALARM") >= 2);
-	assert_true(tu_occurrences(logp, "is not its signed statement") >= 2);
+	assert_true(tu_occurrences(logp, "WITNESS ALARM") >= 3);
+	assert_true(tu_occurrences(logp, "is not its signed statement") >= 3);
+	assert_true(tu_occurrences(logp, "names other bytes") >= 1);
 
 	/* signed with the broker key: the answer, kept in failed/ */
-	assert_int_equal(fake_refuse(&l, REFUSE_SIGNED, NULL, 5, 30000), 5);
+	assert_int_equal(fake_refuse(&l, REFUSE_SIGNED, NULL, 7, 30000), 7);
 	check_signed_refusal(n, IT_SOCIAL, "ref-forged-1",
 			     RETE__ERROR_CODE__ERROR_CODE_ROUTE_FORBIDDEN);
 	it_fake_close(&l);
