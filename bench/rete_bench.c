@@ -60,6 +60,7 @@
 #include "merkle.h"
 #include "store.h"
 #include "verify.h"
+#include "wire.h"
 
 #define ORIGIN	      "bench.rete/mantova"
 #define BROKER_ID     "broker.bench"
@@ -697,15 +698,22 @@ static void cl_submit(void *s, const rete_buf *sm, const rete_buf *sealed)
 	cl_send(s, &f);
 }
 
-static void cl_ack(void *s, uint64_t index)
+/* cl_ack acknowledges the delivered entry (LogEntry bytes) as agency me,
+ * signed with its key (protocol 3: the recipient's signature is part of
+ * the loop's cost). */
+static void cl_ack(void *s, size_t me, const ProtobufCBinaryData *entry, uint64_t index)
 {
 	Rete__ClientFrame f = RETE__CLIENT_FRAME__INIT;
-	Rete__Ack a = RETE__ACK__INIT;
-	a.index = index;
+	Rete__Ack a;
+	Rete__SignedAck sa;
+	if (rete_wire_ack_build(&a, &sa, net.ag[me], ORIGIN, net.id[me], entry->data, entry->len,
+				index, 0, NULL, NULL) != RETE_OK)
+		die("cannot sign an ACK");
 	f.version = RETE_PROTOCOL_VERSION;
 	f.command_case = RETE__CLIENT_FRAME__COMMAND_ACK;
 	f.ack = &a;
 	cl_send(s, &f);
+	rete_signed_ack_clear(&sa);
 }
 
 /* cl_recv: the next frame waiting on s (NULL when none); the caller frees
@@ -1142,7 +1150,7 @@ static void *loop_worker(void *arg)
 						t->notices++;
 					}
 					if (le)
-						cl_ack(socks[i], index);
+						cl_ack(socks[i], me, &f->deliver->log_entry, index);
 					if (sm)
 						rete__signed_message__free_unpacked(sm, NULL);
 					if (msg)

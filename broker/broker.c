@@ -115,8 +115,46 @@ int broker_send(broker *b, const uint8_t *rid, size_t rid_len, Rete__BrokerFrame
 	return 0;
 }
 
+/* refusal_sign signs f's refusal (protocol 3): RefusalBody{origin, the
+ * party, the message's id and the SHA-256 of the SignedMessage bytes when
+ * the frame held one, the code, the sentence, the field, now} with the
+ * broker key, so the party can prove it was refused and why. Only for a
+ * party that proved its directory key, and not for a refusal of the
+ * protocol version (an older peer could not decode the field it would
+ * come in, and would miss the sentence). false: not signed. */
+static bool refusal_sign(broker *b, broker_frame *f, Rete__SignedRefusal *sr)
+{
+	if (!f->authed || f->error == RETE__ERROR_CODE__ERROR_CODE_VERSION)
+		return false;
+	uint8_t h[RETE_HASH_LEN];
+	Rete__RefusalBody rb;
+	rete__refusal_body__init(&rb);
+	rb.origin = b->cfg->origin;
+	rb.party = f->party;
+	if (f->msg)
+		rb.message_id = f->msg->id;
+	if (f->cf && f->cf->command_case == RETE__CLIENT_FRAME__COMMAND_SUBMIT &&
+	    f->cf->submit->signed_message.len) {
+		rete_sha256(h, f->cf->submit->signed_message.data,
+			    f->cf->submit->signed_message.len);
+		rb.message_sha256.data = h;
+		rb.message_sha256.len = sizeof(h);
+	}
+	rb.error = f->error;
+	rb.error_text = f->error_text;
+	rb.field = f->field;
+	rb.refused_at = rete_now_ms();
+	rete_msg m;
+	if (rete_refusal_sign(&rb, b->key, sr, &m) != RETE_OK) {
+		broker_log_error("the refusal of %s's frame goes unsigned: %s", f->party, m.text);
+		return false;
+	}
+	return true;
+}
+
 /* send_refusal answers a frame refused before it became a submission (or
- * a submission refused), with the code, the field and the sentence. */
+ * a submission refused), with the code, the field and the sentence, signed
+ * (refusal_sign). */
 static void send_refusal(broker *b, broker_frame *f, bool as_receipt)
 {
 	broker_metrics_refused(b->metrics, f->error);
@@ -127,6 +165,10 @@ static void send_refusal(broker *b, broker_frame *f, bool as_receipt)
 	r.error = f->error;
 	r.error_text = f->error_text;
 	r.field = f->field;
+	Rete__SignedRefusal sr;
+	rete__signed_refusal__init(&sr);
+	if (refusal_sign(b, f, &sr))
+		r.signed_refusal = &sr;
 	Rete__BrokerFrame bf;
 	rete__broker_frame__init(&bf);
 	if (as_receipt) {
@@ -137,6 +179,7 @@ static void send_refusal(broker *b, broker_frame *f, bool as_receipt)
 		bf.refusal = &r;
 	}
 	broker_send(b, f->rid, f->rid_len, &bf);
+	rete_signed_refusal_clear(&sr);
 	broker_log_info("refused %s from %s: %s", f->msg ? f->msg->id : "a frame",
 			f->party[0] ? f->party : "?", f->error_text);
 }
@@ -300,6 +343,7 @@ static void batch_reset(broker_batch *bt)
 {
 	for (size_t i = 0; i < bt->nown; i++) {
 		rete_buf_free(&bt->own[i]->signed_bytes);
+		free(bt->own[i]->ack_body);
 		if (bt->own[i]->msg.body_case == RETE__MESSAGE__BODY_DIRECTORY)
 			broker_directory_free(&bt->own[i]->msg.directory);
 		free(bt->own[i]);
@@ -821,18 +865,134 @@ static rete_err directory_sync(broker *b)
 
 /* --- ACK ----------------------------------------------------------------------------- */
 
+/* ack_check verifies the recipient's signature on ACK a from f's party
+ * (protocol 3): a SignedAck whose signature verifies with the party's key
+ * in the directory in force, whose body names this log, this party, the
+ * entry acked and the leaf hash stored for it, and whose error and text
+ * the Ack repeats. false when it does not: f is refused (broker_refuse)
+ * with ERROR_CODE_BAD_ACK and a sentence naming what was wrong. */
+static bool ack_check(broker *b, broker_frame *f, const Rete__Ack *a)
+{
+	const Rete__ErrorCode bad = RETE__ERROR_CODE__ERROR_CODE_BAD_ACK;
+	if (!a->signed_) {
+		broker_refuse(f, bad, "signed",
+			      "the ACK of entry %" PRIu64
+			      " is not signed; protocol 3 takes only an "
+			      "ACK carrying the recipient's SignedAck (AckBody signed with its key "
+			      "over \"rete/ack/v1\")",
+			      a->index);
+		return false;
+	}
+	const Rete__SignedAck *sa = a->signed_;
+	if (!f->sig_ok) { /* verify_job's verdict */
+		if (sa->signature.len != RETE_SIG_LEN)
+			broker_refuse(f, bad, "signed.signature",
+				      "the ACK of entry %" PRIu64
+				      " from %s carries a signature of %zu "
+				      "bytes; an Ed25519 signature is %d bytes",
+				      a->index, f->party, sa->signature.len, RETE_SIG_LEN);
+		else
+			broker_refuse(
+			    f, bad, "signed.signature",
+			    "the ACK of entry %" PRIu64 " from %s: its signature does not "
+			    "verify with %s's key in the directory: it was signed by another "
+			    "key, or its body was altered",
+			    a->index, f->party, f->party);
+		return false;
+	}
+	ProtobufCMessage *pm = NULL;
+	rete_msg m;
+	if (rete_pb_strict_unpack(&rete__ack_body__descriptor, sa->body.data, sa->body.len, &pm,
+				  &m) != RETE_OK) {
+		broker_refuse(f, bad, "signed.body",
+			      "the ACK of entry %" PRIu64 " from %s: its signed body is not an "
+			      "AckBody: %s",
+			      a->index, f->party, m.text);
+		return false;
+	}
+	Rete__AckBody *body = (Rete__AckBody *)pm;
+	bool ok = false;
+	uint8_t leaf[RETE_MERKLE_HASH];
+	if (strcmp(body->origin, b->cfg->origin) != 0)
+		broker_refuse(f, bad, "signed.body.origin",
+			      "the signed ACK of entry %" PRIu64 " names log '%.64s', not this log "
+			      "'%s'",
+			      a->index, body->origin, b->cfg->origin);
+	else if (strcmp(body->recipient, f->party) != 0)
+		broker_refuse(f, bad, "signed.body.recipient",
+			      "the signed ACK of entry %" PRIu64 " names recipient '%.64s', but "
+			      "this connection is %s's",
+			      a->index, body->recipient, f->party);
+	else if (body->index != a->index)
+		broker_refuse(f, bad, "signed.body.index",
+			      "the signed ACK is for entry %" PRIu64 ", but the ACK is for entry "
+			      "%" PRIu64 "; sign the index of the entry you acknowledge",
+			      body->index, a->index);
+	else if (body->error != a->error || strcmp(body->error_text, a->error_text) != 0)
+		broker_refuse(f, bad, "error",
+			      "the ACK of entry %" PRIu64 " says error %d ('%.64s') but its signed "
+			      "body says error %d ('%.64s'); they must be equal",
+			      a->index, (int)a->error, a->error_text, (int)body->error,
+			      body->error_text);
+	else if (a->error != 0 && !protobuf_c_enum_descriptor_get_value(
+				      &rete__error_code__descriptor, (int)a->error))
+		broker_refuse(f, bad, "error",
+			      "the ACK of entry %" PRIu64 " says error %d, which is not an error "
+			      "code of protocol 3; refuse a delivery with a known code (e.g. "
+			      "CANNOT_OPEN)",
+			      a->index, (int)a->error);
+	else if (rete_store_leaf_hash(b->store, NULL, a->index, leaf, &m) != RETE_OK)
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_BUSY, "",
+			      "the broker cannot read the leaf hash of entry %" PRIu64 " (%s); "
+			      "the entry will be delivered again",
+			      a->index, m.text);
+	else if (body->leaf_hash.len != RETE_MERKLE_HASH ||
+		 sodium_memcmp(body->leaf_hash.data, leaf, RETE_MERKLE_HASH) != 0)
+		broker_refuse(f, bad, "signed.body.leafHash",
+			      "the signed ACK of entry %" PRIu64 " carries a leaf hash that is not "
+			      "the hash of entry %" PRIu64 " as logged: it acknowledges other "
+			      "bytes; hash the LogEntry bytes delivered",
+			      a->index, a->index);
+	else
+		ok = true;
+	rete__ack_body__free_unpacked(body, NULL);
+	return ok;
+}
+
+/* own_ack puts a copy of the SignedAck sa in o, as Delivery.ack or
+ * Notice.ack (o's body). false when out of memory. */
+static bool own_ack(broker_own *o, const Rete__SignedAck *sa)
+{
+	o->ack_body = malloc(sa->body.len ? sa->body.len : 1);
+	if (!o->ack_body)
+		return false;
+	memcpy(o->ack_body, sa->body.data, sa->body.len);
+	memcpy(o->ack_sig, sa->signature.data, RETE_SIG_LEN);
+	rete__signed_ack__init(&o->ack);
+	o->ack.body.data = o->ack_body;
+	o->ack.body.len = sa->body.len;
+	o->ack.signature.data = o->ack_sig;
+	o->ack.signature.len = RETE_SIG_LEN;
+	return true;
+}
+
+/* handle_ack takes a recipient's ACK of a queued entry: when its signature
+ * checks (ack_check), the entry leaves the queue and the broker logs the
+ * Delivery (or, with an error, the DELIVERY_REFUSED notice) carrying the
+ * SignedAck. A bad ACK logs nothing: the agent is told why (BAD_ACK) and
+ * the entry, still in flight, is delivered again after `redeliver`. */
 static void handle_ack(broker *b, broker_frame *f, int64_t now)
 {
 	const Rete__Ack *a = f->cf->ack;
 	broker_peer *p = broker_peer_find(b, f->party);
-	if (p)
-		inflight_remove(p, a->index);
 	/* Is it still queued for this party? Otherwise it is a repeated ACK. */
 	uint64_t first = 0;
 	size_t n = 0;
 	if (rete_store_queue_peek(b->store, NULL, f->party, a->index, 1, &first, &n, NULL) !=
 		RETE_OK ||
 	    n == 0 || first != a->index) {
+		if (p)
+			inflight_remove(p, a->index);
 		broker_log_debug("%s acked entry %" PRIu64 " again (or never had it)", f->party,
 				 a->index);
 		return;
@@ -842,6 +1002,15 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 		if (bt->ops[i].kind == RETE_STORE_OP_ACK && bt->ops[i].in.index == a->index &&
 		    strcmp(bt->ops[i].in.recipient, f->party) == 0)
 			return;
+	if (!ack_check(b, f, a)) {
+		broker_log_warn("%s's ACK of entry %" PRIu64 " was not taken (nothing logged; the "
+				"entry will be delivered again): %s",
+				f->party, a->index, f->error_text);
+		send_refusal(b, f, false);
+		return;
+	}
+	if (p)
+		inflight_remove(p, a->index);
 	Rete__Message *msg = NULL;
 	if (read_message(b, NULL, a->index, &msg) != RETE_OK) {
 		broker_log_error("cannot read entry %" PRIu64 " acked by %s", a->index, f->party);
@@ -869,6 +1038,8 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 				o->delivery.message_id = o->msg_id;
 				o->delivery.referral_id = o->ref_id;
 				o->delivery.delivered_at = now;
+				if (own_ack(o, a->signed_))
+					o->delivery.ack = &o->ack;
 				o->msg.body_case = RETE__MESSAGE__BODY_DELIVERY;
 				o->msg.delivery = &o->delivery;
 				own_append(b, o, now);
@@ -900,6 +1071,8 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 				o->notice.referral_id = o->ref_id;
 				o->notice.error = code;
 				o->notice.text = o->text;
+				if (own_ack(o, a->signed_))
+					o->notice.ack = &o->ack;
 				o->msg.body_case = RETE__MESSAGE__BODY_NOTICE;
 				o->msg.notice = &o->notice;
 				own_append(b, o, now);
@@ -1084,6 +1257,7 @@ static bool frame_admit(broker *b, broker_frame *f, zmq_msg_t *body, size_t extr
 			      f->party);
 		return false;
 	}
+	f->authed = true; /* its key is the directory's: refusals are signed */
 	broker_peer *p = broker_peer_find(b, f->party);
 	if (p)
 		p->last_seen_ms = rete_now_ms();
@@ -1186,6 +1360,14 @@ static void verify_job(void *ctx, size_t i)
 {
 	broker_frame **jobs = ctx;
 	broker_frame *f = jobs[i];
+	if (f->cf->command_case == RETE__CLIENT_FRAME__COMMAND_ACK) {
+		/* the recipient's signature on its ACK (ack_check reads the rest) */
+		const Rete__SignedAck *sa = f->cf->ack->signed_;
+		f->sig_ok = sa->signature.len == RETE_SIG_LEN &&
+			    rete_verify_bytes(sa->signature.data, RETE_CTX_ACK, sa->body.data,
+					      sa->body.len, &f->who->key) == RETE_OK;
+		return;
+	}
 	f->sig_ok = rete_signed_verify(f->sm, &f->who->key, NULL) == RETE_OK;
 }
 
@@ -1324,6 +1506,10 @@ static void run_batch(broker *b, broker_frame **jobs)
 			break;
 		case RETE__CLIENT_FRAME__COMMAND_PONG:
 			handle_pong(b, f);
+			break;
+		case RETE__CLIENT_FRAME__COMMAND_ACK:
+			if (f->cf->ack->signed_) /* its signature, with the batch's */
+				jobs[njobs++] = f;
 			break;
 		case RETE__CLIENT_FRAME__COMMAND_SUBMIT:
 			broker_submit_precheck(b, f);

@@ -86,6 +86,7 @@ typedef struct broker_frame {
 	Rete__ErrorCode error;
 	char error_text[RETE_STORE_ERROR_MAX]; /* the store's sentences pass whole */
 	char field[128];
+	bool authed; /* the peer proved its directory key (refusals signed) */
 } broker_frame;
 
 /* An entry the broker writes itself (Delivery, Notice, Directory). */
@@ -101,6 +102,10 @@ typedef struct broker_own {
 	char text[512];
 	rete_buf signed_bytes;
 	long op; /* its APPEND op in the batch */
+	/* Delivery.ack / Notice.ack: the recipient's signed ACK, copied */
+	Rete__SignedAck ack;
+	uint8_t *ack_body;
+	uint8_t ack_sig[RETE_SIG_LEN];
 } broker_own;
 
 /* A batch: the frames read together and the store ops they became. One is

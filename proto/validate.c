@@ -618,6 +618,55 @@ static void v_note(v_ctx *v, const Rete__CaseNote *n, const Rete__Private *priv)
  * Broker bodies
  */
 
+/* v_ack: the recipient's signed acknowledgement a Delivery (error 0) or a
+ * DELIVERY_REFUSED notice (error: the notice's) carries, protocol 3. Its
+ * signature needs the recipient's key, which is the verifier's to find
+ * (store/verify.c); here: present, a 64-byte signature, a body that
+ * decodes strictly as an AckBody for the entry `index`, naming the log and
+ * a recipient, with a leaf hash, and the error the entry states. */
+static void v_ack(v_ctx *v, const char *path, const Rete__SignedAck *sa, uint64_t index,
+		  Rete__ErrorCode error)
+{
+	if (sa == NULL) {
+		v_add(v, path,
+		      "%s is missing; the broker logs a delivery (or its refusal) only with the "
+		      "recipient's signed acknowledgement (SignedAck)",
+		      path);
+		return;
+	}
+	if (sa->signature.len != RETE_SIG_LEN)
+		v_add(v, path, "%s.signature is %zu bytes; an Ed25519 signature is %d bytes", path,
+		      sa->signature.len, RETE_SIG_LEN);
+	ProtobufCMessage *pm = NULL;
+	rete_msg m;
+	if (rete_pb_strict_unpack(&rete__ack_body__descriptor, sa->body.data, sa->body.len, &pm,
+				  &m) != RETE_OK) {
+		v_add(v, path, "%s.body is not an AckBody: %s", path, m.text);
+		return;
+	}
+	const Rete__AckBody *b = (const Rete__AckBody *)pm;
+	if (b->index != index)
+		v_add(v, path,
+		      "%s acknowledges entry %" PRIu64 ", but the entry is about entry %" PRIu64,
+		      path, b->index, index);
+	if (b->origin[0] == '\0' || b->recipient[0] == '\0')
+		v_add(v, path,
+		      "%s names no %s; a signed acknowledgement names the log and the "
+		      "recipient",
+		      path, b->origin[0] == '\0' ? "origin" : "recipient");
+	if (b->leaf_hash.len != 32)
+		v_add(v, path, "%s.leafHash is %zu bytes; it is the SHA-256 leaf hash (32 bytes)",
+		      path, b->leaf_hash.len);
+	if (b->error != error)
+		v_add(v, path,
+		      error == 0
+			  ? "%s says the recipient refused the entry (error %d): a refusal is "
+			    "logged as a delivery-refused notice, not as a Delivery"
+			  : "%s says error %d, but the notice says %d; they must be equal",
+		      path, (int)b->error, (int)error);
+	protobuf_c_message_free_unpacked(pm, NULL);
+}
+
 static void v_delivery(v_ctx *v, const Rete__Delivery *d)
 {
 	/* index 0 is a real log index: it cannot be told from "unset". */
@@ -628,6 +677,7 @@ static void v_delivery(v_ctx *v, const Rete__Delivery *d)
 		v_add(v, "delivery.deliveredAt",
 		      "delivery.deliveredAt is missing or before 1970; give when the recipient "
 		      "acknowledged the message");
+	v_ack(v, "delivery.ack", d->ack, d->index, 0);
 }
 
 static void v_notice(v_ctx *v, const Rete__Notice *n)
@@ -644,6 +694,18 @@ static void v_notice(v_ctx *v, const Rete__Notice *n)
 	v_cap(v, "notice.text", n->text, RETE_TEXT_MAX, false);
 	if (n->due_at < 0)
 		v_add(v, "notice.dueAt", "notice.dueAt %" PRId64 " ms is before 1970", n->due_at);
+	if (n->kind == RETE__NOTICE_KIND__NOTICE_KIND_DELIVERY_REFUSED) {
+		if (n->error == 0)
+			v_add(v, "notice.error",
+			      "notice.error is missing; a delivery-refused notice says the "
+			      "recipient's error code");
+		else
+			v_ack(v, "notice.ack", n->ack, n->index, n->error);
+	} else if (n->ack != NULL) {
+		v_add(v, "notice.ack",
+		      "notice.ack is set on a notice that is not delivery-refused; only the "
+		      "recipient's refusal carries its signed acknowledgement");
+	}
 }
 
 /* v_epoch: the first entry of a log epoch (a declared restore); the

@@ -151,6 +151,20 @@ struct item {
 	bool it_bad_sig;
 	const rete_pubkey *it_spec_key; /* the key phase A verified with */
 	bool it_spec_ok;		/* and whether the signature verified */
+	/* a Delivery's (or DELIVERY_REFUSED notice's) signed acknowledgement,
+	 * verified in phase A with the key its signer has in the Directory of
+	 * the guess (phase B uses the verdict when the key in force is the same) */
+	bool it_ack_spec;
+	bool it_ack_ok;
+	rete_pubkey it_ack_key;
+};
+
+/* An agency's entry not yet delivered (no Delivery or Notice for it met
+ * yet): what its signed acknowledgement must name. */
+struct pend {
+	uint64_t pe_index;
+	uint8_t pe_leaf[RETE_MERKLE_HASH];
+	char *pe_recipient; /* malloc'd; NULL: settled (a hole, compacted later) */
 };
 
 struct vctx {
@@ -212,6 +226,9 @@ struct vctx {
 	unsigned v_nworkers;
 	bool v_rp_thread; /* a replay thread runs (else this thread replays) */
 	pthread_t v_rp_tid;
+	/* phase B: agencies' entries awaiting their Delivery (index order) */
+	struct pend *v_pend;
+	size_t v_npend, v_pendcap, v_pend_holes;
 };
 
 /* ---- failures ------------------------------------------------------------ */
@@ -488,6 +505,40 @@ static const rete_pubkey *speculative_key(const struct vctx *v, const struct vdi
 	}
 }
 
+/* item_ack: the recipient's signed acknowledgement msg carries (a
+ * Delivery, a DELIVERY_REFUSED notice), or NULL. */
+static const Rete__SignedAck *item_ack(const Rete__Message *msg)
+{
+	if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY && msg->delivery != NULL)
+		return msg->delivery->ack;
+	if (msg->body_case == RETE__MESSAGE__BODY_NOTICE && msg->notice != NULL &&
+	    msg->notice->kind == RETE__NOTICE_KIND__NOTICE_KIND_DELIVERY_REFUSED)
+		return msg->notice->ack;
+	return NULL;
+}
+
+/* ack_speculate verifies, in phase A, the acknowledgement entry it carries
+ * with the key its signer has in dir (the Directory of the guess): the
+ * costly part of check_ack, on the pool's threads. */
+static void ack_speculate(const struct vdir *dir, struct item *it)
+{
+	const Rete__SignedAck *sa = item_ack(it->it_msg);
+	if (sa == NULL || dir == NULL || sa->signature.len != RETE_SIG_LEN)
+		return;
+	/* only to name the signer: check_ack decodes it strictly */
+	Rete__AckBody *b = rete__ack_body__unpack(NULL, sa->body.len, sa->body.data);
+	if (b == NULL)
+		return;
+	const struct party_key *k = dir_find(dir, b->recipient);
+	if (k != NULL && k->pk_valid) {
+		it->it_ack_key = k->pk_key;
+		it->it_ack_spec = true;
+		it->it_ack_ok = rete_verify_bytes(sa->signature.data, RETE_CTX_ACK, sa->body.data,
+						  sa->body.len, &k->pk_key) == RETE_OK;
+	}
+	rete__ack_body__free_unpacked(b, NULL);
+}
+
 /* phase_decode runs phase A on one item (it_index and it_raw set); dir is
  * the Directory to take the speculative key from. */
 static void phase_decode(struct vctx *v, const struct vdir *dir, struct item *it)
@@ -522,6 +573,7 @@ static void phase_decode(struct vctx *v, const struct vdir *dir, struct item *it
 	it->it_spec_key = speculative_key(v, dir, it->it_msg);
 	if (it->it_spec_key != NULL)
 		it->it_spec_ok = rete_signed_verify(it->it_sm, it->it_spec_key, NULL) == RETE_OK;
+	ack_speculate(dir, it);
 }
 
 /* ---- phase C: signatures -------------------------------------------------- */
@@ -769,6 +821,234 @@ static bool reach_size(struct vctx *v, uint64_t size)
 	return true;
 }
 
+/* ---- phase B: signed acknowledgements (protocol 3) -------------------------------- */
+
+static void pend_free(struct vctx *v)
+{
+	for (size_t i = 0; i < v->v_npend; i++)
+		free(v->v_pend[i].pe_recipient);
+	free(v->v_pend);
+	v->v_pend = NULL;
+	v->v_npend = v->v_pendcap = v->v_pend_holes = 0;
+}
+
+/* pend_add records agency entry it as awaiting its Delivery (entries come
+ * in index order, so the array stays sorted). RETE_ENOMEM. */
+static rete_err pend_add(struct vctx *v, const struct item *it)
+{
+	if (v->v_pend_holes > 64 && v->v_pend_holes * 2 > v->v_npend) {
+		size_t k = 0;
+		for (size_t i = 0; i < v->v_npend; i++)
+			if (v->v_pend[i].pe_recipient != NULL)
+				v->v_pend[k++] = v->v_pend[i];
+		v->v_npend = k;
+		v->v_pend_holes = 0;
+	}
+	if (v->v_npend == v->v_pendcap) {
+		size_t cap = v->v_pendcap ? v->v_pendcap * 2 : 256;
+		struct pend *p = realloc(v->v_pend, cap * sizeof(*p));
+		if (p == NULL)
+			return RETE_ENOMEM;
+		v->v_pend = p;
+		v->v_pendcap = cap;
+	}
+	struct pend *p = &v->v_pend[v->v_npend];
+	p->pe_recipient = strdup(S(it->it_msg->recipient));
+	if (p->pe_recipient == NULL)
+		return RETE_ENOMEM;
+	p->pe_index = it->it_index;
+	memcpy(p->pe_leaf, it->it_leaf, RETE_MERKLE_HASH);
+	v->v_npend++;
+	return RETE_OK;
+}
+
+/* pend_find: the pending entry of log index x, or NULL. */
+static struct pend *pend_find(struct vctx *v, uint64_t x)
+{
+	size_t lo = 0, hi = v->v_npend;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v->v_pend[mid].pe_index < x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < v->v_npend && v->v_pend[lo].pe_index == x && v->v_pend[lo].pe_recipient != NULL)
+		return &v->v_pend[lo];
+	return NULL;
+}
+
+static void pend_settle(struct vctx *v, struct pend *p)
+{
+	free(p->pe_recipient);
+	p->pe_recipient = NULL;
+	v->v_pend_holes++;
+}
+
+/* delivered_entry finds what the acknowledgement of entry x must name:
+ * its leaf hash and recipient, from the pending entries (*p set: settle
+ * it once checked), else from the store (an entry met before, settled by
+ * an earlier Delivery: a second one for it). false when neither has it
+ * (a session that began after entry x). */
+static bool delivered_entry(struct vctx *v, uint64_t x, struct pend **p,
+			    uint8_t leaf[RETE_MERKLE_HASH], char *recipient, size_t rlen)
+{
+	*p = pend_find(v, x);
+	if (*p != NULL) {
+		memcpy(leaf, (*p)->pe_leaf, RETE_MERKLE_HASH);
+		snprintf(recipient, rlen, "%s", (*p)->pe_recipient);
+		return true;
+	}
+	if (v->v_s == NULL)
+		return false;
+	rete_buf raw = {0};
+	Rete__LogEntry *le = NULL;
+	Rete__Message *msg = NULL;
+	bool ok = false;
+	if (rete_store_entry(v->v_s, v->v_rt, x, &raw, NULL) == RETE_OK &&
+	    (le = rete__log_entry__unpack(NULL, raw.len, raw.data)) != NULL &&
+	    rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &msg, NULL) ==
+		RETE_OK) {
+		rete_merkle_leaf_hash(leaf, raw.data, raw.len);
+		snprintf(recipient, rlen, "%s", S(msg->recipient));
+		ok = true;
+	}
+	if (msg != NULL)
+		rete__message__free_unpacked(msg, NULL);
+	if (le != NULL)
+		rete__log_entry__free_unpacked(le, NULL);
+	rete_buf_free(&raw);
+	return ok;
+}
+
+/* check_ack verifies the signed acknowledgement a Delivery (or a
+ * DELIVERY_REFUSED Notice: error set) at idx carries for entry x: the
+ * recipient's signature with its key in the Directory in force here, over
+ * this log's origin, index x, the leaf hash of entry x and the error the
+ * entry states. None: counted (a log begun before protocol 3). false: a
+ * failure was recorded. */
+static bool check_ack(struct vctx *v, const struct item *it, uint64_t x, const Rete__SignedAck *sa,
+		      Rete__ErrorCode error)
+{
+	uint64_t idx = it->it_index;
+	const Rete__Message *msg = it->it_msg;
+	unsigned long long ui = (unsigned long long)idx, ux = (unsigned long long)x;
+	const char *what = rete_message_kind(msg);
+	struct pend *p = NULL;
+	uint8_t leaf[RETE_MERKLE_HASH];
+	char recipient[RETE_ID_MAX + 64];
+	bool known = x < idx && delivered_entry(v, x, &p, leaf, recipient, sizeof(recipient));
+
+	if (sa == NULL) {
+		v->v_rep->acks_unsigned++;
+		if (p != NULL)
+			pend_settle(v, p);
+		return true;
+	}
+	ProtobufCMessage *pm = NULL;
+	rete_msg m = {{0}};
+	if (rete_pb_strict_unpack(&rete__ack_body__descriptor, sa->body.data, sa->body.len, &pm,
+				  &m) != RETE_OK) {
+		fail(v, POS_ENTRY(idx), RETE_EDECODE, true, idx,
+		     "entry %llu: the recipient's acknowledgement in %s %s does not decode: %s", ui,
+		     what, S(msg->id), m.text);
+		return false;
+	}
+	Rete__AckBody *b = (Rete__AckBody *)pm;
+	const struct party_key *k = v->v_dirs != NULL ? dir_find(v->v_dirs, b->recipient) : NULL;
+	const char *why = NULL;
+	char buf[256];
+	if (known && strcmp(b->recipient, recipient) != 0) {
+		snprintf(buf, sizeof(buf),
+			 "it is signed as %.64s, but entry %llu is addressed to %.64s",
+			 b->recipient, ux, recipient);
+		why = buf;
+	} else if (k == NULL || !k->pk_valid) {
+		snprintf(buf, sizeof(buf), "its signer %.64s has no key in the directory in force",
+			 b->recipient);
+		why = buf;
+	} else if (!(it->it_ack_spec && sodium_memcmp(it->it_ack_key.ed, k->pk_key.ed,
+						      sizeof(k->pk_key.ed)) == 0
+			 ? it->it_ack_ok /* phase A's verdict, with these very key bytes */
+			 : rete_ack_verify(sa, &k->pk_key, NULL, NULL) == RETE_OK)) {
+		(void)rete_ack_verify(sa, &k->pk_key, NULL, &m); /* the sentence */
+		snprintf(buf, sizeof(buf), "%s", m.text);
+		why = buf;
+	} else if (v->v_origin[0] != '\0' && strcmp(b->origin, v->v_origin) != 0) {
+		snprintf(buf, sizeof(buf), "it names log '%.64s', not this log", b->origin);
+		why = buf;
+	} else if (b->index != x) {
+		snprintf(buf, sizeof(buf), "it acknowledges entry %llu, not entry %llu",
+			 (unsigned long long)b->index, ux);
+		why = buf;
+	} else if (b->error != error) {
+		snprintf(buf, sizeof(buf), "it says error %d where the %s says %d", (int)b->error,
+			 what, (int)error);
+		why = buf;
+	} else if (known && (b->leaf_hash.len != RETE_MERKLE_HASH ||
+			     sodium_memcmp(b->leaf_hash.data, leaf, RETE_MERKLE_HASH) != 0)) {
+		snprintf(buf, sizeof(buf),
+			 "its leaf hash is not the one of entry %llu: it acknowledges other bytes",
+			 ux);
+		why = buf;
+	}
+	protobuf_c_message_free_unpacked(pm, NULL);
+	if (why != NULL) {
+		fail(v, POS_ENTRY(idx), RETE_EBADSIG, true, idx,
+		     "entry %llu: the recipient's signed acknowledgement in %s %s of entry %llu "
+		     "does not hold: %s",
+		     ui, what, S(msg->id), ux, why);
+		return false;
+	}
+	v->v_rep->acks_verified++;
+	if (!known)
+		v->v_rep->acks_unbound++;
+	if (p != NULL)
+		pend_settle(v, p);
+	return true;
+}
+
+/* check_acks runs the acknowledgement checks of one entry (phase B, in log
+ * order): an agency's entry awaits its Delivery; a Delivery or a
+ * DELIVERY_REFUSED Notice carries the recipient's signature; a
+ * NOT_DELIVERED Notice settles the entry (no ack). false: a failure was
+ * recorded. */
+static bool check_acks(struct vctx *v, struct item *it)
+{
+	const Rete__Message *msg = it->it_msg;
+	uint64_t idx = it->it_index;
+
+	switch (msg->body_case) {
+	case RETE__MESSAGE__BODY_REFERRAL:
+	case RETE__MESSAGE__BODY_UPDATE:
+	case RETE__MESSAGE__BODY_NOTE:
+		if (*S(msg->recipient) == '\0')
+			return true;
+		if (pend_add(v, it) != RETE_OK) {
+			fail(v, POS_ENTRY(idx), RETE_ENOMEM, true, idx, "verify: out of memory");
+			return false;
+		}
+		return true;
+	case RETE__MESSAGE__BODY_DELIVERY:
+		return msg->delivery == NULL ||
+		       check_ack(v, it, msg->delivery->index, msg->delivery->ack, 0);
+	case RETE__MESSAGE__BODY_NOTICE:
+		if (msg->notice == NULL)
+			return true;
+		if (msg->notice->kind == RETE__NOTICE_KIND__NOTICE_KIND_DELIVERY_REFUSED)
+			return check_ack(v, it, msg->notice->index, msg->notice->ack,
+					 msg->notice->error);
+		if (msg->notice->kind == RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED) {
+			struct pend *p = pend_find(v, msg->notice->index);
+			if (p != NULL)
+				pend_settle(v, p);
+		}
+		return true;
+	default:
+		return true;
+	}
+}
+
 /* ---- phase B: order ------------------------------------------------------------ */
 
 /* check_entry runs the in-order checks of one entry: CHECK_OK, or a
@@ -896,6 +1176,8 @@ static int check_entry(struct vctx *v, struct item *it)
 			return CHECK_BAD;
 		}
 	}
+	if (!check_acks(v, it))
+		return CHECK_BAD;
 	/* a failure at a later position (the next chunk's reading, already
 	 * done) must not stop this chunk */
 	if (!reach_size(v, idx + 1) || failed_before(v, POS_ENTRY(idx + 1)))
@@ -2325,6 +2607,7 @@ static void v_free(struct vctx *v)
 	ra_end(v);
 	rete_store_read_end(&v->v_rt);
 	dirs_free(v);
+	pend_free(v);
 	for (size_t i = 0; i < v->v_nck; i++)
 		free(v->v_ck[i].ck_note);
 	free(v->v_ck);

@@ -9,6 +9,12 @@
  *     Delivery, Notice) with the broker key given, an agency's message with
  *     the sender's key from the Directory in force at that point of the log
  *     (the Directory entries are in the log);
+ *   - every Delivery and DELIVERY_REFUSED Notice carries the recipient's
+ *     signed acknowledgement (protocol 3), which verifies with the key of
+ *     the delivered entry's recipient in the Directory in force at the
+ *     Delivery, over this log's origin, the delivered entry's index and
+ *     leaf hash; one without it (a log begun before protocol 3) is counted
+ *     (acks_unsigned), not a failure;
  *   - the Merkle tree recomputed from the entry bytes equals the stored leaf
  *     hashes and nodes and every stored checkpoint's root; every checkpoint
  *     carries a valid signature of the broker key; consecutive checkpoints
@@ -140,6 +146,16 @@ typedef struct rete_verify_report {
 	uint64_t since_size;	     /* and size */
 	bool since_past;	     /* it covered entries from restore_index on: the
 					ones it saw there are not in this log */
+	/* Protocol 3: the recipient's signed acknowledgement in each Delivery
+	 * and DELIVERY_REFUSED Notice, verified with the recipient's key in
+	 * the Directory in force at that entry, over this log's origin, the
+	 * delivered entry's index and its leaf hash (a bad one fails the log). */
+	uint64_t acks_verified; /* acknowledgements that verified */
+	uint64_t acks_unsigned; /* Deliveries / refusals without one: logged
+				   before protocol 3; counted, not a failure */
+	uint64_t acks_unbound;	/* (sessions) verified acknowledgements of an
+				   entry before the session's start: the leaf
+				   hash and recipient could not be compared */
 } rete_verify_report;
 
 /* rete_verify_log verifies the log in s (opened read-only or not) as

@@ -190,15 +190,18 @@ static rete_err out_as_sent(void *user, char **data, size_t *len)
 	return RETE_OK;
 }
 
-/* out_fail_ex moves outbox/name to failed/ with NAME.error.json beside it
+/* out_fail_doc moves outbox/name to failed/ with NAME.error.json beside it
  * (agent_spool_answer_put: never overwriting, across file systems, only
  * while it is still orig; else the fallback: text, or the message as
  * signed, is written in its place). problems (may be NULL) adds one entry
- * per problem. A file that cannot be answered is said in the log once. */
-static void out_fail_ex(agent *a, const char *name, const agent_spool_ident *orig,
-			const rete_buf *signed_msg, const void *text_in, size_t text_len,
-			const uint8_t *hash, const char *id, const char *code, const char *field,
-			const char *error, const rete_problems *problems)
+ * per problem; signed_refusal (may be NULL), the broker's SignedRefusal in
+ * base64, goes in as "signedRefusal". A file that cannot be answered is
+ * said in the log once. */
+static void out_fail_doc(agent *a, const char *name, const agent_spool_ident *orig,
+			 const rete_buf *signed_msg, const void *text_in, size_t text_len,
+			 const uint8_t *hash, const char *id, const char *code, const char *field,
+			 const char *error, const rete_problems *problems,
+			 const char *signed_refusal)
 {
 	rete_msg m = {{0}};
 	json_t *doc = json_object();
@@ -222,6 +225,10 @@ static void out_fail_ex(agent *a, const char *name, const agent_spool_ident *ori
 		}
 		json_object_set_new(doc, "problems", arr);
 	}
+	/* the broker's signed statement of the refusal (protocol 3): the
+	 * sender's proof that it was refused and why */
+	if (signed_refusal != NULL)
+		json_object_set_new(doc, "signedRefusal", json_string(signed_refusal));
 	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(doc);
 	if (text == NULL)
@@ -266,6 +273,16 @@ static void out_fail_ex(agent *a, const char *name, const agent_spool_ident *ori
 		a->out_rescan = true;
 	if (hash != NULL && agent_db_outbox_del(a->db, name, hash, &m) != RETE_OK)
 		agent_log(a, "error", "%s: %s", name, m.text);
+}
+
+/* out_fail_ex is out_fail_doc without a signed refusal. */
+static void out_fail_ex(agent *a, const char *name, const agent_spool_ident *orig,
+			const rete_buf *signed_msg, const void *text_in, size_t text_len,
+			const uint8_t *hash, const char *id, const char *code, const char *field,
+			const char *error, const rete_problems *problems)
+{
+	out_fail_doc(a, name, orig, signed_msg, text_in, text_len, hash, id, code, field, error,
+		     problems, NULL);
 }
 
 /* out_fail answers the outbox file of an item (found by name) in failed/. */
@@ -1224,7 +1241,8 @@ static rete_err out_write_new(const char *dir, const char *name, const char *dat
  * it was sent as ("file") and the log index of its latest receipt. The
  * name taken goes into used. RETE_EIO, RETE_ENOMEM. */
 static rete_err out_held_answer(agent *a, const out_item *it, const char *code, const char *field,
-				const char *error, char *used, size_t used_len, rete_msg *m)
+				const char *error, const char *signed_refusal, char *used,
+				size_t used_len, rete_msg *m)
 {
 	agent_idrec rec;
 	rete_msg im = {{0}};
@@ -1247,6 +1265,8 @@ static rete_err out_held_answer(agent *a, const out_item *it, const char *code, 
 	json_object_set_new(doc, "error", json_string(error));
 	snprintf(idx, sizeof(idx), "%" PRIu64, it->held_index);
 	json_object_set_new(doc, "receiptIndex", json_string(idx));
+	if (signed_refusal != NULL) /* the broker's signed statement (protocol 3) */
+		json_object_set_new(doc, "signedRefusal", json_string(signed_refusal));
 	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(doc);
 	if (text == NULL)
@@ -1271,15 +1291,17 @@ static rete_err out_held_answer(agent *a, const out_item *it, const char *code, 
 /* out_held_final ends held item i without its delivery receipt: the answer
  * in failed/ first, then the held record goes (a crash between: the round
  * submits it again and the same answer comes once more, under a new name).
- * what says in the log what happened. false when the answer could not be
- * written: the item stays, and is tried again. */
-static bool out_held_final(agent *a, size_t i, const char *code, const char *field,
-			   const char *error, const char *what)
+ * what says in the log what happened; signed_refusal (may be NULL) is the
+ * broker's SignedRefusal in base64, kept in the answer. false when the
+ * answer could not be written: the item stays, and is tried again. */
+static bool out_held_final_doc(agent *a, size_t i, const char *code, const char *field,
+			       const char *error, const char *what, const char *signed_refusal)
 {
 	out_item *it = &a->out_items[i];
 	char used[300];
 	rete_msg m = {{0}};
-	if (out_held_answer(a, it, code, field, error, used, sizeof(used), &m) != RETE_OK) {
+	if (out_held_answer(a, it, code, field, error, signed_refusal, used, sizeof(used), &m) !=
+	    RETE_OK) {
 		agent_log(a, "error",
 			  "held message %s %s (%s): %s; but its answer cannot be written in "
 			  "failed/: %s; still held, trying again later",
@@ -1296,6 +1318,12 @@ static bool out_held_final(agent *a, size_t i, const char *code, const char *fie
 	item_remove(a, i);
 	a->held_check = true;
 	return true;
+}
+
+static bool out_held_final(agent *a, size_t i, const char *code, const char *field,
+			   const char *error, const char *what)
+{
+	return out_held_final_doc(a, i, code, field, error, what, NULL);
 }
 
 /* out_hold records, in the open transaction, what we must keep of a
@@ -1533,6 +1561,61 @@ static size_t out_find_item(agent *a, const Rete__Receipt *r)
 	return first;
 }
 
+/* out_refusal_trusted checks the broker's signed statement of refusal r of
+ * item it (protocol 3): a SignedRefusal that verifies with the pinned
+ * broker key, whose body names this log, our party, the message's id, the
+ * SHA-256 of the very bytes we submitted, and the code, sentence and field
+ * the refusal says. *b64 gets the SignedRefusal's bytes in base64 (caller
+ * frees) for failed/NAME.error.json. false (with the witness alarm, and the
+ * item due again after `resubmit`): a refusal the broker did not sign, or
+ * not of this message, is not taken as the answer. */
+static bool out_refusal_trusted(agent *a, out_item *it, const Rete__Receipt *r, char **b64)
+{
+	Rete__RefusalBody *body = NULL;
+	rete_msg m = {{0}};
+	uint8_t ours[RETE_HASH_LEN];
+	const char *why = NULL;
+	*b64 = NULL;
+	rete_sha256(ours, it->signed_msg.data, it->signed_msg.len);
+	if (rete_refusal_verify(r->signed_refusal, &a->broker_pk, &body, &m) != RETE_OK)
+		why = m.text;
+	else if (a->origin[0] != '\0' && strcmp(body->origin, a->origin) != 0)
+		why = "its signed body names another log";
+	else if (strcmp(body->party, a->cfg.id) != 0)
+		why = "its signed body names another party";
+	else if (strcmp(body->message_id, it->id) != 0)
+		why = "its signed body names another message";
+	else if (body->message_sha256.len != RETE_HASH_LEN ||
+		 sodium_memcmp(body->message_sha256.data, ours, RETE_HASH_LEN) != 0)
+		why = "its signed body names other bytes than the ones we submitted";
+	else if (body->error != r->error ||
+		 strcmp(body->error_text, r->error_text ? r->error_text : "") != 0 ||
+		 strcmp(body->field, r->field ? r->field : "") != 0)
+		why = "its signed body says another code, sentence or field than the refusal";
+	if (body != NULL)
+		rete__refusal_body__free_unpacked(body, NULL);
+	if (why == NULL) {
+		size_t len = rete__signed_refusal__get_packed_size(r->signed_refusal);
+		uint8_t *bytes = malloc(len ? len : 1);
+		if (bytes != NULL) {
+			rete__signed_refusal__pack(r->signed_refusal, bytes);
+			*b64 = rete_b64_encode(bytes, len);
+			free(bytes);
+		}
+		return true;
+	}
+	agent_witness_alarm(a,
+			    "the broker's refusal of %s (%s: %s) is not its signed statement: "
+			    "%s; the refusal is not taken, %s stays ours and is submitted again",
+			    it->id, it->held ? "held message" : it->name,
+			    r->error_text ? r->error_text : "", why, it->held ? "it" : "the file");
+	it->retry_at = rete_now_ms() + a->cfg.resubmit_ms;
+	it->sent_at = 0;
+	return false;
+}
+
+static void out_refused(agent *a, size_t i, const Rete__Receipt *r, const char *signed_refusal);
+
 void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 {
 	size_t i = out_find_item(a, r);
@@ -1562,6 +1645,20 @@ void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 		it->sent_at = 0;
 		return;
 	}
+	/* A final refusal ends the message's journey: only on the broker's
+	 * signature (a transient one changes nothing: it is tried again). */
+	char *signed_refusal = NULL;
+	if (!out_refusal_trusted(a, it, r, &signed_refusal))
+		return;
+	out_refused(a, i, r, signed_refusal);
+	free(signed_refusal);
+}
+
+/* out_refused ends item i on the broker's final refusal r (signed:
+ * signed_refusal, its SignedRefusal in base64, or NULL). */
+static void out_refused(agent *a, size_t i, const Rete__Receipt *r, const char *signed_refusal)
+{
+	out_item *it = &a->out_items[i];
 	const char *code = rete_enum_json_name(&rete__error_code__descriptor, (int)r->error);
 	if (!it->held && r->error == RETE__ERROR_CODE__ERROR_CODE_ID_REUSED) {
 		/* The same file twice in outbox/ at once: the first's receipt
@@ -1610,10 +1707,10 @@ void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 	if (it->held) {
 		/* A final refusal of a message submitted again: nothing more the
 		 * agent can do with it; the refusal is the answer, in failed/. */
-		out_held_final(a, i, code ? code : "refused", r->field,
-			       r->error_text && r->error_text[0] ? r->error_text
-								 : "refused by the broker",
-			       "submitted again was refused");
+		out_held_final_doc(a, i, code ? code : "refused", r->field,
+				   r->error_text && r->error_text[0] ? r->error_text
+								     : "refused by the broker",
+				   "submitted again was refused", signed_refusal);
 		return;
 	}
 	char name[256];
@@ -1622,9 +1719,12 @@ void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 	snprintf(name, sizeof(name), "%s", it->name);
 	memcpy(hash, it->hash, sizeof(hash));
 	snprintf(id, sizeof(id), "%s", it->id);
-	/* out_fail finds the item (what was submitted) by name: remove it after */
-	out_fail(a, name, hash, id, code ? code : "refused", r->field,
-		 r->error_text && r->error_text[0] ? r->error_text : "refused by the broker", NULL);
+	/* out_fail_doc answers what was submitted (the item, found by name):
+	 * remove it after */
+	out_fail_doc(a, name, &it->ident, it->state == AGENT_OUT_SIGNED ? &it->signed_msg : NULL,
+		     NULL, 0, hash, id, code ? code : "refused", r->field,
+		     r->error_text && r->error_text[0] ? r->error_text : "refused by the broker",
+		     NULL, signed_refusal);
 	item_remove(a, i);
 }
 

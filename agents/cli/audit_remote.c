@@ -640,6 +640,21 @@ static void alarm_print(const audit_remote_opts *o, const char *saved, const cha
 		    "saved\none earlier, and now presents less than it as its whole log.\n");
 }
 
+void audit_acks_print(const rete_verify_report *rep)
+{
+	if (rep->acks_verified == 0 && rep->acks_unsigned == 0)
+		return;
+	printf("deliveries: %" PRIu64 " acknowledgement%s signed by the recipient verified",
+	       rep->acks_verified, rep->acks_verified == 1 ? "" : "s");
+	if (rep->acks_unbound > 0)
+		printf(" (%" PRIu64 " of entries verified in an earlier run: signature, log and "
+		       "index checked)",
+		       rep->acks_unbound);
+	if (rep->acks_unsigned > 0)
+		printf("; %" PRIu64 " unsigned (logged before protocol 3)", rep->acks_unsigned);
+	printf("\n");
+}
+
 void audit_restore_print(const rete_verify_report *rep, const char *state, const char *kept)
 {
 	unsigned pe = (unsigned)rep->restore_prev_epoch;
@@ -1004,6 +1019,7 @@ int audit_remote_verify(const audit_remote_opts *o)
 		if (start > 0)
 			printf("consistent with the checkpoint of size %" PRIu64 " saved in %s\n",
 			       start, o->state);
+		audit_acks_print(&rep);
 		if (rep.restored)
 			audit_restore_print(&rep, o->state, kept);
 		printf("state saved in %s\n", o->state);
@@ -1028,6 +1044,8 @@ report:
 		json_object_set_new(j, "origin", json_string(rep.origin));
 		json_object_set_new(j, "fetched", json_integer((json_int_t)fetched));
 		json_object_set_new(j, "entriesChecked", json_integer((json_int_t)rep.entries));
+		json_object_set_new(j, "acksVerified", json_integer((json_int_t)rep.acks_verified));
+		json_object_set_new(j, "acksUnsigned", json_integer((json_int_t)rep.acks_unsigned));
 		json_object_set_new(j, "fromSize", json_integer((json_int_t)start));
 		json_object_set_new(j, "savedCheckpoint", ckpt_json(st.note));
 		json_object_set_new(j, "brokerCheckpoint", ckpt_json(note));

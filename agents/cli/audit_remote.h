@@ -75,6 +75,11 @@ typedef struct audit_remote_opts {
  * file, connection or I/O errors. */
 int audit_remote_verify(const audit_remote_opts *o);
 
+/* audit_acks_print prints, when the log holds Deliveries (or refusals of
+ * delivery), how many carry their recipient's signed acknowledgement,
+ * verified, and how many none (logged before protocol 3). */
+void audit_acks_print(const rete_verify_report *rep);
+
 /* audit_restore_print prints, for a report with restored set, what the
  * log's Epoch entry declares (epoch N began at index I; the last checkpoint
  * of the epoch before was of M entries; entries I..M-1 of it are not in

@@ -248,6 +248,8 @@ static json_t *verify_json(const rete_verify_report *rep, bool replay)
 	json_object_set_new(o, "referralsCompared", json_integer((json_int_t)rep->referrals));
 	json_object_set_new(o, "indexRowsCompared", json_integer((json_int_t)rep->index_rows));
 	json_object_set_new(o, "unloggedAcks", json_integer((json_int_t)rep->unlogged_acks));
+	json_object_set_new(o, "acksVerified", json_integer((json_int_t)rep->acks_verified));
+	json_object_set_new(o, "acksUnsigned", json_integer((json_int_t)rep->acks_unsigned));
 	if (rep->verdict == RETE_VERIFY_HOLDS)
 		set_b64(o, "root", rep->root, RETE_MERKLE_HASH);
 	if (rep->has_checkpoint) {
@@ -438,6 +440,7 @@ static int audit_verify(int argc, char **argv)
 			printf("verified %" PRIu64 " entries, 0 checkpoints; no checkpoint yet\n",
 			       rep.entries);
 		}
+		audit_acks_print(&rep);
 		if (rep.restored)
 			audit_restore_print(&rep, NULL, NULL);
 	}

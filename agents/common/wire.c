@@ -9,6 +9,9 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "duration.h"
+#include "merkle.h"
+
 /* --- the process-wide context ------------------------------------------------ */
 
 static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -338,6 +341,52 @@ rete_err rete_wire_ack(rete_wire *w, uint64_t index, Rete__ErrorCode error, cons
 	f.command_case = RETE__CLIENT_FRAME__COMMAND_ACK;
 	f.ack = &a;
 	return rete_wire_send(w, &f, m);
+}
+
+rete_err rete_wire_ack_build(Rete__Ack *ack, Rete__SignedAck *sa, const rete_seckey *key,
+			     const char *origin, const char *recipient, const uint8_t *entry,
+			     size_t len, uint64_t index, Rete__ErrorCode error, const char *text,
+			     rete_msg *m)
+{
+	uint8_t leaf[RETE_MERKLE_HASH];
+	rete_merkle_leaf_hash(leaf, entry, len);
+	Rete__AckBody body;
+	rete__ack_body__init(&body);
+	body.origin = (char *)(origin ? origin : "");
+	body.recipient = (char *)(recipient ? recipient : "");
+	body.index = index;
+	body.leaf_hash.data = leaf;
+	body.leaf_hash.len = sizeof(leaf);
+	body.acked_at = rete_now_ms();
+	body.error = error;
+	body.error_text = (char *)(text ? text : "");
+	rete__ack__init(ack);
+	ack->index = index;
+	ack->error = error;
+	ack->error_text = body.error_text;
+	rete_err err = rete_ack_sign(&body, key, sa, m);
+	if (err == RETE_OK)
+		ack->signed_ = sa;
+	return err;
+}
+
+rete_err rete_wire_ack_signed(rete_wire *w, const rete_seckey *key, const char *origin,
+			      const char *recipient, const uint8_t *entry, size_t len,
+			      uint64_t index, Rete__ErrorCode error, const char *text, rete_msg *m)
+{
+	Rete__Ack a;
+	Rete__SignedAck sa;
+	rete_err err =
+	    rete_wire_ack_build(&a, &sa, key, origin, recipient, entry, len, index, error, text, m);
+	if (err != RETE_OK)
+		return err;
+	Rete__ClientFrame f;
+	rete__client_frame__init(&f);
+	f.command_case = RETE__CLIENT_FRAME__COMMAND_ACK;
+	f.ack = &a;
+	err = rete_wire_send(w, &f, m);
+	rete_signed_ack_clear(&sa);
+	return err;
 }
 
 static rete_err send_pingpong(rete_wire *w, bool pong, uint64_t nonce, rete_msg *m)

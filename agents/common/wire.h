@@ -94,11 +94,31 @@ rete_err rete_wire_hello(rete_wire *w, const char *party, const char *software, 
 rete_err rete_wire_submit(rete_wire *w, const uint8_t *signed_message, size_t len,
 			  const uint8_t *sealed, size_t sealed_len, rete_msg *m);
 
-/* rete_wire_ack acknowledges delivery of log entry `index`; error 0 means
+/* rete_wire_ack acknowledges delivery of log entry `index` WITHOUT the
+ * recipient's signature (a protocol-2 ACK, which a protocol-3 broker
+ * refuses with ERROR_CODE_BAD_ACK: tests use it to show that); error 0 means
  * received and recorded, otherwise error and text say why the entry could
  * not be verified or opened (text may be NULL). Errors as rete_wire_send. */
 rete_err rete_wire_ack(rete_wire *w, uint64_t index, Rete__ErrorCode error, const char *text,
 		       rete_msg *m);
+
+/* rete_wire_ack_build fills *ack for the delivered LogEntry bytes `entry`
+ * (its log index `index`), signed by the recipient (protocol 3): sa gets
+ * SignedAck{AckBody{origin, recipient, index, leaf_hash = RFC 6962 leaf
+ * hash of entry, acked_at = now (ms), error, text}} signed with key over
+ * RETE_CTX_ACK (rete_ack_sign), and ack carries index, error and text (text
+ * may be NULL) and points at sa. Free sa with rete_signed_ack_clear; ack
+ * borrows text. RETE_ENOMEM, RETE_ECRYPTO. */
+rete_err rete_wire_ack_build(Rete__Ack *ack, Rete__SignedAck *sa, const rete_seckey *key,
+			     const char *origin, const char *recipient, const uint8_t *entry,
+			     size_t len, uint64_t index, Rete__ErrorCode error, const char *text,
+			     rete_msg *m);
+
+/* rete_wire_ack_signed sends the ACK rete_wire_ack_build makes. Errors as
+ * rete_wire_ack_build and rete_wire_send. */
+rete_err rete_wire_ack_signed(rete_wire *w, const rete_seckey *key, const char *origin,
+			      const char *recipient, const uint8_t *entry, size_t len,
+			      uint64_t index, Rete__ErrorCode error, const char *text, rete_msg *m);
 
 /* rete_wire_ping sends PING with nonce; the PONG comes through
  * rete_wire_recv. Errors as rete_wire_send. */

@@ -352,11 +352,37 @@ static inline rete_wire *it_connect(it_net *n, int who)
 	return w;
 }
 
+/* it_ack_deliver acknowledges the delivery d on w as party `party`
+ * holding key, signed as protocol 3 asks (rete_wire_ack_signed: the
+ * origin is the delivered message's, which the broker checked is the
+ * log's); error and text (may be NULL) say a refusal. RETE_OK, or the
+ * wire's error (RETE_EDECODE when d's entry does not decode: nothing sent). */
+static inline rete_err it_ack_deliver(rete_wire *w, const rete_seckey *key, const char *party,
+				      const Rete__Deliver *d, Rete__ErrorCode error,
+				      const char *text)
+{
+	Rete__LogEntry *le = rete__log_entry__unpack(NULL, d->log_entry.len, d->log_entry.data);
+	if (le == NULL)
+		return RETE_EDECODE;
+	Rete__Message *msg = NULL;
+	rete_err err =
+	    rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &msg, NULL);
+	if (err == RETE_OK)
+		err = rete_wire_ack_signed(w, key, msg->origin, party, d->log_entry.data,
+					   d->log_entry.len, le->index, error, text, NULL);
+	if (msg != NULL)
+		rete__message__free_unpacked(msg, NULL);
+	rete__log_entry__free_unpacked(le, NULL);
+	return err;
+}
+
 /* it_recv_acking waits for the next frame of kind `kind` (or a refusal),
  * dropping others; with ack, every DELIVER that arrives meanwhile (the one
- * returned too) is acked, its index in *acked (may be NULL). NULL at the
- * deadline; the caller frees the frame. */
-static inline Rete__BrokerFrame *it_recv_acking(rete_wire *w, int kind, int ms, bool ack,
+ * returned too) is acked, signed with ack (party ack_party's key), its
+ * index in *acked (may be NULL). NULL at the deadline; the caller frees the
+ * frame. */
+static inline Rete__BrokerFrame *it_recv_acking(rete_wire *w, int kind, int ms,
+						const rete_seckey *ack, const char *ack_party,
 						uint64_t *acked)
 {
 	int64_t end = it_mono_ms() + ms;
@@ -374,7 +400,7 @@ static inline Rete__BrokerFrame *it_recv_acking(rete_wire *w, int kind, int ms, 
 			Rete__LogEntry *le = rete__log_entry__unpack(
 			    NULL, f->deliver->log_entry.len, f->deliver->log_entry.data);
 			if (le != NULL) {
-				rete_wire_ack(w, le->index, 0, NULL, NULL);
+				it_ack_deliver(w, ack, ack_party, f->deliver, 0, NULL);
 				if (acked)
 					*acked = le->index;
 				rete__log_entry__free_unpacked(le, NULL);
@@ -391,7 +417,7 @@ static inline Rete__BrokerFrame *it_recv_acking(rete_wire *w, int kind, int ms, 
  * dropping others; NULL at the deadline. */
 static inline Rete__BrokerFrame *it_recv_kind(rete_wire *w, int kind, int ms)
 {
-	return it_recv_acking(w, kind, ms, false, NULL);
+	return it_recv_acking(w, kind, ms, NULL, NULL, NULL);
 }
 
 /* it_ping_ready pings the broker over w until it answers (true) or the

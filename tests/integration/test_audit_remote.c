@@ -122,14 +122,9 @@ static Rete__BrokerFrame *pump(int p, int kind, int ms)
 			Rete__BrokerFrame *f = NULL;
 			if (rete_wire_recv(E->h.w[q], q == p ? 20 : 0, &f, NULL) != RETE_OK)
 				continue;
-			if (f->command_case == RETE__BROKER_FRAME__COMMAND_DELIVER) {
-				Rete__LogEntry *le = rete__log_entry__unpack(
-				    NULL, f->deliver->log_entry.len, f->deliver->log_entry.data);
-				if (le != NULL) {
-					rete_wire_ack(E->h.w[q], le->index, 0, NULL, NULL);
-					rete__log_entry__free_unpacked(le, NULL);
-				}
-			}
+			if (f->command_case == RETE__BROKER_FRAME__COMMAND_DELIVER)
+				it_ack_deliver(E->h.w[q], E->h.keys[q], ids[q], f->deliver, 0,
+					       NULL);
 			if (q == p && ((int)f->command_case == kind ||
 				       f->command_case == RETE__BROKER_FRAME__COMMAND_REFUSAL))
 				return f;

@@ -293,6 +293,14 @@ static uint64_t refer(struct env *e, rete_wire *w, const char *id)
 	return idx;
 }
 
+/* ack acknowledges the DELIVER frame f on w as party who, signed with its
+ * key (protocol 3). */
+static rete_err ack(struct env *e, rete_wire *w, int who, const Rete__BrokerFrame *f,
+		    Rete__ErrorCode error, const char *text)
+{
+	return it_ack_deliver(w, e->h.keys[who], party_ids[who], f->deliver, error, text);
+}
+
 static rete_wire *hello(struct env *e, int who)
 {
 	rete_wire *w = connect_as(e, who);
@@ -429,8 +437,8 @@ static void test_submit_deliver_ack(void **state)
 	assert_string_equal(priv->person->name, "Mario Rossi");
 	rete__private__free_unpacked(priv, NULL);
 	rete__message__free_unpacked(msg, NULL);
+	assert_int_equal(ack(e, cpi, P_CPI, f, 0, NULL), RETE_OK);
 	rete__broker_frame__free_unpacked(f, NULL);
-	assert_int_equal(rete_wire_ack(cpi, idx, 0, NULL, NULL), RETE_OK);
 
 	/* the sender gets the delivery receipt: a broker-signed Delivery */
 	f = it_recv_kind(social, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
@@ -444,8 +452,8 @@ static void test_submit_deliver_ack(void **state)
 	assert_true(msg->delivery->delivered_at > 0);
 	assert_int_equal(f->deliver->sealed.len, 0);
 	rete__message__free_unpacked(msg, NULL);
+	assert_int_equal(ack(e, social, P_SOCIAL, f, 0, NULL), RETE_OK);
 	rete__broker_frame__free_unpacked(f, NULL);
-	assert_int_equal(rete_wire_ack(social, didx, 0, NULL, NULL), RETE_OK);
 
 	/* the referral is now received, as its requester can read */
 	f = referral_info(e, "ref-1");
@@ -756,8 +764,8 @@ static void test_offline_in_order(void **state)
 		assert_int_equal(got, idx[i]);
 		assert_string_equal(msg->id, id);
 		rete__message__free_unpacked(msg, NULL);
+		ack(e, cpi, P_CPI, f, 0, NULL);
 		rete__broker_frame__free_unpacked(f, NULL);
-		rete_wire_ack(cpi, got, 0, NULL, NULL);
 	}
 	rete_wire_close(&cpi);
 	rete_wire_close(&social);
@@ -969,10 +977,10 @@ static void test_overdue_and_refused_delivery(void **state)
 	Rete__Message *msg = deliver_msg(f, &got);
 	assert_int_equal(got, i1);
 	rete__message__free_unpacked(msg, NULL);
-	rete__broker_frame__free_unpacked(f, NULL);
-	assert_int_equal(rete_wire_ack(cpi, i1, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
-				       "the sealed part does not open with our key", NULL),
+	assert_int_equal(ack(e, cpi, P_CPI, f, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
+			     "the sealed part does not open with our key"),
 			 RETE_OK);
+	rete__broker_frame__free_unpacked(f, NULL);
 	f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
 	assert_non_null(f);
 	msg = deliver_msg(f, &got);
@@ -1004,7 +1012,7 @@ static void test_overdue_and_refused_delivery(void **state)
 				overdue = true;
 			}
 		}
-		rete_wire_ack(social, got, 0, NULL, NULL);
+		ack(e, social, P_SOCIAL, f, 0, NULL);
 		rete__message__free_unpacked(msg, NULL);
 		rete__broker_frame__free_unpacked(f, NULL);
 	}
@@ -1113,7 +1121,7 @@ static void test_kill9_under_load(void **state)
 			delivered[n] = true;
 			ndel++;
 		}
-		rete_wire_ack(cpi, ix, 0, NULL, NULL);
+		ack(e, cpi, P_CPI, f, 0, NULL);
 		rete__message__free_unpacked(msg, NULL);
 		rete__broker_frame__free_unpacked(f, NULL);
 	}

@@ -134,8 +134,10 @@ static void test_redeliver(void **state)
 		it_show(n, "broker.log");
 	assert_non_null(f); /* the delivery was not sent again */
 	assert_int_equal(deliver_index(f), idx);
+	assert_int_equal(
+	    it_ack_deliver(cpi, n->keys[IT_CPI], it_party_ids[IT_CPI], f->deliver, 0, NULL),
+	    RETE_OK);
 	rete__broker_frame__free_unpacked(f, NULL);
-	assert_int_equal(rete_wire_ack(cpi, (uint64_t)idx, 0, NULL, NULL), RETE_OK);
 	/* acked: the queue is empty (health says so) */
 	rete_wire_close(&cpi);
 	rete_wire_close(&social);
@@ -166,14 +168,16 @@ static void test_second_hello_gone(void **state)
 		it_show(n, "broker.log");
 	assert_non_null(f); /* deliveries went to the connection that left */
 	assert_int_equal(deliver_index(f), i1);
+	assert_int_equal(
+	    it_ack_deliver(a, n->keys[IT_CPI], it_party_ids[IT_CPI], f->deliver, 0, NULL), RETE_OK);
 	rete__broker_frame__free_unpacked(f, NULL);
-	assert_int_equal(rete_wire_ack(a, (uint64_t)i1, 0, NULL, NULL), RETE_OK);
 	/* and the next one too */
 	int64_t i2 = refer(n, social, "second-2");
 	f = it_recv_kind(a, RETE__BROKER_FRAME__COMMAND_DELIVER, it_scaled_ms(15000));
 	assert_int_equal(deliver_index(f), i2);
+	assert_int_equal(
+	    it_ack_deliver(a, n->keys[IT_CPI], it_party_ids[IT_CPI], f->deliver, 0, NULL), RETE_OK);
 	rete__broker_frame__free_unpacked(f, NULL);
-	assert_int_equal(rete_wire_ack(a, (uint64_t)i2, 0, NULL, NULL), RETE_OK);
 	rete_wire_close(&a);
 	rete_wire_close(&social);
 }
@@ -337,10 +341,11 @@ static void test_broker_log_escape(void **state)
 	int64_t idx = refer(n, social, "escape-1");
 	f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, it_wait_ms());
 	assert_int_equal(deliver_index(f), idx);
-	rete__broker_frame__free_unpacked(f, NULL);
-	assert_int_equal(rete_wire_ack(cpi, (uint64_t)idx, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
-				       "bad\x1b[2Jthing\nWITNESS ALARM", NULL),
+	assert_int_equal(it_ack_deliver(cpi, n->keys[IT_CPI], it_party_ids[IT_CPI], f->deliver,
+					RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
+					"bad\x1b[2Jthing\nWITNESS ALARM"),
 			 RETE_OK);
+	rete__broker_frame__free_unpacked(f, NULL);
 	assert_true(log_wait(n->log, "bad\\x1b[2Jthing\\nWITNESS ALARM", it_wait_ms()));
 	struct notice_find nf = {0};
 	for (int64_t end = it_mono_ms() + it_wait_ms(); !nf.found && it_mono_ms() < end;)

@@ -276,7 +276,8 @@ static void test_full_disk(void **state)
 			fprintf(stderr, "full disk: entry %" PRIu64 " delivered again (last %" PRIu64
 					"); acked again\n",
 				le->index, last);
-			rete_wire_ack(cpi, le->index, 0, NULL, NULL);
+			it_ack_deliver(cpi, n->keys[IT_CPI], it_party_ids[IT_CPI], f->deliver, 0,
+				       NULL);
 			rete__log_entry__free_unpacked(le, NULL);
 			rete__broker_frame__free_unpacked(f, NULL);
 			continue;
@@ -288,7 +289,7 @@ static void test_full_disk(void **state)
 			known = known || ok.index[k] == le->index;
 		assert_true(known);
 		assert_true(f->deliver->sealed.len > PAD);
-		rete_wire_ack(cpi, le->index, 0, NULL, NULL);
+		it_ack_deliver(cpi, n->keys[IT_CPI], it_party_ids[IT_CPI], f->deliver, 0, NULL);
 		rete__log_entry__free_unpacked(le, NULL);
 		rete__broker_frame__free_unpacked(f, NULL);
 	}

@@ -110,8 +110,8 @@ static void submit_msg(int from, Rete__Message *msg, const uint8_t *sealed, size
 	assert_int_equal(it_sign_send(E->h.w[from], msg, ids[from], ORIGIN, "case-mn-7",
 				      E->h.keys[from], sealed, sealed_len),
 			 RETE_OK);
-	Rete__BrokerFrame *f =
-	    it_recv_acking(E->h.w[from], RETE__BROKER_FRAME__COMMAND_RECEIPT, WAIT_MS, true, NULL);
+	Rete__BrokerFrame *f = it_recv_acking(E->h.w[from], RETE__BROKER_FRAME__COMMAND_RECEIPT,
+					      WAIT_MS, E->h.keys[from], ids[from], NULL);
 	assert_true(it_accepted(f, msg->id, E->h.log));
 }
 
@@ -264,7 +264,8 @@ static void wait_until(int k, Rete__Status st, bool want_overdue)
 		for (int p = 0; p < P_COORD; p++) {
 			if (p == P_ASST)
 				continue;
-			Rete__BrokerFrame *x = it_recv_acking(E->h.w[p], -1, 30, true, NULL);
+			Rete__BrokerFrame *x =
+			    it_recv_acking(E->h.w[p], -1, 30, E->h.keys[p], ids[p], NULL);
 			if (x)
 				rete__broker_frame__free_unpacked(x, NULL);
 		}

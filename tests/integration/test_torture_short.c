@@ -158,6 +158,22 @@ static void test_restore_held_refused(void **state)
 	assert_string_equal(json_string_value(json_object_get(j, "messageId")), "held-u1");
 	assert_non_null(strstr(json_string_value(json_object_get(j, "error")), "held-r1"));
 	assert_string_equal(json_string_value(json_object_get(j, "file")), "u1.json");
+	/* with the broker's signed statement of the refusal (protocol 3) */
+	const char *b64 = json_string_value(json_object_get(j, "signedRefusal"));
+	assert_non_null(b64);
+	uint8_t *srb = NULL;
+	size_t srlen = 0;
+	assert_int_equal(rete_b64_decode(b64, &srb, &srlen), RETE_OK);
+	Rete__SignedRefusal *sr = rete__signed_refusal__unpack(NULL, srlen, srb);
+	assert_non_null(sr);
+	Rete__RefusalBody *rb = NULL;
+	assert_int_equal(rete_refusal_verify(sr, &n->broker->pub, &rb, NULL), RETE_OK);
+	assert_string_equal(rb->message_id, "held-u1");
+	assert_string_equal(rb->party, it_party_ids[IT_CPI]);
+	assert_int_equal(rb->error, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL);
+	rete__refusal_body__free_unpacked(rb, NULL);
+	rete__signed_refusal__free_unpacked(sr, NULL);
+	free(srb);
 	json_decref(j);
 	it_spool(n, IT_CPI, "sent", dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/u1.json.receipt.json", dir);

@@ -49,6 +49,10 @@ typedef struct fx {
 	uint8_t att_hash[32];
 	uint8_t bad_hash[40];
 	char longs[5000];
+	Rete__SignedAck ack; /* delivery.ack / notice.ack (fx_ack) */
+	uint8_t ack_body[256];
+	uint8_t ack_sig[64];
+	uint8_t ack_leaf[32];
 } fx;
 
 static const char att_content[] = "%PDF-1.4 a service agreement";
@@ -190,6 +194,29 @@ static fx *fx_directory(fx *f)
 	return f;
 }
 
+/* fx_ack packs into f->ack the body of a signed acknowledgement of entry
+ * index with error (the signature is not checked here: any 64 bytes). */
+static void fx_ack(fx *f, uint64_t index, Rete__ErrorCode error)
+{
+	Rete__AckBody b = RETE__ACK_BODY__INIT;
+	b.origin = "rete.example/mantova";
+	b.recipient = "cpi.mantova";
+	b.index = index;
+	memset(f->ack_leaf, 0x5a, sizeof(f->ack_leaf));
+	b.leaf_hash.data = f->ack_leaf;
+	b.leaf_hash.len = sizeof(f->ack_leaf);
+	b.acked_at = 1795000100000;
+	b.error = error;
+	b.error_text = error ? "the sealed part does not open" : "";
+	assert_true(rete__ack_body__get_packed_size(&b) <= sizeof(f->ack_body));
+	rete__signed_ack__init(&f->ack);
+	f->ack.body.len = rete__ack_body__pack(&b, f->ack_body);
+	f->ack.body.data = f->ack_body;
+	memset(f->ack_sig, 0x11, sizeof(f->ack_sig));
+	f->ack.signature.data = f->ack_sig;
+	f->ack.signature.len = sizeof(f->ack_sig);
+}
+
 static fx *fx_delivery(fx *f)
 {
 	memset(f, 0, sizeof(*f));
@@ -201,6 +228,8 @@ static fx *fx_delivery(fx *f)
 	f->delivery.message_id = "m-2026-0001";
 	f->delivery.referral_id = "m-2026-0001";
 	f->delivery.delivered_at = 1795000100000;
+	fx_ack(f, 7, 0);
+	f->delivery.ack = &f->ack;
 	f->msg.body_case = RETE__MESSAGE__BODY_DELIVERY;
 	f->msg.delivery = &f->delivery;
 	return f;
@@ -314,6 +343,7 @@ static void test_valid_pass(void **state)
 	fx_delivery(&f);
 	pass(&f, NULL, BROKER);
 	f.delivery.index = 0; /* log index 0 is a real index */
+	fx_ack(&f, 0, 0);
 	pass(&f, NULL, BROKER);
 	fx_notice(&f);
 	pass(&f, NULL, BROKER);
@@ -850,6 +880,43 @@ static void test_broker_bodies(void **state)
 	fx_notice(&f);
 	f.notice.error = (Rete__ErrorCode)500;
 	one(&f, NULL, BROKER, "notice.error");
+
+	/* protocol 3: a Delivery and a delivery-refused notice carry the
+	 * recipient's signed acknowledgement, about that entry */
+	fx_delivery(&f);
+	f.delivery.ack = NULL;
+	one_text(&f, NULL, BROKER, "delivery.ack", text);
+	assert_non_null(strstr(text, "signed acknowledgement"));
+	fx_delivery(&f);
+	f.delivery.index = 8;
+	one_text(&f, NULL, BROKER, "delivery.ack", text);
+	assert_non_null(strstr(text, "entry 7"));
+	fx_delivery(&f);
+	fx_ack(&f, 7, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN);
+	one_text(&f, NULL, BROKER, "delivery.ack", text);
+	assert_non_null(strstr(text, "delivery-refused"));
+	fx_delivery(&f);
+	f.ack.signature.len = 63;
+	one(&f, NULL, BROKER, "delivery.ack");
+	fx_delivery(&f);
+	f.ack_body[0] ^= 0xff; /* no longer an AckBody */
+	one(&f, NULL, BROKER, "delivery.ack");
+	fx_notice(&f);
+	f.notice.kind = RETE__NOTICE_KIND__NOTICE_KIND_DELIVERY_REFUSED;
+	f.notice.error = RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN;
+	one(&f, NULL, BROKER, "notice.ack");
+	fx_ack(&f, 3, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN);
+	f.notice.ack = &f.ack;
+	pass(&f, NULL, BROKER);
+	f.notice.error = RETE__ERROR_CODE__ERROR_CODE_SEALED_HASH;
+	one_text(&f, NULL, BROKER, "notice.ack", text);
+	assert_non_null(strstr(text, "must be equal"));
+	f.notice.error = 0;
+	one(&f, NULL, BROKER, "notice.error");
+	fx_notice(&f); /* not-delivered: the broker's word alone, no ack */
+	fx_ack(&f, 3, RETE__ERROR_CODE__ERROR_CODE_EXPIRED);
+	f.notice.ack = &f.ack;
+	one(&f, NULL, BROKER, "notice.ack");
 
 	fx_directory(&f);
 	f.msg.recipient = "cpi.mantova";

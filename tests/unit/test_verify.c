@@ -1552,6 +1552,182 @@ static void test_counts_stop_at_failure(void **state)
 	log_close(&L);
 }
 
+/* ---- signed acknowledgements (protocol 3) ---------------------------------- */
+
+/* The ways an acknowledgement logged in a Delivery can be wrong. */
+enum ack_way {
+	ACK_GOOD,
+	ACK_NONE,	   /* logged before protocol 3: counted, holds */
+	ACK_TAMPERED,	   /* a bit of its signature flipped */
+	ACK_OTHER_KEY,	   /* signed by another party's key */
+	ACK_OTHER_LEAF,	   /* over the leaf hash of other bytes */
+	ACK_OTHER_INDEX,   /* for another entry */
+	ACK_OTHER_ORIGIN,  /* for another log */
+	ACK_OTHER_SIGNER,  /* signed (validly) by a party the entry is not for */
+	ACK_REFUSED_GOOD,  /* a DELIVERY_REFUSED notice with its signed refusal */
+	ACK_REFUSED_ERROR, /* ... whose signed error is not the notice's */
+};
+
+/* acked_log builds: 0 directory, 1 referral r1 social->cpi, `filler`
+ * referrals, then the broker's Delivery (or DELIVERY_REFUSED Notice) of
+ * entry 1 whose acknowledgement is made `way`, and a checkpoint; returns
+ * the Delivery's index. With filler past a chunk, phase A verifies the
+ * acknowledgement (with the Directory of its guess). */
+static uint64_t acked_log(struct log *L, enum ack_way way, size_t filler)
+{
+	uint8_t leaf[RETE_MERKLE_HASH];
+	rete_msg m = {{0}};
+	bool refused = way == ACK_REFUSED_GOOD || way == ACK_REFUSED_ERROR;
+	append(L, directory("dir-1", 1, keys[K_SOCIAL]));
+	append(L, referral("r1", SOCIAL, CPI, "staff-0001", keys[K_SOCIAL]));
+	if (filler > 0)
+		referrals(L, "f", filler, keys[K_SOCIAL]);
+	assert_int_equal(rete_store_leaf_hash(L->s, NULL, 1, leaf, &m), RETE_OK);
+	if (way == ACK_OTHER_LEAF)
+		rete_merkle_leaf_hash(leaf, "other bytes", 11);
+	Rete__AckBody b = RETE__ACK_BODY__INIT;
+	b.origin = (char *)(way == ACK_OTHER_ORIGIN ? "rete.test/elsewhere" : ORIGIN);
+	b.recipient = (char *)(way == ACK_OTHER_SIGNER ? ASST : CPI);
+	b.index = way == ACK_OTHER_INDEX ? 0 : 1;
+	b.leaf_hash.data = leaf;
+	b.leaf_hash.len = sizeof(leaf);
+	b.acked_at = 1790000004000;
+	if (refused) {
+		b.error = way == ACK_REFUSED_ERROR ? RETE__ERROR_CODE__ERROR_CODE_SEALED_HASH
+						   : RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN;
+		b.error_text = (char *)"the sealed part does not open";
+	}
+	Rete__SignedAck sa;
+	const rete_seckey *k = way == ACK_OTHER_KEY	 ? keys[K_ASST]
+			       : way == ACK_OTHER_SIGNER ? keys[K_ASST]
+							 : keys[K_CPI];
+	assert_int_equal(rete_ack_sign(&b, k, &sa, &m), RETE_OK);
+	if (way == ACK_TAMPERED)
+		sa.signature.data[5] ^= 0x20;
+
+	Rete__Message msg;
+	Rete__Delivery d = RETE__DELIVERY__INIT;
+	Rete__Notice n = RETE__NOTICE__INIT;
+	tu_message_init(&msg, refused ? "refused-1" : "delivery-1", BROKER, SOCIAL, "", ORIGIN);
+	if (refused) {
+		n.kind = RETE__NOTICE_KIND__NOTICE_KIND_DELIVERY_REFUSED;
+		n.index = 1;
+		n.message_id = (char *)"r1";
+		n.referral_id = (char *)"r1";
+		n.error = RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN;
+		n.text = (char *)"cpi.mantova could not take message r1";
+		n.ack = &sa;
+		msg.body_case = RETE__MESSAGE__BODY_NOTICE;
+		msg.notice = &n;
+	} else {
+		d.index = 1;
+		d.message_id = (char *)"r1";
+		d.referral_id = (char *)"r1";
+		d.delivered_at = 1790000005000;
+		d.ack = way == ACK_NONE ? NULL : &sa;
+		msg.body_case = RETE__MESSAGE__BODY_DELIVERY;
+		msg.delivery = &d;
+	}
+	uint64_t at = append(L, tu_sign(&msg, keys[K_BROKER])); /* a broker that logs what
+								   it was given */
+	rete_signed_ack_clear(&sa);
+	ack(L, CPI, 1);
+	free(checkpoint(L, keys[K_BROKER]));
+	return at;
+}
+
+/* acks_case builds acked_log(way, filler) and verifies it (store, with
+ * and without the replay, and fed to a session): it holds when why is
+ * NULL, else fails at the Delivery with why in the sentence. */
+static void acks_case(enum ack_way way, const char *why, size_t filler)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_msg m = {{0}};
+	log_open(&L, "verify-acks");
+	uint64_t at = acked_log(&L, way, filler);
+	char *note = NULL;
+	uint64_t size = 0;
+	assert_int_equal(rete_store_checkpoint_latest(L.s, NULL, &size, &note, &m), RETE_OK);
+	assert_int_equal(size, at + 1);
+	rete_buf *ents = calloc(size, sizeof(*ents));
+	assert_non_null(ents);
+	for (uint64_t i = 0; i < size; i++)
+		assert_int_equal(rete_store_entry(L.s, NULL, i, &ents[i], &m), RETE_OK);
+	reopen_ro(&L);
+	for (int replay = 0; replay <= (filler ? 0 : 1); replay++) {
+		rete_verify_options o = opts(replay, 2);
+		rete_err e = rete_verify_log(L.s, &o, &rep, &m);
+		if (why == NULL) {
+			if (e != RETE_OK)
+				fail_msg("way %d: %s", (int)way, rep.reason);
+			assert_int_equal(rep.verdict, RETE_VERIFY_HOLDS);
+			assert_int_equal(rep.acks_verified, way == ACK_NONE ? 0 : 1);
+			assert_int_equal(rep.acks_unsigned, way == ACK_NONE ? 1 : 0);
+			continue;
+		}
+		if (e != RETE_EBADSIG || strstr(rep.reason, why) == NULL)
+			fail_msg("way %d: got %d '%s', wanted EBADSIG with '%s'", (int)way, (int)e,
+				 rep.reason, why);
+		assert_int_equal(rep.verdict, RETE_VERIFY_FAILS);
+		assert_true(rep.has_bad_entry);
+		assert_int_equal(rep.bad_index, at);
+		assert_non_null(strstr(rep.reason, "signed acknowledgement"));
+	}
+	/* the same entries fed to a session */
+	rete_verify_options o = opts(false, 2);
+	rete_verify_session *s = NULL;
+	assert_int_equal(rete_verify_session_open(&s, &o, NULL, &m), RETE_OK);
+	assert_int_equal(rete_verify_session_target(s, note, strlen(note), no_proof, NULL, &m),
+			 RETE_OK);
+	rete_err e = rete_verify_session_feed(s, 0, ents, size, &m);
+	if (e == RETE_OK)
+		e = rete_verify_session_finish(s, &rep, &m);
+	assert_int_equal(e, why == NULL ? RETE_OK : RETE_EBADSIG);
+	rete_verify_session_close(&s);
+	for (uint64_t i = 0; i < size; i++)
+		rete_buf_free(&ents[i]);
+	free(ents);
+	free(note);
+	log_close(&L);
+}
+
+/* A Delivery's acknowledgement is verified with the recipient's key over
+ * the log's origin, the entry's index and its leaf hash: one tampered with
+ * (or signed by another key, for other bytes, another entry or log, or by
+ * a party the entry is not for) fails at the Delivery; one missing (a log
+ * begun before protocol 3) is counted and holds; a DELIVERY_REFUSED
+ * notice's signed refusal is checked the same way. In a session too, and
+ * with the Delivery in a later chunk than the directory (its signature
+ * checked in phase A). */
+static void test_delivery_acks(void **state)
+{
+	static const struct {
+		enum ack_way way;
+		const char *why; /* NULL: holds */
+	} cases[] = {
+	    {ACK_GOOD, NULL},
+	    {ACK_NONE, NULL},
+	    {ACK_TAMPERED, "does not verify"},
+	    {ACK_OTHER_KEY, "does not verify"},
+	    {ACK_OTHER_LEAF, "leaf hash"},
+	    {ACK_OTHER_INDEX, "acknowledges entry 0, not entry 1"},
+	    {ACK_OTHER_ORIGIN, "names log"},
+	    {ACK_OTHER_SIGNER, "is addressed to cpi.mantova"},
+	    {ACK_REFUSED_GOOD, NULL},
+	    {ACK_REFUSED_ERROR, "says error"},
+	};
+	(void)state;
+	for (int big = 0; big <= 1; big++)
+		for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+			enum ack_way w = cases[c].way;
+			if (big && w != ACK_GOOD && w != ACK_TAMPERED && w != ACK_OTHER_KEY &&
+			    w != ACK_OTHER_SIGNER && w != ACK_REFUSED_GOOD)
+				continue; /* the signature's cases, past a chunk */
+			acks_case(w, cases[c].why, big ? 4200 : 0);
+		}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1582,6 +1758,7 @@ int main(void)
 	    cmocka_unit_test(test_stored_leaf_changed_fails),
 	    cmocka_unit_test(test_broken_page_in_next_chunk),
 	    cmocka_unit_test(test_counts_stop_at_failure),
+	    cmocka_unit_test(test_delivery_acks),
 	};
 	return cmocka_run_group_tests(tests, keys_setup, keys_teardown);
 }
