@@ -279,13 +279,18 @@ void broker_submit_check(broker *b, broker_frame *f, const Rete__Submit *s)
 	 * (the policy's word) rather than a generic INVALID. */
 	rete_problems pr = {0};
 	if (rete_validate_message(msg, NULL, RETE_VALIDATE_SIGNED, &pr) != RETE_OK) {
+		/* personal data or free text in the metadata leads (protocol 3):
+		 * its own error code, so the sender knows it is not a typo */
+		size_t k = rete_validate_lead(&pr);
+		Rete__ErrorCode code = pr.n && pr.items[k].error
+					   ? (Rete__ErrorCode)pr.items[k].error
+					   : RETE__ERROR_CODE__ERROR_CODE_INVALID;
 		if (pr.n > 1)
-			broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_INVALID, pr.items[0].path,
-				      "%s: %s (and %zu more problem%s)", pr.items[0].path,
-				      pr.items[0].text, pr.n - 1, pr.n > 2 ? "s" : "");
+			broker_refuse(f, code, pr.items[k].path, "%s: %s (and %zu more problem%s)",
+				      pr.items[k].path, pr.items[k].text, pr.n - 1,
+				      pr.n > 2 ? "s" : "");
 		else
-			broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_INVALID,
-				      pr.n ? pr.items[0].path : "", "%s%s%s",
+			broker_refuse(f, code, pr.n ? pr.items[0].path : "", "%s%s%s",
 				      pr.n ? pr.items[0].path : "", pr.n ? ": " : "",
 				      pr.n ? pr.items[0].text : "the message is not valid");
 		rete_problems_free(&pr);

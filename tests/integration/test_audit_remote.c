@@ -207,7 +207,6 @@ static void update(const char *ref, int from, int to, Rete__Status st, const cha
 	u.business_status = (char *)business;
 	if (reason != NULL) {
 		sr.code = (char *)reason;
-		sr.text = "Places are full until March.";
 		u.status_reason = &sr;
 	}
 	if (st == RETE__STATUS__STATUS_COMPLETED) {

@@ -185,21 +185,27 @@ static void make_referral(struct env *e, int from, int to, const char *id, const
 	assert_int_equal(it_referral_sign(&r, o), RETE_OK);
 }
 
-static void make_update(struct env *e, int from, int to, const char *id, const char *ref,
-			Rete__Status status, it_msg *o)
+/* make_update_ex signs an update; staff (NULL: "x-1") names the operator and
+ * reason_text (NULL: none) is put in the status reason's free text, which
+ * protocol 3 refuses in the metadata. */
+static void make_update_ex(struct env *e, int from, int to, const char *id, const char *ref,
+			   Rete__Status status, const char *staff, const char *reason_text,
+			   it_msg *o)
 {
 	memset(o, 0, sizeof(*o));
 	snprintf(o->id, sizeof(o->id), "%s", id);
 	Rete__Operator op = RETE__OPERATOR__INIT;
-	op.staff_id = "x-1";
+	op.staff_id = (char *)(staff ? staff : "x-1");
 	op.role = "case-manager";
 	Rete__StatusReason sr = RETE__STATUS_REASON__INIT;
 	sr.code = "no-longer-needed";
-	sr.text = "The family moved away.";
+	if (reason_text != NULL)
+		sr.text = (char *)reason_text;
 	Rete__ReferralUpdate u = RETE__REFERRAL_UPDATE__INIT;
 	u.referral_id = (char *)ref;
 	u.status = status;
-	if (status == RETE__STATUS__STATUS_CANCELLED || status == RETE__STATUS__STATUS_REJECTED)
+	if (status == RETE__STATUS__STATUS_CANCELLED || status == RETE__STATUS__STATUS_REJECTED ||
+	    reason_text != NULL)
 		u.status_reason = &sr;
 	Rete__Message msg;
 	it_update_msg(&msg, id, &op, party_ids[to], &u);
@@ -209,6 +215,12 @@ static void make_update(struct env *e, int from, int to, const char *id, const c
 	msg.origin = ORIGIN;
 	rete_msg m;
 	assert_int_equal(rete_message_sign(&msg, e->h.keys[from], &o->signed_bytes, &m), RETE_OK);
+}
+
+static void make_update(struct env *e, int from, int to, const char *id, const char *ref,
+			Rete__Status status, it_msg *o)
+{
+	make_update_ex(e, from, to, id, ref, status, NULL, NULL, o);
 }
 
 /* submit sends o and waits for its receipt (or refusal). */
@@ -724,6 +736,23 @@ static void test_refusals(void **state)
 	f = submit(cpi, &o);
 	receipt_index(e, f, "life-1-acc2");
 	rete__broker_frame__free_unpacked(f, NULL);
+	it_msg_free(&o);
+
+	/* protocol 3, only codes in the log: a free-text reason and a staff
+	 * member's name are refused with ERROR_CODE_PERSONAL_DATA, the
+	 * sentence saying where they belong and not repeating them */
+	make_update_ex(e, P_CPI, P_SOCIAL, "life-1-rej", "life-1", RETE__STATUS__STATUS_IN_PROGRESS,
+		       NULL, "Places are full until March.", &o);
+	expect_refused_at(cpi, &o, RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA, "private.statusText",
+			  "update.statusReason.text");
+	f = submit(cpi, &o);
+	assert_null(strstr(it_answer(f)->error_text, "Places are full"));
+	rete__broker_frame__free_unpacked(f, NULL);
+	it_msg_free(&o);
+	make_update_ex(e, P_CPI, P_SOCIAL, "life-1-ip", "life-1", RETE__STATUS__STATUS_IN_PROGRESS,
+		       "Giulia Bianchi", NULL, &o);
+	expect_refused_at(cpi, &o, RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA, "pseudonymous",
+			  "operator.staffId");
 	it_msg_free(&o);
 
 	/* only the accepted referral and its update were logged */
