@@ -332,7 +332,9 @@ static void v_enum(v_ctx *v, const char *path, int value, const ProtobufCEnumDes
  *   (1900-2099) ends the run and a UUID (8-4-4-4-12 hexadecimal) is never
  *   part of one, that is either preceded by '+' and has 8 to 15 digits, or
  *   has 9 to 11 digits beginning with 3 (a mobile) or with 0 and then 1-9
- *   (a landline), or is 0039 followed by such a number;
+ *   (a landline), or is 0039 followed by such a number; written in several
+ *   groups, the national number's first group must be a prefix: 3 digits
+ *   from 3 (a mobile's) or 2 to 4 digits from 0 then 1-9 (an area code);
  * - a space or a control character: ASCII space and the bytes below 0x20
  *   or DEL, the C1 controls U+0080-U+009F and the Unicode spaces U+00A0,
  *   U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F and U+3000.
@@ -405,16 +407,29 @@ static bool v_phone_sep(unsigned char c)
 	return c == '-' || c == '.' || c == '/' || c == ' ';
 }
 
-/* v_phone_digits: the digits of one run (d, n of them; only the first 8
- * kept) make a phone number; plus: the run follows a '+'. */
-static bool v_phone_digits(const char *d, size_t n, bool plus)
+/* v_national_prefix: the g digits at d begin an Italian number written in
+ * groups: a mobile's 3xx, or a landline's area code (0 then 1-9, 2 to 4
+ * digits). */
+static bool v_national_prefix(const char *d, size_t g)
+{
+	return (g == 3 && d[0] == '3') ||
+	       (g >= 2 && g <= 4 && d[0] == '0' && d[1] >= '1' && d[1] <= '9');
+}
+
+/* v_phone_digits: the digits of one run (d, n of them; only the first 16
+ * kept) make a phone number; plus: the run follows a '+'; groups: how many
+ * groups, g1 and g2 the lengths of the first two. */
+static bool v_phone_digits(const char *d, size_t n, bool plus, size_t groups, size_t g1, size_t g2)
 {
 	if (plus)
 		return n >= 8 && n <= 15;
-	if (n >= 9 && n <= 11 && (d[0] == '3' || (d[0] == '0' && d[1] >= '1' && d[1] <= '9')))
-		return true;
-	return n >= 13 && n <= 15 && memcmp(d, "0039", 4) == 0 &&
-	       (d[4] == '3' || (d[4] == '0' && d[5] >= '1' && d[5] <= '9'));
+	if (n >= 9 && n <= 11)
+		return groups == 1 ? d[0] == '3' || (d[0] == '0' && d[1] >= '1' && d[1] <= '9')
+				   : v_national_prefix(d, g1);
+	if (n >= 13 && n <= 15 && memcmp(d, "0039", 4) == 0)
+		return groups == 1 ? d[4] == '3' || (d[4] == '0' && d[5] >= '1' && d[5] <= '9')
+				   : g1 == 4 && v_national_prefix(d + 4, g2);
+	return false;
 }
 
 /* v_find_phone: the first run of s that is a phone number: its position
@@ -424,13 +439,14 @@ static bool v_phone_digits(const char *d, size_t n, bool plus)
  * never make one. */
 static bool v_find_phone(const unsigned char *s, size_t *at, size_t *digits)
 {
-	char d[8] = {0};
-	size_t n = 0, start = 0, i = 0;
+	char d[16] = {0};
+	size_t n = 0, start = 0, i = 0, groups = 0, g1 = 0, g2 = 0;
 	bool plus = false, alone = false;
 
 #define V_RUN_END(next)                                                                            \
 	do {                                                                                       \
-		if (n > 0 && alone && !v_alnum(next) && v_phone_digits(d, n, plus)) {              \
+		if (n > 0 && alone && !v_alnum(next) &&                                            \
+		    v_phone_digits(d, n, plus, groups, g1, g2)) {                                  \
 			*at = start;                                                               \
 			*digits = n;                                                               \
 			return true;                                                               \
@@ -456,7 +472,13 @@ static bool v_find_phone(const unsigned char *s, size_t *at, size_t *digits)
 					plus = i > 0 && s[i - 1] == '+';
 					start = plus ? i - 1 : i;
 					alone = start == 0 || !v_alnum(s[start - 1]);
+					groups = 0;
 				}
+				if (groups == 0)
+					g1 = j - i;
+				else if (groups == 1)
+					g2 = j - i;
+				groups++;
 				for (size_t k = i; k < j; k++, n++)
 					if (n < sizeof(d))
 						d[n] = (char)s[k];

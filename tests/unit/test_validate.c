@@ -1171,6 +1171,8 @@ static const struct {
     {"347.123.4567", "phone number"},
     {"tel-0376555010", "phone number"},
     {"ref.3471234567", "phone number"},
+    {"02-1234-5678", "phone number"},
+    {"0039-0376-555010", "phone number"},
     {"0376-555-0101", "phone number"},
     {"+393471234567", "phone number"},
     {"+39-0376-555-0101", "phone number"},
