@@ -67,6 +67,19 @@ void broker_submit_precheck(broker *b, broker_frame *f)
 		return;
 	}
 	const Rete__Message *msg = f->msg;
+	/* Personal data or free text where only codes go (protocol 3) is
+	 * refused first: the sentences below and the broker's log repeat the
+	 * message's ids, which must not be a fiscal code or a name. */
+	rete_problems pd = {0};
+	rete_validate_message(msg, NULL, RETE_VALIDATE_SIGNED, &pd);
+	size_t k = rete_validate_lead(&pd);
+	if (pd.n > 0 && pd.items[k].error == RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA, pd.items[k].path,
+			      "%s: %s", pd.items[k].path, pd.items[k].text);
+		rete_problems_free(&pd);
+		return;
+	}
+	rete_problems_free(&pd);
 	if (strcmp(msg->sender, f->party) != 0) {
 		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_SENDER_MISMATCH, "sender",
 			      "message %.64s names sender '%.64s' but this connection is "

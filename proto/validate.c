@@ -340,8 +340,8 @@ static void v_enum(v_ctx *v, const char *path, int value, const ProtobufCEnumDes
  *   U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F and U+3000.
  *
  * So "ref-2026-0042", dates, times, UUIDs and hexadecimal ids never trip
- * it. The sentences
- * say what was found and where it belongs, never the value itself.
+ * it. The sentences say what was found and where it belongs, never the
+ * value itself.
  */
 
 enum v_pd { V_PD_NONE, V_PD_FISCAL, V_PD_EMAIL, V_PD_PHONE, V_PD_CONTROL, V_PD_SPACE };

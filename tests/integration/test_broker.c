@@ -755,6 +755,30 @@ static void test_refusals(void **state)
 			  "operator.staffId");
 	it_msg_free(&o);
 
+	/* personal data is refused before the policy, whose sentences and the
+	 * broker's log would repeat the id: a message id that is a fiscal code,
+	 * to a service not offered, is refused PERSONAL_DATA and the broker's
+	 * log never shows the id */
+	make_referral(e, P_SOCIAL, P_CPI, "RSSMRA85M41E897X", "housing-support", true, NULL, NULL,
+		      &o);
+	expect_refused_at(social, &o, RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA, "fiscal code",
+			  "id");
+	it_msg_free(&o);
+	make_update_ex(e, P_CPI, P_SOCIAL, "life-1-x", "maria.rossi@example.org",
+		       RETE__STATUS__STATUS_IN_PROGRESS, NULL, NULL, &o);
+	expect_refused_at(cpi, &o, RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA, "e-mail address",
+			  "update.referralId");
+	it_msg_free(&o);
+	{
+		size_t len = 0;
+		char *log = tu_read_file(e->h.log, &len);
+		assert_non_null(log);
+		assert_non_null(strstr(log, "life-1-x")); /* the log does say refusals */
+		assert_null(strstr(log, "RSSMRA85M41E897X"));
+		assert_null(strstr(log, "maria.rossi@example.org"));
+		free(log);
+	}
+
 	/* only the accepted referral and its update were logged */
 	f = log_entries(e);
 	assert_int_equal(f->result->entries->n_entries, 3);
