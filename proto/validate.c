@@ -500,6 +500,8 @@ static bool v_find_phone(const unsigned char *s, size_t *at, size_t *digits)
 /* v_find_email: an '@' with a character before it and a domain after it. */
 static bool v_find_email(const unsigned char *s, size_t *at)
 {
+	if (s[0] == '\0')
+		return false;
 	for (size_t k = 1; s[k] != '\0'; k++) {
 		if (s[k] != '@' || s[k - 1] == '@' || s[k - 1] <= ' ')
 			continue;
