@@ -1139,7 +1139,8 @@ static void test_privacy_sweep(void **state)
 	in_has_value(spool(n, P_SOCIAL, "inbox", dir, sizeof(dir)), "private.statusText",
 		     "No psychologist free for new cases before February.");
 
-	/* the coordinator's monitor and report */
+	/* the coordinator's monitor and report (a later console's pages join
+	 * this list) */
 	tu_path(path, sizeof(path), "%s/coord.ini", n->dir);
 	snprintf(cmd, sizeof(cmd),
 		 "[client]\nid = coord.mantova\nkey = keys/coord.mantova.key\n"
