@@ -180,7 +180,13 @@ static void send_refusal(broker *b, broker_frame *f, bool as_receipt)
 	}
 	broker_send(b, f->rid, f->rid_len, &bf);
 	rete_signed_refusal_clear(&sr);
-	broker_log_info("refused %s from %s: %s", f->msg ? f->msg->id : "a frame",
+	/* an id refused as personal data is not repeated in the log */
+	bool id_personal =
+	    f->error == RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA && strcmp(f->field, "id") == 0;
+	broker_log_info("refused %s from %s: %s",
+			f->msg == NULL ? "a frame"
+			: id_personal  ? "a message (its id looks like personal data)"
+				       : f->msg->id,
 			f->party[0] ? f->party : "?", f->error_text);
 }
 

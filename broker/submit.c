@@ -67,6 +67,19 @@ void broker_submit_precheck(broker *b, broker_frame *f)
 		return;
 	}
 	const Rete__Message *msg = f->msg;
+	/* Personal data or free text where only codes go (protocol 3) is
+	 * refused first: the sentences below and the broker's log repeat the
+	 * message's ids, which must not be a fiscal code or a name. */
+	rete_problems pd = {0};
+	rete_validate_message(msg, NULL, RETE_VALIDATE_SIGNED, &pd);
+	size_t k = rete_validate_lead(&pd);
+	if (pd.n > 0 && pd.items[k].error == RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA) {
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA, pd.items[k].path,
+			      "%s: %s", pd.items[k].path, pd.items[k].text);
+		rete_problems_free(&pd);
+		return;
+	}
+	rete_problems_free(&pd);
 	if (strcmp(msg->sender, f->party) != 0) {
 		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_SENDER_MISMATCH, "sender",
 			      "message %.64s names sender '%.64s' but this connection is "
@@ -279,13 +292,18 @@ void broker_submit_check(broker *b, broker_frame *f, const Rete__Submit *s)
 	 * (the policy's word) rather than a generic INVALID. */
 	rete_problems pr = {0};
 	if (rete_validate_message(msg, NULL, RETE_VALIDATE_SIGNED, &pr) != RETE_OK) {
+		/* personal data or free text in the metadata leads (protocol 3):
+		 * its own error code, so the sender knows it is not a typo */
+		size_t k = rete_validate_lead(&pr);
+		Rete__ErrorCode code = pr.n && pr.items[k].error
+					   ? (Rete__ErrorCode)pr.items[k].error
+					   : RETE__ERROR_CODE__ERROR_CODE_INVALID;
 		if (pr.n > 1)
-			broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_INVALID, pr.items[0].path,
-				      "%s: %s (and %zu more problem%s)", pr.items[0].path,
-				      pr.items[0].text, pr.n - 1, pr.n > 2 ? "s" : "");
+			broker_refuse(f, code, pr.items[k].path, "%s: %s (and %zu more problem%s)",
+				      pr.items[k].path, pr.items[k].text, pr.n - 1,
+				      pr.n > 2 ? "s" : "");
 		else
-			broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_INVALID,
-				      pr.n ? pr.items[0].path : "", "%s%s%s",
+			broker_refuse(f, code, pr.n ? pr.items[0].path : "", "%s%s%s",
 				      pr.n ? pr.items[0].path : "", pr.n ? ": " : "",
 				      pr.n ? pr.items[0].text : "the message is not valid");
 		rete_problems_free(&pr);

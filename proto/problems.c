@@ -8,7 +8,7 @@
 /* When not even the first item can be allocated the list points at this
  * static item with cap == 0, which rete_problems_free knows not to free. The
  * text is constant, so sharing it between lists and threads is harmless. */
-static rete_problem problems_oom = {"", "out of memory: problems could not be recorded"};
+static rete_problem problems_oom = {"", "out of memory: problems could not be recorded", 0};
 
 void rete_problems_vadd(rete_problems *p, const char *path, const char *fmt, va_list ap)
 {
@@ -37,6 +37,7 @@ void rete_problems_vadd(rete_problems *p, const char *path, const char *fmt, va_
 	rete_problem *it = &p->items[p->n++];
 	snprintf(it->path, sizeof(it->path), "%s", path ? path : "");
 	vsnprintf(it->text, sizeof(it->text), fmt, ap);
+	it->error = 0;
 }
 
 void rete_problems_add(rete_problems *p, const char *path, const char *fmt, ...)

@@ -15,10 +15,14 @@
 #include <stddef.h>
 
 /* rete_problem is one problem: where (path, possibly truncated, always
- * NUL-terminated) and what (text, a sentence without a trailing newline). */
+ * NUL-terminated) and what (text, a sentence without a trailing newline).
+ * error is the protocol's ErrorCode the problem calls for when it is not a
+ * plain ERROR_CODE_INVALID (0): validate.h sets ERROR_CODE_PERSONAL_DATA on
+ * free text or personal data where only codes go. */
 typedef struct rete_problem {
 	char path[128];
 	char text[384];
+	int error;
 } rete_problem;
 
 /* rete_problems is a growable list; a zeroed struct is an empty list. */

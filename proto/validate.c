@@ -191,6 +191,9 @@ static enum v_id_shape v_id_shape(v_ctx *v, const char *path, const char *s, siz
 	return V_ID_FINE;
 }
 
+static bool v_personal(v_ctx *v, const char *path, const char *what, const char *s,
+		       const char *hint);
+
 /* v_text_id checks a message id, case id or referral id. An empty value is
  * a problem only when `required`; `missing` then is the sentence. */
 static void v_text_id_note(v_ctx *v, const char *path, const char *what, const char *s,
@@ -199,6 +202,11 @@ static void v_text_id_note(v_ctx *v, const char *path, const char *what, const c
 	char show[64], bad[48];
 
 	s = v_str(s);
+	if (v_personal(v, path, what, s,
+		       note[0] != '\0'
+			   ? note
+			   : "; an id is a code your system chooses (e.g. ref-2026-0042)"))
+		return;
 	switch (v_id_shape(v, path, s, RETE_ID_TEXT_MAX, required, missing, bad)) {
 	case V_ID_LONG:
 		v_add(v, path, "%s %s is %zu characters long; at most %d are accepted (%s)%s", what,
@@ -229,6 +237,10 @@ static void v_code(v_ctx *v, const char *path, const char *s, bool required, con
 	char show[64], bad[48];
 
 	s = v_str(s);
+	if (v_personal(v, path, path, s,
+		       "; a code is a word of letters, digits and '-' from your agency's list "
+		       "(e.g. lack-of-capacity)"))
+		return;
 	switch (v_id_shape(v, path, s, RETE_SHORT_MAX, required, missing, bad)) {
 	case V_ID_LONG:
 		v_add(v, path, "code %s is %zu characters long; a code is at most %d",
@@ -301,29 +313,362 @@ static void v_enum(v_ctx *v, const char *path, int value, const ProtobufCEnumDes
 }
 
 /* ------------------------------------------------------------------------
- * Envelope
+ * Personal data where only codes go (issue 18). Identifiers and codes are
+ * logged for ever and can never be erased, so they refuse what looks like
+ * personal data; docs/formats.md ("Codes only in the log") documents the
+ * shapes, which are:
+ *
+ * - an Italian fiscal code: a run of exactly 16 letters and digits
+ *   (bounded by other characters or the ends of the value) of the shape
+ *   LLLLLL NN M NN L NNN L, case-insensitive, where L is a letter, M a
+ *   month letter (A B C D E H L M P R S T) and N a digit or one of the
+ *   omocodia letters (L M N P Q R S T U V) that replace digits;
+ * - an e-mail address: an '@' after a character that is not a space or an
+ *   '@', followed by a domain (letters, digits, '-' and '.') with a '.'
+ *   followed by a letter;
+ * - a phone number: a run of digits in groups joined by single '-', '.',
+ *   '/' or spaces, standing on its own (no letter or digit just before or
+ *   after it), where a group of exactly four digits that is a year
+ *   (1900-2099) ends the run and a UUID (8-4-4-4-12 hexadecimal) is never
+ *   part of one, that is either preceded by '+' and has 8 to 15 digits, or
+ *   has 9 to 11 digits beginning with 3 (a mobile) or with 0 and then 1-9
+ *   (a landline), or is 0039 followed by such a number; written in several
+ *   groups, the national number's first group must be a prefix: 3 digits
+ *   from 3 (a mobile's) or 2 to 4 digits from 0 then 1-9 (an area code);
+ * - a space or a control character: ASCII space and the bytes below 0x20
+ *   or DEL, the C1 controls U+0080-U+009F and the Unicode spaces U+00A0,
+ *   U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F and U+3000.
+ *
+ * So "ref-2026-0042", dates, times, UUIDs and hexadecimal ids never trip
+ * it. The sentences say what was found and where it belongs, never the
+ * value itself.
  */
 
-/* v_looks_like_fiscal_code: the shape of an Italian codice fiscale
- * (6 letters, 2 digits, letter, 2 digits, letter, 3 digits, letter; digits
- * may be replaced by the "omocodia" letters). A case id is pseudonymous, so
- * one that has this shape is refused. */
-static bool v_looks_like_fiscal_code(const char *s)
+enum v_pd { V_PD_NONE, V_PD_FISCAL, V_PD_EMAIL, V_PD_PHONE, V_PD_CONTROL, V_PD_SPACE };
+
+static bool v_alnum(unsigned char c)
 {
-	static const char shape[] = "LLLLLLNNLNNLNNNL";
-	if (strlen(s) != 16)
-		return false;
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static bool v_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool v_hex(unsigned char c)
+{
+	return v_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static unsigned char v_upper(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') ? (unsigned char)(c - 'a' + 'A') : c;
+}
+
+/* v_fiscal_shape: the 16 characters at s have the shape of a fiscal code. */
+static bool v_fiscal_shape(const unsigned char *s)
+{
+	static const char shape[] = "LLLLLLNNMNNLNNNL";
 	for (int i = 0; i < 16; i++) {
-		char c = s[i];
-		if (c >= 'a' && c <= 'z')
-			c = (char)(c - 'a' + 'A');
+		unsigned char c = v_upper(s[i]);
 		bool letter = c >= 'A' && c <= 'Z';
-		bool digit = (c >= '0' && c <= '9') || (c != '\0' && strchr("LMNPQRSTUV", c));
-		if (shape[i] == 'L' ? !letter : !digit)
+		bool ok;
+		if (shape[i] == 'L')
+			ok = letter;
+		else if (shape[i] == 'M')
+			ok = letter && strchr("ABCDEHLMPRST", c) != NULL;
+		else
+			ok = v_digit(c) || (letter && strchr("LMNPQRSTUV", c) != NULL);
+		if (!ok)
 			return false;
 	}
 	return true;
 }
+
+/* v_uuid_at: a UUID (8-4-4-4-12 hexadecimal digits) starts at s and is not
+ * followed by another hexadecimal digit or '-'. */
+static bool v_uuid_at(const unsigned char *s)
+{
+	static const int groups[] = {8, 4, 4, 4, 12};
+	size_t i = 0;
+	for (int g = 0; g < 5; g++) {
+		for (int k = 0; k < groups[g]; k++, i++)
+			if (!v_hex(s[i]))
+				return false;
+		if (g < 4 && s[i++] != '-')
+			return false;
+	}
+	return !v_hex(s[i]) && s[i] != '-';
+}
+
+static bool v_phone_sep(unsigned char c)
+{
+	return c == '-' || c == '.' || c == '/' || c == ' ';
+}
+
+/* v_national_prefix: the g digits at d begin an Italian number written in
+ * groups: a mobile's 3xx, or a landline's area code (0 then 1-9, 2 to 4
+ * digits). */
+static bool v_national_prefix(const char *d, size_t g)
+{
+	return (g == 3 && d[0] == '3') ||
+	       (g >= 2 && g <= 4 && d[0] == '0' && d[1] >= '1' && d[1] <= '9');
+}
+
+/* v_phone_digits: the digits of one run (d, n of them; only the first 16
+ * kept) make a phone number; plus: the run follows a '+'; groups: how many
+ * groups, g1 and g2 the lengths of the first two. */
+static bool v_phone_digits(const char *d, size_t n, bool plus, size_t groups, size_t g1, size_t g2)
+{
+	if (plus)
+		return n >= 8 && n <= 15;
+	if (n >= 9 && n <= 11)
+		return groups == 1 ? d[0] == '3' || (d[0] == '0' && d[1] >= '1' && d[1] <= '9')
+				   : v_national_prefix(d, g1);
+	if (n >= 13 && n <= 15 && memcmp(d, "0039", 4) == 0)
+		return groups == 1 ? d[4] == '3' || (d[4] == '0' && d[5] >= '1' && d[5] <= '9')
+				   : g1 == 4 && v_national_prefix(d + 4, g2);
+	return false;
+}
+
+/* v_find_phone: the first run of s that is a phone number: its position
+ * (0-based, at the '+' if any) in *at and its number of digits in *digits.
+ * A run stands on its own: no letter or digit just before or after it, so
+ * digits inside a longer code (a hexadecimal id such as the agent mints)
+ * never make one. */
+static bool v_find_phone(const unsigned char *s, size_t *at, size_t *digits)
+{
+	char d[16] = {0};
+	size_t n = 0, start = 0, i = 0, groups = 0, g1 = 0, g2 = 0;
+	bool plus = false, alone = false;
+
+#define V_RUN_END(next)                                                                            \
+	do {                                                                                       \
+		if (n > 0 && alone && !v_alnum(next) &&                                            \
+		    v_phone_digits(d, n, plus, groups, g1, g2)) {                                  \
+			*at = start;                                                               \
+			*digits = n;                                                               \
+			return true;                                                               \
+		}                                                                                  \
+		n = 0;                                                                             \
+	} while (0)
+
+	for (;;) {
+		if ((i == 0 || !v_hex(s[i - 1])) && v_uuid_at(s + i)) {
+			V_RUN_END('-'); /* a UUID is never part of a run */
+			i += 36;
+			continue;
+		}
+		if (v_digit(s[i])) {
+			size_t j = i;
+			while (v_digit(s[j]))
+				j++;
+			if (j - i == 4 &&
+			    (memcmp(s + i, "19", 2) == 0 || memcmp(s + i, "20", 2) == 0)) {
+				V_RUN_END('-'); /* a year ends the run */
+			} else {
+				if (n == 0) {
+					plus = i > 0 && s[i - 1] == '+';
+					start = plus ? i - 1 : i;
+					alone = start == 0 || !v_alnum(s[start - 1]);
+					groups = 0;
+				}
+				if (groups == 0)
+					g1 = j - i;
+				else if (groups == 1)
+					g2 = j - i;
+				groups++;
+				for (size_t k = i; k < j; k++, n++)
+					if (n < sizeof(d))
+						d[n] = (char)s[k];
+			}
+			i = j;
+			if (v_phone_sep(s[i]) && v_digit(s[i + 1])) {
+				i++; /* the run goes on after one separator */
+				continue;
+			}
+			V_RUN_END(s[i]);
+		}
+		if (s[i] == '\0')
+			return false;
+		i++;
+	}
+#undef V_RUN_END
+}
+
+/* v_find_email: an '@' with a character before it and a domain after it. */
+static bool v_find_email(const unsigned char *s, size_t *at)
+{
+	if (s[0] == '\0')
+		return false;
+	for (size_t k = 1; s[k] != '\0'; k++) {
+		if (s[k] != '@' || s[k - 1] == '@' || s[k - 1] <= ' ')
+			continue;
+		for (size_t j = k + 1; v_alnum(s[j]) || s[j] == '-' || s[j] == '.'; j++) {
+			unsigned char c = v_upper(s[j + 1]);
+			if (s[j] == '.' && j > k + 1 && c >= 'A' && c <= 'Z') {
+				*at = k;
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+/* v_space_len: the length of the space or control character at s (0: none);
+ * *control tells which. */
+static size_t v_space_len(const unsigned char *s, bool *control)
+{
+	*control = false;
+	if (s[0] == ' ')
+		return 1;
+	if (s[0] < 0x20 || s[0] == 0x7f) {
+		*control = true;
+		return 1;
+	}
+	if (s[0] == 0xC2 && s[1] >= 0x80 && s[1] <= 0x9F) {
+		*control = true;
+		return 2;
+	}
+	if (s[0] == 0xC2 && s[1] == 0xA0)
+		return 2;
+	if (s[0] == 0xE1 && s[1] == 0x9A && s[2] == 0x80)
+		return 3;
+	if (s[0] == 0xE2 && s[1] == 0x80 &&
+	    ((s[2] >= 0x80 && s[2] <= 0x8A) || s[2] == 0xA8 || s[2] == 0xA9 || s[2] == 0xAF))
+		return 3;
+	if (s[0] == 0xE2 && s[1] == 0x81 && s[2] == 0x9F)
+		return 3;
+	if (s[0] == 0xE3 && s[1] == 0x80 && s[2] == 0x80)
+		return 3;
+	return 0;
+}
+
+/* v_personal_kind: what in s looks like personal data, and where (0-based
+ * position; for a phone number also its digits). */
+static enum v_pd v_personal_kind(const char *str, size_t *at, size_t *digits)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+	bool control;
+
+	while (s[i] != '\0') {
+		if (!v_alnum(s[i])) {
+			i++;
+			continue;
+		}
+		size_t j = i;
+		while (v_alnum(s[j]))
+			j++;
+		if (j - i == 16 && v_fiscal_shape(s + i)) {
+			*at = i;
+			return V_PD_FISCAL;
+		}
+		i = j;
+	}
+	if (v_find_email(s, at))
+		return V_PD_EMAIL;
+	if (v_find_phone(s, at, digits))
+		return V_PD_PHONE;
+	for (i = 0; s[i] != '\0'; i++) {
+		if (v_space_len(s + i, &control) > 0) {
+			*at = i;
+			return control ? V_PD_CONTROL : V_PD_SPACE;
+		}
+	}
+	return V_PD_NONE;
+}
+
+static void v_add_personal(v_ctx *v, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* v_add_personal adds a problem that calls for ERROR_CODE_PERSONAL_DATA. */
+static void v_add_personal(v_ctx *v, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+
+	v->count++;
+	va_start(ap, fmt);
+	rete_problems_vadd(v->out, path, fmt, ap);
+	va_end(ap);
+	/* cap 0: the static out-of-memory item, which is never written */
+	if (v->out != NULL && v->out->n > 0 && v->out->cap > 0)
+		v->out->items[v->out->n - 1].error = RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA;
+}
+
+#define V_LOGGED "identifiers and codes are logged for ever and can never be erased"
+
+/* v_personal: when identifier s (what: how the sentence names the field)
+ * looks like personal data, adds the problem saying what was found and
+ * where it belongs, with hint (a clause starting "; ") about the field,
+ * and returns true. Only agency messages: the broker's own entries repeat
+ * ids an agency chose, already checked when they were logged. */
+static bool v_personal(v_ctx *v, const char *path, const char *what, const char *s,
+		       const char *hint)
+{
+	size_t at = 0, digits = 0;
+
+	if (v->mode == RETE_VALIDATE_BROKER)
+		return false;
+	switch (v_personal_kind(v_str(s), &at, &digits)) {
+	case V_PD_FISCAL:
+		v_add_personal(v, path,
+			       "%s looks like an Italian fiscal code (16 characters from position "
+			       "%zu); " V_LOGGED ", so they never identify a person: a fiscal code "
+			       "goes only in the sealed part (private.person.fiscalCode)%s",
+			       what, at + 1, hint);
+		return true;
+	case V_PD_EMAIL:
+		v_add_personal(v, path,
+			       "%s looks like an e-mail address (an '@' at position %zu followed "
+			       "by a domain); " V_LOGGED ": an e-mail address goes only in the "
+			       "sealed part (private.person.contacts)%s",
+			       what, at + 1, hint);
+		return true;
+	case V_PD_PHONE:
+		v_add_personal(
+		    v, path,
+		    "%s looks like a phone number (%zu digits from position %zu); " V_LOGGED
+		    ": a phone number goes only in the sealed part "
+		    "(private.person.contacts)%s",
+		    what, digits, at + 1, hint);
+		return true;
+	case V_PD_CONTROL:
+		v_add_personal(v, path,
+			       "%s has a control character at position %zu; " V_LOGGED
+			       " and hold no free text: what a person writes goes only in the "
+			       "sealed part (private.notes, private.statusText)%s",
+			       what, at + 1, hint);
+		return true;
+	case V_PD_SPACE:
+		v_add_personal(v, path,
+			       "%s has a space at position %zu; " V_LOGGED
+			       " and hold no spaces: a name or a sentence goes only in the sealed "
+			       "part (private.notes, private.statusText)%s",
+			       what, at + 1, hint);
+		return true;
+	case V_PD_NONE:
+		break;
+	}
+	return false;
+}
+
+/* v_free_text: a free-text field of the metadata must be empty. */
+static void v_free_text(v_ctx *v, const char *path, const char *s, const char *sealed)
+{
+	if (v_str(s)[0] == '\0')
+		return;
+	v_add_personal(v, path,
+		       "%s is free text and the log keeps it for ever (it can never be erased); "
+		       "leave it empty and put the sentence in the sealed part (%s), which only "
+		       "the recipient reads",
+		       path, sealed);
+}
+
+/* ------------------------------------------------------------------------
+ * Envelope
+ */
 
 static void v_envelope(v_ctx *v, const Rete__Message *msg, bool agency)
 {
@@ -359,11 +704,8 @@ static void v_envelope(v_ctx *v, const Rete__Message *msg, bool agency)
 		       "caseId is missing; give the pseudonymous case id the agencies share for "
 		       "this family (1 to 64 characters of " ID_CHARS
 		       "; never a name or a fiscal code)",
-		       "; a case id is pseudonymous: never a name or a fiscal code");
-	if (v_looks_like_fiscal_code(case_id))
-		v_add(v, "caseId",
-		      "caseId looks like a fiscal code; a case id is pseudonymous: use the case "
-		      "number your system gives the family, never a fiscal code or a name");
+		       "; a case id is pseudonymous: use the case number your system gives the "
+		       "family, never a name or a fiscal code");
 
 	if (msg->created_at < 0)
 		v_add(v, "createdAt",
@@ -405,7 +747,9 @@ static void v_envelope(v_ctx *v, const Rete__Message *msg, bool agency)
 		v_add(v, "operator.staffId",
 		      "operator.staffId is missing; give the agency's own identifier of the "
 		      "staff member who acted");
-	else
+	else if (!v_personal(v, "operator.staffId", "operator.staffId", msg->operator_->staff_id,
+			     "; staff are named by a pseudonymous code the agency maps itself "
+			     "(e.g. as-0042), never by name"))
 		v_cap(v, "operator.staffId", msg->operator_->staff_id, RETE_SHORT_MAX, false);
 	if (v_str(msg->operator_->role)[0] == '\0')
 		v_add(v, "operator.role",
@@ -425,7 +769,11 @@ static void v_referral(v_ctx *v, const Rete__Referral *r)
 	const char *service = v_str(r->service);
 	size_t n = strlen(service);
 
-	if (n == 0)
+	if (v_personal(v, "referral.service", "referral.service", service,
+		       "; give a service code from the recipient's catalogue (e.g. "
+		       "employment-orientation)"))
+		; /* said */
+	else if (n == 0)
 		v_add(v, "referral.service",
 		      "referral.service is missing; give a service code from the recipient's "
 		      "catalogue (1 to %d characters of a-z, 0-9, '.' and '-', e.g. "
@@ -482,7 +830,11 @@ static void v_referral(v_ctx *v, const Rete__Referral *r)
 			      "referral.consent.legalBasis is missing; a referral without consent "
 			      "must name the law that allows it (e.g. 'L. 184/1983 art. 9')");
 		v_cap(v, "referral.consent.legalBasis", c->legal_basis, RETE_TEXT_MAX, false);
-		v_cap(v, "referral.consent.reference", c->reference, RETE_SHORT_MAX, false);
+		if (!v_personal(v, "referral.consent.reference", "referral.consent.reference",
+				c->reference,
+				"; give your agency's reference of the signed form (e.g. "
+				"CONS-2026-0412)"))
+			v_cap(v, "referral.consent.reference", c->reference, RETE_SHORT_MAX, false);
 	}
 
 	v_enum(v, "referral.ageBand", r->age_band, &rete__age_band__descriptor, "referral.ageBand",
@@ -547,8 +899,8 @@ static void v_update(v_ctx *v, const Rete__ReferralUpdate *u)
 		if (sr == NULL)
 			v_add(v, "update.statusReason",
 			      "update.statusReason is missing; a referral that is %s needs a "
-			      "reason: give statusReason.code (e.g. lack-of-capacity) and a short "
-			      "text",
+			      "reason: give statusReason.code (e.g. lack-of-capacity); the "
+			      "sentence behind it goes in the sealed part (private.statusText)",
 			      rete_status_name(u->status));
 		else
 			v_code(v, "update.statusReason.code", sr->code, true,
@@ -559,7 +911,7 @@ static void v_update(v_ctx *v, const Rete__ReferralUpdate *u)
 		v_code(v, "update.statusReason.code", sr->code, false, "");
 	}
 	if (sr != NULL)
-		v_cap(v, "update.statusReason.text", sr->text, RETE_TEXT_MAX, false);
+		v_free_text(v, "update.statusReason.text", sr->text, "private.statusText");
 
 	v_code(v, "update.businessStatus", u->business_status, false, "");
 
@@ -590,7 +942,7 @@ static void v_update(v_ctx *v, const Rete__ReferralUpdate *u)
 			v_add(v, "update.outcome.reason",
 			      "update.outcome.reason is set on a successful outcome; a reason "
 			      "belongs only to an unsuccessful one");
-		v_cap(v, "update.outcome.text", o->text, RETE_TEXT_MAX, false);
+		v_free_text(v, "update.outcome.text", o->text, "private.outcomeText");
 	}
 	v_sha(v, "update.privateSha256", &u->private_sha256, false, "");
 }
@@ -881,6 +1233,7 @@ static void v_private(v_ctx *v, const Rete__Private *p, Rete__Message__BodyCase 
 				      "characters; a fiscal code is 16 capital letters and digits",
 				      n);
 		}
+		v_cap(v, "private.person.personId", person->person_id, RETE_SHORT_MAX, true);
 		const char *bd = v_str(person->birth_date);
 		if (bd[0] != '\0' && (!rete_date_valid(bd) || strncmp(bd, "1900", 4) < 0))
 			v_add(v, "private.person.birthDate",
@@ -901,6 +1254,9 @@ static void v_private(v_ctx *v, const Rete__Private *p, Rete__Message__BodyCase 
 		}
 	}
 	v_cap(v, "private.reason", p->reason, RETE_TEXT_MAX, true);
+	v_cap(v, "private.statusText", p->status_text, RETE_TEXT_MAX, true);
+	v_cap(v, "private.outcomeText", p->outcome_text, RETE_TEXT_MAX, true);
+	v_cap(v, "private.title", p->title, RETE_SHORT_MAX, true);
 	v_cap(v, "private.notes", p->notes, RETE_NOTES_MAX, true);
 
 	if (body == RETE__MESSAGE__BODY_NOTE && v_str(p->notes)[0] == '\0' && p->n_attachments == 0)
@@ -969,6 +1325,16 @@ static void v_private(v_ctx *v, const Rete__Private *p, Rete__Message__BodyCase 
 /* ------------------------------------------------------------------------
  * Entry point
  */
+
+size_t rete_validate_lead(const rete_problems *p)
+{
+	if (p == NULL)
+		return 0;
+	for (size_t i = 0; i < p->n; i++)
+		if (p->items[i].error != 0)
+			return i;
+	return 0;
+}
 
 bool rete_body_is_agency(const Rete__Message *msg)
 {

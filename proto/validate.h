@@ -19,6 +19,7 @@
 #define RETE_VALIDATE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "error.h"
 #include "problems.h"
@@ -57,6 +58,12 @@ typedef enum rete_validate_mode {
  * (including msg NULL or an unknown mode). Thread-safe. */
 rete_err rete_validate_message(const Rete__Message *msg, const Rete__Private *priv,
 			       rete_validate_mode mode, rete_problems *out);
+
+/* rete_validate_lead: the index of the problem of p to lead a refusal with:
+ * the first one that calls for its own error code (problem.error set:
+ * personal data or free text where only codes go), else 0. p NULL or empty
+ * gives 0. */
+size_t rete_validate_lead(const rete_problems *p);
 
 /* rete_body_is_agency: true when msg carries a body an agency may send
  * (referral, update, note); false for broker bodies, no body or NULL. */

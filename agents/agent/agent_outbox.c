@@ -403,12 +403,17 @@ static int out_prepare(agent *a, out_item *it, const char *text, size_t len)
 	}
 	if (rete_json_load_outbox(NULL, doc, &msg, &priv, &problems) != RETE_OK ||
 	    rete_validate_message(msg, priv, RETE_VALIDATE_DRAFT, &problems) != RETE_OK) {
+		/* personal data or free text in the metadata leads, with the
+		 * broker's code for it (protocol 3): never signed nor sent */
+		size_t k = rete_validate_lead(&problems);
+		bool personal = problems.n > 0 && problems.items[k].error ==
+						      RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA;
 		snprintf(why, sizeof(why), "%zu problem%s: %s%s%s", problems.n,
-			 problems.n == 1 ? "" : "s", problems.n ? problems.items[0].path : "",
-			 problems.n && problems.items[0].path[0] ? ": " : "",
-			 problems.n ? problems.items[0].text : "does not map");
-		out_fail(a, it->name, it->hash, it->id, "invalid",
-			 problems.n ? problems.items[0].path : "", why, &problems);
+			 problems.n == 1 ? "" : "s", problems.n ? problems.items[k].path : "",
+			 problems.n && problems.items[k].path[0] ? ": " : "",
+			 problems.n ? problems.items[k].text : "does not map");
+		out_fail(a, it->name, it->hash, it->id, personal ? "personal-data" : "invalid",
+			 problems.n ? problems.items[k].path : "", why, &problems);
 		goto out;
 	}
 	if (msg->sender != NULL && msg->sender[0] != '\0' && strcmp(msg->sender, a->cfg.id) != 0) {

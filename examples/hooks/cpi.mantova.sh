@@ -16,10 +16,10 @@ case_id=$(field .message.caseId)
 from=$(field .sender)
 op='{"staffId": "cpi-017", "role": "employment-counsellor"}'
 
-update() { # STATUS EXTRA-JSON-FIELDS
+update() { # STATUS EXTRA-JSON-FIELDS [EXTRA-TOP-LEVEL-FIELDS]
 	send <<JSON
 {"operator": $op, "recipient": "$from", "caseId": "$case_id",
- "update": {"referralId": "$ref", "status": "$1" $2}}
+ "update": {"referralId": "$ref", "status": "$1" $2} ${3:-}}
 JSON
 }
 
@@ -34,5 +34,7 @@ send <<JSON
                     "content": "$agreement"}]}}
 JSON
 update in-progress ', "businessStatus": "patto-di-servizio-signed"'
-update completed ', "outcome": {"result": "successful", "text": "Enrolled in a training course."}'
+# the outcome's code in the log, the comment sealed for social services
+update completed ', "outcome": {"result": "successful"}' \
+	', "private": {"outcomeText": "Enrolled in a training course."}'
 hook_done

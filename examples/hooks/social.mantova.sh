@@ -14,7 +14,8 @@ if [ "$(field .kind)" = update ] && [ "$(field .message.update.status)" = reject
    "consent": {"basis": "guardian-consent", "givenAt": "2026-11-20T09:35:00Z",
                "reference": "CONS-2026-0413"},
    "ageBand": "14-18", "previousReferral": "$(field .message.update.referralId)"},
- "private": {"person": {"name": "Luca Bianchi", "fiscalCode": "BNCLCU10T12E897Q"},
+ "private": {"person": {"name": "Luca Bianchi", "fiscalCode": "BNCLCU10T12E897Q",
+                        "personId": "SM-P-000418"},
    "reason": "The clinic has no capacity; a peer group may help him return to school."}}
 JSON
 fi

@@ -42,6 +42,7 @@
 #include <cmocka.h>
 
 #include <lmdb.h>
+#include <sodium.h>
 
 #include "checkpoint.h"
 #include "codec.h"
@@ -340,11 +341,15 @@ static char *update_text(const char *refid, const char *status, const char *busi
 	if (business != NULL)
 		json_object_set_new(u, "businessStatus", json_string(business));
 	if (outcome)
-		json_object_set_new(u, "outcome",
-				    json_pack("{s:s,s:s}", "result", "successful", "text",
-					      "Enrolled in a six-month traineeship."));
+		json_object_set_new(u, "outcome", json_pack("{s:s}", "result", "successful"));
 	if (notes != NULL)
 		json_object_set_new(j, "private", json_pack("{s:s}", "notes", notes));
+	if (outcome) { /* the comment travels sealed (protocol 3) */
+		if (json_object_get(j, "private") == NULL)
+			json_object_set_new(j, "private", json_object());
+		json_object_set_new(json_object_get(j, "private"), "outcomeText",
+				    json_string("Enrolled in a six-month traineeship."));
+	}
 	char *text = json_dumps(j, JSON_INDENT(2));
 	json_decref(j);
 	return text;
@@ -708,9 +713,13 @@ static void test_closed_loop(void **state)
 			assert_string_equal(jget(in, "private.notes"),
 					    "Interview booked for Thursday at 10:00.");
 		}
-		if (i == 2)
+		if (i == 2) {
 			assert_string_equal(jget(in, "message.update.outcome.result"),
 					    "successful");
+			/* the comment reached the recipient, sealed */
+			assert_string_equal(jget(in, "private.outcomeText"),
+					    "Enrolled in a six-month traineeship.");
+		}
 		json_decref(in);
 	}
 
@@ -810,6 +819,425 @@ static void test_closed_loop(void **state)
 	assert_true(saw_referral);
 	rete_wire_close(&sub);
 	rete_seckey_free(&coord);
+}
+
+/* --- the privacy sweep (issue 18: only codes in the log) ----------------- */
+
+/* One document of the sweep: an example file sent from one agency to
+ * another, its personal values (every string of its sealed part) allowed
+ * only in the recipient's inbox and the sender's own copies. */
+typedef struct sweep {
+	json_t *allowed; /* value -> array of folders (relative to n->dir) */
+	json_t *seen;	 /* value -> true once found where it is allowed */
+	size_t files;
+} sweep;
+
+static void sweep_collect(sweep *s, json_t *v, const char *key, int from, int to)
+{
+	const char *k;
+	json_t *x;
+	size_t i;
+
+	if (json_is_object(v)) {
+		json_object_foreach(v, k, x) sweep_collect(s, x, k, from, to);
+		return;
+	}
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, x) sweep_collect(s, x, key, from, to);
+		return;
+	}
+	if (!json_is_string(v))
+		return;
+	/* words every document has, and the hash, are no one's data */
+	if (strcmp(key, "kind") == 0 || strcmp(key, "mediaType") == 0 || strcmp(key, "sha256") == 0)
+		return;
+	char value[4096];
+	snprintf(value, sizeof(value), "%s", json_string_value(v));
+	if (strcmp(key, "content") == 0) { /* an attachment: its bytes */
+		size_t len = 0;
+		char bin[4096];
+		assert_int_equal(sodium_base642bin((unsigned char *)bin, sizeof(bin) - 1, value,
+						   strlen(value), NULL, &len, NULL,
+						   sodium_base64_VARIANT_ORIGINAL),
+				 0);
+		bin[len] = '\0';
+		char *nl = strchr(bin, '\n'); /* its first line */
+		if (nl != NULL)
+			*nl = '\0';
+		snprintf(value, sizeof(value), "%s", bin);
+	}
+	if (strlen(value) < 6)
+		return;
+	json_t *dirs = json_object_get(s->allowed, value);
+	if (dirs == NULL) {
+		dirs = json_array();
+		json_object_set_new(s->allowed, value, dirs);
+	}
+	char d[256];
+	snprintf(d, sizeof(d), "agents/%s/spool/inbox/", party_ids[to]);
+	json_array_append_new(dirs, json_string(d));
+	static const char *const own[] = {"sent", "failed", "outbox"};
+	for (size_t j = 0; j < 3; j++) {
+		snprintf(d, sizeof(d), "agents/%s/spool/%s/", party_ids[from], own[j]);
+		json_array_append_new(dirs, json_string(d));
+	}
+}
+
+/* sweep_send loads an example file (examples/REL), applies the changes
+ * (a JSON object merged into the document's top level and into its body:
+ * "top" and "body" keys), records its personal values and drops it into
+ * from's outbox as name. */
+static void sweep_send(net *n, sweep *s, int from, int to, const char *rel, const char *name,
+		       const char *changes)
+{
+	char path[1200];
+	json_t *doc =
+	    tu_load_json(tu_path(path, sizeof(path), "%s/examples/%s", RETE_SOURCE_DIR, rel));
+	assert_non_null(doc);
+	json_object_set_new(doc, "recipient", json_string(party_ids[to]));
+	if (changes != NULL) {
+		json_t *c = json_loads(changes, 0, NULL);
+		assert_non_null(c);
+		json_object_update(doc, json_object_get(c, "top"));
+		if (json_is_null(json_object_get(doc, "private"))) /* null: no sealed part */
+			json_object_del(doc, "private");
+		const char *bodies[] = {"referral", "update", "note"};
+		for (size_t i = 0; i < 3; i++)
+			if (json_object_get(doc, bodies[i]) != NULL && json_object_get(c, "body"))
+				json_object_update(json_object_get(doc, bodies[i]),
+						   json_object_get(c, "body"));
+		json_t *drop = json_object_get(c, "drop");
+		size_t i;
+		json_t *x;
+		json_array_foreach(drop, i, x)
+		    json_object_del(json_object_get(doc, "referral"), json_string_value(x));
+		json_decref(c);
+	}
+	if (json_object_get(doc, "private") != NULL)
+		sweep_collect(s, json_object_get(doc, "private"), "", from, to);
+	char *text = json_dumps(doc, JSON_INDENT(2));
+	put_outbox(n, from, name, text);
+	free(text);
+	json_decref(doc);
+}
+
+/* in_has_value: an inbox file of dir has `value` at the dotted path. */
+static void in_has_value(const char *dir, const char *dotted, const char *value)
+{
+	size_t cnt;
+	char **names = list_suffix(dir, ".json", &cnt);
+	bool found = false;
+	for (size_t i = 0; i < cnt && !found; i++) {
+		json_t *in = load_nth(dir, ".json", i);
+		const char *v = jget(in, dotted);
+		found = v != NULL && strcmp(v, value) == 0;
+		json_decref(in);
+	}
+	free_list(names, cnt);
+	if (!found)
+		fail_msg("no file of %s has %s = '%s'", dir, dotted, value);
+}
+
+/* sweep_bytes: no value of s is in data (len bytes) from `where`, unless
+ * where is under one of the value's allowed folders. */
+static void sweep_bytes(sweep *s, const char *where, const char *data, size_t len)
+{
+	const char *value;
+	json_t *dirs;
+	json_object_foreach(s->allowed, value, dirs)
+	{
+		size_t vl = strlen(value);
+		bool found = false;
+		for (size_t i = 0; i + vl <= len && !found; i++)
+			found = data[i] == value[0] && memcmp(data + i, value, vl) == 0;
+		if (!found)
+			continue;
+		bool ok = false;
+		size_t k;
+		json_t *d;
+		json_array_foreach(dirs, k, d) ok =
+		    ok || strncmp(where, json_string_value(d), strlen(json_string_value(d))) == 0;
+		if (!ok)
+			fail_msg("personal data '%s' of the examples found in %s", value, where);
+		json_object_set_new(s->seen, value, json_true());
+	}
+}
+
+/* sweep_dir scans every regular file in n->dir/rel (and, when recurse,
+ * under it), raw bytes: LMDB files, logs, configuration, spool files. */
+static void sweep_dir(net *n, sweep *s, const char *rel, bool recurse)
+{
+	char path[1400];
+	DIR *d = opendir(tu_path(path, sizeof(path), "%s/%s", n->dir, rel));
+	assert_non_null(d);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		char sub[1200];
+		snprintf(sub, sizeof(sub), "%s%s", rel, e->d_name);
+		struct stat st;
+		assert_int_equal(lstat(tu_path(path, sizeof(path), "%s/%s", n->dir, sub), &st), 0);
+		if (S_ISDIR(st.st_mode)) {
+			strncat(sub, "/", sizeof(sub) - strlen(sub) - 1);
+			if (recurse)
+				sweep_dir(n, s, sub, true);
+		} else if (S_ISREG(st.st_mode)) {
+			size_t len = 0;
+			char *data = tu_read_file(path, &len);
+			assert_non_null(data);
+			sweep_bytes(s, sub, data, len);
+			free(data);
+			s->files++;
+		}
+	}
+	closedir(d);
+}
+
+/* The examples' personal values (names, fiscal codes, phone numbers,
+ * e-mail addresses, free texts, an attachment) travel a small network of
+ * real processes; afterwards every file under the broker's and the agents'
+ * folders (LMDB files included, raw bytes), every log line, the monitor's
+ * and the report's outputs and the broker's events are scanned: none of
+ * those values is anywhere but in the recipient's inbox and the sender's
+ * own copies (sent/, failed/, outbox/). */
+/* sweep_wait is wait_count that, short of want, shows what the agents put
+ * in failed/ and the ends of their logs. */
+static void sweep_wait(net *n, const char *dir, const char *suffix, size_t want)
+{
+	size_t got = wait_count(dir, suffix, want, WAIT_MS);
+	if (got >= want)
+		return;
+	char path[1200], *out = NULL;
+	for (int p = P_SOCIAL; p <= P_ASST; p++) {
+		tu_run(&out, "cat '%s'/*.error.json 2>/dev/null; tail -n 15 '%s/%s.log'",
+		       spool(n, p, "failed", path, sizeof(path)), n->dir, party_ids[p]);
+		fprintf(stderr, "---- %s ----\n%s\n", party_ids[p], out ? out : "");
+		free(out);
+	}
+	fail_msg("%s: %zu files ending in %s, %zu expected", dir, got, suffix, want);
+}
+
+#define HABIT_TEXT    "Maria Rossi found a job on her own."
+#define HABIT_OUTCOME "She starts the traineeship at Officine Bassi on Monday."
+
+static void test_privacy_sweep(void **state)
+{
+	net *n = *state;
+	char path[1200], dir[1200], cmd[2600], *out = NULL;
+	sweep s = {.allowed = json_object(), .seen = json_object()};
+	json_t *habit;
+
+	start_broker(n);
+	rete_seckey *coord = NULL;
+	rete_pubkey bpk;
+	rete_wire *sub = NULL;
+	rete_msg m;
+	assert_int_equal(
+	    rete_keyfile_load_secret(
+		tu_path(path, sizeof(path), "%s/keys/coord.mantova.key", n->dir), &coord, &m),
+	    RETE_OK);
+	assert_int_equal(
+	    rete_keyfile_load_public(
+		tu_path(path, sizeof(path), "%s/keys/broker.mantova.pub", n->dir), &bpk, &m),
+	    RETE_OK);
+	assert_int_equal(
+	    rete_wire_subscribe(&sub,
+				tu_path(path, sizeof(path), "ipc://%s/broker/events.sock", n->dir),
+				&bpk, coord, &m),
+	    RETE_OK);
+	int64_t dl = now_ms() + WAIT_MS;
+	while (!rete_wire_connected(sub) && now_ms() < dl) {
+		Rete__Event *ev = NULL;
+		if (rete_wire_event_recv(sub, 100, &ev, &m) == RETE_OK)
+			rete__event__free_unpacked(ev, NULL);
+	}
+	assert_true(rete_wire_connected(sub));
+	start_agent(n, P_SOCIAL);
+	start_agent(n, P_CPI);
+	start_agent(n, P_ASST);
+
+	/* R1: the example referral, accepted, in progress, a note, completed */
+	sweep_send(n, &s, P_SOCIAL, P_CPI, "messages/referral.json", "r1.json", NULL);
+	sweep_wait(n, spool(n, P_CPI, "inbox", dir, sizeof(dir)), "-referral.json", 1);
+	static const char *const r1_updates[] = {"update-accepted", "update-in-progress",
+						 "update-completed"};
+	spool(n, P_SOCIAL, "inbox", dir, sizeof(dir));
+	size_t updates = 0;
+	for (size_t i = 0; i < 3; i++) {
+		char rel[128], name[64];
+		snprintf(rel, sizeof(rel), "messages/%s.json", r1_updates[i]);
+		snprintf(name, sizeof(name), "u1-%zu.json", i);
+		sweep_send(n, &s, P_CPI, P_SOCIAL, rel, name, NULL);
+		updates++;
+		sweep_wait(n, dir, "-update.json", updates);
+	}
+	sweep_send(n, &s, P_SOCIAL, P_CPI, "messages/note.json", "n1.json", NULL);
+	/* the outcome's comment written in the metadata: refused before sealing */
+	sweep_send(n, &s, P_CPI, P_SOCIAL, "messages/update-completed.json", "u1-habit.json",
+		   "{\"top\": {\"private\": null}, \"body\": {\"outcome\": {\"result\": "
+		   "\"successful\", \"text\": \"" HABIT_OUTCOME "\"}}}");
+	habit = json_string(HABIT_OUTCOME);
+	sweep_collect(&s, habit, "text", P_CPI, P_SOCIAL);
+	json_decref(habit);
+
+	/* R2, R3, R4: the mother's demo referral, rejected (with the reason's
+	 * sentence sealed), cancelled, completed unsuccessfully */
+	sweep_send(n, &s, P_SOCIAL, P_CPI, "demo/referral-mother.json", "r2.json",
+		   "{\"top\": {\"id\": \"soc-sweep-2\"}}");
+	sweep_send(n, &s, P_SOCIAL, P_CPI, "demo/referral-mother.json", "r3.json",
+		   "{\"top\": {\"id\": \"soc-sweep-3\"}}");
+	sweep_send(n, &s, P_SOCIAL, P_CPI, "demo/referral-mother.json", "r4.json",
+		   "{\"top\": {\"id\": \"soc-sweep-4\"}}");
+	/* R5: the son's, to the clinic, rejected with the demo's sentence */
+	sweep_send(n, &s, P_SOCIAL, P_ASST, "demo/referral-son.json", "r5.json",
+		   "{\"top\": {\"id\": \"soc-sweep-5\"}, \"body\": {\"service\": "
+		   "\"family-counselling\"}}");
+	/* R6: the health visitor's referral without consent (legal obligation) */
+	sweep_send(n, &s, P_ASST, P_SOCIAL, "messages/referral-legal-obligation.json", "r6.json",
+		   "{\"top\": {\"id\": \"asst-sweep-6\"}, \"body\": {\"service\": "
+		   "\"family-support\"}, \"drop\": [\"previousReferral\"]}");
+	sweep_wait(n, spool(n, P_CPI, "inbox", dir, sizeof(dir)), "-referral.json", 4);
+	sweep_wait(n, spool(n, P_ASST, "inbox", dir, sizeof(dir)), "-referral.json", 1);
+	sweep_send(n, &s, P_CPI, P_SOCIAL, "messages/update-rejected.json", "u2.json",
+		   "{\"body\": {\"referralId\": \"soc-sweep-2\"}}");
+	/* an operator who writes the sentence in the metadata by habit, as
+	 * protocol 2 allowed: the agent keeps it in failed/, the log never
+	 * sees it; then the right way, sealed (the agent takes the files in
+	 * the order of their names) */
+	sweep_send(n, &s, P_SOCIAL, P_CPI, "messages/update-cancelled.json", "u3-habit.json",
+		   "{\"top\": {\"private\": null}, \"body\": {\"referralId\": \"soc-sweep-3\", "
+		   "\"statusReason\": {\"code\": \"no-longer-needed\", \"text\": \"" HABIT_TEXT
+		   "\"}}}");
+	habit = json_string(HABIT_TEXT);
+	sweep_collect(&s, habit, "text", P_SOCIAL, P_CPI);
+	json_decref(habit);
+	sweep_send(n, &s, P_SOCIAL, P_CPI, "messages/update-cancelled.json", "u3.json",
+		   "{\"body\": {\"referralId\": \"soc-sweep-3\"}}");
+	sweep_send(n, &s, P_ASST, P_SOCIAL, "messages/update-rejected.json", "u5.json",
+		   "{\"top\": {\"private\": {\"statusText\": \"No psychologist free for new "
+		   "cases before February.\"}, \"operator\": {\"staffId\": \"cf-003\", \"role\": "
+		   "\"psychologist\"}}, \"body\": {\"referralId\": \"soc-sweep-5\"}}");
+	spool(n, P_SOCIAL, "inbox", dir, sizeof(dir));
+	updates += 2;
+	for (size_t i = 0; i < 3; i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "u4-%zu.json", i);
+		sweep_send(n, &s, P_CPI, P_SOCIAL,
+			   i == 0   ? "messages/update-accepted.json"
+			   : i == 1 ? "messages/update-in-progress.json"
+				    : "messages/update-completed-unsuccessful.json",
+			   name, "{\"body\": {\"referralId\": \"soc-sweep-4\"}}");
+		updates++;
+		sweep_wait(n, dir, "-update.json", updates);
+	}
+	/* everything arrived: R6 and the cancellation included */
+	sweep_wait(n, dir, "-referral.json", 1);
+	sweep_wait(n, spool(n, P_CPI, "inbox", dir, sizeof(dir)), "-update.json", 1);
+	sweep_wait(n, dir, "-note.json", 1);
+	/* the sealed free text reached the recipient */
+	in_has_value(spool(n, P_SOCIAL, "inbox", dir, sizeof(dir)), "private.statusText",
+		     "No psychologist free for new cases before February.");
+
+	/* the coordinator's monitor and report (a later console's pages join
+	 * this list) */
+	tu_path(path, sizeof(path), "%s/coord.ini", n->dir);
+	snprintf(cmd, sizeof(cmd),
+		 "[client]\nid = coord.mantova\nkey = keys/coord.mantova.key\n"
+		 "broker = ipc://%s/broker/broker.sock\nbroker_key = keys/broker.mantova.pub\n"
+		 "events = ipc://%s/broker/events.sock\ntime_zone = Europe/Rome\n",
+		 n->dir, n->dir);
+	write_text(path, cmd);
+	static const char *const views[] = {
+	    "monitor -c '%s/coord.ini' --once", "monitor -c '%s/coord.ini' --once --json",
+	    "report -c '%s/coord.ini' --from 2026-01-01 --to 2099-12-31 --by agency,service "
+	    "--format csv",
+	    "report -c '%s/coord.ini' --from 2026-01-01 --to 2099-12-31 --by service --format "
+	    "json"};
+	for (size_t i = 0; i < sizeof(views) / sizeof(views[0]); i++) {
+		char args[1600];
+		snprintf(args, sizeof(args), views[i], n->dir);
+		int rc = run_rete(n, &out, args);
+		if (rc != 0)
+			fprintf(stderr, "rete %s: %s\n", args, out);
+		assert_int_equal(rc, 0);
+		/* they do show the referrals' codes: the scan can fail */
+		if (strstr(out, "employment-orientation") == NULL)
+			fprintf(stderr, "rete %s:\n%s\n", args, out);
+		assert_non_null(strstr(out, "employment-orientation"));
+		sweep_bytes(&s, args, out, strlen(out));
+		free(out);
+	}
+
+	/* every event the broker published */
+	size_t nevents = 0;
+	for (;;) {
+		Rete__Event *ev = NULL;
+		if (rete_wire_event_recv(sub, 500, &ev, &m) != RETE_OK)
+			break;
+		size_t len = rete__event__get_packed_size(ev);
+		uint8_t *buf = malloc(len + 1);
+		assert_non_null(buf);
+		rete__event__pack(ev, buf);
+		sweep_bytes(&s, "an event", (const char *)buf, len);
+		free(buf);
+		rete__event__free_unpacked(ev, NULL);
+		nevents++;
+	}
+	assert_true(nevents >= 20);
+	rete_wire_close(&sub);
+	rete_seckey_free(&coord);
+
+	/* every file, once the processes have written all they will */
+	stop(n, P_SOCIAL, SIGTERM);
+	stop(n, P_CPI, SIGTERM);
+	stop(n, P_ASST, SIGTERM);
+	stop(n, P_BROKER, SIGTERM);
+	sweep_dir(n, &s, "broker/", true); /* the log first */
+	sweep_dir(n, &s, "agents/", true);
+	sweep_dir(n, &s, "", false); /* the logs, coord.ini */
+	/* nothing failed but the habit: every example is valid under protocol 3 */
+	for (int p = P_SOCIAL; p <= P_ASST; p++)
+		assert_int_equal(
+		    tu_count_suffix(spool(n, p, "failed", dir, sizeof(dir)), ".error.json"),
+		    p == P_ASST ? 0 : 1);
+	json_t *e = tu_load_json(tu_path(path, sizeof(path), "%s/u1-habit.json.error.json",
+					 spool(n, P_CPI, "failed", dir, sizeof(dir))));
+	assert_string_equal(jget(e, "code"), "personal-data");
+	assert_string_equal(jget(e, "field"), "update.outcome.text");
+	assert_non_null(strstr(jget(e, "error"), "private.outcomeText"));
+	assert_null(strstr(jget(e, "error"), "Maria")); /* never repeated */
+	json_decref(e);
+	e = tu_load_json(tu_path(path, sizeof(path), "%s/u3-habit.json.error.json",
+				 spool(n, P_SOCIAL, "failed", dir, sizeof(dir))));
+	assert_string_equal(jget(e, "code"), "personal-data");
+	assert_string_equal(jget(e, "field"), "update.statusReason.text");
+	assert_non_null(strstr(jget(e, "error"), "private.statusText"));
+	json_decref(e);
+
+	/* the scan sees the values where they belong (so it can fail) */
+	static const char *const must_see[] = {
+	    PERSON_NAME,
+	    PERSON_CF,
+	    "BNCLCU10T12E897Q",
+	    "+39 0376 555 0101",
+	    "maria.rossi@example.org",
+	    "No psychologist free for new cases before February.",
+	    "Enrolled in a six-month traineeship.",
+	    "SM-P-000417",
+	    "Service agreement, 24 November 2026",
+	    HABIT_TEXT};
+	for (size_t i = 0; i < sizeof(must_see) / sizeof(must_see[0]); i++) {
+		if (json_object_get(s.allowed, must_see[i]) == NULL)
+			fail_msg("'%s' is not among the examples' values", must_see[i]);
+		if (json_object_get(s.seen, must_see[i]) == NULL)
+			fail_msg("'%s' was not found in the recipient's inbox", must_see[i]);
+	}
+	assert_true(s.files >= 20);
+	print_message("privacy sweep: %zu values, %zu files, %zu events: only where allowed\n",
+		      json_object_size(s.allowed), s.files, nevents);
+	json_decref(s.allowed);
+	json_decref(s.seen);
 }
 
 /* --- failures do not stop the agent -------------------------------------- */
@@ -1456,6 +1884,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_closed_loop, net_setup, net_teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_files, net_setup, net_teardown),
+	    cmocka_unit_test_setup_teardown(test_privacy_sweep, net_setup, net_teardown),
 	    cmocka_unit_test_setup_teardown(test_unopenable_delivery, net_setup, net_teardown),
 	    cmocka_unit_test_setup_teardown(test_config_errors, net_setup, net_teardown),
 	    cmocka_unit_test_setup_teardown(test_not_delivered, net_setup, net_teardown),

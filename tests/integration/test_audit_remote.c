@@ -202,7 +202,6 @@ static void update(const char *ref, int from, int to, Rete__Status st, const cha
 	u.business_status = (char *)business;
 	if (reason != NULL) {
 		sr.code = (char *)reason;
-		sr.text = "Places are full until March.";
 		u.status_reason = &sr;
 	}
 	if (st == RETE__STATUS__STATUS_COMPLETED) {
@@ -479,7 +478,7 @@ static void test_remote_audit(void **state)
 	    "status completed, business status 'placed', outcome successful",
 	    "service training-voucher",
 	    "delivered to cpi.mantova",
-	    "status rejected, reason lack-of-capacity (\"Places are full until March.\")",
+	    "status rejected, reason lack-of-capacity\n",
 	    "delivered to social.mantova",
 	    "12 entries",
 	    NULL};

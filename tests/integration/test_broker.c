@@ -185,21 +185,27 @@ static void make_referral(struct env *e, int from, int to, const char *id, const
 	assert_int_equal(it_referral_sign(&r, o), RETE_OK);
 }
 
-static void make_update(struct env *e, int from, int to, const char *id, const char *ref,
-			Rete__Status status, it_msg *o)
+/* make_update_ex signs an update; staff (NULL: "x-1") names the operator and
+ * reason_text (NULL: none) is put in the status reason's free text, which
+ * protocol 3 refuses in the metadata. */
+static void make_update_ex(struct env *e, int from, int to, const char *id, const char *ref,
+			   Rete__Status status, const char *staff, const char *reason_text,
+			   it_msg *o)
 {
 	memset(o, 0, sizeof(*o));
 	snprintf(o->id, sizeof(o->id), "%s", id);
 	Rete__Operator op = RETE__OPERATOR__INIT;
-	op.staff_id = "x-1";
+	op.staff_id = (char *)(staff ? staff : "x-1");
 	op.role = "case-manager";
 	Rete__StatusReason sr = RETE__STATUS_REASON__INIT;
 	sr.code = "no-longer-needed";
-	sr.text = "The family moved away.";
+	if (reason_text != NULL)
+		sr.text = (char *)reason_text;
 	Rete__ReferralUpdate u = RETE__REFERRAL_UPDATE__INIT;
 	u.referral_id = (char *)ref;
 	u.status = status;
-	if (status == RETE__STATUS__STATUS_CANCELLED || status == RETE__STATUS__STATUS_REJECTED)
+	if (status == RETE__STATUS__STATUS_CANCELLED || status == RETE__STATUS__STATUS_REJECTED ||
+	    reason_text != NULL)
 		u.status_reason = &sr;
 	Rete__Message msg;
 	it_update_msg(&msg, id, &op, party_ids[to], &u);
@@ -209,6 +215,12 @@ static void make_update(struct env *e, int from, int to, const char *id, const c
 	msg.origin = ORIGIN;
 	rete_msg m;
 	assert_int_equal(rete_message_sign(&msg, e->h.keys[from], &o->signed_bytes, &m), RETE_OK);
+}
+
+static void make_update(struct env *e, int from, int to, const char *id, const char *ref,
+			Rete__Status status, it_msg *o)
+{
+	make_update_ex(e, from, to, id, ref, status, NULL, NULL, o);
 }
 
 /* submit sends o and waits for its receipt (or refusal). */
@@ -733,6 +745,55 @@ static void test_refusals(void **state)
 	receipt_index(e, f, "life-1-acc2");
 	rete__broker_frame__free_unpacked(f, NULL);
 	it_msg_free(&o);
+
+	/* protocol 3, only codes in the log: a free-text reason and a staff
+	 * member's name are refused with ERROR_CODE_PERSONAL_DATA, the
+	 * sentence saying where they belong and not repeating them */
+	make_update_ex(e, P_CPI, P_SOCIAL, "life-1-rej", "life-1", RETE__STATUS__STATUS_IN_PROGRESS,
+		       NULL, "Places are full until March.", &o);
+	expect_refused_at(cpi, &o, RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA, "private.statusText",
+			  "update.statusReason.text");
+	f = submit(cpi, &o);
+	assert_null(strstr(it_answer(f)->error_text, "Places are full"));
+	rete__broker_frame__free_unpacked(f, NULL);
+	it_msg_free(&o);
+	make_update_ex(e, P_CPI, P_SOCIAL, "life-1-ip", "life-1", RETE__STATUS__STATUS_IN_PROGRESS,
+		       "Giulia Bianchi", NULL, &o);
+	expect_refused_at(cpi, &o, RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA, "pseudonymous",
+			  "operator.staffId");
+	it_msg_free(&o);
+
+	/* personal data is refused before the policy, whose sentences and the
+	 * broker's log would repeat the id: a message id that is a fiscal code,
+	 * to a service not offered, is refused PERSONAL_DATA and the broker's
+	 * log never shows the id */
+	make_referral(e, P_SOCIAL, P_CPI, "RSSMRA85M41E897X", "housing-support", true, NULL, NULL,
+		      &o);
+	expect_refused_at(social, &o, RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA, "fiscal code",
+			  "id");
+	it_msg_free(&o);
+	make_update_ex(e, P_CPI, P_SOCIAL, "life-1-x", "maria.rossi@example.org",
+		       RETE__STATUS__STATUS_IN_PROGRESS, NULL, NULL, &o);
+	expect_refused_at(cpi, &o, RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA, "e-mail address",
+			  "update.referralId");
+	it_msg_free(&o);
+	{
+		/* the log does say refusals: the line of the last one comes just
+		 * after its answer, so wait for it (a deadline, not a sleep) */
+		size_t len = 0;
+		char *log = NULL;
+		int64_t until = it_mono_ms() + WAIT_MS;
+		while ((log = tu_read_file(e->h.log, &len)) != NULL &&
+		       strstr(log, "life-1-x") == NULL && it_mono_ms() < until) {
+			free(log);
+			it_nap(50); /* polling another process's file */
+		}
+		assert_non_null(log);
+		assert_non_null(strstr(log, "life-1-x"));
+		assert_null(strstr(log, "RSSMRA85M41E897X"));
+		assert_null(strstr(log, "maria.rossi@example.org"));
+		free(log);
+	}
 
 	/* only the accepted referral and its update were logged */
 	f = log_entries(e);

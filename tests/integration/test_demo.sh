@@ -47,4 +47,17 @@ grep -q "RSSMRA85M41E897X" "$dir"/net/agents/cpi.mantova/spool/inbox/*-referral.
 if grep -rqa "RSSMRA85M41E897X\|Maria Rossi" "$dir/net/broker/store"; then
 	fail "personal data found in the broker's store"
 fi
+# Only codes in the log (protocol 3): the clinic's and the job centre's
+# sentences reached social services sealed, and are nowhere at the broker
+# nor in what the demo printed (monitor, report, timeline, audit).
+for text in "No psychologist free for new cases before February." "Enrolled in a training course."; do
+	grep -qF "$text" "$dir"/net/agents/social.mantova/spool/inbox/*-update.json ||
+		fail "social services did not get the sealed text '$text'"
+	if grep -rqaF "$text" "$dir/net/broker"; then
+		fail "the sealed text '$text' is in the broker's folder"
+	fi
+	if grep -qF "$text" <<<"$out"; then
+		fail "the demo's output shows the sealed text '$text'"
+	fi
+done
 echo "demo: 1 passed, 0 failed"

@@ -203,10 +203,14 @@ referral() { # ID PRIORITY
    "consent": {"basis": "consent", "givenAt": "2026-11-20T09:30:00Z"}, "ageBand": "adult"},
  "private": {"person": {"name": "Maria Rossi", "fiscalCode": "RSSMRA85M41E897X"}}}'
 }
-update() { # INI NAME REFERRAL RECIPIENT STATUS-AND-MORE
+update() { # INI NAME REFERRAL RECIPIENT STATUS-AND-MORE [STATUS-TEXT]
+	# the reason's sentence travels sealed (private.statusText): the log,
+	# the monitor and the report keep only the code
+	local private=''
+	[ -n "${6:-}" ] && private=', "private": {"statusText": "'"$6"'"}'
 	send_as "$1" "$2" '{"operator": {"staffId": "x-1", "role": "case-manager"},
  "recipient": "'"$4"'", "caseId": "mn-2026-0999",
- "update": {"referralId": "'"$3"'", '"$5"'}}'
+ "update": {"referralId": "'"$3"'", '"$5"'}'"$private"'}'
 }
 for r in r-ok r-ko r-rej r-canc r-hold; do referral "$r" routine; done
 referral r-late emergency
@@ -216,11 +220,11 @@ update "$CPI" ok3 r-ok social.mantova '"status": "completed", "outcome": {"resul
 update "$CPI" ko1 r-ko social.mantova '"status": "accepted"'
 update "$CPI" ko2 r-ko social.mantova '"status": "in-progress"'
 update "$CPI" ko3 r-ko social.mantova '"status": "completed", "outcome": {"result": "unsuccessful", "reason": "client-refused"}'
-update "$CPI" rej r-rej social.mantova '"status": "rejected", "statusReason": {"code": "lack-of-capacity", "text": "No counsellor free"}'
-update "$SOC" canc r-canc cpi.mantova '"status": "cancelled", "statusReason": {"code": "no-longer-needed", "text": "Found work"}'
+update "$CPI" rej r-rej social.mantova '"status": "rejected", "statusReason": {"code": "lack-of-capacity"}' "No counsellor free"
+update "$SOC" canc r-canc cpi.mantova '"status": "cancelled", "statusReason": {"code": "no-longer-needed"}' "Found work"
 update "$CPI" hold1 r-hold social.mantova '"status": "accepted"'
 update "$CPI" hold2 r-hold social.mantova '"status": "in-progress"'
-update "$CPI" hold3 r-hold social.mantova '"status": "on-hold", "statusReason": {"code": "awaiting-documents", "text": "Waiting for documents"}'
+update "$CPI" hold3 r-hold social.mantova '"status": "on-hold", "statusReason": {"code": "awaiting-documents"}' "Waiting for documents"
 
 # The first referral (in progress) plus these six: exact totals, r-late overdue.
 totals_ok() {
@@ -241,7 +245,7 @@ got=$(jq -c '.groups[0] | [.sent, .received, .accepted, .rejected, .rejectedByRe
 "$BIN/rete" report -c "$DIR/coord.ini" --from "$FROM" --to "$TO" --format csv >"$DIR/rep3.csv" 2>&1 ||
 	fail "report --format csv"
 for f in mon2.json rep3.json rep3.csv; do
-	for secret in "Maria Rossi" "RSSMRA85M41E897X"; do
+	for secret in "Maria Rossi" "RSSMRA85M41E897X" "No counsellor free" "Found work" "Waiting for documents"; do
 		grep -q "$secret" "$DIR/$f" && fail "$f holds personal data: $secret"
 	done
 done

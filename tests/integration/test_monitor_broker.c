@@ -180,7 +180,6 @@ static void update(int k, int from, int to, Rete__Status st, const char *reason,
 	u.status = st;
 	if (reason != NULL) {
 		sr.code = (char *)reason;
-		sr.text = "A coded reason.";
 		u.status_reason = &sr;
 	}
 	if (st == RETE__STATUS__STATUS_COMPLETED) {
@@ -204,7 +203,6 @@ static void touch_r6(int k)
 
 	snprintf(id, sizeof(id), "touch-%d-%ld", k, (long)getpid());
 	sr.code = "other";
-	sr.text = "Waiting for the family's answer.";
 	u.status_reason = &sr;
 	snprintf(bs, sizeof(bs), "waiting-%d", k);
 	op.staff_id = "op-3";

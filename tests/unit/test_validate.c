@@ -365,7 +365,6 @@ static void test_valid_update_statuses(void **state)
 		f.upd.status = ok[i];
 		if (rete_status_needs_reason(ok[i])) {
 			f.sr.code = "lack-of-capacity";
-			f.sr.text = "No places left this term.";
 			f.upd.status_reason = &f.sr;
 		}
 		if (ok[i] == RETE__STATUS__STATUS_COMPLETED) {
@@ -429,8 +428,12 @@ static void test_envelope_rules(void **state)
 	fx_referral(&f);
 	f.msg.id = "m 1";
 	one_text(&f, NULL, SIGNED, "id", text);
-	assert_non_null(strstr(text, "'m 1'"));
+	assert_null(strstr(text, "'m 1'")); /* a space: maybe a name, never repeated */
 	assert_non_null(strstr(text, "a space at position 2"));
+	f.msg.id = "m/1";
+	one_text(&f, NULL, SIGNED, "id", text);
+	assert_non_null(strstr(text, "'m/1'"));
+	assert_non_null(strstr(text, "'/' at position 2"));
 	one(&f, NULL, DRAFT, "id"); /* given in a draft: still checked */
 	f.msg.id = longstr(&f, 'a', 65);
 	one(&f, NULL, SIGNED, "id");
@@ -513,9 +516,9 @@ static void test_referral_rules(void **state)
 	fx_referral(&f);
 	f.ref.service = "";
 	one(&f, NULL, DRAFT, "referral.service");
-	f.ref.service = "Housing Support";
+	f.ref.service = "Housing-Support";
 	one_text(&f, NULL, SIGNED, "referral.service", text);
-	assert_non_null(strstr(text, "'Housing Support'"));
+	assert_non_null(strstr(text, "'Housing-Support'"));
 	assert_non_null(strstr(text, "a-z, 0-9"));
 	f.ref.service = "housing_support";
 	one(&f, NULL, SIGNED, "referral.service");
@@ -636,14 +639,13 @@ static void test_update_rules(void **state)
 		f.upd.status = need_reason[i];
 		one(&f, NULL, SIGNED, "update.statusReason");
 		f.sr.code = "";
-		f.sr.text = "no code, only text";
 		f.upd.status_reason = &f.sr;
 		one(&f, NULL, SIGNED, "update.statusReason.code");
 		f.sr.code = "lack of capacity";
 		one(&f, NULL, SIGNED, "update.statusReason.code");
 		f.sr.code = "lack-of-capacity";
 		pass(&f, NULL, SIGNED);
-		f.sr.text = longstr(&f, 't', RETE_TEXT_MAX + 1);
+		f.sr.text = "a sentence"; /* free text: sealed part only */
 		one(&f, NULL, SIGNED, "update.statusReason.text");
 	}
 
@@ -667,7 +669,7 @@ static void test_update_rules(void **state)
 	one(&f, NULL, SIGNED, "update.outcome.reason");
 	f.outcome.reason = RETE__OUTCOME_REASON__OUTCOME_REASON_UNSPECIFIED;
 	pass(&f, NULL, SIGNED);
-	f.outcome.text = longstr(&f, 'x', RETE_TEXT_MAX + 1);
+	f.outcome.text = "a comment"; /* free text: sealed part only */
 	one(&f, NULL, SIGNED, "update.outcome.text");
 
 	fx_update(&f);
@@ -1025,7 +1027,7 @@ static void test_sentence_hygiene(void **state)
 	char id[128] = "";
 	for (int i = 0; i < 30; i++)
 		strcat(id, "\xc3\xa8");
-	strcat(id, "\n");
+	strcat(id, "/");
 
 	fx_referral(&f);
 	f.msg.id = id;
@@ -1070,6 +1072,284 @@ static void test_body_is_agency(void **state)
 	assert_false(rete_text_id_valid("a/b"));
 }
 
+/* ------------------------------------------------------------------------
+ * Only codes in the log (issue 18): free text is refused in the signed
+ * metadata and accepted in the sealed part; identifier fields refuse what
+ * looks like personal data, each pattern with its own sentence.
+ */
+
+/* personal_: exactly one problem at path, flagged ERROR_CODE_PERSONAL_DATA,
+ * whose sentence has `want` and does not repeat `value` (personal data). */
+static void personal_(const fx *f, const Rete__Private *priv, rete_validate_mode mode,
+		      const char *path, const char *want, const char *value, int line)
+{
+	rete_problems p = {0};
+	rete_err e = rete_validate_message(&f->msg, priv, mode, &p);
+	if (e != RETE_EINVAL || p.n != 1 || strcmp(p.items[0].path, path) != 0 ||
+	    strstr(p.items[0].text, want) == NULL ||
+	    (value != NULL && value[0] != '\0' && strstr(p.items[0].text, value) != NULL) ||
+	    p.items[0].error != RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA) {
+		dump(&p);
+		rete_problems_free(&p);
+		fail_msg("line %d: expected one personal-data problem at '%s' saying '%s'", line,
+			 path, want);
+	}
+	rete_problems_free(&p);
+}
+#define personal(f, priv, mode, path, want, value)                                                 \
+	personal_((f), (priv), (mode), (path), (want), (value), __LINE__)
+
+static void test_free_text_sealed(void **state)
+{
+	(void)state;
+	fx f;
+
+	/* statusReason.text: refused in the metadata, in a draft too */
+	fx_update(&f);
+	f.upd.status = RETE__STATUS__STATUS_REJECTED;
+	f.sr.code = "lack-of-capacity";
+	f.sr.text = "No psychologist free for new cases before February.";
+	f.upd.status_reason = &f.sr;
+	personal(&f, NULL, SIGNED, "update.statusReason.text", "private.statusText", f.sr.text);
+	personal(&f, &f.priv, DRAFT, "update.statusReason.text", "free text", f.sr.text);
+	/* ... and accepted in the sealed part */
+	f.sr.text = "";
+	f.priv.status_text = "No psychologist free for new cases before February.";
+	pass(&f, &f.priv, DRAFT);
+	pass(&f, &f.priv, SIGNED);
+	f.priv.status_text = longstr(&f, 's', RETE_TEXT_MAX + 1);
+	one(&f, &f.priv, DRAFT, "private.statusText");
+
+	/* outcome.text */
+	fx_update(&f);
+	f.upd.status = RETE__STATUS__STATUS_COMPLETED;
+	f.outcome.result = RETE__OUTCOME_RESULT__OUTCOME_RESULT_SUCCESSFUL;
+	f.outcome.text = "Enrolled in a six-month traineeship.";
+	f.upd.outcome = &f.outcome;
+	personal(&f, NULL, SIGNED, "update.outcome.text", "private.outcomeText", f.outcome.text);
+	personal(&f, &f.priv, DRAFT, "update.outcome.text", "free text", f.outcome.text);
+	f.outcome.text = "";
+	f.priv.outcome_text = "Enrolled in a six-month traineeship.";
+	pass(&f, &f.priv, DRAFT);
+	pass(&f, &f.priv, SIGNED);
+	f.priv.outcome_text = longstr(&f, 'o', RETE_TEXT_MAX + 1);
+	one(&f, &f.priv, DRAFT, "private.outcomeText");
+
+	/* a note's title and the person's own id travel sealed */
+	fx_note(&f);
+	f.priv.title = "Meeting with the family, 24 November";
+	pass(&f, &f.priv, DRAFT);
+	pass(&f, &f.priv, SIGNED);
+	f.priv.title = longstr(&f, 't', RETE_SHORT_MAX + 1);
+	one(&f, &f.priv, DRAFT, "private.title");
+	fx_referral(&f);
+	f.person.person_id = "P-000417";
+	pass(&f, &f.priv, DRAFT);
+	f.person.person_id = longstr(&f, 'p', RETE_SHORT_MAX + 1);
+	one(&f, &f.priv, DRAFT, "private.person.personId");
+
+	/* the broker's own notices keep their sentences */
+	fx_notice(&f);
+	f.notice.text = "not delivered within 5 days: the recipient's agent was not connected";
+	pass(&f, NULL, BROKER);
+}
+
+/* Identifier fields, set one at a time on a message that is otherwise
+ * valid. */
+enum id_field {
+	F_ID,
+	F_CASE,
+	F_STAFF,
+	F_UPD_REFERRAL,
+	F_PREVIOUS,
+	F_BUSINESS,
+	F_REASON_CODE_SR,
+	F_REASON_CODE,
+	F_SERVICE,
+	F_NOTE_KIND,
+	F_NOTE_REFERRAL,
+	F_CONSENT_REF,
+	F_COUNT
+};
+
+static const char *id_field_set(fx *f, enum id_field k, const char *v)
+{
+	switch (k) {
+	case F_ID:
+		fx_referral(f)->msg.id = (char *)v;
+		return "id";
+	case F_CASE:
+		fx_referral(f)->msg.case_id = (char *)v;
+		return "caseId";
+	case F_STAFF:
+		fx_referral(f)->op.staff_id = (char *)v;
+		return "operator.staffId";
+	case F_UPD_REFERRAL:
+		fx_update(f)->upd.referral_id = (char *)v;
+		return "update.referralId";
+	case F_PREVIOUS:
+		fx_referral(f)->ref.previous_referral = (char *)v;
+		return "referral.previousReferral";
+	case F_BUSINESS:
+		fx_update(f)->upd.business_status = (char *)v;
+		return "update.businessStatus";
+	case F_REASON_CODE_SR:
+		fx_update(f);
+		f->upd.status = RETE__STATUS__STATUS_REJECTED;
+		f->sr.code = (char *)v;
+		f->upd.status_reason = &f->sr;
+		return "update.statusReason.code";
+	case F_REASON_CODE:
+		fx_referral(f)->ref.reason_code = (char *)v;
+		return "referral.reasonCode";
+	case F_SERVICE:
+		fx_referral(f)->ref.service = (char *)v;
+		return "referral.service";
+	case F_NOTE_KIND:
+		fx_note(f)->note.kind = (char *)v;
+		return "note.kind";
+	case F_NOTE_REFERRAL:
+		fx_note(f)->note.referral_id = (char *)v;
+		return "note.referralId";
+	case F_CONSENT_REF:
+		fx_referral(f)->consent.reference = (char *)v;
+		return "referral.consent.reference";
+	default:
+		return "";
+	}
+}
+
+/* Values that look like personal data, with the words their sentence
+ * must have. Lower case so that a service code (a-z only) takes them too
+ * where the pattern allows. */
+static const struct {
+	const char *value, *want;
+} looks_personal[] = {
+    {"RSSMRA85M41E897X", "fiscal code"},
+    {"rssmra85m41e897x", "fiscal code"},     /* case-insensitive */
+    {"RSSMRA85M41E89TX", "fiscal code"},     /* omocodia: T for 7 */
+    {"rssmra8rm4me8vtx", "fiscal code"},     /* omocodia everywhere */
+    {"ref-RSSMRA85M41E897X", "fiscal code"}, /* inside an id */
+    {"BNCLCU10T12E897Q.2", "fiscal code"},
+    {"maria.rossi@example.org", "e-mail address"},
+    {"ref-m.rossi@comune.mantova.it", "e-mail address"},
+    {"3471234567", "phone number"},
+    {"347-1234567", "phone number"},
+    {"347.123.4567", "phone number"},
+    {"tel-0376555010", "phone number"},
+    {"ref.3471234567", "phone number"},
+    {"02-1234-5678", "phone number"},
+    {"0039-0376-555010", "phone number"},
+    {"0376-555-0101", "phone number"},
+    {"+393471234567", "phone number"},
+    {"+39-0376-555-0101", "phone number"},
+    {"0039-347-1234567", "phone number"},
+    {"Giulia Bianchi", "a space"},
+    {"lack of capacity", "a space"},
+    {"ab\tcd", "control character"},
+    {"ab\ncd", "control character"},
+    {"ab\x7f", "control character"},
+    {"ab\xc2\xa0"
+     "cd",
+     "a space"}, /* U+00A0 no-break space */
+    {"ab\xe2\x80\x83"
+     "cd",
+     "a space"}, /* U+2003 em space */
+    {"ab\xc2\x85"
+     "cd",
+     "control character"}, /* U+0085 next line */
+};
+
+/* Near misses: ordinary ids and codes that must pass in every field whose
+ * characters allow them. */
+static const char *const looks_ordinary[] = {
+    "ref-2026-0042",
+    "mn-2026-0173",
+    "social.mantova-2026-0001",
+    "CONS-2026-0412",
+    "2026-11-20",
+    "20-11-2026",
+    "01.12.2026",
+    "2026-11-20T09:30:00Z",
+    "550e8400-e29b-41d4-a716-446655440000", /* a UUID */
+    "12345678-1234-4234-8234-123456789012", /* a UUID of digits only */
+    "00345678-0342-4034-8034-034567890123",
+    "ref-0142-2026-01", /* a year breaks a digit run */
+    "ref-3-2026-0042",
+    "1764000000000",	 /* milliseconds since 1970 */
+    "m-12345678",	 /* 8 digits */
+    "RSSMRA85M41E897",	 /* 15 characters */
+    "RSSMRA85M41E897XY", /* 17 */
+    "RSSMRA85Z41E897X",	 /* Z is no month */
+    "RSSMR485M41E897X",	 /* a digit where a letter goes */
+    "CASE2026ABCD0001",
+    "as-0042",
+    "cpi-017",
+    "lack-of-capacity",
+    "traineeship-started",
+};
+
+static bool service_chars(const char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '.' ||
+		      *s == '-'))
+			return false;
+	return true;
+}
+
+static void test_identifiers_personal(void **state)
+{
+	(void)state;
+	fx f;
+
+	for (int k = 0; k < F_COUNT; k++) {
+		for (size_t i = 0; i < sizeof(looks_personal) / sizeof(looks_personal[0]); i++) {
+			const char *v = looks_personal[i].value;
+			/* a service code has only a-z 0-9 . -: an upper-case or
+			 * '+' value is refused there for its characters anyway */
+			if (k == F_SERVICE && !service_chars(v) &&
+			    strcmp(looks_personal[i].want, "a space") != 0 &&
+			    strcmp(looks_personal[i].want, "control character") != 0 &&
+			    strcmp(looks_personal[i].want, "e-mail address") != 0)
+				continue;
+			const char *path = id_field_set(&f, (enum id_field)k, v);
+			print_message("  %s = <%s>\n", path, looks_personal[i].want);
+			personal(&f, NULL, SIGNED, path, looks_personal[i].want, v);
+			personal(&f, NULL, SIGNED, path, "sealed part", v);
+		}
+		for (size_t i = 0; i < sizeof(looks_ordinary) / sizeof(looks_ordinary[0]); i++) {
+			const char *v = looks_ordinary[i];
+			if (k == F_SERVICE && !service_chars(v))
+				continue;
+			const char *path = id_field_set(&f, (enum id_field)k, v);
+			(void)path;
+			pass(&f, NULL, SIGNED);
+		}
+	}
+
+	/* the ids the agent mints (m- and 32 hexadecimal digits of a random
+	 * number) never look like personal data */
+	fx_referral(&f);
+	char minted[40];
+	for (int r = 0; r < 20000; r++) {
+		uint8_t rnd[16];
+		randombytes_buf(rnd, sizeof(rnd));
+		memcpy(minted, "m-", 2);
+		sodium_bin2hex(minted + 2, sizeof(minted) - 2, rnd, sizeof(rnd));
+		f.msg.id = minted;
+		pass(&f, NULL, SIGNED);
+	}
+
+	/* staff are named by a pseudonymous code */
+	char text[384];
+	fx_referral(&f);
+	f.op.staff_id = "Giulia Bianchi";
+	one_text(&f, NULL, SIGNED, "operator.staffId", text);
+	assert_non_null(strstr(text, "pseudonymous"));
+	assert_null(strstr(text, "Giulia"));
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -1088,6 +1368,8 @@ int main(void)
 	    cmocka_unit_test(test_many_problems_at_once),
 	    cmocka_unit_test(test_sentence_hygiene),
 	    cmocka_unit_test(test_body_is_agency),
+	    cmocka_unit_test(test_free_text_sealed),
+	    cmocka_unit_test(test_identifiers_personal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
