@@ -3,14 +3,19 @@
  *
  *   - raw Ed25519 sign and verify rates, one thread and every core, and the
  *     bounds they set: the broker's ingest (cores x verify) and the closed
- *     loop (cores / (one sign + two verifies));
+ *     loop (cores / (2 signs + 3 verifies): protocol 3, the sender signs,
+ *     the broker verifies, the recipient verifies and signs its ACK, the
+ *     broker verifies the ACK);
  *   - the broker's durable ingest rate (receipts/s, fsync on): the real
  *     rete-broker started on a fresh store, one load process holding one
  *     DEALER socket per agency (50 by default), pre-signed messages, with
  *     one verifying thread and with every core;
- *   - the closed loop: sender signs, broker commits, recipient verifies and
- *     acks, sender holds the delivery receipt (one load thread per core,
- *     speaking the wire protocol as the agencies);
+ *   - the closed loop: sender signs, broker commits, sender checks its
+ *     receipt (the inclusion proof of its own bytes; the checkpoint note,
+ *     one per commit, verified once per note), recipient verifies and acks
+ *     with a signed ACK, sender holds the delivery receipt and acks it
+ *     signed too (one load thread per core, speaking the wire protocol as
+ *     the agencies);
  *   - receipt latency p50/p99/p999 at offered loads of 100, 1,000 and 5,000
  *     messages/s (open loop: messages leave on a schedule, not when the
  *     previous answer came);
@@ -903,14 +908,14 @@ static void pm_free(struct pm *v, size_t count)
 struct ingest_out {
 	double rate;
 	size_t refused;
-	long rss_max_kb, anon_max_kb;	  /* VmRSS, and its anonymous part (RssAnon) */
-	double broker_us, load_us;	  /* CPU per message: broker, load process */
-	double broker_cores;		  /* broker CPU seconds per second */
-	double faults;	/* the broker's page faults per message */
-	double written; /* bytes it wrote per message */
+	long rss_max_kb, anon_max_kb; /* VmRSS, and its anonymous part (RssAnon) */
+	double broker_us, load_us;    /* CPU per message: broker, load process */
+	double broker_cores;	      /* broker CPU seconds per second */
+	double faults;		      /* the broker's page faults per message */
+	double written;		      /* bytes it wrote per message */
 	double main_us, commit_us, verify_us, zmq_us,
-	    other_us; /* broker CPU per message by thread */
-	double main_run, main_wait;	  /* fractions of the wall time */
+	    other_us;		    /* broker CPU per message by thread */
+	double main_run, main_wait; /* fractions of the wall time */
 };
 
 /* warm_up connects and greets nothing: a PING on every socket, waiting for
@@ -1029,25 +1034,77 @@ struct loop_thread {
 	double t_start, t_measure, t_stop;
 	/* out */
 	size_t done, refused, bad, notices;
-	double *lat; /* ms, of the messages done after t_measure */
+	size_t receipts, note_verifies; /* receipts checked; notes verified for them */
+	double *lat;			/* ms, of the messages done after t_measure */
 	size_t nlat, caplat;
 };
 
-static void loop_send(struct loop_thread *t, void *s, size_t from, double **sent, size_t *nsent,
-		      size_t *cap)
+/* The messages a loop thread sent: when, and the signed bytes until their
+ * receipt came (the sender checks the receipt against them). */
+struct loop_sent {
+	double *at;
+	rete_buf *bytes;
+	size_t n, cap;
+};
+
+static void loop_send(struct loop_thread *t, void *s, size_t from, struct loop_sent *ls)
 {
 	char id[64];
 	rete_buf sm = {0};
-	if (*nsent == *cap) {
-		*cap = *cap ? *cap * 2 : 4096;
-		if (!(*sent = realloc(*sent, *cap * sizeof(**sent))))
+	if (ls->n == ls->cap) {
+		ls->cap = ls->cap ? ls->cap * 2 : 4096;
+		if (!(ls->at = realloc(ls->at, ls->cap * sizeof(*ls->at))) ||
+		    !(ls->bytes = realloc(ls->bytes, ls->cap * sizeof(*ls->bytes))))
 			die("out of memory");
 	}
-	snprintf(id, sizeof(id), "L%u-%zu", t->tno, *nsent);
+	snprintf(id, sizeof(id), "L%u-%zu", t->tno, ls->n);
 	referral(from, from ^ 1, id, &sm); /* signed now: the sender's cost */
-	(*sent)[(*nsent)++] = now_s();
+	ls->at[ls->n] = now_s();
 	cl_submit(s, &sm, &net.sealed[from ^ 1]);
-	rete_buf_free(&sm);
+	ls->bytes[ls->n++] = sm; /* kept until its receipt */
+}
+
+/* loop_receipt checks an acceptance receipt as a sender of protocol 3
+ * does: the checkpoint note verifies with the broker key (a note verified
+ * before, *note, is not verified again: one per commit), the index is in
+ * its tree, and the leaf of the entry of the sender's own bytes with the
+ * proof gives its root. false when any of it fails. */
+static bool loop_receipt(struct loop_thread *t, const Rete__Receipt *r, const rete_buf *sm,
+			 char **note, rete_checkpoint *cp)
+{
+	rete_msg m;
+	if (!r->checkpoint || r->n_proof > RETE_MERKLE_MAX_PROOF)
+		return false;
+	if (*note == NULL || strcmp(*note, r->checkpoint) != 0) {
+		free(*note);
+		*note = NULL;
+		if (rete_checkpoint_verify(r->checkpoint, strlen(r->checkpoint), ORIGIN,
+					   &net.broker->pub, cp, &m) != RETE_OK)
+			return false;
+		t->note_verifies++;
+		if (!(*note = strdup(r->checkpoint)))
+			die("out of memory");
+	}
+	if (r->index >= cp->size)
+		return false;
+	Rete__LogEntry le = RETE__LOG_ENTRY__INIT;
+	le.index = r->index;
+	le.logged_at = r->logged_at;
+	le.signed_message.data = sm->data;
+	le.signed_message.len = sm->len;
+	size_t n = rete__log_entry__get_packed_size(&le);
+	uint8_t *b = malloc(n), leaf[RETE_MERKLE_HASH];
+	if (!b)
+		die("out of memory");
+	rete__log_entry__pack(&le, b);
+	rete_merkle_leaf_hash(leaf, b, n);
+	free(b);
+	rete_merkle_elem e[RETE_MERKLE_MAX_PROOF];
+	for (size_t i = 0; i < r->n_proof; i++)
+		e[i] = (rete_merkle_elem){r->proof[i].data, r->proof[i].len};
+	t->receipts++;
+	return rete_merkle_verify_inclusion(r->index, cp->size, leaf, sizeof(leaf), e, r->n_proof,
+					    cp->root, sizeof(cp->root), &m) == RETE_OK;
 }
 
 static void *loop_worker(void *arg)
@@ -1056,8 +1113,10 @@ static void *loop_worker(void *arg)
 	size_t n = t->hi - t->lo;
 	void **socks = calloc(n, sizeof(*socks));
 	zmq_pollitem_t *items = calloc(n, sizeof(*items));
-	double *sent = NULL;
-	size_t nsent = 0, cap = 0, inflight = 0;
+	struct loop_sent ls = {0};
+	char *note = NULL; /* the receipts' checkpoint verified last */
+	rete_checkpoint cp;
+	size_t inflight = 0;
 	if (!socks || !items)
 		die("out of memory");
 	for (size_t i = 0; i < n; i++) {
@@ -1072,7 +1131,7 @@ static void *loop_worker(void *arg)
 		sleep_s(0.001);
 	for (size_t i = 0; i < n; i++)
 		for (unsigned w = 0; w < opt.loop_window; w++, inflight++)
-			loop_send(t, socks[i], t->lo + i, &sent, &nsent, &cap);
+			loop_send(t, socks[i], t->lo + i, &ls);
 	double drain_end = t->t_stop + 30;
 	while (inflight > 0 && now_s() < drain_end) {
 		zmq_poll(items, (int)n, 100);
@@ -1088,6 +1147,16 @@ static void *loop_worker(void *arg)
 						fprintf(stderr, "rete_bench: refused: %s\n",
 							f->receipt->error_text);
 					inflight--;
+				} else if (f->command_case == RETE__BROKER_FRAME__COMMAND_RECEIPT) {
+					/* the sender checks its receipt */
+					const char *mid = f->receipt->message_id;
+					const char *dash = mid ? strchr(mid, '-') : NULL;
+					size_t k = dash ? strtoul(dash + 1, NULL, 10) : ls.n;
+					if (k >= ls.n || !ls.bytes[k].data ||
+					    !loop_receipt(t, f->receipt, &ls.bytes[k], &note, &cp))
+						t->bad++;
+					if (k < ls.n)
+						rete_buf_free(&ls.bytes[k]);
 				} else if (f->command_case == RETE__BROKER_FRAME__COMMAND_DELIVER) {
 					Rete__LogEntry *le =
 					    rete__log_entry__unpack(NULL, f->deliver->log_entry.len,
@@ -1117,9 +1186,9 @@ static void *loop_worker(void *arg)
 						const char *mid = msg->delivery->message_id;
 						const char *dash = mid ? strchr(mid, '-') : NULL;
 						size_t k =
-						    dash ? strtoul(dash + 1, NULL, 10) : nsent;
+						    dash ? strtoul(dash + 1, NULL, 10) : ls.n;
 						double now = now_s();
-						if (k < nsent) {
+						if (k < ls.n) {
 							if (now >= t->t_measure &&
 							    now < t->t_stop) {
 								t->done++;
@@ -1137,12 +1206,11 @@ static void *loop_worker(void *arg)
 										    "memory");
 								}
 								t->lat[t->nlat++] =
-								    (now - sent[k]) * 1e3;
+								    (now - ls.at[k]) * 1e3;
 							}
 							inflight--;
 							if (now < t->t_stop) {
-								loop_send(t, socks[i], me, &sent,
-									  &nsent, &cap);
+								loop_send(t, socks[i], me, &ls);
 								inflight++;
 							}
 						}
@@ -1166,7 +1234,11 @@ static void *loop_worker(void *arg)
 		zmq_close(socks[i]);
 	free(socks);
 	free(items);
-	free(sent);
+	for (size_t k = 0; k < ls.n; k++)
+		rete_buf_free(&ls.bytes[k]);
+	free(ls.at);
+	free(ls.bytes);
+	free(note);
 	return NULL;
 }
 
@@ -1187,8 +1259,9 @@ static double pct(const double *v, size_t n, double p)
 struct loop_out {
 	double rate, p50, p99;
 	size_t refused, bad;
-	double broker_us, load_us, broker_cores; /* CPU per completed message */
+	double broker_us, load_us, broker_cores;      /* CPU per completed message */
 	double main_us, commit_us, verify_us, zmq_us; /* broker CPU by thread */
+	size_t receipts, note_verifies; /* receipts the senders checked, notes verified */
 };
 
 static struct loop_out closed_loop(const struct bk *b, size_t nag)
@@ -1231,6 +1304,8 @@ static struct loop_out closed_loop(const struct bk *b, size_t nag)
 		nlat += t[k].nlat;
 		o.refused += t[k].refused;
 		o.bad += t[k].bad;
+		o.receipts += t[k].receipts;
+		o.note_verifies += t[k].note_verifies;
 	}
 	double *lat = malloc((nlat ? nlat : 1) * sizeof(double));
 	if (!lat)
@@ -1713,7 +1788,8 @@ int main(int argc, char **argv)
 	 * set, and every ratio written, at the end (see rates). */
 	(void)vern;
 	(void)signn;
-	struct row *r_ingest_bound = add_row("ingestBound", "bound: broker ingest", 0, "messages/s");
+	struct row *r_ingest_bound =
+	    add_row("ingestBound", "bound: broker ingest", 0, "messages/s");
 	struct row *r_loop_bound = add_row("loopBound", "bound: closed loop", 0, "messages/s");
 	struct row *r_ingest[2] = {NULL, NULL}, *r_loop = NULL, *r_audit[2] = {NULL, NULL};
 	struct ingest_out ios[2];
@@ -1891,8 +1967,7 @@ int main(int argc, char **argv)
 		     "), %.1f page faults/msg, %.1f KiB written/msg; %zu msgs%s",
 		     io.rate / growth_first, points[0], io.broker_us, ver_eq,
 		     ver_eq / growth_ver_first, points[0], io.faults, io.written / 1024.0,
-		     opt.growth_msgs,
-		     io.refused ? ", SOME REFUSED" : "");
+		     opt.growth_msgs, io.refused ? ", SOME REFUSED" : "");
 	}
 
 	/* 7. disk, audit */
@@ -1919,8 +1994,8 @@ int main(int argc, char **argv)
 		progress("auditor: verifying %" PRIu64 " entries with the replay", st.size);
 		audit_a[1] = audit_rate(bigdata, true, &n, &busy);
 		audit_busy[1] = busy;
-		r_audit[1] = add_row("auditReplay", "audit verify, with replay", audit_a[1],
-				     "entries/s");
+		r_audit[1] =
+		    add_row("auditReplay", "audit verify, with replay", audit_a[1], "entries/s");
 	}
 	free(st.pend);
 	free(st.pend_to);
@@ -1943,14 +2018,16 @@ table:;
 	rete_seckey_free(&one_core.key);
 	ver1 = one_core.ver_best;
 	double ingest_bound = opt.threads * ver1;
-	double loop_bound = opt.threads / (1.0 / one_core.sign_best + 2.0 / ver1);
+	double loop_bound = opt.threads / (2.0 / one_core.sign_best + 3.0 / ver1);
 	r_ingest_bound->value = ingest_bound;
 	note(r_ingest_bound,
 	     "%u cores x 1-core verify (%.0f/s per CPU-second: the best of %u samples during "
 	     "the run, the slowest %.0f/s)",
 	     opt.threads, ver1, one_core.n, one_core.ver_worst);
 	r_loop_bound->value = loop_bound;
-	note(r_loop_bound, "%u cores / (1 sign + 2 verifies), the best per-CPU-second rates",
+	note(r_loop_bound,
+	     "%u cores / (2 signs + 3 verifies: sender signs, broker verifies, recipient verifies "
+	     "and signs its ACK, broker verifies the ACK), the best per-CPU-second rates",
 	     opt.threads);
 	for (int pass = 0; pass < 2; pass++) {
 		const struct ingest_out *io = &ios[pass];
@@ -1961,8 +2038,8 @@ table:;
 		     "(main %.0f, commit %.0f, verify pool %.0f, zmq %.0f; 1 verify = %.0f us); "
 		     "main thread %.0f%% on a CPU, %.0f%% waiting for one; load %.0f us/msg%s",
 		     io->rate / ver1, pass == 0 ? "0.9" : "1.5", io->rate / ingest_bound,
-		     io->broker_us, io->main_us, io->commit_us, io->verify_us, io->zmq_us, 1e6 / ver1,
-		     100 * io->main_run, 100 * io->main_wait, io->load_us,
+		     io->broker_us, io->main_us, io->commit_us, io->verify_us, io->zmq_us,
+		     1e6 / ver1, 100 * io->main_run, 100 * io->main_wait, io->load_us,
 		     io->refused ? ", SOME REFUSED" : "");
 	}
 	if (r_loop) {
@@ -1970,17 +2047,21 @@ table:;
 		note(r_loop,
 		     "%.2f of bound (target 0.5); p50 %.1f ms, p99 %.1f ms; %u in flight/sender; "
 		     "broker %.0f us CPU/msg (main %.0f, commit %.0f, verify pool %.0f, zmq %.0f), "
-		     "%.2f cores busy; load %.0f us/msg%s",
+		     "%.2f cores busy; load %.0f us/msg; %zu receipts proved, %.3f checkpoint "
+		     "verifies per receipt%s",
 		     lo->rate / loop_bound, lo->p50, lo->p99, opt.loop_window, lo->broker_us,
 		     lo->main_us, lo->commit_us, lo->verify_us, lo->zmq_us, lo->broker_cores,
-		     lo->load_us, lo->refused || lo->bad ? ", SOME REFUSED/BAD" : "");
+		     lo->load_us, lo->receipts,
+		     lo->receipts ? (double)lo->note_verifies / (double)lo->receipts : 0.0,
+		     lo->refused || lo->bad ? ", SOME REFUSED/BAD" : "");
 	}
 	if (r_audit[0])
 		note(r_audit[0],
 		     "%.2f of bound %.0f/s (target 0.9); %" PRIu64 " entries; %.2f cores busy",
 		     audit_a[0] / ingest_bound, ingest_bound, audit_n, audit_busy[0]);
 	if (r_audit[1])
-		note(r_audit[1], "%.2f of bound (the default of rete audit verify); %.2f cores busy",
+		note(r_audit[1],
+		     "%.2f of bound (the default of rete audit verify); %.2f cores busy",
 		     audit_a[1] / ingest_bound, audit_busy[1]);
 
 	/* the table */

@@ -190,52 +190,96 @@ static void send_refusal(broker *b, broker_frame *f, bool as_receipt)
 			f->party[0] ? f->party : "?", f->error_text);
 }
 
-/* receipt_sign packs and signs the acceptance receipt of f's appended op
- * into f->rcpt and f->rcpt_sig (on the committer's thread: the signature
- * is the receipt's cost). f->rcpt stays empty when out of memory. */
-static void receipt_sign(broker *b, broker_frame *f, const rete_store_op *op)
+/* receipts_prove follows a durable commit of bt that owes receipts, on the
+ * committer's thread: it signs ONE checkpoint note of the log as the commit
+ * left it (the same size keeps the note signed before: Ed25519 is
+ * deterministic, so the note is the same) and writes each accepted or
+ * duplicate frame's inclusion proof in that tree. The note is not stored:
+ * the periodic checkpoints are (checkpoint_make), and every note of this
+ * log is consistent with them. On a store error or out of memory bt->note
+ * stays NULL and the frames get no receipt (their agents submit again and
+ * get the original entry's). */
+static void receipts_prove(broker *b, broker_batch *bt)
 {
-	Rete__ReceiptBody body;
-	rete__receipt_body__init(&body);
-	body.origin = b->cfg->origin;
-	body.message_id = f->msg->id;
-	body.sender = f->msg->sender;
-	body.index = op->index;
-	body.leaf_hash.data = (uint8_t *)op->leaf_hash;
-	body.leaf_hash.len = RETE_MERKLE_HASH;
-	body.logged_at = op->logged_at;
-	size_t len = rete__receipt_body__get_packed_size(&body);
-	uint8_t *bytes = malloc(len ? len : 1);
-	if (!bytes)
-		return;
-	rete__receipt_body__pack(&body, bytes);
-	if (rete_sign_bytes(f->rcpt_sig, RETE_CTX_RECEIPT, bytes, len, b->key) != RETE_OK) {
-		free(bytes);
-		return;
+	rete_store_rtxn *rt = NULL;
+	rete_msg m = {{0}};
+	uint64_t size = 0;
+	uint8_t proof[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
+	size_t n;
+
+	free(bt->note);
+	bt->note = NULL;
+	if (rete_store_read_begin(b->store, &rt, &m) != RETE_OK ||
+	    rete_store_size(b->store, rt, &size, &m) != RETE_OK)
+		goto fail;
+	if (b->rc_note == NULL || b->rc_size != size) {
+		uint8_t root[RETE_MERKLE_HASH];
+		char *note = NULL;
+		if (rete_store_root(b->store, rt, size, root, &m) != RETE_OK ||
+		    rete_checkpoint_sign_epoch(b->cfg->origin, size, root, b->epoch, b->key, &note,
+					       &m) != RETE_OK)
+			goto fail;
+		free(b->rc_note);
+		b->rc_note = note;
+		b->rc_size = size;
 	}
-	f->rcpt.data = bytes;
-	f->rcpt.len = len;
+	for (size_t i = 0; i < bt->n; i++) {
+		broker_frame *f = &bt->frames[i];
+		if (f->op < 0)
+			continue;
+		const rete_store_op *op = &bt->ops[f->op];
+		if (op->status != RETE_STORE_ACCEPTED && op->status != RETE_STORE_DUPLICATE)
+			continue;
+		if (rete_store_inclusion_proof(b->store, rt, op->index, size, proof, &n, &m) !=
+		    RETE_OK)
+			goto fail;
+		rete_buf_free(&f->proof);
+		f->proof.data = malloc(n ? n * RETE_MERKLE_HASH : 1);
+		if (f->proof.data == NULL) {
+			rete_msg_set(&m, RETE_ENOMEM, "out of memory");
+			goto fail;
+		}
+		memcpy(f->proof.data, proof, n * RETE_MERKLE_HASH);
+		f->proof.len = n * RETE_MERKLE_HASH;
+	}
+	rete_store_read_end(&rt);
+	bt->note = strdup(b->rc_note);
+	if (bt->note == NULL)
+		rete_msg_set(&m, RETE_ENOMEM, "out of memory");
+	else
+		return;
+fail:
+	rete_store_read_end(&rt);
+	/* the sentence is logged on the main thread (send_receipt) */
+	snprintf(bt->m.text, sizeof(bt->m.text), "%s", m.text);
 }
 
-/* send_receipt sends the receipt receipt_sign made for f. */
-static void send_receipt(broker *b, broker_frame *f)
+/* send_receipt sends f's receipt: its entry's index and time (with the
+ * bytes it submitted, the sender rebuilds the leaf), the inclusion proof
+ * and the checkpoint of bt's commit (receipts_prove). */
+static void send_receipt(broker *b, broker_batch *bt, broker_frame *f)
 {
-	if (!f->rcpt.data) {
-		broker_log_error("out of memory for the receipt of %s's %.64s; it will have "
-				 "it when it sends the message again",
-				 f->party, f->msg->id);
+	const rete_store_op *op = &bt->ops[f->op];
+	if (bt->note == NULL) {
+		broker_log_error("no receipt for %s's %.64s (logged at index %" PRIu64
+				 "): %s; it will have it when it sends the message again",
+				 f->party, f->msg->id, op->index, bt->m.text);
 		return;
 	}
-	Rete__SignedReceipt sr;
-	rete__signed_receipt__init(&sr);
-	sr.body.data = f->rcpt.data;
-	sr.body.len = f->rcpt.len;
-	sr.signature.data = f->rcpt_sig;
-	sr.signature.len = RETE_SIG_LEN;
+	size_t n = f->proof.len / RETE_MERKLE_HASH;
+	ProtobufCBinaryData hashes[RETE_MERKLE_MAX_PROOF];
+	for (size_t i = 0; i < n && i < RETE_MERKLE_MAX_PROOF; i++) {
+		hashes[i].data = f->proof.data + i * RETE_MERKLE_HASH;
+		hashes[i].len = RETE_MERKLE_HASH;
+	}
 	Rete__Receipt r;
 	rete__receipt__init(&r);
 	r.message_id = f->msg->id;
-	r.receipt = &sr;
+	r.index = op->index;
+	r.logged_at = op->logged_at;
+	r.n_proof = n;
+	r.proof = hashes;
+	r.checkpoint = bt->note;
 	Rete__BrokerFrame bf;
 	rete__broker_frame__init(&bf);
 	bf.command_case = RETE__BROKER_FRAME__COMMAND_RECEIPT;
@@ -358,6 +402,8 @@ static void batch_reset(broker_batch *bt)
 	bt->nops = 0;
 	bt->n = 0;
 	bt->err = RETE_OK;
+	free(bt->note);
+	bt->note = NULL;
 }
 
 /* read_message reads entry index and decodes its Message (caller frees). */
@@ -653,10 +699,11 @@ static void mark_dirty(broker *b, const char *id)
 /* --- commit and what follows it ---------------------------------------------------- */
 
 /* batch_commit signs bt's own entries, commits its ops in one durable
- * transaction (bt->err, bt->m) and signs the receipts of its accepted
- * frames. It touches nothing of the broker but the store and the key, so
- * it runs on the committer's thread while the main thread reads and
- * verifies the next batch. */
+ * transaction (bt->err, bt->m) and, when it owes receipts (accepted or
+ * duplicate submissions), signs one checkpoint of the new size and proves
+ * each entry in it (receipts_prove). It touches nothing of the broker but
+ * the store, the key and the per-commit note, so it runs on the committer's
+ * thread while the main thread reads and verifies the next batch. */
 static void batch_commit(broker *b, broker_batch *bt)
 {
 	bt->err = RETE_OK;
@@ -671,8 +718,10 @@ static void batch_commit(broker *b, broker_batch *bt)
 		if (f->op < 0)
 			continue;
 		const rete_store_op *op = &bt->ops[f->op];
-		if (op->status == RETE_STORE_ACCEPTED || op->status == RETE_STORE_DUPLICATE)
-			receipt_sign(b, f, op);
+		if (op->status == RETE_STORE_ACCEPTED || op->status == RETE_STORE_DUPLICATE) {
+			receipts_prove(b, bt);
+			return;
+		}
 	}
 }
 
@@ -1350,7 +1399,7 @@ static bool read_frame(broker *b, broker_frame *f)
 
 static void frame_clear(broker_frame *f)
 {
-	rete_buf_free(&f->rcpt);
+	rete_buf_free(&f->proof);
 	if (f->cf)
 		rete__client_frame__free_unpacked(f->cf, NULL);
 	if (f->sm)
@@ -1436,7 +1485,7 @@ static void batch_answer(broker *b, broker_batch *bt)
 			broker_metrics_add(
 			    b->metrics,
 			    op->status == RETE_STORE_ACCEPTED ? BM_ACCEPTED : BM_DUPLICATE, 1);
-			send_receipt(b, f);
+			send_receipt(b, bt, f);
 			broker_metrics_observe(b->metrics, BH_RECEIPT,
 					       broker_metrics_now_us() - bt->read_us, 1);
 			if (op->status == RETE_STORE_DUPLICATE)
@@ -2462,6 +2511,7 @@ static void broker_free(broker *b)
 	}
 	rete_buf_free(&b->dir_entry);
 	free(b->cp_note);
+	free(b->rc_note);
 	if (b->sigfd >= 0)
 		close(b->sigfd);
 	broker_config_free(&b->cfg);

@@ -79,10 +79,10 @@ typedef struct broker_frame {
 	Rete__Message *msg;
 	bool pending; /* passed the checks so far */
 	bool sig_ok;
-	bool resent;   /* the very bytes already logged */
-	long op;       /* index in the batch's ops, or -1 */
-	rete_buf rcpt; /* the packed ReceiptBody, signed by the committer */
-	uint8_t rcpt_sig[RETE_SIG_LEN];
+	bool resent;	/* the very bytes already logged */
+	long op;	/* index in the batch's ops, or -1 */
+	rete_buf proof; /* its receipt's inclusion proof (hashes of RETE_MERKLE_HASH
+			   bytes) to the batch's note, made by the committer */
 	Rete__ErrorCode error;
 	char error_text[RETE_STORE_ERROR_MAX]; /* the store's sentences pass whole */
 	char field[128];
@@ -121,6 +121,8 @@ typedef struct broker_batch {
 	rete_err err;	 /* the commit's verdict */
 	rete_msg m;	 /* its sentence */
 	int64_t read_us; /* when its frames were read (metrics.h; monotonic) */
+	char *note;	 /* the signed checkpoint its receipts prove their entries
+			    in (NULL: none, or it could not be made) */
 } broker_batch;
 
 typedef struct broker {
@@ -141,6 +143,10 @@ typedef struct broker {
 	char *cp_note;
 	int64_t cp_at_ms;   /* when it was made (0: before this start) */
 	int64_t cp_mono_ms; /* the same, on the monotonic clock */
+	/* the latest per-commit checkpoint (receipts), by the committer's
+	 * thread or the main thread, never both at once; not stored */
+	char *rc_note;
+	uint64_t rc_size;
 	uint32_t epoch;	    /* the log's epoch (store_identity.h) */
 	int store_lock;	    /* fd holding the store's writer lock, or -1 */
 	char *restore_note; /* a declared restore: the last checkpoint signed before */

@@ -3,8 +3,10 @@
 #                  [--dir DIR] [--json FILE] [--threads N]
 # Builds rete (RelWithDebInfo, its own build folder) and runs bench/rete_bench,
 # which starts the real rete-broker and prints one table, all measured in the
-# same run: raw Ed25519 rates and the bounds they set, the broker's durable
-# ingest (1 verify thread and every core), the closed loop, receipt latency
+# same run: raw Ed25519 rates and the bounds they set (ingest: cores x verify;
+# closed loop, protocol 3: cores / (2 signs + 3 verifies)), the broker's durable
+# ingest (1 verify thread and every core) with its CPU per message by thread
+# (the committer signs one checkpoint per commit), the closed loop, receipt latency
 # at 100/1000/5000 msg/s, a log grown to N entries (default 1,000,000) with
 # ingest and start-up at 1%, 10% and 100% of it, the auditor's rate, bytes
 # on disk per entry, the broker's memory. The results also go to JSON

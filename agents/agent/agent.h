@@ -56,6 +56,7 @@ typedef struct agent {
 	char **out_said; /* outbox names already said in the log as not answerable */
 	size_t out_said_n;
 	uint64_t max_frame; /* the broker's, from WELCOME (0: not said) */
+	char *out_note;	    /* the receipts' checkpoint verified last (one per commit) */
 
 	/* Deliveries not yet written (inbox/ could not be written): agent_inbox_held.c. */
 	struct agent_inbox_held *inbox_held;

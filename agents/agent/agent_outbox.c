@@ -10,11 +10,13 @@
  *   3. the receipt (or error) file is written before the file leaves
  *      outbox/, and the record is forgotten only after it has left.
  *
- * A receipt is believed only when it is bound to our own bytes: the agent
- * rebuilds the log entry the broker says it wrote (index, loggedAt, our
- * SignedMessage bytes) and compares its RFC 6962 leaf hash with the
- * receipt's. A receipt that does not match is a witness alarm; the file
- * stays in outbox/ and is submitted again.
+ * A receipt (protocol 3) is an inclusion proof, believed only when it
+ * proves our own bytes in the log: its checkpoint note verifies with the
+ * pinned broker key and names our log, its epoch is not older than the
+ * WELCOME's, the index is below the note's size, and the RFC 6962 leaf of
+ * the entry the broker says it wrote (index, loggedAt, our SignedMessage
+ * bytes) with the proof gives the note's root. Anything else is a witness
+ * alarm; the file stays in outbox/ and is submitted again.
  *
  * The sender is responsible until the delivery receipt: with the receipt,
  * the signed bytes and the sealed part move from the outbox record to the
@@ -52,6 +54,7 @@
 #include "agent.h"
 #include "agent_spool.h"
 #include "agent_track.h"
+#include "checkpoint.h"
 #include "duration.h"
 #include "json.h"
 #include "merkle.h"
@@ -119,6 +122,8 @@ void agent_outbox_free(agent *a)
 	free(a->out_said);
 	a->out_said = NULL;
 	a->out_said_n = 0;
+	free(a->out_note);
+	a->out_note = NULL;
 }
 
 /* --- failed/ ------------------------------------------------------------- */
@@ -1070,16 +1075,25 @@ void agent_outbox_pump(agent *a, int64_t now)
 
 /* --- answers ------------------------------------------------------------- */
 
-/* out_leaf_bound: is the receipt's leaf the RFC 6962 leaf hash of the log
- * entry the store builds from its index, its loggedAt and our signed bytes
- * (store_commit.c)? The protobuf-c packing of a LogEntry is deterministic,
- * so these are the bytes the broker hashed, if it logged ours. */
-static bool out_leaf_bound(const out_item *it, const Rete__ReceiptBody *b,
-			   uint8_t ours[RETE_MERKLE_HASH])
+/* A receipt of protocol 3 that proved our bytes (out_receipt_check). */
+typedef struct out_rcpt {
+	const Rete__Receipt *r; /* its proof and checkpoint note */
+	uint64_t index;
+	int64_t logged_at;
+	uint8_t leaf[RETE_MERKLE_HASH]; /* the leaf of our entry */
+	rete_checkpoint cp;		/* the note's tree */
+} out_rcpt;
+
+/* out_leaf: the RFC 6962 leaf hash of the log entry the store builds from
+ * an index, a loggedAt and our signed bytes (store_commit.c). The
+ * protobuf-c packing of a LogEntry is deterministic, so these are the bytes
+ * the broker hashed, if it logged ours. false when out of memory. */
+static bool out_leaf(const out_item *it, uint64_t index, int64_t logged_at,
+		     uint8_t ours[RETE_MERKLE_HASH])
 {
 	Rete__LogEntry le = RETE__LOG_ENTRY__INIT;
-	le.index = b->index;
-	le.logged_at = b->logged_at;
+	le.index = index;
+	le.logged_at = logged_at;
 	le.signed_message.data = it->signed_msg.data;
 	le.signed_message.len = it->signed_msg.len;
 	size_t n = rete__log_entry__get_packed_size(&le);
@@ -1089,88 +1103,148 @@ static bool out_leaf_bound(const out_item *it, const Rete__ReceiptBody *b,
 	rete__log_entry__pack(&le, buf);
 	rete_merkle_leaf_hash(ours, buf, n);
 	free(buf);
-	return b->leaf_hash.len == RETE_MERKLE_HASH &&
-	       sodium_memcmp(ours, b->leaf_hash.data, RETE_MERKLE_HASH) == 0;
+	return true;
 }
 
-/* out_receipt_check verifies the receipt r for item it: the broker's
- * signature, our message id and sender, the log's origin and the leaf bound
- * to our bytes. Returns its body (caller frees) or NULL: then the item is
- * due again after `resubmit` (a receipt that is signed but not bound to our
- * bytes raises the witness alarm). */
-static Rete__ReceiptBody *out_receipt_check(agent *a, out_item *it, const Rete__Receipt *r)
+/* out_proved: does r's inclusion proof lead from the leaf of our entry
+ * (r's index and time, it's bytes; into ours) to the root of the tree cp
+ * (whose signature the caller checks)? m says why not. */
+static bool out_proved(const out_item *it, const Rete__Receipt *r, const rete_checkpoint *cp,
+		       uint8_t ours[RETE_MERKLE_HASH], rete_msg *m)
 {
-	Rete__ReceiptBody *body = NULL;
-	const Rete__SignedReceipt *sr = r->receipt;
+	rete_merkle_elem e[RETE_MERKLE_MAX_PROOF];
+	if (r->n_proof > RETE_MERKLE_MAX_PROOF) {
+		rete_msg_set(m, RETE_EPROOF,
+			     "the inclusion proof has %zu hashes; a proof has at most %d",
+			     r->n_proof, RETE_MERKLE_MAX_PROOF);
+		return false;
+	}
+	if (!out_leaf(it, r->index, r->logged_at, ours)) {
+		rete_msg_set(m, RETE_ENOMEM, "out of memory");
+		return false;
+	}
+	for (size_t i = 0; i < r->n_proof; i++) {
+		e[i].data = r->proof[i].data;
+		e[i].len = r->proof[i].len;
+	}
+	return rete_merkle_verify_inclusion(r->index, cp->size, ours, RETE_MERKLE_HASH, e,
+					    r->n_proof, cp->root, RETE_MERKLE_HASH, m) == RETE_OK;
+}
+
+/* out_note_verify verifies a receipt's checkpoint note with the pinned
+ * broker key under our log's origin. The broker signs one note per commit,
+ * so consecutive receipts mostly carry the same one: the note verified
+ * last is only parsed again. */
+static rete_err out_note_verify(agent *a, const char *note, size_t len, rete_checkpoint *cp,
+				rete_msg *m)
+{
+	if (a->out_note != NULL && strcmp(a->out_note, note) == 0)
+		return rete_checkpoint_parse(note, len, cp, m);
+	rete_err err = rete_checkpoint_verify(note, len, a->origin, &a->broker_pk, cp, m);
+	if (err == RETE_OK) {
+		free(a->out_note);
+		a->out_note = strdup(note); /* NULL: verified again next time */
+	}
+	return err;
+}
+
+/* out_receipt_check verifies the receipt r for item it (protocol 3): the
+ * checkpoint note with the pinned broker key and our log's origin, its
+ * epoch not older than the WELCOME's, the index inside its tree, and the
+ * proof from the leaf of OUR bytes to its root. true with *rc filled;
+ * false raises the witness alarm (a receipt that does not prove what we
+ * submitted, from the holder of the broker key) and the item is due again
+ * after `resubmit`. */
+static bool out_receipt_check(agent *a, out_item *it, const Rete__Receipt *r, out_rcpt *rc)
+{
 	const char *what = it->held ? "held message" : it->name;
-	uint8_t ours[RETE_MERKLE_HASH];
+	const char *note = r->checkpoint ? r->checkpoint : "";
+	size_t len = strlen(note);
+	rete_msg m = {{0}};
+	uint32_t epoch = 0;
+	char why[600];
 
 	it->retry_at = rete_now_ms() + a->cfg.resubmit_ms;
 	it->sent_at = 0;
-	if (sr->signature.len != RETE_SIG_LEN ||
-	    rete_verify_bytes(sr->signature.data, RETE_CTX_RECEIPT, sr->body.data, sr->body.len,
-			      &a->broker_pk) != RETE_OK ||
-	    (body = rete__receipt_body__unpack(NULL, sr->body.len, sr->body.data)) == NULL ||
-	    strcmp(body->message_id, it->id) != 0 || strcmp(body->sender, a->cfg.id) != 0 ||
-	    (a->origin[0] != '\0' && strcmp(body->origin, a->origin) != 0)) {
-		agent_log(a, "error",
-			  "%s: the receipt for %s does not verify with the pinned broker key (or "
-			  "names another message or log); keeping it and asking again",
-			  what, it->id);
-		if (body != NULL)
-			rete__receipt_body__free_unpacked(body, NULL);
-		return NULL;
+	memset(rc, 0, sizeof(*rc));
+	if (len == 0)
+		snprintf(why, sizeof(why), "it has no checkpoint");
+	else if (out_note_verify(a, note, len, &rc->cp, &m) != RETE_OK)
+		snprintf(why, sizeof(why),
+			 "its checkpoint does not verify with the pinned broker key as a "
+			 "checkpoint of log '%s': %s",
+			 a->origin, m.text);
+	else if (strcmp(rc->cp.origin, a->origin) != 0)
+		snprintf(why, sizeof(why), "its checkpoint is of log '%s', not '%s'", rc->cp.origin,
+			 a->origin);
+	else if (rete_checkpoint_epoch(note, len, &epoch, &m) != RETE_OK)
+		snprintf(why, sizeof(why), "its checkpoint's epoch: %s", m.text);
+	else if (epoch < a->epoch)
+		snprintf(why, sizeof(why),
+			 "its checkpoint is of log epoch %" PRIu32 ", older than epoch %" PRIu32
+			 " the broker said it is in",
+			 epoch, a->epoch);
+	else if (r->index >= rc->cp.size)
+		snprintf(why, sizeof(why),
+			 "it names log index %" PRIu64 ", beyond its checkpoint of size %" PRIu64,
+			 r->index, rc->cp.size);
+	else if (!out_proved(it, r, &rc->cp, rc->leaf, &m)) {
+		char hex[2 * RETE_MERKLE_HASH + 1];
+		sodium_bin2hex(hex, sizeof(hex), rc->leaf, RETE_MERKLE_HASH);
+		snprintf(why, sizeof(why),
+			 "its inclusion proof does not lead from the entry of our signed bytes at "
+			 "index %" PRIu64 " and that time (leaf %s) to the root of its checkpoint "
+			 "of size %" PRIu64 ": %s",
+			 r->index, hex, rc->cp.size, m.text);
+	} else {
+		rc->r = r;
+		rc->index = r->index;
+		rc->logged_at = r->logged_at;
+		it->retry_at = 0;
+		return true;
 	}
-	if (!out_leaf_bound(it, body, ours)) {
-		char hex_theirs[2 * RETE_MERKLE_HASH + 1] = "", hex_ours[2 * RETE_MERKLE_HASH + 1];
-		if (body->leaf_hash.len == RETE_MERKLE_HASH)
-			sodium_bin2hex(hex_theirs, sizeof(hex_theirs), body->leaf_hash.data,
-				       RETE_MERKLE_HASH);
-		sodium_bin2hex(hex_ours, sizeof(hex_ours), ours, RETE_MERKLE_HASH);
-		agent_witness_alarm(a,
-				    "the broker's signed receipt for %s (%s) names leaf %s at log "
-				    "index %" PRIu64 ", but the entry of our signed bytes at that "
-				    "index and time hashes to %s: the receipt is not bound to "
-				    "what we submitted; %s stays ours and is submitted again",
-				    it->id, what, hex_theirs[0] ? hex_theirs : "(none)",
-				    body->index, hex_ours, it->held ? "it" : "the file");
-		rete__receipt_body__free_unpacked(body, NULL);
-		return NULL;
-	}
-	it->retry_at = 0;
-	return body;
+	agent_witness_alarm(a,
+			    "the broker's receipt for %s (%s) does not prove it is in the log: %s; "
+			    "%s stays ours and is submitted again",
+			    it->id, what, why, it->held ? "it" : "the file");
+	return false;
 }
 
 /* out_receipt_json makes the text of a NAME.receipt.json: file (a new
- * reference, taken) and the receipt's values. malloc'd, NULL when out of
- * memory. */
-static char *out_receipt_json(json_t *file, const Rete__ReceiptBody *body,
-			      const Rete__SignedReceipt *sr)
+ * reference, taken), our message id and the receipt's values (index,
+ * loggedAt, the leaf of our entry, the inclusion proof and the checkpoint
+ * note). malloc'd, NULL when out of memory. */
+static char *out_receipt_json(agent *a, json_t *file, const char *id, const out_rcpt *rc)
 {
 	char buf[32], idx[24];
 	json_t *doc = json_object();
-	char *leaf = rete_b64_encode(body->leaf_hash.data, body->leaf_hash.len);
-	size_t srlen = rete__signed_receipt__get_packed_size(sr);
-	uint8_t *srbytes = malloc(srlen ? srlen : 1);
-	char *srb64 = NULL;
-	if (srbytes != NULL) {
-		rete__signed_receipt__pack(sr, srbytes);
-		srb64 = rete_b64_encode(srbytes, srlen);
-		free(srbytes);
+	json_t *proof = json_array();
+	char *leaf = rete_b64_encode(rc->leaf, RETE_MERKLE_HASH);
+	bool ok = doc != NULL && proof != NULL && leaf != NULL;
+	for (size_t i = 0; ok && i < rc->r->n_proof; i++) {
+		char *h = rete_b64_encode(rc->r->proof[i].data, rc->r->proof[i].len);
+		ok = h != NULL && json_array_append_new(proof, json_string(h)) == 0;
+		free(h);
 	}
-	snprintf(idx, sizeof(idx), "%" PRIu64, body->index);
-	json_object_set_new(doc, "file", file ? file : json_string(""));
-	json_object_set_new(doc, "messageId", json_string(body->message_id));
-	json_object_set_new(doc, "sender", json_string(body->sender));
-	json_object_set_new(doc, "index", json_string(idx));
-	json_object_set_new(doc, "leafHash", json_string(leaf ? leaf : ""));
-	json_object_set_new(doc, "loggedAt", json_string(rete_time_format(body->logged_at, buf)));
-	json_object_set_new(doc, "origin", json_string(body->origin));
-	json_object_set_new(doc, "receipt", json_string(srb64 ? srb64 : ""));
+	char *text = NULL;
+	if (ok) {
+		snprintf(idx, sizeof(idx), "%" PRIu64, rc->index);
+		json_object_set_new(doc, "file", file ? json_incref(file) : json_string(""));
+		json_object_set_new(doc, "messageId", json_string(id));
+		json_object_set_new(doc, "sender", json_string(a->cfg.id));
+		json_object_set_new(doc, "index", json_string(idx));
+		json_object_set_new(doc, "leafHash", json_string(leaf));
+		json_object_set_new(doc, "loggedAt",
+				    json_string(rete_time_format(rc->logged_at, buf)));
+		json_object_set_new(doc, "origin", json_string(rc->cp.origin));
+		json_object_set_new(doc, "proof", json_incref(proof));
+		json_object_set_new(doc, "checkpoint", json_string(rc->r->checkpoint));
+		text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	}
 	free(leaf);
-	free(srb64);
-	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(proof);
 	json_decref(doc);
+	json_decref(file);
 	return text;
 }
 
@@ -1335,15 +1409,15 @@ static bool out_held_final(agent *a, size_t i, const char *code, const char *fie
  * receipted message: the signed bytes and sealed part until its delivery
  * receipt ("held"), the content hash and receipt of its id for good
  * ("ids"). receipt_json NULL: keep the id record as it is. */
-static rete_err out_hold(agent *a, const out_item *it, const Rete__ReceiptBody *body,
-			 const char *receipt_json, rete_msg *m)
+static rete_err out_hold(agent *a, const out_item *it, const out_rcpt *rc, const char *receipt_json,
+			 rete_msg *m)
 {
-	agent_held h = {.index = body->index,
+	agent_held h = {.index = rc->index,
 			.round = out_round(a),
 			.signed_msg = it->signed_msg,
 			.sealed = it->sealed};
 	rete_buf have = {0};
-	memcpy(h.leaf, body->leaf_hash.data, RETE_MERKLE_HASH);
+	memcpy(h.leaf, rc->leaf, RETE_MERKLE_HASH);
 	rete_err err = agent_db_get(a->db, AGENT_DB_HELD, it->id, strlen(it->id), &have, m);
 	bool delivered = err == RETE_OK && have.len == 0;
 	rete_buf_free(&have);
@@ -1351,7 +1425,7 @@ static rete_err out_hold(agent *a, const out_item *it, const Rete__ReceiptBody *
 		return err;
 	err = delivered ? RETE_OK : agent_db_held_put(a->db, it->id, &h, m);
 	if (err == RETE_OK && receipt_json != NULL) {
-		agent_idrec r = {.index = body->index, .receipt_json = (char *)receipt_json};
+		agent_idrec r = {.index = rc->index, .receipt_json = (char *)receipt_json};
 		memcpy(r.content, it->content, RETE_HASH_LEN);
 		err = agent_db_id_put(a->db, it->id, &r, m);
 	}
@@ -1363,25 +1437,24 @@ static rete_err out_hold(agent *a, const out_item *it, const Rete__ReceiptBody *
  * as), so that the same file sent again is answered with the receipt the
  * log holds now, not one of an epoch a restore left behind. In the open
  * transaction; an id without a record (an older store) is left so. */
-static rete_err out_held_renew_id(agent *a, const char *id, const Rete__ReceiptBody *body,
-				  const Rete__SignedReceipt *sr, rete_msg *m)
+static rete_err out_held_renew_id(agent *a, const char *id, const out_rcpt *rc, rete_msg *m)
 {
 	agent_idrec rec;
 	rete_msg im = {{0}};
 	if (agent_db_id_get(a->db, id, &rec, &im) != RETE_OK)
 		return RETE_OK;
-	if (rec.index == body->index) {
+	if (rec.index == rc->index) {
 		free(rec.receipt_json);
 		return RETE_OK; /* the original receipt: nothing changed */
 	}
 	json_t *old = json_loads(rec.receipt_json ? rec.receipt_json : "", 0, NULL);
 	json_t *file = old ? json_object_get(old, "file") : NULL;
-	char *text = out_receipt_json(file ? json_incref(file) : NULL, body, sr);
+	char *text = out_receipt_json(a, file ? json_incref(file) : NULL, id, rc);
 	json_decref(old);
 	free(rec.receipt_json);
 	if (text == NULL)
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
-	rec.index = body->index;
+	rec.index = rc->index;
 	rec.receipt_json = text;
 	rete_err err = agent_db_id_put(a->db, id, &rec, m);
 	free(text);
@@ -1392,8 +1465,7 @@ static rete_err out_held_renew_id(agent *a, const char *id, const Rete__ReceiptB
  * original one when the broker still had it, else a new entry): the held
  * record (with the round's number), its id record and the witness follow
  * the receipt; no file moves. */
-static void out_held_receipted(agent *a, size_t i, const Rete__ReceiptBody *body,
-			       const Rete__SignedReceipt *sr)
+static void out_held_receipted(agent *a, size_t i, const out_rcpt *rc)
 {
 	out_item *it = &a->out_items[i];
 	rete_msg m = {{0}};
@@ -1409,12 +1481,11 @@ static void out_held_receipted(agent *a, size_t i, const Rete__ReceiptBody *body
 			rete_buf_free(&have);
 		}
 		if (still)
-			err = out_hold(a, it, body, NULL, &m);
+			err = out_hold(a, it, rc, NULL, &m);
 		if (err == RETE_OK && still)
-			err = out_held_renew_id(a, it->id, body, sr, &m);
+			err = out_held_renew_id(a, it->id, rc, &m);
 		if (err == RETE_OK && still)
-			agent_witness_receipt(a, body->index, body->leaf_hash.data,
-					      body->leaf_hash.len);
+			agent_witness_receipt(a, rc->index, rc->leaf, RETE_MERKLE_HASH);
 		err = agent_db_end(a->db, err, &m);
 		if (err != RETE_EFULL)
 			break;
@@ -1428,7 +1499,7 @@ static void out_held_receipted(agent *a, size_t i, const Rete__ReceiptBody *body
 	agent_log(a, "info",
 		  "held message %s receipted again at log index %" PRIu64
 		  "; held until its delivery receipt",
-		  it->id, body->index);
+		  it->id, rc->index);
 	item_remove(a, i);
 	a->held_check = true;
 }
@@ -1440,19 +1511,17 @@ static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 {
 	out_item *it = &a->out_items[i];
 	rete_msg m = {{0}};
-	Rete__ReceiptBody *body = NULL;
+	out_rcpt rc;
 	Rete__SignedMessage *sm = NULL;
 	Rete__Message *msg = NULL;
 
-	const Rete__SignedReceipt *sr = r->receipt;
-	if ((body = out_receipt_check(a, it, r)) == NULL)
+	if (!out_receipt_check(a, it, r, &rc))
 		return;
 	if (it->held) {
-		out_held_receipted(a, i, body, sr);
-		rete__receipt_body__free_unpacked(body, NULL);
+		out_held_receipted(a, i, &rc);
 		return;
 	}
-	char *text = out_receipt_json(json_string(it->name), body, sr);
+	char *text = out_receipt_json(a, json_string(it->name), it->id, &rc);
 	if (text == NULL)
 		goto out;
 	/* The referral's status and the receipt to witness are recorded
@@ -1463,11 +1532,11 @@ static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 	rete_err terr = agent_db_begin(a->db, &m);
 	if (terr == RETE_OK &&
 	    rete_signed_decode(it->signed_msg.data, it->signed_msg.len, &sm, &msg, &m) == RETE_OK)
-		terr = agent_track_apply(a->db, a->cfg.id, msg, body->index, body->logged_at, &m);
+		terr = agent_track_apply(a->db, a->cfg.id, msg, rc.index, rc.logged_at, &m);
 	if (terr == RETE_OK)
-		agent_witness_receipt(a, body->index, body->leaf_hash.data, body->leaf_hash.len);
+		agent_witness_receipt(a, rc.index, rc.leaf, RETE_MERKLE_HASH);
 	if (terr == RETE_OK)
-		terr = out_hold(a, it, body, text, &m);
+		terr = out_hold(a, it, &rc, text, &m);
 	terr = agent_db_end(a->db, terr, &m);
 	if (terr != RETE_OK)
 		goto fail;
@@ -1492,7 +1561,7 @@ static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 	if (agent_db_outbox_del(a->db, it->name, it->hash, &m) != RETE_OK)
 		agent_log(a, "error", "%s: %s", it->name, m.text);
 	agent_log(a, "info", "%s: accepted as %s at log index %" PRIu64 "; moved to sent/%s%s",
-		  it->name, it->id, body->index, ans.used,
+		  it->name, it->id, rc.index, ans.used,
 		  ans.replaced ? " (the message as sent: outbox/ holds another file of that name "
 				 "now, taken in as a new file)"
 		  : ans.gone   ? " (the message as sent: the file had left outbox/)"
@@ -1512,7 +1581,6 @@ out:
 		rete__message__free_unpacked(msg, NULL);
 	if (sm != NULL)
 		rete__signed_message__free_unpacked(sm, NULL);
-	rete__receipt_body__free_unpacked(body, NULL);
 }
 
 static bool transient_error(Rete__ErrorCode e)
@@ -1537,18 +1605,20 @@ static bool order_error(Rete__ErrorCode e)
 /* out_find_item: the signed item an answer for message id r->message_id
  * is about. Two items may carry one id (the same id written twice into
  * outbox/, or a held message and a file sent again): a receipt belongs to
- * the one whose bytes hash to its leaf, so an honest receipt is never
+ * the one whose entry its proof leads from, so an honest receipt is never
  * checked against the other's bytes (a false witness alarm); when none
  * matches (or for a refusal), the first. a->out_n when there is none. */
 static size_t out_find_item(agent *a, const Rete__Receipt *r)
 {
 	size_t first = a->out_n;
-	Rete__ReceiptBody *body = NULL;
+	rete_checkpoint cp;
+	rete_msg m = {{0}};
+	bool proof =
+	    r->message_id != NULL && r->error == 0 && r->checkpoint != NULL &&
+	    rete_checkpoint_parse(r->checkpoint, strlen(r->checkpoint), &cp, &m) == RETE_OK &&
+	    r->index < cp.size;
 	if (r->message_id == NULL)
 		return first;
-	if (r->error == 0 && r->receipt != NULL)
-		body =
-		    rete__receipt_body__unpack(NULL, r->receipt->body.len, r->receipt->body.data);
 	for (size_t i = 0; i < a->out_n; i++) {
 		out_item *it = &a->out_items[i];
 		if (it->state != AGENT_OUT_SIGNED || strcmp(it->id, r->message_id) != 0)
@@ -1556,13 +1626,11 @@ static size_t out_find_item(agent *a, const Rete__Receipt *r)
 		if (first == a->out_n)
 			first = i;
 		uint8_t ours[RETE_MERKLE_HASH];
-		if (body == NULL || !out_leaf_bound(it, body, ours))
+		if (!proof || !out_proved(it, r, &cp, ours, &m))
 			continue;
 		first = i;
 		break;
 	}
-	if (body != NULL)
-		rete__receipt_body__free_unpacked(body, NULL);
 	return first;
 }
 
@@ -1637,7 +1705,7 @@ void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 		return;
 	}
 	out_item *it = &a->out_items[i];
-	if (r->error == 0 && r->receipt != NULL) {
+	if (r->error == 0 && r->checkpoint != NULL && r->checkpoint[0] != '\0') {
 		out_accept(a, i, r);
 		return;
 	}

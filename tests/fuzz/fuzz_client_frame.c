@@ -90,6 +90,27 @@ static void checkpoint_note(const char *note)
 	(void)rete_checkpoint_verify(note, strlen(note), FUZZ_ORIGIN, &fuzz_key()->pub, &cp, &m);
 }
 
+/* receipt_proof checks a protocol-3 receipt as an agent does, as far as
+ * the fuzzer can without the submitted bytes: the note, then the inclusion
+ * proof from a fixed leaf to its root. */
+static void receipt_proof(const Rete__Receipt *r)
+{
+	rete_checkpoint cp;
+	rete_msg m;
+	if (rete_checkpoint_verify(r->checkpoint, strlen(r->checkpoint), FUZZ_ORIGIN,
+				   &fuzz_key()->pub, &cp, &m) != RETE_OK ||
+	    r->n_proof > RETE_MERKLE_MAX_PROOF)
+		return;
+	rete_merkle_elem e[RETE_MERKLE_MAX_PROOF];
+	for (size_t i = 0; i < r->n_proof; i++) {
+		e[i].data = r->proof[i].data;
+		e[i].len = r->proof[i].len;
+	}
+	uint8_t leaf[RETE_MERKLE_HASH] = {0};
+	(void)rete_merkle_verify_inclusion(r->index, cp.size, leaf, sizeof(leaf), e, r->n_proof,
+					   cp.root, sizeof(cp.root), &m);
+}
+
 static void client_frame(const uint8_t *data, size_t len)
 {
 	Rete__ClientFrame *f =
@@ -130,6 +151,8 @@ static void broker_frame(const uint8_t *data, size_t len)
 							RETE_CTX_RECEIPT, r->receipt->body.data,
 							r->receipt->body.len, &fuzz_key()->pub);
 		}
+		if (r && r->checkpoint && r->checkpoint[0])
+			receipt_proof(r);
 		break;
 	}
 	case RETE__BROKER_FRAME__COMMAND_RESULT: {

@@ -324,38 +324,47 @@ static void broker_frames(void)
 	f.welcome = &w;
 	put_pb(T, "welcome.bin", &f.base);
 
-	Rete__ReceiptBody rb = RETE__RECEIPT_BODY__INIT;
-	rb.origin = (char *)FUZZ_ORIGIN;
-	rb.message_id = (char *)"social.mantova-2026-0001";
-	rb.sender = (char *)FUZZ_SENDER;
-	rb.index = 5;
-	uint8_t leaf[RETE_MERKLE_HASH];
+	/* a receipt of protocol 3: entry 5 of a log of 6 (filler leaves
+	 * before it), its inclusion proof and the signed checkpoint */
+	rete_merkle_mem tree;
+	rete_merkle_mem_init(&tree);
+	uint8_t leaf[RETE_MERKLE_HASH], root[RETE_MERKLE_HASH];
+	for (uint64_t i = 0; i < 5; i++) {
+		rete_sha256(leaf, &i, sizeof(i));
+		if (rete_merkle_mem_append(&tree, leaf) != RETE_OK)
+			die("out of memory");
+	}
 	rete_merkle_leaf_hash(leaf, entry, n);
-	rb.leaf_hash.data = leaf;
-	rb.leaf_hash.len = sizeof(leaf);
-	rb.logged_at = 1795430401000;
-	size_t bn = rete__receipt_body__get_packed_size(&rb);
-	uint8_t *body = malloc(bn);
-	if (!body)
+	if (rete_merkle_mem_append(&tree, leaf) != RETE_OK)
 		die("out of memory");
-	rete__receipt_body__pack(&rb, body);
-	uint8_t sig[RETE_SIG_LEN];
-	if (rete_sign_bytes(sig, RETE_CTX_RECEIPT, body, bn, fuzz_key()) != RETE_OK)
-		die("sign receipt");
-	Rete__SignedReceipt sr = RETE__SIGNED_RECEIPT__INIT;
-	sr.body.data = body;
-	sr.body.len = bn;
-	sr.signature.data = sig;
-	sr.signature.len = sizeof(sig);
+	uint8_t proof[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
+	size_t np = 0;
+	if (rete_merkle_root(rete_merkle_mem_get, &tree, 6, root) != RETE_OK ||
+	    rete_merkle_inclusion_proof(rete_merkle_mem_get, &tree, 5, 6, proof, &np) != RETE_OK)
+		die("receipt proof");
+	rete_merkle_mem_free(&tree);
+	char *rnote = NULL;
+	rete_msg rm;
+	if (rete_checkpoint_sign(FUZZ_ORIGIN, 6, root, fuzz_key(), &rnote, &rm) != RETE_OK)
+		die("checkpoint: %s", rm.text);
+	ProtobufCBinaryData pv[RETE_MERKLE_MAX_PROOF];
+	for (size_t i = 0; i < np; i++) {
+		pv[i].data = proof[i];
+		pv[i].len = RETE_MERKLE_HASH;
+	}
 	Rete__Receipt r = RETE__RECEIPT__INIT;
-	r.message_id = rb.message_id;
-	r.receipt = &sr;
+	r.message_id = (char *)"social.mantova-2026-0001";
+	r.index = 5;
+	r.logged_at = le.logged_at;
+	r.n_proof = np;
+	r.proof = pv;
+	r.checkpoint = rnote;
 	f.command_case = RETE__BROKER_FRAME__COMMAND_RECEIPT;
 	f.receipt = &r;
 	put_pb(T, "receipt.bin", &f.base);
 
 	Rete__Receipt refusal = RETE__RECEIPT__INIT;
-	refusal.message_id = rb.message_id;
+	refusal.message_id = r.message_id;
 	refusal.error = RETE__ERROR_CODE__ERROR_CODE_ID_REUSED;
 	refusal.error_text = (char *)"message id reused with other bytes";
 	refusal.field = (char *)"id";
@@ -394,7 +403,7 @@ static void broker_frames(void)
 	put_pb(T, "result-checkpoint.bin", &f.base);
 
 	free(note);
-	free(body);
+	free(rnote);
 	free(entry);
 }
 

@@ -45,6 +45,7 @@
 #include <lmdb.h>
 #include <zmq.h>
 
+#include "checkpoint.h"
 #include "codec.h"
 #include "duration.h"
 #include "keys.h"
@@ -884,32 +885,82 @@ static inline bool it_accepted(Rete__BrokerFrame *f, const char *what, const cha
 	return ok;
 }
 
-/* it_receipt_body checks an acceptance receipt's broker signature (with
- * broker) and returns its body (caller frees with
- * rete__receipt_body__free_unpacked); NULL when f is a refusal, has no
- * receipt or it does not verify. */
-static inline Rete__ReceiptBody *it_receipt_body(const Rete__BrokerFrame *f,
-						 const rete_pubkey *broker)
+/* it_entry_leaf: the RFC 6962 leaf hash of LogEntry{index, logged_at,
+ * signed_message = sm}, the entry the broker logs for a submission. */
+static inline void it_entry_leaf(uint8_t out[RETE_MERKLE_HASH], uint64_t index, int64_t logged_at,
+				 const ProtobufCBinaryData *sm)
 {
-	const Rete__Receipt *r = it_answer(f);
-	if (!r || r->error || !r->receipt || r->receipt->signature.len != RETE_SIG_LEN)
-		return NULL;
-	if (rete_verify_bytes(r->receipt->signature.data, RETE_CTX_RECEIPT, r->receipt->body.data,
-			      r->receipt->body.len, broker) != RETE_OK)
-		return NULL;
-	return rete__receipt_body__unpack(NULL, r->receipt->body.len, r->receipt->body.data);
+	Rete__LogEntry le = RETE__LOG_ENTRY__INIT;
+	le.index = index;
+	le.logged_at = logged_at;
+	le.signed_message = *sm;
+	size_t n = rete__log_entry__get_packed_size(&le);
+	uint8_t *b = malloc(n ? n : 1);
+	assert_non_null(b);
+	rete__log_entry__pack(&le, b);
+	rete_merkle_leaf_hash(out, b, n);
+	free(b);
 }
 
-/* it_receipt_index checks an acceptance receipt's broker signature and
- * returns its log index; -1 when it is a refusal or does not verify. */
+/* it_receipt_verify checks an acceptance receipt of protocol 3 as an agent
+ * does: its checkpoint note verifies with broker under key name origin and
+ * names that origin, index < the note's size, and the inclusion proof leads
+ * from the leaf of (index, logged_at, sm) to the note's root. With sm NULL
+ * (the submitted bytes not at hand) the proof is checked for its length
+ * only. Returns the index, -1 when f is a refusal or any check fails (said
+ * on stderr); *cp (may be NULL) gets the checkpoint. */
+static inline int64_t it_receipt_verify(const Rete__BrokerFrame *f, const rete_pubkey *broker,
+					const char *origin, const ProtobufCBinaryData *sm,
+					rete_checkpoint *cp)
+{
+	const Rete__Receipt *r = it_answer(f);
+	rete_checkpoint c;
+	rete_msg m = {{0}};
+	if (!r || r->error || r->receipt != NULL || !r->checkpoint || !r->checkpoint[0])
+		return -1;
+	if (rete_checkpoint_verify(r->checkpoint, strlen(r->checkpoint), origin, broker, &c, &m) !=
+		RETE_OK ||
+	    strcmp(c.origin, origin) != 0) {
+		fprintf(stderr, "receipt for %s: its checkpoint does not verify: %s\n",
+			r->message_id, m.text);
+		return -1;
+	}
+	if (r->index >= c.size) {
+		fprintf(stderr, "receipt for %s: index %" PRIu64 " >= size %" PRIu64 "\n",
+			r->message_id, r->index, c.size);
+		return -1;
+	}
+	if (sm == NULL) {
+		if (r->n_proof != rete_merkle_expected_inclusion_len(r->index, c.size))
+			return -1;
+	} else {
+		uint8_t leaf[RETE_MERKLE_HASH];
+		it_entry_leaf(leaf, r->index, r->logged_at, sm);
+		rete_merkle_elem e[RETE_MERKLE_MAX_PROOF];
+		if (r->n_proof > RETE_MERKLE_MAX_PROOF)
+			return -1;
+		for (size_t i = 0; i < r->n_proof; i++) {
+			e[i].data = r->proof[i].data;
+			e[i].len = r->proof[i].len;
+		}
+		if (rete_merkle_verify_inclusion(r->index, c.size, leaf, sizeof(leaf), e,
+						 r->n_proof, c.root, sizeof(c.root),
+						 &m) != RETE_OK) {
+			fprintf(stderr, "receipt for %s: %s\n", r->message_id, m.text);
+			return -1;
+		}
+	}
+	if (cp)
+		*cp = c;
+	return (int64_t)r->index;
+}
+
+/* it_receipt_index checks an acceptance receipt (it_receipt_verify without
+ * the submitted bytes) and returns its log index; -1 when it is a refusal
+ * or does not verify. */
 static inline int64_t it_receipt_index(const it_net *n, const Rete__BrokerFrame *f)
 {
-	Rete__ReceiptBody *b = it_receipt_body(f, &n->broker->pub);
-	if (!b)
-		return -1;
-	int64_t idx = (int64_t)b->index;
-	rete__receipt_body__free_unpacked(b, NULL);
-	return idx;
+	return it_receipt_verify(f, &n->broker->pub, IT_ORIGIN, NULL, NULL);
 }
 
 /* it_hello connects as who and says HELLO; NULL unless WELCOME came. */
@@ -934,16 +985,27 @@ static inline rete_wire *it_hello(it_net *n, int who)
  * CURVE ROUTER socket at the broker's endpoint (no ZAP handler: every
  * client key is let in), speaking the wire protocol from a WELCOME the real
  * broker gave (it_real_welcome). It answers HELLO with that WELCOME, PING
- * with PONG and SUBMIT with a receipt signed by the broker key (it_fake_
- * receipt); it counts ACKs and sends the DELIVERs the test makes
+ * with PONG and SUBMIT with a receipt proving the entry in a checkpoint
+ * signed by the broker key (it_fake_receipt); it counts ACKs and sends the DELIVERs the test makes
  * (it_fake_deliver) to the peer that said HELLO last. Queries go
  * unanswered. */
+/* What a fake broker's receipts get wrong besides the leaf (honest_leaf). */
+enum it_fake_lie {
+	IT_LIE_NONE = 0,
+	IT_LIE_SIG,    /* the checkpoint's signature does not verify */
+	IT_LIE_ORIGIN, /* a checkpoint of another log, signed with the broker key */
+	IT_LIE_EPOCH,  /* a checkpoint of the epoch before the WELCOME's */
+	IT_LIE_INDEX   /* an index beyond the checkpoint's size */
+};
+
 typedef struct it_fake {
 	void *ctx, *sock;
 	const char *endpoint;
 	const rete_seckey *key;
 	Rete__BrokerFrame *welcome; /* replayed on HELLO (owned) */
-	bool honest_leaf;	    /* receipts name the right leaf */
+	bool honest_leaf;	    /* receipts prove the right leaf */
+	int lie;		    /* it_fake_lie: what else the receipts get wrong */
+	rete_merkle_mem tree;	    /* the fake's log: the leaves it receipted */
 	int hellos, submits, acks;
 	uint64_t last_ack;	 /* the log index of the latest ACK */
 	uint32_t last_ack_error; /* and its error code (0: acked fine) */
@@ -1016,6 +1078,7 @@ static inline void it_fake_open(it_fake *l, it_net *n, Rete__BrokerFrame *welcom
 	l->key = n->broker;
 	l->welcome = welcome;
 	l->same = true;
+	rete_merkle_mem_init(&l->tree);
 	l->ctx = zmq_ctx_new();
 	assert_non_null(l->ctx);
 	it_fake_bind(l);
@@ -1031,60 +1094,74 @@ static inline void it_fake_close(it_fake *l)
 		rete__broker_frame__free_unpacked(l->welcome, NULL);
 	for (int k = 0; k < 8; k++)
 		free(l->kept[k].data); /* the SUBMITs kept while mute */
+	rete_merkle_mem_free(&l->tree);
 	memset(l, 0, sizeof(*l));
 }
 
-/* it_fake_receipt answers a SUBMIT with a receipt signed by the broker key
- * for the next index (1, 2, ...: a log that grows), now; its leaf is the right one when
- * honest_leaf, else the hash of other bytes (what a broker that never logged the message would have
- * to sign). */
+/* it_fake_receipt answers a SUBMIT with a receipt of protocol 3 for the
+ * next index of the fake's own log (index 0 is a filler entry; receipts get
+ * 1, 2, ...: a log that grows), logged now: the inclusion proof of that
+ * index to a checkpoint of the new size signed with the broker key in the
+ * WELCOME's epoch. The leaf appended is the entry of the submitted bytes
+ * when honest_leaf, else the hash of other bytes (what a broker that never
+ * logged the message would have to prove); `lie` spoils the rest. */
 static inline void it_fake_receipt(it_fake *l, const void *ident, size_t ident_len,
 				   const ProtobufCBinaryData *sm)
 {
 	Rete__Message *msg = NULL;
 	assert_int_equal(rete_signed_decode(sm->data, sm->len, NULL, &msg, NULL), RETE_OK);
-	uint8_t leaf[RETE_MERKLE_HASH];
-	Rete__ReceiptBody rb = RETE__RECEIPT_BODY__INIT;
-	rb.origin = IT_ORIGIN;
-	rb.message_id = msg->id;
-	rb.sender = msg->sender;
-	rb.index = (uint64_t)++l->receipts;
-	rb.logged_at = rete_now_ms();
-	if (l->honest_leaf) {
-		Rete__LogEntry le = RETE__LOG_ENTRY__INIT;
-		le.index = rb.index;
-		le.logged_at = rb.logged_at;
-		le.signed_message = *sm;
-		size_t n = rete__log_entry__get_packed_size(&le);
-		uint8_t *b = malloc(n);
-		assert_non_null(b);
-		rete__log_entry__pack(&le, b);
-		rete_merkle_leaf_hash(leaf, b, n);
-		free(b);
-	} else {
-		rete_merkle_leaf_hash(leaf, "not this message", 16);
+	uint8_t leaf[RETE_MERKLE_HASH], root[RETE_MERKLE_HASH];
+	if (l->tree.mm_size == 0) {
+		rete_merkle_leaf_hash(leaf, "the fake log's first entry", 26);
+		assert_int_equal(rete_merkle_mem_append(&l->tree, leaf), RETE_OK);
 	}
-	rb.leaf_hash.data = leaf;
-	rb.leaf_hash.len = sizeof(leaf);
-	size_t blen = rete__receipt_body__get_packed_size(&rb);
-	uint8_t *bbytes = malloc(blen);
-	assert_non_null(bbytes);
-	rete__receipt_body__pack(&rb, bbytes);
-	uint8_t sig[RETE_SIG_LEN];
-	assert_int_equal(rete_sign_bytes(sig, RETE_CTX_RECEIPT, bbytes, blen, l->key), RETE_OK);
-	Rete__SignedReceipt sr = RETE__SIGNED_RECEIPT__INIT;
-	sr.body.data = bbytes;
-	sr.body.len = blen;
-	sr.signature.data = sig;
-	sr.signature.len = sizeof(sig);
+	uint64_t index = l->tree.mm_size;
+	int64_t at = rete_now_ms();
+	l->receipts++;
+	if (l->honest_leaf)
+		it_entry_leaf(leaf, index, at, sm);
+	else
+		rete_merkle_leaf_hash(leaf, "not this message", 16);
+	assert_int_equal(rete_merkle_mem_append(&l->tree, leaf), RETE_OK);
+	uint64_t size = l->tree.mm_size;
+	assert_int_equal(rete_merkle_root(rete_merkle_mem_get, &l->tree, size, root), RETE_OK);
+	uint8_t proof[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
+	size_t np = 0;
+	assert_int_equal(
+	    rete_merkle_inclusion_proof(rete_merkle_mem_get, &l->tree, index, size, proof, &np),
+	    RETE_OK);
+	uint32_t epoch = l->welcome->welcome->epoch ? l->welcome->welcome->epoch : 1;
+	if (l->lie == IT_LIE_EPOCH)
+		epoch = epoch > 1 ? epoch - 1 : 1;
+	char *note = NULL;
+	rete_msg m;
+	assert_int_equal(
+	    rete_checkpoint_sign_epoch(l->lie == IT_LIE_ORIGIN ? "rete.test/elsewhere" : IT_ORIGIN,
+				       size, root, epoch, l->key, &note, &m),
+	    RETE_OK);
+	if (l->lie == IT_LIE_SIG) {
+		/* one character of the signature (after the key ID) changed */
+		char *end = note + strlen(note) - 1; /* the final newline */
+		char *c = end - 10;
+		*c = *c == 'A' ? 'B' : 'A';
+	}
+	ProtobufCBinaryData pv[RETE_MERKLE_MAX_PROOF];
+	for (size_t i = 0; i < np; i++) {
+		pv[i].data = proof[i];
+		pv[i].len = RETE_MERKLE_HASH;
+	}
 	Rete__Receipt r = RETE__RECEIPT__INIT;
 	r.message_id = msg->id;
-	r.receipt = &sr;
+	r.index = l->lie == IT_LIE_INDEX ? size : index;
+	r.logged_at = at;
+	r.n_proof = np;
+	r.proof = pv;
+	r.checkpoint = note;
 	Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
 	f.command_case = RETE__BROKER_FRAME__COMMAND_RECEIPT;
 	f.receipt = &r;
 	it_fake_reply(l->sock, ident, ident_len, &f);
-	free(bbytes);
+	free(note);
 	rete__message__free_unpacked(msg, NULL);
 }
 

@@ -12,10 +12,15 @@
  *   - test_resend_same_id: the same file with the same id sent again after
  *     it was accepted ends in sent/ with the original receipt; a changed
  *     file with that id ends in failed/ as id-reused, naming the index;
- *   - test_dishonest_receipt: a program holding the broker's key answers
- *     SUBMIT with a correctly signed receipt for a leaf that is not the
- *     message's: the agent raises the witness alarm, keeps the file in
- *     outbox/ and submits the same bytes again.
+ *   - test_dishonest_receipt and test_receipt_*: a program holding the
+ *     broker's key answers SUBMIT with a receipt (inclusion proof and
+ *     signed checkpoint) that proves a leaf that is not the message's, or
+ *     whose checkpoint does not verify, is of another log or an older
+ *     epoch, or does not reach the index: the agent raises the witness
+ *     alarm, keeps the file in outbox/ and submits the same bytes again;
+ *   - test_receipt_proves: an honest broker's receipt proves the entry in
+ *     its checkpoint, and that checkpoint is consistent with a later
+ *     stored one.
  *
  * Waits are for files and log lines with deadlines, never sleeps.
  */
@@ -370,8 +375,10 @@ static void test_resend_same_id(void **state)
 	json_t *ja = tu_load_json(a), *jb = tu_load_json(b);
 	assert_string_equal(json_string_value(json_object_get(ja, "index")),
 			    json_string_value(json_object_get(jb, "index")));
-	assert_string_equal(json_string_value(json_object_get(ja, "receipt")),
-			    json_string_value(json_object_get(jb, "receipt")));
+	assert_string_equal(json_string_value(json_object_get(ja, "leafHash")),
+			    json_string_value(json_object_get(jb, "leafHash")));
+	assert_string_equal(json_string_value(json_object_get(ja, "checkpoint")),
+			    json_string_value(json_object_get(jb, "checkpoint")));
 	char want[200];
 	snprintf(want, sizeof(want), "log index %s",
 		 json_string_value(json_object_get(ja, "index")));
@@ -398,26 +405,34 @@ static void test_resend_same_id(void **state)
 /* --- a dishonest broker ------------------------------------------------------ */
 
 /* The lying broker is itest.h's fake broker (it_fake): the broker's key,
- * a real WELCOME, receipts that verify with the broker key. */
-
-static void test_dishonest_receipt(void **state)
+ * a real WELCOME, receipts of protocol 3 (an inclusion proof and a
+ * checkpoint signed with the broker key) that each get one thing wrong.
+ *
+ * ev_liar starts the social agency's agent against the fake (WELCOME epoch
+ * `epoch`, 0: as the real broker said), puts referral id into its outbox as
+ * NAME and answers every SUBMIT with such a receipt; it checks that the
+ * agent raises the witness alarm saying why (`words`), never takes the
+ * receipt (nothing in sent/, the file still in outbox/) and submits the
+ * same bytes again. */
+static void ev_liar(it_net *n, bool honest_leaf, int lie, uint32_t epoch, const char *name,
+		    const char *id, const char *words)
 {
-	it_net *n = it_net_new("evidence-liar", NULL);
-	assert_non_null(n);
-	*state = n;
-	char outbox[1300], sent[1300], log[1300], path[1500];
+	char outbox[1300], sent[1300], log[1300], path[1500], accepted[200];
 	it_fake l;
-	it_fake_open(&l, n, it_real_welcome(n, IT_SOCIAL));
+	Rete__BrokerFrame *welcome = it_real_welcome(n, IT_SOCIAL);
+	if (epoch)
+		welcome->welcome->epoch = epoch;
+	it_fake_open(&l, n, welcome);
+	l.honest_leaf = honest_leaf;
+	l.lie = lie;
 
 	assert_true(it_agent_start(n, IT_SOCIAL));
-	ev_put_referral(n, "liar.json", "ev-liar-1", "long-term-unemployment");
+	ev_put_referral(n, name, id, "long-term-unemployment");
 	it_spool(n, IT_SOCIAL, "outbox", outbox, sizeof(outbox));
 	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
 	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
 
-	/* Answer every SUBMIT with a receipt that verifies with the broker key
-	 * but whose leaf is not the hash of the entry (index, loggedAt, the
-	 * message's bytes); wait for the same bytes to come a second time. */
+	/* wait for the same bytes to come a second time */
 	int submits = it_fake_serve(&l, &l.submits, 2, EV_WAIT);
 	bool same = l.same;
 	it_fake_close(&l);
@@ -425,12 +440,232 @@ static void test_dishonest_receipt(void **state)
 	if (submits < 2 || !alarm)
 		it_show(n, "social.mantova.log");
 	/* Never "accepted": no receipt in sent/, the file still ours. */
-	assert_false(tu_exists(tu_path(path, sizeof(path), "%s/liar.json.receipt.json", sent)));
-	assert_true(tu_exists(tu_path(path, sizeof(path), "%s/liar.json", outbox)));
+	assert_false(tu_exists(tu_path(path, sizeof(path), "%s/%s.receipt.json", sent, name)));
+	assert_true(tu_exists(tu_path(path, sizeof(path), "%s/%s", outbox, name)));
 	assert_int_equal(submits, 2); /* submitted again ... */
 	assert_true(same);	      /* ... byte for byte the same */
 	assert_true(alarm);
-	assert_int_equal(tu_occurrences(log, "accepted as ev-liar-1"), 0);
+	if (tu_occurrences(log, words) == 0)
+		it_show(n, "social.mantova.log");
+	assert_true(tu_occurrences(log, words) > 0);
+	snprintf(accepted, sizeof(accepted), "accepted as %s", id);
+	assert_int_equal(tu_occurrences(log, accepted), 0);
+}
+
+/* test_dishonest_receipt: a valid checkpoint and a valid inclusion proof,
+ * but of a leaf that is not the entry of the message's bytes. */
+static void test_dishonest_receipt(void **state)
+{
+	it_net *n = it_net_new("evidence-liar", NULL);
+	assert_non_null(n);
+	*state = n;
+	ev_liar(n, false, IT_LIE_NONE, 0, "liar.json", "ev-liar-1",
+		"its inclusion proof does not lead from the entry of our signed bytes");
+}
+
+/* test_receipt_bad_signature: the right proof of the right leaf, to a
+ * checkpoint whose signature does not verify with the pinned broker key. */
+static void test_receipt_bad_signature(void **state)
+{
+	it_net *n = it_net_new("evidence-badsig", NULL);
+	assert_non_null(n);
+	*state = n;
+	ev_liar(n, true, IT_LIE_SIG, 0, "badsig.json", "ev-badsig-1",
+		"the signature by key 'rete.test/mantova' does not verify");
+}
+
+/* test_receipt_other_origin: the right proof, to a checkpoint signed with
+ * the broker key but of another log (origin). */
+static void test_receipt_other_origin(void **state)
+{
+	it_net *n = it_net_new("evidence-origin", NULL);
+	assert_non_null(n);
+	*state = n;
+	ev_liar(n, true, IT_LIE_ORIGIN, 0, "origin.json", "ev-origin-1",
+		"checkpoint for 'rete.test/elsewhere' at size 2 carries no signature by key "
+		"'rete.test/mantova'");
+}
+
+/* test_receipt_old_epoch: the WELCOME says epoch 2; the receipt's
+ * checkpoint is one of epoch 1 (a log a declared restore left behind). */
+static void test_receipt_old_epoch(void **state)
+{
+	it_net *n = it_net_new("evidence-oldepoch", NULL);
+	assert_non_null(n);
+	*state = n;
+	ev_liar(n, true, IT_LIE_EPOCH, 2, "oldepoch.json", "ev-oldepoch-1",
+		"its checkpoint is of log epoch 1, older than epoch 2");
+}
+
+/* test_receipt_index_beyond: an index the checkpoint does not reach. */
+static void test_receipt_index_beyond(void **state)
+{
+	it_net *n = it_net_new("evidence-beyond", NULL);
+	assert_non_null(n);
+	*state = n;
+	ev_liar(n, true, IT_LIE_INDEX, 0, "beyond.json", "ev-beyond-1",
+		"it names log index 2, beyond its checkpoint of size 2");
+}
+
+/* --- an honest broker's receipts ------------------------------------------------ */
+
+/* ev_query asks the real broker one query as the auditor; the answer
+ * (checked: a result without error) is the caller's. */
+static Rete__BrokerFrame *ev_query(rete_wire *w, Rete__Query *q)
+{
+	Rete__BrokerFrame *f = NULL;
+	assert_int_equal(rete_wire_call(w, q, it_wait_ms(), &f, NULL), RETE_OK);
+	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_RESULT);
+	if (f->result->error)
+		fprintf(stderr, "query refused: %s\n", f->result->error_text);
+	assert_int_equal(f->result->error, 0);
+	return f;
+}
+
+/* ev_stored_checkpoint: the latest stored checkpoint note (verified) */
+static char *ev_stored_checkpoint(it_net *n, rete_wire *w, rete_checkpoint *cp)
+{
+	Rete__CheckpointQuery cq = RETE__CHECKPOINT_QUERY__INIT;
+	Rete__Query q = RETE__QUERY__INIT;
+	q.what_case = RETE__QUERY__WHAT_CHECKPOINT;
+	q.checkpoint = &cq;
+	Rete__BrokerFrame *f = ev_query(w, &q);
+	assert_int_equal(f->result->answer_case, RETE__QUERY_RESULT__ANSWER_CHECKPOINT);
+	char *note = strdup(f->result->checkpoint);
+	assert_non_null(note);
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_msg m;
+	assert_int_equal(
+	    rete_checkpoint_verify(note, strlen(note), IT_ORIGIN, &n->broker->pub, cp, &m),
+	    RETE_OK);
+	return note;
+}
+
+/* test_receipt_proves: with the real broker, the receipt in sent/ is an
+ * inclusion proof: its checkpoint verifies with the broker key, the log's
+ * entry at its index is the message the agency sent, hashed with the proof
+ * it gives the checkpoint's root; and that checkpoint is consistent with a
+ * later stored checkpoint (a consistency proof asked of the broker). */
+static void test_receipt_proves(void **state)
+{
+	it_net *n = it_net_new("evidence-proves", NULL);
+	assert_non_null(n);
+	*state = n;
+	char sent[1300], path[1500], log[1300];
+	rete_msg m;
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	ev_put_referral(n, "proved.json", "ev-proved-1", "long-term-unemployment");
+	tu_path(path, sizeof(path), "%s/proved.json.receipt.json", sent);
+	if (ev_wait_either(path, NULL, EV_WAIT) != 1)
+		it_show(n, "social.mantova.log");
+	json_t *j = tu_load_json(path);
+	assert_non_null(j);
+	const char *idx_s = json_string_value(json_object_get(j, "index"));
+	const char *note = json_string_value(json_object_get(j, "checkpoint"));
+	json_t *proof = json_object_get(j, "proof");
+	assert_non_null(idx_s);
+	assert_non_null(note);
+	assert_true(json_is_array(proof));
+	uint64_t index = strtoull(idx_s, NULL, 10);
+
+	/* the checkpoint: the broker's, of this log, reaching the index */
+	rete_checkpoint cp;
+	assert_int_equal(
+	    rete_checkpoint_verify(note, strlen(note), IT_ORIGIN, &n->broker->pub, &cp, &m),
+	    RETE_OK);
+	assert_true(index < cp.size);
+
+	/* the log's entry at that index is our message; its leaf and the
+	 * proof give the checkpoint's root */
+	rete_wire *w = it_connect(n, IT_AUDIT);
+	assert_non_null(w);
+	Rete__EntriesQuery eq = RETE__ENTRIES_QUERY__INIT;
+	eq.from = index;
+	eq.count = 1;
+	Rete__Query q = RETE__QUERY__INIT;
+	q.what_case = RETE__QUERY__WHAT_ENTRIES;
+	q.entries = &eq;
+	Rete__BrokerFrame *f = ev_query(w, &q);
+	assert_int_equal(f->result->answer_case, RETE__QUERY_RESULT__ANSWER_ENTRIES);
+	assert_int_equal(f->result->entries->n_entries, 1);
+	const ProtobufCBinaryData *eb = &f->result->entries->entries[0];
+	Rete__LogEntry *le = rete__log_entry__unpack(NULL, eb->len, eb->data);
+	assert_non_null(le);
+	Rete__Message *msg = NULL;
+	assert_int_equal(
+	    rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &msg, NULL),
+	    RETE_OK);
+	assert_string_equal(msg->id, "ev-proved-1");
+	rete__message__free_unpacked(msg, NULL);
+	rete__log_entry__free_unpacked(le, NULL);
+	uint8_t leaf[RETE_MERKLE_HASH];
+	rete_merkle_leaf_hash(leaf, eb->data, eb->len);
+	rete__broker_frame__free_unpacked(f, NULL);
+	size_t np = json_array_size(proof);
+	assert_true(np <= RETE_MERKLE_MAX_PROOF);
+	uint8_t hashes[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
+	rete_merkle_elem e[RETE_MERKLE_MAX_PROOF];
+	for (size_t i = 0; i < np; i++) {
+		const char *b64 = json_string_value(json_array_get(proof, i));
+		assert_non_null(b64);
+		uint8_t *bin = NULL;
+		size_t len = 0;
+		assert_int_equal(rete_b64_decode(b64, &bin, &len), RETE_OK);
+		assert_int_equal(len, RETE_MERKLE_HASH);
+		memcpy(hashes[i], bin, RETE_MERKLE_HASH);
+		free(bin);
+		e[i].data = hashes[i];
+		e[i].len = RETE_MERKLE_HASH;
+	}
+	if (rete_merkle_verify_inclusion(index, cp.size, leaf, sizeof(leaf), e, np, cp.root,
+					 sizeof(cp.root), &m) != RETE_OK)
+		fprintf(stderr, "inclusion: %s\n", m.text);
+	assert_int_equal(rete_merkle_verify_inclusion(index, cp.size, leaf, sizeof(leaf), e, np,
+						      cp.root, sizeof(cp.root), &m),
+			 RETE_OK);
+
+	/* a stored checkpoint at least as large comes (checkpoint_interval
+	 * 1s; another message makes the log grow); the broker proves the
+	 * receipt's checkpoint consistent with it */
+	ev_put_referral(n, "later.json", "ev-proved-2", "long-term-unemployment");
+	rete_checkpoint later;
+	char *stored = NULL;
+	int64_t end = ev_deadline(EV_WAIT);
+	for (;;) {
+		stored = ev_stored_checkpoint(n, w, &later);
+		if (later.size > cp.size || it_mono_ms() > end)
+			break;
+		free(stored);
+		ev_poll_nap();
+	}
+	free(stored);
+	assert_true(later.size > cp.size);
+	Rete__ConsistencyQuery cq = RETE__CONSISTENCY_QUERY__INIT;
+	cq.size1 = cp.size;
+	cq.size2 = later.size;
+	Rete__Query q2 = RETE__QUERY__INIT;
+	q2.what_case = RETE__QUERY__WHAT_CONSISTENCY;
+	q2.consistency = &cq;
+	f = ev_query(w, &q2);
+	assert_int_equal(f->result->answer_case, RETE__QUERY_RESULT__ANSWER_PROOF);
+	const Rete__Proof *p = f->result->proof;
+	assert_true(p->n_hashes <= RETE_MERKLE_MAX_PROOF);
+	for (size_t i = 0; i < p->n_hashes; i++) {
+		e[i].data = p->hashes[i].data;
+		e[i].len = p->hashes[i].len;
+	}
+	assert_int_equal(rete_merkle_verify_consistency(cp.size, later.size, cp.root,
+							sizeof(cp.root), later.root,
+							sizeof(later.root), e, p->n_hashes, &m),
+			 RETE_OK);
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&w);
+	json_decref(j);
+	assert_int_equal(tu_occurrences(log, "WITNESS ALARM"), 0);
 }
 
 /* --- a new log epoch ----------------------------------------------------------- */
@@ -776,6 +1011,11 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_dishonest_receipt, it_teardown),
+	    cmocka_unit_test_teardown(test_receipt_bad_signature, it_teardown),
+	    cmocka_unit_test_teardown(test_receipt_other_origin, it_teardown),
+	    cmocka_unit_test_teardown(test_receipt_old_epoch, it_teardown),
+	    cmocka_unit_test_teardown(test_receipt_index_beyond, it_teardown),
+	    cmocka_unit_test_teardown(test_receipt_proves, it_teardown),
 	    cmocka_unit_test_teardown(test_new_epoch, it_teardown),
 	    cmocka_unit_test_teardown(test_resend_same_id, it_teardown),
 	    cmocka_unit_test_teardown(test_restore_once, it_teardown),
