@@ -60,10 +60,13 @@ static void ini_add_tsa(it_net *n, const local_tsa *t, const char *extra)
 	free(text);
 }
 
-static fixture *start(const char *extra)
+/* start: the TSA and the broker; the fixture is in *state before anything
+ * can fail, so that the teardown stops what was started. */
+static fixture *start(void **state, const char *extra)
 {
 	fixture *fx = calloc(1, sizeof(*fx));
 	assert_non_null(fx);
+	*state = fx;
 	assert_int_equal(local_tsa_open(&fx->tsa, RETE_BIN_DIR), 0);
 	fx->n = it_net_new("btsa", NULL);
 	assert_non_null(fx->n);
@@ -216,8 +219,7 @@ static void write_file(const char *path, const void *data, size_t len)
 
 static void test_tokens_served(void **state)
 {
-	fixture *fx = start(NULL);
-	*state = fx;
+	fixture *fx = start(state, NULL);
 	rete_msg m = {{0}};
 
 	submit_ok(fx);
@@ -295,8 +297,7 @@ static void test_tokens_served(void **state)
 
 static void test_grace_refuses_and_recovers(void **state)
 {
-	fixture *fx = start("timestamp_grace = 3s\n");
-	*state = fx;
+	fixture *fx = start(state, "timestamp_grace = 3s\n");
 
 	submit_ok(fx);
 	Rete__BrokerFrame *f = wait_token(fx, 1);
@@ -364,8 +365,7 @@ static void test_grace_refuses_and_recovers(void **state)
 
 static void test_bad_answers(void **state)
 {
-	fixture *fx = start(NULL);
-	*state = fx;
+	fixture *fx = start(state, NULL);
 	static const struct {
 		const char *mode, *said;
 	} bad[] = {
