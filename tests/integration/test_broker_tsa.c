@@ -12,7 +12,13 @@
  *                     are refused (NO_TIMESTAMP, a sentence naming the last
  *                     token and the setting) and health says so; the TSA
  *                     started again, the same message is accepted without
- *                     a restart of the broker
+ *                     a restart of the broker; an agent's message is kept in
+ *                     its outbox meanwhile and goes through by itself
+ *   configuration     --check-config names each wrong TSA setting (URL,
+ *                     credentials in it, no CA, a CA file without a
+ *                     certificate, a password file others may read, a grace
+ *                     without a TSA, ...); a right one passes and its
+ *                     password never appears
  *   bad answers       a TSA answering garbage, rejections, HTTP 500,
  *                     another nonce, too much: the broker stays up, health
  *                     names the failure, the log says it rate-limited; back
@@ -331,6 +337,35 @@ static void test_grace_refuses_and_recovers(void **state)
 	Rete__BrokerFrame *h = wait_problem(fx, "new submissions are refused", false);
 	assert_false(h->result->health->ok);
 	rete__broker_frame__free_unpacked(h, NULL);
+	/* an agent's message meanwhile stays in its outbox, tried again */
+	char outbox[1300], sent[1300], failed[1300], alog[1300], tmp[1400], dst[1400];
+	assert_true(it_agent_start(fx->n, IT_SOCIAL));
+	it_spool(fx->n, IT_SOCIAL, "outbox", outbox, sizeof(outbox));
+	it_spool(fx->n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	it_spool(fx->n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	tu_path(alog, sizeof(alog), "%s/%s.log", fx->n->dir, it_party_ids[IT_SOCIAL]);
+	size_t elen = 0;
+	char *example = tu_read_file(RETE_SOURCE_DIR "/examples/messages/referral.json", &elen);
+	assert_non_null(example);
+	tu_path(tmp, sizeof(tmp), "%s/.referral.json.tmp", outbox);
+	tu_path(dst, sizeof(dst), "%s/referral.json", outbox);
+	assert_int_equal(tu_write_file(tmp, example, elen), 0);
+	assert_int_equal(rename(tmp, dst), 0);
+	free(example);
+	end = it_mono_ms() + it_scaled_ms(60000);
+	/* refused (the agent says it once), then submitted again */
+	while (tu_occurrences(alog, "no time-stamp token for the log") < 1 ||
+	       tu_occurrences(alog, "submitted social.mantova-2026-0001") < 2) {
+		if (it_mono_ms() >= end) {
+			it_show_path(alog, 0);
+			fail_msg("the agent was not refused for want of a time stamp, then "
+				 "trying again");
+		}
+		it_nap(100);
+	}
+	assert_int_equal(tu_count_suffix(failed, ".json"), 0);
+	assert_true(tu_exists(dst));
+
 	/* still refused, the same message */
 	r = it_submit(fx->sender, &o, it_wait_ms());
 	assert_non_null(r);
@@ -355,6 +390,16 @@ static void test_grace_refuses_and_recovers(void **state)
 		it_nap(250);
 	}
 	it_msg_free(&o);
+	/* the agent's message goes through by itself */
+	end = it_mono_ms() + it_scaled_ms(60000);
+	while (tu_count_suffix(sent, ".receipt.json") < 1) {
+		if (it_mono_ms() >= end) {
+			it_show_path(alog, 0);
+			fail_msg("the agent's message did not go through after the TSA came back");
+		}
+		it_nap(100);
+	}
+	assert_int_equal(tu_count_suffix(failed, ".json"), 0);
 	f = wait_token(fx, first + 1);
 	rete__broker_frame__free_unpacked(f, NULL);
 	h = health(fx);
@@ -418,9 +463,96 @@ static void test_bad_answers(void **state)
 	rete__broker_frame__free_unpacked(h, NULL);
 }
 
+/* check_config writes n's broker.ini with `lines` in [broker] and runs
+ * rete-broker --check-config on it; its output (caller frees), *rc. */
+static char *check_config(it_net *n, const char *lines, int *rc)
+{
+	char *out = NULL;
+	assert_int_equal(it_write_ini(n), 0);
+	size_t len = 0;
+	char *text = tu_read_file(n->ini, &len);
+	assert_non_null(text);
+	char *at = strstr(text, "[broker]\n") + strlen("[broker]\n");
+	FILE *f = fopen(n->ini, "w");
+	assert_non_null(f);
+	fprintf(f, "%.*s%s%s", (int)(at - text), text, lines, at);
+	assert_int_equal(fclose(f), 0);
+	free(text);
+	*rc = tu_run(&out, "%s/rete-broker -c %s --check-config", n->bin, n->ini);
+	assert_non_null(out);
+	return out;
+}
+
+static void expect_problem(it_net *n, const char *lines, const char *want)
+{
+	int rc;
+	char *out = check_config(n, lines, &rc);
+	if (rc != 2 || !strstr(out, want))
+		fail_msg("--check-config with\n%s\nexit %d, expected 2 and '%s':\n%s", lines, rc,
+			 want, out);
+	free(out);
+}
+
+static void test_config_checks(void **state)
+{
+	fixture *fx = calloc(1, sizeof(*fx));
+	assert_non_null(fx);
+	*state = fx;
+	assert_int_equal(local_tsa_open(&fx->tsa, RETE_BIN_DIR), 0);
+	fx->n = it_net_new("btsacfg", NULL);
+	assert_non_null(fx->n);
+	it_net *n = fx->n;
+	char lines[6000], notpem[1300], pw[1300];
+
+	expect_problem(n, "tsa_url = ftp://tsa.example/tsa\n", "[broker] tsa_url: 'ftp://");
+	expect_problem(n, "tsa_url = https://u:secret@tsa.example/tsa\n",
+		       "credentials in the URL are not accepted");
+	expect_problem(n, "tsa_url = https://tsa.example/tsa\n", "given without tsa_ca");
+	expect_problem(n, "timestamp_grace = 4h\n", "timestamp_grace: '4h' without tsa_url");
+	snprintf(lines, sizeof(lines), "tsa_ca = %s\n", fx->tsa->lt_ca);
+	expect_problem(n, lines, "tsa_ca: given without tsa_url");
+	tu_path(notpem, sizeof(notpem), "%s/not.pem", n->dir);
+	assert_int_equal(tu_write_file(notpem, "hello\n", 6), 0);
+	snprintf(lines, sizeof(lines), "tsa_url = %s\ntsa_ca = %s\n", fx->tsa->lt_url, notpem);
+	expect_problem(n, lines, "holds no PEM certificate");
+	snprintf(lines, sizeof(lines), "tsa_url = %s\ntsa_ca = %s/none.pem\n", fx->tsa->lt_url,
+		 n->dir);
+	expect_problem(n, lines, "cannot be read");
+	snprintf(lines, sizeof(lines), "tsa_url = %s\ntsa_ca = %s\ntsa_timeout = 20m\n",
+		 fx->tsa->lt_url, fx->tsa->lt_ca);
+	expect_problem(n, lines, "tsa_timeout: '20m' is too long");
+	snprintf(lines, sizeof(lines), "tsa_url = %s\ntsa_ca = %s\ntimestamp_grace = 2wd\n",
+		 fx->tsa->lt_url, fx->tsa->lt_ca);
+	expect_problem(n, lines, "timestamp_grace: '2wd' counts working days");
+	snprintf(lines, sizeof(lines), "tsa_url = %s\ntsa_ca = %s\ntsa_user = rete\n",
+		 fx->tsa->lt_url, fx->tsa->lt_ca);
+	expect_problem(n, lines, "tsa_user: given without tsa_password_file");
+	tu_path(pw, sizeof(pw), "%s/tsa.password", n->dir);
+	assert_int_equal(tu_write_file(pw, "s3cret-Pw\n", 10), 0);
+	assert_int_equal(chmod(pw, 0644), 0);
+	snprintf(lines, sizeof(lines),
+		 "tsa_url = %s\ntsa_ca = %s\ntsa_user = rete\ntsa_password_file = %s\n",
+		 fx->tsa->lt_url, fx->tsa->lt_ca, pw);
+	expect_problem(n, lines, "may be read by others (mode 644)");
+
+	/* all right: accepted, and the password is nowhere */
+	assert_int_equal(chmod(pw, 0600), 0);
+	snprintf(lines, sizeof(lines),
+		 "tsa_url = %s\ntsa_ca = %s\ntsa_user = rete\ntsa_password_file = %s\n"
+		 "tsa_timeout = 10s\ntimestamp_grace = 4h\n",
+		 fx->tsa->lt_url, fx->tsa->lt_ca, pw);
+	int rc;
+	char *out = check_config(n, lines, &rc);
+	if (rc != 0)
+		fail_msg("--check-config: exit %d:\n%s", rc, out);
+	assert_null(strstr(out, "s3cret"));
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_teardown(test_config_checks, teardown),
 	    cmocka_unit_test_teardown(test_tokens_served, teardown),
 	    cmocka_unit_test_teardown(test_grace_refuses_and_recovers, teardown),
 	    cmocka_unit_test_teardown(test_bad_answers, teardown),
