@@ -229,10 +229,16 @@ rete_err broker_tsa_start(broker_tsa **out, rete_store *s, const broker_config *
 	uint64_t size = 0;
 	char *note = NULL;
 	rete_err err = rete_store_timestamp_latest(s, NULL, &t->stamped, &tok, m);
-	if (err == RETE_OK)
-		err = broker_tsa_gen_time(tok.data, tok.len, &t->last_gen_ms, m);
-	else if (err == RETE_ENOENT)
+	if (err == RETE_OK) {
+		rete_msg gm = {{0}};
+		/* only for display and the grace's sentence: not a reason to
+		 * stay down */
+		if (broker_tsa_gen_time(tok.data, tok.len, &t->last_gen_ms, &gm) != RETE_OK)
+			broker_log_warn("time stamps: the token of checkpoint %" PRIu64 ": %s",
+					t->stamped, gm.text);
+	} else if (err == RETE_ENOENT) {
 		err = RETE_OK;
+	}
 	rete_buf_free(&tok);
 	if (err == RETE_OK) {
 		err = rete_store_checkpoint_latest(s, NULL, &size, &note, m);

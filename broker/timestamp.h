@@ -35,7 +35,7 @@ typedef struct broker_tsa broker_tsa;
  * reads the latest token and checkpoint of the store: a checkpoint with no
  * token is stamped at once. *out is NULL (and RETE_OK) when c names no TSA.
  * Call rete_tsa_global_init before. Errors: RETE_ENOMEM, RETE_ESTORE (the
- * store cannot be read), RETE_EINVAL (a stored token cannot be read). */
+ * store cannot be read). */
 rete_err broker_tsa_start(broker_tsa **out, rete_store *s, const broker_config *c, rete_msg *m);
 
 /* broker_tsa_stop stops the thread (an exchange in progress ends within
