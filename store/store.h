@@ -276,7 +276,10 @@ rete_err rete_store_consistency_proof(rete_store *s, rete_store_rtxn *rt, uint64
 				      rete_msg *m);
 
 /* rete_store_checkpoint_put stores the signed note for tree size `size` (a
- * note already stored for that size is replaced) in its own durable write
+ * note already stored for that size is replaced; when the new one has
+ * another body, e.g. a new epoch's after a restore, that size's time-stamp
+ * token is dropped with it, since it stamps the old body; one that only
+ * adds signature lines keeps it) in its own durable write
  * transaction. Same rule as commit: no rtxn held by this thread. Errors:
  * RETE_EINVAL (size > log size, empty note), RETE_EPERM (read-only),
  * RETE_EFULL, RETE_ESTORE. */

@@ -1115,6 +1115,11 @@ static rete_err put_checkpoint(struct batch *b, void *ctx)
 				    "entries",
 				    (unsigned long long)c->size, (unsigned long long)b->b_size);
 	be64_put(key, c->size);
+	/* a note of another body for this size (a new epoch's, after a
+	 * restore) makes the time-stamp token of the old one meaningless */
+	int rc = store_timestamp_note_replaced(b->b_store, b->b_txn, c->size, c->note);
+	if (rc != 0)
+		return lmdb_fail(b, rc, "store: dropping the token of a replaced checkpoint");
 	return put(b, b->b_store->st_checkpoints, key, 8, c->note, strlen(c->note), 0,
 		   "store: writing a checkpoint");
 }

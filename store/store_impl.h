@@ -150,6 +150,13 @@ typedef rete_err (*store_raw_fn)(rete_store *s, MDB_txn *txn, uint64_t log_size,
  * of fn, RETE_EPERM (read-only), RETE_EFULL, RETE_ESTORE. */
 rete_err store_write_raw(rete_store *s, store_raw_fn fn, void *ctx, rete_msg *m);
 
+/* store_timestamp_note_replaced: before the checkpoint of `size` is
+ * written as `note` in txn, drops that size's time-stamp token when a note
+ * with another body (the text before the blank line: what the token
+ * stamps) was stored for it. A note that only gains signature lines keeps
+ * its token. Returns 0 or the LMDB code. */
+int store_timestamp_note_replaced(rete_store *s, MDB_txn *txn, uint64_t size, const char *note);
+
 /* store_dir_forget drops the cached directory. */
 void store_dir_forget(rete_store *s);
 

@@ -67,6 +67,37 @@ static rete_err token_copy(const MDB_val *v, rete_buf *token, rete_msg *m)
 	return RETE_OK;
 }
 
+/* body_len: the length of a note's signed text (through the line before
+ * the blank line), or the whole length when it has no blank line. */
+static size_t body_len(const char *note, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++)
+		if (note[i] == '\n' && note[i + 1] == '\n')
+			return i + 1;
+	return len;
+}
+
+int store_timestamp_note_replaced(rete_store *s, MDB_txn *txn, uint64_t size, const char *note)
+{
+	uint8_t key[8];
+	MDB_val k = {8, key}, v;
+	int rc;
+
+	if (!s->st_have_timestamps)
+		return 0;
+	be64_put(key, size);
+	rc = mdb_get(txn, s->st_checkpoints, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	size_t old = body_len(v.mv_data, v.mv_size), new = body_len(note, strlen(note));
+	if (old == new &&memcmp(v.mv_data, note, old) == 0)
+		return 0;
+	rc = mdb_del(txn, s->st_timestamps, &k, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 rete_err rete_store_timestamp_get(rete_store *s, rete_store_rtxn *rt, uint64_t size,
 				  rete_buf *token, rete_msg *m)
 {

@@ -1,9 +1,11 @@
 /* test_store_timestamps.c — store schema 3: time-stamp tokens kept beside
  * their checkpoints (put, get, latest, replace, bounds, across a reopen and
- * in a read-only reader), the in-place upgrade of a schema-2 store opened
+ * in a read-only reader), a token dropped when its checkpoint gets another
+ * body (kept when it only gains a signature line), the in-place upgrade of a schema-2 store opened
  * writable, a schema-2 store read read-only (no tokens), and the refusal of
  * a schema this program does not know. Real LMDB files; the token bytes are
  * opaque to the store (store/tsa.c checks real ones). */
+#define _GNU_SOURCE
 #include <lmdb.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "checkpoint.h"
 #include "codec.h"
 #include "keys.h"
 #include "store.h"
@@ -252,6 +255,40 @@ static void test_schema2_upgrade(void **state)
 	free(dir);
 }
 
+static void test_replaced_checkpoint(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("ts");
+	rete_store *s = open_store(dir, RETE_STORE_CREATE);
+	rete_msg m = {{0}};
+	rete_buf b = {0};
+	int next = 0;
+	int64_t t = 1790000000000;
+	char *note, *more, *other = NULL;
+	uint8_t root[32];
+
+	append_n(s, 2, &next, &t);
+	note = tu_checkpoint(s, ORIGIN, key);
+	assert_int_equal(rete_store_timestamp_put(s, 2, (const uint8_t *)"tok", 3, &m), RETE_OK);
+
+	/* the same body with one more signature line (a cosignature): kept */
+	assert_int_equal(asprintf(&more, "%s\u2014 witness.example AAAA\n", note) > 0, 1);
+	assert_int_equal(rete_store_checkpoint_put(s, 2, more, &m), RETE_OK);
+	expect_token(s, 2, "tok");
+
+	/* another body for that size (a new epoch's note): the token goes */
+	assert_int_equal(rete_store_root(s, NULL, 2, root, &m), RETE_OK);
+	assert_int_equal(rete_checkpoint_sign_epoch(ORIGIN, 2, root, 2, key, &other, &m), RETE_OK);
+	assert_int_equal(rete_store_checkpoint_put(s, 2, other, &m), RETE_OK);
+	assert_int_equal(rete_store_timestamp_get(s, NULL, 2, &b, &m), RETE_ENOENT);
+	rete_store_close(&s);
+	free(note);
+	free(more);
+	free(other);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 static void test_unknown_schema(void **state)
 {
 	(void)state;
@@ -276,6 +313,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_put_get_latest),
 	    cmocka_unit_test(test_schema2_upgrade),
+	    cmocka_unit_test(test_replaced_checkpoint),
 	    cmocka_unit_test(test_unknown_schema),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
