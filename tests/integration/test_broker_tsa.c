@@ -312,11 +312,28 @@ static void test_tokens_served(void **state)
 	rete_buf_free(&b);
 	rete_store_close(&s);
 
-	/* health: the token's time, no problem */
+	/* health: the token's time, no problem; and so says `rete health` */
 	Rete__BrokerFrame *h = health(fx);
 	assert_true(h->result->health->timestamp_at >= ts->gen_time);
 	assert_null(tsa_problem(h->result->health));
 	rete__broker_frame__free_unpacked(h, NULL);
+	char coord[1300];
+	tu_path(coord, sizeof(coord), "%s/coord.ini", fx->n->dir);
+	FILE *cf = fopen(coord, "w");
+	assert_non_null(cf);
+	fprintf(cf,
+		"[client]\nid = coord.mantova\nkey = keys/coord.mantova.key\nbroker = %s\n"
+		"broker_key = keys/" IT_BROKER_ID ".pub\nevents = %s\ntimeout = 10s\n",
+		fx->n->listen, fx->n->events);
+	assert_int_equal(fclose(cf), 0);
+	rc = tu_run(&out, "%s/rete health -c %s", fx->n->bin, coord);
+	if (rc != 0 || !strstr(out, "latest time stamp: ") || strstr(out, "time stamps are late"))
+		fail_msg("rete health: exit %d:\n%s", rc, out);
+	free(out);
+	rc = tu_run(&out, "%s/rete health -c %s --json", fx->n->bin, coord);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "\"timestampAt\""));
+	free(out);
 	rete__broker_frame__free_unpacked(f, NULL);
 }
 
