@@ -29,6 +29,8 @@
 #include "access_log.h"
 #include "broker_impl.h"
 #include "checkpoint.h"
+#include "timestamp.h"
+#include "tsa.h"
 #include "duration.h"
 #include "json.h"
 #include "log.h"
@@ -819,6 +821,7 @@ static void checkpoint_make(broker *b)
 	ev.kind = "checkpoint";
 	ev.checkpoint = note;
 	publish(b, &ev);
+	broker_tsa_checkpoint(b->tsa, size); /* stamped on its own thread */
 	broker_log_debug("checkpoint at size %" PRIu64, size);
 }
 
@@ -1460,6 +1463,21 @@ static bool resent(broker *b, const broker_frame *f)
 	return sodium_memcmp(have, got, RETE_HASH_LEN) == 0;
 }
 
+/* timestamp_refuses refuses f (ERROR_CODE_NO_TIMESTAMP) while a checkpoint
+ * has waited for its time-stamp token longer than timestamp_grace
+ * (timestamp.h); a resend of what is logged still gets its receipt. */
+static bool timestamp_refuses(broker *b, broker_frame *f, int64_t now)
+{
+	char text[1536];
+	if (!broker_tsa_refusal(b->tsa, now, text, sizeof(text)))
+		return false;
+	broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_NO_TIMESTAMP, "", "message %.64s: %s",
+		      f->msg->id, text);
+	broker_log_limited(RETE_LOG_WARNING, "submissions refused: no time-stamp token",
+			   "submission %.64s of %s refused: %s", f->msg->id, f->party, text);
+	return true;
+}
+
 /* batch_answer answers bt on the main thread once its commit is done:
  * receipts and refusals, then the queries of the batch (which see its
  * entries), then the deliveries. */
@@ -1573,6 +1591,8 @@ static void run_batch(broker *b, broker_frame **jobs)
 			 * DUPLICATE all the same */
 			if (f->pending && resent(b, f))
 				f->resent = true; /* no checks: the original receipt */
+			else if (f->pending && timestamp_refuses(b, f, now))
+				send_refusal(b, f, true);
 			else if (f->pending)
 				jobs[njobs++] = f;
 			else
@@ -1837,6 +1857,19 @@ static void reload(broker *b)
 	snprintf(nc->id, sizeof(nc->id), "%s", old->id);
 	char *t;
 	KEEP_STR(state)
+#define KEEP_OPT(field)                                                                            \
+	if ((nc->field == NULL) != (old->field == NULL) ||                                         \
+	    (nc->field && strcmp(nc->field, old->field) != 0))                                     \
+		broker_log_warn("reload: " #field " changed; restart the broker to apply it");
+	KEEP_OPT(tsa_url)
+	KEEP_OPT(tsa_ca)
+	KEEP_OPT(tsa_user)
+	if (nc->timestamp_grace_ms != old->timestamp_grace_ms ||
+	    nc->tsa_timeout_ms != old->tsa_timeout_ms)
+		broker_log_warn(
+		    "reload: timestamp_grace or tsa_timeout changed; restart the broker "
+		    "to apply it");
+#undef KEEP_OPT
 	t = nc->data, nc->data = old->data, old->data = t;
 	t = nc->state, nc->state = old->state, old->state = t;
 	t = nc->origin, nc->origin = old->origin, old->origin = t;
@@ -2490,6 +2523,7 @@ static void broker_free(broker *b)
 	/* after the committer (it times its commits), before the store (a
 	 * scrape reads it) */
 	broker_metrics_stop(&b->metrics);
+	broker_tsa_stop(&b->tsa); /* before the store it writes to */
 	rete_store_close(&b->store);
 	rete_store_unlock(&b->store_lock); /* after the store: no writer left */
 	free(b->restore_note);
@@ -2542,8 +2576,21 @@ int broker_run(broker_config *c, unsigned flags)
 		broker_log_error("%s", m.text);
 		goto out;
 	}
+	/* libcurl's global set-up, before any thread of ours or ZeroMQ's */
+	if (c->tsa_url && rete_tsa_global_init(&m) != RETE_OK) {
+		broker_log_error("%s", m.text);
+		goto out;
+	}
 	if (store_start(&b, flags) != RETE_OK)
 		goto out;
+	if (broker_tsa_start(&b.tsa, b.store, c, &m) != RETE_OK) {
+		broker_log_error("time stamps: %s", m.text);
+		goto out;
+	}
+	if (b.tsa)
+		broker_log_info("time stamps: every stored checkpoint is sent to the TSA at %s "
+				"(tokens checked against %s; timestamp_grace %s)",
+				c->tsa_url, c->tsa_ca, c->timestamp_grace);
 	if (peers_rebuild(&b) != RETE_OK ||
 	    broker_pool_start(&b.pool, c->verify_threads) != RETE_OK) {
 		broker_log_error("out of memory");
@@ -2676,6 +2723,9 @@ int broker_run(broker_config *c, unsigned flags)
 out:
 	broker_log_buffer(false);
 	free(jobs);
+	bool curl = c->tsa_url != NULL;
 	broker_free(&b);
+	if (curl)
+		rete_tsa_global_cleanup();
 	return rc;
 }

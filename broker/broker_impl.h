@@ -15,6 +15,7 @@
 #include "pool.h"
 #include "worker.h"
 #include "store.h"
+#include "timestamp.h"
 #include "zap.h"
 
 #define BROKER_BATCH_MAX     1024 /* frames read per batch without waiting */
@@ -159,6 +160,7 @@ typedef struct broker {
 	broker_batch *bt;  /* the batch being built */
 	broker_batch *fly; /* the batch being committed, or NULL */
 	broker_worker *worker;
+	broker_tsa *tsa;		   /* trusted time (timestamp.h), NULL: no TSA */
 	uint64_t send_seq;		   /* numbers DELIVERs and PINGs (broker_conn) */
 	char (*fd_party)[RETE_ID_MAX + 1]; /* the party whose frames came on fd i */
 	size_t nfd_party;

@@ -535,6 +535,12 @@ static const char *const broker_keys[] = {"origin",
 					  "metrics",
 					  "access_log",
 					  "access_keep",
+					  "tsa_url",
+					  "tsa_ca",
+					  "tsa_timeout",
+					  "tsa_user",
+					  "tsa_password_file",
+					  "timestamp_grace",
 					  NULL};
 static const char *const limit_keys[] = {"routine", "urgent", "emergency", NULL};
 static const char *const policy_keys[] = {"routes", NULL};
@@ -620,6 +626,8 @@ static void check_names(struct parse *p)
 			}
 	}
 }
+
+static void load_tsa(struct parse *p, broker_config *c);
 
 static void load_broker(struct parse *p, broker_config *c)
 {
@@ -765,6 +773,153 @@ static void load_broker(struct parse *p, broker_config *c)
 					"YYYY-MM-DD dates separated by commas",
 					c->holidays[i]);
 	}
+	load_tsa(p, c);
+}
+
+/* load_tsa reads the time-stamping settings (issue 14, broker/timestamp.c):
+ * all optional; without tsa_url the broker asks no TSA. */
+static void load_tsa(struct parse *p, broker_config *c)
+{
+	const char *S = "broker";
+	struct kv *url = get(p, S, "tsa_url"), *kv;
+	bool url_ok = false;
+
+	if (url) {
+		const char *v = url->value;
+		const char *rest = strncmp(v, "https://", 8) == 0  ? v + 8
+				   : strncmp(v, "http://", 7) == 0 ? v + 7
+								   : NULL;
+		bool clean = strlen(v) < 1024;
+		for (const char *q = v; *q; q++)
+			if ((unsigned char)*q <= ' ' || (unsigned char)*q >= 0x7f)
+				clean = false;
+		const char *slash = rest ? strchr(rest, '/') : NULL;
+		const char *at = rest ? strchr(rest, '@') : NULL;
+		if (!rest || !clean || *rest == '\0' || *rest == '/')
+			problem(p, url->line,
+				"[broker] tsa_url: '%.200s' is not accepted; give the RFC 3161 "
+				"time-stamping authority's http:// or https:// URL (printable, "
+				"no spaces), e.g. https://tsa.provider.example/tsa",
+				v);
+		else if (at && (!slash || at < slash))
+			problem(p, url->line,
+				"[broker] tsa_url: credentials in the URL are not accepted (they "
+				"would be in every copy of broker.ini); give the user in tsa_user "
+				"and the password in tsa_password_file");
+		else if (!(c->tsa_url = strdup(v)))
+			p->oom = true;
+		else
+			url_ok = true;
+	}
+	if ((kv = get(p, S, "tsa_ca"))) {
+		c->tsa_ca = resolve_path(p, kv->value);
+		char *text = NULL;
+		size_t len = 0;
+		FILE *f = c->tsa_ca ? fopen(c->tsa_ca, "r") : NULL;
+		if (f) {
+			char buf[4096];
+			size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+			buf[n] = '\0';
+			text = strstr(buf, "-----BEGIN CERTIFICATE-----") ? buf : NULL;
+			len = n;
+			fclose(f);
+			if (!text)
+				problem(
+				    p, kv->line,
+				    "[broker] tsa_ca: '%s' holds no PEM certificate (%zu bytes "
+				    "read, no '-----BEGIN CERTIFICATE-----' in its first 4 KiB); "
+				    "give the CA certificate(s) that issued the TSA's certificate, "
+				    "in PEM",
+				    kv->value, len);
+		} else if (c->tsa_ca) {
+			problem(p, kv->line,
+				"[broker] tsa_ca: '%s' cannot be read (%s); give the PEM file of "
+				"the CA that issued the TSA's certificate",
+				kv->value, strerror(errno));
+		}
+		if (!url)
+			problem(p, kv->line,
+				"[broker] tsa_ca: given without tsa_url; it checks the tokens of "
+				"the TSA that tsa_url names");
+	} else if (url_ok) {
+		problem(p, url->line,
+			"[broker] tsa_url: given without tsa_ca; the broker checks every token "
+			"against the CA that issued the TSA's certificate and stores only "
+			"tokens that verify: give tsa_ca = the PEM file of that CA (for a "
+			"qualified TSA, from the EU trusted list or the provider)");
+	}
+	calendar_duration(p, S, "tsa_timeout", "30s", 1000, &c->tsa_timeout_ms, NULL, 0);
+	if ((kv = get(p, S, "tsa_timeout")) && c->tsa_timeout_ms > 600000) {
+		problem(p, kv->line,
+			"[broker] tsa_timeout: '%s' is too long; at most 10m (the broker asks "
+			"again with a growing pause when the TSA does not answer)",
+			kv->value);
+		c->tsa_timeout_ms = 0;
+	}
+	if ((kv = get(p, S, "tsa_user"))) {
+		if (!url)
+			problem(p, kv->line,
+				"[broker] tsa_user: given without tsa_url; it is the user of the "
+				"TSA's HTTP basic authentication");
+		else if (strchr(kv->value, ':') || !*kv->value)
+			problem(p, kv->line,
+				"[broker] tsa_user: '%s' is not accepted; HTTP basic "
+				"authentication takes a non-empty user name without ':'",
+				kv->value);
+		else if (!(c->tsa_user = strdup(kv->value)))
+			p->oom = true;
+	}
+	if ((kv = get(p, S, "tsa_password_file"))) {
+		char *path = resolve_path(p, kv->value);
+		struct stat st;
+		FILE *f = path ? fopen(path, "r") : NULL;
+		if (path && !f)
+			problem(p, kv->line,
+				"[broker] tsa_password_file: '%s' cannot be read (%s); give the "
+				"file that holds the TSA password on its first line (mode 0600)",
+				kv->value, strerror(errno));
+		else if (f && fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+			problem(p, kv->line,
+				"[broker] tsa_password_file: '%s' may be read by others (mode "
+				"%03o); chmod 600 it",
+				kv->value, (unsigned)(st.st_mode & 0777));
+		else if (f) {
+			char line[512];
+			if (!fgets(line, sizeof(line), f))
+				line[0] = '\0';
+			line[strcspn(line, "\r\n")] = '\0';
+			if (!line[0])
+				problem(p, kv->line,
+					"[broker] tsa_password_file: '%s' holds no password on its "
+					"first line",
+					kv->value);
+			else if (!(c->tsa_password = strdup(line)))
+				p->oom = true;
+			explicit_bzero(line, sizeof(line));
+		}
+		if (f)
+			fclose(f);
+		free(path);
+		if (!get(p, S, "tsa_user"))
+			problem(p, kv->line,
+				"[broker] tsa_password_file: given without tsa_user; HTTP basic "
+				"authentication needs both");
+	} else if (get(p, S, "tsa_user")) {
+		problem(p, get(p, S, "tsa_user")->line,
+			"[broker] tsa_user: given without tsa_password_file; HTTP basic "
+			"authentication needs both");
+	}
+	snprintf(c->timestamp_grace, sizeof(c->timestamp_grace), "off");
+	if ((kv = get(p, S, "timestamp_grace")) && strcmp(kv->value, "off") != 0) {
+		calendar_duration(p, S, "timestamp_grace", "off", 1000, &c->timestamp_grace_ms,
+				  c->timestamp_grace, sizeof(c->timestamp_grace));
+		if (!url)
+			problem(p, kv->line,
+				"[broker] timestamp_grace: '%s' without tsa_url would refuse every "
+				"submission once that time has passed; set tsa_url (and tsa_ca), "
+				"or leave timestamp_grace off",
+				kv->value);
+	}
 }
 
 static void load_limits(struct parse *p, broker_config *c)
@@ -806,8 +961,8 @@ static void load_agency(struct parse *p, broker_config *c, const struct sec *sec
 
 	if ((kv = require(p, S, "name", "the party's name for people"))) {
 		if (strlen(kv->value) > RETE_SHORT_MAX)
-			problem(p, kv->line, "[%s] name: %zu bytes long; at most %d are accepted", S,
-				strlen(kv->value), RETE_SHORT_MAX);
+			problem(p, kv->line, "[%s] name: %zu bytes long; at most %d are accepted",
+				S, strlen(kv->value), RETE_SHORT_MAX);
 		if (!(pa->name = strdup(kv->value)))
 			p->oom = true;
 	}
@@ -1045,6 +1200,13 @@ void broker_config_free(broker_config **pc)
 	free(c->data);
 	free(c->state);
 	free(c->access_log);
+	free(c->tsa_url);
+	free(c->tsa_ca);
+	free(c->tsa_user);
+	if (c->tsa_password) {
+		explicit_bzero(c->tsa_password, strlen(c->tsa_password));
+		free(c->tsa_password);
+	}
 	free_list(c->holidays, c->nholidays);
 	for (size_t i = 0; i < c->nparties; i++) {
 		free(c->parties[i].name);
@@ -1230,7 +1392,8 @@ static void check_directory(struct parse *p, const broker_config *c)
 	if (rete_message_pack(&msg, &packed) != RETE_OK) {
 		p->oom = true;
 	} else if (rete_message_decode(packed.data, packed.len, &back, &m) != RETE_OK) {
-		problem(p, 0, "the directory made from this file would be refused by the agents: %s",
+		problem(p, 0,
+			"the directory made from this file would be refused by the agents: %s",
 			m.text);
 	} else if (rete_validate_message(back, NULL, RETE_VALIDATE_BROKER, &pr) != RETE_OK) {
 		for (size_t i = 0; i < pr.n; i++)
@@ -1245,4 +1408,3 @@ static void check_directory(struct parse *p, const broker_config *c)
 	rete_buf_free(&packed);
 	broker_directory_free(&d);
 }
-

@@ -77,6 +77,14 @@ typedef struct broker_config {
 	size_t nholidays;
 	char limit[BROKER_NLIMITS][32]; /* index = priority - 1 */
 	int64_t limit_ms[BROKER_NLIMITS];
+	/* Trusted time (broker/timestamp.c); tsa_url NULL: no TSA asked */
+	char *tsa_url;		    /* http(s) URL of the RFC 3161 TSA */
+	char *tsa_ca;		    /* PEM CA file the tokens must verify against */
+	char *tsa_user;		    /* HTTP basic authentication, or NULL */
+	char *tsa_password;	    /* read from tsa_password_file (never logged) */
+	int64_t tsa_timeout_ms;	    /* one exchange with the TSA */
+	int64_t timestamp_grace_ms; /* 0: off */
+	char timestamp_grace[32];   /* as written, or "off" */
 	broker_party *parties;
 	size_t nparties;
 	broker_route *routes;

@@ -164,6 +164,10 @@ static void q_health(broker *b, broker_frame *f)
 			     h.map_size >> 20) >= 0)
 			np++;
 	}
+	char tsa_text[1536];
+	if (broker_tsa_problem(b->tsa, now, tsa_text, sizeof(tsa_text), &h.timestamp_at) &&
+	    np < 63 && (problems[np] = strdup(tsa_text)) != NULL)
+		np++;
 	if (h.disk_free && h.disk_free < ((uint64_t)256 << 20) && np < 63) {
 		if (asprintf(&problems[np], "only %" PRIu64 " MiB free on the store's disk",
 			     h.disk_free >> 20) >= 0)
@@ -427,6 +431,69 @@ static void q_proof(broker *b, broker_frame *f, bool inclusion)
 	free(note);
 }
 
+/* q_timestamp answers the time-stamp token of a stored checkpoint (size 0:
+ * the newest that has one) with that checkpoint's note. For everyone, like
+ * checkpoints: the token dates what every witness checks. */
+static void q_timestamp(broker *b, broker_frame *f, const Rete__TimestampQuery *q)
+{
+	rete_store_rtxn *rt = NULL;
+	rete_buf tok = {0};
+	uint64_t size = q->size;
+	char *note = NULL;
+	rete_msg m = {{0}};
+	rete_err err;
+	if (rete_store_read_begin(b->store, &rt, NULL) != RETE_OK) {
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INTERNAL,
+			     "the store cannot be read");
+		return;
+	}
+	if (size == 0)
+		err = rete_store_timestamp_latest(b->store, rt, &size, &tok, &m);
+	else
+		err = rete_store_timestamp_get(b->store, rt, size, &tok, &m);
+	if (err == RETE_OK)
+		err = rete_store_checkpoint_get(b->store, rt, size, &note, &m);
+	rete_store_read_end(&rt);
+	Rete__Timestamp ts;
+	rete__timestamp__init(&ts);
+	if (err == RETE_OK)
+		err = broker_tsa_gen_time(tok.data, tok.len, &ts.gen_time, &m);
+	if (err == RETE_ENOENT) {
+		if (!b->cfg->tsa_url)
+			answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+				     "no time-stamp token%s: this broker asks no time-stamping "
+				     "authority (broker.ini tsa_url is not set)",
+				     q->size ? " for that checkpoint" : "");
+		else if (q->size)
+			answer_error(
+			    b, f, RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+			    "no time-stamp token for checkpoint %" PRIu64
+			    " (not a stored checkpoint, skipped while the TSA was late, or "
+			    "not stamped yet); ask with size 0 for the newest token",
+			    q->size);
+		else
+			answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+				     "no time-stamp token yet; the first comes once the TSA has "
+				     "stamped a checkpoint");
+	} else if (err != RETE_OK) {
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INTERNAL,
+			     "the time-stamp token of checkpoint %" PRIu64 " cannot be read: %s",
+			     size, m.text);
+	} else {
+		ts.size = size;
+		ts.checkpoint = note;
+		ts.token.data = tok.data;
+		ts.token.len = tok.len;
+		Rete__QueryResult r;
+		rete__query_result__init(&r);
+		r.answer_case = RETE__QUERY_RESULT__ANSWER_TIMESTAMP;
+		r.timestamp = &ts;
+		answer(b, f, &r);
+	}
+	free(note);
+	rete_buf_free(&tok);
+}
+
 void broker_answer_query(broker *b, broker_frame *f)
 {
 	const Rete__Query *q = f->cf->query;
@@ -453,10 +520,13 @@ void broker_answer_query(broker *b, broker_frame *f)
 	case RETE__QUERY__WHAT_CONSISTENCY:
 		q_proof(b, f, false);
 		break;
+	case RETE__QUERY__WHAT_TIMESTAMP:
+		q_timestamp(b, f, q->timestamp);
+		break;
 	default:
 		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_MALFORMED,
 			     "the query asks nothing; ask for referral, snapshot, health, entries, "
-			     "checkpoint, inclusion or consistency");
+			     "checkpoint, inclusion, consistency or timestamp");
 		break;
 	}
 }

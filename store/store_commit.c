@@ -1115,6 +1115,11 @@ static rete_err put_checkpoint(struct batch *b, void *ctx)
 				    "entries",
 				    (unsigned long long)c->size, (unsigned long long)b->b_size);
 	be64_put(key, c->size);
+	/* a note of another body for this size (a new epoch's, after a
+	 * restore) makes the time-stamp token of the old one meaningless */
+	int rc = store_timestamp_note_replaced(b->b_store, b->b_txn, c->size, c->note);
+	if (rc != 0)
+		return lmdb_fail(b, rc, "store: dropping the token of a replaced checkpoint");
 	return put(b, b->b_store->st_checkpoints, key, 8, c->note, strlen(c->note), 0,
 		   "store: writing a checkpoint");
 }
@@ -1149,4 +1154,29 @@ rete_err store_meta_put(rete_store *s, const store_meta_kv *kv, size_t n, rete_m
 	struct meta_ctx c = {kv, n};
 
 	return store_write(s, put_meta, &c, m);
+}
+
+struct raw_ctx {
+	store_raw_fn fn;
+	void *ctx;
+};
+
+static rete_err run_raw(struct batch *b, void *ctx)
+{
+	struct raw_ctx *c = ctx;
+	int rc = 0;
+	rete_err err = c->fn(b->b_store, b->b_txn, b->b_size, c->ctx, &rc, b->b_msg);
+
+	if (rc != 0)
+		b->b_rc = rc;
+	if (err == RETE_OK)
+		b->b_changed = true;
+	return err;
+}
+
+rete_err store_write_raw(rete_store *s, store_raw_fn fn, void *ctx, rete_msg *m)
+{
+	struct raw_ctx c = {fn, ctx};
+
+	return store_write(s, run_raw, &c, m);
 }

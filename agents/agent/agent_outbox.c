@@ -1585,9 +1585,12 @@ out:
 
 static bool transient_error(Rete__ErrorCode e)
 {
+	/* NO_TIMESTAMP: the broker's timestamp_grace; it accepts again
+	 * once its TSA answers */
 	return e == RETE__ERROR_CODE__ERROR_CODE_BUSY ||
 	       e == RETE__ERROR_CODE__ERROR_CODE_STORAGE_FULL ||
-	       e == RETE__ERROR_CODE__ERROR_CODE_INTERNAL;
+	       e == RETE__ERROR_CODE__ERROR_CODE_INTERNAL ||
+	       e == RETE__ERROR_CODE__ERROR_CODE_NO_TIMESTAMP;
 }
 
 /* The refusals of a held message submitted again that may only say that it

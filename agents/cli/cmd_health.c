@@ -21,8 +21,8 @@ static void health_usage(FILE *out)
 		"usage: rete health -c coord.ini [--json]\n\n"
 		"Asks the broker for its health: its version, queue depth and oldest\n"
 		"undelivered message per agency, when each agency was last heard from, map\n"
-		"and disk use, the age of the latest checkpoint, and the problems the broker\n"
-		"sees.\n"
+		"and disk use, the age of the latest checkpoint (and of the latest time stamp,\n"
+		"when the broker asks a TSA), and the problems the broker sees.\n"
 		"The configuration is a coordinator's or an auditor's (docs/coordinator.md).\n\n"
 		"  -c FILE   the coordinator's (or auditor's) configuration\n"
 		"  --json    print the broker's answer as JSON\n\n"
@@ -62,6 +62,8 @@ static void print_health(const Rete__Health *h)
 	       h->map_used / 1048576.0, h->map_size / 1048576.0, h->disk_free / 1048576.0,
 	       h->checkpoint_at > 0 ? ago(now, h->checkpoint_at, b1, sizeof(b1))
 				    : "none signed since the broker started");
+	if (h->timestamp_at > 0) /* v3: the broker asks a TSA (tsa_url) */
+		printf("latest time stamp: %s\n", ago(now, h->timestamp_at, b1, sizeof(b1)));
 	printf("%-28s %-10s %-12s %8s  %s\n", "AGENCY", "STATE", "LAST SEEN", "QUEUE",
 	       "OLDEST UNDELIVERED");
 	for (size_t i = 0; i < h->n_agencies; i++) {

@@ -1,0 +1,65 @@
+/* timestamp.h — the broker's trusted time (issue 14): a thread of its own
+ * asks the RFC 3161 time-stamping authority of broker.ini (tsa_url) for a
+ * token over each stored checkpoint and keeps it in the store beside the
+ * checkpoint (store.h "timestamps"). The main loop only hands it the size of
+ * a checkpoint just stored and asks how late the tokens are: it never waits
+ * for the TSA.
+ *
+ * When checkpoints come faster than the TSA answers, or while it is down,
+ * the thread stamps the newest one waiting (its token dates every entry
+ * below it) and skips those in between. A failed exchange is tried again
+ * after 1 s, then 2, 4, ... up to 60 s; a new checkpoint starts the pause
+ * afresh. Failures are logged at most once a minute (with the count held
+ * back), and the first token after failures is logged.
+ *
+ * timestamp_grace: when a checkpoint has waited that long for its token
+ * (counted from when it was stored, or from the broker's start for one
+ * found waiting then), the broker refuses new submissions
+ * (ERROR_CODE_NO_TIMESTAMP) until a token comes; it needs no restart.
+ */
+#ifndef RETE_BROKER_TIMESTAMP_H
+#define RETE_BROKER_TIMESTAMP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "error.h"
+#include "store.h"
+
+typedef struct broker_tsa broker_tsa;
+
+/* broker_tsa_start starts the thread for c's TSA settings (copied: a
+ * reload does not change them) over store s, which must outlive it. It
+ * reads the latest token and checkpoint of the store: a checkpoint with no
+ * token is stamped at once. *out is NULL (and RETE_OK) when c names no TSA.
+ * Call rete_tsa_global_init before. Errors: RETE_ENOMEM, RETE_ESTORE (the
+ * store cannot be read). */
+rete_err broker_tsa_start(broker_tsa **out, rete_store *s, const broker_config *c, rete_msg *m);
+
+/* broker_tsa_stop stops the thread (an exchange in progress ends within
+ * tsa_timeout), frees *t and sets it to NULL; NULL is fine. */
+void broker_tsa_stop(broker_tsa **t);
+
+/* broker_tsa_checkpoint tells the thread that the checkpoint of tree size
+ * `size` is stored (never blocks for long: one mutex). NULL t is fine. */
+void broker_tsa_checkpoint(broker_tsa *t, uint64_t size);
+
+/* broker_tsa_refusal: with timestamp_grace set and a checkpoint waiting
+ * longer than that at now_ms, true and the sentence for the refused
+ * submission in text; else false. NULL t: false. */
+bool broker_tsa_refusal(broker_tsa *t, int64_t now_ms, char *text, size_t n);
+
+/* broker_tsa_problem: a sentence for `rete health` when the tokens are
+ * late (the last exchange with the TSA failed, or a checkpoint waits past
+ * timestamp_grace); false when all is well. *last_ms (may be NULL) gets the
+ * genTime of the latest token (0: none). NULL t: false, 0. */
+bool broker_tsa_problem(broker_tsa *t, int64_t now_ms, char *text, size_t n, int64_t *last_ms);
+
+/* broker_tsa_gen_time reads the genTime of DER token tok[0:len] into *ms
+ * (Unix milliseconds) without checking the token (it was checked when
+ * stored). Errors: RETE_EDECODE. */
+rete_err broker_tsa_gen_time(const uint8_t *tok, size_t len, int64_t *ms, rete_msg *m);
+
+#endif
