@@ -36,6 +36,7 @@ typedef struct agent_config {
 	int64_t witness_ms;	  /* [agent] witness: checkpoint check interval (30s) */
 	unsigned max_inflight;	  /* [agent] max_inflight: SUBMITs unanswered (64) */
 	uint64_t map_size;	  /* [agent] map_size: LMDB map in MiB (default 256) */
+	char *witnesses;	  /* [agent] witnesses: a witness policy file, or NULL */
 } agent_config;
 
 /* agent_config_load reads path into *cfg (the caller releases it with

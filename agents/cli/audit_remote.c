@@ -741,6 +741,42 @@ static rete_err state_keep(const char *state, uint32_t epoch, char *kept, size_t
 	return RETE_OK;
 }
 
+bool audit_witnesses_check(const rete_witness_policy *p, const char *path, const char *note,
+			   bool json, json_t *j)
+{
+	rete_checkpoint cp;
+	rete_msg m = {{0}};
+	bool met;
+
+	memset(&cp, 0, sizeof(cp));
+	if (note == NULL || note[0] == '\0') {
+		met = false;
+		rete_msg_set(&m, RETE_ENOENT, "there is no checkpoint to check");
+	} else {
+		rete_checkpoint_parse(note, strlen(note), &cp, NULL);
+		met = rete_witness_policy_check(p, note, strlen(note), &m) == RETE_OK;
+	}
+	if (!json) {
+		if (met)
+			printf("the checkpoint of size %" PRIu64
+			       " meets the witness policy %s: %s\n",
+			       cp.size, path, m.text);
+		else
+			printf("the checkpoint of size %" PRIu64
+			       " does not meet the witness policy %s: %s\n",
+			       cp.size, path, m.text);
+	}
+	if (j != NULL) {
+		json_t *w = json_object();
+		json_object_set_new(w, "policy", json_string(path));
+		json_object_set_new(w, "met", json_boolean(met));
+		json_object_set_new(w, "size", json_integer((json_int_t)cp.size));
+		json_object_set_new(w, "detail", json_string(m.text));
+		json_object_set_new(j, "witnesses", w);
+	}
+	return met;
+}
+
 int audit_remote_verify(const audit_remote_opts *o)
 {
 	struct remote r;
@@ -756,6 +792,7 @@ int audit_remote_verify(const audit_remote_opts *o)
 	uint64_t batch = o->batch > 0 ? o->batch : BATCH;
 	bool pending;
 	bool tty = isatty(STDERR_FILENO), alarm = false, progressed = false, restoring = false;
+	bool witnesses_checked = false, witnesses_met = false;
 	uint32_t saved_epoch = 1, their_epoch = 1;
 	char kept[PATH_MAX] = "";
 	json_t *j = NULL;
@@ -1010,9 +1047,20 @@ int audit_remote_verify(const audit_remote_opts *o)
 		free(root);
 	}
 	rc = CLI_OK;
+	/* the log holds (and the state is saved): now the witnesses of its
+	 * latest checkpoint, as the broker gave it with its cosignatures */
+	witnesses_checked = o->witnesses != NULL;
+	if (witnesses_checked) {
+		witnesses_met =
+		    audit_witnesses_check(o->witnesses, o->witnesses_path, note, o->json, NULL);
+		if (!witnesses_met)
+			rc = CLI_FALSE;
+	}
 report:
 	if (o->json) {
-		const char *verdict = rc == CLI_OK ? "holds" : "fails";
+		/* holds and verdict speak of the log; "witnesses" of its cosigners */
+		bool held = rc == CLI_OK || (witnesses_checked && !witnesses_met);
+		const char *verdict = held ? "holds" : "fails";
 		rete_checkpoint cp;
 		if (rep.origin[0] == '\0' &&
 		    ((note != NULL &&
@@ -1021,7 +1069,7 @@ report:
 		      rete_checkpoint_parse(st.note, strlen(st.note), &cp, NULL) == RETE_OK)))
 			snprintf(rep.origin, sizeof(rep.origin), "%s", cp.origin);
 		j = json_object();
-		json_object_set_new(j, "holds", json_boolean(rc == CLI_OK));
+		json_object_set_new(j, "holds", json_boolean(held));
 		json_object_set_new(j, "verdict", json_string(verdict));
 		json_object_set_new(j, "alarm", json_boolean(alarm));
 		json_object_set_new(j, "broker", json_string(r.r_endpoint));
@@ -1038,6 +1086,8 @@ report:
 		if (rep.restored)
 			json_object_set_new(j, "restore", audit_restore_json(&rep, kept));
 		json_object_set_new(j, "stateFile", json_string(o->state));
+		if (witnesses_checked)
+			audit_witnesses_check(o->witnesses, o->witnesses_path, note, true, j);
 		if (json_dumpf(j, stdout, JSON_INDENT(2)) != 0 || fputc('\n', stdout) == EOF)
 			rc = CLI_USAGE;
 		json_decref(j);
