@@ -192,6 +192,7 @@ void agent_witness_epoch(agent *a, uint32_t epoch)
 			  epoch, last, w->have_good ? w->good.size : 0, last);
 		w->have_good = false;
 		memset(&w->good, 0, sizeof(w->good));
+		w->cosigned_size = 0; /* the new epoch's checkpoints are cosigned anew */
 		char why[128];
 		snprintf(why, sizeof(why), "the broker's log is now epoch %u (was %u)", epoch,
 			 last);

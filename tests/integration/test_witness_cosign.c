@@ -13,7 +13,9 @@
  *                        checked by `rete audit verify --witnesses` locally
  *                        and at a distance, and fails one that also requires
  *                        an agency that never cosigned; an agent with a policy
- *                        in agent.ini says it is met.
+ *                        in agent.ini says it is met; `rete witnesses` writes
+ *                        a policy of the directory's agencies (from the broker
+ *                        or the store, checked with the broker key).
  *   test_split_view      a broker (a program holding the broker key) shows
  *                        two agencies two different checkpoints of one size:
  *                        both real agents cosign their own, check the other's
@@ -409,6 +411,39 @@ static void test_agents_cosign(void **state)
 	expect_output(rc, 0, out, "meets the witness policy");
 	rc = audit_local(n, "three.policy", &out);
 	expect_output(rc, 1, out, "missing asst.mantova");
+
+	/* rete witnesses: a policy of the directory's four agencies (from the
+	 * broker, and the same from the store); 2 of them cosigned. */
+	rc = tu_run(&out, "'%s/rete' witnesses -c '%s' --quorum 2 > '%s/dir.policy'", n->bin, ini,
+		    n->dir);
+	assert_int_equal(rc, 0);
+	free(out);
+	char *from_store = NULL, path[1300];
+	rc = tu_run(&from_store,
+		    "'%s/rete' witnesses '%s' --broker-key '%s/keys/" IT_BROKER_ID
+		    ".pub' --quorum 2",
+		    n->bin, n->data, n->dir);
+	assert_int_equal(rc, 0);
+	size_t plen = 0;
+	char *policy = tu_read_file(tu_path(path, sizeof(path), "%s/dir.policy", n->dir), &plen);
+	assert_non_null(policy);
+	assert_string_equal(policy, from_store);
+	for (int p = IT_SOCIAL; p <= IT_FAMILY; p++) {
+		char *k = pub64(n->keys[p]), line[256];
+		snprintf(line, sizeof(line), "witness %s %s\n", it_party_ids[p], k);
+		assert_non_null(strstr(policy, line));
+		free(k);
+	}
+	assert_null(strstr(policy, "coord.mantova"));
+	assert_null(strstr(policy, "audit.region"));
+	free(policy);
+	free(from_store);
+	rc = audit_local(n, "dir.policy", &out);
+	expect_output(rc, 0, out, "2 of 4 witnesses cosigned (need 2)");
+	/* a directory checked with another key than the broker's is refused */
+	rc = tu_run(&out, "'%s/rete' witnesses '%s' --broker-key '%s/keys/cpi.mantova.pub' 2>&1",
+		    n->bin, n->data, n->dir);
+	expect_output(rc, 1, out, "is not signed by the broker key");
 
 	/* Social's agent.ini names the policy: it says when a checkpoint meets it. */
 	char log[1300];
