@@ -115,6 +115,7 @@ rete_err rete_cosign_line(const char *note, size_t len, const char *name, const 
 {
 	uint8_t blob[RETE_COSIGN_BLOB];
 	size_t body_len, mlen, cap;
+	rete_checkpoint cp;
 	const char *why;
 	uint8_t *msg;
 	char *b64, *line, *check;
@@ -158,13 +159,23 @@ rete_err rete_cosign_line(const char *note, size_t len, const char *name, const 
 	}
 	snprintf(line, cap, EM_DASH_SP "%s %s", name, b64);
 	free(b64);
-	/* The line must make a well-formed note (UTF-8 of the name included). */
-	err = rete_cosign_add(note, len, line, &check, NULL, m);
+	/* The line must make a well-formed note (UTF-8 of the name included):
+	 * the body, the blank line and this line alone. */
+	cap = body_len + 1 + strlen(line) + 2;
+	check = malloc(cap);
+	if (check == NULL) {
+		free(line);
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory cosigning a checkpoint");
+	}
+	memcpy(check, note, body_len + 1);
+	snprintf(check + body_len + 1, cap - body_len - 1, "%s\n", line);
+	err = rete_checkpoint_parse(check, strlen(check), &cp, m);
+	free(check);
 	if (err != RETE_OK) {
 		free(line);
+		rete_msg_prefix(m, "cosigning as '%.64s'", name);
 		return err;
 	}
-	free(check);
 	*line_out = line;
 	return RETE_OK;
 }
@@ -437,12 +448,11 @@ rete_err rete_witness_policy_parse(const char *text, size_t len, rete_witness_po
 			wt->name[wl[1]] = '\0';
 			why = name_problem(wt->name);
 			if (why != NULL) {
+				rete_msg_set(m, RETE_EINVAL,
+					     "witness policy line %zu: the witness name '%.64s' %s",
+					     lineno, wt->name, why);
 				rete_witness_policy_free(&p);
-				return rete_msg_set(
-				    m, RETE_EINVAL,
-				    "witness policy line %zu: the witness name '%.64s' "
-				    "%s",
-				    lineno, w[1], why);
+				return RETE_EINVAL;
 			}
 			if (wl[2] >= sizeof(k64))
 				goto bad_key;
@@ -485,9 +495,9 @@ rete_err rete_witness_policy_parse(const char *text, size_t len, rete_witness_po
 		bad_key:
 			rete_witness_policy_free(&p);
 			return rete_msg_set(m, RETE_EINVAL,
-					    "witness policy line %zu: the key '%.60s' is not the "
+					    "witness policy line %zu: the key '%.*s' is not the "
 					    "standard base64 of a 32-byte Ed25519 public key",
-					    lineno, w[2]);
+					    lineno, (int)(wl[2] > 60 ? 60 : wl[2]), w[2]);
 		}
 		if (wl[0] == 6 && memcmp(w[0], "quorum", 6) == 0) {
 			char *e;

@@ -225,6 +225,9 @@ static void test_verify_refusals(void **state)
 	assert_int_equal(rete_cosign_line(note8, strlen(note8), "a b", w, 1, &t, &m), RETE_EINVAL);
 	assert_int_equal(rete_cosign_line(note8, strlen(note8), "a+b", w, 1, &t, &m), RETE_EINVAL);
 	assert_int_equal(rete_cosign_line(note8, strlen(note8), "", w, 1, &t, &m), RETE_EINVAL);
+	assert_int_equal(rete_cosign_line(note8, strlen(note8), "a\xff", w, 1, &t, &m),
+			 RETE_EINVAL); /* not UTF-8: caught by the note's own rules */
+	assert_null(t);
 	/* a public half that does not match */
 	w->pub.ed[0] ^= 1;
 	assert_int_equal(rete_cosign_line(note8, strlen(note8), "comune-mantova", w, 1, &t, &m),
@@ -265,6 +268,28 @@ static void test_add_strip(void **state)
 	assert_string_equal(s, note8);
 	assert_int_equal(n, strlen(note8));
 	free(s);
+	/* a note holds at most RETE_NOTE_MAX_SIGS lines: the broker's and 99 */
+	{
+		char *full = strdup(note8), *next, name[32], *l;
+		for (int i = 0; i < RETE_NOTE_MAX_SIGS - 1; i++) {
+			snprintf(name, sizeof(name), "w%d", i);
+			l = cosign(note8, name, w, T0);
+			next = with_line(full, l);
+			free(full);
+			free(l);
+			full = next;
+		}
+		l = cosign(full, "one-more", w, T0); /* the line itself is fine */
+		assert_int_equal(rete_cosign_add(full, strlen(full), l, &s, NULL, &m), RETE_EINVAL);
+		assert_non_null(strstr(m.text, "more than 100 signature lines"));
+		assert_null(s);
+		/* replacing a line of a name already there still works */
+		free(l);
+		l = cosign(full, "w7", w, T0 + 9);
+		free(with_line(full, l));
+		free(l);
+		free(full);
+	}
 	/* malformed lines refused */
 	assert_int_equal(rete_cosign_add(note8, strlen(note8), "no dash", &s, NULL, &m),
 			 RETE_EINVAL);
@@ -406,6 +431,24 @@ static void test_policy_refusals(void **state)
 	expect_refused("witness a b\0c\n", "not the standard base64"); /* strlen: 1 line */
 	assert_int_equal(rete_witness_policy_parse("witness a K\0", 12, &p, &m), RETE_EINVAL);
 	assert_non_null(strstr(m.text, "NUL"));
+
+	/* a refused word at the very end of a buffer that is not NUL-terminated
+	 * is quoted from its own length (found by fuzz_cosign) */
+	{
+		static const char *const ends[] = {"witness a AAAA", "witness a\x01 K"};
+		static const char *const says[] = {"the key 'AAAA' is not",
+						   "the witness name 'a\x01' contains"};
+		for (int i = 0; i < 2; i++) {
+			size_t n = strlen(ends[i]);
+			char *exact = malloc(n);
+			assert_non_null(exact);
+			memcpy(exact, ends[i], n);
+			assert_int_equal(rete_witness_policy_parse(exact, n, &p, &m), RETE_EINVAL);
+			if (strstr(m.text, says[i]) == NULL)
+				fail_msg("'%s' lacks '%s'", m.text, says[i]);
+			free(exact);
+		}
+	}
 
 	/* load: a file, and a missing file named */
 	dir = tu_tmpdir("cosign");
