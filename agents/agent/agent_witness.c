@@ -59,11 +59,12 @@ struct agent_witness {
 	uint64_t cosigned_size;	     /* the size this agent cosigned last (this run) */
 	rete_witness_policy *policy; /* agent.ini witnesses, or NULL */
 	bool policy_loaded;
-	uint64_t policy_size; /* the size the policy was last checked on */
-	bool policy_met;      /* and whether it was met there */
-	char policy_text[512];
-	uint64_t split_size; /* a split view was alarmed at this size (+1; 0 = none) */
-	uint64_t incl_index; /* the receipt being checked */
+	uint64_t policy_size;  /* the size the policy was last checked on */
+	bool policy_met;       /* and whether it was met there */
+	int64_t policy_met_at; /* when a checkpoint last met it (or the first check) */
+	bool policy_warned;    /* said that none has met it for long */
+	uint64_t split_size;   /* a split view was alarmed at this size (+1; 0 = none) */
+	uint64_t incl_index;   /* the receipt being checked */
 	uint8_t incl_leaf[RETE_MERKLE_HASH];
 	bool alarmed;
 };
@@ -442,18 +443,20 @@ static bool wit_check_cosigs(agent *a, const char *note)
 	return true;
 }
 
-/* wit_policy says (once per checkpoint size) whether the note meets the
- * witness policy of agent.ini, and warns when a checkpoint is followed by
- * a larger one before it ever did. */
+/* wit_policy says (once per checkpoint size) when a checkpoint meets the
+ * witness policy of agent.ini, and warns (once) when none has for ten
+ * `witness` intervals: the witnesses it names are not cosigning. */
 static void wit_policy(agent *a, const char *note)
 {
 	struct agent_witness *w = wit(a);
 	rete_msg m = {{0}};
+	int64_t now = rete_now_ms();
 
 	if (a->cfg.witnesses == NULL)
 		return;
 	if (!w->policy_loaded) {
 		w->policy_loaded = true;
+		w->policy_met_at = now;
 		if (rete_witness_policy_load(a->cfg.witnesses, &w->policy, &m) != RETE_OK)
 			agent_log(a, "error", "witness: %s", m.text);
 	}
@@ -461,22 +464,25 @@ static void wit_policy(agent *a, const char *note)
 		return;
 	rete_err e = rete_witness_policy_check(w->policy, note, strlen(note), &m);
 	if (w->good.size != w->policy_size) {
-		if (w->policy_size != 0 && !w->policy_met)
-			agent_log(a, "warning",
-				  "witness: the checkpoint of size %" PRIu64
-				  " was followed by size %" PRIu64
-				  " before it met the witness policy %s: %s",
-				  w->policy_size, w->good.size, a->cfg.witnesses, w->policy_text);
 		w->policy_size = w->good.size;
 		w->policy_met = false;
 	}
-	if (e == RETE_OK && !w->policy_met)
-		agent_log(a, "info",
-			  "witness: the checkpoint of size %" PRIu64
-			  " meets the witness policy: %s",
-			  w->good.size, m.text);
-	w->policy_met = w->policy_met || e == RETE_OK;
-	snprintf(w->policy_text, sizeof(w->policy_text), "%s", m.text);
+	if (e == RETE_OK) {
+		if (!w->policy_met)
+			agent_log(a, "info",
+				  "witness: the checkpoint of size %" PRIu64
+				  " meets the witness policy: %s",
+				  w->good.size, m.text);
+		w->policy_met = true;
+		w->policy_met_at = now;
+		w->policy_warned = false;
+	} else if (!w->policy_warned && now - w->policy_met_at > 10 * a->cfg.witness_ms) {
+		agent_log(a, "warning",
+			  "witness: no checkpoint has met the witness policy %s for %" PRId64
+			  " s; the latest (size %" PRIu64 "): %s",
+			  a->cfg.witnesses, (now - w->policy_met_at) / 1000, w->good.size, m.text);
+		w->policy_warned = true;
+	}
 }
 
 /* wit_cosign sends this agent's cosignature of the good checkpoint (the

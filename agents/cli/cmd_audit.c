@@ -23,6 +23,7 @@
 #include "audit_remote.h"
 #include "checkpoint.h"
 #include "coord_config.h"
+#include "cosign.h"
 #include "duration.h"
 #include "codec.h"
 #include "json.h"
@@ -269,11 +270,30 @@ static json_t *verify_json(const rete_verify_report *rep, bool replay)
 	return o;
 }
 
+/* The newest stored checkpoint below `below` that meets a witness policy. */
+struct newest_met {
+	const rete_witness_policy *p;
+	uint64_t below, size;
+	bool found;
+};
+
+static int newest_met_fn(void *ctx, uint64_t size, const char *note)
+{
+	struct newest_met *nm = ctx;
+	if (size < nm->below &&
+	    rete_witness_policy_check(nm->p, note, strlen(note), NULL) == RETE_OK) {
+		nm->size = size;
+		nm->found = true;
+	}
+	return 0;
+}
+
 static int audit_verify(int argc, char **argv)
 {
 	const char *dir = NULL, *keyfile = NULL, *since = NULL, *origin = NULL, *v;
 	const char *ini = NULL, *endpoint = NULL, *state = NULL, *witnesses = NULL;
 	rete_witness_policy *policy = NULL;
+	struct newest_met nm = {0};
 	char *wnote = NULL;
 	bool wmet = true;
 	uint64_t batch = 0;
@@ -454,6 +474,13 @@ static int audit_verify(int argc, char **argv)
 			free(wnote);
 			wnote = NULL;
 		}
+		if (wnote != NULL &&
+		    rete_witness_policy_check(policy, wnote, strlen(wnote), NULL) != RETE_OK) {
+			/* say how far back the witnesses' quorum reaches */
+			nm.p = policy;
+			nm.below = rep.latest_size;
+			rete_store_checkpoints_iter(s, NULL, 0, newest_met_fn, &nm, NULL);
+		}
 	}
 	rete_store_close(&s);
 	if (opt.progress != NULL && rep.verdict != RETE_VERIFY_HOLDS)
@@ -469,8 +496,13 @@ static int audit_verify(int argc, char **argv)
 	}
 	if (json) {
 		json_t *jo = verify_json(&rep, replay);
-		if (policy != NULL && rep.verdict == RETE_VERIFY_HOLDS)
+		if (policy != NULL && rep.verdict == RETE_VERIFY_HOLDS) {
 			wmet = audit_witnesses_check(policy, witnesses, wnote, true, jo);
+			if (nm.found)
+				json_object_set_new(json_object_get(jo, "witnesses"),
+						    "newestMetSize",
+						    json_integer((json_int_t)nm.size));
+		}
 		rc = print_json(jo, "verify");
 		if (rc != CLI_OK) {
 			rete_witness_policy_free(&policy);
@@ -492,6 +524,10 @@ static int audit_verify(int argc, char **argv)
 			audit_restore_print(&rep, NULL, NULL);
 		if (policy != NULL)
 			wmet = audit_witnesses_check(policy, witnesses, wnote, false, NULL);
+		if (policy != NULL && nm.found)
+			printf("the newest checkpoint that meets it is of size %" PRIu64
+			       "; agents cosign a checkpoint at their next 'witness' interval\n",
+			       nm.size);
 	}
 	rete_witness_policy_free(&policy);
 	free(wnote);

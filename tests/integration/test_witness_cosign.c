@@ -454,6 +454,48 @@ static void test_agents_cosign(void **state)
 	assert_int_equal(tu_occurrences(log, "WITNESS ALARM"), 0);
 	snprintf(log, sizeof(log), "%s/cpi.mantova.log", n->dir);
 	assert_int_equal(tu_occurrences(log, "WITNESS ALARM"), 0);
+
+	/* The agents stop; the log grows once more: its new checkpoint has no
+	 * cosignature, and the audit says how far back the quorum reaches. */
+	rete_checkpoint cl;
+	assert_int_equal(rete_checkpoint_parse(later, strlen(later), &cl, NULL), RETE_OK);
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	assert_int_equal(it_stop(&n->agent_pid[IT_CPI], SIGTERM, it_wait_ms()), 0);
+	wf = it_hello(n, IT_FAMILY);
+	assert_non_null(wf);
+	assert_int_equal(it_referral(n, IT_FAMILY, IT_SOCIAL, "fam-cosign-2", &o), RETE_OK);
+	rf = it_submit(wf, &o, it_wait_ms());
+	assert_true(it_accepted(rf, "the second referral", n->log));
+	it_msg_free(&o);
+	wa = it_connect(n, IT_AUDIT);
+	assert_non_null(wa);
+	char *newest = NULL;
+	rete_checkpoint cn = cl;
+	end = it_mono_ms() + WAIT_MS;
+	while (cn.size <= cl.size && it_mono_ms() < end) {
+		free(newest);
+		newest = latest_note(wa);
+		assert_non_null(newest);
+		assert_int_equal(rete_checkpoint_parse(newest, strlen(newest), &cn, NULL), RETE_OK);
+		if (cn.size <= cl.size)
+			it_nap(100); /* pacing the question: a checkpoint comes within 1s */
+	}
+	assert_true(cn.size > cl.size);
+	rete_wire_close(&wa);
+	rete_wire_close(&wf);
+	rc = audit_local(n, "both.policy", &out);
+	char want[200];
+	snprintf(want, sizeof(want), "the newest checkpoint that meets it is of size %" PRIu64,
+		 cl.size);
+	if (strstr(out, want) == NULL)
+		fail_msg("no '%s' in:\n%s", want, out);
+	expect_output(rc, 1, out,
+		      "0 of 2 required witnesses cosigned (need 2): missing "
+		      "social.mantova, cpi.mantova");
+	rc = tu_run(&out, "'%s/rete' audit verify -c '%s' --state '%s' --witnesses '%s/%s' 2>&1",
+		    n->bin, ini, st, n->dir, "both.policy");
+	expect_output(rc, 1, out, "missing social.mantova, cpi.mantova");
+	free(newest);
 	free(first);
 	free(later);
 }
