@@ -347,6 +347,17 @@ static void test_agents_cosign(void **state)
 	int both[] = {IT_SOCIAL, IT_CPI}, three[] = {IT_SOCIAL, IT_CPI, IT_ASST};
 	write_policy(n, "both.policy", both, NULL, 2, 0);
 	write_policy(n, "three.policy", three, NULL, 3, 0);
+	/* A policy that does not load stops the agent's configuration, naming
+	 * the file and the line. */
+	char bad[1300], *cout = NULL;
+	snprintf(bad, sizeof(bad), "%s/bad.policy", n->dir);
+	assert_int_equal(tu_write_file(bad, "witness social.mantova\n", 23), 0);
+	it_write_agent_ini_ex(n, IT_SOCIAL, "witnesses = ../../bad.policy\n");
+	int crc =
+	    tu_run(&cout, "'%s/rete' --check-config -c '%s/agents/social.mantova/agent.ini' 2>&1",
+		   n->bin, n->dir);
+	expect_output(crc, 2, cout,
+		      "bad.policy: witness policy line 1: expected 'witness NAME KEY'");
 	assert_true(it_broker_start(n));
 	assert_true(
 	    it_agent_start_ex(n, IT_SOCIAL, "witness = 1s\nwitnesses = ../../both.policy\n"));
