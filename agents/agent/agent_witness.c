@@ -528,7 +528,8 @@ static void wit_verified(agent *a)
 	struct agent_witness *w = wit(a);
 
 	w->state = WIT_IDLE;
-	if (!w->have_good || w->good_note == NULL)
+	/* the candidate could not be kept (a full store): not our view yet */
+	if (!w->have_good || w->good_note == NULL || !wit_same_body(w->candidate, w->good_note))
 		return;
 	if (!wit_check_cosigs(a, w->candidate))
 		return;
