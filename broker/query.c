@@ -15,7 +15,10 @@
 #include <sys/statvfs.h>
 
 #include "broker_impl.h"
+#include "checkpoint.h"
+#include "cosign.h"
 #include "duration.h"
+#include "log.h"
 #include "version.h"
 
 #define HEALTH_QUEUE_AGE_MS (3600 * 1000) /* undelivered for an hour: a problem */
@@ -351,18 +354,140 @@ static void q_entries(broker *b, broker_frame *f, const Rete__EntriesQuery *q)
 	free(items);
 }
 
-static void q_checkpoint(broker *b, broker_frame *f)
+/* q_checkpoint answers CheckpointQuery{size}: the stored note of that size
+ * (0 = the latest) with the cosignature lines gathered (q_cosign). */
+static void q_checkpoint(broker *b, broker_frame *f, const Rete__CheckpointQuery *q)
 {
+	uint64_t size = q != NULL ? q->size : 0;
+	char *note = NULL;
+	rete_msg m = {{0}};
+	rete_err err;
+
 	if (!b->cp_note) {
 		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND,
 			     "no checkpoint yet; the first comes with the first entries");
 		return;
 	}
+	if (size == 0)
+		size = b->cp_size;
+	err = rete_store_checkpoint_get(b->store, NULL, size, &note, &m);
+	if (err == RETE_ENOENT) {
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+			     "no stored checkpoint of size %" PRIu64
+			     "; the broker stores the periodic ones (the latest has size %" PRIu64
+			     "; ask with size 0 for it)",
+			     size, b->cp_size);
+		return;
+	}
+	if (err != RETE_OK) {
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INTERNAL,
+			     "the checkpoint of size %" PRIu64 " cannot be read: %s", size, m.text);
+		return;
+	}
 	Rete__QueryResult r;
 	rete__query_result__init(&r);
 	r.answer_case = RETE__QUERY_RESULT__ANSWER_CHECKPOINT;
-	r.checkpoint = b->cp_note;
+	r.checkpoint = note;
 	answer(b, f, &r);
+	free(note);
+}
+
+/* q_cosign takes a witness's cosignature of a stored checkpoint: the line
+ * must be named after the authenticated party and verify with its key in
+ * the directory, over the very note the broker stored for that size (its
+ * signature included; cosignatures aside). The line is kept on the stored
+ * note (one per party: a new one replaces the party's older line) and the
+ * answer is the note with every cosignature gathered. */
+static void q_cosign(broker *b, broker_frame *f, const Rete__CosignQuery *q)
+{
+	const char *line = q->cosignature != NULL ? q->cosignature : "";
+	const char *given = q->checkpoint != NULL ? q->checkpoint : "";
+	const size_t dash = sizeof("\xe2\x80\x94 ") - 1;
+	char *stored = NULL, *mine = NULL, *theirs = NULL, *cosigned = NULL;
+	size_t mine_len = 0, theirs_len = 0, cos_len = 0, nlen = strlen(f->party);
+	rete_checkpoint cp;
+	rete_msg m = {{0}};
+	rete_err err;
+
+	if (strlen(line) < dash + nlen + 1 || memcmp(line, "\xe2\x80\x94 ", dash) != 0 ||
+	    memcmp(line + dash, f->party, nlen) != 0 || line[dash + nlen] != ' ') {
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INVALID,
+			     "cosign: the cosignature '%.80s' is not a line '\xe2\x80\x94 %s "
+			     "BASE64': a party cosigns under its own id",
+			     line, f->party);
+		return;
+	}
+	err =
+	    rete_checkpoint_verify(given, strlen(given), b->cfg->origin, &b->cfg->key_pub, &cp, &m);
+	if (err != RETE_OK) {
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_BAD_SIGNATURE,
+			     "cosign: the checkpoint given is not one this broker signed (origin "
+			     "%s): %s",
+			     b->cfg->origin, m.text);
+		return;
+	}
+	err = rete_store_checkpoint_get(b->store, NULL, cp.size, &stored, &m);
+	if (err != RETE_OK) {
+		answer_error(b, f,
+			     err == RETE_ENOENT ? RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND
+						: RETE__ERROR_CODE__ERROR_CODE_INTERNAL,
+			     "cosign: no stored checkpoint of size %" PRIu64
+			     " (%s); cosign the ones CheckpointQuery and WELCOME give (the latest "
+			     "has size %" PRIu64 ")",
+			     cp.size, err == RETE_ENOENT ? "not stored" : m.text, b->cp_size);
+		return;
+	}
+	if (rete_cosign_strip(stored, strlen(stored), b->cfg->origin, &mine, &mine_len, &m) !=
+		RETE_OK ||
+	    rete_cosign_strip(given, strlen(given), b->cfg->origin, &theirs, &theirs_len, &m) !=
+		RETE_OK) {
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INTERNAL,
+			     "cosign: the checkpoint of size %" PRIu64 " cannot be read: %s",
+			     cp.size, m.text);
+		goto out;
+	}
+	if (mine_len != theirs_len || memcmp(mine, theirs, mine_len) != 0) {
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INVALID,
+			     "cosign: the checkpoint of size %" PRIu64
+			     " given is not the one this broker stored for that size (its text or "
+			     "signature differs); cosign the note CheckpointQuery gives",
+			     cp.size);
+		goto out;
+	}
+	err = rete_cosign_add(stored, strlen(stored), line, &cosigned, &cos_len, &m);
+	if (err == RETE_OK)
+		err = rete_cosign_verify(cosigned, cos_len, f->party, &f->who->key, NULL, &m);
+	if (err != RETE_OK) {
+		answer_error(b, f,
+			     err == RETE_EBADSIG || err == RETE_ENOENT
+				 ? RETE__ERROR_CODE__ERROR_CODE_BAD_SIGNATURE
+				 : RETE__ERROR_CODE__ERROR_CODE_INVALID,
+			     "cosign: %s (checked with %s's key in the directory)", m.text,
+			     f->party);
+		goto out;
+	}
+	if (strcmp(cosigned, stored) != 0) {
+		/* A thread must hold no read transaction here (store.h). */
+		err = rete_store_checkpoint_put(b->store, cp.size, cosigned, &m);
+		if (err != RETE_OK) {
+			answer_error(b, f,
+				     err == RETE_EFULL ? RETE__ERROR_CODE__ERROR_CODE_STORAGE_FULL
+						       : RETE__ERROR_CODE__ERROR_CODE_INTERNAL,
+				     "cosign: the cosignature could not be kept: %s", m.text);
+			goto out;
+		}
+		broker_log_info("%s cosigned the checkpoint of size %" PRIu64, f->party, cp.size);
+	}
+	Rete__QueryResult r;
+	rete__query_result__init(&r);
+	r.answer_case = RETE__QUERY_RESULT__ANSWER_CHECKPOINT;
+	r.checkpoint = cosigned;
+	answer(b, f, &r);
+out:
+	free(stored);
+	free(mine);
+	free(theirs);
+	free(cosigned);
 }
 
 static void q_proof(broker *b, broker_frame *f, bool inclusion)
@@ -512,7 +637,10 @@ void broker_answer_query(broker *b, broker_frame *f)
 		q_entries(b, f, q->entries);
 		break;
 	case RETE__QUERY__WHAT_CHECKPOINT:
-		q_checkpoint(b, f);
+		q_checkpoint(b, f, q->checkpoint);
+		break;
+	case RETE__QUERY__WHAT_COSIGN:
+		q_cosign(b, f, q->cosign);
 		break;
 	case RETE__QUERY__WHAT_INCLUSION:
 		q_proof(b, f, true);
@@ -526,7 +654,7 @@ void broker_answer_query(broker *b, broker_frame *f)
 	default:
 		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_MALFORMED,
 			     "the query asks nothing; ask for referral, snapshot, health, entries, "
-			     "checkpoint, inclusion, consistency or timestamp");
+			     "checkpoint, inclusion, consistency, timestamp or cosign");
 		break;
 	}
 }

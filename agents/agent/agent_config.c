@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cosign.h"
 #include "duration.h"
 #include "ini_file.h"
 
@@ -78,6 +79,14 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 		return cfg_set_path(p, &cfg->spool, value);
 	if (strcmp(name, "data") == 0)
 		return cfg_set_path(p, &cfg->data, value);
+	if (strcmp(name, "witnesses") == 0) {
+		if (value[0] == '\0') {
+			free(cfg->witnesses);
+			cfg->witnesses = NULL;
+			return 1;
+		}
+		return cfg_set_path(p, &cfg->witnesses, value);
+	}
 	if (strcmp(name, "broker") == 0 || strcmp(name, "on_message") == 0) {
 		char **slot = name[0] == 'b' ? &cfg->broker : &cfg->on_message;
 		free(*slot);
@@ -142,7 +151,7 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 	    rete_msg_set(p->m, RETE_EINVAL,
 			 "[agent] %s: unknown key; known: id, key, broker, broker_key, spool, "
 			 "data, on_message, poll, heartbeat, resubmit, reconnect_min, "
-			 "reconnect_max, hook_timeout, witness, max_inflight, map_size, metrics",
+			 "reconnect_max, hook_timeout, witness, witnesses, max_inflight, map_size, metrics",
 			 name);
 	return 0;
 }
@@ -177,6 +186,16 @@ rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m)
 		return err;
 	if (cfg->reconnect_max_ms < cfg->reconnect_min_ms)
 		cfg->reconnect_max_ms = cfg->reconnect_min_ms;
+	if (cfg->witnesses != NULL) {
+		/* a policy that does not load stops the agent here, not later */
+		rete_witness_policy *wp = NULL;
+		err = rete_witness_policy_load(cfg->witnesses, &wp, m);
+		rete_witness_policy_free(&wp);
+		if (err != RETE_OK) {
+			rete_msg_prefix(m, "%s: [agent] witnesses", path);
+			return err;
+		}
+	}
 	return RETE_OK;
 }
 
@@ -191,6 +210,7 @@ void agent_config_free(agent_config *cfg)
 	free(cfg->spool);
 	free(cfg->data);
 	free(cfg->on_message);
+	free(cfg->witnesses);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -39,6 +39,7 @@ typedef struct agent_config {
 	uint64_t map_size;	  /* [agent] map_size: LMDB map in MiB (default 256) */
 	bool metrics_on;	  /* [agent] metrics set: the Prometheus endpoint */
 	rete_http_addr metrics;	  /* [agent] metrics: where it listens (agent_metrics.h) */
+	char *witnesses;	  /* [agent] witnesses: a witness policy file, or NULL */
 } agent_config;
 
 /* agent_config_load reads path into *cfg (the caller releases it with

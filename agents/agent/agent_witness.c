@@ -10,25 +10,41 @@
  * log, or drops a receipted entry, is caught by its own agencies: the
  * agent logs it loudly and keeps the evidence (meta "alarm").
  *
+ * Every agent is also a cosigning witness (c2sp tlog-cosignature): once a
+ * checkpoint is verified (consistent with the last one, or the first one
+ * seen) the agent cosigns it with its own key and sends the line to the
+ * broker (Query.cosign), which keeps it on the stored note. It never
+ * cosigns a note of a size it already verified with other text. On every
+ * note it verified it checks the cosignatures of the directory's parties:
+ * one that does not verify over this agent's own view of that size means
+ * the broker showed that party another checkpoint of the same size (a split
+ * view): the alarm, and both notes kept under DATA/evidence/. With
+ * `witnesses` in agent.ini it also says whether the policy is met.
+ *
  * One question at a time, a small state machine; a lost answer (broker
  * restart) simply starts over at the next WELCOME or tick.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "agent_net.h"
 #include "checkpoint.h"
+#include "cosign.h"
 #include "duration.h"
 #include "merkle.h"
 #include "wire.h"
 
 #define WIT_ANSWER_MS 15000 /* give up waiting for an answer after this */
 
-enum wit_state { WIT_IDLE, WIT_WAIT_CP, WIT_WAIT_CONS, WIT_WAIT_INCL };
+enum wit_state { WIT_IDLE, WIT_WAIT_CP, WIT_WAIT_CONS, WIT_WAIT_COSIGN, WIT_WAIT_INCL };
 
 struct agent_witness {
 	enum wit_state state;
@@ -39,7 +55,16 @@ struct agent_witness {
 	rete_checkpoint cand; /* its parsed values */
 	rete_checkpoint good; /* the last verified checkpoint (size 0 = none) */
 	bool have_good;
-	uint64_t incl_index; /* the receipt being checked */
+	char *good_note;	     /* its note (malloc'd; cosignatures as received) */
+	uint64_t cosigned_size;	     /* the size this agent cosigned last (this run) */
+	rete_witness_policy *policy; /* agent.ini witnesses, or NULL */
+	bool policy_loaded;
+	uint64_t policy_size;  /* the size the policy was last checked on */
+	bool policy_met;       /* and whether it was met there */
+	int64_t policy_met_at; /* when a checkpoint last met it (or the first check) */
+	bool policy_warned;    /* said that none has met it for long */
+	uint64_t split_size;   /* a split view was alarmed at this size (+1; 0 = none) */
+	uint64_t incl_index;   /* the receipt being checked */
 	uint8_t incl_leaf[RETE_MERKLE_HASH];
 	bool alarmed;
 };
@@ -74,6 +99,8 @@ void agent_witness_free(agent *a)
 	if (a->witness == NULL)
 		return;
 	free(a->witness->candidate);
+	free(a->witness->good_note);
+	rete_witness_policy_free(&a->witness->policy);
 	free(a->witness);
 	a->witness = NULL;
 }
@@ -166,6 +193,7 @@ void agent_witness_epoch(agent *a, uint32_t epoch)
 			  epoch, last, w->have_good ? w->good.size : 0, last);
 		w->have_good = false;
 		memset(&w->good, 0, sizeof(w->good));
+		w->cosigned_size = 0; /* the new epoch's checkpoints are cosigned anew */
 		char why[128];
 		snprintf(why, sizeof(why), "the broker's log is now epoch %u (was %u)", epoch,
 			 last);
@@ -216,8 +244,11 @@ static void wit_load_good(agent *a)
 		return;
 	if (agent_db_get(a->db, AGENT_DB_META, "checkpoint", 10, &note, &m) != RETE_OK)
 		return;
-	if (rete_checkpoint_parse((const char *)note.data, note.len, &w->good, &m) == RETE_OK)
+	if (rete_checkpoint_parse((const char *)note.data, note.len, &w->good, &m) == RETE_OK) {
 		w->have_good = true;
+		free(w->good_note);
+		w->good_note = strndup((const char *)note.data, note.len);
+	}
 	rete_buf_free(&note);
 }
 
@@ -244,6 +275,8 @@ static void wit_keep_candidate(agent *a)
 	}
 	w->good = w->cand;
 	w->have_good = true;
+	free(w->good_note);
+	w->good_note = strdup(w->candidate);
 	agent_debug(a, "witness: checkpoint of size %" PRIu64 " verified", w->good.size);
 }
 
@@ -293,6 +326,260 @@ static void wit_next_inclusion(agent *a)
 		w->state = WIT_WAIT_INCL;
 }
 
+/* wit_same_body: the two notes carry the same checkpoint text (signature
+ * and cosignature lines aside). */
+static bool wit_same_body(const char *x, const char *y)
+{
+	size_t lx, ly;
+
+	if (x == NULL || y == NULL || rete_cosign_body_len(x, strlen(x), &lx, NULL) != RETE_OK ||
+	    rete_cosign_body_len(y, strlen(y), &ly, NULL) != RETE_OK)
+		return false;
+	return lx == ly && memcmp(x, y, lx) == 0;
+}
+
+static bool wit_write_file(const char *path, const char *text)
+{
+	size_t len = strlen(text), off = 0;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return false;
+	while (off < len) {
+		ssize_t n = write(fd, text + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			close(fd);
+			return false;
+		}
+		off += (size_t)n;
+	}
+	bool ok = fsync(fd) == 0;
+	return close(fd) == 0 && ok;
+}
+
+/* wit_keep_evidence keeps the two notes of a split view or of two
+ * checkpoints of one size: DATA/evidence/size-N-T-verified.note (this
+ * agent's view) and ...-shown.note (what the broker showed next). */
+static void wit_keep_evidence(agent *a, uint64_t size, const char *verified, const char *shown)
+{
+	char dir[4200], p1[4400], p2[4400];
+	int64_t now = rete_now_ms();
+
+	snprintf(dir, sizeof(dir), "%s/evidence", a->cfg.data);
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		agent_log(a, "error", "witness: cannot make %s to keep the evidence: %s", dir,
+			  strerror(errno));
+		return;
+	}
+	snprintf(p1, sizeof(p1), "%s/size-%" PRIu64 "-%" PRId64 "-verified.note", dir, size, now);
+	snprintf(p2, sizeof(p2), "%s/size-%" PRIu64 "-%" PRId64 "-shown.note", dir, size, now);
+	if (!wit_write_file(p1, verified) || !wit_write_file(p2, shown))
+		agent_log(a, "error", "witness: cannot keep the evidence in %s: %s", dir,
+			  strerror(errno));
+	else
+		agent_log(a, "error", "witness: both notes kept: %s and %s", p1, p2);
+}
+
+/* wit_check_cosigs checks the cosignature lines that note (whose text is
+ * this agent's verified view of its size) carries from parties of the
+ * directory, under their directory key (lines under other keys, e.g. a key
+ * since replaced, are not theirs to judge). One that does not verify is
+ * proof that the broker showed that party another checkpoint of this size:
+ * the alarm, and false. */
+static bool wit_check_cosigs(agent *a, const char *note)
+{
+	struct agent_witness *w = wit(a);
+	size_t len = strlen(note), body;
+	rete_checkpoint cp;
+
+	if (a->dir == NULL || rete_cosign_body_len(note, len, &body, NULL) != RETE_OK ||
+	    rete_checkpoint_parse(note, len, &cp, NULL) != RETE_OK)
+		return true;
+	for (const char *p = note + body + 1, *end = note + len; p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *name = p + 4, *sp = memchr(name, ' ', (size_t)(nl - name));
+		char id[RETE_ID_MAX + 1], *b64;
+		uint8_t kid[4], *bin = NULL;
+		size_t binlen = 0;
+		const Rete__Party *party;
+		rete_msg m = {{0}};
+
+		p = nl + 1;
+		if (sp == NULL || (size_t)(sp - name) > RETE_ID_MAX)
+			continue;
+		memcpy(id, name, (size_t)(sp - name));
+		id[sp - name] = '\0';
+		party = agent_directory_party(a->dir, id);
+		if (party == NULL || party->public_key.len != RETE_PK_LEN)
+			continue;
+		b64 = strndup(sp + 1, (size_t)(nl - sp - 1));
+		if (b64 == NULL)
+			return true;
+		rete_err e = rete_b64_decode(b64, &bin, &binlen);
+		free(b64);
+		rete_cosign_key_id(kid, id, party->public_key.data);
+		bool theirs = e == RETE_OK && binlen >= 4 && memcmp(bin, kid, 4) == 0;
+		free(bin);
+		if (!theirs)
+			continue;
+		rete_pubkey pk;
+		memcpy(pk.ed, party->public_key.data, RETE_PK_LEN);
+		if (rete_cosign_verify(note, len, id, &pk, NULL, &m) == RETE_OK)
+			continue;
+		if (w->split_size == cp.size + 1)
+			return false; /* said and kept already: once per size */
+		w->split_size = cp.size + 1;
+		agent_witness_alarm(a,
+				    "split view: the cosignature of %s on the checkpoint of size "
+				    "%" PRIu64 " does not verify over the checkpoint this agent "
+				    "verified for that size (%s); the broker showed %s another "
+				    "checkpoint of size %" PRIu64,
+				    id, cp.size, m.text, id, cp.size);
+		wit_keep_evidence(a, cp.size, w->good_note != NULL ? w->good_note : "", note);
+		return false;
+	}
+	return true;
+}
+
+/* wit_policy says (once per checkpoint size) when a checkpoint meets the
+ * witness policy of agent.ini, and warns (once) when none has for ten
+ * `witness` intervals: the witnesses it names are not cosigning. */
+static void wit_policy(agent *a, const char *note)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+	int64_t now = rete_now_ms();
+
+	if (a->cfg.witnesses == NULL)
+		return;
+	if (!w->policy_loaded) {
+		w->policy_loaded = true;
+		w->policy_met_at = now;
+		if (rete_witness_policy_load(a->cfg.witnesses, &w->policy, &m) != RETE_OK)
+			agent_log(a, "error", "witness: %s", m.text);
+	}
+	if (w->policy == NULL)
+		return;
+	rete_err e = rete_witness_policy_check(w->policy, note, strlen(note), &m);
+	if (w->good.size != w->policy_size) {
+		w->policy_size = w->good.size;
+		w->policy_met = false;
+	}
+	if (e == RETE_OK) {
+		if (!w->policy_met)
+			agent_log(a, "info",
+				  "witness: the checkpoint of size %" PRIu64
+				  " meets the witness policy: %s",
+				  w->good.size, m.text);
+		w->policy_met = true;
+		w->policy_met_at = now;
+		w->policy_warned = false;
+	} else if (!w->policy_warned && now - w->policy_met_at > 10 * a->cfg.witness_ms) {
+		agent_log(a, "warning",
+			  "witness: no checkpoint has met the witness policy %s for %" PRId64
+			  " s; the latest (size %" PRIu64 "): %s",
+			  a->cfg.witnesses, (now - w->policy_met_at) / 1000, w->good.size, m.text);
+		w->policy_warned = true;
+	}
+}
+
+/* wit_cosign sends this agent's cosignature of the good checkpoint (the
+ * broker's note without the cosignatures it carried); true when asked. */
+static bool wit_cosign(agent *a)
+{
+	struct agent_witness *w = wit(a);
+	char *plain = NULL, *line = NULL;
+	size_t plen = 0;
+	rete_msg m = {{0}};
+	bool asked = false;
+
+	w->cosigned_size = w->good.size; /* once per size, asked or refused */
+	if (rete_cosign_strip(w->good_note, strlen(w->good_note), a->origin, &plain, &plen, &m) !=
+		RETE_OK ||
+	    rete_cosign_line(plain, plen, a->cfg.id, a->sk, (uint64_t)(rete_now_ms() / 1000), &line,
+			     &m) != RETE_OK) {
+		agent_log(a, "error",
+			  "witness: cannot cosign the checkpoint of size %" PRIu64 ": %s",
+			  w->good.size, m.text);
+	} else {
+		Rete__Query q = RETE__QUERY__INIT;
+		Rete__CosignQuery cq = RETE__COSIGN_QUERY__INIT;
+		cq.checkpoint = plain;
+		cq.cosignature = line;
+		q.what_case = RETE__QUERY__WHAT_COSIGN;
+		q.cosign = &cq;
+		if (wit_ask(a, &q) == RETE_OK) {
+			w->state = WIT_WAIT_COSIGN;
+			asked = true;
+		}
+	}
+	free(plain);
+	free(line);
+	return asked;
+}
+
+/* wit_verified: the candidate is the good checkpoint now (verified, or the
+ * same text as the good one): its cosignatures are checked, this agent
+ * cosigns it (once per size), then the receipts it covers are checked. */
+static void wit_verified(agent *a)
+{
+	struct agent_witness *w = wit(a);
+
+	w->state = WIT_IDLE;
+	/* the candidate could not be kept (a full store): not our view yet */
+	if (!w->have_good || w->good_note == NULL || !wit_same_body(w->candidate, w->good_note))
+		return;
+	if (!wit_check_cosigs(a, w->candidate))
+		return;
+	wit_policy(a, w->candidate);
+	if (w->cosigned_size != w->good.size && w->good.size > 0 && wit_cosign(a))
+		return;
+	wit_next_inclusion(a);
+}
+
+/* wit_on_cosigned checks the broker's answer to our cosignature: the note
+ * of the same size and text as the one verified, with the cosignatures
+ * gathered (each checked as in wit_check_cosigs). */
+static void wit_on_cosigned(agent *a, const char *note)
+{
+	struct agent_witness *w = wit(a);
+	rete_checkpoint cp;
+	rete_msg m = {{0}};
+
+	w->state = WIT_IDLE;
+	if (rete_checkpoint_verify(note, strlen(note), a->origin, &a->broker_pk, &cp, &m) !=
+	    RETE_OK) {
+		agent_log(a, "error",
+			  "witness: the broker's answer to our cosignature does not verify with "
+			  "the pinned broker key: %s",
+			  m.text);
+		return;
+	}
+	if (cp.size != w->good.size) {
+		agent_log(a, "error",
+			  "witness: the broker answered our cosignature of the checkpoint of "
+			  "size %" PRIu64 " with one of size %" PRIu64,
+			  w->good.size, cp.size);
+		return;
+	}
+	if (!wit_same_body(note, w->good_note)) {
+		agent_witness_alarm(a,
+				    "two different checkpoints of size %" PRIu64
+				    ", both signed by the broker: the one this agent verified "
+				    "and cosigned, and the one the broker answered with",
+				    cp.size);
+		wit_keep_evidence(a, cp.size, w->good_note, note);
+		return;
+	}
+	if (!wit_check_cosigs(a, note))
+		return;
+	wit_policy(a, note);
+	agent_debug(a, "witness: cosigned the checkpoint of size %" PRIu64, cp.size);
+	wit_next_inclusion(a);
+}
+
 /* wit_consider checks a new checkpoint note (from WELCOME or a QUERY). */
 static void wit_consider(agent *a, const char *note)
 {
@@ -324,7 +611,7 @@ static void wit_consider(agent *a, const char *note)
 	wit_load_good(a);
 	if (!w->have_good || w->good.size == 0) {
 		wit_keep_candidate(a);
-		wit_next_inclusion(a);
+		wit_verified(a);
 		return;
 	}
 	if (cp.size < w->good.size) {
@@ -334,12 +621,22 @@ static void wit_consider(agent *a, const char *note)
 		return;
 	}
 	if (cp.size == w->good.size) {
-		if (memcmp(cp.root, w->good.root, RETE_MERKLE_HASH) != 0)
+		if (memcmp(cp.root, w->good.root, RETE_MERKLE_HASH) != 0) {
 			agent_witness_alarm(
 			    a, "two checkpoints of size %" PRIu64 " with different roots (a fork)",
 			    cp.size);
-		else
-			wit_next_inclusion(a);
+			if (w->good_note != NULL)
+				wit_keep_evidence(a, cp.size, w->good_note, note);
+		} else if (w->good_note != NULL && !wit_same_body(note, w->good_note)) {
+			/* never cosign two different checkpoints of one size */
+			agent_witness_alarm(a,
+					    "two different checkpoints of size %" PRIu64
+					    " (same root, other text), both signed by the broker",
+					    cp.size);
+			wit_keep_evidence(a, cp.size, w->good_note, note);
+		} else {
+			wit_verified(a);
+		}
 		return;
 	}
 	Rete__Query q = RETE__QUERY__INIT;
@@ -404,7 +701,7 @@ static void wit_on_consistency(agent *a, const Rete__Proof *p, const rete_merkle
 		return;
 	}
 	wit_keep_candidate(a);
-	wit_next_inclusion(a);
+	wit_verified(a);
 }
 
 /* wit_on_inclusion checks the broker's proof p (hashes e) that our receipt
@@ -443,6 +740,14 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 
 	if (w == NULL || w->state == WIT_IDLE || r->request_id != w->request)
 		return false;
+	if (r->error != 0 && w->state == WIT_WAIT_COSIGN) {
+		agent_log(a, "warning",
+			  "witness: the broker refused our cosignature of the checkpoint of size "
+			  "%" PRIu64 ": %s",
+			  w->good.size, r->error_text ? r->error_text : "");
+		wit_next_inclusion(a);
+		return true;
+	}
 	if (r->error != 0) {
 		agent_debug(a, "witness: the broker cannot answer now: %s",
 			    r->error_text ? r->error_text : "");
@@ -455,6 +760,13 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 			wit_consider(a, r->checkpoint);
 		else
 			w->state = WIT_IDLE;
+		break;
+	case WIT_WAIT_COSIGN:
+		if (r->answer_case == RETE__QUERY_RESULT__ANSWER_CHECKPOINT &&
+		    r->checkpoint != NULL)
+			wit_on_cosigned(a, r->checkpoint);
+		else
+			wit_next_inclusion(a);
 		break;
 	case WIT_WAIT_CONS:
 	case WIT_WAIT_INCL:

@@ -468,6 +468,40 @@ static rete_err remote_checkpoint(struct remote *r, char **note, rete_msg *m)
 	return *note != NULL ? RETE_OK : rete_msg_set(m, RETE_ENOMEM, "out of memory");
 }
 
+/* remote_checkpoint_of fetches the stored checkpoint of size (with the
+ * cosignatures gathered), *note malloc'd. */
+static rete_err remote_checkpoint_of(struct remote *r, uint64_t size, char **note, rete_msg *m)
+{
+	Rete__Query q = RETE__QUERY__INIT;
+	Rete__CheckpointQuery cq = RETE__CHECKPOINT_QUERY__INIT;
+	Rete__BrokerFrame *f = NULL;
+	Rete__ErrorCode code;
+	rete_err e;
+
+	*note = NULL;
+	cq.size = size;
+	q.what_case = RETE__QUERY__WHAT_CHECKPOINT;
+	q.checkpoint = &cq;
+	if ((e = remote_call(r, &q, RETE__QUERY_RESULT__ANSWER_CHECKPOINT, &f, &code, m)) !=
+	    RETE_OK)
+		return e;
+	*note = strdup(f->result->checkpoint != NULL ? f->result->checkpoint : "");
+	rete__broker_frame__free_unpacked(f, NULL);
+	return *note != NULL ? RETE_OK : rete_msg_set(m, RETE_ENOMEM, "out of memory");
+}
+
+/* same_checkpoint: b verifies with the broker key and carries the same
+ * checkpoint text as a (cosignature lines may differ). */
+static bool same_checkpoint(const char *a, const char *b, const char *origin, const rete_pubkey *bk)
+{
+	size_t la, lb;
+	return a != NULL && b != NULL &&
+	       rete_checkpoint_verify(b, strlen(b), origin, bk, NULL, NULL) == RETE_OK &&
+	       rete_cosign_body_len(a, strlen(a), &la, NULL) == RETE_OK &&
+	       rete_cosign_body_len(b, strlen(b), &lb, NULL) == RETE_OK && la == lb &&
+	       memcmp(a, b, la) == 0;
+}
+
 /* remote_proof is the session's rete_verify_proof_fn: a consistency query. */
 static rete_err remote_proof(void *ctx, uint64_t size1, uint64_t size2,
 			     uint8_t proof[][RETE_MERKLE_HASH], size_t *n, rete_msg *m)
@@ -756,6 +790,42 @@ static rete_err state_keep(const char *state, uint32_t epoch, char *kept, size_t
 	return RETE_OK;
 }
 
+bool audit_witnesses_check(const rete_witness_policy *p, const char *path, const char *note,
+			   bool json, json_t *j)
+{
+	rete_checkpoint cp;
+	rete_msg m = {{0}};
+	bool met;
+
+	memset(&cp, 0, sizeof(cp));
+	if (note == NULL || note[0] == '\0') {
+		met = false;
+		rete_msg_set(&m, RETE_ENOENT, "there is no checkpoint to check");
+	} else {
+		rete_checkpoint_parse(note, strlen(note), &cp, NULL);
+		met = rete_witness_policy_check(p, note, strlen(note), &m) == RETE_OK;
+	}
+	if (!json) {
+		if (met)
+			printf("the checkpoint of size %" PRIu64
+			       " meets the witness policy %s: %s\n",
+			       cp.size, path, m.text);
+		else
+			printf("the checkpoint of size %" PRIu64
+			       " does not meet the witness policy %s: %s\n",
+			       cp.size, path, m.text);
+	}
+	if (j != NULL) {
+		json_t *w = json_object();
+		json_object_set_new(w, "policy", json_string(path));
+		json_object_set_new(w, "met", json_boolean(met));
+		json_object_set_new(w, "size", json_integer((json_int_t)cp.size));
+		json_object_set_new(w, "detail", json_string(m.text));
+		json_object_set_new(j, "witnesses", w);
+	}
+	return met;
+}
+
 int audit_remote_verify(const audit_remote_opts *o)
 {
 	struct remote r;
@@ -771,6 +841,7 @@ int audit_remote_verify(const audit_remote_opts *o)
 	uint64_t batch = o->batch > 0 ? o->batch : BATCH;
 	bool pending;
 	bool tty = isatty(STDERR_FILENO), alarm = false, progressed = false, restoring = false;
+	bool witnesses_checked = false, witnesses_met = false;
 	uint32_t saved_epoch = 1, their_epoch = 1;
 	char kept[PATH_MAX] = "";
 	json_t *j = NULL;
@@ -1026,9 +1097,30 @@ int audit_remote_verify(const audit_remote_opts *o)
 		free(root);
 	}
 	rc = CLI_OK;
+	/* the log holds (and the state is saved): now the witnesses of its
+	 * latest checkpoint, as the broker gave it with its cosignatures */
+	witnesses_checked = o->witnesses != NULL;
+	if (witnesses_checked) {
+		/* the same checkpoint asked for again: cosignatures gathered while
+		 * the log was being verified count too */
+		char *again = NULL;
+		if (remote_checkpoint_of(&r, rep.latest_size, &again, &m) == RETE_OK &&
+		    same_checkpoint(note, again, rep.origin, &r.r_bk)) {
+			free(note);
+			note = again;
+		} else {
+			free(again);
+		}
+		witnesses_met =
+		    audit_witnesses_check(o->witnesses, o->witnesses_path, note, o->json, NULL);
+		if (!witnesses_met)
+			rc = CLI_FALSE;
+	}
 report:
 	if (o->json) {
-		const char *verdict = rc == CLI_OK ? "holds" : "fails";
+		/* holds and verdict speak of the log; "witnesses" of its cosigners */
+		bool held = rc == CLI_OK || (witnesses_checked && !witnesses_met);
+		const char *verdict = held ? "holds" : "fails";
 		rete_checkpoint cp;
 		if (rep.origin[0] == '\0' &&
 		    ((note != NULL &&
@@ -1037,7 +1129,7 @@ report:
 		      rete_checkpoint_parse(st.note, strlen(st.note), &cp, NULL) == RETE_OK)))
 			snprintf(rep.origin, sizeof(rep.origin), "%s", cp.origin);
 		j = json_object();
-		json_object_set_new(j, "holds", json_boolean(rc == CLI_OK));
+		json_object_set_new(j, "holds", json_boolean(held));
 		json_object_set_new(j, "verdict", json_string(verdict));
 		json_object_set_new(j, "alarm", json_boolean(alarm));
 		json_object_set_new(j, "broker", json_string(r.r_endpoint));
@@ -1056,6 +1148,8 @@ report:
 		if (rep.restored)
 			json_object_set_new(j, "restore", audit_restore_json(&rep, kept));
 		json_object_set_new(j, "stateFile", json_string(o->state));
+		if (witnesses_checked)
+			audit_witnesses_check(o->witnesses, o->witnesses_path, note, true, j);
 		if (json_dumpf(j, stdout, JSON_INDENT(2)) != 0 || fputc('\n', stdout) == EOF)
 			rc = CLI_USAGE;
 		json_decref(j);

@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "codec.h"
+#include "cosign.h"
 #include "error.h"
 #include "keys.h"
 #include "verify.h"
@@ -58,12 +59,14 @@ void audit_state_free(audit_state *st);
 
 /* audit_remote_opts: what `rete audit verify` was given (borrowed). */
 typedef struct audit_remote_opts {
-	const char *ini;      /* audit.ini */
-	const char *endpoint; /* --broker, or NULL: [client] broker */
-	const char *state;    /* --state FILE */
-	bool json;	      /* --json */
-	unsigned threads;     /* signature threads, 0 = every core */
-	unsigned batch;	      /* entries asked for per query, 0 = 1000 */
+	const char *ini;		      /* audit.ini */
+	const char *endpoint;		      /* --broker, or NULL: [client] broker */
+	const char *state;		      /* --state FILE */
+	bool json;			      /* --json */
+	unsigned threads;		      /* signature threads, 0 = every core */
+	unsigned batch;			      /* entries asked for per query, 0 = 1000 */
+	const char *witnesses_path;	      /* --witnesses FILE, or NULL */
+	const rete_witness_policy *witnesses; /* loaded from it */
 } audit_remote_opts;
 
 /* audit_remote_verify runs `rete audit verify --broker ENDPOINT -c
@@ -79,6 +82,14 @@ int audit_remote_verify(const audit_remote_opts *o);
  * delivery), how many carry their recipient's signed acknowledgement,
  * verified, and how many none (logged before protocol 3). */
 void audit_acks_print(const rete_verify_report *rep);
+
+/* audit_witnesses_check checks the witness policy p (read from path) on the
+ * checkpoint note: prints the outcome on standard output unless json, sets
+ * a "witnesses" object in j when j is not NULL (policy, met, size, detail),
+ * and returns true when the quorum cosigned validly. The note's broker
+ * signature is the caller's to check. */
+bool audit_witnesses_check(const rete_witness_policy *p, const char *path, const char *note,
+			   bool json, json_t *j);
 
 /* audit_restore_print prints, for a report with restored set, what the
  * log's Epoch entry declares (epoch N began at index I; the last checkpoint

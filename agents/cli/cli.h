@@ -20,6 +20,7 @@ int cmd_keygen(int argc, char **argv);
 int cmd_message(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
+int cmd_witnesses(int argc, char **argv);
 int cmd_store(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_send(int argc, char **argv);

@@ -24,6 +24,7 @@
 #include "checkpoint.h"
 #include "cli_access.h"
 #include "coord_config.h"
+#include "cosign.h"
 #include "duration.h"
 #include "codec.h"
 #include "json.h"
@@ -39,9 +40,9 @@ static void audit_usage(FILE *out)
 	    out,
 	    "usage: rete audit verify STORE_DIR --broker-key FILE.pub [--since-checkpoint FILE]\n"
 	    "                         [--origin NAME] [--json] [--threads N] [--no-replay]\n"
-	    "                         [--scratch DIR]\n"
+	    "                         [--scratch DIR] [--witnesses POLICY]\n"
 	    "       rete audit verify [--broker ENDPOINT] -c audit.ini --state FILE [--json]\n"
-	    "                         [--threads N] [--batch N]\n"
+	    "                         [--threads N] [--batch N] [--witnesses POLICY]\n"
 	    "       rete audit log STORE_DIR [--from N] [--to N] [--case ID]\n"
 	    "       rete audit timeline (STORE_DIR | -c audit.ini) --case ID [--tz ZONE]\n"
 	    "       rete audit proof STORE_DIR --index N [--size M]\n"
@@ -86,6 +87,11 @@ static void audit_usage(FILE *out)
 	    "                           work)\n"
 	    "  --scratch DIR            where the replay's scratch store goes (default\n"
 	    "                           $TMPDIR or /tmp)\n"
+	    "  --witnesses POLICY       a witness policy file ('witness NAME KEY' lines,\n"
+	    "                           'quorum K'): the latest checkpoint verified must\n"
+	    "                           carry valid cosignatures of the quorum; else exit\n"
+	    "                           1 naming the missing and invalid witnesses (also\n"
+	    "                           at a distance; docs/auditing.md \"Witnesses\")\n"
 	    "\n"
 	    "verify at a distance (-c audit.ini: the auditor's id, key, broker endpoint and\n"
 	    "           pinned broker key, in the coord.ini format) asks the broker for its\n"
@@ -267,10 +273,32 @@ static json_t *verify_json(const rete_verify_report *rep, bool replay)
 	return o;
 }
 
+/* The newest stored checkpoint below `below` that meets a witness policy. */
+struct newest_met {
+	const rete_witness_policy *p;
+	uint64_t below, size;
+	bool found;
+};
+
+static int newest_met_fn(void *ctx, uint64_t size, const char *note)
+{
+	struct newest_met *nm = ctx;
+	if (size < nm->below &&
+	    rete_witness_policy_check(nm->p, note, strlen(note), NULL) == RETE_OK) {
+		nm->size = size;
+		nm->found = true;
+	}
+	return 0;
+}
+
 static int audit_verify(int argc, char **argv)
 {
 	const char *dir = NULL, *keyfile = NULL, *since = NULL, *origin = NULL, *v;
-	const char *ini = NULL, *endpoint = NULL, *state = NULL;
+	const char *ini = NULL, *endpoint = NULL, *state = NULL, *witnesses = NULL;
+	rete_witness_policy *policy = NULL;
+	struct newest_met nm = {0};
+	char *wnote = NULL;
+	bool wmet = true;
 	uint64_t batch = 0;
 	bool json = false, replay = true;
 	rete_verify_options opt;
@@ -332,21 +360,31 @@ static int audit_verify(int argc, char **argv)
 				    v);
 				return CLI_USAGE;
 			}
+		} else if (strcmp(argv[i], "--witnesses") == 0) {
+			if ((witnesses = need_value(argc, argv, &i, "verify",
+						    "a witness policy file")) == NULL)
+				return CLI_USAGE;
 		} else if (strcmp(argv[i], "--json") == 0) {
 			json = true;
 		} else if (strcmp(argv[i], "--no-replay") == 0) {
 			replay = false;
 		} else if (argv[i][0] == '-') {
-			return unknown_option("verify", argv[i],
-					      "--broker-key, --since-checkpoint, --origin, --json, "
-					      "--threads, --no-replay, --scratch; at a distance: "
-					      "--broker, -c, --state, --batch");
+			return unknown_option(
+			    "verify", argv[i],
+			    "--broker-key, --since-checkpoint, --origin, --json, "
+			    "--threads, --no-replay, --scratch, --witnesses; at a "
+			    "distance: --broker, -c, --state, --batch, --witnesses");
 		} else if (dir == NULL) {
 			dir = argv[i];
 		} else {
 			fprintf(stderr, "rete audit verify: unexpected argument '%s'\n", argv[i]);
 			return CLI_USAGE;
 		}
+	}
+	if (witnesses != NULL &&
+	    (e = rete_witness_policy_load(witnesses, &policy, &m)) != RETE_OK) {
+		fprintf(stderr, "rete audit verify: --witnesses: %s\n", m.text);
+		return CLI_USAGE;
 	}
 	if (ini != NULL || endpoint != NULL || state != NULL || batch != 0) {
 		/* at a distance: the keys come from audit.ini, the log from the broker */
@@ -362,11 +400,13 @@ static int audit_verify(int argc, char **argv)
 				"rete audit verify: %s is for a local store; at a distance give "
 				"[--broker ENDPOINT] -c audit.ini --state FILE\n",
 				bad);
+			rete_witness_policy_free(&policy);
 			return CLI_USAGE;
 		}
 		if (ini == NULL || state == NULL) {
 			fprintf(stderr, "rete audit verify: missing %s; see 'rete audit --help'\n",
 				ini == NULL ? "-c audit.ini" : "--state FILE");
+			rete_witness_policy_free(&policy);
 			return CLI_USAGE;
 		}
 		memset(&ro, 0, sizeof(ro));
@@ -376,15 +416,21 @@ static int audit_verify(int argc, char **argv)
 		ro.json = json;
 		ro.threads = (unsigned)threads;
 		ro.batch = (unsigned)batch;
-		return audit_remote_verify(&ro);
+		ro.witnesses_path = witnesses;
+		ro.witnesses = policy;
+		rc = audit_remote_verify(&ro);
+		rete_witness_policy_free(&policy);
+		return rc;
 	}
 	if (dir == NULL || keyfile == NULL) {
 		fprintf(stderr, "rete audit verify: %s; see 'rete audit --help'\n",
 			dir == NULL ? "missing STORE_DIR" : "missing --broker-key FILE.pub");
+		rete_witness_policy_free(&policy);
 		return CLI_USAGE;
 	}
 	if ((e = rete_keyfile_load_public(keyfile, &opt.broker_key, &m)) != RETE_OK) {
 		fprintf(stderr, "rete audit verify: %s\n", m.text[0] ? m.text : rete_strerror(e));
+		rete_witness_policy_free(&policy);
 		return CLI_USAGE;
 	}
 	if (since != NULL) {
@@ -392,6 +438,7 @@ static int audit_verify(int argc, char **argv)
 		if (f == NULL) {
 			fprintf(stderr, "rete audit verify: cannot read %s: %s\n", since,
 				strerror(errno));
+			rete_witness_policy_free(&policy);
 			return CLI_USAGE;
 		}
 		note = malloc(65536);
@@ -399,6 +446,7 @@ static int audit_verify(int argc, char **argv)
 		fclose(f);
 		if (note == NULL) {
 			fprintf(stderr, "rete audit verify: out of memory\n");
+			rete_witness_policy_free(&policy);
 			return CLI_USAGE;
 		}
 		note[note_len] = '\0';
@@ -412,9 +460,31 @@ static int audit_verify(int argc, char **argv)
 		opt.progress = on_progress;
 	if ((rc = open_store(dir, &s, "verify")) != CLI_OK) {
 		free(note);
+		rete_witness_policy_free(&policy);
 		return rc;
 	}
 	e = rete_verify_log(s, &opt, &rep, &m);
+	if (policy != NULL && rep.verdict == RETE_VERIFY_HOLDS && rep.has_checkpoint) {
+		/* the verified checkpoint as stored now, with the cosignatures
+		 * gathered so far (the broker adds them to the stored note) */
+		rete_msg wm = {{0}};
+		if (rete_store_checkpoint_get(s, NULL, rep.latest_size, &wnote, &wm) != RETE_OK ||
+		    rete_checkpoint_verify(wnote, strlen(wnote), rep.origin, &opt.broker_key, NULL,
+					   &wm) != RETE_OK) {
+			fprintf(stderr,
+				"rete audit verify: the checkpoint of size %" PRIu64 ": %s\n",
+				rep.latest_size, wm.text);
+			free(wnote);
+			wnote = NULL;
+		}
+		if (wnote != NULL &&
+		    rete_witness_policy_check(policy, wnote, strlen(wnote), NULL) != RETE_OK) {
+			/* say how far back the witnesses' quorum reaches */
+			nm.p = policy;
+			nm.below = rep.latest_size;
+			rete_store_checkpoints_iter(s, NULL, 0, newest_met_fn, &nm, NULL);
+		}
+	}
 	rete_store_close(&s);
 	if (opt.progress != NULL && rep.verdict != RETE_VERIFY_HOLDS)
 		fputc('\n', stderr); /* end the progress line where it stopped */
@@ -423,12 +493,25 @@ static int audit_verify(int argc, char **argv)
 		fprintf(stderr, "rete audit verify: %s\n", m.text[0] ? m.text : rete_strerror(e));
 		if (json)
 			print_json(verify_json(&rep, replay), "verify");
+		rete_witness_policy_free(&policy);
+		free(wnote);
 		return CLI_USAGE;
 	}
 	if (json) {
-		rc = print_json(verify_json(&rep, replay), "verify");
-		if (rc != CLI_OK)
+		json_t *jo = verify_json(&rep, replay);
+		if (policy != NULL && rep.verdict == RETE_VERIFY_HOLDS) {
+			wmet = audit_witnesses_check(policy, witnesses, wnote, true, jo);
+			if (nm.found)
+				json_object_set_new(json_object_get(jo, "witnesses"),
+						    "newestMetSize",
+						    json_integer((json_int_t)nm.size));
+		}
+		rc = print_json(jo, "verify");
+		if (rc != CLI_OK) {
+			rete_witness_policy_free(&policy);
+			free(wnote);
 			return rc;
+		}
 	} else if (rep.verdict == RETE_VERIFY_HOLDS) {
 		if (rep.has_checkpoint) {
 			char *r = b64h(rep.latest_root);
@@ -443,7 +526,15 @@ static int audit_verify(int argc, char **argv)
 		audit_acks_print(&rep);
 		if (rep.restored)
 			audit_restore_print(&rep, NULL, NULL);
+		if (policy != NULL)
+			wmet = audit_witnesses_check(policy, witnesses, wnote, false, NULL);
+		if (policy != NULL && nm.found)
+			printf("the newest checkpoint that meets it is of size %" PRIu64
+			       "; agents cosign a checkpoint at their next 'witness' interval\n",
+			       nm.size);
 	}
+	rete_witness_policy_free(&policy);
+	free(wnote);
 	if (!json && rep.verdict != RETE_VERIFY_HOLDS) {
 		printf("the log does not verify: %s\n", rep.reason);
 		printf("(%" PRIu64 " of %" PRIu64 " entries and %" PRIu64
@@ -452,7 +543,7 @@ static int audit_verify(int argc, char **argv)
 	}
 	if (fflush(stdout) != 0)
 		return CLI_USAGE;
-	return rep.verdict == RETE_VERIFY_HOLDS ? CLI_OK : CLI_FALSE;
+	return rep.verdict == RETE_VERIFY_HOLDS && wmet ? CLI_OK : CLI_FALSE;
 }
 
 /* ---- log and timeline ----------------------------------------------------------- */

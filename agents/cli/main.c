@@ -17,6 +17,7 @@ static const struct cli_command commands[] = {
 	{"message", cmd_message, "message check FILE.json check a message file against the schema"},
 	{"audit", cmd_audit, "audit verify|log|timeline|proof|consistency|check-proof STORE_DIR ...  the auditor's commands"},
 	{"checkpoint", cmd_checkpoint, "checkpoint STORE_DIR   print the latest signed checkpoint"},
+	{"witnesses", cmd_witnesses, "witnesses (-c audit.ini | STORE_DIR --broker-key FILE.pub) [--quorum K]  a witness policy of the directory's agencies"},
 	{"store", cmd_store, "store backup STORE_DIR DEST_DIR  hot, compacted copy of a store"},
 	{"send", cmd_send, "send -c agent.ini FILE.json [--wait [S]]  queue a message in the agent's outbox"},
 	{"status", cmd_status, "status -c agent.ini [REFERRAL_ID] [--json]  the agency's referrals and their history"},

@@ -19,6 +19,7 @@
 
 #include "checkpoint.h"
 #include "codec.h"
+#include "cosign.h"
 #include "fuzz_common.h"
 #include "json.h"
 #include "merkle.h"
@@ -688,6 +689,60 @@ static void configs(void)
 	put(T, "broken.ini", broken, strlen(broken));
 }
 
+/* --- cosignatures and witness policies (fuzz_cosign) ----------------------- */
+
+/* The first byte says what follows: even a note, odd a witness policy. */
+static void put_mode(const char *target, const char *name, char mode, const char *text)
+{
+	size_t n = strlen(text);
+	char *buf = malloc(n + 1);
+	if (!buf)
+		die("out of memory");
+	buf[0] = mode;
+	memcpy(buf + 1, text, n);
+	put(target, name, buf, n + 1);
+	free(buf);
+}
+
+static void cosigns(void)
+{
+	const char *T = "fuzz_cosign";
+	uint8_t seed[RETE_SEED_LEN];
+	memset(seed, 0x44, sizeof(seed));
+	rete_seckey *other = NULL;
+	if (rete_seckey_from_seed(&other, seed, NULL) != RETE_OK)
+		die("cosign: other key");
+	char *note = note_for(9), *l1 = NULL, *l2 = NULL, *one = NULL, *two = NULL;
+	rete_msg m;
+	if (rete_cosign_line(note, strlen(note), "fuzz.witness", fuzz_key(), 1767225600, &l1, &m) !=
+		RETE_OK ||
+	    rete_cosign_line(note, strlen(note), "other.witness", other, 1767225601, &l2, &m) !=
+		RETE_OK ||
+	    rete_cosign_add(note, strlen(note), l1, &one, NULL, &m) != RETE_OK ||
+	    rete_cosign_add(one, strlen(one), l2, &two, NULL, &m) != RETE_OK)
+		die("cosign: %s", m.text);
+	put_mode(T, "note-plain.txt", 0, note);
+	put_mode(T, "note-cosigned.txt", 0, one);
+	put_mode(T, "note-two-cosigners.txt", 2, two);
+	char *k1 = rete_b64_encode(fuzz_key()->pub.ed, RETE_PK_LEN);
+	char *k2 = rete_b64_encode(other->pub.ed, RETE_PK_LEN);
+	char policy[1024];
+	snprintf(policy, sizeof(policy),
+		 "# witnesses\nwitness fuzz.witness %s\nwitness other.witness %s\nquorum 1\n", k1,
+		 k2);
+	put_mode(T, "policy-quorum.txt", 1, policy);
+	snprintf(policy, sizeof(policy), "witness fuzz.witness %s\r\n\n\twitness  x  %s\n", k1, k2);
+	put_mode(T, "policy-all.txt", 3, policy);
+	free(k1);
+	free(k2);
+	free(note);
+	free(l1);
+	free(l2);
+	free(one);
+	free(two);
+	rete_seckey_free(&other);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 4) {
@@ -701,6 +756,7 @@ int main(int argc, char **argv)
 	client_frames();
 	broker_frames();
 	checkpoints();
+	cosigns();
 	proofs(argv[2]);
 	json_docs();
 	configs();
