@@ -28,5 +28,6 @@ int cmd_report(int argc, char **argv);
 int cmd_health(int argc, char **argv);
 int cmd_monitor(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_evidence(int argc, char **argv);
 
 #endif
