@@ -17,10 +17,10 @@
 #include "rete.pb-c.h"
 
 #define RETE_PROTOCOL_VERSION 3
-#define RETE_CTX_MESSAGE "rete/message/v1\n"
-#define RETE_CTX_RECEIPT "rete/receipt/v1\n" /* v1/v2 receipts */
-#define RETE_CTX_ACK "rete/ack/v1\n"
-#define RETE_CTX_REFUSAL "rete/refusal/v1\n"
+#define RETE_CTX_MESSAGE      "rete/message/v1\n"
+#define RETE_CTX_RECEIPT      "rete/receipt/v1\n" /* v1/v2 receipts */
+#define RETE_CTX_ACK	      "rete/ack/v1\n"
+#define RETE_CTX_REFUSAL      "rete/refusal/v1\n"
 
 /* A byte buffer owned by whoever holds it (free with rete_buf_free). */
 typedef struct rete_buf {
@@ -37,13 +37,13 @@ void rete_sha256(uint8_t out[RETE_HASH_LEN], const void *data, size_t len);
 /* rete_sign_bytes signs ctx||msg (plain Ed25519 over the concatenation;
  * ctx NULL = "") with sk into sig. RETE_OK, or RETE_ENOMEM / RETE_ECRYPTO
  * (sig then all zeros, which never verifies). */
-rete_err rete_sign_bytes(uint8_t sig[RETE_SIG_LEN], const char *ctx, const uint8_t *msg,
-		     size_t len, const rete_seckey *sk);
+rete_err rete_sign_bytes(uint8_t sig[RETE_SIG_LEN], const char *ctx, const uint8_t *msg, size_t len,
+			 const rete_seckey *sk);
 
 /* rete_verify_bytes verifies sig over ctx||msg with pk: RETE_OK or
  * RETE_EBADSIG (RETE_ENOMEM when the message cannot be copied). */
-rete_err rete_verify_bytes(const uint8_t sig[RETE_SIG_LEN], const char *ctx,
-			   const uint8_t *msg, size_t len, const rete_pubkey *pk);
+rete_err rete_verify_bytes(const uint8_t sig[RETE_SIG_LEN], const char *ctx, const uint8_t *msg,
+			   size_t len, const rete_pubkey *pk);
 
 /* rete_message_pack serializes msg into out (caller owns out->data).
  * RETE_ENOMEM. */
@@ -52,8 +52,8 @@ rete_err rete_message_pack(const Rete__Message *msg, rete_buf *out);
 /* rete_message_sign packs msg, signs RETE_CTX_MESSAGE||bytes with sk and
  * returns the SignedMessage bytes in *out (caller owns). RETE_ENOMEM,
  * RETE_ECRYPTO. */
-rete_err rete_message_sign(const Rete__Message *msg, const rete_seckey *sk,
-			   rete_buf *out, rete_msg *m);
+rete_err rete_message_sign(const Rete__Message *msg, const rete_seckey *sk, rete_buf *out,
+			   rete_msg *m);
 
 /* rete_signed_decode decodes SignedMessage bytes strictly (see
  * rete_pb_strict_unpack; the signature must be 64 bytes) into *sm and its
@@ -66,8 +66,7 @@ rete_err rete_signed_decode(const uint8_t *data, size_t len, Rete__SignedMessage
 
 /* rete_signed_verify checks the signature of an already decoded
  * SignedMessage against pk: RETE_OK or RETE_EBADSIG. */
-rete_err rete_signed_verify(const Rete__SignedMessage *sm, const rete_pubkey *pk,
-			    rete_msg *m);
+rete_err rete_signed_verify(const Rete__SignedMessage *sm, const rete_pubkey *pk, rete_msg *m);
 
 /* rete_pb_strict_unpack decodes bytes of any message type d strictly into
  * *out (caller frees with protobuf_c_message_free_unpacked(*out, NULL)):
@@ -77,29 +76,28 @@ rete_err rete_signed_verify(const Rete__SignedMessage *sm, const rete_pubkey *pk
  * duplicated or overlong fields, explicitly encoded default values and
  * fields out of field-number order. RETE_EDECODE with the reason (and the
  * field path) in m; RETE_ENOMEM. */
-rete_err rete_pb_strict_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *data,
-			       size_t len, ProtobufCMessage **out, rete_msg *m);
+rete_err rete_pb_strict_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t len,
+			       ProtobufCMessage **out, rete_msg *m);
 
 /* rete_message_decode decodes Message bytes strictly (rete_pb_strict_unpack):
  * every string valid UTF-8 without NUL, and the re-packed bytes equal to the
  * bytes received (no duplicated or overlong fields, no unknown fields).
  * RETE_EDECODE with the reason in m. Caller frees with
  * rete__message__free_unpacked. */
-rete_err rete_message_decode(const uint8_t *data, size_t len, Rete__Message **out,
-			     rete_msg *m);
+rete_err rete_message_decode(const uint8_t *data, size_t len, Rete__Message **out, rete_msg *m);
 
 /* rete_seal packs priv and seals it to the recipient's X25519 key; *sealed
  * gets the ciphertext (caller owns) and hash (if not NULL) its SHA-256 (of
  * the ciphertext, which is what travels and what the Message signs). The
  * packed plaintext is wiped. RETE_ENOMEM, RETE_ECRYPTO. */
-rete_err rete_seal(const Rete__Private *priv, const rete_pubkey *recipient,
-		   rete_buf *sealed, uint8_t hash[RETE_HASH_LEN], rete_msg *m);
+rete_err rete_seal(const Rete__Private *priv, const rete_pubkey *recipient, rete_buf *sealed,
+		   uint8_t hash[RETE_HASH_LEN], rete_msg *m);
 
 /* rete_open opens a sealed part with the recipient's secret key and decodes
  * it (caller frees *out with rete__private__free_unpacked). RETE_EOPEN when
  * the key is wrong or the ciphertext altered; RETE_EDECODE. */
-rete_err rete_open(const uint8_t *sealed, size_t len, const rete_seckey *sk,
-		   Rete__Private **out, rete_msg *m);
+rete_err rete_open(const uint8_t *sealed, size_t len, const rete_seckey *sk, Rete__Private **out,
+		   rete_msg *m);
 
 /* rete_message_kind names the body of msg: "referral", "update", "note",
  * "delivery", "notice", "directory", or "none". */
@@ -114,5 +112,37 @@ const char *rete_message_referral_id(const Rete__Message *msg);
 /* rete_message_private_hash returns the body's private_sha256 field (or an
  * empty one) so callers need not switch on the body. */
 ProtobufCBinaryData rete_message_private_hash(const Rete__Message *msg);
+
+/* ---- v3: signed acknowledgements and signed refusals -------------------- */
+
+/* rete_ack_sign packs body (an AckBody) and signs RETE_CTX_ACK||bytes with
+ * sk, the recipient's own key. *out is initialised and gets the body bytes
+ * and the 64-byte signature, both malloc'd: free them with
+ * rete_signed_ack_clear. RETE_ENOMEM, RETE_ECRYPTO (out then empty). */
+rete_err rete_ack_sign(const Rete__AckBody *body, const rete_seckey *sk, Rete__SignedAck *out,
+		       rete_msg *m);
+
+/* rete_ack_verify checks sa's signature (64 bytes, over RETE_CTX_ACK||body)
+ * with pk, the acknowledging party's key, then decodes its body strictly
+ * (rete_pb_strict_unpack). With body not NULL, *body gets the decoded
+ * AckBody (caller frees with rete__ack_body__free_unpacked; NULL on
+ * failure). It says nothing of the body's fields: the caller compares
+ * origin, recipient, index and leaf hash with what it expects. RETE_EBADSIG
+ * (m says why: no signature, wrong length, does not verify), RETE_EDECODE,
+ * RETE_ENOMEM. */
+rete_err rete_ack_verify(const Rete__SignedAck *sa, const rete_pubkey *pk, Rete__AckBody **body,
+			 rete_msg *m);
+
+/* rete_signed_ack_clear frees what rete_ack_sign put in sa and empties it. */
+void rete_signed_ack_clear(Rete__SignedAck *sa);
+
+/* rete_refusal_sign, rete_refusal_verify and rete_signed_refusal_clear do
+ * the same for a RefusalBody, signed by the broker's key over
+ * RETE_CTX_REFUSAL||body. */
+rete_err rete_refusal_sign(const Rete__RefusalBody *body, const rete_seckey *sk,
+			   Rete__SignedRefusal *out, rete_msg *m);
+rete_err rete_refusal_verify(const Rete__SignedRefusal *sr, const rete_pubkey *pk,
+			     Rete__RefusalBody **body, rete_msg *m);
+void rete_signed_refusal_clear(Rete__SignedRefusal *sr);
 
 #endif

@@ -628,16 +628,171 @@ static void test_referral_id(void **state)
 	assert_string_equal(rete_message_referral_id(&msg), "");
 }
 
+/* ---- v3: signed acknowledgements and refusals --------------------------- */
+
+/* An ACK signed with the recipient's key verifies with that key and gives
+ * back the same body; with another key, another context (a refusal's or a
+ * message's), a flipped bit of body or signature, a cut signature or none
+ * at all it is refused with a sentence saying so. */
+static void test_ack_sign_verify(void **state)
+{
+	(void)state;
+	rete_seckey *rk =
+	    key_from_hex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+	rete_seckey *other =
+	    key_from_hex("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb");
+	uint8_t leaf[32];
+	rete_msg m;
+	memset(leaf, 0xab, sizeof(leaf));
+	Rete__AckBody body = RETE__ACK_BODY__INIT;
+	body.origin = "rete.example/test";
+	body.recipient = "jobcentre";
+	body.index = 42;
+	body.leaf_hash.data = leaf;
+	body.leaf_hash.len = sizeof(leaf);
+	body.acked_at = 1700000000123;
+	body.error = RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN;
+	body.error_text = "the sealed part does not open";
+
+	Rete__SignedAck sa;
+	assert_int_equal(rete_ack_sign(&body, rk, &sa, &m), RETE_OK);
+	assert_int_equal(sa.signature.len, RETE_SIG_LEN);
+	/* the signature is plain Ed25519 over the context and the body */
+	assert_int_equal(
+	    rete_verify_bytes(sa.signature.data, RETE_CTX_ACK, sa.body.data, sa.body.len, &rk->pub),
+	    RETE_OK);
+	assert_int_equal(rete_verify_bytes(sa.signature.data, RETE_CTX_REFUSAL, sa.body.data,
+					   sa.body.len, &rk->pub),
+			 RETE_EBADSIG);
+
+	Rete__AckBody *got = NULL;
+	assert_int_equal(rete_ack_verify(&sa, &rk->pub, &got, &m), RETE_OK);
+	assert_non_null(got);
+	assert_string_equal(got->origin, "rete.example/test");
+	assert_string_equal(got->recipient, "jobcentre");
+	assert_int_equal(got->index, 42);
+	assert_int_equal(got->leaf_hash.len, 32);
+	assert_memory_equal(got->leaf_hash.data, leaf, 32);
+	assert_int_equal(got->acked_at, 1700000000123);
+	assert_int_equal(got->error, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN);
+	assert_string_equal(got->error_text, "the sealed part does not open");
+	rete__ack_body__free_unpacked(got, NULL);
+	assert_int_equal(rete_ack_verify(&sa, &rk->pub, NULL, &m), RETE_OK);
+
+	/* another key */
+	assert_int_equal(rete_ack_verify(&sa, &other->pub, &got, &m), RETE_EBADSIG);
+	assert_null(got);
+	assert_non_null(strstr(m.text, "does not verify"));
+
+	/* every bit of the body and of the signature */
+	for (size_t i = 0; i < sa.body.len * 8; i++) {
+		sa.body.data[i / 8] ^= (uint8_t)(1u << (i % 8));
+		assert_int_not_equal(rete_ack_verify(&sa, &rk->pub, NULL, NULL), RETE_OK);
+		sa.body.data[i / 8] ^= (uint8_t)(1u << (i % 8));
+	}
+	for (size_t i = 0; i < RETE_SIG_LEN * 8; i++) {
+		sa.signature.data[i / 8] ^= (uint8_t)(1u << (i % 8));
+		assert_int_equal(rete_ack_verify(&sa, &rk->pub, NULL, NULL), RETE_EBADSIG);
+		sa.signature.data[i / 8] ^= (uint8_t)(1u << (i % 8));
+	}
+
+	/* a cut signature, none, no SignedAck at all */
+	sa.signature.len = 63;
+	assert_int_equal(rete_ack_verify(&sa, &rk->pub, NULL, &m), RETE_EBADSIG);
+	assert_non_null(strstr(m.text, "63 bytes"));
+	sa.signature.len = 0;
+	assert_int_equal(rete_ack_verify(&sa, &rk->pub, NULL, &m), RETE_EBADSIG);
+	assert_non_null(strstr(m.text, "no signature"));
+	sa.signature.len = RETE_SIG_LEN;
+	assert_int_equal(rete_ack_verify(NULL, &rk->pub, &got, &m), RETE_EBADSIG);
+	assert_null(got);
+	assert_non_null(strstr(m.text, "not signed"));
+
+	/* a body signed but not an AckBody (strict decoding) */
+	uint8_t junk[] = {0x08, 0x01, 0xf8, 0x07, 0x01}; /* field 127: unknown */
+	Rete__SignedAck bad = RETE__SIGNED_ACK__INIT;
+	uint8_t sig[RETE_SIG_LEN];
+	assert_int_equal(rete_sign_bytes(sig, RETE_CTX_ACK, junk, sizeof(junk), rk), RETE_OK);
+	bad.body.data = junk;
+	bad.body.len = sizeof(junk);
+	bad.signature.data = sig;
+	bad.signature.len = RETE_SIG_LEN;
+	assert_int_equal(rete_ack_verify(&bad, &rk->pub, &got, &m), RETE_EDECODE);
+	assert_null(got);
+	assert_non_null(strstr(m.text, "acknowledgement"));
+
+	rete_signed_ack_clear(&sa);
+	assert_null(sa.body.data);
+	assert_null(sa.signature.data);
+	rete_signed_ack_clear(&sa); /* twice is fine */
+	rete_seckey_free(&rk);
+	rete_seckey_free(&other);
+}
+
+/* A refusal signed with the broker's key verifies with it and gives back
+ * the body; an ACK's signature (another context) or another key does not. */
+static void test_refusal_sign_verify(void **state)
+{
+	(void)state;
+	rete_seckey *bk =
+	    key_from_hex("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb");
+	rete_seckey *other =
+	    key_from_hex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+	uint8_t h[32];
+	rete_msg m;
+	rete_sha256(h, "signed message bytes", 20);
+	Rete__RefusalBody body = RETE__REFUSAL_BODY__INIT;
+	body.origin = "rete.example/test";
+	body.party = "social";
+	body.message_id = "ref-1";
+	body.message_sha256.data = h;
+	body.message_sha256.len = sizeof(h);
+	body.error = RETE__ERROR_CODE__ERROR_CODE_INVALID;
+	body.error_text = "field referral.service is empty";
+	body.field = "referral.service";
+	body.refused_at = 1700000000999;
+
+	Rete__SignedRefusal sr;
+	assert_int_equal(rete_refusal_sign(&body, bk, &sr, &m), RETE_OK);
+	Rete__RefusalBody *got = NULL;
+	assert_int_equal(rete_refusal_verify(&sr, &bk->pub, &got, &m), RETE_OK);
+	assert_string_equal(got->party, "social");
+	assert_string_equal(got->message_id, "ref-1");
+	assert_memory_equal(got->message_sha256.data, h, 32);
+	assert_int_equal(got->error, RETE__ERROR_CODE__ERROR_CODE_INVALID);
+	assert_string_equal(got->field, "referral.service");
+	assert_int_equal(got->refused_at, 1700000000999);
+	rete__refusal_body__free_unpacked(got, NULL);
+
+	assert_int_equal(rete_refusal_verify(&sr, &other->pub, &got, &m), RETE_EBADSIG);
+	assert_null(got);
+	assert_non_null(strstr(m.text, "broker"));
+	assert_int_equal(rete_refusal_verify(NULL, &bk->pub, NULL, &m), RETE_EBADSIG);
+	assert_non_null(strstr(m.text, "not signed"));
+
+	/* the same bytes signed as an ACK do not pass for a refusal */
+	uint8_t sig[RETE_SIG_LEN];
+	assert_int_equal(rete_sign_bytes(sig, RETE_CTX_ACK, sr.body.data, sr.body.len, bk),
+			 RETE_OK);
+	memcpy(sr.signature.data, sig, RETE_SIG_LEN);
+	assert_int_equal(rete_refusal_verify(&sr, &bk->pub, NULL, &m), RETE_EBADSIG);
+
+	rete_signed_refusal_clear(&sr);
+	rete_seckey_free(&bk);
+	rete_seckey_free(&other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_sha256_known),    cmocka_unit_test(test_rfc8032_vectors),
-	    cmocka_unit_test(test_contexts_differ), cmocka_unit_test(test_sign_decode_verify),
-	    cmocka_unit_test(test_every_bit_flip),  cmocka_unit_test(test_seal_open),
-	    cmocka_unit_test(test_open_not_strict), cmocka_unit_test(test_strict_refusals),
-	    cmocka_unit_test(test_strict_accepts),  cmocka_unit_test(test_strict_generic),
-	    cmocka_unit_test(test_signed_strict),   cmocka_unit_test(test_kind_names),
-	    cmocka_unit_test(test_referral_id),
+	    cmocka_unit_test(test_sha256_known),	cmocka_unit_test(test_rfc8032_vectors),
+	    cmocka_unit_test(test_contexts_differ),	cmocka_unit_test(test_sign_decode_verify),
+	    cmocka_unit_test(test_every_bit_flip),	cmocka_unit_test(test_seal_open),
+	    cmocka_unit_test(test_open_not_strict),	cmocka_unit_test(test_strict_refusals),
+	    cmocka_unit_test(test_strict_accepts),	cmocka_unit_test(test_strict_generic),
+	    cmocka_unit_test(test_signed_strict),	cmocka_unit_test(test_kind_names),
+	    cmocka_unit_test(test_referral_id),		cmocka_unit_test(test_ack_sign_verify),
+	    cmocka_unit_test(test_refusal_sign_verify),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
