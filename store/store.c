@@ -229,6 +229,8 @@ static rete_err open_dbis(rete_store *s, bool create, rete_msg *m)
 	unsigned dflags = create ? MDB_CREATE : 0;
 	MDB_val k, v;
 	uint8_t ver[4];
+	uint32_t have = RETE_STORE_SCHEMA;
+	bool rdonly = (s->st_flags & RETE_STORE_RDONLY) != 0;
 	rete_err err;
 	int rc;
 
@@ -294,7 +296,6 @@ static rete_err open_dbis(rete_store *s, bool create, rete_msg *m)
 		goto fail;
 	} else {
 		const uint8_t *p = v.mv_data;
-		uint32_t have;
 		if (v.mv_size != 4) {
 			err = rete_msg_set(m, RETE_ECORRUPT,
 					   "store %s: schema version in meta is %zu bytes long, "
@@ -305,12 +306,14 @@ static rete_err open_dbis(rete_store *s, bool create, rete_msg *m)
 		have =
 		    ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 		/* schema 1 = 2 without the log's identity: read as it is; the
-		 * broker records the identity (store_identity.c) */
-		if (have != RETE_STORE_SCHEMA && have != RETE_STORE_SCHEMA_V1) {
+		 * broker records the identity (store_identity.c). Schema 2 =
+		 * 3 without the timestamps: upgraded below when writable. */
+		if (have != RETE_STORE_SCHEMA && have != RETE_STORE_SCHEMA_V2 &&
+		    have != RETE_STORE_SCHEMA_V1) {
 			err =
 			    rete_msg_set(m, RETE_EVERSION,
 					 "store %s has schema version %u; this program reads "
-					 "schema versions %u and %u only (use a matching rete "
+					 "schema versions %u to %u only (use a matching rete "
 					 "version)",
 					 s->st_dir, (unsigned)have, (unsigned)RETE_STORE_SCHEMA_V1,
 					 (unsigned)RETE_STORE_SCHEMA);
@@ -327,6 +330,30 @@ static rete_err open_dbis(rete_store *s, bool create, rete_msg *m)
 	    (err = open_dbi(s, txn, "due", dflags, &s->st_due, m)) != RETE_OK ||
 	    (err = open_dbi(s, txn, "cases", dflags, &s->st_cases, m)) != RETE_OK)
 		goto fail;
+	/* Schema 3's timestamps: created in an older store opened writable
+	 * (and its schema raised from 2; a schema-1 store gets 3 with its
+	 * identity); an older store read read-only has none. */
+	s->st_have_timestamps = false;
+	if (have >= RETE_STORE_SCHEMA || !rdonly) {
+		if ((err = open_dbi(s, txn, "timestamps", rdonly ? 0 : MDB_CREATE,
+				    &s->st_timestamps, m)) != RETE_OK)
+			goto fail;
+		s->st_have_timestamps = true;
+	}
+	if (have == RETE_STORE_SCHEMA_V2 && !rdonly) {
+		ver[0] = (uint8_t)(RETE_STORE_SCHEMA >> 24);
+		ver[1] = (uint8_t)(RETE_STORE_SCHEMA >> 16);
+		ver[2] = (uint8_t)(RETE_STORE_SCHEMA >> 8);
+		ver[3] = (uint8_t)RETE_STORE_SCHEMA;
+		k.mv_data = (void *)META_SCHEMA;
+		k.mv_size = strlen(META_SCHEMA);
+		v.mv_data = ver;
+		v.mv_size = 4;
+		if ((rc = mdb_put(txn, s->st_meta, &k, &v, 0)) != 0) {
+			err = store_lmdb_err(m, rc, "store: upgrading the schema version to 3");
+			goto fail;
+		}
+	}
 	/* Commit (also for a read txn) keeps the dbi handles for the env. */
 	rc = mdb_txn_commit(txn);
 	txn = NULL;

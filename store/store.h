@@ -14,6 +14,8 @@
  *   referrals   referral id -> packed Rete__ReferralInfo (the projection)
  *   due         due_at BE64, referral id -> "" (open referrals not yet overdue)
  *   cases       case id "\0" index BE64 -> ""
+ *   timestamps  checkpoint size BE64 -> RFC 3161 TimeStampToken (DER) over
+ *               that stored checkpoint's note body (schema 3; store/tsa.h)
  *   meta        "schema" (BE32), "size" (BE64), "directory" (BE64, index of
  *               the Directory entry in force), "seq" (BE64), and the log's
  *               identity: "origin", "broker_key" (32 bytes), "first_entry"
@@ -47,8 +49,16 @@
 /* The layout above; other versions are refused. Schema 2 adds the log's
  * identity to meta ("origin", "broker_key", "first_entry", "epoch"; see
  * store_identity.h); a schema-1 store is read as it is and gets its
- * identity from the broker that opens it first (rete_store_identity_check). */
-#define RETE_STORE_SCHEMA    2
+ * identity from the broker that opens it first (rete_store_identity_check).
+ * Schema 3 adds the database "timestamps". A schema-2 store opened
+ * writable is upgraded in place (the database is created, meta "schema"
+ * becomes 3, in the opening transaction); opened read-only it is read as
+ * it is, with no tokens. A schema-1 store opened writable gets the
+ * database too and schema 3 with its identity. A program of schema 2
+ * refuses a schema-3 store ("store DIR has schema version 3; this program
+ * reads schema versions 1 and 2 only (use a matching rete version)"). */
+#define RETE_STORE_SCHEMA    3
+#define RETE_STORE_SCHEMA_V2 2
 #define RETE_STORE_SCHEMA_V1 1
 
 /* Flags of rete_store_open. */
@@ -291,6 +301,37 @@ typedef int (*rete_store_checkpoint_fn)(void *ctx, uint64_t size, const char *no
  * from, in order. Errors: RETE_ESTORE, RETE_ENOMEM. */
 rete_err rete_store_checkpoints_iter(rete_store *s, rete_store_rtxn *rt, uint64_t from,
 				     rete_store_checkpoint_fn fn, void *ctx, rete_msg *m);
+
+/* ---------------------------------------------------------------------------
+ * Time-stamp tokens (schema 3): RFC 3161 TimeStampTokens, DER, one per
+ * stored checkpoint, over SHA-256 of the note's signed text
+ * (rete_tsa_note_hash). The store keeps the bytes; it does not parse or
+ * verify them (store/tsa.h does, with a CA).
+ * ------------------------------------------------------------------------- */
+
+#define RETE_STORE_TOKEN_MAX (256 * 1024) /* = RETE_TSA_RESPONSE_MAX */
+
+/* rete_store_timestamp_put stores token[0:len] for the checkpoint of tree
+ * size `size` (a token already stored for that size is replaced) in its
+ * own durable write transaction (no rtxn held by this thread). Errors:
+ * RETE_EINVAL (no token, over RETE_STORE_TOKEN_MAX bytes, or no checkpoint
+ * of that size is stored), RETE_EPERM (read-only), RETE_EFULL,
+ * RETE_ESTORE. */
+rete_err rete_store_timestamp_put(rete_store *s, uint64_t size, const uint8_t *token, size_t len,
+				  rete_msg *m);
+
+/* rete_store_timestamp_get copies the token of the checkpoint of tree size
+ * `size` into *token (caller frees with rete_buf_free). Errors: RETE_ENOENT
+ * (that checkpoint has no token; also any size in a schema-1/2 store read
+ * read-only), RETE_ESTORE, RETE_ENOMEM. */
+rete_err rete_store_timestamp_get(rete_store *s, rete_store_rtxn *rt, uint64_t size,
+				  rete_buf *token, rete_msg *m);
+
+/* rete_store_timestamp_latest: the token of the largest checkpoint size
+ * that has one, its size in *size. Errors: RETE_ENOENT (no token yet),
+ * RETE_ECORRUPT (a malformed key), RETE_ESTORE, RETE_ENOMEM. */
+rete_err rete_store_timestamp_latest(rete_store *s, rete_store_rtxn *rt, uint64_t *size,
+				     rete_buf *token, rete_msg *m);
 
 /* rete_store_queue_peek writes into indexes[0..*n) (at most max) the log
  * indexes still queued for recipient with index >= from, in log order.

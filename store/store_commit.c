@@ -1150,3 +1150,28 @@ rete_err store_meta_put(rete_store *s, const store_meta_kv *kv, size_t n, rete_m
 
 	return store_write(s, put_meta, &c, m);
 }
+
+struct raw_ctx {
+	store_raw_fn fn;
+	void *ctx;
+};
+
+static rete_err run_raw(struct batch *b, void *ctx)
+{
+	struct raw_ctx *c = ctx;
+	int rc = 0;
+	rete_err err = c->fn(b->b_store, b->b_txn, b->b_size, c->ctx, &rc, b->b_msg);
+
+	if (rc != 0)
+		b->b_rc = rc;
+	if (err == RETE_OK)
+		b->b_changed = true;
+	return err;
+}
+
+rete_err store_write_raw(rete_store *s, store_raw_fn fn, void *ctx, rete_msg *m)
+{
+	struct raw_ctx c = {fn, ctx};
+
+	return store_write(s, run_raw, &c, m);
+}

@@ -28,7 +28,7 @@
  * taken. The broker serves a marked store only after a declared restore,
  * which always goes on as a new epoch; the Epoch entry's commit removes the
  * mark (store_commit.c), so a crash before that commit leaves it in place.
- * A new meta key is a compatible addition (schema stays 2): readers that do
+ * A new meta key is a compatible addition (the schema stays): readers that do
  * not know it ignore it, and a marked copy verifies like any store.
  */
 #ifndef RETE_STORE_IDENTITY_H
@@ -46,7 +46,7 @@
 
 /* rete_store_identity: what a store's meta says of its log. */
 typedef struct rete_store_identity {
-	uint32_t schema;		  /* 1 or 2 */
+	uint32_t schema;		  /* 1, 2 or 3 */
 	bool recorded;			  /* origin and broker key are in meta */
 	char origin[RETE_ORIGIN_MAX + 1]; /* "" when not recorded */
 	uint8_t broker_key[RETE_PK_LEN];

@@ -48,6 +48,11 @@ struct rete_store {
 	int64_t st_stale_wait_ns; /* how long to wait for it (tests shorten it) */
 	MDB_dbi st_entries, st_nodes, st_checkpoints, st_msgids, st_queue, st_blobs, st_referrals,
 	    st_due, st_cases, st_meta;
+	/* Schema 3: RFC 3161 tokens by checkpoint size (store_timestamp.c).
+	 * st_have_timestamps is false for a schema-1/2 store opened read-only
+	 * (it has no such database and reads as having no tokens). */
+	MDB_dbi st_timestamps;
+	bool st_have_timestamps;
 	/* The decoded Directory in force, cached by the writer (under st_write):
 	 * valid for the entry whose leaf hash is st_dir_leaf. */
 	Rete__Message *st_dir_msg;
@@ -132,6 +137,18 @@ typedef struct store_meta_kv {
  * transaction (store_identity.c records the log's identity this way).
  * Errors: as rete_store_checkpoint_put. */
 rete_err store_meta_put(rete_store *s, const store_meta_kv *kv, size_t n, rete_msg *m);
+
+/* store_raw_fn: one step of store_write_raw, run in the write transaction
+ * txn of a log of log_size entries. On an LMDB failure it sets *lmdb_rc to
+ * the LMDB code (MDB_MAP_FULL makes the store grow the map and run it
+ * again) and returns the error; RETE_OK means it wrote something. */
+typedef rete_err (*store_raw_fn)(rete_store *s, MDB_txn *txn, uint64_t log_size, void *ctx,
+				 int *lmdb_rc, rete_msg *m);
+
+/* store_write_raw runs fn in one durable write transaction with the map
+ * growth, full-disk and reopen handling of rete_store_commit. Errors: those
+ * of fn, RETE_EPERM (read-only), RETE_EFULL, RETE_ESTORE. */
+rete_err store_write_raw(rete_store *s, store_raw_fn fn, void *ctx, rete_msg *m);
 
 /* store_dir_forget drops the cached directory. */
 void store_dir_forget(rete_store *s);
