@@ -20,31 +20,30 @@
 
 static void evidence_usage(FILE *out)
 {
-	fprintf(out,
-		"usage: rete evidence export SENDER ID (--store DIR | -c audit.ini) -o FILE\n"
-		"       rete evidence verify FILE --broker-key KEY [--tsa-ca CERT]\n"
-		"                            [--witnesses POLICY] [--lang it|en]\n"
-		"\n"
-		"export writes the evidence bundle of message ID sent by SENDER (a referral,\n"
-		"update or note): the signed message as logged, the directory entry that\n"
-		"states the sender's key, the broker's Delivery with the recipient's signed\n"
-		"acknowledgement, their inclusion proofs to a stored checkpoint (with the\n"
-		"witnesses' cosignatures and its RFC 3161 time-stamp token, when there is\n"
-		"one) and a consistency proof to the latest checkpoint. From a store folder\n"
-		"(--store, opened read-only) or from the broker as the auditor of audit.ini\n"
-		"(-c). -o - writes to standard output.\n"
-		"\n"
-		"verify checks a bundle offline with the broker's public key and tells its\n"
-		"story: sent by, logged at, timestamped by ... at ..., delivered to,\n"
-		"acknowledged at, cosigned by k of n witnesses. --tsa-ca requires a\n"
-		"time-stamp token that verifies against that CA (PEM); --witnesses requires\n"
-		"the cosignatures of a witness policy (\"witness NAME KEY\" and \"quorum K\"\n"
-		"lines). --lang chooses the story's language (default: from LANG; it or en).\n"
-		"\n"
-		"Exit codes: export 0 written, 1 no such message (or not delivered yet, or\n"
-		"no checkpoint covers it yet), 2 usage, store, configuration or connection\n"
-		"error; verify 0 the evidence holds, 1 it does not (the first part that\n"
-		"fails is named), 2 usage or a file that cannot be read.\n");
+	fprintf(out, "usage: rete evidence export SENDER ID (--store DIR | -c audit.ini) -o FILE\n"
+		     "       rete evidence verify FILE --broker-key KEY [--tsa-ca CERT]\n"
+		     "                            [--witnesses POLICY] [--lang it|en]\n"
+		     "\n"
+		     "export writes the evidence bundle of message ID sent by SENDER (a referral,\n"
+		     "update or note): the signed message as logged, the directory entry that\n"
+		     "states the sender's key, the broker's Delivery with the recipient's signed\n"
+		     "acknowledgement, their inclusion proofs to a stored checkpoint (with the\n"
+		     "witnesses' cosignatures and its RFC 3161 time-stamp token, when there is\n"
+		     "one) and a consistency proof to the latest checkpoint. From a store folder\n"
+		     "(--store, opened read-only) or from the broker as the auditor of audit.ini\n"
+		     "(-c). -o - writes to standard output.\n"
+		     "\n"
+		     "verify checks a bundle offline with the broker's public key and tells its\n"
+		     "story: sent by, logged at, timestamped by ... at ..., delivered to,\n"
+		     "acknowledged at, cosigned by k of n witnesses. --tsa-ca requires a\n"
+		     "time-stamp token that verifies against that CA (PEM); --witnesses requires\n"
+		     "the cosignatures of a witness policy (\"witness NAME KEY\" and \"quorum K\"\n"
+		     "lines). --lang chooses the story's language (default: from LANG; it or en).\n"
+		     "\n"
+		     "Exit codes: export 0 written, 1 no such message (or not delivered yet, or\n"
+		     "no checkpoint covers it yet), 2 usage, store, configuration or connection\n"
+		     "error; verify 0 the evidence holds, 1 it does not (the first part that\n"
+		     "fails is named), 2 usage or a file that cannot be read.\n");
 }
 
 /* ---- export from the broker ----------------------------------------------------- */
@@ -109,7 +108,8 @@ static rete_err remote_proof(struct remote *r, bool inclusion, uint64_t a, uint6
 	if ((inclusion ? pr->tree_size != b || pr->leaf_index != a
 		       : pr->size1 != a || pr->size2 != b) ||
 	    pr->n_hashes > RETE_MERKLE_MAX_PROOF) {
-		e = rete_msg_set(m, RETE_EPROOF, "the broker answered with another proof than asked");
+		e = rete_msg_set(m, RETE_EPROOF,
+				 "the broker answered with another proof than asked");
 		goto out;
 	}
 	free(p->h);
@@ -120,7 +120,8 @@ static rete_err remote_proof(struct remote *r, bool inclusion, uint64_t a, uint6
 	}
 	for (size_t i = 0; i < pr->n_hashes; i++) {
 		if (pr->hashes[i].len != RETE_MERKLE_HASH) {
-			e = rete_msg_set(m, RETE_EPROOF, "the broker's proof has a hash of %zu bytes",
+			e = rete_msg_set(m, RETE_EPROOF,
+					 "the broker's proof has a hash of %zu bytes",
 					 pr->hashes[i].len);
 			goto out;
 		}
@@ -181,7 +182,8 @@ static rete_err remote_timestamp(struct remote *r, uint64_t *size, rete_buf *tok
 			rete__broker_frame__free_unpacked(f, NULL);
 			return rete_msg_set(m, RETE_ENOMEM, "out of memory");
 		}
-		memcpy(token->data, f->result->timestamp->token.data, f->result->timestamp->token.len);
+		memcpy(token->data, f->result->timestamp->token.data,
+		       f->result->timestamp->token.len);
 		token->len = f->result->timestamp->token.len;
 		*size = f->result->timestamp->size;
 	}
@@ -211,7 +213,8 @@ static rete_err remote_scan(struct remote *r, rete_evidence_scan *sc, uint64_t s
 		if (en->from != from || en->n_entries == 0) {
 			rete__broker_frame__free_unpacked(f, NULL);
 			return rete_msg_set(m, RETE_EDECODE,
-					    "the broker answered entries from %" PRIu64 " (%zu of them) "
+					    "the broker answered entries from %" PRIu64
+					    " (%zu of them) "
 					    "when asked for entries from %" PRIu64,
 					    en->from, en->n_entries, from);
 		}
@@ -322,15 +325,17 @@ static int cmd_export(int argc, char **argv)
 		else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
 			out = argv[++i];
 		else if (argv[i][0] == '-' || npos == 2) {
-			fprintf(stderr, "rete evidence export: unexpected argument '%s'\n", argv[i]);
+			fprintf(stderr, "rete evidence export: unexpected argument '%s'\n",
+				argv[i]);
 			evidence_usage(stderr);
 			return CLI_USAGE;
 		} else
 			pos[npos++] = argv[i];
 	}
 	if (npos != 2 || out == NULL || (store == NULL) == (ini == NULL)) {
-		fprintf(stderr, "rete evidence export: give SENDER ID, -o FILE and one of --store DIR "
-				"or -c audit.ini\n");
+		fprintf(stderr,
+			"rete evidence export: give SENDER ID, -o FILE and one of --store DIR "
+			"or -c audit.ini\n");
 		evidence_usage(stderr);
 		return CLI_USAGE;
 	}
@@ -346,13 +351,15 @@ static int cmd_export(int argc, char **argv)
 		rete_evidence_free(&ev);
 	}
 	if (e != RETE_OK) {
-		fprintf(stderr, "rete evidence export: %s\n", m.text[0] ? m.text : rete_strerror(e));
+		fprintf(stderr, "rete evidence export: %s\n",
+			m.text[0] ? m.text : rete_strerror(e));
 		return e == RETE_ENOENT ? CLI_FALSE : CLI_USAGE;
 	}
 	rc = CLI_OK;
 	if (strcmp(out, "-") == 0) {
 		if (fputs(text, stdout) == EOF || fflush(stdout) != 0) {
-			fprintf(stderr, "rete evidence export: cannot write to standard output: %s\n",
+			fprintf(stderr,
+				"rete evidence export: cannot write to standard output: %s\n",
 				strerror(errno));
 			rc = CLI_USAGE;
 		}
@@ -363,8 +370,8 @@ static int cmd_export(int argc, char **argv)
 				strerror(errno));
 			rc = CLI_USAGE;
 		} else {
-			fprintf(stderr, "rete evidence export: wrote %s (message '%s' of %s)\n", out,
-				pos[1], pos[0]);
+			fprintf(stderr, "rete evidence export: wrote %s (message '%s' of %s)\n",
+				out, pos[1], pos[0]);
 		}
 	}
 	free(text);
@@ -439,13 +446,15 @@ static int cmd_verify(int argc, char **argv)
 			else if (strcmp(l, "en") == 0)
 				lang = RETE_EVIDENCE_EN;
 			else {
-				fprintf(stderr, "rete evidence verify: --lang '%s': accepted are it "
-						"and en\n",
+				fprintf(stderr,
+					"rete evidence verify: --lang '%s': accepted are it "
+					"and en\n",
 					l);
 				return CLI_USAGE;
 			}
 		} else if (argv[i][0] == '-' || file != NULL) {
-			fprintf(stderr, "rete evidence verify: unexpected argument '%s'\n", argv[i]);
+			fprintf(stderr, "rete evidence verify: unexpected argument '%s'\n",
+				argv[i]);
 			evidence_usage(stderr);
 			return CLI_USAGE;
 		} else
@@ -472,7 +481,8 @@ static int cmd_verify(int argc, char **argv)
 	}
 	if (e != RETE_OK) {
 		printf("%s: %s: %s\n",
-		       lang == RETE_EVIDENCE_IT ? "LA PROVA NON REGGE" : "THE EVIDENCE DOES NOT HOLD",
+		       lang == RETE_EVIDENCE_IT ? "LA PROVA NON REGGE"
+						: "THE EVIDENCE DOES NOT HOLD",
 		       rete_evidence_part_name(part, lang), m.text);
 		return CLI_FALSE;
 	}

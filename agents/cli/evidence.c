@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cosign.h"
 #include "json.h"
 #include "tsa.h"
 
@@ -83,33 +84,48 @@ static const struct key {
 static rete_buf *slot_bytes(rete_evidence *ev, size_t i)
 {
 	switch (i) {
-	case 1: return &ev->message;
-	case 3: return &ev->directory;
-	case 5: return &ev->delivery;
-	case 7: return &ev->delivery_directory;
-	case 10: return &ev->timestamp;
-	default: return NULL;
+	case 1:
+		return &ev->message;
+	case 3:
+		return &ev->directory;
+	case 5:
+		return &ev->delivery;
+	case 7:
+		return &ev->delivery_directory;
+	case 10:
+		return &ev->timestamp;
+	default:
+		return NULL;
 	}
 }
 
 static rete_evidence_proof *slot_proof(rete_evidence *ev, size_t i)
 {
 	switch (i) {
-	case 2: return &ev->message_proof;
-	case 4: return &ev->directory_proof;
-	case 6: return &ev->delivery_proof;
-	case 8: return &ev->delivery_directory_proof;
-	case 12: return &ev->consistency;
-	default: return NULL;
+	case 2:
+		return &ev->message_proof;
+	case 4:
+		return &ev->directory_proof;
+	case 6:
+		return &ev->delivery_proof;
+	case 8:
+		return &ev->delivery_directory_proof;
+	case 12:
+		return &ev->consistency;
+	default:
+		return NULL;
 	}
 }
 
 static char **slot_text(rete_evidence *ev, size_t i)
 {
 	switch (i) {
-	case 9: return &ev->checkpoint;
-	case 11: return &ev->latest;
-	default: return NULL;
+	case 9:
+		return &ev->checkpoint;
+	case 11:
+		return &ev->latest;
+	default:
+		return NULL;
 	}
 }
 
@@ -151,7 +167,8 @@ rete_err rete_evidence_write(const rete_evidence *ev_in, char **text, rete_msg *
 				continue;
 			v = json_array();
 			for (size_t j = 0; v != NULL && j < p->n; j++)
-				if (json_array_append_new(v, b64_json(p->h[j], RETE_MERKLE_HASH)) != 0)
+				if (json_array_append_new(v, b64_json(p->h[j], RETE_MERKLE_HASH)) !=
+				    0)
 					ok = false;
 		} else {
 			v = json_string(*slot_text(ev, i));
@@ -205,13 +222,14 @@ rete_err rete_evidence_parse(const char *text, size_t len, rete_evidence *ev, co
 		while (i < NKEYS && strcmp(keys[i].name, key) != 0)
 			i++;
 		if (i == NKEYS) {
-			e = rete_msg_set(m, RETE_EJSON,
-					 "the bundle has an unknown key \"%.60s\"; a " RETE_EVIDENCE_FORMAT
-					 " bundle has only format, message, messageProof, directory, "
-					 "directoryProof, delivery, deliveryProof, deliveryDirectory, "
-					 "deliveryDirectoryProof, checkpoint, timestamp, latest, "
-					 "consistency",
-					 key);
+			e = rete_msg_set(
+			    m, RETE_EJSON,
+			    "the bundle has an unknown key \"%.60s\"; a " RETE_EVIDENCE_FORMAT
+			    " bundle has only format, message, messageProof, directory, "
+			    "directoryProof, delivery, deliveryProof, deliveryDirectory, "
+			    "deliveryDirectoryProof, checkpoint, timestamp, latest, "
+			    "consistency",
+			    key);
 			goto out;
 		}
 	}
@@ -334,7 +352,8 @@ rete_err rete_evidence_scan_new(rete_evidence_scan **out, const char *sender, co
 
 	*out = NULL;
 	if (sender == NULL || id == NULL || *sender == '\0' || *id == '\0')
-		return rete_msg_set(m, RETE_EINVAL, "give the sender's party id and the message id");
+		return rete_msg_set(m, RETE_EINVAL,
+				    "give the sender's party id and the message id");
 	if ((sc = calloc(1, sizeof(*sc))) == NULL || (sc->sc_sender = strdup(sender)) == NULL ||
 	    (sc->sc_id = strdup(id)) == NULL) {
 		rete_evidence_scan_free(&sc);
@@ -469,7 +488,8 @@ rete_err rete_evidence_scan_take(rete_evidence_scan *sc, rete_evidence *ev, uint
 				    sc->sc_id, sc->sc_sender);
 	if (sc->sc_msg_dir.len == 0)
 		return rete_msg_set(m, RETE_EINVAL,
-				    "message '%s' of %s (entry %" PRIu64 ") precedes every Directory "
+				    "message '%s' of %s (entry %" PRIu64
+				    ") precedes every Directory "
 				    "of the log: no key of its sender is logged",
 				    sc->sc_id, sc->sc_sender, sc->sc_msg_index);
 	if (!sc->sc_delivered)
@@ -518,8 +538,11 @@ struct pick {
 static int pick_one(void *ctx, uint64_t size, const char *note)
 {
 	struct pick *pk = ctx;
+	rete_buf tok = {0};
 	int score = (int)note_sig_lines(note);
-	(void)pk->pk_store;
+	if (rete_store_timestamp_get(pk->pk_store, pk->pk_rt, size, &tok, NULL) == RETE_OK)
+		score += 1000; /* a token first: trusted time */
+	rete_buf_free(&tok);
 	if (pk->pk_note == NULL || score > pk->pk_score) {
 		char *copy = strdup(note);
 		if (copy == NULL)
@@ -597,6 +620,9 @@ rete_err rete_evidence_from_store(rete_store *s, const char *sender, const char 
 	}
 	ev->checkpoint = pk.pk_note;
 	pk.pk_note = NULL;
+	e = rete_store_timestamp_get(s, rt, pk.pk_size, &ev->timestamp, m);
+	if (e != RETE_OK && e != RETE_ENOENT)
+		goto out;
 	if ((e = store_proof(s, rt, idx[0], pk.pk_size, &ev->message_proof, m)) != RETE_OK ||
 	    (e = store_proof(s, rt, idx[1], pk.pk_size, &ev->directory_proof, m)) != RETE_OK ||
 	    (e = store_proof(s, rt, idx[2], pk.pk_size, &ev->delivery_proof, m)) != RETE_OK)
@@ -664,13 +690,14 @@ static rete_err ventry_check(ventry *v, const rete_buf *b, const rete_evidence_p
 	}
 	if (v->le->index >= cp->size)
 		return rete_msg_set(m, RETE_EPROOF,
-				    "the %s is entry %" PRIu64 ", outside the checkpoint of %" PRIu64
-				    " entries",
+				    "the %s is entry %" PRIu64
+				    ", outside the checkpoint of %" PRIu64 " entries",
 				    what, v->le->index, cp->size);
 	if ((e = rete_merkle_verify_inclusion(v->le->index, cp->size, v->leaf, RETE_MERKLE_HASH, el,
 					      p->n, cp->root, RETE_MERKLE_HASH, m)) != RETE_OK) {
-		rete_msg_prefix(m, "the %s (entry %" PRIu64 ") is not proven in the checkpoint of "
-				   "%" PRIu64 " entries",
+		rete_msg_prefix(m,
+				"the %s (entry %" PRIu64 ") is not proven in the checkpoint of "
+				"%" PRIu64 " entries",
 				what, v->le->index, cp->size);
 		return e;
 	}
@@ -710,7 +737,8 @@ static rete_err party_key(const ventry *d, const char *id, rete_pubkey *pk, rete
 			continue;
 		if (p->public_key.len != RETE_PK_LEN)
 			return rete_msg_set(m, RETE_EINVAL,
-					    "the directory (entry %" PRIu64 ") gives %s a key of %zu "
+					    "the directory (entry %" PRIu64
+					    ") gives %s a key of %zu "
 					    "bytes",
 					    d->le->index, id, p->public_key.len);
 		return rete_pubkey_from_ed(pk, p->public_key.data, m);
@@ -733,8 +761,7 @@ static rete_err check_ack(const ventry *dlv, const ventry *msg, const rete_pubke
 			  const char *origin, int64_t *acked_at, rete_msg *m)
 {
 	const Rete__SignedAck *sa = dlv->msg->delivery->ack;
-	ProtobufCMessage *pm = NULL;
-	Rete__AckBody *ab;
+	Rete__AckBody *ab = NULL;
 	rete_err e;
 
 	if (sa == NULL)
@@ -743,25 +770,17 @@ static rete_err check_ack(const ventry *dlv, const ventry *msg, const rete_pubke
 				    "signed by the recipient: unsigned (logged before protocol 3); "
 				    "it proves only the broker's word",
 				    dlv->le->index);
-	if (sa->signature.len != RETE_SIG_LEN)
-		return rete_msg_set(m, RETE_EBADSIG,
-				    "the recipient's signature is %zu bytes, not %d",
-				    sa->signature.len, RETE_SIG_LEN);
-	if (rete_verify_bytes(sa->signature.data, RETE_CTX_ACK, sa->body.data, sa->body.len, rk) !=
-	    RETE_OK)
-		return rete_msg_set(m, RETE_EBADSIG,
-				    "the acknowledgement is not signed by %s's key in the directory "
-				    "in force at the delivery",
-				    msg->msg->recipient);
-	if ((e = rete_pb_strict_unpack(&rete__ack_body__descriptor, sa->body.data, sa->body.len,
-				       &pm, m)) != RETE_OK) {
-		rete_msg_prefix(m, "the signed acknowledgement does not decode");
+	if ((e = rete_ack_verify(sa, rk, &ab, m)) != RETE_OK) {
+		rete_msg_prefix(m,
+				"the acknowledgement in the delivery (entry %" PRIu64 "), checked "
+				"with %s's key in the directory in force at the delivery",
+				dlv->le->index, msg->msg->recipient);
 		return e;
 	}
-	ab = (Rete__AckBody *)pm;
 	if (strcmp(ab->origin, origin) != 0)
-		e = rete_msg_set(m, RETE_EINVAL, "the acknowledgement names the log '%.80s', not '%s'",
-				 ab->origin, origin);
+		e = rete_msg_set(m, RETE_EINVAL,
+				 "the acknowledgement names the log '%.80s', not '%s'", ab->origin,
+				 origin);
 	else if (strcmp(ab->recipient, msg->msg->recipient) != 0)
 		e = rete_msg_set(m, RETE_EINVAL,
 				 "the acknowledgement is by '%.64s', not by the recipient %s",
@@ -807,32 +826,87 @@ static rete_err check_timestamp(const rete_evidence *ev, const rete_evidence_opt
 	return RETE_OK;
 }
 
-/* check_cosignatures: every signature line of the checkpoint other than the
- * broker's must be a valid cosignature of a party of the directory. (Until
- * store/cosign.h is on this branch, a checkpoint with any other line is
- * refused: nothing here can check it.) */
-static rete_err check_cosignatures(const rete_evidence *ev, const rete_evidence_opts *o,
-				   const rete_checkpoint *cp, rete_evidence_facts *f, rete_msg *m)
+/* cosigner_add appends name to the facts' list of cosigners. */
+static void cosigner_add(rete_evidence_facts *f, const char *name)
 {
-	const char *p = strstr(ev->checkpoint, "\n\n");
-	size_t olen = strlen(cp->origin);
+	size_t l = strlen(f->cosigners);
+	snprintf(f->cosigners + l, sizeof(f->cosigners) - l, "%s%s", l > 0 ? ", " : "", name);
+	f->cosigned++;
+}
 
-	if (o->witnesses != NULL)
-		return rete_msg_set(m, RETE_EINVAL,
-				    "--witnesses: witness policies are not supported by this build");
+/* check_cosignatures: with a witness policy, its quorum must have cosigned
+ * the checkpoint. And every signature line other than the broker's must be
+ * a valid cosignature: of a witness of the policy (with its key there), or
+ * of a party of the directory (with its directory key; the most recent
+ * directory of the bundle). A line nobody can check is refused: the bundle
+ * carries nothing unverified. */
+static rete_err check_cosignatures(const rete_evidence *ev, const rete_evidence_opts *o,
+				   const rete_checkpoint *cp, const ventry *dir,
+				   rete_evidence_facts *f, rete_msg *m)
+{
+	const char *note = ev->checkpoint, *p = strstr(note, "\n\n");
+	size_t len = strlen(note);
+	rete_witness_policy *pol = NULL;
+	rete_err e = RETE_OK;
+
+	if (o->witnesses != NULL) {
+		if ((e = rete_witness_policy_load(o->witnesses, &pol, m)) != RETE_OK) {
+			rete_msg_prefix(m, "--witnesses");
+			return e == RETE_EINVAL ? RETE_EIO : e; /* a file the user gave */
+		}
+		f->witnesses = (unsigned)rete_witness_policy_count(pol);
+		f->quorum = (unsigned)rete_witness_policy_quorum(pol);
+		if ((e = rete_witness_policy_check(pol, note, len, m)) != RETE_OK)
+			goto out;
+	}
 	for (p = p + 2; *p != '\0';) {
 		const char *nl = strchr(p, '\n');
 		const char *name = p + strlen("\xe2\x80\x94 ");
-		if (!(strncmp(name, cp->origin, olen) == 0 && name[olen] == ' '))
-			return rete_msg_set(m, RETE_EBADSIG,
-					    "the checkpoint carries a signature line that is not the "
-					    "broker's ('%.*s'), and this build cannot check "
-					    "cosignatures",
-					    (int)(nl - p > 80 ? 80 : nl - p), p);
+		const char *sp = memchr(name, ' ', (size_t)(nl - name));
+		char id[RETE_ORIGIN_MAX + 1];
+		const rete_pubkey *wk = NULL;
+		rete_pubkey pk;
+
 		p = nl + 1;
+		snprintf(id, sizeof(id), "%.*s", (int)(sp - name), name);
+		if (strcmp(id, cp->origin) == 0)
+			continue; /* the broker's: rete_checkpoint_verify checked it */
+		for (size_t i = 0; pol != NULL && i < rete_witness_policy_count(pol); i++)
+			if (strcmp(rete_witness_policy_name(pol, i), id) == 0)
+				wk = rete_witness_policy_key(pol, i);
+		if (wk == NULL && party_key(dir, id, &pk, NULL) == RETE_OK)
+			wk = &pk;
+		if (wk == NULL) {
+			e = rete_msg_set(
+			    m, RETE_EBADSIG,
+			    "the checkpoint carries a signature line of '%.64s', neither "
+			    "the broker, a witness of the policy nor a party of the "
+			    "directory: nothing can check it",
+			    id);
+			goto out;
+		}
+		if ((e = rete_cosign_verify(note, len, id, wk, NULL, m)) != RETE_OK) {
+			rete_msg_prefix(m, "the cosignature of %s", id);
+			if (e != RETE_EINVAL)
+				e = RETE_EBADSIG;
+			goto out;
+		}
+		if (pol == NULL)
+			cosigner_add(f, id);
 	}
-	f->cosigned = 0;
-	return RETE_OK;
+	if (pol != NULL) {
+		/* the story counts the policy's witnesses only */
+		f->cosigned = 0;
+		f->cosigners[0] = '\0';
+		for (size_t i = 0; i < rete_witness_policy_count(pol); i++)
+			if (rete_cosign_verify(note, len, rete_witness_policy_name(pol, i),
+					       rete_witness_policy_key(pol, i), NULL,
+					       NULL) == RETE_OK)
+				cosigner_add(f, rete_witness_policy_name(pol, i));
+	}
+out:
+	rete_witness_policy_free(&pol);
+	return e;
 }
 
 rete_err rete_evidence_verify(const char *text, size_t len, const rete_evidence_opts *o,
@@ -877,9 +951,10 @@ rete_err rete_evidence_verify(const char *text, size_t len, const rete_evidence_
 
 	/* the directory in force: the broker's, logged before it, naming the
 	 * sender's key */
-	FAIL("directory", ventry_check(&dir, &ev.directory, &ev.directory_proof, &cp, "directory", m));
-	FAIL("directory", broker_entry(&dir, RETE__MESSAGE__BODY_DIRECTORY, "directory",
-				       &o->broker_key, m));
+	FAIL("directory",
+	     ventry_check(&dir, &ev.directory, &ev.directory_proof, &cp, "directory", m));
+	FAIL("directory",
+	     broker_entry(&dir, RETE__MESSAGE__BODY_DIRECTORY, "directory", &o->broker_key, m));
 	if (dir.le->index >= msg.le->index)
 		FAIL("directory", rete_msg_set(m, RETE_EINVAL,
 					       "the directory is entry %" PRIu64 ", not before the "
@@ -908,8 +983,8 @@ rete_err rete_evidence_verify(const char *text, size_t len, const rete_evidence_
 
 	/* the delivery: the broker's, of this message, after it */
 	FAIL("delivery", ventry_check(&dlv, &ev.delivery, &ev.delivery_proof, &cp, "delivery", m));
-	FAIL("delivery", broker_entry(&dlv, RETE__MESSAGE__BODY_DELIVERY, "delivery",
-				      &o->broker_key, m));
+	FAIL("delivery",
+	     broker_entry(&dlv, RETE__MESSAGE__BODY_DELIVERY, "delivery", &o->broker_key, m));
 	if (dlv.le->index <= msg.le->index || dlv.msg->delivery->index != msg.le->index ||
 	    strcmp(dlv.msg->delivery->message_id, msg.msg->id) != 0 ||
 	    strcmp(dlv.msg->recipient, msg.msg->sender) != 0)
@@ -925,9 +1000,9 @@ rete_err rete_evidence_verify(const char *text, size_t len, const rete_evidence_
 	f->delivered_at = dlv.msg->delivery->delivered_at;
 	f->delivery_directory_index = dir.le->index;
 	if (ev.delivery_directory.len > 0) {
-		FAIL("delivery", ventry_check(&ddir, &ev.delivery_directory,
-					      &ev.delivery_directory_proof, &cp,
-					      "directory at the delivery", m));
+		FAIL("delivery",
+		     ventry_check(&ddir, &ev.delivery_directory, &ev.delivery_directory_proof, &cp,
+				  "directory at the delivery", m));
 		FAIL("delivery", broker_entry(&ddir, RETE__MESSAGE__BODY_DIRECTORY, "directory",
 					      &o->broker_key, m));
 		if (ddir.le->index <= dir.le->index || ddir.le->index >= dlv.le->index)
@@ -947,7 +1022,7 @@ rete_err rete_evidence_verify(const char *text, size_t len, const rete_evidence_
 
 	/* trusted time, witnesses */
 	FAIL("timestamp", check_timestamp(&ev, o, f, m));
-	FAIL("cosignatures", check_cosignatures(&ev, o, &cp, f, m));
+	FAIL("cosignatures", check_cosignatures(&ev, o, &cp, rdir, f, m));
 
 	/* the latest checkpoint extends it */
 	FAIL("consistency", rete_checkpoint_verify(ev.latest, strlen(ev.latest), cp.origin,
@@ -970,10 +1045,9 @@ rete_err rete_evidence_verify(const char *text, size_t len, const rete_evidence_
 			el[i].data = ev.consistency.h[i];
 			el[i].len = RETE_MERKLE_HASH;
 		}
-		FAIL("consistency",
-		     rete_merkle_verify_consistency(cp.size, lp.size, cp.root, RETE_MERKLE_HASH,
-						    lp.root, RETE_MERKLE_HASH, el,
-						    ev.consistency.n, m));
+		FAIL("consistency", rete_merkle_verify_consistency(
+					cp.size, lp.size, cp.root, RETE_MERKLE_HASH, lp.root,
+					RETE_MERKLE_HASH, el, ev.consistency.n, m));
 	}
 	e = RETE_OK;
 out:
@@ -1042,17 +1116,19 @@ char *rete_evidence_story(const rete_evidence_facts *f, rete_evidence_lang lang)
 	if (s == NULL)
 		return NULL;
 	if (it) {
-		fprintf(s, "%s '%s' (fascicolo %s) inviato da %s a %s, firmato con la sua chiave "
-			   "(directory, voce #%" PRIu64 ")\n",
-			kind_it(f->kind), f->message_id, f->case_id[0] ? f->case_id : "-", f->sender,
-			f->recipient, f->directory_index);
+		fprintf(s,
+			"%s '%s' (fascicolo %s) inviato da %s a %s, firmato con la sua chiave "
+			"(directory, voce #%" PRIu64 ")\n",
+			kind_it(f->kind), f->message_id, f->case_id[0] ? f->case_id : "-",
+			f->sender, f->recipient, f->directory_index);
 		fprintf(s, "registrato alle %s come voce #%" PRIu64 " del registro %s\n",
 			when(f->logged_at, a), f->index, f->origin);
 		fprintf(s, "nel checkpoint di %" PRIu64 " voci firmato dal broker (radice %s)\n",
 			f->checkpoint_size, f->checkpoint_root);
 		if (f->timestamp_trusted)
-			fprintf(s, "marcato temporalmente da %s alle %s (token verificato con la CA "
-				   "indicata)\n",
+			fprintf(s,
+				"marcato temporalmente da %s alle %s (token verificato con la CA "
+				"indicata)\n",
 				f->tsa_name, when(f->timestamp_at, a));
 		else if (f->timestamped)
 			fprintf(s, "con una marca temporale RFC 3161 non verificata (indicare "
@@ -1061,34 +1137,40 @@ char *rete_evidence_story(const rete_evidence_facts *f, rete_evidence_lang lang)
 			fprintf(s, "senza marca temporale\n");
 		fprintf(s, "consegnato a %s: voce #%" PRIu64 ", registrata dal broker alle %s\n",
 			f->recipient, f->delivery_index, when(f->delivered_at, a));
-		fprintf(s, "ricezione confermata da %s alle %s (il suo orologio), con la sua firma "
-			   "(directory, voce #%" PRIu64 ")\n",
+		fprintf(s,
+			"ricezione confermata da %s alle %s (il suo orologio), con la sua firma "
+			"(directory, voce #%" PRIu64 ")\n",
 			f->recipient, when(f->acked_at, b), f->delivery_directory_index);
 		if (f->witnesses > 0)
 			fprintf(s, "cofirmato da %u di %u testimoni (ne servono %u): %s\n",
 				f->cosigned, f->witnesses, f->quorum,
 				f->cosigned ? f->cosigners : "nessuno");
 		else if (f->cosigned > 0)
-			fprintf(s, "cofirmato da %u enti della directory: %s (nessuna politica dei "
-				   "testimoni indicata)\n",
+			fprintf(s,
+				"cofirmato da %u enti della directory: %s (nessuna politica dei "
+				"testimoni indicata)\n",
 				f->cosigned, f->cosigners);
 		else
 			fprintf(s, "senza cofirme di testimoni\n");
-		fprintf(s, "l'ultimo checkpoint (%" PRIu64 " voci) lo estende (prova di "
-			   "coerenza)\n",
+		fprintf(s,
+			"l'ultimo checkpoint (%" PRIu64 " voci) lo estende (prova di "
+			"coerenza)\n",
 			f->latest_size);
 		fprintf(s, "la prova regge\n");
 	} else {
-		fprintf(s, "%s '%s' (case %s) sent by %s to %s, signed with its key (directory, "
-			   "entry #%" PRIu64 ")\n",
+		fprintf(s,
+			"%s '%s' (case %s) sent by %s to %s, signed with its key (directory, "
+			"entry #%" PRIu64 ")\n",
 			f->kind, f->message_id, f->case_id[0] ? f->case_id : "-", f->sender,
 			f->recipient, f->directory_index);
 		fprintf(s, "logged at %s as entry #%" PRIu64 " of the log %s\n",
 			when(f->logged_at, a), f->index, f->origin);
-		fprintf(s, "in the checkpoint of %" PRIu64 " entries signed by the broker (root %s)\n",
+		fprintf(s,
+			"in the checkpoint of %" PRIu64 " entries signed by the broker (root %s)\n",
 			f->checkpoint_size, f->checkpoint_root);
 		if (f->timestamp_trusted)
-			fprintf(s, "timestamped by %s at %s (token verified against the CA given)\n",
+			fprintf(s,
+				"timestamped by %s at %s (token verified against the CA given)\n",
 				f->tsa_name, when(f->timestamp_at, a));
 		else if (f->timestamped)
 			fprintf(s, "with an RFC 3161 time stamp not checked (give --tsa-ca CERT to "
@@ -1097,20 +1179,23 @@ char *rete_evidence_story(const rete_evidence_facts *f, rete_evidence_lang lang)
 			fprintf(s, "not timestamped\n");
 		fprintf(s, "delivered to %s: entry #%" PRIu64 ", logged by the broker at %s\n",
 			f->recipient, f->delivery_index, when(f->delivered_at, a));
-		fprintf(s, "acknowledged by %s at %s (its own clock), signed with its key "
-			   "(directory, entry #%" PRIu64 ")\n",
+		fprintf(s,
+			"acknowledged by %s at %s (its own clock), signed with its key "
+			"(directory, entry #%" PRIu64 ")\n",
 			f->recipient, when(f->acked_at, b), f->delivery_directory_index);
 		if (f->witnesses > 0)
 			fprintf(s, "cosigned by %u of %u witnesses (%u needed): %s\n", f->cosigned,
 				f->witnesses, f->quorum, f->cosigned ? f->cosigners : "none");
 		else if (f->cosigned > 0)
-			fprintf(s, "cosigned by %u parties of the directory: %s (no witness policy "
-				   "given)\n",
+			fprintf(s,
+				"cosigned by %u parties of the directory: %s (no witness policy "
+				"given)\n",
 				f->cosigned, f->cosigners);
 		else
 			fprintf(s, "not cosigned by any witness\n");
-		fprintf(s, "the latest checkpoint (%" PRIu64 " entries) extends it (consistency "
-			   "proof)\n",
+		fprintf(s,
+			"the latest checkpoint (%" PRIu64 " entries) extends it (consistency "
+			"proof)\n",
 			f->latest_size);
 		fprintf(s, "the evidence holds\n");
 	}

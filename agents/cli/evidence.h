@@ -164,14 +164,14 @@ typedef struct rete_evidence_facts {
 	uint64_t delivery_directory_index;
 	uint64_t checkpoint_size, latest_size;
 	char checkpoint_root[48];
-	bool timestamped;      /* a token is in the bundle */
+	bool timestamped;	/* a token is in the bundle */
 	bool timestamp_trusted; /* it verified against --tsa-ca */
 	int64_t timestamp_at;
 	char tsa_name[256];
-	unsigned cosigned;		    /* valid cosignatures counted */
-	unsigned witnesses;		    /* witnesses of the policy (0: none given) */
-	unsigned quorum;		    /* the policy's quorum */
-	char cosigners[512];		    /* their names, ", " separated */
+	unsigned cosigned;   /* valid cosignatures counted */
+	unsigned witnesses;  /* witnesses of the policy (0: none given) */
+	unsigned quorum;     /* the policy's quorum */
+	char cosigners[512]; /* their names, ", " separated */
 } rete_evidence_facts;
 
 /* rete_evidence_verify checks the bundle text[0:len] offline, part by
