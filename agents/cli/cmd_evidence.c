@@ -248,6 +248,10 @@ static rete_err export_remote(const char *ini, const char *sender, const char *i
 		goto out;
 	if ((e = remote_latest(&r, &ev->latest, m)) != RETE_OK)
 		goto out;
+	if ((e = rete_evidence_strip_latest(&ev->latest, m)) != RETE_OK) {
+		rete_msg_prefix(m, "the broker's latest checkpoint");
+		goto out;
+	}
 	if ((e = rete_checkpoint_parse(ev->latest, strlen(ev->latest), &lp, m)) != RETE_OK) {
 		rete_msg_prefix(m, "the broker's latest checkpoint");
 		goto out;

@@ -525,6 +525,42 @@ static unsigned note_sig_lines(const char *note)
 	return n;
 }
 
+/* sig_lines_named counts the note's signature lines named name (*others:
+ * those named otherwise). */
+static unsigned sig_lines_named(const char *note, const char *name, unsigned *others)
+{
+	const char *p = strstr(note, "\n\n");
+	size_t nl = strlen(name), dash = strlen("\xe2\x80\x94 ");
+	unsigned n = 0;
+	*others = 0;
+	if (p == NULL)
+		return 0;
+	for (p += 2; *p != '\0'; p = strchr(p, '\n') + 1) {
+		if (strncmp(p + dash, name, nl) == 0 && p[dash + nl] == ' ')
+			n++;
+		else
+			(*others)++;
+	}
+	return n;
+}
+
+/* strip_latest keeps only the log's own signature on *note (the latest
+ * checkpoint's cosignatures are not what the bundle proves: the verifier
+ * would have nothing to check them against). */
+rete_err rete_evidence_strip_latest(char **note, rete_msg *m)
+{
+	rete_checkpoint cp;
+	char *out = NULL;
+	size_t len = 0;
+	rete_err e;
+	if ((e = rete_checkpoint_parse(*note, strlen(*note), &cp, m)) != RETE_OK ||
+	    (e = rete_cosign_strip(*note, strlen(*note), cp.origin, &out, &len, m)) != RETE_OK)
+		return e;
+	free(*note);
+	*note = out;
+	return RETE_OK;
+}
+
 struct pick {
 	rete_store *pk_store;
 	rete_store_rtxn *pk_rt;
@@ -631,7 +667,8 @@ rete_err rete_evidence_from_store(rete_store *s, const char *sender, const char 
 	    (e = store_proof(s, rt, idx[3], pk.pk_size, &ev->delivery_directory_proof, m)) !=
 		RETE_OK)
 		goto out;
-	if ((e = rete_store_checkpoint_latest(s, rt, &lsize, &ev->latest, m)) != RETE_OK)
+	if ((e = rete_store_checkpoint_latest(s, rt, &lsize, &ev->latest, m)) != RETE_OK ||
+	    (e = rete_evidence_strip_latest(&ev->latest, m)) != RETE_OK)
 		goto out;
 	if (lsize > pk.pk_size) {
 		if ((e = rete_store_consistency_proof(s, rt, pk.pk_size, lsize, h, &n, m)) !=
@@ -932,6 +969,15 @@ rete_err rete_evidence_verify(const char *text, size_t len, const rete_evidence_
 	FAIL("checkpoint", rete_checkpoint_parse(ev.checkpoint, strlen(ev.checkpoint), &cp, m));
 	FAIL("checkpoint", rete_checkpoint_verify(ev.checkpoint, strlen(ev.checkpoint), cp.origin,
 						  &o->broker_key, &cp, m));
+	{
+		unsigned others, own = sig_lines_named(ev.checkpoint, cp.origin, &others);
+		if (own != 1)
+			FAIL("checkpoint",
+			     rete_msg_set(m, RETE_EINVAL,
+					  "the checkpoint carries %u signature lines of the "
+					  "broker (%s); one is expected",
+					  own, cp.origin));
+	}
 	snprintf(f->origin, sizeof(f->origin), "%s", cp.origin);
 	f->checkpoint_size = cp.size;
 	{
@@ -1027,6 +1073,15 @@ rete_err rete_evidence_verify(const char *text, size_t len, const rete_evidence_
 	/* the latest checkpoint extends it */
 	FAIL("consistency", rete_checkpoint_verify(ev.latest, strlen(ev.latest), cp.origin,
 						   &o->broker_key, &lp, m));
+	{
+		unsigned others, own = sig_lines_named(ev.latest, cp.origin, &others);
+		if (own != 1 || others != 0)
+			FAIL("consistency",
+			     rete_msg_set(m, RETE_EINVAL,
+					  "the latest checkpoint carries %u signature "
+					  "lines; the bundle keeps only the broker's",
+					  own + others));
+	}
 	f->latest_size = lp.size;
 	if (lp.size < cp.size)
 		FAIL("consistency", rete_msg_set(m, RETE_EPROOF,

@@ -20,7 +20,8 @@
  *                            the witnesses' cosignature lines it gathered
  *   timestamp                (when there is one) the RFC 3161 token over that
  *                            checkpoint's body (DER, base64)
- *   latest                   the latest checkpoint when exported
+ *   latest                   the latest checkpoint when exported (the
+ *                            broker's signature only)
  *   consistency              the consistency proof from `checkpoint` to it
  * The writer emits it in one canonical layout; the reader refuses anything
  * else (unknown, duplicate or missing keys, another layout), so a changed
@@ -132,6 +133,12 @@ void rete_evidence_scan_free(rete_evidence_scan **sc);
  * and when to try again), RETE_EDECODE, RETE_ESTORE, RETE_ENOMEM. */
 rete_err rete_evidence_from_store(rete_store *s, const char *sender, const char *id,
 				  rete_evidence *ev, rete_msg *m);
+
+/* rete_evidence_strip_latest replaces the note *note (malloc'd) by the
+ * same note with only the log's own signature line (its origin's): what a
+ * bundle keeps of the latest checkpoint. Errors: RETE_EINVAL (not a
+ * checkpoint note), RETE_ENOMEM. */
+rete_err rete_evidence_strip_latest(char **note, rete_msg *m);
 
 /* ---- verification ---------------------------------------------------------- */
 

@@ -14,6 +14,14 @@ for want in "The coordinator's view" "Overdue referrals" "The period report" "Th
 	grep -qF "$want" <<<"$out" || { echo "$out"; fail "the demo's output lacks '$want'"; }
 done
 
+# The evidence bundle of the mother's referral verified and told its story
+# (EV_UNTIL_B: or stopped at the unsigned delivery of a broker without
+# protocol 3's signed ACKs; remove that alternative once slice B is merged).
+if ! grep -qF "the evidence holds" <<<"$out" || ! grep -qF "la prova regge" <<<"$out"; then
+	grep -qF "unsigned (logged before protocol 3)" <<<"$out" || { echo "$out"; fail "the demo's evidence bundle did not verify"; }
+fi
+ls "$dir"/net/evidence-*.json >/dev/null || fail "the demo wrote no evidence bundle"
+
 # Nothing the demo started is still running.
 if pgrep -f "$dir/net" >/dev/null; then
 	pgrep -af "$dir/net" >&2

@@ -23,8 +23,12 @@
  *                      cosignature line, a line of nobody: fail
  *   rotation           the recipient's key rotated between the message and
  *                      its delivery: the bundle carries both directories
+ *                      (and every flipped byte of it fails too)
  *   not found          an unknown message, an undelivered one: export says
  *                      so (exit 1)
+ *   standard tools     the Python script and the openssl commands of
+ *                      docs/auditing.md ("Checking a bundle without rete")
+ *                      accept the bundle and refuse altered ones
  * And with the real rete-broker and rete-agent: a referral sent through the
  * agents' spools, exported from the store and from the broker at a
  * distance (the auditor's audit.ini), verifies.
@@ -268,6 +272,11 @@ static void build(const logspec *sp)
 			  tu_sign_update(&msg, "r1", RETE__STATUS__STATUS_ACCEPTED, cpi));
 	}
 	free(tu_checkpoint(s, ORIGIN, F->k[K_BROKER]));
+	if (sp->cosign) { /* the bundle keeps only the broker's line of the latest */
+		const char *ids[1] = {CPI};
+		const rete_seckey *ks[1] = {cpi};
+		cosign_store(s, ids, ks, 1);
+	}
 	rete_store_close(&s);
 }
 
@@ -361,10 +370,15 @@ static int teardown(void **state)
 	local_tsa_close(&F->tsa);
 	for (int i = 0; i < K_N; i++)
 		rete_seckey_free(&F->k[i]);
-	if (F->dir != NULL)
-		tu_rmrf(F->dir);
-	if (F->tmp != NULL)
-		tu_rmrf(F->tmp);
+	if (getenv("RETE_KEEP") != NULL) {
+		fprintf(stderr, "test_evidence: kept %s and %s\n", F->dir ? F->dir : "-",
+			F->tmp ? F->tmp : "-");
+	} else {
+		if (F->dir != NULL)
+			tu_rmrf(F->dir);
+		if (F->tmp != NULL)
+			tu_rmrf(F->tmp);
+	}
 	free(F->dir);
 	free(F->tmp);
 	free(F);
@@ -699,6 +713,8 @@ static void test_rotation(void **state)
 		fail_msg("%s: %s", part, m.text);
 	assert_int_equal(f.directory_index, 0);
 	assert_int_equal(f.delivery_directory_index, 2);
+	/* (cpi cosigned with its new key: checked with the directory's keys) */
+	flip_all(text, F->tsa->lt_ca, NULL);
 	free(text);
 }
 
@@ -722,13 +738,211 @@ static void test_not_found(void **state)
 	free(out);
 }
 
+/* ---- standard tools --------------------------------------------------------------------- */
+
+/* doc_block copies from docs/auditing.md the fenced block (```lang) that
+ * contains needle into path; the test fails when there is none. */
+static void doc_block(const char *lang, const char *needle, const char *path)
+{
+	char doc[1300], open[32];
+	char *text =
+	    tu_read_file(tu_path(doc, sizeof(doc), "%s/docs/auditing.md", RETE_SOURCE_DIR), NULL);
+	assert_non_null(text);
+	snprintf(open, sizeof(open), "```%s\n", lang);
+	for (char *p = strstr(text, open); p != NULL; p = strstr(p + 1, open)) {
+		char *b = p + strlen(open), *end = strstr(b, "```\n");
+		assert_non_null(end);
+		*end = '\0';
+		if (strstr(b, needle) != NULL) {
+			assert_int_equal(tu_write_file(path, b, strlen(b)), 0);
+			free(text);
+			return;
+		}
+		*end = '`';
+	}
+	free(text);
+	fail_msg("docs/auditing.md has no %s block with '%s'", lang, needle);
+}
+
+static void test_standard_tools(void **state)
+{
+	char script[1300], sh[1300], path[1300], *text, *out = NULL;
+	(void)state;
+	build(&GOOD);
+	text = bundle("r1");
+	tu_path(script, sizeof(script), "%s/evidence_check.py", F->tmp);
+	tu_path(sh, sizeof(sh), "%s/token.sh", F->tmp);
+	tu_path(path, sizeof(path), "%s/ref-a1.evidence.json", F->tmp);
+	doc_block("python", "# evidence_check.py", script);
+	doc_block("sh", "openssl ts -verify", sh);
+	assert_int_equal(tu_write_file(path, text, strlen(text)), 0);
+
+	/* the script of the docs: holds, then fails on altered copies */
+	if (tu_run(&out, "python3 '%s' '%s' '%s' 2>&1", script, path, F->bkey) != 0)
+		fail_msg("evidence_check.py: %s", out);
+	assert_non_null(strstr(out, "holds: " SOCIAL " -> " CPI ", entry 1"));
+	free(out);
+	static const char *const keys_to_alter[] = {"\"message\": \"", "\"directory\": \"",
+						    "\"delivery\": \"",
+						    "\"consistency\": [\n    \""};
+	for (size_t i = 0; i < sizeof(keys_to_alter) / sizeof(keys_to_alter[0]); i++) {
+		char *copy = strdup(text), *v = strstr(copy, keys_to_alter[i]);
+		assert_non_null(v);
+		v += strlen(keys_to_alter[i]) + 20;
+		*v = *v == 'A' ? 'B' : 'A';
+		assert_int_equal(tu_write_file(path, copy, strlen(copy)), 0);
+		assert_int_not_equal(
+		    tu_run(&out, "python3 '%s' '%s' '%s' 2>&1", script, path, F->bkey), 0);
+		free(out);
+		free(copy);
+	}
+
+	/* the openssl commands of the docs, on the bundle and the TSA's CA */
+	assert_int_equal(tu_write_file(path, text, strlen(text)), 0);
+	assert_int_equal(tu_run(&out, "cp '%s' '%s/tsa-ca.pem'", F->tsa->lt_ca, F->tmp), 0);
+	free(out);
+	if (tu_run(&out, "cd '%s' && bash -e token.sh 2>&1", F->tmp) != 0)
+		fail_msg("the openssl commands of docs/auditing.md: %s", out);
+	assert_non_null(strstr(out, "Verification: OK"));
+	assert_non_null(strstr(out, "Time stamp:"));
+	free(out);
+	/* and they refuse a token over another checkpoint */
+	{
+		logspec sp = GOOD;
+		sp.stamp = false;
+		sp.other_stamp = true;
+		build(&sp);
+		free(text);
+		text = bundle("r1");
+		assert_int_equal(tu_write_file(path, text, strlen(text)), 0);
+		assert_int_not_equal(tu_run(&out, "cd '%s' && bash -e token.sh 2>&1", F->tmp), 0);
+		free(out);
+	}
+	free(text);
+}
+
+/* ---- a real run ----------------------------------------------------------------------- */
+
+#define RUN_WAIT 90000 /* generous: 2 cores, sanitizers */
+
+/* run_export runs `rete evidence export` (args: the source) into path
+ * until it is written (exit 0) or the deadline passes; exit 1 means not
+ * yet (not delivered, or no checkpoint covers the delivery yet). */
+static int run_export(const char *args, const char *path)
+{
+	int64_t end = it_mono_ms() + it_scaled_ms(RUN_WAIT);
+	int rc;
+	char *out = NULL;
+	for (;;) {
+		free(out);
+		out = NULL;
+		rc = tu_run(&out, "'%s/rete' evidence export social.mantova run-1 %s -o '%s' 2>&1",
+			    RETE_BIN_DIR, args, path);
+		if (rc != 1 || it_mono_ms() >= end)
+			break;
+		it_nap(200); /* polls the log for the delivery and its checkpoint */
+	}
+	if (rc != 0)
+		fprintf(stderr, "rete evidence export %s: %s\n", args, out ? out : "");
+	free(out);
+	return rc;
+}
+
+static void test_real_run(void **state)
+{
+	it_net *n = it_net_new("evidence-run", NULL);
+	char outbox[1300], ini[1300], local[1300], remote[1300], key[1300], src[1500];
+	char *out = NULL, *a, *b;
+	json_t *j;
+	assert_non_null(n);
+	*state = n;
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+
+	/* the auditor's configuration, for the export at a distance */
+	tu_path(ini, sizeof(ini), "%s/audit.ini", n->dir);
+	tu_path(src, sizeof(src),
+		"[client]\nid = audit.region\nkey = keys/audit.region.key\nbroker = %s\n"
+		"broker_key = keys/" IT_BROKER_ID ".pub\ntimeout = 10s\n",
+		n->listen);
+	assert_int_equal(tu_write_file(ini, src, strlen(src)), 0);
+
+	/* a referral, as an agency's system drops it into the outbox */
+	j = json_pack("{s:s,s:{s:s,s:s},s:s,s:s,s:{s:s,s:s,s:s,s:{s:s,s:s,s:s},s:s},"
+		      "s:{s:{s:s,s:s}}}",
+		      "id", "run-1", "operator", "staffId", "as-0042", "role", "social-worker",
+		      "recipient", "cpi.mantova", "caseId", "mn-2026-0173", "referral", "service",
+		      "employment-orientation", "priority", "routine", "reasonCode",
+		      "long-term-unemployment", "consent", "basis", "consent", "givenAt",
+		      "2026-11-20T09:30:00Z", "reference", "CONS-2026-0412", "ageBand", "adult",
+		      "private", "person", "name", "Maria Rossi", "fiscalCode", "RSSMRA85M41E897X");
+	a = json_dumps(j, JSON_INDENT(2));
+	json_decref(j);
+	it_spool(n, IT_SOCIAL, "outbox", outbox, sizeof(outbox));
+	tu_path(src, sizeof(src), "%s/.run-1.json.tmp", outbox);
+	assert_int_equal(tu_write_file(src, a, strlen(a)), 0);
+	free(a);
+	tu_path(local, sizeof(local), "%s/run-1.json", outbox);
+	assert_int_equal(rename(src, local), 0);
+
+	/* exported from the store, then from the broker at a distance */
+	tu_path(local, sizeof(local), "%s/local.evidence.json", n->dir);
+	tu_path(remote, sizeof(remote), "%s/remote.evidence.json", n->dir);
+	tu_path(src, sizeof(src), "--store '%s'", n->data);
+	assert_int_equal(run_export(src, local), 0);
+	tu_path(src, sizeof(src), "-c '%s'", ini);
+	assert_int_equal(run_export(src, remote), 0);
+
+	/* the same entries either way */
+	a = tu_read_file(local, NULL);
+	b = tu_read_file(remote, NULL);
+	assert_non_null(a);
+	assert_non_null(b);
+	for (const char *k = "message\0directory\0delivery\0"; *k; k += strlen(k) + 1) {
+		json_t *ja = json_loads(a, 0, NULL), *jb = json_loads(b, 0, NULL);
+		assert_string_equal(json_string_value(json_object_get(ja, k)),
+				    json_string_value(json_object_get(jb, k)));
+		json_decref(ja);
+		json_decref(jb);
+	}
+	free(a);
+	free(b);
+
+	tu_path(key, sizeof(key), "%s/keys/" IT_BROKER_ID ".pub", n->dir);
+	for (int i = 0; i < 2; i++) {
+		int rc = tu_run(&out, "'%s/rete' evidence verify '%s' --broker-key '%s' --lang en",
+				RETE_BIN_DIR, i == 0 ? local : remote, key);
+		/* EV_UNTIL_B: a broker of this tree that logs a Delivery without
+		 * the recipient's signed ACK (slice B of protocol 3 not merged
+		 * yet): everything else held. Remove once B is merged. */
+		if (rc == 1 && strstr(out, "unsigned (logged before protocol 3)") != NULL) {
+			fprintf(stderr, "skipped: %s", out);
+			free(out);
+			skip();
+		}
+		if (rc != 0)
+			fprintf(stderr, "rete evidence verify: %s\n", out);
+		assert_int_equal(rc, 0);
+		assert_non_null(strstr(out, "sent by social.mantova to cpi.mantova"));
+		assert_non_null(strstr(out, "acknowledged by cpi.mantova"));
+		assert_non_null(strstr(out, "the evidence holds"));
+		free(out);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_holds),	 cmocka_unit_test(test_every_flipped_byte_fails),
-	    cmocka_unit_test(test_timestamp),	 cmocka_unit_test(test_acknowledgement),
-	    cmocka_unit_test(test_cosignatures), cmocka_unit_test(test_rotation),
+	    cmocka_unit_test(test_holds),
+	    cmocka_unit_test(test_every_flipped_byte_fails),
+	    cmocka_unit_test(test_timestamp),
+	    cmocka_unit_test(test_acknowledgement),
+	    cmocka_unit_test(test_cosignatures),
+	    cmocka_unit_test(test_rotation),
 	    cmocka_unit_test(test_not_found),
+	    cmocka_unit_test(test_standard_tools),
+	    cmocka_unit_test_teardown(test_real_run, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
