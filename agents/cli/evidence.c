@@ -860,6 +860,9 @@ static rete_err check_timestamp(const rete_evidence *ev, const rete_evidence_opt
 	f->timestamp_trusted = true;
 	f->timestamp_at = info.gen_time_ms;
 	snprintf(f->tsa_name, sizeof(f->tsa_name), "%s", info.tsa_name);
+	for (char *p = f->tsa_name; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	return RETE_OK;
 }
 
@@ -946,6 +949,16 @@ out:
 	return e;
 }
 
+/* fact copies a string of the log into the facts, control characters
+ * shown as '?' (the story goes to a terminal). */
+static void fact(char *dst, size_t n, const char *src)
+{
+	snprintf(dst, n, "%s", src != NULL ? src : "");
+	for (char *p = dst; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
 rete_err rete_evidence_verify(const char *text, size_t len, const rete_evidence_opts *o,
 			      rete_evidence_facts *facts, const char **part_out, rete_msg *m)
 {
@@ -1017,11 +1030,11 @@ rete_err rete_evidence_verify(const char *text, size_t len, const rete_evidence_
 			     msg.le->index, msg.msg->sender, dir.le->index);
 		goto out;
 	}
-	snprintf(f->message_id, sizeof(f->message_id), "%s", msg.msg->id);
-	snprintf(f->kind, sizeof(f->kind), "%s", rete_message_kind(msg.msg));
-	snprintf(f->sender, sizeof(f->sender), "%s", msg.msg->sender);
-	snprintf(f->recipient, sizeof(f->recipient), "%s", msg.msg->recipient);
-	snprintf(f->case_id, sizeof(f->case_id), "%s", msg.msg->case_id);
+	fact(f->message_id, sizeof(f->message_id), msg.msg->id);
+	fact(f->kind, sizeof(f->kind), rete_message_kind(msg.msg));
+	fact(f->sender, sizeof(f->sender), msg.msg->sender);
+	fact(f->recipient, sizeof(f->recipient), msg.msg->recipient);
+	fact(f->case_id, sizeof(f->case_id), msg.msg->case_id);
 	f->index = msg.le->index;
 	f->created_at = msg.msg->created_at;
 	f->logged_at = msg.le->logged_at;
