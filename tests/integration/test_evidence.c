@@ -297,7 +297,7 @@ static char *bundle(const char *id)
 }
 
 /* check verifies text with the given CA and policy (NULL: none); returns
- * the part that failed (NULL: it holds). */
+ * the part that failed, or "holds". */
 static const char *check(const char *text, const char *ca, const char *policy,
 			 rete_evidence_facts *f, rete_msg *m)
 {
@@ -312,7 +312,7 @@ static const char *check(const char *text, const char *ca, const char *policy,
 		assert_null(part);
 	else
 		assert_non_null(part);
-	return part;
+	return part != NULL ? part : "holds";
 }
 
 static void write_policy(const char *path, const char *const *ids, const rete_seckey *const *ks,
@@ -404,7 +404,7 @@ static void test_holds(void **state)
 	/* without CA and policy: the token is there, not trusted; the
 	 * cosignatures checked with the directory's keys */
 	part = check(text, NULL, NULL, &f, &m);
-	if (part != NULL)
+	if (strcmp(part, "holds") != 0)
 		fail_msg("%s: %s", part, m.text);
 	assert_string_equal(f.sender, SOCIAL);
 	assert_string_equal(f.recipient, CPI);
@@ -419,7 +419,7 @@ static void test_holds(void **state)
 	assert_int_equal(f.cosigned, 2);
 	/* with both */
 	part = check(text, F->tsa->lt_ca, F->policy, &f, &m);
-	if (part != NULL)
+	if (strcmp(part, "holds") != 0)
 		fail_msg("%s: %s", part, m.text);
 	assert_true(f.timestamp_trusted);
 	assert_true(f.timestamp_at > 0);
@@ -537,7 +537,7 @@ static void flip_all(const char *text, const char *ca, const char *policy)
 		memcpy(copy, text, len + 1);
 		copy[i] ^= 0x01;
 		part = check(copy, ca, policy, NULL, &m);
-		if (part == NULL)
+		if (strcmp(part, "holds") == 0)
 			fail_msg("byte %zu ('%c') flipped: the bundle still verifies", i, text[i]);
 		if (in_value) {
 			n_value++;
@@ -587,7 +587,7 @@ static void test_timestamp(void **state)
 	build(&sp);
 	text = bundle("r1");
 	assert_null(strstr(text, "\"timestamp\""));
-	assert_null(check(text, NULL, NULL, NULL, &m));
+	assert_string_equal(check(text, NULL, NULL, NULL, &m), "holds");
 	part = check(text, F->tsa->lt_ca, NULL, NULL, &m);
 	assert_string_equal(part, "timestamp");
 	assert_non_null(strstr(m.text, "no time-stamp token"));
@@ -604,7 +604,7 @@ static void test_timestamp(void **state)
 	/* a good token, checked against a CA that did not issue the TSA's */
 	build(&GOOD);
 	text = bundle("r1");
-	assert_null(check(text, F->tsa->lt_ca, NULL, NULL, &m));
+	assert_string_equal(check(text, F->tsa->lt_ca, NULL, NULL, &m), "holds");
 	part = check(text, F->tsa->lt_other_ca, NULL, NULL, &m);
 	assert_string_equal(part, "timestamp");
 	free(text);
@@ -632,9 +632,8 @@ static void test_acknowledgement(void **state)
 		build(&sp);
 		text = bundle("r1");
 		const char *part = check(text, NULL, NULL, NULL, &m);
-		if (part == NULL || strcmp(part, "acknowledgement") != 0 ||
-		    strstr(m.text, cases[i].needle) == NULL)
-			fail_msg("ack case %zu: part %s: %s", i, part ? part : "(holds)", m.text);
+		if (strcmp(part, "acknowledgement") != 0 || strstr(m.text, cases[i].needle) == NULL)
+			fail_msg("ack case %zu: part %s: %s", i, part, m.text);
 		/* the CLI names the part, exit 1 */
 		tu_path(path, sizeof(path), "%s/ack.json", F->tmp);
 		assert_int_equal(tu_write_file(path, text, strlen(text)), 0);
@@ -670,7 +669,7 @@ static void test_cosignatures(void **state)
 	sp.cosign = false;
 	build(&sp);
 	text = bundle("r1");
-	assert_null(check(text, NULL, NULL, NULL, &m));
+	assert_string_equal(check(text, NULL, NULL, NULL, &m), "holds");
 	part = check(text, NULL, F->policy, NULL, &m);
 	assert_string_equal(part, "cosignatures");
 	free(text);
@@ -683,6 +682,30 @@ static void test_cosignatures(void **state)
 	assert_string_equal(check(text, NULL, NULL, NULL, &m), "cosignatures");
 	assert_string_equal(check(text, NULL, F->policy, NULL, &m), "cosignatures");
 	free(text);
+
+	/* a policy file that is not one: a usage error (exit 2), not a verdict */
+	{
+		rete_evidence_opts o;
+		char bad[1300], ev[1300], *out = NULL;
+		text = bundle("r1");
+		memset(&o, 0, sizeof(o));
+		o.broker_key = F->k[K_BROKER]->pub;
+		o.witnesses = tu_path(bad, sizeof(bad), "%s/bad.policy", F->tmp);
+		assert_int_equal(
+		    tu_write_file(bad, "witness " CPI "\n", strlen("witness " CPI "\n")), 0);
+		assert_int_equal(rete_evidence_verify(text, strlen(text), &o, NULL, NULL, &m),
+				 RETE_EIO);
+		assert_non_null(strstr(m.text, "--witnesses"));
+		tu_path(ev, sizeof(ev), "%s/ev.json", F->tmp);
+		assert_int_equal(tu_write_file(ev, text, strlen(text)), 0);
+		assert_int_equal(tu_run(&out,
+					"'%s/rete' evidence verify '%s' --broker-key '%s' "
+					"--witnesses '%s' 2>&1",
+					RETE_BIN_DIR, ev, F->bkey, bad),
+				 2);
+		free(out);
+		free(text);
+	}
 
 	/* a line nobody can check */
 	sp = GOOD;
@@ -709,7 +732,7 @@ static void test_rotation(void **state)
 	text = bundle("r1");
 	assert_non_null(strstr(text, "\"deliveryDirectory\""));
 	const char *part = check(text, F->tsa->lt_ca, NULL, &f, &m);
-	if (part != NULL)
+	if (strcmp(part, "holds") != 0)
 		fail_msg("%s: %s", part, m.text);
 	assert_int_equal(f.directory_index, 0);
 	assert_int_equal(f.delivery_directory_index, 2);
