@@ -187,8 +187,9 @@ typedef struct rete_evidence_facts {
  * fails — "form", "checkpoint", "message", "directory", "delivery",
  * "acknowledgement", "timestamp", "cosignatures", "consistency" — and m
  * says why: RETE_EJSON/RETE_EINVAL (form or a value), RETE_EDECODE,
- * RETE_EBADSIG, RETE_EPROOF, RETE_EIO (the CA or policy file cannot be
- * read), RETE_ENOMEM. */
+ * RETE_EBADSIG, RETE_EPROOF, RETE_ENOENT (no token, and --tsa-ca asks for
+ * one), RETE_EIO (the CA or policy file cannot be read, or the policy is
+ * not one: a usage error, not a verdict), RETE_ENOMEM. */
 rete_err rete_evidence_verify(const char *text, size_t len, const rete_evidence_opts *o,
 			      rete_evidence_facts *facts, const char **part, rete_msg *m);
 
