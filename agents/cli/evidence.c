@@ -892,7 +892,7 @@ static rete_err check_cosignatures(const rete_evidence *ev, const rete_evidence_
 	if (o->witnesses != NULL) {
 		if ((e = rete_witness_policy_load(o->witnesses, &pol, m)) != RETE_OK) {
 			rete_msg_prefix(m, "--witnesses");
-			return e == RETE_EINVAL ? RETE_EIO : e; /* a file the user gave */
+			return e == RETE_ENOMEM ? e : RETE_EIO; /* a file the user gave */
 		}
 		f->witnesses = (unsigned)rete_witness_policy_count(pol);
 		f->quorum = (unsigned)rete_witness_policy_quorum(pol);

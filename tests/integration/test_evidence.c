@@ -704,6 +704,12 @@ static void test_cosignatures(void **state)
 					RETE_BIN_DIR, ev, F->bkey, bad),
 				 2);
 		free(out);
+		assert_int_equal(tu_run(&out,
+					"'%s/rete' evidence verify '%s' --broker-key '%s' "
+					"--witnesses '%s/no-such.policy' 2>&1",
+					RETE_BIN_DIR, ev, F->bkey, F->tmp),
+				 2);
+		free(out);
 		free(text);
 	}
 
