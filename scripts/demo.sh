@@ -9,7 +9,8 @@
 # agencies' agents, and plays one family's story through the spool folders.
 # The agencies' side is played by the hook scripts of examples/hooks/.
 # At the end it prints the coordinator's view, the period report, the case's
-# timeline and the audit of the log, and stops every process it started.
+# timeline, one referral's evidence bundle with its story, and the audit of
+# the log, and stops every process it started.
 #
 # DIR layout (the contract of DESIGN.md): DIR/keys/ID.{key,pub},
 # DIR/broker/broker.ini, DIR/broker/store/, DIR/agents/ID/agent.ini with its
@@ -26,7 +27,7 @@ while [ $# -gt 0 ]; do
 		shift 2
 		;;
 	-h | --help)
-		sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -150,6 +151,7 @@ for f in referral-mother referral-family referral-son; do
 	out=$(rete send -c "$social" "$root/examples/demo/$f.json" --wait 30 2>>"$dir/send.log") ||
 		{ echo "demo.sh: $f was not accepted: $out" >&2; exit 1; }
 	note "$f.json -> $(jq -r '"receipt: log index \(.index), message \(.messageId)"' <<<"$out")"
+	if [ "$f" = referral-mother ]; then mother_id=$(jq -r .messageId <<<"$out"); fi
 done
 note "mother -> job centre (employment orientation, routine)"
 note "family -> family centre (parenting support, routine)"
@@ -193,6 +195,28 @@ rete audit timeline "$dir/broker/store" --case mn-2026-0173
 
 say "The regional auditor verifies at a distance (rete audit verify --broker)"
 rete audit verify -c "$dir/audit.ini" --state "$dir/audit-state.json"
+
+say "Evidence of one referral (rete evidence export / verify)"
+# The auditor exports, at a distance, the evidence bundle of the mother's
+# referral: the signed message, the sender's key as the directory states
+# it, the Delivery with the job centre's signed acknowledgement, their
+# proofs to a signed checkpoint, the consistency with the latest one.
+# Anyone holding the broker's public key checks it offline.
+deadline=$((SECONDS + 30))
+until rete evidence export social.mantova "$mother_id" -c "$dir/audit.ini" \
+	-o "$dir/evidence-$mother_id.json" 2>>"$dir/evidence.log"; do
+	if [ $SECONDS -ge $deadline ]; then
+		echo "demo.sh: no evidence bundle for $mother_id within 30 s; see $dir/evidence.log" >&2
+		exit 1
+	fi
+	sleep 0.5 # the delivery waits for the broker's next checkpoint
+done
+note "rete evidence export social.mantova $mother_id -c audit.ini -o evidence-$mother_id.json"
+note "rete evidence verify evidence-$mother_id.json --broker-key keys/broker.mantova.pub"
+rete evidence verify "$dir/evidence-$mother_id.json" \
+	--broker-key "$dir/keys/broker.mantova.pub" --lang en
+rete evidence verify "$dir/evidence-$mother_id.json" \
+	--broker-key "$dir/keys/broker.mantova.pub" --lang it
 
 say "Stopping every process the demo started"
 stop_all

@@ -30,5 +30,6 @@ int cmd_health(int argc, char **argv);
 int cmd_monitor(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_sar(int argc, char **argv);
+int cmd_evidence(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@ static const struct cli_command commands[] = {
 	{"keygen", cmd_keygen, "keygen ID --out DIR     create a party's Ed25519 key pair"},
 	{"message", cmd_message, "message check FILE.json check a message file against the schema"},
 	{"audit", cmd_audit, "audit verify|log|timeline|proof|consistency|check-proof STORE_DIR ...  the auditor's commands"},
+	{"evidence", cmd_evidence, "evidence export|verify ...  one message's evidence bundle: write it, check it offline"},
 	{"checkpoint", cmd_checkpoint, "checkpoint STORE_DIR   print the latest signed checkpoint"},
 	{"witnesses", cmd_witnesses, "witnesses (-c audit.ini | STORE_DIR --broker-key FILE.pub) [--quorum K]  a witness policy of the directory's agencies"},
 	{"store", cmd_store, "store backup STORE_DIR DEST_DIR  hot, compacted copy of a store"},

@@ -14,6 +14,12 @@ for want in "The coordinator's view" "Overdue referrals" "The period report" "Th
 	grep -qF "$want" <<<"$out" || { echo "$out"; fail "the demo's output lacks '$want'"; }
 done
 
+# The evidence bundle of the mother's referral verified and told its story,
+# in English and in Italian.
+grep -qF "the evidence holds" <<<"$out" || { echo "$out"; fail "the demo's evidence bundle did not verify"; }
+grep -qF "la prova regge" <<<"$out" || { echo "$out"; fail "the demo's evidence story in Italian is missing"; }
+ls "$dir"/net/evidence-*.json >/dev/null || fail "the demo wrote no evidence bundle"
+
 # Nothing the demo started is still running.
 if pgrep -f "$dir/net" >/dev/null; then
 	pgrep -af "$dir/net" >&2

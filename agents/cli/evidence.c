@@ -1,0 +1,1275 @@
+/* evidence.c — evidence bundles (see evidence.h). */
+#define _GNU_SOURCE
+#include "evidence.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cosign.h"
+#include "json.h"
+#include "tsa.h"
+
+/* ---- the bundle in memory --------------------------------------------------- */
+
+static void proof_free(rete_evidence_proof *p)
+{
+	free(p->h);
+	p->h = NULL;
+	p->n = 0;
+}
+
+void rete_evidence_free(rete_evidence *ev)
+{
+	if (ev == NULL)
+		return;
+	rete_buf_free(&ev->message);
+	proof_free(&ev->message_proof);
+	rete_buf_free(&ev->directory);
+	proof_free(&ev->directory_proof);
+	rete_buf_free(&ev->delivery);
+	proof_free(&ev->delivery_proof);
+	rete_buf_free(&ev->delivery_directory);
+	proof_free(&ev->delivery_directory_proof);
+	free(ev->checkpoint);
+	rete_buf_free(&ev->timestamp);
+	free(ev->latest);
+	proof_free(&ev->consistency);
+	memset(ev, 0, sizeof(*ev));
+}
+
+/* proof_set copies n hashes into *p. */
+static rete_err proof_set(rete_evidence_proof *p, const uint8_t (*h)[RETE_MERKLE_HASH], size_t n)
+{
+	proof_free(p);
+	if (n == 0)
+		return RETE_OK;
+	if ((p->h = malloc(n * RETE_MERKLE_HASH)) == NULL)
+		return RETE_ENOMEM;
+	memcpy(p->h, h, n * RETE_MERKLE_HASH);
+	p->n = n;
+	return RETE_OK;
+}
+
+/* ---- the form ------------------------------------------------------------------ */
+
+/* The keys in their canonical order, the part each belongs to, and whether
+ * it may be absent. */
+enum kind { K_BYTES, K_PROOF, K_TEXT };
+static const struct key {
+	const char *name;
+	const char *part;
+	enum kind kind;
+	bool optional;
+} keys[] = {
+    {"format", "form", K_TEXT, false},
+    {"message", "message", K_BYTES, false},
+    {"messageProof", "message", K_PROOF, false},
+    {"directory", "directory", K_BYTES, false},
+    {"directoryProof", "directory", K_PROOF, false},
+    {"delivery", "delivery", K_BYTES, false},
+    {"deliveryProof", "delivery", K_PROOF, false},
+    {"deliveryDirectory", "delivery", K_BYTES, true},
+    {"deliveryDirectoryProof", "delivery", K_PROOF, true},
+    {"checkpoint", "checkpoint", K_TEXT, false},
+    {"timestamp", "timestamp", K_BYTES, true},
+    {"latest", "consistency", K_TEXT, false},
+    {"consistency", "consistency", K_PROOF, false},
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* slot_* map key i to the member of ev. */
+static rete_buf *slot_bytes(rete_evidence *ev, size_t i)
+{
+	switch (i) {
+	case 1:
+		return &ev->message;
+	case 3:
+		return &ev->directory;
+	case 5:
+		return &ev->delivery;
+	case 7:
+		return &ev->delivery_directory;
+	case 10:
+		return &ev->timestamp;
+	default:
+		return NULL;
+	}
+}
+
+static rete_evidence_proof *slot_proof(rete_evidence *ev, size_t i)
+{
+	switch (i) {
+	case 2:
+		return &ev->message_proof;
+	case 4:
+		return &ev->directory_proof;
+	case 6:
+		return &ev->delivery_proof;
+	case 8:
+		return &ev->delivery_directory_proof;
+	case 12:
+		return &ev->consistency;
+	default:
+		return NULL;
+	}
+}
+
+static char **slot_text(rete_evidence *ev, size_t i)
+{
+	switch (i) {
+	case 9:
+		return &ev->checkpoint;
+	case 11:
+		return &ev->latest;
+	default:
+		return NULL;
+	}
+}
+
+static json_t *b64_json(const uint8_t *p, size_t n)
+{
+	char *s = rete_b64_encode(p, n);
+	json_t *j = s != NULL ? json_string(s) : NULL;
+	free(s);
+	return j;
+}
+
+rete_err rete_evidence_write(const rete_evidence *ev_in, char **text, rete_msg *m)
+{
+	rete_evidence *ev = (rete_evidence *)ev_in; /* the slots are only read */
+	json_t *doc = json_object();
+	char *s = NULL;
+	bool ok = doc != NULL;
+
+	*text = NULL;
+	if (ev->message.len == 0 || ev->directory.len == 0 || ev->delivery.len == 0 ||
+	    ev->checkpoint == NULL || ev->latest == NULL) {
+		json_decref(doc);
+		return rete_msg_set(m, RETE_EINVAL,
+				    "an evidence bundle needs the message, the directory, the "
+				    "delivery, a checkpoint and the latest checkpoint");
+	}
+	for (size_t i = 0; ok && i < NKEYS; i++) {
+		json_t *v = NULL;
+		if (i == 0) {
+			v = json_string(RETE_EVIDENCE_FORMAT);
+		} else if (slot_bytes(ev, i) != NULL) {
+			const rete_buf *b = slot_bytes(ev, i);
+			if (b->len == 0 && keys[i].optional)
+				continue;
+			v = b64_json(b->data, b->len);
+		} else if (slot_proof(ev, i) != NULL) {
+			const rete_evidence_proof *p = slot_proof(ev, i);
+			if (p->n == 0 && keys[i].optional)
+				continue;
+			v = json_array();
+			for (size_t j = 0; v != NULL && j < p->n; j++)
+				if (json_array_append_new(v, b64_json(p->h[j], RETE_MERKLE_HASH)) !=
+				    0)
+					ok = false;
+		} else {
+			v = json_string(*slot_text(ev, i));
+		}
+		ok = ok && v != NULL && json_object_set_new(doc, keys[i].name, v) == 0;
+	}
+	if (ok)
+		s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(doc);
+	if (s == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory writing the evidence bundle");
+	if ((*text = malloc(strlen(s) + 2)) == NULL) {
+		free(s);
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory writing the evidence bundle");
+	}
+	sprintf(*text, "%s\n", s);
+	free(s);
+	return RETE_OK;
+}
+
+static rete_err bad_value(rete_msg *m, const char *key, const char *what)
+{
+	return rete_msg_set(m, RETE_EINVAL, "\"%s\" is not %s", key, what);
+}
+
+rete_err rete_evidence_parse(const char *text, size_t len, rete_evidence *ev, const char **part,
+			     rete_msg *m)
+{
+	json_t *doc = NULL, *v;
+	const char *key;
+	char *canon = NULL;
+	size_t clen;
+	rete_err e = RETE_OK;
+
+	memset(ev, 0, sizeof(*ev));
+	if (part != NULL)
+		*part = "form";
+	if (len > RETE_EVIDENCE_MAX)
+		return rete_msg_set(m, RETE_EJSON,
+				    "the bundle is %zu bytes; an evidence bundle is at most %u",
+				    len, RETE_EVIDENCE_MAX);
+	if ((e = rete_json_loadb(text, len, "the bundle", &doc, m)) != RETE_OK)
+		return e == RETE_ENOMEM ? e : RETE_EJSON;
+	if (!json_is_object(doc)) {
+		e = rete_msg_set(m, RETE_EJSON, "the bundle is not a JSON object");
+		goto out;
+	}
+	json_object_foreach(doc, key, v)
+	{
+		size_t i = 0;
+		while (i < NKEYS && strcmp(keys[i].name, key) != 0)
+			i++;
+		if (i == NKEYS) {
+			e = rete_msg_set(
+			    m, RETE_EJSON,
+			    "the bundle has an unknown key \"%.60s\"; a " RETE_EVIDENCE_FORMAT
+			    " bundle has only format, message, messageProof, directory, "
+			    "directoryProof, delivery, deliveryProof, deliveryDirectory, "
+			    "deliveryDirectoryProof, checkpoint, timestamp, latest, "
+			    "consistency",
+			    key);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < NKEYS; i++) {
+		v = json_object_get(doc, keys[i].name);
+		if (v == NULL && !keys[i].optional) {
+			e = rete_msg_set(m, RETE_EJSON, "the bundle has no \"%s\"", keys[i].name);
+			goto out;
+		}
+		if (v == NULL)
+			continue;
+		if (keys[i].kind == K_PROOF ? !json_is_array(v) : !json_is_string(v)) {
+			e = rete_msg_set(m, RETE_EJSON, "\"%s\" is not %s", keys[i].name,
+					 keys[i].kind == K_PROOF ? "an array" : "a string");
+			goto out;
+		}
+	}
+	if (strcmp(json_string_value(json_object_get(doc, "format")), RETE_EVIDENCE_FORMAT) != 0) {
+		e = rete_msg_set(m, RETE_EJSON, "the format is not \"" RETE_EVIDENCE_FORMAT "\"");
+		goto out;
+	}
+	/* one layout only: what the writer gives, byte for byte */
+	if ((canon = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) == NULL) {
+		e = rete_msg_set(m, RETE_ENOMEM, "out of memory reading the bundle");
+		goto out;
+	}
+	clen = strlen(canon);
+	if (len != clen + 1 || memcmp(text, canon, clen) != 0 || text[clen] != '\n') {
+		size_t at = 0;
+		while (at < len && at < clen && text[at] == canon[at])
+			at++;
+		e = rete_msg_set(m, RETE_EJSON,
+				 "the bundle is not in the layout rete evidence export writes "
+				 "(it differs at byte %zu): it was edited",
+				 at);
+		goto out;
+	}
+	/* the values, each named by its part */
+	for (size_t i = 1; i < NKEYS; i++) {
+		const char *name = keys[i].name;
+		if ((v = json_object_get(doc, name)) == NULL)
+			continue;
+		if (part != NULL)
+			*part = keys[i].part;
+		if (keys[i].kind == K_BYTES) {
+			rete_buf *b = slot_bytes(ev, i);
+			if (rete_b64_decode(json_string_value(v), &b->data, &b->len) != RETE_OK ||
+			    b->len == 0) {
+				e = bad_value(m, name, "standard base64 of some bytes");
+				goto out;
+			}
+		} else if (keys[i].kind == K_PROOF) {
+			rete_evidence_proof *p = slot_proof(ev, i);
+			size_t n = json_array_size(v);
+			if (n > RETE_MERKLE_MAX_PROOF) {
+				e = bad_value(m, name, "a proof (at most 64 hashes)");
+				goto out;
+			}
+			if (n > 0 && (p->h = calloc(n, RETE_MERKLE_HASH)) == NULL) {
+				e = rete_msg_set(m, RETE_ENOMEM, "out of memory");
+				goto out;
+			}
+			for (size_t j = 0; j < n; j++) {
+				uint8_t *bin = NULL;
+				size_t bl = 0;
+				const char *s = json_string_value(json_array_get(v, j));
+				if (s == NULL || rete_b64_decode(s, &bin, &bl) != RETE_OK ||
+				    bl != RETE_MERKLE_HASH) {
+					free(bin);
+					e = rete_msg_set(m, RETE_EINVAL,
+							 "hash %zu of \"%s\" is not 32 bytes of "
+							 "base64",
+							 j, name);
+					goto out;
+				}
+				memcpy(p->h[j], bin, RETE_MERKLE_HASH);
+				free(bin);
+				p->n = j + 1;
+			}
+		} else if ((*slot_text(ev, i) = strdup(json_string_value(v))) == NULL) {
+			e = rete_msg_set(m, RETE_ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	if ((json_object_get(doc, "deliveryDirectory") == NULL) !=
+	    (json_object_get(doc, "deliveryDirectoryProof") == NULL)) {
+		if (part != NULL)
+			*part = "delivery";
+		e = rete_msg_set(m, RETE_EJSON,
+				 "deliveryDirectory and deliveryDirectoryProof come together");
+		goto out;
+	}
+	if (part != NULL)
+		*part = NULL;
+out:
+	free(canon);
+	json_decref(doc);
+	return e;
+}
+
+/* ---- assembly ------------------------------------------------------------------- */
+
+struct rete_evidence_scan {
+	char *sc_sender, *sc_id;
+	rete_buf sc_dir; /* the Directory in force so far */
+	uint64_t sc_dir_index;
+	bool sc_found; /* the message */
+	rete_buf sc_msg, sc_msg_dir;
+	uint64_t sc_msg_index, sc_msg_dir_index;
+	bool sc_delivered;
+	rete_buf sc_dlv, sc_dlv_dir;
+	uint64_t sc_dlv_index, sc_dlv_dir_index;
+	char sc_refused[300]; /* what a Notice about it said, if any */
+};
+
+rete_err rete_evidence_scan_new(rete_evidence_scan **out, const char *sender, const char *id,
+				rete_msg *m)
+{
+	rete_evidence_scan *sc;
+
+	*out = NULL;
+	if (sender == NULL || id == NULL || *sender == '\0' || *id == '\0')
+		return rete_msg_set(m, RETE_EINVAL,
+				    "give the sender's party id and the message id");
+	if ((sc = calloc(1, sizeof(*sc))) == NULL || (sc->sc_sender = strdup(sender)) == NULL ||
+	    (sc->sc_id = strdup(id)) == NULL) {
+		rete_evidence_scan_free(&sc);
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	}
+	*out = sc;
+	return RETE_OK;
+}
+
+void rete_evidence_scan_free(rete_evidence_scan **scp)
+{
+	rete_evidence_scan *sc = scp != NULL ? *scp : NULL;
+	if (sc == NULL)
+		return;
+	free(sc->sc_sender);
+	free(sc->sc_id);
+	rete_buf_free(&sc->sc_dir);
+	rete_buf_free(&sc->sc_msg);
+	rete_buf_free(&sc->sc_msg_dir);
+	rete_buf_free(&sc->sc_dlv);
+	rete_buf_free(&sc->sc_dlv_dir);
+	free(sc);
+	*scp = NULL;
+}
+
+static rete_err buf_copy(rete_buf *dst, const uint8_t *p, size_t n)
+{
+	rete_buf_free(dst);
+	if ((dst->data = malloc(n > 0 ? n : 1)) == NULL)
+		return RETE_ENOMEM;
+	memcpy(dst->data, p, n);
+	dst->len = n;
+	return RETE_OK;
+}
+
+/* entry_decode decodes LogEntry bytes strictly, and the Message inside
+ * (either out may be NULL). */
+static rete_err entry_decode(const uint8_t *p, size_t n, Rete__LogEntry **le_out,
+			     Rete__SignedMessage **sm, Rete__Message **msg, rete_msg *m)
+{
+	ProtobufCMessage *pm = NULL;
+	Rete__LogEntry *le;
+	rete_err e;
+
+	if (sm != NULL)
+		*sm = NULL;
+	if (msg != NULL)
+		*msg = NULL;
+	if ((e = rete_pb_strict_unpack(&rete__log_entry__descriptor, p, n, &pm, m)) != RETE_OK)
+		return e;
+	le = (Rete__LogEntry *)pm;
+	e = rete_signed_decode(le->signed_message.data, le->signed_message.len, sm, msg, m);
+	if (e != RETE_OK || le_out == NULL)
+		rete__log_entry__free_unpacked(le, NULL);
+	else
+		*le_out = le;
+	return e;
+}
+
+rete_err rete_evidence_scan_feed(rete_evidence_scan *sc, uint64_t index, const uint8_t *entry,
+				 size_t len, bool *done, rete_msg *m)
+{
+	Rete__Message *msg = NULL;
+	rete_err e;
+
+	*done = sc->sc_delivered;
+	if (sc->sc_delivered)
+		return RETE_OK;
+	if ((e = entry_decode(entry, len, NULL, NULL, &msg, m)) != RETE_OK) {
+		rete_msg_prefix(m, "entry %" PRIu64, index);
+		return e;
+	}
+	switch (msg->body_case) {
+	case RETE__MESSAGE__BODY_DIRECTORY:
+		e = buf_copy(&sc->sc_dir, entry, len);
+		sc->sc_dir_index = index;
+		break;
+	case RETE__MESSAGE__BODY_REFERRAL:
+	case RETE__MESSAGE__BODY_UPDATE:
+	case RETE__MESSAGE__BODY_NOTE:
+		if (sc->sc_found || strcmp(msg->sender, sc->sc_sender) != 0 ||
+		    strcmp(msg->id, sc->sc_id) != 0)
+			break;
+		sc->sc_found = true;
+		sc->sc_msg_index = index;
+		sc->sc_msg_dir_index = sc->sc_dir_index;
+		e = buf_copy(&sc->sc_msg, entry, len);
+		if (e == RETE_OK && sc->sc_dir.len > 0)
+			e = buf_copy(&sc->sc_msg_dir, sc->sc_dir.data, sc->sc_dir.len);
+		break;
+	case RETE__MESSAGE__BODY_DELIVERY:
+		if (!sc->sc_found || msg->delivery->index != sc->sc_msg_index)
+			break;
+		sc->sc_delivered = true;
+		sc->sc_dlv_index = index;
+		sc->sc_dlv_dir_index = sc->sc_dir_index;
+		e = buf_copy(&sc->sc_dlv, entry, len);
+		if (e == RETE_OK && sc->sc_dir_index != sc->sc_msg_dir_index)
+			e = buf_copy(&sc->sc_dlv_dir, sc->sc_dir.data, sc->sc_dir.len);
+		break;
+	case RETE__MESSAGE__BODY_NOTICE:
+		if (sc->sc_found && msg->notice->index == sc->sc_msg_index &&
+		    msg->notice->kind != RETE__NOTICE_KIND__NOTICE_KIND_OVERDUE)
+			snprintf(sc->sc_refused, sizeof(sc->sc_refused),
+				 "entry %" PRIu64 " is a notice: %.240s", index,
+				 msg->notice->text != NULL ? msg->notice->text : "");
+		break;
+	default:
+		break;
+	}
+	rete__message__free_unpacked(msg, NULL);
+	if (e != RETE_OK)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	*done = sc->sc_delivered;
+	return RETE_OK;
+}
+
+static void buf_move(rete_buf *dst, rete_buf *src)
+{
+	rete_buf_free(dst);
+	*dst = *src;
+	memset(src, 0, sizeof(*src));
+}
+
+rete_err rete_evidence_scan_take(rete_evidence_scan *sc, rete_evidence *ev, uint64_t idx[4],
+				 uint64_t *last, rete_msg *m)
+{
+	if (!sc->sc_found)
+		return rete_msg_set(m, RETE_ENOENT,
+				    "the log has no message '%s' of %s (a referral, update or note "
+				    "with that id and sender)",
+				    sc->sc_id, sc->sc_sender);
+	if (sc->sc_msg_dir.len == 0)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "message '%s' of %s (entry %" PRIu64
+				    ") precedes every Directory "
+				    "of the log: no key of its sender is logged",
+				    sc->sc_id, sc->sc_sender, sc->sc_msg_index);
+	if (!sc->sc_delivered)
+		return rete_msg_set(m, RETE_ENOENT,
+				    "message '%s' of %s (entry %" PRIu64 ") has no Delivery in the "
+				    "log%s%s; export it once its recipient has acknowledged it",
+				    sc->sc_id, sc->sc_sender, sc->sc_msg_index,
+				    sc->sc_refused[0] ? ": " : " yet",
+				    sc->sc_refused[0] ? sc->sc_refused : "");
+	buf_move(&ev->message, &sc->sc_msg);
+	buf_move(&ev->directory, &sc->sc_msg_dir);
+	buf_move(&ev->delivery, &sc->sc_dlv);
+	buf_move(&ev->delivery_directory, &sc->sc_dlv_dir);
+	idx[0] = sc->sc_msg_index;
+	idx[1] = sc->sc_msg_dir_index;
+	idx[2] = sc->sc_dlv_index;
+	idx[3] = sc->sc_dlv_dir_index;
+	*last = sc->sc_dlv_index;
+	return RETE_OK;
+}
+
+/* ---- from a store ---------------------------------------------------------------- */
+
+/* note_sig_lines counts a note's signature lines (after its blank line). */
+static unsigned note_sig_lines(const char *note)
+{
+	const char *p = strstr(note, "\n\n");
+	unsigned n = 0;
+	if (p == NULL)
+		return 0;
+	for (p += 2; *p != '\0'; p++)
+		n += *p == '\n';
+	return n;
+}
+
+/* sig_lines_named counts the note's signature lines named name (*others:
+ * those named otherwise). */
+static unsigned sig_lines_named(const char *note, const char *name, unsigned *others)
+{
+	const char *p = strstr(note, "\n\n");
+	size_t nl = strlen(name), dash = strlen("\xe2\x80\x94 ");
+	unsigned n = 0;
+	*others = 0;
+	if (p == NULL)
+		return 0;
+	for (p += 2; *p != '\0'; p = strchr(p, '\n') + 1) {
+		if (strncmp(p + dash, name, nl) == 0 && p[dash + nl] == ' ')
+			n++;
+		else
+			(*others)++;
+	}
+	return n;
+}
+
+/* strip_latest keeps only the log's own signature on *note (the latest
+ * checkpoint's cosignatures are not what the bundle proves: the verifier
+ * would have nothing to check them against). */
+rete_err rete_evidence_strip_latest(char **note, rete_msg *m)
+{
+	rete_checkpoint cp;
+	char *out = NULL;
+	size_t len = 0;
+	rete_err e;
+	if ((e = rete_checkpoint_parse(*note, strlen(*note), &cp, m)) != RETE_OK ||
+	    (e = rete_cosign_strip(*note, strlen(*note), cp.origin, &out, &len, m)) != RETE_OK)
+		return e;
+	free(*note);
+	*note = out;
+	return RETE_OK;
+}
+
+struct pick {
+	rete_store *pk_store;
+	rete_store_rtxn *pk_rt;
+	uint64_t pk_size;
+	char *pk_note;
+	int pk_score;
+};
+
+/* pick_one keeps the best checkpoint: one with a time-stamp token first,
+ * then the most signature lines (cosignatures), the smallest of equals. */
+static int pick_one(void *ctx, uint64_t size, const char *note)
+{
+	struct pick *pk = ctx;
+	rete_buf tok = {0};
+	int score = (int)note_sig_lines(note);
+	if (rete_store_timestamp_get(pk->pk_store, pk->pk_rt, size, &tok, NULL) == RETE_OK)
+		score += 1000; /* a token first: trusted time */
+	rete_buf_free(&tok);
+	if (pk->pk_note == NULL || score > pk->pk_score) {
+		char *copy = strdup(note);
+		if (copy == NULL)
+			return 1;
+		free(pk->pk_note);
+		pk->pk_note = copy;
+		pk->pk_size = size;
+		pk->pk_score = score;
+	}
+	return 0;
+}
+
+struct feed {
+	rete_evidence_scan *fd_sc;
+	rete_err fd_err;
+	rete_msg *fd_m;
+};
+
+static int feed_one(void *ctx, uint64_t index, const uint8_t *entry, size_t len)
+{
+	struct feed *fd = ctx;
+	bool done = false;
+	fd->fd_err = rete_evidence_scan_feed(fd->fd_sc, index, entry, len, &done, fd->fd_m);
+	return fd->fd_err != RETE_OK || done;
+}
+
+static rete_err store_proof(rete_store *s, rete_store_rtxn *rt, uint64_t index, uint64_t size,
+			    rete_evidence_proof *p, rete_msg *m)
+{
+	uint8_t h[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
+	size_t n = 0;
+	rete_err e = rete_store_inclusion_proof(s, rt, index, size, h, &n, m);
+	if (e == RETE_OK && proof_set(p, (const uint8_t(*)[RETE_MERKLE_HASH])h, n) != RETE_OK)
+		e = rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	return e;
+}
+
+rete_err rete_evidence_from_store(rete_store *s, const char *sender, const char *id,
+				  rete_evidence *ev, rete_msg *m)
+{
+	rete_evidence_scan *sc = NULL;
+	rete_store_rtxn *rt = NULL;
+	struct pick pk = {s, NULL, 0, NULL, -1};
+	struct feed fd;
+	uint64_t size = 0, idx[4], last = 0, lsize = 0;
+	uint8_t h[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
+	size_t n = 0;
+	rete_err e;
+
+	memset(ev, 0, sizeof(*ev));
+	if ((e = rete_evidence_scan_new(&sc, sender, id, m)) != RETE_OK)
+		return e;
+	if ((e = rete_store_read_begin(s, &rt, m)) != RETE_OK)
+		goto out;
+	pk.pk_rt = rt;
+	if ((e = rete_store_size(s, rt, &size, m)) != RETE_OK)
+		goto out;
+	fd.fd_sc = sc;
+	fd.fd_err = RETE_OK;
+	fd.fd_m = m;
+	if ((e = rete_store_entries_iter(s, rt, 0, size, feed_one, &fd, m)) != RETE_OK)
+		goto out;
+	if ((e = fd.fd_err) != RETE_OK)
+		goto out;
+	if ((e = rete_evidence_scan_take(sc, ev, idx, &last, m)) != RETE_OK)
+		goto out;
+	if ((e = rete_store_checkpoints_iter(s, rt, last + 1, pick_one, &pk, m)) != RETE_OK)
+		goto out;
+	if (pk.pk_note == NULL) {
+		e = rete_msg_set(m, RETE_ENOENT,
+				 "no stored checkpoint covers entry %" PRIu64 " (the delivery of "
+				 "message '%s') yet; try again after the broker's next checkpoint",
+				 last, id);
+		goto out;
+	}
+	ev->checkpoint = pk.pk_note;
+	pk.pk_note = NULL;
+	e = rete_store_timestamp_get(s, rt, pk.pk_size, &ev->timestamp, m);
+	if (e != RETE_OK && e != RETE_ENOENT)
+		goto out;
+	if ((e = store_proof(s, rt, idx[0], pk.pk_size, &ev->message_proof, m)) != RETE_OK ||
+	    (e = store_proof(s, rt, idx[1], pk.pk_size, &ev->directory_proof, m)) != RETE_OK ||
+	    (e = store_proof(s, rt, idx[2], pk.pk_size, &ev->delivery_proof, m)) != RETE_OK)
+		goto out;
+	if (ev->delivery_directory.len > 0 &&
+	    (e = store_proof(s, rt, idx[3], pk.pk_size, &ev->delivery_directory_proof, m)) !=
+		RETE_OK)
+		goto out;
+	if ((e = rete_store_checkpoint_latest(s, rt, &lsize, &ev->latest, m)) != RETE_OK ||
+	    (e = rete_evidence_strip_latest(&ev->latest, m)) != RETE_OK)
+		goto out;
+	if (lsize > pk.pk_size) {
+		if ((e = rete_store_consistency_proof(s, rt, pk.pk_size, lsize, h, &n, m)) !=
+		    RETE_OK)
+			goto out;
+		if (proof_set(&ev->consistency, (const uint8_t(*)[RETE_MERKLE_HASH])h, n) !=
+		    RETE_OK)
+			e = rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	}
+out:
+	rete_store_read_end(&rt);
+	free(pk.pk_note);
+	rete_evidence_scan_free(&sc);
+	if (e != RETE_OK)
+		rete_evidence_free(ev);
+	return e;
+}
+
+/* ---- verification ------------------------------------------------------------------ */
+
+/* A decoded log entry of the bundle. */
+typedef struct ventry {
+	Rete__LogEntry *le;
+	Rete__SignedMessage *sm;
+	Rete__Message *msg;
+	uint8_t leaf[RETE_MERKLE_HASH];
+} ventry;
+
+static void ventry_free(ventry *v)
+{
+	if (v->le != NULL)
+		rete__log_entry__free_unpacked(v->le, NULL);
+	if (v->sm != NULL)
+		rete__signed_message__free_unpacked(v->sm, NULL);
+	if (v->msg != NULL)
+		rete__message__free_unpacked(v->msg, NULL);
+	memset(v, 0, sizeof(*v));
+}
+
+/* ventry_check decodes an entry of the bundle (what names it in sentences)
+ * and proves it is in the checkpoint's tree. */
+static rete_err ventry_check(ventry *v, const rete_buf *b, const rete_evidence_proof *p,
+			     const rete_checkpoint *cp, const char *what, rete_msg *m)
+{
+	rete_merkle_elem el[RETE_MERKLE_MAX_PROOF];
+	rete_err e;
+
+	if ((e = entry_decode(b->data, b->len, &v->le, &v->sm, &v->msg, m)) != RETE_OK) {
+		rete_msg_prefix(m, "the %s's log entry does not decode", what);
+		return e;
+	}
+	rete_merkle_leaf_hash(v->leaf, b->data, b->len);
+	for (size_t i = 0; i < p->n; i++) {
+		el[i].data = p->h[i];
+		el[i].len = RETE_MERKLE_HASH;
+	}
+	if (v->le->index >= cp->size)
+		return rete_msg_set(m, RETE_EPROOF,
+				    "the %s is entry %" PRIu64
+				    ", outside the checkpoint of %" PRIu64 " entries",
+				    what, v->le->index, cp->size);
+	if ((e = rete_merkle_verify_inclusion(v->le->index, cp->size, v->leaf, RETE_MERKLE_HASH, el,
+					      p->n, cp->root, RETE_MERKLE_HASH, m)) != RETE_OK) {
+		rete_msg_prefix(m,
+				"the %s (entry %" PRIu64 ") is not proven in the checkpoint of "
+				"%" PRIu64 " entries",
+				what, v->le->index, cp->size);
+		return e;
+	}
+	if (v->msg->origin == NULL || strcmp(v->msg->origin, cp->origin) != 0)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "the %s (entry %" PRIu64 ") is meant for the log '%.80s', not "
+				    "'%s'",
+				    what, v->le->index, v->msg->origin ? v->msg->origin : "",
+				    cp->origin);
+	return RETE_OK;
+}
+
+/* broker_entry checks that v is the broker's own body of kind body,
+ * signed with the broker's key. */
+static rete_err broker_entry(const ventry *v, Rete__Message__BodyCase body, const char *what,
+			     const rete_pubkey *bk, rete_msg *m)
+{
+	rete_err e;
+	if (v->msg->body_case != body)
+		return rete_msg_set(m, RETE_EINVAL, "entry %" PRIu64 " is a %s, not a %s",
+				    v->le->index, rete_message_kind(v->msg), what);
+	if ((e = rete_signed_verify(v->sm, bk, m)) != RETE_OK) {
+		rete_msg_set(m, e, "the %s (entry %" PRIu64 ") is not signed by the broker's key",
+			     what, v->le->index);
+		return e;
+	}
+	return RETE_OK;
+}
+
+/* party_key finds id's key in the Directory entry d. */
+static rete_err party_key(const ventry *d, const char *id, rete_pubkey *pk, rete_msg *m)
+{
+	const Rete__Directory *dir = d->msg->directory;
+	for (size_t i = 0; i < dir->n_parties; i++) {
+		const Rete__Party *p = dir->parties[i];
+		if (strcmp(p->id, id) != 0)
+			continue;
+		if (p->public_key.len != RETE_PK_LEN)
+			return rete_msg_set(m, RETE_EINVAL,
+					    "the directory (entry %" PRIu64
+					    ") gives %s a key of %zu "
+					    "bytes",
+					    d->le->index, id, p->public_key.len);
+		return rete_pubkey_from_ed(pk, p->public_key.data, m);
+	}
+	return rete_msg_set(m, RETE_ENOENT,
+			    "%s is not a party of the directory in force (entry %" PRIu64 ")", id,
+			    d->le->index);
+}
+
+/* fail sets the part and passes e on. */
+#define FAIL(p, expr)                                                                              \
+	do {                                                                                       \
+		if ((e = (expr)) != RETE_OK) {                                                     \
+			*part = (p);                                                               \
+			goto out;                                                                  \
+		}                                                                                  \
+	} while (0)
+
+static rete_err check_ack(const ventry *dlv, const ventry *msg, const rete_pubkey *rk,
+			  const char *origin, int64_t *acked_at, rete_msg *m)
+{
+	const Rete__SignedAck *sa = dlv->msg->delivery->ack;
+	Rete__AckBody *ab = NULL;
+	rete_err e;
+
+	if (sa == NULL)
+		return rete_msg_set(m, RETE_EBADSIG,
+				    "the delivery (entry %" PRIu64 ") carries no acknowledgement "
+				    "signed by the recipient: unsigned (logged before protocol 3); "
+				    "it proves only the broker's word",
+				    dlv->le->index);
+	if ((e = rete_ack_verify(sa, rk, &ab, m)) != RETE_OK) {
+		rete_msg_prefix(m,
+				"the acknowledgement in the delivery (entry %" PRIu64 "), checked "
+				"with %s's key in the directory in force at the delivery",
+				dlv->le->index, msg->msg->recipient);
+		return e;
+	}
+	if (strcmp(ab->origin, origin) != 0)
+		e = rete_msg_set(m, RETE_EINVAL,
+				 "the acknowledgement names the log '%.80s', not '%s'", ab->origin,
+				 origin);
+	else if (strcmp(ab->recipient, msg->msg->recipient) != 0)
+		e = rete_msg_set(m, RETE_EINVAL,
+				 "the acknowledgement is by '%.64s', not by the recipient %s",
+				 ab->recipient, msg->msg->recipient);
+	else if (ab->index != msg->le->index)
+		e = rete_msg_set(m, RETE_EINVAL,
+				 "the acknowledgement is of entry %" PRIu64 ", not %" PRIu64,
+				 ab->index, msg->le->index);
+	else if (ab->leaf_hash.len != RETE_MERKLE_HASH ||
+		 memcmp(ab->leaf_hash.data, msg->leaf, RETE_MERKLE_HASH) != 0)
+		e = rete_msg_set(m, RETE_EINVAL,
+				 "the acknowledgement's leaf hash is not the message entry's: the "
+				 "recipient acknowledged other bytes");
+	else if (ab->error != 0)
+		e = rete_msg_set(m, RETE_EINVAL,
+				 "the recipient signed a refusal (error %d: %.200s), not a receipt",
+				 (int)ab->error, ab->error_text);
+	*acked_at = ab->acked_at;
+	rete__ack_body__free_unpacked(ab, NULL);
+	return e;
+}
+
+static rete_err check_timestamp(const rete_evidence *ev, const rete_evidence_opts *o,
+				rete_evidence_facts *f, rete_msg *m)
+{
+	rete_tsa_info info;
+	rete_err e;
+
+	f->timestamped = ev->timestamp.len > 0;
+	if (o->tsa_ca == NULL)
+		return RETE_OK; /* told in the story: not checked */
+	if (!f->timestamped)
+		return rete_msg_set(m, RETE_ENOENT,
+				    "the bundle has no time-stamp token over its checkpoint, and "
+				    "--tsa-ca asks for one");
+	e = rete_tsa_token_verify(ev->timestamp.data, ev->timestamp.len, ev->checkpoint,
+				  strlen(ev->checkpoint), o->tsa_ca, &info, m);
+	if (e != RETE_OK)
+		return e;
+	f->timestamp_trusted = true;
+	f->timestamp_at = info.gen_time_ms;
+	snprintf(f->tsa_name, sizeof(f->tsa_name), "%s", info.tsa_name);
+	for (char *p = f->tsa_name; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	return RETE_OK;
+}
+
+/* cosigner_add appends name to the facts' list of cosigners. */
+static void cosigner_add(rete_evidence_facts *f, const char *name)
+{
+	size_t l = strlen(f->cosigners);
+	snprintf(f->cosigners + l, sizeof(f->cosigners) - l, "%s%s", l > 0 ? ", " : "", name);
+	f->cosigned++;
+}
+
+/* check_cosignatures: with a witness policy, its quorum must have cosigned
+ * the checkpoint. And every signature line other than the broker's must be
+ * a valid cosignature: of a witness of the policy (with its key there), or
+ * of a party of the directory (with its directory key; the most recent
+ * directory of the bundle). A line nobody can check is refused: the bundle
+ * carries nothing unverified. */
+static rete_err check_cosignatures(const rete_evidence *ev, const rete_evidence_opts *o,
+				   const rete_checkpoint *cp, const ventry *dir,
+				   rete_evidence_facts *f, rete_msg *m)
+{
+	const char *note = ev->checkpoint, *p = strstr(note, "\n\n");
+	size_t len = strlen(note);
+	rete_witness_policy *pol = NULL;
+	rete_err e = RETE_OK;
+
+	if (o->witnesses != NULL) {
+		if ((e = rete_witness_policy_load(o->witnesses, &pol, m)) != RETE_OK) {
+			rete_msg_prefix(m, "--witnesses");
+			return e == RETE_ENOMEM ? e : RETE_EIO; /* a file the user gave */
+		}
+		f->witnesses = (unsigned)rete_witness_policy_count(pol);
+		f->quorum = (unsigned)rete_witness_policy_quorum(pol);
+		if ((e = rete_witness_policy_check(pol, note, len, m)) != RETE_OK)
+			goto out;
+	}
+	for (p = p + 2; *p != '\0';) {
+		const char *nl = strchr(p, '\n');
+		const char *name = p + strlen("\xe2\x80\x94 ");
+		const char *sp = memchr(name, ' ', (size_t)(nl - name));
+		char id[RETE_ORIGIN_MAX + 1];
+		const rete_pubkey *wk = NULL;
+		rete_pubkey pk;
+
+		p = nl + 1;
+		snprintf(id, sizeof(id), "%.*s", (int)(sp - name), name);
+		if (strcmp(id, cp->origin) == 0)
+			continue; /* the broker's: rete_checkpoint_verify checked it */
+		for (size_t i = 0; pol != NULL && i < rete_witness_policy_count(pol); i++)
+			if (strcmp(rete_witness_policy_name(pol, i), id) == 0)
+				wk = rete_witness_policy_key(pol, i);
+		if (wk == NULL && party_key(dir, id, &pk, NULL) == RETE_OK)
+			wk = &pk;
+		if (wk == NULL) {
+			e = rete_msg_set(
+			    m, RETE_EBADSIG,
+			    "the checkpoint carries a signature line of '%.64s', neither "
+			    "the broker, a witness of the policy nor a party of the "
+			    "directory: nothing can check it",
+			    id);
+			goto out;
+		}
+		if ((e = rete_cosign_verify(note, len, id, wk, NULL, m)) != RETE_OK) {
+			rete_msg_prefix(m, "the cosignature of %s", id);
+			if (e != RETE_EINVAL)
+				e = RETE_EBADSIG;
+			goto out;
+		}
+		if (pol == NULL)
+			cosigner_add(f, id);
+	}
+	if (pol != NULL) {
+		/* the story counts the policy's witnesses only */
+		f->cosigned = 0;
+		f->cosigners[0] = '\0';
+		for (size_t i = 0; i < rete_witness_policy_count(pol); i++)
+			if (rete_cosign_verify(note, len, rete_witness_policy_name(pol, i),
+					       rete_witness_policy_key(pol, i), NULL,
+					       NULL) == RETE_OK)
+				cosigner_add(f, rete_witness_policy_name(pol, i));
+	}
+out:
+	rete_witness_policy_free(&pol);
+	return e;
+}
+
+/* fact copies a string of the log into the facts, control characters
+ * shown as '?' (the story goes to a terminal). */
+static void fact(char *dst, size_t n, const char *src)
+{
+	snprintf(dst, n, "%s", src != NULL ? src : "");
+	for (char *p = dst; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
+rete_err rete_evidence_verify(const char *text, size_t len, const rete_evidence_opts *o,
+			      rete_evidence_facts *facts, const char **part_out, rete_msg *m)
+{
+	rete_evidence ev;
+	rete_evidence_facts fbuf;
+	rete_evidence_facts *f = facts != NULL ? facts : &fbuf;
+	const char *pbuf = NULL, **part = part_out != NULL ? part_out : &pbuf;
+	rete_checkpoint cp, lp;
+	ventry msg = {0}, dir = {0}, dlv = {0}, ddir = {0};
+	const ventry *rdir = &dir;
+	rete_pubkey sk, rk;
+	rete_err e;
+
+	memset(f, 0, sizeof(*f));
+	*part = NULL;
+	if ((e = rete_evidence_parse(text, len, &ev, part, m)) != RETE_OK)
+		goto out;
+	*part = NULL;
+
+	/* the checkpoint everything leads to: the broker's */
+	FAIL("checkpoint", rete_checkpoint_parse(ev.checkpoint, strlen(ev.checkpoint), &cp, m));
+	FAIL("checkpoint", rete_checkpoint_verify(ev.checkpoint, strlen(ev.checkpoint), cp.origin,
+						  &o->broker_key, &cp, m));
+	{
+		unsigned others, own = sig_lines_named(ev.checkpoint, cp.origin, &others);
+		if (own != 1)
+			FAIL("checkpoint",
+			     rete_msg_set(m, RETE_EINVAL,
+					  "the checkpoint carries %u signature lines of the "
+					  "broker (%s); one is expected",
+					  own, cp.origin));
+	}
+	snprintf(f->origin, sizeof(f->origin), "%s", cp.origin);
+	f->checkpoint_size = cp.size;
+	{
+		char *r = rete_b64_encode(cp.root, RETE_MERKLE_HASH);
+		snprintf(f->checkpoint_root, sizeof(f->checkpoint_root), "%s", r ? r : "");
+		free(r);
+	}
+
+	/* the message: in the log */
+	FAIL("message", ventry_check(&msg, &ev.message, &ev.message_proof, &cp, "message", m));
+	if (msg.msg->body_case != RETE__MESSAGE__BODY_REFERRAL &&
+	    msg.msg->body_case != RETE__MESSAGE__BODY_UPDATE &&
+	    msg.msg->body_case != RETE__MESSAGE__BODY_NOTE)
+		FAIL("message", rete_msg_set(m, RETE_EINVAL,
+					     "entry %" PRIu64 " is a %s, not an agency's message",
+					     msg.le->index, rete_message_kind(msg.msg)));
+
+	/* the directory in force: the broker's, logged before it, naming the
+	 * sender's key */
+	FAIL("directory",
+	     ventry_check(&dir, &ev.directory, &ev.directory_proof, &cp, "directory", m));
+	FAIL("directory",
+	     broker_entry(&dir, RETE__MESSAGE__BODY_DIRECTORY, "directory", &o->broker_key, m));
+	if (dir.le->index >= msg.le->index)
+		FAIL("directory", rete_msg_set(m, RETE_EINVAL,
+					       "the directory is entry %" PRIu64 ", not before the "
+					       "message (entry %" PRIu64 ")",
+					       dir.le->index, msg.le->index));
+	FAIL("directory", party_key(&dir, msg.msg->sender, &sk, m));
+
+	/* the message: signed by its sender */
+	if ((e = rete_signed_verify(msg.sm, &sk, m)) != RETE_OK) {
+		*part = "message";
+		rete_msg_set(m, e,
+			     "the message (entry %" PRIu64 ") is not signed by %s's key in the "
+			     "directory (entry %" PRIu64 ")",
+			     msg.le->index, msg.msg->sender, dir.le->index);
+		goto out;
+	}
+	fact(f->message_id, sizeof(f->message_id), msg.msg->id);
+	fact(f->kind, sizeof(f->kind), rete_message_kind(msg.msg));
+	fact(f->sender, sizeof(f->sender), msg.msg->sender);
+	fact(f->recipient, sizeof(f->recipient), msg.msg->recipient);
+	fact(f->case_id, sizeof(f->case_id), msg.msg->case_id);
+	f->index = msg.le->index;
+	f->created_at = msg.msg->created_at;
+	f->logged_at = msg.le->logged_at;
+	f->directory_index = dir.le->index;
+
+	/* the delivery: the broker's, of this message, after it */
+	FAIL("delivery", ventry_check(&dlv, &ev.delivery, &ev.delivery_proof, &cp, "delivery", m));
+	FAIL("delivery",
+	     broker_entry(&dlv, RETE__MESSAGE__BODY_DELIVERY, "delivery", &o->broker_key, m));
+	if (dlv.le->index <= msg.le->index || dlv.msg->delivery->index != msg.le->index ||
+	    strcmp(dlv.msg->delivery->message_id, msg.msg->id) != 0 ||
+	    strcmp(dlv.msg->recipient, msg.msg->sender) != 0)
+		FAIL("delivery",
+		     rete_msg_set(m, RETE_EINVAL,
+				  "the delivery (entry %" PRIu64 ") is of entry %" PRIu64
+				  " ('%.80s', receipt to %.64s), not of the message (entry %" PRIu64
+				  " '%.80s' of %s)",
+				  dlv.le->index, dlv.msg->delivery->index,
+				  dlv.msg->delivery->message_id, dlv.msg->recipient, msg.le->index,
+				  msg.msg->id, msg.msg->sender));
+	f->delivery_index = dlv.le->index;
+	f->delivered_at = dlv.msg->delivery->delivered_at;
+	f->delivery_directory_index = dir.le->index;
+	if (ev.delivery_directory.len > 0) {
+		FAIL("delivery",
+		     ventry_check(&ddir, &ev.delivery_directory, &ev.delivery_directory_proof, &cp,
+				  "directory at the delivery", m));
+		FAIL("delivery", broker_entry(&ddir, RETE__MESSAGE__BODY_DIRECTORY, "directory",
+					      &o->broker_key, m));
+		if (ddir.le->index <= dir.le->index || ddir.le->index >= dlv.le->index)
+			FAIL("delivery",
+			     rete_msg_set(m, RETE_EINVAL,
+					  "the directory at the delivery is entry %" PRIu64
+					  ", not between the message's directory (entry %" PRIu64
+					  ") and the delivery (entry %" PRIu64 ")",
+					  ddir.le->index, dir.le->index, dlv.le->index));
+		rdir = &ddir;
+		f->delivery_directory_index = ddir.le->index;
+	}
+
+	/* the acknowledgement: signed by the recipient */
+	FAIL("acknowledgement", party_key(rdir, msg.msg->recipient, &rk, m));
+	FAIL("acknowledgement", check_ack(&dlv, &msg, &rk, cp.origin, &f->acked_at, m));
+
+	/* trusted time, witnesses */
+	FAIL("timestamp", check_timestamp(&ev, o, f, m));
+	FAIL("cosignatures", check_cosignatures(&ev, o, &cp, rdir, f, m));
+
+	/* the latest checkpoint extends it */
+	FAIL("consistency", rete_checkpoint_verify(ev.latest, strlen(ev.latest), cp.origin,
+						   &o->broker_key, &lp, m));
+	{
+		unsigned others, own = sig_lines_named(ev.latest, cp.origin, &others);
+		if (own != 1 || others != 0)
+			FAIL("consistency",
+			     rete_msg_set(m, RETE_EINVAL,
+					  "the latest checkpoint carries %u signature "
+					  "lines; the bundle keeps only the broker's",
+					  own + others));
+	}
+	f->latest_size = lp.size;
+	if (lp.size < cp.size)
+		FAIL("consistency", rete_msg_set(m, RETE_EPROOF,
+						 "the latest checkpoint (%" PRIu64 " entries) is "
+						 "smaller than the checkpoint (%" PRIu64 ")",
+						 lp.size, cp.size));
+	if (lp.size == cp.size) {
+		if (memcmp(lp.root, cp.root, RETE_MERKLE_HASH) != 0 || ev.consistency.n != 0)
+			FAIL("consistency", rete_msg_set(m, RETE_EPROOF,
+							 "the latest checkpoint has the same size "
+							 "as the checkpoint but another root (or a "
+							 "proof)"));
+	} else {
+		rete_merkle_elem el[RETE_MERKLE_MAX_PROOF];
+		for (size_t i = 0; i < ev.consistency.n; i++) {
+			el[i].data = ev.consistency.h[i];
+			el[i].len = RETE_MERKLE_HASH;
+		}
+		FAIL("consistency", rete_merkle_verify_consistency(
+					cp.size, lp.size, cp.root, RETE_MERKLE_HASH, lp.root,
+					RETE_MERKLE_HASH, el, ev.consistency.n, m));
+	}
+	e = RETE_OK;
+out:
+	ventry_free(&msg);
+	ventry_free(&dir);
+	ventry_free(&dlv);
+	ventry_free(&ddir);
+	rete_evidence_free(&ev);
+	return e;
+}
+
+/* ---- the story -------------------------------------------------------------------- */
+
+static const struct {
+	const char *part, *en, *it;
+} part_names[] = {
+    {"form", "the bundle's form", "la forma del fascicolo"},
+    {"checkpoint", "the checkpoint", "il checkpoint"},
+    {"message", "the message", "il messaggio"},
+    {"directory", "the directory (the sender's key)", "la directory (la chiave del mittente)"},
+    {"delivery", "the delivery", "la consegna"},
+    {"acknowledgement", "the recipient's acknowledgement",
+     "la conferma di ricezione del destinatario"},
+    {"timestamp", "the time stamp", "la marca temporale"},
+    {"cosignatures", "the witnesses' cosignatures", "le cofirme dei testimoni"},
+    {"consistency", "the consistency with the latest checkpoint",
+     "la coerenza con l'ultimo checkpoint"},
+};
+
+const char *rete_evidence_part_name(const char *part, rete_evidence_lang lang)
+{
+	for (size_t i = 0; part != NULL && i < sizeof(part_names) / sizeof(part_names[0]); i++)
+		if (strcmp(part_names[i].part, part) == 0)
+			return lang == RETE_EVIDENCE_IT ? part_names[i].it : part_names[i].en;
+	return part != NULL ? part : "?";
+}
+
+/* when formats a time for the story: UTC, to the second. */
+static const char *when(int64_t ms, char buf[40])
+{
+	char t[32];
+	rete_time_format(ms, t);
+	/* 2026-12-06T09:12:03.123Z -> 2026-12-06 09:12:03 UTC */
+	snprintf(buf, 40, "%.10s %.8s UTC", t, t + 11);
+	return buf;
+}
+
+static const char *kind_it(const char *kind)
+{
+	if (strcmp(kind, "referral") == 0)
+		return "invio (referral)";
+	if (strcmp(kind, "update") == 0)
+		return "aggiornamento";
+	if (strcmp(kind, "note") == 0)
+		return "nota";
+	return kind;
+}
+
+char *rete_evidence_story(const rete_evidence_facts *f, rete_evidence_lang lang)
+{
+	char *out = NULL, a[40], b[40];
+	size_t len = 0;
+	FILE *s = open_memstream(&out, &len);
+	bool it = lang == RETE_EVIDENCE_IT;
+
+	if (s == NULL)
+		return NULL;
+	if (it) {
+		fprintf(s,
+			"%s '%s' (fascicolo %s) inviato da %s a %s, firmato con la sua chiave "
+			"(directory, voce #%" PRIu64 ")\n",
+			kind_it(f->kind), f->message_id, f->case_id[0] ? f->case_id : "-",
+			f->sender, f->recipient, f->directory_index);
+		fprintf(s, "registrato alle %s come voce #%" PRIu64 " del registro %s\n",
+			when(f->logged_at, a), f->index, f->origin);
+		fprintf(s, "nel checkpoint di %" PRIu64 " voci firmato dal broker (radice %s)\n",
+			f->checkpoint_size, f->checkpoint_root);
+		if (f->timestamp_trusted)
+			fprintf(s,
+				"marcato temporalmente da %s alle %s (token verificato con la CA "
+				"indicata)\n",
+				f->tsa_name, when(f->timestamp_at, a));
+		else if (f->timestamped)
+			fprintf(s, "con una marca temporale RFC 3161 non verificata (indicare "
+				   "--tsa-ca CERT per verificarla)\n");
+		else
+			fprintf(s, "senza marca temporale\n");
+		fprintf(s, "consegnato a %s: voce #%" PRIu64 ", registrata dal broker alle %s\n",
+			f->recipient, f->delivery_index, when(f->delivered_at, a));
+		fprintf(s,
+			"ricezione confermata da %s alle %s (il suo orologio), con la sua firma "
+			"(directory, voce #%" PRIu64 ")\n",
+			f->recipient, when(f->acked_at, b), f->delivery_directory_index);
+		if (f->witnesses > 0)
+			fprintf(s, "cofirmato da %u di %u testimoni (ne servono %u): %s\n",
+				f->cosigned, f->witnesses, f->quorum,
+				f->cosigned ? f->cosigners : "nessuno");
+		else if (f->cosigned > 0)
+			fprintf(s,
+				"cofirmato da %u enti della directory: %s (nessuna politica dei "
+				"testimoni indicata)\n",
+				f->cosigned, f->cosigners);
+		else
+			fprintf(s, "senza cofirme di testimoni\n");
+		fprintf(s,
+			"l'ultimo checkpoint (%" PRIu64 " voci) lo estende (prova di "
+			"coerenza)\n",
+			f->latest_size);
+		fprintf(s, "la prova regge\n");
+	} else {
+		fprintf(s,
+			"%s '%s' (case %s) sent by %s to %s, signed with its key (directory, "
+			"entry #%" PRIu64 ")\n",
+			f->kind, f->message_id, f->case_id[0] ? f->case_id : "-", f->sender,
+			f->recipient, f->directory_index);
+		fprintf(s, "logged at %s as entry #%" PRIu64 " of the log %s\n",
+			when(f->logged_at, a), f->index, f->origin);
+		fprintf(s,
+			"in the checkpoint of %" PRIu64 " entries signed by the broker (root %s)\n",
+			f->checkpoint_size, f->checkpoint_root);
+		if (f->timestamp_trusted)
+			fprintf(s,
+				"timestamped by %s at %s (token verified against the CA given)\n",
+				f->tsa_name, when(f->timestamp_at, a));
+		else if (f->timestamped)
+			fprintf(s, "with an RFC 3161 time stamp not checked (give --tsa-ca CERT to "
+				   "check it)\n");
+		else
+			fprintf(s, "not timestamped\n");
+		fprintf(s, "delivered to %s: entry #%" PRIu64 ", logged by the broker at %s\n",
+			f->recipient, f->delivery_index, when(f->delivered_at, a));
+		fprintf(s,
+			"acknowledged by %s at %s (its own clock), signed with its key "
+			"(directory, entry #%" PRIu64 ")\n",
+			f->recipient, when(f->acked_at, b), f->delivery_directory_index);
+		if (f->witnesses > 0)
+			fprintf(s, "cosigned by %u of %u witnesses (%u needed): %s\n", f->cosigned,
+				f->witnesses, f->quorum, f->cosigned ? f->cosigners : "none");
+		else if (f->cosigned > 0)
+			fprintf(s,
+				"cosigned by %u parties of the directory: %s (no witness policy "
+				"given)\n",
+				f->cosigned, f->cosigners);
+		else
+			fprintf(s, "not cosigned by any witness\n");
+		fprintf(s,
+			"the latest checkpoint (%" PRIu64 " entries) extends it (consistency "
+			"proof)\n",
+			f->latest_size);
+		fprintf(s, "the evidence holds\n");
+	}
+	if (fclose(s) != 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
