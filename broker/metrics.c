@@ -40,6 +40,7 @@ struct bm_agency {
 struct broker_metrics {
 	rete_httpd *http;
 	rete_store *store; /* lives as long as the broker: read by the HTTP thread */
+	broker_tsa *tsa;   /* the time-stamping thread (NULL: no TSA); thread-safe */
 	char *data;	   /* the store folder (disk space) */
 	int64_t started_ms;
 	_Atomic uint64_t counters[BM_NCOUNTERS];
@@ -200,6 +201,20 @@ static void code_label(int code, char *out, size_t n)
 	out[i] = '\0';
 }
 
+/* note_cosignatures counts a stored note's signature lines beyond the
+ * first (the broker's own): the witnesses' cosignatures. */
+static uint64_t note_cosignatures(const char *note)
+{
+	const char *sig = strstr(note, "\n\n");
+	if (!sig)
+		return 0;
+	uint64_t lines = 0;
+	for (const char *p = sig + 2; *p; p++)
+		if (*p == '\n')
+			lines++;
+	return lines > 1 ? lines - 1 : 0;
+}
+
 static void serve(void *ctx, const char *path, rete_http_answer *a)
 {
 	broker_metrics *bm = ctx;
@@ -226,6 +241,7 @@ static void serve(void *ctx, const char *path, rete_http_answer *a)
 
 	/* 2. the store, in a read transaction of this thread */
 	uint64_t size = loop_size, map_size = 0, map_used = 0, disk_free = 0;
+	uint64_t cosigs = 0, cosig_size = 0;
 	bool readable = false;
 	rete_store_rtxn *rt = NULL;
 	if (rete_store_read_begin(bm->store, &rt, NULL) == RETE_OK) {
@@ -233,6 +249,16 @@ static void serve(void *ctx, const char *path, rete_http_answer *a)
 		for (size_t i = 0; i < n && readable; i++)
 			readable = rete_store_queue_depth(bm->store, rt, ag[i].id, &depth[i],
 							  &oldest[i], NULL) == RETE_OK;
+		uint64_t stored_size = 0;
+		char *stored = NULL;
+		if (readable &&
+		    rete_store_checkpoint_latest(bm->store, rt, &stored_size, &stored, NULL) ==
+			RETE_OK &&
+		    stored) {
+			cosigs = note_cosignatures(stored);
+			cosig_size = stored_size;
+		}
+		free(stored);
 		rete_store_read_end(&rt);
 	}
 	if (rete_store_stats(bm->store, &map_size, &map_used, NULL) != RETE_OK)
@@ -345,6 +371,35 @@ static void serve(void *ctx, const char *path, rete_http_answer *a)
 	      (double)(now - (cp_at ? cp_at : bm->started_ms)) / 1000.0);
 	one(a, "rete_broker_checkpoint_behind_entries", "gauge",
 	    "Entries logged after the latest checkpoint.", size > cp_size ? size - cp_size : 0);
+	one(a, "rete_broker_checkpoint_cosignatures", "gauge",
+	    "Witness cosignatures gathered on the latest stored checkpoint (agencies that "
+	    "verified it and signed: c2sp.org/tlog-cosignature).",
+	    cosigs);
+	one(a, "rete_broker_checkpoint_cosigned_size", "gauge",
+	    "Size of the stored checkpoint those cosignatures are on.", cosig_size);
+	broker_tsa_state ts;
+	bool tsa_on = broker_tsa_state_get(bm->tsa, now, &ts);
+	one(a, "rete_broker_timestamp_configured", "gauge",
+	    "1 when a time-stamping authority is configured (tsa_url).", tsa_on);
+	if (tsa_on) {
+		one(a, "rete_broker_timestamp_stamped_size", "gauge",
+		    "Size of the newest checkpoint with an RFC 3161 token (0: none yet).",
+		    ts.stamped);
+		one_f(a, "rete_broker_timestamp_last_token_timestamp_seconds", "gauge",
+		      "genTime of the newest token (Unix time; 0: none yet).",
+		      (double)ts.last_gen_ms / 1000.0);
+		one_f(a, "rete_broker_timestamp_waiting_seconds", "gauge",
+		      "How long the oldest stored checkpoint without a token has waited (0: "
+		      "none waits).",
+		      ts.waiting_since && now > ts.waiting_since
+			  ? (double)(now - ts.waiting_since) / 1000.0
+			  : 0.0);
+		one(a, "rete_broker_timestamp_failures", "gauge",
+		    "Failed exchanges with the TSA since the last token.", ts.failures);
+		one(a, "rete_broker_timestamp_refusing", "gauge",
+		    "1 while timestamp_grace refuses new submissions (no token for too long).",
+		    ts.refusing);
+	}
 	one(a, "rete_broker_store_map_bytes", "gauge",
 	    "Size of the store's memory map (it grows by doubling).", map_size);
 	one(a, "rete_broker_store_used_bytes", "gauge", "Bytes of the map in use.", map_used);
@@ -370,6 +425,7 @@ rete_err broker_metrics_start(broker *b, broker_metrics **out, rete_msg *m)
 	}
 	pthread_mutex_init(&bm->lock, NULL);
 	bm->store = b->store;
+	bm->tsa = b->tsa;
 	bm->started_ms = rete_now_ms();
 	b->metrics = bm;
 	broker_metrics_tick(b);

@@ -376,3 +376,19 @@ bool broker_tsa_problem(broker_tsa *t, int64_t now_ms, char *text, size_t n, int
 	pthread_mutex_unlock(&t->lock);
 	return problem;
 }
+
+bool broker_tsa_state_get(broker_tsa *t, int64_t now_ms, broker_tsa_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (!t)
+		return false;
+	pthread_mutex_lock(&t->lock);
+	st->stamped = t->stamped;
+	st->last_gen_ms = t->last_gen_ms;
+	st->waiting_since = t->waiting_since;
+	st->failures = t->failures;
+	st->refusing =
+	    t->grace_ms > 0 && t->waiting_since > 0 && now_ms - t->waiting_since >= t->grace_ms;
+	pthread_mutex_unlock(&t->lock);
+	return true;
+}

@@ -57,6 +57,20 @@ bool broker_tsa_refusal(broker_tsa *t, int64_t now_ms, char *text, size_t n);
  * genTime of the latest token (0: none). NULL t: false, 0. */
 bool broker_tsa_problem(broker_tsa *t, int64_t now_ms, char *text, size_t n, int64_t *last_ms);
 
+/* The time-stamping state for the metrics endpoint (read under the
+ * thread's lock, from any thread). */
+typedef struct broker_tsa_state {
+	uint64_t stamped;      /* the newest checkpoint size with a token (0: none) */
+	int64_t last_gen_ms;   /* its token's genTime (0: none) */
+	int64_t waiting_since; /* oldest checkpoint still without a token (wall ms), 0: none */
+	uint64_t failures;     /* failed exchanges since the last token */
+	bool refusing;	       /* timestamp_grace is refusing submissions now */
+} broker_tsa_state;
+
+/* broker_tsa_state_get fills *st at now_ms; false (and *st zeroed) for a
+ * NULL t (no TSA configured). */
+bool broker_tsa_state_get(broker_tsa *t, int64_t now_ms, broker_tsa_state *st);
+
 /* broker_tsa_gen_time reads the genTime of DER token tok[0:len] into *ms
  * (Unix milliseconds) without checking the token (it was checked when
  * stored). Errors: RETE_EDECODE. */

@@ -337,9 +337,41 @@ static void test_tokens_served(void **state)
 	rete__broker_frame__free_unpacked(f, NULL);
 }
 
+/* metric scrapes the broker's /metrics (metrics = 127.0.0.1:0 in its
+ * broker.ini: the port is read from its log) with curl and returns the
+ * value of series, -1 when absent or unreachable. */
+static double metric(fixture *fx, const char *series)
+{
+	unsigned port = 0;
+	int64_t end = it_mono_ms() + it_wait_ms();
+	while (port == 0 && it_mono_ms() < end) {
+		char *text = tu_read_file(fx->n->log, NULL);
+		const char *p = text ? strstr(text, "metrics on http://127.0.0.1:") : NULL;
+		if (p)
+			sscanf(p, "metrics on http://127.0.0.1:%u/", &port);
+		free(text);
+		if (port == 0)
+			it_nap(50);
+	}
+	if (port == 0)
+		return -1;
+	char *out = NULL;
+	double v = -1;
+	if (tu_run(&out, "curl -sS --max-time 10 http://127.0.0.1:%u/metrics", port) == 0 && out) {
+		size_t n = strlen(series);
+		for (const char *p = out; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+			if (strncmp(p, series, n) == 0 && p[n] == ' ') {
+				v = strtod(p + n + 1, NULL);
+				break;
+			}
+	}
+	free(out);
+	return v;
+}
+
 static void test_grace_refuses_and_recovers(void **state)
 {
-	fixture *fx = start(state, "timestamp_grace = 3s\n");
+	fixture *fx = start(state, "timestamp_grace = 3s\nmetrics = 127.0.0.1:0\n");
 
 	submit_ok(fx);
 	Rete__BrokerFrame *f = wait_token(fx, 1);
@@ -373,6 +405,12 @@ static void test_grace_refuses_and_recovers(void **state)
 	Rete__BrokerFrame *h = wait_problem(fx, "new submissions are refused", false);
 	assert_false(h->result->health->ok);
 	rete__broker_frame__free_unpacked(h, NULL);
+	/* the metrics say so too */
+	assert_true(metric(fx, "rete_broker_timestamp_configured") == 1);
+	assert_true(metric(fx, "rete_broker_timestamp_refusing") == 1);
+	assert_true(metric(fx, "rete_broker_timestamp_failures") >= 1);
+	assert_true(metric(fx, "rete_broker_timestamp_waiting_seconds") >= 3);
+	assert_true(metric(fx, "rete_broker_timestamp_stamped_size") == (double)first);
 	/* an agent's message meanwhile stays in its outbox, tried again */
 	char outbox[1300], sent[1300], failed[1300], alog[1300], tmp[1400], dst[1400];
 	assert_true(it_agent_start(fx->n, IT_SOCIAL));
@@ -440,6 +478,10 @@ static void test_grace_refuses_and_recovers(void **state)
 	rete__broker_frame__free_unpacked(f, NULL);
 	wait_healthy(fx);
 	assert_true(tu_occurrences(fx->n->log, "answers again after") > 0);
+	assert_true(metric(fx, "rete_broker_timestamp_refusing") == 0);
+	assert_true(metric(fx, "rete_broker_timestamp_failures") == 0);
+	assert_true(metric(fx, "rete_broker_timestamp_stamped_size") > (double)first);
+	assert_true(metric(fx, "rete_broker_timestamp_last_token_timestamp_seconds") > 0);
 }
 
 static void test_bad_answers(void **state)

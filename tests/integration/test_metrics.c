@@ -187,6 +187,8 @@ static void test_counters_move(void **state)
 	assert_true(value(t, "rete_broker_store_readable") == 1);
 	assert_true(value(t, "rete_broker_log_entries") >= 1); /* the directory */
 	assert_true(value(t, "rete_broker_disk_free_bytes") > 0);
+	assert_true(value(t, "rete_broker_timestamp_configured") == 0); /* no tsa_url */
+	assert_true(value(t, "rete_broker_timestamp_refusing") == -1);
 	assert_true(value(t, "rete_broker_store_used_bytes") > 0);
 	assert_non_null(strstr(t, "rete_build_info{program=\"rete-broker\",version=\""));
 	double entries0 = value(t, "rete_broker_log_entries");
@@ -296,6 +298,10 @@ static void test_counters_move(void **state)
 	assert_true(size >= entries0 + 2 * N_REFERRALS); /* the referrals and their Deliveries */
 	assert_true(until_value(url, "rete_broker_checkpoint_size", size));
 	assert_true(until_value(aurl, "rete_agent_witness_checkpoint_size", size));
+	/* the agent cosigns what it verified: the broker counts its cosignature
+	 * on that checkpoint (the only agent process of this test) */
+	assert_true(until_value(url, "rete_broker_checkpoint_cosigned_size", size));
+	assert_true(until_value(url, "rete_broker_checkpoint_cosignatures", 1));
 
 	/* an outbox file the agent cannot take is counted in failed/ */
 	char path[1400];
