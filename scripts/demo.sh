@@ -9,8 +9,9 @@
 # agencies' agents, and plays one family's story through the spool folders.
 # The agencies' side is played by the hook scripts of examples/hooks/.
 # At the end it prints the coordinator's view, the period report, the case's
-# timeline, one referral's evidence bundle with its story, and the audit of
-# the log, and stops every process it started.
+# timeline, one referral's evidence bundle with its story (time-stamped by a
+# local stand-in TSA, cosigned by the four agencies' agents as witnesses),
+# and the audit of the log, and stops every process it started.
 #
 # DIR layout (the contract of DESIGN.md): DIR/keys/ID.{key,pub},
 # DIR/broker/broker.ini, DIR/broker/store/, DIR/agents/ID/agent.ini with its
@@ -61,7 +62,8 @@ else
 	dir=$(cd "$dir" && pwd)
 	# Replace what an earlier run left here (only the demo's own parts).
 	rm -rf "$dir/keys" "$dir/broker" "$dir/agents" "$dir/coord.ini" "$dir/audit.ini" \
-		"$dir/audit-state.json" "$dir/send.log"
+		"$dir/audit-state.json" "$dir/send.log" "$dir/tsa" "$dir/witnesses.policy" \
+		"$dir/evidence.log" "$dir"/evidence-*.json
 fi
 
 pids=()
@@ -111,6 +113,44 @@ sed -e "s#^listen = .*#listen = $listen#" \
 	-e "s#^urgent = .*#urgent = 10s    ; demo: 1wd in real life#" \
 	-e "s#^;checkpoint_interval = .*#checkpoint_interval = 2s#" \
 	"$root/examples/broker.ini" >"$dir/broker/broker.ini"
+# A stand-in for a time-stamping authority (RFC 3161): the test TSA built
+# with rete, with a CA made here by openssl. In production the broker asks a
+# qualified TSA (docs/operations.md, "Trusted time"); the broker's part is
+# the same. Skipped when the test TSA program is not there (an installed
+# package does not ship it).
+tsa_ca=""
+if command -v rete-test-tsa >/dev/null 2>&1; then
+	mkdir -p "$dir/tsa/state"
+	(
+		cd "$dir/tsa"
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-keyout ca.key -out ca.pem -days 30 -subj '/CN=rete demo TSA CA' \
+			-addext basicConstraints=critical,CA:TRUE \
+			-addext keyUsage=critical,keyCertSign,cRLSign
+		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-keyout tsa.key -out tsa.csr -subj '/O=rete demo/CN=rete demo TSA'
+		printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=critical,timeStamping\nsubjectKeyIdentifier=hash\n' >tsa.ext
+		openssl x509 -req -in tsa.csr -CA ca.pem -CAkey ca.key -set_serial 2 \
+			-out tsa.pem -days 30 -extfile tsa.ext
+	) >"$dir/tsa/openssl.log" 2>&1 || { cat "$dir/tsa/openssl.log" >&2; exit 2; }
+	rete-test-tsa --cert "$dir/tsa/tsa.pem" --key "$dir/tsa/tsa.key" --dir "$dir/tsa/state" \
+		>"$dir/tsa/port" 2>"$dir/tsa/tsa.log" &
+	pids+=($!)
+	deadline=$((SECONDS + 10))
+	until grep -q '^port ' "$dir/tsa/port" 2>/dev/null; do
+		if [ $SECONDS -ge $deadline ]; then
+			echo "demo.sh: the demo TSA did not start; see $dir/tsa/tsa.log" >&2
+			exit 2
+		fi
+		sleep 0.1
+	done
+	tsa_port=$(awk '/^port /{print $2; exit}' "$dir/tsa/port")
+	tsa_ca=$dir/tsa/ca.pem
+	# the [broker] section: the TSA's URL and CA
+	sed -i -e "/^\[broker\]/a tsa_url = http://127.0.0.1:$tsa_port/tsa\ntsa_ca = $tsa_ca" \
+		"$dir/broker/broker.ini"
+	note "a demo time-stamping authority on 127.0.0.1:$tsa_port (test CA $tsa_ca)"
+fi
 rete-broker -c "$dir/broker/broker.ini" --check-config >/dev/null
 
 for id in "${agencies[@]}"; do
@@ -118,6 +158,7 @@ for id in "${agencies[@]}"; do
 	sed -e "s#^broker = .*#broker = $listen#" \
 		-e "s#^;on_message = .*#on_message = $root/examples/hooks/$id.sh $dir/agents/$id/agent.ini#" \
 		-e "s#^;poll = .*#poll = 200ms#" \
+		-e "/^\[agent\]/a witness = 1s   ; demo: 30s in real life" \
 		"$root/examples/agents/$id.ini" >"$dir/agents/$id/agent.ini"
 done
 sed -e "s#^broker = .*#broker = $listen#" -e "s#^events = .*#events = $events#" \
@@ -202,21 +243,29 @@ say "Evidence of one referral (rete evidence export / verify)"
 # it, the Delivery with the job centre's signed acknowledgement, their
 # proofs to a signed checkpoint, the consistency with the latest one.
 # Anyone holding the broker's public key checks it offline.
-deadline=$((SECONDS + 30))
+# Every agency's agent is a witness: it checks each checkpoint against the
+# last one it verified and cosigns it. The auditor's policy: all four.
+rete witnesses -c "$dir/audit.ini" >"$dir/witnesses.policy"
+verify_opts=(--broker-key "$dir/keys/broker.mantova.pub" --witnesses "$dir/witnesses.policy")
+if [ -n "$tsa_ca" ]; then verify_opts+=(--tsa-ca "$tsa_ca"); fi
+bundle=$dir/evidence-$mother_id.json
+# The newest checkpoint waits a moment for its cosignatures and its token.
+deadline=$((SECONDS + 45))
 until rete evidence export social.mantova "$mother_id" -c "$dir/audit.ini" \
-	-o "$dir/evidence-$mother_id.json" 2>>"$dir/evidence.log"; do
+	-o "$bundle" 2>>"$dir/evidence.log" &&
+	rete evidence verify "$bundle" "${verify_opts[@]}" >>"$dir/evidence.log" 2>&1; do
 	if [ $SECONDS -ge $deadline ]; then
-		echo "demo.sh: no evidence bundle for $mother_id within 30 s; see $dir/evidence.log" >&2
+		echo "demo.sh: no evidence bundle of $mother_id verified within 45 s; see $dir/evidence.log" >&2
+		tail -n 20 "$dir/evidence.log" >&2
 		exit 1
 	fi
-	sleep 0.5 # the delivery waits for the broker's next checkpoint
+	sleep 0.5
 done
+note "rete witnesses -c audit.ini > witnesses.policy"
 note "rete evidence export social.mantova $mother_id -c audit.ini -o evidence-$mother_id.json"
-note "rete evidence verify evidence-$mother_id.json --broker-key keys/broker.mantova.pub"
-rete evidence verify "$dir/evidence-$mother_id.json" \
-	--broker-key "$dir/keys/broker.mantova.pub" --lang en
-rete evidence verify "$dir/evidence-$mother_id.json" \
-	--broker-key "$dir/keys/broker.mantova.pub" --lang it
+note "rete evidence verify evidence-$mother_id.json --broker-key keys/broker.mantova.pub --witnesses witnesses.policy${tsa_ca:+ --tsa-ca tsa/ca.pem}"
+rete evidence verify "$bundle" "${verify_opts[@]}" --lang en
+rete evidence verify "$bundle" "${verify_opts[@]}" --lang it
 
 say "Stopping every process the demo started"
 stop_all

@@ -18,6 +18,9 @@ done
 # in English and in Italian.
 grep -qF "the evidence holds" <<<"$out" || { echo "$out"; fail "the demo's evidence bundle did not verify"; }
 grep -qF "la prova regge" <<<"$out" || { echo "$out"; fail "the demo's evidence story in Italian is missing"; }
+# ... time-stamped by the demo's TSA and cosigned by all four agencies
+grep -qF "timestamped by CN=rete demo TSA" <<<"$out" || { echo "$out"; fail "the demo's evidence is not time-stamped"; }
+grep -qF "cosigned by 4 of 4 witnesses" <<<"$out" || { echo "$out"; fail "the demo's evidence is not cosigned by the four agencies"; }
 ls "$dir"/net/evidence-*.json >/dev/null || fail "the demo wrote no evidence bundle"
 
 # Nothing the demo started is still running.
