@@ -1,0 +1,354 @@
+/* access_log.c — see access_log.h. */
+#define _GNU_SOURCE
+#include "access_log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "duration.h"
+#include "json.h"
+
+/* How often a long-running writer looks for lines past the retention. */
+#define PRUNE_EVERY_MS (3600 * 1000)
+
+struct rete_access_log {
+	char *al_path;
+	rete_keep al_keep;
+	bool al_sync;
+	int64_t al_pruned_at; /* when the lines were last looked at (ms) */
+};
+
+rete_err rete_keep_parse(const char *s, rete_keep *out, rete_msg *m)
+{
+	static const char accepted[] = "e.g. 24mo (calendar months), 2y, 30d, 12h, or forever";
+	rete_duration d;
+	memset(out, 0, sizeof(*out));
+	if (s == NULL || *s == '\0')
+		return rete_msg_set(m, RETE_EINVAL, "retention is empty; write %s", accepted);
+	if (strcmp(s, "forever") == 0)
+		return RETE_OK;
+	const char *p = s;
+	long n = 0;
+	while (isdigit((unsigned char)*p) && n < 100000)
+		n = n * 10 + (*p++ - '0');
+	if (p != s && n > 0 && n <= 1200 && (strcmp(p, "mo") == 0 || strcmp(p, "y") == 0)) {
+		out->months = (int)(p[0] == 'y' ? n * 12 : n);
+		if (out->months <= 1200)
+			return RETE_OK;
+	}
+	if (rete_duration_parse(s, &d, NULL) == RETE_OK && d.working_days == 0 && d.ms > 0) {
+		out->months = 0;
+		out->ms = d.ms;
+		return RETE_OK;
+	}
+	out->months = 0;
+	return rete_msg_set(m, RETE_EINVAL, "retention '%s' is not accepted; write %s", s,
+			    accepted);
+}
+
+int64_t rete_keep_cutoff(rete_keep keep, int64_t now_ms)
+{
+	if (keep.months <= 0 && keep.ms <= 0)
+		return INT64_MIN;
+	if (keep.months <= 0)
+		return now_ms - keep.ms;
+	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	time_t t = (time_t)(now_ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	int total = tm.tm_year * 12 + tm.tm_mon - keep.months;
+	tm.tm_year = total / 12;
+	tm.tm_mon = total % 12;
+	if (tm.tm_mon < 0) {
+		tm.tm_mon += 12;
+		tm.tm_year--;
+	}
+	int y = tm.tm_year + 1900;
+	int last =
+	    mdays[tm.tm_mon] + (tm.tm_mon == 1 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));
+	if (tm.tm_mday > last)
+		tm.tm_mday = last;
+	return (int64_t)timegm(&tm) * 1000 + now_ms % 1000;
+}
+
+char *rete_keep_format(rete_keep keep, char *buf, size_t n)
+{
+	if (keep.months > 0)
+		snprintf(buf, n, "%d month%s", keep.months, keep.months == 1 ? "" : "s");
+	else if (keep.ms <= 0)
+		snprintf(buf, n, "forever");
+	else if (keep.ms % 86400000 == 0)
+		snprintf(buf, n, "%lld day%s", (long long)(keep.ms / 86400000),
+			 keep.ms == 86400000 ? "" : "s");
+	else if (keep.ms % 3600000 == 0)
+		snprintf(buf, n, "%lld hour(s)", (long long)(keep.ms / 3600000));
+	else
+		snprintf(buf, n, "%lld second(s)", (long long)(keep.ms / 1000));
+	return buf;
+}
+
+/* al_mkdirs makes the folders above path (0700), like mkdir -p. */
+static void al_mkdirs(const char *path)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", path);
+	for (char *p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		mkdir(dir, 0700);
+		*p = '/';
+	}
+}
+
+/* al_lock opens path for appending (creating it) and takes its exclusive
+ * lock; when the file was replaced by a prune between open and lock, it
+ * opens the new one. Returns the descriptor, or -1 with errno. */
+static int al_lock(const char *path)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return -1;
+		if (flock(fd, LOCK_EX) != 0) {
+			int e = errno;
+			close(fd);
+			errno = e;
+			return -1;
+		}
+		struct stat a, b;
+		if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
+		    a.st_dev == b.st_dev)
+			return fd;
+		close(fd); /* replaced under us: take the new file */
+	}
+	errno = EAGAIN;
+	return -1;
+}
+
+/* al_line_time: the "at" of one line, or false when it does not parse. */
+static bool al_line_time(const char *line, size_t len, int64_t *at)
+{
+	json_t *o = json_loadb(line, len, 0, NULL);
+	const char *s = o ? json_string_value(json_object_get(o, "at")) : NULL;
+	bool ok = s != NULL && rete_time_parse(s, at) == RETE_OK;
+	json_decref(o);
+	return ok;
+}
+
+/* al_prune_locked rewrites path without the lines older than cutoff; the
+ * caller holds the lock on path's descriptor. Two passes: the first counts
+ * the old lines (most calls find none and write nothing), the second
+ * copies the kept ones into PATH.tmp, which then replaces the file. */
+static rete_err al_prune_locked(const char *path, int64_t cutoff, size_t *dropped, rete_msg *m)
+{
+	FILE *in = fopen(path, "re");
+	if (in == NULL)
+		return errno == ENOENT ? RETE_OK
+				       : rete_msg_set(m, RETE_EIO, "%s: cannot read: %s", path,
+						      strerror(errno));
+	char tmp[PATH_MAX + 8];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *out = NULL;
+	char *line = NULL;
+	size_t cap = 0, n = 0;
+	ssize_t len;
+	rete_err err = RETE_OK;
+	int64_t at;
+	while ((len = getline(&line, &cap, in)) > 0)
+		if (al_line_time(line, (size_t)len, &at) && at < cutoff)
+			n++;
+	if (n > 0) {
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		out = fd >= 0 ? fdopen(fd, "w") : NULL;
+		if (out == NULL) {
+			if (fd >= 0)
+				close(fd);
+			err = rete_msg_set(m, RETE_EIO, "%s: cannot create: %s", tmp,
+					   strerror(errno));
+		}
+		rewind(in);
+		while (out != NULL && (len = getline(&line, &cap, in)) > 0) {
+			if (al_line_time(line, (size_t)len, &at) && at < cutoff)
+				continue;
+			if (fwrite(line, 1, (size_t)len, out) != (size_t)len) {
+				err = rete_msg_set(m, RETE_EIO, "%s: cannot write: %s", tmp,
+						   strerror(errno));
+				break;
+			}
+		}
+	}
+	free(line);
+	fclose(in);
+	if (out != NULL) {
+		if (err == RETE_OK && (fflush(out) != 0 || fsync(fileno(out)) != 0))
+			err =
+			    rete_msg_set(m, RETE_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+		fclose(out);
+		if (err == RETE_OK && rename(tmp, path) != 0)
+			err = rete_msg_set(m, RETE_EIO, "%s: cannot replace: %s", path,
+					   strerror(errno));
+		if (err != RETE_OK)
+			unlink(tmp);
+	}
+	if (dropped != NULL)
+		*dropped = err == RETE_OK ? n : 0;
+	return err;
+}
+
+/* al_first_time: the time of the file's first line (false when none). */
+static bool al_first_time(const char *path, int64_t *at)
+{
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return false;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len = getline(&line, &cap, f);
+	bool ok = len > 0 && al_line_time(line, (size_t)len, at);
+	free(line);
+	fclose(f);
+	return ok;
+}
+
+rete_err rete_access_log_prune(const char *path, rete_keep keep, int64_t now_ms, size_t *dropped,
+			       rete_msg *m)
+{
+	if (dropped != NULL)
+		*dropped = 0;
+	int64_t cutoff = rete_keep_cutoff(keep, now_ms);
+	if (cutoff == INT64_MIN)
+		return RETE_OK;
+	int fd = al_lock(path);
+	if (fd < 0)
+		return rete_msg_set(m, RETE_EIO, "%s: cannot open the access record: %s", path,
+				    strerror(errno));
+	rete_err err = al_prune_locked(path, cutoff, dropped, m);
+	close(fd);
+	return err;
+}
+
+rete_err rete_access_log_open(const char *path, rete_keep keep, bool sync, rete_access_log **out,
+			      rete_msg *m)
+{
+	*out = NULL;
+	rete_access_log *l = calloc(1, sizeof(*l));
+	if (l == NULL || (l->al_path = strdup(path)) == NULL) {
+		free(l);
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	}
+	l->al_keep = keep;
+	l->al_sync = sync;
+	al_mkdirs(path);
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rete_err e = rete_msg_set(m, RETE_EIO,
+					  "%s: cannot open the access record: %s; set "
+					  "access_log to a file this program may write",
+					  path, strerror(errno));
+		rete_access_log_close(&l);
+		return e;
+	}
+	close(fd);
+	*out = l;
+	return RETE_OK;
+}
+
+rete_err rete_access_log_add(rete_access_log *l, const rete_access_rec *r, rete_msg *m)
+{
+	char at[32];
+	if (r->program == NULL || r->what == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "an access record needs a program and a what");
+	int64_t now = r->at_ms != 0 ? r->at_ms : rete_now_ms();
+	json_t *o = json_object();
+	if (o == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	json_object_set_new(o, "at", json_string(rete_time_format(now, at)));
+	json_object_set_new(o, "program", json_string(r->program));
+	if (r->who != NULL)
+		json_object_set_new(o, "who", json_string(r->who));
+	if (r->party != NULL && r->party[0] != '\0')
+		json_object_set_new(o, "party", json_string(r->party));
+	json_object_set_new(o, "what", json_string(r->what));
+	char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+	json_decref(o);
+	if (text == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	size_t len = strlen(text);
+	char *line = realloc(text, len + 2);
+	if (line == NULL) {
+		free(text);
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	}
+	line[len++] = '\n';
+
+	rete_err err = RETE_OK;
+	int fd = al_lock(l->al_path);
+	if (fd < 0) {
+		err = rete_msg_set(m, RETE_EIO, "%s: cannot open the access record: %s", l->al_path,
+				   strerror(errno));
+		goto out;
+	}
+	/* Now and then, and at the first append, drop what is past the
+	 * retention: the first line is the oldest, so a file whose first
+	 * line is recent needs no rewrite. */
+	int64_t cutoff = rete_keep_cutoff(l->al_keep, now);
+	if (cutoff != INT64_MIN &&
+	    (l->al_pruned_at == 0 || now - l->al_pruned_at >= PRUNE_EVERY_MS)) {
+		int64_t first;
+		l->al_pruned_at = now;
+		if (al_first_time(l->al_path, &first) && first < cutoff) {
+			rete_msg sub;
+			if (al_prune_locked(l->al_path, cutoff, NULL, &sub) == RETE_OK) {
+				close(fd);
+				fd = al_lock(l->al_path); /* the new file */
+				if (fd < 0) {
+					err = rete_msg_set(m, RETE_EIO,
+							   "%s: cannot open the access record: %s",
+							   l->al_path, strerror(errno));
+					goto out;
+				}
+			}
+		}
+	}
+	ssize_t w = write(fd, line, len);
+	if (w != (ssize_t)len)
+		err = rete_msg_set(m, RETE_EIO, "%s: cannot append to the access record: %s",
+				   l->al_path, w < 0 ? strerror(errno) : "short write");
+	else if (l->al_sync && fdatasync(fd) != 0)
+		err = rete_msg_set(m, RETE_EIO, "%s: cannot sync the access record: %s", l->al_path,
+				   strerror(errno));
+	close(fd);
+out:
+	free(line);
+	return err;
+}
+
+void rete_access_log_close(rete_access_log **l)
+{
+	if (l == NULL || *l == NULL)
+		return;
+	free((*l)->al_path);
+	free(*l);
+	*l = NULL;
+}
+
+rete_err rete_access_record(const char *path, rete_keep keep, const rete_access_rec *r, rete_msg *m)
+{
+	rete_access_log *l = NULL;
+	rete_err err = rete_access_log_open(path, keep, true, &l, m);
+	if (err == RETE_OK)
+		err = rete_access_log_add(l, r, m);
+	rete_access_log_close(&l);
+	return err;
+}

@@ -1,0 +1,128 @@
+/* test_access_log.c — the access record: lines appended, retention by
+ * calendar months, old lines dropped by an atomic rewrite, the file's mode. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "access_log.h"
+#include "json.h"
+#include "testutil.h"
+
+static void test_keep_parse(void **state)
+{
+	(void)state;
+	rete_keep k;
+	rete_msg m;
+	assert_int_equal(rete_keep_parse("24mo", &k, &m), RETE_OK);
+	assert_int_equal(k.months, 24);
+	assert_int_equal(rete_keep_parse("2y", &k, &m), RETE_OK);
+	assert_int_equal(k.months, 24);
+	assert_int_equal(rete_keep_parse("30d", &k, &m), RETE_OK);
+	assert_int_equal(k.months, 0);
+	assert_int_equal(k.ms, 30LL * 86400000);
+	assert_int_equal(rete_keep_parse("forever", &k, &m), RETE_OK);
+	assert_true(rete_keep_cutoff(k, 1000) == INT64_MIN);
+	const char *bad[] = {"", "0mo", "24", "3wd", "-1d", "24 mo", "1.5y", "99999mo"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(rete_keep_parse(bad[i], &k, &m), RETE_EINVAL);
+		assert_non_null(strstr(m.text, "24mo"));
+	}
+}
+
+static void test_cutoff(void **state)
+{
+	(void)state;
+	int64_t now, want;
+	assert_int_equal(rete_time_parse("2026-12-06T09:00:00Z", &now), RETE_OK);
+	assert_int_equal(rete_time_parse("2024-12-06T09:00:00Z", &want), RETE_OK);
+	assert_true(rete_keep_cutoff(RETE_ACCESS_KEEP_DEFAULT, now) == want);
+	/* 31 March minus one month: the last day of February */
+	assert_int_equal(rete_time_parse("2027-03-31T10:00:00Z", &now), RETE_OK);
+	assert_int_equal(rete_time_parse("2027-02-28T10:00:00Z", &want), RETE_OK);
+	assert_true(rete_keep_cutoff((rete_keep){.months = 1}, now) == want);
+	assert_true(rete_keep_cutoff((rete_keep){.ms = 5000}, 10000) == 5000);
+}
+
+static void test_append_and_prune(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("access_log");
+	char path[1024];
+	rete_msg m;
+	int64_t now, old;
+	assert_int_equal(rete_time_parse("2026-12-06T09:00:00Z", &now), RETE_OK);
+	assert_int_equal(rete_time_parse("2024-11-01T09:00:00Z", &old), RETE_OK);
+	tu_path(path, sizeof(path), "%s/sub/access.log", dir);
+
+	rete_access_rec r = {.at_ms = old,
+			     .program = "rete audit log",
+			     .who = "alice",
+			     .party = NULL,
+			     .what = "entries 0-9"};
+	assert_int_equal(rete_access_record(path, (rete_keep){0}, &r, &m), RETE_OK);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	r.at_ms = now;
+	r.what = "case mn-2026-0173";
+	r.party = "audit.region";
+	/* an append with the default retention drops the 25-month-old line */
+	assert_int_equal(rete_access_record(path, RETE_ACCESS_KEEP_DEFAULT, &r, &m), RETE_OK);
+	char *text = tu_read_file(path, NULL);
+	assert_non_null(text);
+	assert_null(strstr(text, "entries 0-9"));
+	assert_non_null(strstr(text, "\"program\":\"rete audit log\""));
+	assert_non_null(strstr(text, "\"party\":\"audit.region\""));
+	assert_non_null(strstr(text, "\"what\":\"case mn-2026-0173\""));
+	assert_non_null(strstr(text, "\"at\":\"2026-12-06T09:00:00"));
+	free(text);
+
+	/* a line that does not parse is kept, an old one dropped, counted */
+	FILE *f = fopen(path, "a");
+	fputs("not json\n{\"at\":\"2020-01-01T00:00:00Z\",\"program\":\"x\",\"what\":\"y\"}\n", f);
+	fclose(f);
+	size_t dropped = 99;
+	assert_int_equal(rete_access_log_prune(path, RETE_ACCESS_KEEP_DEFAULT, now, &dropped, &m),
+			 RETE_OK);
+	assert_int_equal(dropped, 1);
+	text = tu_read_file(path, NULL);
+	assert_non_null(strstr(text, "not json\n"));
+	assert_null(strstr(text, "2020-01-01"));
+	assert_non_null(strstr(text, "case mn-2026-0173"));
+	free(text);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	tu_path(path, sizeof(path), "%s/sub/access.log.tmp", dir);
+	assert_false(tu_exists(path));
+
+	/* a missing file prunes to nothing; an unwritable place is a sentence */
+	tu_path(path, sizeof(path), "%s/none.log", dir);
+	assert_int_equal(rete_access_log_prune(path, RETE_ACCESS_KEEP_DEFAULT, now, &dropped, &m),
+			 RETE_OK);
+	assert_int_equal(dropped, 0);
+	assert_int_equal(
+	    rete_access_record("/proc/nope/access.log", RETE_ACCESS_KEEP_DEFAULT, &r, &m),
+	    RETE_EIO);
+	assert_non_null(strstr(m.text, "/proc/nope/access.log"));
+	r.what = NULL;
+	tu_path(path, sizeof(path), "%s/x.log", dir);
+	assert_int_equal(rete_access_record(path, RETE_ACCESS_KEEP_DEFAULT, &r, &m), RETE_EINVAL);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_keep_parse),
+	    cmocka_unit_test(test_cutoff),
+	    cmocka_unit_test(test_append_and_prune),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
