@@ -24,6 +24,7 @@ struct mref {
 	int64_t requested_at, due_at;
 	rete_status_times t; /* received, accepted, completed and closed are read */
 	bool overdue;
+	uint64_t index; /* the referral's log index: its short label */
 };
 
 struct magency {
@@ -309,6 +310,7 @@ rete_err monitor_load_snapshot(monitor *mo, const Rete__Snapshot *sn, rete_msg *
 		r->t.closed_at = ri->closed_at;
 		r->due_at = ri->due_at;
 		r->overdue = ri->overdue;
+		r->index = ri->index;
 	}
 	if (monitor_set_agencies(mo, sn->agencies, sn->n_agencies, m) != RETE_OK) {
 		refs_clear(mo);
@@ -350,6 +352,7 @@ monitor_apply monitor_apply_event(monitor *mo, const Rete__Event *ev)
 			r->priority = ev->priority;
 			r->status = RETE__STATUS__STATUS_REQUESTED;
 			r->requested_at = ev->logged_at;
+			r->index = ev->index;
 		}
 	} else if (r != NULL && strcmp(kind, "update") == 0) {
 		/* the broker published it, so the lifecycle allowed it;
@@ -522,6 +525,12 @@ static int times_stats(const monitor *mo, const monitor_filter *f, struct stat3 
 	}
 	free(v);
 	return 0;
+}
+
+char *monitor_label(uint64_t index, char *buf, size_t n)
+{
+	snprintf(buf, n, "#%llu", (unsigned long long)index);
+	return buf;
 }
 
 char *monitor_duration_text(int64_t ms, char *buf, size_t n)
@@ -852,11 +861,13 @@ json_t *monitor_to_json(const monitor *mo, int64_t now, const monitor_filter *f)
 	for (size_t i = 0; v != NULL && ov != NULL && i < n; i++) {
 		const struct mref *r = v[i];
 		json_t *e = json_object();
+		char lab[32];
 		if (e == NULL) {
 			bad = 1;
 			break;
 		}
 		bad |= mon_jset(e, "referralId", json_string(r->id));
+		bad |= mon_jset(e, "label", json_string(monitor_label(r->index, lab, sizeof(lab))));
 		bad |= mon_jset(e, "requester", json_string(r->requester));
 		bad |= mon_jset(e, "performer", json_string(r->performer));
 		bad |= mon_jset(e, "service", json_string(r->service));

@@ -146,6 +146,12 @@ rete_err monitor_print(const monitor *mo, int64_t now_ms, const monitor_filter *
  * spelling). NULL on out of memory. */
 json_t *monitor_to_json(const monitor *mo, int64_t now_ms, const monitor_filter *f);
 
+/* monitor_label writes a referral's short readable label, "#" and the log
+ * index of its request ("#42"), into buf (size n) and returns buf: the
+ * console and the monitor name referrals by it instead of their 34-character
+ * message id. */
+char *monitor_label(uint64_t index, char *buf, size_t n);
+
 /* monitor_duration_text writes a duration as "45s", "12m", "3h05m" or
  * "2d04h" into buf (size n) and returns buf; negative durations as 0s. */
 char *monitor_duration_text(int64_t ms, char *buf, size_t n);

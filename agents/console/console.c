@@ -1,0 +1,609 @@
+/* console.c — `rete console -c coord.ini [--listen ADDR]`: the web console.
+ *
+ * One process holds the party's broker connection and events subscription
+ * (monitor_session.h: the same session, and the same monitor state, as
+ * `rete monitor`) and serves, read-only, over rete_http:
+ *   /, /panoramica     the overview page (static HTML; app.js fills it)
+ *   /salute            the health page
+ *   /static/NAME       the embedded static files (agents/console/static/)
+ *   /api/overview      monitor_to_json (what `rete monitor --json` prints)
+ *                      with the directory's names and the time zone
+ *   /api/health        the broker's latest health answer
+ *   /api/events        Server-Sent Events: "update" whenever the state moved
+ * Every answer carries a strict Content-Security-Policy (scripts and styles
+ * from the console itself only: no inline script). Every page and API read
+ * is written to the console's access record (store/access_log.h).
+ *
+ * It listens on 127.0.0.1:8480 unless told otherwise ([console] listen in
+ * the configuration, or --listen). A listen address that is not loopback is
+ * refused: the console has no TLS or accounts yet, and the network's
+ * referrals must not be shown to whoever reaches that address.
+ *
+ * The main thread runs the session (events, snapshots, health every few
+ * seconds, the directory's names when the directory changes) under the
+ * console's lock; the HTTP threads read under the same lock.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "access_log.h"
+#include "cli.h"
+#include "console_assets.h"
+#include "coord_config.h"
+#include "duration.h"
+#include "httpd.h"
+#include "ini_file.h"
+#include "json.h"
+#include "monitor.h"
+#include "monitor_session.h"
+#include "wire.h"
+
+#define CONSOLE_LISTEN_DEFAULT "127.0.0.1:8480"
+#define CONSOLE_STREAMS_MAX    8
+#define CONSOLE_KEEPALIVE_S    4
+#define CONSOLE_BATCH	       1000u
+
+static volatile sig_atomic_t console_stop;
+
+static void console_on_signal(int sig)
+{
+	(void)sig;
+	console_stop = 1;
+}
+
+struct console {
+	struct mon_ctx mc;
+	pthread_mutex_t lock;
+	pthread_cond_t moved;
+	uint64_t version; /* bumped whenever what the pages show moved */
+	bool stopping;
+	int streams;
+	json_t *health;	  /* the latest health answer, or NULL */
+	json_t *names;	  /* party id -> name, from the directory in force */
+	json_t *services; /* service code -> name */
+	bool dir_dirty;	  /* a directory entry was logged: read the names again */
+	rete_access_log *access;
+	char listen[RETE_HTTP_ADDR_MAX];
+	char *access_path;
+};
+
+/* ---- the configuration's [console] section ------------------------------------ */
+
+struct console_ini {
+	struct console *c;
+	char dir[4096];
+	rete_err err;
+	rete_msg *m;
+};
+
+static int console_ini_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct console_ini *p = user;
+	if (strcmp(section, "console") != 0)
+		return 1;
+	if (strcmp(name, "listen") == 0) {
+		snprintf(p->c->listen, sizeof(p->c->listen), "%s", value);
+	} else if (strcmp(name, "access_log") == 0) {
+		free(p->c->access_path);
+		p->c->access_path = rete_ini_abs_path(p->dir, value);
+	} else if (p->err == RETE_OK) {
+		p->err = rete_msg_set(p->m, RETE_EINVAL,
+				      "[console] %s: unknown key; the keys are listen and "
+				      "access_log",
+				      name);
+		return 0;
+	}
+	return 1;
+}
+
+static rete_err console_ini_load(struct console *c, const char *path, rete_msg *m)
+{
+	struct console_ini p = {.c = c, .m = m};
+	char *abs = NULL;
+	rete_err err =
+	    rete_ini_read(path, console_ini_handler, &p, &p.err, &abs, p.dir, sizeof(p.dir), m);
+	if (err == RETE_OK && c->access_path == NULL &&
+	    (c->access_path = rete_ini_abs_path(p.dir, "console-access.jsonl")) == NULL)
+		err = rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	free(abs);
+	return err;
+}
+
+/* ---- the directory's names ------------------------------------------------------ */
+
+/* console_directory reads the log's entries (from the broker) and keeps the
+ * names of the latest directory: parties and services. */
+static void console_directory(struct console *c, uint64_t size)
+{
+	json_t *names = json_object(), *services = json_object();
+	bool found = false;
+
+	for (uint64_t lo = 0; names && services && lo < size;) {
+		Rete__Query q = RETE__QUERY__INIT;
+		Rete__EntriesQuery eq = RETE__ENTRIES_QUERY__INIT;
+		Rete__BrokerFrame *f = NULL;
+		eq.from = lo;
+		eq.count = size - lo < CONSOLE_BATCH ? size - lo : CONSOLE_BATCH;
+		q.what_case = RETE__QUERY__WHAT_ENTRIES;
+		q.entries = &eq;
+		if (rete_wire_call(c->mc.dealer, &q, c->mc.cfg.timeout_ms, &f, NULL) != RETE_OK ||
+		    f->command_case != RETE__BROKER_FRAME__COMMAND_RESULT ||
+		    f->result->answer_case != RETE__QUERY_RESULT__ANSWER_ENTRIES ||
+		    f->result->entries->from != lo || f->result->entries->n_entries == 0) {
+			if (f != NULL)
+				rete__broker_frame__free_unpacked(f, NULL);
+			break;
+		}
+		const Rete__Entries *e = f->result->entries;
+		for (size_t i = 0; i < e->n_entries; i++, lo++) {
+			Rete__LogEntry *le =
+			    rete__log_entry__unpack(NULL, e->entries[i].len, e->entries[i].data);
+			Rete__SignedMessage *sm =
+			    le ? rete__signed_message__unpack(NULL, le->signed_message.len,
+							      le->signed_message.data)
+			       : NULL;
+			Rete__Message *msg =
+			    sm ? rete__message__unpack(NULL, sm->message.len, sm->message.data)
+			       : NULL;
+			if (msg && msg->body_case == RETE__MESSAGE__BODY_DIRECTORY &&
+			    msg->directory) {
+				json_object_clear(names);
+				json_object_clear(services);
+				found = true;
+				for (size_t k = 0; k < msg->directory->n_parties; k++) {
+					const Rete__Party *pa = msg->directory->parties[k];
+					if (pa->name && pa->name[0])
+						json_object_set_new(names, pa->id,
+								    json_string(pa->name));
+					for (size_t s = 0; s < pa->n_services; s++)
+						if (pa->services[s]->name &&
+						    pa->services[s]->name[0])
+							json_object_set_new(
+							    services, pa->services[s]->code,
+							    json_string(pa->services[s]->name));
+				}
+			}
+			if (msg)
+				rete__message__free_unpacked(msg, NULL);
+			if (sm)
+				rete__signed_message__free_unpacked(sm, NULL);
+			if (le)
+				rete__log_entry__free_unpacked(le, NULL);
+		}
+		rete__broker_frame__free_unpacked(f, NULL);
+	}
+	pthread_mutex_lock(&c->lock);
+	if (found && names && services) {
+		json_decref(c->names);
+		json_decref(c->services);
+		c->names = names;
+		c->services = services;
+		names = services = NULL;
+		c->version++;
+		pthread_cond_broadcast(&c->moved);
+	}
+	pthread_mutex_unlock(&c->lock);
+	json_decref(names);
+	json_decref(services);
+}
+
+static void console_on_event(void *arg, const Rete__Event *ev)
+{
+	struct console *c = arg;
+	if (ev->kind != NULL && strcmp(ev->kind, "directory") == 0)
+		c->dir_dirty = true;
+}
+
+/* console_health asks the broker for its health and keeps the answer. */
+static void console_health(struct console *c)
+{
+	Rete__BrokerFrame *f = NULL;
+	rete_msg m = {{0}};
+	json_t *j = NULL;
+
+	if (coord_query(&c->mc.cfg, c->mc.dealer, RETE__QUERY__WHAT_HEALTH, &f, &m) == RETE_OK) {
+		const Rete__Health *h = f->result->health;
+		j = rete_pb_to_json(&h->base);
+		pthread_mutex_lock(&c->lock);
+		monitor_set_agencies(c->mc.mo, h->agencies, h->n_agencies, NULL);
+		pthread_mutex_unlock(&c->lock);
+		rete__broker_frame__free_unpacked(f, NULL);
+	} else {
+		j = json_pack("{s:b, s:[s]}", "ok", 0, "problems", m.text);
+	}
+	if (j != NULL)
+		json_object_set_new(j, "askedAt", json_integer(rete_now_ms()));
+	pthread_mutex_lock(&c->lock);
+	json_decref(c->health);
+	c->health = j;
+	c->version++;
+	pthread_cond_broadcast(&c->moved);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- the HTTP side -------------------------------------------------------------- */
+
+static void console_record(struct console *c, const rete_http_req *rq, const char *what)
+{
+	rete_access_rec r = {.program = "rete console",
+			     .who = rq->peer[0] ? rq->peer : NULL,
+			     .party = c->mc.cfg.id,
+			     .what = what};
+	rete_msg m = {{0}};
+	pthread_mutex_lock(&c->lock);
+	if (c->access != NULL && rete_access_log_add(c->access, &r, &m) != RETE_OK)
+		fprintf(stderr, "rete console: %s\n", m.text);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void answer_json(rete_http_answer *a, json_t *j)
+{
+	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	if (s == NULL) {
+		a->status = 500;
+		rete_http_printf(a, "rete console: out of memory while answering; try again\n");
+		return;
+	}
+	a->content_type = "application/json; charset=utf-8";
+	rete_http_append(a, s, strlen(s));
+	free(s);
+}
+
+static const console_asset *asset_find(const char *name)
+{
+	for (const console_asset *x = console_assets; x->name != NULL; x++)
+		if (strcmp(x->name, name) == 0)
+			return x;
+	return NULL;
+}
+
+static void send_asset(rete_http_answer *a, const char *name)
+{
+	const console_asset *x = asset_find(name);
+	if (x == NULL) {
+		a->status = 404;
+		rete_http_printf(a, "rete console: there is no file %.100s here\n", name);
+		return;
+	}
+	a->content_type = x->content_type;
+	rete_http_append(a, (const char *)x->data, x->len);
+}
+
+/* the lang argument, when given, is "it" or "en" (the pages read it) */
+static bool lang_ok(const rete_http_req *rq, rete_http_answer *a)
+{
+	const char *l = rete_http_arg(rq, "lang");
+	if (l == NULL || strcmp(l, "it") == 0 || strcmp(l, "en") == 0)
+		return true;
+	a->status = 400;
+	rete_http_printf(a,
+			 "rete console: lang=%.40s is not a language of the console; use lang=it "
+			 "or lang=en\n",
+			 l);
+	return false;
+}
+
+static void route_page(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	struct console *c = ctx;
+	if (!lang_ok(rq, a))
+		return;
+	const char *file = strcmp(rq->path, "/salute") == 0 ? "salute.html" : "panoramica.html";
+	console_record(c, rq, rq->path);
+	send_asset(a, file);
+}
+
+static void route_static(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	(void)ctx;
+	const char *name = rq->path + strlen("/static/");
+	for (const char *p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+		      *p == '-' || *p == '_')) {
+			a->status = 400;
+			rete_http_printf(a,
+					 "rete console: '%.100s' is not a file name of the console "
+					 "(lower-case letters, digits, '.', '-', '_')\n",
+					 name);
+			return;
+		}
+	send_asset(a, name);
+	if (a->status == 200)
+		rete_http_header(a, "Cache-Control", "no-cache");
+}
+
+static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	struct console *c = ctx;
+	console_record(c, rq, "overview");
+	pthread_mutex_lock(&c->lock);
+	json_t *mon = monitor_to_json(c->mc.mo, rete_now_ms(), NULL);
+	json_t *o =
+	    mon ? json_pack("{s:s, s:s, s:O, s:O, s:o, s:I}", "party", c->mc.cfg.id, "timeZone",
+			    c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome", "names",
+			    c->names, "services", c->services, "monitor", mon, "version",
+			    (json_int_t)c->version)
+		: NULL;
+	pthread_mutex_unlock(&c->lock);
+	answer_json(a, o);
+	json_decref(o);
+}
+
+static void route_health(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	struct console *c = ctx;
+	console_record(c, rq, "health");
+	pthread_mutex_lock(&c->lock);
+	json_t *o = json_pack("{s:s, s:s, s:O, s:O, s:I, s:I}", "party", c->mc.cfg.id, "timeZone",
+			      c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome", "health",
+			      c->health ? c->health : json_null(), "names", c->names, "now",
+			      (json_int_t)rete_now_ms(), "version", (json_int_t)c->version);
+	pthread_mutex_unlock(&c->lock);
+	answer_json(a, o);
+	json_decref(o);
+}
+
+/* Server-Sent Events: "update" with the log size whenever the state moved */
+struct sse {
+	struct console *c;
+	uint64_t seen;
+	bool first;
+};
+
+static void *sse_open(void *ctx, const rete_http_req *rq)
+{
+	struct console *c = ctx;
+	struct sse *s = NULL;
+	pthread_mutex_lock(&c->lock);
+	if (c->streams < CONSOLE_STREAMS_MAX && !c->stopping && (s = calloc(1, sizeof(*s)))) {
+		c->streams++;
+		s->c = c;
+		s->first = true;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (s != NULL)
+		console_record(c, rq, "events");
+	return s;
+}
+
+static long sse_next(void *st, char *buf, size_t max)
+{
+	struct sse *s = st;
+	struct console *c = s->c;
+	struct timespec until;
+	long n;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += CONSOLE_KEEPALIVE_S;
+	pthread_mutex_lock(&c->lock);
+	while (!c->stopping && !s->first && c->version == s->seen)
+		if (pthread_cond_timedwait(&c->moved, &c->lock, &until) == ETIMEDOUT)
+			break;
+	if (c->stopping) {
+		n = -1;
+	} else if (s->first || c->version != s->seen) {
+		s->seen = c->version;
+		n = snprintf(buf, max,
+			     "%sevent: update\ndata: {\"logSize\":%llu,\"version\":%llu}\n\n",
+			     s->first ? "retry: 2000\n" : "",
+			     (unsigned long long)monitor_next_index(c->mc.mo),
+			     (unsigned long long)c->version);
+		s->first = false;
+	} else {
+		n = snprintf(buf, max, ": still here\n\n");
+	}
+	pthread_mutex_unlock(&c->lock);
+	return n >= 0 && (size_t)n < max ? n : -1;
+}
+
+static void sse_close(void *st)
+{
+	struct sse *s = st;
+	pthread_mutex_lock(&s->c->lock);
+	s->c->streams--;
+	pthread_mutex_unlock(&s->c->lock);
+	free(s);
+}
+
+static const rete_http_stream sse_stream = {sse_open, sse_next, sse_close,
+					    "text/event-stream; charset=utf-8"};
+
+#define CONSOLE_CSP                                                                                \
+	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "                \
+	"connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; "               \
+	"frame-ancestors 'none'"
+
+static rete_err console_serve(struct console *c, const rete_http_addr *addr, rete_httpd **out,
+			      rete_msg *m)
+{
+	rete_httpd *h = NULL;
+	rete_err err;
+	if ((err = rete_httpd_new(&h, "rete console", m)) != RETE_OK)
+		return err;
+	if ((err = rete_httpd_server_header(h, "Content-Security-Policy", CONSOLE_CSP, m)) ||
+	    (err = rete_httpd_server_header(h, "X-Content-Type-Options", "nosniff", m)) ||
+	    (err = rete_httpd_server_header(h, "Referrer-Policy", "no-referrer", m)) ||
+	    (err = rete_httpd_server_header(h, "X-Frame-Options", "DENY", m)) ||
+	    (err = rete_httpd_route_req(h, "/", false, route_page, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/panoramica", false, route_page, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/salute", false, route_page, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/static/", true, route_static, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/api/overview", false, route_overview, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/api/health", false, route_health, c, m)) ||
+	    (err = rete_httpd_route_stream(h, "/api/events", &sse_stream, c, m)) ||
+	    (err = rete_httpd_start_threads(h, addr, m))) {
+		rete_httpd_free(&h);
+		return err;
+	}
+	*out = h;
+	return RETE_OK;
+}
+
+/* ---- the command ------------------------------------------------------------------ */
+
+static void console_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: rete console -c coord.ini [--listen ADDR]\n\n"
+		"The web console: the network's referrals live in a browser (Panoramica:\n"
+		"overdue first; Salute: the broker's health), from the coordinator's or\n"
+		"auditor's configuration. Read-only; only metadata. Listens on %s\n"
+		"unless [console] listen or --listen says otherwise; an address that is not\n"
+		"loopback is refused. Every page read goes to the access record\n"
+		"([console] access_log, default console-access.jsonl beside coord.ini).\n",
+		CONSOLE_LISTEN_DEFAULT);
+}
+
+int cmd_console(int argc, char **argv)
+{
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+					     {"listen", required_argument, NULL, 'l'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	struct console c;
+	const char *ini = NULL, *listen_opt = NULL;
+	rete_msg m = {{0}};
+	rete_http_addr addr;
+	rete_httpd *h = NULL;
+	int opt, rc = CLI_USAGE;
+	rete_err err;
+
+	memset(&c, 0, sizeof(c));
+	pthread_mutex_init(&c.lock, NULL);
+	pthread_cond_init(&c.moved, NULL);
+	snprintf(c.listen, sizeof(c.listen), "%s", CONSOLE_LISTEN_DEFAULT);
+	c.names = json_object();
+	c.services = json_object();
+	if (c.names == NULL || c.services == NULL) {
+		fprintf(stderr, "rete console: out of memory\n");
+		goto out;
+	}
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			ini = optarg;
+			break;
+		case 'l':
+			listen_opt = optarg;
+			break;
+		case 'h':
+			console_usage(stdout);
+			return CLI_OK;
+		case ':':
+			fprintf(stderr, "rete console: %s needs a value\n", argv[optind - 1]);
+			console_usage(stderr);
+			return CLI_USAGE;
+		default:
+			fprintf(stderr, "rete console: unknown option '%s'\n", argv[optind - 1]);
+			console_usage(stderr);
+			return CLI_USAGE;
+		}
+	}
+	if (optind < argc || ini == NULL) {
+		fprintf(stderr, optind < argc ? "rete console: unexpected argument\n"
+					      : "rete console: -c coord.ini is required\n");
+		console_usage(stderr);
+		return CLI_USAGE;
+	}
+	if ((err = coord_config_load(ini, &c.mc.cfg, &m)) != RETE_OK ||
+	    (err = console_ini_load(&c, ini, &m)) != RETE_OK) {
+		fprintf(stderr, "rete console: %s\n", m.text);
+		goto out;
+	}
+	if (listen_opt != NULL)
+		snprintf(c.listen, sizeof(c.listen), "%s", listen_opt);
+	if (rete_http_addr_parse(c.listen, &addr, &m) != RETE_OK) {
+		fprintf(stderr, "rete console: %s\n", m.text);
+		goto out;
+	}
+	if (!rete_http_addr_loopback(&addr)) {
+		fprintf(stderr,
+			"rete console: will not listen on %s: the console would show the "
+			"network's referrals to anyone who reaches that address, and this "
+			"console has no TLS or accounts; listen on 127.0.0.1 (the default) and "
+			"publish it through a reverse proxy with TLS and logins "
+			"(docs/operations.md, \"Publishing the console\")\n",
+			addr.text);
+		goto out;
+	}
+	if ((err = rete_access_log_open(c.access_path, RETE_ACCESS_KEEP_DEFAULT, false, &c.access,
+					&m)) != RETE_OK ||
+	    (err = monitor_new(&c.mc.mo, &m)) != RETE_OK) {
+		fprintf(stderr, "rete console: %s\n", m.text);
+		goto out;
+	}
+	c.mc.on_event = console_on_event;
+	c.mc.on_event_arg = &c;
+	if ((err = mon_start(&c.mc, true, &m)) != RETE_OK) {
+		fprintf(stderr, "rete console: %s\n", m.text);
+		rc = err == RETE_EREFUSED && !rete_wire_auth_failed(c.mc.dealer) ? CLI_FALSE
+										 : CLI_USAGE;
+		goto out;
+	}
+	console_directory(&c, monitor_next_index(c.mc.mo));
+	console_health(&c);
+	if ((err = console_serve(&c, &addr, &h, &m)) != RETE_OK) {
+		fprintf(stderr, "rete console: %s\n", m.text);
+		goto out;
+	}
+	printf("rete console: serving %s's view at http://%s%s%s:%u/\n", c.mc.cfg.id,
+	       addr.v6 ? "[" : "", addr.host, addr.v6 ? "]" : "", rete_httpd_port(h));
+	fflush(stdout);
+
+	signal(SIGINT, console_on_signal);
+	signal(SIGTERM, console_on_signal);
+	int64_t last_health = mon_mono_ms();
+	while (!console_stop) {
+		zmq_pollitem_t items[1] = {{rete_wire_socket(c.mc.sub), 0, ZMQ_POLLIN, 0}};
+		if (zmq_poll(items, 1, 500) < 0 && errno != EINTR)
+			break;
+		bool changed = false;
+		pthread_mutex_lock(&c.lock);
+		err = mon_drain(&c.mc, &changed, &m);
+		if (changed) {
+			c.version++;
+			pthread_cond_broadcast(&c.moved);
+		}
+		pthread_mutex_unlock(&c.lock);
+		if (err != RETE_OK)
+			fprintf(stderr, "rete console: %s\n", m.text);
+		if (c.dir_dirty) {
+			c.dir_dirty = false;
+			console_directory(&c, monitor_next_index(c.mc.mo));
+		}
+		if (mon_mono_ms() - last_health >= MON_HEALTH_EVERY_MS) {
+			console_health(&c);
+			last_health = mon_mono_ms();
+		}
+	}
+	rc = CLI_OK;
+out:
+	pthread_mutex_lock(&c.lock);
+	c.stopping = true;
+	pthread_cond_broadcast(&c.moved);
+	pthread_mutex_unlock(&c.lock);
+	rete_httpd_free(&h);
+	rete_wire_close(&c.mc.sub);
+	rete_wire_close(&c.mc.dealer);
+	monitor_free(&c.mc.mo);
+	coord_config_free(&c.mc.cfg);
+	rete_access_log_close(&c.access);
+	json_decref(c.health);
+	json_decref(c.names);
+	json_decref(c.services);
+	free(c.access_path);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	return rc;
+}

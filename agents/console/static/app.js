@@ -1,0 +1,240 @@
+/* app.js — fills the console's pages from /api/* and keeps them live from
+ * /api/events (Server-Sent Events). Everything is written with textContent:
+ * no value from the network is ever parsed as HTML. */
+"use strict";
+(function () {
+  const T = window.RETE_TEXTS;
+  const page = document.body.dataset.page;
+  let lang = pickLang();
+  let last = null; // the latest answer, re-drawn when the language changes
+
+  function pickLang() {
+    const q = new URLSearchParams(location.search).get("lang");
+    if (q === "it" || q === "en") return q;
+    try {
+      const s = localStorage.getItem("rete.lang");
+      if (s === "it" || s === "en") return s;
+    } catch (e) { /* storage off: Italian */ }
+    return "it";
+  }
+
+  function t(key, vars) {
+    let s = (T[lang] && T[lang][key]) || T.it[key] || key;
+    for (const k in vars || {}) s = s.split("{" + k + "}").join(vars[k]);
+    return s;
+  }
+
+  function el(tag, attrs, ...kids) {
+    const e = document.createElement(tag);
+    for (const k in attrs || {}) {
+      if (k === "text") e.textContent = attrs[k];
+      else if (k === "cls") e.className = attrs[k];
+      else e.setAttribute(k, attrs[k]);
+    }
+    for (const c of kids) if (c != null) e.append(c);
+    return e;
+  }
+
+  function clear(id) {
+    const e = document.getElementById(id);
+    e.replaceChildren();
+    return e;
+  }
+
+  // a party or service by its directory name, its code on hover
+  function named(map, code) {
+    const n = map && map[code];
+    return n ? el("abbr", { title: code, text: n, "data-code": code }) : el("span", { text: code || "—", "data-code": code || "" });
+  }
+
+  function ms(v) {
+    if (v == null || v === "" || v === 0 || v === "0") return null;
+    if (typeof v === "number") return v;
+    const n = Number(v);
+    if (!isNaN(n)) return n;
+    const d = Date.parse(v);
+    return isNaN(d) ? null : d;
+  }
+
+  function when(v, tz) {
+    const m = ms(v);
+    if (m == null) return t("none");
+    return new Intl.DateTimeFormat(lang === "it" ? "it-IT" : "en-GB", {
+      timeZone: tz, day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit"
+    }).format(new Date(m));
+  }
+
+  function clock(tz) {
+    return new Intl.DateTimeFormat(lang === "it" ? "it-IT" : "en-GB", {
+      timeZone: tz, hour: "2-digit", minute: "2-digit", second: "2-digit"
+    }).format(new Date());
+  }
+
+  // a duration in words: "45 s", "12 min", "3 h 05 min", "2 g 4 h"
+  function dur(minutes) {
+    if (minutes == null || isNaN(minutes)) return t("none");
+    const m = Math.max(0, Math.round(minutes));
+    if (m < 1) return t("d.s", { n: Math.round(minutes * 60) });
+    if (m < 60) return t("d.m", { n: m });
+    if (m < 48 * 60) {
+      const h = Math.floor(m / 60), r = m % 60;
+      return t("d.h", { n: h }) + (r ? " " + t("d.m", { n: String(r).padStart(2, "0") }) : "");
+    }
+    const d = Math.floor(m / 1440), h = Math.floor((m % 1440) / 60);
+    return t("d.d", { n: d }) + (h ? " " + t("d.h", { n: h }) : "");
+  }
+
+  function statusWord(s) { return t("st." + s); }
+
+  function texts() {
+    document.documentElement.lang = lang;
+    for (const e of document.querySelectorAll("[data-t]")) e.textContent = t(e.dataset.t);
+    document.getElementById("lang").textContent = t("lang.switch");
+    document.title = "rete · " + t(page === "salute" ? "nav.health" : "nav.overview");
+  }
+
+  function drawOverview(o) {
+    const mon = o.monitor, tz = o.timeZone, names = o.names, svc = o.services;
+    document.getElementById("who").textContent = (names[o.party] || o.party);
+    // overdue first: who waits on whom, since when, how late
+    const ol = clear("overdue");
+    const cnt = document.getElementById("overdue-count");
+    cnt.textContent = String(mon.overdue.length);
+    cnt.dataset.n = String(mon.overdue.length);
+    if (mon.overdue.length === 0) ol.append(el("li", { cls: "none-item", text: t("overdue.none") }));
+    for (const r of mon.overdue) {
+      const main = el("div", { cls: "main" });
+      const w = t("overdue.waits", { req: "\u0001", perf: "\u0002" }).split(/(\u0001|\u0002)/);
+      for (const part of w) {
+        if (part === "\u0001") main.append(el("strong", {}, named(names, r.requester)));
+        else if (part === "\u0002") main.append(el("strong", {}, named(names, r.performer)));
+        else main.append(part);
+      }
+      main.append(" " + t("overdue.since", { since: when(r.requestedAt, tz) }) + " — ");
+      const due = ms(r.dueAt), at = ms(mon.at);
+      const late = due != null && at != null ? (at - due) / 60000 : r.lateMinutes;
+      main.append(el("span", { cls: "late", text: t("overdue.late", { late: dur(late) }) }));
+      const meta = el("div", { cls: "meta" });
+      meta.append(el("abbr", { title: r.referralId, cls: "label", text: t("referral", { label: r.label }) }), " · ",
+        named(svc, r.service), " · " + t("priority", { p: t("pr." + r.priority) }) + " · " + statusWord(r.status) +
+        " · " + t("overdue.due", { due: when(r.dueAt, tz) }));
+      ol.append(el("li", { "data-label": r.label, "data-late-minutes": String(r.lateMinutes) }, main, meta));
+    }
+    // by status
+    const st = clear("status");
+    const cols = Object.keys(mon.statusTotals).filter(k => k !== "total");
+    const head = el("tr", {}, el("th", { text: t("status.requester") }), el("th", { text: t("status.performer") }),
+      el("th", { text: t("status.service") }));
+    for (const c of cols) head.append(el("th", { cls: "n", text: statusWord(c), title: c }));
+    head.append(el("th", { cls: "n", text: t("status.total") }));
+    st.append(el("thead", {}, head));
+    const tb = el("tbody");
+    for (const g of mon.byStatus) {
+      const tr = el("tr", {}, el("td", {}, named(names, g.requester)), el("td", {}, named(names, g.performer)),
+        el("td", {}, named(svc, g.service)));
+      for (const c of cols) tr.append(el("td", { cls: "n" + (g.counts[c] ? "" : " zero"), "data-status": c, text: String(g.counts[c]) }));
+      tr.append(el("td", { cls: "n", text: String(g.total) }));
+      tb.append(tr);
+    }
+    const tot = el("tr", { cls: "total" }, el("td", { text: t("status.total") }), el("td"), el("td"));
+    for (const c of cols) tot.append(el("td", { cls: "n", id: "total-" + c, text: String(mon.statusTotals[c]) }));
+    tot.append(el("td", { cls: "n", id: "status-total", text: String(mon.statusTotals.total) }));
+    tb.append(tot);
+    st.append(tb);
+    // times
+    const tt = clear("times");
+    tt.append(el("thead", {}, el("tr", {}, el("th", { text: t("times.step") }), el("th", { cls: "n", text: t("times.count") }),
+      el("th", { cls: "n", text: t("times.median") }), el("th", { cls: "n", text: t("times.p90") }))));
+    for (const k of ["toReceive", "toAccept", "toComplete"]) {
+      const x = mon.times[k];
+      tt.append(el("tr", {}, el("td", { text: t("times." + k) }), el("td", { cls: "n", id: "times-" + k, text: String(x.count) }),
+        el("td", { cls: "n", text: x.medianHours == null ? t("none") : dur(x.medianHours * 60) }),
+        el("td", { cls: "n", text: x.p90Hours == null ? t("none") : dur(x.p90Hours * 60) })));
+    }
+    drawAgencies(mon.agencies, names, tz);
+  }
+
+  function drawAgencies(list, names, tz) {
+    const at = clear("agencies");
+    at.append(el("thead", {}, el("tr", {}, el("th", { text: t("agencies.name") }), el("th", { text: t("agencies.state") }),
+      el("th", { cls: "n", text: t("agencies.queue") }), el("th", { text: t("agencies.oldest") }),
+      el("th", { text: t("agencies.seen") }))));
+    for (const a of list || []) {
+      const up = a.connected === true || a.state === "connected";
+      at.append(el("tr", {}, el("td", {}, named(names, a.id)),
+        el("td", { text: t(up ? "agencies.connected" : "agencies.silent") }),
+        el("td", { cls: "n", text: String(a.queueDepth || 0) }),
+        el("td", { text: when(a.oldestUndeliveredAt, tz) }), el("td", { text: when(a.lastSeenAt, tz) })));
+    }
+  }
+
+  function bytes(n) {
+    n = Number(n || 0);
+    const u = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+    return (i ? n.toFixed(1) : String(n)) + " " + u[i];
+  }
+
+  function drawHealth(o) {
+    const h = o.health || {}, tz = o.timeZone;
+    document.getElementById("who").textContent = (o.names[o.party] || o.party);
+    const s = document.getElementById("state");
+    s.dataset.ok = String(h.ok === true);
+    s.textContent = t(h.ok === true ? "health.ok" : "health.bad");
+    const pl = clear("problems");
+    for (const p of h.problems || []) pl.append(el("li", { text: p }));
+    const cp = ms(h.checkpointAt);
+    const row = (k, v, id) => el("tr", {}, el("th", { text: t(k) }), el("td", id ? { id: id, text: v } : { text: v }));
+    clear("log").append(row("health.logSize", String(h.logSize || 0), "log-size"), row("health.version", h.version || t("none")),
+      row("health.checkpoint", when(cp, tz)), row("health.checkpointAge", cp ? dur((o.now - cp) / 60000) : t("none")));
+    const used = Number(h.mapUsed || 0), size = Number(h.mapSize || 0);
+    clear("disk").append(row("health.diskFree", bytes(h.diskFree), "disk-free"),
+      row("health.mapUsed", size ? bytes(used) + " / " + bytes(size) + " (" + Math.round(100 * used / size) + "%)" : t("none")));
+    drawAgencies(h.agencies, o.names, tz);
+  }
+
+  function draw() {
+    texts();
+    if (!last) return;
+    if (page === "salute") drawHealth(last); else drawOverview(last);
+    document.getElementById("updated").textContent = t("updated", { t: clock(last.timeZone) });
+    document.body.dataset.version = String(last.version != null ? last.version : "");
+    if (last.monitor) document.body.dataset.logSize = String(last.monitor.logSize);
+  }
+
+  let loading = false, again = false;
+  async function load() {
+    if (loading) { again = true; return; }
+    loading = true;
+    try {
+      const r = await fetch(page === "salute" ? "/api/health" : "/api/overview", { cache: "no-store" });
+      if (r.ok) { last = await r.json(); draw(); }
+    } catch (e) { /* the stream's error shows it */ }
+    loading = false;
+    if (again) { again = false; load(); }
+  }
+
+  function live(state) {
+    const e = document.getElementById("live");
+    e.dataset.state = state;
+    e.dataset.t = "live." + state;
+    e.textContent = t("live." + state);
+  }
+
+  document.getElementById("lang").addEventListener("click", () => {
+    lang = lang === "it" ? "en" : "it";
+    try { localStorage.setItem("rete.lang", lang); } catch (e) { /* not kept */ }
+    const u = new URL(location.href);
+    u.searchParams.set("lang", lang);
+    history.replaceState(null, "", u);
+    draw();
+  });
+
+  texts();
+  live("wait");
+  load();
+  const es = new EventSource("/api/events");
+  es.addEventListener("update", () => { live("on"); load(); });
+  es.onerror = () => live("off");
+})();
