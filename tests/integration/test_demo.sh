@@ -14,6 +14,10 @@ for want in "The coordinator's view" "Overdue referrals" "The period report" "Th
 	grep -qF "$want" <<<"$out" || { echo "$out"; fail "the demo's output lacks '$want'"; }
 done
 
+# The web console was started and its address printed (issue 16); it is
+# stopped with the rest (below).
+grep -qE "open http://127\.0\.0\.1:[0-9]+/ in a browser" <<<"$out" || { echo "$out"; fail "the demo did not print the console's address"; }
+
 # Nothing the demo started is still running.
 if pgrep -f "$dir/net" >/dev/null; then
 	pgrep -af "$dir/net" >&2
