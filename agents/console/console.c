@@ -26,6 +26,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -45,6 +46,7 @@
 #include "json.h"
 #include "monitor.h"
 #include "monitor_session.h"
+#include "report.h"
 #include "wire.h"
 
 #define CONSOLE_LISTEN_DEFAULT "127.0.0.1:8480"
@@ -297,7 +299,9 @@ static void route_page(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	struct console *c = ctx;
 	if (!lang_ok(rq, a))
 		return;
-	const char *file = strcmp(rq->path, "/salute") == 0 ? "salute.html" : "panoramica.html";
+	const char *file = strcmp(rq->path, "/salute") == 0	? "salute.html"
+			   : strcmp(rq->path, "/rapporto") == 0 ? "rapporto.html"
+								: "panoramica.html";
 	console_record(c, rq, rq->path);
 	send_asset(a, file);
 }
@@ -350,6 +354,263 @@ static void route_health(void *ctx, const rete_http_req *rq, rete_http_answer *a
 	pthread_mutex_unlock(&c->lock);
 	answer_json(a, o);
 	json_decref(o);
+}
+
+/* ---- the period report ------------------------------------------------------------ */
+
+struct rep_req {
+	const char *from, *to, *by_s;
+	unsigned by;
+	bool months;
+	report_lang lang;
+	char sep, dec;
+};
+
+/* rep_params reads and checks the report's query arguments; false with a
+ * 400 and its sentence in a. */
+static bool rep_params(const rete_http_req *rq, rete_http_answer *a, struct rep_req *p)
+{
+	rete_msg m = {{0}};
+	const char *v;
+
+	memset(p, 0, sizeof(*p));
+	p->from = rete_http_arg(rq, "from");
+	p->to = rete_http_arg(rq, "to");
+	p->by_s = rete_http_arg(rq, "by");
+	if (p->by_s == NULL)
+		p->by_s = "agency";
+	a->status = 400;
+	if (p->from == NULL || p->to == NULL || !rete_date_valid(p->from) ||
+	    !rete_date_valid(p->to)) {
+		rete_http_printf(a,
+				 "rete console: the report needs from= and to=, dates YYYY-MM-DD "
+				 "(both inclusive), e.g. from=2026-11-01&to=2026-11-30\n");
+		return false;
+	}
+	if (strlen(p->by_s) > 64 || report_parse_by(p->by_s, &p->by, &m) != RETE_OK) {
+		rete_http_printf(a, "rete console: by=%.64s: %s\n", p->by_s, m.text);
+		return false;
+	}
+	v = rete_http_arg(rq, "months");
+	if (v != NULL && strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
+		rete_http_printf(a, "rete console: months=%.20s: use months=1 or months=0\n", v);
+		return false;
+	}
+	p->months = v != NULL && strcmp(v, "1") == 0;
+	v = rete_http_arg(rq, "lang");
+	if (v != NULL && report_parse_lang(v, &p->lang, &m) != RETE_OK) {
+		rete_http_printf(a, "rete console: lang=%.20s: %s\n", v, m.text);
+		return false;
+	}
+	if (v == NULL)
+		p->lang = REPORT_IT;
+	v = rete_http_arg(rq, "sep");
+	if (v == NULL || strcmp(v, "comma") == 0) {
+		p->sep = ',';
+		p->dec = '.';
+	} else if (strcmp(v, "semicolon") == 0) {
+		p->sep = ';';
+		p->dec = ',';
+	} else {
+		rete_http_printf(a,
+				 "rete console: sep=%.20s: use sep=comma, or sep=semicolon (with "
+				 "a decimal comma, for Italian spreadsheets)\n",
+				 v);
+		return false;
+	}
+	a->status = 200;
+	return true;
+}
+
+/* rep_build asks the broker for the referrals (on a connection of this
+ * request's own) and builds the report. */
+static bool rep_build(struct console *c, const struct rep_req *p, rete_http_answer *a, report **out)
+{
+	rete_wire *w = NULL;
+	Rete__BrokerFrame *f = NULL;
+	rete_msg m = {{0}};
+	const char *tz = c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome";
+	int64_t from_ms, to_ms, x;
+	bool ok = false;
+
+	*out = NULL;
+	if (rete_day_bounds(p->from, tz, &from_ms, &x, &m) != RETE_OK ||
+	    rete_day_bounds(p->to, tz, &x, &to_ms, &m) != RETE_OK || from_ms >= to_ms) {
+		a->status = 400;
+		rete_http_printf(a, "rete console: from=%s to=%s is not a period: %s\n", p->from,
+				 p->to, m.text[0] ? m.text : "from is after to");
+		return false;
+	}
+	if (coord_connect(&c->mc.cfg, false, &w, &m) != RETE_OK ||
+	    coord_query(&c->mc.cfg, w, RETE__QUERY__WHAT_SNAPSHOT, &f, &m) != RETE_OK) {
+		a->status = 503;
+		rete_http_printf(a, "rete console: the broker did not give the referrals: %s\n",
+				 m.text);
+		goto out;
+	}
+	const Rete__Snapshot *sn = f->result->snapshot;
+	const Rete__ReferralInfo *const *infos = (const Rete__ReferralInfo *const *)sn->referrals;
+	rete_err e =
+	    report_build(infos, sn->n_referrals, from_ms, to_ms, rete_now_ms(), p->by, out, &m);
+	if (e == RETE_OK && p->months)
+		e = report_add_months(*out, infos, sn->n_referrals, p->from, p->to, tz, &m);
+	if (e != RETE_OK) {
+		report_free(out);
+		a->status = e == RETE_EINVAL ? 400 : 500;
+		rete_http_printf(a, "rete console: %s\n", m.text);
+		goto out;
+	}
+	ok = true;
+out:
+	if (f != NULL)
+		rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&w);
+	return ok;
+}
+
+static void rep_record(struct console *c, const rete_http_req *rq, const struct rep_req *p,
+		       const char *kind)
+{
+	char what[200];
+	snprintf(what, sizeof(what), "report %s %s..%s by %s%s", kind, p->from, p->to, p->by_s,
+		 p->months ? " months" : "");
+	console_record(c, rq, what);
+}
+
+static void route_report(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	struct console *c = ctx;
+	struct rep_req p;
+	report *r = NULL;
+	char buf[160];
+
+	if (!rep_params(rq, a, &p))
+		return;
+	rep_record(c, rq, &p, "json");
+	if (!rep_build(c, &p, a, &r))
+		return;
+	size_t nc = report_header_count(r);
+	json_t *o = json_object(), *hd = json_array(), *rows = json_array(), *kinds = json_array();
+	for (size_t i = 0; o && hd && kinds && i < nc; i++) {
+		json_array_append_new(hd,
+				      json_string(report_header(r, p.lang, i, buf, sizeof(buf))));
+		report_header(r, REPORT_EN, i, buf, sizeof(buf));
+		json_array_append_new(kinds, json_string(buf));
+	}
+	for (size_t k = 0; rows && k <= r->nrows; k++) {
+		const report_row *w = k < r->nrows ? &r->rows[k] : &r->total;
+		json_t *row = json_array();
+		for (size_t i = 0; row && i < nc; i++) {
+			double v;
+			bool isnum;
+			report_cell(r, w, i, buf, sizeof(buf), &v, &isnum);
+			json_array_append_new(row, !isnum     ? json_string(buf)
+						   : isnan(v) ? json_null()
+							      : json_real(round(v * 100) / 100));
+		}
+		if (k < r->nrows)
+			json_array_append_new(rows, row);
+		else if (o)
+			json_object_set_new(o, "total", row);
+	}
+	if (o) {
+		pthread_mutex_lock(&c->lock);
+		json_object_set(o, "names", c->names);
+		json_object_set(o, "services", c->services);
+		pthread_mutex_unlock(&c->lock);
+		json_object_set_new(o, "party", json_string(c->mc.cfg.id));
+		json_object_set_new(o, "from", json_string(p.from));
+		json_object_set_new(o, "to", json_string(p.to));
+		json_object_set_new(
+		    o, "timeZone",
+		    json_string(c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome"));
+		json_object_set_new(o, "headers", hd);
+		json_object_set_new(o, "columns", kinds);
+		json_object_set_new(o, "rows", rows);
+		hd = kinds = rows = NULL;
+	}
+	answer_json(a, o);
+	json_decref(o);
+	json_decref(hd);
+	json_decref(kinds);
+	json_decref(rows);
+	report_free(&r);
+}
+
+static void route_report_csv(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	struct console *c = ctx;
+	struct rep_req p;
+	report *r = NULL;
+	char *buf = NULL, cd[160];
+	size_t len = 0;
+
+	if (!rep_params(rq, a, &p))
+		return;
+	rep_record(c, rq, &p, "csv");
+	if (!rep_build(c, &p, a, &r))
+		return;
+	FILE *f = open_memstream(&buf, &len);
+	rete_msg m = {{0}};
+	if (f == NULL || report_write_csv_lang(r, f, p.sep, p.dec, p.lang, &m) != RETE_OK) {
+		if (f)
+			fclose(f);
+		free(buf);
+		report_free(&r);
+		a->status = 500;
+		rete_http_printf(a, "rete console: cannot write the report; try again\n");
+		return;
+	}
+	fclose(f);
+	a->content_type = "text/csv; charset=utf-8";
+	snprintf(cd, sizeof(cd), "attachment; filename=\"%s-%s-%s.csv\"",
+		 p.lang == REPORT_IT ? "rapporto" : "report", p.from, p.to);
+	rete_http_header(a, "Content-Disposition", cd);
+	rete_http_append(a, buf, len);
+	free(buf);
+	report_free(&r);
+}
+
+static void route_report_xlsx(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	struct console *c = ctx;
+	struct rep_req p;
+	report *r = NULL;
+	char path[] = "/tmp/rete-console-XXXXXX.xlsx", cd[160], title[160];
+	rete_msg m = {{0}};
+
+	if (!rep_params(rq, a, &p))
+		return;
+	rep_record(c, rq, &p, "xlsx");
+	if (!rep_build(c, &p, a, &r))
+		return;
+	int fd = mkstemps(path, 5);
+	if (fd >= 0)
+		close(fd);
+	snprintf(title, sizeof(title),
+		 p.lang == REPORT_IT ? "Rapporto dal %s al %s (%s)" : "Report from %s to %s (%s)",
+		 p.from, p.to, c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome");
+	if (fd < 0 || report_write_xlsx(r, path, p.lang, title, &m) != RETE_OK) {
+		a->status = 500;
+		rete_http_printf(a, "rete console: cannot write the workbook: %s\n",
+				 fd < 0 ? strerror(errno) : m.text);
+	} else {
+		FILE *f = fopen(path, "rb");
+		char chunk[8192];
+		size_t n;
+		while (f && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+			rete_http_append(a, chunk, n);
+		if (f)
+			fclose(f);
+		a->content_type =
+		    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+		snprintf(cd, sizeof(cd), "attachment; filename=\"%s-%s-%s.xlsx\"",
+			 p.lang == REPORT_IT ? "rapporto" : "report", p.from, p.to);
+		rete_http_header(a, "Content-Disposition", cd);
+	}
+	if (fd >= 0)
+		unlink(path);
+	report_free(&r);
 }
 
 /* Server-Sent Events: "update" with the log size whenever the state moved */
@@ -436,6 +697,10 @@ static rete_err console_serve(struct console *c, const rete_http_addr *addr, ret
 	    (err = rete_httpd_route_req(h, "/", false, route_page, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/panoramica", false, route_page, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/salute", false, route_page, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/rapporto", false, route_page, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/api/report", false, route_report, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/api/report.csv", false, route_report_csv, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/api/report.xlsx", false, route_report_xlsx, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/static/", true, route_static, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/api/overview", false, route_overview, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/api/health", false, route_health, c, m)) ||

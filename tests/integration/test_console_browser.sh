@@ -323,17 +323,60 @@ grep -Eq "Tutto in ordine|Ci sono problemi" "$DIR/text-salute-it.txt" || fail "S
 js 'return document.documentElement.outerHTML' >"$DIR/dom-salute.html"
 shot salute-it
 
+# Rapporto: every age band of the pair (zeros too), Italian headers; its
+# downloads open in gnumeric (ssconvert) with the same numbers as rete report
+TODAY=$(TZ=Europe/Rome date +%F)
+FROM=$(TZ=Europe/Rome date -d yesterday +%F)
+go "$URL/rapporto?from=$FROM&to=$TODAY&by=agency,age-band&lang=it"
+report_rendered() { [ "$(js 'return document.body.dataset.rows || ""')" = 5 ]; }
+wait_for 30 report_rendered || fail "the Rapporto did not show 5 rows: $(js 'return document.body.innerText')"
+js 'return document.body.innerText' >"$DIR/text-report.txt"
+grep -q "Chi invia" "$DIR/text-report.txt" && grep -q "Fascia d'età" "$DIR/text-report.txt" ||
+	fail "Rapporto: no Italian headers"
+for band in 0-3 3-5 6-13 14-18 adulti; do
+	grep -q "$band" "$DIR/text-report.txt" || fail "Rapporto: no row for the age band $band"
+done
+shot rapporto-it
+"$BIN/rete" report -c "$DIR/coord.ini" --from "$FROM" --to "$TODAY" --by agency,age-band \
+	--format json >"$DIR/rep.json" || fail "rete report --format json"
+[ "$(jq '.groups | length' "$DIR/rep.json")" = 5 ] || fail "rete report: not the five age bands"
+want_sent=$(jq '.total.sent' "$DIR/rep.json")
+Q="from=$FROM&to=$TODAY&by=agency,age-band"
+curl -sf -o "$DIR/rep-it.csv" "$URL/api/report.csv?$Q&sep=semicolon&lang=it" || fail "report.csv"
+curl -sf -o "$DIR/rep.xlsx" "$URL/api/report.xlsx?$Q&lang=it" || fail "report.xlsx"
+if command -v ssconvert >/dev/null; then
+	ssconvert -T Gnumeric_stf:stf_csv "$DIR/rep-it.csv" "$DIR/rep-it.out.csv" >/dev/null 2>&1 ||
+		fail "ssconvert cannot read the ';' CSV"
+	# split into columns: the header's fourth column is Inviate, and the
+	# adults' row has the story's referrals sent
+	[ "$(head -n 1 "$DIR/rep-it.out.csv" | cut -d, -f4)" = Inviate ] ||
+		fail "the ';' CSV does not split in gnumeric: $(head -n 2 "$DIR/rep-it.out.csv")"
+	got=$(grep ',adult,' "$DIR/rep-it.out.csv" | cut -d, -f4)
+	[ "$got" = "$want_sent" ] || fail "the ';' CSV's adults sent $got, want $want_sent"
+	ssconvert -T Gnumeric_stf:stf_csv "$DIR/rep.xlsx" "$DIR/rep-x.csv" >/dev/null 2>&1 ||
+		fail "ssconvert cannot read the XLSX"
+	got=$(grep '^social.mantova,cpi.mantova,adult,' "$DIR/rep-x.csv" | cut -d, -f4)
+	[ "$got" = "$want_sent" ] || fail "the XLSX's adults sent $got, want $want_sent"
+	grep -q '^"Chi invia","Chi riceve"' "$DIR/rep-x.csv" || fail "the XLSX: no Italian headers"
+else
+	fail "ssconvert (gnumeric) is needed to check the downloads (scripts/setup installs it)"
+fi
+code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/report?from=2026-02-30&to=$TODAY")
+[ "$code" = 400 ] && grep -q "dates YYYY-MM-DD" "$DIR/bad.txt" || fail "a bad date: $code $(cat "$DIR/bad.txt")"
+
 # never a personal value of the story, in any page or answer
 curl -s "$URL/api/overview" >"$DIR/api-overview.json"
 curl -s "$URL/api/health" >"$DIR/api-health.json"
-for f in dom-it.html text-it.txt text-en.txt text-salute.txt dom-salute.html api-overview.json api-health.json; do
+for f in dom-it.html text-it.txt text-en.txt text-salute.txt dom-salute.html api-overview.json api-health.json \
+	text-report.txt rep-it.csv rep-x.csv; do
 	for secret in "Maria Rossi" "RSSMRA85M41E897X" "555 0101" "mn-2026-0999"; do
 		grep -q "$secret" "$DIR/$f" && fail "$f holds a personal value: $secret"
 	done
 done
 
 # every page read is in the access record
-for what in '"what":"/"' '"what":"/salute"' '"what":"overview"' '"what":"health"' '"what":"events"'; do
+for what in '"what":"/"' '"what":"/salute"' '"what":"overview"' '"what":"health"' '"what":"events"' \
+	'"what":"/rapporto"' '"what":"report csv ' '"what":"report xlsx '; do
 	grep -q "$what" "$DIR/console-access.jsonl" || fail "access record lacks $what: $(cat "$DIR/console-access.jsonl")"
 done
 grep -q '"program":"rete console"' "$DIR/console-access.jsonl" || fail "access record: program"

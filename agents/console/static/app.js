@@ -90,7 +90,7 @@
     document.documentElement.lang = lang;
     for (const e of document.querySelectorAll("[data-t]")) e.textContent = t(e.dataset.t);
     document.getElementById("lang").textContent = t("lang.switch");
-    document.title = "rete · " + t(page === "salute" ? "nav.health" : "nav.overview");
+    document.title = "rete · " + t(page === "salute" ? "nav.health" : page === "rapporto" ? "nav.report" : "nav.overview");
   }
 
   function drawOverview(o) {
@@ -194,12 +194,79 @@
     drawAgencies(h.agencies, o.names, tz);
   }
 
+  // ---- the period report ----
+  const rp = new URLSearchParams(location.search);
+  function today(tz) {
+    return new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" }).format(new Date());
+  }
+  function reportQuery() {
+    const q = new URLSearchParams();
+    q.set("from", document.getElementById("from").value);
+    q.set("to", document.getElementById("to").value);
+    const by = [...document.querySelectorAll('input[name="by"]:checked')].map(e => e.value);
+    q.set("by", by.join(","));
+    if (document.getElementById("months").checked) q.set("months", "1");
+    return q;
+  }
+  function reportInit() {
+    const t0 = today("Europe/Rome");
+    document.getElementById("from").value = rp.get("from") || t0.slice(0, 8) + "01";
+    document.getElementById("to").value = rp.get("to") || t0;
+    if (rp.get("by") != null) {
+      const by = rp.get("by").split(",");
+      for (const e of document.querySelectorAll('input[name="by"]')) e.checked = by.includes(e.value);
+    }
+    document.getElementById("months").checked = rp.get("months") === "1";
+    document.getElementById("report-form").addEventListener("submit", ev => {
+      ev.preventDefault();
+      const q = reportQuery();
+      q.set("lang", lang);
+      history.replaceState(null, "", "/rapporto?" + q.toString());
+      load();
+    });
+  }
+  function drawReport(o) {
+    document.getElementById("who").textContent = (o.names[o.party] || o.party);
+    const tb = clear("report");
+    const head = el("tr");
+    o.headers.forEach((h, i) => head.append(el("th", { cls: i < keyCount(o) ? "" : "n", text: h })));
+    tb.append(el("thead", {}, head));
+    const body = el("tbody");
+    const cell = (v, i) => {
+      const c = o.columns[i];
+      if (c === "requester" || c === "performer") return el("td", {}, named(o.names, v));
+      if (c === "service") return el("td", {}, named(o.services, v));
+      if (c === "ageBand") return el("td", { text: v === "adult" ? t("band.adult") : v });
+      if (c === "status") return el("td", { text: v ? statusWord(v) : "" });
+      if (v === null) return el("td", { cls: "n", text: "" });
+      const n = Number(v);
+      return el("td", { cls: "n" + (n === 0 ? " zero" : ""), text: c.startsWith("median") ? n.toLocaleString(lang === "it" ? "it-IT" : "en-GB", { minimumFractionDigits: 2, maximumFractionDigits: 2 }) : String(n) });
+    };
+    for (const r of o.rows) body.append(el("tr", {}, ...r.map(cell)));
+    const tot = el("tr", { cls: "total" }, ...o.total.map(cell));
+    if (keyCount(o) > 0) tot.firstChild.textContent = t("report.total");
+    body.append(tot);
+    tb.append(body);
+    const q = reportQuery();
+    q.set("lang", lang);
+    const qs = q.toString();
+    document.getElementById("dl-csv").href = "/api/report.csv?" + qs + "&sep=comma";
+    document.getElementById("dl-csv-it").href = "/api/report.csv?" + qs + "&sep=semicolon";
+    document.getElementById("dl-xlsx").href = "/api/report.xlsx?" + qs;
+    document.body.dataset.rows = String(o.rows.length);
+  }
+  function keyCount(o) {
+    return o.columns.filter(c => ["requester", "performer", "service", "ageBand", "status"].includes(c)).length;
+  }
+
   function draw() {
     texts();
     if (!last) return;
-    if (page === "salute") drawHealth(last); else drawOverview(last);
+    if (page === "salute") drawHealth(last);
+    else if (page === "rapporto") drawReport(last);
+    else drawOverview(last);
     document.getElementById("updated").textContent = t("updated", { t: clock(last.timeZone) });
-    document.body.dataset.version = String(last.version != null ? last.version : "");
+    document.body.dataset.version = String(last.version != null ? last.version : (Date.now()));
     if (last.monitor) document.body.dataset.logSize = String(last.monitor.logSize);
   }
 
@@ -208,8 +275,16 @@
     if (loading) { again = true; return; }
     loading = true;
     try {
-      const r = await fetch(page === "salute" ? "/api/health" : "/api/overview", { cache: "no-store" });
-      if (r.ok) { last = await r.json(); draw(); }
+      let url = page === "salute" ? "/api/health" : "/api/overview";
+      if (page === "rapporto") {
+        const q = reportQuery();
+        q.set("lang", lang);
+        url = "/api/report?" + q.toString();
+      }
+      const r = await fetch(url, { cache: "no-store" });
+      const err = document.getElementById("report-error");
+      if (r.ok) { last = await r.json(); if (err) err.textContent = ""; draw(); }
+      else if (err) err.textContent = await r.text();
     } catch (e) { /* the stream's error shows it */ }
     loading = false;
     if (again) { again = false; load(); }
@@ -228,13 +303,15 @@
     const u = new URL(location.href);
     u.searchParams.set("lang", lang);
     history.replaceState(null, "", u);
-    draw();
+    if (page === "rapporto") load(); else draw();
   });
 
   texts();
   live("wait");
+  if (page === "rapporto") reportInit();
   load();
   const es = new EventSource("/api/events");
-  es.addEventListener("update", () => { live("on"); load(); });
+  // the report is asked for, not pushed: the stream only says the link is up
+  es.addEventListener("update", () => { live("on"); if (page !== "rapporto") load(); });
   es.onerror = () => live("off");
 })();

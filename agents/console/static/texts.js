@@ -2,7 +2,12 @@
 "use strict";
 window.RETE_TEXTS = {
   it: {
-    "nav.overview": "Panoramica", "nav.health": "Salute", "lang.switch": "English",
+    "nav.overview": "Panoramica", "nav.health": "Salute", "nav.report": "Rapporto", "lang.switch": "English",
+    "report.title": "Rapporto del periodo", "report.from": "Dal", "report.to": "Al", "report.by": "Raggruppa per",
+    "report.by.agency": "enti", "report.by.service": "servizio", "report.by.age-band": "fascia d'età",
+    "report.by.status": "stato", "report.months": "una colonna per mese", "report.show": "Mostra",
+    "report.download": "Scarica:", "report.csv": "CSV", "report.csv-it": "CSV per fogli di calcolo italiani (;)",
+    "report.xlsx": "Excel (XLSX)", "report.total": "Totale", "band.adult": "adulti",
     "live.on": "in diretta", "live.off": "collegamento interrotto, riprovo…", "live.wait": "collegamento…",
     "updated": "Aggiornato alle {t}",
     "overdue.title": "Segnalazioni in ritardo",
@@ -33,7 +38,12 @@ window.RETE_TEXTS = {
     "d.s": "{n} s", "d.m": "{n} min", "d.h": "{n} h", "d.d": "{n} g"
   },
   en: {
-    "nav.overview": "Overview", "nav.health": "Health", "lang.switch": "Italiano",
+    "nav.overview": "Overview", "nav.health": "Health", "nav.report": "Report", "lang.switch": "Italiano",
+    "report.title": "Period report", "report.from": "From", "report.to": "To", "report.by": "Group by",
+    "report.by.agency": "agencies", "report.by.service": "service", "report.by.age-band": "age band",
+    "report.by.status": "status", "report.months": "one column per month", "report.show": "Show",
+    "report.download": "Download:", "report.csv": "CSV", "report.csv-it": "CSV for Italian spreadsheets (;)",
+    "report.xlsx": "Excel (XLSX)", "report.total": "Total", "band.adult": "adults",
     "live.on": "live", "live.off": "connection lost, retrying…", "live.wait": "connecting…",
     "updated": "Updated at {t}",
     "overdue.title": "Overdue referrals",
