@@ -215,6 +215,9 @@ static void times_finish(struct times *t, report_row *row)
 	row->median_receive_h = report_median(t->v[0], t->n[0]);
 	row->median_accept_h = report_median(t->v[1], t->n[1]);
 	row->median_complete_h = report_median(t->v[2], t->n[2]);
+	row->p90_receive_h = report_percentile(t->v[0], t->n[0], 90);
+	row->p90_accept_h = report_percentile(t->v[1], t->n[1], 90);
+	row->p90_complete_h = report_percentile(t->v[2], t->n[2], 90);
 }
 
 /* count_one adds r's contribution to row and its times to t. */
@@ -391,6 +394,7 @@ static int zero_rows(report *r, const Rete__ReferralInfo *const *infos, size_t n
 			w->service = key.service ? strdup(key.service) : NULL;
 			w->age_band = key.age_band;
 			w->median_receive_h = w->median_accept_h = w->median_complete_h = NAN;
+			w->p90_receive_h = w->p90_accept_h = w->p90_complete_h = NAN;
 			r->nrows++;
 			if ((key.requester && !w->requester) || (key.performer && !w->performer) ||
 			    (key.service && !w->service))

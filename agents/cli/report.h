@@ -69,6 +69,8 @@ typedef struct report_row {
 	uint64_t cancelled, failed, overdue, open_at_end;
 	/* median hours; NAN when there is no value in the period */
 	double median_receive_h, median_accept_h, median_complete_h;
+	/* 90th percentile hours (nearest rank); NAN when there is none */
+	double p90_receive_h, p90_accept_h, p90_complete_h;
 	uint64_t *sent_month; /* report_add_months: sent per month, or NULL */
 } report_row;
 

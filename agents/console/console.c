@@ -299,9 +299,14 @@ static void route_page(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	struct console *c = ctx;
 	if (!lang_ok(rq, a))
 		return;
-	const char *file = strcmp(rq->path, "/salute") == 0	? "salute.html"
-			   : strcmp(rq->path, "/rapporto") == 0 ? "rapporto.html"
-								: "panoramica.html";
+	static const char *const pages[][2] = {{"/salute", "salute.html"},
+					       {"/rapporto", "rapporto.html"},
+					       {"/flussi", "flussi.html"},
+					       {"/andamento", "andamento.html"}};
+	const char *file = "panoramica.html";
+	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
+		if (strcmp(rq->path, pages[i][0]) == 0)
+			file = pages[i][1];
 	console_record(c, rq, rq->path);
 	send_asset(a, file);
 }
@@ -613,6 +618,192 @@ static void route_report_xlsx(void *ctx, const rete_http_req *rq, rete_http_answ
 	report_free(&r);
 }
 
+/* ---- Andamento: the period report's totals per week or month ---------------------- */
+
+#define CONSOLE_BUCKETS_MAX 120
+
+static json_t *hours_json(double h)
+{
+	return isnan(h) ? json_null() : json_real(round(h * 100) / 100);
+}
+
+/* next_date writes into out the date `days` days after date (YYYY-MM-DD),
+ * or the first of the next month when days is 0. */
+static void next_date(const char *date, int days, char out[16])
+{
+	struct tm tm = {0};
+	int y, mo, d;
+	sscanf(date, "%d-%d-%d", &y, &mo, &d);
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = days ? d + days : 1;
+	if (!days)
+		tm.tm_mon++;
+	tm.tm_hour = 12;
+	time_t t = timegm(&tm);
+	gmtime_r(&t, &tm);
+	snprintf(out, 16, "%04d-%02d-%02d", (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday);
+}
+
+static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	struct console *c = ctx;
+	struct rep_req p;
+	rete_msg m = {{0}};
+	const char *tz = c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome";
+	const char *step = rete_http_arg(rq, "step");
+	rete_wire *w = NULL;
+	Rete__BrokerFrame *f = NULL;
+	json_t *out = NULL, *buckets = NULL;
+
+	if (!rep_params(rq, a, &p))
+		return;
+	if (step == NULL)
+		step = "month";
+	if (strcmp(step, "month") != 0 && strcmp(step, "week") != 0) {
+		a->status = 400;
+		rete_http_printf(a, "rete console: step=%.20s: use step=week or step=month\n",
+				 step);
+		return;
+	}
+	rep_record(c, rq, &p, step[0] == 'w' ? "weekly" : "monthly");
+	int64_t from_ms, to_ms, x;
+	if (rete_day_bounds(p.from, tz, &from_ms, &x, &m) != RETE_OK ||
+	    rete_day_bounds(p.to, tz, &x, &to_ms, &m) != RETE_OK || from_ms >= to_ms) {
+		a->status = 400;
+		rete_http_printf(a, "rete console: from=%s to=%s is not a period\n", p.from, p.to);
+		return;
+	}
+	if (coord_connect(&c->mc.cfg, false, &w, &m) != RETE_OK ||
+	    coord_query(&c->mc.cfg, w, RETE__QUERY__WHAT_SNAPSHOT, &f, &m) != RETE_OK) {
+		a->status = 503;
+		rete_http_printf(a, "rete console: the broker did not give the referrals: %s\n",
+				 m.text);
+		goto out;
+	}
+	const Rete__Snapshot *sn = f->result->snapshot;
+	const Rete__ReferralInfo *const *infos = (const Rete__ReferralInfo *const *)sn->referrals;
+	out = json_object();
+	buckets = json_array();
+	char day[16], next[16];
+	snprintf(day, sizeof(day), "%s", p.from);
+	int64_t b0 = from_ms;
+	for (int k = 0; out && buckets && b0 < to_ms; k++) {
+		int64_t b1, y;
+		if (k == CONSOLE_BUCKETS_MAX) {
+			json_decref(out);
+			out = NULL;
+			a->status = 400;
+			rete_http_printf(
+			    a,
+			    "rete console: from=%s to=%s has more than %d %ss; choose a "
+			    "shorter period or step=month\n",
+			    p.from, p.to, CONSOLE_BUCKETS_MAX, step);
+			goto out;
+		}
+		next_date(day, step[0] == 'w' ? 7 : 0, next);
+		if (rete_day_bounds(next, tz, &b1, &y, &m) != RETE_OK)
+			break;
+		if (b1 > to_ms)
+			b1 = to_ms;
+		report *r = NULL;
+		if (report_build(infos, sn->n_referrals, b0, b1, rete_now_ms(), 0, &r, &m) !=
+		    RETE_OK)
+			break;
+		const report_row *t = &r->total;
+		json_t *rej = json_object();
+		static const char *const rnames[REPORT_NREASONS] = {
+		    NULL,
+		    "client-refused",
+		    "lack-of-capacity",
+		    "no-longer-needed",
+		    "unable-to-contact-client",
+		    "unable-to-contact-organisation",
+		    "other"};
+		for (int i = 1; rej && i < REPORT_NREASONS; i++)
+			json_object_set_new(rej, rnames[i],
+					    json_integer((json_int_t)t->rejected_by[i]));
+		json_array_append_new(
+		    buckets,
+		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:{s:o, s:o, s:o}, "
+			      "s:{s:o, s:o, s:o}}",
+			      "from", day, "sent", (json_int_t)t->sent, "accepted",
+			      (json_int_t)t->accepted, "completed", (json_int_t)t->completed,
+			      "rejected", (json_int_t)t->rejected, "overdue",
+			      (json_int_t)t->overdue, "rejectedByReason", rej ? rej : json_object(),
+			      "cancelled", (json_int_t)t->cancelled, "median", "toReceive",
+			      hours_json(t->median_receive_h), "toAccept",
+			      hours_json(t->median_accept_h), "toComplete",
+			      hours_json(t->median_complete_h), "p90", "toReceive",
+			      hours_json(t->p90_receive_h), "toAccept", hours_json(t->p90_accept_h),
+			      "toComplete", hours_json(t->p90_complete_h)));
+		report_free(&r);
+		snprintf(day, sizeof(day), "%s", next);
+		b0 = b1;
+	}
+	if (out) {
+		json_object_set_new(out, "party", json_string(c->mc.cfg.id));
+		json_object_set_new(out, "step", json_string(step));
+		json_object_set_new(out, "timeZone", json_string(tz));
+		json_object_set_new(out, "buckets", buckets);
+		buckets = NULL;
+		pthread_mutex_lock(&c->lock);
+		json_object_set(out, "names", c->names);
+		pthread_mutex_unlock(&c->lock);
+	}
+	answer_json(a, out);
+out:
+	json_decref(out);
+	json_decref(buckets);
+	if (f != NULL)
+		rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&w);
+}
+
+/* Chart.js, from Debian's libjs-chart.js, read at the start and served by
+ * the console itself (the coordinators' PCs may have no internet) */
+#define CONSOLE_CHARTJS "/usr/share/javascript/chart.js/chart.min.js"
+static char *chartjs;
+static size_t chartjs_len;
+
+static void chartjs_load(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char chunk[65536];
+	size_t n;
+	if (f == NULL) {
+		fprintf(stderr,
+			"rete console: %s: %s; the Flussi and Andamento pages show tables without "
+			"charts (install libjs-chart.js)\n",
+			path, strerror(errno));
+		return;
+	}
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		char *nb = realloc(chartjs, chartjs_len + n);
+		if (nb == NULL)
+			break;
+		chartjs = nb;
+		memcpy(chartjs + chartjs_len, chunk, n);
+		chartjs_len += n;
+	}
+	fclose(f);
+}
+
+static void route_chartjs(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	(void)ctx;
+	(void)rq;
+	if (chartjs == NULL) {
+		a->status = 404;
+		rete_http_printf(a, "rete console: Chart.js is not installed here (Debian: "
+				    "libjs-chart.js)\n");
+		return;
+	}
+	a->content_type = "text/javascript; charset=utf-8";
+	rete_http_header(a, "Cache-Control", "max-age=86400");
+	rete_http_append(a, chartjs, chartjs_len);
+}
+
 /* Server-Sent Events: "update" with the log size whenever the state moved */
 struct sse {
 	struct console *c;
@@ -698,6 +889,10 @@ static rete_err console_serve(struct console *c, const rete_http_addr *addr, ret
 	    (err = rete_httpd_route_req(h, "/panoramica", false, route_page, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/salute", false, route_page, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/rapporto", false, route_page, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/flussi", false, route_page, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/andamento", false, route_page, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/api/trend", false, route_trend, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/lib/chart.min.js", false, route_chartjs, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/api/report", false, route_report, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/api/report.csv", false, route_report_csv, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/api/report.xlsx", false, route_report_xlsx, c, m)) ||
@@ -818,6 +1013,7 @@ int cmd_console(int argc, char **argv)
 	}
 	console_directory(&c, monitor_next_index(c.mc.mo));
 	console_health(&c);
+	chartjs_load(CONSOLE_CHARTJS);
 	if ((err = console_serve(&c, &addr, &h, &m)) != RETE_OK) {
 		fprintf(stderr, "rete console: %s\n", m.text);
 		goto out;
@@ -868,6 +1064,9 @@ out:
 	json_decref(c.names);
 	json_decref(c.services);
 	free(c.access_path);
+	free(chartjs);
+	chartjs = NULL;
+	chartjs_len = 0;
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	return rc;

@@ -364,11 +364,41 @@ fi
 code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/report?from=2026-02-30&to=$TODAY")
 [ "$code" = 400 ] && grep -q "dates YYYY-MM-DD" "$DIR/bad.txt" || fail "a bad date: $code $(cat "$DIR/bad.txt")"
 
+# Flussi: the matrix of who refers to whom, and how they ended, with a chart
+# drawn by Chart.js served by the console itself (Debian's libjs-chart.js)
+go "$URL/flussi?from=$FROM&to=$TODAY&lang=it"
+flows_rendered() { [ "$(js 'return document.body.dataset.rows || ""')" = 1 ]; }
+wait_for 30 flows_rendered || fail "the Flussi page did not render: $(js 'return document.body.innerText')"
+got=$(js 'const c = document.querySelector("#matrix td[data-from=\"social.mantova\"][data-to=\"cpi.mantova\"]"); return c ? c.innerText : ""')
+[ "$got" = "$want_sent" ] || fail "Flussi: social -> cpi $got, want $want_sent"
+[ "$(js 'return window.Chart && Chart.getChart("flows-chart") ? "drawn" : "no"')" = drawn ] ||
+	fail "Flussi: no chart (Chart.js not served?)"
+[ "$(js 'return document.querySelector("script[src*=chart]").getAttribute("src")')" = /lib/chart.min.js ] ||
+	fail "Chart.js is not the console's own"
+curl -sf "$URL/lib/chart.min.js" | head -c 200 | grep -q "Chart.js v" || fail "/lib/chart.min.js is not Chart.js"
+js 'return document.body.innerText' >"$DIR/text-flows.txt"
+grep -q "Chi invia a chi" "$DIR/text-flows.txt" && grep -q "Come sono finite" "$DIR/text-flows.txt" ||
+	fail "Flussi: $(cat "$DIR/text-flows.txt")"
+shot flussi-it
+
+# Andamento: per week, sent and the rest, and response-time percentiles
+go "$URL/andamento?from=$FROM&to=$TODAY&step=week&lang=it"
+trend_rendered() { [ -n "$(js 'return document.body.dataset.rows || ""')" ]; }
+wait_for 30 trend_rendered || fail "the Andamento page did not render"
+got=$(js 'let n = 0; for (const c of document.querySelectorAll("#trend td[data-kind=sent]")) n += Number(c.innerText); return String(n)')
+[ "$got" = "$want_sent" ] || fail "Andamento: sent $got, want $want_sent"
+[ "$(js 'return window.Chart && Chart.getChart("trend-chart") && Chart.getChart("times-chart") ? "drawn" : "no"')" = drawn ] ||
+	fail "Andamento: no charts"
+js 'return document.body.innerText' >"$DIR/text-trend.txt"
+shot andamento-it
+code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/trend?from=$FROM&to=$TODAY&step=year")
+[ "$code" = 400 ] && grep -q "step=week or step=month" "$DIR/bad.txt" || fail "step=year: $code"
+
 # never a personal value of the story, in any page or answer
 curl -s "$URL/api/overview" >"$DIR/api-overview.json"
 curl -s "$URL/api/health" >"$DIR/api-health.json"
 for f in dom-it.html text-it.txt text-en.txt text-salute.txt dom-salute.html api-overview.json api-health.json \
-	text-report.txt rep-it.csv rep-x.csv; do
+	text-report.txt rep-it.csv rep-x.csv text-flows.txt text-trend.txt; do
 	for secret in "Maria Rossi" "RSSMRA85M41E897X" "555 0101" "mn-2026-0999"; do
 		grep -q "$secret" "$DIR/$f" && fail "$f holds a personal value: $secret"
 	done

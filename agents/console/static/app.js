@@ -90,7 +90,8 @@
     document.documentElement.lang = lang;
     for (const e of document.querySelectorAll("[data-t]")) e.textContent = t(e.dataset.t);
     document.getElementById("lang").textContent = t("lang.switch");
-    document.title = "rete · " + t(page === "salute" ? "nav.health" : page === "rapporto" ? "nav.report" : "nav.overview");
+    const titles = { salute: "nav.health", rapporto: "nav.report", flussi: "nav.flows", andamento: "nav.trend" };
+    document.title = "rete · " + t(titles[page] || "nav.overview");
   }
 
   function drawOverview(o) {
@@ -255,6 +256,125 @@
     document.getElementById("dl-xlsx").href = "/api/report.xlsx?" + qs;
     document.body.dataset.rows = String(o.rows.length);
   }
+  // ---- Flussi and Andamento ----
+  const charts = {};
+  function chart(id, cfg) {
+    if (!window.Chart) return; // Chart.js missing: the tables stand alone
+    if (charts[id]) charts[id].destroy();
+    cfg.options = Object.assign({ animation: false, responsive: true, maintainAspectRatio: false }, cfg.options || {});
+    charts[id] = new window.Chart(document.getElementById(id), cfg);
+  }
+  const palette = ["#0b5cad", "#1a7f37", "#b42318", "#8250df", "#bf8700", "#6e7781"];
+  function periodInit() {
+    const t0 = today("Europe/Rome");
+    const d = new Date(t0 + "T12:00:00Z");
+    d.setUTCMonth(d.getUTCMonth() - (page === "andamento" ? 5 : 0));
+    document.getElementById("from").value = rp.get("from") || d.toISOString().slice(0, 8) + "01";
+    document.getElementById("to").value = rp.get("to") || t0;
+    const st = document.getElementById("step");
+    if (st && rp.get("step")) st.value = rp.get("step");
+    document.getElementById("period-form").addEventListener("submit", ev => {
+      ev.preventDefault();
+      history.replaceState(null, "", "/" + page + "?" + periodQuery().toString());
+      load();
+    });
+  }
+  function periodQuery() {
+    const q = new URLSearchParams();
+    q.set("from", document.getElementById("from").value);
+    q.set("to", document.getElementById("to").value);
+    const st = document.getElementById("step");
+    if (st) q.set("step", st.value);
+    return q;
+  }
+  function col(o, name) { return o.columns.indexOf(name); }
+  function drawFlows(o) {
+    document.getElementById("who").textContent = (o.names[o.party] || o.party);
+    const iq = col(o, "requester"), ip = col(o, "performer"), is = col(o, "sent");
+    const reqs = [...new Set(o.rows.map(r => r[iq]))].sort(), perfs = [...new Set(o.rows.map(r => r[ip]))].sort();
+    const m = clear("matrix");
+    const hr = el("tr", {}, el("th", { text: t("flows.fromto") }));
+    for (const p of perfs) hr.append(el("th", { cls: "n" }, named(o.names, p)));
+    m.append(el("thead", {}, hr));
+    const mb = el("tbody");
+    for (const rq of reqs) {
+      const tr = el("tr", {}, el("th", {}, named(o.names, rq)));
+      for (const p of perfs) {
+        const row = o.rows.find(r => r[iq] === rq && r[ip] === p);
+        const n = row ? row[is] : 0;
+        tr.append(el("td", { cls: "n" + (n ? "" : " zero"), "data-from": rq, "data-to": p, text: String(n) }));
+      }
+      mb.append(tr);
+    }
+    m.append(mb);
+    // how they ended: completed, rejected (by reason), cancelled, failed, open
+    const reasons = ["client-refused", "lack-of-capacity", "no-longer-needed", "unable-to-contact-client",
+      "unable-to-contact-organisation", "other"];
+    const camel = ["ClientRefused", "LackOfCapacity", "NoLongerNeeded", "UnableToContactClient",
+      "UnableToContactOrganisation", "Other"];
+    const kinds = [["flows.sent", "sent"], ["flows.completed", "completed"], ["flows.rejected", "rejected"],
+      ["flows.cancelled", "cancelled"], ["flows.failed", "failed"], ["flows.open", "openAtEnd"]];
+    const ot = clear("outcomes");
+    const oh = el("tr", {}, el("th", { text: t("flows.pair") }));
+    for (const [k] of kinds) oh.append(el("th", { cls: "n", text: t(k) }));
+    ot.append(el("thead", {}, oh));
+    const ob = el("tbody");
+    const label = r => (o.names[r[iq]] || r[iq]) + " → " + (o.names[r[ip]] || r[ip]);
+    for (const r of o.rows) {
+      const tr = el("tr", {}, el("td", {}, named(o.names, r[iq]), " → ", named(o.names, r[ip])));
+      for (const [k, c] of kinds) {
+        const td = el("td", { cls: "n", "data-kind": c, text: String(r[col(o, c)]) });
+        if (c === "rejected") {
+          const why = reasons.map((x, i) => [x, r[col(o, "rejected" + camel[i])]]).filter(x => x[1] > 0)
+            .map(x => t("reason." + x[0]) + ": " + x[1]).join(", ");
+          if (why) td.title = why;
+        }
+        tr.append(td);
+      }
+      ob.append(tr);
+    }
+    ot.append(ob);
+    chart("flows-chart", {
+      type: "bar",
+      data: {
+        labels: o.rows.map(label),
+        datasets: kinds.slice(1).map(([k, c], i) => ({ label: t(k), data: o.rows.map(r => r[col(o, c)]), backgroundColor: palette[i] }))
+      },
+      options: { indexAxis: "y", scales: { x: { stacked: true, ticks: { precision: 0 } }, y: { stacked: true } } }
+    });
+    document.body.dataset.rows = String(o.rows.length);
+  }
+  function drawTrend(o) {
+    document.getElementById("who").textContent = (o.names[o.party] || o.party);
+    const labels = o.buckets.map(b => b.from);
+    const series = [["trend.sent", "sent"], ["trend.accepted", "accepted"], ["trend.completed", "completed"],
+      ["trend.rejected", "rejected"], ["trend.overdue", "overdue"]];
+    const tt = clear("trend");
+    const hr = el("tr", {}, el("th", { text: t("trend.period") }));
+    for (const [k] of series) hr.append(el("th", { cls: "n", text: t(k) }));
+    tt.append(el("thead", {}, hr));
+    const tb = el("tbody");
+    for (const b of o.buckets) {
+      const tr = el("tr", {}, el("td", { text: b.from }));
+      for (const [, c] of series) tr.append(el("td", { cls: "n" + (b[c] ? "" : " zero"), "data-kind": c, text: String(b[c]) }));
+      tb.append(tr);
+    }
+    tt.append(tb);
+    chart("trend-chart", {
+      type: "bar",
+      data: { labels, datasets: series.map(([k, c], i) => ({ label: t(k), data: o.buckets.map(b => b[c]), backgroundColor: palette[i] })) },
+      options: { scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } }
+    });
+    const times = [["trend.medianAccept", "median", "toAccept"], ["trend.p90Accept", "p90", "toAccept"],
+      ["trend.medianComplete", "median", "toComplete"], ["trend.p90Complete", "p90", "toComplete"]];
+    chart("times-chart", {
+      type: "line",
+      data: { labels, datasets: times.map(([k, a, b], i) => ({ label: t(k), data: o.buckets.map(x => x[a][b]), borderColor: palette[i], backgroundColor: palette[i], spanGaps: true })) },
+      options: { scales: { y: { beginAtZero: true } } }
+    });
+    document.body.dataset.rows = String(o.buckets.length);
+  }
+
   function keyCount(o) {
     return o.columns.filter(c => ["requester", "performer", "service", "ageBand", "status"].includes(c)).length;
   }
@@ -264,6 +384,8 @@
     if (!last) return;
     if (page === "salute") drawHealth(last);
     else if (page === "rapporto") drawReport(last);
+    else if (page === "flussi") drawFlows(last);
+    else if (page === "andamento") drawTrend(last);
     else drawOverview(last);
     document.getElementById("updated").textContent = t("updated", { t: clock(last.timeZone) });
     document.body.dataset.version = String(last.version != null ? last.version : (Date.now()));
@@ -280,6 +402,13 @@
         const q = reportQuery();
         q.set("lang", lang);
         url = "/api/report?" + q.toString();
+      } else if (page === "flussi") {
+        const q = periodQuery();
+        q.set("by", "agency");
+        q.set("lang", "en");
+        url = "/api/report?" + q.toString();
+      } else if (page === "andamento") {
+        url = "/api/trend?" + periodQuery().toString();
       }
       const r = await fetch(url, { cache: "no-store" });
       const err = document.getElementById("report-error");
@@ -304,14 +433,17 @@
     u.searchParams.set("lang", lang);
     history.replaceState(null, "", u);
     if (page === "rapporto") load(); else draw();
+    for (const id in charts) charts[id].update();
   });
 
   texts();
   live("wait");
+  const asked = page === "rapporto" || page === "flussi" || page === "andamento";
   if (page === "rapporto") reportInit();
+  if (page === "flussi" || page === "andamento") periodInit();
   load();
   const es = new EventSource("/api/events");
   // the report is asked for, not pushed: the stream only says the link is up
-  es.addEventListener("update", () => { live("on"); if (page !== "rapporto") load(); });
+  es.addEventListener("update", () => { live("on"); if (!asked) load(); });
   es.onerror = () => live("off");
 })();
