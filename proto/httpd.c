@@ -26,6 +26,7 @@ struct route {
 	rete_http_req_fn fnr;		/* a route that reads its request */
 	const rete_http_stream *stream; /* a stream */
 	bool prefix;
+	bool post; /* takes POST with a small body too */
 };
 
 struct rete_httpd {
@@ -34,6 +35,7 @@ struct rete_httpd {
 	size_t nroutes;
 	char *shname[RETE_HTTP_SERVER_HEADERS_MAX], *shvalue[RETE_HTTP_SERVER_HEADERS_MAX];
 	size_t nsh;
+	char *tls_cert, *tls_key; /* PEM, for HTTPS (rete_httpd_tls) */
 	struct MHD_Daemon *d;
 	uint16_t port;
 };
@@ -187,6 +189,9 @@ void rete_http_label(rete_http_answer *a, const char *s)
 /* A request's state between libmicrohttpd's calls: whether a body came. */
 struct req {
 	bool had_body;
+	bool too_big;			   /* a POST body beyond RETE_HTTP_POST_MAX */
+	char body[RETE_HTTP_POST_MAX + 1]; /* a POST route's body, NUL-ended */
+	size_t body_len;
 };
 
 static void add_headers(const rete_httpd *h, struct MHD_Response *r, const rete_http_answer *a)
@@ -199,7 +204,6 @@ static void add_headers(const rete_httpd *h, struct MHD_Response *r, const rete_
 
 static enum MHD_Result send_answer_h(const rete_httpd *h, struct MHD_Connection *c,
 				     rete_http_answer *a, bool head, const char *allow);
-
 
 static enum MHD_Result send_answer_h(const rete_httpd *h, struct MHD_Connection *c,
 				     rete_http_answer *a, bool head, const char *allow)
@@ -281,7 +285,11 @@ static enum MHD_Result send_stream(const rete_httpd *h, struct MHD_Connection *c
 	if (sr == NULL || sr->st == NULL) {
 		free(sr);
 		rete_http_answer a = {.status = 503};
-		rete_http_printf(&a, "%s: too many streams open; try again later\n", h->who);
+		rete_http_printf(
+		    &a,
+		    "%s: the stream cannot be opened now (too many open, or not signed in); "
+		    "try again later\n",
+		    h->who);
 		return send_answer_h(h, c, &a, false, NULL);
 	}
 	struct MHD_Response *r =
@@ -315,20 +323,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		*con_cls = rq;
 		return MHD_YES; /* called again with the body, if any, then at its end */
 	}
-	if (*upload_size) {
-		rq->had_body = true;
-		*upload_size = 0; /* dropped: no route takes a body */
-		return MHD_YES;
-	}
-	rete_http_answer a = {.status = 200};
-	bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
-	bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 	const struct route *rt = NULL;
 	for (size_t i = 0; i < h->nroutes; i++)
 		if (strcmp(h->routes[i].path, url) == 0 ||
 		    (h->routes[i].prefix &&
 		     strncmp(h->routes[i].path, url, strlen(h->routes[i].path)) == 0))
 			rt = &h->routes[i];
+	bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0 && rt != NULL && rt->post;
+	if (*upload_size) {
+		if (post && !rq->too_big && rq->body_len + *upload_size <= RETE_HTTP_POST_MAX) {
+			memcpy(rq->body + rq->body_len, upload, *upload_size);
+			rq->body_len += *upload_size;
+			rq->body[rq->body_len] = '\0';
+		} else if (post) {
+			rq->too_big = true;
+		} else {
+			rq->had_body = true;
+		}
+		*upload_size = 0; /* taken, or dropped: no other route takes a body */
+		return MHD_YES;
+	}
+	rete_http_answer a = {.status = 200};
+	bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
+	bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 	if (!rt) {
 		a.status = 404;
 		rete_http_printf(&a, "%s: there is nothing at %.200s; this server answers", h->who,
@@ -338,11 +355,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		rete_http_printf(&a, "\n");
 		return send_answer_h(h, c, &a, head, NULL);
 	}
+	if (post && rq->too_big) {
+		a.status = 413;
+		rete_http_printf(&a, "%s: a POST to %.200s takes at most %u bytes\n", h->who, url,
+				 (unsigned)RETE_HTTP_POST_MAX);
+		return send_answer_h(h, c, &a, false, NULL);
+	}
+	if (post) {
+		rete_http_req req = {.path = url, .method = method, .conn = c};
+		req_peer(c, req.peer, sizeof(req.peer));
+		req.body = rq->body;
+		req.body_len = rq->body_len;
+		rt->fnr(rt->ctx, &req, &a);
+		return send_answer_h(h, c, &a, false, NULL);
+	}
 	if (!get && !head) {
 		a.status = 405;
 		rete_http_printf(&a, "%s: %.200s is read with GET (or HEAD), not %.32s\n", h->who,
 				 url, method);
-		return send_answer_h(h, c, &a, false, "GET, HEAD");
+		return send_answer_h(h, c, &a, false, rt->post ? "GET, HEAD, POST" : "GET, HEAD");
 	}
 	if (rq->had_body) {
 		a.status = 413;
@@ -460,7 +491,11 @@ static rete_err start_with(rete_httpd *h, const rete_http_addr *addr, unsigned m
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET,
+	if (h->tls_cert != NULL)
+		flags |= MHD_USE_TLS;
+	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_HTTPS_MEM_CERT,
+				h->tls_cert ? h->tls_cert : "", MHD_OPTION_HTTPS_MEM_KEY,
+				h->tls_key ? h->tls_key : "", MHD_OPTION_LISTEN_SOCKET,
 				(MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
 				(unsigned)RETE_HTTP_CONNS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
 				(unsigned)RETE_HTTP_IDLE_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
@@ -495,6 +530,11 @@ void rete_httpd_free(rete_httpd **hp)
 	for (size_t i = 0; i < h->nsh; i++) {
 		free(h->shname[i]);
 		free(h->shvalue[i]);
+	}
+	free(h->tls_cert);
+	if (h->tls_key != NULL) {
+		explicit_bzero(h->tls_key, strlen(h->tls_key));
+		free(h->tls_key);
 	}
 	free(h);
 	*hp = NULL;
@@ -575,4 +615,28 @@ bool rete_http_addr_loopback(const rete_http_addr *addr)
 	}
 	const struct sockaddr_in *s4 = (const struct sockaddr_in *)&addr->sa;
 	return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+}
+
+rete_err rete_httpd_route_post(rete_httpd *h, const char *path, rete_http_req_fn fn, void *ctx,
+			       rete_msg *m)
+{
+	return route_add(
+	    h, (struct route){.path = (char *)path, .fnr = fn, .ctx = ctx, .post = true}, m);
+}
+
+rete_err rete_httpd_tls(rete_httpd *h, const char *cert_pem, const char *key_pem, rete_msg *m)
+{
+	if (h->d)
+		return rete_msg_set(m, RETE_EINVAL, "%s: TLS is set before the start", h->who);
+	char *c = strdup(cert_pem), *k = strdup(key_pem);
+	if (c == NULL || k == NULL) {
+		free(c);
+		free(k);
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	}
+	free(h->tls_cert);
+	free(h->tls_key);
+	h->tls_cert = c;
+	h->tls_key = k;
+	return RETE_OK;
 }

@@ -39,10 +39,11 @@
 #define RETE_HTTP_CONNS_MAX	     16
 #define RETE_HTTP_REQUEST_MAX	     (16u << 10) /* bytes of request line + headers */
 #define RETE_HTTP_IDLE_S	     10
-#define RETE_HTTP_ROUTES_MAX	     16
+#define RETE_HTTP_ROUTES_MAX	     32
 #define RETE_HTTP_ADDR_MAX	     64 /* "[v6]:port" as written */
 #define RETE_HTTP_ANSWER_HEADERS_MAX 4
 #define RETE_HTTP_SERVER_HEADERS_MAX 8
+#define RETE_HTTP_POST_MAX	     4096 /* bytes of a POST route's body */
 
 /* A parsed bind address. */
 typedef struct rete_http_addr {
@@ -127,6 +128,8 @@ typedef struct rete_http_req {
 	const char *method;	       /* "GET" or "HEAD" */
 	char peer[RETE_HTTP_ADDR_MAX]; /* the client's address, e.g. "127.0.0.1" */
 	void *conn;		       /* libmicrohttpd's connection (internal) */
+	const char *body;	       /* a POST's body (NUL-ended), or NULL */
+	size_t body_len;
 } rete_http_req;
 
 /* rete_http_arg: the query argument key of rq (decoded), NULL when absent. */
@@ -172,6 +175,18 @@ rete_err rete_httpd_route_stream(rete_httpd *h, const char *path, const rete_htt
 /* rete_httpd_start_threads is rete_httpd_start with a thread per
  * connection (at most RETE_HTTP_CONNS_MAX), for servers with streams. */
 rete_err rete_httpd_start_threads(rete_httpd *h, const rete_http_addr *addr, rete_msg *m);
+
+/* rete_httpd_route_post adds path -> fn for GET, HEAD and POST (a body of
+ * at most RETE_HTTP_POST_MAX bytes, in rq->body; a larger one is answered
+ * 413). Errors as rete_httpd_route. */
+rete_err rete_httpd_route_post(rete_httpd *h, const char *path, rete_http_req_fn fn, void *ctx,
+			       rete_msg *m);
+
+/* rete_httpd_tls makes h serve HTTPS (libmicrohttpd with GnuTLS) with the
+ * certificate chain and private key given in PEM (copied; the key's copy
+ * is wiped when h is freed). Before the start only. RETE_EINVAL,
+ * RETE_ENOMEM; a certificate or key GnuTLS refuses makes the start fail. */
+rete_err rete_httpd_tls(rete_httpd *h, const char *cert_pem, const char *key_pem, rete_msg *m);
 
 /* rete_http_addr_loopback: addr is 127.0.0.0/8 or ::1. */
 bool rete_http_addr_loopback(const rete_http_addr *addr);

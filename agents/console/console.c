@@ -32,11 +32,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
+#include <sodium.h>
 #include <zmq.h>
 
 #include "access_log.h"
+#include "accounts.h"
 #include "cli.h"
 #include "console_assets.h"
 #include "coord_config.h"
@@ -76,6 +79,10 @@ struct console {
 	rete_access_log *access;
 	char listen[RETE_HTTP_ADDR_MAX];
 	char *access_path;
+	char *users_path;		    /* [console] users: the accounts file, or NULL */
+	char *tls_cert_path, *tls_key_path; /* [console] tls_cert, tls_key */
+	bool auth;			    /* logins required (accounts exist) */
+	bool tls;
 };
 
 /* ---- the configuration's [console] section ------------------------------------ */
@@ -97,10 +104,19 @@ static int console_ini_handler(void *user, const char *section, const char *name
 	} else if (strcmp(name, "access_log") == 0) {
 		free(p->c->access_path);
 		p->c->access_path = rete_ini_abs_path(p->dir, value);
+	} else if (strcmp(name, "users") == 0) {
+		free(p->c->users_path);
+		p->c->users_path = rete_ini_abs_path(p->dir, value);
+	} else if (strcmp(name, "tls_cert") == 0) {
+		free(p->c->tls_cert_path);
+		p->c->tls_cert_path = rete_ini_abs_path(p->dir, value);
+	} else if (strcmp(name, "tls_key") == 0) {
+		free(p->c->tls_key_path);
+		p->c->tls_key_path = rete_ini_abs_path(p->dir, value);
 	} else if (p->err == RETE_OK) {
 		p->err = rete_msg_set(p->m, RETE_EINVAL,
-				      "[console] %s: unknown key; the keys are listen and "
-				      "access_log",
+				      "[console] %s: unknown key; the keys are listen, access_log, "
+				      "users, tls_cert and tls_key",
 				      name);
 		return 0;
 	}
@@ -236,8 +252,14 @@ static void console_health(struct console *c)
 
 static void console_record(struct console *c, const rete_http_req *rq, const char *what)
 {
+	char user[CONSOLE_USER_MAX + 1] = "", token[CONSOLE_TOKEN_HEX + 2];
+	const char *ck = c->auth ? rete_http_req_header(rq, "Cookie") : NULL;
+	if (ck != NULL && console_cookie(ck, "rete_session", token, sizeof(token)))
+		console_session_user(token, rete_now_ms(), user);
 	rete_access_rec r = {.program = "rete console",
-			     .who = rq->peer[0] ? rq->peer : NULL,
+			     .who = user[0]	  ? user
+				    : rq->peer[0] ? rq->peer
+						  : NULL,
 			     .party = c->mc.cfg.id,
 			     .what = what};
 	rete_msg m = {{0}};
@@ -294,9 +316,138 @@ static bool lang_ok(const rete_http_req *rq, rete_http_answer *a)
 	return false;
 }
 
+/* ---- logins ------------------------------------------------------------------------- */
+
+#define SESSION_COOKIE "rete_session"
+
+/* console_who: the signed-in user of rq (into user), or false with the
+ * answer set: a page is sent to /login, anything else gets a 401. Without
+ * accounts everyone is let in, as the peer's address. */
+static bool console_who(struct console *c, const rete_http_req *rq, rete_http_answer *a, bool page,
+			char user[CONSOLE_USER_MAX + 1])
+{
+	char token[CONSOLE_TOKEN_HEX + 2];
+	const char *ck = rete_http_req_header(rq, "Cookie");
+
+	if (!c->auth) {
+		snprintf(user, CONSOLE_USER_MAX + 1, "%s", rq->peer);
+		return true;
+	}
+	if (ck != NULL && strlen(ck) < 4096 &&
+	    console_cookie(ck, SESSION_COOKIE, token, sizeof(token)) &&
+	    console_session_user(token, rete_now_ms(), user))
+		return true;
+	if (page) {
+		a->status = 303;
+		rete_http_header(a, "Location", "/login");
+		rete_http_printf(a, "rete console: sign in first, at /login\n");
+	} else {
+		a->status = 401;
+		rete_http_printf(a, "rete console: sign in first, at /login (no session, or it "
+				    "ended)\n");
+	}
+	return false;
+}
+
+static void console_record_as(struct console *c, const char *who, const char *what)
+{
+	rete_access_rec r = {
+	    .program = "rete console", .who = who, .party = c->mc.cfg.id, .what = what};
+	rete_msg m = {{0}};
+	pthread_mutex_lock(&c->lock);
+	if (c->access != NULL && rete_access_log_add(c->access, &r, &m) != RETE_OK)
+		fprintf(stderr, "rete console: %s\n", m.text);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	struct console *c = ctx;
+	char user[CONSOLE_USER_MAX + 2], pw[512], what[160];
+	rete_msg m = {{0}};
+
+	if (strcmp(rq->method, "POST") != 0) {
+		send_asset(a, "login.html");
+		return;
+	}
+	if (!c->auth) {
+		a->status = 303;
+		rete_http_header(a, "Location", "/");
+		return;
+	}
+	if (rq->body == NULL ||
+	    !console_form_field(rq->body, rq->body_len, "user", user, sizeof(user)) ||
+	    !console_form_field(rq->body, rq->body_len, "password", pw, sizeof(pw)) ||
+	    !console_user_valid(user)) {
+		a->status = 400;
+		rete_http_printf(a,
+				 "rete console: a login is a form with user (a-z, 0-9, '.', '_', "
+				 "'-') and password\n");
+		sodium_memzero(pw, sizeof(pw));
+		return;
+	}
+	int64_t now = rete_now_ms(), wait = console_throttle_wait(user, rq->peer, now);
+	if (wait > 0) {
+		char ra[32];
+		snprintf(ra, sizeof(ra), "%lld", (long long)(wait + 999) / 1000);
+		a->status = 429;
+		rete_http_header(a, "Retry-After", ra);
+		rete_http_printf(a,
+				 "rete console: too many failed logins for this user or from this "
+				 "address; try again in %s s\n",
+				 ra);
+		snprintf(what, sizeof(what), "login %s refused: throttled", user);
+		console_record_as(c, rq->peer, what);
+		sodium_memzero(pw, sizeof(pw));
+		return;
+	}
+	bool ok = console_accounts_check(c->users_path, user, pw, &m) == RETE_OK;
+	sodium_memzero(pw, sizeof(pw));
+	console_throttle_note(user, rq->peer, ok, now);
+	snprintf(what, sizeof(what), "login %s from %s %s", user, rq->peer, ok ? "ok" : "refused");
+	console_record_as(c, ok ? user : rq->peer, what);
+	if (!ok) {
+		a->status = 303;
+		rete_http_header(a, "Location", "/login?failed=1");
+		rete_http_printf(a, "rete console: wrong user or password\n");
+		return;
+	}
+	char token[CONSOLE_TOKEN_HEX + 1], cookie[200];
+	console_session_new(user, now, token);
+	snprintf(cookie, sizeof(cookie),
+		 SESSION_COOKIE "=%s; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=%lld",
+		 token, (long long)(CONSOLE_SESSION_MAX_MS / 1000));
+	sodium_memzero(token, sizeof(token));
+	a->status = 303;
+	rete_http_header(a, "Set-Cookie", cookie);
+	rete_http_header(a, "Location", "/");
+	rete_http_printf(a, "rete console: signed in\n");
+}
+
+static void route_logout(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	struct console *c = ctx;
+	char token[CONSOLE_TOKEN_HEX + 2], user[CONSOLE_USER_MAX + 1], what[120];
+	const char *ck = rete_http_req_header(rq, "Cookie");
+	if (ck != NULL && console_cookie(ck, SESSION_COOKIE, token, sizeof(token))) {
+		if (console_session_user(token, rete_now_ms(), user)) {
+			snprintf(what, sizeof(what), "logout %s", user);
+			console_record_as(c, user, what);
+		}
+		console_session_end(token);
+	}
+	a->status = 303;
+	rete_http_header(a, "Set-Cookie",
+			 SESSION_COOKIE "=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0");
+	rete_http_header(a, "Location", "/login");
+}
+
 static void route_page(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
+	char who_[CONSOLE_USER_MAX + 1];
+	if (!console_who(c, rq, a, true, who_))
+		return;
 	if (!lang_ok(rq, a))
 		return;
 	static const char *const pages[][2] = {{"/salute", "salute.html"},
@@ -333,6 +484,9 @@ static void route_static(void *ctx, const rete_http_req *rq, rete_http_answer *a
 static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
+	char who_[CONSOLE_USER_MAX + 1];
+	if (!console_who(c, rq, a, false, who_))
+		return;
 	console_record(c, rq, "overview");
 	pthread_mutex_lock(&c->lock);
 	json_t *mon = monitor_to_json(c->mc.mo, rete_now_ms(), NULL);
@@ -350,6 +504,9 @@ static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer 
 static void route_health(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
+	char who_[CONSOLE_USER_MAX + 1];
+	if (!console_who(c, rq, a, false, who_))
+		return;
 	console_record(c, rq, "health");
 	pthread_mutex_lock(&c->lock);
 	json_t *o = json_pack("{s:s, s:s, s:O, s:O, s:I, s:I}", "party", c->mc.cfg.id, "timeZone",
@@ -485,6 +642,9 @@ static void rep_record(struct console *c, const rete_http_req *rq, const struct 
 static void route_report(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
+	char who_[CONSOLE_USER_MAX + 1];
+	if (!console_who(c, rq, a, false, who_))
+		return;
 	struct rep_req p;
 	report *r = NULL;
 	char buf[160];
@@ -545,6 +705,9 @@ static void route_report(void *ctx, const rete_http_req *rq, rete_http_answer *a
 static void route_report_csv(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
+	char who_[CONSOLE_USER_MAX + 1];
+	if (!console_who(c, rq, a, false, who_))
+		return;
 	struct rep_req p;
 	report *r = NULL;
 	char *buf = NULL, cd[160];
@@ -579,6 +742,9 @@ static void route_report_csv(void *ctx, const rete_http_req *rq, rete_http_answe
 static void route_report_xlsx(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
+	char who_[CONSOLE_USER_MAX + 1];
+	if (!console_who(c, rq, a, false, who_))
+		return;
 	struct rep_req p;
 	report *r = NULL;
 	char path[] = "/tmp/rete-console-XXXXXX.xlsx", cd[160], title[160];
@@ -648,6 +814,9 @@ static void next_date(const char *date, int days, char out[16])
 static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
+	char who_[CONSOLE_USER_MAX + 1];
+	if (!console_who(c, rq, a, false, who_))
+		return;
 	struct rep_req p;
 	rete_msg m = {{0}};
 	const char *tz = c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome";
@@ -815,6 +984,11 @@ static void *sse_open(void *ctx, const rete_http_req *rq)
 {
 	struct console *c = ctx;
 	struct sse *s = NULL;
+	char user[CONSOLE_USER_MAX + 1], token[CONSOLE_TOKEN_HEX + 2];
+	const char *ck = rete_http_req_header(rq, "Cookie");
+	if (c->auth && (ck == NULL || !console_cookie(ck, "rete_session", token, sizeof(token)) ||
+			!console_session_user(token, rete_now_ms(), user)))
+		return NULL;
 	pthread_mutex_lock(&c->lock);
 	if (c->streams < CONSOLE_STREAMS_MAX && !c->stopping && (s = calloc(1, sizeof(*s)))) {
 		c->streams++;
@@ -874,6 +1048,47 @@ static const rete_http_stream sse_stream = {sse_open, sse_next, sse_close,
 	"connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; "               \
 	"frame-ancestors 'none'"
 
+/* read_small reads a PEM file (at most 1 MiB) into a new string. */
+static rete_err read_small(const char *path, char **out, rete_msg *m)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+	char chunk[4096];
+
+	*out = NULL;
+	if (f == NULL)
+		return rete_msg_set(m, RETE_EIO, "%s: cannot read: %s", path, strerror(errno));
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		if (len + n + 1 > (1u << 20)) {
+			fclose(f);
+			free(buf);
+			return rete_msg_set(m, RETE_EINVAL, "%s: larger than 1 MiB: not a PEM file",
+					    path);
+		}
+		if (len + n + 1 > cap) {
+			cap = (len + n + 1) * 2;
+			char *nb = realloc(buf, cap);
+			if (nb == NULL) {
+				fclose(f);
+				free(buf);
+				return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+			}
+			buf = nb;
+		}
+		memcpy(buf + len, chunk, n);
+		len += n;
+	}
+	fclose(f);
+	if (buf == NULL || strstr(buf ? (buf[len] = '\0', buf) : "", "-----BEGIN ") == NULL) {
+		free(buf);
+		return rete_msg_set(m, RETE_EINVAL, "%s: not a PEM file (no -----BEGIN line)",
+				    path);
+	}
+	*out = buf;
+	return RETE_OK;
+}
+
 static rete_err console_serve(struct console *c, const rete_http_addr *addr, rete_httpd **out,
 			      rete_msg *m)
 {
@@ -881,6 +1096,23 @@ static rete_err console_serve(struct console *c, const rete_http_addr *addr, ret
 	rete_err err;
 	if ((err = rete_httpd_new(&h, "rete console", m)) != RETE_OK)
 		return err;
+	if (c->tls) {
+		char *cert = NULL, *key = NULL;
+		err = read_small(c->tls_cert_path, &cert, m);
+		if (err == RETE_OK)
+			err = read_small(c->tls_key_path, &key, m);
+		if (err == RETE_OK)
+			err = rete_httpd_tls(h, cert, key, m);
+		free(cert);
+		if (key != NULL) {
+			sodium_memzero(key, strlen(key));
+			free(key);
+		}
+		if (err != RETE_OK) {
+			rete_httpd_free(&h);
+			return err;
+		}
+	}
 	if ((err = rete_httpd_server_header(h, "Content-Security-Policy", CONSOLE_CSP, m)) ||
 	    (err = rete_httpd_server_header(h, "X-Content-Type-Options", "nosniff", m)) ||
 	    (err = rete_httpd_server_header(h, "Referrer-Policy", "no-referrer", m)) ||
@@ -889,6 +1121,8 @@ static rete_err console_serve(struct console *c, const rete_http_addr *addr, ret
 	    (err = rete_httpd_route_req(h, "/panoramica", false, route_page, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/salute", false, route_page, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/rapporto", false, route_page, c, m)) ||
+	    (err = rete_httpd_route_post(h, "/login", route_login, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/logout", false, route_logout, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/flussi", false, route_page, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/andamento", false, route_page, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/api/trend", false, route_trend, c, m)) ||
@@ -918,9 +1152,95 @@ static void console_usage(FILE *f)
 		"overdue first; Salute: the broker's health), from the coordinator's or\n"
 		"auditor's configuration. Read-only; only metadata. Listens on %s\n"
 		"unless [console] listen or --listen says otherwise; an address that is not\n"
-		"loopback is refused. Every page read goes to the access record\n"
-		"([console] access_log, default console-access.jsonl beside coord.ini).\n",
+		"loopback needs TLS ([console] tls_cert, tls_key) and accounts ([console]\n"
+		"users). Every page read and login goes to the access record ([console]\n"
+		"access_log, default console-access.jsonl beside coord.ini).\n"
+		"       rete console passwd USER -c coord.ini   sets USER's password\n",
 		CONSOLE_LISTEN_DEFAULT);
+}
+
+/* `rete console passwd USER -c coord.ini`: sets USER's password in the
+ * accounts file ([console] users). The password is read from the terminal
+ * (twice, not shown) or, when stdin is not a terminal, as its first line. */
+static int console_passwd(int argc, char **argv)
+{
+	const char *ini = NULL, *user = NULL;
+	struct console c;
+	rete_msg m = {{0}};
+	char pw[512] = "", again[512] = "";
+	int rc = CLI_USAGE;
+
+	memset(&c, 0, sizeof(c));
+	for (int i = 1; i < argc; i++) {
+		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
+		    i + 1 < argc)
+			ini = argv[++i];
+		else if (argv[i][0] != '-' && user == NULL)
+			user = argv[i];
+		else {
+			fprintf(stderr, "usage: rete console passwd USER -c coord.ini\n");
+			return CLI_USAGE;
+		}
+	}
+	if (ini == NULL || user == NULL) {
+		fprintf(stderr, "usage: rete console passwd USER -c coord.ini\n");
+		return CLI_USAGE;
+	}
+	if (console_ini_load(&c, ini, &m) != RETE_OK) {
+		fprintf(stderr, "rete console passwd: %s\n", m.text);
+		goto out;
+	}
+	if (c.users_path == NULL) {
+		fprintf(stderr,
+			"rete console passwd: %s has no [console] users = FILE; name the accounts "
+			"file there first\n",
+			ini);
+		goto out;
+	}
+	bool tty = isatty(STDIN_FILENO);
+	struct termios old, quiet;
+	for (int k = 0; k < (tty ? 2 : 1); k++) {
+		char *dst = k == 0 ? pw : again;
+		if (tty) {
+			fprintf(stderr, k == 0 ? "password for %s: " : "again: ", user);
+			tcgetattr(STDIN_FILENO, &old);
+			quiet = old;
+			quiet.c_lflag &= ~(tcflag_t)ECHO;
+			tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+		}
+		bool got = fgets(dst, 512, stdin) != NULL;
+		if (tty) {
+			tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+			fputc('\n', stderr);
+		}
+		if (!got) {
+			fprintf(stderr, "rete console passwd: no password given\n");
+			goto out;
+		}
+		dst[strcspn(dst, "\r\n")] = '\0';
+	}
+	if (tty && strcmp(pw, again) != 0) {
+		fprintf(stderr, "rete console passwd: the two passwords differ; nothing changed\n");
+		goto out;
+	}
+	if (strlen(pw) < 10) {
+		fprintf(stderr, "rete console passwd: a password needs at least 10 characters\n");
+		goto out;
+	}
+	if (console_accounts_set(c.users_path, user, pw, &m) != RETE_OK) {
+		fprintf(stderr, "rete console passwd: %s\n", m.text);
+		goto out;
+	}
+	printf("rete console passwd: %s's password set in %s\n", user, c.users_path);
+	rc = CLI_OK;
+out:
+	sodium_memzero(pw, sizeof(pw));
+	sodium_memzero(again, sizeof(again));
+	free(c.access_path);
+	free(c.users_path);
+	free(c.tls_cert_path);
+	free(c.tls_key_path);
+	return rc;
 }
 
 int cmd_console(int argc, char **argv)
@@ -937,6 +1257,8 @@ int cmd_console(int argc, char **argv)
 	int opt, rc = CLI_USAGE;
 	rete_err err;
 
+	if (argc > 1 && strcmp(argv[1], "passwd") == 0)
+		return console_passwd(argc - 1, argv + 1);
 	memset(&c, 0, sizeof(c));
 	pthread_mutex_init(&c.lock, NULL);
 	pthread_cond_init(&c.moved, NULL);
@@ -987,14 +1309,33 @@ int cmd_console(int argc, char **argv)
 		fprintf(stderr, "rete console: %s\n", m.text);
 		goto out;
 	}
-	if (!rete_http_addr_loopback(&addr)) {
+	size_t naccounts = 0;
+	if (c.users_path != NULL &&
+	    console_accounts_count(c.users_path, &naccounts, &m) != RETE_OK) {
+		fprintf(stderr, "rete console: %s\n", m.text);
+		goto out;
+	}
+	c.auth = naccounts > 0;
+	if ((c.tls_cert_path == NULL) != (c.tls_key_path == NULL)) {
+		fprintf(stderr,
+			"rete console: %s: [console] tls_cert and tls_key go together; "
+			"give both (PEM files) or neither\n",
+			ini);
+		goto out;
+	}
+	c.tls = c.tls_cert_path != NULL;
+	if (!rete_http_addr_loopback(&addr) && (!c.tls || !c.auth)) {
 		fprintf(stderr,
 			"rete console: will not listen on %s: the console would show the "
-			"network's referrals to anyone who reaches that address, and this "
-			"console has no TLS or accounts; listen on 127.0.0.1 (the default) and "
-			"publish it through a reverse proxy with TLS and logins "
-			"(docs/operations.md, \"Publishing the console\")\n",
-			addr.text);
+			"network's referrals to anyone who reaches that address; an address "
+			"other than loopback needs TLS ([console] tls_cert and tls_key%s) and "
+			"accounts ([console] users with at least one, set by `rete console "
+			"passwd USER -c %s`%s); or listen on 127.0.0.1 (the default) behind a "
+			"reverse proxy (docs/operations.md, \"Publishing the console\")\n",
+			addr.text, c.tls ? ": set" : ": missing", ini,
+			c.auth	       ? ": set"
+			: c.users_path ? ": the file has none"
+				       : ": missing");
 		goto out;
 	}
 	if ((err = rete_access_log_open(c.access_path, RETE_ACCESS_KEEP_DEFAULT, false, &c.access,
@@ -1018,8 +1359,9 @@ int cmd_console(int argc, char **argv)
 		fprintf(stderr, "rete console: %s\n", m.text);
 		goto out;
 	}
-	printf("rete console: serving %s's view at http://%s%s%s:%u/\n", c.mc.cfg.id,
-	       addr.v6 ? "[" : "", addr.host, addr.v6 ? "]" : "", rete_httpd_port(h));
+	printf("rete console: serving %s's view at %s://%s%s%s:%u/%s\n", c.mc.cfg.id,
+	       c.tls ? "https" : "http", addr.v6 ? "[" : "", addr.host, addr.v6 ? "]" : "",
+	       rete_httpd_port(h), c.auth ? " (sign-in required)" : "");
 	fflush(stdout);
 
 	signal(SIGINT, console_on_signal);
@@ -1064,6 +1406,9 @@ out:
 	json_decref(c.names);
 	json_decref(c.services);
 	free(c.access_path);
+	free(c.users_path);
+	free(c.tls_cert_path);
+	free(c.tls_key_path);
 	free(chartjs);
 	chartjs = NULL;
 	chartjs_len = 0;
