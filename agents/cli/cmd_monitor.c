@@ -85,7 +85,7 @@ static const char *ui_cut(const char *s, int skip)
 static void ui_draw(struct mon_ctx *c, struct ui *u)
 {
 	int64_t now = rete_now_ms();
-	char head[512], at[32];
+	char head[512], at[48];
 	int heights[MONITOR_NPANELS], y = 1;
 	int avail = LINES - 2;
 
@@ -113,11 +113,16 @@ static void ui_draw(struct mon_ctx *c, struct ui *u)
 	char gaps[48] = "";
 	if (c->snapshots > 1)
 		snprintf(gaps, sizeof(gaps), "  gaps %llu", (unsigned long long)(c->snapshots - 1));
+	/* the local time, in the network's time zone (set at the start) */
+	time_t secs = (time_t)(now / 1000);
+	struct tm tm;
+	if (localtime_r(&secs, &tm) == NULL || strftime(at, sizeof(at), "%H:%M:%S %Z", &tm) == 0)
+		rete_time_format(now / 1000 * 1000, at);
 	snprintf(head, sizeof(head),
 		 "rete monitor  %s  log size %llu  referrals %zu%s  %s%s%s%s%s%s", c->cfg.id,
 		 (unsigned long long)monitor_next_index(c->mo), monitor_referral_count(c->mo), gaps,
-		 rete_time_format(now / 1000 * 1000, at), c->filter.agency[0] ? "  agency ~ " : "",
-		 c->filter.agency, c->filter.service[0] ? "  service ~ " : "", c->filter.service,
+		 at, c->filter.agency[0] ? "  agency ~ " : "", c->filter.agency,
+		 c->filter.service[0] ? "  service ~ " : "", c->filter.service,
 		 rete_wire_connected(c->dealer) ? "" : "  [broker not connected]");
 	ui_put(0, 0, COLS, head, A_BOLD);
 
@@ -133,24 +138,39 @@ static void ui_draw(struct mon_ctx *c, struct ui *u)
 		for (size_t k = 0; k < l->n; k++)
 			if (strlen(l->line[k]) > widest)
 				widest = strlen(l->line[k]);
+		/* a table drops whole columns on a narrow screen (monitor_lines_fit):
+		 * no horizontal scrolling, the first column always shown */
+		int hidden = 0;
+		char fitted[1024], hint[64] = "";
+		if (l->ncol > 0) {
+			u->hscroll[p] = 0;
+			monitor_lines_fit(l, 0, COLS - 2, fitted, sizeof(fitted), &hidden);
+			if (hidden > 0)
+				snprintf(hint, sizeof(hint), "  (%d column%s hidden)", hidden,
+					 hidden > 1 ? "s" : "");
+		} else if ((int)widest - u->hscroll[p] > COLS - 2 || u->hscroll[p] > 0) {
+			snprintf(hint, sizeof(hint), "  (wider: left/right)");
+		}
 		snprintf(title, sizeof(title), "%s %s%s%s", p == u->focus ? ">" : " ",
-			 monitor_panel_title(p), (int)l->n > body ? "  (more: up/down)" : "",
-			 (int)widest - u->hscroll[p] > COLS - 2 || u->hscroll[p] > 0
-			     ? "  (wider: left/right)"
-			     : "");
+			 monitor_panel_title(p), (int)l->n > body ? "  (more: up/down)" : "", hint);
 		ui_put(y++, 0, COLS, title, p == u->focus ? A_REVERSE : A_BOLD);
 		/* a header line (the first, when the panel has rows) stays put */
 		int first = 0;
 		if (l->n > 1 && p != MONITOR_PANEL_RATE && body > 1) {
-			ui_put(y++, 2, COLS - 2, ui_cut(l->line[0], u->hscroll[p]), A_UNDERLINE);
+			monitor_lines_fit(l, 0, COLS - 2, fitted, sizeof(fitted), NULL);
+			ui_put(y++, 2, COLS - 2,
+			       l->ncol ? fitted : ui_cut(l->line[0], u->hscroll[p]), A_UNDERLINE);
 			body--;
 			first = 1;
 		}
 		for (int i = 0; i < body && y < LINES - 1; i++) {
 			size_t k = (size_t)(first + u->scroll[p] + i);
-			if (k < l->n)
-				ui_put(y, 2, COLS - 2, ui_cut(l->line[k], u->hscroll[p]),
+			if (k < l->n) {
+				monitor_lines_fit(l, k, COLS - 2, fitted, sizeof(fitted), NULL);
+				ui_put(y, 2, COLS - 2,
+				       l->ncol ? fitted : ui_cut(l->line[k], u->hscroll[p]),
 				       p == MONITOR_PANEL_OVERDUE && k > 0 ? A_BOLD : A_NORMAL);
+			}
 			y++;
 		}
 	}
@@ -380,6 +400,11 @@ int cmd_monitor(int argc, char **argv)
 	    (err = monitor_new(&c.mo, &m)) != RETE_OK) {
 		fprintf(stderr, "rete monitor: %s\n", m.text);
 		goto out;
+	}
+	/* every time shown is local, in the network's time zone */
+	if (c.cfg.time_zone != NULL && c.cfg.time_zone[0] != '\0') {
+		setenv("TZ", c.cfg.time_zone, 1);
+		tzset();
 	}
 	if ((err = mon_start(&c, !(once || as_json), &m)) != RETE_OK) {
 		fprintf(stderr, "rete monitor: %s\n", m.text);

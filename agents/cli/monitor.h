@@ -67,11 +67,32 @@ typedef struct monitor_filter {
 	char service[96];
 } monitor_filter;
 
-/* monitor_lines: lines of text (malloc'd, owned by the struct). */
+/* monitor_col: one column of a panel's table: where it starts in each line,
+ * how wide it is, and when it is dropped on a narrow screen (0: never;
+ * otherwise the higher first). */
+typedef struct monitor_col {
+	int start, width, drop;
+} monitor_col;
+
+#define MONITOR_COLS_MAX 24
+
+/* monitor_lines: lines of text (malloc'd, owned by the struct); a table
+ * panel also says where its columns are (ncol > 0). */
 typedef struct monitor_lines {
 	char **line;
 	size_t n, cap;
+	size_t ncol;
+	monitor_col col[MONITOR_COLS_MAX];
 } monitor_lines;
+
+/* monitor_lines_fit writes line i of l into out (n bytes) for a screen
+ * width columns wide: when the table does not fit, whole columns are
+ * dropped (the highest drop value first; a column with drop 0, such as
+ * who refers to whom, never), never a word cut in half; *hidden (may be
+ * NULL) says how many columns were dropped. A panel without columns is
+ * copied as it is. */
+void monitor_lines_fit(const monitor_lines *l, size_t i, int width, char *out, size_t n,
+		       int *hidden);
 
 /* monitor_new makes an empty state (*out is the caller's; free with
  * monitor_free). Errors: RETE_ENOMEM. */
