@@ -40,6 +40,10 @@
 
 #include "access_log.h"
 #include "accounts.h"
+#include "audit_remote.h"
+#include "checkpoint.h"
+#include "codec.h"
+#include "merkle.h"
 #include "cli.h"
 #include "console_assets.h"
 #include "coord_config.h"
@@ -47,6 +51,7 @@
 #include "httpd.h"
 #include "ini_file.h"
 #include "json.h"
+#include "lifecycle.h"
 #include "monitor.h"
 #include "monitor_session.h"
 #include "report.h"
@@ -453,7 +458,8 @@ static void route_page(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	static const char *const pages[][2] = {{"/salute", "salute.html"},
 					       {"/rapporto", "rapporto.html"},
 					       {"/flussi", "flussi.html"},
-					       {"/andamento", "andamento.html"}};
+					       {"/andamento", "andamento.html"},
+					       {"/caso", "caso.html"}};
 	const char *file = "panoramica.html";
 	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
 		if (strcmp(rq->path, pages[i][0]) == 0)
@@ -929,6 +935,244 @@ out:
 	rete_wire_close(&w);
 }
 
+/* ---- Caso: a case's timeline from the log, each entry's proof checked ---------------- */
+
+struct case_walk {
+	json_t *entries;
+	rete_buf *raw; /* the entries' bytes, for their proofs */
+	size_t n, cap;
+	json_t *labels; /* referral id -> "#index" */
+};
+
+static const char *body_kind(Rete__Message__BodyCase b)
+{
+	switch (b) {
+	case RETE__MESSAGE__BODY_REFERRAL:
+		return "referral";
+	case RETE__MESSAGE__BODY_UPDATE:
+		return "update";
+	case RETE__MESSAGE__BODY_NOTE:
+		return "note";
+	case RETE__MESSAGE__BODY_DELIVERY:
+		return "delivery";
+	case RETE__MESSAGE__BODY_NOTICE:
+		return "notice";
+	case RETE__MESSAGE__BODY_DIRECTORY:
+		return "directory";
+	case RETE__MESSAGE__BODY_EPOCH:
+		return "epoch";
+	default:
+		return "other";
+	}
+}
+
+static int case_entry(void *ctx, uint64_t index, const rete_buf *raw)
+{
+	struct case_walk *w = ctx;
+	Rete__LogEntry *le = rete__log_entry__unpack(NULL, raw->len, raw->data);
+	Rete__SignedMessage *sm =
+	    le ? rete__signed_message__unpack(NULL, le->signed_message.len, le->signed_message.data)
+	       : NULL;
+	Rete__Message *msg =
+	    sm ? rete__message__unpack(NULL, sm->message.len, sm->message.data) : NULL;
+	if (msg != NULL && w->n < 5000) {
+		json_t *e = json_object();
+		const char *rid = NULL, *status = NULL, *service = NULL;
+		char lab[32];
+		if (msg->body_case == RETE__MESSAGE__BODY_REFERRAL) {
+			rid = msg->id;
+			status = "requested";
+			service = msg->referral->service;
+			json_object_set_new(w->labels, msg->id,
+					    json_string(monitor_label(index, lab, sizeof(lab))));
+		} else if (msg->body_case == RETE__MESSAGE__BODY_UPDATE) {
+			rid = msg->update->referral_id;
+			if (msg->update->status != RETE__STATUS__STATUS_UNSPECIFIED)
+				status = rete_status_name(msg->update->status);
+		} else if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY) {
+			rid = msg->delivery->referral_id;
+		} else if (msg->body_case == RETE__MESSAGE__BODY_NOTICE) {
+			rid = msg->notice->referral_id;
+		}
+		json_t *l = rid ? json_object_get(w->labels, rid) : NULL;
+		json_object_set_new(e, "index", json_integer((json_int_t)index));
+		json_object_set_new(e, "loggedAt", json_integer(le->logged_at));
+		json_object_set_new(e, "kind", json_string(body_kind(msg->body_case)));
+		json_object_set_new(e, "sender", json_string(msg->sender));
+		json_object_set_new(e, "recipient", json_string(msg->recipient));
+		if (rid && rid[0])
+			json_object_set_new(e, "referralId", json_string(rid));
+		if (l)
+			json_object_set(e, "label", l);
+		if (status)
+			json_object_set_new(e, "status", json_string(status));
+		if (service)
+			json_object_set_new(e, "service", json_string(service));
+		if (w->n == w->cap) {
+			size_t cap = w->cap ? w->cap * 2 : 32;
+			rete_buf *nr = realloc(w->raw, cap * sizeof(*nr));
+			if (nr == NULL) {
+				json_decref(e);
+				goto done;
+			}
+			w->raw = nr;
+			w->cap = cap;
+		}
+		w->raw[w->n].data = malloc(raw->len ? raw->len : 1);
+		if (w->raw[w->n].data != NULL) {
+			memcpy(w->raw[w->n].data, raw->data, raw->len);
+			w->raw[w->n].len = raw->len;
+			w->n++;
+			json_array_append_new(w->entries, e);
+		} else {
+			json_decref(e);
+		}
+	}
+done:
+	if (msg)
+		rete__message__free_unpacked(msg, NULL);
+	if (sm)
+		rete__signed_message__free_unpacked(sm, NULL);
+	if (le)
+		rete__log_entry__free_unpacked(le, NULL);
+	return 0;
+}
+
+/* case_prove checks entry k's inclusion in the broker's latest checkpoint:
+ * the proof the broker gives, against the leaf the console computes from the
+ * entry's own bytes and a checkpoint signed by the pinned broker key. */
+static void case_prove(struct console *c, rete_wire *w, const struct case_walk *cw, size_t k,
+		       json_t *e, json_t *top)
+{
+	Rete__Query q = RETE__QUERY__INIT;
+	Rete__InclusionQuery iq = RETE__INCLUSION_QUERY__INIT;
+	Rete__BrokerFrame *f = NULL;
+	rete_msg m = {{0}};
+	rete_pubkey bk;
+	rete_seckey *sk = NULL;
+	const char *why = NULL;
+	char whybuf[600];
+
+	iq.index = (uint64_t)json_integer_value(json_object_get(e, "index"));
+	q.what_case = RETE__QUERY__WHAT_INCLUSION;
+	q.inclusion = &iq;
+	if (rete_wire_call(w, &q, c->mc.cfg.timeout_ms, &f, &m) != RETE_OK ||
+	    f->command_case != RETE__BROKER_FRAME__COMMAND_RESULT ||
+	    f->result->answer_case != RETE__QUERY_RESULT__ANSWER_PROOF) {
+		why = "the broker gave no proof";
+		goto out;
+	}
+	const Rete__Proof *pr = f->result->proof;
+	rete_checkpoint cp;
+	if (coord_config_keys(&c->mc.cfg, &sk, &bk, &m) != RETE_OK) {
+		snprintf(whybuf, sizeof(whybuf), "%s", m.text);
+		why = whybuf;
+		goto out;
+	}
+	rete_seckey_free(&sk);
+	if (rete_checkpoint_parse(pr->checkpoint, strlen(pr->checkpoint), &cp, &m) != RETE_OK ||
+	    rete_checkpoint_verify(pr->checkpoint, strlen(pr->checkpoint), cp.origin, &bk, &cp,
+				   &m) != RETE_OK) {
+		snprintf(whybuf, sizeof(whybuf), "the checkpoint: %s", m.text);
+		why = whybuf;
+		goto out;
+	}
+	if (pr->tree_size != cp.size || pr->leaf_index != iq.index) {
+		why = "the proof is for another size or entry than asked";
+		goto out;
+	}
+	uint8_t leaf[RETE_MERKLE_HASH];
+	rete_merkle_leaf_hash(leaf, cw->raw[k].data, cw->raw[k].len);
+	rete_merkle_elem el[64];
+	if (pr->n_hashes > 64) {
+		why = "the proof is too long";
+		goto out;
+	}
+	for (size_t i = 0; i < pr->n_hashes; i++)
+		el[i] = (rete_merkle_elem){pr->hashes[i].data, pr->hashes[i].len};
+	if (rete_merkle_verify_inclusion(iq.index, cp.size, leaf, sizeof(leaf), el, pr->n_hashes,
+					 cp.root, sizeof(cp.root), &m) != RETE_OK) {
+		snprintf(whybuf, sizeof(whybuf), "the proof does not lead to the checkpoint: %s",
+			 m.text);
+		why = whybuf;
+		goto out;
+	}
+	if (json_object_get(top, "checkpointSize") == NULL)
+		json_object_set_new(top, "checkpointSize", json_integer((json_int_t)cp.size));
+out:
+	json_object_set_new(e, "proof", json_string(why ? "failed" : "verified"));
+	if (why)
+		json_object_set_new(e, "proofProblem", json_string(why));
+	if (f != NULL)
+		rete__broker_frame__free_unpacked(f, NULL);
+}
+
+static bool case_id_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 64)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-' || *s == ':'))
+			return false;
+	return true;
+}
+
+static void route_case(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	struct console *c = ctx;
+	char who_[CONSOLE_USER_MAX + 1], what[120];
+	if (!console_who(c, rq, a, false, who_))
+		return;
+	const char *cid = rete_http_arg(rq, "case");
+	if (cid == NULL || !case_id_ok(cid)) {
+		a->status = 400;
+		rete_http_printf(a,
+				 "rete console: case= needs a case id: 1 to 64 of letters, digits, "
+				 "'.', '_', '-', ':'\n");
+		return;
+	}
+	snprintf(what, sizeof(what), "case %s", cid);
+	console_record(c, rq, what);
+	struct case_walk cw = {.entries = json_array(), .labels = json_object()};
+	json_t *top = json_object();
+	rete_wire *w = NULL;
+	rete_msg m = {{0}};
+	if (cw.entries == NULL || cw.labels == NULL || top == NULL)
+		goto out;
+	if (audit_remote_case_entries(c->mc.cfg.ini_path, cid, "console", case_entry, &cw) != 0) {
+		a->status = 503;
+		rete_http_printf(a, "rete console: the broker did not give the log's entries\n");
+		goto out;
+	}
+	if (coord_connect(&c->mc.cfg, false, &w, &m) != RETE_OK) {
+		a->status = 503;
+		rete_http_printf(a, "rete console: %s\n", m.text);
+		goto out;
+	}
+	for (size_t k = 0; k < cw.n; k++)
+		case_prove(c, w, &cw, k, json_array_get(cw.entries, k), top);
+	json_object_set_new(top, "party", json_string(c->mc.cfg.id));
+	json_object_set_new(top, "case", json_string(cid));
+	json_object_set_new(top, "timeZone",
+			    json_string(c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome"));
+	json_object_set(top, "entries", cw.entries);
+	pthread_mutex_lock(&c->lock);
+	json_object_set(top, "names", c->names);
+	json_object_set(top, "services", c->services);
+	pthread_mutex_unlock(&c->lock);
+	answer_json(a, top);
+out:
+	rete_wire_close(&w);
+	for (size_t k = 0; k < cw.n; k++)
+		free(cw.raw[k].data);
+	free(cw.raw);
+	json_decref(cw.entries);
+	json_decref(cw.labels);
+	json_decref(top);
+}
+
 /* Chart.js, from Debian's libjs-chart.js, read at the start and served by
  * the console itself (the coordinators' PCs may have no internet) */
 #define CONSOLE_CHARTJS "/usr/share/javascript/chart.js/chart.min.js"
@@ -1126,6 +1370,8 @@ static rete_err console_serve(struct console *c, const rete_http_addr *addr, ret
 	    (err = rete_httpd_route_req(h, "/flussi", false, route_page, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/andamento", false, route_page, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/api/trend", false, route_trend, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/caso", false, route_page, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/api/case", false, route_case, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/lib/chart.min.js", false, route_chartjs, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/api/report", false, route_report, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/api/report.csv", false, route_report_csv, c, m)) ||

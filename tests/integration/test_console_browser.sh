@@ -404,9 +404,29 @@ for f in dom-it.html text-it.txt text-en.txt text-salute.txt dom-salute.html api
 	done
 done
 
+# Caso (the auditor's view; the broker gives coordinators the same read):
+# the case's entries from the log, each with its inclusion proof checked by
+# the console against a checkpoint signed by the pinned broker key
+go "$URL/caso?case=mn-2026-0999&lang=it"
+case_rendered() { [ -n "$(js 'return document.body.dataset.rows || ""')" ]; }
+wait_for 60 case_rendered || fail "the Caso page did not render: $(js 'return document.body.innerText')"
+nrows=$(js 'return document.body.dataset.rows')
+[ "$nrows" -ge 10 ] || fail "Caso: only $nrows entries"
+[ "$(js 'return String(document.querySelectorAll("#case-table td[data-proof=verified]").length)')" = "$nrows" ] ||
+	fail "Caso: not every entry's proof verified: $(js 'return document.getElementById("case-table").innerText')"
+js 'return document.body.innerText' >"$DIR/text-case.txt"
+grep -q "verificata" "$DIR/text-case.txt" && grep -q "$want_label" "$DIR/text-case.txt" ||
+	fail "Caso: $(cat "$DIR/text-case.txt")"
+for secret in "Maria Rossi" "RSSMRA85M41E897X" "555 0101"; do
+	grep -q "$secret" "$DIR/text-case.txt" && fail "Caso holds a personal value: $secret"
+done
+shot caso-it
+code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/case?case=a%20b")
+[ "$code" = 400 ] && grep -q "needs a case id" "$DIR/bad.txt" || fail "case=a b: $code"
+
 # every page read is in the access record
 for what in '"what":"/"' '"what":"/salute"' '"what":"overview"' '"what":"health"' '"what":"events"' \
-	'"what":"/rapporto"' '"what":"report csv ' '"what":"report xlsx '; do
+	'"what":"/rapporto"' '"what":"report csv ' '"what":"report xlsx ' '"what":"case mn-2026-0999"'; do
 	grep -q "$what" "$DIR/console-access.jsonl" || fail "access record lacks $what: $(cat "$DIR/console-access.jsonl")"
 done
 grep -q '"program":"rete console"' "$DIR/console-access.jsonl" || fail "access record: program"

@@ -90,7 +90,7 @@
     document.documentElement.lang = lang;
     for (const e of document.querySelectorAll("[data-t]")) e.textContent = t(e.dataset.t);
     document.getElementById("lang").textContent = t("lang.switch");
-    const titles = { salute: "nav.health", rapporto: "nav.report", flussi: "nav.flows", andamento: "nav.trend" };
+    const titles = { salute: "nav.health", rapporto: "nav.report", flussi: "nav.flows", andamento: "nav.trend", caso: "nav.case" };
     document.title = "rete · " + t(titles[page] || "nav.overview");
   }
 
@@ -375,6 +375,42 @@
     document.body.dataset.rows = String(o.buckets.length);
   }
 
+  // ---- Caso ----
+  function caseInit() {
+    document.getElementById("case").value = rp.get("case") || "";
+    document.getElementById("case-form").addEventListener("submit", ev => {
+      ev.preventDefault();
+      const q = new URLSearchParams();
+      q.set("case", document.getElementById("case").value);
+      history.replaceState(null, "", "/caso?" + q.toString());
+      load();
+    });
+  }
+  function drawCase(o) {
+    document.getElementById("who").textContent = (o.names[o.party] || o.party);
+    const tz = o.timeZone;
+    document.getElementById("case-summary").textContent = o.entries.length
+      ? t("case.summary", { n: o.entries.length, size: o.checkpointSize != null ? o.checkpointSize : "?" })
+      : t("case.none");
+    const tb = clear("case-table");
+    tb.append(el("thead", {}, el("tr", {}, ...["case.when", "case.entry", "case.kind", "case.fromto", "case.referral",
+      "case.status", "case.proof"].map(k => el("th", { text: t(k) })))));
+    const body = el("tbody");
+    for (const e of o.entries) {
+      const ok = e.proof === "verified";
+      const proof = el("td", { cls: ok ? "proof-ok" : "proof-bad", "data-proof": e.proof, text: t(ok ? "case.verified" : "case.failed") });
+      if (e.proofProblem) proof.title = e.proofProblem;
+      const ft = el("td", {}, named(o.names, e.sender));
+      if (e.recipient) ft.append(" → ", named(o.names, e.recipient));
+      body.append(el("tr", { "data-index": String(e.index) }, el("td", { text: when(e.loggedAt, tz) }),
+        el("td", { cls: "n", text: "#" + e.index }), el("td", { text: t("kind." + e.kind) }), ft,
+        el("td", {}, e.label ? el("abbr", { title: e.referralId || "", text: e.label }) : (e.referralId ? el("span", { text: "—", title: e.referralId }) : "")),
+        el("td", { text: e.status ? statusWord(e.status) : "" }), proof));
+    }
+    tb.append(body);
+    document.body.dataset.rows = String(o.entries.length);
+  }
+
   function keyCount(o) {
     return o.columns.filter(c => ["requester", "performer", "service", "ageBand", "status"].includes(c)).length;
   }
@@ -386,6 +422,7 @@
     else if (page === "rapporto") drawReport(last);
     else if (page === "flussi") drawFlows(last);
     else if (page === "andamento") drawTrend(last);
+    else if (page === "caso") drawCase(last);
     else drawOverview(last);
     document.getElementById("updated").textContent = t("updated", { t: clock(last.timeZone) });
     document.body.dataset.version = String(last.version != null ? last.version : (Date.now()));
@@ -409,6 +446,10 @@
         url = "/api/report?" + q.toString();
       } else if (page === "andamento") {
         url = "/api/trend?" + periodQuery().toString();
+      } else if (page === "caso") {
+        const cid = document.getElementById("case").value;
+        if (!cid) { loading = false; return; }
+        url = "/api/case?case=" + encodeURIComponent(cid);
       }
       const r = await fetch(url, { cache: "no-store" });
       const err = document.getElementById("report-error");
@@ -438,7 +479,8 @@
 
   texts();
   live("wait");
-  const asked = page === "rapporto" || page === "flussi" || page === "andamento";
+  const asked = page === "rapporto" || page === "flussi" || page === "andamento" || page === "caso";
+  if (page === "caso") caseInit();
   if (page === "rapporto") reportInit();
   if (page === "flussi" || page === "andamento") periodInit();
   load();
