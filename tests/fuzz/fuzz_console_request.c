@@ -76,7 +76,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		hdr[clen] = '\0';
 		if (console_cookie(hdr, "rete_session", val, sizeof(val))) {
 			if (strlen(val) >= sizeof(val) || strchr(val, ';') != NULL)
-				fuzz_fail("cookie value '%s' not within its buffer or holds ';'\n", val);
+				fuzz_fail("cookie value '%s' not within its buffer or holds ';'\n",
+					  val);
 			char user[CONSOLE_USER_MAX + 1];
 			if (console_session_user(val, 0, user))
 				fuzz_fail("a session found with no session made\n");
