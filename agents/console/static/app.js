@@ -356,7 +356,15 @@
     const tb = el("tbody");
     for (const b of o.buckets) {
       const tr = el("tr", {}, el("td", { text: b.from }));
-      for (const [, c] of series) tr.append(el("td", { cls: "n" + (b[c] ? "" : " zero"), "data-kind": c, text: String(b[c]) }));
+      for (const [, c] of series) {
+        const td = el("td", { cls: "n" + (b[c] ? "" : " zero"), "data-kind": c, text: String(b[c]) });
+        if (c === "rejected" && b.rejectedByReason) {
+          // rejected by reason, in words, on hover
+          const why = Object.entries(b.rejectedByReason).filter(x => x[1] > 0).map(x => t("reason." + x[0]) + ": " + x[1]).join(", ");
+          if (why) td.title = why;
+        }
+        tr.append(td);
+      }
       tb.append(tr);
     }
     tt.append(tb);
