@@ -23,12 +23,19 @@ struct route {
 	char *path;
 	rete_http_fn fn;
 	void *ctx;
+	rete_http_req_fn fnr;		/* a route that reads its request */
+	const rete_http_stream *stream; /* a stream */
+	bool prefix;
+	bool post; /* takes POST with a small body too */
 };
 
 struct rete_httpd {
 	char who[32];
 	struct route routes[RETE_HTTP_ROUTES_MAX];
 	size_t nroutes;
+	char *shname[RETE_HTTP_SERVER_HEADERS_MAX], *shvalue[RETE_HTTP_SERVER_HEADERS_MAX];
+	size_t nsh;
+	char *tls_cert, *tls_key; /* PEM, for HTTPS (rete_httpd_tls) */
 	struct MHD_Daemon *d;
 	uint16_t port;
 };
@@ -182,10 +189,24 @@ void rete_http_label(rete_http_answer *a, const char *s)
 /* A request's state between libmicrohttpd's calls: whether a body came. */
 struct req {
 	bool had_body;
+	bool too_big;			   /* a POST body beyond RETE_HTTP_POST_MAX */
+	char body[RETE_HTTP_POST_MAX + 1]; /* a POST route's body, NUL-ended */
+	size_t body_len;
 };
 
-static enum MHD_Result send_answer(struct MHD_Connection *c, rete_http_answer *a, bool head,
-				   const char *allow)
+static void add_headers(const rete_httpd *h, struct MHD_Response *r, const rete_http_answer *a)
+{
+	for (size_t i = 0; h != NULL && i < h->nsh; i++)
+		MHD_add_response_header(r, h->shname[i], h->shvalue[i]);
+	for (unsigned i = 0; a != NULL && i < a->nhdr; i++)
+		MHD_add_response_header(r, a->hname[i], a->hvalue[i]);
+}
+
+static enum MHD_Result send_answer_h(const rete_httpd *h, struct MHD_Connection *c,
+				     rete_http_answer *a, bool head, const char *allow);
+
+static enum MHD_Result send_answer_h(const rete_httpd *h, struct MHD_Connection *c,
+				     rete_http_answer *a, bool head, const char *allow)
 {
 	if (a->oom) {
 		free(a->body);
@@ -212,7 +233,77 @@ static enum MHD_Result send_answer(struct MHD_Connection *c, rete_http_answer *a
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (allow)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+	add_headers(h, r, a);
 	enum MHD_Result ret = MHD_queue_response(c, a->status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static void req_peer(struct MHD_Connection *c, char *out, size_t n)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	out[0] = '\0';
+	if (ci == NULL || ci->client_addr == NULL)
+		return;
+	const struct sockaddr *sa = ci->client_addr;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
+			  (socklen_t)n);
+}
+
+struct stream_run {
+	const rete_http_stream *s;
+	void *st;
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct stream_run *sr = cls;
+	(void)pos;
+	long n = sr->s->next(sr->st, buf, max);
+	return n < 0 ? (ssize_t)MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+	struct stream_run *sr = cls;
+	sr->s->close(sr->st);
+	free(sr);
+}
+
+static enum MHD_Result send_stream(const rete_httpd *h, struct MHD_Connection *c,
+				   const struct route *rt, const rete_http_req *req)
+{
+	struct stream_run *sr = calloc(1, sizeof(*sr));
+	if (sr != NULL) {
+		sr->s = rt->stream;
+		sr->st = rt->stream->open(rt->ctx, req);
+	}
+	if (sr == NULL || sr->st == NULL) {
+		free(sr);
+		rete_http_answer a = {.status = 503};
+		rete_http_printf(
+		    &a,
+		    "%s: the stream cannot be opened now (too many open, or not signed in); "
+		    "try again later\n",
+		    h->who);
+		return send_answer_h(h, c, &a, false, NULL);
+	}
+	struct MHD_Response *r =
+	    MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, sr, stream_free);
+	if (r == NULL) {
+		stream_free(sr);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+				rt->stream->content_type ? rt->stream->content_type
+							 : "text/plain; charset=utf-8");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	add_headers(h, r, NULL);
+	enum MHD_Result ret = MHD_queue_response(c, 200, r);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -232,18 +323,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		*con_cls = rq;
 		return MHD_YES; /* called again with the body, if any, then at its end */
 	}
+	const struct route *rt = NULL;
+	for (size_t i = 0; i < h->nroutes; i++)
+		if (strcmp(h->routes[i].path, url) == 0 ||
+		    (h->routes[i].prefix &&
+		     strncmp(h->routes[i].path, url, strlen(h->routes[i].path)) == 0))
+			rt = &h->routes[i];
+	bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0 && rt != NULL && rt->post;
 	if (*upload_size) {
-		rq->had_body = true;
-		*upload_size = 0; /* dropped: no route takes a body */
+		if (post && !rq->too_big && rq->body_len + *upload_size <= RETE_HTTP_POST_MAX) {
+			memcpy(rq->body + rq->body_len, upload, *upload_size);
+			rq->body_len += *upload_size;
+			rq->body[rq->body_len] = '\0';
+		} else if (post) {
+			rq->too_big = true;
+		} else {
+			rq->had_body = true;
+		}
+		*upload_size = 0; /* taken, or dropped: no other route takes a body */
 		return MHD_YES;
 	}
 	rete_http_answer a = {.status = 200};
 	bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
 	bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
-	const struct route *rt = NULL;
-	for (size_t i = 0; i < h->nroutes; i++)
-		if (strcmp(h->routes[i].path, url) == 0)
-			rt = &h->routes[i];
 	if (!rt) {
 		a.status = 404;
 		rete_http_printf(&a, "%s: there is nothing at %.200s; this server answers", h->who,
@@ -251,21 +353,44 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		for (size_t i = 0; i < h->nroutes; i++)
 			rete_http_printf(&a, "%s GET %s", i ? "," : "", h->routes[i].path);
 		rete_http_printf(&a, "\n");
-		return send_answer(c, &a, head, NULL);
+		return send_answer_h(h, c, &a, head, NULL);
+	}
+	if (post && rq->too_big) {
+		a.status = 413;
+		rete_http_printf(&a, "%s: a POST to %.200s takes at most %u bytes\n", h->who, url,
+				 (unsigned)RETE_HTTP_POST_MAX);
+		return send_answer_h(h, c, &a, false, NULL);
+	}
+	if (post) {
+		rete_http_req req = {.path = url, .method = method, .conn = c};
+		req_peer(c, req.peer, sizeof(req.peer));
+		req.body = rq->body;
+		req.body_len = rq->body_len;
+		rt->fnr(rt->ctx, &req, &a);
+		return send_answer_h(h, c, &a, false, NULL);
 	}
 	if (!get && !head) {
 		a.status = 405;
 		rete_http_printf(&a, "%s: %.200s is read with GET (or HEAD), not %.32s\n", h->who,
 				 url, method);
-		return send_answer(c, &a, false, "GET, HEAD");
+		return send_answer_h(h, c, &a, false, rt->post ? "GET, HEAD, POST" : "GET, HEAD");
 	}
 	if (rq->had_body) {
 		a.status = 413;
 		rete_http_printf(&a, "%s: a GET of %.200s takes no body; send none\n", h->who, url);
-		return send_answer(c, &a, head, NULL);
+		return send_answer_h(h, c, &a, head, NULL);
 	}
-	rt->fn(rt->ctx, url, &a);
-	return send_answer(c, &a, head, NULL);
+	if (rt->fn != NULL) {
+		rt->fn(rt->ctx, url, &a);
+		return send_answer_h(h, c, &a, head, NULL);
+	}
+	rete_http_req req = {.path = url, .method = method, .conn = c};
+	req_peer(c, req.peer, sizeof(req.peer));
+	if (rt->stream != NULL && !head)
+		return send_stream(h, c, rt, &req);
+	if (rt->fnr != NULL)
+		rt->fnr(rt->ctx, &req, &a);
+	return send_answer_h(h, c, &a, head, NULL);
 }
 
 static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -314,7 +439,19 @@ rete_err rete_httpd_route(rete_httpd *h, const char *path, rete_http_fn fn, void
 	return RETE_OK;
 }
 
+static rete_err start_with(rete_httpd *h, const rete_http_addr *addr, unsigned more, rete_msg *m);
+
 rete_err rete_httpd_start(rete_httpd *h, const rete_http_addr *addr, rete_msg *m)
+{
+	return start_with(h, addr, 0, m);
+}
+
+rete_err rete_httpd_start_threads(rete_httpd *h, const rete_http_addr *addr, rete_msg *m)
+{
+	return start_with(h, addr, MHD_USE_THREAD_PER_CONNECTION, m);
+}
+
+static rete_err start_with(rete_httpd *h, const rete_http_addr *addr, unsigned more, rete_msg *m)
 {
 	int fd = socket(addr->v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -345,7 +482,7 @@ rete_err rete_httpd_start(rete_httpd *h, const rete_http_addr *addr, rete_msg *m
 	if (getsockname(fd, (struct sockaddr *)&got, &gl) == 0)
 		h->port = ntohs(addr->v6 ? ((struct sockaddr_in6 *)&got)->sin6_port
 					 : ((struct sockaddr_in *)&got)->sin_port);
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG | more;
 	if (addr->v6)
 		flags |= MHD_USE_IPv6;
 	/* The server's thread takes no signal meant for the program (SIGTERM,
@@ -354,7 +491,11 @@ rete_err rete_httpd_start(rete_httpd *h, const rete_http_addr *addr, rete_msg *m
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET,
+	if (h->tls_cert != NULL)
+		flags |= MHD_USE_TLS;
+	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_HTTPS_MEM_CERT,
+				h->tls_cert ? h->tls_cert : "", MHD_OPTION_HTTPS_MEM_KEY,
+				h->tls_key ? h->tls_key : "", MHD_OPTION_LISTEN_SOCKET,
 				(MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
 				(unsigned)RETE_HTTP_CONNS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
 				(unsigned)RETE_HTTP_IDLE_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
@@ -386,6 +527,116 @@ void rete_httpd_free(rete_httpd **hp)
 		MHD_stop_daemon(h->d); /* closes the listening socket too */
 	for (size_t i = 0; i < h->nroutes; i++)
 		free(h->routes[i].path);
+	for (size_t i = 0; i < h->nsh; i++) {
+		free(h->shname[i]);
+		free(h->shvalue[i]);
+	}
+	free(h->tls_cert);
+	if (h->tls_key != NULL) {
+		explicit_bzero(h->tls_key, strlen(h->tls_key));
+		free(h->tls_key);
+	}
 	free(h);
 	*hp = NULL;
+}
+
+/* --- for the web console ------------------------------------------------------ */
+
+const char *rete_http_arg(const rete_http_req *rq, const char *key)
+{
+	return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *rete_http_req_header(const rete_http_req *rq, const char *name)
+{
+	return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
+}
+
+void rete_http_header(rete_http_answer *a, const char *name, const char *value)
+{
+	if (a->nhdr >= RETE_HTTP_ANSWER_HEADERS_MAX)
+		return;
+	a->hname[a->nhdr] = name;
+	snprintf(a->hvalue[a->nhdr], sizeof(a->hvalue[0]), "%s", value);
+	a->nhdr++;
+}
+
+static rete_err route_add(rete_httpd *h, struct route r, rete_msg *m)
+{
+	if (h->d)
+		return rete_msg_set(m, RETE_EINVAL, "%s: routes are added before the start",
+				    h->who);
+	if (r.path[0] != '/' || h->nroutes == RETE_HTTP_ROUTES_MAX)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "%s: route '%s' refused: a path starts with '/', at most %d "
+				    "routes",
+				    h->who, r.path, RETE_HTTP_ROUTES_MAX);
+	if ((r.path = strdup(r.path)) == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	h->routes[h->nroutes++] = r;
+	return RETE_OK;
+}
+
+rete_err rete_httpd_route_req(rete_httpd *h, const char *path, bool prefix, rete_http_req_fn fn,
+			      void *ctx, rete_msg *m)
+{
+	return route_add(
+	    h, (struct route){.path = (char *)path, .fnr = fn, .ctx = ctx, .prefix = prefix}, m);
+}
+
+rete_err rete_httpd_route_stream(rete_httpd *h, const char *path, const rete_http_stream *s,
+				 void *ctx, rete_msg *m)
+{
+	return route_add(h, (struct route){.path = (char *)path, .stream = s, .ctx = ctx}, m);
+}
+
+rete_err rete_httpd_server_header(rete_httpd *h, const char *name, const char *value, rete_msg *m)
+{
+	if (h->d || h->nsh == RETE_HTTP_SERVER_HEADERS_MAX)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "%s: header '%s' refused: at most %d, added before the start",
+				    h->who, name, RETE_HTTP_SERVER_HEADERS_MAX);
+	char *n = strdup(name), *v = strdup(value);
+	if (n == NULL || v == NULL) {
+		free(n);
+		free(v);
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	}
+	h->shname[h->nsh] = n;
+	h->shvalue[h->nsh++] = v;
+	return RETE_OK;
+}
+
+bool rete_http_addr_loopback(const rete_http_addr *addr)
+{
+	if (addr->v6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&addr->sa;
+		return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+	}
+	const struct sockaddr_in *s4 = (const struct sockaddr_in *)&addr->sa;
+	return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+}
+
+rete_err rete_httpd_route_post(rete_httpd *h, const char *path, rete_http_req_fn fn, void *ctx,
+			       rete_msg *m)
+{
+	return route_add(
+	    h, (struct route){.path = (char *)path, .fnr = fn, .ctx = ctx, .post = true}, m);
+}
+
+rete_err rete_httpd_tls(rete_httpd *h, const char *cert_pem, const char *key_pem, rete_msg *m)
+{
+	if (h->d)
+		return rete_msg_set(m, RETE_EINVAL, "%s: TLS is set before the start", h->who);
+	char *c = strdup(cert_pem), *k = strdup(key_pem);
+	if (c == NULL || k == NULL) {
+		free(c);
+		free(k);
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	}
+	free(h->tls_cert);
+	free(h->tls_key);
+	h->tls_cert = c;
+	h->tls_key = k;
+	return RETE_OK;
 }

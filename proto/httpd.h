@@ -36,11 +36,14 @@
 
 #include "error.h"
 
-#define RETE_HTTP_CONNS_MAX   16
-#define RETE_HTTP_REQUEST_MAX (16u << 10) /* bytes of request line + headers */
-#define RETE_HTTP_IDLE_S      10
-#define RETE_HTTP_ROUTES_MAX  16
-#define RETE_HTTP_ADDR_MAX    64 /* "[v6]:port" as written */
+#define RETE_HTTP_CONNS_MAX	     16
+#define RETE_HTTP_REQUEST_MAX	     (16u << 10) /* bytes of request line + headers */
+#define RETE_HTTP_IDLE_S	     10
+#define RETE_HTTP_ROUTES_MAX	     32
+#define RETE_HTTP_ADDR_MAX	     64 /* "[v6]:port" as written */
+#define RETE_HTTP_ANSWER_HEADERS_MAX 4
+#define RETE_HTTP_SERVER_HEADERS_MAX 8
+#define RETE_HTTP_POST_MAX	     4096 /* bytes of a POST route's body */
 
 /* A parsed bind address. */
 typedef struct rete_http_addr {
@@ -64,6 +67,10 @@ typedef struct rete_http_answer {
 	char *body;
 	size_t len, cap;
 	bool oom;
+	/* headers a route adds (rete_http_header); none by default */
+	unsigned nhdr;
+	const char *hname[RETE_HTTP_ANSWER_HEADERS_MAX];
+	char hvalue[RETE_HTTP_ANSWER_HEADERS_MAX][256];
 } rete_http_answer;
 
 /* rete_http_printf appends formatted text to a's body (an allocation
@@ -106,5 +113,82 @@ void rete_httpd_free(rete_httpd **h);
 /* rete_http_label writes s as the value of a Prometheus label (",
  * \ and newline escaped) into a. */
 void rete_http_label(rete_http_answer *a, const char *s);
+
+/* ---- for the web console ---------------------------------------------------
+ * Routes that read the request (its query arguments, headers and the peer),
+ * prefix routes (a folder of static files), headers every answer of a server
+ * carries (a Content-Security-Policy), headers a route adds to its answer,
+ * and streams (Server-Sent Events), which need a thread per connection
+ * (rete_httpd_start_threads). Servers that use none of them (the metrics)
+ * behave as above. */
+
+/* A request as a route sees it (valid during the call only). */
+typedef struct rete_http_req {
+	const char *path;	       /* the path, without the query string */
+	const char *method;	       /* "GET" or "HEAD" */
+	char peer[RETE_HTTP_ADDR_MAX]; /* the client's address, e.g. "127.0.0.1" */
+	void *conn;		       /* libmicrohttpd's connection (internal) */
+	const char *body;	       /* a POST's body (NUL-ended), or NULL */
+	size_t body_len;
+} rete_http_req;
+
+/* rete_http_arg: the query argument key of rq (decoded), NULL when absent. */
+const char *rete_http_arg(const rete_http_req *rq, const char *key);
+
+/* rete_http_req_header: the request header name of rq, NULL when absent. */
+const char *rete_http_req_header(const rete_http_req *rq, const char *name);
+
+/* rete_http_header adds the header name (a static string): value to the
+ * answer (at most RETE_HTTP_ANSWER_HEADERS_MAX; values cut at 255 bytes). */
+void rete_http_header(rete_http_answer *a, const char *name, const char *value);
+
+/* A route that reads its request. */
+typedef void (*rete_http_req_fn)(void *ctx, const rete_http_req *rq, rete_http_answer *a);
+
+/* rete_httpd_route_req adds GET path -> fn(ctx, rq, a); prefix: every path
+ * that starts with path (e.g. "/static/"). Errors as rete_httpd_route. */
+rete_err rete_httpd_route_req(rete_httpd *h, const char *path, bool prefix, rete_http_req_fn fn,
+			      void *ctx, rete_msg *m);
+
+/* rete_httpd_server_header: every answer of h carries name: value (both
+ * copied). Before rete_httpd_start only. RETE_EINVAL (too many), RETE_ENOMEM. */
+rete_err rete_httpd_server_header(rete_httpd *h, const char *name, const char *value, rete_msg *m);
+
+/* A stream (an answer of unknown length, sent as it comes): open makes the
+ * stream's state for a request (NULL: answered 503 "busy"); next writes the
+ * next bytes into buf (at most max) and returns how many, waiting for them
+ * as long as it likes (on its connection's own thread) but returning
+ * something (a comment, for events) every few seconds so that an idle
+ * connection is not closed; -1 ends the stream; close frees the state. */
+typedef struct rete_http_stream {
+	void *(*open)(void *ctx, const rete_http_req *rq);
+	long (*next)(void *st, char *buf, size_t max);
+	void (*close)(void *st);
+	const char *content_type; /* e.g. "text/event-stream" */
+} rete_http_stream;
+
+/* rete_httpd_route_stream adds GET path -> the stream s (borrowed; must
+ * outlive h) with ctx. Errors as rete_httpd_route. */
+rete_err rete_httpd_route_stream(rete_httpd *h, const char *path, const rete_http_stream *s,
+				 void *ctx, rete_msg *m);
+
+/* rete_httpd_start_threads is rete_httpd_start with a thread per
+ * connection (at most RETE_HTTP_CONNS_MAX), for servers with streams. */
+rete_err rete_httpd_start_threads(rete_httpd *h, const rete_http_addr *addr, rete_msg *m);
+
+/* rete_httpd_route_post adds path -> fn for GET, HEAD and POST (a body of
+ * at most RETE_HTTP_POST_MAX bytes, in rq->body; a larger one is answered
+ * 413). Errors as rete_httpd_route. */
+rete_err rete_httpd_route_post(rete_httpd *h, const char *path, rete_http_req_fn fn, void *ctx,
+			       rete_msg *m);
+
+/* rete_httpd_tls makes h serve HTTPS (libmicrohttpd with GnuTLS) with the
+ * certificate chain and private key given in PEM (copied; the key's copy
+ * is wiped when h is freed). Before the start only. RETE_EINVAL,
+ * RETE_ENOMEM; a certificate or key GnuTLS refuses makes the start fail. */
+rete_err rete_httpd_tls(rete_httpd *h, const char *cert_pem, const char *key_pem, rete_msg *m);
+
+/* rete_http_addr_loopback: addr is 127.0.0.0/8 or ::1. */
+bool rete_http_addr_loopback(const rete_http_addr *addr);
 
 #endif

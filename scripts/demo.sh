@@ -224,6 +224,26 @@ done
 say "The coordinator's view (rete monitor --once)"
 rete monitor -c "$dir/coord.ini" --once
 
+# --- the web console (rete console; issue 16) -------------------------------------
+# Started beside the others, so it stops with them (stop_all); its address is
+# printed for the coordinator's browser while the demo runs.
+rm -f "$dir/console.log"
+console_port=$(free_port)
+say "The web console (rete console)"
+rete console -c "$dir/coord.ini" --listen "127.0.0.1:$console_port" >"$dir/console.log" 2>&1 &
+pids+=($!)
+deadline=$((SECONDS + 20))
+until grep -q "serving" "$dir/console.log" 2>/dev/null; do
+	if [ $SECONDS -ge $deadline ]; then
+		echo "demo.sh: the console did not start within 20 s; see $dir/console.log" >&2
+		exit 1
+	fi
+	sleep 0.2
+done
+note "open http://127.0.0.1:$console_port/ in a browser (Panoramica, Salute; Italian,"
+note "English by the switch); it runs while the demo runs and stops with it"
+# --- end of the web console ---------------------------------------------------------
+
 say "The broker's health (rete health)"
 rete health -c "$dir/coord.ini" || true
 

@@ -28,6 +28,7 @@ int cmd_status(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_health(int argc, char **argv);
 int cmd_monitor(int argc, char **argv);
+int cmd_console(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_sar(int argc, char **argv);
 int cmd_evidence(int argc, char **argv);

@@ -32,10 +32,8 @@
 #include "duration.h"
 #include "json.h"
 #include "monitor.h"
+#include "monitor_session.h"
 #include "wire.h"
-
-#define MON_HEALTH_EVERY_MS 5000
-#define MON_BACKFILL_MAX    5000 /* entries read back for the rate panel */
 
 static volatile sig_atomic_t mon_stop;
 
@@ -55,177 +53,6 @@ static void monitor_usage(FILE *f)
 		"times, log entries per minute, agencies connected or silent. Only metadata.\n"
 		"Keys: Tab next panel, arrows scroll, a agency filter, s service filter,\n"
 		"c clear the filter, q quit. --once prints the view and exits; --json as JSON.\n");
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-struct mon_ctx {
-	coord_config cfg;
-	rete_wire *dealer, *sub;
-	monitor *mo;
-	monitor_filter filter;
-	char error[512]; /* the latest problem, shown in the live view */
-	int64_t last_health;
-	uint64_t snapshots; /* how many were loaded (gaps make more) */
-	FILE *trace;	    /* RETE_MONITOR_TRACE=1: every event and snapshot on stderr */
-};
-
-/* mon_rate_backfill counts, for the entries-per-minute panel, the log
- * entries below the snapshot's size that the monitor has not counted yet
- * (at most the last MON_BACKFILL_MAX: older ones are past any minute
- * shown), reading their times from the broker's entries. When the broker
- * does not give them, the referrals' histories stand in. */
-static void mon_rate_backfill(struct mon_ctx *c, const Rete__Snapshot *sn)
-{
-	uint64_t lo = monitor_rate_floor(c->mo), size = sn->log_size;
-
-	if (size > MON_BACKFILL_MAX && lo < size - MON_BACKFILL_MAX)
-		lo = size - MON_BACKFILL_MAX;
-	while (lo < size) {
-		Rete__Query q = RETE__QUERY__INIT;
-		Rete__EntriesQuery eq = RETE__ENTRIES_QUERY__INIT;
-		Rete__BrokerFrame *f = NULL;
-		eq.from = lo;
-		eq.count = size - lo;
-		q.what_case = RETE__QUERY__WHAT_ENTRIES;
-		q.entries = &eq;
-		if (rete_wire_call(c->dealer, &q, c->cfg.timeout_ms, &f, NULL) != RETE_OK ||
-		    f->command_case != RETE__BROKER_FRAME__COMMAND_RESULT ||
-		    f->result->answer_case != RETE__QUERY_RESULT__ANSWER_ENTRIES ||
-		    f->result->entries->from != lo || f->result->entries->n_entries == 0) {
-			if (f != NULL)
-				rete__broker_frame__free_unpacked(f, NULL);
-			monitor_rate_from_history(c->mo, sn);
-			return;
-		}
-		const Rete__Entries *e = f->result->entries;
-		for (size_t i = 0; i < e->n_entries && lo < size; i++, lo++) {
-			/* only the entry's index and time are read */
-			Rete__LogEntry *le =
-			    rete__log_entry__unpack(NULL, e->entries[i].len, e->entries[i].data);
-			if (le != NULL && le->index == lo)
-				monitor_rate_entry(c->mo, le->index, le->logged_at);
-			if (le != NULL)
-				rete__log_entry__free_unpacked(le, NULL);
-		}
-		rete__broker_frame__free_unpacked(f, NULL);
-	}
-}
-
-/* mon_snapshot asks for a snapshot and loads it. */
-static rete_err mon_snapshot(struct mon_ctx *c, rete_msg *m)
-{
-	Rete__BrokerFrame *f = NULL;
-	rete_err err = coord_query(&c->cfg, c->dealer, RETE__QUERY__WHAT_SNAPSHOT, &f, m);
-
-	if (err != RETE_OK)
-		return err;
-	err = monitor_load_snapshot(c->mo, f->result->snapshot, m);
-	if (c->trace != NULL)
-		fprintf(c->trace, "snapshot: log size %llu, %zu referrals\n",
-			(unsigned long long)f->result->snapshot->log_size,
-			f->result->snapshot->n_referrals);
-	if (err == RETE_OK)
-		mon_rate_backfill(c, f->result->snapshot);
-	rete__broker_frame__free_unpacked(f, NULL);
-	if (err == RETE_OK)
-		c->snapshots++;
-	return err;
-}
-
-static const char *mon_apply_name(monitor_apply r)
-{
-	static const char *const names[] = {"applied", "old", "gap", "ignored", "no memory"};
-	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "?";
-}
-
-/* mon_event applies one event; a gap loads a new snapshot and the event is
- * offered again (it is then either in the snapshot or the next one). */
-static rete_err mon_event(struct mon_ctx *c, const Rete__Event *ev, rete_msg *m)
-{
-	monitor_apply r = monitor_apply_event(c->mo, ev);
-	rete_err err;
-
-	if (c->trace != NULL)
-		fprintf(c->trace, "event %llu %s: %s (next %llu)\n", (unsigned long long)ev->index,
-			ev->kind ? ev->kind : "", mon_apply_name(r),
-			(unsigned long long)monitor_next_index(c->mo));
-
-	if (r == MONITOR_NOMEM)
-		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
-	if (r != MONITOR_GAP)
-		return RETE_OK;
-	if ((err = mon_snapshot(c, m)) != RETE_OK)
-		return err;
-	r = monitor_apply_event(c->mo, ev);
-	return r == MONITOR_NOMEM ? rete_msg_set(m, RETE_ENOMEM, "out of memory") : RETE_OK;
-}
-
-/* mon_drain applies every event already queued on the subscription. */
-static rete_err mon_drain(struct mon_ctx *c, bool *changed, rete_msg *m)
-{
-	for (;;) {
-		Rete__Event *ev = NULL;
-		rete_err err = rete_wire_event_recv(c->sub, 0, &ev, m);
-		if (err == RETE_ETIMEDOUT)
-			return RETE_OK;
-		if (err == RETE_EDECODE)
-			continue; /* dropped by the wire; the index gap will show */
-		if (err != RETE_OK)
-			return err;
-		uint64_t before = monitor_next_index(c->mo);
-		err = mon_event(c, ev, m);
-		if (monitor_next_index(c->mo) != before && changed != NULL)
-			*changed = true;
-		rete__event__free_unpacked(ev, NULL);
-		if (err != RETE_OK)
-			return err;
-	}
-}
-
-/* mon_start: subscribe, wait until the subscription is connected (so that
- * events from now on reach us), then load the first snapshot. */
-static rete_err mon_start(struct mon_ctx *c, bool need_events, rete_msg *m)
-{
-	rete_err err;
-
-	if (c->cfg.events != NULL && c->cfg.events[0] != '\0') {
-		if ((err = coord_connect(&c->cfg, true, &c->sub, m)) != RETE_OK)
-			return err;
-		int64_t deadline = mono_ms() + c->cfg.timeout_ms;
-		while (!rete_wire_connected(c->sub)) {
-			Rete__Event *ev = NULL;
-			if (mono_ms() > deadline)
-				return rete_msg_set(
-				    m, RETE_ETIMEDOUT,
-				    "the broker's events at %s did not connect within "
-				    "%d s; is the broker running, and is [client] "
-				    "events right?",
-				    c->cfg.events, c->cfg.timeout_ms / 1000);
-			/* before the snapshot every event is in it: drop them */
-			err = rete_wire_event_recv(c->sub, 50, &ev, m);
-			if (err == RETE_OK)
-				rete__event__free_unpacked(ev, NULL);
-			else if (err != RETE_ETIMEDOUT && err != RETE_EDECODE)
-				return err;
-		}
-	} else if (need_events) {
-		return rete_msg_set(m, RETE_EINVAL,
-				    "%s: [client] events is missing; the live view needs the "
-				    "broker's events endpoint",
-				    c->cfg.ini_path);
-	}
-	if ((err = coord_connect(&c->cfg, false, &c->dealer, m)) != RETE_OK)
-		return err;
-	if ((err = mon_snapshot(c, m)) != RETE_OK)
-		return err;
-	c->last_health = mono_ms();
-	return c->sub != NULL ? mon_drain(c, NULL, m) : RETE_OK;
 }
 
 /* ------------------------------------------------------------------------
@@ -258,7 +85,7 @@ static const char *ui_cut(const char *s, int skip)
 static void ui_draw(struct mon_ctx *c, struct ui *u)
 {
 	int64_t now = rete_now_ms();
-	char head[512], at[32];
+	char head[512], at[48];
 	int heights[MONITOR_NPANELS], y = 1;
 	int avail = LINES - 2;
 
@@ -286,11 +113,16 @@ static void ui_draw(struct mon_ctx *c, struct ui *u)
 	char gaps[48] = "";
 	if (c->snapshots > 1)
 		snprintf(gaps, sizeof(gaps), "  gaps %llu", (unsigned long long)(c->snapshots - 1));
+	/* the local time, in the network's time zone (set at the start) */
+	time_t secs = (time_t)(now / 1000);
+	struct tm tm;
+	if (localtime_r(&secs, &tm) == NULL || strftime(at, sizeof(at), "%H:%M:%S %Z", &tm) == 0)
+		rete_time_format(now / 1000 * 1000, at);
 	snprintf(head, sizeof(head),
 		 "rete monitor  %s  log size %llu  referrals %zu%s  %s%s%s%s%s%s", c->cfg.id,
 		 (unsigned long long)monitor_next_index(c->mo), monitor_referral_count(c->mo), gaps,
-		 rete_time_format(now / 1000 * 1000, at), c->filter.agency[0] ? "  agency ~ " : "",
-		 c->filter.agency, c->filter.service[0] ? "  service ~ " : "", c->filter.service,
+		 at, c->filter.agency[0] ? "  agency ~ " : "", c->filter.agency,
+		 c->filter.service[0] ? "  service ~ " : "", c->filter.service,
 		 rete_wire_connected(c->dealer) ? "" : "  [broker not connected]");
 	ui_put(0, 0, COLS, head, A_BOLD);
 
@@ -306,24 +138,39 @@ static void ui_draw(struct mon_ctx *c, struct ui *u)
 		for (size_t k = 0; k < l->n; k++)
 			if (strlen(l->line[k]) > widest)
 				widest = strlen(l->line[k]);
+		/* a table drops whole columns on a narrow screen (monitor_lines_fit):
+		 * no horizontal scrolling, the first column always shown */
+		int hidden = 0;
+		char fitted[1024], hint[64] = "";
+		if (l->ncol > 0) {
+			u->hscroll[p] = 0;
+			monitor_lines_fit(l, 0, COLS - 2, fitted, sizeof(fitted), &hidden);
+			if (hidden > 0)
+				snprintf(hint, sizeof(hint), "  (%d column%s hidden)", hidden,
+					 hidden > 1 ? "s" : "");
+		} else if ((int)widest - u->hscroll[p] > COLS - 2 || u->hscroll[p] > 0) {
+			snprintf(hint, sizeof(hint), "  (wider: left/right)");
+		}
 		snprintf(title, sizeof(title), "%s %s%s%s", p == u->focus ? ">" : " ",
-			 monitor_panel_title(p), (int)l->n > body ? "  (more: up/down)" : "",
-			 (int)widest - u->hscroll[p] > COLS - 2 || u->hscroll[p] > 0
-			     ? "  (wider: left/right)"
-			     : "");
+			 monitor_panel_title(p), (int)l->n > body ? "  (more: up/down)" : "", hint);
 		ui_put(y++, 0, COLS, title, p == u->focus ? A_REVERSE : A_BOLD);
 		/* a header line (the first, when the panel has rows) stays put */
 		int first = 0;
 		if (l->n > 1 && p != MONITOR_PANEL_RATE && body > 1) {
-			ui_put(y++, 2, COLS - 2, ui_cut(l->line[0], u->hscroll[p]), A_UNDERLINE);
+			monitor_lines_fit(l, 0, COLS - 2, fitted, sizeof(fitted), NULL);
+			ui_put(y++, 2, COLS - 2,
+			       l->ncol ? fitted : ui_cut(l->line[0], u->hscroll[p]), A_UNDERLINE);
 			body--;
 			first = 1;
 		}
 		for (int i = 0; i < body && y < LINES - 1; i++) {
 			size_t k = (size_t)(first + u->scroll[p] + i);
-			if (k < l->n)
-				ui_put(y, 2, COLS - 2, ui_cut(l->line[k], u->hscroll[p]),
+			if (k < l->n) {
+				monitor_lines_fit(l, k, COLS - 2, fitted, sizeof(fitted), NULL);
+				ui_put(y, 2, COLS - 2,
+				       l->ncol ? fitted : ui_cut(l->line[k], u->hscroll[p]),
 				       p == MONITOR_PANEL_OVERDUE && k > 0 ? A_BOLD : A_NORMAL);
+			}
 			y++;
 		}
 	}
@@ -381,7 +228,7 @@ static int mon_live(struct mon_ctx *c)
 	curs_set(0);
 
 	while (!quit && !mon_stop) {
-		int64_t now = mono_ms();
+		int64_t now = mon_mono_ms();
 		if (dirty || now - last_draw >= 1000) {
 			ui_draw(c, &u);
 			last_draw = now;
@@ -392,7 +239,7 @@ static int mon_live(struct mon_ctx *c)
 		    {rete_wire_socket(c->dealer), 0, ZMQ_POLLIN, 0},
 		    {NULL, STDIN_FILENO, ZMQ_POLLIN, 0},
 		};
-		long wait = 1000 - (long)(mono_ms() - last_draw);
+		long wait = 1000 - (long)(mon_mono_ms() - last_draw);
 		if (zmq_poll(items, 3, wait > 0 ? wait : 0) < 0 && errno != EINTR)
 			break;
 
@@ -420,13 +267,13 @@ static int mon_live(struct mon_ctx *c)
 			}
 			rete__broker_frame__free_unpacked(f, NULL);
 		}
-		if (mono_ms() - c->last_health >= MON_HEALTH_EVERY_MS) {
+		if (mon_mono_ms() - c->last_health >= MON_HEALTH_EVERY_MS) {
 			Rete__Query q = RETE__QUERY__INIT;
 			Rete__HealthQuery hq = RETE__HEALTH_QUERY__INIT;
 			q.what_case = RETE__QUERY__WHAT_HEALTH;
 			q.health = &hq;
 			rete_wire_query(c->dealer, &q, NULL, NULL);
-			c->last_health = mono_ms();
+			c->last_health = mon_mono_ms();
 		}
 
 		/* keys */
@@ -553,6 +400,11 @@ int cmd_monitor(int argc, char **argv)
 	    (err = monitor_new(&c.mo, &m)) != RETE_OK) {
 		fprintf(stderr, "rete monitor: %s\n", m.text);
 		goto out;
+	}
+	/* every time shown is local, in the network's time zone */
+	if (c.cfg.time_zone != NULL && c.cfg.time_zone[0] != '\0') {
+		setenv("TZ", c.cfg.time_zone, 1);
+		tzset();
 	}
 	if ((err = mon_start(&c, !(once || as_json), &m)) != RETE_OK) {
 		fprintf(stderr, "rete monitor: %s\n", m.text);

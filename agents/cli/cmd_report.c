@@ -30,12 +30,16 @@ static void report_usage(FILE *f)
 	fprintf(
 	    f, "usage: rete report (-c coord.ini | --store DIR) --from YYYY-MM-DD --to YYYY-MM-DD\n"
 	       "                   [--by agency,service,age-band,status] [--format csv|json]\n"
-	       "                   [--sep ,|;|tab] [--decimal .|,] [--tz ZONE]\n\n"
+	       "                   [--sep ,|;|tab] [--decimal .|,] [--tz ZONE]\n"
+	       "                   [--months] [--lang en|it] [--format xlsx -o FILE]\n\n"
 	       "Counts of referrals sent, received, accepted, rejected (by reason), completed\n"
 	       "(by outcome), cancelled, failed, overdue and open at the end of the period,\n"
 	       "with median response times in hours; dates are whole days, both inclusive, in\n"
 	       "the network's time zone. agency groups by requester -> performer pair.\n"
-	       "CSV by default (--sep ';' also sets the decimal mark to ',').\n");
+	       "CSV by default (--sep ';' also sets the decimal mark to ','); --format xlsx\n"
+	       "-o FILE writes a workbook. Every agency pair and age band has a row, zeros\n"
+	       "included; --months adds one column per month (referrals sent); --lang it\n"
+	       "writes the headers in Italian.\n");
 }
 
 /* Referrals copied out of the store (the iterator lends them). */
@@ -117,19 +121,18 @@ static int from_store(const char *dir, struct collect *c, char **tz)
 
 int cmd_report(int argc, char **argv)
 {
-	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-					     {"store", required_argument, NULL, 'S'},
-					     {"from", required_argument, NULL, 'f'},
-					     {"to", required_argument, NULL, 't'},
-					     {"by", required_argument, NULL, 'b'},
-					     {"format", required_argument, NULL, 'F'},
-					     {"sep", required_argument, NULL, 's'},
-					     {"decimal", required_argument, NULL, 'd'},
-					     {"tz", required_argument, NULL, 'z'},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'}, {"store", required_argument, NULL, 'S'},
+	    {"from", required_argument, NULL, 'f'},   {"to", required_argument, NULL, 't'},
+	    {"by", required_argument, NULL, 'b'},     {"format", required_argument, NULL, 'F'},
+	    {"sep", required_argument, NULL, 's'},    {"decimal", required_argument, NULL, 'd'},
+	    {"tz", required_argument, NULL, 'z'},     {"months", no_argument, NULL, 'M'},
+	    {"lang", required_argument, NULL, 'L'},   {"output", required_argument, NULL, 'o'},
+	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0}};
 	const char *ini = NULL, *store = NULL, *from = NULL, *to = NULL, *by_s = "";
-	const char *format = "csv", *tz_opt = NULL;
+	const char *format = "csv", *tz_opt = NULL, *output = NULL;
+	bool months = false;
+	report_lang lang = REPORT_EN;
 	char sep = ',', dec = 0;
 	int c, rc = CLI_USAGE;
 	unsigned by = 0;
@@ -143,10 +146,22 @@ int cmd_report(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:o:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			ini = optarg;
+			break;
+		case 'M':
+			months = true;
+			break;
+		case 'o':
+			output = optarg;
+			break;
+		case 'L':
+			if (report_parse_lang(optarg, &lang, &m) != RETE_OK) {
+				fprintf(stderr, "rete report: --lang: %s\n", m.text);
+				return CLI_USAGE;
+			}
 			break;
 		case 'S':
 			store = optarg;
@@ -216,9 +231,17 @@ int cmd_report(int argc, char **argv)
 			rete_date_valid(from) ? to : from);
 		return CLI_USAGE;
 	}
-	if (strcmp(format, "csv") != 0 && strcmp(format, "json") != 0) {
-		fprintf(stderr, "rete report: --format '%s' is not accepted; use csv or json\n",
+	if (strcmp(format, "csv") != 0 && strcmp(format, "json") != 0 &&
+	    strcmp(format, "xlsx") != 0) {
+		fprintf(stderr,
+			"rete report: --format '%s' is not accepted; use csv, json or xlsx\n",
 			format);
+		return CLI_USAGE;
+	}
+	if ((strcmp(format, "xlsx") == 0) != (output != NULL)) {
+		fprintf(stderr, output ? "rete report: -o FILE is for --format xlsx only\n"
+				       : "rete report: --format xlsx writes a file: give -o "
+					 "FILE.xlsx\n");
 		return CLI_USAGE;
 	}
 	if (report_parse_by(by_s, &by, &m) != RETE_OK) {
@@ -282,8 +305,24 @@ int cmd_report(int argc, char **argv)
 		rc = CLI_USAGE;
 		goto out;
 	}
-	if (strcmp(format, "csv") == 0) {
-		if (report_write_csv(rep, stdout, sep, dec, &m) != RETE_OK) {
+	if (months && report_add_months(rep, infos, n, from, to, tz, &m) != RETE_OK) {
+		fprintf(stderr, "rete report: %s\n", m.text);
+		rc = CLI_USAGE;
+		goto out;
+	}
+	if (strcmp(format, "xlsx") == 0) {
+		char title[160];
+		snprintf(title, sizeof(title),
+			 lang == REPORT_IT ? "Rapporto dal %s al %s (%s)"
+					   : "Report from %s to %s (%s)",
+			 from, to, tz);
+		if (report_write_xlsx(rep, output, lang, title, &m) != RETE_OK) {
+			fprintf(stderr, "rete report: %s\n", m.text);
+			rc = CLI_USAGE;
+			goto out;
+		}
+	} else if (strcmp(format, "csv") == 0) {
+		if (report_write_csv_lang(rep, stdout, sep, dec, lang, &m) != RETE_OK) {
 			fprintf(stderr, "rete report: %s\n", m.text);
 			rc = CLI_USAGE;
 			goto out;

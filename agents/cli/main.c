@@ -23,6 +23,7 @@ static const struct cli_command commands[] = {
 	{"send", cmd_send, "send -c agent.ini FILE.json [--wait [S]]  queue a message in the agent's outbox"},
 	{"status", cmd_status, "status -c agent.ini [REFERRAL_ID] [--json]  the agency's referrals and their history"},
 	{"monitor", cmd_monitor, "monitor -c coord.ini [--once] [--json]  the coordinator's live view (overdue first)"},
+	{"console", cmd_console, "console -c coord.ini [--listen ADDR]  the web console (Panoramica, Salute), live"},
 	{"report", cmd_report, "report (-c coord.ini | --store DIR) --from D --to D [--by ...] [--format csv|json]  period counts and median times"},
 	{"sar", cmd_sar, "sar --person FISCALCODE -c agent.ini [--json | --html FILE]  one person's subject-access answer"},
 	{"health", cmd_health, "health -c coord.ini [--json]  the broker's health (exit 0 healthy, 1 problems)"},

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "json.h"
 #include "lifecycle.h"
@@ -24,6 +25,7 @@ struct mref {
 	int64_t requested_at, due_at;
 	rete_status_times t; /* received, accepted, completed and closed are read */
 	bool overdue;
+	uint64_t index; /* the referral's log index: its short label */
 };
 
 struct magency {
@@ -309,6 +311,7 @@ rete_err monitor_load_snapshot(monitor *mo, const Rete__Snapshot *sn, rete_msg *
 		r->t.closed_at = ri->closed_at;
 		r->due_at = ri->due_at;
 		r->overdue = ri->overdue;
+		r->index = ri->index;
 	}
 	if (monitor_set_agencies(mo, sn->agencies, sn->n_agencies, m) != RETE_OK) {
 		refs_clear(mo);
@@ -350,6 +353,7 @@ monitor_apply monitor_apply_event(monitor *mo, const Rete__Event *ev)
 			r->priority = ev->priority;
 			r->status = RETE__STATUS__STATUS_REQUESTED;
 			r->requested_at = ev->logged_at;
+			r->index = ev->index;
 		}
 	} else if (r != NULL && strcmp(kind, "update") == 0) {
 		/* the broker published it, so the lifecycle allowed it;
@@ -440,8 +444,11 @@ static const Rete__Status status_cols[] = {
     RETE__STATUS__STATUS_FAILED,
 };
 #define NSTATUS (sizeof(status_cols) / sizeof(status_cols[0]))
-static const char *const status_short[NSTATUS] = {"req",  "recv", "acc",  "prog", "hold",
-						  "done", "rej",  "canc", "fail"};
+/* the status columns' headers: the statuses in words (one word each, so
+ * that a column is never cut in half) */
+static const char *const status_short[NSTATUS] = {"requested",	 "received",  "accepted",
+						  "in-progress", "on-hold",   "completed",
+						  "rejected",	 "cancelled", "failed"};
 
 struct group {
 	const char *requester, *performer, *service;
@@ -524,6 +531,12 @@ static int times_stats(const monitor *mo, const monitor_filter *f, struct stat3 
 	return 0;
 }
 
+char *monitor_label(uint64_t index, char *buf, size_t n)
+{
+	snprintf(buf, n, "#%llu", (unsigned long long)index);
+	return buf;
+}
+
 char *monitor_duration_text(int64_t ms, char *buf, size_t n)
 {
 	int64_t s = ms > 0 ? ms / 1000 : 0;
@@ -581,6 +594,63 @@ static int lines_add(monitor_lines *l, const char *fmt, ...)
 	return 0;
 }
 
+/* col_add records a column [start, start + width) of the table being
+ * written into l. */
+static void col_add(monitor_lines *l, int start, int width, int drop)
+{
+	if (l->ncol < MONITOR_COLS_MAX)
+		l->col[l->ncol++] = (monitor_col){start, width, drop};
+}
+
+void monitor_lines_fit(const monitor_lines *l, size_t i, int width, char *out, size_t n,
+		       int *hidden)
+{
+	bool keep[MONITOR_COLS_MAX];
+	int total = 0, dropped = 0;
+	const char *line = i < l->n ? l->line[i] : "";
+	size_t len = strlen(line), o = 0;
+
+	if (hidden != NULL)
+		*hidden = 0;
+	if (n == 0)
+		return;
+	if (l->ncol == 0) {
+		snprintf(out, n, "%s", line);
+		return;
+	}
+	for (size_t k = 0; k < l->ncol; k++) {
+		keep[k] = true;
+		total += l->col[k].width + (k ? 1 : 0);
+	}
+	while (total > width) {
+		int best = -1;
+		for (size_t k = 0; k < l->ncol; k++)
+			if (keep[k] && l->col[k].drop > 0 &&
+			    (best < 0 || l->col[k].drop >= l->col[best].drop))
+				best = (int)k;
+		if (best < 0)
+			break;
+		keep[best] = false;
+		total -= l->col[best].width + 1;
+		dropped++;
+	}
+	for (size_t k = 0; k < l->ncol && o + 1 < n; k++) {
+		if (!keep[k])
+			continue;
+		if (o > 0 && o + 1 < n)
+			out[o++] = ' ';
+		for (int c = 0; c < l->col[k].width && o + 1 < n; c++) {
+			size_t at = (size_t)(l->col[k].start + c);
+			out[o++] = at < len ? line[at] : ' ';
+		}
+	}
+	while (o > 0 && out[o - 1] == ' ')
+		o--;
+	out[o] = '\0';
+	if (hidden != NULL)
+		*hidden = dropped;
+}
+
 const char *monitor_panel_title(int p)
 {
 	static const char *const titles[MONITOR_NPANELS] = {
@@ -593,13 +663,24 @@ const char *monitor_panel_title(int p)
 	return p >= 0 && p < MONITOR_NPANELS ? titles[p] : "";
 }
 
+/* local_hm writes ms as local "DD/MM HH:MM" (the process time zone: the
+ * monitor sets it to the network's). */
+static char *local_hm(int64_t ms, char *buf, size_t n)
+{
+	time_t secs = (time_t)(ms / 1000);
+	struct tm tm;
+	if (ms <= 0 || localtime_r(&secs, &tm) == NULL || strftime(buf, n, "%d/%m %H:%M", &tm) == 0)
+		snprintf(buf, n, "-");
+	return buf;
+}
+
 static int panel_overdue(const monitor *mo, int64_t now, const monitor_filter *f,
 			 monitor_lines *out)
 {
 	size_t n;
 	const struct mref **v = overdue_list(mo, now, f, &n);
-	char age[32], late[32];
-	int bad = 0;
+	char age[32], late[32], since[32], lab[32];
+	int bad = 0, wwho = (int)strlen("WHO WAITS ON WHOM"), wsvc = (int)strlen("SERVICE");
 
 	if (v == NULL)
 		return -1;
@@ -607,20 +688,41 @@ static int panel_overdue(const monitor *mo, int64_t now, const monitor_filter *f
 		free(v);
 		return lines_add(out, "(no overdue referral)");
 	}
-	bad |= lines_add(out, "%-9s %-6s %-6s %-11s %-44s %-24s %s", "PRIORITY", "AGE", "LATE",
-			 "STATUS", "WHO WAITS ON WHOM", "SERVICE", "REFERRAL");
+	for (size_t i = 0; i < n; i++) {
+		int w = (int)(strlen(v[i]->requester) + strlen(v[i]->performer) + 12);
+		if (w > wwho)
+			wwho = w;
+		if ((int)strlen(v[i]->service) > wsvc)
+			wsvc = (int)strlen(v[i]->service);
+	}
+	/* WHO WAITS ON WHOM (never dropped), LATE, REFERRAL, SINCE, PRIORITY,
+	 * STATUS, SERVICE, AGE: dropped from the last on a narrow screen */
+	static const int widths[] = {0, 6, 8, 11, 9, 11, 0, 6};
+	int wd[8], at = 0;
+	memcpy(wd, widths, sizeof(wd));
+	wd[0] = wwho;
+	wd[6] = wsvc;
+	static const int drops[8] = {0, 1, 2, 5, 4, 3, 7, 6};
+	for (int k = 0; k < 8; k++) {
+		col_add(out, at, wd[k], drops[k]);
+		at += wd[k] + 1;
+	}
+	bad |= lines_add(out, "%-*s %-6s %-8s %-11s %-9s %-11s %-*s %s", wwho, "WHO WAITS ON WHOM",
+			 "LATE", "REFERRAL", "SINCE", "PRIORITY", "STATUS", wsvc, "SERVICE", "AGE");
 	for (size_t i = 0; i < n && !bad; i++) {
 		const struct mref *r = v[i];
-		char who[160];
+		char who[200];
 		snprintf(who, sizeof(who), "%s waiting on %s", r->requester, r->performer);
 		monitor_duration_text(now - r->requested_at, age, sizeof(age));
 		if (r->due_at != 0)
 			monitor_duration_text(now - r->due_at, late, sizeof(late));
 		else
 			snprintf(late, sizeof(late), "-");
-		bad |= lines_add(out, "%-9s %-6s %-6s %-11s %-44s %-24s %s",
-				 priority_name(r->priority), age, late, rete_status_name(r->status),
-				 who, r->service, r->id);
+		bad |= lines_add(out, "%-*s %-6s %-8s %-11s %-9s %-11s %-*s %s", wwho, who, late,
+				 monitor_label(r->index, lab, sizeof(lab)),
+				 local_hm(r->requested_at, since, sizeof(since)),
+				 priority_name(r->priority), rete_status_name(r->status), wsvc,
+				 r->service, age);
 	}
 	free(v);
 	return bad;
@@ -650,10 +752,28 @@ static int panel_status(const monitor *mo, const monitor_filter *f, monitor_line
 		if (ws > wsvc)
 			wsvc = ws;
 	}
+	/* columns: the pair (never dropped), the service, each status (as wide
+	 * as its word), the total; on a narrow screen the statuses no row has
+	 * go first, then the others from the right, then the service */
+	int wst[NSTATUS], at = 0, any[NSTATUS] = {0};
+	for (size_t i = 0; i < ng; i++)
+		for (size_t k = 0; k < NSTATUS; k++)
+			any[k] |= g[i].count[k] != 0;
+	col_add(out, at, wpair, 0);
+	at += wpair + 1;
+	col_add(out, at, wsvc, 30);
+	at += wsvc + 1;
+	for (size_t k = 0; k < NSTATUS; k++) {
+		wst[k] = (int)strlen(status_short[k]);
+		col_add(out, at, wst[k], any[k] ? 10 + (int)k : 40 + (int)k);
+		at += wst[k] + 1;
+	}
+	col_add(out, at, 6, 1);
 	off = snprintf(head, sizeof(head), "%-*s %-*s", wpair, "REQUESTER -> PERFORMER", wsvc,
 		       "SERVICE");
 	for (size_t k = 0; k < NSTATUS; k++)
-		off += snprintf(head + off, sizeof(head) - (size_t)off, " %5s", status_short[k]);
+		off += snprintf(head + off, sizeof(head) - (size_t)off, " %*s", wst[k],
+				status_short[k]);
 	snprintf(head + off, sizeof(head) - (size_t)off, " %6s", "total");
 	bad |= lines_add(out, "%s", head);
 	for (size_t i = 0; i < ng && !bad; i++) {
@@ -661,7 +781,7 @@ static int panel_status(const monitor *mo, const monitor_filter *f, monitor_line
 		snprintf(pair, sizeof(pair), "%s -> %s", g[i].requester, g[i].performer);
 		off = snprintf(row, sizeof(row), "%-*s %-*s", wpair, pair, wsvc, g[i].service);
 		for (size_t k = 0; k < NSTATUS; k++)
-			off += snprintf(row + off, sizeof(row) - (size_t)off, " %5" PRIu64,
+			off += snprintf(row + off, sizeof(row) - (size_t)off, " %*" PRIu64, wst[k],
 					g[i].count[k]);
 		snprintf(row + off, sizeof(row) - (size_t)off, " %6" PRIu64, g[i].total);
 		bad |= lines_add(out, "%s", row);
@@ -852,11 +972,13 @@ json_t *monitor_to_json(const monitor *mo, int64_t now, const monitor_filter *f)
 	for (size_t i = 0; v != NULL && ov != NULL && i < n; i++) {
 		const struct mref *r = v[i];
 		json_t *e = json_object();
+		char lab[32];
 		if (e == NULL) {
 			bad = 1;
 			break;
 		}
 		bad |= mon_jset(e, "referralId", json_string(r->id));
+		bad |= mon_jset(e, "label", json_string(monitor_label(r->index, lab, sizeof(lab))));
 		bad |= mon_jset(e, "requester", json_string(r->requester));
 		bad |= mon_jset(e, "performer", json_string(r->performer));
 		bad |= mon_jset(e, "service", json_string(r->service));

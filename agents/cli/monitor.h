@@ -67,11 +67,32 @@ typedef struct monitor_filter {
 	char service[96];
 } monitor_filter;
 
-/* monitor_lines: lines of text (malloc'd, owned by the struct). */
+/* monitor_col: one column of a panel's table: where it starts in each line,
+ * how wide it is, and when it is dropped on a narrow screen (0: never;
+ * otherwise the higher first). */
+typedef struct monitor_col {
+	int start, width, drop;
+} monitor_col;
+
+#define MONITOR_COLS_MAX 24
+
+/* monitor_lines: lines of text (malloc'd, owned by the struct); a table
+ * panel also says where its columns are (ncol > 0). */
 typedef struct monitor_lines {
 	char **line;
 	size_t n, cap;
+	size_t ncol;
+	monitor_col col[MONITOR_COLS_MAX];
 } monitor_lines;
+
+/* monitor_lines_fit writes line i of l into out (n bytes) for a screen
+ * width columns wide: when the table does not fit, whole columns are
+ * dropped (the highest drop value first; a column with drop 0, such as
+ * who refers to whom, never), never a word cut in half; *hidden (may be
+ * NULL) says how many columns were dropped. A panel without columns is
+ * copied as it is. */
+void monitor_lines_fit(const monitor_lines *l, size_t i, int width, char *out, size_t n,
+		       int *hidden);
 
 /* monitor_new makes an empty state (*out is the caller's; free with
  * monitor_free). Errors: RETE_ENOMEM. */
@@ -145,6 +166,12 @@ rete_err monitor_print(const monitor *mo, int64_t now_ms, const monitor_filter *
  * reference; lowerCamelCase keys, times RFC 3339, enums in their JSON
  * spelling). NULL on out of memory. */
 json_t *monitor_to_json(const monitor *mo, int64_t now_ms, const monitor_filter *f);
+
+/* monitor_label writes a referral's short readable label, "#" and the log
+ * index of its request ("#42"), into buf (size n) and returns buf: the
+ * console and the monitor name referrals by it instead of their 34-character
+ * message id. */
+char *monitor_label(uint64_t index, char *buf, size_t n);
 
 /* monitor_duration_text writes a duration as "45s", "12m", "3h05m" or
  * "2d04h" into buf (size n) and returns buf; negative durations as 0s. */

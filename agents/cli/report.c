@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xlsxwriter.h>
+
+#include "duration.h"
 #include "json.h"
 #include "lifecycle.h"
 
@@ -212,6 +215,9 @@ static void times_finish(struct times *t, report_row *row)
 	row->median_receive_h = report_median(t->v[0], t->n[0]);
 	row->median_accept_h = report_median(t->v[1], t->n[1]);
 	row->median_complete_h = report_median(t->v[2], t->n[2]);
+	row->p90_receive_h = report_percentile(t->v[0], t->n[0], 90);
+	row->p90_accept_h = report_percentile(t->v[1], t->n[1], 90);
+	row->p90_complete_h = report_percentile(t->v[2], t->n[2], 90);
 }
 
 /* count_one adds r's contribution to row and its times to t. */
@@ -310,6 +316,7 @@ static void row_free(report_row *row)
 	free(row->requester);
 	free(row->performer);
 	free(row->service);
+	free(row->sent_month);
 }
 
 void report_free(report **r)
@@ -319,6 +326,9 @@ void report_free(report **r)
 	for (size_t i = 0; i < (*r)->nrows; i++)
 		row_free(&(*r)->rows[i]);
 	free((*r)->rows);
+	free((*r)->total.sent_month);
+	free((*r)->month);
+	free((*r)->month_start);
 	free(*r);
 	*r = NULL;
 }
@@ -326,6 +336,74 @@ void report_free(report **r)
 static const char *S(const char *s)
 {
 	return s != NULL ? s : "";
+}
+
+static int row_cmp(const void *a, const void *b)
+{
+	const report_row *x = a, *y = b;
+	int c;
+	if ((c = strcmp(S(x->requester), S(y->requester))) != 0 ||
+	    (c = strcmp(S(x->performer), S(y->performer))) != 0 ||
+	    (c = strcmp(S(x->service), S(y->service))) != 0)
+		return c;
+	if (x->age_band != y->age_band)
+		return x->age_band < y->age_band ? -1 : 1;
+	if (x->status != y->status)
+		return x->status < y->status ? -1 : 1;
+	return 0;
+}
+
+/* zero_rows adds a row of zeros for every expected group that has none (see
+ * report.h): the (pair, service) keys of every referral of infos, times the
+ * five age bands when grouped by them; not when grouped by status. */
+static int zero_rows(report *r, const Rete__ReferralInfo *const *infos, size_t n)
+{
+	static const Rete__AgeBand bands[] = {
+	    RETE__AGE_BAND__AGE_BAND_0_3, RETE__AGE_BAND__AGE_BAND_3_5,
+	    RETE__AGE_BAND__AGE_BAND_6_13, RETE__AGE_BAND__AGE_BAND_14_18,
+	    RETE__AGE_BAND__AGE_BAND_ADULT};
+	unsigned by = r->by;
+	size_t nb = (by & REPORT_BY_AGE_BAND) ? 5 : 1;
+
+	if ((by & REPORT_BY_STATUS) || by == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		const Rete__ReferralInfo *ri = infos[i];
+		if (ri == NULL ||
+		    !(by & (REPORT_BY_AGENCY | REPORT_BY_SERVICE | REPORT_BY_AGE_BAND)))
+			continue;
+		for (size_t b = 0; b < nb; b++) {
+			report_row key = {0};
+			key.requester = (by & REPORT_BY_AGENCY) ? (char *)S(ri->requester) : NULL;
+			key.performer = (by & REPORT_BY_AGENCY) ? (char *)S(ri->performer) : NULL;
+			key.service = (by & REPORT_BY_SERVICE) ? (char *)S(ri->service) : NULL;
+			key.age_band = (by & REPORT_BY_AGE_BAND) ? bands[b] : 0;
+			bool have = false;
+			for (size_t k = 0; k < r->nrows && !have; k++)
+				have = row_cmp(&r->rows[k], &key) == 0;
+			if (have)
+				continue;
+			report_row *nr = realloc(r->rows, (r->nrows + 1) * sizeof(*nr));
+			if (nr == NULL)
+				return -1;
+			r->rows = nr;
+			report_row *w = &r->rows[r->nrows];
+			memset(w, 0, sizeof(*w));
+			w->requester = key.requester ? strdup(key.requester) : NULL;
+			w->performer = key.performer ? strdup(key.performer) : NULL;
+			w->service = key.service ? strdup(key.service) : NULL;
+			w->age_band = key.age_band;
+			w->median_receive_h = w->median_accept_h = w->median_complete_h = NAN;
+			w->p90_receive_h = w->p90_accept_h = w->p90_complete_h = NAN;
+			r->nrows++;
+			if ((key.requester && !w->requester) || (key.performer && !w->performer) ||
+			    (key.service && !w->service))
+				return -1;
+		}
+	}
+	if (r->nrows > 1)
+		qsort(r->rows, r->nrows, sizeof(*r->rows), row_cmp);
+	return 0;
 }
 
 rete_err report_build(const Rete__ReferralInfo *const *infos, size_t n, int64_t from_ms,
@@ -399,6 +477,10 @@ rete_err report_build(const Rete__ReferralInfo *const *infos, size_t n, int64_t 
 	times_finish(&tt, &r->total);
 	times_free(&tt);
 	free(ks);
+	if (zero_rows(r, infos, n) != 0) {
+		report_free(&r);
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	}
 	*out = r;
 	return RETE_OK;
 nomem:
@@ -413,10 +495,11 @@ nomem:
  * CSV
  * ---------------------------------------------------------------------- */
 
-/* csv_field writes one field, quoted when RFC 4180 requires it. */
-static void csv_field(FILE *out, const char *s, char sep)
+/* csv_field_q writes one field, quoted when RFC 4180 requires it or when
+ * always is set. */
+static void csv_field_q(FILE *out, const char *s, char sep, bool always)
 {
-	bool quote = s[strcspn(s, "\"\r\n")] != '\0' || strchr(s, sep) != NULL;
+	bool quote = always || s[strcspn(s, "\"\r\n")] != '\0' || strchr(s, sep) != NULL;
 
 	if (!quote) {
 		fputs(s, out);
@@ -431,10 +514,9 @@ static void csv_field(FILE *out, const char *s, char sep)
 	fputc('"', out);
 }
 
-static void csv_u64(FILE *out, char sep, uint64_t v)
+static void csv_field(FILE *out, const char *s, char sep)
 {
-	fputc(sep, out);
-	fprintf(out, "%llu", (unsigned long long)v);
+	csv_field_q(out, s, sep, false);
 }
 
 /* csv_hours writes a median with two decimals and the chosen decimal mark;
@@ -461,99 +543,7 @@ static const char *age_band_name(Rete__AgeBand b)
 
 rete_err report_write_csv(const report *r, FILE *out, char sep, char dec, rete_msg *m)
 {
-	bool first = true;
-
-#define CSV_HEAD(name)                                                                             \
-	do {                                                                                       \
-		if (!first)                                                                        \
-			fputc(sep, out);                                                           \
-		fputs(name, out);                                                                  \
-		first = false;                                                                     \
-	} while (0)
-
-	if (r->by & REPORT_BY_AGENCY) {
-		CSV_HEAD("requester");
-		CSV_HEAD("performer");
-	}
-	if (r->by & REPORT_BY_SERVICE)
-		CSV_HEAD("service");
-	if (r->by & REPORT_BY_AGE_BAND)
-		CSV_HEAD("ageBand");
-	if (r->by & REPORT_BY_STATUS)
-		CSV_HEAD("status");
-	CSV_HEAD("sent");
-	CSV_HEAD("received");
-	CSV_HEAD("accepted");
-	CSV_HEAD("rejected");
-	for (int k = 1; k < REPORT_NREASONS; k++) {
-		fputc(sep, out);
-		fprintf(out, "rejected%s", report_reason_camel[k]);
-	}
-	CSV_HEAD("completed");
-	CSV_HEAD("completedSuccessful");
-	CSV_HEAD("completedUnsuccessful");
-	for (int k = 1; k < REPORT_NREASONS; k++) {
-		fputc(sep, out);
-		fprintf(out, "unsuccessful%s", report_reason_camel[k]);
-	}
-	CSV_HEAD("cancelled");
-	CSV_HEAD("failed");
-	CSV_HEAD("overdue");
-	CSV_HEAD("openAtEnd");
-	CSV_HEAD("medianHoursToReceive");
-	CSV_HEAD("medianHoursToAccept");
-	CSV_HEAD("medianHoursToComplete");
-	fputs("\r\n", out);
-#undef CSV_HEAD
-
-	for (size_t i = 0; i < r->nrows; i++) {
-		const report_row *w = &r->rows[i];
-		bool lead = true;
-#define CSV_KEY(s)                                                                                 \
-	do {                                                                                       \
-		if (!lead)                                                                         \
-			fputc(sep, out);                                                           \
-		csv_field(out, s, sep);                                                            \
-		lead = false;                                                                      \
-	} while (0)
-		if (r->by & REPORT_BY_AGENCY) {
-			CSV_KEY(S(w->requester));
-			CSV_KEY(S(w->performer));
-		}
-		if (r->by & REPORT_BY_SERVICE)
-			CSV_KEY(S(w->service));
-		if (r->by & REPORT_BY_AGE_BAND)
-			CSV_KEY(age_band_name(w->age_band));
-		if (r->by & REPORT_BY_STATUS)
-			CSV_KEY(rete_status_name(w->status));
-#undef CSV_KEY
-		/* the first number needs no separator when there are no keys */
-		if (lead)
-			fprintf(out, "%llu", (unsigned long long)w->sent);
-		else
-			csv_u64(out, sep, w->sent);
-		csv_u64(out, sep, w->received);
-		csv_u64(out, sep, w->accepted);
-		csv_u64(out, sep, w->rejected);
-		for (int k = 1; k < REPORT_NREASONS; k++)
-			csv_u64(out, sep, w->rejected_by[k]);
-		csv_u64(out, sep, w->completed);
-		csv_u64(out, sep, w->successful);
-		csv_u64(out, sep, w->unsuccessful);
-		for (int k = 1; k < REPORT_NREASONS; k++)
-			csv_u64(out, sep, w->unsuccessful_by[k]);
-		csv_u64(out, sep, w->cancelled);
-		csv_u64(out, sep, w->failed);
-		csv_u64(out, sep, w->overdue);
-		csv_u64(out, sep, w->open_at_end);
-		csv_hours(out, sep, dec, w->median_receive_h);
-		csv_hours(out, sep, dec, w->median_accept_h);
-		csv_hours(out, sep, dec, w->median_complete_h);
-		fputs("\r\n", out);
-	}
-	if (fflush(out) != 0 || ferror(out))
-		return rete_msg_set(m, RETE_EIO, "cannot write the report");
-	return RETE_OK;
+	return report_write_csv_lang(r, out, sep, dec, REPORT_EN, m);
 }
 
 /* ------------------------------------------------------------------------
@@ -614,6 +604,13 @@ static json_t *row_json(const report *r, const report_row *w, bool keys)
 	bad |= jset(o, "medianHoursToReceive", j_hours(w->median_receive_h));
 	bad |= jset(o, "medianHoursToAccept", j_hours(w->median_accept_h));
 	bad |= jset(o, "medianHoursToComplete", j_hours(w->median_complete_h));
+	if (r->nmonths > 0 && w->sent_month != NULL) {
+		json_t *sm = json_array();
+		for (size_t k = 0; sm != NULL && k < r->nmonths; k++)
+			bad |=
+			    json_array_append_new(sm, json_integer((json_int_t)w->sent_month[k]));
+		bad |= jset(o, "sentByMonth", sm);
+	}
 	if (bad) {
 		json_decref(o);
 		return NULL;
@@ -646,6 +643,12 @@ json_t *report_to_json(const report *r, const char *from, const char *to, const 
 		if (r->by & dims[i].bit)
 			bad |= json_array_append_new(by, json_string(dims[i].name));
 	bad |= jset(o, "by", by);
+	if (r->nmonths > 0) {
+		json_t *ms = json_array();
+		for (size_t k = 0; ms != NULL && k < r->nmonths; k++)
+			bad |= json_array_append_new(ms, json_string(r->month[k]));
+		bad |= jset(o, "months", ms);
+	}
 	for (size_t i = 0; i < r->nrows; i++)
 		bad |= json_array_append_new(groups, row_json(r, &r->rows[i], true));
 	bad |= jset(o, "groups", groups);
@@ -655,4 +658,402 @@ json_t *report_to_json(const report *r, const char *from, const char *to, const 
 		return NULL;
 	}
 	return o;
+}
+
+/* ------------------------------------------------------------------------
+ * Months, headers in two languages, the column model, XLSX
+ * ---------------------------------------------------------------------- */
+
+rete_err report_add_months(report *r, const Rete__ReferralInfo *const *infos, size_t n,
+			   const char *from, const char *to, const char *tz, rete_msg *m)
+{
+	int y0, m0, y1, m1;
+	if (!rete_date_valid(from) || !rete_date_valid(to) ||
+	    sscanf(from, "%4d-%2d", &y0, &m0) != 2 || sscanf(to, "%4d-%2d", &y1, &m1) != 2)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "'%s' to '%s' is not a period of dates YYYY-MM-DD", from, to);
+	size_t nm = (size_t)((y1 - y0) * 12 + (m1 - m0) + 1);
+	if (y1 * 12 + m1 < y0 * 12 + m0 || nm > 1200)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "'%s' to '%s': months are shown for periods of up to 100 "
+				    "years, from before to",
+				    from, to);
+	r->month = calloc(nm, sizeof(*r->month));
+	r->month_start = calloc(nm + 1, sizeof(*r->month_start));
+	r->total.sent_month = calloc(nm, sizeof(uint64_t));
+	if (!r->month || !r->month_start || !r->total.sent_month)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	r->nmonths = nm;
+	for (size_t k = 0; k < nm; k++) {
+		int y = y0 + (int)((m0 - 1 + (int)k) / 12), mo = (m0 - 1 + (int)k) % 12 + 1;
+		char day[16];
+		int64_t a, b;
+		snprintf(r->month[k], sizeof(r->month[k]), "%04d-%02d", y % 10000, mo);
+		snprintf(day, sizeof(day), "%04d-%02d-01", y % 10000, mo);
+		rete_err e = rete_day_bounds(day, tz, &a, &b, m);
+		if (e != RETE_OK)
+			return e;
+		r->month_start[k] = k == 0 ? r->from_ms : a;
+	}
+	r->month_start[nm] = r->to_ms;
+	for (size_t i = 0; i < r->nrows; i++)
+		if ((r->rows[i].sent_month = calloc(nm, sizeof(uint64_t))) == NULL)
+			return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		const Rete__ReferralInfo *ri = infos[i];
+		if (ri == NULL || ri->requested_at < r->from_ms || ri->requested_at >= r->to_ms ||
+		    ri->requested_at == 0)
+			continue;
+		size_t k = 0;
+		while (k + 1 < nm && ri->requested_at >= r->month_start[k + 1])
+			k++;
+		r->total.sent_month[k]++;
+		report_row key = {0};
+		key.requester = (r->by & REPORT_BY_AGENCY) ? (char *)S(ri->requester) : NULL;
+		key.performer = (r->by & REPORT_BY_AGENCY) ? (char *)S(ri->performer) : NULL;
+		key.service = (r->by & REPORT_BY_SERVICE) ? (char *)S(ri->service) : NULL;
+		key.age_band = (r->by & REPORT_BY_AGE_BAND) ? ri->age_band : 0;
+		if (r->by & REPORT_BY_STATUS) {
+			struct period p = {r->from_ms, r->to_ms, r->now_ms};
+			key.status = status_at_end(ri, &p);
+		}
+		report_row *w =
+		    r->nrows ? bsearch(&key, r->rows, r->nrows, sizeof(*r->rows), row_cmp) : NULL;
+		if (w != NULL)
+			w->sent_month[k]++;
+	}
+	return RETE_OK;
+}
+
+rete_err report_parse_lang(const char *s, report_lang *out, rete_msg *m)
+{
+	if (strcmp(s, "en") == 0)
+		*out = REPORT_EN;
+	else if (strcmp(s, "it") == 0)
+		*out = REPORT_IT;
+	else
+		return rete_msg_set(m, RETE_EINVAL,
+				    "'%s' is not a language of the report; use it (Italian) or en "
+				    "(English)",
+				    s);
+	return RETE_OK;
+}
+
+enum colkind { C_REQ, C_PERF, C_SVC, C_BAND, C_STATUS, C_NUM, C_HOURS, C_MONTH };
+#define REPORT_NNUM 23
+
+struct col {
+	enum colkind k;
+	size_t which;
+};
+
+static const char *const num_en[REPORT_NNUM] = {"sent",
+						"received",
+						"accepted",
+						"rejected",
+						NULL,
+						NULL,
+						NULL,
+						NULL,
+						NULL,
+						NULL,
+						"completed",
+						"completedSuccessful",
+						"completedUnsuccessful",
+						NULL,
+						NULL,
+						NULL,
+						NULL,
+						NULL,
+						NULL,
+						"cancelled",
+						"failed",
+						"overdue",
+						"openAtEnd"};
+static const char *const num_it[REPORT_NNUM] = {"Inviate",
+						"Ricevute",
+						"Accettate",
+						"Rifiutate",
+						NULL,
+						NULL,
+						NULL,
+						NULL,
+						NULL,
+						NULL,
+						"Completate",
+						"Completate con esito positivo",
+						"Completate con esito negativo",
+						NULL,
+						NULL,
+						NULL,
+						NULL,
+						NULL,
+						NULL,
+						"Annullate",
+						"Non consegnate",
+						"In ritardo",
+						"Aperte a fine periodo"};
+static const char *const reason_it[REPORT_NREASONS] = {NULL,
+						       "rifiuto della persona",
+						       "mancanza di capacità",
+						       "non più necessario",
+						       "persona non raggiungibile",
+						       "ente non raggiungibile",
+						       "altro motivo"};
+static const char *const hours_en[3] = {"medianHoursToReceive", "medianHoursToAccept",
+					"medianHoursToComplete"};
+static const char *const hours_it[3] = {"Ore alla ricezione (mediana)",
+					"Ore all'accettazione (mediana)",
+					"Ore al completamento (mediana)"};
+
+static uint64_t num_of(const report_row *w, size_t k)
+{
+	if (k >= 4 && k <= 9)
+		return w->rejected_by[k - 3];
+	if (k >= 13 && k <= 18)
+		return w->unsuccessful_by[k - 12];
+	switch (k) {
+	case 0:
+		return w->sent;
+	case 1:
+		return w->received;
+	case 2:
+		return w->accepted;
+	case 3:
+		return w->rejected;
+	case 10:
+		return w->completed;
+	case 11:
+		return w->successful;
+	case 12:
+		return w->unsuccessful;
+	case 19:
+		return w->cancelled;
+	case 20:
+		return w->failed;
+	case 21:
+		return w->overdue;
+	default:
+		return w->open_at_end;
+	}
+}
+
+/* col_at: the i-th column of r; false past the last. */
+static bool col_at(const report *r, size_t i, struct col *c)
+{
+	size_t k = 0;
+	if (r->by & REPORT_BY_AGENCY) {
+		if (i == k++)
+			return *c = (struct col){C_REQ, 0}, true;
+		if (i == k++)
+			return *c = (struct col){C_PERF, 0}, true;
+	}
+	if ((r->by & REPORT_BY_SERVICE) && i == k++)
+		return *c = (struct col){C_SVC, 0}, true;
+	if ((r->by & REPORT_BY_AGE_BAND) && i == k++)
+		return *c = (struct col){C_BAND, 0}, true;
+	if ((r->by & REPORT_BY_STATUS) && i == k++)
+		return *c = (struct col){C_STATUS, 0}, true;
+	if (i < k + REPORT_NNUM)
+		return *c = (struct col){C_NUM, i - k}, true;
+	k += REPORT_NNUM;
+	if (i < k + 3)
+		return *c = (struct col){C_HOURS, i - k}, true;
+	k += 3;
+	if (i < k + r->nmonths)
+		return *c = (struct col){C_MONTH, i - k}, true;
+	return false;
+}
+
+size_t report_header_count(const report *r)
+{
+	struct col c;
+	size_t i = 0;
+	while (col_at(r, i, &c))
+		i++;
+	return i;
+}
+
+char *report_header(const report *r, report_lang lang, size_t i, char *buf, size_t n)
+{
+	struct col c;
+	bool it = lang == REPORT_IT;
+	buf[0] = '\0';
+	if (!col_at(r, i, &c))
+		return buf;
+	switch (c.k) {
+	case C_REQ:
+		snprintf(buf, n, "%s", it ? "Chi invia" : "requester");
+		break;
+	case C_PERF:
+		snprintf(buf, n, "%s", it ? "Chi riceve" : "performer");
+		break;
+	case C_SVC:
+		snprintf(buf, n, "%s", it ? "Servizio" : "service");
+		break;
+	case C_BAND:
+		snprintf(buf, n, "%s", it ? "Fascia d'età" : "ageBand");
+		break;
+	case C_STATUS:
+		snprintf(buf, n, "%s", it ? "Stato a fine periodo" : "status");
+		break;
+	case C_NUM:
+		if (c.which >= 4 && c.which <= 9)
+			snprintf(buf, n, it ? "Rifiutate: %s" : "rejected%s",
+				 it ? reason_it[c.which - 3] : report_reason_camel[c.which - 3]);
+		else if (c.which >= 13 && c.which <= 18)
+			snprintf(buf, n, it ? "Esito negativo: %s" : "unsuccessful%s",
+				 it ? reason_it[c.which - 12] : report_reason_camel[c.which - 12]);
+		else
+			snprintf(buf, n, "%s", it ? num_it[c.which] : num_en[c.which]);
+		break;
+	case C_HOURS:
+		snprintf(buf, n, "%s", it ? hours_it[c.which] : hours_en[c.which]);
+		break;
+	case C_MONTH:
+		snprintf(buf, n, it ? "Inviate %s" : "sent %s", r->month[c.which]);
+		break;
+	}
+	return buf;
+}
+
+void report_cell(const report *r, const report_row *w, size_t i, char *buf, size_t n, double *num,
+		 bool *is_num)
+{
+	struct col c;
+	buf[0] = '\0';
+	*num = NAN;
+	*is_num = false;
+	if (!col_at(r, i, &c))
+		return;
+	switch (c.k) {
+	case C_REQ:
+		snprintf(buf, n, "%s", S(w->requester));
+		return;
+	case C_PERF:
+		snprintf(buf, n, "%s", S(w->performer));
+		return;
+	case C_SVC:
+		snprintf(buf, n, "%s", S(w->service));
+		return;
+	case C_BAND:
+		snprintf(buf, n, "%s", w == &r->total ? "" : age_band_name(w->age_band));
+		return;
+	case C_STATUS:
+		snprintf(buf, n, "%s", w == &r->total ? "" : rete_status_name(w->status));
+		return;
+	case C_NUM:
+		*num = (double)num_of(w, c.which);
+		break;
+	case C_HOURS:
+		*num = c.which == 0   ? w->median_receive_h
+		       : c.which == 1 ? w->median_accept_h
+				      : w->median_complete_h;
+		break;
+	case C_MONTH:
+		*num = w->sent_month ? (double)w->sent_month[c.which] : 0;
+		break;
+	}
+	*is_num = true;
+}
+
+rete_err report_write_csv_lang(const report *r, FILE *out, char sep, char dec, report_lang lang,
+			       rete_msg *m)
+{
+	size_t nc = report_header_count(r);
+	char buf[160];
+	/* with another separator than ',' every text but a line's first is
+	 * quoted: a spreadsheet that guesses the separator (gnumeric, for one)
+	 * takes the character before a quoted text that does not begin its
+	 * line, and ',' when there is none */
+	bool q = sep != ',';
+
+	for (size_t i = 0; i < nc; i++) {
+		if (i)
+			fputc(sep, out);
+		csv_field_q(out, report_header(r, lang, i, buf, sizeof(buf)), sep, q && i > 0);
+	}
+	fputs("\r\n", out);
+	for (size_t k = 0; k < r->nrows; k++) {
+		const report_row *w = &r->rows[k];
+		for (size_t i = 0; i < nc; i++) {
+			double v;
+			bool isnum;
+			struct col c;
+			col_at(r, i, &c);
+			report_cell(r, w, i, buf, sizeof(buf), &v, &isnum);
+			if (c.k == C_HOURS) {
+				/* csv_hours writes its own separator */
+				if (i == 0)
+					fputs("", out);
+				csv_hours(out, sep, dec, v);
+				continue;
+			}
+			if (i)
+				fputc(sep, out);
+			if (isnum)
+				fprintf(out, "%llu", (unsigned long long)v);
+			else
+				csv_field_q(out, buf, sep, q && i > 0);
+		}
+		fputs("\r\n", out);
+	}
+	if (fflush(out) != 0 || ferror(out))
+		return rete_msg_set(m, RETE_EIO, "cannot write the report");
+	return RETE_OK;
+}
+
+rete_err report_write_xlsx(const report *r, const char *path, report_lang lang, const char *title,
+			   rete_msg *m)
+{
+	lxw_workbook *wb = workbook_new(path);
+	if (wb == NULL)
+		return rete_msg_set(m, RETE_EIO, "%s: cannot make the workbook", path);
+	lxw_worksheet *ws = workbook_add_worksheet(wb, lang == REPORT_IT ? "Rapporto" : "Report");
+	lxw_format *bold = workbook_add_format(wb);
+	lxw_format *hours = workbook_add_format(wb);
+	lxw_format *tot = workbook_add_format(wb);
+	format_set_bold(bold);
+	format_set_text_wrap(bold);
+	format_set_num_format(hours, "0.00");
+	format_set_bold(tot);
+	size_t nc = report_header_count(r);
+	char buf[160];
+	lxw_row_t row = 0;
+
+	if (title != NULL && title[0] != '\0') {
+		worksheet_write_string(ws, row++, 0, title, bold);
+		row++;
+	}
+	for (size_t i = 0; i < nc; i++)
+		worksheet_write_string(ws, row, (lxw_col_t)i,
+				       report_header(r, lang, i, buf, sizeof(buf)), bold);
+	worksheet_freeze_panes(ws, row + 1, 0);
+	row++;
+	for (size_t k = 0; k <= r->nrows; k++, row++) {
+		const report_row *w = k < r->nrows ? &r->rows[k] : &r->total;
+		for (size_t i = 0; i < nc; i++) {
+			double v;
+			bool isnum;
+			struct col c;
+			col_at(r, i, &c);
+			report_cell(r, w, i, buf, sizeof(buf), &v, &isnum);
+			if (k == r->nrows && i == 0 && !isnum) {
+				worksheet_write_string(ws, row, 0,
+						       lang == REPORT_IT ? "Totale" : "Total", tot);
+				continue;
+			}
+			if (!isnum)
+				worksheet_write_string(ws, row, (lxw_col_t)i, buf, NULL);
+			else if (!isnan(v))
+				worksheet_write_number(ws, row, (lxw_col_t)i, v,
+						       c.k == C_HOURS ? hours : NULL);
+		}
+	}
+	worksheet_set_column(ws, 0, (lxw_col_t)(nc ? nc - 1 : 0), 14, NULL);
+	lxw_error e = workbook_close(wb);
+	if (e != LXW_NO_ERROR)
+		return rete_msg_set(m, RETE_EIO, "%s: cannot write the workbook: %s", path,
+				    lxw_strerror(e));
+	return RETE_OK;
 }

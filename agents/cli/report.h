@@ -69,6 +69,9 @@ typedef struct report_row {
 	uint64_t cancelled, failed, overdue, open_at_end;
 	/* median hours; NAN when there is no value in the period */
 	double median_receive_h, median_accept_h, median_complete_h;
+	/* 90th percentile hours (nearest rank); NAN when there is none */
+	double p90_receive_h, p90_accept_h, p90_complete_h;
+	uint64_t *sent_month; /* report_add_months: sent per month, or NULL */
 } report_row;
 
 /* report: the rows (sorted by requester, performer, service, age band,
@@ -79,6 +82,9 @@ typedef struct report {
 	report_row *rows;
 	size_t nrows;
 	report_row total;
+	size_t nmonths;	      /* report_add_months: the months of the period */
+	char (*month)[8];     /* "YYYY-MM", nmonths of them */
+	int64_t *month_start; /* nmonths + 1 bounds (ms); the last is to_ms */
 } report;
 
 /* report_parse_by parses a --by list ("agency,service,age-band,status", any
@@ -92,6 +98,54 @@ rete_err report_parse_by(const char *s, unsigned *by, rete_msg *m);
  * no row. Errors: RETE_EINVAL (from_ms >= to_ms), RETE_ENOMEM. */
 rete_err report_build(const Rete__ReferralInfo *const *infos, size_t n, int64_t from_ms,
 		      int64_t to_ms, int64_t now_ms, unsigned by, report **out, rete_msg *m);
+
+/* Zero rows (report_build): every group a steering group expects to read is
+ * shown, with zeros when nothing happened in the period: every agency pair
+ * (and, grouped by service, every pair and service) that any referral of
+ * infos has, in the period or not; and, grouped by age band, each of the five
+ * bands (0-3, 3-5, 6-13, 14-18, adult) for each of them. Grouped by status,
+ * only the statuses that occur get a row. */
+
+/* report_add_months adds one column per calendar month of the period (in
+ * tz; the first and last months cut to the period): the referrals sent in
+ * that month, per row and in total. from and to are the period's dates
+ * YYYY-MM-DD (both inclusive), as given to report_build's bounds. Errors:
+ * RETE_EINVAL (a bad date or zone), RETE_ENOMEM. */
+rete_err report_add_months(report *r, const Rete__ReferralInfo *const *infos, size_t n,
+			   const char *from, const char *to, const char *tz, rete_msg *m);
+
+/* report_lang: the language of the headers. */
+typedef enum report_lang { REPORT_EN = 0, REPORT_IT } report_lang;
+
+/* report_parse_lang: "en" or "it". RETE_EINVAL naming the value. */
+rete_err report_parse_lang(const char *s, report_lang *out, rete_msg *m);
+
+/* report_header_count: how many columns report_header gives for r. */
+size_t report_header_count(const report *r);
+
+/* report_header: the column headers of r in lang (Italian: "Inviate",
+ * "Rifiutate: mancanza di capacità"...), the i-th of report_header_count
+ * written into buf (n bytes); returns buf. */
+char *report_header(const report *r, report_lang lang, size_t i, char *buf, size_t n);
+
+/* report_cell: row w's i-th column as text (keys) or number: *num is set
+ * and the text empty for a number; NAN with empty text for an empty
+ * median. Keys are written as their codes (party ids, service codes, age
+ * band and status names). */
+void report_cell(const report *r, const report_row *w, size_t i, char *buf, size_t n, double *num,
+		 bool *is_num);
+
+/* report_write_csv_lang is report_write_csv with headers in lang and the
+ * month columns when there are months. */
+rete_err report_write_csv_lang(const report *r, FILE *out, char sep, char dec, report_lang lang,
+			       rete_msg *m);
+
+/* report_write_xlsx writes r as an XLSX workbook at path (libxlsxwriter):
+ * one sheet, the headers in lang (bold, frozen), numbers as numbers,
+ * medians with two decimals, a total row. Errors: RETE_EIO (m names the
+ * file and libxlsxwriter's reason). */
+rete_err report_write_xlsx(const report *r, const char *path, report_lang lang, const char *title,
+			   rete_msg *m);
 
 /* report_free frees *r and sets it to NULL; NULL is fine. */
 void report_free(report **r);

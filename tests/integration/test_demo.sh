@@ -23,6 +23,10 @@ grep -qF "timestamped by CN=rete demo TSA" <<<"$out" || { echo "$out"; fail "the
 grep -qF "cosigned by 4 of 4 witnesses" <<<"$out" || { echo "$out"; fail "the demo's evidence is not cosigned by the four agencies"; }
 ls "$dir"/net/evidence-*.json >/dev/null || fail "the demo wrote no evidence bundle"
 
+# The web console was started and its address printed (issue 16); it is
+# stopped with the rest (below).
+grep -qE "open http://127\.0\.0\.1:[0-9]+/ in a browser" <<<"$out" || { echo "$out"; fail "the demo did not print the console's address"; }
+
 # Nothing the demo started is still running.
 if pgrep -f "$dir/net" >/dev/null; then
 	pgrep -af "$dir/net" >&2

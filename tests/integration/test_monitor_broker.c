@@ -320,6 +320,58 @@ static void quit_monitor(const char *session)
 	E->tmux_started = false;
 }
 
+static void label5(char *out, size_t n);
+
+/* At 80x24 (issue 16): the live view fits; columns that do not fit are
+ * dropped whole and said so, never cut mid-word; the requester column and
+ * who waits on whom stay; statuses are words; the referral is named by its
+ * label; the time in the header is local (the network's zone). */
+static void test_monitor_80x24(void **state)
+{
+	(void)state;
+	char lab[32];
+	label5(lab, sizeof(lab));
+	int rc = tu_run(NULL,
+			"tmux -L %s new-session -d -s narrow -x 80 -y 24 "
+			"'TERM=xterm %s/rete monitor -c %s 2>%s/monitor-narrow.err'",
+			E->tmux, RETE_BIN_DIR, E->coord_ini, E->h.dir);
+	assert_int_equal(rc, 0);
+	E->tmux_started = true;
+	E->session = "narrow";
+	const char *want[] = {lab,
+			      "social.mantova waiting on asst.mantova",
+			      "REQUESTER -> PERFORMER",
+			      "social.mantova -> cpi.mantova",
+			      "columns hidden)",
+			      NULL};
+	char *p = wait_pane(want, NULL);
+	if (getenv("RETE_TEST_SHOW_PANE"))
+		fprintf(stderr, "---- 80x24 ----\n%s---- end ----\n", p);
+	/* the status table's header: only whole words */
+	char *h = strstr(p, "REQUESTER -> PERFORMER");
+	char *eol = strchr(h, '\n');
+	assert_non_null(eol);
+	*eol = '\0';
+	static const char *const words[] = {"REQUESTER", "->",	      "PERFORMER", "SERVICE",
+					    "requested", "received",  "accepted",  "in-progress",
+					    "on-hold",	 "completed", "rejected",  "cancelled",
+					    "failed",	 "total",     NULL};
+	char *save = NULL;
+	for (char *tok = strtok_r(h, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		bool known = false;
+		for (size_t i = 0; words[i] && !known; i++)
+			known = strcmp(tok, words[i]) == 0;
+		if (!known)
+			fail_msg("a word cut in the 80-column header: '%s'", tok);
+	}
+	/* the header's time is local: Rome is CET or CEST */
+	*eol = '\n';
+	assert_true(strstr(p, " CET") != NULL || strstr(p, " CEST") != NULL);
+	free(p);
+	quit_monitor("narrow");
+	E->session = "mon";
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -412,6 +464,26 @@ static void no_personal_data(const char *text)
 	assert_null(strstr(text, "Bianchi"));
 	assert_null(strstr(text, FISCAL_CODE));
 	assert_null(strstr(text, "+39 0376"));
+}
+
+/* label5: the overdue referral's short label ("#N", its log index) as
+ * `rete monitor --json` gives it: the text views name it by that, never by
+ * its id (issue 16) */
+static void label5(char *out, size_t n)
+{
+	char *txt = NULL;
+	json_error_t je;
+	assert_int_equal(tu_run(&txt, "%s/rete monitor -c %s --json", RETE_BIN_DIR, E->coord_ini),
+			 0);
+	json_t *j = json_loads(txt, 0, &je);
+	assert_non_null(j);
+	const char *l = json_string_value(
+	    json_object_get(json_array_get(json_object_get(j, "overdue"), 0), "label"));
+	assert_non_null(l);
+	assert_true(l[0] == '#');
+	snprintf(out, n, "%s", l);
+	json_decref(j);
+	free(txt);
 }
 
 static json_int_t jint(json_t *o, const char *path1, const char *path2)
@@ -526,10 +598,15 @@ static void test_monitor_once_json(void **state)
 	assert_non_null(ovp);
 	assert_non_null(stp);
 	assert_true(ovp < stp);
-	char *r5 = strstr(out, E->rid[4]);
+	char lab[32];
+	label5(lab, sizeof(lab));
+	char *r5 = strstr(out, lab);
 	assert_non_null(r5);
 	assert_true(r5 > ovp && r5 < stp);
 	assert_non_null(strstr(out, "social.mantova waiting on asst.mantova"));
+	/* statuses in words, not abbreviations */
+	assert_non_null(strstr(out, "requested received accepted in-progress"));
+	assert_null(strstr(out, " req  recv"));
 	free(out);
 }
 
@@ -620,7 +697,7 @@ static void test_report_csv(void **state)
 				"--by service",
 				RETE_BIN_DIR, E->h.dir, from, to),
 			 0);
-	assert_non_null(strstr(out, "service;sent;received;"));
+	assert_non_null(strstr(out, "service;\"sent\";\"received\";"));
 	assert_non_null(strstr(out, "\r\nemployment-orientation;3;3;2;"));
 	free(out);
 
@@ -664,7 +741,9 @@ static void test_monitor_live_tmux(void **state)
 	(void)state;
 	char pair_asst[] = "social.mantova -> asst.mantova";
 	char done_row[] = "social.mantova -> cpi.mantova";
-	const char *want[] = {E->rid[4], "social.mantova waiting on asst.mantova", pair_asst, NULL};
+	char lab[32];
+	label5(lab, sizeof(lab));
+	const char *want[] = {lab, "social.mantova waiting on asst.mantova", pair_asst, NULL};
 	char *p = wait_pane(want, NULL);
 	if (getenv("RETE_TEST_SHOW_PANE"))
 		fprintf(stderr, "---- pane ----\n%s---- end ----\n", p);
@@ -673,7 +752,7 @@ static void test_monitor_live_tmux(void **state)
 	 * status panel's title */
 	char *ovp = strstr(p, "Overdue referrals");
 	char *stp = strstr(p, "Referrals by status");
-	char *r5 = strstr(p, E->rid[4]);
+	char *r5 = strstr(p, lab);
 	assert_non_null(ovp);
 	assert_non_null(stp);
 	assert_true(ovp < r5 && r5 < stp);
@@ -701,7 +780,7 @@ static void test_monitor_live_tmux(void **state)
 	free(wait_pane(prompt, NULL));
 	assert_int_equal(tu_run(NULL, "tmux -L %s send-keys -t mon cpi Enter", E->tmux), 0);
 	const char *want_f[] = {"agency ~ cpi", "(no overdue referral)", "training-voucher", NULL};
-	const char *avoid_f[] = {pair_asst, E->rid[4], NULL};
+	const char *avoid_f[] = {pair_asst, "social.mantova waiting on", NULL};
 	p = wait_pane(want_f, avoid_f);
 	free(p);
 	/* filter by service, then clear */
@@ -815,9 +894,8 @@ static void test_monitor_gap(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_monitor_once_json),
-	    cmocka_unit_test(test_report_csv),
-	    cmocka_unit_test(test_monitor_live_tmux),
+	    cmocka_unit_test(test_monitor_once_json), cmocka_unit_test(test_report_csv),
+	    cmocka_unit_test(test_monitor_live_tmux), cmocka_unit_test(test_monitor_80x24),
 	    cmocka_unit_test(test_monitor_gap),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

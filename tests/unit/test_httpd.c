@@ -30,6 +30,7 @@ struct got {
 	size_t len;
 	char ctype[128];
 	char allow[128];
+	char hdrs[2048]; /* every header line as received */
 	CURLcode rc;
 };
 
@@ -48,6 +49,8 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 {
 	struct got *g = ud;
 	size_t k = sz * n;
+	size_t hl = strlen(g->hdrs);
+	snprintf(g->hdrs + hl, sizeof(g->hdrs) - hl, "%.*s", (int)k, p);
 	if (k > 7 && strncasecmp(p, "Allow: ", 7) == 0) {
 		size_t e = k;
 		while (e > 7 && (p[e - 1] == '\r' || p[e - 1] == '\n'))
@@ -395,6 +398,116 @@ static void test_connection_limit(void **state)
  * the program's own threads (the agent's poll must wake with EINTR). Read
  * in /proc: every thread but this one (the server's) has SIGTERM and
  * SIGCHLD in its blocked mask. */
+/* --- the console's extensions: routes that read the request, prefix routes,
+ * server and answer headers, streams, loopback ------------------------------ */
+
+static void route_req(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	(void)ctx;
+	const char *x = rete_http_arg(rq, "x");
+	const char *ua = rete_http_req_header(rq, "X-Who");
+	rete_http_header(a, "X-Route", "req");
+	rete_http_printf(a, "%s x=%s who=%s peer=%s\n", rq->path, x ? x : "(none)",
+			 ua ? ua : "(none)", rq->peer);
+}
+
+struct tstream {
+	int n;
+	int *closed;
+};
+
+static void *ts_open(void *ctx, const rete_http_req *rq)
+{
+	(void)rq;
+	struct tstream *t = calloc(1, sizeof(*t));
+	if (t)
+		t->closed = ctx;
+	return t;
+}
+
+static long ts_next(void *st, char *buf, size_t max)
+{
+	struct tstream *t = st;
+	if (t->n == 3)
+		return -1;
+	return snprintf(buf, max, "data: %d\n\n", t->n++);
+}
+
+static void ts_close(void *st)
+{
+	struct tstream *t = st;
+	(*t->closed)++;
+	free(t);
+}
+
+static const rete_http_stream tstream_fns = {ts_open, ts_next, ts_close, "text/event-stream"};
+
+static void test_console_extensions(void **state)
+{
+	(void)state;
+	rete_http_addr addr;
+	rete_msg m;
+	rete_httpd *h = NULL;
+	int calls = 0, closed = 0;
+	char url[160];
+	struct got g;
+
+	assert_int_equal(rete_http_addr_parse("127.0.0.1:0", &addr, &m), RETE_OK);
+	assert_true(rete_http_addr_loopback(&addr));
+	assert_int_equal(rete_httpd_new(&h, "console", &m), RETE_OK);
+	assert_int_equal(
+	    rete_httpd_server_header(h, "Content-Security-Policy", "default-src 'none'", &m),
+	    RETE_OK);
+	assert_int_equal(rete_httpd_route(h, "/hello", route_hello, &calls, &m), RETE_OK);
+	assert_int_equal(rete_httpd_route_req(h, "/static/", true, route_req, NULL, &m), RETE_OK);
+	assert_int_equal(rete_httpd_route_req(h, "/exact", false, route_req, NULL, &m), RETE_OK);
+	assert_int_equal(rete_httpd_route_stream(h, "/events", &tstream_fns, &closed, &m), RETE_OK);
+	assert_int_equal(rete_httpd_start_threads(h, &addr, &m), RETE_OK);
+	uint16_t port = rete_httpd_port(h);
+	/* headers are added before the start only */
+	assert_int_equal(rete_httpd_server_header(h, "X-Late", "1", &m), RETE_EINVAL);
+
+	/* a prefix route: every path under it, with its arguments, headers, peer */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/static/app.js?x=a%%20b", port);
+	fetch(&g, url, NULL, NULL, "X-Who: tester");
+	assert_int_equal(g.status, 200);
+	assert_string_equal(g.body, "/static/app.js x=a b who=tester peer=127.0.0.1\n");
+	assert_non_null(strstr(g.hdrs, "Content-Security-Policy: default-src 'none'"));
+	assert_non_null(strstr(g.hdrs, "X-Route: req"));
+	/* an exact route that reads its request is not a prefix */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/exact/more", port);
+	fetch(&g, url, NULL, NULL, NULL);
+	assert_int_equal(g.status, 404);
+	/* the refusals carry the server's headers too */
+	assert_non_null(strstr(g.hdrs, "Content-Security-Policy: default-src 'none'"));
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/exact", port);
+	fetch(&g, url, "POST", "a=b", NULL);
+	assert_int_equal(g.status, 405);
+	/* the old routes answer as before, with the server's headers */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/hello", port);
+	fetch(&g, url, NULL, NULL, NULL);
+	assert_string_equal(g.body, "hello from /hello, call 1\n");
+
+	/* a stream: what next gives, until -1; then closed */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/events", port);
+	fetch(&g, url, NULL, NULL, NULL);
+	assert_int_equal(g.status, 200);
+	assert_string_equal(g.ctype, "text/event-stream");
+	assert_string_equal(g.body, "data: 0\n\ndata: 1\n\ndata: 2\n\n");
+	rete_httpd_free(&h);
+	assert_int_equal(closed, 1);
+
+	/* loopback or not */
+	assert_int_equal(rete_http_addr_parse("127.8.0.1:80", &addr, &m), RETE_OK);
+	assert_true(rete_http_addr_loopback(&addr));
+	assert_int_equal(rete_http_addr_parse("[::1]:80", &addr, &m), RETE_OK);
+	assert_true(rete_http_addr_loopback(&addr));
+	assert_int_equal(rete_http_addr_parse("10.0.0.5:80", &addr, &m), RETE_OK);
+	assert_false(rete_http_addr_loopback(&addr));
+	assert_int_equal(rete_http_addr_parse("[fe80::1]:80", &addr, &m), RETE_OK);
+	assert_false(rete_http_addr_loopback(&addr));
+}
+
 static void test_signals_blocked(void **state)
 {
 	(void)state;
@@ -444,6 +557,7 @@ int main(void)
 	    cmocka_unit_test(test_port_taken),
 	    cmocka_unit_test(test_connection_limit),
 	    cmocka_unit_test(test_signals_blocked),
+	    cmocka_unit_test(test_console_extensions),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();

@@ -310,11 +310,14 @@ static void test_by_agency_csv(void **state)
 	assert_string_equal(csv, expect);
 	free(csv);
 
-	/* Italian spreadsheets: ';' between fields, ',' as the decimal mark. */
+	/* Italian spreadsheets: ';' between fields, ',' as the decimal mark;
+	 * texts but a line's first quoted (a spreadsheet that guesses the
+	 * separator finds it before a quoted text) */
 	csv = csv_of(r, ';', ',');
-	assert_non_null(strstr(csv, "requester;performer;sent;received;"));
-	assert_non_null(strstr(csv, "\r\ncpi.mantova;social.mantova;2;2;1;0;0;0;0;0;0;0;0;0;0;0;"
-				    "0;0;0;0;0;0;0;1;2;0,75;2,00;\r\n"));
+	assert_non_null(strstr(csv, "requester;\"performer\";\"sent\";\"received\";"));
+	assert_non_null(strstr(csv,
+			       "\r\ncpi.mantova;\"social.mantova\";2;2;1;0;0;0;0;0;0;0;0;0;0;0;"
+			       "0;0;0;0;0;0;0;1;2;0,75;2,00;\r\n"));
 	assert_null(strstr(csv, "0.75"));
 	free(csv);
 
@@ -355,24 +358,107 @@ static void test_by_service_age_band(void **state)
 				      REPORT_BY_SERVICE | REPORT_BY_AGE_BAND, &r, NULL),
 			 RETE_OK);
 	/* employment-orientation 14-18 (A B G I K), adult (C), family-counselling
-	 * 0-3 (D E), income-support 6-13 (F L) */
-	assert_int_equal(r->nrows, 4);
-	assert_string_equal(r->rows[0].service, "employment-orientation");
-	assert_int_equal(r->rows[0].age_band, RETE__AGE_BAND__AGE_BAND_14_18);
-	assert_int_equal(r->rows[0].sent, 4);
-	assert_int_equal(r->rows[0].open_at_end, 2);
-	assert_string_equal(r->rows[1].service, "employment-orientation");
-	assert_int_equal(r->rows[1].age_band, RETE__AGE_BAND__AGE_BAND_ADULT);
-	assert_int_equal(r->rows[1].unsuccessful, 1);
-	assert_string_equal(r->rows[2].service, "family-counselling");
-	assert_string_equal(r->rows[3].service, "income-support");
+	 * 0-3 (D E), income-support 6-13 (F L); and every other age band of each
+	 * service with zeros (issue 16: a steering group reads every band) */
+	assert_int_equal(r->nrows, 15);
+	static const Rete__AgeBand bands[] = {
+	    RETE__AGE_BAND__AGE_BAND_0_3, RETE__AGE_BAND__AGE_BAND_3_5,
+	    RETE__AGE_BAND__AGE_BAND_6_13, RETE__AGE_BAND__AGE_BAND_14_18,
+	    RETE__AGE_BAND__AGE_BAND_ADULT};
+	for (size_t i = 0; i < 15; i++) {
+		assert_int_equal(r->rows[i].age_band, bands[i % 5]);
+		assert_string_equal(r->rows[i].service, i < 5	 ? "employment-orientation"
+							: i < 10 ? "family-counselling"
+								 : "income-support");
+	}
+	assert_int_equal(r->rows[3].sent, 4);
+	assert_int_equal(r->rows[3].open_at_end, 2);
+	assert_int_equal(r->rows[4].unsuccessful, 1);
+	assert_int_equal(r->rows[0].sent + r->rows[1].sent + r->rows[2].sent, 0);
+	assert_true(isnan(r->rows[0].median_receive_h));
+	assert_int_equal(r->rows[5].sent, 2);
+	assert_int_equal(r->rows[12].sent, 2);
 	assert_null(r->rows[0].requester);
 	char *csv = csv_of(r, ',', '.');
 	assert_true(strncmp(csv, "service,ageBand,sent,", 21) == 0);
 	assert_non_null(strstr(csv, "\r\nemployment-orientation,14-18,4,"));
 	assert_non_null(strstr(csv, "\r\nemployment-orientation,adult,1,"));
 	assert_non_null(strstr(csv, "\r\nfamily-counselling,0-3,2,"));
+	assert_non_null(strstr(csv, "\r\nfamily-counselling,3-5,0,0,0,0,"));
 	free(csv);
+	report_free(&r);
+}
+
+/* Italian headers, one column per month, and the same numbers in XLSX */
+static void test_months_and_italian(void **state)
+{
+	(void)state;
+	struct scenario s;
+	report *r = NULL;
+	rete_msg m;
+	int64_t from, to, a;
+
+	build(&s);
+	/* 15 October to 30 November 2026 in Rome: two months */
+	assert_int_equal(rete_day_bounds("2026-10-15", "Europe/Rome", &from, &a, &m), RETE_OK);
+	assert_int_equal(rete_day_bounds("2026-11-30", "Europe/Rome", &a, &to, &m), RETE_OK);
+	assert_int_equal(
+	    report_build(s.ptr, s.n, from, to, P_TO + 10 * D, REPORT_BY_AGENCY, &r, NULL), RETE_OK);
+	assert_int_equal(
+	    report_add_months(r, s.ptr, s.n, "2026-10-15", "2026-11-30", "Europe/Rome", &m),
+	    RETE_OK);
+	assert_int_equal(r->nmonths, 2);
+	assert_string_equal(r->month[0], "2026-10");
+	assert_string_equal(r->month[1], "2026-11");
+	/* two of the scenario's referrals were sent in October, before November */
+	assert_int_equal(r->total.sent_month[0], 2);
+	assert_int_equal(r->total.sent_month[0] + r->total.sent_month[1], r->total.sent);
+	uint64_t sum = 0;
+	for (size_t i = 0; i < r->nrows; i++)
+		sum += r->rows[i].sent_month[0] + r->rows[i].sent_month[1];
+	assert_int_equal(sum, r->total.sent);
+
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	assert_non_null(f);
+	assert_int_equal(report_write_csv_lang(r, f, ';', ',', REPORT_IT, &m), RETE_OK);
+	fclose(f);
+	assert_true(strncmp(buf, "Chi invia;\"Chi riceve\";\"Inviate\";\"Ricevute\";", 44) == 0);
+	assert_non_null(strstr(buf, ";\"Rifiutate: mancanza di capacità\";"));
+	assert_non_null(strstr(buf, ";\"Ore alla ricezione (mediana)\";"));
+	assert_non_null(strstr(buf, ";\"Inviate 2026-10\";\"Inviate 2026-11\"\r\n"));
+	free(buf);
+	report_free(&r);
+
+	/* a month column needs a real period */
+	assert_int_equal(report_build(s.ptr, s.n, from, to, P_TO, 0, &r, NULL), RETE_OK);
+	assert_int_equal(
+	    report_add_months(r, s.ptr, s.n, "2026-11-30", "2026-10-01", "Europe/Rome", &m),
+	    RETE_EINVAL);
+	report_free(&r);
+	report_lang l;
+	assert_int_equal(report_parse_lang("it", &l, &m), RETE_OK);
+	assert_int_equal(l, REPORT_IT);
+	assert_int_equal(report_parse_lang("fr", &l, &m), RETE_EINVAL);
+	assert_non_null(strstr(m.text, "use it (Italian) or en"));
+}
+
+/* --by age-band alone: all five bands, zeros included (the issue's
+ * complaint: only `adult` was printed) */
+static void test_every_age_band(void **state)
+{
+	(void)state;
+	struct scenario s;
+	report *r = NULL;
+
+	build(&s);
+	assert_int_equal(
+	    report_build(s.ptr, s.n, P_FROM, P_TO, P_TO + 10 * D, REPORT_BY_AGE_BAND, &r, NULL),
+	    RETE_OK);
+	assert_int_equal(r->nrows, 5);
+	assert_int_equal(r->rows[1].age_band, RETE__AGE_BAND__AGE_BAND_3_5);
+	assert_int_equal(r->rows[1].sent, 0);
 	report_free(&r);
 }
 
@@ -881,6 +967,8 @@ int main(void)
 	    cmocka_unit_test(test_no_grouping_csv),
 	    cmocka_unit_test(test_by_service_age_band),
 	    cmocka_unit_test(test_by_status_uses_history),
+	    cmocka_unit_test(test_months_and_italian),
+	    cmocka_unit_test(test_every_age_band),
 	    cmocka_unit_test(test_csv_quoting),
 	    cmocka_unit_test(test_json),
 	    cmocka_unit_test(test_parse_by),

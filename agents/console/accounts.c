@@ -1,0 +1,403 @@
+/* accounts.c — see accounts.h. */
+#define _GNU_SOURCE
+#include "accounts.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LINE_MAX_ (CONSOLE_USER_MAX + crypto_pwhash_STRBYTES + 8)
+
+bool console_user_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > CONSOLE_USER_MAX)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '.' ||
+		      *s == '_' || *s == '-'))
+			return false;
+	return true;
+}
+
+/* each_line calls fn for every account line of path; fn returns nonzero to
+ * stop. A missing file has no line. */
+static rete_err each_line(const char *path, int (*fn)(void *, const char *, const char *),
+			  void *arg, rete_msg *m)
+{
+	FILE *f = fopen(path, "r");
+	char line[LINE_MAX_ + 2];
+	unsigned no = 0;
+
+	if (f == NULL)
+		return errno == ENOENT
+			   ? RETE_OK
+			   : rete_msg_set(m, RETE_EIO, "%s: cannot read the accounts: %s", path,
+					  strerror(errno));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		no++;
+		size_t n = strlen(line);
+		if (n > 0 && line[n - 1] != '\n' && !feof(f)) {
+			fclose(f);
+			return rete_msg_set(m, RETE_EINVAL,
+					    "%s: line %u is too long for an account", path, no);
+		}
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			line[--n] = '\0';
+		if (n == 0 || line[0] == '#')
+			continue;
+		char *colon = strchr(line, ':');
+		if (colon == NULL || strncmp(colon + 1, "$argon2", 7) != 0) {
+			fclose(f);
+			return rete_msg_set(m, RETE_EINVAL,
+					    "%s: line %u is not USER:HASH (write accounts with "
+					    "`rete console passwd USER`)",
+					    path, no);
+		}
+		*colon = '\0';
+		if (!console_user_valid(line)) {
+			fclose(f);
+			return rete_msg_set(
+			    m, RETE_EINVAL,
+			    "%s: line %u: '%.64s' is not a user name (a-z, 0-9, '.', "
+			    "'_', '-')",
+			    path, no, line);
+		}
+		if (fn(arg, line, colon + 1) != 0)
+			break;
+	}
+	fclose(f);
+	return RETE_OK;
+}
+
+static int count_one(void *arg, const char *user, const char *hash)
+{
+	(void)user;
+	(void)hash;
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+rete_err console_accounts_count(const char *path, size_t *n, rete_msg *m)
+{
+	*n = 0;
+	return each_line(path, count_one, n, m);
+}
+
+struct find {
+	const char *user;
+	char hash[crypto_pwhash_STRBYTES];
+	bool found;
+};
+
+static int find_one(void *arg, const char *user, const char *hash)
+{
+	struct find *f = arg;
+	if (strcmp(user, f->user) != 0)
+		return 0;
+	snprintf(f->hash, sizeof(f->hash), "%s", hash);
+	f->found = true;
+	return 1;
+}
+
+static char dummy_hash[crypto_pwhash_STRBYTES];
+static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
+
+static void dummy_make(void)
+{
+	uint8_t pw[16];
+	randombytes_buf(pw, sizeof(pw));
+	if (crypto_pwhash_str(dummy_hash, (const char *)pw, sizeof(pw),
+			      crypto_pwhash_OPSLIMIT_INTERACTIVE,
+			      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+		dummy_hash[0] = '\0';
+}
+
+rete_err console_accounts_check(const char *path, const char *user, const char *password,
+				rete_msg *m)
+{
+	struct find f = {.user = user};
+	rete_err err;
+
+	if ((err = each_line(path, find_one, &f, m)) != RETE_OK)
+		return err;
+	if (!f.found) {
+		/* the same work for an unknown name: its time tells nothing */
+		pthread_once(&dummy_once, dummy_make);
+		if (dummy_hash[0] != '\0')
+			if (crypto_pwhash_str_verify(dummy_hash, password, strlen(password)) == 0)
+				dummy_hash[0] = '\0'; /* a random password guessed: never again */
+		return rete_msg_set(m, RETE_EREFUSED, "wrong user or password");
+	}
+	if (crypto_pwhash_str_verify(f.hash, password, strlen(password)) != 0)
+		return rete_msg_set(m, RETE_EREFUSED, "wrong user or password");
+	return RETE_OK;
+}
+
+struct rewrite {
+	FILE *out;
+	const char *user;
+	const char *hash;
+	bool done, bad;
+};
+
+static int copy_one(void *arg, const char *user, const char *hash)
+{
+	struct rewrite *w = arg;
+	bool mine = strcmp(user, w->user) == 0;
+	if (fprintf(w->out, "%s:%s\n", user, mine ? w->hash : hash) < 0)
+		w->bad = true;
+	w->done |= mine;
+	return 0;
+}
+
+rete_err console_accounts_set(const char *path, const char *user, const char *password, rete_msg *m)
+{
+	char hash[crypto_pwhash_STRBYTES], tmp[4096];
+	rete_err err;
+
+	if (!console_user_valid(user))
+		return rete_msg_set(
+		    m, RETE_EINVAL,
+		    "'%.64s' is not a user name: 1 to %d of a-z, 0-9, '.', '_', '-'", user,
+		    CONSOLE_USER_MAX);
+	if (password[0] == '\0')
+		return rete_msg_set(m, RETE_EINVAL, "the password is empty; give one");
+	if (crypto_pwhash_str(hash, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+			      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory while hashing the password");
+	if (snprintf(tmp, sizeof(tmp), "%s.new", path) >= (int)sizeof(tmp))
+		return rete_msg_set(m, RETE_EINVAL, "%.200s: the path is too long", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (out == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return rete_msg_set(m, RETE_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+	}
+	fprintf(out, "# rete console accounts: USER:HASH (crypto_pwhash_str); written by "
+		     "`rete console passwd USER`\n");
+	struct rewrite w = {.out = out, .user = user, .hash = hash};
+	err = each_line(path, copy_one, &w, m);
+	if (err == RETE_OK && !w.done && fprintf(out, "%s:%s\n", user, hash) < 0)
+		w.bad = true;
+	if (err == RETE_OK && (w.bad || fflush(out) != 0 || fsync(fileno(out)) != 0))
+		err = rete_msg_set(m, RETE_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+	if (fclose(out) != 0 && err == RETE_OK)
+		err = rete_msg_set(m, RETE_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+	if (err == RETE_OK && rename(tmp, path) != 0)
+		err = rete_msg_set(m, RETE_EIO, "%s: cannot replace: %s", path, strerror(errno));
+	if (err != RETE_OK)
+		unlink(tmp);
+	sodium_memzero(hash, sizeof(hash));
+	return err;
+}
+
+/* ---- sessions ---------------------------------------------------------------- */
+
+struct session {
+	char token[CONSOLE_TOKEN_HEX + 1];
+	char user[CONSOLE_USER_MAX + 1];
+	int64_t created, last;
+};
+
+static pthread_mutex_t sess_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct session sessions[CONSOLE_SESSIONS_MAX];
+
+void console_session_new(const char *user, int64_t now_ms, char token[CONSOLE_TOKEN_HEX + 1])
+{
+	uint8_t raw[CONSOLE_TOKEN_HEX / 2];
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2hex(token, CONSOLE_TOKEN_HEX + 1, raw, sizeof(raw));
+	pthread_mutex_lock(&sess_lock);
+	size_t pick = 0;
+	for (size_t i = 0; i < CONSOLE_SESSIONS_MAX; i++) {
+		if (sessions[i].token[0] == '\0') {
+			pick = i;
+			break;
+		}
+		if (sessions[i].last < sessions[pick].last)
+			pick = i;
+	}
+	struct session *s = &sessions[pick];
+	snprintf(s->token, sizeof(s->token), "%s", token);
+	snprintf(s->user, sizeof(s->user), "%s", user);
+	s->created = s->last = now_ms;
+	pthread_mutex_unlock(&sess_lock);
+}
+
+bool console_session_user(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1])
+{
+	bool ok = false;
+	if (strlen(token) != CONSOLE_TOKEN_HEX)
+		return false;
+	pthread_mutex_lock(&sess_lock);
+	for (size_t i = 0; i < CONSOLE_SESSIONS_MAX; i++) {
+		struct session *s = &sessions[i];
+		if (s->token[0] == '\0' || sodium_memcmp(s->token, token, CONSOLE_TOKEN_HEX) != 0)
+			continue;
+		if (now_ms - s->last > CONSOLE_SESSION_IDLE_MS ||
+		    now_ms - s->created > CONSOLE_SESSION_MAX_MS) {
+			memset(s, 0, sizeof(*s));
+			break;
+		}
+		s->last = now_ms;
+		snprintf(user, CONSOLE_USER_MAX + 1, "%s", s->user);
+		ok = true;
+		break;
+	}
+	pthread_mutex_unlock(&sess_lock);
+	return ok;
+}
+
+void console_session_end(const char *token)
+{
+	pthread_mutex_lock(&sess_lock);
+	for (size_t i = 0; i < CONSOLE_SESSIONS_MAX; i++)
+		if (sessions[i].token[0] != '\0' && strcmp(sessions[i].token, token) == 0)
+			memset(&sessions[i], 0, sizeof(sessions[i]));
+	pthread_mutex_unlock(&sess_lock);
+}
+
+/* ---- the login throttle ------------------------------------------------------------ */
+
+struct strike {
+	char key[CONSOLE_USER_MAX + 72]; /* "u:USER" or "a:ADDRESS" */
+	unsigned fails;
+	int64_t until, last;
+};
+
+static pthread_mutex_t thr_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct strike strikes[CONSOLE_THROTTLE_MAX];
+
+static struct strike *strike_find(const char *key, bool make, int64_t now_ms)
+{
+	size_t pick = 0;
+	for (size_t i = 0; i < CONSOLE_THROTTLE_MAX; i++) {
+		if (strikes[i].key[0] != '\0' && strcmp(strikes[i].key, key) == 0)
+			return &strikes[i];
+		if (strikes[i].last < strikes[pick].last)
+			pick = i;
+	}
+	if (!make)
+		return NULL;
+	memset(&strikes[pick], 0, sizeof(strikes[pick]));
+	snprintf(strikes[pick].key, sizeof(strikes[pick].key), "%s", key);
+	strikes[pick].last = now_ms;
+	return &strikes[pick];
+}
+
+int64_t console_throttle_wait(const char *user, const char *peer, int64_t now_ms)
+{
+	char k[2][sizeof(strikes[0].key)];
+	int64_t wait = 0;
+	snprintf(k[0], sizeof(k[0]), "u:%.64s", user);
+	snprintf(k[1], sizeof(k[1]), "a:%.64s", peer);
+	pthread_mutex_lock(&thr_lock);
+	for (int i = 0; i < 2; i++) {
+		struct strike *s = strike_find(k[i], false, now_ms);
+		if (s != NULL && s->until > now_ms && s->until - now_ms > wait)
+			wait = s->until - now_ms;
+	}
+	pthread_mutex_unlock(&thr_lock);
+	return wait;
+}
+
+void console_throttle_note(const char *user, const char *peer, bool ok, int64_t now_ms)
+{
+	char k[2][sizeof(strikes[0].key)];
+	snprintf(k[0], sizeof(k[0]), "u:%.64s", user);
+	snprintf(k[1], sizeof(k[1]), "a:%.64s", peer);
+	pthread_mutex_lock(&thr_lock);
+	for (int i = 0; i < 2; i++) {
+		if (ok) {
+			struct strike *s = strike_find(k[i], false, now_ms);
+			if (s != NULL && i == 0)
+				memset(s, 0, sizeof(*s));
+			continue;
+		}
+		struct strike *s = strike_find(k[i], true, now_ms);
+		s->fails++;
+		s->last = now_ms;
+		if (s->fails >= CONSOLE_LOGIN_FREE) {
+			unsigned sh = s->fails - CONSOLE_LOGIN_FREE;
+			int64_t d = sh >= 9 ? 900000 : 2000LL << sh;
+			s->until = now_ms + (d > 900000 ? 900000 : d);
+		}
+	}
+	pthread_mutex_unlock(&thr_lock);
+}
+
+/* ---- what a browser sends -------------------------------------------------------- */
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+				      : -1;
+}
+
+bool console_form_field(const char *body, size_t len, const char *name, char *out, size_t n)
+{
+	size_t nl = strlen(name), i = 0;
+	if (n == 0)
+		return false;
+	while (i < len) {
+		size_t end = i;
+		while (end < len && body[end] != '&')
+			end++;
+		if (end - i > nl && memcmp(body + i, name, nl) == 0 && body[i + nl] == '=') {
+			size_t o = 0;
+			for (size_t k = i + nl + 1; k < end; k++) {
+				char ch = body[k];
+				if (ch == '+') {
+					ch = ' ';
+				} else if (ch == '%') {
+					if (k + 2 >= end)
+						return false;
+					int hi = hexval(body[k + 1]), lo = hexval(body[k + 2]);
+					if (hi < 0 || lo < 0)
+						return false;
+					ch = (char)(hi * 16 + lo);
+					k += 2;
+				}
+				if (ch == '\0' || o + 1 >= n)
+					return false;
+				out[o++] = ch;
+			}
+			out[o] = '\0';
+			return true;
+		}
+		i = end + 1;
+	}
+	return false;
+}
+
+bool console_cookie(const char *header, const char *name, char *out, size_t n)
+{
+	size_t nl = strlen(name);
+	const char *p = header;
+	while (p != NULL && *p) {
+		while (*p == ' ' || *p == ';')
+			p++;
+		const char *end = strchr(p, ';');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
+			size_t vl = len - nl - 1;
+			if (vl + 1 > n)
+				return false;
+			memcpy(out, p + nl + 1, vl);
+			out[vl] = '\0';
+			return true;
+		}
+		p = end;
+	}
+	return false;
+}

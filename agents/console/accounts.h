@@ -1,0 +1,85 @@
+/* accounts.h — the console's accounts, sessions and login throttle, and the
+ * small parsers of what a browser sends (a form body, a cookie header).
+ *
+ * Accounts: a file of lines "USER:HASH", HASH being libsodium's
+ * crypto_pwhash_str (Argon2id, interactive limits); USER is 1 to 64 of
+ * a-z 0-9 . _ -. Written by `rete console passwd USER` (mode 0600, replaced
+ * atomically); lines starting with '#' and blank lines are ignored.
+ *
+ * Sessions: a random 256-bit token (hex) per login, in the cookie
+ * rete_session (HttpOnly; Secure; SameSite=Strict; Path=/), ended after
+ * CONSOLE_SESSION_IDLE_MS without a request or CONSOLE_SESSION_MAX_MS in
+ * all. Throttle: after CONSOLE_LOGIN_FREE failed logins for one user name
+ * or from one address, each next attempt waits twice as long as the last
+ * (from 2 s up to 15 minutes); a success clears that user's count.
+ */
+#ifndef RETE_CONSOLE_ACCOUNTS_H
+#define RETE_CONSOLE_ACCOUNTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#define CONSOLE_USER_MAX	64
+#define CONSOLE_SESSIONS_MAX	256
+#define CONSOLE_SESSION_IDLE_MS (30LL * 60 * 1000)
+#define CONSOLE_SESSION_MAX_MS	(12LL * 3600 * 1000)
+#define CONSOLE_LOGIN_FREE	3
+#define CONSOLE_THROTTLE_MAX	512
+#define CONSOLE_TOKEN_HEX	64
+
+/* console_user_valid: s is a user name as above. */
+bool console_user_valid(const char *s);
+
+/* console_accounts_count: how many accounts the file at path holds (0 for a
+ * missing file). RETE_EIO (unreadable), RETE_EINVAL (a bad line: m names
+ * the file and the line). */
+rete_err console_accounts_count(const char *path, size_t *n, rete_msg *m);
+
+/* console_accounts_check: RETE_OK when user's password is right;
+ * RETE_EREFUSED otherwise (an unknown user costs the same time as a known
+ * one). RETE_EIO/RETE_EINVAL as above. */
+rete_err console_accounts_check(const char *path, const char *user, const char *password,
+				rete_msg *m);
+
+/* console_accounts_set sets (adds or replaces) user's password in the file
+ * at path, writing a new file (0600) and renaming it over the old one.
+ * RETE_EINVAL (a bad user name, an empty password), RETE_EIO, RETE_ENOMEM. */
+rete_err console_accounts_set(const char *path, const char *user, const char *password,
+			      rete_msg *m);
+
+/* Sessions and throttle: one table each, for a process; thread-safe. */
+
+/* console_session_new makes a session for user at now_ms and writes its
+ * token (CONSOLE_TOKEN_HEX hex digits and a NUL) into token. The oldest
+ * session is dropped when the table is full. */
+void console_session_new(const char *user, int64_t now_ms, char token[CONSOLE_TOKEN_HEX + 1]);
+
+/* console_session_user: the user of the live session with token (copied
+ * into user, CONSOLE_USER_MAX + 1 bytes), its idle time restarted; false
+ * when there is none (unknown, expired). */
+bool console_session_user(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1]);
+
+/* console_session_end ends the session with token, if any. */
+void console_session_end(const char *token);
+
+/* console_throttle_wait: how many ms a login for user from peer must still
+ * wait (0: it may try now). */
+int64_t console_throttle_wait(const char *user, const char *peer, int64_t now_ms);
+
+/* console_throttle_note records a login's outcome for user from peer. */
+void console_throttle_note(const char *user, const char *peer, bool ok, int64_t now_ms);
+
+/* console_form_field finds field name in an application/x-www-form-
+ * urlencoded body (len bytes) and writes its decoded value into out (n
+ * bytes). false when absent, badly encoded (a '%' not followed by two hex
+ * digits, a decoded NUL) or longer than n - 1. */
+bool console_form_field(const char *body, size_t len, const char *name, char *out, size_t n);
+
+/* console_cookie finds cookie name in a Cookie header and writes its value
+ * into out (n bytes); false when absent or longer than n - 1. */
+bool console_cookie(const char *header, const char *name, char *out, size_t n);
+
+#endif

@@ -1,0 +1,1664 @@
+/* console.c — `rete console -c coord.ini [--listen ADDR]`: the web console.
+ *
+ * One process holds the party's broker connection and events subscription
+ * (monitor_session.h: the same session, and the same monitor state, as
+ * `rete monitor`) and serves, read-only, over rete_http:
+ *   /, /panoramica     the overview page (static HTML; app.js fills it)
+ *   /salute            the health page
+ *   /static/NAME       the embedded static files (agents/console/static/)
+ *   /api/overview      monitor_to_json (what `rete monitor --json` prints)
+ *                      with the directory's names and the time zone
+ *   /api/health        the broker's latest health answer
+ *   /api/events        Server-Sent Events: "update" whenever the state moved
+ * Every answer carries a strict Content-Security-Policy (scripts and styles
+ * from the console itself only: no inline script). Every page and API read
+ * is written to the console's access record (store/access_log.h).
+ *
+ * It listens on 127.0.0.1:8480 unless told otherwise ([console] listen in
+ * the configuration, or --listen). A listen address that is not loopback is
+ * refused: the console has no TLS or accounts yet, and the network's
+ * referrals must not be shown to whoever reaches that address.
+ *
+ * The main thread runs the session (events, snapshots, health every few
+ * seconds, the directory's names when the directory changes) under the
+ * console's lock; the HTTP threads read under the same lock.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+#include <sodium.h>
+#include <zmq.h>
+
+#include "access_log.h"
+#include "accounts.h"
+#include "audit_remote.h"
+#include "checkpoint.h"
+#include "codec.h"
+#include "merkle.h"
+#include "cli.h"
+#include "console_assets.h"
+#include "coord_config.h"
+#include "duration.h"
+#include "httpd.h"
+#include "ini_file.h"
+#include "json.h"
+#include "lifecycle.h"
+#include "monitor.h"
+#include "monitor_session.h"
+#include "report.h"
+#include "wire.h"
+
+#define CONSOLE_LISTEN_DEFAULT "127.0.0.1:8480"
+#define CONSOLE_STREAMS_MAX    8
+#define CONSOLE_KEEPALIVE_S    4
+#define CONSOLE_BATCH	       1000u
+
+static volatile sig_atomic_t console_stop;
+
+static void console_on_signal(int sig)
+{
+	(void)sig;
+	console_stop = 1;
+}
+
+struct console {
+	struct mon_ctx mc;
+	pthread_mutex_t lock;
+	pthread_cond_t moved;
+	uint64_t version; /* bumped whenever what the pages show moved */
+	bool stopping;
+	int streams;
+	json_t *health;	  /* the latest health answer, or NULL */
+	json_t *names;	  /* party id -> name, from the directory in force */
+	json_t *services; /* service code -> name */
+	bool dir_dirty;	  /* a directory entry was logged: read the names again */
+	rete_access_log *access;
+	char listen[RETE_HTTP_ADDR_MAX];
+	char *access_path;
+	char *users_path;		    /* [console] users: the accounts file, or NULL */
+	char *tls_cert_path, *tls_key_path; /* [console] tls_cert, tls_key */
+	bool auth;			    /* logins required (accounts exist) */
+	bool tls;
+};
+
+/* ---- the configuration's [console] section ------------------------------------ */
+
+struct console_ini {
+	struct console *c;
+	char dir[4096];
+	rete_err err;
+	rete_msg *m;
+};
+
+static int console_ini_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct console_ini *p = user;
+	if (strcmp(section, "console") != 0)
+		return 1;
+	if (strcmp(name, "listen") == 0) {
+		snprintf(p->c->listen, sizeof(p->c->listen), "%s", value);
+	} else if (strcmp(name, "access_log") == 0) {
+		free(p->c->access_path);
+		p->c->access_path = rete_ini_abs_path(p->dir, value);
+	} else if (strcmp(name, "users") == 0) {
+		free(p->c->users_path);
+		p->c->users_path = rete_ini_abs_path(p->dir, value);
+	} else if (strcmp(name, "tls_cert") == 0) {
+		free(p->c->tls_cert_path);
+		p->c->tls_cert_path = rete_ini_abs_path(p->dir, value);
+	} else if (strcmp(name, "tls_key") == 0) {
+		free(p->c->tls_key_path);
+		p->c->tls_key_path = rete_ini_abs_path(p->dir, value);
+	} else if (p->err == RETE_OK) {
+		p->err = rete_msg_set(p->m, RETE_EINVAL,
+				      "[console] %s: unknown key; the keys are listen, access_log, "
+				      "users, tls_cert and tls_key",
+				      name);
+		return 0;
+	}
+	return 1;
+}
+
+static rete_err console_ini_load(struct console *c, const char *path, rete_msg *m)
+{
+	struct console_ini p = {.c = c, .m = m};
+	char *abs = NULL;
+	rete_err err =
+	    rete_ini_read(path, console_ini_handler, &p, &p.err, &abs, p.dir, sizeof(p.dir), m);
+	if (err == RETE_OK && c->access_path == NULL &&
+	    (c->access_path = rete_ini_abs_path(p.dir, "console-access.jsonl")) == NULL)
+		err = rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	free(abs);
+	return err;
+}
+
+/* ---- the directory's names ------------------------------------------------------ */
+
+/* console_directory reads the log's entries (from the broker) and keeps the
+ * names of the latest directory: parties and services. */
+static void console_directory(struct console *c, uint64_t size)
+{
+	json_t *names = json_object(), *services = json_object();
+	bool found = false;
+
+	for (uint64_t lo = 0; names && services && lo < size;) {
+		Rete__Query q = RETE__QUERY__INIT;
+		Rete__EntriesQuery eq = RETE__ENTRIES_QUERY__INIT;
+		Rete__BrokerFrame *f = NULL;
+		eq.from = lo;
+		eq.count = size - lo < CONSOLE_BATCH ? size - lo : CONSOLE_BATCH;
+		q.what_case = RETE__QUERY__WHAT_ENTRIES;
+		q.entries = &eq;
+		if (rete_wire_call(c->mc.dealer, &q, c->mc.cfg.timeout_ms, &f, NULL) != RETE_OK ||
+		    f->command_case != RETE__BROKER_FRAME__COMMAND_RESULT ||
+		    f->result->answer_case != RETE__QUERY_RESULT__ANSWER_ENTRIES ||
+		    f->result->entries->from != lo || f->result->entries->n_entries == 0) {
+			if (f != NULL)
+				rete__broker_frame__free_unpacked(f, NULL);
+			break;
+		}
+		const Rete__Entries *e = f->result->entries;
+		for (size_t i = 0; i < e->n_entries; i++, lo++) {
+			Rete__LogEntry *le =
+			    rete__log_entry__unpack(NULL, e->entries[i].len, e->entries[i].data);
+			Rete__SignedMessage *sm =
+			    le ? rete__signed_message__unpack(NULL, le->signed_message.len,
+							      le->signed_message.data)
+			       : NULL;
+			Rete__Message *msg =
+			    sm ? rete__message__unpack(NULL, sm->message.len, sm->message.data)
+			       : NULL;
+			if (msg && msg->body_case == RETE__MESSAGE__BODY_DIRECTORY &&
+			    msg->directory) {
+				json_object_clear(names);
+				json_object_clear(services);
+				found = true;
+				for (size_t k = 0; k < msg->directory->n_parties; k++) {
+					const Rete__Party *pa = msg->directory->parties[k];
+					if (pa->name && pa->name[0])
+						json_object_set_new(names, pa->id,
+								    json_string(pa->name));
+					for (size_t s = 0; s < pa->n_services; s++)
+						if (pa->services[s]->name &&
+						    pa->services[s]->name[0])
+							json_object_set_new(
+							    services, pa->services[s]->code,
+							    json_string(pa->services[s]->name));
+				}
+			}
+			if (msg)
+				rete__message__free_unpacked(msg, NULL);
+			if (sm)
+				rete__signed_message__free_unpacked(sm, NULL);
+			if (le)
+				rete__log_entry__free_unpacked(le, NULL);
+		}
+		rete__broker_frame__free_unpacked(f, NULL);
+	}
+	pthread_mutex_lock(&c->lock);
+	if (found && names && services) {
+		json_decref(c->names);
+		json_decref(c->services);
+		c->names = names;
+		c->services = services;
+		names = services = NULL;
+		c->version++;
+		pthread_cond_broadcast(&c->moved);
+	}
+	pthread_mutex_unlock(&c->lock);
+	json_decref(names);
+	json_decref(services);
+}
+
+static void console_on_event(void *arg, const Rete__Event *ev)
+{
+	struct console *c = arg;
+	if (ev->kind != NULL && strcmp(ev->kind, "directory") == 0)
+		c->dir_dirty = true;
+}
+
+/* console_health asks the broker for its health and keeps the answer. */
+static void console_health(struct console *c)
+{
+	Rete__BrokerFrame *f = NULL;
+	rete_msg m = {{0}};
+	json_t *j = NULL;
+
+	if (coord_query(&c->mc.cfg, c->mc.dealer, RETE__QUERY__WHAT_HEALTH, &f, &m) == RETE_OK) {
+		const Rete__Health *h = f->result->health;
+		j = rete_pb_to_json(&h->base);
+		pthread_mutex_lock(&c->lock);
+		monitor_set_agencies(c->mc.mo, h->agencies, h->n_agencies, NULL);
+		pthread_mutex_unlock(&c->lock);
+		rete__broker_frame__free_unpacked(f, NULL);
+	} else {
+		j = json_pack("{s:b, s:[s]}", "ok", 0, "problems", m.text);
+	}
+	if (j != NULL)
+		json_object_set_new(j, "askedAt", json_integer(rete_now_ms()));
+	pthread_mutex_lock(&c->lock);
+	json_decref(c->health);
+	c->health = j;
+	c->version++;
+	pthread_cond_broadcast(&c->moved);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- the HTTP side -------------------------------------------------------------- */
+
+static void console_record(struct console *c, const rete_http_req *rq, const char *what)
+{
+	char user[CONSOLE_USER_MAX + 1] = "", token[CONSOLE_TOKEN_HEX + 2];
+	const char *ck = c->auth ? rete_http_req_header(rq, "Cookie") : NULL;
+	if (ck != NULL && console_cookie(ck, "rete_session", token, sizeof(token)))
+		console_session_user(token, rete_now_ms(), user);
+	rete_access_rec r = {.program = "rete console",
+			     .who = user[0]	  ? user
+				    : rq->peer[0] ? rq->peer
+						  : NULL,
+			     .party = c->mc.cfg.id,
+			     .what = what};
+	rete_msg m = {{0}};
+	pthread_mutex_lock(&c->lock);
+	if (c->access != NULL && rete_access_log_add(c->access, &r, &m) != RETE_OK)
+		fprintf(stderr, "rete console: %s\n", m.text);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void answer_json(rete_http_answer *a, json_t *j)
+{
+	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	if (s == NULL) {
+		a->status = 500;
+		rete_http_printf(a, "rete console: out of memory while answering; try again\n");
+		return;
+	}
+	a->content_type = "application/json; charset=utf-8";
+	rete_http_append(a, s, strlen(s));
+	free(s);
+}
+
+static const console_asset *asset_find(const char *name)
+{
+	for (const console_asset *x = console_assets; x->name != NULL; x++)
+		if (strcmp(x->name, name) == 0)
+			return x;
+	return NULL;
+}
+
+static void send_asset(rete_http_answer *a, const char *name)
+{
+	const console_asset *x = asset_find(name);
+	if (x == NULL) {
+		a->status = 404;
+		rete_http_printf(a, "rete console: there is no file %.100s here\n", name);
+		return;
+	}
+	a->content_type = x->content_type;
+	rete_http_append(a, (const char *)x->data, x->len);
+}
+
+/* the lang argument, when given, is "it" or "en" (the pages read it) */
+static bool lang_ok(const rete_http_req *rq, rete_http_answer *a)
+{
+	const char *l = rete_http_arg(rq, "lang");
+	if (l == NULL || strcmp(l, "it") == 0 || strcmp(l, "en") == 0)
+		return true;
+	a->status = 400;
+	rete_http_printf(a,
+			 "rete console: lang=%.40s is not a language of the console; use lang=it "
+			 "or lang=en\n",
+			 l);
+	return false;
+}
+
+/* ---- logins ------------------------------------------------------------------------- */
+
+#define SESSION_COOKIE "rete_session"
+
+/* console_who: the signed-in user of rq (into user), or false with the
+ * answer set: a page is sent to /login, anything else gets a 401. Without
+ * accounts everyone is let in, as the peer's address. */
+static bool console_who(struct console *c, const rete_http_req *rq, rete_http_answer *a, bool page,
+			char user[CONSOLE_USER_MAX + 1])
+{
+	char token[CONSOLE_TOKEN_HEX + 2];
+	const char *ck = rete_http_req_header(rq, "Cookie");
+
+	if (!c->auth) {
+		snprintf(user, CONSOLE_USER_MAX + 1, "%s", rq->peer);
+		return true;
+	}
+	if (ck != NULL && strlen(ck) < 4096 &&
+	    console_cookie(ck, SESSION_COOKIE, token, sizeof(token)) &&
+	    console_session_user(token, rete_now_ms(), user))
+		return true;
+	if (page) {
+		a->status = 303;
+		rete_http_header(a, "Location", "/login");
+		rete_http_printf(a, "rete console: sign in first, at /login\n");
+	} else {
+		a->status = 401;
+		rete_http_printf(a, "rete console: sign in first, at /login (no session, or it "
+				    "ended)\n");
+	}
+	return false;
+}
+
+static void console_record_as(struct console *c, const char *who, const char *what)
+{
+	rete_access_rec r = {
+	    .program = "rete console", .who = who, .party = c->mc.cfg.id, .what = what};
+	rete_msg m = {{0}};
+	pthread_mutex_lock(&c->lock);
+	if (c->access != NULL && rete_access_log_add(c->access, &r, &m) != RETE_OK)
+		fprintf(stderr, "rete console: %s\n", m.text);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	struct console *c = ctx;
+	char user[CONSOLE_USER_MAX + 2], pw[512], what[160];
+	rete_msg m = {{0}};
+
+	if (strcmp(rq->method, "POST") != 0) {
+		send_asset(a, "login.html");
+		return;
+	}
+	if (!c->auth) {
+		a->status = 303;
+		rete_http_header(a, "Location", "/");
+		return;
+	}
+	if (rq->body == NULL ||
+	    !console_form_field(rq->body, rq->body_len, "user", user, sizeof(user)) ||
+	    !console_form_field(rq->body, rq->body_len, "password", pw, sizeof(pw)) ||
+	    !console_user_valid(user)) {
+		a->status = 400;
+		rete_http_printf(a,
+				 "rete console: a login is a form with user (a-z, 0-9, '.', '_', "
+				 "'-') and password\n");
+		sodium_memzero(pw, sizeof(pw));
+		return;
+	}
+	int64_t now = rete_now_ms(), wait = console_throttle_wait(user, rq->peer, now);
+	if (wait > 0) {
+		char ra[32];
+		snprintf(ra, sizeof(ra), "%lld", (long long)(wait + 999) / 1000);
+		a->status = 429;
+		rete_http_header(a, "Retry-After", ra);
+		rete_http_printf(a,
+				 "rete console: too many failed logins for this user or from this "
+				 "address; try again in %s s\n",
+				 ra);
+		snprintf(what, sizeof(what), "login %s refused: throttled", user);
+		console_record_as(c, rq->peer, what);
+		sodium_memzero(pw, sizeof(pw));
+		return;
+	}
+	bool ok = console_accounts_check(c->users_path, user, pw, &m) == RETE_OK;
+	sodium_memzero(pw, sizeof(pw));
+	console_throttle_note(user, rq->peer, ok, now);
+	snprintf(what, sizeof(what), "login %s from %s %s", user, rq->peer, ok ? "ok" : "refused");
+	console_record_as(c, ok ? user : rq->peer, what);
+	if (!ok) {
+		a->status = 303;
+		rete_http_header(a, "Location", "/login?failed=1");
+		rete_http_printf(a, "rete console: wrong user or password\n");
+		return;
+	}
+	char token[CONSOLE_TOKEN_HEX + 1], cookie[200];
+	console_session_new(user, now, token);
+	snprintf(cookie, sizeof(cookie),
+		 SESSION_COOKIE "=%s; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=%lld",
+		 token, (long long)(CONSOLE_SESSION_MAX_MS / 1000));
+	sodium_memzero(token, sizeof(token));
+	a->status = 303;
+	rete_http_header(a, "Set-Cookie", cookie);
+	rete_http_header(a, "Location", "/");
+	rete_http_printf(a, "rete console: signed in\n");
+}
+
+static void route_logout(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	struct console *c = ctx;
+	char token[CONSOLE_TOKEN_HEX + 2], user[CONSOLE_USER_MAX + 1], what[120];
+	const char *ck = rete_http_req_header(rq, "Cookie");
+	if (ck != NULL && console_cookie(ck, SESSION_COOKIE, token, sizeof(token))) {
+		if (console_session_user(token, rete_now_ms(), user)) {
+			snprintf(what, sizeof(what), "logout %s", user);
+			console_record_as(c, user, what);
+		}
+		console_session_end(token);
+	}
+	a->status = 303;
+	rete_http_header(a, "Set-Cookie",
+			 SESSION_COOKIE "=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0");
+	rete_http_header(a, "Location", "/login");
+}
+
+static void route_page(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	struct console *c = ctx;
+	char who_[CONSOLE_USER_MAX + 1];
+	if (!console_who(c, rq, a, true, who_))
+		return;
+	if (!lang_ok(rq, a))
+		return;
+	static const char *const pages[][2] = {{"/salute", "salute.html"},
+					       {"/rapporto", "rapporto.html"},
+					       {"/flussi", "flussi.html"},
+					       {"/andamento", "andamento.html"},
+					       {"/caso", "caso.html"}};
+	const char *file = "panoramica.html";
+	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
+		if (strcmp(rq->path, pages[i][0]) == 0)
+			file = pages[i][1];
+	console_record(c, rq, rq->path);
+	send_asset(a, file);
+}
+
+static void route_static(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	(void)ctx;
+	const char *name = rq->path + strlen("/static/");
+	for (const char *p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+		      *p == '-' || *p == '_')) {
+			a->status = 400;
+			rete_http_printf(a,
+					 "rete console: '%.100s' is not a file name of the console "
+					 "(lower-case letters, digits, '.', '-', '_')\n",
+					 name);
+			return;
+		}
+	send_asset(a, name);
+	if (a->status == 200)
+		rete_http_header(a, "Cache-Control", "no-cache");
+}
+
+static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	struct console *c = ctx;
+	char who_[CONSOLE_USER_MAX + 1];
+	if (!console_who(c, rq, a, false, who_))
+		return;
+	console_record(c, rq, "overview");
+	pthread_mutex_lock(&c->lock);
+	json_t *mon = monitor_to_json(c->mc.mo, rete_now_ms(), NULL);
+	json_t *o =
+	    mon ? json_pack("{s:s, s:s, s:O, s:O, s:o, s:I}", "party", c->mc.cfg.id, "timeZone",
+			    c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome", "names",
+			    c->names, "services", c->services, "monitor", mon, "version",
+			    (json_int_t)c->version)
+		: NULL;
+	pthread_mutex_unlock(&c->lock);
+	answer_json(a, o);
+	json_decref(o);
+}
+
+static void route_health(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	struct console *c = ctx;
+	char who_[CONSOLE_USER_MAX + 1];
+	if (!console_who(c, rq, a, false, who_))
+		return;
+	console_record(c, rq, "health");
+	pthread_mutex_lock(&c->lock);
+	json_t *o = json_pack("{s:s, s:s, s:O, s:O, s:I, s:I}", "party", c->mc.cfg.id, "timeZone",
+			      c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome", "health",
+			      c->health ? c->health : json_null(), "names", c->names, "now",
+			      (json_int_t)rete_now_ms(), "version", (json_int_t)c->version);
+	pthread_mutex_unlock(&c->lock);
+	answer_json(a, o);
+	json_decref(o);
+}
+
+/* ---- the period report ------------------------------------------------------------ */
+
+struct rep_req {
+	const char *from, *to, *by_s;
+	unsigned by;
+	bool months;
+	report_lang lang;
+	char sep, dec;
+};
+
+/* rep_params reads and checks the report's query arguments; false with a
+ * 400 and its sentence in a. */
+static bool rep_params(const rete_http_req *rq, rete_http_answer *a, struct rep_req *p)
+{
+	rete_msg m = {{0}};
+	const char *v;
+
+	memset(p, 0, sizeof(*p));
+	p->from = rete_http_arg(rq, "from");
+	p->to = rete_http_arg(rq, "to");
+	p->by_s = rete_http_arg(rq, "by");
+	if (p->by_s == NULL)
+		p->by_s = "agency";
+	a->status = 400;
+	if (p->from == NULL || p->to == NULL || !rete_date_valid(p->from) ||
+	    !rete_date_valid(p->to)) {
+		rete_http_printf(a,
+				 "rete console: the report needs from= and to=, dates YYYY-MM-DD "
+				 "(both inclusive), e.g. from=2026-11-01&to=2026-11-30\n");
+		return false;
+	}
+	if (strlen(p->by_s) > 64 || report_parse_by(p->by_s, &p->by, &m) != RETE_OK) {
+		rete_http_printf(a, "rete console: by=%.64s: %s\n", p->by_s, m.text);
+		return false;
+	}
+	v = rete_http_arg(rq, "months");
+	if (v != NULL && strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
+		rete_http_printf(a, "rete console: months=%.20s: use months=1 or months=0\n", v);
+		return false;
+	}
+	p->months = v != NULL && strcmp(v, "1") == 0;
+	v = rete_http_arg(rq, "lang");
+	if (v != NULL && report_parse_lang(v, &p->lang, &m) != RETE_OK) {
+		rete_http_printf(a, "rete console: lang=%.20s: %s\n", v, m.text);
+		return false;
+	}
+	if (v == NULL)
+		p->lang = REPORT_IT;
+	v = rete_http_arg(rq, "sep");
+	if (v == NULL || strcmp(v, "comma") == 0) {
+		p->sep = ',';
+		p->dec = '.';
+	} else if (strcmp(v, "semicolon") == 0) {
+		p->sep = ';';
+		p->dec = ',';
+	} else {
+		rete_http_printf(a,
+				 "rete console: sep=%.20s: use sep=comma, or sep=semicolon (with "
+				 "a decimal comma, for Italian spreadsheets)\n",
+				 v);
+		return false;
+	}
+	a->status = 200;
+	return true;
+}
+
+/* rep_build asks the broker for the referrals (on a connection of this
+ * request's own) and builds the report. */
+static bool rep_build(struct console *c, const struct rep_req *p, rete_http_answer *a, report **out)
+{
+	rete_wire *w = NULL;
+	Rete__BrokerFrame *f = NULL;
+	rete_msg m = {{0}};
+	const char *tz = c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome";
+	int64_t from_ms, to_ms, x;
+	bool ok = false;
+
+	*out = NULL;
+	if (rete_day_bounds(p->from, tz, &from_ms, &x, &m) != RETE_OK ||
+	    rete_day_bounds(p->to, tz, &x, &to_ms, &m) != RETE_OK || from_ms >= to_ms) {
+		a->status = 400;
+		rete_http_printf(a, "rete console: from=%s to=%s is not a period: %s\n", p->from,
+				 p->to, m.text[0] ? m.text : "from is after to");
+		return false;
+	}
+	if (coord_connect(&c->mc.cfg, false, &w, &m) != RETE_OK ||
+	    coord_query(&c->mc.cfg, w, RETE__QUERY__WHAT_SNAPSHOT, &f, &m) != RETE_OK) {
+		a->status = 503;
+		rete_http_printf(a, "rete console: the broker did not give the referrals: %s\n",
+				 m.text);
+		goto out;
+	}
+	const Rete__Snapshot *sn = f->result->snapshot;
+	const Rete__ReferralInfo *const *infos = (const Rete__ReferralInfo *const *)sn->referrals;
+	rete_err e =
+	    report_build(infos, sn->n_referrals, from_ms, to_ms, rete_now_ms(), p->by, out, &m);
+	if (e == RETE_OK && p->months)
+		e = report_add_months(*out, infos, sn->n_referrals, p->from, p->to, tz, &m);
+	if (e != RETE_OK) {
+		report_free(out);
+		a->status = e == RETE_EINVAL ? 400 : 500;
+		rete_http_printf(a, "rete console: %s\n", m.text);
+		goto out;
+	}
+	ok = true;
+out:
+	if (f != NULL)
+		rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&w);
+	return ok;
+}
+
+static void rep_record(struct console *c, const rete_http_req *rq, const struct rep_req *p,
+		       const char *kind)
+{
+	char what[200];
+	snprintf(what, sizeof(what), "report %s %s..%s by %s%s", kind, p->from, p->to, p->by_s,
+		 p->months ? " months" : "");
+	console_record(c, rq, what);
+}
+
+static void route_report(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	struct console *c = ctx;
+	char who_[CONSOLE_USER_MAX + 1];
+	if (!console_who(c, rq, a, false, who_))
+		return;
+	struct rep_req p;
+	report *r = NULL;
+	char buf[160];
+
+	if (!rep_params(rq, a, &p))
+		return;
+	rep_record(c, rq, &p, "json");
+	if (!rep_build(c, &p, a, &r))
+		return;
+	size_t nc = report_header_count(r);
+	json_t *o = json_object(), *hd = json_array(), *rows = json_array(), *kinds = json_array();
+	for (size_t i = 0; o && hd && kinds && i < nc; i++) {
+		json_array_append_new(hd,
+				      json_string(report_header(r, p.lang, i, buf, sizeof(buf))));
+		report_header(r, REPORT_EN, i, buf, sizeof(buf));
+		json_array_append_new(kinds, json_string(buf));
+	}
+	for (size_t k = 0; rows && k <= r->nrows; k++) {
+		const report_row *w = k < r->nrows ? &r->rows[k] : &r->total;
+		json_t *row = json_array();
+		for (size_t i = 0; row && i < nc; i++) {
+			double v;
+			bool isnum;
+			report_cell(r, w, i, buf, sizeof(buf), &v, &isnum);
+			json_array_append_new(row, !isnum     ? json_string(buf)
+						   : isnan(v) ? json_null()
+							      : json_real(round(v * 100) / 100));
+		}
+		if (k < r->nrows)
+			json_array_append_new(rows, row);
+		else if (o)
+			json_object_set_new(o, "total", row);
+	}
+	if (o) {
+		pthread_mutex_lock(&c->lock);
+		json_object_set(o, "names", c->names);
+		json_object_set(o, "services", c->services);
+		pthread_mutex_unlock(&c->lock);
+		json_object_set_new(o, "party", json_string(c->mc.cfg.id));
+		json_object_set_new(o, "from", json_string(p.from));
+		json_object_set_new(o, "to", json_string(p.to));
+		json_object_set_new(
+		    o, "timeZone",
+		    json_string(c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome"));
+		json_object_set_new(o, "headers", hd);
+		json_object_set_new(o, "columns", kinds);
+		json_object_set_new(o, "rows", rows);
+		hd = kinds = rows = NULL;
+	}
+	answer_json(a, o);
+	json_decref(o);
+	json_decref(hd);
+	json_decref(kinds);
+	json_decref(rows);
+	report_free(&r);
+}
+
+static void route_report_csv(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	struct console *c = ctx;
+	char who_[CONSOLE_USER_MAX + 1];
+	if (!console_who(c, rq, a, false, who_))
+		return;
+	struct rep_req p;
+	report *r = NULL;
+	char *buf = NULL, cd[160];
+	size_t len = 0;
+
+	if (!rep_params(rq, a, &p))
+		return;
+	rep_record(c, rq, &p, "csv");
+	if (!rep_build(c, &p, a, &r))
+		return;
+	FILE *f = open_memstream(&buf, &len);
+	rete_msg m = {{0}};
+	if (f == NULL || report_write_csv_lang(r, f, p.sep, p.dec, p.lang, &m) != RETE_OK) {
+		if (f)
+			fclose(f);
+		free(buf);
+		report_free(&r);
+		a->status = 500;
+		rete_http_printf(a, "rete console: cannot write the report; try again\n");
+		return;
+	}
+	fclose(f);
+	a->content_type = "text/csv; charset=utf-8";
+	snprintf(cd, sizeof(cd), "attachment; filename=\"%s-%s-%s.csv\"",
+		 p.lang == REPORT_IT ? "rapporto" : "report", p.from, p.to);
+	rete_http_header(a, "Content-Disposition", cd);
+	rete_http_append(a, buf, len);
+	free(buf);
+	report_free(&r);
+}
+
+static void route_report_xlsx(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	struct console *c = ctx;
+	char who_[CONSOLE_USER_MAX + 1];
+	if (!console_who(c, rq, a, false, who_))
+		return;
+	struct rep_req p;
+	report *r = NULL;
+	char path[] = "/tmp/rete-console-XXXXXX.xlsx", cd[160], title[160];
+	rete_msg m = {{0}};
+
+	if (!rep_params(rq, a, &p))
+		return;
+	rep_record(c, rq, &p, "xlsx");
+	if (!rep_build(c, &p, a, &r))
+		return;
+	int fd = mkstemps(path, 5);
+	if (fd >= 0)
+		close(fd);
+	snprintf(title, sizeof(title),
+		 p.lang == REPORT_IT ? "Rapporto dal %s al %s (%s)" : "Report from %s to %s (%s)",
+		 p.from, p.to, c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome");
+	if (fd < 0 || report_write_xlsx(r, path, p.lang, title, &m) != RETE_OK) {
+		a->status = 500;
+		rete_http_printf(a, "rete console: cannot write the workbook: %s\n",
+				 fd < 0 ? strerror(errno) : m.text);
+	} else {
+		FILE *f = fopen(path, "rb");
+		char chunk[8192];
+		size_t n;
+		while (f && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+			rete_http_append(a, chunk, n);
+		if (f)
+			fclose(f);
+		a->content_type =
+		    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+		snprintf(cd, sizeof(cd), "attachment; filename=\"%s-%s-%s.xlsx\"",
+			 p.lang == REPORT_IT ? "rapporto" : "report", p.from, p.to);
+		rete_http_header(a, "Content-Disposition", cd);
+	}
+	if (fd >= 0)
+		unlink(path);
+	report_free(&r);
+}
+
+/* ---- Andamento: the period report's totals per week or month ---------------------- */
+
+#define CONSOLE_BUCKETS_MAX 120
+
+static json_t *hours_json(double h)
+{
+	return isnan(h) ? json_null() : json_real(round(h * 100) / 100);
+}
+
+/* next_date writes into out the date `days` days after date (YYYY-MM-DD),
+ * or the first of the next month when days is 0. */
+static void next_date(const char *date, int days, char out[16])
+{
+	struct tm tm = {0};
+	int y, mo, d;
+	sscanf(date, "%d-%d-%d", &y, &mo, &d);
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = days ? d + days : 1;
+	if (!days)
+		tm.tm_mon++;
+	tm.tm_hour = 12;
+	time_t t = timegm(&tm);
+	gmtime_r(&t, &tm);
+	snprintf(out, 16, "%04d-%02d-%02d", (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday);
+}
+
+static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	struct console *c = ctx;
+	char who_[CONSOLE_USER_MAX + 1];
+	if (!console_who(c, rq, a, false, who_))
+		return;
+	struct rep_req p;
+	rete_msg m = {{0}};
+	const char *tz = c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome";
+	const char *step = rete_http_arg(rq, "step");
+	rete_wire *w = NULL;
+	Rete__BrokerFrame *f = NULL;
+	json_t *out = NULL, *buckets = NULL;
+
+	if (!rep_params(rq, a, &p))
+		return;
+	if (step == NULL)
+		step = "month";
+	if (strcmp(step, "month") != 0 && strcmp(step, "week") != 0) {
+		a->status = 400;
+		rete_http_printf(a, "rete console: step=%.20s: use step=week or step=month\n",
+				 step);
+		return;
+	}
+	rep_record(c, rq, &p, step[0] == 'w' ? "weekly" : "monthly");
+	int64_t from_ms, to_ms, x;
+	if (rete_day_bounds(p.from, tz, &from_ms, &x, &m) != RETE_OK ||
+	    rete_day_bounds(p.to, tz, &x, &to_ms, &m) != RETE_OK || from_ms >= to_ms) {
+		a->status = 400;
+		rete_http_printf(a, "rete console: from=%s to=%s is not a period\n", p.from, p.to);
+		return;
+	}
+	if (coord_connect(&c->mc.cfg, false, &w, &m) != RETE_OK ||
+	    coord_query(&c->mc.cfg, w, RETE__QUERY__WHAT_SNAPSHOT, &f, &m) != RETE_OK) {
+		a->status = 503;
+		rete_http_printf(a, "rete console: the broker did not give the referrals: %s\n",
+				 m.text);
+		goto out;
+	}
+	const Rete__Snapshot *sn = f->result->snapshot;
+	const Rete__ReferralInfo *const *infos = (const Rete__ReferralInfo *const *)sn->referrals;
+	out = json_object();
+	buckets = json_array();
+	char day[16], next[16];
+	snprintf(day, sizeof(day), "%s", p.from);
+	int64_t b0 = from_ms;
+	for (int k = 0; out && buckets && b0 < to_ms; k++) {
+		int64_t b1, y;
+		if (k == CONSOLE_BUCKETS_MAX) {
+			json_decref(out);
+			out = NULL;
+			a->status = 400;
+			rete_http_printf(
+			    a,
+			    "rete console: from=%s to=%s has more than %d %ss; choose a "
+			    "shorter period or step=month\n",
+			    p.from, p.to, CONSOLE_BUCKETS_MAX, step);
+			goto out;
+		}
+		next_date(day, step[0] == 'w' ? 7 : 0, next);
+		if (rete_day_bounds(next, tz, &b1, &y, &m) != RETE_OK)
+			break;
+		if (b1 > to_ms)
+			b1 = to_ms;
+		report *r = NULL;
+		if (report_build(infos, sn->n_referrals, b0, b1, rete_now_ms(), 0, &r, &m) !=
+		    RETE_OK)
+			break;
+		const report_row *t = &r->total;
+		json_t *rej = json_object();
+		static const char *const rnames[REPORT_NREASONS] = {
+		    NULL,
+		    "client-refused",
+		    "lack-of-capacity",
+		    "no-longer-needed",
+		    "unable-to-contact-client",
+		    "unable-to-contact-organisation",
+		    "other"};
+		for (int i = 1; rej && i < REPORT_NREASONS; i++)
+			json_object_set_new(rej, rnames[i],
+					    json_integer((json_int_t)t->rejected_by[i]));
+		json_array_append_new(
+		    buckets,
+		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:{s:o, s:o, s:o}, "
+			      "s:{s:o, s:o, s:o}}",
+			      "from", day, "sent", (json_int_t)t->sent, "accepted",
+			      (json_int_t)t->accepted, "completed", (json_int_t)t->completed,
+			      "rejected", (json_int_t)t->rejected, "overdue",
+			      (json_int_t)t->overdue, "rejectedByReason", rej ? rej : json_object(),
+			      "cancelled", (json_int_t)t->cancelled, "median", "toReceive",
+			      hours_json(t->median_receive_h), "toAccept",
+			      hours_json(t->median_accept_h), "toComplete",
+			      hours_json(t->median_complete_h), "p90", "toReceive",
+			      hours_json(t->p90_receive_h), "toAccept", hours_json(t->p90_accept_h),
+			      "toComplete", hours_json(t->p90_complete_h)));
+		report_free(&r);
+		snprintf(day, sizeof(day), "%s", next);
+		b0 = b1;
+	}
+	if (out) {
+		json_object_set_new(out, "party", json_string(c->mc.cfg.id));
+		json_object_set_new(out, "step", json_string(step));
+		json_object_set_new(out, "timeZone", json_string(tz));
+		json_object_set_new(out, "buckets", buckets);
+		buckets = NULL;
+		pthread_mutex_lock(&c->lock);
+		json_object_set(out, "names", c->names);
+		pthread_mutex_unlock(&c->lock);
+	}
+	answer_json(a, out);
+out:
+	json_decref(out);
+	json_decref(buckets);
+	if (f != NULL)
+		rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&w);
+}
+
+/* ---- Caso: a case's timeline from the log, each entry's proof checked ---------------- */
+
+struct case_walk {
+	json_t *entries;
+	rete_buf *raw; /* the entries' bytes, for their proofs */
+	size_t n, cap;
+	json_t *labels; /* referral id -> "#index" */
+};
+
+static const char *body_kind(Rete__Message__BodyCase b)
+{
+	switch (b) {
+	case RETE__MESSAGE__BODY_REFERRAL:
+		return "referral";
+	case RETE__MESSAGE__BODY_UPDATE:
+		return "update";
+	case RETE__MESSAGE__BODY_NOTE:
+		return "note";
+	case RETE__MESSAGE__BODY_DELIVERY:
+		return "delivery";
+	case RETE__MESSAGE__BODY_NOTICE:
+		return "notice";
+	case RETE__MESSAGE__BODY_DIRECTORY:
+		return "directory";
+	case RETE__MESSAGE__BODY_EPOCH:
+		return "epoch";
+	default:
+		return "other";
+	}
+}
+
+static int case_entry(void *ctx, uint64_t index, const rete_buf *raw)
+{
+	struct case_walk *w = ctx;
+	Rete__LogEntry *le = rete__log_entry__unpack(NULL, raw->len, raw->data);
+	Rete__SignedMessage *sm =
+	    le ? rete__signed_message__unpack(NULL, le->signed_message.len, le->signed_message.data)
+	       : NULL;
+	Rete__Message *msg =
+	    sm ? rete__message__unpack(NULL, sm->message.len, sm->message.data) : NULL;
+	if (msg != NULL && w->n < 5000) {
+		json_t *e = json_object();
+		const char *rid = NULL, *status = NULL, *service = NULL;
+		char lab[32];
+		if (msg->body_case == RETE__MESSAGE__BODY_REFERRAL) {
+			rid = msg->id;
+			status = "requested";
+			service = msg->referral->service;
+			json_object_set_new(w->labels, msg->id,
+					    json_string(monitor_label(index, lab, sizeof(lab))));
+		} else if (msg->body_case == RETE__MESSAGE__BODY_UPDATE) {
+			rid = msg->update->referral_id;
+			if (msg->update->status != RETE__STATUS__STATUS_UNSPECIFIED)
+				status = rete_status_name(msg->update->status);
+		} else if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY) {
+			rid = msg->delivery->referral_id;
+		} else if (msg->body_case == RETE__MESSAGE__BODY_NOTICE) {
+			rid = msg->notice->referral_id;
+		}
+		json_t *l = rid ? json_object_get(w->labels, rid) : NULL;
+		json_object_set_new(e, "index", json_integer((json_int_t)index));
+		json_object_set_new(e, "loggedAt", json_integer(le->logged_at));
+		json_object_set_new(e, "kind", json_string(body_kind(msg->body_case)));
+		json_object_set_new(e, "sender", json_string(msg->sender));
+		json_object_set_new(e, "recipient", json_string(msg->recipient));
+		if (rid && rid[0])
+			json_object_set_new(e, "referralId", json_string(rid));
+		if (l)
+			json_object_set(e, "label", l);
+		if (status)
+			json_object_set_new(e, "status", json_string(status));
+		if (service)
+			json_object_set_new(e, "service", json_string(service));
+		if (w->n == w->cap) {
+			size_t cap = w->cap ? w->cap * 2 : 32;
+			rete_buf *nr = realloc(w->raw, cap * sizeof(*nr));
+			if (nr == NULL) {
+				json_decref(e);
+				goto done;
+			}
+			w->raw = nr;
+			w->cap = cap;
+		}
+		w->raw[w->n].data = malloc(raw->len ? raw->len : 1);
+		if (w->raw[w->n].data != NULL) {
+			memcpy(w->raw[w->n].data, raw->data, raw->len);
+			w->raw[w->n].len = raw->len;
+			w->n++;
+			json_array_append_new(w->entries, e);
+		} else {
+			json_decref(e);
+		}
+	}
+done:
+	if (msg)
+		rete__message__free_unpacked(msg, NULL);
+	if (sm)
+		rete__signed_message__free_unpacked(sm, NULL);
+	if (le)
+		rete__log_entry__free_unpacked(le, NULL);
+	return 0;
+}
+
+/* case_prove checks entry k's inclusion in the broker's latest checkpoint:
+ * the proof the broker gives, against the leaf the console computes from the
+ * entry's own bytes and a checkpoint signed by the pinned broker key. */
+static void case_prove(struct console *c, rete_wire *w, const struct case_walk *cw, size_t k,
+		       json_t *e, json_t *top)
+{
+	Rete__Query q = RETE__QUERY__INIT;
+	Rete__InclusionQuery iq = RETE__INCLUSION_QUERY__INIT;
+	Rete__BrokerFrame *f = NULL;
+	rete_msg m = {{0}};
+	rete_pubkey bk;
+	rete_seckey *sk = NULL;
+	const char *why = NULL;
+	char whybuf[600];
+
+	iq.index = (uint64_t)json_integer_value(json_object_get(e, "index"));
+	q.what_case = RETE__QUERY__WHAT_INCLUSION;
+	q.inclusion = &iq;
+	if (rete_wire_call(w, &q, c->mc.cfg.timeout_ms, &f, &m) != RETE_OK ||
+	    f->command_case != RETE__BROKER_FRAME__COMMAND_RESULT ||
+	    f->result->answer_case != RETE__QUERY_RESULT__ANSWER_PROOF) {
+		why = "the broker gave no proof";
+		goto out;
+	}
+	const Rete__Proof *pr = f->result->proof;
+	rete_checkpoint cp;
+	if (coord_config_keys(&c->mc.cfg, &sk, &bk, &m) != RETE_OK) {
+		snprintf(whybuf, sizeof(whybuf), "%s", m.text);
+		why = whybuf;
+		goto out;
+	}
+	rete_seckey_free(&sk);
+	if (rete_checkpoint_parse(pr->checkpoint, strlen(pr->checkpoint), &cp, &m) != RETE_OK ||
+	    rete_checkpoint_verify(pr->checkpoint, strlen(pr->checkpoint), cp.origin, &bk, &cp,
+				   &m) != RETE_OK) {
+		snprintf(whybuf, sizeof(whybuf), "the checkpoint: %s", m.text);
+		why = whybuf;
+		goto out;
+	}
+	if (pr->tree_size != cp.size || pr->leaf_index != iq.index) {
+		why = "the proof is for another size or entry than asked";
+		goto out;
+	}
+	uint8_t leaf[RETE_MERKLE_HASH];
+	rete_merkle_leaf_hash(leaf, cw->raw[k].data, cw->raw[k].len);
+	rete_merkle_elem el[64];
+	if (pr->n_hashes > 64) {
+		why = "the proof is too long";
+		goto out;
+	}
+	for (size_t i = 0; i < pr->n_hashes; i++)
+		el[i] = (rete_merkle_elem){pr->hashes[i].data, pr->hashes[i].len};
+	if (rete_merkle_verify_inclusion(iq.index, cp.size, leaf, sizeof(leaf), el, pr->n_hashes,
+					 cp.root, sizeof(cp.root), &m) != RETE_OK) {
+		snprintf(whybuf, sizeof(whybuf), "the proof does not lead to the checkpoint: %s",
+			 m.text);
+		why = whybuf;
+		goto out;
+	}
+	if (json_object_get(top, "checkpointSize") == NULL)
+		json_object_set_new(top, "checkpointSize", json_integer((json_int_t)cp.size));
+out:
+	json_object_set_new(e, "proof", json_string(why ? "failed" : "verified"));
+	if (why)
+		json_object_set_new(e, "proofProblem", json_string(why));
+	if (f != NULL)
+		rete__broker_frame__free_unpacked(f, NULL);
+}
+
+static bool case_id_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 64)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-' || *s == ':'))
+			return false;
+	return true;
+}
+
+static void route_case(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	struct console *c = ctx;
+	char who_[CONSOLE_USER_MAX + 1], what[120];
+	if (!console_who(c, rq, a, false, who_))
+		return;
+	const char *cid = rete_http_arg(rq, "case");
+	if (cid == NULL || !case_id_ok(cid)) {
+		a->status = 400;
+		rete_http_printf(a,
+				 "rete console: case= needs a case id: 1 to 64 of letters, digits, "
+				 "'.', '_', '-', ':'\n");
+		return;
+	}
+	snprintf(what, sizeof(what), "case %s", cid);
+	console_record(c, rq, what);
+	struct case_walk cw = {.entries = json_array(), .labels = json_object()};
+	json_t *top = json_object();
+	rete_wire *w = NULL;
+	rete_msg m = {{0}};
+	if (cw.entries == NULL || cw.labels == NULL || top == NULL)
+		goto out;
+	if (audit_remote_case_entries(c->mc.cfg.ini_path, cid, "console", case_entry, &cw) != 0) {
+		a->status = 503;
+		rete_http_printf(a, "rete console: the broker did not give the log's entries\n");
+		goto out;
+	}
+	if (coord_connect(&c->mc.cfg, false, &w, &m) != RETE_OK) {
+		a->status = 503;
+		rete_http_printf(a, "rete console: %s\n", m.text);
+		goto out;
+	}
+	for (size_t k = 0; k < cw.n; k++)
+		case_prove(c, w, &cw, k, json_array_get(cw.entries, k), top);
+	json_object_set_new(top, "party", json_string(c->mc.cfg.id));
+	json_object_set_new(top, "case", json_string(cid));
+	json_object_set_new(top, "timeZone",
+			    json_string(c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome"));
+	json_object_set(top, "entries", cw.entries);
+	pthread_mutex_lock(&c->lock);
+	json_object_set(top, "names", c->names);
+	json_object_set(top, "services", c->services);
+	pthread_mutex_unlock(&c->lock);
+	answer_json(a, top);
+out:
+	rete_wire_close(&w);
+	for (size_t k = 0; k < cw.n; k++)
+		free(cw.raw[k].data);
+	free(cw.raw);
+	json_decref(cw.entries);
+	json_decref(cw.labels);
+	json_decref(top);
+}
+
+/* Chart.js, from Debian's libjs-chart.js, read at the start and served by
+ * the console itself (the coordinators' PCs may have no internet) */
+#define CONSOLE_CHARTJS "/usr/share/javascript/chart.js/chart.min.js"
+static char *chartjs;
+static size_t chartjs_len;
+
+static void chartjs_load(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char chunk[65536];
+	size_t n;
+	if (f == NULL) {
+		fprintf(stderr,
+			"rete console: %s: %s; the Flussi and Andamento pages show tables without "
+			"charts (install libjs-chart.js)\n",
+			path, strerror(errno));
+		return;
+	}
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		char *nb = realloc(chartjs, chartjs_len + n);
+		if (nb == NULL)
+			break;
+		chartjs = nb;
+		memcpy(chartjs + chartjs_len, chunk, n);
+		chartjs_len += n;
+	}
+	fclose(f);
+}
+
+static void route_chartjs(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	(void)ctx;
+	(void)rq;
+	if (chartjs == NULL) {
+		a->status = 404;
+		rete_http_printf(a, "rete console: Chart.js is not installed here (Debian: "
+				    "libjs-chart.js)\n");
+		return;
+	}
+	a->content_type = "text/javascript; charset=utf-8";
+	rete_http_header(a, "Cache-Control", "max-age=86400");
+	rete_http_append(a, chartjs, chartjs_len);
+}
+
+/* Server-Sent Events: "update" with the log size whenever the state moved */
+struct sse {
+	struct console *c;
+	uint64_t seen;
+	bool first;
+};
+
+static void *sse_open(void *ctx, const rete_http_req *rq)
+{
+	struct console *c = ctx;
+	struct sse *s = NULL;
+	char user[CONSOLE_USER_MAX + 1], token[CONSOLE_TOKEN_HEX + 2];
+	const char *ck = rete_http_req_header(rq, "Cookie");
+	if (c->auth && (ck == NULL || !console_cookie(ck, "rete_session", token, sizeof(token)) ||
+			!console_session_user(token, rete_now_ms(), user)))
+		return NULL;
+	pthread_mutex_lock(&c->lock);
+	if (c->streams < CONSOLE_STREAMS_MAX && !c->stopping && (s = calloc(1, sizeof(*s)))) {
+		c->streams++;
+		s->c = c;
+		s->first = true;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (s != NULL)
+		console_record(c, rq, "events");
+	return s;
+}
+
+static long sse_next(void *st, char *buf, size_t max)
+{
+	struct sse *s = st;
+	struct console *c = s->c;
+	struct timespec until;
+	long n;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += CONSOLE_KEEPALIVE_S;
+	pthread_mutex_lock(&c->lock);
+	while (!c->stopping && !s->first && c->version == s->seen)
+		if (pthread_cond_timedwait(&c->moved, &c->lock, &until) == ETIMEDOUT)
+			break;
+	if (c->stopping) {
+		n = -1;
+	} else if (s->first || c->version != s->seen) {
+		s->seen = c->version;
+		n = snprintf(buf, max,
+			     "%sevent: update\ndata: {\"logSize\":%llu,\"version\":%llu}\n\n",
+			     s->first ? "retry: 2000\n" : "",
+			     (unsigned long long)monitor_next_index(c->mc.mo),
+			     (unsigned long long)c->version);
+		s->first = false;
+	} else {
+		n = snprintf(buf, max, ": still here\n\n");
+	}
+	pthread_mutex_unlock(&c->lock);
+	return n >= 0 && (size_t)n < max ? n : -1;
+}
+
+static void sse_close(void *st)
+{
+	struct sse *s = st;
+	pthread_mutex_lock(&s->c->lock);
+	s->c->streams--;
+	pthread_mutex_unlock(&s->c->lock);
+	free(s);
+}
+
+static const rete_http_stream sse_stream = {sse_open, sse_next, sse_close,
+					    "text/event-stream; charset=utf-8"};
+
+#define CONSOLE_CSP                                                                                \
+	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "                \
+	"connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; "               \
+	"frame-ancestors 'none'"
+
+/* read_small reads a PEM file (at most 1 MiB) into a new string. */
+static rete_err read_small(const char *path, char **out, rete_msg *m)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+	char chunk[4096];
+
+	*out = NULL;
+	if (f == NULL)
+		return rete_msg_set(m, RETE_EIO, "%s: cannot read: %s", path, strerror(errno));
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		if (len + n + 1 > (1u << 20)) {
+			fclose(f);
+			free(buf);
+			return rete_msg_set(m, RETE_EINVAL, "%s: larger than 1 MiB: not a PEM file",
+					    path);
+		}
+		if (len + n + 1 > cap) {
+			cap = (len + n + 1) * 2;
+			char *nb = realloc(buf, cap);
+			if (nb == NULL) {
+				fclose(f);
+				free(buf);
+				return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+			}
+			buf = nb;
+		}
+		memcpy(buf + len, chunk, n);
+		len += n;
+	}
+	fclose(f);
+	if (buf == NULL || strstr(buf ? (buf[len] = '\0', buf) : "", "-----BEGIN ") == NULL) {
+		free(buf);
+		return rete_msg_set(m, RETE_EINVAL, "%s: not a PEM file (no -----BEGIN line)",
+				    path);
+	}
+	*out = buf;
+	return RETE_OK;
+}
+
+static rete_err console_serve(struct console *c, const rete_http_addr *addr, rete_httpd **out,
+			      rete_msg *m)
+{
+	rete_httpd *h = NULL;
+	rete_err err;
+	if ((err = rete_httpd_new(&h, "rete console", m)) != RETE_OK)
+		return err;
+	if (c->tls) {
+		char *cert = NULL, *key = NULL;
+		err = read_small(c->tls_cert_path, &cert, m);
+		if (err == RETE_OK)
+			err = read_small(c->tls_key_path, &key, m);
+		if (err == RETE_OK)
+			err = rete_httpd_tls(h, cert, key, m);
+		free(cert);
+		if (key != NULL) {
+			sodium_memzero(key, strlen(key));
+			free(key);
+		}
+		if (err != RETE_OK) {
+			rete_httpd_free(&h);
+			return err;
+		}
+	}
+	if ((err = rete_httpd_server_header(h, "Content-Security-Policy", CONSOLE_CSP, m)) ||
+	    (err = rete_httpd_server_header(h, "X-Content-Type-Options", "nosniff", m)) ||
+	    (err = rete_httpd_server_header(h, "Referrer-Policy", "no-referrer", m)) ||
+	    (err = rete_httpd_server_header(h, "X-Frame-Options", "DENY", m)) ||
+	    (err = rete_httpd_route_req(h, "/", false, route_page, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/panoramica", false, route_page, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/salute", false, route_page, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/rapporto", false, route_page, c, m)) ||
+	    (err = rete_httpd_route_post(h, "/login", route_login, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/logout", false, route_logout, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/flussi", false, route_page, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/andamento", false, route_page, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/api/trend", false, route_trend, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/caso", false, route_page, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/api/case", false, route_case, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/lib/chart.min.js", false, route_chartjs, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/api/report", false, route_report, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/api/report.csv", false, route_report_csv, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/api/report.xlsx", false, route_report_xlsx, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/static/", true, route_static, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/api/overview", false, route_overview, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/api/health", false, route_health, c, m)) ||
+	    (err = rete_httpd_route_stream(h, "/api/events", &sse_stream, c, m)) ||
+	    (err = rete_httpd_start_threads(h, addr, m))) {
+		rete_httpd_free(&h);
+		return err;
+	}
+	*out = h;
+	return RETE_OK;
+}
+
+/* ---- the command ------------------------------------------------------------------ */
+
+static void console_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: rete console -c coord.ini [--listen ADDR]\n\n"
+		"The web console: the network's referrals live in a browser (Panoramica:\n"
+		"overdue first; Salute: the broker's health), from the coordinator's or\n"
+		"auditor's configuration. Read-only; only metadata. Listens on %s\n"
+		"unless [console] listen or --listen says otherwise; an address that is not\n"
+		"loopback needs TLS ([console] tls_cert, tls_key) and accounts ([console]\n"
+		"users). Every page read and login goes to the access record ([console]\n"
+		"access_log, default console-access.jsonl beside coord.ini).\n"
+		"       rete console passwd USER -c coord.ini   sets USER's password\n",
+		CONSOLE_LISTEN_DEFAULT);
+}
+
+/* `rete console passwd USER -c coord.ini`: sets USER's password in the
+ * accounts file ([console] users). The password is read from the terminal
+ * (twice, not shown) or, when stdin is not a terminal, as its first line. */
+static int console_passwd(int argc, char **argv)
+{
+	const char *ini = NULL, *user = NULL;
+	struct console c;
+	rete_msg m = {{0}};
+	char pw[512] = "", again[512] = "";
+	int rc = CLI_USAGE;
+
+	memset(&c, 0, sizeof(c));
+	for (int i = 1; i < argc; i++) {
+		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
+		    i + 1 < argc)
+			ini = argv[++i];
+		else if (argv[i][0] != '-' && user == NULL)
+			user = argv[i];
+		else {
+			fprintf(stderr, "usage: rete console passwd USER -c coord.ini\n");
+			return CLI_USAGE;
+		}
+	}
+	if (ini == NULL || user == NULL) {
+		fprintf(stderr, "usage: rete console passwd USER -c coord.ini\n");
+		return CLI_USAGE;
+	}
+	if (console_ini_load(&c, ini, &m) != RETE_OK) {
+		fprintf(stderr, "rete console passwd: %s\n", m.text);
+		goto out;
+	}
+	if (c.users_path == NULL) {
+		fprintf(stderr,
+			"rete console passwd: %s has no [console] users = FILE; name the accounts "
+			"file there first\n",
+			ini);
+		goto out;
+	}
+	bool tty = isatty(STDIN_FILENO);
+	struct termios old, quiet;
+	for (int k = 0; k < (tty ? 2 : 1); k++) {
+		char *dst = k == 0 ? pw : again;
+		if (tty) {
+			fprintf(stderr, k == 0 ? "password for %s: " : "again: ", user);
+			tcgetattr(STDIN_FILENO, &old);
+			quiet = old;
+			quiet.c_lflag &= ~(tcflag_t)ECHO;
+			tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+		}
+		bool got = fgets(dst, 512, stdin) != NULL;
+		if (tty) {
+			tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+			fputc('\n', stderr);
+		}
+		if (!got) {
+			fprintf(stderr, "rete console passwd: no password given\n");
+			goto out;
+		}
+		dst[strcspn(dst, "\r\n")] = '\0';
+	}
+	if (tty && strcmp(pw, again) != 0) {
+		fprintf(stderr, "rete console passwd: the two passwords differ; nothing changed\n");
+		goto out;
+	}
+	if (strlen(pw) < 10) {
+		fprintf(stderr, "rete console passwd: a password needs at least 10 characters\n");
+		goto out;
+	}
+	if (console_accounts_set(c.users_path, user, pw, &m) != RETE_OK) {
+		fprintf(stderr, "rete console passwd: %s\n", m.text);
+		goto out;
+	}
+	printf("rete console passwd: %s's password set in %s\n", user, c.users_path);
+	rc = CLI_OK;
+out:
+	sodium_memzero(pw, sizeof(pw));
+	sodium_memzero(again, sizeof(again));
+	free(c.access_path);
+	free(c.users_path);
+	free(c.tls_cert_path);
+	free(c.tls_key_path);
+	return rc;
+}
+
+int cmd_console(int argc, char **argv)
+{
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+					     {"listen", required_argument, NULL, 'l'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	struct console c;
+	const char *ini = NULL, *listen_opt = NULL;
+	rete_msg m = {{0}};
+	rete_http_addr addr;
+	rete_httpd *h = NULL;
+	int opt, rc = CLI_USAGE;
+	rete_err err;
+
+	if (argc > 1 && strcmp(argv[1], "passwd") == 0)
+		return console_passwd(argc - 1, argv + 1);
+	memset(&c, 0, sizeof(c));
+	pthread_mutex_init(&c.lock, NULL);
+	pthread_cond_init(&c.moved, NULL);
+	snprintf(c.listen, sizeof(c.listen), "%s", CONSOLE_LISTEN_DEFAULT);
+	c.names = json_object();
+	c.services = json_object();
+	if (c.names == NULL || c.services == NULL) {
+		fprintf(stderr, "rete console: out of memory\n");
+		goto out;
+	}
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			ini = optarg;
+			break;
+		case 'l':
+			listen_opt = optarg;
+			break;
+		case 'h':
+			console_usage(stdout);
+			return CLI_OK;
+		case ':':
+			fprintf(stderr, "rete console: %s needs a value\n", argv[optind - 1]);
+			console_usage(stderr);
+			return CLI_USAGE;
+		default:
+			fprintf(stderr, "rete console: unknown option '%s'\n", argv[optind - 1]);
+			console_usage(stderr);
+			return CLI_USAGE;
+		}
+	}
+	if (optind < argc || ini == NULL) {
+		fprintf(stderr, optind < argc ? "rete console: unexpected argument\n"
+					      : "rete console: -c coord.ini is required\n");
+		console_usage(stderr);
+		return CLI_USAGE;
+	}
+	if ((err = coord_config_load(ini, &c.mc.cfg, &m)) != RETE_OK ||
+	    (err = console_ini_load(&c, ini, &m)) != RETE_OK) {
+		fprintf(stderr, "rete console: %s\n", m.text);
+		goto out;
+	}
+	if (listen_opt != NULL)
+		snprintf(c.listen, sizeof(c.listen), "%s", listen_opt);
+	if (rete_http_addr_parse(c.listen, &addr, &m) != RETE_OK) {
+		fprintf(stderr, "rete console: %s\n", m.text);
+		goto out;
+	}
+	size_t naccounts = 0;
+	if (c.users_path != NULL &&
+	    console_accounts_count(c.users_path, &naccounts, &m) != RETE_OK) {
+		fprintf(stderr, "rete console: %s\n", m.text);
+		goto out;
+	}
+	c.auth = naccounts > 0;
+	if ((c.tls_cert_path == NULL) != (c.tls_key_path == NULL)) {
+		fprintf(stderr,
+			"rete console: %s: [console] tls_cert and tls_key go together; "
+			"give both (PEM files) or neither\n",
+			ini);
+		goto out;
+	}
+	c.tls = c.tls_cert_path != NULL;
+	if (!rete_http_addr_loopback(&addr) && (!c.tls || !c.auth)) {
+		fprintf(stderr,
+			"rete console: will not listen on %s: the console would show the "
+			"network's referrals to anyone who reaches that address; an address "
+			"other than loopback needs TLS ([console] tls_cert and tls_key%s) and "
+			"accounts ([console] users with at least one, set by `rete console "
+			"passwd USER -c %s`%s); or listen on 127.0.0.1 (the default) behind a "
+			"reverse proxy (docs/operations.md, \"Publishing the console\")\n",
+			addr.text, c.tls ? ": set" : ": missing", ini,
+			c.auth	       ? ": set"
+			: c.users_path ? ": the file has none"
+				       : ": missing");
+		goto out;
+	}
+	if ((err = rete_access_log_open(c.access_path, RETE_ACCESS_KEEP_DEFAULT, false, &c.access,
+					&m)) != RETE_OK ||
+	    (err = monitor_new(&c.mc.mo, &m)) != RETE_OK) {
+		fprintf(stderr, "rete console: %s\n", m.text);
+		goto out;
+	}
+	c.mc.on_event = console_on_event;
+	c.mc.on_event_arg = &c;
+	if ((err = mon_start(&c.mc, true, &m)) != RETE_OK) {
+		fprintf(stderr, "rete console: %s\n", m.text);
+		rc = err == RETE_EREFUSED && !rete_wire_auth_failed(c.mc.dealer) ? CLI_FALSE
+										 : CLI_USAGE;
+		goto out;
+	}
+	console_directory(&c, monitor_next_index(c.mc.mo));
+	console_health(&c);
+	chartjs_load(CONSOLE_CHARTJS);
+	if ((err = console_serve(&c, &addr, &h, &m)) != RETE_OK) {
+		fprintf(stderr, "rete console: %s\n", m.text);
+		goto out;
+	}
+	printf("rete console: serving %s's view at %s://%s%s%s:%u/%s\n", c.mc.cfg.id,
+	       c.tls ? "https" : "http", addr.v6 ? "[" : "", addr.host, addr.v6 ? "]" : "",
+	       rete_httpd_port(h), c.auth ? " (sign-in required)" : "");
+	fflush(stdout);
+
+	signal(SIGINT, console_on_signal);
+	signal(SIGTERM, console_on_signal);
+	int64_t last_health = mon_mono_ms();
+	while (!console_stop) {
+		zmq_pollitem_t items[1] = {{rete_wire_socket(c.mc.sub), 0, ZMQ_POLLIN, 0}};
+		if (zmq_poll(items, 1, 500) < 0 && errno != EINTR)
+			break;
+		bool changed = false;
+		pthread_mutex_lock(&c.lock);
+		err = mon_drain(&c.mc, &changed, &m);
+		if (changed) {
+			c.version++;
+			pthread_cond_broadcast(&c.moved);
+		}
+		pthread_mutex_unlock(&c.lock);
+		if (err != RETE_OK)
+			fprintf(stderr, "rete console: %s\n", m.text);
+		if (c.dir_dirty) {
+			c.dir_dirty = false;
+			console_directory(&c, monitor_next_index(c.mc.mo));
+		}
+		if (mon_mono_ms() - last_health >= MON_HEALTH_EVERY_MS) {
+			console_health(&c);
+			last_health = mon_mono_ms();
+		}
+	}
+	rc = CLI_OK;
+out:
+	pthread_mutex_lock(&c.lock);
+	c.stopping = true;
+	pthread_cond_broadcast(&c.moved);
+	pthread_mutex_unlock(&c.lock);
+	rete_httpd_free(&h);
+	rete_wire_close(&c.mc.sub);
+	rete_wire_close(&c.mc.dealer);
+	monitor_free(&c.mc.mo);
+	coord_config_free(&c.mc.cfg);
+	rete_access_log_close(&c.access);
+	json_decref(c.health);
+	json_decref(c.names);
+	json_decref(c.services);
+	free(c.access_path);
+	free(c.users_path);
+	free(c.tls_cert_path);
+	free(c.tls_key_path);
+	free(chartjs);
+	chartjs = NULL;
+	chartjs_len = 0;
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	return rc;
+}

@@ -1,0 +1,440 @@
+#!/bin/bash
+# test_console_browser.sh — the web console (rete console) in a real browser:
+# headless Chromium (Debian's chromium + chromium-driver, driven over the
+# WebDriver protocol with curl, no network beyond 127.0.0.1) loads the pages
+# of a console attached to a real broker with real agents that played a
+# small story: a referral social.mantova -> cpi.mantova accepted and in
+# progress, one completed, and an emergency referral left unanswered past
+# its 3 s limit (overdue).
+#
+# It shows: the rendered Panoramica (after its scripts ran) lists the
+# overdue referral first, by its short label and the agencies' directory
+# names; its numbers equal `rete monitor --json`'s; a new referral appears
+# without a reload (Server-Sent Events); the switch to English works; the
+# Salute page shows the broker's health; no personal value of the story
+# appears in any page or answer; the pages carry a strict
+# Content-Security-Policy and no inline script; bad input gets a 4xx with a
+# sentence; every page read is in the access record; a listen address that
+# is not loopback is refused with a sentence. Screenshots of each page are
+# kept in the build folder (console-screenshots/).
+# Waits poll with deadlines (no sleep as synchronisation); every process
+# started is stopped, the folder removed.
+set -u
+
+BIN=${RETE_BIN:?set RETE_BIN to the bin folder of the build}
+SRC=${RETE_SOURCE_DIR:?set RETE_SOURCE_DIR to the source folder}
+SHOTS=${RETE_CONSOLE_SHOTS:-$BIN/../console-screenshots}
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/rete-console.XXXXXX")
+PIDS=()
+
+if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
+	echo "FAIL: chromium and chromium-driver are needed (scripts/setup installs them)" >&2
+	exit 1
+fi
+
+cleanup() {
+	[ -n "${SESSION:-}" ] && curl -s -X DELETE "$WD/session/$SESSION" >/dev/null 2>&1
+	for p in "${PIDS[@]}"; do
+		kill "$p" 2>/dev/null
+	done
+	local end=$((SECONDS + 10))
+	for p in "${PIDS[@]}"; do
+		while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $end ]; do
+			sleep 0.1 # polling another process's exit
+		done
+		if kill -0 "$p" 2>/dev/null; then
+			echo "warning: process $p did not stop on SIGTERM; killed" >&2
+			kill -KILL "$p" 2>/dev/null
+		fi
+		wait "$p" 2>/dev/null
+	done
+	rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*" >&2
+	for f in "$DIR"/*.log; do
+		[ -f "$f" ] && { echo "---- $f ----" >&2; tail -n 30 "$f" >&2; }
+	done
+	exit 1
+}
+
+# wait_for SECONDS COMMAND...: run COMMAND until it succeeds or time runs out.
+wait_for() {
+	local limit=$1
+	shift
+	local end=$((SECONDS + limit))
+	until "$@" >/dev/null 2>&1; do
+		[ $SECONDS -ge $end ] && return 1
+		sleep 0.2 # polling another process's state: nothing to wait on
+	done
+	return 0
+}
+
+mkdir -p "$DIR/keys" "$DIR/broker" "$DIR/agents/social.mantova" "$DIR/agents/cpi.mantova" "$SHOTS"
+for id in broker.mantova social.mantova cpi.mantova coord.mantova; do
+	"$BIN/rete" keygen "$id" --out "$DIR/keys" >/dev/null || fail "keygen $id"
+done
+
+cat >"$DIR/broker/broker.ini" <<EOT
+[broker]
+origin = rete.test/mantova
+id = broker.mantova
+key = ../keys/broker.mantova.key
+listen = ipc://$DIR/broker/broker.sock
+events = ipc://$DIR/broker/events.sock
+data = store
+checkpoint_interval = 1s
+heartbeat = 1s
+
+[limits]
+emergency = 3s
+
+[agency social.mantova]
+name = Servizi sociali di Mantova
+kind = social-services
+key = ../keys/social.mantova.pub
+services = family-support
+
+[agency cpi.mantova]
+name = Centro per l'Impiego
+kind = job-centre
+key = ../keys/cpi.mantova.pub
+services = employment-orientation, training-voucher
+
+[agency coord.mantova]
+name = Coordinamento
+kind = coordinator
+key = ../keys/coord.mantova.pub
+
+[policy]
+routes = social-services>job-centre, job-centre>social-services
+EOT
+
+for id in social.mantova cpi.mantova; do
+	cat >"$DIR/agents/$id/agent.ini" <<EOT
+[agent]
+id = $id
+key = ../../keys/$id.key
+broker = ipc://$DIR/broker/broker.sock
+broker_key = ../../keys/broker.mantova.pub
+spool = spool
+data = data
+poll = 200ms
+EOT
+done
+
+cat >"$DIR/coord.ini" <<EOT
+[client]
+id = coord.mantova
+key = keys/coord.mantova.key
+broker = ipc://$DIR/broker/broker.sock
+broker_key = keys/broker.mantova.pub
+events = ipc://$DIR/broker/events.sock
+time_zone = Europe/Rome
+
+[console]
+access_log = console-access.jsonl
+EOT
+
+"$BIN/rete-broker" -c "$DIR/broker/broker.ini" --init >"$DIR/broker.log" 2>&1 &
+PIDS+=($!)
+wait_for 20 "$BIN/rete" monitor -c "$DIR/coord.ini" --once || fail "the broker did not answer"
+for id in social.mantova cpi.mantova; do
+	"$BIN/rete-agent" -c "$DIR/agents/$id/agent.ini" >"$DIR/$id.log" 2>&1 &
+	PIDS+=($!)
+done
+for id in social.mantova cpi.mantova; do
+	wait_for 20 test -d "$DIR/agents/$id/spool/outbox" || fail "agent $id did not start"
+done
+
+# --- the story ------------------------------------------------------------------
+SOC="$DIR/agents/social.mantova/agent.ini"
+CPI="$DIR/agents/cpi.mantova/agent.ini"
+send_as() { # INI NAME JSON
+	printf '%s\n' "$3" >"$DIR/$2.json"
+	"$BIN/rete" send -c "$1" "$DIR/$2.json" --wait 30 >"$DIR/$2.out" 2>&1 ||
+		fail "$2 was not accepted: $(cat "$DIR/$2.out")"
+}
+referral() { # ID PRIORITY
+	send_as "$SOC" "$1" '{"id": "'"$1"'", "operator": {"staffId": "as-1", "role": "social-worker"},
+ "recipient": "cpi.mantova", "caseId": "mn-2026-0999",
+ "referral": {"service": "employment-orientation", "priority": "'"$2"'",
+   "reasonCode": "long-term-unemployment",
+   "consent": {"basis": "consent", "givenAt": "2026-11-20T09:30:00Z"}, "ageBand": "adult"},
+ "private": {"person": {"name": "Maria Rossi", "fiscalCode": "RSSMRA85M41E897X",
+   "contacts": [{"kind": "phone", "value": "+39 0376 555 0101"}]}}}'
+}
+update() { # INI NAME REFERRAL RECIPIENT STATUS-AND-MORE
+	send_as "$1" "$2" '{"operator": {"staffId": "x-1", "role": "case-manager"},
+ "recipient": "'"$4"'", "caseId": "mn-2026-0999",
+ "update": {"referralId": "'"$3"'", '"$5"'}}'
+}
+referral r-ok routine
+referral r-done routine
+referral r-late emergency
+update "$CPI" ok1 r-ok social.mantova '"status": "accepted"'
+update "$CPI" ok2 r-ok social.mantova '"status": "in-progress"'
+update "$CPI" d1 r-done social.mantova '"status": "accepted"'
+update "$CPI" d2 r-done social.mantova '"status": "in-progress"'
+update "$CPI" d3 r-done social.mantova '"status": "completed", "outcome": {"result": "successful"}'
+
+story_ok() {
+	"$BIN/rete" monitor -c "$DIR/coord.ini" --json >"$DIR/mon.json" 2>&1 || return 1
+	[ "$(jq -r '[.overdue[].referralId] | join(",")' "$DIR/mon.json")" = r-late ] &&
+		[ "$(jq -r '.statusTotals.total' "$DIR/mon.json")" = 3 ] &&
+		[ "$(jq -r '.statusTotals.completed' "$DIR/mon.json")" = 1 ]
+}
+wait_for 40 story_ok || fail "the story did not settle: $(cat "$DIR/mon.json")"
+
+# --- a listen address that is not loopback is refused ------------------------------
+"$BIN/rete" console -c "$DIR/coord.ini" --listen 192.0.2.10:8480 >"$DIR/remote.out" 2>&1
+rc=$?
+[ $rc -eq 2 ] || fail "a remote listen without TLS: exit $rc, want 2: $(cat "$DIR/remote.out")"
+grep -q "will not listen on 192.0.2.10:8480" "$DIR/remote.out" ||
+	fail "a remote listen without TLS: no sentence: $(cat "$DIR/remote.out")"
+
+# --- the console --------------------------------------------------------------------
+"$BIN/rete" console -c "$DIR/coord.ini" --listen 127.0.0.1:0 >"$DIR/console.log" 2>&1 &
+CONSOLE_PID=$!
+PIDS+=($CONSOLE_PID)
+console_up() { grep -q "serving coord.mantova's view at http://127.0.0.1:" "$DIR/console.log"; }
+wait_for 30 console_up || fail "the console did not start"
+URL=$(grep -o 'http://127.0.0.1:[0-9]*/' "$DIR/console.log" | head -n 1)
+URL=${URL%/}
+
+# headers: a strict CSP; the pages hold no inline script
+curl -s -D "$DIR/h.txt" -o "$DIR/p.html" "$URL/panoramica" || fail "GET /panoramica"
+grep -qi "^content-security-policy: default-src 'none'; script-src 'self'" "$DIR/h.txt" ||
+	fail "no strict CSP: $(cat "$DIR/h.txt")"
+grep -o '<script[^>]*>' "$DIR/p.html" | grep -v ' src=' && fail "an inline script in the page"
+grep -qi '^x-content-type-options: nosniff' "$DIR/h.txt" || fail "no nosniff"
+# bad input: a 4xx with a sentence, never a crash
+code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/panoramica?lang=xx")
+[ "$code" = 400 ] && grep -q "use lang=it or lang=en" "$DIR/bad.txt" || fail "lang=xx: $code $(cat "$DIR/bad.txt")"
+code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/static/..%2fconsole.c")
+[ "$code" = 400 ] || fail "/static/..%2f: $code $(cat "$DIR/bad.txt")"
+code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' -X POST "$URL/api/overview")
+[ "$code" = 405 ] || fail "POST: $code"
+kill -0 $CONSOLE_PID || fail "the console died on bad input"
+
+# --- the browser ----------------------------------------------------------------------
+WDPORT=$((20000 + RANDOM % 20000))
+for try in 1 2 3 4 5; do
+	chromedriver --port=$WDPORT --allowed-ips=127.0.0.1 >"$DIR/chromedriver.log" 2>&1 &
+	WDPID=$!
+	PIDS+=($WDPID)
+	if wait_for 20 curl -sf "http://127.0.0.1:$WDPORT/status"; then break; fi
+	kill $WDPID 2>/dev/null
+	WDPORT=$((20000 + RANDOM % 20000))
+done
+WD="http://127.0.0.1:$WDPORT"
+caps=$(jq -nc --arg dir "$DIR/chrome" '{capabilities: {alwaysMatch: {browserName: "chrome",
+  "goog:chromeOptions": {binary: "/usr/bin/chromium", args: ["--headless=new", "--no-sandbox",
+  "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000", ("--user-data-dir=" + $dir),
+  "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--disable-extensions",
+  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "--lang=it-IT"]}}}}')
+SESSION=$(curl -s -X POST -H 'Content-Type: application/json' -d "$caps" "$WD/session" | jq -r '.value.sessionId // empty')
+[ -n "$SESSION" ] || fail "chromedriver made no session: $(tail -n 20 "$DIR/chromedriver.log")"
+
+wd() { # METHOD PATH [JSON]: the WebDriver answer's value
+	curl -s -X "$1" -H 'Content-Type: application/json' ${3:+-d "$3"} "$WD/session/$SESSION$2" | jq -c '.value'
+}
+js() { # SCRIPT: its result (a string)
+	wd POST /execute/sync "$(jq -nc --arg s "$1" '{script: $s, args: []}')" | jq -r '. // ""'
+}
+go() { wd POST /url "$(jq -nc --arg u "$1" '{url: $u}')" >/dev/null; }
+shot() { wd GET /screenshot | jq -r . | base64 -d >"$SHOTS/$1.png" || fail "screenshot $1"; }
+rendered() { [ -n "$(js 'return document.body.dataset.version || ""')" ]; }
+
+go "$URL/"
+wait_for 30 rendered || fail "the Panoramica never rendered: $(js 'return document.body.innerText')"
+js 'return document.documentElement.outerHTML' >"$DIR/dom-it.html"
+js 'return document.body.innerText' >"$DIR/text-it.txt"
+shot panoramica-it
+
+# the overdue referral first: its section comes first, by its label, with the
+# directory's names, who waits on whom, since when, how late
+want_label=$(jq -r '.overdue[0].label' "$DIR/mon.json")
+got_label=$(js 'const li = document.querySelector("#overdue li[data-label]"); return li ? li.dataset.label : ""')
+[ "$got_label" = "$want_label" ] || fail "first overdue: got '$got_label', want '$want_label'"
+[ "$(js 'return String(document.querySelectorAll("#overdue li[data-label]").length)')" = \
+	"$(jq -r '.overdue | length' "$DIR/mon.json")" ] || fail "overdue count differs from rete monitor --json"
+first_h2=$(js 'return document.querySelector("main h2").innerText')
+case "$first_h2" in "Segnalazioni in ritardo"*) ;; *) fail "the first section is '$first_h2'" ;; esac
+grep -q "Servizi sociali di Mantova aspetta Centro per l'Impiego dal " "$DIR/text-it.txt" ||
+	fail "no 'who waits on whom, since when': $(cat "$DIR/text-it.txt")"
+grep -q "in ritardo di " "$DIR/text-it.txt" || fail "no 'how late'"
+grep -q "Segnalazione $want_label" "$DIR/text-it.txt" || fail "no short label $want_label"
+grep -Eq 'm-[0-9a-f]{32}' "$DIR/text-it.txt" && fail "a referral shown by its message id"
+grep -q "completata" "$DIR/text-it.txt" && grep -q "in corso" "$DIR/text-it.txt" ||
+	fail "statuses not in words"
+# its numbers equal rete monitor --json's (taken after the page, same log size)
+"$BIN/rete" monitor -c "$DIR/coord.ini" --json >"$DIR/mon-now.json" || fail "monitor --json"
+for k in $(jq -r '.statusTotals | keys[] | select(. != "total")' "$DIR/mon-now.json"); do
+	got=$(js "return document.getElementById('total-$k').innerText")
+	want=$(jq -r ".statusTotals[\"$k\"]" "$DIR/mon-now.json")
+	[ "$got" = "$want" ] || fail "status $k: page $got, rete monitor --json $want"
+done
+[ "$(js 'return document.getElementById("status-total").innerText')" = \
+	"$(jq -r .statusTotals.total "$DIR/mon-now.json")" ] || fail "total differs"
+for k in toReceive toAccept toComplete; do
+	[ "$(js "return document.getElementById('times-$k').innerText")" = \
+		"$(jq -r ".times.$k.count" "$DIR/mon-now.json")" ] || fail "times $k differ"
+done
+
+# a new referral appears without a reload
+before=$(js 'return document.getElementById("status-total").innerText')
+js 'window.__notReloaded = "yes"; return ""' >/dev/null
+referral r-new routine
+grown() {
+	[ "$(js 'return document.getElementById("status-total").innerText')" = "$((before + 1))" ] &&
+		[ "$(js 'return window.__notReloaded || ""')" = yes ]
+}
+wait_for 30 grown || fail "the new referral did not appear without a reload (total $(js 'return document.getElementById("status-total").innerText'), was $before)"
+[ "$(js 'return document.getElementById("live").dataset.state')" = on ] || fail "not live"
+
+# English
+wd POST /element '{"using": "css selector", "value": "#lang"}' >"$DIR/el.json"
+EL=$(jq -r '.[keys[0]]' "$DIR/el.json")
+wd POST "/element/$EL/click" '{}' >/dev/null
+english() { js 'return document.body.innerText' | grep -q "Overdue referrals"; }
+wait_for 10 english || fail "no English after the switch"
+js 'return document.body.innerText' >"$DIR/text-en.txt"
+grep -q "Servizi sociali di Mantova waits on Centro per l'Impiego since " "$DIR/text-en.txt" ||
+	fail "English: no 'waits on': $(cat "$DIR/text-en.txt")"
+grep -q "in progress" "$DIR/text-en.txt" || fail "English: statuses not in words"
+[ "$(js 'return document.documentElement.lang')" = en ] || fail "html lang not en"
+shot panoramica-en
+
+# Salute (English kept by the switch), then back to Italian by the address
+go "$URL/salute"
+wait_for 30 rendered || fail "the Salute page never rendered"
+js 'return document.body.innerText' >"$DIR/text-salute.txt"
+grep -q "Broker state" "$DIR/text-salute.txt" || fail "Salute: $(cat "$DIR/text-salute.txt")"
+[ -n "$(js 'return document.getElementById("log-size").innerText')" ] || fail "Salute: no log size"
+go "$URL/salute?lang=it"
+wait_for 30 rendered || fail "the Salute page never rendered"
+js 'return document.body.innerText' >"$DIR/text-salute-it.txt"
+grep -q "Stato del broker" "$DIR/text-salute-it.txt" || fail "Salute in Italian"
+grep -Eq "Tutto in ordine|Ci sono problemi" "$DIR/text-salute-it.txt" || fail "Salute: no state"
+js 'return document.documentElement.outerHTML' >"$DIR/dom-salute.html"
+shot salute-it
+
+# Rapporto: every age band of the pair (zeros too), Italian headers; its
+# downloads open in gnumeric (ssconvert) with the same numbers as rete report
+TODAY=$(TZ=Europe/Rome date +%F)
+FROM=$(TZ=Europe/Rome date -d yesterday +%F)
+go "$URL/rapporto?from=$FROM&to=$TODAY&by=agency,age-band&lang=it"
+report_rendered() { [ "$(js 'return document.body.dataset.rows || ""')" = 5 ]; }
+wait_for 30 report_rendered || fail "the Rapporto did not show 5 rows: $(js 'return document.body.innerText')"
+js 'return document.body.innerText' >"$DIR/text-report.txt"
+grep -q "Chi invia" "$DIR/text-report.txt" && grep -q "Fascia d'età" "$DIR/text-report.txt" ||
+	fail "Rapporto: no Italian headers"
+for band in 0-3 3-5 6-13 14-18 adulti; do
+	grep -q "$band" "$DIR/text-report.txt" || fail "Rapporto: no row for the age band $band"
+done
+shot rapporto-it
+"$BIN/rete" report -c "$DIR/coord.ini" --from "$FROM" --to "$TODAY" --by agency,age-band \
+	--format json >"$DIR/rep.json" || fail "rete report --format json"
+[ "$(jq '.groups | length' "$DIR/rep.json")" = 5 ] || fail "rete report: not the five age bands"
+want_sent=$(jq '.total.sent' "$DIR/rep.json")
+Q="from=$FROM&to=$TODAY&by=agency,age-band"
+curl -sf -o "$DIR/rep-it.csv" "$URL/api/report.csv?$Q&sep=semicolon&lang=it" || fail "report.csv"
+curl -sf -o "$DIR/rep.xlsx" "$URL/api/report.xlsx?$Q&lang=it" || fail "report.xlsx"
+if command -v ssconvert >/dev/null; then
+	ssconvert -T Gnumeric_stf:stf_csv "$DIR/rep-it.csv" "$DIR/rep-it.out.csv" >/dev/null 2>&1 ||
+		fail "ssconvert cannot read the ';' CSV"
+	# split into columns: the header's fourth column is Inviate, and the
+	# adults' row has the story's referrals sent
+	[ "$(head -n 1 "$DIR/rep-it.out.csv" | cut -d, -f4)" = Inviate ] ||
+		fail "the ';' CSV does not split in gnumeric: $(head -n 2 "$DIR/rep-it.out.csv")"
+	got=$(grep ',adult,' "$DIR/rep-it.out.csv" | cut -d, -f4)
+	[ "$got" = "$want_sent" ] || fail "the ';' CSV's adults sent $got, want $want_sent"
+	ssconvert -T Gnumeric_stf:stf_csv "$DIR/rep.xlsx" "$DIR/rep-x.csv" >/dev/null 2>&1 ||
+		fail "ssconvert cannot read the XLSX"
+	got=$(grep '^social.mantova,cpi.mantova,adult,' "$DIR/rep-x.csv" | cut -d, -f4)
+	[ "$got" = "$want_sent" ] || fail "the XLSX's adults sent $got, want $want_sent"
+	grep -q '^"Chi invia","Chi riceve"' "$DIR/rep-x.csv" || fail "the XLSX: no Italian headers"
+else
+	fail "ssconvert (gnumeric) is needed to check the downloads (scripts/setup installs it)"
+fi
+code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/report?from=2026-02-30&to=$TODAY")
+[ "$code" = 400 ] && grep -q "dates YYYY-MM-DD" "$DIR/bad.txt" || fail "a bad date: $code $(cat "$DIR/bad.txt")"
+
+# Flussi: the matrix of who refers to whom, and how they ended, with a chart
+# drawn by Chart.js served by the console itself (Debian's libjs-chart.js)
+go "$URL/flussi?from=$FROM&to=$TODAY&lang=it"
+flows_rendered() { [ "$(js 'return document.body.dataset.rows || ""')" = 1 ]; }
+wait_for 30 flows_rendered || fail "the Flussi page did not render: $(js 'return document.body.innerText')"
+got=$(js 'const c = document.querySelector("#matrix td[data-from=\"social.mantova\"][data-to=\"cpi.mantova\"]"); return c ? c.innerText : ""')
+[ "$got" = "$want_sent" ] || fail "Flussi: social -> cpi $got, want $want_sent"
+[ "$(js 'return window.Chart && Chart.getChart("flows-chart") ? "drawn" : "no"')" = drawn ] ||
+	fail "Flussi: no chart (Chart.js not served?)"
+[ "$(js 'return document.querySelector("script[src*=chart]").getAttribute("src")')" = /lib/chart.min.js ] ||
+	fail "Chart.js is not the console's own"
+curl -sf "$URL/lib/chart.min.js" | head -c 200 | grep -q "Chart.js v" || fail "/lib/chart.min.js is not Chart.js"
+js 'return document.body.innerText' >"$DIR/text-flows.txt"
+grep -q "Chi invia a chi" "$DIR/text-flows.txt" && grep -q "Come sono finite" "$DIR/text-flows.txt" ||
+	fail "Flussi: $(cat "$DIR/text-flows.txt")"
+shot flussi-it
+
+# Andamento: per week, sent and the rest, and response-time percentiles
+go "$URL/andamento?from=$FROM&to=$TODAY&step=week&lang=it"
+trend_rendered() { [ -n "$(js 'return document.body.dataset.rows || ""')" ]; }
+wait_for 30 trend_rendered || fail "the Andamento page did not render"
+got=$(js 'let n = 0; for (const c of document.querySelectorAll("#trend td[data-kind=sent]")) n += Number(c.innerText); return String(n)')
+[ "$got" = "$want_sent" ] || fail "Andamento: sent $got, want $want_sent"
+[ "$(js 'return window.Chart && Chart.getChart("trend-chart") && Chart.getChart("times-chart") ? "drawn" : "no"')" = drawn ] ||
+	fail "Andamento: no charts"
+js 'return document.body.innerText' >"$DIR/text-trend.txt"
+shot andamento-it
+code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/trend?from=$FROM&to=$TODAY&step=year")
+[ "$code" = 400 ] && grep -q "step=week or step=month" "$DIR/bad.txt" || fail "step=year: $code"
+
+# never a personal value of the story, in any page or answer
+curl -s "$URL/api/overview" >"$DIR/api-overview.json"
+curl -s "$URL/api/health" >"$DIR/api-health.json"
+for f in dom-it.html text-it.txt text-en.txt text-salute.txt dom-salute.html api-overview.json api-health.json \
+	text-report.txt rep-it.csv rep-x.csv text-flows.txt text-trend.txt; do
+	for secret in "Maria Rossi" "RSSMRA85M41E897X" "555 0101" "mn-2026-0999"; do
+		grep -q "$secret" "$DIR/$f" && fail "$f holds a personal value: $secret"
+	done
+done
+
+# Caso (the auditor's view; the broker gives coordinators the same read):
+# the case's entries from the log, each with its inclusion proof checked by
+# the console against a checkpoint signed by the pinned broker key
+go "$URL/caso?case=mn-2026-0999&lang=it"
+case_rendered() { [ -n "$(js 'return document.body.dataset.rows || ""')" ]; }
+wait_for 60 case_rendered || fail "the Caso page did not render: $(js 'return document.body.innerText')"
+nrows=$(js 'return document.body.dataset.rows')
+[ "$nrows" -ge 10 ] || fail "Caso: only $nrows entries"
+[ "$(js 'return String(document.querySelectorAll("#case-table td[data-proof=verified]").length)')" = "$nrows" ] ||
+	fail "Caso: not every entry's proof verified: $(js 'return document.getElementById("case-table").innerText')"
+js 'return document.body.innerText' >"$DIR/text-case.txt"
+grep -q "verificata" "$DIR/text-case.txt" && grep -q "$want_label" "$DIR/text-case.txt" ||
+	fail "Caso: $(cat "$DIR/text-case.txt")"
+for secret in "Maria Rossi" "RSSMRA85M41E897X" "555 0101"; do
+	grep -q "$secret" "$DIR/text-case.txt" && fail "Caso holds a personal value: $secret"
+done
+shot caso-it
+code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/case?case=a%20b")
+[ "$code" = 400 ] && grep -q "needs a case id" "$DIR/bad.txt" || fail "case=a b: $code"
+
+# every page read is in the access record
+for what in '"what":"/"' '"what":"/salute"' '"what":"overview"' '"what":"health"' '"what":"events"' \
+	'"what":"/rapporto"' '"what":"report csv ' '"what":"report xlsx ' '"what":"case mn-2026-0999"'; do
+	grep -q "$what" "$DIR/console-access.jsonl" || fail "access record lacks $what: $(cat "$DIR/console-access.jsonl")"
+done
+grep -q '"program":"rete console"' "$DIR/console-access.jsonl" || fail "access record: program"
+
+# the console stops on SIGTERM, exit 0
+kill -TERM $CONSOLE_PID
+wait $CONSOLE_PID
+rc=$?
+[ $rc -eq 0 ] || fail "the console exited $rc on SIGTERM"
+echo "ok: the console in a real browser (screenshots in $SHOTS)"
+exit 0
