@@ -7,18 +7,47 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <sodium.h>
+
+/* SHA-256 by OpenSSL, whose implementation uses the CPU's SHA extensions
+ * where it has them: over a ~1.2 KiB log entry 0.9 us against libsodium's
+ * portable 3.5 us (docs/performance.md). libsodium stays the fallback if
+ * OpenSSL cannot allocate its context; both give the same hash. */
+static void sha256_two(uint8_t out[RETE_MERKLE_HASH], const void *a, size_t alen, const void *b,
+		       size_t blen)
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	unsigned int olen = 0;
+
+	if (c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+	    (alen == 0 || EVP_DigestUpdate(c, a, alen) == 1) &&
+	    (blen == 0 || EVP_DigestUpdate(c, b, blen) == 1) &&
+	    EVP_DigestFinal_ex(c, out, &olen) == 1 && olen == RETE_MERKLE_HASH) {
+		EVP_MD_CTX_free(c);
+		return;
+	}
+	EVP_MD_CTX_free(c);
+	crypto_hash_sha256_state st;
+	crypto_hash_sha256_init(&st);
+	if (alen > 0)
+		crypto_hash_sha256_update(&st, a, alen);
+	if (blen > 0)
+		crypto_hash_sha256_update(&st, b, blen);
+	crypto_hash_sha256_final(&st, out);
+}
+
+void rete_merkle_sha256(uint8_t out[RETE_MERKLE_HASH], const void *data, size_t len)
+{
+	unsigned int olen = 0;
+	if (EVP_Digest(data, len, out, &olen, EVP_sha256(), NULL) != 1 || olen != RETE_MERKLE_HASH)
+		crypto_hash_sha256(out, data, len);
+}
 
 void rete_merkle_leaf_hash(uint8_t out[RETE_MERKLE_HASH], const void *data, size_t len)
 {
-	crypto_hash_sha256_state st;
 	static const uint8_t prefix = 0x00;
-
-	crypto_hash_sha256_init(&st);
-	crypto_hash_sha256_update(&st, &prefix, 1);
-	if (len > 0)
-		crypto_hash_sha256_update(&st, data, len);
-	crypto_hash_sha256_final(&st, out);
+	sha256_two(out, &prefix, 1, data, len);
 }
 
 void rete_merkle_node_hash(uint8_t out[RETE_MERKLE_HASH], const uint8_t left[RETE_MERKLE_HASH],
@@ -30,7 +59,7 @@ void rete_merkle_node_hash(uint8_t out[RETE_MERKLE_HASH], const uint8_t left[RET
 	buf[0] = 0x01;
 	memcpy(buf + 1, left, RETE_MERKLE_HASH);
 	memcpy(buf + 1 + RETE_MERKLE_HASH, right, RETE_MERKLE_HASH);
-	crypto_hash_sha256(out, buf, sizeof(buf));
+	rete_merkle_sha256(out, buf, sizeof(buf));
 }
 
 static bool is_pow2(uint64_t n)

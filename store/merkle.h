@@ -26,6 +26,10 @@
 typedef rete_err (*rete_merkle_get_node)(void *ctx, unsigned level, uint64_t index,
 					 uint8_t out[RETE_MERKLE_HASH]);
 
+/* rete_merkle_sha256 = SHA-256(data), by OpenSSL (the CPU's SHA
+ * instructions where it has them; libsodium if OpenSSL fails). */
+void rete_merkle_sha256(uint8_t out[RETE_MERKLE_HASH], const void *data, size_t len);
+
 /* rete_merkle_leaf_hash = SHA-256(0x00 || data). */
 void rete_merkle_leaf_hash(uint8_t out[RETE_MERKLE_HASH], const void *data, size_t len);
 

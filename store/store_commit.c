@@ -752,7 +752,7 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 		goto out;
 
 	/* dedup on (sender, id) -> SHA-256 of the Message bytes */
-	crypto_hash_sha256(sha, sm->message.data, sm->message.len);
+	rete_merkle_sha256(sha, sm->message.data, sm->message.len);
 	sl = strlen(msg->sender);
 	il = strlen(msg->id);
 	memcpy(key, msg->sender, sl);
