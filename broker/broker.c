@@ -1274,6 +1274,16 @@ static bool hex_eq(const char *hex, const uint8_t *bin)
 /* fd_note remembers that party's frames come on file descriptor fd, so
  * that a disconnection ZeroMQ reports by fd (a frame over max_frame among
  * them) can be logged with the party's name. */
+/* copy_str copies s into dst (n bytes), cut to fit and terminated: what
+ * snprintf(dst, n, "%s", s) gives, without its formatting machinery on
+ * the path of every frame. */
+static void copy_str(char *dst, size_t n, const char *s)
+{
+	size_t l = strnlen(s, n - 1);
+	memcpy(dst, s, l);
+	dst[l] = '\0';
+}
+
 static void fd_note(broker *b, int fd, const char *party)
 {
 	if (fd < 0 || fd >= 1 << 20)
@@ -1287,7 +1297,8 @@ static void fd_note(broker *b, int fd, const char *party)
 		b->fd_party = t;
 		b->nfd_party = n;
 	}
-	snprintf(b->fd_party[fd], sizeof(b->fd_party[fd]), "%s", party);
+	if (strcmp(b->fd_party[fd], party) != 0)
+		copy_str(b->fd_party[fd], sizeof(b->fd_party[fd]), party);
 }
 
 /* frame_admit checks the frame body from f->rid (extra: the parts after
@@ -1299,7 +1310,7 @@ static bool frame_admit(broker *b, broker_frame *f, zmq_msg_t *body, size_t extr
 {
 	const char *user = zmq_msg_gets(body, "User-Id");
 	const char *keyhex = zmq_msg_gets(body, BROKER_ZAP_KEY_PROPERTY);
-	snprintf(f->party, sizeof(f->party), "%s", user ? user : "");
+	copy_str(f->party, sizeof(f->party), user ? user : "");
 	f->who = broker_config_party(b->cfg, f->party);
 	if (!f->who) {
 		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_PARTY, "",
