@@ -26,6 +26,13 @@ struct batch {
 	int b_rc;	 /* LMDB code of the call that failed, 0 if none */
 	bool b_changed;	 /* something was written or deleted: commit it */
 	rete_msg *b_msg;
+	/* due_for's last answer: the referrals of a batch share their time
+	 * (and mostly their priority), and a calendar deadline is costly */
+	bool b_due_ok;
+	const Rete__Directory *b_due_dir;
+	uint64_t b_due_dir_index;
+	Rete__Priority b_due_priority;
+	int64_t b_due_at, b_due;
 };
 
 static const char *S(const char *s)
@@ -245,17 +252,27 @@ static rete_err due_for(struct batch *b, Rete__Priority priority, int64_t at, in
 	*due = 0;
 	if ((err = dir_in_force(b, &d)) != RETE_OK || d == NULL)
 		return err;
+	if (b->b_due_ok && b->b_due_dir == d && b->b_due_dir_index == b->b_store->st_dir_index &&
+	    b->b_due_priority == priority && b->b_due_at == at) {
+		*due = b->b_due;
+		return RETE_OK;
+	}
 	for (size_t i = 0; i < d->n_limits; i++) {
 		const Rete__PriorityLimit *l = d->limits[i];
 		if (l == NULL || l->priority != priority)
 			continue;
-		if (l->limit != NULL && *l->limit != '\0' &&
+		if (l->limit == NULL || *l->limit == '\0' ||
 		    rete_deadline(at, l->limit, (const char *const *)d->holidays, d->n_holidays,
-				  d->time_zone, due, NULL) == RETE_OK)
-			return RETE_OK;
-		*due = l->limit_ms > 0 ? at + l->limit_ms : 0;
-		return RETE_OK;
+				  d->time_zone, due, NULL) != RETE_OK)
+			*due = l->limit_ms > 0 ? at + l->limit_ms : 0;
+		break;
 	}
+	b->b_due_ok = true;
+	b->b_due_dir = d;
+	b->b_due_dir_index = b->b_store->st_dir_index;
+	b->b_due_priority = priority;
+	b->b_due_at = at;
+	b->b_due = *due;
 	return RETE_OK;
 }
 
