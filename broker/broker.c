@@ -204,6 +204,7 @@ static void send_refusal(broker *b, broker_frame *f, bool as_receipt)
 static void receipts_prove(broker *b, broker_batch *bt)
 {
 	rete_store_rtxn *rt = NULL;
+	rete_merkle_memo *memo = NULL;
 	rete_msg m = {{0}};
 	uint64_t size = 0;
 	uint8_t proof[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
@@ -225,6 +226,9 @@ static void receipts_prove(broker *b, broker_batch *bt)
 		b->rc_note = note;
 		b->rc_size = size;
 	}
+	/* the proofs of the batch share their upper path: read and hashed once
+	 * (without the memo, if it cannot be had, each reads its own) */
+	memo = rete_merkle_memo_new();
 	for (size_t i = 0; i < bt->n; i++) {
 		broker_frame *f = &bt->frames[i];
 		if (f->op < 0)
@@ -232,8 +236,8 @@ static void receipts_prove(broker *b, broker_batch *bt)
 		const rete_store_op *op = &bt->ops[f->op];
 		if (op->status != RETE_STORE_ACCEPTED && op->status != RETE_STORE_DUPLICATE)
 			continue;
-		if (rete_store_inclusion_proof(b->store, rt, op->index, size, proof, &n, &m) !=
-		    RETE_OK)
+		if (rete_store_inclusion_proof_memo(b->store, rt, memo, op->index, size, proof, &n,
+						    &m) != RETE_OK)
 			goto fail;
 		rete_buf_free(&f->proof);
 		f->proof.data = malloc(n ? n * RETE_MERKLE_HASH : 1);
@@ -245,12 +249,15 @@ static void receipts_prove(broker *b, broker_batch *bt)
 		f->proof.len = n * RETE_MERKLE_HASH;
 	}
 	rete_store_read_end(&rt);
+	rete_merkle_memo_free(memo);
+	memo = NULL;
 	bt->note = strdup(b->rc_note);
 	if (bt->note == NULL)
 		rete_msg_set(&m, RETE_ENOMEM, "out of memory");
 	else
 		return;
 fail:
+	rete_merkle_memo_free(memo);
 	rete_store_read_end(&rt);
 	/* the sentence is logged on the main thread (send_receipt) */
 	snprintf(bt->m.text, sizeof(bt->m.text), "%s", m.text);

@@ -179,8 +179,56 @@ static void reverse(uint8_t proof[][RETE_MERKLE_HASH], size_t n)
 	}
 }
 
+/* The memo: MTH(D[b:e]) of the ranges the proofs took, direct-mapped. A
+ * range's hash never changes once its leaves are logged, whatever the
+ * tree size of the proof. */
+#define MEMO_SLOTS 1024
+struct rete_merkle_memo {
+	struct {
+		uint64_t b, e; /* e == 0: empty */
+		uint8_t h[RETE_MERKLE_HASH];
+	} slot[MEMO_SLOTS];
+};
+
+rete_merkle_memo *rete_merkle_memo_new(void)
+{
+	return calloc(1, sizeof(rete_merkle_memo));
+}
+
+void rete_merkle_memo_free(rete_merkle_memo *memo)
+{
+	free(memo);
+}
+
+static rete_err mth_memo(rete_merkle_memo *memo, rete_merkle_get_node get, void *ctx, uint64_t b,
+			 uint64_t e, uint8_t out[RETE_MERKLE_HASH])
+{
+	if (memo == NULL)
+		return mth(get, ctx, b, e, out);
+	uint64_t x = (b * 0x9E3779B97F4A7C15ull) ^ (e * 0xC2B2AE3D27D4EB4Full);
+	size_t i = (size_t)(x >> 54) & (MEMO_SLOTS - 1);
+	if (memo->slot[i].e == e && memo->slot[i].b == b) {
+		memcpy(out, memo->slot[i].h, RETE_MERKLE_HASH);
+		return RETE_OK;
+	}
+	rete_err err = mth(get, ctx, b, e, out);
+	if (err == RETE_OK) {
+		memo->slot[i].b = b;
+		memo->slot[i].e = e;
+		memcpy(memo->slot[i].h, out, RETE_MERKLE_HASH);
+	}
+	return err;
+}
+
 rete_err rete_merkle_inclusion_proof(rete_merkle_get_node get, void *ctx, uint64_t index,
 				     uint64_t size, uint8_t proof[][RETE_MERKLE_HASH], size_t *n)
+{
+	return rete_merkle_inclusion_proof_memo(get, ctx, NULL, index, size, proof, n);
+}
+
+rete_err rete_merkle_inclusion_proof_memo(rete_merkle_get_node get, void *ctx,
+					  rete_merkle_memo *memo, uint64_t index, uint64_t size,
+					  uint8_t proof[][RETE_MERKLE_HASH], size_t *n)
 {
 	uint64_t b = 0, e = size;
 	size_t count = 0;
@@ -196,10 +244,10 @@ rete_err rete_merkle_inclusion_proof(rete_merkle_get_node get, void *ctx, uint64
 		if (count == RETE_MERKLE_MAX_PROOF)
 			return RETE_EINVAL;
 		if (index < b + k) {
-			err = mth(get, ctx, b + k, e, proof[count]);
+			err = mth_memo(memo, get, ctx, b + k, e, proof[count]);
 			e = b + k;
 		} else {
-			err = mth(get, ctx, b, b + k, proof[count]);
+			err = mth_memo(memo, get, ctx, b, b + k, proof[count]);
 			b += k;
 		}
 		if (err != RETE_OK)

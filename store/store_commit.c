@@ -1197,3 +1197,43 @@ rete_err store_write_raw(rete_store *s, store_raw_fn fn, void *ctx, rete_msg *m)
 
 	return store_write(s, run_raw, &c, m);
 }
+
+/* ---- the receipts of a commit ----------------------------------------------- */
+
+rete_err rete_store_inclusion_proof_memo(rete_store *s, rete_store_rtxn *rt, rete_merkle_memo *memo,
+					 uint64_t index, uint64_t size,
+					 uint8_t proof[][RETE_MERKLE_HASH], size_t *n, rete_msg *m)
+{
+	struct store_node_ctx c = {.nc_store = s};
+	uint64_t have;
+	bool own;
+	rete_err err;
+
+	if ((err = store_rt_get(s, rt, &c.nc_txn, &own, m)) != RETE_OK)
+		return err;
+	if ((err = store_log_size(s, c.nc_txn, &have, m)) != RETE_OK)
+		goto out;
+	if (size > have || index >= size) {
+		err =
+		    rete_msg_set(m, RETE_EINVAL,
+				 "store: no inclusion proof for index %llu in tree size %llu (the "
+				 "log has %llu entries; need index < size <= %llu)",
+				 (unsigned long long)index, (unsigned long long)size,
+				 (unsigned long long)have, (unsigned long long)have);
+		goto out;
+	}
+	err = rete_merkle_inclusion_proof_memo(store_node_get, &c, memo, index, size, proof, n);
+	if (err == RETE_ECORRUPT)
+		err =
+		    rete_msg_set(m, err,
+				 "store %s: inclusion proof: a Merkle node is missing or malformed "
+				 "in 'nodes'",
+				 s->st_dir);
+	else if (err == RETE_ESTORE)
+		err = rete_msg_set(m, err, "store %s: inclusion proof: reading 'nodes' failed",
+				   s->st_dir);
+out:
+	if (own)
+		store_txn_done(s, c.nc_txn);
+	return err;
+}
