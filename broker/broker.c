@@ -1471,10 +1471,14 @@ static const char *store_field(const Rete__Message *msg, Rete__ErrorCode code)
  * either: the answer is the original receipt even if the directory changed
  * since, and nothing of this frame is logged. The store still decides
  * (DUPLICATE). */
-static bool resent(broker *b, const broker_frame *f)
+static bool resent(broker *b, rete_store_rtxn **rt, const broker_frame *f)
 {
 	uint8_t have[RETE_HASH_LEN], got[RETE_HASH_LEN];
-	if (rete_store_msgid(b->store, NULL, f->msg->sender, f->msg->id, NULL, have, NULL, NULL) !=
+	/* one read transaction for the batch's lookups (begun at the first;
+	 * if it cannot be, each lookup begins its own) */
+	if (*rt == NULL)
+		rete_store_read_begin(b->store, rt, NULL);
+	if (rete_store_msgid(b->store, *rt, f->msg->sender, f->msg->id, NULL, have, NULL, NULL) !=
 	    RETE_OK)
 		return false;
 	rete_sha256(got, f->sm->message.data, f->sm->message.len);
@@ -1584,6 +1588,7 @@ static void run_batch(broker *b, broker_frame **jobs)
 
 	/* 1. what needs no signature; HELLO and PING are answered at once */
 	size_t njobs = 0;
+	rete_store_rtxn *rt = NULL;
 	for (size_t i = 0; i < n; i++) {
 		broker_frame *f = &frames[i];
 		if (!f->who || !f->cf)
@@ -1607,7 +1612,7 @@ static void run_batch(broker *b, broker_frame **jobs)
 			/* a resend of what the batch in flight logs is not seen
 			 * here: it is verified and checked, and the store answers
 			 * DUPLICATE all the same */
-			if (f->pending && resent(b, f))
+			if (f->pending && resent(b, &rt, f))
 				f->resent = true; /* no checks: the original receipt */
 			else if (f->pending && timestamp_refuses(b, f, now))
 				send_refusal(b, f, true);
@@ -1620,6 +1625,7 @@ static void run_batch(broker *b, broker_frame **jobs)
 			break;
 		}
 	}
+	rete_store_read_end(&rt);
 	/* 2. the signatures of the whole batch, on the verify pool's threads,
 	 * while this thread answers the batch before once it is committed */
 	broker_pool_begin(b->pool, njobs, verify_job, jobs);

@@ -240,7 +240,7 @@ void broker_submit_check(broker *b, broker_frame *f, const Rete__Submit *s)
 				      msg->id);
 			return;
 		}
-		rete_sha256(h, s->sealed.data, s->sealed.len);
+		rete_merkle_sha256(h, s->sealed.data, s->sealed.len); /* OpenSSL's */
 		if (ph.len != RETE_HASH_LEN || memcmp(h, ph.data, RETE_HASH_LEN) != 0) {
 			broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_SEALED_HASH, "sealed",
 				      "the sealed part sent with message %.64s does not match its "
