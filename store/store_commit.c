@@ -28,6 +28,8 @@ struct batch {
 	rete_msg *b_msg;
 	/* due_for's last answer: the referrals of a batch share their time
 	 * (and mostly their priority), and a calendar deadline is costly */
+	bool b_dir_ok; /* b_dir is the Directory in force (none appended since) */
+	const Rete__Directory *b_dir;
 	bool b_due_ok;
 	const Rete__Directory *b_due_dir;
 	uint64_t b_due_dir_index;
@@ -250,8 +252,16 @@ static rete_err due_for(struct batch *b, Rete__Priority priority, int64_t at, in
 	rete_err err;
 
 	*due = 0;
-	if ((err = dir_in_force(b, &d)) != RETE_OK || d == NULL)
-		return err;
+	if (b->b_dir_ok) {
+		d = b->b_dir;
+	} else {
+		if ((err = dir_in_force(b, &d)) != RETE_OK)
+			return err;
+		b->b_dir_ok = true;
+		b->b_dir = d;
+	}
+	if (d == NULL)
+		return RETE_OK;
 	if (b->b_due_ok && b->b_due_dir == d && b->b_due_dir_index == b->b_store->st_dir_index &&
 	    b->b_due_priority == priority && b->b_due_at == at) {
 		*due = b->b_due;
@@ -894,6 +904,7 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 	}
 	if (msg->body_case == RETE__MESSAGE__BODY_DIRECTORY) {
 		be64_put(val, index);
+		b->b_dir_ok = false; /* a new Directory is in force */
 		if ((err = put(b, s->st_meta, META_DIRECTORY, strlen(META_DIRECTORY), val, 8, 0,
 			       "store: recording the directory in force")) != RETE_OK)
 			goto out;
