@@ -2747,7 +2747,8 @@ int broker_run(broker_config *c, unsigned flags)
 out:
 	broker_log_buffer(false);
 	free(jobs);
-	bool curl = c->tsa_url != NULL;
+	/* b.cfg, not c: a reload frees c (tsa_url is kept across reloads) */
+	bool curl = b.cfg != NULL && b.cfg->tsa_url != NULL;
 	broker_free(&b);
 	if (curl)
 		rete_tsa_global_cleanup();
