@@ -204,6 +204,7 @@ static void send_refusal(broker *b, broker_frame *f, bool as_receipt)
 static void receipts_prove(broker *b, broker_batch *bt)
 {
 	rete_store_rtxn *rt = NULL;
+	rete_merkle_memo *memo = NULL;
 	rete_msg m = {{0}};
 	uint64_t size = 0;
 	uint8_t proof[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
@@ -225,6 +226,9 @@ static void receipts_prove(broker *b, broker_batch *bt)
 		b->rc_note = note;
 		b->rc_size = size;
 	}
+	/* the proofs of the batch share their upper path: read and hashed once
+	 * (without the memo, if it cannot be had, each reads its own) */
+	memo = rete_merkle_memo_new();
 	for (size_t i = 0; i < bt->n; i++) {
 		broker_frame *f = &bt->frames[i];
 		if (f->op < 0)
@@ -232,8 +236,8 @@ static void receipts_prove(broker *b, broker_batch *bt)
 		const rete_store_op *op = &bt->ops[f->op];
 		if (op->status != RETE_STORE_ACCEPTED && op->status != RETE_STORE_DUPLICATE)
 			continue;
-		if (rete_store_inclusion_proof(b->store, rt, op->index, size, proof, &n, &m) !=
-		    RETE_OK)
+		if (rete_store_inclusion_proof_memo(b->store, rt, memo, op->index, size, proof, &n,
+						    &m) != RETE_OK)
 			goto fail;
 		rete_buf_free(&f->proof);
 		f->proof.data = malloc(n ? n * RETE_MERKLE_HASH : 1);
@@ -245,12 +249,15 @@ static void receipts_prove(broker *b, broker_batch *bt)
 		f->proof.len = n * RETE_MERKLE_HASH;
 	}
 	rete_store_read_end(&rt);
+	rete_merkle_memo_free(memo);
+	memo = NULL;
 	bt->note = strdup(b->rc_note);
 	if (bt->note == NULL)
 		rete_msg_set(&m, RETE_ENOMEM, "out of memory");
 	else
 		return;
 fail:
+	rete_merkle_memo_free(memo);
 	rete_store_read_end(&rt);
 	/* the sentence is logged on the main thread (send_receipt) */
 	snprintf(bt->m.text, sizeof(bt->m.text), "%s", m.text);
@@ -1274,6 +1281,16 @@ static bool hex_eq(const char *hex, const uint8_t *bin)
 /* fd_note remembers that party's frames come on file descriptor fd, so
  * that a disconnection ZeroMQ reports by fd (a frame over max_frame among
  * them) can be logged with the party's name. */
+/* copy_str copies s into dst (n bytes), cut to fit and terminated: what
+ * snprintf(dst, n, "%s", s) gives, without its formatting machinery on
+ * the path of every frame. */
+static void copy_str(char *dst, size_t n, const char *s)
+{
+	size_t l = strnlen(s, n - 1);
+	memcpy(dst, s, l);
+	dst[l] = '\0';
+}
+
 static void fd_note(broker *b, int fd, const char *party)
 {
 	if (fd < 0 || fd >= 1 << 20)
@@ -1287,7 +1304,8 @@ static void fd_note(broker *b, int fd, const char *party)
 		b->fd_party = t;
 		b->nfd_party = n;
 	}
-	snprintf(b->fd_party[fd], sizeof(b->fd_party[fd]), "%s", party);
+	if (strcmp(b->fd_party[fd], party) != 0)
+		copy_str(b->fd_party[fd], sizeof(b->fd_party[fd]), party);
 }
 
 /* frame_admit checks the frame body from f->rid (extra: the parts after
@@ -1299,7 +1317,7 @@ static bool frame_admit(broker *b, broker_frame *f, zmq_msg_t *body, size_t extr
 {
 	const char *user = zmq_msg_gets(body, "User-Id");
 	const char *keyhex = zmq_msg_gets(body, BROKER_ZAP_KEY_PROPERTY);
-	snprintf(f->party, sizeof(f->party), "%s", user ? user : "");
+	copy_str(f->party, sizeof(f->party), user ? user : "");
 	f->who = broker_config_party(b->cfg, f->party);
 	if (!f->who) {
 		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_PARTY, "",
@@ -1453,10 +1471,14 @@ static const char *store_field(const Rete__Message *msg, Rete__ErrorCode code)
  * either: the answer is the original receipt even if the directory changed
  * since, and nothing of this frame is logged. The store still decides
  * (DUPLICATE). */
-static bool resent(broker *b, const broker_frame *f)
+static bool resent(broker *b, rete_store_rtxn **rt, const broker_frame *f)
 {
 	uint8_t have[RETE_HASH_LEN], got[RETE_HASH_LEN];
-	if (rete_store_msgid(b->store, NULL, f->msg->sender, f->msg->id, NULL, have, NULL, NULL) !=
+	/* one read transaction for the batch's lookups (begun at the first;
+	 * if it cannot be, each lookup begins its own) */
+	if (*rt == NULL)
+		rete_store_read_begin(b->store, rt, NULL);
+	if (rete_store_msgid(b->store, *rt, f->msg->sender, f->msg->id, NULL, have, NULL, NULL) !=
 	    RETE_OK)
 		return false;
 	rete_sha256(got, f->sm->message.data, f->sm->message.len);
@@ -1566,6 +1588,7 @@ static void run_batch(broker *b, broker_frame **jobs)
 
 	/* 1. what needs no signature; HELLO and PING are answered at once */
 	size_t njobs = 0;
+	rete_store_rtxn *rt = NULL;
 	for (size_t i = 0; i < n; i++) {
 		broker_frame *f = &frames[i];
 		if (!f->who || !f->cf)
@@ -1589,7 +1612,7 @@ static void run_batch(broker *b, broker_frame **jobs)
 			/* a resend of what the batch in flight logs is not seen
 			 * here: it is verified and checked, and the store answers
 			 * DUPLICATE all the same */
-			if (f->pending && resent(b, f))
+			if (f->pending && resent(b, &rt, f))
 				f->resent = true; /* no checks: the original receipt */
 			else if (f->pending && timestamp_refuses(b, f, now))
 				send_refusal(b, f, true);
@@ -1602,6 +1625,7 @@ static void run_batch(broker *b, broker_frame **jobs)
 			break;
 		}
 	}
+	rete_store_read_end(&rt);
 	/* 2. the signatures of the whole batch, on the verify pool's threads,
 	 * while this thread answers the batch before once it is committed */
 	broker_pool_begin(b->pool, njobs, verify_job, jobs);
@@ -2723,7 +2747,8 @@ int broker_run(broker_config *c, unsigned flags)
 out:
 	broker_log_buffer(false);
 	free(jobs);
-	bool curl = c->tsa_url != NULL;
+	/* b.cfg, not c: a reload frees c (tsa_url is kept across reloads) */
+	bool curl = b.cfg != NULL && b.cfg->tsa_url != NULL;
 	broker_free(&b);
 	if (curl)
 		rete_tsa_global_cleanup();

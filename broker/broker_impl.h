@@ -81,6 +81,8 @@ typedef struct broker_frame {
 	bool pending; /* passed the checks so far */
 	bool sig_ok;
 	bool resent;	/* the very bytes already logged */
+	bool valid;	/* rete_validate_message found nothing (precheck): the
+			   checks after the signature need not run it again */
 	long op;	/* index in the batch's ops, or -1 */
 	rete_buf proof; /* its receipt's inclusion proof (hashes of RETE_MERKLE_HASH
 			   bytes) to the batch's note, made by the committer */
@@ -164,7 +166,7 @@ typedef struct broker {
 	uint64_t send_seq;		   /* numbers DELIVERs and PINGs (broker_conn) */
 	char (*fd_party)[RETE_ID_MAX + 1]; /* the party whose frames came on fd i */
 	size_t nfd_party;
-	broker_metrics *metrics; /* the Prometheus endpoint, or NULL (metrics.h) */
+	broker_metrics *metrics;	/* the Prometheus endpoint, or NULL (metrics.h) */
 	struct rete_access_log *access; /* access.c: opened at the first read query */
 	bool access_failed;		/* access.c: the last write failed (said once) */
 } broker;

@@ -71,7 +71,7 @@ void broker_submit_precheck(broker *b, broker_frame *f)
 	 * refused first: the sentences below and the broker's log repeat the
 	 * message's ids, which must not be a fiscal code or a name. */
 	rete_problems pd = {0};
-	rete_validate_message(msg, NULL, RETE_VALIDATE_SIGNED, &pd);
+	f->valid = rete_validate_message(msg, NULL, RETE_VALIDATE_SIGNED, &pd) == RETE_OK;
 	size_t k = rete_validate_lead(&pd);
 	if (pd.n > 0 && pd.items[k].error == RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA) {
 		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA, pd.items[k].path,
@@ -240,7 +240,7 @@ void broker_submit_check(broker *b, broker_frame *f, const Rete__Submit *s)
 				      msg->id);
 			return;
 		}
-		rete_sha256(h, s->sealed.data, s->sealed.len);
+		rete_merkle_sha256(h, s->sealed.data, s->sealed.len); /* OpenSSL's */
 		if (ph.len != RETE_HASH_LEN || memcmp(h, ph.data, RETE_HASH_LEN) != 0) {
 			broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_SEALED_HASH, "sealed",
 				      "the sealed part sent with message %.64s does not match its "
@@ -289,7 +289,11 @@ void broker_submit_check(broker *b, broker_frame *f, const Rete__Submit *s)
 		return;
 	/* The message's own validity comes after the policy, so that a
 	 * referral without consent to a consent service says CONSENT_REQUIRED
-	 * (the policy's word) rather than a generic INVALID. */
+	 * (the policy's word) rather than a generic INVALID. The precheck ran
+	 * the same validation of the same message: when it found nothing, so
+	 * would this; otherwise it runs again for the sentence. */
+	if (f->valid)
+		return;
 	rete_problems pr = {0};
 	if (rete_validate_message(msg, NULL, RETE_VALIDATE_SIGNED, &pr) != RETE_OK) {
 		/* personal data or free text in the metadata leads (protocol 3):

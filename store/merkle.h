@@ -26,6 +26,10 @@
 typedef rete_err (*rete_merkle_get_node)(void *ctx, unsigned level, uint64_t index,
 					 uint8_t out[RETE_MERKLE_HASH]);
 
+/* rete_merkle_sha256 = SHA-256(data), by OpenSSL (the CPU's SHA
+ * instructions where it has them; libsodium if OpenSSL fails). */
+void rete_merkle_sha256(uint8_t out[RETE_MERKLE_HASH], const void *data, size_t len);
+
 /* rete_merkle_leaf_hash = SHA-256(0x00 || data). */
 void rete_merkle_leaf_hash(uint8_t out[RETE_MERKLE_HASH], const void *data, size_t len);
 
@@ -51,6 +55,20 @@ rete_err rete_merkle_subtree(rete_merkle_get_node get, void *ctx, uint64_t begin
  * RETE_EINVAL when index >= size. */
 rete_err rete_merkle_inclusion_proof(rete_merkle_get_node get, void *ctx, uint64_t index,
 				     uint64_t size, uint8_t proof[][RETE_MERKLE_HASH], size_t *n);
+
+/* A memo of the subtree hashes inclusion proofs took, so that the proofs of
+ * neighbouring entries (a commit's receipts) read and hash their shared
+ * path once. Valid for one log while no entry is rewritten (a range's hash
+ * is fixed once its leaves are logged); NULL from _new when out of memory. */
+typedef struct rete_merkle_memo rete_merkle_memo;
+rete_merkle_memo *rete_merkle_memo_new(void);
+void rete_merkle_memo_free(rete_merkle_memo *memo);
+
+/* rete_merkle_inclusion_proof_memo: rete_merkle_inclusion_proof through
+ * memo (NULL: none). */
+rete_err rete_merkle_inclusion_proof_memo(rete_merkle_get_node get, void *ctx,
+					  rete_merkle_memo *memo, uint64_t index, uint64_t size,
+					  uint8_t proof[][RETE_MERKLE_HASH], size_t *n);
 
 /* rete_merkle_consistency_proof writes PROOF(size1, D[0:size2]). RETE_EINVAL
  * when size1 == 0 or size1 > size2. */

@@ -268,6 +268,12 @@ rete_err rete_store_inclusion_proof(rete_store *s, rete_store_rtxn *rt, uint64_t
 				    uint64_t size, uint8_t proof[][RETE_MERKLE_HASH], size_t *n,
 				    rete_msg *m);
 
+/* rete_store_inclusion_proof_memo: the same through memo (merkle.h), which
+ * the proofs of one commit's receipts share (store_commit.c). */
+rete_err rete_store_inclusion_proof_memo(rete_store *s, rete_store_rtxn *rt, rete_merkle_memo *memo,
+					 uint64_t index, uint64_t size,
+					 uint8_t proof[][RETE_MERKLE_HASH], size_t *n, rete_msg *m);
+
 /* rete_store_consistency_proof: PROOF(size1, D[0:size2]). Errors:
  * RETE_EINVAL (size1 == 0, size1 > size2 or size2 > log size),
  * RETE_ECORRUPT, RETE_ESTORE. */

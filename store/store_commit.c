@@ -26,6 +26,15 @@ struct batch {
 	int b_rc;	 /* LMDB code of the call that failed, 0 if none */
 	bool b_changed;	 /* something was written or deleted: commit it */
 	rete_msg *b_msg;
+	/* due_for's last answer: the referrals of a batch share their time
+	 * (and mostly their priority), and a calendar deadline is costly */
+	bool b_dir_ok; /* b_dir is the Directory in force (none appended since) */
+	const Rete__Directory *b_dir;
+	bool b_due_ok;
+	const Rete__Directory *b_due_dir;
+	uint64_t b_due_dir_index;
+	Rete__Priority b_due_priority;
+	int64_t b_due_at, b_due;
 };
 
 static const char *S(const char *s)
@@ -243,19 +252,37 @@ static rete_err due_for(struct batch *b, Rete__Priority priority, int64_t at, in
 	rete_err err;
 
 	*due = 0;
-	if ((err = dir_in_force(b, &d)) != RETE_OK || d == NULL)
-		return err;
+	if (b->b_dir_ok) {
+		d = b->b_dir;
+	} else {
+		if ((err = dir_in_force(b, &d)) != RETE_OK)
+			return err;
+		b->b_dir_ok = true;
+		b->b_dir = d;
+	}
+	if (d == NULL)
+		return RETE_OK;
+	if (b->b_due_ok && b->b_due_dir == d && b->b_due_dir_index == b->b_store->st_dir_index &&
+	    b->b_due_priority == priority && b->b_due_at == at) {
+		*due = b->b_due;
+		return RETE_OK;
+	}
 	for (size_t i = 0; i < d->n_limits; i++) {
 		const Rete__PriorityLimit *l = d->limits[i];
 		if (l == NULL || l->priority != priority)
 			continue;
-		if (l->limit != NULL && *l->limit != '\0' &&
+		if (l->limit == NULL || *l->limit == '\0' ||
 		    rete_deadline(at, l->limit, (const char *const *)d->holidays, d->n_holidays,
-				  d->time_zone, due, NULL) == RETE_OK)
-			return RETE_OK;
-		*due = l->limit_ms > 0 ? at + l->limit_ms : 0;
-		return RETE_OK;
+				  d->time_zone, due, NULL) != RETE_OK)
+			*due = l->limit_ms > 0 ? at + l->limit_ms : 0;
+		break;
 	}
+	b->b_due_ok = true;
+	b->b_due_dir = d;
+	b->b_due_dir_index = b->b_store->st_dir_index;
+	b->b_due_priority = priority;
+	b->b_due_at = at;
+	b->b_due = *due;
 	return RETE_OK;
 }
 
@@ -752,7 +779,7 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 		goto out;
 
 	/* dedup on (sender, id) -> SHA-256 of the Message bytes */
-	crypto_hash_sha256(sha, sm->message.data, sm->message.len);
+	rete_merkle_sha256(sha, sm->message.data, sm->message.len);
 	sl = strlen(msg->sender);
 	il = strlen(msg->id);
 	memcpy(key, msg->sender, sl);
@@ -877,6 +904,7 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 	}
 	if (msg->body_case == RETE__MESSAGE__BODY_DIRECTORY) {
 		be64_put(val, index);
+		b->b_dir_ok = false; /* a new Directory is in force */
 		if ((err = put(b, s->st_meta, META_DIRECTORY, strlen(META_DIRECTORY), val, 8, 0,
 			       "store: recording the directory in force")) != RETE_OK)
 			goto out;
@@ -1179,4 +1207,44 @@ rete_err store_write_raw(rete_store *s, store_raw_fn fn, void *ctx, rete_msg *m)
 	struct raw_ctx c = {fn, ctx};
 
 	return store_write(s, run_raw, &c, m);
+}
+
+/* ---- the receipts of a commit ----------------------------------------------- */
+
+rete_err rete_store_inclusion_proof_memo(rete_store *s, rete_store_rtxn *rt, rete_merkle_memo *memo,
+					 uint64_t index, uint64_t size,
+					 uint8_t proof[][RETE_MERKLE_HASH], size_t *n, rete_msg *m)
+{
+	struct store_node_ctx c = {.nc_store = s};
+	uint64_t have;
+	bool own;
+	rete_err err;
+
+	if ((err = store_rt_get(s, rt, &c.nc_txn, &own, m)) != RETE_OK)
+		return err;
+	if ((err = store_log_size(s, c.nc_txn, &have, m)) != RETE_OK)
+		goto out;
+	if (size > have || index >= size) {
+		err =
+		    rete_msg_set(m, RETE_EINVAL,
+				 "store: no inclusion proof for index %llu in tree size %llu (the "
+				 "log has %llu entries; need index < size <= %llu)",
+				 (unsigned long long)index, (unsigned long long)size,
+				 (unsigned long long)have, (unsigned long long)have);
+		goto out;
+	}
+	err = rete_merkle_inclusion_proof_memo(store_node_get, &c, memo, index, size, proof, n);
+	if (err == RETE_ECORRUPT)
+		err =
+		    rete_msg_set(m, err,
+				 "store %s: inclusion proof: a Merkle node is missing or malformed "
+				 "in 'nodes'",
+				 s->st_dir);
+	else if (err == RETE_ESTORE)
+		err = rete_msg_set(m, err, "store %s: inclusion proof: reading 'nodes' failed",
+				   s->st_dir);
+out:
+	if (own)
+		store_txn_done(s, c.nc_txn);
+	return err;
 }

@@ -51,6 +51,11 @@ rows=(
   "audit verify, with replay"
   "broker RSS under load"
   "broker RSS, agencies connected"
+  "target: ingest, all cores"
+  "target: ingest, 1 verify thr"
+  "target: closed loop"
+  "target: p99 @ 1000/s"
+  "target: audit verify"
 )
 for row in "${rows[@]}"; do
   line="$(awk -v r="$row " 'index($0, r) == 1 { print; exit }' "$tmp/out.txt")"
@@ -67,6 +72,15 @@ for row in "${rows[@]}"; do
   if ! grep -qF -- "\"name\": \"$row\"" "$tmp/bench.json"; then
     echo "FAIL: row '$row' missing from the JSON output" >&2
     cat "$tmp/bench.json" >&2
+    exit 1
+  fi
+done
+# the broker's CPU beyond its verification: present, a number (a --quick run
+# is too short for the clock ticks of /proc to give it a sign)
+for row in "target: beyond 1 verify, all" "target: beyond 1 verify, 1 thr"; do
+  if ! grep -qE "^$row +-?[0-9]+\.[0-9]+ +verifications" "$tmp/out.txt"; then
+    echo "FAIL: no row '$row' with a number in:" >&2
+    cat "$tmp/out.txt" >&2
     exit 1
   fi
 done

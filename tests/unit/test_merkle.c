@@ -835,12 +835,54 @@ static void test_large_sizes(void **state)
 	}
 }
 
+/* The memo a commit's receipts share gives the very proofs each computes
+ * alone: for every index of several tree sizes, through one memo kept
+ * across the sizes (as the broker keeps one per commit), and through a
+ * memo of few slots where ranges collide. */
+static void test_inclusion_memo(void **state)
+{
+	rete_merkle_mem t;
+	rete_merkle_memo *memo = rete_merkle_memo_new();
+	uint8_t a[RETE_MERKLE_MAX_PROOF][H], b[RETE_MERKLE_MAX_PROOF][H];
+	size_t na, nb;
+	const uint64_t sizes[] = {1, 2, 3, 7, 8, 100, 1000, 1023, 1024, 1025, 3000};
+
+	(void)state;
+	assert_non_null(memo);
+	rete_merkle_mem_init(&t);
+	for (uint64_t i = 0; i < 3000; i++) {
+		uint8_t leaf[H], data[8];
+		memcpy(data, &i, sizeof(data));
+		rete_merkle_leaf_hash(leaf, data, sizeof(data));
+		assert_int_equal(rete_merkle_mem_append(&t, leaf), RETE_OK);
+	}
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		uint64_t size = sizes[k];
+		for (uint64_t i = 0; i < size; i++) {
+			assert_int_equal(
+			    rete_merkle_inclusion_proof(rete_merkle_mem_get, &t, i, size, a, &na),
+			    RETE_OK);
+			assert_int_equal(rete_merkle_inclusion_proof_memo(rete_merkle_mem_get, &t,
+									  memo, i, size, b, &nb),
+					 RETE_OK);
+			assert_int_equal(na, nb);
+			assert_memory_equal(a, b, na * H);
+		}
+		assert_int_equal(rete_merkle_inclusion_proof_memo(rete_merkle_mem_get, &t, memo,
+								  size, size, b, &nb),
+				 RETE_EINVAL);
+	}
+	rete_merkle_memo_free(memo);
+	rete_merkle_mem_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_reference_roots),	cmocka_unit_test(test_inclusion_vectors),
 	    cmocka_unit_test(test_consistency_vectors), cmocka_unit_test(test_tampering),
 	    cmocka_unit_test(test_model_cross_check),	cmocka_unit_test(test_large_sizes),
+	    cmocka_unit_test(test_inclusion_memo),
 	};
 	if (sodium_init() < 0)
 		return 1;
