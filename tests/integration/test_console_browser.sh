@@ -11,7 +11,12 @@
 # overdue referral first, by its short label and the agencies' directory
 # names; its numbers equal `rete monitor --json`'s; a new referral appears
 # without a reload (Server-Sent Events); the switch to English works; the
-# Salute page shows the broker's health; no personal value of the story
+# Salute page shows the broker's health, the agencies that cosigned the
+# latest checkpoint (they cosign by default) with the witness policy of the
+# console's configuration (met; the one witness that never cosigns named as
+# missing) and "no TSA configured" (this broker asks none); the Caso page
+# offers each message's evidence bundle, whose download verifies with `rete
+# evidence verify --broker-key` and tells the story; no personal value of the story
 # appears in any page or answer; the pages carry a strict
 # Content-Security-Policy and no inline script; bad input gets a 4xx with a
 # sentence; every page read is in the access record; a listen address that
@@ -136,6 +141,7 @@ time_zone = Europe/Rome
 
 [console]
 access_log = console-access.jsonl
+witnesses = witnesses.policy
 EOT
 
 "$BIN/rete-broker" -c "$DIR/broker/broker.ini" --init >"$DIR/broker.log" 2>&1 &
@@ -187,6 +193,12 @@ story_ok() {
 		[ "$(jq -r '.statusTotals.completed' "$DIR/mon.json")" = 1 ]
 }
 wait_for 40 story_ok || fail "the story did not settle: $(cat "$DIR/mon.json")"
+
+# the console's witness policy: the two agencies (as `rete witnesses` lists
+# them) and the coordinator, who never cosigns; two are enough
+"$BIN/rete" witnesses -c "$DIR/coord.ini" >"$DIR/witnesses.policy" 2>"$DIR/witnesses.out" ||
+	fail "rete witnesses: $(cat "$DIR/witnesses.out")"
+printf 'witness coord.mantova %s\nquorum 2\n' "$(cat "$DIR/keys/coord.mantova.pub")" >>"$DIR/witnesses.policy"
 
 # --- a listen address that is not loopback is refused ------------------------------
 "$BIN/rete" console -c "$DIR/coord.ini" --listen 192.0.2.10:8480 >"$DIR/remote.out" 2>&1
@@ -320,8 +332,32 @@ wait_for 30 rendered || fail "the Salute page never rendered"
 js 'return document.body.innerText' >"$DIR/text-salute-it.txt"
 grep -q "Stato del broker" "$DIR/text-salute-it.txt" || fail "Salute in Italian"
 grep -Eq "Tutto in ordine|Ci sono problemi" "$DIR/text-salute-it.txt" || fail "Salute: no state"
+# witnesses: both agencies cosigned the latest checkpoint (by their directory
+# names), the policy is met and the coordinator is named as missing; no TSA
+cosigned() {
+	[ "$(js 'return String(document.querySelectorAll("#witnesses tr[data-cosigned=yes]").length)')" = 2 ] &&
+		js 'return document.getElementById("witness-state").dataset.ok' | grep -q true
+}
+wait_for 30 cosigned || fail "Salute: the agencies' cosignatures are not shown: $(js 'return document.body.innerText')"
+js 'return document.body.innerText' >"$DIR/text-salute-it.txt"
+grep -q "Servizi sociali di Mantova	ha controfirmato alle " "$DIR/text-salute-it.txt" &&
+	grep -q "Centro per l'Impiego	ha controfirmato alle " "$DIR/text-salute-it.txt" &&
+	grep -q "Coordinamento	manca" "$DIR/text-salute-it.txt" &&
+	grep -q "Regola dei testimoni rispettata: 2 di 3 (ne servono 2)" "$DIR/text-salute-it.txt" ||
+	fail "Salute: witnesses: $(cat "$DIR/text-salute-it.txt")"
+[ "$(js 'return document.getElementById("witness-size").innerText')" -ge 10 ] || fail "Salute: checkpoint size"
+grep -q "nessuna TSA configurata" "$DIR/text-salute-it.txt" || fail "Salute: time-stamping: $(cat "$DIR/text-salute-it.txt")"
 js 'return document.documentElement.outerHTML' >"$DIR/dom-salute.html"
 shot salute-it
+wd POST /element '{"using": "css selector", "value": "#lang"}' >"$DIR/el.json"
+EL=$(jq -r '.[keys[0]]' "$DIR/el.json")
+wd POST "/element/$EL/click" '{}' >/dev/null
+salute_en() { js 'return document.body.innerText' | grep -q "Witness policy met: 2 of 3 (needs 2)"; }
+wait_for 10 salute_en || fail "Salute in English: $(js 'return document.body.innerText')"
+js 'return document.body.innerText' >"$DIR/text-salute-en.txt"
+grep -q "Centro per l'Impiego	cosigned at " "$DIR/text-salute-en.txt" && grep -q "Coordinamento	missing" "$DIR/text-salute-en.txt" &&
+	grep -q "no TSA configured" "$DIR/text-salute-en.txt" || fail "Salute in English: $(cat "$DIR/text-salute-en.txt")"
+shot salute-en
 
 # Rapporto: every age band of the pair (zeros too), Italian headers; its
 # downloads open in gnumeric (ssconvert) with the same numbers as rete report
@@ -397,7 +433,7 @@ code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/trend?from=$FROM&to
 # never a personal value of the story, in any page or answer
 curl -s "$URL/api/overview" >"$DIR/api-overview.json"
 curl -s "$URL/api/health" >"$DIR/api-health.json"
-for f in dom-it.html text-it.txt text-en.txt text-salute.txt dom-salute.html api-overview.json api-health.json \
+for f in dom-it.html text-it.txt text-en.txt text-salute.txt text-salute-en.txt dom-salute.html api-overview.json api-health.json \
 	text-report.txt rep-it.csv rep-x.csv text-flows.txt text-trend.txt; do
 	for secret in "Maria Rossi" "RSSMRA85M41E897X" "555 0101" "mn-2026-0999"; do
 		grep -q "$secret" "$DIR/$f" && fail "$f holds a personal value: $secret"
@@ -424,9 +460,44 @@ shot caso-it
 code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/case?case=a%20b")
 [ "$code" = 400 ] && grep -q "needs a case id" "$DIR/bad.txt" || fail "case=a b: $code"
 
+# the evidence bundle of the completed referral, by the link on the Caso page:
+# it verifies offline with the broker's key and tells the story
+href=$(js 'const r = [...document.querySelectorAll("#case-table tr[data-index]")].find(tr => tr.querySelector("abbr[title=\"r-done\"]") && tr.querySelector("a.evidence")); return r ? r.querySelector("a.evidence").getAttribute("href") : ""')
+[ -n "$href" ] || fail "Caso: no evidence link for r-done: $(js 'return document.getElementById("case-table").innerHTML')"
+[ "$(js 'return String(document.querySelectorAll("#case-table a.evidence").length)')" -ge 8 ] || fail "Caso: too few evidence links"
+bundle() { curl -sf -D "$DIR/ev-h.txt" -o "$DIR/evidence.json" "$URL$href"; }
+wait_for 30 bundle || fail "GET $href: $(curl -s "$URL$href")"
+grep -qi '^content-disposition: attachment; filename="evidence-social.mantova-r-done.json"' "$DIR/ev-h.txt" ||
+	fail "the bundle is not a download: $(cat "$DIR/ev-h.txt")"
+"$BIN/rete" evidence verify "$DIR/evidence.json" --broker-key "$DIR/keys/broker.mantova.pub" --lang en \
+	>"$DIR/story.txt" 2>&1 || fail "the console's bundle does not verify: $(cat "$DIR/story.txt")"
+grep -q "referral 'r-done' (case mn-2026-0999) sent by social.mantova to cpi.mantova" "$DIR/story.txt" &&
+	grep -q "delivered to cpi.mantova" "$DIR/story.txt" && grep -q "acknowledged by cpi.mantova" "$DIR/story.txt" &&
+	grep -q "the evidence holds" "$DIR/story.txt" || fail "the story: $(cat "$DIR/story.txt")"
+# the same bundle as `rete evidence export -c` writes, but for the checkpoint
+# each chose: compare what both verify to
+"$BIN/rete" evidence export social.mantova r-done -c "$DIR/coord.ini" -o "$DIR/evidence-cli.json" 2>"$DIR/export.out" ||
+	fail "rete evidence export: $(cat "$DIR/export.out")"
+[ "$(jq -c 'del(.checkpoint, .latest, .consistency, .messageProof, .directoryProof, .deliveryProof)' "$DIR/evidence.json")" = \
+	"$(jq -c 'del(.checkpoint, .latest, .consistency, .messageProof, .directoryProof, .deliveryProof)' "$DIR/evidence-cli.json")" ] ||
+	fail "the console's bundle holds other entries than rete evidence export's"
+for secret in "Maria Rossi" "RSSMRA85M41E897X" "555 0101"; do
+	grep -q "$secret" "$DIR/evidence.json" && fail "the bundle holds a personal value: $secret"
+done
+# bad input: an unknown message, a malformed id, none
+code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/evidence?sender=social.mantova&id=r-nothing")
+[ "$code" = 404 ] && grep -q "no evidence bundle for message r-nothing of social.mantova: " "$DIR/bad.txt" ||
+	fail "unknown message: $code $(cat "$DIR/bad.txt")"
+for q in "sender=social.mantova&id=a%20b" "sender=social.mantova" "sender=%22x&id=r-done"; do
+	code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/evidence?$q")
+	[ "$code" = 400 ] && grep -q "asked for by sender= (the sending party's id) and id=" "$DIR/bad.txt" ||
+		fail "evidence?$q: $code $(cat "$DIR/bad.txt")"
+done
+
 # every page read is in the access record
 for what in '"what":"/"' '"what":"/salute"' '"what":"overview"' '"what":"health"' '"what":"events"' \
-	'"what":"/rapporto"' '"what":"report csv ' '"what":"report xlsx ' '"what":"case mn-2026-0999"'; do
+	'"what":"/rapporto"' '"what":"report csv ' '"what":"report xlsx ' '"what":"case mn-2026-0999"' \
+	'"what":"evidence social.mantova r-done"'; do
 	grep -q "$what" "$DIR/console-access.jsonl" || fail "access record lacks $what: $(cat "$DIR/console-access.jsonl")"
 done
 grep -q '"program":"rete console"' "$DIR/console-access.jsonl" || fail "access record: program"
