@@ -1660,8 +1660,11 @@ static void console_usage(FILE *f)
 	fprintf(f,
 		"usage: rete console -c coord.ini [--listen ADDR]\n\n"
 		"The web console: the network's referrals live in a browser (Panoramica:\n"
-		"overdue first; Salute: the broker's health), from the coordinator's or\n"
-		"auditor's configuration. Read-only; only metadata. Listens on %s\n"
+		"overdue first; Salute: the broker's health, witnesses, time-stamping;\n"
+		"Caso: a case's log entries and each message's evidence bundle), from the\n"
+		"coordinator's or auditor's configuration. Read-only; only metadata.\n"
+		"[console] witnesses names a witness policy the Salute page checks the\n"
+		"latest checkpoint's cosignatures against. Listens on %s\n"
 		"unless [console] listen or --listen says otherwise; an address that is not\n"
 		"loopback needs TLS ([console] tls_cert, tls_key) and accounts ([console]\n"
 		"users). Every page read and login goes to the access record ([console]\n"
