@@ -494,6 +494,29 @@ for q in "sender=social.mantova&id=a%20b" "sender=social.mantova" "sender=%22x&i
 		fail "evidence?$q: $code $(cat "$DIR/bad.txt")"
 done
 
+# without a witness policy the cosignatures are checked with the directory's
+# agencies' keys; a policy file that is not one is refused with a sentence
+grep -v '^witnesses = ' "$DIR/coord.ini" | sed 's/^access_log = .*/access_log = console2-access.jsonl/' >"$DIR/coord-nopolicy.ini"
+"$BIN/rete" console -c "$DIR/coord-nopolicy.ini" --listen 127.0.0.1:0 >"$DIR/console2.log" 2>&1 &
+PIDS+=($!)
+console2_up() { grep -q "serving coord.mantova's view at http://127.0.0.1:" "$DIR/console2.log"; }
+wait_for 30 console2_up || fail "the second console did not start: $(cat "$DIR/console2.log")"
+URL2=$(grep -o 'http://127.0.0.1:[0-9]*' "$DIR/console2.log" | head -n 1)
+both_cosigned() {
+	curl -sf "$URL2/api/health" >"$DIR/api-health2.json" &&
+		[ "$(jq -r '[.witnesses.cosigners[].id] | sort | join(",")' "$DIR/api-health2.json")" = cpi.mantova,social.mantova ]
+}
+wait_for 30 both_cosigned || fail "no policy: $(cat "$DIR/api-health2.json")"
+[ "$(jq -r '.witnesses.policy // "none"' "$DIR/api-health2.json")" = none ] &&
+	jq -r '.timestamp.none' "$DIR/api-health2.json" | grep -q "tsa_url is not set" ||
+	fail "no policy: $(cat "$DIR/api-health2.json")"
+printf 'witness social.mantova not-a-key\n' >"$DIR/bad.policy"
+sed 's/^witnesses = .*/witnesses = bad.policy/' "$DIR/coord.ini" >"$DIR/coord-badpolicy.ini"
+"$BIN/rete" console -c "$DIR/coord-badpolicy.ini" --listen 127.0.0.1:0 >"$DIR/badpolicy.out" 2>&1
+rc=$?
+[ $rc -eq 2 ] && grep -q "\[console\] witnesses: .*bad.policy" "$DIR/badpolicy.out" ||
+	fail "a bad witness policy: exit $rc: $(cat "$DIR/badpolicy.out")"
+
 # every page read is in the access record
 for what in '"what":"/"' '"what":"/salute"' '"what":"overview"' '"what":"health"' '"what":"events"' \
 	'"what":"/rapporto"' '"what":"report csv ' '"what":"report xlsx ' '"what":"case mn-2026-0999"' \
