@@ -14,9 +14,11 @@
 # Salute page shows the broker's health, the agencies that cosigned the
 # latest checkpoint (they cosign by default) with the witness policy of the
 # console's configuration (met; the one witness that never cosigns named as
-# missing) and "no TSA configured" (this broker asks none); the Caso page
-# offers each message's evidence bundle, whose download verifies with `rete
-# evidence verify --broker-key` and tells the story; no personal value of the story
+# missing), the newest time stamp of the test TSA (rete-test-tsa, a CA made
+# by openssl here), and, for a second broker that asks no TSA, "no TSA
+# configured"; the Caso page offers each message's evidence bundle, whose
+# download verifies with `rete evidence verify --broker-key --tsa-ca` and
+# tells the story; no personal value of the story
 # appears in any page or answer; the pages carry a strict
 # Content-Security-Policy and no inline script; bad input gets a 4xx with a
 # sentence; every page read is in the access record; a listen address that
@@ -77,16 +79,36 @@ wait_for() {
 	return 0
 }
 
-mkdir -p "$DIR/keys" "$DIR/broker" "$DIR/agents/social.mantova" "$DIR/agents/cpi.mantova" "$SHOTS"
+mkdir -p "$DIR/keys" "$DIR/broker" "$DIR/broker2" "$DIR/tsa/state" "$DIR/agents/social.mantova" "$DIR/agents/cpi.mantova" "$SHOTS"
 for id in broker.mantova social.mantova cpi.mantova coord.mantova; do
 	"$BIN/rete" keygen "$id" --out "$DIR/keys" >/dev/null || fail "keygen $id"
 done
+
+# a time-stamping authority for the broker: a test CA and TSA certificate
+# made by openssl, served by rete-test-tsa on a free port
+(
+	cd "$DIR/tsa" || exit 1
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
+		-out ca.pem -days 2 -subj '/CN=rete console test TSA CA' \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign &&
+		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tsa.key \
+			-out tsa.csr -subj '/CN=rete console test TSA' &&
+		printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=critical,timeStamping\n' >tsa.ext &&
+		openssl x509 -req -in tsa.csr -CA ca.pem -CAkey ca.key -set_serial 7 -out tsa.pem -days 2 -extfile tsa.ext
+) >"$DIR/openssl.log" 2>&1 || fail "the test TSA's certificates: $(cat "$DIR/openssl.log")"
+"$BIN/rete-test-tsa" --cert "$DIR/tsa/tsa.pem" --key "$DIR/tsa/tsa.key" --dir "$DIR/tsa/state" \
+	>"$DIR/tsa/port" 2>"$DIR/tsa.log" &
+PIDS+=($!)
+wait_for 20 grep -q '^port ' "$DIR/tsa/port" || fail "the test TSA did not start"
+TSA_PORT=$(awk '/^port /{print $2; exit}' "$DIR/tsa/port")
 
 cat >"$DIR/broker/broker.ini" <<EOT
 [broker]
 origin = rete.test/mantova
 id = broker.mantova
 key = ../keys/broker.mantova.key
+tsa_url = http://127.0.0.1:$TSA_PORT/tsa
+tsa_ca = $DIR/tsa/ca.pem
 listen = ipc://$DIR/broker/broker.sock
 events = ipc://$DIR/broker/events.sock
 data = store
@@ -346,7 +368,9 @@ grep -q "Servizi sociali di Mantova	ha controfirmato alle " "$DIR/text-salute-it
 	grep -q "Regola dei testimoni rispettata: 2 di 3 (ne servono 2)" "$DIR/text-salute-it.txt" ||
 	fail "Salute: witnesses: $(cat "$DIR/text-salute-it.txt")"
 [ "$(js 'return document.getElementById("witness-size").innerText')" -ge 10 ] || fail "Salute: checkpoint size"
-grep -q "nessuna TSA configurata" "$DIR/text-salute-it.txt" || fail "Salute: time-stamping: $(cat "$DIR/text-salute-it.txt")"
+# time-stamping: the newest token's time and checkpoint size, as the broker says
+grep -q "Ultima marca temporale	[0-9]" "$DIR/text-salute-it.txt" || fail "Salute: time-stamping: $(cat "$DIR/text-salute-it.txt")"
+[ "$(js 'return document.getElementById("ts-size").innerText')" -ge 10 ] || fail "Salute: the stamped checkpoint's size"
 js 'return document.documentElement.outerHTML' >"$DIR/dom-salute.html"
 shot salute-it
 wd POST /element '{"using": "css selector", "value": "#lang"}' >"$DIR/el.json"
@@ -356,7 +380,7 @@ salute_en() { js 'return document.body.innerText' | grep -q "Witness policy met:
 wait_for 10 salute_en || fail "Salute in English: $(js 'return document.body.innerText')"
 js 'return document.body.innerText' >"$DIR/text-salute-en.txt"
 grep -q "Centro per l'Impiego	cosigned at " "$DIR/text-salute-en.txt" && grep -q "Coordinamento	missing" "$DIR/text-salute-en.txt" &&
-	grep -q "no TSA configured" "$DIR/text-salute-en.txt" || fail "Salute in English: $(cat "$DIR/text-salute-en.txt")"
+	grep -q "Newest time-stamp	[0-9]" "$DIR/text-salute-en.txt" || fail "Salute in English: $(cat "$DIR/text-salute-en.txt")"
 shot salute-en
 
 # Rapporto: every age band of the pair (zeros too), Italian headers; its
@@ -469,10 +493,11 @@ bundle() { curl -sf -D "$DIR/ev-h.txt" -o "$DIR/evidence.json" "$URL$href"; }
 wait_for 30 bundle || fail "GET $href: $(curl -s "$URL$href")"
 grep -qi '^content-disposition: attachment; filename="evidence-social.mantova-r-done.json"' "$DIR/ev-h.txt" ||
 	fail "the bundle is not a download: $(cat "$DIR/ev-h.txt")"
-"$BIN/rete" evidence verify "$DIR/evidence.json" --broker-key "$DIR/keys/broker.mantova.pub" --lang en \
+"$BIN/rete" evidence verify "$DIR/evidence.json" --broker-key "$DIR/keys/broker.mantova.pub" --lang en --tsa-ca "$DIR/tsa/ca.pem" \
 	>"$DIR/story.txt" 2>&1 || fail "the console's bundle does not verify: $(cat "$DIR/story.txt")"
 grep -q "referral 'r-done' (case mn-2026-0999) sent by social.mantova to cpi.mantova" "$DIR/story.txt" &&
 	grep -q "delivered to cpi.mantova" "$DIR/story.txt" && grep -q "acknowledged by cpi.mantova" "$DIR/story.txt" &&
+	grep -q "timestamped by .*CN=rete console test TSA.* at .*(token verified against the CA given)" "$DIR/story.txt" &&
 	grep -q "the evidence holds" "$DIR/story.txt" || fail "the story: $(cat "$DIR/story.txt")"
 # the same bundle as `rete evidence export -c` writes, but for the checkpoint
 # each chose: compare what both verify to
@@ -508,8 +533,30 @@ both_cosigned() {
 }
 wait_for 30 both_cosigned || fail "no policy: $(cat "$DIR/api-health2.json")"
 [ "$(jq -r '.witnesses.policy // "none"' "$DIR/api-health2.json")" = none ] &&
-	jq -r '.timestamp.none' "$DIR/api-health2.json" | grep -q "tsa_url is not set" ||
+	[ "$(jq -r '.timestamp.stamped' "$DIR/api-health2.json")" = true ] ||
 	fail "no policy: $(cat "$DIR/api-health2.json")"
+
+# a broker that asks no TSA: its console says "no TSA configured", in both
+# languages (a second broker, the same keys and directory, no agents)
+sed -e "s#$DIR/broker/#$DIR/broker2/#g" -e '/^tsa_/d' "$DIR/broker/broker.ini" >"$DIR/broker2/broker.ini"
+sed -e "s#$DIR/broker/#$DIR/broker2/#g" -e 's/^access_log = .*/access_log = console3-access.jsonl/' \
+	"$DIR/coord-nopolicy.ini" >"$DIR/coord-notsa.ini"
+"$BIN/rete-broker" -c "$DIR/broker2/broker.ini" --init >"$DIR/broker2.log" 2>&1 &
+PIDS+=($!)
+wait_for 20 "$BIN/rete" monitor -c "$DIR/coord-notsa.ini" --once || fail "the second broker did not answer"
+"$BIN/rete" console -c "$DIR/coord-notsa.ini" --listen 127.0.0.1:0 >"$DIR/console3.log" 2>&1 &
+PIDS+=($!)
+console3_up() { grep -q "serving coord.mantova's view at http://127.0.0.1:" "$DIR/console3.log"; }
+wait_for 30 console3_up || fail "the third console did not start: $(cat "$DIR/console3.log")"
+URL3=$(grep -o 'http://127.0.0.1:[0-9]*' "$DIR/console3.log" | head -n 1)
+go "$URL3/salute?lang=it"
+no_tsa_it() { js 'return document.body.innerText' | grep -q "nessuna TSA configurata"; }
+wait_for 30 no_tsa_it || fail "no TSA, Italian: $(js 'return document.body.innerText')"
+js 'return document.body.innerText' | grep -q "tsa_url is not set" || fail "no TSA: the broker's sentence is not shown"
+shot salute-notsa-it
+go "$URL3/salute?lang=en"
+no_tsa_en() { js 'return document.body.innerText' | grep -q "no TSA configured"; }
+wait_for 30 no_tsa_en || fail "no TSA, English: $(js 'return document.body.innerText')"
 printf 'witness social.mantova not-a-key\n' >"$DIR/bad.policy"
 sed 's/^witnesses = .*/witnesses = bad.policy/' "$DIR/coord.ini" >"$DIR/coord-badpolicy.ini"
 "$BIN/rete" console -c "$DIR/coord-badpolicy.ini" --listen 127.0.0.1:0 >"$DIR/badpolicy.out" 2>&1
