@@ -323,7 +323,6 @@ static rete_err export_remote(const char *ini, const char *sender, const char *i
 	return e;
 }
 
-
 /* ---- the commands ------------------------------------------------------------------ */
 
 static int cmd_export(int argc, char **argv)

@@ -85,14 +85,14 @@ struct console {
 	uint64_t version; /* bumped whenever what the pages show moved */
 	bool stopping;
 	int streams;
-	json_t *health;	  /* the latest health answer, or NULL */
-	json_t *names;	  /* party id -> name, from the directory in force */
-	json_t *services; /* service code -> name */
-	json_t *keys;	  /* agency id -> base64 Ed25519 key, from the directory */
-	json_t *trust;	  /* witnesses and time-stamping (console_trust), or NULL */
+	json_t *health;		     /* the latest health answer, or NULL */
+	json_t *names;		     /* party id -> name, from the directory in force */
+	json_t *services;	     /* service code -> name */
+	json_t *keys;		     /* agency id -> base64 Ed25519 key, from the directory */
+	json_t *trust;		     /* witnesses and time-stamping (console_trust), or NULL */
 	char *witnesses_path;	     /* [console] witnesses: a witness policy file */
 	rete_witness_policy *policy; /* loaded from it, or NULL */
-	bool dir_dirty;	  /* a directory entry was logged: read the names again */
+	bool dir_dirty;		     /* a directory entry was logged: read the names again */
 	rete_access_log *access;
 	char listen[RETE_HTTP_ADDR_MAX];
 	char *access_path;
@@ -324,9 +324,9 @@ static bool witness_one(const char *note, const char *name, const rete_pubkey *p
 	rete_msg m = {{0}};
 	rete_err e = rete_cosign_verify(note, strlen(note), name, pk, &t, &m);
 	if (e == RETE_OK) {
-		json_array_append_new(json_object_get(w, "cosigners"),
-				      json_pack("{s:s, s:I}", "id", name, "at",
-						(json_int_t)(t * 1000)));
+		json_array_append_new(
+		    json_object_get(w, "cosigners"),
+		    json_pack("{s:s, s:I}", "id", name, "at", (json_int_t)(t * 1000)));
 		return true;
 	}
 	if (e == RETE_ENOENT)
@@ -420,9 +420,9 @@ static json_t *trust_timestamp(struct console *c)
 	q.what_case = RETE__QUERY__WHAT_TIMESTAMP;
 	q.timestamp = &tq;
 	if (trust_ask(c, &q, RETE__QUERY_RESULT__ANSWER_TIMESTAMP, &f, &code, &m) != RETE_OK)
-		return json_pack("{s:b, s:s}", "stamped", 0,
-				 code == RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND ? "none" : "problem",
-				 m.text);
+		return json_pack(
+		    "{s:b, s:s}", "stamped", 0,
+		    code == RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND ? "none" : "problem", m.text);
 	t = json_pack("{s:b, s:I, s:I}", "stamped", 1, "size",
 		      (json_int_t)f->result->timestamp->size, "genTime",
 		      (json_int_t)f->result->timestamp->gen_time);
@@ -1423,8 +1423,8 @@ static void route_evidence(void *ctx, const rete_http_req *rq, rete_http_answer 
 	}
 	if (e != RETE_OK) {
 		a->status = e == RETE_ENOENT ? 404 : e == RETE_ENOMEM ? 500 : 502;
-		rete_http_printf(a, "rete console: no evidence bundle for message %s of %s: %s\n", id,
-				 sender, m.text[0] ? m.text : rete_strerror(e));
+		rete_http_printf(a, "rete console: no evidence bundle for message %s of %s: %s\n",
+				 id, sender, m.text[0] ? m.text : rete_strerror(e));
 		return;
 	}
 	snprintf(disp, sizeof(disp), "attachment; filename=\"evidence-%s-%s.json\"", sender, id);
