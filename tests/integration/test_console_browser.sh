@@ -506,8 +506,14 @@ grep -q "referral 'r-done' (case mn-2026-0999) sent by social.mantova to cpi.man
 [ "$(jq -c 'del(.checkpoint, .latest, .consistency, .messageProof, .directoryProof, .deliveryProof)' "$DIR/evidence.json")" = \
 	"$(jq -c 'del(.checkpoint, .latest, .consistency, .messageProof, .directoryProof, .deliveryProof)' "$DIR/evidence-cli.json")" ] ||
 	fail "the console's bundle holds other entries than rete evidence export's"
+# (the parts decoded too: the signed message carries the personal part
+# sealed for the recipient, never in clear)
+for part in message directory delivery; do jq -r ".$part" "$DIR/evidence.json" | base64 -d; done >"$DIR/evidence.bin" ||
+	fail "the bundle's parts do not decode"
+grep -aq "employment-orientation" "$DIR/evidence.bin" || fail "the bundle's parts decoded to something else"
 for secret in "Maria Rossi" "RSSMRA85M41E897X" "555 0101"; do
 	grep -q "$secret" "$DIR/evidence.json" && fail "the bundle holds a personal value: $secret"
+	grep -aq "$secret" "$DIR/evidence.bin" && fail "the bundle's parts hold a personal value: $secret"
 done
 # bad input: an unknown message, a malformed id, none
 code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/evidence?sender=social.mantova&id=r-nothing")
