@@ -229,8 +229,10 @@ static rete_err remote_scan(struct remote *r, rete_evidence_scan *sc, uint64_t s
 	return RETE_OK;
 }
 
-static rete_err export_remote(const char *ini, const char *sender, const char *id,
-			      rete_evidence *ev, rete_msg *m)
+/* rete_evidence_from_broker (evidence.h): the assembly over a connection
+ * the caller holds (export -c, and the web console's Caso page). */
+rete_err rete_evidence_from_broker(const coord_config *cfg, rete_wire *w, const char *sender,
+				   const char *id, rete_evidence *ev, rete_msg *m)
 {
 	struct remote r;
 	rete_evidence_scan *sc = NULL;
@@ -240,12 +242,9 @@ static rete_err export_remote(const char *ini, const char *sender, const char *i
 	char *note = NULL;
 	rete_err e;
 
-	memset(&r, 0, sizeof(r));
 	memset(ev, 0, sizeof(*ev));
-	if ((e = coord_config_load(ini, &r.r_cfg, m)) != RETE_OK)
-		goto out;
-	if ((e = coord_connect(&r.r_cfg, false, &r.r_w, m)) != RETE_OK)
-		goto out;
+	r.r_cfg = *cfg; /* borrowed: read only, never freed here */
+	r.r_w = w;
 	if ((e = remote_latest(&r, &ev->latest, m)) != RETE_OK)
 		goto out;
 	if ((e = rete_evidence_strip_latest(&ev->latest, m)) != RETE_OK) {
@@ -304,8 +303,23 @@ out:
 	free(note);
 	rete_buf_free(&token);
 	rete_evidence_scan_free(&sc);
-	rete_wire_close(&r.r_w);
-	coord_config_free(&r.r_cfg);
+	return e;
+}
+
+static rete_err export_remote(const char *ini, const char *sender, const char *id,
+			      rete_evidence *ev, rete_msg *m)
+{
+	coord_config cfg;
+	rete_wire *w = NULL;
+	rete_err e;
+
+	memset(&cfg, 0, sizeof(cfg));
+	memset(ev, 0, sizeof(*ev));
+	if ((e = coord_config_load(ini, &cfg, m)) == RETE_OK &&
+	    (e = coord_connect(&cfg, false, &w, m)) == RETE_OK)
+		e = rete_evidence_from_broker(&cfg, w, sender, id, ev, m);
+	rete_wire_close(&w);
+	coord_config_free(&cfg);
 	return e;
 }
 

@@ -134,6 +134,23 @@ void rete_evidence_scan_free(rete_evidence_scan **sc);
 rete_err rete_evidence_from_store(rete_store *s, const char *sender, const char *id,
 				  rete_evidence *ev, rete_msg *m);
 
+/* rete_evidence_from_broker builds the bundle for message id of sender from
+ * the broker at the other end of w, asking as the party of cfg (a
+ * coordinator's or auditor's configuration; both borrowed): the latest
+ * checkpoint, the log's entries up to the Delivery, the newest time-stamp
+ * token when its checkpoint covers the Delivery (else the latest
+ * checkpoint), the inclusion proofs (whose answers carry the stored note
+ * with its cosignatures) and the consistency proof to the latest. Defined
+ * in cmd_evidence.c (it needs the connection code the library leaves out);
+ * `rete evidence export -c` and the web console both call it. Errors as
+ * rete_evidence_from_store, and the connection's (RETE_ETIMEDOUT,
+ * RETE_EREFUSED: the broker refused a query, m has its sentence). */
+struct coord_config;
+struct rete_wire;
+rete_err rete_evidence_from_broker(const struct coord_config *cfg, struct rete_wire *w,
+				   const char *sender, const char *id, rete_evidence *ev,
+				   rete_msg *m);
+
 /* rete_evidence_strip_latest replaces the note *note (malloc'd) by the
  * same note with only the log's own signature line (its origin's): what a
  * bundle keeps of the latest checkpoint. Errors: RETE_EINVAL (not a

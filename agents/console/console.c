@@ -8,7 +8,13 @@
  *   /static/NAME       the embedded static files (agents/console/static/)
  *   /api/overview      monitor_to_json (what `rete monitor --json` prints)
  *                      with the directory's names and the time zone
- *   /api/health        the broker's latest health answer
+ *   /api/health        the broker's latest health answer, the witnesses'
+ *                      cosignatures on the latest stored checkpoint (and
+ *                      the [console] witnesses policy: met, who is missing)
+ *                      and the newest RFC 3161 time-stamp token
+ *   /api/evidence      ?sender=ID&id=MESSAGE: the message's evidence bundle
+ *                      (agents/cli/evidence.h, what `rete evidence export
+ *                      -c` writes), as a download
  *   /api/events        Server-Sent Events: "update" whenever the state moved
  * Every answer carries a strict Content-Security-Policy (scripts and styles
  * from the console itself only: no inline script). Every page and API read
@@ -45,6 +51,8 @@
 #include "codec.h"
 #include "merkle.h"
 #include "cli.h"
+#include "cosign.h"
+#include "evidence.h"
 #include "console_assets.h"
 #include "coord_config.h"
 #include "duration.h"
@@ -77,10 +85,14 @@ struct console {
 	uint64_t version; /* bumped whenever what the pages show moved */
 	bool stopping;
 	int streams;
-	json_t *health;	  /* the latest health answer, or NULL */
-	json_t *names;	  /* party id -> name, from the directory in force */
-	json_t *services; /* service code -> name */
-	bool dir_dirty;	  /* a directory entry was logged: read the names again */
+	json_t *health;		     /* the latest health answer, or NULL */
+	json_t *names;		     /* party id -> name, from the directory in force */
+	json_t *services;	     /* service code -> name */
+	json_t *keys;		     /* agency id -> base64 Ed25519 key, from the directory */
+	json_t *trust;		     /* witnesses and time-stamping (console_trust), or NULL */
+	char *witnesses_path;	     /* [console] witnesses: a witness policy file */
+	rete_witness_policy *policy; /* loaded from it, or NULL */
+	bool dir_dirty;		     /* a directory entry was logged: read the names again */
 	rete_access_log *access;
 	char listen[RETE_HTTP_ADDR_MAX];
 	char *access_path;
@@ -118,10 +130,13 @@ static int console_ini_handler(void *user, const char *section, const char *name
 	} else if (strcmp(name, "tls_key") == 0) {
 		free(p->c->tls_key_path);
 		p->c->tls_key_path = rete_ini_abs_path(p->dir, value);
+	} else if (strcmp(name, "witnesses") == 0) {
+		free(p->c->witnesses_path);
+		p->c->witnesses_path = rete_ini_abs_path(p->dir, value);
 	} else if (p->err == RETE_OK) {
 		p->err = rete_msg_set(p->m, RETE_EINVAL,
 				      "[console] %s: unknown key; the keys are listen, access_log, "
-				      "users, tls_cert and tls_key",
+				      "users, tls_cert, tls_key and witnesses",
 				      name);
 		return 0;
 	}
@@ -143,14 +158,31 @@ static rete_err console_ini_load(struct console *c, const char *path, rete_msg *
 
 /* ---- the directory's names ------------------------------------------------------ */
 
+/* the parties that cosign checkpoints: agencies (not the broker, the
+ * coordinators or the auditors) */
+static bool console_is_agency(Rete__PartyKind k)
+{
+	return k != RETE__PARTY_KIND__PARTY_KIND_COORDINATOR &&
+	       k != RETE__PARTY_KIND__PARTY_KIND_AUDITOR &&
+	       k != RETE__PARTY_KIND__PARTY_KIND_BROKER &&
+	       k != RETE__PARTY_KIND__PARTY_KIND_UNSPECIFIED;
+}
+
+static void console_key_keep(json_t *keys, const char *id, const uint8_t pk[RETE_PK_LEN])
+{
+	char b64[sodium_base64_ENCODED_LEN(RETE_PK_LEN, sodium_base64_VARIANT_ORIGINAL)];
+	sodium_bin2base64(b64, sizeof(b64), pk, RETE_PK_LEN, sodium_base64_VARIANT_ORIGINAL);
+	json_object_set_new(keys, id, json_string(b64));
+}
+
 /* console_directory reads the log's entries (from the broker) and keeps the
  * names of the latest directory: parties and services. */
 static void console_directory(struct console *c, uint64_t size)
 {
-	json_t *names = json_object(), *services = json_object();
+	json_t *names = json_object(), *services = json_object(), *keys = json_object();
 	bool found = false;
 
-	for (uint64_t lo = 0; names && services && lo < size;) {
+	for (uint64_t lo = 0; names && services && keys && lo < size;) {
 		Rete__Query q = RETE__QUERY__INIT;
 		Rete__EntriesQuery eq = RETE__ENTRIES_QUERY__INIT;
 		Rete__BrokerFrame *f = NULL;
@@ -181,9 +213,13 @@ static void console_directory(struct console *c, uint64_t size)
 			    msg->directory) {
 				json_object_clear(names);
 				json_object_clear(services);
+				json_object_clear(keys);
 				found = true;
 				for (size_t k = 0; k < msg->directory->n_parties; k++) {
 					const Rete__Party *pa = msg->directory->parties[k];
+					if (console_is_agency(pa->kind) &&
+					    pa->public_key.len == RETE_PK_LEN)
+						console_key_keep(keys, pa->id, pa->public_key.data);
 					if (pa->name && pa->name[0])
 						json_object_set_new(names, pa->id,
 								    json_string(pa->name));
@@ -205,18 +241,21 @@ static void console_directory(struct console *c, uint64_t size)
 		rete__broker_frame__free_unpacked(f, NULL);
 	}
 	pthread_mutex_lock(&c->lock);
-	if (found && names && services) {
+	if (found && names && services && keys) {
 		json_decref(c->names);
 		json_decref(c->services);
+		json_decref(c->keys);
 		c->names = names;
 		c->services = services;
-		names = services = NULL;
+		c->keys = keys;
+		names = services = keys = NULL;
 		c->version++;
 		pthread_cond_broadcast(&c->moved);
 	}
 	pthread_mutex_unlock(&c->lock);
 	json_decref(names);
 	json_decref(services);
+	json_decref(keys);
 }
 
 static void console_on_event(void *arg, const Rete__Event *ev)
@@ -250,6 +289,161 @@ static void console_health(struct console *c)
 	c->health = j;
 	c->version++;
 	pthread_cond_broadcast(&c->moved);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- witnesses and time-stamping -------------------------------------------------- */
+
+/* trust_ask asks q on the session's connection: *f gets an answer of kind
+ * want (the caller frees it), or the error, with the broker's *code. */
+static rete_err trust_ask(struct console *c, Rete__Query *q, Rete__QueryResult__AnswerCase want,
+			  Rete__BrokerFrame **f, Rete__ErrorCode *code, rete_msg *m)
+{
+	rete_err e = rete_wire_call(c->mc.dealer, q, c->mc.cfg.timeout_ms, f, m);
+	if (e != RETE_OK) {
+		*f = NULL;
+		return e;
+	}
+	if ((*f)->command_case != RETE__BROKER_FRAME__COMMAND_RESULT || (*f)->result == NULL) {
+		rete__broker_frame__free_unpacked(*f, NULL);
+		*f = NULL;
+		return rete_msg_set(m, RETE_EREFUSED,
+				    "the broker answered with something else than the answer to "
+				    "our query");
+	}
+	if ((e = coord_answer(*f, want, code, m)) != RETE_OK)
+		*f = NULL;
+	return e;
+}
+
+/* witness_one checks name's cosignature with pk on the note and files it
+ * under cosigners (valid, with its time), invalid (with why) or missing. */
+static bool witness_one(const char *note, const char *name, const rete_pubkey *pk, json_t *w)
+{
+	uint64_t t = 0;
+	rete_msg m = {{0}};
+	rete_err e = rete_cosign_verify(note, strlen(note), name, pk, &t, &m);
+	if (e == RETE_OK) {
+		json_array_append_new(
+		    json_object_get(w, "cosigners"),
+		    json_pack("{s:s, s:I}", "id", name, "at", (json_int_t)(t * 1000)));
+		return true;
+	}
+	if (e == RETE_ENOENT)
+		json_array_append_new(json_object_get(w, "missing"), json_string(name));
+	else
+		json_array_append_new(json_object_get(w, "invalid"),
+				      json_pack("{s:s, s:s}", "id", name, "why", m.text));
+	return false;
+}
+
+/* trust_witnesses: the cosignatures on the latest stored checkpoint,
+ * checked with the policy's keys ([console] witnesses) or, without one,
+ * with the keys of the directory's agencies. */
+static json_t *trust_witnesses(struct console *c)
+{
+	Rete__Query q = RETE__QUERY__INIT;
+	Rete__CheckpointQuery cq = RETE__CHECKPOINT_QUERY__INIT;
+	Rete__BrokerFrame *f = NULL;
+	rete_msg m = {{0}};
+	rete_checkpoint cp;
+	rete_pubkey bk;
+	json_t *w = json_pack("{s:[], s:[], s:[]}", "cosigners", "missing", "invalid");
+
+	if (w == NULL)
+		return NULL;
+	q.what_case = RETE__QUERY__WHAT_CHECKPOINT;
+	q.checkpoint = &cq;
+	if (trust_ask(c, &q, RETE__QUERY_RESULT__ANSWER_CHECKPOINT, &f, NULL, &m) != RETE_OK) {
+		json_object_set_new(w, "problem", json_string(m.text));
+		return w;
+	}
+	const char *note = f->result->checkpoint ? f->result->checkpoint : "";
+	if (rete_checkpoint_parse(note, strlen(note), &cp, &m) != RETE_OK ||
+	    rete_keyfile_load_public(c->mc.cfg.broker_key_path, &bk, &m) != RETE_OK ||
+	    rete_checkpoint_verify(note, strlen(note), cp.origin, &bk, &cp, &m) != RETE_OK) {
+		char why[700];
+		snprintf(why, sizeof(why), "the latest checkpoint does not verify: %s", m.text);
+		json_object_set_new(w, "problem", json_string(why));
+		rete__broker_frame__free_unpacked(f, NULL);
+		return w;
+	}
+	json_object_set_new(w, "checkpointSize", json_integer((json_int_t)cp.size));
+	if (c->policy != NULL) {
+		size_t n = rete_witness_policy_count(c->policy), ok = 0;
+		for (size_t i = 0; i < n; i++)
+			ok += witness_one(note, rete_witness_policy_name(c->policy, i),
+					  rete_witness_policy_key(c->policy, i), w);
+		size_t quorum = rete_witness_policy_quorum(c->policy);
+		rete_msg pm = {{0}};
+		rete_witness_policy_check(c->policy, note, strlen(note), &pm);
+		json_object_set_new(w, "policy",
+				    json_pack("{s:I, s:I, s:b, s:s}", "witnesses", (json_int_t)n,
+					      "quorum", (json_int_t)quorum, "met", ok >= quorum,
+					      "text", pm.text));
+	} else {
+		json_t *keys;
+		pthread_mutex_lock(&c->lock);
+		keys = json_deep_copy(c->keys);
+		pthread_mutex_unlock(&c->lock);
+		const char *id;
+		json_t *v;
+		json_object_foreach(keys, id, v)
+		{
+			uint8_t ed[RETE_PK_LEN];
+			size_t n = 0;
+			rete_pubkey pk;
+			if (sodium_base642bin(ed, sizeof(ed), json_string_value(v),
+					      strlen(json_string_value(v)), NULL, &n, NULL,
+					      sodium_base64_VARIANT_ORIGINAL) == 0 &&
+			    n == RETE_PK_LEN && rete_pubkey_from_ed(&pk, ed, NULL) == RETE_OK)
+				witness_one(note, id, &pk, w);
+		}
+		json_decref(keys);
+	}
+	rete__broker_frame__free_unpacked(f, NULL);
+	return w;
+}
+
+/* trust_timestamp: the newest RFC 3161 token's checkpoint size and time;
+ * the broker answers NOT_FOUND when it asks no TSA (or has no token yet:
+ * its sentence says which). */
+static json_t *trust_timestamp(struct console *c)
+{
+	Rete__Query q = RETE__QUERY__INIT;
+	Rete__TimestampQuery tq = RETE__TIMESTAMP_QUERY__INIT;
+	Rete__BrokerFrame *f = NULL;
+	Rete__ErrorCode code = 0;
+	rete_msg m = {{0}};
+	json_t *t;
+
+	q.what_case = RETE__QUERY__WHAT_TIMESTAMP;
+	q.timestamp = &tq;
+	if (trust_ask(c, &q, RETE__QUERY_RESULT__ANSWER_TIMESTAMP, &f, &code, &m) != RETE_OK)
+		return json_pack(
+		    "{s:b, s:s}", "stamped", 0,
+		    code == RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND ? "none" : "problem", m.text);
+	t = json_pack("{s:b, s:I, s:I}", "stamped", 1, "size",
+		      (json_int_t)f->result->timestamp->size, "genTime",
+		      (json_int_t)f->result->timestamp->gen_time);
+	rete__broker_frame__free_unpacked(f, NULL);
+	return t;
+}
+
+static void console_trust(struct console *c)
+{
+	json_t *w = trust_witnesses(c), *t = trust_timestamp(c);
+	json_t *o = json_object();
+	if (o != NULL) {
+		json_object_set_new(o, "witnesses", w ? w : json_null());
+		json_object_set_new(o, "timestamp", t ? t : json_null());
+	} else {
+		json_decref(w);
+		json_decref(t);
+	}
+	pthread_mutex_lock(&c->lock);
+	json_decref(c->trust);
+	c->trust = o;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -519,6 +713,8 @@ static void route_health(void *ctx, const rete_http_req *rq, rete_http_answer *a
 			      c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome", "health",
 			      c->health ? c->health : json_null(), "names", c->names, "now",
 			      (json_int_t)rete_now_ms(), "version", (json_int_t)c->version);
+	if (o != NULL && c->trust != NULL)
+		json_object_update(o, c->trust);
 	pthread_mutex_unlock(&c->lock);
 	answer_json(a, o);
 	json_decref(o);
@@ -1002,6 +1198,12 @@ static int case_entry(void *ctx, uint64_t index, const rete_buf *raw)
 		json_object_set_new(e, "recipient", json_string(msg->recipient));
 		if (rid && rid[0])
 			json_object_set_new(e, "referralId", json_string(rid));
+		/* the messages an evidence bundle is made for (the sender's own) */
+		if ((msg->body_case == RETE__MESSAGE__BODY_REFERRAL ||
+		     msg->body_case == RETE__MESSAGE__BODY_UPDATE ||
+		     msg->body_case == RETE__MESSAGE__BODY_NOTE) &&
+		    msg->id && msg->id[0])
+			json_object_set_new(e, "messageId", json_string(msg->id));
 		if (l)
 			json_object_set(e, "label", l);
 		if (status)
@@ -1171,6 +1373,68 @@ out:
 	json_decref(cw.entries);
 	json_decref(cw.labels);
 	json_decref(top);
+}
+
+/* ---- evidence bundles: one message's, as `rete evidence export -c` writes it ------- */
+
+/* an argument that names a party or a message: 1 to 128 of letters,
+ * digits, '.', '_', '-', ':' */
+static bool evidence_arg_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0 || n > 128)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-' || *s == ':'))
+			return false;
+	return true;
+}
+
+static void route_evidence(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	struct console *c = ctx;
+	char who_[CONSOLE_USER_MAX + 1], what[300], disp[320];
+	const char *sender = rete_http_arg(rq, "sender"), *id = rete_http_arg(rq, "id");
+	rete_evidence ev;
+	rete_wire *w = NULL;
+	rete_msg m = {{0}};
+	char *text = NULL;
+	rete_err e;
+
+	if (!console_who(c, rq, a, false, who_))
+		return;
+	if (!evidence_arg_ok(sender) || !evidence_arg_ok(id)) {
+		a->status = 400;
+		rete_http_printf(a,
+				 "rete console: an evidence bundle is asked for by sender= (the "
+				 "sending party's id) and id= (the message's id), each 1 to 128 of "
+				 "letters, digits, '.', '_', '-', ':'\n");
+		return;
+	}
+	snprintf(what, sizeof(what), "evidence %s %s", sender, id);
+	console_record(c, rq, what);
+	if ((e = coord_connect(&c->mc.cfg, false, &w, &m)) == RETE_OK)
+		e = rete_evidence_from_broker(&c->mc.cfg, w, sender, id, &ev, &m);
+	rete_wire_close(&w);
+	if (e == RETE_OK) {
+		e = rete_evidence_write(&ev, &text, &m);
+		rete_evidence_free(&ev);
+	}
+	if (e != RETE_OK) {
+		a->status = e == RETE_ENOENT ? 404 : e == RETE_ENOMEM ? 500 : 502;
+		rete_http_printf(a, "rete console: no evidence bundle for message %s of %s: %s\n",
+				 id, sender, m.text[0] ? m.text : rete_strerror(e));
+		return;
+	}
+	snprintf(disp, sizeof(disp), "attachment; filename=\"evidence-%s-%s.json\"", sender, id);
+	for (char *p = disp; *p; p++)
+		if (*p == ':')
+			*p = '_';
+	a->content_type = "application/json; charset=utf-8";
+	rete_http_header(a, "Content-Disposition", disp);
+	rete_http_append(a, text, strlen(text));
+	free(text);
 }
 
 /* Chart.js, from Debian's libjs-chart.js, read at the start and served by
@@ -1372,6 +1636,7 @@ static rete_err console_serve(struct console *c, const rete_http_addr *addr, ret
 	    (err = rete_httpd_route_req(h, "/api/trend", false, route_trend, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/caso", false, route_page, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/api/case", false, route_case, c, m)) ||
+	    (err = rete_httpd_route_req(h, "/api/evidence", false, route_evidence, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/lib/chart.min.js", false, route_chartjs, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/api/report", false, route_report, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/api/report.csv", false, route_report_csv, c, m)) ||
@@ -1395,8 +1660,11 @@ static void console_usage(FILE *f)
 	fprintf(f,
 		"usage: rete console -c coord.ini [--listen ADDR]\n\n"
 		"The web console: the network's referrals live in a browser (Panoramica:\n"
-		"overdue first; Salute: the broker's health), from the coordinator's or\n"
-		"auditor's configuration. Read-only; only metadata. Listens on %s\n"
+		"overdue first; Salute: the broker's health, witnesses, time-stamping;\n"
+		"Caso: a case's log entries and each message's evidence bundle), from the\n"
+		"coordinator's or auditor's configuration. Read-only; only metadata.\n"
+		"[console] witnesses names a witness policy the Salute page checks the\n"
+		"latest checkpoint's cosignatures against. Listens on %s\n"
 		"unless [console] listen or --listen says otherwise; an address that is not\n"
 		"loopback needs TLS ([console] tls_cert, tls_key) and accounts ([console]\n"
 		"users). Every page read and login goes to the access record ([console]\n"
@@ -1511,7 +1779,8 @@ int cmd_console(int argc, char **argv)
 	snprintf(c.listen, sizeof(c.listen), "%s", CONSOLE_LISTEN_DEFAULT);
 	c.names = json_object();
 	c.services = json_object();
-	if (c.names == NULL || c.services == NULL) {
+	c.keys = json_object();
+	if (c.names == NULL || c.services == NULL || c.keys == NULL) {
 		fprintf(stderr, "rete console: out of memory\n");
 		goto out;
 	}
@@ -1547,6 +1816,11 @@ int cmd_console(int argc, char **argv)
 	if ((err = coord_config_load(ini, &c.mc.cfg, &m)) != RETE_OK ||
 	    (err = console_ini_load(&c, ini, &m)) != RETE_OK) {
 		fprintf(stderr, "rete console: %s\n", m.text);
+		goto out;
+	}
+	if (c.witnesses_path != NULL &&
+	    rete_witness_policy_load(c.witnesses_path, &c.policy, &m) != RETE_OK) {
+		fprintf(stderr, "rete console: [console] witnesses: %s\n", m.text);
 		goto out;
 	}
 	if (listen_opt != NULL)
@@ -1599,6 +1873,7 @@ int cmd_console(int argc, char **argv)
 		goto out;
 	}
 	console_directory(&c, monitor_next_index(c.mc.mo));
+	console_trust(&c);
 	console_health(&c);
 	chartjs_load(CONSOLE_CHARTJS);
 	if ((err = console_serve(&c, &addr, &h, &m)) != RETE_OK) {
@@ -1632,6 +1907,7 @@ int cmd_console(int argc, char **argv)
 			console_directory(&c, monitor_next_index(c.mc.mo));
 		}
 		if (mon_mono_ms() - last_health >= MON_HEALTH_EVERY_MS) {
+			console_trust(&c);
 			console_health(&c);
 			last_health = mon_mono_ms();
 		}
@@ -1651,6 +1927,10 @@ out:
 	json_decref(c.health);
 	json_decref(c.names);
 	json_decref(c.services);
+	json_decref(c.keys);
+	json_decref(c.trust);
+	rete_witness_policy_free(&c.policy);
+	free(c.witnesses_path);
 	free(c.access_path);
 	free(c.users_path);
 	free(c.tls_cert_path);

@@ -11,7 +11,14 @@
 # overdue referral first, by its short label and the agencies' directory
 # names; its numbers equal `rete monitor --json`'s; a new referral appears
 # without a reload (Server-Sent Events); the switch to English works; the
-# Salute page shows the broker's health; no personal value of the story
+# Salute page shows the broker's health, the agencies that cosigned the
+# latest checkpoint (they cosign by default) with the witness policy of the
+# console's configuration (met; the one witness that never cosigns named as
+# missing), the newest time stamp of the test TSA (rete-test-tsa, a CA made
+# by openssl here), and, for a second broker that asks no TSA, "no TSA
+# configured"; the Caso page offers each message's evidence bundle, whose
+# download verifies with `rete evidence verify --broker-key --tsa-ca` and
+# tells the story; no personal value of the story
 # appears in any page or answer; the pages carry a strict
 # Content-Security-Policy and no inline script; bad input gets a 4xx with a
 # sentence; every page read is in the access record; a listen address that
@@ -72,16 +79,36 @@ wait_for() {
 	return 0
 }
 
-mkdir -p "$DIR/keys" "$DIR/broker" "$DIR/agents/social.mantova" "$DIR/agents/cpi.mantova" "$SHOTS"
+mkdir -p "$DIR/keys" "$DIR/broker" "$DIR/broker2" "$DIR/tsa/state" "$DIR/agents/social.mantova" "$DIR/agents/cpi.mantova" "$SHOTS"
 for id in broker.mantova social.mantova cpi.mantova coord.mantova; do
 	"$BIN/rete" keygen "$id" --out "$DIR/keys" >/dev/null || fail "keygen $id"
 done
+
+# a time-stamping authority for the broker: a test CA and TSA certificate
+# made by openssl, served by rete-test-tsa on a free port
+(
+	cd "$DIR/tsa" || exit 1
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
+		-out ca.pem -days 2 -subj '/CN=rete console test TSA CA' \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign &&
+		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tsa.key \
+			-out tsa.csr -subj '/CN=rete console test TSA' &&
+		printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=critical,timeStamping\n' >tsa.ext &&
+		openssl x509 -req -in tsa.csr -CA ca.pem -CAkey ca.key -set_serial 7 -out tsa.pem -days 2 -extfile tsa.ext
+) >"$DIR/openssl.log" 2>&1 || fail "the test TSA's certificates: $(cat "$DIR/openssl.log")"
+"$BIN/rete-test-tsa" --cert "$DIR/tsa/tsa.pem" --key "$DIR/tsa/tsa.key" --dir "$DIR/tsa/state" \
+	>"$DIR/tsa/port" 2>"$DIR/tsa.log" &
+PIDS+=($!)
+wait_for 20 grep -q '^port ' "$DIR/tsa/port" || fail "the test TSA did not start"
+TSA_PORT=$(awk '/^port /{print $2; exit}' "$DIR/tsa/port")
 
 cat >"$DIR/broker/broker.ini" <<EOT
 [broker]
 origin = rete.test/mantova
 id = broker.mantova
 key = ../keys/broker.mantova.key
+tsa_url = http://127.0.0.1:$TSA_PORT/tsa
+tsa_ca = $DIR/tsa/ca.pem
 listen = ipc://$DIR/broker/broker.sock
 events = ipc://$DIR/broker/events.sock
 data = store
@@ -136,6 +163,7 @@ time_zone = Europe/Rome
 
 [console]
 access_log = console-access.jsonl
+witnesses = witnesses.policy
 EOT
 
 "$BIN/rete-broker" -c "$DIR/broker/broker.ini" --init >"$DIR/broker.log" 2>&1 &
@@ -187,6 +215,12 @@ story_ok() {
 		[ "$(jq -r '.statusTotals.completed' "$DIR/mon.json")" = 1 ]
 }
 wait_for 40 story_ok || fail "the story did not settle: $(cat "$DIR/mon.json")"
+
+# the console's witness policy: the two agencies (as `rete witnesses` lists
+# them) and the coordinator, who never cosigns; two are enough
+"$BIN/rete" witnesses -c "$DIR/coord.ini" >"$DIR/witnesses.policy" 2>"$DIR/witnesses.out" ||
+	fail "rete witnesses: $(cat "$DIR/witnesses.out")"
+printf 'witness coord.mantova %s\nquorum 2\n' "$(cat "$DIR/keys/coord.mantova.pub")" >>"$DIR/witnesses.policy"
 
 # --- a listen address that is not loopback is refused ------------------------------
 "$BIN/rete" console -c "$DIR/coord.ini" --listen 192.0.2.10:8480 >"$DIR/remote.out" 2>&1
@@ -320,8 +354,34 @@ wait_for 30 rendered || fail "the Salute page never rendered"
 js 'return document.body.innerText' >"$DIR/text-salute-it.txt"
 grep -q "Stato del broker" "$DIR/text-salute-it.txt" || fail "Salute in Italian"
 grep -Eq "Tutto in ordine|Ci sono problemi" "$DIR/text-salute-it.txt" || fail "Salute: no state"
+# witnesses: both agencies cosigned the latest checkpoint (by their directory
+# names), the policy is met and the coordinator is named as missing; no TSA
+cosigned() {
+	[ "$(js 'return String(document.querySelectorAll("#witnesses tr[data-cosigned=yes]").length)')" = 2 ] &&
+		js 'return document.getElementById("witness-state").dataset.ok' | grep -q true
+}
+wait_for 30 cosigned || fail "Salute: the agencies' cosignatures are not shown: $(js 'return document.body.innerText')"
+js 'return document.body.innerText' >"$DIR/text-salute-it.txt"
+grep -q "Servizi sociali di Mantova	ha controfirmato alle " "$DIR/text-salute-it.txt" &&
+	grep -q "Centro per l'Impiego	ha controfirmato alle " "$DIR/text-salute-it.txt" &&
+	grep -q "Coordinamento	manca" "$DIR/text-salute-it.txt" &&
+	grep -q "Regola dei testimoni rispettata: 2 di 3 (ne servono 2)" "$DIR/text-salute-it.txt" ||
+	fail "Salute: witnesses: $(cat "$DIR/text-salute-it.txt")"
+[ "$(js 'return document.getElementById("witness-size").innerText')" -ge 10 ] || fail "Salute: checkpoint size"
+# time-stamping: the newest token's time and checkpoint size, as the broker says
+grep -q "Ultima marca temporale	[0-9]" "$DIR/text-salute-it.txt" || fail "Salute: time-stamping: $(cat "$DIR/text-salute-it.txt")"
+[ "$(js 'return document.getElementById("ts-size").innerText')" -ge 10 ] || fail "Salute: the stamped checkpoint's size"
 js 'return document.documentElement.outerHTML' >"$DIR/dom-salute.html"
 shot salute-it
+wd POST /element '{"using": "css selector", "value": "#lang"}' >"$DIR/el.json"
+EL=$(jq -r '.[keys[0]]' "$DIR/el.json")
+wd POST "/element/$EL/click" '{}' >/dev/null
+salute_en() { js 'return document.body.innerText' | grep -q "Witness policy met: 2 of 3 (needs 2)"; }
+wait_for 10 salute_en || fail "Salute in English: $(js 'return document.body.innerText')"
+js 'return document.body.innerText' >"$DIR/text-salute-en.txt"
+grep -q "Centro per l'Impiego	cosigned at " "$DIR/text-salute-en.txt" && grep -q "Coordinamento	missing" "$DIR/text-salute-en.txt" &&
+	grep -q "Newest time-stamp	[0-9]" "$DIR/text-salute-en.txt" || fail "Salute in English: $(cat "$DIR/text-salute-en.txt")"
+shot salute-en
 
 # Rapporto: every age band of the pair (zeros too), Italian headers; its
 # downloads open in gnumeric (ssconvert) with the same numbers as rete report
@@ -397,7 +457,7 @@ code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/trend?from=$FROM&to
 # never a personal value of the story, in any page or answer
 curl -s "$URL/api/overview" >"$DIR/api-overview.json"
 curl -s "$URL/api/health" >"$DIR/api-health.json"
-for f in dom-it.html text-it.txt text-en.txt text-salute.txt dom-salute.html api-overview.json api-health.json \
+for f in dom-it.html text-it.txt text-en.txt text-salute.txt text-salute-en.txt dom-salute.html api-overview.json api-health.json \
 	text-report.txt rep-it.csv rep-x.csv text-flows.txt text-trend.txt; do
 	for secret in "Maria Rossi" "RSSMRA85M41E897X" "555 0101" "mn-2026-0999"; do
 		grep -q "$secret" "$DIR/$f" && fail "$f holds a personal value: $secret"
@@ -424,9 +484,96 @@ shot caso-it
 code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/case?case=a%20b")
 [ "$code" = 400 ] && grep -q "needs a case id" "$DIR/bad.txt" || fail "case=a b: $code"
 
+# the evidence bundle of the completed referral, by the link on the Caso page:
+# it verifies offline with the broker's key and tells the story
+href=$(js 'const r = [...document.querySelectorAll("#case-table tr[data-index]")].find(tr => tr.querySelector("abbr[title=\"r-done\"]") && tr.querySelector("a.evidence")); return r ? r.querySelector("a.evidence").getAttribute("href") : ""')
+[ -n "$href" ] || fail "Caso: no evidence link for r-done: $(js 'return document.getElementById("case-table").innerHTML')"
+[ "$(js 'return String(document.querySelectorAll("#case-table a.evidence").length)')" -ge 8 ] || fail "Caso: too few evidence links"
+bundle() { curl -sf -D "$DIR/ev-h.txt" -o "$DIR/evidence.json" "$URL$href"; }
+wait_for 30 bundle || fail "GET $href: $(curl -s "$URL$href")"
+grep -qi '^content-disposition: attachment; filename="evidence-social.mantova-r-done.json"' "$DIR/ev-h.txt" ||
+	fail "the bundle is not a download: $(cat "$DIR/ev-h.txt")"
+"$BIN/rete" evidence verify "$DIR/evidence.json" --broker-key "$DIR/keys/broker.mantova.pub" --lang en --tsa-ca "$DIR/tsa/ca.pem" \
+	>"$DIR/story.txt" 2>&1 || fail "the console's bundle does not verify: $(cat "$DIR/story.txt")"
+grep -q "referral 'r-done' (case mn-2026-0999) sent by social.mantova to cpi.mantova" "$DIR/story.txt" &&
+	grep -q "delivered to cpi.mantova" "$DIR/story.txt" && grep -q "acknowledged by cpi.mantova" "$DIR/story.txt" &&
+	grep -q "timestamped by .*CN=rete console test TSA.* at .*(token verified against the CA given)" "$DIR/story.txt" &&
+	grep -q "the evidence holds" "$DIR/story.txt" || fail "the story: $(cat "$DIR/story.txt")"
+# the same bundle as `rete evidence export -c` writes, but for the checkpoint
+# each chose: compare what both verify to
+"$BIN/rete" evidence export social.mantova r-done -c "$DIR/coord.ini" -o "$DIR/evidence-cli.json" 2>"$DIR/export.out" ||
+	fail "rete evidence export: $(cat "$DIR/export.out")"
+[ "$(jq -c 'del(.checkpoint, .latest, .consistency, .messageProof, .directoryProof, .deliveryProof)' "$DIR/evidence.json")" = \
+	"$(jq -c 'del(.checkpoint, .latest, .consistency, .messageProof, .directoryProof, .deliveryProof)' "$DIR/evidence-cli.json")" ] ||
+	fail "the console's bundle holds other entries than rete evidence export's"
+# (the parts decoded too: the signed message carries the personal part
+# sealed for the recipient, never in clear)
+for part in message directory delivery; do jq -r ".$part" "$DIR/evidence.json" | base64 -d; done >"$DIR/evidence.bin" ||
+	fail "the bundle's parts do not decode"
+grep -aq "employment-orientation" "$DIR/evidence.bin" || fail "the bundle's parts decoded to something else"
+for secret in "Maria Rossi" "RSSMRA85M41E897X" "555 0101"; do
+	grep -q "$secret" "$DIR/evidence.json" && fail "the bundle holds a personal value: $secret"
+	grep -aq "$secret" "$DIR/evidence.bin" && fail "the bundle's parts hold a personal value: $secret"
+done
+# bad input: an unknown message, a malformed id, none
+code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/evidence?sender=social.mantova&id=r-nothing")
+[ "$code" = 404 ] && grep -q "no evidence bundle for message r-nothing of social.mantova: " "$DIR/bad.txt" ||
+	fail "unknown message: $code $(cat "$DIR/bad.txt")"
+for q in "sender=social.mantova&id=a%20b" "sender=social.mantova" "sender=%22x&id=r-done"; do
+	code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/evidence?$q")
+	[ "$code" = 400 ] && grep -q "asked for by sender= (the sending party's id) and id=" "$DIR/bad.txt" ||
+		fail "evidence?$q: $code $(cat "$DIR/bad.txt")"
+done
+
+# without a witness policy the cosignatures are checked with the directory's
+# agencies' keys; a policy file that is not one is refused with a sentence
+grep -v '^witnesses = ' "$DIR/coord.ini" | sed 's/^access_log = .*/access_log = console2-access.jsonl/' >"$DIR/coord-nopolicy.ini"
+"$BIN/rete" console -c "$DIR/coord-nopolicy.ini" --listen 127.0.0.1:0 >"$DIR/console2.log" 2>&1 &
+PIDS+=($!)
+console2_up() { grep -q "serving coord.mantova's view at http://127.0.0.1:" "$DIR/console2.log"; }
+wait_for 30 console2_up || fail "the second console did not start: $(cat "$DIR/console2.log")"
+URL2=$(grep -o 'http://127.0.0.1:[0-9]*' "$DIR/console2.log" | head -n 1)
+both_cosigned() {
+	curl -sf "$URL2/api/health" >"$DIR/api-health2.json" &&
+		[ "$(jq -r '[.witnesses.cosigners[].id] | sort | join(",")' "$DIR/api-health2.json")" = cpi.mantova,social.mantova ]
+}
+wait_for 30 both_cosigned || fail "no policy: $(cat "$DIR/api-health2.json")"
+[ "$(jq -r '.witnesses.policy // "none"' "$DIR/api-health2.json")" = none ] &&
+	[ "$(jq -r '.timestamp.stamped' "$DIR/api-health2.json")" = true ] ||
+	fail "no policy: $(cat "$DIR/api-health2.json")"
+
+# a broker that asks no TSA: its console says "no TSA configured", in both
+# languages (a second broker, the same keys and directory, no agents)
+sed -e "s#$DIR/broker/#$DIR/broker2/#g" -e '/^tsa_/d' "$DIR/broker/broker.ini" >"$DIR/broker2/broker.ini"
+sed -e "s#$DIR/broker/#$DIR/broker2/#g" -e 's/^access_log = .*/access_log = console3-access.jsonl/' \
+	"$DIR/coord-nopolicy.ini" >"$DIR/coord-notsa.ini"
+"$BIN/rete-broker" -c "$DIR/broker2/broker.ini" --init >"$DIR/broker2.log" 2>&1 &
+PIDS+=($!)
+wait_for 20 "$BIN/rete" monitor -c "$DIR/coord-notsa.ini" --once || fail "the second broker did not answer"
+"$BIN/rete" console -c "$DIR/coord-notsa.ini" --listen 127.0.0.1:0 >"$DIR/console3.log" 2>&1 &
+PIDS+=($!)
+console3_up() { grep -q "serving coord.mantova's view at http://127.0.0.1:" "$DIR/console3.log"; }
+wait_for 30 console3_up || fail "the third console did not start: $(cat "$DIR/console3.log")"
+URL3=$(grep -o 'http://127.0.0.1:[0-9]*' "$DIR/console3.log" | head -n 1)
+go "$URL3/salute?lang=it"
+no_tsa_it() { js 'return document.body.innerText' | grep -q "nessuna TSA configurata"; }
+wait_for 30 no_tsa_it || fail "no TSA, Italian: $(js 'return document.body.innerText')"
+js 'return document.body.innerText' | grep -q "tsa_url is not set" || fail "no TSA: the broker's sentence is not shown"
+shot salute-notsa-it
+go "$URL3/salute?lang=en"
+no_tsa_en() { js 'return document.body.innerText' | grep -q "no TSA configured"; }
+wait_for 30 no_tsa_en || fail "no TSA, English: $(js 'return document.body.innerText')"
+printf 'witness social.mantova not-a-key\n' >"$DIR/bad.policy"
+sed 's/^witnesses = .*/witnesses = bad.policy/' "$DIR/coord.ini" >"$DIR/coord-badpolicy.ini"
+"$BIN/rete" console -c "$DIR/coord-badpolicy.ini" --listen 127.0.0.1:0 >"$DIR/badpolicy.out" 2>&1
+rc=$?
+[ $rc -eq 2 ] && grep -q "\[console\] witnesses: .*bad.policy" "$DIR/badpolicy.out" ||
+	fail "a bad witness policy: exit $rc: $(cat "$DIR/badpolicy.out")"
+
 # every page read is in the access record
 for what in '"what":"/"' '"what":"/salute"' '"what":"overview"' '"what":"health"' '"what":"events"' \
-	'"what":"/rapporto"' '"what":"report csv ' '"what":"report xlsx ' '"what":"case mn-2026-0999"'; do
+	'"what":"/rapporto"' '"what":"report csv ' '"what":"report xlsx ' '"what":"case mn-2026-0999"' \
+	'"what":"evidence social.mantova r-done"'; do
 	grep -q "$what" "$DIR/console-access.jsonl" || fail "access record lacks $what: $(cat "$DIR/console-access.jsonl")"
 done
 grep -q '"program":"rete console"' "$DIR/console-access.jsonl" || fail "access record: program"

@@ -193,6 +193,45 @@
     clear("disk").append(row("health.diskFree", bytes(h.diskFree), "disk-free"),
       row("health.mapUsed", size ? bytes(used) + " / " + bytes(size) + " (" + Math.round(100 * used / size) + "%)" : t("none")));
     drawAgencies(h.agencies, o.names, tz);
+    drawWitnesses(o.witnesses || {}, o.names, tz);
+    drawTimestamp(o.timestamp || {}, tz);
+  }
+
+  // the cosignatures on the latest stored checkpoint; with a witness
+  // policy, whether it is met and who is missing
+  function drawWitnesses(w, names, tz) {
+    const st = document.getElementById("witness-state");
+    const p = w.policy;
+    const n = (w.cosigners || []).length;
+    st.dataset.ok = p ? String(p.met === true) : String(!w.problem);
+    st.textContent = w.problem ? w.problem
+      : p ? t(p.met ? "wit.met" : "wit.notMet", { k: n, n: p.witnesses, q: p.quorum })
+      : t("wit.count", { k: n, size: w.checkpointSize != null ? w.checkpointSize : "?" });
+    const tb = clear("witnesses");
+    if (w.problem) return;
+    tb.append(el("tr", {}, el("th", { text: t("wit.size") }), el("td", { id: "witness-size", text: String(w.checkpointSize) })));
+    for (const c of w.cosigners || [])
+      tb.append(el("tr", { "data-witness": c.id, "data-cosigned": "yes" }, el("th", {}, named(names, c.id)),
+        el("td", { text: t("wit.cosigned", { at: when(c.at, tz) }) })));
+    for (const id of w.missing || [])
+      tb.append(el("tr", { "data-witness": id, "data-cosigned": "no" }, el("th", {}, named(names, id)),
+        el("td", { cls: p ? "proof-bad" : "", text: t(p ? "wit.missing" : "wit.notYet") })));
+    for (const x of w.invalid || [])
+      tb.append(el("tr", { "data-witness": x.id, "data-cosigned": "invalid" }, el("th", {}, named(names, x.id)),
+        el("td", { cls: "proof-bad", title: x.why, text: t("wit.invalid") })));
+  }
+
+  function drawTimestamp(s, tz) {
+    const tb = clear("timestamp");
+    const row = (k, v, id) => el("tr", {}, el("th", { text: t(k) }), el("td", id ? { id: id, text: v } : { text: v }));
+    if (s.stamped === true) {
+      tb.append(row("ts.time", when(s.genTime, tz), "ts-time"), row("ts.size", String(s.size), "ts-size"));
+    } else {
+      const r = row("ts.state", t(s.none != null ? "ts.none" : "ts.problem"), "ts-state");
+      r.title = s.none || s.problem || "";
+      tb.append(r);
+      if (s.none || s.problem) tb.append(el("tr", {}, el("td", { colspan: "2", cls: "note", text: s.none || s.problem })));
+    }
   }
 
   // ---- the period report ----
@@ -394,6 +433,13 @@
       load();
     });
   }
+  // a download of the message's evidence bundle (referrals, updates, notes)
+  function evidenceCell(e) {
+    if (!e.messageId) return el("td");
+    const q = new URLSearchParams({ sender: e.sender, id: e.messageId });
+    return el("td", {}, el("a", { href: "/api/evidence?" + q.toString(), download: "", cls: "evidence",
+      text: t("case.download"), title: t("case.downloadHint") }));
+  }
   function drawCase(o) {
     document.getElementById("who").textContent = (o.names[o.party] || o.party);
     const tz = o.timeZone;
@@ -402,7 +448,7 @@
       : t("case.none");
     const tb = clear("case-table");
     tb.append(el("thead", {}, el("tr", {}, ...["case.when", "case.entry", "case.kind", "case.fromto", "case.referral",
-      "case.status", "case.proof"].map(k => el("th", { text: t(k) })))));
+      "case.status", "case.proof", "case.evidence"].map(k => el("th", { text: t(k) })))));
     const body = el("tbody");
     for (const e of o.entries) {
       const ok = e.proof === "verified";
@@ -413,7 +459,7 @@
       body.append(el("tr", { "data-index": String(e.index) }, el("td", { text: when(e.loggedAt, tz) }),
         el("td", { cls: "n", text: "#" + e.index }), el("td", { text: t("kind." + e.kind) }), ft,
         el("td", {}, e.label ? el("abbr", { title: e.referralId || "", text: e.label }) : (e.referralId ? el("span", { text: "—", title: e.referralId }) : "")),
-        el("td", { text: e.status ? statusWord(e.status) : "" }), proof));
+        el("td", { text: e.status ? statusWord(e.status) : "" }), proof, evidenceCell(e)));
     }
     tb.append(body);
     document.body.dataset.rows = String(o.entries.length);
