@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli_access.h"
 #include "coord_config.h"
 #include "evidence.h"
 #include "store.h"
@@ -342,6 +343,14 @@ static int cmd_export(int argc, char **argv)
 			"or -c audit.ini\n");
 		evidence_usage(stderr);
 		return CLI_USAGE;
+	}
+	{
+		/* recorded before reading (codes only: the message and its sender) */
+		char what[600];
+		snprintf(what, sizeof(what), "evidence of message %.256s of %.256s", pos[1],
+			 pos[0]);
+		if (!cli_access_record(ini, "rete evidence export", what))
+			return CLI_USAGE;
 	}
 	if (store != NULL) {
 		if ((e = rete_store_open(&s, store, RETE_STORE_RDONLY, &m)) == RETE_OK)
