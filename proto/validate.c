@@ -755,7 +755,9 @@ static void v_envelope(v_ctx *v, const Rete__Message *msg, bool agency)
 		v_add(v, "operator.role",
 		      "operator.role is missing; give the staff member's role, e.g. "
 		      "social-worker or case-manager");
-	else
+	else if (!v_personal(v, "operator.role", "operator.role", msg->operator_->role,
+			     "; a role is a code such as social-worker or case-manager, never a "
+			     "person's name or contact"))
 		v_cap(v, "operator.role", msg->operator_->role, RETE_SHORT_MAX, false);
 }
 

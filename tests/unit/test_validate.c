@@ -1169,6 +1169,7 @@ enum id_field {
 	F_NOTE_KIND,
 	F_NOTE_REFERRAL,
 	F_CONSENT_REF,
+	F_ROLE,
 	F_COUNT
 };
 
@@ -1214,6 +1215,9 @@ static const char *id_field_set(fx *f, enum id_field k, const char *v)
 	case F_CONSENT_REF:
 		fx_referral(f)->consent.reference = (char *)v;
 		return "referral.consent.reference";
+	case F_ROLE:
+		fx_referral(f)->op.role = (char *)v;
+		return "operator.role";
 	default:
 		return "";
 	}
