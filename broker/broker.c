@@ -992,6 +992,13 @@ static bool ack_check(broker *b, broker_frame *f, const Rete__Ack *a)
 			      "body says error %d ('%.64s'); they must be equal",
 			      a->index, (int)a->error, a->error_text, (int)body->error,
 			      body->error_text);
+	else if (a->error == 0 && body->error_text[0] != '\0')
+		broker_refuse(f, bad, "signed.body.errorText",
+			      "the ACK of entry %" PRIu64
+			      " says the entry was received but carries "
+			      "a text; the log would keep that free text for ever: a received ACK "
+			      "has none (a refusal's reason goes with its error code)",
+			      a->index);
 	else if (a->error != 0 && !protobuf_c_enum_descriptor_get_value(
 				      &rete__error_code__descriptor, (int)a->error))
 		broker_refuse(f, bad, "error",
