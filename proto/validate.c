@@ -1011,6 +1011,12 @@ static void v_ack(v_ctx *v, const char *path, const Rete__SignedAck *sa, uint64_
 	if (b->leaf_hash.len != 32)
 		v_add(v, path, "%s.leafHash is %zu bytes; it is the SHA-256 leaf hash (32 bytes)",
 		      path, b->leaf_hash.len);
+	if (b->error == 0 && b->error_text[0] != '\0')
+		v_add(v, path,
+		      "%s says the entry was received but carries a text (errorText); the "
+		      "log would keep that free text for ever: a received acknowledgement "
+		      "has none",
+		      path);
 	if (b->error != error)
 		v_add(v, path,
 		      error == 0
