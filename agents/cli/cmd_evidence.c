@@ -297,6 +297,8 @@ static rete_err export_remote(const char *ini, const char *sender, const char *i
 	}
 	ev->checkpoint = note;
 	note = NULL;
+	if ((e = rete_evidence_keep_checkable(ev, m)) != RETE_OK)
+		goto out;
 	if (lp.size > size)
 		e = remote_proof(&r, false, size, lp.size, &ev->consistency, NULL, m);
 out:
