@@ -2564,6 +2564,8 @@ int broker_run(broker_config *c, unsigned flags)
 	rete_msg m;
 	broker_frame **jobs = NULL;
 	int rc = 2;
+	bool curl = false; /* libcurl set up: cleaned up at the end (c may be
+			      freed by then: a reload replaces the config) */
 
 	/* Block the signals before any thread exists (ZeroMQ's, the ZAP
 	 * handler, the pool), so that only the signalfd sees them. */
@@ -2588,6 +2590,7 @@ int broker_run(broker_config *c, unsigned flags)
 		broker_log_error("%s", m.text);
 		goto out;
 	}
+	curl = c->tsa_url != NULL;
 	if (store_start(&b, flags) != RETE_OK)
 		goto out;
 	if (broker_tsa_start(&b.tsa, b.store, c, &m) != RETE_OK) {
@@ -2730,7 +2733,6 @@ int broker_run(broker_config *c, unsigned flags)
 out:
 	broker_log_buffer(false);
 	free(jobs);
-	bool curl = c->tsa_url != NULL;
 	broker_free(&b);
 	if (curl)
 		rete_tsa_global_cleanup();
