@@ -831,7 +831,17 @@ static void v_referral(v_ctx *v, const Rete__Referral *r)
 			v_add(v, "referral.consent.legalBasis",
 			      "referral.consent.legalBasis is missing; a referral without consent "
 			      "must name the law that allows it (e.g. 'L. 184/1983 art. 9')");
-		v_cap(v, "referral.consent.legalBasis", c->legal_basis, RETE_TEXT_MAX, false);
+		/* words (spaces are fine), logged for ever: no fiscal code,
+		 * e-mail address or phone number in them */
+		size_t at = 0, digits = 0;
+		enum v_pd pd = v_personal_kind(v_str(c->legal_basis), &at, &digits);
+		if (pd == V_PD_NONE || pd == V_PD_SPACE ||
+		    !v_personal(v, "referral.consent.legalBasis", "referral.consent.legalBasis",
+				c->legal_basis,
+				"; name the law only (e.g. 'L. 184/1983 art. 9'): who is concerned "
+				"belongs in the sealed part"))
+			v_cap(v, "referral.consent.legalBasis", c->legal_basis, RETE_TEXT_MAX,
+			      false);
 		if (!v_personal(v, "referral.consent.reference", "referral.consent.reference",
 				c->reference,
 				"; give your agency's reference of the signed form (e.g. "

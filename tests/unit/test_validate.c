@@ -581,6 +581,22 @@ static void test_referral_rules(void **state)
 		pass(&f, NULL, SIGNED);
 		f.consent.legal_basis = longstr(&f, 'l', RETE_TEXT_MAX + 1);
 		one(&f, NULL, SIGNED, "referral.consent.legalBasis");
+		/* the law invoked, in words, is logged: it takes no personal
+		 * data (a fiscal code, an e-mail address, a phone number) */
+		static const char *const laws[] = {
+		    "L. 184/1983 art. 9",
+		    "L. 184/1983 art. 9 (segnalazione di minore in situazione di abbandono)",
+		    "D.Lgs. 196/2003 art. 2-sexies",
+		    "Reg. (UE) 2016/679 art. 9(2)(h)",
+		    "art. 403 c.c.",
+		    "L. 328/2000 art. 22",
+		    "D.P.R. 309/1990 art. 120",
+		    "D.Lgs. 502/1992 art. 3-septies, c. 2",
+		    "L. 149/2001, art. 1 e 2"};
+		for (size_t k = 0; k < sizeof(laws) / sizeof(laws[0]); k++) {
+			f.consent.legal_basis = (char *)laws[k];
+			pass(&f, NULL, SIGNED);
+		}
 	}
 	fx_referral(&f);
 	f.consent.reference = longstr(&f, 'c', 257);
@@ -1357,6 +1373,26 @@ static void test_identifiers_personal(void **state)
 		sodium_bin2hex(minted + 2, sizeof(minted) - 2, rnd, sizeof(rnd));
 		f.msg.id = minted;
 		pass(&f, NULL, SIGNED);
+	}
+
+	/* the law invoked for a consent override is words, logged: it takes no
+	 * personal data either */
+	{
+		static const struct {
+			const char *v, *want;
+		} personal_laws[] = {
+		    {"L. 184/1983 art. 9 per RSSMRA85M41E897X", "fiscal code"},
+		    {"art. 403 c.c., segnalato da maria.rossi@example.org", "e-mail address"},
+		    {"L. 184/1983 art. 9, madre al 347-1234567", "phone number"},
+		};
+		for (size_t k = 0; k < sizeof(personal_laws) / sizeof(personal_laws[0]); k++) {
+			fx_referral(&f);
+			f.consent.basis = RETE__CONSENT_BASIS__CONSENT_BASIS_LEGAL_OBLIGATION;
+			f.consent.given_at = 0;
+			f.consent.legal_basis = (char *)personal_laws[k].v;
+			personal(&f, NULL, SIGNED, "referral.consent.legalBasis",
+				 personal_laws[k].want, personal_laws[k].v);
+		}
 	}
 
 	/* staff are named by a pseudonymous code */
