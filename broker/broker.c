@@ -999,6 +999,13 @@ static bool ack_check(broker *b, broker_frame *f, const Rete__Ack *a)
 			      "body says error %d ('%.64s'); they must be equal",
 			      a->index, (int)a->error, a->error_text, (int)body->error,
 			      body->error_text);
+	else if (a->error == 0 && body->error_text[0] != '\0')
+		broker_refuse(f, bad, "signed.body.errorText",
+			      "the ACK of entry %" PRIu64
+			      " says the entry was received but carries "
+			      "a text; the log would keep that free text for ever: a received ACK "
+			      "has none (a refusal's reason goes with its error code)",
+			      a->index);
 	else if (a->error != 0 && !protobuf_c_enum_descriptor_get_value(
 				      &rete__error_code__descriptor, (int)a->error))
 		broker_refuse(f, bad, "error",
@@ -2581,6 +2588,8 @@ int broker_run(broker_config *c, unsigned flags)
 	rete_msg m;
 	broker_frame **jobs = NULL;
 	int rc = 2;
+	bool curl = false; /* libcurl set up: cleaned up at the end (c may be
+			      freed by then: a reload replaces the config) */
 
 	/* Block the signals before any thread exists (ZeroMQ's, the ZAP
 	 * handler, the pool), so that only the signalfd sees them. */
@@ -2605,6 +2614,7 @@ int broker_run(broker_config *c, unsigned flags)
 		broker_log_error("%s", m.text);
 		goto out;
 	}
+	curl = c->tsa_url != NULL;
 	if (store_start(&b, flags) != RETE_OK)
 		goto out;
 	if (broker_tsa_start(&b.tsa, b.store, c, &m) != RETE_OK) {
@@ -2747,8 +2757,6 @@ int broker_run(broker_config *c, unsigned flags)
 out:
 	broker_log_buffer(false);
 	free(jobs);
-	/* b.cfg, not c: a reload frees c (tsa_url is kept across reloads) */
-	bool curl = b.cfg != NULL && b.cfg->tsa_url != NULL;
 	broker_free(&b);
 	if (curl)
 		rete_tsa_global_cleanup();

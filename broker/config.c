@@ -958,6 +958,12 @@ static void load_agency(struct parse *p, broker_config *c, const struct sec *sec
 			"[%s]: '%s' is the broker's own id; give the agency "
 			"another id",
 			S, id);
+	if (c->origin != NULL && strcmp(c->origin, id) == 0)
+		problem(p, sec->line,
+			"[%s]: '%s' is the log's origin, the name of the broker's signature "
+			"on every checkpoint; a party cosigns checkpoints under its id, so "
+			"give the agency another id (or the log another origin)",
+			S, id);
 
 	if ((kv = require(p, S, "name", "the party's name for people"))) {
 		if (strlen(kv->value) > RETE_SHORT_MAX)

@@ -755,7 +755,9 @@ static void v_envelope(v_ctx *v, const Rete__Message *msg, bool agency)
 		v_add(v, "operator.role",
 		      "operator.role is missing; give the staff member's role, e.g. "
 		      "social-worker or case-manager");
-	else
+	else if (!v_personal(v, "operator.role", "operator.role", msg->operator_->role,
+			     "; a role is a code such as social-worker or case-manager, never a "
+			     "person's name or contact"))
 		v_cap(v, "operator.role", msg->operator_->role, RETE_SHORT_MAX, false);
 }
 
@@ -829,7 +831,17 @@ static void v_referral(v_ctx *v, const Rete__Referral *r)
 			v_add(v, "referral.consent.legalBasis",
 			      "referral.consent.legalBasis is missing; a referral without consent "
 			      "must name the law that allows it (e.g. 'L. 184/1983 art. 9')");
-		v_cap(v, "referral.consent.legalBasis", c->legal_basis, RETE_TEXT_MAX, false);
+		/* words (spaces are fine), logged for ever: no fiscal code,
+		 * e-mail address or phone number in them */
+		size_t at = 0, digits = 0;
+		enum v_pd pd = v_personal_kind(v_str(c->legal_basis), &at, &digits);
+		if (pd == V_PD_NONE || pd == V_PD_SPACE ||
+		    !v_personal(v, "referral.consent.legalBasis", "referral.consent.legalBasis",
+				c->legal_basis,
+				"; name the law only (e.g. 'L. 184/1983 art. 9'): who is concerned "
+				"belongs in the sealed part"))
+			v_cap(v, "referral.consent.legalBasis", c->legal_basis, RETE_TEXT_MAX,
+			      false);
 		if (!v_personal(v, "referral.consent.reference", "referral.consent.reference",
 				c->reference,
 				"; give your agency's reference of the signed form (e.g. "
@@ -1009,6 +1021,12 @@ static void v_ack(v_ctx *v, const char *path, const Rete__SignedAck *sa, uint64_
 	if (b->leaf_hash.len != 32)
 		v_add(v, path, "%s.leafHash is %zu bytes; it is the SHA-256 leaf hash (32 bytes)",
 		      path, b->leaf_hash.len);
+	if (b->error == 0 && b->error_text[0] != '\0')
+		v_add(v, path,
+		      "%s says the entry was received but carries a text (errorText); the "
+		      "log would keep that free text for ever: a received acknowledgement "
+		      "has none",
+		      path);
 	if (b->error != error)
 		v_add(v, path,
 		      error == 0

@@ -939,6 +939,16 @@ static bool check_ack(struct vctx *v, const struct item *it, uint64_t x, const R
 	char recipient[RETE_ID_MAX + 64];
 	bool known = x < idx && delivered_entry(v, x, &p, leaf, recipient, sizeof(recipient));
 
+	if (x >= idx) {
+		/* nothing to bind it to: the entry it acknowledges is not
+		 * logged before it (an ack of another epoch, replayed) */
+		fail(v, POS_ENTRY(idx), RETE_EBADSIG, true, idx,
+		     "entry %llu: the %s %s is of entry %llu, not logged before it; a delivery "
+		     "follows the entry it acknowledges (its signed acknowledgement cannot be "
+		     "bound to one)",
+		     ui, what, S(msg->id), ux);
+		return false;
+	}
 	if (sa == NULL) {
 		v->v_rep->acks_unsigned++;
 		if (p != NULL)

@@ -174,6 +174,9 @@ void agent_witness_epoch(agent *a, uint32_t epoch)
 	uint8_t be[4] = {(uint8_t)(epoch >> 24), (uint8_t)(epoch >> 16), (uint8_t)(epoch >> 8),
 			 (uint8_t)epoch};
 	if (last != 0 && epoch < last) {
+		/* the agent's epoch stays the one it recorded: a receipt of the
+		 * older epoch is not taken either (out_receipt_check) */
+		a->epoch = last;
 		agent_witness_alarm(a, "the broker's log went back from epoch %u to epoch %u", last,
 				    epoch);
 		return;

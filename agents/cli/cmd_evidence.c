@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli_access.h"
 #include "coord_config.h"
 #include "evidence.h"
 #include "store.h"
@@ -295,6 +296,8 @@ rete_err rete_evidence_from_broker(const coord_config *cfg, rete_wire *w, const 
 	}
 	ev->checkpoint = note;
 	note = NULL;
+	if ((e = rete_evidence_keep_checkable(ev, m)) != RETE_OK)
+		goto out;
 	if (lp.size > size)
 		e = remote_proof(&r, false, size, lp.size, &ev->consistency, NULL, m);
 out:
@@ -356,6 +359,14 @@ static int cmd_export(int argc, char **argv)
 			"or -c audit.ini\n");
 		evidence_usage(stderr);
 		return CLI_USAGE;
+	}
+	{
+		/* recorded before reading (codes only: the message and its sender) */
+		char what[600];
+		snprintf(what, sizeof(what), "evidence of message %.256s of %.256s", pos[1],
+			 pos[0]);
+		if (!cli_access_record(ini, "rete evidence export", what))
+			return CLI_USAGE;
 	}
 	if (store != NULL) {
 		if ((e = rete_store_open(&s, store, RETE_STORE_RDONLY, &m)) == RETE_OK)

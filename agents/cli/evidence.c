@@ -656,6 +656,8 @@ rete_err rete_evidence_from_store(rete_store *s, const char *sender, const char 
 	}
 	ev->checkpoint = pk.pk_note;
 	pk.pk_note = NULL;
+	if ((e = rete_evidence_keep_checkable(ev, m)) != RETE_OK)
+		goto out;
 	e = rete_store_timestamp_get(s, rt, pk.pk_size, &ev->timestamp, m);
 	if (e != RETE_OK && e != RETE_ENOENT)
 		goto out;
@@ -783,6 +785,61 @@ static rete_err party_key(const ventry *d, const char *id, rete_pubkey *pk, rete
 	return rete_msg_set(m, RETE_ENOENT,
 			    "%s is not a party of the directory in force (entry %" PRIu64 ")", id,
 			    d->le->index);
+}
+
+rete_err rete_evidence_keep_checkable(rete_evidence *ev, rete_msg *m)
+{
+	const rete_buf *db =
+	    ev->delivery_directory.len > 0 ? &ev->delivery_directory : &ev->directory;
+	ventry d = {0};
+	rete_checkpoint cp;
+	char *out = NULL;
+	size_t len = 0;
+	rete_err e;
+
+	if (ev->checkpoint == NULL || db->len == 0)
+		return RETE_OK;
+	if ((e = rete_checkpoint_parse(ev->checkpoint, strlen(ev->checkpoint), &cp, m)) !=
+		RETE_OK ||
+	    (e = rete_cosign_strip(ev->checkpoint, strlen(ev->checkpoint), cp.origin, &out, &len,
+				   m)) != RETE_OK)
+		return e;
+	if (entry_decode(db->data, db->len, &d.le, &d.sm, &d.msg, NULL) != RETE_OK ||
+	    d.msg->body_case != RETE__MESSAGE__BODY_DIRECTORY) {
+		ventry_free(&d);
+		free(out); /* verify names what is wrong with the directory */
+		return RETE_OK;
+	}
+	const char *note = ev->checkpoint, *p = strstr(note, "\n\n") + 2;
+	while (*p != '\0') {
+		const char *nl = strchr(p, '\n');
+		const char *name = p + strlen("\xe2\x80\x94 ");
+		const char *sp = memchr(name, ' ', (size_t)(nl - name));
+		char id[RETE_ORIGIN_MAX + 1], line[1024];
+		rete_pubkey pk;
+		size_t llen = (size_t)(nl - p);
+
+		snprintf(id, sizeof(id), "%.*s", (int)(sp - name), name);
+		if (strcmp(id, cp.origin) != 0 && llen < sizeof(line) &&
+		    party_key(&d, id, &pk, NULL) == RETE_OK &&
+		    rete_cosign_verify(note, strlen(note), id, &pk, NULL, NULL) == RETE_OK) {
+			char *next = NULL;
+			memcpy(line, p, llen);
+			line[llen] = '\0';
+			if ((e = rete_cosign_add(out, len, line, &next, &len, m)) != RETE_OK) {
+				free(out);
+				ventry_free(&d);
+				return e;
+			}
+			free(out);
+			out = next;
+		}
+		p = nl + 1;
+	}
+	ventry_free(&d);
+	free(ev->checkpoint);
+	ev->checkpoint = out;
+	return RETE_OK;
 }
 
 /* fail sets the part and passes e on. */

@@ -157,6 +157,14 @@ rete_err rete_evidence_from_broker(const struct coord_config *cfg, struct rete_w
  * checkpoint note), RETE_ENOMEM. */
 rete_err rete_evidence_strip_latest(char **note, rete_msg *m);
 
+/* rete_evidence_keep_checkable keeps, of the cosignature lines on
+ * ev->checkpoint, those that verify with their party's key in the bundle's
+ * directory (the one at the delivery, else the message's): a line of a
+ * party that joined, or cosigned under a key that replaced its key, after
+ * the delivery could not be checked from the bundle and is left out (the
+ * bundle holds only what it can prove). Errors: RETE_EINVAL, RETE_ENOMEM. */
+rete_err rete_evidence_keep_checkable(rete_evidence *ev, rete_msg *m);
+
 /* ---- verification ---------------------------------------------------------- */
 
 /* rete_evidence_opts: what to verify against (borrowed for the call). */

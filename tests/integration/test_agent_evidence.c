@@ -753,6 +753,50 @@ static void test_new_epoch(void **state)
 	assert_int_equal(tu_occurrences(log, "WITNESS ALARM"), 0);
 }
 
+/* test_epoch_rollback_receipt: after a declared restore to epoch 2, the
+ * broker comes back saying epoch 1 (the alarm: the log went back) and
+ * receipts a new message with a checkpoint of epoch 1. The agent's epoch
+ * is still 2: the receipt is refused (alarm, the file stays ours), as a
+ * receipt of an epoch older than the agent's must be. */
+static void test_epoch_rollback_receipt(void **state)
+{
+	it_net *n = it_net_new("evidence-rollback", NULL);
+	assert_non_null(n);
+	*state = n;
+	char sent[1300], log[1300], outbox[1300], path[1500];
+	it_fake l;
+	ev_receipted_in_epoch1(n, &l, "rb0.json", "ev-rb-0", sent, log, sizeof(sent));
+	ev_fake_epoch2(n, &l, 0x5a);
+	it_fake_bind(&l);
+	int64_t end = ev_deadline(EV_WAIT);
+	while (tu_occurrences(log, "is now epoch 2 (was 1)") == 0 && it_mono_ms() < end)
+		it_fake_serve(&l, &l.hellos, l.hellos + 1, 200);
+	assert_true(tu_occurrences(log, "is now epoch 2 (was 1)") > 0);
+
+	/* back to epoch 1 */
+	zmq_close(l.sock);
+	l.sock = NULL;
+	l.welcome->welcome->epoch = 1;
+	it_fake_bind(&l);
+	end = ev_deadline(EV_WAIT);
+	while (tu_occurrences(log, "went back from epoch 2 to epoch 1") == 0 && it_mono_ms() < end)
+		it_fake_serve(&l, &l.hellos, l.hellos + 1, 200);
+	assert_true(tu_occurrences(log, "went back from epoch 2 to epoch 1") > 0);
+
+	ev_put_referral(n, "rb1.json", "ev-rb-1", "long-term-unemployment");
+	it_spool(n, IT_SOCIAL, "outbox", outbox, sizeof(outbox));
+	tu_path(path, sizeof(path), "%s/rb1.json.receipt.json", sent);
+	const char *refused = "its checkpoint is of log epoch 1, older than epoch 2";
+	end = ev_deadline(EV_WAIT);
+	while (!tu_exists(path) && tu_occurrences(log, refused) == 0 && it_mono_ms() < end)
+		it_fake_serve(&l, &l.submits, l.submits + 1, 200);
+	it_fake_close(&l);
+	if (tu_exists(path))
+		fail_msg("a receipt of epoch 1 was taken after the agent had seen epoch 2");
+	assert_true(tu_occurrences(log, refused) > 0);
+	assert_true(tu_exists(tu_path(path, sizeof(path), "%s/rb1.json", outbox)));
+}
+
 /* test_epoch_then_crash (review): the agent learns epoch 2, records it at
  * once, and puts its held message back in flight in memory only. The
  * broker has not answered that SUBMIT when the agent is killed. After the
@@ -1017,6 +1061,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_receipt_index_beyond, it_teardown),
 	    cmocka_unit_test_teardown(test_receipt_proves, it_teardown),
 	    cmocka_unit_test_teardown(test_new_epoch, it_teardown),
+	    cmocka_unit_test_teardown(test_epoch_rollback_receipt, it_teardown),
 	    cmocka_unit_test_teardown(test_resend_same_id, it_teardown),
 	    cmocka_unit_test_teardown(test_restore_once, it_teardown),
 	    cmocka_unit_test_teardown(test_epoch_then_crash, it_teardown),

@@ -1387,6 +1387,25 @@ static void test_check_config(void **state)
 	assert_non_null(strstr(out, "fine: broker broker.mantova"));
 	assert_non_null(strstr(out, "6 parties (4 agencies), 7 routes"));
 	free(out);
+
+	/* a party named like the log's origin is refused: signature lines of a
+	 * checkpoint are told apart by name, so that party's cosignature would
+	 * replace the broker's own signature line on the stored note */
+	char *same = tu_read_file(path, &len);
+	assert_non_null(same);
+	char *o = strstr(same, "origin = rete.example/mantova\n");
+	assert_non_null(o);
+	char *patched = NULL;
+	assert_true(asprintf(&patched, "%.*sorigin = social.mantova\n%s", (int)(o - same), same,
+			     o + strlen("origin = rete.example/mantova\n")) > 0);
+	assert_int_equal(tu_write_file(path, patched, strlen(patched)), 0);
+	free(same);
+	free(patched);
+	rc = tu_run(&out, "%s/rete-broker -c %s --check-config", RETE_BIN_DIR, path);
+	assert_int_equal(rc, 2);
+	assert_non_null(
+	    strstr(out, "[agency social.mantova]: 'social.mantova' is the log's origin"));
+	free(out);
 	tu_rmrf(dir);
 	free(dir);
 }

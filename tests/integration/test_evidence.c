@@ -212,6 +212,8 @@ static void stamp(rete_store *s, uint64_t size, const char *other)
 typedef struct logspec {
 	enum ack_mode ack;
 	bool stamp, cosign, other_stamp, forged_cosign, stranger_line, rotate;
+	bool rotate_after; /* cpi's key rotated after the delivery: it cosigns
+			      the checkpoint with its new key */
 } logspec;
 
 /* build writes a fresh store:
@@ -237,6 +239,10 @@ static void build(const logspec *sp)
 	if (sp->rotate)
 		tu_append(s, &now_t, directory("dir-2", F->k[K_CPI2]));
 	tu_append(s, &now_t, delivery(s, 1, "r1", sp->ack, cpi));
+	if (sp->rotate_after) {
+		tu_append(s, &now_t, directory("dir-2", F->k[K_CPI2]));
+		cpi = F->k[K_CPI2];
+	}
 	tu_append(s, &now_t, referral("r2", ASST));
 	free(tu_checkpoint(s, ORIGIN, F->k[K_BROKER]));
 	assert_int_equal(rete_store_size(s, NULL, &size, &m), RETE_OK);
@@ -291,6 +297,30 @@ static char *bundle(const char *id)
 	if (rete_evidence_from_store(s, SOCIAL, id, &ev, &m) != RETE_OK)
 		fail_msg("export: %s", m.text);
 	rete_store_close(&s);
+	assert_int_equal(rete_evidence_write(&ev, &text, &m), RETE_OK);
+	rete_evidence_free(&ev);
+	return text;
+}
+
+/* bundle_raw: bundle(id) as a careless or dishonest exporter would make
+ * it, the checkpoint with every line the store holds (the export keeps
+ * only the cosignatures the bundle's directory can check). */
+static char *bundle_raw(const char *id)
+{
+	rete_store *s = NULL;
+	rete_evidence ev;
+	rete_checkpoint cp;
+	char *text = NULL, *stored = NULL;
+	rete_msg m;
+	assert_int_equal(rete_store_open(&s, F->dir, RETE_STORE_RDONLY, &m), RETE_OK);
+	if (rete_evidence_from_store(s, SOCIAL, id, &ev, &m) != RETE_OK)
+		fail_msg("export: %s", m.text);
+	assert_int_equal(rete_checkpoint_parse(ev.checkpoint, strlen(ev.checkpoint), &cp, &m),
+			 RETE_OK);
+	assert_int_equal(rete_store_checkpoint_get(s, NULL, cp.size, &stored, &m), RETE_OK);
+	rete_store_close(&s);
+	free(ev.checkpoint);
+	ev.checkpoint = stored;
 	assert_int_equal(rete_evidence_write(&ev, &text, &m), RETE_OK);
 	rete_evidence_free(&ev);
 	return text;
@@ -678,7 +708,10 @@ static void test_cosignatures(void **state)
 	sp = GOOD;
 	sp.forged_cosign = true;
 	build(&sp);
-	text = bundle("r1");
+	text = bundle("r1"); /* the export leaves the forged line out */
+	assert_string_equal(check(text, NULL, NULL, NULL, &m), "holds");
+	free(text);
+	text = bundle_raw("r1");
 	assert_string_equal(check(text, NULL, NULL, NULL, &m), "cosignatures");
 	assert_string_equal(check(text, NULL, F->policy, NULL, &m), "cosignatures");
 	free(text);
@@ -717,7 +750,10 @@ static void test_cosignatures(void **state)
 	sp = GOOD;
 	sp.stranger_line = true;
 	build(&sp);
-	text = bundle("r1");
+	text = bundle("r1"); /* the export leaves it out */
+	assert_null(strstr(text, "stranger.test"));
+	free(text);
+	text = bundle_raw("r1");
 	part = check(text, NULL, NULL, NULL, &m);
 	assert_string_equal(part, "cosignatures");
 	assert_non_null(strstr(m.text, "stranger.test"));
@@ -744,6 +780,28 @@ static void test_rotation(void **state)
 	assert_int_equal(f.delivery_directory_index, 2);
 	/* (cpi cosigned with its new key: checked with the directory's keys) */
 	flip_all(text, F->tsa->lt_ca, NULL);
+	free(text);
+}
+
+/* cpi's key rotated after the delivery and cpi cosigned the checkpoint
+ * with its new key, which the bundle's directories do not hold: the export
+ * leaves that line out (the bundle keeps only what it can check), and the
+ * bundle holds, asst's cosignature counted. */
+static void test_rotation_after_delivery(void **state)
+{
+	logspec sp = GOOD;
+	rete_evidence_facts f;
+	rete_msg m = {{0}};
+	char *text;
+	(void)state;
+	sp.rotate_after = true;
+	build(&sp);
+	text = bundle("r1");
+	const char *part = check(text, F->tsa->lt_ca, NULL, &f, &m);
+	if (strcmp(part, "holds") != 0)
+		fail_msg("%s: %s", part, m.text);
+	assert_int_equal(f.cosigned, 1);
+	assert_string_equal(f.cosigners, ASST);
 	free(text);
 }
 
@@ -961,6 +1019,7 @@ int main(void)
 	    cmocka_unit_test(test_acknowledgement),
 	    cmocka_unit_test(test_cosignatures),
 	    cmocka_unit_test(test_rotation),
+	    cmocka_unit_test(test_rotation_after_delivery),
 	    cmocka_unit_test(test_not_found),
 	    cmocka_unit_test(test_standard_tools),
 	    cmocka_unit_test_teardown(test_real_run, it_teardown),

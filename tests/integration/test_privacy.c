@@ -349,6 +349,18 @@ static void test_access_records(void **state)
 	free(out);
 	assert_int_equal(count_program(cli_log, "rete report", "--store"), 1);
 
+	/* an evidence bundle is a read of the log too: recorded with the
+	 * message it is about (codes only) */
+	char bundle[1400];
+	snprintf(bundle, sizeof(bundle), "%s/mother.evidence.json", n->dir);
+	rc =
+	    tu_run(&out, "RETE_ACCESS_LOG=%s %s evidence export %s " MOTHER_REF " --store %s -o %s",
+		   cli_log, exe, it_party_ids[IT_SOCIAL], n->data, bundle);
+	if (rc != 0)
+		fail_msg("evidence export: %s", out);
+	free(out);
+	assert_int_equal(count_program(cli_log, "rete evidence export", MOTHER_REF), 1);
+
 	/* sar: in the agency's record (its agent.ini), the person as the
 	 * agency's pseudonym, never the fiscal code */
 	agent_file(n, IT_SOCIAL, "agent.ini", ini, sizeof(ini));

@@ -289,7 +289,7 @@ static void test_bad_acks_never_logged(void **state)
 
 	static const char *const needles[] = {
 	    "is not signed", "does not verify", "the signed ACK is for entry", "leaf hash",
-	    "names log",     "names recipient", "they must be equal",
+	    "names log",     "names recipient", "they must be equal",	       "free text",
 	};
 	for (size_t c = 0; c < sizeof(needles) / sizeof(needles[0]); c++) {
 		switch (c) {
@@ -316,6 +316,11 @@ static void test_bad_acks_never_logged(void **state)
 		case 6: /* the Ack says refused, its signed body says received */
 			send_ack(cpi, ck, IT_ORIGIN, cpi_id, &entry, i, i, 0,
 				 RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN, NULL);
+			break;
+		case 7: /* a received ACK carrying text: the log would keep it for ever
+			   (issue 18: only codes in the log) */
+			send_ack(cpi, ck, IT_ORIGIN, cpi_id, &entry, i, i, 0, 0,
+				 "Maria Rossi RSSMRA85M41E897X was seen by dr. Bianchi");
 			break;
 		}
 		expect_bad_ack(n, cpi, cpi_id, needles[c]);

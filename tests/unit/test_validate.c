@@ -196,7 +196,15 @@ static fx *fx_directory(fx *f)
 
 /* fx_ack packs into f->ack the body of a signed acknowledgement of entry
  * index with error (the signature is not checked here: any 64 bytes). */
+static void fx_ack_text(fx *f, uint64_t index, Rete__ErrorCode error, const char *text);
+
 static void fx_ack(fx *f, uint64_t index, Rete__ErrorCode error)
+{
+	fx_ack_text(f, index, error, error ? "the sealed part does not open" : "");
+}
+
+/* fx_ack_text: fx_ack with the body's error_text. */
+static void fx_ack_text(fx *f, uint64_t index, Rete__ErrorCode error, const char *text)
 {
 	Rete__AckBody b = RETE__ACK_BODY__INIT;
 	b.origin = "rete.example/mantova";
@@ -207,7 +215,7 @@ static void fx_ack(fx *f, uint64_t index, Rete__ErrorCode error)
 	b.leaf_hash.len = sizeof(f->ack_leaf);
 	b.acked_at = 1795000100000;
 	b.error = error;
-	b.error_text = error ? "the sealed part does not open" : "";
+	b.error_text = (char *)text;
 	assert_true(rete__ack_body__get_packed_size(&b) <= sizeof(f->ack_body));
 	rete__signed_ack__init(&f->ack);
 	f->ack.body.len = rete__ack_body__pack(&b, f->ack_body);
@@ -573,6 +581,22 @@ static void test_referral_rules(void **state)
 		pass(&f, NULL, SIGNED);
 		f.consent.legal_basis = longstr(&f, 'l', RETE_TEXT_MAX + 1);
 		one(&f, NULL, SIGNED, "referral.consent.legalBasis");
+		/* the law invoked, in words, is logged: it takes no personal
+		 * data (a fiscal code, an e-mail address, a phone number) */
+		static const char *const laws[] = {
+		    "L. 184/1983 art. 9",
+		    "L. 184/1983 art. 9 (segnalazione di minore in situazione di abbandono)",
+		    "D.Lgs. 196/2003 art. 2-sexies",
+		    "Reg. (UE) 2016/679 art. 9(2)(h)",
+		    "art. 403 c.c.",
+		    "L. 328/2000 art. 22",
+		    "D.P.R. 309/1990 art. 120",
+		    "D.Lgs. 502/1992 art. 3-septies, c. 2",
+		    "L. 149/2001, art. 1 e 2"};
+		for (size_t k = 0; k < sizeof(laws) / sizeof(laws[0]); k++) {
+			f.consent.legal_basis = (char *)laws[k];
+			pass(&f, NULL, SIGNED);
+		}
 	}
 	fx_referral(&f);
 	f.consent.reference = longstr(&f, 'c', 257);
@@ -897,6 +921,12 @@ static void test_broker_bodies(void **state)
 	fx_ack(&f, 7, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN);
 	one_text(&f, NULL, BROKER, "delivery.ack", text);
 	assert_non_null(strstr(text, "delivery-refused"));
+	/* a receipt's acknowledgement carries no text: the log keeps it for ever */
+	fx_delivery(&f);
+	fx_ack_text(&f, 7, 0, "Maria Rossi was seen today");
+	one_text(&f, NULL, BROKER, "delivery.ack", text);
+	assert_non_null(strstr(text, "free text"));
+	assert_null(strstr(text, "Maria"));
 	fx_delivery(&f);
 	f.ack.signature.len = 63;
 	one(&f, NULL, BROKER, "delivery.ack");
@@ -1169,6 +1199,7 @@ enum id_field {
 	F_NOTE_KIND,
 	F_NOTE_REFERRAL,
 	F_CONSENT_REF,
+	F_ROLE,
 	F_COUNT
 };
 
@@ -1214,6 +1245,9 @@ static const char *id_field_set(fx *f, enum id_field k, const char *v)
 	case F_CONSENT_REF:
 		fx_referral(f)->consent.reference = (char *)v;
 		return "referral.consent.reference";
+	case F_ROLE:
+		fx_referral(f)->op.role = (char *)v;
+		return "operator.role";
 	default:
 		return "";
 	}
@@ -1339,6 +1373,26 @@ static void test_identifiers_personal(void **state)
 		sodium_bin2hex(minted + 2, sizeof(minted) - 2, rnd, sizeof(rnd));
 		f.msg.id = minted;
 		pass(&f, NULL, SIGNED);
+	}
+
+	/* the law invoked for a consent override is words, logged: it takes no
+	 * personal data either */
+	{
+		static const struct {
+			const char *v, *want;
+		} personal_laws[] = {
+		    {"L. 184/1983 art. 9 per RSSMRA85M41E897X", "fiscal code"},
+		    {"art. 403 c.c., segnalato da maria.rossi@example.org", "e-mail address"},
+		    {"L. 184/1983 art. 9, madre al 347-1234567", "phone number"},
+		};
+		for (size_t k = 0; k < sizeof(personal_laws) / sizeof(personal_laws[0]); k++) {
+			fx_referral(&f);
+			f.consent.basis = RETE__CONSENT_BASIS__CONSENT_BASIS_LEGAL_OBLIGATION;
+			f.consent.given_at = 0;
+			f.consent.legal_basis = (char *)personal_laws[k].v;
+			personal(&f, NULL, SIGNED, "referral.consent.legalBasis",
+				 personal_laws[k].want, personal_laws[k].v);
+		}
 	}
 
 	/* staff are named by a pseudonymous code */

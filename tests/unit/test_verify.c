@@ -1566,6 +1566,8 @@ enum ack_way {
 	ACK_OTHER_SIGNER,  /* signed (validly) by a party the entry is not for */
 	ACK_REFUSED_GOOD,  /* a DELIVERY_REFUSED notice with its signed refusal */
 	ACK_REFUSED_ERROR, /* ... whose signed error is not the notice's */
+	ACK_FUTURE,	   /* a Delivery (and its ack) of an entry not logged yet
+			      (e.g. an ack of an earlier epoch, replayed) */
 };
 
 /* acked_log builds: 0 directory, 1 referral r1 social->cpi, `filler`
@@ -1588,7 +1590,7 @@ static uint64_t acked_log(struct log *L, enum ack_way way, size_t filler)
 	Rete__AckBody b = RETE__ACK_BODY__INIT;
 	b.origin = (char *)(way == ACK_OTHER_ORIGIN ? "rete.test/elsewhere" : ORIGIN);
 	b.recipient = (char *)(way == ACK_OTHER_SIGNER ? ASST : CPI);
-	b.index = way == ACK_OTHER_INDEX ? 0 : 1;
+	b.index = way == ACK_OTHER_INDEX ? 0 : way == ACK_FUTURE ? 500 : 1;
 	b.leaf_hash.data = leaf;
 	b.leaf_hash.len = sizeof(leaf);
 	b.acked_at = 1790000004000;
@@ -1620,7 +1622,7 @@ static uint64_t acked_log(struct log *L, enum ack_way way, size_t filler)
 		msg.body_case = RETE__MESSAGE__BODY_NOTICE;
 		msg.notice = &n;
 	} else {
-		d.index = 1;
+		d.index = way == ACK_FUTURE ? 500 : 1;
 		d.message_id = (char *)"r1";
 		d.referral_id = (char *)"r1";
 		d.delivered_at = 1790000005000;
@@ -1716,6 +1718,7 @@ static void test_delivery_acks(void **state)
 	    {ACK_OTHER_SIGNER, "is addressed to cpi.mantova"},
 	    {ACK_REFUSED_GOOD, NULL},
 	    {ACK_REFUSED_ERROR, "says error"},
+	    {ACK_FUTURE, "not logged before it"},
 	};
 	(void)state;
 	for (int big = 0; big <= 1; big++)
