@@ -1495,10 +1495,10 @@ static bool resent(broker *b, rete_store_rtxn **rt, const broker_frame *f)
 /* timestamp_refuses refuses f (ERROR_CODE_NO_TIMESTAMP) while a checkpoint
  * has waited for its time-stamp token longer than timestamp_grace
  * (timestamp.h); a resend of what is logged still gets its receipt. */
-static bool timestamp_refuses(broker *b, broker_frame *f, int64_t now)
+static bool timestamp_refuses(broker *b, broker_frame *f)
 {
 	char text[1536];
-	if (!broker_tsa_refusal(b->tsa, now, text, sizeof(text)))
+	if (!broker_tsa_refusal(b->tsa, text, sizeof(text)))
 		return false;
 	broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_NO_TIMESTAMP, "", "message %.64s: %s",
 		      f->msg->id, text);
@@ -1621,7 +1621,7 @@ static void run_batch(broker *b, broker_frame **jobs)
 			 * DUPLICATE all the same */
 			if (f->pending && resent(b, &rt, f))
 				f->resent = true; /* no checks: the original receipt */
-			else if (f->pending && timestamp_refuses(b, f, now))
+			else if (f->pending && timestamp_refuses(b, f))
 				send_refusal(b, f, true);
 			else if (f->pending)
 				jobs[njobs++] = f;

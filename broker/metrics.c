@@ -378,7 +378,7 @@ static void serve(void *ctx, const char *path, rete_http_answer *a)
 	one(a, "rete_broker_checkpoint_cosigned_size", "gauge",
 	    "Size of the stored checkpoint those cosignatures are on.", cosig_size);
 	broker_tsa_state ts;
-	bool tsa_on = broker_tsa_state_get(bm->tsa, now, &ts);
+	bool tsa_on = broker_tsa_state_get(bm->tsa, &ts);
 	one(a, "rete_broker_timestamp_configured", "gauge",
 	    "1 when a time-stamping authority is configured (tsa_url).", tsa_on);
 	if (tsa_on) {
@@ -391,9 +391,7 @@ static void serve(void *ctx, const char *path, rete_http_answer *a)
 		one_f(a, "rete_broker_timestamp_waiting_seconds", "gauge",
 		      "How long the oldest stored checkpoint without a token has waited (0: "
 		      "none waits).",
-		      ts.waiting_since && now > ts.waiting_since
-			  ? (double)(now - ts.waiting_since) / 1000.0
-			  : 0.0);
+		      (double)ts.waited_ms / 1000.0);
 		one(a, "rete_broker_timestamp_failures", "gauge",
 		    "Failed exchanges with the TSA since the last token.", ts.failures);
 		one(a, "rete_broker_timestamp_refusing", "gauge",

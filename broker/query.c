@@ -168,7 +168,7 @@ static void q_health(broker *b, broker_frame *f)
 			np++;
 	}
 	char tsa_text[1536];
-	if (broker_tsa_problem(b->tsa, now, tsa_text, sizeof(tsa_text), &h.timestamp_at) &&
+	if (broker_tsa_problem(b->tsa, tsa_text, sizeof(tsa_text), &h.timestamp_at) &&
 	    np < 63 && (problems[np] = strdup(tsa_text)) != NULL)
 		np++;
 	if (h.disk_free && h.disk_free < ((uint64_t)256 << 20) && np < 63) {

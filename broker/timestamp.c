@@ -33,6 +33,10 @@ struct broker_tsa {
 	int64_t want_at;       /* when it was handed over (wall ms) */
 	uint64_t stamped;      /* the newest checkpoint with a token (0: none) */
 	int64_t waiting_since; /* oldest checkpoint still without a token (wall ms), 0: none */
+	int64_t want_mono;     /* want_at on the monotonic clock */
+	int64_t waiting_mono;  /* waiting_since on the monotonic clock: the grace is
+				  measured on it, so a jump of the wall clock (NTP, an
+				  operator) neither refuses early nor extends it */
 	int64_t last_gen_ms;   /* genTime of the newest token (0: none) */
 	int64_t next_try;      /* monotonic ms of the next attempt (0: at once) */
 	int64_t pause_ms;      /* the pause after the next failure */
@@ -168,6 +172,7 @@ static void *tsa_main(void *arg)
 			t->next_try = 0;
 			/* a newer checkpoint came meanwhile: it waits since then */
 			t->waiting_since = t->want > t->stamped ? t->want_at : 0;
+			t->waiting_mono = t->want > t->stamped ? t->want_mono : 0;
 		} else {
 			t->failures++;
 			snprintf(t->last_error, sizeof(t->last_error), "%s", m.text);
@@ -255,6 +260,7 @@ rete_err broker_tsa_start(broker_tsa **out, rete_store *s, const broker_config *
 		t->want = size;
 		t->want_at = now;
 		t->waiting_since = now;
+		t->want_mono = t->waiting_mono = mono_now();
 	}
 
 	pthread_condattr_t ca;
@@ -298,14 +304,24 @@ void broker_tsa_checkpoint(broker_tsa *t, uint64_t size)
 	if (size > t->want) {
 		t->want = size;
 		t->want_at = now;
-		if (size > t->stamped && t->waiting_since == 0)
+		t->want_mono = mono_now();
+		if (size > t->stamped && t->waiting_since == 0) {
 			t->waiting_since = now;
+			t->waiting_mono = t->want_mono;
+		}
 		/* a new checkpoint: ask at once, with the pauses afresh */
 		t->next_try = 0;
 		t->pause_ms = TSA_RETRY_FIRST_MS;
 		pthread_cond_signal(&t->wake);
 	}
 	pthread_mutex_unlock(&t->lock);
+}
+
+/* waited: how long the oldest checkpoint without a token has waited, in
+ * ms of the monotonic clock (0: none waits). Under lock. */
+static int64_t waited(const broker_tsa *t)
+{
+	return t->waiting_mono > 0 ? mono_now() - t->waiting_mono : 0;
 }
 
 /* describe_last says when the last token was obtained. Under lock. */
@@ -320,13 +336,13 @@ static const char *describe_last(const broker_tsa *t, char *buf, size_t n)
 	return buf;
 }
 
-bool broker_tsa_refusal(broker_tsa *t, int64_t now_ms, char *text, size_t n)
+bool broker_tsa_refusal(broker_tsa *t, char *text, size_t n)
 {
 	if (!t || t->grace_ms == 0)
 		return false;
 	bool late = false;
 	pthread_mutex_lock(&t->lock);
-	if (t->waiting_since > 0 && now_ms - t->waiting_since >= t->grace_ms) {
+	if (t->waiting_since > 0 && waited(t) >= t->grace_ms) {
 		char last[160], since[40];
 		late = true;
 		snprintf(text, n,
@@ -342,7 +358,7 @@ bool broker_tsa_refusal(broker_tsa *t, int64_t now_ms, char *text, size_t n)
 	return late;
 }
 
-bool broker_tsa_problem(broker_tsa *t, int64_t now_ms, char *text, size_t n, int64_t *last_ms)
+bool broker_tsa_problem(broker_tsa *t, char *text, size_t n, int64_t *last_ms)
 {
 	if (last_ms)
 		*last_ms = 0;
@@ -353,17 +369,17 @@ bool broker_tsa_problem(broker_tsa *t, int64_t now_ms, char *text, size_t n, int
 	if (last_ms)
 		*last_ms = t->last_gen_ms;
 	if (t->waiting_since > 0 &&
-	    (t->failures > 0 || (t->grace_ms > 0 && now_ms - t->waiting_since >= t->grace_ms))) {
+	    (t->failures > 0 || (t->grace_ms > 0 && waited(t) >= t->grace_ms))) {
 		char last[160], since[40];
-		bool refusing = t->grace_ms > 0 && now_ms - t->waiting_since >= t->grace_ms;
+		bool refusing = t->grace_ms > 0 && waited(t) >= t->grace_ms;
 		problem = true;
 		snprintf(text, n,
 			 "time stamps are late: checkpoint %" PRIu64 " waits for a token since %s "
 			 "(%" PRId64 " s), %s; %" PRIu64 " failed exchange%s with the TSA at %s, "
 			 "the last: %s; %s",
-			 t->want, fmt_utc(t->waiting_since, since, sizeof(since)),
-			 (now_ms - t->waiting_since) / 1000, describe_last(t, last, sizeof(last)),
-			 t->failures, t->failures == 1 ? "" : "s", t->url,
+			 t->want, fmt_utc(t->waiting_since, since, sizeof(since)), waited(t) / 1000,
+			 describe_last(t, last, sizeof(last)), t->failures,
+			 t->failures == 1 ? "" : "s", t->url,
 			 t->last_error[0] ? t->last_error : "none yet",
 			 refusing	   ? "new submissions are refused (timestamp_grace)"
 			 : t->grace_ms > 0 ? "new submissions will be refused after timestamp_grace"
@@ -377,7 +393,7 @@ bool broker_tsa_problem(broker_tsa *t, int64_t now_ms, char *text, size_t n, int
 	return problem;
 }
 
-bool broker_tsa_state_get(broker_tsa *t, int64_t now_ms, broker_tsa_state *st)
+bool broker_tsa_state_get(broker_tsa *t, broker_tsa_state *st)
 {
 	memset(st, 0, sizeof(*st));
 	if (!t)
@@ -386,9 +402,9 @@ bool broker_tsa_state_get(broker_tsa *t, int64_t now_ms, broker_tsa_state *st)
 	st->stamped = t->stamped;
 	st->last_gen_ms = t->last_gen_ms;
 	st->waiting_since = t->waiting_since;
+	st->waited_ms = waited(t);
 	st->failures = t->failures;
-	st->refusing =
-	    t->grace_ms > 0 && t->waiting_since > 0 && now_ms - t->waiting_since >= t->grace_ms;
+	st->refusing = t->grace_ms > 0 && t->waiting_since > 0 && waited(t) >= t->grace_ms;
 	pthread_mutex_unlock(&t->lock);
 	return true;
 }

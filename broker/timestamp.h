@@ -47,15 +47,15 @@ void broker_tsa_stop(broker_tsa **t);
 void broker_tsa_checkpoint(broker_tsa *t, uint64_t size);
 
 /* broker_tsa_refusal: with timestamp_grace set and a checkpoint waiting
- * longer than that at now_ms, true and the sentence for the refused
+ * longer than that (measured on the monotonic clock), true and the sentence for the refused
  * submission in text; else false. NULL t: false. */
-bool broker_tsa_refusal(broker_tsa *t, int64_t now_ms, char *text, size_t n);
+bool broker_tsa_refusal(broker_tsa *t, char *text, size_t n);
 
 /* broker_tsa_problem: a sentence for `rete health` when the tokens are
  * late (the last exchange with the TSA failed, or a checkpoint waits past
  * timestamp_grace); false when all is well. *last_ms (may be NULL) gets the
  * genTime of the latest token (0: none). NULL t: false, 0. */
-bool broker_tsa_problem(broker_tsa *t, int64_t now_ms, char *text, size_t n, int64_t *last_ms);
+bool broker_tsa_problem(broker_tsa *t, char *text, size_t n, int64_t *last_ms);
 
 /* The time-stamping state for the metrics endpoint (read under the
  * thread's lock, from any thread). */
@@ -63,13 +63,14 @@ typedef struct broker_tsa_state {
 	uint64_t stamped;      /* the newest checkpoint size with a token (0: none) */
 	int64_t last_gen_ms;   /* its token's genTime (0: none) */
 	int64_t waiting_since; /* oldest checkpoint still without a token (wall ms), 0: none */
+	int64_t waited_ms;     /* how long it has waited (monotonic clock), 0: none waits */
 	uint64_t failures;     /* failed exchanges since the last token */
 	bool refusing;	       /* timestamp_grace is refusing submissions now */
 } broker_tsa_state;
 
-/* broker_tsa_state_get fills *st at now_ms; false (and *st zeroed) for a
+/* broker_tsa_state_get fills *st now; false (and *st zeroed) for a
  * NULL t (no TSA configured). */
-bool broker_tsa_state_get(broker_tsa *t, int64_t now_ms, broker_tsa_state *st);
+bool broker_tsa_state_get(broker_tsa *t, broker_tsa_state *st);
 
 /* broker_tsa_gen_time reads the genTime of DER token tok[0:len] into *ms
  * (Unix milliseconds) without checking the token (it was checked when
