@@ -38,7 +38,11 @@ rete_err privacy_key_load(const char *data, bool create, privacy_key **out, rete
 		char tmp[PATH_MAX + 8];
 		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 		randombytes_buf(k->k, sizeof(k->k));
-		int w = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		/* a new file, never one already there (a symlink planted in
+		 * the folder, a leftover of another mode): one left by a crash
+		 * is removed first, without following it */
+		unlink(tmp);
+		int w = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		bool ok = w >= 0 && write(w, k->k, sizeof(k->k)) == (ssize_t)sizeof(k->k) &&
 			  fsync(w) == 0;
 		int e = errno;
