@@ -25,6 +25,7 @@
 #define CASE	   "mn-2026-0173"
 #define MOTHER_REF "social-2026-m1"
 #define SON_REF	   "social-2026-s1"
+#define UPDATE_ID  "cpi-upd-0042"
 #define NOTE_ID	   "cpi-2026-n1"
 
 static char *rete_exe(it_net *n, char *buf, size_t len)
@@ -268,6 +269,13 @@ static void test_sar_mother(void **state)
 			    ini, out_html, langs[l]);
 		assert_int_equal(rc, 0);
 		free(out);
+		/* the page names the person and her services: for the
+		 * operator alone, like the agent's own files */
+		struct stat pst;
+		assert_int_equal(stat(out_html, &pst), 0);
+		if ((pst.st_mode & 077) != 0)
+			fail_msg("%s has mode %o: others can read a subject-access answer",
+				 out_html, (unsigned)(pst.st_mode & 0777));
 		char *page = tu_read_file(out_html, NULL);
 		assert_non_null(page);
 		assert_non_null(strstr(page, say[l]));
