@@ -38,7 +38,29 @@ struct agent_privacy {
 	rete_access_log *access;
 	int64_t next_scan;
 	json_t *sent_files; /* message id -> its sent/ file name (our sealed ones) */
+	json_t *referrals;  /* "case\nreferral id" -> the persons its referral named */
 };
+
+/* ap_refkey: the key of a referral in referrals (case and referral id). */
+static void ap_refkey(json_t *o, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s\n%s", json_string_value(json_object_get(o, "case")) ?: "",
+		 json_string_value(json_object_get(o, "referral")) ?: "");
+}
+
+/* ap_remember_referral: a referral's own line says whom its updates and
+ * notes concern when their sealed part names nobody (or there is none). */
+static void ap_remember_referral(struct agent_privacy *p, json_t *o)
+{
+	char key[600];
+	const char *kind = json_string_value(json_object_get(o, "kind"));
+	json_t *persons = json_object_get(o, "persons");
+	if (kind == NULL || strcmp(kind, "referral") != 0 ||
+	    json_object_get(o, "referral") == NULL || json_array_size(persons) == 0)
+		return;
+	ap_refkey(o, key, sizeof(key));
+	json_object_set(p->referrals, key, persons);
+}
 
 /* ap_record writes one line of the agent's access record (erasures). */
 static void ap_record(agent *a, const char *what)
@@ -66,6 +88,7 @@ rete_err agent_privacy_start(agent *a, rete_msg *m)
 	if (err != RETE_OK)
 		return err;
 	p->sent_files = json_object();
+	p->referrals = json_object();
 	json_t *lines = NULL;
 	if (privacy_index_load(a->cfg.data, &lines, m) != RETE_OK)
 		return RETE_EIO;
@@ -78,6 +101,7 @@ rete_err agent_privacy_start(agent *a, rete_msg *m)
 		json_t *file = json_object_get(o, "file");
 		if (dir && id && json_is_string(file) && strcmp(dir, "sent") == 0)
 			json_object_set(p->sent_files, id, file);
+		ap_remember_referral(p, o);
 	}
 	json_decref(lines);
 	p->next_scan = 0; /* a scan at the first tick */
@@ -93,6 +117,7 @@ void agent_privacy_free(agent *a)
 	rete_access_log_close(&p->access);
 	rete_privacy_config_free(&p->cfg);
 	json_decref(p->sent_files);
+	json_decref(p->referrals);
 	free(p);
 	a->privacy = NULL;
 }
@@ -102,10 +127,8 @@ static json_t *ap_base(agent *a, const char *dir, const Rete__Message *msg,
 		       const Rete__Private *priv)
 {
 	json_t *persons = privacy_persons(a->privacy->key, priv);
-	if (persons == NULL || json_array_size(persons) == 0) {
-		json_decref(persons);
-		return NULL; /* nobody named: nothing to answer for */
-	}
+	if (persons == NULL)
+		return NULL;
 	json_t *o = json_object();
 	json_object_set_new(o, "at", json_integer(rete_now_ms()));
 	json_object_set_new(o, "persons", persons);
@@ -119,6 +142,26 @@ static json_t *ap_base(agent *a, const char *dir, const Rete__Message *msg,
 		json_object_set_new(o, "referral", json_string(ref));
 	if (msg->case_id != NULL && msg->case_id[0] != '\0')
 		json_object_set_new(o, "case", json_string(msg->case_id));
+	if (json_array_size(persons) == 0) {
+		/* An update or note whose sealed part names nobody (or that has
+		 * none) concerns the person of its referral, and that person
+		 * alone; one of the case with no referral concerns nobody we
+		 * can name (never the whole family). */
+		char key[600];
+		ap_refkey(o, key, sizeof(key));
+		bool follows = msg->body_case == RETE__MESSAGE__BODY_UPDATE ||
+			       msg->body_case == RETE__MESSAGE__BODY_NOTE;
+		json_t *of = follows && json_object_get(o, "referral") != NULL
+				 ? json_object_get(a->privacy->referrals, key)
+				 : NULL;
+		if (of == NULL) {
+			json_decref(o);
+			return NULL; /* nobody named: nothing to answer for */
+		}
+		json_object_set(o, "persons", of);
+		json_object_set_new(o, "via", json_string("referral"));
+	}
+	ap_remember_referral(a->privacy, o);
 	return o;
 }
 
@@ -126,7 +169,7 @@ void agent_privacy_sealed(agent *a, const char *file, const Rete__Message *msg,
 			  const Rete__Private *priv)
 {
 	rete_msg m = {{0}};
-	if (a->privacy == NULL || priv == NULL)
+	if (a->privacy == NULL)
 		return;
 	json_t *o = ap_base(a, "sent", msg, priv);
 	if (o == NULL)
@@ -177,7 +220,7 @@ void agent_privacy_opened(agent *a, const Rete__LogEntry *le, const Rete__Messag
 		json_object_set_new(o, "deliveryIndex", json_integer((json_int_t)le->index));
 		json_object_set_new(o, "deliveredAt", json_integer(d->delivered_at));
 		json_object_set_new(o, "file", json_string(fname));
-	} else if (priv != NULL) {
+	} else if (msg->body_case != RETE__MESSAGE__BODY_DELIVERY) {
 		o = ap_base(a, "received", msg, priv);
 		if (o == NULL)
 			return;

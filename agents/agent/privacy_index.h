@@ -9,7 +9,8 @@
  * case, spaces removed) and of the person's id in the case system. Without
  * the key the index says nothing about anyone (a code cannot be tested
  * against it); with it, the agency answers for one person alone, never for
- * the whole family of a case:
+ * the whole family of a case (an update or note whose sealed part names
+ * nobody, or has none, takes the persons of its referral, "via":"referral"):
  *
  *   {"at":MS,"persons":["<hex>",...],"dir":"sent","sender":S,"recipient":R,
  *    "id":ID,"kind":"referral","referral":REF,"case":CASE,"file":NAME}

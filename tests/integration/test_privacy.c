@@ -302,6 +302,36 @@ static void test_sar_mother(void **state)
 	assert_int_equal(st.st_mode & 0777, 0600);
 	assert_int_equal(st.st_size, 32);
 
+	/* the job centre's update of the mother's referral, with no sealed
+	 * part: it concerns her (her referral), and her alone */
+	put_outbox(n, IT_CPI, "update.json",
+		   "{\"id\": \"" UPDATE_ID "\", \"operator\": {\"staffId\": \"cpi-017\", "
+		   "\"role\": \"employment-counsellor\"}, \"recipient\": \"social.mantova\", "
+		   "\"caseId\": \"" CASE "\", \"update\": {\"referralId\": \"" MOTHER_REF
+		   "\", \"status\": \"accepted\"}}");
+	agent_file(n, IT_SOCIAL, "data/persons.jsonl", path, sizeof(path));
+	if (!wait_occurrences(path, UPDATE_ID, 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the update of the mother's referral (no sealed part) is not in %s: "
+			 "her answer would leave it out",
+			 path);
+	}
+	rc = tu_run(&out, "%s sar --person " MOTHER_FC " -c %s --json", exe, ini);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, UPDATE_ID));
+	assert_null(strstr(out, SON_REF));
+	free(out);
+	rc = tu_run(&out, "%s sar --person " SON_FC " -c %s --json", exe, ini);
+	assert_int_equal(rc, 0);
+	assert_null(strstr(out, UPDATE_ID));
+	free(out);
+	agent_file(n, IT_CPI, "data/persons.jsonl", path, sizeof(path));
+	assert_true(wait_occurrences(path, UPDATE_ID, 1, 30000));
+	rc = tu_run(&out, "%s sar --person " MOTHER_FC " -c %s --json", exe, cpi_ini);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, UPDATE_ID));
+	free(out);
+
 	/* a sar without a person is a usage error */
 	rc = tu_run(&out, "%s sar -c %s", exe, ini);
 	assert_int_equal(rc, 2);
