@@ -7,8 +7,11 @@
  * default: kept for ever) is counted from a file's modification time: the
  * agent writes an inbox/ file when the entry is delivered to it, moves a
  * sent/ file there at its receipt and sets its time again (and its
- * .receipt.json's) when the delivery receipt comes, so a sent file counts
- * from its delivery; a failed/ file counts from its refusal. Where the
+ * .receipt.json's) when the log's Delivery entry of a message the person
+ * index covers comes, so such a sent file counts from its delivery (one
+ * naming nobody counts from its receipt); a sent file whose message is
+ * still held for its delivery ("held" in the store) is never erased; a
+ * failed/ file counts from its refusal. Where the
  * case system records that it took a file, by writing NAME.ack beside it
  * (any content), the count starts from the later of the two; the .ack goes
  * with its file. The scan runs at the start and every [privacy] scan.
@@ -256,6 +259,39 @@ static bool ap_expired(const char *dir, const char *name, int64_t cutoff, int64_
 	return t < cutoff;
 }
 
+/* ap_undelivered: is sent/NAME (or the message file that NAME, a
+ * .receipt.json or .ack, goes with) a message still held for its
+ * delivery? Its retention counts from the delivery, which has not come. */
+static bool ap_undelivered(agent *a, const char *dir, const char *name)
+{
+	char base[1024], path[4400];
+	size_t len = strlen(name);
+	static const char *const ends[] = {".receipt.json", ".ack"};
+	snprintf(base, sizeof(base), "%s", name);
+	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+		size_t el = strlen(ends[i]);
+		if (len > el && strcmp(name + len - el, ends[i]) == 0) {
+			snprintf(base, sizeof(base), "%.*s", (int)(len - el), name);
+			break;
+		}
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, base);
+	struct stat st;
+	if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		return false;
+	json_t *o = json_load_file(path, 0, NULL);
+	const char *id = json_string_value(json_object_get(o, "id"));
+	bool held = false;
+	rete_buf v = {0};
+	if (id != NULL && id[0] != '\0' &&
+	    agent_db_get(a->db, AGENT_DB_HELD, id, strlen(id), &v, NULL) == RETE_OK) {
+		held = v.len > 0; /* an empty record marks it delivered */
+		rete_buf_free(&v);
+	}
+	json_decref(o);
+	return held;
+}
+
 /* ap_scan_dir erases the expired files of one spool folder. */
 static void ap_scan_dir(agent *a, const char *sub, const char *dir, rete_keep keep, const char *key,
 			int64_t now)
@@ -310,6 +346,8 @@ static void ap_scan_dir(agent *a, const char *sub, const char *dir, rete_keep ke
 			rete_buf_free(&hook); /* its hook has not run yet: next scan */
 			continue;
 		}
+		if (strcmp(sub, "sent") == 0 && ap_undelivered(a, dir, names[i]))
+			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		if (unlink(path) != 0) {
 			agent_log(a, "error", "retention: cannot erase %s/%s: %s", sub, names[i],

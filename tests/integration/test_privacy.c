@@ -527,6 +527,13 @@ static void test_retention(void **state)
 	put_aged(n, IT_SOCIAL, "inbox", "000000000003-referral.json", 1);
 	put_aged(n, IT_SOCIAL, "sent", "old.json", 40);
 	put_aged(n, IT_SOCIAL, "sent", "old.json.receipt.json", 40);
+	/* receipted 40 days ago, still waiting for its delivery: its
+	 * retention has not started */
+	it_spool(n, IT_SOCIAL, "sent", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/pending.json", dir);
+	assert_int_equal(tu_write_file(path, "{\"id\": \"pending-1\"}\n", 20), 0);
+	set_age(path, 40);
+	put_aged(n, IT_SOCIAL, "sent", "pending.json.receipt.json", 40);
 	put_aged(n, IT_SOCIAL, "failed", "bad.json", 31);
 	put_aged(n, IT_SOCIAL, "failed", "bad.json.error.json", 31);
 	put_aged(n, IT_SOCIAL, "failed", "new.json", 29);
@@ -560,6 +567,7 @@ static void test_retention(void **state)
 	uint8_t at4[8] = {0, 0, 0, 0, 0, 0, 0, 4};
 	agent_file(n, IT_SOCIAL, "data", path, sizeof(path));
 	tu_raw_put(path, "hooks", "000000000004-referral.json", 26, at4, sizeof(at4));
+	tu_raw_put(path, "held", "pending-1", 9, at4, sizeof(at4)); /* not delivered */
 
 	assert_true(it_agent_start_ex(n, IT_SOCIAL,
 				      "\n[privacy]\nkeep_inbox = 30d\nkeep_sent = 30d\n"
@@ -580,6 +588,10 @@ static void test_retention(void **state)
 	assert_false(spool_has(n, IT_SOCIAL, "sent", "old.json"));
 	assert_false(spool_has(n, IT_SOCIAL, "sent", "old.json.receipt.json"));
 	assert_false(spool_has(n, IT_SOCIAL, "failed", "bad.json"));
+	if (!spool_has(n, IT_SOCIAL, "sent", "pending.json"))
+		fail_msg("sent/pending.json was erased though its delivery never came");
+	assert_true(spool_has(n, IT_SOCIAL, "sent", "pending.json.receipt.json"));
+	assert_int_equal(tu_occurrences(alog, "sent/pending.json"), 0);
 	assert_false(spool_has(n, IT_SOCIAL, "failed", "bad.json.error.json"));
 	assert_true(spool_has(n, IT_SOCIAL, "failed", "new.json"));
 	const char *erased[] = {"erased inbox/000000000001-referral.json",
