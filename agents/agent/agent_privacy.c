@@ -129,7 +129,10 @@ void agent_privacy_free(agent *a)
 static json_t *ap_base(agent *a, const char *dir, const Rete__Message *msg,
 		       const Rete__Private *priv)
 {
-	json_t *persons = privacy_persons(a->privacy->key, priv);
+	/* a person id in what we opened is in the sender's case system */
+	json_t *persons =
+	    privacy_persons(a->privacy->key, priv,
+			    strcmp(dir, "received") == 0 ? (msg->sender ? msg->sender : "") : NULL);
 	if (persons == NULL)
 		return NULL;
 	json_t *o = json_object();

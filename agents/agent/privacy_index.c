@@ -137,7 +137,17 @@ bool privacy_mac_person_id(const privacy_key *k, const char *id, char out[PRIVAC
 	return pi_mac(k, "person-id", id, out);
 }
 
-json_t *privacy_persons(const privacy_key *k, const Rete__Private *priv)
+/* pi_mac_foreign_id: the pseudonym of another agency's person id, in a
+ * domain of its own per agency, so that it never matches ours. */
+static bool pi_mac_foreign_id(const privacy_key *k, const char *system, const char *id,
+			      char out[PRIVACY_MAC_HEX])
+{
+	char domain[300];
+	snprintf(domain, sizeof(domain), "person-id@%s", system);
+	return pi_mac(k, domain, id, out);
+}
+
+json_t *privacy_persons(const privacy_key *k, const Rete__Private *priv, const char *system)
 {
 	json_t *a = json_array();
 	char hex[PRIVACY_MAC_HEX];
@@ -145,7 +155,8 @@ json_t *privacy_persons(const privacy_key *k, const Rete__Private *priv)
 		return a;
 	if (privacy_mac_fiscal(k, priv->person->fiscal_code, hex))
 		json_array_append_new(a, json_string(hex));
-	if (privacy_mac_person_id(k, priv->person->person_id, hex))
+	if (system == NULL ? privacy_mac_person_id(k, priv->person->person_id, hex)
+			   : pi_mac_foreign_id(k, system, priv->person->person_id, hex))
 		json_array_append_new(a, json_string(hex));
 	return a;
 }

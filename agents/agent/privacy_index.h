@@ -64,8 +64,12 @@ bool privacy_mac_fiscal(const privacy_key *k, const char *code, char out[PRIVACY
 bool privacy_mac_person_id(const privacy_key *k, const char *id, char out[PRIVACY_MAC_HEX]);
 
 /* privacy_persons returns the JSON array of the pseudonyms of the persons
- * priv names (new reference; an empty array when none). */
-json_t *privacy_persons(const privacy_key *k, const Rete__Private *priv);
+ * priv names (new reference; an empty array when none). A person id is
+ * the id in the case system of the agency that wrote it: system NULL for
+ * ours (what we sealed), the sender's party id for what we opened, whose
+ * person ids get a pseudonym of that agency's own (another agency's
+ * "P-0042" is not ours, and never answers a --person-id of ours). */
+json_t *privacy_persons(const privacy_key *k, const Rete__Private *priv, const char *system);
 
 /* privacy_index_append appends one line (rec, borrowed; "at" set to now
  * when absent) to DATA/persons.jsonl durably. RETE_EIO, RETE_ENOMEM. */

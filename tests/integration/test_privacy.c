@@ -25,6 +25,7 @@
 #define CASE	   "mn-2026-0173"
 #define MOTHER_REF "social-2026-m1"
 #define SON_REF	   "social-2026-s1"
+#define OTHER_NOTE "cpi-2026-n9"
 #define UPDATE_ID  "cpi-upd-0042"
 #define NOTE_ID	   "cpi-2026-n1"
 
@@ -330,6 +331,29 @@ static void test_sar_mother(void **state)
 	rc = tu_run(&out, "%s sar --person " MOTHER_FC " -c %s --json", exe, cpi_ini);
 	assert_int_equal(rc, 0);
 	assert_non_null(strstr(out, UPDATE_ID));
+	free(out);
+
+	/* a person id is the sending agency's own: the job centre's note
+	 * about its person P-0042 (someone else in its case system) is not
+	 * the social services' P-0042, and never in her answer */
+	put_outbox(n, IT_CPI, "other.json",
+		   "{\"id\": \"" OTHER_NOTE "\", \"operator\": {\"staffId\": \"cpi-017\", "
+		   "\"role\": \"employment-counsellor\"}, \"recipient\": \"social.mantova\", "
+		   "\"caseId\": \"mn-2026-0999\", \"note\": {\"kind\": \"meeting-minutes\"}, "
+		   "\"private\": {\"person\": {\"name\": \"Anna Verdi\", \"personId\": "
+		   "\"P-0042\"}, \"notes\": \"Interview held.\"}}");
+	agent_file(n, IT_SOCIAL, "data/persons.jsonl", path, sizeof(path));
+	if (!wait_occurrences(path, OTHER_NOTE, 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the job centre's note was not indexed in %s", path);
+	}
+	rc = tu_run(&out, "%s sar --person-id P-0042 -c %s --json", exe, ini);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, MOTHER_REF));
+	if (strstr(out, OTHER_NOTE) != NULL)
+		fail_msg("the mother's answer (--person-id P-0042) lists the job centre's note "
+			 "about its own P-0042: %s",
+			 out);
 	free(out);
 
 	/* a sar without a person is a usage error */
