@@ -262,6 +262,19 @@ static bool ap_expired(const char *dir, const char *name, int64_t cutoff, int64_
 	return t < cutoff;
 }
 
+/* ap_held: is our message id still held for its delivery? */
+static bool ap_held(agent *a, const char *id)
+{
+	rete_buf v = {0};
+	bool held = false;
+	if (id[0] != '\0' &&
+	    agent_db_get(a->db, AGENT_DB_HELD, id, strlen(id), &v, NULL) == RETE_OK) {
+		held = v.len > 0; /* an empty record marks it delivered */
+		rete_buf_free(&v);
+	}
+	return held;
+}
+
 /* ap_undelivered: is sent/NAME (or the message file that NAME, a
  * .receipt.json or .ack, goes with) a message still held for its
  * delivery? Its retention counts from the delivery, which has not come. */
@@ -284,13 +297,7 @@ static bool ap_undelivered(agent *a, const char *dir, const char *name)
 		return false;
 	json_t *o = json_load_file(path, 0, NULL);
 	const char *id = json_string_value(json_object_get(o, "id"));
-	bool held = false;
-	rete_buf v = {0};
-	if (id != NULL && id[0] != '\0' &&
-	    agent_db_get(a->db, AGENT_DB_HELD, id, strlen(id), &v, NULL) == RETE_OK) {
-		held = v.len > 0; /* an empty record marks it delivered */
-		rete_buf_free(&v);
-	}
+	bool held = id != NULL && ap_held(a, id);
 	json_decref(o);
 	return held;
 }
@@ -374,6 +381,13 @@ static void ap_scan_dir(agent *a, const char *sub, const char *dir, rete_keep ke
 	free(names);
 }
 
+/* ap_pending: the person index's question (privacy_pending). */
+static bool ap_pending(void *ctx, const char *sender, const char *id)
+{
+	agent *a = ctx;
+	return strcmp(sender, a->cfg.id) == 0 && ap_held(a, id);
+}
+
 /* ap_scan erases what is past its retention: spool files and index
  * records. */
 static void ap_scan(agent *a, int64_t now)
@@ -384,7 +398,8 @@ static void ap_scan(agent *a, int64_t now)
 	ap_scan_dir(a, "inbox", a->inbox_dir, p->cfg.keep_inbox, "keep_inbox", now);
 	json_t *erased = NULL;
 	rete_msg m = {{0}};
-	if (privacy_index_prune(a->cfg.data, p->cfg.keep_records, now, &erased, &m) != RETE_OK) {
+	if (privacy_index_prune(a->cfg.data, p->cfg.keep_records, now, ap_pending, a, &erased,
+				&m) != RETE_OK) {
 		agent_log(a, "error", "retention: person index: %s", m.text);
 	} else if (json_array_size(erased) > 0) {
 		char keeps[64];

@@ -233,8 +233,8 @@ static void pi_msgkey(json_t *o, char *buf, size_t n)
 		 id ? id : "");
 }
 
-rete_err privacy_index_prune(const char *data, rete_keep keep, int64_t now_ms, json_t **erased,
-			     rete_msg *m)
+rete_err privacy_index_prune(const char *data, rete_keep keep, int64_t now_ms,
+			     privacy_pending pending, void *ctx, json_t **erased, rete_msg *m)
 {
 	json_t *lines = NULL, *latest = NULL;
 	char key[512], path[PATH_MAX], tmp[PATH_MAX + 8];
@@ -254,6 +254,10 @@ rete_err privacy_index_prune(const char *data, rete_keep keep, int64_t now_ms, j
 	{
 		pi_msgkey(o, key, sizeof(key));
 		json_int_t at = json_integer_value(json_object_get(o, "at"));
+		const char *id = json_string_value(json_object_get(o, "id"));
+		const char *sender = json_string_value(json_object_get(o, "sender"));
+		if (pending != NULL && id != NULL && sender != NULL && pending(ctx, sender, id))
+			at = INT64_MAX; /* its retention starts at its delivery */
 		json_t *have = json_object_get(latest, key);
 		if (have == NULL || json_integer_value(have) < at)
 			json_object_set_new(latest, key, json_integer(at));

@@ -571,8 +571,11 @@ static void test_retention(void **state)
 		 "{\"at\":%lld,\"persons\":[\"aa\"],\"dir\":\"sent\",\"sender\":\"social.mantova\","
 		 "\"recipient\":\"cpi.mantova\",\"id\":\"old-1\",\"kind\":\"referral\"}\n"
 		 "{\"at\":%lld,\"persons\":[\"bb\"],\"dir\":\"sent\",\"sender\":\"social.mantova\","
-		 "\"recipient\":\"cpi.mantova\",\"id\":\"new-1\",\"kind\":\"referral\"}\n",
-		 (long long)(now - 40LL * 86400000), (long long)now);
+		 "\"recipient\":\"cpi.mantova\",\"id\":\"new-1\",\"kind\":\"referral\"}\n"
+		 "{\"at\":%lld,\"persons\":[\"cc\"],\"dir\":\"sent\",\"sender\":\"social.mantova\","
+		 "\"recipient\":\"cpi.mantova\",\"id\":\"pending-1\",\"kind\":\"referral\"}\n",
+		 (long long)(now - 40LL * 86400000), (long long)now,
+		 (long long)(now - 40LL * 86400000));
 	assert_int_equal(tu_write_file(idx, text, strlen(text)), 0);
 
 	assert_true(it_broker_start(n));
@@ -629,6 +632,10 @@ static void test_retention(void **state)
 	assert_int_equal(tu_occurrences(alog, "failed/new.json"), 0);
 	assert_int_equal(tu_occurrences(idx, "old-1"), 0);
 	assert_int_equal(tu_occurrences(idx, "new-1"), 1);
+	/* the record of a message still waiting for its delivery is kept:
+	 * its retention counts from the delivery */
+	if (tu_occurrences(idx, "pending-1") != 1)
+		fail_msg("the person-index record of pending-1 (not delivered) was erased");
 
 	/* a bad retention is refused at the start, with the key and the forms */
 	bool bad = false;

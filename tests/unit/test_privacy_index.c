@@ -139,8 +139,9 @@ static void test_retention(void **state)
 	assert_int_equal(json_array_size(lines), 6);
 	json_decref(lines);
 
-	assert_int_equal(privacy_index_prune(dir, (rete_keep){.ms = 30 * day}, now, &erased, &m),
-			 RETE_OK);
+	assert_int_equal(
+	    privacy_index_prune(dir, (rete_keep){.ms = 30 * day}, now, NULL, NULL, &erased, &m),
+	    RETE_OK);
 	assert_int_equal(json_array_size(erased), 1);
 	assert_string_equal(json_string_value(json_array_get(erased, 0)), "s/old");
 	json_decref(erased);
@@ -154,7 +155,8 @@ static void test_retention(void **state)
 	assert_int_equal(st.st_mode & 0777, 0600);
 
 	/* kept for ever: nothing goes */
-	assert_int_equal(privacy_index_prune(dir, (rete_keep){0}, now * 10, &erased, &m), RETE_OK);
+	assert_int_equal(
+	    privacy_index_prune(dir, (rete_keep){0}, now * 10, NULL, NULL, &erased, &m), RETE_OK);
 	assert_int_equal(json_array_size(erased), 0);
 	json_decref(erased);
 	tu_rmrf(dir);
