@@ -8,8 +8,8 @@
  * agent writes an inbox/ file when the entry is delivered to it, moves a
  * sent/ file there at its receipt and sets its time again (and its
  * .receipt.json's) when the log's Delivery entry of a message the person
- * index covers comes, so such a sent file counts from its delivery (one
- * naming nobody counts from its receipt); a sent file whose message is
+ * index covers comes, so such a sent file counts from its delivery (one the
+ * index does not cover counts from its receipt); a sent file whose message is
  * still held for its delivery ("held" in the store) is never erased; a
  * failed/ file counts from its refusal. Where the
  * case system records that it took a file, by writing NAME.ack beside it
