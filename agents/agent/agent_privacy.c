@@ -7,8 +7,11 @@
  * default: kept for ever) is counted from a file's modification time: the
  * agent writes an inbox/ file when the entry is delivered to it, moves a
  * sent/ file there at its receipt and sets its time again (and its
- * .receipt.json's) when the delivery receipt comes, so a sent file counts
- * from its delivery; a failed/ file counts from its refusal. Where the
+ * .receipt.json's) when the log's Delivery entry of a message the person
+ * index covers comes, so such a sent file counts from its delivery (one the
+ * index does not cover counts from its receipt); a sent file whose message is
+ * still held for its delivery ("held" in the store) is never erased; a
+ * failed/ file counts from its refusal. Where the
  * case system records that it took a file, by writing NAME.ack beside it
  * (any content), the count starts from the later of the two; the .ack goes
  * with its file. The scan runs at the start and every [privacy] scan.
@@ -38,7 +41,29 @@ struct agent_privacy {
 	rete_access_log *access;
 	int64_t next_scan;
 	json_t *sent_files; /* message id -> its sent/ file name (our sealed ones) */
+	json_t *referrals;  /* "case\nreferral id" -> the persons its referral named */
 };
+
+/* ap_refkey: the key of a referral in referrals (case and referral id). */
+static void ap_refkey(json_t *o, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s\n%s", json_string_value(json_object_get(o, "case")) ?: "",
+		 json_string_value(json_object_get(o, "referral")) ?: "");
+}
+
+/* ap_remember_referral: a referral's own line says whom its updates and
+ * notes concern when their sealed part names nobody (or there is none). */
+static void ap_remember_referral(struct agent_privacy *p, json_t *o)
+{
+	char key[600];
+	const char *kind = json_string_value(json_object_get(o, "kind"));
+	json_t *persons = json_object_get(o, "persons");
+	if (kind == NULL || strcmp(kind, "referral") != 0 ||
+	    json_object_get(o, "referral") == NULL || json_array_size(persons) == 0)
+		return;
+	ap_refkey(o, key, sizeof(key));
+	json_object_set(p->referrals, key, persons);
+}
 
 /* ap_record writes one line of the agent's access record (erasures). */
 static void ap_record(agent *a, const char *what)
@@ -66,6 +91,7 @@ rete_err agent_privacy_start(agent *a, rete_msg *m)
 	if (err != RETE_OK)
 		return err;
 	p->sent_files = json_object();
+	p->referrals = json_object();
 	json_t *lines = NULL;
 	if (privacy_index_load(a->cfg.data, &lines, m) != RETE_OK)
 		return RETE_EIO;
@@ -78,6 +104,7 @@ rete_err agent_privacy_start(agent *a, rete_msg *m)
 		json_t *file = json_object_get(o, "file");
 		if (dir && id && json_is_string(file) && strcmp(dir, "sent") == 0)
 			json_object_set(p->sent_files, id, file);
+		ap_remember_referral(p, o);
 	}
 	json_decref(lines);
 	p->next_scan = 0; /* a scan at the first tick */
@@ -93,6 +120,7 @@ void agent_privacy_free(agent *a)
 	rete_access_log_close(&p->access);
 	rete_privacy_config_free(&p->cfg);
 	json_decref(p->sent_files);
+	json_decref(p->referrals);
 	free(p);
 	a->privacy = NULL;
 }
@@ -101,11 +129,12 @@ void agent_privacy_free(agent *a)
 static json_t *ap_base(agent *a, const char *dir, const Rete__Message *msg,
 		       const Rete__Private *priv)
 {
-	json_t *persons = privacy_persons(a->privacy->key, priv);
-	if (persons == NULL || json_array_size(persons) == 0) {
-		json_decref(persons);
-		return NULL; /* nobody named: nothing to answer for */
-	}
+	/* a person id in what we opened is in the sender's case system */
+	json_t *persons =
+	    privacy_persons(a->privacy->key, priv,
+			    strcmp(dir, "received") == 0 ? (msg->sender ? msg->sender : "") : NULL);
+	if (persons == NULL)
+		return NULL;
 	json_t *o = json_object();
 	json_object_set_new(o, "at", json_integer(rete_now_ms()));
 	json_object_set_new(o, "persons", persons);
@@ -119,6 +148,26 @@ static json_t *ap_base(agent *a, const char *dir, const Rete__Message *msg,
 		json_object_set_new(o, "referral", json_string(ref));
 	if (msg->case_id != NULL && msg->case_id[0] != '\0')
 		json_object_set_new(o, "case", json_string(msg->case_id));
+	if (json_array_size(persons) == 0) {
+		/* An update or note whose sealed part names nobody (or that has
+		 * none) concerns the person of its referral, and that person
+		 * alone; one of the case with no referral concerns nobody we
+		 * can name (never the whole family). */
+		char key[600];
+		ap_refkey(o, key, sizeof(key));
+		bool follows = msg->body_case == RETE__MESSAGE__BODY_UPDATE ||
+			       msg->body_case == RETE__MESSAGE__BODY_NOTE;
+		json_t *of = follows && json_object_get(o, "referral") != NULL
+				 ? json_object_get(a->privacy->referrals, key)
+				 : NULL;
+		if (of == NULL) {
+			json_decref(o);
+			return NULL; /* nobody named: nothing to answer for */
+		}
+		json_object_set(o, "persons", of);
+		json_object_set_new(o, "via", json_string("referral"));
+	}
+	ap_remember_referral(a->privacy, o);
 	return o;
 }
 
@@ -126,7 +175,7 @@ void agent_privacy_sealed(agent *a, const char *file, const Rete__Message *msg,
 			  const Rete__Private *priv)
 {
 	rete_msg m = {{0}};
-	if (a->privacy == NULL || priv == NULL)
+	if (a->privacy == NULL)
 		return;
 	json_t *o = ap_base(a, "sent", msg, priv);
 	if (o == NULL)
@@ -177,7 +226,7 @@ void agent_privacy_opened(agent *a, const Rete__LogEntry *le, const Rete__Messag
 		json_object_set_new(o, "deliveryIndex", json_integer((json_int_t)le->index));
 		json_object_set_new(o, "deliveredAt", json_integer(d->delivered_at));
 		json_object_set_new(o, "file", json_string(fname));
-	} else if (priv != NULL) {
+	} else if (msg->body_case != RETE__MESSAGE__BODY_DELIVERY) {
 		o = ap_base(a, "received", msg, priv);
 		if (o == NULL)
 			return;
@@ -211,6 +260,46 @@ static bool ap_expired(const char *dir, const char *name, int64_t cutoff, int64_
 	}
 	*clock = t;
 	return t < cutoff;
+}
+
+/* ap_held: is our message id still held for its delivery? */
+static bool ap_held(agent *a, const char *id)
+{
+	rete_buf v = {0};
+	bool held = false;
+	if (id[0] != '\0' &&
+	    agent_db_get(a->db, AGENT_DB_HELD, id, strlen(id), &v, NULL) == RETE_OK) {
+		held = v.len > 0; /* an empty record marks it delivered */
+		rete_buf_free(&v);
+	}
+	return held;
+}
+
+/* ap_undelivered: is sent/NAME (or the message file that NAME, a
+ * .receipt.json or .ack, goes with) a message still held for its
+ * delivery? Its retention counts from the delivery, which has not come. */
+static bool ap_undelivered(agent *a, const char *dir, const char *name)
+{
+	char base[1024], path[4400];
+	size_t len = strlen(name);
+	static const char *const ends[] = {".receipt.json", ".ack"};
+	snprintf(base, sizeof(base), "%s", name);
+	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+		size_t el = strlen(ends[i]);
+		if (len > el && strcmp(name + len - el, ends[i]) == 0) {
+			snprintf(base, sizeof(base), "%.*s", (int)(len - el), name);
+			break;
+		}
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, base);
+	struct stat st;
+	if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		return false;
+	json_t *o = json_load_file(path, 0, NULL);
+	const char *id = json_string_value(json_object_get(o, "id"));
+	bool held = id != NULL && ap_held(a, id);
+	json_decref(o);
+	return held;
 }
 
 /* ap_scan_dir erases the expired files of one spool folder. */
@@ -267,6 +356,8 @@ static void ap_scan_dir(agent *a, const char *sub, const char *dir, rete_keep ke
 			rete_buf_free(&hook); /* its hook has not run yet: next scan */
 			continue;
 		}
+		if (strcmp(sub, "sent") == 0 && ap_undelivered(a, dir, names[i]))
+			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		if (unlink(path) != 0) {
 			agent_log(a, "error", "retention: cannot erase %s/%s: %s", sub, names[i],
@@ -290,6 +381,13 @@ static void ap_scan_dir(agent *a, const char *sub, const char *dir, rete_keep ke
 	free(names);
 }
 
+/* ap_pending: the person index's question (privacy_pending). */
+static bool ap_pending(void *ctx, const char *sender, const char *id)
+{
+	agent *a = ctx;
+	return strcmp(sender, a->cfg.id) == 0 && ap_held(a, id);
+}
+
 /* ap_scan erases what is past its retention: spool files and index
  * records. */
 static void ap_scan(agent *a, int64_t now)
@@ -300,7 +398,8 @@ static void ap_scan(agent *a, int64_t now)
 	ap_scan_dir(a, "inbox", a->inbox_dir, p->cfg.keep_inbox, "keep_inbox", now);
 	json_t *erased = NULL;
 	rete_msg m = {{0}};
-	if (privacy_index_prune(a->cfg.data, p->cfg.keep_records, now, &erased, &m) != RETE_OK) {
+	if (privacy_index_prune(a->cfg.data, p->cfg.keep_records, now, ap_pending, a, &erased,
+				&m) != RETE_OK) {
 		agent_log(a, "error", "retention: person index: %s", m.text);
 	} else if (json_array_size(erased) > 0) {
 		char keeps[64];

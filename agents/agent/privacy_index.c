@@ -38,7 +38,11 @@ rete_err privacy_key_load(const char *data, bool create, privacy_key **out, rete
 		char tmp[PATH_MAX + 8];
 		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 		randombytes_buf(k->k, sizeof(k->k));
-		int w = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		/* a new file, never one already there (a symlink planted in
+		 * the folder, a leftover of another mode): one left by a crash
+		 * is removed first, without following it */
+		unlink(tmp);
+		int w = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		bool ok = w >= 0 && write(w, k->k, sizeof(k->k)) == (ssize_t)sizeof(k->k) &&
 			  fsync(w) == 0;
 		int e = errno;
@@ -133,7 +137,17 @@ bool privacy_mac_person_id(const privacy_key *k, const char *id, char out[PRIVAC
 	return pi_mac(k, "person-id", id, out);
 }
 
-json_t *privacy_persons(const privacy_key *k, const Rete__Private *priv)
+/* pi_mac_foreign_id: the pseudonym of another agency's person id, in a
+ * domain of its own per agency, so that it never matches ours. */
+static bool pi_mac_foreign_id(const privacy_key *k, const char *system, const char *id,
+			      char out[PRIVACY_MAC_HEX])
+{
+	char domain[300];
+	snprintf(domain, sizeof(domain), "person-id@%s", system);
+	return pi_mac(k, domain, id, out);
+}
+
+json_t *privacy_persons(const privacy_key *k, const Rete__Private *priv, const char *system)
 {
 	json_t *a = json_array();
 	char hex[PRIVACY_MAC_HEX];
@@ -141,7 +155,8 @@ json_t *privacy_persons(const privacy_key *k, const Rete__Private *priv)
 		return a;
 	if (privacy_mac_fiscal(k, priv->person->fiscal_code, hex))
 		json_array_append_new(a, json_string(hex));
-	if (privacy_mac_person_id(k, priv->person->person_id, hex))
+	if (system == NULL ? privacy_mac_person_id(k, priv->person->person_id, hex)
+			   : pi_mac_foreign_id(k, system, priv->person->person_id, hex))
 		json_array_append_new(a, json_string(hex));
 	return a;
 }
@@ -218,8 +233,8 @@ static void pi_msgkey(json_t *o, char *buf, size_t n)
 		 id ? id : "");
 }
 
-rete_err privacy_index_prune(const char *data, rete_keep keep, int64_t now_ms, json_t **erased,
-			     rete_msg *m)
+rete_err privacy_index_prune(const char *data, rete_keep keep, int64_t now_ms,
+			     privacy_pending pending, void *ctx, json_t **erased, rete_msg *m)
 {
 	json_t *lines = NULL, *latest = NULL;
 	char key[512], path[PATH_MAX], tmp[PATH_MAX + 8];
@@ -239,6 +254,10 @@ rete_err privacy_index_prune(const char *data, rete_keep keep, int64_t now_ms, j
 	{
 		pi_msgkey(o, key, sizeof(key));
 		json_int_t at = json_integer_value(json_object_get(o, "at"));
+		const char *id = json_string_value(json_object_get(o, "id"));
+		const char *sender = json_string_value(json_object_get(o, "sender"));
+		if (pending != NULL && id != NULL && sender != NULL && pending(ctx, sender, id))
+			at = INT64_MAX; /* its retention starts at its delivery */
 		json_t *have = json_object_get(latest, key);
 		if (have == NULL || json_integer_value(have) < at)
 			json_object_set_new(latest, key, json_integer(at));

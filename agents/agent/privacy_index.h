@@ -9,7 +9,8 @@
  * case, spaces removed) and of the person's id in the case system. Without
  * the key the index says nothing about anyone (a code cannot be tested
  * against it); with it, the agency answers for one person alone, never for
- * the whole family of a case:
+ * the whole family of a case (an update or note whose sealed part names
+ * nobody, or has none, takes the persons of its referral, "via":"referral"):
  *
  *   {"at":MS,"persons":["<hex>",...],"dir":"sent","sender":S,"recipient":R,
  *    "id":ID,"kind":"referral","referral":REF,"case":CASE,"file":NAME}
@@ -63,8 +64,12 @@ bool privacy_mac_fiscal(const privacy_key *k, const char *code, char out[PRIVACY
 bool privacy_mac_person_id(const privacy_key *k, const char *id, char out[PRIVACY_MAC_HEX]);
 
 /* privacy_persons returns the JSON array of the pseudonyms of the persons
- * priv names (new reference; an empty array when none). */
-json_t *privacy_persons(const privacy_key *k, const Rete__Private *priv);
+ * priv names (new reference; an empty array when none). A person id is
+ * the id in the case system of the agency that wrote it: system NULL for
+ * ours (what we sealed), the sender's party id for what we opened, whose
+ * person ids get a pseudonym of that agency's own (another agency's
+ * "P-0042" is not ours, and never answers a --person-id of ours). */
+json_t *privacy_persons(const privacy_key *k, const Rete__Private *priv, const char *system);
 
 /* privacy_index_append appends one line (rec, borrowed; "at" set to now
  * when absent) to DATA/persons.jsonl durably. RETE_EIO, RETE_ENOMEM. */
@@ -76,11 +81,16 @@ rete_err privacy_index_append(const char *data, json_t *rec, rete_msg *m);
  * RETE_EIO, RETE_ENOMEM. */
 rete_err privacy_index_load(const char *data, json_t **out, rete_msg *m);
 
+/* privacy_pending: is message sender/id still waiting for its delivery
+ * (its retention has not started)? */
+typedef bool (*privacy_pending)(void *ctx, const char *sender, const char *id);
+
 /* privacy_index_prune drops the records of messages whose latest line is
- * older than keep at now_ms, rewriting the file atomically; *erased (a
- * new array, may be NULL) lists the message ids dropped ("sender/id").
+ * older than keep at now_ms, except those pending (may be NULL) says are
+ * still waiting for their delivery, rewriting the file atomically; *erased
+ * (a new array, may be NULL) lists the message ids dropped ("sender/id").
  * RETE_EIO, RETE_ENOMEM. */
-rete_err privacy_index_prune(const char *data, rete_keep keep, int64_t now_ms, json_t **erased,
-			     rete_msg *m);
+rete_err privacy_index_prune(const char *data, rete_keep keep, int64_t now_ms,
+			     privacy_pending pending, void *ctx, json_t **erased, rete_msg *m);
 
 #endif

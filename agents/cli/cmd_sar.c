@@ -16,11 +16,14 @@
  * never the fiscal code) before anything is read.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../agent/agent_config.h"
 #include "../agent/agent_db.h"
@@ -44,8 +47,9 @@ static void sar_usage(FILE *f)
 		   "or opens from its first start with this version.\n"
 		   "\n"
 		   "  --person FISCALCODE  the person's fiscal code\n"
-		   "  --person-id ID       the person's id in the agency's case system\n"
-		   "                       (person.personId of the sealed part); with --person,\n"
+		   "  --person-id ID       the person's id in this agency's case system\n"
+		   "                       (person.personId of the sealed parts it sealed;\n"
+		   "                       another agency's ids never match); with --person,\n"
 		   "                       messages naming either are listed\n"
 		   "  -c, --config FILE    the agency's agent.ini\n"
 		   "  --json               print the answer as JSON\n"
@@ -530,8 +534,14 @@ int cmd_sar(int argc, char **argv)
 	}
 	json_object_set_new(ans, "messages", sar_answer(&cfg, db, lines, mac1, mac2, cpp));
 	if (html != NULL) {
-		FILE *f = fopen(html, "w");
+		/* the page names the person and the services that concerned
+		 * her: readable by the operator alone, like the agent's files
+		 * (a page already there is narrowed too) */
+		int fd = open(html, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		FILE *f = fd >= 0 && fchmod(fd, 0600) == 0 ? fdopen(fd, "w") : NULL;
 		if (f == NULL) {
+			if (fd >= 0)
+				close(fd);
 			fprintf(stderr, "rete sar: %s: cannot write: %s\n", html, strerror(errno));
 			goto out;
 		}

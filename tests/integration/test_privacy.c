@@ -25,6 +25,8 @@
 #define CASE	   "mn-2026-0173"
 #define MOTHER_REF "social-2026-m1"
 #define SON_REF	   "social-2026-s1"
+#define OTHER_NOTE "cpi-2026-n9"
+#define UPDATE_ID  "cpi-upd-0042"
 #define NOTE_ID	   "cpi-2026-n1"
 
 static char *rete_exe(it_net *n, char *buf, size_t len)
@@ -268,6 +270,13 @@ static void test_sar_mother(void **state)
 			    ini, out_html, langs[l]);
 		assert_int_equal(rc, 0);
 		free(out);
+		/* the page names the person and her services: for the
+		 * operator alone, like the agent's own files */
+		struct stat pst;
+		assert_int_equal(stat(out_html, &pst), 0);
+		if ((pst.st_mode & 077) != 0)
+			fail_msg("%s has mode %o: others can read a subject-access answer",
+				 out_html, (unsigned)(pst.st_mode & 0777));
 		char *page = tu_read_file(out_html, NULL);
 		assert_non_null(page);
 		assert_non_null(strstr(page, say[l]));
@@ -293,6 +302,59 @@ static void test_sar_mother(void **state)
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
 	assert_int_equal(st.st_size, 32);
+
+	/* the job centre's update of the mother's referral, with no sealed
+	 * part: it concerns her (her referral), and her alone */
+	put_outbox(n, IT_CPI, "update.json",
+		   "{\"id\": \"" UPDATE_ID "\", \"operator\": {\"staffId\": \"cpi-017\", "
+		   "\"role\": \"employment-counsellor\"}, \"recipient\": \"social.mantova\", "
+		   "\"caseId\": \"" CASE "\", \"update\": {\"referralId\": \"" MOTHER_REF
+		   "\", \"status\": \"accepted\"}}");
+	agent_file(n, IT_SOCIAL, "data/persons.jsonl", path, sizeof(path));
+	if (!wait_occurrences(path, UPDATE_ID, 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the update of the mother's referral (no sealed part) is not in %s: "
+			 "her answer would leave it out",
+			 path);
+	}
+	rc = tu_run(&out, "%s sar --person " MOTHER_FC " -c %s --json", exe, ini);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, UPDATE_ID));
+	assert_null(strstr(out, SON_REF));
+	free(out);
+	rc = tu_run(&out, "%s sar --person " SON_FC " -c %s --json", exe, ini);
+	assert_int_equal(rc, 0);
+	assert_null(strstr(out, UPDATE_ID));
+	free(out);
+	agent_file(n, IT_CPI, "data/persons.jsonl", path, sizeof(path));
+	assert_true(wait_occurrences(path, UPDATE_ID, 1, 30000));
+	rc = tu_run(&out, "%s sar --person " MOTHER_FC " -c %s --json", exe, cpi_ini);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, UPDATE_ID));
+	free(out);
+
+	/* a person id is the sending agency's own: the job centre's note
+	 * about its person P-0042 (someone else in its case system) is not
+	 * the social services' P-0042, and never in her answer */
+	put_outbox(n, IT_CPI, "other.json",
+		   "{\"id\": \"" OTHER_NOTE "\", \"operator\": {\"staffId\": \"cpi-017\", "
+		   "\"role\": \"employment-counsellor\"}, \"recipient\": \"social.mantova\", "
+		   "\"caseId\": \"mn-2026-0999\", \"note\": {\"kind\": \"meeting-minutes\"}, "
+		   "\"private\": {\"person\": {\"name\": \"Anna Verdi\", \"personId\": "
+		   "\"P-0042\"}, \"notes\": \"Interview held.\"}}");
+	agent_file(n, IT_SOCIAL, "data/persons.jsonl", path, sizeof(path));
+	if (!wait_occurrences(path, OTHER_NOTE, 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the job centre's note was not indexed in %s", path);
+	}
+	rc = tu_run(&out, "%s sar --person-id P-0042 -c %s --json", exe, ini);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, MOTHER_REF));
+	if (strstr(out, OTHER_NOTE) != NULL)
+		fail_msg("the mother's answer (--person-id P-0042) lists the job centre's note "
+			 "about its own P-0042: %s",
+			 out);
+	free(out);
 
 	/* a sar without a person is a usage error */
 	rc = tu_run(&out, "%s sar -c %s", exe, ini);
@@ -489,6 +551,13 @@ static void test_retention(void **state)
 	put_aged(n, IT_SOCIAL, "inbox", "000000000003-referral.json", 1);
 	put_aged(n, IT_SOCIAL, "sent", "old.json", 40);
 	put_aged(n, IT_SOCIAL, "sent", "old.json.receipt.json", 40);
+	/* receipted 40 days ago, still waiting for its delivery: its
+	 * retention has not started */
+	it_spool(n, IT_SOCIAL, "sent", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/pending.json", dir);
+	assert_int_equal(tu_write_file(path, "{\"id\": \"pending-1\"}\n", 20), 0);
+	set_age(path, 40);
+	put_aged(n, IT_SOCIAL, "sent", "pending.json.receipt.json", 40);
 	put_aged(n, IT_SOCIAL, "failed", "bad.json", 31);
 	put_aged(n, IT_SOCIAL, "failed", "bad.json.error.json", 31);
 	put_aged(n, IT_SOCIAL, "failed", "new.json", 29);
@@ -502,8 +571,11 @@ static void test_retention(void **state)
 		 "{\"at\":%lld,\"persons\":[\"aa\"],\"dir\":\"sent\",\"sender\":\"social.mantova\","
 		 "\"recipient\":\"cpi.mantova\",\"id\":\"old-1\",\"kind\":\"referral\"}\n"
 		 "{\"at\":%lld,\"persons\":[\"bb\"],\"dir\":\"sent\",\"sender\":\"social.mantova\","
-		 "\"recipient\":\"cpi.mantova\",\"id\":\"new-1\",\"kind\":\"referral\"}\n",
-		 (long long)(now - 40LL * 86400000), (long long)now);
+		 "\"recipient\":\"cpi.mantova\",\"id\":\"new-1\",\"kind\":\"referral\"}\n"
+		 "{\"at\":%lld,\"persons\":[\"cc\"],\"dir\":\"sent\",\"sender\":\"social.mantova\","
+		 "\"recipient\":\"cpi.mantova\",\"id\":\"pending-1\",\"kind\":\"referral\"}\n",
+		 (long long)(now - 40LL * 86400000), (long long)now,
+		 (long long)(now - 40LL * 86400000));
 	assert_int_equal(tu_write_file(idx, text, strlen(text)), 0);
 
 	assert_true(it_broker_start(n));
@@ -522,6 +594,7 @@ static void test_retention(void **state)
 	uint8_t at4[8] = {0, 0, 0, 0, 0, 0, 0, 4};
 	agent_file(n, IT_SOCIAL, "data", path, sizeof(path));
 	tu_raw_put(path, "hooks", "000000000004-referral.json", 26, at4, sizeof(at4));
+	tu_raw_put(path, "held", "pending-1", 9, at4, sizeof(at4)); /* not delivered */
 
 	assert_true(it_agent_start_ex(n, IT_SOCIAL,
 				      "\n[privacy]\nkeep_inbox = 30d\nkeep_sent = 30d\n"
@@ -542,6 +615,10 @@ static void test_retention(void **state)
 	assert_false(spool_has(n, IT_SOCIAL, "sent", "old.json"));
 	assert_false(spool_has(n, IT_SOCIAL, "sent", "old.json.receipt.json"));
 	assert_false(spool_has(n, IT_SOCIAL, "failed", "bad.json"));
+	if (!spool_has(n, IT_SOCIAL, "sent", "pending.json"))
+		fail_msg("sent/pending.json was erased though its delivery never came");
+	assert_true(spool_has(n, IT_SOCIAL, "sent", "pending.json.receipt.json"));
+	assert_int_equal(tu_occurrences(alog, "sent/pending.json"), 0);
 	assert_false(spool_has(n, IT_SOCIAL, "failed", "bad.json.error.json"));
 	assert_true(spool_has(n, IT_SOCIAL, "failed", "new.json"));
 	const char *erased[] = {"erased inbox/000000000001-referral.json",
@@ -555,6 +632,10 @@ static void test_retention(void **state)
 	assert_int_equal(tu_occurrences(alog, "failed/new.json"), 0);
 	assert_int_equal(tu_occurrences(idx, "old-1"), 0);
 	assert_int_equal(tu_occurrences(idx, "new-1"), 1);
+	/* the record of a message still waiting for its delivery is kept:
+	 * its retention counts from the delivery */
+	if (tu_occurrences(idx, "pending-1") != 1)
+		fail_msg("the person-index record of pending-1 (not delivered) was erased");
 
 	/* a bad retention is refused at the start, with the key and the forms */
 	bool bad = false;

@@ -7,10 +7,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "access_log.h"
+#include "duration.h"
 #include "json.h"
 #include "testutil.h"
 
@@ -128,12 +131,86 @@ static void test_append_and_prune(void **state)
 	free(dir);
 }
 
+/* Writers in several processes at once, each pruning the old lines as it
+ * opens the record: every line appended is in the file exactly once and
+ * whole, and the old lines are gone (a prune's rewrite never drops a line
+ * appended while it ran). */
+static void test_concurrent_writers(void **state)
+{
+	(void)state;
+	enum { WRITERS = 4, LINES = 150 };
+	char *dir = tu_tmpdir("access_log_conc");
+	char path[1024];
+	rete_msg m;
+	int64_t old;
+	assert_int_equal(rete_time_parse("2020-01-01T09:00:00Z", &old), RETE_OK);
+	tu_path(path, sizeof(path), "%s/access.log", dir);
+	for (int i = 0; i < 3; i++) {
+		rete_access_rec r = {.at_ms = old + i, .program = "old", .what = "old"};
+		assert_int_equal(rete_access_record(path, RETE_ACCESS_KEEP_DEFAULT, &r, &m),
+				 RETE_OK);
+	}
+	pid_t pids[WRITERS];
+	for (int w = 0; w < WRITERS; w++) {
+		pids[w] = fork();
+		assert_true(pids[w] >= 0);
+		if (pids[w] == 0) {
+			char what[64];
+			for (int i = 0; i < LINES; i++) {
+				rete_msg cm;
+				snprintf(what, sizeof(what), "writer %d line %d", w, i);
+				rete_access_rec r = {.program = "conc", .what = what};
+				if (rete_access_record(path, RETE_ACCESS_KEEP_DEFAULT, &r, &cm) !=
+				    RETE_OK)
+					_exit(1);
+				if (i % 10 == 0 &&
+				    rete_access_log_prune(path, RETE_ACCESS_KEEP_DEFAULT,
+							  rete_now_ms(), NULL, &cm) != RETE_OK)
+					_exit(2);
+			}
+			_exit(0);
+		}
+	}
+	for (int w = 0; w < WRITERS; w++) {
+		int st = 0;
+		assert_int_equal(waitpid(pids[w], &st, 0), pids[w]);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	size_t len = 0;
+	char *text = tu_read_file(path, &len);
+	assert_non_null(text);
+	int seen[WRITERS][LINES] = {{0}};
+	size_t lines = 0;
+	for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+		json_t *o = json_loads(line, 0, NULL);
+		if (o == NULL)
+			fail_msg("a line is not whole: %s", line);
+		int w = -1, i = -1;
+		const char *what = json_string_value(json_object_get(o, "what"));
+		assert_non_null(what);
+		assert_int_equal(sscanf(what, "writer %d line %d", &w, &i), 2);
+		assert_true(w >= 0 && w < WRITERS && i >= 0 && i < LINES);
+		seen[w][i]++;
+		lines++;
+		json_decref(o);
+	}
+	assert_int_equal(lines, WRITERS * LINES);
+	for (int w = 0; w < WRITERS; w++)
+		for (int i = 0; i < LINES; i++)
+			if (seen[w][i] != 1)
+				fail_msg("writer %d line %d is there %d times", w, i, seen[w][i]);
+	free(text);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_keep_parse),
 	    cmocka_unit_test(test_cutoff),
 	    cmocka_unit_test(test_append_and_prune),
+	    cmocka_unit_test(test_concurrent_writers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

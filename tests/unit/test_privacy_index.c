@@ -61,6 +61,43 @@ static void test_key_and_pseudonyms(void **state)
 	free(dir);
 }
 
+/* The key is made under a temporary name: one already there (a symlink
+ * planted in the data folder, or a file left with a wider mode) is never
+ * written through; the key goes to a new file of mode 0600 or nowhere. */
+static void test_key_tmp_not_followed(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("privacy-key-tmp");
+	char tmp[1024], outside[1024], path[1024];
+	privacy_key *k = NULL;
+	rete_msg m;
+	struct stat st;
+	tu_path(outside, sizeof(outside), "%s/outside", dir);
+	assert_int_equal(tu_write_file(outside, "", 0), 0);
+	tu_path(path, sizeof(path), "%s/data", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	tu_path(tmp, sizeof(tmp), "%s/data/%s.tmp", dir, PRIVACY_KEY_FILE);
+	assert_int_equal(symlink(outside, tmp), 0);
+	(void)privacy_key_load(path, true, &k, &m);
+	assert_int_equal(stat(outside, &st), 0);
+	assert_int_equal(st.st_size, 0); /* no key bytes outside the data folder */
+	privacy_key_free(&k);
+	tu_path(path, sizeof(path), "%s/data/%s", dir, PRIVACY_KEY_FILE);
+	unlink(path);
+	unlink(tmp);
+	/* a leftover temporary file of mode 0644: the key is still 0600 */
+	assert_int_equal(tu_write_file(tmp, "x", 1), 0);
+	assert_int_equal(chmod(tmp, 0644), 0);
+	tu_path(path, sizeof(path), "%s/data", dir);
+	assert_int_equal(privacy_key_load(path, true, &k, &m), RETE_OK);
+	tu_path(path, sizeof(path), "%s/data/%s", dir, PRIVACY_KEY_FILE);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	privacy_key_free(&k);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 static void add(const char *dir, const char *text)
 {
 	json_t *o = json_loads(text, 0, NULL);
@@ -102,8 +139,9 @@ static void test_retention(void **state)
 	assert_int_equal(json_array_size(lines), 6);
 	json_decref(lines);
 
-	assert_int_equal(privacy_index_prune(dir, (rete_keep){.ms = 30 * day}, now, &erased, &m),
-			 RETE_OK);
+	assert_int_equal(
+	    privacy_index_prune(dir, (rete_keep){.ms = 30 * day}, now, NULL, NULL, &erased, &m),
+	    RETE_OK);
 	assert_int_equal(json_array_size(erased), 1);
 	assert_string_equal(json_string_value(json_array_get(erased, 0)), "s/old");
 	json_decref(erased);
@@ -117,7 +155,8 @@ static void test_retention(void **state)
 	assert_int_equal(st.st_mode & 0777, 0600);
 
 	/* kept for ever: nothing goes */
-	assert_int_equal(privacy_index_prune(dir, (rete_keep){0}, now * 10, &erased, &m), RETE_OK);
+	assert_int_equal(
+	    privacy_index_prune(dir, (rete_keep){0}, now * 10, NULL, NULL, &erased, &m), RETE_OK);
 	assert_int_equal(json_array_size(erased), 0);
 	json_decref(erased);
 	tu_rmrf(dir);
@@ -128,6 +167,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_key_and_pseudonyms),
+	    cmocka_unit_test(test_key_tmp_not_followed),
 	    cmocka_unit_test(test_retention),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
