@@ -415,7 +415,10 @@ static void ap_scan(agent *a, int64_t now)
 				 "erased the person-index record of message %s: keep_records %s", k,
 				 keeps);
 			ap_record(a, what);
-			if (slash != NULL && strncmp(k, a->cfg.id, (size_t)(slash - k)) == 0)
+			/* ours only: the whole sender before the slash is our id (a
+			 * sender whose id is a prefix of ours is another party) */
+			if (slash != NULL && strlen(a->cfg.id) == (size_t)(slash - k) &&
+			    strncmp(k, a->cfg.id, (size_t)(slash - k)) == 0)
 				json_object_del(p->sent_files, slash + 1);
 		}
 		agent_log(a, "info", "retention: erased %zu person-index record(s)",
