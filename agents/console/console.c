@@ -1777,13 +1777,6 @@ int cmd_console(int argc, char **argv)
 	pthread_mutex_init(&c.lock, NULL);
 	pthread_cond_init(&c.moved, NULL);
 	snprintf(c.listen, sizeof(c.listen), "%s", CONSOLE_LISTEN_DEFAULT);
-	c.names = json_object();
-	c.services = json_object();
-	c.keys = json_object();
-	if (c.names == NULL || c.services == NULL || c.keys == NULL) {
-		fprintf(stderr, "rete console: out of memory\n");
-		goto out;
-	}
 	optind = 1;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
@@ -1812,6 +1805,14 @@ int cmd_console(int argc, char **argv)
 					      : "rete console: -c coord.ini is required\n");
 		console_usage(stderr);
 		return CLI_USAGE;
+	}
+	/* made after the options: --help and a usage error return before */
+	c.names = json_object();
+	c.services = json_object();
+	c.keys = json_object();
+	if (c.names == NULL || c.services == NULL || c.keys == NULL) {
+		fprintf(stderr, "rete console: out of memory\n");
+		goto out;
 	}
 	if ((err = coord_config_load(ini, &c.mc.cfg, &m)) != RETE_OK ||
 	    (err = console_ini_load(&c, ini, &m)) != RETE_OK) {
