@@ -559,6 +559,27 @@ static void console_record_as(struct console *c, const char *who, const char *wh
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* console_same_origin: false when a browser says the POST rq comes from
+ * another site's page (Sec-Fetch-Site other than same-origin, or an Origin
+ * other than this console's scheme://Host, "null" included): SameSite
+ * cookies do not stop a forged login, which would sign the victim in as
+ * the attacker. A client that sends neither header (curl, an old browser)
+ * is let through. */
+static bool console_same_origin(const struct console *c, const rete_http_req *rq)
+{
+	const char *site = rete_http_req_header(rq, "Sec-Fetch-Site");
+	if (site != NULL && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
+		return false;
+	const char *origin = rete_http_req_header(rq, "Origin");
+	if (origin == NULL)
+		return true;
+	const char *host = rete_http_req_header(rq, "Host");
+	const char *scheme = c->tls ? "https://" : "http://";
+	size_t sl = strlen(scheme);
+	return host != NULL && host[0] != '\0' && strncmp(origin, scheme, sl) == 0 &&
+	       strcasecmp(origin + sl, host) == 0;
+}
+
 static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
@@ -572,6 +593,14 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	if (!c->auth) {
 		a->status = 303;
 		rete_http_header(a, "Location", "/");
+		return;
+	}
+	if (!console_same_origin(c, rq)) {
+		a->status = 403;
+		rete_http_printf(a, "rete console: this login was sent by another site's page; "
+				    "sign in on the console's own /login page\n");
+		snprintf(what, sizeof(what), "login refused: sent by another site's page");
+		console_record_as(c, rq->peer, what);
 		return;
 	}
 	if (rq->body == NULL ||

@@ -150,6 +150,26 @@ code=$("${C[@]}" -o /dev/null -w '%{http_code}' -H "Cookie: rete_session=$TOKEN"
 code=$("${C[@]}" -o /dev/null -w '%{http_code}' -H "Cookie: rete_session=${TOKEN%?}0" "$URL/api/overview")
 [ "$code" = 401 ] || fail "a forged token: $code"
 
+# a login posted by another site's page (login CSRF: the victim would be
+# signed in as the attacker) is refused before any password check, while
+# the console's own origin is let in
+PORT=${URL##*:}; PORT=${PORT%%/*}
+code=$("${C[@]}" -D "$DIR/hx.txt" -o "$DIR/x.txt" -w '%{http_code}' -H 'Origin: https://evil.example' \
+	--data-urlencode user=alice --data-urlencode 'password=correct horse battery' "$URL/login")
+[ "$code" = 403 ] && grep -q "another site" "$DIR/x.txt" && ! grep -qi '^set-cookie: rete_session=[0-9a-f]' "$DIR/hx.txt" ||
+	fail "a cross-site login was answered $code: $(cat "$DIR/hx.txt" "$DIR/x.txt")"
+code=$("${C[@]}" -o /dev/null -w '%{http_code}' -H 'Sec-Fetch-Site: cross-site' \
+	--data-urlencode user=alice --data-urlencode 'password=correct horse battery' "$URL/login")
+[ "$code" = 403 ] || fail "a login with Sec-Fetch-Site: cross-site was answered $code"
+code=$("${C[@]}" -o /dev/null -w '%{http_code}' -H 'Origin: null' \
+	--data-urlencode user=alice --data-urlencode 'password=correct horse battery' "$URL/login")
+[ "$code" = 403 ] || fail "a login with Origin: null was answered $code"
+code=$("${C[@]}" -D "$DIR/hs.txt" -o /dev/null -w '%{http_code}' -H "Origin: https://127.0.0.1:$PORT" \
+	-H 'Sec-Fetch-Site: same-origin' --data-urlencode user=alice \
+	--data-urlencode 'password=correct horse battery' "$URL/login")
+[ "$code" = 303 ] && grep -qi '^set-cookie: rete_session=[0-9a-f]\{64\}' "$DIR/hs.txt" ||
+	fail "a same-origin login was answered $code"
+
 # wrong passwords: refused, then throttled with Retry-After
 for i in 1 2 3; do
 	code=$("${C[@]}" -o /dev/null -w '%{http_code} %{redirect_url}' --data 'user=bob&password=guess' "$URL/login")
