@@ -69,7 +69,10 @@ void console_session_end(const char *token);
  * wait (0: it may try now). */
 int64_t console_throttle_wait(const char *user, const char *peer, int64_t now_ms);
 
-/* console_throttle_note records a login's outcome for user from peer. */
+/* console_throttle_note records a login's outcome for user from peer. A
+ * strike that throttles someone now is never dropped for a new one: when
+ * the table (CONSOLE_THROTTLE_MAX) is full of them, every login waits until
+ * the soonest ends. */
 void console_throttle_note(const char *user, const char *peer, bool ok, int64_t now_ms);
 
 /* console_form_field finds field name in an application/x-www-form-
