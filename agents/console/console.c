@@ -1515,6 +1515,7 @@ struct sse {
 	struct console *c;
 	uint64_t seen;
 	bool first;
+	char token[CONSOLE_TOKEN_HEX + 2]; /* its session's, with accounts */
 };
 
 static void *sse_open(void *ctx, const rete_http_req *rq)
@@ -1531,6 +1532,8 @@ static void *sse_open(void *ctx, const rete_http_req *rq)
 		c->streams++;
 		s->c = c;
 		s->first = true;
+		if (c->auth)
+			snprintf(s->token, sizeof(s->token), "%s", token);
 	}
 	pthread_mutex_unlock(&c->lock);
 	if (s != NULL)
@@ -1544,7 +1547,12 @@ static long sse_next(void *st, char *buf, size_t max)
 	struct console *c = s->c;
 	struct timespec until;
 	long n;
+	char user[CONSOLE_USER_MAX + 1];
 
+	/* the stream ends with its session (a logout, the 12 hours): it is
+	 * checked before every write, so it ends within two keep-alives */
+	if (c->auth && !console_session_user(s->token, rete_now_ms(), user))
+		return -1;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += CONSOLE_KEEPALIVE_S;
 	pthread_mutex_lock(&c->lock);
@@ -1571,6 +1579,7 @@ static long sse_next(void *st, char *buf, size_t max)
 static void sse_close(void *st)
 {
 	struct sse *s = st;
+	sodium_memzero(s->token, sizeof(s->token));
 	pthread_mutex_lock(&s->c->lock);
 	s->c->streams--;
 	pthread_mutex_unlock(&s->c->lock);

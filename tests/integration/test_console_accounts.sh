@@ -170,6 +170,17 @@ code=$("${C[@]}" -D "$DIR/hs.txt" -o /dev/null -w '%{http_code}' -H "Origin: htt
 [ "$code" = 303 ] && grep -qi '^set-cookie: rete_session=[0-9a-f]\{64\}' "$DIR/hs.txt" ||
 	fail "a same-origin login was answered $code"
 
+# the live stream ends with its session: a logout closes an open
+# /api/events (it checks its session at every keep-alive)
+T2=$(grep -oi 'rete_session=[0-9a-f]*' "$DIR/hs.txt" | head -n 1 | cut -d= -f2)
+"${C[@]}" -N -H "Cookie: rete_session=$T2" "$URL/api/events" >"$DIR/ev.txt" 2>/dev/null &
+EVPID=$!
+PIDS+=($EVPID)
+wait_for 20 grep -q "event: update" "$DIR/ev.txt" || fail "no event on the stream: $(cat "$DIR/ev.txt")"
+"${C[@]}" -o /dev/null -H "Cookie: rete_session=$T2" "$URL/logout"
+stream_gone() { ! kill -0 $EVPID 2>/dev/null; }
+wait_for 20 stream_gone || fail "the events stream lives on after the logout"
+
 # wrong passwords: refused, then throttled with Retry-After
 for i in 1 2 3; do
 	code=$("${C[@]}" -o /dev/null -w '%{http_code} %{redirect_url}' --data 'user=bob&password=guess' "$URL/login")
