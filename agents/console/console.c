@@ -30,6 +30,7 @@
  * console's lock; the HTTP threads read under the same lock.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -519,6 +520,39 @@ static bool lang_ok(const rete_http_req *rq, rete_http_answer *a)
 
 #define SESSION_COOKIE "rete_session"
 
+/* console_host_ok: rq's Host names a loopback address (127.0.0.0/8, ::1)
+ * or localhost, with any port. Without accounts the console listens on
+ * loopback only, and a page of another site whose name was made to resolve
+ * to 127.0.0.1 (DNS rebinding) would otherwise read it as its own origin. */
+static bool console_host_ok(const rete_http_req *rq)
+{
+	const char *host = rete_http_req_header(rq, "Host");
+	char name[RETE_HTTP_ADDR_MAX];
+	size_t n;
+	if (host == NULL)
+		return false;
+	if (host[0] == '[') {
+		const char *end = strchr(host, ']');
+		if (end == NULL || (end[1] != '\0' && end[1] != ':'))
+			return false;
+		n = (size_t)(end - host - 1);
+		host++;
+	} else {
+		n = strcspn(host, ":");
+	}
+	if (n == 0 || n >= sizeof(name))
+		return false;
+	memcpy(name, host, n);
+	name[n] = '\0';
+	if (strcasecmp(name, "localhost") == 0)
+		return true;
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, name, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, name, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
 /* console_who: the signed-in user of rq (into user), or false with the
  * answer set: a page is sent to /login, anything else gets a 401. Without
  * accounts everyone is let in, as the peer's address. */
@@ -529,6 +563,18 @@ static bool console_who(struct console *c, const rete_http_req *rq, rete_http_an
 	const char *ck = rete_http_req_header(rq, "Cookie");
 
 	if (!c->auth) {
+		if (!console_host_ok(rq)) {
+			a->status = 421;
+			rete_http_printf(
+			    a,
+			    "rete console: Host '%.100s' is not this console's address; "
+			    "without accounts it answers only 127.0.0.1, [::1] or "
+			    "localhost (another name that resolves here is a page of "
+			    "another site trying to read it)\n",
+			    rete_http_req_header(rq, "Host") ? rete_http_req_header(rq, "Host")
+							     : "");
+			return false;
+		}
 		snprintf(user, CONSOLE_USER_MAX + 1, "%s", rq->peer);
 		return true;
 	}
@@ -1526,6 +1572,8 @@ static void *sse_open(void *ctx, const rete_http_req *rq)
 	const char *ck = rete_http_req_header(rq, "Cookie");
 	if (c->auth && (ck == NULL || !console_cookie(ck, "rete_session", token, sizeof(token)) ||
 			!console_session_user(token, rete_now_ms(), user)))
+		return NULL;
+	if (!c->auth && !console_host_ok(rq))
 		return NULL;
 	pthread_mutex_lock(&c->lock);
 	if (c->streams < CONSOLE_STREAMS_MAX && !c->stopping && (s = calloc(1, sizeof(*s)))) {
