@@ -87,7 +87,13 @@ static int count_one(void *arg, const char *user, const char *hash)
 
 rete_err console_accounts_count(const char *path, size_t *n, rete_msg *m)
 {
+	struct stat st;
 	*n = 0;
+	if (stat(path, &st) == 0 && (st.st_mode & 077) != 0)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "%s: the accounts file is readable by others; chmod 600 %s "
+				    "(its hashes could be guessed offline)",
+				    path, path);
 	return each_line(path, count_one, n, m);
 }
 

@@ -35,7 +35,7 @@ bool console_user_valid(const char *s);
 
 /* console_accounts_count: how many accounts the file at path holds (0 for a
  * missing file). RETE_EIO (unreadable), RETE_EINVAL (a bad line: m names
- * the file and the line). */
+ * the file and the line; a file whose mode lets others in: 077 bits). */
 rete_err console_accounts_count(const char *path, size_t *n, rete_msg *m);
 
 /* console_accounts_check: RETE_OK when user's password is right;

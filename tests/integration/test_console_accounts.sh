@@ -115,6 +115,17 @@ printf 'tls_cert = console.crt\ntls_key = console.key\n' >>"$DIR/coord.ini"
 "$BIN/rete" console -c "$DIR/coord.ini" --listen 192.0.2.10:8480 >"$DIR/r3.out" 2>&1
 grep -q "will not listen" "$DIR/r3.out" && fail "TLS and accounts set, still refused: $(cat "$DIR/r3.out")"
 grep -q "cannot listen on 192.0.2.10:8480" "$DIR/r3.out" || fail "r3: $(cat "$DIR/r3.out")"
+# an accounts file others can read (its hashes open to offline guessing)
+# is refused, as the key files are
+chmod 644 "$DIR/console-users"
+"$BIN/rete" console -c "$DIR/coord.ini" --listen 127.0.0.1:0 >"$DIR/r4.out" 2>&1 &
+R4=$!
+PIDS+=($R4)
+r4_done() { ! kill -0 $R4 2>/dev/null || grep -q "serving" "$DIR/r4.out"; }
+wait_for 30 r4_done
+grep -q "console-users: the accounts file is readable by others; chmod 600" "$DIR/r4.out" ||
+	fail "a 0644 accounts file was taken: $(cat "$DIR/r4.out")"
+chmod 600 "$DIR/console-users"
 
 "$BIN/rete" console -c "$DIR/coord.ini" --listen 127.0.0.1:0 >"$DIR/console.log" 2>&1 &
 CPID=$!
