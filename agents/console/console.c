@@ -626,6 +626,8 @@ static bool console_same_origin(const struct console *c, const rete_http_req *rq
 	       strcasecmp(origin + sl, host) == 0;
 }
 
+static pthread_mutex_t login_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
@@ -660,8 +662,13 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		sodium_memzero(pw, sizeof(pw));
 		return;
 	}
+	/* one password check at a time: the throttle then counts every guess
+	 * before the next is checked (guesses sent at once got through all
+	 * together), and at most one Argon2 hash (64 MiB) is in memory */
+	pthread_mutex_lock(&login_lock);
 	int64_t now = rete_now_ms(), wait = console_throttle_wait(user, rq->peer, now);
 	if (wait > 0) {
+		pthread_mutex_unlock(&login_lock);
 		char ra[32];
 		snprintf(ra, sizeof(ra), "%lld", (long long)(wait + 999) / 1000);
 		a->status = 429;
@@ -678,6 +685,7 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	bool ok = console_accounts_check(c->users_path, user, pw, &m) == RETE_OK;
 	sodium_memzero(pw, sizeof(pw));
 	console_throttle_note(user, rq->peer, ok, now);
+	pthread_mutex_unlock(&login_lock);
 	snprintf(what, sizeof(what), "login %s from %s %s", user, rq->peer, ok ? "ok" : "refused");
 	console_record_as(c, ok ? user : rq->peer, what);
 	if (!ok) {

@@ -200,6 +200,18 @@ done
 code=$("${C[@]}" -D "$DIR/h2.txt" -o "$DIR/t.txt" -w '%{http_code}' --data 'user=bob&password=guess' "$URL/login")
 [ "$code" = 429 ] && grep -qi '^retry-after: [0-9]' "$DIR/h2.txt" && grep -q "too many failed logins" "$DIR/t.txt" ||
 	fail "the 4th wrong password was not throttled: $code $(cat "$DIR/t.txt")"
+# guesses sent at once (from a fresh address, for a fresh name) are not
+# all checked before the first is counted: at most the free ones are
+for i in 1 2 3 4 5 6 7 8; do
+	"${C[@]}" --interface 127.0.0.2 -o /dev/null -w '%{http_code}\n' \
+		--data 'user=carol&password=guess' "$URL/login" >"$DIR/par$i.txt" &
+	PAR[$i]=$!
+done
+for i in 1 2 3 4 5 6 7 8; do wait ${PAR[$i]}; done
+checked=$(cat "$DIR"/par*.txt | grep -c '^303$')
+throttled=$(cat "$DIR"/par*.txt | grep -c '^429$')
+[ "$checked" -le 3 ] && [ $((checked + throttled)) = 8 ] ||
+	fail "8 guesses at once: $checked checked, $throttled throttled: $(cat "$DIR"/par*.txt | tr '\n' ' ')"
 # bad forms: a 4xx with a sentence
 code=$("${C[@]}" -o "$DIR/b.txt" -w '%{http_code}' --data 'user=al%zzice&password=x' "$URL/login")
 [ "$code" = 400 ] && grep -q "a login is a form" "$DIR/b.txt" || fail "a bad form: $code"
