@@ -605,7 +605,7 @@ static void console_record_as(struct console *c, const char *who, const char *wh
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* console_same_origin: false when a browser says the POST rq comes from
+/* console_same_origin: false when a browser says rq (a login, a logout) comes from
  * another site's page (Sec-Fetch-Site other than same-origin, or an Origin
  * other than this console's scheme://Host, "null" included): SameSite
  * cookies do not stop a forged login, which would sign the victim in as
@@ -711,6 +711,12 @@ static void route_logout(void *ctx, const rete_http_req *rq, rete_http_answer *a
 	struct console *c = ctx;
 	char token[CONSOLE_TOKEN_HEX + 2], user[CONSOLE_USER_MAX + 1], what[120];
 	const char *ck = rete_http_req_header(rq, "Cookie");
+	if (!console_same_origin(c, rq)) {
+		a->status = 403;
+		rete_http_printf(a, "rete console: this logout was asked by another site's page; "
+				    "sign out from the console's own pages\n");
+		return;
+	}
 	if (ck != NULL && console_cookie(ck, SESSION_COOKIE, token, sizeof(token))) {
 		if (console_session_user(token, rete_now_ms(), user)) {
 			snprintf(what, sizeof(what), "logout %s", user);

@@ -181,6 +181,12 @@ code=$("${C[@]}" -D "$DIR/hs.txt" -o /dev/null -w '%{http_code}' -H "Origin: htt
 [ "$code" = 303 ] && grep -qi '^set-cookie: rete_session=[0-9a-f]\{64\}' "$DIR/hs.txt" ||
 	fail "a same-origin login was answered $code"
 
+# a logout asked by another site's page (an <img src=/logout>) is refused:
+# its Set-Cookie would otherwise clear the victim's session cookie
+code=$("${C[@]}" -D "$DIR/hl.txt" -o "$DIR/l.txt" -w '%{http_code}' -H 'Sec-Fetch-Site: cross-site' \
+	-H "Cookie: rete_session=$(grep -oi 'rete_session=[0-9a-f]*' "$DIR/hs.txt" | head -n 1 | cut -d= -f2)" "$URL/logout")
+[ "$code" = 403 ] && ! grep -qi '^set-cookie' "$DIR/hl.txt" || fail "a cross-site logout was answered $code"
+
 # the live stream ends with its session: a logout closes an open
 # /api/events (it checks its session at every keep-alive)
 T2=$(grep -oi 'rete_session=[0-9a-f]*' "$DIR/hs.txt" | head -n 1 | cut -d= -f2)
