@@ -237,6 +237,9 @@ console_up() { grep -q "serving coord.mantova's view at http://127.0.0.1:" "$DIR
 wait_for 30 console_up || fail "the console did not start"
 URL=$(grep -o 'http://127.0.0.1:[0-9]*/' "$DIR/console.log" | head -n 1)
 URL=${URL%/}
+# the log holds the console's sentences only, no libmicrohttpd complaint
+# about options of a TLS it does not use
+grep -q "MHD" "$DIR/console.log" && fail "libmicrohttpd's noise in the log: $(cat "$DIR/console.log")"
 
 # headers: a strict CSP; the pages hold no inline script
 curl -s -D "$DIR/h.txt" -o "$DIR/p.html" "$URL/panoramica" || fail "GET /panoramica"
