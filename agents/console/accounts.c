@@ -239,7 +239,19 @@ void console_session_new(const char *user, int64_t now_ms, char token[CONSOLE_TO
 	pthread_mutex_unlock(&sess_lock);
 }
 
+static bool session_look(const char *token, int64_t now_ms, char *user, bool touch);
+
 bool console_session_user(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1])
+{
+	return session_look(token, now_ms, user, true);
+}
+
+bool console_session_live(const char *token, int64_t now_ms)
+{
+	return session_look(token, now_ms, NULL, false);
+}
+
+static bool session_look(const char *token, int64_t now_ms, char *user, bool touch)
 {
 	bool ok = false;
 	if (strlen(token) != CONSOLE_TOKEN_HEX)
@@ -254,8 +266,10 @@ bool console_session_user(const char *token, int64_t now_ms, char user[CONSOLE_U
 			memset(s, 0, sizeof(*s));
 			break;
 		}
-		s->last = now_ms;
-		snprintf(user, CONSOLE_USER_MAX + 1, "%s", s->user);
+		if (touch)
+			s->last = now_ms;
+		if (user != NULL)
+			snprintf(user, CONSOLE_USER_MAX + 1, "%s", s->user);
 		ok = true;
 		break;
 	}

@@ -63,6 +63,11 @@ void console_session_new(const char *user, int64_t now_ms, char token[CONSOLE_TO
 bool console_session_user(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1]);
 
 /* console_session_end ends the session with token, if any. */
+/* console_session_live: the session of token is live, without counting
+ * this as its use (the events stream asks, and must not keep an idle
+ * session alive). */
+bool console_session_live(const char *token, int64_t now_ms);
+
 void console_session_end(const char *token);
 
 /* console_throttle_wait: how many ms a login for user from peer must still

@@ -1609,11 +1609,10 @@ static long sse_next(void *st, char *buf, size_t max)
 	struct console *c = s->c;
 	struct timespec until;
 	long n;
-	char user[CONSOLE_USER_MAX + 1];
 
 	/* the stream ends with its session (a logout, the 12 hours): it is
 	 * checked before every write, so it ends within two keep-alives */
-	if (c->auth && !console_session_user(s->token, rete_now_ms(), user))
+	if (c->auth && !console_session_live(s->token, rete_now_ms()))
 		return -1;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += CONSOLE_KEEPALIVE_S;

@@ -60,11 +60,31 @@ static void test_throttle_full_table_waits(void **state)
 	assert_true(console_throttle_wait("nobody", "203.0.113.11", now) > 0);
 }
 
+/* The events stream asks whether its session lives without using it: an
+ * open page alone does not keep a session alive past its idle time. */
+static void test_session_live_does_not_touch(void **state)
+{
+	(void)state;
+	char token[CONSOLE_TOKEN_HEX + 1], user[CONSOLE_USER_MAX + 1];
+	int64_t t0 = 9000000000;
+	console_session_new("anna", t0, token);
+	for (int64_t t = t0; t < t0 + CONSOLE_SESSION_IDLE_MS; t += 60000)
+		assert_true(console_session_live(token, t));
+	assert_false(console_session_user(token, t0 + CONSOLE_SESSION_IDLE_MS + 1, user));
+	assert_false(console_session_live(token, t0 + CONSOLE_SESSION_IDLE_MS + 2));
+	console_session_new("anna", t0, token);
+	assert_true(console_session_user(token, t0 + 1000, user));
+	assert_string_equal(user, "anna");
+	console_session_end(token);
+	assert_false(console_session_live(token, t0 + 2000));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_throttle_survives_a_spray),
 	    cmocka_unit_test(test_throttle_full_table_waits),
+	    cmocka_unit_test(test_session_live_does_not_touch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
