@@ -38,6 +38,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <termios.h>
 #include <time.h>
@@ -1706,6 +1707,13 @@ static rete_err console_serve(struct console *c, const rete_http_addr *addr, ret
 	if (c->tls) {
 		char *cert = NULL, *key = NULL;
 		err = read_small(c->tls_cert_path, &cert, m);
+		struct stat st;
+		if (err == RETE_OK && stat(c->tls_key_path, &st) == 0 && (st.st_mode & 077) != 0)
+			err =
+			    rete_msg_set(m, RETE_EINVAL,
+					 "%s: the TLS private key is readable by others; chmod 600 "
+					 "%s",
+					 c->tls_key_path, c->tls_key_path);
 		if (err == RETE_OK)
 			err = read_small(c->tls_key_path, &key, m);
 		if (err == RETE_OK)

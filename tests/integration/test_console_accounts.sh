@@ -126,6 +126,16 @@ wait_for 30 r4_done
 grep -q "console-users: the accounts file is readable by others; chmod 600" "$DIR/r4.out" ||
 	fail "a 0644 accounts file was taken: $(cat "$DIR/r4.out")"
 chmod 600 "$DIR/console-users"
+# so is a TLS private key others can read
+chmod 644 "$DIR/console.key"
+"$BIN/rete" console -c "$DIR/coord.ini" --listen 127.0.0.1:0 >"$DIR/r5.out" 2>&1 &
+R5=$!
+PIDS+=($R5)
+r5_done() { ! kill -0 $R5 2>/dev/null || grep -q "serving" "$DIR/r5.out"; }
+wait_for 30 r5_done
+grep -q "console.key: the TLS private key is readable by others; chmod 600" "$DIR/r5.out" ||
+	fail "a 0644 TLS key was taken: $(cat "$DIR/r5.out")"
+chmod 600 "$DIR/console.key"
 
 "$BIN/rete" console -c "$DIR/coord.ini" --listen 127.0.0.1:0 >"$DIR/console.log" 2>&1 &
 CPID=$!
