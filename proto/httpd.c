@@ -493,14 +493,22 @@ static rete_err start_with(rete_httpd *h, const rete_http_addr *addr, unsigned m
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	if (h->tls_cert != NULL)
 		flags |= MHD_USE_TLS;
-	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_HTTPS_MEM_CERT,
-				h->tls_cert ? h->tls_cert : "", MHD_OPTION_HTTPS_MEM_KEY,
-				h->tls_key ? h->tls_key : "", MHD_OPTION_LISTEN_SOCKET,
-				(MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
-				(unsigned)RETE_HTTP_CONNS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
-				(unsigned)RETE_HTTP_IDLE_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-				(size_t)RETE_HTTP_REQUEST_MAX, MHD_OPTION_NOTIFY_COMPLETED, on_done,
-				NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_END);
+	/* the logger first (libmicrohttpd reports a bad option as it reads
+	 * it), and the certificate options only with TLS (without, it writes
+	 * a complaint on stderr for each) */
+	struct MHD_OptionItem ops[] = {
+	    {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL},
+	    {MHD_OPTION_LISTEN_SOCKET, (intptr_t)fd, NULL},
+	    {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)RETE_HTTP_CONNS_MAX, NULL},
+	    {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)RETE_HTTP_IDLE_S, NULL},
+	    {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)RETE_HTTP_REQUEST_MAX, NULL},
+	    {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_done, NULL},
+	    {h->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, h->tls_cert},
+	    {h->tls_cert ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, h->tls_key},
+	    {MHD_OPTION_END, 0, NULL},
+	};
+	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_ARRAY, ops,
+				MHD_OPTION_END);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (!h->d) {
 		close(fd);

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,7 +87,13 @@ static int count_one(void *arg, const char *user, const char *hash)
 
 rete_err console_accounts_count(const char *path, size_t *n, rete_msg *m)
 {
+	struct stat st;
 	*n = 0;
+	if (stat(path, &st) == 0 && (st.st_mode & 077) != 0)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "%s: the accounts file is readable by others; chmod 600 %s "
+				    "(its hashes could be guessed offline)",
+				    path, path);
 	return each_line(path, count_one, n, m);
 }
 
@@ -232,7 +239,19 @@ void console_session_new(const char *user, int64_t now_ms, char token[CONSOLE_TO
 	pthread_mutex_unlock(&sess_lock);
 }
 
+static bool session_look(const char *token, int64_t now_ms, char *user, bool touch);
+
 bool console_session_user(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1])
+{
+	return session_look(token, now_ms, user, true);
+}
+
+bool console_session_live(const char *token, int64_t now_ms)
+{
+	return session_look(token, now_ms, NULL, false);
+}
+
+static bool session_look(const char *token, int64_t now_ms, char *user, bool touch)
 {
 	bool ok = false;
 	if (strlen(token) != CONSOLE_TOKEN_HEX)
@@ -247,8 +266,10 @@ bool console_session_user(const char *token, int64_t now_ms, char user[CONSOLE_U
 			memset(s, 0, sizeof(*s));
 			break;
 		}
-		s->last = now_ms;
-		snprintf(user, CONSOLE_USER_MAX + 1, "%s", s->user);
+		if (touch)
+			s->last = now_ms;
+		if (user != NULL)
+			snprintf(user, CONSOLE_USER_MAX + 1, "%s", s->user);
 		ok = true;
 		break;
 	}
@@ -276,17 +297,36 @@ struct strike {
 static pthread_mutex_t thr_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct strike strikes[CONSOLE_THROTTLE_MAX];
 
+/* Set when a new strike found the table full of live ones: every sign-in
+ * waits until then (a spray of names must not make the table forget the
+ * strike of the user under attack). */
+static int64_t thr_full_until;
+
 static struct strike *strike_find(const char *key, bool make, int64_t now_ms)
 {
-	size_t pick = 0;
+	size_t pick = CONSOLE_THROTTLE_MAX;
+	int64_t soonest = INT64_MAX;
 	for (size_t i = 0; i < CONSOLE_THROTTLE_MAX; i++) {
 		if (strikes[i].key[0] != '\0' && strcmp(strikes[i].key, key) == 0)
 			return &strikes[i];
-		if (strikes[i].last < strikes[pick].last)
+		/* only a strike that throttles nobody now may be replaced:
+		 * an empty one, else the least recently touched of those */
+		if (strikes[i].until > now_ms) {
+			if (strikes[i].until < soonest)
+				soonest = strikes[i].until;
+			continue;
+		}
+		if (pick == CONSOLE_THROTTLE_MAX || strikes[i].key[0] == '\0' ||
+		    (strikes[pick].key[0] != '\0' && strikes[i].last < strikes[pick].last))
 			pick = i;
 	}
 	if (!make)
 		return NULL;
+	if (pick == CONSOLE_THROTTLE_MAX) {
+		if (soonest > thr_full_until)
+			thr_full_until = soonest;
+		return NULL;
+	}
 	memset(&strikes[pick], 0, sizeof(strikes[pick]));
 	snprintf(strikes[pick].key, sizeof(strikes[pick].key), "%s", key);
 	strikes[pick].last = now_ms;
@@ -305,6 +345,8 @@ int64_t console_throttle_wait(const char *user, const char *peer, int64_t now_ms
 		if (s != NULL && s->until > now_ms && s->until - now_ms > wait)
 			wait = s->until - now_ms;
 	}
+	if (thr_full_until > now_ms && thr_full_until - now_ms > wait)
+		wait = thr_full_until - now_ms;
 	pthread_mutex_unlock(&thr_lock);
 	return wait;
 }
@@ -323,6 +365,8 @@ void console_throttle_note(const char *user, const char *peer, bool ok, int64_t 
 			continue;
 		}
 		struct strike *s = strike_find(k[i], true, now_ms);
+		if (s == NULL)
+			continue; /* the table is full of live strikes: all wait */
 		s->fails++;
 		s->last = now_ms;
 		if (s->fails >= CONSOLE_LOGIN_FREE) {

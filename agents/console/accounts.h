@@ -35,7 +35,7 @@ bool console_user_valid(const char *s);
 
 /* console_accounts_count: how many accounts the file at path holds (0 for a
  * missing file). RETE_EIO (unreadable), RETE_EINVAL (a bad line: m names
- * the file and the line). */
+ * the file and the line; a file whose mode lets others in: 077 bits). */
 rete_err console_accounts_count(const char *path, size_t *n, rete_msg *m);
 
 /* console_accounts_check: RETE_OK when user's password is right;
@@ -63,13 +63,21 @@ void console_session_new(const char *user, int64_t now_ms, char token[CONSOLE_TO
 bool console_session_user(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1]);
 
 /* console_session_end ends the session with token, if any. */
+/* console_session_live: the session of token is live, without counting
+ * this as its use (the events stream asks, and must not keep an idle
+ * session alive). */
+bool console_session_live(const char *token, int64_t now_ms);
+
 void console_session_end(const char *token);
 
 /* console_throttle_wait: how many ms a login for user from peer must still
  * wait (0: it may try now). */
 int64_t console_throttle_wait(const char *user, const char *peer, int64_t now_ms);
 
-/* console_throttle_note records a login's outcome for user from peer. */
+/* console_throttle_note records a login's outcome for user from peer. A
+ * strike that throttles someone now is never dropped for a new one: when
+ * the table (CONSOLE_THROTTLE_MAX) is full of them, every login waits until
+ * the soonest ends. */
 void console_throttle_note(const char *user, const char *peer, bool ok, int64_t now_ms);
 
 /* console_form_field finds field name in an application/x-www-form-

@@ -30,6 +30,7 @@
  * console's lock; the HTTP threads read under the same lock.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -37,6 +38,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <termios.h>
 #include <time.h>
@@ -519,6 +521,39 @@ static bool lang_ok(const rete_http_req *rq, rete_http_answer *a)
 
 #define SESSION_COOKIE "rete_session"
 
+/* console_host_ok: rq's Host names a loopback address (127.0.0.0/8, ::1)
+ * or localhost, with any port. Without accounts the console listens on
+ * loopback only, and a page of another site whose name was made to resolve
+ * to 127.0.0.1 (DNS rebinding) would otherwise read it as its own origin. */
+static bool console_host_ok(const rete_http_req *rq)
+{
+	const char *host = rete_http_req_header(rq, "Host");
+	char name[RETE_HTTP_ADDR_MAX];
+	size_t n;
+	if (host == NULL)
+		return false;
+	if (host[0] == '[') {
+		const char *end = strchr(host, ']');
+		if (end == NULL || (end[1] != '\0' && end[1] != ':'))
+			return false;
+		n = (size_t)(end - host - 1);
+		host++;
+	} else {
+		n = strcspn(host, ":");
+	}
+	if (n == 0 || n >= sizeof(name))
+		return false;
+	memcpy(name, host, n);
+	name[n] = '\0';
+	if (strcasecmp(name, "localhost") == 0)
+		return true;
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, name, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, name, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
 /* console_who: the signed-in user of rq (into user), or false with the
  * answer set: a page is sent to /login, anything else gets a 401. Without
  * accounts everyone is let in, as the peer's address. */
@@ -529,6 +564,18 @@ static bool console_who(struct console *c, const rete_http_req *rq, rete_http_an
 	const char *ck = rete_http_req_header(rq, "Cookie");
 
 	if (!c->auth) {
+		if (!console_host_ok(rq)) {
+			a->status = 421;
+			rete_http_printf(
+			    a,
+			    "rete console: Host '%.100s' is not this console's address; "
+			    "without accounts it answers only 127.0.0.1, [::1] or "
+			    "localhost (another name that resolves here is a page of "
+			    "another site trying to read it)\n",
+			    rete_http_req_header(rq, "Host") ? rete_http_req_header(rq, "Host")
+							     : "");
+			return false;
+		}
 		snprintf(user, CONSOLE_USER_MAX + 1, "%s", rq->peer);
 		return true;
 	}
@@ -559,6 +606,29 @@ static void console_record_as(struct console *c, const char *who, const char *wh
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* console_same_origin: false when a browser says rq (a login, a logout) comes from
+ * another site's page (Sec-Fetch-Site other than same-origin, or an Origin
+ * other than this console's scheme://Host, "null" included): SameSite
+ * cookies do not stop a forged login, which would sign the victim in as
+ * the attacker. A client that sends neither header (curl, an old browser)
+ * is let through. */
+static bool console_same_origin(const struct console *c, const rete_http_req *rq)
+{
+	const char *site = rete_http_req_header(rq, "Sec-Fetch-Site");
+	if (site != NULL && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
+		return false;
+	const char *origin = rete_http_req_header(rq, "Origin");
+	if (origin == NULL)
+		return true;
+	const char *host = rete_http_req_header(rq, "Host");
+	const char *scheme = c->tls ? "https://" : "http://";
+	size_t sl = strlen(scheme);
+	return host != NULL && host[0] != '\0' && strncmp(origin, scheme, sl) == 0 &&
+	       strcasecmp(origin + sl, host) == 0;
+}
+
+static pthread_mutex_t login_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
@@ -574,6 +644,14 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		rete_http_header(a, "Location", "/");
 		return;
 	}
+	if (!console_same_origin(c, rq)) {
+		a->status = 403;
+		rete_http_printf(a, "rete console: this login was sent by another site's page; "
+				    "sign in on the console's own /login page\n");
+		snprintf(what, sizeof(what), "login refused: sent by another site's page");
+		console_record_as(c, rq->peer, what);
+		return;
+	}
 	if (rq->body == NULL ||
 	    !console_form_field(rq->body, rq->body_len, "user", user, sizeof(user)) ||
 	    !console_form_field(rq->body, rq->body_len, "password", pw, sizeof(pw)) ||
@@ -585,8 +663,13 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		sodium_memzero(pw, sizeof(pw));
 		return;
 	}
+	/* one password check at a time: the throttle then counts every guess
+	 * before the next is checked (guesses sent at once got through all
+	 * together), and at most one Argon2 hash (64 MiB) is in memory */
+	pthread_mutex_lock(&login_lock);
 	int64_t now = rete_now_ms(), wait = console_throttle_wait(user, rq->peer, now);
 	if (wait > 0) {
+		pthread_mutex_unlock(&login_lock);
 		char ra[32];
 		snprintf(ra, sizeof(ra), "%lld", (long long)(wait + 999) / 1000);
 		a->status = 429;
@@ -603,6 +686,7 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	bool ok = console_accounts_check(c->users_path, user, pw, &m) == RETE_OK;
 	sodium_memzero(pw, sizeof(pw));
 	console_throttle_note(user, rq->peer, ok, now);
+	pthread_mutex_unlock(&login_lock);
 	snprintf(what, sizeof(what), "login %s from %s %s", user, rq->peer, ok ? "ok" : "refused");
 	console_record_as(c, ok ? user : rq->peer, what);
 	if (!ok) {
@@ -628,6 +712,12 @@ static void route_logout(void *ctx, const rete_http_req *rq, rete_http_answer *a
 	struct console *c = ctx;
 	char token[CONSOLE_TOKEN_HEX + 2], user[CONSOLE_USER_MAX + 1], what[120];
 	const char *ck = rete_http_req_header(rq, "Cookie");
+	if (!console_same_origin(c, rq)) {
+		a->status = 403;
+		rete_http_printf(a, "rete console: this logout was asked by another site's page; "
+				    "sign out from the console's own pages\n");
+		return;
+	}
 	if (ck != NULL && console_cookie(ck, SESSION_COOKIE, token, sizeof(token))) {
 		if (console_session_user(token, rete_now_ms(), user)) {
 			snprintf(what, sizeof(what), "logout %s", user);
@@ -1486,6 +1576,7 @@ struct sse {
 	struct console *c;
 	uint64_t seen;
 	bool first;
+	char token[CONSOLE_TOKEN_HEX + 2]; /* its session's, with accounts */
 };
 
 static void *sse_open(void *ctx, const rete_http_req *rq)
@@ -1497,11 +1588,15 @@ static void *sse_open(void *ctx, const rete_http_req *rq)
 	if (c->auth && (ck == NULL || !console_cookie(ck, "rete_session", token, sizeof(token)) ||
 			!console_session_user(token, rete_now_ms(), user)))
 		return NULL;
+	if (!c->auth && !console_host_ok(rq))
+		return NULL;
 	pthread_mutex_lock(&c->lock);
 	if (c->streams < CONSOLE_STREAMS_MAX && !c->stopping && (s = calloc(1, sizeof(*s)))) {
 		c->streams++;
 		s->c = c;
 		s->first = true;
+		if (c->auth)
+			snprintf(s->token, sizeof(s->token), "%s", token);
 	}
 	pthread_mutex_unlock(&c->lock);
 	if (s != NULL)
@@ -1516,6 +1611,10 @@ static long sse_next(void *st, char *buf, size_t max)
 	struct timespec until;
 	long n;
 
+	/* the stream ends with its session (a logout, the 12 hours): it is
+	 * checked before every write, so it ends within two keep-alives */
+	if (c->auth && !console_session_live(s->token, rete_now_ms()))
+		return -1;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += CONSOLE_KEEPALIVE_S;
 	pthread_mutex_lock(&c->lock);
@@ -1542,6 +1641,7 @@ static long sse_next(void *st, char *buf, size_t max)
 static void sse_close(void *st)
 {
 	struct sse *s = st;
+	sodium_memzero(s->token, sizeof(s->token));
 	pthread_mutex_lock(&s->c->lock);
 	s->c->streams--;
 	pthread_mutex_unlock(&s->c->lock);
@@ -1607,6 +1707,13 @@ static rete_err console_serve(struct console *c, const rete_http_addr *addr, ret
 	if (c->tls) {
 		char *cert = NULL, *key = NULL;
 		err = read_small(c->tls_cert_path, &cert, m);
+		struct stat st;
+		if (err == RETE_OK && stat(c->tls_key_path, &st) == 0 && (st.st_mode & 077) != 0)
+			err =
+			    rete_msg_set(m, RETE_EINVAL,
+					 "%s: the TLS private key is readable by others; chmod 600 "
+					 "%s",
+					 c->tls_key_path, c->tls_key_path);
 		if (err == RETE_OK)
 			err = read_small(c->tls_key_path, &key, m);
 		if (err == RETE_OK)

@@ -115,6 +115,27 @@ printf 'tls_cert = console.crt\ntls_key = console.key\n' >>"$DIR/coord.ini"
 "$BIN/rete" console -c "$DIR/coord.ini" --listen 192.0.2.10:8480 >"$DIR/r3.out" 2>&1
 grep -q "will not listen" "$DIR/r3.out" && fail "TLS and accounts set, still refused: $(cat "$DIR/r3.out")"
 grep -q "cannot listen on 192.0.2.10:8480" "$DIR/r3.out" || fail "r3: $(cat "$DIR/r3.out")"
+# an accounts file others can read (its hashes open to offline guessing)
+# is refused, as the key files are
+chmod 644 "$DIR/console-users"
+"$BIN/rete" console -c "$DIR/coord.ini" --listen 127.0.0.1:0 >"$DIR/r4.out" 2>&1 &
+R4=$!
+PIDS+=($R4)
+r4_done() { ! kill -0 $R4 2>/dev/null || grep -q "serving" "$DIR/r4.out"; }
+wait_for 30 r4_done
+grep -q "console-users: the accounts file is readable by others; chmod 600" "$DIR/r4.out" ||
+	fail "a 0644 accounts file was taken: $(cat "$DIR/r4.out")"
+chmod 600 "$DIR/console-users"
+# so is a TLS private key others can read
+chmod 644 "$DIR/console.key"
+"$BIN/rete" console -c "$DIR/coord.ini" --listen 127.0.0.1:0 >"$DIR/r5.out" 2>&1 &
+R5=$!
+PIDS+=($R5)
+r5_done() { ! kill -0 $R5 2>/dev/null || grep -q "serving" "$DIR/r5.out"; }
+wait_for 30 r5_done
+grep -q "console.key: the TLS private key is readable by others; chmod 600" "$DIR/r5.out" ||
+	fail "a 0644 TLS key was taken: $(cat "$DIR/r5.out")"
+chmod 600 "$DIR/console.key"
 
 "$BIN/rete" console -c "$DIR/coord.ini" --listen 127.0.0.1:0 >"$DIR/console.log" 2>&1 &
 CPID=$!
@@ -150,6 +171,43 @@ code=$("${C[@]}" -o /dev/null -w '%{http_code}' -H "Cookie: rete_session=$TOKEN"
 code=$("${C[@]}" -o /dev/null -w '%{http_code}' -H "Cookie: rete_session=${TOKEN%?}0" "$URL/api/overview")
 [ "$code" = 401 ] || fail "a forged token: $code"
 
+# a login posted by another site's page (login CSRF: the victim would be
+# signed in as the attacker) is refused before any password check, while
+# the console's own origin is let in
+PORT=${URL##*:}; PORT=${PORT%%/*}
+code=$("${C[@]}" -D "$DIR/hx.txt" -o "$DIR/x.txt" -w '%{http_code}' -H 'Origin: https://evil.example' \
+	--data-urlencode user=alice --data-urlencode 'password=correct horse battery' "$URL/login")
+[ "$code" = 403 ] && grep -q "another site" "$DIR/x.txt" && ! grep -qi '^set-cookie: rete_session=[0-9a-f]' "$DIR/hx.txt" ||
+	fail "a cross-site login was answered $code: $(cat "$DIR/hx.txt" "$DIR/x.txt")"
+code=$("${C[@]}" -o /dev/null -w '%{http_code}' -H 'Sec-Fetch-Site: cross-site' \
+	--data-urlencode user=alice --data-urlencode 'password=correct horse battery' "$URL/login")
+[ "$code" = 403 ] || fail "a login with Sec-Fetch-Site: cross-site was answered $code"
+code=$("${C[@]}" -o /dev/null -w '%{http_code}' -H 'Origin: null' \
+	--data-urlencode user=alice --data-urlencode 'password=correct horse battery' "$URL/login")
+[ "$code" = 403 ] || fail "a login with Origin: null was answered $code"
+code=$("${C[@]}" -D "$DIR/hs.txt" -o /dev/null -w '%{http_code}' -H "Origin: https://127.0.0.1:$PORT" \
+	-H 'Sec-Fetch-Site: same-origin' --data-urlencode user=alice \
+	--data-urlencode 'password=correct horse battery' "$URL/login")
+[ "$code" = 303 ] && grep -qi '^set-cookie: rete_session=[0-9a-f]\{64\}' "$DIR/hs.txt" ||
+	fail "a same-origin login was answered $code"
+
+# a logout asked by another site's page (an <img src=/logout>) is refused:
+# its Set-Cookie would otherwise clear the victim's session cookie
+code=$("${C[@]}" -D "$DIR/hl.txt" -o "$DIR/l.txt" -w '%{http_code}' -H 'Sec-Fetch-Site: cross-site' \
+	-H "Cookie: rete_session=$(grep -oi 'rete_session=[0-9a-f]*' "$DIR/hs.txt" | head -n 1 | cut -d= -f2)" "$URL/logout")
+[ "$code" = 403 ] && ! grep -qi '^set-cookie' "$DIR/hl.txt" || fail "a cross-site logout was answered $code"
+
+# the live stream ends with its session: a logout closes an open
+# /api/events (it checks its session at every keep-alive)
+T2=$(grep -oi 'rete_session=[0-9a-f]*' "$DIR/hs.txt" | head -n 1 | cut -d= -f2)
+"${C[@]}" -N -H "Cookie: rete_session=$T2" "$URL/api/events" >"$DIR/ev.txt" 2>/dev/null &
+EVPID=$!
+PIDS+=($EVPID)
+wait_for 20 grep -q "event: update" "$DIR/ev.txt" || fail "no event on the stream: $(cat "$DIR/ev.txt")"
+"${C[@]}" -o /dev/null -H "Cookie: rete_session=$T2" "$URL/logout"
+stream_gone() { ! kill -0 $EVPID 2>/dev/null; }
+wait_for 20 stream_gone || fail "the events stream lives on after the logout"
+
 # wrong passwords: refused, then throttled with Retry-After
 for i in 1 2 3; do
 	code=$("${C[@]}" -o /dev/null -w '%{http_code} %{redirect_url}' --data 'user=bob&password=guess' "$URL/login")
@@ -158,6 +216,18 @@ done
 code=$("${C[@]}" -D "$DIR/h2.txt" -o "$DIR/t.txt" -w '%{http_code}' --data 'user=bob&password=guess' "$URL/login")
 [ "$code" = 429 ] && grep -qi '^retry-after: [0-9]' "$DIR/h2.txt" && grep -q "too many failed logins" "$DIR/t.txt" ||
 	fail "the 4th wrong password was not throttled: $code $(cat "$DIR/t.txt")"
+# guesses sent at once (from a fresh address, for a fresh name) are not
+# all checked before the first is counted: at most the free ones are
+for i in 1 2 3 4 5 6 7 8; do
+	"${C[@]}" --interface 127.0.0.2 -o /dev/null -w '%{http_code}\n' \
+		--data 'user=carol&password=guess' "$URL/login" >"$DIR/par$i.txt" &
+	PAR[$i]=$!
+done
+for i in 1 2 3 4 5 6 7 8; do wait ${PAR[$i]}; done
+checked=$(cat "$DIR"/par*.txt | grep -c '^303$')
+throttled=$(cat "$DIR"/par*.txt | grep -c '^429$')
+[ "$checked" -le 3 ] && [ $((checked + throttled)) = 8 ] ||
+	fail "8 guesses at once: $checked checked, $throttled throttled: $(cat "$DIR"/par*.txt | tr '\n' ' ')"
 # bad forms: a 4xx with a sentence
 code=$("${C[@]}" -o "$DIR/b.txt" -w '%{http_code}' --data 'user=al%zzice&password=x' "$URL/login")
 [ "$code" = 400 ] && grep -q "a login is a form" "$DIR/b.txt" || fail "a bad form: $code"

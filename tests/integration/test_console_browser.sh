@@ -237,6 +237,9 @@ console_up() { grep -q "serving coord.mantova's view at http://127.0.0.1:" "$DIR
 wait_for 30 console_up || fail "the console did not start"
 URL=$(grep -o 'http://127.0.0.1:[0-9]*/' "$DIR/console.log" | head -n 1)
 URL=${URL%/}
+# the log holds the console's sentences only, no libmicrohttpd complaint
+# about options of a TLS it does not use
+grep -q "MHD" "$DIR/console.log" && fail "libmicrohttpd's noise in the log: $(cat "$DIR/console.log")"
 
 # headers: a strict CSP; the pages hold no inline script
 curl -s -D "$DIR/h.txt" -o "$DIR/p.html" "$URL/panoramica" || fail "GET /panoramica"
@@ -251,6 +254,18 @@ code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/static/..%2fconsole.c")
 [ "$code" = 400 ] || fail "/static/..%2f: $code $(cat "$DIR/bad.txt")"
 code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' -X POST "$URL/api/overview")
 [ "$code" = 405 ] || fail "POST: $code"
+# DNS rebinding: another site's name made to resolve to 127.0.0.1 would let
+# its page read the console (no accounts on loopback); the console answers
+# only a Host that is a loopback address or localhost
+for p in /api/overview /panoramica "/api/report.csv?from=2026-01-01&to=2026-01-31"; do
+	code=$(curl -s -m 10 -o "$DIR/bad.txt" -w '%{http_code}' -H 'Host: evil.example:80' "$URL$p")
+	[ "$code" = 421 ] && grep -q "not this console's address" "$DIR/bad.txt" ||
+		fail "Host: evil.example, $p: $code $(cat "$DIR/bad.txt")"
+done
+code=$(curl -s -m 10 -o "$DIR/bad.txt" -w '%{http_code}' -H 'Host: evil.example' "$URL/api/events")
+[ "$code" = 503 ] && ! grep -q "event:" "$DIR/bad.txt" || fail "Host: evil.example, /api/events: $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: localhost:${URL##*:}" "$URL/api/overview")
+[ "$code" = 200 ] || fail "Host: localhost: $code"
 kill -0 $CONSOLE_PID || fail "the console died on bad input"
 
 # --- the browser ----------------------------------------------------------------------

@@ -1,0 +1,90 @@
+/* test_console_accounts.c — the console's login throttle
+ * (agents/console/accounts.c), driven with chosen times: a user throttled
+ * after failed sign-ins stays throttled however many other names and
+ * addresses an attacker tries meanwhile. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+
+#include "accounts.h"
+
+/* A spray of one failed sign-in per name, each from an address of its own,
+ * more than the table holds, must not push out the strike of the user
+ * under attack (before the fix it evicted the least recently touched
+ * entry, active or not, and the next guess went through at once). */
+static void test_throttle_survives_a_spray(void **state)
+{
+	(void)state;
+	int64_t now = 1000000;
+	for (int i = 0; i < CONSOLE_LOGIN_FREE + 2; i++)
+		console_throttle_note("alice", "192.0.2.1", false, now);
+	assert_true(console_throttle_wait("alice", "192.0.2.1", now) > 0);
+	assert_true(console_throttle_wait("alice", "198.51.100.7", now) > 0);
+	for (int i = 0; i < 4 * CONSOLE_THROTTLE_MAX; i++) {
+		char user[32], peer[32];
+		snprintf(user, sizeof(user), "spray%d", i);
+		snprintf(peer, sizeof(peer), "10.%d.%d.%d", (i >> 16) & 255, (i >> 8) & 255,
+			 i & 255);
+		console_throttle_note(user, peer, false, now + 1 + i / 64);
+	}
+	now += 1 + 4 * CONSOLE_THROTTLE_MAX / 64;
+	assert_true(console_throttle_wait("alice", "203.0.113.9", now) > 0);
+	/* and it ends: after 15 minutes alice may try again */
+	assert_int_equal(console_throttle_wait("alice", "203.0.113.9", now + 900001), 0);
+}
+
+/* A table full of live strikes (a spray of names each failed enough
+ * times) makes every sign-in wait rather than forget one of them. */
+static void test_throttle_full_table_waits(void **state)
+{
+	(void)state;
+	int64_t now = 5000000000;
+	for (int i = 0; i < CONSOLE_THROTTLE_MAX + 8; i++) {
+		char user[32], peer[32];
+		snprintf(user, sizeof(user), "full%d", i);
+		snprintf(peer, sizeof(peer), "10.200.%d.%d", (i >> 8) & 255, i & 255);
+		for (int k = 0; k < CONSOLE_LOGIN_FREE; k++)
+			console_throttle_note(user, peer, false, now);
+	}
+	assert_true(console_throttle_wait("full0", "203.0.113.10", now) > 0);
+	assert_true(console_throttle_wait("full1", "203.0.113.10", now) > 0);
+	/* a name whose strikes found no room waits too */
+	char last[32];
+	snprintf(last, sizeof(last), "full%d", CONSOLE_THROTTLE_MAX + 7);
+	assert_true(console_throttle_wait(last, "203.0.113.10", now) > 0);
+	assert_true(console_throttle_wait("nobody", "203.0.113.11", now) > 0);
+}
+
+/* The events stream asks whether its session lives without using it: an
+ * open page alone does not keep a session alive past its idle time. */
+static void test_session_live_does_not_touch(void **state)
+{
+	(void)state;
+	char token[CONSOLE_TOKEN_HEX + 1], user[CONSOLE_USER_MAX + 1];
+	int64_t t0 = 9000000000;
+	console_session_new("anna", t0, token);
+	for (int64_t t = t0; t < t0 + CONSOLE_SESSION_IDLE_MS; t += 60000)
+		assert_true(console_session_live(token, t));
+	assert_false(console_session_user(token, t0 + CONSOLE_SESSION_IDLE_MS + 1, user));
+	assert_false(console_session_live(token, t0 + CONSOLE_SESSION_IDLE_MS + 2));
+	console_session_new("anna", t0, token);
+	assert_true(console_session_user(token, t0 + 1000, user));
+	assert_string_equal(user, "anna");
+	console_session_end(token);
+	assert_false(console_session_live(token, t0 + 2000));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_throttle_survives_a_spray),
+	    cmocka_unit_test(test_throttle_full_table_waits),
+	    cmocka_unit_test(test_session_live_does_not_touch),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
