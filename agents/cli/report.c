@@ -495,17 +495,23 @@ nomem:
  * CSV
  * ---------------------------------------------------------------------- */
 
-/* csv_field_q writes one field, quoted when RFC 4180 requires it or when
+/* csv_field_q writes one field, quoted when RFC 4180 requires it, when it
+ * looks like a formula (then with a leading apostrophe) or when
  * always is set. */
 static void csv_field_q(FILE *out, const char *s, char sep, bool always)
 {
-	bool quote = always || s[strcspn(s, "\"\r\n")] != '\0' || strchr(s, sep) != NULL;
+	/* a text a spreadsheet would run as a formula gets a leading
+	 * apostrophe (the codes and ids come from the network) */
+	bool formula = s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL;
+	bool quote = always || formula || s[strcspn(s, "\"\r\n")] != '\0' || strchr(s, sep) != NULL;
 
 	if (!quote) {
 		fputs(s, out);
 		return;
 	}
 	fputc('"', out);
+	if (formula)
+		fputc('\'', out);
 	for (const char *c = s; *c != '\0'; c++) {
 		if (*c == '"')
 			fputc('"', out);

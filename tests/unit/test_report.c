@@ -524,6 +524,33 @@ static void test_csv_quoting(void **state)
 	report_free(&r);
 }
 
+/* A text cell a spreadsheet would run as a formula (=, +, -, @, a tab or a
+ * carriage return first) is written with a leading apostrophe, quoted: the
+ * service codes and agency ids come from the network. */
+static void test_csv_formula_guard(void **state)
+{
+	(void)state;
+	struct scenario s;
+	report *r = NULL;
+
+	memset(&s, 0, sizeof(s));
+	add(&s, "F", "a.b", "c.d", "=HYPERLINK(x)", RETE__AGE_BAND__AGE_BAND_ADULT,
+	    RETE__STATUS__STATUS_REQUESTED, P_FROM + H);
+	add(&s, "G", "a.b", "c.d", "-orientation", RETE__AGE_BAND__AGE_BAND_ADULT,
+	    RETE__STATUS__STATUS_REQUESTED, P_FROM + H);
+	add(&s, "J", "a.b", "c.d", "@sum", RETE__AGE_BAND__AGE_BAND_ADULT,
+	    RETE__STATUS__STATUS_REQUESTED, P_FROM + H);
+	assert_int_equal(report_build(s.ptr, s.n, P_FROM, P_TO, P_TO, REPORT_BY_SERVICE, &r, NULL),
+			 RETE_OK);
+	char *csv = csv_of(r, ',', '.');
+	assert_non_null(strstr(csv, "\r\n\"'=HYPERLINK(x)\",1,"));
+	assert_non_null(strstr(csv, "\r\n\"'-orientation\",1,"));
+	assert_non_null(strstr(csv, "\r\n\"'@sum\",1,"));
+	assert_null(strstr(csv, "\r\n=HYPERLINK"));
+	free(csv);
+	report_free(&r);
+}
+
 static void test_json(void **state)
 {
 	(void)state;
@@ -970,6 +997,7 @@ int main(void)
 	    cmocka_unit_test(test_months_and_italian),
 	    cmocka_unit_test(test_every_age_band),
 	    cmocka_unit_test(test_csv_quoting),
+	    cmocka_unit_test(test_csv_formula_guard),
 	    cmocka_unit_test(test_json),
 	    cmocka_unit_test(test_parse_by),
 	    cmocka_unit_test(test_empty_period_and_stats),
