@@ -112,6 +112,17 @@ static size_t utf8_bad_offset(const unsigned char *s, size_t len)
 		size_t n;
 		uint32_t cp, min;
 
+		/* ASCII, the common case, eight bytes at a time */
+		while (len - i >= 8) {
+			uint64_t w;
+			memcpy(&w, s + i, 8);
+			if (w & UINT64_C(0x8080808080808080))
+				break;
+			i += 8;
+		}
+		if (i >= len)
+			break;
+		c = s[i];
 		if (c < 0x80) {
 			i++;
 			continue;
