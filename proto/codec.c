@@ -112,6 +112,17 @@ static size_t utf8_bad_offset(const unsigned char *s, size_t len)
 		size_t n;
 		uint32_t cp, min;
 
+		/* ASCII, the common case, eight bytes at a time */
+		while (len - i >= 8) {
+			uint64_t w;
+			memcpy(&w, s + i, 8);
+			if (w & UINT64_C(0x8080808080808080))
+				break;
+			i += 8;
+		}
+		if (i >= len)
+			break;
+		c = s[i];
 		if (c < 0x80) {
 			i++;
 			continue;
@@ -150,10 +161,19 @@ static size_t path_push(struct path *p, const char *name, size_t idx, bool index
 	size_t old = p->len;
 	int w;
 
-	if (indexed)
+	if (indexed) {
 		w = snprintf(p->text + p->len, sizeof(p->text) - p->len, ".%s[%zu]", name, idx);
-	else
-		w = snprintf(p->text + p->len, sizeof(p->text) - p->len, ".%s", name);
+	} else {
+		/* as snprintf ".%s" would, without its cost (once per field) */
+		size_t room = sizeof(p->text) - p->len, nl = strlen(name);
+		size_t c = nl + 1 < room - 1 ? nl + 1 : room - 1;
+		if (c > 0) {
+			p->text[p->len] = '.';
+			memcpy(p->text + p->len + 1, name, c - 1);
+		}
+		p->text[p->len + c] = '\0';
+		w = (int)(nl + 1);
+	}
 	if (w > 0) {
 		p->len += (size_t)w;
 		if (p->len >= sizeof(p->text))
@@ -268,8 +288,11 @@ rete_err rete_pb_strict_unpack(const ProtobufCMessageDescriptor *d, const uint8_
 				    "%zu bytes are not a valid %s (protobuf decoding failed: "
 				    "truncated, wrong wire type or malformed field)",
 				    len, d->short_name);
-	snprintf(p.text, sizeof(p.text), "%s", d->short_name);
-	p.len = strlen(p.text);
+	p.len = strlen(d->short_name);
+	if (p.len >= sizeof(p.text))
+		p.len = sizeof(p.text) - 1;
+	memcpy(p.text, d->short_name, p.len);
+	p.text[p.len] = '\0';
 	e = check_msg(msg, &p, m);
 	if (e != RETE_OK)
 		goto fail;

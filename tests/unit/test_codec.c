@@ -381,6 +381,15 @@ static void test_strict_refusals(void **state)
 	    W("UTF-16 surrogate", "UTF-8", 0x0a, 0x03, 0xed, 0xa0, 0x80),
 	    W("above U+10FFFF", "UTF-8", 0x0a, 0x04, 0xf4, 0x90, 0x80, 0x80),
 	    W("truncated UTF-8", "UTF-8", 0x0a, 0x02, 'a', 0xe2),
+	    /* past the decoder's eight-bytes-at-a-time ASCII scan: the offset
+	     * is still the bad byte's */
+	    W("invalid UTF-8 after ten ASCII bytes", "offset 10", 0x0a, 0x0b, 'a', 'b', 'c', 'd',
+	      'e', 'f', 'g', 'h', 'i', 'j', 0xff),
+	    W("invalid UTF-8 after ASCII, a valid e-grave and ASCII", "offset 19", 0x0a, 0x15, 'a',
+	      'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 0xc3, 0xa8, 'a', 'b', 'c', 'd', 'e', 'f', 'g',
+	      'h', 0xc3, 0x28),
+	    W("surrogate after sixteen ASCII bytes", "offset 16", 0x0a, 0x13, 'a', 'b', 'c', 'd',
+	      'e', 'f', 'g', 'h', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 0xed, 0xa0, 0x80),
 	    W("invalid UTF-8 in oneof referral.service", "Message.referral.service", 0x52, 0x04,
 	      0x0a, 0x02, 0xff, 0xfe),
 	    W("NUL in referral.service", "re-encodes", 0x52, 0x03, 0x0a, 0x01, 0x00),
