@@ -346,19 +346,39 @@ static void v_enum(v_ctx *v, const char *path, int value, const ProtobufCEnumDes
 
 enum v_pd { V_PD_NONE, V_PD_FISCAL, V_PD_EMAIL, V_PD_PHONE, V_PD_CONTROL, V_PD_SPACE };
 
+/* The classes of a byte, by table: the checks below look at every byte of
+ * a field (consent.legalBasis may be a long citation), so one load instead
+ * of a chain of comparisons. V_K_SPACE marks the bytes a space or control
+ * character starts with (v_space_len says whether one does). */
+enum { V_K_DIGIT = 1, V_K_ALPHA = 2, V_K_HEX = 4, V_K_AT = 8, V_K_SPACE = 16 };
+#define V_K_ALNUM (V_K_DIGIT | V_K_ALPHA)
+
+static const unsigned char v_kind[256] = {
+    [0x01 ... 0x20] = V_K_SPACE,
+    ['0' ... '9'] = V_K_DIGIT | V_K_HEX,
+    ['A' ... 'F'] = V_K_ALPHA | V_K_HEX,
+    ['G' ... 'Z'] = V_K_ALPHA,
+    ['a' ... 'f'] = V_K_ALPHA | V_K_HEX,
+    ['g' ... 'z'] = V_K_ALPHA,
+    ['@'] = V_K_AT,
+    [0x7f] = V_K_SPACE,
+    [0xC2] = V_K_SPACE,
+    [0xE1 ... 0xE3] = V_K_SPACE,
+};
+
 static bool v_alnum(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+	return (v_kind[c] & V_K_ALNUM) != 0;
 }
 
 static bool v_digit(unsigned char c)
 {
-	return c >= '0' && c <= '9';
+	return (v_kind[c] & V_K_DIGIT) != 0;
 }
 
 static bool v_hex(unsigned char c)
 {
-	return v_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+	return (v_kind[c] & V_K_HEX) != 0;
 }
 
 static unsigned char v_upper(unsigned char c)
@@ -455,7 +475,7 @@ static bool v_find_phone(const unsigned char *s, size_t *at, size_t *digits)
 	} while (0)
 
 	for (;;) {
-		if ((i == 0 || !v_hex(s[i - 1])) && v_uuid_at(s + i)) {
+		if (v_hex(s[i]) && (i == 0 || !v_hex(s[i - 1])) && v_uuid_at(s + i)) {
 			V_RUN_END('-'); /* a UUID is never part of a run */
 			i += 36;
 			continue;
@@ -495,6 +515,33 @@ static bool v_find_phone(const unsigned char *s, size_t *at, size_t *digits)
 		i++;
 	}
 #undef V_RUN_END
+}
+
+/* v_phone_possible: s has a run v_find_phone could take for a phone number:
+ * digit groups joined by one separator each, with 8 digits or more (the
+ * fewest v_phone_digits accepts). A quick pass: a citation full of short
+ * numbers ("L. 328/2000 art. 22") has none, and needs no full scan. */
+static bool v_phone_possible(const unsigned char *s)
+{
+	size_t n = 0; /* digits of the run so far */
+	size_t i = 0;
+	while (s[i] != '\0') {
+		if (!(v_kind[s[i]] & V_K_DIGIT)) {
+			i++;
+			continue;
+		}
+		while (v_kind[s[i]] & V_K_DIGIT) {
+			n++;
+			i++;
+		}
+		if (n >= 8)
+			return true;
+		if (v_phone_sep(s[i]) && (v_kind[s[i + 1]] & V_K_DIGIT))
+			i++; /* the run goes on */
+		else
+			n = 0;
+	}
+	return false;
 }
 
 /* v_find_email: an '@' with a character before it and a domain after it. */
@@ -551,32 +598,40 @@ static enum v_pd v_personal_kind(const char *str, size_t *at, size_t *digits)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0;
+	unsigned seen = 0; /* the byte classes (v_kind) s holds */
 	bool control;
 
+	/* one pass: the words (a fiscal code is one of 16 characters), and
+	 * what the later checks need to find anything at all */
 	while (s[i] != '\0') {
-		if (!v_alnum(s[i])) {
+		unsigned k = v_kind[s[i]];
+		seen |= k;
+		if (!(k & V_K_ALNUM)) {
 			i++;
 			continue;
 		}
 		size_t j = i;
-		while (v_alnum(s[j]))
-			j++;
+		while (v_kind[s[j]] & V_K_ALNUM)
+			seen |= v_kind[s[j++]];
 		if (j - i == 16 && v_fiscal_shape(s + i)) {
 			*at = i;
 			return V_PD_FISCAL;
 		}
 		i = j;
 	}
-	if (v_find_email(s, at))
+	/* an e-mail address has an '@', a phone number digits, a space or
+	 * control character one of the V_K_SPACE bytes */
+	if ((seen & V_K_AT) && v_find_email(s, at))
 		return V_PD_EMAIL;
-	if (v_find_phone(s, at, digits))
+	if ((seen & V_K_DIGIT) && v_phone_possible(s) && v_find_phone(s, at, digits))
 		return V_PD_PHONE;
-	for (i = 0; s[i] != '\0'; i++) {
-		if (v_space_len(s + i, &control) > 0) {
-			*at = i;
-			return control ? V_PD_CONTROL : V_PD_SPACE;
+	if (seen & V_K_SPACE)
+		for (i = 0; s[i] != '\0'; i++) {
+			if ((v_kind[s[i]] & V_K_SPACE) && v_space_len(s + i, &control) > 0) {
+				*at = i;
+				return control ? V_PD_CONTROL : V_PD_SPACE;
+			}
 		}
-	}
 	return V_PD_NONE;
 }
 

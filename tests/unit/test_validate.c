@@ -1384,6 +1384,22 @@ static void test_identifiers_personal(void **state)
 		    {"L. 184/1983 art. 9 per RSSMRA85M41E897X", "fiscal code"},
 		    {"art. 403 c.c., segnalato da maria.rossi@example.org", "e-mail address"},
 		    {"L. 184/1983 art. 9, madre al 347-1234567", "phone number"},
+		    /* the fewest digits a phone number has: 8 after a '+',
+		     * across separators */
+		    {"L. 184/1983 art. 9, +39-0376-55", "phone number"},
+		    {"art. 9 (+12345678)", "phone number"},
+		    /* after a UUID, and after a long citation of short numbers
+		     * (the quick passes must not stop early) */
+		    {"rif. 3f2c8a10-4b6d-4e21-9a7f-0c5d2e8b1a34 tel 0376 555010", "phone number"},
+		    {"L. 328/2000 art. 22 c. 2; L. 328/2000 art. 22 c. 2; L. 328/2000 art. 22 "
+		     "c. 2; L. 328/2000 art. 22 c. 2; L. 328/2000 art. 22 c. 2; tel. 0376 555010",
+		     "phone number"},
+		    {"L. 328/2000 art. 22 c. 2; L. 328/2000 art. 22 c. 2; L. 328/2000 art. 22 "
+		     "c. 2; L. 328/2000 art. 22 c. 2; per RSSMRA85M41E897X",
+		     "fiscal code"},
+		    {"L. 328/2000 art. 22 c. 2; L. 328/2000 art. 22 c. 2; L. 328/2000 art. 22 "
+		     "c. 2; L. 328/2000 art. 22 c. 2; m.rossi@comune.mantova.it",
+		     "e-mail address"},
 		};
 		for (size_t k = 0; k < sizeof(personal_laws) / sizeof(personal_laws[0]); k++) {
 			fx_referral(&f);
@@ -1392,6 +1408,24 @@ static void test_identifiers_personal(void **state)
 			f.consent.legal_basis = (char *)personal_laws[k].v;
 			personal(&f, NULL, SIGNED, "referral.consent.legalBasis",
 				 personal_laws[k].want, personal_laws[k].v);
+		}
+	}
+
+	/* a long citation of short numbers, a year, a UUID and seven digits
+	 * after a '+' are no personal data */
+	{
+		static const char *const ordinary_laws[] = {
+		    "L. 328/2000 art. 22 c. 2; L. 328/2000 art. 22 c. 2; L. 328/2000 art. 22 "
+		    "c. 2; L. 328/2000 art. 22 c. 2; L. 328/2000 art. 22 c. 2",
+		    "D.Lgs. 196/2003 art. 2-sexies, rif. 3f2c8a10-4b6d-4e21-9a7f-0c5d2e8b1a34",
+		    "L. 184/1983 art. 9 c. +1234567",
+		};
+		for (size_t k = 0; k < sizeof(ordinary_laws) / sizeof(ordinary_laws[0]); k++) {
+			fx_referral(&f);
+			f.consent.basis = RETE__CONSENT_BASIS__CONSENT_BASIS_LEGAL_OBLIGATION;
+			f.consent.given_at = 0;
+			f.consent.legal_basis = (char *)ordinary_laws[k];
+			pass(&f, NULL, SIGNED);
 		}
 	}
 
