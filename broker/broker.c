@@ -53,11 +53,15 @@ static int peer_cmp(const void *a, const void *b)
 	return strcmp(((const broker_peer *)a)->id, ((const broker_peer *)b)->id);
 }
 
+static int peer_id_cmp(const void *id, const void *peer)
+{
+	return strcmp(id, ((const broker_peer *)peer)->id);
+}
+
+/* once per frame: the id itself is the key (no copy of it into a peer) */
 broker_peer *broker_peer_find(broker *b, const char *id)
 {
-	broker_peer key;
-	snprintf(key.id, sizeof(key.id), "%s", id);
-	return bsearch(&key, b->peers, b->npeers, sizeof(key), peer_cmp);
+	return bsearch(id, b->peers, b->npeers, sizeof(broker_peer), peer_id_cmp);
 }
 
 /* peers_rebuild makes the peer table of the configuration in force,

@@ -1093,6 +1093,8 @@ static long problem_line(const rete_problem *pr)
 	return colon ? strtol(colon + 1, NULL, 10) : 0;
 }
 
+static rete_err index_parties(broker_config *c);
+
 rete_err broker_config_load(const char *path, broker_config **out, rete_problems *problems)
 {
 	*out = NULL;
@@ -1158,6 +1160,10 @@ rete_err broker_config_load(const char *path, broker_config **out, rete_problems
 		problem(&p, 0,
 			"no [agency ID] section; list every party of the network, "
 			"one section each");
+	if (index_parties(c) != RETE_OK) {
+		err = RETE_ENOMEM;
+		goto done;
+	}
 	load_policy(&p, c);
 	check_cross(&p, c, lines);
 	if (!p.oom && problems->n == before)
@@ -1220,18 +1226,50 @@ void broker_config_free(broker_config **pc)
 		free_list(c->parties[i].consent, c->parties[i].nconsent);
 	}
 	free(c->parties);
+	free(c->party_by_id);
 	free(c->routes);
 	free(c);
 	*pc = NULL;
 }
 
+/* The lookup by id is on every frame (the sender, then the recipient of a
+ * submission): a binary search over party_by_id, not a scan of hundreds of
+ * strcmp. With the same id twice (refused by check_names) the first in
+ * file order is found, as the scan found it. */
+static int by_id_cmp(const void *a, const void *b, void *arg)
+{
+	const broker_party *parties = arg;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	int r = strcmp(parties[x].id, parties[y].id);
+	return r != 0 ? r : (x > y) - (x < y);
+}
+
+static rete_err index_parties(broker_config *c)
+{
+	free(c->party_by_id);
+	c->party_by_id = calloc(c->nparties ? c->nparties : 1, sizeof(*c->party_by_id));
+	if (!c->party_by_id)
+		return RETE_ENOMEM;
+	for (size_t i = 0; i < c->nparties; i++)
+		c->party_by_id[i] = i;
+	qsort_r(c->party_by_id, c->nparties, sizeof(*c->party_by_id), by_id_cmp, c->parties);
+	return RETE_OK;
+}
+
 const broker_party *broker_config_party(const broker_config *c, const char *id)
 {
-	if (!c || !id)
+	if (!c || !id || !c->party_by_id)
 		return NULL;
-	for (size_t i = 0; i < c->nparties; i++)
-		if (strcmp(c->parties[i].id, id) == 0)
-			return &c->parties[i];
+	size_t lo = 0, hi = c->nparties; /* the first index whose id >= id */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(c->parties[c->party_by_id[mid]].id, id) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < c->nparties && strcmp(c->parties[c->party_by_id[lo]].id, id) == 0)
+		return &c->parties[c->party_by_id[lo]];
 	return NULL;
 }
 

@@ -57,8 +57,8 @@ typedef struct broker_config {
 	rete_pubkey key_pub;	  /* the public half of that key */
 	char listen[BROKER_ENDPOINT_MAX];
 	char events[BROKER_ENDPOINT_MAX];
-	char *data;  /* the store folder */
-	char *state; /* the state file: the last checkpoint signed (default DATA.state) */
+	char *data;	       /* the store folder */
+	char *state;	       /* the state file: the last checkpoint signed (default DATA.state) */
 	char *access_log;      /* the access record (default DATA.access.log) */
 	rete_keep access_keep; /* how long its lines are kept (default 24 months) */
 	uint64_t checkpoint_every;
@@ -87,6 +87,7 @@ typedef struct broker_config {
 	char timestamp_grace[32];   /* as written, or "off" */
 	broker_party *parties;
 	size_t nparties;
+	size_t *party_by_id; /* indexes into parties, sorted by id (lookups) */
 	broker_route *routes;
 	size_t nroutes;
 } broker_config;
