@@ -68,6 +68,34 @@ static void test_cut(void **state)
 	assert_int_equal(n, strlen("<6>a long text\n"));
 	assert_string_equal(out, "<6>a long");
 	assert_int_equal(rete_log_format(NULL, 0, true, T_MS, "p", NULL, RETE_LOG_INFO, "ab"), 6);
+	/* the terminal's line, cut the same way */
+	const char *whole = "2026-12-06T07:01:02.345Z p info: a long text\n";
+	n = rete_log_format(out, sizeof(out), false, T_MS, "p", NULL, RETE_LOG_INFO, "a long text");
+	assert_int_equal(n, strlen(whole));
+	assert_string_equal(out, "2026-12-0");
+	assert_int_equal(rete_log_format(NULL, 0, false, T_MS, "p", NULL, RETE_LOG_INFO, "ab"),
+			 strlen("2026-12-06T07:01:02.345Z p info: ab\n"));
+	char one[1] = {'x'};
+	rete_log_format(one, 1, false, T_MS, "p", NULL, RETE_LOG_INFO, "ab");
+	assert_int_equal(one[0], '\0');
+}
+
+/* The seconds of the stamp are kept from one line to the next: a line of
+ * another second, or of an earlier one, gets its own. */
+static void test_stamp_changes(void **state)
+{
+	(void)state;
+	char out[256];
+	rete_log_format(out, sizeof(out), false, T_MS, "p", NULL, RETE_LOG_INFO, "x");
+	assert_string_equal(out, "2026-12-06T07:01:02.345Z p info: x\n");
+	rete_log_format(out, sizeof(out), false, T_MS + 655, "p", NULL, RETE_LOG_INFO, "x");
+	assert_string_equal(out, "2026-12-06T07:01:03.000Z p info: x\n");
+	rete_log_format(out, sizeof(out), false, T_MS + 86400000, "p", NULL, RETE_LOG_INFO, "x");
+	assert_string_equal(out, "2026-12-07T07:01:02.345Z p info: x\n");
+	rete_log_format(out, sizeof(out), false, T_MS - 345, "p", NULL, RETE_LOG_INFO, "x");
+	assert_string_equal(out, "2026-12-06T07:01:02.000Z p info: x\n");
+	rete_log_format(out, sizeof(out), false, T_MS + 654, "p", NULL, RETE_LOG_INFO, "x");
+	assert_string_equal(out, "2026-12-06T07:01:02.999Z p info: x\n");
 }
 
 static void test_levels(void **state)
@@ -118,11 +146,9 @@ static void test_journal_stream(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_terminal),
-	    cmocka_unit_test(test_journal),
-	    cmocka_unit_test(test_cut),
-	    cmocka_unit_test(test_levels),
-	    cmocka_unit_test(test_journal_stream),
+	    cmocka_unit_test(test_terminal), cmocka_unit_test(test_journal),
+	    cmocka_unit_test(test_cut),	     cmocka_unit_test(test_stamp_changes),
+	    cmocka_unit_test(test_levels),   cmocka_unit_test(test_journal_stream),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
