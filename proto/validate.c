@@ -517,33 +517,6 @@ static bool v_find_phone(const unsigned char *s, size_t *at, size_t *digits)
 #undef V_RUN_END
 }
 
-/* v_phone_possible: s has a run v_find_phone could take for a phone number:
- * digit groups joined by one separator each, with 8 digits or more (the
- * fewest v_phone_digits accepts). A quick pass: a citation full of short
- * numbers ("L. 328/2000 art. 22") has none, and needs no full scan. */
-static bool v_phone_possible(const unsigned char *s)
-{
-	size_t n = 0; /* digits of the run so far */
-	size_t i = 0;
-	while (s[i] != '\0') {
-		if (!(v_kind[s[i]] & V_K_DIGIT)) {
-			i++;
-			continue;
-		}
-		while (v_kind[s[i]] & V_K_DIGIT) {
-			n++;
-			i++;
-		}
-		if (n >= 8)
-			return true;
-		if (v_phone_sep(s[i]) && (v_kind[s[i + 1]] & V_K_DIGIT))
-			i++; /* the run goes on */
-		else
-			n = 0;
-	}
-	return false;
-}
-
 /* v_find_email: an '@' with a character before it and a domain after it. */
 static bool v_find_email(const unsigned char *s, size_t *at)
 {
@@ -597,33 +570,55 @@ static size_t v_space_len(const unsigned char *s, bool *control)
 static enum v_pd v_personal_kind(const char *str, size_t *at, size_t *digits)
 {
 	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0;
-	unsigned seen = 0; /* the byte classes (v_kind) s holds */
+	unsigned seen = 0;  /* the classes (v_kind) of the bytes between words */
+	size_t word = 0;    /* where the word (a run of letters and digits) began */
+	size_t run = 0;	    /* digits of the run of digit groups so far */
+	bool phone = false; /* a run of 8 digits or more: v_find_phone must look */
 	bool control;
+	size_t i;
 
-	/* one pass: the words (a fiscal code is one of 16 characters), and
-	 * what the later checks need to find anything at all */
-	while (s[i] != '\0') {
-		unsigned k = v_kind[s[i]];
-		seen |= k;
-		if (!(k & V_K_ALNUM)) {
+	/* One pass over the bytes: the words (a fiscal code is one of 16
+	 * characters), the runs of digit groups joined by one separator each
+	 * (a phone number has 8 digits or more, the fewest v_phone_digits
+	 * accepts; years and UUIDs only shorten v_find_phone's runs), and the
+	 * classes the later checks need to find anything at all. */
+	i = 0;
+	for (;;) {
+		unsigned k;
+		while (!((k = v_kind[s[i]]) & V_K_ALNUM)) {
+			if (s[i] == '\0')
+				goto words_done;
+			seen |= k;
 			i++;
-			continue;
 		}
-		size_t j = i;
-		while (v_kind[s[j]] & V_K_ALNUM)
-			seen |= v_kind[s[j++]];
-		if (j - i == 16 && v_fiscal_shape(s + i)) {
-			*at = i;
+		word = i;
+		do {
+			if (k & V_K_DIGIT) {
+				size_t g = i;
+				while (v_kind[s[i]] & V_K_DIGIT)
+					i++;
+				if (g >= 2 && v_phone_sep(s[g - 1]) &&
+				    (v_kind[s[g - 2]] & V_K_DIGIT))
+					run += i - g; /* the run goes on after one separator */
+				else
+					run = i - g;
+				if (run >= 8)
+					phone = true;
+			} else {
+				i++;
+			}
+		} while ((k = v_kind[s[i]]) & V_K_ALNUM);
+		if (i - word == 16 && v_fiscal_shape(s + word)) {
+			*at = word;
 			return V_PD_FISCAL;
 		}
-		i = j;
 	}
-	/* an e-mail address has an '@', a phone number digits, a space or
-	 * control character one of the V_K_SPACE bytes */
+words_done:
+	/* an e-mail address has an '@', a space or control character starts
+	 * with one of the V_K_SPACE bytes */
 	if ((seen & V_K_AT) && v_find_email(s, at))
 		return V_PD_EMAIL;
-	if ((seen & V_K_DIGIT) && v_phone_possible(s) && v_find_phone(s, at, digits))
+	if (phone && v_find_phone(s, at, digits))
 		return V_PD_PHONE;
 	if (seen & V_K_SPACE)
 		for (i = 0; s[i] != '\0'; i++) {
