@@ -41,6 +41,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1793,7 +1794,8 @@ int main(int argc, char **argv)
 	struct row *r_loop_bound = add_row("loopBound", "bound: closed loop", 0, "messages/s");
 	struct row *r_ingest[2] = {NULL, NULL}, *r_loop = NULL, *r_audit[2] = {NULL, NULL};
 	struct ingest_out ios[2];
-	double lat_p99[3] = {0, 0, 0}; /* receipt p99 at 100, 1000, 5000/s */
+	double lat_p99[4] = {0, 0, 0, 0}; /* receipt p99 at 100, 1000, 5000/s, half the bound */
+	double half_rate = 0;
 	struct loop_out lo_kept = {0};
 	double audit_a[2] = {0, 0}, audit_busy[2] = {0, 0};
 	uint64_t audit_n = 0;
@@ -1876,13 +1878,19 @@ int main(int argc, char **argv)
 	{
 		struct bk b = {0};
 		char data[PATH_MAX + 16];
-		const double rates[3] = {100, 1000, 5000};
+		/* the fourth: half the ingest bound as the one-core verify
+		 * rates sampled so far set it (issue 15's target: p99 <= 20 ms) */
+		half_rate = floor(opt.threads * one_core.ver_best / 2 / 100) * 100;
+		if (opt.quick || half_rate < 5000)
+			half_rate = 5000;
+		const double rates[4] = {100, 1000, 5000, half_rate};
 		snprintf(data, sizeof(data), "%s/store-lat", net.dir);
 		bk_config(&b, "lat", data, opt.agencies, opt.threads);
 		bk_start(&b);
 		bk_ready(&b);
-		for (int i = 0; i < 3; i++) {
+		for (int i = 0; i < (opt.quick ? 3 : 4); i++) {
 			char tag[16], key[32], name[64];
+			bool half = i == 3;
 			double secs = opt.quick ? 0.3 : (rates[i] < 1000 ? 10 : 5);
 			snprintf(tag, sizeof(tag), "P%.0f", rates[i]);
 			progress("receipt latency at %.0f messages/s", rates[i]);
@@ -1890,7 +1898,11 @@ int main(int argc, char **argv)
 			const char *q[3] = {"p50", "p99", "p999"};
 			double val[3] = {lo.p50, lo.p99, lo.p999};
 			for (int j = 0; j < 3; j++) {
-				snprintf(key, sizeof(key), "latency%s_%.0f", q[j], rates[i]);
+				if (half)
+					snprintf(key, sizeof(key), "latency%s_half", q[j]);
+				else
+					snprintf(key, sizeof(key), "latency%s_%.0f", q[j],
+						 rates[i]);
 				snprintf(name, sizeof(name), "receipt %s @ %.0f/s", q[j], rates[i]);
 				r = add_row(key, name, val[j], "ms");
 				if (j == 0)
@@ -1901,6 +1913,10 @@ int main(int argc, char **argv)
 					     lo.refused || lo.lost ? ", SOME REFUSED/LOST" : "");
 				if (j == 1 && rates[i] == 1000)
 					note(r, "target <= 5 ms, fsync on");
+				if (j == 1 && half)
+					note(r,
+					     "half the ingest bound (cores x 1-core verify / 2); "
+					     "target <= 20 ms");
 				if (j == 1)
 					lat_p99[i] = val[j];
 			}
@@ -2112,11 +2128,12 @@ table:;
 		r = add_row("targetP99_1000", "target: p99 @ 1000/s", lat_p99[1], "ms");
 		note(r, "target: no worse than RabbitMQ quorum's confirm p99 in the same run "
 			"(bench/peer-rabbitmq.sh prints both)");
-		r = add_row("targetP99_5000", "target: p99 @ 5000/s", lat_p99[2], "ms");
-		note(r,
-		     "5000/s is %.2f of the ingest bound; the target is p99 <= 20 ms at 0.5 "
-		     "of it (%.0f/s), not run here",
-		     5000 / ingest_bound, ingest_bound / 2);
+		if (lat_p99[3] > 0) {
+			r = add_row("targetP99_half", "target: p99 @ half bound", lat_p99[3], "ms");
+			note(r,
+			     "offered %.0f/s, %.2f of the ingest bound (%.0f/s); target <= 20 ms",
+			     half_rate, half_rate / ingest_bound, ingest_bound);
+		}
 	}
 	if (r_audit[0]) {
 		r = add_row("targetAudit", "target: audit verify", audit_a[0] / ingest_bound,
