@@ -917,6 +917,8 @@ struct ingest_out {
 	double main_us, commit_us, verify_us, zmq_us,
 	    other_us;		    /* broker CPU per message by thread */
 	double main_run, main_wait; /* fractions of the wall time */
+	double verify_now_us;	    /* one verification on one core, sampled just
+				     * before and after the run (the mean) */
 };
 
 /* warm_up connects and greets nothing: a PING on every socket, waiting for
@@ -1818,10 +1820,12 @@ int main(int argc, char **argv)
 		snprintf(data, sizeof(data), "%s/store-%s", net.dir, tag);
 		progress("broker ingest, %u verify thread%s", vt, vt == 1 ? "" : "s");
 		bk_config(&b, tag, data, opt.agencies, vt);
+		double vc_before = rates_sample(); /* this moment's core speed */
 		bk_start(&b);
 		bk_ready(&b);
 		struct ingest_out io = ingest(&b, v, opt.ingest_msgs, opt.agencies);
 		bk_stop(&b);
+		io.verify_now_us = 2e6 / (vc_before + rates_sample());
 		if (pass == 0) {
 			double c50, c99;
 			size_t nc = opt.quick ? 10 : 300;
@@ -2084,27 +2088,32 @@ table:;
 		     audit_a[1] / ingest_bound, audit_busy[1]);
 
 	/* The targets of issue 15, each with its ratio. The broker's CPU beyond
-	 * its one verification is measured in the verify pool's own cost per
-	 * message (one verification at this moment's core speed: robust to
-	 * a shared or throttled core), and also against the best sample. */
+	 * its one verification: all its threads' CPU per message less one
+	 * verification at this moment's core speed (the one-core rate sampled
+	 * just before and just after the run), in that verification's worth.
+	 * Whatever the verify pool spends beyond the bare verification (waking
+	 * up, a core shared with the other threads) counts as beyond, and so
+	 * does a verification done on another thread. The note also gives the
+	 * figure as the issue first measured it, with the verify pool's CPU per
+	 * message as the unit. */
 	for (int pass = 1; pass >= 0; pass--) {
 		const struct ingest_out *io = &ios[pass];
 		if (!r_ingest[pass])
 			continue;
-		/* a run too short for the pool's clock ticks (--quick): the best
-		 * sample is the unit */
-		double unit = io->verify_us > 0 ? io->verify_us : 1e6 / ver1;
+		double unit = io->verify_now_us > 0 ? io->verify_now_us : 1e6 / ver1;
 		double beyond = io->broker_us - unit;
 		r = add_row(pass ? "targetBeyondN" : "targetBeyond1",
 			    pass ? "target: beyond 1 verify, all"
 				 : "target: beyond 1 verify, 1 thr",
 			    beyond / unit, "verifications");
+		double pool_beyond = io->broker_us - io->verify_us;
 		note(r,
-		     "target <= 0.35; broker %.1f us CPU/msg = verify pool %.1f (one verification "
-		     "now) + %.1f (main %.1f, commit %.1f, zmq %.1f, other %.1f); %.2f of the "
-		     "best-sample verify (%.1f us)",
-		     io->broker_us, io->verify_us, beyond, io->main_us, io->commit_us, io->zmq_us,
-		     io->other_us, beyond / (1e6 / ver1), 1e6 / ver1);
+		     "target <= 0.35; broker %.1f us CPU/msg = one verification now %.1f + %.1f "
+		     "(main %.1f, commit %.1f, verify pool %.1f, zmq %.1f, other %.1f); with the "
+		     "verify pool's CPU as the unit, %.2f",
+		     io->broker_us, unit, beyond, io->main_us, io->commit_us, io->verify_us,
+		     io->zmq_us, io->other_us,
+		     io->verify_us > 0 ? pool_beyond / io->verify_us : 0.0);
 	}
 	if (r_ingest[1]) {
 		r = add_row("targetIngestN", "target: ingest, all cores",

@@ -99,8 +99,11 @@ void broker_pool_begin(broker_pool *p, size_t n, broker_pool_fn fn, void *ctx)
 void broker_pool_end(broker_pool *p)
 {
 	pthread_mutex_lock(&p->bp_lock);
-	if (p->bp_nthreads == 0) /* no thread: the caller does the jobs */
-		take_jobs(p);
+	/* The caller does what the threads have not taken yet rather than
+	 * sleep until they have (all of it when there is no thread): on a
+	 * machine with as many busy threads as cores, a thread that waits for
+	 * another to be scheduled wastes both the wait and the wake-up. */
+	take_jobs(p);
 	while (p->bp_finished < p->bp_n)
 		pthread_cond_wait(&p->bp_done, &p->bp_lock);
 	p->bp_n = 0;

@@ -8,8 +8,9 @@
  * and broker_pool_end waits for the last job. Only one batch runs at a
  * time. A batch of fewer than 4 jobs (a quiet network) runs on the caller
  * inside broker_pool_begin: waking a thread would cost more latency than
- * it saves. Without threads (none could be started) broker_pool_end runs
- * the jobs itself.
+ * it saves. broker_pool_end does the jobs no thread has taken yet on the
+ * caller (all of them when no thread could be started) rather than sleep
+ * until a thread is scheduled for them.
  */
 #ifndef RETE_BROKER_POOL_H
 #define RETE_BROKER_POOL_H
