@@ -18,6 +18,7 @@
 #include "agent_directory.h"
 #include "codec.h"
 #include "keys.h"
+#include "merkle.h"
 
 struct agent_out_item;
 struct agent_net;
@@ -188,8 +189,11 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r);
 void agent_witness_tick(agent *a, int64_t now);
 
 /* agent_witness_receipt remembers one of our receipts (log index, leaf
- * hash) until a verified checkpoint is shown to include it. */
-void agent_witness_receipt(agent *a, uint64_t index, const uint8_t *leaf, size_t len);
+ * hash, and the size and root of the checkpoint its inclusion proof leads
+ * to, already checked by the caller) until a verified checkpoint is shown
+ * to extend that checkpoint. In the caller's transaction when one is open. */
+void agent_witness_receipt(agent *a, uint64_t index, const uint8_t leaf[RETE_MERKLE_HASH],
+			   uint64_t cp_size, const uint8_t cp_root[RETE_MERKLE_HASH]);
 
 /* agent_witness_alarm raises the witness alarm (logged, kept in meta
  * "alarm") and submits the held messages again. */

@@ -21,8 +21,11 @@
  *   hooks      inbox file name -> its log index BE64: a hook not yet run to
  *              its end (older agents keyed it log index BE64 -> file path;
  *              agent_hooks_start rewrites those)
- *   witness    log index BE64 -> leaf hash of one of our receipts, until a
- *              checkpoint has been shown to include it
+ *   witness    log index BE64 -> leaf hash of one of our receipts || the
+ *              size (BE64) || root of the checkpoint its proof leads to,
+ *              until a verified checkpoint has been shown to extend that
+ *              checkpoint (records of earlier agents: the leaf hash alone,
+ *              until a verified checkpoint has been shown to include it)
  *   meta       "checkpoint" -> the last checkpoint note verified (signature
  *              and consistency with the one before); "alarm" -> the
  *              evidence of a broker that rewrote its log, if ever;

@@ -1485,7 +1485,7 @@ static void out_held_receipted(agent *a, size_t i, const out_rcpt *rc)
 		if (err == RETE_OK && still)
 			err = out_held_renew_id(a, it->id, rc, &m);
 		if (err == RETE_OK && still)
-			agent_witness_receipt(a, rc->index, rc->leaf, RETE_MERKLE_HASH);
+			agent_witness_receipt(a, rc->index, rc->leaf, rc->cp.size, rc->cp.root);
 		err = agent_db_end(a->db, err, &m);
 		if (err != RETE_EFULL)
 			break;
@@ -1534,7 +1534,7 @@ static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 	    rete_signed_decode(it->signed_msg.data, it->signed_msg.len, &sm, &msg, &m) == RETE_OK)
 		terr = agent_track_apply(a->db, a->cfg.id, msg, rc.index, rc.logged_at, &m);
 	if (terr == RETE_OK)
-		agent_witness_receipt(a, rc.index, rc.leaf, RETE_MERKLE_HASH);
+		agent_witness_receipt(a, rc.index, rc.leaf, rc.cp.size, rc.cp.root);
 	if (terr == RETE_OK)
 		terr = out_hold(a, it, &rc, text, &m);
 	terr = agent_db_end(a->db, terr, &m);

@@ -4,11 +4,20 @@
  * WELCOME, then every `witness` interval by QUERY) it checks the broker's
  * signature with the pinned key and the log's origin, asks for a
  * consistency proof from the old size to the new one and checks it, and
- * only then keeps the new checkpoint. Then it asks for an inclusion proof
- * of each of its own receipts the checkpoint covers, and forgets a receipt
- * once it is shown included. A broker that rewrites, forks or shrinks its
- * log, or drops a receipted entry, is caught by its own agencies: the
- * agent logs it loudly and keeps the evidence (meta "alarm").
+ * only then keeps the new checkpoint. Then it checks its own receipts the
+ * checkpoint covers. Each receipt (protocol 3) is an inclusion proof of our
+ * entry to a checkpoint of the broker's, checked when it came
+ * (agent_outbox.c); what is left to show is that that checkpoint (size s,
+ * root r) is on the log the agent verified: one consistency proof from s
+ * to the verified size shows it for every receipt whose checkpoint is
+ * (s, r), and at a high rate many receipts share one commit's checkpoint.
+ * A receipt of the verified size needs no question (the same root), one of
+ * a larger size waits for a later checkpoint. A receipt recorded by an
+ * older agent (the leaf hash alone) is still checked by an inclusion proof
+ * of its entry. A receipt is forgotten once shown on the log. A broker that
+ * rewrites, forks or shrinks its log, drops a receipted entry, or receipted
+ * with a checkpoint that is not on its log, is caught by its own agencies:
+ * the agent logs it loudly and keeps the evidence (meta "alarm").
  *
  * Every agent is also a cosigning witness (c2sp tlog-cosignature): once a
  * checkpoint is verified (consistent with the last one, or the first one
@@ -23,6 +32,10 @@
  *
  * One question at a time, a small state machine; a lost answer (broker
  * restart) simply starts over at the next WELCOME or tick.
+ *
+ * A pending receipt in AGENT_DB_WITNESS: log index BE64 -> leaf hash (32
+ * bytes) || its checkpoint's size (BE64) || root (32 bytes); records of an
+ * older agent hold the leaf hash alone.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,7 +57,20 @@
 
 #define WIT_ANSWER_MS 15000 /* give up waiting for an answer after this */
 
-enum wit_state { WIT_IDLE, WIT_WAIT_CP, WIT_WAIT_CONS, WIT_WAIT_COSIGN, WIT_WAIT_INCL };
+/* WIT_WAIT_CONS: a proof that a new checkpoint extends the good one;
+ * WIT_WAIT_RCPT: that a receipt's checkpoint is on the good one's log;
+ * WIT_WAIT_INCL: that an old record's entry is in the good one. */
+enum wit_state {
+	WIT_IDLE,
+	WIT_WAIT_CP,
+	WIT_WAIT_CONS,
+	WIT_WAIT_COSIGN,
+	WIT_WAIT_RCPT,
+	WIT_WAIT_INCL
+};
+
+#define WIT_REC_OLD RETE_MERKLE_HASH	       /* leaf hash */
+#define WIT_REC	    (2 * RETE_MERKLE_HASH + 8) /* leaf, size, root */
 
 struct agent_witness {
 	enum wit_state state;
@@ -66,6 +92,8 @@ struct agent_witness {
 	uint64_t split_size;   /* a split view was alarmed at this size (+1; 0 = none) */
 	uint64_t incl_index;   /* the receipt being checked */
 	uint8_t incl_leaf[RETE_MERKLE_HASH];
+	uint64_t rcpt_size; /* the receipt checkpoint being checked (WIT_WAIT_RCPT) */
+	uint8_t rcpt_root[RETE_MERKLE_HASH];
 	bool alarmed;
 };
 
@@ -283,50 +311,191 @@ static void wit_keep_candidate(agent *a)
 	agent_debug(a, "witness: checkpoint of size %" PRIu64 " verified", w->good.size);
 }
 
+/* wit_be64 reads 8 bytes big-endian. */
+static uint64_t wit_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* The first pending receipt the good checkpoint (size below) lets the
+ * witness check: an old record (leaf only) of an index below it, or one
+ * whose checkpoint is not larger than it. */
 struct first_pending {
 	uint64_t below;
 	bool found;
+	bool old; /* a record of an older agent: the leaf hash alone */
 	uint64_t index;
 	uint8_t leaf[RETE_MERKLE_HASH];
+	uint64_t size;
+	uint8_t root[RETE_MERKLE_HASH];
 };
 
 static bool wit_first(const void *key, size_t klen, const void *val, size_t vlen, void *user)
 {
 	struct first_pending *f = user;
-	uint64_t idx = 0;
-	if (klen != 8 || vlen != RETE_MERKLE_HASH)
+	const uint8_t *v = val;
+	if (klen != 8 || (vlen != WIT_REC_OLD && vlen != WIT_REC))
 		return true;
-	for (int i = 0; i < 8; i++)
-		idx = (idx << 8) | ((const uint8_t *)key)[i];
+	uint64_t idx = wit_be64(key);
 	if (idx >= f->below)
-		return false; /* keys are in index order: nothing further is covered */
+		return false; /* keys are in index order, and a receipt's checkpoint
+				 is larger than its index: nothing further is covered */
+	if (vlen == WIT_REC) {
+		uint64_t size = wit_be64(v + RETE_MERKLE_HASH);
+		if (size > f->below)
+			return true; /* it waits for a later checkpoint */
+		f->size = size;
+		memcpy(f->root, v + RETE_MERKLE_HASH + 8, RETE_MERKLE_HASH);
+	}
 	f->found = true;
+	f->old = vlen == WIT_REC_OLD;
 	f->index = idx;
-	memcpy(f->leaf, val, RETE_MERKLE_HASH);
+	memcpy(f->leaf, v, RETE_MERKLE_HASH);
 	return false;
 }
 
-/* wit_next_inclusion asks about the first receipt the good checkpoint
- * covers, or goes idle. */
+/* The pending receipts whose checkpoint is (size, root): their keys. */
+struct same_cp {
+	uint64_t size;
+	const uint8_t *root;
+	uint8_t (*keys)[8];
+	size_t n, cap;
+	bool oom;
+};
+
+static bool wit_same_cp(const void *key, size_t klen, const void *val, size_t vlen, void *user)
+{
+	struct same_cp *c = user;
+	const uint8_t *v = val;
+	if (klen != 8 || vlen != WIT_REC)
+		return true;
+	if (wit_be64(key) >= c->size)
+		return false; /* an entry of a checkpoint of that size is below it */
+	if (wit_be64(v + RETE_MERKLE_HASH) != c->size ||
+	    memcmp(v + RETE_MERKLE_HASH + 8, c->root, RETE_MERKLE_HASH) != 0)
+		return true;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 64;
+		uint8_t(*keys)[8] = realloc(c->keys, cap * sizeof(*keys));
+		if (keys == NULL) {
+			c->oom = true;
+			return false;
+		}
+		c->keys = keys;
+		c->cap = cap;
+	}
+	memcpy(c->keys[c->n++], key, 8);
+	return true;
+}
+
+/* wit_forget_cp forgets every pending receipt whose checkpoint (size,
+ * root) was shown on the log of the good checkpoint, in one transaction;
+ * false when they could not be. */
+static bool wit_forget_cp(agent *a, uint64_t size, const uint8_t *root)
+{
+	struct agent_witness *w = wit(a);
+	struct same_cp c = {.size = size, .root = root};
+	rete_msg m = {{0}};
+	rete_err err = agent_db_each(a->db, AGENT_DB_WITNESS, wit_same_cp, &c, &m);
+	if (err == RETE_OK && c.oom)
+		err = rete_msg_set(&m, RETE_ENOMEM, "out of memory");
+	for (int attempt = 0; err == RETE_OK && c.n > 0 && attempt < 4; attempt++) {
+		err = agent_db_begin(a->db, &m);
+		for (size_t i = 0; err == RETE_OK && i < c.n; i++)
+			err = agent_db_del(a->db, AGENT_DB_WITNESS, c.keys[i], 8, &m);
+		err = agent_db_end(a->db, err, &m);
+		if (err != RETE_EFULL)
+			break;
+	}
+	if (err != RETE_OK) {
+		agent_log(a, "error", "witness: cannot forget the receipts checked: %s", m.text);
+	} else if (c.n == 1) {
+		agent_debug(a,
+			    "witness: receipt %" PRIu64 " included in checkpoint of size %" PRIu64
+			    " (its checkpoint of size %" PRIu64 " is on that log)",
+			    wit_be64(c.keys[0]), w->good.size, size);
+	} else if (c.n > 1) {
+		agent_debug(a,
+			    "witness: %zu receipts (log index %" PRIu64 " to %" PRIu64
+			    ") included in checkpoint of size %" PRIu64
+			    " (their checkpoint of size %" PRIu64 " is on that log)",
+			    c.n, wit_be64(c.keys[0]), wit_be64(c.keys[c.n - 1]), w->good.size,
+			    size);
+	}
+	free(c.keys);
+	return err == RETE_OK && c.n > 0;
+}
+
+/* wit_receipt_alarm: a receipt's checkpoint is not on the log of the good
+ * checkpoint. */
+static void wit_receipt_alarm(agent *a, uint64_t index, uint64_t size, const uint8_t *root,
+			      const char *why)
+{
+	struct agent_witness *w = wit(a);
+	char *b64 = rete_b64_encode(root, RETE_MERKLE_HASH);
+	agent_witness_alarm(a,
+			    "our receipt for log index %" PRIu64 " names a checkpoint of size "
+			    "%" PRIu64 " (root %s) that is not consistent with the checkpoint of "
+			    "size %" PRIu64 " this agent verified: %s",
+			    index, size, b64 != NULL ? b64 : "?", w->good.size, why);
+	free(b64);
+	w->state = WIT_IDLE;
+}
+
+/* wit_next_inclusion checks the receipts the good checkpoint covers: those
+ * of its size at once (the same root), for the first other one a question
+ * (a consistency proof from its checkpoint, or an old record's inclusion
+ * proof); idle when none is left. */
 static void wit_next_inclusion(agent *a)
 {
 	struct agent_witness *w = wit(a);
-	struct first_pending f = {.below = w->good.size};
 	rete_msg m = {{0}};
 	w->state = WIT_IDLE;
-	if (!w->have_good || agent_db_each(a->db, AGENT_DB_WITNESS, wit_first, &f, &m) != RETE_OK ||
-	    !f.found)
+	for (;;) {
+		struct first_pending f = {.below = w->good.size};
+		if (!w->have_good ||
+		    agent_db_each(a->db, AGENT_DB_WITNESS, wit_first, &f, &m) != RETE_OK ||
+		    !f.found)
+			return;
+		Rete__Query q = RETE__QUERY__INIT;
+		Rete__InclusionQuery iq = RETE__INCLUSION_QUERY__INIT;
+		Rete__ConsistencyQuery cq = RETE__CONSISTENCY_QUERY__INIT;
+		w->incl_index = f.index;
+		if (f.old) {
+			iq.index = f.index;
+			iq.tree_size = w->good.size;
+			q.what_case = RETE__QUERY__WHAT_INCLUSION;
+			q.inclusion = &iq;
+			memcpy(w->incl_leaf, f.leaf, RETE_MERKLE_HASH);
+			if (wit_ask(a, &q) == RETE_OK)
+				w->state = WIT_WAIT_INCL;
+			return;
+		}
+		if (f.size == w->good.size) {
+			/* the verified checkpoint itself: no question */
+			if (memcmp(f.root, w->good.root, RETE_MERKLE_HASH) != 0) {
+				wit_receipt_alarm(a, f.index, f.size, f.root,
+						  "two checkpoints of one size with different "
+						  "roots (a fork)");
+				return;
+			}
+			if (!wit_forget_cp(a, f.size, f.root))
+				return;
+			continue;
+		}
+		w->rcpt_size = f.size;
+		memcpy(w->rcpt_root, f.root, RETE_MERKLE_HASH);
+		cq.size1 = f.size;
+		cq.size2 = w->good.size;
+		q.what_case = RETE__QUERY__WHAT_CONSISTENCY;
+		q.consistency = &cq;
+		if (wit_ask(a, &q) == RETE_OK)
+			w->state = WIT_WAIT_RCPT;
 		return;
-	Rete__Query q = RETE__QUERY__INIT;
-	Rete__InclusionQuery iq = RETE__INCLUSION_QUERY__INIT;
-	iq.index = f.index;
-	iq.tree_size = w->good.size;
-	q.what_case = RETE__QUERY__WHAT_INCLUSION;
-	q.inclusion = &iq;
-	w->incl_index = f.index;
-	memcpy(w->incl_leaf, f.leaf, RETE_MERKLE_HASH);
-	if (wit_ask(a, &q) == RETE_OK)
-		w->state = WIT_WAIT_INCL;
+	}
 }
 
 /* wit_same_body: the two notes carry the same checkpoint text (signature
@@ -662,14 +831,18 @@ void agent_witness_on_welcome(agent *a, const char *checkpoint_note)
 	wit_consider(a, checkpoint_note);
 }
 
-void agent_witness_receipt(agent *a, uint64_t index, const uint8_t *leaf, size_t len)
+void agent_witness_receipt(agent *a, uint64_t index, const uint8_t leaf[RETE_MERKLE_HASH],
+			   uint64_t cp_size, const uint8_t cp_root[RETE_MERKLE_HASH])
 {
-	uint8_t key[8];
+	uint8_t key[8], rec[WIT_REC];
 	rete_msg m = {{0}};
-	if (len != RETE_MERKLE_HASH)
-		return;
 	agent_db_index_key(key, index);
-	if (agent_db_put(a->db, AGENT_DB_WITNESS, key, sizeof(key), leaf, len, &m) != RETE_OK)
+	memcpy(rec, leaf, RETE_MERKLE_HASH);
+	for (int i = 0; i < 8; i++)
+		rec[RETE_MERKLE_HASH + i] = (uint8_t)(cp_size >> (56 - 8 * i));
+	memcpy(rec + RETE_MERKLE_HASH + 8, cp_root, RETE_MERKLE_HASH);
+	if (agent_db_put(a->db, AGENT_DB_WITNESS, key, sizeof(key), rec, sizeof(rec), &m) !=
+	    RETE_OK)
 		agent_log(a, "error", "witness: cannot remember receipt %" PRIu64 ": %s", index,
 			  m.text);
 }
@@ -705,6 +878,31 @@ static void wit_on_consistency(agent *a, const Rete__Proof *p, const rete_merkle
 	}
 	wit_keep_candidate(a);
 	wit_verified(a);
+}
+
+/* wit_on_receipt_cp checks the broker's proof p (hashes e) that the
+ * checkpoint of our pending receipts w->rcpt_size, w->rcpt_root is on the
+ * log of the good checkpoint: then those receipts are forgotten and the
+ * next ones checked; else the alarm (the broker receipted with a
+ * checkpoint that is not on the log it shows). */
+static void wit_on_receipt_cp(agent *a, const Rete__Proof *p, const rete_merkle_elem *e)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+	rete_err err = rete_merkle_verify_consistency(w->rcpt_size, w->good.size, w->rcpt_root,
+						      RETE_MERKLE_HASH, w->good.root,
+						      RETE_MERKLE_HASH, e, p->n_hashes, &m);
+
+	if (err != RETE_OK || p->size1 != w->rcpt_size || p->size2 != w->good.size) {
+		wit_receipt_alarm(a, w->incl_index, w->rcpt_size, w->rcpt_root,
+				  err != RETE_OK ? m.text : "the proof is for other sizes");
+		return;
+	}
+	if (!wit_forget_cp(a, w->rcpt_size, w->rcpt_root)) {
+		w->state = WIT_IDLE; /* said; tried again at the next checkpoint */
+		return;
+	}
+	wit_next_inclusion(a);
 }
 
 /* wit_on_inclusion checks the broker's proof p (hashes e) that our receipt
@@ -772,6 +970,7 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 			wit_next_inclusion(a);
 		break;
 	case WIT_WAIT_CONS:
+	case WIT_WAIT_RCPT:
 	case WIT_WAIT_INCL:
 		if (r->answer_case == RETE__QUERY_RESULT__ANSWER_PROOF)
 			e = wit_elems(r->proof);
@@ -781,6 +980,8 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 		}
 		if (w->state == WIT_WAIT_CONS)
 			wit_on_consistency(a, r->proof, e);
+		else if (w->state == WIT_WAIT_RCPT)
+			wit_on_receipt_cp(a, r->proof, e);
 		else
 			wit_on_inclusion(a, r->proof, e);
 		free(e);

@@ -988,7 +988,7 @@ static inline rete_wire *it_hello(it_net *n, int who)
  * with PONG and SUBMIT with a receipt proving the entry in a checkpoint
  * signed by the broker key (it_fake_receipt); it counts ACKs and sends the DELIVERs the test makes
  * (it_fake_deliver) to the peer that said HELLO last. Queries go
- * unanswered. */
+ * unanswered, unless the test gives on_query to answer them. */
 /* What a fake broker's receipts get wrong besides the leaf (honest_leaf). */
 enum it_fake_lie {
 	IT_LIE_NONE = 0,
@@ -1019,6 +1019,10 @@ typedef struct it_fake {
 	uint8_t kept_rid[8][256]; /* with mute: the first SUBMITs, to answer */
 	size_t kept_rid_len[8];	  /* later (it_fake_answer_kept) */
 	ProtobufCBinaryData kept[8];
+	/* on_query (NULL: queries unanswered) answers a QUERY from the peer
+	 * with routing id ident (with it_fake_reply) */
+	void (*on_query)(struct it_fake *l, const void *ident, size_t ident_len,
+			 const Rete__Query *q);
 } it_fake;
 
 /* it_fake_reply sends a BrokerFrame to the peer with routing id ident of a
@@ -1224,6 +1228,9 @@ static inline int it_fake_serve(it_fake *l, const int *count, int want, int ms)
 			l->last_ack = cf->ack->index;
 			l->last_ack_error = (uint32_t)cf->ack->error;
 			l->acks++;
+		} else if (cf != NULL && cf->command_case == RETE__CLIENT_FRAME__COMMAND_QUERY &&
+			   l->on_query != NULL) {
+			l->on_query(l, id, idl, cf->query);
 		}
 		if (cf != NULL)
 			rete__client_frame__free_unpacked(cf, NULL);
