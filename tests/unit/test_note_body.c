@@ -126,12 +126,40 @@ static void test_strict_readers(void **state)
 	free(cosigned);
 }
 
+static void test_lenient_body(void **state)
+{
+	char *note, *cosigned, *broken;
+	const size_t body = strlen(BODY);
+	(void)state;
+
+	notes(&note, &cosigned);
+	assert_int_equal(rete_checkpoint_body_len(note, strlen(note)), body);
+	assert_int_equal(rete_checkpoint_body_len(cosigned, strlen(cosigned)), body);
+	/* a broken signature line: still the same body (the store keeps a
+	 * stored note's time-stamp token by it: test_store_timestamps) */
+	assert_true(asprintf(&broken, "%s\xe2\x80\x94 witness.example AAAA\n", note) > 0);
+	assert_int_equal(rete_checkpoint_body_len(broken, strlen(broken)), body);
+	free(broken);
+	/* no blank line: the whole length, whatever the length */
+	assert_int_equal(rete_checkpoint_body_len(BODY, strlen(BODY)), strlen(BODY));
+	assert_int_equal(rete_checkpoint_body_len("", 0), 0);
+	assert_int_equal(rete_checkpoint_body_len("\n", 1), 1);
+	assert_int_equal(rete_checkpoint_body_len("a\n", 2), 2);
+	/* the first blank line counts, and len bounds the search */
+	assert_int_equal(rete_checkpoint_body_len("\n\n", 2), 1);
+	assert_int_equal(rete_checkpoint_body_len("a\n\nb\n\nc\n", 9), 2);
+	assert_int_equal(rete_checkpoint_body_len("ab\n\n", 3), 3);
+	free(note);
+	free(cosigned);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_strict_readers),
+	    cmocka_unit_test(test_lenient_body),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
