@@ -114,25 +114,14 @@ sed -e "s#^listen = .*#listen = $listen#" \
 	-e "s#^;checkpoint_interval = .*#checkpoint_interval = 2s#" \
 	"$root/examples/broker.ini" >"$dir/broker/broker.ini"
 # A stand-in for a time-stamping authority (RFC 3161): the test TSA built
-# with rete, with a CA made here by openssl. In production the broker asks a
-# qualified TSA (docs/operations.md, "Trusted time"); the broker's part is
-# the same. Skipped when the test TSA program is not there (an installed
+# with rete, with a test CA it makes here (rete-test-tsa --make-ca, with
+# openssl; the tests make theirs the same way). In production the broker
+# asks a qualified TSA (docs/operations.md, "Trusted time"); the broker's
+# part is the same. Skipped when the test TSA program is not there (an installed
 # package does not ship it).
 tsa_ca=""
 if command -v rete-test-tsa >/dev/null 2>&1; then
-	mkdir -p "$dir/tsa/state"
-	(
-		cd "$dir/tsa"
-		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-			-keyout ca.key -out ca.pem -days 30 -subj '/CN=rete demo TSA CA' \
-			-addext basicConstraints=critical,CA:TRUE \
-			-addext keyUsage=critical,keyCertSign,cRLSign
-		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-			-keyout tsa.key -out tsa.csr -subj '/O=rete demo/CN=rete demo TSA'
-		printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=critical,timeStamping\nsubjectKeyIdentifier=hash\n' >tsa.ext
-		openssl x509 -req -in tsa.csr -CA ca.pem -CAkey ca.key -set_serial 2 \
-			-out tsa.pem -days 30 -extfile tsa.ext
-	) >"$dir/tsa/openssl.log" 2>&1 || { cat "$dir/tsa/openssl.log" >&2; exit 2; }
+	rete-test-tsa --make-ca "$dir/tsa" --name 'rete demo' || exit 2
 	rete-test-tsa --cert "$dir/tsa/tsa.pem" --key "$dir/tsa/tsa.key" --dir "$dir/tsa/state" \
 		>"$dir/tsa/port" 2>"$dir/tsa/tsa.log" &
 	pids+=($!)

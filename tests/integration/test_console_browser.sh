@@ -14,8 +14,8 @@
 # Salute page shows the broker's health, the agencies that cosigned the
 # latest checkpoint (they cosign by default) with the witness policy of the
 # console's configuration (met; the one witness that never cosigns named as
-# missing), the newest time stamp of the test TSA (rete-test-tsa, a CA made
-# by openssl here), and, for a second broker that asks no TSA, "no TSA
+# missing), the newest time stamp of the test TSA (rete-test-tsa, with a CA
+# it made here), and, for a second broker that asks no TSA, "no TSA
 # configured"; the Caso page offers each message's evidence bundle, whose
 # download verifies with `rete evidence verify --broker-key --tsa-ca` and
 # tells the story; no personal value of the story
@@ -28,137 +28,48 @@
 # started is stopped, the folder removed.
 set -u
 
-BIN=${RETE_BIN:?set RETE_BIN to the bin folder of the build}
 SRC=${RETE_SOURCE_DIR:?set RETE_SOURCE_DIR to the source folder}
+. "$(dirname "$0")/lib.sh"
+itest_init console
 SHOTS=${RETE_CONSOLE_SHOTS:-$BIN/../console-screenshots}
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/rete-console.XXXXXX")
-PIDS=()
 
 if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
 	echo "FAIL: chromium and chromium-driver are needed (scripts/setup installs them)" >&2
 	exit 1
 fi
 
-cleanup() {
+# the browser's session ends before its driver stops
+before_cleanup() {
 	[ -n "${SESSION:-}" ] && curl -s -X DELETE "$WD/session/$SESSION" >/dev/null 2>&1
-	for p in "${PIDS[@]}"; do
-		kill "$p" 2>/dev/null
-	done
-	local end=$((SECONDS + 10))
-	for p in "${PIDS[@]}"; do
-		while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $end ]; do
-			sleep 0.1 # polling another process's exit
-		done
-		if kill -0 "$p" 2>/dev/null; then
-			echo "warning: process $p did not stop on SIGTERM; killed" >&2
-			kill -KILL "$p" 2>/dev/null
-		fi
-		wait "$p" 2>/dev/null
-	done
-	rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*" >&2
-	for f in "$DIR"/*.log; do
-		[ -f "$f" ] && { echo "---- $f ----" >&2; tail -n 30 "$f" >&2; }
-	done
-	exit 1
 }
 
-# wait_for SECONDS COMMAND...: run COMMAND until it succeeds or time runs out.
-wait_for() {
-	local limit=$1
-	shift
-	local end=$((SECONDS + limit))
-	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -ge $end ] && return 1
-		sleep 0.2 # polling another process's state: nothing to wait on
-	done
-	return 0
-}
-
-mkdir -p "$DIR/keys" "$DIR/broker" "$DIR/broker2" "$DIR/tsa/state" "$DIR/agents/social.mantova" "$DIR/agents/cpi.mantova" "$SHOTS"
-for id in broker.mantova social.mantova cpi.mantova coord.mantova; do
-	"$BIN/rete" keygen "$id" --out "$DIR/keys" >/dev/null || fail "keygen $id"
-done
+mkdir -p "$DIR/broker2" "$SHOTS"
+make_keys broker.mantova social.mantova cpi.mantova coord.mantova
 
 # a time-stamping authority for the broker: a test CA and TSA certificate
-# made by openssl, served by rete-test-tsa on a free port
-(
-	cd "$DIR/tsa" || exit 1
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
-		-out ca.pem -days 2 -subj '/CN=rete console test TSA CA' \
-		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign &&
-		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tsa.key \
-			-out tsa.csr -subj '/CN=rete console test TSA' &&
-		printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=critical,timeStamping\n' >tsa.ext &&
-		openssl x509 -req -in tsa.csr -CA ca.pem -CAkey ca.key -set_serial 7 -out tsa.pem -days 2 -extfile tsa.ext
-) >"$DIR/openssl.log" 2>&1 || fail "the test TSA's certificates: $(cat "$DIR/openssl.log")"
+# (rete-test-tsa --make-ca, with openssl), served by rete-test-tsa on a free
+# port
+"$BIN/rete-test-tsa" --make-ca "$DIR/tsa" --name 'rete console test' 2>"$DIR/openssl.log" ||
+	fail "the test TSA's certificates: $(cat "$DIR/openssl.log")"
 "$BIN/rete-test-tsa" --cert "$DIR/tsa/tsa.pem" --key "$DIR/tsa/tsa.key" --dir "$DIR/tsa/state" \
 	>"$DIR/tsa/port" 2>"$DIR/tsa.log" &
 PIDS+=($!)
 wait_for 20 grep -q '^port ' "$DIR/tsa/port" || fail "the test TSA did not start"
 TSA_PORT=$(awk '/^port /{print $2; exit}' "$DIR/tsa/port")
 
-cat >"$DIR/broker/broker.ini" <<EOT
-[broker]
-origin = rete.test/mantova
-id = broker.mantova
-key = ../keys/broker.mantova.key
+{
+	cat <<EOT
 tsa_url = http://127.0.0.1:$TSA_PORT/tsa
 tsa_ca = $DIR/tsa/ca.pem
-listen = ipc://$DIR/broker/broker.sock
-events = ipc://$DIR/broker/events.sock
-data = store
 checkpoint_interval = 1s
 heartbeat = 1s
-
-[limits]
-emergency = 3s
-
-[agency social.mantova]
-name = Servizi sociali di Mantova
-kind = social-services
-key = ../keys/social.mantova.pub
-services = family-support
-
-[agency cpi.mantova]
-name = Centro per l'Impiego
-kind = job-centre
-key = ../keys/cpi.mantova.pub
-services = employment-orientation, training-voucher
-
-[agency coord.mantova]
-name = Coordinamento
-kind = coordinator
-key = ../keys/coord.mantova.pub
-
-[policy]
-routes = social-services>job-centre, job-centre>social-services
 EOT
-
+	agencies_ini "Servizi sociali di Mantova"
+} | broker_ini
 for id in social.mantova cpi.mantova; do
-	cat >"$DIR/agents/$id/agent.ini" <<EOT
-[agent]
-id = $id
-key = ../../keys/$id.key
-broker = ipc://$DIR/broker/broker.sock
-broker_key = ../../keys/broker.mantova.pub
-spool = spool
-data = data
-poll = 200ms
-EOT
+	agent_ini "$id"
 done
-
-cat >"$DIR/coord.ini" <<EOT
-[client]
-id = coord.mantova
-key = keys/coord.mantova.key
-broker = ipc://$DIR/broker/broker.sock
-broker_key = keys/broker.mantova.pub
-events = ipc://$DIR/broker/events.sock
+coord_ini <<EOT
 time_zone = Europe/Rome
 
 [console]
@@ -166,16 +77,8 @@ access_log = console-access.jsonl
 witnesses = witnesses.policy
 EOT
 
-"$BIN/rete-broker" -c "$DIR/broker/broker.ini" --init >"$DIR/broker.log" 2>&1 &
-PIDS+=($!)
-wait_for 20 "$BIN/rete" monitor -c "$DIR/coord.ini" --once || fail "the broker did not answer"
-for id in social.mantova cpi.mantova; do
-	"$BIN/rete-agent" -c "$DIR/agents/$id/agent.ini" >"$DIR/$id.log" 2>&1 &
-	PIDS+=($!)
-done
-for id in social.mantova cpi.mantova; do
-	wait_for 20 test -d "$DIR/agents/$id/spool/outbox" || fail "agent $id did not start"
-done
+start_broker
+start_agents social.mantova cpi.mantova
 
 # --- the story ------------------------------------------------------------------
 SOC="$DIR/agents/social.mantova/agent.ini"
