@@ -320,8 +320,30 @@ shot rapporto-it
 [ "$(jq '.groups | length' "$DIR/rep.json")" = 5 ] || fail "rete report: not the five age bands"
 want_sent=$(jq '.total.sent' "$DIR/rep.json")
 Q="from=$FROM&to=$TODAY&by=agency,age-band"
-curl -sf -o "$DIR/rep-it.csv" "$URL/api/report.csv?$Q&sep=semicolon&lang=it" || fail "report.csv"
-curl -sf -o "$DIR/rep.xlsx" "$URL/api/report.xlsx?$Q&lang=it" || fail "report.xlsx"
+curl -sf -D "$DIR/rep-it.csv.head" -o "$DIR/rep-it.csv" "$URL/api/report.csv?$Q&sep=semicolon&lang=it" ||
+	fail "report.csv"
+curl -sf -D "$DIR/rep.xlsx.head" -o "$DIR/rep.xlsx" "$URL/api/report.xlsx?$Q&lang=it" || fail "report.xlsx"
+# the downloads' names and types, in each language; a bad argument is a 400
+# with its sentence for each, a report of the broker's it cannot build too
+grep -qi "^content-type: text/csv; charset=utf-8" "$DIR/rep-it.csv.head" &&
+	grep -qi "^content-disposition: attachment; filename=\"rapporto-$FROM-$TODAY.csv\"" "$DIR/rep-it.csv.head" ||
+	fail "report.csv's head: $(cat "$DIR/rep-it.csv.head")"
+grep -qi "^content-type: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" "$DIR/rep.xlsx.head" &&
+	grep -qi "^content-disposition: attachment; filename=\"rapporto-$FROM-$TODAY.xlsx\"" "$DIR/rep.xlsx.head" ||
+	fail "report.xlsx's head: $(cat "$DIR/rep.xlsx.head")"
+for ext in csv xlsx; do
+	curl -sf -D "$DIR/rep-en.head" -o "$DIR/rep-en.$ext" "$URL/api/report.$ext?$Q&lang=en" || fail "report.$ext in English"
+	grep -qi "^content-disposition: attachment; filename=\"report-$FROM-$TODAY.$ext\"" "$DIR/rep-en.head" ||
+		fail "report.$ext's head in English: $(cat "$DIR/rep-en.head")"
+	code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/report.$ext?from=$FROM&to=$TODAY&sep=tab")
+	[ "$code" = 400 ] && grep -q "^rete console: sep=tab: use sep=comma, or sep=semicolon" "$DIR/bad.txt" ||
+		fail "report.$ext, sep=tab: $code $(cat "$DIR/bad.txt")"
+	code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/report.$ext?from=$TODAY&to=$FROM")
+	[ "$code" = 400 ] && grep -q "^rete console: from=$TODAY to=$FROM is not a period: from is after to" "$DIR/bad.txt" ||
+		fail "report.$ext, from after to: $code $(cat "$DIR/bad.txt")"
+done
+[ "$(head -c 2 "$DIR/rep-en.xlsx")" = PK ] || fail "report.xlsx in English is no workbook"
+head -n 1 "$DIR/rep-en.csv" | grep -q 'requester' || fail "report.csv in English: $(head -n 1 "$DIR/rep-en.csv")"
 if command -v ssconvert >/dev/null; then
 	ssconvert -T Gnumeric_stf:stf_csv "$DIR/rep-it.csv" "$DIR/rep-it.out.csv" >/dev/null 2>&1 ||
 		fail "ssconvert cannot read the ';' CSV"
