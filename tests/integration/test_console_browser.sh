@@ -150,6 +150,21 @@ grep -qi "^content-security-policy: default-src 'none'; script-src 'self'" "$DIR
 	fail "no strict CSP: $(cat "$DIR/h.txt")"
 grep -o '<script[^>]*>' "$DIR/p.html" | grep -v ' src=' && fail "an inline script in the page"
 grep -qi '^x-content-type-options: nosniff' "$DIR/h.txt" || fail "no nosniff"
+# every page: its title, its name on the body, its own link marked in the
+# navigation (one), the chart library where it draws, and no inline script
+for pt in panoramica:Panoramica flussi:Flussi andamento:Andamento rapporto:Rapporto caso:Caso salute:Salute; do
+	pg=${pt%%:*}
+	curl -sf -o "$DIR/p-$pg.html" "$URL/$pg" || fail "GET /$pg"
+	grep -qF "<title>rete · ${pt#*:}</title>" "$DIR/p-$pg.html" &&
+		grep -qF "<body data-page=\"$pg\">" "$DIR/p-$pg.html" &&
+		grep -qF "<a href=\"/$pg\" class=\"here\"" "$DIR/p-$pg.html" &&
+		[ "$(grep -c 'class="here"' "$DIR/p-$pg.html")" = 1 ] &&
+		grep -qF '<main>' "$DIR/p-$pg.html" && grep -qF '<footer>' "$DIR/p-$pg.html" &&
+		[ "$(grep -c 'chart.min.js' "$DIR/p-$pg.html")" = "$(case $pg in flussi | andamento) echo 1 ;; *) echo 0 ;; esac)" ] ||
+		fail "the page /$pg: $(head -n 25 "$DIR/p-$pg.html")"
+	grep -o '<script[^>]*>' "$DIR/p-$pg.html" | grep -v ' src=' && fail "an inline script in /$pg"
+done
+curl -sf "$URL/" | cmp -s - "$DIR/p-panoramica.html" || fail "/ is not the Panoramica"
 # bad input: a 4xx with a sentence, never a crash
 code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/panoramica?lang=xx")
 [ "$code" = 400 ] && grep -q "use lang=it or lang=en" "$DIR/bad.txt" || fail "lang=xx: $code $(cat "$DIR/bad.txt")"
