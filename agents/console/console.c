@@ -392,14 +392,13 @@ static json_t *trust_witnesses(struct console *c)
 		json_t *v;
 		json_object_foreach(keys, id, v)
 		{
-			uint8_t ed[RETE_PK_LEN];
+			uint8_t *ed = NULL;
 			size_t n = 0;
 			rete_pubkey pk;
-			if (sodium_base642bin(ed, sizeof(ed), json_string_value(v),
-					      strlen(json_string_value(v)), NULL, &n, NULL,
-					      sodium_base64_VARIANT_ORIGINAL) == 0 &&
+			if (rete_b64_decode(json_string_value(v), &ed, &n) == RETE_OK &&
 			    n == RETE_PK_LEN && rete_pubkey_from_ed(&pk, ed, NULL) == RETE_OK)
 				witness_one(note, id, &pk, w);
+			free(ed);
 		}
 		json_decref(keys);
 	}
