@@ -32,30 +32,11 @@
 	"the signature 'AAAA' is not standard base64 (with padding) of a key ID and a signature"
 #define BODY "rete.example/mantova\n8\nXcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg=\n"
 
-static rete_seckey *key_from_seed(uint8_t first)
-{
-	rete_seckey *k = sodium_malloc(sizeof(*k));
-	uint8_t seed[32];
-
-	assert_non_null(k);
-	memset(k, 0, sizeof(*k));
-	for (int i = 0; i < 32; i++)
-		seed[i] = (uint8_t)(first + i);
-	assert_int_equal(crypto_sign_seed_keypair(k->pub.ed, k->ed_sk, seed), 0);
-	return k;
-}
-
-static void key_free(rete_seckey *k)
-{
-	sodium_memzero(k, sizeof(*k));
-	sodium_free(k);
-}
-
 /* A note signed by the broker (seed 0) over BODY, then with a witness's
  * cosignature (seed 0x40) added: both malloc'd. */
 static void notes(char **signed_note, char **cosigned)
 {
-	rete_seckey *b = key_from_seed(0), *w = key_from_seed(0x40);
+	rete_seckey *b = tu_key_from_seed(0), *w = tu_key_from_seed(0x40);
 	uint8_t root[32];
 	size_t n = 0, len;
 	char *line = NULL;
@@ -72,8 +53,8 @@ static void notes(char **signed_note, char **cosigned)
 	assert_int_equal(
 	    rete_cosign_add(*signed_note, strlen(*signed_note), line, cosigned, &len, &m), RETE_OK);
 	free(line);
-	key_free(b);
-	key_free(w);
+	tu_key_free(b);
+	tu_key_free(w);
 }
 
 static void test_strict_readers(void **state)
