@@ -438,6 +438,16 @@ done
 shot caso-it
 code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/case?case=a%20b")
 [ "$code" = 400 ] && grep -q "needs a case id" "$DIR/bad.txt" || fail "case=a b: $code"
+# a case id is at most 64 characters, an evidence id 128
+long=$(printf 'x%.0s' $(seq 1 129))
+code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/case?case=${long:0:64}")
+[ "$code" = 200 ] || fail "a case id of 64 characters: $code $(cat "$DIR/bad.txt")"
+code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/case?case=${long:0:65}")
+[ "$code" = 400 ] && grep -q "needs a case id" "$DIR/bad.txt" || fail "a case id of 65 characters: $code"
+code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/evidence?sender=social.mantova&id=${long:0:128}")
+[ "$code" = 404 ] || fail "an evidence id of 128 characters: $code $(cat "$DIR/bad.txt")"
+code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/evidence?sender=social.mantova&id=$long")
+[ "$code" = 400 ] && grep -q "asked for by sender=" "$DIR/bad.txt" || fail "an evidence id of 129 characters: $code"
 
 # the evidence bundle of the completed referral, by the link on the Caso page:
 # it verifies offline with the broker's key and tells the story
