@@ -1464,10 +1464,12 @@ out:
 		rete__broker_frame__free_unpacked(f, NULL);
 }
 
-static bool case_id_ok(const char *s)
+/* id_arg_ok: an argument that names a case, a party or a message: 1 to
+ * max of letters, digits, '.', '_', '-', ':' (NULL: no). */
+static bool id_arg_ok(const char *s, size_t max)
 {
-	size_t n = strlen(s);
-	if (n == 0 || n > 64)
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0 || n > max)
 		return false;
 	for (; *s; s++)
 		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
@@ -1483,7 +1485,7 @@ static void route_case(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	if (!console_who(c, rq, a, false, who_))
 		return;
 	const char *cid = rete_http_arg(rq, "case");
-	if (cid == NULL || !case_id_ok(cid)) {
+	if (cid == NULL || !id_arg_ok(cid, 64)) {
 		a->status = 400;
 		rete_http_printf(a,
 				 "rete console: case= needs a case id: 1 to 64 of letters, digits, "
@@ -1532,20 +1534,6 @@ out:
 
 /* ---- evidence bundles: one message's, as `rete evidence export -c` writes it ------- */
 
-/* an argument that names a party or a message: 1 to 128 of letters,
- * digits, '.', '_', '-', ':' */
-static bool evidence_arg_ok(const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-	if (n == 0 || n > 128)
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-' || *s == ':'))
-			return false;
-	return true;
-}
-
 static void route_evidence(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
@@ -1559,7 +1547,7 @@ static void route_evidence(void *ctx, const rete_http_req *rq, rete_http_answer 
 
 	if (!console_who(c, rq, a, false, who_))
 		return;
-	if (!evidence_arg_ok(sender) || !evidence_arg_ok(id)) {
+	if (!id_arg_ok(sender, 128) || !id_arg_ok(id, 128)) {
 		a->status = 400;
 		rete_http_printf(a,
 				 "rete console: an evidence bundle is asked for by sender= (the "

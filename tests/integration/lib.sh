@@ -159,20 +159,23 @@ routes = social-services>job-centre, job-centre>social-services
 EOT
 }
 
-# agent_ini ID: DIR/agents/ID/agent.ini for the agent of ID (spool/ and
-# data/ in its folder, polling every 200 ms).
+# agent_ini ID...: DIR/agents/ID/agent.ini for the agent of each ID
+# (spool/ and data/ in its folder, polling every 200 ms).
 agent_ini() {
-	mkdir -p "$DIR/agents/$1"
-	cat >"$DIR/agents/$1/agent.ini" <<EOT
+	local id
+	for id in "$@"; do
+		mkdir -p "$DIR/agents/$id"
+		cat >"$DIR/agents/$id/agent.ini" <<EOT
 [agent]
-id = $1
-key = ../../keys/$1.key
+id = $id
+key = ../../keys/$id.key
 broker = ipc://$DIR/broker/broker.sock
 broker_key = ../../keys/broker.mantova.pub
 spool = spool
 data = data
 poll = 200ms
 EOT
+	done
 }
 
 # coord_ini < MORE: DIR/coord.ini, the coordinator's [client] section;

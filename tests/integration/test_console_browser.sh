@@ -66,9 +66,7 @@ heartbeat = 1s
 EOT
 	agencies_ini "Servizi sociali di Mantova"
 } | broker_ini
-for id in social.mantova cpi.mantova; do
-	agent_ini "$id"
-done
+agent_ini social.mantova cpi.mantova
 coord_ini <<EOT
 time_zone = Europe/Rome
 

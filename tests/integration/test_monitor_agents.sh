@@ -21,9 +21,7 @@ make_keys broker.mantova social.mantova cpi.mantova coord.mantova
 	printf 'checkpoint_interval = 1s\nheartbeat = 1s\n'
 	agencies_ini "Servizi sociali"
 } | broker_ini
-for id in social.mantova cpi.mantova; do
-	agent_ini "$id"
-done
+agent_ini social.mantova cpi.mantova
 echo "time_zone = Europe/Rome" | coord_ini
 
 start_broker 15
