@@ -4,7 +4,9 @@
  * (monitor_session.h: the same session, and the same monitor state, as
  * `rete monitor`) and serves, read-only, over rete_http:
  *   /, /panoramica     the overview page (static HTML; app.js fills it)
- *   /salute            the health page
+ *   /salute            the health page (each page: static/frame.html, the
+ *                      head and navigation they share, around its own
+ *                      static/NAME.html: send_page)
  *   /static/NAME       the embedded static files (agents/console/static/)
  *   /api/overview      monitor_to_json (what `rete monitor --json` prints)
  *                      with the directory's names and the time zone
