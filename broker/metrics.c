@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "broker_impl.h"
+#include "checkpoint.h"
 #include "duration.h"
 #include "httpd.h"
 #include "log.h"
@@ -205,11 +206,11 @@ static void code_label(int code, char *out, size_t n)
  * first (the broker's own): the witnesses' cosignatures. */
 static uint64_t note_cosignatures(const char *note)
 {
-	const char *sig = strstr(note, "\n\n");
-	if (!sig)
+	size_t len = strlen(note), body = rete_checkpoint_body_len(note, len);
+	if (body == len)
 		return 0;
 	uint64_t lines = 0;
-	for (const char *p = sig + 2; *p; p++)
+	for (const char *p = note + body + 1; *p; p++)
 		if (*p == '\n')
 			lines++;
 	return lines > 1 ? lines - 1 : 0;

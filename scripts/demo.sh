@@ -89,6 +89,21 @@ free_port() {
 	return 1
 }
 
+# wait_until SECONDS CODE LOG WHAT CMD...: runs CMD until it succeeds; after
+# SECONDS says "demo.sh: WHAT; see LOG", shows the end of LOG and exits CODE.
+wait_until() {
+	local end=$((SECONDS + $1)) code=$2 log=$3 what=$4
+	shift 4
+	until "$@" >/dev/null 2>&1; do
+		if [ $SECONDS -ge $end ]; then
+			echo "demo.sh: $what; see $log" >&2
+			tail -n 20 "$log" >&2
+			exit "$code"
+		fi
+		sleep 0.2
+	done
+}
+
 agencies=(social.mantova cpi.mantova asst.mantova family.mantova)
 parties=(broker.mantova "${agencies[@]}" coord.mantova audit.region)
 
@@ -114,36 +129,18 @@ sed -e "s#^listen = .*#listen = $listen#" \
 	-e "s#^;checkpoint_interval = .*#checkpoint_interval = 2s#" \
 	"$root/examples/broker.ini" >"$dir/broker/broker.ini"
 # A stand-in for a time-stamping authority (RFC 3161): the test TSA built
-# with rete, with a CA made here by openssl. In production the broker asks a
-# qualified TSA (docs/operations.md, "Trusted time"); the broker's part is
-# the same. Skipped when the test TSA program is not there (an installed
+# with rete, with a test CA it makes here (rete-test-tsa --make-ca, with
+# openssl; the tests make theirs the same way). In production the broker
+# asks a qualified TSA (docs/operations.md, "Trusted time"); the broker's
+# part is the same. Skipped when the test TSA program is not there (an installed
 # package does not ship it).
 tsa_ca=""
 if command -v rete-test-tsa >/dev/null 2>&1; then
-	mkdir -p "$dir/tsa/state"
-	(
-		cd "$dir/tsa"
-		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-			-keyout ca.key -out ca.pem -days 30 -subj '/CN=rete demo TSA CA' \
-			-addext basicConstraints=critical,CA:TRUE \
-			-addext keyUsage=critical,keyCertSign,cRLSign
-		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-			-keyout tsa.key -out tsa.csr -subj '/O=rete demo/CN=rete demo TSA'
-		printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=critical,timeStamping\nsubjectKeyIdentifier=hash\n' >tsa.ext
-		openssl x509 -req -in tsa.csr -CA ca.pem -CAkey ca.key -set_serial 2 \
-			-out tsa.pem -days 30 -extfile tsa.ext
-	) >"$dir/tsa/openssl.log" 2>&1 || { cat "$dir/tsa/openssl.log" >&2; exit 2; }
+	rete-test-tsa --make-ca "$dir/tsa" --name 'rete demo' || exit 2
 	rete-test-tsa --cert "$dir/tsa/tsa.pem" --key "$dir/tsa/tsa.key" --dir "$dir/tsa/state" \
 		>"$dir/tsa/port" 2>"$dir/tsa/tsa.log" &
 	pids+=($!)
-	deadline=$((SECONDS + 10))
-	until grep -q '^port ' "$dir/tsa/port" 2>/dev/null; do
-		if [ $SECONDS -ge $deadline ]; then
-			echo "demo.sh: the demo TSA did not start; see $dir/tsa/tsa.log" >&2
-			exit 2
-		fi
-		sleep 0.1
-	done
+	wait_until 10 2 "$dir/tsa/tsa.log" "the demo TSA did not start" grep -q '^port ' "$dir/tsa/port"
 	tsa_port=$(awk '/^port /{print $2; exit}' "$dir/tsa/port")
 	tsa_ca=$dir/tsa/ca.pem
 	# the [broker] section: the TSA's URL and CA
@@ -170,15 +167,8 @@ rete-broker -c "$dir/broker/broker.ini" --init >"$dir/broker/broker.log" 2>&1 &
 pids+=($!)
 note "rete-broker (pid $!) on $listen, events on $events"
 
-deadline=$((SECONDS + 20))
-until rete monitor -c "$dir/coord.ini" --once --json >/dev/null 2>&1; do
-	if [ $SECONDS -ge $deadline ]; then
-		echo "demo.sh: the broker did not answer within 20 s; see $dir/broker/broker.log" >&2
-		tail -n 20 "$dir/broker/broker.log" >&2
-		exit 2
-	fi
-	sleep 0.2
-done
+wait_until 20 2 "$dir/broker/broker.log" "the broker did not answer within 20 s" \
+	rete monitor -c "$dir/coord.ini" --once --json
 
 for id in "${agencies[@]}"; do
 	rete-agent -c "$dir/agents/$id/agent.ini" >"$dir/agents/$id/agent.log" 2>&1 &
@@ -232,14 +222,8 @@ console_port=$(free_port)
 say "The web console (rete console)"
 rete console -c "$dir/coord.ini" --listen "127.0.0.1:$console_port" >"$dir/console.log" 2>&1 &
 pids+=($!)
-deadline=$((SECONDS + 20))
-until grep -q "serving" "$dir/console.log" 2>/dev/null; do
-	if [ $SECONDS -ge $deadline ]; then
-		echo "demo.sh: the console did not start within 20 s; see $dir/console.log" >&2
-		exit 1
-	fi
-	sleep 0.2
-done
+wait_until 20 1 "$dir/console.log" "the console did not start within 20 s" \
+	grep -q "serving" "$dir/console.log"
 note "open http://127.0.0.1:$console_port/ in a browser (Panoramica, Salute; Italian,"
 note "English by the switch); it runs while the demo runs and stops with it"
 # --- end of the web console ---------------------------------------------------------
@@ -270,17 +254,13 @@ verify_opts=(--broker-key "$dir/keys/broker.mantova.pub" --witnesses "$dir/witne
 if [ -n "$tsa_ca" ]; then verify_opts+=(--tsa-ca "$tsa_ca"); fi
 bundle=$dir/evidence-$mother_id.json
 # The newest checkpoint waits a moment for its cosignatures and its token.
-deadline=$((SECONDS + 45))
-until rete evidence export social.mantova "$mother_id" -c "$dir/audit.ini" \
-	-o "$bundle" 2>>"$dir/evidence.log" &&
-	rete evidence verify "$bundle" "${verify_opts[@]}" >>"$dir/evidence.log" 2>&1; do
-	if [ $SECONDS -ge $deadline ]; then
-		echo "demo.sh: no evidence bundle of $mother_id verified within 45 s; see $dir/evidence.log" >&2
-		tail -n 20 "$dir/evidence.log" >&2
-		exit 1
-	fi
-	sleep 0.5
-done
+export_verified() {
+	rete evidence export social.mantova "$mother_id" -c "$dir/audit.ini" \
+		-o "$bundle" 2>>"$dir/evidence.log" &&
+		rete evidence verify "$bundle" "${verify_opts[@]}" >>"$dir/evidence.log" 2>&1
+}
+wait_until 45 1 "$dir/evidence.log" "no evidence bundle of $mother_id verified within 45 s" \
+	export_verified
 note "rete witnesses -c audit.ini > witnesses.policy"
 note "rete evidence export social.mantova $mother_id -c audit.ini -o evidence-$mother_id.json"
 note "rete evidence verify evidence-$mother_id.json --broker-key keys/broker.mantova.pub --witnesses witnesses.policy${tsa_ca:+ --tsa-ca tsa/ca.pem}"

@@ -394,6 +394,14 @@ static rete_err parse_text(const char *text, size_t len, rete_checkpoint *out, r
 	return RETE_OK;
 }
 
+size_t rete_checkpoint_body_len(const char *note, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++)
+		if (note[i] == '\n' && note[i + 1] == '\n')
+			return i + 1; /* note[i] ends the text */
+	return len;
+}
+
 rete_err rete_checkpoint_parse(const char *note, size_t len, rete_checkpoint *out, rete_msg *m)
 {
 	rete_checkpoint cp;

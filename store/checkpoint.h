@@ -66,6 +66,15 @@ rete_err rete_checkpoint_epoch(const char *note, size_t len, uint32_t *epoch, re
  * *out on success. RETE_EINVAL with the line and the reason in m. */
 rete_err rete_checkpoint_parse(const char *note, size_t len, rete_checkpoint *out, rete_msg *m);
 
+/* rete_checkpoint_body_len returns the length of the note's body: its text
+ * through the text's final newline, before the first blank line (the one
+ * that opens the signature lines; the signature lines follow at note +
+ * result + 1). Lenient: nothing is parsed or checked, so a stored note with
+ * a broken signature line still has its body. Returns len when note[0:len]
+ * has no blank line. For a note rete_checkpoint_parse accepts, this is the
+ * text it splits off (its text holds no blank line). */
+size_t rete_checkpoint_body_len(const char *note, size_t len);
+
 /* rete_checkpoint_verify parses the note and checks it carries a valid
  * signature by (key_name, pk). Signatures from other (name, key ID) pairs
  * are ignored. Fills *out (may be NULL) only on success; the caller decides

@@ -63,8 +63,9 @@ static const char *name_problem(const char *name)
 	return NULL;
 }
 
-/* Parses the note strictly and finds its body: note[0:*body_len] ends with
- * the text's final newline; signature lines start at note + *body_len + 1. */
+/* Parses the note strictly, then finds its body with the lenient
+ * rete_checkpoint_body_len: note[0:*body_len] ends with the text's final
+ * newline; signature lines start at note + *body_len + 1. */
 rete_err rete_cosign_body_len(const char *note, size_t len, size_t *body_len, rete_msg *m)
 {
 	rete_checkpoint cp;
@@ -73,12 +74,11 @@ rete_err rete_cosign_body_len(const char *note, size_t len, size_t *body_len, re
 	err = rete_checkpoint_parse(note, len, &cp, m);
 	if (err != RETE_OK)
 		return err;
-	for (size_t i = len - 1; i > 0; i--)
-		if (note[i] == '\n' && note[i - 1] == '\n') {
-			*body_len = i;
-			return RETE_OK;
-		}
-	return rete_msg_set(m, RETE_EINVAL, "the checkpoint note has no blank line");
+	/* the strict parse left one blank line: the lenient search finds it */
+	*body_len = rete_checkpoint_body_len(note, len);
+	if (*body_len == len)
+		return rete_msg_set(m, RETE_EINVAL, "the checkpoint note has no blank line");
+	return RETE_OK;
 }
 
 /* The signed message: "cosignature/v1\ntime T\n" || body. malloc'd. */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "store_impl.h"
 
 struct ts_put {
@@ -67,16 +68,6 @@ static rete_err token_copy(const MDB_val *v, rete_buf *token, rete_msg *m)
 	return RETE_OK;
 }
 
-/* body_len: the length of a note's signed text (through the line before
- * the blank line), or the whole length when it has no blank line. */
-static size_t body_len(const char *note, size_t len)
-{
-	for (size_t i = 0; i + 1 < len; i++)
-		if (note[i] == '\n' && note[i + 1] == '\n')
-			return i + 1;
-	return len;
-}
-
 int store_timestamp_note_replaced(rete_store *s, MDB_txn *txn, uint64_t size, const char *note)
 {
 	uint8_t key[8];
@@ -91,7 +82,10 @@ int store_timestamp_note_replaced(rete_store *s, MDB_txn *txn, uint64_t size, co
 		return 0;
 	if (rc != 0)
 		return rc;
-	size_t old = body_len(v.mv_data, v.mv_size), new = body_len(note, strlen(note));
+	/* the lenient body: a stored note with a broken signature line keeps
+	 * its token as long as its text is the same */
+	size_t old = rete_checkpoint_body_len(v.mv_data, v.mv_size),
+	       new = rete_checkpoint_body_len(note, strlen(note));
 	if (old == new &&memcmp(v.mv_data, note, old) == 0)
 		return 0;
 	rc = mdb_del(txn, s->st_timestamps, &k, NULL);

@@ -121,12 +121,11 @@ static rete_err note_body(const char *note, size_t len, size_t *body_len, rete_m
 		rete_msg_prefix(m, "cannot time-stamp the note");
 		return err;
 	}
-	for (size_t i = len - 1; i > 0; i--)
-		if (note[i] == '\n' && note[i - 1] == '\n') {
-			*body_len = i;
-			return RETE_OK;
-		}
-	return rete_msg_set(m, RETE_EINVAL, "cannot time-stamp the note: it has no blank line");
+	*body_len = rete_checkpoint_body_len(note, len);
+	if (*body_len == len) /* not after a strict parse: said in case */
+		return rete_msg_set(m, RETE_EINVAL,
+				    "cannot time-stamp the note: it has no blank line");
+	return RETE_OK;
 }
 
 rete_err rete_tsa_note_hash(const char *note, size_t len, uint8_t hash[RETE_TSA_HASH_LEN],

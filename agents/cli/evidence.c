@@ -516,11 +516,11 @@ rete_err rete_evidence_scan_take(rete_evidence_scan *sc, rete_evidence *ev, uint
 /* note_sig_lines counts a note's signature lines (after its blank line). */
 static unsigned note_sig_lines(const char *note)
 {
-	const char *p = strstr(note, "\n\n");
+	size_t len = strlen(note), body = rete_checkpoint_body_len(note, len);
 	unsigned n = 0;
-	if (p == NULL)
+	if (body == len)
 		return 0;
-	for (p += 2; *p != '\0'; p++)
+	for (const char *p = note + body + 1; *p != '\0'; p++)
 		n += *p == '\n';
 	return n;
 }
@@ -529,13 +529,13 @@ static unsigned note_sig_lines(const char *note)
  * those named otherwise). */
 static unsigned sig_lines_named(const char *note, const char *name, unsigned *others)
 {
-	const char *p = strstr(note, "\n\n");
+	size_t len = strlen(note), body = rete_checkpoint_body_len(note, len);
 	size_t nl = strlen(name), dash = strlen("\xe2\x80\x94 ");
 	unsigned n = 0;
 	*others = 0;
-	if (p == NULL)
+	if (body == len)
 		return 0;
-	for (p += 2; *p != '\0'; p = strchr(p, '\n') + 1) {
+	for (const char *p = note + body + 1; *p != '\0'; p = strchr(p, '\n') + 1) {
 		if (strncmp(p + dash, name, nl) == 0 && p[dash + nl] == ' ')
 			n++;
 		else
@@ -810,7 +810,8 @@ rete_err rete_evidence_keep_checkable(rete_evidence *ev, rete_msg *m)
 		free(out); /* verify names what is wrong with the directory */
 		return RETE_OK;
 	}
-	const char *note = ev->checkpoint, *p = strstr(note, "\n\n") + 2;
+	const char *note = ev->checkpoint;
+	const char *p = note + rete_checkpoint_body_len(note, strlen(note)) + 1; /* parsed */
 	while (*p != '\0') {
 		const char *nl = strchr(p, '\n');
 		const char *name = p + strlen("\xe2\x80\x94 ");
@@ -941,7 +942,7 @@ static rete_err check_cosignatures(const rete_evidence *ev, const rete_evidence_
 				   const rete_checkpoint *cp, const ventry *dir,
 				   rete_evidence_facts *f, rete_msg *m)
 {
-	const char *note = ev->checkpoint, *p = strstr(note, "\n\n");
+	const char *note = ev->checkpoint, *p;
 	size_t len = strlen(note);
 	rete_witness_policy *pol = NULL;
 	rete_err e = RETE_OK;
@@ -956,7 +957,8 @@ static rete_err check_cosignatures(const rete_evidence *ev, const rete_evidence_
 		if ((e = rete_witness_policy_check(pol, note, len, m)) != RETE_OK)
 			goto out;
 	}
-	for (p = p + 2; *p != '\0';) {
+	/* the signature lines (the note was parsed strictly) */
+	for (p = note + rete_checkpoint_body_len(note, len) + 1; *p != '\0';) {
 		const char *nl = strchr(p, '\n');
 		const char *name = p + strlen("\xe2\x80\x94 ");
 		const char *sp = memchr(name, ' ', (size_t)(nl - name));

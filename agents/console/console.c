@@ -4,7 +4,9 @@
  * (monitor_session.h: the same session, and the same monitor state, as
  * `rete monitor`) and serves, read-only, over rete_http:
  *   /, /panoramica     the overview page (static HTML; app.js fills it)
- *   /salute            the health page
+ *   /salute            the health page (each page: static/frame.html, the
+ *                      head and navigation they share, around its own
+ *                      static/NAME.html: send_page)
  *   /static/NAME       the embedded static files (agents/console/static/)
  *   /api/overview      monitor_to_json (what `rete monitor --json` prints)
  *                      with the directory's names and the time zone
@@ -392,14 +394,13 @@ static json_t *trust_witnesses(struct console *c)
 		json_t *v;
 		json_object_foreach(keys, id, v)
 		{
-			uint8_t ed[RETE_PK_LEN];
+			uint8_t *ed = NULL;
 			size_t n = 0;
 			rete_pubkey pk;
-			if (sodium_base642bin(ed, sizeof(ed), json_string_value(v),
-					      strlen(json_string_value(v)), NULL, &n, NULL,
-					      sodium_base64_VARIANT_ORIGINAL) == 0 &&
+			if (rete_b64_decode(json_string_value(v), &ed, &n) == RETE_OK &&
 			    n == RETE_PK_LEN && rete_pubkey_from_ed(&pk, ed, NULL) == RETE_OK)
 				witness_one(note, id, &pk, w);
+			free(ed);
 		}
 		json_decref(keys);
 	}
@@ -731,6 +732,72 @@ static void route_logout(void *ctx, const rete_http_req *rq, rete_http_answer *a
 	rete_http_header(a, "Location", "/login");
 }
 
+/* The console's pages. static/NAME.html holds a page's own part (its
+ * <main>); static/frame.html what they all share (the head, the header
+ * with the navigation, the footer), with markers send_page fills in:
+ * @title@, @page@ (the NAME), @chart@ (the chart library's script, for the
+ * pages that draw), @here:NAME@ (class="here" on this page's link) and
+ * @main@ (the page's part). The first is the page of "/". */
+static const struct console_page {
+	const char *path;  /* "/salute" */
+	const char *name;  /* "salute": its file and its body's data-page */
+	const char *title; /* after "rete · " */
+	bool chart;	   /* loads /lib/chart.min.js */
+} console_pages[] = {
+    {"/panoramica", "panoramica", "Panoramica", false},
+    {"/flussi", "flussi", "Flussi", true},
+    {"/andamento", "andamento", "Andamento", true},
+    {"/rapporto", "rapporto", "Rapporto", false},
+    {"/caso", "caso", "Caso", false},
+    {"/salute", "salute", "Salute", false},
+};
+
+static void send_page(rete_http_answer *a, const struct console_page *pg)
+{
+	static const char chart[] = "<script src=\"/lib/chart.min.js\" defer></script>\n";
+	char file[64];
+	const console_asset *fr = asset_find("frame.html"), *body;
+
+	snprintf(file, sizeof(file), "%s.html", pg->name);
+	body = asset_find(file);
+	if (fr == NULL || body == NULL) {
+		send_asset(a, fr == NULL ? "frame.html" : file); /* the 404 */
+		return;
+	}
+	a->content_type = fr->content_type;
+	for (const char *p = (const char *)fr->data, *end = p + fr->len; p < end;) {
+		const char *at = memchr(p, '@', (size_t)(end - p));
+		const char *close = at ? memchr(at + 1, '@', (size_t)(end - at - 1)) : NULL;
+		if (close == NULL) {
+			rete_http_append(a, p, (size_t)(end - p));
+			break;
+		}
+		rete_http_append(a, p, (size_t)(at - p));
+		const char *k = at + 1;
+		size_t kl = (size_t)(close - k);
+#define MARK(s) (kl == strlen(s) && memcmp(k, s, kl) == 0)
+		if (MARK("title"))
+			rete_http_append(a, pg->title, strlen(pg->title));
+		else if (MARK("page"))
+			rete_http_append(a, pg->name, strlen(pg->name));
+		else if (MARK("chart")) {
+			if (pg->chart)
+				rete_http_append(a, chart, strlen(chart));
+		} else if (MARK("main"))
+			rete_http_append(a, (const char *)body->data, body->len);
+		else if (kl > 5 && memcmp(k, "here:", 5) == 0) {
+			if (kl - 5 == strlen(pg->name) && memcmp(k + 5, pg->name, kl - 5) == 0)
+				rete_http_append(a, " class=\"here\"", strlen(" class=\"here\""));
+		} else { /* not a marker: the '@' as it is, and on from the next byte */
+			rete_http_append(a, at, 1);
+			p = at + 1;
+			continue;
+		}
+#undef MARK
+		p = close + 1;
+	}
+}
+
 static void route_page(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
@@ -739,17 +806,12 @@ static void route_page(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		return;
 	if (!lang_ok(rq, a))
 		return;
-	static const char *const pages[][2] = {{"/salute", "salute.html"},
-					       {"/rapporto", "rapporto.html"},
-					       {"/flussi", "flussi.html"},
-					       {"/andamento", "andamento.html"},
-					       {"/caso", "caso.html"}};
-	const char *file = "panoramica.html";
-	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
-		if (strcmp(rq->path, pages[i][0]) == 0)
-			file = pages[i][1];
+	const struct console_page *pg = &console_pages[0];
+	for (size_t i = 0; i < sizeof(console_pages) / sizeof(console_pages[0]); i++)
+		if (strcmp(rq->path, console_pages[i].path) == 0)
+			pg = &console_pages[i];
 	console_record(c, rq, rq->path);
-	send_asset(a, file);
+	send_page(a, pg);
 }
 
 static void route_static(void *ctx, const rete_http_req *rq, rete_http_answer *a)
@@ -931,20 +993,42 @@ static void rep_record(struct console *c, const rete_http_req *rq, const struct 
 	console_record(c, rq, what);
 }
 
+/* rep_begin is what every report route does first: the session, the query
+ * arguments, the access record (as KIND), the report built. False when a
+ * holds the answer already (401, 400, 503, ...). */
+static bool rep_begin(struct console *c, const rete_http_req *rq, rete_http_answer *a,
+		      const char *kind, struct rep_req *p, report **r)
+{
+	char who_[CONSOLE_USER_MAX + 1];
+
+	*r = NULL;
+	if (!console_who(c, rq, a, false, who_) || !rep_params(rq, a, p))
+		return false;
+	rep_record(c, rq, p, kind);
+	return rep_build(c, p, a, r);
+}
+
+/* rep_attach answers a download of the report: its content type, and its
+ * file name rapporto-FROM-TO.EXT (report-... in English). */
+static void rep_attach(rete_http_answer *a, const struct rep_req *p, const char *type,
+		       const char *ext)
+{
+	char cd[160];
+
+	a->content_type = type;
+	snprintf(cd, sizeof(cd), "attachment; filename=\"%s-%s-%s.%s\"",
+		 p->lang == REPORT_IT ? "rapporto" : "report", p->from, p->to, ext);
+	rete_http_header(a, "Content-Disposition", cd);
+}
+
 static void route_report(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
-	char who_[CONSOLE_USER_MAX + 1];
-	if (!console_who(c, rq, a, false, who_))
-		return;
 	struct rep_req p;
 	report *r = NULL;
 	char buf[160];
 
-	if (!rep_params(rq, a, &p))
-		return;
-	rep_record(c, rq, &p, "json");
-	if (!rep_build(c, &p, a, &r))
+	if (!rep_begin(c, rq, a, "json", &p, &r))
 		return;
 	size_t nc = report_header_count(r);
 	json_t *o = json_object(), *hd = json_array(), *rows = json_array(), *kinds = json_array();
@@ -997,21 +1081,15 @@ static void route_report(void *ctx, const rete_http_req *rq, rete_http_answer *a
 static void route_report_csv(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
-	char who_[CONSOLE_USER_MAX + 1];
-	if (!console_who(c, rq, a, false, who_))
-		return;
 	struct rep_req p;
 	report *r = NULL;
-	char *buf = NULL, cd[160];
+	char *buf = NULL;
 	size_t len = 0;
+	rete_msg m = {{0}};
 
-	if (!rep_params(rq, a, &p))
-		return;
-	rep_record(c, rq, &p, "csv");
-	if (!rep_build(c, &p, a, &r))
+	if (!rep_begin(c, rq, a, "csv", &p, &r))
 		return;
 	FILE *f = open_memstream(&buf, &len);
-	rete_msg m = {{0}};
 	if (f == NULL || report_write_csv_lang(r, f, p.sep, p.dec, p.lang, &m) != RETE_OK) {
 		if (f)
 			fclose(f);
@@ -1022,10 +1100,7 @@ static void route_report_csv(void *ctx, const rete_http_req *rq, rete_http_answe
 		return;
 	}
 	fclose(f);
-	a->content_type = "text/csv; charset=utf-8";
-	snprintf(cd, sizeof(cd), "attachment; filename=\"%s-%s-%s.csv\"",
-		 p.lang == REPORT_IT ? "rapporto" : "report", p.from, p.to);
-	rete_http_header(a, "Content-Disposition", cd);
+	rep_attach(a, &p, "text/csv; charset=utf-8", "csv");
 	rete_http_append(a, buf, len);
 	free(buf);
 	report_free(&r);
@@ -1034,18 +1109,12 @@ static void route_report_csv(void *ctx, const rete_http_req *rq, rete_http_answe
 static void route_report_xlsx(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
-	char who_[CONSOLE_USER_MAX + 1];
-	if (!console_who(c, rq, a, false, who_))
-		return;
 	struct rep_req p;
 	report *r = NULL;
-	char path[] = "/tmp/rete-console-XXXXXX.xlsx", cd[160], title[160];
+	char path[] = "/tmp/rete-console-XXXXXX.xlsx", title[160];
 	rete_msg m = {{0}};
 
-	if (!rep_params(rq, a, &p))
-		return;
-	rep_record(c, rq, &p, "xlsx");
-	if (!rep_build(c, &p, a, &r))
+	if (!rep_begin(c, rq, a, "xlsx", &p, &r))
 		return;
 	int fd = mkstemps(path, 5);
 	if (fd >= 0)
@@ -1065,11 +1134,9 @@ static void route_report_xlsx(void *ctx, const rete_http_req *rq, rete_http_answ
 			rete_http_append(a, chunk, n);
 		if (f)
 			fclose(f);
-		a->content_type =
-		    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
-		snprintf(cd, sizeof(cd), "attachment; filename=\"%s-%s-%s.xlsx\"",
-			 p.lang == REPORT_IT ? "rapporto" : "report", p.from, p.to);
-		rete_http_header(a, "Content-Disposition", cd);
+		rep_attach(a, &p,
+			   "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+			   "xlsx");
 	}
 	if (fd >= 0)
 		unlink(path);
@@ -1399,10 +1466,12 @@ out:
 		rete__broker_frame__free_unpacked(f, NULL);
 }
 
-static bool case_id_ok(const char *s)
+/* id_arg_ok: an argument that names a case, a party or a message: 1 to
+ * max of letters, digits, '.', '_', '-', ':' (NULL: no). */
+static bool id_arg_ok(const char *s, size_t max)
 {
-	size_t n = strlen(s);
-	if (n == 0 || n > 64)
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0 || n > max)
 		return false;
 	for (; *s; s++)
 		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
@@ -1418,7 +1487,7 @@ static void route_case(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	if (!console_who(c, rq, a, false, who_))
 		return;
 	const char *cid = rete_http_arg(rq, "case");
-	if (cid == NULL || !case_id_ok(cid)) {
+	if (cid == NULL || !id_arg_ok(cid, 64)) {
 		a->status = 400;
 		rete_http_printf(a,
 				 "rete console: case= needs a case id: 1 to 64 of letters, digits, "
@@ -1467,20 +1536,6 @@ out:
 
 /* ---- evidence bundles: one message's, as `rete evidence export -c` writes it ------- */
 
-/* an argument that names a party or a message: 1 to 128 of letters,
- * digits, '.', '_', '-', ':' */
-static bool evidence_arg_ok(const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-	if (n == 0 || n > 128)
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-' || *s == ':'))
-			return false;
-	return true;
-}
-
 static void route_evidence(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
@@ -1494,7 +1549,7 @@ static void route_evidence(void *ctx, const rete_http_req *rq, rete_http_answer 
 
 	if (!console_who(c, rq, a, false, who_))
 		return;
-	if (!evidence_arg_ok(sender) || !evidence_arg_ok(id)) {
+	if (!id_arg_ok(sender, 128) || !id_arg_ok(id, 128)) {
 		a->status = 400;
 		rete_http_printf(a,
 				 "rete console: an evidence bundle is asked for by sender= (the "

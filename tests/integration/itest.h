@@ -3,7 +3,8 @@
  * in a temporary folder (keys, broker.ini, agent.ini files), the real
  * rete-broker and rete-agent started with fork/exec, a wire connection per
  * party, signed referrals and updates made in the test, the auditor's
- * `rete audit verify`. The lower-level pieces (keys, the broker process,
+ * `rete audit verify`, the metrics endpoints scraped with libcurl. The
+ * lower-level pieces (keys, the broker process,
  * waiting for its PONG, frames, referrals) take plain folders, wires and
  * keys, so tests with a broker.ini of their own (test_broker,
  * test_monitor_broker, test_audit_remote) use them too.
@@ -42,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <lmdb.h>
 #include <zmq.h>
 
@@ -1395,6 +1397,109 @@ static inline void it_strip_copy_mark(const char *dir)
 	assert_int_equal(mdb_del(txn, meta, &k, NULL), 0);
 	assert_int_equal(mdb_txn_commit(txn), 0);
 	mdb_env_close(env);
+}
+
+/* --- metrics endpoints (Prometheus text over HTTP, with libcurl) ------------------- */
+
+struct it_body {
+	char *text;
+	size_t len;
+};
+
+static inline size_t it_on_body(char *p, size_t sz, size_t n, void *ud)
+{
+	struct it_body *b = ud;
+	size_t k = sz * n;
+	char *t = realloc(b->text, b->len + k + 1);
+	if (!t)
+		return 0;
+	memcpy(t + b->len, p, k);
+	b->len += k;
+	t[b->len] = '\0';
+	b->text = t;
+	return k;
+}
+
+/* it_scrape GETs url; the body (caller frees) or NULL; *status (may be
+ * NULL) the HTTP status. */
+static inline char *it_scrape(const char *url, long *status)
+{
+	struct it_body b = {0};
+	CURL *c = curl_easy_init();
+	assert_non_null(c);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, it_on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	CURLcode rc = curl_easy_perform(c);
+	long st = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+	curl_easy_cleanup(c);
+	if (status)
+		*status = st;
+	if (rc != CURLE_OK) {
+		free(b.text);
+		return NULL;
+	}
+	if (!b.text)
+		b.text = strdup("");
+	return b.text;
+}
+
+/* it_metric: the value of the sample "series" (name with its labels,
+ * exactly as written) in the scraped text; -1 when it is not there. */
+static inline double it_metric(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+	for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+		if (strncmp(p, series, n) == 0 && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+	}
+	return -1;
+}
+
+/* it_until_metric scrapes url until series has the value want (true) or
+ * the deadline passes (false; the last scrape is printed). */
+static inline bool it_until_metric(const char *url, const char *series, double want)
+{
+	int64_t end = it_mono_ms() + it_wait_ms();
+	char *last = NULL;
+	for (;;) {
+		free(last);
+		last = it_scrape(url, NULL);
+		if (last && it_metric(last, series) == want) {
+			free(last);
+			return true;
+		}
+		if (it_mono_ms() > end)
+			break;
+		it_nap(100); /* polling a value, not waiting for an event we could see */
+	}
+	fprintf(stderr, "%s never became %g; the last scrape:\n%s\n", series, want,
+		last ? last : "(no answer)");
+	free(last);
+	return false;
+}
+
+/* it_metrics_port waits for "metrics on http://127.0.0.1:PORT/metrics" in
+ * the log file (a broker or agent with metrics = 127.0.0.1:0) and returns
+ * PORT (0 at the deadline). */
+static inline unsigned it_metrics_port(const char *log)
+{
+	int64_t end = it_mono_ms() + it_wait_ms();
+	while (it_mono_ms() < end) {
+		char *text = tu_read_file(log, NULL);
+		const char *p = text ? strstr(text, "metrics on http://127.0.0.1:") : NULL;
+		unsigned port = 0;
+		if (p)
+			sscanf(p, "metrics on http://127.0.0.1:%u/", &port);
+		free(text);
+		if (port)
+			return port;
+		it_nap(50);
+	}
+	return 0;
 }
 
 #endif

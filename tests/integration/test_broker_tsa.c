@@ -338,34 +338,20 @@ static void test_tokens_served(void **state)
 }
 
 /* metric scrapes the broker's /metrics (metrics = 127.0.0.1:0 in its
- * broker.ini: the port is read from its log) with curl and returns the
- * value of series, -1 when absent or unreachable. */
+ * broker.ini: the port is read from its log) and returns the value of
+ * series, -1 when absent or unreachable. */
 static double metric(fixture *fx, const char *series)
 {
-	unsigned port = 0;
-	int64_t end = it_mono_ms() + it_wait_ms();
-	while (port == 0 && it_mono_ms() < end) {
-		char *text = tu_read_file(fx->n->log, NULL);
-		const char *p = text ? strstr(text, "metrics on http://127.0.0.1:") : NULL;
-		if (p)
-			sscanf(p, "metrics on http://127.0.0.1:%u/", &port);
-		free(text);
-		if (port == 0)
-			it_nap(50);
-	}
+	unsigned port = it_metrics_port(fx->n->log);
+	char url[64], *text;
+	double v;
+
 	if (port == 0)
 		return -1;
-	char *out = NULL;
-	double v = -1;
-	if (tu_run(&out, "curl -sS --max-time 10 http://127.0.0.1:%u/metrics", port) == 0 && out) {
-		size_t n = strlen(series);
-		for (const char *p = out; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-			if (strncmp(p, series, n) == 0 && p[n] == ' ') {
-				v = strtod(p + n + 1, NULL);
-				break;
-			}
-	}
-	free(out);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", port);
+	text = it_scrape(url, NULL);
+	v = text != NULL ? it_metric(text, series) : -1;
+	free(text);
 	return v;
 }
 

@@ -22,20 +22,9 @@ set -uo pipefail
 : "${RETE_BIN:?set by ctest}" "${RETE_SOURCE_DIR:?set by ctest}"
 export PATH="$RETE_BIN:$PATH"
 src=$RETE_SOURCE_DIR
-dir=$(mktemp -d "${TMPDIR:-/tmp}/rete-test-checks-XXXXXX")
-pids=()
-failures=0
-cleanup() {
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-# bad MESSAGE: one failed expectation (the test goes on, and fails at the end)
-bad() {
-	echo "FAIL: $*" >&2
-	failures=$((failures + 1))
-}
+. "$(dirname "$0")/lib.sh"
+itest_init test-checks
+
 # run NAME CMD...: runs CMD, keeping its exit code in $rc and its output
 # (stdout and stderr) in $out
 run() {
@@ -57,26 +46,17 @@ lacks() {
 		! grep -qF -- "$t" <<<"$out" || bad "$what: '$t' should not be printed: $out"
 	done
 }
-wait_for() {
-	local deadline=$((SECONDS + 30))
-	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -lt $deadline ] || return 1
-		sleep 0.1
-	done
-}
 
-mkdir -p "$dir/keys" "$dir/broker" "$dir/agents/social.mantova"
-for id in broker.mantova social.mantova cpi.mantova asst.mantova family.mantova coord.mantova audit.region; do
-	rete keygen "$id" --out "$dir/keys" >/dev/null
-done
-k=$dir/keys
-sed -e "s#^listen = .*#listen = ipc://$dir/broker.sock#" \
-	-e "s#^events = .*#events = ipc://$dir/events.sock#" \
-	"$src/examples/broker.ini" >"$dir/broker/broker.ini"
-agent=$dir/agents/social.mantova/agent.ini
+mkdir -p "$DIR/broker" "$DIR/agents/social.mantova"
+make_keys broker.mantova social.mantova cpi.mantova asst.mantova family.mantova coord.mantova audit.region
+k=$DIR/keys
+sed -e "s#^listen = .*#listen = ipc://$DIR/broker.sock#" \
+	-e "s#^events = .*#events = ipc://$DIR/events.sock#" \
+	"$src/examples/broker.ini" >"$DIR/broker/broker.ini"
+agent=$DIR/agents/social.mantova/agent.ini
 cp "$src/examples/agents/social.mantova.ini" "$agent"
-cp "$src/examples/coord.ini" "$dir/coord.ini"
-cp "$src/examples/audit.ini" "$dir/audit.ini"
+cp "$src/examples/coord.ini" "$DIR/coord.ini"
+cp "$src/examples/audit.ini" "$DIR/audit.ini"
 # set_key FILE KEY VALUE: KEY = VALUE in FILE's section
 set_key() { sed -i -e "0,/^$2 = /s#^$2 = .*#$2 = $3#" "$1"; }
 
@@ -134,28 +114,28 @@ set_key "$agent" broker_key ../../keys/broker.mantova.pub
 
 what="coord.ini: key at mode 0644"
 chmod 644 "$k/coord.mantova.key"
-run rete --check-config -c "$dir/coord.ini"
+run rete --check-config -c "$DIR/coord.ini"
 expect 2 "coord.mantova.key" "0644"
 chmod 600 "$k/coord.mantova.key"
-run rete --check-config -c "$dir/coord.ini"
+run rete --check-config -c "$DIR/coord.ini"
 expect 0 "fine"
 
 what="audit.ini: a .key as the broker key"
-set_key "$dir/audit.ini" broker_key keys/broker.mantova.key
-run rete --check-config -c "$dir/audit.ini"
+set_key "$DIR/audit.ini" broker_key keys/broker.mantova.key
+run rete --check-config -c "$DIR/audit.ini"
 expect 2 "broker.mantova.key" "secret key"
 lacks "$(cat "$k/broker.mantova.key")"
-set_key "$dir/audit.ini" broker_key keys/broker.mantova.pub
-run rete --check-config -c "$dir/audit.ini"
+set_key "$DIR/audit.ini" broker_key keys/broker.mantova.pub
+run rete --check-config -c "$DIR/audit.ini"
 expect 0 "fine"
 
 what="rete --check-config: a broker.ini"
-run rete --check-config -c "$dir/broker/broker.ini"
+run rete --check-config -c "$DIR/broker/broker.ini"
 expect 2 "rete-broker"
 
 # --- folders ---------------------------------------------------------------
 what="agent: the spool is a file"
-touch "$dir/agents/social.mantova/notafolder"
+touch "$DIR/agents/social.mantova/notafolder"
 set_key "$agent" spool notafolder
 run rete-agent --check-config -c "$agent"
 expect 2 "notafolder" "not a folder"
@@ -163,7 +143,7 @@ set_key "$agent" spool spool
 
 what="agent: sent/ and failed/ on another file system"
 if unshare -m true 2>/dev/null; then
-	sp=$dir/agents/social.mantova/spool
+	sp=$DIR/agents/social.mantova/spool
 	mkdir -p "$sp/outbox" "$sp/sent" "$sp/failed" "$sp/inbox"
 	run unshare -m bash -c "mount --make-rprivate / && mount -t tmpfs -o size=1m tmpfs '$sp/sent' &&
 		mount -t tmpfs -o size=1m tmpfs '$sp/failed' && rete-agent --check-config -c '$agent'"
@@ -173,7 +153,7 @@ else
 fi
 
 # --- the broker ------------------------------------------------------------
-bini=$dir/broker/broker.ini
+bini=$DIR/broker/broker.ini
 what="broker: its key pointed at its .pub"
 set_key "$bini" key ../keys/broker.mantova.pub
 run rete-broker -c "$bini" --check-config
@@ -188,10 +168,10 @@ lacks "chmod"
 set_key "$bini" key ../keys/broker.mantova.key
 
 # a store: the broker starts once with --init, then stops
-rete-broker -c "$bini" --init >"$dir/broker/broker.log" 2>&1 &
+rete-broker -c "$bini" --init >"$DIR/broker/broker.log" 2>&1 &
 bpid=$!
-pids+=($bpid)
-wait_for grep -q "started:" "$dir/broker/broker.log" || bad "the broker did not start: $(cat "$dir/broker/broker.log")"
+PIDS+=($bpid)
+wait_for 30 grep -q "started:" "$DIR/broker/broker.log" || bad "the broker did not start: $(cat "$DIR/broker/broker.log")"
 kill -TERM "$bpid"
 wait "$bpid" || bad "the broker's clean stop exited $?"
 
@@ -212,8 +192,8 @@ git_origin=$(grep "^origin" "$src/examples/broker.ini" | head -n 1)
 sed -i -e "s#^origin = .*#$git_origin#" "$bini"
 
 what="broker: a store of another schema"
-cp -a "$dir/broker/store" "$dir/store-schema"
-printf 'schema\n\\00\\00\\00\\63\n' | mdb_load -T -s meta "$dir/store-schema" || bad "mdb_load failed"
+cp -a "$DIR/broker/store" "$DIR/store-schema"
+printf 'schema\n\\00\\00\\00\\63\n' | mdb_load -T -s meta "$DIR/store-schema" || bad "mdb_load failed"
 sed -i -e "s#^data = .*#data = ../store-schema#" "$bini"
 run rete-broker -c "$bini" --check-config
 start_out=$(rete-broker -c "$bini" 2>&1)
@@ -224,9 +204,9 @@ sed -i -e "s#^data = .*#data = store#" "$bini"
 
 # --- backup ----------------------------------------------------------------
 what="backup into a missing parent"
-run rete store backup "$dir/broker/store" "$dir/backups/2026/copy1"
+run rete store backup "$DIR/broker/store" "$DIR/backups/2026/copy1"
 expect 0 "backed up"
-for f in "$dir"/backups/2026/copy1/*; do
+for f in "$DIR"/backups/2026/copy1/*; do
 	m=$(stat -c %a "$f")
 	[ "$m" = 600 ] || bad "$what: $f has mode $m, expected 600"
 done
@@ -243,46 +223,46 @@ expect 0 "fine"
 sed -i -e "s#^data = .*#data = store#" "$bini"
 
 what="backup --verify on a good copy"
-run rete store backup "$dir/broker/store" "$dir/backups/copy2" --verify --broker-key "$k/broker.mantova.pub"
+run rete store backup "$DIR/broker/store" "$DIR/backups/copy2" --verify --broker-key "$k/broker.mantova.pub"
 expect 0 "backed up" "verified"
 
 what="backup --verify on a garbled copy"
 # garble entry 0 of a copy (one byte of its value), then back that up
-mdb_dump -s entries "$dir/backups/copy2" >"$dir/entries.dump"
+mdb_dump -s entries "$DIR/backups/copy2" >"$DIR/entries.dump"
 awk 'BEGIN{d=0} /^HEADER=END/{print; d=1; next} d==1 && /^ /{n++; if(n==2){c=substr($0,length($0),1); r=(c=="0")?"1":"0"; $0=substr($0,1,length($0)-1) r} } {print}' \
-	"$dir/entries.dump" >"$dir/entries.garbled"
-cmp -s "$dir/entries.dump" "$dir/entries.garbled" && bad "$what: the dump was not changed"
-mdb_load -s entries "$dir/backups/copy2" <"$dir/entries.garbled" || bad "mdb_load failed"
-run rete store backup "$dir/backups/copy2" "$dir/backups/copy3" --verify --broker-key "$k/broker.mantova.pub"
+	"$DIR/entries.dump" >"$DIR/entries.garbled"
+cmp -s "$DIR/entries.dump" "$DIR/entries.garbled" && bad "$what: the dump was not changed"
+mdb_load -s entries "$DIR/backups/copy2" <"$DIR/entries.garbled" || bad "mdb_load failed"
+run rete store backup "$DIR/backups/copy2" "$DIR/backups/copy3" --verify --broker-key "$k/broker.mantova.pub"
 expect 1 "entry 0"
 
 # --- an agent on a key the broker refuses -----------------------------------
 what="agent: a refused key is said once, not at every reconnect"
-rete-broker -c "$bini" >"$dir/broker/broker2.log" 2>&1 &
+rete-broker -c "$bini" >"$DIR/broker/broker2.log" 2>&1 &
 bpid=$!
-pids+=($bpid)
-wait_for grep -q "started:" "$dir/broker/broker2.log" || bad "the broker did not start again: $(cat "$dir/broker/broker2.log")"
-mkdir -p "$dir/stranger"
-rete keygen social.mantova --out "$dir/stranger" >/dev/null
-old_agent=$dir/agents/social.mantova/old.ini
-sed -e "s#^key = .*#key = $dir/stranger/social.mantova.key#" \
-	-e "s#^broker = .*#broker = ipc://$dir/broker.sock#" -e "s#^data = .*#data = data-old#" \
+PIDS+=($bpid)
+wait_for 30 grep -q "started:" "$DIR/broker/broker2.log" || bad "the broker did not start again: $(cat "$DIR/broker/broker2.log")"
+mkdir -p "$DIR/stranger"
+rete keygen social.mantova --out "$DIR/stranger" >/dev/null
+old_agent=$DIR/agents/social.mantova/old.ini
+sed -e "s#^key = .*#key = $DIR/stranger/social.mantova.key#" \
+	-e "s#^broker = .*#broker = ipc://$DIR/broker.sock#" -e "s#^data = .*#data = data-old#" \
 	-e "s#^spool = .*#spool = spool-old#" "$agent" >"$old_agent"
 printf 'reconnect_min = 100ms\nreconnect_max = 100ms\n' >>"$old_agent"
-rete-agent -v -c "$old_agent" >"$dir/old-agent.log" 2>&1 &
+rete-agent -v -c "$old_agent" >"$DIR/old-agent.log" 2>&1 &
 apid=$!
-pids+=($apid)
-attempts() { [ "$(grep -c "connecting to" "$dir/old-agent.log")" -ge 5 ]; }
-wait_for attempts || bad "$what: the agent did not try 5 times: $(cat "$dir/old-agent.log")"
+PIDS+=($apid)
+attempts() { [ "$(grep -c "connecting to" "$DIR/old-agent.log")" -ge 5 ]; }
+wait_for 30 attempts || bad "$what: the agent did not try 5 times: $(cat "$DIR/old-agent.log")"
 kill -TERM "$apid"
 wait "$apid" || bad "the agent's clean stop exited $?"
-n=$(grep -c "refused our key" "$dir/old-agent.log")
-[ "$n" = 1 ] || bad "$what: the refusal was logged $n times in $(grep -c "connecting to" "$dir/old-agent.log") attempts"
+n=$(grep -c "refused our key" "$DIR/old-agent.log")
+[ "$n" = 1 ] || bad "$what: the refusal was logged $n times in $(grep -c "connecting to" "$DIR/old-agent.log") attempts"
 kill -TERM "$bpid"
 wait "$bpid" || bad "the broker's clean stop exited $?"
 
-if [ "$failures" -gt 0 ]; then
-	echo "test_checks: $failures failure(s)" >&2
+if [ "$FAILS" -gt 0 ]; then
+	echo "test_checks: $FAILS failure(s)" >&2
 	exit 1
 fi
 echo "test_checks: all passed"

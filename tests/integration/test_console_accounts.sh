@@ -10,55 +10,11 @@
 # in the access record under the user's name.
 set -u
 
-BIN=${RETE_BIN:?set RETE_BIN to the bin folder of the build}
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/rete-console-acc.XXXXXX")
-PIDS=()
+. "$(dirname "$0")/lib.sh"
+itest_init console-acc
 
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	local end=$((SECONDS + 10))
-	for p in "${PIDS[@]}"; do
-		while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $end ]; do
-			sleep 0.1 # polling another process's exit
-		done
-		kill -KILL "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
-	rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*" >&2
-	for f in "$DIR"/*.log; do
-		[ -f "$f" ] && { echo "---- $f ----" >&2; tail -n 20 "$f" >&2; }
-	done
-	exit 1
-}
-
-wait_for() {
-	local limit=$1
-	shift
-	local end=$((SECONDS + limit))
-	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -ge $end ] && return 1
-		sleep 0.2 # polling another process's state: nothing to wait on
-	done
-	return 0
-}
-
-mkdir -p "$DIR/keys" "$DIR/broker"
-for id in broker.mantova coord.mantova; do
-	"$BIN/rete" keygen "$id" --out "$DIR/keys" >/dev/null || fail "keygen $id"
-done
-cat >"$DIR/broker/broker.ini" <<EOT
-[broker]
-origin = rete.test/mantova
-id = broker.mantova
-key = ../keys/broker.mantova.key
-listen = ipc://$DIR/broker/broker.sock
-events = ipc://$DIR/broker/events.sock
-data = store
+make_keys broker.mantova coord.mantova
+broker_ini <<EOT
 
 [agency coord.mantova]
 name = Coordinamento
@@ -68,20 +24,12 @@ key = ../keys/coord.mantova.pub
 [policy]
 routes = social-services>job-centre
 EOT
-cat >"$DIR/coord.ini" <<EOT
-[client]
-id = coord.mantova
-key = keys/coord.mantova.key
-broker = ipc://$DIR/broker/broker.sock
-broker_key = keys/broker.mantova.pub
-events = ipc://$DIR/broker/events.sock
+coord_ini <<EOT
 
 [console]
 users = console-users
 EOT
-"$BIN/rete-broker" -c "$DIR/broker/broker.ini" --init >"$DIR/broker.log" 2>&1 &
-PIDS+=($!)
-wait_for 20 "$BIN/rete" monitor -c "$DIR/coord.ini" --once || fail "the broker did not answer"
+start_broker
 
 # --- a remote listen needs TLS and accounts: each refusal says what is missing
 "$BIN/rete" console -c "$DIR/coord.ini" --listen 192.0.2.10:8480 >"$DIR/r1.out" 2>&1

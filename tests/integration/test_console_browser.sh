@@ -14,8 +14,8 @@
 # Salute page shows the broker's health, the agencies that cosigned the
 # latest checkpoint (they cosign by default) with the witness policy of the
 # console's configuration (met; the one witness that never cosigns named as
-# missing), the newest time stamp of the test TSA (rete-test-tsa, a CA made
-# by openssl here), and, for a second broker that asks no TSA, "no TSA
+# missing), the newest time stamp of the test TSA (rete-test-tsa, with a CA
+# it made here), and, for a second broker that asks no TSA, "no TSA
 # configured"; the Caso page offers each message's evidence bundle, whose
 # download verifies with `rete evidence verify --broker-key --tsa-ca` and
 # tells the story; no personal value of the story
@@ -28,137 +28,46 @@
 # started is stopped, the folder removed.
 set -u
 
-BIN=${RETE_BIN:?set RETE_BIN to the bin folder of the build}
 SRC=${RETE_SOURCE_DIR:?set RETE_SOURCE_DIR to the source folder}
+. "$(dirname "$0")/lib.sh"
+itest_init console
 SHOTS=${RETE_CONSOLE_SHOTS:-$BIN/../console-screenshots}
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/rete-console.XXXXXX")
-PIDS=()
 
 if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
 	echo "FAIL: chromium and chromium-driver are needed (scripts/setup installs them)" >&2
 	exit 1
 fi
 
-cleanup() {
+# the browser's session ends before its driver stops
+before_cleanup() {
 	[ -n "${SESSION:-}" ] && curl -s -X DELETE "$WD/session/$SESSION" >/dev/null 2>&1
-	for p in "${PIDS[@]}"; do
-		kill "$p" 2>/dev/null
-	done
-	local end=$((SECONDS + 10))
-	for p in "${PIDS[@]}"; do
-		while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $end ]; do
-			sleep 0.1 # polling another process's exit
-		done
-		if kill -0 "$p" 2>/dev/null; then
-			echo "warning: process $p did not stop on SIGTERM; killed" >&2
-			kill -KILL "$p" 2>/dev/null
-		fi
-		wait "$p" 2>/dev/null
-	done
-	rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*" >&2
-	for f in "$DIR"/*.log; do
-		[ -f "$f" ] && { echo "---- $f ----" >&2; tail -n 30 "$f" >&2; }
-	done
-	exit 1
 }
 
-# wait_for SECONDS COMMAND...: run COMMAND until it succeeds or time runs out.
-wait_for() {
-	local limit=$1
-	shift
-	local end=$((SECONDS + limit))
-	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -ge $end ] && return 1
-		sleep 0.2 # polling another process's state: nothing to wait on
-	done
-	return 0
-}
-
-mkdir -p "$DIR/keys" "$DIR/broker" "$DIR/broker2" "$DIR/tsa/state" "$DIR/agents/social.mantova" "$DIR/agents/cpi.mantova" "$SHOTS"
-for id in broker.mantova social.mantova cpi.mantova coord.mantova; do
-	"$BIN/rete" keygen "$id" --out "$DIR/keys" >/dev/null || fail "keygen $id"
-done
+mkdir -p "$DIR/broker2" "$SHOTS"
+make_keys broker.mantova social.mantova cpi.mantova coord.mantova
 
 # a time-stamping authority for the broker: a test CA and TSA certificate
-# made by openssl, served by rete-test-tsa on a free port
-(
-	cd "$DIR/tsa" || exit 1
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
-		-out ca.pem -days 2 -subj '/CN=rete console test TSA CA' \
-		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign &&
-		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tsa.key \
-			-out tsa.csr -subj '/CN=rete console test TSA' &&
-		printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=critical,timeStamping\n' >tsa.ext &&
-		openssl x509 -req -in tsa.csr -CA ca.pem -CAkey ca.key -set_serial 7 -out tsa.pem -days 2 -extfile tsa.ext
-) >"$DIR/openssl.log" 2>&1 || fail "the test TSA's certificates: $(cat "$DIR/openssl.log")"
+# (rete-test-tsa --make-ca, with openssl), served by rete-test-tsa on a free
+# port
+"$BIN/rete-test-tsa" --make-ca "$DIR/tsa" --name 'rete console test' 2>"$DIR/openssl.log" ||
+	fail "the test TSA's certificates: $(cat "$DIR/openssl.log")"
 "$BIN/rete-test-tsa" --cert "$DIR/tsa/tsa.pem" --key "$DIR/tsa/tsa.key" --dir "$DIR/tsa/state" \
 	>"$DIR/tsa/port" 2>"$DIR/tsa.log" &
 PIDS+=($!)
 wait_for 20 grep -q '^port ' "$DIR/tsa/port" || fail "the test TSA did not start"
 TSA_PORT=$(awk '/^port /{print $2; exit}' "$DIR/tsa/port")
 
-cat >"$DIR/broker/broker.ini" <<EOT
-[broker]
-origin = rete.test/mantova
-id = broker.mantova
-key = ../keys/broker.mantova.key
+{
+	cat <<EOT
 tsa_url = http://127.0.0.1:$TSA_PORT/tsa
 tsa_ca = $DIR/tsa/ca.pem
-listen = ipc://$DIR/broker/broker.sock
-events = ipc://$DIR/broker/events.sock
-data = store
 checkpoint_interval = 1s
 heartbeat = 1s
-
-[limits]
-emergency = 3s
-
-[agency social.mantova]
-name = Servizi sociali di Mantova
-kind = social-services
-key = ../keys/social.mantova.pub
-services = family-support
-
-[agency cpi.mantova]
-name = Centro per l'Impiego
-kind = job-centre
-key = ../keys/cpi.mantova.pub
-services = employment-orientation, training-voucher
-
-[agency coord.mantova]
-name = Coordinamento
-kind = coordinator
-key = ../keys/coord.mantova.pub
-
-[policy]
-routes = social-services>job-centre, job-centre>social-services
 EOT
-
-for id in social.mantova cpi.mantova; do
-	cat >"$DIR/agents/$id/agent.ini" <<EOT
-[agent]
-id = $id
-key = ../../keys/$id.key
-broker = ipc://$DIR/broker/broker.sock
-broker_key = ../../keys/broker.mantova.pub
-spool = spool
-data = data
-poll = 200ms
-EOT
-done
-
-cat >"$DIR/coord.ini" <<EOT
-[client]
-id = coord.mantova
-key = keys/coord.mantova.key
-broker = ipc://$DIR/broker/broker.sock
-broker_key = keys/broker.mantova.pub
-events = ipc://$DIR/broker/events.sock
+	agencies_ini "Servizi sociali di Mantova"
+} | broker_ini
+agent_ini social.mantova cpi.mantova
+coord_ini <<EOT
 time_zone = Europe/Rome
 
 [console]
@@ -166,16 +75,8 @@ access_log = console-access.jsonl
 witnesses = witnesses.policy
 EOT
 
-"$BIN/rete-broker" -c "$DIR/broker/broker.ini" --init >"$DIR/broker.log" 2>&1 &
-PIDS+=($!)
-wait_for 20 "$BIN/rete" monitor -c "$DIR/coord.ini" --once || fail "the broker did not answer"
-for id in social.mantova cpi.mantova; do
-	"$BIN/rete-agent" -c "$DIR/agents/$id/agent.ini" >"$DIR/$id.log" 2>&1 &
-	PIDS+=($!)
-done
-for id in social.mantova cpi.mantova; do
-	wait_for 20 test -d "$DIR/agents/$id/spool/outbox" || fail "agent $id did not start"
-done
+start_broker
+start_agents social.mantova cpi.mantova
 
 # --- the story ------------------------------------------------------------------
 SOC="$DIR/agents/social.mantova/agent.ini"
@@ -247,6 +148,21 @@ grep -qi "^content-security-policy: default-src 'none'; script-src 'self'" "$DIR
 	fail "no strict CSP: $(cat "$DIR/h.txt")"
 grep -o '<script[^>]*>' "$DIR/p.html" | grep -v ' src=' && fail "an inline script in the page"
 grep -qi '^x-content-type-options: nosniff' "$DIR/h.txt" || fail "no nosniff"
+# every page: its title, its name on the body, its own link marked in the
+# navigation (one), the chart library where it draws, and no inline script
+for pt in panoramica:Panoramica flussi:Flussi andamento:Andamento rapporto:Rapporto caso:Caso salute:Salute; do
+	pg=${pt%%:*}
+	curl -sf -o "$DIR/p-$pg.html" "$URL/$pg" || fail "GET /$pg"
+	grep -qF "<title>rete · ${pt#*:}</title>" "$DIR/p-$pg.html" &&
+		grep -qF "<body data-page=\"$pg\">" "$DIR/p-$pg.html" &&
+		grep -qF "<a href=\"/$pg\" class=\"here\"" "$DIR/p-$pg.html" &&
+		[ "$(grep -c 'class="here"' "$DIR/p-$pg.html")" = 1 ] &&
+		grep -qF '<main>' "$DIR/p-$pg.html" && grep -qF '<footer>' "$DIR/p-$pg.html" &&
+		[ "$(grep -c 'chart.min.js' "$DIR/p-$pg.html")" = "$(case $pg in flussi | andamento) echo 1 ;; *) echo 0 ;; esac)" ] ||
+		fail "the page /$pg: $(head -n 25 "$DIR/p-$pg.html")"
+	grep -o '<script[^>]*>' "$DIR/p-$pg.html" | grep -v ' src=' && fail "an inline script in /$pg"
+done
+curl -sf "$URL/" | cmp -s - "$DIR/p-panoramica.html" || fail "/ is not the Panoramica"
 # bad input: a 4xx with a sentence, never a crash
 code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/panoramica?lang=xx")
 [ "$code" = 400 ] && grep -q "use lang=it or lang=en" "$DIR/bad.txt" || fail "lang=xx: $code $(cat "$DIR/bad.txt")"
@@ -417,8 +333,30 @@ shot rapporto-it
 [ "$(jq '.groups | length' "$DIR/rep.json")" = 5 ] || fail "rete report: not the five age bands"
 want_sent=$(jq '.total.sent' "$DIR/rep.json")
 Q="from=$FROM&to=$TODAY&by=agency,age-band"
-curl -sf -o "$DIR/rep-it.csv" "$URL/api/report.csv?$Q&sep=semicolon&lang=it" || fail "report.csv"
-curl -sf -o "$DIR/rep.xlsx" "$URL/api/report.xlsx?$Q&lang=it" || fail "report.xlsx"
+curl -sf -D "$DIR/rep-it.csv.head" -o "$DIR/rep-it.csv" "$URL/api/report.csv?$Q&sep=semicolon&lang=it" ||
+	fail "report.csv"
+curl -sf -D "$DIR/rep.xlsx.head" -o "$DIR/rep.xlsx" "$URL/api/report.xlsx?$Q&lang=it" || fail "report.xlsx"
+# the downloads' names and types, in each language; a bad argument is a 400
+# with its sentence for each, a report of the broker's it cannot build too
+grep -qi "^content-type: text/csv; charset=utf-8" "$DIR/rep-it.csv.head" &&
+	grep -qi "^content-disposition: attachment; filename=\"rapporto-$FROM-$TODAY.csv\"" "$DIR/rep-it.csv.head" ||
+	fail "report.csv's head: $(cat "$DIR/rep-it.csv.head")"
+grep -qi "^content-type: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" "$DIR/rep.xlsx.head" &&
+	grep -qi "^content-disposition: attachment; filename=\"rapporto-$FROM-$TODAY.xlsx\"" "$DIR/rep.xlsx.head" ||
+	fail "report.xlsx's head: $(cat "$DIR/rep.xlsx.head")"
+for ext in csv xlsx; do
+	curl -sf -D "$DIR/rep-en.head" -o "$DIR/rep-en.$ext" "$URL/api/report.$ext?$Q&lang=en" || fail "report.$ext in English"
+	grep -qi "^content-disposition: attachment; filename=\"report-$FROM-$TODAY.$ext\"" "$DIR/rep-en.head" ||
+		fail "report.$ext's head in English: $(cat "$DIR/rep-en.head")"
+	code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/report.$ext?from=$FROM&to=$TODAY&sep=tab")
+	[ "$code" = 400 ] && grep -q "^rete console: sep=tab: use sep=comma, or sep=semicolon" "$DIR/bad.txt" ||
+		fail "report.$ext, sep=tab: $code $(cat "$DIR/bad.txt")"
+	code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/report.$ext?from=$TODAY&to=$FROM")
+	[ "$code" = 400 ] && grep -q "^rete console: from=$TODAY to=$FROM is not a period: from is after to" "$DIR/bad.txt" ||
+		fail "report.$ext, from after to: $code $(cat "$DIR/bad.txt")"
+done
+[ "$(head -c 2 "$DIR/rep-en.xlsx")" = PK ] || fail "report.xlsx in English is no workbook"
+head -n 1 "$DIR/rep-en.csv" | grep -q 'requester' || fail "report.csv in English: $(head -n 1 "$DIR/rep-en.csv")"
 if command -v ssconvert >/dev/null; then
 	ssconvert -T Gnumeric_stf:stf_csv "$DIR/rep-it.csv" "$DIR/rep-it.out.csv" >/dev/null 2>&1 ||
 		fail "ssconvert cannot read the ';' CSV"
@@ -498,6 +436,16 @@ done
 shot caso-it
 code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/case?case=a%20b")
 [ "$code" = 400 ] && grep -q "needs a case id" "$DIR/bad.txt" || fail "case=a b: $code"
+# a case id is at most 64 characters, an evidence id 128
+long=$(printf 'x%.0s' $(seq 1 129))
+code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/case?case=${long:0:64}")
+[ "$code" = 200 ] || fail "a case id of 64 characters: $code $(cat "$DIR/bad.txt")"
+code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/case?case=${long:0:65}")
+[ "$code" = 400 ] && grep -q "needs a case id" "$DIR/bad.txt" || fail "a case id of 65 characters: $code"
+code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/evidence?sender=social.mantova&id=${long:0:128}")
+[ "$code" = 404 ] || fail "an evidence id of 128 characters: $code $(cat "$DIR/bad.txt")"
+code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/evidence?sender=social.mantova&id=$long")
+[ "$code" = 400 ] && grep -q "asked for by sender=" "$DIR/bad.txt" || fail "an evidence id of 129 characters: $code"
 
 # the evidence bundle of the completed referral, by the link on the Caso page:
 # it verifies offline with the broker's key and tells the story

@@ -30,22 +30,8 @@ set -uo pipefail
 : "${RETE_BIN:?set RETE_BIN to the bin folder of the build}"
 SRC=${RETE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 export PATH="$RETE_BIN:$PATH"
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/rete-docs-config.XXXXXX")
-PIDS=()
-FAILS=0
-
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*" >&2
-	FAILS=$((FAILS + 1))
-}
+. "$(dirname "$0")/lib.sh"
+itest_init docs-config
 
 # --- 1. keys in the code ---------------------------------------------------------
 
@@ -140,9 +126,9 @@ sort -u "$DIR/doc-all.txt" >"$DIR/doc.txt"
 for sec in "broker.ini [broker]" "broker.ini [limits]" "broker.ini [policy]" \
 	"broker.ini [agency ID]" "agent.ini [agent]" "coord.ini [client]" "agent.ini [privacy]"; do
 	grep -qF "$sec " "$DIR/code.txt" ||
-		fail "no keys of $sec found in the code: update this test's extraction"
+		bad "no keys of $sec found in the code: update this test's extraction"
 	grep -qF "$sec " "$DIR/doc.txt" ||
-		fail "docs/operations.md has no table for $sec (a heading naming the file and [section])"
+		bad "docs/operations.md has no table for $sec (a heading naming the file and [section])"
 done
 # Cross-check the agent's and coordinator's extraction with the list their
 # own "unknown key; known: ..." sentence gives a user.
@@ -155,17 +141,17 @@ for pair in "agent.ini [agent]:$SRC/agents/agent/agent_config.c" \
 		tr ',' '\n' | tr -d ' ' | grep -E '^[a-z_]+$' | sort -u)
 	found=$(grep -F "$sec " "$DIR/code.txt" | awk '{print $NF}' | sort -u)
 	[ "$known" = "$found" ] ||
-		fail "$sec: the keys the handler compares ($(echo $found)) differ from its 'known:' list ($(echo $known))"
+		bad "$sec: the keys the handler compares ($(echo $found)) differ from its 'known:' list ($(echo $known))"
 done
 
 missing=$(comm -23 "$DIR/code.txt" "$DIR/doc.txt")
 extra=$(comm -13 "$DIR/code.txt" "$DIR/doc.txt")
 if [ -n "$missing" ]; then
-	fail "keys the code reads but docs/operations.md does not document:"
+	bad "keys the code reads but docs/operations.md does not document:"
 	sed 's/^/    /' <<<"$missing" >&2
 fi
 if [ -n "$extra" ]; then
-	fail "keys docs/operations.md documents but the code does not read:"
+	bad "keys docs/operations.md documents but the code does not read:"
 	sed 's/^/    /' <<<"$extra" >&2
 fi
 
@@ -260,10 +246,10 @@ while IFS=$'\t' read -r sec key doc; do
 	got=$(norm "$doc")
 	compared=$((compared + 1))
 	[ "$got" = "$want" ] ||
-		fail "$sec $key: docs/operations.md gives the default '$doc' ($got), the code $want"
+		bad "$sec $key: docs/operations.md gives the default '$doc' ($got), the code $want"
 done < <(doc_defaults)
 [ "$compared" -ge 15 ] ||
-	fail "only $compared documented defaults could be compared with the code; update this test's extraction"
+	bad "only $compared documented defaults could be compared with the code; update this test's extraction"
 
 # --- 2. the programs accept every documented key -------------------------------------
 
@@ -294,23 +280,23 @@ while read -r f s k; do
 	[ "$s" = "[agency" ] && { sec="$f [agency ID]"; k=${k#ID] }; }
 	out=$(probe "$sec" "$k")
 	if grep -q "$k: unknown key" <<<"$out"; then
-		fail "$sec $k is documented, but the program refuses it: $out"
+		bad "$sec $k is documented, but the program refuses it: $out"
 	fi
 done <"$DIR/doc.txt"
 for sec in "broker.ini [broker]" "broker.ini [agency ID]" "agent.ini [agent]" "coord.ini [client]" \
 	"agent.ini [privacy]"; do
 	out=$(probe "$sec" "no_such_key")
 	grep -q "no_such_key: unknown key" <<<"$out" ||
-		fail "$sec: a made-up key was not refused as unknown (the probe cannot tell): $out"
+		bad "$sec: a made-up key was not refused as unknown (the probe cannot tell): $out"
 done
 
 # --- 3. the examples ---------------------------------------------------------------------
 
 shopt -s globstar nullglob
 jsons=("$SRC"/examples/**/*.json)
-[ ${#jsons[@]} -gt 0 ] || fail "no examples/**/*.json found"
+[ ${#jsons[@]} -gt 0 ] || bad "no examples/**/*.json found"
 for j in "${jsons[@]}"; do
-	out=$(rete message check "$j" 2>&1) || fail "rete message check ${j#"$SRC"/}: $out"
+	out=$(rete message check "$j" 2>&1) || bad "rete message check ${j#"$SRC"/}: $out"
 done
 
 # The example network in DIR/net laid out as the examples expect it
@@ -322,21 +308,10 @@ ids=$(grep -ohE '(\.\./)*keys/[a-z0-9.-]+\.(key|pub)' "$SRC/examples/broker.ini"
 	"$SRC"/examples/agents/*.ini "$SRC/examples/coord.ini" |
 	sed -E 's#.*/##; s#\.(key|pub)$##' | sort -u)
 for id in $ids; do
-	rete keygen "$id" --out "$net/keys" >/dev/null || fail "rete keygen $id"
+	rete keygen "$id" --out "$net/keys" >/dev/null || bad "rete keygen $id"
 done
 
-free_port() {
-	local p
-	for _ in $(seq 1 200); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
-lp=$(free_port) && ep=$(free_port) || { fail "no free TCP port"; exit 1; }
+lp=$(free_port) && ep=$(free_port) || { bad "no free TCP port"; exit 1; }
 while [ "$ep" = "$lp" ]; do ep=$(free_port); done
 listen="tcp://127.0.0.1:$lp"
 events="tcp://127.0.0.1:$ep"
@@ -344,16 +319,16 @@ events="tcp://127.0.0.1:$ep"
 sed -e "s#^listen = .*#listen = $listen#" -e "s#^events = .*#events = $events#" \
 	"$SRC/examples/broker.ini" >"$net/broker/broker.ini"
 out=$(rete-broker -c "$net/broker/broker.ini" --check-config 2>&1) ||
-	fail "examples/broker.ini does not pass rete-broker --check-config: $out"
+	bad "examples/broker.ini does not pass rete-broker --check-config: $out"
 # The untouched file too (its endpoints are part of what is checked).
 cp "$SRC/examples/broker.ini" "$net/broker/original.ini"
 out=$(rete-broker -c "$net/broker/original.ini" --check-config 2>&1) ||
-	fail "examples/broker.ini (unchanged) does not pass rete-broker --check-config: $out"
+	bad "examples/broker.ini (unchanged) does not pass rete-broker --check-config: $out"
 
 agents=()
 for ini in "$SRC"/examples/agents/*.ini; do
 	id=$(sed -n 's/^id = //p' "$ini")
-	[ -n "$id" ] || { fail "${ini#"$SRC"/}: no 'id = ' line"; continue; }
+	[ -n "$id" ] || { bad "${ini#"$SRC"/}: no 'id = ' line"; continue; }
 	agents+=("$id")
 	mkdir -p "$net/agents/$id"
 	sed -e "s#^broker = .*#broker = $listen#" "$ini" >"$net/agents/$id/agent.ini"
@@ -384,7 +359,7 @@ while :; do
 		[ "$got" = "$want" ] && break
 	fi
 	if [ $SECONDS -ge $end ]; then
-		fail "the example network did not come up within 60 s: connected '$got', expected '$want' (monitor exit $rc: $(cat "$net/monitor.err"))"
+		bad "the example network did not come up within 60 s: connected '$got', expected '$want' (monitor exit $rc: $(cat "$net/monitor.err"))"
 		for f in "$net"/*.log; do
 			echo "---- ${f##*/} ----" >&2
 			tail -n 15 "$f" >&2
@@ -398,7 +373,7 @@ done
 # broker, as the auditor.
 if [ -f "$net/audit.ini" ]; then
 	out=$(rete audit verify -c "$net/audit.ini" --state "$net/audit.state" 2>&1) ||
-		fail "examples/audit.ini: rete audit verify -c audit.ini --state FILE failed: $out"
+		bad "examples/audit.ini: rete audit verify -c audit.ini --state FILE failed: $out"
 fi
 
 if [ $FAILS -gt 0 ]; then

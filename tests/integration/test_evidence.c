@@ -758,6 +758,33 @@ static void test_cosignatures(void **state)
 	assert_string_equal(part, "cosignatures");
 	assert_non_null(strstr(m.text, "stranger.test"));
 	free(text);
+
+	/* the broker's own signature line twice: the checkpoint part, which
+	 * counts the lines after the note's blank line */
+	{
+		rete_store *s = NULL;
+		rete_evidence ev;
+		const char *own;
+		char *twice = NULL;
+		size_t ll;
+		build(&GOOD);
+		assert_int_equal(rete_store_open(&s, F->dir, RETE_STORE_RDONLY, &m), RETE_OK);
+		assert_int_equal(rete_evidence_from_store(s, SOCIAL, "r1", &ev, &m), RETE_OK);
+		rete_store_close(&s);
+		own = strstr(ev.checkpoint, "\n\n\xe2\x80\x94 " ORIGIN " ");
+		assert_non_null(own);
+		own += 2;
+		ll = (size_t)(strchr(own, '\n') + 1 - own);
+		assert_true(asprintf(&twice, "%s%.*s", ev.checkpoint, (int)ll, own) > 0);
+		free(ev.checkpoint);
+		ev.checkpoint = twice;
+		assert_int_equal(rete_evidence_write(&ev, &text, &m), RETE_OK);
+		rete_evidence_free(&ev);
+		assert_string_equal(check(text, NULL, NULL, NULL, &m), "checkpoint");
+		assert_non_null(strstr(m.text, "the checkpoint carries 2 signature lines of the "
+					       "broker (" ORIGIN "); one is expected"));
+		free(text);
+	}
 }
 
 /* ---- rotation, not found ---------------------------------------------------------------- */

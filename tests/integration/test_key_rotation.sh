@@ -10,63 +10,33 @@ set -euo pipefail
 : "${RETE_BIN:?set by ctest}" "${RETE_SOURCE_DIR:?set by ctest}"
 export PATH="$RETE_BIN:$PATH"
 src=$RETE_SOURCE_DIR
-dir=$(mktemp -d "${TMPDIR:-/tmp}/rete-test-rotation-XXXXXX")
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() {
-	echo "FAIL: $*" >&2
-	for f in "$dir"/broker/broker.log "$dir"/agents/*/agent.log; do
-		[ -f "$f" ] && { echo "--- $f" >&2; tail -n 15 "$f" >&2; }
-	done
-	exit 1
-}
-# wait_for CMD...: retry a condition for up to 30 s (no fixed sleeps).
-wait_for() {
-	local deadline=$((SECONDS + 30))
-	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -lt $deadline ] || return 1
-		sleep 0.1
-	done
-}
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 40000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-	done
-}
+. "$(dirname "$0")/lib.sh"
+itest_init test-rotation
 
-mkdir -p "$dir/keys" "$dir/broker" "$dir/agents"
-for id in broker.mantova social.mantova cpi.mantova asst.mantova family.mantova coord.mantova audit.region; do
-	rete keygen "$id" --out "$dir/keys" >/dev/null
-done
+mkdir -p "$DIR/broker" "$DIR/agents"
+make_keys broker.mantova social.mantova cpi.mantova asst.mantova family.mantova coord.mantova audit.region
 listen="tcp://127.0.0.1:$(free_port)"
 events="tcp://127.0.0.1:$(free_port)"
 sed -e "s#^listen = .*#listen = $listen#" -e "s#^events = .*#events = $events#" \
-	"$src/examples/broker.ini" >"$dir/broker/broker.ini"
+	"$src/examples/broker.ini" >"$DIR/broker/broker.ini"
 for id in social.mantova cpi.mantova; do
-	mkdir -p "$dir/agents/$id"
+	mkdir -p "$DIR/agents/$id"
 	sed -e "s#^broker = .*#broker = $listen#" -e "s#^;poll = .*#poll = 200ms#" \
-		"$src/examples/agents/$id.ini" >"$dir/agents/$id/agent.ini"
+		"$src/examples/agents/$id.ini" >"$DIR/agents/$id/agent.ini"
 done
-social="$dir/agents/social.mantova/agent.ini"
-cpi="$dir/agents/cpi.mantova/agent.ini"
+social="$DIR/agents/social.mantova/agent.ini"
+cpi="$DIR/agents/cpi.mantova/agent.ini"
 
-rete-broker -c "$dir/broker/broker.ini" --init >"$dir/broker/broker.log" 2>&1 &
+rete-broker -c "$DIR/broker/broker.ini" --init >"$DIR/broker/broker.log" 2>&1 &
 bpid=$!
-pids+=($bpid)
-rete-agent -c "$social" >"$dir/agents/social.mantova/agent.log" 2>&1 &
-pids+=($!)
-rete-agent -c "$cpi" >"$dir/agents/cpi.mantova/agent.log" 2>&1 &
+PIDS+=($bpid)
+rete-agent -c "$social" >"$DIR/agents/social.mantova/agent.log" 2>&1 &
+PIDS+=($!)
+rete-agent -c "$cpi" >"$DIR/agents/cpi.mantova/agent.log" 2>&1 &
 cpid=$!
-pids+=($cpid)
+PIDS+=($cpid)
 
-inbox_count() { ls "$dir/agents/cpi.mantova/spool/inbox/" 2>/dev/null | grep -c -- '-referral.json$' || true; }
+inbox_count() { ls "$DIR/agents/cpi.mantova/spool/inbox/" 2>/dev/null | grep -c -- '-referral.json$' || true; }
 # inbox_has N: the job centre's inbox holds N referrals (counted afresh at
 # every try of wait_for)
 inbox_has() { [ "$(inbox_count)" = "$1" ]; }
@@ -74,27 +44,27 @@ inbox_has() { [ "$(inbox_count)" = "$1" ]; }
 # 1. Before the rotation: a referral reaches the job centre.
 rete send -c "$social" "$src/examples/demo/referral-mother.json" --wait 30 >/dev/null 2>&1 ||
 	fail "the first referral was not accepted"
-wait_for inbox_has 1 || fail "the first referral did not reach the job centre"
+wait_for 30 inbox_has 1 || fail "the first referral did not reach the job centre"
 
 # 2. The job centre's key is rotated: new key, broker reloaded, agent restarted.
 kill -TERM "$cpid"
 wait "$cpid" || true
-rete keygen cpi.mantova --out "$dir/keys" --force >/dev/null
+rete keygen cpi.mantova --out "$DIR/keys" --force >/dev/null
 kill -HUP "$bpid"
-wait_for grep -q "directory 2\|serial 2" "$dir/broker/broker.log" ||
+wait_for 30 grep -q "directory 2\|serial 2" "$DIR/broker/broker.log" ||
 	fail "the broker did not log the new directory after SIGHUP"
-rete-agent -c "$cpi" >>"$dir/agents/cpi.mantova/agent.log" 2>&1 &
-pids+=($!)
+rete-agent -c "$cpi" >>"$DIR/agents/cpi.mantova/agent.log" 2>&1 &
+PIDS+=($!)
 
 # 3. Social services' agent, connected all along, learnt the new directory:
 #    it refuses to seal to a key it did not pin.
 rete send -c "$social" "$src/examples/demo/referral-mother.json" --wait 30 >/dev/null 2>&1 &&
 	fail "a referral to a rotated key was sent without an operator's confirmation"
-err=$(ls "$dir"/agents/social.mantova/spool/failed/*.error.json 2>/dev/null | head -n 1)
+err=$(ls "$DIR"/agents/social.mantova/spool/failed/*.error.json 2>/dev/null | head -n 1)
 [ -n "$err" ] || fail "no error file in social services' failed/"
 [ "$(jq -r .code "$err")" = key-changed ] || fail "expected code key-changed, got: $(cat "$err")"
 
-newkey=$(cat "$dir/keys/cpi.mantova.pub")
+newkey=$(cat "$DIR/keys/cpi.mantova.pub")
 # the key comes from the agency through another channel, never from the
 # directory: the error neither shows it nor fills it into the command
 ! grep -qF "$newkey" "$err" || fail "the error fills in the directory's key: $(cat "$err")"
@@ -103,25 +73,23 @@ grep -qF -- "--key KEY" "$err" || fail "the error does not show the --trust comm
 
 # 4. The operator confirms the new key — only the one cpi.mantova gave them
 #    (a different key is refused); the resent referral arrives and opens.
-other=$(rete keygen someone.else --out "$dir/other")
+other=$(rete keygen someone.else --out "$DIR/other")
 if rete-agent -c "$social" --trust cpi.mantova --key "$other" >/dev/null 2>&1; then
 	fail "--trust confirmed a key other than the one given with --key"
 fi
 rete-agent -c "$social" --trust cpi.mantova --key "$newkey" >/dev/null || fail "--trust --key failed"
 rete send -c "$social" "$src/examples/demo/referral-mother.json" --wait 30 >/dev/null 2>&1 ||
 	fail "the referral was not accepted after --trust"
-wait_for inbox_has 2 || fail "the resent referral did not reach the job centre"
-last=$(ls "$dir"/agents/cpi.mantova/spool/inbox/*-referral.json | sort | tail -n 1)
+wait_for 30 inbox_has 2 || fail "the resent referral did not reach the job centre"
+last=$(ls "$DIR"/agents/cpi.mantova/spool/inbox/*-referral.json | sort | tail -n 1)
 [ "$(jq -r .private.person.fiscalCode "$last")" = RSSMRA85M41E897X ] ||
 	fail "the job centre could not open the referral with its new key"
-if grep -q "cannot-open\|delivery-refused" "$dir"/agents/*/agent.log; then
+if grep -q "cannot-open\|delivery-refused" "$DIR"/agents/*/agent.log; then
 	fail "a delivery was sealed to the old key"
 fi
 
 # 5. The log verifies across the rotation (old entries against the old key).
-for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-pids=()
-rete audit verify "$dir/broker/store" --broker-key "$dir/keys/broker.mantova.pub" >/dev/null ||
+stop_all
+rete audit verify "$DIR/broker/store" --broker-key "$DIR/keys/broker.mantova.pub" >/dev/null ||
 	fail "rete audit verify failed after the rotation"
 echo "key rotation: 1 passed, 0 failed"

@@ -24,107 +24,6 @@
 
 #define N_REFERRALS 5
 
-/* --- scraping ---------------------------------------------------------------------- */
-
-struct body {
-	char *text;
-	size_t len;
-};
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-	struct body *b = ud;
-	size_t k = sz * n;
-	char *t = realloc(b->text, b->len + k + 1);
-	if (!t)
-		return 0;
-	memcpy(t + b->len, p, k);
-	b->len += k;
-	t[b->len] = '\0';
-	b->text = t;
-	return k;
-}
-
-/* scrape GETs url; the body (caller frees) or NULL; *status the HTTP status. */
-static char *scrape(const char *url, long *status)
-{
-	struct body b = {0};
-	CURL *c = curl_easy_init();
-	assert_non_null(c);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	CURLcode rc = curl_easy_perform(c);
-	long st = 0;
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
-	curl_easy_cleanup(c);
-	if (status)
-		*status = st;
-	if (rc != CURLE_OK) {
-		free(b.text);
-		return NULL;
-	}
-	if (!b.text)
-		b.text = strdup("");
-	return b.text;
-}
-
-/* value: the sample "series" (name with its labels, exactly as written) in
- * text; -1 when it is not there. */
-static double value(const char *text, const char *series)
-{
-	size_t n = strlen(series);
-	for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
-		if (strncmp(p, series, n) == 0 && p[n] == ' ')
-			return strtod(p + n + 1, NULL);
-	}
-	return -1;
-}
-
-/* until_value scrapes url until series has the value want (true) or the
- * deadline passes (false; the last scrape is printed). */
-static bool until_value(const char *url, const char *series, double want)
-{
-	int64_t end = it_mono_ms() + it_wait_ms();
-	char *last = NULL;
-	for (;;) {
-		free(last);
-		last = scrape(url, NULL);
-		if (last && value(last, series) == want) {
-			free(last);
-			return true;
-		}
-		if (it_mono_ms() > end)
-			break;
-		it_nap(100); /* polling a value, not waiting for an event we could see */
-	}
-	fprintf(stderr, "%s never became %g; the last scrape:\n%s\n", series, want,
-		last ? last : "(no answer)");
-	free(last);
-	return false;
-}
-
-/* log_port waits for "metrics on http://HOST:PORT/metrics" in log and
- * returns PORT (0 at the deadline). */
-static unsigned log_port(const char *log)
-{
-	int64_t end = it_mono_ms() + it_wait_ms();
-	while (it_mono_ms() < end) {
-		char *text = tu_read_file(log, NULL);
-		const char *p = text ? strstr(text, "metrics on http://127.0.0.1:") : NULL;
-		unsigned port = 0;
-		if (p)
-			sscanf(p, "metrics on http://127.0.0.1:%u/", &port);
-		free(text);
-		if (port)
-			return port;
-		it_nap(50);
-	}
-	return 0;
-}
-
 /* ini_set_broker adds line to the [broker] section of n's broker.ini. */
 static void ini_set_broker(it_net *n, const char *line)
 {
@@ -170,7 +69,7 @@ static void test_counters_move(void **state)
 	ini_set_broker(n, "metrics = 127.0.0.1:0");
 	assert_true(it_broker_start(n));
 	char url[128];
-	unsigned port = log_port(n->log);
+	unsigned port = it_metrics_port(n->log);
 	if (!port) {
 		it_show(n, "broker.log");
 		fail_msg("the broker never said where its metrics are");
@@ -178,20 +77,20 @@ static void test_counters_move(void **state)
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", port);
 
 	long status = 0;
-	char *t = scrape(url, &status);
+	char *t = it_scrape(url, &status);
 	assert_non_null(t);
 	assert_int_equal(status, 200);
-	assert_true(value(t, "rete_broker_submissions_accepted_total") == 0);
-	assert_true(value(t, "rete_broker_queue_depth{agency=\"cpi.mantova\"}") == 0);
-	assert_true(value(t, "rete_broker_agency_connected{agency=\"cpi.mantova\"}") == 0);
-	assert_true(value(t, "rete_broker_store_readable") == 1);
-	assert_true(value(t, "rete_broker_log_entries") >= 1); /* the directory */
-	assert_true(value(t, "rete_broker_disk_free_bytes") > 0);
-	assert_true(value(t, "rete_broker_timestamp_configured") == 0); /* no tsa_url */
-	assert_true(value(t, "rete_broker_timestamp_refusing") == -1);
-	assert_true(value(t, "rete_broker_store_used_bytes") > 0);
+	assert_true(it_metric(t, "rete_broker_submissions_accepted_total") == 0);
+	assert_true(it_metric(t, "rete_broker_queue_depth{agency=\"cpi.mantova\"}") == 0);
+	assert_true(it_metric(t, "rete_broker_agency_connected{agency=\"cpi.mantova\"}") == 0);
+	assert_true(it_metric(t, "rete_broker_store_readable") == 1);
+	assert_true(it_metric(t, "rete_broker_log_entries") >= 1); /* the directory */
+	assert_true(it_metric(t, "rete_broker_disk_free_bytes") > 0);
+	assert_true(it_metric(t, "rete_broker_timestamp_configured") == 0); /* no tsa_url */
+	assert_true(it_metric(t, "rete_broker_timestamp_refusing") == -1);
+	assert_true(it_metric(t, "rete_broker_store_used_bytes") > 0);
 	assert_non_null(strstr(t, "rete_build_info{program=\"rete-broker\",version=\""));
-	double entries0 = value(t, "rete_broker_log_entries");
+	double entries0 = it_metric(t, "rete_broker_log_entries");
 	documented(t);
 	free(t);
 
@@ -232,20 +131,20 @@ static void test_counters_move(void **state)
 	rete_wire_close(&wc);
 
 	/* the counters are the loop's: they are there when the receipt is */
-	t = scrape(url, NULL);
+	t = it_scrape(url, NULL);
 	assert_non_null(t);
-	if (value(t, "rete_broker_submissions_accepted_total") != N_REFERRALS ||
-	    value(t, "rete_broker_submissions_duplicate_total") != 1 ||
-	    value(t, "rete_broker_refusals_total{code=\"route-forbidden\"}") != 1 ||
-	    value(t, "rete_broker_queue_depth{agency=\"cpi.mantova\"}") != N_REFERRALS ||
-	    value(t, "rete_broker_log_entries") != entries0 + N_REFERRALS ||
-	    value(t, "rete_broker_entries_appended_total") < N_REFERRALS ||
-	    value(t, "rete_broker_queue_oldest_age_seconds{agency=\"cpi.mantova\"}") < 0 ||
-	    value(t, "rete_broker_deliveries_sent_total") != 0 ||
-	    value(t, "rete_broker_receipt_seconds_count") != N_REFERRALS + 1 ||
-	    value(t, "rete_broker_receipt_seconds_bucket{le=\"+Inf\"}") != N_REFERRALS + 1 ||
-	    value(t, "rete_broker_commit_seconds_count") < 1 ||
-	    value(t, "rete_broker_commit_seconds_sum") <= 0)
+	if (it_metric(t, "rete_broker_submissions_accepted_total") != N_REFERRALS ||
+	    it_metric(t, "rete_broker_submissions_duplicate_total") != 1 ||
+	    it_metric(t, "rete_broker_refusals_total{code=\"route-forbidden\"}") != 1 ||
+	    it_metric(t, "rete_broker_queue_depth{agency=\"cpi.mantova\"}") != N_REFERRALS ||
+	    it_metric(t, "rete_broker_log_entries") != entries0 + N_REFERRALS ||
+	    it_metric(t, "rete_broker_entries_appended_total") < N_REFERRALS ||
+	    it_metric(t, "rete_broker_queue_oldest_age_seconds{agency=\"cpi.mantova\"}") < 0 ||
+	    it_metric(t, "rete_broker_deliveries_sent_total") != 0 ||
+	    it_metric(t, "rete_broker_receipt_seconds_count") != N_REFERRALS + 1 ||
+	    it_metric(t, "rete_broker_receipt_seconds_bucket{le=\"+Inf\"}") != N_REFERRALS + 1 ||
+	    it_metric(t, "rete_broker_commit_seconds_count") < 1 ||
+	    it_metric(t, "rete_broker_commit_seconds_sum") <= 0)
 		fail_msg("after %d referrals, one resent and one refused:\n%s", N_REFERRALS, t);
 	free(t);
 
@@ -253,36 +152,38 @@ static void test_counters_move(void **state)
 	assert_true(it_agent_start_ex(n, IT_CPI, "metrics = 127.0.0.1:0\n"));
 	char alog[1300];
 	snprintf(alog, sizeof(alog), "%s/%s.log", n->dir, it_party_ids[IT_CPI]);
-	unsigned aport = log_port(alog);
+	unsigned aport = it_metrics_port(alog);
 	if (!aport) {
 		it_show(n, "cpi.mantova.log");
 		fail_msg("the agent never said where its metrics are");
 	}
 	char aurl[128];
 	snprintf(aurl, sizeof(aurl), "http://127.0.0.1:%u/metrics", aport);
-	assert_true(until_value(url, "rete_broker_deliveries_acknowledged_total", N_REFERRALS));
-	assert_true(until_value(url, "rete_broker_queue_depth{agency=\"cpi.mantova\"}", 0));
-	assert_true(until_value(url, "rete_broker_agency_connected{agency=\"cpi.mantova\"}", 1));
-	assert_true(until_value(url, "rete_broker_agencies_connected", 1));
-	t = scrape(url, NULL);
-	assert_true(value(t, "rete_broker_deliveries_sent_total") >= N_REFERRALS);
-	assert_true(value(t, "rete_broker_commits_total") >= 1);
+	assert_true(it_until_metric(url, "rete_broker_deliveries_acknowledged_total", N_REFERRALS));
+	assert_true(it_until_metric(url, "rete_broker_queue_depth{agency=\"cpi.mantova\"}", 0));
+	assert_true(
+	    it_until_metric(url, "rete_broker_agency_connected{agency=\"cpi.mantova\"}", 1));
+	assert_true(it_until_metric(url, "rete_broker_agencies_connected", 1));
+	t = it_scrape(url, NULL);
+	assert_true(it_metric(t, "rete_broker_deliveries_sent_total") >= N_REFERRALS);
+	assert_true(it_metric(t, "rete_broker_commits_total") >= 1);
 	free(t);
 
 	/* the agent's view: connected, N files in its inbox (as on disk) */
 	char inbox[1300];
 	it_spool(n, IT_CPI, "inbox", inbox, sizeof(inbox));
-	assert_true(until_value(aurl, "rete_agent_connected", 1));
-	assert_true(until_value(aurl, "rete_agent_spool_files{folder=\"inbox\"}", N_REFERRALS));
+	assert_true(it_until_metric(aurl, "rete_agent_connected", 1));
+	assert_true(it_until_metric(aurl, "rete_agent_spool_files{folder=\"inbox\"}", N_REFERRALS));
 	assert_int_equal(tu_count_suffix(inbox, ".json"), N_REFERRALS);
-	t = scrape(aurl, NULL);
+	t = it_scrape(aurl, NULL);
 	assert_non_null(t);
-	if (value(t, "rete_agent_deliveries_total") < N_REFERRALS ||
-	    value(t, "rete_agent_last_delivery_timestamp_seconds") <= 0 ||
-	    value(t, "rete_agent_connections_total") < 1 || value(t, "rete_agent_alarm") != 0 ||
-	    value(t, "rete_agent_held_messages") != 0 ||
-	    value(t, "rete_agent_witness_pending_receipts") != 0 ||
-	    value(t, "rete_agent_spool_files{folder=\"outbox\"}") != 0 ||
+	if (it_metric(t, "rete_agent_deliveries_total") < N_REFERRALS ||
+	    it_metric(t, "rete_agent_last_delivery_timestamp_seconds") <= 0 ||
+	    it_metric(t, "rete_agent_connections_total") < 1 ||
+	    it_metric(t, "rete_agent_alarm") != 0 ||
+	    it_metric(t, "rete_agent_held_messages") != 0 ||
+	    it_metric(t, "rete_agent_witness_pending_receipts") != 0 ||
+	    it_metric(t, "rete_agent_spool_files{folder=\"outbox\"}") != 0 ||
 	    !strstr(t, "rete_agent_info{agency=\"cpi.mantova\"} 1"))
 		fail_msg("the job centre's agent after %d deliveries:\n%s", N_REFERRALS, t);
 	documented(t);
@@ -291,34 +192,35 @@ static void test_counters_move(void **state)
 	/* the witness: once the broker's checkpoint covers the whole log (it
 	 * no longer grows: every delivery is acknowledged), the agent verifies
 	 * it and says so */
-	t = scrape(url, NULL);
+	t = it_scrape(url, NULL);
 	assert_non_null(t);
-	double size = value(t, "rete_broker_log_entries");
+	double size = it_metric(t, "rete_broker_log_entries");
 	free(t);
 	assert_true(size >= entries0 + 2 * N_REFERRALS); /* the referrals and their Deliveries */
-	assert_true(until_value(url, "rete_broker_checkpoint_size", size));
-	assert_true(until_value(aurl, "rete_agent_witness_checkpoint_size", size));
+	assert_true(it_until_metric(url, "rete_broker_checkpoint_size", size));
+	assert_true(it_until_metric(aurl, "rete_agent_witness_checkpoint_size", size));
 	/* the agent cosigns what it verified: the broker counts its cosignature
 	 * on that checkpoint (the only agent process of this test) */
-	assert_true(until_value(url, "rete_broker_checkpoint_cosigned_size", size));
-	assert_true(until_value(url, "rete_broker_checkpoint_cosignatures", 1));
+	assert_true(it_until_metric(url, "rete_broker_checkpoint_cosigned_size", size));
+	assert_true(it_until_metric(url, "rete_broker_checkpoint_cosignatures", 1));
 
 	/* an outbox file the agent cannot take is counted in failed/ */
 	char path[1400];
 	it_spool(n, IT_CPI, "outbox/broken.json", path, sizeof(path));
 	assert_int_equal(tu_write_file(path, "{not json", 9), 0);
-	assert_true(until_value(aurl, "rete_agent_spool_files{folder=\"failed\"}", 2));
+	assert_true(it_until_metric(aurl, "rete_agent_spool_files{folder=\"failed\"}", 2));
 
 	/* the agent stops: the broker sees it gone */
 	assert_int_equal(it_stop(&n->agent_pid[IT_CPI], SIGTERM, it_wait_ms()), 0);
-	assert_true(until_value(url, "rete_broker_agency_connected{agency=\"cpi.mantova\"}", 0));
+	assert_true(
+	    it_until_metric(url, "rete_broker_agency_connected{agency=\"cpi.mantova\"}", 0));
 	long st = 0;
-	t = scrape(aurl, &st);
+	t = it_scrape(aurl, &st);
 	assert_null(t); /* nothing listens any more */
 
 	/* another path, another method */
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u/", port);
-	t = scrape(url, &st);
+	t = it_scrape(url, &st);
 	assert_int_equal(st, 404);
 	assert_non_null(strstr(t, "GET /metrics"));
 	free(t);
@@ -333,7 +235,7 @@ static void test_redelivery_counted(void **state)
 	*state = n;
 	ini_set_broker(n, "metrics = 127.0.0.1:0\nredeliver = 1s");
 	assert_true(it_broker_start(n));
-	unsigned port = log_port(n->log);
+	unsigned port = it_metrics_port(n->log);
 	assert_true(port > 0);
 	char url[128];
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", port);
@@ -359,13 +261,14 @@ static void test_redelivery_counted(void **state)
 			rete__broker_frame__free_unpacked(f, NULL);
 		}
 		free(t);
-		t = scrape(url, NULL);
-		again = t ? value(t, "rete_broker_redeliveries_total") : 0;
+		t = it_scrape(url, NULL);
+		again = t ? it_metric(t, "rete_broker_redeliveries_total") : 0;
 	}
-	if (again < 1 || delivers < 2 || value(t, "rete_broker_deliveries_sent_total") < delivers ||
-	    value(t, "rete_broker_deliveries_acknowledged_total") != 0 ||
-	    value(t, "rete_broker_queue_depth{agency=\"cpi.mantova\"}") != 1 ||
-	    value(t, "rete_broker_agency_connected{agency=\"cpi.mantova\"}") != 1)
+	if (again < 1 || delivers < 2 ||
+	    it_metric(t, "rete_broker_deliveries_sent_total") < delivers ||
+	    it_metric(t, "rete_broker_deliveries_acknowledged_total") != 0 ||
+	    it_metric(t, "rete_broker_queue_depth{agency=\"cpi.mantova\"}") != 1 ||
+	    it_metric(t, "rete_broker_agency_connected{agency=\"cpi.mantova\"}") != 1)
 		fail_msg("one delivery never acknowledged, received %d times:\n%s", delivers,
 			 t ? t : "(no answer)");
 	free(t);

@@ -12,125 +12,20 @@
 # every process started is stopped, the folder removed.
 set -u
 
-BIN=${RETE_BIN:?set RETE_BIN to the bin folder of the build}
 SRC=${RETE_SOURCE_DIR:?set RETE_SOURCE_DIR to the source folder}
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/rete-monagents.XXXXXX")
-PIDS=()
+. "$(dirname "$0")/lib.sh"
+itest_init monagents
 
-cleanup() {
-	for p in "${PIDS[@]}"; do
-		kill "$p" 2>/dev/null
-	done
-	# a process that does not stop within 10 s is killed (and said so):
-	# the test must end either way
-	local end=$((SECONDS + 10))
-	for p in "${PIDS[@]}"; do
-		while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $end ]; do
-			sleep 0.1 # polling another process's exit
-		done
-		if kill -0 "$p" 2>/dev/null; then
-			echo "warning: process $p did not stop on SIGTERM; killed" >&2
-			kill -KILL "$p" 2>/dev/null
-		fi
-		wait "$p" 2>/dev/null
-	done
-	rm -rf "$DIR"
-}
-trap cleanup EXIT
+make_keys broker.mantova social.mantova cpi.mantova coord.mantova
+{
+	printf 'checkpoint_interval = 1s\nheartbeat = 1s\n'
+	agencies_ini "Servizi sociali"
+} | broker_ini
+agent_ini social.mantova cpi.mantova
+echo "time_zone = Europe/Rome" | coord_ini
 
-fail() {
-	echo "FAIL: $*" >&2
-	for f in "$DIR"/*.log; do
-		[ -f "$f" ] && { echo "---- $f ----" >&2; tail -n 30 "$f" >&2; }
-	done
-	exit 1
-}
-
-# wait_for SECONDS COMMAND...: run COMMAND until it succeeds or time runs out.
-wait_for() {
-	local limit=$1
-	shift
-	local end=$((SECONDS + limit))
-	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -ge $end ] && return 1
-		sleep 0.1 # polling another process's state: nothing to wait on
-	done
-	return 0
-}
-
-mkdir -p "$DIR/keys" "$DIR/broker" "$DIR/agents/social.mantova" "$DIR/agents/cpi.mantova"
-for id in broker.mantova social.mantova cpi.mantova coord.mantova; do
-	"$BIN/rete" keygen "$id" --out "$DIR/keys" >/dev/null || fail "keygen $id"
-done
-
-cat >"$DIR/broker/broker.ini" <<EOF
-[broker]
-origin = rete.test/mantova
-id = broker.mantova
-key = ../keys/broker.mantova.key
-listen = ipc://$DIR/broker/broker.sock
-events = ipc://$DIR/broker/events.sock
-data = store
-checkpoint_interval = 1s
-heartbeat = 1s
-
-[limits]
-emergency = 3s
-
-[agency social.mantova]
-name = Servizi sociali
-kind = social-services
-key = ../keys/social.mantova.pub
-services = family-support
-
-[agency cpi.mantova]
-name = Centro per l'Impiego
-kind = job-centre
-key = ../keys/cpi.mantova.pub
-services = employment-orientation, training-voucher
-
-[agency coord.mantova]
-name = Coordinamento
-kind = coordinator
-key = ../keys/coord.mantova.pub
-
-[policy]
-routes = social-services>job-centre, job-centre>social-services
-EOF
-
-for id in social.mantova cpi.mantova; do
-	cat >"$DIR/agents/$id/agent.ini" <<EOF
-[agent]
-id = $id
-key = ../../keys/$id.key
-broker = ipc://$DIR/broker/broker.sock
-broker_key = ../../keys/broker.mantova.pub
-spool = spool
-data = data
-poll = 200ms
-EOF
-done
-
-cat >"$DIR/coord.ini" <<EOF
-[client]
-id = coord.mantova
-key = keys/coord.mantova.key
-broker = ipc://$DIR/broker/broker.sock
-broker_key = keys/broker.mantova.pub
-events = ipc://$DIR/broker/events.sock
-time_zone = Europe/Rome
-EOF
-
-"$BIN/rete-broker" -c "$DIR/broker/broker.ini" --init >"$DIR/broker.log" 2>&1 &
-PIDS+=($!)
-wait_for 15 "$BIN/rete" monitor -c "$DIR/coord.ini" --once || fail "the broker did not answer"
-for id in social.mantova cpi.mantova; do
-	"$BIN/rete-agent" -c "$DIR/agents/$id/agent.ini" >"$DIR/$id.log" 2>&1 &
-	PIDS+=($!)
-done
-for id in social.mantova cpi.mantova; do
-	wait_for 15 test -d "$DIR/agents/$id/spool/outbox" || fail "agent $id did not start"
-done
+start_broker 15
+start_agents social.mantova cpi.mantova
 
 M=$SRC/examples/messages
 "$BIN/rete" send -c "$DIR/agents/social.mantova/agent.ini" "$M/referral.json" --wait 30 \

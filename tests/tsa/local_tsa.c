@@ -15,27 +15,6 @@
 
 #include "testutil.h"
 
-/* The certificates: EC P-256 keys (fast), a CA with keyCertSign, and a TSA
- * certificate with what RFC 3161 2.3 asks of a TSA's (the extended key
- * usage timeStamping only, critical). */
-static const char make_certs[] =
-    "set -e; cd '%s';"
-    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
-    " -keyout ca.key -out ca.pem -days 30 -subj '/CN=rete test CA'"
-    " -addext basicConstraints=critical,CA:TRUE"
-    " -addext keyUsage=critical,keyCertSign,cRLSign;"
-    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
-    " -keyout other-ca.key -out other-ca.pem -days 30 -subj '/CN=rete other CA'"
-    " -addext basicConstraints=critical,CA:TRUE"
-    " -addext keyUsage=critical,keyCertSign,cRLSign;"
-    "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
-    " -keyout tsa.key -out tsa.csr -subj '/O=rete tests/CN=rete test TSA';"
-    "printf 'basicConstraints=CA:FALSE\\nkeyUsage=critical,digitalSignature\\n"
-    "extendedKeyUsage=critical,timeStamping\\nsubjectKeyIdentifier=hash\\n' > tsa.ext;"
-    "openssl x509 -req -in tsa.csr -CA ca.pem -CAkey ca.key -set_serial 2"
-    " -out tsa.pem -days 30 -extfile tsa.ext;"
-    "mkdir state";
-
 static int64_t now_ms(void)
 {
 	struct timespec ts;
@@ -53,7 +32,9 @@ int local_tsa_open(local_tsa **out, const char *bin_dir)
 		free(t);
 		return -1;
 	}
-	if (tu_run(&log, make_certs, t->lt_dir) != 0) {
+	snprintf(t->lt_bin, sizeof(t->lt_bin), "%s/rete-test-tsa", bin_dir);
+	/* the certificates: rete-test-tsa --make-ca, as the demo makes its own */
+	if (tu_run(&log, "'%s' --make-ca '%s'", t->lt_bin, t->lt_dir) != 0) {
 		fprintf(stderr, "local_tsa: cannot make the test certificates:\n%s\n",
 			log ? log : "");
 		free(log);
@@ -63,7 +44,6 @@ int local_tsa_open(local_tsa **out, const char *bin_dir)
 	free(log);
 	snprintf(t->lt_ca, sizeof(t->lt_ca), "%s/ca.pem", t->lt_dir);
 	snprintf(t->lt_other_ca, sizeof(t->lt_other_ca), "%s/other-ca.pem", t->lt_dir);
-	snprintf(t->lt_bin, sizeof(t->lt_bin), "%s/rete-test-tsa", bin_dir);
 	if (local_tsa_start(t) != 0) {
 		local_tsa_close(&t);
 		return -1;

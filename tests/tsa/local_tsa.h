@@ -1,14 +1,13 @@
 /* local_tsa.h — the tests' own time-stamping authority.
  *
- * local_tsa_open makes, in a fresh temporary folder and with the `openssl`
- * command: a test CA (ca.pem), a TSA certificate it issues with the
- * critical extendedKeyUsage timeStamping (tsa.pem, tsa.key) and a second,
- * unrelated CA (other-ca.pem); then starts rete-test-tsa (tests/tsa/
- * tsa_server.c) on 127.0.0.1. The test can stop it, start it again on the
- * same port, and tell it what to answer next (local_tsa_mode). Its tokens
- * carry the TSA certificate and the CA certificate (as real TSAs add their
- * chain). Nothing
- * reaches the internet.
+ * local_tsa_open makes, in a fresh temporary folder, with `rete-test-tsa
+ * --make-ca` (the `openssl` command): a test CA (ca.pem), a TSA certificate
+ * it issues with the critical extendedKeyUsage timeStamping (tsa.pem,
+ * tsa.key; "CN=rete test TSA") and a second, unrelated CA (other-ca.pem);
+ * then starts rete-test-tsa (tests/tsa/tsa_server.c) on 127.0.0.1. The test can stop it, start it
+ * again on the same port, and tell it what to answer next (local_tsa_mode). Its tokens carry the
+ * TSA certificate and the CA certificate (as real TSAs add their chain). Nothing reaches the
+ * internet.
  */
 #ifndef RETE_LOCAL_TSA_H
 #define RETE_LOCAL_TSA_H

@@ -3,6 +3,17 @@
  *
  *   rete-test-tsa --cert TSA.pem --key TSA.key --dir DIR [--port N]
  *                 [--chain CERTS.pem]
+ *   rete-test-tsa --make-ca DIR [--name NAME]
+ *
+ * --make-ca makes the test certificates in DIR (created if missing) with
+ * the `openssl` command, and exits: a CA (ca.pem, ca.key; "CN=NAME TSA
+ * CA"), the TSA's certificate it issues (tsa.pem, tsa.key; "O=NAME, CN=NAME
+ * TSA", with the critical extendedKeyUsage timeStamping RFC 3161 2.3 asks
+ * for), a second, unrelated CA (other-ca.pem: a CA that issued nothing)
+ * and the empty state folder DIR/state for --dir. NAME defaults to "rete
+ * test". EC P-256 keys (fast), valid 30 days. The tests (local_tsa.c,
+ * test_console_browser.sh) and scripts/demo.sh all make theirs this way.
+ * openssl's output goes to DIR/openssl.log, shown on stderr on failure.
  *
  * Listens on 127.0.0.1:N (0 or absent: a free port), prints "port N" on
  * standard output once it accepts, then answers one HTTP POST at a time
@@ -38,6 +49,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
@@ -278,9 +290,65 @@ static void serve(int fd, const char *dir, TS_RESP_CTX *ok, TS_RESP_CTX *reject)
 	OPENSSL_free(bumped);
 }
 
+/* The certificates of --make-ca: the script runs with DIR as $1 and NAME
+ * as $2, so neither needs quoting. */
+static const char make_ca_script[] =
+    "set -e; mkdir -p \"$1\"; cd \"$1\"; exec >openssl.log 2>&1\n"
+    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+    " -keyout ca.key -out ca.pem -days 30 -subj \"/CN=$2 TSA CA\""
+    " -addext basicConstraints=critical,CA:TRUE"
+    " -addext keyUsage=critical,keyCertSign,cRLSign\n"
+    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+    " -keyout other-ca.key -out other-ca.pem -days 30 -subj \"/CN=$2 other CA\""
+    " -addext basicConstraints=critical,CA:TRUE"
+    " -addext keyUsage=critical,keyCertSign,cRLSign\n"
+    "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+    " -keyout tsa.key -out tsa.csr -subj \"/O=$2/CN=$2 TSA\"\n"
+    "printf 'basicConstraints=CA:FALSE\\nkeyUsage=critical,digitalSignature\\n"
+    "extendedKeyUsage=critical,timeStamping\\nsubjectKeyIdentifier=hash\\n' >tsa.ext\n"
+    "openssl x509 -req -in tsa.csr -CA ca.pem -CAkey ca.key -set_serial 2"
+    " -out tsa.pem -days 30 -extfile tsa.ext\n"
+    "mkdir -p state\n";
+
+/* make_ca runs make_ca_script for dir and name: 0, or 1 with openssl's
+ * output on stderr. */
+static int make_ca(const char *dir, const char *name)
+{
+	int st;
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		fprintf(stderr, "rete-test-tsa: cannot start a shell: %s\n", strerror(errno));
+		return 1;
+	}
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", make_ca_script, "sh", dir, name, (char *)NULL);
+		_exit(127);
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return 1;
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		return 0;
+	fprintf(stderr, "rete-test-tsa: cannot make the test certificates in %s:\n", dir);
+	{
+		char log[4200], buf[512];
+		size_t n;
+		FILE *f;
+		snprintf(log, sizeof(log), "%s/openssl.log", dir);
+		if ((f = fopen(log, "r")) != NULL) {
+			while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+				fwrite(buf, 1, n, stderr);
+			fclose(f);
+		}
+	}
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cert_path = NULL, *key_path = NULL, *dir = NULL, *chain_path = NULL;
+	const char *ca_dir = NULL, *ca_name = "rete test";
 	STACK_OF(X509) *chain = NULL;
 	int port = 0, lfd, one = 1, rc = 2;
 	X509 *cert = NULL;
@@ -302,10 +370,17 @@ int main(int argc, char **argv)
 			chain_path = argv[i + 1];
 		else if (strcmp(argv[i], "--port") == 0)
 			port = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--make-ca") == 0)
+			ca_dir = argv[i + 1];
+		else if (strcmp(argv[i], "--name") == 0)
+			ca_name = argv[i + 1];
 	}
+	if (ca_dir != NULL)
+		return make_ca(ca_dir, ca_name);
 	if (cert_path == NULL || key_path == NULL || dir == NULL) {
 		fprintf(stderr, "usage: rete-test-tsa --cert TSA.pem --key TSA.key --dir DIR "
-				"[--port N] [--chain CERTS.pem]\n");
+				"[--port N] [--chain CERTS.pem]\n"
+				"       rete-test-tsa --make-ca DIR [--name NAME]\n");
 		return 2;
 	}
 	if ((f = fopen(cert_path, "r")) == NULL ||

@@ -35,25 +35,8 @@ static const char *const expected_note =
     "fK036wvfKx0jplzFHWxfYSZs+TUxqAIVtGEckSKC3Q5YKYWOtTGEFwNY0gK3+oH+uQ1Ancq0T/"
     "CifjUqNJ/xlq4z6Qw=\n";
 
-/* A secret key filled directly (the test does not depend on keys.c). */
-static rete_seckey *key_from_seed(uint8_t first)
-{
-	rete_seckey *k = sodium_malloc(sizeof(*k));
-	uint8_t seed[32];
-
-	assert_non_null(k);
-	memset(k, 0, sizeof(*k));
-	for (int i = 0; i < 32; i++)
-		seed[i] = (uint8_t)(first + i);
-	assert_int_equal(crypto_sign_seed_keypair(k->pub.ed, k->ed_sk, seed), 0);
-	return k;
-}
-
-static void key_free(rete_seckey *k)
-{
-	sodium_memzero(k, sizeof(*k));
-	sodium_free(k);
-}
+/* The keys: tu_key_from_seed, filled directly (the test does not depend
+ * on keys.c). */
 
 static void root8(uint8_t r[32])
 {
@@ -95,7 +78,7 @@ static char *sig_line(const char *name, const uint8_t *blob, size_t len)
 
 static void test_exact_text(void **state)
 {
-	rete_seckey *k = key_from_seed(0);
+	rete_seckey *k = tu_key_from_seed(0);
 	uint8_t root[32], id[4], h[32], blob[68];
 	char *note = NULL;
 	const char *b64;
@@ -127,12 +110,12 @@ static void test_exact_text(void **state)
 						     strstr(note, "\n\n") + 1 - note, k->pub.ed),
 			 0);
 	free(note);
-	key_free(k);
+	tu_key_free(k);
 }
 
 static void test_round_trip(void **state)
 {
-	rete_seckey *k = key_from_seed(7);
+	rete_seckey *k = tu_key_from_seed(7);
 	uint64_t sizes[] = {0, 1, 8, 1234567, UINT64_MAX};
 	rete_msg m = {{0}};
 
@@ -159,7 +142,7 @@ static void test_round_trip(void **state)
 		assert_memory_equal(cv.root, cp.root, 32);
 		free(note);
 	}
-	key_free(k);
+	tu_key_free(k);
 }
 
 static void expect_badsig(const char *note, const char *name, const rete_pubkey *pk,
@@ -178,7 +161,7 @@ static void expect_badsig(const char *note, const char *name, const rete_pubkey 
 
 static void test_tampering(void **state)
 {
-	rete_seckey *k = key_from_seed(0), *other = key_from_seed(100);
+	rete_seckey *k = tu_key_from_seed(0), *other = tu_key_from_seed(100);
 	uint8_t root[32];
 	char *note = NULL, *t;
 	rete_msg m;
@@ -212,13 +195,13 @@ static void test_tampering(void **state)
 	expect_badsig(note, ORIGIN, &other->pub, "no signature by key");
 	expect_badsig(note, "rete.example/cremona", &k->pub, "no signature by key");
 	free(note);
-	key_free(k);
-	key_free(other);
+	tu_key_free(k);
+	tu_key_free(other);
 }
 
 static void test_foreign_signatures(void **state)
 {
-	rete_seckey *k = key_from_seed(0), *w = key_from_seed(50);
+	rete_seckey *k = tu_key_from_seed(0), *w = tu_key_from_seed(50);
 	uint8_t root[32], blob[68], id[4];
 	char *note = NULL, *foreign, *wrong_id, *witness, *t, *t2;
 	size_t text_len;
@@ -265,8 +248,8 @@ static void test_foreign_signatures(void **state)
 	free(wrong_id);
 	free(witness);
 	free(note);
-	key_free(k);
-	key_free(w);
+	tu_key_free(k);
+	tu_key_free(w);
 }
 
 /* Signs text with k under name, giving a complete note. */
@@ -287,7 +270,7 @@ static char *sign_raw(const rete_seckey *k, const char *name, const char *text)
 
 static void test_extension_lines(void **state)
 {
-	rete_seckey *k = key_from_seed(0);
+	rete_seckey *k = tu_key_from_seed(0);
 	const char *text = ORIGIN "\n8\nXcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg=\n"
 				  "extension line\n";
 	char *note = sign_raw(k, ORIGIN, text);
@@ -301,7 +284,7 @@ static void test_extension_lines(void **state)
 		fail_msg("extension line refused: %s", m.text);
 	assert_memory_equal(cp.root, root, 32);
 	free(note);
-	key_free(k);
+	tu_key_free(k);
 }
 
 typedef struct bad_note {
@@ -319,7 +302,7 @@ typedef struct bad_note {
  * epoch 2 on one "epoch N" line follows the root, signed with the rest. */
 static void test_epoch_line(void **state)
 {
-	rete_seckey *k = key_from_seed(9);
+	rete_seckey *k = tu_key_from_seed(9);
 	rete_msg m = {{0}};
 	uint8_t root[32];
 	char *plain = NULL, *one = NULL, *two = NULL, *bad;
@@ -357,7 +340,7 @@ static void test_epoch_line(void **state)
 	free(plain);
 	free(one);
 	free(two);
-	key_free(k);
+	tu_key_free(k);
 }
 
 static void test_malformed(void **state)
@@ -398,7 +381,7 @@ static void test_malformed(void **state)
 	     * becomes text followed by an empty line */
 	    {ORIGIN "\n8\n" ROOT "\n\n" SIG "\n" SIG, "is empty"},
 	};
-	rete_seckey *k = key_from_seed(0);
+	rete_seckey *k = tu_key_from_seed(0);
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -442,12 +425,12 @@ static void test_malformed(void **state)
 		assert_non_null(strstr(m.text, "more than 100"));
 		free(many);
 	}
-	key_free(k);
+	tu_key_free(k);
 }
 
 static void test_sign_refusals(void **state)
 {
-	rete_seckey *k = key_from_seed(0);
+	rete_seckey *k = tu_key_from_seed(0);
 	const char *bad_origins[] = {"", "has space", "a+b", "tab\there", "nl\nx"};
 	uint8_t root[32] = {0};
 	char *note = (char *)1;
@@ -469,7 +452,7 @@ static void test_sign_refusals(void **state)
 	assert_int_equal(
 	    rete_checkpoint_verify(expected_note, strlen(expected_note), "a b", &k->pub, NULL, &m),
 	    RETE_EINVAL);
-	key_free(k);
+	tu_key_free(k);
 }
 
 int main(void)

@@ -43,25 +43,6 @@ static const char *const expected_line =
 static const char *const expected_pk64 = "Kay64UG8yvCyLhqU000LxzYeUm0L/hLIl5S8kyKWbdc=";
 #define T0 1767225600ULL
 
-static rete_seckey *key_from_seed(uint8_t first)
-{
-	rete_seckey *k = sodium_malloc(sizeof(*k));
-	uint8_t seed[32];
-
-	assert_non_null(k);
-	memset(k, 0, sizeof(*k));
-	for (int i = 0; i < 32; i++)
-		seed[i] = (uint8_t)(first + i);
-	assert_int_equal(crypto_sign_seed_keypair(k->pub.ed, k->ed_sk, seed), 0);
-	return k;
-}
-
-static void key_free(rete_seckey *k)
-{
-	sodium_memzero(k, sizeof(*k));
-	sodium_free(k);
-}
-
 static int count(const char *hay, const char *needle)
 {
 	int n = 0;
@@ -113,7 +94,7 @@ static rete_witness_policy *policy(const char *text)
 
 static void test_exact_line(void **state)
 {
-	rete_seckey *w = key_from_seed(0x20);
+	rete_seckey *w = tu_key_from_seed(0x20);
 	char *line, *k64 = pk64(w), *cos;
 	uint8_t id[4], h[32], msg[14 + 2 + 32];
 	uint64_t t = 0;
@@ -139,10 +120,10 @@ static void test_exact_line(void **state)
 	assert_true(t == T0);
 	/* The log's signature still verifies on the cosigned note. */
 	{
-		rete_seckey *b = key_from_seed(0);
+		rete_seckey *b = tu_key_from_seed(0);
 		assert_int_equal(
 		    rete_checkpoint_verify(cos, strlen(cos), ORIGIN, &b->pub, NULL, &m), RETE_OK);
-		key_free(b);
+		tu_key_free(b);
 	}
 	/* The line Python made, pasted on the note, verifies here too. */
 	free(cos);
@@ -154,12 +135,13 @@ static void test_exact_line(void **state)
 	free(cos);
 	free(line);
 	free(k64);
-	key_free(w);
+	tu_key_free(w);
 }
 
 static void test_verify_refusals(void **state)
 {
-	rete_seckey *w = key_from_seed(0x20), *x = key_from_seed(0x60), *b = key_from_seed(0);
+	rete_seckey *w = tu_key_from_seed(0x20), *x = tu_key_from_seed(0x60),
+		    *b = tu_key_from_seed(0);
 	char *line = cosign(note8, "comune-mantova", w, T0), *cos = with_line(note8, line), *t;
 	char *bad;
 	rete_msg m = {{0}};
@@ -235,14 +217,14 @@ static void test_verify_refusals(void **state)
 	w->pub.ed[0] ^= 1;
 	free(cos);
 	free(line);
-	key_free(w);
-	key_free(x);
-	key_free(b);
+	tu_key_free(w);
+	tu_key_free(x);
+	tu_key_free(b);
 }
 
 static void test_add_strip(void **state)
 {
-	rete_seckey *w = key_from_seed(0x20), *v = key_from_seed(0x40);
+	rete_seckey *w = tu_key_from_seed(0x20), *v = tu_key_from_seed(0x40);
 	char *l1 = cosign(note8, "comune-mantova", w, T0),
 	     *l1b = cosign(note8, "comune-mantova", w, T0 + 5);
 	char *l2 = cosign(note8, "asl-valpadana", v, T0);
@@ -306,8 +288,8 @@ static void test_add_strip(void **state)
 	free(l1);
 	free(l1b);
 	free(l2);
-	key_free(w);
-	key_free(v);
+	tu_key_free(w);
+	tu_key_free(v);
 }
 
 static void check_policy(const rete_witness_policy *p, const char *note, rete_err want,
@@ -324,7 +306,8 @@ static void check_policy(const rete_witness_policy *p, const char *note, rete_er
 
 static void test_policy_check(void **state)
 {
-	rete_seckey *w = key_from_seed(0x20), *v = key_from_seed(0x40), *x = key_from_seed(0x60);
+	rete_seckey *w = tu_key_from_seed(0x20), *v = tu_key_from_seed(0x40),
+		    *x = tu_key_from_seed(0x60);
 	char *kw = pk64(w), *kv = pk64(v), *text = malloc(1024);
 	char *lw = cosign(note8, "comune-mantova", w, T0),
 	     *lv = cosign(note8, "asl-valpadana", v, T0);
@@ -384,9 +367,9 @@ static void test_policy_check(void **state)
 	free(text);
 	free(kw);
 	free(kv);
-	key_free(w);
-	key_free(v);
-	key_free(x);
+	tu_key_free(w);
+	tu_key_free(v);
+	tu_key_free(x);
 }
 
 static void expect_refused(const char *text, const char *needle)

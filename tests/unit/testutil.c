@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <lmdb.h>
+#include <sodium.h>
 
 #include "checkpoint.h"
 #include "merkle.h"
@@ -267,4 +268,23 @@ char *tu_checkpoint(rete_store *s, const char *origin, const rete_seckey *k)
 	assert_int_equal(rete_checkpoint_sign(origin, size, root, k, &note, &m), RETE_OK);
 	assert_int_equal(rete_store_checkpoint_put(s, size, note, &m), RETE_OK);
 	return note;
+}
+
+rete_seckey *tu_key_from_seed(uint8_t first)
+{
+	rete_seckey *k = sodium_malloc(sizeof(*k));
+	uint8_t seed[32];
+
+	assert_non_null(k);
+	memset(k, 0, sizeof(*k));
+	for (int i = 0; i < 32; i++)
+		seed[i] = (uint8_t)(first + i);
+	assert_int_equal(crypto_sign_seed_keypair(k->pub.ed, k->ed_sk, seed), 0);
+	return k;
+}
+
+void tu_key_free(rete_seckey *k)
+{
+	sodium_memzero(k, sizeof(*k));
+	sodium_free(k);
 }

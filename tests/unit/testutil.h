@@ -86,4 +86,14 @@ uint64_t tu_append(rete_store *s, int64_t *t, rete_buf b);
  * when it cannot. */
 char *tu_checkpoint(rete_store *s, const char *origin, const rete_seckey *k);
 
+/* tu_key_from_seed returns a secret key whose Ed25519 seed is the bytes
+ * first, first + 1, ..., first + 31, filled in directly (its Ed25519 half
+ * only, without keys.c: for the known-answer tests of notes and
+ * cosignatures); sodium_malloc'd, released with tu_key_free. The test
+ * fails (cmocka) when it cannot. */
+rete_seckey *tu_key_from_seed(uint8_t first);
+
+/* tu_key_free wipes and frees a key of tu_key_from_seed. */
+void tu_key_free(rete_seckey *k);
+
 #endif

@@ -1,0 +1,218 @@
+# lib.sh — what the shell integration tests share, sourced by them:
+#
+#   . "$(dirname "$0")/lib.sh"
+#   itest_init TAG        DIR a fresh folder ${TMPDIR:-/tmp}/rete-TAG.XXXXXX,
+#                         PIDS empty, BIN the build's bin/, and on exit
+#                         every process in PIDS stopped and DIR removed
+#   fail MESSAGE          says FAIL: MESSAGE and the end of every *.log in
+#                         DIR (three folders deep), then exits 1
+#   bad MESSAGE           says FAIL: MESSAGE and counts it in FAILS: for a
+#                         test that goes on after a failure, and fails at
+#                         the end when FAILS > 0
+#   wait_for SECONDS CMD  runs CMD until it succeeds (0) or SECONDS pass (1)
+#   stop_all              stops the processes in PIDS (and empties it)
+#   free_port             a TCP port of 127.0.0.1 nothing listens on
+#
+# and the small network most of them run (rete.test/mantova, ipc sockets in
+# DIR/broker): make_keys, broker_ini, agencies_ini, agent_ini, coord_ini,
+# start_broker, start_agents. A test that must do more on exit defines
+# before_cleanup (it runs first). Waits poll with deadlines (no sleep as
+# synchronisation). Safe under `set -e` and `set -u`.
+
+# itest_init TAG: see above.
+itest_init() {
+	BIN=${RETE_BIN:?set RETE_BIN to the bin folder of the build}
+	DIR=$(mktemp -d "${TMPDIR:-/tmp}/rete-$1.XXXXXX")
+	PIDS=()
+	FAILS=0
+	trap cleanup EXIT
+}
+
+# stop_all stops every process in PIDS: SIGTERM, and SIGKILL (said so) for
+# one still running after 10 s, so that the test ends either way.
+stop_all() {
+	local p end=$((SECONDS + 10))
+	for p in "${PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in "${PIDS[@]}"; do
+		while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $end ]; do
+			sleep 0.1 # polling another process's exit
+		done
+		if kill -0 "$p" 2>/dev/null; then
+			echo "warning: process $p did not stop on SIGTERM; killed" >&2
+			kill -KILL "$p" 2>/dev/null || true
+		fi
+		wait "$p" 2>/dev/null || true
+	done
+	PIDS=()
+}
+
+cleanup() {
+	if declare -F before_cleanup >/dev/null; then
+		before_cleanup || true
+	fi
+	stop_all
+	rm -rf "$DIR"
+}
+
+fail() {
+	local f
+	echo "FAIL: $*" >&2
+	while IFS= read -r f; do
+		echo "---- $f ----" >&2
+		tail -n 30 "$f" >&2
+	done < <(find "$DIR" -maxdepth 3 -name '*.log' -type f 2>/dev/null | sort)
+	exit 1
+}
+
+bad() {
+	echo "FAIL: $*" >&2
+	FAILS=$((FAILS + 1))
+}
+
+# wait_for SECONDS COMMAND...: run COMMAND until it succeeds or time runs out.
+wait_for() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		if [ $SECONDS -ge $end ]; then
+			return 1
+		fi
+		sleep 0.1 # polling another process's state: nothing to wait on
+	done
+	return 0
+}
+
+# free_port: a TCP port of 127.0.0.1 nothing listens on now (1 after 200
+# tries).
+free_port() {
+	local p
+	for _ in $(seq 1 200); do
+		p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# --- the network ------------------------------------------------------------------
+
+# make_keys ID...: a key pair per party in DIR/keys.
+make_keys() {
+	local id
+	mkdir -p "$DIR/keys"
+	for id in "$@"; do
+		"$BIN/rete" keygen "$id" --out "$DIR/keys" >/dev/null || fail "keygen $id"
+	done
+}
+
+# broker_ini < MORE: DIR/broker/broker.ini, broker.mantova of
+# rete.test/mantova on ipc sockets in DIR/broker, its store in
+# DIR/broker/store; MORE (standard input) follows in its [broker] section.
+broker_ini() {
+	mkdir -p "$DIR/broker"
+	{
+		cat <<EOT
+[broker]
+origin = rete.test/mantova
+id = broker.mantova
+key = ../keys/broker.mantova.key
+listen = ipc://$DIR/broker/broker.sock
+events = ipc://$DIR/broker/events.sock
+data = store
+EOT
+		cat
+	} >"$DIR/broker/broker.ini"
+}
+
+# agencies_ini SOCIAL-NAME: the sections of social.mantova (named
+# SOCIAL-NAME), cpi.mantova and coord.mantova, the routes between the first
+# two, and an emergency limit of 3 s, for broker_ini's standard input.
+agencies_ini() {
+	cat <<EOT
+
+[limits]
+emergency = 3s
+
+[agency social.mantova]
+name = $1
+kind = social-services
+key = ../keys/social.mantova.pub
+services = family-support
+
+[agency cpi.mantova]
+name = Centro per l'Impiego
+kind = job-centre
+key = ../keys/cpi.mantova.pub
+services = employment-orientation, training-voucher
+
+[agency coord.mantova]
+name = Coordinamento
+kind = coordinator
+key = ../keys/coord.mantova.pub
+
+[policy]
+routes = social-services>job-centre, job-centre>social-services
+EOT
+}
+
+# agent_ini ID...: DIR/agents/ID/agent.ini for the agent of each ID
+# (spool/ and data/ in its folder, polling every 200 ms).
+agent_ini() {
+	local id
+	for id in "$@"; do
+		mkdir -p "$DIR/agents/$id"
+		cat >"$DIR/agents/$id/agent.ini" <<EOT
+[agent]
+id = $id
+key = ../../keys/$id.key
+broker = ipc://$DIR/broker/broker.sock
+broker_key = ../../keys/broker.mantova.pub
+spool = spool
+data = data
+poll = 200ms
+EOT
+	done
+}
+
+# coord_ini < MORE: DIR/coord.ini, the coordinator's [client] section;
+# MORE (standard input) follows it.
+coord_ini() {
+	{
+		cat <<EOT
+[client]
+id = coord.mantova
+key = keys/coord.mantova.key
+broker = ipc://$DIR/broker/broker.sock
+broker_key = keys/broker.mantova.pub
+events = ipc://$DIR/broker/events.sock
+EOT
+		cat
+	} >"$DIR/coord.ini"
+}
+
+# start_broker [SECONDS]: rete-broker --init on DIR/broker/broker.ini (its
+# output in DIR/broker.log), and a wait until it answers the coordinator's
+# `rete monitor --once` (20 s unless given).
+start_broker() {
+	"$BIN/rete-broker" -c "$DIR/broker/broker.ini" --init >"$DIR/broker.log" 2>&1 &
+	PIDS+=($!)
+	wait_for "${1:-20}" "$BIN/rete" monitor -c "$DIR/coord.ini" --once ||
+		fail "the broker did not answer"
+}
+
+# start_agents ID...: rete-agent for each (output in DIR/ID.log), and a wait
+# until each has made its spool.
+start_agents() {
+	local id
+	for id in "$@"; do
+		"$BIN/rete-agent" -c "$DIR/agents/$id/agent.ini" >"$DIR/$id.log" 2>&1 &
+		PIDS+=($!)
+	done
+	for id in "$@"; do
+		wait_for 20 test -d "$DIR/agents/$id/spool/outbox" || fail "agent $id did not start"
+	done
+}
