@@ -9,6 +9,7 @@
  * message can always be released with protobuf_c_message_free_unpacked.
  */
 #include "json.h"
+#include "keys.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -640,7 +641,8 @@ static bool map_value(struct jctx *c, const ProtobufCFieldDescriptor *f, json_t 
 		}
 		size_t blen = 0;
 		const char *end = NULL;
-		if (sodium_base642bin(buf, cap, s, slen, NULL, &blen, &end,
+		if (!rete_b64_alphabet(s, slen) ||
+		    sodium_base642bin(buf, cap, s, slen, NULL, &blen, &end,
 				      sodium_base64_VARIANT_ORIGINAL) != 0 ||
 		    end != s + slen) {
 			free(buf);

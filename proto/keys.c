@@ -57,7 +57,7 @@ bool rete_id_valid(const char *id)
  * its padding (libsodium checks where '=' stands). libsodium 1.0.18 alone
  * takes every byte above 0x7f for '/', so text changed that way would
  * decode to the same bytes. */
-static bool b64_alphabet(const char *s, size_t len)
+bool rete_b64_alphabet(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -75,7 +75,7 @@ static bool b64_decode_exact(const char *b64, size_t len, uint8_t *out, size_t w
 	size_t binlen = 0;
 
 	*got = 0;
-	if (!b64_alphabet(b64, len))
+	if (!rete_b64_alphabet(b64, len))
 		return false;
 	if (sodium_base642bin(out, want, b64, len, NULL, &binlen, NULL,
 			      sodium_base64_VARIANT_ORIGINAL) != 0) {
@@ -614,7 +614,7 @@ rete_err rete_b64_decode(const char *b64, uint8_t **out, size_t *outlen)
 	if (rete_crypto_init(NULL) != RETE_OK)
 		return RETE_ECRYPTO;
 	len = strlen(b64);
-	if (!b64_alphabet(b64, len))
+	if (!rete_b64_alphabet(b64, len))
 		return RETE_EINVAL;
 	cap = len / 4 * 3 + 3;
 	bin = malloc(cap);

@@ -15,11 +15,11 @@
 
 #include "error.h"
 
-#define RETE_PK_LEN 32     /* Ed25519 / X25519 public key */
-#define RETE_SEED_LEN 32   /* Ed25519 seed */
-#define RETE_SIG_LEN 64    /* Ed25519 signature */
-#define RETE_HASH_LEN 32   /* SHA-256 */
-#define RETE_ID_MAX 63     /* longest party id */
+#define RETE_PK_LEN   32 /* Ed25519 / X25519 public key */
+#define RETE_SEED_LEN 32 /* Ed25519 seed */
+#define RETE_SIG_LEN  64 /* Ed25519 signature */
+#define RETE_HASH_LEN 32 /* SHA-256 */
+#define RETE_ID_MAX   63 /* longest party id */
 
 /* A public identity: Ed25519 public key and its X25519 conversion. */
 typedef struct rete_pubkey {
@@ -30,8 +30,8 @@ typedef struct rete_pubkey {
 /* A secret identity. Always allocated by rete_seckey_* (sodium_malloc) and
  * released with rete_seckey_free, which wipes it. */
 typedef struct rete_seckey {
-	uint8_t ed_sk[64];          /* libsodium's Ed25519 secret key (seed||pk) */
-	uint8_t x_sk[RETE_PK_LEN];  /* X25519 secret key */
+	uint8_t ed_sk[64];	   /* libsodium's Ed25519 secret key (seed||pk) */
+	uint8_t x_sk[RETE_PK_LEN]; /* X25519 secret key */
 	rete_pubkey pub;
 } rete_seckey;
 
@@ -45,16 +45,14 @@ bool rete_id_valid(const char *id);
 
 /* rete_pubkey_from_ed fills pk from a 32-byte Ed25519 public key, converting
  * it to X25519. RETE_ECRYPTO when the conversion fails (the key is refused). */
-rete_err rete_pubkey_from_ed(rete_pubkey *pk, const uint8_t ed[RETE_PK_LEN],
-			     rete_msg *m);
+rete_err rete_pubkey_from_ed(rete_pubkey *pk, const uint8_t ed[RETE_PK_LEN], rete_msg *m);
 
 /* rete_seckey_generate makes a new random key pair into *out (caller frees
  * with rete_seckey_free). */
 rete_err rete_seckey_generate(rete_seckey **out, rete_msg *m);
 
 /* rete_seckey_from_seed derives the key pair from a 32-byte seed. */
-rete_err rete_seckey_from_seed(rete_seckey **out, const uint8_t seed[RETE_SEED_LEN],
-			       rete_msg *m);
+rete_err rete_seckey_from_seed(rete_seckey **out, const uint8_t seed[RETE_SEED_LEN], rete_msg *m);
 
 /* rete_seckey_free wipes and frees *sk and sets it to NULL; NULL is fine. */
 void rete_seckey_free(rete_seckey **sk);
@@ -64,8 +62,8 @@ void rete_seckey_free(rete_seckey **sk);
  * either exists) or renamed (overwrite) into place; the folder is fsync'd.
  * DIR must exist. Errors: RETE_EINVAL (bad id), RETE_EEXIST, RETE_EIO,
  * RETE_ENOMEM. */
-rete_err rete_keyfile_write(const char *dir, const char *id, const rete_seckey *sk,
-			    bool overwrite, rete_msg *m);
+rete_err rete_keyfile_write(const char *dir, const char *id, const rete_seckey *sk, bool overwrite,
+			    rete_msg *m);
 
 /* rete_keyfile_load_secret loads a `.key` file into *out (caller frees with
  * rete_seckey_free). Refuses (RETE_EPERM) a file readable or writable by
@@ -83,6 +81,11 @@ rete_err rete_keyfile_load_public(const char *path, rete_pubkey *out, rete_msg *
 /* rete_b64_encode writes the standard base64 (with padding) of bin into a
  * malloc'd NUL-terminated string; NULL on out of memory. */
 char *rete_b64_encode(const uint8_t *bin, size_t len);
+
+/* rete_b64_alphabet: the len bytes at s are all of standard base64's
+ * alphabet (A-Z a-z 0-9 + /) or '='. Check it before sodium_base642bin:
+ * libsodium 1.0.18 reads any byte above 0x7f as '/'. */
+bool rete_b64_alphabet(const char *s, size_t len);
 
 /* rete_b64_decode decodes standard base64 (padding required, no spaces, no
  * trailing characters, unused bits zero) into a malloc'd buffer (*out,
