@@ -13,8 +13,8 @@
  *
  *   malloc  rete_pb_strict_unpack + rete_signed_decode + three
  *           free_unpacked, as the broker did before the arena
- *   arena   rete_submit_decode into a rete_arena reset after every 64
- *           frames, as a batch of the broker does now
+ *   arena   rete_pb_strict_unpack_in + rete_signed_decode_in into a
+ *           rete_arena reset after every 64 frames (a batch)
  *
  * Thread CPU time (CLOCK_THREAD_CPUTIME_ID), best of --runs runs of --iters
  * repetitions, in ns per submission. For instruction counts:
@@ -132,6 +132,10 @@ static void frame_make(rete_buf *frame, size_t *sm_len)
 }
 
 enum mode { MODE_MALLOC, MODE_ARENA };
+static const char *const mode_name[] = {"malloc", "arena"};
+
+static rete_arena arena;
+static size_t in_batch;
 
 /* one_submission decodes, checks and frees one frame as the broker does
  * (not inlined: callgrind's --toggle-collect names it). */
@@ -155,6 +159,20 @@ __attribute__((noinline)) void one_submission(enum mode mode, const uint8_t *dat
 		rete__message__free_unpacked(msg, NULL);
 		return;
 	}
+	ProtobufCMessage *pm = NULL;
+	Rete__SignedMessage *sm = NULL;
+	Rete__Message *msg = NULL;
+	if (rete_pb_strict_unpack_in(&rete__client_frame__descriptor, data, len, &arena, &pm, &m) !=
+	    RETE_OK)
+		die(m.text);
+	Rete__ClientFrame *cf = (Rete__ClientFrame *)pm;
+	if (rete_signed_decode_in(cf->submit->signed_message.data, cf->submit->signed_message.len,
+				  &arena, &sm, &msg, &m) != RETE_OK)
+		die(m.text);
+	if (++in_batch == BATCH) { /* the batch answered */
+		rete_arena_reset(&arena);
+		in_batch = 0;
+	}
 }
 
 static double now_ns(void)
@@ -167,7 +185,7 @@ static double now_ns(void)
 int main(int argc, char **argv)
 {
 	long iters = 100000, runs = 5;
-	enum mode mode = MODE_MALLOC;
+	enum mode mode = MODE_ARENA;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--iters") && i + 1 < argc)
 			iters = atol(argv[++i]);
@@ -175,16 +193,15 @@ int main(int argc, char **argv)
 			runs = atol(argv[++i]);
 		else if (!strcmp(argv[i], "--mode") && i + 1 < argc) {
 			const char *v = argv[++i];
-			if (!strcmp(v, "malloc"))
-				mode = MODE_MALLOC;
-			else if (!strcmp(v, "arena"))
-				mode = MODE_ARENA;
-			else
+			size_t k = 0;
+			while (k < 2 && strcmp(v, mode_name[k]) != 0)
+				k++;
+			if (k == 2)
 				die("--mode malloc|arena");
+			mode = (enum mode)k;
 		} else {
-			fprintf(
-			    stderr,
-			    "usage: decode_bench [--iters N] [--runs R] [--mode malloc|arena]\n");
+			fprintf(stderr, "usage: decode_bench [--iters N] [--runs R] [--mode "
+					"malloc|arena]\n");
 			return 2;
 		}
 	}
@@ -206,8 +223,8 @@ int main(int argc, char **argv)
 	}
 	printf("decode_bench: mode %s, ClientFrame %zu bytes (SignedMessage %zu, sealed %zu): "
 	       "%.0f ns per submission (thread CPU, best of %ld x %ld)\n",
-	       mode == MODE_MALLOC ? "malloc" : "arena", frame.len, sm_len, sealed.len, best, runs,
-	       iters);
+	       mode_name[mode], frame.len, sm_len, sealed.len, best, runs, iters);
+	rete_arena_free(&arena);
 	rete_buf_free(&frame);
 	rete_buf_free(&sealed);
 	rete_seckey_free(&sender);

@@ -413,6 +413,7 @@ static void batch_reset(broker_batch *bt)
 	bt->err = RETE_OK;
 	free(bt->note);
 	bt->note = NULL;
+	rete_arena_reset(&bt->arena); /* its frames were answered */
 }
 
 /* read_message reads entry index and decodes its Message (caller frees). */
@@ -1354,8 +1355,8 @@ static bool frame_admit(broker *b, broker_frame *f, zmq_msg_t *body, size_t extr
 	}
 	ProtobufCMessage *pm = NULL;
 	rete_msg m;
-	rete_err err = rete_pb_strict_unpack(&rete__client_frame__descriptor, zmq_msg_data(body),
-					     zmq_msg_size(body), &pm, &m);
+	rete_err err = rete_pb_strict_unpack_in(&rete__client_frame__descriptor, zmq_msg_data(body),
+						zmq_msg_size(body), f->arena, &pm, &m);
 	if (err != RETE_OK) {
 		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_MALFORMED, "",
 			      "a %zu-byte frame that is not a ClientFrame: %s", zmq_msg_size(body),
@@ -1385,6 +1386,7 @@ static bool read_frame(broker *b, broker_frame *f)
 {
 	memset(f, 0, sizeof(*f));
 	f->op = -1;
+	f->arena = &b->bt->arena; /* f is one of b->bt's frames */
 	zmq_msg_t rid, body;
 	zmq_msg_init(&rid);
 	if (zmq_msg_recv(&rid, b->router, ZMQ_DONTWAIT) < 0) {
@@ -1425,15 +1427,11 @@ static bool read_frame(broker *b, broker_frame *f)
 	return true;
 }
 
+/* frame_clear forgets what f holds (its batch is being answered). */
 static void frame_clear(broker_frame *f)
 {
 	rete_buf_free(&f->proof);
-	if (f->cf)
-		rete__client_frame__free_unpacked(f->cf, NULL);
-	if (f->sm)
-		rete__signed_message__free_unpacked(f->sm, NULL);
-	if (f->msg)
-		rete__message__free_unpacked(f->msg, NULL);
+	/* cf, sm and msg live in the batch's arena: batch_reset frees them */
 	f->cf = NULL;
 	f->sm = NULL;
 	f->msg = NULL;
@@ -2569,6 +2567,7 @@ static void broker_free(broker *b)
 			for (size_t j = 0; j < BROKER_BATCH_MAX; j++)
 				frame_clear(&bt->frames[j]);
 		batch_reset(bt);
+		rete_arena_free(&bt->arena);
 		free(bt->frames);
 		free(bt->own);
 		free(bt->ops);

@@ -74,6 +74,10 @@ typedef struct broker_frame {
 	size_t rid_len;
 	char party[RETE_ID_MAX + 1]; /* ZAP User-Id */
 	const broker_party *who;     /* NULL: refused before decoding */
+	/* cf, sm and msg are decoded into arena, its batch's: they live, with
+	 * the pointers the batch's ops and the committer take into them, until
+	 * the batch is answered (batch_reset); never free them */
+	rete_arena *arena;
 	Rete__ClientFrame *cf;
 	/* SUBMIT */
 	Rete__SignedMessage *sm;
@@ -121,11 +125,14 @@ typedef struct broker_batch {
 	size_t nops, capops;
 	broker_own **own;
 	size_t nown, capown;
-	rete_err err;	 /* the commit's verdict */
-	rete_msg m;	 /* its sentence */
-	int64_t read_us; /* when its frames were read (metrics.h; monotonic) */
-	char *note;	 /* the signed checkpoint its receipts prove their entries
-			    in (NULL: none, or it could not be made) */
+	rete_err err;	  /* the commit's verdict */
+	rete_msg m;	  /* its sentence */
+	int64_t read_us;  /* when its frames were read (metrics.h; monotonic) */
+	char *note;	  /* the signed checkpoint its receipts prove their entries
+			     in (NULL: none, or it could not be made) */
+	rete_arena arena; /* its frames' decoded messages (one per batch: the
+			     committer reads the one in flight while the main
+			     thread decodes into the other) */
 } broker_batch;
 
 typedef struct broker {

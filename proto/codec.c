@@ -2,6 +2,7 @@
 #include "codec.h"
 
 #include <sodium.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,165 @@ static rete_err pack_any(const ProtobufCMessage *msg, rete_buf *out)
 rete_err rete_message_pack(const Rete__Message *msg, rete_buf *out)
 {
 	return pack_any(&msg->base, out);
+}
+
+/* ---- arenas ------------------------------------------------------------- */
+
+struct rete_arena_block {
+	rete_arena_block *prev; /* filled before this one, in use until the reset */
+	size_t size;		/* bytes of data */
+	max_align_t data[];
+};
+
+#define ARENA_ALIGN _Alignof(max_align_t)
+
+/* Under AddressSanitizer what an arena has taken back is poisoned, so a
+ * pointer kept past its batch's reset is caught as a use after free. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ARENA_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ARENA_ASAN 1
+#endif
+#endif
+#ifdef ARENA_ASAN
+#include <sanitizer/asan_interface.h>
+#define ARENA_POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
+#define ARENA_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define ARENA_POISON(p, n)   ((void)(p), (void)(n))
+#define ARENA_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+/* arena_poison_rest poisons what the block being filled has not handed out. */
+static void arena_poison_rest(rete_arena *a)
+{
+	if (a->blk != NULL)
+		ARENA_POISON((char *)a->blk->data + a->used, a->blk->size - a->used);
+}
+
+void *rete_arena_alloc(rete_arena *a, size_t n)
+{
+	rete_arena_block *b = a->blk;
+	size_t need;
+	void *p;
+
+	if (n > SIZE_MAX / 2)
+		return NULL;
+	need = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+	if (b == NULL || b->size - a->used < need) {
+		/* a new block, at least twice the last: a batch that needs
+		 * more than the first block grows it in few steps, and the
+		 * reset keeps the largest */
+		size_t size = b != NULL ? b->size : RETE_ARENA_BLOCK;
+		if (b != NULL && size <= SIZE_MAX / 4)
+			size *= 2;
+		if (size < need)
+			size = need;
+		rete_arena_block *nb = malloc(sizeof(*nb) + size);
+		if (nb == NULL)
+			return NULL;
+		nb->prev = b;
+		nb->size = size;
+		ARENA_POISON(nb->data, size);
+		a->blk = b = nb;
+		a->used = 0;
+	}
+	p = (char *)b->data + a->used;
+	a->last = p;
+	a->last_used = a->used;
+	a->used += need;
+	ARENA_UNPOISON(p, n);
+	return p;
+}
+
+static void *arena_pb_alloc(void *data, size_t n)
+{
+	return rete_arena_alloc(data, n);
+}
+
+/* arena_pb_free: protobuf-c frees the scratch it allocated last (its
+ * slabs of scanned fields) and, on a failed unpack, the message it was
+ * building; the latest allocation is taken back, the rest waits for the
+ * reset (or the caller's rewind). */
+static void arena_pb_free(void *data, void *p)
+{
+	rete_arena *a = data;
+
+	if (p != NULL && p == a->last) {
+		a->used = a->last_used;
+		a->last = NULL;
+		arena_poison_rest(a);
+	}
+}
+
+ProtobufCAllocator *rete_arena_allocator(rete_arena *a)
+{
+	a->pa.alloc = arena_pb_alloc;
+	a->pa.free = arena_pb_free;
+	a->pa.allocator_data = a;
+	return &a->pa;
+}
+
+rete_arena_mark rete_arena_mark_get(const rete_arena *a)
+{
+	rete_arena_mark mk = {a->blk, a->used};
+	return mk;
+}
+
+void rete_arena_rewind(rete_arena *a, rete_arena_mark mark)
+{
+	while (a->blk != NULL && a->blk != mark.blk) {
+		rete_arena_block *b = a->blk;
+		a->blk = b->prev;
+		ARENA_UNPOISON(b->data, b->size);
+		free(b);
+	}
+	a->used = a->blk != NULL ? mark.used : 0;
+	a->last = NULL;
+	arena_poison_rest(a);
+}
+
+void rete_arena_reset(rete_arena *a)
+{
+	if (a == NULL || a->blk == NULL)
+		return;
+	while (a->blk->prev != NULL) {
+		rete_arena_block *old = a->blk->prev;
+		a->blk->prev = old->prev;
+		ARENA_UNPOISON(old->data, old->size);
+		free(old);
+	}
+	if (a->blk->size > RETE_ARENA_KEEP) {
+		ARENA_UNPOISON(a->blk->data, a->blk->size);
+		free(a->blk);
+		a->blk = NULL;
+	}
+	a->used = 0;
+	a->last = NULL;
+	arena_poison_rest(a);
+}
+
+void rete_arena_free(rete_arena *a)
+{
+	if (a == NULL)
+		return;
+	rete_arena_reset(a);
+	if (a->blk != NULL)
+		ARENA_UNPOISON(a->blk->data, a->blk->size);
+	free(a->blk);
+	a->blk = NULL;
+	a->used = 0;
+	a->last = NULL;
+}
+
+size_t rete_arena_size(const rete_arena *a)
+{
+	size_t n = 0;
+
+	for (const rete_arena_block *b = a->blk; b != NULL; b = b->prev)
+		n += b->size;
+	return n;
 }
 
 /* ---- strict decoding ---------------------------------------------------- */
@@ -265,13 +425,15 @@ static rete_err check_msg(const ProtobufCMessage *msg, struct path *p, rete_msg 
 	return RETE_OK;
 }
 
-rete_err rete_pb_strict_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t len,
-			       ProtobufCMessage **out, rete_msg *m)
+rete_err rete_pb_strict_unpack_in(const ProtobufCMessageDescriptor *d, const uint8_t *data,
+				  size_t len, rete_arena *arena, ProtobufCMessage **out,
+				  rete_msg *m)
 {
 	static const uint8_t empty[1];
 	ProtobufCMessage *msg;
 	struct path p;
 	uint8_t *again = NULL;
+	rete_arena_mark start = {0}, scratch;
 	size_t n;
 	rete_err e;
 
@@ -282,12 +444,18 @@ rete_err rete_pb_strict_unpack(const ProtobufCMessageDescriptor *d, const uint8_
 					    d->short_name);
 		data = empty;
 	}
-	msg = protobuf_c_message_unpack(d, NULL, len, data);
-	if (msg == NULL)
+	if (arena != NULL)
+		start = rete_arena_mark_get(arena);
+	msg = protobuf_c_message_unpack(d, arena != NULL ? rete_arena_allocator(arena) : NULL, len,
+					data);
+	if (msg == NULL) {
+		if (arena != NULL)
+			rete_arena_rewind(arena, start);
 		return rete_msg_set(m, RETE_EDECODE,
 				    "%zu bytes are not a valid %s (protobuf decoding failed: "
 				    "truncated, wrong wire type or malformed field)",
 				    len, d->short_name);
+	}
 	p.len = strlen(d->short_name);
 	if (p.len >= sizeof(p.text))
 		p.len = sizeof(p.text) - 1;
@@ -312,7 +480,12 @@ rete_err rete_pb_strict_unpack(const ProtobufCMessageDescriptor *d, const uint8_
 				 d->short_name, n, len);
 		goto fail;
 	}
-	again = malloc(n > 0 ? n : 1);
+	if (arena != NULL) {
+		scratch = rete_arena_mark_get(arena);
+		again = rete_arena_alloc(arena, n > 0 ? n : 1);
+	} else {
+		again = malloc(n > 0 ? n : 1);
+	}
 	if (again == NULL) {
 		e = rete_msg_set(m, RETE_ENOMEM, "out of memory decoding %s", d->short_name);
 		goto fail;
@@ -326,13 +499,26 @@ rete_err rete_pb_strict_unpack(const ProtobufCMessageDescriptor *d, const uint8_
 				 d->short_name);
 		goto fail;
 	}
-	free(again);
+	if (arena != NULL)
+		rete_arena_rewind(arena, scratch); /* the copy only */
+	else
+		free(again);
 	*out = msg;
 	return RETE_OK;
 fail:
-	free(again);
-	protobuf_c_message_free_unpacked(msg, NULL);
+	if (arena != NULL) {
+		rete_arena_rewind(arena, start);
+	} else {
+		free(again);
+		protobuf_c_message_free_unpacked(msg, NULL);
+	}
 	return e;
+}
+
+rete_err rete_pb_strict_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t len,
+			       ProtobufCMessage **out, rete_msg *m)
+{
+	return rete_pb_strict_unpack_in(d, data, len, NULL, out, m);
 }
 
 rete_err rete_message_decode(const uint8_t *data, size_t len, Rete__Message **out, rete_msg *m)
@@ -375,19 +561,22 @@ rete_err rete_message_sign(const Rete__Message *msg, const rete_seckey *sk, rete
 	return RETE_OK;
 }
 
-rete_err rete_signed_decode(const uint8_t *data, size_t len, Rete__SignedMessage **sm,
-			    Rete__Message **msg, rete_msg *m)
+rete_err rete_signed_decode_in(const uint8_t *data, size_t len, rete_arena *arena,
+			       Rete__SignedMessage **sm, Rete__Message **msg, rete_msg *m)
 {
-	ProtobufCMessage *outer = NULL;
+	ProtobufCMessage *outer = NULL, *inner = NULL;
 	Rete__SignedMessage *s;
-	Rete__Message *inner = NULL;
+	rete_arena_mark start = {0};
 	rete_err e;
 
 	if (sm != NULL)
 		*sm = NULL;
 	if (msg != NULL)
 		*msg = NULL;
-	e = rete_pb_strict_unpack(&rete__signed_message__descriptor, data, len, &outer, m);
+	if (arena != NULL)
+		start = rete_arena_mark_get(arena);
+	e = rete_pb_strict_unpack_in(&rete__signed_message__descriptor, data, len, arena, &outer,
+				     m);
 	if (e != RETE_OK)
 		return e;
 	s = (Rete__SignedMessage *)outer;
@@ -398,23 +587,42 @@ rete_err rete_signed_decode(const uint8_t *data, size_t len, Rete__SignedMessage
 				 s->signature.len, RETE_SIG_LEN);
 		goto fail;
 	}
-	e = rete_message_decode(s->message.data, s->message.len, &inner, m);
+	e = rete_pb_strict_unpack_in(&rete__message__descriptor, s->message.data, s->message.len,
+				     arena, &inner, m);
 	if (e != RETE_OK) {
 		rete_msg_prefix(m, "SignedMessage.message");
 		goto fail;
 	}
+	if (arena != NULL) {
+		/* in the arena: nothing to free, what is not wanted waits
+		 * for the reset */
+		if (msg != NULL)
+			*msg = (Rete__Message *)inner;
+		if (sm != NULL)
+			*sm = s;
+		return RETE_OK;
+	}
 	if (msg != NULL)
-		*msg = inner;
+		*msg = (Rete__Message *)inner;
 	else
-		rete__message__free_unpacked(inner, NULL);
+		protobuf_c_message_free_unpacked(inner, NULL);
 	if (sm != NULL)
 		*sm = s;
 	else
 		rete__signed_message__free_unpacked(s, NULL);
 	return RETE_OK;
 fail:
-	rete__signed_message__free_unpacked(s, NULL);
+	if (arena != NULL)
+		rete_arena_rewind(arena, start);
+	else
+		rete__signed_message__free_unpacked(s, NULL);
 	return e;
+}
+
+rete_err rete_signed_decode(const uint8_t *data, size_t len, Rete__SignedMessage **sm,
+			    Rete__Message **msg, rete_msg *m)
+{
+	return rete_signed_decode_in(data, len, NULL, sm, msg, m);
 }
 
 rete_err rete_signed_verify(const Rete__SignedMessage *sm, const rete_pubkey *pk, rete_msg *m)

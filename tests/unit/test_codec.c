@@ -408,9 +408,12 @@ static void test_strict_refusals(void **state)
 	    W("bad varint", "protobuf decoding failed", 0x30, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 	      0xff, 0xff, 0xff, 0xff, 0xff),
 	};
+	rete_arena arena = {0};
+	assert_non_null(rete_arena_alloc(&arena, 100)); /* something before */
+	rete_arena_mark before = rete_arena_mark_get(&arena);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		Rete__Message *msg = (Rete__Message *)1;
-		rete_msg m = {{0}};
+		rete_msg m = {{0}}, ma = {{0}};
 		rete_err e = rete_message_decode(cases[i].bytes, cases[i].len, &msg, &m);
 		if (e != RETE_EDECODE)
 			fail_msg("%s: got %d (%s), want RETE_EDECODE", cases[i].what, e,
@@ -419,7 +422,20 @@ static void test_strict_refusals(void **state)
 		if (strstr(m.text, cases[i].says) == NULL)
 			fail_msg("%s: sentence \"%s\" does not mention \"%s\"", cases[i].what,
 				 m.text, cases[i].says);
+		/* decoded into an arena: the same refusal, the same sentence,
+		 * and nothing left in the arena */
+		ProtobufCMessage *pm = (ProtobufCMessage *)1;
+		e = rete_pb_strict_unpack_in(&rete__message__descriptor, cases[i].bytes,
+					     cases[i].len, &arena, &pm, &ma);
+		if (e != RETE_EDECODE || strcmp(m.text, ma.text) != 0)
+			fail_msg("%s: in an arena %d \"%s\", with malloc \"%s\"", cases[i].what, e,
+				 ma.text, m.text);
+		assert_null(pm);
+		rete_arena_mark after = rete_arena_mark_get(&arena);
+		assert_ptr_equal(after.blk, before.blk);
+		assert_int_equal(after.used, before.used);
 	}
+	rete_arena_free(&arena);
 }
 
 static void test_strict_accepts(void **state)
@@ -565,6 +581,214 @@ static void test_signed_strict(void **state)
 	assert_null(msg);
 	assert_non_null(strstr(m.text, "SignedMessage.message"));
 #undef BUILD
+	rete_seckey_free(&sk);
+}
+
+/* ---- arenas ------------------------------------------------------------- */
+
+static void test_arena_alignment(void **state)
+{
+	(void)state;
+	rete_arena a = {0};
+	static const size_t sizes[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1, 0, 2, 4096, 5};
+	const size_t align = _Alignof(max_align_t);
+	uint8_t *prev = NULL;
+	size_t prev_n = 0;
+
+	assert_int_equal(rete_arena_size(&a), 0); /* a zeroed arena holds nothing */
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		uint8_t *p = rete_arena_alloc(&a, sizes[i]);
+		assert_non_null(p);
+		if ((uintptr_t)p % align != 0)
+			fail_msg("allocation %zu (%zu bytes) at %p is not aligned to %zu", i,
+				 sizes[i], (void *)p, align);
+		memset(p, (int)i, sizes[i]);
+		if (prev != NULL) /* the one before is intact */
+			for (size_t k = 0; k < prev_n; k++)
+				assert_int_equal(prev[k], (uint8_t)(i - 1));
+		prev = p;
+		prev_n = sizes[i];
+	}
+	assert_int_equal(rete_arena_size(&a), RETE_ARENA_BLOCK);
+	/* a double and a pointer stored through an odd-sized neighbour */
+	(void)rete_arena_alloc(&a, 3);
+	double *d = rete_arena_alloc(&a, sizeof(double));
+	*d = 1.5;
+	assert_true(*d == 1.5);
+	rete_arena_free(&a);
+	assert_int_equal(rete_arena_size(&a), 0);
+	rete_arena_free(&a); /* twice is fine */
+	rete_arena_free(NULL);
+	rete_arena_reset(NULL);
+}
+
+static void test_arena_growth(void **state)
+{
+	(void)state;
+	rete_arena a = {0};
+	const size_t half = RETE_ARENA_BLOCK / 2;
+	uint8_t *p[4];
+
+	/* three halves: the third does not fit the first block */
+	for (int i = 0; i < 3; i++) {
+		p[i] = rete_arena_alloc(&a, half);
+		assert_non_null(p[i]);
+		memset(p[i], 0x10 + i, half);
+	}
+	assert_int_equal(rete_arena_size(&a), RETE_ARENA_BLOCK + 2 * RETE_ARENA_BLOCK);
+	/* larger than twice the last block: a block of its own size */
+	p[3] = rete_arena_alloc(&a, 10 * RETE_ARENA_BLOCK);
+	assert_non_null(p[3]);
+	memset(p[3], 0x33, 10 * RETE_ARENA_BLOCK);
+	assert_int_equal(rete_arena_size(&a), 13 * RETE_ARENA_BLOCK);
+	/* everything handed out before the growth is still there */
+	for (int i = 0; i < 3; i++)
+		for (size_t k = 0; k < half; k += 997)
+			assert_int_equal(p[i][k], 0x10 + i);
+	assert_null(rete_arena_alloc(&a, SIZE_MAX - 8)); /* no overflow */
+	rete_arena_free(&a);
+}
+
+static void test_arena_reset_reuse(void **state)
+{
+	(void)state;
+	rete_arena a = {0};
+
+	for (int i = 0; i < 3; i++)
+		assert_non_null(rete_arena_alloc(&a, RETE_ARENA_BLOCK / 2 + 1));
+	size_t largest = 2 * RETE_ARENA_BLOCK;
+	assert_int_equal(rete_arena_size(&a), RETE_ARENA_BLOCK + largest);
+	/* the reset keeps the newest (largest) block only, and hands it out
+	 * again from its start */
+	rete_arena_reset(&a);
+	assert_int_equal(rete_arena_size(&a), largest);
+	uint8_t *first = rete_arena_alloc(&a, 10);
+	assert_non_null(first);
+	for (int round = 0; round < 5; round++) {
+		rete_arena_reset(&a);
+		uint8_t *p = rete_arena_alloc(&a, 10);
+		assert_ptr_equal(p, first);
+		/* what the first block held fits in the one kept: no growth */
+		for (int i = 0; i < 3; i++)
+			assert_non_null(rete_arena_alloc(&a, RETE_ARENA_BLOCK / 2 + 1));
+		assert_int_equal(rete_arena_size(&a), largest);
+	}
+	/* a batch of huge frames does not pin its memory */
+	assert_non_null(rete_arena_alloc(&a, RETE_ARENA_KEEP + 1));
+	rete_arena_reset(&a);
+	assert_int_equal(rete_arena_size(&a), 0);
+	assert_non_null(rete_arena_alloc(&a, 1));
+	assert_int_equal(rete_arena_size(&a), RETE_ARENA_BLOCK);
+	rete_arena_free(&a);
+}
+
+/* A decoding that fails midway (the SignedMessage decoded, the Message
+ * inside refused) takes back all it took, even a block it grew. */
+static void test_arena_decode_failure(void **state)
+{
+	(void)state;
+	rete_arena a = {0};
+	rete_seckey *sk = NULL;
+	rete_msg m = {{0}}, mm = {{0}};
+	Rete__SignedMessage *sm = (Rete__SignedMessage *)1;
+	Rete__Message *msg = (Rete__Message *)1;
+	Rete__Message full;
+	Rete__Referral ref;
+	Rete__Operator op;
+	uint8_t hash[32] = {7};
+	rete_buf good = {0};
+
+	assert_int_equal(rete_seckey_generate(&sk, NULL), RETE_OK);
+	/* a signed message whose Message has an embedded NUL at its end */
+	uint8_t inner[40] = {0x0a, 0x03, 'm', 0x00, '1'};
+	uint8_t outer[128];
+	size_t n = 0;
+	outer[n++] = 0x0a;
+	outer[n++] = 5;
+	memcpy(outer + n, inner, 5);
+	n += 5;
+	outer[n++] = 0x12;
+	outer[n++] = 64;
+	assert_int_equal(rete_sign_bytes(outer + n, RETE_CTX_MESSAGE, inner, 5, sk), RETE_OK);
+	n += 64;
+
+	/* something decoded before stays, and what failed leaves nothing */
+	sample_message(&full, &ref, &op, hash);
+	assert_int_equal(rete_message_sign(&full, sk, &good, &m), RETE_OK);
+	Rete__SignedMessage *gsm = NULL;
+	Rete__Message *gmsg = NULL;
+	assert_int_equal(rete_signed_decode_in(good.data, good.len, &a, &gsm, &gmsg, &m), RETE_OK);
+	rete_arena_mark before = rete_arena_mark_get(&a);
+	assert_int_equal(rete_signed_decode_in(outer, n, &a, &sm, &msg, &m), RETE_EDECODE);
+	assert_null(sm);
+	assert_null(msg);
+	assert_int_equal(rete_signed_decode(outer, n, NULL, NULL, &mm), RETE_EDECODE);
+	assert_string_equal(m.text, mm.text); /* the same sentence as with malloc */
+	assert_non_null(strstr(m.text, "SignedMessage.message"));
+	rete_arena_mark after = rete_arena_mark_get(&a);
+	assert_ptr_equal(after.blk, before.blk);
+	assert_int_equal(after.used, before.used);
+
+	/* the same when the failed decoding had to grow the arena */
+	size_t room = RETE_ARENA_BLOCK - before.used;
+	assert_non_null(rete_arena_alloc(&a, room - 16));
+	before = rete_arena_mark_get(&a);
+	size_t size = rete_arena_size(&a);
+	assert_int_equal(rete_signed_decode_in(outer, n, &a, &sm, &msg, &m), RETE_EDECODE);
+	after = rete_arena_mark_get(&a);
+	assert_ptr_equal(after.blk, before.blk);
+	assert_int_equal(after.used, before.used);
+	assert_int_equal(rete_arena_size(&a), size);
+
+	/* what was decoded first is intact */
+	assert_string_equal(gmsg->id, "m-0001");
+	assert_string_equal(gmsg->referral->service, "employment-orientation");
+	assert_int_equal(gsm->signature.len, 64);
+	assert_memory_equal(gsm->signature.data, good.data + good.len - 64, 64);
+	rete_buf_free(&good);
+	rete_arena_free(&a);
+	rete_seckey_free(&sk);
+}
+
+/* Decoded into an arena, a message is the message decoded with malloc:
+ * it packs back to the same bytes; many of them fill several blocks. */
+static void test_arena_decodes_alike(void **state)
+{
+	(void)state;
+	rete_arena a = {0};
+	rete_seckey *sk = NULL;
+	rete_msg m = {{0}};
+	Rete__Message full;
+	Rete__Referral ref;
+	Rete__Operator op;
+	uint8_t hash[32] = {9};
+	rete_buf signed_ = {0}, packed = {0};
+	Rete__SignedMessage *sm[400];
+	Rete__Message *msg[400];
+
+	assert_int_equal(rete_seckey_generate(&sk, NULL), RETE_OK);
+	sample_message(&full, &ref, &op, hash);
+	assert_int_equal(rete_message_sign(&full, sk, &signed_, &m), RETE_OK);
+	assert_int_equal(rete_message_pack(&full, &packed), RETE_OK);
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < 400; i++)
+			assert_int_equal(rete_signed_decode_in(signed_.data, signed_.len, &a,
+							       &sm[i], &msg[i], &m),
+					 RETE_OK);
+		assert_true(rete_arena_size(&a) > RETE_ARENA_BLOCK);
+		for (size_t i = 0; i < 400; i++) {
+			rete_buf again = {0};
+			assert_int_equal(rete_message_pack(msg[i], &again), RETE_OK);
+			assert_int_equal(again.len, packed.len);
+			assert_memory_equal(again.data, packed.data, packed.len);
+			rete_buf_free(&again);
+			assert_int_equal(rete_signed_verify(sm[i], &sk->pub, &m), RETE_OK);
+		}
+		rete_arena_reset(&a);
+	}
+	rete_buf_free(&signed_);
+	rete_buf_free(&packed);
+	rete_arena_free(&a);
 	rete_seckey_free(&sk);
 }
 
@@ -794,14 +1018,16 @@ static void test_refusal_sign_verify(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_sha256_known),	cmocka_unit_test(test_rfc8032_vectors),
-	    cmocka_unit_test(test_contexts_differ),	cmocka_unit_test(test_sign_decode_verify),
-	    cmocka_unit_test(test_every_bit_flip),	cmocka_unit_test(test_seal_open),
-	    cmocka_unit_test(test_open_not_strict),	cmocka_unit_test(test_strict_refusals),
-	    cmocka_unit_test(test_strict_accepts),	cmocka_unit_test(test_strict_generic),
-	    cmocka_unit_test(test_signed_strict),	cmocka_unit_test(test_kind_names),
-	    cmocka_unit_test(test_referral_id),		cmocka_unit_test(test_ack_sign_verify),
-	    cmocka_unit_test(test_refusal_sign_verify),
+	    cmocka_unit_test(test_sha256_known),	 cmocka_unit_test(test_rfc8032_vectors),
+	    cmocka_unit_test(test_contexts_differ),	 cmocka_unit_test(test_sign_decode_verify),
+	    cmocka_unit_test(test_every_bit_flip),	 cmocka_unit_test(test_seal_open),
+	    cmocka_unit_test(test_open_not_strict),	 cmocka_unit_test(test_strict_refusals),
+	    cmocka_unit_test(test_strict_accepts),	 cmocka_unit_test(test_strict_generic),
+	    cmocka_unit_test(test_signed_strict),	 cmocka_unit_test(test_kind_names),
+	    cmocka_unit_test(test_referral_id),		 cmocka_unit_test(test_ack_sign_verify),
+	    cmocka_unit_test(test_refusal_sign_verify),	 cmocka_unit_test(test_arena_alignment),
+	    cmocka_unit_test(test_arena_growth),	 cmocka_unit_test(test_arena_reset_reuse),
+	    cmocka_unit_test(test_arena_decode_failure), cmocka_unit_test(test_arena_decodes_alike),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
