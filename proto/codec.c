@@ -561,6 +561,136 @@ rete_err rete_message_sign(const Rete__Message *msg, const rete_seckey *sk, rete
 	return RETE_OK;
 }
 
+/* ---- the common frames without copies ---------------------------------- */
+
+/* The broker decodes a SUBMIT ClientFrame and the SignedMessage in it for
+ * every submission: two wrappers of bytes fields around the Message. Their
+ * canonical encodings are few and fixed, so they are recognised here on the
+ * wire and their bytes fields pointed into the bytes received instead of
+ * copied by protobuf-c, unpacked, packed again and compared. Whatever is
+ * not exactly such an encoding takes the general path
+ * (rete_pb_strict_unpack_in), which accepts and refuses as always: the
+ * fast path accepts only bytes that the general path accepts too, and
+ * decodes them to the same values (fuzz_client_frame checks it). */
+
+/* wire_len reads the length varint at *i of d[0..end): true when it is in
+ * its shortest form and the length fits before end (anything else is for
+ * the general path to judge). */
+static bool wire_len(const uint8_t *d, size_t end, size_t *i, size_t *out)
+{
+	uint64_t v = 0;
+
+	for (unsigned k = 0; k < 5 && *i < end; k++) {
+		uint8_t c = d[(*i)++];
+		v |= (uint64_t)(c & 0x7f) << (7 * k);
+		if ((c & 0x80) == 0) {
+			if (k > 0 && c == 0) /* overlong */
+				return false;
+			if (v > end - *i)
+				return false;
+			*out = (size_t)v;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* wire_bytes reads a bytes field with tag at *i of d[0..end): present,
+ * not empty (an empty one is not canonical in proto3), shortest length. */
+static bool wire_bytes(const uint8_t *d, size_t end, size_t *i, uint8_t tag,
+		       ProtobufCBinaryData *out)
+{
+	size_t n;
+
+	if (*i >= end || d[*i] != tag)
+		return false;
+	(*i)++;
+	if (!wire_len(d, end, i, &n) || n == 0)
+		return false;
+	out->data = (uint8_t *)(uintptr_t)(d + *i); /* read only: the caller's bytes */
+	out->len = n;
+	*i += n;
+	return true;
+}
+
+/* submit_fast: ClientFrame{version (one byte, 1-127, or absent), submit =
+ * Submit{signed_message (not empty), sealed (absent or not empty)}} and
+ * nothing else. */
+static bool submit_fast(const uint8_t *d, size_t len, rete_arena *a, Rete__ClientFrame **out)
+{
+	ProtobufCBinaryData sm = {0}, sealed = {0};
+	uint32_t version = 0;
+	size_t i = 0, n;
+
+	if (len >= 2 && d[0] == 0x08 && d[1] > 0 && d[1] < 0x80) {
+		version = d[1];
+		i = 2;
+	}
+	if (i >= len || d[i] != 0x5a) /* field 11, length-delimited */
+		return false;
+	i++;
+	if (!wire_len(d, len, &i, &n) || i + n != len)
+		return false;
+	if (!wire_bytes(d, len, &i, 0x0a, &sm))
+		return false;
+	if (i < len && !wire_bytes(d, len, &i, 0x12, &sealed))
+		return false;
+	if (i != len)
+		return false;
+	Rete__ClientFrame *cf = rete_arena_alloc(a, sizeof(*cf));
+	Rete__Submit *sub = rete_arena_alloc(a, sizeof(*sub));
+	if (cf == NULL || sub == NULL)
+		return false; /* the general path says out of memory */
+	rete__client_frame__init(cf);
+	rete__submit__init(sub);
+	sub->signed_message = sm;
+	sub->sealed = sealed;
+	cf->version = version;
+	cf->command_case = RETE__CLIENT_FRAME__COMMAND_SUBMIT;
+	cf->submit = sub;
+	*out = cf;
+	return true;
+}
+
+/* signed_fast: SignedMessage{message (not empty), signature (64 bytes)}
+ * and nothing else. */
+static bool signed_fast(const uint8_t *d, size_t len, rete_arena *a, Rete__SignedMessage **out)
+{
+	ProtobufCBinaryData msg = {0}, sig = {0};
+	size_t i = 0;
+
+	if (!wire_bytes(d, len, &i, 0x0a, &msg) || len - i != 2 + RETE_SIG_LEN ||
+	    !wire_bytes(d, len, &i, 0x12, &sig) || i != len)
+		return false;
+	Rete__SignedMessage *s = rete_arena_alloc(a, sizeof(*s));
+	if (s == NULL)
+		return false;
+	rete__signed_message__init(s);
+	s->message = msg;
+	s->signature = sig;
+	*out = s;
+	return true;
+}
+
+rete_err rete_client_frame_decode(const uint8_t *data, size_t len, rete_arena *arena,
+				  Rete__ClientFrame **out, rete_msg *m)
+{
+	ProtobufCMessage *pm = NULL;
+	rete_arena_mark start = {0};
+	rete_err e;
+
+	*out = NULL;
+	if (arena != NULL && data != NULL) {
+		start = rete_arena_mark_get(arena);
+		if (submit_fast(data, len, arena, out))
+			return RETE_OK;
+		rete_arena_rewind(arena, start);
+	}
+	e = rete_pb_strict_unpack_in(&rete__client_frame__descriptor, data, len, arena, &pm, m);
+	*out = (Rete__ClientFrame *)pm;
+	return e;
+}
+
 rete_err rete_signed_decode_in(const uint8_t *data, size_t len, rete_arena *arena,
 			       Rete__SignedMessage **sm, Rete__Message **msg, rete_msg *m)
 {
@@ -575,11 +705,17 @@ rete_err rete_signed_decode_in(const uint8_t *data, size_t len, rete_arena *aren
 		*msg = NULL;
 	if (arena != NULL)
 		start = rete_arena_mark_get(arena);
-	e = rete_pb_strict_unpack_in(&rete__signed_message__descriptor, data, len, arena, &outer,
-				     m);
-	if (e != RETE_OK)
-		return e;
-	s = (Rete__SignedMessage *)outer;
+	if (arena != NULL && data != NULL && signed_fast(data, len, arena, &s)) {
+		/* canonical, the signature 64 bytes: on to the Message */
+	} else {
+		if (arena != NULL)
+			rete_arena_rewind(arena, start);
+		e = rete_pb_strict_unpack_in(&rete__signed_message__descriptor, data, len, arena,
+					     &outer, m);
+		if (e != RETE_OK)
+			return e;
+		s = (Rete__SignedMessage *)outer;
+	}
 	if (s->signature.len != RETE_SIG_LEN) {
 		e = rete_msg_set(m, RETE_EDECODE,
 				 "SignedMessage.signature is %zu bytes; an Ed25519 signature "

@@ -146,9 +146,19 @@ rete_err rete_pb_strict_unpack_in(const ProtobufCMessageDescriptor *d, const uin
 
 /* rete_signed_decode_in is rete_signed_decode decoding into arena (NULL:
  * malloc): the same checks and sentences; with an arena both outputs live
- * in it (never free them) and a refusal leaves the arena as it was. */
+ * in it (never free them) and a refusal leaves the arena as it was. With an
+ * arena, *sm's bytes fields may point into data (a canonical SignedMessage
+ * is not copied): data must stay as it is while *sm is used. */
 rete_err rete_signed_decode_in(const uint8_t *data, size_t len, rete_arena *arena,
 			       Rete__SignedMessage **sm, Rete__Message **msg, rete_msg *m);
+
+/* rete_client_frame_decode decodes a ClientFrame strictly (as
+ * rete_pb_strict_unpack_in) into arena (NULL: malloc). With an arena, a
+ * SUBMIT frame in canonical form is not copied: its signed_message and
+ * sealed point into data, which must then stay as it is while *out is used.
+ * The same refusals and sentences as rete_pb_strict_unpack. */
+rete_err rete_client_frame_decode(const uint8_t *data, size_t len, rete_arena *arena,
+				  Rete__ClientFrame **out, rete_msg *m);
 
 /* rete_message_decode decodes Message bytes strictly (rete_pb_strict_unpack):
  * every string valid UTF-8 without NUL, and the re-packed bytes equal to the

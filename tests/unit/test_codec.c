@@ -792,6 +792,205 @@ static void test_arena_decodes_alike(void **state)
 	rete_seckey_free(&sk);
 }
 
+/* ---- the common frames without copies ---------------------------------- */
+
+/* frame_agree decodes bytes as a ClientFrame with rete_client_frame_decode
+ * in an arena and with rete_pb_strict_unpack: the same verdict, the same
+ * sentence, the same values (packed back); returns the verdict. */
+static rete_err frame_agree(const uint8_t *bytes, size_t len, rete_arena *a, const char *what)
+{
+	Rete__ClientFrame *cf = (Rete__ClientFrame *)1;
+	ProtobufCMessage *pm = NULL;
+	rete_msg ma = {{0}}, mm = {{0}};
+	rete_arena_mark before = rete_arena_mark_get(a);
+	rete_err ea = rete_client_frame_decode(bytes, len, a, &cf, &ma);
+	rete_err em = rete_pb_strict_unpack(&rete__client_frame__descriptor, bytes, len, &pm, &mm);
+	if (ea != em || (ea != RETE_OK && strcmp(ma.text, mm.text) != 0))
+		fail_msg("%s: arena %d \"%s\", malloc %d \"%s\"", what, ea, ma.text, em, mm.text);
+	if (ea != RETE_OK) {
+		rete_arena_mark after = rete_arena_mark_get(a);
+		assert_null(cf);
+		assert_ptr_equal(after.blk, before.blk);
+		assert_int_equal(after.used, before.used);
+		return ea;
+	}
+	rete_buf x = {0}, y = {0};
+	assert_int_equal(rete_message_pack((const Rete__Message *)(void *)cf, &x), RETE_OK);
+	assert_int_equal(rete_message_pack((const Rete__Message *)(void *)pm, &y), RETE_OK);
+	if (x.len != len || y.len != len || memcmp(x.data, bytes, len) != 0 ||
+	    memcmp(y.data, bytes, len) != 0)
+		fail_msg("%s: decoded values differ", what);
+	rete_buf_free(&x);
+	rete_buf_free(&y);
+	protobuf_c_message_free_unpacked(pm, NULL);
+	return ea;
+}
+
+/* signed_agree: the same for rete_signed_decode_in and rete_signed_decode. */
+static rete_err signed_agree(const uint8_t *bytes, size_t len, rete_arena *a, const char *what)
+{
+	Rete__SignedMessage *sa = (Rete__SignedMessage *)1, *sm = NULL;
+	Rete__Message *ma_ = (Rete__Message *)1, *mm_ = NULL;
+	rete_msg ma = {{0}}, mm = {{0}};
+	rete_err ea = rete_signed_decode_in(bytes, len, a, &sa, &ma_, &ma);
+	rete_err em = rete_signed_decode(bytes, len, &sm, &mm_, &mm);
+	if (ea != em || (ea != RETE_OK && strcmp(ma.text, mm.text) != 0))
+		fail_msg("%s: arena %d \"%s\", malloc %d \"%s\"", what, ea, ma.text, em, mm.text);
+	if (ea != RETE_OK) {
+		assert_null(sa);
+		assert_null(ma_);
+		return ea;
+	}
+	assert_int_equal(sa->message.len, sm->message.len);
+	assert_memory_equal(sa->message.data, sm->message.data, sm->message.len);
+	assert_int_equal(sa->signature.len, sm->signature.len);
+	assert_memory_equal(sa->signature.data, sm->signature.data, sm->signature.len);
+	rete_buf x = {0}, y = {0};
+	assert_int_equal(rete_message_pack(ma_, &x), RETE_OK);
+	assert_int_equal(rete_message_pack(mm_, &y), RETE_OK);
+	assert_int_equal(x.len, y.len);
+	assert_memory_equal(x.data, y.data, x.len);
+	rete_buf_free(&x);
+	rete_buf_free(&y);
+	rete__signed_message__free_unpacked(sm, NULL);
+	rete__message__free_unpacked(mm_, NULL);
+	return ea;
+}
+
+/* submit_frame packs ClientFrame{version, submit{sm, sealed}} into out. */
+static size_t submit_frame(uint8_t *out, uint32_t version, const uint8_t *sm, size_t smlen,
+			   const uint8_t *sealed, size_t sealed_len)
+{
+	Rete__ClientFrame f = RETE__CLIENT_FRAME__INIT;
+	Rete__Submit sub = RETE__SUBMIT__INIT;
+	sub.signed_message.data = (uint8_t *)sm;
+	sub.signed_message.len = smlen;
+	sub.sealed.data = (uint8_t *)sealed;
+	sub.sealed.len = sealed_len;
+	f.version = version;
+	f.command_case = RETE__CLIENT_FRAME__COMMAND_SUBMIT;
+	f.submit = &sub;
+	return rete__client_frame__pack(&f, out);
+}
+
+/* A canonical SUBMIT frame and its SignedMessage are decoded without
+ * copies, and every variant of them (each byte cut short, each bit
+ * flipped, fields added, doubled or left empty) is accepted or refused
+ * exactly as the general strict decoder does, with the same sentence. */
+static void test_submit_without_copies(void **state)
+{
+	(void)state;
+	rete_arena a = {0};
+	rete_seckey *sk = NULL;
+	rete_msg m = {{0}};
+	Rete__Message msg;
+	Rete__Referral ref;
+	Rete__Operator op;
+	uint8_t hash[32] = {5}, sealed[200];
+	rete_buf sm = {0};
+	static uint8_t frame[4096], v[4096];
+
+	assert_int_equal(rete_seckey_generate(&sk, NULL), RETE_OK);
+	sample_message(&msg, &ref, &op, hash);
+	assert_int_equal(rete_message_sign(&msg, sk, &sm, &m), RETE_OK);
+	for (size_t i = 0; i < sizeof(sealed); i++)
+		sealed[i] = (uint8_t)(i * 7 + 1);
+	size_t len = submit_frame(frame, RETE_PROTOCOL_VERSION, sm.data, sm.len, sealed, 145);
+
+	/* not copied: the bytes fields point into the frame */
+	Rete__ClientFrame *cf = NULL;
+	assert_int_equal(rete_client_frame_decode(frame, len, &a, &cf, &m), RETE_OK);
+	assert_int_equal(cf->version, RETE_PROTOCOL_VERSION);
+	assert_int_equal(cf->command_case, RETE__CLIENT_FRAME__COMMAND_SUBMIT);
+	assert_true(cf->submit->signed_message.data > frame &&
+		    cf->submit->signed_message.data < frame + len);
+	assert_true(cf->submit->sealed.data > frame && cf->submit->sealed.data < frame + len);
+	assert_int_equal(cf->submit->sealed.len, 145);
+	Rete__SignedMessage *s = NULL;
+	Rete__Message *back = NULL;
+	assert_int_equal(rete_signed_decode_in(cf->submit->signed_message.data,
+					       cf->submit->signed_message.len, &a, &s, &back, &m),
+			 RETE_OK);
+	assert_true(s->message.data > frame && s->message.data < frame + len);
+	assert_int_equal(rete_signed_verify(s, &sk->pub, &m), RETE_OK);
+	assert_string_equal(back->id, "m-0001");
+	/* with malloc (no arena) the general path copies, as before */
+	assert_int_equal(rete_client_frame_decode(frame, len, NULL, &cf, &m), RETE_OK);
+	assert_true(cf->submit->signed_message.data < frame ||
+		    cf->submit->signed_message.data >= frame + len);
+	rete__client_frame__free_unpacked(cf, NULL);
+
+	/* variants that take the general path or are refused by it */
+	assert_int_equal(frame_agree(frame, len, &a, "canonical"), RETE_OK);
+	size_t n = submit_frame(v, RETE_PROTOCOL_VERSION, sm.data, sm.len, NULL, 0);
+	assert_int_equal(frame_agree(v, n, &a, "no sealed part"), RETE_OK);
+	n = submit_frame(v, 0, sm.data, sm.len, sealed, 10);
+	assert_int_equal(frame_agree(v, n, &a, "no version"), RETE_OK);
+	n = submit_frame(v, 300, sm.data, sm.len, sealed, 10);
+	assert_int_equal(frame_agree(v, n, &a, "version of two bytes"), RETE_OK);
+	n = submit_frame(v, RETE_PROTOCOL_VERSION, NULL, 0, NULL, 0);
+	assert_int_equal(frame_agree(v, n, &a, "an empty submit"), RETE_OK);
+	n = submit_frame(v, RETE_PROTOCOL_VERSION, NULL, 0, sealed, 3);
+	assert_int_equal(frame_agree(v, n, &a, "only a sealed part"), RETE_OK);
+	{
+		static const uint8_t cases[][12] = {
+		    {0x08, 0x03, 0x5a, 0x05, 0x0a, 0x01, 'x', 0x12, 0x00}, /* empty sealed */
+		    {0x08, 0x03, 0x5a, 0x02, 0x0a, 0x00},		   /* empty sm */
+		    {0x08, 0x83, 0x00, 0x5a, 0x03, 0x0a, 0x01, 'x'},	   /* overlong version */
+		    {0x08, 0x00, 0x5a, 0x03, 0x0a, 0x01, 'x'},		   /* version 0 */
+		    {0x08, 0x03, 0x5a, 0x83, 0x00, 0x0a, 0x01, 'x'},	   /* overlong length */
+		    {0x08, 0x03, 0x5a, 0x04, 0x0a, 0x81, 0x00, 'x'},	   /* overlong length */
+		    {0x08, 0x03, 0x5a, 0x03, 0x0a, 0x01, 'x', 0x08, 0x03}, /* version again */
+		    {0x08, 0x03, 0x5a, 0x03, 0x0a, 0x01, 'x', 0x18, 0x01}, /* unknown field 3 */
+		    {0x08, 0x03, 0x5a, 0x05, 0x0a, 0x01, 'x', 0x18, 0x01}, /* unknown inside */
+		    {0x08, 0x03, 0x5a, 0x05, 0x12, 0x01, 'y', 0x0a, 0x01, 'x'}, /* out of order */
+		    {0x5a, 0x03, 0x0a, 0x01, 'x', 0x08, 0x03},			/* version last */
+		    {0x08, 0x03, 0x5a, 0x03, 0x0a, 0x01, 'x', 0x5a, 0x00},	/* submit twice */
+		};
+		static const size_t lens[] = {9, 6, 8, 7, 8, 8, 9, 9, 9, 10, 7, 9};
+		for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+			char what[32];
+			snprintf(what, sizeof(what), "hand-made case %zu", i);
+			assert_int_equal(frame_agree(cases[i], lens[i], &a, what), RETE_EDECODE);
+		}
+	}
+	/* every length cut short, every bit flipped, a byte added */
+	for (size_t k = 0; k < len; k++)
+		(void)frame_agree(frame, k, &a, "cut short");
+	memcpy(v, frame, len);
+	for (size_t bit = 0; bit < len * 8; bit++) {
+		char what[48];
+		snprintf(what, sizeof(what), "bit %zu flipped", bit);
+		v[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		(void)frame_agree(v, len, &a, what);
+		v[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+	}
+	v[len] = 0x00;
+	assert_int_equal(frame_agree(v, len + 1, &a, "a byte added"), RETE_EDECODE);
+	rete_arena_reset(&a);
+
+	/* the SignedMessage the same way */
+	assert_int_equal(signed_agree(sm.data, sm.len, &a, "canonical"), RETE_OK);
+	for (size_t k = 0; k < sm.len; k++)
+		(void)signed_agree(sm.data, k, &a, "cut short");
+	memcpy(v, sm.data, sm.len);
+	for (size_t bit = 0; bit < sm.len * 8; bit++) {
+		char what[48];
+		snprintf(what, sizeof(what), "bit %zu flipped", bit);
+		v[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		(void)signed_agree(v, sm.len, &a, what);
+		v[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		if (bit % 512 == 0)
+			rete_arena_reset(&a);
+	}
+	v[sm.len] = 0x18;
+	v[sm.len + 1] = 0x01;
+	assert_int_equal(signed_agree(v, sm.len + 2, &a, "a field added"), RETE_EDECODE);
+	rete_buf_free(&sm);
+	rete_arena_free(&a);
+	rete_seckey_free(&sk);
+}
+
 static void test_kind_names(void **state)
 {
 	(void)state;
@@ -1018,16 +1217,27 @@ static void test_refusal_sign_verify(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_sha256_known),	 cmocka_unit_test(test_rfc8032_vectors),
-	    cmocka_unit_test(test_contexts_differ),	 cmocka_unit_test(test_sign_decode_verify),
-	    cmocka_unit_test(test_every_bit_flip),	 cmocka_unit_test(test_seal_open),
-	    cmocka_unit_test(test_open_not_strict),	 cmocka_unit_test(test_strict_refusals),
-	    cmocka_unit_test(test_strict_accepts),	 cmocka_unit_test(test_strict_generic),
-	    cmocka_unit_test(test_signed_strict),	 cmocka_unit_test(test_kind_names),
-	    cmocka_unit_test(test_referral_id),		 cmocka_unit_test(test_ack_sign_verify),
-	    cmocka_unit_test(test_refusal_sign_verify),	 cmocka_unit_test(test_arena_alignment),
-	    cmocka_unit_test(test_arena_growth),	 cmocka_unit_test(test_arena_reset_reuse),
-	    cmocka_unit_test(test_arena_decode_failure), cmocka_unit_test(test_arena_decodes_alike),
+	    cmocka_unit_test(test_sha256_known),
+	    cmocka_unit_test(test_rfc8032_vectors),
+	    cmocka_unit_test(test_contexts_differ),
+	    cmocka_unit_test(test_sign_decode_verify),
+	    cmocka_unit_test(test_every_bit_flip),
+	    cmocka_unit_test(test_seal_open),
+	    cmocka_unit_test(test_open_not_strict),
+	    cmocka_unit_test(test_strict_refusals),
+	    cmocka_unit_test(test_strict_accepts),
+	    cmocka_unit_test(test_strict_generic),
+	    cmocka_unit_test(test_signed_strict),
+	    cmocka_unit_test(test_kind_names),
+	    cmocka_unit_test(test_referral_id),
+	    cmocka_unit_test(test_ack_sign_verify),
+	    cmocka_unit_test(test_refusal_sign_verify),
+	    cmocka_unit_test(test_arena_alignment),
+	    cmocka_unit_test(test_arena_growth),
+	    cmocka_unit_test(test_arena_reset_reuse),
+	    cmocka_unit_test(test_arena_decode_failure),
+	    cmocka_unit_test(test_arena_decodes_alike),
+	    cmocka_unit_test(test_submit_without_copies),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
