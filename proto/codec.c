@@ -318,8 +318,10 @@ struct path {
 
 static size_t path_push(struct path *p, const char *name, size_t idx, bool indexed)
 {
-	size_t old = p->len;
+	size_t old;
 	int w;
+
+	old = p->len;
 
 	if (indexed) {
 		w = snprintf(p->text + p->len, sizeof(p->text) - p->len, ".%s[%zu]", name, idx);
@@ -357,6 +359,8 @@ static rete_err check_string(const char *s, struct path *p, rete_msg *m)
 	if (s == NULL)
 		return RETE_OK;
 	bad = utf8_bad_offset((const unsigned char *)s, strlen(s));
+	if (bad != (size_t)-1 && p == NULL)
+		return RETE_EDECODE;
 	if (bad != (size_t)-1)
 		return rete_msg_set(m, RETE_EDECODE,
 				    "field %s is not valid UTF-8 (bad byte 0x%02x at offset %zu); "
@@ -380,13 +384,17 @@ static rete_err check_value(const ProtobufCFieldDescriptor *f, const void *slot,
 /* check_msg walks msg by its descriptor: refuses unknown fields (protobuf-c
  * keeps them and would re-pack them, so the size check cannot see them) and
  * strings that are not UTF-8, through nested messages, repeated fields and
- * oneofs. */
+ * oneofs. With p NULL it only says whether msg passes (RETE_EDECODE, m
+ * untouched): the field path costs a copy per field, so it is made only
+ * for the sentence of a message that fails. */
 static rete_err check_msg(const ProtobufCMessage *msg, struct path *p, rete_msg *m)
 {
 	const ProtobufCMessageDescriptor *d = msg->descriptor;
 	const char *base = (const char *)msg;
 	rete_err e;
 
+	if (msg->n_unknown_fields > 0 && p == NULL)
+		return RETE_EDECODE;
 	if (msg->n_unknown_fields > 0)
 		return rete_msg_set(m, RETE_EDECODE,
 				    "%s carries field number %u, which the schema does not "
@@ -408,12 +416,20 @@ static rete_err check_msg(const ProtobufCMessage *msg, struct path *p, rete_msg 
 			size_t n = *(const size_t *)(base + f->quantifier_offset);
 			const char *arr = *(const char *const *)slot;
 			for (size_t k = 0; k < n; k++) {
-				old = path_push(p, f->name, k, true);
-				e = check_value(f, arr + k * sizeof(void *), p, m);
-				path_pop(p, old);
+				if (p == NULL) {
+					e = check_value(f, arr + k * sizeof(void *), p, m);
+				} else {
+					old = path_push(p, f->name, k, true);
+					e = check_value(f, arr + k * sizeof(void *), p, m);
+					path_pop(p, old);
+				}
 				if (e != RETE_OK)
 					return e;
 			}
+		} else if (p == NULL) {
+			e = check_value(f, slot, p, m);
+			if (e != RETE_OK)
+				return e;
 		} else {
 			old = path_push(p, f->name, 0, false);
 			e = check_value(f, slot, p, m);
@@ -456,14 +472,19 @@ rete_err rete_pb_strict_unpack_in(const ProtobufCMessageDescriptor *d, const uin
 				    "truncated, wrong wire type or malformed field)",
 				    len, d->short_name);
 	}
-	p.len = strlen(d->short_name);
-	if (p.len >= sizeof(p.text))
-		p.len = sizeof(p.text) - 1;
-	memcpy(p.text, d->short_name, p.len);
-	p.text[p.len] = '\0';
-	e = check_msg(msg, &p, m);
-	if (e != RETE_OK)
+	if (check_msg(msg, NULL, NULL) != RETE_OK) {
+		/* again, for the sentence with the field path */
+		p.len = strlen(d->short_name);
+		if (p.len >= sizeof(p.text))
+			p.len = sizeof(p.text) - 1;
+		memcpy(p.text, d->short_name, p.len);
+		p.text[p.len] = '\0';
+		e = check_msg(msg, &p, m);
+		if (e == RETE_OK) /* the same walk: cannot happen */
+			e = rete_msg_set(m, RETE_EDECODE, "%s does not decode strictly",
+					 d->short_name);
 		goto fail;
+	}
 
 	/* Re-packing must give back the very bytes received. protobuf-c
 	 * packs strings with strlen, so an embedded NUL shortens the result;
