@@ -441,6 +441,127 @@ static rete_err check_msg(const ProtobufCMessage *msg, struct path *p, rete_msg 
 	return RETE_OK;
 }
 
+/* ---- the canonical form, read on the wire -------------------------------- */
+
+/* wire_varint reads the varint at *i of d[0..end) in its shortest form
+ * (at most 9 bytes: a value below 2^63); false for anything else. */
+static inline bool wire_varint(const uint8_t *d, size_t end, size_t *i, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (*i < end && d[*i] < 0x80) { /* one byte: tags and short lengths */
+		*out = d[(*i)++];
+		return true;
+	}
+	for (unsigned k = 0; k < 9 && *i < end; k++) {
+		uint8_t c = d[(*i)++];
+		v |= (uint64_t)(c & 0x7f) << (7 * k);
+		if ((c & 0x80) == 0) {
+			if (k > 0 && c == 0)
+				return false;
+			*out = v;
+			return true;
+		}
+	}
+	return false;
+}
+
+#define CANON_DEPTH  32
+#define CANON_ONEOFS 8
+
+/* canon_wire says whether data is already what protobuf-c packs the message
+ * it decodes to, reading the bytes once instead of packing and comparing:
+ * every field once (a repeated string, bytes or message field: its
+ * elements one after the other), in field-number order, in the shortest
+ * encodings, never its default value, at most one member of a oneof, no
+ * string with a NUL, and the same for every nested message. It only
+ * accepts: false means "not sure" (the cases protobuf-c would pack
+ * differently, and the rarer ones it might not: a zero, an empty string
+ * or message, a negative number, a packed repeated field, another wire
+ * type), and the caller packs and compares as before. Run after
+ * protobuf-c decoded data and check_msg passed (so every tag is a field
+ * of d and of the wire type its type has). */
+static bool canon_wire(const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t len,
+		       unsigned depth)
+{
+	unsigned last = 0, oneofs[CANON_ONEOFS], noneofs = 0, next = 0;
+	size_t i = 0;
+
+	if (depth > CANON_DEPTH)
+		return false;
+	while (i < len) {
+		uint64_t tag, v;
+		if (!wire_varint(data, len, &i, &tag) || tag > UINT32_MAX)
+			return false;
+		unsigned id = (unsigned)(tag >> 3), wt = (unsigned)(tag & 7);
+		/* the fields in field-number order (protobuf-c's descriptors
+		 * list them so, and pack them in that order): looked up by
+		 * walking on from the last one */
+		if (id == 0 || id < last)
+			return false;
+		if (id > last) {
+			while (next < d->n_fields && d->fields[next].id < id)
+				next++;
+			if (next == d->n_fields || d->fields[next].id != id)
+				return false;
+			next++;
+		}
+		const ProtobufCFieldDescriptor *f = &d->fields[next - 1];
+		bool repeated = f->label == PROTOBUF_C_LABEL_REPEATED;
+		if (f->label != PROTOBUF_C_LABEL_NONE && !repeated)
+			return false; /* proto2 labels: not in rete.proto */
+		if (id == last && !repeated)
+			return false;
+		if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && id != last) {
+			for (unsigned k = 0; k < noneofs; k++)
+				if (oneofs[k] == f->quantifier_offset)
+					return false; /* a second member */
+			if (noneofs == CANON_ONEOFS)
+				return false;
+			oneofs[noneofs++] = f->quantifier_offset;
+		}
+		last = id;
+		switch (f->type) {
+		case PROTOBUF_C_TYPE_STRING:
+		case PROTOBUF_C_TYPE_BYTES:
+		case PROTOBUF_C_TYPE_MESSAGE:
+			if (wt != 2 || !wire_varint(data, len, &i, &v) || v == 0 || v > len - i)
+				return false;
+			if (f->type == PROTOBUF_C_TYPE_STRING && memchr(data + i, 0, (size_t)v))
+				return false;
+			if (f->type == PROTOBUF_C_TYPE_MESSAGE &&
+			    !canon_wire(f->descriptor, data + i, (size_t)v, depth + 1))
+				return false;
+			i += (size_t)v;
+			break;
+		case PROTOBUF_C_TYPE_INT32:
+		case PROTOBUF_C_TYPE_ENUM:
+			if (repeated || wt != 0 || !wire_varint(data, len, &i, &v) || v == 0 ||
+			    v > INT32_MAX)
+				return false;
+			break;
+		case PROTOBUF_C_TYPE_UINT32:
+			if (repeated || wt != 0 || !wire_varint(data, len, &i, &v) || v == 0 ||
+			    v > UINT32_MAX)
+				return false;
+			break;
+		case PROTOBUF_C_TYPE_INT64:
+		case PROTOBUF_C_TYPE_UINT64:
+			if (repeated || wt != 0 || !wire_varint(data, len, &i, &v) || v == 0)
+				return false;
+			break;
+		case PROTOBUF_C_TYPE_BOOL:
+			if (repeated || wt != 0 || i >= len || data[i] != 1)
+				return false;
+			i++;
+			break;
+		default:
+			return false;
+		}
+	}
+	return true;
+}
+
 rete_err rete_pb_strict_unpack_in(const ProtobufCMessageDescriptor *d, const uint8_t *data,
 				  size_t len, rete_arena *arena, ProtobufCMessage **out,
 				  rete_msg *m)
@@ -484,6 +605,13 @@ rete_err rete_pb_strict_unpack_in(const ProtobufCMessageDescriptor *d, const uin
 			e = rete_msg_set(m, RETE_EDECODE, "%s does not decode strictly",
 					 d->short_name);
 		goto fail;
+	}
+
+	/* Bytes already in the form protobuf-c packs (read on the wire, in
+	 * one pass) need not be packed again and compared. */
+	if (canon_wire(d, data, len, 0)) {
+		*out = msg;
+		return RETE_OK;
 	}
 
 	/* Re-packing must give back the very bytes received. protobuf-c

@@ -403,6 +403,10 @@ static void test_strict_refusals(void **state)
 	    W("explicit empty string", "re-encodes", 0x0a, 0x00),
 	    W("fields out of order", "field-number order", 0x12, 0x01, 'b', 0x0a, 0x01, 'a'),
 	    W("two bodies of the oneof", "re-encodes", 0x52, 0x00, 0x5a, 0x00),
+	    W("an enum above 2^31-1", "re-encodes", 0x52, 0x06, 0x10, 0x80, 0x80, 0x80, 0x80, 0x08),
+	    W("a bool of 2", "canonical form", 0x52, 0x02, 0x28, 0x02),
+	    W("two bodies of the oneof, neither empty", "re-encodes", 0x52, 0x03, 0x0a, 0x01, 'x',
+	      0x5a, 0x03, 0x0a, 0x01, 'y'),
 	    W("truncated string", "protobuf decoding failed", 0x0a, 0x05, 'a'),
 	    W("wrong wire type", "protobuf decoding failed", 0x08, 0x01),
 	    W("bad varint", "protobuf decoding failed", 0x30, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
@@ -509,6 +513,15 @@ static void test_strict_generic(void **state)
 	    RETE_EDECODE);
 	assert_null(pm);
 	assert_non_null(strstr(m.text, "ClientFrame"));
+	{ /* a uint32 above 2^32-1: decoded cut to 32 bits, so not canonical */
+		static const uint8_t big[] = {0x08, 0x80, 0x80, 0x80, 0x80, 0x10,
+					      0x52, 0x03, 0x0a, 0x01, 'c'};
+		assert_int_equal(rete_pb_strict_unpack(&rete__client_frame__descriptor, big,
+						       sizeof(big), &pm, &m),
+				 RETE_EDECODE);
+		assert_null(pm);
+		assert_non_null(strstr(m.text, "re-encodes"));
+	}
 }
 
 /* SignedMessage decoding is strict too, outside and inside. */
@@ -582,6 +595,78 @@ static void test_signed_strict(void **state)
 	assert_non_null(strstr(m.text, "SignedMessage.message"));
 #undef BUILD
 	rete_seckey_free(&sk);
+}
+
+/* The strict decoder reads canonical bytes on the wire instead of packing
+ * and comparing them (canon_wire): it must accept nothing that packs to
+ * other bytes, and still accept what packs back although it is not in the
+ * shape that reading takes for sure (an empty body, negative numbers). */
+static void test_canonical_on_the_wire(void **state)
+{
+	(void)state;
+	Rete__Message full;
+	Rete__Referral ref;
+	Rete__Operator op;
+	Rete__Consent cs = RETE__CONSENT__INIT;
+	uint8_t hash[32] = {3};
+	rete_buf b = {0};
+	rete_msg m = {{0}};
+	Rete__Message *msg = NULL;
+	static uint8_t v[2048];
+	size_t accepted = 0;
+
+	sample_message(&full, &ref, &op, hash);
+	cs.basis = RETE__CONSENT_BASIS__CONSENT_BASIS_LEGAL_OBLIGATION;
+	cs.legal_basis = "L. 328/2000 art. 22 c. 2; L. 328/2000 art. 22 c. 2";
+	ref.consent = &cs;
+	ref.reason_code = "unemployment";
+	assert_int_equal(rete_message_pack(&full, &b), RETE_OK);
+	assert_int_equal(rete_message_decode(b.data, b.len, &msg, &m), RETE_OK);
+	rete__message__free_unpacked(msg, NULL);
+	/* every bit flipped, every length cut, a byte added: accepted only
+	 * when it packs back to the very bytes */
+	memcpy(v, b.data, b.len);
+	for (size_t k = 0; k <= b.len * 8 + b.len + 1; k++) {
+		size_t n = b.len;
+		if (k < b.len * 8)
+			v[k / 8] ^= (uint8_t)(1u << (k % 8));
+		else if (k < b.len * 8 + b.len)
+			n = k - b.len * 8;
+		else
+			v[n++] = 0x01;
+		if (rete_message_decode(v, n, &msg, &m) == RETE_OK) {
+			rete_buf again = {0};
+			assert_int_equal(rete_message_pack(msg, &again), RETE_OK);
+			if (again.len != n || memcmp(again.data, v, n) != 0)
+				fail_msg("variant %zu accepted but packs to other bytes", k);
+			rete_buf_free(&again);
+			rete__message__free_unpacked(msg, NULL);
+			accepted++;
+		}
+		memcpy(v, b.data, b.len);
+	}
+	assert_true(accepted > 0); /* some flips stay canonical (in strings) */
+	rete_buf_free(&b);
+
+	/* canonical, though not in the shape read for sure: still accepted */
+	const struct wire_case ok[] = {
+	    W("an empty referral body", "", 0x0a, 0x01, 'a', 0x52, 0x00),
+	    W("a negative created_at", "", 0x0a, 0x01, 'a', 0x30, 0xff, 0xff, 0xff, 0xff, 0xff,
+	      0xff, 0xff, 0xff, 0xff, 0x01),
+	    W("a negative priority", "", 0x52, 0x0b, 0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	      0xff, 0xff, 0x01),
+	    W("an empty operator", "", 0x0a, 0x01, 'a', 0x1a, 0x00),
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		rete_buf again = {0};
+		if (rete_message_decode(ok[i].bytes, ok[i].len, &msg, &m) != RETE_OK)
+			fail_msg("%s: refused: %s", ok[i].what, m.text);
+		assert_int_equal(rete_message_pack(msg, &again), RETE_OK);
+		assert_int_equal(again.len, ok[i].len);
+		assert_memory_equal(again.data, ok[i].bytes, ok[i].len);
+		rete_buf_free(&again);
+		rete__message__free_unpacked(msg, NULL);
+	}
 }
 
 /* ---- arenas ------------------------------------------------------------- */
@@ -1238,6 +1323,7 @@ int main(void)
 	    cmocka_unit_test(test_arena_decode_failure),
 	    cmocka_unit_test(test_arena_decodes_alike),
 	    cmocka_unit_test(test_submit_without_copies),
+	    cmocka_unit_test(test_canonical_on_the_wire),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
