@@ -4,7 +4,7 @@
  *
  * One ~1 KiB referral is built and signed as bench/rete_bench.c builds its
  * referrals (same fields, the padding in consent.legalBasis, a sealed part
- * of ~180 bytes beside it) and packed into the ClientFrame a sending
+ * of ~150 bytes beside it) and packed into the ClientFrame a sending
  * agency puts on the wire. Each repetition then does what the broker does
  * with such a frame between reading it and answering its batch: the strict
  * decoding of the ClientFrame (frame_admit), of its SignedMessage and of
@@ -17,14 +17,14 @@
  *           rete_arena reset after every 64 frames (a batch)
  *   fast    rete_client_frame_decode + rete_signed_decode_in into the
  *           arena: the wrappers' bytes not copied (they point into the
- *           frame's bytes)
+ *           frame's bytes), as the broker does now (the default)
  *   fastcopy the same after copying the frame's bytes into the arena
  *
  * Thread CPU time (CLOCK_THREAD_CPUTIME_ID), best of --runs runs of --iters
  * repetitions, in ns per submission. For instruction counts:
  *
  *   valgrind --tool=callgrind --toggle-collect=one_submission \
- *       build/bin/decode_bench --iters 2000 --runs 1 --mode arena
+ *       build/bin/decode_bench --iters 2000 --runs 1 --mode fast
  *
  * then divide the Ir of one_submission by the repetitions. A benchmark,
  * never a test: it asserts nothing about the numbers.
@@ -212,7 +212,7 @@ static double now_ns(void)
 int main(int argc, char **argv)
 {
 	long iters = 100000, runs = 5;
-	enum mode mode = MODE_ARENA;
+	enum mode mode = MODE_FAST;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--iters") && i + 1 < argc)
 			iters = atol(argv[++i]);

@@ -474,13 +474,15 @@ static inline bool wire_varint(const uint8_t *d, size_t end, size_t *i, uint64_t
  * every field once (a repeated string, bytes or message field: its
  * elements one after the other), in field-number order, in the shortest
  * encodings, never its default value, at most one member of a oneof, no
- * string with a NUL, and the same for every nested message. It only
- * accepts: false means "not sure" (the cases protobuf-c would pack
- * differently, and the rarer ones it might not: a zero, an empty string
- * or message, a negative number, a packed repeated field, another wire
- * type), and the caller packs and compares as before. Run after
- * protobuf-c decoded data and check_msg passed (so every tag is a field
- * of d and of the wire type its type has). */
+ * string with a NUL, and the same for every nested message; and what
+ * check_msg checks: no unknown field, every string valid UTF-8 (its bytes
+ * on the wire are the decoded string's). It only accepts: false means
+ * "not sure" (the cases protobuf-c would pack differently or check_msg
+ * refuse, and the rarer ones it might not: a zero, an empty string or
+ * message, a negative number, a packed repeated field, another wire type),
+ * and the caller checks, packs and compares as before, which decides and
+ * words the refusal. Run after protobuf-c decoded data (so every tag has
+ * the wire type its field has). */
 static bool canon_wire(const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t len,
 		       unsigned depth)
 {
@@ -527,7 +529,9 @@ static bool canon_wire(const ProtobufCMessageDescriptor *d, const uint8_t *data,
 		case PROTOBUF_C_TYPE_MESSAGE:
 			if (wt != 2 || !wire_varint(data, len, &i, &v) || v == 0 || v > len - i)
 				return false;
-			if (f->type == PROTOBUF_C_TYPE_STRING && memchr(data + i, 0, (size_t)v))
+			if (f->type == PROTOBUF_C_TYPE_STRING &&
+			    (memchr(data + i, 0, (size_t)v) != NULL ||
+			     utf8_bad_offset(data + i, (size_t)v) != (size_t)-1))
 				return false;
 			if (f->type == PROTOBUF_C_TYPE_MESSAGE &&
 			    !canon_wire(f->descriptor, data + i, (size_t)v, depth + 1))
@@ -593,6 +597,13 @@ rete_err rete_pb_strict_unpack_in(const ProtobufCMessageDescriptor *d, const uin
 				    "truncated, wrong wire type or malformed field)",
 				    len, d->short_name);
 	}
+	/* Bytes already in the form protobuf-c packs, with valid strings and
+	 * nothing unknown (read on the wire, in one pass), need neither the
+	 * walk below nor to be packed again and compared. */
+	if (canon_wire(d, data, len, 0)) {
+		*out = msg;
+		return RETE_OK;
+	}
 	if (check_msg(msg, NULL, NULL) != RETE_OK) {
 		/* again, for the sentence with the field path */
 		p.len = strlen(d->short_name);
@@ -605,13 +616,6 @@ rete_err rete_pb_strict_unpack_in(const ProtobufCMessageDescriptor *d, const uin
 			e = rete_msg_set(m, RETE_EDECODE, "%s does not decode strictly",
 					 d->short_name);
 		goto fail;
-	}
-
-	/* Bytes already in the form protobuf-c packs (read on the wire, in
-	 * one pass) need not be packed again and compared. */
-	if (canon_wire(d, data, len, 0)) {
-		*out = msg;
-		return RETE_OK;
 	}
 
 	/* Re-packing must give back the very bytes received. protobuf-c
