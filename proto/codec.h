@@ -106,7 +106,7 @@ typedef struct rete_arena {
 	size_t last_used;      /* used before it */
 } rete_arena;
 
-/* A point to rewind an arena to (rete_arena_mark, rete_arena_rewind). */
+/* A point to rewind an arena to (rete_arena_mark_get, rete_arena_rewind). */
 typedef struct rete_arena_mark {
 	rete_arena_block *blk;
 	size_t used;
@@ -139,7 +139,7 @@ size_t rete_arena_size(const rete_arena *a);
 /* rete_pb_strict_unpack_in is rete_pb_strict_unpack decoding into arena
  * (NULL: malloc, as rete_pb_strict_unpack): the same checks, the same
  * refusals and sentences; *out lives in the arena (never free it) and a
- * refusal leaves the arena as it was. */
+ * refusal leaves the arena as it was. RETE_EDECODE, RETE_ENOMEM. */
 rete_err rete_pb_strict_unpack_in(const ProtobufCMessageDescriptor *d, const uint8_t *data,
 				  size_t len, rete_arena *arena, ProtobufCMessage **out,
 				  rete_msg *m);
@@ -148,7 +148,8 @@ rete_err rete_pb_strict_unpack_in(const ProtobufCMessageDescriptor *d, const uin
  * malloc): the same checks and sentences; with an arena both outputs live
  * in it (never free them) and a refusal leaves the arena as it was. With an
  * arena, *sm's bytes fields may point into data (a canonical SignedMessage
- * is not copied): data must stay as it is while *sm is used. */
+ * is not copied): data must stay as it is while *sm is used (*msg is a
+ * copy). RETE_EDECODE, RETE_ENOMEM. */
 rete_err rete_signed_decode_in(const uint8_t *data, size_t len, rete_arena *arena,
 			       Rete__SignedMessage **sm, Rete__Message **msg, rete_msg *m);
 
@@ -156,7 +157,8 @@ rete_err rete_signed_decode_in(const uint8_t *data, size_t len, rete_arena *aren
  * rete_pb_strict_unpack_in) into arena (NULL: malloc). With an arena, a
  * SUBMIT frame in canonical form is not copied: its signed_message and
  * sealed point into data, which must then stay as it is while *out is used.
- * The same refusals and sentences as rete_pb_strict_unpack. */
+ * The same refusals and sentences as rete_pb_strict_unpack: RETE_EDECODE,
+ * RETE_ENOMEM. */
 rete_err rete_client_frame_decode(const uint8_t *data, size_t len, rete_arena *arena,
 				  Rete__ClientFrame **out, rete_msg *m);
 
