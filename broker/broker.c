@@ -417,6 +417,7 @@ static void batch_reset(broker_batch *bt)
 	bt->err = RETE_OK;
 	free(bt->note);
 	bt->note = NULL;
+	rete_arena_reset(&bt->arena); /* its frames were answered */
 }
 
 /* read_message reads entry index and decodes its Message (caller frees). */
@@ -1323,7 +1324,8 @@ static void fd_note(broker *b, int fd, const char *party)
  * it, dropped) and decodes it into f->cf: the sender is a party of the
  * directory, with the key the directory holds, the frame is one part, a
  * ClientFrame of our protocol version carrying a command. false when f is
- * refused (broker_refuse); the caller answers it. body stays the caller's. */
+ * refused (broker_refuse); the caller answers it. body is f->body: f->cf
+ * may point into it. */
 static bool frame_admit(broker *b, broker_frame *f, zmq_msg_t *body, size_t extra)
 {
 	const char *user = zmq_msg_gets(body, "User-Id");
@@ -1356,17 +1358,16 @@ static bool frame_admit(broker *b, broker_frame *f, zmq_msg_t *body, size_t extr
 			      extra + 1);
 		return false;
 	}
-	ProtobufCMessage *pm = NULL;
 	rete_msg m;
-	rete_err err = rete_pb_strict_unpack(&rete__client_frame__descriptor, zmq_msg_data(body),
-					     zmq_msg_size(body), &pm, &m);
+	/* a SUBMIT's bytes fields point into body, which the frame keeps */
+	rete_err err =
+	    rete_client_frame_decode(zmq_msg_data(body), zmq_msg_size(body), f->arena, &f->cf, &m);
 	if (err != RETE_OK) {
 		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_MALFORMED, "",
 			      "a %zu-byte frame that is not a ClientFrame: %s", zmq_msg_size(body),
 			      m.text);
 		return false;
 	}
-	f->cf = (Rete__ClientFrame *)pm;
 	if (f->cf->version != RETE_PROTOCOL_VERSION) {
 		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_VERSION, "version",
 			      "protocol version %u is not spoken here; this broker speaks version "
@@ -1389,7 +1390,8 @@ static bool read_frame(broker *b, broker_frame *f)
 {
 	memset(f, 0, sizeof(*f));
 	f->op = -1;
-	zmq_msg_t rid, body;
+	f->arena = &b->bt->arena; /* f is one of b->bt's frames */
+	zmq_msg_t rid;
 	zmq_msg_init(&rid);
 	if (zmq_msg_recv(&rid, b->router, ZMQ_DONTWAIT) < 0) {
 		zmq_msg_close(&rid);
@@ -1402,13 +1404,18 @@ static bool read_frame(broker *b, broker_frame *f)
 	f->rid_len = rl;
 	bool more = zmq_msg_more(&rid);
 	zmq_msg_close(&rid);
-	zmq_msg_init(&body);
-	if (!more || zmq_msg_recv(&body, b->router, ZMQ_DONTWAIT) < 0) {
-		zmq_msg_close(&body);
+	/* received into the frame, which keeps it until the batch is answered:
+	 * the decoded SUBMIT points into it */
+	zmq_msg_t *body = &f->body;
+	zmq_msg_init(body);
+	f->has_body = true;
+	if (!more || zmq_msg_recv(body, b->router, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(body);
+		f->has_body = false;
 		return true; /* nothing to answer */
 	}
 	size_t extra = 0;
-	while (zmq_msg_more(&body)) { /* one frame per message: drop the rest */
+	while (zmq_msg_more(body)) { /* one frame per message: drop the rest */
 		zmq_msg_t x;
 		zmq_msg_init(&x);
 		if (zmq_msg_recv(&x, b->router, ZMQ_DONTWAIT) < 0) {
@@ -1421,23 +1428,24 @@ static bool read_frame(broker *b, broker_frame *f)
 		if (!m2)
 			break;
 	}
-	if (!frame_admit(b, f, &body, extra)) {
+	if (!frame_admit(b, f, body, extra)) {
 		send_refusal(b, f, false);
 		f->who = NULL;
+		zmq_msg_close(body); /* answered: nothing reads it any more */
+		f->has_body = false;
 	}
-	zmq_msg_close(&body);
 	return true;
 }
 
+/* frame_clear forgets what f holds (its batch is being answered). */
 static void frame_clear(broker_frame *f)
 {
 	rete_buf_free(&f->proof);
-	if (f->cf)
-		rete__client_frame__free_unpacked(f->cf, NULL);
-	if (f->sm)
-		rete__signed_message__free_unpacked(f->sm, NULL);
-	if (f->msg)
-		rete__message__free_unpacked(f->msg, NULL);
+	/* cf, sm and msg live in the batch's arena: batch_reset frees them;
+	 * a SUBMIT's bytes in the body */
+	if (f->has_body)
+		zmq_msg_close(&f->body);
+	f->has_body = false;
 	f->cf = NULL;
 	f->sm = NULL;
 	f->msg = NULL;
@@ -2573,6 +2581,7 @@ static void broker_free(broker *b)
 			for (size_t j = 0; j < BROKER_BATCH_MAX; j++)
 				frame_clear(&bt->frames[j]);
 		batch_reset(bt);
+		rete_arena_free(&bt->arena);
 		free(bt->frames);
 		free(bt->own);
 		free(bt->ops);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <zmq.h>
 
 #include "codec.h"
 #include "config.h"
@@ -74,6 +75,15 @@ typedef struct broker_frame {
 	size_t rid_len;
 	char party[RETE_ID_MAX + 1]; /* ZAP User-Id */
 	const broker_party *who;     /* NULL: refused before decoding */
+	/* cf, sm and msg are decoded into arena, its batch's, and a SUBMIT's
+	 * bytes fields point into body, the ZeroMQ message as received (not
+	 * copied: rete_client_frame_decode): both live, with the pointers the
+	 * batch's ops and the committer take into them, until the batch is
+	 * answered (frame_clear closes body, batch_reset resets the arena);
+	 * never free them */
+	rete_arena *arena;
+	zmq_msg_t body;
+	bool has_body; /* body is open */
 	Rete__ClientFrame *cf;
 	/* SUBMIT */
 	Rete__SignedMessage *sm;
@@ -121,11 +131,14 @@ typedef struct broker_batch {
 	size_t nops, capops;
 	broker_own **own;
 	size_t nown, capown;
-	rete_err err;	 /* the commit's verdict */
-	rete_msg m;	 /* its sentence */
-	int64_t read_us; /* when its frames were read (metrics.h; monotonic) */
-	char *note;	 /* the signed checkpoint its receipts prove their entries
-			    in (NULL: none, or it could not be made) */
+	rete_err err;	  /* the commit's verdict */
+	rete_msg m;	  /* its sentence */
+	int64_t read_us;  /* when its frames were read (metrics.h; monotonic) */
+	char *note;	  /* the signed checkpoint its receipts prove their entries
+			     in (NULL: none, or it could not be made) */
+	rete_arena arena; /* its frames' decoded messages (one per batch: the
+			     committer reads the one in flight while the main
+			     thread decodes into the other) */
 } broker_batch;
 
 typedef struct broker {

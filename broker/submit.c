@@ -60,8 +60,8 @@ void broker_submit_precheck(broker *b, broker_frame *f)
 			      "bytes in signed_message");
 		return;
 	}
-	if (rete_signed_decode(s->signed_message.data, s->signed_message.len, &f->sm, &f->msg,
-			       &m) != RETE_OK) {
+	if (rete_signed_decode_in(s->signed_message.data, s->signed_message.len, f->arena, &f->sm,
+				  &f->msg, &m) != RETE_OK) {
 		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_MALFORMED, "signedMessage",
 			      "the signed message does not decode strictly: %s", m.text);
 		return;

@@ -2,6 +2,7 @@
 #include "codec.h"
 
 #include <sodium.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,165 @@ rete_err rete_message_pack(const Rete__Message *msg, rete_buf *out)
 	return pack_any(&msg->base, out);
 }
 
+/* ---- arenas ------------------------------------------------------------- */
+
+struct rete_arena_block {
+	rete_arena_block *prev; /* filled before this one, in use until the reset */
+	size_t size;		/* bytes of data */
+	max_align_t data[];
+};
+
+#define ARENA_ALIGN _Alignof(max_align_t)
+
+/* Under AddressSanitizer what an arena has taken back is poisoned, so a
+ * pointer kept past its batch's reset is caught as a use after free. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ARENA_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ARENA_ASAN 1
+#endif
+#endif
+#ifdef ARENA_ASAN
+#include <sanitizer/asan_interface.h>
+#define ARENA_POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
+#define ARENA_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define ARENA_POISON(p, n)   ((void)(p), (void)(n))
+#define ARENA_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+/* arena_poison_rest poisons what the block being filled has not handed out. */
+static void arena_poison_rest(rete_arena *a)
+{
+	if (a->blk != NULL)
+		ARENA_POISON((char *)a->blk->data + a->used, a->blk->size - a->used);
+}
+
+void *rete_arena_alloc(rete_arena *a, size_t n)
+{
+	rete_arena_block *b = a->blk;
+	size_t need;
+	void *p;
+
+	if (n > SIZE_MAX / 2)
+		return NULL;
+	need = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+	if (b == NULL || b->size - a->used < need) {
+		/* a new block, at least twice the last: a batch that needs
+		 * more than the first block grows it in few steps, and the
+		 * reset keeps the largest */
+		size_t size = b != NULL ? b->size : RETE_ARENA_BLOCK;
+		if (b != NULL && size <= SIZE_MAX / 4)
+			size *= 2;
+		if (size < need)
+			size = need;
+		rete_arena_block *nb = malloc(sizeof(*nb) + size);
+		if (nb == NULL)
+			return NULL;
+		nb->prev = b;
+		nb->size = size;
+		ARENA_POISON(nb->data, size);
+		a->blk = b = nb;
+		a->used = 0;
+	}
+	p = (char *)b->data + a->used;
+	a->last = p;
+	a->last_used = a->used;
+	a->used += need;
+	ARENA_UNPOISON(p, n);
+	return p;
+}
+
+static void *arena_pb_alloc(void *data, size_t n)
+{
+	return rete_arena_alloc(data, n);
+}
+
+/* arena_pb_free: protobuf-c frees the scratch it allocated last (its
+ * slabs of scanned fields) and, on a failed unpack, the message it was
+ * building; the latest allocation is taken back, the rest waits for the
+ * reset (or the caller's rewind). */
+static void arena_pb_free(void *data, void *p)
+{
+	rete_arena *a = data;
+
+	if (p != NULL && p == a->last) {
+		a->used = a->last_used;
+		a->last = NULL;
+		arena_poison_rest(a);
+	}
+}
+
+ProtobufCAllocator *rete_arena_allocator(rete_arena *a)
+{
+	a->pa.alloc = arena_pb_alloc;
+	a->pa.free = arena_pb_free;
+	a->pa.allocator_data = a;
+	return &a->pa;
+}
+
+rete_arena_mark rete_arena_mark_get(const rete_arena *a)
+{
+	rete_arena_mark mk = {a->blk, a->used};
+	return mk;
+}
+
+void rete_arena_rewind(rete_arena *a, rete_arena_mark mark)
+{
+	while (a->blk != NULL && a->blk != mark.blk) {
+		rete_arena_block *b = a->blk;
+		a->blk = b->prev;
+		ARENA_UNPOISON(b->data, b->size);
+		free(b);
+	}
+	a->used = a->blk != NULL ? mark.used : 0;
+	a->last = NULL;
+	arena_poison_rest(a);
+}
+
+void rete_arena_reset(rete_arena *a)
+{
+	if (a == NULL || a->blk == NULL)
+		return;
+	while (a->blk->prev != NULL) {
+		rete_arena_block *old = a->blk->prev;
+		a->blk->prev = old->prev;
+		ARENA_UNPOISON(old->data, old->size);
+		free(old);
+	}
+	if (a->blk->size > RETE_ARENA_KEEP) {
+		ARENA_UNPOISON(a->blk->data, a->blk->size);
+		free(a->blk);
+		a->blk = NULL;
+	}
+	a->used = 0;
+	a->last = NULL;
+	arena_poison_rest(a);
+}
+
+void rete_arena_free(rete_arena *a)
+{
+	if (a == NULL)
+		return;
+	rete_arena_reset(a);
+	if (a->blk != NULL)
+		ARENA_UNPOISON(a->blk->data, a->blk->size);
+	free(a->blk);
+	a->blk = NULL;
+	a->used = 0;
+	a->last = NULL;
+}
+
+size_t rete_arena_size(const rete_arena *a)
+{
+	size_t n = 0;
+
+	for (const rete_arena_block *b = a->blk; b != NULL; b = b->prev)
+		n += b->size;
+	return n;
+}
+
 /* ---- strict decoding ---------------------------------------------------- */
 
 /* utf8_valid: strict UTF-8 (RFC 3629): no overlong forms, no surrogates,
@@ -158,8 +318,10 @@ struct path {
 
 static size_t path_push(struct path *p, const char *name, size_t idx, bool indexed)
 {
-	size_t old = p->len;
+	size_t old;
 	int w;
+
+	old = p->len;
 
 	if (indexed) {
 		w = snprintf(p->text + p->len, sizeof(p->text) - p->len, ".%s[%zu]", name, idx);
@@ -197,6 +359,8 @@ static rete_err check_string(const char *s, struct path *p, rete_msg *m)
 	if (s == NULL)
 		return RETE_OK;
 	bad = utf8_bad_offset((const unsigned char *)s, strlen(s));
+	if (bad != (size_t)-1 && p == NULL)
+		return RETE_EDECODE;
 	if (bad != (size_t)-1)
 		return rete_msg_set(m, RETE_EDECODE,
 				    "field %s is not valid UTF-8 (bad byte 0x%02x at offset %zu); "
@@ -220,13 +384,17 @@ static rete_err check_value(const ProtobufCFieldDescriptor *f, const void *slot,
 /* check_msg walks msg by its descriptor: refuses unknown fields (protobuf-c
  * keeps them and would re-pack them, so the size check cannot see them) and
  * strings that are not UTF-8, through nested messages, repeated fields and
- * oneofs. */
+ * oneofs. With p NULL it only says whether msg passes (RETE_EDECODE, m
+ * untouched): the field path costs a copy per field, so it is made only
+ * for the sentence of a message that fails. */
 static rete_err check_msg(const ProtobufCMessage *msg, struct path *p, rete_msg *m)
 {
 	const ProtobufCMessageDescriptor *d = msg->descriptor;
 	const char *base = (const char *)msg;
 	rete_err e;
 
+	if (msg->n_unknown_fields > 0 && p == NULL)
+		return RETE_EDECODE;
 	if (msg->n_unknown_fields > 0)
 		return rete_msg_set(m, RETE_EDECODE,
 				    "%s carries field number %u, which the schema does not "
@@ -248,12 +416,20 @@ static rete_err check_msg(const ProtobufCMessage *msg, struct path *p, rete_msg 
 			size_t n = *(const size_t *)(base + f->quantifier_offset);
 			const char *arr = *(const char *const *)slot;
 			for (size_t k = 0; k < n; k++) {
-				old = path_push(p, f->name, k, true);
-				e = check_value(f, arr + k * sizeof(void *), p, m);
-				path_pop(p, old);
+				if (p == NULL) {
+					e = check_value(f, arr + k * sizeof(void *), p, m);
+				} else {
+					old = path_push(p, f->name, k, true);
+					e = check_value(f, arr + k * sizeof(void *), p, m);
+					path_pop(p, old);
+				}
 				if (e != RETE_OK)
 					return e;
 			}
+		} else if (p == NULL) {
+			e = check_value(f, slot, p, m);
+			if (e != RETE_OK)
+				return e;
 		} else {
 			old = path_push(p, f->name, 0, false);
 			e = check_value(f, slot, p, m);
@@ -265,13 +441,140 @@ static rete_err check_msg(const ProtobufCMessage *msg, struct path *p, rete_msg 
 	return RETE_OK;
 }
 
-rete_err rete_pb_strict_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t len,
-			       ProtobufCMessage **out, rete_msg *m)
+/* ---- the canonical form, read on the wire -------------------------------- */
+
+/* wire_varint reads the varint at *i of d[0..end) in its shortest form
+ * (at most 9 bytes: a value below 2^63); false for anything else. */
+static inline bool wire_varint(const uint8_t *d, size_t end, size_t *i, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (*i < end && d[*i] < 0x80) { /* one byte: tags and short lengths */
+		*out = d[(*i)++];
+		return true;
+	}
+	for (unsigned k = 0; k < 9 && *i < end; k++) {
+		uint8_t c = d[(*i)++];
+		v |= (uint64_t)(c & 0x7f) << (7 * k);
+		if ((c & 0x80) == 0) {
+			if (k > 0 && c == 0)
+				return false;
+			*out = v;
+			return true;
+		}
+	}
+	return false;
+}
+
+#define CANON_DEPTH  32
+#define CANON_ONEOFS 8
+
+/* canon_wire says whether data is already what protobuf-c packs the message
+ * it decodes to, reading the bytes once instead of packing and comparing:
+ * every field once (a repeated string, bytes or message field: its
+ * elements one after the other), in field-number order, in the shortest
+ * encodings, never its default value, at most one member of a oneof, no
+ * string with a NUL, and the same for every nested message; and what
+ * check_msg checks: no unknown field, every string valid UTF-8 (its bytes
+ * on the wire are the decoded string's). It only accepts: false means
+ * "not sure" (the cases protobuf-c would pack differently or check_msg
+ * refuse, and the rarer ones it might not: a zero, an empty string or
+ * message, a negative number, a packed repeated field, another wire type),
+ * and the caller checks, packs and compares as before, which decides and
+ * words the refusal. Run after protobuf-c decoded data (so every tag has
+ * the wire type its field has). */
+static bool canon_wire(const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t len,
+		       unsigned depth)
+{
+	unsigned last = 0, oneofs[CANON_ONEOFS], noneofs = 0, next = 0;
+	size_t i = 0;
+
+	if (depth > CANON_DEPTH)
+		return false;
+	while (i < len) {
+		uint64_t tag, v;
+		if (!wire_varint(data, len, &i, &tag) || tag > UINT32_MAX)
+			return false;
+		unsigned id = (unsigned)(tag >> 3), wt = (unsigned)(tag & 7);
+		/* the fields in field-number order (protobuf-c's descriptors
+		 * list them so, and pack them in that order): looked up by
+		 * walking on from the last one */
+		if (id == 0 || id < last)
+			return false;
+		if (id > last) {
+			while (next < d->n_fields && d->fields[next].id < id)
+				next++;
+			if (next == d->n_fields || d->fields[next].id != id)
+				return false;
+			next++;
+		}
+		const ProtobufCFieldDescriptor *f = &d->fields[next - 1];
+		bool repeated = f->label == PROTOBUF_C_LABEL_REPEATED;
+		if (f->label != PROTOBUF_C_LABEL_NONE && !repeated)
+			return false; /* proto2 labels: not in rete.proto */
+		if (id == last && !repeated)
+			return false;
+		if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && id != last) {
+			for (unsigned k = 0; k < noneofs; k++)
+				if (oneofs[k] == f->quantifier_offset)
+					return false; /* a second member */
+			if (noneofs == CANON_ONEOFS)
+				return false;
+			oneofs[noneofs++] = f->quantifier_offset;
+		}
+		last = id;
+		switch (f->type) {
+		case PROTOBUF_C_TYPE_STRING:
+		case PROTOBUF_C_TYPE_BYTES:
+		case PROTOBUF_C_TYPE_MESSAGE:
+			if (wt != 2 || !wire_varint(data, len, &i, &v) || v == 0 || v > len - i)
+				return false;
+			if (f->type == PROTOBUF_C_TYPE_STRING &&
+			    (memchr(data + i, 0, (size_t)v) != NULL ||
+			     utf8_bad_offset(data + i, (size_t)v) != (size_t)-1))
+				return false;
+			if (f->type == PROTOBUF_C_TYPE_MESSAGE &&
+			    !canon_wire(f->descriptor, data + i, (size_t)v, depth + 1))
+				return false;
+			i += (size_t)v;
+			break;
+		case PROTOBUF_C_TYPE_INT32:
+		case PROTOBUF_C_TYPE_ENUM:
+			if (repeated || wt != 0 || !wire_varint(data, len, &i, &v) || v == 0 ||
+			    v > INT32_MAX)
+				return false;
+			break;
+		case PROTOBUF_C_TYPE_UINT32:
+			if (repeated || wt != 0 || !wire_varint(data, len, &i, &v) || v == 0 ||
+			    v > UINT32_MAX)
+				return false;
+			break;
+		case PROTOBUF_C_TYPE_INT64:
+		case PROTOBUF_C_TYPE_UINT64:
+			if (repeated || wt != 0 || !wire_varint(data, len, &i, &v) || v == 0)
+				return false;
+			break;
+		case PROTOBUF_C_TYPE_BOOL:
+			if (repeated || wt != 0 || i >= len || data[i] != 1)
+				return false;
+			i++;
+			break;
+		default:
+			return false;
+		}
+	}
+	return true;
+}
+
+rete_err rete_pb_strict_unpack_in(const ProtobufCMessageDescriptor *d, const uint8_t *data,
+				  size_t len, rete_arena *arena, ProtobufCMessage **out,
+				  rete_msg *m)
 {
 	static const uint8_t empty[1];
 	ProtobufCMessage *msg;
 	struct path p;
 	uint8_t *again = NULL;
+	rete_arena_mark start = {0}, scratch;
 	size_t n;
 	rete_err e;
 
@@ -282,20 +585,38 @@ rete_err rete_pb_strict_unpack(const ProtobufCMessageDescriptor *d, const uint8_
 					    d->short_name);
 		data = empty;
 	}
-	msg = protobuf_c_message_unpack(d, NULL, len, data);
-	if (msg == NULL)
+	if (arena != NULL)
+		start = rete_arena_mark_get(arena);
+	msg = protobuf_c_message_unpack(d, arena != NULL ? rete_arena_allocator(arena) : NULL, len,
+					data);
+	if (msg == NULL) {
+		if (arena != NULL)
+			rete_arena_rewind(arena, start);
 		return rete_msg_set(m, RETE_EDECODE,
 				    "%zu bytes are not a valid %s (protobuf decoding failed: "
 				    "truncated, wrong wire type or malformed field)",
 				    len, d->short_name);
-	p.len = strlen(d->short_name);
-	if (p.len >= sizeof(p.text))
-		p.len = sizeof(p.text) - 1;
-	memcpy(p.text, d->short_name, p.len);
-	p.text[p.len] = '\0';
-	e = check_msg(msg, &p, m);
-	if (e != RETE_OK)
+	}
+	/* Bytes already in the form protobuf-c packs, with valid strings and
+	 * nothing unknown (read on the wire, in one pass), need neither the
+	 * walk below nor to be packed again and compared. */
+	if (canon_wire(d, data, len, 0)) {
+		*out = msg;
+		return RETE_OK;
+	}
+	if (check_msg(msg, NULL, NULL) != RETE_OK) {
+		/* again, for the sentence with the field path */
+		p.len = strlen(d->short_name);
+		if (p.len >= sizeof(p.text))
+			p.len = sizeof(p.text) - 1;
+		memcpy(p.text, d->short_name, p.len);
+		p.text[p.len] = '\0';
+		e = check_msg(msg, &p, m);
+		if (e == RETE_OK) /* the same walk: cannot happen */
+			e = rete_msg_set(m, RETE_EDECODE, "%s does not decode strictly",
+					 d->short_name);
 		goto fail;
+	}
 
 	/* Re-packing must give back the very bytes received. protobuf-c
 	 * packs strings with strlen, so an embedded NUL shortens the result;
@@ -312,7 +633,12 @@ rete_err rete_pb_strict_unpack(const ProtobufCMessageDescriptor *d, const uint8_
 				 d->short_name, n, len);
 		goto fail;
 	}
-	again = malloc(n > 0 ? n : 1);
+	if (arena != NULL) {
+		scratch = rete_arena_mark_get(arena);
+		again = rete_arena_alloc(arena, n > 0 ? n : 1);
+	} else {
+		again = malloc(n > 0 ? n : 1);
+	}
 	if (again == NULL) {
 		e = rete_msg_set(m, RETE_ENOMEM, "out of memory decoding %s", d->short_name);
 		goto fail;
@@ -326,13 +652,26 @@ rete_err rete_pb_strict_unpack(const ProtobufCMessageDescriptor *d, const uint8_
 				 d->short_name);
 		goto fail;
 	}
-	free(again);
+	if (arena != NULL)
+		rete_arena_rewind(arena, scratch); /* the copy only */
+	else
+		free(again);
 	*out = msg;
 	return RETE_OK;
 fail:
-	free(again);
-	protobuf_c_message_free_unpacked(msg, NULL);
+	if (arena != NULL) {
+		rete_arena_rewind(arena, start);
+	} else {
+		free(again);
+		protobuf_c_message_free_unpacked(msg, NULL);
+	}
 	return e;
+}
+
+rete_err rete_pb_strict_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t len,
+			       ProtobufCMessage **out, rete_msg *m)
+{
+	return rete_pb_strict_unpack_in(d, data, len, NULL, out, m);
 }
 
 rete_err rete_message_decode(const uint8_t *data, size_t len, Rete__Message **out, rete_msg *m)
@@ -375,22 +714,161 @@ rete_err rete_message_sign(const Rete__Message *msg, const rete_seckey *sk, rete
 	return RETE_OK;
 }
 
-rete_err rete_signed_decode(const uint8_t *data, size_t len, Rete__SignedMessage **sm,
-			    Rete__Message **msg, rete_msg *m)
+/* ---- the common frames without copies ---------------------------------- */
+
+/* The broker decodes a SUBMIT ClientFrame and the SignedMessage in it for
+ * every submission: two wrappers of bytes fields around the Message. Their
+ * canonical encodings are few and fixed, so they are recognised here on the
+ * wire and their bytes fields pointed into the bytes received instead of
+ * copied by protobuf-c, unpacked, packed again and compared. Whatever is
+ * not exactly such an encoding takes the general path
+ * (rete_pb_strict_unpack_in), which accepts and refuses as always: the
+ * fast path accepts only bytes that the general path accepts too, and
+ * decodes them to the same values (fuzz_client_frame checks it). */
+
+/* wire_len reads the length varint at *i of d[0..end): true when it is in
+ * its shortest form and the length fits before end (anything else is for
+ * the general path to judge). */
+static bool wire_len(const uint8_t *d, size_t end, size_t *i, size_t *out)
 {
-	ProtobufCMessage *outer = NULL;
+	uint64_t v = 0;
+
+	for (unsigned k = 0; k < 5 && *i < end; k++) {
+		uint8_t c = d[(*i)++];
+		v |= (uint64_t)(c & 0x7f) << (7 * k);
+		if ((c & 0x80) == 0) {
+			if (k > 0 && c == 0) /* overlong */
+				return false;
+			if (v > end - *i)
+				return false;
+			*out = (size_t)v;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* wire_bytes reads a bytes field with tag at *i of d[0..end): present,
+ * not empty (an empty one is not canonical in proto3), shortest length. */
+static bool wire_bytes(const uint8_t *d, size_t end, size_t *i, uint8_t tag,
+		       ProtobufCBinaryData *out)
+{
+	size_t n;
+
+	if (*i >= end || d[*i] != tag)
+		return false;
+	(*i)++;
+	if (!wire_len(d, end, i, &n) || n == 0)
+		return false;
+	out->data = (uint8_t *)(uintptr_t)(d + *i); /* read only: the caller's bytes */
+	out->len = n;
+	*i += n;
+	return true;
+}
+
+/* submit_fast: ClientFrame{version (one byte, 1-127, or absent), submit =
+ * Submit{signed_message (not empty), sealed (absent or not empty)}} and
+ * nothing else. */
+static bool submit_fast(const uint8_t *d, size_t len, rete_arena *a, Rete__ClientFrame **out)
+{
+	ProtobufCBinaryData sm = {0}, sealed = {0};
+	uint32_t version = 0;
+	size_t i = 0, n;
+
+	if (len >= 2 && d[0] == 0x08 && d[1] > 0 && d[1] < 0x80) {
+		version = d[1];
+		i = 2;
+	}
+	if (i >= len || d[i] != 0x5a) /* field 11, length-delimited */
+		return false;
+	i++;
+	if (!wire_len(d, len, &i, &n) || i + n != len)
+		return false;
+	if (!wire_bytes(d, len, &i, 0x0a, &sm))
+		return false;
+	if (i < len && !wire_bytes(d, len, &i, 0x12, &sealed))
+		return false;
+	if (i != len)
+		return false;
+	Rete__ClientFrame *cf = rete_arena_alloc(a, sizeof(*cf));
+	Rete__Submit *sub = rete_arena_alloc(a, sizeof(*sub));
+	if (cf == NULL || sub == NULL)
+		return false; /* the general path says out of memory */
+	rete__client_frame__init(cf);
+	rete__submit__init(sub);
+	sub->signed_message = sm;
+	sub->sealed = sealed;
+	cf->version = version;
+	cf->command_case = RETE__CLIENT_FRAME__COMMAND_SUBMIT;
+	cf->submit = sub;
+	*out = cf;
+	return true;
+}
+
+/* signed_fast: SignedMessage{message (not empty), signature (64 bytes)}
+ * and nothing else. */
+static bool signed_fast(const uint8_t *d, size_t len, rete_arena *a, Rete__SignedMessage **out)
+{
+	ProtobufCBinaryData msg = {0}, sig = {0};
+	size_t i = 0;
+
+	if (!wire_bytes(d, len, &i, 0x0a, &msg) || len - i != 2 + RETE_SIG_LEN ||
+	    !wire_bytes(d, len, &i, 0x12, &sig) || i != len)
+		return false;
+	Rete__SignedMessage *s = rete_arena_alloc(a, sizeof(*s));
+	if (s == NULL)
+		return false;
+	rete__signed_message__init(s);
+	s->message = msg;
+	s->signature = sig;
+	*out = s;
+	return true;
+}
+
+rete_err rete_client_frame_decode(const uint8_t *data, size_t len, rete_arena *arena,
+				  Rete__ClientFrame **out, rete_msg *m)
+{
+	ProtobufCMessage *pm = NULL;
+	rete_arena_mark start = {0};
+	rete_err e;
+
+	*out = NULL;
+	if (arena != NULL && data != NULL) {
+		start = rete_arena_mark_get(arena);
+		if (submit_fast(data, len, arena, out))
+			return RETE_OK;
+		rete_arena_rewind(arena, start);
+	}
+	e = rete_pb_strict_unpack_in(&rete__client_frame__descriptor, data, len, arena, &pm, m);
+	*out = (Rete__ClientFrame *)pm;
+	return e;
+}
+
+rete_err rete_signed_decode_in(const uint8_t *data, size_t len, rete_arena *arena,
+			       Rete__SignedMessage **sm, Rete__Message **msg, rete_msg *m)
+{
+	ProtobufCMessage *outer = NULL, *inner = NULL;
 	Rete__SignedMessage *s;
-	Rete__Message *inner = NULL;
+	rete_arena_mark start = {0};
 	rete_err e;
 
 	if (sm != NULL)
 		*sm = NULL;
 	if (msg != NULL)
 		*msg = NULL;
-	e = rete_pb_strict_unpack(&rete__signed_message__descriptor, data, len, &outer, m);
-	if (e != RETE_OK)
-		return e;
-	s = (Rete__SignedMessage *)outer;
+	if (arena != NULL)
+		start = rete_arena_mark_get(arena);
+	if (arena != NULL && data != NULL && signed_fast(data, len, arena, &s)) {
+		/* canonical, the signature 64 bytes: on to the Message */
+	} else {
+		if (arena != NULL)
+			rete_arena_rewind(arena, start);
+		e = rete_pb_strict_unpack_in(&rete__signed_message__descriptor, data, len, arena,
+					     &outer, m);
+		if (e != RETE_OK)
+			return e;
+		s = (Rete__SignedMessage *)outer;
+	}
 	if (s->signature.len != RETE_SIG_LEN) {
 		e = rete_msg_set(m, RETE_EDECODE,
 				 "SignedMessage.signature is %zu bytes; an Ed25519 signature "
@@ -398,23 +876,42 @@ rete_err rete_signed_decode(const uint8_t *data, size_t len, Rete__SignedMessage
 				 s->signature.len, RETE_SIG_LEN);
 		goto fail;
 	}
-	e = rete_message_decode(s->message.data, s->message.len, &inner, m);
+	e = rete_pb_strict_unpack_in(&rete__message__descriptor, s->message.data, s->message.len,
+				     arena, &inner, m);
 	if (e != RETE_OK) {
 		rete_msg_prefix(m, "SignedMessage.message");
 		goto fail;
 	}
+	if (arena != NULL) {
+		/* in the arena: nothing to free, what is not wanted waits
+		 * for the reset */
+		if (msg != NULL)
+			*msg = (Rete__Message *)inner;
+		if (sm != NULL)
+			*sm = s;
+		return RETE_OK;
+	}
 	if (msg != NULL)
-		*msg = inner;
+		*msg = (Rete__Message *)inner;
 	else
-		rete__message__free_unpacked(inner, NULL);
+		protobuf_c_message_free_unpacked(inner, NULL);
 	if (sm != NULL)
 		*sm = s;
 	else
 		rete__signed_message__free_unpacked(s, NULL);
 	return RETE_OK;
 fail:
-	rete__signed_message__free_unpacked(s, NULL);
+	if (arena != NULL)
+		rete_arena_rewind(arena, start);
+	else
+		rete__signed_message__free_unpacked(s, NULL);
 	return e;
+}
+
+rete_err rete_signed_decode(const uint8_t *data, size_t len, Rete__SignedMessage **sm,
+			    Rete__Message **msg, rete_msg *m)
+{
+	return rete_signed_decode_in(data, len, NULL, sm, msg, m);
 }
 
 rete_err rete_signed_verify(const Rete__SignedMessage *sm, const rete_pubkey *pk, rete_msg *m)

@@ -79,6 +79,89 @@ rete_err rete_signed_verify(const Rete__SignedMessage *sm, const rete_pubkey *pk
 rete_err rete_pb_strict_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t len,
 			       ProtobufCMessage **out, rete_msg *m);
 
+/* ---- arenas: where a batch's decoded messages live ---------------------- */
+
+/* A rete_arena hands out memory by bumping a pointer through one block and
+ * takes it all back at once (rete_arena_reset): the broker decodes each
+ * frame of a batch into its batch's arena and forgets the messages when
+ * the batch is answered, instead of a malloc and a free per string, bytes
+ * field and nested message. A zeroed rete_arena is empty and ready; the
+ * first allocation takes a block of RETE_ARENA_BLOCK bytes, and a larger
+ * one (twice the size, or what the request needs) when it is full: the
+ * blocks filled before stay in use until the reset, which keeps only the
+ * newest (the largest) for the next round, unless it is over
+ * RETE_ARENA_KEEP bytes (a batch of huge frames does not pin its memory).
+ * One thread at a time; nothing in it is ever freed by protobuf-c's
+ * free_unpacked: a message decoded into an arena lives, with everything it
+ * points to, until the next rete_arena_reset or rete_arena_free. */
+#define RETE_ARENA_BLOCK (64u << 10)
+#define RETE_ARENA_KEEP	 (16u << 20)
+
+typedef struct rete_arena_block rete_arena_block;
+typedef struct rete_arena {
+	ProtobufCAllocator pa; /* what protobuf-c's unpack is given */
+	rete_arena_block *blk; /* the block being filled (NULL: none yet) */
+	size_t used;	       /* bytes of blk->data handed out */
+	void *last;	       /* the latest allocation, which a free may undo */
+	size_t last_used;      /* used before it */
+} rete_arena;
+
+/* A point to rewind an arena to (rete_arena_mark_get, rete_arena_rewind). */
+typedef struct rete_arena_mark {
+	rete_arena_block *blk;
+	size_t used;
+} rete_arena_mark;
+
+/* rete_arena_alloc returns n bytes (aligned for any type) that live until
+ * the arena is reset or freed; NULL when out of memory. */
+void *rete_arena_alloc(rete_arena *a, size_t n);
+
+/* rete_arena_allocator is a's protobuf-c allocator (for
+ * protobuf_c_message_unpack): its free gives back the latest allocation
+ * only, and forgets the others until the reset. */
+ProtobufCAllocator *rete_arena_allocator(rete_arena *a);
+
+/* rete_arena_mark_get and rete_arena_rewind take back everything allocated
+ * since the mark (the blocks grown since are freed): a decoding that fails
+ * leaves nothing behind. */
+rete_arena_mark rete_arena_mark_get(const rete_arena *a);
+void rete_arena_rewind(rete_arena *a, rete_arena_mark mark);
+
+/* rete_arena_reset takes back everything a holds (see above for what it
+ * keeps); rete_arena_free frees it all and leaves a empty (NULL is fine
+ * for both). */
+void rete_arena_reset(rete_arena *a);
+void rete_arena_free(rete_arena *a);
+
+/* rete_arena_size is the bytes of block memory a holds (for tests). */
+size_t rete_arena_size(const rete_arena *a);
+
+/* rete_pb_strict_unpack_in is rete_pb_strict_unpack decoding into arena
+ * (NULL: malloc, as rete_pb_strict_unpack): the same checks, the same
+ * refusals and sentences; *out lives in the arena (never free it) and a
+ * refusal leaves the arena as it was. RETE_EDECODE, RETE_ENOMEM. */
+rete_err rete_pb_strict_unpack_in(const ProtobufCMessageDescriptor *d, const uint8_t *data,
+				  size_t len, rete_arena *arena, ProtobufCMessage **out,
+				  rete_msg *m);
+
+/* rete_signed_decode_in is rete_signed_decode decoding into arena (NULL:
+ * malloc): the same checks and sentences; with an arena both outputs live
+ * in it (never free them) and a refusal leaves the arena as it was. With an
+ * arena, *sm's bytes fields may point into data (a canonical SignedMessage
+ * is not copied): data must stay as it is while *sm is used (*msg is a
+ * copy). RETE_EDECODE, RETE_ENOMEM. */
+rete_err rete_signed_decode_in(const uint8_t *data, size_t len, rete_arena *arena,
+			       Rete__SignedMessage **sm, Rete__Message **msg, rete_msg *m);
+
+/* rete_client_frame_decode decodes a ClientFrame strictly (as
+ * rete_pb_strict_unpack_in) into arena (NULL: malloc). With an arena, a
+ * SUBMIT frame in canonical form is not copied: its signed_message and
+ * sealed point into data, which must then stay as it is while *out is used.
+ * The same refusals and sentences as rete_pb_strict_unpack: RETE_EDECODE,
+ * RETE_ENOMEM. */
+rete_err rete_client_frame_decode(const uint8_t *data, size_t len, rete_arena *arena,
+				  Rete__ClientFrame **out, rete_msg *m);
+
 /* rete_message_decode decodes Message bytes strictly (rete_pb_strict_unpack):
  * every string valid UTF-8 without NUL, and the re-packed bytes equal to the
  * bytes received (no duplicated or overlong fields, no unknown fields).

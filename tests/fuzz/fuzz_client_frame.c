@@ -10,7 +10,9 @@
  * notes; and as the Private part a recipient finds inside a sealed box,
  * validated beside a referral and a case note. Properties checked besides
  * "no crash, no leak, no UB": whatever decodes strictly packs back to
- * exactly the bytes received.
+ * exactly the bytes received; the broker's own decoding (in an arena, a
+ * canonical SUBMIT without copies) accepts and refuses exactly as the
+ * general strict decoder, with the same sentences.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -111,8 +113,63 @@ static void receipt_proof(const Rete__Receipt *r)
 					   cp.root, sizeof(cp.root), &m);
 }
 
+/* arena_alike: what the broker runs (rete_client_frame_decode and
+ * rete_signed_decode_in in an arena: a canonical SUBMIT and its
+ * SignedMessage not copied) accepts and refuses exactly as the general
+ * strict decoder with malloc, with the same sentences and the same
+ * values. */
+static void arena_alike(const uint8_t *data, size_t len)
+{
+	static rete_arena arena;
+	Rete__ClientFrame *cf = NULL;
+	ProtobufCMessage *pm = NULL;
+	rete_msg ma, mm;
+	rete_err ea = rete_client_frame_decode(data, len, &arena, &cf, &ma);
+	rete_err em = rete_pb_strict_unpack(&rete__client_frame__descriptor, data, len, &pm, &mm);
+	if (ea != em || (ea != RETE_OK && strcmp(ma.text, mm.text) != 0))
+		fuzz_fail("ClientFrame: in an arena %d (%s), with malloc %d (%s)", ea,
+			  ea != RETE_OK ? ma.text : "", em, em != RETE_OK ? mm.text : "");
+	if (ea == RETE_OK) {
+		size_t n = protobuf_c_message_get_packed_size(&cf->base);
+		uint8_t *buf = malloc(n ? n : 1);
+		if (!buf)
+			abort();
+		protobuf_c_message_pack(&cf->base, buf);
+		if (n != len || (len && memcmp(buf, data, len) != 0))
+			fuzz_fail("ClientFrame decoded in an arena packs to other bytes");
+		free(buf);
+		if (cf->command_case == RETE__CLIENT_FRAME__COMMAND_SUBMIT && cf->submit) {
+			const ProtobufCBinaryData *b = &cf->submit->signed_message;
+			Rete__SignedMessage *sa = NULL, *sm = NULL;
+			Rete__Message *xa = NULL, *xm = NULL;
+			ea = rete_signed_decode_in(b->data, b->len, &arena, &sa, &xa, &ma);
+			em = rete_signed_decode(b->data, b->len, &sm, &xm, &mm);
+			if (ea != em || (ea != RETE_OK && strcmp(ma.text, mm.text) != 0))
+				fuzz_fail("SignedMessage: in an arena %d (%s), with malloc %d (%s)",
+					  ea, ea != RETE_OK ? ma.text : "", em,
+					  em != RETE_OK ? mm.text : "");
+			if (ea == RETE_OK &&
+			    (sa->message.len != sm->message.len ||
+			     memcmp(sa->message.data, sm->message.data, sm->message.len) != 0 ||
+			     sa->signature.len != sm->signature.len ||
+			     memcmp(sa->signature.data, sm->signature.data, sm->signature.len) !=
+				 0 ||
+			     strcmp(xa->id, xm->id) != 0))
+				fuzz_fail("SignedMessage decoded in an arena differs");
+			if (sm)
+				rete__signed_message__free_unpacked(sm, NULL);
+			if (xm)
+				rete__message__free_unpacked(xm, NULL);
+		}
+	}
+	if (pm)
+		protobuf_c_message_free_unpacked(pm, NULL);
+	rete_arena_reset(&arena);
+}
+
 static void client_frame(const uint8_t *data, size_t len)
 {
+	arena_alike(data, len);
 	Rete__ClientFrame *f =
 	    (Rete__ClientFrame *)strict(&rete__client_frame__descriptor, data, len);
 	if (!f)

@@ -403,14 +403,21 @@ static void test_strict_refusals(void **state)
 	    W("explicit empty string", "re-encodes", 0x0a, 0x00),
 	    W("fields out of order", "field-number order", 0x12, 0x01, 'b', 0x0a, 0x01, 'a'),
 	    W("two bodies of the oneof", "re-encodes", 0x52, 0x00, 0x5a, 0x00),
+	    W("an enum above 2^31-1", "re-encodes", 0x52, 0x06, 0x10, 0x80, 0x80, 0x80, 0x80, 0x08),
+	    W("a bool of 2", "canonical form", 0x52, 0x02, 0x28, 0x02),
+	    W("two bodies of the oneof, neither empty", "re-encodes", 0x52, 0x03, 0x0a, 0x01, 'x',
+	      0x5a, 0x03, 0x0a, 0x01, 'y'),
 	    W("truncated string", "protobuf decoding failed", 0x0a, 0x05, 'a'),
 	    W("wrong wire type", "protobuf decoding failed", 0x08, 0x01),
 	    W("bad varint", "protobuf decoding failed", 0x30, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 	      0xff, 0xff, 0xff, 0xff, 0xff),
 	};
+	rete_arena arena = {0};
+	assert_non_null(rete_arena_alloc(&arena, 100)); /* something before */
+	rete_arena_mark before = rete_arena_mark_get(&arena);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		Rete__Message *msg = (Rete__Message *)1;
-		rete_msg m = {{0}};
+		rete_msg m = {{0}}, ma = {{0}};
 		rete_err e = rete_message_decode(cases[i].bytes, cases[i].len, &msg, &m);
 		if (e != RETE_EDECODE)
 			fail_msg("%s: got %d (%s), want RETE_EDECODE", cases[i].what, e,
@@ -419,7 +426,20 @@ static void test_strict_refusals(void **state)
 		if (strstr(m.text, cases[i].says) == NULL)
 			fail_msg("%s: sentence \"%s\" does not mention \"%s\"", cases[i].what,
 				 m.text, cases[i].says);
+		/* decoded into an arena: the same refusal, the same sentence,
+		 * and nothing left in the arena */
+		ProtobufCMessage *pm = (ProtobufCMessage *)1;
+		e = rete_pb_strict_unpack_in(&rete__message__descriptor, cases[i].bytes,
+					     cases[i].len, &arena, &pm, &ma);
+		if (e != RETE_EDECODE || strcmp(m.text, ma.text) != 0)
+			fail_msg("%s: in an arena %d \"%s\", with malloc \"%s\"", cases[i].what, e,
+				 ma.text, m.text);
+		assert_null(pm);
+		rete_arena_mark after = rete_arena_mark_get(&arena);
+		assert_ptr_equal(after.blk, before.blk);
+		assert_int_equal(after.used, before.used);
 	}
+	rete_arena_free(&arena);
 }
 
 static void test_strict_accepts(void **state)
@@ -493,6 +513,15 @@ static void test_strict_generic(void **state)
 	    RETE_EDECODE);
 	assert_null(pm);
 	assert_non_null(strstr(m.text, "ClientFrame"));
+	{ /* a uint32 above 2^32-1: decoded cut to 32 bits, so not canonical */
+		static const uint8_t big[] = {0x08, 0x80, 0x80, 0x80, 0x80, 0x10,
+					      0x52, 0x03, 0x0a, 0x01, 'c'};
+		assert_int_equal(rete_pb_strict_unpack(&rete__client_frame__descriptor, big,
+						       sizeof(big), &pm, &m),
+				 RETE_EDECODE);
+		assert_null(pm);
+		assert_non_null(strstr(m.text, "re-encodes"));
+	}
 }
 
 /* SignedMessage decoding is strict too, outside and inside. */
@@ -565,6 +594,485 @@ static void test_signed_strict(void **state)
 	assert_null(msg);
 	assert_non_null(strstr(m.text, "SignedMessage.message"));
 #undef BUILD
+	rete_seckey_free(&sk);
+}
+
+/* The strict decoder reads canonical bytes on the wire instead of packing
+ * and comparing them (canon_wire): it must accept nothing that packs to
+ * other bytes, and still accept what packs back although it is not in the
+ * shape that reading takes for sure (an empty body, negative numbers). */
+static void test_canonical_on_the_wire(void **state)
+{
+	(void)state;
+	Rete__Message full;
+	Rete__Referral ref;
+	Rete__Operator op;
+	Rete__Consent cs = RETE__CONSENT__INIT;
+	uint8_t hash[32] = {3};
+	rete_buf b = {0};
+	rete_msg m = {{0}};
+	Rete__Message *msg = NULL;
+	static uint8_t v[2048];
+	size_t accepted = 0;
+
+	sample_message(&full, &ref, &op, hash);
+	cs.basis = RETE__CONSENT_BASIS__CONSENT_BASIS_LEGAL_OBLIGATION;
+	cs.legal_basis = "L. 328/2000 art. 22 c. 2; L. 328/2000 art. 22 c. 2";
+	ref.consent = &cs;
+	ref.reason_code = "unemployment";
+	assert_int_equal(rete_message_pack(&full, &b), RETE_OK);
+	assert_int_equal(rete_message_decode(b.data, b.len, &msg, &m), RETE_OK);
+	rete__message__free_unpacked(msg, NULL);
+	/* every bit flipped, every length cut, a byte added: accepted only
+	 * when it packs back to the very bytes */
+	memcpy(v, b.data, b.len);
+	for (size_t k = 0; k <= b.len * 8 + b.len + 1; k++) {
+		size_t n = b.len;
+		if (k < b.len * 8)
+			v[k / 8] ^= (uint8_t)(1u << (k % 8));
+		else if (k < b.len * 8 + b.len)
+			n = k - b.len * 8;
+		else
+			v[n++] = 0x01;
+		if (rete_message_decode(v, n, &msg, &m) == RETE_OK) {
+			rete_buf again = {0};
+			assert_int_equal(rete_message_pack(msg, &again), RETE_OK);
+			if (again.len != n || memcmp(again.data, v, n) != 0)
+				fail_msg("variant %zu accepted but packs to other bytes", k);
+			rete_buf_free(&again);
+			rete__message__free_unpacked(msg, NULL);
+			accepted++;
+		}
+		memcpy(v, b.data, b.len);
+	}
+	assert_true(accepted > 0); /* some flips stay canonical (in strings) */
+	rete_buf_free(&b);
+
+	/* canonical, though not in the shape read for sure: still accepted */
+	const struct wire_case ok[] = {
+	    W("an empty referral body", "", 0x0a, 0x01, 'a', 0x52, 0x00),
+	    W("a negative created_at", "", 0x0a, 0x01, 'a', 0x30, 0xff, 0xff, 0xff, 0xff, 0xff,
+	      0xff, 0xff, 0xff, 0xff, 0x01),
+	    W("a negative priority", "", 0x52, 0x0b, 0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	      0xff, 0xff, 0x01),
+	    W("an empty operator", "", 0x0a, 0x01, 'a', 0x1a, 0x00),
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		rete_buf again = {0};
+		if (rete_message_decode(ok[i].bytes, ok[i].len, &msg, &m) != RETE_OK)
+			fail_msg("%s: refused: %s", ok[i].what, m.text);
+		assert_int_equal(rete_message_pack(msg, &again), RETE_OK);
+		assert_int_equal(again.len, ok[i].len);
+		assert_memory_equal(again.data, ok[i].bytes, ok[i].len);
+		rete_buf_free(&again);
+		rete__message__free_unpacked(msg, NULL);
+	}
+}
+
+/* ---- arenas ------------------------------------------------------------- */
+
+static void test_arena_alignment(void **state)
+{
+	(void)state;
+	rete_arena a = {0};
+	static const size_t sizes[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1, 0, 2, 4096, 5};
+	const size_t align = _Alignof(max_align_t);
+	uint8_t *prev = NULL;
+	size_t prev_n = 0;
+
+	assert_int_equal(rete_arena_size(&a), 0); /* a zeroed arena holds nothing */
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		uint8_t *p = rete_arena_alloc(&a, sizes[i]);
+		assert_non_null(p);
+		if ((uintptr_t)p % align != 0)
+			fail_msg("allocation %zu (%zu bytes) at %p is not aligned to %zu", i,
+				 sizes[i], (void *)p, align);
+		memset(p, (int)i, sizes[i]);
+		if (prev != NULL) /* the one before is intact */
+			for (size_t k = 0; k < prev_n; k++)
+				assert_int_equal(prev[k], (uint8_t)(i - 1));
+		prev = p;
+		prev_n = sizes[i];
+	}
+	assert_int_equal(rete_arena_size(&a), RETE_ARENA_BLOCK);
+	/* a double and a pointer stored through an odd-sized neighbour */
+	(void)rete_arena_alloc(&a, 3);
+	double *d = rete_arena_alloc(&a, sizeof(double));
+	*d = 1.5;
+	assert_true(*d == 1.5);
+	rete_arena_free(&a);
+	assert_int_equal(rete_arena_size(&a), 0);
+	rete_arena_free(&a); /* twice is fine */
+	rete_arena_free(NULL);
+	rete_arena_reset(NULL);
+}
+
+static void test_arena_growth(void **state)
+{
+	(void)state;
+	rete_arena a = {0};
+	const size_t half = RETE_ARENA_BLOCK / 2;
+	uint8_t *p[4];
+
+	/* three halves: the third does not fit the first block */
+	for (int i = 0; i < 3; i++) {
+		p[i] = rete_arena_alloc(&a, half);
+		assert_non_null(p[i]);
+		memset(p[i], 0x10 + i, half);
+	}
+	assert_int_equal(rete_arena_size(&a), RETE_ARENA_BLOCK + 2 * RETE_ARENA_BLOCK);
+	/* larger than twice the last block: a block of its own size */
+	p[3] = rete_arena_alloc(&a, 10 * RETE_ARENA_BLOCK);
+	assert_non_null(p[3]);
+	memset(p[3], 0x33, 10 * RETE_ARENA_BLOCK);
+	assert_int_equal(rete_arena_size(&a), 13 * RETE_ARENA_BLOCK);
+	/* everything handed out before the growth is still there */
+	for (int i = 0; i < 3; i++)
+		for (size_t k = 0; k < half; k += 997)
+			assert_int_equal(p[i][k], 0x10 + i);
+	assert_null(rete_arena_alloc(&a, SIZE_MAX - 8)); /* no overflow */
+	rete_arena_free(&a);
+}
+
+static void test_arena_reset_reuse(void **state)
+{
+	(void)state;
+	rete_arena a = {0};
+
+	for (int i = 0; i < 3; i++)
+		assert_non_null(rete_arena_alloc(&a, RETE_ARENA_BLOCK / 2 + 1));
+	size_t largest = 2 * RETE_ARENA_BLOCK;
+	assert_int_equal(rete_arena_size(&a), RETE_ARENA_BLOCK + largest);
+	/* the reset keeps the newest (largest) block only, and hands it out
+	 * again from its start */
+	rete_arena_reset(&a);
+	assert_int_equal(rete_arena_size(&a), largest);
+	uint8_t *first = rete_arena_alloc(&a, 10);
+	assert_non_null(first);
+	for (int round = 0; round < 5; round++) {
+		rete_arena_reset(&a);
+		uint8_t *p = rete_arena_alloc(&a, 10);
+		assert_ptr_equal(p, first);
+		/* what the first block held fits in the one kept: no growth */
+		for (int i = 0; i < 3; i++)
+			assert_non_null(rete_arena_alloc(&a, RETE_ARENA_BLOCK / 2 + 1));
+		assert_int_equal(rete_arena_size(&a), largest);
+	}
+	/* a batch of huge frames does not pin its memory */
+	assert_non_null(rete_arena_alloc(&a, RETE_ARENA_KEEP + 1));
+	rete_arena_reset(&a);
+	assert_int_equal(rete_arena_size(&a), 0);
+	assert_non_null(rete_arena_alloc(&a, 1));
+	assert_int_equal(rete_arena_size(&a), RETE_ARENA_BLOCK);
+	rete_arena_free(&a);
+}
+
+/* A decoding that fails midway (the SignedMessage decoded, the Message
+ * inside refused) takes back all it took, even a block it grew. */
+static void test_arena_decode_failure(void **state)
+{
+	(void)state;
+	rete_arena a = {0};
+	rete_seckey *sk = NULL;
+	rete_msg m = {{0}}, mm = {{0}};
+	Rete__SignedMessage *sm = (Rete__SignedMessage *)1;
+	Rete__Message *msg = (Rete__Message *)1;
+	Rete__Message full;
+	Rete__Referral ref;
+	Rete__Operator op;
+	uint8_t hash[32] = {7};
+	rete_buf good = {0};
+
+	assert_int_equal(rete_seckey_generate(&sk, NULL), RETE_OK);
+	/* a signed message whose Message has an embedded NUL at its end */
+	uint8_t inner[40] = {0x0a, 0x03, 'm', 0x00, '1'};
+	uint8_t outer[128];
+	size_t n = 0;
+	outer[n++] = 0x0a;
+	outer[n++] = 5;
+	memcpy(outer + n, inner, 5);
+	n += 5;
+	outer[n++] = 0x12;
+	outer[n++] = 64;
+	assert_int_equal(rete_sign_bytes(outer + n, RETE_CTX_MESSAGE, inner, 5, sk), RETE_OK);
+	n += 64;
+
+	/* something decoded before stays, and what failed leaves nothing */
+	sample_message(&full, &ref, &op, hash);
+	assert_int_equal(rete_message_sign(&full, sk, &good, &m), RETE_OK);
+	Rete__SignedMessage *gsm = NULL;
+	Rete__Message *gmsg = NULL;
+	assert_int_equal(rete_signed_decode_in(good.data, good.len, &a, &gsm, &gmsg, &m), RETE_OK);
+	rete_arena_mark before = rete_arena_mark_get(&a);
+	assert_int_equal(rete_signed_decode_in(outer, n, &a, &sm, &msg, &m), RETE_EDECODE);
+	assert_null(sm);
+	assert_null(msg);
+	assert_int_equal(rete_signed_decode(outer, n, NULL, NULL, &mm), RETE_EDECODE);
+	assert_string_equal(m.text, mm.text); /* the same sentence as with malloc */
+	assert_non_null(strstr(m.text, "SignedMessage.message"));
+	rete_arena_mark after = rete_arena_mark_get(&a);
+	assert_ptr_equal(after.blk, before.blk);
+	assert_int_equal(after.used, before.used);
+
+	/* the same when the failed decoding had to grow the arena */
+	size_t room = RETE_ARENA_BLOCK - before.used;
+	assert_non_null(rete_arena_alloc(&a, room - 16));
+	before = rete_arena_mark_get(&a);
+	size_t size = rete_arena_size(&a);
+	assert_int_equal(rete_signed_decode_in(outer, n, &a, &sm, &msg, &m), RETE_EDECODE);
+	after = rete_arena_mark_get(&a);
+	assert_ptr_equal(after.blk, before.blk);
+	assert_int_equal(after.used, before.used);
+	assert_int_equal(rete_arena_size(&a), size);
+
+	/* what was decoded first is intact */
+	assert_string_equal(gmsg->id, "m-0001");
+	assert_string_equal(gmsg->referral->service, "employment-orientation");
+	assert_int_equal(gsm->signature.len, 64);
+	assert_memory_equal(gsm->signature.data, good.data + good.len - 64, 64);
+	rete_buf_free(&good);
+	rete_arena_free(&a);
+	rete_seckey_free(&sk);
+}
+
+/* Decoded into an arena, a message is the message decoded with malloc:
+ * it packs back to the same bytes; many of them fill several blocks. */
+static void test_arena_decodes_alike(void **state)
+{
+	(void)state;
+	rete_arena a = {0};
+	rete_seckey *sk = NULL;
+	rete_msg m = {{0}};
+	Rete__Message full;
+	Rete__Referral ref;
+	Rete__Operator op;
+	uint8_t hash[32] = {9};
+	rete_buf signed_ = {0}, packed = {0};
+	Rete__SignedMessage *sm[400];
+	Rete__Message *msg[400];
+
+	assert_int_equal(rete_seckey_generate(&sk, NULL), RETE_OK);
+	sample_message(&full, &ref, &op, hash);
+	assert_int_equal(rete_message_sign(&full, sk, &signed_, &m), RETE_OK);
+	assert_int_equal(rete_message_pack(&full, &packed), RETE_OK);
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < 400; i++)
+			assert_int_equal(rete_signed_decode_in(signed_.data, signed_.len, &a,
+							       &sm[i], &msg[i], &m),
+					 RETE_OK);
+		assert_true(rete_arena_size(&a) > RETE_ARENA_BLOCK);
+		for (size_t i = 0; i < 400; i++) {
+			rete_buf again = {0};
+			assert_int_equal(rete_message_pack(msg[i], &again), RETE_OK);
+			assert_int_equal(again.len, packed.len);
+			assert_memory_equal(again.data, packed.data, packed.len);
+			rete_buf_free(&again);
+			assert_int_equal(rete_signed_verify(sm[i], &sk->pub, &m), RETE_OK);
+		}
+		rete_arena_reset(&a);
+	}
+	rete_buf_free(&signed_);
+	rete_buf_free(&packed);
+	rete_arena_free(&a);
+	rete_seckey_free(&sk);
+}
+
+/* ---- the common frames without copies ---------------------------------- */
+
+/* frame_agree decodes bytes as a ClientFrame with rete_client_frame_decode
+ * in an arena and with rete_pb_strict_unpack: the same verdict, the same
+ * sentence, the same values (packed back); returns the verdict. */
+static rete_err frame_agree(const uint8_t *bytes, size_t len, rete_arena *a, const char *what)
+{
+	Rete__ClientFrame *cf = (Rete__ClientFrame *)1;
+	ProtobufCMessage *pm = NULL;
+	rete_msg ma = {{0}}, mm = {{0}};
+	rete_arena_mark before = rete_arena_mark_get(a);
+	rete_err ea = rete_client_frame_decode(bytes, len, a, &cf, &ma);
+	rete_err em = rete_pb_strict_unpack(&rete__client_frame__descriptor, bytes, len, &pm, &mm);
+	if (ea != em || (ea != RETE_OK && strcmp(ma.text, mm.text) != 0))
+		fail_msg("%s: arena %d \"%s\", malloc %d \"%s\"", what, ea, ma.text, em, mm.text);
+	if (ea != RETE_OK) {
+		rete_arena_mark after = rete_arena_mark_get(a);
+		assert_null(cf);
+		assert_ptr_equal(after.blk, before.blk);
+		assert_int_equal(after.used, before.used);
+		return ea;
+	}
+	rete_buf x = {0}, y = {0};
+	assert_int_equal(rete_message_pack((const Rete__Message *)(void *)cf, &x), RETE_OK);
+	assert_int_equal(rete_message_pack((const Rete__Message *)(void *)pm, &y), RETE_OK);
+	if (x.len != len || y.len != len || memcmp(x.data, bytes, len) != 0 ||
+	    memcmp(y.data, bytes, len) != 0)
+		fail_msg("%s: decoded values differ", what);
+	rete_buf_free(&x);
+	rete_buf_free(&y);
+	protobuf_c_message_free_unpacked(pm, NULL);
+	return ea;
+}
+
+/* signed_agree: the same for rete_signed_decode_in and rete_signed_decode. */
+static rete_err signed_agree(const uint8_t *bytes, size_t len, rete_arena *a, const char *what)
+{
+	Rete__SignedMessage *sa = (Rete__SignedMessage *)1, *sm = NULL;
+	Rete__Message *ma_ = (Rete__Message *)1, *mm_ = NULL;
+	rete_msg ma = {{0}}, mm = {{0}};
+	rete_err ea = rete_signed_decode_in(bytes, len, a, &sa, &ma_, &ma);
+	rete_err em = rete_signed_decode(bytes, len, &sm, &mm_, &mm);
+	if (ea != em || (ea != RETE_OK && strcmp(ma.text, mm.text) != 0))
+		fail_msg("%s: arena %d \"%s\", malloc %d \"%s\"", what, ea, ma.text, em, mm.text);
+	if (ea != RETE_OK) {
+		assert_null(sa);
+		assert_null(ma_);
+		return ea;
+	}
+	assert_int_equal(sa->message.len, sm->message.len);
+	assert_memory_equal(sa->message.data, sm->message.data, sm->message.len);
+	assert_int_equal(sa->signature.len, sm->signature.len);
+	assert_memory_equal(sa->signature.data, sm->signature.data, sm->signature.len);
+	rete_buf x = {0}, y = {0};
+	assert_int_equal(rete_message_pack(ma_, &x), RETE_OK);
+	assert_int_equal(rete_message_pack(mm_, &y), RETE_OK);
+	assert_int_equal(x.len, y.len);
+	assert_memory_equal(x.data, y.data, x.len);
+	rete_buf_free(&x);
+	rete_buf_free(&y);
+	rete__signed_message__free_unpacked(sm, NULL);
+	rete__message__free_unpacked(mm_, NULL);
+	return ea;
+}
+
+/* submit_frame packs ClientFrame{version, submit{sm, sealed}} into out. */
+static size_t submit_frame(uint8_t *out, uint32_t version, const uint8_t *sm, size_t smlen,
+			   const uint8_t *sealed, size_t sealed_len)
+{
+	Rete__ClientFrame f = RETE__CLIENT_FRAME__INIT;
+	Rete__Submit sub = RETE__SUBMIT__INIT;
+	sub.signed_message.data = (uint8_t *)sm;
+	sub.signed_message.len = smlen;
+	sub.sealed.data = (uint8_t *)sealed;
+	sub.sealed.len = sealed_len;
+	f.version = version;
+	f.command_case = RETE__CLIENT_FRAME__COMMAND_SUBMIT;
+	f.submit = &sub;
+	return rete__client_frame__pack(&f, out);
+}
+
+/* A canonical SUBMIT frame and its SignedMessage are decoded without
+ * copies, and every variant of them (each byte cut short, each bit
+ * flipped, fields added, doubled or left empty) is accepted or refused
+ * exactly as the general strict decoder does, with the same sentence. */
+static void test_submit_without_copies(void **state)
+{
+	(void)state;
+	rete_arena a = {0};
+	rete_seckey *sk = NULL;
+	rete_msg m = {{0}};
+	Rete__Message msg;
+	Rete__Referral ref;
+	Rete__Operator op;
+	uint8_t hash[32] = {5}, sealed[200];
+	rete_buf sm = {0};
+	static uint8_t frame[4096], v[4096];
+
+	assert_int_equal(rete_seckey_generate(&sk, NULL), RETE_OK);
+	sample_message(&msg, &ref, &op, hash);
+	assert_int_equal(rete_message_sign(&msg, sk, &sm, &m), RETE_OK);
+	for (size_t i = 0; i < sizeof(sealed); i++)
+		sealed[i] = (uint8_t)(i * 7 + 1);
+	size_t len = submit_frame(frame, RETE_PROTOCOL_VERSION, sm.data, sm.len, sealed, 145);
+
+	/* not copied: the bytes fields point into the frame */
+	Rete__ClientFrame *cf = NULL;
+	assert_int_equal(rete_client_frame_decode(frame, len, &a, &cf, &m), RETE_OK);
+	assert_int_equal(cf->version, RETE_PROTOCOL_VERSION);
+	assert_int_equal(cf->command_case, RETE__CLIENT_FRAME__COMMAND_SUBMIT);
+	assert_true(cf->submit->signed_message.data > frame &&
+		    cf->submit->signed_message.data < frame + len);
+	assert_true(cf->submit->sealed.data > frame && cf->submit->sealed.data < frame + len);
+	assert_int_equal(cf->submit->sealed.len, 145);
+	Rete__SignedMessage *s = NULL;
+	Rete__Message *back = NULL;
+	assert_int_equal(rete_signed_decode_in(cf->submit->signed_message.data,
+					       cf->submit->signed_message.len, &a, &s, &back, &m),
+			 RETE_OK);
+	assert_true(s->message.data > frame && s->message.data < frame + len);
+	assert_int_equal(rete_signed_verify(s, &sk->pub, &m), RETE_OK);
+	assert_string_equal(back->id, "m-0001");
+	/* with malloc (no arena) the general path copies, as before */
+	assert_int_equal(rete_client_frame_decode(frame, len, NULL, &cf, &m), RETE_OK);
+	assert_true(cf->submit->signed_message.data < frame ||
+		    cf->submit->signed_message.data >= frame + len);
+	rete__client_frame__free_unpacked(cf, NULL);
+
+	/* variants that take the general path or are refused by it */
+	assert_int_equal(frame_agree(frame, len, &a, "canonical"), RETE_OK);
+	size_t n = submit_frame(v, RETE_PROTOCOL_VERSION, sm.data, sm.len, NULL, 0);
+	assert_int_equal(frame_agree(v, n, &a, "no sealed part"), RETE_OK);
+	n = submit_frame(v, 0, sm.data, sm.len, sealed, 10);
+	assert_int_equal(frame_agree(v, n, &a, "no version"), RETE_OK);
+	n = submit_frame(v, 300, sm.data, sm.len, sealed, 10);
+	assert_int_equal(frame_agree(v, n, &a, "version of two bytes"), RETE_OK);
+	n = submit_frame(v, RETE_PROTOCOL_VERSION, NULL, 0, NULL, 0);
+	assert_int_equal(frame_agree(v, n, &a, "an empty submit"), RETE_OK);
+	n = submit_frame(v, RETE_PROTOCOL_VERSION, NULL, 0, sealed, 3);
+	assert_int_equal(frame_agree(v, n, &a, "only a sealed part"), RETE_OK);
+	{
+		static const uint8_t cases[][12] = {
+		    {0x08, 0x03, 0x5a, 0x05, 0x0a, 0x01, 'x', 0x12, 0x00}, /* empty sealed */
+		    {0x08, 0x03, 0x5a, 0x02, 0x0a, 0x00},		   /* empty sm */
+		    {0x08, 0x83, 0x00, 0x5a, 0x03, 0x0a, 0x01, 'x'},	   /* overlong version */
+		    {0x08, 0x00, 0x5a, 0x03, 0x0a, 0x01, 'x'},		   /* version 0 */
+		    {0x08, 0x03, 0x5a, 0x83, 0x00, 0x0a, 0x01, 'x'},	   /* overlong length */
+		    {0x08, 0x03, 0x5a, 0x04, 0x0a, 0x81, 0x00, 'x'},	   /* overlong length */
+		    {0x08, 0x03, 0x5a, 0x03, 0x0a, 0x01, 'x', 0x08, 0x03}, /* version again */
+		    {0x08, 0x03, 0x5a, 0x03, 0x0a, 0x01, 'x', 0x18, 0x01}, /* unknown field 3 */
+		    {0x08, 0x03, 0x5a, 0x05, 0x0a, 0x01, 'x', 0x18, 0x01}, /* unknown inside */
+		    {0x08, 0x03, 0x5a, 0x05, 0x12, 0x01, 'y', 0x0a, 0x01, 'x'}, /* out of order */
+		    {0x5a, 0x03, 0x0a, 0x01, 'x', 0x08, 0x03},			/* version last */
+		    {0x08, 0x03, 0x5a, 0x03, 0x0a, 0x01, 'x', 0x5a, 0x00},	/* submit twice */
+		};
+		static const size_t lens[] = {9, 6, 8, 7, 8, 8, 9, 9, 9, 10, 7, 9};
+		for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+			char what[32];
+			snprintf(what, sizeof(what), "hand-made case %zu", i);
+			assert_int_equal(frame_agree(cases[i], lens[i], &a, what), RETE_EDECODE);
+		}
+	}
+	/* every length cut short, every bit flipped, a byte added */
+	for (size_t k = 0; k < len; k++)
+		(void)frame_agree(frame, k, &a, "cut short");
+	memcpy(v, frame, len);
+	for (size_t bit = 0; bit < len * 8; bit++) {
+		char what[48];
+		snprintf(what, sizeof(what), "bit %zu flipped", bit);
+		v[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		(void)frame_agree(v, len, &a, what);
+		v[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+	}
+	v[len] = 0x00;
+	assert_int_equal(frame_agree(v, len + 1, &a, "a byte added"), RETE_EDECODE);
+	rete_arena_reset(&a);
+
+	/* the SignedMessage the same way */
+	assert_int_equal(signed_agree(sm.data, sm.len, &a, "canonical"), RETE_OK);
+	for (size_t k = 0; k < sm.len; k++)
+		(void)signed_agree(sm.data, k, &a, "cut short");
+	memcpy(v, sm.data, sm.len);
+	for (size_t bit = 0; bit < sm.len * 8; bit++) {
+		char what[48];
+		snprintf(what, sizeof(what), "bit %zu flipped", bit);
+		v[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		(void)signed_agree(v, sm.len, &a, what);
+		v[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		if (bit % 512 == 0)
+			rete_arena_reset(&a);
+	}
+	v[sm.len] = 0x18;
+	v[sm.len + 1] = 0x01;
+	assert_int_equal(signed_agree(v, sm.len + 2, &a, "a field added"), RETE_EDECODE);
+	rete_buf_free(&sm);
+	rete_arena_free(&a);
 	rete_seckey_free(&sk);
 }
 
@@ -794,14 +1302,28 @@ static void test_refusal_sign_verify(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_sha256_known),	cmocka_unit_test(test_rfc8032_vectors),
-	    cmocka_unit_test(test_contexts_differ),	cmocka_unit_test(test_sign_decode_verify),
-	    cmocka_unit_test(test_every_bit_flip),	cmocka_unit_test(test_seal_open),
-	    cmocka_unit_test(test_open_not_strict),	cmocka_unit_test(test_strict_refusals),
-	    cmocka_unit_test(test_strict_accepts),	cmocka_unit_test(test_strict_generic),
-	    cmocka_unit_test(test_signed_strict),	cmocka_unit_test(test_kind_names),
-	    cmocka_unit_test(test_referral_id),		cmocka_unit_test(test_ack_sign_verify),
+	    cmocka_unit_test(test_sha256_known),
+	    cmocka_unit_test(test_rfc8032_vectors),
+	    cmocka_unit_test(test_contexts_differ),
+	    cmocka_unit_test(test_sign_decode_verify),
+	    cmocka_unit_test(test_every_bit_flip),
+	    cmocka_unit_test(test_seal_open),
+	    cmocka_unit_test(test_open_not_strict),
+	    cmocka_unit_test(test_strict_refusals),
+	    cmocka_unit_test(test_strict_accepts),
+	    cmocka_unit_test(test_strict_generic),
+	    cmocka_unit_test(test_signed_strict),
+	    cmocka_unit_test(test_kind_names),
+	    cmocka_unit_test(test_referral_id),
+	    cmocka_unit_test(test_ack_sign_verify),
 	    cmocka_unit_test(test_refusal_sign_verify),
+	    cmocka_unit_test(test_arena_alignment),
+	    cmocka_unit_test(test_arena_growth),
+	    cmocka_unit_test(test_arena_reset_reuse),
+	    cmocka_unit_test(test_arena_decode_failure),
+	    cmocka_unit_test(test_arena_decodes_alike),
+	    cmocka_unit_test(test_submit_without_copies),
+	    cmocka_unit_test(test_canonical_on_the_wire),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
