@@ -103,7 +103,7 @@ static fixture *start(void **state, const char *extra, const char *faketime)
 	fx->n = it_net_new("btsa", NULL);
 	assert_non_null(fx->n);
 	ini_add_tsa(fx->n, fx->tsa, extra);
-	char preload[1300];
+	char preload[1300], asan_before[1024] = "", asan_now[1100];
 	if (faketime) {
 		tu_path(fx->rc_file, sizeof(fx->rc_file), "%s/faketime.rc", fx->n->dir);
 		set_clock(fx->rc_file, "+0");
@@ -116,6 +116,13 @@ static fixture *start(void **state, const char *extra, const char *faketime)
 		setenv("FAKETIME_TIMESTAMP_FILE", fx->rc_file, 1);
 		setenv("FAKETIME_NO_CACHE", "1", 1);
 		setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
+		/* a sanitizer build: AddressSanitizer wants its runtime first
+		 * among the libraries, and the preloaded one comes before it */
+		const char *asan = getenv("ASAN_OPTIONS");
+		snprintf(asan_before, sizeof(asan_before), "%s", asan ? asan : "");
+		tu_path(asan_now, sizeof(asan_now), "%s%sverify_asan_link_order=0", asan_before,
+			asan_before[0] ? ":" : "");
+		setenv("ASAN_OPTIONS", asan_now, 1);
 	}
 	bool started = it_broker_start(fx->n);
 	if (faketime) {
@@ -123,6 +130,10 @@ static fixture *start(void **state, const char *extra, const char *faketime)
 		unsetenv("FAKETIME_TIMESTAMP_FILE");
 		unsetenv("FAKETIME_NO_CACHE");
 		unsetenv("FAKETIME_DONT_FAKE_MONOTONIC");
+		if (asan_before[0])
+			setenv("ASAN_OPTIONS", asan_before, 1);
+		else
+			unsetenv("ASAN_OPTIONS");
 	}
 	assert_true(started);
 	fx->sender = it_connect(fx->n, IT_SOCIAL);
