@@ -14,6 +14,14 @@
  *                     started again, the same message is accepted without
  *                     a restart of the broker; an agent's message is kept in
  *                     its outbox meanwhile and goes through by itself
+ *   clock jumps       timestamp_grace 10s, the broker run under libfaketime
+ *                     (its wall clock moved at run time, its monotonic clock
+ *                     the real one), the TSA stopped: the wall clock 2 hours
+ *                     ahead, a submission right after is still accepted;
+ *                     once the real grace is over, refused, and still
+ *                     refused when the wall clock jumps back 4 hours; the
+ *                     TSA started again, accepted without a restart. Skipped
+ *                     (with a sentence) without libfaketime.
  *   configuration     --check-config names each wrong TSA setting (URL,
  *                     credentials in it, no CA, a CA file without a
  *                     certificate, a password file others may read, a grace
@@ -25,6 +33,7 @@
  *                     to good answers, a token comes
  */
 #define _GNU_SOURCE
+#include <glob.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -45,6 +54,7 @@ typedef struct fixture {
 	rete_wire *coord;  /* health */
 	rete_wire *audit;  /* time-stamp queries */
 	int next_id;
+	char rc_file[1300]; /* the broker's libfaketime file, or "" */
 } fixture;
 
 /* ini_add_tsa puts the TSA settings (and `extra` lines) into [broker]. */
@@ -66,9 +76,25 @@ static void ini_add_tsa(it_net *n, const local_tsa *t, const char *extra)
 	free(text);
 }
 
+/* set_clock sets the wall clock of a broker run under libfaketime (see
+ * start) to the real one plus offset ("+0", "+2h", "-2h"): its
+ * FAKETIME_TIMESTAMP_FILE, replaced in one rename; libfaketime reads it
+ * again at each clock call (FAKETIME_NO_CACHE), so the jump happens at the
+ * broker's next look at the time. */
+static void set_clock(const char *rc_file, const char *offset)
+{
+	char tmp[1400];
+	tu_path(tmp, sizeof(tmp), "%s.tmp", rc_file);
+	assert_int_equal(tu_write_file(tmp, offset, strlen(offset)), 0);
+	assert_int_equal(rename(tmp, rc_file), 0);
+}
+
 /* start: the TSA and the broker; the fixture is in *state before anything
- * can fail, so that the teardown stops what was started. */
-static fixture *start(void **state, const char *extra)
+ * can fail, so that the teardown stops what was started. With faketime
+ * (the libfaketime library), the broker runs with it preloaded: its wall
+ * clock is the real one plus the offset in DIR/faketime.rc (set_clock; the
+ * real one to begin with), its monotonic clock is the real one. */
+static fixture *start(void **state, const char *extra, const char *faketime)
 {
 	fixture *fx = calloc(1, sizeof(*fx));
 	assert_non_null(fx);
@@ -77,7 +103,39 @@ static fixture *start(void **state, const char *extra)
 	fx->n = it_net_new("btsa", NULL);
 	assert_non_null(fx->n);
 	ini_add_tsa(fx->n, fx->tsa, extra);
-	assert_true(it_broker_start(fx->n));
+	char preload[1300], asan_before[1024] = "", asan_now[1100];
+	if (faketime) {
+		tu_path(fx->rc_file, sizeof(fx->rc_file), "%s/faketime.rc", fx->n->dir);
+		set_clock(fx->rc_file, "+0");
+		/* the broker's environment: LD_PRELOAD through it_spawn, the
+		 * rest inherited (and inert in any process without the
+		 * library); taken away again once it runs */
+		tu_path(preload, sizeof(preload), "LD_PRELOAD=%s", faketime);
+		fx->n->extra_env = preload;
+		unsetenv("FAKETIME");
+		setenv("FAKETIME_TIMESTAMP_FILE", fx->rc_file, 1);
+		setenv("FAKETIME_NO_CACHE", "1", 1);
+		setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
+		/* a sanitizer build: AddressSanitizer wants its runtime first
+		 * among the libraries, and the preloaded one comes before it */
+		const char *asan = getenv("ASAN_OPTIONS");
+		snprintf(asan_before, sizeof(asan_before), "%s", asan ? asan : "");
+		tu_path(asan_now, sizeof(asan_now), "%s%sverify_asan_link_order=0", asan_before,
+			asan_before[0] ? ":" : "");
+		setenv("ASAN_OPTIONS", asan_now, 1);
+	}
+	bool started = it_broker_start(fx->n);
+	if (faketime) {
+		fx->n->extra_env = NULL;
+		unsetenv("FAKETIME_TIMESTAMP_FILE");
+		unsetenv("FAKETIME_NO_CACHE");
+		unsetenv("FAKETIME_DONT_FAKE_MONOTONIC");
+		if (asan_before[0])
+			setenv("ASAN_OPTIONS", asan_before, 1);
+		else
+			unsetenv("ASAN_OPTIONS");
+	}
+	assert_true(started);
 	fx->sender = it_connect(fx->n, IT_SOCIAL);
 	fx->coord = it_connect(fx->n, IT_COORD);
 	fx->audit = it_connect(fx->n, IT_AUDIT);
@@ -244,7 +302,7 @@ static void write_file(const char *path, const void *data, size_t len)
 
 static void test_tokens_served(void **state)
 {
-	fixture *fx = start(state, NULL);
+	fixture *fx = start(state, NULL, NULL);
 	rete_msg m = {{0}};
 
 	submit_ok(fx);
@@ -357,7 +415,7 @@ static double metric(fixture *fx, const char *series)
 
 static void test_grace_refuses_and_recovers(void **state)
 {
-	fixture *fx = start(state, "timestamp_grace = 3s\nmetrics = 127.0.0.1:0\n");
+	fixture *fx = start(state, "timestamp_grace = 3s\nmetrics = 127.0.0.1:0\n", NULL);
 
 	submit_ok(fx);
 	Rete__BrokerFrame *f = wait_token(fx, 1);
@@ -470,9 +528,156 @@ static void test_grace_refuses_and_recovers(void **state)
 	assert_true(metric(fx, "rete_broker_timestamp_last_token_timestamp_seconds") > 0);
 }
 
+/* faketime_lib finds libfaketime's library for multi-threaded programs
+ * (the Debian package libfaketime, in scripts/setup) and writes its path
+ * into buf; false when it is not installed. */
+static bool faketime_lib(char *buf, size_t n)
+{
+	static const char *const where[] = {
+	    "/usr/lib/*/faketime/libfaketimeMT.so.1",
+	    "/usr/lib/faketime/libfaketimeMT.so.1",
+	    "/usr/local/lib/faketime/libfaketimeMT.so.1",
+	};
+	for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+		glob_t g;
+		bool found = glob(where[i], 0, NULL, &g) == 0 && g.gl_pathc > 0;
+		if (found)
+			snprintf(buf, n, "%s", g.gl_pathv[0]);
+		globfree(&g);
+		if (found)
+			return true;
+	}
+	return false;
+}
+
+/* refused_at: the broker's time in the signed refusal of r. */
+static int64_t refused_at(const Rete__Receipt *r)
+{
+	assert_non_null(r->signed_refusal);
+	Rete__RefusalBody *b = rete__refusal_body__unpack(NULL, r->signed_refusal->body.len,
+							  r->signed_refusal->body.data);
+	assert_non_null(b);
+	int64_t at = b->refused_at;
+	rete__refusal_body__free_unpacked(b, NULL);
+	return at;
+}
+
+#define HOUR_MS (3600 * (int64_t)1000)
+
+static void test_grace_ignores_clock_jumps(void **state)
+{
+	char lib[1024];
+	if (!faketime_lib(lib, sizeof(lib))) {
+		fprintf(stderr, "skipped: libfaketime is not installed (the Debian package "
+				"libfaketime, scripts/setup installs it); without it the broker's "
+				"wall clock cannot be moved\n");
+		skip();
+	}
+	if (getenv("RETE_VALGRIND")) {
+		fprintf(stderr, "skipped under valgrind: libfaketime is preloaded into the "
+				"broker, which valgrind would run instead\n");
+		skip();
+	}
+	fixture *fx = start(state, "timestamp_grace = 10s\n", lib);
+
+	submit_ok(fx);
+	Rete__BrokerFrame *f = wait_token(fx, 1);
+	uint64_t first = f->result->timestamp->size;
+	rete__broker_frame__free_unpacked(f, NULL);
+
+	/* the TSA goes away; a new checkpoint waits for its token, from a
+	 * moment of the real wall clock on */
+	local_tsa_stop(fx->tsa);
+	submit_ok(fx);
+	Rete__BrokerFrame *h = wait_problem(fx, "will be refused after timestamp_grace", false);
+	rete__broker_frame__free_unpacked(h, NULL);
+
+	/* 1. the wall clock jumps 2 hours ahead: the grace is not over, the
+	 * broker has waited seconds, not hours */
+	set_clock(fx->rc_file, "+2h");
+	it_msg o = {0};
+	Rete__BrokerFrame *r = submit_new(fx, &o);
+	const Rete__Receipt *rc = it_answer(r);
+	if (rc->error)
+		fail_msg("refused right after the wall clock jumped 2 hours ahead (the grace of "
+			 "10s measured on the wall clock?): %d: %s",
+			 rc->error, rc->error_text);
+	/* the jump did happen, in the broker: its log time is 2 hours ahead */
+	if (rc->logged_at < rete_now_ms() + HOUR_MS)
+		fail_msg("the broker's wall clock did not jump: logged_at %" PRId64 ", now %" PRId64
+			 " (libfaketime not in effect?)",
+			 rc->logged_at, rete_now_ms());
+	rete__broker_frame__free_unpacked(r, NULL);
+	h = health(fx);
+	assert_non_null(tsa_problem(h->result->health));
+	assert_non_null(
+	    strstr(tsa_problem(h->result->health), "will be refused after timestamp_grace 10s"));
+	rete__broker_frame__free_unpacked(h, NULL);
+
+	/* 2. once the real grace is over, refused... */
+	int64_t end = it_mono_ms() + it_scaled_ms(60000);
+	for (;;) {
+		assert_true(it_mono_ms() < end);
+		it_msg_free(&o);
+		r = submit_new(fx, &o);
+		if (it_answer(r)->error)
+			break;
+		rete__broker_frame__free_unpacked(r, NULL);
+		it_nap(250);
+	}
+	rc = it_answer(r);
+	if (rc->error != RETE__ERROR_CODE__ERROR_CODE_NO_TIMESTAMP)
+		fail_msg("refused with %d: %s", rc->error, rc->error_text);
+	assert_non_null(strstr(rc->error_text, "timestamp_grace 10s"));
+	rete__broker_frame__free_unpacked(r, NULL);
+
+	/* ... and still refused when the wall clock jumps back 4 hours, to
+	 * before the moment the checkpoint began to wait */
+	set_clock(fx->rc_file, "-2h");
+	r = it_submit(fx->sender, &o, it_wait_ms());
+	assert_non_null(r);
+	rc = it_answer(r);
+	if (rc->error != RETE__ERROR_CODE__ERROR_CODE_NO_TIMESTAMP)
+		fail_msg("after the wall clock jumped back 4 hours: %s %d: %s",
+			 rc->error ? "refused with" : "accepted", rc->error,
+			 rc->error ? rc->error_text : "");
+	if (refused_at(rc) > rete_now_ms() - HOUR_MS)
+		fail_msg("the broker's wall clock did not jump back: refused_at %" PRId64
+			 ", now %" PRId64,
+			 refused_at(rc), rete_now_ms());
+	rete__broker_frame__free_unpacked(r, NULL);
+	h = wait_problem(fx, "new submissions are refused", false);
+	rete__broker_frame__free_unpacked(h, NULL);
+
+	/* 3. the TSA is back: accepted again, without a restart */
+	assert_int_equal(local_tsa_start(fx->tsa), 0);
+	end = it_mono_ms() + it_scaled_ms(90000);
+	for (;;) {
+		if (it_mono_ms() >= end) {
+			it_show(fx->n, "broker.log");
+			fail_msg("submissions still refused after the TSA came back");
+		}
+		r = it_submit(fx->sender, &o, it_wait_ms());
+		assert_non_null(r);
+		rc = it_answer(r);
+		if (rc->error == 0)
+			break;
+		assert_int_equal(rc->error, RETE__ERROR_CODE__ERROR_CODE_NO_TIMESTAMP);
+		rete__broker_frame__free_unpacked(r, NULL);
+		it_nap(250);
+	}
+	/* logged at the broker's clock, 2 hours behind the real one */
+	assert_true(rc->logged_at < rete_now_ms() - HOUR_MS);
+	rete__broker_frame__free_unpacked(r, NULL);
+	it_msg_free(&o);
+	f = wait_token(fx, first + 1);
+	rete__broker_frame__free_unpacked(f, NULL);
+	wait_healthy(fx);
+}
+
 static void test_bad_answers(void **state)
 {
-	fixture *fx = start(state, NULL);
+	fixture *fx = start(state, NULL, NULL);
 	static const struct {
 		const char *mode, *said;
 	} bad[] = {
@@ -615,7 +820,11 @@ int main(void)
 	    cmocka_unit_test_teardown(test_config_checks, teardown),
 	    cmocka_unit_test_teardown(test_tokens_served, teardown),
 	    cmocka_unit_test_teardown(test_grace_refuses_and_recovers, teardown),
+	    cmocka_unit_test_teardown(test_grace_ignores_clock_jumps, teardown),
 	    cmocka_unit_test_teardown(test_bad_answers, teardown),
 	};
+	if (getenv("RETE_TEST_ONLY") !=
+	    NULL) /* e.g. RETE_TEST_ONLY=test_grace_ignores_clock_jumps */
+		cmocka_set_test_filter(getenv("RETE_TEST_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
