@@ -18,6 +18,26 @@
 
 #define KEY_MAX 511 /* LMDB's default maximum key size */
 
+/* The cursors of one write attempt, opened when first used and closed
+ * before it commits or aborts. An append reads and writes eight databases;
+ * through a cursor kept for the whole transaction LMDB starts from the page
+ * it was last on (a key on that page needs no search from the root), and a
+ * lookup followed by the put of the same key (the dedup record, the
+ * referral record) searches once. Merkle nodes have a cursor per level
+ * (the low ones): level L's keys only grow, but the levels interleave. */
+enum {
+	CUR_ENTRIES,
+	CUR_MSGIDS,
+	CUR_QUEUE,
+	CUR_BLOBS,
+	CUR_CASES,
+	CUR_REFERRALS,
+	CUR_DUE,
+	CUR_NODES, /* level 0; CUR_NODES + L for level L < NODE_CURSORS */
+	NODE_CURSORS = 8,
+	CUR_N = CUR_NODES + NODE_CURSORS
+};
+
 /* One write attempt. */
 struct batch {
 	rete_store *b_store;
@@ -35,6 +55,7 @@ struct batch {
 	uint64_t b_due_dir_index;
 	Rete__Priority b_due_priority;
 	int64_t b_due_at, b_due;
+	MDB_cursor *b_cur[CUR_N];
 };
 
 static const char *S(const char *s)
@@ -46,6 +67,72 @@ static rete_err lmdb_fail(struct batch *b, int rc, const char *what)
 {
 	b->b_rc = rc;
 	return store_lmdb_err(b->b_msg, rc, what);
+}
+
+/* cursor gives cursor `id` on dbi, opened in the batch's transaction the
+ * first time (NULL if LMDB cannot open one: the callers then use the plain
+ * calls, which do the same). */
+static MDB_cursor *cursor(struct batch *b, unsigned id, MDB_dbi dbi)
+{
+	if (b->b_cur[id] == NULL && mdb_cursor_open(b->b_txn, dbi, &b->b_cur[id]) != 0)
+		b->b_cur[id] = NULL;
+	return b->b_cur[id];
+}
+
+static void cursors_close(struct batch *b)
+{
+	for (unsigned i = 0; i < CUR_N; i++) {
+		if (b->b_cur[i] != NULL)
+			mdb_cursor_close(b->b_cur[i]);
+		b->b_cur[i] = NULL;
+	}
+}
+
+static unsigned node_cursor(unsigned level)
+{
+	return CUR_NODES + (level < NODE_CURSORS ? level : NODE_CURSORS - 1);
+}
+
+/* get_at is mdb_get through cursor id: 0 (v set), MDB_NOTFOUND or an LMDB
+ * code. It positions the cursor at the key or where it would go (a range
+ * lookup), so that the put of that key which often follows finds its page
+ * without a search. */
+static int get_at(struct batch *b, unsigned id, MDB_dbi dbi, const MDB_val *k, MDB_val *v)
+{
+	MDB_cursor *c = cursor(b, id, dbi);
+	MDB_val fk = *k;
+	int rc;
+
+	if (c == NULL)
+		return mdb_get(b->b_txn, dbi, &fk, v);
+	rc = mdb_cursor_get(c, &fk, v, MDB_SET_RANGE);
+	if (rc != 0)
+		return rc;
+	if (fk.mv_size != k->mv_size || memcmp(fk.mv_data, k->mv_data, k->mv_size) != 0)
+		return MDB_NOTFOUND;
+	return 0;
+}
+
+/* put_at is mdb_put through cursor id (v->mv_data points at the reserved
+ * room after an MDB_RESERVE). */
+static int put_at(struct batch *b, unsigned id, MDB_dbi dbi, MDB_val *k, MDB_val *v, unsigned flags)
+{
+	MDB_cursor *c = cursor(b, id, dbi);
+	int rc = c != NULL ? mdb_cursor_put(c, k, v, flags) : mdb_put(b->b_txn, dbi, k, v, flags);
+	if (rc == 0)
+		b->b_changed = true;
+	return rc;
+}
+
+/* cput: put through cursor id, with the sentence `what` on failure. */
+static rete_err cput(struct batch *b, unsigned id, MDB_dbi dbi, const void *key, size_t klen,
+		     const void *val, size_t vlen, unsigned flags, const char *what)
+{
+	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+	int rc = put_at(b, id, dbi, &k, &v, flags);
+	if (rc != 0)
+		return lmdb_fail(b, rc, what);
+	return RETE_OK;
 }
 
 static rete_err put(struct batch *b, MDB_dbi dbi, const void *key, size_t klen, const void *val,
@@ -98,7 +185,7 @@ static rete_err load_ref(struct batch *b, const char *id, Rete__ReferralInfo **o
 	*out = NULL;
 	if (k.mv_size == 0 || k.mv_size > KEY_MAX - 8)
 		return RETE_OK;
-	rc = mdb_get(b->b_txn, b->b_store->st_referrals, &k, &v);
+	rc = get_at(b, CUR_REFERRALS, b->b_store->st_referrals, &k, &v);
 	if (rc == MDB_NOTFOUND)
 		return RETE_OK;
 	if (rc != 0)
@@ -625,8 +712,8 @@ static rete_err write_plan(struct batch *b, struct plan *p)
 	}
 	if (due_active(&p->p_nr) && !(due_active(p->p_old) && p->p_old->due_at == p->p_nr.due_at)) {
 		klen = due_key(key, &p->p_nr);
-		if ((err = put(b, s->st_due, key, klen, "", 0, 0, "store: updating due times")) !=
-		    RETE_OK)
+		if ((err = cput(b, CUR_DUE, s->st_due, key, klen, "", 0, 0,
+				"store: updating due times")) != RETE_OK)
 			return err;
 	}
 	len = rete__referral_info__get_packed_size(&p->p_nr);
@@ -634,14 +721,36 @@ static rete_err write_plan(struct batch *b, struct plan *p)
 	k.mv_size = strlen(p->p_nr.id);
 	v.mv_data = NULL;
 	v.mv_size = len;
-	if ((rc = mdb_put(b->b_txn, s->st_referrals, &k, &v, MDB_RESERVE)) != 0)
+	if ((rc = put_at(b, CUR_REFERRALS, s->st_referrals, &k, &v, MDB_RESERVE)) != 0)
 		return lmdb_fail(b, rc, "store: writing a referral");
-	b->b_changed = true;
 	rete__referral_info__pack(&p->p_nr, v.mv_data);
 	return RETE_OK;
 }
 
 /* ---- appending ------------------------------------------------------------ */
+
+/* batch_node_get is the rete_merkle_get_node callback of an append (ctx =
+ * the batch): store_node_get through the level's cursor, which the last
+ * append left beside the sibling it needs. */
+static rete_err batch_node_get(void *ctx, unsigned level, uint64_t index,
+			       uint8_t out[RETE_MERKLE_HASH])
+{
+	struct batch *b = ctx;
+	uint8_t key[STORE_NODE_KEY];
+	MDB_val k = {sizeof(key), key}, v;
+	int rc;
+
+	node_key(key, level, index);
+	rc = get_at(b, node_cursor(level), b->b_store->st_nodes, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return RETE_ECORRUPT;
+	if (rc != 0)
+		return RETE_ESTORE;
+	if (v.mv_size != RETE_MERKLE_HASH)
+		return RETE_ECORRUPT;
+	memcpy(out, v.mv_data, RETE_MERKLE_HASH);
+	return RETE_OK;
+}
 
 /* write_entry writes LogEntry `index` and its Merkle nodes; leaf gets its
  * leaf hash. */
@@ -651,7 +760,6 @@ static rete_err write_entry(struct batch *b, uint64_t index, int64_t logged_at, 
 	rete_store *s = b->b_store;
 	Rete__LogEntry le;
 	rete_merkle_node nodes[RETE_MERKLE_MAX_PROOF];
-	struct store_node_ctx c = {s, b->b_txn};
 	uint8_t key[STORE_NODE_KEY];
 	size_t n = 0;
 	MDB_val k, v;
@@ -670,7 +778,7 @@ static rete_err write_entry(struct batch *b, uint64_t index, int64_t logged_at, 
 	v.mv_size = rete__log_entry__get_packed_size(&le);
 	/* Keys only grow: MDB_APPEND also catches a log that is not where
 	 * meta says it ends. */
-	rc = mdb_put(b->b_txn, s->st_entries, &k, &v, MDB_RESERVE | MDB_APPEND);
+	rc = put_at(b, CUR_ENTRIES, s->st_entries, &k, &v, MDB_RESERVE | MDB_APPEND);
 	if (rc == MDB_KEYEXIST)
 		return rete_msg_set(b->b_msg, RETE_ECORRUPT,
 				    "store %s: entry %llu already exists though the log size "
@@ -683,18 +791,19 @@ static rete_err write_entry(struct batch *b, uint64_t index, int64_t logged_at, 
 	rete_merkle_leaf_hash(leaf, v.mv_data, v.mv_size);
 
 	node_key(key, 0, index);
-	if ((err = put(b, s->st_nodes, key, sizeof(key), leaf, RETE_MERKLE_HASH, 0,
-		       "store: writing a leaf hash")) != RETE_OK)
+	if ((err = cput(b, node_cursor(0), s->st_nodes, key, sizeof(key), leaf, RETE_MERKLE_HASH, 0,
+			"store: writing a leaf hash")) != RETE_OK)
 		return err;
-	err = rete_merkle_complete_nodes(index, leaf, store_node_get, &c, nodes, &n);
+	err = rete_merkle_complete_nodes(index, leaf, batch_node_get, b, nodes, &n);
 	if (err != RETE_OK)
 		return rete_msg_set(b->b_msg, err,
 				    "store %s: a Merkle node needed by entry %llu is missing",
 				    s->st_dir, (unsigned long long)index);
 	for (size_t i = 0; i < n; i++) {
 		node_key(key, nodes[i].level, nodes[i].index);
-		if ((err = put(b, s->st_nodes, key, sizeof(key), nodes[i].hash, RETE_MERKLE_HASH, 0,
-			       "store: writing a Merkle node")) != RETE_OK)
+		if ((err = cput(b, node_cursor(nodes[i].level), s->st_nodes, key, sizeof(key),
+				nodes[i].hash, RETE_MERKLE_HASH, 0,
+				"store: writing a Merkle node")) != RETE_OK)
 			return err;
 	}
 	return RETE_OK;
@@ -788,7 +897,7 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 	klen = sl + 1 + il;
 	k.mv_data = key;
 	k.mv_size = klen;
-	rc = mdb_get(b->b_txn, s->st_msgids, &k, &v);
+	rc = get_at(b, CUR_MSGIDS, s->st_msgids, &k, &v);
 	if (rc == 0) {
 		const uint8_t *pv = v.mv_data;
 		struct store_node_ctx c = {s, b->b_txn};
@@ -854,8 +963,8 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 	be64_put(val, index);
 	memcpy(val + 8, sha, RETE_HASH_LEN);
 	be64_put(val + 8 + RETE_HASH_LEN, (uint64_t)op->in.logged_at);
-	if ((err = put(b, s->st_msgids, key, klen, val, sizeof(val), 0,
-		       "store: writing the message id index")) != RETE_OK)
+	if ((err = cput(b, CUR_MSGIDS, s->st_msgids, key, klen, val, sizeof(val), 0,
+			"store: writing the message id index")) != RETE_OK)
 		goto out;
 	if (*S(msg->recipient) != '\0') {
 		size_t rl = strlen(msg->recipient);
@@ -864,23 +973,31 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 		key[rl] = '\0';
 		be64_put(key + rl + 1, index);
 		be64_put(at, (uint64_t)op->in.logged_at);
-		if ((err = put(b, s->st_queue, key, rl + 9, at, 8, 0, "store: queueing")) !=
-		    RETE_OK)
+		if ((err = cput(b, CUR_QUEUE, s->st_queue, key, rl + 9, at, 8, 0,
+				"store: queueing")) != RETE_OK)
 			goto out;
 	}
 	if (op->in.sealed != NULL && op->in.sealed_len > 0) {
+		MDB_val bk = {8, key}, bv = {op->in.sealed_len, (void *)op->in.sealed};
 		be64_put(key, index);
-		if ((err = put(b, s->st_blobs, key, 8, op->in.sealed, op->in.sealed_len, 0,
-			       "store: keeping the sealed part")) != RETE_OK)
+		/* Blob keys are log indexes: a new entry's is above every
+		 * one kept, so it goes at the end without a search. A store
+		 * where it is not (damaged) gets the plain put, as before. */
+		rc = put_at(b, CUR_BLOBS, s->st_blobs, &bk, &bv, MDB_APPEND);
+		if (rc == MDB_KEYEXIST)
+			rc = put_at(b, CUR_BLOBS, s->st_blobs, &bk, &bv, 0);
+		if (rc != 0) {
+			err = lmdb_fail(b, rc, "store: keeping the sealed part");
 			goto out;
+		}
 	}
 	if (*S(msg->case_id) != '\0') {
 		size_t cl = strlen(msg->case_id);
 		memcpy(key, msg->case_id, cl);
 		key[cl] = '\0';
 		be64_put(key + cl + 1, index);
-		if ((err = put(b, s->st_cases, key, cl + 9, "", 0, 0,
-			       "store: writing the case index")) != RETE_OK)
+		if ((err = cput(b, CUR_CASES, s->st_cases, key, cl + 9, "", 0, 0,
+				"store: writing the case index")) != RETE_OK)
 			goto out;
 	}
 	if (p.p_write && (err = write_plan(b, &p)) != RETE_OK)
@@ -1034,6 +1151,7 @@ static rete_err store_write(rete_store *s, write_fn fn, void *ctx, rete_msg *m)
 				err = put(&b, s->st_meta, META_SEQ, strlen(META_SEQ), val, 8, 0,
 					  "store: writing the commit sequence");
 			}
+			cursors_close(&b);
 			if (err != RETE_OK) {
 				mdb_txn_abort(b.b_txn);
 			} else {
