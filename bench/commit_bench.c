@@ -241,23 +241,25 @@ static size_t ops_fill(rete_store_op *ops, const struct pm *v, size_t n, const u
 
 /* The measured functions (callgrind's --toggle-collect names them). */
 __attribute__((noinline)) rete_err bench_commit(rete_store *s, rete_store_op *ops, size_t n,
-						rete_msg *m)
+						rete_merkle_memo *memo, rete_msg *m)
 {
-	rete_err err = rete_store_commit(s, ops, n, m);
+	rete_err err = rete_store_commit_memo(s, ops, n, memo, m);
 	/* not a tail call, so that callgrind sees this function return */
 	__asm__ volatile("" : : "r"(err) : "memory");
 	return err;
 }
 
 /* bench_prove does what receipts_prove does after a commit, but for the
- * checkpoint's signature; proofs[i] gets the proof of ops[i]. */
+ * checkpoint's signature, through the memo the commit filled (NULL: a
+ * new one, as before rete_store_commit_memo); proofs[i] gets the proof of
+ * ops[i]. */
 __attribute__((noinline)) rete_err
 bench_prove(rete_store *s, const rete_store_op *ops, size_t n,
 	    uint8_t (*proofs)[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH], size_t *plen,
-	    uint64_t *size, uint8_t root[RETE_MERKLE_HASH], rete_msg *m)
+	    uint64_t *size, uint8_t root[RETE_MERKLE_HASH], rete_merkle_memo *memo, rete_msg *m)
 {
 	rete_store_rtxn *rt = NULL;
-	rete_merkle_memo *memo = NULL;
+	rete_merkle_memo *own = NULL;
 	rete_err err;
 
 	if ((err = rete_store_read_begin(s, &rt, m)) != RETE_OK)
@@ -265,7 +267,8 @@ bench_prove(rete_store *s, const rete_store_op *ops, size_t n,
 	if ((err = rete_store_size(s, rt, size, m)) != RETE_OK ||
 	    (err = rete_store_root(s, rt, *size, root, m)) != RETE_OK)
 		goto out;
-	memo = rete_merkle_memo_new();
+	if (memo == NULL)
+		memo = own = rete_merkle_memo_new();
 	for (size_t i = 0; i < n; i++) {
 		if (ops[i].kind != RETE_STORE_OP_APPEND)
 			continue;
@@ -275,7 +278,7 @@ bench_prove(rete_store *s, const rete_store_op *ops, size_t n,
 			goto out;
 	}
 out:
-	rete_merkle_memo_free(memo);
+	rete_merkle_memo_free(own);
 	rete_store_read_end(&rt);
 	__asm__ volatile("" : : "r"(err) : "memory");
 	return err;
@@ -294,6 +297,7 @@ static void usage(void)
 	      "  --rounds R  measured commits (default 20)\n"
 	      "  --log N     entries appended before measuring (default 10000)\n"
 	      "  --acks      each commit also acks the previous batch (closed loop)\n"
+	      "  --plain     no memo from the commit for the proofs (rete_store_commit)\n"
 	      "  --dir DIR   parent of the temporary store (default $TMPDIR or /tmp)\n",
 	      stderr);
 	exit(2);
@@ -302,7 +306,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	size_t batch = 128, rounds = 20, log0 = 10000;
-	bool acks = false;
+	bool acks = false, plain = false;
 	const char *parent = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	rete_store *s = NULL;
 	rete_msg m;
@@ -318,6 +322,8 @@ int main(int argc, char **argv)
 			parent = argv[++i];
 		else if (strcmp(argv[i], "--acks") == 0)
 			acks = true;
+		else if (strcmp(argv[i], "--plain") == 0)
+			plain = true;
 		else
 			usage();
 	}
@@ -387,19 +393,21 @@ int main(int argc, char **argv)
 		size_t k = ops_fill(ops, bv, batch, pend, pend_to, npend, at);
 		uint64_t size;
 		uint8_t root[RETE_MERKLE_HASH];
+		rete_merkle_memo *memo = plain ? NULL : rete_merkle_memo_new();
 		double w0 = wchar();
 		double s0 = sys_us();
 		double t0 = thread_cpu_us();
-		if (bench_commit(s, ops, k, &m) != RETE_OK)
+		if (bench_commit(s, ops, k, memo, &m) != RETE_OK)
 			die("commit: %s", m.text);
 		double t1 = thread_cpu_us();
 		ts[r] = (sys_us() - s0) / (double)batch;
 		tw[r] = (wchar() - w0) / (double)batch;
-		if (bench_prove(s, ops, k, proofs, plen, &size, root, &m) != RETE_OK)
+		if (bench_prove(s, ops, k, proofs, plen, &size, root, memo, &m) != RETE_OK)
 			die("prove: %s", m.text);
 		double t2 = thread_cpu_us();
 		tc[r] = (t1 - t0) / (double)batch;
 		tp[r] = (t2 - t1) / (double)batch;
+		rete_merkle_memo_free(memo);
 		npend = 0;
 		for (size_t i = 0; i < k; i++) {
 			if (ops[i].kind != RETE_STORE_OP_APPEND)

@@ -56,7 +56,39 @@ struct batch {
 	Rete__Priority b_due_priority;
 	int64_t b_due_at, b_due;
 	MDB_cursor *b_cur[CUR_N];
+	struct node_stage *b_stage; /* the nodes written, for a memo (or NULL) */
 };
+
+/* The Merkle nodes (leaves included) a commit wrote, kept in memory until
+ * it is durable; then they go into the caller's memo. */
+struct node_stage {
+	rete_merkle_node *ns_node;
+	size_t ns_n, ns_cap;
+	bool ns_failed; /* out of memory: the memo gets nothing */
+};
+
+static void stage_node(struct batch *b, unsigned level, uint64_t index,
+		       const uint8_t hash[RETE_MERKLE_HASH])
+{
+	struct node_stage *st = b->b_stage;
+
+	if (st == NULL || st->ns_failed)
+		return;
+	if (st->ns_n == st->ns_cap) {
+		size_t cap = st->ns_cap == 0 ? 256 : st->ns_cap * 2;
+		rete_merkle_node *v = realloc(st->ns_node, cap * sizeof(*v));
+		if (v == NULL) {
+			st->ns_failed = true;
+			return;
+		}
+		st->ns_node = v;
+		st->ns_cap = cap;
+	}
+	st->ns_node[st->ns_n].level = level;
+	st->ns_node[st->ns_n].index = index;
+	memcpy(st->ns_node[st->ns_n].hash, hash, RETE_MERKLE_HASH);
+	st->ns_n++;
+}
 
 static const char *S(const char *s)
 {
@@ -805,6 +837,7 @@ static rete_err write_entry(struct batch *b, uint64_t index, int64_t logged_at, 
 				nodes[i].hash, RETE_MERKLE_HASH, 0,
 				"store: writing a Merkle node")) != RETE_OK)
 			return err;
+		stage_node(b, nodes[i].level, nodes[i].index, nodes[i].hash);
 	}
 	return RETE_OK;
 }
@@ -836,10 +869,56 @@ static bool key_fits(rete_store_op *op, const Rete__Message *msg)
 	return true;
 }
 
+/* wire_varint reads a varint of at most 10 bytes at *p (< end). */
+static bool wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	*v = 0;
+	for (unsigned shift = 0; shift < 70 && *p < end; shift += 7) {
+		uint8_t c = *(*p)++;
+		*v |= (uint64_t)(c & 0x7f) << shift;
+		if ((c & 0x80) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* signed_message_bytes finds the `message` field (1) of SignedMessage
+ * bytes without unpacking them (protobuf-c would copy both fields into
+ * new memory). Only the plainest encoding is taken: fields 1 and 2, each
+ * once, length-delimited and in bounds, a non-empty message; anything else
+ * returns false and the caller unpacks with protobuf-c as before. */
+static bool signed_message_bytes(const uint8_t *data, size_t len, const uint8_t **msg,
+				 size_t *msg_len)
+{
+	const uint8_t *p = data, *end = data + len;
+	bool seen[3] = {false, false, false};
+
+	*msg = NULL;
+	*msg_len = 0;
+	while (p < end) {
+		uint64_t tag, n;
+		if (!wire_varint(&p, end, &tag) || (tag != 0x0a && tag != 0x12) ||
+		    !wire_varint(&p, end, &n) || n > (uint64_t)(end - p))
+			return false;
+		unsigned field = (unsigned)(tag >> 3);
+		if (seen[field])
+			return false;
+		seen[field] = true;
+		if (field == 1) {
+			*msg = p;
+			*msg_len = (size_t)n;
+		}
+		p += n;
+	}
+	return *msg != NULL && *msg_len > 0;
+}
+
 static rete_err do_append(struct batch *b, rete_store_op *op)
 {
 	rete_store *s = b->b_store;
 	Rete__SignedMessage *sm = NULL;
+	const uint8_t *mbytes = NULL;
+	size_t mlen = 0;
 	Rete__Message *own_msg = NULL;
 	const Rete__Message *msg;
 	struct plan p;
@@ -852,21 +931,31 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 	int rc;
 
 	memset(&p, 0, sizeof(p));
-	if (op->in.signed_message == NULL || op->in.len == 0 ||
-	    (sm = rete__signed_message__unpack(NULL, op->in.len, op->in.signed_message)) == NULL ||
-	    sm->message.len == 0) {
-		refuse(op, RETE__ERROR_CODE__ERROR_CODE_MALFORMED,
-		       "the signed message (%zu bytes) does not decode as a SignedMessage",
-		       op->in.len);
-		goto out;
+	/* The Message's bytes (hashed for the dedup record): found in place
+	 * when the caller gives the decoded Message (it decoded the
+	 * SignedMessage strictly), else by protobuf-c, which decides what is
+	 * malformed. */
+	if (op->in.msg == NULL || op->in.signed_message == NULL ||
+	    !signed_message_bytes(op->in.signed_message, op->in.len, &mbytes, &mlen)) {
+		if (op->in.signed_message == NULL || op->in.len == 0 ||
+		    (sm = rete__signed_message__unpack(NULL, op->in.len, op->in.signed_message)) ==
+			NULL ||
+		    sm->message.len == 0) {
+			refuse(op, RETE__ERROR_CODE__ERROR_CODE_MALFORMED,
+			       "the signed message (%zu bytes) does not decode as a "
+			       "SignedMessage",
+			       op->in.len);
+			goto out;
+		}
+		mbytes = sm->message.data;
+		mlen = sm->message.len;
 	}
 	msg = op->in.msg;
 	if (msg == NULL) {
-		own_msg = rete__message__unpack(NULL, sm->message.len, sm->message.data);
+		own_msg = rete__message__unpack(NULL, mlen, mbytes);
 		if (own_msg == NULL) {
 			refuse(op, RETE__ERROR_CODE__ERROR_CODE_MALFORMED,
-			       "the signed bytes (%zu) do not decode as a Message",
-			       sm->message.len);
+			       "the signed bytes (%zu) do not decode as a Message", mlen);
 			goto out;
 		}
 		msg = own_msg;
@@ -888,7 +977,7 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 		goto out;
 
 	/* dedup on (sender, id) -> SHA-256 of the Message bytes */
-	rete_merkle_sha256(sha, sm->message.data, sm->message.len);
+	rete_merkle_sha256(sha, mbytes, mlen);
 	sl = strlen(msg->sender);
 	il = strlen(msg->id);
 	memcpy(key, msg->sender, sl);
@@ -1198,6 +1287,7 @@ static rete_err store_write(rete_store *s, write_fn fn, void *ctx, rete_msg *m)
 struct commit_ctx {
 	rete_store_op *ops;
 	size_t n;
+	struct node_stage *stage; /* NULL: no memo wanted */
 };
 
 static rete_err run_batch(struct batch *b, void *ctx)
@@ -1208,6 +1298,10 @@ static rete_err run_batch(struct batch *b, void *ctx)
 	uint8_t val[8];
 	rete_err err;
 
+	/* an attempt after a grown map starts the nodes again */
+	b->b_stage = c->stage;
+	if (c->stage != NULL)
+		c->stage->ns_n = 0;
 	for (size_t i = 0; i < c->n; i++) {
 		rete_store_op *op = &c->ops[i];
 		op_reset(op);
@@ -1226,10 +1320,9 @@ static rete_err run_batch(struct batch *b, void *ctx)
 	return RETE_OK;
 }
 
-rete_err rete_store_commit(rete_store *s, rete_store_op *ops, size_t n, rete_msg *m)
+/* commit_check refuses ops of unknown kinds. */
+static rete_err commit_check(const rete_store_op *ops, size_t n, rete_msg *m)
 {
-	struct commit_ctx c = {ops, n};
-
 	if (n > 0 && ops == NULL)
 		return rete_msg_set(m, RETE_EINVAL, "store: commit: no operations given");
 	for (size_t i = 0; i < n; i++) {
@@ -1240,9 +1333,37 @@ rete_err rete_store_commit(rete_store *s, rete_store_op *ops, size_t n, rete_msg
 					    "APPEND (1), ACK (2), EXPIRE (3)",
 					    i, (int)ops[i].kind);
 	}
-	if (n == 0)
-		return RETE_OK;
+	return RETE_OK;
+}
+
+rete_err rete_store_commit(rete_store *s, rete_store_op *ops, size_t n, rete_msg *m)
+{
+	struct commit_ctx c = {ops, n, NULL};
+	rete_err err = commit_check(ops, n, m);
+
+	if (err != RETE_OK || n == 0)
+		return err;
 	return store_write(s, run_batch, &c, m);
+}
+
+rete_err rete_store_commit_memo(rete_store *s, rete_store_op *ops, size_t n, rete_merkle_memo *memo,
+				rete_msg *m)
+{
+	struct node_stage stage = {NULL, 0, 0, false};
+	struct commit_ctx c = {ops, n, memo != NULL ? &stage : NULL};
+	rete_err err = commit_check(ops, n, m);
+
+	if (err != RETE_OK || n == 0)
+		return err;
+	err = store_write(s, run_batch, &c, m);
+	/* only a durable commit's nodes: after a failed one, the indexes it
+	 * used are written again by the next, with other entries */
+	if (err == RETE_OK && !stage.ns_failed)
+		for (size_t i = 0; i < stage.ns_n; i++)
+			rete_merkle_memo_node(memo, stage.ns_node[i].level, stage.ns_node[i].index,
+					      stage.ns_node[i].hash);
+	free(stage.ns_node);
+	return err;
 }
 
 struct checkpoint_ctx {

@@ -1577,11 +1577,159 @@ static void test_backup_while_appending(void **state)
 	free(dir);
 }
 
+/* ---- the memo a commit fills (rete_store_commit_memo) ----------------------- */
+
+/* memo_proofs_ok: every index of the log proved in the whole log through
+ * memo gives the proof computed without it. */
+static bool memo_proofs_ok(rete_store *s, rete_merkle_memo *memo)
+{
+	rete_store_rtxn *rt = NULL;
+	rete_msg m = {{0}};
+	uint64_t n = 0;
+	bool ok = true;
+
+	if (rete_store_read_begin(s, &rt, &m) != RETE_OK ||
+	    rete_store_size(s, rt, &n, &m) != RETE_OK) {
+		rete_store_read_end(&rt);
+		return false;
+	}
+	for (uint64_t i = 0; ok && i < n; i++) {
+		uint8_t a[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
+		uint8_t b[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
+		size_t na = 0, nb = 0;
+		ok = rete_store_inclusion_proof_memo(s, rt, memo, i, n, a, &na, &m) == RETE_OK &&
+		     rete_store_inclusion_proof(s, rt, i, n, b, &nb, &m) == RETE_OK && na == nb &&
+		     memcmp(a, b, na * RETE_MERKLE_HASH) == 0;
+	}
+	rete_store_read_end(&rt);
+	return ok;
+}
+
+/* The proofs of a commit's entries through the memo it filled are the
+ * proofs read from the store, for every index after commits of several
+ * sizes (half the appends with the decoded Message, as the broker gives
+ * them; a resend of an earlier entry in each), through a new memo per
+ * commit and through one memo told only every other commit. */
+static void test_commit_memo_proofs(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store");
+	rete_store *s = open_new(dir, 0);
+	rete_merkle_memo *every_other = rete_merkle_memo_new();
+	const size_t batches[] = {1, 2, 3, 5, 8, 13, 16, 31, 64, 100};
+	rete_msg m = {{0}};
+	uint64_t next = 0;
+	rete_buf first = {0};
+
+	assert_non_null(every_other);
+	for (size_t k = 0; k < sizeof(batches) / sizeof(batches[0]); k++) {
+		rete_store_op ops[101];
+		rete_buf bufs[101];
+		Rete__Message *msgs[101] = {NULL};
+		size_t n = batches[k], nops = 0;
+		rete_merkle_memo *memo = k % 2 == 0 ? every_other : rete_merkle_memo_new();
+		assert_non_null(memo);
+		for (size_t i = 0; i < n; i++, nops++) {
+			char id[32];
+			snprintf(id, sizeof(id), "mm-%llu", (unsigned long long)(next + i));
+			bufs[i] = referral(id, SOCIAL, (i % 2) ? CPI : ASST, "case-m",
+					   RETE__PRIORITY__PRIORITY_URGENT);
+			ops[i] = append_op(&bufs[i], 1700000000000 + (int64_t)(next + i));
+			if (i % 2 == 0) {
+				assert_int_equal(rete_signed_decode(bufs[i].data, bufs[i].len, NULL,
+								    &msgs[i], &m),
+						 RETE_OK);
+				ops[i].in.msg = msgs[i];
+			}
+		}
+		if (first.data != NULL)
+			ops[nops++] = append_op(&first, 1);
+		assert_int_equal(rete_store_commit_memo(s, ops, nops, memo, &m), RETE_OK);
+		for (size_t i = 0; i < n; i++) {
+			assert_int_equal(ops[i].status, RETE_STORE_ACCEPTED);
+			assert_int_equal(ops[i].index, next + i);
+		}
+		if (first.data != NULL) {
+			assert_int_equal(ops[n].status, RETE_STORE_DUPLICATE);
+			assert_int_equal(ops[n].index, 0);
+		}
+		next += n;
+		assert_true(memo_proofs_ok(s, memo));
+		if (memo != every_other) {
+			assert_true(memo_proofs_ok(s, every_other));
+			rete_merkle_memo_free(memo);
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (msgs[i] != NULL)
+				rete__message__free_unpacked(msgs[i], NULL);
+			if (first.data == NULL && i == 0)
+				first = bufs[0];
+			else
+				rete_buf_free(&bufs[i]);
+		}
+	}
+	rete_buf_free(&first);
+	rete_merkle_memo_free(every_other);
+	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+/* An append handed its decoded Message (the broker's way) records in the
+ * dedup index the hash of the very Message bytes inside the SignedMessage,
+ * so that the same bytes sent again without it are a duplicate. */
+static void test_decoded_message_dedup(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store");
+	rete_store *s = open_new(dir, 0);
+	rete_buf b = referral("dm-1", SOCIAL, CPI, "case-d", RETE__PRIORITY__PRIORITY_ROUTINE);
+	Rete__SignedMessage *sm = NULL;
+	Rete__Message *msg = NULL;
+	rete_store_op op = append_op(&b, 5);
+	uint8_t have[RETE_HASH_LEN], want[RETE_HASH_LEN];
+	uint64_t index = 9;
+	rete_msg m = {{0}};
+
+	assert_int_equal(rete_signed_decode(b.data, b.len, &sm, &msg, &m), RETE_OK);
+	op.in.msg = msg;
+	assert_int_equal(rete_store_commit(s, &op, 1, &m), RETE_OK);
+	assert_int_equal(op.status, RETE_STORE_ACCEPTED);
+	assert_int_equal(rete_store_msgid(s, NULL, SOCIAL, "dm-1", &index, have, NULL, &m),
+			 RETE_OK);
+	assert_int_equal(index, 0);
+	rete_sha256(want, sm->message.data, sm->message.len);
+	assert_memory_equal(have, want, RETE_HASH_LEN);
+	op = append_op(&b, 6);
+	assert_int_equal(rete_store_commit(s, &op, 1, &m), RETE_OK);
+	assert_int_equal(op.status, RETE_STORE_DUPLICATE);
+	/* bytes that are no SignedMessage are refused as before, Message or not */
+	{
+		uint8_t junk[3] = {0x0a, 0x05, 0x01};
+		op = append_op(&b, 7);
+		op.in.signed_message = junk;
+		op.in.len = sizeof(junk);
+		op.in.msg = msg;
+		assert_int_equal(rete_store_commit(s, &op, 1, &m), RETE_OK);
+		assert_int_equal(op.status, RETE_STORE_REFUSED);
+		assert_int_equal(op.error, RETE__ERROR_CODE__ERROR_CODE_MALFORMED);
+	}
+	rete__message__free_unpacked(msg, NULL);
+	rete__signed_message__free_unpacked(sm, NULL);
+	rete_buf_free(&b);
+	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 /* ---- a full disk ------------------------------------------------------------ */
 
 /* full_child fills the disk as far as RLIMIT_FSIZE lets it: a commit must
  * fail with RETE_EFULL, the store must hold exactly the committed batches,
- * and once there is room again appending goes on. */
+ * and once there is room again appending goes on. The commits fill one
+ * memo (rete_store_commit_memo): the failed one must leave nothing of its
+ * entries in it, or the proofs through it of the entries appended in
+ * their place would differ. */
 static int full_child(const char *dir)
 {
 	rete_store *s = NULL;
@@ -1592,7 +1740,10 @@ static int full_child(const char *dir)
 	uint64_t committed = 0, sz;
 	rete_err e = RETE_OK;
 	rete_store_options o = {16 << 20, 0};
+	rete_merkle_memo *memo = rete_merkle_memo_new();
 
+	if (memo == NULL)
+		return 19;
 	signal(SIGXFSZ, SIG_IGN);
 	if (rete_store_open_ex(&s, dir, RETE_STORE_CREATE, &o, &m) != RETE_OK)
 		return 20;
@@ -1612,7 +1763,7 @@ static int full_child(const char *dir)
 			    referral(id, SOCIAL, CPI, "case-f", RETE__PRIORITY__PRIORITY_ROUTINE);
 			ops[k] = append_op(&bufs[k], i);
 		}
-		e = rete_store_commit(s, ops, 20, &m);
+		e = rete_store_commit_memo(s, ops, 20, memo, &m);
 		for (int k = 0; k < 20; k++)
 			rete_buf_free(&bufs[k]);
 		if (e == RETE_OK)
@@ -1632,6 +1783,9 @@ static int full_child(const char *dir)
 	append_many(s, "after", committed, 40, 20);
 	if (rete_store_size(s, NULL, &sz, &m) != RETE_OK || sz != committed + 40)
 		return 27;
+	if (!memo_proofs_ok(s, memo))
+		return 29;
+	rete_merkle_memo_free(memo);
 	rete_store_close(&s);
 	if (rete_store_open(&s, dir, RETE_STORE_RDONLY, &m) != RETE_OK)
 		return 28;
@@ -1674,6 +1828,8 @@ int main(void)
 	    cmocka_unit_test(test_reader_process),
 	    cmocka_unit_test(test_backup_while_appending),
 	    cmocka_unit_test(test_disk_full),
+	    cmocka_unit_test(test_commit_memo_proofs),
+	    cmocka_unit_test(test_decoded_message_dedup),
 	    cmocka_unit_test(test_walks_refuse_damaged_records),
 	};
 	return cmocka_run_group_tests(tests, keys_setup, keys_teardown);
