@@ -726,11 +726,159 @@ static rete_err check_epoch(struct batch *b, rete_store_op *op, const Rete__Mess
 	return RETE_OK;
 }
 
+/* ---- the referral record, encoded ---------------------------------------- */
+
+/* A writer of protobuf wire format: counts only when p is NULL. Encodes
+ * ReferralInfo exactly as protobuf-c packs it (proto3: fields in number
+ * order, those at their default value left out, a sub-message present when
+ * its pointer is not NULL, enums as sign-extended varints), without
+ * protobuf-c's walk of the descriptors (twice: the size, then the bytes).
+ * unit.test_store checks it against protobuf-c. */
+struct pbw {
+	uint8_t *p;
+	size_t n, cap;
+	bool over;
+};
+
+static void pbw_byte(struct pbw *w, uint8_t c)
+{
+	if (w->p != NULL) {
+		if (w->n < w->cap)
+			w->p[w->n] = c;
+		else
+			w->over = true;
+	}
+	w->n++;
+}
+
+static void pbw_varint(struct pbw *w, uint64_t v)
+{
+	while (v >= 0x80) {
+		pbw_byte(w, (uint8_t)(v | 0x80));
+		v >>= 7;
+	}
+	pbw_byte(w, (uint8_t)v);
+}
+
+static void pbw_str(struct pbw *w, unsigned field, const char *s)
+{
+	size_t len;
+
+	if (s == NULL || *s == '\0')
+		return;
+	len = strlen(s);
+	pbw_varint(w, (uint64_t)field << 3 | 2);
+	pbw_varint(w, len);
+	if (w->p != NULL && w->n + len <= w->cap)
+		memcpy(w->p + w->n, s, len);
+	else if (w->p != NULL)
+		w->over = true;
+	w->n += len;
+}
+
+static void pbw_u64(struct pbw *w, unsigned field, uint64_t v)
+{
+	if (v == 0)
+		return;
+	pbw_varint(w, (uint64_t)field << 3);
+	pbw_varint(w, v);
+}
+
+static void pbw_enum(struct pbw *w, unsigned field, int v)
+{
+	pbw_u64(w, field, (uint64_t)(int64_t)v);
+}
+
+typedef bool (*pbw_fn)(struct pbw *w, const void *msg);
+
+/* pbw_msg writes sub-message msg (not NULL) as field: its size first. */
+static bool pbw_msg(struct pbw *w, unsigned field, pbw_fn fn, const void *msg)
+{
+	struct pbw size = {NULL, 0, 0, false};
+
+	if (!fn(&size, msg))
+		return false;
+	pbw_varint(w, (uint64_t)field << 3 | 2);
+	pbw_varint(w, size.n);
+	return fn(w, msg);
+}
+
+static bool enc_reason(struct pbw *w, const void *m)
+{
+	const Rete__StatusReason *r = m;
+	if (r->base.n_unknown_fields != 0)
+		return false;
+	pbw_str(w, 1, r->code);
+	pbw_str(w, 2, r->text);
+	return true;
+}
+
+static bool enc_outcome(struct pbw *w, const void *m)
+{
+	const Rete__Outcome *o = m;
+	if (o->base.n_unknown_fields != 0)
+		return false;
+	pbw_enum(w, 1, o->result);
+	pbw_enum(w, 2, o->reason);
+	pbw_str(w, 3, o->text);
+	return true;
+}
+
+static bool enc_change(struct pbw *w, const void *m)
+{
+	const Rete__StatusChange *c = m;
+	if (c->base.n_unknown_fields != 0)
+		return false;
+	pbw_u64(w, 1, c->index);
+	pbw_u64(w, 2, (uint64_t)c->at);
+	pbw_enum(w, 3, c->status);
+	pbw_str(w, 4, c->business_status);
+	pbw_str(w, 5, c->by);
+	return c->status_reason == NULL || pbw_msg(w, 6, enc_reason, c->status_reason);
+}
+
+size_t store_referral_encode(const Rete__ReferralInfo *r, uint8_t *buf, size_t cap)
+{
+	struct pbw w = {buf, 0, cap, false};
+
+	if (r->base.n_unknown_fields != 0)
+		return 0;
+	pbw_str(&w, 1, r->id);
+	pbw_str(&w, 2, r->requester);
+	pbw_str(&w, 3, r->performer);
+	pbw_str(&w, 4, r->service);
+	pbw_enum(&w, 5, r->priority);
+	pbw_str(&w, 6, r->case_id);
+	pbw_enum(&w, 7, r->age_band);
+	pbw_enum(&w, 8, r->status);
+	pbw_str(&w, 9, r->business_status);
+	if (r->status_reason != NULL && !pbw_msg(&w, 10, enc_reason, r->status_reason))
+		return 0;
+	if (r->outcome != NULL && !pbw_msg(&w, 11, enc_outcome, r->outcome))
+		return 0;
+	pbw_str(&w, 12, r->previous_referral);
+	pbw_u64(&w, 13, r->index);
+	pbw_u64(&w, 14, (uint64_t)r->requested_at);
+	pbw_u64(&w, 15, (uint64_t)r->received_at);
+	pbw_u64(&w, 16, (uint64_t)r->accepted_at);
+	pbw_u64(&w, 17, (uint64_t)r->rejected_at);
+	pbw_u64(&w, 18, (uint64_t)r->started_at);
+	pbw_u64(&w, 19, (uint64_t)r->completed_at);
+	pbw_u64(&w, 20, (uint64_t)r->closed_at);
+	pbw_u64(&w, 21, (uint64_t)r->due_at);
+	pbw_u64(&w, 22, r->overdue ? 1 : 0);
+	pbw_u64(&w, 23, r->last_index);
+	for (size_t i = 0; i < r->n_history; i++)
+		if (r->history[i] == NULL || !pbw_msg(&w, 24, enc_change, r->history[i]))
+			return 0;
+	return w.over || w.n > cap ? 0 : w.n;
+}
+
 /* write_plan stores p_nr and keeps `due` in step. */
 static rete_err write_plan(struct batch *b, struct plan *p)
 {
 	rete_store *s = b->b_store;
-	uint8_t key[KEY_MAX];
+	uint8_t key[KEY_MAX], buf[2048];
 	size_t len, klen;
 	MDB_val k, v;
 	int rc;
@@ -748,11 +896,20 @@ static rete_err write_plan(struct batch *b, struct plan *p)
 				"store: updating due times")) != RETE_OK)
 			return err;
 	}
-	len = rete__referral_info__get_packed_size(&p->p_nr);
 	k.mv_data = p->p_nr.id;
 	k.mv_size = strlen(p->p_nr.id);
+	/* most records fit the buffer; a long history, or a record with
+	 * fields this version does not know, is packed by protobuf-c */
+	len = store_referral_encode(&p->p_nr, buf, sizeof(buf));
+	if (len > 0) {
+		v.mv_data = buf;
+		v.mv_size = len;
+		if ((rc = put_at(b, CUR_REFERRALS, s->st_referrals, &k, &v, 0)) != 0)
+			return lmdb_fail(b, rc, "store: writing a referral");
+		return RETE_OK;
+	}
 	v.mv_data = NULL;
-	v.mv_size = len;
+	v.mv_size = rete__referral_info__get_packed_size(&p->p_nr);
 	if ((rc = put_at(b, CUR_REFERRALS, s->st_referrals, &k, &v, MDB_RESERVE)) != 0)
 		return lmdb_fail(b, rc, "store: writing a referral");
 	rete__referral_info__pack(&p->p_nr, v.mv_data);
