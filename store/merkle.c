@@ -198,8 +198,11 @@ struct memo_run {
 };
 
 struct rete_merkle_memo {
+	/* which slots hold a range: zeroed at creation instead of the 48 KiB
+	 * of slots (a memo per commit) */
+	uint64_t used[MEMO_SLOTS / 64];
 	struct {
-		uint64_t b, e; /* e == 0: empty */
+		uint64_t b, e;
 		uint8_t h[RETE_MERKLE_HASH];
 	} slot[MEMO_SLOTS];
 	struct memo_run run[RETE_MERKLE_LEVELS];
@@ -207,7 +210,13 @@ struct rete_merkle_memo {
 
 rete_merkle_memo *rete_merkle_memo_new(void)
 {
-	return calloc(1, sizeof(rete_merkle_memo));
+	rete_merkle_memo *memo = malloc(sizeof(*memo));
+
+	if (memo != NULL) {
+		memset(memo->used, 0, sizeof(memo->used));
+		memset(memo->run, 0, sizeof(memo->run));
+	}
+	return memo;
 }
 
 void rete_merkle_memo_free(rete_merkle_memo *memo)
@@ -262,12 +271,14 @@ static rete_err mth_memo(rete_merkle_memo *memo, rete_merkle_get_node get, void 
 		return mth(NULL, get, ctx, b, e, out);
 	uint64_t x = (b * 0x9E3779B97F4A7C15ull) ^ (e * 0xC2B2AE3D27D4EB4Full);
 	size_t i = (size_t)(x >> 54) & (MEMO_SLOTS - 1);
-	if (memo->slot[i].e == e && memo->slot[i].b == b) {
+	if ((memo->used[i / 64] >> (i % 64) & 1) != 0 && memo->slot[i].e == e &&
+	    memo->slot[i].b == b) {
 		memcpy(out, memo->slot[i].h, RETE_MERKLE_HASH);
 		return RETE_OK;
 	}
 	rete_err err = mth(memo, get, ctx, b, e, out);
 	if (err == RETE_OK) {
+		memo->used[i / 64] |= (uint64_t)1 << (i % 64);
 		memo->slot[i].b = b;
 		memo->slot[i].e = e;
 		memcpy(memo->slot[i].h, out, RETE_MERKLE_HASH);
