@@ -1855,6 +1855,87 @@ static void test_referral_encoding(void **state)
 	}
 }
 
+/* Appends and acks interleaved in the same commits, on the same queues
+ * (through the commit's cursors, while records beside them are deleted),
+ * some acks of entries appended earlier in the very commit, some of
+ * entries already acked: after every commit the queues, the sealed parts
+ * and was_present are those of a model. */
+static void test_queue_interleaved(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store");
+	rete_store *s = open_new(dir, 0);
+	static const char *to[2] = {CPI, ASST};
+	static bool queued[2000];
+	static int dest[2000];
+	static const uint8_t sealed[40] = {7};
+	rete_msg m = {{0}};
+	uint64_t next = 0;
+
+	for (int batch = 0; batch < 40; batch++) {
+		rete_store_op ops[40];
+		rete_buf bufs[40];
+		bool present[40];
+		size_t nops = 1 + rnd() % 40, nb = 0;
+		for (size_t i = 0; i < nops; i++) {
+			if (next == 0 || rnd() % 2 == 0) {
+				char id[32];
+				int d = (int)(rnd() % 2);
+				snprintf(id, sizeof(id), "qi-%llu", (unsigned long long)next);
+				bufs[nb] = referral(id, SOCIAL, to[d], "case-q",
+						    RETE__PRIORITY__PRIORITY_ROUTINE);
+				ops[i] = append_op(&bufs[nb++], 1000 + (int64_t)next);
+				ops[i].in.sealed = sealed;
+				ops[i].in.sealed_len = sizeof(sealed);
+				queued[next] = true;
+				dest[next++] = d;
+			} else {
+				uint64_t x = rnd() % next;
+				memset(&ops[i], 0, sizeof(ops[i]));
+				ops[i].kind = rnd() % 4 ? RETE_STORE_OP_ACK : RETE_STORE_OP_EXPIRE;
+				ops[i].in.recipient = to[dest[x]];
+				ops[i].in.index = x;
+				present[i] = queued[x];
+				queued[x] = false;
+			}
+		}
+		assert_int_equal(rete_store_commit(s, ops, nops, &m), RETE_OK);
+		for (size_t i = 0; i < nops; i++) {
+			if (ops[i].kind == RETE_STORE_OP_APPEND) {
+				assert_int_equal(ops[i].status, RETE_STORE_ACCEPTED);
+			} else {
+				assert_int_equal(ops[i].status, RETE_STORE_DONE);
+				assert_int_equal(ops[i].was_present, present[i]);
+			}
+		}
+		for (size_t i = 0; i < nb; i++)
+			rete_buf_free(&bufs[i]);
+		for (int d = 0; d < 2; d++) {
+			uint64_t idx[2000];
+			size_t n = 0, k = 0;
+			assert_int_equal(
+			    rete_store_queue_peek(s, NULL, to[d], 0, 2000, idx, &n, &m), RETE_OK);
+			for (uint64_t x = 0; x < next; x++) {
+				if (!queued[x] || dest[x] != d)
+					continue;
+				assert_true(k < n);
+				assert_int_equal(idx[k], x);
+				k++;
+			}
+			assert_int_equal(k, n);
+		}
+		for (uint64_t x = 0; x < next; x++) {
+			rete_buf b = {0};
+			assert_int_equal(rete_store_blob(s, NULL, x, &b, &m),
+					 queued[x] ? RETE_OK : RETE_ENOENT);
+			rete_buf_free(&b);
+		}
+	}
+	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 /* ---- a full disk ------------------------------------------------------------ */
 
 /* full_child fills the disk as far as RLIMIT_FSIZE lets it: a commit must
@@ -1964,6 +2045,7 @@ int main(void)
 	    cmocka_unit_test(test_commit_memo_proofs),
 	    cmocka_unit_test(test_decoded_message_dedup),
 	    cmocka_unit_test(test_referral_encoding),
+	    cmocka_unit_test(test_queue_interleaved),
 	    cmocka_unit_test(test_walks_refuse_damaged_records),
 	};
 	return cmocka_run_group_tests(tests, keys_setup, keys_teardown);
