@@ -204,11 +204,12 @@ static void send_refusal(broker *b, broker_frame *f, bool as_receipt)
  * the periodic checkpoints are (checkpoint_make), and every note of this
  * log is consistent with them. On a store error or out of memory bt->note
  * stays NULL and the frames get no receipt (their agents submit again and
- * get the original entry's). */
-static void receipts_prove(broker *b, broker_batch *bt)
+ * get the original entry's). memo is the commit's (rete_store_commit_memo:
+ * the nodes it wrote are in it); NULL: one of its own. */
+static void receipts_prove(broker *b, broker_batch *bt, rete_merkle_memo *memo)
 {
 	rete_store_rtxn *rt = NULL;
-	rete_merkle_memo *memo = NULL;
+	rete_merkle_memo *own = NULL;
 	rete_msg m = {{0}};
 	uint64_t size = 0;
 	uint8_t proof[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
@@ -232,7 +233,8 @@ static void receipts_prove(broker *b, broker_batch *bt)
 	}
 	/* the proofs of the batch share their upper path: read and hashed once
 	 * (without the memo, if it cannot be had, each reads its own) */
-	memo = rete_merkle_memo_new();
+	if (memo == NULL)
+		memo = own = rete_merkle_memo_new();
 	for (size_t i = 0; i < bt->n; i++) {
 		broker_frame *f = &bt->frames[i];
 		if (f->op < 0)
@@ -253,15 +255,15 @@ static void receipts_prove(broker *b, broker_batch *bt)
 		f->proof.len = n * RETE_MERKLE_HASH;
 	}
 	rete_store_read_end(&rt);
-	rete_merkle_memo_free(memo);
-	memo = NULL;
+	rete_merkle_memo_free(own);
+	own = NULL;
 	bt->note = strdup(b->rc_note);
 	if (bt->note == NULL)
 		rete_msg_set(&m, RETE_ENOMEM, "out of memory");
 	else
 		return;
 fail:
-	rete_merkle_memo_free(memo);
+	rete_merkle_memo_free(own);
 	rete_store_read_end(&rt);
 	/* the sentence is logged on the main thread (send_receipt) */
 	snprintf(bt->m.text, sizeof(bt->m.text), "%s", m.text);
@@ -724,19 +726,22 @@ static void batch_commit(broker *b, broker_batch *bt)
 	if (bt->nops == 0)
 		return;
 	own_sign(b, bt);
-	bt->err = rete_store_commit(b->store, bt->ops, bt->nops, &bt->m);
-	if (bt->err != RETE_OK)
-		return;
-	for (size_t i = 0; i < bt->n; i++) {
+	/* the commit tells the memo the Merkle nodes it wrote, once they are
+	 * durable, and the proofs take them from there instead of reading
+	 * them back (without a memo, if none can be had, they read them) */
+	rete_merkle_memo *memo = rete_merkle_memo_new();
+	bt->err = rete_store_commit_memo(b->store, bt->ops, bt->nops, memo, &bt->m);
+	for (size_t i = 0; bt->err == RETE_OK && i < bt->n; i++) {
 		broker_frame *f = &bt->frames[i];
 		if (f->op < 0)
 			continue;
 		const rete_store_op *op = &bt->ops[f->op];
 		if (op->status == RETE_STORE_ACCEPTED || op->status == RETE_STORE_DUPLICATE) {
-			receipts_prove(b, bt);
-			return;
+			receipts_prove(b, bt, memo);
+			break;
 		}
 	}
+	rete_merkle_memo_free(memo);
 }
 
 static void batch_commit_job(void *ctx)

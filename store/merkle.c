@@ -129,9 +129,13 @@ static unsigned bit_len(uint64_t x)
 	return x == 0 ? 0 : 64 - (unsigned)__builtin_clzll(x);
 }
 
-/* A range that is one complete subtree: read it; *done tells. */
-static rete_err read_if_complete(rete_merkle_get_node get, void *ctx, uint64_t b, uint64_t n,
-				 uint8_t out[RETE_MERKLE_HASH], bool *done)
+static bool memo_node(const rete_merkle_memo *memo, unsigned level, uint64_t index,
+		      uint8_t out[RETE_MERKLE_HASH]);
+
+/* A range that is one complete subtree: read it (from the memo's nodes if
+ * it has it); *done tells. */
+static rete_err read_if_complete(const rete_merkle_memo *memo, rete_merkle_get_node get, void *ctx,
+				 uint64_t b, uint64_t n, uint8_t out[RETE_MERKLE_HASH], bool *done)
 {
 	unsigned level;
 
@@ -140,14 +144,16 @@ static rete_err read_if_complete(rete_merkle_get_node get, void *ctx, uint64_t b
 		return RETE_OK;
 	level = (unsigned)__builtin_ctzll(n);
 	*done = true;
+	if (memo != NULL && memo_node(memo, level, b >> level, out))
+		return RETE_OK;
 	return get(ctx, level, b >> level, out);
 }
 
 /* MTH(D[b:e]) for b < e. Walks down the right spine iteratively, keeping the
  * left halves (complete subtrees for the aligned ranges the proofs use;
  * recursion only for unaligned ones), then folds right to left. */
-static rete_err mth(rete_merkle_get_node get, void *ctx, uint64_t b, uint64_t e,
-		    uint8_t out[RETE_MERKLE_HASH])
+static rete_err mth(const rete_merkle_memo *memo, rete_merkle_get_node get, void *ctx, uint64_t b,
+		    uint64_t e, uint8_t out[RETE_MERKLE_HASH])
 {
 	uint8_t lefts[64][RETE_MERKLE_HASH];
 	uint8_t cur[RETE_MERKLE_HASH];
@@ -158,15 +164,15 @@ static rete_err mth(rete_merkle_get_node get, void *ctx, uint64_t b, uint64_t e,
 	for (;;) {
 		uint64_t n = e - b, k;
 
-		err = read_if_complete(get, ctx, b, n, cur, &done);
+		err = read_if_complete(memo, get, ctx, b, n, cur, &done);
 		if (err != RETE_OK)
 			return err;
 		if (done)
 			break;
 		k = split_point(n);
-		err = read_if_complete(get, ctx, b, k, lefts[nl], &done);
+		err = read_if_complete(memo, get, ctx, b, k, lefts[nl], &done);
 		if (err == RETE_OK && !done)
-			err = mth(get, ctx, b, b + k, lefts[nl]);
+			err = mth(memo, get, ctx, b, b + k, lefts[nl]);
 		if (err != RETE_OK)
 			return err;
 		nl++; /* at most 63: each step at least halves n */
@@ -189,7 +195,7 @@ rete_err rete_merkle_subtree(rete_merkle_get_node get, void *ctx, uint64_t begin
 		crypto_hash_sha256(out, (const uint8_t *)"", 0);
 		return RETE_OK;
 	}
-	return mth(get, ctx, begin, end, out);
+	return mth(NULL, get, ctx, begin, end, out);
 }
 
 rete_err rete_merkle_root(rete_merkle_get_node get, void *ctx, uint64_t size,
@@ -213,38 +219,98 @@ static void reverse(uint8_t proof[][RETE_MERKLE_HASH], size_t n)
 
 /* The memo: MTH(D[b:e]) of the ranges the proofs took, direct-mapped. A
  * range's hash never changes once its leaves are logged, whatever the
- * tree size of the proof. */
+ * tree size of the proof. And the nodes given by rete_merkle_memo_node
+ * (those a commit wrote), one run of consecutive indexes per level, looked
+ * up before the callback is asked for a complete subtree. */
 #define MEMO_SLOTS 1024
+struct memo_run {
+	uint64_t lo; /* the first index of the run */
+	size_t n, cap;
+	uint8_t (*h)[RETE_MERKLE_HASH];
+};
+
 struct rete_merkle_memo {
+	/* which slots hold a range: zeroed at creation instead of the 48 KiB
+	 * of slots (a memo per commit) */
+	uint64_t used[MEMO_SLOTS / 64];
 	struct {
-		uint64_t b, e; /* e == 0: empty */
+		uint64_t b, e;
 		uint8_t h[RETE_MERKLE_HASH];
 	} slot[MEMO_SLOTS];
+	struct memo_run run[RETE_MERKLE_LEVELS];
 };
 
 rete_merkle_memo *rete_merkle_memo_new(void)
 {
-	return calloc(1, sizeof(rete_merkle_memo));
+	rete_merkle_memo *memo = malloc(sizeof(*memo));
+
+	if (memo != NULL) {
+		memset(memo->used, 0, sizeof(memo->used));
+		memset(memo->run, 0, sizeof(memo->run));
+	}
+	return memo;
 }
 
 void rete_merkle_memo_free(rete_merkle_memo *memo)
 {
+	if (memo == NULL)
+		return;
+	for (unsigned l = 0; l < RETE_MERKLE_LEVELS; l++)
+		free(memo->run[l].h);
 	free(memo);
+}
+
+rete_err rete_merkle_memo_node(rete_merkle_memo *memo, unsigned level, uint64_t index,
+			       const uint8_t hash[RETE_MERKLE_HASH])
+{
+	struct memo_run *r;
+
+	if (memo == NULL || level >= RETE_MERKLE_LEVELS)
+		return RETE_EINVAL;
+	r = &memo->run[level];
+	/* a node that does not continue the run starts a new one */
+	if (r->n > 0 && index != r->lo + r->n)
+		r->n = 0;
+	if (r->n == r->cap) {
+		size_t cap = r->cap == 0 ? 64 : r->cap * 2;
+		uint8_t(*h)[RETE_MERKLE_HASH] = realloc(r->h, cap * RETE_MERKLE_HASH);
+		if (h == NULL)
+			return RETE_ENOMEM; /* the run stays as it was */
+		r->h = h;
+		r->cap = cap;
+	}
+	if (r->n == 0)
+		r->lo = index;
+	memcpy(r->h[r->n++], hash, RETE_MERKLE_HASH);
+	return RETE_OK;
+}
+
+static bool memo_node(const rete_merkle_memo *memo, unsigned level, uint64_t index,
+		      uint8_t out[RETE_MERKLE_HASH])
+{
+	const struct memo_run *r = &memo->run[level];
+
+	if (r->n == 0 || index < r->lo || index - r->lo >= r->n)
+		return false;
+	memcpy(out, r->h[index - r->lo], RETE_MERKLE_HASH);
+	return true;
 }
 
 static rete_err mth_memo(rete_merkle_memo *memo, rete_merkle_get_node get, void *ctx, uint64_t b,
 			 uint64_t e, uint8_t out[RETE_MERKLE_HASH])
 {
 	if (memo == NULL)
-		return mth(get, ctx, b, e, out);
+		return mth(NULL, get, ctx, b, e, out);
 	uint64_t x = (b * 0x9E3779B97F4A7C15ull) ^ (e * 0xC2B2AE3D27D4EB4Full);
 	size_t i = (size_t)(x >> 54) & (MEMO_SLOTS - 1);
-	if (memo->slot[i].e == e && memo->slot[i].b == b) {
+	if ((memo->used[i / 64] >> (i % 64) & 1) != 0 && memo->slot[i].e == e &&
+	    memo->slot[i].b == b) {
 		memcpy(out, memo->slot[i].h, RETE_MERKLE_HASH);
 		return RETE_OK;
 	}
-	rete_err err = mth(get, ctx, b, e, out);
+	rete_err err = mth(memo, get, ctx, b, e, out);
 	if (err == RETE_OK) {
+		memo->used[i / 64] |= (uint64_t)1 << (i % 64);
 		memo->slot[i].b = b;
 		memo->slot[i].e = e;
 		memcpy(memo->slot[i].h, out, RETE_MERKLE_HASH);
@@ -310,7 +376,7 @@ rete_err rete_merkle_consistency_proof(rete_merkle_get_node get, void *ctx, uint
 				break;
 			if (count == RETE_MERKLE_MAX_PROOF)
 				return RETE_EINVAL;
-			err = mth(get, ctx, b, e, proof[count]);
+			err = mth(NULL, get, ctx, b, e, proof[count]);
 			if (err != RETE_OK)
 				return err;
 			count++;
@@ -320,10 +386,10 @@ rete_err rete_merkle_consistency_proof(rete_merkle_get_node get, void *ctx, uint
 			return RETE_EINVAL;
 		k = split_point(e - b);
 		if (m <= k) {
-			err = mth(get, ctx, b + k, e, proof[count]);
+			err = mth(NULL, get, ctx, b + k, e, proof[count]);
 			e = b + k;
 		} else {
-			err = mth(get, ctx, b, b + k, proof[count]);
+			err = mth(NULL, get, ctx, b, b + k, proof[count]);
 			b += k;
 			m -= k;
 			whole = false;

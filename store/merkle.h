@@ -64,6 +64,15 @@ typedef struct rete_merkle_memo rete_merkle_memo;
 rete_merkle_memo *rete_merkle_memo_new(void);
 void rete_merkle_memo_free(rete_merkle_memo *memo);
 
+/* rete_merkle_memo_node tells memo the hash of complete subtree (level,
+ * index), so that proofs through memo take it instead of asking their
+ * callback (a writer gives the nodes it just wrote, once they are durable).
+ * Kept per level as one run of consecutive indexes: a node that does not
+ * continue its level's run starts a new one. The caller vouches for the
+ * hash. RETE_EINVAL (no memo, level > 64), RETE_ENOMEM (memo unchanged). */
+rete_err rete_merkle_memo_node(rete_merkle_memo *memo, unsigned level, uint64_t index,
+			       const uint8_t hash[RETE_MERKLE_HASH]);
+
 /* rete_merkle_inclusion_proof_memo: rete_merkle_inclusion_proof through
  * memo (NULL: none). */
 rete_err rete_merkle_inclusion_proof_memo(rete_merkle_get_node get, void *ctx,

@@ -200,6 +200,17 @@ typedef struct rete_store_op {
  * RETE_ENOMEM. The caller must not hold a rete_store_rtxn in this thread. */
 rete_err rete_store_commit(rete_store *s, rete_store_op *ops, size_t n, rete_msg *m);
 
+/* rete_store_commit_memo is rete_store_commit that, once the commit is
+ * durable (RETE_OK), tells memo (merkle.h; NULL: none) the Merkle nodes it
+ * wrote, leaves included, so that the inclusion proofs of its entries
+ * through memo (rete_store_inclusion_proof_memo) take them from memory.
+ * When the commit fails memo is left as it was. A memo is for one store,
+ * and all it holds stays true only while no entry of it is rewritten (a
+ * restored copy is another log: use a new memo). Errors: as
+ * rete_store_commit. */
+rete_err rete_store_commit_memo(rete_store *s, rete_store_op *ops, size_t n, rete_merkle_memo *memo,
+				rete_msg *m);
+
 /* ---------------------------------------------------------------------------
  * Reading. Every read function takes `rt`: NULL = it opens and closes its
  * own short read transaction; or a handle from rete_store_read_begin, so a

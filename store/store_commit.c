@@ -18,6 +18,26 @@
 
 #define KEY_MAX 511 /* LMDB's default maximum key size */
 
+/* The cursors of one write attempt, opened when first used and closed
+ * before it commits or aborts. An append reads and writes eight databases;
+ * through a cursor kept for the whole transaction LMDB starts from the page
+ * it was last on (a key on that page needs no search from the root), and a
+ * lookup followed by the put of the same key (the dedup record, the
+ * referral record) searches once. Merkle nodes have a cursor per level
+ * (the low ones): level L's keys only grow, but the levels interleave. */
+enum {
+	CUR_ENTRIES,
+	CUR_MSGIDS,
+	CUR_QUEUE,
+	CUR_BLOBS,
+	CUR_CASES,
+	CUR_REFERRALS,
+	CUR_DUE,
+	CUR_NODES, /* level 0; CUR_NODES + L for level L < NODE_CURSORS */
+	NODE_CURSORS = 8,
+	CUR_N = CUR_NODES + NODE_CURSORS
+};
+
 /* One write attempt. */
 struct batch {
 	rete_store *b_store;
@@ -35,7 +55,40 @@ struct batch {
 	uint64_t b_due_dir_index;
 	Rete__Priority b_due_priority;
 	int64_t b_due_at, b_due;
+	MDB_cursor *b_cur[CUR_N];
+	struct node_stage *b_stage; /* the nodes written, for a memo (or NULL) */
 };
+
+/* The Merkle nodes (leaves included) a commit wrote, kept in memory until
+ * it is durable; then they go into the caller's memo. */
+struct node_stage {
+	rete_merkle_node *ns_node;
+	size_t ns_n, ns_cap;
+	bool ns_failed; /* out of memory: the memo gets nothing */
+};
+
+static void stage_node(struct batch *b, unsigned level, uint64_t index,
+		       const uint8_t hash[RETE_MERKLE_HASH])
+{
+	struct node_stage *st = b->b_stage;
+
+	if (st == NULL || st->ns_failed)
+		return;
+	if (st->ns_n == st->ns_cap) {
+		size_t cap = st->ns_cap == 0 ? 256 : st->ns_cap * 2;
+		rete_merkle_node *v = realloc(st->ns_node, cap * sizeof(*v));
+		if (v == NULL) {
+			st->ns_failed = true;
+			return;
+		}
+		st->ns_node = v;
+		st->ns_cap = cap;
+	}
+	st->ns_node[st->ns_n].level = level;
+	st->ns_node[st->ns_n].index = index;
+	memcpy(st->ns_node[st->ns_n].hash, hash, RETE_MERKLE_HASH);
+	st->ns_n++;
+}
 
 static const char *S(const char *s)
 {
@@ -46,6 +99,72 @@ static rete_err lmdb_fail(struct batch *b, int rc, const char *what)
 {
 	b->b_rc = rc;
 	return store_lmdb_err(b->b_msg, rc, what);
+}
+
+/* cursor gives cursor `id` on dbi, opened in the batch's transaction the
+ * first time (NULL if LMDB cannot open one: the callers then use the plain
+ * calls, which do the same). */
+static MDB_cursor *cursor(struct batch *b, unsigned id, MDB_dbi dbi)
+{
+	if (b->b_cur[id] == NULL && mdb_cursor_open(b->b_txn, dbi, &b->b_cur[id]) != 0)
+		b->b_cur[id] = NULL;
+	return b->b_cur[id];
+}
+
+static void cursors_close(struct batch *b)
+{
+	for (unsigned i = 0; i < CUR_N; i++) {
+		if (b->b_cur[i] != NULL)
+			mdb_cursor_close(b->b_cur[i]);
+		b->b_cur[i] = NULL;
+	}
+}
+
+static unsigned node_cursor(unsigned level)
+{
+	return CUR_NODES + (level < NODE_CURSORS ? level : NODE_CURSORS - 1);
+}
+
+/* get_at is mdb_get through cursor id: 0 (v set), MDB_NOTFOUND or an LMDB
+ * code. It positions the cursor at the key or where it would go (a range
+ * lookup), so that the put of that key which often follows finds its page
+ * without a search. */
+static int get_at(struct batch *b, unsigned id, MDB_dbi dbi, const MDB_val *k, MDB_val *v)
+{
+	MDB_cursor *c = cursor(b, id, dbi);
+	MDB_val fk = *k;
+	int rc;
+
+	if (c == NULL)
+		return mdb_get(b->b_txn, dbi, &fk, v);
+	rc = mdb_cursor_get(c, &fk, v, MDB_SET_RANGE);
+	if (rc != 0)
+		return rc;
+	if (fk.mv_size != k->mv_size || memcmp(fk.mv_data, k->mv_data, k->mv_size) != 0)
+		return MDB_NOTFOUND;
+	return 0;
+}
+
+/* put_at is mdb_put through cursor id (v->mv_data points at the reserved
+ * room after an MDB_RESERVE). */
+static int put_at(struct batch *b, unsigned id, MDB_dbi dbi, MDB_val *k, MDB_val *v, unsigned flags)
+{
+	MDB_cursor *c = cursor(b, id, dbi);
+	int rc = c != NULL ? mdb_cursor_put(c, k, v, flags) : mdb_put(b->b_txn, dbi, k, v, flags);
+	if (rc == 0)
+		b->b_changed = true;
+	return rc;
+}
+
+/* cput: put through cursor id, with the sentence `what` on failure. */
+static rete_err cput(struct batch *b, unsigned id, MDB_dbi dbi, const void *key, size_t klen,
+		     const void *val, size_t vlen, unsigned flags, const char *what)
+{
+	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+	int rc = put_at(b, id, dbi, &k, &v, flags);
+	if (rc != 0)
+		return lmdb_fail(b, rc, what);
+	return RETE_OK;
 }
 
 static rete_err put(struct batch *b, MDB_dbi dbi, const void *key, size_t klen, const void *val,
@@ -98,7 +217,7 @@ static rete_err load_ref(struct batch *b, const char *id, Rete__ReferralInfo **o
 	*out = NULL;
 	if (k.mv_size == 0 || k.mv_size > KEY_MAX - 8)
 		return RETE_OK;
-	rc = mdb_get(b->b_txn, b->b_store->st_referrals, &k, &v);
+	rc = get_at(b, CUR_REFERRALS, b->b_store->st_referrals, &k, &v);
 	if (rc == MDB_NOTFOUND)
 		return RETE_OK;
 	if (rc != 0)
@@ -607,11 +726,159 @@ static rete_err check_epoch(struct batch *b, rete_store_op *op, const Rete__Mess
 	return RETE_OK;
 }
 
+/* ---- the referral record, encoded ---------------------------------------- */
+
+/* A writer of protobuf wire format: counts only when p is NULL. Encodes
+ * ReferralInfo exactly as protobuf-c packs it (proto3: fields in number
+ * order, those at their default value left out, a sub-message present when
+ * its pointer is not NULL, enums as sign-extended varints), without
+ * protobuf-c's walk of the descriptors (twice: the size, then the bytes).
+ * unit.test_store checks it against protobuf-c. */
+struct pbw {
+	uint8_t *p;
+	size_t n, cap;
+	bool over;
+};
+
+static void pbw_byte(struct pbw *w, uint8_t c)
+{
+	if (w->p != NULL) {
+		if (w->n < w->cap)
+			w->p[w->n] = c;
+		else
+			w->over = true;
+	}
+	w->n++;
+}
+
+static void pbw_varint(struct pbw *w, uint64_t v)
+{
+	while (v >= 0x80) {
+		pbw_byte(w, (uint8_t)(v | 0x80));
+		v >>= 7;
+	}
+	pbw_byte(w, (uint8_t)v);
+}
+
+static void pbw_str(struct pbw *w, unsigned field, const char *s)
+{
+	size_t len;
+
+	if (s == NULL || *s == '\0')
+		return;
+	len = strlen(s);
+	pbw_varint(w, (uint64_t)field << 3 | 2);
+	pbw_varint(w, len);
+	if (w->p != NULL && w->n + len <= w->cap)
+		memcpy(w->p + w->n, s, len);
+	else if (w->p != NULL)
+		w->over = true;
+	w->n += len;
+}
+
+static void pbw_u64(struct pbw *w, unsigned field, uint64_t v)
+{
+	if (v == 0)
+		return;
+	pbw_varint(w, (uint64_t)field << 3);
+	pbw_varint(w, v);
+}
+
+static void pbw_enum(struct pbw *w, unsigned field, int v)
+{
+	pbw_u64(w, field, (uint64_t)(int64_t)v);
+}
+
+typedef bool (*pbw_fn)(struct pbw *w, const void *msg);
+
+/* pbw_msg writes sub-message msg (not NULL) as field: its size first. */
+static bool pbw_msg(struct pbw *w, unsigned field, pbw_fn fn, const void *msg)
+{
+	struct pbw size = {NULL, 0, 0, false};
+
+	if (!fn(&size, msg))
+		return false;
+	pbw_varint(w, (uint64_t)field << 3 | 2);
+	pbw_varint(w, size.n);
+	return fn(w, msg);
+}
+
+static bool enc_reason(struct pbw *w, const void *m)
+{
+	const Rete__StatusReason *r = m;
+	if (r->base.n_unknown_fields != 0)
+		return false;
+	pbw_str(w, 1, r->code);
+	pbw_str(w, 2, r->text);
+	return true;
+}
+
+static bool enc_outcome(struct pbw *w, const void *m)
+{
+	const Rete__Outcome *o = m;
+	if (o->base.n_unknown_fields != 0)
+		return false;
+	pbw_enum(w, 1, o->result);
+	pbw_enum(w, 2, o->reason);
+	pbw_str(w, 3, o->text);
+	return true;
+}
+
+static bool enc_change(struct pbw *w, const void *m)
+{
+	const Rete__StatusChange *c = m;
+	if (c->base.n_unknown_fields != 0)
+		return false;
+	pbw_u64(w, 1, c->index);
+	pbw_u64(w, 2, (uint64_t)c->at);
+	pbw_enum(w, 3, c->status);
+	pbw_str(w, 4, c->business_status);
+	pbw_str(w, 5, c->by);
+	return c->status_reason == NULL || pbw_msg(w, 6, enc_reason, c->status_reason);
+}
+
+size_t store_referral_encode(const Rete__ReferralInfo *r, uint8_t *buf, size_t cap)
+{
+	struct pbw w = {buf, 0, cap, false};
+
+	if (r->base.n_unknown_fields != 0)
+		return 0;
+	pbw_str(&w, 1, r->id);
+	pbw_str(&w, 2, r->requester);
+	pbw_str(&w, 3, r->performer);
+	pbw_str(&w, 4, r->service);
+	pbw_enum(&w, 5, r->priority);
+	pbw_str(&w, 6, r->case_id);
+	pbw_enum(&w, 7, r->age_band);
+	pbw_enum(&w, 8, r->status);
+	pbw_str(&w, 9, r->business_status);
+	if (r->status_reason != NULL && !pbw_msg(&w, 10, enc_reason, r->status_reason))
+		return 0;
+	if (r->outcome != NULL && !pbw_msg(&w, 11, enc_outcome, r->outcome))
+		return 0;
+	pbw_str(&w, 12, r->previous_referral);
+	pbw_u64(&w, 13, r->index);
+	pbw_u64(&w, 14, (uint64_t)r->requested_at);
+	pbw_u64(&w, 15, (uint64_t)r->received_at);
+	pbw_u64(&w, 16, (uint64_t)r->accepted_at);
+	pbw_u64(&w, 17, (uint64_t)r->rejected_at);
+	pbw_u64(&w, 18, (uint64_t)r->started_at);
+	pbw_u64(&w, 19, (uint64_t)r->completed_at);
+	pbw_u64(&w, 20, (uint64_t)r->closed_at);
+	pbw_u64(&w, 21, (uint64_t)r->due_at);
+	pbw_u64(&w, 22, r->overdue ? 1 : 0);
+	pbw_u64(&w, 23, r->last_index);
+	for (size_t i = 0; i < r->n_history; i++)
+		if (r->history[i] == NULL || !pbw_msg(&w, 24, enc_change, r->history[i]))
+			return 0;
+	return w.over || w.n > cap ? 0 : w.n;
+}
+
 /* write_plan stores p_nr and keeps `due` in step. */
 static rete_err write_plan(struct batch *b, struct plan *p)
 {
 	rete_store *s = b->b_store;
-	uint8_t key[KEY_MAX];
+	uint8_t key[KEY_MAX], buf[2048];
 	size_t len, klen;
 	MDB_val k, v;
 	int rc;
@@ -625,23 +892,54 @@ static rete_err write_plan(struct batch *b, struct plan *p)
 	}
 	if (due_active(&p->p_nr) && !(due_active(p->p_old) && p->p_old->due_at == p->p_nr.due_at)) {
 		klen = due_key(key, &p->p_nr);
-		if ((err = put(b, s->st_due, key, klen, "", 0, 0, "store: updating due times")) !=
-		    RETE_OK)
+		if ((err = cput(b, CUR_DUE, s->st_due, key, klen, "", 0, 0,
+				"store: updating due times")) != RETE_OK)
 			return err;
 	}
-	len = rete__referral_info__get_packed_size(&p->p_nr);
 	k.mv_data = p->p_nr.id;
 	k.mv_size = strlen(p->p_nr.id);
+	/* most records fit the buffer; a long history, or a record with
+	 * fields this version does not know, is packed by protobuf-c */
+	len = store_referral_encode(&p->p_nr, buf, sizeof(buf));
+	if (len > 0) {
+		v.mv_data = buf;
+		v.mv_size = len;
+		if ((rc = put_at(b, CUR_REFERRALS, s->st_referrals, &k, &v, 0)) != 0)
+			return lmdb_fail(b, rc, "store: writing a referral");
+		return RETE_OK;
+	}
 	v.mv_data = NULL;
-	v.mv_size = len;
-	if ((rc = mdb_put(b->b_txn, s->st_referrals, &k, &v, MDB_RESERVE)) != 0)
+	v.mv_size = rete__referral_info__get_packed_size(&p->p_nr);
+	if ((rc = put_at(b, CUR_REFERRALS, s->st_referrals, &k, &v, MDB_RESERVE)) != 0)
 		return lmdb_fail(b, rc, "store: writing a referral");
-	b->b_changed = true;
 	rete__referral_info__pack(&p->p_nr, v.mv_data);
 	return RETE_OK;
 }
 
 /* ---- appending ------------------------------------------------------------ */
+
+/* batch_node_get is the rete_merkle_get_node callback of an append (ctx =
+ * the batch): store_node_get through the level's cursor, which the last
+ * append left beside the sibling it needs. */
+static rete_err batch_node_get(void *ctx, unsigned level, uint64_t index,
+			       uint8_t out[RETE_MERKLE_HASH])
+{
+	struct batch *b = ctx;
+	uint8_t key[STORE_NODE_KEY];
+	MDB_val k = {sizeof(key), key}, v;
+	int rc;
+
+	node_key(key, level, index);
+	rc = get_at(b, node_cursor(level), b->b_store->st_nodes, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return RETE_ECORRUPT;
+	if (rc != 0)
+		return RETE_ESTORE;
+	if (v.mv_size != RETE_MERKLE_HASH)
+		return RETE_ECORRUPT;
+	memcpy(out, v.mv_data, RETE_MERKLE_HASH);
+	return RETE_OK;
+}
 
 /* write_entry writes LogEntry `index` and its Merkle nodes; leaf gets its
  * leaf hash. */
@@ -651,7 +949,6 @@ static rete_err write_entry(struct batch *b, uint64_t index, int64_t logged_at, 
 	rete_store *s = b->b_store;
 	Rete__LogEntry le;
 	rete_merkle_node nodes[RETE_MERKLE_MAX_PROOF];
-	struct store_node_ctx c = {s, b->b_txn};
 	uint8_t key[STORE_NODE_KEY];
 	size_t n = 0;
 	MDB_val k, v;
@@ -670,7 +967,7 @@ static rete_err write_entry(struct batch *b, uint64_t index, int64_t logged_at, 
 	v.mv_size = rete__log_entry__get_packed_size(&le);
 	/* Keys only grow: MDB_APPEND also catches a log that is not where
 	 * meta says it ends. */
-	rc = mdb_put(b->b_txn, s->st_entries, &k, &v, MDB_RESERVE | MDB_APPEND);
+	rc = put_at(b, CUR_ENTRIES, s->st_entries, &k, &v, MDB_RESERVE | MDB_APPEND);
 	if (rc == MDB_KEYEXIST)
 		return rete_msg_set(b->b_msg, RETE_ECORRUPT,
 				    "store %s: entry %llu already exists though the log size "
@@ -683,19 +980,21 @@ static rete_err write_entry(struct batch *b, uint64_t index, int64_t logged_at, 
 	rete_merkle_leaf_hash(leaf, v.mv_data, v.mv_size);
 
 	node_key(key, 0, index);
-	if ((err = put(b, s->st_nodes, key, sizeof(key), leaf, RETE_MERKLE_HASH, 0,
-		       "store: writing a leaf hash")) != RETE_OK)
+	if ((err = cput(b, node_cursor(0), s->st_nodes, key, sizeof(key), leaf, RETE_MERKLE_HASH, 0,
+			"store: writing a leaf hash")) != RETE_OK)
 		return err;
-	err = rete_merkle_complete_nodes(index, leaf, store_node_get, &c, nodes, &n);
+	err = rete_merkle_complete_nodes(index, leaf, batch_node_get, b, nodes, &n);
 	if (err != RETE_OK)
 		return rete_msg_set(b->b_msg, err,
 				    "store %s: a Merkle node needed by entry %llu is missing",
 				    s->st_dir, (unsigned long long)index);
 	for (size_t i = 0; i < n; i++) {
 		node_key(key, nodes[i].level, nodes[i].index);
-		if ((err = put(b, s->st_nodes, key, sizeof(key), nodes[i].hash, RETE_MERKLE_HASH, 0,
-			       "store: writing a Merkle node")) != RETE_OK)
+		if ((err = cput(b, node_cursor(nodes[i].level), s->st_nodes, key, sizeof(key),
+				nodes[i].hash, RETE_MERKLE_HASH, 0,
+				"store: writing a Merkle node")) != RETE_OK)
 			return err;
+		stage_node(b, nodes[i].level, nodes[i].index, nodes[i].hash);
 	}
 	return RETE_OK;
 }
@@ -727,10 +1026,56 @@ static bool key_fits(rete_store_op *op, const Rete__Message *msg)
 	return true;
 }
 
+/* wire_varint reads a varint of at most 10 bytes at *p (< end). */
+static bool wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	*v = 0;
+	for (unsigned shift = 0; shift < 70 && *p < end; shift += 7) {
+		uint8_t c = *(*p)++;
+		*v |= (uint64_t)(c & 0x7f) << shift;
+		if ((c & 0x80) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* signed_message_bytes finds the `message` field (1) of SignedMessage
+ * bytes without unpacking them (protobuf-c would copy both fields into
+ * new memory). Only the plainest encoding is taken: fields 1 and 2, each
+ * once, length-delimited and in bounds, a non-empty message; anything else
+ * returns false and the caller unpacks with protobuf-c as before. */
+static bool signed_message_bytes(const uint8_t *data, size_t len, const uint8_t **msg,
+				 size_t *msg_len)
+{
+	const uint8_t *p = data, *end = data + len;
+	bool seen[3] = {false, false, false};
+
+	*msg = NULL;
+	*msg_len = 0;
+	while (p < end) {
+		uint64_t tag, n;
+		if (!wire_varint(&p, end, &tag) || (tag != 0x0a && tag != 0x12) ||
+		    !wire_varint(&p, end, &n) || n > (uint64_t)(end - p))
+			return false;
+		unsigned field = (unsigned)(tag >> 3);
+		if (seen[field])
+			return false;
+		seen[field] = true;
+		if (field == 1) {
+			*msg = p;
+			*msg_len = (size_t)n;
+		}
+		p += n;
+	}
+	return *msg != NULL && *msg_len > 0;
+}
+
 static rete_err do_append(struct batch *b, rete_store_op *op)
 {
 	rete_store *s = b->b_store;
 	Rete__SignedMessage *sm = NULL;
+	const uint8_t *mbytes = NULL;
+	size_t mlen = 0;
 	Rete__Message *own_msg = NULL;
 	const Rete__Message *msg;
 	struct plan p;
@@ -743,21 +1088,31 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 	int rc;
 
 	memset(&p, 0, sizeof(p));
-	if (op->in.signed_message == NULL || op->in.len == 0 ||
-	    (sm = rete__signed_message__unpack(NULL, op->in.len, op->in.signed_message)) == NULL ||
-	    sm->message.len == 0) {
-		refuse(op, RETE__ERROR_CODE__ERROR_CODE_MALFORMED,
-		       "the signed message (%zu bytes) does not decode as a SignedMessage",
-		       op->in.len);
-		goto out;
+	/* The Message's bytes (hashed for the dedup record): found in place
+	 * when the caller gives the decoded Message (it decoded the
+	 * SignedMessage strictly), else by protobuf-c, which decides what is
+	 * malformed. */
+	if (op->in.msg == NULL || op->in.signed_message == NULL ||
+	    !signed_message_bytes(op->in.signed_message, op->in.len, &mbytes, &mlen)) {
+		if (op->in.signed_message == NULL || op->in.len == 0 ||
+		    (sm = rete__signed_message__unpack(NULL, op->in.len, op->in.signed_message)) ==
+			NULL ||
+		    sm->message.len == 0) {
+			refuse(op, RETE__ERROR_CODE__ERROR_CODE_MALFORMED,
+			       "the signed message (%zu bytes) does not decode as a "
+			       "SignedMessage",
+			       op->in.len);
+			goto out;
+		}
+		mbytes = sm->message.data;
+		mlen = sm->message.len;
 	}
 	msg = op->in.msg;
 	if (msg == NULL) {
-		own_msg = rete__message__unpack(NULL, sm->message.len, sm->message.data);
+		own_msg = rete__message__unpack(NULL, mlen, mbytes);
 		if (own_msg == NULL) {
 			refuse(op, RETE__ERROR_CODE__ERROR_CODE_MALFORMED,
-			       "the signed bytes (%zu) do not decode as a Message",
-			       sm->message.len);
+			       "the signed bytes (%zu) do not decode as a Message", mlen);
 			goto out;
 		}
 		msg = own_msg;
@@ -779,7 +1134,7 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 		goto out;
 
 	/* dedup on (sender, id) -> SHA-256 of the Message bytes */
-	rete_merkle_sha256(sha, sm->message.data, sm->message.len);
+	rete_merkle_sha256(sha, mbytes, mlen);
 	sl = strlen(msg->sender);
 	il = strlen(msg->id);
 	memcpy(key, msg->sender, sl);
@@ -788,7 +1143,7 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 	klen = sl + 1 + il;
 	k.mv_data = key;
 	k.mv_size = klen;
-	rc = mdb_get(b->b_txn, s->st_msgids, &k, &v);
+	rc = get_at(b, CUR_MSGIDS, s->st_msgids, &k, &v);
 	if (rc == 0) {
 		const uint8_t *pv = v.mv_data;
 		struct store_node_ctx c = {s, b->b_txn};
@@ -854,8 +1209,8 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 	be64_put(val, index);
 	memcpy(val + 8, sha, RETE_HASH_LEN);
 	be64_put(val + 8 + RETE_HASH_LEN, (uint64_t)op->in.logged_at);
-	if ((err = put(b, s->st_msgids, key, klen, val, sizeof(val), 0,
-		       "store: writing the message id index")) != RETE_OK)
+	if ((err = cput(b, CUR_MSGIDS, s->st_msgids, key, klen, val, sizeof(val), 0,
+			"store: writing the message id index")) != RETE_OK)
 		goto out;
 	if (*S(msg->recipient) != '\0') {
 		size_t rl = strlen(msg->recipient);
@@ -864,23 +1219,31 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 		key[rl] = '\0';
 		be64_put(key + rl + 1, index);
 		be64_put(at, (uint64_t)op->in.logged_at);
-		if ((err = put(b, s->st_queue, key, rl + 9, at, 8, 0, "store: queueing")) !=
-		    RETE_OK)
+		if ((err = cput(b, CUR_QUEUE, s->st_queue, key, rl + 9, at, 8, 0,
+				"store: queueing")) != RETE_OK)
 			goto out;
 	}
 	if (op->in.sealed != NULL && op->in.sealed_len > 0) {
+		MDB_val bk = {8, key}, bv = {op->in.sealed_len, (void *)op->in.sealed};
 		be64_put(key, index);
-		if ((err = put(b, s->st_blobs, key, 8, op->in.sealed, op->in.sealed_len, 0,
-			       "store: keeping the sealed part")) != RETE_OK)
+		/* Blob keys are log indexes: a new entry's is above every
+		 * one kept, so it goes at the end without a search. A store
+		 * where it is not (damaged) gets the plain put, as before. */
+		rc = put_at(b, CUR_BLOBS, s->st_blobs, &bk, &bv, MDB_APPEND);
+		if (rc == MDB_KEYEXIST)
+			rc = put_at(b, CUR_BLOBS, s->st_blobs, &bk, &bv, 0);
+		if (rc != 0) {
+			err = lmdb_fail(b, rc, "store: keeping the sealed part");
 			goto out;
+		}
 	}
 	if (*S(msg->case_id) != '\0') {
 		size_t cl = strlen(msg->case_id);
 		memcpy(key, msg->case_id, cl);
 		key[cl] = '\0';
 		be64_put(key + cl + 1, index);
-		if ((err = put(b, s->st_cases, key, cl + 9, "", 0, 0,
-			       "store: writing the case index")) != RETE_OK)
+		if ((err = cput(b, CUR_CASES, s->st_cases, key, cl + 9, "", 0, 0,
+				"store: writing the case index")) != RETE_OK)
 			goto out;
 	}
 	if (p.p_write && (err = write_plan(b, &p)) != RETE_OK)
@@ -1034,6 +1397,7 @@ static rete_err store_write(rete_store *s, write_fn fn, void *ctx, rete_msg *m)
 				err = put(&b, s->st_meta, META_SEQ, strlen(META_SEQ), val, 8, 0,
 					  "store: writing the commit sequence");
 			}
+			cursors_close(&b);
 			if (err != RETE_OK) {
 				mdb_txn_abort(b.b_txn);
 			} else {
@@ -1080,6 +1444,7 @@ static rete_err store_write(rete_store *s, write_fn fn, void *ctx, rete_msg *m)
 struct commit_ctx {
 	rete_store_op *ops;
 	size_t n;
+	struct node_stage *stage; /* NULL: no memo wanted */
 };
 
 static rete_err run_batch(struct batch *b, void *ctx)
@@ -1090,6 +1455,10 @@ static rete_err run_batch(struct batch *b, void *ctx)
 	uint8_t val[8];
 	rete_err err;
 
+	/* an attempt after a grown map starts the nodes again */
+	b->b_stage = c->stage;
+	if (c->stage != NULL)
+		c->stage->ns_n = 0;
 	for (size_t i = 0; i < c->n; i++) {
 		rete_store_op *op = &c->ops[i];
 		op_reset(op);
@@ -1108,10 +1477,9 @@ static rete_err run_batch(struct batch *b, void *ctx)
 	return RETE_OK;
 }
 
-rete_err rete_store_commit(rete_store *s, rete_store_op *ops, size_t n, rete_msg *m)
+/* commit_check refuses ops of unknown kinds. */
+static rete_err commit_check(const rete_store_op *ops, size_t n, rete_msg *m)
 {
-	struct commit_ctx c = {ops, n};
-
 	if (n > 0 && ops == NULL)
 		return rete_msg_set(m, RETE_EINVAL, "store: commit: no operations given");
 	for (size_t i = 0; i < n; i++) {
@@ -1122,9 +1490,37 @@ rete_err rete_store_commit(rete_store *s, rete_store_op *ops, size_t n, rete_msg
 					    "APPEND (1), ACK (2), EXPIRE (3)",
 					    i, (int)ops[i].kind);
 	}
-	if (n == 0)
-		return RETE_OK;
+	return RETE_OK;
+}
+
+rete_err rete_store_commit(rete_store *s, rete_store_op *ops, size_t n, rete_msg *m)
+{
+	struct commit_ctx c = {ops, n, NULL};
+	rete_err err = commit_check(ops, n, m);
+
+	if (err != RETE_OK || n == 0)
+		return err;
 	return store_write(s, run_batch, &c, m);
+}
+
+rete_err rete_store_commit_memo(rete_store *s, rete_store_op *ops, size_t n, rete_merkle_memo *memo,
+				rete_msg *m)
+{
+	struct node_stage stage = {NULL, 0, 0, false};
+	struct commit_ctx c = {ops, n, memo != NULL ? &stage : NULL};
+	rete_err err = commit_check(ops, n, m);
+
+	if (err != RETE_OK || n == 0)
+		return err;
+	err = store_write(s, run_batch, &c, m);
+	/* only a durable commit's nodes: after a failed one, the indexes it
+	 * used are written again by the next, with other entries */
+	if (err == RETE_OK && !stage.ns_failed)
+		for (size_t i = 0; i < stage.ns_n; i++)
+			rete_merkle_memo_node(memo, stage.ns_node[i].level, stage.ns_node[i].index,
+					      stage.ns_node[i].hash);
+	free(stage.ns_node);
+	return err;
 }
 
 struct checkpoint_ctx {

@@ -157,6 +157,12 @@ rete_err store_write_raw(rete_store *s, store_raw_fn fn, void *ctx, rete_msg *m)
  * its token. Returns 0 or the LMDB code. */
 int store_timestamp_note_replaced(rete_store *s, MDB_txn *txn, uint64_t size, const char *note);
 
+/* store_referral_encode writes r in protobuf wire format into buf (cap
+ * bytes), the very bytes rete__referral_info__pack gives, and returns how
+ * many; 0 when it does not fit or holds what it leaves to protobuf-c
+ * (unknown fields, a NULL history element). store_commit.c. */
+size_t store_referral_encode(const Rete__ReferralInfo *r, uint8_t *buf, size_t cap);
+
 /* store_dir_forget drops the cached directory. */
 void store_dir_forget(rete_store *s);
 

@@ -876,13 +876,101 @@ static void test_inclusion_memo(void **state)
 	rete_merkle_mem_free(&t);
 }
 
+/* A get callback that refuses every node a "commit" of leaves [lo, ...)
+ * completed (its last leaf at lo or later): proofs through a memo that was
+ * told those nodes must not ask for them. */
+struct newer_refused {
+	rete_merkle_mem *t;
+	uint64_t lo;
+	uint64_t asked; /* how many nodes the callback was asked for */
+};
+
+static rete_err get_old_only(void *ctx, unsigned level, uint64_t index, uint8_t out[H])
+{
+	struct newer_refused *c = ctx;
+	c->asked++;
+	if (((index + 1) << level) - 1 >= c->lo)
+		return RETE_ECORRUPT;
+	return rete_merkle_mem_get(c->t, level, index, out);
+}
+
+/* The nodes a commit wrote, told to the memo (rete_merkle_memo_node, as
+ * rete_store_commit_memo does once the commit is durable), give the very
+ * proofs computed without them, for every index of the tree after each of
+ * several commits, and none of them is asked of the callback; a memo told
+ * the nodes of every other commit only (its runs broken) gives the same
+ * proofs too. */
+static void test_inclusion_memo_nodes(void **state)
+{
+	rete_merkle_mem t;
+	rete_merkle_memo *every_other = rete_merkle_memo_new();
+	uint8_t a[RETE_MERKLE_MAX_PROOF][H], b[RETE_MERKLE_MAX_PROOF][H];
+	size_t na, nb;
+	const size_t batches[] = {1, 2, 3, 5, 8, 13, 64, 100, 1, 7, 256};
+	uint64_t size = 0;
+
+	(void)state;
+	assert_non_null(every_other);
+	rete_merkle_mem_init(&t);
+	for (size_t k = 0; k < sizeof(batches) / sizeof(batches[0]); k++) {
+		rete_merkle_memo *memo = rete_merkle_memo_new();
+		struct newer_refused c = {&t, size, 0};
+		assert_non_null(memo);
+		for (size_t j = 0; j < batches[k]; j++, size++) {
+			rete_merkle_node nodes[RETE_MERKLE_MAX_PROOF];
+			uint8_t leaf[H], data[8];
+			size_t n;
+			memcpy(data, &size, sizeof(data));
+			rete_merkle_leaf_hash(leaf, data, sizeof(data));
+			assert_int_equal(rete_merkle_mem_append_nodes(&t, leaf, nodes, &n),
+					 RETE_OK);
+			assert_int_equal(rete_merkle_memo_node(memo, 0, size, leaf), RETE_OK);
+			if (k % 2 == 0)
+				assert_int_equal(rete_merkle_memo_node(every_other, 0, size, leaf),
+						 RETE_OK);
+			for (size_t i = 0; i < n; i++) {
+				assert_int_equal(rete_merkle_memo_node(memo, nodes[i].level,
+								       nodes[i].index,
+								       nodes[i].hash),
+						 RETE_OK);
+				if (k % 2 == 0)
+					assert_int_equal(
+					    rete_merkle_memo_node(every_other, nodes[i].level,
+								  nodes[i].index, nodes[i].hash),
+					    RETE_OK);
+			}
+		}
+		for (uint64_t i = 0; i < size; i++) {
+			assert_int_equal(
+			    rete_merkle_inclusion_proof(rete_merkle_mem_get, &t, i, size, a, &na),
+			    RETE_OK);
+			assert_int_equal(rete_merkle_inclusion_proof_memo(get_old_only, &c, memo, i,
+									  size, b, &nb),
+					 RETE_OK);
+			assert_int_equal(na, nb);
+			assert_memory_equal(a, b, na * H);
+			assert_int_equal(rete_merkle_inclusion_proof_memo(
+					     rete_merkle_mem_get, &t, every_other, i, size, b, &nb),
+					 RETE_OK);
+			assert_int_equal(na, nb);
+			assert_memory_equal(a, b, na * H);
+		}
+		rete_merkle_memo_free(memo);
+	}
+	assert_int_equal(rete_merkle_memo_node(NULL, 0, 0, a[0]), RETE_EINVAL);
+	assert_int_equal(rete_merkle_memo_node(every_other, RETE_MERKLE_LEVELS, 0, a[0]),
+			 RETE_EINVAL);
+	rete_merkle_memo_free(every_other);
+	rete_merkle_mem_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_reference_roots),	cmocka_unit_test(test_inclusion_vectors),
 	    cmocka_unit_test(test_consistency_vectors), cmocka_unit_test(test_tampering),
 	    cmocka_unit_test(test_model_cross_check),	cmocka_unit_test(test_large_sizes),
-	    cmocka_unit_test(test_inclusion_memo),
+	    cmocka_unit_test(test_inclusion_memo),	cmocka_unit_test(test_inclusion_memo_nodes),
 	};
 	if (sodium_init() < 0)
 		return 1;
