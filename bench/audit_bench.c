@@ -22,8 +22,8 @@
  *       one-core rate: the issue's figure, which a busy machine lowers) and
  *       CPU (entries per CPU-second over the one-core rate: how many
  *       signatures' worth of CPU an entry costs, which a busy machine does
- *       not change). --threads 1 runs everything on one thread (for
- *       callgrind).
+ *       not change), and the cores the process kept busy (CPU over wall). --threads 1 runs
+ * everything on one thread (for callgrind).
  *
  * A benchmark, never a test: it asserts nothing but that the log holds. */
 #include <errno.h>
@@ -85,6 +85,21 @@ static double self_cpu_s(void)
 	getrusage(RUSAGE_SELF, &ru);
 	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
 	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* bytes this process passed to write(2) and its kin (/proc/self/io wchar):
+ * what the replay's scratch store writes */
+static double written_mb(void)
+{
+	FILE *f = fopen("/proc/self/io", "r");
+	char line[128];
+	double v = 0;
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "wchar:", 6) == 0)
+			v = atof(line + 6) / 1e6;
+	if (f != NULL)
+		fclose(f);
+	return v;
 }
 
 /* ---- build ----------------------------------------------------------------------- */
@@ -443,6 +458,18 @@ static double one_core_rate(double secs, int samples)
 	return best;
 }
 
+/* the time of the last progress report: what follows it is the run's tail
+ * (the final checks, the replay's comparisons) */
+static double last_progress;
+
+static void on_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	(void)ctx;
+	(void)done;
+	(void)total;
+	last_progress = now_s();
+}
+
 static void run(const char *dir, int modes, unsigned threads, int runs, const char *scratch,
 		double raw_secs)
 {
@@ -465,14 +492,16 @@ static void run(const char *dir, int modes, unsigned threads, int runs, const ch
 	o.threads = threads;
 	o.scratch_dir = scratch;
 	o.allow_unlogged_acks = true; /* a --no-deliveries log acks without logging */
+	o.progress = on_progress;
 	if (rete_store_open(&s, dir, RETE_STORE_RDONLY, &m) != RETE_OK)
 		die("store %s: %s", dir, m.text);
 
 	double ver1 = one_core_rate(raw_secs, 3);
 	printf("one-core verify: %.0f/CPU-s (%.1f us); threads %u; bound %.0f entries/s\n", ver1,
 	       1e6 / ver1, threads, threads * ver1);
-	printf("%-9s %3s %8s %9s %8s %9s %7s %6s %6s\n", "mode", "run", "entries", "entries/s",
-	       "wall s", "CPU us/e", "sigs/e", "wall", "CPU");
+	printf("%-9s %3s %8s %9s %8s %9s %6s %7s %6s %6s %8s %6s\n", "mode", "run", "entries",
+	       "entries/s", "wall s", "CPU us/e", "busy", "sigs/e", "wall", "CPU", "written MB",
+	       "tail s");
 	for (int mode = 0; mode < 2; mode++) {
 		if (!(modes & (1 << mode)))
 			continue;
@@ -480,17 +509,20 @@ static void run(const char *dir, int modes, unsigned threads, int runs, const ch
 		double best_rate = 0, best_cpu = 1e9;
 		for (int r = 0; r < runs; r++) {
 			rete_verify_report rep;
-			double t0 = now_s(), c0 = self_cpu_s();
+			double t0 = now_s(), c0 = self_cpu_s(), w0 = written_mb();
 			if (rete_verify_log(s, &o, &rep, &m) != RETE_OK)
 				die("the log does not verify: %s", m.text);
-			double wall = now_s() - t0, cpu = self_cpu_s() - c0;
+			double tail = now_s() - last_progress;
+			double wall = now_s() - t0, cpu = self_cpu_s() - c0, w = written_mb() - w0;
 			double rate = (double)rep.entries / wall, cpe = cpu / (double)rep.entries;
 			/* signatures: every entry's own, and each Delivery's ack */
 			double sigs =
 			    (double)(rep.entries + rep.acks_verified) / (double)rep.entries;
-			printf("%-9s %3d %8" PRIu64 " %9.0f %8.2f %9.1f %7.2f %6.2f %6.2f\n",
+			printf("%-9s %3d %8" PRIu64
+			       " %9.0f %8.2f %9.1f %6.2f %7.2f %6.2f %6.2f %8.0f %6.2f\n",
 			       o.replay ? "replay" : "no-replay", r + 1, rep.entries, rate, wall,
-			       cpe * 1e6, sigs, rate / (threads * ver1), 1 / (cpe * ver1));
+			       cpe * 1e6, cpu / wall, sigs, rate / (threads * ver1),
+			       1 / (cpe * ver1), w, tail);
 			fflush(stdout);
 			if (rate > best_rate)
 				best_rate = rate;

@@ -1238,13 +1238,23 @@ static rete_err scratch_open(struct vctx *v, rete_msg *m)
 		v->v_scratch_dir = NULL;
 		return e;
 	}
-	e = rete_store_open(&v->v_scratch, v->v_scratch_dir, RETE_STORE_CREATE, m);
+	/* Thrown away at the end: its commits need not be durable (an fsync
+	 * per chunk made the replay wait on the disk). It ends up about as
+	 * large as the store: its map starts at the store's size, so that it
+	 * need not grow (a growth waits for the map to be reopened and runs
+	 * the chunk's commit again). The map reserves addresses, not disk. */
+	rete_store_options so = {0};
+	so.map_size = v->v_s != NULL && v->v_s->st_map_size > STORE_DEFAULT_MAP
+			  ? v->v_s->st_map_size
+			  : STORE_DEFAULT_MAP;
+	e = rete_store_open_ex(&v->v_scratch, v->v_scratch_dir,
+			       RETE_STORE_CREATE | RETE_STORE_SCRATCH, &so, m);
 	if (e != RETE_OK) {
 		rete_msg_prefix(m, "verify: the scratch store for the replay");
 		return e;
 	}
 	/* appends, then up to two ACKs per entry (replay_acks) */
-	if ((v->v_ops = calloc(2 * CHUNK, sizeof(*v->v_ops))) == NULL)
+	if ((v->v_ops = calloc(3 * CHUNK, sizeof(*v->v_ops))) == NULL)
 		return rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
 	return RETE_OK;
 }
@@ -1294,27 +1304,21 @@ static char *recipient_of(struct vctx *v, const struct item *items, size_t n, ui
 	return r;
 }
 
-/* replay_acks takes out of the scratch store's queue (and blobs) what the
- * broker takes out of its own, as far as the log shows it: an agency's
- * entry acked (a Delivery entry, or a DELIVERY_REFUSED Notice, logged in
- * the same commit as the ACK) or expired (a NOT_DELIVERED Notice). The
- * broker's own entries leave no trace in the log when their recipient
- * acks them: they are taken out at once, and compare_index accepts a queue
- * row of one in the store when the entry says so. items[0..n) were just
- * appended. */
-static void replay_acks(struct vctx *v, struct item *items, size_t n)
+/* replay_acks adds to ops (after the appends of items[0..n), in the same
+ * commit: an ACK is taken into account after the appends before it) what
+ * the broker takes out of its own queue (and blobs), as far as the log
+ * shows it: an agency's entry acked (a Delivery entry, or a
+ * DELIVERY_REFUSED Notice, logged in the same commit as the ACK) or
+ * expired (a NOT_DELIVERED Notice). The broker's own entries leave no
+ * trace in the log when their recipient acks them: they are taken out at
+ * once, and compare_index accepts a queue row of one in the store when the
+ * entry says so. Returns the ACKs added (at most 2n); the recipients read
+ * back from the scratch store go to owned[0..*no) (malloc'd). */
+static size_t replay_acks(struct vctx *v, struct item *items, size_t n, rete_store_op *ops,
+			  char **owned, size_t *no)
 {
-	char **owned = calloc(n > 0 ? n : 1, sizeof(*owned));
-	size_t k = 0, no = 0;
-	rete_msg m = {{0}};
-	rete_err e;
+	size_t k = 0;
 
-	if (owned == NULL) {
-		fail(v, POS_ENTRY(items[0].it_index), RETE_ENOMEM, false, 0,
-		     "verify: out of memory");
-		return;
-	}
-	memset(v->v_ops, 0, 2 * n * sizeof(*v->v_ops));
 	for (size_t i = 0; i < n; i++) {
 		const Rete__Message *msg = items[i].it_msg;
 		bool broker = msg->body_case == RETE__MESSAGE__BODY_DELIVERY ||
@@ -1323,9 +1327,9 @@ static void replay_acks(struct vctx *v, struct item *items, size_t n)
 		uint64_t x = 0;
 		bool done = false;
 		if (broker && *S(msg->recipient)) {
-			v->v_ops[k].kind = RETE_STORE_OP_ACK;
-			v->v_ops[k].in.recipient = msg->recipient;
-			v->v_ops[k].in.index = items[i].it_index;
+			ops[k].kind = RETE_STORE_OP_ACK;
+			ops[k].in.recipient = msg->recipient;
+			ops[k].in.index = items[i].it_index;
 			k++;
 		}
 		if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY && msg->delivery != NULL) {
@@ -1338,36 +1342,40 @@ static void replay_acks(struct vctx *v, struct item *items, size_t n)
 			done = true;
 		}
 		if (done && x < items[i].it_index) {
+			/* from items when x is one of them, else from the scratch
+			 * store, where an earlier commit put it */
 			char *r = recipient_of(v, items, n, x);
 			if (r != NULL) {
-				owned[no++] = r;
-				v->v_ops[k].kind = RETE_STORE_OP_ACK;
-				v->v_ops[k].in.recipient = r;
-				v->v_ops[k].in.index = x;
+				owned[(*no)++] = r;
+				ops[k].kind = RETE_STORE_OP_ACK;
+				ops[k].in.recipient = r;
+				ops[k].in.index = x;
 				k++;
 			}
 		}
 	}
-	if (k > 0 && (e = rete_store_commit(v->v_scratch, v->v_ops, k, &m)) != RETE_OK)
-		fail(v, POS_ENTRY(items[0].it_index), e, false, 0,
-		     "verify: taking acknowledged entries out of the scratch store's queue "
-		     "failed: %s",
-		     m.text);
-	for (size_t i = 0; i < no; i++)
-		free(owned[i]);
-	free(owned);
+	return k;
 }
 
-/* replay_items appends items[0..n) to the scratch store and compares the
- * results with the log. */
+/* replay_items appends items[0..n) to the scratch store, with the ACKs the
+ * log shows (replay_acks), in one commit (a commit per chunk, not two: the
+ * queue's and blobs' pages an append dirties are those its ACK dirties
+ * again), and compares the results with the log. */
 static void replay_items(struct vctx *v, struct item *items, size_t n)
 {
+	char **owned;
+	size_t k, no = 0;
 	rete_msg m = {{0}};
 	rete_err e;
 
 	if (n == 0)
 		return;
-	memset(v->v_ops, 0, n * sizeof(*v->v_ops));
+	if ((owned = calloc(n, sizeof(*owned))) == NULL) {
+		fail(v, POS_ENTRY(items[0].it_index), RETE_ENOMEM, false, 0,
+		     "verify: out of memory");
+		return;
+	}
+	memset(v->v_ops, 0, 3 * n * sizeof(*v->v_ops));
 	for (size_t i = 0; i < n; i++) {
 		rete_store_op *op = &v->v_ops[i];
 		op->kind = RETE_STORE_OP_APPEND;
@@ -1385,7 +1393,11 @@ static void replay_items(struct vctx *v, struct item *items, size_t n)
 			op->in.sealed_len = h.len;
 		}
 	}
-	e = rete_store_commit(v->v_scratch, v->v_ops, n, &m);
+	k = replay_acks(v, items, n, v->v_ops + n, owned, &no);
+	e = rete_store_commit(v->v_scratch, v->v_ops, n + k, &m);
+	for (size_t i = 0; i < no; i++)
+		free(owned[i]);
+	free(owned);
 	if (e != RETE_OK) {
 		fail(v, POS_ENTRY(items[0].it_index), e, false, 0,
 		     "verify: appending to the scratch store for the replay failed: %s", m.text);
@@ -1419,7 +1431,6 @@ static void replay_items(struct vctx *v, struct item *items, size_t n)
 			return;
 		}
 	}
-	replay_acks(v, items, n);
 }
 
 /* Referral projections in id order, packed (the replayed ones, or the
@@ -1880,14 +1891,71 @@ static void *scratch_read_thread(void *arg)
 	return NULL;
 }
 
+/* The derived indexes compared on a thread of their own while this thread
+ * compares the projections: through the read-ahead's transaction (on the
+ * same snapshot as v_rt, idle once every chunk is read), in a copy of the
+ * context whose failure and counts are kept apart, taken only when the
+ * projections hold (the order of the checks is that of the serial code). */
+struct index_cmp {
+	struct vctx ic_v;	   /* a copy of the context: its own failure */
+	rete_verify_report ic_rep; /* its counts */
+};
+
+static void *index_cmp_thread(void *arg)
+{
+	struct index_cmp *ic = arg;
+	compare_indexes(&ic->ic_v);
+	return NULL;
+}
+
+/* index_cmp_start starts compare_indexes on a thread when there are
+ * several and the read-ahead's transaction is there; false: the caller
+ * runs it here afterwards. */
+static bool index_cmp_start(struct vctx *v, struct index_cmp *ic, pthread_t *tid)
+{
+	if (v->v_threads < 2 || v->v_ra.rt_txn == NULL)
+		return false;
+	ic->ic_v = *v;
+	memset(&ic->ic_rep, 0, sizeof(ic->ic_rep));
+	ic->ic_v.v_rt = &v->v_ra;
+	ic->ic_v.v_rep = &ic->ic_rep;
+	ic->ic_v.v_fail_pos = POS_NONE;
+	ic->ic_v.v_fail_err = RETE_OK;
+	ic->ic_v.v_fail_text[0] = '\0';
+	pthread_mutex_init(&ic->ic_v.v_lock, NULL);
+	if (pthread_create(tid, NULL, index_cmp_thread, ic) != 0) {
+		pthread_mutex_destroy(&ic->ic_v.v_lock);
+		return false;
+	}
+	return true;
+}
+
+/* index_cmp_end joins the thread and, when nothing failed before, takes
+ * its failure or its counts. */
+static void index_cmp_end(struct vctx *v, struct index_cmp *ic, pthread_t tid)
+{
+	struct vctx *w = &ic->ic_v;
+
+	pthread_join(tid, NULL);
+	if (!failed(v)) {
+		if (w->v_fail_pos != POS_NONE)
+			fail(v, w->v_fail_pos, w->v_fail_err, w->v_fail_entry, w->v_fail_index,
+			     "%s", w->v_fail_text);
+		v->v_rep->index_rows += ic->ic_rep.index_rows;
+		v->v_rep->unlogged_acks += ic->ic_rep.unlogged_acks;
+	}
+	pthread_mutex_destroy(&w->v_lock);
+}
+
 static void replay_finish(struct vctx *v, const uint8_t root[RETE_MERKLE_HASH])
 {
 	struct scratch_read sr;
 	struct projs st = {0};
+	struct index_cmp *ic = NULL;
 	uint8_t sroot[RETE_MERKLE_HASH];
 	uint64_t ssize = 0;
-	pthread_t tid;
-	bool thread;
+	pthread_t tid, itid;
+	bool thread, ithread = false;
 	rete_msg m = {{0}};
 	rete_err e;
 
@@ -1901,6 +1969,12 @@ static void replay_finish(struct vctx *v, const uint8_t root[RETE_MERKLE_HASH])
 		     "the replayed log has %llu entries and another root than the log's %llu",
 		     (unsigned long long)ssize, (unsigned long long)v->v_size);
 		return;
+	}
+	/* the indexes beside the projections (they came after them, on this
+	 * thread alone: the end of a run with the replay kept one core busy) */
+	if ((ic = malloc(sizeof(*ic))) != NULL && !(ithread = index_cmp_start(v, ic, &itid))) {
+		free(ic);
+		ic = NULL;
 	}
 	memset(&sr, 0, sizeof(sr));
 	sr.sr_s = v->v_scratch;
@@ -1922,8 +1996,11 @@ static void replay_finish(struct vctx *v, const uint8_t root[RETE_MERKLE_HASH])
 		compare_projs(v, &st, &sr.sr_ps);
 	projs_free(&sr.sr_ps);
 	projs_free(&st);
-	if (!failed(v))
+	if (ithread)
+		index_cmp_end(v, ic, itid);
+	else if (!failed(v))
 		compare_indexes(v);
+	free(ic);
 	if (!failed(v))
 		v->v_rep->replayed = true;
 }
