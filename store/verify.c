@@ -1304,6 +1304,16 @@ static char *recipient_of(struct vctx *v, const struct item *items, size_t n, ui
 	return r;
 }
 
+/* op_reset empties an op but for its refusal's sentence (2 KiB the store
+ * writes only with a refusal): clearing whole ops cost 27 MB of memset
+ * per chunk. */
+static void op_reset(rete_store_op *op)
+{
+	memset(op, 0, offsetof(rete_store_op, error_text));
+	op->error_text[0] = '\0';
+	op->was_present = false;
+}
+
 /* replay_acks adds to ops (after the appends of items[0..n), in the same
  * commit: an ACK is taken into account after the appends before it) what
  * the broker takes out of its own queue (and blobs), as far as the log
@@ -1327,6 +1337,7 @@ static size_t replay_acks(struct vctx *v, struct item *items, size_t n, rete_sto
 		uint64_t x = 0;
 		bool done = false;
 		if (broker && *S(msg->recipient)) {
+			op_reset(&ops[k]);
 			ops[k].kind = RETE_STORE_OP_ACK;
 			ops[k].in.recipient = msg->recipient;
 			ops[k].in.index = items[i].it_index;
@@ -1347,6 +1358,7 @@ static size_t replay_acks(struct vctx *v, struct item *items, size_t n, rete_sto
 			char *r = recipient_of(v, items, n, x);
 			if (r != NULL) {
 				owned[(*no)++] = r;
+				op_reset(&ops[k]);
 				ops[k].kind = RETE_STORE_OP_ACK;
 				ops[k].in.recipient = r;
 				ops[k].in.index = x;
@@ -1375,9 +1387,9 @@ static void replay_items(struct vctx *v, struct item *items, size_t n)
 		     "verify: out of memory");
 		return;
 	}
-	memset(v->v_ops, 0, 3 * n * sizeof(*v->v_ops));
 	for (size_t i = 0; i < n; i++) {
 		rete_store_op *op = &v->v_ops[i];
+		op_reset(op);
 		op->kind = RETE_STORE_OP_APPEND;
 		op->in.signed_message = items[i].it_le->signed_message.data;
 		op->in.len = items[i].it_le->signed_message.len;
@@ -1891,71 +1903,14 @@ static void *scratch_read_thread(void *arg)
 	return NULL;
 }
 
-/* The derived indexes compared on a thread of their own while this thread
- * compares the projections: through the read-ahead's transaction (on the
- * same snapshot as v_rt, idle once every chunk is read), in a copy of the
- * context whose failure and counts are kept apart, taken only when the
- * projections hold (the order of the checks is that of the serial code). */
-struct index_cmp {
-	struct vctx ic_v;	   /* a copy of the context: its own failure */
-	rete_verify_report ic_rep; /* its counts */
-};
-
-static void *index_cmp_thread(void *arg)
-{
-	struct index_cmp *ic = arg;
-	compare_indexes(&ic->ic_v);
-	return NULL;
-}
-
-/* index_cmp_start starts compare_indexes on a thread when there are
- * several and the read-ahead's transaction is there; false: the caller
- * runs it here afterwards. */
-static bool index_cmp_start(struct vctx *v, struct index_cmp *ic, pthread_t *tid)
-{
-	if (v->v_threads < 2 || v->v_ra.rt_txn == NULL)
-		return false;
-	ic->ic_v = *v;
-	memset(&ic->ic_rep, 0, sizeof(ic->ic_rep));
-	ic->ic_v.v_rt = &v->v_ra;
-	ic->ic_v.v_rep = &ic->ic_rep;
-	ic->ic_v.v_fail_pos = POS_NONE;
-	ic->ic_v.v_fail_err = RETE_OK;
-	ic->ic_v.v_fail_text[0] = '\0';
-	pthread_mutex_init(&ic->ic_v.v_lock, NULL);
-	if (pthread_create(tid, NULL, index_cmp_thread, ic) != 0) {
-		pthread_mutex_destroy(&ic->ic_v.v_lock);
-		return false;
-	}
-	return true;
-}
-
-/* index_cmp_end joins the thread and, when nothing failed before, takes
- * its failure or its counts. */
-static void index_cmp_end(struct vctx *v, struct index_cmp *ic, pthread_t tid)
-{
-	struct vctx *w = &ic->ic_v;
-
-	pthread_join(tid, NULL);
-	if (!failed(v)) {
-		if (w->v_fail_pos != POS_NONE)
-			fail(v, w->v_fail_pos, w->v_fail_err, w->v_fail_entry, w->v_fail_index,
-			     "%s", w->v_fail_text);
-		v->v_rep->index_rows += ic->ic_rep.index_rows;
-		v->v_rep->unlogged_acks += ic->ic_rep.unlogged_acks;
-	}
-	pthread_mutex_destroy(&w->v_lock);
-}
-
 static void replay_finish(struct vctx *v, const uint8_t root[RETE_MERKLE_HASH])
 {
 	struct scratch_read sr;
 	struct projs st = {0};
-	struct index_cmp *ic = NULL;
 	uint8_t sroot[RETE_MERKLE_HASH];
 	uint64_t ssize = 0;
-	pthread_t tid, itid;
-	bool thread, ithread = false;
+	pthread_t tid;
+	bool thread;
 	rete_msg m = {{0}};
 	rete_err e;
 
@@ -1969,12 +1924,6 @@ static void replay_finish(struct vctx *v, const uint8_t root[RETE_MERKLE_HASH])
 		     "the replayed log has %llu entries and another root than the log's %llu",
 		     (unsigned long long)ssize, (unsigned long long)v->v_size);
 		return;
-	}
-	/* the indexes beside the projections (they came after them, on this
-	 * thread alone: the end of a run with the replay kept one core busy) */
-	if ((ic = malloc(sizeof(*ic))) != NULL && !(ithread = index_cmp_start(v, ic, &itid))) {
-		free(ic);
-		ic = NULL;
 	}
 	memset(&sr, 0, sizeof(sr));
 	sr.sr_s = v->v_scratch;
@@ -1996,11 +1945,8 @@ static void replay_finish(struct vctx *v, const uint8_t root[RETE_MERKLE_HASH])
 		compare_projs(v, &st, &sr.sr_ps);
 	projs_free(&sr.sr_ps);
 	projs_free(&st);
-	if (ithread)
-		index_cmp_end(v, ic, itid);
-	else if (!failed(v))
+	if (!failed(v))
 		compare_indexes(v);
-	free(ic);
 	if (!failed(v))
 		v->v_rep->replayed = true;
 }
