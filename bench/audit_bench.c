@@ -17,13 +17,16 @@
  *   audit_bench run DIR [--replay|--both] [--threads T] [--runs R]
  *       [--scratch FOLDER] [--raw-secs S]
  *       verifies DIR R times (default 3) and prints, per run, entries/s of
- *       wall time, the process CPU per entry (getrusage), signatures per
- *       entry, and the ratios to the bound: wall (entries/s over T x the
- *       one-core rate: the issue's figure, which a busy machine lowers) and
- *       CPU (entries per CPU-second over the one-core rate: how many
- *       signatures' worth of CPU an entry costs, which a busy machine does
- *       not change), and the cores the process kept busy (CPU over wall). --threads 1 runs
- * everything on one thread (for callgrind).
+ *       wall time, the process CPU per entry (getrusage), the cores the
+ *       process kept busy (CPU over wall), signatures per entry (a
+ *       Delivery carries two), the ratios to the bound: wall (entries/s
+ *       over T x the one-core rate: the issue's figure, which a busy
+ *       machine lowers) and CPU (entries per CPU-second over the one-core
+ *       rate: how many signatures' worth of CPU an entry costs, which a
+ *       busy machine changes less), the megabytes the process wrote (the
+ *       replay's scratch store) and the tail (seconds after the last
+ *       chunk: the final checks and the replay's comparisons). --threads 1
+ *       runs everything on one thread (for callgrind).
  *
  * A benchmark, never a test: it asserts nothing but that the log holds. */
 #include <errno.h>
