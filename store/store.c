@@ -377,6 +377,10 @@ static rete_err env_open(rete_store *s, bool create, rete_msg *m)
 
 	if (rdonly)
 		eflags |= MDB_RDONLY;
+	/* A scratch store is thrown away: no fsync per commit. Not
+	 * MDB_WRITEMAP, which would turn a full disk into SIGBUS. */
+	if (s->st_flags & RETE_STORE_SCRATCH)
+		eflags |= MDB_NOSYNC | MDB_NOMETASYNC;
 	snprintf(path, sizeof(path), "%s/data.mdb", s->st_dir);
 	fresh = access(path, F_OK) != 0;
 	if ((rc = mdb_env_create(&s->st_env)) != 0)
@@ -458,10 +462,12 @@ rete_err rete_store_open_ex(rete_store **out, const char *dir, unsigned flags,
 	if (out == NULL || dir == NULL || *dir == '\0')
 		return rete_msg_set(m, RETE_EINVAL, "store: no folder given");
 	*out = NULL;
-	if ((flags & ~(RETE_STORE_CREATE | RETE_STORE_RDONLY)) != 0 ||
-	    ((flags & RETE_STORE_CREATE) && (flags & RETE_STORE_RDONLY)))
+	if ((flags & ~(RETE_STORE_CREATE | RETE_STORE_RDONLY | RETE_STORE_SCRATCH)) != 0 ||
+	    ((flags & RETE_STORE_CREATE) && (flags & RETE_STORE_RDONLY)) ||
+	    ((flags & RETE_STORE_SCRATCH) && !(flags & RETE_STORE_CREATE)))
 		return rete_msg_set(m, RETE_EINVAL,
-				    "store %s: flags 0x%x; accepted: CREATE or RDONLY, not both",
+				    "store %s: flags 0x%x; accepted: CREATE or RDONLY, not both, "
+				    "and SCRATCH only with CREATE",
 				    dir, flags);
 	if (strlen(dir) + 16 >= sizeof(path))
 		return rete_msg_set(m, RETE_EINVAL, "store: folder name too long");

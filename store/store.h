@@ -64,6 +64,10 @@
 /* Flags of rete_store_open. */
 #define RETE_STORE_CREATE 0x1u /* create the folder and databases if missing */
 #define RETE_STORE_RDONLY 0x2u /* read-only, beside a running writer */
+/* A scratch store, thrown away after use (the auditor's replay): its
+ * commits are not made durable (no fsync; a crash may lose or spoil it).
+ * Only with CREATE. */
+#define RETE_STORE_SCRATCH 0x4u
 
 typedef struct rete_store rete_store;
 
@@ -87,7 +91,7 @@ typedef struct rete_store_options {
 } rete_store_options;
 
 /* rete_store_open opens the store in folder dir (flags: RETE_STORE_CREATE,
- * RETE_STORE_RDONLY). *out is the caller's; release with rete_store_close.
+ * RETE_STORE_RDONLY, RETE_STORE_SCRATCH). *out is the caller's; release with rete_store_close.
  * Stale reader slots left by dead processes are cleared. Errors:
  * RETE_ENOENT (no store there and no CREATE), RETE_EVERSION (the schema
  * version in meta is not RETE_STORE_SCHEMA; the sentence names both),

@@ -1238,13 +1238,23 @@ static rete_err scratch_open(struct vctx *v, rete_msg *m)
 		v->v_scratch_dir = NULL;
 		return e;
 	}
-	e = rete_store_open(&v->v_scratch, v->v_scratch_dir, RETE_STORE_CREATE, m);
+	/* Thrown away at the end: its commits need not be durable (an fsync
+	 * per chunk made the replay wait on the disk). It ends up about as
+	 * large as the store: its map starts at the store's size, so that it
+	 * need not grow (a growth waits for the map to be reopened and runs
+	 * the chunk's commit again). The map reserves addresses, not disk. */
+	rete_store_options so = {0};
+	so.map_size = v->v_s != NULL && v->v_s->st_map_size > STORE_DEFAULT_MAP
+			  ? v->v_s->st_map_size
+			  : STORE_DEFAULT_MAP;
+	e = rete_store_open_ex(&v->v_scratch, v->v_scratch_dir,
+			       RETE_STORE_CREATE | RETE_STORE_SCRATCH, &so, m);
 	if (e != RETE_OK) {
 		rete_msg_prefix(m, "verify: the scratch store for the replay");
 		return e;
 	}
 	/* appends, then up to two ACKs per entry (replay_acks) */
-	if ((v->v_ops = calloc(2 * CHUNK, sizeof(*v->v_ops))) == NULL)
+	if ((v->v_ops = calloc(3 * CHUNK, sizeof(*v->v_ops))) == NULL)
 		return rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
 	return RETE_OK;
 }
@@ -1294,27 +1304,31 @@ static char *recipient_of(struct vctx *v, const struct item *items, size_t n, ui
 	return r;
 }
 
-/* replay_acks takes out of the scratch store's queue (and blobs) what the
- * broker takes out of its own, as far as the log shows it: an agency's
- * entry acked (a Delivery entry, or a DELIVERY_REFUSED Notice, logged in
- * the same commit as the ACK) or expired (a NOT_DELIVERED Notice). The
- * broker's own entries leave no trace in the log when their recipient
- * acks them: they are taken out at once, and compare_index accepts a queue
- * row of one in the store when the entry says so. items[0..n) were just
- * appended. */
-static void replay_acks(struct vctx *v, struct item *items, size_t n)
+/* op_reset empties an op but for its refusal's sentence (2 KiB the store
+ * writes only with a refusal): clearing whole ops cost 27 MB of memset
+ * per chunk. */
+static void op_reset(rete_store_op *op)
 {
-	char **owned = calloc(n > 0 ? n : 1, sizeof(*owned));
-	size_t k = 0, no = 0;
-	rete_msg m = {{0}};
-	rete_err e;
+	memset(op, 0, offsetof(rete_store_op, error_text));
+	op->error_text[0] = '\0';
+	op->was_present = false;
+}
 
-	if (owned == NULL) {
-		fail(v, POS_ENTRY(items[0].it_index), RETE_ENOMEM, false, 0,
-		     "verify: out of memory");
-		return;
-	}
-	memset(v->v_ops, 0, 2 * n * sizeof(*v->v_ops));
+/* replay_acks adds to ops (after the appends of items[0..n), in the same
+ * commit: an ACK is taken into account after the appends before it) what
+ * the broker takes out of its own queue (and blobs), as far as the log
+ * shows it: an agency's entry acked (a Delivery entry, or a
+ * DELIVERY_REFUSED Notice, logged in the same commit as the ACK) or
+ * expired (a NOT_DELIVERED Notice). The broker's own entries leave no
+ * trace in the log when their recipient acks them: they are taken out at
+ * once, and compare_index accepts a queue row of one in the store when the
+ * entry says so. Returns the ACKs added (at most 2n); the recipients read
+ * back from the scratch store go to owned[0..*no) (malloc'd). */
+static size_t replay_acks(struct vctx *v, struct item *items, size_t n, rete_store_op *ops,
+			  char **owned, size_t *no)
+{
+	size_t k = 0;
+
 	for (size_t i = 0; i < n; i++) {
 		const Rete__Message *msg = items[i].it_msg;
 		bool broker = msg->body_case == RETE__MESSAGE__BODY_DELIVERY ||
@@ -1323,9 +1337,10 @@ static void replay_acks(struct vctx *v, struct item *items, size_t n)
 		uint64_t x = 0;
 		bool done = false;
 		if (broker && *S(msg->recipient)) {
-			v->v_ops[k].kind = RETE_STORE_OP_ACK;
-			v->v_ops[k].in.recipient = msg->recipient;
-			v->v_ops[k].in.index = items[i].it_index;
+			op_reset(&ops[k]);
+			ops[k].kind = RETE_STORE_OP_ACK;
+			ops[k].in.recipient = msg->recipient;
+			ops[k].in.index = items[i].it_index;
 			k++;
 		}
 		if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY && msg->delivery != NULL) {
@@ -1338,38 +1353,43 @@ static void replay_acks(struct vctx *v, struct item *items, size_t n)
 			done = true;
 		}
 		if (done && x < items[i].it_index) {
+			/* from items when x is one of them, else from the scratch
+			 * store, where an earlier commit put it */
 			char *r = recipient_of(v, items, n, x);
 			if (r != NULL) {
-				owned[no++] = r;
-				v->v_ops[k].kind = RETE_STORE_OP_ACK;
-				v->v_ops[k].in.recipient = r;
-				v->v_ops[k].in.index = x;
+				owned[(*no)++] = r;
+				op_reset(&ops[k]);
+				ops[k].kind = RETE_STORE_OP_ACK;
+				ops[k].in.recipient = r;
+				ops[k].in.index = x;
 				k++;
 			}
 		}
 	}
-	if (k > 0 && (e = rete_store_commit(v->v_scratch, v->v_ops, k, &m)) != RETE_OK)
-		fail(v, POS_ENTRY(items[0].it_index), e, false, 0,
-		     "verify: taking acknowledged entries out of the scratch store's queue "
-		     "failed: %s",
-		     m.text);
-	for (size_t i = 0; i < no; i++)
-		free(owned[i]);
-	free(owned);
+	return k;
 }
 
-/* replay_items appends items[0..n) to the scratch store and compares the
- * results with the log. */
+/* replay_items appends items[0..n) to the scratch store, with the ACKs the
+ * log shows (replay_acks), in one commit (a commit per chunk, not two: the
+ * queue's and blobs' pages an append dirties are those its ACK dirties
+ * again), and compares the results with the log. */
 static void replay_items(struct vctx *v, struct item *items, size_t n)
 {
+	char **owned;
+	size_t k, no = 0;
 	rete_msg m = {{0}};
 	rete_err e;
 
 	if (n == 0)
 		return;
-	memset(v->v_ops, 0, n * sizeof(*v->v_ops));
+	if ((owned = calloc(n, sizeof(*owned))) == NULL) {
+		fail(v, POS_ENTRY(items[0].it_index), RETE_ENOMEM, false, 0,
+		     "verify: out of memory");
+		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		rete_store_op *op = &v->v_ops[i];
+		op_reset(op);
 		op->kind = RETE_STORE_OP_APPEND;
 		op->in.signed_message = items[i].it_le->signed_message.data;
 		op->in.len = items[i].it_le->signed_message.len;
@@ -1385,7 +1405,11 @@ static void replay_items(struct vctx *v, struct item *items, size_t n)
 			op->in.sealed_len = h.len;
 		}
 	}
-	e = rete_store_commit(v->v_scratch, v->v_ops, n, &m);
+	k = replay_acks(v, items, n, v->v_ops + n, owned, &no);
+	e = rete_store_commit(v->v_scratch, v->v_ops, n + k, &m);
+	for (size_t i = 0; i < no; i++)
+		free(owned[i]);
+	free(owned);
 	if (e != RETE_OK) {
 		fail(v, POS_ENTRY(items[0].it_index), e, false, 0,
 		     "verify: appending to the scratch store for the replay failed: %s", m.text);
@@ -1419,7 +1443,6 @@ static void replay_items(struct vctx *v, struct item *items, size_t n)
 			return;
 		}
 	}
-	replay_acks(v, items, n);
 }
 
 /* Referral projections in id order, packed (the replayed ones, or the

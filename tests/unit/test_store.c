@@ -1248,6 +1248,42 @@ static void test_tiny_map_grows(void **state)
 	free(dir);
 }
 
+/* A scratch store (the auditor's replay, thrown away after use) commits
+ * without fsync, also after its map grew (the environment reopened), and
+ * is what an ordinary store is otherwise; the flag is refused without
+ * CREATE. */
+static void test_scratch_store(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store");
+	rete_store *s = NULL;
+	rete_store_options o = {64 << 10, 0};
+	rete_msg m = {{0}};
+	unsigned fl = 0;
+
+	assert_int_equal(rete_store_open(&s, dir, RETE_STORE_SCRATCH, &m), RETE_EINVAL);
+	assert_int_equal(rete_store_open(&s, dir, RETE_STORE_SCRATCH | RETE_STORE_RDONLY, &m),
+			 RETE_EINVAL);
+	assert_null(s);
+	assert_int_equal(
+	    rete_store_open_ex(&s, dir, RETE_STORE_CREATE | RETE_STORE_SCRATCH, &o, &m), RETE_OK);
+	assert_int_equal(mdb_env_get_flags(s->st_env, &fl), 0);
+	assert_true((fl & MDB_NOSYNC) && (fl & MDB_NOMETASYNC) && !(fl & MDB_WRITEMAP));
+	append_many(s, "g", 0, 3000, 50); /* grows the map */
+	assert_int_equal(mdb_env_get_flags(s->st_env, &fl), 0);
+	assert_true((fl & MDB_NOSYNC) && (fl & MDB_NOMETASYNC));
+	check_tree(s, 3000, 997);
+	rete_store_close(&s);
+	/* an ordinary store syncs */
+	s = open_new(dir, 0);
+	assert_int_equal(mdb_env_get_flags(s->st_env, &fl), 0);
+	assert_false(fl & (MDB_NOSYNC | MDB_NOMETASYNC));
+	assert_int_equal(size_of(s), 3000);
+	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 /* ---- a reader in another process ------------------------------------------ */
 
 /* reader_child opens dir read-only (after the fork: never an env across
@@ -2036,6 +2072,7 @@ int main(void)
 	    cmocka_unit_test(test_checkpoints_rtxn),
 	    cmocka_unit_test(test_open_errors_and_schema),
 	    cmocka_unit_test(test_tiny_map_grows),
+	    cmocka_unit_test(test_scratch_store),
 	    cmocka_unit_test(test_growth_replays_batch),
 	    cmocka_unit_test(test_threads_during_growth),
 	    cmocka_unit_test(test_reads_never_go_back),
