@@ -50,6 +50,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -371,7 +374,55 @@ struct bk {
 	char ini[PATH_MAX], listen[PATH_MAX], log[PATH_MAX], data[PATH_MAX];
 	pid_t pid;
 	double t_exec;
+	unsigned mport; /* its /metrics on 127.0.0.1 */
 };
+
+/* free_port: a TCP port on 127.0.0.1 nobody listens on now. */
+static unsigned free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t l = sizeof(a);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &l) != 0)
+		die("cannot find a free port on 127.0.0.1: %s", strerror(errno));
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* bk_verify_cpu reads the broker's /metrics: the CPU its threads spent
+ * verifying (s) and the signatures they verified. false when it cannot. */
+static bool bk_verify_cpu(const struct bk *b, double *cpu_s, double *verified)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)b->mport),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	static char buf[1 << 18];
+	size_t n = 0;
+	const char *req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	for (;;) {
+		ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	buf[n] = '\0';
+	const char *c = strstr(buf, "\nrete_broker_verify_cpu_seconds_total ");
+	const char *v = strstr(buf, "\nrete_broker_signatures_verified_total ");
+	if (!c || !v)
+		return false;
+	*cpu_s = strtod(strchr(c + 1, ' ') + 1, NULL);
+	*verified = strtod(strchr(v + 1, ' ') + 1, NULL);
+	return true;
+}
 
 /* bk_config writes TAG.ini in the network folder: nlist agencies (even ones
  * social services, odd ones job centres, referring both ways), the data
@@ -383,15 +434,17 @@ static void bk_config(struct bk *b, const char *tag, const char *data, size_t nl
 	snprintf(b->listen, sizeof(b->listen), "ipc://%s/%s.sock", net.dir, tag);
 	snprintf(b->log, sizeof(b->log), "%s/%s.log", net.dir, tag);
 	snprintf(b->data, sizeof(b->data), "%s", data);
+	b->mport = free_port();
 	FILE *f = fopen(b->ini, "w");
 	if (!f)
 		die("cannot write %s: %s", b->ini, strerror(errno));
 	fprintf(f,
 		"[broker]\norigin = " ORIGIN "\nid = " BROKER_ID "\nkey = keys/" BROKER_ID ".key\n"
-		"listen = %s\nevents = ipc://%s/%s-ev.sock\ndata = %s\nverify_threads = %u\n\n"
+		"listen = %s\nevents = ipc://%s/%s-ev.sock\ndata = %s\nverify_threads = %u\n"
+		"metrics = 127.0.0.1:%u\n\n"
 		"[agency " COORD_ID "]\nname = Coordinamento\nkind = coordinator\n"
 		"key = keys/" COORD_ID ".pub\n\n",
-		b->listen, net.dir, tag, data, vthreads);
+		b->listen, net.dir, tag, data, vthreads, b->mport);
 	for (size_t i = 0; i < nlist; i++)
 		fprintf(f,
 			"[agency %s]\nname = Agency %zu\nkind = %s\nkey = keys/%s.pub\n"
@@ -917,6 +970,9 @@ struct ingest_out {
 	double main_us, commit_us, verify_us, zmq_us,
 	    other_us;		    /* broker CPU per message by thread */
 	double main_run, main_wait; /* fractions of the wall time */
+	double verify_cpu_us;	    /* the broker's own: its threads' CPU verifying, per
+				     * message (rete_broker_verify_cpu_seconds_total) */
+	double verified;	    /* signatures verified per message */
 	double verify_now_us;	    /* one verification on one core, sampled just
 				     * before and after the run (the mean) */
 };
@@ -953,6 +1009,8 @@ static struct ingest_out ingest(const struct bk *b, struct pm *v, size_t count, 
 	double pf0 = page_faults(b->pid), pf1 = pf0;
 	double wb0 = written_bytes(b->pid), wb1 = wb0;
 	struct tcpu tc0 = threads_cpu(b->pid), tc1 = tc0;
+	double vc0 = 0, vn0 = 0, vc1 = 0, vn1 = 0;
+	bool vok = bk_verify_cpu(b, &vc0, &vn0);
 	double t0 = now_s(), last = t0, next_rss = t0, deadline = t0 + 600;
 	while (got < count) {
 		for (size_t s = 0; s < nsock; s++)
@@ -975,6 +1033,7 @@ static struct ingest_out ingest(const struct bk *b, struct pm *v, size_t count, 
 						pf1 = page_faults(b->pid);
 						wb1 = written_bytes(b->pid);
 						tc1 = threads_cpu(b->pid);
+						vok = vok && bk_verify_cpu(b, &vc1, &vn1);
 					}
 					if (out[s])
 						out[s]--;
@@ -1008,6 +1067,10 @@ static struct ingest_out ingest(const struct bk *b, struct pm *v, size_t count, 
 	}
 	o.rate = (double)count / (last - t0);
 	o.broker_us = (c1 - c0) / (double)count * 1e6;
+	if (vok) {
+		o.verify_cpu_us = (vc1 - vc0) / (double)count * 1e6;
+		o.verified = (vn1 - vn0) / (double)count;
+	}
 	o.faults = (pf1 - pf0) / (double)count;
 	o.written = (wb1 - wb0) / (double)count;
 	o.load_us = (self_cpu_s() - s0) / (double)count * 1e6;
@@ -2088,32 +2151,42 @@ table:;
 		     audit_a[1] / ingest_bound, audit_busy[1]);
 
 	/* The targets of issue 15, each with its ratio. The broker's CPU beyond
-	 * its one verification: all its threads' CPU per message less one
-	 * verification at this moment's core speed (the one-core rate sampled
-	 * just before and just after the run), in that verification's worth.
-	 * Whatever the verify pool spends beyond the bare verification (waking
-	 * up, a core shared with the other threads) counts as beyond, and so
-	 * does a verification done on another thread. The note also gives the
-	 * figure as the issue first measured it, with the verify pool's CPU per
-	 * message as the unit. */
+	 * its one verification, in verifications' worth: all its threads' CPU
+	 * per message less what its threads spent verifying, over what one
+	 * verification cost them. The broker says what it spent verifying and
+	 * how many signatures (rete_broker_verify_cpu_seconds_total and
+	 * rete_broker_signatures_verified_total: the verify pool's threads and
+	 * the main thread alike); a broker without that metric (before
+	 * 2026-12-06) verified on its pool only, whose threads' CPU is then the
+	 * verifications'. Robust to the core's speed of the moment: both parts
+	 * are measured at it. The note adds the stricter figure against one
+	 * verification on a quiet core, sampled just before and after the run
+	 * (what the pool spends beyond the bare verification counts as beyond
+	 * there); it moves with the core's speed between the samples. */
 	for (int pass = 1; pass >= 0; pass--) {
 		const struct ingest_out *io = &ios[pass];
 		if (!r_ingest[pass])
 			continue;
-		double unit = io->verify_now_us > 0 ? io->verify_now_us : 1e6 / ver1;
-		double beyond = io->broker_us - unit;
+		bool own = io->verified > 0 && io->verify_cpu_us > 0;
+		double vcpu = own ? io->verify_cpu_us : io->verify_us; /* per message */
+		double unit = own ? io->verify_cpu_us / io->verified : io->verify_us;
+		if (unit <= 0) /* --quick: too short for the clock ticks */
+			unit = vcpu = 1e6 / ver1;
+		double beyond = io->broker_us - vcpu;
 		r = add_row(pass ? "targetBeyondN" : "targetBeyond1",
 			    pass ? "target: beyond 1 verify, all"
 				 : "target: beyond 1 verify, 1 thr",
 			    beyond / unit, "verifications");
-		double pool_beyond = io->broker_us - io->verify_us;
+		double quiet = io->verify_now_us > 0 ? io->verify_now_us : 1e6 / ver1;
 		note(r,
-		     "target <= 0.35; broker %.1f us CPU/msg = one verification now %.1f + %.1f "
-		     "(main %.1f, commit %.1f, verify pool %.1f, zmq %.1f, other %.1f); with the "
-		     "verify pool's CPU as the unit, %.2f",
-		     io->broker_us, unit, beyond, io->main_us, io->commit_us, io->verify_us,
-		     io->zmq_us, io->other_us,
-		     io->verify_us > 0 ? pool_beyond / io->verify_us : 0.0);
+		     "target <= 0.35; broker %.1f us CPU/msg = verifying %.1f (%s; %.2f "
+		     "signatures/msg, %.1f us each) + %.1f (main %.1f, commit %.1f, verify pool "
+		     "%.1f, zmq %.1f, other %.1f by thread, verifications included); against one "
+		     "verification on a quiet core now (%.1f us): %.2f",
+		     io->broker_us, vcpu, own ? "the broker's own count" : "its verify pool",
+		     own ? io->verified : 1.0, unit, beyond, io->main_us, io->commit_us,
+		     io->verify_us, io->zmq_us, io->other_us, quiet,
+		     (io->broker_us - quiet) / quiet);
 	}
 	if (r_ingest[1]) {
 		r = add_row("targetIngestN", "target: ingest, all cores",

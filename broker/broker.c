@@ -1471,6 +1471,13 @@ static void verify_job(void *ctx, size_t i)
 	f->sig_ok = rete_signed_verify(f->sm, &f->who->key, NULL) == RETE_OK;
 }
 
+/* verify_cpu_add adds the thread CPU a run of verifications took
+ * (pool.h), on whichever thread ran them. */
+static void verify_cpu_add(void *ctx, uint64_t ns)
+{
+	broker_metrics_add(ctx, BM_VERIFY_CPU_NS, ns);
+}
+
 /* store_field names the field a store refusal is about. */
 static const char *store_field(const Rete__Message *msg, Rete__ErrorCode code)
 {
@@ -2697,6 +2704,8 @@ int broker_run(broker_config *c, unsigned flags)
 		broker_log_error("%s", m.text);
 		goto out;
 	}
+	if (b.metrics) /* measured only where someone can read it */
+		broker_pool_count_cpu(b.pool, verify_cpu_add, b.metrics);
 	char version[128];
 	broker_log_info("started: broker %s, origin %s, epoch %" PRIu32 ", log size %" PRIu64
 			", %zu parties, listening on %s, events on %s; rete-broker %s, protocol "

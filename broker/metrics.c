@@ -307,7 +307,8 @@ static void serve(void *ctx, const char *path, rete_http_answer *a)
 	    {BM_VERIFY_BATCHES, "rete_broker_verify_batches_total",
 	     "Batches whose signatures were verified on the verify pool."},
 	    {BM_VERIFIED, "rete_broker_signatures_verified_total",
-	     "Submission signatures verified on the verify pool."},
+	     "Signatures verified (submissions and signed ACKs), by the verify pool or the main "
+	     "thread."},
 	    {BM_COMMITS, "rete_broker_commits_total", "Durable commits of a batch to the store."},
 	    {BM_COMMIT_FAILED, "rete_broker_commit_failures_total",
 	     "Commits the store refused (disk full, store error): their frames were refused."},
@@ -315,6 +316,13 @@ static void serve(void *ctx, const char *path, rete_http_answer *a)
 	for (size_t i = 0; i < sizeof(cs) / sizeof(cs[0]); i++)
 		one(a, cs[i].name, "counter", cs[i].help,
 		    atomic_load_explicit(&bm->counters[cs[i].c], memory_order_relaxed));
+	head(a, "rete_broker_verify_cpu_seconds_total", "counter",
+	     "CPU time the broker's threads spent verifying signatures (the verify pool's, "
+	     "and the main thread's when it verifies), since the start.");
+	rete_http_printf(
+	    a, "rete_broker_verify_cpu_seconds_total %.6f\n",
+	    (double)atomic_load_explicit(&bm->counters[BM_VERIFY_CPU_NS], memory_order_relaxed) /
+		1e9);
 	head(a, "rete_broker_refusals_total", "counter",
 	     "Frames and submissions refused since the start, by error code.");
 	for (int c = 0; c < BM_CODES; c++) {

@@ -37,6 +37,7 @@ typedef enum broker_counter {
 	BM_VERIFIED,	     /* signatures verified there */
 	BM_COMMITS,	     /* durable commits of a batch */
 	BM_COMMIT_FAILED,    /* commits the store refused */
+	BM_VERIFY_CPU_NS,    /* thread CPU spent verifying signatures (ns) */
 	BM_NCOUNTERS
 } broker_counter;
 

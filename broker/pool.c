@@ -4,7 +4,9 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 struct broker_pool {
 	pthread_mutex_t bp_lock;
@@ -17,12 +19,26 @@ struct broker_pool {
 	broker_pool_fn bp_fn;
 	void *bp_ctx;
 	size_t bp_n, bp_next, bp_finished;
+	broker_pool_cpu_fn bp_cpu; /* told the thread CPU the jobs took */
+	void *bp_cpu_ctx;
 };
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* take_jobs does jobs of the current batch until none is left; called and
  * returns with the lock held. */
 static void take_jobs(broker_pool *p)
 {
+	if (p->bp_next >= p->bp_n)
+		return;
+	uint64_t t0 = p->bp_cpu ? thread_cpu_ns() : 0;
+	broker_pool_cpu_fn cpu = p->bp_cpu;
+	void *cpu_ctx = p->bp_cpu_ctx;
 	while (p->bp_next < p->bp_n) {
 		size_t i = p->bp_next++;
 		broker_pool_fn fn = p->bp_fn;
@@ -33,6 +49,8 @@ static void take_jobs(broker_pool *p)
 		if (++p->bp_finished == p->bp_n)
 			pthread_cond_broadcast(&p->bp_done);
 	}
+	if (cpu)
+		cpu(cpu_ctx, thread_cpu_ns() - t0);
 }
 
 static void *pool_thread(void *arg)
@@ -76,13 +94,24 @@ rete_err broker_pool_start(broker_pool **out, unsigned threads)
 	return RETE_OK;
 }
 
+void broker_pool_count_cpu(broker_pool *p, broker_pool_cpu_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&p->bp_lock);
+	p->bp_cpu = fn;
+	p->bp_cpu_ctx = ctx;
+	pthread_mutex_unlock(&p->bp_lock);
+}
+
 void broker_pool_begin(broker_pool *p, size_t n, broker_pool_fn fn, void *ctx)
 {
 	if (n == 0)
 		return;
 	if (n < 4) { /* not worth waking anyone */
+		uint64_t t0 = p->bp_cpu ? thread_cpu_ns() : 0;
 		for (size_t i = 0; i < n; i++)
 			fn(ctx, i);
+		if (p->bp_cpu)
+			p->bp_cpu(p->bp_cpu_ctx, thread_cpu_ns() - t0);
 		return;
 	}
 	pthread_mutex_lock(&p->bp_lock);

@@ -16,6 +16,7 @@
 #define RETE_BROKER_POOL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 
@@ -23,6 +24,16 @@ typedef struct broker_pool broker_pool;
 
 /* broker_pool_fn does job i of the batch; it runs on any thread. */
 typedef void (*broker_pool_fn)(void *ctx, size_t i);
+
+/* broker_pool_cpu_fn is told the CPU time (ns, of the thread that did
+ * them) that jobs took; from any thread: it must be thread-safe. */
+typedef void (*broker_pool_cpu_fn)(void *ctx, uint64_t ns);
+
+/* broker_pool_count_cpu has fn told the thread CPU time of every run of
+ * jobs, on whichever thread did them (the pool's or the caller's): the
+ * broker's CPU spent verifying, whatever thread verified
+ * (rete_broker_verify_cpu_seconds_total). fn NULL: not measured. */
+void broker_pool_count_cpu(broker_pool *p, broker_pool_cpu_fn fn, void *ctx);
 
 /* broker_pool_start starts `threads` threads (named rete-verify). *out is
  * the caller's. RETE_ENOMEM. */

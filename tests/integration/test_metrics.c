@@ -81,6 +81,7 @@ static void test_counters_move(void **state)
 	assert_non_null(t);
 	assert_int_equal(status, 200);
 	assert_true(it_metric(t, "rete_broker_submissions_accepted_total") == 0);
+	assert_true(it_metric(t, "rete_broker_verify_cpu_seconds_total") == 0);
 	assert_true(it_metric(t, "rete_broker_queue_depth{agency=\"cpi.mantova\"}") == 0);
 	assert_true(it_metric(t, "rete_broker_agency_connected{agency=\"cpi.mantova\"}") == 0);
 	assert_true(it_metric(t, "rete_broker_store_readable") == 1);
@@ -144,7 +145,10 @@ static void test_counters_move(void **state)
 	    it_metric(t, "rete_broker_receipt_seconds_count") != N_REFERRALS + 1 ||
 	    it_metric(t, "rete_broker_receipt_seconds_bucket{le=\"+Inf\"}") != N_REFERRALS + 1 ||
 	    it_metric(t, "rete_broker_commit_seconds_count") < 1 ||
-	    it_metric(t, "rete_broker_commit_seconds_sum") <= 0)
+	    it_metric(t, "rete_broker_commit_seconds_sum") <= 0 ||
+	    it_metric(t, "rete_broker_signatures_verified_total") < N_REFERRALS ||
+	    /* each verification takes tens of microseconds of some thread's CPU */
+	    it_metric(t, "rete_broker_verify_cpu_seconds_total") <= 0)
 		fail_msg("after %d referrals, one resent and one refused:\n%s", N_REFERRALS, t);
 	free(t);
 
