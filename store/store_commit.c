@@ -983,6 +983,7 @@ static rete_err write_entry(struct batch *b, uint64_t index, int64_t logged_at, 
 	if ((err = cput(b, node_cursor(0), s->st_nodes, key, sizeof(key), leaf, RETE_MERKLE_HASH, 0,
 			"store: writing a leaf hash")) != RETE_OK)
 		return err;
+	stage_node(b, 0, index, leaf); /* the proofs' first sibling is a leaf */
 	err = rete_merkle_complete_nodes(index, leaf, batch_node_get, b, nodes, &n);
 	if (err != RETE_OK)
 		return rete_msg_set(b->b_msg, err,

@@ -1711,6 +1711,60 @@ static void test_commit_memo_proofs(void **state)
 	free(dir);
 }
 
+/* no_node is a node callback that has nothing: a proof that asks it fails. */
+static rete_err no_node(void *ctx, unsigned level, uint64_t index, uint8_t out[RETE_MERKLE_HASH])
+{
+	(void)level;
+	(void)index;
+	(void)out;
+	(*(size_t *)ctx)++;
+	return RETE_ENOENT;
+}
+
+/* The memo a commit fills holds every node it wrote, leaves included
+ * (store.h): after a first commit of 8 entries, a whole tree, the proof of
+ * each entry through that memo needs no node from anywhere else, and is
+ * the proof read from the store. */
+static void test_commit_memo_leaves(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store");
+	rete_store *s = open_new(dir, 0);
+	rete_merkle_memo *memo = rete_merkle_memo_new();
+	rete_store_op ops[8];
+	rete_buf bufs[8];
+	rete_msg m = {{0}};
+
+	assert_non_null(memo);
+	for (size_t i = 0; i < 8; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "ml-%zu", i);
+		bufs[i] = referral(id, SOCIAL, CPI, "case-l", RETE__PRIORITY__PRIORITY_URGENT);
+		ops[i] = append_op(&bufs[i], 1700000000000 + (int64_t)i);
+	}
+	assert_int_equal(rete_store_commit_memo(s, ops, 8, memo, &m), RETE_OK);
+	for (uint64_t i = 0; i < 8; i++) {
+		uint8_t a[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
+		uint8_t b[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
+		size_t na = 0, nb = 0, asked = 0;
+		assert_int_equal(ops[i].status, RETE_STORE_ACCEPTED);
+		rete_err e = rete_merkle_inclusion_proof_memo(no_node, &asked, memo, i, 8, a, &na);
+		if (e != RETE_OK || asked != 0)
+			fail_msg("entry %llu: the proof through the memo asked for %zu node(s) "
+				 "(%s)",
+				 (unsigned long long)i, asked, rete_strerror(e));
+		assert_int_equal(rete_store_inclusion_proof(s, NULL, i, 8, b, &nb, &m), RETE_OK);
+		assert_int_equal(na, nb);
+		assert_memory_equal(a, b, na * RETE_MERKLE_HASH);
+	}
+	for (size_t i = 0; i < 8; i++)
+		rete_buf_free(&bufs[i]);
+	rete_merkle_memo_free(memo);
+	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 /* An append handed its decoded Message (the broker's way) records in the
  * dedup index the hash of the very Message bytes inside the SignedMessage,
  * so that the same bytes sent again without it are a duplicate. */
@@ -2080,6 +2134,7 @@ int main(void)
 	    cmocka_unit_test(test_backup_while_appending),
 	    cmocka_unit_test(test_disk_full),
 	    cmocka_unit_test(test_commit_memo_proofs),
+	    cmocka_unit_test(test_commit_memo_leaves),
 	    cmocka_unit_test(test_decoded_message_dedup),
 	    cmocka_unit_test(test_referral_encoding),
 	    cmocka_unit_test(test_queue_interleaved),
