@@ -111,14 +111,18 @@ size_t rete_log_format(char *out, size_t size, bool journal, int64_t time_ms, co
 		return n < 0 ? 0 : (size_t)n;
 	}
 	/* "TIME PROGRAM [WHO ]LEVEL: TEXT\n", TIME as 2026-12-06T10:43:21.042Z */
-	time_t sec = (time_t)(time_ms / 1000);
+	int64_t whole = time_ms / 1000, ms = time_ms % 1000;
+	if (ms < 0) { /* before 1970: the second below, and what is past it */
+		whole--;
+		ms += 1000;
+	}
+	time_t sec = (time_t)whole;
 	if (sec != stamp_sec) {
 		struct tm tm;
 		gmtime_r(&sec, &tm);
 		stamp_len = strftime(stamp_text, sizeof(stamp_text), "%Y-%m-%dT%H:%M:%S", &tm);
 		stamp_sec = sec;
 	}
-	int ms = (int)(time_ms % 1000);
 	char frac[6] = {
 	    '.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z',
 	    ' '};

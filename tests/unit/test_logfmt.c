@@ -96,6 +96,11 @@ static void test_stamp_changes(void **state)
 	assert_string_equal(out, "2026-12-06T07:01:02.000Z p info: x\n");
 	rete_log_format(out, sizeof(out), false, T_MS + 654, "p", NULL, RETE_LOG_INFO, "x");
 	assert_string_equal(out, "2026-12-06T07:01:02.999Z p info: x\n");
+	/* a clock before 1970 (a machine that lost its date): still a time */
+	rete_log_format(out, sizeof(out), false, -1, "p", NULL, RETE_LOG_INFO, "x");
+	assert_string_equal(out, "1969-12-31T23:59:59.999Z p info: x\n");
+	rete_log_format(out, sizeof(out), false, -1000, "p", NULL, RETE_LOG_INFO, "x");
+	assert_string_equal(out, "1969-12-31T23:59:59.000Z p info: x\n");
 }
 
 static void test_levels(void **state)
