@@ -469,10 +469,18 @@ static void test_access_records(void **state)
 	if (rc != 0)
 		fail_msg("rete status: %s", out);
 	free(out);
+	/* an evidence bundle at a distance asks the broker an inclusion proof
+	 * (the agents' witnesses ask consistency proofs only) */
+	snprintf(bundle, sizeof(bundle), "%s/mother.remote.evidence.json", n->dir);
+	rc = tu_run(&out, "%s evidence export %s " MOTHER_REF " -c %s -o %s", exe,
+		    it_party_ids[IT_SOCIAL], audit_ini, bundle);
+	if (rc != 0)
+		fail_msg("remote evidence export: %s", out);
+	free(out);
 	const char *served[][2] = {
 	    {"snapshot of the referrals", "audit.region"},
 	    {"referral " MOTHER_REF, "social.mantova"},
-	    {"inclusion proof of entry", "social.mantova"},
+	    {"inclusion proof of entry", "audit.region"},
 	    {"consistency proof", "social.mantova"},
 	};
 	for (size_t i = 0; i < sizeof(served) / sizeof(served[0]); i++) {
