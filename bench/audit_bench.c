@@ -41,6 +41,7 @@
 
 #include <sodium.h>
 
+#include "bench_referral.h"
 #include "checkpoint.h"
 #include "codec.h"
 #include "duration.h"
@@ -172,29 +173,11 @@ static void directory(rete_buf *out)
  * the consent's legal basis (as bench/rete_bench.c does). */
 static void referral(size_t from, size_t to, const char *id, rete_buf *out)
 {
-	Rete__Message msg;
-	Rete__Referral r = RETE__REFERRAL__INIT;
-	Rete__Operator op = RETE__OPERATOR__INIT;
-	Rete__Consent cs = RETE__CONSENT__INIT;
-	char case_id[48];
+	struct bench_referral b;
+	Rete__Message *msg = bench_referral_init(&b, id, net.id[from], net.id[to], ORIGIN,
+						 rete_now_ms(), net.pad, net.sealed_hash[to]);
 
-	snprintf(case_id, sizeof(case_id), "case-%s", id);
-	msg_init(&msg, id, net.id[from], net.id[to], case_id);
-	op.staff_id = (char *)"staff-0042";
-	op.role = (char *)"social-worker";
-	msg.operator_ = &op;
-	cs.basis = RETE__CONSENT_BASIS__CONSENT_BASIS_LEGAL_OBLIGATION;
-	cs.legal_basis = net.pad;
-	r.service = (char *)"family-support";
-	r.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
-	r.reason_code = (char *)"unemployment";
-	r.consent = &cs;
-	r.age_band = RETE__AGE_BAND__AGE_BAND_ADULT;
-	r.private_sha256.data = net.sealed_hash[to];
-	r.private_sha256.len = RETE_HASH_LEN;
-	msg.body_case = RETE__MESSAGE__BODY_REFERRAL;
-	msg.referral = &r;
-	sign(&msg, net.ag[from], out);
+	sign(msg, net.ag[from], out);
 }
 
 /* delivery signs the broker's Delivery of entry `index` (referral `ref`

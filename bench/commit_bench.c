@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_referral.h"
 #include "codec.h"
 #include "keys.h"
 #include "merkle.h"
@@ -113,35 +114,12 @@ struct pm {
 
 static void referral(size_t from, size_t to, const char *id, struct pm *out)
 {
-	Rete__Message msg = RETE__MESSAGE__INIT;
-	Rete__Referral r = RETE__REFERRAL__INIT;
-	Rete__Operator op = RETE__OPERATOR__INIT;
-	Rete__Consent cs = RETE__CONSENT__INIT;
-	char case_id[48];
+	struct bench_referral b;
 	rete_msg m;
+	Rete__Message *msg = bench_referral_init(&b, id, ids[from], ids[to], "bench.rete",
+						 1764000000000, pad, sealed_hash[to]);
 
-	snprintf(case_id, sizeof(case_id), "case-%s", id);
-	msg.id = (char *)id;
-	msg.sender = ids[from];
-	msg.recipient = ids[to];
-	msg.case_id = case_id;
-	msg.created_at = 1764000000000;
-	msg.origin = (char *)"bench.rete";
-	op.staff_id = (char *)"staff-0042";
-	op.role = (char *)"social-worker";
-	msg.operator_ = &op;
-	cs.basis = RETE__CONSENT_BASIS__CONSENT_BASIS_LEGAL_OBLIGATION;
-	cs.legal_basis = pad;
-	r.service = (char *)"family-support";
-	r.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
-	r.reason_code = (char *)"unemployment";
-	r.consent = &cs;
-	r.age_band = RETE__AGE_BAND__AGE_BAND_ADULT;
-	r.private_sha256.data = sealed_hash[to];
-	r.private_sha256.len = RETE_HASH_LEN;
-	msg.body_case = RETE__MESSAGE__BODY_REFERRAL;
-	msg.referral = &r;
-	if (rete_message_sign(&msg, ag[from], &out->sm, &m) != RETE_OK ||
+	if (rete_message_sign(msg, ag[from], &out->sm, &m) != RETE_OK ||
 	    rete_signed_decode(out->sm.data, out->sm.len, NULL, &out->msg, &m) != RETE_OK)
 		die("sign: %s", m.text);
 	out->to = to;

@@ -35,6 +35,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_referral.h"
 #include "codec.h"
 #include "keys.h"
 #include "rete.pb-c.h"
@@ -56,33 +57,13 @@ static void die(const char *what)
 
 static void referral(rete_buf *out)
 {
-	Rete__Message msg = RETE__MESSAGE__INIT;
-	Rete__Referral r = RETE__REFERRAL__INIT;
-	Rete__Operator op = RETE__OPERATOR__INIT;
-	Rete__Consent cs = RETE__CONSENT__INIT;
+	struct bench_referral b;
 	rete_msg m;
+	Rete__Message *msg =
+	    bench_referral_init(&b, "msg-0000000000000042", "ag0000.bench", "ag0001.bench", ORIGIN,
+				1795430400123, pad, sealed_hash);
 
-	msg.id = (char *)"msg-0000000000000042";
-	msg.sender = (char *)"ag0000.bench";
-	msg.recipient = (char *)"ag0001.bench";
-	msg.case_id = (char *)"case-msg-0000000000000042";
-	msg.created_at = 1795430400123;
-	msg.origin = (char *)ORIGIN;
-	op.staff_id = (char *)"staff-0042";
-	op.role = (char *)"social-worker";
-	msg.operator_ = &op;
-	cs.basis = RETE__CONSENT_BASIS__CONSENT_BASIS_LEGAL_OBLIGATION;
-	cs.legal_basis = pad;
-	r.service = (char *)"family-support";
-	r.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
-	r.reason_code = (char *)"unemployment";
-	r.consent = &cs;
-	r.age_band = RETE__AGE_BAND__AGE_BAND_ADULT;
-	r.private_sha256.data = sealed_hash;
-	r.private_sha256.len = RETE_HASH_LEN;
-	msg.body_case = RETE__MESSAGE__BODY_REFERRAL;
-	msg.referral = &r;
-	if (rete_message_sign(&msg, sender, out, &m) != RETE_OK)
+	if (rete_message_sign(msg, sender, out, &m) != RETE_OK)
 		die(m.text);
 }
 

@@ -62,6 +62,7 @@
 #include <sodium.h>
 #include <zmq.h>
 
+#include "bench_referral.h"
 #include "checkpoint.h"
 #include "codec.h"
 #include "duration.h"
@@ -846,35 +847,12 @@ static char pad[MSG_BYTES];
  * (a long citation), the one free-text field a signed referral carries. */
 static void referral(size_t from, size_t to, const char *id, rete_buf *out)
 {
-	Rete__Message msg = RETE__MESSAGE__INIT;
-	Rete__Referral r = RETE__REFERRAL__INIT;
-	Rete__Operator op = RETE__OPERATOR__INIT;
-	Rete__Consent cs = RETE__CONSENT__INIT;
-	char case_id[40];
+	struct bench_referral b;
 	rete_msg m;
+	Rete__Message *msg = bench_referral_init(&b, id, net.id[from], net.id[to], ORIGIN,
+						 rete_now_ms(), pad, net.sealed_hash[to]);
 
-	snprintf(case_id, sizeof(case_id), "case-%s", id);
-	msg.id = (char *)id;
-	msg.sender = net.id[from];
-	msg.recipient = net.id[to];
-	msg.case_id = case_id;
-	msg.created_at = rete_now_ms();
-	msg.origin = (char *)ORIGIN;
-	op.staff_id = (char *)"staff-0042";
-	op.role = (char *)"social-worker";
-	msg.operator_ = &op;
-	cs.basis = RETE__CONSENT_BASIS__CONSENT_BASIS_LEGAL_OBLIGATION;
-	cs.legal_basis = pad;
-	r.service = (char *)"family-support";
-	r.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
-	r.reason_code = (char *)"unemployment";
-	r.consent = &cs;
-	r.age_band = RETE__AGE_BAND__AGE_BAND_ADULT;
-	r.private_sha256.data = net.sealed_hash[to];
-	r.private_sha256.len = RETE_HASH_LEN;
-	msg.body_case = RETE__MESSAGE__BODY_REFERRAL;
-	msg.referral = &r;
-	if (rete_message_sign(&msg, net.ag[from], out, &m) != RETE_OK)
+	if (rete_message_sign(msg, net.ag[from], out, &m) != RETE_OK)
 		die("sign: %s", m.text);
 }
 

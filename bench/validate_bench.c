@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_referral.h"
 #include "rete.pb-c.h"
 #include "validate.h"
 
@@ -84,34 +85,14 @@ int main(int argc, char **argv)
 		pad[i] = cite[i % strlen(cite)];
 	pad[padlen] = '\0';
 
-	Rete__Message msg = RETE__MESSAGE__INIT;
-	Rete__Referral r = RETE__REFERRAL__INIT;
-	Rete__Operator op = RETE__OPERATOR__INIT;
-	Rete__Consent cs = RETE__CONSENT__INIT;
-	msg.id = (char *)"bench-00000042";
-	msg.sender = (char *)"ag0000.bench";
-	msg.recipient = (char *)"ag0001.bench";
-	msg.case_id = (char *)"case-bench-00000042";
-	msg.created_at = 1765000000000;
-	msg.origin = (char *)"rete.bench.example/log";
-	op.staff_id = (char *)"staff-0042";
-	op.role = (char *)"social-worker";
-	msg.operator_ = &op;
-	cs.basis = RETE__CONSENT_BASIS__CONSENT_BASIS_LEGAL_OBLIGATION;
-	cs.legal_basis = pad;
-	r.service = (char *)"family-support";
-	r.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
-	r.reason_code = (char *)"unemployment";
-	r.consent = &cs;
-	r.age_band = RETE__AGE_BAND__AGE_BAND_ADULT;
-	r.private_sha256.data = hash;
-	r.private_sha256.len = sizeof(hash);
-	msg.body_case = RETE__MESSAGE__BODY_REFERRAL;
-	msg.referral = &r;
+	struct bench_referral b;
+	Rete__Message *msg =
+	    bench_referral_init(&b, "bench-00000042", "ag0000.bench", "ag0001.bench",
+				"rete.bench.example/log", 1765000000000, pad, hash);
 
-	double long_ns = best_ns(&msg, rounds, iterations);
-	cs.legal_basis = (char *)"L. 328/2000 art. 22";
-	double short_ns = best_ns(&msg, rounds, iterations);
+	double long_ns = best_ns(msg, rounds, iterations);
+	b.cs.legal_basis = (char *)"L. 328/2000 art. 22";
+	double short_ns = best_ns(msg, rounds, iterations);
 	printf("validate a referral, legalBasis of %zu bytes   %8.0f ns (best of %d x %d)\n",
 	       padlen, long_ns, rounds, iterations);
 	printf("validate a referral, legalBasis of 19 bytes    %8.0f ns\n", short_ns);
