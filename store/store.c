@@ -612,14 +612,7 @@ rete_err store_node_get(void *ctx, unsigned level, uint64_t index, uint8_t out[R
 
 	node_key(key, level, index);
 	rc = mdb_get(c->nc_txn, c->nc_store->st_nodes, &k, &v);
-	if (rc == MDB_NOTFOUND)
-		return RETE_ECORRUPT;
-	if (rc != 0)
-		return RETE_ESTORE;
-	if (v.mv_size != RETE_MERKLE_HASH)
-		return RETE_ECORRUPT;
-	memcpy(out, v.mv_data, RETE_MERKLE_HASH);
-	return RETE_OK;
+	return node_value(rc, &v, out);
 }
 
 /* The merkle callbacks return bare codes; give them a sentence. */

@@ -931,14 +931,7 @@ static rete_err batch_node_get(void *ctx, unsigned level, uint64_t index,
 
 	node_key(key, level, index);
 	rc = get_at(b, node_cursor(level), b->b_store->st_nodes, &k, &v);
-	if (rc == MDB_NOTFOUND)
-		return RETE_ECORRUPT;
-	if (rc != 0)
-		return RETE_ESTORE;
-	if (v.mv_size != RETE_MERKLE_HASH)
-		return RETE_ECORRUPT;
-	memcpy(out, v.mv_data, RETE_MERKLE_HASH);
-	return RETE_OK;
+	return node_value(rc, &v, out);
 }
 
 /* write_entry writes LogEntry `index` and its Merkle nodes; leaf gets its

@@ -8,6 +8,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "store.h"
 
@@ -87,6 +88,21 @@ static inline void node_key(uint8_t k[STORE_NODE_KEY], unsigned level, uint64_t 
 {
 	k[0] = (uint8_t)level;
 	be64_put(k + 1, index);
+}
+
+/* node_value: what a read of a Merkle node (rc, v: from mdb_get or a
+ * cursor) gives: its hash in out, RETE_ECORRUPT when it is missing or not
+ * a hash, RETE_ESTORE when LMDB failed. */
+static inline rete_err node_value(int rc, const MDB_val *v, uint8_t out[RETE_MERKLE_HASH])
+{
+	if (rc == MDB_NOTFOUND)
+		return RETE_ECORRUPT;
+	if (rc != 0)
+		return RETE_ESTORE;
+	if (v->mv_size != RETE_MERKLE_HASH)
+		return RETE_ECORRUPT;
+	memcpy(out, v->mv_data, RETE_MERKLE_HASH);
+	return RETE_OK;
 }
 
 /* store_lmdb_err maps an LMDB return code to a rete_err with a sentence
