@@ -1297,28 +1297,6 @@ struct case_walk {
 	json_t *labels; /* referral id -> "#index" */
 };
 
-static const char *body_kind(Rete__Message__BodyCase b)
-{
-	switch (b) {
-	case RETE__MESSAGE__BODY_REFERRAL:
-		return "referral";
-	case RETE__MESSAGE__BODY_UPDATE:
-		return "update";
-	case RETE__MESSAGE__BODY_NOTE:
-		return "note";
-	case RETE__MESSAGE__BODY_DELIVERY:
-		return "delivery";
-	case RETE__MESSAGE__BODY_NOTICE:
-		return "notice";
-	case RETE__MESSAGE__BODY_DIRECTORY:
-		return "directory";
-	case RETE__MESSAGE__BODY_EPOCH:
-		return "epoch";
-	default:
-		return "other";
-	}
-}
-
 static int case_entry(void *ctx, uint64_t index, const rete_buf *raw)
 {
 	struct case_walk *w = ctx;
@@ -1350,7 +1328,7 @@ static int case_entry(void *ctx, uint64_t index, const rete_buf *raw)
 		json_t *l = rid ? json_object_get(w->labels, rid) : NULL;
 		json_object_set_new(e, "index", json_integer((json_int_t)index));
 		json_object_set_new(e, "loggedAt", json_integer(le->logged_at));
-		json_object_set_new(e, "kind", json_string(body_kind(msg->body_case)));
+		json_object_set_new(e, "kind", json_string(rete_message_kind(msg)));
 		json_object_set_new(e, "sender", json_string(msg->sender));
 		json_object_set_new(e, "recipient", json_string(msg->recipient));
 		if (rid && rid[0])
