@@ -944,17 +944,24 @@ static rete_err directory_sync(broker *b)
  * (protocol 3): a SignedAck whose signature verifies with the party's key
  * in the directory in force, whose body names this log, this party, the
  * entry acked and the leaf hash stored for it, and whose error and text
- * the Ack repeats. false when it does not: f is refused (broker_refuse)
- * with ERROR_CODE_BAD_ACK and a sentence naming what was wrong. */
-static bool ack_check(broker *b, broker_frame *f, const Rete__Ack *a)
+ * the Ack repeats. An ACK of an entry the broker wrote (own: a Delivery, a
+ * Notice, a Directory) may come unsigned (protocol 4): nothing is logged
+ * for it, and the connection's CURVE key says who acks; signed, it is
+ * checked all the same. false when it does not check: f is refused
+ * (broker_refuse) with ERROR_CODE_BAD_ACK and a sentence naming what was
+ * wrong. */
+static bool ack_check(broker *b, broker_frame *f, const Rete__Ack *a, bool own)
 {
 	const Rete__ErrorCode bad = RETE__ERROR_CODE__ERROR_CODE_BAD_ACK;
+	if (!a->signed_ && own)
+		return true;
 	if (!a->signed_) {
 		broker_refuse(f, bad, "signed",
 			      "the ACK of entry %" PRIu64
-			      " is not signed; protocol 3 takes only an "
-			      "ACK carrying the recipient's SignedAck (AckBody signed with its key "
-			      "over \"rete/ack/v1\")",
+			      " is not signed; an agency's entry is acknowledged "
+			      "with the recipient's SignedAck (AckBody signed with its key over "
+			      "\"rete/ack/v1\"); only an entry the broker wrote is acknowledged "
+			      "unsigned",
 			      a->index);
 		return false;
 	}
@@ -1084,20 +1091,22 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 		if (bt->ops[i].kind == RETE_STORE_OP_ACK && bt->ops[i].in.index == a->index &&
 		    strcmp(bt->ops[i].in.recipient, f->party) == 0)
 			return;
-	if (!ack_check(b, f, a)) {
-		broker_log_warn("%s's ACK of entry %" PRIu64 " was not taken (nothing logged; the "
-				"entry will be delivered again): %s",
-				f->party, a->index, f->error_text);
-		send_refusal(b, f, false);
-		return;
-	}
-	if (p)
-		inflight_remove(p, a->index);
 	Rete__Message *msg = NULL;
 	if (read_message(b, NULL, a->index, &msg) != RETE_OK) {
 		broker_log_error("cannot read entry %" PRIu64 " acked by %s", a->index, f->party);
 		return;
 	}
+	bool agency = strcmp(msg->sender, b->cfg->id) != 0;
+	if (!ack_check(b, f, a, !agency)) {
+		broker_log_warn("%s's ACK of entry %" PRIu64 " was not taken (nothing logged; the "
+				"entry will be delivered again): %s",
+				f->party, a->index, f->error_text);
+		send_refusal(b, f, false);
+		rete__message__free_unpacked(msg, NULL);
+		return;
+	}
+	if (p)
+		inflight_remove(p, a->index);
 	rete_store_op *op = op_add(b, RETE_STORE_OP_ACK, NULL);
 	if (!op) {
 		rete__message__free_unpacked(msg, NULL);
@@ -1105,7 +1114,6 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 	}
 	op->in.recipient = p ? p->id : b->cfg->id; /* p is in the directory: checked */
 	op->in.index = a->index;
-	bool agency = strcmp(msg->sender, b->cfg->id) != 0;
 	if (agency) {
 		char id[64];
 		broker_own *o;

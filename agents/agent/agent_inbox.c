@@ -30,21 +30,33 @@
 #include "json.h"
 #include "wire.h"
 
-/* inbox_ack acknowledges the delivered entry d (log index `index`), signed
- * with the agency's key over the log's origin, the index and the leaf hash
- * of the very LogEntry bytes received (protocol 3): the broker logs that
- * signature in the Delivery entry (or, with error set, in the
+static bool broker_body(const Rete__Message *msg);
+
+/* inbox_ack acknowledges the delivered entry d (log index `index`; msg is
+ * its message, NULL when it did not decode). An agency's entry is acked
+ * signed with the agency's key over the log's origin, the index and the
+ * leaf hash of the very LogEntry bytes received (protocol 3): the broker
+ * logs that signature in the Delivery entry (or, with error set, in the
  * DELIVERY_REFUSED notice), so the delivery is provable without trusting
- * the broker. */
-static void inbox_ack(agent *a, const Rete__Deliver *d, uint64_t index, Rete__ErrorCode error,
-		      const char *text)
+ * the broker. An entry the broker wrote (a Delivery, a Notice, a Directory)
+ * is acked unsigned (protocol 4): nothing is logged for it, so a signature
+ * would prove nothing, and the connection's CURVE key says who acks. */
+static void inbox_ack(agent *a, const Rete__Deliver *d, const Rete__Message *msg, uint64_t index,
+		      Rete__ErrorCode error, const char *text)
 {
 	Rete__Ack ack;
 	Rete__SignedAck sa;
 	Rete__ClientFrame f = RETE__CLIENT_FRAME__INIT;
 	rete_msg m = {{0}};
-	if (rete_wire_ack_build(&ack, &sa, a->sk, a->origin, a->cfg.id, d->log_entry.data,
-				d->log_entry.len, index, error, text, &m) != RETE_OK) {
+	bool own = msg != NULL && broker_body(msg);
+	if (own) {
+		rete__ack__init(&ack);
+		rete__signed_ack__init(&sa);
+		ack.index = index;
+		ack.error = error;
+		ack.error_text = (char *)(text ? text : "");
+	} else if (rete_wire_ack_build(&ack, &sa, a->sk, a->origin, a->cfg.id, d->log_entry.data,
+				       d->log_entry.len, index, error, text, &m) != RETE_OK) {
 		agent_log(a, "error",
 			  "the ACK of log entry %" PRIu64 " cannot be signed (%s); the broker "
 			  "will deliver it again",
@@ -56,17 +68,19 @@ static void inbox_ack(agent *a, const Rete__Deliver *d, uint64_t index, Rete__Er
 	if (agent_net_send(a, &f) != RETE_OK)
 		agent_debug(a, "ack of %" PRIu64 " not sent; the broker will deliver it again",
 			    index);
-	rete_signed_ack_clear(&sa);
+	if (!own)
+		rete_signed_ack_clear(&sa);
 }
 
 /* inbox_refuse acks an entry that cannot be verified or opened: logged,
  * told to the broker in a signed refusal (the ACK with error set), and the
  * queue moves on. */
-static void inbox_refuse(agent *a, const Rete__Deliver *d, uint64_t index, Rete__ErrorCode code,
-			 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void inbox_refuse(agent *a, const Rete__Deliver *d, const Rete__Message *msg, uint64_t index,
+			 Rete__ErrorCode code, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 
-static void inbox_refuse(agent *a, const Rete__Deliver *d, uint64_t index, Rete__ErrorCode code,
-			 const char *fmt, ...)
+static void inbox_refuse(agent *a, const Rete__Deliver *d, const Rete__Message *msg, uint64_t index,
+			 Rete__ErrorCode code, const char *fmt, ...)
 {
 	char text[512];
 	va_list ap;
@@ -74,7 +88,7 @@ static void inbox_refuse(agent *a, const Rete__Deliver *d, uint64_t index, Rete_
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	agent_log(a, "error", "delivery of log entry %" PRIu64 " refused: %s", index, text);
-	inbox_ack(a, d, index, code, text);
+	inbox_ack(a, d, msg, index, code, text);
 }
 
 static bool broker_body(const Rete__Message *msg)
@@ -263,7 +277,7 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 	agent_db_index_key(key, index);
 	if (rete_signed_decode(le->signed_message.data, le->signed_message.len, &sm, &msg, &m) !=
 	    RETE_OK) {
-		inbox_refuse(a, d, index, RETE__ERROR_CODE__ERROR_CODE_MALFORMED,
+		inbox_refuse(a, d, NULL, index, RETE__ERROR_CODE__ERROR_CODE_MALFORMED,
 			     "the signed message does not decode: %s", m.text);
 		goto out;
 	}
@@ -289,7 +303,7 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 				  have.len > 8 ? (int)(have.len - 8) : 0,
 				  (const char *)have.data + 8, at);
 		rete_buf_free(&have);
-		inbox_ack(a, d, index, 0, NULL);
+		inbox_ack(a, d, msg, index, 0, NULL);
 		goto out;
 	}
 	if (agent_db_get(a->db, AGENT_DB_INBOX, key, sizeof(key), &have, &m) == RETE_OK) {
@@ -302,7 +316,7 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 			agent_debug(a, "log entry %" PRIu64 " already in inbox/%.*s; acking again",
 				    index, (int)nl, (const char *)have.data);
 			rete_buf_free(&have);
-			inbox_ack(a, d, index, 0, NULL);
+			inbox_ack(a, d, msg, index, 0, NULL);
 			goto out;
 		}
 		/* Another entry at an index we recorded: the broker's log went
@@ -312,14 +326,14 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 		rete_buf_free(&have);
 	}
 	if (!inbox_verify(a, sm, msg)) {
-		inbox_refuse(a, d, index, RETE__ERROR_CODE__ERROR_CODE_BAD_SIGNATURE,
+		inbox_refuse(a, d, msg, index, RETE__ERROR_CODE__ERROR_CODE_BAD_SIGNATURE,
 			     "the signature of %s by '%s' does not verify with %s", msg->id,
 			     msg->sender,
 			     broker_body(msg) ? "the pinned broker key" : "the sender's key");
 		goto out;
 	}
 	if (!broker_body(msg) && strcmp(msg->recipient, a->cfg.id) != 0) {
-		inbox_refuse(a, d, index, RETE__ERROR_CODE__ERROR_CODE_INVALID,
+		inbox_refuse(a, d, msg, index, RETE__ERROR_CODE__ERROR_CODE_INVALID,
 			     "message %s is addressed to '%s', not to %s", msg->id, msg->recipient,
 			     a->cfg.id);
 		goto out;
@@ -328,20 +342,20 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 	if (ph.len > 0) {
 		uint8_t h[RETE_HASH_LEN];
 		if (d->sealed.len == 0) {
-			inbox_refuse(a, d, index, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
+			inbox_refuse(a, d, msg, index, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
 				     "message %s announces a sealed part but none came with it",
 				     msg->id);
 			goto out;
 		}
 		rete_sha256(h, d->sealed.data, d->sealed.len);
 		if (ph.len != RETE_HASH_LEN || memcmp(h, ph.data, RETE_HASH_LEN) != 0) {
-			inbox_refuse(a, d, index, RETE__ERROR_CODE__ERROR_CODE_SEALED_HASH,
+			inbox_refuse(a, d, msg, index, RETE__ERROR_CODE__ERROR_CODE_SEALED_HASH,
 				     "the sealed part of %s does not match its signed SHA-256",
 				     msg->id);
 			goto out;
 		}
 		if (rete_open(d->sealed.data, d->sealed.len, a->sk, &priv, &m) != RETE_OK) {
-			inbox_refuse(a, d, index, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
+			inbox_refuse(a, d, msg, index, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
 				     "message %s from %s: %s", msg->id, msg->sender, m.text);
 			goto out;
 		}
@@ -392,7 +406,7 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 	agent_privacy_opened(a, le, msg, priv, fname);
 	if (a->cfg.on_message != NULL)
 		agent_hooks_queue(a, index, fname);
-	inbox_ack(a, d, index, 0, NULL);
+	inbox_ack(a, d, msg, index, 0, NULL);
 out:
 	if (priv != NULL)
 		rete__private__free_unpacked(priv, NULL);

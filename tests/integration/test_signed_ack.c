@@ -652,6 +652,120 @@ static int fake_refuse(it_fake *l, int mode, const rete_seckey *other, int want,
 	return l->submits;
 }
 
+/* queued_for polls the broker's store (read-only, beside the running
+ * broker) until entry index is (want) or is not (!want) queued for party;
+ * false at the deadline. */
+static bool queued_for(it_net *n, const char *party, uint64_t index, bool want)
+{
+	int64_t end = it_mono_ms() + it_wait_ms();
+	for (;;) {
+		rete_store *s = NULL;
+		uint64_t got[1];
+		size_t k = 0;
+		bool is = false;
+		if (rete_store_open(&s, n->data, RETE_STORE_RDONLY, NULL) == RETE_OK &&
+		    rete_store_queue_peek(s, NULL, party, index, 1, got, &k, NULL) == RETE_OK)
+			is = k == 1 && got[0] == index;
+		rete_store_close(&s);
+		if (is == want)
+			return true;
+		if (it_mono_ms() > end)
+			return false;
+		it_nap(20); /* another process's commit: no event to wait on */
+	}
+}
+
+/* broker_entries_acked_unsigned (protocol 4): the ACK of an entry the
+ * broker wrote (here the Delivery entry, the sender's delivery receipt)
+ * carries no SignedAck: nothing is logged for it, so a signature would
+ * prove nothing to anyone, and the connection's CURVE key says who acks.
+ * The broker takes it (the entry leaves the queue, no refusal, nothing
+ * logged); an unsigned ACK of an agency's entry is still refused. */
+static void test_broker_entries_acked_unsigned(void **state)
+{
+	it_net *n = *state;
+	assert_true(it_broker_start(n));
+	rete_wire *social = it_hello(n, IT_SOCIAL);
+	rete_wire *cpi = it_hello(n, IT_CPI);
+	assert_non_null(social);
+	assert_non_null(cpi);
+	it_msg o;
+	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "ref-unsigned-1", &o), RETE_OK);
+	assert_true(it_accepted(it_submit(social, &o, it_wait_ms()), "ref-unsigned-1", n->log));
+	it_msg_free(&o);
+	rete_buf entry = {0};
+	int64_t idx = next_deliver(cpi, &entry, NULL, it_wait_ms());
+	assert_true(idx > 0);
+	/* the agency's entry: an unsigned ACK is refused, as in protocol 3 */
+	assert_int_equal(rete_wire_ack(cpi, (uint64_t)idx, 0, NULL, NULL), RETE_OK);
+	expect_bad_ack(n, cpi, it_party_ids[IT_CPI], "is not signed");
+	assert_int_equal(rete_wire_ack_signed(cpi, n->keys[IT_CPI], IT_ORIGIN, it_party_ids[IT_CPI],
+					      entry.data, entry.len, (uint64_t)idx, 0, NULL, NULL),
+			 RETE_OK);
+	rete_buf_free(&entry);
+	/* the broker's Delivery entry, delivered to the sender */
+	int64_t d = -1;
+	for (;;) {
+		Rete__Message *msg = NULL;
+		int64_t got = next_deliver(social, NULL, &msg, it_wait_ms());
+		assert_true(got > 0);
+		bool it = msg->body_case == RETE__MESSAGE__BODY_DELIVERY &&
+			  msg->delivery->index == (uint64_t)idx;
+		rete__message__free_unpacked(msg, NULL);
+		if (it) {
+			d = got;
+			break;
+		}
+	}
+	int64_t before = it_log_each(n, NULL, NULL);
+	assert_true(queued_for(n, it_party_ids[IT_SOCIAL], (uint64_t)d, true));
+	assert_int_equal(rete_wire_ack(social, (uint64_t)d, 0, NULL, NULL), RETE_OK);
+	if (!queued_for(n, it_party_ids[IT_SOCIAL], (uint64_t)d, false)) {
+		fprintf(stderr, "the unsigned ACK of broker entry %" PRId64 " was not taken\n", d);
+		it_show_path(n->log, 4000);
+	}
+	assert_true(queued_for(n, it_party_ids[IT_SOCIAL], (uint64_t)d, false));
+	assert_int_equal(it_log_each(n, NULL, NULL), before); /* nothing logged for it */
+	/* and no refusal came for it: the next frame is the PING's answer */
+	assert_int_equal(rete_wire_ping(social, 77, NULL), RETE_OK);
+	Rete__BrokerFrame *f = it_recv_kind(social, RETE__BROKER_FRAME__COMMAND_PONG, it_wait_ms());
+	assert_non_null(f);
+	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_PONG);
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&social);
+	rete_wire_close(&cpi);
+}
+
+/* older_peer_refused: a frame of protocol 3 (a peer older than this
+ * broker) is refused with VERSION and a sentence naming both versions. */
+static void test_older_peer_refused(void **state)
+{
+	it_net *n = *state;
+	assert_true(it_broker_start(n));
+	rete_wire *w = it_connect(n, IT_SOCIAL);
+	assert_non_null(w);
+	Rete__Hello h = RETE__HELLO__INIT;
+	h.party = (char *)it_party_ids[IT_SOCIAL];
+	h.software = (char *)"rete-agent 0.5.0";
+	Rete__ClientFrame cf = RETE__CLIENT_FRAME__INIT;
+	cf.version = 3;
+	cf.command_case = RETE__CLIENT_FRAME__COMMAND_HELLO;
+	cf.hello = &h;
+	assert_int_equal(rete_wire_send(w, &cf, NULL), RETE_OK);
+	Rete__BrokerFrame *f = it_recv_kind(w, RETE__BROKER_FRAME__COMMAND_REFUSAL, it_wait_ms());
+	assert_non_null(f);
+	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_REFUSAL);
+	assert_int_equal(f->refusal->error, RETE__ERROR_CODE__ERROR_CODE_VERSION);
+	if (!strstr(f->refusal->error_text, "protocol version 3 is not spoken here; this broker "
+					    "speaks version 4"))
+		fprintf(stderr, "refusal: %s\n", f->refusal->error_text);
+	assert_non_null(
+	    strstr(f->refusal->error_text,
+		   "protocol version 3 is not spoken here; this broker speaks version 4"));
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&w);
+}
+
 static void test_forged_refusal(void **state)
 {
 	it_net *n = *state;
@@ -691,6 +805,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_refused_delivery_signed, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_agents_sign_and_keep, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_forged_refusal, setup, it_teardown),
+	    cmocka_unit_test_setup_teardown(test_broker_entries_acked_unsigned, setup, it_teardown),
+	    cmocka_unit_test_setup_teardown(test_older_peer_refused, setup, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
