@@ -84,7 +84,7 @@
 /* ---- options, clean-up -------------------------------------------------------- */
 
 static struct {
-	bool quick, wire_only, ingest_only;
+	bool quick, wire_only, ingest_only, loop_only;
 	uint64_t log_size;
 	size_t agencies, conns;
 	unsigned threads; /* "every core" */
@@ -1704,11 +1704,12 @@ static void usage(FILE *out)
 		     "  --quick        tiny sizes and short timings (a smoke test, not a measure)\n"
 		     "  --wire-only    only the raw rates, ingest, closed loop and latency rows\n"
 		     "  --ingest-only  only the raw rates and the ingest rows\n"
+		     "  --loop-only    only the raw rates and the closed loop\n"
 		     "  --log-size N   entries of the big log (default 1000000)\n"
 		     "  --agencies N   load sockets, one agency each (even; default 50)\n"
 		     "  --conns N      connected agencies for the memory figure (default 500)\n"
 		     "  --window N     messages in flight per sender in the closed loop (default\n"
-		     "                 8; rete-agent allows up to max_inflight, 64)\n"
+		     "                 64, rete-agent's max_inflight)\n"
 		     "  --json FILE    also write the results as JSON\n"
 		     "  --dir DIR      where the temporary files go (default $TMPDIR or /tmp)\n"
 		     "  --threads N    threads for 'every core' (default: online cores)\n"
@@ -1733,7 +1734,7 @@ int main(int argc, char **argv)
 	opt.log_size = 1000000;
 	opt.agencies = 50;
 	opt.conns = 500;
-	opt.loop_window = 8;
+	opt.loop_window = 64; /* rete-agent's max_inflight */
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		bool has = i + 1 < argc;
@@ -1743,6 +1744,8 @@ int main(int argc, char **argv)
 			opt.wire_only = true;
 		} else if (strcmp(a, "--ingest-only") == 0) {
 			opt.ingest_only = true;
+		} else if (strcmp(a, "--loop-only") == 0) {
+			opt.loop_only = true;
 		} else if (strcmp(a, "--log-size") == 0 && has) {
 			opt.log_size = num_arg(a, argv[++i], 300);
 			log_size_given = true;
@@ -1865,9 +1868,11 @@ int main(int argc, char **argv)
 	size_t msg_len = pad_calibrate();
 
 	/* 3. durable ingest, 1 verify thread and every core */
+	long rss_load = 0, anon_load = 0;
+	if (opt.loop_only)
+		goto loop;
 	progress("pre-signing %zu referrals of %zu bytes", opt.ingest_msgs, msg_len);
 	struct pm *v = presign(opt.ingest_msgs, "I", opt.agencies, 0);
-	long rss_load = 0, anon_load = 0;
 	for (int pass = 0; pass < 2; pass++) {
 		unsigned vt = pass == 0 ? 1 : opt.threads;
 		struct bk b = {0};
@@ -1910,29 +1915,31 @@ int main(int argc, char **argv)
 		goto table;
 
 	/* 4. the closed loop */
-	{
-		struct bk b = {0};
-		char data[PATH_MAX + 16];
-		snprintf(data, sizeof(data), "%s/store-loop", net.dir);
-		rates_sample();
-		progress("closed loop, %.0f s", opt.loop_secs);
-		bk_config(&b, "loop", data, opt.agencies, opt.threads);
-		bk_start(&b);
-		bk_ready(&b);
-		struct loop_out lo = closed_loop(&b, opt.agencies);
-		long rl_kb = rss_kb(b.pid, "VmHWM");
-		if (rl_kb > rss_load)
-			rss_load = rl_kb;
-		bk_stop(&b);
-		r_loop = add_row("loop", "closed loop", lo.rate, "messages/s");
-		lo_kept = lo;
-	}
+loop : {
+	struct bk b = {0};
+	char data[PATH_MAX + 16];
+	snprintf(data, sizeof(data), "%s/store-loop", net.dir);
+	rates_sample();
+	progress("closed loop, %.0f s", opt.loop_secs);
+	bk_config(&b, "loop", data, opt.agencies, opt.threads);
+	bk_start(&b);
+	bk_ready(&b);
+	struct loop_out lo = closed_loop(&b, opt.agencies);
+	long rl_kb = rss_kb(b.pid, "VmHWM");
+	if (rl_kb > rss_load)
+		rss_load = rl_kb;
+	bk_stop(&b);
+	r_loop = add_row("loop", "closed loop", lo.rate, "messages/s");
+	lo_kept = lo;
+}
 
 	r = add_row("rssLoad", "broker RSS under load", (double)rss_load / 1024.0, "MiB");
 	note(r,
 	     "largest VmRSS during ingest and the closed loop; anonymous (not the LMDB map's "
 	     "file pages) at most %.1f MiB during ingest",
 	     (double)anon_load / 1024.0);
+	if (opt.loop_only)
+		goto table;
 
 	/* 5. receipt latency at offered loads */
 	{
