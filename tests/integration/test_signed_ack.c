@@ -15,7 +15,9 @@
  *   refused_delivery_signed an ACK with an error, signed: the DELIVERY_REFUSED
  *                           notice carries it
  *   agents_sign_and_keep    real agents: the Delivery of a referral carries
- *                           the recipient agent's signed ACK; a referral the
+ *                           the recipient agent's signed ACK, and the ACKs
+ *                           of the broker's own entries come unsigned (two
+ *                           signatures verified in all); a referral the
  *                           broker refuses is answered in the sender's
  *                           failed/ID.error.json with "signedRefusal", which
  *                           verifies with the broker key and names the bytes
@@ -54,13 +56,13 @@ static int setup(void **state)
 		return -1;
 	}
 	size_t head = (size_t)(at - ini) + strlen("heartbeat = 1s\n");
-	char *out = malloc(len + 32);
+	char *out = malloc(len + 64);
 	if (!out) {
 		free(ini);
 		return -1;
 	}
 	memcpy(out, ini, head);
-	int k = sprintf(out + head, "redeliver = 1s\n");
+	int k = sprintf(out + head, "redeliver = 1s\nmetrics = 127.0.0.1:0\n");
 	memcpy(out + head + (size_t)k, ini + head, len - head);
 	int rc = tu_write_file(n->ini, out, len + (size_t)k);
 	free(out);
@@ -557,6 +559,25 @@ static void test_agents_sign_and_keep(void **state)
 	assert_int_equal(b->error, 0);
 	rete__ack_body__free_unpacked(b, NULL);
 	rete_buf_free(&d.ack_body);
+
+	/* protocol 4: the agents ack the broker's own entries (the Directory
+	 * if one was delivered, social's delivery receipt) unsigned. Once every
+	 * queue is empty the broker has verified two signatures: the
+	 * referral's and cpi's ACK of it (an agent signing them made it three). */
+	char url[64], series[128];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", it_metrics_port(n->log));
+	const int who[] = {IT_SOCIAL, IT_CPI, IT_FAMILY};
+	for (size_t i = 0; i < sizeof(who) / sizeof(who[0]); i++) {
+		snprintf(series, sizeof(series), "rete_broker_queue_depth{agency=\"%s\"}",
+			 it_party_ids[who[i]]);
+		assert_true(it_until_metric(url, series, 0));
+	}
+	char *scrape = it_scrape(url, NULL);
+	assert_non_null(scrape);
+	if (it_metric(scrape, "rete_broker_signatures_verified_total") != 2)
+		fprintf(stderr, "%s\n", scrape);
+	assert_true(it_metric(scrape, "rete_broker_signatures_verified_total") == 2);
+	free(scrape);
 
 	/* a referral the broker refuses (family-centre > job-centre is not a
 	 * route): the sender keeps the broker's signed refusal */
