@@ -4,9 +4,9 @@
 # Builds rete (RelWithDebInfo, its own build folder) and runs bench/rete_bench,
 # which starts the real rete-broker and prints one table, all measured in the
 # same run: raw Ed25519 rates and the bounds they set (ingest: cores x verify;
-# closed loop, protocol 3: cores / (2 signs + 3 verifies)), the broker's durable
+# closed loop, protocol 4: cores / (2 signs + 3 verifies)), the broker's durable
 # ingest (1 verify thread and every core) with its CPU per message by thread
-# (the committer signs one checkpoint per commit), the closed loop, receipt latency
+# (the committer signs one checkpoint per commit), the closed loop (64 in flight per sender), receipt latency
 # at 100/1000/5000 msg/s, a log grown to N entries (default 1,000,000) with
 # ingest and start-up at 1%, 10% and 100% of it, the auditor's rate, bytes
 # on disk per entry, the broker's memory; last, the targets of issue 15 with
