@@ -26,5 +26,21 @@ targets=$(ls "$src"/tests/fuzz/fuzz_*.c | wc -l)
 ran=$(awk '$1 ~ /^fuzz_/ && $2 > 0 && $4 == 0' "$build.out" | wc -l)
 failed=$((targets - ran))
 echo "fuzz smoke: $ran passed, $failed failed"
+if [ $status -ne 0 ] || [ $failed -ne 0 ]; then
+  # The work folder goes; what crashed must not: each crashing input is
+  # kept in fuzz-crashes/ and shown here (base64, with the sanitizer's
+  # report), so a crash seen once in CI can be reproduced and made a
+  # regression input (tests/fuzz/regressions/TARGET/).
+  mkdir -p "$build/fuzz-crashes"
+  for a in "$build"/work/*/artifacts/*; do
+    [ -f "$a" ] || continue
+    t=$(basename "$(dirname "$(dirname "$a")")")
+    cp "$a" "$build/fuzz-crashes/$t-$(basename "$a")"
+    echo "--- $t: $(basename "$a") (kept in $build/fuzz-crashes/), base64:"
+    base64 -w 76 "$a" | head -200
+    echo "--- $t: the end of its log:"
+    tail -n 60 "$build/work/$t/fuzz.log" 2>/dev/null || true
+  done
+fi
 rm -rf "$build/work"
 [ $status -eq 0 ] && [ $failed -eq 0 ]
