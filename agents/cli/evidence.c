@@ -216,11 +216,24 @@ rete_err rete_evidence_parse(const char *text, size_t len, rete_evidence *ev, co
 		e = rete_msg_set(m, RETE_EJSON, "the bundle is not a JSON object");
 		goto out;
 	}
+	size_t prev = NKEYS; /* the key before, in the bundle's order */
 	json_object_foreach(doc, key, v)
 	{
 		size_t i = 0;
 		while (i < NKEYS && strcmp(keys[i].name, key) != 0)
 			i++;
+		if (i < NKEYS && prev < NKEYS && i < prev) {
+			/* the layout check below would pass it: jansson writes the
+			 * keys back in the order they were read */
+			e = rete_msg_set(m, RETE_EJSON,
+					 "the bundle's members are not in the order rete evidence "
+					 "export writes them: \"%s\" comes after \"%s\" (it was "
+					 "edited)",
+					 key, keys[prev].name);
+			goto out;
+		}
+		if (i < NKEYS)
+			prev = i;
 		if (i == NKEYS) {
 			e = rete_msg_set(
 			    m, RETE_EJSON,

@@ -602,6 +602,56 @@ static void test_every_flipped_byte_fails(void **state)
 	free(text);
 }
 
+/* every_reordering_fails: the members in another order than the writer's
+ * (each adjacent pair swapped, the layout otherwise exact) are refused by
+ * the form, with a sentence naming both; found by fuzz_evidence, which
+ * saw such a bundle parse and be written back in the other order. */
+static void test_every_reordering_fails(void **state)
+{
+	(void)state;
+	build(&GOOD);
+	char *text = bundle("r1");
+	json_error_t je;
+	json_t *doc = json_loads(text, 0, &je);
+	assert_non_null(doc);
+	size_t n = json_object_size(doc), tried = 0;
+	const char **names = calloc(n, sizeof(*names));
+	assert_non_null(names);
+	const char *k;
+	json_t *v;
+	size_t i = 0;
+	json_object_foreach(doc, k, v) names[i++] = k;
+	for (size_t s = 0; s + 1 < n; s++) {
+		json_t *o = json_object();
+		for (size_t j = 0; j < n; j++) {
+			size_t from = j == s ? s + 1 : j == s + 1 ? s : j;
+			json_object_set(o, names[from], json_object_get(doc, names[from]));
+		}
+		char *d = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		assert_non_null(d);
+		size_t dl = strlen(d);
+		char *t = malloc(dl + 2);
+		assert_non_null(t);
+		memcpy(t, d, dl);
+		t[dl] = '\n';
+		t[dl + 1] = '\0';
+		rete_msg m;
+		const char *part = check(t, F->tsa->lt_ca, F->policy, NULL, &m);
+		if (strcmp(part, "form") != 0 || !strstr(m.text, "order"))
+			fail_msg("%s and %s swapped: verify names '%s' (%s)", names[s],
+				 names[s + 1], part, m.text);
+		assert_non_null(strstr(m.text, names[s]));
+		tried++;
+		free(t);
+		free(d);
+		json_decref(o);
+	}
+	assert_true(tried >= 10);
+	free(names);
+	json_decref(doc);
+	free(text);
+}
+
 /* ---- timestamp --------------------------------------------------------------------- */
 
 static void test_timestamp(void **state)
@@ -1042,6 +1092,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_holds),
 	    cmocka_unit_test(test_every_flipped_byte_fails),
+	    cmocka_unit_test(test_every_reordering_fails),
 	    cmocka_unit_test(test_timestamp),
 	    cmocka_unit_test(test_acknowledgement),
 	    cmocka_unit_test(test_cosignatures),
