@@ -439,6 +439,18 @@ static rete_err read_message(broker *b, rete_store_rtxn *rt, uint64_t index, Ret
 	return err;
 }
 
+/* broker_wrote: is msg an entry the broker wrote (a Delivery, a Notice, a
+ * Directory, an Epoch)? By its body, which only the broker writes (an
+ * agency's submission of one is refused), as rete-agent decides when it
+ * acks one unsigned (protocol 4); and by its sender, the broker's id. The
+ * body decides for an entry logged under an id the broker had before
+ * (`id` in broker.ini changed): it is the broker's all the same, and an
+ * unsigned ACK of it refused would deliver it again for ever. */
+static bool broker_wrote(const broker *b, const Rete__Message *msg)
+{
+	return !rete_body_is_agency(msg) || strcmp(msg->sender, b->cfg->id) == 0;
+}
+
 /* --- events ---------------------------------------------------------------------- */
 
 static void publish(broker *b, Rete__Event *ev)
@@ -1096,7 +1108,7 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 		broker_log_error("cannot read entry %" PRIu64 " acked by %s", a->index, f->party);
 		return;
 	}
-	bool agency = strcmp(msg->sender, b->cfg->id) != 0;
+	bool agency = !broker_wrote(b, msg);
 	if (!ack_check(b, f, a, !agency)) {
 		broker_log_warn("%s's ACK of entry %" PRIu64 " was not taken (nothing logged; the "
 				"entry will be delivered again): %s",
@@ -1804,7 +1816,7 @@ static void scan(broker *b)
 		op->in.index = s.e[i].index;
 		if (p)
 			inflight_remove(p, s.e[i].index);
-		if (strcmp(msg->sender, b->cfg->id) != 0) {
+		if (!broker_wrote(b, msg)) {
 			char id[64];
 			snprintf(id, sizeof(id), "expired-%" PRIu64, s.e[i].index);
 			broker_own *o = own_new(b, id, msg->sender, msg->case_id);

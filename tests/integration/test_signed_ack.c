@@ -787,6 +787,75 @@ static void test_older_peer_refused(void **state)
 	rete_wire_close(&w);
 }
 
+/* renamed_broker_entries_acked_unsigned: the broker's id in broker.ini may
+ * change (the store's identity is its origin and key); its entries logged
+ * under the old id are still its own. rete-agent acks a Delivery unsigned
+ * whatever id signed it, so the broker must take that ACK: refusing it
+ * would deliver the entry again for ever. */
+static void test_renamed_broker_entries_acked_unsigned(void **state)
+{
+	it_net *n = *state;
+	assert_true(it_broker_start(n));
+	rete_wire *social = it_hello(n, IT_SOCIAL);
+	rete_wire *cpi = it_hello(n, IT_CPI);
+	assert_non_null(social);
+	assert_non_null(cpi);
+	it_msg o;
+	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "ref-renamed-1", &o), RETE_OK);
+	assert_true(it_accepted(it_submit(social, &o, it_wait_ms()), "ref-renamed-1", n->log));
+	it_msg_free(&o);
+	rete_buf entry = {0};
+	int64_t idx = next_deliver(cpi, &entry, NULL, it_wait_ms());
+	assert_true(idx > 0);
+	assert_int_equal(rete_wire_ack_signed(cpi, n->keys[IT_CPI], IT_ORIGIN, it_party_ids[IT_CPI],
+					      entry.data, entry.len, (uint64_t)idx, 0, NULL, NULL),
+			 RETE_OK);
+	rete_buf_free(&entry);
+	int64_t d = -1;
+	while (d < 0) {
+		Rete__Message *msg = NULL;
+		int64_t got = next_deliver(social, NULL, &msg, it_wait_ms());
+		assert_true(got > 0);
+		if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY &&
+		    msg->delivery->index == (uint64_t)idx)
+			d = got;
+		rete__message__free_unpacked(msg, NULL);
+	}
+	rete_wire_close(&social);
+	rete_wire_close(&cpi);
+	/* the Delivery stays queued for social-services; the broker gets a new id */
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
+	size_t len = 0;
+	char *ini = tu_read_file(n->ini, &len);
+	assert_non_null(ini);
+	const char *old = "\nid = " IT_BROKER_ID "\n";
+	char *at = strstr(ini, old);
+	assert_non_null(at);
+	char *out = malloc(len + 64);
+	assert_non_null(out);
+	size_t head = (size_t)(at - ini);
+	memcpy(out, ini, head);
+	int k = sprintf(out + head, "\nid = broker.renamed\n");
+	memcpy(out + head + (size_t)k, at + strlen(old), len - head - strlen(old));
+	assert_int_equal(tu_write_file(n->ini, out, len - strlen(old) + (size_t)k), 0);
+	free(out);
+	free(ini);
+	assert_true(it_broker_start(n));
+	social = it_hello(n, IT_SOCIAL);
+	assert_non_null(social);
+	assert_true(queued_for(n, it_party_ids[IT_SOCIAL], (uint64_t)d, true));
+	assert_int_equal(rete_wire_ack(social, (uint64_t)d, 0, NULL, NULL), RETE_OK);
+	if (!queued_for(n, it_party_ids[IT_SOCIAL], (uint64_t)d, false)) {
+		fprintf(stderr,
+			"the unsigned ACK of entry %" PRId64 ", logged by the broker "
+			"under its old id, was not taken\n",
+			d);
+		it_show_path(n->log, 4000);
+	}
+	assert_true(queued_for(n, it_party_ids[IT_SOCIAL], (uint64_t)d, false));
+	rete_wire_close(&social);
+}
+
 static void test_forged_refusal(void **state)
 {
 	it_net *n = *state;
@@ -828,6 +897,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_forged_refusal, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_broker_entries_acked_unsigned, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_older_peer_refused, setup, it_teardown),
+	    cmocka_unit_test_setup_teardown(test_renamed_broker_entries_acked_unsigned, setup,
+					    it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
