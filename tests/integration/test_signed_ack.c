@@ -856,6 +856,75 @@ static void test_renamed_broker_entries_acked_unsigned(void **state)
 	rete_wire_close(&social);
 }
 
+/* line_with: a line of the file at path holding all of a, b and c. */
+static bool line_with(const char *path, const char *a, const char *b, const char *c)
+{
+	char *text = tu_read_file(path, NULL);
+	bool found = false;
+	for (char *line = text ? strtok(text, "\n") : NULL; line && !found;
+	     line = strtok(NULL, "\n"))
+		found = strstr(line, a) && strstr(line, b) && strstr(line, c);
+	free(text);
+	return found;
+}
+
+/* agent_told_older_broker: rete-agent (protocol 4) talking to a rete 0.5
+ * broker (protocol 3), which refuses its every frame with VERSION in a
+ * frame of version 3, says so as an error naming both versions and what to
+ * do (upgrade together, docs/operations.md "Upgrading"), not as a passing
+ * warning followed by "is it running there, and is ... its public key?". */
+static void test_agent_told_older_broker(void **state)
+{
+	it_net *n = *state;
+	it_fake l;
+	it_fake_open(&l, n, NULL);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	char log[1300];
+	snprintf(log, sizeof(log), "%s/%s.log", n->dir, it_party_ids[IT_SOCIAL]);
+	int64_t end = it_mono_ms() + it_wait_ms();
+	bool said = false;
+	int refused = 0;
+	while (!said && it_mono_ms() < end) {
+		zmq_pollitem_t pi = {l.sock, 0, ZMQ_POLLIN, 0};
+		if (zmq_poll(&pi, 1, 200) > 0) {
+			zmq_msg_t ident, body;
+			zmq_msg_init(&ident);
+			zmq_msg_init(&body);
+			zmq_msg_recv(&ident, l.sock, 0);
+			zmq_msg_recv(&body, l.sock, 0);
+			/* what a 0.5 broker answers to any frame of version 4 */
+			Rete__Receipt r = RETE__RECEIPT__INIT;
+			r.error = RETE__ERROR_CODE__ERROR_CODE_VERSION;
+			r.error_text = (char *)"protocol version 4 is not spoken here; this broker "
+					       "speaks version 3";
+			Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
+			f.version = 3;
+			f.command_case = RETE__BROKER_FRAME__COMMAND_REFUSAL;
+			f.refusal = &r;
+			size_t len = rete__broker_frame__get_packed_size(&f);
+			uint8_t *buf = malloc(len);
+			assert_non_null(buf);
+			rete__broker_frame__pack(&f, buf);
+			zmq_send(l.sock, zmq_msg_data(&ident), zmq_msg_size(&ident), ZMQ_SNDMORE);
+			zmq_send(l.sock, buf, len, 0);
+			free(buf);
+			zmq_msg_close(&ident);
+			zmq_msg_close(&body);
+			refused++;
+		}
+		said = line_with(log, " error: ", "protocol version 3; we speak 4", "Upgrading");
+	}
+	if (!said) {
+		fprintf(stderr,
+			"%d frames refused; the agent did not say plainly that the broker "
+			"speaks an older protocol\n",
+			refused);
+		it_show_path(log, 4000);
+	}
+	it_fake_close(&l);
+	assert_true(said);
+}
+
 static void test_forged_refusal(void **state)
 {
 	it_net *n = *state;
@@ -897,6 +966,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_forged_refusal, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_broker_entries_acked_unsigned, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_older_peer_refused, setup, it_teardown),
+	    cmocka_unit_test_setup_teardown(test_agent_told_older_broker, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_renamed_broker_entries_acked_unsigned, setup,
 					    it_teardown),
 	};
