@@ -957,7 +957,7 @@ static rete_err directory_sync(broker *b)
  * in the directory in force, whose body names this log, this party, the
  * entry acked and the leaf hash stored for it, and whose error and text
  * the Ack repeats. An ACK of an entry the broker wrote (own: a Delivery, a
- * Notice, a Directory) may come unsigned (protocol 4): nothing is logged
+ * Notice, a Directory; broker_wrote) may come unsigned (protocol 4): nothing is logged
  * for it, and the connection's CURVE key says who acks; signed, it is
  * checked all the same. false when it does not check: f is refused
  * (broker_refuse) with ERROR_CODE_BAD_ACK and a sentence naming what was
@@ -1039,7 +1039,7 @@ static bool ack_check(broker *b, broker_frame *f, const Rete__Ack *a, bool own)
 				      &rete__error_code__descriptor, (int)a->error))
 		broker_refuse(f, bad, "error",
 			      "the ACK of entry %" PRIu64 " says error %d, which is not an error "
-			      "code of protocol 3; refuse a delivery with a known code (e.g. "
+			      "code of this protocol; refuse a delivery with a known code (e.g. "
 			      "CANNOT_OPEN)",
 			      a->index, (int)a->error);
 	else if (rete_store_leaf_hash(b->store, NULL, a->index, leaf, &m) != RETE_OK)
