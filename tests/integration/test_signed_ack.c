@@ -925,6 +925,80 @@ static void test_agent_told_older_broker(void **state)
 	assert_true(said);
 }
 
+/* odd_unsigned_acks: unsigned ACKs of what is not the party's to ack
+ * unsigned, or not there at all, take nothing and log nothing, and the
+ * broker goes on: index 0 (the log's first entry), an index beyond the
+ * log, the largest index, another party's Delivery, an agency's entry
+ * refused unsigned (error set); a refusal (error set, an unknown code) of
+ * the party's own Delivery is taken like its plain ACK, with nothing
+ * logged. */
+static void test_odd_unsigned_acks(void **state)
+{
+	it_net *n = *state;
+	assert_true(it_broker_start(n));
+	rete_wire *social = it_hello(n, IT_SOCIAL);
+	rete_wire *cpi = it_hello(n, IT_CPI);
+	assert_non_null(social);
+	assert_non_null(cpi);
+	it_msg o;
+	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "ref-odd-1", &o), RETE_OK);
+	assert_true(it_accepted(it_submit(social, &o, it_wait_ms()), "ref-odd-1", n->log));
+	it_msg_free(&o);
+	rete_buf entry = {0};
+	int64_t idx = next_deliver(cpi, &entry, NULL, it_wait_ms());
+	assert_true(idx > 0);
+	/* the agency's entry refused unsigned: not taken */
+	assert_int_equal(rete_wire_ack(cpi, (uint64_t)idx, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
+				       "the sealed part does not open", NULL),
+			 RETE_OK);
+	expect_bad_ack(n, cpi, it_party_ids[IT_CPI], "is not signed");
+	assert_true(queued_for(n, it_party_ids[IT_CPI], (uint64_t)idx, true));
+	assert_int_equal(rete_wire_ack_signed(cpi, n->keys[IT_CPI], IT_ORIGIN, it_party_ids[IT_CPI],
+					      entry.data, entry.len, (uint64_t)idx, 0, NULL, NULL),
+			 RETE_OK);
+	rete_buf_free(&entry);
+	int64_t d = -1;
+	while (d < 0) {
+		Rete__Message *msg = NULL;
+		int64_t got = next_deliver(social, NULL, &msg, it_wait_ms());
+		assert_true(got > 0);
+		if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY &&
+		    msg->delivery->index == (uint64_t)idx)
+			d = got;
+		rete__message__free_unpacked(msg, NULL);
+	}
+	int64_t before = it_log_each(n, NULL, NULL);
+	/* another party's Delivery, then what is not there */
+	assert_int_equal(rete_wire_ack(cpi, (uint64_t)d, 0, NULL, NULL), RETE_OK);
+	const uint64_t odd[] = {0, (uint64_t)before, (uint64_t)before + 1000, UINT64_MAX};
+	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+		assert_int_equal(rete_wire_ack(cpi, odd[i], 0, NULL, NULL), RETE_OK);
+		assert_int_equal(rete_wire_ack(social, odd[i],
+					       RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN, "x", NULL),
+				 RETE_OK);
+	}
+	assert_int_equal(rete_wire_ping(cpi, 5, NULL), RETE_OK);
+	Rete__BrokerFrame *f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_PONG, it_wait_ms());
+	assert_non_null(f);
+	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_PONG);
+	rete__broker_frame__free_unpacked(f, NULL);
+	assert_true(queued_for(n, it_party_ids[IT_SOCIAL], (uint64_t)d, true));
+	/* the party's own Delivery refused, with a code no protocol has */
+	assert_int_equal(rete_wire_ack(social, (uint64_t)d, (Rete__ErrorCode)9999,
+				       "a reason nobody will read", NULL),
+			 RETE_OK);
+	assert_true(queued_for(n, it_party_ids[IT_SOCIAL], (uint64_t)d, false));
+	assert_int_equal(rete_wire_ack(social, (uint64_t)d, 0, NULL, NULL), RETE_OK); /* again */
+	assert_int_equal(rete_wire_ping(social, 6, NULL), RETE_OK);
+	f = it_recv_kind(social, RETE__BROKER_FRAME__COMMAND_PONG, it_wait_ms());
+	assert_non_null(f);
+	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_PONG);
+	rete__broker_frame__free_unpacked(f, NULL);
+	assert_int_equal(it_log_each(n, NULL, NULL), before);
+	rete_wire_close(&social);
+	rete_wire_close(&cpi);
+}
+
 static void test_forged_refusal(void **state)
 {
 	it_net *n = *state;
@@ -967,6 +1041,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_broker_entries_acked_unsigned, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_older_peer_refused, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_agent_told_older_broker, setup, it_teardown),
+	    cmocka_unit_test_setup_teardown(test_odd_unsigned_acks, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_renamed_broker_entries_acked_unsigned, setup,
 					    it_teardown),
 	};
