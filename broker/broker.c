@@ -448,7 +448,15 @@ static rete_err read_message(broker *b, rete_store_rtxn *rt, uint64_t index, Ret
  * unsigned ACK of it refused would deliver it again for ever. */
 static bool broker_wrote(const broker *b, const Rete__Message *msg)
 {
-	return !rete_body_is_agency(msg) || strcmp(msg->sender, b->cfg->id) == 0;
+	switch (msg->body_case) {
+	case RETE__MESSAGE__BODY_DELIVERY:
+	case RETE__MESSAGE__BODY_NOTICE:
+	case RETE__MESSAGE__BODY_DIRECTORY:
+	case RETE__MESSAGE__BODY_EPOCH:
+		return true;
+	default:
+		return strcmp(msg->sender, b->cfg->id) == 0;
+	}
 }
 
 /* --- events ---------------------------------------------------------------------- */
