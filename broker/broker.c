@@ -441,12 +441,14 @@ static rete_err read_message(broker *b, rete_store_rtxn *rt, uint64_t index, Ret
 
 /* broker_wrote: is msg an entry the broker wrote (a Delivery, a Notice, a
  * Directory, an Epoch)? By its body, which only the broker writes (an
- * agency's submission of one is refused), as rete-agent decides when it
- * acks one unsigned (protocol 4); and by its sender, the broker's id. The
- * body decides for an entry logged under an id the broker had before
- * (`id` in broker.ini changed): it is the broker's all the same, and an
- * unsigned ACK of it refused would deliver it again for ever. */
-static bool broker_wrote(const broker *b, const Rete__Message *msg)
+ * agency's submission of one is refused, and the broker writes no other),
+ * as rete-agent decides when it acks one unsigned (protocol 4). Not by its
+ * sender: an entry logged under an id the broker had before (`id` in
+ * broker.ini changed) is the broker's all the same, and an unsigned ACK of
+ * it refused would deliver it again for ever; an agency's entry whose
+ * sender is the broker's id now (once an agency's, since removed) is
+ * still an agency's, acked signed and its Delivery logged. */
+static bool broker_wrote(const Rete__Message *msg)
 {
 	switch (msg->body_case) {
 	case RETE__MESSAGE__BODY_DELIVERY:
@@ -455,7 +457,7 @@ static bool broker_wrote(const broker *b, const Rete__Message *msg)
 	case RETE__MESSAGE__BODY_EPOCH:
 		return true;
 	default:
-		return strcmp(msg->sender, b->cfg->id) == 0;
+		return false;
 	}
 }
 
@@ -1116,7 +1118,7 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 		broker_log_error("cannot read entry %" PRIu64 " acked by %s", a->index, f->party);
 		return;
 	}
-	bool agency = !broker_wrote(b, msg);
+	bool agency = !broker_wrote(msg);
 	if (!ack_check(b, f, a, !agency)) {
 		broker_log_warn("%s's ACK of entry %" PRIu64 " was not taken (nothing logged; the "
 				"entry will be delivered again): %s",
@@ -1824,7 +1826,7 @@ static void scan(broker *b)
 		op->in.index = s.e[i].index;
 		if (p)
 			inflight_remove(p, s.e[i].index);
-		if (!broker_wrote(b, msg)) {
+		if (!broker_wrote(msg)) {
 			char id[64];
 			snprintf(id, sizeof(id), "expired-%" PRIu64, s.e[i].index);
 			broker_own *o = own_new(b, id, msg->sender, msg->case_id);

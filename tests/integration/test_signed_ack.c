@@ -999,6 +999,70 @@ static void test_odd_unsigned_acks(void **state)
 	rete_wire_close(&cpi);
 }
 
+/* ini_set_id rewrites broker.ini with the broker's id set to id. */
+static void ini_set_id(it_net *n, const char *id)
+{
+	size_t len = 0;
+	char *ini = tu_read_file(n->ini, &len);
+	assert_non_null(ini);
+	const char *old = "\nid = " IT_BROKER_ID "\n";
+	char *at = strstr(ini, old);
+	assert_non_null(at);
+	char *out = malloc(len + strlen(id) + 16);
+	assert_non_null(out);
+	size_t head = (size_t)(at - ini);
+	memcpy(out, ini, head);
+	int k = sprintf(out + head, "\nid = %s\n", id);
+	memcpy(out + head + (size_t)k, at + strlen(old), len - head - strlen(old));
+	assert_int_equal(tu_write_file(n->ini, out, len - strlen(old) + (size_t)k), 0);
+	free(out);
+	free(ini);
+}
+
+/* former_agency_id_broker: the broker's id changed to the id of an agency
+ * since removed; that agency's referral, still queued, stays an agency's
+ * entry: its unsigned ACK is refused (taken, it would leave no trace of
+ * the delivery); the signed one is taken. (Its Delivery, addressed to the
+ * broker's own id, is not logged: a broker must not take a former agency's
+ * id.) */
+static void test_former_agency_id_broker(void **state)
+{
+	it_net *n = *state;
+	assert_true(it_broker_start(n));
+	rete_wire *social = it_hello(n, IT_SOCIAL);
+	assert_non_null(social);
+	it_msg o;
+	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "ref-former-1", &o), RETE_OK);
+	assert_true(it_accepted(it_submit(social, &o, it_wait_ms()), "ref-former-1", n->log));
+	it_msg_free(&o);
+	rete_wire_close(&social);
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
+	n->without[IT_SOCIAL] = true; /* social-services leaves; the broker takes its id */
+	assert_int_equal(it_write_ini(n), 0);
+	ini_set_id(n, it_party_ids[IT_SOCIAL]);
+	assert_true(it_broker_start(n));
+	rete_wire *cpi = it_hello(n, IT_CPI);
+	assert_non_null(cpi);
+	rete_buf entry = {0};
+	Rete__Message *msg = NULL;
+	int64_t idx = next_deliver(cpi, &entry, &msg, it_wait_ms());
+	assert_true(idx > 0);
+	assert_int_equal(msg->body_case, RETE__MESSAGE__BODY_REFERRAL);
+	assert_string_equal(msg->sender, it_party_ids[IT_SOCIAL]);
+	rete__message__free_unpacked(msg, NULL);
+	int64_t before = it_log_each(n, NULL, NULL);
+	assert_int_equal(rete_wire_ack(cpi, (uint64_t)idx, 0, NULL, NULL), RETE_OK);
+	expect_bad_ack(n, cpi, it_party_ids[IT_CPI], "is not signed");
+	assert_int_equal(it_log_each(n, NULL, NULL), before);
+	assert_true(queued_for(n, it_party_ids[IT_CPI], (uint64_t)idx, true));
+	assert_int_equal(rete_wire_ack_signed(cpi, n->keys[IT_CPI], IT_ORIGIN, it_party_ids[IT_CPI],
+					      entry.data, entry.len, (uint64_t)idx, 0, NULL, NULL),
+			 RETE_OK);
+	rete_buf_free(&entry);
+	assert_true(queued_for(n, it_party_ids[IT_CPI], (uint64_t)idx, false));
+	rete_wire_close(&cpi);
+}
+
 static void test_forged_refusal(void **state)
 {
 	it_net *n = *state;
@@ -1042,6 +1106,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_older_peer_refused, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_agent_told_older_broker, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_odd_unsigned_acks, setup, it_teardown),
+	    cmocka_unit_test_setup_teardown(test_former_agency_id_broker, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_renamed_broker_entries_acked_unsigned, setup,
 					    it_teardown),
 	};
