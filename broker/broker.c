@@ -439,6 +439,28 @@ static rete_err read_message(broker *b, rete_store_rtxn *rt, uint64_t index, Ret
 	return err;
 }
 
+/* broker_wrote: is msg an entry the broker wrote (a Delivery, a Notice, a
+ * Directory, an Epoch)? By its body, which only the broker writes (an
+ * agency's submission of one is refused, and the broker writes no other),
+ * as rete-agent decides when it acks one unsigned (protocol 4). Not by its
+ * sender: an entry logged under an id the broker had before (`id` in
+ * broker.ini changed) is the broker's all the same, and an unsigned ACK of
+ * it refused would deliver it again for ever; an agency's entry whose
+ * sender is the broker's id now (once an agency's, since removed) is
+ * still an agency's, acked signed and its Delivery logged. */
+static bool broker_wrote(const Rete__Message *msg)
+{
+	switch (msg->body_case) {
+	case RETE__MESSAGE__BODY_DELIVERY:
+	case RETE__MESSAGE__BODY_NOTICE:
+	case RETE__MESSAGE__BODY_DIRECTORY:
+	case RETE__MESSAGE__BODY_EPOCH:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* --- events ---------------------------------------------------------------------- */
 
 static void publish(broker *b, Rete__Event *ev)
@@ -945,7 +967,7 @@ static rete_err directory_sync(broker *b)
  * in the directory in force, whose body names this log, this party, the
  * entry acked and the leaf hash stored for it, and whose error and text
  * the Ack repeats. An ACK of an entry the broker wrote (own: a Delivery, a
- * Notice, a Directory) may come unsigned (protocol 4): nothing is logged
+ * Notice, a Directory; broker_wrote) may come unsigned (protocol 4): nothing is logged
  * for it, and the connection's CURVE key says who acks; signed, it is
  * checked all the same. false when it does not check: f is refused
  * (broker_refuse) with ERROR_CODE_BAD_ACK and a sentence naming what was
@@ -1027,7 +1049,7 @@ static bool ack_check(broker *b, broker_frame *f, const Rete__Ack *a, bool own)
 				      &rete__error_code__descriptor, (int)a->error))
 		broker_refuse(f, bad, "error",
 			      "the ACK of entry %" PRIu64 " says error %d, which is not an error "
-			      "code of protocol 3; refuse a delivery with a known code (e.g. "
+			      "code of this protocol; refuse a delivery with a known code (e.g. "
 			      "CANNOT_OPEN)",
 			      a->index, (int)a->error);
 	else if (rete_store_leaf_hash(b->store, NULL, a->index, leaf, &m) != RETE_OK)
@@ -1096,7 +1118,7 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 		broker_log_error("cannot read entry %" PRIu64 " acked by %s", a->index, f->party);
 		return;
 	}
-	bool agency = strcmp(msg->sender, b->cfg->id) != 0;
+	bool agency = !broker_wrote(msg);
 	if (!ack_check(b, f, a, !agency)) {
 		broker_log_warn("%s's ACK of entry %" PRIu64 " was not taken (nothing logged; the "
 				"entry will be delivered again): %s",
@@ -1804,7 +1826,7 @@ static void scan(broker *b)
 		op->in.index = s.e[i].index;
 		if (p)
 			inflight_remove(p, s.e[i].index);
-		if (strcmp(msg->sender, b->cfg->id) != 0) {
+		if (!broker_wrote(msg)) {
 			char id[64];
 			snprintf(id, sizeof(id), "expired-%" PRIu64, s.e[i].index);
 			broker_own *o = own_new(b, id, msg->sender, msg->case_id);

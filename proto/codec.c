@@ -1207,7 +1207,7 @@ rete_err rete_refusal_verify(const Rete__SignedRefusal *sr, const rete_pubkey *p
 	if (sr == NULL)
 		return rete_msg_set(m, RETE_EBADSIG,
 				    "the refusal is not signed (no SignedRefusal); a broker of "
-				    "protocol 3 signs every refusal with its key");
+				    "protocol 3 or later signs every refusal with its key");
 	return verify_body(&sr->body, &sr->signature, RETE_CTX_REFUSAL, pk,
 			   &rete__refusal_body__descriptor, (ProtobufCMessage **)body, "refusal",
 			   "the broker", m);

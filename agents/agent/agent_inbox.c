@@ -73,7 +73,8 @@ static void inbox_ack(agent *a, const Rete__Deliver *d, const Rete__Message *msg
 }
 
 /* inbox_refuse acks an entry that cannot be verified or opened: logged,
- * told to the broker in a signed refusal (the ACK with error set), and the
+ * told to the broker in a refusal (the ACK with error set: signed for an
+ * agency's entry, unsigned for the broker's, as inbox_ack has it), and the
  * queue moves on. */
 static void inbox_refuse(agent *a, const Rete__Deliver *d, const Rete__Message *msg, uint64_t index,
 			 Rete__ErrorCode code, const char *fmt, ...)

@@ -39,6 +39,8 @@ struct agent_net {
 	bool lost_said;
 	int64_t waiting_since; /* since when we wait for a WELCOME */
 	bool silent_said;      /* "no WELCOME yet" logged for this wait */
+	bool version_said;     /* "another protocol version" logged since the
+				* last WELCOME */
 };
 
 bool agent_net_ready(const agent *a)
@@ -157,6 +159,7 @@ static void net_welcome(agent *a, const Rete__Welcome *wel)
 	a->welcomed = true;
 	a->net->backoff_ms = 0;
 	a->net->refused_said = false;
+	a->net->version_said = false;
 	a->net->lost_said = false;
 	agent_log(a, "info", "connected to %s (log '%s', directory of entry %" PRIu64 ")",
 		  a->cfg.broker, a->origin, a->dir->index);
@@ -246,6 +249,19 @@ void agent_net_poll(agent *a, int64_t now)
 			agent_net_backoff(a, now);
 			return;
 		}
+		if (err == RETE_EVERSION) {
+			/* Every frame of ours is refused the same way (a broker
+			 * of another release): said once, as the error it is; the
+			 * outbox waits, and ZeroMQ's reconnection says HELLO again
+			 * to the upgraded broker. */
+			if (!n->version_said)
+				agent_log(
+				    a, "error",
+				    "broker %s: %s; meanwhile the outbox keeps what is to be sent",
+				    a->cfg.broker, m.text);
+			n->version_said = true;
+			continue;
+		}
 		if (err != RETE_OK) {
 			agent_log(a, "warning", "from the broker: %s", m.text);
 			if (err == RETE_ENET) {
@@ -258,7 +274,7 @@ void agent_net_poll(agent *a, int64_t now)
 		rete__broker_frame__free_unpacked(f, NULL);
 		n->last_ping = now;
 	}
-	if (!a->welcomed && !n->silent_said && !n->refused_said &&
+	if (!a->welcomed && !n->silent_said && !n->refused_said && !n->version_said &&
 	    now - n->waiting_since > NET_SILENT_MS) {
 		agent_log(a, "warning",
 			  "no answer from the broker at %s for %d s: is it running there, and is "

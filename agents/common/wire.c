@@ -504,7 +504,9 @@ rete_err rete_wire_recv(rete_wire *w, int timeout_ms, Rete__BrokerFrame **out, r
 			rete__broker_frame__free_unpacked(f, NULL);
 			return rete_msg_set(m, RETE_EVERSION,
 					    "the broker speaks protocol version "
-					    "%u; we speak %d",
+					    "%u; we speak %d: nothing passes until the broker and "
+					    "its agents run the same version; upgrade them "
+					    "together (docs/operations.md, \"Upgrading\")",
 					    v, RETE_PROTOCOL_VERSION);
 		}
 		if (f->command_case == RETE__BROKER_FRAME__COMMAND_PING) {

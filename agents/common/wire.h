@@ -95,8 +95,9 @@ rete_err rete_wire_submit(rete_wire *w, const uint8_t *signed_message, size_t le
 			  const uint8_t *sealed, size_t sealed_len, rete_msg *m);
 
 /* rete_wire_ack acknowledges delivery of log entry `index` WITHOUT the
- * recipient's signature (a protocol-2 ACK, which a protocol-3 broker
- * refuses with ERROR_CODE_BAD_ACK: tests use it to show that); error 0 means
+ * recipient's signature: protocol 4's ACK of an entry the broker wrote (a
+ * Delivery, a Notice, a Directory); of an agency's entry the broker refuses
+ * it with ERROR_CODE_BAD_ACK (tests use it to show that); error 0 means
  * received and recorded, otherwise error and text say why the entry could
  * not be verified or opened (text may be NULL). Errors as rete_wire_send. */
 rete_err rete_wire_ack(rete_wire *w, uint64_t index, Rete__ErrorCode error, const char *text,

@@ -787,6 +787,282 @@ static void test_older_peer_refused(void **state)
 	rete_wire_close(&w);
 }
 
+/* renamed_broker_entries_acked_unsigned: the broker's id in broker.ini may
+ * change (the store's identity is its origin and key); its entries logged
+ * under the old id are still its own. rete-agent acks a Delivery unsigned
+ * whatever id signed it, so the broker must take that ACK: refusing it
+ * would deliver the entry again for ever. */
+static void test_renamed_broker_entries_acked_unsigned(void **state)
+{
+	it_net *n = *state;
+	assert_true(it_broker_start(n));
+	rete_wire *social = it_hello(n, IT_SOCIAL);
+	rete_wire *cpi = it_hello(n, IT_CPI);
+	assert_non_null(social);
+	assert_non_null(cpi);
+	it_msg o;
+	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "ref-renamed-1", &o), RETE_OK);
+	assert_true(it_accepted(it_submit(social, &o, it_wait_ms()), "ref-renamed-1", n->log));
+	it_msg_free(&o);
+	rete_buf entry = {0};
+	int64_t idx = next_deliver(cpi, &entry, NULL, it_wait_ms());
+	assert_true(idx > 0);
+	assert_int_equal(rete_wire_ack_signed(cpi, n->keys[IT_CPI], IT_ORIGIN, it_party_ids[IT_CPI],
+					      entry.data, entry.len, (uint64_t)idx, 0, NULL, NULL),
+			 RETE_OK);
+	rete_buf_free(&entry);
+	int64_t d = -1;
+	while (d < 0) {
+		Rete__Message *msg = NULL;
+		int64_t got = next_deliver(social, NULL, &msg, it_wait_ms());
+		assert_true(got > 0);
+		if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY &&
+		    msg->delivery->index == (uint64_t)idx)
+			d = got;
+		rete__message__free_unpacked(msg, NULL);
+	}
+	rete_wire_close(&social);
+	rete_wire_close(&cpi);
+	/* the Delivery stays queued for social-services; the broker gets a new id */
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
+	size_t len = 0;
+	char *ini = tu_read_file(n->ini, &len);
+	assert_non_null(ini);
+	const char *old = "\nid = " IT_BROKER_ID "\n";
+	char *at = strstr(ini, old);
+	assert_non_null(at);
+	char *out = malloc(len + 64);
+	assert_non_null(out);
+	size_t head = (size_t)(at - ini);
+	memcpy(out, ini, head);
+	int k = sprintf(out + head, "\nid = broker.renamed\n");
+	memcpy(out + head + (size_t)k, at + strlen(old), len - head - strlen(old));
+	assert_int_equal(tu_write_file(n->ini, out, len - strlen(old) + (size_t)k), 0);
+	free(out);
+	free(ini);
+	assert_true(it_broker_start(n));
+	social = it_hello(n, IT_SOCIAL);
+	assert_non_null(social);
+	assert_true(queued_for(n, it_party_ids[IT_SOCIAL], (uint64_t)d, true));
+	assert_int_equal(rete_wire_ack(social, (uint64_t)d, 0, NULL, NULL), RETE_OK);
+	if (!queued_for(n, it_party_ids[IT_SOCIAL], (uint64_t)d, false)) {
+		fprintf(stderr,
+			"the unsigned ACK of entry %" PRId64 ", logged by the broker "
+			"under its old id, was not taken\n",
+			d);
+		it_show_path(n->log, 4000);
+	}
+	assert_true(queued_for(n, it_party_ids[IT_SOCIAL], (uint64_t)d, false));
+	rete_wire_close(&social);
+}
+
+/* line_with: a line of the file at path holding all of a, b and c. */
+static bool line_with(const char *path, const char *a, const char *b, const char *c)
+{
+	char *text = tu_read_file(path, NULL);
+	bool found = false;
+	for (char *line = text ? strtok(text, "\n") : NULL; line && !found;
+	     line = strtok(NULL, "\n"))
+		found = strstr(line, a) && strstr(line, b) && strstr(line, c);
+	free(text);
+	return found;
+}
+
+/* agent_told_older_broker: rete-agent (protocol 4) talking to a rete 0.5
+ * broker (protocol 3), which refuses its every frame with VERSION in a
+ * frame of version 3, says so as an error naming both versions and what to
+ * do (upgrade together, docs/operations.md "Upgrading"), not as a passing
+ * warning followed by "is it running there, and is ... its public key?". */
+static void test_agent_told_older_broker(void **state)
+{
+	it_net *n = *state;
+	it_fake l;
+	it_fake_open(&l, n, NULL);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	char log[1300];
+	snprintf(log, sizeof(log), "%s/%s.log", n->dir, it_party_ids[IT_SOCIAL]);
+	int64_t end = it_mono_ms() + it_wait_ms();
+	bool said = false;
+	int refused = 0;
+	while (!said && it_mono_ms() < end) {
+		zmq_pollitem_t pi = {l.sock, 0, ZMQ_POLLIN, 0};
+		if (zmq_poll(&pi, 1, 200) > 0) {
+			zmq_msg_t ident, body;
+			zmq_msg_init(&ident);
+			zmq_msg_init(&body);
+			zmq_msg_recv(&ident, l.sock, 0);
+			zmq_msg_recv(&body, l.sock, 0);
+			/* what a 0.5 broker answers to any frame of version 4 */
+			Rete__Receipt r = RETE__RECEIPT__INIT;
+			r.error = RETE__ERROR_CODE__ERROR_CODE_VERSION;
+			r.error_text = (char *)"protocol version 4 is not spoken here; this broker "
+					       "speaks version 3";
+			Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
+			f.version = 3;
+			f.command_case = RETE__BROKER_FRAME__COMMAND_REFUSAL;
+			f.refusal = &r;
+			size_t len = rete__broker_frame__get_packed_size(&f);
+			uint8_t *buf = malloc(len);
+			assert_non_null(buf);
+			rete__broker_frame__pack(&f, buf);
+			zmq_send(l.sock, zmq_msg_data(&ident), zmq_msg_size(&ident), ZMQ_SNDMORE);
+			zmq_send(l.sock, buf, len, 0);
+			free(buf);
+			zmq_msg_close(&ident);
+			zmq_msg_close(&body);
+			refused++;
+		}
+		said = line_with(log, " error: ", "protocol version 3; we speak 4", "Upgrading");
+	}
+	if (!said) {
+		fprintf(stderr,
+			"%d frames refused; the agent did not say plainly that the broker "
+			"speaks an older protocol\n",
+			refused);
+		it_show_path(log, 4000);
+	}
+	it_fake_close(&l);
+	assert_true(said);
+}
+
+/* odd_unsigned_acks: unsigned ACKs of what is not the party's to ack
+ * unsigned, or not there at all, take nothing and log nothing, and the
+ * broker goes on: index 0 (the log's first entry), an index beyond the
+ * log, the largest index, another party's Delivery, an agency's entry
+ * refused unsigned (error set); a refusal (error set, an unknown code) of
+ * the party's own Delivery is taken like its plain ACK, with nothing
+ * logged. */
+static void test_odd_unsigned_acks(void **state)
+{
+	it_net *n = *state;
+	assert_true(it_broker_start(n));
+	rete_wire *social = it_hello(n, IT_SOCIAL);
+	rete_wire *cpi = it_hello(n, IT_CPI);
+	assert_non_null(social);
+	assert_non_null(cpi);
+	it_msg o;
+	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "ref-odd-1", &o), RETE_OK);
+	assert_true(it_accepted(it_submit(social, &o, it_wait_ms()), "ref-odd-1", n->log));
+	it_msg_free(&o);
+	rete_buf entry = {0};
+	int64_t idx = next_deliver(cpi, &entry, NULL, it_wait_ms());
+	assert_true(idx > 0);
+	/* the agency's entry refused unsigned: not taken */
+	assert_int_equal(rete_wire_ack(cpi, (uint64_t)idx, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
+				       "the sealed part does not open", NULL),
+			 RETE_OK);
+	expect_bad_ack(n, cpi, it_party_ids[IT_CPI], "is not signed");
+	assert_true(queued_for(n, it_party_ids[IT_CPI], (uint64_t)idx, true));
+	assert_int_equal(rete_wire_ack_signed(cpi, n->keys[IT_CPI], IT_ORIGIN, it_party_ids[IT_CPI],
+					      entry.data, entry.len, (uint64_t)idx, 0, NULL, NULL),
+			 RETE_OK);
+	rete_buf_free(&entry);
+	int64_t d = -1;
+	while (d < 0) {
+		Rete__Message *msg = NULL;
+		int64_t got = next_deliver(social, NULL, &msg, it_wait_ms());
+		assert_true(got > 0);
+		if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY &&
+		    msg->delivery->index == (uint64_t)idx)
+			d = got;
+		rete__message__free_unpacked(msg, NULL);
+	}
+	int64_t before = it_log_each(n, NULL, NULL);
+	/* another party's Delivery, then what is not there */
+	assert_int_equal(rete_wire_ack(cpi, (uint64_t)d, 0, NULL, NULL), RETE_OK);
+	const uint64_t odd[] = {0, (uint64_t)before, (uint64_t)before + 1000, UINT64_MAX};
+	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+		assert_int_equal(rete_wire_ack(cpi, odd[i], 0, NULL, NULL), RETE_OK);
+		assert_int_equal(rete_wire_ack(social, odd[i],
+					       RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN, "x", NULL),
+				 RETE_OK);
+	}
+	assert_int_equal(rete_wire_ping(cpi, 5, NULL), RETE_OK);
+	Rete__BrokerFrame *f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_PONG, it_wait_ms());
+	assert_non_null(f);
+	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_PONG);
+	rete__broker_frame__free_unpacked(f, NULL);
+	assert_true(queued_for(n, it_party_ids[IT_SOCIAL], (uint64_t)d, true));
+	/* the party's own Delivery refused, with a code no protocol has */
+	assert_int_equal(rete_wire_ack(social, (uint64_t)d, (Rete__ErrorCode)9999,
+				       "a reason nobody will read", NULL),
+			 RETE_OK);
+	assert_true(queued_for(n, it_party_ids[IT_SOCIAL], (uint64_t)d, false));
+	assert_int_equal(rete_wire_ack(social, (uint64_t)d, 0, NULL, NULL), RETE_OK); /* again */
+	assert_int_equal(rete_wire_ping(social, 6, NULL), RETE_OK);
+	f = it_recv_kind(social, RETE__BROKER_FRAME__COMMAND_PONG, it_wait_ms());
+	assert_non_null(f);
+	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_PONG);
+	rete__broker_frame__free_unpacked(f, NULL);
+	assert_int_equal(it_log_each(n, NULL, NULL), before);
+	rete_wire_close(&social);
+	rete_wire_close(&cpi);
+}
+
+/* ini_set_id rewrites broker.ini with the broker's id set to id. */
+static void ini_set_id(it_net *n, const char *id)
+{
+	size_t len = 0;
+	char *ini = tu_read_file(n->ini, &len);
+	assert_non_null(ini);
+	const char *old = "\nid = " IT_BROKER_ID "\n";
+	char *at = strstr(ini, old);
+	assert_non_null(at);
+	char *out = malloc(len + strlen(id) + 16);
+	assert_non_null(out);
+	size_t head = (size_t)(at - ini);
+	memcpy(out, ini, head);
+	int k = sprintf(out + head, "\nid = %s\n", id);
+	memcpy(out + head + (size_t)k, at + strlen(old), len - head - strlen(old));
+	assert_int_equal(tu_write_file(n->ini, out, len - strlen(old) + (size_t)k), 0);
+	free(out);
+	free(ini);
+}
+
+/* former_agency_id_broker: the broker's id changed to the id of an agency
+ * since removed; that agency's referral, still queued, stays an agency's
+ * entry: its unsigned ACK is refused (taken, it would leave no trace of
+ * the delivery); the signed one is taken. (Its Delivery, addressed to the
+ * broker's own id, is not logged: a broker must not take a former agency's
+ * id.) */
+static void test_former_agency_id_broker(void **state)
+{
+	it_net *n = *state;
+	assert_true(it_broker_start(n));
+	rete_wire *social = it_hello(n, IT_SOCIAL);
+	assert_non_null(social);
+	it_msg o;
+	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "ref-former-1", &o), RETE_OK);
+	assert_true(it_accepted(it_submit(social, &o, it_wait_ms()), "ref-former-1", n->log));
+	it_msg_free(&o);
+	rete_wire_close(&social);
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
+	n->without[IT_SOCIAL] = true; /* social-services leaves; the broker takes its id */
+	assert_int_equal(it_write_ini(n), 0);
+	ini_set_id(n, it_party_ids[IT_SOCIAL]);
+	assert_true(it_broker_start(n));
+	rete_wire *cpi = it_hello(n, IT_CPI);
+	assert_non_null(cpi);
+	rete_buf entry = {0};
+	Rete__Message *msg = NULL;
+	int64_t idx = next_deliver(cpi, &entry, &msg, it_wait_ms());
+	assert_true(idx > 0);
+	assert_int_equal(msg->body_case, RETE__MESSAGE__BODY_REFERRAL);
+	assert_string_equal(msg->sender, it_party_ids[IT_SOCIAL]);
+	rete__message__free_unpacked(msg, NULL);
+	int64_t before = it_log_each(n, NULL, NULL);
+	assert_int_equal(rete_wire_ack(cpi, (uint64_t)idx, 0, NULL, NULL), RETE_OK);
+	expect_bad_ack(n, cpi, it_party_ids[IT_CPI], "is not signed");
+	assert_int_equal(it_log_each(n, NULL, NULL), before);
+	assert_true(queued_for(n, it_party_ids[IT_CPI], (uint64_t)idx, true));
+	assert_int_equal(rete_wire_ack_signed(cpi, n->keys[IT_CPI], IT_ORIGIN, it_party_ids[IT_CPI],
+					      entry.data, entry.len, (uint64_t)idx, 0, NULL, NULL),
+			 RETE_OK);
+	rete_buf_free(&entry);
+	assert_true(queued_for(n, it_party_ids[IT_CPI], (uint64_t)idx, false));
+	rete_wire_close(&cpi);
+}
+
 static void test_forged_refusal(void **state)
 {
 	it_net *n = *state;
@@ -828,6 +1104,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_forged_refusal, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_broker_entries_acked_unsigned, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_older_peer_refused, setup, it_teardown),
+	    cmocka_unit_test_setup_teardown(test_agent_told_older_broker, setup, it_teardown),
+	    cmocka_unit_test_setup_teardown(test_odd_unsigned_acks, setup, it_teardown),
+	    cmocka_unit_test_setup_teardown(test_former_agency_id_broker, setup, it_teardown),
+	    cmocka_unit_test_setup_teardown(test_renamed_broker_entries_acked_unsigned, setup,
+					    it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
