@@ -113,6 +113,27 @@ static int64_t next_deliver(rete_wire *w, rete_buf *entry, Rete__Message **msg, 
 	}
 }
 
+/* referral_delivered starts the broker, connects social and cpi as raw
+ * clients (*social, *cpi), has social submit referral `id` to cpi and
+ * waits for its DELIVER to cpi: returns the entry's index, its LogEntry
+ * bytes in *entry (caller frees). */
+static int64_t referral_delivered(it_net *n, const char *id, rete_wire **social, rete_wire **cpi,
+				  rete_buf *entry)
+{
+	assert_true(it_broker_start(n));
+	*social = it_hello(n, IT_SOCIAL);
+	*cpi = it_hello(n, IT_CPI);
+	assert_non_null(*social);
+	assert_non_null(*cpi);
+	it_msg o;
+	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, id, &o), RETE_OK);
+	assert_true(it_accepted(it_submit(*social, &o, it_wait_ms()), id, n->log));
+	it_msg_free(&o);
+	int64_t idx = next_deliver(*cpi, entry, NULL, it_wait_ms());
+	assert_true(idx > 0);
+	return idx;
+}
+
 /* send_ack sends an ACK of `ack_index` whose SignedAck, signed with key,
  * says origin, recipient, body_index, the leaf hash of `bytes` and
  * body_error; the Ack itself says ack_error. */
@@ -271,19 +292,9 @@ static void wait_settled(rete_wire *w, uint64_t index, Rete__Message__BodyCase k
 static void test_bad_acks_never_logged(void **state)
 {
 	it_net *n = *state;
-	assert_true(it_broker_start(n));
-	rete_wire *social = it_hello(n, IT_SOCIAL);
-	rete_wire *cpi = it_hello(n, IT_CPI);
-	assert_non_null(social);
-	assert_non_null(cpi);
-	it_msg o;
-	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "ref-ack-1", &o), RETE_OK);
-	assert_true(it_accepted(it_submit(social, &o, it_wait_ms()), "ref-ack-1", n->log));
-	it_msg_free(&o);
-
+	rete_wire *social = NULL, *cpi = NULL;
 	rete_buf entry = {0};
-	int64_t idx = next_deliver(cpi, &entry, NULL, it_wait_ms());
-	assert_true(idx > 0);
+	int64_t idx = referral_delivered(n, "ref-ack-1", &social, &cpi, &entry);
 	uint64_t i = (uint64_t)idx;
 	const char *cpi_id = it_party_ids[IT_CPI];
 	const rete_seckey *ck = n->keys[IT_CPI];
@@ -370,18 +381,9 @@ static void test_bad_acks_never_logged(void **state)
 static void test_refused_delivery_signed(void **state)
 {
 	it_net *n = *state;
-	assert_true(it_broker_start(n));
-	rete_wire *social = it_hello(n, IT_SOCIAL);
-	rete_wire *cpi = it_hello(n, IT_CPI);
-	assert_non_null(social);
-	assert_non_null(cpi);
-	it_msg o;
-	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "ref-ack-2", &o), RETE_OK);
-	assert_true(it_accepted(it_submit(social, &o, it_wait_ms()), "ref-ack-2", n->log));
-	it_msg_free(&o);
+	rete_wire *social = NULL, *cpi = NULL;
 	rete_buf entry = {0};
-	int64_t idx = next_deliver(cpi, &entry, NULL, it_wait_ms());
-	assert_true(idx > 0);
+	int64_t idx = referral_delivered(n, "ref-ack-2", &social, &cpi, &entry);
 	const Rete__ErrorCode open = RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN;
 	assert_int_equal(rete_wire_ack_signed(cpi, n->keys[IT_CPI], IT_ORIGIN, it_party_ids[IT_CPI],
 					      entry.data, entry.len, (uint64_t)idx, open,
@@ -705,18 +707,9 @@ static bool queued_for(it_net *n, const char *party, uint64_t index, bool want)
 static void test_broker_entries_acked_unsigned(void **state)
 {
 	it_net *n = *state;
-	assert_true(it_broker_start(n));
-	rete_wire *social = it_hello(n, IT_SOCIAL);
-	rete_wire *cpi = it_hello(n, IT_CPI);
-	assert_non_null(social);
-	assert_non_null(cpi);
-	it_msg o;
-	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "ref-unsigned-1", &o), RETE_OK);
-	assert_true(it_accepted(it_submit(social, &o, it_wait_ms()), "ref-unsigned-1", n->log));
-	it_msg_free(&o);
+	rete_wire *social = NULL, *cpi = NULL;
 	rete_buf entry = {0};
-	int64_t idx = next_deliver(cpi, &entry, NULL, it_wait_ms());
-	assert_true(idx > 0);
+	int64_t idx = referral_delivered(n, "ref-unsigned-1", &social, &cpi, &entry);
 	/* the agency's entry: an unsigned ACK is refused, as in protocol 3 */
 	assert_int_equal(rete_wire_ack(cpi, (uint64_t)idx, 0, NULL, NULL), RETE_OK);
 	expect_bad_ack(n, cpi, it_party_ids[IT_CPI], "is not signed");
@@ -795,18 +788,9 @@ static void test_older_peer_refused(void **state)
 static void test_renamed_broker_entries_acked_unsigned(void **state)
 {
 	it_net *n = *state;
-	assert_true(it_broker_start(n));
-	rete_wire *social = it_hello(n, IT_SOCIAL);
-	rete_wire *cpi = it_hello(n, IT_CPI);
-	assert_non_null(social);
-	assert_non_null(cpi);
-	it_msg o;
-	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "ref-renamed-1", &o), RETE_OK);
-	assert_true(it_accepted(it_submit(social, &o, it_wait_ms()), "ref-renamed-1", n->log));
-	it_msg_free(&o);
+	rete_wire *social = NULL, *cpi = NULL;
 	rete_buf entry = {0};
-	int64_t idx = next_deliver(cpi, &entry, NULL, it_wait_ms());
-	assert_true(idx > 0);
+	int64_t idx = referral_delivered(n, "ref-renamed-1", &social, &cpi, &entry);
 	assert_int_equal(rete_wire_ack_signed(cpi, n->keys[IT_CPI], IT_ORIGIN, it_party_ids[IT_CPI],
 					      entry.data, entry.len, (uint64_t)idx, 0, NULL, NULL),
 			 RETE_OK);
@@ -935,18 +919,9 @@ static void test_agent_told_older_broker(void **state)
 static void test_odd_unsigned_acks(void **state)
 {
 	it_net *n = *state;
-	assert_true(it_broker_start(n));
-	rete_wire *social = it_hello(n, IT_SOCIAL);
-	rete_wire *cpi = it_hello(n, IT_CPI);
-	assert_non_null(social);
-	assert_non_null(cpi);
-	it_msg o;
-	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "ref-odd-1", &o), RETE_OK);
-	assert_true(it_accepted(it_submit(social, &o, it_wait_ms()), "ref-odd-1", n->log));
-	it_msg_free(&o);
+	rete_wire *social = NULL, *cpi = NULL;
 	rete_buf entry = {0};
-	int64_t idx = next_deliver(cpi, &entry, NULL, it_wait_ms());
-	assert_true(idx > 0);
+	int64_t idx = referral_delivered(n, "ref-odd-1", &social, &cpi, &entry);
 	/* the agency's entry refused unsigned: not taken */
 	assert_int_equal(rete_wire_ack(cpi, (uint64_t)idx, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
 				       "the sealed part does not open", NULL),
