@@ -70,6 +70,7 @@
 #include "keys.h"
 #include "merkle.h"
 #include "store.h"
+#include "validate.h"
 #include "verify.h"
 #include "wire.h"
 
@@ -763,14 +764,6 @@ static void cl_submit(void *s, const rete_buf *sm, const rete_buf *sealed)
  * an agency's entry signed with its key (protocol 3: the recipient's
  * signature is part of the loop's cost), an entry the broker wrote (own)
  * unsigned, as protocol 4 has it. */
-/* own_body: msg is one the broker writes (its ACK goes unsigned). */
-static bool own_body(const Rete__Message *msg)
-{
-	return msg->body_case == RETE__MESSAGE__BODY_DELIVERY ||
-	       msg->body_case == RETE__MESSAGE__BODY_NOTICE ||
-	       msg->body_case == RETE__MESSAGE__BODY_DIRECTORY;
-}
-
 static void cl_ack(void *s, size_t me, const ProtobufCBinaryData *entry, uint64_t index, bool own)
 {
 	Rete__ClientFrame f = RETE__CLIENT_FRAME__INIT;
@@ -1277,7 +1270,7 @@ static void *loop_worker(void *arg)
 					}
 					if (le) /* the broker's entries unsigned (protocol 4) */
 						cl_ack(socks[i], me, &f->deliver->log_entry, index,
-						       msg != NULL && own_body(msg));
+						       rete_body_is_broker(msg));
 					if (sm)
 						rete__signed_message__free_unpacked(sm, NULL);
 					if (msg)

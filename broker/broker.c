@@ -450,15 +450,7 @@ static rete_err read_message(broker *b, rete_store_rtxn *rt, uint64_t index, Ret
  * still an agency's, acked signed and its Delivery logged. */
 static bool broker_wrote(const Rete__Message *msg)
 {
-	switch (msg->body_case) {
-	case RETE__MESSAGE__BODY_DELIVERY:
-	case RETE__MESSAGE__BODY_NOTICE:
-	case RETE__MESSAGE__BODY_DIRECTORY:
-	case RETE__MESSAGE__BODY_EPOCH:
-		return true;
-	default:
-		return false;
-	}
+	return rete_body_is_broker(msg);
 }
 
 /* --- events ---------------------------------------------------------------------- */

@@ -1420,6 +1420,24 @@ bool rete_body_is_agency(const Rete__Message *msg)
 	}
 }
 
+bool rete_body_is_broker(const Rete__Message *msg)
+{
+	if (msg == NULL)
+		return false;
+	switch (msg->body_case) {
+	case RETE__MESSAGE__BODY_DELIVERY:
+		return msg->delivery != NULL;
+	case RETE__MESSAGE__BODY_NOTICE:
+		return msg->notice != NULL;
+	case RETE__MESSAGE__BODY_DIRECTORY:
+		return msg->directory != NULL;
+	case RETE__MESSAGE__BODY_EPOCH:
+		return msg->epoch != NULL;
+	default:
+		return false;
+	}
+}
+
 rete_err rete_validate_message(const Rete__Message *msg, const Rete__Private *priv,
 			       rete_validate_mode mode, rete_problems *out)
 {

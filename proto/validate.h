@@ -69,6 +69,12 @@ size_t rete_validate_lead(const rete_problems *p);
  * (referral, update, note); false for broker bodies, no body or NULL. */
 bool rete_body_is_agency(const Rete__Message *msg);
 
+/* rete_body_is_broker: true when msg carries a body only the broker writes
+ * (delivery, notice, directory, epoch): its entry is the broker's, whatever
+ * the sender's id (protocol 4 acknowledges it unsigned); false for agency
+ * bodies, no body or NULL. */
+bool rete_body_is_broker(const Rete__Message *msg);
+
 /* rete_text_id_valid: true when s is 1..64 characters of [A-Za-z0-9._:-],
  * the form of message ids, case ids and referral ids. */
 bool rete_text_id_valid(const char *s);

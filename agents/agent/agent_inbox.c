@@ -28,6 +28,7 @@
 #include "agent_track.h"
 #include "duration.h"
 #include "json.h"
+#include "validate.h"
 #include "wire.h"
 
 static bool broker_body(const Rete__Message *msg);
@@ -92,11 +93,11 @@ static void inbox_refuse(agent *a, const Rete__Deliver *d, const Rete__Message *
 	inbox_ack(a, d, msg, index, code, text);
 }
 
+/* broker_body: an entry only the broker writes (validate.h), verified
+ * with the pinned broker key and acked unsigned (protocol 4). */
 static bool broker_body(const Rete__Message *msg)
 {
-	return msg->body_case == RETE__MESSAGE__BODY_DELIVERY ||
-	       msg->body_case == RETE__MESSAGE__BODY_NOTICE ||
-	       msg->body_case == RETE__MESSAGE__BODY_DIRECTORY;
+	return rete_body_is_broker(msg);
 }
 
 /* inbox_sender_key finds the key to verify msg with: the pinned broker key

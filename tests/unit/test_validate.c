@@ -1091,10 +1091,25 @@ static void test_body_is_agency(void **state)
 	assert_false(rete_body_is_agency(&fx_delivery(&f)->msg));
 	assert_false(rete_body_is_agency(&fx_notice(&f)->msg));
 	assert_false(rete_body_is_agency(&fx_directory(&f)->msg));
+	/* rete_body_is_broker, its mirror: what is acked unsigned (protocol 4) */
+	assert_false(rete_body_is_broker(&fx_referral(&f)->msg));
+	assert_false(rete_body_is_broker(&fx_update(&f)->msg));
+	assert_false(rete_body_is_broker(&fx_note(&f)->msg));
+	assert_true(rete_body_is_broker(&fx_delivery(&f)->msg));
+	assert_true(rete_body_is_broker(&fx_notice(&f)->msg));
+	assert_true(rete_body_is_broker(&fx_directory(&f)->msg));
+	Rete__Epoch ep = RETE__EPOCH__INIT;
+	f.msg.body_case = RETE__MESSAGE__BODY_EPOCH;
+	f.msg.epoch = &ep;
+	assert_true(rete_body_is_broker(&f.msg));
+	f.msg.epoch = NULL;
+	assert_false(rete_body_is_broker(&f.msg));
 	f.msg.body_case = RETE__MESSAGE__BODY__NOT_SET;
 	f.msg.directory = NULL;
 	assert_false(rete_body_is_agency(&f.msg));
+	assert_false(rete_body_is_broker(&f.msg));
 	assert_false(rete_body_is_agency(NULL));
+	assert_false(rete_body_is_broker(NULL));
 
 	assert_true(rete_text_id_valid("a"));
 	assert_false(rete_text_id_valid(""));
