@@ -1107,8 +1107,11 @@ static void wit_patience(agent *a, int64_t now)
 			 "the largest checkpoint this agent verified is of size %" PRIu64, good);
 	else
 		snprintf(seen, sizeof(seen), "this agent has verified no checkpoint yet");
+	/* the size that shows it: its checkpoint's, or (an older agent's
+	 * record) one that holds its entry */
+	uint64_t need = o.size > 0 ? o.size : o.index + 1;
 	const char *why;
-	if (o.size == 0 || o.size > good)
+	if (!w->have_good || need > good)
 		why = "The broker has shown this agent no checkpoint that large since: it may have "
 		      "stopped signing checkpoints, or it may be withholding its log from this "
 		      "agent (a broker that forked its log shows one history to this agency and "

@@ -12,7 +12,8 @@
  *     (rete_agent_witness_stalled 1, the oldest pending receipt's time and
  *     checkpoint size);
  *   - keeps the time the receipt was recorded across a restart (the metric
- *     is the same after it) and warns again in the new run;
+ *     is the same after it) and warns again in the new run; a record of
+ *     the version before (no time) counts as recorded at the start;
  *   - once the fake shows a larger checkpoint (size 3, with honest
  *     consistency proofs from its log), checks the receipt, forgets it, says
  *     the stall is over and the metric goes back to 0. No witness alarm: a
@@ -133,6 +134,33 @@ static void wp_put(it_net *n, const char *name)
 	free(text);
 }
 
+/* wp_record reads party p's pending witness record of log index 1 (the
+ * agent stopped) into rec; its length, 0 when there is none. */
+static size_t wp_record(it_net *n, int p, uint8_t *rec, size_t cap)
+{
+	char dir[1300];
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	uint8_t key[8] = {0, 0, 0, 0, 0, 0, 0, 1};
+	MDB_val k = {sizeof(key), key}, v;
+	size_t len = 0;
+
+	tu_path(dir, sizeof(dir), "%s/agents/%s/data", n->dir, it_party_ids[p]);
+	assert_int_equal(mdb_env_create(&env), 0);
+	if (mdb_env_set_maxdbs(env, 16) == 0 && mdb_env_open(env, dir, MDB_RDONLY, 0600) == 0 &&
+	    mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0) {
+		if (mdb_dbi_open(txn, "witness", 0, &dbi) == 0 && mdb_get(txn, dbi, &k, &v) == 0 &&
+		    v.mv_size <= cap) {
+			memcpy(rec, v.mv_data, v.mv_size);
+			len = v.mv_size;
+		}
+		mdb_txn_abort(txn);
+	}
+	mdb_env_close(env);
+	return len;
+}
+
 /* wp_port: the port of the latest "metrics on http://127.0.0.1:PORT/" in
  * the agent's log after byte `from` (0 at the deadline), serving the fake
  * meanwhile. */
@@ -241,6 +269,28 @@ static void test_withheld_checkpoint(void **state)
 	assert_true(it_metric(scrape, "rete_agent_witness_oldest_pending_timestamp_seconds") ==
 		    recorded);
 
+	/* The record as the agent of the version before wrote it (leaf, size,
+	 * root; no time) counts as recorded when the agent started. */
+	assert_true(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()) != -1);
+	uint8_t rec[256];
+	size_t len = wp_record(n, IT_SOCIAL, rec, sizeof(rec));
+	assert_int_equal(len, 2 * RETE_MERKLE_HASH + 16); /* leaf, size, root, time */
+	uint8_t key[8] = {0, 0, 0, 0, 0, 0, 0, 1};
+	char data[1300];
+	tu_path(data, sizeof(data), "%s/agents/social.mantova/data", n->dir);
+	tu_raw_put(data, "witness", key, sizeof(key), rec, len - 8);
+	assert_true(it_agent_start_ex(n, IT_SOCIAL, extra));
+	port = wp_port(&w, log, n->agent_log_at[IT_SOCIAL]);
+	assert_true(port != 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", port);
+	ok = wp_until(&w, log, warned, 3, url, "rete_agent_witness_stalled", 1, &scrape);
+	if (!ok)
+		it_show(n, "social.mantova.log");
+	assert_true(ok);
+	double at = it_metric(scrape, "rete_agent_witness_oldest_pending_timestamp_seconds");
+	assert_true(at > recorded);
+	assert_true(at >= it_metric(scrape, "rete_agent_start_time_seconds"));
+
 	/* The broker shows its log again: the receipt is checked, the stall
 	 * is over. */
 	w.reveal = true;
@@ -253,7 +303,7 @@ static void test_withheld_checkpoint(void **state)
 	assert_true(ok);
 	assert_true(it_metric(scrape, "rete_agent_witness_oldest_pending_timestamp_seconds") == 0);
 	assert_true(it_metric(scrape, "rete_agent_witness_checkpoint_size") == 3);
-	assert_int_equal(tu_occurrences(log, warned), 2); /* once per episode (per run) */
+	assert_int_equal(tu_occurrences(log, warned), 3); /* once per episode (per run) */
 	assert_int_equal(tu_occurrences(log, "WITNESS ALARM"), 0);
 	assert_true(w.cons >= 1);
 	free(scrape);
