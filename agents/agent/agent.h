@@ -206,6 +206,13 @@ void agent_witness_alarm(agent *a, const char *fmt, ...) __attribute__((format(p
  * Call before agent_witness_on_welcome. */
 void agent_witness_epoch(agent *a, uint32_t epoch);
 
+/* agent_witness_stall: true while the oldest pending receipt has waited
+ * longer than witness_patience to be shown on the log (a warning, said
+ * once per episode); *oldest_at is when it was recorded (Unix ms; 0: none
+ * pending), *oldest_size its checkpoint's size (0: none, or an older
+ * agent's record). As of the witness's last look (once a second). */
+bool agent_witness_stall(const agent *a, int64_t *oldest_at, uint64_t *oldest_size);
+
 /* agent_witness_free releases the witness state. */
 void agent_witness_free(agent *a);
 

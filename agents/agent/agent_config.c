@@ -116,6 +116,7 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 	    {"reconnect_max", &cfg->reconnect_max_ms},
 	    {"hook_timeout", &cfg->hook_timeout_ms},
 	    {"witness", &cfg->witness_ms},
+	    {"witness_patience", &cfg->witness_patience_ms},
 	};
 	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
 		if (strcmp(name, times[i].key) == 0) {
@@ -147,12 +148,12 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 			cfg->max_inflight = (unsigned)v;
 		return 1;
 	}
-	p->err =
-	    rete_msg_set(p->m, RETE_EINVAL,
-			 "[agent] %s: unknown key; known: id, key, broker, broker_key, spool, "
-			 "data, on_message, poll, heartbeat, resubmit, reconnect_min, "
-			 "reconnect_max, hook_timeout, witness, witnesses, max_inflight, map_size, metrics",
-			 name);
+	p->err = rete_msg_set(p->m, RETE_EINVAL,
+			      "[agent] %s: unknown key; known: id, key, broker, broker_key, spool, "
+			      "data, on_message, poll, heartbeat, resubmit, reconnect_min, "
+			      "reconnect_max, hook_timeout, witness, witness_patience, witnesses, "
+			      "max_inflight, map_size, metrics",
+			      name);
 	return 0;
 }
 
@@ -169,6 +170,7 @@ rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m)
 	cfg->reconnect_max_ms = 30000;
 	cfg->hook_timeout_ms = 60000;
 	cfg->witness_ms = 30000;
+	cfg->witness_patience_ms = 3600000;
 	cfg->max_inflight = 64;
 	cfg->map_size = 256ULL << 20;
 
@@ -186,6 +188,13 @@ rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m)
 		return err;
 	if (cfg->reconnect_max_ms < cfg->reconnect_min_ms)
 		cfg->reconnect_max_ms = cfg->reconnect_min_ms;
+	if (cfg->witness_patience_ms < cfg->witness_ms)
+		return rete_msg_set(
+		    m, RETE_EINVAL,
+		    "%s: [agent] witness_patience (%lld ms) is shorter than witness "
+		    "(%lld ms): every receipt waits at least one witness interval "
+		    "for the next checkpoint; use a multiple of it (default 1h)",
+		    path, (long long)cfg->witness_patience_ms, (long long)cfg->witness_ms);
 	if (cfg->witnesses != NULL) {
 		/* a policy that does not load stops the agent here, not later */
 		rete_witness_policy *wp = NULL;

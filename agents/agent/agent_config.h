@@ -20,26 +20,27 @@
 /* agent_config: every path is absolute (or as written when it was already
  * absolute), in malloc'd strings owned by the struct. */
 typedef struct agent_config {
-	char id[RETE_ID_MAX + 1]; /* the agency's party id */
-	char *ini_path;		  /* the configuration file itself */
-	char *key_path;		  /* [agent] key: ID.key */
-	char *broker;		  /* [agent] broker: ZeroMQ endpoint */
-	char *broker_key_path;	  /* [agent] broker_key: the broker's .pub (pinned) */
-	char *spool;		  /* [agent] spool (default "spool") */
-	char *data;		  /* [agent] data (default "data") */
-	char *on_message;	  /* [agent] on_message: hook command, or NULL */
-	int64_t poll_ms;	  /* [agent] poll: outbox rescan interval (2s) */
-	int64_t heartbeat_ms;	  /* [agent] heartbeat: PING when idle (10s) */
-	int64_t resubmit_ms;	  /* [agent] resubmit: resend unanswered SUBMITs (10s) */
-	int64_t reconnect_min_ms; /* [agent] reconnect_min: first backoff (200ms) */
-	int64_t reconnect_max_ms; /* [agent] reconnect_max: backoff ceiling (30s) */
-	int64_t hook_timeout_ms;  /* [agent] hook_timeout: kill a hung hook (60s) */
-	int64_t witness_ms;	  /* [agent] witness: checkpoint check interval (30s) */
-	unsigned max_inflight;	  /* [agent] max_inflight: SUBMITs unanswered (64) */
-	uint64_t map_size;	  /* [agent] map_size: LMDB map in MiB (default 256) */
-	bool metrics_on;	  /* [agent] metrics set: the Prometheus endpoint */
-	rete_http_addr metrics;	  /* [agent] metrics: where it listens (agent_metrics.h) */
-	char *witnesses;	  /* [agent] witnesses: a witness policy file, or NULL */
+	char id[RETE_ID_MAX + 1];    /* the agency's party id */
+	char *ini_path;		     /* the configuration file itself */
+	char *key_path;		     /* [agent] key: ID.key */
+	char *broker;		     /* [agent] broker: ZeroMQ endpoint */
+	char *broker_key_path;	     /* [agent] broker_key: the broker's .pub (pinned) */
+	char *spool;		     /* [agent] spool (default "spool") */
+	char *data;		     /* [agent] data (default "data") */
+	char *on_message;	     /* [agent] on_message: hook command, or NULL */
+	int64_t poll_ms;	     /* [agent] poll: outbox rescan interval (2s) */
+	int64_t heartbeat_ms;	     /* [agent] heartbeat: PING when idle (10s) */
+	int64_t resubmit_ms;	     /* [agent] resubmit: resend unanswered SUBMITs (10s) */
+	int64_t reconnect_min_ms;    /* [agent] reconnect_min: first backoff (200ms) */
+	int64_t reconnect_max_ms;    /* [agent] reconnect_max: backoff ceiling (30s) */
+	int64_t hook_timeout_ms;     /* [agent] hook_timeout: kill a hung hook (60s) */
+	int64_t witness_ms;	     /* [agent] witness: checkpoint check interval (30s) */
+	int64_t witness_patience_ms; /* [agent] witness_patience: warn when a receipt waits (1h) */
+	unsigned max_inflight;	     /* [agent] max_inflight: SUBMITs unanswered (64) */
+	uint64_t map_size;	     /* [agent] map_size: LMDB map in MiB (default 256) */
+	bool metrics_on;	     /* [agent] metrics set: the Prometheus endpoint */
+	rete_http_addr metrics;	     /* [agent] metrics: where it listens (agent_metrics.h) */
+	char *witnesses;	     /* [agent] witnesses: a witness policy file, or NULL */
 } agent_config;
 
 /* agent_config_load reads path into *cfg (the caller releases it with

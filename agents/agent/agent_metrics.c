@@ -23,14 +23,17 @@ struct agent_metrics {
 	char *dirs[4]; /* outbox, sent, failed, inbox */
 	int64_t started_ms;
 	_Atomic uint64_t events[AM_NEVENTS];
-	_Atomic int64_t last_ms[AM_NEVENTS]; /* Unix ms of the latest; 0: none */
-	_Atomic int connected;		     /* connected and welcomed */
-	_Atomic uint64_t held;		     /* messages held until their delivery receipt */
-	_Atomic int alarm;		     /* meta "alarm" is set */
-	_Atomic int db_ok;		     /* the last tick could read the database */
-	_Atomic uint64_t witness_size;	     /* the last checkpoint the witness verified */
-	_Atomic uint64_t witness_pending;    /* own receipts not yet shown included */
-	int64_t next_db_ms;		     /* loop only */
+	_Atomic int64_t last_ms[AM_NEVENTS];  /* Unix ms of the latest; 0: none */
+	_Atomic int connected;		      /* connected and welcomed */
+	_Atomic uint64_t held;		      /* messages held until their delivery receipt */
+	_Atomic int alarm;		      /* meta "alarm" is set */
+	_Atomic int db_ok;		      /* the last tick could read the database */
+	_Atomic uint64_t witness_size;	      /* the last checkpoint the witness verified */
+	_Atomic uint64_t witness_pending;     /* own receipts not yet shown included */
+	_Atomic int witness_stalled;	      /* the oldest waited longer than witness_patience */
+	_Atomic int64_t witness_oldest_ms;    /* when the oldest was recorded (0: none) */
+	_Atomic uint64_t witness_oldest_size; /* its checkpoint's size */
+	int64_t next_db_ms;		      /* loop only */
 };
 
 static const char *const sub_names[4] = {"outbox", "sent", "failed", "inbox"};
@@ -60,6 +63,13 @@ void agent_metrics_tick(agent *a, int64_t now)
 	if (!am)
 		return;
 	atomic_store_explicit(&am->connected, agent_net_ready(a), memory_order_relaxed);
+	/* the witness's own look at its pending receipts (once a second) */
+	int64_t oldest_ms = 0;
+	uint64_t oldest_size = 0;
+	bool stalled = agent_witness_stall(a, &oldest_ms, &oldest_size);
+	atomic_store_explicit(&am->witness_stalled, stalled, memory_order_relaxed);
+	atomic_store_explicit(&am->witness_oldest_ms, oldest_ms, memory_order_relaxed);
+	atomic_store_explicit(&am->witness_oldest_size, oldest_size, memory_order_relaxed);
 	if (now < am->next_db_ms || !a->db)
 		return;
 	am->next_db_ms = now + 1000;
@@ -168,6 +178,19 @@ static void serve(void *ctx, const char *path, rete_http_answer *a)
 	one(a, "rete_agent_witness_pending_receipts", "gauge",
 	    "This agency's receipts not yet shown included in a verified checkpoint.",
 	    atomic_load(&am->witness_pending));
+	one(a, "rete_agent_witness_stalled", "gauge",
+	    "1 when a receipt has waited longer than witness_patience to be shown on the "
+	    "broker's log (a warning in the log says which; docs/agent.md, Witness).",
+	    (uint64_t)atomic_load(&am->witness_stalled));
+	one_f(a, "rete_agent_witness_oldest_pending_timestamp_seconds", "gauge",
+	      "When the oldest receipt not yet shown on the log was recorded (Unix time; 0: "
+	      "none pending).",
+	      (double)atomic_load(&am->witness_oldest_ms) / 1000.0);
+	one(a, "rete_agent_witness_oldest_pending_checkpoint_size", "gauge",
+	    "The size of that receipt's checkpoint (0: none pending, or an older agent's "
+	    "record); larger than rete_agent_witness_checkpoint_size: it waits for the broker "
+	    "to show a checkpoint that large.",
+	    atomic_load(&am->witness_oldest_size));
 	one(a, "rete_agent_database_readable", "gauge",
 	    "1 when the agent's last look at its database (held, alarm) succeeded.",
 	    (uint64_t)atomic_load(&am->db_ok));

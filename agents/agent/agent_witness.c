@@ -33,9 +33,23 @@
  * One question at a time, a small state machine; a lost answer (broker
  * restart) simply starts over at the next WELCOME or tick.
  *
+ * A broker can also keep a receipt pending for ever without showing
+ * anything wrong: it simply never again shows this agent a checkpoint as
+ * large as the receipt's (it withholds its log, e.g. because it shows
+ * another history to others), or never answers the question that would
+ * show it. So the agent watches how long its oldest pending receipt has
+ * waited: longer than `witness_patience` (1h), it warns once (per episode
+ * and run), naming the receipt, its checkpoint's size, the wait and the
+ * largest verified size, and /metrics says so (rete_agent_witness_stalled);
+ * when the receipt is shown at last, it says the stall is over. A stall is
+ * not proof of a fork (the broker may simply be down or stuck), so it is a
+ * warning, not the alarm, which would resubmit every held message.
+ *
  * A pending receipt in AGENT_DB_WITNESS: log index BE64 -> leaf hash (32
- * bytes) || its checkpoint's size (BE64) || root (32 bytes); records of an
- * older agent hold the leaf hash alone.
+ * bytes) || its checkpoint's size (BE64) || root (32 bytes) || when it was
+ * recorded (Unix ms, BE64). Records of an older agent hold the leaf hash
+ * alone, or no time; for the patience they count as recorded when this run
+ * of the witness started.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -71,6 +85,7 @@ enum wit_state {
 
 #define WIT_REC_OLD RETE_MERKLE_HASH	       /* leaf hash */
 #define WIT_REC	    (2 * RETE_MERKLE_HASH + 8) /* leaf, size, root */
+#define WIT_REC_T   (WIT_REC + 8)	       /* leaf, size, root, recorded at */
 
 struct agent_witness {
 	enum wit_state state;
@@ -95,12 +110,24 @@ struct agent_witness {
 	uint64_t rcpt_size; /* the receipt checkpoint being checked (WIT_WAIT_RCPT) */
 	uint8_t rcpt_root[RETE_MERKLE_HASH];
 	bool alarmed;
+	/* The patience (wit_patience): looked at once a second. */
+	int64_t started_at;   /* this run of the witness: the time of records without one */
+	int64_t stall_next;   /* the next look */
+	int64_t welcomed_at;  /* the latest WELCOME */
+	int64_t oldest_at;    /* when the oldest pending receipt was recorded (0: none) */
+	uint64_t oldest_size; /* its checkpoint's size (0: an old record, unknown) */
+	uint64_t oldest_index;
+	bool stalled;	   /* it has waited longer than witness_patience */
+	bool stall_warned; /* and that was said (this episode) */
 };
 
 static struct agent_witness *wit(agent *a)
 {
-	if (a->witness == NULL)
+	if (a->witness == NULL) {
 		a->witness = calloc(1, sizeof(*a->witness));
+		if (a->witness != NULL)
+			a->witness->started_at = rete_now_ms();
+	}
 	return a->witness;
 }
 
@@ -337,13 +364,13 @@ static bool wit_first(const void *key, size_t klen, const void *val, size_t vlen
 {
 	struct first_pending *f = user;
 	const uint8_t *v = val;
-	if (klen != 8 || (vlen != WIT_REC_OLD && vlen != WIT_REC))
+	if (klen != 8 || (vlen != WIT_REC_OLD && vlen != WIT_REC && vlen != WIT_REC_T))
 		return true;
 	uint64_t idx = wit_be64(key);
 	if (idx >= f->below)
 		return false; /* keys are in index order, and a receipt's checkpoint
 				 is larger than its index: nothing further is covered */
-	if (vlen == WIT_REC) {
+	if (vlen != WIT_REC_OLD) {
 		uint64_t size = wit_be64(v + RETE_MERKLE_HASH);
 		if (size > f->below)
 			return true; /* it waits for a later checkpoint */
@@ -370,7 +397,7 @@ static bool wit_same_cp(const void *key, size_t klen, const void *val, size_t vl
 {
 	struct same_cp *c = user;
 	const uint8_t *v = val;
-	if (klen != 8 || vlen != WIT_REC)
+	if (klen != 8 || (vlen != WIT_REC && vlen != WIT_REC_T))
 		return true;
 	if (wit_be64(key) >= c->size)
 		return false; /* an entry of a checkpoint of that size is below it */
@@ -827,20 +854,32 @@ void agent_witness_on_welcome(agent *a, const char *checkpoint_note)
 	if (w == NULL)
 		return;
 	w->state = WIT_IDLE;
-	w->next_tick = rete_now_ms() + a->cfg.witness_ms;
+	w->welcomed_at = rete_now_ms();
+	w->next_tick = w->welcomed_at + a->cfg.witness_ms;
 	wit_consider(a, checkpoint_note);
 }
 
 void agent_witness_receipt(agent *a, uint64_t index, const uint8_t leaf[RETE_MERKLE_HASH],
 			   uint64_t cp_size, const uint8_t cp_root[RETE_MERKLE_HASH])
 {
-	uint8_t key[8], rec[WIT_REC];
+	uint8_t key[8], rec[WIT_REC_T];
 	rete_msg m = {{0}};
+	rete_buf have;
+	int64_t at = rete_now_ms();
 	agent_db_index_key(key, index);
 	memcpy(rec, leaf, RETE_MERKLE_HASH);
 	for (int i = 0; i < 8; i++)
 		rec[RETE_MERKLE_HASH + i] = (uint8_t)(cp_size >> (56 - 8 * i));
 	memcpy(rec + RETE_MERKLE_HASH + 8, cp_root, RETE_MERKLE_HASH);
+	/* the same receipt again (a resubmission round): it has waited since
+	 * it was first recorded */
+	if (agent_db_get(a->db, AGENT_DB_WITNESS, key, sizeof(key), &have, &m) == RETE_OK) {
+		if (have.len == WIT_REC_T && memcmp(have.data, rec, WIT_REC) == 0)
+			at = (int64_t)wit_be64(have.data + WIT_REC);
+		rete_buf_free(&have);
+	}
+	for (int i = 0; i < 8; i++)
+		rec[WIT_REC + i] = (uint8_t)((uint64_t)at >> (56 - 8 * i));
 	if (agent_db_put(a->db, AGENT_DB_WITNESS, key, sizeof(key), rec, sizeof(rec), &m) !=
 	    RETE_OK)
 		agent_log(a, "error", "witness: cannot remember receipt %" PRIu64 ": %s", index,
@@ -993,10 +1032,120 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 	return true;
 }
 
+/* The oldest pending receipt (by the time it was recorded). */
+struct oldest_pending {
+	int64_t started_at; /* the time of a record without one */
+	bool found;
+	uint64_t index, size;
+	int64_t at;
+};
+
+static bool wit_oldest(const void *key, size_t klen, const void *val, size_t vlen, void *user)
+{
+	struct oldest_pending *o = user;
+	const uint8_t *v = val;
+	if (klen != 8 || (vlen != WIT_REC_OLD && vlen != WIT_REC && vlen != WIT_REC_T))
+		return true;
+	int64_t at = vlen == WIT_REC_T ? (int64_t)wit_be64(v + WIT_REC) : o->started_at;
+	if (!o->found || at < o->at) {
+		o->found = true;
+		o->at = at;
+		o->index = wit_be64(key);
+		o->size = vlen == WIT_REC_OLD ? 0 : wit_be64(v + RETE_MERKLE_HASH);
+	}
+	return true;
+}
+
+/* wit_patience looks (once a second) at how long the oldest pending
+ * receipt has waited to be shown on the log: longer than witness_patience,
+ * a warning once per episode; when none has any more, that the stall is
+ * over. A stall is judged only while connected, and not before the witness
+ * has had one `witness` interval since the WELCOME to ask: an agent just
+ * (re)started or cut off from the broker is not a broker withholding its
+ * log (the connection has its own signs). */
+static void wit_patience(agent *a, int64_t now)
+{
+	struct agent_witness *w = wit(a);
+	struct oldest_pending o = {.started_at = w->started_at};
+	rete_msg m = {{0}};
+
+	if (now < w->stall_next || a->db == NULL)
+		return;
+	w->stall_next = now + 1000;
+	if (agent_db_each(a->db, AGENT_DB_WITNESS, wit_oldest, &o, &m) != RETE_OK)
+		return; /* tried again at the next look */
+	wit_load_good(a);
+	uint64_t good = w->have_good ? w->good.size : 0;
+	w->oldest_at = o.found ? o.at : 0;
+	w->oldest_size = o.found ? o.size : 0;
+	w->oldest_index = o.index;
+	bool over = o.found && now - o.at > a->cfg.witness_patience_ms;
+	if (over && (!agent_net_ready(a) || now - w->welcomed_at < a->cfg.witness_ms))
+		return; /* not judged now: the state stays as it was */
+	w->stalled = over;
+	if (!w->stalled) {
+		if (w->stall_warned)
+			agent_log(a, "info",
+				  "witness: the stall is over: no pending receipt has waited "
+				  "longer than witness_patience any more (the largest checkpoint "
+				  "this agent verified is of size %" PRIu64 ")",
+				  good);
+		w->stall_warned = false;
+		return;
+	}
+	if (w->stall_warned)
+		return;
+	w->stall_warned = true;
+	char what[96];
+	if (o.size > 0)
+		snprintf(what, sizeof(what), "its checkpoint of size %" PRIu64, o.size);
+	else
+		snprintf(what, sizeof(what), "recorded by an older agent, its checkpoint unknown");
+	char seen[96];
+	if (w->have_good)
+		snprintf(seen, sizeof(seen),
+			 "the largest checkpoint this agent verified is of size %" PRIu64, good);
+	else
+		snprintf(seen, sizeof(seen), "this agent has verified no checkpoint yet");
+	/* the size that shows it: its checkpoint's, or (an older agent's
+	 * record) one that holds its entry */
+	uint64_t need = o.size > 0 ? o.size : o.index + 1;
+	const char *why;
+	if (!w->have_good || need > good)
+		why = "The broker has shown this agent no checkpoint that large since: it may have "
+		      "stopped signing checkpoints, or it may be withholding its log from this "
+		      "agent (a broker that forked its log shows one history to this agency and "
+		      "another to the others)";
+	else
+		why = "The broker has not answered the question that would show it on that log "
+		      "(a consistency or inclusion proof)";
+	agent_log(
+	    a, "warning",
+	    "witness: receipt %" PRIu64 " (%s) has waited %" PRId64
+	    " s to be shown on the broker's log, longer than witness_patience (%" PRId64
+	    " s); %s. %s. This is not proof of a fork: compare the broker's own figures (rete "
+	    "health: log size, latest checkpoint) and what the auditors and the other "
+	    "agencies verified (rete audit verify); if they were shown a larger log than "
+	    "this agent, keep data/ and tell the network's auditors (docs/agent.md, "
+	    "Witness)",
+	    o.index, what, (now - o.at) / 1000, a->cfg.witness_patience_ms / 1000, seen, why);
+}
+
+bool agent_witness_stall(const agent *a, int64_t *oldest_at, uint64_t *oldest_size)
+{
+	const struct agent_witness *w = a->witness;
+	*oldest_at = w != NULL ? w->oldest_at : 0;
+	*oldest_size = w != NULL ? w->oldest_size : 0;
+	return w != NULL && w->stalled;
+}
+
 void agent_witness_tick(agent *a, int64_t now)
 {
 	struct agent_witness *w = wit(a);
-	if (w == NULL || !agent_net_ready(a))
+	if (w == NULL)
+		return;
+	wit_patience(a, now);
+	if (!agent_net_ready(a))
 		return;
 	if (w->state != WIT_IDLE && now - w->asked_at > WIT_ANSWER_MS)
 		w->state = WIT_IDLE; /* the answer was lost: ask again later */

@@ -69,6 +69,7 @@ static void test_config_paths_and_defaults(void **state)
 	assert_int_equal(cfg.heartbeat_ms, 120000);
 	assert_int_equal(cfg.poll_ms, 2000);
 	assert_int_equal(cfg.max_inflight, 64);
+	assert_int_equal(cfg.witness_patience_ms, 3600000);
 	agent_config_free(&cfg);
 }
 
@@ -102,6 +103,21 @@ static void test_config_refusals(void **state)
 	put("b.ini", "[agent]\nid = cpi.mantova\nheartbeat = 3wd\n");
 	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_EINVAL);
 	assert_non_null(strstr(m.text, "heartbeat"));
+	agent_config_free(&cfg);
+	/* witness_patience: a duration, and not shorter than witness */
+	put("b.ini", "[agent]\nid = cpi.mantova\nwitness_patience = soon\n");
+	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_EINVAL);
+	assert_non_null(strstr(m.text, "[agent] witness_patience: 'soon' is not a duration"));
+	agent_config_free(&cfg);
+	put("b.ini", "[agent]\nid = cpi.mantova\nkey = k\nbroker = tcp://127.0.0.1:1\n"
+		     "broker_key = b.pub\nwitness = 1m\nwitness_patience = 30s\n");
+	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_EINVAL);
+	assert_non_null(strstr(m.text, "witness_patience (30000 ms) is shorter than witness"));
+	agent_config_free(&cfg);
+	put("b.ini", "[agent]\nid = cpi.mantova\nkey = k\nbroker = tcp://127.0.0.1:1\n"
+		     "broker_key = b.pub\nwitness = 1m\nwitness_patience = 2h\n");
+	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_OK);
+	assert_int_equal(cfg.witness_patience_ms, 7200000);
 	agent_config_free(&cfg);
 	snprintf(ini, sizeof(ini), "%s/none.ini", dir);
 	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_EIO);

@@ -1,0 +1,319 @@
+/* test_witness_patience.c — a broker that stops showing its log to the
+ * witness cannot leave the agent's receipts pending without a sign.
+ *
+ * A fake broker (itest.h, it_fake) holding the broker's key receipts one
+ * message with an honest inclusion proof to a checkpoint of size 2, then
+ * shows the witness only its checkpoint of size 1 (a broker withholding its
+ * log, e.g. because it shows another history to others): the receipt can
+ * never be shown on the log the witness verified. The real rete-agent, with
+ * a tiny `witness_patience` (3 `witness` intervals, scaled):
+ *   - logs the warning once, naming the receipt, its checkpoint's size and
+ *     the largest verified size, and says so in /metrics
+ *     (rete_agent_witness_stalled 1, the oldest pending receipt's time and
+ *     checkpoint size);
+ *   - keeps the time the receipt was recorded across a restart (the metric
+ *     is the same after it) and warns again in the new run; a record of
+ *     the version before (no time) counts as recorded at the start;
+ *   - once the fake shows a larger checkpoint (size 3, with honest
+ *     consistency proofs from its log), checks the receipt, forgets it, says
+ *     the stall is over and the metric goes back to 0. No witness alarm: a
+ *     stall is not proof of a fork.
+ *
+ * Waits are for log lines and metric values with deadlines, never sleeps.
+ */
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <zmq.h>
+
+#include <cmocka.h>
+
+#include "checkpoint.h"
+#include "itest.h"
+#include "merkle.h"
+
+#define WP_WAIT 90000 /* generous: 2 cores, sanitizers */
+
+typedef struct wp_fake {
+	it_fake l;
+	bool reveal;   /* show the whole log (grown by one entry) */
+	int cps, cons; /* checkpoints shown, consistency proofs given */
+} wp_fake;
+
+/* wp_query answers the witness: while not revealing, the checkpoint of
+ * size 1 (the fake log's first entry) only; then the whole log, one entry
+ * longer than the receipt's checkpoint. Proofs are honest ones from the
+ * fake's log; a cosignature is refused. */
+static void wp_query(it_fake *l, const void *id, size_t idl, const Rete__Query *q)
+{
+	wp_fake *w = (wp_fake *)l;
+	uint8_t proof[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH], root[RETE_MERKLE_HASH];
+	ProtobufCBinaryData pv[RETE_MERKLE_MAX_PROOF];
+	size_t np = 0;
+	char *note = NULL;
+	Rete__QueryResult r = RETE__QUERY_RESULT__INIT;
+	Rete__Proof p = RETE__PROOF__INIT;
+	rete_msg m;
+	rete_err err = RETE_EINVAL;
+
+	r.request_id = q->request_id;
+	if (w->reveal && l->tree.mm_size == 2) {
+		uint8_t leaf[RETE_MERKLE_HASH];
+		rete_merkle_leaf_hash(leaf, "a later entry", 13);
+		assert_int_equal(rete_merkle_mem_append(&l->tree, leaf), RETE_OK);
+	}
+	if (l->tree.mm_size < 2) {
+		err = RETE_EINVAL; /* nothing receipted yet: nothing shown */
+	} else if (q->what_case == RETE__QUERY__WHAT_CHECKPOINT) {
+		uint64_t size = w->reveal ? l->tree.mm_size : 1;
+		uint32_t epoch = l->welcome->welcome->epoch ? l->welcome->welcome->epoch : 1;
+		assert_int_equal(rete_merkle_root(rete_merkle_mem_get, &l->tree, size, root),
+				 RETE_OK);
+		assert_int_equal(
+		    rete_checkpoint_sign_epoch(IT_ORIGIN, size, root, epoch, l->key, &note, &m),
+		    RETE_OK);
+		w->cps++;
+		r.answer_case = RETE__QUERY_RESULT__ANSWER_CHECKPOINT;
+		r.checkpoint = note;
+		err = RETE_OK;
+	} else if (q->what_case == RETE__QUERY__WHAT_CONSISTENCY) {
+		w->cons++;
+		p.size1 = q->consistency->size1;
+		p.size2 = q->consistency->size2;
+		err = rete_merkle_consistency_proof(rete_merkle_mem_get, &l->tree, p.size1, p.size2,
+						    proof, &np);
+	} else if (q->what_case == RETE__QUERY__WHAT_INCLUSION) {
+		p.leaf_index = q->inclusion->index;
+		p.tree_size = q->inclusion->tree_size;
+		err = rete_merkle_inclusion_proof(rete_merkle_mem_get, &l->tree, p.leaf_index,
+						  p.tree_size, proof, &np);
+	}
+	if (err == RETE_OK && r.answer_case == RETE__QUERY_RESULT__ANSWER__NOT_SET) {
+		for (size_t i = 0; i < np; i++) {
+			pv[i].data = proof[i];
+			pv[i].len = RETE_MERKLE_HASH;
+		}
+		p.hashes = pv;
+		p.n_hashes = np;
+		r.answer_case = RETE__QUERY_RESULT__ANSWER_PROOF;
+		r.proof = &p;
+	} else if (err != RETE_OK) {
+		r.error = RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND;
+		r.error_text = "not here";
+	}
+	Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
+	f.command_case = RETE__BROKER_FRAME__COMMAND_RESULT;
+	f.result = &r;
+	it_fake_reply(l->sock, id, idl, &f);
+	free(note);
+}
+
+/* wp_put writes one referral into social services' outbox (temporary
+ * name, then rename). */
+static void wp_put(it_net *n, const char *name)
+{
+	char dir[1300], tmp[1500], dst[1500];
+	json_t *j = json_pack(
+	    "{s:{s:s,s:s},s:s,s:s,s:s,s:{s:s,s:s,s:s,s:{s:s,s:s,s:s},s:s},"
+	    "s:{s:{s:s,s:s},s:s}}",
+	    "operator", "staffId", "as-0042", "role", "social-worker", "id", "wp-1", "recipient",
+	    "cpi.mantova", "caseId", "mn-2026-0173", "referral", "service",
+	    "employment-orientation", "priority", "routine", "reasonCode", "long-term-unemployment",
+	    "consent", "basis", "consent", "givenAt", "2026-11-20T09:30:00Z", "reference",
+	    "CONS-2026-0412", "ageBand", "adult", "private", "person", "name", "Maria Rossi",
+	    "fiscalCode", "RSSMRA85M41E897X", "reason", "Unemployed; asks for help to find work.");
+	assert_non_null(j);
+	char *text = json_dumps(j, JSON_INDENT(2));
+	json_decref(j);
+	it_spool(n, IT_SOCIAL, "outbox", dir, sizeof(dir));
+	tu_path(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+	tu_path(dst, sizeof(dst), "%s/%s", dir, name);
+	assert_int_equal(tu_write_file(tmp, text, strlen(text)), 0);
+	assert_int_equal(rename(tmp, dst), 0);
+	free(text);
+}
+
+/* wp_record reads party p's pending witness record of log index 1 (the
+ * agent stopped) into rec; its length, 0 when there is none. */
+static size_t wp_record(it_net *n, int p, uint8_t *rec, size_t cap)
+{
+	char dir[1300];
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	uint8_t key[8] = {0, 0, 0, 0, 0, 0, 0, 1};
+	MDB_val k = {sizeof(key), key}, v;
+	size_t len = 0;
+
+	tu_path(dir, sizeof(dir), "%s/agents/%s/data", n->dir, it_party_ids[p]);
+	assert_int_equal(mdb_env_create(&env), 0);
+	if (mdb_env_set_maxdbs(env, 16) == 0 && mdb_env_open(env, dir, MDB_RDONLY, 0600) == 0 &&
+	    mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0) {
+		if (mdb_dbi_open(txn, "witness", 0, &dbi) == 0 && mdb_get(txn, dbi, &k, &v) == 0 &&
+		    v.mv_size <= cap) {
+			memcpy(rec, v.mv_data, v.mv_size);
+			len = v.mv_size;
+		}
+		mdb_txn_abort(txn);
+	}
+	mdb_env_close(env);
+	return len;
+}
+
+/* wp_port: the port of the latest "metrics on http://127.0.0.1:PORT/" in
+ * the agent's log after byte `from` (0 at the deadline), serving the fake
+ * meanwhile. */
+static unsigned wp_port(wp_fake *w, const char *log, long from)
+{
+	int64_t end = it_mono_ms() + it_scaled_ms(WP_WAIT);
+	while (it_mono_ms() < end) {
+		size_t len = 0;
+		char *text = tu_read_file(log, &len);
+		const char *p = text != NULL && (size_t)from < len
+				    ? strstr(text + from, "metrics on http://127.0.0.1:")
+				    : NULL;
+		unsigned port = 0;
+		if (p != NULL)
+			sscanf(p, "metrics on http://127.0.0.1:%u/", &port);
+		free(text);
+		if (port)
+			return port;
+		it_fake_serve(&w->l, &w->l.hellos, INT32_MAX, 100);
+	}
+	return 0;
+}
+
+/* wp_until serves the fake until the log holds `needle` at least `times`
+ * times and the metric `series` is `want` (want < 0: not looked at); the
+ * last scrape is kept in *last (caller frees). */
+static bool wp_until(wp_fake *w, const char *log, const char *needle, size_t times, const char *url,
+		     const char *series, double want, char **last)
+{
+	int64_t end = it_mono_ms() + it_scaled_ms(WP_WAIT);
+	for (;;) {
+		free(*last);
+		*last = it_scrape(url, NULL);
+		bool said = needle == NULL || tu_occurrences(log, needle) >= times;
+		bool shown = want < 0 || (*last != NULL && it_metric(*last, series) == want);
+		if (said && shown)
+			return true;
+		if (it_mono_ms() >= end) {
+			fprintf(stderr, "never: '%s' x%zu and %s = %g; the last scrape:\n%s\n",
+				needle ? needle : "-", times, series, want,
+				*last ? *last : "(none)");
+			return false;
+		}
+		it_fake_serve(&w->l, &w->l.hellos, INT32_MAX, 200);
+	}
+}
+
+static void test_withheld_checkpoint(void **state)
+{
+	it_net *n = it_net_new("wp-stall", NULL);
+	assert_non_null(n);
+	*state = n;
+	char log[1300], url[128], extra[256], *scrape = NULL;
+	wp_fake w;
+
+	Rete__BrokerFrame *welcome = it_real_welcome(n, IT_SOCIAL);
+	/* no checkpoint in the WELCOME: the witness's first is the fake's */
+	if (welcome->welcome->checkpoint != NULL && welcome->welcome->checkpoint[0] != '\0')
+		welcome->welcome->checkpoint[0] = '\0';
+	it_fake_open(&w.l, n, welcome);
+	w.reveal = false;
+	w.cps = w.cons = 0;
+	w.l.honest_leaf = true;
+	w.l.on_query = wp_query;
+
+	snprintf(extra, sizeof(extra),
+		 "witness = 1s\nwitness_patience = %dms\nmetrics = 127.0.0.1:0\n",
+		 it_scaled_ms(3000));
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	assert_true(it_agent_start_ex(n, IT_SOCIAL, extra));
+	long from = n->agent_log_at[IT_SOCIAL];
+	wp_put(n, "stall.json");
+	unsigned port = wp_port(&w, log, from);
+	if (port == 0)
+		it_show(n, "social.mantova.log");
+	assert_true(port != 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", port);
+
+	/* the receipt (index 1, checkpoint of size 2) is taken... */
+	assert_int_equal(it_fake_serve(&w.l, &w.l.receipts, 1, WP_WAIT), 1);
+	/* ...and never shown on the log: the warning, once, and the metric */
+	const char *warned = "witness: receipt 1 (its checkpoint of size 2) has waited ";
+	bool ok = wp_until(&w, log, warned, 1, url, "rete_agent_witness_stalled", 1, &scrape);
+	if (!ok)
+		it_show(n, "social.mantova.log");
+	assert_true(ok);
+	assert_true(tu_occurrences(log, "the largest checkpoint this agent verified is of "
+					"size 1") >= 1);
+	assert_true(it_metric(scrape, "rete_agent_witness_pending_receipts") == 1);
+	assert_true(it_metric(scrape, "rete_agent_witness_oldest_pending_checkpoint_size") == 2);
+	double recorded = it_metric(scrape, "rete_agent_witness_oldest_pending_timestamp_seconds");
+	assert_true(recorded > 0);
+	assert_true(it_metric(scrape, "rete_agent_witness_checkpoint_size") == 1);
+
+	/* A restart keeps the time the receipt was recorded, and the new run
+	 * says it again. */
+	assert_true(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()) != -1);
+	assert_true(it_agent_start_ex(n, IT_SOCIAL, extra));
+	port = wp_port(&w, log, n->agent_log_at[IT_SOCIAL]);
+	assert_true(port != 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", port);
+	ok = wp_until(&w, log, warned, 2, url, "rete_agent_witness_stalled", 1, &scrape);
+	if (!ok)
+		it_show(n, "social.mantova.log");
+	assert_true(ok);
+	assert_true(it_metric(scrape, "rete_agent_witness_oldest_pending_timestamp_seconds") ==
+		    recorded);
+
+	/* The record as the agent of the version before wrote it (leaf, size,
+	 * root; no time) counts as recorded when the agent started. */
+	assert_true(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()) != -1);
+	uint8_t rec[256];
+	size_t len = wp_record(n, IT_SOCIAL, rec, sizeof(rec));
+	assert_int_equal(len, 2 * RETE_MERKLE_HASH + 16); /* leaf, size, root, time */
+	uint8_t key[8] = {0, 0, 0, 0, 0, 0, 0, 1};
+	char data[1300];
+	tu_path(data, sizeof(data), "%s/agents/social.mantova/data", n->dir);
+	tu_raw_put(data, "witness", key, sizeof(key), rec, len - 8);
+	assert_true(it_agent_start_ex(n, IT_SOCIAL, extra));
+	port = wp_port(&w, log, n->agent_log_at[IT_SOCIAL]);
+	assert_true(port != 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", port);
+	ok = wp_until(&w, log, warned, 3, url, "rete_agent_witness_stalled", 1, &scrape);
+	if (!ok)
+		it_show(n, "social.mantova.log");
+	assert_true(ok);
+	double at = it_metric(scrape, "rete_agent_witness_oldest_pending_timestamp_seconds");
+	assert_true(at > recorded);
+	assert_true(at >= it_metric(scrape, "rete_agent_start_time_seconds"));
+
+	/* The broker shows its log again: the receipt is checked, the stall
+	 * is over. */
+	w.reveal = true;
+	ok = wp_until(&w, log, "witness: the stall is over", 1, url, "rete_agent_witness_stalled",
+		      0, &scrape);
+	if (!ok)
+		it_show(n, "social.mantova.log");
+	assert_true(ok);
+	ok = wp_until(&w, log, NULL, 0, url, "rete_agent_witness_pending_receipts", 0, &scrape);
+	assert_true(ok);
+	assert_true(it_metric(scrape, "rete_agent_witness_oldest_pending_timestamp_seconds") == 0);
+	assert_true(it_metric(scrape, "rete_agent_witness_checkpoint_size") == 3);
+	assert_int_equal(tu_occurrences(log, warned), 3); /* once per episode (per run) */
+	assert_int_equal(tu_occurrences(log, "WITNESS ALARM"), 0);
+	assert_true(w.cons >= 1);
+	free(scrape);
+	it_fake_close(&w.l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_teardown(test_withheld_checkpoint, it_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
