@@ -67,17 +67,41 @@ rete_err rete_sign_bytes(uint8_t sig[RETE_SIG_LEN], const char *ctx, const uint8
 rete_err rete_verify_bytes(const uint8_t sig[RETE_SIG_LEN], const char *ctx, const uint8_t *msg,
 			   size_t len, const rete_pubkey *pk)
 {
+	return rete_verify_bytes_in(sig, ctx, msg, len, pk, NULL);
+}
+
+rete_err rete_verify_bytes_in(const uint8_t sig[RETE_SIG_LEN], const char *ctx, const uint8_t *msg,
+			      size_t len, const rete_pubkey *pk, rete_arena *arena)
+{
 	size_t total = 0;
 	uint8_t *buf;
 	int rc;
 
 	if (rete_crypto_init(NULL) != RETE_OK)
 		return RETE_ECRYPTO;
-	buf = concat(ctx, msg, len, &total);
-	if (buf == NULL)
+	if (arena == NULL) {
+		buf = concat(ctx, msg, len, &total);
+		if (buf == NULL)
+			return RETE_ENOMEM;
+		rc = crypto_sign_verify_detached(sig, buf, total, pk->ed);
+		free(buf);
+		return rc == 0 ? RETE_OK : RETE_EBADSIG;
+	}
+	size_t clen = ctx != NULL ? strlen(ctx) : 0;
+	rete_arena_mark mk = rete_arena_mark_get(arena);
+	if (len > SIZE_MAX / 2 - clen - 1 ||
+	    (buf = rete_arena_alloc(arena, clen + len + 1)) == NULL)
 		return RETE_ENOMEM;
-	rc = crypto_sign_verify_detached(sig, buf, total, pk->ed);
-	free(buf);
+	if (clen > 0)
+		memcpy(buf, ctx, clen);
+	if (len > 0)
+		memcpy(buf + clen, msg, len);
+	rc = crypto_sign_verify_detached(sig, buf, clen + len, pk->ed);
+	/* given back when it fitted in the block being filled; a block grown
+	 * for it stays for what comes next (freeing it would make the next
+	 * verification grow one again) */
+	if (arena->blk == mk.blk)
+		rete_arena_rewind(arena, mk);
 	return rc == 0 ? RETE_OK : RETE_EBADSIG;
 }
 
@@ -916,14 +940,20 @@ rete_err rete_signed_decode(const uint8_t *data, size_t len, Rete__SignedMessage
 
 rete_err rete_signed_verify(const Rete__SignedMessage *sm, const rete_pubkey *pk, rete_msg *m)
 {
+	return rete_signed_verify_in(sm, pk, NULL, m);
+}
+
+rete_err rete_signed_verify_in(const Rete__SignedMessage *sm, const rete_pubkey *pk,
+			       rete_arena *arena, rete_msg *m)
+{
 	rete_err e;
 
 	if (sm->signature.len != RETE_SIG_LEN)
 		return rete_msg_set(m, RETE_EBADSIG,
 				    "signature is %zu bytes; an Ed25519 signature is %d bytes",
 				    sm->signature.len, RETE_SIG_LEN);
-	e = rete_verify_bytes(sm->signature.data, RETE_CTX_MESSAGE, sm->message.data,
-			      sm->message.len, pk);
+	e = rete_verify_bytes_in(sm->signature.data, RETE_CTX_MESSAGE, sm->message.data,
+				 sm->message.len, pk, arena);
 	if (e == RETE_EBADSIG)
 		return rete_msg_set(m, e,
 				    "the message signature does not verify with the sender's "

@@ -176,9 +176,14 @@ struct pend {
 struct vctx {
 	rete_store *v_s; /* NULL in a session: entries come from the caller */
 	rete_store_rtxn *v_rt;
+	MDB_cursor *v_ncur[RETE_MERKLE_MAX_PROOF + 1]; /* phase B's reads of the stored
+							  Merkle nodes, a cursor per level
+							  on v_rt (NULL: not opened) */
+	MDB_cursor *v_ecur;	      /* the reading's, on the transaction fill_store reads
+					 through (NULL: not opened) */
 	rete_store_rtxn v_ra;	      /* the read-ahead's transaction, on v_rt's snapshot
-					 (rt_txn NULL: none, chunks are read through v_rt
-					 once the chunk before is checked) */
+						 (rt_txn NULL: none, chunks are read through v_rt
+						 once the chunk before is checked) */
 	rete_verify_proof_fn v_proof; /* where consistency proofs come from */
 	void *v_proof_ctx;
 	const rete_verify_options *v_opt;
@@ -542,8 +547,9 @@ static void ack_speculate(const struct vdir *dir, struct item *it, rete_arena *a
 	if (k != NULL && k->pk_valid) {
 		it->it_ack_key = k->pk_key;
 		it->it_ack_spec = true;
-		it->it_ack_ok = rete_verify_bytes(sa->signature.data, RETE_CTX_ACK, sa->body.data,
-						  sa->body.len, &k->pk_key) == RETE_OK;
+		it->it_ack_ok =
+		    rete_verify_bytes_in(sa->signature.data, RETE_CTX_ACK, sa->body.data,
+					 sa->body.len, &k->pk_key, arena) == RETE_OK;
 	}
 	/* in the arena: nothing to free */
 }
@@ -585,7 +591,8 @@ static void phase_decode(struct vctx *v, const struct vdir *dir, struct item *it
 	 * or frees one installed. */
 	it->it_spec_key = speculative_key(v, dir, it->it_msg);
 	if (it->it_spec_key != NULL)
-		it->it_spec_ok = rete_signed_verify(it->it_sm, it->it_spec_key, NULL) == RETE_OK;
+		it->it_spec_ok =
+		    rete_signed_verify_in(it->it_sm, it->it_spec_key, arena, NULL) == RETE_OK;
 	ack_speculate(dir, it, arena);
 }
 
@@ -1085,6 +1092,46 @@ static bool check_acks(struct vctx *v, struct item *it)
 
 /* ---- phase B: order ------------------------------------------------------------ */
 
+/* node_read reads the stored Merkle node (level, index) as store_node_get
+ * does (the same codes), through the level's cursor: phase B reads each
+ * level's nodes in key order, so the cursor is mostly on the right page
+ * already and LMDB looks the key up there instead of from the root. */
+static rete_err node_read(struct vctx *v, unsigned level, uint64_t index,
+			  uint8_t out[RETE_MERKLE_HASH])
+{
+	struct store_node_ctx c = {v->v_s, v->v_rt->rt_txn};
+	MDB_cursor **cur =
+	    level < sizeof(v->v_ncur) / sizeof(v->v_ncur[0]) ? &v->v_ncur[level] : NULL;
+	uint8_t key[STORE_NODE_KEY];
+	MDB_val k = {sizeof(key), key}, val;
+	int rc;
+
+	if (cur == NULL)
+		return store_node_get(&c, level, index, out);
+	if (*cur == NULL && mdb_cursor_open(v->v_rt->rt_txn, v->v_s->st_nodes, cur) != 0) {
+		*cur = NULL;
+		return store_node_get(&c, level, index, out);
+	}
+	node_key(key, level, index);
+	rc = mdb_cursor_get(*cur, &k, &val, MDB_SET_KEY);
+	return node_value(rc, &val, out);
+}
+
+/* cursors_close closes the cursors of node_read and entry_ref (before
+ * their transactions end: a read-only transaction's cursors are the
+ * caller's to close). */
+static void cursors_close(struct vctx *v)
+{
+	for (size_t i = 0; i < sizeof(v->v_ncur) / sizeof(v->v_ncur[0]); i++) {
+		if (v->v_ncur[i] != NULL)
+			mdb_cursor_close(v->v_ncur[i]);
+		v->v_ncur[i] = NULL;
+	}
+	if (v->v_ecur != NULL)
+		mdb_cursor_close(v->v_ecur);
+	v->v_ecur = NULL;
+}
+
 /* check_entry runs the in-order checks of one entry: CHECK_OK, or a
  * failure was recorded and the chunk stops before this entry (CHECK_BAD) or
  * after it (CHECK_AFTER: a check at the size it completes failed, so its
@@ -1093,7 +1140,6 @@ enum { CHECK_OK, CHECK_BAD, CHECK_AFTER };
 
 static int check_entry(struct vctx *v, struct item *it)
 {
-	struct store_node_ctx c = {v->v_s, v->v_rt != NULL ? v->v_rt->rt_txn : NULL};
 	rete_merkle_node nodes[RETE_MERKLE_MAX_PROOF];
 	uint8_t h[RETE_MERKLE_HASH];
 	uint64_t idx = it->it_index;
@@ -1114,7 +1160,7 @@ static int check_entry(struct vctx *v, struct item *it)
 		return CHECK_BAD;
 	}
 	/* the tree (and, with a store, the stored leaf hash and nodes) */
-	e = v->v_s != NULL ? store_node_get(&c, 0, idx, h) : RETE_OK;
+	e = v->v_s != NULL ? node_read(v, 0, idx, h) : RETE_OK;
 	if (v->v_s == NULL)
 		memcpy(h, it->it_leaf, RETE_MERKLE_HASH);
 	if (e == RETE_ESTORE) {
@@ -1135,7 +1181,7 @@ static int check_entry(struct vctx *v, struct item *it)
 		return CHECK_BAD;
 	}
 	for (size_t i = 0; v->v_s != NULL && i < n; i++) {
-		e = store_node_get(&c, nodes[i].level, nodes[i].index, h);
+		e = node_read(v, nodes[i].level, nodes[i].index, h);
 		if (e == RETE_ESTORE) {
 			fail(v, POS_ENTRY(idx), e, true, idx,
 			     "entry %llu: reading a Merkle node failed", ui);
@@ -2486,7 +2532,14 @@ static rete_err entry_ref(struct vctx *v, rete_store_rtxn *rt, uint64_t index, r
 	int rc;
 
 	be64_put(key, index);
-	rc = mdb_get(rt->rt_txn, v->v_s->st_entries, &k, &val);
+	/* through a cursor (entries are read in key order: see node_read),
+	 * always on the same transaction within a run */
+	if (v->v_ecur == NULL && mdb_cursor_open(rt->rt_txn, v->v_s->st_entries, &v->v_ecur) != 0)
+		v->v_ecur = NULL;
+	if (v->v_ecur != NULL && mdb_cursor_txn(v->v_ecur) == rt->rt_txn)
+		rc = mdb_cursor_get(v->v_ecur, &k, &val, MDB_SET_KEY);
+	else
+		rc = mdb_get(rt->rt_txn, v->v_s->st_entries, &k, &val);
 	if (rc == 0) {
 		out->data = val.mv_data;
 		out->len = val.mv_size;
@@ -2750,6 +2803,7 @@ static void v_free(struct vctx *v)
 {
 	chunks_free(v);
 	scratch_close(v);
+	cursors_close(v);
 	ra_end(v);
 	rete_store_read_end(&v->v_rt);
 	dirs_free(v);

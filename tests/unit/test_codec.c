@@ -111,6 +111,50 @@ static void test_contexts_differ(void **state)
 	rete_seckey_free(&sk);
 }
 
+/* rete_verify_bytes_in gives rete_verify_bytes' answers, and an arena
+ * used for a thousand verifications keeps the one block it had: ctx||msg
+ * is taken back after each. */
+static void test_verify_bytes_in_arena(void **state)
+{
+	(void)state;
+	rete_seckey *sk = NULL;
+	rete_arena a;
+	uint8_t body[1024], sig[64];
+
+	memset(&a, 0, sizeof(a));
+	memset(body, 'x', sizeof(body));
+	assert_int_equal(rete_seckey_generate(&sk, NULL), RETE_OK);
+	assert_int_equal(rete_sign_bytes(sig, RETE_CTX_MESSAGE, body, sizeof(body), sk), RETE_OK);
+	assert_non_null(rete_arena_alloc(&a, 100));
+	size_t size = rete_arena_size(&a);
+	for (int i = 0; i < 1000; i++) {
+		assert_int_equal(
+		    rete_verify_bytes_in(sig, RETE_CTX_MESSAGE, body, sizeof(body), &sk->pub, &a),
+		    RETE_OK);
+		assert_int_equal(
+		    rete_verify_bytes_in(sig, RETE_CTX_RECEIPT, body, sizeof(body), &sk->pub, &a),
+		    RETE_EBADSIG);
+	}
+	assert_int_equal(rete_arena_size(&a), size);
+	/* an empty arena, and a message larger than a block */
+	rete_arena_free(&a);
+	uint8_t *big = malloc(RETE_ARENA_BLOCK * 2);
+	assert_non_null(big);
+	memset(big, 'y', RETE_ARENA_BLOCK * 2);
+	assert_int_equal(rete_sign_bytes(sig, RETE_CTX_MESSAGE, big, RETE_ARENA_BLOCK * 2, sk),
+			 RETE_OK);
+	assert_int_equal(
+	    rete_verify_bytes_in(sig, RETE_CTX_MESSAGE, big, RETE_ARENA_BLOCK * 2, &sk->pub, &a),
+	    RETE_OK);
+	big[7] ^= 1;
+	assert_int_equal(
+	    rete_verify_bytes_in(sig, RETE_CTX_MESSAGE, big, RETE_ARENA_BLOCK * 2, &sk->pub, &a),
+	    RETE_EBADSIG);
+	free(big);
+	rete_arena_free(&a);
+	rete_seckey_free(&sk);
+}
+
 /* ---- signed messages ---------------------------------------------------- */
 
 /* sample_message fills a small referral message (static strings). */
@@ -1536,6 +1580,7 @@ int main(void)
 	    cmocka_unit_test(test_ack_sign_verify),
 	    cmocka_unit_test(test_refusal_sign_verify),
 	    cmocka_unit_test(test_arena_alignment),
+	    cmocka_unit_test(test_verify_bytes_in_arena),
 	    cmocka_unit_test(test_arena_growth),
 	    cmocka_unit_test(test_arena_reset_reuse),
 	    cmocka_unit_test(test_arena_decode_failure),
