@@ -153,6 +153,14 @@ rete_err rete_pb_strict_unpack_in(const ProtobufCMessageDescriptor *d, const uin
 rete_err rete_signed_decode_in(const uint8_t *data, size_t len, rete_arena *arena,
 			       Rete__SignedMessage **sm, Rete__Message **msg, rete_msg *m);
 
+/* rete_log_entry_decode_in decodes a LogEntry as rete_pb_strict_unpack_in
+ * does (the same refusals and sentences) into arena (NULL: malloc, freed
+ * by the caller). With an arena, a canonical LogEntry (what the store
+ * writes) is not copied: its signed_message points into data, which must
+ * then stay as it is while *out is used. RETE_EDECODE, RETE_ENOMEM. */
+rete_err rete_log_entry_decode_in(const uint8_t *data, size_t len, rete_arena *arena,
+				  Rete__LogEntry **out, rete_msg *m);
+
 /* rete_verify_bytes_in is rete_verify_bytes with ctx||msg put together in
  * arena (NULL: malloc, as rete_verify_bytes) and taken back at once: no
  * malloc and free for each of many verifications (the auditor's phase A).

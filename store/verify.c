@@ -561,21 +561,18 @@ static void ack_speculate(const struct vdir *dir, struct item *it, rete_arena *a
  * chunk. */
 static void phase_decode(struct vctx *v, const struct vdir *dir, struct item *it, rete_arena *arena)
 {
-	ProtobufCMessage *pm = NULL;
 	rete_msg m = {{0}};
 	rete_err e;
 
 	rete_merkle_leaf_hash(it->it_leaf, it->it_raw.data, it->it_raw.len);
 	it->it_arena = true;
-	e = rete_pb_strict_unpack_in(&rete__log_entry__descriptor, it->it_raw.data, it->it_raw.len,
-				     arena, &pm, &m);
+	e = rete_log_entry_decode_in(it->it_raw.data, it->it_raw.len, arena, &it->it_le, &m);
 	if (e != RETE_OK) {
 		item_why(it, e == RETE_ENOMEM ? e : RETE_EDECODE,
 			 "entry %llu: the LogEntry does not decode strictly: %s",
 			 (unsigned long long)it->it_index, m.text);
 		return;
 	}
-	it->it_le = (Rete__LogEntry *)pm;
 	e = rete_signed_decode_in(it->it_le->signed_message.data, it->it_le->signed_message.len,
 				  arena, &it->it_sm, &it->it_msg, &m);
 	if (e != RETE_OK) {
