@@ -1462,6 +1462,12 @@ static void replay_items(struct vctx *v, struct item *items, size_t n)
 		op->in.len = items[i].it_le->signed_message.len;
 		op->in.msg = items[i].it_msg;
 		op->in.logged_at = items[i].it_le->logged_at;
+		/* the store compares the bytes it builds with the entry's
+		 * instead of hashing them again (the check below then compares
+		 * what those bytes hash to) */
+		op->in.expect_entry = items[i].it_raw.data;
+		op->in.expect_len = items[i].it_raw.len;
+		op->in.expect_leaf = items[i].it_leaf;
 		/* The sealed part itself is not in the log, its SHA-256 is:
 		 * the scratch store keeps that in its place, so that its
 		 * blobs database names the parts the store must still keep
