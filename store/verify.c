@@ -59,10 +59,18 @@
  * checkpoint it resumes from counts as the last one reached, and its
  * consistency proofs come from the caller's function instead of the store.
  *
- * This file reads stored Merkle nodes through store_impl.h (store_node_get):
- * no public function returns a node of level >= 1, and comparing them with
- * the recomputed ones is part of what an audit checks; and it begins the
- * read-ahead's transaction on the store's environment (st_env).
+ * This file reads stored Merkle nodes through store_impl.h (node_read: a
+ * cursor per level on st_nodes, the codes of store_node_get): no public
+ * function returns a node of level >= 1, and comparing them with the
+ * recomputed ones is part of what an audit checks; it reads the entries in
+ * place, through a cursor on st_entries (entry_ref: no copy, the bytes
+ * stay in the map while the run's read transactions last); and it begins
+ * the read-ahead's transaction on the store's environment (st_env).
+ *
+ * What phase A decodes lives in its grain's arena (c_arena: no malloc and
+ * free per field), taken back when the buffer's next chunk takes the
+ * grain; a canonical LogEntry and SignedMessage are not even copied (their
+ * bytes fields point into the entry's bytes).
  */
 #include "verify.h"
 
