@@ -26,7 +26,10 @@
  *       busy machine changes less), the megabytes the process wrote (the
  *       replay's scratch store) and the tail (seconds after the last
  *       chunk: the final checks and the replay's comparisons). --threads 1
- *       runs everything on one thread (for callgrind).
+ *       runs everything on one thread (for callgrind). The one-core rate
+ *       is sampled again before each mode, and the best sample so far is
+ *       the bound (as in bench/rete_bench.c); it also prints the rate over
+ *       distinct signatures, the ceiling of the ratios (see one_core_rate).
  *
  * A benchmark, never a test: it asserts nothing but that the log holds. */
 #include <errno.h>
@@ -413,34 +416,47 @@ static void build(const char *dir, uint64_t n, size_t nag, bool deliveries)
 
 /* ---- run ------------------------------------------------------------------------- */
 
+#define DISTINCT 64 /* messages (and keys) of one_core_rate's distinct sample */
+
 /* one_core_rate: crypto_sign_verify_detached over 1 KiB on this thread, per
  * CPU-second (the best of `samples` runs of secs each: a slow moment of a
- * shared core must not lower the bound). */
-static double one_core_rate(double secs, int samples)
+ * shared core must not lower the bound). The bound, as bench/rete_bench.c
+ * measures it, verifies one signature again and again; with distinct
+ * (DISTINCT different messages, signatures and keys, in turn, as a log
+ * has them) the processor cannot learn the branches of the one scalar
+ * multiplication, and a verification costs a few per cent more: the
+ * ceiling of any auditor against that bound is below 1. */
+static double one_core_rate(double secs, int samples, bool distinct)
 {
-	rete_seckey *k = NULL;
-	uint8_t msg[MSG_BYTES], sig[crypto_sign_BYTES];
+	rete_seckey *k[DISTINCT] = {NULL};
+	static uint8_t msg[DISTINCT][MSG_BYTES], sig[DISTINCT][crypto_sign_BYTES];
+	size_t nk = distinct ? DISTINCT : 1;
 	double best = 0;
 
-	if (rete_seckey_generate(&k, NULL) != RETE_OK)
-		die("key");
-	randombytes_buf(msg, sizeof(msg));
-	crypto_sign_detached(sig, NULL, msg, sizeof(msg), k->ed_sk);
+	for (size_t j = 0; j < nk; j++) {
+		if (rete_seckey_generate(&k[j], NULL) != RETE_OK)
+			die("key");
+		randombytes_buf(msg[j], sizeof(msg[j]));
+		crypto_sign_detached(sig[j], NULL, msg[j], sizeof(msg[j]), k[j]->ed_sk);
+	}
 	for (int s = 0; s < samples; s++) {
 		uint64_t n = 0;
 		double end = now_s() + secs, c0 = thread_cpu_s();
 		do {
-			for (int i = 0; i < 16; i++)
-				if (crypto_sign_verify_detached(sig, msg, sizeof(msg), k->pub.ed) !=
-				    0)
+			for (int i = 0; i < 16; i++) {
+				size_t j = (n + (size_t)i) % nk;
+				if (crypto_sign_verify_detached(sig[j], msg[j], sizeof(msg[j]),
+								k[j]->pub.ed) != 0)
 					die("a raw signature did not verify");
+			}
 			n += 16;
 		} while (now_s() < end);
 		double r = (double)n / (thread_cpu_s() - c0);
 		if (r > best)
 			best = r;
 	}
-	rete_seckey_free(&k);
+	for (size_t j = 0; j < nk; j++)
+		rete_seckey_free(&k[j]);
 	return best;
 }
 
@@ -482,9 +498,13 @@ static void run(const char *dir, int modes, unsigned threads, int runs, const ch
 	if (rete_store_open(&s, dir, RETE_STORE_RDONLY, &m) != RETE_OK)
 		die("store %s: %s", dir, m.text);
 
-	double ver1 = one_core_rate(raw_secs, 3);
+	double ver1 = one_core_rate(raw_secs, 3, false);
+	double verd = one_core_rate(raw_secs, 3, true);
 	printf("one-core verify: %.0f/CPU-s (%.1f us); threads %u; bound %.0f entries/s\n", ver1,
 	       1e6 / ver1, threads, threads * ver1);
+	printf("one-core verify of %d distinct signatures: %.0f/CPU-s (%.1f us, %.3f of the "
+	       "above): the ceiling of the ratios below\n",
+	       DISTINCT, verd, 1e6 / verd, verd / ver1);
 	printf("%-9s %3s %8s %9s %8s %9s %6s %7s %6s %6s %8s %6s\n", "mode", "run", "entries",
 	       "entries/s", "wall s", "CPU us/e", "busy", "sigs/e", "wall", "CPU", "written MB",
 	       "tail s");
@@ -492,6 +512,12 @@ static void run(const char *dir, int modes, unsigned threads, int runs, const ch
 		if (!(modes & (1 << mode)))
 			continue;
 		o.replay = mode == 1;
+		double again = one_core_rate(raw_secs, 3, false);
+		if (again > ver1) {
+			ver1 = again;
+			printf("one-core verify now %.0f/CPU-s (%.1f us): the bound from here\n",
+			       ver1, 1e6 / ver1);
+		}
 		double best_rate = 0, best_cpu = 1e9;
 		for (int r = 0; r < runs; r++) {
 			rete_verify_report rep;

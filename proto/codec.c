@@ -67,17 +67,41 @@ rete_err rete_sign_bytes(uint8_t sig[RETE_SIG_LEN], const char *ctx, const uint8
 rete_err rete_verify_bytes(const uint8_t sig[RETE_SIG_LEN], const char *ctx, const uint8_t *msg,
 			   size_t len, const rete_pubkey *pk)
 {
+	return rete_verify_bytes_in(sig, ctx, msg, len, pk, NULL);
+}
+
+rete_err rete_verify_bytes_in(const uint8_t sig[RETE_SIG_LEN], const char *ctx, const uint8_t *msg,
+			      size_t len, const rete_pubkey *pk, rete_arena *arena)
+{
 	size_t total = 0;
 	uint8_t *buf;
 	int rc;
 
 	if (rete_crypto_init(NULL) != RETE_OK)
 		return RETE_ECRYPTO;
-	buf = concat(ctx, msg, len, &total);
-	if (buf == NULL)
+	if (arena == NULL) {
+		buf = concat(ctx, msg, len, &total);
+		if (buf == NULL)
+			return RETE_ENOMEM;
+		rc = crypto_sign_verify_detached(sig, buf, total, pk->ed);
+		free(buf);
+		return rc == 0 ? RETE_OK : RETE_EBADSIG;
+	}
+	size_t clen = ctx != NULL ? strlen(ctx) : 0;
+	rete_arena_mark mk = rete_arena_mark_get(arena);
+	if (len > SIZE_MAX / 2 - clen - 1 ||
+	    (buf = rete_arena_alloc(arena, clen + len + 1)) == NULL)
 		return RETE_ENOMEM;
-	rc = crypto_sign_verify_detached(sig, buf, total, pk->ed);
-	free(buf);
+	if (clen > 0)
+		memcpy(buf, ctx, clen);
+	if (len > 0)
+		memcpy(buf + clen, msg, len);
+	rc = crypto_sign_verify_detached(sig, buf, clen + len, pk->ed);
+	/* given back when it fitted in the block being filled; a block grown
+	 * for it stays for what comes next (freeing it would make the next
+	 * verification grow one again) */
+	if (arena->blk == mk.blk)
+		rete_arena_rewind(arena, mk);
 	return rc == 0 ? RETE_OK : RETE_EBADSIG;
 }
 
@@ -825,6 +849,73 @@ static bool signed_fast(const uint8_t *d, size_t len, rete_arena *a, Rete__Signe
 	return true;
 }
 
+/* wire_u63 reads the varint field with tag at *i of d[0..end) when it is
+ * there: a value from 1 to 2^63 - 1 (a 0 would not be written) in its
+ * shortest form; *out stays 0 when the field is absent. false for anything
+ * else (the general path judges it). */
+static bool wire_u63(const uint8_t *d, size_t end, size_t *i, uint8_t tag, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	*out = 0;
+	if (*i >= end || d[*i] != tag)
+		return true;
+	(*i)++;
+	for (unsigned k = 0; k < 9 && *i < end; k++) {
+		uint8_t c = d[(*i)++];
+		v |= (uint64_t)(c & 0x7f) << (7 * k);
+		if ((c & 0x80) == 0) {
+			if (c == 0) /* overlong, or a 0 written */
+				return false;
+			*out = v;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* log_entry_fast: LogEntry{index (absent or 1 to 2^63 - 1), logged_at
+ * (absent or 1 to 2^63 - 1), signed_message (not empty)} and nothing
+ * else, each in its shortest form, in field order: what the store writes. */
+static bool log_entry_fast(const uint8_t *d, size_t len, rete_arena *a, Rete__LogEntry **out)
+{
+	ProtobufCBinaryData sm = {0};
+	uint64_t index, at;
+	size_t i = 0;
+
+	if (!wire_u63(d, len, &i, 0x08, &index) || !wire_u63(d, len, &i, 0x10, &at) ||
+	    !wire_bytes(d, len, &i, 0x1a, &sm) || i != len)
+		return false;
+	Rete__LogEntry *le = rete_arena_alloc(a, sizeof(*le));
+	if (le == NULL)
+		return false; /* the general path says out of memory */
+	rete__log_entry__init(le);
+	le->index = index;
+	le->logged_at = (int64_t)at;
+	le->signed_message = sm;
+	*out = le;
+	return true;
+}
+
+rete_err rete_log_entry_decode_in(const uint8_t *data, size_t len, rete_arena *arena,
+				  Rete__LogEntry **out, rete_msg *m)
+{
+	ProtobufCMessage *pm = NULL;
+	rete_arena_mark start = {0};
+	rete_err e;
+
+	*out = NULL;
+	if (arena != NULL && data != NULL) {
+		start = rete_arena_mark_get(arena);
+		if (log_entry_fast(data, len, arena, out))
+			return RETE_OK;
+		rete_arena_rewind(arena, start);
+	}
+	e = rete_pb_strict_unpack_in(&rete__log_entry__descriptor, data, len, arena, &pm, m);
+	*out = (Rete__LogEntry *)pm;
+	return e;
+}
+
 rete_err rete_client_frame_decode(const uint8_t *data, size_t len, rete_arena *arena,
 				  Rete__ClientFrame **out, rete_msg *m)
 {
@@ -916,14 +1007,20 @@ rete_err rete_signed_decode(const uint8_t *data, size_t len, Rete__SignedMessage
 
 rete_err rete_signed_verify(const Rete__SignedMessage *sm, const rete_pubkey *pk, rete_msg *m)
 {
+	return rete_signed_verify_in(sm, pk, NULL, m);
+}
+
+rete_err rete_signed_verify_in(const Rete__SignedMessage *sm, const rete_pubkey *pk,
+			       rete_arena *arena, rete_msg *m)
+{
 	rete_err e;
 
 	if (sm->signature.len != RETE_SIG_LEN)
 		return rete_msg_set(m, RETE_EBADSIG,
 				    "signature is %zu bytes; an Ed25519 signature is %d bytes",
 				    sm->signature.len, RETE_SIG_LEN);
-	e = rete_verify_bytes(sm->signature.data, RETE_CTX_MESSAGE, sm->message.data,
-			      sm->message.len, pk);
+	e = rete_verify_bytes_in(sm->signature.data, RETE_CTX_MESSAGE, sm->message.data,
+				 sm->message.len, pk, arena);
 	if (e == RETE_EBADSIG)
 		return rete_msg_set(m, e,
 				    "the message signature does not verify with the sender's "

@@ -153,6 +153,25 @@ rete_err rete_pb_strict_unpack_in(const ProtobufCMessageDescriptor *d, const uin
 rete_err rete_signed_decode_in(const uint8_t *data, size_t len, rete_arena *arena,
 			       Rete__SignedMessage **sm, Rete__Message **msg, rete_msg *m);
 
+/* rete_log_entry_decode_in decodes a LogEntry as rete_pb_strict_unpack_in
+ * does (the same refusals and sentences) into arena (NULL: malloc, freed
+ * by the caller). With an arena, a canonical LogEntry (what the store
+ * writes) is not copied: its signed_message points into data, which must
+ * then stay as it is while *out is used. RETE_EDECODE, RETE_ENOMEM. */
+rete_err rete_log_entry_decode_in(const uint8_t *data, size_t len, rete_arena *arena,
+				  Rete__LogEntry **out, rete_msg *m);
+
+/* rete_verify_bytes_in is rete_verify_bytes with ctx||msg put together in
+ * arena (NULL: malloc, as rete_verify_bytes) and taken back at once: no
+ * malloc and free for each of many verifications (the auditor's phase A).
+ * The same results. */
+rete_err rete_verify_bytes_in(const uint8_t sig[RETE_SIG_LEN], const char *ctx, const uint8_t *msg,
+			      size_t len, const rete_pubkey *pk, rete_arena *arena);
+
+/* rete_signed_verify_in is rete_signed_verify through rete_verify_bytes_in. */
+rete_err rete_signed_verify_in(const Rete__SignedMessage *sm, const rete_pubkey *pk,
+			       rete_arena *arena, rete_msg *m);
+
 /* rete_client_frame_decode decodes a ClientFrame strictly (as
  * rete_pb_strict_unpack_in) into arena (NULL: malloc). With an arena, a
  * SUBMIT frame in canonical form is not copied: its signed_message and

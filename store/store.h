@@ -167,6 +167,12 @@ typedef enum rete_store_status {
  * changes no referral (a NOT_DELIVERED of a referral that is received or
  * later but not terminal is refused: LIFECYCLE).
  *
+ * An auditor's replay (store/verify.c) may also give in.expect_entry/
+ * expect_len, the LogEntry bytes it expects the append to write, and
+ * in.expect_leaf, their leaf hash: when the bytes the store builds are
+ * exactly these, it takes that leaf hash instead of hashing them again
+ * (it compares the bytes instead); otherwise (NULL: always) it hashes them.
+ *
  * ACK / EXPIRE: in.recipient, in.index. Removes the queue record and the
  * sealed part; was_present says whether the record was there (so the
  * broker logs one Delivery only). Status DONE. */
@@ -180,6 +186,9 @@ typedef struct rete_store_op {
 		int64_t logged_at;
 		const uint8_t *sealed;
 		size_t sealed_len;
+		const uint8_t *expect_entry; /* see above (NULL: none) */
+		size_t expect_len;
+		const uint8_t *expect_leaf;
 		/* ACK, EXPIRE */
 		const char *recipient;
 		uint64_t index;

@@ -935,9 +935,11 @@ static rete_err batch_node_get(void *ctx, unsigned level, uint64_t index,
 }
 
 /* write_entry writes LogEntry `index` and its Merkle nodes; leaf gets its
- * leaf hash. */
-static rete_err write_entry(struct batch *b, uint64_t index, int64_t logged_at, const uint8_t *sm,
-			    size_t smlen, uint8_t leaf[RETE_MERKLE_HASH])
+ * leaf hash (op's expected one when the bytes are the ones it expects: see
+ * store.h). */
+static rete_err write_entry(struct batch *b, const rete_store_op *op, uint64_t index,
+			    int64_t logged_at, const uint8_t *sm, size_t smlen,
+			    uint8_t leaf[RETE_MERKLE_HASH])
 {
 	rete_store *s = b->b_store;
 	Rete__LogEntry le;
@@ -970,7 +972,12 @@ static rete_err write_entry(struct batch *b, uint64_t index, int64_t logged_at, 
 	if (rc != 0)
 		return lmdb_fail(b, rc, "store: writing a log entry");
 	rete__log_entry__pack(&le, v.mv_data);
-	rete_merkle_leaf_hash(leaf, v.mv_data, v.mv_size);
+	if (op->in.expect_entry != NULL && op->in.expect_leaf != NULL &&
+	    op->in.expect_len == v.mv_size &&
+	    memcmp(op->in.expect_entry, v.mv_data, v.mv_size) == 0)
+		memcpy(leaf, op->in.expect_leaf, RETE_MERKLE_HASH);
+	else
+		rete_merkle_leaf_hash(leaf, v.mv_data, v.mv_size);
 
 	node_key(key, 0, index);
 	if ((err = cput(b, node_cursor(0), s->st_nodes, key, sizeof(key), leaf, RETE_MERKLE_HASH, 0,
@@ -1197,7 +1204,7 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 		goto out;
 
 	/* writes */
-	if ((err = write_entry(b, index, op->in.logged_at, op->in.signed_message, op->in.len,
+	if ((err = write_entry(b, op, index, op->in.logged_at, op->in.signed_message, op->in.len,
 			       leaf)) != RETE_OK)
 		goto out;
 	be64_put(val, index);

@@ -59,10 +59,18 @@
  * checkpoint it resumes from counts as the last one reached, and its
  * consistency proofs come from the caller's function instead of the store.
  *
- * This file reads stored Merkle nodes through store_impl.h (store_node_get):
- * no public function returns a node of level >= 1, and comparing them with
- * the recomputed ones is part of what an audit checks; and it begins the
- * read-ahead's transaction on the store's environment (st_env).
+ * This file reads stored Merkle nodes through store_impl.h (node_read: a
+ * cursor per level on st_nodes, the codes of store_node_get): no public
+ * function returns a node of level >= 1, and comparing them with the
+ * recomputed ones is part of what an audit checks; it reads the entries in
+ * place, through a cursor on st_entries (entry_ref: no copy, the bytes
+ * stay in the map while the run's read transactions last); and it begins
+ * the read-ahead's transaction on the store's environment (st_env).
+ *
+ * What phase A decodes lives in its grain's arena (c_arena: no malloc and
+ * free per field), taken back when the buffer's next chunk takes the
+ * grain; a canonical LogEntry and SignedMessage are not even copied (their
+ * bytes fields point into the entry's bytes).
  */
 #include "verify.h"
 
@@ -116,6 +124,9 @@ struct chunk {
 	struct item *c_items; /* CHUNK items */
 	rete_buf *c_raw;      /* CHUNK: the bytes read; phase A moves them into
 				 the items (after clearing the chunk before) */
+	rete_arena *c_arena;  /* NGRAIN: phase A decodes grain g into c_arena[g]
+				 (one thread at a time), reset when the buffer's
+				 next chunk takes the grain */
 	uint64_t c_seq;	      /* the chunks started before this one */
 	uint64_t c_from;      /* the index of its first entry */
 	size_t c_n;	      /* its entries */
@@ -139,10 +150,13 @@ struct ckpt {
 struct item {
 	uint64_t it_index;
 	rete_buf it_raw; /* the LogEntry bytes */
+	bool it_raw_own; /* malloc'd (a session's copy); else they point into
+			    the store's map, valid while the read transactions
+			    of the run last */
+	bool it_arena;	 /* it_le, it_sm, it_msg live in the grain's arena */
 	Rete__LogEntry *it_le;
 	Rete__SignedMessage *it_sm;
 	Rete__Message *it_msg;
-	bool it_msg_lent; /* it_msg is owned by a vdir */
 	uint8_t it_leaf[RETE_MERKLE_HASH];
 	rete_err it_err; /* phase A failure */
 	char *it_why;	 /* its sentence (malloc) */
@@ -170,9 +184,14 @@ struct pend {
 struct vctx {
 	rete_store *v_s; /* NULL in a session: entries come from the caller */
 	rete_store_rtxn *v_rt;
+	MDB_cursor *v_ncur[RETE_MERKLE_MAX_PROOF + 1]; /* phase B's reads of the stored
+							  Merkle nodes, a cursor per level
+							  on v_rt (NULL: not opened) */
+	MDB_cursor *v_ecur;	      /* the reading's, on the transaction fill_store reads
+					 through (NULL: not opened) */
 	rete_store_rtxn v_ra;	      /* the read-ahead's transaction, on v_rt's snapshot
-					 (rt_txn NULL: none, chunks are read through v_rt
-					 once the chunk before is checked) */
+						 (rt_txn NULL: none, chunks are read through v_rt
+						 once the chunk before is checked) */
 	rete_verify_proof_fn v_proof; /* where consistency proofs come from */
 	void *v_proof_ctx;
 	const rete_verify_options *v_opt;
@@ -195,6 +214,8 @@ struct vctx {
 	rete_checkpoint v_watch_cp;
 	uint32_t v_watch_epoch;
 	struct chunk v_ch[NBUF]; /* the chunk buffers (v_ch[0].c_items NULL: none) */
+	bool v_raw_own;		 /* the bytes read are malloc'd copies (a session's);
+				    else they point into the store's map */
 	uint64_t v_seq;		 /* chunks started so far */
 	unsigned v_threads;
 	pthread_mutex_t v_lock; /* the failure fields: the replay thread fails too */
@@ -520,45 +541,48 @@ static const Rete__SignedAck *item_ack(const Rete__Message *msg)
 /* ack_speculate verifies, in phase A, the acknowledgement entry it carries
  * with the key its signer has in dir (the Directory of the guess): the
  * costly part of check_ack, on the pool's threads. */
-static void ack_speculate(const struct vdir *dir, struct item *it)
+static void ack_speculate(const struct vdir *dir, struct item *it, rete_arena *arena)
 {
 	const Rete__SignedAck *sa = item_ack(it->it_msg);
 	if (sa == NULL || dir == NULL || sa->signature.len != RETE_SIG_LEN)
 		return;
 	/* only to name the signer: check_ack decodes it strictly */
-	Rete__AckBody *b = rete__ack_body__unpack(NULL, sa->body.len, sa->body.data);
+	Rete__AckBody *b =
+	    rete__ack_body__unpack(rete_arena_allocator(arena), sa->body.len, sa->body.data);
 	if (b == NULL)
 		return;
 	const struct party_key *k = dir_find(dir, b->recipient);
 	if (k != NULL && k->pk_valid) {
 		it->it_ack_key = k->pk_key;
 		it->it_ack_spec = true;
-		it->it_ack_ok = rete_verify_bytes(sa->signature.data, RETE_CTX_ACK, sa->body.data,
-						  sa->body.len, &k->pk_key) == RETE_OK;
+		it->it_ack_ok =
+		    rete_verify_bytes_in(sa->signature.data, RETE_CTX_ACK, sa->body.data,
+					 sa->body.len, &k->pk_key, arena) == RETE_OK;
 	}
-	rete__ack_body__free_unpacked(b, NULL);
+	/* in the arena: nothing to free */
 }
 
 /* phase_decode runs phase A on one item (it_index and it_raw set); dir is
- * the Directory to take the speculative key from. */
-static void phase_decode(struct vctx *v, const struct vdir *dir, struct item *it)
+ * the Directory to take the speculative key from. What it decodes goes into
+ * arena (the grain's: no malloc and free per string and bytes field; a
+ * refusal leaves the arena as it was), and lives until the grain's next
+ * chunk. */
+static void phase_decode(struct vctx *v, const struct vdir *dir, struct item *it, rete_arena *arena)
 {
-	ProtobufCMessage *pm = NULL;
 	rete_msg m = {{0}};
 	rete_err e;
 
 	rete_merkle_leaf_hash(it->it_leaf, it->it_raw.data, it->it_raw.len);
-	e = rete_pb_strict_unpack(&rete__log_entry__descriptor, it->it_raw.data, it->it_raw.len,
-				  &pm, &m);
+	it->it_arena = true;
+	e = rete_log_entry_decode_in(it->it_raw.data, it->it_raw.len, arena, &it->it_le, &m);
 	if (e != RETE_OK) {
 		item_why(it, e == RETE_ENOMEM ? e : RETE_EDECODE,
 			 "entry %llu: the LogEntry does not decode strictly: %s",
 			 (unsigned long long)it->it_index, m.text);
 		return;
 	}
-	it->it_le = (Rete__LogEntry *)pm;
-	e = rete_signed_decode(it->it_le->signed_message.data, it->it_le->signed_message.len,
-			       &it->it_sm, &it->it_msg, &m);
+	e = rete_signed_decode_in(it->it_le->signed_message.data, it->it_le->signed_message.len,
+				  arena, &it->it_sm, &it->it_msg, &m);
 	if (e != RETE_OK) {
 		item_why(it, e == RETE_ENOMEM ? e : RETE_EDECODE,
 			 "entry %llu: the signed message does not decode strictly: %s",
@@ -572,8 +596,9 @@ static void phase_decode(struct vctx *v, const struct vdir *dir, struct item *it
 	 * or frees one installed. */
 	it->it_spec_key = speculative_key(v, dir, it->it_msg);
 	if (it->it_spec_key != NULL)
-		it->it_spec_ok = rete_signed_verify(it->it_sm, it->it_spec_key, NULL) == RETE_OK;
-	ack_speculate(dir, it);
+		it->it_spec_ok =
+		    rete_signed_verify_in(it->it_sm, it->it_spec_key, arena, NULL) == RETE_OK;
+	ack_speculate(dir, it, arena);
 }
 
 /* ---- phase C: signatures -------------------------------------------------- */
@@ -600,26 +625,36 @@ static void phase_verify(struct vctx *v, struct item *it)
 		it->it_bad_sig = rete_signed_verify(it->it_sm, it->it_key, NULL) != RETE_OK;
 }
 
+/* item_clear empties an item; what lives in its grain's arena is taken
+ * back with the arena. */
 static void item_clear(struct item *it)
 {
-	rete_buf_free(&it->it_raw);
-	if (it->it_le != NULL)
-		rete__log_entry__free_unpacked(it->it_le, NULL);
-	if (it->it_sm != NULL)
-		rete__signed_message__free_unpacked(it->it_sm, NULL);
-	if (it->it_msg != NULL && !it->it_msg_lent)
-		rete__message__free_unpacked(it->it_msg, NULL);
+	if (it->it_raw_own)
+		rete_buf_free(&it->it_raw);
+	if (!it->it_arena) {
+		if (it->it_le != NULL)
+			rete__log_entry__free_unpacked(it->it_le, NULL);
+		if (it->it_sm != NULL)
+			rete__signed_message__free_unpacked(it->it_sm, NULL);
+		if (it->it_msg != NULL)
+			rete__message__free_unpacked(it->it_msg, NULL);
+	}
 	free(it->it_why);
 	memset(it, 0, sizeof(*it));
 }
 
 /* ---- directories ------------------------------------------------------------ */
 
-/* dir_install makes the Directory of item it (taken over) the one in force. */
+/* dir_install makes the Directory of item it the one in force. The vdir
+ * keeps a copy of the Message of its own (the item's lives in its grain's
+ * arena, taken back with the next chunk), decoded again from the bytes
+ * phase A decoded strictly. */
 static rete_err dir_install(struct vctx *v, struct item *it)
 {
-	const Rete__Directory *d = it->it_msg->directory;
-	struct vdir *vd = calloc(1, sizeof(*vd));
+	Rete__Message *own =
+	    rete__message__unpack(NULL, it->it_sm->message.len, it->it_sm->message.data);
+	const Rete__Directory *d = own != NULL ? own->directory : NULL;
+	struct vdir *vd = own != NULL ? calloc(1, sizeof(*vd)) : NULL;
 	size_t n = d != NULL ? d->n_parties : 0;
 
 	if (vd == NULL || (n > 0 && (vd->vd_keys = calloc(n, sizeof(*vd->vd_keys))) == NULL) ||
@@ -627,13 +662,14 @@ static rete_err dir_install(struct vctx *v, struct item *it)
 		if (vd != NULL)
 			free(vd->vd_keys);
 		free(vd);
+		if (own != NULL)
+			rete__message__free_unpacked(own, NULL);
 		return RETE_ENOMEM;
 	}
 	memcpy(vd->vd_raw.data, it->it_raw.data, it->it_raw.len);
 	vd->vd_raw.len = it->it_raw.len;
 	vd->vd_index = it->it_index;
-	vd->vd_msg = it->it_msg;
-	it->it_msg_lent = true;
+	vd->vd_msg = own;
 	for (size_t i = 0; i < n; i++) {
 		const Rete__Party *p = d->parties[i];
 		struct party_key *k = &vd->vd_keys[vd->vd_n];
@@ -1061,6 +1097,46 @@ static bool check_acks(struct vctx *v, struct item *it)
 
 /* ---- phase B: order ------------------------------------------------------------ */
 
+/* node_read reads the stored Merkle node (level, index) as store_node_get
+ * does (the same codes), through the level's cursor: phase B reads each
+ * level's nodes in key order, so the cursor is mostly on the right page
+ * already and LMDB looks the key up there instead of from the root. */
+static rete_err node_read(struct vctx *v, unsigned level, uint64_t index,
+			  uint8_t out[RETE_MERKLE_HASH])
+{
+	struct store_node_ctx c = {v->v_s, v->v_rt->rt_txn};
+	MDB_cursor **cur =
+	    level < sizeof(v->v_ncur) / sizeof(v->v_ncur[0]) ? &v->v_ncur[level] : NULL;
+	uint8_t key[STORE_NODE_KEY];
+	MDB_val k = {sizeof(key), key}, val;
+	int rc;
+
+	if (cur == NULL)
+		return store_node_get(&c, level, index, out);
+	if (*cur == NULL && mdb_cursor_open(v->v_rt->rt_txn, v->v_s->st_nodes, cur) != 0) {
+		*cur = NULL;
+		return store_node_get(&c, level, index, out);
+	}
+	node_key(key, level, index);
+	rc = mdb_cursor_get(*cur, &k, &val, MDB_SET_KEY);
+	return node_value(rc, &val, out);
+}
+
+/* cursors_close closes the cursors of node_read and entry_ref (before
+ * their transactions end: a read-only transaction's cursors are the
+ * caller's to close). */
+static void cursors_close(struct vctx *v)
+{
+	for (size_t i = 0; i < sizeof(v->v_ncur) / sizeof(v->v_ncur[0]); i++) {
+		if (v->v_ncur[i] != NULL)
+			mdb_cursor_close(v->v_ncur[i]);
+		v->v_ncur[i] = NULL;
+	}
+	if (v->v_ecur != NULL)
+		mdb_cursor_close(v->v_ecur);
+	v->v_ecur = NULL;
+}
+
 /* check_entry runs the in-order checks of one entry: CHECK_OK, or a
  * failure was recorded and the chunk stops before this entry (CHECK_BAD) or
  * after it (CHECK_AFTER: a check at the size it completes failed, so its
@@ -1069,7 +1145,6 @@ enum { CHECK_OK, CHECK_BAD, CHECK_AFTER };
 
 static int check_entry(struct vctx *v, struct item *it)
 {
-	struct store_node_ctx c = {v->v_s, v->v_rt != NULL ? v->v_rt->rt_txn : NULL};
 	rete_merkle_node nodes[RETE_MERKLE_MAX_PROOF];
 	uint8_t h[RETE_MERKLE_HASH];
 	uint64_t idx = it->it_index;
@@ -1090,7 +1165,7 @@ static int check_entry(struct vctx *v, struct item *it)
 		return CHECK_BAD;
 	}
 	/* the tree (and, with a store, the stored leaf hash and nodes) */
-	e = v->v_s != NULL ? store_node_get(&c, 0, idx, h) : RETE_OK;
+	e = v->v_s != NULL ? node_read(v, 0, idx, h) : RETE_OK;
 	if (v->v_s == NULL)
 		memcpy(h, it->it_leaf, RETE_MERKLE_HASH);
 	if (e == RETE_ESTORE) {
@@ -1111,7 +1186,7 @@ static int check_entry(struct vctx *v, struct item *it)
 		return CHECK_BAD;
 	}
 	for (size_t i = 0; v->v_s != NULL && i < n; i++) {
-		e = store_node_get(&c, nodes[i].level, nodes[i].index, h);
+		e = node_read(v, nodes[i].level, nodes[i].index, h);
 		if (e == RETE_ESTORE) {
 			fail(v, POS_ENTRY(idx), e, true, idx,
 			     "entry %llu: reading a Merkle node failed", ui);
@@ -1395,6 +1470,12 @@ static void replay_items(struct vctx *v, struct item *items, size_t n)
 		op->in.len = items[i].it_le->signed_message.len;
 		op->in.msg = items[i].it_msg;
 		op->in.logged_at = items[i].it_le->logged_at;
+		/* the store compares the bytes it builds with the entry's
+		 * instead of hashing them again (the check below then compares
+		 * what those bytes hash to) */
+		op->in.expect_entry = items[i].it_raw.data;
+		op->in.expect_len = items[i].it_raw.len;
+		op->in.expect_leaf = items[i].it_leaf;
 		/* The sealed part itself is not in the log, its SHA-256 is:
 		 * the scratch store keeps that in its place, so that its
 		 * blobs database names the parts the store must still keep
@@ -1903,12 +1984,55 @@ static void *scratch_read_thread(void *arg)
 	return NULL;
 }
 
+/* projs_same reads the referral records of the store and of the scratch
+ * store side by side in key order: true when both hold the same keys with
+ * the same bytes (*n = how many), the usual case, which then needs neither
+ * decoding nor re-encoding every projection of both (a third of the
+ * replay's cost beside its appends). The scratch store's records are what
+ * the store's encoder made of the replayed lifecycle: bytes equal to them
+ * are what the full comparison would accept. Anything else (a difference,
+ * a failed read) is left to that comparison, for its verdict and
+ * sentence. */
+static bool projs_same(struct vctx *v, uint64_t *n)
+{
+	MDB_txn *rp = NULL;
+	MDB_cursor *cs = NULL, *cr = NULL;
+	MDB_val ks, vs, kr, vr;
+	rete_msg m = {{0}};
+	bool same = false;
+	int rs, rr;
+
+	*n = 0;
+	if (store_txn_read(v->v_scratch, &rp, &m) != RETE_OK)
+		return false;
+	if (mdb_cursor_open(v->v_rt->rt_txn, v->v_s->st_referrals, &cs) != 0 ||
+	    mdb_cursor_open(rp, v->v_scratch->st_referrals, &cr) != 0)
+		goto out;
+	rs = mdb_cursor_get(cs, &ks, &vs, MDB_FIRST);
+	rr = mdb_cursor_get(cr, &kr, &vr, MDB_FIRST);
+	while (rs == 0 && rr == 0 && ks.mv_size == kr.mv_size && vs.mv_size == vr.mv_size &&
+	       memcmp(ks.mv_data, kr.mv_data, ks.mv_size) == 0 &&
+	       memcmp(vs.mv_data, vr.mv_data, vs.mv_size) == 0) {
+		(*n)++;
+		rs = mdb_cursor_get(cs, &ks, &vs, MDB_NEXT);
+		rr = mdb_cursor_get(cr, &kr, &vr, MDB_NEXT);
+	}
+	same = rs == MDB_NOTFOUND && rr == MDB_NOTFOUND;
+out:
+	if (cs != NULL)
+		mdb_cursor_close(cs);
+	if (cr != NULL)
+		mdb_cursor_close(cr);
+	store_txn_done(v->v_scratch, rp);
+	return same;
+}
+
 static void replay_finish(struct vctx *v, const uint8_t root[RETE_MERKLE_HASH])
 {
 	struct scratch_read sr;
 	struct projs st = {0};
 	uint8_t sroot[RETE_MERKLE_HASH];
-	uint64_t ssize = 0;
+	uint64_t ssize = 0, same = 0;
 	pthread_t tid;
 	bool thread;
 	rete_msg m = {{0}};
@@ -1924,6 +2048,10 @@ static void replay_finish(struct vctx *v, const uint8_t root[RETE_MERKLE_HASH])
 		     "the replayed log has %llu entries and another root than the log's %llu",
 		     (unsigned long long)ssize, (unsigned long long)v->v_size);
 		return;
+	}
+	if (projs_same(v, &same)) {
+		v->v_rep->referrals += same;
+		goto indexes;
 	}
 	memset(&sr, 0, sizeof(sr));
 	sr.sr_s = v->v_scratch;
@@ -1945,6 +2073,7 @@ static void replay_finish(struct vctx *v, const uint8_t root[RETE_MERKLE_HASH])
 		compare_projs(v, &st, &sr.sr_ps);
 	projs_free(&sr.sr_ps);
 	projs_free(&st);
+indexes:
 	if (!failed(v))
 		compare_indexes(v);
 	if (!failed(v))
@@ -2048,17 +2177,25 @@ static bool take_grain(struct vctx *v, struct grain *g)
  * the buffer's previous chunk left in the item and takes the bytes read. */
 static void run_grain(struct vctx *v, const struct grain *g)
 {
+	rete_arena *arena = NULL;
+
+	if (g->g_c != NULL) {
+		for (size_t i = g->g_b; i < g->g_e; i++)
+			item_clear(&g->g_items[i]);
+		arena = &g->g_c->c_arena[g->g_b / GRAIN];
+		rete_arena_reset(arena);
+	}
 	for (size_t i = g->g_b; i < g->g_e; i++) {
 		struct item *it = &g->g_items[i];
 		if (g->g_c == NULL) {
 			phase_verify(v, it);
 			continue;
 		}
-		item_clear(it);
 		it->it_index = g->g_c->c_from + i;
 		it->it_raw = g->g_c->c_raw[i];
+		it->it_raw_own = v->v_raw_own;
 		memset(&g->g_c->c_raw[i], 0, sizeof(g->g_c->c_raw[i]));
-		phase_decode(v, g->g_dir, it);
+		phase_decode(v, g->g_dir, it, arena);
 	}
 }
 
@@ -2235,8 +2372,11 @@ static struct chunk *chunk_start(struct vctx *v, uint64_t from, size_t n, fill_f
 	help_until(v, chunk_free, c);
 	/* raw bytes the chunk before left unused (it stopped early) */
 	for (size_t i = 0; i < CHUNK; i++)
-		if (c->c_raw[i].data != NULL)
-			rete_buf_free(&c->c_raw[i]);
+		if (c->c_raw[i].data != NULL) {
+			if (v->v_raw_own)
+				rete_buf_free(&c->c_raw[i]);
+			memset(&c->c_raw[i], 0, sizeof(c->c_raw[i]));
+		}
 	*got = fill(v, ctx, from, c->c_raw, n);
 	if (*got == 0)
 		return NULL;
@@ -2390,6 +2530,38 @@ static void pipe_check(struct vctx *v, uint64_t from, uint64_t n, fill_fn fill, 
 	pipe_stop(v);
 }
 
+/* entry_ref points *out at the LogEntry bytes of entry index in the map
+ * (no copy: they stay valid while rt, and v_rt's read lock on the map,
+ * last, which is to the end of the run); the errors and sentences of
+ * rete_store_entry. */
+static rete_err entry_ref(struct vctx *v, rete_store_rtxn *rt, uint64_t index, rete_buf *out,
+			  rete_msg *m)
+{
+	uint8_t key[8];
+	MDB_val k = {sizeof(key), key}, val;
+	char what[96];
+	int rc;
+
+	be64_put(key, index);
+	/* through a cursor (entries are read in key order: see node_read),
+	 * always on the same transaction within a run */
+	if (v->v_ecur == NULL && mdb_cursor_open(rt->rt_txn, v->v_s->st_entries, &v->v_ecur) != 0)
+		v->v_ecur = NULL;
+	if (v->v_ecur != NULL && mdb_cursor_txn(v->v_ecur) == rt->rt_txn)
+		rc = mdb_cursor_get(v->v_ecur, &k, &val, MDB_SET_KEY);
+	else
+		rc = mdb_get(rt->rt_txn, v->v_s->st_entries, &k, &val);
+	if (rc == 0) {
+		out->data = val.mv_data;
+		out->len = val.mv_size;
+		return RETE_OK;
+	}
+	snprintf(what, sizeof(what), "store: log entry %llu", (unsigned long long)index);
+	if (rc == MDB_NOTFOUND)
+		return rete_msg_set(m, RETE_ENOENT, "%s: not found", what);
+	return store_lmdb_err(m, rc, what);
+}
+
 /* fill_store is the fill_fn of rete_verify_log: entries from the store,
  * through the read-ahead's transaction when there is one. */
 static size_t fill_store(struct vctx *v, void *ctx, uint64_t from, rete_buf *raw, size_t n)
@@ -2400,7 +2572,7 @@ static size_t fill_store(struct vctx *v, void *ctx, uint64_t from, rete_buf *raw
 
 	(void)ctx;
 	for (size_t i = 0; i < n; i++) {
-		e = rete_store_entry(v->v_s, rt, from + i, &raw[i], &m);
+		e = entry_ref(v, rt, from + i, &raw[i], &m);
 		if (e != RETE_OK) {
 			fail(v, POS_ENTRY(from + i), e == RETE_ENOENT ? RETE_ECORRUPT : e, true,
 			     from + i, "entry %llu: %s", (unsigned long long)(from + i), m.text);
@@ -2442,7 +2614,8 @@ static rete_err chunks_alloc(struct vctx *v, rete_msg *m)
 	for (unsigned b = 0; b < NBUF; b++) {
 		struct chunk *c = &v->v_ch[b];
 		if ((c->c_items = calloc(CHUNK, sizeof(*c->c_items))) == NULL ||
-		    (c->c_raw = calloc(CHUNK, sizeof(*c->c_raw))) == NULL)
+		    (c->c_raw = calloc(CHUNK, sizeof(*c->c_raw))) == NULL ||
+		    (c->c_arena = calloc(NGRAIN, sizeof(*c->c_arena))) == NULL)
 			return rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
 	}
 	return RETE_OK;
@@ -2455,11 +2628,15 @@ static void chunks_free(struct vctx *v)
 		if (c->c_items != NULL)
 			for (size_t i = 0; i < CHUNK; i++)
 				item_clear(&c->c_items[i]);
-		if (c->c_raw != NULL)
+		if (c->c_raw != NULL && v->v_raw_own)
 			for (size_t i = 0; i < CHUNK; i++)
 				rete_buf_free(&c->c_raw[i]);
+		if (c->c_arena != NULL)
+			for (size_t g = 0; g < NGRAIN; g++)
+				rete_arena_free(&c->c_arena[g]);
 		free(c->c_items);
 		free(c->c_raw);
+		free(c->c_arena);
 		memset(c, 0, sizeof(*c));
 	}
 }
@@ -2637,6 +2814,7 @@ static void v_free(struct vctx *v)
 {
 	chunks_free(v);
 	scratch_close(v);
+	cursors_close(v);
 	ra_end(v);
 	rete_store_read_end(&v->v_rt);
 	dirs_free(v);
@@ -2781,6 +2959,7 @@ static rete_err session_resume(rete_verify_session *s, const rete_verify_resume 
 	rete_checkpoint cp;
 	uint8_t root[RETE_MERKLE_HASH];
 	struct item it;
+	rete_arena arena;
 	rete_msg mm = {{0}};
 	rete_err e;
 
@@ -2832,7 +3011,9 @@ static rete_err session_resume(rete_verify_session *s, const rete_verify_resume 
 		return rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
 	memcpy(it.it_raw.data, from->directory, from->directory_len);
 	it.it_raw.len = from->directory_len;
-	phase_decode(v, v->v_dirs, &it);
+	it.it_raw_own = true;
+	memset(&arena, 0, sizeof(arena));
+	phase_decode(v, v->v_dirs, &it, &arena);
 	if (it.it_why != NULL)
 		e = rete_msg_set(m, it.it_err == RETE_ENOMEM ? it.it_err : RETE_EINVAL,
 				 "the saved Directory entry: %s", it.it_why);
@@ -2859,6 +3040,7 @@ static rete_err session_resume(rete_verify_session *s, const rete_verify_resume 
 			: rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
 	}
 	item_clear(&it);
+	rete_arena_free(&arena);
 	s->vs_rep.directories = 0;
 	return e;
 }
@@ -3047,6 +3229,7 @@ rete_err rete_verify_session_feed(rete_verify_session *s, uint64_t from, const r
 		    (unsigned long long)v->v_fr.mf_size, (unsigned long long)s->vs_target.size);
 	if (n > 0) {
 		struct fed fd = {entries, from};
+		v->v_raw_own = true; /* fill_fed copies */
 		pipe_check(v, from, n, fill_fed, &fd);
 	}
 	return failed(v) ? session_err(v, m) : RETE_OK;

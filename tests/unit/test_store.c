@@ -413,6 +413,101 @@ static void test_append_roots_proofs(void **state)
 	free(dir);
 }
 
+/* An append given the LogEntry bytes it is expected to write and their
+ * leaf hash (an auditor's replay) takes that leaf hash when the bytes it
+ * builds are these (it compares them instead of hashing them), and hashes
+ * its own bytes when they are not: other bytes, another length, or no leaf
+ * given. The tree is built from the leaf hash so taken. */
+static void test_append_expected_entry(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store-expect");
+	rete_store *s = open_new(dir, 0);
+	rete_msg m = {{0}};
+	rete_buf b[5], e = {0};
+	uint8_t right[RETE_MERKLE_HASH], marked[RETE_MERKLE_HASH], other[2048];
+
+	for (int i = 0; i < 5; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "x-%d", i);
+		b[i] = referral(id, SOCIAL, CPI, "case-x", RETE__PRIORITY__PRIORITY_ROUTINE);
+	}
+	/* entry 0: the store's own bytes and leaf, learned first */
+	rete_store_op op = append_op(&b[0], 1700000000000);
+	assert_int_equal(rete_store_commit(s, &op, 1, &m), RETE_OK);
+	assert_int_equal(rete_store_entry(s, NULL, 0, &e, &m), RETE_OK);
+	rete_merkle_leaf_hash(right, e.data, e.len);
+	assert_memory_equal(op.leaf_hash, right, 32);
+	/* entry 1: the very bytes, with a leaf hash marked so that we can
+	 * tell it was taken (a replay gives the true one) */
+	rete_buf_free(&e);
+	op = append_op(&b[1], 1700000000001);
+	{
+		/* the bytes entry 1 will be: build them as the store does */
+		Rete__LogEntry le = RETE__LOG_ENTRY__INIT;
+		le.index = 1;
+		le.logged_at = 1700000000001;
+		le.signed_message.data = b[1].data;
+		le.signed_message.len = b[1].len;
+		size_t n = rete__log_entry__pack(&le, other);
+		rete_merkle_leaf_hash(marked, other, n);
+		marked[0] ^= 0xff;
+		op.in.expect_entry = other;
+		op.in.expect_len = n;
+		op.in.expect_leaf = marked;
+		assert_int_equal(rete_store_commit(s, &op, 1, &m), RETE_OK);
+		assert_int_equal(op.status, RETE_STORE_ACCEPTED);
+		assert_memory_equal(op.leaf_hash, marked, 32);
+		uint8_t stored[RETE_MERKLE_HASH];
+		assert_int_equal(rete_store_leaf_hash(s, NULL, 1, stored, &m), RETE_OK);
+		assert_memory_equal(stored, marked, 32);
+		/* entry 2: other bytes of the same length: hashed */
+		le.index = 2;
+		le.logged_at = 1700000000002;
+		le.signed_message.data = b[2].data;
+		le.signed_message.len = b[2].len;
+		n = rete__log_entry__pack(&le, other);
+		rete_merkle_leaf_hash(right, other, n);
+		other[n - 1] ^= 1;
+		op = append_op(&b[2], 1700000000002);
+		op.in.expect_entry = other;
+		op.in.expect_len = n;
+		op.in.expect_leaf = marked;
+		assert_int_equal(rete_store_commit(s, &op, 1, &m), RETE_OK);
+		assert_memory_equal(op.leaf_hash, right, 32);
+		/* entry 3: the right bytes but one short: hashed */
+		le.index = 3;
+		le.logged_at = 1700000000003;
+		le.signed_message.data = b[3].data;
+		le.signed_message.len = b[3].len;
+		n = rete__log_entry__pack(&le, other);
+		rete_merkle_leaf_hash(right, other, n);
+		op = append_op(&b[3], 1700000000003);
+		op.in.expect_entry = other;
+		op.in.expect_len = n - 1;
+		op.in.expect_leaf = marked;
+		assert_int_equal(rete_store_commit(s, &op, 1, &m), RETE_OK);
+		assert_memory_equal(op.leaf_hash, right, 32);
+		/* entry 4: the right bytes, no leaf given: hashed */
+		le.index = 4;
+		le.logged_at = 1700000000004;
+		le.signed_message.data = b[4].data;
+		le.signed_message.len = b[4].len;
+		n = rete__log_entry__pack(&le, other);
+		rete_merkle_leaf_hash(right, other, n);
+		op = append_op(&b[4], 1700000000004);
+		op.in.expect_entry = other;
+		op.in.expect_len = n;
+		assert_int_equal(rete_store_commit(s, &op, 1, &m), RETE_OK);
+		assert_memory_equal(op.leaf_hash, right, 32);
+	}
+	for (int i = 0; i < 5; i++)
+		rete_buf_free(&b[i]);
+	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 /* ---- dedup ---------------------------------------------------------------- */
 
 static void test_dedup(void **state)
@@ -2119,6 +2214,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_append_roots_proofs),
+	    cmocka_unit_test(test_append_expected_entry),
 	    cmocka_unit_test(test_dedup),
 	    cmocka_unit_test(test_projection_lifecycle),
 	    cmocka_unit_test(test_overdue_and_expiry),
