@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/peer-rabbitmq.sh [--messages N] [--keep-packages] — rete's broker
+# bench/peer-rabbitmq.sh [--messages N] — rete's broker
 # beside RabbitMQ, measured in the same run on the same machine. NOT run in
 # CI: it installs rabbitmq-server and librabbitmq-dev from Debian's packages
 # (apt-get, as root), starts a private RabbitMQ node on loopback only (its own
