@@ -37,9 +37,20 @@ if [ $status -ne 0 ] || [ $failed -ne 0 ]; then
     t=$(basename "$(dirname "$(dirname "$a")")")
     cp "$a" "$build/fuzz-crashes/$t-$(basename "$a")"
     echo "--- $t: $(basename "$a") (kept in $build/fuzz-crashes/), base64:"
-    base64 -w 76 "$a" | head -200
+    # under pipefail, head closing the pipe on a long input would make
+    # base64's SIGPIPE end the script here (the inputs after it not kept)
+    { base64 -w 76 "$a" | head -200; } || true
     echo "--- $t: the end of its log:"
     tail -n 60 "$build/work/$t/fuzz.log" 2>/dev/null || true
+  done
+  # a regression input that crashes again is in the source tree; its
+  # sanitizer's report is not, and the work folder goes
+  for r in "$build"/work/*/regressions.log; do
+    [ -f "$r" ] || continue
+    t=$(basename "$(dirname "$r")")
+    grep -q "ERROR\|SUMMARY\|deadly signal" "$r" || continue
+    echo "--- $t: a regression input crashed; the end of its log:"
+    tail -n 60 "$r" || true
   done
 fi
 rm -rf "$build/work"
