@@ -1171,6 +1171,55 @@ static inline void it_fake_receipt(it_fake *l, const void *ident, size_t ident_l
 	rete__message__free_unpacked(msg, NULL);
 }
 
+/* it_fake_result answers query q on l: with r as the caller filled it (a
+ * checkpoint), or, for a consistency or inclusion question, with an honest
+ * proof from tree; NOT_FOUND "not here" when there is nothing to show
+ * (answer false), the question is another, or the proof cannot be made. */
+static inline void it_fake_result(it_fake *l, const void *ident, size_t ident_len,
+				  const Rete__Query *q, Rete__QueryResult *r, bool answer,
+				  rete_merkle_mem *tree)
+{
+	uint8_t proof[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
+	ProtobufCBinaryData pv[RETE_MERKLE_MAX_PROOF];
+	size_t np = 0;
+	Rete__Proof p = RETE__PROOF__INIT;
+	rete_err err = answer ? RETE_OK : RETE_EINVAL;
+	r->request_id = q->request_id;
+	if (answer && r->answer_case == RETE__QUERY_RESULT__ANSWER__NOT_SET) {
+		if (q->what_case == RETE__QUERY__WHAT_CONSISTENCY) {
+			p.size1 = q->consistency->size1;
+			p.size2 = q->consistency->size2;
+			err = rete_merkle_consistency_proof(rete_merkle_mem_get, tree, p.size1,
+							    p.size2, proof, &np);
+		} else if (q->what_case == RETE__QUERY__WHAT_INCLUSION) {
+			p.leaf_index = q->inclusion->index;
+			p.tree_size = q->inclusion->tree_size;
+			err = rete_merkle_inclusion_proof(rete_merkle_mem_get, tree, p.leaf_index,
+							  p.tree_size, proof, &np);
+		} else {
+			err = RETE_EINVAL;
+		}
+		if (err == RETE_OK) {
+			for (size_t i = 0; i < np; i++) {
+				pv[i].data = proof[i];
+				pv[i].len = RETE_MERKLE_HASH;
+			}
+			p.hashes = pv;
+			p.n_hashes = np;
+			r->answer_case = RETE__QUERY_RESULT__ANSWER_PROOF;
+			r->proof = &p;
+		}
+	}
+	if (err != RETE_OK) {
+		r->error = RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND;
+		r->error_text = (char *)"not here";
+	}
+	Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
+	f.command_case = RETE__BROKER_FRAME__COMMAND_RESULT;
+	f.result = r;
+	it_fake_reply(l->sock, ident, ident_len, &f);
+}
+
 /* it_fake_serve answers frames until *count (one of l's counters) reaches
  * want or ms (scaled like it_scaled_ms) have passed; returns *count. With a
  * counter that never moves it just serves for ms. */

@@ -48,24 +48,18 @@ typedef struct wp_fake {
 static void wp_query(it_fake *l, const void *id, size_t idl, const Rete__Query *q)
 {
 	wp_fake *w = (wp_fake *)l;
-	uint8_t proof[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH], root[RETE_MERKLE_HASH];
-	ProtobufCBinaryData pv[RETE_MERKLE_MAX_PROOF];
-	size_t np = 0;
+	uint8_t root[RETE_MERKLE_HASH];
 	char *note = NULL;
 	Rete__QueryResult r = RETE__QUERY_RESULT__INIT;
-	Rete__Proof p = RETE__PROOF__INIT;
 	rete_msg m;
-	rete_err err = RETE_EINVAL;
 
-	r.request_id = q->request_id;
 	if (w->reveal && l->tree.mm_size == 2) {
 		uint8_t leaf[RETE_MERKLE_HASH];
 		rete_merkle_leaf_hash(leaf, "a later entry", 13);
 		assert_int_equal(rete_merkle_mem_append(&l->tree, leaf), RETE_OK);
 	}
-	if (l->tree.mm_size < 2) {
-		err = RETE_EINVAL; /* nothing receipted yet: nothing shown */
-	} else if (q->what_case == RETE__QUERY__WHAT_CHECKPOINT) {
+	bool shown = l->tree.mm_size >= 2; /* nothing receipted yet: nothing shown */
+	if (shown && q->what_case == RETE__QUERY__WHAT_CHECKPOINT) {
 		uint64_t size = w->reveal ? l->tree.mm_size : 1;
 		uint32_t epoch = l->welcome->welcome->epoch ? l->welcome->welcome->epoch : 1;
 		assert_int_equal(rete_merkle_root(rete_merkle_mem_get, &l->tree, size, root),
@@ -76,36 +70,10 @@ static void wp_query(it_fake *l, const void *id, size_t idl, const Rete__Query *
 		w->cps++;
 		r.answer_case = RETE__QUERY_RESULT__ANSWER_CHECKPOINT;
 		r.checkpoint = note;
-		err = RETE_OK;
-	} else if (q->what_case == RETE__QUERY__WHAT_CONSISTENCY) {
+	} else if (shown && q->what_case == RETE__QUERY__WHAT_CONSISTENCY) {
 		w->cons++;
-		p.size1 = q->consistency->size1;
-		p.size2 = q->consistency->size2;
-		err = rete_merkle_consistency_proof(rete_merkle_mem_get, &l->tree, p.size1, p.size2,
-						    proof, &np);
-	} else if (q->what_case == RETE__QUERY__WHAT_INCLUSION) {
-		p.leaf_index = q->inclusion->index;
-		p.tree_size = q->inclusion->tree_size;
-		err = rete_merkle_inclusion_proof(rete_merkle_mem_get, &l->tree, p.leaf_index,
-						  p.tree_size, proof, &np);
 	}
-	if (err == RETE_OK && r.answer_case == RETE__QUERY_RESULT__ANSWER__NOT_SET) {
-		for (size_t i = 0; i < np; i++) {
-			pv[i].data = proof[i];
-			pv[i].len = RETE_MERKLE_HASH;
-		}
-		p.hashes = pv;
-		p.n_hashes = np;
-		r.answer_case = RETE__QUERY_RESULT__ANSWER_PROOF;
-		r.proof = &p;
-	} else if (err != RETE_OK) {
-		r.error = RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND;
-		r.error_text = "not here";
-	}
-	Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
-	f.command_case = RETE__BROKER_FRAME__COMMAND_RESULT;
-	f.result = &r;
-	it_fake_reply(l->sock, id, idl, &f);
+	it_fake_result(l, id, idl, q, &r, shown, &l->tree);
 	free(note);
 }
 

@@ -400,52 +400,20 @@ static void wq_other_history(wq_liar *w)
 static void wq_liar_query(it_fake *l, const void *id, size_t idl, const Rete__Query *q)
 {
 	wq_liar *w = (wq_liar *)l;
-	uint8_t proof[RETE_MERKLE_MAX_PROOF][RETE_MERKLE_HASH];
-	ProtobufCBinaryData pv[RETE_MERKLE_MAX_PROOF];
-	size_t np = 0;
 	Rete__QueryResult r = RETE__QUERY_RESULT__INIT;
-	Rete__Proof p = RETE__PROOF__INIT;
-	r.request_id = q->request_id;
 	if (!w->have_other && l->tree.mm_size >= 2)
 		wq_other_history(w);
-	rete_err err = RETE_EINVAL;
-	if (!w->have_other) {
-		err = RETE_EINVAL; /* nothing receipted yet: nothing to show */
-	} else if (q->what_case == RETE__QUERY__WHAT_CHECKPOINT) {
+	/* nothing receipted yet: nothing to show */
+	if (w->have_other && q->what_case == RETE__QUERY__WHAT_CHECKPOINT) {
 		w->cps++;
 		r.answer_case = RETE__QUERY_RESULT__ANSWER_CHECKPOINT;
 		r.checkpoint = w->note;
-		err = RETE_OK;
-	} else if (q->what_case == RETE__QUERY__WHAT_CONSISTENCY) {
+	} else if (w->have_other && q->what_case == RETE__QUERY__WHAT_CONSISTENCY) {
 		w->cons++;
-		p.size1 = q->consistency->size1;
-		p.size2 = q->consistency->size2;
-		err = rete_merkle_consistency_proof(rete_merkle_mem_get, &w->other, p.size1,
-						    p.size2, proof, &np);
-	} else if (q->what_case == RETE__QUERY__WHAT_INCLUSION) {
+	} else if (w->have_other && q->what_case == RETE__QUERY__WHAT_INCLUSION) {
 		w->incl++;
-		p.leaf_index = q->inclusion->index;
-		p.tree_size = q->inclusion->tree_size;
-		err = rete_merkle_inclusion_proof(rete_merkle_mem_get, &w->other, p.leaf_index,
-						  p.tree_size, proof, &np);
 	}
-	if (err == RETE_OK && r.answer_case == RETE__QUERY_RESULT__ANSWER__NOT_SET) {
-		for (size_t i = 0; i < np; i++) {
-			pv[i].data = proof[i];
-			pv[i].len = RETE_MERKLE_HASH;
-		}
-		p.hashes = pv;
-		p.n_hashes = np;
-		r.answer_case = RETE__QUERY_RESULT__ANSWER_PROOF;
-		r.proof = &p;
-	} else if (err != RETE_OK) {
-		r.error = RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND;
-		r.error_text = "not here";
-	}
-	Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
-	f.command_case = RETE__BROKER_FRAME__COMMAND_RESULT;
-	f.result = &r;
-	it_fake_reply(l->sock, id, idl, &f);
+	it_fake_result(l, id, idl, q, &r, w->have_other, &w->other);
 }
 
 /* wq_off_log: the fake receipts one message (index 1, a checkpoint of size
