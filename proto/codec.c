@@ -793,7 +793,7 @@ static bool wire_bytes(const uint8_t *d, size_t end, size_t *i, uint8_t tag,
 /* submit_fast: ClientFrame{version (one byte, 1-127, or absent), submit =
  * Submit{signed_message (not empty), sealed (absent or not empty)}} and
  * nothing else. */
-static bool submit_fast(const uint8_t *d, size_t len, rete_arena *a, Rete__ClientFrame **out)
+static bool submit_fast(const uint8_t *d, size_t len, rete_arena *a, ProtobufCMessage **out)
 {
 	ProtobufCBinaryData sm = {0}, sealed = {0};
 	uint32_t version = 0;
@@ -825,7 +825,7 @@ static bool submit_fast(const uint8_t *d, size_t len, rete_arena *a, Rete__Clien
 	cf->version = version;
 	cf->command_case = RETE__CLIENT_FRAME__COMMAND_SUBMIT;
 	cf->submit = sub;
-	*out = cf;
+	*out = &cf->base;
 	return true;
 }
 
@@ -877,7 +877,7 @@ static bool wire_u63(const uint8_t *d, size_t end, size_t *i, uint8_t tag, uint6
 /* log_entry_fast: LogEntry{index (absent or 1 to 2^63 - 1), logged_at
  * (absent or 1 to 2^63 - 1), signed_message (not empty)} and nothing
  * else, each in its shortest form, in field order: what the store writes. */
-static bool log_entry_fast(const uint8_t *d, size_t len, rete_arena *a, Rete__LogEntry **out)
+static bool log_entry_fast(const uint8_t *d, size_t len, rete_arena *a, ProtobufCMessage **out)
 {
 	ProtobufCBinaryData sm = {0};
 	uint64_t index, at;
@@ -893,25 +893,36 @@ static bool log_entry_fast(const uint8_t *d, size_t len, rete_arena *a, Rete__Lo
 	le->index = index;
 	le->logged_at = (int64_t)at;
 	le->signed_message = sm;
-	*out = le;
+	*out = &le->base;
 	return true;
+}
+
+/* decode_in decodes data as desc's message into arena: by fast, the
+ * reading of its one canonical form without a copy, when it applies (an
+ * arena is given); else by the strict general path, whose verdict and
+ * sentence stand. */
+static rete_err decode_in(const ProtobufCMessageDescriptor *desc,
+			  bool (*fast)(const uint8_t *, size_t, rete_arena *, ProtobufCMessage **),
+			  const uint8_t *data, size_t len, rete_arena *arena,
+			  ProtobufCMessage **out, rete_msg *m)
+{
+	*out = NULL;
+	if (arena != NULL && data != NULL) {
+		rete_arena_mark start = rete_arena_mark_get(arena);
+		if (fast(data, len, arena, out))
+			return RETE_OK;
+		*out = NULL;
+		rete_arena_rewind(arena, start);
+	}
+	return rete_pb_strict_unpack_in(desc, data, len, arena, out, m);
 }
 
 rete_err rete_log_entry_decode_in(const uint8_t *data, size_t len, rete_arena *arena,
 				  Rete__LogEntry **out, rete_msg *m)
 {
 	ProtobufCMessage *pm = NULL;
-	rete_arena_mark start = {0};
-	rete_err e;
-
-	*out = NULL;
-	if (arena != NULL && data != NULL) {
-		start = rete_arena_mark_get(arena);
-		if (log_entry_fast(data, len, arena, out))
-			return RETE_OK;
-		rete_arena_rewind(arena, start);
-	}
-	e = rete_pb_strict_unpack_in(&rete__log_entry__descriptor, data, len, arena, &pm, m);
+	rete_err e =
+	    decode_in(&rete__log_entry__descriptor, log_entry_fast, data, len, arena, &pm, m);
 	*out = (Rete__LogEntry *)pm;
 	return e;
 }
@@ -920,17 +931,8 @@ rete_err rete_client_frame_decode(const uint8_t *data, size_t len, rete_arena *a
 				  Rete__ClientFrame **out, rete_msg *m)
 {
 	ProtobufCMessage *pm = NULL;
-	rete_arena_mark start = {0};
-	rete_err e;
-
-	*out = NULL;
-	if (arena != NULL && data != NULL) {
-		start = rete_arena_mark_get(arena);
-		if (submit_fast(data, len, arena, out))
-			return RETE_OK;
-		rete_arena_rewind(arena, start);
-	}
-	e = rete_pb_strict_unpack_in(&rete__client_frame__descriptor, data, len, arena, &pm, m);
+	rete_err e =
+	    decode_in(&rete__client_frame__descriptor, submit_fast, data, len, arena, &pm, m);
 	*out = (Rete__ClientFrame *)pm;
 	return e;
 }
