@@ -52,6 +52,9 @@ struct env {
 	bool with_asst;
 };
 
+/* checkpoint_every of the next env_new ("1000", the default, when NULL) */
+static const char *next_checkpoint_every;
+
 static void write_ini(struct env *e)
 {
 	FILE *f = fopen(e->h.ini, "w");
@@ -66,6 +69,7 @@ static void write_ini(struct env *e)
 		"events = %s\n"
 		"data = store\n"
 		"checkpoint_interval = 1s\n"
+		"checkpoint_every = %s\n"
 		"expiry = %s\n"
 		"heartbeat = 1s\n"
 		"max_frame = %s\n"
@@ -77,8 +81,9 @@ static void write_ini(struct env *e)
 		"[agency cpi.mantova]\nname = Centro per l'Impiego\nkind = job-centre\n"
 		"key = keys/cpi.mantova.pub\n"
 		"services = employment-orientation, training-voucher\n\n",
-		e->h.listen, e->h.events, e->expiry ? e->expiry : "5d",
-		e->max_frame ? e->max_frame : "4MiB", e->routine ? e->routine : "5wd");
+		e->h.listen, e->h.events, next_checkpoint_every ? next_checkpoint_every : "1000",
+		e->expiry ? e->expiry : "5d", e->max_frame ? e->max_frame : "4MiB",
+		e->routine ? e->routine : "5wd");
 	if (e->with_asst)
 		fprintf(f, "[agency asst.mantova]\nname = ASST\nkind = health\n"
 			   "key = keys/asst.mantova.pub\n"
@@ -543,6 +548,15 @@ static void test_duplicate(void **state)
 	rete_wire_close(&social);
 }
 
+/* cp_print names a stored checkpoint (when one is missing) */
+static int cp_print(void *ctx, uint64_t size, const char *note)
+{
+	(void)ctx;
+	(void)note;
+	fprintf(stderr, "stored: %" PRIu64 "\n", size);
+	return 0;
+}
+
 /* test_pipelined_batches: 200 referrals, the same 200 again and a
  * cancellation of each, all sent without waiting, so that the broker reads
  * them in batches big enough to be committed on its committer thread while
@@ -550,11 +564,22 @@ static void test_duplicate(void **state)
  * resend gets the very receipt of its original (found in the log by the
  * batch before or the same batch); every cancellation is accepted (its
  * referral was logged by an earlier batch, or earlier in its own); the log
- * holds each message once and verifies. */
-#define PIPE_N 200
+ * holds each message once and verifies. With checkpoint_every = 1, every
+ * commit's checkpoint (the note of its receipts) is also stored while the
+ * batches keep coming, byte for byte (Ed25519 signs deterministically):
+ * the stored checkpoint is made between batches, never skipped because a
+ * commit is in flight. */
+#define PIPE_N	 200
+#define PIPE_CPS (3 * PIPE_N)
 static void test_pipelined_batches(void **state)
 {
+	next_checkpoint_every = "1";
 	struct env *e = *state = env_new(NULL, NULL, false);
+	next_checkpoint_every = NULL;
+	/* the distinct checkpoints the receipts carried, by size */
+	uint64_t cp_size[PIPE_CPS];
+	char *cp_note[PIPE_CPS];
+	size_t ncp = 0;
 	rete_wire *social = connect_as(e, P_SOCIAL);
 	it_msg *ref = make_referrals(e, "pipe-ref-%d", PIPE_N), *upd = calloc(PIPE_N, sizeof(*upd));
 	assert_non_null(upd);
@@ -581,6 +606,20 @@ static void test_pipelined_batches(void **state)
 		if (r->error)
 			fprintf(stderr, "refused %s: %s\n", r->message_id, r->error_text);
 		assert_int_equal(r->error, 0);
+		const char *nl = strchr(r->checkpoint, '\n');
+		assert_non_null(nl);
+		uint64_t size = strtoull(nl + 1, NULL, 10);
+		size_t c = 0;
+		while (c < ncp && cp_size[c] != size)
+			c++;
+		if (c == ncp) {
+			assert_true(ncp < PIPE_CPS);
+			cp_size[ncp] = size;
+			cp_note[ncp] = strdup(r->checkpoint);
+			assert_non_null(cp_note[ncp++]);
+		} else { /* one note per commit */
+			assert_string_equal(cp_note[c], r->checkpoint);
+		}
 		int i = -1;
 		if (sscanf(r->message_id, "pipe-ref-%d", &i) == 1) {
 			assert_true(i >= 0 && i < PIPE_N);
@@ -606,6 +645,35 @@ static void test_pipelined_batches(void **state)
 		assert_int_equal(seen_ref[i], 2);
 		assert_int_equal(seen_upd[i], 1);
 	}
+	/* every commit's checkpoint but the last (stored once the broker
+	 * has answered its batch) is a stored checkpoint already */
+	uint64_t last = 0;
+	for (size_t c = 0; c < ncp; c++)
+		if (cp_size[c] > last)
+			last = cp_size[c];
+	char dir[1200];
+	snprintf(dir, sizeof(dir), "%s/store", e->h.dir);
+	rete_store *st = NULL;
+	rete_msg m;
+	assert_int_equal(rete_store_open(&st, dir, RETE_STORE_RDONLY, &m), RETE_OK);
+	for (size_t c = 0; c < ncp; c++) {
+		char *note = NULL;
+		if (cp_size[c] != last) {
+			rete_err err = rete_store_checkpoint_get(st, NULL, cp_size[c], &note, &m);
+			if (err != RETE_OK) {
+				fprintf(stderr,
+					"no stored checkpoint at size %" PRIu64 " (%zu commits, "
+					"the last at %" PRIu64 "): %s\n",
+					cp_size[c], ncp, last, m.text);
+				rete_store_checkpoints_iter(st, NULL, 0, cp_print, NULL, &m);
+			}
+			assert_int_equal(err, RETE_OK);
+			assert_string_equal(note, cp_note[c]);
+		}
+		free(note);
+		free(cp_note[c]);
+	}
+	rete_store_close(&st);
 	/* the log: the directory, each referral once, each cancellation once,
 	 * every cancellation after its referral */
 	Rete__BrokerFrame *f = log_entries(e);
