@@ -79,7 +79,9 @@ trap stop_all EXIT
 free_port() {
 	local p
 	for _ in $(seq 1 200); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((20000 + RANDOM % 12768)) # below 32768, where the kernel's
+		# ephemeral ports begin: a port some connection holds as its own
+		# end answers no probe, yet cannot be bound
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return 0
