@@ -177,7 +177,9 @@ rete_err rete_httpd_server_header(rete_httpd *h, const char *name, const char *v
  * next bytes into buf (at most max) and returns how many, waiting for them
  * as long as it likes (on its connection's own thread) but returning
  * something (a comment, for events) every few seconds so that an idle
- * connection is not closed; -1 ends the stream; close frees the state. */
+ * connection is not closed, and well within stall_ms: a reader that
+ * vanished is found by a write; -1 ends the stream; close frees the
+ * state. */
 typedef struct rete_http_stream {
 	void *(*open)(void *ctx, const rete_http_req *rq);
 	long (*next)(void *st, char *buf, size_t max);

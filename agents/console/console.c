@@ -27,6 +27,12 @@
  * refused: the console has no TLS or accounts yet, and the network's
  * referrals must not be shown to whoever reaches that address.
  *
+ * Against clients that hold connections (proto/httpd.h's limits): [console]
+ * connections_per_address, header_timeout and stream_timeout; the stream
+ * writes a heartbeat every CONSOLE_KEEPALIVE_MS (or stream_timeout / 4), so
+ * a reader that vanished is found by a write within stream_timeout and a
+ * heartbeat, and its place (CONSOLE_STREAMS_MAX) freed.
+ *
  * The main thread runs the session (events, snapshots, health every few
  * seconds, the directory's names when the directory changes) under the
  * console's lock; the HTTP threads read under the same lock.

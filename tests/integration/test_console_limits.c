@@ -15,7 +15,8 @@
  *    the server: it acknowledges nothing more, here by never reading with a
  *    receive buffer of the kernel's minimum, so its window closes) loses its
  *    stream within stream_timeout (and a heartbeat), and a new reader gets
- *    the slot; a reader that reads keeps its stream past header_timeout.
+ *    the slot; a reader that reads keeps its stream past header_timeout;
+ * 4. bad values of the three [console] keys are refused with a sentence.
  *
  * The tests set short timeouts so they run in seconds; their deadlines are
  * generous bounds (the behaviour, not its speed, is what is checked).
@@ -405,12 +406,56 @@ static void test_vanished_reader_freed(void **state)
 		close(v[i]);
 }
 
+/* --- 4. the settings: bad values refused with a sentence ----------------------- */
+
+static void test_bad_settings(void **state)
+{
+	struct fixture *f = *state;
+	static const struct {
+		const char *line, *says;
+	} bad[] = {
+	    {"connections_per_address = 17\n", "is not a number from 0 (no limit) to 16"},
+	    {"connections_per_address = -1\n", "is not a number from 0 (no limit) to 16"},
+	    {"connections_per_address = 8x\n", "is not a number from 0 (no limit) to 16"},
+	    {"header_timeout = 0s\n", "header_timeout: '0s' is not a duration from 1s to 300s"},
+	    {"header_timeout = 6m\n", "is not a duration from 1s to 300s"},
+	    {"stream_timeout = 2wd\n", "stream_timeout: '2wd' is not a duration from 1s to 3600s"},
+	    {"stream_timeout = soon\n", "is not a duration"},
+	};
+	char ini[1300], out[1300], bin[1100];
+	snprintf(ini, sizeof(ini), "%s/bad.ini", f->n->dir);
+	snprintf(out, sizeof(out), "%s/bad.log", f->n->dir);
+	snprintf(bin, sizeof(bin), "%s/rete", f->n->bin);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *text = NULL;
+		assert_true(asprintf(&text,
+				     "[client]\nid = coord.mantova\nkey = keys/coord.mantova.key\n"
+				     "broker = %s\nbroker_key = keys/" IT_BROKER_ID ".pub\n\n"
+				     "[console]\n%s",
+				     f->n->listen, bad[i].line) > 0);
+		assert_int_equal(tu_write_file(ini, text, strlen(text)), 0);
+		free(text);
+		unlink(out);
+		char *args[] = {bin, "console", "-c", ini, "--listen", "127.0.0.1:0", NULL};
+		pid_t pid = it_spawn(f->n->dir, "bad", args, NULL);
+		assert_true(pid > 0);
+		int st = it_stop(&pid, 0, it_wait_ms());
+		char *said = tu_read_file(out, NULL);
+		if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 2 || said == NULL ||
+		    strstr(said, bad[i].says) == NULL)
+			fail_msg("[console] %.*s: status %d, said '%s'",
+				 (int)strlen(bad[i].line) - 1, bad[i].line, st, said ? said : "");
+		free(said);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_one_address_cannot_take_all, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_trickled_header_dropped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vanished_reader_freed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_settings, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
