@@ -347,9 +347,10 @@ static void conn_mark(rete_httpd *h, struct MHD_Connection *c, bool whole)
 		return;
 	pthread_mutex_lock(&h->mu);
 	k->whole = whole;
-	if (!whole)
+	if (!whole) {
 		k->since = mono_ms();
-	pthread_cond_signal(&h->cv);
+		pthread_cond_signal(&h->cv); /* a deadline to wait for again */
+	}
 	pthread_mutex_unlock(&h->mu);
 }
 
