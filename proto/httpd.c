@@ -4,6 +4,17 @@
  * a failure to bind can be told in a sentence with its reason; the socket
  * is then handed to libmicrohttpd (MHD_OPTION_LISTEN_SOCKET), which closes
  * it when it stops.
+ *
+ * The header deadline (httpd.h): each connection libmicrohttpd starts gets a
+ * struct conn (its socket, when its current request started, whether that
+ * request has arrived whole), in a list under the server's lock; the
+ * connection notifications add and remove it (libmicrohttpd tells a
+ * connection's close before it closes the socket, so a socket in the list
+ * is never one reused by someone else), on_request marks the request whole
+ * and on_done starts the next one's clock. A sweeper thread sleeps until the
+ * earliest deadline of a request not yet whole and shuts the late
+ * connections' sockets down (shutdown, under the lock): libmicrohttpd then
+ * reads the end of the connection and closes it as any other.
  */
 #define _GNU_SOURCE
 #include "httpd.h"
@@ -11,12 +22,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 struct route {
@@ -29,6 +42,15 @@ struct route {
 	bool post; /* takes POST with a small body too */
 };
 
+/* A connection, for the header deadline. */
+struct conn {
+	struct conn *prev, *next;
+	int fd;
+	int64_t since; /* when its current request's clock started (monotonic ms) */
+	bool whole;    /* the current request arrived whole (it is being answered) */
+	bool cut;      /* shut down by the sweeper */
+};
+
 struct rete_httpd {
 	char who[32];
 	struct route routes[RETE_HTTP_ROUTES_MAX];
@@ -38,7 +60,22 @@ struct rete_httpd {
 	char *tls_cert, *tls_key; /* PEM, for HTTPS (rete_httpd_tls) */
 	struct MHD_Daemon *d;
 	uint16_t port;
+	rete_http_limits lim;
+	bool lim_set;
+	/* the header deadline: the connections, and the sweeper */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct conn *conns;
+	pthread_t sweeper;
+	bool sweeping, stop;
 };
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* --- the bind address ------------------------------------------------------ */
 
@@ -254,6 +291,131 @@ static void req_peer(struct MHD_Connection *c, char *out, size_t n)
 			  (socklen_t)n);
 }
 
+/* --- the header deadline ------------------------------------------------------ */
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	rete_httpd *h = cls;
+	struct conn *k = *socket_context;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		k = calloc(1, sizeof(*k));
+		if (k == NULL || ci == NULL) {
+			/* not tracked, so not served: no connection escapes the
+			 * deadline (libmicrohttpd closes it on the end of input) */
+			free(k);
+			if (ci != NULL)
+				shutdown(ci->connect_fd, SHUT_RDWR);
+			return;
+		}
+		k->fd = ci->connect_fd;
+		k->since = mono_ms();
+		pthread_mutex_lock(&h->mu);
+		k->next = h->conns;
+		if (h->conns != NULL)
+			h->conns->prev = k;
+		h->conns = k;
+		pthread_cond_signal(&h->cv);
+		pthread_mutex_unlock(&h->mu);
+		*socket_context = k;
+		return;
+	}
+	if (k == NULL) /* MHD_CONNECTION_NOTIFY_CLOSED of one not tracked */
+		return;
+	pthread_mutex_lock(&h->mu);
+	if (k->prev != NULL)
+		k->prev->next = k->next;
+	else
+		h->conns = k->next;
+	if (k->next != NULL)
+		k->next->prev = k->prev;
+	pthread_mutex_unlock(&h->mu);
+	free(k);
+	*socket_context = NULL;
+}
+
+/* conn_mark: c's current request arrived whole (whole), or its answer is
+ * done and the next request's clock starts now (!whole). */
+static void conn_mark(rete_httpd *h, struct MHD_Connection *c, bool whole)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct conn *k = ci != NULL ? ci->socket_context : NULL;
+	if (k == NULL)
+		return;
+	pthread_mutex_lock(&h->mu);
+	k->whole = whole;
+	if (!whole) {
+		k->since = mono_ms();
+		pthread_cond_signal(&h->cv); /* a deadline to wait for again */
+	}
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* sweeper: shuts down the connections whose request has not arrived whole
+ * within the deadline; sleeps until the next deadline, or until a
+ * connection starts when none is waiting. */
+static void *sweeper(void *arg)
+{
+	rete_httpd *h = arg;
+	pthread_mutex_lock(&h->mu);
+	while (!h->stop) {
+		int64_t now = mono_ms(), next = INT64_MAX;
+		for (struct conn *k = h->conns; k != NULL; k = k->next) {
+			if (k->whole || k->cut)
+				continue;
+			int64_t due = k->since + h->lim.header_ms;
+			if (due <= now) {
+				shutdown(k->fd, SHUT_RDWR);
+				k->cut = true;
+			} else if (due < next) {
+				next = due;
+			}
+		}
+		if (next == INT64_MAX) {
+			pthread_cond_wait(&h->cv, &h->mu);
+		} else {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			int64_t wait = next - now;
+			ts.tv_sec += wait / 1000;
+			ts.tv_nsec += (wait % 1000) * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+		}
+	}
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
+void rete_http_limits_default(const rete_http_addr *addr, rete_http_limits *out)
+{
+	out->per_addr = rete_http_addr_loopback(addr) ? 0 : RETE_HTTP_PER_ADDR_MAX;
+	out->header_ms = RETE_HTTP_HEADER_S * 1000;
+	out->stall_ms = RETE_HTTP_STALL_S * 1000;
+}
+
+rete_err rete_httpd_set_limits(rete_httpd *h, const rete_http_limits *l, rete_msg *m)
+{
+	if (h->d)
+		return rete_msg_set(m, RETE_EINVAL, "%s: limits are set before the start", h->who);
+	if (l->per_addr > RETE_HTTP_CONNS_MAX || l->header_ms == 0 || l->stall_ms == 0)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "%s: limits refused: at most %d connections per address (0: no "
+				    "limit), and times of at least 1 ms",
+				    h->who, RETE_HTTP_CONNS_MAX);
+	h->lim = *l;
+	h->lim_set = true;
+	return RETE_OK;
+}
+
+/* --- streams ------------------------------------------------------------------ */
+
 struct stream_run {
 	const rete_http_stream *s;
 	void *st;
@@ -305,6 +467,15 @@ static enum MHD_Result send_stream(const rete_httpd *h, struct MHD_Connection *c
 	add_headers(h, r, NULL);
 	enum MHD_Result ret = MHD_queue_response(c, 200, r);
 	MHD_destroy_response(r);
+	/* a reader that stops acknowledging (vanished without a FIN or a
+	 * reset) is dropped by the kernel after stall_ms of data unacknowledged
+	 * (a window it keeps closed counts too): the next write fails, the
+	 * stream ends and its slot is freed */
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	unsigned ms = h->lim.stall_ms;
+	if (ret == MHD_YES && ci != NULL)
+		setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
 	return ret;
 }
 
@@ -343,6 +514,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		*upload_size = 0; /* taken, or dropped: no other route takes a body */
 		return MHD_YES;
 	}
+	conn_mark(h, c, true); /* the request arrived whole: it is answered now */
 	rete_http_answer a = {.status = 200};
 	bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
 	bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
@@ -396,9 +568,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 		    enum MHD_RequestTerminationCode toe)
 {
-	(void)cls;
-	(void)c;
 	(void)toe;
+	conn_mark(cls, c, false); /* the next request's clock starts */
 	free(*con_cls);
 	*con_cls = NULL;
 }
@@ -418,6 +589,12 @@ rete_err rete_httpd_new(rete_httpd **out, const char *who, rete_msg *m)
 	if (!h)
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
 	snprintf(h->who, sizeof(h->who), "%s", who);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_cond_init(&h->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	*out = h;
 	return RETE_OK;
 }
@@ -493,6 +670,8 @@ static rete_err start_with(rete_httpd *h, const rete_http_addr *addr, unsigned m
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	if (h->tls_cert != NULL)
 		flags |= MHD_USE_TLS;
+	if (!h->lim_set)
+		rete_http_limits_default(addr, &h->lim);
 	/* the logger first (libmicrohttpd reports a bad option as it reads
 	 * it), and the certificate options only with TLS (without, it writes
 	 * a complaint on stderr for each) */
@@ -502,14 +681,29 @@ static rete_err start_with(rete_httpd *h, const rete_http_addr *addr, unsigned m
 	    {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)RETE_HTTP_CONNS_MAX, NULL},
 	    {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)RETE_HTTP_IDLE_S, NULL},
 	    {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)RETE_HTTP_REQUEST_MAX, NULL},
-	    {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_done, NULL},
+	    {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_done, h},
+	    {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h},
+	    /* 0: no limit (libmicrohttpd's default) */
+	    {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)h->lim.per_addr, NULL},
 	    {h->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, h->tls_cert},
 	    {h->tls_cert ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, h->tls_key},
 	    {MHD_OPTION_END, 0, NULL},
 	};
 	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_ARRAY, ops,
 				MHD_OPTION_END);
+	/* the sweeper blocks every signal too */
+	h->stop = false;
+	h->sweeping = h->d != NULL && pthread_create(&h->sweeper, NULL, sweeper, h) == 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (h->d != NULL && !h->sweeping) {
+		MHD_stop_daemon(h->d); /* closes the listening socket */
+		h->d = NULL;
+		h->port = 0;
+		return rete_msg_set(m, RETE_EIO,
+				    "%s: cannot serve on %s (no thread for the "
+				    "header deadline)",
+				    h->who, addr->text);
+	}
 	if (!h->d) {
 		close(fd);
 		h->port = 0;
@@ -531,8 +725,17 @@ void rete_httpd_free(rete_httpd **hp)
 	rete_httpd *h = hp ? *hp : NULL;
 	if (!h)
 		return;
+	if (h->sweeping) {
+		pthread_mutex_lock(&h->mu);
+		h->stop = true;
+		pthread_cond_signal(&h->cv);
+		pthread_mutex_unlock(&h->mu);
+		pthread_join(h->sweeper, NULL);
+	}
 	if (h->d)
 		MHD_stop_daemon(h->d); /* closes the listening socket too */
+	pthread_mutex_destroy(&h->mu);
+	pthread_cond_destroy(&h->cv);
 	for (size_t i = 0; i < h->nroutes; i++)
 		free(h->routes[i].path);
 	for (size_t i = 0; i < h->nsh; i++) {

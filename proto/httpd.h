@@ -7,9 +7,24 @@
  * for a path no route has, 405 (with Allow) for another method, 413 for a
  * request with a body, 431/400 from libmicrohttpd for a request whose
  * headers do not fit RETE_HTTP_REQUEST_MAX. At most RETE_HTTP_CONNS_MAX
- * connections are served at once (more wait in the kernel's backlog and are
- * closed by libmicrohttpd), and an idle connection is closed after
- * RETE_HTTP_IDLE_S seconds.
+ * connections are served at once (more wait in the kernel's backlog, or are
+ * closed by libmicrohttpd: it does so with a thread per connection), and an
+ * idle connection is closed after RETE_HTTP_IDLE_S seconds.
+ *
+ * Clients that hold connections without using them (rete_http_limits, set
+ * with rete_httpd_set_limits, defaults from rete_http_limits_default):
+ * one client address holds at most per_addr connections at once (the ones
+ * beyond are closed as they come: libmicrohttpd's per-IP limit); a request
+ * (its line, headers and a POST's body) must arrive whole within header_ms
+ * of its connection's start, or of the end of the connection's previous
+ * answer, however steadily its bytes trickle (each byte would keep the idle
+ * timeout away), or its connection is closed (libmicrohttpd 0.9.75 has no
+ * such deadline: httpd.c keeps each connection's start, from libmicrohttpd's
+ * connection notifications, and a thread of its own shuts the late ones
+ * down); and a stream's connection whose reader acknowledges nothing for
+ * stall_ms (a reader that vanished without a FIN or a reset: its machine
+ * gone, its network cut) is dropped by the kernel (TCP_USER_TIMEOUT on the
+ * socket), so the stream's next write fails and it ends.
  *
  * Routes are called on the server's own thread (one thread, libmicrohttpd's
  * internal polling thread), never on the caller's main loop: a route reads
@@ -44,6 +59,9 @@
 #define RETE_HTTP_ANSWER_HEADERS_MAX 4
 #define RETE_HTTP_SERVER_HEADERS_MAX 8
 #define RETE_HTTP_POST_MAX	     4096 /* bytes of a POST route's body */
+#define RETE_HTTP_PER_ADDR_MAX	     8	  /* connections of one address (network listen) */
+#define RETE_HTTP_HEADER_S	     10	  /* a request arrives whole within this */
+#define RETE_HTTP_STALL_S	     30	  /* a stream's reader acknowledges within this */
 
 /* A parsed bind address. */
 typedef struct rete_http_addr {
@@ -159,7 +177,9 @@ rete_err rete_httpd_server_header(rete_httpd *h, const char *name, const char *v
  * next bytes into buf (at most max) and returns how many, waiting for them
  * as long as it likes (on its connection's own thread) but returning
  * something (a comment, for events) every few seconds so that an idle
- * connection is not closed; -1 ends the stream; close frees the state. */
+ * connection is not closed, and well within stall_ms: a reader that
+ * vanished is found by a write; -1 ends the stream; close frees the
+ * state. */
 typedef struct rete_http_stream {
 	void *(*open)(void *ctx, const rete_http_req *rq);
 	long (*next)(void *st, char *buf, size_t max);
@@ -190,5 +210,28 @@ rete_err rete_httpd_tls(rete_httpd *h, const char *cert_pem, const char *key_pem
 
 /* rete_http_addr_loopback: addr is 127.0.0.0/8 or ::1. */
 bool rete_http_addr_loopback(const rete_http_addr *addr);
+
+/* ---- limits against clients that hold connections --------------------------- */
+
+typedef struct rete_http_limits {
+	unsigned per_addr;  /* connections one client address may hold at once; 0: no
+			       limit (up to RETE_HTTP_CONNS_MAX) */
+	unsigned header_ms; /* a request arrives whole within this, or is dropped */
+	unsigned stall_ms;  /* a stream whose reader acknowledges nothing for this
+			       long is dropped */
+} rete_http_limits;
+
+/* rete_http_limits_default: the limits of a server listening on addr:
+ * RETE_HTTP_HEADER_S, RETE_HTTP_STALL_S, and per_addr RETE_HTTP_PER_ADDR_MAX
+ * on a network address but 0 (no limit) on loopback, where every client
+ * comes from the one address of this host (a reverse proxy, SSH tunnels,
+ * a local scraper) and the limit would be the proxy's. */
+void rete_http_limits_default(const rete_http_addr *addr, rete_http_limits *out);
+
+/* rete_httpd_set_limits sets h's limits (copied); before the start only.
+ * Without it, rete_httpd_start takes rete_http_limits_default of its
+ * address. RETE_EINVAL (after the start, per_addr beyond
+ * RETE_HTTP_CONNS_MAX, a time of 0). */
+rete_err rete_httpd_set_limits(rete_httpd *h, const rete_http_limits *l, rete_msg *m);
 
 #endif

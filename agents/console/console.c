@@ -27,6 +27,12 @@
  * refused: the console has no TLS or accounts yet, and the network's
  * referrals must not be shown to whoever reaches that address.
  *
+ * Against clients that hold connections (proto/httpd.h's limits): [console]
+ * connections_per_address, header_timeout and stream_timeout; the stream
+ * writes a heartbeat every CONSOLE_KEEPALIVE_MS (or stream_timeout / 4), so
+ * a reader that vanished is found by a write within stream_timeout and a
+ * heartbeat, and its place (CONSOLE_STREAMS_MAX) freed.
+ *
  * The main thread runs the session (events, snapshots, health every few
  * seconds, the directory's names when the directory changes) under the
  * console's lock; the HTTP threads read under the same lock.
@@ -71,7 +77,7 @@
 
 #define CONSOLE_LISTEN_DEFAULT "127.0.0.1:8480"
 #define CONSOLE_STREAMS_MAX    8
-#define CONSOLE_KEEPALIVE_S    4
+#define CONSOLE_KEEPALIVE_MS   4000 /* a stream's heartbeat, or stream_timeout / 4 */
 #define CONSOLE_BATCH	       1000u
 
 static volatile sig_atomic_t console_stop;
@@ -104,6 +110,12 @@ struct console {
 	char *tls_cert_path, *tls_key_path; /* [console] tls_cert, tls_key */
 	bool auth;			    /* logins required (accounts exist) */
 	bool tls;
+	/* [console] connections_per_address, header_timeout, stream_timeout
+	 * (0: the default of rete_http_limits_default; per_address_set: the
+	 * key was given, 0 there meaning no limit) */
+	unsigned per_address, header_ms, stall_ms;
+	bool per_address_set;
+	unsigned heartbeat_ms; /* how often a stream writes when nothing moved */
 };
 
 /* ---- the configuration's [console] section ------------------------------------ */
@@ -115,12 +127,54 @@ struct console_ini {
 	rete_msg *m;
 };
 
+/* console_ini_ms reads the duration value of [console] name into *out, from
+ * 1 s to max_s seconds. */
+static bool console_ini_ms(struct console_ini *p, const char *name, const char *value,
+			   unsigned max_s, unsigned *out)
+{
+	rete_duration d;
+	rete_msg dm;
+	if (rete_duration_parse(value, &d, &dm) != RETE_OK || d.working_days != 0 || d.ms < 1000 ||
+	    d.ms > (int64_t)max_s * 1000) {
+		if (p->err == RETE_OK)
+			p->err = rete_msg_set(p->m, RETE_EINVAL,
+					      "[console] %s: '%s' is not a duration from 1s to "
+					      "%us (e.g. 10s, 2m)",
+					      name, value, max_s);
+		return false;
+	}
+	*out = (unsigned)d.ms;
+	return true;
+}
+
 static int console_ini_handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct console_ini *p = user;
 	if (strcmp(section, "console") != 0)
 		return 1;
-	if (strcmp(name, "listen") == 0) {
+	if (strcmp(name, "connections_per_address") == 0) {
+		char *end = NULL;
+		errno = 0;
+		unsigned long n = value[0] >= '0' && value[0] <= '9' ? strtoul(value, &end, 10) : 0;
+		if (end == NULL || *end != '\0' || errno != 0 || n > RETE_HTTP_CONNS_MAX) {
+			if (p->err == RETE_OK)
+				p->err = rete_msg_set(
+				    p->m, RETE_EINVAL,
+				    "[console] connections_per_address: '%s' is not a number "
+				    "from 0 (no limit) to %d (the console serves %d connections "
+				    "at once)",
+				    value, RETE_HTTP_CONNS_MAX, RETE_HTTP_CONNS_MAX);
+			return 0;
+		}
+		p->c->per_address = (unsigned)n;
+		p->c->per_address_set = true;
+	} else if (strcmp(name, "header_timeout") == 0) {
+		if (!console_ini_ms(p, name, value, 300, &p->c->header_ms))
+			return 0;
+	} else if (strcmp(name, "stream_timeout") == 0) {
+		if (!console_ini_ms(p, name, value, 3600, &p->c->stall_ms))
+			return 0;
+	} else if (strcmp(name, "listen") == 0) {
 		snprintf(p->c->listen, sizeof(p->c->listen), "%s", value);
 	} else if (strcmp(name, "access_log") == 0) {
 		free(p->c->access_path);
@@ -138,10 +192,12 @@ static int console_ini_handler(void *user, const char *section, const char *name
 		free(p->c->witnesses_path);
 		p->c->witnesses_path = rete_ini_abs_path(p->dir, value);
 	} else if (p->err == RETE_OK) {
-		p->err = rete_msg_set(p->m, RETE_EINVAL,
-				      "[console] %s: unknown key; the keys are listen, access_log, "
-				      "users, tls_cert, tls_key and witnesses",
-				      name);
+		p->err =
+		    rete_msg_set(p->m, RETE_EINVAL,
+				 "[console] %s: unknown key; the keys are listen, access_log, "
+				 "users, tls_cert, tls_key, witnesses, connections_per_address, "
+				 "header_timeout and stream_timeout",
+				 name);
 		return 0;
 	}
 	return 1;
@@ -1649,7 +1705,12 @@ static long sse_next(void *st, char *buf, size_t max)
 	if (c->auth && !console_session_live(s->token, rete_now_ms()))
 		return -1;
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += CONSOLE_KEEPALIVE_S;
+	until.tv_sec += c->heartbeat_ms / 1000;
+	until.tv_nsec += (long)(c->heartbeat_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
 	pthread_mutex_lock(&c->lock);
 	while (!c->stopping && !s->first && c->version == s->seen)
 		if (pthread_cond_timedwait(&c->moved, &c->lock, &until) == ETIMEDOUT)
@@ -1737,6 +1798,22 @@ static rete_err console_serve(struct console *c, const rete_http_addr *addr, ret
 	rete_err err;
 	if ((err = rete_httpd_new(&h, "rete console", m)) != RETE_OK)
 		return err;
+	rete_http_limits lim;
+	rete_http_limits_default(addr, &lim);
+	if (c->per_address_set)
+		lim.per_addr = c->per_address;
+	if (c->header_ms)
+		lim.header_ms = c->header_ms;
+	if (c->stall_ms)
+		lim.stall_ms = c->stall_ms;
+	/* a stall is found by a write: a stream writes (a heartbeat) well
+	 * within stream_timeout */
+	c->heartbeat_ms =
+	    lim.stall_ms / 4 < CONSOLE_KEEPALIVE_MS ? lim.stall_ms / 4 : CONSOLE_KEEPALIVE_MS;
+	if ((err = rete_httpd_set_limits(h, &lim, m)) != RETE_OK) {
+		rete_httpd_free(&h);
+		return err;
+	}
 	if (c->tls) {
 		char *cert = NULL, *key = NULL;
 		err = read_small(c->tls_cert_path, &cert, m);

@@ -1,6 +1,7 @@
 /* test_httpd.c — proto/httpd.c, the small HTTP server of the metrics
  * endpoints (issue 17): bind addresses, routes, the refusals in sentences,
  * the limits and a clean stop, against a real socket with libcurl. */
+#define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,8 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <poll.h>
@@ -508,6 +511,174 @@ static void test_console_extensions(void **state)
 	assert_false(rete_http_addr_loopback(&addr));
 }
 
+/* --- limits against clients that hold connections ------------------------------ */
+
+/* conn_from connects from the loopback address src to port (non-blocking
+ * after the connect). */
+static int conn_from(const char *src, uint16_t port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_in me = {.sin_family = AF_INET};
+	assert_int_equal(inet_pton(AF_INET, src, &me.sin_addr), 1);
+	assert_int_equal(bind(fd, (struct sockaddr *)&me, sizeof(me)), 0);
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port)};
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&to, sizeof(to)), 0);
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	return fd;
+}
+
+/* closed_within: the server closes fd (without answering) within ms, while
+ * the client sends a byte every 100 ms when trickle is set. */
+static bool closed_within(int fd, int ms, bool trickle)
+{
+	int64_t end = now_ms() + ms;
+	while (now_ms() < end) {
+		char c;
+		ssize_t r = recv(fd, &c, 1, MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+			return true;
+		if (r > 0)
+			fail_msg("the server answered '%c...'", c);
+		if (trickle)
+			send(fd, "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		poll(&pf, 1, 100);
+	}
+	return false;
+}
+
+/* answered: the status of the answer to what was sent on fd, read whole
+ * (headers and Content-Length bytes of body); 0: none in 20 s, or closed
+ * first. */
+static int answered(int fd)
+{
+	char buf[4096];
+	size_t got = 0;
+	int64_t end = now_ms() + 20000;
+	for (;;) {
+		buf[got] = '\0';
+		const char *eoh = strstr(buf, "\r\n\r\n");
+		const char *cl = strcasestr(buf, "Content-Length: ");
+		if (eoh != NULL && cl != NULL &&
+		    got >= (size_t)(eoh + 4 - buf) + strtoul(cl + 16, NULL, 10))
+			break;
+		if (now_ms() >= end || got == sizeof(buf) - 1)
+			return 0;
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		poll(&pf, 1, 200);
+		ssize_t r = recv(fd, buf + got, sizeof(buf) - 1 - got, MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+			return 0;
+		if (r > 0)
+			got += (size_t)r;
+	}
+	int code = 0;
+	return sscanf(buf, "HTTP/1.%*d %d", &code) == 1 ? code : 0;
+}
+
+static void route_form(void *ctx, const rete_http_req *rq, rete_http_answer *a)
+{
+	(void)ctx;
+	rete_http_printf(a, "got %zu bytes\n", rq->body_len);
+}
+
+/* start_limited: a server on 127.0.0.1 with limits l, GET /hello and POST
+ * /form. */
+static rete_httpd *start_limited(const rete_http_limits *l, int *calls, uint16_t *port)
+{
+	rete_http_addr addr;
+	rete_msg m;
+	rete_httpd *h = NULL;
+	assert_int_equal(rete_http_addr_parse("127.0.0.1:0", &addr, &m), RETE_OK);
+	assert_int_equal(rete_httpd_new(&h, "limits", &m), RETE_OK);
+	assert_int_equal(rete_httpd_set_limits(h, l, &m), RETE_OK);
+	assert_int_equal(rete_httpd_route(h, "/hello", route_hello, calls, &m), RETE_OK);
+	assert_int_equal(rete_httpd_route_post(h, "/form", route_form, NULL, &m), RETE_OK);
+	assert_int_equal(rete_httpd_start(h, &addr, &m), RETE_OK);
+	*port = rete_httpd_port(h);
+	return h;
+}
+
+static void test_limits(void **state)
+{
+	(void)state;
+	rete_http_addr addr;
+	rete_http_limits lim;
+	rete_msg m;
+	/* the defaults: no per-address limit on loopback, 8 on a network address */
+	assert_int_equal(rete_http_addr_parse("127.0.0.1:0", &addr, &m), RETE_OK);
+	rete_http_limits_default(&addr, &lim);
+	assert_int_equal(lim.per_addr, 0);
+	assert_int_equal(lim.header_ms, RETE_HTTP_HEADER_S * 1000);
+	assert_int_equal(lim.stall_ms, RETE_HTTP_STALL_S * 1000);
+	assert_int_equal(rete_http_addr_parse("10.0.0.5:0", &addr, &m), RETE_OK);
+	rete_http_limits_default(&addr, &lim);
+	assert_int_equal(lim.per_addr, RETE_HTTP_PER_ADDR_MAX);
+
+	rete_httpd *h = NULL;
+	assert_int_equal(rete_httpd_new(&h, "limits", &m), RETE_OK);
+	lim.per_addr = RETE_HTTP_CONNS_MAX + 1;
+	assert_int_equal(rete_httpd_set_limits(h, &lim, &m), RETE_EINVAL);
+	lim = (rete_http_limits){.per_addr = 2, .header_ms = 0, .stall_ms = 1000};
+	assert_int_equal(rete_httpd_set_limits(h, &lim, &m), RETE_EINVAL);
+	rete_httpd_free(&h);
+
+	/* two connections of 127.0.0.1 that send nothing: a third of that
+	 * address is closed at once, one of 127.0.0.2 is served (a header
+	 * deadline of a minute: the two stay meanwhile) */
+	int calls = 0;
+	lim = (rete_http_limits){.per_addr = 2, .header_ms = 60000, .stall_ms = 1000};
+	uint16_t port;
+	h = start_limited(&lim, &calls, &port);
+	assert_int_equal(rete_httpd_set_limits(h, &lim, &m), RETE_EINVAL); /* started */
+	int idle1 = conn_from("127.0.0.1", port), idle2 = conn_from("127.0.0.1", port);
+	static const char get[] = "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	int third = conn_from("127.0.0.1", port);
+	send(third, get, sizeof(get) - 1, MSG_NOSIGNAL);
+	assert_int_equal(answered(third), 0);
+	close(third);
+	int other = conn_from("127.0.0.2", port);
+	send(other, get, sizeof(get) - 1, MSG_NOSIGNAL);
+	assert_int_equal(answered(other), 200);
+	close(other);
+	assert_false(closed_within(idle1, 0, false));
+	assert_false(closed_within(idle2, 0, false));
+	close(idle1);
+	close(idle2);
+	rete_httpd_free(&h);
+
+	/* a header deadline of 0.6 s: connections that send nothing are closed */
+	lim = (rete_http_limits){.per_addr = 0, .header_ms = 600, .stall_ms = 1000};
+	h = start_limited(&lim, &calls, &port);
+	idle1 = conn_from("127.0.0.1", port);
+	assert_true(closed_within(idle1, 20000, false));
+	close(idle1);
+	/* headers that trickle, a byte every 100 ms: closed all the same */
+	int slow = conn_from("127.0.0.3", port);
+	send(slow, "GET /hello HTTP/1.1\r\nX-Slow: ", 30, MSG_NOSIGNAL);
+	assert_true(closed_within(slow, 20000, true));
+	close(slow);
+	/* so is a POST whose body trickles after whole headers */
+	slow = conn_from("127.0.0.3", port);
+	static const char post[] = "POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n";
+	send(slow, post, sizeof(post) - 1, MSG_NOSIGNAL);
+	assert_true(closed_within(slow, 20000, true));
+	close(slow);
+	/* a request sent whole is answered; a keep-alive connection's second
+	 * request too (its clock restarts at the end of the first answer) */
+	int fine = conn_from("127.0.0.3", port);
+	static const char keep[] = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+	send(fine, keep, sizeof(keep) - 1, MSG_NOSIGNAL);
+	assert_int_equal(answered(fine), 200);
+	send(fine, keep, sizeof(keep) - 1, MSG_NOSIGNAL);
+	assert_int_equal(answered(fine), 200);
+	close(fine);
+	assert_int_equal(calls, 3);
+	rete_httpd_free(&h);
+}
+
 static void test_signals_blocked(void **state)
 {
 	(void)state;
@@ -558,6 +729,7 @@ int main(void)
 	    cmocka_unit_test(test_connection_limit),
 	    cmocka_unit_test(test_signals_blocked),
 	    cmocka_unit_test(test_console_extensions),
+	    cmocka_unit_test(test_limits),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();
