@@ -11,11 +11,16 @@
  * part named that person are listed — never the other members of a case's
  * family. Deliveries come from the log's Delivery entries the broker
  * delivered to this agency (the sender) and the agent recorded; the index
- * of a sent message from its receipt (the agent's store). The read is
+ * of a sent message from its receipt (the agent's store). Each message
+ * names the copies the agency still holds ("files": inbox/NAME for what it
+ * received; sent/USED or failed/USED for what it sent, the name the agent
+ * recorded at the move or, for records older than that, found by the
+ * messageId of the receipts and refusals beside them). The read is
  * recorded in the agent's access record (the person as the pseudonym,
  * never the fiscal code) before anything is read.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -66,7 +71,7 @@ static void sar_usage(FILE *f)
 struct sar_words {
 	const char *title, *intro, *agency, *person, *asked, *none, *sent, *received, *to, *from,
 	    *delivered, *not_delivered, *index, *covered, *not_covered, *kinds[4], *col_what,
-	    *col_when, *col_who, *col_log, *footer;
+	    *col_when, *col_who, *col_log, *footer, *files, *no_files, *col_files;
 };
 
 static const struct sar_words words_it = {
@@ -93,7 +98,10 @@ static const struct sar_words words_it = {
     .col_log = "Registro",
     .footer = "Il registro della rete contiene solo codici; i dati personali viaggiano "
 	      "cifrati e il gestore della rete non può leggerli. Ogni ente risponde per ciò "
-	      "che ha inviato e ricevuto."};
+	      "che ha inviato e ricevuto.",
+    .files = "copia conservata dall'ente",
+    .no_files = "nessuna copia conservata dall'ente",
+    .col_files = "Copie conservate dall'ente"};
 
 static const struct sar_words words_en = {
     .title = "Answer to a subject-access request",
@@ -119,7 +127,10 @@ static const struct sar_words words_en = {
     .col_log = "Log",
     .footer = "The network's log holds codes only; personal data travels sealed and the "
 	      "network's operator cannot read it. Each agency answers for what it sent "
-	      "and received."};
+	      "and received.",
+    .files = "copy held by the agency",
+    .no_files = "no copy held by the agency",
+    .col_files = "Copies held by the agency"};
 
 static const char *sar_kind(const struct sar_words *w, const char *kind)
 {
@@ -164,11 +175,143 @@ static void sar_cover(json_t *o, const char *key, uint64_t idx, const rete_check
 		json_object_set_new(o, key, json_null());
 }
 
+/* The spool folders of the agency, for the copies it holds. */
+typedef struct sar_spool {
+	char sent[PATH_MAX], failed[PATH_MAX], inbox[PATH_MAX];
+	json_t *by_id; /* messageId -> ["sent/USED", ...], from a scan (lazily) */
+} sar_spool;
+
+/* sar_regular: is dir/name a regular file? */
+static bool sar_regular(const char *dir, const char *name)
+{
+	char path[PATH_MAX * 2];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* sar_companion_id: the messageId of dir/NAME+suffix (NULL when none);
+ * the caller frees it. */
+static char *sar_companion_id(const char *dir, const char *name, const char *suffix)
+{
+	char path[PATH_MAX * 2];
+	snprintf(path, sizeof(path), "%s/%s%s", dir, name, suffix);
+	json_t *o = json_load_file(path, 0, NULL);
+	const char *id = json_string_value(json_object_get(o, "messageId"));
+	char *out = id ? strdup(id) : NULL;
+	json_decref(o);
+	return out;
+}
+
+/* sar_add_file appends "sub/name" to files unless it is there. */
+static void sar_add_file(json_t *files, const char *sub, const char *name)
+{
+	char rel[PATH_MAX];
+	size_t i;
+	json_t *v;
+	snprintf(rel, sizeof(rel), "%s/%s", sub, name);
+	json_array_foreach(files, i, v)
+	{
+		if (strcmp(json_string_value(v), rel) == 0)
+			return;
+	}
+	json_array_append_new(files, json_string(rel));
+}
+
+/* sar_is_copy: is sub/name (in dir) the copy of message id, i.e. there
+ * and named by its companion (NAME.receipt.json, NAME.error.json)? */
+static bool sar_is_copy(const char *dir, const char *name, const char *suffix, const char *id)
+{
+	if (strchr(name, '/') != NULL || !sar_regular(dir, name))
+		return false;
+	char *cid = sar_companion_id(dir, name, suffix);
+	bool yes = cid != NULL && strcmp(cid, id) == 0;
+	free(cid);
+	return yes;
+}
+
+/* sar_scan_dir adds each message file of dir that has a companion ending
+ * in suffix to sp->by_id under its messageId. */
+static void sar_scan_dir(sar_spool *sp, const char *dir, const char *sub, const char *suffix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t sl = strlen(suffix);
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name);
+		if (e->d_name[0] == '.' || len <= sl || strcmp(e->d_name + len - sl, suffix) != 0)
+			continue;
+		char base[NAME_MAX + 1];
+		snprintf(base, sizeof(base), "%.*s", (int)(len - sl), e->d_name);
+		char *id = sar_companion_id(dir, base, suffix);
+		if (id != NULL && sar_regular(dir, base)) {
+			json_t *files = json_object_get(sp->by_id, id);
+			if (files == NULL) {
+				files = json_array();
+				json_object_set_new(sp->by_id, id, files);
+			}
+			sar_add_file(files, sub, base);
+		}
+		free(id);
+	}
+	closedir(d);
+}
+
+/* sar_files: the copies the agency holds of the message of index line o
+ * (a new array). What we received: its inbox/ file. What we sent: each
+ * sent/ or failed/ file the index names for it (its outbox name, then the
+ * name the move took) whose receipt or refusal names the message; when
+ * none does (a record from before the agent recorded the moves), the
+ * receipts and refusals of sent/ and failed/ are read once to find it. */
+static json_t *sar_files(const agent_config *cfg, sar_spool *sp, json_t *lines, json_t *o)
+{
+	json_t *files = json_array();
+	const char *dir = json_string_value(json_object_get(o, "dir"));
+	const char *id = json_string_value(json_object_get(o, "id"));
+	if (strcmp(dir, "sent") != 0) {
+		const char *f = json_string_value(json_object_get(o, "file"));
+		if (f != NULL && strchr(f, '/') == NULL && sar_regular(sp->inbox, f))
+			sar_add_file(files, "inbox", f);
+		return files;
+	}
+	size_t i;
+	json_t *l;
+	json_array_foreach(lines, i, l)
+	{
+		const char *f = json_string_value(json_object_get(l, "file"));
+		if (f == NULL ||
+		    strcmp(json_string_value(json_object_get(l, "dir")) ?: "", "sent") != 0 ||
+		    strcmp(json_string_value(json_object_get(l, "sender")) ?: "", cfg->id) != 0 ||
+		    strcmp(json_string_value(json_object_get(l, "id")) ?: "", id) != 0)
+			continue;
+		if (sar_is_copy(sp->sent, f, ".receipt.json", id))
+			sar_add_file(files, "sent", f);
+		if (sar_is_copy(sp->failed, f, ".error.json", id))
+			sar_add_file(files, "failed", f);
+	}
+	if (json_array_size(files) > 0)
+		return files;
+	if (sp->by_id == NULL) {
+		sp->by_id = json_object();
+		sar_scan_dir(sp, sp->sent, "sent", ".receipt.json");
+		sar_scan_dir(sp, sp->failed, "failed", ".error.json");
+	}
+	json_t *v;
+	json_array_foreach(json_object_get(sp->by_id, id), i, v) json_array_append(files, v);
+	return files;
+}
+
 /* sar_answer builds the JSON answer from the index lines. */
 static json_t *sar_answer(const agent_config *cfg, agent_db *db, json_t *lines, const char *mac1,
 			  const char *mac2, const rete_checkpoint *cp)
 {
 	json_t *msgs = json_array(), *seen = json_object();
+	sar_spool sp = {.by_id = NULL};
+	agent_spool_path(cfg, "sent", NULL, sp.sent, sizeof(sp.sent));
+	agent_spool_path(cfg, "failed", NULL, sp.failed, sizeof(sp.failed));
+	agent_spool_path(cfg, "inbox", NULL, sp.inbox, sizeof(sp.inbox));
 	size_t i, j;
 	json_t *o, *d;
 	char key[600];
@@ -243,9 +386,11 @@ static json_t *sar_answer(const agent_config *cfg, agent_db *db, json_t *lines, 
 			json_array_append_new(dl, x);
 		}
 		json_object_set_new(m, "deliveries", dl);
+		json_object_set_new(m, "files", sar_files(cfg, &sp, lines, o));
 		json_array_append_new(msgs, m);
 	}
 	json_decref(seen);
+	json_decref(sp.by_id);
 	return msgs;
 }
 
@@ -334,6 +479,8 @@ static void sar_html(FILE *f, const struct sar_words *w, const char *lang, json_
 		html_text(f, w->col_who);
 		fputs("</th><th>", f);
 		html_text(f, w->col_log);
+		fputs("</th><th>", f);
+		html_text(f, w->col_files);
 		fputs("</th></tr></thead>\n<tbody>\n", f);
 		json_array_foreach(msgs, i, m)
 		{
@@ -379,6 +526,16 @@ static void sar_html(FILE *f, const struct sar_words *w, const char *lang, json_
 				else
 					html_text(f, w->not_covered);
 			}
+			fputs("</td><td>", f);
+			json_t *files = json_object_get(m, "files");
+			if (json_array_size(files) == 0)
+				html_text(f, w->no_files);
+			json_array_foreach(files, j, d)
+			{
+				if (j > 0)
+					fputs("<br>", f);
+				html_text(f, json_string_value(d));
+			}
 			fputs("</td></tr>\n", f);
 		}
 		fputs("</tbody>\n</table>\n", f);
@@ -423,6 +580,11 @@ static void sar_text(FILE *f, const struct sar_words *w, json_t *ans)
 					json_integer_value(json_object_get(d, "deliveryIndex")));
 			fputc('\n', f);
 		}
+		json_t *files = json_object_get(m, "files");
+		if (json_array_size(files) == 0)
+			fprintf(f, "    %s\n", w->no_files);
+		json_array_foreach(files, j, d)
+		    fprintf(f, "    %s: %s\n", w->files, json_string_value(d));
 	}
 }
 
