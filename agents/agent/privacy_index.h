@@ -81,13 +81,14 @@ rete_err privacy_index_append(const char *data, json_t *rec, rete_msg *m);
  * RETE_EIO, RETE_ENOMEM. */
 rete_err privacy_index_load(const char *data, json_t **out, rete_msg *m);
 
-/* privacy_pending: is message sender/id still waiting for its delivery
- * (its retention has not started)? */
-typedef bool (*privacy_pending)(void *ctx, const char *sender, const char *id);
+/* privacy_pending: must the message of index line (borrowed) stay, though
+ * the line is older than the retention: still waiting for its delivery
+ * (its retention has not started), or a file it names still held? */
+typedef bool (*privacy_pending)(void *ctx, json_t *line);
 
 /* privacy_index_prune drops the records of messages whose latest line is
- * older than keep at now_ms, except those pending (may be NULL) says are
- * still waiting for their delivery, rewriting the file atomically; *erased
+ * older than keep at now_ms, except those of which pending (may be NULL)
+ * says a line older than that must stay, rewriting the file atomically; *erased
  * (a new array, may be NULL) lists the message ids dropped ("sender/id").
  * RETE_EIO, RETE_ENOMEM. */
 rete_err privacy_index_prune(const char *data, rete_keep keep, int64_t now_ms,

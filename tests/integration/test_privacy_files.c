@@ -351,12 +351,97 @@ static void test_prefix_sender(void **state)
 	assert_false(bad);
 }
 
+/* age_index rewrites every line of the person index at path as written
+ * days ago, and appends a record of a sent message "gone-1" of days ago
+ * whose file is gone (the scan's sign that it has looked). */
+static void age_index(const char *path, const char *sender, int days)
+{
+	char *text = tu_read_file(path, NULL);
+	assert_non_null(text);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	long long at = (long long)(rete_now_ms() - days * DAY_MS);
+	for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+		json_t *o = json_loads(line, 0, NULL);
+		assert_non_null(o);
+		json_object_set_new(o, "at", json_integer(at));
+		char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		fprintf(f, "%s\n", s);
+		free(s);
+		json_decref(o);
+	}
+	fprintf(f,
+		"{\"at\":%lld,\"persons\":[\"00\"],\"dir\":\"sent\",\"sender\":\"%s\","
+		"\"recipient\":\"x\",\"id\":\"gone-1\",\"kind\":\"referral\","
+		"\"file\":\"gone.json\"}\n",
+		at, sender);
+	assert_int_equal(fclose(f), 0);
+	free(text);
+}
+
+/* keep_records = 30d with the files kept for ever: a record 40 days old
+ * whose file the agency still holds stays (rete sar must still find the
+ * file), at the sender and at the recipient; one whose file is gone goes. */
+static void test_records_while_file_held(void **state)
+{
+	(void)state;
+	it_net *n = it_net_new("privfiles-records", NULL);
+	assert_non_null(n);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+	char text[2048], idx[2][1400], alog[2][1400];
+	int who[2] = {IT_SOCIAL, IT_CPI};
+	for (int i = 0; i < 2; i++) {
+		agent_file(n, who[i], "data/persons.jsonl", idx[i], sizeof(idx[i]));
+		agent_file(n, who[i], "data/access.log", alog[i], sizeof(alog[i]));
+	}
+	referral(text, sizeof(text), "held-file-1", "Maria Rossi", MOTHER_FC);
+	put_outbox(n, IT_SOCIAL, "kept.json", text, 0);
+	if (!wait_occurrences(idx[0], "\"delivered\":\"held-file-1\"", 1, 30000) ||
+	    !wait_occurrences(idx[1], "held-file-1", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("held-file-1 was not delivered and indexed at both agencies");
+	}
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(it_stop(&n->agent_pid[who[i]], SIGTERM, it_wait_ms()), 0);
+		age_index(idx[i], it_party_ids[who[i]], 40);
+		assert_true(it_agent_start_ex(n, who[i], "\n[privacy]\nkeep_records = 30d\n"));
+	}
+	char gone[2][200];
+	for (int i = 0; i < 2; i++) {
+		snprintf(gone[i], sizeof(gone[i]), "person-index record of message %s/gone-1",
+			 it_party_ids[who[i]]);
+		if (!wait_occurrences(alog[i], gone[i], 1, 30000)) {
+			it_show(n, i == 0 ? "social.mantova.log" : "cpi.mantova.log");
+			fail_msg("%s: no erasure of the record of gone-1 in %s",
+				 it_party_ids[who[i]], alog[i]);
+		}
+		if (tu_occurrences(alog[i], "held-file-1") != 0)
+			fail_msg("%s erased the person-index record of held-file-1 while it still "
+				 "holds its file: rete sar no longer finds that copy",
+				 it_party_ids[who[i]]);
+	}
+	json_t *m = sar_message(n, IT_SOCIAL, MOTHER_FC, "held-file-1");
+	assert_non_null(m);
+	assert_true(has_file(m, "sent/kept.json"));
+	json_decref(m);
+	m = sar_message(n, IT_CPI, MOTHER_FC, "held-file-1");
+	assert_non_null(m);
+	assert_int_equal(json_array_size(json_object_get(m, "files")), 1);
+	json_decref(m);
+	bool bad = false;
+	it_net_free(&n, false, &bad);
+	assert_false(bad);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_sent_name_reused),
 	    cmocka_unit_test(test_sent_nobody_clock),
 	    cmocka_unit_test(test_prefix_sender),
+	    cmocka_unit_test(test_records_while_file_held),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
