@@ -151,8 +151,8 @@ static bool has_file(json_t *m, const char *want)
  * first one's, and `rete sar` names each person's own file. */
 static void test_sent_name_reused(void **state)
 {
-	(void)state;
 	it_net *n = it_net_new("privfiles-reuse", NULL);
+	*state = n;
 	assert_non_null(n);
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_SOCIAL));
@@ -220,9 +220,6 @@ static void test_sent_name_reused(void **state)
 	assert_false(tu_exists(path));
 	assert_true(tu_exists(path2));
 	assert_int_equal(tu_occurrences(alog, "erased sent/referral.json.2"), 0);
-	bool bad = false;
-	it_net_free(&n, false, &bad);
-	assert_false(bad);
 }
 
 /* A note of the case that names nobody (not in the person index): its
@@ -230,8 +227,8 @@ static void test_sent_name_reused(void **state)
  * when the case system wrote it. */
 static void test_sent_nobody_clock(void **state)
 {
-	(void)state;
 	it_net *n = it_net_new("privfiles-nobody", NULL);
+	*state = n;
 	assert_non_null(n);
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_SOCIAL)); /* the job centre stays away */
@@ -287,9 +284,6 @@ static void test_sent_nobody_clock(void **state)
 		fail_msg("failed/bad.json, refused just now, counts from %.1f days ago (when the "
 			 "case system wrote it), not from its refusal",
 			 age);
-	bool bad = false;
-	it_net_free(&n, false, &bad);
-	assert_false(bad);
 }
 
 /* An expired person-index record of another sender whose id ("social") is
@@ -298,8 +292,8 @@ static void test_sent_nobody_clock(void **state)
  * delivery is still recorded and answered. */
 static void test_prefix_sender(void **state)
 {
-	(void)state;
 	it_net *n = it_net_new("privfiles-prefix", NULL);
+	*state = n;
 	assert_non_null(n);
 	assert_true(it_broker_start(n));
 	assert_true(
@@ -346,9 +340,6 @@ static void test_prefix_sender(void **state)
 	assert_non_null(m);
 	assert_int_equal(json_array_size(json_object_get(m, "deliveries")), 1);
 	json_decref(m);
-	bool bad = false;
-	it_net_free(&n, false, &bad);
-	assert_false(bad);
 }
 
 /* age_index rewrites every line of the person index at path as written
@@ -384,8 +375,8 @@ static void age_index(const char *path, const char *sender, int days)
  * file), at the sender and at the recipient; one whose file is gone goes. */
 static void test_records_while_file_held(void **state)
 {
-	(void)state;
 	it_net *n = it_net_new("privfiles-records", NULL);
+	*state = n;
 	assert_non_null(n);
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_SOCIAL));
@@ -430,18 +421,17 @@ static void test_records_while_file_held(void **state)
 	assert_non_null(m);
 	assert_int_equal(json_array_size(json_object_get(m, "files")), 1);
 	json_decref(m);
-	bool bad = false;
-	it_net_free(&n, false, &bad);
-	assert_false(bad);
 }
 
 int main(void)
 {
+	/* the teardown stops the processes and removes the folder, also
+	 * after a failure */
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_sent_name_reused),
-	    cmocka_unit_test(test_sent_nobody_clock),
-	    cmocka_unit_test(test_prefix_sender),
-	    cmocka_unit_test(test_records_while_file_held),
+	    cmocka_unit_test_teardown(test_sent_name_reused, it_teardown),
+	    cmocka_unit_test_teardown(test_sent_nobody_clock, it_teardown),
+	    cmocka_unit_test_teardown(test_prefix_sender, it_teardown),
+	    cmocka_unit_test_teardown(test_records_while_file_held, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
