@@ -20,6 +20,7 @@
  * never the fiscal code) before anything is read.
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -47,9 +48,11 @@ static void sar_usage(FILE *f)
 		   "updates and notes it sent or received whose sealed part named that person\n"
 		   "(by fiscal code, upper or lower case, or by the person's id in the case\n"
 		   "system), which agencies received them and when (from the log's Delivery\n"
-		   "entries), each with its log index and the checkpoint that covers it. Other\n"
-		   "persons of the same case are never listed. The agent indexes what it seals\n"
-		   "or opens from its first start with this version.\n"
+		   "entries), each with its log index and the checkpoint that covers it, and\n"
+		   "the copies the agency still holds (inbox/, sent/, failed/ files, also those\n"
+		   "of messages refused before they were sent). Other persons of the same case\n"
+		   "are never listed. The agent indexes what it seals or opens from its first\n"
+		   "start with this version.\n"
 		   "\n"
 		   "  --person FISCALCODE  the person's fiscal code\n"
 		   "  --person-id ID       the person's id in this agency's case system\n"
@@ -71,7 +74,8 @@ static void sar_usage(FILE *f)
 struct sar_words {
 	const char *title, *intro, *agency, *person, *asked, *none, *sent, *received, *to, *from,
 	    *delivered, *not_delivered, *index, *covered, *not_covered, *kinds[4], *col_what,
-	    *col_when, *col_who, *col_log, *footer, *files, *no_files, *col_files;
+	    *col_when, *col_who, *col_log, *footer, *files, *no_files, *col_files, *refused,
+	    *reason;
 };
 
 static const struct sar_words words_it = {
@@ -101,7 +105,10 @@ static const struct sar_words words_it = {
 	      "che ha inviato e ricevuto.",
     .files = "copia conservata dall'ente",
     .no_files = "nessuna copia conservata dall'ente",
-    .col_files = "Copie conservate dall'ente"};
+    .col_files = "Copie conservate dall'ente",
+    .refused = "Comunicazioni rifiutate prima dell'invio, di cui l'ente conserva la copia "
+	       "scritta dal proprio gestionale",
+    .reason = "motivo"};
 
 static const struct sar_words words_en = {
     .title = "Answer to a subject-access request",
@@ -130,7 +137,10 @@ static const struct sar_words words_en = {
 	      "and received.",
     .files = "copy held by the agency",
     .no_files = "no copy held by the agency",
-    .col_files = "Copies held by the agency"};
+    .col_files = "Copies held by the agency",
+    .refused = "Messages refused before they were sent, of which the agency holds the copy "
+	       "its case system wrote",
+    .reason = "reason"};
 
 static const char *sar_kind(const struct sar_words *w, const char *kind)
 {
@@ -303,6 +313,120 @@ static json_t *sar_files(const agent_config *cfg, sar_spool *sp, json_t *lines, 
 	return files;
 }
 
+/* sar_bytes_name: does the file at path hold the fiscal code fc (already
+ * upper case, no spaces), in any case? Read in pieces, for a file that is
+ * not JSON or too large to parse. */
+static bool sar_bytes_name(const char *path, const char *fc)
+{
+	size_t fl = strlen(fc);
+	if (fl == 0 || fl > 64)
+		return false;
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return false;
+	enum { PIECE = 1 << 20 };
+	char *buf = malloc(PIECE + 64);
+	bool found = false;
+	size_t keep = 0, got;
+	while (buf != NULL && !found && (got = fread(buf + keep, 1, PIECE, f)) > 0) {
+		size_t len = keep + got;
+		for (size_t i = keep; i < len; i++)
+			buf[i] = (char)toupper((unsigned char)buf[i]);
+		found = memmem(buf, len, fc, fl) != NULL;
+		keep = len < fl - 1 ? len : fl - 1;
+		memmove(buf, buf + len - keep, keep);
+	}
+	free(buf);
+	fclose(f);
+	return found;
+}
+
+/* sar_refused: the files of failed/ refused before they were sealed (in no
+ * index record: the agent never sealed them) that name the person, as the
+ * case system wrote them: private.person.fiscalCode or .personId (ours:
+ * our case system wrote it) turned into the pseudonym and compared, and
+ * the whole file (JSON or not, parsed only up to 64 MiB) searched for the
+ * fiscal code itself, in any case (one in the metadata is a typical
+ * refusal). Files already listed in msgs are left out. A new array of
+ * {"file","messageId","code","refusedAt"}. */
+static json_t *sar_refused(const agent_config *cfg, const privacy_key *key, const char *fc,
+			   const char *mac1, const char *mac2, json_t *msgs)
+{
+	char dir[PATH_MAX], path[PATH_MAX * 2], norm[80] = "", hex[PRIVACY_MAC_HEX];
+	json_t *out = json_array();
+	size_t n = 0;
+	for (const char *p = fc ? fc : ""; *p && n + 1 < sizeof(norm); p++)
+		if (!isspace((unsigned char)*p))
+			norm[n++] = (char)toupper((unsigned char)*p);
+	norm[n] = '\0';
+	agent_spool_path(cfg, "failed", NULL, dir, sizeof(dir));
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		const char *name = e->d_name;
+		size_t len = strlen(name);
+		static const char *const skip[] = {".error.json", ".ack", ".tmp"};
+		bool companion = name[0] == '.';
+		for (size_t k = 0; k < sizeof(skip) / sizeof(skip[0]); k++)
+			if (len > strlen(skip[k]) &&
+			    strcmp(name + len - strlen(skip[k]), skip[k]) == 0)
+				companion = true;
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		if (companion || lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		char rel[PATH_MAX];
+		snprintf(rel, sizeof(rel), "failed/%s", name);
+		bool listed = false;
+		size_t i, j;
+		json_t *m, *v;
+		json_array_foreach(msgs, i, m)
+		{
+			json_array_foreach(json_object_get(m, "files"), j, v)
+			{
+				if (strcmp(json_string_value(v), rel) == 0)
+					listed = true;
+			}
+		}
+		if (listed)
+			continue;
+		bool names = false;
+		json_t *doc = st.st_size <= (64 << 20) ? json_load_file(path, 0, NULL) : NULL;
+		if (json_is_object(doc)) {
+			json_t *person = json_object_get(json_object_get(doc, "private"), "person");
+			const char *pfc = json_string_value(json_object_get(person, "fiscalCode"));
+			const char *pid = json_string_value(json_object_get(person, "personId"));
+			names = (mac1[0] && pfc && privacy_mac_fiscal(key, pfc, hex) &&
+				 strcmp(hex, mac1) == 0) ||
+				(mac2[0] && pid && privacy_mac_person_id(key, pid, hex) &&
+				 strcmp(hex, mac2) == 0);
+		}
+		/* anywhere else too: a fiscal code in the metadata is a typical
+		 * refusal (personal-data) */
+		if (!names)
+			names = norm[0] && sar_bytes_name(path, norm);
+		json_decref(doc);
+		if (!names)
+			continue;
+		json_t *r = json_object();
+		json_object_set_new(r, "file", json_string(rel));
+		snprintf(path, sizeof(path), "%s/%s.error.json", dir, name);
+		json_t *err = json_load_file(path, 0, NULL);
+		if (json_is_string(json_object_get(err, "messageId")))
+			json_object_set(r, "messageId", json_object_get(err, "messageId"));
+		if (json_is_string(json_object_get(err, "code")))
+			json_object_set(r, "code", json_object_get(err, "code"));
+		json_decref(err);
+		json_object_set_new(
+		    r, "refusedAt",
+		    sar_time((int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000));
+		json_array_append_new(out, r);
+	}
+	if (d != NULL)
+		closedir(d);
+	return out;
+}
+
 /* sar_answer builds the JSON answer from the index lines. */
 static json_t *sar_answer(const agent_config *cfg, agent_db *db, json_t *lines, const char *mac1,
 			  const char *mac2, const rete_checkpoint *cp)
@@ -466,11 +590,12 @@ static void sar_html(FILE *f, const struct sar_words *w, const char *lang, json_
 	fputs("</dt><dd>", f);
 	html_text(f, js(ans, "answeredAt"));
 	fputs("</dd>\n</dl>\n", f);
-	if (json_array_size(msgs) == 0) {
+	json_t *refused = json_object_get(ans, "refused");
+	if (json_array_size(msgs) == 0 && json_array_size(refused) == 0) {
 		fputs("<p>", f);
 		html_text(f, w->none);
 		fputs("</p>\n", f);
-	} else {
+	} else if (json_array_size(msgs) > 0) {
 		fputs("<table>\n<thead><tr><th>", f);
 		html_text(f, w->col_what);
 		fputs("</th><th>", f);
@@ -540,6 +665,27 @@ static void sar_html(FILE *f, const struct sar_words *w, const char *lang, json_
 		}
 		fputs("</tbody>\n</table>\n", f);
 	}
+	if (json_array_size(refused) > 0) {
+		fputs("<h2>", f);
+		html_text(f, w->refused);
+		fputs("</h2>\n<ul>\n", f);
+		json_array_foreach(refused, i, m)
+		{
+			fputs("<li>", f);
+			html_text(f, js(m, "file"));
+			fputs(", ", f);
+			html_text(f, js(m, "refusedAt"));
+			if (js(m, "code")[0]) {
+				fputs(" (", f);
+				html_text(f, w->reason);
+				fputs(": ", f);
+				html_text(f, js(m, "code"));
+				fputs(")", f);
+			}
+			fputs("</li>\n", f);
+		}
+		fputs("</ul>\n", f);
+	}
 	fputs("<p>", f);
 	html_text(f, w->footer);
 	fputs("</p>\n</body>\n</html>\n", f);
@@ -553,7 +699,8 @@ static void sar_text(FILE *f, const struct sar_words *w, json_t *ans)
 	json_t *m, *d;
 	fprintf(f, "%s\n%s: %s\n%s: %s\n%s: %s\n\n", w->title, w->agency, js(ans, "agency"),
 		w->person, sar_who(ans), w->asked, js(ans, "answeredAt"));
-	if (json_array_size(msgs) == 0)
+	json_t *refused = json_object_get(ans, "refused");
+	if (json_array_size(msgs) == 0 && json_array_size(refused) == 0)
 		fprintf(f, "%s\n", w->none);
 	json_array_foreach(msgs, i, m)
 	{
@@ -585,6 +732,15 @@ static void sar_text(FILE *f, const struct sar_words *w, json_t *ans)
 			fprintf(f, "    %s\n", w->no_files);
 		json_array_foreach(files, j, d)
 		    fprintf(f, "    %s: %s\n", w->files, json_string_value(d));
+	}
+	if (json_array_size(refused) > 0)
+		fprintf(f, "\n%s:\n", w->refused);
+	json_array_foreach(refused, i, m)
+	{
+		fprintf(f, "- %s, %s", js(m, "file"), js(m, "refusedAt"));
+		if (js(m, "code")[0])
+			fprintf(f, " (%s: %s)", w->reason, js(m, "code"));
+		fputc('\n', f);
 	}
 }
 
@@ -653,7 +809,6 @@ int cmd_sar(int argc, char **argv)
 		fprintf(stderr, "rete sar: --person and --person-id must not be empty\n");
 		goto out;
 	}
-	privacy_key_free(&key);
 	{
 		/* Recorded before reading, as the pseudonym: the access record
 		 * must not itself become a list of fiscal codes. */
@@ -694,7 +849,10 @@ int cmd_sar(int argc, char **argv)
 	} else {
 		json_object_set_new(ans, "checkpoint", json_null());
 	}
-	json_object_set_new(ans, "messages", sar_answer(&cfg, db, lines, mac1, mac2, cpp));
+	json_t *msgs = sar_answer(&cfg, db, lines, mac1, mac2, cpp);
+	json_object_set_new(ans, "messages", msgs);
+	json_object_set_new(ans, "refused", sar_refused(&cfg, key, person, mac1, mac2, msgs));
+	privacy_key_free(&key);
 	if (html != NULL) {
 		/* the page names the person and the services that concerned
 		 * her: readable by the operator alone, like the agent's files

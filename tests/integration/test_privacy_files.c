@@ -423,6 +423,75 @@ static void test_records_while_file_held(void **state)
 	json_decref(m);
 }
 
+/* A message refused before it was sealed (invalid) is never in the person
+ * index, yet failed/ keeps it as the case system wrote it, the person's
+ * data in clear: the person's answer names that copy, nobody else's does. */
+static void test_sar_refused_copy(void **state)
+{
+	it_net *n = it_net_new("privfiles-refused", NULL);
+	*state = n;
+	assert_non_null(n);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	char text[2048], failed[1300], path[1500], ini[1400], *out = NULL;
+	/* no service: refused as invalid before anything is sealed */
+	snprintf(text, sizeof(text),
+		 "{\"id\": \"refused-1\", \"operator\": {\"staffId\": \"as-0042\", \"role\": "
+		 "\"social-worker\"}, \"recipient\": \"%s\", \"caseId\": \"" CASE "\", "
+		 "\"referral\": {\"priority\": \"routine\"}, \"private\": {\"person\": "
+		 "{\"name\": \"Maria Rossi\", \"fiscalCode\": \"" MOTHER_FC "\", \"personId\": "
+		 "\"P-0042\"}}}",
+		 it_party_ids[IT_CPI]);
+	put_outbox(n, IT_SOCIAL, "incomplete.json", text, 0);
+	it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	snprintf(path, sizeof(path), "%s/incomplete.json.error.json", failed);
+	if (!wait_exists(path, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("incomplete.json was not refused");
+	}
+	/* her fiscal code where a code goes: refused as personal data */
+	snprintf(text, sizeof(text),
+		 "{\"operator\": {\"staffId\": \"as-0042\", \"role\": \"social-worker\"}, "
+		 "\"recipient\": \"%s\", \"caseId\": \"" MOTHER_FC "\", \"note\": "
+		 "{\"kind\": \"meeting-minutes\"}}",
+		 it_party_ids[IT_CPI]);
+	put_outbox(n, IT_SOCIAL, "in-metadata.json", text, 0);
+	snprintf(path, sizeof(path), "%s/in-metadata.json.error.json", failed);
+	if (!wait_exists(path, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("in-metadata.json was not refused");
+	}
+	agent_file(n, IT_SOCIAL, "agent.ini", ini, sizeof(ini));
+	const char *asks[] = {"--person rssmra85m41e897x", "--person-id P-0042",
+			      "--person " SON_FC};
+	for (int i = 0; i < 3; i++) {
+		int rc = tu_run(&out, "%s/rete sar %s -c %s --json", n->bin, asks[i], ini);
+		assert_int_equal(rc, 0);
+		bool named = strstr(out, "failed/incomplete.json") != NULL;
+		if (i < 2 && !named)
+			fail_msg("rete sar %s does not name failed/incomplete.json, the refused "
+				 "copy of her referral the agency holds: %s",
+				 asks[i], out);
+		if (i == 2 && named)
+			fail_msg("the son's answer names the mother's refused file: %s", out);
+		/* the fiscal code in the metadata: found by the code itself */
+		if (i == 0 && strstr(out, "failed/in-metadata.json") == NULL)
+			fail_msg("rete sar does not name failed/in-metadata.json, refused for "
+				 "her fiscal code in its caseId: %s",
+				 out);
+		if (i == 2 && strstr(out, "failed/in-metadata.json") != NULL)
+			fail_msg("the son's answer names failed/in-metadata.json: %s", out);
+		free(out);
+	}
+	/* the text says it in Italian */
+	int rc = tu_run(&out, "%s/rete sar --person " MOTHER_FC " -c %s", n->bin, ini);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "rifiutat"));
+	assert_non_null(strstr(out, "failed/incomplete.json"));
+	assert_null(strstr(out, "Nessuna comunicazione"));
+	free(out);
+}
+
 int main(void)
 {
 	/* the teardown stops the processes and removes the folder, also
@@ -432,6 +501,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_sent_nobody_clock, it_teardown),
 	    cmocka_unit_test_teardown(test_prefix_sender, it_teardown),
 	    cmocka_unit_test_teardown(test_records_while_file_held, it_teardown),
+	    cmocka_unit_test_teardown(test_sar_refused_copy, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
