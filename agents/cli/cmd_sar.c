@@ -15,7 +15,9 @@
  * names the copies the agency still holds ("files": inbox/NAME for what it
  * received; sent/USED or failed/USED for what it sent, the name the agent
  * recorded at the move or, for records older than that, found by the
- * messageId of the receipts and refusals beside them). The read is
+ * messageId of the receipts and refusals beside them), and "refused" the
+ * files of failed/ refused before they were sealed (in no index record)
+ * that name the person (sar_refused). The read is
  * recorded in the agent's access record (the person as the pseudonym,
  * never the fiscal code) before anything is read.
  */
