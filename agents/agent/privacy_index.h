@@ -16,14 +16,19 @@
  *    "id":ID,"kind":"referral","referral":REF,"case":CASE,"file":NAME}
  *   {"at":MS,"persons":[...],"dir":"received",...,"index":N,"loggedAt":MS,
  *    "file":INBOX_NAME}
+ *   {"at":MS,"dir":"sent","sender":S,"id":ID,"file":USED,"filed":true}
  *   {"at":MS,"delivered":ID,"sender":S,"recipient":R,"index":N,
  *    "deliveryIndex":N,"deliveredAt":MS}
  *
- * The last kind records the broker's Delivery entry for one of our
- * messages (from the log, delivered to us as its sender). Lines are
- * appended durably; records past the retention ([privacy] keep_records)
- * are dropped by rewriting the file atomically (all lines of one message
- * together, counted from its latest line: its delivery).
+ * The "filed" kind records the name one of our messages took in sent/ at
+ * its receipt (NAME, or NAME.2... when sent/ held a NAME), for every
+ * message, naming someone or not; the last kind records the broker's
+ * Delivery entry for one of our messages (from the log, delivered to us
+ * as its sender). Lines are appended durably; records past the retention
+ * ([privacy] keep_records) are dropped by rewriting the file atomically
+ * (all lines of one message together, counted from its latest line: its
+ * delivery), except those the caller says must stay (privacy_pending:
+ * the message still held, or a file a line names still kept).
  */
 #ifndef RETE_PRIVACY_INDEX_H
 #define RETE_PRIVACY_INDEX_H
