@@ -3,7 +3,8 @@
  *
  * - a sent/ file whose outbox name was taken in sent/ already (the case
  *   system writes referral.json for every referral: the second one lands
- *   as sent/referral.json.2) is the file `rete sar` names for its person,
+ *   as sent/referral.json.2) is the file `rete sar` names for its person
+ *   (with the copy of the same message written again as again.json),
  *   and its clock starts at its receipt and again at its delivery; the
  *   delivery never restarts the clock of the other message's file of that
  *   name;
@@ -201,6 +202,21 @@ static void test_sent_name_reused(void **state)
 			 "agency holds of reuse-b: %s",
 			 json_dumps(m, JSON_COMPACT));
 	assert_false(has_file(m, "sent/referral.json"));
+	json_decref(m);
+	/* the same message written again under another name: answered with
+	 * its original receipt, a second copy in sent/, named too */
+	char again[1500];
+	snprintf(again, sizeof(again), "%s/again.json.receipt.json", sent);
+	put_outbox(n, IT_SOCIAL, "again.json", text, 0);
+	if (!wait_exists(again, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("again.json (reuse-b sent again) was not answered");
+	}
+	m = sar_message(n, IT_SOCIAL, SON_FC, "reuse-b");
+	assert_non_null(m);
+	if (!has_file(m, "sent/again.json") || !has_file(m, "sent/referral.json.2"))
+		fail_msg("the son's answer does not name both copies of reuse-b: %s",
+			 json_dumps(m, JSON_COMPACT));
 	json_decref(m);
 	m = sar_message(n, IT_SOCIAL, MOTHER_FC, "reuse-a");
 	assert_non_null(m);
