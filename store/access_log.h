@@ -15,7 +15,12 @@
  * authority expects as a minimum) are dropped by rewriting the kept lines
  * into a new file that replaces the old one atomically (rename), under the
  * same lock; a writer that finds the file replaced under it opens the new
- * one. The file is created mode 0600. Nothing here ever holds personal
+ * one. The file is created mode 0600. A file that reaches the part size
+ * (64 MiB by default) is closed as a part, renamed PATH.YYYYMMDDTHHMMSSmmmZ
+ * (the UTC time of its last line), and the next line starts a new PATH:
+ * the record is PATH and its parts, and a prune removes the parts closed
+ * before the retention whole and rewrites at most one file (the oldest
+ * part it keeps, or PATH), never the whole record. Nothing here ever holds personal
  * data: callers write codes and pseudonyms in `what` (a person asked for by
  * `rete sar` appears as the agency's keyed pseudonym, never as a fiscal
  * code).
@@ -82,12 +87,20 @@ rete_err rete_access_log_open(const char *path, rete_keep keep, bool sync, rete_
  * RETE_ENOMEM, RETE_EINVAL (r->program or r->what missing). */
 rete_err rete_access_log_add(rete_access_log *l, const rete_access_rec *r, rete_msg *m);
 
+/* RETE_ACCESS_SEGMENT_DEFAULT: the size at which the file is closed as a
+ * part. */
+#define RETE_ACCESS_SEGMENT_DEFAULT ((int64_t)64 << 20)
+
+/* rete_access_log_set_segment sets l's part size (bytes; 0: one file). */
+void rete_access_log_set_segment(rete_access_log *l, int64_t bytes);
+
 /* rete_access_log_close closes *l and sets it to NULL; NULL is fine. */
 void rete_access_log_close(rete_access_log **l);
 
 /* rete_access_log_prune drops the lines of path older than the retention
  * at now_ms (lines that do not parse are kept: never lose a record we
- * cannot read), rewriting the file atomically; *dropped (may be NULL) says
+ * cannot read), rewriting the file atomically, and the parts of the record
+ * closed before the retention (see above); *dropped (may be NULL) says
  * how many. A missing file is fine (0 dropped). Errors: RETE_EIO,
  * RETE_ENOMEM. */
 rete_err rete_access_log_prune(const char *path, rete_keep keep, int64_t now_ms, size_t *dropped,

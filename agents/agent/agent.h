@@ -228,6 +228,12 @@ rete_err agent_privacy_start(agent *a, rete_msg *m);
 void agent_privacy_sealed(agent *a, const char *file, const Rete__Message *msg,
 			  const Rete__Private *priv);
 
+/* agent_privacy_filed: outbox/NAME was moved to SUB/used (sub "sent" at its
+ * receipt, "failed" at its refusal) as our message id (NULL when none): its
+ * time is set to now, the start of its retention, and for sent/ the name
+ * is recorded in the person index, for its delivery (agent_privacy_opened). */
+void agent_privacy_filed(agent *a, const char *sub, const char *id, const char *used);
+
 /* agent_privacy_opened indexes an entry written to inbox/fname: the persons
  * of its opened sealed part (priv, may be NULL), or, for the broker's
  * Delivery of one of our indexed messages, who received it and when. */

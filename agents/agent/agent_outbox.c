@@ -269,6 +269,7 @@ static void out_fail_doc(agent *a, const char *name, const agent_spool_ident *or
 				  name, code, error, m.text);
 		return;
 	}
+	agent_privacy_filed(a, "failed", id, ans.used);
 	agent_log(a, "warning", "%s: refused (%s%s%s): %s; moved to failed/%s%s", name, code,
 		  field && field[0] ? ", " : "", field ? field : "", error, ans.used,
 		  ans.replaced ? " (what was refused: outbox/ holds another file of that name now, "
@@ -588,6 +589,7 @@ static bool out_known_id(agent *a, const char *name, const agent_spool_ident *or
 				  name, id, m.text);
 		return true;
 	}
+	agent_privacy_filed(a, "sent", id, ans.used);
 	if (ans.replaced)
 		a->out_rescan = true;
 	agent_log(a, "info",
@@ -1558,6 +1560,7 @@ static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 				  .fallback_user = &it->signed_msg};
 	if (agent_spool_answer_put(&ans, &m) != RETE_OK)
 		goto fail;
+	agent_privacy_filed(a, "sent", it->id, ans.used);
 	if (agent_db_outbox_del(a->db, it->name, it->hash, &m) != RETE_OK)
 		agent_log(a, "error", "%s: %s", it->name, m.text);
 	agent_log(a, "info", "%s: accepted as %s at log index %" PRIu64 "; moved to sent/%s%s",

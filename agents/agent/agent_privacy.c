@@ -5,13 +5,17 @@
  *
  * Retention ([privacy] keep_sent, keep_failed, keep_inbox, keep_records;
  * default: kept for ever) is counted from a file's modification time: the
- * agent writes an inbox/ file when the entry is delivered to it, moves a
- * sent/ file there at its receipt and sets its time again (and its
- * .receipt.json's) when the log's Delivery entry of a message the person
- * index covers comes, so such a sent file counts from its delivery (one the
- * index does not cover counts from its receipt); a sent file whose message is
- * still held for its delivery ("held" in the store) is never erased; a
- * failed/ file counts from its refusal. Where the
+ * agent writes an inbox/ file when the entry is delivered to it; it moves a
+ * file to sent/ at its receipt, or to failed/ at its refusal, and sets its
+ * time then (a move keeps the time the case system wrote it); it sets the
+ * time of sent/USED and sent/USED.receipt.json again when the log's
+ * Delivery entry of the message comes, so a sent file counts from its
+ * delivery. Which sent/ file is the message's: USED is the name the move
+ * took (NAME, or NAME.2... when sent/ held one of that name), recorded in
+ * the person index at the move ("filed" lines, for every message, naming
+ * someone or not), and a file is touched only when its .receipt.json names
+ * the message. A sent file whose message is still held for its delivery
+ * ("held" in the store) is never erased. Where the
  * case system records that it took a file, by writing NAME.ack beside it
  * (any content), the count starts from the later of the two; the .ack goes
  * with its file. The scan runs at the start and every [privacy] scan.
@@ -40,7 +44,7 @@ struct agent_privacy {
 	privacy_key *key;
 	rete_access_log *access;
 	int64_t next_scan;
-	json_t *sent_files; /* message id -> its sent/ file name (our sealed ones) */
+	json_t *sent_files; /* our message id -> its sent/ file names (array) */
 	json_t *referrals;  /* "case\nreferral id" -> the persons its referral named */
 };
 
@@ -63,6 +67,26 @@ static void ap_remember_referral(struct agent_privacy *p, json_t *o)
 		return;
 	ap_refkey(o, key, sizeof(key));
 	json_object_set(p->referrals, key, persons);
+}
+
+/* ap_add_file records name as one of the sent/ files of our message id. */
+static void ap_add_file(struct agent_privacy *p, const char *id, const char *name)
+{
+	json_t *names = json_object_get(p->sent_files, id);
+	size_t i;
+	json_t *v;
+	if (id == NULL || id[0] == '\0' || name == NULL || name[0] == '\0')
+		return;
+	if (names == NULL) {
+		names = json_array();
+		json_object_set_new(p->sent_files, id, names);
+	}
+	json_array_foreach(names, i, v)
+	{
+		if (strcmp(json_string_value(v), name) == 0)
+			return;
+	}
+	json_array_append_new(names, json_string(name));
 }
 
 /* ap_record writes one line of the agent's access record (erasures). */
@@ -101,9 +125,11 @@ rete_err agent_privacy_start(agent *a, rete_msg *m)
 	{
 		const char *dir = json_string_value(json_object_get(o, "dir"));
 		const char *id = json_string_value(json_object_get(o, "id"));
-		json_t *file = json_object_get(o, "file");
-		if (dir && id && json_is_string(file) && strcmp(dir, "sent") == 0)
-			json_object_set(p->sent_files, id, file);
+		const char *sender = json_string_value(json_object_get(o, "sender"));
+		const char *file = json_string_value(json_object_get(o, "file"));
+		if (dir && id && sender && strcmp(dir, "sent") == 0 &&
+		    strcmp(sender, a->cfg.id) == 0)
+			ap_add_file(p, id, file);
 		ap_remember_referral(p, o);
 	}
 	json_decref(lines);
@@ -187,19 +213,71 @@ void agent_privacy_sealed(agent *a, const char *file, const Rete__Message *msg,
 			  "person",
 			  m.text, msg->id);
 	else
-		json_object_set_new(a->privacy->sent_files, msg->id, json_string(file));
+		ap_add_file(a->privacy, msg->id, file);
 	json_decref(o);
 }
 
-/* ap_touch sets sent/NAME's and sent/NAME.receipt.json's times to now: a
- * sent file's retention counts from its delivery. */
-static void ap_touch(agent *a, const char *name)
+void agent_privacy_filed(agent *a, const char *sub, const char *id, const char *used)
 {
-	char path[4200];
-	snprintf(path, sizeof(path), "%s/%s", a->sent_dir, name);
+	char path[4400];
+	rete_msg m = {{0}};
+	bool sent = strcmp(sub, "sent") == 0;
+	/* a move keeps the time the case system wrote the file: its retention
+	 * counts from now (the receipt, or the refusal) */
+	snprintf(path, sizeof(path), "%s/%s", sent ? a->sent_dir : a->failed_dir, used);
 	utimensat(AT_FDCWD, path, NULL, 0);
-	snprintf(path, sizeof(path), "%s/%s.receipt.json", a->sent_dir, name);
-	utimensat(AT_FDCWD, path, NULL, 0);
+	if (a->privacy == NULL || !sent || id == NULL || id[0] == '\0')
+		return;
+	/* which sent/ file is the message's, for its delivery: USED is not
+	 * NAME when sent/ held a NAME already */
+	json_t *o = json_object();
+	json_object_set_new(o, "at", json_integer(rete_now_ms()));
+	json_object_set_new(o, "dir", json_string("sent"));
+	json_object_set_new(o, "sender", json_string(a->cfg.id));
+	json_object_set_new(o, "id", json_string(id));
+	json_object_set_new(o, "file", json_string(used));
+	json_object_set_new(o, "filed", json_true());
+	if (privacy_index_append(a->cfg.data, o, &m) != RETE_OK)
+		agent_log(a, "error",
+			  "person index: %s; the retention of sent/%s will not count from the "
+			  "delivery of %s",
+			  m.text, used, id);
+	ap_add_file(a->privacy, id, used);
+	json_decref(o);
+}
+
+/* ap_receipt_names: does DIR/NAME+suffix (NAME.receipt.json,
+ * NAME.error.json) name message id? */
+static bool ap_receipt_names(const char *dir, const char *name, const char *suffix, const char *id)
+{
+	char path[4400];
+	snprintf(path, sizeof(path), "%s/%s%s", dir, name, suffix);
+	json_t *r = json_load_file(path, 0, NULL);
+	const char *rid = json_string_value(json_object_get(r, "messageId"));
+	bool yes = rid != NULL && strcmp(rid, id) == 0;
+	json_decref(r);
+	return yes;
+}
+
+/* ap_touch sets the times of our message id's sent/ files (and their
+ * .receipt.json) to now: a sent file's retention counts from its delivery.
+ * Only a file whose receipt names the message: another message's file of
+ * the same name keeps its clock. */
+static void ap_touch(agent *a, const char *id, json_t *names)
+{
+	char path[4400];
+	size_t i;
+	json_t *v;
+	json_array_foreach(names, i, v)
+	{
+		const char *name = json_string_value(v);
+		if (name == NULL || !ap_receipt_names(a->sent_dir, name, ".receipt.json", id))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", a->sent_dir, name);
+		utimensat(AT_FDCWD, path, NULL, 0);
+		snprintf(path, sizeof(path), "%s/%s.receipt.json", a->sent_dir, name);
+		utimensat(AT_FDCWD, path, NULL, 0);
+	}
 }
 
 void agent_privacy_opened(agent *a, const Rete__LogEntry *le, const Rete__Message *msg,
@@ -214,10 +292,10 @@ void agent_privacy_opened(agent *a, const Rete__LogEntry *le, const Rete__Messag
 		/* The broker's Delivery entry of one of our messages: who got it
 		 * and when, from the log (the sar answer's "delivered"). */
 		const Rete__Delivery *d = msg->delivery;
-		json_t *file = json_object_get(a->privacy->sent_files, d->message_id);
-		if (file == NULL)
-			return; /* none of our sealed parts: no person concerned */
-		ap_touch(a, json_string_value(file));
+		json_t *files = json_object_get(a->privacy->sent_files, d->message_id);
+		if (files == NULL)
+			return; /* none of ours we know a file of */
+		ap_touch(a, d->message_id, files);
 		o = json_object();
 		json_object_set_new(o, "at", json_integer(rete_now_ms()));
 		json_object_set_new(o, "delivered", json_string(d->message_id));
@@ -381,11 +459,43 @@ static void ap_scan_dir(agent *a, const char *sub, const char *dir, rete_keep ke
 	free(names);
 }
 
-/* ap_pending: the person index's question (privacy_pending). */
-static bool ap_pending(void *ctx, const char *sender, const char *id)
+/* ap_regular: is dir/name a regular file? */
+static bool ap_regular(const char *dir, const char *name)
+{
+	char path[4400];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* ap_pending: the person index's question (privacy_pending): a record of
+ * ours still held for its delivery stays, and so does a record naming a
+ * file the agency still holds (inbox/NAME for what it received; sent/NAME
+ * or failed/NAME whose receipt or refusal names the message for what it
+ * sent): rete sar must find every copy it holds. */
+static bool ap_pending(void *ctx, json_t *line)
 {
 	agent *a = ctx;
-	return strcmp(sender, a->cfg.id) == 0 && ap_held(a, id);
+	const char *sender = json_string_value(json_object_get(line, "sender"));
+	const char *id = json_string_value(json_object_get(line, "id"));
+	const char *dir = json_string_value(json_object_get(line, "dir"));
+	const char *file = json_string_value(json_object_get(line, "file"));
+	if (sender == NULL || id == NULL)
+		return false;
+	bool ours = strcmp(sender, a->cfg.id) == 0;
+	if (ours && ap_held(a, id))
+		return true;
+	if (dir == NULL || file == NULL || file[0] == '\0' || file[0] == '.' ||
+	    strchr(file, '/') != NULL)
+		return false;
+	if (strcmp(dir, "received") == 0)
+		return ap_regular(a->inbox_dir, file);
+	if (strcmp(dir, "sent") == 0 && ours)
+		return (ap_regular(a->sent_dir, file) &&
+			ap_receipt_names(a->sent_dir, file, ".receipt.json", id)) ||
+		       (ap_regular(a->failed_dir, file) &&
+			ap_receipt_names(a->failed_dir, file, ".error.json", id));
+	return false;
 }
 
 /* ap_scan erases what is past its retention: spool files and index

@@ -254,10 +254,8 @@ rete_err privacy_index_prune(const char *data, rete_keep keep, int64_t now_ms,
 	{
 		pi_msgkey(o, key, sizeof(key));
 		json_int_t at = json_integer_value(json_object_get(o, "at"));
-		const char *id = json_string_value(json_object_get(o, "id"));
-		const char *sender = json_string_value(json_object_get(o, "sender"));
-		if (pending != NULL && id != NULL && sender != NULL && pending(ctx, sender, id))
-			at = INT64_MAX; /* its retention starts at its delivery */
+		if (at < cutoff && pending != NULL && pending(ctx, o))
+			at = INT64_MAX; /* not yet: undelivered, or its file still held */
 		json_t *have = json_object_get(latest, key);
 		if (have == NULL || json_integer_value(have) < at)
 			json_object_set_new(latest, key, json_integer(at));

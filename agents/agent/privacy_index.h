@@ -16,14 +16,19 @@
  *    "id":ID,"kind":"referral","referral":REF,"case":CASE,"file":NAME}
  *   {"at":MS,"persons":[...],"dir":"received",...,"index":N,"loggedAt":MS,
  *    "file":INBOX_NAME}
+ *   {"at":MS,"dir":"sent","sender":S,"id":ID,"file":USED,"filed":true}
  *   {"at":MS,"delivered":ID,"sender":S,"recipient":R,"index":N,
  *    "deliveryIndex":N,"deliveredAt":MS}
  *
- * The last kind records the broker's Delivery entry for one of our
- * messages (from the log, delivered to us as its sender). Lines are
- * appended durably; records past the retention ([privacy] keep_records)
- * are dropped by rewriting the file atomically (all lines of one message
- * together, counted from its latest line: its delivery).
+ * The "filed" kind records the name one of our messages took in sent/ at
+ * its receipt (NAME, or NAME.2... when sent/ held a NAME), for every
+ * message, naming someone or not; the last kind records the broker's
+ * Delivery entry for one of our messages (from the log, delivered to us
+ * as its sender). Lines are appended durably; records past the retention
+ * ([privacy] keep_records) are dropped by rewriting the file atomically
+ * (all lines of one message together, counted from its latest line: its
+ * delivery), except those the caller says must stay (privacy_pending:
+ * the message still held, or a file a line names still kept).
  */
 #ifndef RETE_PRIVACY_INDEX_H
 #define RETE_PRIVACY_INDEX_H
@@ -81,13 +86,14 @@ rete_err privacy_index_append(const char *data, json_t *rec, rete_msg *m);
  * RETE_EIO, RETE_ENOMEM. */
 rete_err privacy_index_load(const char *data, json_t **out, rete_msg *m);
 
-/* privacy_pending: is message sender/id still waiting for its delivery
- * (its retention has not started)? */
-typedef bool (*privacy_pending)(void *ctx, const char *sender, const char *id);
+/* privacy_pending: must the message of index line (borrowed) stay, though
+ * the line is older than the retention: still waiting for its delivery
+ * (its retention has not started), or a file it names still held? */
+typedef bool (*privacy_pending)(void *ctx, json_t *line);
 
 /* privacy_index_prune drops the records of messages whose latest line is
- * older than keep at now_ms, except those pending (may be NULL) says are
- * still waiting for their delivery, rewriting the file atomically; *erased
+ * older than keep at now_ms, except those of which pending (may be NULL)
+ * says a line older than that must stay, rewriting the file atomically; *erased
  * (a new array, may be NULL) lists the message ids dropped ("sender/id").
  * RETE_EIO, RETE_ENOMEM. */
 rete_err privacy_index_prune(const char *data, rete_keep keep, int64_t now_ms,

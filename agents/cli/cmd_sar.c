@@ -11,11 +11,19 @@
  * part named that person are listed — never the other members of a case's
  * family. Deliveries come from the log's Delivery entries the broker
  * delivered to this agency (the sender) and the agent recorded; the index
- * of a sent message from its receipt (the agent's store). The read is
+ * of a sent message from its receipt (the agent's store). Each message
+ * names the copies the agency still holds ("files": inbox/NAME for what it
+ * received; sent/USED or failed/USED for what it sent, the name the agent
+ * recorded at the move or, for records older than that, found by the
+ * messageId of the receipts and refusals beside them), and "refused" the
+ * files of failed/ refused before they were sealed (in no index record)
+ * that name the person (sar_refused). The read is
  * recorded in the agent's access record (the person as the pseudonym,
  * never the fiscal code) before anything is read.
  */
 #define _GNU_SOURCE
+#include <ctype.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -42,9 +50,11 @@ static void sar_usage(FILE *f)
 		   "updates and notes it sent or received whose sealed part named that person\n"
 		   "(by fiscal code, upper or lower case, or by the person's id in the case\n"
 		   "system), which agencies received them and when (from the log's Delivery\n"
-		   "entries), each with its log index and the checkpoint that covers it. Other\n"
-		   "persons of the same case are never listed. The agent indexes what it seals\n"
-		   "or opens from its first start with this version.\n"
+		   "entries), each with its log index and the checkpoint that covers it, and\n"
+		   "the copies the agency still holds (inbox/, sent/, failed/ files, also those\n"
+		   "of messages refused before they were sent). Other persons of the same case\n"
+		   "are never listed. The agent indexes what it seals or opens from its first\n"
+		   "start with this version.\n"
 		   "\n"
 		   "  --person FISCALCODE  the person's fiscal code\n"
 		   "  --person-id ID       the person's id in this agency's case system\n"
@@ -66,7 +76,8 @@ static void sar_usage(FILE *f)
 struct sar_words {
 	const char *title, *intro, *agency, *person, *asked, *none, *sent, *received, *to, *from,
 	    *delivered, *not_delivered, *index, *covered, *not_covered, *kinds[4], *col_what,
-	    *col_when, *col_who, *col_log, *footer;
+	    *col_when, *col_who, *col_log, *footer, *files, *no_files, *col_files, *refused,
+	    *reason;
 };
 
 static const struct sar_words words_it = {
@@ -93,7 +104,13 @@ static const struct sar_words words_it = {
     .col_log = "Registro",
     .footer = "Il registro della rete contiene solo codici; i dati personali viaggiano "
 	      "cifrati e il gestore della rete non può leggerli. Ogni ente risponde per ciò "
-	      "che ha inviato e ricevuto."};
+	      "che ha inviato e ricevuto.",
+    .files = "copia conservata dall'ente",
+    .no_files = "nessuna copia conservata dall'ente",
+    .col_files = "Copie conservate dall'ente",
+    .refused = "Comunicazioni rifiutate prima dell'invio, di cui l'ente conserva la copia "
+	       "scritta dal proprio gestionale",
+    .reason = "motivo"};
 
 static const struct sar_words words_en = {
     .title = "Answer to a subject-access request",
@@ -119,7 +136,13 @@ static const struct sar_words words_en = {
     .col_log = "Log",
     .footer = "The network's log holds codes only; personal data travels sealed and the "
 	      "network's operator cannot read it. Each agency answers for what it sent "
-	      "and received."};
+	      "and received.",
+    .files = "copy held by the agency",
+    .no_files = "no copy held by the agency",
+    .col_files = "Copies held by the agency",
+    .refused = "Messages refused before they were sent, of which the agency holds the copy "
+	       "its case system wrote",
+    .reason = "reason"};
 
 static const char *sar_kind(const struct sar_words *w, const char *kind)
 {
@@ -164,11 +187,257 @@ static void sar_cover(json_t *o, const char *key, uint64_t idx, const rete_check
 		json_object_set_new(o, key, json_null());
 }
 
+/* The spool folders of the agency, for the copies it holds. */
+typedef struct sar_spool {
+	char sent[PATH_MAX], failed[PATH_MAX], inbox[PATH_MAX];
+	json_t *by_id; /* messageId -> ["sent/USED", ...], from a scan (lazily) */
+} sar_spool;
+
+/* sar_regular: is dir/name a regular file? */
+static bool sar_regular(const char *dir, const char *name)
+{
+	char path[PATH_MAX * 2];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* sar_companion_id: the messageId of dir/NAME+suffix (NULL when none);
+ * the caller frees it. */
+static char *sar_companion_id(const char *dir, const char *name, const char *suffix)
+{
+	char path[PATH_MAX * 2];
+	snprintf(path, sizeof(path), "%s/%s%s", dir, name, suffix);
+	json_t *o = json_load_file(path, 0, NULL);
+	const char *id = json_string_value(json_object_get(o, "messageId"));
+	char *out = id ? strdup(id) : NULL;
+	json_decref(o);
+	return out;
+}
+
+/* sar_add_file appends "sub/name" to files unless it is there. */
+static void sar_add_file(json_t *files, const char *sub, const char *name)
+{
+	char rel[PATH_MAX];
+	size_t i;
+	json_t *v;
+	snprintf(rel, sizeof(rel), "%s/%s", sub, name);
+	json_array_foreach(files, i, v)
+	{
+		if (strcmp(json_string_value(v), rel) == 0)
+			return;
+	}
+	json_array_append_new(files, json_string(rel));
+}
+
+/* sar_is_copy: is sub/name (in dir) the copy of message id, i.e. there
+ * and named by its companion (NAME.receipt.json, NAME.error.json)? */
+static bool sar_is_copy(const char *dir, const char *name, const char *suffix, const char *id)
+{
+	if (strchr(name, '/') != NULL || !sar_regular(dir, name))
+		return false;
+	char *cid = sar_companion_id(dir, name, suffix);
+	bool yes = cid != NULL && strcmp(cid, id) == 0;
+	free(cid);
+	return yes;
+}
+
+/* sar_scan_dir adds each message file of dir that has a companion ending
+ * in suffix to sp->by_id under its messageId. */
+static void sar_scan_dir(sar_spool *sp, const char *dir, const char *sub, const char *suffix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t sl = strlen(suffix);
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name);
+		if (e->d_name[0] == '.' || len <= sl || strcmp(e->d_name + len - sl, suffix) != 0)
+			continue;
+		char base[NAME_MAX + 1];
+		snprintf(base, sizeof(base), "%.*s", (int)(len - sl), e->d_name);
+		char *id = sar_companion_id(dir, base, suffix);
+		if (id != NULL && sar_regular(dir, base)) {
+			json_t *files = json_object_get(sp->by_id, id);
+			if (files == NULL) {
+				files = json_array();
+				json_object_set_new(sp->by_id, id, files);
+			}
+			sar_add_file(files, sub, base);
+		}
+		free(id);
+	}
+	closedir(d);
+}
+
+/* sar_files: the copies the agency holds of the message of index line o
+ * (a new array). What we received: its inbox/ file. What we sent: each
+ * sent/ or failed/ file the index names for it (its outbox name, then the
+ * name the move took) whose receipt or refusal names the message; when
+ * none does (a record from before the agent recorded the moves), the
+ * receipts and refusals of sent/ and failed/ are read once to find it. */
+static json_t *sar_files(const agent_config *cfg, sar_spool *sp, json_t *lines, json_t *o)
+{
+	json_t *files = json_array();
+	const char *dir = json_string_value(json_object_get(o, "dir"));
+	const char *id = json_string_value(json_object_get(o, "id"));
+	if (strcmp(dir, "sent") != 0) {
+		const char *f = json_string_value(json_object_get(o, "file"));
+		if (f != NULL && strchr(f, '/') == NULL && sar_regular(sp->inbox, f))
+			sar_add_file(files, "inbox", f);
+		return files;
+	}
+	size_t i;
+	json_t *l;
+	json_array_foreach(lines, i, l)
+	{
+		const char *f = json_string_value(json_object_get(l, "file"));
+		if (f == NULL ||
+		    strcmp(json_string_value(json_object_get(l, "dir")) ?: "", "sent") != 0 ||
+		    strcmp(json_string_value(json_object_get(l, "sender")) ?: "", cfg->id) != 0 ||
+		    strcmp(json_string_value(json_object_get(l, "id")) ?: "", id) != 0)
+			continue;
+		if (sar_is_copy(sp->sent, f, ".receipt.json", id))
+			sar_add_file(files, "sent", f);
+		if (sar_is_copy(sp->failed, f, ".error.json", id))
+			sar_add_file(files, "failed", f);
+	}
+	if (json_array_size(files) > 0)
+		return files;
+	if (sp->by_id == NULL) {
+		sp->by_id = json_object();
+		sar_scan_dir(sp, sp->sent, "sent", ".receipt.json");
+		sar_scan_dir(sp, sp->failed, "failed", ".error.json");
+	}
+	json_t *v;
+	json_array_foreach(json_object_get(sp->by_id, id), i, v) json_array_append(files, v);
+	return files;
+}
+
+/* sar_bytes_name: does the file at path hold the fiscal code fc (already
+ * upper case, no spaces), in any case? Read in pieces, for a file that is
+ * not JSON or too large to parse. */
+static bool sar_bytes_name(const char *path, const char *fc)
+{
+	size_t fl = strlen(fc);
+	if (fl == 0 || fl > 64)
+		return false;
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return false;
+	enum { PIECE = 1 << 20 };
+	char *buf = malloc(PIECE + 64);
+	bool found = false;
+	size_t keep = 0, got;
+	while (buf != NULL && !found && (got = fread(buf + keep, 1, PIECE, f)) > 0) {
+		size_t len = keep + got;
+		for (size_t i = keep; i < len; i++)
+			buf[i] = (char)toupper((unsigned char)buf[i]);
+		found = memmem(buf, len, fc, fl) != NULL;
+		keep = len < fl - 1 ? len : fl - 1;
+		memmove(buf, buf + len - keep, keep);
+	}
+	free(buf);
+	fclose(f);
+	return found;
+}
+
+/* sar_refused: the files of failed/ refused before they were sealed (in no
+ * index record: the agent never sealed them) that name the person, as the
+ * case system wrote them: private.person.fiscalCode or .personId (ours:
+ * our case system wrote it) turned into the pseudonym and compared, and
+ * the whole file (JSON or not, parsed only up to 64 MiB) searched for the
+ * fiscal code itself, in any case (one in the metadata is a typical
+ * refusal). Files already listed in msgs are left out. A new array of
+ * {"file","messageId","code","refusedAt"}. */
+static json_t *sar_refused(const agent_config *cfg, const privacy_key *key, const char *fc,
+			   const char *mac1, const char *mac2, json_t *msgs)
+{
+	char dir[PATH_MAX], path[PATH_MAX * 2], norm[80] = "", hex[PRIVACY_MAC_HEX];
+	json_t *out = json_array();
+	size_t n = 0;
+	for (const char *p = fc ? fc : ""; *p && n + 1 < sizeof(norm); p++)
+		if (!isspace((unsigned char)*p))
+			norm[n++] = (char)toupper((unsigned char)*p);
+	norm[n] = '\0';
+	agent_spool_path(cfg, "failed", NULL, dir, sizeof(dir));
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		const char *name = e->d_name;
+		size_t len = strlen(name);
+		static const char *const skip[] = {".error.json", ".ack", ".tmp"};
+		bool companion = name[0] == '.';
+		for (size_t k = 0; k < sizeof(skip) / sizeof(skip[0]); k++)
+			if (len > strlen(skip[k]) &&
+			    strcmp(name + len - strlen(skip[k]), skip[k]) == 0)
+				companion = true;
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		if (companion || lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		char rel[PATH_MAX];
+		snprintf(rel, sizeof(rel), "failed/%s", name);
+		bool listed = false;
+		size_t i, j;
+		json_t *m, *v;
+		json_array_foreach(msgs, i, m)
+		{
+			json_array_foreach(json_object_get(m, "files"), j, v)
+			{
+				if (strcmp(json_string_value(v), rel) == 0)
+					listed = true;
+			}
+		}
+		if (listed)
+			continue;
+		bool names = false;
+		json_t *doc = st.st_size <= (64 << 20) ? json_load_file(path, 0, NULL) : NULL;
+		if (json_is_object(doc)) {
+			json_t *person = json_object_get(json_object_get(doc, "private"), "person");
+			const char *pfc = json_string_value(json_object_get(person, "fiscalCode"));
+			const char *pid = json_string_value(json_object_get(person, "personId"));
+			names = (mac1[0] && pfc && privacy_mac_fiscal(key, pfc, hex) &&
+				 strcmp(hex, mac1) == 0) ||
+				(mac2[0] && pid && privacy_mac_person_id(key, pid, hex) &&
+				 strcmp(hex, mac2) == 0);
+		}
+		/* anywhere else too: a fiscal code in the metadata is a typical
+		 * refusal (personal-data) */
+		if (!names)
+			names = norm[0] && sar_bytes_name(path, norm);
+		json_decref(doc);
+		if (!names)
+			continue;
+		json_t *r = json_object();
+		json_object_set_new(r, "file", json_string(rel));
+		snprintf(path, sizeof(path), "%s/%s.error.json", dir, name);
+		json_t *err = json_load_file(path, 0, NULL);
+		if (json_is_string(json_object_get(err, "messageId")))
+			json_object_set(r, "messageId", json_object_get(err, "messageId"));
+		if (json_is_string(json_object_get(err, "code")))
+			json_object_set(r, "code", json_object_get(err, "code"));
+		json_decref(err);
+		json_object_set_new(
+		    r, "refusedAt",
+		    sar_time((int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000));
+		json_array_append_new(out, r);
+	}
+	if (d != NULL)
+		closedir(d);
+	return out;
+}
+
 /* sar_answer builds the JSON answer from the index lines. */
 static json_t *sar_answer(const agent_config *cfg, agent_db *db, json_t *lines, const char *mac1,
 			  const char *mac2, const rete_checkpoint *cp)
 {
 	json_t *msgs = json_array(), *seen = json_object();
+	sar_spool sp = {.by_id = NULL};
+	agent_spool_path(cfg, "sent", NULL, sp.sent, sizeof(sp.sent));
+	agent_spool_path(cfg, "failed", NULL, sp.failed, sizeof(sp.failed));
+	agent_spool_path(cfg, "inbox", NULL, sp.inbox, sizeof(sp.inbox));
 	size_t i, j;
 	json_t *o, *d;
 	char key[600];
@@ -243,9 +512,11 @@ static json_t *sar_answer(const agent_config *cfg, agent_db *db, json_t *lines, 
 			json_array_append_new(dl, x);
 		}
 		json_object_set_new(m, "deliveries", dl);
+		json_object_set_new(m, "files", sar_files(cfg, &sp, lines, o));
 		json_array_append_new(msgs, m);
 	}
 	json_decref(seen);
+	json_decref(sp.by_id);
 	return msgs;
 }
 
@@ -321,11 +592,12 @@ static void sar_html(FILE *f, const struct sar_words *w, const char *lang, json_
 	fputs("</dt><dd>", f);
 	html_text(f, js(ans, "answeredAt"));
 	fputs("</dd>\n</dl>\n", f);
-	if (json_array_size(msgs) == 0) {
+	json_t *refused = json_object_get(ans, "refused");
+	if (json_array_size(msgs) == 0 && json_array_size(refused) == 0) {
 		fputs("<p>", f);
 		html_text(f, w->none);
 		fputs("</p>\n", f);
-	} else {
+	} else if (json_array_size(msgs) > 0) {
 		fputs("<table>\n<thead><tr><th>", f);
 		html_text(f, w->col_what);
 		fputs("</th><th>", f);
@@ -334,6 +606,8 @@ static void sar_html(FILE *f, const struct sar_words *w, const char *lang, json_
 		html_text(f, w->col_who);
 		fputs("</th><th>", f);
 		html_text(f, w->col_log);
+		fputs("</th><th>", f);
+		html_text(f, w->col_files);
 		fputs("</th></tr></thead>\n<tbody>\n", f);
 		json_array_foreach(msgs, i, m)
 		{
@@ -379,9 +653,40 @@ static void sar_html(FILE *f, const struct sar_words *w, const char *lang, json_
 				else
 					html_text(f, w->not_covered);
 			}
+			fputs("</td><td>", f);
+			json_t *files = json_object_get(m, "files");
+			if (json_array_size(files) == 0)
+				html_text(f, w->no_files);
+			json_array_foreach(files, j, d)
+			{
+				if (j > 0)
+					fputs("<br>", f);
+				html_text(f, json_string_value(d));
+			}
 			fputs("</td></tr>\n", f);
 		}
 		fputs("</tbody>\n</table>\n", f);
+	}
+	if (json_array_size(refused) > 0) {
+		fputs("<h2>", f);
+		html_text(f, w->refused);
+		fputs("</h2>\n<ul>\n", f);
+		json_array_foreach(refused, i, m)
+		{
+			fputs("<li>", f);
+			html_text(f, js(m, "file"));
+			fputs(", ", f);
+			html_text(f, js(m, "refusedAt"));
+			if (js(m, "code")[0]) {
+				fputs(" (", f);
+				html_text(f, w->reason);
+				fputs(": ", f);
+				html_text(f, js(m, "code"));
+				fputs(")", f);
+			}
+			fputs("</li>\n", f);
+		}
+		fputs("</ul>\n", f);
 	}
 	fputs("<p>", f);
 	html_text(f, w->footer);
@@ -396,7 +701,8 @@ static void sar_text(FILE *f, const struct sar_words *w, json_t *ans)
 	json_t *m, *d;
 	fprintf(f, "%s\n%s: %s\n%s: %s\n%s: %s\n\n", w->title, w->agency, js(ans, "agency"),
 		w->person, sar_who(ans), w->asked, js(ans, "answeredAt"));
-	if (json_array_size(msgs) == 0)
+	json_t *refused = json_object_get(ans, "refused");
+	if (json_array_size(msgs) == 0 && json_array_size(refused) == 0)
 		fprintf(f, "%s\n", w->none);
 	json_array_foreach(msgs, i, m)
 	{
@@ -423,6 +729,20 @@ static void sar_text(FILE *f, const struct sar_words *w, json_t *ans)
 					json_integer_value(json_object_get(d, "deliveryIndex")));
 			fputc('\n', f);
 		}
+		json_t *files = json_object_get(m, "files");
+		if (json_array_size(files) == 0)
+			fprintf(f, "    %s\n", w->no_files);
+		json_array_foreach(files, j, d)
+		    fprintf(f, "    %s: %s\n", w->files, json_string_value(d));
+	}
+	if (json_array_size(refused) > 0)
+		fprintf(f, "\n%s:\n", w->refused);
+	json_array_foreach(refused, i, m)
+	{
+		fprintf(f, "- %s, %s", js(m, "file"), js(m, "refusedAt"));
+		if (js(m, "code")[0])
+			fprintf(f, " (%s: %s)", w->reason, js(m, "code"));
+		fputc('\n', f);
 	}
 }
 
@@ -491,7 +811,6 @@ int cmd_sar(int argc, char **argv)
 		fprintf(stderr, "rete sar: --person and --person-id must not be empty\n");
 		goto out;
 	}
-	privacy_key_free(&key);
 	{
 		/* Recorded before reading, as the pseudonym: the access record
 		 * must not itself become a list of fiscal codes. */
@@ -532,7 +851,10 @@ int cmd_sar(int argc, char **argv)
 	} else {
 		json_object_set_new(ans, "checkpoint", json_null());
 	}
-	json_object_set_new(ans, "messages", sar_answer(&cfg, db, lines, mac1, mac2, cpp));
+	json_t *msgs = sar_answer(&cfg, db, lines, mac1, mac2, cpp);
+	json_object_set_new(ans, "messages", msgs);
+	json_object_set_new(ans, "refused", sar_refused(&cfg, key, person, mac1, mac2, msgs));
+	privacy_key_free(&key);
 	if (html != NULL) {
 		/* the page names the person and the services that concerned
 		 * her: readable by the operator alone, like the agent's files

@@ -1,0 +1,523 @@
+/* test_privacy_files.c — the files behind a subject-access answer and the
+ * clock of their retention, on the real broker and agents:
+ *
+ * - a sent/ file whose outbox name was taken in sent/ already (the case
+ *   system writes referral.json for every referral: the second one lands
+ *   as sent/referral.json.2) is the file `rete sar` names for its person
+ *   (with the copy of the same message written again as again.json),
+ *   and its clock starts at its receipt and again at its delivery; the
+ *   delivery never restarts the clock of the other message's file of that
+ *   name;
+ * - a sent/ file of a message that names nobody counts from its receipt
+ *   and its delivery too, not from when the case system wrote it, and a
+ *   failed/ file from its refusal;
+ * - an expired person-index record of another sender whose id is a prefix
+ *   of ours ("social" and "social.mantova") with the id of one of our
+ *   messages does not make the agent forget that message: its delivery is
+ *   still recorded and in the person's answer.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "itest.h"
+
+#define MOTHER_FC "RSSMRA85M41E897X"
+#define SON_FC	  "BNCLCU10T12E897Q"
+#define CASE	  "mn-2026-0173"
+#define DAY_MS	  86400000LL
+
+static char *agent_file(it_net *n, int p, const char *name, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/agents/%s/%s", n->dir, it_party_ids[p], name);
+	return buf;
+}
+
+/* set_age sets path's times to days ago. */
+static void set_age(const char *path, int days)
+{
+	struct timespec ts[2];
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= (time_t)days * 86400;
+	ts[1] = ts[0];
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+/* age_days: how many days ago path was modified (-1: no such file). */
+static double age_days(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return -1;
+	int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+	return (double)(rete_now_ms() - mt) / (double)DAY_MS;
+}
+
+/* put_outbox writes a message into p's outbox (temporary name, its time
+ * set days ago when days > 0, renamed in). */
+static void put_outbox(it_net *n, int p, const char *name, const char *text, int days)
+{
+	char dir[1300], tmp[1500], path[1500];
+	it_spool(n, p, "outbox", dir, sizeof(dir));
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_int_equal(tu_write_file(tmp, text, strlen(text)), 0);
+	if (days > 0)
+		set_age(tmp, days);
+	assert_int_equal(rename(tmp, path), 0);
+}
+
+/* referral writes the text of a referral from the social services to the
+ * job centre about the person with fiscal code fc. */
+static void referral(char *buf, size_t len, const char *id, const char *name, const char *fc)
+{
+	snprintf(buf, len,
+		 "{\"id\": \"%s\", \"operator\": {\"staffId\": \"as-0042\", \"role\": "
+		 "\"social-worker\"}, \"recipient\": \"%s\", \"caseId\": \"" CASE "\", "
+		 "\"referral\": {\"service\": \"%s\", \"priority\": \"routine\", \"reasonCode\": "
+		 "\"long-term-unemployment\", \"consent\": {\"basis\": \"consent\", \"givenAt\": "
+		 "\"2026-11-20T09:30:00Z\", \"reference\": \"CONS-2026-0412\"}, \"ageBand\": "
+		 "\"adult\"}, \"private\": {\"person\": {\"name\": \"%s\", \"fiscalCode\": "
+		 "\"%s\"}, \"reason\": \"Unemployed since March.\"}}",
+		 id, it_party_ids[IT_CPI], it_service[IT_CPI], name, fc);
+}
+
+/* wait_occurrences waits (deadline) until path holds needle want times. */
+static bool wait_occurrences(const char *path, const char *needle, size_t want, int ms)
+{
+	int64_t end = it_mono_ms() + it_scaled_ms(ms);
+	while (it_mono_ms() < end) {
+		if (tu_occurrences(path, needle) >= want)
+			return true;
+		it_nap(50); /* polling a file the agent appends to */
+	}
+	return tu_occurrences(path, needle) >= want;
+}
+
+/* wait_exists waits (deadline) until path exists. */
+static bool wait_exists(const char *path, int ms)
+{
+	int64_t end = it_mono_ms() + it_scaled_ms(ms);
+	while (!tu_exists(path) && it_mono_ms() < end)
+		it_nap(50); /* the agent moves the file when the receipt comes */
+	return tu_exists(path);
+}
+
+/* sar_message: `rete sar --person fc -c p's agent.ini --json`, the message
+ * id of its answer (a new reference; NULL, said, when absent). */
+static json_t *sar_message(it_net *n, int p, const char *fc, const char *id)
+{
+	char ini[1400], *out = NULL;
+	agent_file(n, p, "agent.ini", ini, sizeof(ini));
+	int rc = tu_run(&out, "%s/rete sar --person %s -c %s --json", n->bin, fc, ini);
+	if (rc != 0)
+		fail_msg("rete sar: exit %d: %s", rc, out);
+	json_t *ans = json_loads(out, 0, NULL);
+	if (ans == NULL)
+		fail_msg("rete sar: not JSON: %s", out);
+	json_t *found = NULL, *m;
+	size_t i;
+	json_array_foreach(json_object_get(ans, "messages"), i, m)
+	{
+		if (strcmp(json_string_value(json_object_get(m, "id")) ?: "", id) == 0)
+			found = json_incref(m);
+	}
+	if (found == NULL)
+		fprintf(stderr, "rete sar --person %s has no message %s: %s\n", fc, id, out);
+	json_decref(ans);
+	free(out);
+	return found;
+}
+
+/* has_file: does the answer's message m name the spool file want
+ * ("sent/NAME")? */
+static bool has_file(json_t *m, const char *want)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(m, "files"), i, v)
+	{
+		if (strcmp(json_string_value(v) ?: "", want) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Two referrals written to outbox/ under one name: the second lands as
+ * sent/referral.json.2. Its delivery restarts its own clock, not the
+ * first one's, and `rete sar` names each person's own file. */
+static void test_sent_name_reused(void **state)
+{
+	it_net *n = it_net_new("privfiles-reuse", NULL);
+	*state = n;
+	assert_non_null(n);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+	char text[2048], idx[1400], sent[1300], path[1500], path2[1500];
+	agent_file(n, IT_SOCIAL, "data/persons.jsonl", idx, sizeof(idx));
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	snprintf(path, sizeof(path), "%s/referral.json", sent);
+	snprintf(path2, sizeof(path2), "%s/referral.json.2", sent);
+
+	referral(text, sizeof(text), "reuse-a", "Maria Rossi", MOTHER_FC);
+	put_outbox(n, IT_SOCIAL, "referral.json", text, 0);
+	if (!wait_occurrences(idx, "\"delivered\":\"reuse-a\"", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the delivery of reuse-a was not recorded in %s", idx);
+	}
+	/* delivered 40 days ago, as far as its clock goes */
+	set_age(path, 40);
+
+	/* the second referral, written by the case system 40 days ago and
+	 * sent only now */
+	referral(text, sizeof(text), "reuse-b", "Luca Bianchi", SON_FC);
+	put_outbox(n, IT_SOCIAL, "referral.json", text, 40);
+	if (!wait_occurrences(idx, "\"delivered\":\"reuse-b\"", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the delivery of reuse-b was not recorded in %s", idx);
+	}
+	assert_true(tu_exists(path2));
+	double a = age_days(path), b = age_days(path2);
+	if (a < 39)
+		fail_msg("the delivery of reuse-b restarted the clock of sent/referral.json, "
+			 "reuse-a's file (now %.2f days old, was 40): it would be kept past "
+			 "keep_sent",
+			 a);
+	if (b > 1)
+		fail_msg("sent/referral.json.2 (reuse-b, received and delivered just now) "
+			 "counts from %.1f days ago, when the case system wrote it: keep_sent "
+			 "would erase it at once",
+			 b);
+
+	/* each person's answer names that person's own file */
+	json_t *m = sar_message(n, IT_SOCIAL, SON_FC, "reuse-b");
+	assert_non_null(m);
+	if (!has_file(m, "sent/referral.json.2"))
+		fail_msg("the son's answer does not name sent/referral.json.2, the copy the "
+			 "agency holds of reuse-b: %s",
+			 json_dumps(m, JSON_COMPACT));
+	assert_false(has_file(m, "sent/referral.json"));
+	json_decref(m);
+	/* the same message written again under another name: answered with
+	 * its original receipt, a second copy in sent/, named too */
+	char again[1500];
+	snprintf(again, sizeof(again), "%s/again.json.receipt.json", sent);
+	put_outbox(n, IT_SOCIAL, "again.json", text, 0);
+	if (!wait_exists(again, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("again.json (reuse-b sent again) was not answered");
+	}
+	m = sar_message(n, IT_SOCIAL, SON_FC, "reuse-b");
+	assert_non_null(m);
+	if (!has_file(m, "sent/again.json") || !has_file(m, "sent/referral.json.2"))
+		fail_msg("the son's answer does not name both copies of reuse-b: %s",
+			 json_dumps(m, JSON_COMPACT));
+	json_decref(m);
+	m = sar_message(n, IT_SOCIAL, MOTHER_FC, "reuse-a");
+	assert_non_null(m);
+	assert_true(has_file(m, "sent/referral.json"));
+	assert_false(has_file(m, "sent/referral.json.2"));
+	json_decref(m);
+
+	/* keep_sent = 30d: the first file goes, the second stays */
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	assert_true(it_agent_start_ex(n, IT_SOCIAL, "\n[privacy]\nkeep_sent = 30d\n"));
+	char alog[1400];
+	agent_file(n, IT_SOCIAL, "data/access.log", alog, sizeof(alog));
+	if (!wait_occurrences(alog, "erased sent/referral.json:", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("sent/referral.json (delivered 40 days ago) was not erased");
+	}
+	assert_false(tu_exists(path));
+	assert_true(tu_exists(path2));
+	assert_int_equal(tu_occurrences(alog, "erased sent/referral.json.2"), 0);
+}
+
+/* A note of the case that names nobody (not in the person index): its
+ * sent/ file counts from its receipt, then from its delivery, not from
+ * when the case system wrote it. */
+static void test_sent_nobody_clock(void **state)
+{
+	it_net *n = it_net_new("privfiles-nobody", NULL);
+	*state = n;
+	assert_non_null(n);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL)); /* the job centre stays away */
+	char text[1024], sent[1300], path[1500], rcpt[1500];
+	snprintf(text, sizeof(text),
+		 "{\"id\": \"nobody-1\", \"operator\": {\"staffId\": \"as-0042\", \"role\": "
+		 "\"social-worker\"}, \"recipient\": \"%s\", \"caseId\": \"" CASE "\", "
+		 "\"note\": {\"kind\": \"meeting-minutes\"}, \"private\": {\"notes\": "
+		 "\"Case meeting held.\"}}",
+		 it_party_ids[IT_CPI]);
+	put_outbox(n, IT_SOCIAL, "case-note.json", text, 40);
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	snprintf(path, sizeof(path), "%s/case-note.json", sent);
+	snprintf(rcpt, sizeof(rcpt), "%s/case-note.json.receipt.json", sent);
+	if (!wait_exists(rcpt, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("no receipt for the case note");
+	}
+	double age = age_days(path);
+	if (age > 1)
+		fail_msg("sent/case-note.json, received just now, counts from %.1f days ago "
+			 "(when the case system wrote it), not from its receipt",
+			 age);
+	/* waiting long for its delivery; then the job centre comes */
+	set_age(path, 40);
+	set_age(rcpt, 40);
+	assert_true(it_agent_start(n, IT_CPI));
+	int64_t end = it_mono_ms() + it_scaled_ms(30000);
+	while ((age = age_days(path)) > 1 && it_mono_ms() < end)
+		it_nap(50); /* the sender's agent sets the time when the delivery comes */
+	if (age > 1) {
+		it_show(n, "social.mantova.log");
+		fail_msg("sent/case-note.json (a message naming nobody) still counts from %.1f "
+			 "days ago after its delivery: its retention does not count from the "
+			 "delivery",
+			 age);
+	}
+	assert_true(age_days(rcpt) <= 1);
+
+	/* a file refused, written by the case system 40 days ago: failed/
+	 * counts from the refusal */
+	char failed[1300];
+	put_outbox(n, IT_SOCIAL, "bad.json", "{\"id\": \"bad-1\"}", 40);
+	it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	snprintf(path, sizeof(path), "%s/bad.json.error.json", failed);
+	if (!wait_exists(path, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("bad.json was not refused");
+	}
+	snprintf(path, sizeof(path), "%s/bad.json", failed);
+	age = age_days(path);
+	if (age > 1)
+		fail_msg("failed/bad.json, refused just now, counts from %.1f days ago (when the "
+			 "case system wrote it), not from its refusal",
+			 age);
+}
+
+/* An expired person-index record of another sender whose id ("social") is
+ * a prefix of ours ("social.mantova"), for a message of the same id as one
+ * of ours still waiting for its delivery: once it is erased, our message's
+ * delivery is still recorded and answered. */
+static void test_prefix_sender(void **state)
+{
+	it_net *n = it_net_new("privfiles-prefix", NULL);
+	*state = n;
+	assert_non_null(n);
+	assert_true(it_broker_start(n));
+	assert_true(
+	    it_agent_start_ex(n, IT_SOCIAL, "\n[privacy]\nkeep_records = 30d\nscan = 1s\n"));
+	char text[2048], idx[1400], sent[1300], rcpt[1500], alog[1400];
+	agent_file(n, IT_SOCIAL, "data/persons.jsonl", idx, sizeof(idx));
+	agent_file(n, IT_SOCIAL, "data/access.log", alog, sizeof(alog));
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	snprintf(rcpt, sizeof(rcpt), "%s/pfx.json.receipt.json", sent);
+	referral(text, sizeof(text), "pfx-1", "Maria Rossi", MOTHER_FC);
+	put_outbox(n, IT_SOCIAL, "pfx.json", text, 0);
+	if (!wait_exists(rcpt, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("no receipt for pfx-1");
+	}
+	/* what the agent wrote when the party "social" sent it a message of
+	 * that id 40 days ago (appended whole, as the agent appends) */
+	char line[700];
+	int len = snprintf(line, sizeof(line),
+			   "{\"at\":%lld,\"persons\":[\"00\"],\"dir\":\"received\",\"sender\":"
+			   "\"social\",\"recipient\":\"social.mantova\",\"id\":\"pfx-1\","
+			   "\"kind\":\"note\",\"index\":1,\"loggedAt\":%lld,\"file\":"
+			   "\"000000000001-note.json\"}\n",
+			   (long long)(rete_now_ms() - 40 * DAY_MS),
+			   (long long)(rete_now_ms() - 40 * DAY_MS));
+	int fd = open(idx, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, line, (size_t)len), len);
+	close(fd);
+	if (!wait_occurrences(alog, "person-index record of message social/pfx-1", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the record of social/pfx-1 was not erased");
+	}
+	/* ours waits for its delivery: kept */
+	assert_int_equal(tu_occurrences(alog, "message social.mantova/pfx-1"), 0);
+	assert_true(it_agent_start(n, IT_CPI));
+	if (!wait_occurrences(idx, "\"delivered\":\"pfx-1\"", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the delivery of our pfx-1 was not recorded in %s: erasing the record "
+			 "of social/pfx-1 made social.mantova forget its own message",
+			 idx);
+	}
+	json_t *m = sar_message(n, IT_SOCIAL, MOTHER_FC, "pfx-1");
+	assert_non_null(m);
+	assert_int_equal(json_array_size(json_object_get(m, "deliveries")), 1);
+	json_decref(m);
+}
+
+/* age_index rewrites every line of the person index at path as written
+ * days ago, and appends a record of a sent message "gone-1" of days ago
+ * whose file is gone (the scan's sign that it has looked). */
+static void age_index(const char *path, const char *sender, int days)
+{
+	char *text = tu_read_file(path, NULL);
+	assert_non_null(text);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	long long at = (long long)(rete_now_ms() - days * DAY_MS);
+	for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+		json_t *o = json_loads(line, 0, NULL);
+		assert_non_null(o);
+		json_object_set_new(o, "at", json_integer(at));
+		char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		fprintf(f, "%s\n", s);
+		free(s);
+		json_decref(o);
+	}
+	fprintf(f,
+		"{\"at\":%lld,\"persons\":[\"00\"],\"dir\":\"sent\",\"sender\":\"%s\","
+		"\"recipient\":\"x\",\"id\":\"gone-1\",\"kind\":\"referral\","
+		"\"file\":\"gone.json\"}\n",
+		at, sender);
+	assert_int_equal(fclose(f), 0);
+	free(text);
+}
+
+/* keep_records = 30d with the files kept for ever: a record 40 days old
+ * whose file the agency still holds stays (rete sar must still find the
+ * file), at the sender and at the recipient; one whose file is gone goes. */
+static void test_records_while_file_held(void **state)
+{
+	it_net *n = it_net_new("privfiles-records", NULL);
+	*state = n;
+	assert_non_null(n);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+	char text[2048], idx[2][1400], alog[2][1400];
+	int who[2] = {IT_SOCIAL, IT_CPI};
+	for (int i = 0; i < 2; i++) {
+		agent_file(n, who[i], "data/persons.jsonl", idx[i], sizeof(idx[i]));
+		agent_file(n, who[i], "data/access.log", alog[i], sizeof(alog[i]));
+	}
+	referral(text, sizeof(text), "held-file-1", "Maria Rossi", MOTHER_FC);
+	put_outbox(n, IT_SOCIAL, "kept.json", text, 0);
+	if (!wait_occurrences(idx[0], "\"delivered\":\"held-file-1\"", 1, 30000) ||
+	    !wait_occurrences(idx[1], "held-file-1", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("held-file-1 was not delivered and indexed at both agencies");
+	}
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(it_stop(&n->agent_pid[who[i]], SIGTERM, it_wait_ms()), 0);
+		age_index(idx[i], it_party_ids[who[i]], 40);
+		assert_true(it_agent_start_ex(n, who[i], "\n[privacy]\nkeep_records = 30d\n"));
+	}
+	char gone[2][200];
+	for (int i = 0; i < 2; i++) {
+		snprintf(gone[i], sizeof(gone[i]), "person-index record of message %s/gone-1",
+			 it_party_ids[who[i]]);
+		if (!wait_occurrences(alog[i], gone[i], 1, 30000)) {
+			it_show(n, i == 0 ? "social.mantova.log" : "cpi.mantova.log");
+			fail_msg("%s: no erasure of the record of gone-1 in %s",
+				 it_party_ids[who[i]], alog[i]);
+		}
+		if (tu_occurrences(alog[i], "held-file-1") != 0)
+			fail_msg("%s erased the person-index record of held-file-1 while it still "
+				 "holds its file: rete sar no longer finds that copy",
+				 it_party_ids[who[i]]);
+	}
+	json_t *m = sar_message(n, IT_SOCIAL, MOTHER_FC, "held-file-1");
+	assert_non_null(m);
+	assert_true(has_file(m, "sent/kept.json"));
+	json_decref(m);
+	m = sar_message(n, IT_CPI, MOTHER_FC, "held-file-1");
+	assert_non_null(m);
+	assert_int_equal(json_array_size(json_object_get(m, "files")), 1);
+	json_decref(m);
+}
+
+/* A message refused before it was sealed (invalid) is never in the person
+ * index, yet failed/ keeps it as the case system wrote it, the person's
+ * data in clear: the person's answer names that copy, nobody else's does. */
+static void test_sar_refused_copy(void **state)
+{
+	it_net *n = it_net_new("privfiles-refused", NULL);
+	*state = n;
+	assert_non_null(n);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	char text[2048], failed[1300], path[1500], ini[1400], *out = NULL;
+	/* no service: refused as invalid before anything is sealed */
+	snprintf(text, sizeof(text),
+		 "{\"id\": \"refused-1\", \"operator\": {\"staffId\": \"as-0042\", \"role\": "
+		 "\"social-worker\"}, \"recipient\": \"%s\", \"caseId\": \"" CASE "\", "
+		 "\"referral\": {\"priority\": \"routine\"}, \"private\": {\"person\": "
+		 "{\"name\": \"Maria Rossi\", \"fiscalCode\": \"" MOTHER_FC "\", \"personId\": "
+		 "\"P-0042\"}}}",
+		 it_party_ids[IT_CPI]);
+	put_outbox(n, IT_SOCIAL, "incomplete.json", text, 0);
+	it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	snprintf(path, sizeof(path), "%s/incomplete.json.error.json", failed);
+	if (!wait_exists(path, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("incomplete.json was not refused");
+	}
+	/* her fiscal code where a code goes: refused as personal data */
+	snprintf(text, sizeof(text),
+		 "{\"operator\": {\"staffId\": \"as-0042\", \"role\": \"social-worker\"}, "
+		 "\"recipient\": \"%s\", \"caseId\": \"" MOTHER_FC "\", \"note\": "
+		 "{\"kind\": \"meeting-minutes\"}}",
+		 it_party_ids[IT_CPI]);
+	put_outbox(n, IT_SOCIAL, "in-metadata.json", text, 0);
+	snprintf(path, sizeof(path), "%s/in-metadata.json.error.json", failed);
+	if (!wait_exists(path, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("in-metadata.json was not refused");
+	}
+	agent_file(n, IT_SOCIAL, "agent.ini", ini, sizeof(ini));
+	const char *asks[] = {"--person rssmra85m41e897x", "--person-id P-0042",
+			      "--person " SON_FC};
+	for (int i = 0; i < 3; i++) {
+		int rc = tu_run(&out, "%s/rete sar %s -c %s --json", n->bin, asks[i], ini);
+		assert_int_equal(rc, 0);
+		bool named = strstr(out, "failed/incomplete.json") != NULL;
+		if (i < 2 && !named)
+			fail_msg("rete sar %s does not name failed/incomplete.json, the refused "
+				 "copy of her referral the agency holds: %s",
+				 asks[i], out);
+		if (i == 2 && named)
+			fail_msg("the son's answer names the mother's refused file: %s", out);
+		/* the fiscal code in the metadata: found by the code itself */
+		if (i == 0 && strstr(out, "failed/in-metadata.json") == NULL)
+			fail_msg("rete sar does not name failed/in-metadata.json, refused for "
+				 "her fiscal code in its caseId: %s",
+				 out);
+		if (i == 2 && strstr(out, "failed/in-metadata.json") != NULL)
+			fail_msg("the son's answer names failed/in-metadata.json: %s", out);
+		free(out);
+	}
+	/* the text says it in Italian */
+	int rc = tu_run(&out, "%s/rete sar --person " MOTHER_FC " -c %s", n->bin, ini);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "rifiutat"));
+	assert_non_null(strstr(out, "failed/incomplete.json"));
+	assert_null(strstr(out, "Nessuna comunicazione"));
+	free(out);
+}
+
+int main(void)
+{
+	/* the teardown stops the processes and removes the folder, also
+	 * after a failure */
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_teardown(test_sent_name_reused, it_teardown),
+	    cmocka_unit_test_teardown(test_sent_nobody_clock, it_teardown),
+	    cmocka_unit_test_teardown(test_prefix_sender, it_teardown),
+	    cmocka_unit_test_teardown(test_records_while_file_held, it_teardown),
+	    cmocka_unit_test_teardown(test_sar_refused_copy, it_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
