@@ -419,6 +419,9 @@ static void batch_reset(broker_batch *bt)
 	bt->err = RETE_OK;
 	free(bt->note);
 	bt->note = NULL;
+	free(bt->cp_note); /* not stored: its commit failed (it is due again) */
+	bt->cp_note = NULL;
+	bt->cp_size = 0;
 	rete_arena_reset(&bt->arena); /* its frames were answered */
 }
 
@@ -728,12 +731,16 @@ static void mark_dirty(broker *b, const char *id)
 
 /* --- commit and what follows it ---------------------------------------------------- */
 
+static void checkpoint_done(broker *b, uint64_t size, char *note);
+
 /* batch_commit signs bt's own entries, commits its ops in one durable
- * transaction (bt->err, bt->m) and, when it owes receipts (accepted or
- * duplicate submissions), signs one checkpoint of the new size and proves
- * each entry in it (receipts_prove). It touches nothing of the broker but
- * the store, the key and the per-commit note, so it runs on the committer's
- * thread while the main thread reads and verifies the next batch. */
+ * transaction (bt->err, bt->m), with the stored checkpoint bt carries if
+ * one is due (checkpoint_attach; then it writes the state file too) and,
+ * when it owes receipts (accepted or duplicate submissions), signs one
+ * checkpoint of the new size and proves each entry in it (receipts_prove).
+ * It touches nothing of the broker but the store, the key, the state file
+ * and the per-commit note, so it runs on the committer's thread while the
+ * main thread reads and verifies the next batch. */
 static void batch_commit(broker *b, broker_batch *bt)
 {
 	bt->err = RETE_OK;
@@ -744,7 +751,8 @@ static void batch_commit(broker *b, broker_batch *bt)
 	 * durable, and the proofs take them from there instead of reading
 	 * them back (without a memo, if none can be had, they read them) */
 	rete_merkle_memo *memo = rete_merkle_memo_new();
-	bt->err = rete_store_commit_memo(b->store, bt->ops, bt->nops, memo, &bt->m);
+	bt->err = rete_store_commit_checkpoint(b->store, bt->ops, bt->nops, memo, bt->cp_size,
+					       bt->cp_note, &bt->m);
 	for (size_t i = 0; bt->err == RETE_OK && i < bt->n; i++) {
 		broker_frame *f = &bt->frames[i];
 		if (f->op < 0)
@@ -781,6 +789,11 @@ static rete_err batch_logged(broker *b, broker_batch *bt)
 		return bt->err;
 	}
 	broker_metrics_add(b->metrics, BM_COMMITS, 1);
+	if (bt->cp_note != NULL) {
+		checkpoint_done(b, bt->cp_size, bt->cp_note);
+		bt->cp_note = NULL;
+		b->state_due = true; /* once the batch is answered */
+	}
 	for (size_t i = 0; i < bt->nops; i++) {
 		rete_store_op *op = &bt->ops[i];
 		if (op->kind != RETE_STORE_OP_APPEND || op->status != RETE_STORE_ACCEPTED)
@@ -816,35 +829,52 @@ static rete_err commit_now(broker *b)
 
 /* --- checkpoints -------------------------------------------------------------------- */
 
-static void checkpoint_make(broker *b)
+/* checkpoint_note signs the checkpoint of the log at size: the note of the
+ * committer's last receipts when it is of that size (Ed25519 is
+ * deterministic: the same bytes), else a new signature over the root read
+ * from the store. No commit may be in flight. NULL with m set when it
+ * cannot. */
+static char *checkpoint_note(broker *b, uint64_t size, rete_msg *m)
 {
-	uint64_t size = b->log_size;
-	if (size == 0 || size == b->cp_size)
-		return;
-	rete_msg m;
+	if (b->rc_note != NULL && b->rc_size == size)
+		return strdup(b->rc_note);
 	uint8_t root[RETE_MERKLE_HASH];
 	char *note = NULL;
-	if (rete_store_root(b->store, NULL, size, root, &m) != RETE_OK ||
-	    rete_checkpoint_sign_epoch(b->cfg->origin, size, root, b->epoch, b->key, &note, &m) !=
-		RETE_OK ||
-	    rete_store_checkpoint_put(b->store, size, note, &m) != RETE_OK) {
-		broker_log_error("cannot make the checkpoint at size %" PRIu64 ": %s", size,
-				 m.text);
+	if (rete_store_root(b->store, NULL, size, root, m) != RETE_OK ||
+	    rete_checkpoint_sign_epoch(b->cfg->origin, size, root, b->epoch, b->key, &note, m) !=
+		RETE_OK) {
 		free(note);
-		return;
+		return NULL;
 	}
-	/* The broker's memory of what it signed, outside the store folder
-	 * (a restore replaces that). Once per checkpoint, never per commit:
-	 * a tail shorter than the checkpoint period is the agents' witnesses'
-	 * to catch (docs/operations.md). */
-	if (rete_store_state_write(b->cfg->state, note, &m) != RETE_OK)
+	return note;
+}
+
+/* checkpoint_state writes the state file: the broker's memory of what it
+ * signed (the latest stored checkpoint), outside the store folder (a
+ * restore replaces that). Once per checkpoint, never per commit: a tail
+ * shorter than the checkpoint period is the agents' witnesses' to catch
+ * (docs/operations.md). After the checkpoint is stored, never before: the
+ * state file never names more than the store holds. */
+static void checkpoint_state(broker *b)
+{
+	rete_msg m;
+	b->state_due = false;
+	if (b->cp_note != NULL && rete_store_state_write(b->cfg->state, b->cp_note, &m) != RETE_OK)
 		broker_log_error("checkpoint at size %" PRIu64 ": %s; a restore of an older "
 				 "copy may go unnoticed until it is written",
-				 size, m.text);
+				 b->cp_size, m.text);
+}
+
+/* checkpoint_done follows a stored checkpoint (main thread): it becomes
+ * the latest, its event goes out and the time-stamp authority is asked. It
+ * takes note. */
+static void checkpoint_done(broker *b, uint64_t size, char *note)
+{
 	free(b->cp_note);
 	b->cp_note = note;
 	b->cp_size = size;
 	b->cp_at_ms = rete_now_ms();
+	b->cp_mono_ms = mono_ms();
 	Rete__Event ev;
 	rete__event__init(&ev);
 	ev.index = size;
@@ -856,25 +886,69 @@ static void checkpoint_make(broker *b)
 	broker_log_debug("checkpoint at size %" PRIu64, size);
 }
 
+/* checkpoint_make stores a checkpoint of the log as it is, in a
+ * transaction of its own, and writes the state file (when the network is
+ * quiet, and at a stop). No commit may be in flight. */
+static void checkpoint_make(broker *b)
+{
+	uint64_t size = b->log_size;
+	if (size == 0 || size == b->cp_size)
+		return;
+	rete_msg m;
+	char *note = checkpoint_note(b, size, &m);
+	if (note == NULL || rete_store_checkpoint_put(b->store, size, note, &m) != RETE_OK) {
+		broker_log_error("cannot make the checkpoint at size %" PRIu64 ": %s", size,
+				 m.text);
+		free(note);
+		return;
+	}
+	checkpoint_done(b, size, note);
+	checkpoint_state(b);
+}
+
+/* checkpoint_due: a stored checkpoint is due (the log grew by
+ * checkpoint_every entries since the latest, or checkpoint_interval went
+ * by and it grew at all). */
+static bool checkpoint_due(const broker *b, int64_t mono_now)
+{
+	return b->log_size > b->cp_size &&
+	       (b->log_size - b->cp_size >= b->cfg->checkpoint_every ||
+		mono_now - b->cp_mono_ms >= b->cfg->checkpoint_interval_ms);
+}
+
+/* checkpoint_attach has bt's commit store the checkpoint that is due, in
+ * the same transaction (no sync of its own); the main thread writes the
+ * state file once bt is answered (checkpoint_state, while the pool
+ * verifies the next batch). Under load that is every checkpoint: the main
+ * thread used to store it itself, waiting for the batch in flight and then
+ * for the checkpoint's own syncs, while the verify pool had nothing to do
+ * (10-15 ms of every ~50 ms batch of 1,024 frames; docs/performance.md).
+ * bt's commit must not have been handed over yet, and none may be in
+ * flight. */
+static void checkpoint_attach(broker *b, broker_batch *bt)
+{
+	if (bt->cp_note != NULL || !checkpoint_due(b, mono_ms()))
+		return;
+	rete_msg m;
+	bt->cp_note = checkpoint_note(b, b->log_size, &m);
+	if (bt->cp_note == NULL)
+		broker_log_error("cannot make the checkpoint at size %" PRIu64 ": %s", b->log_size,
+				 m.text);
+	bt->cp_size = b->log_size;
+}
+
 static void pipe_collect(broker *b);
 
-/* checkpoint_maybe makes the stored checkpoint when one is due, over what
- * is committed and answered; never while a batch is in flight. (It used
- * to wait for that batch's commit so as to cover it too: with no next
- * batch read yet, the verify pool sat idle for the commit and the
- * checkpoint's own fsyncs at every checkpoint, i.e. after every batch of
- * 1,000 entries or more under load.) Under load run_batch calls it
- * between the answer of one batch and the commit of the next, while the
- * pool verifies; on a quiet network the main loop does, once the batch in
- * flight is answered. */
+/* checkpoint_maybe makes the stored checkpoint when one is due and no
+ * batch is in flight (a quiet network: under load it goes with a batch's
+ * commit, checkpoint_attach). */
 static void checkpoint_maybe(broker *b, int64_t mono_now)
 {
-	if (b->fly || b->log_size <= b->cp_size)
-		return;
-	if (b->log_size - b->cp_size >= b->cfg->checkpoint_every ||
-	    mono_now - b->cp_mono_ms >= b->cfg->checkpoint_interval_ms) {
+	if (b->fly == NULL && b->state_due)
+		checkpoint_state(b);
+	if (b->fly == NULL && checkpoint_due(b, mono_now)) {
 		checkpoint_make(b);
-		b->cp_mono_ms = mono_now;
+		b->cp_mono_ms = mono_now; /* a failed one is tried again later */
 	}
 }
 
@@ -1695,9 +1769,8 @@ static void run_batch(broker *b, broker_frame **jobs)
 		broker_metrics_add(b->metrics, BM_VERIFIED, njobs);
 	}
 	pipe_collect(b);
-	/* nothing is committing now: a stored checkpoint that is due is made
-	 * while the pool verifies this batch */
-	checkpoint_maybe(b, mono_ms());
+	if (b->state_due) /* the checkpoint the batch before stored */
+		checkpoint_state(b);
 	broker_pool_end(b->pool);
 
 	/* 3. the checks after the signature, then the ops, in frame order */
@@ -1738,6 +1811,7 @@ static void run_batch(broker *b, broker_frame **jobs)
 		batch_answer(b, bt);
 		return;
 	}
+	checkpoint_attach(b, bt);
 	if (n < BROKER_PIPE_MIN) {
 		/* A quiet network: no next batch to overlap with, and handing
 		 * the commit over, then being woken for its answer, costs two
@@ -2812,6 +2886,8 @@ int broker_run(broker_config *c, unsigned flags)
 	}
 	pipe_collect(&b); /* the batch in flight is answered */
 	checkpoint_make(&b);
+	if (b.state_due) /* the last batch stored the last checkpoint */
+		checkpoint_state(&b);
 	broker_log_info("stopped: log size %" PRIu64, b.log_size);
 	rc = 0;
 out:

@@ -131,11 +131,14 @@ typedef struct broker_batch {
 	size_t nops, capops;
 	broker_own **own;
 	size_t nown, capown;
-	rete_err err;	  /* the commit's verdict */
-	rete_msg m;	  /* its sentence */
-	int64_t read_us;  /* when its frames were read (metrics.h; monotonic) */
-	char *note;	  /* the signed checkpoint its receipts prove their entries
-			     in (NULL: none, or it could not be made) */
+	rete_err err;	 /* the commit's verdict */
+	rete_msg m;	 /* its sentence */
+	int64_t read_us; /* when its frames were read (metrics.h; monotonic) */
+	char *note;	 /* the signed checkpoint its receipts prove their entries
+			    in (NULL: none, or it could not be made) */
+	char *cp_note;	 /* a stored checkpoint due, stored by its commit (NULL:
+			    none; checkpoint_attach) */
+	uint64_t cp_size;
 	rete_arena arena; /* its frames' decoded messages (one per batch: the
 			     committer reads the one in flight while the main
 			     thread decodes into the other) */
@@ -163,6 +166,7 @@ typedef struct broker {
 	 * thread or the main thread, never both at once; not stored */
 	char *rc_note;
 	uint64_t rc_size;
+	bool state_due;	    /* the state file is behind cp_note (checkpoint_state) */
 	uint32_t epoch;	    /* the log's epoch (store_identity.h) */
 	int store_lock;	    /* fd holding the store's writer lock, or -1 */
 	char *restore_note; /* a declared restore: the last checkpoint signed before */

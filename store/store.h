@@ -224,6 +224,17 @@ rete_err rete_store_commit(rete_store *s, rete_store_op *ops, size_t n, rete_msg
 rete_err rete_store_commit_memo(rete_store *s, rete_store_op *ops, size_t n, rete_merkle_memo *memo,
 				rete_msg *m);
 
+/* rete_store_commit_checkpoint is rete_store_commit_memo that also stores
+ * the signed note `note` for tree size `size` (at most the log's size
+ * before ops; as rete_store_checkpoint_put) in the same transaction: the
+ * checkpoint is durable with the batch, at the cost of no sync of its own.
+ * note NULL: none. A failed commit stores neither. Errors: as
+ * rete_store_commit, and RETE_EINVAL for an empty note or a size beyond
+ * the log. */
+rete_err rete_store_commit_checkpoint(rete_store *s, rete_store_op *ops, size_t n,
+				      rete_merkle_memo *memo, uint64_t size, const char *note,
+				      rete_msg *m);
+
 /* ---------------------------------------------------------------------------
  * Reading. Every read function takes `rt`: NULL = it opens and closes its
  * own short read transaction; or a handle from rete_store_read_begin, so a

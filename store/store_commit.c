@@ -1442,10 +1442,36 @@ static rete_err store_write(rete_store *s, write_fn fn, void *ctx, rete_msg *m)
 	return err;
 }
 
+struct checkpoint_ctx {
+	uint64_t size;
+	const char *note;
+};
+
+static rete_err put_checkpoint(struct batch *b, void *ctx)
+{
+	struct checkpoint_ctx *c = ctx;
+	uint8_t key[8];
+
+	if (c->size > b->b_size)
+		return rete_msg_set(b->b_msg, RETE_EINVAL,
+				    "store: checkpoint for tree size %llu, but the log has %llu "
+				    "entries",
+				    (unsigned long long)c->size, (unsigned long long)b->b_size);
+	be64_put(key, c->size);
+	/* a note of another body for this size (a new epoch's, after a
+	 * restore) makes the time-stamp token of the old one meaningless */
+	int rc = store_timestamp_note_replaced(b->b_store, b->b_txn, c->size, c->note);
+	if (rc != 0)
+		return lmdb_fail(b, rc, "store: dropping the token of a replaced checkpoint");
+	return put(b, b->b_store->st_checkpoints, key, 8, c->note, strlen(c->note), 0,
+		   "store: writing a checkpoint");
+}
+
 struct commit_ctx {
 	rete_store_op *ops;
 	size_t n;
 	struct node_stage *stage; /* NULL: no memo wanted */
+	struct checkpoint_ctx cp; /* note NULL: no checkpoint to store */
 };
 
 static rete_err run_batch(struct batch *b, void *ctx)
@@ -1460,6 +1486,10 @@ static rete_err run_batch(struct batch *b, void *ctx)
 	b->b_stage = c->stage;
 	if (c->stage != NULL)
 		c->stage->ns_n = 0;
+	/* the checkpoint first: its size is checked against the log before
+	 * this batch */
+	if (c->cp.note != NULL && (err = put_checkpoint(b, &c->cp)) != RETE_OK)
+		return err;
 	for (size_t i = 0; i < c->n; i++) {
 		rete_store_op *op = &c->ops[i];
 		op_reset(op);
@@ -1507,11 +1537,20 @@ rete_err rete_store_commit(rete_store *s, rete_store_op *ops, size_t n, rete_msg
 rete_err rete_store_commit_memo(rete_store *s, rete_store_op *ops, size_t n, rete_merkle_memo *memo,
 				rete_msg *m)
 {
+	return rete_store_commit_checkpoint(s, ops, n, memo, 0, NULL, m);
+}
+
+rete_err rete_store_commit_checkpoint(rete_store *s, rete_store_op *ops, size_t n,
+				      rete_merkle_memo *memo, uint64_t size, const char *note,
+				      rete_msg *m)
+{
 	struct node_stage stage = {NULL, 0, 0, false};
-	struct commit_ctx c = {ops, n, memo != NULL ? &stage : NULL};
+	struct commit_ctx c = {ops, n, memo != NULL ? &stage : NULL, {size, note}};
 	rete_err err = commit_check(ops, n, m);
 
-	if (err != RETE_OK || n == 0)
+	if (err == RETE_OK && note != NULL && *note == '\0')
+		err = rete_msg_set(m, RETE_EINVAL, "store: empty checkpoint note");
+	if (err != RETE_OK || (n == 0 && note == NULL))
 		return err;
 	err = store_write(s, run_batch, &c, m);
 	/* only a durable commit's nodes: after a failed one, the indexes it
@@ -1522,31 +1561,6 @@ rete_err rete_store_commit_memo(rete_store *s, rete_store_op *ops, size_t n, ret
 					      stage.ns_node[i].hash);
 	free(stage.ns_node);
 	return err;
-}
-
-struct checkpoint_ctx {
-	uint64_t size;
-	const char *note;
-};
-
-static rete_err put_checkpoint(struct batch *b, void *ctx)
-{
-	struct checkpoint_ctx *c = ctx;
-	uint8_t key[8];
-
-	if (c->size > b->b_size)
-		return rete_msg_set(b->b_msg, RETE_EINVAL,
-				    "store: checkpoint for tree size %llu, but the log has %llu "
-				    "entries",
-				    (unsigned long long)c->size, (unsigned long long)b->b_size);
-	be64_put(key, c->size);
-	/* a note of another body for this size (a new epoch's, after a
-	 * restore) makes the time-stamp token of the old one meaningless */
-	int rc = store_timestamp_note_replaced(b->b_store, b->b_txn, c->size, c->note);
-	if (rc != 0)
-		return lmdb_fail(b, rc, "store: dropping the token of a replaced checkpoint");
-	return put(b, b->b_store->st_checkpoints, key, 8, c->note, strlen(c->note), 0,
-		   "store: writing a checkpoint");
 }
 
 rete_err rete_store_checkpoint_put(rete_store *s, uint64_t size, const char *note, rete_msg *m)

@@ -31,6 +31,7 @@
 #include "checkpoint.h"
 #include "keys.h"
 #include "merkle.h"
+#include "store_identity.h"
 #include "testutil.h"
 #include "wire.h"
 
@@ -707,6 +708,21 @@ static void test_pipelined_batches(void **state)
 	free(ref);
 	free(upd);
 	rete_wire_close(&social);
+	/* after a clean stop the state file names the latest stored
+	 * checkpoint, the last batch's too */
+	int stopped = it_home_stop(&e->h, WAIT_MS);
+	assert_true(WIFEXITED(stopped) && WEXITSTATUS(stopped) == 0);
+	char spath[1300], *snote = NULL, *latest = NULL;
+	uint64_t lsize = 0;
+	assert_non_null(rete_store_state_path(dir, spath, sizeof(spath)));
+	assert_int_equal(rete_store_state_read(spath, &snote, &m), RETE_OK);
+	assert_int_equal(rete_store_open(&st, dir, RETE_STORE_RDONLY, &m), RETE_OK);
+	assert_int_equal(rete_store_checkpoint_latest(st, NULL, &lsize, &latest, &m), RETE_OK);
+	assert_true(lsize >= last);
+	assert_string_equal(snote, latest);
+	rete_store_close(&st);
+	free(snote);
+	free(latest);
 }
 
 static void test_unknown_key(void **state)

@@ -1860,6 +1860,59 @@ static void test_commit_memo_leaves(void **state)
 	free(dir);
 }
 
+/* rete_store_commit_checkpoint stores a checkpoint with the batch, in its
+ * transaction (the broker's way under load): both or neither. A size
+ * beyond the log before the batch, or an empty note, refuses the whole
+ * commit; a note alone (no ops) is a commit too. */
+static void test_commit_checkpoint(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store");
+	rete_store *s = open_new(dir, 0);
+	rete_buf bufs[4];
+	rete_store_op ops[4];
+	rete_msg m = {{0}};
+	uint64_t sz;
+	char *note = NULL;
+
+	for (size_t i = 0; i < 4; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "cc-%zu", i);
+		bufs[i] = referral(id, SOCIAL, CPI, "", RETE__PRIORITY__PRIORITY_ROUTINE);
+		ops[i] = append_op(&bufs[i], 1700000000000 + (int64_t)i);
+	}
+	assert_int_equal(rete_store_commit_checkpoint(s, ops, 2, NULL, 0, NULL, &m), RETE_OK);
+	/* the checkpoint of the log before the batch, with the batch */
+	assert_int_equal(rete_store_commit_checkpoint(s, ops + 2, 1, NULL, 2, "two\n", &m),
+			 RETE_OK);
+	assert_int_equal(ops[2].status, RETE_STORE_ACCEPTED);
+	assert_int_equal(rete_store_checkpoint_get(s, NULL, 2, &note, &m), RETE_OK);
+	assert_string_equal(note, "two\n");
+	free(note);
+	/* beyond the log before the batch (3 entries; the batch would make
+	 * 4): nothing of it is stored */
+	assert_int_equal(rete_store_commit_checkpoint(s, ops + 3, 1, NULL, 4, "four\n", &m),
+			 RETE_EINVAL);
+	assert_non_null(strstr(m.text, "tree size 4"));
+	assert_int_equal(rete_store_size(s, NULL, &sz, &m), RETE_OK);
+	assert_int_equal(sz, 3);
+	assert_int_equal(rete_store_checkpoint_get(s, NULL, 4, &note, &m), RETE_ENOENT);
+	assert_int_equal(rete_store_commit_checkpoint(s, ops + 3, 1, NULL, 3, "", &m), RETE_EINVAL);
+	assert_int_equal(rete_store_size(s, NULL, &sz, &m), RETE_OK);
+	assert_int_equal(sz, 3);
+	/* a note alone */
+	assert_int_equal(rete_store_commit_checkpoint(s, NULL, 0, NULL, 3, "three\n", &m), RETE_OK);
+	assert_int_equal(rete_store_checkpoint_latest(s, NULL, &sz, &note, &m), RETE_OK);
+	assert_int_equal(sz, 3);
+	assert_string_equal(note, "three\n");
+	free(note);
+	for (size_t i = 0; i < 4; i++)
+		rete_buf_free(&bufs[i]);
+	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 /* An append handed its decoded Message (the broker's way) records in the
  * dedup index the hash of the very Message bytes inside the SignedMessage,
  * so that the same bytes sent again without it are a duplicate. */
@@ -2231,6 +2284,7 @@ int main(void)
 	    cmocka_unit_test(test_disk_full),
 	    cmocka_unit_test(test_commit_memo_proofs),
 	    cmocka_unit_test(test_commit_memo_leaves),
+	    cmocka_unit_test(test_commit_checkpoint),
 	    cmocka_unit_test(test_decoded_message_dedup),
 	    cmocka_unit_test(test_referral_encoding),
 	    cmocka_unit_test(test_queue_interleaved),
