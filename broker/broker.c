@@ -200,9 +200,10 @@ static void send_refusal(broker *b, broker_frame *f, bool as_receipt)
  * committer's thread: it signs ONE checkpoint note of the log as the commit
  * left it (the same size keeps the note signed before: Ed25519 is
  * deterministic, so the note is the same) and writes each accepted or
- * duplicate frame's inclusion proof in that tree. The note is not stored:
- * the periodic checkpoints are (checkpoint_make), and every note of this
- * log is consistent with them. On a store error or out of memory bt->note
+ * duplicate frame's inclusion proof in that tree. The note is not stored
+ * here; when a stored checkpoint of that size falls due, it is this note
+ * that is stored (checkpoint_note), and every note of this log is
+ * consistent with the stored ones. On a store error or out of memory bt->note
  * stays NULL and the frames get no receipt (their agents submit again and
  * get the original entry's). memo is the commit's (rete_store_commit_memo:
  * the nodes it wrote are in it); NULL: one of its own. */
@@ -422,6 +423,7 @@ static void batch_reset(broker_batch *bt)
 	free(bt->cp_note); /* not stored: its commit failed (it is due again) */
 	bt->cp_note = NULL;
 	bt->cp_size = 0;
+	bt->cp_err[0] = '\0';
 	rete_arena_reset(&bt->arena); /* its frames were answered */
 }
 
@@ -735,12 +737,13 @@ static void checkpoint_done(broker *b, uint64_t size, char *note);
 
 /* batch_commit signs bt's own entries, commits its ops in one durable
  * transaction (bt->err, bt->m), with the stored checkpoint bt carries if
- * one is due (checkpoint_attach; then it writes the state file too) and,
- * when it owes receipts (accepted or duplicate submissions), signs one
- * checkpoint of the new size and proves each entry in it (receipts_prove).
- * It touches nothing of the broker but the store, the key, the state file
- * and the per-commit note, so it runs on the committer's thread while the
- * main thread reads and verifies the next batch. */
+ * one is due (checkpoint_attach; a checkpoint the store refuses does not
+ * cost the batch: it is committed again without it, and the main thread
+ * says why) and, when it owes receipts (accepted or duplicate
+ * submissions), signs one checkpoint of the new size and proves each entry
+ * in it (receipts_prove). It touches nothing of the broker but the store,
+ * the key and the per-commit note, so it runs on the committer's thread
+ * while the main thread reads and verifies the next batch. */
 static void batch_commit(broker *b, broker_batch *bt)
 {
 	bt->err = RETE_OK;
@@ -753,6 +756,12 @@ static void batch_commit(broker *b, broker_batch *bt)
 	rete_merkle_memo *memo = rete_merkle_memo_new();
 	bt->err = rete_store_commit_checkpoint(b->store, bt->ops, bt->nops, memo, bt->cp_size,
 					       bt->cp_note, &bt->m);
+	if (bt->err != RETE_OK && bt->err != RETE_EFULL && bt->cp_note != NULL) {
+		snprintf(bt->cp_err, sizeof(bt->cp_err), "%s", bt->m.text);
+		free(bt->cp_note);
+		bt->cp_note = NULL;
+		bt->err = rete_store_commit_memo(b->store, bt->ops, bt->nops, memo, &bt->m);
+	}
 	for (size_t i = 0; bt->err == RETE_OK && i < bt->n; i++) {
 		broker_frame *f = &bt->frames[i];
 		if (f->op < 0)
@@ -793,6 +802,13 @@ static rete_err batch_logged(broker *b, broker_batch *bt)
 		checkpoint_done(b, bt->cp_size, bt->cp_note);
 		bt->cp_note = NULL;
 		b->state_due = true; /* once the batch is answered */
+	} else if (bt->cp_err[0]) {
+		broker_log_error("cannot store the checkpoint at size %" PRIu64
+				 " with a batch: %s; "
+				 "the batch was committed without it, the checkpoint is tried "
+				 "again in a second",
+				 bt->cp_size, bt->cp_err);
+		b->cp_failed_ms = mono_ms();
 	}
 	for (size_t i = 0; i < bt->nops; i++) {
 		rete_store_op *op = &bt->ops[i];
@@ -927,7 +943,9 @@ static bool checkpoint_due(const broker *b, int64_t mono_now)
  * flight. */
 static void checkpoint_attach(broker *b, broker_batch *bt)
 {
-	if (bt->cp_note != NULL || !checkpoint_due(b, mono_ms()))
+	int64_t now = mono_ms();
+	if (bt->cp_note != NULL || !checkpoint_due(b, now) ||
+	    (b->cp_failed_ms != 0 && now - b->cp_failed_ms < 1000))
 		return;
 	rete_msg m;
 	bt->cp_note = checkpoint_note(b, b->log_size, &m);

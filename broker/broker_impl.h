@@ -139,6 +139,7 @@ typedef struct broker_batch {
 	char *cp_note;	 /* a stored checkpoint due, stored by its commit (NULL:
 			    none; checkpoint_attach) */
 	uint64_t cp_size;
+	char cp_err[512]; /* why the store refused cp_note ("": it did not) */
 	rete_arena arena; /* its frames' decoded messages (one per batch: the
 			     committer reads the one in flight while the main
 			     thread decodes into the other) */
@@ -166,10 +167,11 @@ typedef struct broker {
 	 * thread or the main thread, never both at once; not stored */
 	char *rc_note;
 	uint64_t rc_size;
-	bool state_due;	    /* the state file is behind cp_note (checkpoint_state) */
-	uint32_t epoch;	    /* the log's epoch (store_identity.h) */
-	int store_lock;	    /* fd holding the store's writer lock, or -1 */
-	char *restore_note; /* a declared restore: the last checkpoint signed before */
+	bool state_due;	      /* the state file is behind cp_note (checkpoint_state) */
+	int64_t cp_failed_ms; /* when a batch's commit last refused its checkpoint */
+	uint32_t epoch;	      /* the log's epoch (store_identity.h) */
+	int store_lock;	      /* fd holding the store's writer lock, or -1 */
+	char *restore_note;   /* a declared restore: the last checkpoint signed before */
 	/* a --check-config run (broker_check_store): the store's refusals
 	 * go here instead of the log; NULL when running */
 	rete_problems *check_problems, *check_notes;

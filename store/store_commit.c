@@ -1565,11 +1565,9 @@ rete_err rete_store_commit_checkpoint(rete_store *s, rete_store_op *ops, size_t 
 
 rete_err rete_store_checkpoint_put(rete_store *s, uint64_t size, const char *note, rete_msg *m)
 {
-	struct checkpoint_ctx c = {size, note};
-
-	if (note == NULL || *note == '\0')
+	if (note == NULL)
 		return rete_msg_set(m, RETE_EINVAL, "store: empty checkpoint note");
-	return store_write(s, put_checkpoint, &c, m);
+	return rete_store_commit_checkpoint(s, NULL, 0, NULL, size, note, m);
 }
 
 struct meta_ctx {
