@@ -226,10 +226,12 @@ void agent_privacy_filed(agent *a, const char *sub, const char *id, const char *
 	 * counts from now (the receipt, or the refusal) */
 	snprintf(path, sizeof(path), "%s/%s", sent ? a->sent_dir : a->failed_dir, used);
 	utimensat(AT_FDCWD, path, NULL, 0);
-	if (a->privacy == NULL || !sent || id == NULL || id[0] == '\0')
+	if (a->privacy == NULL || id == NULL || id[0] == '\0')
 		return;
-	/* which sent/ file is the message's, for its delivery: USED is not
-	 * NAME when sent/ held a NAME already */
+	/* which sent/ or failed/ file is the message's (for its delivery, and
+	 * for rete sar once keep_records has passed: ap_pending): USED is not
+	 * NAME when the folder held a NAME already. "dir" stays "sent": the
+	 * record is of a message we sent, whichever folder keeps its copy. */
 	json_t *o = json_object();
 	json_object_set_new(o, "at", json_integer(rete_now_ms()));
 	json_object_set_new(o, "dir", json_string("sent"));
@@ -239,9 +241,9 @@ void agent_privacy_filed(agent *a, const char *sub, const char *id, const char *
 	json_object_set_new(o, "filed", json_true());
 	if (privacy_index_append(a->cfg.data, o, &m) != RETE_OK)
 		agent_log(a, "error",
-			  "person index: %s; the retention of sent/%s will not count from the "
-			  "delivery of %s",
-			  m.text, used, id);
+			  "person index: %s; %s/%s of message %s may not be found by rete sar "
+			  "once keep_records has passed",
+			  m.text, sub, used, id);
 	ap_add_file(a->privacy, id, used);
 	json_decref(o);
 }

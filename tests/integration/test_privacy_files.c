@@ -439,6 +439,66 @@ static void test_records_while_file_held(void **state)
 	json_decref(m);
 }
 
+/* A message refused by the broker after it was sealed (job centre to
+ * health: no such route) lands in failed/ under the name the move took:
+ * failed/r.json.2 when failed/ holds an r.json already (an earlier
+ * refusal of another message). Past keep_records its person-index record
+ * stays while that file is kept, and rete sar names the file. */
+static void test_refused_after_sealing_renamed(void **state)
+{
+	it_net *n = it_net_new("privfiles-sealedref", NULL);
+	*state = n;
+	assert_non_null(n);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_CPI));
+	char text[2048], failed[1300], path[1500], idx[1400], alog[1400];
+	it_spool(n, IT_CPI, "failed", failed, sizeof(failed));
+	agent_file(n, IT_CPI, "data/persons.jsonl", idx, sizeof(idx));
+	agent_file(n, IT_CPI, "data/access.log", alog, sizeof(alog));
+	/* an earlier refusal of another message under the same name */
+	snprintf(path, sizeof(path), "%s/r.json", failed);
+	assert_int_equal(tu_write_file(path, "{}\n", 3), 0);
+	snprintf(path, sizeof(path), "%s/r.json.error.json", failed);
+	const char *earlier = "{\"messageId\": \"earlier-1\", \"error\": \"forbidden\"}\n";
+	assert_int_equal(tu_write_file(path, earlier, strlen(earlier)), 0);
+	snprintf(text, sizeof(text),
+		 "{\"id\": \"sealed-ref-1\", \"operator\": {\"staffId\": \"op-7\", \"role\": "
+		 "\"employment-advisor\"}, \"recipient\": \"%s\", \"caseId\": \"" CASE "\", "
+		 "\"referral\": {\"service\": \"%s\", \"priority\": \"routine\", "
+		 "\"reasonCode\": \"wellbeing\", \"consent\": {\"basis\": \"consent\", "
+		 "\"givenAt\": \"2026-11-20T09:30:00Z\", \"reference\": \"CONS-2026-0412\"}, "
+		 "\"ageBand\": \"adult\"}, \"private\": {\"person\": {\"name\": \"Maria Rossi\", "
+		 "\"fiscalCode\": \"" MOTHER_FC "\"}}}",
+		 it_party_ids[IT_ASST], it_service[IT_ASST]);
+	put_outbox(n, IT_CPI, "r.json", text, 0);
+	snprintf(path, sizeof(path), "%s/r.json.2.error.json", failed);
+	if (!wait_exists(path, 30000)) {
+		it_show(n, "cpi.mantova.log");
+		fail_msg("r.json was not refused into failed/r.json.2");
+	}
+	if (!wait_occurrences(idx, "sealed-ref-1", 1, 30000)) {
+		it_show(n, "cpi.mantova.log");
+		fail_msg("sealed-ref-1 is not in the person index: not refused after sealing");
+	}
+	assert_int_equal(it_stop(&n->agent_pid[IT_CPI], SIGTERM, it_wait_ms()), 0);
+	age_index(idx, it_party_ids[IT_CPI], 40);
+	assert_true(it_agent_start_ex(n, IT_CPI, "\n[privacy]\nkeep_records = 30d\n"));
+	if (!wait_occurrences(alog, "person-index record of message cpi.mantova/gone-1", 1,
+			      30000)) {
+		it_show(n, "cpi.mantova.log");
+		fail_msg("no erasure of the record of gone-1 in %s", alog);
+	}
+	if (tu_occurrences(alog, "sealed-ref-1") != 0)
+		fail_msg("cpi.mantova erased the person-index record of sealed-ref-1 while "
+			 "failed/r.json.2 still holds it: rete sar no longer finds that copy");
+	json_t *m = sar_message(n, IT_CPI, MOTHER_FC, "sealed-ref-1");
+	assert_non_null(m);
+	if (!has_file(m, "failed/r.json.2"))
+		fail_msg("rete sar does not name failed/r.json.2, the refused copy of "
+			 "sealed-ref-1");
+	json_decref(m);
+}
+
 /* A message refused before it was sealed (invalid) is never in the person
  * index, yet failed/ keeps it as the case system wrote it, the person's
  * data in clear: the person's answer names that copy, nobody else's does. */
@@ -518,6 +578,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_prefix_sender, it_teardown),
 	    cmocka_unit_test_teardown(test_records_while_file_held, it_teardown),
 	    cmocka_unit_test_teardown(test_sar_refused_copy, it_teardown),
+	    cmocka_unit_test_teardown(test_refused_after_sealing_renamed, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
