@@ -259,11 +259,12 @@ static void al_segments(const char *path, char ***out, size_t *n)
 /* al_line_old: is the line older than cutoff (cut: cutoff in the form
  * below, al_time24; NULL when it has none)? A line
  * that does not parse is not (kept). The lines this file writes begin with
- * their time in one fixed form
- * ("{\"at\":\"2026-12-06T09:00:00.000Z\",", UTC, 24 characters) whose
- * order is the order of the times: a whole line of that form is compared
- * as text, without parsing its JSON (1 M lines: 3.3 s of CPU before);
- * any other line is parsed. */
+ * their time, UTC, mostly in one fixed form
+ * ("{\"at\":\"2026-12-06T09:00:00.123Z\",", 24 characters) whose order
+ * is the order of the times: a line of that form is compared as text,
+ * without parsing its JSON (1 M lines: 3.3 s of CPU before); any other
+ * line (a time at a whole second is written without ".000", and lines of
+ * other writers) is parsed. */
 static bool al_line_old(const char *line, size_t len, int64_t cutoff, const char *cut)
 {
 	static const char head[] = "{\"at\":\"";
