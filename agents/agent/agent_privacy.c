@@ -248,19 +248,6 @@ void agent_privacy_filed(agent *a, const char *sub, const char *id, const char *
 	json_decref(o);
 }
 
-/* ap_receipt_names: does DIR/NAME+suffix (NAME.receipt.json,
- * NAME.error.json) name message id? */
-static bool ap_receipt_names(const char *dir, const char *name, const char *suffix, const char *id)
-{
-	char path[4400];
-	snprintf(path, sizeof(path), "%s/%s%s", dir, name, suffix);
-	json_t *r = json_load_file(path, 0, NULL);
-	const char *rid = json_string_value(json_object_get(r, "messageId"));
-	bool yes = rid != NULL && strcmp(rid, id) == 0;
-	json_decref(r);
-	return yes;
-}
-
 /* ap_touch sets the times of our message id's sent/ files (and their
  * .receipt.json) to now: a sent file's retention counts from its delivery.
  * Only a file whose receipt names the message: another message's file of
@@ -273,7 +260,7 @@ static void ap_touch(agent *a, const char *id, json_t *names)
 	json_array_foreach(names, i, v)
 	{
 		const char *name = json_string_value(v);
-		if (name == NULL || !ap_receipt_names(a->sent_dir, name, ".receipt.json", id))
+		if (name == NULL || !privacy_file_is_copy(a->sent_dir, name, ".receipt.json", id))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", a->sent_dir, name);
 		utimensat(AT_FDCWD, path, NULL, 0);
@@ -461,15 +448,6 @@ static void ap_scan_dir(agent *a, const char *sub, const char *dir, rete_keep ke
 	free(names);
 }
 
-/* ap_regular: is dir/name a regular file? */
-static bool ap_regular(const char *dir, const char *name)
-{
-	char path[4400];
-	struct stat st;
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 /* ap_pending: the person index's question (privacy_pending): a record of
  * ours still held for its delivery stays, and so does a record naming a
  * file the agency still holds (inbox/NAME for what it received; sent/NAME
@@ -491,12 +469,10 @@ static bool ap_pending(void *ctx, json_t *line)
 	    strchr(file, '/') != NULL)
 		return false;
 	if (strcmp(dir, "received") == 0)
-		return ap_regular(a->inbox_dir, file);
+		return privacy_file_regular(a->inbox_dir, file);
 	if (strcmp(dir, "sent") == 0 && ours)
-		return (ap_regular(a->sent_dir, file) &&
-			ap_receipt_names(a->sent_dir, file, ".receipt.json", id)) ||
-		       (ap_regular(a->failed_dir, file) &&
-			ap_receipt_names(a->failed_dir, file, ".error.json", id));
+		return privacy_file_is_copy(a->sent_dir, file, ".receipt.json", id) ||
+		       privacy_file_is_copy(a->failed_dir, file, ".error.json", id);
 	return false;
 }
 

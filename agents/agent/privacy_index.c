@@ -305,3 +305,34 @@ out:
 	json_decref(latest);
 	return err;
 }
+
+bool privacy_file_regular(const char *dir, const char *name)
+{
+	char path[PATH_MAX * 2];
+	struct stat st;
+	if (strchr(name, '/') != NULL)
+		return false;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+char *privacy_companion_id(const char *dir, const char *name, const char *suffix)
+{
+	char path[PATH_MAX * 2];
+	snprintf(path, sizeof(path), "%s/%s%s", dir, name, suffix);
+	json_t *o = json_load_file(path, 0, NULL);
+	const char *id = json_string_value(json_object_get(o, "messageId"));
+	char *out = id ? strdup(id) : NULL;
+	json_decref(o);
+	return out;
+}
+
+bool privacy_file_is_copy(const char *dir, const char *name, const char *suffix, const char *id)
+{
+	if (!privacy_file_regular(dir, name))
+		return false;
+	char *cid = privacy_companion_id(dir, name, suffix);
+	bool yes = cid != NULL && strcmp(cid, id) == 0;
+	free(cid);
+	return yes;
+}

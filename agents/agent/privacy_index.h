@@ -99,4 +99,17 @@ typedef bool (*privacy_pending)(void *ctx, json_t *line);
 rete_err privacy_index_prune(const char *data, rete_keep keep, int64_t now_ms,
 			     privacy_pending pending, void *ctx, json_t **erased, rete_msg *m);
 
+/* privacy_file_regular: is dir/name a regular file (name one component,
+ * no '/')? */
+bool privacy_file_regular(const char *dir, const char *name);
+
+/* privacy_companion_id: the messageId of dir/NAME+suffix, the answer the
+ * agent wrote beside a spool file (NAME.receipt.json, NAME.error.json);
+ * malloc'd, NULL when there is none. */
+char *privacy_companion_id(const char *dir, const char *name, const char *suffix);
+
+/* privacy_file_is_copy: is dir/name a regular file whose companion
+ * (name+suffix) names message id, i.e. the agency's copy of it? */
+bool privacy_file_is_copy(const char *dir, const char *name, const char *suffix, const char *id);
+
 #endif

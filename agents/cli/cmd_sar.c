@@ -193,28 +193,6 @@ typedef struct sar_spool {
 	json_t *by_id; /* messageId -> ["sent/USED", ...], from a scan (lazily) */
 } sar_spool;
 
-/* sar_regular: is dir/name a regular file? */
-static bool sar_regular(const char *dir, const char *name)
-{
-	char path[PATH_MAX * 2];
-	struct stat st;
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* sar_companion_id: the messageId of dir/NAME+suffix (NULL when none);
- * the caller frees it. */
-static char *sar_companion_id(const char *dir, const char *name, const char *suffix)
-{
-	char path[PATH_MAX * 2];
-	snprintf(path, sizeof(path), "%s/%s%s", dir, name, suffix);
-	json_t *o = json_load_file(path, 0, NULL);
-	const char *id = json_string_value(json_object_get(o, "messageId"));
-	char *out = id ? strdup(id) : NULL;
-	json_decref(o);
-	return out;
-}
-
 /* sar_add_file appends "sub/name" to files unless it is there. */
 static void sar_add_file(json_t *files, const char *sub, const char *name)
 {
@@ -228,18 +206,6 @@ static void sar_add_file(json_t *files, const char *sub, const char *name)
 			return;
 	}
 	json_array_append_new(files, json_string(rel));
-}
-
-/* sar_is_copy: is sub/name (in dir) the copy of message id, i.e. there
- * and named by its companion (NAME.receipt.json, NAME.error.json)? */
-static bool sar_is_copy(const char *dir, const char *name, const char *suffix, const char *id)
-{
-	if (strchr(name, '/') != NULL || !sar_regular(dir, name))
-		return false;
-	char *cid = sar_companion_id(dir, name, suffix);
-	bool yes = cid != NULL && strcmp(cid, id) == 0;
-	free(cid);
-	return yes;
 }
 
 /* sar_scan_dir adds each message file of dir that has a companion ending
@@ -257,8 +223,8 @@ static void sar_scan_dir(sar_spool *sp, const char *dir, const char *sub, const 
 			continue;
 		char base[NAME_MAX + 1];
 		snprintf(base, sizeof(base), "%.*s", (int)(len - sl), e->d_name);
-		char *id = sar_companion_id(dir, base, suffix);
-		if (id != NULL && sar_regular(dir, base)) {
+		char *id = privacy_companion_id(dir, base, suffix);
+		if (id != NULL && privacy_file_regular(dir, base)) {
 			json_t *files = json_object_get(sp->by_id, id);
 			if (files == NULL) {
 				files = json_array();
@@ -284,7 +250,7 @@ static json_t *sar_files(const agent_config *cfg, sar_spool *sp, json_t *lines, 
 	const char *id = json_string_value(json_object_get(o, "id"));
 	if (strcmp(dir, "sent") != 0) {
 		const char *f = json_string_value(json_object_get(o, "file"));
-		if (f != NULL && strchr(f, '/') == NULL && sar_regular(sp->inbox, f))
+		if (f != NULL && strchr(f, '/') == NULL && privacy_file_regular(sp->inbox, f))
 			sar_add_file(files, "inbox", f);
 		return files;
 	}
@@ -298,9 +264,9 @@ static json_t *sar_files(const agent_config *cfg, sar_spool *sp, json_t *lines, 
 		    strcmp(json_string_value(json_object_get(l, "sender")) ?: "", cfg->id) != 0 ||
 		    strcmp(json_string_value(json_object_get(l, "id")) ?: "", id) != 0)
 			continue;
-		if (sar_is_copy(sp->sent, f, ".receipt.json", id))
+		if (privacy_file_is_copy(sp->sent, f, ".receipt.json", id))
 			sar_add_file(files, "sent", f);
-		if (sar_is_copy(sp->failed, f, ".error.json", id))
+		if (privacy_file_is_copy(sp->failed, f, ".error.json", id))
 			sar_add_file(files, "failed", f);
 	}
 	if (json_array_size(files) > 0)
