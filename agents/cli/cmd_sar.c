@@ -17,7 +17,8 @@
  * recorded at the move or, for records older than that, found by the
  * messageId of the receipts and refusals beside them), and "refused" the
  * files of failed/ refused before they were sealed (in no index record)
- * that name the person (sar_refused). The read is
+ * that name the person, or name nobody and update or annotate one of her
+ * referrals (sar_refused). The read is
  * recorded in the agent's access record (the person as the pseudonym,
  * never the fiscal code) before anything is read.
  */
@@ -309,6 +310,35 @@ static bool sar_bytes_name(const char *path, const char *fc)
 	return found;
 }
 
+/* sar_of_her_referral: is doc (a message as the case system wrote it) an
+ * update or note about one of the referrals in msgs (the person's)? As the
+ * person index has it for sealed ones (agent_privacy.c, ap_base), an
+ * update or note that names nobody concerns the person of its referral,
+ * and that person alone. */
+static bool sar_of_her_referral(json_t *doc, json_t *msgs)
+{
+	static const char *const bodies[] = {"update", "note"};
+	const char *ref = NULL;
+	for (size_t k = 0; k < 2 && ref == NULL; k++)
+		ref = json_string_value(
+		    json_object_get(json_object_get(doc, bodies[k]), "referralId"));
+	if (ref == NULL || ref[0] == '\0')
+		return false;
+	size_t i;
+	json_t *m;
+	json_array_foreach(msgs, i, m)
+	{
+		const char *kind = json_string_value(json_object_get(m, "kind"));
+		const char *id = json_string_value(json_object_get(m, "id"));
+		const char *of = json_string_value(json_object_get(m, "referral"));
+		if ((kind != NULL && strcmp(kind, "referral") == 0 && id != NULL &&
+		     strcmp(id, ref) == 0) ||
+		    (of != NULL && strcmp(of, ref) == 0))
+			return true;
+	}
+	return false;
+}
+
 /* sar_refused: the files of failed/ refused before they were sealed (in no
  * index record: the agent never sealed them) that name the person, as the
  * case system wrote them: private.person.fiscalCode or .personId (ours:
@@ -368,6 +398,9 @@ static json_t *sar_refused(const agent_config *cfg, const privacy_key *key, cons
 				 strcmp(hex, mac1) == 0) ||
 				(mac2[0] && pid && privacy_mac_person_id(key, pid, hex) &&
 				 strcmp(hex, mac2) == 0);
+			/* naming nobody, about one of her referrals */
+			if (!names && person == NULL)
+				names = sar_of_her_referral(doc, msgs);
 		}
 		/* anywhere else too: a fiscal code in the metadata is a typical
 		 * refusal (personal-data) */

@@ -537,6 +537,28 @@ static void test_sar_refused_copy(void **state)
 		it_show(n, "social.mantova.log");
 		fail_msg("in-metadata.json was not refused");
 	}
+	/* an update of her referral that names nobody, refused before it
+	 * was sealed (no such status): hers, as a sealed one would be */
+	referral(text, sizeof(text), "her-ref-1", "Maria Rossi", MOTHER_FC);
+	put_outbox(n, IT_SOCIAL, "her.json", text, 0);
+	char sent[1300];
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	snprintf(path, sizeof(path), "%s/her.json.receipt.json", sent);
+	if (!wait_exists(path, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("her.json got no receipt");
+	}
+	snprintf(text, sizeof(text),
+		 "{\"id\": \"her-upd-1\", \"operator\": {\"staffId\": \"as-0042\", \"role\": "
+		 "\"social-worker\"}, \"recipient\": \"%s\", \"caseId\": \"" CASE "\", "
+		 "\"update\": {\"referralId\": \"her-ref-1\", \"status\": \"no-such-status\"}}",
+		 it_party_ids[IT_CPI]);
+	put_outbox(n, IT_SOCIAL, "upd-bad.json", text, 0);
+	snprintf(path, sizeof(path), "%s/upd-bad.json.error.json", failed);
+	if (!wait_exists(path, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("upd-bad.json was not refused");
+	}
 	agent_file(n, IT_SOCIAL, "agent.ini", ini, sizeof(ini));
 	const char *asks[] = {"--person rssmra85m41e897x", "--person-id P-0042",
 			      "--person " SON_FC};
@@ -557,6 +579,14 @@ static void test_sar_refused_copy(void **state)
 				 out);
 		if (i == 2 && strstr(out, "failed/in-metadata.json") != NULL)
 			fail_msg("the son's answer names failed/in-metadata.json: %s", out);
+		if (i == 0 && strstr(out, "failed/upd-bad.json") == NULL)
+			fail_msg("rete sar does not name failed/upd-bad.json, a refused update of "
+				 "her referral her-ref-1 that names nobody: %s",
+				 out);
+		if (i == 2 && strstr(out, "failed/upd-bad.json") != NULL)
+			fail_msg("the son's answer names failed/upd-bad.json, an update of his "
+				 "mother's referral: %s",
+				 out);
 		free(out);
 	}
 	/* the text says it in Italian */
