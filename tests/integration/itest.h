@@ -124,6 +124,20 @@ static inline int it_scaled_ms(int ms)
 	return getenv("RETE_VALGRIND") ? ms * 8 : ms;
 }
 
+/* it_wait_occurrences waits (ms, scaled) until the file at path holds
+ * needle want times: polling a file another process appends to (a log,
+ * the person index), which has no event to wait on. */
+static inline bool it_wait_occurrences(const char *path, const char *needle, size_t want, int ms)
+{
+	int64_t end = it_mono_ms() + it_scaled_ms(ms);
+	while (it_mono_ms() < end) {
+		if (tu_occurrences(path, needle) >= want)
+			return true;
+		it_nap(50);
+	}
+	return tu_occurrences(path, needle) >= want;
+}
+
 /* it_write_ini writes broker.ini from the knobs of n. */
 static inline int it_write_ini(it_net *n)
 {

@@ -52,18 +52,6 @@ static void put_outbox(it_net *n, int p, const char *name, const char *text)
 	assert_int_equal(rename(tmp, path), 0);
 }
 
-/* wait_occurrences waits (deadline) until path holds needle want times. */
-static bool wait_occurrences(const char *path, const char *needle, size_t want, int ms)
-{
-	int64_t end = it_mono_ms() + it_scaled_ms(ms);
-	while (it_mono_ms() < end) {
-		if (tu_occurrences(path, needle) >= want)
-			return true;
-		it_nap(50); /* polling a file the agent appends to */
-	}
-	return tu_occurrences(path, needle) >= want;
-}
-
 /* text_occurrences counts needle in text. */
 static size_t text_occurrences(const char *text, const char *needle)
 {
@@ -103,7 +91,7 @@ static void family_traffic(it_net *n)
 	 * sender's agent (two "delivered" lines in its person index) */
 	char idx[1400];
 	agent_file(n, IT_SOCIAL, "data/persons.jsonl", idx, sizeof(idx));
-	if (!wait_occurrences(idx, "\"delivered\"", 2, 30000)) {
+	if (!it_wait_occurrences(idx, "\"delivered\"", 2, 30000)) {
 		it_show(n, "social.mantova.log");
 		it_show(n, "broker.log");
 		fail_msg("the deliveries of the two referrals were not recorded in %s", idx);
@@ -120,7 +108,7 @@ static void family_traffic(it_net *n)
 	    "\"First interview held.\"}}",
 	    it_party_ids[IT_SOCIAL]);
 	put_outbox(n, IT_CPI, "note.json", note);
-	if (!wait_occurrences(idx, "\"received\"", 1, 30000)) {
+	if (!it_wait_occurrences(idx, "\"received\"", 1, 30000)) {
 		it_show(n, "cpi.mantova.log");
 		it_show(n, "social.mantova.log");
 		fail_msg("the note was not indexed by the social services' agent");
@@ -311,7 +299,7 @@ static void test_sar_mother(void **state)
 		   "\"caseId\": \"" CASE "\", \"update\": {\"referralId\": \"" MOTHER_REF
 		   "\", \"status\": \"accepted\"}}");
 	agent_file(n, IT_SOCIAL, "data/persons.jsonl", path, sizeof(path));
-	if (!wait_occurrences(path, UPDATE_ID, 1, 30000)) {
+	if (!it_wait_occurrences(path, UPDATE_ID, 1, 30000)) {
 		it_show(n, "social.mantova.log");
 		fail_msg("the update of the mother's referral (no sealed part) is not in %s: "
 			 "her answer would leave it out",
@@ -327,7 +315,7 @@ static void test_sar_mother(void **state)
 	assert_null(strstr(out, UPDATE_ID));
 	free(out);
 	agent_file(n, IT_CPI, "data/persons.jsonl", path, sizeof(path));
-	assert_true(wait_occurrences(path, UPDATE_ID, 1, 30000));
+	assert_true(it_wait_occurrences(path, UPDATE_ID, 1, 30000));
 	rc = tu_run(&out, "%s sar --person " MOTHER_FC " -c %s --json", exe, cpi_ini);
 	assert_int_equal(rc, 0);
 	assert_non_null(strstr(out, UPDATE_ID));
@@ -343,7 +331,7 @@ static void test_sar_mother(void **state)
 		   "\"private\": {\"person\": {\"name\": \"Anna Verdi\", \"personId\": "
 		   "\"P-0042\"}, \"notes\": \"Interview held.\"}}");
 	agent_file(n, IT_SOCIAL, "data/persons.jsonl", path, sizeof(path));
-	if (!wait_occurrences(path, OTHER_NOTE, 1, 30000)) {
+	if (!it_wait_occurrences(path, OTHER_NOTE, 1, 30000)) {
 		it_show(n, "social.mantova.log");
 		fail_msg("the job centre's note was not indexed in %s", path);
 	}
@@ -609,8 +597,8 @@ static void test_retention(void **state)
 				      "keep_failed = 30d\nkeep_records = 30d\n"));
 	char alog[1500];
 	agent_file(n, IT_SOCIAL, "data/access.log", alog, sizeof(alog));
-	if (!wait_occurrences(alog, "person-index record of message social.mantova/old-1", 1,
-			      30000)) {
+	if (!it_wait_occurrences(alog, "person-index record of message social.mantova/old-1", 1,
+				 30000)) {
 		it_show(n, "social.mantova.log");
 		fail_msg("no erasure of the old index record in %s", alog);
 	}
@@ -733,7 +721,7 @@ static void test_broker_blobs(void **state)
 	/* delivered: the job centre's ack removed it */
 	char idx[1400];
 	agent_file(n, IT_SOCIAL, "data/persons.jsonl", idx, sizeof(idx));
-	assert_true(wait_occurrences(idx, "\"delivered\"", 1, 30000));
+	assert_true(it_wait_occurrences(idx, "\"delivered\"", 1, 30000));
 	assert_false(blob_of(n, (uint64_t)delivered));
 	/* waiting for the health service (expiry 5 days): kept */
 	assert_true(blob_of(n, (uint64_t)waiting));

@@ -86,18 +86,6 @@ static void referral(char *buf, size_t len, const char *id, const char *name, co
 		 id, it_party_ids[IT_CPI], it_service[IT_CPI], name, fc);
 }
 
-/* wait_occurrences waits (deadline) until path holds needle want times. */
-static bool wait_occurrences(const char *path, const char *needle, size_t want, int ms)
-{
-	int64_t end = it_mono_ms() + it_scaled_ms(ms);
-	while (it_mono_ms() < end) {
-		if (tu_occurrences(path, needle) >= want)
-			return true;
-		it_nap(50); /* polling a file the agent appends to */
-	}
-	return tu_occurrences(path, needle) >= want;
-}
-
 /* wait_exists waits (deadline) until path exists. */
 static bool wait_exists(const char *path, int ms)
 {
@@ -166,7 +154,7 @@ static void test_sent_name_reused(void **state)
 
 	referral(text, sizeof(text), "reuse-a", "Maria Rossi", MOTHER_FC);
 	put_outbox(n, IT_SOCIAL, "referral.json", text, 0);
-	if (!wait_occurrences(idx, "\"delivered\":\"reuse-a\"", 1, 30000)) {
+	if (!it_wait_occurrences(idx, "\"delivered\":\"reuse-a\"", 1, 30000)) {
 		it_show(n, "social.mantova.log");
 		fail_msg("the delivery of reuse-a was not recorded in %s", idx);
 	}
@@ -177,7 +165,7 @@ static void test_sent_name_reused(void **state)
 	 * sent only now */
 	referral(text, sizeof(text), "reuse-b", "Luca Bianchi", SON_FC);
 	put_outbox(n, IT_SOCIAL, "referral.json", text, 40);
-	if (!wait_occurrences(idx, "\"delivered\":\"reuse-b\"", 1, 30000)) {
+	if (!it_wait_occurrences(idx, "\"delivered\":\"reuse-b\"", 1, 30000)) {
 		it_show(n, "social.mantova.log");
 		fail_msg("the delivery of reuse-b was not recorded in %s", idx);
 	}
@@ -229,7 +217,7 @@ static void test_sent_name_reused(void **state)
 	assert_true(it_agent_start_ex(n, IT_SOCIAL, "\n[privacy]\nkeep_sent = 30d\n"));
 	char alog[1400];
 	agent_file(n, IT_SOCIAL, "data/access.log", alog, sizeof(alog));
-	if (!wait_occurrences(alog, "erased sent/referral.json:", 1, 30000)) {
+	if (!it_wait_occurrences(alog, "erased sent/referral.json:", 1, 30000)) {
 		it_show(n, "social.mantova.log");
 		fail_msg("sent/referral.json (delivered 40 days ago) was not erased");
 	}
@@ -339,14 +327,14 @@ static void test_prefix_sender(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, line, (size_t)len), len);
 	close(fd);
-	if (!wait_occurrences(alog, "person-index record of message social/pfx-1", 1, 30000)) {
+	if (!it_wait_occurrences(alog, "person-index record of message social/pfx-1", 1, 30000)) {
 		it_show(n, "social.mantova.log");
 		fail_msg("the record of social/pfx-1 was not erased");
 	}
 	/* ours waits for its delivery: kept */
 	assert_int_equal(tu_occurrences(alog, "message social.mantova/pfx-1"), 0);
 	assert_true(it_agent_start(n, IT_CPI));
-	if (!wait_occurrences(idx, "\"delivered\":\"pfx-1\"", 1, 30000)) {
+	if (!it_wait_occurrences(idx, "\"delivered\":\"pfx-1\"", 1, 30000)) {
 		it_show(n, "social.mantova.log");
 		fail_msg("the delivery of our pfx-1 was not recorded in %s: erasing the record "
 			 "of social/pfx-1 made social.mantova forget its own message",
@@ -405,8 +393,8 @@ static void test_records_while_file_held(void **state)
 	}
 	referral(text, sizeof(text), "held-file-1", "Maria Rossi", MOTHER_FC);
 	put_outbox(n, IT_SOCIAL, "kept.json", text, 0);
-	if (!wait_occurrences(idx[0], "\"delivered\":\"held-file-1\"", 1, 30000) ||
-	    !wait_occurrences(idx[1], "held-file-1", 1, 30000)) {
+	if (!it_wait_occurrences(idx[0], "\"delivered\":\"held-file-1\"", 1, 30000) ||
+	    !it_wait_occurrences(idx[1], "held-file-1", 1, 30000)) {
 		it_show(n, "social.mantova.log");
 		fail_msg("held-file-1 was not delivered and indexed at both agencies");
 	}
@@ -419,7 +407,7 @@ static void test_records_while_file_held(void **state)
 	for (int i = 0; i < 2; i++) {
 		snprintf(gone[i], sizeof(gone[i]), "person-index record of message %s/gone-1",
 			 it_party_ids[who[i]]);
-		if (!wait_occurrences(alog[i], gone[i], 1, 30000)) {
+		if (!it_wait_occurrences(alog[i], gone[i], 1, 30000)) {
 			it_show(n, i == 0 ? "social.mantova.log" : "cpi.mantova.log");
 			fail_msg("%s: no erasure of the record of gone-1 in %s",
 				 it_party_ids[who[i]], alog[i]);
@@ -476,15 +464,15 @@ static void test_refused_after_sealing_renamed(void **state)
 		it_show(n, "cpi.mantova.log");
 		fail_msg("r.json was not refused into failed/r.json.2");
 	}
-	if (!wait_occurrences(idx, "sealed-ref-1", 1, 30000)) {
+	if (!it_wait_occurrences(idx, "sealed-ref-1", 1, 30000)) {
 		it_show(n, "cpi.mantova.log");
 		fail_msg("sealed-ref-1 is not in the person index: not refused after sealing");
 	}
 	assert_int_equal(it_stop(&n->agent_pid[IT_CPI], SIGTERM, it_wait_ms()), 0);
 	age_index(idx, it_party_ids[IT_CPI], 40);
 	assert_true(it_agent_start_ex(n, IT_CPI, "\n[privacy]\nkeep_records = 30d\n"));
-	if (!wait_occurrences(alog, "person-index record of message cpi.mantova/gone-1", 1,
-			      30000)) {
+	if (!it_wait_occurrences(alog, "person-index record of message cpi.mantova/gone-1", 1,
+				 30000)) {
 		it_show(n, "cpi.mantova.log");
 		fail_msg("no erasure of the record of gone-1 in %s", alog);
 	}
