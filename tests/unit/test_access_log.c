@@ -156,54 +156,57 @@ static void test_append_and_prune(void **state)
 	free(dir);
 }
 
-/* Writers in several processes at once, each pruning the old lines as it
- * opens the record: every line appended is in the file exactly once and
- * whole, and the old lines are gone (a prune's rewrite never drops a line
- * appended while it ran). */
-static void test_concurrent_writers(void **state)
+enum { WRITERS = 4, LINES = 150 };
+
+/* run_writers has WRITERS processes append LINES lines each ("writer W
+ * line I") to the record at path, each pruning it at every tenth line;
+ * part > 0: through a rete_access_log that closes parts of part bytes. */
+static void run_writers(const char *path, int64_t part)
 {
-	(void)state;
-	enum { WRITERS = 4, LINES = 150 };
-	char *dir = tu_tmpdir("access_log_conc");
-	char path[1024];
-	rete_msg m;
-	int64_t old;
-	assert_int_equal(rete_time_parse("2020-01-01T09:00:00Z", &old), RETE_OK);
-	tu_path(path, sizeof(path), "%s/access.log", dir);
-	for (int i = 0; i < 3; i++) {
-		rete_access_rec r = {.at_ms = old + i, .program = "old", .what = "old"};
-		assert_int_equal(rete_access_record(path, RETE_ACCESS_KEEP_DEFAULT, &r, &m),
-				 RETE_OK);
-	}
 	pid_t pids[WRITERS];
 	for (int w = 0; w < WRITERS; w++) {
 		pids[w] = fork();
 		assert_true(pids[w] >= 0);
-		if (pids[w] == 0) {
-			char what[64];
-			for (int i = 0; i < LINES; i++) {
-				rete_msg cm;
-				snprintf(what, sizeof(what), "writer %d line %d", w, i);
-				rete_access_rec r = {.program = "conc", .what = what};
-				if (rete_access_record(path, RETE_ACCESS_KEEP_DEFAULT, &r, &cm) !=
-				    RETE_OK)
-					_exit(1);
-				if (i % 10 == 0 &&
-				    rete_access_log_prune(path, RETE_ACCESS_KEEP_DEFAULT,
-							  rete_now_ms(), NULL, &cm) != RETE_OK)
-					_exit(2);
+		if (pids[w] != 0)
+			continue;
+		char what[64];
+		rete_msg cm;
+		for (int i = 0; i < LINES; i++) {
+			snprintf(what, sizeof(what), "writer %d line %d", w, i);
+			rete_access_rec r = {.program = "conc", .what = what};
+			rete_err e;
+			if (part == 0) {
+				e = rete_access_record(path, RETE_ACCESS_KEEP_DEFAULT, &r, &cm);
+			} else {
+				rete_access_log *al = NULL;
+				e = rete_access_log_open(path, RETE_ACCESS_KEEP_DEFAULT, true, &al,
+							 &cm);
+				if (e == RETE_OK) {
+					rete_access_log_set_segment(al, part);
+					e = rete_access_log_add(al, &r, &cm);
+					rete_access_log_close(&al);
+				}
 			}
-			_exit(0);
+			if (e != RETE_OK)
+				_exit(1);
+			if (i % 10 == 0 &&
+			    rete_access_log_prune(path, RETE_ACCESS_KEEP_DEFAULT, rete_now_ms(),
+						  NULL, &cm) != RETE_OK)
+				_exit(2);
 		}
+		_exit(0);
 	}
 	for (int w = 0; w < WRITERS; w++) {
 		int st = 0;
 		assert_int_equal(waitpid(pids[w], &st, 0), pids[w]);
 		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	}
-	size_t len = 0;
-	char *text = tu_read_file(path, &len);
-	assert_non_null(text);
+}
+
+/* check_once: text holds every line of run_writers exactly once, whole,
+ * and nothing else. */
+static void check_once(char *text)
+{
 	int seen[WRITERS][LINES] = {{0}};
 	size_t lines = 0;
 	for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
@@ -224,6 +227,30 @@ static void test_concurrent_writers(void **state)
 		for (int i = 0; i < LINES; i++)
 			if (seen[w][i] != 1)
 				fail_msg("writer %d line %d is there %d times", w, i, seen[w][i]);
+}
+
+/* Writers in several processes at once, each pruning the old lines as it
+ * opens the record: every line appended is in the file exactly once and
+ * whole, and the old lines are gone (a prune's rewrite never drops a line
+ * appended while it ran). */
+static void test_concurrent_writers(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("access_log_conc");
+	char path[1024];
+	rete_msg m;
+	int64_t old;
+	assert_int_equal(rete_time_parse("2020-01-01T09:00:00Z", &old), RETE_OK);
+	tu_path(path, sizeof(path), "%s/access.log", dir);
+	for (int i = 0; i < 3; i++) {
+		rete_access_rec r = {.at_ms = old + i, .program = "old", .what = "old"};
+		assert_int_equal(rete_access_record(path, RETE_ACCESS_KEEP_DEFAULT, &r, &m),
+				 RETE_OK);
+	}
+	run_writers(path, 0);
+	char *text = tu_read_file(path, NULL);
+	assert_non_null(text);
+	check_once(text);
 	free(text);
 	tu_rmrf(dir);
 	free(dir);
@@ -337,65 +364,14 @@ static void test_parts(void **state)
 static void test_concurrent_parts(void **state)
 {
 	(void)state;
-	enum { WRITERS = 4, LINES = 150 };
 	char *dir = tu_tmpdir("access_log_conc_parts");
 	char path[1024];
 	tu_path(path, sizeof(path), "%s/access.log", dir);
-	pid_t pids[WRITERS];
-	for (int w = 0; w < WRITERS; w++) {
-		pids[w] = fork();
-		assert_true(pids[w] >= 0);
-		if (pids[w] == 0) {
-			char what[64];
-			rete_msg cm;
-			for (int i = 0; i < LINES; i++) {
-				rete_access_log *l = NULL;
-				snprintf(what, sizeof(what), "writer %d line %d", w, i);
-				rete_access_rec r = {.program = "conc", .what = what};
-				if (rete_access_log_open(path, RETE_ACCESS_KEEP_DEFAULT, true, &l,
-							 &cm) != RETE_OK)
-					_exit(1);
-				rete_access_log_set_segment(l, 600);
-				rete_err e = rete_access_log_add(l, &r, &cm);
-				rete_access_log_close(&l);
-				if (e != RETE_OK)
-					_exit(1);
-				if (i % 10 == 0 &&
-				    rete_access_log_prune(path, RETE_ACCESS_KEEP_DEFAULT,
-							  rete_now_ms(), NULL, &cm) != RETE_OK)
-					_exit(2);
-			}
-			_exit(0);
-		}
-	}
-	for (int w = 0; w < WRITERS; w++) {
-		int st = 0;
-		assert_int_equal(waitpid(pids[w], &st, 0), pids[w]);
-		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	}
+	run_writers(path, 600);
 	int files = 0;
 	char *text = record_lines(dir, path, &files);
 	assert_true(files > 1);
-	int seen[WRITERS][LINES] = {{0}};
-	size_t lines = 0;
-	for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
-		json_t *o = json_loads(line, 0, NULL);
-		if (o == NULL)
-			fail_msg("a line is not whole: %s", line);
-		int w = -1, i = -1;
-		assert_int_equal(sscanf(json_string_value(json_object_get(o, "what")),
-					"writer %d line %d", &w, &i),
-				 2);
-		assert_true(w >= 0 && w < WRITERS && i >= 0 && i < LINES);
-		seen[w][i]++;
-		lines++;
-		json_decref(o);
-	}
-	assert_int_equal(lines, WRITERS * LINES);
-	for (int w = 0; w < WRITERS; w++)
-		for (int i = 0; i < LINES; i++)
-			if (seen[w][i] != 1)
-				fail_msg("writer %d line %d is there %d times", w, i, seen[w][i]);
+	check_once(text);
 	free(text);
 	tu_rmrf(dir);
 	free(dir);
