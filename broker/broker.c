@@ -949,9 +949,12 @@ static void checkpoint_attach(broker *b, broker_batch *bt)
 		return;
 	rete_msg m;
 	bt->cp_note = checkpoint_note(b, b->log_size, &m);
-	if (bt->cp_note == NULL)
-		broker_log_error("cannot make the checkpoint at size %" PRIu64 ": %s", b->log_size,
-				 m.text);
+	if (bt->cp_note == NULL) {
+		broker_log_error("cannot make the checkpoint at size %" PRIu64
+				 ": %s; it is tried again in a second",
+				 b->log_size, m.text);
+		b->cp_failed_ms = now; /* not at every batch */
+	}
 	bt->cp_size = b->log_size;
 }
 
