@@ -1713,6 +1713,8 @@ static void usage(FILE *out)
 		     "  --conns N      connected agencies for the memory figure (default 500)\n"
 		     "  --window N     messages in flight per sender in the closed loop (default\n"
 		     "                 64, rete-agent's max_inflight)\n"
+		     "  --ingest N     referrals each durable ingest sends (default 40000; more\n"
+		     "                 evens out a virtual machine's slow moments)\n"
 		     "  --json FILE    also write the results as JSON\n"
 		     "  --dir DIR      where the temporary files go (default $TMPDIR or /tmp)\n"
 		     "  --threads N    threads for 'every core' (default: online cores)\n"
@@ -1732,6 +1734,7 @@ static uint64_t num_arg(const char *name, const char *v, uint64_t min)
 int main(int argc, char **argv)
 {
 	bool log_size_given = false, agencies_given = false, conns_given = false;
+	size_t ingest_given = 0;
 	opt.threads = rete_verify_cores();
 	opt.parent = getenv("TMPDIR");
 	opt.log_size = 1000000;
@@ -1762,6 +1765,8 @@ int main(int argc, char **argv)
 			opt.loop_window = (unsigned)num_arg(a, argv[++i], 1);
 			if (opt.loop_window > 4096)
 				die("--window: give 1 to 4096");
+		} else if (strcmp(a, "--ingest") == 0 && has) {
+			ingest_given = (size_t)num_arg(a, argv[++i], 100);
 		} else if (strcmp(a, "--json") == 0 && has) {
 			opt.json = argv[++i];
 		} else if (strcmp(a, "--dir") == 0 && has) {
@@ -1794,7 +1799,7 @@ int main(int argc, char **argv)
 	opt.agencies += opt.agencies % 2; /* partners: i and i ^ 1 */
 	opt.raw_secs = opt.quick ? 0.05 : 2.0;
 	opt.loop_secs = opt.quick ? 0.5 : 6.0;
-	opt.ingest_msgs = opt.quick ? 300 : 40000;
+	opt.ingest_msgs = ingest_given ? ingest_given : opt.quick ? 300 : 40000;
 	opt.growth_msgs = opt.quick ? 200 : 20000;
 
 	/* many sockets in one process: raise the open-file limit */
