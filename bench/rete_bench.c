@@ -85,7 +85,8 @@
 /* ---- options, clean-up -------------------------------------------------------- */
 
 static struct {
-	bool quick, wire_only, ingest_only, loop_only;
+	bool quick, wire_only, ingest_only, loop_only, latency_only;
+	double rate; /* --rate: the one offered load of the latency rows (0: the four) */
 	uint64_t log_size;
 	size_t agencies, conns;
 	unsigned threads; /* "every core" */
@@ -1708,6 +1709,8 @@ static void usage(FILE *out)
 		     "  --wire-only    only the raw rates, ingest, closed loop and latency rows\n"
 		     "  --ingest-only  only the raw rates and the ingest rows\n"
 		     "  --loop-only    only the raw rates and the closed loop\n"
+		     "  --latency-only only the raw rates and the receipt latency rows\n"
+		     "  --rate R       the latency rows at R messages/s only, for 10 s\n"
 		     "  --log-size N   entries of the big log (default 1000000)\n"
 		     "  --agencies N   load sockets, one agency each (even; default 50)\n"
 		     "  --conns N      connected agencies for the memory figure (default 500)\n"
@@ -1752,6 +1755,10 @@ int main(int argc, char **argv)
 			opt.ingest_only = true;
 		} else if (strcmp(a, "--loop-only") == 0) {
 			opt.loop_only = true;
+		} else if (strcmp(a, "--latency-only") == 0) {
+			opt.latency_only = true;
+		} else if (strcmp(a, "--rate") == 0 && has) {
+			opt.rate = (double)num_arg(a, argv[++i], 10);
 		} else if (strcmp(a, "--log-size") == 0 && has) {
 			opt.log_size = num_arg(a, argv[++i], 300);
 			log_size_given = true;
@@ -1862,7 +1869,7 @@ int main(int argc, char **argv)
 	    add_row("ingestBound", "bound: broker ingest", 0, "messages/s");
 	struct row *r_loop_bound = add_row("loopBound", "bound: closed loop", 0, "messages/s");
 	struct row *r_ingest[2] = {NULL, NULL}, *r_loop = NULL, *r_audit[2] = {NULL, NULL};
-	struct ingest_out ios[2];
+	struct ingest_out ios[2] = {{0}};
 	double lat_p99[4] = {0, 0, 0, 0}; /* receipt p99 at 100, 1000, 5000/s, half the bound */
 	double half_rate = 0;
 	struct loop_out lo_kept = {0};
@@ -1879,6 +1886,8 @@ int main(int argc, char **argv)
 	long rss_load = 0, anon_load = 0;
 	if (opt.loop_only)
 		goto loop;
+	if (opt.latency_only)
+		goto latency;
 	progress("pre-signing %zu referrals of %zu bytes", opt.ingest_msgs, msg_len);
 	struct pm *v = presign(opt.ingest_msgs, "I", opt.agencies, 0);
 	for (int pass = 0; pass < 2; pass++) {
@@ -1950,7 +1959,7 @@ loop : {
 		goto table;
 
 	/* 5. receipt latency at offered loads */
-	{
+latency : {
 		struct bk b = {0};
 		char data[PATH_MAX + 16];
 		/* the fourth: half the ingest bound as the one-core verify
@@ -1958,15 +1967,24 @@ loop : {
 		half_rate = floor(opt.threads * one_core.ver_best / 2 / 100) * 100;
 		if (opt.quick || half_rate < 5000)
 			half_rate = 5000;
-		const double rates[4] = {100, 1000, 5000, half_rate};
+		double rates[4] = {100, 1000, 5000, half_rate};
+		int nrates = opt.quick ? 3 : 4, slot[4] = {0, 1, 2, 3};
+		if (opt.rate > 0) { /* --rate: that load alone; its target row if it has one */
+			slot[0] = -1;
+			for (int q = 0; q < 4; q++)
+				if (rates[q] == opt.rate)
+					slot[0] = q;
+			rates[0] = opt.rate;
+			nrates = 1;
+		}
 		snprintf(data, sizeof(data), "%s/store-lat", net.dir);
 		bk_config(&b, "lat", data, opt.agencies, opt.threads);
 		bk_start(&b);
 		bk_ready(&b);
-		for (int i = 0; i < (opt.quick ? 3 : 4); i++) {
+		for (int i = 0; i < nrates; i++) {
 			char tag[16], key[32], name[64];
-			bool half = i == 3;
-			double secs = opt.quick ? 0.3 : (rates[i] < 1000 ? 10 : 5);
+			bool half = slot[i] == 3;
+			double secs = opt.quick ? 0.3 : (rates[i] < 1000 || opt.rate > 0 ? 10 : 5);
 			snprintf(tag, sizeof(tag), "P%.0f", rates[i]);
 			progress("receipt latency at %.0f messages/s", rates[i]);
 			struct lat_out lo = latency(&b, rates[i], secs, opt.agencies, tag);
@@ -1992,8 +2010,8 @@ loop : {
 					note(r,
 					     "half the ingest bound (cores x 1-core verify / 2); "
 					     "target <= 20 ms");
-				if (j == 1)
-					lat_p99[i] = val[j];
+				if (j == 1 && slot[i] >= 0)
+					lat_p99[slot[i]] = val[j];
 			}
 		}
 		bk_stop(&b);
@@ -2002,7 +2020,7 @@ loop : {
 	/* 6. the log grows: ingest and start-up at 1%, 10%, 100% of it */
 	char bigdata[PATH_MAX + 16];
 	struct fill_state st = {0};
-	if (opt.wire_only)
+	if (opt.wire_only || opt.latency_only)
 		goto table;
 	st.pend = calloc(FILL_BATCH, sizeof(*st.pend));
 	st.pend_to = calloc(FILL_BATCH, sizeof(*st.pend_to));

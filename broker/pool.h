@@ -35,8 +35,13 @@ typedef void (*broker_pool_cpu_fn)(void *ctx, uint64_t ns);
  * (rete_broker_verify_cpu_seconds_total). fn NULL: not measured. */
 void broker_pool_count_cpu(broker_pool *p, broker_pool_cpu_fn fn, void *ctx);
 
-/* broker_pool_start starts `threads` threads (named rete-verify). *out is
- * the caller's. RETE_ENOMEM. */
+/* The pool's threads run this many nice steps below the thread that
+ * started them (at most 19): the signatures of the next batch wait for a
+ * core, the receipts of the batch before do not (pool.c). */
+#define BROKER_POOL_NICE 5
+
+/* broker_pool_start starts `threads` threads (named rete-verify, at
+ * BROKER_POOL_NICE). *out is the caller's. RETE_ENOMEM. */
 rete_err broker_pool_start(broker_pool **out, unsigned threads);
 
 /* broker_pool_begin starts fn(ctx, i) for every i in [0, n) on the pool's

@@ -9,6 +9,7 @@
  * a test fails.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -556,6 +557,66 @@ static int cp_print(void *ctx, uint64_t size, const char *note)
 	(void)note;
 	fprintf(stderr, "stored: %" PRIu64 "\n", size);
 	return 0;
+}
+
+/* thread_nice reads the nice value of thread tid of process pid, and its
+ * name into name; false when it cannot be read. */
+static bool thread_nice(pid_t pid, const char *tid, char *name, size_t len, long *nice)
+{
+	char path[128], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", (int)pid, tid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	bool ok = fgets(name, (int)len, f) != NULL;
+	fclose(f);
+	name[strcspn(name, "\n")] = '\0';
+	snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid, tid);
+	if (!ok || !(f = fopen(path, "r")))
+		return false;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* after the name's closing parenthesis: state is field 3, nice field 19 */
+	char *p = strrchr(buf, ')');
+	for (int field = 2; p && field < 19; field++)
+		p = strchr(p + 1, ' ');
+	return p && sscanf(p + 1, "%ld", nice) == 1;
+}
+
+/* test_verify_threads_yield: the verify pool's threads run 5 nice steps
+ * below the main thread, so that under load the committer, the main thread
+ * and ZeroMQ's thread (receipts, reading) are not kept waiting for a core
+ * by the next batch's signatures. */
+static void test_verify_threads_yield(void **state)
+{
+	struct env *e = *state = env_new(NULL, NULL, false);
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)e->h.pid);
+	long main_nice = 99;
+	char name[64], tid[32];
+	snprintf(tid, sizeof(tid), "%d", (int)e->h.pid);
+	assert_true(thread_nice(e->h.pid, tid, name, sizeof(name), &main_nice));
+	int verify = 0;
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		long nice;
+		if (de->d_name[0] == '.' ||
+		    !thread_nice(e->h.pid, de->d_name, name, sizeof(name), &nice))
+			continue;
+		long want = strcmp(name, "rete-verify") == 0
+				? (main_nice + 5 > 19 ? 19 : main_nice + 5)
+				: main_nice;
+		if (nice != want)
+			fail_msg("thread %s (%s) of the broker runs at nice %ld, want %ld (the "
+				 "main thread: %ld)",
+				 de->d_name, name, nice, want, main_nice);
+		verify += strcmp(name, "rete-verify") == 0;
+	}
+	closedir(d);
+	assert_int_equal(verify, 2); /* verify_threads = 2 */
 }
 
 /* test_pipelined_batches: 200 referrals, the same 200 again and a
@@ -1502,6 +1563,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_submit_deliver_ack, teardown),
 	    cmocka_unit_test_teardown(test_duplicate, teardown),
 	    cmocka_unit_test_teardown(test_pipelined_batches, teardown),
+	    cmocka_unit_test_teardown(test_verify_threads_yield, teardown),
 	    cmocka_unit_test_teardown(test_unknown_key, teardown),
 	    cmocka_unit_test_teardown(test_refusals, teardown),
 	    cmocka_unit_test_teardown(test_offline_in_order, teardown),
