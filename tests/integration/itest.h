@@ -496,6 +496,46 @@ static inline bool it_broker_start(it_net *n)
 	return it_broker_start_flag(n, n->broker_starts == 0 ? "--init" : NULL);
 }
 
+/* it_broker_refused starts the broker on ini with flag (may be NULL) and expects
+ * it to exit 2 on its own before it serves anything; its log, from the
+ * start of this run, must hold every one of the words (NULL-terminated).
+ * (cmocka's fail_msg: for tests that include cmocka.h before this.) */
+static inline void it_broker_refused(it_net *n, const char *ini, const char *flag, ...)
+{
+	struct stat st;
+	long from = stat(n->log, &st) == 0 ? (long)st.st_size : 0;
+	pid_t pid = it_broker_exec_flag(n->dir, n->bin, ini, false, NULL, flag);
+	assert_true(pid > 0);
+	int status = 0;
+	int64_t end = it_mono_ms() + it_wait_ms();
+	bool gone = false;
+	while (!(gone = it_reap(pid, &status)) && it_mono_ms() < end)
+		it_nap(20); /* polling a child's exit */
+	if (!gone) {
+		it_stop(&pid, SIGKILL, 5000);
+		it_show(n, "broker.log");
+		fail_msg("the broker on %s %s did not refuse to start: it is still running", ini,
+			 flag ? flag : "");
+	}
+	size_t len = 0;
+	char *log = tu_read_file(n->log, &len);
+	assert_non_null(log);
+	const char *mine = (size_t)from <= len ? log + from : log;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 2) {
+		it_show(n, "broker.log");
+		fail_msg("the refused broker ended with status 0x%x, not exit 2", status);
+	}
+	va_list ap;
+	va_start(ap, flag);
+	for (const char *w; (w = va_arg(ap, const char *)) != NULL;)
+		if (!strstr(mine, w)) {
+			fprintf(stderr, "---- broker.log of this run ----\n%s----\n", mine);
+			fail_msg("the refusal does not say '%s'", w);
+		}
+	va_end(ap);
+	free(log);
+}
+
 /* --- a broker run from a broker.ini the test writes itself ------------------ */
 
 /* it_home: the folder of a test that writes its own broker.ini

@@ -28,6 +28,15 @@
  *                           alarm, keeps the message and submits it again;
  *                           only a refusal signed with the broker key moves it
  *                           to failed/
+ *   former_agency_id_broker a broker id that was a party's (an agency's,
+ *                           removed or not) is refused at start and by
+ *                           --check-config; with an id of its own the
+ *                           broker delivers that agency's queued referral
+ *   reload_agency_under_running_id  broker.ini with a new broker id and an
+ *                           agency under the running one: the reload is
+ *                           refused, --check-config says why
+ *   renamed_broker_...      a renamed broker takes the unsigned ACK of its
+ *                           entries under the old id, and the old id back
  */
 #define _GNU_SOURCE
 #include <jansson.h>
@@ -780,6 +789,24 @@ static void test_older_peer_refused(void **state)
 	rete_wire_close(&w);
 }
 
+/* ini_set_id rewrites broker.ini with the broker's id set to id. */
+static void ini_set_id(it_net *n, const char *id)
+{
+	size_t len = 0;
+	char *ini = tu_read_file(n->ini, &len);
+	assert_non_null(ini);
+	char *at = strstr(ini, "\nid = ");
+	assert_non_null(at);
+	char *eol = strchr(at + 1, '\n');
+	assert_non_null(eol);
+	char *out = NULL;
+	int k = asprintf(&out, "%.*s\nid = %s%s", (int)(at - ini), ini, id, eol);
+	assert_true(k > 0);
+	assert_int_equal(tu_write_file(n->ini, out, (size_t)k), 0);
+	free(out);
+	free(ini);
+}
+
 /* renamed_broker_entries_acked_unsigned: the broker's id in broker.ini may
  * change (the store's identity is its origin and key); its entries logged
  * under the old id are still its own. rete-agent acks a Delivery unsigned
@@ -809,21 +836,7 @@ static void test_renamed_broker_entries_acked_unsigned(void **state)
 	rete_wire_close(&cpi);
 	/* the Delivery stays queued for social-services; the broker gets a new id */
 	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
-	size_t len = 0;
-	char *ini = tu_read_file(n->ini, &len);
-	assert_non_null(ini);
-	const char *old = "\nid = " IT_BROKER_ID "\n";
-	char *at = strstr(ini, old);
-	assert_non_null(at);
-	char *out = malloc(len + 64);
-	assert_non_null(out);
-	size_t head = (size_t)(at - ini);
-	memcpy(out, ini, head);
-	int k = sprintf(out + head, "\nid = broker.renamed\n");
-	memcpy(out + head + (size_t)k, at + strlen(old), len - head - strlen(old));
-	assert_int_equal(tu_write_file(n->ini, out, len - strlen(old) + (size_t)k), 0);
-	free(out);
-	free(ini);
+	ini_set_id(n, "broker.renamed");
 	assert_true(it_broker_start(n));
 	social = it_hello(n, IT_SOCIAL);
 	assert_non_null(social);
@@ -838,6 +851,10 @@ static void test_renamed_broker_entries_acked_unsigned(void **state)
 	}
 	assert_true(queued_for(n, it_party_ids[IT_SOCIAL], (uint64_t)d, false));
 	rete_wire_close(&social);
+	/* and back: an id the broker itself had in this log is its own */
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
+	ini_set_id(n, IT_BROKER_ID);
+	assert_true(it_broker_start(n));
 }
 
 /* line_with: a line of the file at path holding all of a, b and c. */
@@ -974,35 +991,35 @@ static void test_odd_unsigned_acks(void **state)
 	rete_wire_close(&cpi);
 }
 
-/* ini_set_id rewrites broker.ini with the broker's id set to id. */
-static void ini_set_id(it_net *n, const char *id)
+/* check_refused runs rete-broker --check-config on n's broker.ini and
+ * expects exit 2 and each of the words (NULL-terminated) in its output. */
+static void check_refused(it_net *n, ...)
 {
-	size_t len = 0;
-	char *ini = tu_read_file(n->ini, &len);
-	assert_non_null(ini);
-	const char *old = "\nid = " IT_BROKER_ID "\n";
-	char *at = strstr(ini, old);
-	assert_non_null(at);
-	char *out = malloc(len + strlen(id) + 16);
+	char *out = NULL;
+	int rc = tu_run(&out, "'%s/rete-broker' -c '%s' --check-config", n->bin, n->ini);
 	assert_non_null(out);
-	size_t head = (size_t)(at - ini);
-	memcpy(out, ini, head);
-	int k = sprintf(out + head, "\nid = %s\n", id);
-	memcpy(out + head + (size_t)k, at + strlen(old), len - head - strlen(old));
-	assert_int_equal(tu_write_file(n->ini, out, len - strlen(old) + (size_t)k), 0);
+	va_list ap;
+	va_start(ap, n);
+	for (const char *w; (w = va_arg(ap, const char *)) != NULL;)
+		if (rc != 2 || !strstr(out, w))
+			fail_msg("--check-config: exit %d, expected 2 and '%s':\n%s", rc, w, out);
+	va_end(ap);
 	free(out);
-	free(ini);
 }
 
-/* former_agency_id_broker: the broker's id changed to the id of an agency
- * since removed; that agency's referral, still queued, stays an agency's
- * entry: its unsigned ACK is refused (taken, it would leave no trace of
- * the delivery); the signed one is taken. (Its Delivery, addressed to the
- * broker's own id, is not logged: a broker must not take a former agency's
- * id.) */
+/* former_agency_id_broker: a broker id that names a party of the log, one
+ * removed from the directory (its entries would be taken for the broker's
+ * own, and their Deliveries never logged) or one in it, is refused, at
+ * start and by --check-config, with a sentence saying what would do. The
+ * agency removed and the id taken in one step, or the agency removed first:
+ * the same. With an id no party ever had, the broker starts and the former
+ * agency's referral, still queued, is delivered and acked as an agency's
+ * entry (signed). */
 static void test_former_agency_id_broker(void **state)
 {
 	it_net *n = *state;
+	const char *said = "[broker] id: 'social.mantova' is the id of a party of this log";
+	const char *instead = "give the broker an id no party of the log ever had";
 	assert_true(it_broker_start(n));
 	rete_wire *social = it_hello(n, IT_SOCIAL);
 	assert_non_null(social);
@@ -1012,9 +1029,27 @@ static void test_former_agency_id_broker(void **state)
 	it_msg_free(&o);
 	rete_wire_close(&social);
 	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
-	n->without[IT_SOCIAL] = true; /* social-services leaves; the broker takes its id */
+	/* social-services leaves and the broker takes its id, in one step */
+	n->without[IT_SOCIAL] = true;
 	assert_int_equal(it_write_ini(n), 0);
 	ini_set_id(n, it_party_ids[IT_SOCIAL]);
+	check_refused(n, said, "directory 1", instead, NULL);
+	it_broker_refused(n, n->ini, NULL, said, "directory 1", instead, NULL);
+	/* the agency removed first (directory 2 is without it), then its id */
+	assert_int_equal(it_write_ini(n), 0);
+	assert_true(it_broker_start(n));
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
+	ini_set_id(n, it_party_ids[IT_SOCIAL]);
+	check_refused(n, said, "directory 1", instead, NULL);
+	it_broker_refused(n, n->ini, NULL, said, "directory 1", instead, NULL);
+	/* an agency's id in the directory: the configuration says so */
+	assert_int_equal(it_write_ini(n), 0);
+	ini_set_id(n, it_party_ids[IT_CPI]);
+	check_refused(n, "'cpi.mantova' is also the broker's id", "an id of its own", NULL);
+	it_broker_refused(n, n->ini, NULL, "'cpi.mantova' is also the broker's id", NULL);
+	/* an id of its own */
+	assert_int_equal(it_write_ini(n), 0);
+	ini_set_id(n, "broker.nuovo");
 	assert_true(it_broker_start(n));
 	rete_wire *cpi = it_hello(n, IT_CPI);
 	assert_non_null(cpi);
@@ -1036,6 +1071,43 @@ static void test_former_agency_id_broker(void **state)
 	rete_buf_free(&entry);
 	assert_true(queued_for(n, it_party_ids[IT_CPI], (uint64_t)idx, false));
 	rete_wire_close(&cpi);
+}
+
+/* reload_agency_under_running_id: broker.ini given a new broker id (for
+ * the next start) and an agency under the id in force: a SIGHUP refuses
+ * it (the running broker keeps its id, so the agency would share it) and
+ * the broker goes on with the old configuration. */
+static void test_reload_agency_under_running_id(void **state)
+{
+	it_net *n = *state;
+	assert_true(it_broker_start(n));
+	rete_seckey *k = NULL;
+	rete_msg m;
+	char kdir[1200];
+	snprintf(kdir, sizeof(kdir), "%s/keys", n->dir);
+	assert_int_equal(rete_seckey_generate(&k, &m), RETE_OK);
+	assert_int_equal(rete_keyfile_write(kdir, "newcomer", k, false, &m), RETE_OK);
+	rete_seckey_free(&k);
+	ini_set_id(n, "broker.nuovo");
+	FILE *f = fopen(n->ini, "a");
+	assert_non_null(f);
+	fprintf(f, "\n[agency " IT_BROKER_ID "]\nname = newcomer\nkind = health\n"
+		   "key = keys/newcomer.pub\nservices = family-counselling\n");
+	assert_int_equal(fclose(f), 0);
+	check_refused(
+	    n, "[agency broker.mantova]: 'broker.mantova' is the broker's id in the log's", NULL);
+	size_t refused = tu_occurrences(n->log, "The new configuration was refused");
+	kill(n->broker_pid, SIGHUP);
+	if (!it_wait_occurrences(n->log, "The new configuration was refused", refused + 1,
+				 it_wait_ms())) {
+		it_show(n, "broker.log");
+		fail_msg("the reload with an agency under the running broker's id was not refused");
+	}
+	char *log = tu_read_file(n->log, NULL);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "is the id of this running broker"));
+	free(log);
+	assert_true(it_broker_ready(n, it_wait_ms()));
 }
 
 static void test_forged_refusal(void **state)
@@ -1082,6 +1154,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_agent_told_older_broker, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_odd_unsigned_acks, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_former_agency_id_broker, setup, it_teardown),
+	    cmocka_unit_test_setup_teardown(test_reload_agency_under_running_id, setup,
+					    it_teardown),
 	    cmocka_unit_test_setup_teardown(test_renamed_broker_entries_acked_unsigned, setup,
 					    it_teardown),
 	};
