@@ -234,6 +234,19 @@ static int status(int fd, int ms, bool peek)
 	}
 }
 
+/* streams_from opens k live-update streams from src (a receive buffer of
+ * rcvbuf bytes when not 0, conn_from) into fds, each let in (200, peeked:
+ * nothing is read). */
+static void streams_from(const struct fixture *f, const char *src, int rcvbuf, int *fds, int k)
+{
+	for (int i = 0; i < k; i++) {
+		fds[i] = conn_from(f, src, rcvbuf);
+		request(f, fds[i], "/api/events");
+		if (status(fds[i], it_wait_ms(), true) != 200)
+			fail_msg("stream %d of %s was not let in", i, src);
+	}
+}
+
 /* --- 1. one address cannot take all the connections ----------------------------- */
 
 static void test_one_address_cannot_take_all(void **state)
@@ -370,12 +383,7 @@ static void test_vanished_reader_freed(void **state)
 	request(f, live, "/api/events");
 	assert_int_equal(status(live, it_wait_ms(), false), 200);
 	int v[VANISHED];
-	for (int i = 0; i < VANISHED; i++) {
-		v[i] = conn_from(f, "127.0.0.5", 1);
-		request(f, v[i], "/api/events");
-		if (status(v[i], it_wait_ms(), true) != 200)
-			fail_msg("reader %d was not let in", i);
-	}
+	streams_from(f, "127.0.0.5", 1, v, VANISHED);
 	/* the slots are full */
 	int probe = conn_from(f, "127.0.0.6", 0);
 	request(f, probe, "/api/events");
@@ -496,12 +504,7 @@ static void test_one_address_cannot_take_all_streams(void **state)
 	struct fixture *f = *state;
 	console_start(f, "streams_per_address = 4\n");
 	int s[STREAMS_PER_ADDRESS];
-	for (int i = 0; i < STREAMS_PER_ADDRESS; i++) {
-		s[i] = conn_from(f, "127.0.0.7", 0);
-		request(f, s[i], "/api/events");
-		if (status(s[i], it_wait_ms(), true) != 200)
-			fail_msg("stream %d of 127.0.0.7 was not let in", i);
-	}
+	streams_from(f, "127.0.0.7", 0, s, STREAMS_PER_ADDRESS);
 	/* the fifth of the same address: turned away, with a sentence */
 	int more = conn_from(f, "127.0.0.7", 0);
 	request(f, more, "/api/events");

@@ -122,6 +122,22 @@ static int64_t next_deliver(rete_wire *w, rete_buf *entry, Rete__Message **msg, 
 	}
 }
 
+/* delivery_of waits on w (the sender's) for the DELIVER of the broker's
+ * Delivery entry of entry idx (the others are dropped); its index. */
+static int64_t delivery_of(rete_wire *w, int64_t idx)
+{
+	for (;;) {
+		Rete__Message *msg = NULL;
+		int64_t got = next_deliver(w, NULL, &msg, it_wait_ms());
+		assert_true(got > 0);
+		bool it = msg->body_case == RETE__MESSAGE__BODY_DELIVERY &&
+			  msg->delivery->index == (uint64_t)idx;
+		rete__message__free_unpacked(msg, NULL);
+		if (it)
+			return got;
+	}
+}
+
 /* referral_delivered starts the broker, connects social and cpi as raw
  * clients (*social, *cpi), has social submit referral `id` to cpi and
  * waits for its DELIVER to cpi: returns the entry's index, its LogEntry
@@ -413,21 +429,10 @@ static void test_refused_delivery_signed(void **state)
 
 /* --- real agents ---------------------------------------------------------------- */
 
-/* put_json writes text into dir as name through a hidden temporary name. */
-static void put_json(const char *dir, const char *name, const char *text)
-{
-	char tmp[1500], path[1500];
-	snprintf(tmp, sizeof(tmp), "%s/.put.tmp", dir);
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	assert_int_equal(tu_write_file(tmp, text, strlen(text)), 0);
-	assert_int_equal(rename(tmp, path), 0);
-}
-
 /* put_referral drops a referral (id) from party `from` to `to` into
  * from's outbox. */
 static void put_referral(it_net *n, int from, int to, const char *id)
 {
-	char dir[1300];
 	json_t *j = json_pack("{s:s,s:{s:s,s:s},s:s,s:s,s:{s:s,s:s,s:s,s:{s:s,s:s,s:s},s:s},"
 			      "s:{s:{s:s},s:s}}",
 			      "id", id, "operator", "staffId", "as-0042", "role", "social-worker",
@@ -443,7 +448,7 @@ static void put_referral(it_net *n, int from, int to, const char *id)
 	assert_non_null(text);
 	char name[200];
 	snprintf(name, sizeof(name), "%s.json", id);
-	put_json(it_spool(n, from, "outbox", dir, sizeof(dir)), name, text);
+	it_outbox_put(n, from, name, text);
 	free(text);
 }
 
@@ -602,86 +607,67 @@ static void test_agents_sign_and_keep(void **state)
 
 enum { REFUSE_UNSIGNED, REFUSE_OTHER_KEY, REFUSE_OTHER_BYTES, REFUSE_SIGNED };
 
-/* fake_refuse answers SUBMITs with a ROUTE_FORBIDDEN refusal: without
+/* refuse_fake: a fake broker (it_fake) whose SUBMITs are refused. */
+typedef struct refuse_fake {
+	it_fake l;
+	int mode;
+	const rete_seckey *other;
+} refuse_fake;
+
+/* refuse_submit answers a SUBMIT with a ROUTE_FORBIDDEN refusal: without
  * signature, signed by `other`, signed by the broker key but naming other
- * bytes than the ones submitted, or signed by the broker key (mode), until
- * *count reaches want or ms pass. HELLO and PING are answered as
- * it_fake_serve does. Returns l->submits. */
-static int fake_refuse(it_fake *l, int mode, const rete_seckey *other, int want, int ms)
+ * bytes than the ones submitted, or signed by the broker key (mode). */
+static void refuse_submit(it_fake *l, const void *id, size_t idl, const ProtobufCBinaryData *smb)
 {
-	int64_t end = it_mono_ms() + it_scaled_ms(ms);
-	while (l->submits < want && it_mono_ms() < end) {
-		zmq_pollitem_t pi = {l->sock, 0, ZMQ_POLLIN, 0};
-		int64_t left = end - it_mono_ms();
-		if (zmq_poll(&pi, 1, left < 200 ? (long)left : 200) <= 0)
-			continue;
-		zmq_msg_t ident, body;
-		zmq_msg_init(&ident);
-		zmq_msg_init(&body);
-		zmq_msg_recv(&ident, l->sock, 0);
-		zmq_msg_recv(&body, l->sock, 0);
-		const void *id = zmq_msg_data(&ident);
-		size_t idl = zmq_msg_size(&ident);
-		Rete__ClientFrame *cf =
-		    rete__client_frame__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
-		if (cf && cf->command_case == RETE__CLIENT_FRAME__COMMAND_HELLO) {
-			it_fake_reply(l->sock, id, idl, l->welcome);
-			l->hellos++;
-		} else if (cf && cf->command_case == RETE__CLIENT_FRAME__COMMAND_PING) {
-			Rete__Pong pong = RETE__PONG__INIT;
-			pong.nonce = cf->ping->nonce;
-			Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
-			f.command_case = RETE__BROKER_FRAME__COMMAND_PONG;
-			f.pong = &pong;
-			it_fake_reply(l->sock, id, idl, &f);
-		} else if (cf && cf->command_case == RETE__CLIENT_FRAME__COMMAND_SUBMIT) {
-			const ProtobufCBinaryData *smb = &cf->submit->signed_message;
-			Rete__Message *msg = NULL;
-			assert_int_equal(rete_signed_decode(smb->data, smb->len, NULL, &msg, NULL),
-					 RETE_OK);
-			uint8_t h[RETE_HASH_LEN];
-			if (mode == REFUSE_OTHER_BYTES)
-				rete_sha256(h, "other bytes", 11);
-			else
-				rete_sha256(h, smb->data, smb->len);
-			Rete__Receipt r = RETE__RECEIPT__INIT;
-			r.message_id = msg->id;
-			r.error = RETE__ERROR_CODE__ERROR_CODE_ROUTE_FORBIDDEN;
-			r.error_text = "no such route (a fake broker's word)";
-			r.field = "recipient";
-			Rete__RefusalBody rb = RETE__REFUSAL_BODY__INIT;
-			rb.origin = IT_ORIGIN;
-			rb.party = msg->sender;
-			rb.message_id = msg->id;
-			rb.message_sha256.data = h;
-			rb.message_sha256.len = sizeof(h);
-			rb.error = r.error;
-			rb.error_text = r.error_text;
-			rb.field = r.field;
-			rb.refused_at = rete_now_ms();
-			Rete__SignedRefusal sr;
-			rete__signed_refusal__init(&sr);
-			if (mode != REFUSE_UNSIGNED) {
-				assert_int_equal(
-				    rete_refusal_sign(
-					&rb, mode == REFUSE_OTHER_KEY ? other : l->key, &sr, NULL),
-				    RETE_OK);
-				r.signed_refusal = &sr;
-			}
-			Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
-			f.command_case = RETE__BROKER_FRAME__COMMAND_RECEIPT;
-			f.receipt = &r;
-			it_fake_reply(l->sock, id, idl, &f);
-			rete_signed_refusal_clear(&sr);
-			rete__message__free_unpacked(msg, NULL);
-			l->submits++;
-		}
-		if (cf)
-			rete__client_frame__free_unpacked(cf, NULL);
-		zmq_msg_close(&ident);
-		zmq_msg_close(&body);
+	refuse_fake *rf = (refuse_fake *)l;
+	Rete__Message *msg = NULL;
+	assert_int_equal(rete_signed_decode(smb->data, smb->len, NULL, &msg, NULL), RETE_OK);
+	uint8_t h[RETE_HASH_LEN];
+	if (rf->mode == REFUSE_OTHER_BYTES)
+		rete_sha256(h, "other bytes", 11);
+	else
+		rete_sha256(h, smb->data, smb->len);
+	Rete__Receipt r = RETE__RECEIPT__INIT;
+	r.message_id = msg->id;
+	r.error = RETE__ERROR_CODE__ERROR_CODE_ROUTE_FORBIDDEN;
+	r.error_text = "no such route (a fake broker's word)";
+	r.field = "recipient";
+	Rete__RefusalBody rb = RETE__REFUSAL_BODY__INIT;
+	rb.origin = IT_ORIGIN;
+	rb.party = msg->sender;
+	rb.message_id = msg->id;
+	rb.message_sha256.data = h;
+	rb.message_sha256.len = sizeof(h);
+	rb.error = r.error;
+	rb.error_text = r.error_text;
+	rb.field = r.field;
+	rb.refused_at = rete_now_ms();
+	Rete__SignedRefusal sr;
+	rete__signed_refusal__init(&sr);
+	if (rf->mode != REFUSE_UNSIGNED) {
+		assert_int_equal(
+		    rete_refusal_sign(&rb, rf->mode == REFUSE_OTHER_KEY ? rf->other : l->key, &sr,
+				      NULL),
+		    RETE_OK);
+		r.signed_refusal = &sr;
 	}
-	return l->submits;
+	Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
+	f.command_case = RETE__BROKER_FRAME__COMMAND_RECEIPT;
+	f.receipt = &r;
+	it_fake_reply(l->sock, id, idl, &f);
+	rete_signed_refusal_clear(&sr);
+	rete__message__free_unpacked(msg, NULL);
+}
+
+/* fake_refuse serves the fake (it_fake_serve: HELLO, PING), its SUBMITs
+ * refused as refuse_submit does in mode, until it counted want of them or
+ * ms pass. Returns the SUBMITs counted. */
+static int fake_refuse(refuse_fake *rf, int mode, const rete_seckey *other, int want, int ms)
+{
+	rf->mode = mode;
+	rf->other = other;
+	rf->l.on_submit = refuse_submit;
+	return it_fake_serve(&rf->l, &rf->l.submits, want, ms);
 }
 
 /* queued_for polls the broker's store (read-only, beside the running
@@ -727,19 +713,7 @@ static void test_broker_entries_acked_unsigned(void **state)
 			 RETE_OK);
 	rete_buf_free(&entry);
 	/* the broker's Delivery entry, delivered to the sender */
-	int64_t d = -1;
-	for (;;) {
-		Rete__Message *msg = NULL;
-		int64_t got = next_deliver(social, NULL, &msg, it_wait_ms());
-		assert_true(got > 0);
-		bool it = msg->body_case == RETE__MESSAGE__BODY_DELIVERY &&
-			  msg->delivery->index == (uint64_t)idx;
-		rete__message__free_unpacked(msg, NULL);
-		if (it) {
-			d = got;
-			break;
-		}
-	}
+	int64_t d = delivery_of(social, idx);
 	int64_t before = it_log_each(n, NULL, NULL);
 	assert_true(queued_for(n, it_party_ids[IT_SOCIAL], (uint64_t)d, true));
 	assert_int_equal(rete_wire_ack(social, (uint64_t)d, 0, NULL, NULL), RETE_OK);
@@ -822,16 +796,7 @@ static void test_renamed_broker_entries_acked_unsigned(void **state)
 					      entry.data, entry.len, (uint64_t)idx, 0, NULL, NULL),
 			 RETE_OK);
 	rete_buf_free(&entry);
-	int64_t d = -1;
-	while (d < 0) {
-		Rete__Message *msg = NULL;
-		int64_t got = next_deliver(social, NULL, &msg, it_wait_ms());
-		assert_true(got > 0);
-		if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY &&
-		    msg->delivery->index == (uint64_t)idx)
-			d = got;
-		rete__message__free_unpacked(msg, NULL);
-	}
+	int64_t d = delivery_of(social, idx);
 	rete_wire_close(&social);
 	rete_wire_close(&cpi);
 	/* the Delivery stays queued for social-services; the broker gets a new id */
@@ -949,16 +914,7 @@ static void test_odd_unsigned_acks(void **state)
 					      entry.data, entry.len, (uint64_t)idx, 0, NULL, NULL),
 			 RETE_OK);
 	rete_buf_free(&entry);
-	int64_t d = -1;
-	while (d < 0) {
-		Rete__Message *msg = NULL;
-		int64_t got = next_deliver(social, NULL, &msg, it_wait_ms());
-		assert_true(got > 0);
-		if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY &&
-		    msg->delivery->index == (uint64_t)idx)
-			d = got;
-		rete__message__free_unpacked(msg, NULL);
-	}
+	int64_t d = delivery_of(social, idx);
 	int64_t before = it_log_each(n, NULL, NULL);
 	/* another party's Delivery, then what is not there */
 	assert_int_equal(rete_wire_ack(cpi, (uint64_t)d, 0, NULL, NULL), RETE_OK);
@@ -1081,12 +1037,7 @@ static void test_reload_agency_under_running_id(void **state)
 {
 	it_net *n = *state;
 	assert_true(it_broker_start(n));
-	rete_seckey *k = NULL;
-	rete_msg m;
-	char kdir[1200];
-	snprintf(kdir, sizeof(kdir), "%s/keys", n->dir);
-	assert_int_equal(rete_seckey_generate(&k, &m), RETE_OK);
-	assert_int_equal(rete_keyfile_write(kdir, "newcomer", k, false, &m), RETE_OK);
+	rete_seckey *k = it_key_new(n->dir, "newcomer");
 	rete_seckey_free(&k);
 	ini_set_id(n, "broker.nuovo");
 	FILE *f = fopen(n->ini, "a");
@@ -1114,8 +1065,8 @@ static void test_forged_refusal(void **state)
 {
 	it_net *n = *state;
 	Rete__BrokerFrame *welcome = it_real_welcome(n, IT_SOCIAL);
-	it_fake l;
-	it_fake_open(&l, n, welcome);
+	refuse_fake l;
+	it_fake_open(&l.l, n, welcome);
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	put_referral(n, IT_SOCIAL, IT_CPI, "ref-forged-1");
 	char failed[1300], outbox[1300], path[1600], logp[1300];
@@ -1139,7 +1090,7 @@ static void test_forged_refusal(void **state)
 	assert_int_equal(fake_refuse(&l, REFUSE_SIGNED, NULL, 7, 30000), 7);
 	check_signed_refusal(n, IT_SOCIAL, "ref-forged-1",
 			     RETE__ERROR_CODE__ERROR_CODE_ROUTE_FORBIDDEN);
-	it_fake_close(&l);
+	it_fake_close(&l.l);
 }
 
 int main(void)

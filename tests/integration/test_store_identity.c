@@ -132,12 +132,7 @@ static void test_changed_origin(void **state)
 static void test_changed_key(void **state)
 {
 	it_net *n = net_with_store(state, "ident-key");
-	rete_seckey *k = NULL;
-	rete_msg m;
-	char kdir[1300];
-	snprintf(kdir, sizeof(kdir), "%s/keys", n->dir);
-	assert_int_equal(rete_seckey_generate(&k, &m), RETE_OK);
-	assert_int_equal(rete_keyfile_write(kdir, "broker.new", k, false, &m), RETE_OK);
+	rete_seckey *k = it_key_new(n->dir, "broker.new");
 	char b64[64], old64[64];
 	sodium_bin2base64(b64, sizeof(b64), k->pub.ed, RETE_PK_LEN, sodium_base64_VARIANT_ORIGINAL);
 	sodium_bin2base64(old64, sizeof(old64), n->broker->pub.ed, RETE_PK_LEN,
