@@ -2019,6 +2019,17 @@ static void reload(broker *b)
 	}
 	rete_problems_free(&pr);
 	broker_config *old = b->cfg;
+	if (broker_config_party(nc, old->id) != NULL) {
+		/* broker.ini names another broker id (applied at the next
+		 * start) and an agency under the id still in force */
+		broker_log_error("%s: [agency %s]: '%s' is the id of this running broker (a new "
+				 "[broker] id applies at the next start only); give the agency "
+				 "another id. The new configuration was refused; the old one "
+				 "stays in force",
+				 old->path, old->id, old->id);
+		broker_config_free(&nc);
+		return;
+	}
 	/* What the running sockets, store and key were made with cannot
 	 * change without a restart: keep it, and say so. */
 #define KEEP_STR(field)                                                                            \
@@ -2366,10 +2377,122 @@ static bool empty_data_file(const char *dir)
 	       stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0;
 }
 
+/* --- the broker's id ------------------------------------------------------------------- */
+
+/* id_party: what id_check looks for, the broker's id as a party other than
+ * the broker in the log's Directories, and the last one that listed it. */
+struct id_party {
+	const char *id;
+	rete_arena arena;
+	bool found;
+	uint64_t index, serial;
+	char kind[32], name[RETE_SHORT_MAX + 1];
+};
+
+/* id_party_entry: a rete_store_entry_fn for id_check. Only an entry that
+ * holds the id's bytes can name it: the others are not decoded. */
+static int id_party_entry(void *ctx, uint64_t index, const uint8_t *entry, size_t len)
+{
+	struct id_party *s = ctx;
+	Rete__LogEntry *le = NULL;
+	Rete__Message *msg = NULL;
+	rete_msg m;
+
+	if (memmem(entry, len, s->id, strlen(s->id)) == NULL)
+		return 0;
+	if (rete_log_entry_decode_in(entry, len, &s->arena, &le, &m) == RETE_OK &&
+	    rete_signed_decode_in(le->signed_message.data, le->signed_message.len, &s->arena, NULL,
+				  &msg, &m) == RETE_OK &&
+	    msg->body_case == RETE__MESSAGE__BODY_DIRECTORY) {
+		for (size_t i = 0; i < msg->directory->n_parties; i++) {
+			const Rete__Party *pa = msg->directory->parties[i];
+			if (pa->kind == RETE__PARTY_KIND__PARTY_KIND_BROKER ||
+			    strcmp(pa->id, s->id) != 0)
+				continue;
+			s->found = true;
+			s->index = index;
+			s->serial = msg->directory->serial;
+			snprintf(s->kind, sizeof(s->kind), "%s", broker_kind_name(pa->kind));
+			snprintf(s->name, sizeof(s->name), "%s", pa->name);
+		}
+	}
+	rete_arena_reset(&s->arena);
+	return 0;
+}
+
+/* id_check refuses a broker id that names a party of the log other than
+ * the broker: an agency removed from the directory (or an auditor, a
+ * coordinator) whose entries stay in the log as its own. A broker under
+ * that id would take them for its own and log no Delivery for them.
+ * (An agency of broker.ini with the broker's id is the configuration's to
+ * refuse, broker/config.c; an agency under the id of the broker in the
+ * Directory in force, when broker.ini gives another, is refused here.)
+ * The id of the broker in the Directory in force
+ * was checked when it came in, so only a changed id costs a walk through
+ * the log; only entries that hold the id's bytes are decoded. */
+static rete_err id_check(broker *b)
+{
+	const broker_config *c = b->cfg;
+	struct id_party s = {.id = c->id};
+	rete_buf entry = {0};
+	Rete__LogEntry *le = NULL;
+	Rete__Message *msg = NULL;
+	char was[64] = "";
+	uint64_t at;
+	rete_msg m;
+	rete_err err;
+
+	if (rete_store_directory(b->store, NULL, &at, &entry, NULL) != RETE_OK)
+		return RETE_OK; /* a new log: no Directory yet */
+	if (rete_log_entry_decode_in(entry.data, entry.len, &s.arena, &le, &m) == RETE_OK &&
+	    rete_signed_decode_in(le->signed_message.data, le->signed_message.len, &s.arena, NULL,
+				  &msg, &m) == RETE_OK &&
+	    msg->body_case == RETE__MESSAGE__BODY_DIRECTORY)
+		for (size_t i = 0; i < msg->directory->n_parties; i++)
+			if (msg->directory->parties[i]->kind == RETE__PARTY_KIND__PARTY_KIND_BROKER)
+				snprintf(was, sizeof(was), "%s", msg->directory->parties[i]->id);
+	rete_arena_reset(&s.arena);
+	rete_buf_free(&entry);
+	if (strcmp(was, c->id) == 0) {
+		rete_arena_free(&s.arena);
+		return RETE_OK;
+	}
+	if (broker_config_party(c, was) != NULL) {
+		store_error(b,
+			    "[agency %s]: '%s' is the broker's id in the log's directory in force "
+			    "(broker.ini gives the broker the id '%s'); the log's entries under it "
+			    "are the broker's: give the agency another id",
+			    was, was, c->id);
+		rete_arena_free(&s.arena);
+		return RETE_EINVAL;
+	}
+	err = rete_store_entries_iter(b->store, NULL, 0, UINT64_MAX, id_party_entry, &s, &m);
+	rete_arena_free(&s.arena);
+	if (err != RETE_OK) {
+		store_error(b, "store %s: cannot read the log's directories: %s", c->data, m.text);
+		return err;
+	}
+	if (!s.found)
+		return RETE_OK;
+	char keep[128] = "Keep the broker's earlier id";
+	if (was[0])
+		snprintf(keep, sizeof(keep),
+			 "Keep the id the broker has in the directory in force, '%s'", was);
+	store_error(b,
+		    "[broker] id: '%s' is the id of a party of this log (%s '%s', in directory "
+		    "%" PRIu64 ", entry %" PRIu64 ", the last to list it): the log's entries under "
+		    "that id are that party's, and a broker with its id would take them for its "
+		    "own (their deliveries would go unrecorded). %s, or give the broker an id no "
+		    "party of the log ever had",
+		    c->id, s.kind, s.name, s.serial, s.index, keep);
+	return RETE_EINVAL;
+}
+
 /* store_start locks, opens and checks the store before anything listens:
  * the writer's lock (one broker per store), a new log only with
  * BROKER_INIT (never over a backup copy or an empty data.mdb), the log's
- * identity against broker.ini, then the state file and the copy mark. */
+ * identity against broker.ini, the broker's id against the parties of the
+ * log (id_check), then the state file and the copy mark. */
 static rete_err store_start(broker *b, unsigned flags)
 {
 	const broker_config *c = b->cfg;
@@ -2498,6 +2621,8 @@ static rete_err store_start(broker *b, unsigned flags)
 			   "origin %s and this broker's key, as %s says; a change of either "
 			   "is refused from now on",
 			   c->data, c->origin, c->path);
+	if ((err = id_check(b)) != RETE_OK)
+		return err;
 	b->epoch = id.epoch;
 	b->log_size = id.size;
 	if (rete_store_checkpoint_latest(b->store, NULL, &b->cp_size, &b->cp_note, NULL) !=

@@ -955,8 +955,9 @@ static void load_agency(struct parse *p, broker_config *c, const struct sec *sec
 	struct kv *kv;
 	if (c->id[0] && strcmp(c->id, id) == 0)
 		problem(p, sec->line,
-			"[%s]: '%s' is the broker's own id; give the agency "
-			"another id",
+			"[%s]: '%s' is also the broker's id ([broker] id); each party needs an "
+			"id of its own, the broker too: give the agency another id, or the "
+			"broker an id no party of the log ever had",
 			S, id);
 	if (c->origin != NULL && strcmp(c->origin, id) == 0)
 		problem(p, sec->line,

@@ -440,20 +440,24 @@ static enum MHD_Result send_stream(const rete_httpd *h, struct MHD_Connection *c
 				   const struct route *rt, const rete_http_req *req)
 {
 	struct stream_run *sr = calloc(1, sizeof(*sr));
+	rete_http_answer no = {.status = 0};
 	if (sr != NULL) {
 		sr->s = rt->stream;
-		sr->st = rt->stream->open(rt->ctx, req);
+		sr->st = rt->stream->open(rt->ctx, req, &no);
 	}
 	if (sr == NULL || sr->st == NULL) {
 		free(sr);
-		rete_http_answer a = {.status = 503};
-		rete_http_printf(
-		    &a,
-		    "%s: the stream cannot be opened now (too many open, or not signed in); "
-		    "try again later\n",
-		    h->who);
-		return send_answer_h(h, c, &a, false, NULL);
+		if (no.status == 0) {
+			free(no.body);
+			no = (rete_http_answer){.status = 503};
+			rete_http_printf(&no,
+					 "%s: the stream cannot be opened now (too many open, or "
+					 "not signed in); try again later\n",
+					 h->who);
+		}
+		return send_answer_h(h, c, &no, false, NULL);
 	}
+	free(no.body); /* opened: nothing of a refusal is sent */
 	struct MHD_Response *r =
 	    MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, sr, stream_free);
 	if (r == NULL) {

@@ -173,7 +173,9 @@ rete_err rete_httpd_route_req(rete_httpd *h, const char *path, bool prefix, rete
 rete_err rete_httpd_server_header(rete_httpd *h, const char *name, const char *value, rete_msg *m);
 
 /* A stream (an answer of unknown length, sent as it comes): open makes the
- * stream's state for a request (NULL: answered 503 "busy"); next writes the
+ * stream's state for a request, or refuses it with NULL: the answer is then
+ * what open set in *no (its status, sentence and headers, e.g. 429 and
+ * Retry-After), or 503 "busy" when it set no status; next writes the
  * next bytes into buf (at most max) and returns how many, waiting for them
  * as long as it likes (on its connection's own thread) but returning
  * something (a comment, for events) every few seconds so that an idle
@@ -181,7 +183,7 @@ rete_err rete_httpd_server_header(rete_httpd *h, const char *name, const char *v
  * vanished is found by a write; -1 ends the stream; close frees the
  * state. */
 typedef struct rete_http_stream {
-	void *(*open)(void *ctx, const rete_http_req *rq);
+	void *(*open)(void *ctx, const rete_http_req *rq, rete_http_answer *no);
 	long (*next)(void *st, char *buf, size_t max);
 	void (*close)(void *st);
 	const char *content_type; /* e.g. "text/event-stream" */

@@ -28,7 +28,8 @@
  * referrals must not be shown to whoever reaches that address.
  *
  * Against clients that hold connections (proto/httpd.h's limits): [console]
- * connections_per_address, header_timeout and stream_timeout; the stream
+ * connections_per_address, header_timeout and stream_timeout; against one
+ * address holding every live-update stream, streams_per_address; the stream
  * writes a heartbeat every CONSOLE_KEEPALIVE_MS (or stream_timeout / 4), so
  * a reader that vanished is found by a write within stream_timeout and a
  * heartbeat, and its place (CONSOLE_STREAMS_MAX) freed.
@@ -116,6 +117,12 @@ struct console {
 	unsigned per_address, header_ms, stall_ms;
 	bool per_address_set;
 	unsigned heartbeat_ms; /* how often a stream writes when nothing moved */
+	/* [console] streams_per_address (streams_set: the key was given, 0
+	 * there meaning no limit); streams_per_addr is the one in force (its
+	 * default by the listen address, console_serve) */
+	unsigned streams_key, streams_per_addr;
+	bool streams_set;
+	char stream_peer[CONSOLE_STREAMS_MAX][RETE_HTTP_ADDR_MAX]; /* "": a free slot */
 };
 
 /* ---- the configuration's [console] section ------------------------------------ */
@@ -147,27 +154,42 @@ static bool console_ini_ms(struct console_ini *p, const char *name, const char *
 	return true;
 }
 
+/* console_ini_count reads the value of [console] name, a number from 0
+ * (no limit) to max of what the console serves at once, into *out. */
+static bool console_ini_count(struct console_ini *p, const char *name, const char *value,
+			      unsigned max, const char *what, unsigned *out)
+{
+	char *end = NULL;
+	errno = 0;
+	unsigned long n = value[0] >= '0' && value[0] <= '9' ? strtoul(value, &end, 10) : 0;
+	if (end == NULL || *end != '\0' || errno != 0 || n > max) {
+		if (p->err == RETE_OK)
+			p->err =
+			    rete_msg_set(p->m, RETE_EINVAL,
+					 "[console] %s: '%s' is not a number from 0 (no limit) "
+					 "to %u (the console serves %u %s at once)",
+					 name, value, max, max, what);
+		return false;
+	}
+	*out = (unsigned)n;
+	return true;
+}
+
 static int console_ini_handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct console_ini *p = user;
 	if (strcmp(section, "console") != 0)
 		return 1;
 	if (strcmp(name, "connections_per_address") == 0) {
-		char *end = NULL;
-		errno = 0;
-		unsigned long n = value[0] >= '0' && value[0] <= '9' ? strtoul(value, &end, 10) : 0;
-		if (end == NULL || *end != '\0' || errno != 0 || n > RETE_HTTP_CONNS_MAX) {
-			if (p->err == RETE_OK)
-				p->err = rete_msg_set(
-				    p->m, RETE_EINVAL,
-				    "[console] connections_per_address: '%s' is not a number "
-				    "from 0 (no limit) to %d (the console serves %d connections "
-				    "at once)",
-				    value, RETE_HTTP_CONNS_MAX, RETE_HTTP_CONNS_MAX);
+		if (!console_ini_count(p, name, value, RETE_HTTP_CONNS_MAX, "connections",
+				       &p->c->per_address))
 			return 0;
-		}
-		p->c->per_address = (unsigned)n;
 		p->c->per_address_set = true;
+	} else if (strcmp(name, "streams_per_address") == 0) {
+		if (!console_ini_count(p, name, value, CONSOLE_STREAMS_MAX, "live-update streams",
+				       &p->c->streams_key))
+			return 0;
+		p->c->streams_set = true;
 	} else if (strcmp(name, "header_timeout") == 0) {
 		if (!console_ini_ms(p, name, value, 300, &p->c->header_ms))
 			return 0;
@@ -196,7 +218,7 @@ static int console_ini_handler(void *user, const char *section, const char *name
 		    rete_msg_set(p->m, RETE_EINVAL,
 				 "[console] %s: unknown key; the keys are listen, access_log, "
 				 "users, tls_cert, tls_key, witnesses, connections_per_address, "
-				 "header_timeout and stream_timeout",
+				 "streams_per_address, header_timeout and stream_timeout",
 				 name);
 		return 0;
 	}
@@ -1665,10 +1687,47 @@ struct sse {
 	struct console *c;
 	uint64_t seen;
 	bool first;
+	int slot;			   /* its place in c->stream_peer */
 	char token[CONSOLE_TOKEN_HEX + 2]; /* its session's, with accounts */
 };
 
-static void *sse_open(void *ctx, const rete_http_req *rq)
+/* sse_slot takes a free place in c->stream_peer for a stream of peer, under
+ * c->lock: its index, or -1 with *no set (503: all taken; 429: peer holds
+ * streams_per_addr already). */
+static int sse_slot(struct console *c, const char *peer, rete_http_answer *no)
+{
+	int free_at = -1;
+	unsigned held = 0;
+	for (int i = 0; i < CONSOLE_STREAMS_MAX; i++) {
+		if (c->stream_peer[i][0] == '\0')
+			free_at = free_at < 0 ? i : free_at;
+		else if (strcmp(c->stream_peer[i], peer) == 0)
+			held++;
+	}
+	if (free_at < 0) {
+		no->status = 503;
+		rete_http_header(no, "Retry-After", "10");
+		rete_http_printf(no,
+				 "rete console: all %d live-update streams are in use (each open "
+				 "page of the console holds one); try again later\n",
+				 CONSOLE_STREAMS_MAX);
+	} else if (c->streams_per_addr != 0 && held >= c->streams_per_addr) {
+		no->status = 429;
+		rete_http_header(no, "Retry-After", "10");
+		rete_http_printf(no,
+				 "rete console: %s already holds %u live-update streams, the most "
+				 "one address may hold ([console] streams_per_address, so that "
+				 "others find one free); close a console page open there, or try "
+				 "again later\n",
+				 peer, held);
+		free_at = -1;
+	} else {
+		snprintf(c->stream_peer[free_at], sizeof(c->stream_peer[free_at]), "%s", peer);
+	}
+	return free_at;
+}
+
+static void *sse_open(void *ctx, const rete_http_req *rq, rete_http_answer *no)
 {
 	struct console *c = ctx;
 	struct sse *s = NULL;
@@ -1680,10 +1739,14 @@ static void *sse_open(void *ctx, const rete_http_req *rq)
 	if (!c->auth && !console_host_ok(rq))
 		return NULL;
 	pthread_mutex_lock(&c->lock);
-	if (c->streams < CONSOLE_STREAMS_MAX && !c->stopping && (s = calloc(1, sizeof(*s)))) {
+	int slot = c->stopping ? -1 : sse_slot(c, rq->peer, no);
+	if (slot >= 0 && (s = calloc(1, sizeof(*s))) == NULL)
+		c->stream_peer[slot][0] = '\0';
+	if (s != NULL) {
 		c->streams++;
 		s->c = c;
 		s->first = true;
+		s->slot = slot;
 		if (c->auth)
 			snprintf(s->token, sizeof(s->token), "%s", token);
 	}
@@ -1738,6 +1801,7 @@ static void sse_close(void *st)
 	sodium_memzero(s->token, sizeof(s->token));
 	pthread_mutex_lock(&s->c->lock);
 	s->c->streams--;
+	s->c->stream_peer[s->slot][0] = '\0';
 	pthread_mutex_unlock(&s->c->lock);
 	free(s);
 }
@@ -1802,6 +1866,12 @@ static rete_err console_serve(struct console *c, const rete_http_addr *addr, ret
 	rete_http_limits_default(addr, &lim);
 	if (c->per_address_set)
 		lim.per_addr = c->per_address;
+	/* the streams of one address: half of them on a network address, no
+	 * limit on loopback (everyone comes from this host's one address, a
+	 * reverse proxy's or a tunnel's), as for connections */
+	c->streams_per_addr = c->streams_set		      ? c->streams_key
+			      : rete_http_addr_loopback(addr) ? 0
+							      : CONSOLE_STREAMS_MAX / 2;
 	if (c->header_ms)
 		lim.header_ms = c->header_ms;
 	if (c->stall_ms)

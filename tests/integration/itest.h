@@ -193,6 +193,19 @@ static inline rete_err it_keys_make(const char *dir, const char *const *ids, int
 	return err;
 }
 
+/* it_key_new makes a new key and writes it as DIR/keys/NAME.key and
+ * NAME.pub; the key (the caller frees it). */
+static inline rete_seckey *it_key_new(const char *dir, const char *name)
+{
+	char kdir[1200];
+	rete_seckey *k = NULL;
+	rete_msg m;
+	snprintf(kdir, sizeof(kdir), "%s/keys", dir);
+	assert_int_equal(rete_seckey_generate(&k, &m), RETE_OK);
+	assert_int_equal(rete_keyfile_write(kdir, name, k, false, &m), RETE_OK);
+	return k;
+}
+
 /* it_net_new makes the folder, the keys of every party and broker.ini
  * (data = DIR/store unless data is given). NULL on failure. */
 static inline it_net *it_net_new(const char *tag, const char *data)
@@ -496,6 +509,46 @@ static inline bool it_broker_start(it_net *n)
 	return it_broker_start_flag(n, n->broker_starts == 0 ? "--init" : NULL);
 }
 
+/* it_broker_refused starts the broker on ini with flag (may be NULL) and expects
+ * it to exit 2 on its own before it serves anything; its log, from the
+ * start of this run, must hold every one of the words (NULL-terminated).
+ * (cmocka's fail_msg: for tests that include cmocka.h before this.) */
+static inline void it_broker_refused(it_net *n, const char *ini, const char *flag, ...)
+{
+	struct stat st;
+	long from = stat(n->log, &st) == 0 ? (long)st.st_size : 0;
+	pid_t pid = it_broker_exec_flag(n->dir, n->bin, ini, false, NULL, flag);
+	assert_true(pid > 0);
+	int status = 0;
+	int64_t end = it_mono_ms() + it_wait_ms();
+	bool gone = false;
+	while (!(gone = it_reap(pid, &status)) && it_mono_ms() < end)
+		it_nap(20); /* polling a child's exit */
+	if (!gone) {
+		it_stop(&pid, SIGKILL, 5000);
+		it_show(n, "broker.log");
+		fail_msg("the broker on %s %s did not refuse to start: it is still running", ini,
+			 flag ? flag : "");
+	}
+	size_t len = 0;
+	char *log = tu_read_file(n->log, &len);
+	assert_non_null(log);
+	const char *mine = (size_t)from <= len ? log + from : log;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 2) {
+		it_show(n, "broker.log");
+		fail_msg("the refused broker ended with status 0x%x, not exit 2", status);
+	}
+	va_list ap;
+	va_start(ap, flag);
+	for (const char *w; (w = va_arg(ap, const char *)) != NULL;)
+		if (!strstr(mine, w)) {
+			fprintf(stderr, "---- broker.log of this run ----\n%s----\n", mine);
+			fail_msg("the refusal does not say '%s'", w);
+		}
+	va_end(ap);
+	free(log);
+}
+
 /* --- a broker run from a broker.ini the test writes itself ------------------ */
 
 /* it_home: the folder of a test that writes its own broker.ini
@@ -629,6 +682,18 @@ static inline char *it_spool(const it_net *n, int p, const char *sub, char *buf,
 {
 	snprintf(buf, len, "%s/agents/%s/spool/%s", n->dir, it_party_ids[p], sub);
 	return buf;
+}
+
+/* it_outbox_put writes text into party p's outbox as name, through a
+ * hidden temporary name (.NAME.tmp) renamed in: the agent sees it whole. */
+static inline void it_outbox_put(const it_net *n, int p, const char *name, const char *text)
+{
+	char dir[1300], tmp[1600], dst[1600];
+	it_spool(n, p, "outbox", dir, sizeof(dir));
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+	snprintf(dst, sizeof(dst), "%s/%s", dir, name);
+	assert_int_equal(tu_write_file(tmp, text, strlen(text)), 0);
+	assert_int_equal(rename(tmp, dst), 0);
 }
 
 /* it_agent_start_ex starts rete-agent for party p (its spool folders are
@@ -1039,6 +1104,10 @@ typedef struct it_fake {
 	 * with routing id ident (with it_fake_reply) */
 	void (*on_query)(struct it_fake *l, const void *ident, size_t ident_len,
 			 const Rete__Query *q);
+	/* on_submit (NULL: a receipt, it_fake_receipt, unless mute) answers
+	 * a SUBMIT of the signed bytes sm */
+	void (*on_submit)(struct it_fake *l, const void *ident, size_t ident_len,
+			  const ProtobufCBinaryData *sm);
 } it_fake;
 
 /* it_fake_reply sends a BrokerFrame to the peer with routing id ident of a
@@ -1287,7 +1356,9 @@ static inline int it_fake_serve(it_fake *l, const int *count, int want, int ms)
 				memcpy(l->kept[k].data, sm->data, sm->len);
 			}
 			l->submits++;
-			if (!l->mute)
+			if (l->on_submit != NULL)
+				l->on_submit(l, id, idl, sm);
+			else if (!l->mute)
 				it_fake_receipt(l, id, idl, sm);
 		} else if (cf != NULL && cf->command_case == RETE__CLIENT_FRAME__COMMAND_ACK) {
 			l->last_ack = cf->ack->index;

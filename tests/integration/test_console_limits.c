@@ -16,7 +16,12 @@
  *    receive buffer of the kernel's minimum, so its window closes) loses its
  *    stream within stream_timeout (and a heartbeat), and a new reader gets
  *    the slot; a reader that reads keeps its stream past header_timeout;
- * 4. bad values of the three [console] keys are refused with a sentence.
+ * 4. bad values of the four [console] keys are refused with a sentence;
+ * 5. one address cannot take all the live-update streams: with
+ *    streams_per_address = 4, 127.0.0.7 gets four and its fifth is answered
+ *    429 with a sentence naming the setting, while a coordinator at
+ *    127.0.0.8 still gets one; a stream 127.0.0.7 closes lets it open
+ *    another.
  *
  * The tests set short timeouts so they run in seconds; their deadlines are
  * generous bounds (the behaviour, not its speed, is what is checked).
@@ -229,6 +234,19 @@ static int status(int fd, int ms, bool peek)
 	}
 }
 
+/* streams_from opens k live-update streams from src (a receive buffer of
+ * rcvbuf bytes when not 0, conn_from) into fds, each let in (200, peeked:
+ * nothing is read). */
+static void streams_from(const struct fixture *f, const char *src, int rcvbuf, int *fds, int k)
+{
+	for (int i = 0; i < k; i++) {
+		fds[i] = conn_from(f, src, rcvbuf);
+		request(f, fds[i], "/api/events");
+		if (status(fds[i], it_wait_ms(), true) != 200)
+			fail_msg("stream %d of %s was not let in", i, src);
+	}
+}
+
 /* --- 1. one address cannot take all the connections ----------------------------- */
 
 static void test_one_address_cannot_take_all(void **state)
@@ -365,12 +383,7 @@ static void test_vanished_reader_freed(void **state)
 	request(f, live, "/api/events");
 	assert_int_equal(status(live, it_wait_ms(), false), 200);
 	int v[VANISHED];
-	for (int i = 0; i < VANISHED; i++) {
-		v[i] = conn_from(f, "127.0.0.5", 1);
-		request(f, v[i], "/api/events");
-		if (status(v[i], it_wait_ms(), true) != 200)
-			fail_msg("reader %d was not let in", i);
-	}
+	streams_from(f, "127.0.0.5", 1, v, VANISHED);
 	/* the slots are full */
 	int probe = conn_from(f, "127.0.0.6", 0);
 	request(f, probe, "/api/events");
@@ -429,6 +442,8 @@ static void test_bad_settings(void **state)
 	    {"header_timeout = 6m\n", "is not a duration from 1s to 300s"},
 	    {"stream_timeout = 2wd\n", "stream_timeout: '2wd' is not a duration from 1s to 3600s"},
 	    {"stream_timeout = soon\n", "is not a duration"},
+	    {"streams_per_address = 9\n", "is not a number from 0 (no limit) to 8"},
+	    {"streams_per_address = x\n", "streams_per_address: 'x' is not a number"},
 	};
 	char ini[1300], out[1300], bin[1100];
 	snprintf(ini, sizeof(ini), "%s/bad.ini", f->n->dir);
@@ -457,6 +472,76 @@ static void test_bad_settings(void **state)
 	}
 }
 
+/* --- 5. one address cannot take all the streams ---------------------------------- */
+
+#define STREAMS_PER_ADDRESS 4
+
+/* answer reads fd's whole answer (the server closes it: Connection: close)
+ * into buf, waiting at most ms; its length. */
+static size_t answer(int fd, int ms, char *buf, size_t size)
+{
+	size_t len = 0;
+	int64_t end = it_mono_ms() + ms;
+	while (len + 1 < size && it_mono_ms() < end) {
+		ssize_t r = recv(fd, buf + len, size - 1 - len, MSG_DONTWAIT);
+		if (r == 0)
+			break;
+		if (r > 0) {
+			len += (size_t)r;
+			continue;
+		}
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			break;
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		poll(&p, 1, 200);
+	}
+	buf[len] = '\0';
+	return len;
+}
+
+static void test_one_address_cannot_take_all_streams(void **state)
+{
+	struct fixture *f = *state;
+	console_start(f, "streams_per_address = 4\n");
+	int s[STREAMS_PER_ADDRESS];
+	streams_from(f, "127.0.0.7", 0, s, STREAMS_PER_ADDRESS);
+	/* the fifth of the same address: turned away, with a sentence */
+	int more = conn_from(f, "127.0.0.7", 0);
+	request(f, more, "/api/events");
+	char buf[4096];
+	answer(more, it_wait_ms(), buf, sizeof(buf));
+	close(more);
+	if (strncmp(buf, "HTTP/1.1 429", 12) != 0 || !strstr(buf, "127.0.0.7") ||
+	    !strstr(buf, "streams_per_address") || !strstr(buf, "Retry-After"))
+		fail_msg(
+		    "the fifth stream of 127.0.0.7 (streams_per_address = 4) was answered:\n%s",
+		    buf);
+	/* another address: let in (the console has 8 slots) */
+	int coord = conn_from(f, "127.0.0.8", 0);
+	request(f, coord, "/api/events");
+	assert_int_equal(status(coord, it_wait_ms(), true), 200);
+	/* one of 127.0.0.7's streams closed: another is let in (once the
+	 * server has seen it closed: until then a try is turned away) */
+	close(s[0]);
+	int got = 0;
+	for (int64_t until = it_mono_ms() + it_scaled_ms(30000);
+	     got != 200 && it_mono_ms() < until;) {
+		s[0] = conn_from(f, "127.0.0.7", 0);
+		request(f, s[0], "/api/events");
+		got = status(s[0], it_wait_ms(), true);
+		if (got != 200) {
+			close(s[0]);
+			if (got != 429)
+				fail_msg("a stream of 127.0.0.7 after one closed got %d", got);
+			it_nap(200); /* a user trying again */
+		}
+	}
+	assert_int_equal(got, 200);
+	close(coord);
+	for (int i = 0; i < STREAMS_PER_ADDRESS; i++)
+		close(s[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -464,6 +549,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_trickled_header_dropped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vanished_reader_freed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_settings, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_one_address_cannot_take_all_streams, setup,
+					    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -93,21 +93,6 @@ static int64_t refer(it_net *n, rete_wire *w, const char *id)
 	return idx;
 }
 
-/* log_wait waits until file path holds `words` (true) or ms pass. */
-static bool log_wait(const char *path, const char *words, int ms)
-{
-	for (int64_t end = it_mono_ms() + ms;;) {
-		char *text = tu_read_file(path, NULL);
-		bool ok = text && strstr(text, words);
-		free(text);
-		if (ok)
-			return true;
-		if (it_mono_ms() > end)
-			return false;
-		it_nap(50); /* polling a file the process appends to */
-	}
-}
-
 /* --- defect 5a: an unacknowledged delivery comes again -------------------- */
 
 static void test_redeliver(void **state)
@@ -216,11 +201,11 @@ static void test_max_frame(void **state)
 	assert_non_null(junk);
 	assert_int_equal(zmq_send(rete_wire_socket(w), junk, big, 0), (int)big);
 	free(junk);
-	bool named = log_wait(n->log, "social.mantova closed", it_wait_ms());
+	bool named = it_wait_occurrences(n->log, "social.mantova closed", 1, it_wait_ms());
 	if (!named)
 		it_show(n, "broker.log");
 	assert_true(named);
-	assert_true(log_wait(n->log, "max_frame (4194304 bytes)", it_wait_ms()));
+	assert_true(it_wait_occurrences(n->log, "max_frame (4194304 bytes)", 1, it_wait_ms()));
 	rete_wire_close(&w);
 
 	/* the default covers the agent's own 16 MiB outbox file, sealed and
@@ -327,7 +312,8 @@ static void test_broker_log_escape(void **state)
 	assert_non_null(f);
 	rete__broker_frame__free_unpacked(f, NULL);
 	rete_wire_close(&w);
-	bool seen = log_wait(n->log, "evil\\x1b[31mred\\nERROR forged\\\\x", it_wait_ms());
+	bool seen =
+	    it_wait_occurrences(n->log, "evil\\x1b[31mred\\nERROR forged\\\\x", 1, it_wait_ms());
 	if (!seen)
 		it_show(n, "broker.log");
 	assert_true(seen);
@@ -346,7 +332,8 @@ static void test_broker_log_escape(void **state)
 					"bad\x1b[2Jthing\nWITNESS ALARM"),
 			 RETE_OK);
 	rete__broker_frame__free_unpacked(f, NULL);
-	assert_true(log_wait(n->log, "bad\\x1b[2Jthing\\nWITNESS ALARM", it_wait_ms()));
+	assert_true(
+	    it_wait_occurrences(n->log, "bad\\x1b[2Jthing\\nWITNESS ALARM", 1, it_wait_ms()));
 	struct notice_find nf = {0};
 	for (int64_t end = it_mono_ms() + it_wait_ms(); !nf.found && it_mono_ms() < end;)
 		it_log_each(n, notice_each, &nf); /* until the Notice is logged */
@@ -401,7 +388,7 @@ static void test_agent_log_escape(void **state)
 
 	char log[1300];
 	snprintf(log, sizeof(log), "%s/%s.log", n->dir, it_party_ids[IT_SOCIAL]);
-	bool seen = log_wait(log, "WITNESS ALARM the broker lies", it_wait_ms());
+	bool seen = it_wait_occurrences(log, "WITNESS ALARM the broker lies", 1, it_wait_ms());
 	char *text = tu_read_file(log, NULL);
 	if (!seen || !text)
 		it_show(n, "social.mantova.log");

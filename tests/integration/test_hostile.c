@@ -505,27 +505,6 @@ static long rss_settled(pid_t pid)
 	return prev;
 }
 
-/* rehello_logged: whether broker.log shows the job centre saying HELLO a
- * third time (the test's two connections, then a reconnect), waiting up to
- * ms for the broker to write it (it writes its info lines once a batch). */
-static bool rehello_logged(const it_net *n, int ms)
-{
-	char path[1300];
-	snprintf(path, sizeof(path), "%s/broker.log", n->dir);
-	for (int64_t end = it_mono_ms() + ms;;) {
-		size_t len = 0, hellos = 0;
-		char *text = tu_read_file(path, &len);
-		for (const char *p = text; p && (p = strstr(p, "hello from cpi.mantova")); p++)
-			hellos++;
-		free(text);
-		if (hellos >= 3)
-			return true;
-		if (it_mono_ms() > end)
-			return false;
-		it_nap(50); /* polling a file the broker appends to */
-	}
-}
-
 static void test_slow_consumer(void **state)
 {
 	it_net *n = it_net_new("hostile-slow", NULL);
@@ -586,7 +565,11 @@ static void test_slow_consumer(void **state)
 		Rete__LogEntry *le = rete__log_entry__unpack(NULL, f->deliver->log_entry.len,
 							     f->deliver->log_entry.data);
 		assert_non_null(le);
-		if (le->index < want && !rehello_logged(n, ms)) {
+		/* an entry again is right only after the job centre said HELLO a
+		 * third time (the test's two connections, then a reconnect);
+		 * the broker writes its info lines once a batch */
+		if (le->index < want &&
+		    !it_wait_occurrences(n->log, "hello from cpi.mantova", 3, ms)) {
 			it_show(n, "broker.log");
 			fail_msg("entry %llu delivered again after %llu, though the job centre "
 				 "did not say HELLO again",

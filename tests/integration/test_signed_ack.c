@@ -28,6 +28,15 @@
  *                           alarm, keeps the message and submits it again;
  *                           only a refusal signed with the broker key moves it
  *                           to failed/
+ *   former_agency_id_broker a broker id that was a party's (an agency's,
+ *                           removed or not) is refused at start and by
+ *                           --check-config; with an id of its own the
+ *                           broker delivers that agency's queued referral
+ *   reload_agency_under_running_id  broker.ini with a new broker id and an
+ *                           agency under the running one: the reload is
+ *                           refused, --check-config says why
+ *   renamed_broker_...      a renamed broker takes the unsigned ACK of its
+ *                           entries under the old id, and the old id back
  */
 #define _GNU_SOURCE
 #include <jansson.h>
@@ -110,6 +119,22 @@ static int64_t next_deliver(rete_wire *w, rete_buf *entry, Rete__Message **msg, 
 		rete__log_entry__free_unpacked(le, NULL);
 		rete__broker_frame__free_unpacked(f, NULL);
 		return idx;
+	}
+}
+
+/* delivery_of waits on w (the sender's) for the DELIVER of the broker's
+ * Delivery entry of entry idx (the others are dropped); its index. */
+static int64_t delivery_of(rete_wire *w, int64_t idx)
+{
+	for (;;) {
+		Rete__Message *msg = NULL;
+		int64_t got = next_deliver(w, NULL, &msg, it_wait_ms());
+		assert_true(got > 0);
+		bool it = msg->body_case == RETE__MESSAGE__BODY_DELIVERY &&
+			  msg->delivery->index == (uint64_t)idx;
+		rete__message__free_unpacked(msg, NULL);
+		if (it)
+			return got;
 	}
 }
 
@@ -404,21 +429,10 @@ static void test_refused_delivery_signed(void **state)
 
 /* --- real agents ---------------------------------------------------------------- */
 
-/* put_json writes text into dir as name through a hidden temporary name. */
-static void put_json(const char *dir, const char *name, const char *text)
-{
-	char tmp[1500], path[1500];
-	snprintf(tmp, sizeof(tmp), "%s/.put.tmp", dir);
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	assert_int_equal(tu_write_file(tmp, text, strlen(text)), 0);
-	assert_int_equal(rename(tmp, path), 0);
-}
-
 /* put_referral drops a referral (id) from party `from` to `to` into
  * from's outbox. */
 static void put_referral(it_net *n, int from, int to, const char *id)
 {
-	char dir[1300];
 	json_t *j = json_pack("{s:s,s:{s:s,s:s},s:s,s:s,s:{s:s,s:s,s:s,s:{s:s,s:s,s:s},s:s},"
 			      "s:{s:{s:s},s:s}}",
 			      "id", id, "operator", "staffId", "as-0042", "role", "social-worker",
@@ -434,7 +448,7 @@ static void put_referral(it_net *n, int from, int to, const char *id)
 	assert_non_null(text);
 	char name[200];
 	snprintf(name, sizeof(name), "%s.json", id);
-	put_json(it_spool(n, from, "outbox", dir, sizeof(dir)), name, text);
+	it_outbox_put(n, from, name, text);
 	free(text);
 }
 
@@ -593,86 +607,67 @@ static void test_agents_sign_and_keep(void **state)
 
 enum { REFUSE_UNSIGNED, REFUSE_OTHER_KEY, REFUSE_OTHER_BYTES, REFUSE_SIGNED };
 
-/* fake_refuse answers SUBMITs with a ROUTE_FORBIDDEN refusal: without
+/* refuse_fake: a fake broker (it_fake) whose SUBMITs are refused. */
+typedef struct refuse_fake {
+	it_fake l;
+	int mode;
+	const rete_seckey *other;
+} refuse_fake;
+
+/* refuse_submit answers a SUBMIT with a ROUTE_FORBIDDEN refusal: without
  * signature, signed by `other`, signed by the broker key but naming other
- * bytes than the ones submitted, or signed by the broker key (mode), until
- * *count reaches want or ms pass. HELLO and PING are answered as
- * it_fake_serve does. Returns l->submits. */
-static int fake_refuse(it_fake *l, int mode, const rete_seckey *other, int want, int ms)
+ * bytes than the ones submitted, or signed by the broker key (mode). */
+static void refuse_submit(it_fake *l, const void *id, size_t idl, const ProtobufCBinaryData *smb)
 {
-	int64_t end = it_mono_ms() + it_scaled_ms(ms);
-	while (l->submits < want && it_mono_ms() < end) {
-		zmq_pollitem_t pi = {l->sock, 0, ZMQ_POLLIN, 0};
-		int64_t left = end - it_mono_ms();
-		if (zmq_poll(&pi, 1, left < 200 ? (long)left : 200) <= 0)
-			continue;
-		zmq_msg_t ident, body;
-		zmq_msg_init(&ident);
-		zmq_msg_init(&body);
-		zmq_msg_recv(&ident, l->sock, 0);
-		zmq_msg_recv(&body, l->sock, 0);
-		const void *id = zmq_msg_data(&ident);
-		size_t idl = zmq_msg_size(&ident);
-		Rete__ClientFrame *cf =
-		    rete__client_frame__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
-		if (cf && cf->command_case == RETE__CLIENT_FRAME__COMMAND_HELLO) {
-			it_fake_reply(l->sock, id, idl, l->welcome);
-			l->hellos++;
-		} else if (cf && cf->command_case == RETE__CLIENT_FRAME__COMMAND_PING) {
-			Rete__Pong pong = RETE__PONG__INIT;
-			pong.nonce = cf->ping->nonce;
-			Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
-			f.command_case = RETE__BROKER_FRAME__COMMAND_PONG;
-			f.pong = &pong;
-			it_fake_reply(l->sock, id, idl, &f);
-		} else if (cf && cf->command_case == RETE__CLIENT_FRAME__COMMAND_SUBMIT) {
-			const ProtobufCBinaryData *smb = &cf->submit->signed_message;
-			Rete__Message *msg = NULL;
-			assert_int_equal(rete_signed_decode(smb->data, smb->len, NULL, &msg, NULL),
-					 RETE_OK);
-			uint8_t h[RETE_HASH_LEN];
-			if (mode == REFUSE_OTHER_BYTES)
-				rete_sha256(h, "other bytes", 11);
-			else
-				rete_sha256(h, smb->data, smb->len);
-			Rete__Receipt r = RETE__RECEIPT__INIT;
-			r.message_id = msg->id;
-			r.error = RETE__ERROR_CODE__ERROR_CODE_ROUTE_FORBIDDEN;
-			r.error_text = "no such route (a fake broker's word)";
-			r.field = "recipient";
-			Rete__RefusalBody rb = RETE__REFUSAL_BODY__INIT;
-			rb.origin = IT_ORIGIN;
-			rb.party = msg->sender;
-			rb.message_id = msg->id;
-			rb.message_sha256.data = h;
-			rb.message_sha256.len = sizeof(h);
-			rb.error = r.error;
-			rb.error_text = r.error_text;
-			rb.field = r.field;
-			rb.refused_at = rete_now_ms();
-			Rete__SignedRefusal sr;
-			rete__signed_refusal__init(&sr);
-			if (mode != REFUSE_UNSIGNED) {
-				assert_int_equal(
-				    rete_refusal_sign(
-					&rb, mode == REFUSE_OTHER_KEY ? other : l->key, &sr, NULL),
-				    RETE_OK);
-				r.signed_refusal = &sr;
-			}
-			Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
-			f.command_case = RETE__BROKER_FRAME__COMMAND_RECEIPT;
-			f.receipt = &r;
-			it_fake_reply(l->sock, id, idl, &f);
-			rete_signed_refusal_clear(&sr);
-			rete__message__free_unpacked(msg, NULL);
-			l->submits++;
-		}
-		if (cf)
-			rete__client_frame__free_unpacked(cf, NULL);
-		zmq_msg_close(&ident);
-		zmq_msg_close(&body);
+	refuse_fake *rf = (refuse_fake *)l;
+	Rete__Message *msg = NULL;
+	assert_int_equal(rete_signed_decode(smb->data, smb->len, NULL, &msg, NULL), RETE_OK);
+	uint8_t h[RETE_HASH_LEN];
+	if (rf->mode == REFUSE_OTHER_BYTES)
+		rete_sha256(h, "other bytes", 11);
+	else
+		rete_sha256(h, smb->data, smb->len);
+	Rete__Receipt r = RETE__RECEIPT__INIT;
+	r.message_id = msg->id;
+	r.error = RETE__ERROR_CODE__ERROR_CODE_ROUTE_FORBIDDEN;
+	r.error_text = "no such route (a fake broker's word)";
+	r.field = "recipient";
+	Rete__RefusalBody rb = RETE__REFUSAL_BODY__INIT;
+	rb.origin = IT_ORIGIN;
+	rb.party = msg->sender;
+	rb.message_id = msg->id;
+	rb.message_sha256.data = h;
+	rb.message_sha256.len = sizeof(h);
+	rb.error = r.error;
+	rb.error_text = r.error_text;
+	rb.field = r.field;
+	rb.refused_at = rete_now_ms();
+	Rete__SignedRefusal sr;
+	rete__signed_refusal__init(&sr);
+	if (rf->mode != REFUSE_UNSIGNED) {
+		assert_int_equal(
+		    rete_refusal_sign(&rb, rf->mode == REFUSE_OTHER_KEY ? rf->other : l->key, &sr,
+				      NULL),
+		    RETE_OK);
+		r.signed_refusal = &sr;
 	}
-	return l->submits;
+	Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
+	f.command_case = RETE__BROKER_FRAME__COMMAND_RECEIPT;
+	f.receipt = &r;
+	it_fake_reply(l->sock, id, idl, &f);
+	rete_signed_refusal_clear(&sr);
+	rete__message__free_unpacked(msg, NULL);
+}
+
+/* fake_refuse serves the fake (it_fake_serve: HELLO, PING), its SUBMITs
+ * refused as refuse_submit does in mode, until it counted want of them or
+ * ms pass. Returns the SUBMITs counted. */
+static int fake_refuse(refuse_fake *rf, int mode, const rete_seckey *other, int want, int ms)
+{
+	rf->mode = mode;
+	rf->other = other;
+	rf->l.on_submit = refuse_submit;
+	return it_fake_serve(&rf->l, &rf->l.submits, want, ms);
 }
 
 /* queued_for polls the broker's store (read-only, beside the running
@@ -718,19 +713,7 @@ static void test_broker_entries_acked_unsigned(void **state)
 			 RETE_OK);
 	rete_buf_free(&entry);
 	/* the broker's Delivery entry, delivered to the sender */
-	int64_t d = -1;
-	for (;;) {
-		Rete__Message *msg = NULL;
-		int64_t got = next_deliver(social, NULL, &msg, it_wait_ms());
-		assert_true(got > 0);
-		bool it = msg->body_case == RETE__MESSAGE__BODY_DELIVERY &&
-			  msg->delivery->index == (uint64_t)idx;
-		rete__message__free_unpacked(msg, NULL);
-		if (it) {
-			d = got;
-			break;
-		}
-	}
+	int64_t d = delivery_of(social, idx);
 	int64_t before = it_log_each(n, NULL, NULL);
 	assert_true(queued_for(n, it_party_ids[IT_SOCIAL], (uint64_t)d, true));
 	assert_int_equal(rete_wire_ack(social, (uint64_t)d, 0, NULL, NULL), RETE_OK);
@@ -780,6 +763,24 @@ static void test_older_peer_refused(void **state)
 	rete_wire_close(&w);
 }
 
+/* ini_set_id rewrites broker.ini with the broker's id set to id. */
+static void ini_set_id(it_net *n, const char *id)
+{
+	size_t len = 0;
+	char *ini = tu_read_file(n->ini, &len);
+	assert_non_null(ini);
+	char *at = strstr(ini, "\nid = ");
+	assert_non_null(at);
+	char *eol = strchr(at + 1, '\n');
+	assert_non_null(eol);
+	char *out = NULL;
+	int k = asprintf(&out, "%.*s\nid = %s%s", (int)(at - ini), ini, id, eol);
+	assert_true(k > 0);
+	assert_int_equal(tu_write_file(n->ini, out, (size_t)k), 0);
+	free(out);
+	free(ini);
+}
+
 /* renamed_broker_entries_acked_unsigned: the broker's id in broker.ini may
  * change (the store's identity is its origin and key); its entries logged
  * under the old id are still its own. rete-agent acks a Delivery unsigned
@@ -795,35 +796,12 @@ static void test_renamed_broker_entries_acked_unsigned(void **state)
 					      entry.data, entry.len, (uint64_t)idx, 0, NULL, NULL),
 			 RETE_OK);
 	rete_buf_free(&entry);
-	int64_t d = -1;
-	while (d < 0) {
-		Rete__Message *msg = NULL;
-		int64_t got = next_deliver(social, NULL, &msg, it_wait_ms());
-		assert_true(got > 0);
-		if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY &&
-		    msg->delivery->index == (uint64_t)idx)
-			d = got;
-		rete__message__free_unpacked(msg, NULL);
-	}
+	int64_t d = delivery_of(social, idx);
 	rete_wire_close(&social);
 	rete_wire_close(&cpi);
 	/* the Delivery stays queued for social-services; the broker gets a new id */
 	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
-	size_t len = 0;
-	char *ini = tu_read_file(n->ini, &len);
-	assert_non_null(ini);
-	const char *old = "\nid = " IT_BROKER_ID "\n";
-	char *at = strstr(ini, old);
-	assert_non_null(at);
-	char *out = malloc(len + 64);
-	assert_non_null(out);
-	size_t head = (size_t)(at - ini);
-	memcpy(out, ini, head);
-	int k = sprintf(out + head, "\nid = broker.renamed\n");
-	memcpy(out + head + (size_t)k, at + strlen(old), len - head - strlen(old));
-	assert_int_equal(tu_write_file(n->ini, out, len - strlen(old) + (size_t)k), 0);
-	free(out);
-	free(ini);
+	ini_set_id(n, "broker.renamed");
 	assert_true(it_broker_start(n));
 	social = it_hello(n, IT_SOCIAL);
 	assert_non_null(social);
@@ -838,6 +816,10 @@ static void test_renamed_broker_entries_acked_unsigned(void **state)
 	}
 	assert_true(queued_for(n, it_party_ids[IT_SOCIAL], (uint64_t)d, false));
 	rete_wire_close(&social);
+	/* and back: an id the broker itself had in this log is its own */
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
+	ini_set_id(n, IT_BROKER_ID);
+	assert_true(it_broker_start(n));
 }
 
 /* line_with: a line of the file at path holding all of a, b and c. */
@@ -932,16 +914,7 @@ static void test_odd_unsigned_acks(void **state)
 					      entry.data, entry.len, (uint64_t)idx, 0, NULL, NULL),
 			 RETE_OK);
 	rete_buf_free(&entry);
-	int64_t d = -1;
-	while (d < 0) {
-		Rete__Message *msg = NULL;
-		int64_t got = next_deliver(social, NULL, &msg, it_wait_ms());
-		assert_true(got > 0);
-		if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY &&
-		    msg->delivery->index == (uint64_t)idx)
-			d = got;
-		rete__message__free_unpacked(msg, NULL);
-	}
+	int64_t d = delivery_of(social, idx);
 	int64_t before = it_log_each(n, NULL, NULL);
 	/* another party's Delivery, then what is not there */
 	assert_int_equal(rete_wire_ack(cpi, (uint64_t)d, 0, NULL, NULL), RETE_OK);
@@ -974,35 +947,35 @@ static void test_odd_unsigned_acks(void **state)
 	rete_wire_close(&cpi);
 }
 
-/* ini_set_id rewrites broker.ini with the broker's id set to id. */
-static void ini_set_id(it_net *n, const char *id)
+/* check_refused runs rete-broker --check-config on n's broker.ini and
+ * expects exit 2 and each of the words (NULL-terminated) in its output. */
+static void check_refused(it_net *n, ...)
 {
-	size_t len = 0;
-	char *ini = tu_read_file(n->ini, &len);
-	assert_non_null(ini);
-	const char *old = "\nid = " IT_BROKER_ID "\n";
-	char *at = strstr(ini, old);
-	assert_non_null(at);
-	char *out = malloc(len + strlen(id) + 16);
+	char *out = NULL;
+	int rc = tu_run(&out, "'%s/rete-broker' -c '%s' --check-config", n->bin, n->ini);
 	assert_non_null(out);
-	size_t head = (size_t)(at - ini);
-	memcpy(out, ini, head);
-	int k = sprintf(out + head, "\nid = %s\n", id);
-	memcpy(out + head + (size_t)k, at + strlen(old), len - head - strlen(old));
-	assert_int_equal(tu_write_file(n->ini, out, len - strlen(old) + (size_t)k), 0);
+	va_list ap;
+	va_start(ap, n);
+	for (const char *w; (w = va_arg(ap, const char *)) != NULL;)
+		if (rc != 2 || !strstr(out, w))
+			fail_msg("--check-config: exit %d, expected 2 and '%s':\n%s", rc, w, out);
+	va_end(ap);
 	free(out);
-	free(ini);
 }
 
-/* former_agency_id_broker: the broker's id changed to the id of an agency
- * since removed; that agency's referral, still queued, stays an agency's
- * entry: its unsigned ACK is refused (taken, it would leave no trace of
- * the delivery); the signed one is taken. (Its Delivery, addressed to the
- * broker's own id, is not logged: a broker must not take a former agency's
- * id.) */
+/* former_agency_id_broker: a broker id that names a party of the log, one
+ * removed from the directory (its entries would be taken for the broker's
+ * own, and their Deliveries never logged) or one in it, is refused, at
+ * start and by --check-config, with a sentence saying what would do. The
+ * agency removed and the id taken in one step, or the agency removed first:
+ * the same. With an id no party ever had, the broker starts and the former
+ * agency's referral, still queued, is delivered and acked as an agency's
+ * entry (signed). */
 static void test_former_agency_id_broker(void **state)
 {
 	it_net *n = *state;
+	const char *said = "[broker] id: 'social.mantova' is the id of a party of this log";
+	const char *instead = "give the broker an id no party of the log ever had";
 	assert_true(it_broker_start(n));
 	rete_wire *social = it_hello(n, IT_SOCIAL);
 	assert_non_null(social);
@@ -1012,9 +985,27 @@ static void test_former_agency_id_broker(void **state)
 	it_msg_free(&o);
 	rete_wire_close(&social);
 	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
-	n->without[IT_SOCIAL] = true; /* social-services leaves; the broker takes its id */
+	/* social-services leaves and the broker takes its id, in one step */
+	n->without[IT_SOCIAL] = true;
 	assert_int_equal(it_write_ini(n), 0);
 	ini_set_id(n, it_party_ids[IT_SOCIAL]);
+	check_refused(n, said, "directory 1", instead, NULL);
+	it_broker_refused(n, n->ini, NULL, said, "directory 1", instead, NULL);
+	/* the agency removed first (directory 2 is without it), then its id */
+	assert_int_equal(it_write_ini(n), 0);
+	assert_true(it_broker_start(n));
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
+	ini_set_id(n, it_party_ids[IT_SOCIAL]);
+	check_refused(n, said, "directory 1", instead, NULL);
+	it_broker_refused(n, n->ini, NULL, said, "directory 1", instead, NULL);
+	/* an agency's id in the directory: the configuration says so */
+	assert_int_equal(it_write_ini(n), 0);
+	ini_set_id(n, it_party_ids[IT_CPI]);
+	check_refused(n, "'cpi.mantova' is also the broker's id", "an id of its own", NULL);
+	it_broker_refused(n, n->ini, NULL, "'cpi.mantova' is also the broker's id", NULL);
+	/* an id of its own */
+	assert_int_equal(it_write_ini(n), 0);
+	ini_set_id(n, "broker.nuovo");
 	assert_true(it_broker_start(n));
 	rete_wire *cpi = it_hello(n, IT_CPI);
 	assert_non_null(cpi);
@@ -1038,12 +1029,44 @@ static void test_former_agency_id_broker(void **state)
 	rete_wire_close(&cpi);
 }
 
+/* reload_agency_under_running_id: broker.ini given a new broker id (for
+ * the next start) and an agency under the id in force: a SIGHUP refuses
+ * it (the running broker keeps its id, so the agency would share it) and
+ * the broker goes on with the old configuration. */
+static void test_reload_agency_under_running_id(void **state)
+{
+	it_net *n = *state;
+	assert_true(it_broker_start(n));
+	rete_seckey *k = it_key_new(n->dir, "newcomer");
+	rete_seckey_free(&k);
+	ini_set_id(n, "broker.nuovo");
+	FILE *f = fopen(n->ini, "a");
+	assert_non_null(f);
+	fprintf(f, "\n[agency " IT_BROKER_ID "]\nname = newcomer\nkind = health\n"
+		   "key = keys/newcomer.pub\nservices = family-counselling\n");
+	assert_int_equal(fclose(f), 0);
+	check_refused(
+	    n, "[agency broker.mantova]: 'broker.mantova' is the broker's id in the log's", NULL);
+	size_t refused = tu_occurrences(n->log, "The new configuration was refused");
+	kill(n->broker_pid, SIGHUP);
+	if (!it_wait_occurrences(n->log, "The new configuration was refused", refused + 1,
+				 it_wait_ms())) {
+		it_show(n, "broker.log");
+		fail_msg("the reload with an agency under the running broker's id was not refused");
+	}
+	char *log = tu_read_file(n->log, NULL);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "is the id of this running broker"));
+	free(log);
+	assert_true(it_broker_ready(n, it_wait_ms()));
+}
+
 static void test_forged_refusal(void **state)
 {
 	it_net *n = *state;
 	Rete__BrokerFrame *welcome = it_real_welcome(n, IT_SOCIAL);
-	it_fake l;
-	it_fake_open(&l, n, welcome);
+	refuse_fake l;
+	it_fake_open(&l.l, n, welcome);
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	put_referral(n, IT_SOCIAL, IT_CPI, "ref-forged-1");
 	char failed[1300], outbox[1300], path[1600], logp[1300];
@@ -1067,7 +1090,7 @@ static void test_forged_refusal(void **state)
 	assert_int_equal(fake_refuse(&l, REFUSE_SIGNED, NULL, 7, 30000), 7);
 	check_signed_refusal(n, IT_SOCIAL, "ref-forged-1",
 			     RETE__ERROR_CODE__ERROR_CODE_ROUTE_FORBIDDEN);
-	it_fake_close(&l);
+	it_fake_close(&l.l);
 }
 
 int main(void)
@@ -1082,6 +1105,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_agent_told_older_broker, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_odd_unsigned_acks, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_former_agency_id_broker, setup, it_teardown),
+	    cmocka_unit_test_setup_teardown(test_reload_agency_under_running_id, setup,
+					    it_teardown),
 	    cmocka_unit_test_setup_teardown(test_renamed_broker_entries_acked_unsigned, setup,
 					    it_teardown),
 	};

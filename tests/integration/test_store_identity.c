@@ -48,45 +48,6 @@
 #include "itest.h"
 #include "store_identity.h"
 
-/* run_refused starts the broker on ini with flag (may be NULL) and expects
- * it to exit 2 on its own before it serves anything; its log, from the
- * start of this run, must hold every one of the words (NULL-terminated). */
-static void run_refused(it_net *n, const char *ini, const char *flag, ...)
-{
-	struct stat st;
-	long from = stat(n->log, &st) == 0 ? (long)st.st_size : 0;
-	pid_t pid = it_broker_exec_flag(n->dir, n->bin, ini, false, NULL, flag);
-	assert_true(pid > 0);
-	int status = 0;
-	int64_t end = it_mono_ms() + it_wait_ms();
-	bool gone = false;
-	while (!(gone = it_reap(pid, &status)) && it_mono_ms() < end)
-		it_nap(20); /* polling a child's exit */
-	if (!gone) {
-		it_stop(&pid, SIGKILL, 5000);
-		it_show(n, "broker.log");
-		fail_msg("the broker on %s %s did not refuse to start: it is still running", ini,
-			 flag ? flag : "");
-	}
-	size_t len = 0;
-	char *log = tu_read_file(n->log, &len);
-	assert_non_null(log);
-	const char *mine = (size_t)from <= len ? log + from : log;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 2) {
-		it_show(n, "broker.log");
-		fail_msg("the refused broker ended with status 0x%x, not exit 2", status);
-	}
-	va_list ap;
-	va_start(ap, flag);
-	for (const char *w; (w = va_arg(ap, const char *)) != NULL;)
-		if (!strstr(mine, w)) {
-			fprintf(stderr, "---- broker.log of this run ----\n%s----\n", mine);
-			fail_msg("the refusal does not say '%s'", w);
-		}
-	va_end(ap);
-	free(log);
-}
-
 /* ini_variant writes DIR/NAME.ini: broker.ini with `from` replaced by
  * `to` (both whole lines' worth of text). */
 static void ini_variant(it_net *n, const char *name, const char *from, const char *to, char *path,
@@ -109,16 +70,16 @@ static void test_new_log_needs_init(void **state)
 	it_net *n = it_net_new("ident-init", NULL);
 	assert_non_null(n);
 	*state = n;
-	run_refused(n, n->ini, NULL, "--init", n->data, NULL);
+	it_broker_refused(n, n->ini, NULL, "--init", n->data, NULL);
 	struct stat st;
 	assert_int_not_equal(stat(n->data, &st), 0); /* nothing was created */
 	/* an empty folder is no log either */
 	assert_int_equal(mkdir(n->data, 0700), 0);
-	run_refused(n, n->ini, NULL, "--init", NULL);
+	it_broker_refused(n, n->ini, NULL, "--init", NULL);
 	assert_true(it_broker_start(n)); /* the first start passes --init */
 	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) >= 0);
 	/* and --init on a store holding a log is refused: it is not a reset */
-	run_refused(n, n->ini, "--init", "already holds a log", NULL);
+	it_broker_refused(n, n->ini, "--init", "already holds a log", NULL);
 	assert_true(it_broker_start(n));
 }
 
@@ -137,7 +98,7 @@ static void test_second_broker(void **state)
 	ini_variant(n, "two", from, listen2, ini2, sizeof(ini2));
 	char pid[32];
 	snprintf(pid, sizeof(pid), "pid %ld", (long)n->broker_pid);
-	run_refused(n, ini2, NULL, "in use by another broker", pid, NULL);
+	it_broker_refused(n, ini2, NULL, "in use by another broker", pid, NULL);
 	/* the first one still serves */
 	assert_true(it_broker_ready(n, it_wait_ms()));
 	(void)tmp;
@@ -161,8 +122,8 @@ static void test_changed_origin(void **state)
 	char ini2[1300];
 	ini_variant(n, "other-origin", "origin = " IT_ORIGIN "\n", "origin = rete.test/verona\n",
 		    ini2, sizeof(ini2));
-	run_refused(n, ini2, NULL, "origin '" IT_ORIGIN "'", "rete.test/verona",
-		    "docs/operations.md", NULL);
+	it_broker_refused(n, ini2, NULL, "origin '" IT_ORIGIN "'", "rete.test/verona",
+			  "docs/operations.md", NULL);
 	/* the original configuration still starts it */
 	assert_true(it_broker_start(n));
 	it_audit_verifies(n);
@@ -171,12 +132,7 @@ static void test_changed_origin(void **state)
 static void test_changed_key(void **state)
 {
 	it_net *n = net_with_store(state, "ident-key");
-	rete_seckey *k = NULL;
-	rete_msg m;
-	char kdir[1300];
-	snprintf(kdir, sizeof(kdir), "%s/keys", n->dir);
-	assert_int_equal(rete_seckey_generate(&k, &m), RETE_OK);
-	assert_int_equal(rete_keyfile_write(kdir, "broker.new", k, false, &m), RETE_OK);
+	rete_seckey *k = it_key_new(n->dir, "broker.new");
 	char b64[64], old64[64];
 	sodium_bin2base64(b64, sizeof(b64), k->pub.ed, RETE_PK_LEN, sodium_base64_VARIANT_ORIGINAL);
 	sodium_bin2base64(old64, sizeof(old64), n->broker->pub.ed, RETE_PK_LEN,
@@ -185,7 +141,7 @@ static void test_changed_key(void **state)
 	char ini2[1300];
 	ini_variant(n, "other-key", "key = keys/" IT_BROKER_ID ".key\n",
 		    "key = keys/broker.new.key\n", ini2, sizeof(ini2));
-	run_refused(n, ini2, NULL, "broker key", b64, old64, NULL);
+	it_broker_refused(n, ini2, NULL, "broker key", b64, old64, NULL);
 	assert_true(it_broker_start(n));
 }
 
@@ -230,7 +186,7 @@ static void test_schema1_adopted(void **state)
 	char ini2[1300];
 	ini_variant(n, "other-origin", "origin = " IT_ORIGIN "\n", "origin = rete.test/verona\n",
 		    ini2, sizeof(ini2));
-	run_refused(n, ini2, NULL, "records no identity yet", "rete.test/verona", NULL);
+	it_broker_refused(n, ini2, NULL, "records no identity yet", "rete.test/verona", NULL);
 	/* broker.ini's, which signed them, is */
 	assert_true(it_broker_start(n));
 	char *log = tu_read_file(n->log, NULL);
@@ -247,7 +203,7 @@ static void test_schema1_adopted(void **state)
 	assert_string_equal(id.origin, IT_ORIGIN);
 	assert_true(id.have_first);
 	/* from now on a change is refused */
-	run_refused(n, ini2, NULL, "origin '" IT_ORIGIN "'", NULL);
+	it_broker_refused(n, ini2, NULL, "origin '" IT_ORIGIN "'", NULL);
 }
 
 /* submit_some logs count referrals social -> cpi with ids PREFIX-i. */
@@ -371,8 +327,8 @@ static void test_restore(void **state)
 	assert_int_equal(rc, 0);
 	free(out);
 	/* served only when the restore is declared */
-	run_refused(n, n->ini, NULL, "is a backup copy", "already signed a checkpoint", "--restore",
-		    NULL);
+	it_broker_refused(n, n->ini, NULL, "is a backup copy", "already signed a checkpoint",
+			  "--restore", NULL);
 	assert_true(it_broker_start_flag(n, "--restore"));
 
 	/* traffic goes on, in epoch 2, at indexes already used in epoch 1 */
@@ -399,7 +355,7 @@ static void test_restore(void **state)
 	rc = tu_run(&out, "rm -rf '%s' && cp -a '%s' '%s'", n->data, backup, n->data);
 	assert_int_equal(rc, 0);
 	free(out);
-	run_refused(n, n->ini, NULL, "epoch 1),", "(epoch 2, kept in", "as epoch 3", NULL);
+	it_broker_refused(n, n->ini, NULL, "epoch 1),", "(epoch 2, kept in", "as epoch 3", NULL);
 	assert_true(it_broker_start_flag(n, "--restore"));
 	f = welcome(n, IT_CPI, &w);
 	assert_int_equal(f->welcome->epoch, 3);
@@ -502,10 +458,10 @@ static void test_restore_copy(void **state)
 	/* as long as the state file's checkpoint, but a copy: refused */
 	char entries[64];
 	snprintf(entries, sizeof(entries), "%" PRIu64 " entries", copied);
-	run_refused(n, n->ini, NULL, "is a backup copy", "made by 'rete store backup' at", entries,
-		    "--restore", "as epoch 2", NULL);
+	it_broker_refused(n, n->ini, NULL, "is a backup copy", "made by 'rete store backup' at",
+			  entries, "--restore", "as epoch 2", NULL);
 	/* --init is no way around it */
-	run_refused(n, n->ini, "--init", "is a backup copy", NULL);
+	it_broker_refused(n, n->ini, "--init", "is a backup copy", NULL);
 	assert_true(copy_mark(n->data, &mark2));
 
 	assert_true(it_broker_start_flag(n, "--restore"));
@@ -553,8 +509,8 @@ static void test_empty_store_file(void **state)
 	FILE *fp = fopen(path, "w");
 	assert_non_null(fp);
 	assert_int_equal(fclose(fp), 0);
-	run_refused(n, n->ini, NULL, n->data, NULL);
-	run_refused(n, n->ini, "--init", n->data, NULL);
+	it_broker_refused(n, n->ini, NULL, n->data, NULL);
+	it_broker_refused(n, n->ini, "--init", n->data, NULL);
 }
 
 int main(void)

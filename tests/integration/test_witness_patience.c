@@ -77,11 +77,9 @@ static void wp_query(it_fake *l, const void *id, size_t idl, const Rete__Query *
 	free(note);
 }
 
-/* wp_put writes one referral into social services' outbox (temporary
- * name, then rename). */
+/* wp_put writes one referral into social services' outbox (it_outbox_put). */
 static void wp_put(it_net *n, const char *name)
 {
-	char dir[1300], tmp[1500], dst[1500];
 	json_t *j = json_pack(
 	    "{s:{s:s,s:s},s:s,s:s,s:s,s:{s:s,s:s,s:s,s:{s:s,s:s,s:s},s:s},"
 	    "s:{s:{s:s,s:s},s:s}}",
@@ -94,11 +92,8 @@ static void wp_put(it_net *n, const char *name)
 	assert_non_null(j);
 	char *text = json_dumps(j, JSON_INDENT(2));
 	json_decref(j);
-	it_spool(n, IT_SOCIAL, "outbox", dir, sizeof(dir));
-	tu_path(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
-	tu_path(dst, sizeof(dst), "%s/%s", dir, name);
-	assert_int_equal(tu_write_file(tmp, text, strlen(text)), 0);
-	assert_int_equal(rename(tmp, dst), 0);
+	assert_non_null(text);
+	it_outbox_put(n, IT_SOCIAL, name, text);
 	free(text);
 }
 
@@ -176,6 +171,28 @@ static bool wp_until(wp_fake *w, const char *log, const char *needle, size_t tim
 	}
 }
 
+/* wp_expect is wp_until that fails the test (the agent's log shown) when
+ * the deadline passes first. */
+static void wp_expect(wp_fake *w, it_net *n, const char *log, const char *needle, size_t times,
+		      const char *url, const char *series, double want, char **last)
+{
+	if (!wp_until(w, log, needle, times, url, series, want, last)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the agent never got there");
+	}
+}
+
+/* wp_url writes into url the metrics address the agent's log names after
+ * byte from (wp_port), failing the test (the log shown) without one. */
+static void wp_url(wp_fake *w, it_net *n, const char *log, long from, char *url, size_t len)
+{
+	unsigned port = wp_port(w, log, from);
+	if (port == 0)
+		it_show(n, "social.mantova.log");
+	assert_true(port != 0);
+	snprintf(url, len, "http://127.0.0.1:%u/metrics", port);
+}
+
 static void test_withheld_checkpoint(void **state)
 {
 	it_net *n = it_net_new("wp-stall", NULL);
@@ -201,20 +218,13 @@ static void test_withheld_checkpoint(void **state)
 	assert_true(it_agent_start_ex(n, IT_SOCIAL, extra));
 	long from = n->agent_log_at[IT_SOCIAL];
 	wp_put(n, "stall.json");
-	unsigned port = wp_port(&w, log, from);
-	if (port == 0)
-		it_show(n, "social.mantova.log");
-	assert_true(port != 0);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", port);
+	wp_url(&w, n, log, from, url, sizeof(url));
 
 	/* the receipt (index 1, checkpoint of size 2) is taken... */
 	assert_int_equal(it_fake_serve(&w.l, &w.l.receipts, 1, WP_WAIT), 1);
 	/* ...and never shown on the log: the warning, once, and the metric */
 	const char *warned = "witness: receipt 1 (its checkpoint of size 2) has waited ";
-	bool ok = wp_until(&w, log, warned, 1, url, "rete_agent_witness_stalled", 1, &scrape);
-	if (!ok)
-		it_show(n, "social.mantova.log");
-	assert_true(ok);
+	wp_expect(&w, n, log, warned, 1, url, "rete_agent_witness_stalled", 1, &scrape);
 	assert_true(tu_occurrences(log, "the largest checkpoint this agent verified is of "
 					"size 1") >= 1);
 	assert_true(it_metric(scrape, "rete_agent_witness_pending_receipts") == 1);
@@ -227,13 +237,8 @@ static void test_withheld_checkpoint(void **state)
 	 * says it again. */
 	assert_true(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()) != -1);
 	assert_true(it_agent_start_ex(n, IT_SOCIAL, extra));
-	port = wp_port(&w, log, n->agent_log_at[IT_SOCIAL]);
-	assert_true(port != 0);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", port);
-	ok = wp_until(&w, log, warned, 2, url, "rete_agent_witness_stalled", 1, &scrape);
-	if (!ok)
-		it_show(n, "social.mantova.log");
-	assert_true(ok);
+	wp_url(&w, n, log, n->agent_log_at[IT_SOCIAL], url, sizeof(url));
+	wp_expect(&w, n, log, warned, 2, url, "rete_agent_witness_stalled", 1, &scrape);
 	assert_true(it_metric(scrape, "rete_agent_witness_oldest_pending_timestamp_seconds") ==
 		    recorded);
 
@@ -248,13 +253,8 @@ static void test_withheld_checkpoint(void **state)
 	tu_path(data, sizeof(data), "%s/agents/social.mantova/data", n->dir);
 	tu_raw_put(data, "witness", key, sizeof(key), rec, len - 8);
 	assert_true(it_agent_start_ex(n, IT_SOCIAL, extra));
-	port = wp_port(&w, log, n->agent_log_at[IT_SOCIAL]);
-	assert_true(port != 0);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", port);
-	ok = wp_until(&w, log, warned, 3, url, "rete_agent_witness_stalled", 1, &scrape);
-	if (!ok)
-		it_show(n, "social.mantova.log");
-	assert_true(ok);
+	wp_url(&w, n, log, n->agent_log_at[IT_SOCIAL], url, sizeof(url));
+	wp_expect(&w, n, log, warned, 3, url, "rete_agent_witness_stalled", 1, &scrape);
 	double at = it_metric(scrape, "rete_agent_witness_oldest_pending_timestamp_seconds");
 	assert_true(at > recorded);
 	assert_true(at >= it_metric(scrape, "rete_agent_start_time_seconds"));
@@ -262,13 +262,9 @@ static void test_withheld_checkpoint(void **state)
 	/* The broker shows its log again: the receipt is checked, the stall
 	 * is over. */
 	w.reveal = true;
-	ok = wp_until(&w, log, "witness: the stall is over", 1, url, "rete_agent_witness_stalled",
-		      0, &scrape);
-	if (!ok)
-		it_show(n, "social.mantova.log");
-	assert_true(ok);
-	ok = wp_until(&w, log, NULL, 0, url, "rete_agent_witness_pending_receipts", 0, &scrape);
-	assert_true(ok);
+	wp_expect(&w, n, log, "witness: the stall is over", 1, url, "rete_agent_witness_stalled", 0,
+		  &scrape);
+	wp_expect(&w, n, log, NULL, 0, url, "rete_agent_witness_pending_receipts", 0, &scrape);
 	assert_true(it_metric(scrape, "rete_agent_witness_oldest_pending_timestamp_seconds") == 0);
 	assert_true(it_metric(scrape, "rete_agent_witness_checkpoint_size") == 3);
 	assert_int_equal(tu_occurrences(log, warned), 3); /* once per episode (per run) */

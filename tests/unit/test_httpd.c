@@ -419,9 +419,10 @@ struct tstream {
 	int *closed;
 };
 
-static void *ts_open(void *ctx, const rete_http_req *rq)
+static void *ts_open(void *ctx, const rete_http_req *rq, rete_http_answer *no)
 {
 	(void)rq;
+	(void)no;
 	struct tstream *t = calloc(1, sizeof(*t));
 	if (t)
 		t->closed = ctx;
