@@ -86,6 +86,12 @@ bool agent_net_ready(const agent *a);
 
 /* --- agent_outbox.c ---------------------------------------------------- */
 
+/* agent_outbox_settle, at the start, forgets the records of files that
+ * left outbox/ while the agent was stopped, recording first the moves to
+ * sent/ or failed/ a stop cut short (their time and their "filed" line in
+ * the person index): before anything is delivered or erased. */
+void agent_outbox_settle(agent *a);
+
 /* agent_outbox_scan takes in new outbox files (minting ids durably,
  * validating, and, once welcomed, sealing and signing them). */
 void agent_outbox_scan(agent *a);
@@ -230,9 +236,11 @@ void agent_privacy_sealed(agent *a, const char *file, const Rete__Message *msg,
 
 /* agent_privacy_filed: outbox/NAME was moved to SUB/used (sub "sent" at its
  * receipt, "failed" at its refusal) as our message id (NULL when none): its
- * time is set to now, the start of its retention, and for sent/ the name
- * is recorded in the person index, for its delivery (agent_privacy_opened). */
-void agent_privacy_filed(agent *a, const char *sub, const char *id, const char *used);
+ * time is set to at (NULL: now), the start of its retention, and the name
+ * is recorded in the person index ("filed"), for its delivery
+ * (agent_privacy_opened) and for rete sar. */
+void agent_privacy_filed(agent *a, const char *sub, const char *id, const char *used,
+			 const struct timespec *at);
 
 /* agent_privacy_opened indexes an entry written to inbox/fname: the persons
  * of its opened sealed part (priv, may be NULL), or, for the broker's

@@ -269,7 +269,7 @@ static void out_fail_doc(agent *a, const char *name, const agent_spool_ident *or
 				  name, code, error, m.text);
 		return;
 	}
-	agent_privacy_filed(a, "failed", id, ans.used);
+	agent_privacy_filed(a, "failed", id, ans.used, NULL);
 	agent_log(a, "warning", "%s: refused (%s%s%s): %s; moved to failed/%s%s", name, code,
 		  field && field[0] ? ", " : "", field ? field : "", error, ans.used,
 		  ans.replaced ? " (what was refused: outbox/ holds another file of that name now, "
@@ -589,7 +589,7 @@ static bool out_known_id(agent *a, const char *name, const agent_spool_ident *or
 				  name, id, m.text);
 		return true;
 	}
-	agent_privacy_filed(a, "sent", id, ans.used);
+	agent_privacy_filed(a, "sent", id, ans.used, NULL);
 	if (ans.replaced)
 		a->out_rescan = true;
 	agent_log(a, "info",
@@ -903,21 +903,69 @@ static bool prune_collect(const void *key, size_t klen, const void *val, size_t 
 	return true;
 }
 
-/* out_prune forgets the records of files no longer in outbox/: a crash
- * after a file left outbox/ and before its record was forgotten. */
+/* out_settle: the record of outbox/NAME outlived the file (name, hash: its
+ * key), the sign of an agent stopped (kill -9, a power cut) after the move
+ * to sent/ or failed/ and before the move was recorded: the file kept the
+ * time the case system gave it, and the person index has no "filed" line
+ * to find it by at its delivery or for rete sar. Its answer is looked for
+ * (the companion naming NAME and the record's id) and the move recorded as
+ * it would have been, the file's time set to its answer's (the companion
+ * is written, durably, just before the move): its retention counts from
+ * its receipt or refusal, never from earlier. A file the agency removed
+ * before its answer has none: nothing to record. */
+static void out_settle(agent *a, const uint8_t *key, size_t klen)
+{
+	static const char *const subs[] = {"sent", "failed"};
+	static const char *const suffixes[] = {".receipt.json", ".error.json"};
+	const char *dirs[] = {a->sent_dir, a->failed_dir};
+	const char *name = (const char *)key;
+	size_t nl = strnlen(name, klen);
+	agent_outrec rec;
+	rete_msg m = {{0}};
+	char used[AGENT_SPOOL_NAME_MAX + 32], when[32];
+	struct timespec at;
+	if (klen != nl + 1 + RETE_HASH_LEN ||
+	    agent_db_outbox_get(a->db, name, key + nl + 1, &rec, &m) != RETE_OK)
+		return;
+	for (int k = 0; k < 2; k++) {
+		if (!agent_spool_answer_find(dirs[k], name, suffixes[k], rec.id, used, sizeof(used),
+					     &at))
+			continue;
+		agent_privacy_filed(a, subs[k], rec.id, used, &at);
+		agent_log(a, "info",
+			  "%s: its move to %s/%s as %s was not recorded (the agent stopped "
+			  "there): recorded now, its retention counting from %s",
+			  name, subs[k], used, rec.id,
+			  rete_time_format((int64_t)at.tv_sec * 1000 + at.tv_nsec / 1000000, when));
+		break;
+	}
+	agent_outrec_free(&rec);
+}
+
+/* out_prune forgets the records of files no longer in outbox/ (a crash
+ * after a file left outbox/ and before its record was forgotten), each
+ * move recorded first (out_settle). */
 static void out_prune(agent *a)
 {
 	struct prune_ctx p = {.outbox = a->outbox_dir};
 	rete_msg m = {{0}};
 	if (agent_db_each(a->db, AGENT_DB_OUTBOX, prune_collect, &p, &m) == RETE_OK && p.n > 0) {
-		for (size_t i = 0; i < p.n; i++)
+		for (size_t i = 0; i < p.n; i++) {
+			out_settle(a, p.keys[i], p.lens[i]);
 			agent_db_del(a->db, AGENT_DB_OUTBOX, p.keys[i], p.lens[i], &m);
+		}
 		agent_debug(a, "forgot %zu record(s) of files that had left outbox/", p.n);
 	}
 	for (size_t i = 0; i < p.n; i++)
 		free(p.keys[i]);
 	free(p.keys);
 	free(p.lens);
+}
+
+void agent_outbox_settle(agent *a)
+{
+	a->out_pruned = true;
+	out_prune(a);
 }
 
 /* out_refuse_names answers the entries of outbox/ the agent will not take:
@@ -1560,7 +1608,7 @@ static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 				  .fallback_user = &it->signed_msg};
 	if (agent_spool_answer_put(&ans, &m) != RETE_OK)
 		goto fail;
-	agent_privacy_filed(a, "sent", it->id, ans.used);
+	agent_privacy_filed(a, "sent", it->id, ans.used, NULL);
 	if (agent_db_outbox_del(a->db, it->name, it->hash, &m) != RETE_OK)
 		agent_log(a, "error", "%s: %s", it->name, m.text);
 	agent_log(a, "info", "%s: accepted as %s at log index %" PRIu64 "; moved to sent/%s%s",

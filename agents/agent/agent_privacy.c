@@ -217,15 +217,20 @@ void agent_privacy_sealed(agent *a, const char *file, const Rete__Message *msg,
 	json_decref(o);
 }
 
-void agent_privacy_filed(agent *a, const char *sub, const char *id, const char *used)
+void agent_privacy_filed(agent *a, const char *sub, const char *id, const char *used,
+			 const struct timespec *at)
 {
 	char path[4400];
 	rete_msg m = {{0}};
 	bool sent = strcmp(sub, "sent") == 0;
 	/* a move keeps the time the case system wrote the file: its retention
-	 * counts from now (the receipt, or the refusal) */
+	 * counts from now (the receipt, or the refusal), or from the answer's
+	 * time when the move is recorded after a crash */
+	struct timespec ts[2];
+	if (at != NULL)
+		ts[0] = ts[1] = *at;
 	snprintf(path, sizeof(path), "%s/%s", sent ? a->sent_dir : a->failed_dir, used);
-	utimensat(AT_FDCWD, path, NULL, 0);
+	utimensat(AT_FDCWD, path, at != NULL ? ts : NULL, 0);
 	if (a->privacy == NULL || id == NULL || id[0] == '\0')
 		return;
 	/* which sent/ or failed/ file is the message's (for its delivery, and
@@ -309,9 +314,22 @@ void agent_privacy_opened(agent *a, const Rete__LogEntry *le, const Rete__Messag
 	json_decref(o);
 }
 
-/* ap_expired: the clock of dir/name (its time, or its .ack's when later)
- * is before cutoff. */
-static bool ap_expired(const char *dir, const char *name, int64_t cutoff, int64_t *clock)
+/* ap_mtime: the modification time of path in ms, or INT64_MIN. */
+static int64_t ap_mtime(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return INT64_MIN;
+	return (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+}
+
+/* ap_expired: the clock of dir/name is before cutoff. The clock is the
+ * latest of its time, its .ack's and, in sent/ and failed/ (suffix not
+ * NULL), its answer's (name+suffix: written, durably, just before the
+ * move, and set again with the file at the delivery): a move a crash cut
+ * short before the file's time was set still counts from the answer. */
+static bool ap_expired(const char *dir, const char *name, const char *suffix, int64_t cutoff,
+		       int64_t *clock)
 {
 	char path[4400];
 	struct stat st;
@@ -319,11 +337,14 @@ static bool ap_expired(const char *dir, const char *name, int64_t cutoff, int64_
 	if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
 		return false;
 	int64_t t = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-	snprintf(path, sizeof(path), "%s/%s.ack", dir, name);
-	if (stat(path, &st) == 0) {
-		int64_t ack = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-		if (ack > t)
-			t = ack;
+	const char *const ends[] = {".ack", suffix};
+	for (size_t i = 0; i < 2; i++) {
+		if (ends[i] == NULL)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s%s", dir, name, ends[i]);
+		int64_t other = ap_mtime(path);
+		if (other > t)
+			t = other;
 	}
 	*clock = t;
 	return t < cutoff;
@@ -373,6 +394,9 @@ static bool ap_undelivered(agent *a, const char *dir, const char *name)
 static void ap_scan_dir(agent *a, const char *sub, const char *dir, rete_keep keep, const char *key,
 			int64_t now)
 {
+	const char *suffix = strcmp(sub, "sent") == 0	  ? ".receipt.json"
+			     : strcmp(sub, "failed") == 0 ? ".error.json"
+							  : NULL;
 	int64_t cutoff = rete_keep_cutoff(keep, now);
 	if (cutoff == INT64_MIN)
 		return;
@@ -414,7 +438,7 @@ static void ap_scan_dir(agent *a, const char *sub, const char *dir, rete_keep ke
 			if (access(path, F_OK) == 0)
 				continue;
 		}
-		if (!ap_expired(dir, names[i], cutoff, &clock))
+		if (!ap_expired(dir, names[i], suffix, cutoff, &clock))
 			continue;
 		rete_buf hook = {0};
 		if (strcmp(sub, "inbox") == 0 &&

@@ -158,8 +158,12 @@ static void test_sent_name_reused(void **state)
 		it_show(n, "social.mantova.log");
 		fail_msg("the delivery of reuse-a was not recorded in %s", idx);
 	}
-	/* delivered 40 days ago, as far as its clock goes */
+	/* delivered 40 days ago, as far as its clock goes (the delivery sets
+	 * the time of the file and of its receipt) */
 	set_age(path, 40);
+	char rcpt[1500];
+	snprintf(rcpt, sizeof(rcpt), "%s/referral.json.receipt.json", sent);
+	set_age(rcpt, 40);
 
 	/* the second referral, written by the case system 40 days ago and
 	 * sent only now */
@@ -586,6 +590,213 @@ static void test_sar_refused_copy(void **state)
 	free(out);
 }
 
+/* crash_move does by hand what the agent's move of outbox/NAME to SUB/NAME
+ * (sent/ at its receipt, failed/ at its refusal) does: the file linked
+ * under its name there, its answer (SUFFIX) written beside it naming the
+ * file and the message, the outbox name removed. What an agent killed
+ * right after the move leaves behind: the file with the time the case
+ * system gave it, and no "filed" line in the person index. */
+static void crash_move(it_net *n, int p, const char *sub, const char *name, const char *suffix,
+		       const char *id)
+{
+	char out[1300], to[1300], from[1500], path[1500], ans[512];
+	it_spool(n, p, "outbox", out, sizeof(out));
+	it_spool(n, p, sub, to, sizeof(to));
+	snprintf(from, sizeof(from), "%s/%s", out, name);
+	snprintf(path, sizeof(path), "%s/%s", to, name);
+	assert_int_equal(link(from, path), 0);
+	snprintf(path, sizeof(path), "%s/%s%s", to, name, suffix);
+	int len = snprintf(ans, sizeof(ans), "{\n  \"file\": \"%s\",\n  \"messageId\": \"%s\"\n}\n",
+			   name, id);
+	assert_int_equal(tu_write_file(path, ans, (size_t)len), 0);
+	assert_int_equal(unlink(from), 0);
+}
+
+/* A refusal cut short by a crash (kill -9 right after the file was moved to
+ * failed/, before the move was recorded), reproduced from the files it
+ * leaves: the agent took the file in (its id recorded) and refused it, but
+ * could not move it (failed/ was not a folder for a while) and was killed;
+ * the file is then moved by hand as the agent would have moved it, with
+ * its refusal beside it but the time the case system wrote it, 40 days
+ * ago, and no "filed" line. Started again with keep_failed = 30d, the
+ * agent must not erase it (refused just now), and records the move as it
+ * would have. */
+static void test_crash_after_move_failed(void **state)
+{
+	it_net *n = it_net_new("privfiles-crashfail", NULL);
+	*state = n;
+	assert_non_null(n);
+	assert_true(it_agent_start(n, IT_SOCIAL)); /* no broker: refused before */
+	char text[2048], failed[1300], away[1400], path[1500], log[1400], idx[1400], alog[1400];
+	snprintf(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	agent_file(n, IT_SOCIAL, "data/persons.jsonl", idx, sizeof(idx));
+	agent_file(n, IT_SOCIAL, "data/access.log", alog, sizeof(alog));
+	it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	snprintf(away, sizeof(away), "%s.away", failed);
+	assert_int_equal(rename(failed, away), 0);
+	assert_int_equal(tu_write_file(failed, "", 0), 0);
+	/* no service: refused as invalid, after its id was recorded */
+	snprintf(text, sizeof(text),
+		 "{\"id\": \"crash-fail-1\", \"operator\": {\"staffId\": \"as-0042\", "
+		 "\"role\": \"social-worker\"}, \"recipient\": \"%s\", \"caseId\": \"" CASE
+		 "\", \"referral\": {\"priority\": \"routine\"}, \"private\": {\"person\": "
+		 "{\"name\": \"Maria Rossi\", \"fiscalCode\": \"" MOTHER_FC "\"}}}",
+		 it_party_ids[IT_CPI]);
+	put_outbox(n, IT_SOCIAL, "crash.json", text, 40);
+	if (!it_wait_occurrences(log, "crash.json: refused (invalid", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("crash.json was not refused");
+	}
+	int st = it_stop(&n->agent_pid[IT_SOCIAL], SIGKILL, it_wait_ms());
+	assert_true(st != -1 && WIFSIGNALED(st));
+	assert_int_equal(unlink(failed), 0);
+	assert_int_equal(rename(away, failed), 0);
+	crash_move(n, IT_SOCIAL, "failed", "crash.json", ".error.json", "crash-fail-1");
+	/* an old refusal, truly 40 days old: its erasure says the scan ran */
+	snprintf(path, sizeof(path), "%s/old.json", failed);
+	assert_int_equal(tu_write_file(path, "{}\n", 3), 0);
+	set_age(path, 40);
+	snprintf(path, sizeof(path), "%s/old.json.error.json", failed);
+	assert_int_equal(tu_write_file(path, "{}\n", 3), 0);
+	set_age(path, 40);
+	assert_true(it_agent_start_ex(n, IT_SOCIAL, "\n[privacy]\nkeep_failed = 30d\n"));
+	if (!it_wait_occurrences(alog, "erased failed/old.json:", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("failed/old.json (refused 40 days ago) was not erased");
+	}
+	snprintf(path, sizeof(path), "%s/crash.json", failed);
+	if (!tu_exists(path) || tu_occurrences(alog, "erased failed/crash.json") != 0)
+		fail_msg("failed/crash.json, refused just before the agent was killed, was erased "
+			 "at its restart: keep_failed counted from when the case system wrote "
+			 "it (40 days ago), not from its refusal");
+	double age = age_days(path);
+	if (age > 1)
+		fail_msg("failed/crash.json counts from %.1f days ago, not from its refusal", age);
+	if (tu_occurrences(idx, "\"id\":\"crash-fail-1\",\"file\":\"crash.json\",\"filed\":true") !=
+	    1)
+		fail_msg("the move of crash-fail-1 to failed/crash.json is not recorded in %s",
+			 idx);
+}
+
+/* An acceptance cut short by a crash after the move to sent/, reproduced
+ * from what it leaves: the receipt came and was recorded (the message held
+ * for its delivery), the move failed (sent/ was not a folder for a while),
+ * the agent was killed, and the file is moved by hand as the agent would
+ * have moved it, with the time the case system wrote it (40 days ago) and
+ * no "filed" line. The note names nobody, so nothing else tells the agent
+ * its sent/ file. Started again with keep_sent = 30d: the delivery is
+ * recorded and restarts that file's clock; it is not erased. */
+static void test_crash_after_move_sent(void **state)
+{
+	it_net *n = it_net_new("privfiles-crashsent", NULL);
+	*state = n;
+	assert_non_null(n);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL)); /* the job centre stays away */
+	char text[1024], sent[1300], away[1400], path[1500], log[1400], idx[1400], alog[1400];
+	snprintf(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	agent_file(n, IT_SOCIAL, "data/persons.jsonl", idx, sizeof(idx));
+	agent_file(n, IT_SOCIAL, "data/access.log", alog, sizeof(alog));
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	snprintf(away, sizeof(away), "%s.away", sent);
+	assert_int_equal(rename(sent, away), 0);
+	assert_int_equal(tu_write_file(sent, "", 0), 0);
+	snprintf(text, sizeof(text),
+		 "{\"id\": \"crash-note-1\", \"operator\": {\"staffId\": \"as-0042\", \"role\": "
+		 "\"social-worker\"}, \"recipient\": \"%s\", \"caseId\": \"" CASE "\", "
+		 "\"note\": {\"kind\": \"meeting-minutes\"}, \"private\": {\"notes\": "
+		 "\"Case meeting held.\"}}",
+		 it_party_ids[IT_CPI]);
+	put_outbox(n, IT_SOCIAL, "crash-note.json", text, 40);
+	if (!it_wait_occurrences(log, "crash-note.json: accepted, but cannot", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("crash-note.json was not accepted");
+	}
+	int st = it_stop(&n->agent_pid[IT_SOCIAL], SIGKILL, it_wait_ms());
+	assert_true(st != -1 && WIFSIGNALED(st));
+	assert_int_equal(unlink(sent), 0);
+	assert_int_equal(rename(away, sent), 0);
+	crash_move(n, IT_SOCIAL, "sent", "crash-note.json", ".receipt.json", "crash-note-1");
+	assert_true(it_agent_start_ex(n, IT_SOCIAL, "\n[privacy]\nkeep_sent = 30d\nscan = 1s\n"));
+	assert_true(it_agent_start(n, IT_CPI));
+	snprintf(path, sizeof(path), "%s/crash-note.json", sent);
+	if (!it_wait_occurrences(idx, "\"delivered\":\"crash-note-1\"", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the delivery of crash-note-1 was not recorded: the agent did not know "
+			 "its sent/ file (no \"filed\" line after the crash); sent/crash-note.json "
+			 "%s",
+			 tu_exists(path) ? "still counts from when the case system wrote it"
+					 : "was erased");
+	}
+	double age = age_days(path);
+	if (age < 0 || age > 1)
+		fail_msg("sent/crash-note.json, delivered just now, %s",
+			 age < 0 ? "was erased" : "does not count from its delivery");
+	assert_int_equal(tu_occurrences(alog, "erased sent/crash-note.json"), 0);
+}
+
+/* A message sealed but not yet answered (the broker is stopped) is still in
+ * outbox/: the person's answer names that copy; so does it a file of
+ * outbox/ naming her that the agent has not sealed (it was stopped). */
+static void test_sar_outbox_copy(void **state)
+{
+	it_net *n = it_net_new("privfiles-outbox", NULL);
+	*state = n;
+	assert_non_null(n);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	char text[2048], log[1400], idx[1400], ini[1400], *out = NULL;
+	snprintf(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	agent_file(n, IT_SOCIAL, "data/persons.jsonl", idx, sizeof(idx));
+	agent_file(n, IT_SOCIAL, "agent.ini", ini, sizeof(ini));
+	if (!it_wait_occurrences(log, "connected to", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the agent did not connect");
+	}
+	/* the broker stops answering: the message is sealed, sent, and waits */
+	assert_int_equal(kill(n->broker_pid, SIGSTOP), 0);
+	referral(text, sizeof(text), "waiting-1", "Maria Rossi", MOTHER_FC);
+	put_outbox(n, IT_SOCIAL, "waiting.json", text, 0);
+	if (!it_wait_occurrences(idx, "\"id\":\"waiting-1\"", 1, 30000)) {
+		kill(n->broker_pid, SIGCONT);
+		it_show(n, "social.mantova.log");
+		fail_msg("waiting-1 was not sealed and indexed");
+	}
+	json_t *m = sar_message(n, IT_SOCIAL, MOTHER_FC, "waiting-1");
+	json_t *son = sar_message(n, IT_SOCIAL, SON_FC, "waiting-1");
+	assert_int_equal(kill(n->broker_pid, SIGCONT), 0);
+	assert_non_null(m);
+	assert_null(son);
+	if (!has_file(m, "outbox/waiting.json"))
+		fail_msg("the mother's answer does not name outbox/waiting.json, the copy of "
+			 "waiting-1 the agency holds until it is sent: %s",
+			 json_dumps(m, JSON_COMPACT));
+	json_decref(m);
+	/* the agent stopped: a file written meanwhile is in no index record */
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	referral(text, sizeof(text), "unsealed-1", "Maria Rossi", MOTHER_FC);
+	put_outbox(n, IT_SOCIAL, "unsealed.json", text, 0);
+	const char *asks[] = {"--person " MOTHER_FC, "--person " SON_FC};
+	for (int i = 0; i < 2; i++) {
+		int rc = tu_run(&out, "%s/rete sar %s -c %s --json", n->bin, asks[i], ini);
+		assert_int_equal(rc, 0);
+		bool named = strstr(out, "outbox/unsealed.json") != NULL;
+		if (i == 0 && !named)
+			fail_msg(
+			    "rete sar does not name outbox/unsealed.json, a referral about her "
+			    "waiting in outbox/: %s",
+			    out);
+		if (i == 1 && named)
+			fail_msg("the son's answer names his mother's outbox/unsealed.json: %s",
+				 out);
+		free(out);
+	}
+	int rc = tu_run(&out, "%s/rete sar --person " MOTHER_FC " -c %s", n->bin, ini);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "outbox/unsealed.json"));
+	free(out);
+}
+
 int main(void)
 {
 	/* the teardown stops the processes and removes the folder, also
@@ -597,6 +808,9 @@ int main(void)
 	    cmocka_unit_test_teardown(test_records_while_file_held, it_teardown),
 	    cmocka_unit_test_teardown(test_sar_refused_copy, it_teardown),
 	    cmocka_unit_test_teardown(test_refused_after_sealing_renamed, it_teardown),
+	    cmocka_unit_test_teardown(test_crash_after_move_failed, it_teardown),
+	    cmocka_unit_test_teardown(test_crash_after_move_sent, it_teardown),
+	    cmocka_unit_test_teardown(test_sar_outbox_copy, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
