@@ -14,8 +14,13 @@
  * took (NAME, or NAME.2... when sent/ held one of that name), recorded in
  * the person index at the move ("filed" lines, for every message, naming
  * someone or not), and a file is touched only when its .receipt.json names
- * the message. A sent file whose message is still held for its delivery
- * ("held" in the store) is never erased. Where the
+ * the message. In sent/ and failed/ a file's clock is never before its
+ * answer's (NAME.receipt.json, NAME.error.json, written just before the
+ * move), and a move a stop cut short before its "filed" line is recorded
+ * at the next start (agent_outbox_settle), so that a crash never makes a
+ * file count from when the case system wrote it. A sent file whose
+ * message is still held for its delivery ("held" in the store) is never
+ * erased. Where the
  * case system records that it took a file, by writing NAME.ack beside it
  * (any content), the count starts from the later of the two; the .ack goes
  * with its file. The scan runs at the start and every [privacy] scan.

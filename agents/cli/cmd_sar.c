@@ -15,10 +15,11 @@
  * names the copies the agency still holds ("files": inbox/NAME for what it
  * received; sent/USED or failed/USED for what it sent, the name the agent
  * recorded at the move or, for records older than that, found by the
- * messageId of the receipts and refusals beside them), and "refused" the
- * files of failed/ refused before they were sealed (in no index record)
- * that name the person, or name nobody and update or annotate one of her
- * referrals (sar_refused). The read is
+ * messageId of the receipts and refusals beside them; outbox/NAME while
+ * the message waits for its answer), "refused" the files of failed/
+ * refused before they were sealed and "waiting" those of outbox/ not
+ * sealed yet (in no index record) that name the person, or name nobody
+ * and update or annotate one of her referrals (sar_unindexed). The read is
  * recorded in the agent's access record (the person as the pseudonym,
  * never the fiscal code) before anything is read.
  */
@@ -53,9 +54,9 @@ static void sar_usage(FILE *f)
 		   "system), which agencies received them and when (from the log's Delivery\n"
 		   "entries), each with its log index and the checkpoint that covers it, and\n"
 		   "the copies the agency still holds (inbox/, sent/, failed/ files, also those\n"
-		   "of messages refused before they were sent). Other persons of the same case\n"
-		   "are never listed. The agent indexes what it seals or opens from its first\n"
-		   "start with this version.\n"
+		   "of messages refused before they were sent, and outbox/ files not sent yet).\n"
+		   "Other persons of the same case are never listed. The agent indexes what\n"
+		   "it seals or opens from its first start with this version.\n"
 		   "\n"
 		   "  --person FISCALCODE  the person's fiscal code\n"
 		   "  --person-id ID       the person's id in this agency's case system\n"
