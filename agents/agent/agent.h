@@ -248,6 +248,20 @@ void agent_privacy_filed(agent *a, const char *sub, const char *id, const char *
 void agent_privacy_opened(agent *a, const Rete__LogEntry *le, const Rete__Message *msg,
 			  const Rete__Private *priv, const char *fname);
 
+/* The lines of the person index those calls make are staged: durable
+ * with the event they record when the caller, before committing the
+ * transaction that makes it durable, journals them
+ * (agent_privacy_journal: they join the open transaction) and, once it is
+ * committed, has them written (agent_privacy_written: appended, synced
+ * later for many at once). agent_privacy_mark / agent_privacy_unstage drop
+ * what was staged since the mark (a transaction that failed and will be
+ * made again). Lines no transaction took are written and synced at
+ * agent_privacy_tick. */
+size_t agent_privacy_mark(agent *a);
+void agent_privacy_unstage(agent *a, size_t mark);
+rete_err agent_privacy_journal(agent *a, rete_msg *m);
+void agent_privacy_written(agent *a);
+
 /* agent_privacy_tick erases what is past its retention when a scan is due;
  * returns the ms until the next one (-1: not started). */
 int64_t agent_privacy_tick(agent *a, int64_t now);

@@ -195,6 +195,26 @@ static rete_err out_as_sent(void *user, char **data, size_t *len)
 	return RETE_OK;
 }
 
+/* out_forget forgets the outbox record of (name, hash) once its file has
+ * been answered, in one transaction with the person-index line of the move
+ * (agent_privacy_filed, staged): a stop before it commits leaves the record
+ * (the move is recorded at the next start, agent_outbox_settle), after it
+ * the line is in the journal. Within an open transaction, it joins it. */
+static void out_forget(agent *a, const char *name, const uint8_t *hash)
+{
+	rete_msg m = {{0}};
+	bool own = !agent_db_in_txn(a->db);
+	rete_err err = own ? agent_db_begin(a->db, &m) : RETE_OK;
+	if (err == RETE_OK)
+		err = agent_privacy_journal(a, &m);
+	if (err == RETE_OK)
+		err = agent_db_outbox_del(a->db, name, hash, &m);
+	if (own && (err = agent_db_end(a->db, err, &m)) == RETE_OK)
+		agent_privacy_written(a);
+	if (err != RETE_OK)
+		agent_log(a, "error", "%s: %s", name, m.text);
+}
+
 /* out_fail_doc moves outbox/name to failed/ with NAME.error.json beside it
  * (agent_spool_answer_put: never overwriting, across file systems, only
  * while it is still orig; else the fallback: text, or the message as
@@ -277,8 +297,8 @@ static void out_fail_doc(agent *a, const char *name, const agent_spool_ident *or
 			       : "");
 	if (ans.replaced)
 		a->out_rescan = true;
-	if (hash != NULL && agent_db_outbox_del(a->db, name, hash, &m) != RETE_OK)
-		agent_log(a, "error", "%s: %s", name, m.text);
+	if (hash != NULL)
+		out_forget(a, name, hash);
 }
 
 /* out_fail_ex is out_fail_doc without a signed refusal. */
@@ -754,8 +774,12 @@ static void out_sign_pending(agent *a)
 			snprintf(rec.id, sizeof(rec.id), "%s", it->id);
 			err = agent_db_outbox_put(a->db, it->name, it->hash, &rec, &m);
 		}
+		/* the person-index lines of what was sealed, with it */
+		if (err == RETE_OK)
+			err = agent_privacy_journal(a, &m);
 		err = agent_db_end(a->db, err, &m);
 		if (err == RETE_OK) {
+			agent_privacy_written(a);
 			for (size_t k = 0; k < a->out_n; k++)
 				if (a->out_items[k].retry_at == -1)
 					a->out_items[k].retry_at = 0;
@@ -950,11 +974,21 @@ static void out_prune(agent *a)
 	struct prune_ctx p = {.outbox = a->outbox_dir};
 	rete_msg m = {{0}};
 	if (agent_db_each(a->db, AGENT_DB_OUTBOX, prune_collect, &p, &m) == RETE_OK && p.n > 0) {
-		for (size_t i = 0; i < p.n; i++) {
+		for (size_t i = 0; i < p.n; i++)
 			out_settle(a, p.keys[i], p.lens[i]);
-			agent_db_del(a->db, AGENT_DB_OUTBOX, p.keys[i], p.lens[i], &m);
+		rete_err err = agent_db_begin(a->db, &m);
+		if (err == RETE_OK)
+			err = agent_privacy_journal(a, &m);
+		for (size_t i = 0; i < p.n && err == RETE_OK; i++)
+			err = agent_db_del(a->db, AGENT_DB_OUTBOX, p.keys[i], p.lens[i], &m);
+		if (agent_db_end(a->db, err, &m) == RETE_OK) {
+			agent_privacy_written(a);
+			agent_debug(a, "forgot %zu record(s) of files that had left outbox/", p.n);
+		} else {
+			agent_log(a, "error",
+				  "cannot forget the records of files that left outbox/: %s",
+				  m.text);
 		}
-		agent_debug(a, "forgot %zu record(s) of files that had left outbox/", p.n);
 	}
 	for (size_t i = 0; i < p.n; i++)
 		free(p.keys[i]);
@@ -1047,7 +1081,11 @@ void agent_outbox_scan(agent *a)
 			out_intake(a, names[k]);
 	}
 	agent_spool_list_free(names, n);
-	if (in_txn && agent_db_commit(a->db, &m) != RETE_OK) {
+	/* the moves of the files answered at once (a known id, a refusal)
+	 * are recorded with the ids */
+	if (in_txn && agent_db_end(a->db, agent_privacy_journal(a, &m), &m) == RETE_OK)
+		agent_privacy_written(a);
+	else if (in_txn) {
 		agent_log(a, "error", "cannot record the ids of new outbox files: %s; trying again",
 			  m.text);
 		while (a->out_n > before)
@@ -1609,8 +1647,7 @@ static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 	if (agent_spool_answer_put(&ans, &m) != RETE_OK)
 		goto fail;
 	agent_privacy_filed(a, "sent", it->id, ans.used, NULL);
-	if (agent_db_outbox_del(a->db, it->name, it->hash, &m) != RETE_OK)
-		agent_log(a, "error", "%s: %s", it->name, m.text);
+	out_forget(a, it->name, it->hash);
 	agent_log(a, "info", "%s: accepted as %s at log index %" PRIu64 "; moved to sent/%s%s",
 		  it->name, it->id, rc.index, ans.used,
 		  ans.replaced ? " (the message as sent: outbox/ holds another file of that name "
@@ -1806,8 +1843,7 @@ static void out_refused(agent *a, size_t i, const Rete__Receipt *r, const char *
 				agent_spool_ident ident = it->ident;
 				item_remove(a, i);
 				out_known_id(a, name, &ident, id, content);
-				if (agent_db_outbox_del(a->db, name, hash, &m) != RETE_OK)
-					agent_log(a, "error", "%s: %s", name, m.text);
+				out_forget(a, name, hash);
 				return;
 			}
 		}

@@ -823,6 +823,16 @@ static void sar_text(FILE *f, const struct sar_words *w, json_t *ans)
 	}
 }
 
+/* sar_journal_line collects one line the agent keeps in its store until
+ * its person index is synced (agent_db_each). */
+static bool sar_journal_line(const void *key, size_t klen, const void *val, size_t vlen, void *user)
+{
+	(void)key;
+	(void)klen;
+	json_array_append_new(user, json_stringn(val, vlen));
+	return true;
+}
+
 int cmd_sar(int argc, char **argv)
 {
 	const char *ini = NULL, *person = NULL, *person_id = NULL, *html = NULL, *lang = "it";
@@ -904,6 +914,12 @@ int cmd_sar(int argc, char **argv)
 	}
 	rete_checkpoint cp, *cpp = NULL;
 	if (agent_db_open(cfg.data, true, 0, &db, &m) == RETE_OK) {
+		/* lines the agent has not synced into the file yet are in its
+		 * store, also after it stopped before that */
+		json_t *texts = json_array();
+		if (agent_db_each(db, AGENT_DB_PERSONS, sar_journal_line, texts, &m) == RETE_OK)
+			privacy_index_merge(lines, texts, NULL);
+		json_decref(texts);
 		rete_buf note = {0};
 		if (agent_db_get(db, AGENT_DB_META, "checkpoint", 10, &note, &m) == RETE_OK &&
 		    rete_checkpoint_parse((const char *)note.data, note.len, &cp, NULL) == RETE_OK)

@@ -802,6 +802,91 @@ static void test_sar_outbox_copy(void **state)
 	free(out);
 }
 
+/* drop_lines rewrites the person index at path without its lines that
+ * contain needle: what a power cut takes of lines appended and not yet
+ * synced. Returns how many it dropped. */
+static size_t drop_lines(const char *path, const char *needle)
+{
+	char *text = tu_read_file(path, NULL);
+	assert_non_null(text);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	size_t dropped = 0;
+	for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+		if (strstr(line, needle) != NULL)
+			dropped++;
+		else
+			fprintf(f, "%s\n", line);
+	}
+	assert_int_equal(fclose(f), 0);
+	free(text);
+	return dropped;
+}
+
+/* The person index's lines are synced many at once; until then they are
+ * kept in the agent's store with the event each records. Both agents are
+ * killed after a referral was sealed, sent, delivered and its delivery
+ * recorded, and its lines are taken out of both indexes (what a power cut
+ * takes of lines not yet synced): `rete sar` still answers from where the
+ * agent keeps them, and at the next start they are back in the index. */
+static void test_index_lines_kept(void **state)
+{
+	it_net *n = it_net_new("privfiles-journal", NULL);
+	*state = n;
+	assert_non_null(n);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+	char text[2048], idx[2][1400];
+	int who[2] = {IT_SOCIAL, IT_CPI};
+	for (int i = 0; i < 2; i++)
+		agent_file(n, who[i], "data/persons.jsonl", idx[i], sizeof(idx[i]));
+	referral(text, sizeof(text), "journal-1", "Maria Rossi", MOTHER_FC);
+	put_outbox(n, IT_SOCIAL, "journal.json", text, 0);
+	if (!it_wait_occurrences(idx[0], "\"delivered\":\"journal-1\"", 1, 30000) ||
+	    !it_wait_occurrences(idx[1], "\"id\":\"journal-1\"", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("journal-1 was not delivered and indexed at both agencies");
+	}
+	/* sealed, filed, delivered at the sender; received at the recipient */
+	size_t want[2] = {3, 1};
+	for (int i = 0; i < 2; i++) {
+		int st = it_stop(&n->agent_pid[who[i]], SIGKILL, it_wait_ms());
+		assert_true(st != -1 && WIFSIGNALED(st));
+		assert_int_equal(drop_lines(idx[i], "journal-1"), want[i]);
+	}
+	/* the agents stopped: rete sar finds those lines where they are kept */
+	json_t *m = sar_message(n, IT_SOCIAL, MOTHER_FC, "journal-1");
+	if (m == NULL || json_array_size(json_object_get(m, "deliveries")) != 1)
+		fail_msg("rete sar, the agent stopped, does not answer journal-1 with its delivery "
+			 "from the lines kept in the agent's store");
+	json_decref(m);
+	for (int i = 0; i < 2; i++) {
+		assert_true(it_agent_start(n, who[i]));
+		char log[1400];
+		snprintf(log, sizeof(log), "%s/%s.log", n->dir, it_party_ids[who[i]]);
+		if (!it_wait_occurrences(log, "connected to", 2, 30000)) {
+			it_show(n, i == 0 ? "social.mantova.log" : "cpi.mantova.log");
+			fail_msg("%s did not start again", it_party_ids[who[i]]);
+		}
+		size_t got = tu_occurrences(idx[i], "\"id\":\"journal-1\"") +
+			     tu_occurrences(idx[i], "\"delivered\":\"journal-1\"");
+		if (got != want[i])
+			fail_msg("%s: %zu line(s) of journal-1 in its person index after the stop, "
+				 "not %zu: lines not yet synced were lost",
+				 it_party_ids[who[i]], got, want[i]);
+	}
+	m = sar_message(n, IT_SOCIAL, MOTHER_FC, "journal-1");
+	assert_non_null(m);
+	assert_int_equal(json_array_size(json_object_get(m, "deliveries")), 1);
+	assert_true(has_file(m, "sent/journal.json"));
+	json_decref(m);
+	m = sar_message(n, IT_CPI, MOTHER_FC, "journal-1");
+	assert_non_null(m);
+	assert_int_equal(json_array_size(json_object_get(m, "files")), 1);
+	json_decref(m);
+}
+
 int main(void)
 {
 	/* the teardown stops the processes and removes the folder, also
@@ -816,6 +901,9 @@ int main(void)
 	    cmocka_unit_test_teardown(test_crash_after_move_failed, it_teardown),
 	    cmocka_unit_test_teardown(test_crash_after_move_sent, it_teardown),
 	    cmocka_unit_test_teardown(test_sar_outbox_copy, it_teardown),
+	    cmocka_unit_test_teardown(test_index_lines_kept, it_teardown),
 	};
+	if (getenv("RETE_TEST_ONLY") != NULL) /* e.g. RETE_TEST_ONLY=test_index_lines_kept */
+		cmocka_set_test_filter(getenv("RETE_TEST_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
