@@ -185,17 +185,10 @@ char *privacy_index_line(json_t *rec)
 {
 	if (json_object_get(rec, "at") == NULL)
 		json_object_set_new(rec, "at", json_integer(rete_now_ms()));
-	char *text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (text == NULL)
-		return NULL;
-	size_t len = strlen(text);
-	char *line = realloc(text, len + 2);
-	if (line == NULL) {
-		free(text);
-		return NULL;
-	}
-	line[len] = '\n';
-	line[len + 1] = '\0';
+	char *text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER), *line = NULL;
+	if (text != NULL && asprintf(&line, "%s\n", text) < 0)
+		line = NULL;
+	free(text);
 	return line;
 }
 
