@@ -799,6 +799,18 @@ static void test_sar_outbox_copy(void **state)
 	int rc = tu_run(&out, "%s/rete sar --person " MOTHER_FC " -c %s", n->bin, ini);
 	assert_int_equal(rc, 0);
 	assert_non_null(strstr(out, "outbox/unsealed.json"));
+	assert_non_null(strstr(out, "non ancora inviate"));
+	free(out);
+	/* the printable page lists it too */
+	char page[1400];
+	snprintf(page, sizeof(page), "%s/answer.html", n->dir);
+	rc = tu_run(&out, "%s/rete sar --person " MOTHER_FC " -c %s --html %s", n->bin, ini, page);
+	assert_int_equal(rc, 0);
+	free(out);
+	out = tu_read_file(page, NULL);
+	assert_non_null(out);
+	assert_non_null(strstr(out, "<li>outbox/unsealed.json, "));
+	assert_non_null(strstr(out, "non ancora inviate"));
 	free(out);
 }
 
