@@ -617,6 +617,32 @@ static void crash_move(it_net *n, int p, const char *sub, const char *name, cons
 	assert_int_equal(unlink(from), 0);
 }
 
+/* block_folder replaces p's spool folder SUB by a file (SUB.away keeps
+ * it): the agent cannot answer there, says so and tries again later. */
+static void block_folder(it_net *n, int p, const char *sub)
+{
+	char dir[1300], away[1400];
+	it_spool(n, p, sub, dir, sizeof(dir));
+	snprintf(away, sizeof(away), "%s.away", dir);
+	assert_int_equal(rename(dir, away), 0);
+	assert_int_equal(tu_write_file(dir, "", 0), 0);
+}
+
+/* crash_moved kills p's agent (kill -9), puts its folder SUB back and
+ * moves outbox/NAME there as the agent's move would have (crash_move). */
+static void crash_moved(it_net *n, int p, const char *sub, const char *name, const char *suffix,
+			const char *id)
+{
+	char dir[1300], away[1400];
+	int st = it_stop(&n->agent_pid[p], SIGKILL, it_wait_ms());
+	assert_true(st != -1 && WIFSIGNALED(st));
+	it_spool(n, p, sub, dir, sizeof(dir));
+	snprintf(away, sizeof(away), "%s.away", dir);
+	assert_int_equal(unlink(dir), 0);
+	assert_int_equal(rename(away, dir), 0);
+	crash_move(n, p, sub, name, suffix, id);
+}
+
 /* A refusal cut short by a crash (kill -9 right after the file was moved to
  * failed/, before the move was recorded), reproduced from the files it
  * leaves: the agent took the file in (its id recorded) and refused it, but
@@ -632,14 +658,12 @@ static void test_crash_after_move_failed(void **state)
 	*state = n;
 	assert_non_null(n);
 	assert_true(it_agent_start(n, IT_SOCIAL)); /* no broker: refused before */
-	char text[2048], failed[1300], away[1400], path[1500], log[1400], idx[1400], alog[1400];
+	char text[2048], failed[1300], path[1500], log[1400], idx[1400], alog[1400];
 	snprintf(log, sizeof(log), "%s/social.mantova.log", n->dir);
 	agent_file(n, IT_SOCIAL, "data/persons.jsonl", idx, sizeof(idx));
 	agent_file(n, IT_SOCIAL, "data/access.log", alog, sizeof(alog));
 	it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed));
-	snprintf(away, sizeof(away), "%s.away", failed);
-	assert_int_equal(rename(failed, away), 0);
-	assert_int_equal(tu_write_file(failed, "", 0), 0);
+	block_folder(n, IT_SOCIAL, "failed");
 	/* no service: refused as invalid, after its id was recorded */
 	snprintf(text, sizeof(text),
 		 "{\"id\": \"crash-fail-1\", \"operator\": {\"staffId\": \"as-0042\", "
@@ -652,11 +676,7 @@ static void test_crash_after_move_failed(void **state)
 		it_show(n, "social.mantova.log");
 		fail_msg("crash.json was not refused");
 	}
-	int st = it_stop(&n->agent_pid[IT_SOCIAL], SIGKILL, it_wait_ms());
-	assert_true(st != -1 && WIFSIGNALED(st));
-	assert_int_equal(unlink(failed), 0);
-	assert_int_equal(rename(away, failed), 0);
-	crash_move(n, IT_SOCIAL, "failed", "crash.json", ".error.json", "crash-fail-1");
+	crash_moved(n, IT_SOCIAL, "failed", "crash.json", ".error.json", "crash-fail-1");
 	/* an old refusal, truly 40 days old: its erasure says the scan ran */
 	snprintf(path, sizeof(path), "%s/old.json", failed);
 	assert_int_equal(tu_write_file(path, "{}\n", 3), 0);
@@ -698,14 +718,12 @@ static void test_crash_after_move_sent(void **state)
 	assert_non_null(n);
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_SOCIAL)); /* the job centre stays away */
-	char text[1024], sent[1300], away[1400], path[1500], log[1400], idx[1400], alog[1400];
+	char text[1024], sent[1300], path[1500], log[1400], idx[1400], alog[1400];
 	snprintf(log, sizeof(log), "%s/social.mantova.log", n->dir);
 	agent_file(n, IT_SOCIAL, "data/persons.jsonl", idx, sizeof(idx));
 	agent_file(n, IT_SOCIAL, "data/access.log", alog, sizeof(alog));
 	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
-	snprintf(away, sizeof(away), "%s.away", sent);
-	assert_int_equal(rename(sent, away), 0);
-	assert_int_equal(tu_write_file(sent, "", 0), 0);
+	block_folder(n, IT_SOCIAL, "sent");
 	snprintf(text, sizeof(text),
 		 "{\"id\": \"crash-note-1\", \"operator\": {\"staffId\": \"as-0042\", \"role\": "
 		 "\"social-worker\"}, \"recipient\": \"%s\", \"caseId\": \"" CASE "\", "
@@ -717,11 +735,7 @@ static void test_crash_after_move_sent(void **state)
 		it_show(n, "social.mantova.log");
 		fail_msg("crash-note.json was not accepted");
 	}
-	int st = it_stop(&n->agent_pid[IT_SOCIAL], SIGKILL, it_wait_ms());
-	assert_true(st != -1 && WIFSIGNALED(st));
-	assert_int_equal(unlink(sent), 0);
-	assert_int_equal(rename(away, sent), 0);
-	crash_move(n, IT_SOCIAL, "sent", "crash-note.json", ".receipt.json", "crash-note-1");
+	crash_moved(n, IT_SOCIAL, "sent", "crash-note.json", ".receipt.json", "crash-note-1");
 	assert_true(it_agent_start_ex(n, IT_SOCIAL, "\n[privacy]\nkeep_sent = 30d\nscan = 1s\n"));
 	assert_true(it_agent_start(n, IT_CPI));
 	snprintf(path, sizeof(path), "%s/crash-note.json", sent);
