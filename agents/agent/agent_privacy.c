@@ -570,7 +570,9 @@ static bool ap_held(agent *a, const char *id)
 
 /* ap_undelivered: is sent/NAME (or the message file that NAME, a
  * .receipt.json or .ack, goes with) a message still held for its
- * delivery? Its retention counts from the delivery, which has not come. */
+ * delivery? Its retention counts from the delivery, which has not come.
+ * The message is the one its receipt names (the file has no "id" when the
+ * agent minted it), or its own "id". */
 static bool ap_undelivered(agent *a, const char *dir, const char *name)
 {
 	char base[1024], path[4400];
@@ -584,13 +586,16 @@ static bool ap_undelivered(agent *a, const char *dir, const char *name)
 			break;
 		}
 	}
+	char *rid = privacy_companion_id(dir, base, ".receipt.json");
+	bool held = rid != NULL && ap_held(a, rid);
+	free(rid);
 	snprintf(path, sizeof(path), "%s/%s", dir, base);
 	struct stat st;
-	if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
-		return false;
+	if (held || lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		return held;
 	json_t *o = json_load_file(path, 0, NULL);
 	const char *id = json_string_value(json_object_get(o, "id"));
-	bool held = id != NULL && ap_held(a, id);
+	held = id != NULL && ap_held(a, id);
 	json_decref(o);
 	return held;
 }

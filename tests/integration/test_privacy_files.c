@@ -913,6 +913,50 @@ static void test_index_lines_kept(void **state)
 	json_decref(m);
 }
 
+/* A message the case system wrote without an "id" (the agent mints one)
+ * waits for its delivery longer than keep_sent: its sent/ file is not
+ * erased while it waits, as one with an "id" is not. */
+static void test_minted_id_held(void **state)
+{
+	it_net *n = it_net_new("privfiles-minted", NULL);
+	*state = n;
+	assert_non_null(n);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL)); /* the job centre stays away */
+	char text[1024], sent[1300], path[1500], rcpt[1500], alog[1400];
+	agent_file(n, IT_SOCIAL, "data/access.log", alog, sizeof(alog));
+	snprintf(text, sizeof(text),
+		 "{\"operator\": {\"staffId\": \"as-0042\", \"role\": \"social-worker\"}, "
+		 "\"recipient\": \"%s\", \"caseId\": \"" CASE "\", \"note\": {\"kind\": "
+		 "\"meeting-minutes\"}, \"private\": {\"notes\": \"Case meeting held.\"}}",
+		 it_party_ids[IT_CPI]);
+	put_outbox(n, IT_SOCIAL, "no-id.json", text, 0);
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	snprintf(path, sizeof(path), "%s/no-id.json", sent);
+	snprintf(rcpt, sizeof(rcpt), "%s/no-id.json.receipt.json", sent);
+	if (!wait_exists(rcpt, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("no receipt for no-id.json");
+	}
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	/* received 40 days ago, still waiting for its delivery */
+	set_age(path, 40);
+	set_age(rcpt, 40);
+	/* an old file of sent/ that goes: its erasure says the scan ran */
+	snprintf(text, sizeof(text), "%s/old.json", sent);
+	assert_int_equal(tu_write_file(text, "{}\n", 3), 0);
+	set_age(text, 40);
+	assert_true(it_agent_start_ex(n, IT_SOCIAL, "\n[privacy]\nkeep_sent = 30d\n"));
+	if (!it_wait_occurrences(alog, "erased sent/old.json:", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("sent/old.json was not erased");
+	}
+	if (!tu_exists(path) || tu_occurrences(alog, "erased sent/no-id.json") != 0)
+		fail_msg("sent/no-id.json (its id minted by the agent) was erased while its "
+			 "message waits for its delivery");
+	assert_true(tu_exists(rcpt));
+}
+
 int main(void)
 {
 	/* the teardown stops the processes and removes the folder, also
@@ -928,6 +972,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_crash_after_move_sent, it_teardown),
 	    cmocka_unit_test_teardown(test_sar_outbox_copy, it_teardown),
 	    cmocka_unit_test_teardown(test_index_lines_kept, it_teardown),
+	    cmocka_unit_test_teardown(test_minted_id_held, it_teardown),
 	};
 	if (getenv("RETE_TEST_ONLY") != NULL) /* e.g. RETE_TEST_ONLY=test_index_lines_kept */
 		cmocka_set_test_filter(getenv("RETE_TEST_ONLY"));
