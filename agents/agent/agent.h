@@ -86,6 +86,12 @@ bool agent_net_ready(const agent *a);
 
 /* --- agent_outbox.c ---------------------------------------------------- */
 
+/* agent_outbox_settle, at the start, forgets the records of files that
+ * left outbox/ while the agent was stopped, recording first the moves to
+ * sent/ or failed/ a stop cut short (their time and their "filed" line in
+ * the person index): before anything is delivered or erased. */
+void agent_outbox_settle(agent *a);
+
 /* agent_outbox_scan takes in new outbox files (minting ids durably,
  * validating, and, once welcomed, sealing and signing them). */
 void agent_outbox_scan(agent *a);
@@ -230,15 +236,31 @@ void agent_privacy_sealed(agent *a, const char *file, const Rete__Message *msg,
 
 /* agent_privacy_filed: outbox/NAME was moved to SUB/used (sub "sent" at its
  * receipt, "failed" at its refusal) as our message id (NULL when none): its
- * time is set to now, the start of its retention, and for sent/ the name
- * is recorded in the person index, for its delivery (agent_privacy_opened). */
-void agent_privacy_filed(agent *a, const char *sub, const char *id, const char *used);
+ * time is set to at (NULL: now), the start of its retention, and the name
+ * is recorded in the person index ("filed"), for its delivery
+ * (agent_privacy_opened) and for rete sar. */
+void agent_privacy_filed(agent *a, const char *sub, const char *id, const char *used,
+			 const struct timespec *at);
 
 /* agent_privacy_opened indexes an entry written to inbox/fname: the persons
  * of its opened sealed part (priv, may be NULL), or, for the broker's
  * Delivery of one of our indexed messages, who received it and when. */
 void agent_privacy_opened(agent *a, const Rete__LogEntry *le, const Rete__Message *msg,
 			  const Rete__Private *priv, const char *fname);
+
+/* The lines of the person index those calls make are staged: durable
+ * with the event they record when the caller, before committing the
+ * transaction that makes it durable, journals them
+ * (agent_privacy_journal: they join the open transaction) and, once it is
+ * committed, has them written (agent_privacy_written: appended, synced
+ * later for many at once). agent_privacy_mark / agent_privacy_unstage drop
+ * what was staged since the mark (a transaction that failed and will be
+ * made again). Lines no transaction took are written and synced at
+ * agent_privacy_tick. */
+size_t agent_privacy_mark(agent *a);
+void agent_privacy_unstage(agent *a, size_t mark);
+rete_err agent_privacy_journal(agent *a, rete_msg *m);
+void agent_privacy_written(agent *a);
 
 /* agent_privacy_tick erases what is past its retention when a scan is due;
  * returns the ms until the next one (-1: not started). */

@@ -12,7 +12,7 @@
 
 static const char *const db_names[AGENT_DB_COUNT] = {
     "outbox",  "pins", "pending", "inbox", "referrals", "hooks",
-    "witness", "meta", "held",	  "seen",  "ids",
+    "witness", "meta", "held",	  "seen",  "ids",	"persons",
 };
 
 struct agent_db {
@@ -180,6 +180,11 @@ rete_err agent_db_begin(agent_db *db, rete_msg *m)
 		return db_lmdb_err(m, rc, "begin");
 	}
 	return RETE_OK;
+}
+
+bool agent_db_in_txn(const agent_db *db)
+{
+	return db->txn != NULL;
 }
 
 rete_err agent_db_commit(agent_db *db, rete_msg *m)

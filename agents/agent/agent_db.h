@@ -47,6 +47,13 @@
  *              agency wrote it and the receipt it got, so that the same file
  *              sent again gets the same receipt (kept for good: a few
  *              hundred bytes per message)
+ *   persons    BE64 sequence number -> one line of the person index
+ *              (DATA/persons.jsonl, agent_privacy.c), journalled in the
+ *              transaction that makes its event durable (a delivery written
+ *              to the inbox, a move recorded, a message sealed) and
+ *              appended to the file unsynced; removed once the file has
+ *              been synced. At a start what is here and not in the file
+ *              (a stop before the sync) is appended again
  *
  * One process writes (the agent); `rete status` opens the same folder
  * read-only while it runs. Every commit is durable (no MDB_NOSYNC, no
@@ -79,6 +86,7 @@ typedef enum agent_dbi {
 	AGENT_DB_HELD,
 	AGENT_DB_SEEN,
 	AGENT_DB_IDS,
+	AGENT_DB_PERSONS,
 	AGENT_DB_COUNT
 } agent_dbi;
 
@@ -112,6 +120,9 @@ void agent_db_close(agent_db **db);
  * calls join, until agent_db_commit (durable) or agent_db_abort.
  * RETE_ESTORE, RETE_EINVAL (one is already open, or read-only store). */
 rete_err agent_db_begin(agent_db *db, rete_msg *m);
+
+/* agent_db_in_txn: is a write transaction open (agent_db_begin)? */
+bool agent_db_in_txn(const agent_db *db);
 
 /* agent_db_commit commits the open transaction durably. RETE_EFULL when the
  * map was full (the map has then been grown: redo the transaction),

@@ -378,6 +378,11 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 	 * one transaction, committed only once the file is in place; the
 	 * document shows the referral as this entry leaves it. */
 	rete_err err = RETE_OK;
+	/* The person-index line of the entry joins that transaction too
+	 * (agent_privacy_journal): a delivery in inbox/ is never missing from
+	 * the index, whenever the agent stops. */
+	size_t mark = agent_privacy_mark(a);
+	agent_privacy_opened(a, le, msg, priv, fname);
 	for (int attempt = 0; attempt < 2; attempt++) {
 		err = agent_db_begin(a->db, &m);
 		if (err == RETE_OK)
@@ -393,6 +398,8 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 		if (err == RETE_OK && a->cfg.on_message != NULL)
 			err = agent_db_put(a->db, AGENT_DB_HOOKS, fname, strlen(fname), key,
 					   sizeof(key), &m);
+		if (err == RETE_OK)
+			err = agent_privacy_journal(a, &m);
 		err = agent_db_end(a->db, err, &m);
 		if (err != RETE_EFULL)
 			break;
@@ -400,12 +407,13 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 	if (err != RETE_OK) {
 		/* An I/O error is not the message's fault: not acked (never acked
 		 * with an error), kept and written again (agent_inbox_held.c). */
+		agent_privacy_unstage(a, mark);
 		agent_inbox_hold(a, d, index, m.text);
 		goto out;
 	}
+	agent_privacy_written(a);
 	agent_log(a, "info", "log entry %" PRIu64 " (%s from %s) written to inbox/%s", index,
 		  rete_message_kind(msg), msg->sender, fname);
-	agent_privacy_opened(a, le, msg, priv, fname);
 	if (a->cfg.on_message != NULL)
 		agent_hooks_queue(a, index, fname);
 	inbox_ack(a, d, msg, index, 0, NULL);

@@ -286,6 +286,7 @@ static int agent_setup(agent *a, int lock_fd[2], rete_msg *m)
 		return err;
 	if ((err = agent_privacy_start(a, m)) != RETE_OK)
 		return err;
+	agent_outbox_settle(a);
 	return agent_hooks_start(a, m);
 }
 
@@ -364,14 +365,10 @@ int main(int argc, char **argv)
 
 	memset(&a, 0, sizeof(a));
 	static const struct option longopts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"verbose", no_argument, NULL, 'v'},
-	    {"trust", required_argument, NULL, 'T'},
-	    {"key", required_argument, NULL, 'K'},
-	    {"check-config", no_argument, NULL, 'C'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'}, {"verbose", no_argument, NULL, 'v'},
+	    {"trust", required_argument, NULL, 'T'},  {"key", required_argument, NULL, 'K'},
+	    {"check-config", no_argument, NULL, 'C'}, {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
 	};
 	while ((opt = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
 		switch (opt) {

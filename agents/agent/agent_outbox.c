@@ -195,6 +195,26 @@ static rete_err out_as_sent(void *user, char **data, size_t *len)
 	return RETE_OK;
 }
 
+/* out_forget forgets the outbox record of (name, hash) once its file has
+ * been answered, in one transaction with the person-index line of the move
+ * (agent_privacy_filed, staged): a stop before it commits leaves the record
+ * (the move is recorded at the next start, agent_outbox_settle), after it
+ * the line is in the journal. Within an open transaction, it joins it. */
+static void out_forget(agent *a, const char *name, const uint8_t *hash)
+{
+	rete_msg m = {{0}};
+	bool own = !agent_db_in_txn(a->db);
+	rete_err err = own ? agent_db_begin(a->db, &m) : RETE_OK;
+	if (err == RETE_OK)
+		err = agent_privacy_journal(a, &m);
+	if (err == RETE_OK)
+		err = agent_db_outbox_del(a->db, name, hash, &m);
+	if (own && (err = agent_db_end(a->db, err, &m)) == RETE_OK)
+		agent_privacy_written(a);
+	if (err != RETE_OK)
+		agent_log(a, "error", "%s: %s", name, m.text);
+}
+
 /* out_fail_doc moves outbox/name to failed/ with NAME.error.json beside it
  * (agent_spool_answer_put: never overwriting, across file systems, only
  * while it is still orig; else the fallback: text, or the message as
@@ -269,7 +289,7 @@ static void out_fail_doc(agent *a, const char *name, const agent_spool_ident *or
 				  name, code, error, m.text);
 		return;
 	}
-	agent_privacy_filed(a, "failed", id, ans.used);
+	agent_privacy_filed(a, "failed", id, ans.used, NULL);
 	agent_log(a, "warning", "%s: refused (%s%s%s): %s; moved to failed/%s%s", name, code,
 		  field && field[0] ? ", " : "", field ? field : "", error, ans.used,
 		  ans.replaced ? " (what was refused: outbox/ holds another file of that name now, "
@@ -277,8 +297,8 @@ static void out_fail_doc(agent *a, const char *name, const agent_spool_ident *or
 			       : "");
 	if (ans.replaced)
 		a->out_rescan = true;
-	if (hash != NULL && agent_db_outbox_del(a->db, name, hash, &m) != RETE_OK)
-		agent_log(a, "error", "%s: %s", name, m.text);
+	if (hash != NULL)
+		out_forget(a, name, hash);
 }
 
 /* out_fail_ex is out_fail_doc without a signed refusal. */
@@ -589,7 +609,7 @@ static bool out_known_id(agent *a, const char *name, const agent_spool_ident *or
 				  name, id, m.text);
 		return true;
 	}
-	agent_privacy_filed(a, "sent", id, ans.used);
+	agent_privacy_filed(a, "sent", id, ans.used, NULL);
 	if (ans.replaced)
 		a->out_rescan = true;
 	agent_log(a, "info",
@@ -754,8 +774,12 @@ static void out_sign_pending(agent *a)
 			snprintf(rec.id, sizeof(rec.id), "%s", it->id);
 			err = agent_db_outbox_put(a->db, it->name, it->hash, &rec, &m);
 		}
+		/* the person-index lines of what was sealed, with it */
+		if (err == RETE_OK)
+			err = agent_privacy_journal(a, &m);
 		err = agent_db_end(a->db, err, &m);
 		if (err == RETE_OK) {
+			agent_privacy_written(a);
 			for (size_t k = 0; k < a->out_n; k++)
 				if (a->out_items[k].retry_at == -1)
 					a->out_items[k].retry_at = 0;
@@ -903,21 +927,79 @@ static bool prune_collect(const void *key, size_t klen, const void *val, size_t 
 	return true;
 }
 
-/* out_prune forgets the records of files no longer in outbox/: a crash
- * after a file left outbox/ and before its record was forgotten. */
+/* out_settle: the record of outbox/NAME outlived the file (name, hash: its
+ * key), the sign of an agent stopped (kill -9, a power cut) after the move
+ * to sent/ or failed/ and before the move was recorded: the file kept the
+ * time the case system gave it, and the person index has no "filed" line
+ * to find it by at its delivery or for rete sar. Its answer is looked for
+ * (the companion naming NAME and the record's id) and the move recorded as
+ * it would have been, the file's time set to its answer's (the companion
+ * is written, durably, just before the move): its retention counts from
+ * its receipt or refusal, never from earlier. A file the agency removed
+ * before its answer has none: nothing to record. */
+static void out_settle(agent *a, const uint8_t *key, size_t klen)
+{
+	static const char *const subs[] = {"sent", "failed"};
+	static const char *const suffixes[] = {".receipt.json", ".error.json"};
+	const char *dirs[] = {a->sent_dir, a->failed_dir};
+	const char *name = (const char *)key;
+	size_t nl = strnlen(name, klen);
+	agent_outrec rec;
+	rete_msg m = {{0}};
+	char used[AGENT_SPOOL_NAME_MAX + 32], when[32];
+	struct timespec at;
+	if (klen != nl + 1 + RETE_HASH_LEN ||
+	    agent_db_outbox_get(a->db, name, key + nl + 1, &rec, &m) != RETE_OK)
+		return;
+	for (int k = 0; k < 2; k++) {
+		if (!agent_spool_answer_find(dirs[k], name, suffixes[k], rec.id, used, sizeof(used),
+					     &at))
+			continue;
+		agent_privacy_filed(a, subs[k], rec.id, used, &at);
+		agent_log(a, "info",
+			  "%s: its move to %s/%s as %s was not recorded (the agent stopped "
+			  "there): recorded now, its retention counting from %s",
+			  name, subs[k], used, rec.id,
+			  rete_time_format((int64_t)at.tv_sec * 1000 + at.tv_nsec / 1000000, when));
+		break;
+	}
+	agent_outrec_free(&rec);
+}
+
+/* out_prune forgets the records of files no longer in outbox/ (a crash
+ * after a file left outbox/ and before its record was forgotten), each
+ * move recorded first (out_settle). */
 static void out_prune(agent *a)
 {
 	struct prune_ctx p = {.outbox = a->outbox_dir};
 	rete_msg m = {{0}};
 	if (agent_db_each(a->db, AGENT_DB_OUTBOX, prune_collect, &p, &m) == RETE_OK && p.n > 0) {
 		for (size_t i = 0; i < p.n; i++)
-			agent_db_del(a->db, AGENT_DB_OUTBOX, p.keys[i], p.lens[i], &m);
-		agent_debug(a, "forgot %zu record(s) of files that had left outbox/", p.n);
+			out_settle(a, p.keys[i], p.lens[i]);
+		rete_err err = agent_db_begin(a->db, &m);
+		if (err == RETE_OK)
+			err = agent_privacy_journal(a, &m);
+		for (size_t i = 0; i < p.n && err == RETE_OK; i++)
+			err = agent_db_del(a->db, AGENT_DB_OUTBOX, p.keys[i], p.lens[i], &m);
+		if (agent_db_end(a->db, err, &m) == RETE_OK) {
+			agent_privacy_written(a);
+			agent_debug(a, "forgot %zu record(s) of files that had left outbox/", p.n);
+		} else {
+			agent_log(a, "error",
+				  "cannot forget the records of files that left outbox/: %s",
+				  m.text);
+		}
 	}
 	for (size_t i = 0; i < p.n; i++)
 		free(p.keys[i]);
 	free(p.keys);
 	free(p.lens);
+}
+
+void agent_outbox_settle(agent *a)
+{
+	a->out_pruned = true;
+	out_prune(a);
 }
 
 /* out_refuse_names answers the entries of outbox/ the agent will not take:
@@ -999,7 +1081,11 @@ void agent_outbox_scan(agent *a)
 			out_intake(a, names[k]);
 	}
 	agent_spool_list_free(names, n);
-	if (in_txn && agent_db_commit(a->db, &m) != RETE_OK) {
+	/* the moves of the files answered at once (a known id, a refusal)
+	 * are recorded with the ids */
+	if (in_txn && agent_db_end(a->db, agent_privacy_journal(a, &m), &m) == RETE_OK)
+		agent_privacy_written(a);
+	else if (in_txn) {
 		agent_log(a, "error", "cannot record the ids of new outbox files: %s; trying again",
 			  m.text);
 		while (a->out_n > before)
@@ -1560,9 +1646,8 @@ static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 				  .fallback_user = &it->signed_msg};
 	if (agent_spool_answer_put(&ans, &m) != RETE_OK)
 		goto fail;
-	agent_privacy_filed(a, "sent", it->id, ans.used);
-	if (agent_db_outbox_del(a->db, it->name, it->hash, &m) != RETE_OK)
-		agent_log(a, "error", "%s: %s", it->name, m.text);
+	agent_privacy_filed(a, "sent", it->id, ans.used, NULL);
+	out_forget(a, it->name, it->hash);
 	agent_log(a, "info", "%s: accepted as %s at log index %" PRIu64 "; moved to sent/%s%s",
 		  it->name, it->id, rc.index, ans.used,
 		  ans.replaced ? " (the message as sent: outbox/ holds another file of that name "
@@ -1758,8 +1843,7 @@ static void out_refused(agent *a, size_t i, const Rete__Receipt *r, const char *
 				agent_spool_ident ident = it->ident;
 				item_remove(a, i);
 				out_known_id(a, name, &ident, id, content);
-				if (agent_db_outbox_del(a->db, name, hash, &m) != RETE_OK)
-					agent_log(a, "error", "%s: %s", name, m.text);
+				out_forget(a, name, hash);
 				return;
 			}
 		}

@@ -14,8 +14,13 @@
  * took (NAME, or NAME.2... when sent/ held one of that name), recorded in
  * the person index at the move ("filed" lines, for every message, naming
  * someone or not), and a file is touched only when its .receipt.json names
- * the message. A sent file whose message is still held for its delivery
- * ("held" in the store) is never erased. Where the
+ * the message. In sent/ and failed/ a file's clock is never before its
+ * answer's (NAME.receipt.json, NAME.error.json, written just before the
+ * move), and a move a stop cut short before its "filed" line is recorded
+ * at the next start (agent_outbox_settle), so that a crash never makes a
+ * file count from when the case system wrote it. A sent file whose
+ * message is still held for its delivery ("held" in the store) is never
+ * erased. Where the
  * case system records that it took a file, by writing NAME.ack beside it
  * (any content), the count starts from the later of the two; the .ack goes
  * with its file. The scan runs at the start and every [privacy] scan.
@@ -46,7 +51,27 @@ struct agent_privacy {
 	int64_t next_scan;
 	json_t *sent_files; /* our message id -> its sent/ file names (array) */
 	json_t *referrals;  /* "case\nreferral id" -> the persons its referral named */
+	/* Lines of the person index on their way (see "The journal" below):
+	 * staged (made, not yet journalled: texts), then journalled under
+	 * sequence numbers jfirst.. jnext-1 and appended to the file unsynced
+	 * until ap_flush syncs it and empties the journal. */
+	json_t *staged;
+	uint64_t jfirst, jnext;
 };
+
+/* The journal. A line of the person index is durable with the event it
+ * records, in the agent store's transaction that makes that event durable
+ * (the delivery written to inbox/ with its inbox record, the move's outbox
+ * record forgotten, the signed bytes recorded): agent_privacy_journal puts
+ * the staged lines in the open transaction (store "persons"), and once it
+ * is committed agent_privacy_written appends them to persons.jsonl without
+ * a sync of its own. ap_flush syncs the file once for many lines (every
+ * AP_JOURNAL_MAX lines, at each retention scan, at a clean stop) and only
+ * then empties the journal; at a start, what the journal holds and the
+ * file lacks (a stop before that sync) is appended again
+ * (ap_journal_recover). A line staged where no transaction follows is
+ * appended and synced at the end of the loop's turn, as before. */
+#define AP_JOURNAL_MAX 256
 
 /* ap_refkey: the key of a referral in referrals (case and referral id). */
 static void ap_refkey(json_t *o, char *buf, size_t n)
@@ -100,6 +125,192 @@ static void ap_record(agent *a, const char *what)
 		agent_log(a, "error", "access record: %s", m.text);
 }
 
+static void ap_be64(uint8_t k[8], uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		k[i] = (uint8_t)v;
+}
+
+/* ap_stage adds line o (borrowed) to the staged lines. */
+static void ap_stage(agent *a, json_t *o)
+{
+	char *line = privacy_index_line(o);
+	if (line != NULL)
+		json_array_append_new(a->privacy->staged, json_string(line));
+	free(line);
+}
+
+size_t agent_privacy_mark(agent *a)
+{
+	return a->privacy != NULL ? json_array_size(a->privacy->staged) : 0;
+}
+
+void agent_privacy_unstage(agent *a, size_t mark)
+{
+	while (a->privacy != NULL && json_array_size(a->privacy->staged) > mark)
+		json_array_remove(a->privacy->staged, json_array_size(a->privacy->staged) - 1);
+}
+
+rete_err agent_privacy_journal(agent *a, rete_msg *m)
+{
+	struct agent_privacy *p = a->privacy;
+	size_t i;
+	json_t *v;
+	rete_err err = RETE_OK;
+	if (p == NULL)
+		return RETE_OK;
+	json_array_foreach(p->staged, i, v)
+	{
+		uint8_t k[8];
+		ap_be64(k, p->jnext + i);
+		const char *t = json_string_value(v);
+		err = agent_db_put(a->db, AGENT_DB_PERSONS, k, sizeof(k), t, strlen(t), m);
+		if (err != RETE_OK)
+			break;
+	}
+	return err;
+}
+
+/* ap_staged_text: the staged lines as one text (malloc'd; NULL when none
+ * or out of memory). */
+static char *ap_staged_text(struct agent_privacy *p, size_t *len)
+{
+	size_t i, n = 0;
+	json_t *v;
+	json_array_foreach(p->staged, i, v) n += json_string_length(v);
+	char *text = n > 0 ? malloc(n) : NULL;
+	if (text == NULL)
+		return NULL;
+	*len = 0;
+	json_array_foreach(p->staged, i, v)
+	{
+		memcpy(text + *len, json_string_value(v), json_string_length(v));
+		*len += json_string_length(v);
+	}
+	return text;
+}
+
+void agent_privacy_written(agent *a)
+{
+	struct agent_privacy *p = a->privacy;
+	rete_msg m = {{0}};
+	size_t len = 0;
+	if (p == NULL || json_array_size(p->staged) == 0)
+		return;
+	char *text = ap_staged_text(p, &len);
+	/* journalled: a failed append is made good from the journal at the
+	 * next start (ap_flush leaves the journal then) */
+	if (text == NULL || privacy_index_write(a->cfg.data, text, len, false, &m) != RETE_OK)
+		agent_log(a, "error", "person index: %s; its lines are kept in the agent's store",
+			  text == NULL ? "out of memory" : m.text);
+	free(text);
+	p->jnext += json_array_size(p->staged);
+	json_array_clear(p->staged);
+}
+
+/* ap_write_staged appends and syncs the lines staged where no transaction
+ * followed (the loop's turn is over), as each line was before the
+ * journal. */
+static void ap_write_staged(agent *a)
+{
+	struct agent_privacy *p = a->privacy;
+	rete_msg m = {{0}};
+	size_t len = 0;
+	char *text = ap_staged_text(p, &len);
+	if (text == NULL)
+		return;
+	if (privacy_index_write(a->cfg.data, text, len, true, &m) != RETE_OK)
+		agent_log(a, "error",
+			  "person index: %s; `rete sar` will not find %zu record(s) of this moment",
+			  m.text, json_array_size(p->staged));
+	free(text);
+	json_array_clear(p->staged);
+}
+
+struct ap_jread {
+	json_t *texts; /* the journal's lines, in order */
+	uint64_t next; /* the sequence number after the last */
+};
+
+static bool ap_jcollect(const void *key, size_t klen, const void *val, size_t vlen, void *user)
+{
+	struct ap_jread *r = user;
+	uint64_t seq = 0;
+	for (size_t i = 0; i < klen && i < 8; i++)
+		seq = seq << 8 | ((const uint8_t *)key)[i];
+	if (seq + 1 > r->next)
+		r->next = seq + 1;
+	json_array_append_new(r->texts, json_stringn(val, vlen));
+	return true;
+}
+
+/* ap_journal_clear empties the journal (one transaction). */
+static rete_err ap_journal_clear(agent *a, uint64_t from, uint64_t to, rete_msg *m)
+{
+	rete_err err = agent_db_begin(a->db, m);
+	for (uint64_t s = from; err == RETE_OK && s < to; s++) {
+		uint8_t k[8];
+		ap_be64(k, s);
+		err = agent_db_del(a->db, AGENT_DB_PERSONS, k, sizeof(k), m);
+	}
+	return agent_db_end(a->db, err, m);
+}
+
+/* ap_flush syncs persons.jsonl and then empties the journal, when it holds
+ * AP_JOURNAL_MAX lines or more (or any, with all). false: the journal
+ * could not be emptied. */
+static bool ap_flush(agent *a, bool all)
+{
+	struct agent_privacy *p = a->privacy;
+	rete_msg m = {{0}};
+	if (json_array_size(p->staged) > 0)
+		ap_write_staged(a);
+	if (p->jnext == p->jfirst || (!all && p->jnext - p->jfirst < AP_JOURNAL_MAX))
+		return true;
+	if (privacy_index_write(a->cfg.data, NULL, 0, true, &m) != RETE_OK ||
+	    ap_journal_clear(a, p->jfirst, p->jnext, &m) != RETE_OK) {
+		agent_log(a, "error", "person index: %s; its lines stay in the agent's store",
+			  m.text);
+		return false;
+	}
+	p->jfirst = p->jnext;
+	return true;
+}
+
+/* ap_journal_recover: at the start, the journal's lines missing from the
+ * file (lines, as loaded) are appended to both, the file synced, and the
+ * journal emptied. */
+static rete_err ap_journal_recover(agent *a, json_t *lines, rete_msg *m)
+{
+	struct ap_jread r = {.texts = json_array()};
+	rete_err err = agent_db_each(a->db, AGENT_DB_PERSONS, ap_jcollect, &r, m);
+	if (err != RETE_OK || json_array_size(r.texts) == 0)
+		goto out;
+	json_t *added = json_array();
+	size_t n = privacy_index_merge(lines, r.texts, added), i;
+	json_t *o;
+	json_array_foreach(added, i, o)
+	{
+		err = privacy_index_write(a->cfg.data, json_string_value(o), json_string_length(o),
+					  false, m);
+		if (err != RETE_OK)
+			break;
+	}
+	json_decref(added);
+	if (err == RETE_OK)
+		err = privacy_index_write(a->cfg.data, NULL, 0, true, m);
+	if (err == RETE_OK)
+		err = ap_journal_clear(a, 0, r.next, m);
+	if (err == RETE_OK && n > 0)
+		agent_log(a, "info",
+			  "person index: %zu line(s) not yet synced when the agent stopped "
+			  "written again from its store",
+			  n);
+out:
+	json_decref(r.texts);
+	return err;
+}
+
 rete_err agent_privacy_start(agent *a, rete_msg *m)
 {
 	struct agent_privacy *p = calloc(1, sizeof(*p));
@@ -116,9 +327,14 @@ rete_err agent_privacy_start(agent *a, rete_msg *m)
 		return err;
 	p->sent_files = json_object();
 	p->referrals = json_object();
+	p->staged = json_array();
 	json_t *lines = NULL;
 	if (privacy_index_load(a->cfg.data, &lines, m) != RETE_OK)
 		return RETE_EIO;
+	if ((err = ap_journal_recover(a, lines, m)) != RETE_OK) {
+		json_decref(lines);
+		return err;
+	}
 	size_t i;
 	json_t *o;
 	json_array_foreach(lines, i, o)
@@ -142,6 +358,9 @@ void agent_privacy_free(agent *a)
 	struct agent_privacy *p = a->privacy;
 	if (p == NULL)
 		return;
+	if (p->staged != NULL && a->db != NULL)
+		ap_flush(a, true);
+	json_decref(p->staged);
 	privacy_key_free(&p->key);
 	rete_access_log_close(&p->access);
 	rete_privacy_config_free(&p->cfg);
@@ -200,32 +419,30 @@ static json_t *ap_base(agent *a, const char *dir, const Rete__Message *msg,
 void agent_privacy_sealed(agent *a, const char *file, const Rete__Message *msg,
 			  const Rete__Private *priv)
 {
-	rete_msg m = {{0}};
 	if (a->privacy == NULL)
 		return;
 	json_t *o = ap_base(a, "sent", msg, priv);
 	if (o == NULL)
 		return;
 	json_object_set_new(o, "file", json_string(file));
-	if (privacy_index_append(a->cfg.data, o, &m) != RETE_OK)
-		agent_log(a, "error",
-			  "person index: %s; `rete sar` will not know message %s concerned its "
-			  "person",
-			  m.text, msg->id);
-	else
-		ap_add_file(a->privacy, msg->id, file);
+	ap_stage(a, o);
+	ap_add_file(a->privacy, msg->id, file);
 	json_decref(o);
 }
 
-void agent_privacy_filed(agent *a, const char *sub, const char *id, const char *used)
+void agent_privacy_filed(agent *a, const char *sub, const char *id, const char *used,
+			 const struct timespec *at)
 {
 	char path[4400];
-	rete_msg m = {{0}};
 	bool sent = strcmp(sub, "sent") == 0;
 	/* a move keeps the time the case system wrote the file: its retention
-	 * counts from now (the receipt, or the refusal) */
+	 * counts from now (the receipt, or the refusal), or from the answer's
+	 * time when the move is recorded after a crash */
+	struct timespec ts[2];
+	if (at != NULL)
+		ts[0] = ts[1] = *at;
 	snprintf(path, sizeof(path), "%s/%s", sent ? a->sent_dir : a->failed_dir, used);
-	utimensat(AT_FDCWD, path, NULL, 0);
+	utimensat(AT_FDCWD, path, at != NULL ? ts : NULL, 0);
 	if (a->privacy == NULL || id == NULL || id[0] == '\0')
 		return;
 	/* which sent/ or failed/ file is the message's (for its delivery, and
@@ -239,11 +456,7 @@ void agent_privacy_filed(agent *a, const char *sub, const char *id, const char *
 	json_object_set_new(o, "id", json_string(id));
 	json_object_set_new(o, "file", json_string(used));
 	json_object_set_new(o, "filed", json_true());
-	if (privacy_index_append(a->cfg.data, o, &m) != RETE_OK)
-		agent_log(a, "error",
-			  "person index: %s; %s/%s of message %s may not be found by rete sar "
-			  "once keep_records has passed",
-			  m.text, sub, used, id);
+	ap_stage(a, o);
 	ap_add_file(a->privacy, id, used);
 	json_decref(o);
 }
@@ -272,7 +485,6 @@ static void ap_touch(agent *a, const char *id, json_t *names)
 void agent_privacy_opened(agent *a, const Rete__LogEntry *le, const Rete__Message *msg,
 			  const Rete__Private *priv, const char *fname)
 {
-	rete_msg m = {{0}};
 	json_t *o = NULL;
 	if (a->privacy == NULL)
 		return;
@@ -303,15 +515,26 @@ void agent_privacy_opened(agent *a, const Rete__LogEntry *le, const Rete__Messag
 	} else {
 		return;
 	}
-	if (privacy_index_append(a->cfg.data, o, &m) != RETE_OK)
-		agent_log(a, "error", "person index: %s (log entry %" PRIu64 ")", m.text,
-			  le->index);
+	ap_stage(a, o);
 	json_decref(o);
 }
 
-/* ap_expired: the clock of dir/name (its time, or its .ack's when later)
- * is before cutoff. */
-static bool ap_expired(const char *dir, const char *name, int64_t cutoff, int64_t *clock)
+/* ap_mtime: the modification time of path in ms, or INT64_MIN. */
+static int64_t ap_mtime(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return INT64_MIN;
+	return (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+}
+
+/* ap_expired: the clock of dir/name is before cutoff. The clock is the
+ * latest of its time, its .ack's and, in sent/ and failed/ (suffix not
+ * NULL), its answer's (name+suffix: written, durably, just before the
+ * move, and set again with the file at the delivery): a move a crash cut
+ * short before the file's time was set still counts from the answer. */
+static bool ap_expired(const char *dir, const char *name, const char *suffix, int64_t cutoff,
+		       int64_t *clock)
 {
 	char path[4400];
 	struct stat st;
@@ -319,11 +542,14 @@ static bool ap_expired(const char *dir, const char *name, int64_t cutoff, int64_
 	if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
 		return false;
 	int64_t t = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-	snprintf(path, sizeof(path), "%s/%s.ack", dir, name);
-	if (stat(path, &st) == 0) {
-		int64_t ack = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-		if (ack > t)
-			t = ack;
+	const char *const ends[] = {".ack", suffix};
+	for (size_t i = 0; i < 2; i++) {
+		if (ends[i] == NULL)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s%s", dir, name, ends[i]);
+		int64_t other = ap_mtime(path);
+		if (other > t)
+			t = other;
 	}
 	*clock = t;
 	return t < cutoff;
@@ -344,7 +570,9 @@ static bool ap_held(agent *a, const char *id)
 
 /* ap_undelivered: is sent/NAME (or the message file that NAME, a
  * .receipt.json or .ack, goes with) a message still held for its
- * delivery? Its retention counts from the delivery, which has not come. */
+ * delivery? Its retention counts from the delivery, which has not come.
+ * The message is the one its receipt names (the file has no "id" when the
+ * agent minted it), or its own "id". */
 static bool ap_undelivered(agent *a, const char *dir, const char *name)
 {
 	char base[1024], path[4400];
@@ -358,13 +586,16 @@ static bool ap_undelivered(agent *a, const char *dir, const char *name)
 			break;
 		}
 	}
+	char *rid = privacy_companion_id(dir, base, ".receipt.json");
+	bool held = rid != NULL && ap_held(a, rid);
+	free(rid);
 	snprintf(path, sizeof(path), "%s/%s", dir, base);
 	struct stat st;
-	if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
-		return false;
+	if (held || lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		return held;
 	json_t *o = json_load_file(path, 0, NULL);
 	const char *id = json_string_value(json_object_get(o, "id"));
-	bool held = id != NULL && ap_held(a, id);
+	held = id != NULL && ap_held(a, id);
 	json_decref(o);
 	return held;
 }
@@ -373,6 +604,9 @@ static bool ap_undelivered(agent *a, const char *dir, const char *name)
 static void ap_scan_dir(agent *a, const char *sub, const char *dir, rete_keep keep, const char *key,
 			int64_t now)
 {
+	const char *suffix = strcmp(sub, "sent") == 0	  ? ".receipt.json"
+			     : strcmp(sub, "failed") == 0 ? ".error.json"
+							  : NULL;
 	int64_t cutoff = rete_keep_cutoff(keep, now);
 	if (cutoff == INT64_MIN)
 		return;
@@ -414,7 +648,7 @@ static void ap_scan_dir(agent *a, const char *sub, const char *dir, rete_keep ke
 			if (access(path, F_OK) == 0)
 				continue;
 		}
-		if (!ap_expired(dir, names[i], cutoff, &clock))
+		if (!ap_expired(dir, names[i], suffix, cutoff, &clock))
 			continue;
 		rete_buf hook = {0};
 		if (strcmp(sub, "inbox") == 0 &&
@@ -481,13 +715,18 @@ static bool ap_pending(void *ctx, json_t *line)
 static void ap_scan(agent *a, int64_t now)
 {
 	struct agent_privacy *p = a->privacy;
+	/* the file synced and the journal emptied first: a line erased below
+	 * must not come back from the journal at the next start */
+	bool flushed = ap_flush(a, true);
 	ap_scan_dir(a, "sent", a->sent_dir, p->cfg.keep_sent, "keep_sent", now);
 	ap_scan_dir(a, "failed", a->failed_dir, p->cfg.keep_failed, "keep_failed", now);
 	ap_scan_dir(a, "inbox", a->inbox_dir, p->cfg.keep_inbox, "keep_inbox", now);
 	json_t *erased = NULL;
 	rete_msg m = {{0}};
-	if (privacy_index_prune(a->cfg.data, p->cfg.keep_records, now, ap_pending, a, &erased,
-				&m) != RETE_OK) {
+	if (!flushed) {
+		/* records erased now would come back from the journal */
+	} else if (privacy_index_prune(a->cfg.data, p->cfg.keep_records, now, ap_pending, a,
+				       &erased, &m) != RETE_OK) {
 		agent_log(a, "error", "retention: person index: %s", m.text);
 	} else if (json_array_size(erased) > 0) {
 		char keeps[64];
@@ -520,6 +759,7 @@ int64_t agent_privacy_tick(agent *a, int64_t now)
 	struct agent_privacy *p = a->privacy;
 	if (p == NULL)
 		return -1;
+	ap_flush(a, false);
 	if (now >= p->next_scan) {
 		ap_scan(a, now);
 		p->next_scan = now + p->cfg.scan_ms;

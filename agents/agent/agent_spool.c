@@ -663,6 +663,43 @@ static rete_err pick(agent_spool_answer *ans, const answer_src *s, const char *b
 	return rete_msg_set(m, RETE_EIO, "%s: no free name in %s", ans->name, ans->to_dir);
 }
 
+bool agent_spool_answer_find(const char *to_dir, const char *name, const char *suffix,
+			     const char *id, char *used, size_t n, struct timespec *answered)
+{
+	char base[AGENT_SPOOL_NAME_MAX + 1], path[4096], cpath[4096];
+	size_t bl, sl = strlen(suffix);
+	struct stat st;
+	bool found = false;
+	base_name(name, base, sizeof(base));
+	bl = strlen(base);
+	DIR *d = opendir(to_dir);
+	struct dirent *e;
+	while (d != NULL && !found && (e = readdir(d)) != NULL) {
+		const char *u = e->d_name;
+		size_t ul = strlen(u);
+		/* USED is BASE or BASE.K (K a number from 2), never a companion */
+		if (strncmp(u, base, bl) != 0 || (ul > sl && strcmp(u + ul - sl, suffix) == 0))
+			continue;
+		if (u[bl] != '\0') {
+			const char *k = u + bl + 1;
+			if (u[bl] != '.' || *k < '1' || *k > '9' ||
+			    strspn(k, "0123456789") != strlen(k))
+				continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s", to_dir, u);
+		snprintf(cpath, sizeof(cpath), "%s/%s%s", to_dir, u, suffix);
+		if (lstat(path, &st) != 0 || !companion_ours(cpath, name, id) ||
+		    stat(cpath, &st) != 0)
+			continue;
+		snprintf(used, n, "%s", u);
+		*answered = st.st_mtim;
+		found = true;
+	}
+	if (d != NULL)
+		closedir(d);
+	return found;
+}
+
 rete_err agent_spool_answer_put(agent_spool_answer *ans, rete_msg *m)
 {
 	char base[AGENT_SPOOL_NAME_MAX + 1], from[4096], upath[4096], cpath[4096];

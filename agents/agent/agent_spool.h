@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "error.h"
 
@@ -131,6 +132,16 @@ typedef struct agent_spool_answer {
  * short by a crash (the companion there, naming this file and id) is
  * completed under the same name, not made twice. RETE_EIO, RETE_ENOMEM. */
 rete_err agent_spool_answer_put(agent_spool_answer *ans, rete_msg *m);
+
+/* agent_spool_answer_find looks in to_dir for the answer the agent gave
+ * outbox/NAME as message id (NULL: none): a file USED (NAME as
+ * agent_spool_answer_put names it, or NAME.K) whose companion USED+suffix
+ * names NAME and id. Found: USED into used (size n) and the time the
+ * companion was written (the answer's, durable before the move) into
+ * *answered. For the records of files that left outbox/ without their
+ * move being recorded (a crash). */
+bool agent_spool_answer_find(const char *to_dir, const char *name, const char *suffix,
+			     const char *id, char *used, size_t n, struct timespec *answered);
 
 /* agent_spool_sweep removes the temporary files a crash left in dir: those
  * of agent_spool_answer_put and agent_spool_write (".rete-PID-N.tmp"; never

@@ -161,34 +161,43 @@ json_t *privacy_persons(const privacy_key *k, const Rete__Private *priv, const c
 	return a;
 }
 
-rete_err privacy_index_append(const char *data, json_t *rec, rete_msg *m)
+rete_err privacy_index_write(const char *data, const char *text, size_t len, bool sync, rete_msg *m)
 {
 	char path[PATH_MAX];
 	pi_path(path, sizeof(path), data, PRIVACY_INDEX_FILE);
-	if (json_object_get(rec, "at") == NULL)
-		json_object_set_new(rec, "at", json_integer(rete_now_ms()));
-	char *text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (text == NULL)
-		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
-	size_t len = strlen(text);
-	char *line = realloc(text, len + 2);
-	if (line == NULL) {
-		free(text);
-		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
-	}
-	line[len++] = '\n';
 	rete_err err = RETE_OK;
 	int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	/* a line a crash cut short is ended first, so this one stays whole */
+	/* a line a crash cut short is ended first, so these stay whole */
 	struct stat st;
 	char last = '\n';
 	if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0 &&
 	    pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n' && write(fd, "\n", 1) != 1)
 		last = 0;
-	if (fd < 0 || last == 0 || write(fd, line, len) != (ssize_t)len || fdatasync(fd) != 0)
+	if (fd < 0 || last == 0 || (len > 0 && write(fd, text, len) != (ssize_t)len) ||
+	    (sync && fdatasync(fd) != 0))
 		err = rete_msg_set(m, RETE_EIO, "%s: cannot append: %s", path, strerror(errno));
 	if (fd >= 0)
 		close(fd);
+	return err;
+}
+
+char *privacy_index_line(json_t *rec)
+{
+	if (json_object_get(rec, "at") == NULL)
+		json_object_set_new(rec, "at", json_integer(rete_now_ms()));
+	char *text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER), *line = NULL;
+	if (text != NULL && asprintf(&line, "%s\n", text) < 0)
+		line = NULL;
+	free(text);
+	return line;
+}
+
+rete_err privacy_index_append(const char *data, json_t *rec, rete_msg *m)
+{
+	char *line = privacy_index_line(rec);
+	if (line == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	rete_err err = privacy_index_write(data, line, strlen(line), true, m);
 	free(line);
 	return err;
 }
@@ -221,6 +230,37 @@ rete_err privacy_index_load(const char *data, json_t **out, rete_msg *m)
 	free(line);
 	fclose(f);
 	return RETE_OK;
+}
+
+size_t privacy_index_merge(json_t *lines, json_t *texts, json_t *added)
+{
+	json_t *have = json_object(), *o;
+	size_t i, n = 0;
+	json_array_foreach(lines, i, o)
+	{
+		char *t = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (t != NULL)
+			json_object_set_new(have, t, json_true());
+		free(t);
+	}
+	json_array_foreach(texts, i, o)
+	{
+		json_t *line = json_loadb(json_string_value(o), json_string_length(o), 0, NULL);
+		char *key = json_is_object(line)
+				? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER)
+				: NULL;
+		if (key != NULL && json_object_get(have, key) == NULL) {
+			json_object_set_new(have, key, json_true());
+			json_array_append(lines, line);
+			if (added != NULL)
+				json_array_append(added, o);
+			n++;
+		}
+		free(key);
+		json_decref(line);
+	}
+	json_decref(have);
+	return n;
 }
 
 /* pi_msgkey: "sender/id" of the message a line is about. */

@@ -24,7 +24,10 @@
  * its receipt (NAME, or NAME.2... when sent/ held a NAME), for every
  * message, naming someone or not; the last kind records the broker's
  * Delivery entry for one of our messages (from the log, delivered to us
- * as its sender). Lines are appended durably; records past the retention
+ * as its sender). Lines are appended, and synced many at once: until
+ * then the agent keeps them in its store (agent_db.h, "persons"), with the
+ * event each records, and appends them again at its start if a stop took
+ * them (privacy_index_merge; rete sar reads them there too). Records past the retention
  * ([privacy] keep_records) are dropped by rewriting the file atomically
  * (all lines of one message together, counted from its latest line: its
  * delivery), except those the caller says must stay (privacy_pending:
@@ -80,11 +83,28 @@ json_t *privacy_persons(const privacy_key *k, const Rete__Private *priv, const c
  * when absent) to DATA/persons.jsonl durably. RETE_EIO, RETE_ENOMEM. */
 rete_err privacy_index_append(const char *data, json_t *rec, rete_msg *m);
 
+/* privacy_index_line: the text of rec as one line of the index (its
+ * newline included; "at" set to now when absent), malloc'd; NULL when out
+ * of memory. */
+char *privacy_index_line(json_t *rec);
+
+/* privacy_index_write appends text (len bytes of whole lines) to
+ * DATA/persons.jsonl, ending first a line a crash cut short; with sync,
+ * durably (fdatasync; len 0 syncs what was appended before). RETE_EIO. */
+rete_err privacy_index_write(const char *data, const char *text, size_t len, bool sync,
+			     rete_msg *m);
+
 /* privacy_index_load reads every line of DATA/persons.jsonl into a new
  * array (*out, the caller's; a missing file gives an empty array; a line
  * that does not parse, e.g. one cut by a crash, is skipped).
  * RETE_EIO, RETE_ENOMEM. */
 rete_err privacy_index_load(const char *data, json_t **out, rete_msg *m);
+
+/* privacy_index_merge appends to lines (as privacy_index_load gives them)
+ * each line of texts (an array of JSON strings, each one line's text) it
+ * does not hold yet, and to added (may be NULL) its text; returns how many.
+ * For the lines the agent keeps in its store until the file is synced. */
+size_t privacy_index_merge(json_t *lines, json_t *texts, json_t *added);
 
 /* privacy_pending: must the message of index line (borrowed) stay, though
  * the line is older than the retention: still waiting for its delivery

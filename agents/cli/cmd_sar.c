@@ -15,10 +15,11 @@
  * names the copies the agency still holds ("files": inbox/NAME for what it
  * received; sent/USED or failed/USED for what it sent, the name the agent
  * recorded at the move or, for records older than that, found by the
- * messageId of the receipts and refusals beside them), and "refused" the
- * files of failed/ refused before they were sealed (in no index record)
- * that name the person, or name nobody and update or annotate one of her
- * referrals (sar_refused). The read is
+ * messageId of the receipts and refusals beside them; outbox/NAME while
+ * the message waits for its answer), "refused" the files of failed/
+ * refused before they were sealed and "waiting" those of outbox/ not
+ * sealed yet (in no index record) that name the person, or name nobody
+ * and update or annotate one of her referrals (sar_unindexed). The read is
  * recorded in the agent's access record (the person as the pseudonym,
  * never the fiscal code) before anything is read.
  */
@@ -53,9 +54,9 @@ static void sar_usage(FILE *f)
 		   "system), which agencies received them and when (from the log's Delivery\n"
 		   "entries), each with its log index and the checkpoint that covers it, and\n"
 		   "the copies the agency still holds (inbox/, sent/, failed/ files, also those\n"
-		   "of messages refused before they were sent). Other persons of the same case\n"
-		   "are never listed. The agent indexes what it seals or opens from its first\n"
-		   "start with this version.\n"
+		   "of messages refused before they were sent, and outbox/ files not sent yet).\n"
+		   "Other persons of the same case are never listed. The agent indexes what\n"
+		   "it seals or opens from its first start with this version.\n"
 		   "\n"
 		   "  --person FISCALCODE  the person's fiscal code\n"
 		   "  --person-id ID       the person's id in this agency's case system\n"
@@ -78,7 +79,7 @@ struct sar_words {
 	const char *title, *intro, *agency, *person, *asked, *none, *sent, *received, *to, *from,
 	    *delivered, *not_delivered, *index, *covered, *not_covered, *kinds[4], *col_what,
 	    *col_when, *col_who, *col_log, *footer, *files, *no_files, *col_files, *refused,
-	    *reason;
+	    *waiting, *reason;
 };
 
 static const struct sar_words words_it = {
@@ -110,6 +111,8 @@ static const struct sar_words words_it = {
     .no_files = "nessuna copia conservata dall'ente",
     .col_files = "Copie conservate dall'ente",
     .refused = "Comunicazioni rifiutate prima dell'invio, di cui l'ente conserva la copia "
+	       "scritta dal proprio gestionale",
+    .waiting = "Comunicazioni non ancora inviate (in outbox/), di cui l'ente conserva la copia "
 	       "scritta dal proprio gestionale",
     .reason = "motivo"};
 
@@ -143,6 +146,8 @@ static const struct sar_words words_en = {
     .col_files = "Copies held by the agency",
     .refused = "Messages refused before they were sent, of which the agency holds the copy "
 	       "its case system wrote",
+    .waiting = "Messages not sent yet (in outbox/), of which the agency holds the copy its case "
+	       "system wrote",
     .reason = "reason"};
 
 static const char *sar_kind(const struct sar_words *w, const char *kind)
@@ -190,7 +195,8 @@ static void sar_cover(json_t *o, const char *key, uint64_t idx, const rete_check
 
 /* The spool folders of the agency, for the copies it holds. */
 typedef struct sar_spool {
-	char sent[PATH_MAX], failed[PATH_MAX], inbox[PATH_MAX];
+	char sent[PATH_MAX], failed[PATH_MAX], inbox[PATH_MAX], outbox[PATH_MAX];
+	agent_db *db;  /* the agent's store (read-only; may be NULL) */
 	json_t *by_id; /* messageId -> ["sent/USED", ...], from a scan (lazily) */
 } sar_spool;
 
@@ -238,6 +244,40 @@ static void sar_scan_dir(sar_spool *sp, const char *dir, const char *sub, const 
 	closedir(d);
 }
 
+/* sar_outbox_is: is outbox/name, as it is now, the file the agent took in
+ * as message id (its record: file name and content hash -> id)? A message
+ * sealed and not yet answered is still there. */
+static bool sar_outbox_is(const sar_spool *sp, const char *name, const char *id)
+{
+	char path[PATH_MAX * 2];
+	struct stat st;
+	if (sp->db == NULL || strchr(name, '/') != NULL)
+		return false;
+	snprintf(path, sizeof(path), "%s/%s", sp->outbox, name);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	crypto_hash_sha256_state hs;
+	crypto_hash_sha256_init(&hs);
+	char buf[65536];
+	ssize_t r;
+	while ((r = read(fd, buf, sizeof(buf))) > 0)
+		crypto_hash_sha256_update(&hs, (const uint8_t *)buf, (size_t)r);
+	bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	close(fd);
+	uint8_t hash[RETE_HASH_LEN];
+	crypto_hash_sha256_final(&hs, hash);
+	if (r < 0 || !regular)
+		return false;
+	agent_outrec rec;
+	rete_msg m;
+	if (agent_db_outbox_get(sp->db, name, hash, &rec, &m) != RETE_OK)
+		return false;
+	bool yes = strcmp(rec.id, id) == 0;
+	agent_outrec_free(&rec);
+	return yes;
+}
+
 /* sar_files: the copies the agency holds of the message of index line o
  * (a new array). What we received: its inbox/ file. What we sent: each
  * sent/ or failed/ file the index names for it (its outbox name, then the
@@ -265,6 +305,8 @@ static json_t *sar_files(const agent_config *cfg, sar_spool *sp, json_t *lines, 
 		    strcmp(json_string_value(json_object_get(l, "sender")) ?: "", cfg->id) != 0 ||
 		    strcmp(json_string_value(json_object_get(l, "id")) ?: "", id) != 0)
 			continue;
+		if (sar_outbox_is(sp, f, id))
+			sar_add_file(files, "outbox", f);
 		if (privacy_file_is_copy(sp->sent, f, ".receipt.json", id))
 			sar_add_file(files, "sent", f);
 		if (privacy_file_is_copy(sp->failed, f, ".error.json", id))
@@ -339,17 +381,22 @@ static bool sar_of_her_referral(json_t *doc, json_t *msgs)
 	return false;
 }
 
-/* sar_refused: the files of failed/ refused before they were sealed (in no
- * index record: the agent never sealed them) that name the person, as the
- * case system wrote them: private.person.fiscalCode or .personId (ours:
- * our case system wrote it) turned into the pseudonym and compared, and
- * the whole file (JSON or not, parsed only up to 64 MiB) searched for the
- * fiscal code itself, in any case (one in the metadata is a typical
- * refusal). Files already listed in msgs are left out. A new array of
- * {"file","messageId","code","refusedAt"}. */
-static json_t *sar_refused(const agent_config *cfg, const privacy_key *key, const char *fc,
-			   const char *mac1, const char *mac2, json_t *msgs)
+/* sar_unindexed: the files of SUB that name the person and are in no index
+ * record, as the case system wrote them: in failed/, those refused before
+ * they were sealed (the agent never sealed them); in outbox/, those not
+ * sealed yet (the agent stopped, or waiting for the directory). A file
+ * names her by private.person.fiscalCode or .personId (ours: our case
+ * system wrote it) turned into the pseudonym and compared, or by the
+ * fiscal code itself anywhere in the whole file (JSON or not, parsed only
+ * up to 64 MiB), in any case (one in the metadata is a typical refusal).
+ * Files already listed in msgs, and in failed/ the answers beside them,
+ * are left out; so are temporary names (.NAME, *.tmp: being written). A
+ * new array of {"file","messageId","code","refusedAt"} (failed/) or
+ * {"file","writtenAt"} (outbox/). */
+static json_t *sar_unindexed(const agent_config *cfg, const privacy_key *key, const char *fc,
+			     const char *mac1, const char *mac2, json_t *msgs, const char *sub)
 {
+	bool failed = strcmp(sub, "failed") == 0;
 	char dir[PATH_MAX], path[PATH_MAX * 2], norm[80] = "", hex[PRIVACY_MAC_HEX];
 	json_t *out = json_array();
 	size_t n = 0;
@@ -357,15 +404,15 @@ static json_t *sar_refused(const agent_config *cfg, const privacy_key *key, cons
 		if (!isspace((unsigned char)*p))
 			norm[n++] = (char)toupper((unsigned char)*p);
 	norm[n] = '\0';
-	agent_spool_path(cfg, "failed", NULL, dir, sizeof(dir));
+	agent_spool_path(cfg, sub, NULL, dir, sizeof(dir));
 	DIR *d = opendir(dir);
 	struct dirent *e;
 	while (d != NULL && (e = readdir(d)) != NULL) {
 		const char *name = e->d_name;
 		size_t len = strlen(name);
-		static const char *const skip[] = {".error.json", ".ack", ".tmp"};
+		static const char *const skip[] = {".tmp", ".error.json", ".ack"};
 		bool companion = name[0] == '.';
-		for (size_t k = 0; k < sizeof(skip) / sizeof(skip[0]); k++)
+		for (size_t k = 0; k < (failed ? 3 : 1); k++)
 			if (len > strlen(skip[k]) &&
 			    strcmp(name + len - strlen(skip[k]), skip[k]) == 0)
 				companion = true;
@@ -374,7 +421,7 @@ static json_t *sar_refused(const agent_config *cfg, const privacy_key *key, cons
 		if (companion || lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
 			continue;
 		char rel[PATH_MAX];
-		snprintf(rel, sizeof(rel), "failed/%s", name);
+		snprintf(rel, sizeof(rel), "%s/%s", sub, name);
 		bool listed = false;
 		size_t i, j;
 		json_t *m, *v;
@@ -411,15 +458,17 @@ static json_t *sar_refused(const agent_config *cfg, const privacy_key *key, cons
 			continue;
 		json_t *r = json_object();
 		json_object_set_new(r, "file", json_string(rel));
-		snprintf(path, sizeof(path), "%s/%s.error.json", dir, name);
-		json_t *err = json_load_file(path, 0, NULL);
-		if (json_is_string(json_object_get(err, "messageId")))
-			json_object_set(r, "messageId", json_object_get(err, "messageId"));
-		if (json_is_string(json_object_get(err, "code")))
-			json_object_set(r, "code", json_object_get(err, "code"));
-		json_decref(err);
+		if (failed) {
+			snprintf(path, sizeof(path), "%s/%s.error.json", dir, name);
+			json_t *err = json_load_file(path, 0, NULL);
+			if (json_is_string(json_object_get(err, "messageId")))
+				json_object_set(r, "messageId", json_object_get(err, "messageId"));
+			if (json_is_string(json_object_get(err, "code")))
+				json_object_set(r, "code", json_object_get(err, "code"));
+			json_decref(err);
+		}
 		json_object_set_new(
-		    r, "refusedAt",
+		    r, failed ? "refusedAt" : "writtenAt",
 		    sar_time((int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000));
 		json_array_append_new(out, r);
 	}
@@ -433,7 +482,8 @@ static json_t *sar_answer(const agent_config *cfg, agent_db *db, json_t *lines, 
 			  const char *mac2, const rete_checkpoint *cp)
 {
 	json_t *msgs = json_array(), *seen = json_object();
-	sar_spool sp = {.by_id = NULL};
+	sar_spool sp = {.db = db, .by_id = NULL};
+	agent_spool_path(cfg, "outbox", NULL, sp.outbox, sizeof(sp.outbox));
 	agent_spool_path(cfg, "sent", NULL, sp.sent, sizeof(sp.sent));
 	agent_spool_path(cfg, "failed", NULL, sp.failed, sizeof(sp.failed));
 	agent_spool_path(cfg, "inbox", NULL, sp.inbox, sizeof(sp.inbox));
@@ -560,13 +610,61 @@ static const char *sar_who(json_t *ans)
 	return buf;
 }
 
+/* html_cell writes the lines of one table cell: none when list is empty,
+ * else each item on a line of its own (a file's name, or a delivery). */
+static void html_cell(FILE *f, const struct sar_words *w, json_t *list, const char *none)
+{
+	size_t j;
+	json_t *d;
+	if (json_array_size(list) == 0)
+		html_text(f, none);
+	json_array_foreach(list, j, d)
+	{
+		if (j > 0)
+			fputs("<br>", f);
+		if (json_is_string(d)) {
+			html_text(f, json_string_value(d));
+			continue;
+		}
+		html_text(f, w->delivered);
+		fputs(" ", f);
+		html_text(f, js(d, "to"));
+		fputs(": ", f);
+		html_text(f, js(d, "deliveredAt"));
+		if (json_is_integer(json_object_get(d, "deliveryIndex")))
+			fprintf(f, " (%s %" JSON_INTEGER_FORMAT ")", w->index,
+				json_integer_value(json_object_get(d, "deliveryIndex")));
+	}
+}
+
+/* The lists of files in no index record: refused before they were sealed
+ * (failed/), not sealed yet (outbox/); at is the key of their time. */
+static const struct sar_list {
+	const char *key, *at;
+	bool refused; /* its heading: words' refused, else waiting */
+} sar_lists[] = {{"refused", "refusedAt", true}, {"waiting", "writtenAt", false}};
+
+static const char *sar_heading(const struct sar_words *w, const struct sar_list *l)
+{
+	return l->refused ? w->refused : w->waiting;
+}
+
+/* sar_nothing: does the answer list nothing at all? */
+static bool sar_nothing(json_t *ans)
+{
+	size_t n = json_array_size(json_object_get(ans, "messages"));
+	for (size_t k = 0; k < sizeof(sar_lists) / sizeof(sar_lists[0]); k++)
+		n += json_array_size(json_object_get(ans, sar_lists[k].key));
+	return n == 0;
+}
+
 /* sar_html writes the printable page: one table, inline print styles, no
  * script and nothing fetched from elsewhere. */
 static void sar_html(FILE *f, const struct sar_words *w, const char *lang, json_t *ans)
 {
 	json_t *msgs = json_object_get(ans, "messages");
-	size_t i, j;
-	json_t *m, *d;
+	size_t i;
+	json_t *m;
 	fprintf(f, "<!DOCTYPE html>\n<html lang=\"%s\">\n<head>\n<meta charset=\"utf-8\">\n", lang);
 	fputs("<title>", f);
 	html_text(f, w->title);
@@ -591,8 +689,7 @@ static void sar_html(FILE *f, const struct sar_words *w, const char *lang, json_
 	fputs("</dt><dd>", f);
 	html_text(f, js(ans, "answeredAt"));
 	fputs("</dd>\n</dl>\n", f);
-	json_t *refused = json_object_get(ans, "refused");
-	if (json_array_size(msgs) == 0 && json_array_size(refused) == 0) {
+	if (sar_nothing(ans)) {
 		fputs("<p>", f);
 		html_text(f, w->none);
 		fputs("</p>\n", f);
@@ -624,23 +721,7 @@ static void sar_html(FILE *f, const struct sar_words *w, const char *lang, json_
 			fputs("</td><td>", f);
 			html_text(f, sent ? js(m, "sealedAt") : js(m, "loggedAt"));
 			fputs("</td><td>", f);
-			json_t *dl = json_object_get(m, "deliveries");
-			if (json_array_size(dl) == 0)
-				html_text(f, w->not_delivered);
-			json_array_foreach(dl, j, d)
-			{
-				if (j > 0)
-					fputs("<br>", f);
-				html_text(f, w->delivered);
-				fputs(" ", f);
-				html_text(f, js(d, "to"));
-				fputs(": ", f);
-				html_text(f, js(d, "deliveredAt"));
-				if (json_is_integer(json_object_get(d, "deliveryIndex")))
-					fprintf(f, " (%s %" JSON_INTEGER_FORMAT ")", w->index,
-						json_integer_value(
-						    json_object_get(d, "deliveryIndex")));
-			}
+			html_cell(f, w, json_object_get(m, "deliveries"), w->not_delivered);
 			fputs("</td><td>", f);
 			if (json_is_integer(json_object_get(m, "index"))) {
 				fprintf(f, "%s %" JSON_INTEGER_FORMAT "<br>", w->index,
@@ -653,29 +734,24 @@ static void sar_html(FILE *f, const struct sar_words *w, const char *lang, json_
 					html_text(f, w->not_covered);
 			}
 			fputs("</td><td>", f);
-			json_t *files = json_object_get(m, "files");
-			if (json_array_size(files) == 0)
-				html_text(f, w->no_files);
-			json_array_foreach(files, j, d)
-			{
-				if (j > 0)
-					fputs("<br>", f);
-				html_text(f, json_string_value(d));
-			}
+			html_cell(f, w, json_object_get(m, "files"), w->no_files);
 			fputs("</td></tr>\n", f);
 		}
 		fputs("</tbody>\n</table>\n", f);
 	}
-	if (json_array_size(refused) > 0) {
+	for (size_t k = 0; k < sizeof(sar_lists) / sizeof(sar_lists[0]); k++) {
+		json_t *list = json_object_get(ans, sar_lists[k].key);
+		if (json_array_size(list) == 0)
+			continue;
 		fputs("<h2>", f);
-		html_text(f, w->refused);
+		html_text(f, sar_heading(w, &sar_lists[k]));
 		fputs("</h2>\n<ul>\n", f);
-		json_array_foreach(refused, i, m)
+		json_array_foreach(list, i, m)
 		{
 			fputs("<li>", f);
 			html_text(f, js(m, "file"));
 			fputs(", ", f);
-			html_text(f, js(m, "refusedAt"));
+			html_text(f, js(m, sar_lists[k].at));
 			if (js(m, "code")[0]) {
 				fputs(" (", f);
 				html_text(f, w->reason);
@@ -700,8 +776,7 @@ static void sar_text(FILE *f, const struct sar_words *w, json_t *ans)
 	json_t *m, *d;
 	fprintf(f, "%s\n%s: %s\n%s: %s\n%s: %s\n\n", w->title, w->agency, js(ans, "agency"),
 		w->person, sar_who(ans), w->asked, js(ans, "answeredAt"));
-	json_t *refused = json_object_get(ans, "refused");
-	if (json_array_size(msgs) == 0 && json_array_size(refused) == 0)
+	if (sar_nothing(ans))
 		fprintf(f, "%s\n", w->none);
 	json_array_foreach(msgs, i, m)
 	{
@@ -734,15 +809,28 @@ static void sar_text(FILE *f, const struct sar_words *w, json_t *ans)
 		json_array_foreach(files, j, d)
 		    fprintf(f, "    %s: %s\n", w->files, json_string_value(d));
 	}
-	if (json_array_size(refused) > 0)
-		fprintf(f, "\n%s:\n", w->refused);
-	json_array_foreach(refused, i, m)
-	{
-		fprintf(f, "- %s, %s", js(m, "file"), js(m, "refusedAt"));
-		if (js(m, "code")[0])
-			fprintf(f, " (%s: %s)", w->reason, js(m, "code"));
-		fputc('\n', f);
+	for (size_t k = 0; k < sizeof(sar_lists) / sizeof(sar_lists[0]); k++) {
+		json_t *list = json_object_get(ans, sar_lists[k].key);
+		if (json_array_size(list) > 0)
+			fprintf(f, "\n%s:\n", sar_heading(w, &sar_lists[k]));
+		json_array_foreach(list, i, m)
+		{
+			fprintf(f, "- %s, %s", js(m, "file"), js(m, sar_lists[k].at));
+			if (js(m, "code")[0])
+				fprintf(f, " (%s: %s)", w->reason, js(m, "code"));
+			fputc('\n', f);
+		}
 	}
+}
+
+/* sar_journal_line collects one line the agent keeps in its store until
+ * its person index is synced (agent_db_each). */
+static bool sar_journal_line(const void *key, size_t klen, const void *val, size_t vlen, void *user)
+{
+	(void)key;
+	(void)klen;
+	json_array_append_new(user, json_stringn(val, vlen));
+	return true;
 }
 
 int cmd_sar(int argc, char **argv)
@@ -826,6 +914,12 @@ int cmd_sar(int argc, char **argv)
 	}
 	rete_checkpoint cp, *cpp = NULL;
 	if (agent_db_open(cfg.data, true, 0, &db, &m) == RETE_OK) {
+		/* lines the agent has not synced into the file yet are in its
+		 * store, also after it stopped before that */
+		json_t *texts = json_array();
+		if (agent_db_each(db, AGENT_DB_PERSONS, sar_journal_line, texts, &m) == RETE_OK)
+			privacy_index_merge(lines, texts, NULL);
+		json_decref(texts);
 		rete_buf note = {0};
 		if (agent_db_get(db, AGENT_DB_META, "checkpoint", 10, &note, &m) == RETE_OK &&
 		    rete_checkpoint_parse((const char *)note.data, note.len, &cp, NULL) == RETE_OK)
@@ -852,7 +946,10 @@ int cmd_sar(int argc, char **argv)
 	}
 	json_t *msgs = sar_answer(&cfg, db, lines, mac1, mac2, cpp);
 	json_object_set_new(ans, "messages", msgs);
-	json_object_set_new(ans, "refused", sar_refused(&cfg, key, person, mac1, mac2, msgs));
+	json_object_set_new(ans, "refused",
+			    sar_unindexed(&cfg, key, person, mac1, mac2, msgs, "failed"));
+	json_object_set_new(ans, "waiting",
+			    sar_unindexed(&cfg, key, person, mac1, mac2, msgs, "outbox"));
 	privacy_key_free(&key);
 	if (html != NULL) {
 		/* the page names the person and the services that concerned

@@ -158,8 +158,12 @@ static void test_sent_name_reused(void **state)
 		it_show(n, "social.mantova.log");
 		fail_msg("the delivery of reuse-a was not recorded in %s", idx);
 	}
-	/* delivered 40 days ago, as far as its clock goes */
+	/* delivered 40 days ago, as far as its clock goes (the delivery sets
+	 * the time of the file and of its receipt) */
 	set_age(path, 40);
+	char rcpt[1500];
+	snprintf(rcpt, sizeof(rcpt), "%s/referral.json.receipt.json", sent);
+	set_age(rcpt, 40);
 
 	/* the second referral, written by the case system 40 days ago and
 	 * sent only now */
@@ -236,7 +240,8 @@ static void test_sent_nobody_clock(void **state)
 	assert_non_null(n);
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_SOCIAL)); /* the job centre stays away */
-	char text[1024], sent[1300], path[1500], rcpt[1500];
+	char text[1024], sent[1300], path[1500], rcpt[1500], idx[1400];
+	agent_file(n, IT_SOCIAL, "data/persons.jsonl", idx, sizeof(idx));
 	snprintf(text, sizeof(text),
 		 "{\"id\": \"nobody-1\", \"operator\": {\"staffId\": \"as-0042\", \"role\": "
 		 "\"social-worker\"}, \"recipient\": \"%s\", \"caseId\": \"" CASE "\", "
@@ -247,7 +252,9 @@ static void test_sent_nobody_clock(void **state)
 	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
 	snprintf(path, sizeof(path), "%s/case-note.json", sent);
 	snprintf(rcpt, sizeof(rcpt), "%s/case-note.json.receipt.json", sent);
-	if (!wait_exists(rcpt, 30000)) {
+	/* the move is recorded once the file's time is set */
+	if (!it_wait_occurrences(idx, "\"id\":\"nobody-1\",\"file\":\"case-note.json\",\"filed\"",
+				 1, 30000)) {
 		it_show(n, "social.mantova.log");
 		fail_msg("no receipt for the case note");
 	}
@@ -260,10 +267,12 @@ static void test_sent_nobody_clock(void **state)
 	set_age(path, 40);
 	set_age(rcpt, 40);
 	assert_true(it_agent_start(n, IT_CPI));
-	int64_t end = it_mono_ms() + it_scaled_ms(30000);
-	while ((age = age_days(path)) > 1 && it_mono_ms() < end)
-		it_nap(50); /* the sender's agent sets the time when the delivery comes */
-	if (age > 1) {
+	/* the delivery is recorded once the times are set */
+	if (!it_wait_occurrences(idx, "\"delivered\":\"nobody-1\"", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the delivery of nobody-1 was not recorded");
+	}
+	if ((age = age_days(path)) > 1) {
 		it_show(n, "social.mantova.log");
 		fail_msg("sent/case-note.json (a message naming nobody) still counts from %.1f "
 			 "days ago after its delivery: its retention does not count from the "
@@ -277,8 +286,8 @@ static void test_sent_nobody_clock(void **state)
 	char failed[1300];
 	put_outbox(n, IT_SOCIAL, "bad.json", "{\"id\": \"bad-1\"}", 40);
 	it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed));
-	snprintf(path, sizeof(path), "%s/bad.json.error.json", failed);
-	if (!wait_exists(path, 30000)) {
+	if (!it_wait_occurrences(idx, "\"id\":\"bad-1\",\"file\":\"bad.json\",\"filed\"", 1,
+				 30000)) {
 		it_show(n, "social.mantova.log");
 		fail_msg("bad.json was not refused");
 	}
@@ -586,6 +595,368 @@ static void test_sar_refused_copy(void **state)
 	free(out);
 }
 
+/* crash_move does by hand what the agent's move of outbox/NAME to SUB/NAME
+ * (sent/ at its receipt, failed/ at its refusal) does: the file linked
+ * under its name there, its answer (SUFFIX) written beside it naming the
+ * file and the message, the outbox name removed. What an agent killed
+ * right after the move leaves behind: the file with the time the case
+ * system gave it, and no "filed" line in the person index. */
+static void crash_move(it_net *n, int p, const char *sub, const char *name, const char *suffix,
+		       const char *id)
+{
+	char out[1300], to[1300], from[1500], path[1500], ans[512];
+	it_spool(n, p, "outbox", out, sizeof(out));
+	it_spool(n, p, sub, to, sizeof(to));
+	snprintf(from, sizeof(from), "%s/%s", out, name);
+	snprintf(path, sizeof(path), "%s/%s", to, name);
+	assert_int_equal(link(from, path), 0);
+	snprintf(path, sizeof(path), "%s/%s%s", to, name, suffix);
+	int len = snprintf(ans, sizeof(ans), "{\n  \"file\": \"%s\",\n  \"messageId\": \"%s\"\n}\n",
+			   name, id);
+	assert_int_equal(tu_write_file(path, ans, (size_t)len), 0);
+	assert_int_equal(unlink(from), 0);
+}
+
+/* block_folder replaces p's spool folder SUB by a file (SUB.away keeps
+ * it): the agent cannot answer there, says so and tries again later. */
+static void block_folder(it_net *n, int p, const char *sub)
+{
+	char dir[1300], away[1400];
+	it_spool(n, p, sub, dir, sizeof(dir));
+	snprintf(away, sizeof(away), "%s.away", dir);
+	assert_int_equal(rename(dir, away), 0);
+	assert_int_equal(tu_write_file(dir, "", 0), 0);
+}
+
+/* crash_moved kills p's agent (kill -9), puts its folder SUB back and
+ * moves outbox/NAME there as the agent's move would have (crash_move). */
+static void crash_moved(it_net *n, int p, const char *sub, const char *name, const char *suffix,
+			const char *id)
+{
+	char dir[1300], away[1400];
+	int st = it_stop(&n->agent_pid[p], SIGKILL, it_wait_ms());
+	assert_true(st != -1 && WIFSIGNALED(st));
+	it_spool(n, p, sub, dir, sizeof(dir));
+	snprintf(away, sizeof(away), "%s.away", dir);
+	assert_int_equal(unlink(dir), 0);
+	assert_int_equal(rename(away, dir), 0);
+	crash_move(n, p, sub, name, suffix, id);
+}
+
+/* A refusal cut short by a crash (kill -9 right after the file was moved to
+ * failed/, before the move was recorded), reproduced from the files it
+ * leaves: the agent took the file in (its id recorded) and refused it, but
+ * could not move it (failed/ was not a folder for a while) and was killed;
+ * the file is then moved by hand as the agent would have moved it, with
+ * its refusal beside it but the time the case system wrote it, 40 days
+ * ago, and no "filed" line. Started again with keep_failed = 30d, the
+ * agent must not erase it (refused just now), and records the move as it
+ * would have. */
+static void test_crash_after_move_failed(void **state)
+{
+	it_net *n = it_net_new("privfiles-crashfail", NULL);
+	*state = n;
+	assert_non_null(n);
+	assert_true(it_agent_start(n, IT_SOCIAL)); /* no broker: refused before */
+	char text[2048], failed[1300], path[1500], log[1400], idx[1400], alog[1400];
+	snprintf(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	agent_file(n, IT_SOCIAL, "data/persons.jsonl", idx, sizeof(idx));
+	agent_file(n, IT_SOCIAL, "data/access.log", alog, sizeof(alog));
+	it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	block_folder(n, IT_SOCIAL, "failed");
+	/* no service: refused as invalid, after its id was recorded */
+	snprintf(text, sizeof(text),
+		 "{\"id\": \"crash-fail-1\", \"operator\": {\"staffId\": \"as-0042\", "
+		 "\"role\": \"social-worker\"}, \"recipient\": \"%s\", \"caseId\": \"" CASE
+		 "\", \"referral\": {\"priority\": \"routine\"}, \"private\": {\"person\": "
+		 "{\"name\": \"Maria Rossi\", \"fiscalCode\": \"" MOTHER_FC "\"}}}",
+		 it_party_ids[IT_CPI]);
+	put_outbox(n, IT_SOCIAL, "crash.json", text, 40);
+	if (!it_wait_occurrences(log, "crash.json: refused (invalid", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("crash.json was not refused");
+	}
+	crash_moved(n, IT_SOCIAL, "failed", "crash.json", ".error.json", "crash-fail-1");
+	/* an old refusal, truly 40 days old: its erasure says the scan ran */
+	snprintf(path, sizeof(path), "%s/old.json", failed);
+	assert_int_equal(tu_write_file(path, "{}\n", 3), 0);
+	set_age(path, 40);
+	snprintf(path, sizeof(path), "%s/old.json.error.json", failed);
+	assert_int_equal(tu_write_file(path, "{}\n", 3), 0);
+	set_age(path, 40);
+	assert_true(it_agent_start_ex(n, IT_SOCIAL, "\n[privacy]\nkeep_failed = 30d\n"));
+	if (!it_wait_occurrences(alog, "erased failed/old.json:", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("failed/old.json (refused 40 days ago) was not erased");
+	}
+	snprintf(path, sizeof(path), "%s/crash.json", failed);
+	if (!tu_exists(path) || tu_occurrences(alog, "erased failed/crash.json") != 0)
+		fail_msg("failed/crash.json, refused just before the agent was killed, was erased "
+			 "at its restart: keep_failed counted from when the case system wrote "
+			 "it (40 days ago), not from its refusal");
+	double age = age_days(path);
+	if (age > 1)
+		fail_msg("failed/crash.json counts from %.1f days ago, not from its refusal", age);
+	if (tu_occurrences(idx, "\"id\":\"crash-fail-1\",\"file\":\"crash.json\",\"filed\":true") !=
+	    1)
+		fail_msg("the move of crash-fail-1 to failed/crash.json is not recorded in %s",
+			 idx);
+}
+
+/* An acceptance cut short by a crash after the move to sent/, reproduced
+ * from what it leaves: the receipt came and was recorded (the message held
+ * for its delivery), the move failed (sent/ was not a folder for a while),
+ * the agent was killed, and the file is moved by hand as the agent would
+ * have moved it, with the time the case system wrote it (40 days ago) and
+ * no "filed" line. The note names nobody, so nothing else tells the agent
+ * its sent/ file. Started again with keep_sent = 30d: the delivery is
+ * recorded and restarts that file's clock; it is not erased. */
+static void test_crash_after_move_sent(void **state)
+{
+	it_net *n = it_net_new("privfiles-crashsent", NULL);
+	*state = n;
+	assert_non_null(n);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL)); /* the job centre stays away */
+	char text[1024], sent[1300], path[1500], log[1400], idx[1400], alog[1400];
+	snprintf(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	agent_file(n, IT_SOCIAL, "data/persons.jsonl", idx, sizeof(idx));
+	agent_file(n, IT_SOCIAL, "data/access.log", alog, sizeof(alog));
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	block_folder(n, IT_SOCIAL, "sent");
+	snprintf(text, sizeof(text),
+		 "{\"id\": \"crash-note-1\", \"operator\": {\"staffId\": \"as-0042\", \"role\": "
+		 "\"social-worker\"}, \"recipient\": \"%s\", \"caseId\": \"" CASE "\", "
+		 "\"note\": {\"kind\": \"meeting-minutes\"}, \"private\": {\"notes\": "
+		 "\"Case meeting held.\"}}",
+		 it_party_ids[IT_CPI]);
+	put_outbox(n, IT_SOCIAL, "crash-note.json", text, 40);
+	if (!it_wait_occurrences(log, "crash-note.json: accepted, but cannot", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("crash-note.json was not accepted");
+	}
+	crash_moved(n, IT_SOCIAL, "sent", "crash-note.json", ".receipt.json", "crash-note-1");
+	assert_true(it_agent_start_ex(n, IT_SOCIAL, "\n[privacy]\nkeep_sent = 30d\nscan = 1s\n"));
+	assert_true(it_agent_start(n, IT_CPI));
+	snprintf(path, sizeof(path), "%s/crash-note.json", sent);
+	if (!it_wait_occurrences(idx, "\"delivered\":\"crash-note-1\"", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the delivery of crash-note-1 was not recorded: the agent did not know "
+			 "its sent/ file (no \"filed\" line after the crash); sent/crash-note.json "
+			 "%s",
+			 tu_exists(path) ? "still counts from when the case system wrote it"
+					 : "was erased");
+	}
+	double age = age_days(path);
+	if (age < 0 || age > 1)
+		fail_msg("sent/crash-note.json, delivered just now, %s",
+			 age < 0 ? "was erased" : "does not count from its delivery");
+	assert_int_equal(tu_occurrences(alog, "erased sent/crash-note.json"), 0);
+}
+
+/* A message sealed but not yet answered (the broker is stopped) is still in
+ * outbox/: the person's answer names that copy; so does it a file of
+ * outbox/ naming her that the agent has not sealed (it was stopped). */
+static void test_sar_outbox_copy(void **state)
+{
+	it_net *n = it_net_new("privfiles-outbox", NULL);
+	*state = n;
+	assert_non_null(n);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	char text[2048], log[1400], idx[1400], ini[1400], *out = NULL;
+	snprintf(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	agent_file(n, IT_SOCIAL, "data/persons.jsonl", idx, sizeof(idx));
+	agent_file(n, IT_SOCIAL, "agent.ini", ini, sizeof(ini));
+	if (!it_wait_occurrences(log, "connected to", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the agent did not connect");
+	}
+	/* the broker stops answering: the message is sealed, sent, and waits */
+	assert_int_equal(kill(n->broker_pid, SIGSTOP), 0);
+	referral(text, sizeof(text), "waiting-1", "Maria Rossi", MOTHER_FC);
+	put_outbox(n, IT_SOCIAL, "waiting.json", text, 0);
+	if (!it_wait_occurrences(idx, "\"id\":\"waiting-1\"", 1, 30000)) {
+		kill(n->broker_pid, SIGCONT);
+		it_show(n, "social.mantova.log");
+		fail_msg("waiting-1 was not sealed and indexed");
+	}
+	json_t *m = sar_message(n, IT_SOCIAL, MOTHER_FC, "waiting-1");
+	json_t *son = sar_message(n, IT_SOCIAL, SON_FC, "waiting-1");
+	assert_int_equal(kill(n->broker_pid, SIGCONT), 0);
+	assert_non_null(m);
+	assert_null(son);
+	if (!has_file(m, "outbox/waiting.json"))
+		fail_msg("the mother's answer does not name outbox/waiting.json, the copy of "
+			 "waiting-1 the agency holds until it is sent: %s",
+			 json_dumps(m, JSON_COMPACT));
+	json_decref(m);
+	/* the agent stopped: a file written meanwhile is in no index record */
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	referral(text, sizeof(text), "unsealed-1", "Maria Rossi", MOTHER_FC);
+	put_outbox(n, IT_SOCIAL, "unsealed.json", text, 0);
+	const char *asks[] = {"--person " MOTHER_FC, "--person " SON_FC};
+	for (int i = 0; i < 2; i++) {
+		int rc = tu_run(&out, "%s/rete sar %s -c %s --json", n->bin, asks[i], ini);
+		assert_int_equal(rc, 0);
+		bool named = strstr(out, "outbox/unsealed.json") != NULL;
+		if (i == 0 && !named)
+			fail_msg(
+			    "rete sar does not name outbox/unsealed.json, a referral about her "
+			    "waiting in outbox/: %s",
+			    out);
+		if (i == 1 && named)
+			fail_msg("the son's answer names his mother's outbox/unsealed.json: %s",
+				 out);
+		free(out);
+	}
+	int rc = tu_run(&out, "%s/rete sar --person " MOTHER_FC " -c %s", n->bin, ini);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "outbox/unsealed.json"));
+	assert_non_null(strstr(out, "non ancora inviate"));
+	free(out);
+	/* the printable page lists it too */
+	char page[1400];
+	snprintf(page, sizeof(page), "%s/answer.html", n->dir);
+	rc = tu_run(&out, "%s/rete sar --person " MOTHER_FC " -c %s --html %s", n->bin, ini, page);
+	assert_int_equal(rc, 0);
+	free(out);
+	out = tu_read_file(page, NULL);
+	assert_non_null(out);
+	assert_non_null(strstr(out, "<li>outbox/unsealed.json, "));
+	assert_non_null(strstr(out, "non ancora inviate"));
+	free(out);
+}
+
+/* drop_lines rewrites the person index at path without its lines that
+ * contain needle: what a power cut takes of lines appended and not yet
+ * synced. Returns how many it dropped. */
+static size_t drop_lines(const char *path, const char *needle)
+{
+	char *text = tu_read_file(path, NULL);
+	assert_non_null(text);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	size_t dropped = 0;
+	for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+		if (strstr(line, needle) != NULL)
+			dropped++;
+		else
+			fprintf(f, "%s\n", line);
+	}
+	assert_int_equal(fclose(f), 0);
+	free(text);
+	return dropped;
+}
+
+/* The person index's lines are synced many at once; until then they are
+ * kept in the agent's store with the event each records. Both agents are
+ * killed after a referral was sealed, sent, delivered and its delivery
+ * recorded, and its lines are taken out of both indexes (what a power cut
+ * takes of lines not yet synced): `rete sar` still answers from where the
+ * agent keeps them, and at the next start they are back in the index. */
+static void test_index_lines_kept(void **state)
+{
+	it_net *n = it_net_new("privfiles-journal", NULL);
+	*state = n;
+	assert_non_null(n);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+	char text[2048], idx[2][1400];
+	int who[2] = {IT_SOCIAL, IT_CPI};
+	for (int i = 0; i < 2; i++)
+		agent_file(n, who[i], "data/persons.jsonl", idx[i], sizeof(idx[i]));
+	referral(text, sizeof(text), "journal-1", "Maria Rossi", MOTHER_FC);
+	put_outbox(n, IT_SOCIAL, "journal.json", text, 0);
+	if (!it_wait_occurrences(idx[0], "\"delivered\":\"journal-1\"", 1, 30000) ||
+	    !it_wait_occurrences(idx[1], "\"id\":\"journal-1\"", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("journal-1 was not delivered and indexed at both agencies");
+	}
+	/* sealed, filed, delivered at the sender; received at the recipient */
+	size_t want[2] = {3, 1};
+	for (int i = 0; i < 2; i++) {
+		int st = it_stop(&n->agent_pid[who[i]], SIGKILL, it_wait_ms());
+		assert_true(st != -1 && WIFSIGNALED(st));
+		assert_int_equal(drop_lines(idx[i], "journal-1"), want[i]);
+	}
+	/* the agents stopped: rete sar finds those lines where they are kept */
+	json_t *m = sar_message(n, IT_SOCIAL, MOTHER_FC, "journal-1");
+	if (m == NULL || json_array_size(json_object_get(m, "deliveries")) != 1)
+		fail_msg("rete sar, the agent stopped, does not answer journal-1 with its delivery "
+			 "from the lines kept in the agent's store");
+	json_decref(m);
+	for (int i = 0; i < 2; i++) {
+		assert_true(it_agent_start(n, who[i]));
+		char log[1400];
+		snprintf(log, sizeof(log), "%s/%s.log", n->dir, it_party_ids[who[i]]);
+		if (!it_wait_occurrences(log, "connected to", 2, 30000)) {
+			it_show(n, i == 0 ? "social.mantova.log" : "cpi.mantova.log");
+			fail_msg("%s did not start again", it_party_ids[who[i]]);
+		}
+		size_t got = tu_occurrences(idx[i], "\"id\":\"journal-1\"") +
+			     tu_occurrences(idx[i], "\"delivered\":\"journal-1\"");
+		if (got != want[i])
+			fail_msg("%s: %zu line(s) of journal-1 in its person index after the stop, "
+				 "not %zu: lines not yet synced were lost",
+				 it_party_ids[who[i]], got, want[i]);
+	}
+	m = sar_message(n, IT_SOCIAL, MOTHER_FC, "journal-1");
+	assert_non_null(m);
+	assert_int_equal(json_array_size(json_object_get(m, "deliveries")), 1);
+	assert_true(has_file(m, "sent/journal.json"));
+	json_decref(m);
+	m = sar_message(n, IT_CPI, MOTHER_FC, "journal-1");
+	assert_non_null(m);
+	assert_int_equal(json_array_size(json_object_get(m, "files")), 1);
+	json_decref(m);
+}
+
+/* A message the case system wrote without an "id" (the agent mints one)
+ * waits for its delivery longer than keep_sent: its sent/ file is not
+ * erased while it waits, as one with an "id" is not. */
+static void test_minted_id_held(void **state)
+{
+	it_net *n = it_net_new("privfiles-minted", NULL);
+	*state = n;
+	assert_non_null(n);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL)); /* the job centre stays away */
+	char text[1024], sent[1300], path[1500], rcpt[1500], alog[1400];
+	agent_file(n, IT_SOCIAL, "data/access.log", alog, sizeof(alog));
+	snprintf(text, sizeof(text),
+		 "{\"operator\": {\"staffId\": \"as-0042\", \"role\": \"social-worker\"}, "
+		 "\"recipient\": \"%s\", \"caseId\": \"" CASE "\", \"note\": {\"kind\": "
+		 "\"meeting-minutes\"}, \"private\": {\"notes\": \"Case meeting held.\"}}",
+		 it_party_ids[IT_CPI]);
+	put_outbox(n, IT_SOCIAL, "no-id.json", text, 0);
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	snprintf(path, sizeof(path), "%s/no-id.json", sent);
+	snprintf(rcpt, sizeof(rcpt), "%s/no-id.json.receipt.json", sent);
+	if (!wait_exists(rcpt, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("no receipt for no-id.json");
+	}
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	/* received 40 days ago, still waiting for its delivery */
+	set_age(path, 40);
+	set_age(rcpt, 40);
+	/* an old file of sent/ that goes: its erasure says the scan ran */
+	snprintf(text, sizeof(text), "%s/old.json", sent);
+	assert_int_equal(tu_write_file(text, "{}\n", 3), 0);
+	set_age(text, 40);
+	assert_true(it_agent_start_ex(n, IT_SOCIAL, "\n[privacy]\nkeep_sent = 30d\n"));
+	if (!it_wait_occurrences(alog, "erased sent/old.json:", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("sent/old.json was not erased");
+	}
+	if (!tu_exists(path) || tu_occurrences(alog, "erased sent/no-id.json") != 0)
+		fail_msg("sent/no-id.json (its id minted by the agent) was erased while its "
+			 "message waits for its delivery");
+	assert_true(tu_exists(rcpt));
+}
+
 int main(void)
 {
 	/* the teardown stops the processes and removes the folder, also
@@ -597,6 +968,13 @@ int main(void)
 	    cmocka_unit_test_teardown(test_records_while_file_held, it_teardown),
 	    cmocka_unit_test_teardown(test_sar_refused_copy, it_teardown),
 	    cmocka_unit_test_teardown(test_refused_after_sealing_renamed, it_teardown),
+	    cmocka_unit_test_teardown(test_crash_after_move_failed, it_teardown),
+	    cmocka_unit_test_teardown(test_crash_after_move_sent, it_teardown),
+	    cmocka_unit_test_teardown(test_sar_outbox_copy, it_teardown),
+	    cmocka_unit_test_teardown(test_index_lines_kept, it_teardown),
+	    cmocka_unit_test_teardown(test_minted_id_held, it_teardown),
 	};
+	if (getenv("RETE_TEST_ONLY") != NULL) /* e.g. RETE_TEST_ONLY=test_index_lines_kept */
+		cmocka_set_test_filter(getenv("RETE_TEST_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
