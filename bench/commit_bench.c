@@ -34,41 +34,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#define BENCH_NAME "commit_bench"
 #include "bench_referral.h"
+#include "bench_util.h"
 #include "codec.h"
 #include "keys.h"
 #include "merkle.h"
 #include "store.h"
 
 #define NAGENCIES 50
-
-static char tmpdir[PATH_MAX];
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void cleanup(void)
-{
-	if (tmpdir[0] != '\0')
-		nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("commit_bench: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(2);
-}
 
 static double thread_cpu_us(void)
 {
@@ -309,12 +283,7 @@ int main(int argc, char **argv)
 		usage();
 	if (rete_crypto_init(NULL) != RETE_OK)
 		die("libsodium did not initialise");
-	snprintf(tmpdir, sizeof(tmpdir), "%s/commit_bench.XXXXXX", parent);
-	if (mkdtemp(tmpdir) == NULL) {
-		tmpdir[0] = '\0';
-		die("mkdtemp in %s: %s", parent, strerror(errno));
-	}
-	atexit(cleanup);
+	bench_tmp_make(parent);
 	{
 		const char *cite = "L. 328/2000 art. 22 c. 2; ";
 		for (size_t i = 0; i < 600; i++)
@@ -335,7 +304,7 @@ int main(int argc, char **argv)
 			die("keys: %s", m.text);
 	}
 	char data[PATH_MAX + 8];
-	snprintf(data, sizeof(data), "%s/store", tmpdir);
+	snprintf(data, sizeof(data), "%s/store", bench_tmp);
 	if (rete_store_open(&s, data, RETE_STORE_CREATE, &m) != RETE_OK)
 		die("store: %s", m.text);
 	directory(s);

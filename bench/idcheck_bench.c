@@ -34,7 +34,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#define BENCH_NAME "idcheck_bench"
 #include "bench_referral.h"
+#include "bench_util.h"
 #include "codec.h"
 #include "keys.h"
 #include "store.h"
@@ -45,34 +47,6 @@
 #define GONE   "gone.bench"
 #define STAY   "stay.bench"
 #define BATCH  1000
-
-static char tmpdir[PATH_MAX];
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void cleanup(void)
-{
-	if (tmpdir[0] != '\0')
-		nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("idcheck_bench: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(2);
-}
 
 /* signed_zero packs msg as a SignedMessage with a signature of zeros. */
 static void signed_zero(const Rete__Message *msg, rete_buf *out)
@@ -151,7 +125,7 @@ static void directory(rete_store *s, uint64_t serial, bool gone, rete_pubkey *co
 /* write_ini writes DIR/ID.ini: the broker under id, STAY its one agency. */
 static void write_ini(const char *id, char *path, size_t len)
 {
-	snprintf(path, len, "%s/%s.ini", tmpdir, id);
+	snprintf(path, len, "%s/%s.ini", bench_tmp, id);
 	FILE *f = fopen(path, "w");
 	if (f == NULL)
 		die("cannot write %s", path);
@@ -162,7 +136,7 @@ static void write_ini(const char *id, char *path, size_t len)
 		"[policy]\nroutes = social-services>job-centre\n\n"
 		"[agency " STAY "]\nname = " STAY "\nkind = job-centre\nkey = keys/" STAY
 		".pub\nservices = employment-orientation\n",
-		id, tmpdir, tmpdir);
+		id, bench_tmp, bench_tmp);
 	if (fclose(f) != 0)
 		die("cannot write %s", path);
 }
@@ -178,7 +152,7 @@ static double check_cpu(const char *broker, const char *ini, int rounds, int *rc
 			die("fork failed");
 		if (pid == 0) {
 			char err[PATH_MAX + 16];
-			snprintf(err, sizeof(err), "%s/check.err", tmpdir);
+			snprintf(err, sizeof(err), "%s/check.err", bench_tmp);
 			int null = open("/dev/null", O_WRONLY);
 			int efd = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 			dup2(null, 1);
@@ -228,17 +202,12 @@ int main(int argc, char **argv)
 		snprintf(broker, sizeof(broker), "%.*srete-broker",
 			 slash ? (int)(slash - argv[0] + 1) : 0, argv[0]);
 	}
-	snprintf(tmpdir, sizeof(tmpdir), "%s/idcheck-XXXXXX", parent);
-	if (mkdtemp(tmpdir) == NULL) {
-		tmpdir[0] = '\0';
-		die("cannot make a folder in %s", parent);
-	}
-	atexit(cleanup);
+	bench_tmp_make(parent);
 
 	/* keys: the broker's and the two agencies' */
 	char kdir[PATH_MAX + 8], sdir[PATH_MAX + 8];
-	snprintf(kdir, sizeof(kdir), "%s/keys", tmpdir);
-	snprintf(sdir, sizeof(sdir), "%s/store", tmpdir);
+	snprintf(kdir, sizeof(kdir), "%s/keys", bench_tmp);
+	snprintf(sdir, sizeof(sdir), "%s/store", bench_tmp);
 	if (mkdir(kdir, 0700) != 0)
 		die("cannot make %s", kdir);
 	rete_seckey *k[3] = {NULL, NULL, NULL};
@@ -307,7 +276,7 @@ int main(int argc, char **argv)
 		if (rc != 0) {
 			/* what the check said (its first line, cut) */
 			char err[PATH_MAX + 16], line[512] = "";
-			snprintf(err, sizeof(err), "%s/check.err", tmpdir);
+			snprintf(err, sizeof(err), "%s/check.err", bench_tmp);
 			FILE *f = fopen(err, "r");
 			if (f != NULL && fgets(line, sizeof(line), f) != NULL)
 				printf("          %s", line);
