@@ -71,22 +71,10 @@ static char *ev_referral_text(const char *id, const char *reason)
 	return text;
 }
 
-/* ev_put writes a file into p's outbox the way the contract asks:
- * temporary name, then rename. */
-static void ev_put(it_net *n, int p, const char *name, const char *text)
-{
-	char dir[1300], tmp[1500], dst[1500];
-	it_spool(n, p, "outbox", dir, sizeof(dir));
-	tu_path(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
-	tu_path(dst, sizeof(dst), "%s/%s", dir, name);
-	assert_int_equal(tu_write_file(tmp, text, strlen(text)), 0);
-	assert_int_equal(rename(tmp, dst), 0);
-}
-
 static void ev_put_referral(it_net *n, const char *name, const char *id, const char *reason)
 {
 	char *t = ev_referral_text(id, reason);
-	ev_put(n, IT_SOCIAL, name, t);
+	it_outbox_put(n, IT_SOCIAL, name, t);
 	free(t);
 }
 
@@ -359,12 +347,12 @@ static void test_resend_same_id(void **state)
 	it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed));
 
 	char *text = ev_referral_text("ev-idem-1", "long-term-unemployment");
-	ev_put(n, IT_SOCIAL, "first.json", text);
+	it_outbox_put(n, IT_SOCIAL, "first.json", text);
 	assert_int_equal(ev_wait_either(tu_path(a, sizeof(a), "%s/first.json.receipt.json", sent),
 					NULL, EV_WAIT),
 			 1);
 	/* The same file again, under another name, after acceptance. */
-	ev_put(n, IT_SOCIAL, "again.json", text);
+	it_outbox_put(n, IT_SOCIAL, "again.json", text);
 	free(text);
 	tu_path(b, sizeof(b), "%s/again.json.receipt.json", sent);
 	tu_path(bf, sizeof(bf), "%s/again.json.error.json", failed);
@@ -387,7 +375,7 @@ static void test_resend_same_id(void **state)
 
 	/* Other content under the same id: refused, naming the entry. */
 	text = ev_referral_text("ev-idem-1", "school-dropout");
-	ev_put(n, IT_SOCIAL, "changed.json", text);
+	it_outbox_put(n, IT_SOCIAL, "changed.json", text);
 	free(text);
 	tu_path(c, sizeof(c), "%s/changed.json.receipt.json", sent);
 	tu_path(cf, sizeof(cf), "%s/changed.json.error.json", failed);
@@ -957,7 +945,7 @@ static void test_held_order(void **state)
 	ev_put_referral(n, "zz.json", "zz-held-ref", "long-term-unemployment");
 	uint64_t ref_before = ev_receipt_index(n, "zz.json");
 	char *t = ev_update_text("aa-held-cancel", "zz-held-ref");
-	ev_put(n, IT_SOCIAL, "aa.json", t);
+	it_outbox_put(n, IT_SOCIAL, "aa.json", t);
 	free(t);
 	uint64_t upd_before = ev_receipt_index(n, "aa.json");
 	assert_true(ref_before < upd_before);
@@ -991,7 +979,7 @@ static void test_held_receipt_renewed(void **state)
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	ev_backup(n, backup);
 	char *text = ev_referral_text("ev-renew-1", "long-term-unemployment");
-	ev_put(n, IT_SOCIAL, "first.json", text);
+	it_outbox_put(n, IT_SOCIAL, "first.json", text);
 	uint64_t before = ev_receipt_index(n, "first.json");
 
 	assert_true(ev_broker_restore(n, backup));
@@ -1001,7 +989,7 @@ static void test_held_receipt_renewed(void **state)
 	assert_true(after != UINT64_MAX);
 	assert_true(after != before);
 
-	ev_put(n, IT_SOCIAL, "again.json", text);
+	it_outbox_put(n, IT_SOCIAL, "again.json", text);
 	free(text);
 	uint64_t again = ev_receipt_index(n, "again.json");
 	if (again != after)

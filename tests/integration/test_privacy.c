@@ -41,17 +41,6 @@ static char *agent_file(it_net *n, int p, const char *name, char *buf, size_t le
 	return buf;
 }
 
-/* put_outbox writes a message into p's outbox (temporary name, renamed). */
-static void put_outbox(it_net *n, int p, const char *name, const char *text)
-{
-	char dir[1300], tmp[1500], path[1500];
-	it_spool(n, p, "outbox", dir, sizeof(dir));
-	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	assert_int_equal(tu_write_file(tmp, text, strlen(text)), 0);
-	assert_int_equal(rename(tmp, path), 0);
-}
-
 /* text_occurrences counts needle in text. */
 static size_t text_occurrences(const char *text, const char *needle)
 {
@@ -75,7 +64,7 @@ static void family_traffic(it_net *n)
 	    "\"" MOTHER_FC "\", \"personId\": \"P-0042\"}, \"reason\": \"Unemployed since "
 	    "March.\"}}",
 	    MOTHER_REF, it_party_ids[IT_CPI], it_service[IT_CPI], "long-term-unemployment");
-	put_outbox(n, IT_SOCIAL, "mother.json", referral);
+	it_outbox_put(n, IT_SOCIAL, "mother.json", referral);
 	snprintf(referral, sizeof(referral),
 		 "{\"id\": \"%s\", \"operator\": {\"staffId\": \"as-0042\", \"role\": "
 		 "\"social-worker\"}, \"recipient\": \"%s\", \"caseId\": \"" CASE "\", "
@@ -85,7 +74,7 @@ static void family_traffic(it_net *n)
 		 "\"ageBand\": \"14-18\"}, \"private\": {\"person\": {\"name\": \"Luca Bianchi\", "
 		 "\"fiscalCode\": \"" SON_FC "\"}, \"reason\": \"Has stopped attending school.\"}}",
 		 SON_REF, it_party_ids[IT_ASST], it_service[IT_ASST]);
-	put_outbox(n, IT_SOCIAL, "son.json", referral);
+	it_outbox_put(n, IT_SOCIAL, "son.json", referral);
 
 	/* both referrals delivered, and their Delivery entries back at the
 	 * sender's agent (two "delivered" lines in its person index) */
@@ -107,7 +96,7 @@ static void family_traffic(it_net *n)
 	    "\"}, \"notes\": "
 	    "\"First interview held.\"}}",
 	    it_party_ids[IT_SOCIAL]);
-	put_outbox(n, IT_CPI, "note.json", note);
+	it_outbox_put(n, IT_CPI, "note.json", note);
 	if (!it_wait_occurrences(idx, "\"received\"", 1, 30000)) {
 		it_show(n, "cpi.mantova.log");
 		it_show(n, "social.mantova.log");
@@ -293,7 +282,7 @@ static void test_sar_mother(void **state)
 
 	/* the job centre's update of the mother's referral, with no sealed
 	 * part: it concerns her (her referral), and her alone */
-	put_outbox(n, IT_CPI, "update.json",
+	it_outbox_put(n, IT_CPI, "update.json",
 		   "{\"id\": \"" UPDATE_ID "\", \"operator\": {\"staffId\": \"cpi-017\", "
 		   "\"role\": \"employment-counsellor\"}, \"recipient\": \"social.mantova\", "
 		   "\"caseId\": \"" CASE "\", \"update\": {\"referralId\": \"" MOTHER_REF
@@ -324,7 +313,7 @@ static void test_sar_mother(void **state)
 	/* a person id is the sending agency's own: the job centre's note
 	 * about its person P-0042 (someone else in its case system) is not
 	 * the social services' P-0042, and never in her answer */
-	put_outbox(n, IT_CPI, "other.json",
+	it_outbox_put(n, IT_CPI, "other.json",
 		   "{\"id\": \"" OTHER_NOTE "\", \"operator\": {\"staffId\": \"cpi-017\", "
 		   "\"role\": \"employment-counsellor\"}, \"recipient\": \"social.mantova\", "
 		   "\"caseId\": \"mn-2026-0999\", \"note\": {\"kind\": \"meeting-minutes\"}, "
@@ -711,9 +700,9 @@ static void test_broker_blobs(void **state)
 	    "\"reference\": \"CONS-1\"}, \"ageBand\": \"adult\"}, \"private\": {\"person\": "
 	    "{\"name\": \"Maria Rossi\", \"fiscalCode\": \"" MOTHER_FC "\"}}}";
 	snprintf(text, sizeof(text), fmt, "blob-1", it_party_ids[IT_CPI], it_service[IT_CPI]);
-	put_outbox(n, IT_SOCIAL, "to-cpi.json", text);
+	it_outbox_put(n, IT_SOCIAL, "to-cpi.json", text);
 	snprintf(text, sizeof(text), fmt, "blob-2", it_party_ids[IT_ASST], it_service[IT_ASST]);
-	put_outbox(n, IT_SOCIAL, "to-asst.json", text);
+	it_outbox_put(n, IT_SOCIAL, "to-asst.json", text);
 	int64_t delivered = receipt_index(n, IT_SOCIAL, "to-cpi.json", 30000);
 	int64_t waiting = receipt_index(n, IT_SOCIAL, "to-asst.json", 30000);
 	assert_true(delivered >= 0 && waiting >= 0);
