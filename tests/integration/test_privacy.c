@@ -283,10 +283,10 @@ static void test_sar_mother(void **state)
 	/* the job centre's update of the mother's referral, with no sealed
 	 * part: it concerns her (her referral), and her alone */
 	it_outbox_put(n, IT_CPI, "update.json",
-		   "{\"id\": \"" UPDATE_ID "\", \"operator\": {\"staffId\": \"cpi-017\", "
-		   "\"role\": \"employment-counsellor\"}, \"recipient\": \"social.mantova\", "
-		   "\"caseId\": \"" CASE "\", \"update\": {\"referralId\": \"" MOTHER_REF
-		   "\", \"status\": \"accepted\"}}");
+		      "{\"id\": \"" UPDATE_ID "\", \"operator\": {\"staffId\": \"cpi-017\", "
+		      "\"role\": \"employment-counsellor\"}, \"recipient\": \"social.mantova\", "
+		      "\"caseId\": \"" CASE "\", \"update\": {\"referralId\": \"" MOTHER_REF
+		      "\", \"status\": \"accepted\"}}");
 	agent_file(n, IT_SOCIAL, "data/persons.jsonl", path, sizeof(path));
 	if (!it_wait_occurrences(path, UPDATE_ID, 1, 30000)) {
 		it_show(n, "social.mantova.log");
@@ -314,11 +314,11 @@ static void test_sar_mother(void **state)
 	 * about its person P-0042 (someone else in its case system) is not
 	 * the social services' P-0042, and never in her answer */
 	it_outbox_put(n, IT_CPI, "other.json",
-		   "{\"id\": \"" OTHER_NOTE "\", \"operator\": {\"staffId\": \"cpi-017\", "
-		   "\"role\": \"employment-counsellor\"}, \"recipient\": \"social.mantova\", "
-		   "\"caseId\": \"mn-2026-0999\", \"note\": {\"kind\": \"meeting-minutes\"}, "
-		   "\"private\": {\"person\": {\"name\": \"Anna Verdi\", \"personId\": "
-		   "\"P-0042\"}, \"notes\": \"Interview held.\"}}");
+		      "{\"id\": \"" OTHER_NOTE "\", \"operator\": {\"staffId\": \"cpi-017\", "
+		      "\"role\": \"employment-counsellor\"}, \"recipient\": \"social.mantova\", "
+		      "\"caseId\": \"mn-2026-0999\", \"note\": {\"kind\": \"meeting-minutes\"}, "
+		      "\"private\": {\"person\": {\"name\": \"Anna Verdi\", \"personId\": "
+		      "\"P-0042\"}, \"notes\": \"Interview held.\"}}");
 	agent_file(n, IT_SOCIAL, "data/persons.jsonl", path, sizeof(path));
 	if (!it_wait_occurrences(path, OTHER_NOTE, 1, 30000)) {
 		it_show(n, "social.mantova.log");
