@@ -2442,8 +2442,13 @@ static rete_err id_check(broker *b)
 	rete_msg m;
 	rete_err err;
 
-	if (rete_store_directory(b->store, NULL, &at, &entry, NULL) != RETE_OK)
+	err = rete_store_directory(b->store, NULL, &at, &entry, &m);
+	if (err == RETE_ENOENT)
 		return RETE_OK; /* a new log: no Directory yet */
+	if (err != RETE_OK) {
+		store_error(b, "store %s: cannot read the directory in force: %s", c->data, m.text);
+		return err;
+	}
 	if (rete_log_entry_decode_in(entry.data, entry.len, &s.arena, &le, &m) == RETE_OK &&
 	    rete_signed_decode_in(le->signed_message.data, le->signed_message.len, &s.arena, NULL,
 				  &msg, &m) == RETE_OK &&

@@ -19,6 +19,7 @@ struct broker_pool {
 	pthread_t *bp_threads;
 	unsigned bp_nthreads;
 	bool bp_stop;
+	unsigned bp_ready;	     /* threads that have lowered their priority */
 	unsigned long bp_generation; /* batch number */
 	broker_pool_fn bp_fn;
 	void *bp_ctx;
@@ -82,6 +83,8 @@ static void *pool_thread(void *arg)
 	unsigned long seen = 0;
 	yield_to_the_rest();
 	pthread_mutex_lock(&p->bp_lock);
+	p->bp_ready++; /* broker_pool_start waits for it */
+	pthread_cond_broadcast(&p->bp_done);
 	for (;;) {
 		while (!p->bp_stop && p->bp_generation == seen)
 			pthread_cond_wait(&p->bp_work, &p->bp_lock);
@@ -114,6 +117,12 @@ rete_err broker_pool_start(broker_pool **out, unsigned threads)
 		pthread_setname_np(p->bp_threads[i], "rete-verify");
 		p->bp_nthreads++;
 	}
+	/* return once every thread has lowered its priority: from the start,
+	 * the pool runs as documented (and as `top -H` then shows) */
+	pthread_mutex_lock(&p->bp_lock);
+	while (p->bp_ready < p->bp_nthreads)
+		pthread_cond_wait(&p->bp_done, &p->bp_lock);
+	pthread_mutex_unlock(&p->bp_lock);
 	*out = p;
 	return RETE_OK;
 }

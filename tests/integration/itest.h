@@ -535,6 +535,7 @@ static inline void it_broker_refused(it_net *n, const char *ini, const char *fla
 	assert_non_null(log);
 	const char *mine = (size_t)from <= len ? log + from : log;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 2) {
+		free(log);
 		it_show(n, "broker.log");
 		fail_msg("the refused broker ended with status 0x%x, not exit 2", status);
 	}
@@ -543,6 +544,8 @@ static inline void it_broker_refused(it_net *n, const char *ini, const char *fla
 	for (const char *w; (w = va_arg(ap, const char *)) != NULL;)
 		if (!strstr(mine, w)) {
 			fprintf(stderr, "---- broker.log of this run ----\n%s----\n", mine);
+			va_end(ap);
+			free(log);
 			fail_msg("the refusal does not say '%s'", w);
 		}
 	va_end(ap);
