@@ -57,6 +57,9 @@ struct agent_privacy {
 	 * until ap_flush syncs it and empties the journal. */
 	json_t *staged;
 	uint64_t jfirst, jnext;
+	/* an append of journalled lines failed: until they are appended again
+	 * (ap_journal_append), the journal is never emptied on a sync alone */
+	bool append_failed;
 };
 
 /* The journal. A line of the person index is durable with the event it
@@ -198,11 +201,13 @@ void agent_privacy_written(agent *a)
 	if (p == NULL || json_array_size(p->staged) == 0)
 		return;
 	char *text = ap_staged_text(p, &len);
-	/* journalled: a failed append is made good from the journal at the
-	 * next start (ap_flush leaves the journal then) */
-	if (text == NULL || privacy_index_write(a->cfg.data, text, len, false, &m) != RETE_OK)
+	/* journalled: a failed append is made good from the journal (ap_flush
+	 * appends its lines again before it empties it, or the next start) */
+	if (text == NULL || privacy_index_write(a->cfg.data, text, len, false, &m) != RETE_OK) {
+		p->append_failed = true;
 		agent_log(a, "error", "person index: %s; its lines are kept in the agent's store",
 			  text == NULL ? "out of memory" : m.text);
+	}
 	free(text);
 	p->jnext += json_array_size(p->staged);
 	json_array_clear(p->staged);
@@ -256,38 +261,19 @@ static rete_err ap_journal_clear(agent *a, uint64_t from, uint64_t to, rete_msg 
 	return agent_db_end(a->db, err, m);
 }
 
-/* ap_flush syncs persons.jsonl and then empties the journal, when it holds
- * AP_JOURNAL_MAX lines or more (or any, with all). false: the journal
- * could not be emptied. */
-static bool ap_flush(agent *a, bool all)
-{
-	struct agent_privacy *p = a->privacy;
-	rete_msg m = {{0}};
-	if (json_array_size(p->staged) > 0)
-		ap_write_staged(a);
-	if (p->jnext == p->jfirst || (!all && p->jnext - p->jfirst < AP_JOURNAL_MAX))
-		return true;
-	if (privacy_index_write(a->cfg.data, NULL, 0, true, &m) != RETE_OK ||
-	    ap_journal_clear(a, p->jfirst, p->jnext, &m) != RETE_OK) {
-		agent_log(a, "error", "person index: %s; its lines stay in the agent's store",
-			  m.text);
-		return false;
-	}
-	p->jfirst = p->jnext;
-	return true;
-}
-
-/* ap_journal_recover: at the start, the journal's lines missing from the
- * file (lines, as loaded) are appended to both, the file synced, and the
- * journal emptied. */
-static rete_err ap_journal_recover(agent *a, json_t *lines, rete_msg *m)
+/* ap_journal_append: the journal's lines missing from the file (lines, as
+ * loaded) are appended to both (*n: how many), the file synced, and the
+ * journal emptied; the failed append (append_failed) made good. */
+static rete_err ap_journal_append(agent *a, json_t *lines, size_t *n, rete_msg *m)
 {
 	struct ap_jread r = {.texts = json_array()};
+	*n = 0;
 	rete_err err = agent_db_each(a->db, AGENT_DB_PERSONS, ap_jcollect, &r, m);
 	if (err != RETE_OK || json_array_size(r.texts) == 0)
 		goto out;
 	json_t *added = json_array();
-	size_t n = privacy_index_merge(lines, r.texts, added), i;
+	size_t i;
+	*n = privacy_index_merge(lines, r.texts, added);
 	json_t *o;
 	json_array_foreach(added, i, o)
 	{
@@ -301,14 +287,68 @@ static rete_err ap_journal_recover(agent *a, json_t *lines, rete_msg *m)
 		err = privacy_index_write(a->cfg.data, NULL, 0, true, m);
 	if (err == RETE_OK)
 		err = ap_journal_clear(a, 0, r.next, m);
+out:
+	if (err == RETE_OK)
+		a->privacy->append_failed = false;
+	json_decref(r.texts);
+	return err;
+}
+
+/* ap_journal_recover: at the start, what a stop took from the file is
+ * appended again from the journal (ap_journal_append). */
+static rete_err ap_journal_recover(agent *a, json_t *lines, rete_msg *m)
+{
+	size_t n = 0;
+	rete_err err = ap_journal_append(a, lines, &n, m);
 	if (err == RETE_OK && n > 0)
 		agent_log(a, "info",
 			  "person index: %zu line(s) not yet synced when the agent stopped "
 			  "written again from its store",
 			  n);
-out:
-	json_decref(r.texts);
 	return err;
+}
+
+/* ap_flush syncs persons.jsonl and then empties the journal, when it holds
+ * AP_JOURNAL_MAX lines or more (or any, with all). false: the journal
+ * could not be emptied. */
+static bool ap_flush(agent *a, bool all)
+{
+	struct agent_privacy *p = a->privacy;
+	rete_msg m = {{0}};
+	if (json_array_size(p->staged) > 0)
+		ap_write_staged(a);
+	if (p->jnext == p->jfirst)
+		p->append_failed = false; /* nothing of it left in the journal */
+	if (p->jnext == p->jfirst || (!all && p->jnext - p->jfirst < AP_JOURNAL_MAX))
+		return true;
+	rete_err err;
+	if (p->append_failed) {
+		/* lines journalled but never appended: appended again (those
+		 * the file holds already left out), synced, then the journal
+		 * emptied */
+		json_t *lines = NULL;
+		size_t n = 0;
+		err = privacy_index_load(a->cfg.data, &lines, &m);
+		if (err == RETE_OK)
+			err = ap_journal_append(a, lines, &n, &m);
+		json_decref(lines);
+		if (err == RETE_OK && n > 0)
+			agent_log(a, "info",
+				  "person index: %zu line(s) an append had failed written again "
+				  "from the agent's store",
+				  n);
+	} else {
+		err = privacy_index_write(a->cfg.data, NULL, 0, true, &m);
+		if (err == RETE_OK)
+			err = ap_journal_clear(a, p->jfirst, p->jnext, &m);
+	}
+	if (err != RETE_OK) {
+		agent_log(a, "error", "person index: %s; its lines stay in the agent's store",
+			  m.text);
+		return false;
+	}
+	p->jfirst = p->jnext;
+	return true;
 }
 
 rete_err agent_privacy_start(agent *a, rete_msg *m)

@@ -913,6 +913,72 @@ static void test_index_lines_kept(void **state)
 	json_decref(m);
 }
 
+/* A failed append of journalled lines (the disk full, an I/O error: here
+ * persons.jsonl is a folder for a while) must not lose them: the journal
+ * keeps them until they are appended again and synced. The agent seals,
+ * files and records the delivery of a referral while it cannot append;
+ * the file is put back and the agent stopped cleanly (which syncs the
+ * file and empties the journal): the index holds every line, once, and
+ * `rete sar` answers from it. */
+static void test_index_append_failed(void **state)
+{
+	it_net *n = it_net_new("privfiles-appendfail", NULL);
+	*state = n;
+	assert_non_null(n);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+	char text[2048], idx[1400], away[1500], log[1400];
+	snprintf(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	agent_file(n, IT_SOCIAL, "data/persons.jsonl", idx, sizeof(idx));
+	snprintf(away, sizeof(away), "%s.away", idx);
+	if (!it_wait_occurrences(log, "connected to", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the agent did not connect");
+	}
+	bool had = tu_exists(idx);
+	if (had)
+		assert_int_equal(rename(idx, away), 0);
+	if (mkdir(idx, 0700) != 0)
+		fail_msg("mkdir %s: %s", idx, strerror(errno));
+	referral(text, sizeof(text), "appendfail-1", "Maria Rossi", MOTHER_FC);
+	put_outbox(n, IT_SOCIAL, "appendfail.json", text, 0);
+	/* sealed, filed, delivered while persons.jsonl cannot be appended to */
+	if (!it_wait_occurrences(log, "(delivery from broker.mantova) written to inbox/", 1,
+				 30000) ||
+	    tu_occurrences(log, "cannot append: Is a directory") == 0) {
+		it_show(n, "social.mantova.log");
+		fail_msg("appendfail-1 was not delivered while persons.jsonl could not be "
+			 "appended to");
+	}
+	assert_int_equal(rmdir(idx), 0);
+	if (had)
+		assert_int_equal(rename(away, idx), 0);
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	size_t got = tu_occurrences(idx, "\"id\":\"appendfail-1\"") +
+		     tu_occurrences(idx, "\"delivered\":\"appendfail-1\"");
+	if (got != 3) {
+		it_show(n, "social.mantova.log");
+		fail_msg("%zu line(s) of appendfail-1 in the person index after a clean stop, not "
+			 "3: the journal was emptied though its lines were never appended",
+			 got);
+	}
+	json_t *m = sar_message(n, IT_SOCIAL, MOTHER_FC, "appendfail-1");
+	if (m == NULL || json_array_size(json_object_get(m, "deliveries")) != 1)
+		fail_msg("rete sar does not answer appendfail-1 with its delivery");
+	json_decref(m);
+	/* started again: nothing appended twice */
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	if (!it_wait_occurrences(log, "connected to", 2, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the agent did not start again");
+	}
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	assert_int_equal(tu_occurrences(idx, "\"id\":\"appendfail-1\"") +
+			     tu_occurrences(idx, "\"delivered\":\"appendfail-1\""),
+			 3);
+}
+
 /* A message the case system wrote without an "id" (the agent mints one)
  * waits for its delivery longer than keep_sent: its sent/ file is not
  * erased while it waits, as one with an "id" is not. */
@@ -973,6 +1039,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_sar_outbox_copy, it_teardown),
 	    cmocka_unit_test_teardown(test_index_lines_kept, it_teardown),
 	    cmocka_unit_test_teardown(test_minted_id_held, it_teardown),
+	    cmocka_unit_test_teardown(test_index_append_failed, it_teardown),
 	};
 	if (getenv("RETE_TEST_ONLY") != NULL) /* e.g. RETE_TEST_ONLY=test_index_lines_kept */
 		cmocka_set_test_filter(getenv("RETE_TEST_ONLY"));
