@@ -522,8 +522,7 @@ static bool companion_ours(const char *path, const char *name, const char *id)
 	return ours;
 }
 
-/* file_hash_is: does the regular file at path hold content hashing to h? */
-static bool file_hash_is(const char *path, const uint8_t h[32])
+bool agent_spool_hash_is(const char *path, const uint8_t h[32])
 {
 	uint8_t got[32];
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -650,7 +649,8 @@ static rete_err pick(agent_spool_answer *ans, const answer_src *s, const char *b
 			if (!same && s->regular) {
 				struct stat ust;
 				same = lstat(upath, &ust) == 0 && S_ISREG(ust.st_mode) &&
-				       ust.st_size == s->st.st_size && file_hash_is(upath, s->hash);
+				       ust.st_size == s->st.st_size &&
+				       agent_spool_hash_is(upath, s->hash);
 			}
 			if (!same)
 				continue;

@@ -711,9 +711,9 @@ static void test_crash_after_move_failed(void **state)
  * no "filed" line. The note names nobody, so nothing else tells the agent
  * its sent/ file. Started again with keep_sent = 30d: the delivery is
  * recorded and restarts that file's clock; it is not erased. */
-static void test_crash_after_move_sent(void **state)
+static void crash_sent(void **state, bool rewrite)
 {
-	it_net *n = it_net_new("privfiles-crashsent", NULL);
+	it_net *n = it_net_new(rewrite ? "privfiles-crashsent2" : "privfiles-crashsent", NULL);
 	*state = n;
 	assert_non_null(n);
 	assert_true(it_broker_start(n));
@@ -736,6 +736,16 @@ static void test_crash_after_move_sent(void **state)
 		fail_msg("crash-note.json was not accepted");
 	}
 	crash_moved(n, IT_SOCIAL, "sent", "crash-note.json", ".receipt.json", "crash-note-1");
+	if (rewrite) {
+		/* the case system writes its next note under the same name */
+		snprintf(text, sizeof(text),
+			 "{\"id\": \"crash-note-2\", \"operator\": {\"staffId\": \"as-0042\", "
+			 "\"role\": \"social-worker\"}, \"recipient\": \"%s\", \"caseId\": "
+			 "\"" CASE "\", \"note\": {\"kind\": \"meeting-minutes\"}, \"private\": "
+			 "{\"notes\": \"Second meeting held.\"}}",
+			 it_party_ids[IT_CPI]);
+		put_outbox(n, IT_SOCIAL, "crash-note.json", text, 0);
+	}
 	assert_true(it_agent_start_ex(n, IT_SOCIAL, "\n[privacy]\nkeep_sent = 30d\nscan = 1s\n"));
 	assert_true(it_agent_start(n, IT_CPI));
 	snprintf(path, sizeof(path), "%s/crash-note.json", sent);
@@ -752,6 +762,31 @@ static void test_crash_after_move_sent(void **state)
 		fail_msg("sent/crash-note.json, delivered just now, %s",
 			 age < 0 ? "was erased" : "does not count from its delivery");
 	assert_int_equal(tu_occurrences(alog, "erased sent/crash-note.json"), 0);
+	if (tu_occurrences(idx, "\"id\":\"crash-note-1\",\"file\":\"crash-note.json\","
+				"\"filed\":true") != 1)
+		fail_msg("the move of crash-note-1 to sent/crash-note.json is not recorded in %s",
+			 idx);
+	if (rewrite) {
+		snprintf(path, sizeof(path), "%s/crash-note.json.2.receipt.json", sent);
+		if (!wait_exists(path, 30000)) {
+			it_show(n, "social.mantova.log");
+			fail_msg("crash-note-2, written under the name of crash-note-1 after the "
+				 "crash, was not sent");
+		}
+	}
+}
+
+static void test_crash_after_move_sent(void **state)
+{
+	crash_sent(state, false);
+}
+
+/* The same, with a new file the case system wrote under the same outbox/
+ * name before the restart: the stale record of crash-note-1 must not be
+ * taken for that file, whose content is another. */
+static void test_crash_after_move_sent_name_reused(void **state)
+{
+	crash_sent(state, true);
 }
 
 /* A message sealed but not yet answered (the broker is stopped) is still in
@@ -1036,6 +1071,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_refused_after_sealing_renamed, it_teardown),
 	    cmocka_unit_test_teardown(test_crash_after_move_failed, it_teardown),
 	    cmocka_unit_test_teardown(test_crash_after_move_sent, it_teardown),
+	    cmocka_unit_test_teardown(test_crash_after_move_sent_name_reused, it_teardown),
 	    cmocka_unit_test_teardown(test_sar_outbox_copy, it_teardown),
 	    cmocka_unit_test_teardown(test_index_lines_kept, it_teardown),
 	    cmocka_unit_test_teardown(test_minted_id_held, it_teardown),
