@@ -718,6 +718,9 @@ static void out_sign_pending(agent *a)
 	rete_msg m = {{0}};
 	size_t i = 0;
 	bool any = false;
+	/* the "sealed" lines out_prepare stages go with the transaction that
+	 * records what was sealed, or not at all */
+	size_t mark = agent_privacy_mark(a);
 
 	while (i < a->out_n) {
 		out_item *it = &a->out_items[i];
@@ -790,7 +793,9 @@ static void out_sign_pending(agent *a)
 			break;
 		}
 	}
-	/* Not durable: never submit these; prepare them again later. */
+	/* Not durable: never submit these; prepare them again later (their
+	 * lines staged again then). */
+	agent_privacy_unstage(a, mark);
 	for (size_t k = 0; k < a->out_n; k++) {
 		out_item *it = &a->out_items[k];
 		if (it->retry_at == -1) {
