@@ -908,18 +908,23 @@ int cmd_sar(int argc, char **argv)
 		if (!cli_access_record(ini, "rete sar", what))
 			goto out;
 	}
+	/* Lines the agent has not synced into the file yet are in its store,
+	 * also after it stopped before that. The store first, then the file:
+	 * a line the running agent moves from one to the other in between
+	 * (appended, synced, taken from the store) is read in the file. */
+	rete_checkpoint cp, *cpp = NULL;
+	json_t *texts = json_array();
+	if (agent_db_open(cfg.data, true, 0, &db, &m) == RETE_OK &&
+	    agent_db_each(db, AGENT_DB_PERSONS, sar_journal_line, texts, &m) != RETE_OK)
+		json_array_clear(texts);
 	if (privacy_index_load(cfg.data, &lines, &m) != RETE_OK) {
 		fprintf(stderr, "rete sar: %s\n", m.text);
+		json_decref(texts);
 		goto out;
 	}
-	rete_checkpoint cp, *cpp = NULL;
-	if (agent_db_open(cfg.data, true, 0, &db, &m) == RETE_OK) {
-		/* lines the agent has not synced into the file yet are in its
-		 * store, also after it stopped before that */
-		json_t *texts = json_array();
-		if (agent_db_each(db, AGENT_DB_PERSONS, sar_journal_line, texts, &m) == RETE_OK)
-			privacy_index_merge(lines, texts, NULL);
-		json_decref(texts);
+	privacy_index_merge(lines, texts, NULL);
+	json_decref(texts);
+	if (db != NULL) {
 		rete_buf note = {0};
 		if (agent_db_get(db, AGENT_DB_META, "checkpoint", 10, &note, &m) == RETE_OK &&
 		    rete_checkpoint_parse((const char *)note.data, note.len, &cp, NULL) == RETE_OK)
