@@ -204,12 +204,20 @@ static void out_forget(agent *a, const char *name, const uint8_t *hash)
 {
 	rete_msg m = {{0}};
 	bool own = !agent_db_in_txn(a->db);
-	rete_err err = own ? agent_db_begin(a->db, &m) : RETE_OK;
-	if (err == RETE_OK)
-		err = agent_privacy_journal(a, &m);
-	if (err == RETE_OK)
-		err = agent_db_outbox_del(a->db, name, hash, &m);
-	if (own && (err = agent_db_end(a->db, err, &m)) == RETE_OK)
+	rete_err err = RETE_OK;
+	/* its own transaction is done again once when the map was full */
+	for (int attempt = 0; attempt < (own ? 2 : 1); attempt++) {
+		err = own ? agent_db_begin(a->db, &m) : RETE_OK;
+		if (err == RETE_OK)
+			err = agent_privacy_journal(a, &m);
+		if (err == RETE_OK)
+			err = agent_db_outbox_del(a->db, name, hash, &m);
+		if (own)
+			err = agent_db_end(a->db, err, &m);
+		if (err != RETE_EFULL)
+			break;
+	}
+	if (own && err == RETE_OK)
 		agent_privacy_written(a);
 	if (err != RETE_OK)
 		agent_log(a, "error", "%s: %s", name, m.text);
@@ -1001,17 +1009,24 @@ static void out_prune(agent *a)
 		for (size_t i = 0; i < p.n; i++)
 			if (!out_settle(a, p.keys[i], p.lens[i]) && p.other[i])
 				p.lens[i] = 0; /* kept */
-		rete_err err = agent_db_begin(a->db, &m);
-		if (err == RETE_OK)
-			err = agent_privacy_journal(a, &m);
+		rete_err err = RETE_OK;
 		size_t gone = 0;
-		for (size_t i = 0; i < p.n && err == RETE_OK; i++) {
-			if (p.lens[i] == 0)
-				continue;
-			err = agent_db_del(a->db, AGENT_DB_OUTBOX, p.keys[i], p.lens[i], &m);
-			gone++;
+		for (int attempt = 0; attempt < 2; attempt++) { /* again once: map grown */
+			err = agent_db_begin(a->db, &m);
+			if (err == RETE_OK)
+				err = agent_privacy_journal(a, &m);
+			gone = 0;
+			for (size_t i = 0; i < p.n && err == RETE_OK; i++) {
+				if (p.lens[i] == 0)
+					continue;
+				err =
+				    agent_db_del(a->db, AGENT_DB_OUTBOX, p.keys[i], p.lens[i], &m);
+				gone++;
+			}
+			if ((err = agent_db_end(a->db, err, &m)) != RETE_EFULL)
+				break;
 		}
-		if (agent_db_end(a->db, err, &m) == RETE_OK) {
+		if (err == RETE_OK) {
 			agent_privacy_written(a);
 			agent_debug(a, "forgot %zu record(s) of files that had left outbox/", gone);
 		} else {

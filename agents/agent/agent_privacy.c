@@ -60,7 +60,14 @@ struct agent_privacy {
 	/* an append of journalled lines failed: until they are appended again
 	 * (ap_journal_append), the journal is never emptied on a sync alone */
 	bool append_failed;
+	/* a flush that failed is tried again at the next scan, at a stop, or
+	 * AP_FLUSH_PAUSE after it; said at most once per AP_FLUSH_SAY */
+	int64_t flush_retry_at, flush_said_at;
+	unsigned flush_fails;
 };
+
+#define AP_FLUSH_PAUSE 1000
+#define AP_FLUSH_SAY   60000
 
 /* The journal. A line of the person index is durable with the event it
  * records, in the agent store's transaction that makes that event durable
@@ -249,16 +256,22 @@ static bool ap_jcollect(const void *key, size_t klen, const void *val, size_t vl
 	return true;
 }
 
-/* ap_journal_clear empties the journal (one transaction). */
+/* ap_journal_clear empties the journal (one transaction, done again once
+ * when the map was full: grown then). */
 static rete_err ap_journal_clear(agent *a, uint64_t from, uint64_t to, rete_msg *m)
 {
-	rete_err err = agent_db_begin(a->db, m);
-	for (uint64_t s = from; err == RETE_OK && s < to; s++) {
-		uint8_t k[8];
-		ap_be64(k, s);
-		err = agent_db_del(a->db, AGENT_DB_PERSONS, k, sizeof(k), m);
+	rete_err err = RETE_OK;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		err = agent_db_begin(a->db, m);
+		for (uint64_t s = from; err == RETE_OK && s < to; s++) {
+			uint8_t k[8];
+			ap_be64(k, s);
+			err = agent_db_del(a->db, AGENT_DB_PERSONS, k, sizeof(k), m);
+		}
+		if ((err = agent_db_end(a->db, err, m)) != RETE_EFULL)
+			break;
 	}
-	return agent_db_end(a->db, err, m);
+	return err;
 }
 
 /* ap_journal_append: the journal's lines missing from the file (lines, as
@@ -321,6 +334,9 @@ static bool ap_flush(agent *a, bool all)
 		p->append_failed = false; /* nothing of it left in the journal */
 	if (p->jnext == p->jfirst || (!all && p->jnext - p->jfirst < AP_JOURNAL_MAX))
 		return true;
+	int64_t now = rete_now_ms();
+	if (!all && now < p->flush_retry_at)
+		return false;
 	rete_err err;
 	if (p->append_failed) {
 		/* lines journalled but never appended: appended again (those
@@ -343,10 +359,24 @@ static bool ap_flush(agent *a, bool all)
 			err = ap_journal_clear(a, p->jfirst, p->jnext, &m);
 	}
 	if (err != RETE_OK) {
-		agent_log(a, "error", "person index: %s; its lines stay in the agent's store",
-			  m.text);
+		p->flush_fails++;
+		p->flush_retry_at = now + AP_FLUSH_PAUSE;
+		if (p->flush_said_at == 0 || now - p->flush_said_at >= AP_FLUSH_SAY) {
+			agent_log(a, "error",
+				  "person index: %s; its lines stay in the agent's store "
+				  "(%u failed sync(s) since this was last said)",
+				  m.text, p->flush_fails);
+			p->flush_said_at = now;
+			p->flush_fails = 0;
+		}
 		return false;
 	}
+	if (p->flush_said_at != 0)
+		agent_log(a, "info",
+			  "person index: synced again, its lines taken from the "
+			  "agent's store");
+	p->flush_retry_at = p->flush_said_at = 0;
+	p->flush_fails = 0;
 	p->jfirst = p->jnext;
 	return true;
 }
