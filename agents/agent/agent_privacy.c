@@ -239,23 +239,6 @@ static void ap_write_staged(agent *a)
 	json_array_clear(p->staged);
 }
 
-struct ap_jread {
-	json_t *texts; /* the journal's lines, in order */
-	uint64_t next; /* the sequence number after the last */
-};
-
-static bool ap_jcollect(const void *key, size_t klen, const void *val, size_t vlen, void *user)
-{
-	struct ap_jread *r = user;
-	uint64_t seq = 0;
-	for (size_t i = 0; i < klen && i < 8; i++)
-		seq = seq << 8 | ((const uint8_t *)key)[i];
-	if (seq + 1 > r->next)
-		r->next = seq + 1;
-	json_array_append_new(r->texts, json_stringn(val, vlen));
-	return true;
-}
-
 /* ap_journal_clear empties the journal (one transaction, done again once
  * when the map was full: grown then). */
 static rete_err ap_journal_clear(agent *a, uint64_t from, uint64_t to, rete_msg *m)
@@ -279,9 +262,9 @@ static rete_err ap_journal_clear(agent *a, uint64_t from, uint64_t to, rete_msg 
  * journal emptied; the failed append (append_failed) made good. */
 static rete_err ap_journal_append(agent *a, json_t *lines, size_t *n, rete_msg *m)
 {
-	struct ap_jread r = {.texts = json_array()};
+	struct privacy_journal r = {.texts = json_array()};
 	*n = 0;
-	rete_err err = agent_db_each(a->db, AGENT_DB_PERSONS, ap_jcollect, &r, m);
+	rete_err err = agent_db_each(a->db, AGENT_DB_PERSONS, privacy_journal_collect, &r, m);
 	if (err != RETE_OK || json_array_size(r.texts) == 0)
 		goto out;
 	json_t *added = json_array();
