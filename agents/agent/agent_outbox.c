@@ -204,12 +204,20 @@ static void out_forget(agent *a, const char *name, const uint8_t *hash)
 {
 	rete_msg m = {{0}};
 	bool own = !agent_db_in_txn(a->db);
-	rete_err err = own ? agent_db_begin(a->db, &m) : RETE_OK;
-	if (err == RETE_OK)
-		err = agent_privacy_journal(a, &m);
-	if (err == RETE_OK)
-		err = agent_db_outbox_del(a->db, name, hash, &m);
-	if (own && (err = agent_db_end(a->db, err, &m)) == RETE_OK)
+	rete_err err = RETE_OK;
+	/* its own transaction is done again once when the map was full */
+	for (int attempt = 0; attempt < (own ? 2 : 1); attempt++) {
+		err = own ? agent_db_begin(a->db, &m) : RETE_OK;
+		if (err == RETE_OK)
+			err = agent_privacy_journal(a, &m);
+		if (err == RETE_OK)
+			err = agent_db_outbox_del(a->db, name, hash, &m);
+		if (own)
+			err = agent_db_end(a->db, err, &m);
+		if (err != RETE_EFULL)
+			break;
+	}
+	if (own && err == RETE_OK)
 		agent_privacy_written(a);
 	if (err != RETE_OK)
 		agent_log(a, "error", "%s: %s", name, m.text);
@@ -718,6 +726,9 @@ static void out_sign_pending(agent *a)
 	rete_msg m = {{0}};
 	size_t i = 0;
 	bool any = false;
+	/* the "sealed" lines out_prepare stages go with the transaction that
+	 * records what was sealed, or not at all */
+	size_t mark = agent_privacy_mark(a);
 
 	while (i < a->out_n) {
 		out_item *it = &a->out_items[i];
@@ -790,7 +801,9 @@ static void out_sign_pending(agent *a)
 			break;
 		}
 	}
-	/* Not durable: never submit these; prepare them again later. */
+	/* Not durable: never submit these; prepare them again later (their
+	 * lines staged again then). */
+	agent_privacy_unstage(a, mark);
 	for (size_t k = 0; k < a->out_n; k++) {
 		out_item *it = &a->out_items[k];
 		if (it->retry_at == -1) {
@@ -891,6 +904,7 @@ struct prune_ctx {
 	const char *outbox;
 	uint8_t **keys;
 	size_t *lens;
+	bool *other; /* a file of other content is at outbox/NAME */
 	size_t n, cap;
 };
 
@@ -905,8 +919,16 @@ static bool prune_collect(const void *key, size_t klen, const void *val, size_t 
 	if (nl == klen)
 		return true;
 	snprintf(path, sizeof(path), "%s/%.*s", p->outbox, (int)nl, name);
-	if (access(path, F_OK) == 0)
-		return true;
+	/* a file there is the record's only with the record's content: after
+	 * a move, the case system may have written a new file of that name
+	 * (or one replaced the source and the move wrote the fallback) */
+	bool other = false;
+	if (access(path, F_OK) == 0) {
+		if (klen != nl + 1 + RETE_HASH_LEN ||
+		    agent_spool_hash_is(path, (const uint8_t *)key + nl + 1))
+			return true;
+		other = true;
+	}
 	if (p->n == p->cap) {
 		size_t nc = p->cap ? p->cap * 2 : 16;
 		uint8_t **k = realloc(p->keys, nc * sizeof(*k));
@@ -917,8 +939,13 @@ static bool prune_collect(const void *key, size_t klen, const void *val, size_t 
 		if (l == NULL)
 			return false;
 		p->lens = l;
+		bool *o = realloc(p->other, nc * sizeof(*o));
+		if (o == NULL)
+			return false;
+		p->other = o;
 		p->cap = nc;
 	}
+	p->other[p->n] = other;
 	p->keys[p->n] = malloc(klen);
 	if (p->keys[p->n] == NULL)
 		return false;
@@ -936,8 +963,9 @@ static bool prune_collect(const void *key, size_t klen, const void *val, size_t 
  * it would have been, the file's time set to its answer's (the companion
  * is written, durably, just before the move): its retention counts from
  * its receipt or refusal, never from earlier. A file the agency removed
- * before its answer has none: nothing to record. */
-static void out_settle(agent *a, const uint8_t *key, size_t klen)
+ * before its answer has none: nothing to record. true: the answer was
+ * found. */
+static bool out_settle(agent *a, const uint8_t *key, size_t klen)
 {
 	static const char *const subs[] = {"sent", "failed"};
 	static const char *const suffixes[] = {".receipt.json", ".error.json"};
@@ -948,10 +976,11 @@ static void out_settle(agent *a, const uint8_t *key, size_t klen)
 	rete_msg m = {{0}};
 	char used[AGENT_SPOOL_NAME_MAX + 32], when[32];
 	struct timespec at;
+	bool found = false;
 	if (klen != nl + 1 + RETE_HASH_LEN ||
 	    agent_db_outbox_get(a->db, name, key + nl + 1, &rec, &m) != RETE_OK)
-		return;
-	for (int k = 0; k < 2; k++) {
+		return false;
+	for (int k = 0; k < 2 && !found; k++) {
 		if (!agent_spool_answer_find(dirs[k], name, suffixes[k], rec.id, used, sizeof(used),
 					     &at))
 			continue;
@@ -961,29 +990,45 @@ static void out_settle(agent *a, const uint8_t *key, size_t klen)
 			  "there): recorded now, its retention counting from %s",
 			  name, subs[k], used, rec.id,
 			  rete_time_format((int64_t)at.tv_sec * 1000 + at.tv_nsec / 1000000, when));
-		break;
+		found = true;
 	}
 	agent_outrec_free(&rec);
+	return found;
 }
 
 /* out_prune forgets the records of files no longer in outbox/ (a crash
  * after a file left outbox/ and before its record was forgotten), each
- * move recorded first (out_settle). */
+ * move recorded first (out_settle); where a file of other content has the
+ * name now, only a record whose answer is found (the file moved): the
+ * other stays as it always has. */
 static void out_prune(agent *a)
 {
 	struct prune_ctx p = {.outbox = a->outbox_dir};
 	rete_msg m = {{0}};
 	if (agent_db_each(a->db, AGENT_DB_OUTBOX, prune_collect, &p, &m) == RETE_OK && p.n > 0) {
 		for (size_t i = 0; i < p.n; i++)
-			out_settle(a, p.keys[i], p.lens[i]);
-		rete_err err = agent_db_begin(a->db, &m);
-		if (err == RETE_OK)
-			err = agent_privacy_journal(a, &m);
-		for (size_t i = 0; i < p.n && err == RETE_OK; i++)
-			err = agent_db_del(a->db, AGENT_DB_OUTBOX, p.keys[i], p.lens[i], &m);
-		if (agent_db_end(a->db, err, &m) == RETE_OK) {
+			if (!out_settle(a, p.keys[i], p.lens[i]) && p.other[i])
+				p.lens[i] = 0; /* kept */
+		rete_err err = RETE_OK;
+		size_t gone = 0;
+		for (int attempt = 0; attempt < 2; attempt++) { /* again once: map grown */
+			err = agent_db_begin(a->db, &m);
+			if (err == RETE_OK)
+				err = agent_privacy_journal(a, &m);
+			gone = 0;
+			for (size_t i = 0; i < p.n && err == RETE_OK; i++) {
+				if (p.lens[i] == 0)
+					continue;
+				err =
+				    agent_db_del(a->db, AGENT_DB_OUTBOX, p.keys[i], p.lens[i], &m);
+				gone++;
+			}
+			if ((err = agent_db_end(a->db, err, &m)) != RETE_EFULL)
+				break;
+		}
+		if (err == RETE_OK) {
 			agent_privacy_written(a);
-			agent_debug(a, "forgot %zu record(s) of files that had left outbox/", p.n);
+			agent_debug(a, "forgot %zu record(s) of files that had left outbox/", gone);
 		} else {
 			agent_log(a, "error",
 				  "cannot forget the records of files that left outbox/: %s",
@@ -994,6 +1039,7 @@ static void out_prune(agent *a)
 		free(p.keys[i]);
 	free(p.keys);
 	free(p.lens);
+	free(p.other);
 }
 
 void agent_outbox_settle(agent *a)

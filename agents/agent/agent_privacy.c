@@ -57,7 +57,17 @@ struct agent_privacy {
 	 * until ap_flush syncs it and empties the journal. */
 	json_t *staged;
 	uint64_t jfirst, jnext;
+	/* an append of journalled lines failed: until they are appended again
+	 * (ap_journal_append), the journal is never emptied on a sync alone */
+	bool append_failed;
+	/* a flush that failed is tried again at the next scan, at a stop, or
+	 * AP_FLUSH_PAUSE after it; said at most once per AP_FLUSH_SAY */
+	int64_t flush_retry_at, flush_said_at;
+	unsigned flush_fails;
 };
+
+#define AP_FLUSH_PAUSE 1000
+#define AP_FLUSH_SAY   60000
 
 /* The journal. A line of the person index is durable with the event it
  * records, in the agent store's transaction that makes that event durable
@@ -198,11 +208,13 @@ void agent_privacy_written(agent *a)
 	if (p == NULL || json_array_size(p->staged) == 0)
 		return;
 	char *text = ap_staged_text(p, &len);
-	/* journalled: a failed append is made good from the journal at the
-	 * next start (ap_flush leaves the journal then) */
-	if (text == NULL || privacy_index_write(a->cfg.data, text, len, false, &m) != RETE_OK)
+	/* journalled: a failed append is made good from the journal (ap_flush
+	 * appends its lines again before it empties it, or the next start) */
+	if (text == NULL || privacy_index_write(a->cfg.data, text, len, false, &m) != RETE_OK) {
+		p->append_failed = true;
 		agent_log(a, "error", "person index: %s; its lines are kept in the agent's store",
 			  text == NULL ? "out of memory" : m.text);
+	}
 	free(text);
 	p->jnext += json_array_size(p->staged);
 	json_array_clear(p->staged);
@@ -227,67 +239,37 @@ static void ap_write_staged(agent *a)
 	json_array_clear(p->staged);
 }
 
-struct ap_jread {
-	json_t *texts; /* the journal's lines, in order */
-	uint64_t next; /* the sequence number after the last */
-};
-
-static bool ap_jcollect(const void *key, size_t klen, const void *val, size_t vlen, void *user)
-{
-	struct ap_jread *r = user;
-	uint64_t seq = 0;
-	for (size_t i = 0; i < klen && i < 8; i++)
-		seq = seq << 8 | ((const uint8_t *)key)[i];
-	if (seq + 1 > r->next)
-		r->next = seq + 1;
-	json_array_append_new(r->texts, json_stringn(val, vlen));
-	return true;
-}
-
-/* ap_journal_clear empties the journal (one transaction). */
+/* ap_journal_clear empties the journal (one transaction, done again once
+ * when the map was full: grown then). */
 static rete_err ap_journal_clear(agent *a, uint64_t from, uint64_t to, rete_msg *m)
 {
-	rete_err err = agent_db_begin(a->db, m);
-	for (uint64_t s = from; err == RETE_OK && s < to; s++) {
-		uint8_t k[8];
-		ap_be64(k, s);
-		err = agent_db_del(a->db, AGENT_DB_PERSONS, k, sizeof(k), m);
+	rete_err err = RETE_OK;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		err = agent_db_begin(a->db, m);
+		for (uint64_t s = from; err == RETE_OK && s < to; s++) {
+			uint8_t k[8];
+			ap_be64(k, s);
+			err = agent_db_del(a->db, AGENT_DB_PERSONS, k, sizeof(k), m);
+		}
+		if ((err = agent_db_end(a->db, err, m)) != RETE_EFULL)
+			break;
 	}
-	return agent_db_end(a->db, err, m);
+	return err;
 }
 
-/* ap_flush syncs persons.jsonl and then empties the journal, when it holds
- * AP_JOURNAL_MAX lines or more (or any, with all). false: the journal
- * could not be emptied. */
-static bool ap_flush(agent *a, bool all)
+/* ap_journal_append: the journal's lines missing from the file (lines, as
+ * loaded) are appended to both (*n: how many), the file synced, and the
+ * journal emptied; the failed append (append_failed) made good. */
+static rete_err ap_journal_append(agent *a, json_t *lines, size_t *n, rete_msg *m)
 {
-	struct agent_privacy *p = a->privacy;
-	rete_msg m = {{0}};
-	if (json_array_size(p->staged) > 0)
-		ap_write_staged(a);
-	if (p->jnext == p->jfirst || (!all && p->jnext - p->jfirst < AP_JOURNAL_MAX))
-		return true;
-	if (privacy_index_write(a->cfg.data, NULL, 0, true, &m) != RETE_OK ||
-	    ap_journal_clear(a, p->jfirst, p->jnext, &m) != RETE_OK) {
-		agent_log(a, "error", "person index: %s; its lines stay in the agent's store",
-			  m.text);
-		return false;
-	}
-	p->jfirst = p->jnext;
-	return true;
-}
-
-/* ap_journal_recover: at the start, the journal's lines missing from the
- * file (lines, as loaded) are appended to both, the file synced, and the
- * journal emptied. */
-static rete_err ap_journal_recover(agent *a, json_t *lines, rete_msg *m)
-{
-	struct ap_jread r = {.texts = json_array()};
-	rete_err err = agent_db_each(a->db, AGENT_DB_PERSONS, ap_jcollect, &r, m);
+	struct privacy_journal r = {.texts = json_array()};
+	*n = 0;
+	rete_err err = agent_db_each(a->db, AGENT_DB_PERSONS, privacy_journal_collect, &r, m);
 	if (err != RETE_OK || json_array_size(r.texts) == 0)
 		goto out;
 	json_t *added = json_array();
-	size_t n = privacy_index_merge(lines, r.texts, added), i;
+	size_t i;
+	*n = privacy_index_merge(lines, r.texts, added);
 	json_t *o;
 	json_array_foreach(added, i, o)
 	{
@@ -301,14 +283,85 @@ static rete_err ap_journal_recover(agent *a, json_t *lines, rete_msg *m)
 		err = privacy_index_write(a->cfg.data, NULL, 0, true, m);
 	if (err == RETE_OK)
 		err = ap_journal_clear(a, 0, r.next, m);
+out:
+	if (err == RETE_OK)
+		a->privacy->append_failed = false;
+	json_decref(r.texts);
+	return err;
+}
+
+/* ap_journal_recover: at the start, what a stop took from the file is
+ * appended again from the journal (ap_journal_append). */
+static rete_err ap_journal_recover(agent *a, json_t *lines, rete_msg *m)
+{
+	size_t n = 0;
+	rete_err err = ap_journal_append(a, lines, &n, m);
 	if (err == RETE_OK && n > 0)
 		agent_log(a, "info",
 			  "person index: %zu line(s) not yet synced when the agent stopped "
 			  "written again from its store",
 			  n);
-out:
-	json_decref(r.texts);
 	return err;
+}
+
+/* ap_flush syncs persons.jsonl and then empties the journal, when it holds
+ * AP_JOURNAL_MAX lines or more (or any, with all). false: the journal
+ * could not be emptied. */
+static bool ap_flush(agent *a, bool all)
+{
+	struct agent_privacy *p = a->privacy;
+	rete_msg m = {{0}};
+	if (json_array_size(p->staged) > 0)
+		ap_write_staged(a);
+	if (p->jnext == p->jfirst)
+		p->append_failed = false; /* nothing of it left in the journal */
+	if (p->jnext == p->jfirst || (!all && p->jnext - p->jfirst < AP_JOURNAL_MAX))
+		return true;
+	int64_t now = rete_now_ms();
+	if (!all && now < p->flush_retry_at)
+		return false;
+	rete_err err;
+	if (p->append_failed) {
+		/* lines journalled but never appended: appended again (those
+		 * the file holds already left out), synced, then the journal
+		 * emptied */
+		json_t *lines = NULL;
+		size_t n = 0;
+		err = privacy_index_load(a->cfg.data, &lines, &m);
+		if (err == RETE_OK)
+			err = ap_journal_append(a, lines, &n, &m);
+		json_decref(lines);
+		if (err == RETE_OK && n > 0)
+			agent_log(a, "info",
+				  "person index: %zu line(s) an append had failed written again "
+				  "from the agent's store",
+				  n);
+	} else {
+		err = privacy_index_write(a->cfg.data, NULL, 0, true, &m);
+		if (err == RETE_OK)
+			err = ap_journal_clear(a, p->jfirst, p->jnext, &m);
+	}
+	if (err != RETE_OK) {
+		p->flush_fails++;
+		p->flush_retry_at = now + AP_FLUSH_PAUSE;
+		if (p->flush_said_at == 0 || now - p->flush_said_at >= AP_FLUSH_SAY) {
+			agent_log(a, "error",
+				  "person index: %s; its lines stay in the agent's store "
+				  "(%u failed sync(s) since this was last said)",
+				  m.text, p->flush_fails);
+			p->flush_said_at = now;
+			p->flush_fails = 0;
+		}
+		return false;
+	}
+	if (p->flush_said_at != 0)
+		agent_log(a, "info",
+			  "person index: synced again, its lines taken from the "
+			  "agent's store");
+	p->flush_retry_at = p->flush_said_at = 0;
+	p->flush_fails = 0;
+	p->jfirst = p->jnext;
+	return true;
 }
 
 rete_err agent_privacy_start(agent *a, rete_msg *m)

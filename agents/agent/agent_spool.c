@@ -522,16 +522,22 @@ static bool companion_ours(const char *path, const char *name, const char *id)
 	return ours;
 }
 
-/* file_hash_is: does the regular file at path hold content hashing to h? */
-static bool file_hash_is(const char *path, const uint8_t h[32])
+bool agent_spool_file_hash(const char *path, uint8_t out[32])
 {
-	uint8_t got[32];
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return false;
-	bool same = hash_fd(fd, got, path, NULL) == RETE_OK && memcmp(got, h, 32) == 0;
+	bool ok =
+	    fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && hash_fd(fd, out, path, NULL) == RETE_OK;
 	close(fd);
-	return same;
+	return ok;
+}
+
+bool agent_spool_hash_is(const char *path, const uint8_t h[32])
+{
+	uint8_t got[32];
+	return agent_spool_file_hash(path, got) && memcmp(got, h, 32) == 0;
 }
 
 /* tmp_create makes a new hidden temporary file in dir; its name in path. */
@@ -650,7 +656,8 @@ static rete_err pick(agent_spool_answer *ans, const answer_src *s, const char *b
 			if (!same && s->regular) {
 				struct stat ust;
 				same = lstat(upath, &ust) == 0 && S_ISREG(ust.st_mode) &&
-				       ust.st_size == s->st.st_size && file_hash_is(upath, s->hash);
+				       ust.st_size == s->st.st_size &&
+				       agent_spool_hash_is(upath, s->hash);
 			}
 			if (!same)
 				continue;

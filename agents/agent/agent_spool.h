@@ -133,6 +133,12 @@ typedef struct agent_spool_answer {
  * completed under the same name, not made twice. RETE_EIO, RETE_ENOMEM. */
 rete_err agent_spool_answer_put(agent_spool_answer *ans, rete_msg *m);
 
+/* agent_spool_file_hash: the SHA-256 of the regular file at path (not
+ * followed when a symbolic link) into out; false when it is none, or
+ * unreadable. agent_spool_hash_is: does it hash to h? */
+bool agent_spool_file_hash(const char *path, uint8_t out[32]);
+bool agent_spool_hash_is(const char *path, const uint8_t h[32]);
+
 /* agent_spool_answer_find looks in to_dir for the answer the agent gave
  * outbox/NAME as message id (NULL: none): a file USED (NAME as
  * agent_spool_answer_put names it, or NAME.K) whose companion USED+suffix

@@ -346,6 +346,18 @@ out:
 	return err;
 }
 
+bool privacy_journal_collect(const void *key, size_t klen, const void *val, size_t vlen, void *user)
+{
+	struct privacy_journal *r = user;
+	uint64_t seq = 0;
+	for (size_t i = 0; i < klen && i < 8; i++)
+		seq = seq << 8 | ((const uint8_t *)key)[i];
+	if (seq + 1 > r->next)
+		r->next = seq + 1;
+	json_array_append_new(r->texts, json_stringn(val, vlen));
+	return true;
+}
+
 bool privacy_file_regular(const char *dir, const char *name)
 {
 	char path[PATH_MAX * 2];

@@ -119,6 +119,18 @@ typedef bool (*privacy_pending)(void *ctx, json_t *line);
 rete_err privacy_index_prune(const char *data, rete_keep keep, int64_t now_ms,
 			     privacy_pending pending, void *ctx, json_t **erased, rete_msg *m);
 
+/* privacy_journal: the lines the agent keeps in its store until the index
+ * is synced (agent_db.h "persons": 8-byte big-endian sequence number ->
+ * one line's text), as privacy_journal_collect gathers them
+ * (agent_db_each): texts, in order, and the sequence number after the
+ * last. */
+struct privacy_journal {
+	json_t *texts;
+	uint64_t next;
+};
+bool privacy_journal_collect(const void *key, size_t klen, const void *val, size_t vlen,
+			     void *user);
+
 /* privacy_file_regular: is dir/name a regular file (name one component,
  * no '/')? */
 bool privacy_file_regular(const char *dir, const char *name);

@@ -37,6 +37,7 @@
 
 #include "../agent/agent_config.h"
 #include "../agent/agent_db.h"
+#include "../agent/agent_spool.h"
 #include "../agent/privacy_index.c"
 #include "checkpoint.h"
 #include "cli.h"
@@ -250,24 +251,11 @@ static void sar_scan_dir(sar_spool *sp, const char *dir, const char *sub, const 
 static bool sar_outbox_is(const sar_spool *sp, const char *name, const char *id)
 {
 	char path[PATH_MAX * 2];
-	struct stat st;
+	uint8_t hash[RETE_HASH_LEN];
 	if (sp->db == NULL || strchr(name, '/') != NULL)
 		return false;
 	snprintf(path, sizeof(path), "%s/%s", sp->outbox, name);
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	crypto_hash_sha256_state hs;
-	crypto_hash_sha256_init(&hs);
-	char buf[65536];
-	ssize_t r;
-	while ((r = read(fd, buf, sizeof(buf))) > 0)
-		crypto_hash_sha256_update(&hs, (const uint8_t *)buf, (size_t)r);
-	bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-	close(fd);
-	uint8_t hash[RETE_HASH_LEN];
-	crypto_hash_sha256_final(&hs, hash);
-	if (r < 0 || !regular)
+	if (!agent_spool_file_hash(path, hash))
 		return false;
 	agent_outrec rec;
 	rete_msg m;
@@ -823,16 +811,6 @@ static void sar_text(FILE *f, const struct sar_words *w, json_t *ans)
 	}
 }
 
-/* sar_journal_line collects one line the agent keeps in its store until
- * its person index is synced (agent_db_each). */
-static bool sar_journal_line(const void *key, size_t klen, const void *val, size_t vlen, void *user)
-{
-	(void)key;
-	(void)klen;
-	json_array_append_new(user, json_stringn(val, vlen));
-	return true;
-}
-
 int cmd_sar(int argc, char **argv)
 {
 	const char *ini = NULL, *person = NULL, *person_id = NULL, *html = NULL, *lang = "it";
@@ -908,18 +886,24 @@ int cmd_sar(int argc, char **argv)
 		if (!cli_access_record(ini, "rete sar", what))
 			goto out;
 	}
+	/* Lines the agent has not synced into the file yet are in its store,
+	 * also after it stopped before that. The store first, then the file:
+	 * a line the running agent moves from one to the other in between
+	 * (appended, synced, taken from the store) is read in the file. */
+	rete_checkpoint cp, *cpp = NULL;
+	struct privacy_journal jr = {.texts = json_array()};
+	json_t *texts = jr.texts;
+	if (agent_db_open(cfg.data, true, 0, &db, &m) == RETE_OK &&
+	    agent_db_each(db, AGENT_DB_PERSONS, privacy_journal_collect, &jr, &m) != RETE_OK)
+		json_array_clear(texts);
 	if (privacy_index_load(cfg.data, &lines, &m) != RETE_OK) {
 		fprintf(stderr, "rete sar: %s\n", m.text);
+		json_decref(texts);
 		goto out;
 	}
-	rete_checkpoint cp, *cpp = NULL;
-	if (agent_db_open(cfg.data, true, 0, &db, &m) == RETE_OK) {
-		/* lines the agent has not synced into the file yet are in its
-		 * store, also after it stopped before that */
-		json_t *texts = json_array();
-		if (agent_db_each(db, AGENT_DB_PERSONS, sar_journal_line, texts, &m) == RETE_OK)
-			privacy_index_merge(lines, texts, NULL);
-		json_decref(texts);
+	privacy_index_merge(lines, texts, NULL);
+	json_decref(texts);
+	if (db != NULL) {
 		rete_buf note = {0};
 		if (agent_db_get(db, AGENT_DB_META, "checkpoint", 10, &note, &m) == RETE_OK &&
 		    rete_checkpoint_parse((const char *)note.data, note.len, &cp, NULL) == RETE_OK)

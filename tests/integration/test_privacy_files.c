@@ -711,9 +711,9 @@ static void test_crash_after_move_failed(void **state)
  * no "filed" line. The note names nobody, so nothing else tells the agent
  * its sent/ file. Started again with keep_sent = 30d: the delivery is
  * recorded and restarts that file's clock; it is not erased. */
-static void test_crash_after_move_sent(void **state)
+static void crash_sent(void **state, bool rewrite)
 {
-	it_net *n = it_net_new("privfiles-crashsent", NULL);
+	it_net *n = it_net_new(rewrite ? "privfiles-crashsent2" : "privfiles-crashsent", NULL);
 	*state = n;
 	assert_non_null(n);
 	assert_true(it_broker_start(n));
@@ -736,6 +736,16 @@ static void test_crash_after_move_sent(void **state)
 		fail_msg("crash-note.json was not accepted");
 	}
 	crash_moved(n, IT_SOCIAL, "sent", "crash-note.json", ".receipt.json", "crash-note-1");
+	if (rewrite) {
+		/* the case system writes its next note under the same name */
+		snprintf(text, sizeof(text),
+			 "{\"id\": \"crash-note-2\", \"operator\": {\"staffId\": \"as-0042\", "
+			 "\"role\": \"social-worker\"}, \"recipient\": \"%s\", \"caseId\": "
+			 "\"" CASE "\", \"note\": {\"kind\": \"meeting-minutes\"}, \"private\": "
+			 "{\"notes\": \"Second meeting held.\"}}",
+			 it_party_ids[IT_CPI]);
+		put_outbox(n, IT_SOCIAL, "crash-note.json", text, 0);
+	}
 	assert_true(it_agent_start_ex(n, IT_SOCIAL, "\n[privacy]\nkeep_sent = 30d\nscan = 1s\n"));
 	assert_true(it_agent_start(n, IT_CPI));
 	snprintf(path, sizeof(path), "%s/crash-note.json", sent);
@@ -752,6 +762,31 @@ static void test_crash_after_move_sent(void **state)
 		fail_msg("sent/crash-note.json, delivered just now, %s",
 			 age < 0 ? "was erased" : "does not count from its delivery");
 	assert_int_equal(tu_occurrences(alog, "erased sent/crash-note.json"), 0);
+	if (tu_occurrences(idx, "\"id\":\"crash-note-1\",\"file\":\"crash-note.json\","
+				"\"filed\":true") != 1)
+		fail_msg("the move of crash-note-1 to sent/crash-note.json is not recorded in %s",
+			 idx);
+	if (rewrite) {
+		snprintf(path, sizeof(path), "%s/crash-note.json.2.receipt.json", sent);
+		if (!wait_exists(path, 30000)) {
+			it_show(n, "social.mantova.log");
+			fail_msg("crash-note-2, written under the name of crash-note-1 after the "
+				 "crash, was not sent");
+		}
+	}
+}
+
+static void test_crash_after_move_sent(void **state)
+{
+	crash_sent(state, false);
+}
+
+/* The same, with a new file the case system wrote under the same outbox/
+ * name before the restart: the stale record of crash-note-1 must not be
+ * taken for that file, whose content is another. */
+static void test_crash_after_move_sent_name_reused(void **state)
+{
+	crash_sent(state, true);
 }
 
 /* A message sealed but not yet answered (the broker is stopped) is still in
@@ -861,8 +896,11 @@ static void test_index_lines_kept(void **state)
 	*state = n;
 	assert_non_null(n);
 	assert_true(it_broker_start(n));
-	assert_true(it_agent_start(n, IT_SOCIAL));
-	assert_true(it_agent_start(n, IT_CPI));
+	/* no retention scan (which syncs the file and empties the journal)
+	 * before the kill, whatever the default */
+	const char *noscan = "\n[privacy]\nscan = 1h\n";
+	assert_true(it_agent_start_ex(n, IT_SOCIAL, noscan));
+	assert_true(it_agent_start_ex(n, IT_CPI, noscan));
 	char text[2048], idx[2][1400];
 	int who[2] = {IT_SOCIAL, IT_CPI};
 	for (int i = 0; i < 2; i++)
@@ -888,7 +926,7 @@ static void test_index_lines_kept(void **state)
 			 "from the lines kept in the agent's store");
 	json_decref(m);
 	for (int i = 0; i < 2; i++) {
-		assert_true(it_agent_start(n, who[i]));
+		assert_true(it_agent_start_ex(n, who[i], noscan));
 		char log[1400];
 		snprintf(log, sizeof(log), "%s/%s.log", n->dir, it_party_ids[who[i]]);
 		if (!it_wait_occurrences(log, "connected to", 2, 30000)) {
@@ -911,6 +949,72 @@ static void test_index_lines_kept(void **state)
 	assert_non_null(m);
 	assert_int_equal(json_array_size(json_object_get(m, "files")), 1);
 	json_decref(m);
+}
+
+/* A failed append of journalled lines (the disk full, an I/O error: here
+ * persons.jsonl is a folder for a while) must not lose them: the journal
+ * keeps them until they are appended again and synced. The agent seals,
+ * files and records the delivery of a referral while it cannot append;
+ * the file is put back and the agent stopped cleanly (which syncs the
+ * file and empties the journal): the index holds every line, once, and
+ * `rete sar` answers from it. */
+static void test_index_append_failed(void **state)
+{
+	it_net *n = it_net_new("privfiles-appendfail", NULL);
+	*state = n;
+	assert_non_null(n);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+	char text[2048], idx[1400], away[1500], log[1400];
+	snprintf(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	agent_file(n, IT_SOCIAL, "data/persons.jsonl", idx, sizeof(idx));
+	snprintf(away, sizeof(away), "%s.away", idx);
+	if (!it_wait_occurrences(log, "connected to", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the agent did not connect");
+	}
+	bool had = tu_exists(idx);
+	if (had)
+		assert_int_equal(rename(idx, away), 0);
+	if (mkdir(idx, 0700) != 0)
+		fail_msg("mkdir %s: %s", idx, strerror(errno));
+	referral(text, sizeof(text), "appendfail-1", "Maria Rossi", MOTHER_FC);
+	put_outbox(n, IT_SOCIAL, "appendfail.json", text, 0);
+	/* sealed, filed, delivered while persons.jsonl cannot be appended to */
+	if (!it_wait_occurrences(log, "(delivery from broker.mantova) written to inbox/", 1,
+				 30000) ||
+	    tu_occurrences(log, "cannot append: Is a directory") == 0) {
+		it_show(n, "social.mantova.log");
+		fail_msg("appendfail-1 was not delivered while persons.jsonl could not be "
+			 "appended to");
+	}
+	assert_int_equal(rmdir(idx), 0);
+	if (had)
+		assert_int_equal(rename(away, idx), 0);
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	size_t got = tu_occurrences(idx, "\"id\":\"appendfail-1\"") +
+		     tu_occurrences(idx, "\"delivered\":\"appendfail-1\"");
+	if (got != 3) {
+		it_show(n, "social.mantova.log");
+		fail_msg("%zu line(s) of appendfail-1 in the person index after a clean stop, not "
+			 "3: the journal was emptied though its lines were never appended",
+			 got);
+	}
+	json_t *m = sar_message(n, IT_SOCIAL, MOTHER_FC, "appendfail-1");
+	if (m == NULL || json_array_size(json_object_get(m, "deliveries")) != 1)
+		fail_msg("rete sar does not answer appendfail-1 with its delivery");
+	json_decref(m);
+	/* started again: nothing appended twice */
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	if (!it_wait_occurrences(log, "connected to", 2, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the agent did not start again");
+	}
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	assert_int_equal(tu_occurrences(idx, "\"id\":\"appendfail-1\"") +
+			     tu_occurrences(idx, "\"delivered\":\"appendfail-1\""),
+			 3);
 }
 
 /* A message the case system wrote without an "id" (the agent mints one)
@@ -970,9 +1074,11 @@ int main(void)
 	    cmocka_unit_test_teardown(test_refused_after_sealing_renamed, it_teardown),
 	    cmocka_unit_test_teardown(test_crash_after_move_failed, it_teardown),
 	    cmocka_unit_test_teardown(test_crash_after_move_sent, it_teardown),
+	    cmocka_unit_test_teardown(test_crash_after_move_sent_name_reused, it_teardown),
 	    cmocka_unit_test_teardown(test_sar_outbox_copy, it_teardown),
 	    cmocka_unit_test_teardown(test_index_lines_kept, it_teardown),
 	    cmocka_unit_test_teardown(test_minted_id_held, it_teardown),
+	    cmocka_unit_test_teardown(test_index_append_failed, it_teardown),
 	};
 	if (getenv("RETE_TEST_ONLY") != NULL) /* e.g. RETE_TEST_ONLY=test_index_lines_kept */
 		cmocka_set_test_filter(getenv("RETE_TEST_ONLY"));
