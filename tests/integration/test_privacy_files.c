@@ -95,6 +95,15 @@ static bool wait_exists(const char *path, int ms)
 	return tu_exists(path);
 }
 
+/* net_up: a new network folder for one test (freed by its teardown). */
+static it_net *net_up(void **state, const char *name)
+{
+	it_net *n = it_net_new(name, NULL);
+	*state = n;
+	assert_non_null(n);
+	return n;
+}
+
 /* sar_message: `rete sar --person fc -c p's agent.ini --json`, the message
  * id of its answer (a new reference; NULL, said, when absent). */
 static json_t *sar_message(it_net *n, int p, const char *fc, const char *id)
@@ -135,14 +144,33 @@ static bool has_file(json_t *m, const char *want)
 	return false;
 }
 
+/* sar_expect: p's `rete sar` answer for fc has message id, with
+ * `deliveries` deliveries and `files` files (-1: either not counted) and,
+ * when file is given, that file among them. */
+static void sar_expect(it_net *n, int p, const char *fc, const char *id, int deliveries, int files,
+		       const char *file)
+{
+	json_t *m = sar_message(n, p, fc, id);
+	if (m == NULL)
+		fail_msg("%s's rete sar has no message %s", it_party_ids[p], id);
+	size_t nd = json_array_size(json_object_get(m, "deliveries")),
+	       nf = json_array_size(json_object_get(m, "files"));
+	if ((deliveries >= 0 && nd != (size_t)deliveries) || (files >= 0 && nf != (size_t)files) ||
+	    (file != NULL && !has_file(m, file)))
+		fail_msg("%s's rete sar: message %s has %zu deliveries and %zu files (want %d and "
+			 "%d%s%s): %s",
+			 it_party_ids[p], id, nd, nf, deliveries, files,
+			 file ? ", among them " : "", file ? file : "",
+			 json_dumps(m, JSON_COMPACT));
+	json_decref(m);
+}
+
 /* Two referrals written to outbox/ under one name: the second lands as
  * sent/referral.json.2. Its delivery restarts its own clock, not the
  * first one's, and `rete sar` names each person's own file. */
 static void test_sent_name_reused(void **state)
 {
-	it_net *n = it_net_new("privfiles-reuse", NULL);
-	*state = n;
-	assert_non_null(n);
+	it_net *n = net_up(state, "privfiles-reuse");
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	assert_true(it_agent_start(n, IT_CPI));
@@ -235,9 +263,7 @@ static void test_sent_name_reused(void **state)
  * when the case system wrote it. */
 static void test_sent_nobody_clock(void **state)
 {
-	it_net *n = it_net_new("privfiles-nobody", NULL);
-	*state = n;
-	assert_non_null(n);
+	it_net *n = net_up(state, "privfiles-nobody");
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_SOCIAL)); /* the job centre stays away */
 	char text[1024], sent[1300], path[1500], rcpt[1500], idx[1400];
@@ -305,9 +331,7 @@ static void test_sent_nobody_clock(void **state)
  * delivery is still recorded and answered. */
 static void test_prefix_sender(void **state)
 {
-	it_net *n = it_net_new("privfiles-prefix", NULL);
-	*state = n;
-	assert_non_null(n);
+	it_net *n = net_up(state, "privfiles-prefix");
 	assert_true(it_broker_start(n));
 	assert_true(
 	    it_agent_start_ex(n, IT_SOCIAL, "\n[privacy]\nkeep_records = 30d\nscan = 1s\n"));
@@ -349,10 +373,7 @@ static void test_prefix_sender(void **state)
 			 "of social/pfx-1 made social.mantova forget its own message",
 			 idx);
 	}
-	json_t *m = sar_message(n, IT_SOCIAL, MOTHER_FC, "pfx-1");
-	assert_non_null(m);
-	assert_int_equal(json_array_size(json_object_get(m, "deliveries")), 1);
-	json_decref(m);
+	sar_expect(n, IT_SOCIAL, MOTHER_FC, "pfx-1", 1, -1, NULL);
 }
 
 /* age_index rewrites every line of the person index at path as written
@@ -388,9 +409,7 @@ static void age_index(const char *path, const char *sender, int days)
  * file), at the sender and at the recipient; one whose file is gone goes. */
 static void test_records_while_file_held(void **state)
 {
-	it_net *n = it_net_new("privfiles-records", NULL);
-	*state = n;
-	assert_non_null(n);
+	it_net *n = net_up(state, "privfiles-records");
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	assert_true(it_agent_start(n, IT_CPI));
@@ -426,14 +445,8 @@ static void test_records_while_file_held(void **state)
 				 "holds its file: rete sar no longer finds that copy",
 				 it_party_ids[who[i]]);
 	}
-	json_t *m = sar_message(n, IT_SOCIAL, MOTHER_FC, "held-file-1");
-	assert_non_null(m);
-	assert_true(has_file(m, "sent/kept.json"));
-	json_decref(m);
-	m = sar_message(n, IT_CPI, MOTHER_FC, "held-file-1");
-	assert_non_null(m);
-	assert_int_equal(json_array_size(json_object_get(m, "files")), 1);
-	json_decref(m);
+	sar_expect(n, IT_SOCIAL, MOTHER_FC, "held-file-1", -1, -1, "sent/kept.json");
+	sar_expect(n, IT_CPI, MOTHER_FC, "held-file-1", -1, 1, NULL);
 }
 
 /* A message refused by the broker after it was sealed (job centre to
@@ -443,9 +456,7 @@ static void test_records_while_file_held(void **state)
  * stays while that file is kept, and rete sar names the file. */
 static void test_refused_after_sealing_renamed(void **state)
 {
-	it_net *n = it_net_new("privfiles-sealedref", NULL);
-	*state = n;
-	assert_non_null(n);
+	it_net *n = net_up(state, "privfiles-sealedref");
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_CPI));
 	char text[2048], failed[1300], path[1500], idx[1400], alog[1400];
@@ -488,12 +499,7 @@ static void test_refused_after_sealing_renamed(void **state)
 	if (tu_occurrences(alog, "sealed-ref-1") != 0)
 		fail_msg("cpi.mantova erased the person-index record of sealed-ref-1 while "
 			 "failed/r.json.2 still holds it: rete sar no longer finds that copy");
-	json_t *m = sar_message(n, IT_CPI, MOTHER_FC, "sealed-ref-1");
-	assert_non_null(m);
-	if (!has_file(m, "failed/r.json.2"))
-		fail_msg("rete sar does not name failed/r.json.2, the refused copy of "
-			 "sealed-ref-1");
-	json_decref(m);
+	sar_expect(n, IT_CPI, MOTHER_FC, "sealed-ref-1", -1, -1, "failed/r.json.2");
 }
 
 /* A message refused before it was sealed (invalid) is never in the person
@@ -501,9 +507,7 @@ static void test_refused_after_sealing_renamed(void **state)
  * data in clear: the person's answer names that copy, nobody else's does. */
 static void test_sar_refused_copy(void **state)
 {
-	it_net *n = it_net_new("privfiles-refused", NULL);
-	*state = n;
-	assert_non_null(n);
+	it_net *n = net_up(state, "privfiles-refused");
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	char text[2048], failed[1300], path[1500], ini[1400], *out = NULL;
@@ -654,9 +658,7 @@ static void crash_moved(it_net *n, int p, const char *sub, const char *name, con
  * would have. */
 static void test_crash_after_move_failed(void **state)
 {
-	it_net *n = it_net_new("privfiles-crashfail", NULL);
-	*state = n;
-	assert_non_null(n);
+	it_net *n = net_up(state, "privfiles-crashfail");
 	assert_true(it_agent_start(n, IT_SOCIAL)); /* no broker: refused before */
 	char text[2048], failed[1300], path[1500], log[1400], idx[1400], alog[1400];
 	snprintf(log, sizeof(log), "%s/social.mantova.log", n->dir);
@@ -794,9 +796,7 @@ static void test_crash_after_move_sent_name_reused(void **state)
  * outbox/ naming her that the agent has not sealed (it was stopped). */
 static void test_sar_outbox_copy(void **state)
 {
-	it_net *n = it_net_new("privfiles-outbox", NULL);
-	*state = n;
-	assert_non_null(n);
+	it_net *n = net_up(state, "privfiles-outbox");
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	char text[2048], log[1400], idx[1400], ini[1400], *out = NULL;
@@ -892,9 +892,7 @@ static size_t drop_lines(const char *path, const char *needle)
  * agent keeps them, and at the next start they are back in the index. */
 static void test_index_lines_kept(void **state)
 {
-	it_net *n = it_net_new("privfiles-journal", NULL);
-	*state = n;
-	assert_non_null(n);
+	it_net *n = net_up(state, "privfiles-journal");
 	assert_true(it_broker_start(n));
 	/* no retention scan (which syncs the file and empties the journal)
 	 * before the kill, whatever the default */
@@ -940,15 +938,8 @@ static void test_index_lines_kept(void **state)
 				 "not %zu: lines not yet synced were lost",
 				 it_party_ids[who[i]], got, want[i]);
 	}
-	m = sar_message(n, IT_SOCIAL, MOTHER_FC, "journal-1");
-	assert_non_null(m);
-	assert_int_equal(json_array_size(json_object_get(m, "deliveries")), 1);
-	assert_true(has_file(m, "sent/journal.json"));
-	json_decref(m);
-	m = sar_message(n, IT_CPI, MOTHER_FC, "journal-1");
-	assert_non_null(m);
-	assert_int_equal(json_array_size(json_object_get(m, "files")), 1);
-	json_decref(m);
+	sar_expect(n, IT_SOCIAL, MOTHER_FC, "journal-1", 1, -1, "sent/journal.json");
+	sar_expect(n, IT_CPI, MOTHER_FC, "journal-1", -1, 1, NULL);
 }
 
 /* A failed append of journalled lines (the disk full, an I/O error: here
@@ -960,9 +951,7 @@ static void test_index_lines_kept(void **state)
  * `rete sar` answers from it. */
 static void test_index_append_failed(void **state)
 {
-	it_net *n = it_net_new("privfiles-appendfail", NULL);
-	*state = n;
-	assert_non_null(n);
+	it_net *n = net_up(state, "privfiles-appendfail");
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	assert_true(it_agent_start(n, IT_CPI));
@@ -1022,9 +1011,7 @@ static void test_index_append_failed(void **state)
  * erased while it waits, as one with an "id" is not. */
 static void test_minted_id_held(void **state)
 {
-	it_net *n = it_net_new("privfiles-minted", NULL);
-	*state = n;
-	assert_non_null(n);
+	it_net *n = net_up(state, "privfiles-minted");
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_SOCIAL)); /* the job centre stays away */
 	char text[1024], sent[1300], path[1500], rcpt[1500], alog[1400];
