@@ -687,6 +687,16 @@ static inline char *it_spool(const it_net *n, int p, const char *sub, char *buf,
 	return buf;
 }
 
+/* it_set_age sets path's times to days ago. */
+static inline void it_set_age(const char *path, int days)
+{
+	struct timespec ts[2];
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= (time_t)days * 86400;
+	ts[1] = ts[0];
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
 /* it_outbox_put writes text into party p's outbox as name, through a
  * hidden temporary name (.NAME.tmp) renamed in: the agent sees it whole. */
 static inline void it_outbox_put(const it_net *n, int p, const char *name, const char *text)

@@ -484,23 +484,13 @@ static void test_access_records(void **state)
 	free(out);
 }
 
-/* set_age sets path's times to days ago. */
-static void set_age(const char *path, int days)
-{
-	struct timespec ts[2];
-	clock_gettime(CLOCK_REALTIME, &ts[0]);
-	ts[0].tv_sec -= (time_t)days * 86400;
-	ts[1] = ts[0];
-	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
-}
-
 static void put_aged(it_net *n, int p, const char *sub, const char *name, int days)
 {
 	char dir[1300], path[1500];
 	it_spool(n, p, sub, dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	assert_int_equal(tu_write_file(path, "{}\n", 3), 0);
-	set_age(path, days);
+	it_set_age(path, days);
 }
 
 static bool spool_has(it_net *n, int p, const char *sub, const char *name)
@@ -541,7 +531,7 @@ static void test_retention(void **state)
 	it_spool(n, IT_SOCIAL, "sent", dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/pending.json", dir);
 	assert_int_equal(tu_write_file(path, "{\"id\": \"pending-1\"}\n", 20), 0);
-	set_age(path, 40);
+	it_set_age(path, 40);
 	put_aged(n, IT_SOCIAL, "sent", "pending.json.receipt.json", 40);
 	put_aged(n, IT_SOCIAL, "failed", "bad.json", 31);
 	put_aged(n, IT_SOCIAL, "failed", "bad.json.error.json", 31);

@@ -37,16 +37,6 @@ static char *agent_file(it_net *n, int p, const char *name, char *buf, size_t le
 	return buf;
 }
 
-/* set_age sets path's times to days ago. */
-static void set_age(const char *path, int days)
-{
-	struct timespec ts[2];
-	clock_gettime(CLOCK_REALTIME, &ts[0]);
-	ts[0].tv_sec -= (time_t)days * 86400;
-	ts[1] = ts[0];
-	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
-}
-
 /* age_days: how many days ago path was modified (-1: no such file). */
 static double age_days(const char *path)
 {
@@ -67,7 +57,7 @@ static void put_outbox(it_net *n, int p, const char *name, const char *text, int
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	assert_int_equal(tu_write_file(tmp, text, strlen(text)), 0);
 	if (days > 0)
-		set_age(tmp, days);
+		it_set_age(tmp, days);
 	assert_int_equal(rename(tmp, path), 0);
 }
 
@@ -93,6 +83,18 @@ static bool wait_exists(const char *path, int ms)
 	while (!tu_exists(path) && it_mono_ms() < end)
 		it_nap(50); /* the agent moves the file when the receipt comes */
 	return tu_exists(path);
+}
+
+/* expect_file waits for path (an answer of p's agent) and fails, showing
+ * p's log, with "WHAT" when it does not come. */
+static void expect_file(const it_net *n, int p, const char *path, const char *what)
+{
+	if (wait_exists(path, 30000))
+		return;
+	char log[64];
+	snprintf(log, sizeof(log), "%s.log", it_party_ids[p]);
+	it_show(n, log);
+	fail_msg("%s", what);
 }
 
 /* net_up: a new network folder for one test (freed by its teardown). */
@@ -188,10 +190,10 @@ static void test_sent_name_reused(void **state)
 	}
 	/* delivered 40 days ago, as far as its clock goes (the delivery sets
 	 * the time of the file and of its receipt) */
-	set_age(path, 40);
+	it_set_age(path, 40);
 	char rcpt[1500];
 	snprintf(rcpt, sizeof(rcpt), "%s/referral.json.receipt.json", sent);
-	set_age(rcpt, 40);
+	it_set_age(rcpt, 40);
 
 	/* the second referral, written by the case system 40 days ago and
 	 * sent only now */
@@ -228,10 +230,7 @@ static void test_sent_name_reused(void **state)
 	char again[1500];
 	snprintf(again, sizeof(again), "%s/again.json.receipt.json", sent);
 	put_outbox(n, IT_SOCIAL, "again.json", text, 0);
-	if (!wait_exists(again, 30000)) {
-		it_show(n, "social.mantova.log");
-		fail_msg("again.json (reuse-b sent again) was not answered");
-	}
+	expect_file(n, IT_SOCIAL, again, "again.json (reuse-b sent again) was not answered");
 	m = sar_message(n, IT_SOCIAL, SON_FC, "reuse-b");
 	assert_non_null(m);
 	if (!has_file(m, "sent/again.json") || !has_file(m, "sent/referral.json.2"))
@@ -290,8 +289,8 @@ static void test_sent_nobody_clock(void **state)
 			 "(when the case system wrote it), not from its receipt",
 			 age);
 	/* waiting long for its delivery; then the job centre comes */
-	set_age(path, 40);
-	set_age(rcpt, 40);
+	it_set_age(path, 40);
+	it_set_age(rcpt, 40);
 	assert_true(it_agent_start(n, IT_CPI));
 	/* the delivery is recorded once the times are set */
 	if (!it_wait_occurrences(idx, "\"delivered\":\"nobody-1\"", 1, 30000)) {
@@ -342,10 +341,7 @@ static void test_prefix_sender(void **state)
 	snprintf(rcpt, sizeof(rcpt), "%s/pfx.json.receipt.json", sent);
 	referral(text, sizeof(text), "pfx-1", "Maria Rossi", MOTHER_FC);
 	put_outbox(n, IT_SOCIAL, "pfx.json", text, 0);
-	if (!wait_exists(rcpt, 30000)) {
-		it_show(n, "social.mantova.log");
-		fail_msg("no receipt for pfx-1");
-	}
+	expect_file(n, IT_SOCIAL, rcpt, "no receipt for pfx-1");
 	/* what the agent wrote when the party "social" sent it a message of
 	 * that id 40 days ago (appended whole, as the agent appends) */
 	char line[700];
@@ -480,10 +476,7 @@ static void test_refused_after_sealing_renamed(void **state)
 		 it_party_ids[IT_ASST], it_service[IT_ASST]);
 	put_outbox(n, IT_CPI, "r.json", text, 0);
 	snprintf(path, sizeof(path), "%s/r.json.2.error.json", failed);
-	if (!wait_exists(path, 30000)) {
-		it_show(n, "cpi.mantova.log");
-		fail_msg("r.json was not refused into failed/r.json.2");
-	}
+	expect_file(n, IT_CPI, path, "r.json was not refused into failed/r.json.2");
 	if (!it_wait_occurrences(idx, "sealed-ref-1", 1, 30000)) {
 		it_show(n, "cpi.mantova.log");
 		fail_msg("sealed-ref-1 is not in the person index: not refused after sealing");
@@ -522,10 +515,7 @@ static void test_sar_refused_copy(void **state)
 	put_outbox(n, IT_SOCIAL, "incomplete.json", text, 0);
 	it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed));
 	snprintf(path, sizeof(path), "%s/incomplete.json.error.json", failed);
-	if (!wait_exists(path, 30000)) {
-		it_show(n, "social.mantova.log");
-		fail_msg("incomplete.json was not refused");
-	}
+	expect_file(n, IT_SOCIAL, path, "incomplete.json was not refused");
 	/* her fiscal code where a code goes: refused as personal data */
 	snprintf(text, sizeof(text),
 		 "{\"operator\": {\"staffId\": \"as-0042\", \"role\": \"social-worker\"}, "
@@ -534,10 +524,7 @@ static void test_sar_refused_copy(void **state)
 		 it_party_ids[IT_CPI]);
 	put_outbox(n, IT_SOCIAL, "in-metadata.json", text, 0);
 	snprintf(path, sizeof(path), "%s/in-metadata.json.error.json", failed);
-	if (!wait_exists(path, 30000)) {
-		it_show(n, "social.mantova.log");
-		fail_msg("in-metadata.json was not refused");
-	}
+	expect_file(n, IT_SOCIAL, path, "in-metadata.json was not refused");
 	/* an update of her referral that names nobody, refused before it
 	 * was sealed (no such status): hers, as a sealed one would be */
 	referral(text, sizeof(text), "her-ref-1", "Maria Rossi", MOTHER_FC);
@@ -545,10 +532,7 @@ static void test_sar_refused_copy(void **state)
 	char sent[1300];
 	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
 	snprintf(path, sizeof(path), "%s/her.json.receipt.json", sent);
-	if (!wait_exists(path, 30000)) {
-		it_show(n, "social.mantova.log");
-		fail_msg("her.json got no receipt");
-	}
+	expect_file(n, IT_SOCIAL, path, "her.json got no receipt");
 	snprintf(text, sizeof(text),
 		 "{\"id\": \"her-upd-1\", \"operator\": {\"staffId\": \"as-0042\", \"role\": "
 		 "\"social-worker\"}, \"recipient\": \"%s\", \"caseId\": \"" CASE "\", "
@@ -556,10 +540,7 @@ static void test_sar_refused_copy(void **state)
 		 it_party_ids[IT_CPI]);
 	put_outbox(n, IT_SOCIAL, "upd-bad.json", text, 0);
 	snprintf(path, sizeof(path), "%s/upd-bad.json.error.json", failed);
-	if (!wait_exists(path, 30000)) {
-		it_show(n, "social.mantova.log");
-		fail_msg("upd-bad.json was not refused");
-	}
+	expect_file(n, IT_SOCIAL, path, "upd-bad.json was not refused");
 	agent_file(n, IT_SOCIAL, "agent.ini", ini, sizeof(ini));
 	const char *asks[] = {"--person rssmra85m41e897x", "--person-id P-0042",
 			      "--person " SON_FC};
@@ -682,10 +663,10 @@ static void test_crash_after_move_failed(void **state)
 	/* an old refusal, truly 40 days old: its erasure says the scan ran */
 	snprintf(path, sizeof(path), "%s/old.json", failed);
 	assert_int_equal(tu_write_file(path, "{}\n", 3), 0);
-	set_age(path, 40);
+	it_set_age(path, 40);
 	snprintf(path, sizeof(path), "%s/old.json.error.json", failed);
 	assert_int_equal(tu_write_file(path, "{}\n", 3), 0);
-	set_age(path, 40);
+	it_set_age(path, 40);
 	assert_true(it_agent_start_ex(n, IT_SOCIAL, "\n[privacy]\nkeep_failed = 30d\n"));
 	if (!it_wait_occurrences(alog, "erased failed/old.json:", 1, 30000)) {
 		it_show(n, "social.mantova.log");
@@ -1025,18 +1006,15 @@ static void test_minted_id_held(void **state)
 	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
 	snprintf(path, sizeof(path), "%s/no-id.json", sent);
 	snprintf(rcpt, sizeof(rcpt), "%s/no-id.json.receipt.json", sent);
-	if (!wait_exists(rcpt, 30000)) {
-		it_show(n, "social.mantova.log");
-		fail_msg("no receipt for no-id.json");
-	}
+	expect_file(n, IT_SOCIAL, rcpt, "no receipt for no-id.json");
 	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
 	/* received 40 days ago, still waiting for its delivery */
-	set_age(path, 40);
-	set_age(rcpt, 40);
+	it_set_age(path, 40);
+	it_set_age(rcpt, 40);
 	/* an old file of sent/ that goes: its erasure says the scan ran */
 	snprintf(text, sizeof(text), "%s/old.json", sent);
 	assert_int_equal(tu_write_file(text, "{}\n", 3), 0);
-	set_age(text, 40);
+	it_set_age(text, 40);
 	assert_true(it_agent_start_ex(n, IT_SOCIAL, "\n[privacy]\nkeep_sent = 30d\n"));
 	if (!it_wait_occurrences(alog, "erased sent/old.json:", 1, 30000)) {
 		it_show(n, "social.mantova.log");
