@@ -1,6 +1,7 @@
 /* agent_check.c — `--check-config` of an agent.ini (see agent_check.h). */
 #include "agent_check.h"
 
+#include "agent_db.h"
 #include "privacy_config.h"
 
 #include <stdio.h>
@@ -17,6 +18,14 @@ void agent_check_config(const agent_config *cfg, rete_check_list *problems, rete
 	rete_check_secret_key(problems, "[agent] key", cfg->key_path);
 	rete_check_public_key(problems, "[agent] broker_key", cfg->broker_key_path);
 	rete_check_folder(problems, notes, "[agent] data", cfg->data, NULL);
+	/* a store this agent cannot read: a newer agent's schema, a damaged one */
+	agent_db *db = NULL;
+	rete_msg dm;
+	rete_err derr = agent_db_open(cfg->data, true, 0, &db, &dm);
+	if (derr == RETE_OK)
+		agent_db_close(&db);
+	else if (derr == RETE_EVERSION || derr == RETE_ECORRUPT)
+		rete_check_add(problems, "[agent] data: %s", dm.text);
 	/* [privacy]: retention and the access record (issue 18) */
 	rete_privacy_config pc;
 	rete_msg pm;

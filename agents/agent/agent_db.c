@@ -66,10 +66,60 @@ static int db_rtxn(agent_db *db, MDB_txn **txn)
 	return rc;
 }
 
+/* schema_check reads the store's schema record in txn (AGENT_STORE_SCHEMA
+ * in agent_db.h): a later schema is refused; a writer records ours in a
+ * store without the record, or of an earlier schema. */
+static rete_err schema_check(agent_db *db, MDB_txn *txn, const char *dir, rete_msg *m)
+{
+	MDB_val k = {6, (void *)"schema"}, v;
+	char num[16];
+	int rc = mdb_get(txn, db->dbi[AGENT_DB_META], &k, &v);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rete_msg_set(m, RETE_ESTORE, "%s: cannot read the agent store's schema: %s",
+				    dir, mdb_strerror(rc));
+	unsigned long have = 0;
+	if (rc == 0) {
+		char *end = NULL;
+		if (v.mv_size == 0 || v.mv_size >= sizeof(num))
+			goto bad;
+		memcpy(num, v.mv_data, v.mv_size);
+		num[v.mv_size] = '\0';
+		if (num[0] < '1' || num[0] > '9')
+			goto bad;
+		errno = 0;
+		have = strtoul(num, &end, 10);
+		if (errno != 0 || *end != '\0')
+			goto bad;
+		if (have > AGENT_STORE_SCHEMA)
+			return rete_msg_set(
+			    m, RETE_EVERSION,
+			    "%s: the agent store has schema %lu, and this agent reads schema %d "
+			    "at most: a newer rete-agent wrote it. Run that version of rete-agent "
+			    "(or a later one) on this folder; to go back to an older one, see "
+			    "\"Upgrades and downgrades\" in docs/agent.md",
+			    dir, have, AGENT_STORE_SCHEMA);
+	}
+	if (db->rdonly || have == AGENT_STORE_SCHEMA)
+		return RETE_OK;
+	int n = snprintf(num, sizeof(num), "%d", AGENT_STORE_SCHEMA);
+	MDB_val nv = {(size_t)n, num};
+	rc = mdb_put(txn, db->dbi[AGENT_DB_META], &k, &nv, 0);
+	return rc == 0 ? RETE_OK
+		       : rete_msg_set(m, RETE_ESTORE,
+				      "%s: cannot record the agent store's schema: %s", dir,
+				      mdb_strerror(rc));
+bad:
+	return rete_msg_set(m, RETE_ECORRUPT,
+			    "%s: the agent store's schema record is not a schema number "
+			    "(%zu bytes): the store is damaged; restore the folder from a backup",
+			    dir, v.mv_size);
+}
+
 rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db **out, rete_msg *m)
 {
 	agent_db *db;
 	MDB_txn *txn = NULL;
+	rete_err err;
 	int rc;
 
 	*out = NULL;
@@ -125,7 +175,17 @@ rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db
 	}
 	if (rc != 0)
 		goto fail;
+	/* meta first: its schema record says whether the rest is ours to read */
+	rc = mdb_dbi_open(txn, db_names[AGENT_DB_META], rdonly ? 0 : MDB_CREATE,
+			  &db->dbi[AGENT_DB_META]);
+	if (rc != 0)
+		goto fail;
+	err = schema_check(db, txn, dir, m);
+	if (err != RETE_OK)
+		goto out;
 	for (int i = 0; i < AGENT_DB_COUNT; i++) {
+		if (i == AGENT_DB_META)
+			continue;
 		rc = mdb_dbi_open(txn, db_names[i], rdonly ? 0 : MDB_CREATE, &db->dbi[i]);
 		if (rc == MDB_NOTFOUND && rdonly && i >= AGENT_DB_HELD) {
 			/* A store the agent has not opened since these databases
@@ -145,12 +205,13 @@ rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db
 	*out = db;
 	return RETE_OK;
 fail:
+	err = rc == MDB_NOTFOUND
+		  ? rete_msg_set(m, RETE_ENOENT, "%s: agent store is not complete", dir)
+		  : rete_msg_set(m, RETE_ESTORE, "%s: cannot open the agent store: %s", dir,
+				 mdb_strerror(rc));
+out:
 	if (txn != NULL)
 		mdb_txn_abort(txn);
-	rete_err err = rc == MDB_NOTFOUND
-			   ? rete_msg_set(m, RETE_ENOENT, "%s: agent store is not complete", dir)
-			   : rete_msg_set(m, RETE_ESTORE, "%s: cannot open the agent store: %s",
-					  dir, mdb_strerror(rc));
 	if (db->env != NULL)
 		mdb_env_close(db->env);
 	free(db);

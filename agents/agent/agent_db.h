@@ -73,6 +73,18 @@
 
 typedef struct agent_db agent_db;
 
+/* The agent store's schema, recorded under "schema" in meta (decimal
+ * text). 2: the journal of the person index (`persons`), the first schema
+ * recorded. A store without the record was written before it (rete 0.5,
+ * builds of 0.6.0 before the record) and is of an earlier schema: it is
+ * read as it is, and a writer records this schema in it. A store of a
+ * later schema than this one, which a newer agent wrote, is refused
+ * (RETE_EVERSION, with a sentence naming both): what it holds may not be
+ * what this agent would read there. An agent older than the record cannot
+ * refuse a newer store; docs/agent.md ("Upgrades and downgrades") says
+ * what a downgrade needs. */
+#define AGENT_STORE_SCHEMA 2
+
 /* The named databases. */
 typedef enum agent_dbi {
 	AGENT_DB_OUTBOX = 0,

@@ -231,7 +231,8 @@ static void usage(FILE *f)
 		   "(exist or can be created, writable; outbox/ sent/ failed/ on one file\n"
 		   "system, or a note that the agent copies). Every problem is listed; exit 0\n"
 		   "fine, 2 problems. No key material is printed.\n\n"
-		   "--version prints the version, protocol version and store schema.\n");
+		   "--version prints the version, the protocol version, the broker store's schema\n"
+		   "and the agent store's schema.\n");
 }
 
 /* agent_lock takes the data folder for this process alone (created when
@@ -393,6 +394,7 @@ int main(int argc, char **argv)
 		case 'V': {
 			char text[256];
 			fputs(rete_version_text(text, sizeof(text), "rete-agent"), stdout);
+			printf("agent store schema %d\n", AGENT_STORE_SCHEMA);
 			return 0;
 		}
 		default:

@@ -893,9 +893,18 @@ int cmd_sar(int argc, char **argv)
 	rete_checkpoint cp, *cpp = NULL;
 	struct privacy_journal jr = {.texts = json_array()};
 	json_t *texts = jr.texts;
-	if (agent_db_open(cfg.data, true, 0, &db, &m) == RETE_OK &&
-	    agent_db_each(db, AGENT_DB_PERSONS, privacy_journal_collect, &jr, &m) != RETE_OK)
-		json_array_clear(texts);
+	rete_err derr = agent_db_open(cfg.data, true, 0, &db, &m);
+	if (derr == RETE_OK)
+		derr = agent_db_each(db, AGENT_DB_PERSONS, privacy_journal_collect, &jr, &m);
+	if (derr != RETE_OK && derr != RETE_ENOENT) {
+		/* an answer without the store's lines could miss the person's
+		 * latest messages: none rather than an incomplete one */
+		fprintf(stderr,
+			"rete sar: %s; no answer: it could miss what the agent's store holds\n",
+			m.text);
+		json_decref(texts);
+		goto out;
+	}
 	if (privacy_index_load(cfg.data, &lines, &m) != RETE_OK) {
 		fprintf(stderr, "rete sar: %s\n", m.text);
 		json_decref(texts);

@@ -282,6 +282,118 @@ static void test_spool_names_and_moves(void **state)
 
 /* --- store ---------------------------------------------------------------- */
 
+/* set_schema writes meta's "schema" record of the store in data as LMDB
+ * holds it (NULL: removes it), as another version of the agent would */
+static void set_schema(const char *data, const char *value)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	MDB_val k = {6, (void *)"schema"};
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 32);
+	assert_int_equal(mdb_env_open(env, data, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", MDB_CREATE, &dbi), 0);
+	if (value) {
+		MDB_val v = {strlen(value), (void *)value};
+		assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	} else {
+		assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
+	}
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* expect_schema: meta's "schema" record of the store in data, read as
+ * LMDB holds it, is want */
+static void expect_schema(const char *data, const char *want)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	MDB_val k = {6, (void *)"schema"}, v;
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 32);
+	assert_int_equal(mdb_env_open(env, data, MDB_RDONLY, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+	if (v.mv_size != strlen(want) || memcmp(v.mv_data, want, v.mv_size) != 0)
+		fail_msg("the agent store records schema '%.*s', want '%s'", (int)v.mv_size,
+			 (const char *)v.mv_data, want);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+}
+
+/* expect_refused: both a writer and a reader refuse the store in data with
+ * err, and a sentence holding every one of the texts (NULL-terminated) */
+static void expect_refused(const char *data, rete_err err, ...)
+{
+	for (int rdonly = 0; rdonly <= 1; rdonly++) {
+		agent_db *db = NULL;
+		rete_msg m;
+		m.text[0] = '\0';
+		rete_err got = agent_db_open(data, rdonly, 0, &db, &m);
+		if (got != err)
+			fail_msg("agent_db_open (%s) gave %s, want %s: %s",
+				 rdonly ? "read-only" : "writer", rete_strerror(got),
+				 rete_strerror(err), m.text);
+		assert_null(db);
+		va_list ap;
+		va_start(ap, err);
+		for (const char *t; (t = va_arg(ap, const char *)) != NULL;)
+			if (strstr(m.text, t) == NULL)
+				fail_msg("no '%s' in: %s", t, m.text);
+		va_end(ap);
+	}
+}
+
+/* The agent store records its schema; a store of a later schema (a newer
+ * agent's) is refused by writer and reader alike, and left as it was; a
+ * store from before the record is read and, by a writer, recorded. */
+static void test_db_schema(void **state)
+{
+	(void)state;
+	char data[1024], want[16];
+	agent_db *db = NULL;
+	rete_msg m;
+	snprintf(data, sizeof(data), "%s/data", dir);
+	snprintf(want, sizeof(want), "%d", AGENT_STORE_SCHEMA);
+
+	assert_int_equal(agent_db_open(data, false, 1u << 20, &db, &m), RETE_OK);
+	assert_int_equal(agent_db_put(db, AGENT_DB_META, "alarm", 5, "kept", 4, &m), RETE_OK);
+	agent_db_close(&db);
+	expect_schema(data, want);
+
+	char later[16];
+	snprintf(later, sizeof(later), "%d", AGENT_STORE_SCHEMA + 1);
+	set_schema(data, later);
+	char says[64];
+	snprintf(says, sizeof(says), "has schema %s", later);
+	expect_refused(data, RETE_EVERSION, data, says, "a newer rete-agent wrote it",
+		       "Upgrades and downgrades", NULL);
+	expect_schema(data, later); /* left as it was */
+
+	set_schema(data, "2x");
+	expect_refused(data, RETE_ECORRUPT, "schema record is not a schema number", NULL);
+	set_schema(data, "");
+	expect_refused(data, RETE_ECORRUPT, "schema record is not a schema number", NULL);
+
+	/* an older agent's store: no record. Read as it is, recorded by a writer. */
+	set_schema(data, NULL);
+	assert_int_equal(agent_db_open(data, true, 0, &db, &m), RETE_OK);
+	rete_buf v;
+	assert_int_equal(agent_db_get(db, AGENT_DB_META, "schema", 6, &v, &m), RETE_ENOENT);
+	assert_int_equal(agent_db_get(db, AGENT_DB_META, "alarm", 5, &v, &m), RETE_OK);
+	assert_int_equal(v.len, 4);
+	rete_buf_free(&v);
+	agent_db_close(&db);
+	assert_int_equal(agent_db_open(data, false, 0, &db, &m), RETE_OK);
+	agent_db_close(&db);
+	expect_schema(data, want);
+}
+
 static void test_db_records_and_growth(void **state)
 {
 	(void)state;
@@ -442,6 +554,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_config_refusals, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_spool_names_and_moves, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_db_records_and_growth, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_db_schema, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_track_history, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -152,6 +152,27 @@ else
 	echo "test_checks: $what: SKIPPED: no mount namespace here (unshare -m refused)" >&2
 fi
 
+# --- the agent's store: a newer agent's schema ----------------------------
+# An agent store holding meta's "schema" record 99, as a later rete-agent
+# would leave it (written with lmdb-utils' mdb_load): --check-config says
+# so, and the agent does not start on it.
+what="agent: a store a newer agent wrote"
+adata=$DIR/agents/social.mantova/data
+mkdir -p "$adata"
+printf 'VERSION=3\nformat=bytevalue\ndatabase=meta\ntype=btree\nHEADER=END\n 736368656d61\n 3939\nDATA=END\n' |
+	mdb_load "$adata" || bad "$what: mdb_load could not write the store"
+run rete-agent --check-config -c "$agent"
+expect 2 "[agent] data" "has schema 99" "a newer rete-agent wrote it"
+run timeout 30 rete-agent -c "$agent"
+[ "$rc" != 0 ] && [ "$rc" != 124 ] || bad "$what: rete-agent exited $rc on it"
+grep -qF "has schema 99" <<<"$out" || bad "$what: the agent did not say why: $out"
+run rete status -c "$agent"
+[ "$rc" != 0 ] && grep -qF "has schema 99" <<<"$out" || bad "$what: rete status exited $rc: $out"
+# left as it was: meta alone, its record 99
+[ "$(mdb_dump -l "$adata")" = meta ] && mdb_dump -s meta "$adata" | grep -qx ' 3939' ||
+	bad "$what: the store changed: $(mdb_dump -l "$adata"; mdb_dump -s meta "$adata")"
+rm -rf "$adata"
+
 # --- the broker ------------------------------------------------------------
 bini=$DIR/broker/broker.ini
 what="broker: its key pointed at its .pub"

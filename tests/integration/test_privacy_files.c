@@ -904,6 +904,19 @@ static void test_index_lines_kept(void **state)
 		fail_msg("rete sar, the agent stopped, does not answer journal-1 with its delivery "
 			 "from the lines kept in the agent's store");
 	json_decref(m);
+	/* ...and gives no answer rather than one without them when it cannot
+	 * read that store: here one a newer agent wrote (schema 99) */
+	char data[1400], *out = NULL, ini[1400];
+	agent_file(n, IT_SOCIAL, "data", data, sizeof(data));
+	agent_file(n, IT_SOCIAL, "agent.ini", ini, sizeof(ini));
+	assert_int_equal(tu_run(&out, "printf 'schema\\n99\\n' | mdb_load -T -s meta '%s' 2>&1", data), 0);
+	free(out);
+	int rc = tu_run(&out, "%s/rete sar --person %s -c %s --json 2>&1", n->bin, MOTHER_FC, ini);
+	if (rc == 0 || !strstr(out, "has schema 99") || !strstr(out, "no answer"))
+		fail_msg("rete sar on a store it cannot read: exit %d: %s", rc, out);
+	free(out);
+	assert_int_equal(tu_run(&out, "printf 'schema\\n2\\n' | mdb_load -T -s meta '%s' 2>&1", data), 0);
+	free(out);
 	for (int i = 0; i < 2; i++) {
 		assert_true(it_agent_start_ex(n, who[i], noscan));
 		char log[1400];
