@@ -46,6 +46,7 @@ struct route {
 struct conn {
 	struct conn *prev, *next;
 	int fd;
+	char client[RETE_HTTP_ADDR_MAX]; /* rete_http_client_of its address */
 	int64_t since; /* when its current request's clock started (monotonic ms) */
 	bool whole;    /* the current request arrived whole (it is being answered) */
 	bool cut;      /* shut down by the sweeper */
@@ -276,19 +277,76 @@ static enum MHD_Result send_answer_h(const rete_httpd *h, struct MHD_Connection 
 	return ret;
 }
 
-static void req_peer(struct MHD_Connection *c, char *out, size_t n)
+void rete_http_client_of(const struct sockaddr *sa, char *out, size_t n)
+{
+	if (n == 0)
+		return;
+	out[0] = '\0';
+	if (sa == NULL)
+		return;
+	if (sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+		return;
+	}
+	if (sa->sa_family != AF_INET6)
+		return;
+	const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	if (IN6_IS_ADDR_V4MAPPED(a)) {
+		inet_ntop(AF_INET, &a->s6_addr[12], out, (socklen_t)n);
+		return;
+	}
+	if (IN6_IS_ADDR_LOOPBACK(a)) {
+		inet_ntop(AF_INET6, a, out, (socklen_t)n);
+		return;
+	}
+	struct in6_addr net = *a;
+	char text[INET6_ADDRSTRLEN];
+	memset(&net.s6_addr[8], 0, 8);
+	if (inet_ntop(AF_INET6, &net, text, sizeof(text)) != NULL)
+		snprintf(out, n, "%s/64", text);
+}
+
+/* req_peer: c's client address as written (peer) and as limits count it
+ * (client) */
+static void req_peer(struct MHD_Connection *c, rete_http_req *rq)
 {
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	out[0] = '\0';
+	rq->peer[0] = rq->client[0] = '\0';
 	if (ci == NULL || ci->client_addr == NULL)
 		return;
 	const struct sockaddr *sa = ci->client_addr;
 	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, rq->peer,
+			  sizeof(rq->peer));
 	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
-			  (socklen_t)n);
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, rq->peer,
+			  sizeof(rq->peer));
+	rete_http_client_of(sa, rq->client, sizeof(rq->client));
+}
+
+/* on_accept: libmicrohttpd's accept policy. A client (rete_http_client_of:
+ * an IPv4 address, an IPv6 /64) holds at most lim.per_addr connections; the
+ * ones beyond are closed as they come. libmicrohttpd's own limit per
+ * address counts an IPv6 client by its whole address, which one IPv6
+ * network has as many of as it likes. Connections are counted from the
+ * list on_connection keeps (the accepting thread adds each before it
+ * accepts the next). */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	rete_httpd *h = cls;
+	char who[RETE_HTTP_ADDR_MAX];
+	unsigned held = 0;
+	(void)addrlen;
+	if (h->lim.per_addr == 0)
+		return MHD_YES;
+	rete_http_client_of(addr, who, sizeof(who));
+	pthread_mutex_lock(&h->mu);
+	for (struct conn *k = h->conns; k != NULL; k = k->next)
+		if (strcmp(k->client, who) == 0)
+			held++;
+	pthread_mutex_unlock(&h->mu);
+	return held < h->lim.per_addr ? MHD_YES : MHD_NO;
 }
 
 /* --- the header deadline ------------------------------------------------------ */
@@ -312,6 +370,10 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 		}
 		k->fd = ci->connect_fd;
 		k->since = mono_ms();
+		const union MHD_ConnectionInfo *ca =
+		    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		rete_http_client_of(ca != NULL ? ca->client_addr : NULL, k->client,
+				    sizeof(k->client));
 		pthread_mutex_lock(&h->mu);
 		k->next = h->conns;
 		if (h->conns != NULL)
@@ -539,7 +601,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	}
 	if (post) {
 		rete_http_req req = {.path = url, .method = method, .conn = c};
-		req_peer(c, req.peer, sizeof(req.peer));
+		req_peer(c, &req);
 		req.body = rq->body;
 		req.body_len = rq->body_len;
 		rt->fnr(rt->ctx, &req, &a);
@@ -561,7 +623,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return send_answer_h(h, c, &a, head, NULL);
 	}
 	rete_http_req req = {.path = url, .method = method, .conn = c};
-	req_peer(c, req.peer, sizeof(req.peer));
+	req_peer(c, &req);
 	if (rt->stream != NULL && !head)
 		return send_stream(h, c, rt, &req);
 	if (rt->fnr != NULL)
@@ -687,13 +749,12 @@ static rete_err start_with(rete_httpd *h, const rete_http_addr *addr, unsigned m
 	    {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)RETE_HTTP_REQUEST_MAX, NULL},
 	    {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_done, h},
 	    {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h},
-	    /* 0: no limit (libmicrohttpd's default) */
-	    {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)h->lim.per_addr, NULL},
 	    {h->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, h->tls_cert},
 	    {h->tls_cert ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, h->tls_key},
 	    {MHD_OPTION_END, 0, NULL},
 	};
-	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_ARRAY, ops,
+	/* the limit per client (lim.per_addr, 0: none) is on_accept's */
+	h->d = MHD_start_daemon(flags, 0, on_accept, h, on_request, h, MHD_OPTION_ARRAY, ops,
 				MHD_OPTION_END);
 	/* the sweeper blocks every signal too */
 	h->stop = false;

@@ -142,11 +142,12 @@ void rete_http_label(rete_http_answer *a, const char *s);
 
 /* A request as a route sees it (valid during the call only). */
 typedef struct rete_http_req {
-	const char *path;	       /* the path, without the query string */
-	const char *method;	       /* "GET" or "HEAD" */
-	char peer[RETE_HTTP_ADDR_MAX]; /* the client's address, e.g. "127.0.0.1" */
-	void *conn;		       /* libmicrohttpd's connection (internal) */
-	const char *body;	       /* a POST's body (NUL-ended), or NULL */
+	const char *path;		 /* the path, without the query string */
+	const char *method;		 /* "GET" or "HEAD" */
+	char peer[RETE_HTTP_ADDR_MAX];	 /* the client's address, e.g. "127.0.0.1" */
+	char client[RETE_HTTP_ADDR_MAX]; /* the client as limits count it (rete_http_client_of) */
+	void *conn;			 /* libmicrohttpd's connection (internal) */
+	const char *body;		 /* a POST's body (NUL-ended), or NULL */
 	size_t body_len;
 } rete_http_req;
 
@@ -212,6 +213,15 @@ rete_err rete_httpd_tls(rete_httpd *h, const char *cert_pem, const char *key_pem
 
 /* rete_http_addr_loopback: addr is 127.0.0.0/8 or ::1. */
 bool rete_http_addr_loopback(const rete_http_addr *addr);
+
+/* rete_http_client_of writes the client the limits count for the address
+ * sa (per_addr connections, a console's streams and login attempts): an
+ * IPv4 address as it is ("10.1.2.3", also when it comes IPv4-mapped), an
+ * IPv6 address by its /64 ("2001:db8:1:2::/64"), since one IPv6 network
+ * hands its hosts as many addresses of it as they like; ::1 as it is. ""
+ * for another family. */
+struct sockaddr;
+void rete_http_client_of(const struct sockaddr *sa, char *out, size_t n);
 
 /* ---- limits against clients that hold connections --------------------------- */
 

@@ -746,7 +746,7 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	 * before the next is checked (guesses sent at once got through all
 	 * together), and at most one Argon2 hash (64 MiB) is in memory */
 	pthread_mutex_lock(&login_lock);
-	int64_t now = rete_now_ms(), wait = console_throttle_wait(user, rq->peer, now);
+	int64_t now = rete_now_ms(), wait = console_throttle_wait(user, rq->client, now);
 	if (wait > 0) {
 		pthread_mutex_unlock(&login_lock);
 		char ra[32];
@@ -764,7 +764,7 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	}
 	bool ok = console_accounts_check(c->users_path, user, pw, &m) == RETE_OK;
 	sodium_memzero(pw, sizeof(pw));
-	console_throttle_note(user, rq->peer, ok, now);
+	console_throttle_note(user, rq->client, ok, now);
 	pthread_mutex_unlock(&login_lock);
 	snprintf(what, sizeof(what), "login %s from %s %s", user, rq->peer, ok ? "ok" : "refused");
 	console_record_as(c, ok ? user : rq->peer, what);
@@ -1714,12 +1714,13 @@ static int sse_slot(struct console *c, const char *peer, rete_http_answer *no)
 	} else if (c->streams_per_addr != 0 && held >= c->streams_per_addr) {
 		no->status = 429;
 		rete_http_header(no, "Retry-After", "10");
-		rete_http_printf(no,
-				 "rete console: %s already holds %u live-update streams, the most "
-				 "one address may hold ([console] streams_per_address, so that "
-				 "others find one free); close a console page open there, or try "
-				 "again later\n",
-				 peer, held);
+		rete_http_printf(
+		    no,
+		    "rete console: %s already holds %u live-update streams, the most "
+		    "one address (or IPv6 /64) may hold ([console] streams_per_address, so that "
+		    "others find one free); close a console page open there, or try "
+		    "again later\n",
+		    peer, held);
 		free_at = -1;
 	} else {
 		snprintf(c->stream_peer[free_at], sizeof(c->stream_peer[free_at]), "%s", peer);
@@ -1739,7 +1740,7 @@ static void *sse_open(void *ctx, const rete_http_req *rq, rete_http_answer *no)
 	if (!c->auth && !console_host_ok(rq))
 		return NULL;
 	pthread_mutex_lock(&c->lock);
-	int slot = c->stopping ? -1 : sse_slot(c, rq->peer, no);
+	int slot = c->stopping ? -1 : sse_slot(c, rq->client, no);
 	if (slot >= 0 && (s = calloc(1, sizeof(*s))) == NULL)
 		c->stream_peer[slot][0] = '\0';
 	if (s != NULL) {

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <poll.h>
 #include <curl/curl.h>
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "httpd.h"
 
@@ -680,6 +682,155 @@ static void test_limits(void **state)
 	rete_httpd_free(&h);
 }
 
+/* The client the limits count: an IPv4 address, an IPv6 /64. */
+static void test_client_of(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *addr, *want;
+	} cases[] = {
+	    {"10.1.2.3", "10.1.2.3"},
+	    {"2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"},
+	    {"2001:db8:1:2::5", "2001:db8:1:2::/64"},
+	    {"2001:db8:1:3::5", "2001:db8:1:3::/64"},
+	    {"fe80::1234", "fe80::/64"},
+	    {"::ffff:10.1.2.3", "10.1.2.3"},
+	    {"::1", "::1"},
+	};
+	char out[RETE_HTTP_ADDR_MAX];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sockaddr_storage ss = {0};
+		if (strchr(cases[i].addr, ':')) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+			s6->sin6_family = AF_INET6;
+			assert_int_equal(inet_pton(AF_INET6, cases[i].addr, &s6->sin6_addr), 1);
+		} else {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+			s4->sin_family = AF_INET;
+			assert_int_equal(inet_pton(AF_INET, cases[i].addr, &s4->sin_addr), 1);
+		}
+		rete_http_client_of((struct sockaddr *)&ss, out, sizeof(out));
+		if (strcmp(out, cases[i].want) != 0)
+			fail_msg("%s counts as '%s', want '%s'", cases[i].addr, out, cases[i].want);
+	}
+	rete_http_client_of(NULL, out, sizeof(out));
+	assert_string_equal(out, "");
+}
+
+/* v6_conn: a TCP connection from src to [dst]:port (non-blocking once
+ * connected), or -1 */
+static int v6_conn(const char *src, const char *dst, uint16_t port)
+{
+	int fd = socket(AF_INET6, SOCK_STREAM, 0);
+	struct sockaddr_in6 me = {.sin6_family = AF_INET6},
+			    to = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+	if (fd < 0 || inet_pton(AF_INET6, src, &me.sin6_addr) != 1 ||
+	    inet_pton(AF_INET6, dst, &to.sin6_addr) != 1 ||
+	    bind(fd, (struct sockaddr *)&me, sizeof(me)) != 0 ||
+	    connect(fd, (struct sockaddr *)&to, sizeof(to)) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	return fd;
+}
+
+/* v6_get: the status of a GET /hello from src, 0 when the server closed the
+ * connection without answering, -1 when it could not connect */
+static int v6_get(const char *src, uint16_t port)
+{
+	static const char get[] = "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	int fd = v6_conn(src, "fd00:1::1", port);
+	if (fd < 0)
+		return -1;
+	send(fd, get, sizeof(get) - 1, MSG_NOSIGNAL);
+	int code = answered(fd);
+	close(fd);
+	return code;
+}
+
+#define V6_SKIP 77
+#define V6_FAIL(...)                                                                               \
+	do {                                                                                       \
+		fprintf(stderr, __VA_ARGS__);                                                      \
+		fputc('\n', stderr);                                                               \
+		_exit(1);                                                                          \
+	} while (0)
+
+/* v6_net_child: in a network namespace of its own, with fd00:1::/64 and
+ * fd00:2::/64 addresses on lo, a server limited to 2 connections per
+ * client: two idle connections from two addresses of fd00:1::/64 leave a
+ * third address of that /64 no room, while fd00:2::a is served; once one
+ * of the two is closed, the third address is served too. Exits 0, 1 (with
+ * a sentence) or V6_SKIP. */
+static void v6_net_child(void)
+{
+	if (unshare(CLONE_NEWNET) != 0) {
+		fprintf(stderr, "test_httpd: no network namespace here (unshare: %s)\n",
+			strerror(errno));
+		_exit(V6_SKIP);
+	}
+	if (system("ip link set lo up && for a in fd00:1::1 fd00:1::a fd00:1::b fd00:1::c "
+		   "fd00:2::a; do ip -6 addr add $a/128 dev lo nodad || exit 1; done") != 0) {
+		fprintf(stderr, "test_httpd: cannot put IPv6 addresses on lo (ip -6 addr add)\n");
+		_exit(V6_SKIP);
+	}
+	rete_http_addr addr;
+	rete_http_limits lim = {.per_addr = 2, .header_ms = 60000, .stall_ms = 1000};
+	rete_msg m;
+	rete_httpd *h = NULL;
+	int calls = 0;
+	if (rete_http_addr_parse("[fd00:1::1]:0", &addr, &m) != RETE_OK ||
+	    rete_httpd_new(&h, "limits", &m) != RETE_OK ||
+	    rete_httpd_set_limits(h, &lim, &m) != RETE_OK ||
+	    rete_httpd_route(h, "/hello", route_hello, &calls, &m) != RETE_OK ||
+	    rete_httpd_start(h, &addr, &m) != RETE_OK)
+		V6_FAIL("the server on [fd00:1::1] did not start: %s", m.text);
+	uint16_t port = rete_httpd_port(h);
+	int idle1 = v6_conn("fd00:1::a", "fd00:1::1", port),
+	    idle2 = v6_conn("fd00:1::b", "fd00:1::1", port);
+	if (idle1 < 0 || idle2 < 0)
+		V6_FAIL("no connection from fd00:1::a or fd00:1::b");
+	int code = v6_get("fd00:1::c", port);
+	if (code != 0)
+		V6_FAIL("fd00:1::c got %d with fd00:1::a and fd00:1::b holding the 2 connections "
+			"of fd00:1::/64: its connection should have been closed unanswered",
+			code);
+	if ((code = v6_get("fd00:2::a", port)) != 200)
+		V6_FAIL("fd00:2::a (another /64) got %d, not 200", code);
+	close(idle1);
+	/* the server sees the close when it reads it: ask until it has */
+	int64_t end = now_ms() + 20000;
+	while ((code = v6_get("fd00:1::c", port)) != 200 && now_ms() < end)
+		poll(NULL, 0, 50);
+	if (code != 200)
+		V6_FAIL("fd00:1::c got %d after fd00:1::a closed its connection, not 200", code);
+	close(idle2);
+	rete_httpd_free(&h);
+	_exit(0);
+}
+
+/* The limit per client counts an IPv6 client by its /64: one IPv6 network
+ * brings as many addresses as it likes. */
+static void test_limits_v6_net(void **state)
+{
+	(void)state;
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		v6_net_child();
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st) == V6_SKIP) {
+		fprintf(stderr, "test_limits_v6_net: SKIPPED (see above)\n");
+		skip();
+	}
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 static void test_signals_blocked(void **state)
 {
 	(void)state;
@@ -731,6 +882,8 @@ int main(void)
 	    cmocka_unit_test(test_signals_blocked),
 	    cmocka_unit_test(test_console_extensions),
 	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_client_of),
+	    cmocka_unit_test(test_limits_v6_net),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();
