@@ -49,7 +49,7 @@ static void test_versions(void **state)
 		char *out = NULL, want[256];
 		int rc = tu_run(&out, "%s/%s --version", bin_dir(), progs[i]);
 		rete_version_text(want, sizeof(want), progs[i]);
-		if (strcmp(progs[i], "rete-agent") == 0) /* and its own store's */
+		if (strcmp(progs[i], "rete-broker") != 0) /* and the agent store's */
 			snprintf(want + strlen(want), sizeof(want) - strlen(want),
 				 "agent store schema %d\n", AGENT_STORE_SCHEMA);
 		if (rc != 0 || strcmp(out ? out : "", want) != 0)
@@ -72,13 +72,15 @@ static void test_versions(void **state)
 	if (!j)
 		fprintf(stderr, "not JSON: %s\n%s\n", je.text, out);
 	assert_non_null(j);
-	assert_int_equal(json_object_size(j), 4);
+	assert_int_equal(json_object_size(j), 5);
 	assert_string_equal(json_string_value(json_object_get(j, "version")), rete_version());
 	json_t *commit = json_object_get(j, "commit");
 	assert_true(json_is_string(commit) || json_is_null(commit));
 	assert_int_equal(json_integer_value(json_object_get(j, "protocol")), RETE_PROTOCOL_VERSION);
 	assert_int_equal(json_integer_value(json_object_get(j, "storeSchema")),
 			 rete_version_store_schema());
+	assert_int_equal(json_integer_value(json_object_get(j, "agentStoreSchema")),
+			 AGENT_STORE_SCHEMA);
 	json_decref(j);
 	free(out);
 
@@ -86,7 +88,10 @@ static void test_versions(void **state)
 	rc = tu_run(&out, "%s/rete version", bin_dir());
 	assert_int_equal(rc, 0);
 	char want[256];
-	assert_string_equal(out, rete_version_text(want, sizeof(want), "rete"));
+	rete_version_text(want, sizeof(want), "rete");
+	snprintf(want + strlen(want), sizeof(want) - strlen(want), "agent store schema %d\n",
+		 AGENT_STORE_SCHEMA);
+	assert_string_equal(out, want);
 	free(out);
 	rc = tu_run(&out, "%s/rete version --bogus", bin_dir());
 	assert_int_equal(rc, 2);
