@@ -18,14 +18,22 @@ void agent_check_config(const agent_config *cfg, rete_check_list *problems, rete
 	rete_check_secret_key(problems, "[agent] key", cfg->key_path);
 	rete_check_public_key(problems, "[agent] broker_key", cfg->broker_key_path);
 	rete_check_folder(problems, notes, "[agent] data", cfg->data, NULL);
-	/* a store this agent cannot read: a newer agent's schema, a damaged one */
-	agent_db *db = NULL;
-	rete_msg dm;
-	rete_err derr = agent_db_open(cfg->data, true, 0, &db, &dm);
-	if (derr == RETE_OK)
-		agent_db_close(&db);
-	else if (derr == RETE_EVERSION || derr == RETE_ECORRUPT)
-		rete_check_add(problems, "[agent] data: %s", dm.text);
+	/* a store this agent cannot read: a newer agent's schema, a damaged
+	 * one, one it may not open. Only where LMDB's lock.mdb is: opening
+	 * would write one (after a restore of data.mdb alone), and the check
+	 * writes nothing; the agent's start then checks the store. */
+	char lock[4096];
+	struct stat lst;
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", cfg->data);
+	if (stat(lock, &lst) == 0) {
+		agent_db *db = NULL;
+		rete_msg dm;
+		rete_err derr = agent_db_open(cfg->data, true, 0, &db, &dm);
+		if (derr == RETE_OK)
+			agent_db_close(&db);
+		else if (derr != RETE_ENOENT)
+			rete_check_add(problems, "[agent] data: %s", dm.text);
+	}
 	/* [privacy]: retention and the access record (issue 18) */
 	rete_privacy_config pc;
 	rete_msg pm;

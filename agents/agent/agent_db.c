@@ -104,15 +104,21 @@ static rete_err schema_check(agent_db *db, MDB_txn *txn, const char *dir, rete_m
 	int n = snprintf(num, sizeof(num), "%d", AGENT_STORE_SCHEMA);
 	MDB_val nv = {(size_t)n, num};
 	rc = mdb_put(txn, db->dbi[AGENT_DB_META], &k, &nv, 0);
-	return rc == 0 ? RETE_OK
-		       : rete_msg_set(m, RETE_ESTORE,
-				      "%s: cannot record the agent store's schema: %s", dir,
-				      mdb_strerror(rc));
+	if (rc == MDB_MAP_FULL)
+		return rete_msg_set(m, RETE_EFULL,
+				    "%s: no room in the agent store to record its schema: raise "
+				    "[agent] map_size",
+				    dir);
+	return rc == 0
+		   ? RETE_OK
+		   : rete_msg_set(m, RETE_ESTORE, "%s: cannot record the agent store's schema: %s",
+				  dir, mdb_strerror(rc));
 bad:
 	return rete_msg_set(m, RETE_ECORRUPT,
-			    "%s: the agent store's schema record is not a schema number "
-			    "(%zu bytes): the store is damaged; restore the folder from a backup",
-			    dir, v.mv_size);
+			    "%s: the agent store's schema record (%zu bytes) is not a decimal "
+			    "number from 1 to %d, as this agent writes it: the store is damaged; "
+			    "restore the folder from a backup",
+			    dir, v.mv_size, AGENT_STORE_SCHEMA);
 }
 
 rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db **out, rete_msg *m)

@@ -120,7 +120,9 @@ void agent_outrec_free(agent_outrec *r);
 
 /* agent_db_open opens (creating when !rdonly) the store in folder dir.
  * map_size 0 means 256 MiB. Errors: RETE_EIO (folder), RETE_ESTORE (LMDB),
- * RETE_ENOENT (rdonly and no store there yet), RETE_ENOMEM. */
+ * RETE_ENOENT (rdonly and no store there yet), RETE_ENOMEM, RETE_EVERSION
+ * (a later schema than AGENT_STORE_SCHEMA), RETE_ECORRUPT (a damaged
+ * data.mdb or schema record), RETE_EFULL (no room to record the schema). */
 rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db **out,
 		       rete_msg *m);
 

@@ -376,9 +376,18 @@ static void test_db_schema(void **state)
 	expect_schema(data, later); /* left as it was */
 
 	set_schema(data, "2x");
-	expect_refused(data, RETE_ECORRUPT, "schema record is not a schema number", NULL);
+	expect_refused(data, RETE_ECORRUPT, "is not a decimal number from 1 to", NULL);
 	set_schema(data, "");
-	expect_refused(data, RETE_ECORRUPT, "schema record is not a schema number", NULL);
+	expect_refused(data, RETE_ECORRUPT, "is not a decimal number from 1 to", NULL);
+
+	/* an earlier recorded schema: read as it is, recorded anew by a writer */
+	set_schema(data, "1");
+	assert_int_equal(agent_db_open(data, true, 0, &db, &m), RETE_OK);
+	agent_db_close(&db);
+	expect_schema(data, "1");
+	assert_int_equal(agent_db_open(data, false, 0, &db, &m), RETE_OK);
+	agent_db_close(&db);
+	expect_schema(data, want);
 
 	/* an older agent's store: no record. Read as it is, recorded by a writer. */
 	set_schema(data, NULL);
