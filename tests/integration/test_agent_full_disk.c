@@ -30,11 +30,9 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
-#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <sys/mount.h>
 #include <sys/statvfs.h>
 
 #include <cmocka.h>
@@ -45,31 +43,6 @@
 #define PERSON_FC "RSSMRA85M41E897X"
 #define OTHER_FC  "BNCLCU10T12E897Q"
 #define NOTES	  60000 /* of the sealed part: its record needs new pages */
-
-struct adisk {
-	it_net *n;
-	char mnt[1200];
-	bool mounted;
-	char *base; /* the folder holding the mount point */
-};
-
-static int teardown(void **state)
-{
-	struct adisk *d = *state;
-	if (!d)
-		return 0;
-	bool bad = false;
-	it_net_free(&d->n, false, &bad); /* the processes stop before the umount */
-	if (d->mounted)
-		umount2(d->mnt, MNT_DETACH);
-	if (d->base) {
-		tu_rmrf(d->base);
-		free(d->base);
-	}
-	free(d);
-	*state = NULL;
-	return bad ? -1 : 0;
-}
 
 /* put_referral writes into the social services' outbox, as NAME.json, a
  * referral to the job centre about the person with fiscal code fc, with
@@ -176,31 +149,9 @@ static int sar_deliveries(it_net *n, const char *fc, const char *id)
 
 static void test_agent_full_disk(void **state)
 {
-	if (unshare(CLONE_NEWNS) != 0) {
-		fprintf(stderr,
-			"test_agent_full_disk: SKIPPED: cannot make a mount namespace (unshare: "
-			"%s); it needs root or CAP_SYS_ADMIN\n",
-			strerror(errno));
+	if (!it_disk_mount(state, "test_agent_full_disk", "2m"))
 		skip();
-	}
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
-		fprintf(stderr, "test_agent_full_disk: SKIPPED: cannot make mounts private (%s)\n",
-			strerror(errno));
-		skip();
-	}
-	struct adisk *d = calloc(1, sizeof(*d));
-	assert_non_null(d);
-	*state = d;
-	d->base = tu_tmpdir("agentdisk");
-	assert_non_null(d->base);
-	snprintf(d->mnt, sizeof(d->mnt), "%s/disk", d->base);
-	assert_int_equal(mkdir(d->mnt, 0700), 0);
-	if (mount("tmpfs", d->mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=2m,mode=0700") != 0) {
-		fprintf(stderr, "test_agent_full_disk: SKIPPED: cannot mount a tmpfs (%s)\n",
-			strerror(errno));
-		skip();
-	}
-	d->mounted = true;
+	it_disk *d = *state;
 
 	it_net *n = d->n = it_net_new("agentdisk-net", NULL);
 	assert_non_null(n);
@@ -280,7 +231,7 @@ int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_teardown(test_agent_full_disk, teardown),
+	    cmocka_unit_test_teardown(test_agent_full_disk, it_disk_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
