@@ -796,11 +796,16 @@ static void out_sign_pending(agent *a)
 					a->out_items[k].retry_at = 0;
 			return;
 		}
-		if (err != RETE_EFULL) {
-			agent_log(a, "error", "cannot record signed messages: %s", m.text);
+		if (err != RETE_EFULL)
 			break;
-		}
 	}
+	/* Said for a disk full at every try too (before, only for another
+	 * error: an agent whose disk was full sealed again at every turn and
+	 * said nothing); agent_log holds back the same line said again. */
+	agent_log(a, "error",
+		  "cannot record signed messages: %s; nothing is sent until they are "
+		  "(sealed again at the next try)",
+		  m.text);
 	/* Not durable: never submit these; prepare them again later (their
 	 * lines staged again then). */
 	agent_privacy_unstage(a, mark);

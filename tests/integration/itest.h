@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -788,6 +789,73 @@ static inline int it_teardown(void **state)
 	*state = NULL;
 	return bad ? -1 : 0;
 }
+
+#ifdef CLONE_NEWNS /* <sched.h> with _GNU_SOURCE */
+#include <sys/mount.h>
+
+/* A tmpfs of the test's own, for a store on a full file system: mounted at
+ * BASE/disk (BASE a new temporary folder) in a mount namespace of the
+ * test's own (unshare(CLONE_NEWNS), every mount made private: nothing is
+ * seen outside the test, and the processes it starts inherit it). */
+typedef struct it_disk {
+	it_net *n; /* the network of the test, stopped first at the teardown */
+	char *base;
+	char mnt[1200];
+	bool mounted;
+} it_disk;
+
+/* it_disk_mount makes *state a new it_disk with a tmpfs of size ("4m")
+ * mounted. false, said on stderr with the test's name, where mount
+ * namespaces are not allowed (not root, no CAP_SYS_ADMIN, a container
+ * forbidding unshare or mount): the test is skipped, not failed. */
+static inline bool it_disk_mount(void **state, const char *test, const char *size)
+{
+	const char *no = NULL;
+	if (unshare(CLONE_NEWNS) != 0)
+		no = "cannot make a mount namespace (unshare";
+	else if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+		no = "cannot make mounts private (mount";
+	it_disk *d = NULL;
+	if (no == NULL) {
+		char opts[64];
+		*state = d = calloc(1, sizeof(*d));
+		assert_non_null(d);
+		d->base = tu_tmpdir("disk");
+		assert_non_null(d->base);
+		snprintf(d->mnt, sizeof(d->mnt), "%s/disk", d->base);
+		snprintf(opts, sizeof(opts), "size=%s,mode=0700", size);
+		if (mkdir(d->mnt, 0700) != 0 ||
+		    mount("tmpfs", d->mnt, "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0)
+			no = "cannot mount a tmpfs (mount";
+		d->mounted = no == NULL;
+	}
+	if (no != NULL)
+		fprintf(stderr, "%s: SKIPPED: %s: %s); it needs root or CAP_SYS_ADMIN\n", test, no,
+			strerror(errno));
+	return no == NULL;
+}
+
+/* it_disk_teardown is the cmocka teardown of a test whose state is the
+ * it_disk it_disk_mount made: the network stopped (as it_teardown), the
+ * tmpfs unmounted, the folders removed. */
+static inline int it_disk_teardown(void **state)
+{
+	it_disk *d = *state;
+	bool bad = false;
+	if (d == NULL)
+		return 0;
+	it_net_free(&d->n, false, &bad);
+	if (d->mounted)
+		umount2(d->mnt, MNT_DETACH);
+	if (d->base != NULL) {
+		tu_rmrf(d->base);
+		free(d->base);
+	}
+	free(d);
+	*state = NULL;
+	return bad ? -1 : 0;
+}
+#endif
 
 /* --- messages signed in the test ------------------------------------------ */
 

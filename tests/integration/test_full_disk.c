@@ -20,11 +20,9 @@
  * sentence saying why, not failed.
  */
 #define _GNU_SOURCE
-#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <sys/mount.h>
 
 #include <cmocka.h>
 
@@ -32,31 +30,6 @@
 
 #define PAD	  (32 * 1024)
 #define MAX_TRIES 400
-
-struct disk {
-	it_net *n;
-	char mnt[1200];
-	bool mounted;
-	char *base; /* the folder holding the mount point */
-};
-
-static int teardown(void **state)
-{
-	struct disk *d = *state;
-	if (!d)
-		return 0;
-	bool bad = false;
-	it_net_free(&d->n, false, &bad);
-	if (d->mounted)
-		umount2(d->mnt, MNT_DETACH);
-	if (d->base) {
-		tu_rmrf(d->base);
-		free(d->base);
-	}
-	free(d);
-	*state = NULL;
-	return bad ? -1 : 0;
-}
 
 struct ids {
 	char **id;
@@ -163,32 +136,10 @@ static void check_log(it_net *n, const struct ids *ok, const char **refused, int
 
 static void test_full_disk(void **state)
 {
-	/* our own mount namespace; skip where it is not allowed */
-	if (unshare(CLONE_NEWNS) != 0) {
-		fprintf(stderr,
-			"test_full_disk: SKIPPED: cannot make a mount namespace (unshare: %s); "
-			"it needs root or CAP_SYS_ADMIN\n",
-			strerror(errno));
+	/* our own mount namespace and tmpfs; skip where it is not allowed */
+	if (!it_disk_mount(state, "test_full_disk", "4m"))
 		skip();
-	}
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
-		fprintf(stderr, "test_full_disk: SKIPPED: cannot make mounts private (%s)\n",
-			strerror(errno));
-		skip();
-	}
-	struct disk *d = calloc(1, sizeof(*d));
-	assert_non_null(d);
-	*state = d;
-	d->base = tu_tmpdir("fulldisk");
-	assert_non_null(d->base);
-	snprintf(d->mnt, sizeof(d->mnt), "%s/disk", d->base);
-	assert_int_equal(mkdir(d->mnt, 0700), 0);
-	if (mount("tmpfs", d->mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0700") != 0) {
-		fprintf(stderr, "test_full_disk: SKIPPED: cannot mount a tmpfs (%s)\n",
-			strerror(errno));
-		skip();
-	}
-	d->mounted = true;
+	it_disk *d = *state;
 	char filler[1300], data[1300];
 	snprintf(filler, sizeof(filler), "%s/filler", d->mnt);
 	snprintf(data, sizeof(data), "%s/store", d->mnt);
@@ -273,8 +224,9 @@ static void test_full_disk(void **state)
 							     f->deliver->log_entry.data);
 		assert_non_null(le);
 		if (le->index <= last) {
-			fprintf(stderr, "full disk: entry %" PRIu64 " delivered again (last %" PRIu64
-					"); acked again\n",
+			fprintf(stderr,
+				"full disk: entry %" PRIu64 " delivered again (last %" PRIu64
+				"); acked again\n",
 				le->index, last);
 			it_ack_deliver(cpi, n->keys[IT_CPI], it_party_ids[IT_CPI], f->deliver, 0,
 				       NULL);
@@ -302,7 +254,7 @@ int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_teardown(test_full_disk, teardown),
+	    cmocka_unit_test_teardown(test_full_disk, it_disk_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

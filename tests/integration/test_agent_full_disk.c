@@ -1,0 +1,237 @@
+/* test_agent_full_disk.c — the agent's store on a full file system, while
+ * it seals a referral that names a person.
+ *
+ * The test makes its own mount namespace (unshare(CLONE_NEWNS), mounts made
+ * private) and mounts a small tmpfs in its temporary folder; the data
+ * folder of the social services' agent (DATA: its LMDB store and
+ * persons.jsonl) is a link to it. Then:
+ *
+ *   1. a referral naming one person goes through as usual (the store has
+ *      free pages of its own afterwards, and persons.jsonl exists);
+ *   2. the broker and that agent are stopped; the agent is started again
+ *      alone, so that it takes in the next referral (its message id
+ *      recorded) but cannot seal it yet (no directory without the broker);
+ *   3. persons.jsonl is given room (fallocate, size kept) and the tmpfs is
+ *      filled to its last page: the store can no longer grow, the index
+ *      can. The broker is started: the agent seals the referral, and the
+ *      transaction that records the sealed bytes (and their "sealed"
+ *      person-index line) fails for lack of space, and fails again at
+ *      every turn while the disk is full;
+ *   4. the filler is deleted: the same agent (never restarted) seals the
+ *      referral again, records it and sends it, once; it is receipted and
+ *      delivered;
+ *   5. after a clean stop (which syncs persons.jsonl) the index holds one
+ *      "sealed" line for it: not one per failed transaction, not one for a
+ *      message that was never recorded as sealed (commit 156849e), and the
+ *      person's `rete sar` answer has the message with its one delivery.
+ *
+ * Where mount namespaces are not allowed the test is skipped with a
+ * sentence saying why, not failed.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/statvfs.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "itest.h"
+
+#define PERSON_FC "RSSMRA85M41E897X"
+#define OTHER_FC  "BNCLCU10T12E897Q"
+#define NOTES	  60000 /* of the sealed part: its record needs new pages */
+
+/* put_referral writes into the social services' outbox, as NAME.json, a
+ * referral to the job centre about the person with fiscal code fc, with
+ * notes_len bytes of notes in its sealed part. */
+static void put_referral(it_net *n, const char *id, const char *fc, size_t notes_len)
+{
+	char *notes = malloc(notes_len + 1), name[128];
+	assert_non_null(notes);
+	for (size_t i = 0; i < notes_len; i++)
+		notes[i] = "Colloquio del martedi. "[i % 23];
+	notes[notes_len] = '\0';
+	json_t *doc = json_pack(
+	    "{s:s, s:{s:s, s:s}, s:s, s:s, s:{s:s, s:s, s:s, s:{s:s, s:s, s:s}, s:s}, "
+	    "s:{s:{s:s, s:s}, s:s, s:s}}",
+	    "id", id, "operator", "staffId", "as-0077", "role", "social-worker", "recipient",
+	    it_party_ids[IT_CPI], "caseId", "mn-2026-0911", "referral", "service",
+	    it_service[IT_CPI], "priority", "routine", "reasonCode", "long-term-unemployment",
+	    "consent", "basis", "consent", "givenAt", "2026-11-30T10:00:00Z", "reference",
+	    "CONS-2026-0977", "ageBand", "adult", "private", "person", "name", "Giovanna Verdi",
+	    "fiscalCode", fc, "reason", "Senza lavoro da aprile.", "notes", notes);
+	assert_non_null(doc);
+	char *text = json_dumps(doc, JSON_COMPACT);
+	assert_non_null(text);
+	snprintf(name, sizeof(name), "%s.json", id);
+	it_outbox_put(n, IT_SOCIAL, name, text);
+	free(text);
+	json_decref(doc);
+	free(notes);
+}
+
+/* fill writes path until the file system refuses a page: none is left. */
+static void fill(const char *path)
+{
+	static char chunk[64 * 1024];
+	memset(chunk, 0x5a, sizeof(chunk));
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	ssize_t w;
+	while ((w = write(fd, chunk, sizeof(chunk))) > 0)
+		;
+	assert_int_equal(errno, ENOSPC);
+	close(fd);
+	struct statvfs sv;
+	assert_int_equal(statvfs(path, &sv), 0);
+	assert_int_equal(sv.f_bfree, 0);
+}
+
+/* give_room preallocates len bytes after the end of path (its size kept):
+ * appends up to that take no new page of the file system. */
+static void give_room(const char *path, off_t len)
+{
+	struct stat st;
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(fallocate(fd, FALLOC_FL_KEEP_SIZE, st.st_size, len), 0);
+	close(fd);
+}
+
+/* wait_log waits for want lines with needle in p's log, and fails with
+ * the log shown when they do not come. */
+static void wait_log(it_net *n, int p, const char *needle, size_t want, const char *what)
+{
+	char log[1300], name[64];
+	snprintf(log, sizeof(log), "%s/%s.log", n->dir, it_party_ids[p]);
+	if (it_wait_occurrences(log, needle, want, 30000))
+		return;
+	snprintf(name, sizeof(name), "%s.log", it_party_ids[p]);
+	it_show(n, name);
+	fail_msg("%s", what);
+}
+
+static void count_id(void *ctx, uint64_t index, const Rete__Message *msg)
+{
+	(void)index;
+	if (strcmp(msg->id, "disk-1") == 0)
+		(*(int *)ctx)++;
+}
+
+/* sar_deliveries: how many deliveries the answer of `rete sar` for fc
+ * (the social services' agent) gives message id (-1: not in it). */
+static int sar_deliveries(it_net *n, const char *fc, const char *id)
+{
+	char *out = NULL;
+	int rc = tu_run(&out, "'%s/rete' sar --person %s -c '%s/agents/%s/agent.ini' --json",
+			n->bin, fc, n->dir, it_party_ids[IT_SOCIAL]);
+	json_t *ans = rc == 0 ? json_loads(out, 0, NULL) : NULL;
+	if (ans == NULL)
+		fail_msg("rete sar --person %s: exit %d: %s", fc, rc, out);
+	int found = -1;
+	size_t i;
+	json_t *msg;
+	json_array_foreach(json_object_get(ans, "messages"), i, msg)
+	{
+		if (strcmp(json_string_value(json_object_get(msg, "id")) ?: "", id) == 0)
+			found = (int)json_array_size(json_object_get(msg, "deliveries"));
+	}
+	if (found < 0)
+		fprintf(stderr, "rete sar --person %s has no %s: %s\n", fc, id, out);
+	json_decref(ans);
+	free(out);
+	return found;
+}
+
+static void test_agent_full_disk(void **state)
+{
+	if (!it_disk_mount(state, "test_agent_full_disk", "2m"))
+		skip();
+	it_disk *d = *state;
+
+	it_net *n = d->n = it_net_new("agentdisk-net", NULL);
+	assert_non_null(n);
+	char path[1500], data[1300], idx[1400], filler[1300], sent[1300];
+	snprintf(data, sizeof(data), "%s/data", d->mnt);
+	assert_int_equal(mkdir(data, 0700), 0);
+	it_write_agent_ini(n, IT_SOCIAL); /* makes agents/ID */
+	snprintf(path, sizeof(path), "%s/agents/%s/data", n->dir, it_party_ids[IT_SOCIAL]);
+	assert_int_equal(symlink(data, path), 0);
+	snprintf(idx, sizeof(idx), "%s/persons.jsonl", data);
+	snprintf(filler, sizeof(filler), "%s/filler", d->mnt);
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	/* no retention scan but the one at the start: persons.jsonl is only
+	 * appended to */
+	const char *extra = "\n[privacy]\nscan = 1h\n";
+	int ms = it_wait_ms();
+
+	/* 1. one referral as usual */
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start_ex(n, IT_SOCIAL, extra));
+	assert_true(it_agent_start(n, IT_CPI));
+	put_referral(n, "warm-1", OTHER_FC, 100);
+	if (!it_wait_occurrences(idx, "\"delivered\":\"warm-1\"", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the delivery of warm-1 was not recorded in %s", idx);
+	}
+
+	/* 2. the agent alone takes in the next referral */
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, ms), 0);
+	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, ms), 0);
+	assert_true(it_agent_start_ex(n, IT_SOCIAL, extra));
+	put_referral(n, "disk-1", PERSON_FC, NOTES);
+	wait_log(n, IT_SOCIAL, "message id disk-1 recorded", 1,
+		 "the agent did not record the id of disk-1");
+
+	/* 3. the disk full but for the index; the broker back: the seal of
+	 * disk-1 cannot be recorded */
+	give_room(idx, 64 * 1024);
+	fill(filler);
+	assert_true(it_broker_start(n));
+	wait_log(n, IT_SOCIAL, "cannot record signed messages", 1,
+		 "the agent did not say that it could not record the sealed disk-1");
+	int logged = 0;
+	assert_true(it_log_each(n, count_id, &logged) > 0);
+	assert_int_equal(logged, 0); /* not submitted */
+
+	/* 4. space again: sent once, receipted, delivered */
+	assert_int_equal(unlink(filler), 0);
+	pid_t pid = n->agent_pid[IT_SOCIAL];
+	if (!it_wait_occurrences(idx, "\"delivered\":\"disk-1\"", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the delivery of disk-1 was not recorded in %s", idx);
+	}
+	assert_int_equal(n->agent_pid[IT_SOCIAL], pid);
+	assert_int_equal(n->agent_starts[IT_SOCIAL], 2);
+	snprintf(path, sizeof(path), "%s/disk-1.json.receipt.json", sent);
+	assert_true(tu_exists(path));
+	logged = 0;
+	assert_true(it_log_each(n, count_id, &logged) > 0);
+	assert_int_equal(logged, 1);
+
+	/* 5. after a clean stop: one "sealed" line, then "filed" and
+	 * "delivered" ones, and the person's answer */
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, ms), 0);
+	size_t sealed = tu_occurrences(idx, "\"id\":\"disk-1\",\"kind\":\"referral\"");
+	if (sealed != 1) {
+		it_show_path(idx, 0);
+		fail_msg("persons.jsonl has %zu \"sealed\" lines of disk-1 (want 1)", sealed);
+	}
+	assert_int_equal(tu_occurrences(idx, "\"id\":\"disk-1\",\"file\":\"disk-1.json\""), 1);
+	assert_int_equal(tu_occurrences(idx, "\"id\":\"warm-1\",\"kind\":\"referral\""), 1);
+	assert_int_equal(sar_deliveries(n, PERSON_FC, "disk-1"), 1);
+	assert_int_equal(sar_deliveries(n, OTHER_FC, "disk-1"), -1);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_teardown(test_agent_full_disk, it_disk_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
