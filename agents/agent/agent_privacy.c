@@ -357,7 +357,8 @@ static bool ap_flush(agent *a, bool all)
 	if (p->flush_said_at != 0)
 		agent_log(a, "info",
 			  "person index: synced again, its lines taken from the "
-			  "agent's store");
+			  "agent's store (%u failed sync(s) since the failure was last said)",
+			  p->flush_fails);
 	p->flush_retry_at = p->flush_said_at = 0;
 	p->flush_fails = 0;
 	p->jfirst = p->jnext;

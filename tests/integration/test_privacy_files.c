@@ -1000,6 +1000,69 @@ static void test_index_append_failed(void **state)
 			 3);
 }
 
+/* A person index that cannot be synced (persons.jsonl a folder: the disk
+ * full, an I/O error) is said once, not at every try: with [privacy] scan =
+ * 1s the agent tries at every scan, and says the failure again only a
+ * minute later; once the file is back, "synced again" says how many tries
+ * failed meanwhile, and the lines are in the file. */
+static void test_index_flush_said_once(void **state)
+{
+	it_net *n = net_up(state, "privfiles-flushsaid");
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start_ex(n, IT_SOCIAL, "\n[privacy]\nscan = 1s\n"));
+	assert_true(it_agent_start(n, IT_CPI));
+	char text[2048], idx[1400], away[1500], log[1400];
+	snprintf(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	agent_file(n, IT_SOCIAL, "data/persons.jsonl", idx, sizeof(idx));
+	snprintf(away, sizeof(away), "%s.away", idx);
+	if (!it_wait_occurrences(log, "connected to", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the agent did not connect");
+	}
+	bool had = tu_exists(idx);
+	if (had)
+		assert_int_equal(rename(idx, away), 0);
+	if (mkdir(idx, 0700) != 0)
+		fail_msg("mkdir %s: %s", idx, strerror(errno));
+	referral(text, sizeof(text), "flushsaid-1", "Maria Rossi", MOTHER_FC);
+	put_outbox(n, IT_SOCIAL, "flushsaid.json", text, 0);
+	static const char said[] = "its lines stay in the agent's store";
+	if (!it_wait_occurrences(log, "(delivery from broker.mantova) written to inbox/", 1,
+				 30000) ||
+	    !it_wait_occurrences(log, said, 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("flushsaid-1 was not delivered, or the failed sync not said, while "
+			 "persons.jsonl was a folder");
+	}
+	/* time for three more scans, each a try that fails (what is checked is
+	 * that they are not said, so the time must pass) */
+	it_nap(it_scaled_ms(3500));
+	assert_int_equal(rmdir(idx), 0);
+	if (had)
+		assert_int_equal(rename(away, idx), 0);
+	static const char again[] = "person index: synced again";
+	if (!it_wait_occurrences(log, again, 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the agent never said the person index was synced again");
+	}
+	size_t times = tu_occurrences(log, said);
+	char *t = tu_read_file(log, NULL);
+	const char *at = t ? strstr(t, again) : NULL;
+	const char *cnt = at ? strstr(at, "store (") : NULL;
+	unsigned fails = cnt ? (unsigned)strtoul(cnt + strlen("store ("), NULL, 10) : 0;
+	free(t);
+	if (times != 1 || fails == 0) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the failed sync was said %zu time(s) (want 1), and %u failed tries were "
+			 "held back (want at least 1)",
+			 times, fails);
+	}
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	assert_int_equal(tu_occurrences(idx, "\"id\":\"flushsaid-1\"") +
+			     tu_occurrences(idx, "\"delivered\":\"flushsaid-1\""),
+			 3);
+}
+
 /* A message the case system wrote without an "id" (the agent mints one)
  * waits for its delivery longer than keep_sent: its sent/ file is not
  * erased while it waits, as one with an "id" is not. */
@@ -1057,6 +1120,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_index_lines_kept, it_teardown),
 	    cmocka_unit_test_teardown(test_minted_id_held, it_teardown),
 	    cmocka_unit_test_teardown(test_index_append_failed, it_teardown),
+	    cmocka_unit_test_teardown(test_index_flush_said_once, it_teardown),
 	};
 	if (getenv("RETE_TEST_ONLY") != NULL) /* e.g. RETE_TEST_ONLY=test_index_lines_kept */
 		cmocka_set_test_filter(getenv("RETE_TEST_ONLY"));
