@@ -909,13 +909,15 @@ static void test_index_lines_kept(void **state)
 	char data[1400], *out = NULL, ini[1400];
 	agent_file(n, IT_SOCIAL, "data", data, sizeof(data));
 	agent_file(n, IT_SOCIAL, "agent.ini", ini, sizeof(ini));
-	assert_int_equal(tu_run(&out, "printf 'schema\\n99\\n' | mdb_load -T -s meta '%s' 2>&1", data), 0);
+	assert_int_equal(
+	    tu_run(&out, "printf 'schema\\n99\\n' | mdb_load -T -s meta '%s' 2>&1", data), 0);
 	free(out);
 	int rc = tu_run(&out, "%s/rete sar --person %s -c %s --json 2>&1", n->bin, MOTHER_FC, ini);
 	if (rc == 0 || !strstr(out, "has schema 99") || !strstr(out, "no answer"))
 		fail_msg("rete sar on a store it cannot read: exit %d: %s", rc, out);
 	free(out);
-	assert_int_equal(tu_run(&out, "printf 'schema\\n2\\n' | mdb_load -T -s meta '%s' 2>&1", data), 0);
+	assert_int_equal(
+	    tu_run(&out, "printf 'schema\\n2\\n' | mdb_load -T -s meta '%s' 2>&1", data), 0);
 	free(out);
 	for (int i = 0; i < 2; i++) {
 		assert_true(it_agent_start_ex(n, who[i], noscan));
@@ -936,6 +938,43 @@ static void test_index_lines_kept(void **state)
 	sar_expect(n, IT_CPI, MOTHER_FC, "journal-1", -1, 1, NULL);
 }
 
+/* index_blocked: the social services' person index made a folder, so that
+ * nothing can be appended to it or synced (the disk full, an I/O error) */
+struct index_blocked {
+	char idx[1400], away[1500], log[1400];
+	bool had; /* the file was there: moved to away */
+};
+
+/* index_block starts the broker, the social services' agent (with the
+ * agent.ini lines extra, or none) and the job centre's, waits for the first
+ * to connect, and puts a folder where its persons.jsonl was */
+static void index_block(it_net *n, const char *extra, struct index_blocked *b)
+{
+	assert_true(it_broker_start(n));
+	assert_true(extra ? it_agent_start_ex(n, IT_SOCIAL, extra) : it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+	snprintf(b->log, sizeof(b->log), "%s/social.mantova.log", n->dir);
+	agent_file(n, IT_SOCIAL, "data/persons.jsonl", b->idx, sizeof(b->idx));
+	snprintf(b->away, sizeof(b->away), "%s.away", b->idx);
+	if (!it_wait_occurrences(b->log, "connected to", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the agent did not connect");
+	}
+	b->had = tu_exists(b->idx);
+	if (b->had)
+		assert_int_equal(rename(b->idx, b->away), 0);
+	if (mkdir(b->idx, 0700) != 0)
+		fail_msg("mkdir %s: %s", b->idx, strerror(errno));
+}
+
+/* index_unblock puts the file back */
+static void index_unblock(struct index_blocked *b)
+{
+	assert_int_equal(rmdir(b->idx), 0);
+	if (b->had)
+		assert_int_equal(rename(b->away, b->idx), 0);
+}
+
 /* A failed append of journalled lines (the disk full, an I/O error: here
  * persons.jsonl is a folder for a while) must not lose them: the journal
  * keeps them until they are appended again and synced. The agent seals,
@@ -946,22 +985,10 @@ static void test_index_lines_kept(void **state)
 static void test_index_append_failed(void **state)
 {
 	it_net *n = net_up(state, "privfiles-appendfail");
-	assert_true(it_broker_start(n));
-	assert_true(it_agent_start(n, IT_SOCIAL));
-	assert_true(it_agent_start(n, IT_CPI));
-	char text[2048], idx[1400], away[1500], log[1400];
-	snprintf(log, sizeof(log), "%s/social.mantova.log", n->dir);
-	agent_file(n, IT_SOCIAL, "data/persons.jsonl", idx, sizeof(idx));
-	snprintf(away, sizeof(away), "%s.away", idx);
-	if (!it_wait_occurrences(log, "connected to", 1, 30000)) {
-		it_show(n, "social.mantova.log");
-		fail_msg("the agent did not connect");
-	}
-	bool had = tu_exists(idx);
-	if (had)
-		assert_int_equal(rename(idx, away), 0);
-	if (mkdir(idx, 0700) != 0)
-		fail_msg("mkdir %s: %s", idx, strerror(errno));
+	struct index_blocked b;
+	index_block(n, NULL, &b);
+	const char *idx = b.idx, *log = b.log;
+	char text[2048];
 	referral(text, sizeof(text), "appendfail-1", "Maria Rossi", MOTHER_FC);
 	put_outbox(n, IT_SOCIAL, "appendfail.json", text, 0);
 	/* sealed, filed, delivered while persons.jsonl cannot be appended to */
@@ -972,9 +999,7 @@ static void test_index_append_failed(void **state)
 		fail_msg("appendfail-1 was not delivered while persons.jsonl could not be "
 			 "appended to");
 	}
-	assert_int_equal(rmdir(idx), 0);
-	if (had)
-		assert_int_equal(rename(away, idx), 0);
+	index_unblock(&b);
 	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
 	size_t got = tu_occurrences(idx, "\"id\":\"appendfail-1\"") +
 		     tu_occurrences(idx, "\"delivered\":\"appendfail-1\"");
@@ -1008,22 +1033,10 @@ static void test_index_append_failed(void **state)
 static void test_index_flush_said_once(void **state)
 {
 	it_net *n = net_up(state, "privfiles-flushsaid");
-	assert_true(it_broker_start(n));
-	assert_true(it_agent_start_ex(n, IT_SOCIAL, "\n[privacy]\nscan = 1s\n"));
-	assert_true(it_agent_start(n, IT_CPI));
-	char text[2048], idx[1400], away[1500], log[1400];
-	snprintf(log, sizeof(log), "%s/social.mantova.log", n->dir);
-	agent_file(n, IT_SOCIAL, "data/persons.jsonl", idx, sizeof(idx));
-	snprintf(away, sizeof(away), "%s.away", idx);
-	if (!it_wait_occurrences(log, "connected to", 1, 30000)) {
-		it_show(n, "social.mantova.log");
-		fail_msg("the agent did not connect");
-	}
-	bool had = tu_exists(idx);
-	if (had)
-		assert_int_equal(rename(idx, away), 0);
-	if (mkdir(idx, 0700) != 0)
-		fail_msg("mkdir %s: %s", idx, strerror(errno));
+	struct index_blocked b;
+	index_block(n, "\n[privacy]\nscan = 1s\n", &b);
+	const char *idx = b.idx, *log = b.log;
+	char text[2048];
 	referral(text, sizeof(text), "flushsaid-1", "Maria Rossi", MOTHER_FC);
 	put_outbox(n, IT_SOCIAL, "flushsaid.json", text, 0);
 	static const char said[] = "its lines stay in the agent's store";
@@ -1037,9 +1050,7 @@ static void test_index_flush_said_once(void **state)
 	/* time for three more scans, each a try that fails (what is checked is
 	 * that they are not said, so the time must pass) */
 	it_nap(it_scaled_ms(3500));
-	assert_int_equal(rmdir(idx), 0);
-	if (had)
-		assert_int_equal(rename(away, idx), 0);
+	index_unblock(&b);
 	static const char again[] = "person index: synced again";
 	if (!it_wait_occurrences(log, again, 1, 30000)) {
 		it_show(n, "social.mantova.log");
