@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include "broker.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -19,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -2638,6 +2641,73 @@ static rete_err store_start(broker *b, unsigned flags)
 	return state_check(b, flags, copy ? &mark : NULL);
 }
 
+/* endpoint_probe, for --check-config: binds a plain socket where the
+ * broker's key (listen or events) would listen, when its host is an
+ * address or '*' (a name is left to the start), and says what the start
+ * would meet: an address not of this machine or a port below 1024 is a
+ * problem, a port in use (by this broker, running?) a note. */
+static void endpoint_probe(broker *b, const char *key, const char *ep)
+{
+	struct sockaddr_storage ss = {0};
+	socklen_t len = 0;
+	char host[64];
+	const char *hp = ep + 6, *colon = strrchr(ep, ':');
+
+	if (strncmp(ep, "tcp://", 6) != 0 || !colon || colon < hp)
+		return;
+	size_t n = (size_t)(colon - hp);
+	if (n >= sizeof(host))
+		return;
+	memcpy(host, hp, n);
+	host[n] = '\0';
+	unsigned port = (unsigned)strtoul(colon + 1, NULL, 10);
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	if (strcmp(host, "*") == 0) {
+		s4->sin_family = AF_INET;
+		s4->sin_addr.s_addr = htonl(INADDR_ANY);
+		len = sizeof(*s4);
+	} else if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		len = sizeof(*s4);
+	} else if (n > 2 && host[0] == '[' && host[n - 1] == ']' && !strchr(host, '%')) {
+		host[n - 1] = '\0';
+		if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1)
+			return;
+		s6->sin6_family = AF_INET6;
+		len = sizeof(*s6);
+	} else {
+		return; /* a name: resolved at the start */
+	}
+	if (ss.ss_family == AF_INET)
+		s4->sin_port = htons((uint16_t)port);
+	else
+		s6->sin6_port = htons((uint16_t)port);
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	int one = 1;
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	int e = bind(fd, (struct sockaddr *)&ss, len) == 0 ? 0 : errno;
+	close(fd);
+	if (e == EADDRNOTAVAIL)
+		store_error(b,
+			    "[broker] %s: %s is not an address of this machine, so the broker "
+			    "could not listen there; give one of its addresses, or * for all of "
+			    "them",
+			    key, ep);
+	else if (e == EACCES)
+		store_error(b,
+			    "[broker] %s: %s: a port below 1024 needs privileges the broker does "
+			    "not have; give a port from 1024 up",
+			    key, ep);
+	else if (e == EADDRINUSE)
+		store_warn(b,
+			   "[broker] %s: %s is in use (by this broker, running?); the start "
+			   "fails while another program listens there",
+			   key, ep);
+}
+
 int broker_check_store(broker_config *c, unsigned flags, rete_problems *problems,
 		       rete_problems *notes)
 {
@@ -2646,6 +2716,8 @@ int broker_check_store(broker_config *c, unsigned flags, rete_problems *problems
 
 	b.check_problems = problems;
 	b.check_notes = notes;
+	endpoint_probe(&b, "listen", c->listen);
+	endpoint_probe(&b, "events", c->events);
 	if (store_start(&b, flags) != RETE_OK && problems->n == before)
 		store_error(&b, "store %s cannot be checked", c->data);
 	rete_store_close(&b.store);
@@ -2721,7 +2793,18 @@ static void *server_socket(broker *b, int type, const char *domain, const char *
 	    (type == ZMQ_ROUTER &&
 	     zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof(one)) < 0) ||
 	    zmq_bind(s, endpoint) < 0) {
-		broker_log_error("cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
+		int e = zmq_errno();
+		const char *key = type == ZMQ_ROUTER ? "listen" : "events";
+		broker_log_error(
+		    "cannot bind %s ([broker] %s): %s%s", endpoint, key, zmq_strerror(e),
+		    e == EADDRINUSE ? "; another program (another rete-broker?) listens there: "
+				      "stop it, or give another port"
+		    : e == EADDRNOTAVAIL ? "; the address is not one of this machine's: give one "
+					   "of its addresses, or * for all of them"
+		    : e == ENODEV	 ? "; this machine has no interface of that name"
+		    : e == EACCES	 ? "; a port below 1024 needs privileges the broker "
+					   "does not have: give a port from 1024 up"
+					 : "");
 		zmq_close(s);
 		return NULL;
 	}

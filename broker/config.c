@@ -21,6 +21,7 @@
 
 #include "codec.h"
 #include "duration.h"
+#include "endpoint.h"
 #include "validate.h"
 
 /* --- kinds --------------------------------------------------------------- */
@@ -378,18 +379,6 @@ static void free_list(char **items, size_t n)
 	free(items);
 }
 
-static bool endpoint_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n >= BROKER_ENDPOINT_MAX)
-		return false;
-	if (strncmp(s, "tcp://", 6) == 0)
-		return n > 6 && strchr(s + 6, ':') != NULL;
-	if (strncmp(s, "ipc://", 6) == 0)
-		return n > 6;
-	return false;
-}
-
 static void calendar_duration(struct parse *p, const char *section, const char *key,
 			      const char *def, int64_t min_ms, int64_t *out, char *text,
 			      size_t textlen)
@@ -633,6 +622,7 @@ static void load_broker(struct parse *p, broker_config *c)
 {
 	const char *S = "broker";
 	struct kv *kv;
+	rete_msg em;
 	if (!section_line(p, S))
 		problem(p, 0,
 			"[broker]: section missing; it names the broker (origin, id, "
@@ -674,20 +664,14 @@ static void load_broker(struct parse *p, broker_config *c)
 		}
 	}
 	if ((kv = require(p, S, "listen", "the ROUTER endpoint, e.g. tcp://0.0.0.0:7700"))) {
-		if (!endpoint_ok(kv->value))
-			problem(p, kv->line,
-				"[broker] listen: '%s' is not accepted; give "
-				"tcp://HOST:PORT or ipc://PATH",
-				kv->value);
+		if (rete_endpoint_check(kv->value, RETE_ENDPOINT_LISTEN, &em) != RETE_OK)
+			problem(p, kv->line, "[broker] listen: %s", em.text);
 		else
 			snprintf(c->listen, sizeof(c->listen), "%s", kv->value);
 	}
 	if ((kv = require(p, S, "events", "the PUB endpoint, e.g. tcp://0.0.0.0:7701"))) {
-		if (!endpoint_ok(kv->value))
-			problem(p, kv->line,
-				"[broker] events: '%s' is not accepted; give "
-				"tcp://HOST:PORT or ipc://PATH",
-				kv->value);
+		if (rete_endpoint_check(kv->value, RETE_ENDPOINT_LISTEN, &em) != RETE_OK)
+			problem(p, kv->line, "[broker] events: %s", em.text);
 		else if (strcmp(kv->value, c->listen) == 0)
 			problem(p, kv->line,
 				"[broker] events: '%s' is also the listen endpoint; "

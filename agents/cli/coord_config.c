@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "duration.h"
+#include "endpoint.h"
 #include "ini_file.h"
 
 struct cc_parse {
@@ -109,6 +110,9 @@ rete_err coord_config_load(const char *path, coord_config *cfg, rete_msg *m)
 				  cfg->broker, cfg->broker_key_path, m);
 	if (err != RETE_OK)
 		return err;
+	rete_msg em;
+	if (cfg->events && rete_endpoint_check(cfg->events, RETE_ENDPOINT_CONNECT, &em) != RETE_OK)
+		return rete_msg_set(m, RETE_EINVAL, "%s: [client] events: %s", path, em.text);
 	if (cfg->time_zone == NULL && (cfg->time_zone = strdup(RETE_DEFAULT_TZ)) == NULL)
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
 	return RETE_OK;

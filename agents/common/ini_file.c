@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "endpoint.h"
 #include "keys.h"
 
 char *rete_ini_abs_path(const char *dir, const char *value)
@@ -88,5 +89,8 @@ rete_err rete_ini_need_party(const char *path, const char *section, const char *
 				    "%s: [%s] %s is missing; %s needs id, key, broker and "
 				    "broker_key",
 				    path, section, missing, who);
+	rete_msg em;
+	if (rete_endpoint_check(broker, RETE_ENDPOINT_CONNECT, &em) != RETE_OK)
+		return rete_msg_set(m, RETE_EINVAL, "%s: [%s] broker: %s", path, section, em.text);
 	return RETE_OK;
 }

@@ -10,6 +10,7 @@
 #include <zmq.h>
 
 #include "duration.h"
+#include "endpoint.h"
 #include "merkle.h"
 
 /* --- the process-wide context ------------------------------------------------ */
@@ -82,6 +83,10 @@ static rete_err wire_open(rete_wire **out, int type, const char *endpoint,
 	*out = NULL;
 	if (!endpoint || !broker_key || !my_key)
 		return rete_msg_set(m, RETE_EINVAL, "connect: endpoint and keys are required");
+	/* before ZeroMQ, which would take tcp://h:99999 as port 34463 */
+	rete_err err = rete_endpoint_check(endpoint, RETE_ENDPOINT_CONNECT, m);
+	if (err != RETE_OK)
+		return err;
 	rete_wire *w = calloc(1, sizeof(*w));
 	if (!w)
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
@@ -94,7 +99,7 @@ static rete_err wire_open(rete_wire **out, int type, const char *endpoint,
 	snprintf(w->w_endpoint, sizeof(w->w_endpoint), "%s", endpoint);
 	w->w_sub = type == ZMQ_SUB;
 	w->w_next_request = 1;
-	rete_err err = RETE_OK;
+	err = RETE_OK;
 	int linger = 0, hb_ivl = 5000, hb_timeout = 15000, hb_ttl = 15000;
 	int reconnect = 100, reconnect_max = 2000;
 	char mon_ep[64];

@@ -15,6 +15,15 @@
 #                 store read-only: another schema, another origin, a backup
 #                 copy (refused at start without --restore, with the same
 #                 sentence).
+#   endpoints     an endpoint ZeroMQ would refuse or use otherwise than
+#                 written (a port beyond 65535, taken modulo 65536; * or 0,
+#                 a port the system picks; no port; another scheme; junk after
+#                 the port; * as the broker's host) in broker.ini, agent.ini,
+#                 coord.ini or audit.ini: --check-config exits 2 naming it,
+#                 and rete-broker and rete-agent do not start on it (exit 2,
+#                 no store created); the forms that work stay fine. An
+#                 address not of this machine: a problem (start: exit 2, the
+#                 bind's sentence says why); the port in use: a note.
 #   backup        rete store backup into a missing parent creates it, the files
 #                 are 0600, --verify passes on a good copy and fails (exit 1)
 #                 on a garbled one.
@@ -133,6 +142,82 @@ what="rete --check-config: a broker.ini"
 run rete --check-config -c "$DIR/broker/broker.ini"
 expect 2 "rete-broker"
 
+# --- endpoints -------------------------------------------------------------
+bini=$DIR/broker/broker.ini
+bad_bind=("tcp://127.0.0.1:99999" "tcp://127.0.0.1:*" "tcp://127.0.0.1:0" "tcp://127.0.0.1:7700x"
+	"tcp://127.0.0.1" "tcp://127.0.0.1:-1" "http://127.0.0.1:7700" "tcp://[::1:7700" "tcp://:7700"
+	"tcp://host name:7700" "ipc://")
+for ep in "${bad_bind[@]}"; do
+	what="broker: listen = $ep"
+	cp "$bini" "$bini.good"
+	set_key "$bini" listen "$ep"
+	run rete-broker -c "$bini" --check-config
+	expect 2 "[broker] listen: '$ep'" "tcp://HOST:PORT"
+	run timeout 30 rete-broker -c "$bini" --init
+	expect 2 "[broker] listen: '$ep'"
+	[ ! -e "$DIR/broker/store" ] || bad "$what: the start created the store: $out"
+	rm -rf "$DIR/broker/store"
+	mv "$bini.good" "$bini"
+done
+what="broker: listen on an address not of this machine"
+cp "$bini" "$bini.good"
+set_key "$bini" listen "tcp://192.0.2.1:7700" # TEST-NET-1 (RFC 5737)
+run rete-broker -c "$bini" --check-config
+expect 2 "[broker] listen: tcp://192.0.2.1:7700 is not an address of this machine" "* for all"
+run timeout 30 rete-broker -c "$bini" --init
+expect 2 "cannot bind tcp://192.0.2.1:7700 ([broker] listen)" "not one of this machine's"
+rm -rf "$DIR/broker/store"
+mv "$bini.good" "$bini"
+what="broker: events = tcp://127.0.0.1:65536"
+cp "$bini" "$bini.good"
+set_key "$bini" events "tcp://127.0.0.1:65536"
+run rete-broker -c "$bini" --check-config
+expect 2 "[broker] events: 'tcp://127.0.0.1:65536'" "65535"
+mv "$bini.good" "$bini"
+for ep in "tcp://*:7700" "tcp://0.0.0.0:65535" "tcp://[::1]:7700" "tcp://localhost:7700" "tcp://eth0:7700"; do
+	what="broker: listen = $ep"
+	cp "$bini" "$bini.good"
+	set_key "$bini" listen "$ep"
+	run rete-broker -c "$bini" --check-config
+	expect 0 "fine" "listen $ep"
+	mv "$bini.good" "$bini"
+done
+
+bad_connect=("tcp://127.0.0.1:99999" "tcp://*:7700" "tcp://127.0.0.1:*" "tcp://127.0.0.1"
+	"tcp://127.0.0.1:7700x" "http://127.0.0.1:7700" "tcp://[fe80::1%eth0:7700" "ipc://")
+for ep in "${bad_connect[@]}"; do
+	what="agent: broker = $ep"
+	cp "$agent" "$agent.good"
+	set_key "$agent" broker "$ep"
+	run rete-agent --check-config -c "$agent"
+	expect 2 "[agent] broker: '$ep'" "tcp://HOST:PORT"
+	run rete --check-config -c "$agent"
+	expect 2 "[agent] broker: '$ep'"
+	run timeout 30 rete-agent -c "$agent"
+	expect 2 "[agent] broker: '$ep'"
+	mv "$agent.good" "$agent"
+done
+for ep in "tcp://[::1]:7700" "tcp://localhost:7700" "tcp://broker.comune.mantova.it:7700" "ipc:///run/rete/broker.sock"; do
+	what="agent: broker = $ep"
+	cp "$agent" "$agent.good"
+	set_key "$agent" broker "$ep"
+	run rete-agent --check-config -c "$agent"
+	expect 0 "fine" "broker $ep"
+	mv "$agent.good" "$agent"
+done
+what="coord.ini: events without a port"
+cp "$DIR/coord.ini" "$DIR/coord.good"
+set_key "$DIR/coord.ini" events "tcp://127.0.0.1"
+run rete --check-config -c "$DIR/coord.ini"
+expect 2 "[client] events: 'tcp://127.0.0.1'" "tcp://HOST:PORT"
+mv "$DIR/coord.good" "$DIR/coord.ini"
+what="audit.ini: broker with a port beyond 65535"
+cp "$DIR/audit.ini" "$DIR/audit.good"
+set_key "$DIR/audit.ini" broker "tcp://127.0.0.1:77000"
+run rete --check-config -c "$DIR/audit.ini"
+expect 2 "broker: 'tcp://127.0.0.1:77000'" "65535"
+mv "$DIR/audit.good" "$DIR/audit.ini"
+
 # --- folders ---------------------------------------------------------------
 what="agent: the spool is a file"
 touch "$DIR/agents/social.mantova/notafolder"
@@ -174,7 +259,6 @@ run rete status -c "$agent"
 rm -rf "$adata"
 
 # --- the broker ------------------------------------------------------------
-bini=$DIR/broker/broker.ini
 what="broker: its key pointed at its .pub"
 set_key "$bini" key ../keys/broker.mantova.pub
 run rete-broker -c "$bini" --check-config
@@ -199,6 +283,20 @@ wait "$bpid" || bad "the broker's clean stop exited $?"
 what="broker: a good store"
 run rete-broker -c "$bini" --check-config
 expect 0 "fine" "store"
+
+what="broker: its port in use"
+port=$(free_port)
+cp "$bini" "$bini.good"
+set_key "$bini" listen "tcp://127.0.0.1:$port"
+rete-broker -c "$bini" >"$DIR/broker/broker-port.log" 2>&1 &
+bpid=$!
+PIDS+=($bpid)
+wait_for 30 grep -q "started:" "$DIR/broker/broker-port.log" || bad "the broker did not start on port $port: $(cat "$DIR/broker/broker-port.log")"
+run rete-broker -c "$bini" --check-config
+expect 0 "note: [broker] listen: tcp://127.0.0.1:$port is in use" "fine"
+kill -TERM "$bpid"
+wait "$bpid" || bad "the broker's clean stop exited $?"
+mv "$bini.good" "$bini"
 
 what="broker: a store of another origin"
 sed -i -e "s#^origin = .*#origin = rete.example/elsewhere#" "$bini"

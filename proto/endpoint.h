@@ -1,0 +1,42 @@
+/* endpoint.h — the ZeroMQ endpoints written in the configuration files.
+ *
+ * ZeroMQ takes more than an operator means, and takes some of it silently
+ * otherwise than written: a port beyond 65535 becomes that port modulo
+ * 65536 (tcp://127.0.0.1:99999 listens on 34463), a port followed by junk
+ * is read up to the junk, `*` and `0` are a port the system picks, which no
+ * agent can know. rete_endpoint_check accepts only what rete's programs
+ * mean by an endpoint, so that --check-config says so before a start:
+ *
+ *   tcp://HOST:PORT   PORT a whole number from 1 to 65535 (no sign, no
+ *                     leading zero); HOST an IPv4 address, an IPv6 address
+ *                     in brackets ([::1]), or a host or interface name
+ *                     (letters, digits, '.', '-', '_'; at most 253);
+ *                     `*` (every address) only to listen on;
+ *   ipc://PATH        a Unix socket, PATH at most 107 bytes (the kernel's
+ *                     limit for a socket's path).
+ *
+ * Whether the host resolves or the address is one of this machine's is the
+ * start's to find out (it needs the network, and --check-config runs beside
+ * a broker that holds the port).
+ */
+#ifndef RETE_ENDPOINT_H
+#define RETE_ENDPOINT_H
+
+#include "error.h"
+
+/* The longest endpoint accepted (the configuration's buffers hold it). */
+#define RETE_ENDPOINT_MAX 255
+
+/* What the endpoint is for: a socket that listens (the broker's listen
+ * and events) or one that connects (agents, coordinators, auditors). */
+typedef enum rete_endpoint_use {
+	RETE_ENDPOINT_LISTEN,
+	RETE_ENDPOINT_CONNECT,
+} rete_endpoint_use;
+
+/* rete_endpoint_check: RETE_OK when ep is an endpoint as above for use;
+ * RETE_EINVAL otherwise, with m a sentence that names ep, says what is
+ * wrong with it and what is accepted. */
+rete_err rete_endpoint_check(const char *ep, rete_endpoint_use use, rete_msg *m);
+
+#endif

@@ -1,0 +1,105 @@
+/* test_endpoint.c — the endpoints of the configuration files: what ZeroMQ
+ * would refuse, or take otherwise than written, is refused with a sentence
+ * that names it, says why and what is accepted. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "endpoint.h"
+
+static void test_good(void **state)
+{
+	(void)state;
+	const char *both[] = {
+	    "tcp://127.0.0.1:7700",	 "tcp://0.0.0.0:1",
+	    "tcp://10.1.2.3:65535",	 "tcp://[::1]:7700",
+	    "tcp://[fe80::1%eth0]:7700", "tcp://localhost:7700",
+	    "tcp://eth0:7700",		 "tcp://broker.comune.mantova.it:7700",
+	    "tcp://rete_broker:7700",	 "ipc:///run/rete/broker.sock",
+	    "ipc://broker.sock",
+	};
+	rete_msg m;
+	for (size_t i = 0; i < sizeof(both) / sizeof(both[0]); i++) {
+		m.text[0] = '\0';
+		assert_int_equal(rete_endpoint_check(both[i], RETE_ENDPOINT_LISTEN, &m), RETE_OK);
+		assert_int_equal(rete_endpoint_check(both[i], RETE_ENDPOINT_CONNECT, &m), RETE_OK);
+	}
+	/* every address of the machine: to listen on only */
+	assert_int_equal(rete_endpoint_check("tcp://*:7700", RETE_ENDPOINT_LISTEN, &m), RETE_OK);
+	assert_int_equal(rete_endpoint_check("tcp://*:7700", RETE_ENDPOINT_CONNECT, &m),
+			 RETE_EINVAL);
+	assert_non_null(strstr(m.text, "'*' (every address of a machine) is for listening"));
+}
+
+static void test_bad(void **state)
+{
+	(void)state;
+	char ipc_long[160] = "ipc:///";
+	memset(ipc_long + 7, 'a', 110);
+	char too_long[300] = "tcp://";
+	memset(too_long + 6, 'a', 260);
+	memcpy(too_long + 266, ":7700", 6);
+	const struct {
+		const char *ep, *why;
+	} bad[] = {
+	    {"tcp://127.0.0.1:99999", "the port 99999 is beyond 65535"},
+	    {"tcp://127.0.0.1:65536", "the port 65536 is beyond 65535"},
+	    {"tcp://127.0.0.1:7700x", "the port '7700x' is not a number"},
+	    {"tcp://127.0.0.1:-1", "the port '-1' is not a number"},
+	    {"tcp://127.0.0.1:+7700", "the port '+7700' is not a number"},
+	    {"tcp://127.0.0.1:07700", "the port '07700' begins with 0"},
+	    {"tcp://127.0.0.1:*", "a port the system picks"},
+	    {"tcp://127.0.0.1:0", "a port the system picks"},
+	    {"tcp://127.0.0.1:", "it has no port"},
+	    {"tcp://127.0.0.1", "it has no port"},
+	    {"tcp://:7700", "the host before the port is missing"},
+	    {"tcp://300.1.1.1:7700", "the IPv4 address is not valid"},
+	    {"tcp://1.2.3:7700", "the IPv4 address is not valid"},
+	    {"tcp://::1:7700", "an IPv6 address goes in brackets"},
+	    {"tcp://[::1:7700", "lacks its ']'"},
+	    {"tcp://[::g]:7700", "the IPv6 address in brackets is not valid"},
+	    {"tcp://[::1]7700", "it has no port"},
+	    {"tcp://[fe80::1%]:7700", "zone"},
+	    {"tcp://host/x:7700", "the host is not an address nor a name"},
+	    {"tcp://-host:7700", "the host is not an address nor a name"},
+	    {"tcp://host name:7700", "a space"},
+	    {"tcp://h\xc3\xa9:7700", "outside printable ASCII"},
+	    {"http://127.0.0.1:7700", "neither tcp:// nor ipc://"},
+	    {"inproc://x", "neither tcp:// nor ipc://"},
+	    {"127.0.0.1:7700", "neither tcp:// nor ipc://"},
+	    {"ipc://", "path after ipc:// is missing"},
+	    {ipc_long, "longer than 107 bytes"},
+	    {too_long, "longer than 255 bytes"},
+	};
+	rete_msg m;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		for (int use = 0; use < 2; use++) {
+			m.text[0] = '\0';
+			rete_err e = rete_endpoint_check(
+			    bad[i].ep, use ? RETE_ENDPOINT_CONNECT : RETE_ENDPOINT_LISTEN, &m);
+			if (e != RETE_EINVAL || !strstr(m.text, bad[i].why) ||
+			    !strstr(m.text,
+				    "give tcp://HOST:PORT (PORT from 1 to 65535) or ipc://PATH") ||
+			    (strlen(bad[i].ep) < 200 && !strstr(m.text, bad[i].ep)))
+				fail_msg("'%s' (%s): %d, \"%s\"; want EINVAL and \"%s\"", bad[i].ep,
+					 use ? "connect" : "listen", (int)e, m.text, bad[i].why);
+		}
+	}
+	assert_int_equal(rete_endpoint_check("", RETE_ENDPOINT_LISTEN, &m), RETE_EINVAL);
+	assert_non_null(strstr(m.text, "the endpoint is empty"));
+	assert_int_equal(rete_endpoint_check(NULL, RETE_ENDPOINT_CONNECT, &m), RETE_EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_good),
+	    cmocka_unit_test(test_bad),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
