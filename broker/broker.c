@@ -2014,9 +2014,9 @@ static void reload(broker *b)
 	if (broker_config_load(b->cfg->path, &nc, &pr) != RETE_OK) {
 		for (size_t i = 0; i < pr.n; i++)
 			broker_log_error("%s: %s", pr.items[i].path, pr.items[i].text);
-		broker_log_error("the new configuration was refused (%zu problems); the old one "
+		broker_log_error("the new configuration was refused (%zu problem%s); the old one "
 				 "stays in force",
-				 pr.n);
+				 pr.n, pr.n == 1 ? "" : "s");
 		rete_problems_free(&pr);
 		return;
 	}
