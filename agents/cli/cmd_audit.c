@@ -222,6 +222,58 @@ static int bad_number(const char *who, const char *opt, const char *v)
 	return CLI_USAGE;
 }
 
+/* NOTE_FILE_MAX: more than any checkpoint note (RETE_NOTE_MAX_SIGS lines of
+ * at most a few hundred bytes each). */
+#define NOTE_FILE_MAX 65535
+
+/* read_note reads a checkpoint note file the user gave (a pipe too) into
+ * a malloc'd, NUL-terminated buffer. A file that cannot be read, is empty
+ * or is larger than any note is said on stderr (false: exit 2): it is not
+ * a checkpoint that fails, and the log is not judged by it. */
+static bool read_note(const char *path, const char *who, const char *opt, char **note, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	size_t n = 0;
+	char *buf;
+
+	*note = NULL;
+	*len = 0;
+	if (f == NULL) {
+		fprintf(stderr, "rete audit %s: %s: cannot read %s: %s\n", who, opt, path,
+			strerror(errno));
+		return false;
+	}
+	if ((buf = malloc(NOTE_FILE_MAX + 2)) == NULL) {
+		fclose(f);
+		fprintf(stderr, "rete audit %s: out of memory\n", who);
+		return false;
+	}
+	n = fread(buf, 1, NOTE_FILE_MAX + 1, f);
+	if (ferror(f)) {
+		int err = errno;
+		fclose(f);
+		free(buf);
+		fprintf(stderr, "rete audit %s: %s: cannot read %s: %s\n", who, opt, path,
+			strerror(err));
+		return false;
+	}
+	fclose(f);
+	if (n == 0 || n > NOTE_FILE_MAX) {
+		free(buf);
+		fprintf(stderr,
+			"rete audit %s: %s: %s %s; give a checkpoint note as 'rete checkpoint' "
+			"prints it\n",
+			who, opt, path,
+			n == 0 ? "is empty (no checkpoint was written into it)"
+			       : "is larger than any checkpoint note (64 KiB)");
+		return false;
+	}
+	buf[n] = '\0';
+	*note = buf;
+	*len = n;
+	return true;
+}
+
 /* ---- verify ------------------------------------------------------------------- */
 
 static void on_progress(void *ctx, uint64_t done, uint64_t total)
@@ -434,22 +486,10 @@ static int audit_verify(int argc, char **argv)
 		return CLI_USAGE;
 	}
 	if (since != NULL) {
-		FILE *f = fopen(since, "rb");
-		if (f == NULL) {
-			fprintf(stderr, "rete audit verify: cannot read %s: %s\n", since,
-				strerror(errno));
+		if (!read_note(since, "verify", "--since-checkpoint", &note, &note_len)) {
 			rete_witness_policy_free(&policy);
 			return CLI_USAGE;
 		}
-		note = malloc(65536);
-		note_len = note != NULL ? fread(note, 1, 65535, f) : 0;
-		fclose(f);
-		if (note == NULL) {
-			fprintf(stderr, "rete audit verify: out of memory\n");
-			rete_witness_policy_free(&policy);
-			return CLI_USAGE;
-		}
-		note[note_len] = '\0';
 		opt.since_note = note;
 		opt.since_len = note_len;
 	}
@@ -1333,19 +1373,8 @@ static int audit_check_proof(int argc, char **argv)
 		fprintf(stderr, "rete audit check-proof: %s\n", m.text);
 		return CLI_USAGE;
 	}
-	{
-		FILE *f = fopen(ckfile, "rb");
-		if (f == NULL || (note = malloc(65536)) == NULL) {
-			fprintf(stderr, "rete audit check-proof: cannot read %s: %s\n", ckfile,
-				strerror(errno));
-			if (f != NULL)
-				fclose(f);
-			return CLI_USAGE;
-		}
-		note_len = fread(note, 1, 65535, f);
-		note[note_len] = '\0';
-		fclose(f);
-	}
+	if (!read_note(ckfile, "check-proof", "--checkpoint", &note, &note_len))
+		return CLI_USAGE;
 	/* the proof file */
 	if ((e = rete_json_load_file(file, &doc, &m)) != RETE_OK) {
 		fprintf(stderr, "rete audit check-proof: %s\n", m.text);

@@ -608,6 +608,50 @@ static void test_proofs(void **state)
 	fx_free(&f);
 }
 
+/* An earlier checkpoint file that holds no note — empty (what `rete
+ * checkpoint STORE > last.ckpt` leaves when the store had no checkpoint
+ * yet) or a folder — is an input that cannot be read (exit 2, naming the
+ * file), not a log that fails (exit 1). On main verify printed "the log
+ * does not verify: the checkpoint given to compare with: the checkpoint
+ * note is empty" and exited 1, and check-proof said "the checkpoint in
+ * ... is not a checkpoint note" with exit 1. */
+static void test_unreadable_checkpoint_file(void **state)
+{
+	struct fx f;
+	char *out = NULL, empty[4096], pf[4096];
+	(void)state;
+
+	fx_build(&f);
+	snprintf(empty, sizeof(empty), "%s/last.ckpt", f.root);
+	snprintf(pf, sizeof(pf), "%s/incl.json", f.root);
+	assert_int_equal(tu_write_file(empty, "", 0), 0);
+	assert_int_equal(run(&out, "%s audit proof %s --index 3 > %s", RETE, f.store, pf), 0);
+	free(out);
+	const char *files[2] = {empty, f.root};
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(run(&out,
+				     "%s audit verify %s --broker-key %s --since-checkpoint %s",
+				     RETE, f.store, f.pub, files[i]),
+				 2);
+		assert_null(strstr(out, "does not verify"));
+		assert_non_null(strstr(out, files[i]));
+		free(out);
+		assert_int_equal(run(&out,
+				     "%s audit verify %s --broker-key %s --since-checkpoint %s "
+				     "--json",
+				     RETE, f.store, f.pub, files[i]),
+				 2);
+		free(out);
+		assert_int_equal(run(&out,
+				     "%s audit check-proof %s --checkpoint %s --broker-key %s",
+				     RETE, pf, files[i], f.pub),
+				 2);
+		assert_non_null(strstr(out, files[i]));
+		free(out);
+	}
+	fx_free(&f);
+}
+
 static void test_log_lines(void **state)
 {
 	struct fx f;
@@ -682,6 +726,7 @@ int main(void)
 	    cmocka_unit_test(test_backup_put_back),
 	    cmocka_unit_test(test_verify_while_appending),
 	    cmocka_unit_test(test_proofs),
+	    cmocka_unit_test(test_unreadable_checkpoint_file),
 	    cmocka_unit_test(test_log_lines),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
