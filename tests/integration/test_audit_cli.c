@@ -661,6 +661,42 @@ static void test_unreadable_checkpoint_file(void **state)
 	fx_free(&f);
 }
 
+/* rete report over a store with a time zone this machine does not know
+ * (a typo: Europe/Rom) counted whole days in UTC while it labelled the
+ * report with the zone given, and said nothing: on main exit 0 and
+ * "timeZone": "Europe/Rom". Now exit 2 naming the zone; a known one
+ * still reports. */
+static void test_report_unknown_zone(void **state)
+{
+	struct fx f;
+	char *out = NULL;
+	(void)state;
+
+	fx_build(&f);
+	assert_int_equal(run(&out,
+			     "%s report --store %s --from 2026-09-01 --to 2026-09-30 --tz "
+			     "Europe/Rom --format json 2>&1",
+			     RETE, f.store),
+			 2);
+	assert_non_null(strstr(out, "'Europe/Rom'"));
+	assert_non_null(strstr(out, "not known"));
+	assert_null(strstr(out, "\"timeZone\""));
+	free(out);
+	assert_int_equal(run(&out,
+			     "%s report --store %s --from 2026-09-01 --to 2026-09-30 --tz "
+			     "Europe/Rome --format json",
+			     RETE, f.store),
+			 0);
+	assert_non_null(strstr(out, "\"timeZone\": \"Europe/Rome\""));
+	free(out);
+	assert_int_equal(run(&out,
+			     "%s report --store %s --from 2026-09-01 --to 2026-09-30 --tz UTC",
+			     RETE, f.store),
+			 0);
+	free(out);
+	fx_free(&f);
+}
+
 static void test_log_lines(void **state)
 {
 	struct fx f;
@@ -736,6 +772,7 @@ int main(void)
 	    cmocka_unit_test(test_verify_while_appending),
 	    cmocka_unit_test(test_proofs),
 	    cmocka_unit_test(test_unreadable_checkpoint_file),
+	    cmocka_unit_test(test_report_unknown_zone),
 	    cmocka_unit_test(test_log_lines),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
