@@ -223,32 +223,36 @@ static int bad_number(const char *who, const char *opt, const char *v)
 }
 
 /* NOTE_FILE_MAX: more than any checkpoint note (RETE_NOTE_MAX_SIGS lines of
- * at most a few hundred bytes each). */
-#define NOTE_FILE_MAX 65535
+ * at most a few hundred bytes each); PROOF_FILE_MAX: more than any proof
+ * file (64 hashes and two notes). */
+#define NOTE_FILE_MAX  65535
+#define PROOF_FILE_MAX (1u << 20)
 
-/* read_note reads a checkpoint note file the user gave (a pipe too) into
- * a malloc'd, NUL-terminated buffer. A file that cannot be read, is empty
- * or is larger than any note is said on stderr (false: exit 2): it is not
- * a checkpoint that fails, and the log is not judged by it. */
-static bool read_note(const char *path, const char *who, const char *opt, char **note, size_t *len)
+/* read_small reads a file the user gave (a pipe too) into a malloc'd,
+ * NUL-terminated buffer, at most max bytes: what (in "larger than any
+ * WHAT") names the kind of file. A file that cannot be read or is larger
+ * is said on stderr (false: exit 2); nothing more than max + 1 bytes is
+ * read (a huge file, or /dev/zero, is not taken into memory). */
+static bool read_small(const char *path, const char *who, const char *opt, size_t max,
+		       const char *what, char **out, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
 	size_t n = 0;
 	char *buf;
 
-	*note = NULL;
+	*out = NULL;
 	*len = 0;
 	if (f == NULL) {
 		fprintf(stderr, "rete audit %s: %s: cannot read %s: %s\n", who, opt, path,
 			strerror(errno));
 		return false;
 	}
-	if ((buf = malloc(NOTE_FILE_MAX + 2)) == NULL) {
+	if ((buf = malloc(max + 2)) == NULL) {
 		fclose(f);
 		fprintf(stderr, "rete audit %s: out of memory\n", who);
 		return false;
 	}
-	n = fread(buf, 1, NOTE_FILE_MAX + 1, f);
+	n = fread(buf, 1, max + 1, f);
 	if (ferror(f)) {
 		int err = errno;
 		fclose(f);
@@ -258,19 +262,34 @@ static bool read_note(const char *path, const char *who, const char *opt, char *
 		return false;
 	}
 	fclose(f);
-	if (n == 0 || n > NOTE_FILE_MAX) {
+	if (n > max) {
 		free(buf);
-		fprintf(stderr,
-			"rete audit %s: %s: %s %s; give a checkpoint note as 'rete checkpoint' "
-			"prints it\n",
-			who, opt, path,
-			n == 0 ? "is empty (no checkpoint was written into it)"
-			       : "is larger than any checkpoint note (64 KiB)");
+		fprintf(stderr, "rete audit %s: %s: %s is larger than any %s (%zu KiB)\n", who, opt,
+			path, what, (max + 1) / 1024);
 		return false;
 	}
 	buf[n] = '\0';
-	*note = buf;
+	*out = buf;
 	*len = n;
+	return true;
+}
+
+/* read_note reads a checkpoint note file (read_small). An empty one is
+ * said too: it is not a checkpoint that fails, and the log is not judged
+ * by it. */
+static bool read_note(const char *path, const char *who, const char *opt, char **note, size_t *len)
+{
+	if (!read_small(path, who, opt, NOTE_FILE_MAX, "checkpoint note", note, len))
+		return false;
+	if (*len == 0) {
+		free(*note);
+		*note = NULL;
+		fprintf(stderr,
+			"rete audit %s: %s: %s is empty (no checkpoint was written into it); give "
+			"a checkpoint note as 'rete checkpoint' prints it\n",
+			who, opt, path);
+		return false;
+	}
 	return true;
 }
 
@@ -1376,9 +1395,18 @@ static int audit_check_proof(int argc, char **argv)
 	if (!read_note(ckfile, "check-proof", "--checkpoint", &note, &note_len))
 		return CLI_USAGE;
 	/* the proof file */
-	if ((e = rete_json_load_file(file, &doc, &m)) != RETE_OK) {
-		fprintf(stderr, "rete audit check-proof: %s\n", m.text);
-		goto out;
+	{
+		char *text = NULL;
+		size_t tlen = 0;
+		if (!read_small(file, "check-proof", "the proof file", PROOF_FILE_MAX, "proof file",
+				&text, &tlen))
+			goto out;
+		e = rete_json_loadb(text, tlen, file, &doc, &m);
+		free(text);
+		if (e != RETE_OK) {
+			fprintf(stderr, "rete audit check-proof: %s\n", m.text);
+			goto out;
+		}
 	}
 	if (!json_is_object(doc)) {
 		rc = check_fail(file, "%s", "it is not a JSON object");

@@ -608,6 +608,21 @@ static void test_proofs(void **state)
 		assert_non_null(strstr(out, "does not verify"));
 		free(out);
 	}
+	/* a proof file larger than any proof (a sparse 40 MiB file here;
+	 * /dev/zero alike) is refused before it is read into memory: main
+	 * read it all (from /dev/zero until memory ran out) */
+	{
+		char big[4096];
+		snprintf(big, sizeof(big), "%s/big.json", f.root);
+		assert_int_equal(run(&out, "truncate -s 40M %s", big), 0);
+		free(out);
+		assert_int_equal(run(&out,
+				     "%s audit check-proof %s --checkpoint %s --broker-key %s 2>&1",
+				     RETE, big, ck, f.pub),
+				 2);
+		assert_non_null(strstr(out, "larger than"));
+		free(out);
+	}
 	/* out of range: usage */
 	assert_int_equal(run(&out, "%s audit proof %s --index 12 2>&1", RETE, f.store), 2);
 	free(out);
