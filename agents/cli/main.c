@@ -14,36 +14,21 @@ struct cli_command {
 };
 
 static const struct cli_command commands[] = {
-    {"keygen", cmd_keygen, "keygen ID --out DIR     create a party's Ed25519 key pair"},
-    {"message", cmd_message, "message check FILE.json check a message file against the schema"},
-    {"audit", cmd_audit,
-     "audit verify|log|timeline|proof|consistency|check-proof STORE_DIR ...  the auditor's "
-     "commands"},
-    {"evidence", cmd_evidence,
-     "evidence export|verify ...  one message's evidence bundle: write it, check it offline"},
-    {"checkpoint", cmd_checkpoint, "checkpoint STORE_DIR   print the latest signed checkpoint"},
-    {"witnesses", cmd_witnesses,
-     "witnesses (-c audit.ini | STORE_DIR --broker-key FILE.pub) [--quorum K]  a witness policy of "
-     "the directory's agencies"},
-    {"store", cmd_store, "store backup STORE_DIR DEST_DIR  hot, compacted copy of a store"},
-    {"send", cmd_send,
-     "send -c agent.ini FILE.json [--wait [S]]  queue a message in the agent's outbox"},
-    {"status", cmd_status,
-     "status -c agent.ini [REFERRAL_ID] [--json]  the agency's referrals and their history"},
-    {"monitor", cmd_monitor,
-     "monitor -c coord.ini [--once] [--json]  the coordinator's live view (overdue first)"},
-    {"console", cmd_console,
-     "console -c coord.ini [--listen ADDR]  the web console (Panoramica, Salute), live"},
-    {"report", cmd_report,
-     "report (-c coord.ini | --store DIR) --from D --to D [--by ...] [--format csv|json]  period "
-     "counts and median times"},
-    {"sar", cmd_sar,
-     "sar --person FISCALCODE -c agent.ini [--json | --html FILE]  one person's subject-access "
-     "answer"},
-    {"health", cmd_health,
-     "health -c coord.ini [--json]  the broker's health (exit 0 healthy, 1 problems)"},
-    {"version", cmd_version,
-     "version [--json]        this rete's version, protocol and store schema"},
+	{"keygen", cmd_keygen, "keygen ID --out DIR     create a party's Ed25519 key pair"},
+	{"message", cmd_message, "message check FILE.json check a message file against the schema"},
+	{"audit", cmd_audit, "audit verify|log|timeline|proof|consistency|check-proof STORE_DIR ...  the auditor's commands"},
+	{"evidence", cmd_evidence, "evidence export|verify ...  one message's evidence bundle: write it, check it offline"},
+	{"checkpoint", cmd_checkpoint, "checkpoint STORE_DIR   print the latest signed checkpoint"},
+	{"witnesses", cmd_witnesses, "witnesses (-c audit.ini | STORE_DIR --broker-key FILE.pub) [--quorum K]  a witness policy of the directory's agencies"},
+	{"store", cmd_store, "store backup STORE_DIR DEST_DIR  hot, compacted copy of a store"},
+	{"send", cmd_send, "send -c agent.ini FILE.json [--wait [S]]  queue a message in the agent's outbox"},
+	{"status", cmd_status, "status -c agent.ini [REFERRAL_ID] [--json]  the agency's referrals and their history"},
+	{"monitor", cmd_monitor, "monitor -c coord.ini [--once] [--json]  the coordinator's live view (overdue first)"},
+	{"console", cmd_console, "console -c coord.ini [--listen ADDR]  the web console (Panoramica, Salute), live"},
+	{"report", cmd_report, "report (-c coord.ini | --store DIR) --from D --to D [--by ...] [--format csv|json]  period counts and median times"},
+	{"sar", cmd_sar, "sar --person FISCALCODE -c agent.ini [--json | --html FILE]  one person's subject-access answer"},
+	{"health", cmd_health, "health -c coord.ini [--json]  the broker's health (exit 0 healthy, 1 problems)"},
+	{"version", cmd_version, "version [--json]        this rete's version, protocol and store schema"},
 };
 
 bool cli_wants_help(int argc, char **argv)
@@ -99,6 +84,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "rete: unknown command '%s'; 'rete --help' lists the commands\n", argv[1]);
+	fprintf(stderr, "rete: unknown command '%s'; 'rete --help' lists the commands\n",
+		argv[1]);
 	return CLI_USAGE;
 }
