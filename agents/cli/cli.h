@@ -15,6 +15,11 @@ enum { CLI_OK = 0, CLI_FALSE = 1, CLI_USAGE = 2 };
 /* cli_wants_help is true when argv holds -h or --help. */
 bool cli_wants_help(int argc, char **argv);
 
+/* cli_tz_known is true when tz names a time zone this machine knows ("UTC",
+ * or a file under /usr/share/zoneinfo); the C library would otherwise
+ * compute in UTC without saying so. */
+bool cli_tz_known(const char *tz);
+
 /* The subcommands (one file each: cmd_NAME.c). */
 int cmd_keygen(int argc, char **argv);
 int cmd_message(int argc, char **argv);

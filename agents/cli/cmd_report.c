@@ -287,7 +287,22 @@ int cmd_report(int argc, char **argv)
 		tz = tz_opt ? tz_opt : cfg.time_zone;
 	}
 
-	/* the period, whole days in the network's time zone */
+	/* the period, whole days in the network's time zone: one this machine
+	 * knows (else the C library counts days in UTC and says nothing) */
+	if (!cli_tz_known(tz)) {
+		fprintf(stderr,
+			"rete report: time zone '%s' (%s) is not known on this machine (no "
+			"/usr/share/zoneinfo/%s); the days of the period would be counted in UTC. "
+			"Give a zone such as Europe/Rome with --tz (or --tz UTC)\n",
+			tz,
+			tz_opt != NULL	   ? "--tz"
+			: store == NULL	   ? "time_zone of the configuration"
+			: tz_store != NULL ? "the time zone of the store's directory"
+					   : "the default",
+			tz);
+		rc = CLI_USAGE;
+		goto out;
+	}
 	int64_t from_ms, to_ms, a, b;
 	if (rete_day_bounds(from, tz, &from_ms, &a, &m) != RETE_OK ||
 	    rete_day_bounds(to, tz, &b, &to_ms, &m) != RETE_OK) {

@@ -978,11 +978,23 @@ static rete_err check_cosignatures(const rete_evidence *ev, const rete_evidence_
 		char id[RETE_ORIGIN_MAX + 1];
 		const rete_pubkey *wk = NULL;
 		rete_pubkey pk;
+		unsigned n, others;
 
 		p = nl + 1;
 		snprintf(id, sizeof(id), "%.*s", (int)(sp - name), name);
 		if (strcmp(id, cp->origin) == 0)
 			continue; /* the broker's: rete_checkpoint_verify checked it */
+		/* one line per party, as the broker keeps them: a second line of
+		 * a name (a copy, another cosignature of it, or bytes under
+		 * another key ID, which rete_cosign_verify passes over) would be
+		 * counted twice or carried unchecked */
+		if ((n = sig_lines_named(note, id, &others)) != 1) {
+			e = rete_msg_set(m, RETE_EINVAL,
+					 "the checkpoint carries %u signature lines of %s; a "
+					 "party cosigns it on one line (the bundle was edited)",
+					 n, id);
+			goto out;
+		}
 		for (size_t i = 0; pol != NULL && i < rete_witness_policy_count(pol); i++)
 			if (strcmp(rete_witness_policy_name(pol, i), id) == 0)
 				wk = rete_witness_policy_key(pol, i);

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct cli_command {
 	const char *name;
@@ -36,6 +37,20 @@ bool cli_wants_help(int argc, char **argv)
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
 			return true;
 	return false;
+}
+
+bool cli_tz_known(const char *tz)
+{
+	char path[512];
+	struct stat st;
+
+	if (tz == NULL || tz[0] == '\0' || tz[0] == '/' || strstr(tz, "..") != NULL ||
+	    strlen(tz) > 200)
+		return false;
+	if (strcmp(tz, "UTC") == 0)
+		return true;
+	snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 static void usage(FILE *out)

@@ -520,13 +520,11 @@ static void csv_field_q(FILE *out, const char *s, char sep, bool always)
 	fputc('"', out);
 }
 
-static void csv_field(FILE *out, const char *s, char sep)
-{
-	csv_field_q(out, s, sep, false);
-}
-
 /* csv_hours writes a median with two decimals and the chosen decimal mark;
- * nothing (an empty field) when there is none. */
+ * nothing (an empty field) when there is none. A number, written as one:
+ * never quoted (the mark is not the separator) nor guarded as a formula
+ * (a negative median, after the broker's clock stepped back, stays a
+ * number a spreadsheet sums). */
 static void csv_hours(FILE *out, char sep, char dec, double h)
 {
 	char buf[64];
@@ -538,7 +536,7 @@ static void csv_hours(FILE *out, char sep, char dec, double h)
 	for (char *c = buf; *c != '\0'; c++)
 		if (*c == '.')
 			*c = dec;
-	csv_field(out, buf, sep);
+	fputs(buf, out);
 }
 
 static const char *age_band_name(Rete__AgeBand b)

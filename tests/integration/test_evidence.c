@@ -40,6 +40,7 @@
 #include <stddef.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "checkpoint.h"
 #include "cosign.h"
@@ -837,6 +838,94 @@ static void test_cosignatures(void **state)
 	}
 }
 
+/* with_line: the bundle of r1 (GOOD) with line added to its checkpoint's
+ * signature lines, written in the exporter's form (an edited bundle). */
+static char *with_line(const char *line)
+{
+	rete_store *s = NULL;
+	rete_evidence ev;
+	char *text = NULL, *more = NULL;
+	rete_msg m;
+	assert_int_equal(rete_store_open(&s, F->dir, RETE_STORE_RDONLY, &m), RETE_OK);
+	assert_int_equal(rete_evidence_from_store(s, SOCIAL, "r1", &ev, &m), RETE_OK);
+	rete_store_close(&s);
+	assert_true(asprintf(&more, "%s%s\n", ev.checkpoint, line) > 0);
+	free(ev.checkpoint);
+	ev.checkpoint = more;
+	assert_int_equal(rete_evidence_write(&ev, &text, &m), RETE_OK);
+	rete_evidence_free(&ev);
+	return text;
+}
+
+/* A party's name on two signature lines of the checkpoint: the broker
+ * keeps one line per party, so a second is an edit. Each variant once
+ * verified, and the story without a policy counted the party twice
+ * ("cosigned by 3 parties of the directory: cpi.test, asst.test,
+ * cpi.test"). */
+static void test_cosignature_lines_once(void **state)
+{
+	rete_evidence_facts f;
+	rete_msg m = {{0}};
+	char *text, *line = NULL, *note = NULL;
+	(void)state;
+
+	build(&GOOD);
+	text = bundle("r1");
+	assert_string_equal(check(text, NULL, NULL, &f, &m), "holds");
+	assert_int_equal(f.cosigned, 2);
+	{ /* cpi's line of the exported checkpoint, and the note without it */
+		rete_evidence ev;
+		const char *at, *nl;
+		assert_int_equal(rete_evidence_parse(text, strlen(text), &ev, NULL, &m), RETE_OK);
+		at = strstr(ev.checkpoint, "\xe2\x80\x94 " CPI " ");
+		assert_non_null(at);
+		nl = strchr(at, '\n');
+		line = strndup(at, (size_t)(nl - at));
+		note = strdup(ev.checkpoint);
+		rete_evidence_free(&ev);
+	}
+	free(text);
+
+	/* the same line twice */
+	text = with_line(line);
+	assert_string_equal(check(text, NULL, NULL, &f, &m), "cosignatures");
+	assert_non_null(strstr(m.text, "2 signature lines of " CPI));
+	assert_string_equal(check(text, NULL, F->policy, &f, &m), "cosignatures");
+	free(text);
+
+	/* a second, valid cosignature of cpi at another time */
+	{
+		char *other = NULL;
+		assert_int_equal(
+		    rete_cosign_line(note, strlen(note), CPI, F->k[K_CPI], 1790000099, &other, &m),
+		    RETE_OK);
+		text = with_line(other);
+		free(other);
+		assert_string_equal(check(text, NULL, NULL, &f, &m), "cosignatures");
+		assert_non_null(strstr(m.text, "2 signature lines of " CPI));
+		free(text);
+	}
+
+	/* a line of cpi's name that is no cosignature at all (random bytes:
+	 * another key ID), beside cpi's valid one */
+	{
+		uint8_t junk[RETE_COSIGN_BLOB];
+		char *b64, *forged = NULL;
+		randombytes_buf(junk, sizeof(junk));
+		b64 = rete_b64_encode(junk, sizeof(junk));
+		assert_true(asprintf(&forged, "\xe2\x80\x94 " CPI " %s", b64) > 0);
+		free(b64);
+		text = with_line(forged);
+		free(forged);
+		assert_string_equal(check(text, NULL, NULL, &f, &m), "cosignatures");
+		assert_non_null(strstr(m.text, CPI));
+		assert_string_equal(check(text, NULL, F->policy, &f, &m), "cosignatures");
+		free(text);
+	}
+	free(line);
+	free(note);
+}
+
 /* ---- rotation, not found ---------------------------------------------------------------- */
 
 static void test_rotation(void **state)
@@ -1096,6 +1185,7 @@ int main(void)
 	    cmocka_unit_test(test_timestamp),
 	    cmocka_unit_test(test_acknowledgement),
 	    cmocka_unit_test(test_cosignatures),
+	    cmocka_unit_test(test_cosignature_lines_once),
 	    cmocka_unit_test(test_rotation),
 	    cmocka_unit_test(test_rotation_after_delivery),
 	    cmocka_unit_test(test_not_found),

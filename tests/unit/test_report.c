@@ -526,7 +526,10 @@ static void test_csv_quoting(void **state)
 
 /* A text cell a spreadsheet would run as a formula (=, +, -, @, a tab or a
  * carriage return first) is written with a leading apostrophe, quoted: the
- * service codes and agency ids come from the network. */
+ * service codes and agency ids come from the network. A median is a number,
+ * not guarded: a negative one (the broker's clock stepped back between a
+ * referral and its receipt) was written as the text "'-0.50", which a
+ * spreadsheet does not sum. */
 static void test_csv_formula_guard(void **state)
 {
 	(void)state;
@@ -540,6 +543,9 @@ static void test_csv_formula_guard(void **state)
 	    RETE__STATUS__STATUS_REQUESTED, P_FROM + H);
 	add(&s, "J", "a.b", "c.d", "@sum", RETE__AGE_BAND__AGE_BAND_ADULT,
 	    RETE__STATUS__STATUS_REQUESTED, P_FROM + H);
+	add(&s, "N", "a.b", "c.d", "svc", RETE__AGE_BAND__AGE_BAND_ADULT,
+	    RETE__STATUS__STATUS_RECEIVED, P_FROM + 2 * H)
+	    ->received_at = P_FROM + 2 * H - H / 2;
 	assert_int_equal(report_build(s.ptr, s.n, P_FROM, P_TO, P_TO, REPORT_BY_SERVICE, &r, NULL),
 			 RETE_OK);
 	char *csv = csv_of(r, ',', '.');
@@ -547,6 +553,8 @@ static void test_csv_formula_guard(void **state)
 	assert_non_null(strstr(csv, "\r\n\"'-orientation\",1,"));
 	assert_non_null(strstr(csv, "\r\n\"'@sum\",1,"));
 	assert_null(strstr(csv, "\r\n=HYPERLINK"));
+	assert_non_null(strstr(csv, ",-0.50,"));
+	assert_null(strstr(csv, "'-0.50"));
 	free(csv);
 	report_free(&r);
 }
