@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "conffile.h"
 #include "duration.h"
 #include "endpoint.h"
 #include "validate.h"
@@ -1096,6 +1097,13 @@ rete_err broker_config_load(const char *path, broker_config **out, rete_problems
 		problem(&p, 0, "cannot be read: %s", strerror(errno));
 		free(c);
 		return RETE_EIO;
+	}
+	rete_msg fm;
+	if ((err = rete_conffile_check(p.f, &fm)) != RETE_OK) {
+		problem(&p, 0, "%s", fm.text);
+		fclose(p.f);
+		free(c);
+		return err;
 	}
 	char *slash = strrchr(path, '/');
 	p.dir = slash ? strndup(path, (size_t)(slash - path)) : strdup(".");

@@ -8,12 +8,14 @@
 #include <string.h>
 
 #include "../agent/agent_check.c"
+#include "conffile.h"
 #include "coord_config.h"
 #include "privacy_config.h"
 
 /* first_section finds the first "[name]" line of path into name; false
- * when the file cannot be read or has none. */
-static bool first_section(const char *path, char *name, size_t len)
+ * when the file cannot be read or has none; false with *why set when it is
+ * no configuration file at all (a folder, a device, far too large). */
+static bool first_section(const char *path, char *name, size_t len, rete_msg *why)
 {
 	char line[1024];
 	FILE *f = fopen(path, "r");
@@ -21,6 +23,10 @@ static bool first_section(const char *path, char *name, size_t len)
 
 	if (f == NULL)
 		return false;
+	if (rete_conffile_check(f, why) != RETE_OK) {
+		fclose(f);
+		return false;
+	}
 	while (!found && fgets(line, sizeof(line), f) != NULL) {
 		char *p = line + strspn(line, " \t");
 		char *end = strchr(p, ']');
@@ -69,7 +75,12 @@ int cmd_check(int argc, char **argv)
 				"or audit.ini)\n");
 		return CLI_USAGE;
 	}
-	if (!first_section(ini, section, sizeof(section))) {
+	m.text[0] = '\0';
+	if (!first_section(ini, section, sizeof(section), &m)) {
+		if (m.text[0]) {
+			fprintf(stderr, "%s: %s\n", ini, m.text);
+			return CLI_USAGE;
+		}
 		fprintf(stderr,
 			"%s: cannot be read, or holds no [section]; an agent.ini has "
 			"[agent], a coord.ini or audit.ini [client]\n",

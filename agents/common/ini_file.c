@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conffile.h"
 #include "endpoint.h"
 #include "keys.h"
 
@@ -50,6 +51,12 @@ rete_err rete_ini_read(const char *path, ini_handler handler, void *user,
 	if (f == NULL)
 		return rete_msg_set(m, RETE_EIO, "%s: cannot read the configuration: %s", path,
 				    strerror(errno));
+	rete_err err = rete_conffile_check(f, m);
+	if (err != RETE_OK) {
+		fclose(f);
+		rete_msg_prefix(m, "%s", path);
+		return err;
+	}
 	rc = ini_parse_file(f, handler, user);
 	fclose(f);
 	if (*handler_err != RETE_OK) {

@@ -15,6 +15,8 @@
 #                 store read-only: another schema, another origin, a backup
 #                 copy (refused at start without --restore, with the same
 #                 sentence).
+#   config file   -c given /dev/zero, a folder or a 5 MiB file: exit 2 at
+#                 once, saying what it is (rete-broker, rete-agent, rete).
 #   endpoints     an endpoint ZeroMQ would refuse or use otherwise than
 #                 written (a port beyond 65535, taken modulo 65536; * or 0,
 #                 a port the system picks; no port; another scheme; junk after
@@ -141,6 +143,24 @@ expect 0 "fine"
 what="rete --check-config: a broker.ini"
 run rete --check-config -c "$DIR/broker/broker.ini"
 expect 2 "rete-broker"
+
+# --- the configuration file itself ------------------------------------------
+# -c given a device, a folder or a file far larger than any configuration
+# (a store's data.mdb by mistake): exit 2 at once, saying what it is; not a
+# hang reading /dev/zero, not "[agent] id is missing" about a folder.
+truncate -s 5M "$DIR/big.ini"
+for cmd in "rete-broker --check-config -c" "rete-broker -c" "rete-agent --check-config -c" "rete-agent -c" \
+	"rete --check-config -c" "rete status -c"; do
+	what="$cmd /dev/zero"
+	run timeout 20 $cmd /dev/zero
+	expect 2 "/dev/zero" "not a regular file"
+	what="$cmd FOLDER"
+	run timeout 20 $cmd "$DIR"
+	expect 2 "$DIR" "is a folder"
+	what="$cmd a 5 MiB file"
+	run timeout 20 $cmd "$DIR/big.ini"
+	expect 2 "big.ini" "larger than"
+done
 
 # --- endpoints -------------------------------------------------------------
 bini=$DIR/broker/broker.ini
