@@ -164,79 +164,65 @@ done
 
 # --- endpoints -------------------------------------------------------------
 bini=$DIR/broker/broker.ini
+# with_key FILE KEY VALUE CMD...: run CMD with KEY = VALUE in FILE, then put
+# FILE back as it was
+with_key() {
+	local f=$1 key=$2 value=$3
+	shift 3
+	cp "$f" "$f.good"
+	set_key "$f" "$key" "$value"
+	run "$@"
+	mv "$f.good" "$f"
+}
 bad_bind=("tcp://127.0.0.1:99999" "tcp://127.0.0.1:*" "tcp://127.0.0.1:0" "tcp://127.0.0.1:7700x"
 	"tcp://127.0.0.1" "tcp://127.0.0.1:-1" "http://127.0.0.1:7700" "tcp://[::1:7700" "tcp://:7700"
 	"tcp://host name:7700" "ipc://")
 for ep in "${bad_bind[@]}"; do
 	what="broker: listen = $ep"
-	cp "$bini" "$bini.good"
-	set_key "$bini" listen "$ep"
-	run rete-broker -c "$bini" --check-config
+	with_key "$bini" listen "$ep" rete-broker -c "$bini" --check-config
 	expect 2 "[broker] listen: '$ep'" "tcp://HOST:PORT"
-	run timeout 30 rete-broker -c "$bini" --init
+	with_key "$bini" listen "$ep" timeout 30 rete-broker -c "$bini" --init
 	expect 2 "[broker] listen: '$ep'"
 	[ ! -e "$DIR/broker/store" ] || bad "$what: the start created the store: $out"
 	rm -rf "$DIR/broker/store"
-	mv "$bini.good" "$bini"
 done
 what="broker: listen on an address not of this machine"
-cp "$bini" "$bini.good"
-set_key "$bini" listen "tcp://192.0.2.1:7700" # TEST-NET-1 (RFC 5737)
-run rete-broker -c "$bini" --check-config
+with_key "$bini" listen "tcp://192.0.2.1:7700" rete-broker -c "$bini" --check-config # TEST-NET-1 (RFC 5737)
 expect 2 "[broker] listen: tcp://192.0.2.1:7700 is not an address of this machine" "* for all"
-run timeout 30 rete-broker -c "$bini" --init
+with_key "$bini" listen "tcp://192.0.2.1:7700" timeout 30 rete-broker -c "$bini" --init
 expect 2 "cannot bind tcp://192.0.2.1:7700 ([broker] listen)" "not one of this machine's"
 rm -rf "$DIR/broker/store"
-mv "$bini.good" "$bini"
 what="broker: events = tcp://127.0.0.1:65536"
-cp "$bini" "$bini.good"
-set_key "$bini" events "tcp://127.0.0.1:65536"
-run rete-broker -c "$bini" --check-config
+with_key "$bini" events "tcp://127.0.0.1:65536" rete-broker -c "$bini" --check-config
 expect 2 "[broker] events: 'tcp://127.0.0.1:65536'" "65535"
-mv "$bini.good" "$bini"
 for ep in "tcp://*:7700" "tcp://0.0.0.0:65535" "tcp://[::1]:7700" "tcp://localhost:7700" "tcp://eth0:7700"; do
 	what="broker: listen = $ep"
-	cp "$bini" "$bini.good"
-	set_key "$bini" listen "$ep"
-	run rete-broker -c "$bini" --check-config
+	with_key "$bini" listen "$ep" rete-broker -c "$bini" --check-config
 	expect 0 "fine" "listen $ep"
-	mv "$bini.good" "$bini"
 done
 
 bad_connect=("tcp://127.0.0.1:99999" "tcp://*:7700" "tcp://127.0.0.1:*" "tcp://127.0.0.1"
 	"tcp://127.0.0.1:7700x" "http://127.0.0.1:7700" "tcp://[fe80::1%eth0:7700" "ipc://")
 for ep in "${bad_connect[@]}"; do
 	what="agent: broker = $ep"
-	cp "$agent" "$agent.good"
-	set_key "$agent" broker "$ep"
-	run rete-agent --check-config -c "$agent"
+	with_key "$agent" broker "$ep" rete-agent --check-config -c "$agent"
 	expect 2 "[agent] broker: '$ep'" "tcp://HOST:PORT"
-	run rete --check-config -c "$agent"
+	with_key "$agent" broker "$ep" rete --check-config -c "$agent"
 	expect 2 "[agent] broker: '$ep'"
-	run timeout 30 rete-agent -c "$agent"
+	with_key "$agent" broker "$ep" timeout 30 rete-agent -c "$agent"
 	expect 2 "[agent] broker: '$ep'"
-	mv "$agent.good" "$agent"
 done
 for ep in "tcp://[::1]:7700" "tcp://localhost:7700" "tcp://broker.comune.mantova.it:7700" "ipc:///run/rete/broker.sock"; do
 	what="agent: broker = $ep"
-	cp "$agent" "$agent.good"
-	set_key "$agent" broker "$ep"
-	run rete-agent --check-config -c "$agent"
+	with_key "$agent" broker "$ep" rete-agent --check-config -c "$agent"
 	expect 0 "fine" "broker $ep"
-	mv "$agent.good" "$agent"
 done
 what="coord.ini: events without a port"
-cp "$DIR/coord.ini" "$DIR/coord.good"
-set_key "$DIR/coord.ini" events "tcp://127.0.0.1"
-run rete --check-config -c "$DIR/coord.ini"
+with_key "$DIR/coord.ini" events "tcp://127.0.0.1" rete --check-config -c "$DIR/coord.ini"
 expect 2 "[client] events: 'tcp://127.0.0.1'" "tcp://HOST:PORT"
-mv "$DIR/coord.good" "$DIR/coord.ini"
 what="audit.ini: broker with a port beyond 65535"
-cp "$DIR/audit.ini" "$DIR/audit.good"
-set_key "$DIR/audit.ini" broker "tcp://127.0.0.1:77000"
-run rete --check-config -c "$DIR/audit.ini"
+with_key "$DIR/audit.ini" broker "tcp://127.0.0.1:77000" rete --check-config -c "$DIR/audit.ini"
 expect 2 "broker: 'tcp://127.0.0.1:77000'" "65535"
-mv "$DIR/audit.good" "$DIR/audit.ini"
 
 # --- folders ---------------------------------------------------------------
 what="agent: the spool is a file"
