@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -2641,16 +2642,17 @@ static rete_err store_start(broker *b, unsigned flags)
 	return state_check(b, flags, copy ? &mark : NULL);
 }
 
-/* endpoint_probe, for --check-config: binds a plain socket where the
- * broker's key (listen or events) would listen, when its host is an
- * address or '*' (a name is left to the start), and says what the start
- * would meet: an address not of this machine or a port below 1024 is a
- * problem, a port in use (by this broker, running?) a note. */
+/* endpoint_probe, for --check-config: what the start would meet where the
+ * broker's key (listen or events) would listen. A name must be an
+ * interface of this machine (ZeroMQ resolves no host names to listen on);
+ * on an address or '*' it binds a plain socket: an address not of this
+ * machine or a port below 1024 is a problem, a port in use (by this
+ * broker, running?) a note. The configuration has refused everything
+ * else (rete_endpoint_check: IPv4, a name or '*'). */
 static void endpoint_probe(broker *b, const char *key, const char *ep)
 {
-	struct sockaddr_storage ss = {0};
-	socklen_t len = 0;
-	char host[64];
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	char host[256];
 	const char *hp = ep + 6, *colon = strrchr(ep, ':');
 
 	if (strncmp(ep, "tcp://", 6) != 0 || !colon || colon < hp)
@@ -2660,35 +2662,25 @@ static void endpoint_probe(broker *b, const char *key, const char *ep)
 		return;
 	memcpy(host, hp, n);
 	host[n] = '\0';
-	unsigned port = (unsigned)strtoul(colon + 1, NULL, 10);
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 	if (strcmp(host, "*") == 0) {
-		s4->sin_family = AF_INET;
-		s4->sin_addr.s_addr = htonl(INADDR_ANY);
-		len = sizeof(*s4);
-	} else if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
-		s4->sin_family = AF_INET;
-		len = sizeof(*s4);
-	} else if (n > 2 && host[0] == '[' && host[n - 1] == ']' && !strchr(host, '%')) {
-		host[n - 1] = '\0';
-		if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1)
-			return;
-		s6->sin6_family = AF_INET6;
-		len = sizeof(*s6);
-	} else {
-		return; /* a name: resolved at the start */
+		sa.sin_addr.s_addr = htonl(INADDR_ANY);
+	} else if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+		if (if_nametoindex(host) == 0)
+			store_error(b,
+				    "[broker] %s: %s: '%s' is no network interface of this "
+				    "machine, and ZeroMQ listens on an interface, an address or *, "
+				    "without resolving host names; give an address of this machine "
+				    "(e.g. tcp://10.0.0.5:7700) or * for all of them",
+				    key, ep, host);
+		return;
 	}
-	if (ss.ss_family == AF_INET)
-		s4->sin_port = htons((uint16_t)port);
-	else
-		s6->sin6_port = htons((uint16_t)port);
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	sa.sin_port = htons((uint16_t)strtoul(colon + 1, NULL, 10));
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return;
 	int one = 1;
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	int e = bind(fd, (struct sockaddr *)&ss, len) == 0 ? 0 : errno;
+	int e = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : errno;
 	close(fd);
 	if (e == EADDRNOTAVAIL)
 		store_error(b,
@@ -2801,10 +2793,11 @@ static void *server_socket(broker *b, int type, const char *domain, const char *
 				      "stop it, or give another port"
 		    : e == EADDRNOTAVAIL ? "; the address is not one of this machine's: give one "
 					   "of its addresses, or * for all of them"
-		    : e == ENODEV	 ? "; this machine has no interface of that name"
-		    : e == EACCES	 ? "; a port below 1024 needs privileges the broker "
-					   "does not have: give a port from 1024 up"
-					 : "");
+		    : e == ENODEV ? "; this machine has no interface of that name (ZeroMQ resolves "
+				    "no host names to listen on: give an address or *)"
+		    : e == EACCES ? "; a port below 1024 needs privileges the broker "
+				    "does not have: give a port from 1024 up"
+				  : "");
 		zmq_close(s);
 		return NULL;
 	}

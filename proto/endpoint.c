@@ -51,64 +51,73 @@ static bool dotted(const char *s, size_t n)
 	return true;
 }
 
+#define NO_IPV6                                                                                    \
+	"rete's ZeroMQ sockets speak IPv4 only (ZMQ_IPV6 is not set, so ZeroMQ could not "         \
+	"listen there and a connection there would carry nothing); give an IPv4 address "          \
+	"or a host name"
+
+/* host_check: the host part h (n bytes) of tcp://HOST:PORT */
+static rete_err host_check(const char *ep, const char *h, size_t n, rete_endpoint_use use,
+			   rete_msg *m)
+{
+	char addr[64];
+	if (n == 0)
+		return refuse(ep, use, "the host before the port is missing", m);
+	if (h[0] == '[' || memchr(h, ':', n))
+		return refuse(ep, use, NO_IPV6, m);
+	if (n == 1 && h[0] == '*')
+		return use == RETE_ENDPOINT_LISTEN
+			   ? RETE_OK
+			   : refuse(ep, use,
+				    "'*' (every address of a machine) is for listening; give the "
+				    "broker's host name or address",
+				    m);
+	if (dotted(h, n)) {
+		struct in_addr a4;
+		if (n >= sizeof(addr))
+			return refuse(ep, use, "the IPv4 address is not valid", m);
+		memcpy(addr, h, n);
+		addr[n] = '\0';
+		if (inet_pton(AF_INET, addr, &a4) != 1)
+			return refuse(ep, use, "the IPv4 address is not valid", m);
+		return RETE_OK;
+	}
+	if (!name_ok(h, n))
+		return refuse(ep, use,
+			      "the host is not an address nor a name (letters, digits, '.', '-' "
+			      "and '_')",
+			      m);
+	return RETE_OK;
+}
+
 static rete_err tcp_check(const char *ep, rete_endpoint_use use, rete_msg *m)
 {
 	const char *hp = ep + 6; /* after tcp:// */
-	const char *colon = strrchr(hp, ':');
-	char addr[64];
+	rete_err err;
 
-	if (hp[0] == '[') { /* [IPv6]:PORT */
-		const char *close = strchr(hp, ']');
-		if (!close)
-			return refuse(ep, use, "an IPv6 address in brackets lacks its ']'", m);
-		size_t n = (size_t)(close - hp - 1);
-		if (n == 0 || n >= sizeof(addr))
-			return refuse(ep, use, "the IPv6 address in brackets is not valid", m);
-		memcpy(addr, hp + 1, n);
-		addr[n] = '\0';
-		struct in6_addr a6;
-		char *scope = strchr(addr, '%'); /* fe80::1%eth0: a link's zone */
-		if (scope && !name_ok(scope + 1, strlen(scope + 1)))
-			return refuse(ep, use, "the IPv6 address's zone after '%' is not valid", m);
-		if (scope)
-			*scope = '\0';
-		if (inet_pton(AF_INET6, addr, &a6) != 1)
-			return refuse(ep, use, "the IPv6 address in brackets is not valid", m);
-		if (close[1] != ':')
-			return refuse(ep, use, "it has no port after the host (tcp://HOST:PORT)",
-				      m);
-		colon = close + 1;
-	} else {
-		if (!colon)
-			return refuse(ep, use, "it has no port after the host (tcp://HOST:PORT)",
-				      m);
-		size_t n = (size_t)(colon - hp);
-		if (n == 0)
-			return refuse(ep, use, "the host before the port is missing", m);
-		if (n == 1 && hp[0] == '*') {
-			if (use != RETE_ENDPOINT_LISTEN)
-				return refuse(ep, use,
-					      "'*' (every address of a machine) is for listening; "
-					      "give the broker's host name or address",
-					      m);
-		} else if (dotted(hp, n)) {
-			struct in_addr a4;
-			if (n >= sizeof(addr))
-				return refuse(ep, use, "the IPv4 address is not valid", m);
-			memcpy(addr, hp, n);
-			addr[n] = '\0';
-			if (inet_pton(AF_INET, addr, &a4) != 1)
-				return refuse(ep, use, "the IPv4 address is not valid", m);
-		} else if (memchr(hp, ':', n)) {
-			return refuse(ep, use,
-				      "an IPv6 address goes in brackets, e.g. tcp://[::1]:7700", m);
-		} else if (!name_ok(hp, n)) {
-			return refuse(ep, use,
-				      "the host is not an address nor a name (letters, digits, "
-				      "'.', '-' and '_')",
-				      m);
-		}
+	/* ZeroMQ's tcp://SOURCE;HOST:PORT: the local address or interface a
+	 * connection leaves from (SOURCE[:PORT]), for machines of several */
+	const char *semi = strchr(hp, ';');
+	if (semi != NULL) {
+		if (use == RETE_ENDPOINT_LISTEN)
+			return refuse(ep, use, "a source address (SOURCE;) is for connecting", m);
+		const char *sc = memchr(hp, ':', (size_t)(semi - hp));
+		size_t sn = sc ? (size_t)(sc - hp) : (size_t)(semi - hp);
+		if ((err = host_check(ep, hp, sn, use, m)) != RETE_OK)
+			return err;
+		if (sc &&
+		    (semi - sc - 1 == 0 ||
+		     strspn(sc + 1, "0123456789") != (size_t)(semi - sc - 1) || semi - sc - 1 > 5))
+			return refuse(ep, use, "the source's port is not a number", m);
+		hp = semi + 1;
 	}
+	const char *colon = strrchr(hp, ':');
+	if (hp[0] == '[' || (colon && memchr(hp, ':', (size_t)(colon - hp))))
+		return refuse(ep, use, NO_IPV6, m);
+	if (!colon)
+		return refuse(ep, use, "it has no port after the host (tcp://HOST:PORT)", m);
+	if ((err = host_check(ep, hp, (size_t)(colon - hp), use, m)) != RETE_OK)
+		return err;
 	const char *port = colon + 1;
 	size_t pn = strlen(port);
 	if ((pn == 1 && (port[0] == '*' || port[0] == '0')))
@@ -151,6 +160,12 @@ rete_err rete_endpoint_check(const char *ep, rete_endpoint_use use, rete_msg *m)
 		size_t n = strlen(ep + 6);
 		if (n == 0)
 			return refuse(ep, use, "the socket's path after ipc:// is missing", m);
+		if (strcmp(ep + 6, "*") == 0)
+			return refuse(
+			    ep, use,
+			    "ipc://* is a file name the system picks at every start, which "
+			    "the agents cannot know",
+			    m);
 		if (n >= sizeof(((struct sockaddr_un *)0)->sun_path))
 			return refuse(
 			    ep, use,

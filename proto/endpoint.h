@@ -8,16 +8,23 @@
  * mean by an endpoint, so that --check-config says so before a start:
  *
  *   tcp://HOST:PORT   PORT a whole number from 1 to 65535 (no sign, no
- *                     leading zero); HOST an IPv4 address, an IPv6 address
- *                     in brackets ([::1]), or a host or interface name
- *                     (letters, digits, '.', '-', '_'; at most 253);
- *                     `*` (every address) only to listen on;
+ *                     leading zero); HOST an IPv4 address or a name
+ *                     (letters, digits, '.', '-', '_'; at most 253): to
+ *                     listen on, an interface's name (ZeroMQ resolves no
+ *                     host names there) or `*` (every address); to connect
+ *                     to, a host name; to connect, ZeroMQ's
+ *                     tcp://SOURCE[:PORT];HOST:PORT too;
  *   ipc://PATH        a Unix socket, PATH at most 107 bytes (the kernel's
- *                     limit for a socket's path).
+ *                     limit for a socket's path), not `*`.
  *
- * Whether the host resolves or the address is one of this machine's is the
- * start's to find out (it needs the network, and --check-config runs beside
- * a broker that holds the port).
+ * IPv6 addresses are refused: rete does not set ZMQ_IPV6, without which
+ * ZeroMQ cannot listen on one and a connection to one carries nothing
+ * (enabling it would make a host name such as localhost resolve to ::1
+ * first, away from a broker listening on 127.0.0.1).
+ *
+ * Whether a name resolves, is an interface, or the address is one of this
+ * machine's is for --check-config (broker.c's endpoint_probe) and the start
+ * to find out.
  */
 #ifndef RETE_ENDPOINT_H
 #define RETE_ENDPOINT_H

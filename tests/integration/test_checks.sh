@@ -20,12 +20,14 @@
 #   endpoints     an endpoint ZeroMQ would refuse or use otherwise than
 #                 written (a port beyond 65535, taken modulo 65536; * or 0,
 #                 a port the system picks; no port; another scheme; junk after
-#                 the port; * as the broker's host) in broker.ini, agent.ini,
+#                 the port; * as the broker's host; an IPv6 address, which
+#                 rete's ZeroMQ sockets cannot use) in broker.ini, agent.ini,
 #                 coord.ini or audit.ini: --check-config exits 2 naming it,
 #                 and rete-broker and rete-agent do not start on it (exit 2,
 #                 no store created); the forms that work stay fine. An
 #                 address not of this machine: a problem (start: exit 2, the
-#                 bind's sentence says why); the port in use: a note.
+#                 bind's sentence says why); a host name to listen on (ZeroMQ
+#                 resolves none there): a problem; the port in use: a note.
 #   backup        rete store backup into a missing parent creates it, the files
 #                 are 0600, --verify passes on a good copy and fails (exit 1)
 #                 on a garbled one.
@@ -176,7 +178,7 @@ with_key() {
 }
 bad_bind=("tcp://127.0.0.1:99999" "tcp://127.0.0.1:*" "tcp://127.0.0.1:0" "tcp://127.0.0.1:7700x"
 	"tcp://127.0.0.1" "tcp://127.0.0.1:-1" "http://127.0.0.1:7700" "tcp://[::1:7700" "tcp://:7700"
-	"tcp://host name:7700" "ipc://")
+	"tcp://host name:7700" "ipc://" "ipc://*" "tcp://[::1]:7700" "tcp://10.0.0.5;10.0.0.1:7700")
 for ep in "${bad_bind[@]}"; do
 	what="broker: listen = $ep"
 	with_key "$bini" listen "$ep" rete-broker -c "$bini" --check-config
@@ -195,14 +197,20 @@ rm -rf "$DIR/broker/store"
 what="broker: events = tcp://127.0.0.1:65536"
 with_key "$bini" events "tcp://127.0.0.1:65536" rete-broker -c "$bini" --check-config
 expect 2 "[broker] events: 'tcp://127.0.0.1:65536'" "65535"
-for ep in "tcp://*:7700" "tcp://0.0.0.0:65535" "tcp://[::1]:7700" "tcp://localhost:7700" "tcp://eth0:7700"; do
+what="broker: listen on a host name"
+with_key "$bini" listen "tcp://localhost:7700" rete-broker -c "$bini" --check-config
+expect 2 "'localhost' is no network interface of this machine" "without resolving host names"
+with_key "$bini" listen "tcp://localhost:7700" timeout 30 rete-broker -c "$bini" --init
+expect 2 "cannot bind tcp://localhost:7700 ([broker] listen)" "no host names"
+rm -rf "$DIR/broker/store"
+for ep in "tcp://*:7700" "tcp://0.0.0.0:65535" "tcp://127.0.0.1:7700" "tcp://lo:7700"; do
 	what="broker: listen = $ep"
 	with_key "$bini" listen "$ep" rete-broker -c "$bini" --check-config
 	expect 0 "fine" "listen $ep"
 done
 
 bad_connect=("tcp://127.0.0.1:99999" "tcp://*:7700" "tcp://127.0.0.1:*" "tcp://127.0.0.1"
-	"tcp://127.0.0.1:7700x" "http://127.0.0.1:7700" "tcp://[fe80::1%eth0:7700" "ipc://")
+	"tcp://127.0.0.1:7700x" "http://127.0.0.1:7700" "tcp://[fe80::1%eth0:7700" "ipc://" "tcp://[::1]:7700")
 for ep in "${bad_connect[@]}"; do
 	what="agent: broker = $ep"
 	with_key "$agent" broker "$ep" rete-agent --check-config -c "$agent"
@@ -212,7 +220,8 @@ for ep in "${bad_connect[@]}"; do
 	with_key "$agent" broker "$ep" timeout 30 rete-agent -c "$agent"
 	expect 2 "[agent] broker: '$ep'"
 done
-for ep in "tcp://[::1]:7700" "tcp://localhost:7700" "tcp://broker.comune.mantova.it:7700" "ipc:///run/rete/broker.sock"; do
+for ep in "tcp://localhost:7700" "tcp://broker.comune.mantova.it:7700" "tcp://10.0.0.5;10.0.0.1:7700" \
+	"ipc:///run/rete/broker.sock"; do
 	what="agent: broker = $ep"
 	with_key "$agent" broker "$ep" rete-agent --check-config -c "$agent"
 	expect 0 "fine" "broker $ep"
