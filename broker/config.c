@@ -1092,16 +1092,9 @@ rete_err broker_config_load(const char *path, broker_config **out, rete_problems
 	rete_err err = RETE_OK;
 	int *lines = NULL;
 
-	p.f = fopen(path, "r");
-	if (!p.f) {
-		problem(&p, 0, "cannot be read: %s", strerror(errno));
-		free(c);
-		return RETE_EIO;
-	}
 	rete_msg fm;
-	if ((err = rete_conffile_check(p.f, &fm)) != RETE_OK) {
+	if ((err = rete_conffile_open(path, &p.f, &fm)) != RETE_OK) {
 		problem(&p, 0, "%s", fm.text);
-		fclose(p.f);
 		free(c);
 		return err;
 	}

@@ -2,27 +2,43 @@
 #include "conffile.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-rete_err rete_conffile_check(FILE *f, rete_msg *m)
+rete_err rete_conffile_open(const char *path, FILE **out, rete_msg *m)
 {
 	struct stat st;
-	if (fstat(fileno(f), &st) != 0)
+	rete_err err = RETE_OK;
+
+	*out = NULL;
+	/* O_NONBLOCK: a named pipe without a writer would block the open */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
 		return rete_msg_set(m, RETE_EIO, "cannot read the configuration: %s",
 				    strerror(errno));
-	if (S_ISDIR(st.st_mode))
-		return rete_msg_set(m, RETE_EINVAL,
-				    "is a folder, not a configuration file; give the path of the "
-				    ".ini file");
-	if (!S_ISREG(st.st_mode))
-		return rete_msg_set(m, RETE_EINVAL,
-				    "is not a regular file (a device, a pipe or a socket), so no "
-				    "configuration; give the path of the .ini file");
-	if (st.st_size > RETE_CONFFILE_MAX)
-		return rete_msg_set(m, RETE_EINVAL,
-				    "is %lld bytes, larger than any configuration file (at most "
-				    "%d MiB): is it the .ini file?",
-				    (long long)st.st_size, RETE_CONFFILE_MAX / (1024 * 1024));
-	return RETE_OK;
+	if (fstat(fd, &st) != 0)
+		err =
+		    rete_msg_set(m, RETE_EIO, "cannot read the configuration: %s", strerror(errno));
+	else if (S_ISDIR(st.st_mode))
+		err = rete_msg_set(m, RETE_EINVAL,
+				   "is a folder, not a configuration file; give the path of the "
+				   ".ini file");
+	else if (!S_ISREG(st.st_mode))
+		err = rete_msg_set(m, RETE_EINVAL,
+				   "is not a regular file (a device, a pipe or a socket), so no "
+				   "configuration (it is read again, at a reload or a check); give "
+				   "the path of the .ini file");
+	else if (st.st_size > RETE_CONFFILE_MAX)
+		err = rete_msg_set(m, RETE_EINVAL,
+				   "is %lld bytes, larger than any configuration file (at most %d "
+				   "MiB): is it the .ini file?",
+				   (long long)st.st_size, RETE_CONFFILE_MAX / (1024 * 1024));
+	else if (fcntl(fd, F_SETFL, 0) != 0 || (*out = fdopen(fd, "r")) == NULL)
+		err =
+		    rete_msg_set(m, RETE_EIO, "cannot read the configuration: %s", strerror(errno));
+	if (err != RETE_OK)
+		close(fd);
+	return err;
 }

@@ -1,10 +1,11 @@
-/* conffile.h — is the file given with -c a configuration file at all?
+/* conffile.h — open the file given with -c, if it is a configuration file.
  *
- * Every program reads its .ini file given with -c. A device (/dev/zero),
- * a pipe or a file far larger than any configuration (a store's data.mdb
- * given by mistake) would be read without end or for minutes, and a folder
- * reads as an empty file, which then "lacks" every key. rete_conffile_check
- * is asked first, on the file opened.
+ * Every program reads its .ini file given with -c. A device (/dev/zero)
+ * or a file far larger than any configuration (a store's data.mdb given by
+ * mistake) would be read without end or for minutes, a named pipe without
+ * a writer would block the open itself, and a folder reads as an empty
+ * file, which then "lacks" every key. A configuration is a regular file:
+ * the broker reads it again at SIGHUP, rete --check-config reads it twice.
  */
 #ifndef RETE_CONFFILE_H
 #define RETE_CONFFILE_H
@@ -17,10 +18,12 @@
  * agencies is a few hundred KiB. */
 #define RETE_CONFFILE_MAX (4 * 1024 * 1024)
 
-/* rete_conffile_check: RETE_OK when f is a regular file of at most
- * RETE_CONFFILE_MAX bytes; RETE_EINVAL otherwise (RETE_EIO when fstat
- * fails), m a sentence without the file's name (the caller's prefix) that
- * says what the file is and what is wanted. */
-rete_err rete_conffile_check(FILE *f, rete_msg *m);
+/* rete_conffile_open opens path for reading into *out when it is a regular
+ * file of at most RETE_CONFFILE_MAX bytes, without blocking on a named
+ * pipe. Errors: RETE_EIO (it cannot be opened: m says why, with errno's
+ * words), RETE_EINVAL (a folder, a device, a pipe or a socket, or too
+ * large: m says which and what is wanted). m's sentence does not name the
+ * file: the caller's prefix does. */
+rete_err rete_conffile_open(const char *path, FILE **out, rete_msg *m);
 
 #endif

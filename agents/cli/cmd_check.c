@@ -18,13 +18,13 @@
 static bool first_section(const char *path, char *name, size_t len, rete_msg *why)
 {
 	char line[1024];
-	FILE *f = fopen(path, "r");
+	FILE *f = NULL;
 	bool found = false;
 
-	if (f == NULL)
-		return false;
-	if (rete_conffile_check(f, why) != RETE_OK) {
-		fclose(f);
+	rete_err err = rete_conffile_open(path, &f, why);
+	if (err != RETE_OK) {
+		if (err == RETE_EIO) /* said as before: cannot be read */
+			why->text[0] = '\0';
 		return false;
 	}
 	while (!found && fgets(line, sizeof(line), f) != NULL) {

@@ -47,13 +47,8 @@ rete_err rete_ini_read(const char *path, ini_handler handler, void *user,
 	else if (slash != NULL)
 		*slash = '\0';
 
-	f = fopen(real, "r");
-	if (f == NULL)
-		return rete_msg_set(m, RETE_EIO, "%s: cannot read the configuration: %s", path,
-				    strerror(errno));
-	rete_err err = rete_conffile_check(f, m);
+	rete_err err = rete_conffile_open(real, &f, m);
 	if (err != RETE_OK) {
-		fclose(f);
 		rete_msg_prefix(m, "%s", path);
 		return err;
 	}

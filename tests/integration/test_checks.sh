@@ -15,7 +15,8 @@
 #                 store read-only: another schema, another origin, a backup
 #                 copy (refused at start without --restore, with the same
 #                 sentence).
-#   config file   -c given /dev/zero, a folder or a 5 MiB file: exit 2 at
+#   config file   -c given /dev/zero, a folder, a 5 MiB file or a named pipe
+#                 without a writer (which blocked the open): exit 2 at
 #                 once, saying what it is (rete-broker, rete-agent, rete).
 #   endpoints     an endpoint ZeroMQ would refuse or use otherwise than
 #                 written (a port beyond 65535, taken modulo 65536; * or 0,
@@ -151,6 +152,7 @@ expect 2 "rete-broker"
 # (a store's data.mdb by mistake): exit 2 at once, saying what it is; not a
 # hang reading /dev/zero, not "[agent] id is missing" about a folder.
 truncate -s 5M "$DIR/big.ini"
+mkfifo "$DIR/fifo.ini"
 for cmd in "rete-broker --check-config -c" "rete-broker -c" "rete-agent --check-config -c" "rete-agent -c" \
 	"rete --check-config -c" "rete status -c"; do
 	what="$cmd /dev/zero"
@@ -162,6 +164,9 @@ for cmd in "rete-broker --check-config -c" "rete-broker -c" "rete-agent --check-
 	what="$cmd a 5 MiB file"
 	run timeout 20 $cmd "$DIR/big.ini"
 	expect 2 "big.ini" "larger than"
+	what="$cmd a named pipe nobody writes to"
+	run timeout 20 $cmd "$DIR/fifo.ini"
+	expect 2 "fifo.ini" "not a regular file"
 done
 
 # --- endpoints -------------------------------------------------------------
