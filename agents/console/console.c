@@ -2125,6 +2125,9 @@ int cmd_console(int argc, char **argv)
 		goto out;
 	}
 	c.auth = naccounts > 0;
+	/* a session lives while its account does, with the password it signed in with */
+	if (c.auth)
+		console_sessions_accounts(c.users_path);
 	if ((c.tls_cert_path == NULL) != (c.tls_key_path == NULL)) {
 		fprintf(stderr,
 			"rete console: %s: [console] tls_cert and tls_key go together; "
@@ -2221,6 +2224,7 @@ out:
 	rete_witness_policy_free(&c.policy);
 	free(c.witnesses_path);
 	free(c.access_path);
+	console_sessions_accounts(NULL);
 	free(c.users_path);
 	free(c.tls_cert_path);
 	free(c.tls_key_path);
