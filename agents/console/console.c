@@ -686,16 +686,19 @@ static void console_record_as(struct console *c, const char *who, const char *wh
 }
 
 /* console_same_origin: false when a browser says rq (a login, a logout) comes from
- * another site's page (Sec-Fetch-Site other than same-origin, or an Origin
- * other than this console's scheme://Host, "null" included): SameSite
- * cookies do not stop a forged login, which would sign the victim in as
- * the attacker. A client that sends neither header (curl, an old browser)
- * is let through. */
+ * another site's page: SameSite cookies do not stop a forged login, which
+ * would sign the victim in as the attacker. Sec-Fetch-Site, which a page
+ * cannot set, decides when the browser sends it (same-origin, or none: an
+ * address typed); only without it an Origin other than this console's
+ * scheme://Host ("null" included) refuses. A browser sends Origin "null"
+ * for its own form when a page's Referrer-Policy is no-referrer (the
+ * console's, before: no sign-in got through). A client that sends neither
+ * header (curl, an old browser) is let through. */
 static bool console_same_origin(const struct console *c, const rete_http_req *rq)
 {
 	const char *site = rete_http_req_header(rq, "Sec-Fetch-Site");
-	if (site != NULL && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
-		return false;
+	if (site != NULL)
+		return strcmp(site, "same-origin") == 0 || strcmp(site, "none") == 0;
 	const char *origin = rete_http_req_header(rq, "Origin");
 	if (origin == NULL)
 		return true;
@@ -708,6 +711,27 @@ static bool console_same_origin(const struct console *c, const rete_http_req *rq
 
 static pthread_mutex_t login_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* send_login answers the sign-in page (static/login.html) with note, a
+ * sentence in Italian and English of the console's own (never a value of
+ * the request), in place of its @note@ marker: the page has no script, so
+ * what went wrong is said by the page the console sends. */
+static void send_login(rete_http_answer *a, const char *note)
+{
+	static const char mark[] = "@note@";
+	const console_asset *x = asset_find("login.html");
+	const char *at = x ? memmem(x->data, x->len, mark, strlen(mark)) : NULL;
+	if (at == NULL) {
+		send_asset(a, "login.html");
+		return;
+	}
+	size_t head = (size_t)(at - (const char *)x->data), tail = strlen(mark);
+	a->content_type = x->content_type;
+	rete_http_append(a, (const char *)x->data, head);
+	if (note != NULL && note[0] != '\0')
+		rete_http_printf(a, "<p class=\"problem\" role=\"alert\">%s</p>", note);
+	rete_http_append(a, at + tail, x->len - head - tail);
+}
+
 static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
@@ -715,7 +739,14 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	rete_msg m = {{0}};
 
 	if (strcmp(rq->method, "POST") != 0) {
-		send_asset(a, "login.html");
+		const char *failed = rete_http_arg(rq, "failed"),
+			   *ended = rete_http_arg(rq, "ended");
+		send_login(a, failed != NULL && strcmp(failed, "1") == 0
+				  ? "Utente o password errati. · Wrong user or password."
+			      : ended != NULL && strcmp(ended, "1") == 0
+				  ? "La sessione è terminata: accedi di nuovo. · The session "
+				    "ended: sign in again."
+				  : NULL);
 		return;
 	}
 	if (!c->auth) {
@@ -733,13 +764,21 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	}
 	if (rq->body == NULL ||
 	    !console_form_field(rq->body, rq->body_len, "user", user, sizeof(user)) ||
-	    !console_form_field(rq->body, rq->body_len, "password", pw, sizeof(pw)) ||
-	    !console_user_valid(user)) {
+	    !console_form_field(rq->body, rq->body_len, "password", pw, sizeof(pw))) {
 		a->status = 400;
 		rete_http_printf(a,
 				 "rete console: a login is a form with user (a-z, 0-9, '.', '_', "
 				 "'-') and password\n");
 		sodium_memzero(pw, sizeof(pw));
+		return;
+	}
+	if (!console_user_valid(user)) { /* "Anna.Rossi": no account has it */
+		sodium_memzero(pw, sizeof(pw));
+		a->status = 400;
+		send_login(a, "Il nome utente si scrive in lettere minuscole (a-z), cifre e "
+			      "'.', '_', '-': nessun utente ha questo. · A user name is written "
+			      "in lower-case letters (a-z), digits and '.', '_', '-': no user "
+			      "has this one.");
 		return;
 	}
 	/* one password check at a time: the throttle then counts every guess
@@ -751,12 +790,15 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		pthread_mutex_unlock(&login_lock);
 		char ra[32];
 		snprintf(ra, sizeof(ra), "%lld", (long long)(wait + 999) / 1000);
+		char note[400];
+		snprintf(note, sizeof(note),
+			 "Troppi accessi non riusciti per questo utente o da questo indirizzo: "
+			 "riprova tra %s s. · Sign-in paused: too many failed logins for this "
+			 "user or from this address; try again in %s s.",
+			 ra, ra);
 		a->status = 429;
 		rete_http_header(a, "Retry-After", ra);
-		rete_http_printf(a,
-				 "rete console: too many failed logins for this user or from this "
-				 "address; try again in %s s\n",
-				 ra);
+		send_login(a, note);
 		snprintf(what, sizeof(what), "login %s refused: throttled", user);
 		console_record_as(c, rq->peer, what);
 		sodium_memzero(pw, sizeof(pw));
@@ -1735,8 +1777,12 @@ static void *sse_open(void *ctx, const rete_http_req *rq, rete_http_answer *no)
 	char user[CONSOLE_USER_MAX + 1], token[CONSOLE_TOKEN_HEX + 2];
 	const char *ck = rete_http_req_header(rq, "Cookie");
 	if (c->auth && (ck == NULL || !console_cookie(ck, "rete_session", token, sizeof(token)) ||
-			!console_session_user(token, rete_now_ms(), user)))
+			!console_session_user(token, rete_now_ms(), user))) {
+		no->status = 401; /* the page then sends its reader to /login */
+		rete_http_printf(no, "rete console: sign in first, at /login (no session, or it "
+				     "ended)\n");
 		return NULL;
+	}
 	if (!c->auth && !console_host_ok(rq))
 		return NULL;
 	pthread_mutex_lock(&c->lock);
@@ -1911,7 +1957,7 @@ static rete_err console_serve(struct console *c, const rete_http_addr *addr, ret
 	}
 	if ((err = rete_httpd_server_header(h, "Content-Security-Policy", CONSOLE_CSP, m)) ||
 	    (err = rete_httpd_server_header(h, "X-Content-Type-Options", "nosniff", m)) ||
-	    (err = rete_httpd_server_header(h, "Referrer-Policy", "no-referrer", m)) ||
+	    (err = rete_httpd_server_header(h, "Referrer-Policy", "same-origin", m)) ||
 	    (err = rete_httpd_server_header(h, "X-Frame-Options", "DENY", m)) ||
 	    (err = rete_httpd_route_req(h, "/", false, route_page, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/panoramica", false, route_page, c, m)) ||

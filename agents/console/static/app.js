@@ -506,6 +506,7 @@
         url = "/api/case?case=" + encodeURIComponent(cid);
       }
       const r = await fetch(url, { cache: "no-store" });
+      if (r.status === 401) { signIn(); return; }
       const err = document.getElementById("report-error");
       if (r.ok) { last = await r.json(); if (err) err.textContent = ""; draw(); }
       else if (err) err.textContent = await r.text();
@@ -521,6 +522,28 @@
     e.textContent = t("live." + state);
   }
 
+  // the session ended (a logout elsewhere, 30 minutes idle, the account
+  // deleted): to the sign-in page, which says so
+  function signIn() { location.assign("/login?ended=1"); }
+
+  // the live stream: the browser reconnects by itself after a network
+  // error, but not after a refusal (401: signed out; 429 or 503: no stream
+  // free now): then ask whether the session lives, and either sign in again
+  // or open the stream again a little later, as the red dot says
+  const asked = page === "rapporto" || page === "flussi" || page === "andamento" || page === "caso";
+  function stream() {
+    const es = new EventSource("/api/events");
+    // the report is asked for, not pushed: the stream only says the link is up
+    es.addEventListener("update", () => { live("on"); if (!asked) load(); });
+    es.onerror = () => {
+      live("off");
+      if (es.readyState !== EventSource.CLOSED) return;
+      fetch("/api/overview", { cache: "no-store" })
+        .then(r => { if (r.status === 401) signIn(); else setTimeout(stream, 10000); },
+          () => setTimeout(stream, 10000));
+    };
+  }
+
   document.getElementById("lang").addEventListener("click", () => {
     lang = lang === "it" ? "en" : "it";
     try { localStorage.setItem("rete.lang", lang); } catch (e) { /* not kept */ }
@@ -533,13 +556,9 @@
 
   texts();
   live("wait");
-  const asked = page === "rapporto" || page === "flussi" || page === "andamento" || page === "caso";
   if (page === "caso") caseInit();
   if (page === "rapporto") reportInit();
   if (page === "flussi" || page === "andamento") periodInit();
   load();
-  const es = new EventSource("/api/events");
-  // the report is asked for, not pushed: the stream only says the link is up
-  es.addEventListener("update", () => { live("on"); if (!asked) load(); });
-  es.onerror = () => live("off");
+  stream();
 })();

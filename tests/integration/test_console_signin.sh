@@ -1,0 +1,161 @@
+#!/bin/bash
+# test_console_signin.sh — signing in to the web console as a person does,
+# in a real browser (headless Chromium over WebDriver, as
+# test_console_browser.sh), against a console with accounts and TLS (a
+# certificate made here) attached to a real broker:
+#   - a wrong password brings the sign-in page back saying so (in Italian
+#     and English, as the page is), not the same empty form;
+#   - a user name in capitals, which no account has, is told as such, on
+#     the sign-in page, not as a bare text page in English;
+#   - a wrong password again and again is throttled: the sign-in page says
+#     how long to wait, in both languages (429, Retry-After);
+#   - the right password opens the Panoramica;
+#   - a session that ends while a page is open (a logout from another tab,
+#     the 30 minutes idle, the account deleted) brings the page to the
+#     sign-in page, instead of a red dot that says "retrying" for ever.
+# Waits poll with deadlines (no sleep as synchronisation); every process
+# started is stopped, the folder removed.
+set -u
+
+. "$(dirname "$0")/lib.sh"
+itest_init console-signin
+
+if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
+	echo "FAIL: chromium and chromium-driver are needed (scripts/setup installs them)" >&2
+	exit 1
+fi
+before_cleanup() {
+	[ -n "${SESSION:-}" ] && curl -s -X DELETE "$WD/session/$SESSION" >/dev/null 2>&1
+}
+
+make_keys broker.mantova social.mantova cpi.mantova coord.mantova
+agencies_ini "Servizi sociali di Mantova" | broker_ini
+coord_ini <<EOT
+
+[console]
+users = console-users
+tls_cert = console.crt
+tls_key = console.key
+EOT
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+	-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+	-keyout "$DIR/console.key" -out "$DIR/console.crt" >/dev/null 2>&1 || fail "openssl req"
+chmod 600 "$DIR/console.key"
+printf 'una password lunga\n' | "$BIN/rete" console passwd anna -c "$DIR/coord.ini" >"$DIR/p.out" 2>&1 ||
+	fail "passwd anna: $(cat "$DIR/p.out")"
+start_broker
+
+"$BIN/rete" console -c "$DIR/coord.ini" --listen 127.0.0.1:0 >"$DIR/console.log" 2>&1 &
+PIDS+=($!)
+up() { grep -q "serving coord.mantova's view at https://127.0.0.1:[0-9]*/ (sign-in required)" "$DIR/console.log"; }
+wait_for 30 up || fail "the console did not start: $(cat "$DIR/console.log")"
+URL=$(grep -o 'https://127.0.0.1:[0-9]*' "$DIR/console.log" | head -n 1)
+C=(curl -s --cacert "$DIR/console.crt")
+
+# --- the browser -------------------------------------------------------------
+WDPORT=$((20000 + RANDOM % 20000))
+for try in 1 2 3 4 5; do
+	chromedriver --port=$WDPORT --allowed-ips=127.0.0.1 >"$DIR/chromedriver.log" 2>&1 &
+	WDPID=$!
+	PIDS+=($WDPID)
+	if wait_for 20 curl -sf "http://127.0.0.1:$WDPORT/status"; then break; fi
+	kill $WDPID 2>/dev/null
+	WDPORT=$((20000 + RANDOM % 20000))
+done
+WD="http://127.0.0.1:$WDPORT"
+caps=$(jq -nc --arg dir "$DIR/chrome" '{capabilities: {alwaysMatch: {browserName: "chrome",
+  acceptInsecureCerts: true,
+  "goog:chromeOptions": {binary: "/usr/bin/chromium", args: ["--headless=new", "--no-sandbox",
+  "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000", ("--user-data-dir=" + $dir),
+  "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--disable-extensions",
+  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "--lang=it-IT"]}}}}')
+SESSION=$(curl -s -X POST -H 'Content-Type: application/json' -d "$caps" "$WD/session" | jq -r '.value.sessionId // empty')
+[ -n "$SESSION" ] || fail "chromedriver made no session: $(tail -n 20 "$DIR/chromedriver.log")"
+wd() { # METHOD PATH [JSON]: the WebDriver answer's value
+	curl -s -X "$1" -H 'Content-Type: application/json' ${3:+-d "$3"} "$WD/session/$SESSION$2" | jq -c '.value'
+}
+js() { # SCRIPT: its result (a string)
+	wd POST /execute/sync "$(jq -nc --arg s "$1" '{script: $s, args: []}')" | jq -r '. // ""'
+}
+go() { wd POST /url "$(jq -nc --arg u "$1" '{url: $u}')" >/dev/null; }
+text() { js 'return document.body ? document.body.innerText : ""'; }
+on_login() { [ "$(js 'return location.pathname + "|" + (document.querySelector("form[action=\"/login\"]") ? "form" : "")')" = "/login|form" ]; }
+sign_in() { # USER PASSWORD: typed into the sign-in page's form and sent
+	wait_for 20 on_login || fail "not on the sign-in page: $(js 'return location.href') $(text)"
+	js 'window.__before = "yes"; return ""' >/dev/null
+	js "document.querySelector('input[name=user]').value = $(jq -nc --arg v "$1" '$v');
+	    document.querySelector('input[name=password]').value = $(jq -nc --arg v "$2" '$v');
+	    document.querySelector('form[action=\"/login\"] button').click(); return ''" >/dev/null
+	left() { [ "$(js 'return window.__before || ""')" != yes ]; }
+	wait_for 20 left || fail "the sign-in form was not sent"
+}
+
+# a page without a session: the sign-in page
+go "$URL/panoramica"
+wait_for 20 on_login || fail "no sign-in page: $(js 'return location.href')"
+
+# a wrong password: the sign-in page again, saying so
+sign_in anna 'non è questa'
+wait_for 20 on_login || fail "after a wrong password: $(js 'return location.href') $(text)"
+text >"$DIR/t1.txt"
+grep -q "Utente o password errati" "$DIR/t1.txt" && grep -q "Wrong user or password" "$DIR/t1.txt" ||
+	fail "a wrong password is not said: $(cat "$DIR/t1.txt")"
+
+# a user name no account can have (capitals): said on the sign-in page
+sign_in Anna 'una password lunga'
+text >"$DIR/t2.txt"
+on_login && grep -q "lettere minuscole" "$DIR/t2.txt" && grep -q "lower-case letters" "$DIR/t2.txt" ||
+	fail "a user name in capitals: $(js 'return location.href') $(cat "$DIR/t2.txt")"
+
+# wrong passwords in a row: from the fourth the sign-in is throttled, and the
+# page says how long to wait (each failure doubles the wait, so one of the
+# next tries meets it however slow this machine is)
+throttled() {
+	sign_in anna 'sbagliata'
+	text >"$DIR/t3.txt"
+	grep -q "Troppi accessi non riusciti" "$DIR/t3.txt"
+}
+wait_for 60 throttled || fail "a throttled sign-in: $(js 'return location.href') $(cat "$DIR/t3.txt")"
+grep -q "too many failed logins" "$DIR/t3.txt" && grep -Eq "riprova tra [0-9]+ s" "$DIR/t3.txt" ||
+	fail "a throttled sign-in: $(cat "$DIR/t3.txt")"
+# its answer: 429, Retry-After, the page (from an address of its own)
+throttled_curl() {
+	code=$("${C[@]}" --interface 127.0.0.3 -D "$DIR/h3.txt" -o "$DIR/b3.html" -w '%{http_code}' \
+		--data 'user=carl&password=guess' "$URL/login")
+	[ "$code" = 429 ]
+}
+wait_for 60 throttled_curl || fail "no 429 for carl"
+grep -qi '^retry-after: [0-9]' "$DIR/h3.txt" && grep -qi '^content-type: text/html' "$DIR/h3.txt" &&
+	grep -q "too many failed logins" "$DIR/b3.html" && grep -q 'form method="post" action="/login"' "$DIR/b3.html" ||
+	fail "a throttled sign-in's answer: $(cat "$DIR/h3.txt" "$DIR/b3.html")"
+
+# (the throttle's wait is at most a few seconds here: the right password
+# gets through once it is over)
+signed_in() {
+	go "$URL/panoramica"
+	wait_for 5 on_login || return 0
+	sign_in anna 'una password lunga'
+	[ "$(js 'return location.pathname')" = / ]
+}
+wait_for 60 signed_in || fail "the right password did not sign in: $(text)"
+rendered() { [ -n "$(js 'return document.body.dataset.version || ""')" ]; }
+wait_for 30 rendered || fail "the Panoramica never rendered after the sign-in: $(text)"
+live() { [ "$(js 'return document.getElementById("live").dataset.state')" = on ]; }
+wait_for 30 live || fail "the Panoramica is not live"
+
+# the session ends while the page is open (a logout from elsewhere): the
+# page goes to the sign-in page by itself
+TOKEN=$(wd GET /cookie/rete_session | jq -r '.value // empty')
+[ -n "$TOKEN" ] || fail "no session cookie in the browser"
+"${C[@]}" -o /dev/null -H "Cookie: rete_session=$TOKEN" "$URL/logout"
+code=$("${C[@]}" -o /dev/null -w '%{http_code}' -H "Cookie: rete_session=$TOKEN" "$URL/api/overview")
+[ "$code" = 401 ] || fail "the session lives after the logout: $code"
+wait_for 40 on_login || fail "the open page stayed after its session ended: $(js 'return location.href') $(text)"
+text >"$DIR/t4.txt"
+grep -q "La sessione è terminata: accedi di nuovo" "$DIR/t4.txt" || fail "the sign-in page does not say why: $(cat "$DIR/t4.txt")"
+# the stream itself says why it refuses: 401 and the sentence
+code=$("${C[@]}" -o "$DIR/ev.txt" -w '%{http_code}' -H "Cookie: rete_session=$TOKEN" "$URL/api/events")
+[ "$code" = 401 ] && grep -q "sign in first" "$DIR/ev.txt" || fail "the stream without a session: $code $(cat "$DIR/ev.txt")"
+echo "ok: signing in to the console in a real browser"
+exit 0
