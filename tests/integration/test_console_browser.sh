@@ -195,8 +195,10 @@ for try in 1 2 3 4 5; do
 	WDPORT=$((20000 + RANDOM % 20000))
 done
 WD="http://127.0.0.1:$WDPORT"
-caps=$(jq -nc --arg dir "$DIR/chrome" '{capabilities: {alwaysMatch: {browserName: "chrome",
-  "goog:chromeOptions": {binary: "/usr/bin/chromium", args: ["--headless=new", "--no-sandbox",
+caps=$(jq -nc --arg dir "$DIR/chrome" --arg dl "$DIR/downloads" '{capabilities: {alwaysMatch: {browserName: "chrome",
+  "goog:chromeOptions": {binary: "/usr/bin/chromium",
+  prefs: {"download.default_directory": $dl, "download.prompt_for_download": false},
+  args: ["--headless=new", "--no-sandbox",
   "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000", ("--user-data-dir=" + $dir),
   "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
   "--disable-component-update", "--disable-sync", "--disable-extensions",
@@ -478,6 +480,15 @@ for secret in "Maria Rossi" "RSSMRA85M41E897X" "555 0101"; do
 	grep -q "$secret" "$DIR/evidence.json" && fail "the bundle holds a personal value: $secret"
 	grep -aq "$secret" "$DIR/evidence.bin" && fail "the bundle's parts hold a personal value: $secret"
 done
+# the link clicked in the browser downloads the same bundle (the page
+# fetches it first, to say why when there is none)
+mkdir -p "$DIR/downloads"
+js "const r = [...document.querySelectorAll('#case-table a.evidence')].find(a => a.getAttribute('href') === '$href'); r.click(); return ''" >/dev/null
+downloaded() { [ -s "$DIR/downloads/evidence-social.mantova-r-done.json" ]; }
+wait_for 30 downloaded || fail "the evidence link clicked downloads nothing: $(ls "$DIR/downloads") $(js 'return document.getElementById("report-error").innerText')"
+"$BIN/rete" evidence verify "$DIR/downloads/evidence-social.mantova-r-done.json" --broker-key "$DIR/keys/broker.mantova.pub" \
+	--lang en >"$DIR/story2.txt" 2>&1 && grep -q "the evidence holds" "$DIR/story2.txt" ||
+	fail "the bundle downloaded by the browser: $(cat "$DIR/story2.txt")"
 # bad input: an unknown message, a malformed id, none
 code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/evidence?sender=social.mantova&id=r-nothing")
 [ "$code" = 404 ] && grep -q "no evidence bundle for message r-nothing of social.mantova: " "$DIR/bad.txt" ||

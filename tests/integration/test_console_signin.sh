@@ -1,5 +1,6 @@
 #!/bin/bash
 # test_console_signin.sh — signing in to the web console as a person does,
+# and what its pages say when something is refused,
 # in a real browser (headless Chromium over WebDriver, as
 # test_console_browser.sh), against a console with accounts and TLS (a
 # certificate made here) attached to a real broker:
@@ -12,7 +13,10 @@
 #   - the right password opens the Panoramica;
 #   - a session that ends while a page is open (a logout from another tab,
 #     the 30 minutes idle, the account deleted) brings the page to the
-#     sign-in page, instead of a red dot that says "retrying" for ever.
+#     sign-in page, instead of a red dot that says "retrying" for ever;
+#   - a refused request is said in the page's language first (a period of
+#     Andamento too long for weeks), and the download link of an evidence
+#     bundle not ready yet says why, instead of a failed download.
 # Waits poll with deadlines (no sleep as synchronisation); every process
 # started is stopped, the folder removed.
 set -u
@@ -157,5 +161,38 @@ grep -q "La sessione è terminata: accedi di nuovo" "$DIR/t4.txt" || fail "the s
 # the stream itself says why it refuses: 401 and the sentence
 code=$("${C[@]}" -o "$DIR/ev.txt" -w '%{http_code}' -H "Cookie: rete_session=$TOKEN" "$URL/api/events")
 [ "$code" = 401 ] && grep -q "sign in first" "$DIR/ev.txt" || fail "the stream without a session: $code $(cat "$DIR/ev.txt")"
+
+# --- what the pages say when something is refused -------------------------------
+# signed in again; a referral of social.mantova to cpi.mantova, whose agent
+# is not running: logged, not delivered, so it has no evidence bundle yet
+wait_for 60 signed_in || fail "no sign-in after the session ended: $(text)"
+agent_ini social.mantova
+start_agents social.mantova
+printf '%s\n' '{"id": "r-waiting", "operator": {"staffId": "as-1", "role": "social-worker"},
+ "recipient": "cpi.mantova", "caseId": "mn-2026-0500",
+ "referral": {"service": "employment-orientation", "priority": "routine", "reasonCode": "long-term-unemployment",
+   "consent": {"basis": "consent", "givenAt": "2026-11-20T09:30:00Z"}, "ageBand": "adult"},
+ "private": {"person": {"name": "Maria Rossi"}}}' >"$DIR/r.json"
+"$BIN/rete" send -c "$DIR/agents/social.mantova/agent.ini" "$DIR/r.json" --wait 30 >"$DIR/send.out" 2>&1 ||
+	fail "the referral was not accepted: $(cat "$DIR/send.out")"
+# Caso: its download link, clicked, says why there is no bundle (a browser
+# told 404 by a download link says only "failed")
+go "$URL/caso?case=mn-2026-0500&lang=it"
+case_rendered() { [ "$(js 'return document.body.dataset.rows || ""')" = 1 ]; }
+wait_for 30 case_rendered || fail "the Caso page did not render: $(text)"
+js 'document.querySelector("#case-table a.evidence").click(); return ""' >/dev/null
+why_said() { js 'return document.getElementById("report-error").innerText' | grep -q "Il fascicolo di prova non è disponibile"; }
+wait_for 30 why_said || fail "a bundle not ready: nothing said: $(text)"
+js 'return document.getElementById("report-error").innerText' >"$DIR/t5.txt"
+grep -q "il destinatario non ha ancora ricevuto il messaggio" "$DIR/t5.txt" &&
+	grep -q "Dettaglio per il tecnico: no evidence bundle for message r-waiting of social.mantova: .*has no Delivery in the log yet" "$DIR/t5.txt" ||
+	fail "a bundle not ready: $(cat "$DIR/t5.txt")"
+# Andamento: a period the console refuses is said in Italian first, next to
+# the form, then the console's sentence for IT
+go "$URL/andamento?from=2020-01-01&to=2026-01-31&step=week&lang=it"
+trend_said() { js 'return document.getElementById("report-error").innerText' | grep -q "La richiesta non è valida"; }
+wait_for 30 trend_said || fail "a refused period: $(text)"
+js 'return document.getElementById("report-error").innerText' | grep -q "Dettaglio per il tecnico: from=2020-01-01 to=2026-01-31 has more than 120 weeks" ||
+	fail "a refused period: $(js 'return document.getElementById("report-error").innerText')"
 echo "ok: signing in to the console in a real browser"
 exit 0

@@ -437,8 +437,35 @@
   function evidenceCell(e) {
     if (!e.messageId) return el("td");
     const q = new URLSearchParams({ sender: e.sender, id: e.messageId });
-    return el("td", {}, el("a", { href: "/api/evidence?" + q.toString(), download: "", cls: "evidence",
-      text: t("case.download"), title: t("case.downloadHint") }));
+    const a = el("a", { href: "/api/evidence?" + q.toString(), download: "", cls: "evidence",
+      text: t("case.download"), title: t("case.downloadHint") });
+    a.addEventListener("click", ev => { ev.preventDefault(); evidence(a); });
+    return el("td", {}, a);
+  }
+  // the bundle is fetched first: a browser told 404 by a download link
+  // says only "failed", and the reason (not delivered yet, no checkpoint
+  // yet) is what the auditor needs to read
+  async function evidence(a) {
+    const err = document.getElementById("report-error");
+    err.textContent = "";
+    try {
+      const r = await fetch(a.getAttribute("href"), { cache: "no-store" });
+      if (r.status === 401) { signIn(); return; }
+      if (!r.ok) {
+        err.textContent = t("case.noBundle") + " " + (r.status === 404 ? t("case.noBundleWhy") + " " : "") +
+          t("err.detail", { d: detail(await r.text()) });
+        return;
+      }
+      const cd = /filename="([^"]+)"/.exec(r.headers.get("Content-Disposition") || "");
+      const url = URL.createObjectURL(await r.blob());
+      const d = el("a", { href: url, download: cd ? cd[1] : "evidence.json" });
+      document.body.append(d);
+      d.click();
+      d.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } catch (e) {
+      err.textContent = t("case.noBundle") + " " + t("err.network");
+    }
   }
   function drawCase(o) {
     document.getElementById("who").textContent = (o.names[o.party] || o.party);
@@ -483,6 +510,15 @@
     if (last.monitor) document.body.dataset.logSize = String(last.monitor.logSize);
   }
 
+  // the console's sentence (English, for whoever fixes it) without its
+  // program's name
+  function detail(text) { return text.trim().replace(/^rete console: /, ""); }
+  // an answer that is not ok, in words of the page's language first
+  function problem(status, text) {
+    const lead = status === 400 ? "err.request" : status === 502 || status === 503 ? "err.broker" : "err.other";
+    return t(lead) + " " + t("err.detail", { d: detail(text) });
+  }
+
   let loading = false, again = false;
   async function load() {
     if (loading) { again = true; return; }
@@ -509,7 +545,7 @@
       if (r.status === 401) { signIn(); return; }
       const err = document.getElementById("report-error");
       if (r.ok) { last = await r.json(); if (err) err.textContent = ""; draw(); }
-      else if (err) err.textContent = await r.text();
+      else if (err) err.textContent = problem(r.status, await r.text());
     } catch (e) { /* the stream's error shows it */ }
     loading = false;
     if (again) { again = false; load(); }
