@@ -16,7 +16,9 @@
 #     sign-in page, instead of a red dot that says "retrying" for ever;
 #   - a refused request is said in the page's language first (a period of
 #     Andamento too long for weeks), and the download link of an evidence
-#     bundle not ready yet says why, instead of a failed download.
+#     bundle not ready yet says why, instead of a failed download;
+#   - a page whose live stream was refused (streams_per_address) opens it
+#     again by itself once a place is free, as its red dot's "riprovo" says.
 # Waits poll with deadlines (no sleep as synchronisation); every process
 # started is stopped, the folder removed.
 set -u
@@ -38,6 +40,7 @@ coord_ini <<EOT
 
 [console]
 users = console-users
+streams_per_address = 1
 tls_cert = console.crt
 tls_key = console.key
 EOT
@@ -194,5 +197,22 @@ trend_said() { js 'return document.getElementById("report-error").innerText' | g
 wait_for 30 trend_said || fail "a refused period: $(text)"
 js 'return document.getElementById("report-error").innerText' | grep -q "Dettaglio per il tecnico: from=2020-01-01 to=2026-01-31 has more than 120 weeks" ||
 	fail "a refused period: $(js 'return document.getElementById("report-error").innerText')"
+# a second page from the same address, past streams_per_address (1): its
+# stream is refused (429), its dot red; once the first page is closed, the
+# second opens its stream again by itself and is live (the browser does not
+# reconnect after a refusal: the page does)
+go "$URL/panoramica"
+wait_for 30 live || fail "the Panoramica is not live"
+FIRST=$(wd GET /window | jq -r .)
+SECOND=$(wd POST /window/new '{"type": "tab"}' | jq -r .handle)
+wd POST /window "$(jq -nc --arg h "$SECOND" '{handle: $h}')" >/dev/null
+go "$URL/panoramica"
+wait_for 30 rendered || fail "the second page never rendered: $(text)"
+off() { [ "$(js 'return document.getElementById("live").dataset.state')" = off ]; }
+wait_for 30 off || fail "the second page's stream was not refused: $(js 'return document.getElementById("live").dataset.state')"
+wd POST /window "$(jq -nc --arg h "$FIRST" '{handle: $h}')" >/dev/null
+wd DELETE /window >/dev/null
+wd POST /window "$(jq -nc --arg h "$SECOND" '{handle: $h}')" >/dev/null
+wait_for 60 live || fail "the second page stayed without live updates after the first closed: $(text)"
 echo "ok: signing in to the console in a real browser"
 exit 0
