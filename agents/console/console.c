@@ -24,8 +24,9 @@
  *
  * It listens on 127.0.0.1:8480 unless told otherwise ([console] listen in
  * the configuration, or --listen). A listen address that is not loopback is
- * refused: the console has no TLS or accounts yet, and the network's
- * referrals must not be shown to whoever reaches that address.
+ * refused unless the console has TLS ([console] tls_cert, tls_key) and
+ * accounts ([console] users): the network's referrals must not be shown to
+ * whoever reaches that address.
  *
  * Against clients that hold connections (proto/httpd.h's limits): [console]
  * connections_per_address, header_timeout and stream_timeout; against one
@@ -818,9 +819,10 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	}
 	char token[CONSOLE_TOKEN_HEX + 1], cookie[200];
 	console_session_new(user, now, token);
+	/* no Max-Age: the cookie ends with the browser (the next person at a
+	 * shared PC signs in); the session itself ends sooner when idle */
 	snprintf(cookie, sizeof(cookie),
-		 SESSION_COOKIE "=%s; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=%lld",
-		 token, (long long)(CONSOLE_SESSION_MAX_MS / 1000));
+		 SESSION_COOKIE "=%s; HttpOnly; Secure; SameSite=Strict; Path=/", token);
 	sodium_memzero(token, sizeof(token));
 	a->status = 303;
 	rete_http_header(a, "Set-Cookie", cookie);
@@ -856,8 +858,9 @@ static void route_logout(void *ctx, const rete_http_req *rq, rete_http_answer *a
  * <main>); static/frame.html what they all share (the head, the header
  * with the navigation, the footer), with markers send_page fills in:
  * @title@, @page@ (the NAME), @chart@ (the chart library's script, for the
- * pages that draw), @here:NAME@ (class="here" on this page's link) and
- * @main@ (the page's part). The first is the page of "/". */
+ * pages that draw), @here:NAME@ (class="here" on this page's link),
+ * @signout@ (the sign-out link, with accounts) and @main@ (the page's
+ * part). The first is the page of "/". */
 static const struct console_page {
 	const char *path;  /* "/salute" */
 	const char *name;  /* "salute": its file and its body's data-page */
@@ -872,8 +875,10 @@ static const struct console_page {
     {"/salute", "salute", "Salute", false},
 };
 
-static void send_page(rete_http_answer *a, const struct console_page *pg)
+static void send_page(rete_http_answer *a, const struct console_page *pg, bool auth)
 {
+	static const char signout[] =
+	    "<a href=\"/logout\" id=\"signout\" data-t=\"nav.signout\">Esci</a>";
 	static const char chart[] = "<script src=\"/lib/chart.min.js\" defer></script>\n";
 	char file[64];
 	const console_asset *fr = asset_find("frame.html"), *body;
@@ -903,6 +908,9 @@ static void send_page(rete_http_answer *a, const struct console_page *pg)
 		else if (MARK("chart")) {
 			if (pg->chart)
 				rete_http_append(a, chart, strlen(chart));
+		} else if (MARK("signout")) {
+			if (auth)
+				rete_http_append(a, signout, strlen(signout));
 		} else if (MARK("main"))
 			rete_http_append(a, (const char *)body->data, body->len);
 		else if (kl > 5 && memcmp(k, "here:", 5) == 0) {
@@ -931,7 +939,7 @@ static void route_page(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		if (strcmp(rq->path, console_pages[i].path) == 0)
 			pg = &console_pages[i];
 	console_record(c, rq, rq->path);
-	send_page(a, pg);
+	send_page(a, pg, c->auth);
 }
 
 static void route_static(void *ctx, const rete_http_req *rq, rete_http_answer *a)

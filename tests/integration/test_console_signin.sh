@@ -10,7 +10,8 @@
 #     the sign-in page, not as a bare text page in English;
 #   - a wrong password again and again is throttled: the sign-in page says
 #     how long to wait, in both languages (429, Retry-After);
-#   - the right password opens the Panoramica;
+#   - the right password opens the Panoramica; the session's cookie ends
+#     with the browser, and the header's "Esci" signs out;
 #   - a session that ends while a page is open (a logout from another tab,
 #     the 30 minutes idle, the account deleted) brings the page to the
 #     sign-in page, instead of a red dot that says "retrying" for ever;
@@ -151,10 +152,19 @@ wait_for 30 rendered || fail "the Panoramica never rendered after the sign-in: $
 live() { [ "$(js 'return document.getElementById("live").dataset.state')" = on ]; }
 wait_for 30 live || fail "the Panoramica is not live"
 
+# the session's cookie ends with the browser (no expiry of its own: the
+# next person at a shared PC who opens the console after it was closed
+# must sign in), and the header has a sign-out link
+wd GET /cookie/rete_session >"$DIR/cookie.json"
+TOKEN=$(jq -r '.value // empty' "$DIR/cookie.json")
+[ -n "$TOKEN" ] || fail "no session cookie in the browser"
+jq -e 'has("expiry") | not' "$DIR/cookie.json" >/dev/null ||
+	fail "the session cookie outlives the browser: $(jq -c 'del(.value)' "$DIR/cookie.json")"
+[ "$(js 'const a = document.querySelector("header a[href=\"/logout\"]"); return a ? a.innerText : ""')" = Esci ] ||
+	fail "no sign-out link in the header: $(js 'return document.querySelector("header").innerText')"
+
 # the session ends while the page is open (a logout from elsewhere): the
 # page goes to the sign-in page by itself
-TOKEN=$(wd GET /cookie/rete_session | jq -r '.value // empty')
-[ -n "$TOKEN" ] || fail "no session cookie in the browser"
 "${C[@]}" -o /dev/null -H "Cookie: rete_session=$TOKEN" "$URL/logout"
 code=$("${C[@]}" -o /dev/null -w '%{http_code}' -H "Cookie: rete_session=$TOKEN" "$URL/api/overview")
 [ "$code" = 401 ] || fail "the session lives after the logout: $code"
@@ -197,6 +207,16 @@ trend_said() { js 'return document.getElementById("report-error").innerText' | g
 wait_for 30 trend_said || fail "a refused period: $(text)"
 js 'return document.getElementById("report-error").innerText' | grep -q "Dettaglio per il tecnico: from=2020-01-01 to=2026-01-31 has more than 120 weeks" ||
 	fail "a refused period: $(js 'return document.getElementById("report-error").innerText')"
+# the sign-out link: to the sign-in page, the session ended
+wait_for 60 signed_in || fail "no sign-in before the sign-out: $(text)"
+wait_for 30 rendered || fail "the Panoramica never rendered: $(text)"
+TOKEN=$(wd GET /cookie/rete_session | jq -r '.value // empty')
+js 'document.querySelector("header a[href=\"/logout\"]").click(); return ""' >/dev/null
+wait_for 20 on_login || fail "the sign-out link did not lead to the sign-in page: $(js 'return location.href') $(text)"
+code=$("${C[@]}" -o /dev/null -w '%{http_code}' -H "Cookie: rete_session=$TOKEN" "$URL/api/overview")
+[ "$code" = 401 ] || fail "the session lives after the sign-out link: $code"
+wait_for 60 signed_in || fail "no sign-in after the sign-out: $(text)"
+
 # a second page from the same address, past streams_per_address (1): its
 # stream is refused (429), its dot red; once the first page is closed, the
 # second opens its stream again by itself and is live (the browser does not

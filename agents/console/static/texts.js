@@ -3,7 +3,7 @@
 window.RETE_TEXTS = {
   it: {
     "nav.overview": "Panoramica", "nav.health": "Salute", "nav.report": "Rapporto", "lang.switch": "English",
-    "nav.flows": "Flussi", "nav.trend": "Andamento", "nav.case": "Caso",
+    "nav.flows": "Flussi", "nav.trend": "Andamento", "nav.case": "Caso", "nav.signout": "Esci",
     "case.evidence": "Prova completa", "case.download": "scarica", "case.downloadHint": "Il fascicolo di prova del messaggio: si verifica con rete evidence verify --broker-key",
     "wit.title": "Testimoni", "wit.size": "Checkpoint (voci)", "wit.cosigned": "ha controfirmato alle {at}",
     "wit.count": "{k} enti hanno controfirmato l'ultimo checkpoint ({size} voci).",
@@ -72,7 +72,7 @@ window.RETE_TEXTS = {
   },
   en: {
     "nav.overview": "Overview", "nav.health": "Health", "nav.report": "Report", "lang.switch": "Italiano",
-    "nav.flows": "Flows", "nav.trend": "Trend", "nav.case": "Case",
+    "nav.flows": "Flows", "nav.trend": "Trend", "nav.case": "Case", "nav.signout": "Sign out",
     "case.evidence": "Evidence", "case.download": "download", "case.downloadHint": "The message's evidence bundle: check it with rete evidence verify --broker-key",
     "wit.title": "Witnesses", "wit.size": "Checkpoint (entries)", "wit.cosigned": "cosigned at {at}",
     "wit.count": "{k} agencies cosigned the latest checkpoint ({size} entries).",
