@@ -1507,7 +1507,7 @@ done:
  * the proof the broker gives, against the leaf the console computes from the
  * entry's own bytes and a checkpoint signed by the pinned broker key. */
 static void case_prove(struct console *c, rete_wire *w, const struct case_walk *cw, size_t k,
-		       json_t *e, json_t *top)
+		       json_t *e, json_t *top, uint64_t cp_size)
 {
 	Rete__Query q = RETE__QUERY__INIT;
 	Rete__InclusionQuery iq = RETE__INCLUSION_QUERY__INIT;
@@ -1519,12 +1519,29 @@ static void case_prove(struct console *c, rete_wire *w, const struct case_walk *
 	char whybuf[600];
 
 	iq.index = (uint64_t)json_integer_value(json_object_get(e, "index"));
+	if (iq.index >= cp_size) { /* no checkpoint covers it yet: nothing is wrong */
+		snprintf(whybuf, sizeof(whybuf),
+			 cp_size == 0
+			     ? "the broker has signed no checkpoint yet; try again after "
+			       "its first"
+			     : "no checkpoint covers this entry yet (the latest covers %llu "
+			       "entries); try again after the broker's next one",
+			 (unsigned long long)cp_size);
+		json_object_set_new(e, "proof", json_string("pending"));
+		json_object_set_new(e, "proofProblem", json_string(whybuf));
+		return;
+	}
 	q.what_case = RETE__QUERY__WHAT_INCLUSION;
 	q.inclusion = &iq;
 	if (rete_wire_call(w, &q, c->mc.cfg.timeout_ms, &f, &m) != RETE_OK ||
 	    f->command_case != RETE__BROKER_FRAME__COMMAND_RESULT ||
 	    f->result->answer_case != RETE__QUERY_RESULT__ANSWER_PROOF) {
-		why = "the broker gave no proof";
+		if (f != NULL && f->command_case == RETE__BROKER_FRAME__COMMAND_RESULT &&
+		    coord_answer(f, RETE__QUERY_RESULT__ANSWER_PROOF, NULL, &m) != RETE_OK)
+			f = NULL; /* freed, its sentence in m */
+		snprintf(whybuf, sizeof(whybuf), "the broker gave no proof%s%s",
+			 m.text[0] ? ": " : "", m.text);
+		why = whybuf;
 		goto out;
 	}
 	const Rete__Proof *pr = f->result->proof;
@@ -1618,8 +1635,31 @@ static void route_case(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		rete_http_printf(a, "rete console: %s\n", m.text);
 		goto out;
 	}
+	/* the latest checkpoint's size: an entry at or beyond it waits for the
+	 * next checkpoint (its proof "pending"); unknown (the broker did not
+	 * say): every entry's proof is asked */
+	uint64_t cp_size = UINT64_MAX;
+	Rete__Query cq = RETE__QUERY__INIT;
+	Rete__CheckpointQuery cpq = RETE__CHECKPOINT_QUERY__INIT;
+	Rete__BrokerFrame *cf = NULL;
+	Rete__ErrorCode code = 0;
+	cq.what_case = RETE__QUERY__WHAT_CHECKPOINT;
+	cq.checkpoint = &cpq;
+	if (rete_wire_call(w, &cq, c->mc.cfg.timeout_ms, &cf, &m) == RETE_OK) {
+		if (coord_answer(cf, RETE__QUERY_RESULT__ANSWER_CHECKPOINT, &code, &m) == RETE_OK) {
+			rete_checkpoint cp;
+			const char *note = cf->result->checkpoint ? cf->result->checkpoint : "";
+			if (rete_checkpoint_parse(note, strlen(note), &cp, &m) == RETE_OK)
+				cp_size = cp.size;
+			rete__broker_frame__free_unpacked(cf, NULL);
+		} else if (code == RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND) {
+			cp_size = 0;
+		}
+	}
 	for (size_t k = 0; k < cw.n; k++)
-		case_prove(c, w, &cw, k, json_array_get(cw.entries, k), top);
+		case_prove(c, w, &cw, k, json_array_get(cw.entries, k), top, cp_size);
+	if (json_object_get(top, "checkpointSize") == NULL && cp_size != UINT64_MAX)
+		json_object_set_new(top, "checkpointSize", json_integer((json_int_t)cp_size));
 	json_object_set_new(top, "party", json_string(c->mc.cfg.id));
 	json_object_set_new(top, "case", json_string(cid));
 	json_object_set_new(top, "timeZone",

@@ -470,16 +470,22 @@
   function drawCase(o) {
     document.getElementById("who").textContent = (o.names[o.party] || o.party);
     const tz = o.timeZone;
-    document.getElementById("case-summary").textContent = o.entries.length
-      ? t("case.summary", { n: o.entries.length, size: o.checkpointSize != null ? o.checkpointSize : "?" })
-      : t("case.none");
+    // "each verified" only when each is: else how many verified, how many
+    // wait for the next checkpoint, how many failed
+    const ok = o.entries.filter(e => e.proof === "verified").length;
+    const wait = o.entries.filter(e => e.proof === "pending").length;
+    const size = o.checkpointSize != null ? o.checkpointSize : "?";
+    document.getElementById("case-summary").textContent = !o.entries.length ? t("case.none")
+      : ok === o.entries.length ? t("case.summary", { n: o.entries.length, size })
+      : t("case.summaryMixed", { n: o.entries.length, size, ok, wait, bad: o.entries.length - ok - wait });
     const tb = clear("case-table");
     tb.append(el("thead", {}, el("tr", {}, ...["case.when", "case.entry", "case.kind", "case.fromto", "case.referral",
       "case.status", "case.proof", "case.evidence"].map(k => el("th", { text: t(k) })))));
     const body = el("tbody");
     for (const e of o.entries) {
-      const ok = e.proof === "verified";
-      const proof = el("td", { cls: ok ? "proof-ok" : "proof-bad", "data-proof": e.proof, text: t(ok ? "case.verified" : "case.failed") });
+      const ok = e.proof === "verified", wait = e.proof === "pending";
+      const proof = el("td", { cls: ok ? "proof-ok" : wait ? "proof-wait" : "proof-bad", "data-proof": e.proof,
+        text: t(ok ? "case.verified" : wait ? "case.pending" : "case.failed") });
       if (e.proofProblem) proof.title = e.proofProblem;
       const ft = el("td", {}, named(o.names, e.sender));
       if (e.recipient) ft.append(" → ", named(o.names, e.recipient));
