@@ -5,7 +5,7 @@ window.RETE_TEXTS = {
     "nav.overview": "Panoramica", "nav.health": "Salute", "nav.report": "Rapporto", "lang.switch": "English",
     "nav.flows": "Flussi", "nav.trend": "Andamento", "nav.case": "Caso", "nav.signout": "Esci",
     "case.evidence": "Prova completa", "case.download": "scarica", "case.downloadHint": "Il fascicolo di prova del messaggio: si verifica con rete evidence verify --broker-key",
-    "wit.title": "Testimoni", "wit.size": "Checkpoint (voci)", "wit.cosigned": "ha controfirmato alle {at}",
+    "wit.title": "Testimoni", "wit.size": "Checkpoint (voci)", "wit.cosigned": "ha controfirmato il {at}",
     "wit.count": "{k} enti hanno controfirmato l'ultimo checkpoint ({size} voci).",
     "wit.met": "Regola dei testimoni rispettata: {k} di {n} (ne servono {q}).",
     "wit.notMet": "Regola dei testimoni NON rispettata: {k} di {n} (ne servono {q}).",
