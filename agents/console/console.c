@@ -1229,6 +1229,11 @@ static void route_report_csv(void *ctx, const rete_http_req *rq, rete_http_answe
 	}
 	fclose(f);
 	rep_attach(a, &p, "text/csv; charset=utf-8", "csv");
+	/* the Italian headers (età, capacità): a UTF-8 byte order mark first,
+	 * or Excel opens the file in the PC's old code page ("Fascia d'etÃ ");
+	 * the English file is ASCII and needs none */
+	if (p.lang == REPORT_IT)
+		rete_http_append(a, "\xEF\xBB\xBF", 3);
 	rete_http_append(a, buf, len);
 	free(buf);
 	report_free(&r);

@@ -358,6 +358,12 @@ for ext in csv xlsx; do
 		fail "report.$ext, from after to: $code $(cat "$DIR/bad.txt")"
 done
 [ "$(head -c 2 "$DIR/rep-en.xlsx")" = PK ] || fail "report.xlsx in English is no workbook"
+# the Italian CSV (headers with à, è) starts with a UTF-8 byte order mark:
+# Excel opens a CSV without one in the PC's old code page ("Fascia d'etÃ ");
+# the English one is ASCII and has none
+[ "$(head -c 3 "$DIR/rep-it.csv" | od -An -tx1 | tr -d ' ')" = efbbbf ] ||
+	fail "report.csv in Italian has no UTF-8 byte order mark: $(head -c 16 "$DIR/rep-it.csv" | od -An -c)"
+[ "$(head -c 9 "$DIR/rep-en.csv")" = requester ] || fail "report.csv in English starts with: $(head -c 16 "$DIR/rep-en.csv" | od -An -c)"
 head -n 1 "$DIR/rep-en.csv" | grep -q 'requester' || fail "report.csv in English: $(head -n 1 "$DIR/rep-en.csv")"
 if command -v ssconvert >/dev/null; then
 	ssconvert -T Gnumeric_stf:stf_csv "$DIR/rep-it.csv" "$DIR/rep-it.out.csv" >/dev/null 2>&1 ||
