@@ -109,6 +109,7 @@ struct console {
 	char listen[RETE_HTTP_ADDR_MAX];
 	char *access_path;
 	char *users_path;		    /* [console] users: the accounts file, or NULL */
+	char *steering;			    /* [console] steering_group: "USER, USER", or NULL */
 	char *tls_cert_path, *tls_key_path; /* [console] tls_cert, tls_key */
 	bool auth;			    /* logins required (accounts exist) */
 	bool tls;
@@ -176,6 +177,41 @@ static bool console_ini_count(struct console_ini *p, const char *name, const cha
 	return true;
 }
 
+/* list_next: the next name of a list "a, b, c" (commas between, spaces
+ * around taken off) from *p into out (n bytes), *p moved past it; false at
+ * the end. A name longer than n - 1 is cut. */
+static bool list_next(const char **p, char *out, size_t n)
+{
+	const char *s = *p + strspn(*p, ", \t");
+	size_t len = strcspn(s, ",");
+	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+		len--;
+	if (len == 0)
+		return false;
+	snprintf(out, n, "%.*s", (int)len, s);
+	*p = s + len;
+	return true;
+}
+
+/* console_ini_users checks the value of [console] name, a list of user
+ * names. */
+static bool console_ini_users(struct console_ini *p, const char *name, const char *value)
+{
+	char u[CONSOLE_USER_MAX + 2];
+	for (const char *q = value; list_next(&q, u, sizeof(u));)
+		if (!console_user_valid(u)) {
+			if (p->err == RETE_OK)
+				p->err =
+				    rete_msg_set(p->m, RETE_EINVAL,
+						 "[console] %s: '%.64s' is not a user name "
+						 "(a-z, 0-9, '.', '_', '-'); give the accounts' "
+						 "names, separated by commas",
+						 name, u);
+			return false;
+		}
+	return true;
+}
+
 static int console_ini_handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct console_ini *p = user;
@@ -214,12 +250,21 @@ static int console_ini_handler(void *user, const char *section, const char *name
 	} else if (strcmp(name, "witnesses") == 0) {
 		free(p->c->witnesses_path);
 		p->c->witnesses_path = rete_ini_abs_path(p->dir, value);
+	} else if (strcmp(name, "steering_group") == 0) {
+		if (!console_ini_users(p, name, value))
+			return 0;
+		free(p->c->steering);
+		if ((p->c->steering = strdup(value)) == NULL) {
+			p->err = rete_msg_set(p->m, RETE_ENOMEM, "out of memory");
+			return 0;
+		}
 	} else if (p->err == RETE_OK) {
 		p->err =
 		    rete_msg_set(p->m, RETE_EINVAL,
 				 "[console] %s: unknown key; the keys are listen, access_log, "
-				 "users, tls_cert, tls_key, witnesses, connections_per_address, "
-				 "streams_per_address, header_timeout and stream_timeout",
+				 "users, steering_group, tls_cert, tls_key, witnesses, "
+				 "connections_per_address, streams_per_address, header_timeout and "
+				 "stream_timeout",
 				 name);
 		return 0;
 	}
@@ -675,6 +720,43 @@ static bool console_who(struct console *c, const rete_http_req *rq, rete_http_an
 	return false;
 }
 
+/* console_steering: user is an account of the steering group ([console]
+ * steering_group), which sees the network's totals but not a case's
+ * history or a message's evidence (data minimisation: who sees what is in
+ * docs/coordinator.md). Without accounts there are no roles. */
+static bool console_steering(const struct console *c, const char *user)
+{
+	char u[CONSOLE_USER_MAX + 2];
+	if (!c->auth || c->steering == NULL)
+		return false;
+	for (const char *q = c->steering; list_next(&q, u, sizeof(u));)
+		if (strcmp(u, user) == 0)
+			return true;
+	return false;
+}
+
+static void console_record_as(struct console *c, const char *who, const char *what);
+
+/* console_case_refused: true (with the 403 in a and the refusal in the
+ * access record, as what) when user may not read a case or its evidence */
+static bool console_case_refused(struct console *c, const char *user, rete_http_answer *a,
+				 const char *what)
+{
+	char rec[300];
+	if (!console_steering(c, user))
+		return false;
+	a->status = 403;
+	rete_http_printf(a,
+			 "rete console: %s is an account of the steering group ([console] "
+			 "steering_group): a case's history and a message's evidence are for the "
+			 "coordinator and the auditor; the steering group's pages are Panoramica, "
+			 "Flussi, Andamento, Rapporto and Salute\n",
+			 user);
+	snprintf(rec, sizeof(rec), "%s refused: steering group", what);
+	console_record_as(c, user, rec);
+	return true;
+}
+
 static void console_record_as(struct console *c, const char *who, const char *what)
 {
 	rete_access_rec r = {
@@ -875,7 +957,7 @@ static const struct console_page {
     {"/salute", "salute", "Salute", false},
 };
 
-static void send_page(rete_http_answer *a, const struct console_page *pg, bool auth)
+static void send_page(rete_http_answer *a, const struct console_page *pg, bool auth, bool case_link)
 {
 	static const char signout[] =
 	    "<a href=\"/logout\" id=\"signout\" data-t=\"nav.signout\">Esci</a>";
@@ -911,6 +993,11 @@ static void send_page(rete_http_answer *a, const struct console_page *pg, bool a
 		} else if (MARK("signout")) {
 			if (auth)
 				rete_http_append(a, signout, strlen(signout));
+		} else if (MARK("caso")) { /* the Caso link, for who may read it */
+			if (case_link)
+				rete_http_printf(
+				    a, "<a href=\"/caso\"%s data-t=\"nav.case\">Caso</a>",
+				    strcmp(pg->name, "caso") == 0 ? " class=\"here\"" : "");
 		} else if (MARK("main"))
 			rete_http_append(a, (const char *)body->data, body->len);
 		else if (kl > 5 && memcmp(k, "here:", 5) == 0) {
@@ -938,8 +1025,10 @@ static void route_page(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	for (size_t i = 0; i < sizeof(console_pages) / sizeof(console_pages[0]); i++)
 		if (strcmp(rq->path, console_pages[i].path) == 0)
 			pg = &console_pages[i];
+	if (strcmp(pg->name, "caso") == 0 && console_case_refused(c, who_, a, rq->path))
+		return;
 	console_record(c, rq, rq->path);
-	send_page(a, pg, c->auth);
+	send_page(a, pg, c->auth, !console_steering(c, who_));
 }
 
 static void route_static(void *ctx, const rete_http_req *rq, rete_http_answer *a)
@@ -1615,6 +1704,9 @@ static void route_case(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	if (!console_who(c, rq, a, false, who_))
 		return;
 	const char *cid = rete_http_arg(rq, "case");
+	snprintf(what, sizeof(what), "case %.64s", id_arg_ok(cid, 64) ? cid : "(not a case id)");
+	if (console_case_refused(c, who_, a, what))
+		return;
 	if (cid == NULL || !id_arg_ok(cid, 64)) {
 		a->status = 400;
 		rete_http_printf(a,
@@ -1699,6 +1791,10 @@ static void route_evidence(void *ctx, const rete_http_req *rq, rete_http_answer 
 	rete_err e;
 
 	if (!console_who(c, rq, a, false, who_))
+		return;
+	snprintf(what, sizeof(what), "evidence %s %s", id_arg_ok(sender, 128) ? sender : "-",
+		 id_arg_ok(id, 128) ? id : "-");
+	if (console_case_refused(c, who_, a, what))
 		return;
 	if (!id_arg_ok(sender, 128) || !id_arg_ok(id, 128)) {
 		a->status = 400;
@@ -2054,8 +2150,9 @@ static void console_usage(FILE *f)
 		"latest checkpoint's cosignatures against. Listens on %s\n"
 		"unless [console] listen or --listen says otherwise; an address that is not\n"
 		"loopback needs TLS ([console] tls_cert, tls_key) and accounts ([console]\n"
-		"users). Every page read and login goes to the access record ([console]\n"
-		"access_log, default console-access.jsonl beside coord.ini).\n"
+		"users). [console] steering_group lists the accounts that see the totals\n"
+		"only, not Caso. Every page read and login goes to the access record\n"
+		"([console] access_log, default console-access.jsonl beside coord.ini).\n"
 		"       rete console passwd USER -c coord.ini   sets USER's password\n",
 		CONSOLE_LISTEN_DEFAULT);
 }
@@ -2139,6 +2236,7 @@ out:
 	sodium_memzero(again, sizeof(again));
 	free(c.access_path);
 	free(c.users_path);
+	free(c.steering);
 	free(c.tls_cert_path);
 	free(c.tls_key_path);
 	return rc;
@@ -2325,6 +2423,7 @@ out:
 	free(c.access_path);
 	console_sessions_accounts(NULL);
 	free(c.users_path);
+	free(c.steering);
 	free(c.tls_cert_path);
 	free(c.tls_key_path);
 	free(chartjs);
