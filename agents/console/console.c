@@ -679,6 +679,50 @@ static bool console_host_ok(const rete_http_req *rq)
 	return inet_pton(AF_INET6, name, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
+/* next_ok: s is a page of the console to go back to after the sign-in: a
+ * path ("/caso?case=mn-2026-0999&lang=it") of letters, digits and
+ * / ? = & . , _ : -, at most 200, not "//" (another site's address) */
+static bool next_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n < 1 || n > 200 || s[0] != '/' || s[1] == '/')
+		return false;
+	return strspn(s,
+		      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/?=&.,_:-") ==
+	       n;
+}
+
+/* page_url writes rq's path and the pages' query arguments it has into out
+ * (n bytes): "" when that is no next_ok page */
+static void page_url(const rete_http_req *rq, char *out, size_t n)
+{
+	static const char *const keys[] = {"case", "from", "to", "by", "months", "step", "lang"};
+	size_t len = (size_t)snprintf(out, n, "%s", rq->path);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]) && len < n; i++) {
+		const char *v = rete_http_arg(rq, keys[i]);
+		if (v != NULL)
+			len += (size_t)snprintf(out + len, n - len, "%c%s=%s",
+						strchr(out, '?') ? '&' : '?', keys[i], v);
+	}
+	if (len >= n || !next_ok(out))
+		out[0] = '\0';
+}
+
+/* url_put appends s (a next_ok text) to out (n bytes), as a query argument's value */
+static void url_put(char *out, size_t n, const char *s)
+{
+	size_t len = strlen(out);
+	for (; *s && len + 4 < n; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '/' || ch == '.' || ch == '_' || ch == '-')
+			out[len++] = (char)ch;
+		else
+			len += (size_t)snprintf(out + len, n - len, "%%%02X", ch);
+	}
+	out[len] = '\0';
+}
+
 /* console_who: the signed-in user of rq (into user), or false with the
  * answer set: a page is sent to /login, anything else gets a 401. Without
  * accounts everyone is let in, as the peer's address. */
@@ -709,8 +753,15 @@ static bool console_who(struct console *c, const rete_http_req *rq, rete_http_an
 	    console_session_user(token, rete_now_ms(), user))
 		return true;
 	if (page) {
+		/* the sign-in then leads back to the page asked, its query kept */
+		char here[210], loc[256] = "/login";
+		page_url(rq, here, sizeof(here));
+		if (here[0] != '\0' && strcmp(here, "/") != 0) {
+			snprintf(loc, sizeof(loc), "/login?next=");
+			url_put(loc, sizeof(loc), here);
+		}
 		a->status = 303;
-		rete_http_header(a, "Location", "/login");
+		rete_http_header(a, "Location", loc);
 		rete_http_printf(a, "rete console: sign in first, at /login\n");
 	} else {
 		a->status = 401;
@@ -798,7 +849,7 @@ static pthread_mutex_t login_lock = PTHREAD_MUTEX_INITIALIZER;
  * sentence in Italian and English of the console's own (never a value of
  * the request), in place of its @note@ marker: the page has no script, so
  * what went wrong is said by the page the console sends. */
-static void send_login(rete_http_answer *a, const char *note)
+static void send_login(rete_http_answer *a, const char *note, const char *next)
 {
 	static const char mark[] = "@note@";
 	const console_asset *x = asset_find("login.html");
@@ -812,6 +863,19 @@ static void send_login(rete_http_answer *a, const char *note)
 	rete_http_append(a, (const char *)x->data, head);
 	if (note != NULL && note[0] != '\0')
 		rete_http_printf(a, "<p class=\"problem\" role=\"alert\">%s</p>", note);
+	const char *form = "</form>", *end = memmem(at + tail, x->len - head - tail, form, 7);
+	if (next_ok(next) && end != NULL) { /* the page to go back to, in the form */
+		rete_http_append(a, at + tail, (size_t)(end - (at + tail)));
+		rete_http_printf(a, "<input type=\"hidden\" name=\"next\" value=\"");
+		for (const char *p = next; *p; p++) /* next_ok: '&' is its only HTML character */
+			if (*p == '&')
+				rete_http_printf(a, "&amp;");
+			else
+				rete_http_append(a, p, 1);
+		rete_http_printf(a, "\">");
+		rete_http_append(a, end, x->len - (size_t)(end - (const char *)x->data));
+		return;
+	}
 	rete_http_append(a, at + tail, x->len - head - tail);
 }
 
@@ -823,13 +887,15 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 
 	if (strcmp(rq->method, "POST") != 0) {
 		const char *failed = rete_http_arg(rq, "failed"),
-			   *ended = rete_http_arg(rq, "ended");
-		send_login(a, failed != NULL && strcmp(failed, "1") == 0
-				  ? "Utente o password errati. · Wrong user or password."
-			      : ended != NULL && strcmp(ended, "1") == 0
-				  ? "La sessione è terminata: accedi di nuovo. · The session "
-				    "ended: sign in again."
-				  : NULL);
+			   *ended = rete_http_arg(rq, "ended"), *next = rete_http_arg(rq, "next");
+		send_login(a,
+			   failed != NULL && strcmp(failed, "1") == 0
+			       ? "Utente o password errati. · Wrong user or password."
+			   : ended != NULL && strcmp(ended, "1") == 0
+			       ? "La sessione è terminata: accedi di nuovo. · The session "
+				 "ended: sign in again."
+			       : NULL,
+			   next);
 		return;
 	}
 	if (!c->auth) {
@@ -855,13 +921,19 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		sodium_memzero(pw, sizeof(pw));
 		return;
 	}
+	char next[210] = "";
+	if (!console_form_field(rq->body, rq->body_len, "next", next, sizeof(next)) ||
+	    !next_ok(next))
+		next[0] = '\0';
 	if (!console_user_valid(user)) { /* "Anna.Rossi": no account has it */
 		sodium_memzero(pw, sizeof(pw));
 		a->status = 400;
-		send_login(a, "Il nome utente si scrive in lettere minuscole (a-z), cifre e "
-			      "'.', '_', '-': nessun utente ha questo. · A user name is written "
-			      "in lower-case letters (a-z), digits and '.', '_', '-': no user "
-			      "has this one.");
+		send_login(a,
+			   "Il nome utente si scrive in lettere minuscole (a-z), cifre e "
+			   "'.', '_', '-': nessun utente ha questo. · A user name is written "
+			   "in lower-case letters (a-z), digits and '.', '_', '-': no user "
+			   "has this one.",
+			   next);
 		return;
 	}
 	/* one password check at a time: the throttle then counts every guess
@@ -881,7 +953,7 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 			 ra, ra);
 		a->status = 429;
 		rete_http_header(a, "Retry-After", ra);
-		send_login(a, note);
+		send_login(a, note, next);
 		snprintf(what, sizeof(what), "login %s refused: throttled", user);
 		console_record_as(c, rq->peer, what);
 		sodium_memzero(pw, sizeof(pw));
@@ -894,8 +966,13 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	snprintf(what, sizeof(what), "login %s from %s %s", user, rq->peer, ok ? "ok" : "refused");
 	console_record_as(c, ok ? user : rq->peer, what);
 	if (!ok) {
+		char loc[256] = "/login?failed=1";
+		if (next[0] != '\0') {
+			snprintf(loc, sizeof(loc), "/login?failed=1&next=");
+			url_put(loc, sizeof(loc), next);
+		}
 		a->status = 303;
-		rete_http_header(a, "Location", "/login?failed=1");
+		rete_http_header(a, "Location", loc);
 		rete_http_printf(a, "rete console: wrong user or password\n");
 		return;
 	}
@@ -908,7 +985,7 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	sodium_memzero(token, sizeof(token));
 	a->status = 303;
 	rete_http_header(a, "Set-Cookie", cookie);
-	rete_http_header(a, "Location", "/");
+	rete_http_header(a, "Location", next[0] != '\0' ? next : "/");
 	rete_http_printf(a, "rete console: signed in\n");
 }
 

@@ -102,7 +102,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "${URL/https/http}/api/overview")
 [ "$code" = 200 ] && fail "plain HTTP was answered"
 
 code=$("${C[@]}" -o "$DIR/a.txt" -w '%{http_code} %{redirect_url}' "$URL/panoramica")
-[ "$code" = "303 $URL/login" ] || fail "a page without a session: $code"
+[ "$code" = "303 $URL/login?next=/panoramica" ] || fail "a page without a session: $code"
 code=$("${C[@]}" -o "$DIR/a.txt" -w '%{http_code}' "$URL/api/overview")
 [ "$code" = 401 ] && grep -q "sign in first" "$DIR/a.txt" || fail "data without a session: $code"
 "${C[@]}" "$URL/login" | grep -q 'form method="post" action="/login"' || fail "no login form"
@@ -172,6 +172,16 @@ code=$("${C[@]}" -D "$DIR/hs.txt" -o /dev/null -w '%{http_code}' -H "Origin: htt
 [ "$code" = 303 ] && grep -qi '^set-cookie: rete_session=[0-9a-f]\{64\}' "$DIR/hs.txt" ||
 	fail "a same-origin login was answered $code"
 
+# after the sign-in, the page asked (next=), only a path of the console
+for nx in '//evil.example/x' 'https://evil.example/' '/\evil.example'; do
+	loc=$("${C[@]}" -o /dev/null -w '%{redirect_url}' --data-urlencode user=alice \
+		--data-urlencode 'password=correct horse battery' --data-urlencode "next=$nx" "$URL/login")
+	[ "$loc" = "$URL/" ] || fail "next=$nx led to $loc"
+done
+loc=$("${C[@]}" -o /dev/null -w '%{redirect_url}' --data-urlencode user=alice \
+	--data-urlencode 'password=correct horse battery' --data-urlencode "next=/caso?case=mn-1&lang=it" "$URL/login")
+[ "$loc" = "$URL/caso?case=mn-1&lang=it" ] || fail "next=/caso?case=mn-1&lang=it led to $loc"
+
 # a logout asked by another site's page (an <img src=/logout>) is refused:
 # its Set-Cookie would otherwise clear the victim's session cookie
 code=$("${C[@]}" -D "$DIR/hl.txt" -o "$DIR/l.txt" -w '%{http_code}' -H 'Sec-Fetch-Site: cross-site' \
@@ -210,7 +220,7 @@ grep -v '^dave:' "$DIR/console-users" >"$DIR/console-users.new" && chmod 600 "$D
 code=$("${C[@]}" -o "$DIR/d.txt" -w '%{http_code}' -H "Cookie: rete_session=$TD" "$URL/api/overview")
 [ "$code" = 401 ] && grep -q "sign in first" "$DIR/d.txt" || fail "a removed account's session still reads: $code"
 code=$("${C[@]}" -o /dev/null -w '%{http_code} %{redirect_url}' -H "Cookie: rete_session=$TD" "$URL/panoramica")
-[ "$code" = "303 $URL/login" ] || fail "a removed account's session still gets pages: $code"
+[ "$code" = "303 $URL/login?next=/panoramica" ] || fail "a removed account's session still gets pages: $code"
 printf 'a new password for alice\n' | "$BIN/rete" console passwd alice -c "$DIR/coord.ini" >"$DIR/pa.out" 2>&1 ||
 	fail "passwd alice: $(cat "$DIR/pa.out")"
 code=$("${C[@]}" -o /dev/null -w '%{http_code}' -H "Cookie: rete_session=$TA" "$URL/api/overview")

@@ -10,7 +10,7 @@
 #     the sign-in page, not as a bare text page in English;
 #   - a wrong password again and again is throttled: the sign-in page says
 #     how long to wait, in both languages (429, Retry-After);
-#   - the right password opens the Panoramica; the session's cookie ends
+#   - the right password opens the page asked (its query kept); the session's cookie ends
 #     with the browser, and the header's "Esci" signs out;
 #   - a session that ends while a page is open (a logout from another tab,
 #     the 30 minutes idle, the account deleted) brings the page to the
@@ -146,7 +146,7 @@ signed_in() {
 	go "$URL/panoramica"
 	wait_for 5 on_login || return 0
 	sign_in anna 'una password lunga'
-	[ "$(js 'return location.pathname')" = / ]
+	[ "$(js 'return location.pathname')" = /panoramica ]
 }
 wait_for 60 signed_in || fail "the right password did not sign in: $(text)"
 rendered() { [ -n "$(js 'return document.body.dataset.version || ""')" ]; }
@@ -225,7 +225,19 @@ js 'document.querySelector("header a[href=\"/logout\"]").click(); return ""' >/d
 wait_for 20 on_login || fail "the sign-out link did not lead to the sign-in page: $(js 'return location.href') $(text)"
 code=$("${C[@]}" -o /dev/null -w '%{http_code}' -H "Cookie: rete_session=$TOKEN" "$URL/api/overview")
 [ "$code" = 401 ] || fail "the session lives after the sign-out link: $code"
-wait_for 60 signed_in || fail "no sign-in after the sign-out: $(text)"
+# a page asked without a session (a link a colleague sent) is the page
+# the sign-in leads to, its query kept
+at_case() {
+	go "$URL/caso?case=mn-2026-0500&lang=it"
+	wait_for 5 on_login || return 1
+	sign_in anna 'una password lunga'
+	[ "$(js 'return location.pathname + location.search')" = "/caso?case=mn-2026-0500&lang=it" ]
+}
+wait_for 60 at_case || fail "the sign-in did not lead to the page asked: $(js 'return location.href')"
+wait_for 30 case_rendered || fail "the Caso page asked before the sign-in did not render: $(text)"
+# only a path of the console: another site's address is not followed
+code=$("${C[@]}" -o "$DIR/n.html" -w '%{http_code}' "$URL/login?next=//evil.example/x")
+[ "$code" = 200 ] && ! grep -q "evil.example" "$DIR/n.html" || fail "next=//evil.example: $code $(grep -i evil "$DIR/n.html")"
 
 # a second page from the same address, past streams_per_address (1): its
 # stream is refused (429), its dot red; once the first page is closed, the
