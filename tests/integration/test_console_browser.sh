@@ -33,15 +33,8 @@ SRC=${RETE_SOURCE_DIR:?set RETE_SOURCE_DIR to the source folder}
 itest_init console
 SHOTS=${RETE_CONSOLE_SHOTS:-$BIN/../console-screenshots}
 
-if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
-	echo "FAIL: chromium and chromium-driver are needed (scripts/setup installs them)" >&2
-	exit 1
-fi
-
-# the browser's session ends before its driver stops
-before_cleanup() {
-	[ -n "${SESSION:-}" ] && curl -s -X DELETE "$WD/session/$SESSION" >/dev/null 2>&1
-}
+. "$(dirname "$0")/lib_browser.sh"
+browser_need
 
 mkdir -p "$DIR/broker2" "$SHOTS"
 make_keys broker.mantova social.mantova cpi.mantova coord.mantova
@@ -185,34 +178,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: localhost:${URL##*:}" "$
 kill -0 $CONSOLE_PID || fail "the console died on bad input"
 
 # --- the browser ----------------------------------------------------------------------
-WDPORT=$((20000 + RANDOM % 20000))
-for try in 1 2 3 4 5; do
-	chromedriver --port=$WDPORT --allowed-ips=127.0.0.1 >"$DIR/chromedriver.log" 2>&1 &
-	WDPID=$!
-	PIDS+=($WDPID)
-	if wait_for 20 curl -sf "http://127.0.0.1:$WDPORT/status"; then break; fi
-	kill $WDPID 2>/dev/null
-	WDPORT=$((20000 + RANDOM % 20000))
-done
-WD="http://127.0.0.1:$WDPORT"
-caps=$(jq -nc --arg dir "$DIR/chrome" --arg dl "$DIR/downloads" '{capabilities: {alwaysMatch: {browserName: "chrome",
-  "goog:chromeOptions": {binary: "/usr/bin/chromium",
-  prefs: {"download.default_directory": $dl, "download.prompt_for_download": false},
-  args: ["--headless=new", "--no-sandbox",
-  "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000", ("--user-data-dir=" + $dir),
-  "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--disable-extensions",
-  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "--lang=it-IT"]}}}}')
-SESSION=$(curl -s -X POST -H 'Content-Type: application/json' -d "$caps" "$WD/session" | jq -r '.value.sessionId // empty')
-[ -n "$SESSION" ] || fail "chromedriver made no session: $(tail -n 20 "$DIR/chromedriver.log")"
-
-wd() { # METHOD PATH [JSON]: the WebDriver answer's value
-	curl -s -X "$1" -H 'Content-Type: application/json' ${3:+-d "$3"} "$WD/session/$SESSION$2" | jq -c '.value'
-}
-js() { # SCRIPT: its result (a string)
-	wd POST /execute/sync "$(jq -nc --arg s "$1" '{script: $s, args: []}')" | jq -r '. // ""'
-}
-go() { wd POST /url "$(jq -nc --arg u "$1" '{url: $u}')" >/dev/null; }
+browser_start
 shot() { wd GET /screenshot | jq -r . | base64 -d >"$SHOTS/$1.png" || fail "screenshot $1"; }
 rendered() { [ -n "$(js 'return document.body.dataset.version || ""')" ]; }
 

@@ -27,13 +27,8 @@ set -u
 . "$(dirname "$0")/lib.sh"
 itest_init console-signin
 
-if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
-	echo "FAIL: chromium and chromium-driver are needed (scripts/setup installs them)" >&2
-	exit 1
-fi
-before_cleanup() {
-	[ -n "${SESSION:-}" ] && curl -s -X DELETE "$WD/session/$SESSION" >/dev/null 2>&1
-}
+. "$(dirname "$0")/lib_browser.sh"
+browser_need
 
 make_keys broker.mantova social.mantova cpi.mantova coord.mantova
 # checkpoints only every hour (after the one of the start): the story's
@@ -63,32 +58,7 @@ URL=$(grep -o 'https://127.0.0.1:[0-9]*' "$DIR/console.log" | head -n 1)
 C=(curl -s --cacert "$DIR/console.crt")
 
 # --- the browser -------------------------------------------------------------
-WDPORT=$((20000 + RANDOM % 20000))
-for try in 1 2 3 4 5; do
-	chromedriver --port=$WDPORT --allowed-ips=127.0.0.1 >"$DIR/chromedriver.log" 2>&1 &
-	WDPID=$!
-	PIDS+=($WDPID)
-	if wait_for 20 curl -sf "http://127.0.0.1:$WDPORT/status"; then break; fi
-	kill $WDPID 2>/dev/null
-	WDPORT=$((20000 + RANDOM % 20000))
-done
-WD="http://127.0.0.1:$WDPORT"
-caps=$(jq -nc --arg dir "$DIR/chrome" '{capabilities: {alwaysMatch: {browserName: "chrome",
-  acceptInsecureCerts: true,
-  "goog:chromeOptions": {binary: "/usr/bin/chromium", args: ["--headless=new", "--no-sandbox",
-  "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000", ("--user-data-dir=" + $dir),
-  "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--disable-extensions",
-  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "--lang=it-IT"]}}}}')
-SESSION=$(curl -s -X POST -H 'Content-Type: application/json' -d "$caps" "$WD/session" | jq -r '.value.sessionId // empty')
-[ -n "$SESSION" ] || fail "chromedriver made no session: $(tail -n 20 "$DIR/chromedriver.log")"
-wd() { # METHOD PATH [JSON]: the WebDriver answer's value
-	curl -s -X "$1" -H 'Content-Type: application/json' ${3:+-d "$3"} "$WD/session/$SESSION$2" | jq -c '.value'
-}
-js() { # SCRIPT: its result (a string)
-	wd POST /execute/sync "$(jq -nc --arg s "$1" '{script: $s, args: []}')" | jq -r '. // ""'
-}
-go() { wd POST /url "$(jq -nc --arg u "$1" '{url: $u}')" >/dev/null; }
+browser_start
 text() { js 'return document.body ? document.body.innerText : ""'; }
 on_login() { [ "$(js 'return location.pathname + "|" + (document.querySelector("form[action=\"/login\"]") ? "form" : "")')" = "/login|form" ]; }
 sign_in() { # USER PASSWORD: typed into the sign-in page's form and sent
