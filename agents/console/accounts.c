@@ -208,20 +208,51 @@ rete_err console_accounts_set(const char *path, const char *user, const char *pa
 
 /* ---- sessions ---------------------------------------------------------------- */
 
+#define STAMP_LEN 16
+
 struct session {
 	char token[CONSOLE_TOKEN_HEX + 1];
 	char user[CONSOLE_USER_MAX + 1];
 	int64_t created, last;
+	uint8_t stamp[STAMP_LEN]; /* of its user's account line at the sign-in */
 };
 
 static pthread_mutex_t sess_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct session sessions[CONSOLE_SESSIONS_MAX];
+static char sess_accounts[4096]; /* the accounts file the sessions hang on; "": none */
+
+void console_sessions_accounts(const char *path)
+{
+	pthread_mutex_lock(&sess_lock);
+	snprintf(sess_accounts, sizeof(sess_accounts), "%s", path ? path : "");
+	pthread_mutex_unlock(&sess_lock);
+}
+
+/* account_stamp: a digest of user's line in the accounts file at path
+ * (its password's hash, salted), or false when the file has no such user
+ * or cannot be read. */
+static bool account_stamp(const char *path, const char *user, uint8_t stamp[STAMP_LEN])
+{
+	struct find f = {.user = user};
+	rete_msg m = {{0}};
+	if (each_line(path, find_one, &f, &m) != RETE_OK || !f.found)
+		return false;
+	crypto_generichash(stamp, STAMP_LEN, (const uint8_t *)f.hash, strlen(f.hash), NULL, 0);
+	sodium_memzero(f.hash, sizeof(f.hash));
+	return true;
+}
 
 void console_session_new(const char *user, int64_t now_ms, char token[CONSOLE_TOKEN_HEX + 1])
 {
-	uint8_t raw[CONSOLE_TOKEN_HEX / 2];
+	uint8_t raw[CONSOLE_TOKEN_HEX / 2], stamp[STAMP_LEN] = {0};
+	char path[sizeof(sess_accounts)];
 	randombytes_buf(raw, sizeof(raw));
 	sodium_bin2hex(token, CONSOLE_TOKEN_HEX + 1, raw, sizeof(raw));
+	pthread_mutex_lock(&sess_lock);
+	memcpy(path, sess_accounts, sizeof(path));
+	pthread_mutex_unlock(&sess_lock);
+	if (path[0] != '\0')
+		account_stamp(path, user, stamp);
 	pthread_mutex_lock(&sess_lock);
 	size_t pick = 0;
 	for (size_t i = 0; i < CONSOLE_SESSIONS_MAX; i++) {
@@ -236,6 +267,7 @@ void console_session_new(const char *user, int64_t now_ms, char token[CONSOLE_TO
 	snprintf(s->token, sizeof(s->token), "%s", token);
 	snprintf(s->user, sizeof(s->user), "%s", user);
 	s->created = s->last = now_ms;
+	memcpy(s->stamp, stamp, STAMP_LEN);
 	pthread_mutex_unlock(&sess_lock);
 }
 
@@ -254,6 +286,8 @@ bool console_session_live(const char *token, int64_t now_ms)
 static bool session_look(const char *token, int64_t now_ms, char *user, bool touch)
 {
 	bool ok = false;
+	char who[CONSOLE_USER_MAX + 1], path[sizeof(sess_accounts)];
+	uint8_t stamp[STAMP_LEN], now_stamp[STAMP_LEN];
 	if (strlen(token) != CONSOLE_TOKEN_HEX)
 		return false;
 	pthread_mutex_lock(&sess_lock);
@@ -268,12 +302,22 @@ static bool session_look(const char *token, int64_t now_ms, char *user, bool tou
 		}
 		if (touch)
 			s->last = now_ms;
-		if (user != NULL)
-			snprintf(user, CONSOLE_USER_MAX + 1, "%s", s->user);
+		memcpy(who, s->user, sizeof(who));
+		memcpy(stamp, s->stamp, STAMP_LEN);
 		ok = true;
 		break;
 	}
+	memcpy(path, sess_accounts, sizeof(path));
 	pthread_mutex_unlock(&sess_lock);
+	/* the account as it is now: deleted, or another password, ends it */
+	if (ok && path[0] != '\0' &&
+	    (!account_stamp(path, who, now_stamp) ||
+	     sodium_memcmp(stamp, now_stamp, STAMP_LEN) != 0)) {
+		console_session_end(token);
+		ok = false;
+	}
+	if (ok && user != NULL)
+		snprintf(user, CONSOLE_USER_MAX + 1, "%s", who);
 	return ok;
 }
 

@@ -52,6 +52,13 @@ rete_err console_accounts_set(const char *path, const char *user, const char *pa
 
 /* Sessions and throttle: one table each, for a process; thread-safe. */
 
+/* console_sessions_accounts ties the sessions to the accounts file at path
+ * (NULL: to none): a session then lives only while its user's line in the
+ * file is the one it signed in with. An account deleted, or given a new
+ * password, loses its sessions at its next request, not at their end up
+ * to CONSOLE_SESSION_MAX_MS later. The file is read again at each look. */
+void console_sessions_accounts(const char *path);
+
 /* console_session_new makes a session for user at now_ms and writes its
  * token (CONSOLE_TOKEN_HEX hex digits and a NUL) into token. The oldest
  * session is dropped when the table is full. */
@@ -59,7 +66,8 @@ void console_session_new(const char *user, int64_t now_ms, char token[CONSOLE_TO
 
 /* console_session_user: the user of the live session with token (copied
  * into user, CONSOLE_USER_MAX + 1 bytes), its idle time restarted; false
- * when there is none (unknown, expired). */
+ * when there is none (unknown, expired, its account deleted or its password
+ * changed since: that session is ended). */
 bool console_session_user(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1]);
 
 /* console_session_end ends the session with token, if any. */

@@ -24,8 +24,9 @@
  *
  * It listens on 127.0.0.1:8480 unless told otherwise ([console] listen in
  * the configuration, or --listen). A listen address that is not loopback is
- * refused: the console has no TLS or accounts yet, and the network's
- * referrals must not be shown to whoever reaches that address.
+ * refused unless the console has TLS ([console] tls_cert, tls_key) and
+ * accounts ([console] users): the network's referrals must not be shown to
+ * whoever reaches that address.
  *
  * Against clients that hold connections (proto/httpd.h's limits): [console]
  * connections_per_address, header_timeout and stream_timeout; against one
@@ -108,6 +109,7 @@ struct console {
 	char listen[RETE_HTTP_ADDR_MAX];
 	char *access_path;
 	char *users_path;		    /* [console] users: the accounts file, or NULL */
+	char *steering;			    /* [console] steering_group: "USER, USER", or NULL */
 	char *tls_cert_path, *tls_key_path; /* [console] tls_cert, tls_key */
 	bool auth;			    /* logins required (accounts exist) */
 	bool tls;
@@ -175,6 +177,41 @@ static bool console_ini_count(struct console_ini *p, const char *name, const cha
 	return true;
 }
 
+/* list_next: the next name of a list "a, b, c" (commas between, spaces
+ * around taken off) from *p into out (n bytes), *p moved past it; false at
+ * the end. A name longer than n - 1 is cut. */
+static bool list_next(const char **p, char *out, size_t n)
+{
+	const char *s = *p + strspn(*p, ", \t");
+	size_t len = strcspn(s, ",");
+	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+		len--;
+	if (len == 0)
+		return false;
+	snprintf(out, n, "%.*s", (int)len, s);
+	*p = s + len;
+	return true;
+}
+
+/* console_ini_users checks the value of [console] name, a list of user
+ * names. */
+static bool console_ini_users(struct console_ini *p, const char *name, const char *value)
+{
+	char u[CONSOLE_USER_MAX + 2];
+	for (const char *q = value; list_next(&q, u, sizeof(u));)
+		if (!console_user_valid(u)) {
+			if (p->err == RETE_OK)
+				p->err =
+				    rete_msg_set(p->m, RETE_EINVAL,
+						 "[console] %s: '%.64s' is not a user name "
+						 "(a-z, 0-9, '.', '_', '-'); give the accounts' "
+						 "names, separated by commas",
+						 name, u);
+			return false;
+		}
+	return true;
+}
+
 static int console_ini_handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct console_ini *p = user;
@@ -213,12 +250,21 @@ static int console_ini_handler(void *user, const char *section, const char *name
 	} else if (strcmp(name, "witnesses") == 0) {
 		free(p->c->witnesses_path);
 		p->c->witnesses_path = rete_ini_abs_path(p->dir, value);
+	} else if (strcmp(name, "steering_group") == 0) {
+		if (!console_ini_users(p, name, value))
+			return 0;
+		free(p->c->steering);
+		if ((p->c->steering = strdup(value)) == NULL) {
+			p->err = rete_msg_set(p->m, RETE_ENOMEM, "out of memory");
+			return 0;
+		}
 	} else if (p->err == RETE_OK) {
 		p->err =
 		    rete_msg_set(p->m, RETE_EINVAL,
 				 "[console] %s: unknown key; the keys are listen, access_log, "
-				 "users, tls_cert, tls_key, witnesses, connections_per_address, "
-				 "streams_per_address, header_timeout and stream_timeout",
+				 "users, steering_group, tls_cert, tls_key, witnesses, "
+				 "connections_per_address, streams_per_address, header_timeout and "
+				 "stream_timeout",
 				 name);
 		return 0;
 	}
@@ -633,6 +679,50 @@ static bool console_host_ok(const rete_http_req *rq)
 	return inet_pton(AF_INET6, name, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
+/* next_ok: s is a page of the console to go back to after the sign-in: a
+ * path ("/caso?case=mn-2026-0999&lang=it") of letters, digits and
+ * / ? = & . , _ : -, at most 200, not "//" (another site's address) */
+static bool next_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n < 1 || n > 200 || s[0] != '/' || s[1] == '/')
+		return false;
+	return strspn(s,
+		      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/?=&.,_:-") ==
+	       n;
+}
+
+/* page_url writes rq's path and the pages' query arguments it has into out
+ * (n bytes): "" when that is no next_ok page */
+static void page_url(const rete_http_req *rq, char *out, size_t n)
+{
+	static const char *const keys[] = {"case", "from", "to", "by", "months", "step", "lang"};
+	size_t len = (size_t)snprintf(out, n, "%s", rq->path);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]) && len < n; i++) {
+		const char *v = rete_http_arg(rq, keys[i]);
+		if (v != NULL)
+			len += (size_t)snprintf(out + len, n - len, "%c%s=%s",
+						strchr(out, '?') ? '&' : '?', keys[i], v);
+	}
+	if (len >= n || !next_ok(out))
+		out[0] = '\0';
+}
+
+/* url_put appends s (a next_ok text) to out (n bytes), as a query argument's value */
+static void url_put(char *out, size_t n, const char *s)
+{
+	size_t len = strlen(out);
+	for (; *s && len + 4 < n; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '/' || ch == '.' || ch == '_' || ch == '-')
+			out[len++] = (char)ch;
+		else
+			len += (size_t)snprintf(out + len, n - len, "%%%02X", ch);
+	}
+	out[len] = '\0';
+}
+
 /* console_who: the signed-in user of rq (into user), or false with the
  * answer set: a page is sent to /login, anything else gets a 401. Without
  * accounts everyone is let in, as the peer's address. */
@@ -663,8 +753,15 @@ static bool console_who(struct console *c, const rete_http_req *rq, rete_http_an
 	    console_session_user(token, rete_now_ms(), user))
 		return true;
 	if (page) {
+		/* the sign-in then leads back to the page asked, its query kept */
+		char here[210], loc[256] = "/login";
+		page_url(rq, here, sizeof(here));
+		if (here[0] != '\0' && strcmp(here, "/") != 0) {
+			snprintf(loc, sizeof(loc), "/login?next=");
+			url_put(loc, sizeof(loc), here);
+		}
 		a->status = 303;
-		rete_http_header(a, "Location", "/login");
+		rete_http_header(a, "Location", loc);
 		rete_http_printf(a, "rete console: sign in first, at /login\n");
 	} else {
 		a->status = 401;
@@ -672,6 +769,43 @@ static bool console_who(struct console *c, const rete_http_req *rq, rete_http_an
 				    "ended)\n");
 	}
 	return false;
+}
+
+/* console_steering: user is an account of the steering group ([console]
+ * steering_group), which sees the network's totals but not a case's
+ * history or a message's evidence (data minimisation: who sees what is in
+ * docs/coordinator.md). Without accounts there are no roles. */
+static bool console_steering(const struct console *c, const char *user)
+{
+	char u[CONSOLE_USER_MAX + 2];
+	if (!c->auth || c->steering == NULL)
+		return false;
+	for (const char *q = c->steering; list_next(&q, u, sizeof(u));)
+		if (strcmp(u, user) == 0)
+			return true;
+	return false;
+}
+
+static void console_record_as(struct console *c, const char *who, const char *what);
+
+/* console_case_refused: true (with the 403 in a and the refusal in the
+ * access record, as what) when user may not read a case or its evidence */
+static bool console_case_refused(struct console *c, const char *user, rete_http_answer *a,
+				 const char *what)
+{
+	char rec[300];
+	if (!console_steering(c, user))
+		return false;
+	a->status = 403;
+	rete_http_printf(a,
+			 "rete console: %s is an account of the steering group ([console] "
+			 "steering_group): a case's history and a message's evidence are for the "
+			 "coordinator and the auditor; the steering group's pages are Panoramica, "
+			 "Flussi, Andamento, Rapporto and Salute\n",
+			 user);
+	snprintf(rec, sizeof(rec), "%s refused: steering group", what);
+	console_record_as(c, user, rec);
+	return true;
 }
 
 static void console_record_as(struct console *c, const char *who, const char *what)
@@ -686,16 +820,19 @@ static void console_record_as(struct console *c, const char *who, const char *wh
 }
 
 /* console_same_origin: false when a browser says rq (a login, a logout) comes from
- * another site's page (Sec-Fetch-Site other than same-origin, or an Origin
- * other than this console's scheme://Host, "null" included): SameSite
- * cookies do not stop a forged login, which would sign the victim in as
- * the attacker. A client that sends neither header (curl, an old browser)
- * is let through. */
+ * another site's page: SameSite cookies do not stop a forged login, which
+ * would sign the victim in as the attacker. Sec-Fetch-Site, which a page
+ * cannot set, decides when the browser sends it (same-origin, or none: an
+ * address typed); only without it an Origin other than this console's
+ * scheme://Host ("null" included) refuses. A browser sends Origin "null"
+ * for its own form when a page's Referrer-Policy is no-referrer (the
+ * console's, before: no sign-in got through). A client that sends neither
+ * header (curl, an old browser) is let through. */
 static bool console_same_origin(const struct console *c, const rete_http_req *rq)
 {
 	const char *site = rete_http_req_header(rq, "Sec-Fetch-Site");
-	if (site != NULL && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
-		return false;
+	if (site != NULL)
+		return strcmp(site, "same-origin") == 0 || strcmp(site, "none") == 0;
 	const char *origin = rete_http_req_header(rq, "Origin");
 	if (origin == NULL)
 		return true;
@@ -708,6 +845,40 @@ static bool console_same_origin(const struct console *c, const rete_http_req *rq
 
 static pthread_mutex_t login_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* send_login answers the sign-in page (static/login.html) with note, a
+ * sentence in Italian and English of the console's own (never a value of
+ * the request), in place of its @note@ marker: the page has no script, so
+ * what went wrong is said by the page the console sends. */
+static void send_login(rete_http_answer *a, const char *note, const char *next)
+{
+	static const char mark[] = "@note@";
+	const console_asset *x = asset_find("login.html");
+	const char *at = x ? memmem(x->data, x->len, mark, strlen(mark)) : NULL;
+	if (at == NULL) {
+		send_asset(a, "login.html");
+		return;
+	}
+	size_t head = (size_t)(at - (const char *)x->data), tail = strlen(mark);
+	a->content_type = x->content_type;
+	rete_http_append(a, (const char *)x->data, head);
+	if (note != NULL && note[0] != '\0')
+		rete_http_printf(a, "<p class=\"problem\" role=\"alert\">%s</p>", note);
+	const char *form = "</form>", *end = memmem(at + tail, x->len - head - tail, form, 7);
+	if (next_ok(next) && end != NULL) { /* the page to go back to, in the form */
+		rete_http_append(a, at + tail, (size_t)(end - (at + tail)));
+		rete_http_printf(a, "<input type=\"hidden\" name=\"next\" value=\"");
+		for (const char *p = next; *p; p++) /* next_ok: '&' is its only HTML character */
+			if (*p == '&')
+				rete_http_printf(a, "&amp;");
+			else
+				rete_http_append(a, p, 1);
+		rete_http_printf(a, "\">");
+		rete_http_append(a, end, x->len - (size_t)(end - (const char *)x->data));
+		return;
+	}
+	rete_http_append(a, at + tail, x->len - head - tail);
+}
+
 static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
@@ -715,7 +886,16 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	rete_msg m = {{0}};
 
 	if (strcmp(rq->method, "POST") != 0) {
-		send_asset(a, "login.html");
+		const char *failed = rete_http_arg(rq, "failed"),
+			   *ended = rete_http_arg(rq, "ended"), *next = rete_http_arg(rq, "next");
+		send_login(a,
+			   failed != NULL && strcmp(failed, "1") == 0
+			       ? "Utente o password errati. · Wrong user or password."
+			   : ended != NULL && strcmp(ended, "1") == 0
+			       ? "La sessione è terminata: accedi di nuovo. · The session "
+				 "ended: sign in again."
+			       : NULL,
+			   next);
 		return;
 	}
 	if (!c->auth) {
@@ -733,13 +913,27 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	}
 	if (rq->body == NULL ||
 	    !console_form_field(rq->body, rq->body_len, "user", user, sizeof(user)) ||
-	    !console_form_field(rq->body, rq->body_len, "password", pw, sizeof(pw)) ||
-	    !console_user_valid(user)) {
+	    !console_form_field(rq->body, rq->body_len, "password", pw, sizeof(pw))) {
 		a->status = 400;
 		rete_http_printf(a,
 				 "rete console: a login is a form with user (a-z, 0-9, '.', '_', "
 				 "'-') and password\n");
 		sodium_memzero(pw, sizeof(pw));
+		return;
+	}
+	char next[210] = "";
+	if (!console_form_field(rq->body, rq->body_len, "next", next, sizeof(next)) ||
+	    !next_ok(next))
+		next[0] = '\0';
+	if (!console_user_valid(user)) { /* "Anna.Rossi": no account has it */
+		sodium_memzero(pw, sizeof(pw));
+		a->status = 400;
+		send_login(a,
+			   "Il nome utente si scrive in lettere minuscole (a-z), cifre e "
+			   "'.', '_', '-': nessun utente ha questo. · A user name is written "
+			   "in lower-case letters (a-z), digits and '.', '_', '-': no user "
+			   "has this one.",
+			   next);
 		return;
 	}
 	/* one password check at a time: the throttle then counts every guess
@@ -751,12 +945,15 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		pthread_mutex_unlock(&login_lock);
 		char ra[32];
 		snprintf(ra, sizeof(ra), "%lld", (long long)(wait + 999) / 1000);
+		char note[400];
+		snprintf(note, sizeof(note),
+			 "Troppi accessi non riusciti per questo utente o da questo indirizzo: "
+			 "riprova tra %s s. · Sign-in paused: too many failed logins for this "
+			 "user or from this address; try again in %s s.",
+			 ra, ra);
 		a->status = 429;
 		rete_http_header(a, "Retry-After", ra);
-		rete_http_printf(a,
-				 "rete console: too many failed logins for this user or from this "
-				 "address; try again in %s s\n",
-				 ra);
+		send_login(a, note, next);
 		snprintf(what, sizeof(what), "login %s refused: throttled", user);
 		console_record_as(c, rq->peer, what);
 		sodium_memzero(pw, sizeof(pw));
@@ -769,20 +966,26 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	snprintf(what, sizeof(what), "login %s from %s %s", user, rq->peer, ok ? "ok" : "refused");
 	console_record_as(c, ok ? user : rq->peer, what);
 	if (!ok) {
+		char loc[256] = "/login?failed=1";
+		if (next[0] != '\0') {
+			snprintf(loc, sizeof(loc), "/login?failed=1&next=");
+			url_put(loc, sizeof(loc), next);
+		}
 		a->status = 303;
-		rete_http_header(a, "Location", "/login?failed=1");
+		rete_http_header(a, "Location", loc);
 		rete_http_printf(a, "rete console: wrong user or password\n");
 		return;
 	}
 	char token[CONSOLE_TOKEN_HEX + 1], cookie[200];
 	console_session_new(user, now, token);
+	/* no Max-Age: the cookie ends with the browser (the next person at a
+	 * shared PC signs in); the session itself ends sooner when idle */
 	snprintf(cookie, sizeof(cookie),
-		 SESSION_COOKIE "=%s; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=%lld",
-		 token, (long long)(CONSOLE_SESSION_MAX_MS / 1000));
+		 SESSION_COOKIE "=%s; HttpOnly; Secure; SameSite=Strict; Path=/", token);
 	sodium_memzero(token, sizeof(token));
 	a->status = 303;
 	rete_http_header(a, "Set-Cookie", cookie);
-	rete_http_header(a, "Location", "/");
+	rete_http_header(a, "Location", next[0] != '\0' ? next : "/");
 	rete_http_printf(a, "rete console: signed in\n");
 }
 
@@ -814,8 +1017,9 @@ static void route_logout(void *ctx, const rete_http_req *rq, rete_http_answer *a
  * <main>); static/frame.html what they all share (the head, the header
  * with the navigation, the footer), with markers send_page fills in:
  * @title@, @page@ (the NAME), @chart@ (the chart library's script, for the
- * pages that draw), @here:NAME@ (class="here" on this page's link) and
- * @main@ (the page's part). The first is the page of "/". */
+ * pages that draw), @here:NAME@ (class="here" on this page's link),
+ * @signout@ (the sign-out link, with accounts) and @main@ (the page's
+ * part). The first is the page of "/". */
 static const struct console_page {
 	const char *path;  /* "/salute" */
 	const char *name;  /* "salute": its file and its body's data-page */
@@ -830,8 +1034,10 @@ static const struct console_page {
     {"/salute", "salute", "Salute", false},
 };
 
-static void send_page(rete_http_answer *a, const struct console_page *pg)
+static void send_page(rete_http_answer *a, const struct console_page *pg, bool auth, bool case_link)
 {
+	static const char signout[] =
+	    "<a href=\"/logout\" id=\"signout\" data-t=\"nav.signout\">Esci</a>";
 	static const char chart[] = "<script src=\"/lib/chart.min.js\" defer></script>\n";
 	char file[64];
 	const console_asset *fr = asset_find("frame.html"), *body;
@@ -861,6 +1067,14 @@ static void send_page(rete_http_answer *a, const struct console_page *pg)
 		else if (MARK("chart")) {
 			if (pg->chart)
 				rete_http_append(a, chart, strlen(chart));
+		} else if (MARK("signout")) {
+			if (auth)
+				rete_http_append(a, signout, strlen(signout));
+		} else if (MARK("caso")) { /* the Caso link, for who may read it */
+			if (case_link)
+				rete_http_printf(
+				    a, "<a href=\"/caso\"%s data-t=\"nav.case\">Caso</a>",
+				    strcmp(pg->name, "caso") == 0 ? " class=\"here\"" : "");
 		} else if (MARK("main"))
 			rete_http_append(a, (const char *)body->data, body->len);
 		else if (kl > 5 && memcmp(k, "here:", 5) == 0) {
@@ -888,8 +1102,10 @@ static void route_page(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	for (size_t i = 0; i < sizeof(console_pages) / sizeof(console_pages[0]); i++)
 		if (strcmp(rq->path, console_pages[i].path) == 0)
 			pg = &console_pages[i];
+	if (strcmp(pg->name, "caso") == 0 && console_case_refused(c, who_, a, rq->path))
+		return;
 	console_record(c, rq, rq->path);
-	send_page(a, pg);
+	send_page(a, pg, c->auth, !console_steering(c, who_));
 }
 
 static void route_static(void *ctx, const rete_http_req *rq, rete_http_answer *a)
@@ -1179,6 +1395,11 @@ static void route_report_csv(void *ctx, const rete_http_req *rq, rete_http_answe
 	}
 	fclose(f);
 	rep_attach(a, &p, "text/csv; charset=utf-8", "csv");
+	/* the Italian headers (età, capacità): a UTF-8 byte order mark first,
+	 * or Excel opens the file in the PC's old code page ("Fascia d'etÃ ");
+	 * the English file is ASCII and needs none */
+	if (p.lang == REPORT_IT)
+		rete_http_append(a, "\xEF\xBB\xBF", 3);
 	rete_http_append(a, buf, len);
 	free(buf);
 	report_free(&r);
@@ -1457,7 +1678,7 @@ done:
  * the proof the broker gives, against the leaf the console computes from the
  * entry's own bytes and a checkpoint signed by the pinned broker key. */
 static void case_prove(struct console *c, rete_wire *w, const struct case_walk *cw, size_t k,
-		       json_t *e, json_t *top)
+		       json_t *e, json_t *top, uint64_t cp_size)
 {
 	Rete__Query q = RETE__QUERY__INIT;
 	Rete__InclusionQuery iq = RETE__INCLUSION_QUERY__INIT;
@@ -1469,12 +1690,29 @@ static void case_prove(struct console *c, rete_wire *w, const struct case_walk *
 	char whybuf[600];
 
 	iq.index = (uint64_t)json_integer_value(json_object_get(e, "index"));
+	if (iq.index >= cp_size) { /* no checkpoint covers it yet: nothing is wrong */
+		snprintf(whybuf, sizeof(whybuf),
+			 cp_size == 0
+			     ? "the broker has signed no checkpoint yet; try again after "
+			       "its first"
+			     : "no checkpoint covers this entry yet (the latest covers %llu "
+			       "entries); try again after the broker's next one",
+			 (unsigned long long)cp_size);
+		json_object_set_new(e, "proof", json_string("pending"));
+		json_object_set_new(e, "proofProblem", json_string(whybuf));
+		return;
+	}
 	q.what_case = RETE__QUERY__WHAT_INCLUSION;
 	q.inclusion = &iq;
 	if (rete_wire_call(w, &q, c->mc.cfg.timeout_ms, &f, &m) != RETE_OK ||
 	    f->command_case != RETE__BROKER_FRAME__COMMAND_RESULT ||
 	    f->result->answer_case != RETE__QUERY_RESULT__ANSWER_PROOF) {
-		why = "the broker gave no proof";
+		if (f != NULL && f->command_case == RETE__BROKER_FRAME__COMMAND_RESULT &&
+		    coord_answer(f, RETE__QUERY_RESULT__ANSWER_PROOF, NULL, &m) != RETE_OK)
+			f = NULL; /* freed, its sentence in m */
+		snprintf(whybuf, sizeof(whybuf), "the broker gave no proof%s%s",
+			 m.text[0] ? ": " : "", m.text);
+		why = whybuf;
 		goto out;
 	}
 	const Rete__Proof *pr = f->result->proof;
@@ -1543,6 +1781,9 @@ static void route_case(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	if (!console_who(c, rq, a, false, who_))
 		return;
 	const char *cid = rete_http_arg(rq, "case");
+	snprintf(what, sizeof(what), "case %.64s", id_arg_ok(cid, 64) ? cid : "(not a case id)");
+	if (console_case_refused(c, who_, a, what))
+		return;
 	if (cid == NULL || !id_arg_ok(cid, 64)) {
 		a->status = 400;
 		rete_http_printf(a,
@@ -1568,8 +1809,31 @@ static void route_case(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		rete_http_printf(a, "rete console: %s\n", m.text);
 		goto out;
 	}
+	/* the latest checkpoint's size: an entry at or beyond it waits for the
+	 * next checkpoint (its proof "pending"); unknown (the broker did not
+	 * say): every entry's proof is asked */
+	uint64_t cp_size = UINT64_MAX;
+	Rete__Query cq = RETE__QUERY__INIT;
+	Rete__CheckpointQuery cpq = RETE__CHECKPOINT_QUERY__INIT;
+	Rete__BrokerFrame *cf = NULL;
+	Rete__ErrorCode code = 0;
+	cq.what_case = RETE__QUERY__WHAT_CHECKPOINT;
+	cq.checkpoint = &cpq;
+	if (rete_wire_call(w, &cq, c->mc.cfg.timeout_ms, &cf, &m) == RETE_OK) {
+		if (coord_answer(cf, RETE__QUERY_RESULT__ANSWER_CHECKPOINT, &code, &m) == RETE_OK) {
+			rete_checkpoint cp;
+			const char *note = cf->result->checkpoint ? cf->result->checkpoint : "";
+			if (rete_checkpoint_parse(note, strlen(note), &cp, &m) == RETE_OK)
+				cp_size = cp.size;
+			rete__broker_frame__free_unpacked(cf, NULL);
+		} else if (code == RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND) {
+			cp_size = 0;
+		}
+	}
 	for (size_t k = 0; k < cw.n; k++)
-		case_prove(c, w, &cw, k, json_array_get(cw.entries, k), top);
+		case_prove(c, w, &cw, k, json_array_get(cw.entries, k), top, cp_size);
+	if (json_object_get(top, "checkpointSize") == NULL && cp_size != UINT64_MAX)
+		json_object_set_new(top, "checkpointSize", json_integer((json_int_t)cp_size));
 	json_object_set_new(top, "party", json_string(c->mc.cfg.id));
 	json_object_set_new(top, "case", json_string(cid));
 	json_object_set_new(top, "timeZone",
@@ -1604,6 +1868,10 @@ static void route_evidence(void *ctx, const rete_http_req *rq, rete_http_answer 
 	rete_err e;
 
 	if (!console_who(c, rq, a, false, who_))
+		return;
+	snprintf(what, sizeof(what), "evidence %s %s", id_arg_ok(sender, 128) ? sender : "-",
+		 id_arg_ok(id, 128) ? id : "-");
+	if (console_case_refused(c, who_, a, what))
 		return;
 	if (!id_arg_ok(sender, 128) || !id_arg_ok(id, 128)) {
 		a->status = 400;
@@ -1735,8 +2003,12 @@ static void *sse_open(void *ctx, const rete_http_req *rq, rete_http_answer *no)
 	char user[CONSOLE_USER_MAX + 1], token[CONSOLE_TOKEN_HEX + 2];
 	const char *ck = rete_http_req_header(rq, "Cookie");
 	if (c->auth && (ck == NULL || !console_cookie(ck, "rete_session", token, sizeof(token)) ||
-			!console_session_user(token, rete_now_ms(), user)))
+			!console_session_user(token, rete_now_ms(), user))) {
+		no->status = 401; /* the page then sends its reader to /login */
+		rete_http_printf(no, "rete console: sign in first, at /login (no session, or it "
+				     "ended)\n");
 		return NULL;
+	}
 	if (!c->auth && !console_host_ok(rq))
 		return NULL;
 	pthread_mutex_lock(&c->lock);
@@ -1911,7 +2183,7 @@ static rete_err console_serve(struct console *c, const rete_http_addr *addr, ret
 	}
 	if ((err = rete_httpd_server_header(h, "Content-Security-Policy", CONSOLE_CSP, m)) ||
 	    (err = rete_httpd_server_header(h, "X-Content-Type-Options", "nosniff", m)) ||
-	    (err = rete_httpd_server_header(h, "Referrer-Policy", "no-referrer", m)) ||
+	    (err = rete_httpd_server_header(h, "Referrer-Policy", "same-origin", m)) ||
 	    (err = rete_httpd_server_header(h, "X-Frame-Options", "DENY", m)) ||
 	    (err = rete_httpd_route_req(h, "/", false, route_page, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/panoramica", false, route_page, c, m)) ||
@@ -1955,8 +2227,9 @@ static void console_usage(FILE *f)
 		"latest checkpoint's cosignatures against. Listens on %s\n"
 		"unless [console] listen or --listen says otherwise; an address that is not\n"
 		"loopback needs TLS ([console] tls_cert, tls_key) and accounts ([console]\n"
-		"users). Every page read and login goes to the access record ([console]\n"
-		"access_log, default console-access.jsonl beside coord.ini).\n"
+		"users). [console] steering_group lists the accounts that see the totals\n"
+		"only, not Caso. Every page read and login goes to the access record\n"
+		"([console] access_log, default console-access.jsonl beside coord.ini).\n"
 		"       rete console passwd USER -c coord.ini   sets USER's password\n",
 		CONSOLE_LISTEN_DEFAULT);
 }
@@ -2040,6 +2313,7 @@ out:
 	sodium_memzero(again, sizeof(again));
 	free(c.access_path);
 	free(c.users_path);
+	free(c.steering);
 	free(c.tls_cert_path);
 	free(c.tls_key_path);
 	return rc;
@@ -2125,6 +2399,9 @@ int cmd_console(int argc, char **argv)
 		goto out;
 	}
 	c.auth = naccounts > 0;
+	/* a session lives while its account does, with the password it signed in with */
+	if (c.auth)
+		console_sessions_accounts(c.users_path);
 	if ((c.tls_cert_path == NULL) != (c.tls_key_path == NULL)) {
 		fprintf(stderr,
 			"rete console: %s: [console] tls_cert and tls_key go together; "
@@ -2221,7 +2498,9 @@ out:
 	rete_witness_policy_free(&c.policy);
 	free(c.witnesses_path);
 	free(c.access_path);
+	console_sessions_accounts(NULL);
 	free(c.users_path);
+	free(c.steering);
 	free(c.tls_cert_path);
 	free(c.tls_key_path);
 	free(chartjs);

@@ -33,15 +33,8 @@ SRC=${RETE_SOURCE_DIR:?set RETE_SOURCE_DIR to the source folder}
 itest_init console
 SHOTS=${RETE_CONSOLE_SHOTS:-$BIN/../console-screenshots}
 
-if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
-	echo "FAIL: chromium and chromium-driver are needed (scripts/setup installs them)" >&2
-	exit 1
-fi
-
-# the browser's session ends before its driver stops
-before_cleanup() {
-	[ -n "${SESSION:-}" ] && curl -s -X DELETE "$WD/session/$SESSION" >/dev/null 2>&1
-}
+. "$(dirname "$0")/lib_browser.sh"
+browser_need
 
 mkdir -p "$DIR/broker2" "$SHOTS"
 make_keys broker.mantova social.mantova cpi.mantova coord.mantova
@@ -185,32 +178,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: localhost:${URL##*:}" "$
 kill -0 $CONSOLE_PID || fail "the console died on bad input"
 
 # --- the browser ----------------------------------------------------------------------
-WDPORT=$((20000 + RANDOM % 20000))
-for try in 1 2 3 4 5; do
-	chromedriver --port=$WDPORT --allowed-ips=127.0.0.1 >"$DIR/chromedriver.log" 2>&1 &
-	WDPID=$!
-	PIDS+=($WDPID)
-	if wait_for 20 curl -sf "http://127.0.0.1:$WDPORT/status"; then break; fi
-	kill $WDPID 2>/dev/null
-	WDPORT=$((20000 + RANDOM % 20000))
-done
-WD="http://127.0.0.1:$WDPORT"
-caps=$(jq -nc --arg dir "$DIR/chrome" '{capabilities: {alwaysMatch: {browserName: "chrome",
-  "goog:chromeOptions": {binary: "/usr/bin/chromium", args: ["--headless=new", "--no-sandbox",
-  "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000", ("--user-data-dir=" + $dir),
-  "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--disable-extensions",
-  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "--lang=it-IT"]}}}}')
-SESSION=$(curl -s -X POST -H 'Content-Type: application/json' -d "$caps" "$WD/session" | jq -r '.value.sessionId // empty')
-[ -n "$SESSION" ] || fail "chromedriver made no session: $(tail -n 20 "$DIR/chromedriver.log")"
-
-wd() { # METHOD PATH [JSON]: the WebDriver answer's value
-	curl -s -X "$1" -H 'Content-Type: application/json' ${3:+-d "$3"} "$WD/session/$SESSION$2" | jq -c '.value'
-}
-js() { # SCRIPT: its result (a string)
-	wd POST /execute/sync "$(jq -nc --arg s "$1" '{script: $s, args: []}')" | jq -r '. // ""'
-}
-go() { wd POST /url "$(jq -nc --arg u "$1" '{url: $u}')" >/dev/null; }
+browser_start
 shot() { wd GET /screenshot | jq -r . | base64 -d >"$SHOTS/$1.png" || fail "screenshot $1"; }
 rendered() { [ -n "$(js 'return document.body.dataset.version || ""')" ]; }
 
@@ -293,8 +261,8 @@ cosigned() {
 }
 wait_for 30 cosigned || fail "Salute: the agencies' cosignatures are not shown: $(js 'return document.body.innerText')"
 js 'return document.body.innerText' >"$DIR/text-salute-it.txt"
-grep -q "Servizi sociali di Mantova	ha controfirmato alle " "$DIR/text-salute-it.txt" &&
-	grep -q "Centro per l'Impiego	ha controfirmato alle " "$DIR/text-salute-it.txt" &&
+grep -q "Servizi sociali di Mantova	ha controfirmato il [0-9]" "$DIR/text-salute-it.txt" &&
+	grep -q "Centro per l'Impiego	ha controfirmato il [0-9]" "$DIR/text-salute-it.txt" &&
 	grep -q "Coordinamento	manca" "$DIR/text-salute-it.txt" &&
 	grep -q "Regola dei testimoni rispettata: 2 di 3 (ne servono 2)" "$DIR/text-salute-it.txt" ||
 	fail "Salute: witnesses: $(cat "$DIR/text-salute-it.txt")"
@@ -356,6 +324,12 @@ for ext in csv xlsx; do
 		fail "report.$ext, from after to: $code $(cat "$DIR/bad.txt")"
 done
 [ "$(head -c 2 "$DIR/rep-en.xlsx")" = PK ] || fail "report.xlsx in English is no workbook"
+# the Italian CSV (headers with à, è) starts with a UTF-8 byte order mark:
+# Excel opens a CSV without one in the PC's old code page ("Fascia d'etÃ ");
+# the English one is ASCII and has none
+[ "$(head -c 3 "$DIR/rep-it.csv" | od -An -tx1 | tr -d ' ')" = efbbbf ] ||
+	fail "report.csv in Italian has no UTF-8 byte order mark: $(head -c 16 "$DIR/rep-it.csv" | od -An -c)"
+[ "$(head -c 9 "$DIR/rep-en.csv")" = requester ] || fail "report.csv in English starts with: $(head -c 16 "$DIR/rep-en.csv" | od -An -c)"
 head -n 1 "$DIR/rep-en.csv" | grep -q 'requester' || fail "report.csv in English: $(head -n 1 "$DIR/rep-en.csv")"
 if command -v ssconvert >/dev/null; then
 	ssconvert -T Gnumeric_stf:stf_csv "$DIR/rep-it.csv" "$DIR/rep-it.out.csv" >/dev/null 2>&1 ||
@@ -478,6 +452,15 @@ for secret in "Maria Rossi" "RSSMRA85M41E897X" "555 0101"; do
 	grep -q "$secret" "$DIR/evidence.json" && fail "the bundle holds a personal value: $secret"
 	grep -aq "$secret" "$DIR/evidence.bin" && fail "the bundle's parts hold a personal value: $secret"
 done
+# the link clicked in the browser downloads the same bundle (the page
+# fetches it first, to say why when there is none)
+mkdir -p "$DIR/downloads"
+js "const r = [...document.querySelectorAll('#case-table a.evidence')].find(a => a.getAttribute('href') === '$href'); r.click(); return ''" >/dev/null
+downloaded() { [ -s "$DIR/downloads/evidence-social.mantova-r-done.json" ]; }
+wait_for 30 downloaded || fail "the evidence link clicked downloads nothing: $(ls "$DIR/downloads") $(js 'return document.getElementById("report-error").innerText')"
+"$BIN/rete" evidence verify "$DIR/downloads/evidence-social.mantova-r-done.json" --broker-key "$DIR/keys/broker.mantova.pub" \
+	--lang en >"$DIR/story2.txt" 2>&1 && grep -q "the evidence holds" "$DIR/story2.txt" ||
+	fail "the bundle downloaded by the browser: $(cat "$DIR/story2.txt")"
 # bad input: an unknown message, a malformed id, none
 code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/evidence?sender=social.mantova&id=r-nothing")
 [ "$code" = 404 ] && grep -q "no evidence bundle for message r-nothing of social.mantova: " "$DIR/bad.txt" ||

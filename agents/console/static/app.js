@@ -437,22 +437,55 @@
   function evidenceCell(e) {
     if (!e.messageId) return el("td");
     const q = new URLSearchParams({ sender: e.sender, id: e.messageId });
-    return el("td", {}, el("a", { href: "/api/evidence?" + q.toString(), download: "", cls: "evidence",
-      text: t("case.download"), title: t("case.downloadHint") }));
+    const a = el("a", { href: "/api/evidence?" + q.toString(), download: "", cls: "evidence",
+      text: t("case.download"), title: t("case.downloadHint") });
+    a.addEventListener("click", ev => { ev.preventDefault(); evidence(a); });
+    return el("td", {}, a);
+  }
+  // the bundle is fetched first: a browser told 404 by a download link
+  // says only "failed", and the reason (not delivered yet, no checkpoint
+  // yet) is what the auditor needs to read
+  async function evidence(a) {
+    const err = document.getElementById("report-error");
+    err.textContent = "";
+    try {
+      const r = await fetch(a.getAttribute("href"), { cache: "no-store" });
+      if (r.status === 401) { signIn(); return; }
+      if (!r.ok) {
+        err.textContent = t("case.noBundle") + " " + (r.status === 404 ? t("case.noBundleWhy") + " " : "") +
+          t("err.detail", { d: detail(await r.text()) });
+        return;
+      }
+      const cd = /filename="([^"]+)"/.exec(r.headers.get("Content-Disposition") || "");
+      const url = URL.createObjectURL(await r.blob());
+      const d = el("a", { href: url, download: cd ? cd[1] : "evidence.json" });
+      document.body.append(d);
+      d.click();
+      d.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } catch (e) {
+      err.textContent = t("case.noBundle") + " " + t("err.network");
+    }
   }
   function drawCase(o) {
     document.getElementById("who").textContent = (o.names[o.party] || o.party);
     const tz = o.timeZone;
-    document.getElementById("case-summary").textContent = o.entries.length
-      ? t("case.summary", { n: o.entries.length, size: o.checkpointSize != null ? o.checkpointSize : "?" })
-      : t("case.none");
+    // "each verified" only when each is: else how many verified, how many
+    // wait for the next checkpoint, how many failed
+    const ok = o.entries.filter(e => e.proof === "verified").length;
+    const wait = o.entries.filter(e => e.proof === "pending").length;
+    const size = o.checkpointSize != null ? o.checkpointSize : "?";
+    document.getElementById("case-summary").textContent = !o.entries.length ? t("case.none")
+      : ok === o.entries.length ? t("case.summary", { n: o.entries.length, size })
+      : t("case.summaryMixed", { n: o.entries.length, size, ok, wait, bad: o.entries.length - ok - wait });
     const tb = clear("case-table");
     tb.append(el("thead", {}, el("tr", {}, ...["case.when", "case.entry", "case.kind", "case.fromto", "case.referral",
       "case.status", "case.proof", "case.evidence"].map(k => el("th", { text: t(k) })))));
     const body = el("tbody");
     for (const e of o.entries) {
-      const ok = e.proof === "verified";
-      const proof = el("td", { cls: ok ? "proof-ok" : "proof-bad", "data-proof": e.proof, text: t(ok ? "case.verified" : "case.failed") });
+      const ok = e.proof === "verified", wait = e.proof === "pending";
+      const proof = el("td", { cls: ok ? "proof-ok" : wait ? "proof-wait" : "proof-bad", "data-proof": e.proof,
+        text: t(ok ? "case.verified" : wait ? "case.pending" : "case.failed") });
       if (e.proofProblem) proof.title = e.proofProblem;
       const ft = el("td", {}, named(o.names, e.sender));
       if (e.recipient) ft.append(" → ", named(o.names, e.recipient));
@@ -483,6 +516,15 @@
     if (last.monitor) document.body.dataset.logSize = String(last.monitor.logSize);
   }
 
+  // the console's sentence (English, for whoever fixes it) without its
+  // program's name
+  function detail(text) { return text.trim().replace(/^rete console: /, ""); }
+  // an answer that is not ok, in words of the page's language first
+  function problem(status, text) {
+    const lead = status === 400 ? "err.request" : status === 502 || status === 503 ? "err.broker" : "err.other";
+    return t(lead) + " " + t("err.detail", { d: detail(text) });
+  }
+
   let loading = false, again = false;
   async function load() {
     if (loading) { again = true; return; }
@@ -506,9 +548,10 @@
         url = "/api/case?case=" + encodeURIComponent(cid);
       }
       const r = await fetch(url, { cache: "no-store" });
+      if (r.status === 401) { signIn(); return; }
       const err = document.getElementById("report-error");
       if (r.ok) { last = await r.json(); if (err) err.textContent = ""; draw(); }
-      else if (err) err.textContent = await r.text();
+      else if (err) err.textContent = problem(r.status, await r.text());
     } catch (e) { /* the stream's error shows it */ }
     loading = false;
     if (again) { again = false; load(); }
@@ -519,6 +562,28 @@
     e.dataset.state = state;
     e.dataset.t = "live." + state;
     e.textContent = t("live." + state);
+  }
+
+  // the session ended (a logout elsewhere, 30 minutes idle, the account
+  // deleted): to the sign-in page, which says so
+  function signIn() { location.assign("/login?ended=1"); }
+
+  // the live stream: the browser reconnects by itself after a network
+  // error, but not after a refusal (401: signed out; 429 or 503: no stream
+  // free now): then ask whether the session lives, and either sign in again
+  // or open the stream again a little later, as the red dot says
+  const asked = page === "rapporto" || page === "flussi" || page === "andamento" || page === "caso";
+  function stream() {
+    const es = new EventSource("/api/events");
+    // the report is asked for, not pushed: the stream only says the link is up
+    es.addEventListener("update", () => { live("on"); if (!asked) load(); });
+    es.onerror = () => {
+      live("off");
+      if (es.readyState !== EventSource.CLOSED) return;
+      fetch("/api/overview", { cache: "no-store" })
+        .then(r => { if (r.status === 401) signIn(); else setTimeout(stream, 10000); },
+          () => setTimeout(stream, 10000));
+    };
   }
 
   document.getElementById("lang").addEventListener("click", () => {
@@ -533,13 +598,9 @@
 
   texts();
   live("wait");
-  const asked = page === "rapporto" || page === "flussi" || page === "andamento" || page === "caso";
   if (page === "caso") caseInit();
   if (page === "rapporto") reportInit();
   if (page === "flussi" || page === "andamento") periodInit();
   load();
-  const es = new EventSource("/api/events");
-  // the report is asked for, not pushed: the stream only says the link is up
-  es.addEventListener("update", () => { live("on"); if (!asked) load(); });
-  es.onerror = () => live("off");
+  stream();
 })();
