@@ -295,7 +295,9 @@ int cmd_report(int argc, char **argv)
 			"/usr/share/zoneinfo/%s); the days of the period would be counted in UTC. "
 			"Give a zone such as Europe/Rome with --tz (or --tz UTC)\n",
 			tz,
-			tz_opt != NULL	   ? "--tz"
+			tz_opt != NULL ? "--tz"
+			: store == NULL && cfg.time_zone_default
+			    ? "the default: the configuration gives no time_zone"
 			: store == NULL	   ? "time_zone of the configuration"
 			: tz_store != NULL ? "the time zone of the store's directory"
 					   : "the default",

@@ -113,6 +113,7 @@ rete_err coord_config_load(const char *path, coord_config *cfg, rete_msg *m)
 	rete_msg em;
 	if (cfg->events && rete_endpoint_check(cfg->events, RETE_ENDPOINT_CONNECT, &em) != RETE_OK)
 		return rete_msg_set(m, RETE_EINVAL, "%s: [client] events: %s", path, em.text);
+	cfg->time_zone_default = cfg->time_zone == NULL;
 	if (cfg->time_zone == NULL && (cfg->time_zone = strdup(RETE_DEFAULT_TZ)) == NULL)
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
 	return RETE_OK;

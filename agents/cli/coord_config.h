@@ -28,6 +28,7 @@ typedef struct coord_config {
 	char *broker_key_path;	  /* [client] broker_key: the broker's .pub (absolute) */
 	char *events;		  /* [client] events: the broker's PUB endpoint, or NULL */
 	char *time_zone;	  /* [client] time_zone (default Europe/Rome) */
+	bool time_zone_default;	  /* time_zone is the default: the file gave none */
 	int timeout_ms;		  /* [client] timeout: wait for an answer (10s) */
 } coord_config;
 
