@@ -39,7 +39,7 @@ static void report_usage(FILE *f)
 	       "CSV by default (--sep ';' also sets the decimal mark to ','); --format xlsx\n"
 	       "-o FILE writes a workbook. Every agency pair and age band has a row, zeros\n"
 	       "included; --months adds one column per month (referrals sent); --lang it\n"
-	       "writes the headers in Italian.\n");
+	       "writes the headers in Italian (and a UTF-8 byte order mark first, for Excel).\n");
 }
 
 /* Referrals copied out of the store (the iterator lends them). */
@@ -339,6 +339,11 @@ int cmd_report(int argc, char **argv)
 			goto out;
 		}
 	} else if (strcmp(format, "csv") == 0) {
+		/* the Italian headers (età, capacità): a UTF-8 byte order mark
+		 * first, as the console's CSV has, or Excel reads the file in
+		 * the PC's old code page; the English one is ASCII */
+		if (lang == REPORT_IT)
+			fputs("\xEF\xBB\xBF", stdout);
 		if (report_write_csv_lang(rep, stdout, sep, dec, lang, &m) != RETE_OK) {
 			fprintf(stderr, "rete report: %s\n", m.text);
 			rc = CLI_USAGE;

@@ -712,6 +712,33 @@ static void test_report_unknown_zone(void **state)
 	fx_free(&f);
 }
 
+/* The Italian CSV (età, capacità) starts with a UTF-8 byte order mark, as
+ * the console's does, or Excel reads it in the PC's old code page; the
+ * English one is ASCII and has none. */
+static void test_report_csv_bom(void **state)
+{
+	struct fx f;
+	char *out = NULL;
+	(void)state;
+
+	fx_build(&f);
+	assert_int_equal(run(&out,
+			     "%s report --store %s --from 2026-09-01 --to 2026-09-30 --lang it "
+			     "--by age-band",
+			     RETE, f.store),
+			 0);
+	if (memcmp(out, "\xEF\xBB\xBF", 3) != 0 || strstr(out, "et\xC3\xA0") == NULL)
+		fail_msg("the Italian CSV does not start with a UTF-8 byte order mark: %.80s", out);
+	free(out);
+	assert_int_equal(run(&out,
+			     "%s report --store %s --from 2026-09-01 --to 2026-09-30 --by age-band",
+			     RETE, f.store),
+			 0);
+	assert_int_not_equal(memcmp(out, "\xEF\xBB\xBF", 3), 0);
+	free(out);
+	fx_free(&f);
+}
+
 static void test_log_lines(void **state)
 {
 	struct fx f;
@@ -788,6 +815,7 @@ int main(void)
 	    cmocka_unit_test(test_proofs),
 	    cmocka_unit_test(test_unreadable_checkpoint_file),
 	    cmocka_unit_test(test_report_unknown_zone),
+	    cmocka_unit_test(test_report_csv_bom),
 	    cmocka_unit_test(test_log_lines),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
