@@ -14,7 +14,9 @@
 #include "cli_access.h"
 #include "coord_config.h"
 #include "evidence.h"
+#include "keys.h"
 #include "store.h"
+#include "store_identity.h"
 #include "wire.h"
 
 #define BATCH 1000u /* entries asked for per query (the broker may send fewer) */
@@ -22,6 +24,7 @@
 static void evidence_usage(FILE *out)
 {
 	fprintf(out, "usage: rete evidence export SENDER ID (--store DIR | -c audit.ini) -o FILE\n"
+		     "                            [--broker-key KEY]\n"
 		     "       rete evidence verify FILE --broker-key KEY [--tsa-ca CERT]\n"
 		     "                            [--witnesses POLICY] [--lang it|en]\n"
 		     "\n"
@@ -32,7 +35,9 @@ static void evidence_usage(FILE *out)
 		     "witnesses' cosignatures and its RFC 3161 time-stamp token, when there is\n"
 		     "one) and a consistency proof to the latest checkpoint. From a store folder\n"
 		     "(--store, opened read-only) or from the broker as the auditor of audit.ini\n"
-		     "(-c). -o - writes to standard output.\n"
+		     "(-c). -o - writes to standard output. What it assembled is verified\n"
+		     "first, with --broker-key, else the key audit.ini pins or the store\n"
+		     "records: a bundle that does not hold is not written (exit 1).\n"
 		     "\n"
 		     "verify checks a bundle offline with the broker's public key and tells its\n"
 		     "story: sent by, logged at, timestamped by ... at ..., delivered to,\n"
@@ -310,17 +315,20 @@ out:
 }
 
 static rete_err export_remote(const char *ini, const char *sender, const char *id,
-			      rete_evidence *ev, rete_msg *m)
+			      rete_evidence *ev, rete_pubkey *broker_key, rete_msg *m)
 {
 	coord_config cfg;
 	rete_wire *w = NULL;
+	rete_seckey *sk = NULL;
 	rete_err e;
 
 	memset(&cfg, 0, sizeof(cfg));
 	memset(ev, 0, sizeof(*ev));
 	if ((e = coord_config_load(ini, &cfg, m)) == RETE_OK &&
+	    (e = coord_config_keys(&cfg, &sk, broker_key, m)) == RETE_OK &&
 	    (e = coord_connect(&cfg, false, &w, m)) == RETE_OK)
 		e = rete_evidence_from_broker(&cfg, w, sender, id, ev, m);
+	rete_seckey_free(&sk);
 	rete_wire_close(&w);
 	coord_config_free(&cfg);
 	return e;
@@ -331,6 +339,9 @@ static rete_err export_remote(const char *ini, const char *sender, const char *i
 static int cmd_export(int argc, char **argv)
 {
 	const char *store = NULL, *ini = NULL, *out = NULL, *pos[2] = {NULL, NULL};
+	const char *bkey = NULL;
+	rete_pubkey broker_key;
+	bool have_key = false;
 	rete_evidence ev;
 	rete_store *s = NULL;
 	rete_msg m = {{0}};
@@ -345,6 +356,8 @@ static int cmd_export(int argc, char **argv)
 			ini = argv[++i];
 		else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
 			out = argv[++i];
+		else if (strcmp(argv[i], "--broker-key") == 0 && i + 1 < argc)
+			bkey = argv[++i];
 		else if (argv[i][0] == '-' || npos == 2) {
 			fprintf(stderr, "rete evidence export: unexpected argument '%s'\n",
 				argv[i]);
@@ -368,12 +381,30 @@ static int cmd_export(int argc, char **argv)
 		if (!cli_access_record(ini, "rete evidence export", what))
 			return CLI_USAGE;
 	}
+	if (bkey != NULL) {
+		if ((e = rete_keyfile_load_public(bkey, &broker_key, &m)) != RETE_OK) {
+			fprintf(stderr, "rete evidence export: --broker-key: %s\n", m.text);
+			return CLI_USAGE;
+		}
+		have_key = true;
+	}
 	if (store != NULL) {
+		rete_store_identity id;
 		if ((e = rete_store_open(&s, store, RETE_STORE_RDONLY, &m)) == RETE_OK)
 			e = rete_evidence_from_store(s, pos[0], pos[1], &ev, &m);
+		/* no --broker-key: the key the store recorded, when it did */
+		if (e == RETE_OK && !have_key &&
+		    rete_store_identity_get(s, NULL, &id, NULL) == RETE_OK && id.recorded) {
+			have_key = rete_pubkey_from_ed(&broker_key, id.broker_key, NULL) == RETE_OK;
+		}
 		rete_store_close(&s);
 	} else {
-		e = export_remote(ini, pos[0], pos[1], &ev, &m);
+		rete_pubkey pinned;
+		e = export_remote(ini, pos[0], pos[1], &ev, &pinned, &m);
+		if (!have_key) {
+			broker_key = pinned;
+			have_key = true;
+		}
 	}
 	if (e == RETE_OK) {
 		e = rete_evidence_write(&ev, &text, &m);
@@ -383,6 +414,25 @@ static int cmd_export(int argc, char **argv)
 		fprintf(stderr, "rete evidence export: %s\n",
 			m.text[0] ? m.text : rete_strerror(e));
 		return e == RETE_ENOENT ? CLI_FALSE : CLI_USAGE;
+	}
+	/* what was assembled is checked as `rete evidence verify` would, before
+	 * it is written: a bundle that would not hold later (a log the broker
+	 * should not have written, answers of a broker that lie) is not handed
+	 * on */
+	if (have_key) {
+		rete_evidence_opts o = {.broker_key = broker_key};
+		const char *part = NULL;
+		e = rete_evidence_verify(text, strlen(text), &o, NULL, &part, &m);
+		if (e != RETE_OK) {
+			fprintf(stderr,
+				"rete evidence export: the bundle assembled from %s does not hold "
+				"(%s: %s); nothing written\n",
+				store != NULL ? "the store" : "the broker's answers",
+				part ? rete_evidence_part_name(part, RETE_EVIDENCE_EN) : "?",
+				m.text);
+			free(text);
+			return e == RETE_EIO || e == RETE_ENOMEM ? CLI_USAGE : CLI_FALSE;
+		}
 	}
 	rc = CLI_OK;
 	if (strcmp(out, "-") == 0) {
@@ -399,8 +449,11 @@ static int cmd_export(int argc, char **argv)
 				strerror(errno));
 			rc = CLI_USAGE;
 		} else {
-			fprintf(stderr, "rete evidence export: wrote %s (message '%s' of %s)\n",
-				out, pos[1], pos[0]);
+			fprintf(stderr, "rete evidence export: wrote %s (message '%s' of %s; %s)\n",
+				out, pos[1], pos[0],
+				have_key ? "checked: it holds with the broker's key"
+					 : "not checked: the store records no broker key; give "
+					   "--broker-key, or check it with rete evidence verify");
 		}
 	}
 	free(text);

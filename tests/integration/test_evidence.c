@@ -726,6 +726,34 @@ static void test_acknowledgement(void **state)
 		free(out);
 		free(text);
 	}
+	/* export checks what it assembled before it writes: a log whose ACK
+	 * is another key's (a broker that logged what it should have refused)
+	 * gives no bundle that would fail later, in front of a court */
+	logspec sp = GOOD;
+	char path[1300], *out = NULL;
+	sp.ack = ACK_WRONG_KEY;
+	build(&sp);
+	tu_path(path, sizeof(path), "%s/bad-export.json", F->tmp);
+	unlink(path);
+	assert_int_equal(tu_run(&out,
+				"'%s/rete' evidence export " SOCIAL " r1 --store '%s' "
+				"--broker-key '%s' -o '%s' 2>&1",
+				RETE_BIN_DIR, F->dir, F->bkey, path),
+			 1);
+	if (strstr(out, "does not hold") == NULL || strstr(out, "acknowledgement") == NULL ||
+	    strstr(out, "nothing written") == NULL)
+		fail_msg("export of a bundle that does not hold: %s", out);
+	free(out);
+	assert_int_equal(access(path, F_OK), -1);
+	/* the good log: exported and checked, with the key and without */
+	build(&GOOD);
+	assert_int_equal(tu_run(&out,
+				"'%s/rete' evidence export " SOCIAL " r1 --store '%s' "
+				"--broker-key '%s' -o '%s' 2>&1",
+				RETE_BIN_DIR, F->dir, F->bkey, path),
+			 0);
+	assert_non_null(strstr(out, "checked"));
+	free(out);
 }
 
 /* ---- cosignatures --------------------------------------------------------------------- */
