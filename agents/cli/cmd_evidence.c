@@ -262,9 +262,31 @@ rete_err rete_evidence_from_broker(const coord_config *cfg, rete_wire *w, const 
 		goto out;
 	}
 	if ((e = rete_evidence_scan_new(&sc, sender, id, m)) != RETE_OK ||
-	    (e = remote_scan(&r, sc, lp.size, m)) != RETE_OK ||
-	    (e = rete_evidence_scan_take(sc, ev, idx, &last, m)) != RETE_OK)
+	    (e = remote_scan(&r, sc, lp.size, m)) != RETE_OK)
 		goto out;
+	if ((e = rete_evidence_scan_take(sc, ev, idx, &last, m)) != RETE_OK) {
+		/* only what a checkpoint covers was read: a message (or its
+		 * Delivery) logged since is there, and not yet provable */
+		if (e == RETE_ENOENT && !rete_evidence_scan_found(sc)) {
+			rete_msg_set(
+			    m, e,
+			    "no message '%.100s' of %s (a referral, update or note) is among "
+			    "the %" PRIu64 " entries of the broker's latest checkpoint, the "
+			    "ones it can prove; one logged beyond the broker's latest "
+			    "checkpoint is covered by the next one, which the broker signs "
+			    "within its checkpoint_interval: try again then",
+			    id, sender, lp.size);
+		} else if (e == RETE_ENOENT) {
+			char why[sizeof(m->text)];
+			snprintf(why, sizeof(why), "%s", m->text);
+			rete_msg_set(m, e,
+				     "%.300s, among the %" PRIu64 " entries of the broker's latest "
+				     "checkpoint; a Delivery logged beyond the broker's latest "
+				     "checkpoint is covered by the next one: try again then",
+				     why, lp.size);
+		}
+		goto out;
+	}
 	/* the checkpoint: the latest one with a token when it covers the
 	 * delivery, else the latest */
 	if ((e = remote_timestamp(&r, &ts_size, &token, m)) != RETE_OK)

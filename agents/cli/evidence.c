@@ -491,6 +491,11 @@ static void buf_move(rete_buf *dst, rete_buf *src)
 	memset(src, 0, sizeof(*src));
 }
 
+bool rete_evidence_scan_found(const rete_evidence_scan *sc)
+{
+	return sc->sc_found;
+}
+
 rete_err rete_evidence_scan_take(rete_evidence_scan *sc, rete_evidence *ev, uint64_t idx[4],
 				 uint64_t *last, rete_msg *m)
 {

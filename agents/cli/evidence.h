@@ -110,6 +110,10 @@ rete_err rete_evidence_scan_new(rete_evidence_scan **out, const char *sender, co
 rete_err rete_evidence_scan_feed(rete_evidence_scan *sc, uint64_t index, const uint8_t *entry,
 				 size_t len, bool *done, rete_msg *m);
 
+/* rete_evidence_scan_found: the scan has met the message (its Delivery
+ * perhaps not). */
+bool rete_evidence_scan_found(const rete_evidence_scan *sc);
+
 /* rete_evidence_scan_take moves what the scan found into ev (message,
  * directory, delivery and delivery_directory; proofs, checkpoints and
  * token are the caller's to add) and gives the indexes: *last is the

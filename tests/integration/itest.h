@@ -93,6 +93,7 @@ typedef struct it_net {
 	unsigned window;	   /* delivery_window */
 	const char *expiry;	   /* "5d" */
 	const char *max_frame;	   /* "4MiB" */
+	const char *cp_interval;   /* checkpoint_interval, "1s" */
 	bool without[IT_NPARTIES]; /* parties left out of the directory */
 	const char *extra_env;	   /* "NAME=VALUE" for the broker's environment */
 } it_net;
@@ -148,14 +149,15 @@ static inline int it_write_ini(it_net *n)
 	fprintf(f,
 		"; written by itest.h\n[broker]\norigin = " IT_ORIGIN "\nid = " IT_BROKER_ID "\n"
 		"key = keys/" IT_BROKER_ID ".key\nlisten = %s\nevents = %s\ndata = %s\n"
-		"checkpoint_interval = 1s\nexpiry = %s\nheartbeat = 1s\nmax_frame = %s\n"
+		"checkpoint_interval = %s\nexpiry = %s\nheartbeat = 1s\nmax_frame = %s\n"
 		"verify_threads = 2\ndelivery_window = %u\n\n"
 		"[limits]\nroutine = 5d\nurgent = 2d\nemergency = 4h\n\n"
 		"[policy]\nroutes = social-services>job-centre, social-services>health, "
 		"social-services>family-centre, job-centre>social-services, "
 		"health>social-services, family-centre>social-services\n",
-		n->listen, n->events, n->data, n->expiry ? n->expiry : "5d",
-		n->max_frame ? n->max_frame : "4MiB", n->window ? n->window : 64);
+		n->listen, n->events, n->data, n->cp_interval ? n->cp_interval : "1s",
+		n->expiry ? n->expiry : "5d", n->max_frame ? n->max_frame : "4MiB",
+		n->window ? n->window : 64);
 	for (int p = 0; p < IT_NPARTIES; p++) {
 		if (n->without[p])
 			continue;

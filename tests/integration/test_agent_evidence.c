@@ -269,6 +269,40 @@ static void ev_put_and_receipt(it_net *n, size_t from, size_t to)
 	}
 }
 
+/* --- an export before the checkpoint ---------------------------------------- */
+
+/* A referral delivered, its Delivery logged, and no checkpoint yet that
+ * covers them (checkpoint_interval = 1h): an export over the wire, as the
+ * console's Caso page makes, says it is logged beyond the latest
+ * checkpoint and when to try again, not that the log has no such message. */
+static void test_export_before_checkpoint(void **state)
+{
+	it_net *n = it_net_new("evidence-early", NULL);
+	assert_non_null(n);
+	*state = n;
+	n->cp_interval = "1h";
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+	ev_put_and_receipt(n, 1, 1);
+	assert_int_equal(ev_wait_delivered(n, 1, EV_WAIT), 1);
+
+	char ini[1300], text[1500], *out = NULL;
+	tu_path(ini, sizeof(ini), "%s/audit.ini", n->dir);
+	snprintf(text, sizeof(text),
+		 "[client]\nid = audit.region\nkey = keys/audit.region.key\nbroker = %s\n"
+		 "broker_key = keys/" IT_BROKER_ID ".pub\n",
+		 n->listen);
+	assert_int_equal(tu_write_file(ini, text, strlen(text)), 0);
+	int rc = tu_run(&out, "'%s/rete' evidence export social.mantova ev-1 -c '%s' -o - 2>&1",
+			RETE_BIN_DIR, ini);
+	if (rc != 1 || strstr(out, "the log has no message") != NULL ||
+	    strstr(out, "beyond the broker's latest checkpoint") == NULL ||
+	    strstr(out, "try again") == NULL)
+		fail_msg("export before the checkpoint: exit %d: %s", rc, out);
+	free(out);
+}
+
 static void test_restore_once(void **state)
 {
 	it_net *n = it_net_new("evidence-restore", NULL);
@@ -1042,6 +1076,7 @@ static void test_held_too_large(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_teardown(test_export_before_checkpoint, it_teardown),
 	    cmocka_unit_test_teardown(test_dishonest_receipt, it_teardown),
 	    cmocka_unit_test_teardown(test_receipt_bad_signature, it_teardown),
 	    cmocka_unit_test_teardown(test_receipt_other_origin, it_teardown),
