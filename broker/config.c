@@ -619,6 +619,23 @@ static void check_names(struct parse *p)
 
 static void load_tsa(struct parse *p, broker_config *c);
 
+/* shared_port: tcp endpoints a and b (checked) would listen on one port of
+ * one address: the same port, and the same host or '*' / 0.0.0.0 on
+ * either side (the second bind of the start would fail: address in use).
+ * Interface names are compared as written. */
+static bool shared_port(const char *a, const char *b)
+{
+	if (strncmp(a, "tcp://", 6) != 0 || strncmp(b, "tcp://", 6) != 0)
+		return false;
+	const char *ca = strrchr(a, ':'), *cb = strrchr(b, ':');
+	if (!ca || !cb || strcmp(ca, cb) != 0)
+		return false;
+	size_t na = (size_t)(ca - a - 6), nb = (size_t)(cb - b - 6);
+	bool any_a = (na == 1 && a[6] == '*') || (na == 7 && strncmp(a + 6, "0.0.0.0", 7) == 0);
+	bool any_b = (nb == 1 && b[6] == '*') || (nb == 7 && strncmp(b + 6, "0.0.0.0", 7) == 0);
+	return any_a || any_b || (na == nb && strncmp(a + 6, b + 6, na) == 0);
+}
+
 static void load_broker(struct parse *p, broker_config *c)
 {
 	const char *S = "broker";
@@ -678,6 +695,11 @@ static void load_broker(struct parse *p, broker_config *c)
 				"[broker] events: '%s' is also the listen endpoint; "
 				"give each its own",
 				kv->value);
+		else if (c->listen[0] && shared_port(kv->value, c->listen))
+			problem(p, kv->line,
+				"[broker] events: '%s' would listen on port %s of an address "
+				"listen ('%s') holds; give events a port of its own",
+				kv->value, strrchr(kv->value, ':') + 1, c->listen);
 		else
 			snprintf(c->events, sizeof(c->events), "%s", kv->value);
 	}

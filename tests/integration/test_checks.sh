@@ -199,6 +199,14 @@ expect 2 "[broker] listen: tcp://192.0.2.1:7700 is not an address of this machin
 with_key "$bini" listen "tcp://192.0.2.1:7700" timeout 30 rete-broker -c "$bini" --init
 expect 2 "cannot bind tcp://192.0.2.1:7700 ([broker] listen)" "not one of this machine's"
 rm -rf "$DIR/broker/store"
+what="broker: events on listen's port, on every address"
+cp "$bini" "$bini.orig"
+set_key "$bini" listen "tcp://127.0.0.1:7700"
+with_key "$bini" events "tcp://*:7700" rete-broker -c "$bini" --check-config
+expect 2 "[broker] events: 'tcp://*:7700'" "port 7700" "listen"
+with_key "$bini" events "tcp://127.0.0.1:7701" rete-broker -c "$bini" --check-config
+expect 0 "fine"
+mv "$bini.orig" "$bini"
 what="broker: events = tcp://127.0.0.1:65536"
 with_key "$bini" events "tcp://127.0.0.1:65536" rete-broker -c "$bini" --check-config
 expect 2 "[broker] events: 'tcp://127.0.0.1:65536'" "65535"
