@@ -755,8 +755,19 @@ static void load_broker(struct parse *p, broker_config *c)
 	/* the Prometheus endpoint: off unless given */
 	if ((kv = get(p, S, "metrics"))) {
 		rete_msg m;
+		char as_tcp[RETE_HTTP_ADDR_MAX + 8];
+		snprintf(as_tcp, sizeof(as_tcp), "tcp://%s", kv->value);
+		const char *held = c->listen[0] && shared_port(as_tcp, c->listen)   ? "listen"
+				   : c->events[0] && shared_port(as_tcp, c->events) ? "events"
+										    : NULL;
 		if (rete_http_addr_parse(kv->value, &c->metrics, &m) != RETE_OK)
 			problem(p, kv->line, "[broker] metrics: %s", m.text);
+		else if (held != NULL)
+			problem(p, kv->line,
+				"[broker] metrics: '%s' is on the port %s ('%s') holds; give the "
+				"metrics a port of their own, e.g. 9464",
+				kv->value, held,
+				strcmp(held, "listen") == 0 ? c->listen : c->events);
 		else
 			c->metrics_on = true;
 	}

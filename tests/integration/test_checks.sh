@@ -206,6 +206,13 @@ with_key "$bini" events "tcp://*:7700" rete-broker -c "$bini" --check-config
 expect 2 "[broker] events: 'tcp://*:7700'" "port 7700" "listen"
 with_key "$bini" events "tcp://127.0.0.1:7701" rete-broker -c "$bini" --check-config
 expect 0 "fine"
+what="broker: metrics on listen's port"
+sed -i -e 's#^\[broker\]$#[broker]\nmetrics = 127.0.0.1:7700#' "$bini"
+run rete-broker -c "$bini" --check-config
+expect 2 "[broker] metrics: '127.0.0.1:7700' is on the port listen" "a port of their own"
+sed -i -e 's#^metrics = 127.0.0.1:7700$#metrics = 127.0.0.1:9464#' "$bini"
+run rete-broker -c "$bini" --check-config
+expect 0 "fine"
 mv "$bini.orig" "$bini"
 what="broker: events = tcp://127.0.0.1:65536"
 with_key "$bini" events "tcp://127.0.0.1:65536" rete-broker -c "$bini" --check-config
