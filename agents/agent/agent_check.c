@@ -4,9 +4,35 @@
 #include "agent_db.h"
 #include "privacy_config.h"
 
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+/* check_metrics: the metrics address is one of this host's (the start
+ * would refuse it). Its port is not tried: the agent running beside the
+ * check holds it. */
+static void check_metrics(rete_check_list *problems, const rete_http_addr *addr)
+{
+	struct sockaddr_storage sa = addr->sa;
+	if (sa.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&sa)->sin6_port = 0;
+	else
+		((struct sockaddr_in *)&sa)->sin_port = 0;
+	int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return; /* nothing to say about the address */
+	if (bind(fd, (const struct sockaddr *)&sa, addr->salen) != 0 && errno == EADDRNOTAVAIL)
+		rete_check_add(problems,
+			       "[agent] metrics: no interface of this host has the address %s, so "
+			       "the agent cannot listen on %s; give an address of this host "
+			       "(e.g. 127.0.0.1 and a port)",
+			       addr->host, addr->text);
+	close(fd);
+}
 
 void agent_check_config(const agent_config *cfg, rete_check_list *problems, rete_check_list *notes)
 {
@@ -18,6 +44,8 @@ void agent_check_config(const agent_config *cfg, rete_check_list *problems, rete
 	rete_check_secret_key(problems, "[agent] key", cfg->key_path);
 	rete_check_public_key(problems, "[agent] broker_key", cfg->broker_key_path);
 	rete_check_folder(problems, notes, "[agent] data", cfg->data, NULL);
+	if (cfg->metrics_on)
+		check_metrics(problems, &cfg->metrics);
 	/* a store this agent cannot read: a newer agent's schema, a damaged
 	 * one, one it may not open. Only where LMDB's lock.mdb is: opening
 	 * would write one (after a restore of data.mdb alone), and the check

@@ -229,8 +229,10 @@ static void usage(FILE *f)
 		   "--check-config opens what agent.ini names without starting: the key (a\n"
 		   "secret, mode 0600), the broker's key (public), the spool and data folders\n"
 		   "(exist or can be created, writable; outbox/ sent/ failed/ on one file\n"
-		   "system, or a note that the agent copies). Every problem is listed; exit 0\n"
-		   "fine, 2 problems. No key material is printed.\n\n"
+		   "system, or a note that the agent copies), the agent store in the data\n"
+		   "folder, [privacy], the broker endpoint and the metrics address (one of\n"
+		   "this host's). Every problem is listed; exit 0 fine, 2 problems. No key\n"
+		   "material is printed.\n\n"
 		   "--version prints the version, the protocol version, the broker store's schema\n"
 		   "and the agent store's schema.\n");
 }

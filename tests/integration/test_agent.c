@@ -1480,6 +1480,41 @@ static void test_config_errors(void **state)
 	}
 	assert_int_equal(tu_run(&out, "'%s/rete-agent'", n->bin), 2);
 	free(out);
+	/* What the start would not get past, --check-config says too. A
+	 * broker endpoint without its scheme (or port) was taken: the agent
+	 * started and tried for ever ("cannot connect ..."), and the check
+	 * said "fine". A metrics address of no interface of this host: the
+	 * start refused it, the check said "fine". */
+	struct {
+		const char *line, *said;
+	} checks[] = {
+	    {"broker = localhost:7000\n",
+	     "[agent] broker: 'localhost:7000' is not accepted; give tcp://HOST:PORT or "
+	     "ipc://PATH"},
+	    {"broker = tcp://127.0.0.1\n", "[agent] broker: 'tcp://127.0.0.1' is not accepted"},
+	    {"broker = ipc:///nowhere\nmetrics = 192.0.2.1:9465\n",
+	     "[agent] metrics: no interface of this host has the address 192.0.2.1"},
+	};
+	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+		char text[1024];
+		snprintf(text, sizeof(text),
+			 "[agent]\nid = social.mantova\nkey = ../keys/social.mantova.key\n"
+			 "broker_key = ../keys/broker.mantova.pub\n%s",
+			 checks[i].line);
+		write_text(ini, text);
+		int rc = tu_run(&out, "'%s/rete-agent' -c '%s' --check-config", n->bin, ini);
+		if (rc != 2 || strstr(out, checks[i].said) == NULL)
+			fprintf(stderr, "check %zu: exit %d: %s\n", i, rc, out);
+		assert_int_equal(rc, 2);
+		assert_non_null(strstr(out, checks[i].said));
+		free(out);
+		/* and the start refuses it (at once: no broker is asked) */
+		rc = tu_run(&out, "timeout 60 '%s/rete-agent' -c '%s'", n->bin, ini);
+		if (rc != 2)
+			fprintf(stderr, "start %zu: exit %d: %s\n", i, rc, out);
+		assert_int_equal(rc, 2);
+		free(out);
+	}
 	/* `rete send --wait` with no agent running: queued, then exit 1 at
 	 * the timeout. */
 	write_agent_ini(n, P_SOCIAL);

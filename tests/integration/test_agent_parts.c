@@ -119,6 +119,34 @@ static void test_config_refusals(void **state)
 	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_OK);
 	assert_int_equal(cfg.witness_patience_ms, 7200000);
 	agent_config_free(&cfg);
+	/* broker: an endpoint ZeroMQ connects to, or refused at once */
+	static const char *const endpoints[] = {"tcp://[::1]:7700", "tcp://broker.example:65535",
+						"ipc:///run/rete/broker.sock"};
+	for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++) {
+		char text[512];
+		snprintf(text, sizeof(text),
+			 "[agent]\nid = cpi.mantova\nkey = k\nbroker = %s\nbroker_key = b.pub\n",
+			 endpoints[i]);
+		put("b.ini", text);
+		assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_OK);
+		agent_config_free(&cfg);
+	}
+	static const char *const not_endpoints[] = {
+	    "broker.example:7700",	 "tcp://broker.example",       "tcp://:7700",
+	    "tcp://broker.example:0",	 "tcp://broker.example:70000", "ipc://",
+	    "http://broker.example:7700"};
+	for (size_t i = 0; i < sizeof(not_endpoints) / sizeof(not_endpoints[0]); i++) {
+		char text[512], said[256];
+		snprintf(text, sizeof(text),
+			 "[agent]\nid = cpi.mantova\nkey = k\nbroker = %s\nbroker_key = b.pub\n",
+			 not_endpoints[i]);
+		put("b.ini", text);
+		assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_EINVAL);
+		snprintf(said, sizeof(said), "[agent] broker: '%s' is not accepted",
+			 not_endpoints[i]);
+		assert_non_null(strstr(m.text, said));
+		agent_config_free(&cfg);
+	}
 	snprintf(ini, sizeof(ini), "%s/none.ini", dir);
 	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_EIO);
 	assert_non_null(strstr(m.text, "none.ini"));
