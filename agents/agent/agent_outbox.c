@@ -223,6 +223,41 @@ static void out_forget(agent *a, const char *name, const uint8_t *hash)
 		agent_log(a, "error", "%s: %s", name, m.text);
 }
 
+/* out_problems_said writes into buf what the log says of a refusal's
+ * problems: how many and where (the fields; a problem of the whole file
+ * with the parser's line and column). Never the sentences: they quote what
+ * they refuse ("'Maria Rossi' is not accepted", the parser's "near '...'"),
+ * and the journal is beyond keep_failed and `rete sar`; they are in the
+ * answer's NAME.error.json. Nor a field's name that is not a field path:
+ * keys are the file's own text too. */
+static void out_problems_said(char *buf, size_t n, const rete_problems *p, const char *error)
+{
+	size_t used = (size_t)snprintf(buf, n, "%zu problem%s (", p->n, p->n == 1 ? "" : "s");
+	for (size_t i = 0; i < p->n && used < n; i++) {
+		const char *path = p->items[i].path;
+		char where[160];
+		unsigned line, col;
+		const char *at = error != NULL ? strstr(error, "line ") : NULL;
+		if (path[0] == '\0' && at != NULL &&
+		    sscanf(at, "line %u, column %u", &line, &col) == 2)
+			snprintf(where, sizeof(where), "the file, line %u, column %u", line, col);
+		else if (path[0] == '\0')
+			snprintf(where, sizeof(where), "the file");
+		else if (strspn(path, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567"
+				      "89._[]") == strlen(path))
+			snprintf(where, sizeof(where), "%s", path);
+		else
+			snprintf(where, sizeof(where), "a key of the file");
+		if (i == 8 && p->n > 9) {
+			used += (size_t)snprintf(buf + used, n - used, ", and %zu more", p->n - i);
+			break;
+		}
+		used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? ", " : "", where);
+	}
+	if (used < n)
+		snprintf(buf + used, n - used, ")");
+}
+
 /* out_fail_doc moves outbox/name to failed/ with NAME.error.json beside it
  * (agent_spool_answer_put: never overwriting, across file systems, only
  * while it is still orig; else the fallback: text, or the message as
@@ -288,18 +323,30 @@ static void out_fail_doc(agent *a, const char *name, const agent_spool_ident *or
 		agent_debug(a, "%s: left outbox/ before its answer (%s)", name, code);
 		return;
 	}
+	/* the problems of the file's content: where they are, not what they
+	 * say (out_problems_said) */
+	char said[1200];
+	bool quoted = problems != NULL && problems->n > 0;
+	if (quoted)
+		out_problems_said(said, sizeof(said), problems, error);
 	if (err != RETE_OK) {
 		/* once, not at every scan (it is tried again at each one) */
 		if (!out_said(a, name))
 			agent_log(a, "error",
 				  "%s: refused (%s: %s), but cannot move it to failed/: %s; "
 				  "trying again at each scan",
-				  name, code, error, m.text);
+				  name, code, quoted ? said : error, m.text);
 		return;
 	}
 	agent_privacy_filed(a, "failed", id, ans.used, NULL);
-	agent_log(a, "warning", "%s: refused (%s%s%s): %s; moved to failed/%s%s", name, code,
-		  field && field[0] ? ", " : "", field ? field : "", error, ans.used,
+	agent_log(a, "warning", "%s: refused (%s%s%s): %s%s%s%s; moved to failed/%s%s", name, code,
+		  field && field[0] ? ", " : "", field ? field : "", quoted ? said : error,
+		  quoted ? "; what is wrong and what would be accepted: failed/" : "",
+		  quoted ? ans.used : "",
+		  quoted ? ".error.json (not said here: it quotes the file, which may name a "
+			   "person)"
+			 : "",
+		  ans.used,
 		  ans.replaced ? " (what was refused: outbox/ holds another file of that name now, "
 				 "taken in as a new file)"
 			       : "");
