@@ -766,18 +766,43 @@ static void out_intake(agent *a, const char *name)
 	free(text);
 }
 
-/* out_sign_pending prepares every item still waiting for the directory
- * and commits the signed bytes of all of them in one transaction. */
+/* out_ahead: how many outbox files may be sealed and not yet answered at
+ * once: twice max_inflight, at least 8. Each keeps its signed and sealed
+ * bytes in memory (and in the store) until its answer; a backlog sealed
+ * whole (a broker down for a day, then back) took memory in proportion,
+ * up to the machine's limit. The rest wait with their ids recorded. */
+static size_t out_ahead(const agent *a)
+{
+	size_t n = 2 * (size_t)a->cfg.max_inflight;
+	return n < 8 ? 8 : n;
+}
+
+/* out_counts: outbox files (not held messages) sealed and not answered,
+ * and those waiting to be sealed. */
+static void out_counts(const agent *a, size_t *sealed, size_t *minted)
+{
+	*sealed = *minted = 0;
+	for (size_t i = 0; i < a->out_n; i++) {
+		const out_item *it = &a->out_items[i];
+		*sealed += !it->held && it->state == AGENT_OUT_SIGNED;
+		*minted += it->state == AGENT_OUT_MINTED;
+	}
+}
+
+/* out_sign_pending prepares the items still waiting for the directory, up
+ * to out_ahead sealed at once, and commits the signed bytes of all of them
+ * in one transaction. */
 static void out_sign_pending(agent *a)
 {
 	rete_msg m = {{0}};
-	size_t i = 0;
+	size_t i = 0, sealed, minted;
 	bool any = false;
 	/* the "sealed" lines out_prepare stages go with the transaction that
 	 * records what was sealed, or not at all */
 	size_t mark = agent_privacy_mark(a);
 
-	while (i < a->out_n) {
+	out_counts(a, &sealed, &minted);
+	while (i < a->out_n && sealed < out_ahead(a)) {
 		out_item *it = &a->out_items[i];
 		if (it->state != AGENT_OUT_MINTED) {
 			i++;
@@ -814,6 +839,7 @@ static void out_sign_pending(agent *a)
 		if (rc == PREP_SIGNED) {
 			it->retry_at = -1; /* signed, not yet durable */
 			any = true;
+			sealed++;
 		}
 		i++;
 	}
@@ -1215,6 +1241,25 @@ void agent_outbox_on_welcome(agent *a)
 	out_prepare_pending(a);
 }
 
+/* out_refill seals more of the files that wait (out_ahead) once half of
+ * those sealed ahead have been answered: one transaction for many, as at a
+ * scan. When none could be sealed (the store cannot record them, the
+ * files changed), not again before the next poll interval. */
+static void out_refill(agent *a, int64_t now)
+{
+	size_t sealed, minted;
+	if (now < a->out_fill_at)
+		return;
+	out_counts(a, &sealed, &minted);
+	if (minted == 0 || sealed > out_ahead(a) / 2)
+		return;
+	out_prepare_pending(a);
+	size_t after;
+	out_counts(a, &after, &minted);
+	if (minted > 0 && after <= sealed)
+		a->out_fill_at = now + a->cfg.poll_ms;
+}
+
 void agent_outbox_pump(agent *a, int64_t now)
 {
 	unsigned inflight = 0;
@@ -1223,6 +1268,7 @@ void agent_outbox_pump(agent *a, int64_t now)
 		out_round_check(a);
 	if (!agent_net_ready(a))
 		return;
+	out_refill(a, now);
 	/* Held messages go one at a time, in the order of their log index:
 	 * after a restore a referral's update (or cancellation) must not reach
 	 * the broker before the referral, which it would refuse

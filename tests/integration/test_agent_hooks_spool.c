@@ -18,6 +18,10 @@
  *                            after hook_timeout, and at the agent's stop:
  *                            nothing of it keeps running (nor runs beside
  *                            its run again after the restart);
+ *   sealed_bounded           forty files in outbox/ and a broker that takes
+ *                            its time: the agent seals (and keeps in memory
+ *                            and in its store) a bounded number ahead of
+ *                            the submissions, not all forty at once;
  *   spool_lock               two agent.ini files with one spool and two
  *                            data folders: the second agent exits 2 naming
  *                            the first one's pid and the folder;
@@ -424,6 +428,99 @@ static void test_hook_killed_whole(void **state)
 	it_msg_free(&b);
 }
 
+/* --- how much the agent seals ahead ------------------------------------------- */
+
+/* hs_outbox_states counts the outbox records of the agent store in data
+ * (read with LMDB beside the running agent): *minted with an id alone
+ * (state byte 1), *sealed with their signed and sealed bytes (state 2);
+ * a record is version, state, ... (agent_db.c). */
+static void hs_outbox_states(const char *data, size_t *minted, size_t *sealed)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	*minted = *sealed = 0;
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+	assert_int_equal(mdb_env_open(env, data, MDB_RDONLY, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	if (mdb_dbi_open(txn, "outbox", 0, &dbi) == 0) {
+		assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+		for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			const uint8_t *b = v.mv_data;
+			*minted += v.mv_size >= 2 && b[1] == 1;
+			*sealed += v.mv_size >= 2 && b[1] == 2;
+		}
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+}
+
+/* test_sealed_bounded: the agent seals ahead of its submissions a bounded
+ * number of outbox files (twice max_inflight, at least 8), not every file
+ * at once. Before, a backlog (a broker down for a day, then back) was
+ * sealed whole, and each sealed message stays in memory until its answer:
+ * 100 files of 2 MB took the agent to 267 MB; a backlog larger than the
+ * machine's memory was killed, and sealed whole again at each restart. */
+static void test_sealed_bounded(void **state)
+{
+	hs_fx *x = *state;
+	char data[1300], out[1300], name[64], text[2048];
+	x->n = it_net_new("sealed-bounded", NULL);
+	assert_non_null(x->n);
+	it_fake_open(&x->f, x->n, it_real_welcome(x->n, IT_CPI));
+	x->f.mute = true; /* SUBMITs are counted, never answered */
+	tu_path(x->log, sizeof(x->log), "%s/cpi.mantova.log", x->n->dir);
+	snprintf(x->extra, sizeof(x->extra), "max_inflight = 2\n");
+	hs_start(x);
+	it_spool(x->n, IT_CPI, "outbox", out, sizeof(out));
+	tu_path(data, sizeof(data), "%s/agents/%s/data", x->n->dir, it_party_ids[IT_CPI]);
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "sb-%02d.json", i);
+		snprintf(text, sizeof(text),
+			 "{\"id\": \"sealed-bound-%02d\", \"operator\": {\"staffId\": \"cpi-017\", "
+			 "\"role\": \"employment-counsellor\"}, \"recipient\": \"%s\", "
+			 "\"caseId\": \"cpi-2026-%04d\", \"referral\": {\"service\": \"%s\", "
+			 "\"priority\": \"routine\", \"reasonCode\": \"long-term-unemployment\", "
+			 "\"consent\": {\"basis\": \"consent\", \"givenAt\": "
+			 "\"2026-11-20T09:30:00Z\", \"reference\": \"CONS-2026-0412\"}, "
+			 "\"ageBand\": \"adult\"}, \"private\": {\"person\": {\"name\": \"Paolo "
+			 "Neri\"}, "
+			 "\"reason\": \"A backlog.\"}}",
+			 i, it_party_ids[IT_SOCIAL], i, it_service[IT_SOCIAL]);
+		it_outbox_put(x->n, IT_CPI, name, text);
+	}
+	/* all forty taken in (ids recorded), and two submitted (max_inflight) */
+	size_t minted = 0, sealed = 0;
+	int64_t end = it_mono_ms() + it_scaled_ms(HS_WAIT);
+	while (it_mono_ms() < end) {
+		int never = 0;
+		it_fake_serve(&x->f, &never, 1, 100);
+		hs_outbox_states(data, &minted, &sealed);
+		if (minted + sealed == 40 && x->f.submits >= 2)
+			break;
+	}
+	if (minted + sealed != 40 || x->f.submits < 2)
+		it_show(x->n, "cpi.mantova.log");
+	assert_int_equal(minted + sealed, 40);
+	assert_true(x->f.submits >= 2);
+	/* and a while longer (resubmissions after 2 s), nothing more sealed */
+	int never = 0;
+	it_fake_serve(&x->f, &never, 1, 3000);
+	hs_outbox_states(data, &minted, &sealed);
+	if (sealed > 8)
+		fprintf(stderr,
+			"%zu of 40 outbox files sealed at once with max_inflight = 2 "
+			"(each kept in memory until its answer)\n",
+			sealed);
+	assert_true(sealed >= 2);
+	assert_true(sealed <= 8);
+}
+
 /* --- the spool's lock ----------------------------------------------------------- */
 
 /* hs_wait_log waits until the log at path holds needle. */
@@ -543,6 +640,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_hook_same_index_restart, hs_setup, hs_teardown),
 	    cmocka_unit_test_setup_teardown(test_hook_old_record, hs_setup, hs_teardown),
 	    cmocka_unit_test_setup_teardown(test_hook_killed_whole, hs_setup, hs_teardown),
+	    cmocka_unit_test_setup_teardown(test_sealed_bounded, hs_setup, hs_teardown),
 	    cmocka_unit_test_setup_teardown(test_spool_lock, hs_setup, hs_teardown),
 	    cmocka_unit_test_setup_teardown(test_inbox_sweep, hs_setup, hs_teardown),
 	};
