@@ -34,6 +34,35 @@ static void check_metrics(rete_check_list *problems, const rete_http_addr *addr)
 	close(fd);
 }
 
+/* check_hook: on_message's program, when it is named by its path (the
+ * first word, after an `exec`), is there and may be run: else every hook
+ * would fail (the shell's 127 or 126). A name looked up in PATH is not
+ * judged: the service's PATH is not the check's. */
+static void check_hook(rete_check_list *problems, const char *cmd)
+{
+	while (*cmd == ' ' || *cmd == '\t')
+		cmd++;
+	if (strncmp(cmd, "exec ", 5) == 0)
+		for (cmd += 5; *cmd == ' ' || *cmd == '\t';)
+			cmd++;
+	size_t len = strcspn(cmd, " \t");
+	if (cmd[0] != '/' || len >= 4096)
+		return;
+	char prog[4096];
+	memcpy(prog, cmd, len);
+	prog[len] = '\0';
+	struct stat st;
+	if (stat(prog, &st) != 0)
+		rete_check_add(problems,
+			       "[agent] on_message: %s: %s; every hook would fail (exit 127)", prog,
+			       strerror(errno));
+	else if (!S_ISREG(st.st_mode) || access(prog, X_OK) != 0)
+		rete_check_add(problems,
+			       "[agent] on_message: %s is not an executable file; every hook would "
+			       "fail (exit 126)",
+			       prog);
+}
+
 void agent_check_config(const agent_config *cfg, rete_check_list *problems, rete_check_list *notes)
 {
 	static const char *subs[] = {"outbox", "sent", "failed", "inbox"};
@@ -46,6 +75,8 @@ void agent_check_config(const agent_config *cfg, rete_check_list *problems, rete
 	rete_check_folder(problems, notes, "[agent] data", cfg->data, NULL);
 	if (cfg->metrics_on)
 		check_metrics(problems, &cfg->metrics);
+	if (cfg->on_message != NULL)
+		check_hook(problems, cfg->on_message);
 	/* a store this agent cannot read: a newer agent's schema, a damaged
 	 * one, one it may not open. Only where LMDB's lock.mdb is: opening
 	 * would write one (after a restore of data.mdb alone), and the check

@@ -17,6 +17,7 @@ struct cfg_parse {
 	rete_msg *m;
 	rete_err err; /* first error met */
 	int line;
+	rete_ini_keys given; /* [agent]'s keys so far */
 };
 
 /* cfg_time parses a timing key: "250ms" or a calendar duration of
@@ -66,6 +67,10 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 	if (strcmp(section, "agent") != 0) {
 		/* Other sections belong to other tools sharing the file. */
 		return 1;
+	}
+	if (rete_ini_key_again(&p->given, name)) {
+		p->err = rete_msg_set(p->m, RETE_EINVAL, "[agent] %s: given twice; keep one", name);
+		return 0;
 	}
 	if (strcmp(name, "id") == 0) {
 		p->err = rete_ini_party_id("agent", value, cfg->id, sizeof(cfg->id), p->m);

@@ -311,9 +311,16 @@ static void hook_done(agent *a, size_t i, int status)
 			  j->path, j->index, a->cfg.hook_timeout_ms);
 	else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
 		agent_log(a, "error",
-			  "hook for %s (index %" PRIu64 ") exited with %d; later "
+			  "hook for %s (index %" PRIu64 ") exited with %d%s; later "
 			  "deliveries go on",
-			  j->path, j->index, WEXITSTATUS(status));
+			  j->path, j->index, WEXITSTATUS(status),
+			  /* the shell's own codes: the hook never ran */
+			  WEXITSTATUS(status) == 127
+			      ? " (the shell found no such command: check on_message in agent.ini)"
+			  : WEXITSTATUS(status) == 126
+			      ? " (the shell could not run the command: is it executable? check "
+				"on_message in agent.ini)"
+			      : "");
 	else if (WIFSIGNALED(status))
 		agent_log(a, "error", "hook for %s (index %" PRIu64 ") died of signal %d", j->path,
 			  j->index, WTERMSIG(status));

@@ -1467,11 +1467,17 @@ static void test_config_errors(void **state)
 	    {"[agent]\nid = social.mantova\nkey = ../keys/nobody.key\n"
 	     "broker = ipc:///nowhere\nbroker_key = ../keys/broker.mantova.pub\n",
 	     "nobody.key"},
+	    /* a key given twice: refused (the last one was taken silently) */
+	    {"[agent]\nid = social.mantova\nkey = ../keys/social.mantova.key\n"
+	     "broker = ipc:///nowhere\nbroker_key = ../keys/broker.mantova.pub\n"
+	     "[privacy]\nkeep_inbox = 30d\nkeep_inbox = 10y\n",
+	     "[privacy] keep_inbox: given twice; keep one"},
 	};
 	tu_path(ini, sizeof(ini), "%s/agents/bad.ini", n->dir);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		write_text(ini, cases[i].text);
-		int rc = tu_run(&out, "'%s/rete-agent' -c '%s'", n->bin, ini);
+		/* (timeout: one it would take starts, and runs) */
+		int rc = tu_run(&out, "timeout 60 '%s/rete-agent' -c '%s'", n->bin, ini);
 		if (rc != 2 || strstr(out, cases[i].said) == NULL)
 			fprintf(stderr, "case %zu: exit %d: %s\n", i, rc, out);
 		assert_int_equal(rc, 2);

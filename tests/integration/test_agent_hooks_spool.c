@@ -18,6 +18,9 @@
  *                            after hook_timeout, and at the agent's stop:
  *                            nothing of it keeps running (nor runs beside
  *                            its run again after the restart);
+ *   hook_not_found           on_message names no program: each hook's
+ *                            failure says so (not only "exited with 127"),
+ *                            and --check-config names it;
  *   sealed_bounded           forty files in outbox/ and a broker that takes
  *                            its time: the agent seals (and keeps in memory
  *                            and in its store) a bounded number ahead of
@@ -428,6 +431,40 @@ static void test_hook_killed_whole(void **state)
 	it_msg_free(&b);
 }
 
+/* test_hook_not_found: on_message names a program that is not there (a
+ * typo, a hook not yet installed). Before, each delivery's hook logged
+ * "exited with 127" (the shell's code for a command not found), and
+ * --check-config said "fine". */
+static void test_hook_not_found(void **state)
+{
+	hs_fx *x = *state;
+	char hook[1300], ini[1400], *out = NULL;
+	it_msg a;
+	x->n = it_net_new("hook-missing", NULL);
+	assert_non_null(x->n);
+	it_fake_open(&x->f, x->n, it_real_welcome(x->n, IT_CPI));
+	tu_path(x->log, sizeof(x->log), "%s/cpi.mantova.log", x->n->dir);
+	tu_path(hook, sizeof(hook), "%s/no-such-hook", x->n->dir);
+	snprintf(x->extra, sizeof(x->extra), "on_message = %s --fast\n", hook);
+	hs_start(x);
+	assert_int_equal(it_referral(x->n, IT_SOCIAL, IT_CPI, "hk-missing-a", &a), RETE_OK);
+	hs_deliver(x, 3, &a);
+	assert_true(hs_wait_log(x->log, "exited with 127", HS_WAIT));
+	if (tu_occurrences(x->log, "no such command") == 0)
+		it_show(x->n, "cpi.mantova.log");
+	assert_true(tu_occurrences(x->log, "no such command") >= 1);
+	it_msg_free(&a);
+
+	tu_path(ini, sizeof(ini), "%s/agents/%s/agent.ini", x->n->dir, it_party_ids[IT_CPI]);
+	int rc = tu_run(&out, "'%s/rete-agent' -c '%s' --check-config", x->n->bin, ini);
+	if (rc != 2 || strstr(out, "[agent] on_message") == NULL)
+		fprintf(stderr, "--check-config: exit %d: %s\n", rc, out);
+	assert_int_equal(rc, 2);
+	assert_non_null(strstr(out, "[agent] on_message"));
+	assert_non_null(strstr(out, hook));
+	free(out);
+}
+
 /* --- how much the agent seals ahead ------------------------------------------- */
 
 /* hs_outbox_states counts the outbox records of the agent store in data
@@ -640,6 +677,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_hook_same_index_restart, hs_setup, hs_teardown),
 	    cmocka_unit_test_setup_teardown(test_hook_old_record, hs_setup, hs_teardown),
 	    cmocka_unit_test_setup_teardown(test_hook_killed_whole, hs_setup, hs_teardown),
+	    cmocka_unit_test_setup_teardown(test_hook_not_found, hs_setup, hs_teardown),
 	    cmocka_unit_test_setup_teardown(test_sealed_bounded, hs_setup, hs_teardown),
 	    cmocka_unit_test_setup_teardown(test_spool_lock, hs_setup, hs_teardown),
 	    cmocka_unit_test_setup_teardown(test_inbox_sweep, hs_setup, hs_teardown),

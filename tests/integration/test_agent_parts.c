@@ -119,6 +119,18 @@ static void test_config_refusals(void **state)
 	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_OK);
 	assert_int_equal(cfg.witness_patience_ms, 7200000);
 	agent_config_free(&cfg);
+	/* a key given twice is refused, as the broker refuses it, not the
+	 * last one taken silently (the spool moved without a word) */
+	put("b.ini", "[agent]\nid = cpi.mantova\nkey = k\nbroker = tcp://127.0.0.1:1\n"
+		     "broker_key = b.pub\nspool = /srv/rete/spool\nspool = /mnt/share/spool\n");
+	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_EINVAL);
+	assert_non_null(strstr(m.text, "[agent] spool: given twice; keep one"));
+	agent_config_free(&cfg);
+	put("b.ini", "[agent]\nid = cpi.mantova\nid = social.mantova\nkey = k\n"
+		     "broker = tcp://127.0.0.1:1\nbroker_key = b.pub\n");
+	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_EINVAL);
+	assert_non_null(strstr(m.text, "[agent] id: given twice; keep one"));
+	agent_config_free(&cfg);
 	/* broker: an endpoint ZeroMQ connects to, or refused at once */
 	static const char *const endpoints[] = {"tcp://[::1]:7700", "tcp://broker.example:65535",
 						"ipc:///run/rete/broker.sock"};
