@@ -223,35 +223,44 @@ static void out_forget(agent *a, const char *name, const uint8_t *hash)
 		agent_log(a, "error", "%s: %s", name, m.text);
 }
 
+/* out_where_said writes where problem p is, as the log may say it: its
+ * field path, or, for a key the schema does not know (its name is the
+ * file's own text) or a path of other characters, "an unknown key" / "a
+ * key of the file"; a problem of the whole file with the parser's line and
+ * column from error. */
+static void out_where_said(char *buf, size_t n, const rete_problem *p, const char *error)
+{
+	unsigned line, col;
+	const char *at = error != NULL ? strstr(error, "line ") : NULL;
+	if (p->path[0] == '\0' && at != NULL && sscanf(at, "line %u, column %u", &line, &col) == 2)
+		snprintf(buf, n, "the file, line %u, column %u", line, col);
+	else if (p->path[0] == '\0')
+		snprintf(buf, n, "the file");
+	else if (strncmp(p->text, "unknown field", 13) == 0)
+		snprintf(buf, n, "an unknown key");
+	else if (strspn(p->path,
+			"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._[]") ==
+		 strlen(p->path))
+		snprintf(buf, n, "%s", p->path);
+	else
+		snprintf(buf, n, "a key of the file");
+}
+
 /* out_problems_said writes into buf what the log says of a refusal's
- * problems: how many and where (the fields; a problem of the whole file
- * with the parser's line and column). Never the sentences: they quote what
- * they refuse ("'Maria Rossi' is not accepted", the parser's "near '...'"),
- * and the journal is beyond keep_failed and `rete sar`; they are in the
- * answer's NAME.error.json. Nor a field's name that is not a field path:
- * keys are the file's own text too. */
+ * problems: how many and where (out_where_said). Never the sentences: they
+ * quote what they refuse ("'Maria Rossi' is not accepted", the parser's
+ * "near '...'"), and the journal is beyond keep_failed and `rete sar`;
+ * they are in the answer's NAME.error.json. */
 static void out_problems_said(char *buf, size_t n, const rete_problems *p, const char *error)
 {
 	size_t used = (size_t)snprintf(buf, n, "%zu problem%s (", p->n, p->n == 1 ? "" : "s");
 	for (size_t i = 0; i < p->n && used < n; i++) {
-		const char *path = p->items[i].path;
 		char where[160];
-		unsigned line, col;
-		const char *at = error != NULL ? strstr(error, "line ") : NULL;
-		if (path[0] == '\0' && at != NULL &&
-		    sscanf(at, "line %u, column %u", &line, &col) == 2)
-			snprintf(where, sizeof(where), "the file, line %u, column %u", line, col);
-		else if (path[0] == '\0')
-			snprintf(where, sizeof(where), "the file");
-		else if (strspn(path, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567"
-				      "89._[]") == strlen(path))
-			snprintf(where, sizeof(where), "%s", path);
-		else
-			snprintf(where, sizeof(where), "a key of the file");
 		if (i == 8 && p->n > 9) {
 			used += (size_t)snprintf(buf + used, n - used, ", and %zu more", p->n - i);
 			break;
 		}
+		out_where_said(where, sizeof(where), &p->items[i], error);
 		used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? ", " : "", where);
 	}
 	if (used < n)
@@ -325,10 +334,19 @@ static void out_fail_doc(agent *a, const char *name, const agent_spool_ident *or
 	}
 	/* the problems of the file's content: where they are, not what they
 	 * say (out_problems_said) */
-	char said[1200];
+	char said[1200], field_said[160];
 	bool quoted = problems != NULL && problems->n > 0;
-	if (quoted)
+	if (quoted) {
 		out_problems_said(said, sizeof(said), problems, error);
+		/* the lead field, as the log may say it */
+		for (size_t i = 0; field != NULL && field[0] && i < problems->n; i++)
+			if (strcmp(problems->items[i].path, field) == 0) {
+				out_where_said(field_said, sizeof(field_said), &problems->items[i],
+					       error);
+				field = field_said;
+				break;
+			}
+	}
 	if (err != RETE_OK) {
 		/* once, not at every scan (it is tried again at each one) */
 		if (!out_said(a, name))

@@ -608,6 +608,13 @@ static void test_log_quotes_no_file(void **state)
 	snprintf(moved, sizeof(moved), "%.*s\"Anna Verdi " SON_FC "\"%s", (int)(pr - text), text,
 		 pr + strlen("\"routine\""));
 	put_outbox(n, IT_SOCIAL, "priority.json", moved, 0);
+	/* her fiscal code as a key's name (unknown to the schema) */
+	referral(text, sizeof(text), "log-quote-3", "Maria Rossi", MOTHER_FC);
+	char *ref = strstr(text, "\"referral\": {");
+	assert_non_null(ref);
+	snprintf(moved, sizeof(moved), "%.*s\"referral\": {\"" SON_FC "\": 1, %s",
+		 (int)(ref - text), text, ref + strlen("\"referral\": {"));
+	put_outbox(n, IT_SOCIAL, "key.json", moved, 0);
 	/* a file written in Latin-1: not UTF-8, not JSON */
 	referral(text, sizeof(text), "log-quote-2", "Niccol\xf2 Bianchi", SON_FC);
 	put_outbox(n, IT_SOCIAL, "latin1.json", text, 0);
@@ -624,6 +631,7 @@ static void test_log_quotes_no_file(void **state)
 	assert_non_null(strstr(err, "unable to decode byte 0xf2"));
 	free(err);
 	assert_true(it_wait_occurrences(log, "moved to failed/latin1.json", 1, 30000));
+	assert_true(it_wait_occurrences(log, "moved to failed/key.json", 1, 30000));
 	assert_true(it_wait_occurrences(log, "moved to failed/priority.json", 1, 30000));
 	static const char *const never[] = {"Anna Verdi", SON_FC, "Niccol"};
 	for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
