@@ -1500,6 +1500,13 @@ static void test_config_errors(void **state)
 	    {"broker = tcp://127.0.0.1\n", "[agent] broker: 'tcp://127.0.0.1' is not accepted"},
 	    {"broker = ipc:///nowhere\nmetrics = 192.0.2.1:9465\n",
 	     "[agent] metrics: no interface of this host has the address 192.0.2.1"},
+	    /* the store in a folder of the spool: it took its own data.mdb,
+	     * lock.mdb and persons.jsonl for outgoing files and moved them to
+	     * failed/ (persons.jsonl again at each sync, thousands of times) */
+	    {"broker = ipc:///nowhere\nspool = sp\ndata = sp/outbox\n",
+	     "/agents/sp/outbox is the spool's outbox/"},
+	    {"broker = ipc:///nowhere\nspool = sp\ndata = ./sp/inbox/\n",
+	     "/agents/sp/inbox is the spool's inbox/"},
 	};
 	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
 		char text[1024];

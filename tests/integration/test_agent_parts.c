@@ -131,6 +131,28 @@ static void test_config_refusals(void **state)
 	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_EINVAL);
 	assert_non_null(strstr(m.text, "[agent] id: given twice; keep one"));
 	agent_config_free(&cfg);
+	/* data: never one of the spool's folders, however spelt (cfg_places) */
+	char norm[256];
+	path_norm("/a//b/./c/../d/", norm, sizeof(norm));
+	assert_string_equal(norm, "/a/b/d");
+	path_norm("/..", norm, sizeof(norm));
+	assert_string_equal(norm, "/");
+	char sp[1100], link[1200], dtext[1400];
+	snprintf(sp, sizeof(sp), "%s/sp", dir);
+	assert_int_equal(agent_spool_prepare(sp, &m), RETE_OK);
+	snprintf(link, sizeof(link), "%s/store-link", dir);
+	assert_int_equal(symlink("sp/sent", link), 0);
+	snprintf(dtext, sizeof(dtext),
+		 "[agent]\nid = cpi.mantova\nkey = k\nbroker = tcp://127.0.0.1:1\n"
+		 "broker_key = b.pub\nspool = sp\ndata = store-link\n");
+	put("b.ini", dtext);
+	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_EINVAL);
+	assert_non_null(strstr(m.text, "store-link is the spool's sent/"));
+	agent_config_free(&cfg);
+	put("b.ini", "[agent]\nid = cpi.mantova\nkey = k\nbroker = tcp://127.0.0.1:1\n"
+		     "broker_key = b.pub\nspool = sp\ndata = sp\n");
+	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_OK); /* the spool's root: fine */
+	agent_config_free(&cfg);
 	/* broker: an endpoint ZeroMQ connects to, or refused at once */
 	static const char *const endpoints[] = {"tcp://[::1]:7700", "tcp://broker.example:65535",
 						"ipc:///run/rete/broker.sock"};
