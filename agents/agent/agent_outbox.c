@@ -78,6 +78,7 @@ struct agent_out_item {
 	int held_tries;			/* held: refusals that may be the order's (see below) */
 	uint8_t content[RETE_HASH_LEN]; /* SHA-256 of the file's canonical JSON */
 	agent_spool_ident ident;	/* what the file was when read (device, inode, hash) */
+	bool left;			/* its file left outbox/ after it was sealed (said once) */
 };
 
 typedef struct agent_out_item out_item;
@@ -1236,12 +1237,27 @@ void agent_outbox_scan(agent *a)
 		return;
 	}
 	for (size_t i = 0; i < a->out_n;) {
-		if (!a->out_items[i].seen) {
-			agent_log(a, "warning", "%s: removed from outbox/ before an answer came",
-				  a->out_items[i].name);
-			item_remove(a, i);
-		} else {
+		out_item *it = &a->out_items[i];
+		if (it->seen) {
 			i++;
+		} else if (it->state == AGENT_OUT_SIGNED) {
+			/* Sealed and recorded: it may be on the log already (its
+			 * SUBMIT sent). Kept until its answer, which goes to sent/
+			 * or failed/ with the message as it was signed: forgetting
+			 * it left a logged, delivered message without a receipt. */
+			if (!it->left)
+				agent_log(
+				    a, "warning",
+				    "%s: left outbox/ (or is no longer a file there) after %s "
+				    "was sealed; its answer will come with the message as "
+				    "sent",
+				    it->name, it->id);
+			it->left = true;
+			i++;
+		} else {
+			agent_log(a, "warning", "%s: removed from outbox/ before an answer came",
+				  it->name);
+			item_remove(a, i);
 		}
 	}
 	out_prepare_pending(a);
