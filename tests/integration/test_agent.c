@@ -1446,6 +1446,20 @@ static void test_unopenable_delivery(void **state)
 
 /* --- configuration mistakes are named, exit 2 ------------------------------ */
 
+/* agent_refuses runs rete-agent -c ini FLAG (flag "" to start it) and
+ * checks that it exits 2 saying said (under a timeout: an agent that takes
+ * the file starts, and runs). */
+static void agent_refuses(net *n, const char *ini, const char *flag, const char *said)
+{
+	char *out = NULL;
+	int rc = tu_run(&out, "timeout 60 '%s/rete-agent' -c '%s' %s", n->bin, ini, flag);
+	if (rc != 2 || strstr(out, said) == NULL)
+		fprintf(stderr, "rete-agent -c %s %s: exit %d: %s\n", ini, flag, rc, out);
+	assert_int_equal(rc, 2);
+	assert_non_null(strstr(out, said));
+	free(out);
+}
+
 static void test_config_errors(void **state)
 {
 	net *n = *state;
@@ -1476,13 +1490,7 @@ static void test_config_errors(void **state)
 	tu_path(ini, sizeof(ini), "%s/agents/bad.ini", n->dir);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		write_text(ini, cases[i].text);
-		/* (timeout: one it would take starts, and runs) */
-		int rc = tu_run(&out, "timeout 60 '%s/rete-agent' -c '%s'", n->bin, ini);
-		if (rc != 2 || strstr(out, cases[i].said) == NULL)
-			fprintf(stderr, "case %zu: exit %d: %s\n", i, rc, out);
-		assert_int_equal(rc, 2);
-		assert_non_null(strstr(out, cases[i].said));
-		free(out);
+		agent_refuses(n, ini, "", cases[i].said);
 	}
 	assert_int_equal(tu_run(&out, "'%s/rete-agent'", n->bin), 2);
 	free(out);
@@ -1499,7 +1507,7 @@ static void test_config_errors(void **state)
 	     "ipc://PATH"},
 	    {"broker = tcp://127.0.0.1\n", "[agent] broker: 'tcp://127.0.0.1' is not accepted"},
 	    {"broker = ipc:///nowhere\nmetrics = 192.0.2.1:9465\n",
-	     "[agent] metrics: no interface of this host has the address 192.0.2.1"},
+	     "no interface of this host has"},
 	    /* the store in a folder of the spool: it took its own data.mdb,
 	     * lock.mdb and persons.jsonl for outgoing files and moved them to
 	     * failed/ (persons.jsonl again at each sync, thousands of times) */
@@ -1515,18 +1523,8 @@ static void test_config_errors(void **state)
 			 "broker_key = ../keys/broker.mantova.pub\n%s",
 			 checks[i].line);
 		write_text(ini, text);
-		int rc = tu_run(&out, "'%s/rete-agent' -c '%s' --check-config", n->bin, ini);
-		if (rc != 2 || strstr(out, checks[i].said) == NULL)
-			fprintf(stderr, "check %zu: exit %d: %s\n", i, rc, out);
-		assert_int_equal(rc, 2);
-		assert_non_null(strstr(out, checks[i].said));
-		free(out);
-		/* and the start refuses it (at once: no broker is asked) */
-		rc = tu_run(&out, "timeout 60 '%s/rete-agent' -c '%s'", n->bin, ini);
-		if (rc != 2)
-			fprintf(stderr, "start %zu: exit %d: %s\n", i, rc, out);
-		assert_int_equal(rc, 2);
-		free(out);
+		agent_refuses(n, ini, "--check-config", checks[i].said);
+		agent_refuses(n, ini, "", checks[i].said); /* and the start, at once */
 	}
 	/* `rete send --wait` with no agent running: queued, then exit 1 at
 	 * the timeout. */

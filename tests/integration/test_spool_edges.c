@@ -420,21 +420,28 @@ static void test_two_agents(void **state)
 
 /* --- 6a: a file replaced while its SUBMIT waits for the receipt ------------------ */
 
+/* in_flight starts the network, sends one referral to warm up (connected,
+ * the directory in hand), stops the broker (SIGSTOP) and puts the referral
+ * id as outbox/name: its SUBMIT waits for its answer when this returns. */
+static void in_flight(fx *f, const char *sent, const char *name, const char *id)
+{
+	char said[200];
+	start_net(f);
+	sent_receipted(f, sent, "warm.json", "flight-warm");
+	assert_int_equal(kill(f->n->broker_pid, SIGSTOP), 0);
+	put_referral(f, IT_SOCIAL, name, id, 0);
+	snprintf(said, sizeof(said), "submitted %s", id);
+	assert_true(wait_log(f, IT_SOCIAL, said, 1, 30000));
+}
+
 static void test_replaced_in_flight(void **state)
 {
 	fx *f = *state;
-	start_net(f);
 	char sent[1300], out[1300], inbox[1300];
 	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
 	it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out));
 	it_spool(f->n, IT_CPI, "inbox", inbox, sizeof(inbox));
-	/* warm up: the agent is connected and has the directory */
-	sent_receipted(f, sent, "warm.json", "repl-warm");
-
-	/* The broker is stopped: the SUBMIT of x.json waits for its answer. */
-	assert_int_equal(kill(f->n->broker_pid, SIGSTOP), 0);
-	put_referral(f, IT_SOCIAL, "x.json", "repl-first", 0);
-	assert_true(wait_log(f, IT_SOCIAL, "submitted repl-first", 1, 30000));
+	in_flight(f, sent, "x.json", "repl-first");
 	/* another file is renamed over it */
 	put_referral(f, IT_SOCIAL, "x.json", "repl-second", 0);
 	assert_int_equal(kill(f->n->broker_pid, SIGCONT), 0);
@@ -527,18 +534,12 @@ static void test_odd_names(void **state)
 static void test_link_in_flight(void **state)
 {
 	fx *f = *state;
-	start_net(f);
 	char sent[1300], failed[1300], out[1300], inbox[1300], tmp[1500], path[1500];
 	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
 	it_spool(f->n, IT_SOCIAL, "failed", failed, sizeof(failed));
 	it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out));
 	it_spool(f->n, IT_CPI, "inbox", inbox, sizeof(inbox));
-	sent_receipted(f, sent, "warm.json", "link-warm");
-
-	/* The broker is stopped: the SUBMIT of y.json waits for its answer. */
-	assert_int_equal(kill(f->n->broker_pid, SIGSTOP), 0);
-	put_referral(f, IT_SOCIAL, "y.json", "link-first", 0);
-	assert_true(wait_log(f, IT_SOCIAL, "submitted link-first", 1, 30000));
+	in_flight(f, sent, "y.json", "link-first");
 	/* a symbolic link is renamed over it, and refused */
 	snprintf(tmp, sizeof(tmp), "%s/.y.tmp", out);
 	snprintf(path, sizeof(path), "%s/y.json", out);
