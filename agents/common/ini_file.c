@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,23 +85,6 @@ rete_err rete_ini_party_id(const char *section, const char *value, char *id, siz
 	return RETE_OK;
 }
 
-/* endpoint_ok: tcp://HOST:PORT (PORT 1 to 65535; HOST a name, an IPv4
- * address or a bracketed IPv6 one) or ipc://PATH, which is what the
- * programs connect to (zmq_connect refuses anything else, at every try). */
-static bool endpoint_ok(const char *s)
-{
-	if (strncmp(s, "ipc://", 6) == 0)
-		return s[6] != '\0';
-	if (strncmp(s, "tcp://", 6) != 0)
-		return false;
-	const char *host = s + 6, *colon = strrchr(host, ':');
-	if (colon == NULL || colon == host || colon[1] == '\0' ||
-	    strspn(colon + 1, "0123456789") != strlen(colon + 1) || strlen(colon + 1) > 5)
-		return false;
-	long port = strtol(colon + 1, NULL, 10);
-	return port >= 1 && port <= 65535;
-}
-
 rete_err rete_ini_need_party(const char *path, const char *section, const char *who, const char *id,
 			     const char *key, const char *broker, const char *broker_key,
 			     rete_msg *m)
@@ -118,12 +100,5 @@ rete_err rete_ini_need_party(const char *path, const char *section, const char *
 				    "%s: [%s] %s is missing; %s needs id, key, broker and "
 				    "broker_key",
 				    path, section, missing, who);
-	if (!endpoint_ok(broker))
-		return rete_msg_set(
-		    m, RETE_EINVAL,
-		    "%s: [%s] broker: '%s' is not accepted; give tcp://HOST:PORT or "
-		    "ipc://PATH (the broker's listen endpoint, e.g. "
-		    "tcp://broker.example:7700)",
-		    path, section, broker);
 	return RETE_OK;
 }

@@ -58,9 +58,7 @@ rete_err rete_ini_party_id(const char *section, const char *value, char *id, siz
  * four keys every client of the broker needs: id (empty when not given),
  * key, broker and broker_key (NULL when not given). Errors: RETE_EINVAL
  * naming the first one missing and saying that `who` (e.g. "the agent")
- * needs all four; RETE_EINVAL too when broker is not an endpoint ZeroMQ
- * could connect to (tcp://HOST:PORT, PORT 1 to 65535, or ipc://PATH): the
- * program would start and try it for ever. */
+ * needs all four. */
 rete_err rete_ini_need_party(const char *path, const char *section, const char *who, const char *id,
 			     const char *key, const char *broker, const char *broker_key,
 			     rete_msg *m);

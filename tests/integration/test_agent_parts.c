@@ -169,28 +169,6 @@ static void test_config_refusals(void **state)
 		     "store-link is the spool's sent/");
 	load_ok(ini, "[agent]\nid = cpi.mantova\nkey = k\nbroker = tcp://127.0.0.1:1\n"
 		     "broker_key = b.pub\nspool = sp\ndata = sp\n"); /* the spool's root */
-	/* broker: an endpoint ZeroMQ connects to, or refused at once */
-	static const char *const endpoints[] = {"tcp://[::1]:7700",
-						"tcp://broker.example:65535",
-						"ipc:///run/rete/broker.sock",
-						"broker.example:7700",
-						"tcp://broker.example",
-						"tcp://:7700",
-						"tcp://broker.example:0",
-						"tcp://broker.example:70000",
-						"ipc://",
-						"http://broker.example:7700"};
-	for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++) {
-		char text[512], said[256];
-		snprintf(text, sizeof(text),
-			 "[agent]\nid = cpi.mantova\nkey = k\nbroker = %s\nbroker_key = b.pub\n",
-			 endpoints[i]);
-		snprintf(said, sizeof(said), "[agent] broker: '%s' is not accepted", endpoints[i]);
-		if (i < 3)
-			load_ok(ini, text);
-		else
-			load_refused(ini, text, said);
-	}
 	snprintf(ini, sizeof(ini), "%s/none.ini", dir);
 	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_EIO);
 	assert_non_null(strstr(m.text, "none.ini"));
