@@ -77,6 +77,11 @@ void agent_check_config(const agent_config *cfg, rete_check_list *problems, rete
 		check_metrics(problems, &cfg->metrics);
 	if (cfg->on_message != NULL)
 		check_hook(problems, cfg->on_message);
+	if (cfg->twice[0] != '\0')
+		rete_check_add(notes,
+			       "[agent] %s: given more than once; the last of each is taken (keep "
+			       "one, so that what you read is what runs)",
+			       cfg->twice);
 	/* a store this agent cannot read: a newer agent's schema, a damaged
 	 * one, one it may not open. Only where LMDB's lock.mdb is: opening
 	 * would write one (after a restore of data.mdb alone), and the check

@@ -69,9 +69,17 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 		/* Other sections belong to other tools sharing the file. */
 		return 1;
 	}
+	/* Given again: the last one is taken (files written by tools add a
+	 * key below to override one; tests do), and the start and
+	 * --check-config say which keys were, never silently. */
 	if (rete_ini_key_again(&p->given, name)) {
-		p->err = rete_msg_set(p->m, RETE_EINVAL, "[agent] %s: given twice; keep one", name);
-		return 0;
+		char listed[300], item[64];
+		snprintf(listed, sizeof(listed), ", %s, ", cfg->twice);
+		snprintf(item, sizeof(item), ", %s, ", name);
+		size_t l = strlen(cfg->twice);
+		if (strstr(listed, item) == NULL)
+			snprintf(cfg->twice + l, sizeof(cfg->twice) - l, "%s%s", l ? ", " : "",
+				 name);
 	}
 	if (strcmp(name, "id") == 0) {
 		p->err = rete_ini_party_id("agent", value, cfg->id, sizeof(cfg->id), p->m);

@@ -444,6 +444,11 @@ int main(int argc, char **argv)
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (a.cfg.twice[0] != '\0')
+		agent_log(&a, "warning",
+			  "%s: [agent] %s: given more than once; the last of each is taken (keep "
+			  "one, so that what you read is what runs)",
+			  a.cfg.ini_path, a.cfg.twice);
 	int lock_fd[2] = {-1, -1};
 	if (agent_setup(&a, lock_fd, &m) != RETE_OK || agent_metrics_start(&a, &m) != RETE_OK ||
 	    agent_net_start(&a, &m) != RETE_OK) {

@@ -142,16 +142,17 @@ static void test_config_refusals(void **state)
 	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_OK);
 	assert_int_equal(cfg.witness_patience_ms, 7200000);
 	agent_config_free(&cfg);
-	/* a key given twice is refused, as the broker refuses it, not the
-	 * last one taken silently (the spool moved without a word) */
-	load_refused(ini,
-		     "[agent]\nid = cpi.mantova\nkey = k\nbroker = tcp://127.0.0.1:1\n"
-		     "broker_key = b.pub\nspool = /srv/rete/spool\nspool = /mnt/share/spool\n",
-		     "[agent] spool: given twice; keep one");
-	load_refused(ini,
-		     "[agent]\nid = cpi.mantova\nid = social.mantova\nkey = k\n"
-		     "broker = tcp://127.0.0.1:1\nbroker_key = b.pub\n",
-		     "[agent] id: given twice; keep one");
+	/* a key given twice: the last one is taken (tools append a key to
+	 * override one), and which keys were is kept for the start's warning
+	 * and --check-config's note */
+	put("b.ini", "[agent]\nid = cpi.mantova\nkey = k\nbroker = tcp://127.0.0.1:1\n"
+		     "broker_key = b.pub\nwitness = 2s\nwitness_patience = 1h\nspool = /srv/a\n"
+		     "witness = 1s\nspool = /srv/b\nwitness = 3s\n");
+	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_OK);
+	assert_string_equal(cfg.twice, "witness, spool");
+	assert_string_equal(cfg.spool, "/srv/b");
+	assert_int_equal(cfg.witness_ms, 3000);
+	agent_config_free(&cfg);
 	/* data: never one of the spool's folders, however spelt (cfg_places) */
 	char norm[256];
 	path_norm("/a//b/./c/../d/", norm, sizeof(norm));
