@@ -52,9 +52,10 @@ typedef struct agent {
 	/* Outbox (agent_outbox.c). */
 	struct agent_out_item *out_items;
 	size_t out_n, out_cap;
-	bool out_rescan; /* the outbox changed: scan it again */
-	bool out_pruned; /* stale records forgotten (once, at start) */
-	char **out_said; /* outbox names already said in the log as not answerable */
+	bool out_rescan;     /* the outbox changed: scan it again */
+	bool out_pruned;     /* stale records forgotten (once, at start) */
+	int64_t out_fill_at; /* not before: sealing more outbox files (agent_outbox_pump) */
+	char **out_said;     /* outbox names already said in the log as not answerable */
 	size_t out_said_n;
 	uint64_t max_frame; /* the broker's, from WELCOME (0: not said) */
 	char *out_note;	    /* the receipts' checkpoint verified last (one per commit) */

@@ -4,9 +4,64 @@
 #include "agent_db.h"
 #include "privacy_config.h"
 
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+/* check_metrics: the metrics address is one of this host's (the start
+ * would refuse it). Its port is not tried: the agent running beside the
+ * check holds it. */
+static void check_metrics(rete_check_list *problems, const rete_http_addr *addr)
+{
+	struct sockaddr_storage sa = addr->sa;
+	if (sa.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&sa)->sin6_port = 0;
+	else
+		((struct sockaddr_in *)&sa)->sin_port = 0;
+	int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return; /* nothing to say about the address */
+	if (bind(fd, (const struct sockaddr *)&sa, addr->salen) != 0 && errno == EADDRNOTAVAIL)
+		rete_check_add(problems,
+			       "[agent] metrics: no interface of this host has the address %s, so "
+			       "the agent cannot listen on %s; give an address of this host "
+			       "(e.g. 127.0.0.1 and a port)",
+			       addr->host, addr->text);
+	close(fd);
+}
+
+/* check_hook: on_message's program, when it is named by its path (the
+ * first word, after an `exec`), is there and may be run: else every hook
+ * would fail (the shell's 127 or 126). A name looked up in PATH is not
+ * judged: the service's PATH is not the check's. */
+static void check_hook(rete_check_list *problems, const char *cmd)
+{
+	while (*cmd == ' ' || *cmd == '\t')
+		cmd++;
+	if (strncmp(cmd, "exec ", 5) == 0)
+		for (cmd += 5; *cmd == ' ' || *cmd == '\t';)
+			cmd++;
+	size_t len = strcspn(cmd, " \t");
+	if (cmd[0] != '/' || len >= 4096)
+		return;
+	char prog[4096];
+	memcpy(prog, cmd, len);
+	prog[len] = '\0';
+	struct stat st;
+	if (stat(prog, &st) != 0)
+		rete_check_add(problems,
+			       "[agent] on_message: %s: %s; every hook would fail (exit 127)", prog,
+			       strerror(errno));
+	else if (!S_ISREG(st.st_mode) || access(prog, X_OK) != 0)
+		rete_check_add(problems,
+			       "[agent] on_message: %s is not an executable file; every hook would "
+			       "fail (exit 126)",
+			       prog);
+}
 
 void agent_check_config(const agent_config *cfg, rete_check_list *problems, rete_check_list *notes)
 {
@@ -18,6 +73,15 @@ void agent_check_config(const agent_config *cfg, rete_check_list *problems, rete
 	rete_check_secret_key(problems, "[agent] key", cfg->key_path);
 	rete_check_public_key(problems, "[agent] broker_key", cfg->broker_key_path);
 	rete_check_folder(problems, notes, "[agent] data", cfg->data, NULL);
+	if (cfg->metrics_on)
+		check_metrics(problems, &cfg->metrics);
+	if (cfg->on_message != NULL)
+		check_hook(problems, cfg->on_message);
+	if (cfg->twice[0] != '\0')
+		rete_check_add(notes,
+			       "[agent] %s: given more than once; the last of each is taken (keep "
+			       "one, so that what you read is what runs)",
+			       cfg->twice);
 	/* a store this agent cannot read: a newer agent's schema, a damaged
 	 * one, one it may not open. Only where LMDB's lock.mdb is: opening
 	 * would write one (after a restore of data.mdb alone), and the check

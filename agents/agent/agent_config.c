@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cosign.h"
 #include "duration.h"
@@ -17,6 +18,7 @@ struct cfg_parse {
 	rete_msg *m;
 	rete_err err; /* first error met */
 	int line;
+	rete_ini_keys given; /* [agent]'s keys so far */
 };
 
 /* cfg_time parses a timing key: "250ms" or a calendar duration of
@@ -66,6 +68,18 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 	if (strcmp(section, "agent") != 0) {
 		/* Other sections belong to other tools sharing the file. */
 		return 1;
+	}
+	/* Given again: the last one is taken (files written by tools add a
+	 * key below to override one; tests do), and the start and
+	 * --check-config say which keys were, never silently. */
+	if (rete_ini_key_again(&p->given, name)) {
+		char listed[300], item[64];
+		snprintf(listed, sizeof(listed), ", %s, ", cfg->twice);
+		snprintf(item, sizeof(item), ", %s, ", name);
+		size_t l = strlen(cfg->twice);
+		if (strstr(listed, item) == NULL)
+			snprintf(cfg->twice + l, sizeof(cfg->twice) - l, "%s%s", l ? ", " : "",
+				 name);
 	}
 	if (strcmp(name, "id") == 0) {
 		p->err = rete_ini_party_id("agent", value, cfg->id, sizeof(cfg->id), p->m);
@@ -157,6 +171,75 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 	return 0;
 }
 
+/* path_norm writes path (absolute) into out with "//", "/./" and a
+ * trailing "/" taken out and "/x/.." undone: two spellings of one folder
+ * compare equal, whether it exists yet or not. */
+static void path_norm(const char *path, char *out, size_t n)
+{
+	size_t len = 0;
+	const char *p = path;
+	out[0] = '\0';
+	while (*p) {
+		while (*p == '/')
+			p++;
+		size_t seg = strcspn(p, "/");
+		if (seg == 0)
+			break;
+		if (seg == 1 && p[0] == '.') {
+			/* nothing */
+		} else if (seg == 2 && p[0] == '.' && p[1] == '.') {
+			while (len > 0 && out[len - 1] != '/')
+				len--;
+			if (len > 0)
+				len--;
+			out[len] = '\0';
+		} else if (len + 1 + seg < n) {
+			out[len++] = '/';
+			memcpy(out + len, p, seg);
+			len += seg;
+			out[len] = '\0';
+		}
+		p += seg;
+	}
+	if (len == 0 && n > 1)
+		snprintf(out, n, "/");
+}
+
+/* same_folder: a and b are one folder: the same inode when both exist
+ * (a symbolic link or a bind mount), else the same normalised path. */
+static bool same_folder(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+		return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+	char na[PATH_MAX], nb[PATH_MAX];
+	path_norm(a, na, sizeof(na));
+	path_norm(b, nb, sizeof(nb));
+	return strcmp(na, nb) == 0;
+}
+
+/* cfg_places refuses a data folder that is one of the spool's folders: in
+ * outbox/ the agent took its own data.mdb, lock.mdb and persons.jsonl for
+ * outgoing files and moved them to failed/; in sent/, failed/ or inbox/
+ * the case system and the retention would treat the store as theirs. */
+static rete_err cfg_places(const char *path, const agent_config *cfg, rete_msg *m)
+{
+	static const char *const subs[] = {"outbox", "sent", "failed", "inbox"};
+	char sub[PATH_MAX + 16], data[PATH_MAX];
+	path_norm(cfg->data, data, sizeof(data));
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		agent_spool_path(cfg, subs[i], NULL, sub, sizeof(sub));
+		if (same_folder(cfg->data, sub))
+			return rete_msg_set(
+			    m, RETE_EINVAL,
+			    "%s: [agent] data: %s is the spool's %s/ (%s): the agent's "
+			    "store would be taken for the agency's files; give data a "
+			    "folder of its own, outside outbox/ sent/ failed/ inbox/",
+			    path, data, subs[i], sub);
+	}
+	return RETE_OK;
+}
+
 rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m)
 {
 	struct cfg_parse p = {.cfg = cfg, .m = m, .err = RETE_OK};
@@ -185,6 +268,8 @@ rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m)
 	err = rete_ini_need_party(path, "agent", "the agent", cfg->id, cfg->key_path, cfg->broker,
 				  cfg->broker_key_path, m);
 	if (err != RETE_OK)
+		return err;
+	if ((err = cfg_places(path, cfg, m)) != RETE_OK)
 		return err;
 	if (cfg->reconnect_max_ms < cfg->reconnect_min_ms)
 		cfg->reconnect_max_ms = cfg->reconnect_min_ms;

@@ -41,6 +41,9 @@ typedef struct agent_config {
 	bool metrics_on;	     /* [agent] metrics set: the Prometheus endpoint */
 	rete_http_addr metrics;	     /* [agent] metrics: where it listens (agent_metrics.h) */
 	char *witnesses;	     /* [agent] witnesses: a witness policy file, or NULL */
+	char twice[256];	     /* [agent] keys given more than once ("a, b"): the last
+					one of each is taken, and the start and --check-config
+					say so */
 } agent_config;
 
 /* agent_config_load reads path into *cfg (the caller releases it with

@@ -4,6 +4,10 @@
  * RETE_INDEX=<log index> in its environment). It runs beside the agent,
  * never in its way: at most HOOK_PARALLEL at a time, a failing or hung hook
  * is logged (and killed after hook_timeout) and the next ones still run.
+ * Each hook runs in a process group of its own, and a kill is of that
+ * group: a hook hung in a command it started (its shell's child: an import
+ * tool, a curl) ends with it, instead of running on for ever after the
+ * timeout, or beside the hook's run again after a stop.
  * A job is recorded in the store with the inbox file (agent_inbox.c) and
  * forgotten when its hook has ended, so a crash re-runs the hooks that had
  * not finished: at least once, as DESIGN.md promises.
@@ -264,12 +268,15 @@ static void hook_spawn(agent *a, struct hook_job *j, int64_t now)
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
+		setpgid(0, 0); /* its own group: killed whole (hook_kill) */
 		if (devnull >= 0)
 			dup2(devnull, 0);
 		execve("/bin/sh", argv, env);
 		_exit(127);
 	}
 	int e = errno;
+	if (pid > 0)
+		setpgid(pid, pid); /* also here: a kill may come before the child ran */
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (devnull >= 0)
 		close(devnull);
@@ -280,6 +287,15 @@ static void hook_spawn(agent *a, struct hook_job *j, int64_t now)
 	}
 	j->pid = pid;
 	j->started = now;
+}
+
+/* hook_kill kills the hook whose shell is pid with all it started (its
+ * process group, hook_spawn); the shell itself when the group is not there
+ * (setpgid failed). */
+static void hook_kill(pid_t pid)
+{
+	if (kill(-pid, SIGKILL) != 0)
+		kill(pid, SIGKILL);
 }
 
 static void hook_done(agent *a, size_t i, int status)
@@ -295,9 +311,16 @@ static void hook_done(agent *a, size_t i, int status)
 			  j->path, j->index, a->cfg.hook_timeout_ms);
 	else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
 		agent_log(a, "error",
-			  "hook for %s (index %" PRIu64 ") exited with %d; later "
+			  "hook for %s (index %" PRIu64 ") exited with %d%s; later "
 			  "deliveries go on",
-			  j->path, j->index, WEXITSTATUS(status));
+			  j->path, j->index, WEXITSTATUS(status),
+			  /* the shell's own codes: the hook never ran */
+			  WEXITSTATUS(status) == 127
+			      ? " (the shell found no such command: check on_message in agent.ini)"
+			  : WEXITSTATUS(status) == 126
+			      ? " (the shell could not run the command: is it executable? check "
+				"on_message in agent.ini)"
+			      : "");
 	else if (WIFSIGNALED(status))
 		agent_log(a, "error", "hook for %s (index %" PRIu64 ") died of signal %d", j->path,
 			  j->index, WTERMSIG(status));
@@ -332,7 +355,7 @@ int64_t agent_hooks_poll(agent *a, int64_t now)
 			continue;
 		}
 		if (!j->killed && now - j->started > a->cfg.hook_timeout_ms) {
-			kill(j->pid, SIGKILL);
+			hook_kill(j->pid);
 			j->killed = true;
 		}
 		running++;
@@ -364,7 +387,7 @@ void agent_hooks_stop(agent *a)
 		bool ended = true;
 		while (waitpid(j->pid, &status, WNOHANG) == 0) {
 			if (rete_now_ms() > deadline) {
-				kill(j->pid, SIGKILL);
+				hook_kill(j->pid);
 				waitpid(j->pid, &status, 0);
 				ended = false; /* stays recorded: runs again next start */
 				break;

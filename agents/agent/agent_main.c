@@ -229,8 +229,10 @@ static void usage(FILE *f)
 		   "--check-config opens what agent.ini names without starting: the key (a\n"
 		   "secret, mode 0600), the broker's key (public), the spool and data folders\n"
 		   "(exist or can be created, writable; outbox/ sent/ failed/ on one file\n"
-		   "system, or a note that the agent copies). Every problem is listed; exit 0\n"
-		   "fine, 2 problems. No key material is printed.\n\n"
+		   "system, or a note that the agent copies), the agent store in the data\n"
+		   "folder, [privacy], the broker endpoint and the metrics address (one of\n"
+		   "this host's). Every problem is listed; exit 0 fine, 2 problems. No key\n"
+		   "material is printed.\n\n"
 		   "--version prints the version, the protocol version, the broker store's schema\n"
 		   "and the agent store's schema.\n");
 }
@@ -442,6 +444,11 @@ int main(int argc, char **argv)
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (a.cfg.twice[0] != '\0')
+		agent_log(&a, "warning",
+			  "%s: [agent] %s: given more than once; the last of each is taken (keep "
+			  "one, so that what you read is what runs)",
+			  a.cfg.ini_path, a.cfg.twice);
 	int lock_fd[2] = {-1, -1};
 	if (agent_setup(&a, lock_fd, &m) != RETE_OK || agent_metrics_start(&a, &m) != RETE_OK ||
 	    agent_net_start(&a, &m) != RETE_OK) {

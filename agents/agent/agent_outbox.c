@@ -78,6 +78,7 @@ struct agent_out_item {
 	int held_tries;			/* held: refusals that may be the order's (see below) */
 	uint8_t content[RETE_HASH_LEN]; /* SHA-256 of the file's canonical JSON */
 	agent_spool_ident ident;	/* what the file was when read (device, inode, hash) */
+	bool left;			/* its file left outbox/ after it was sealed (said once) */
 };
 
 typedef struct agent_out_item out_item;
@@ -223,6 +224,50 @@ static void out_forget(agent *a, const char *name, const uint8_t *hash)
 		agent_log(a, "error", "%s: %s", name, m.text);
 }
 
+/* out_where_said writes where problem p is, as the log may say it: its
+ * field path, or, for a key the schema does not know (its name is the
+ * file's own text) or a path of other characters, "an unknown key" / "a
+ * key of the file"; a problem of the whole file with the parser's line and
+ * column from error. */
+static void out_where_said(char *buf, size_t n, const rete_problem *p, const char *error)
+{
+	unsigned line, col;
+	const char *at = error != NULL ? strstr(error, "line ") : NULL;
+	if (p->path[0] == '\0' && at != NULL && sscanf(at, "line %u, column %u", &line, &col) == 2)
+		snprintf(buf, n, "the file, line %u, column %u", line, col);
+	else if (p->path[0] == '\0')
+		snprintf(buf, n, "the file");
+	else if (strncmp(p->text, "unknown field", 13) == 0)
+		snprintf(buf, n, "an unknown key");
+	else if (strspn(p->path,
+			"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._[]") ==
+		 strlen(p->path))
+		snprintf(buf, n, "%s", p->path);
+	else
+		snprintf(buf, n, "a key of the file");
+}
+
+/* out_problems_said writes into buf what the log says of a refusal's
+ * problems: how many and where (out_where_said). Never the sentences: they
+ * quote what they refuse ("'Maria Rossi' is not accepted", the parser's
+ * "near '...'"), and the journal is beyond keep_failed and `rete sar`;
+ * they are in the answer's NAME.error.json. */
+static void out_problems_said(char *buf, size_t n, const rete_problems *p, const char *error)
+{
+	size_t used = (size_t)snprintf(buf, n, "%zu problem%s (", p->n, p->n == 1 ? "" : "s");
+	for (size_t i = 0; i < p->n && used < n; i++) {
+		char where[160];
+		if (i == 8 && p->n > 9) {
+			used += (size_t)snprintf(buf + used, n - used, ", and %zu more", p->n - i);
+			break;
+		}
+		out_where_said(where, sizeof(where), &p->items[i], error);
+		used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? ", " : "", where);
+	}
+	if (used < n)
+		snprintf(buf + used, n - used, ")");
+}
+
 /* out_fail_doc moves outbox/name to failed/ with NAME.error.json beside it
  * (agent_spool_answer_put: never overwriting, across file systems, only
  * while it is still orig; else the fallback: text, or the message as
@@ -288,18 +333,39 @@ static void out_fail_doc(agent *a, const char *name, const agent_spool_ident *or
 		agent_debug(a, "%s: left outbox/ before its answer (%s)", name, code);
 		return;
 	}
+	/* the problems of the file's content: where they are, not what they
+	 * say (out_problems_said) */
+	char said[1200], field_said[160];
+	bool quoted = problems != NULL && problems->n > 0;
+	if (quoted) {
+		out_problems_said(said, sizeof(said), problems, error);
+		/* the lead field, as the log may say it */
+		for (size_t i = 0; field != NULL && field[0] && i < problems->n; i++)
+			if (strcmp(problems->items[i].path, field) == 0) {
+				out_where_said(field_said, sizeof(field_said), &problems->items[i],
+					       error);
+				field = field_said;
+				break;
+			}
+	}
 	if (err != RETE_OK) {
 		/* once, not at every scan (it is tried again at each one) */
 		if (!out_said(a, name))
 			agent_log(a, "error",
 				  "%s: refused (%s: %s), but cannot move it to failed/: %s; "
 				  "trying again at each scan",
-				  name, code, error, m.text);
+				  name, code, quoted ? said : error, m.text);
 		return;
 	}
 	agent_privacy_filed(a, "failed", id, ans.used, NULL);
-	agent_log(a, "warning", "%s: refused (%s%s%s): %s; moved to failed/%s%s", name, code,
-		  field && field[0] ? ", " : "", field ? field : "", error, ans.used,
+	agent_log(a, "warning", "%s: refused (%s%s%s): %s%s%s%s; moved to failed/%s%s", name, code,
+		  field && field[0] ? ", " : "", field ? field : "", quoted ? said : error,
+		  quoted ? "; what is wrong and what would be accepted: failed/" : "",
+		  quoted ? ans.used : "",
+		  quoted ? ".error.json (not said here: it quotes the file, which may name a "
+			   "person)"
+			 : "",
+		  ans.used,
 		  ans.replaced ? " (what was refused: outbox/ holds another file of that name now, "
 				 "taken in as a new file)"
 			       : "");
@@ -719,18 +785,43 @@ static void out_intake(agent *a, const char *name)
 	free(text);
 }
 
-/* out_sign_pending prepares every item still waiting for the directory
- * and commits the signed bytes of all of them in one transaction. */
+/* out_ahead: how many outbox files may be sealed and not yet answered at
+ * once: twice max_inflight, at least 8. Each keeps its signed and sealed
+ * bytes in memory (and in the store) until its answer; a backlog sealed
+ * whole (a broker down for a day, then back) took memory in proportion,
+ * up to the machine's limit. The rest wait with their ids recorded. */
+static size_t out_ahead(const agent *a)
+{
+	size_t n = 2 * (size_t)a->cfg.max_inflight;
+	return n < 8 ? 8 : n;
+}
+
+/* out_counts: outbox files (not held messages) sealed and not answered,
+ * and those waiting to be sealed. */
+static void out_counts(const agent *a, size_t *sealed, size_t *minted)
+{
+	*sealed = *minted = 0;
+	for (size_t i = 0; i < a->out_n; i++) {
+		const out_item *it = &a->out_items[i];
+		*sealed += !it->held && it->state == AGENT_OUT_SIGNED;
+		*minted += it->state == AGENT_OUT_MINTED;
+	}
+}
+
+/* out_sign_pending prepares the items still waiting for the directory, up
+ * to out_ahead sealed at once, and commits the signed bytes of all of them
+ * in one transaction. */
 static void out_sign_pending(agent *a)
 {
 	rete_msg m = {{0}};
-	size_t i = 0;
+	size_t i = 0, sealed, minted;
 	bool any = false;
 	/* the "sealed" lines out_prepare stages go with the transaction that
 	 * records what was sealed, or not at all */
 	size_t mark = agent_privacy_mark(a);
 
-	while (i < a->out_n) {
+	out_counts(a, &sealed, &minted);
+	while (i < a->out_n && sealed < out_ahead(a)) {
 		out_item *it = &a->out_items[i];
 		if (it->state != AGENT_OUT_MINTED) {
 			i++;
@@ -767,6 +858,7 @@ static void out_sign_pending(agent *a)
 		if (rc == PREP_SIGNED) {
 			it->retry_at = -1; /* signed, not yet durable */
 			any = true;
+			sealed++;
 		}
 		i++;
 	}
@@ -1006,13 +1098,44 @@ static bool out_settle(agent *a, const uint8_t *key, size_t klen)
  * move recorded first (out_settle); where a file of other content has the
  * name now, only a record whose answer is found (the file moved): the
  * other stays as it always has. */
+/* out_adopt takes back, as an item whose file has left outbox/, the
+ * record (key) of a file that was sealed (state SIGNED): its SUBMIT may be
+ * on the log, so it is submitted again (the same bytes: the broker answers
+ * with its receipt) and answered with the message as it was signed. A
+ * record with an id alone is not (nothing was sent). */
+static bool out_adopt(agent *a, const uint8_t *key, size_t klen)
+{
+	const char *name = (const char *)key;
+	size_t nl = strnlen(name, klen);
+	agent_outrec rec;
+	rete_msg m = {{0}};
+	if (klen != nl + 1 + RETE_HASH_LEN || nl >= sizeof(a->out_items[0].name) ||
+	    agent_db_outbox_get(a->db, name, key + nl + 1, &rec, &m) != RETE_OK)
+		return false;
+	out_item *it = rec.state == AGENT_OUT_SIGNED ? item_add(a) : NULL;
+	if (it == NULL) {
+		agent_outrec_free(&rec);
+		return false;
+	}
+	memcpy(it->name, name, nl);
+	it->name[nl] = '\0';
+	memcpy(it->hash, key + nl + 1, RETE_HASH_LEN);
+	snprintf(it->id, sizeof(it->id), "%s", rec.id);
+	it->minted_at = rec.minted_at;
+	it->state = AGENT_OUT_SIGNED;
+	it->signed_msg = rec.signed_msg; /* the item owns the buffers now */
+	it->sealed = rec.sealed;
+	return true;
+}
+
 static void out_prune(agent *a)
 {
 	struct prune_ctx p = {.outbox = a->outbox_dir};
 	rete_msg m = {{0}};
 	if (agent_db_each(a->db, AGENT_DB_OUTBOX, prune_collect, &p, &m) == RETE_OK && p.n > 0) {
 		for (size_t i = 0; i < p.n; i++)
-			if (!out_settle(a, p.keys[i], p.lens[i]) && p.other[i])
+			if (!out_settle(a, p.keys[i], p.lens[i]) &&
+			    (p.other[i] || out_adopt(a, p.keys[i], p.lens[i])))
 				p.lens[i] = 0; /* kept */
 		rete_err err = RETE_OK;
 		size_t gone = 0;
@@ -1145,12 +1268,27 @@ void agent_outbox_scan(agent *a)
 		return;
 	}
 	for (size_t i = 0; i < a->out_n;) {
-		if (!a->out_items[i].seen) {
-			agent_log(a, "warning", "%s: removed from outbox/ before an answer came",
-				  a->out_items[i].name);
-			item_remove(a, i);
-		} else {
+		out_item *it = &a->out_items[i];
+		if (it->seen) {
 			i++;
+		} else if (it->state == AGENT_OUT_SIGNED) {
+			/* Sealed and recorded: it may be on the log already (its
+			 * SUBMIT sent). Kept until its answer, which goes to sent/
+			 * or failed/ with the message as it was signed: forgetting
+			 * it left a logged, delivered message without a receipt. */
+			if (!it->left)
+				agent_log(
+				    a, "warning",
+				    "%s: left outbox/ (or is no longer a file there) after %s "
+				    "was sealed; its answer will come with the message as "
+				    "sent",
+				    it->name, it->id);
+			it->left = true;
+			i++;
+		} else {
+			agent_log(a, "warning", "%s: removed from outbox/ before an answer came",
+				  it->name);
+			item_remove(a, i);
 		}
 	}
 	out_prepare_pending(a);
@@ -1168,6 +1306,25 @@ void agent_outbox_on_welcome(agent *a)
 	out_prepare_pending(a);
 }
 
+/* out_refill seals more of the files that wait (out_ahead) once half of
+ * those sealed ahead have been answered: one transaction for many, as at a
+ * scan. When none could be sealed (the store cannot record them, the
+ * files changed), not again before the next poll interval. */
+static void out_refill(agent *a, int64_t now)
+{
+	size_t sealed, minted;
+	if (now < a->out_fill_at)
+		return;
+	out_counts(a, &sealed, &minted);
+	if (minted == 0 || sealed > out_ahead(a) / 2)
+		return;
+	out_prepare_pending(a);
+	size_t after;
+	out_counts(a, &after, &minted);
+	if (minted > 0 && after <= sealed)
+		a->out_fill_at = now + a->cfg.poll_ms;
+}
+
 void agent_outbox_pump(agent *a, int64_t now)
 {
 	unsigned inflight = 0;
@@ -1176,6 +1333,7 @@ void agent_outbox_pump(agent *a, int64_t now)
 		out_round_check(a);
 	if (!agent_net_ready(a))
 		return;
+	out_refill(a, now);
 	/* Held messages go one at a time, in the order of their log index:
 	 * after a restore a referral's update (or cancellation) must not reach
 	 * the broker before the referral, which it would refuse

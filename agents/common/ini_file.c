@@ -64,6 +64,18 @@ rete_err rete_ini_read(const char *path, ini_handler handler, void *user,
 	return RETE_OK;
 }
 
+bool rete_ini_key_again(rete_ini_keys *k, const char *name)
+{
+	if (strlen(name) >= sizeof(k->names[0]))
+		return false;
+	for (size_t i = 0; i < k->n; i++)
+		if (strcmp(k->names[i], name) == 0)
+			return true;
+	if (k->n < sizeof(k->names) / sizeof(k->names[0]))
+		snprintf(k->names[k->n++], sizeof(k->names[0]), "%s", name);
+	return false;
+}
+
 rete_err rete_ini_party_id(const char *section, const char *value, char *id, size_t idlen,
 			   rete_msg *m)
 {

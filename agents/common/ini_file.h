@@ -12,6 +12,7 @@
 #define RETE_INI_FILE_H
 
 #include <ini.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "error.h"
@@ -32,6 +33,19 @@ char *rete_ini_abs_path(const char *dir, const char *value);
 rete_err rete_ini_read(const char *path, ini_handler handler, void *user,
 		       const rete_err *handler_err, char **ini_path, char *dir, size_t dirlen,
 		       rete_msg *m);
+
+/* rete_ini_keys: the keys one section gave so far (a parser's, zeroed
+ * before the file is read). */
+typedef struct rete_ini_keys {
+	char names[32][32];
+	size_t n;
+} rete_ini_keys;
+
+/* rete_ini_key_again notes name as given in its section and says whether
+ * it was given before: a key given twice is refused, as rete-broker refuses
+ * it, rather than the last one taken silently. Names longer than 31 bytes
+ * or past the 32nd are not tracked (no known key is one). */
+bool rete_ini_key_again(rete_ini_keys *k, const char *name);
 
 /* rete_ini_party_id copies value, the `id` key of [section], into id
  * (idlen bytes; RETE_ID_MAX + 1 hold any party id). Errors: RETE_EINVAL

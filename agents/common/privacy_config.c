@@ -15,6 +15,7 @@ struct pc_parse {
 	char dir[PATH_MAX];
 	rete_msg *m;
 	rete_err err;
+	rete_ini_keys given; /* [privacy]'s keys so far */
 };
 
 /* pc_party notes the file's party id ([agent] id or [client] id), for the
@@ -41,6 +42,11 @@ static int pc_handler(void *user, const char *section, const char *name, const c
 	if (strcmp(section, "privacy") != 0) {
 		pc_party(cfg, section, name, value);
 		return 1; /* other sections belong to other tools */
+	}
+	if (rete_ini_key_again(&p->given, name)) {
+		p->err =
+		    rete_msg_set(p->m, RETE_EINVAL, "[privacy] %s: given twice; keep one", name);
+		return 0;
 	}
 	if (strcmp(name, "access_log") == 0) {
 		free(cfg->access_log);

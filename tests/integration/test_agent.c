@@ -1446,6 +1446,20 @@ static void test_unopenable_delivery(void **state)
 
 /* --- configuration mistakes are named, exit 2 ------------------------------ */
 
+/* agent_refuses runs rete-agent -c ini FLAG (flag "" to start it) and
+ * checks that it exits 2 saying said (under a timeout: an agent that takes
+ * the file starts, and runs). */
+static void agent_refuses(net *n, const char *ini, const char *flag, const char *said)
+{
+	char *out = NULL;
+	int rc = tu_run(&out, "timeout 60 '%s/rete-agent' -c '%s' %s", n->bin, ini, flag);
+	if (rc != 2 || strstr(out, said) == NULL)
+		fprintf(stderr, "rete-agent -c %s %s: exit %d: %s\n", ini, flag, rc, out);
+	assert_int_equal(rc, 2);
+	assert_non_null(strstr(out, said));
+	free(out);
+}
+
 static void test_config_errors(void **state)
 {
 	net *n = *state;
@@ -1467,19 +1481,45 @@ static void test_config_errors(void **state)
 	    {"[agent]\nid = social.mantova\nkey = ../keys/nobody.key\n"
 	     "broker = ipc:///nowhere\nbroker_key = ../keys/broker.mantova.pub\n",
 	     "nobody.key"},
+	    /* a key given twice: refused (the last one was taken silently) */
+	    {"[agent]\nid = social.mantova\nkey = ../keys/social.mantova.key\n"
+	     "broker = ipc:///nowhere\nbroker_key = ../keys/broker.mantova.pub\n"
+	     "[privacy]\nkeep_inbox = 30d\nkeep_inbox = 10y\n",
+	     "[privacy] keep_inbox: given twice; keep one"},
 	};
 	tu_path(ini, sizeof(ini), "%s/agents/bad.ini", n->dir);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		write_text(ini, cases[i].text);
-		int rc = tu_run(&out, "'%s/rete-agent' -c '%s'", n->bin, ini);
-		if (rc != 2 || strstr(out, cases[i].said) == NULL)
-			fprintf(stderr, "case %zu: exit %d: %s\n", i, rc, out);
-		assert_int_equal(rc, 2);
-		assert_non_null(strstr(out, cases[i].said));
-		free(out);
+		agent_refuses(n, ini, "", cases[i].said);
 	}
 	assert_int_equal(tu_run(&out, "'%s/rete-agent'", n->bin), 2);
 	free(out);
+	/* What the start would not get past, --check-config says too. A
+	 * metrics address of no interface of this host: the start refused
+	 * it, the check said "fine". */
+	struct {
+		const char *line, *said;
+	} checks[] = {
+	    {"broker = ipc:///nowhere\nmetrics = 192.0.2.1:9465\n",
+	     "no interface of this host has"},
+	    /* the store in a folder of the spool: it took its own data.mdb,
+	     * lock.mdb and persons.jsonl for outgoing files and moved them to
+	     * failed/ (persons.jsonl again at each sync, thousands of times) */
+	    {"broker = ipc:///nowhere\nspool = sp\ndata = sp/outbox\n",
+	     "/agents/sp/outbox is the spool's outbox/"},
+	    {"broker = ipc:///nowhere\nspool = sp\ndata = ./sp/inbox/\n",
+	     "/agents/sp/inbox is the spool's inbox/"},
+	};
+	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+		char text[1024];
+		snprintf(text, sizeof(text),
+			 "[agent]\nid = social.mantova\nkey = ../keys/social.mantova.key\n"
+			 "broker_key = ../keys/broker.mantova.pub\n%s",
+			 checks[i].line);
+		write_text(ini, text);
+		agent_refuses(n, ini, "--check-config", checks[i].said);
+		agent_refuses(n, ini, "", checks[i].said); /* and the start, at once */
+	}
 	/* `rete send --wait` with no agent running: queued, then exit 1 at
 	 * the timeout. */
 	write_agent_ini(n, P_SOCIAL);

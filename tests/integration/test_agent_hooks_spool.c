@@ -13,6 +13,18 @@
  *                            runs neither;
  *   hook_old_record          a hook record an older agent left (keyed by
  *                            log index) runs once and is rewritten;
+ *   hook_killed_whole        a hook that hangs in a command it started (a
+ *                            child of the hook's shell) is killed whole
+ *                            after hook_timeout, and at the agent's stop:
+ *                            nothing of it keeps running (nor runs beside
+ *                            its run again after the restart);
+ *   hook_not_found           on_message names no program: each hook's
+ *                            failure says so (not only "exited with 127"),
+ *                            and --check-config names it;
+ *   sealed_bounded           forty files in outbox/ and a broker that takes
+ *                            its time: the agent seals (and keeps in memory
+ *                            and in its store) a bounded number ahead of
+ *                            the submissions, not all forty at once;
  *   spool_lock               two agent.ini files with one spool and two
  *                            data folders: the second agent exits 2 naming
  *                            the first one's pid and the folder;
@@ -59,6 +71,7 @@ typedef struct hs_fx {
 	it_fake f;
 	pid_t second; /* a second agent, if one runs */
 	char hook_out[1300], release[1300], inbox[1300], log[1300], extra[1400];
+	char pids[1300]; /* pids of the commands the hooks started (killed at the teardown) */
 } hs_fx;
 
 /* hs_start starts the job centre's agent (with its hook, x->extra) and
@@ -78,12 +91,12 @@ static void hs_stop(hs_fx *x)
 	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
-/* hs_hook_net: a fake broker (with a real WELCOME for the job centre) and
- * the job centre's agent, whose hook writes "start INDEX PATH" to
- * DIR/hook.out, waits until DIR/release exists, then writes "done INDEX
- * PATH". The hook is exec'd, so the agent's kill after hook_timeout or at
- * its stop ends it. */
-static void hs_hook_net(hs_fx *x, const char *tag)
+/* hs_hook_net_with: a fake broker (with a real WELCOME for the job centre)
+ * and the job centre's agent, whose hook is the script body (DIR/hook.sh,
+ * its %1$s the path of DIR/hook.out, %2$s of DIR/release, %3$s of
+ * DIR/pids), run as "exec DIR/hook.sh", with more (NULL or "key = value\n"
+ * lines of [agent]) in agent.ini. */
+static void hs_hook_net_with(hs_fx *x, const char *tag, const char *body_fmt, const char *more)
 {
 	char script[1300], body[4000];
 	x->n = it_net_new(tag, NULL);
@@ -91,19 +104,64 @@ static void hs_hook_net(hs_fx *x, const char *tag)
 	it_fake_open(&x->f, x->n, it_real_welcome(x->n, IT_CPI));
 	tu_path(x->hook_out, sizeof(x->hook_out), "%s/hook.out", x->n->dir);
 	tu_path(x->release, sizeof(x->release), "%s/release", x->n->dir);
+	tu_path(x->pids, sizeof(x->pids), "%s/pids", x->n->dir);
 	tu_path(x->log, sizeof(x->log), "%s/cpi.mantova.log", x->n->dir);
 	it_spool(x->n, IT_CPI, "inbox", x->inbox, sizeof(x->inbox));
 	tu_path(script, sizeof(script), "%s/hook.sh", x->n->dir);
-	snprintf(body, sizeof(body),
-		 "#!/bin/sh\n"
-		 "echo \"start $RETE_INDEX $1\" >> '%s'\n"
-		 "while [ ! -e '%s' ]; do sleep 0.05; done\n"
-		 "echo \"done $RETE_INDEX $1\" >> '%s'\n",
-		 x->hook_out, x->release, x->hook_out);
+	snprintf(body, sizeof(body), body_fmt, x->hook_out, x->release, x->pids);
 	assert_int_equal(tu_write_file(script, body, strlen(body)), 0);
 	assert_int_equal(chmod(script, 0755), 0);
-	snprintf(x->extra, sizeof(x->extra), "on_message = exec %s\n", script);
+	snprintf(x->extra, sizeof(x->extra), "on_message = exec %s\n%s", script, more ? more : "");
 	hs_start(x);
+}
+
+/* hs_hook_net: hs_hook_net_with a hook that writes "start INDEX PATH" to
+ * DIR/hook.out, waits until DIR/release exists, then writes "done INDEX
+ * PATH". */
+static void hs_hook_net(hs_fx *x, const char *tag)
+{
+	hs_hook_net_with(x, tag,
+			 "#!/bin/sh\n"
+			 "echo \"start $RETE_INDEX $1\" >> '%1$s'\n"
+			 "while [ ! -e '%2$s' ]; do sleep 0.05; done\n"
+			 "echo \"done $RETE_INDEX $1\" >> '%1$s'\n",
+			 NULL);
+}
+
+/* hs_running: the process pid exists and is not a zombie (one that ended
+ * and waits for its parent to reap it has stopped running). */
+static bool hs_running(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	char *stat = tu_read_file(path, NULL);
+	const char *close = stat ? strrchr(stat, ')') : NULL;
+	bool running = close != NULL && close[1] == ' ' && close[2] != 'Z' && close[2] != 'X';
+	free(stat);
+	return running;
+}
+
+/* hs_kill_pids kills the `sleep`s listed in DIR/pids that still run (a
+ * test's cleanup: they are what a hook left behind). */
+static void hs_kill_pids(const char *pids)
+{
+	char *text = pids[0] ? tu_read_file(pids, NULL) : NULL;
+	for (char *p = text; p && *p;) {
+		char *end;
+		long pid = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+		char *comm = tu_read_file(path, NULL);
+		if (pid > 1 && comm && strncmp(comm, "sleep", 5) == 0)
+			kill((pid_t)pid, SIGKILL);
+		free(comm);
+		p = end;
+		while (*p == '\n')
+			p++;
+	}
+	free(text);
 }
 
 static int hs_setup(void **state)
@@ -120,6 +178,7 @@ static int hs_teardown(void **state)
 	bool bad = false;
 	if (x->second > 0)
 		it_stop(&x->second, SIGKILL, it_wait_ms());
+	hs_kill_pids(x->pids);
 	if (x->f.ctx != NULL)
 		it_fake_close(&x->f);
 	it_net_free(&x->n, false, &bad);
@@ -284,6 +343,221 @@ static void test_hook_old_record(void **state)
 	assert_int_equal(hs_lines(x->hook_out, "done 9 ", tail), 1);
 }
 
+static bool hs_wait_log(const char *path, const char *needle, int ms);
+
+/* hs_nth_pid: the pid on line k (from 1) of DIR/pids, 0 when there is none. */
+static pid_t hs_nth_pid(const hs_fx *x, int k)
+{
+	char *text = tu_read_file(x->pids, NULL);
+	long pid = 0;
+	char *p = text;
+	for (int i = 1; p && *p && i <= k; i++) {
+		char *end;
+		pid = strtol(p, &end, 10);
+		p = strchr(end, '\n');
+		p = p ? p + 1 : NULL;
+		if (i < k && p == NULL)
+			pid = 0;
+	}
+	free(text);
+	return (pid_t)pid;
+}
+
+/* hs_wait_gone waits (ms, scaled) until pid no longer runs. */
+static bool hs_wait_gone(pid_t pid, int ms)
+{
+	int64_t end = it_mono_ms() + it_scaled_ms(ms);
+	while (hs_running(pid)) {
+		if (it_mono_ms() >= end)
+			return false;
+		it_nap(20); /* polling another process's end: no event to wait on */
+	}
+	return true;
+}
+
+/* test_hook_killed_whole: a hook that hangs in a command of its own (an
+ * import that never returns, started by the hook's shell) is killed whole,
+ * once after hook_timeout and once at the agent's stop. Killing the hook's
+ * shell alone left the command running for ever: after a timeout, one
+ * more hung process per delivery; after a stop, the hook of that file ran
+ * again at the next start beside the old one still at work. */
+static void test_hook_killed_whole(void **state)
+{
+	hs_fx *x = *state;
+	it_msg a, b;
+	/* the hook starts a command that waits 10 minutes, notes its pid, and
+	 * waits for it; it never ends by itself */
+	hs_hook_net_with(x, "hooks-whole",
+			 "#!/bin/sh\n"
+			 "sleep 600 &\n"
+			 "echo $! >> '%3$s'\n"
+			 "echo \"start $RETE_INDEX $1\" >> '%1$s'\n"
+			 "wait\n",
+			 "hook_timeout = 1s\n");
+	assert_int_equal(it_referral(x->n, IT_SOCIAL, IT_CPI, "hk-whole-a", &a), RETE_OK);
+	hs_deliver(x, 3, &a);
+	assert_int_equal(hs_serve_for_lines(x, "start 3 ", "-referral.json", 1, HS_WAIT), 1);
+	pid_t first = hs_nth_pid(x, 1);
+	assert_true(first > 0);
+	assert_true(hs_wait_log(x->log, "was killed", HS_WAIT));
+	bool gone = hs_wait_gone(first, 10000);
+	if (!gone)
+		fprintf(stderr,
+			"the hook was killed after hook_timeout, the command it started "
+			"(pid %ld) still runs\n",
+			(long)first);
+	assert_true(gone);
+
+	/* At the stop: the agent waits 5 s for a hook, then kills it. */
+	hs_stop(x);
+	char *t = strstr(x->extra, "hook_timeout = 1s");
+	assert_non_null(t);
+	snprintf(t, sizeof(x->extra) - (size_t)(t - x->extra), "hook_timeout = 10m\n");
+	hs_start(x);
+	assert_int_equal(it_referral(x->n, IT_SOCIAL, IT_CPI, "hk-whole-b", &b), RETE_OK);
+	hs_deliver(x, 4, &b);
+	assert_int_equal(hs_serve_for_lines(x, "start 4 ", "-referral.json", 1, HS_WAIT), 1);
+	pid_t second = hs_nth_pid(x, 2);
+	assert_true(second > 0);
+	hs_stop(x);
+	gone = !hs_running(second);
+	if (!gone)
+		fprintf(stderr,
+			"the agent stopped, the command its hook started (pid %ld) still "
+			"runs, and the hook runs again at the next start\n",
+			(long)second);
+	assert_true(gone);
+	it_msg_free(&a);
+	it_msg_free(&b);
+}
+
+/* test_hook_not_found: on_message names a program that is not there (a
+ * typo, a hook not yet installed). Before, each delivery's hook logged
+ * "exited with 127" (the shell's code for a command not found), and
+ * --check-config said "fine". */
+static void test_hook_not_found(void **state)
+{
+	hs_fx *x = *state;
+	char hook[1300], ini[1400], *out = NULL;
+	it_msg a;
+	x->n = it_net_new("hook-missing", NULL);
+	assert_non_null(x->n);
+	it_fake_open(&x->f, x->n, it_real_welcome(x->n, IT_CPI));
+	tu_path(x->log, sizeof(x->log), "%s/cpi.mantova.log", x->n->dir);
+	tu_path(hook, sizeof(hook), "%s/no-such-hook", x->n->dir);
+	snprintf(x->extra, sizeof(x->extra), "on_message = %s --fast\n", hook);
+	hs_start(x);
+	assert_int_equal(it_referral(x->n, IT_SOCIAL, IT_CPI, "hk-missing-a", &a), RETE_OK);
+	hs_deliver(x, 3, &a);
+	assert_true(hs_wait_log(x->log, "exited with 127", HS_WAIT));
+	if (tu_occurrences(x->log, "no such command") == 0)
+		it_show(x->n, "cpi.mantova.log");
+	assert_true(tu_occurrences(x->log, "no such command") >= 1);
+	it_msg_free(&a);
+
+	tu_path(ini, sizeof(ini), "%s/agents/%s/agent.ini", x->n->dir, it_party_ids[IT_CPI]);
+	int rc = tu_run(&out, "'%s/rete-agent' -c '%s' --check-config", x->n->bin, ini);
+	if (rc != 2 || strstr(out, "[agent] on_message") == NULL)
+		fprintf(stderr, "--check-config: exit %d: %s\n", rc, out);
+	assert_int_equal(rc, 2);
+	assert_non_null(strstr(out, "[agent] on_message"));
+	assert_non_null(strstr(out, hook));
+	free(out);
+}
+
+/* --- how much the agent seals ahead ------------------------------------------- */
+
+/* hs_outbox_states counts the outbox records of the agent store in data
+ * (read with LMDB beside the running agent): *minted with an id alone
+ * (state byte 1), *sealed with their signed and sealed bytes (state 2);
+ * a record is version, state, ... (agent_db.c). */
+static void hs_outbox_states(const char *data, size_t *minted, size_t *sealed)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	*minted = *sealed = 0;
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+	assert_int_equal(mdb_env_open(env, data, MDB_RDONLY, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	if (mdb_dbi_open(txn, "outbox", 0, &dbi) == 0) {
+		assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+		for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			const uint8_t *b = v.mv_data;
+			*minted += v.mv_size >= 2 && b[1] == 1;
+			*sealed += v.mv_size >= 2 && b[1] == 2;
+		}
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+}
+
+/* test_sealed_bounded: the agent seals ahead of its submissions a bounded
+ * number of outbox files (twice max_inflight, at least 8), not every file
+ * at once. Before, a backlog (a broker down for a day, then back) was
+ * sealed whole, and each sealed message stays in memory until its answer:
+ * 100 files of 2 MB took the agent to 267 MB; a backlog larger than the
+ * machine's memory was killed, and sealed whole again at each restart. */
+static void test_sealed_bounded(void **state)
+{
+	hs_fx *x = *state;
+	char data[1300], out[1300], name[64], text[2048];
+	x->n = it_net_new("sealed-bounded", NULL);
+	assert_non_null(x->n);
+	it_fake_open(&x->f, x->n, it_real_welcome(x->n, IT_CPI));
+	x->f.mute = true; /* SUBMITs are counted, never answered */
+	tu_path(x->log, sizeof(x->log), "%s/cpi.mantova.log", x->n->dir);
+	snprintf(x->extra, sizeof(x->extra), "max_inflight = 2\n");
+	hs_start(x);
+	it_spool(x->n, IT_CPI, "outbox", out, sizeof(out));
+	tu_path(data, sizeof(data), "%s/agents/%s/data", x->n->dir, it_party_ids[IT_CPI]);
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "sb-%02d.json", i);
+		snprintf(text, sizeof(text),
+			 "{\"id\": \"sealed-bound-%02d\", \"operator\": {\"staffId\": \"cpi-017\", "
+			 "\"role\": \"employment-counsellor\"}, \"recipient\": \"%s\", "
+			 "\"caseId\": \"cpi-2026-%04d\", \"referral\": {\"service\": \"%s\", "
+			 "\"priority\": \"routine\", \"reasonCode\": \"long-term-unemployment\", "
+			 "\"consent\": {\"basis\": \"consent\", \"givenAt\": "
+			 "\"2026-11-20T09:30:00Z\", \"reference\": \"CONS-2026-0412\"}, "
+			 "\"ageBand\": \"adult\"}, \"private\": {\"person\": {\"name\": \"Paolo "
+			 "Neri\"}, "
+			 "\"reason\": \"A backlog.\"}}",
+			 i, it_party_ids[IT_SOCIAL], i, it_service[IT_SOCIAL]);
+		it_outbox_put(x->n, IT_CPI, name, text);
+	}
+	/* all forty taken in (ids recorded), and two submitted (max_inflight) */
+	size_t minted = 0, sealed = 0;
+	int64_t end = it_mono_ms() + it_scaled_ms(HS_WAIT);
+	while (it_mono_ms() < end) {
+		int never = 0;
+		it_fake_serve(&x->f, &never, 1, 100);
+		hs_outbox_states(data, &minted, &sealed);
+		if (minted + sealed == 40 && x->f.submits >= 2)
+			break;
+	}
+	if (minted + sealed != 40 || x->f.submits < 2)
+		it_show(x->n, "cpi.mantova.log");
+	assert_int_equal(minted + sealed, 40);
+	assert_true(x->f.submits >= 2);
+	/* and a while longer (resubmissions after 2 s), nothing more sealed */
+	int never = 0;
+	it_fake_serve(&x->f, &never, 1, 3000);
+	hs_outbox_states(data, &minted, &sealed);
+	if (sealed > 8)
+		fprintf(stderr,
+			"%zu of 40 outbox files sealed at once with max_inflight = 2 "
+			"(each kept in memory until its answer)\n",
+			sealed);
+	assert_true(sealed >= 2);
+	assert_true(sealed <= 8);
+}
+
 /* --- the spool's lock ----------------------------------------------------------- */
 
 /* hs_wait_log waits until the log at path holds needle. */
@@ -402,6 +676,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_hook_same_index_live, hs_setup, hs_teardown),
 	    cmocka_unit_test_setup_teardown(test_hook_same_index_restart, hs_setup, hs_teardown),
 	    cmocka_unit_test_setup_teardown(test_hook_old_record, hs_setup, hs_teardown),
+	    cmocka_unit_test_setup_teardown(test_hook_killed_whole, hs_setup, hs_teardown),
+	    cmocka_unit_test_setup_teardown(test_hook_not_found, hs_setup, hs_teardown),
+	    cmocka_unit_test_setup_teardown(test_sealed_bounded, hs_setup, hs_teardown),
 	    cmocka_unit_test_setup_teardown(test_spool_lock, hs_setup, hs_teardown),
 	    cmocka_unit_test_setup_teardown(test_inbox_sweep, hs_setup, hs_teardown),
 	};

@@ -73,6 +73,29 @@ static void test_config_paths_and_defaults(void **state)
 	agent_config_free(&cfg);
 }
 
+/* load_refused writes text as b.ini (ini its path) and checks that
+ * agent_config_load refuses it, saying said; load_ok that it takes it. */
+static void load_refused(const char *ini, const char *text, const char *said)
+{
+	agent_config cfg;
+	rete_msg m;
+	put("b.ini", text);
+	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_EINVAL);
+	if (strstr(m.text, said) == NULL)
+		fail_msg("'%s' said '%s', not '%s'", text, m.text, said);
+	agent_config_free(&cfg);
+}
+
+static void load_ok(const char *ini, const char *text)
+{
+	agent_config cfg;
+	rete_msg m;
+	put("b.ini", text);
+	if (agent_config_load(ini, &cfg, &m) != RETE_OK)
+		fail_msg("'%s' refused: %s", text, m.text);
+	agent_config_free(&cfg);
+}
+
 static void test_config_refusals(void **state)
 {
 	(void)state;
@@ -119,6 +142,34 @@ static void test_config_refusals(void **state)
 	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_OK);
 	assert_int_equal(cfg.witness_patience_ms, 7200000);
 	agent_config_free(&cfg);
+	/* a key given twice: the last one is taken (tools append a key to
+	 * override one), and which keys were is kept for the start's warning
+	 * and --check-config's note */
+	put("b.ini", "[agent]\nid = cpi.mantova\nkey = k\nbroker = tcp://127.0.0.1:1\n"
+		     "broker_key = b.pub\nwitness = 2s\nwitness_patience = 1h\nspool = /srv/a\n"
+		     "witness = 1s\nspool = /srv/b\nwitness = 3s\n");
+	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_OK);
+	assert_string_equal(cfg.twice, "witness, spool");
+	assert_string_equal(cfg.spool, "/srv/b");
+	assert_int_equal(cfg.witness_ms, 3000);
+	agent_config_free(&cfg);
+	/* data: never one of the spool's folders, however spelt (cfg_places) */
+	char norm[256];
+	path_norm("/a//b/./c/../d/", norm, sizeof(norm));
+	assert_string_equal(norm, "/a/b/d");
+	path_norm("/..", norm, sizeof(norm));
+	assert_string_equal(norm, "/");
+	char sp[1100], link[1200];
+	snprintf(sp, sizeof(sp), "%s/sp", dir);
+	assert_int_equal(agent_spool_prepare(sp, &m), RETE_OK);
+	snprintf(link, sizeof(link), "%s/store-link", dir);
+	assert_int_equal(symlink("sp/sent", link), 0);
+	load_refused(ini,
+		     "[agent]\nid = cpi.mantova\nkey = k\nbroker = tcp://127.0.0.1:1\n"
+		     "broker_key = b.pub\nspool = sp\ndata = store-link\n",
+		     "store-link is the spool's sent/");
+	load_ok(ini, "[agent]\nid = cpi.mantova\nkey = k\nbroker = tcp://127.0.0.1:1\n"
+		     "broker_key = b.pub\nspool = sp\ndata = sp\n"); /* the spool's root */
 	snprintf(ini, sizeof(ini), "%s/none.ini", dir);
 	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_EIO);
 	assert_non_null(strstr(m.text, "none.ini"));

@@ -14,7 +14,11 @@
  * - an expired person-index record of another sender whose id is a prefix
  *   of ours ("social" and "social.mantova") with the id of one of our
  *   messages does not make the agent forget that message: its delivery is
- *   still recorded and in the person's answer.
+ *   still recorded and in the person's answer;
+ * - a refused file's sentences (which quote what they refuse) go to its
+ *   failed/NAME.error.json, never to the agent's log: a person's name and
+ *   fiscal code in a code's place, or a name in Latin-1 bytes, stay out
+ *   of the journal, which no retention and no `rete sar` reaches.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -580,6 +584,68 @@ static void test_sar_refused_copy(void **state)
 	free(out);
 }
 
+/* test_log_quotes_no_file: what a file holds never reaches the agent's
+ * log. Before, the log line of a refusal carried its sentence, and the
+ * sentences quote what they refuse: "referral.priority: 'Maria Rossi
+ * RSSMRA85M41E897X' is not accepted", or the parser's "unable to decode
+ * byte 0xf2 near '\"Niccol'": the person's data in the journal, outside
+ * keep_failed and every subject-access answer. The sentences stay in
+ * failed/NAME.error.json (beside the file, which holds them anyway); the
+ * log names the fields and that file. */
+static void test_log_quotes_no_file(void **state)
+{
+	it_net *n = net_up(state, "privfiles-log");
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	char text[2048], failed[1300], path[1500], log[1300];
+	it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	/* her name and fiscal code where the priority's code goes */
+	referral(text, sizeof(text), "log-quote-1", "Maria Rossi", MOTHER_FC);
+	char *pr = strstr(text, "\"routine\"");
+	assert_non_null(pr);
+	char moved[2048];
+	snprintf(moved, sizeof(moved), "%.*s\"Anna Verdi " SON_FC "\"%s", (int)(pr - text), text,
+		 pr + strlen("\"routine\""));
+	put_outbox(n, IT_SOCIAL, "priority.json", moved, 0);
+	/* her fiscal code as a key's name (unknown to the schema) */
+	referral(text, sizeof(text), "log-quote-3", "Maria Rossi", MOTHER_FC);
+	char *ref = strstr(text, "\"referral\": {");
+	assert_non_null(ref);
+	snprintf(moved, sizeof(moved), "%.*s\"referral\": {\"" SON_FC "\": 1, %s",
+		 (int)(ref - text), text, ref + strlen("\"referral\": {"));
+	put_outbox(n, IT_SOCIAL, "key.json", moved, 0);
+	/* a file written in Latin-1: not UTF-8, not JSON */
+	referral(text, sizeof(text), "log-quote-2", "Niccol\xf2 Bianchi", SON_FC);
+	put_outbox(n, IT_SOCIAL, "latin1.json", text, 0);
+	snprintf(path, sizeof(path), "%s/priority.json.error.json", failed);
+	expect_file(n, IT_SOCIAL, path, "priority.json was not refused");
+	char *err = tu_read_file(path, NULL);
+	assert_non_null(err);
+	assert_non_null(strstr(err, "is not accepted; accepted: routine")); /* the sentence */
+	free(err);
+	snprintf(path, sizeof(path), "%s/latin1.json.error.json", failed);
+	expect_file(n, IT_SOCIAL, path, "latin1.json was not refused");
+	err = tu_read_file(path, NULL);
+	assert_non_null(err);
+	assert_non_null(strstr(err, "unable to decode byte 0xf2"));
+	free(err);
+	assert_true(it_wait_occurrences(log, "moved to failed/latin1.json", 1, 30000));
+	assert_true(it_wait_occurrences(log, "moved to failed/key.json", 1, 30000));
+	assert_true(it_wait_occurrences(log, "moved to failed/priority.json", 1, 30000));
+	static const char *const never[] = {"Anna Verdi", SON_FC, "Niccol"};
+	for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
+		if (tu_occurrences(log, never[i]) != 0) {
+			it_show(n, "social.mantova.log");
+			fail_msg("the agent's log quotes '%s' from a refused file", never[i]);
+		}
+	/* what it says instead: the fields, the position, the answer's file */
+	assert_true(tu_occurrences(log, "referral.priority") >= 1);
+	assert_true(tu_occurrences(log, "failed/priority.json.error.json") >= 1);
+	assert_true(tu_occurrences(log, "line 1, column") >= 1);
+	assert_true(tu_occurrences(log, "failed/latin1.json.error.json") >= 1);
+}
+
 /* crash_move does by hand what the agent's move of outbox/NAME to SUB/NAME
  * (sent/ at its receipt, failed/ at its refusal) does: the file linked
  * under its name there, its answer (SUFFIX) written beside it naming the
@@ -1123,6 +1189,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_prefix_sender, it_teardown),
 	    cmocka_unit_test_teardown(test_records_while_file_held, it_teardown),
 	    cmocka_unit_test_teardown(test_sar_refused_copy, it_teardown),
+	    cmocka_unit_test_teardown(test_log_quotes_no_file, it_teardown),
 	    cmocka_unit_test_teardown(test_refused_after_sealing_renamed, it_teardown),
 	    cmocka_unit_test_teardown(test_crash_after_move_failed, it_teardown),
 	    cmocka_unit_test_teardown(test_crash_after_move_sent, it_teardown),

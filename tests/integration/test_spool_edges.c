@@ -18,6 +18,13 @@
  *   too_large        a referral over the broker's max_frame (told in
  *                    WELCOME): `too-large` in failed/ naming the limit; the
  *                    agent goes on;
+ *   link_in_flight   a symbolic link renamed over a file whose SUBMIT
+ *                    waits for its receipt: the link is refused
+ *                    (not-a-file) and the receipt still goes to sent/,
+ *                    with the message as it was signed and sent;
+ *   gone_at_restart  the same across a stop: a file whose SUBMIT waited
+ *                    when the agent stopped, and that was removed before
+ *                    it started again, is submitted again and answered;
  *   inbox_full       the recipient's inbox/ on a full file system: no ack,
  *                    and once space comes back the file is written once and
  *                    the referral is received.
@@ -416,21 +423,28 @@ static void test_two_agents(void **state)
 
 /* --- 6a: a file replaced while its SUBMIT waits for the receipt ------------------ */
 
+/* in_flight starts the network, sends one referral to warm up (connected,
+ * the directory in hand), stops the broker (SIGSTOP) and puts the referral
+ * id as outbox/name: its SUBMIT waits for its answer when this returns. */
+static void in_flight(fx *f, const char *sent, const char *name, const char *id)
+{
+	char said[200];
+	start_net(f);
+	sent_receipted(f, sent, "warm.json", "flight-warm");
+	assert_int_equal(kill(f->n->broker_pid, SIGSTOP), 0);
+	put_referral(f, IT_SOCIAL, name, id, 0);
+	snprintf(said, sizeof(said), "submitted %s", id);
+	assert_true(wait_log(f, IT_SOCIAL, said, 1, 30000));
+}
+
 static void test_replaced_in_flight(void **state)
 {
 	fx *f = *state;
-	start_net(f);
 	char sent[1300], out[1300], inbox[1300];
 	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
 	it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out));
 	it_spool(f->n, IT_CPI, "inbox", inbox, sizeof(inbox));
-	/* warm up: the agent is connected and has the directory */
-	sent_receipted(f, sent, "warm.json", "repl-warm");
-
-	/* The broker is stopped: the SUBMIT of x.json waits for its answer. */
-	assert_int_equal(kill(f->n->broker_pid, SIGSTOP), 0);
-	put_referral(f, IT_SOCIAL, "x.json", "repl-first", 0);
-	assert_true(wait_log(f, IT_SOCIAL, "submitted repl-first", 1, 30000));
+	in_flight(f, sent, "x.json", "repl-first");
 	/* another file is renamed over it */
 	put_referral(f, IT_SOCIAL, "x.json", "repl-second", 0);
 	assert_int_equal(kill(f->n->broker_pid, SIGCONT), 0);
@@ -516,6 +530,72 @@ static void test_odd_names(void **state)
 	char log[1400];
 	agent_log_path(f, IT_SOCIAL, log, sizeof(log));
 	assert_int_equal(count_lines_in(log, "folder.json"), 1);
+}
+
+/* --- a link where a file in flight was ----------------------------------------- */
+
+static void test_link_in_flight(void **state)
+{
+	fx *f = *state;
+	char sent[1300], failed[1300], out[1300], inbox[1300], tmp[1500], path[1500];
+	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	it_spool(f->n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out));
+	it_spool(f->n, IT_CPI, "inbox", inbox, sizeof(inbox));
+	in_flight(f, sent, "y.json", "link-first");
+	/* a symbolic link is renamed over it, and refused */
+	snprintf(tmp, sizeof(tmp), "%s/.y.tmp", out);
+	snprintf(path, sizeof(path), "%s/y.json", out);
+	assert_int_equal(symlink("/etc/hostname", tmp), 0);
+	assert_int_equal(rename(tmp, path), 0);
+	char *e = wait_answer(failed, ".error.json", "file", "y.json", 30000);
+	assert_non_null(e);
+	free(e);
+	assert_int_equal(kill(f->n->broker_pid, SIGCONT), 0);
+
+	/* the message was submitted: logged and delivered; its receipt is the
+	 * agency's record of it and must reach sent/ */
+	assert_true(wait_count_with(inbox, "\"link-first\"", 1, 30000));
+	char *r = wait_answer(sent, ".receipt.json", "messageId", "link-first", 30000);
+	if (r == NULL) {
+		it_show(f->n, "social.mantova.log");
+		fprintf(stderr, "link-first was logged and delivered, and its receipt never "
+				"reached sent/: the agent forgot the file in flight when a link "
+				"took its name\n");
+	}
+	assert_non_null(r);
+	char name[600];
+	snprintf(name, sizeof(name), "%.*s", (int)(strlen(r) - strlen(".receipt.json")), r);
+	snprintf(path, sizeof(path), "%s/%s", sent, name);
+	assert_int_equal(count_in(path, "link-first"), 1); /* the message as sent */
+	free(r);
+}
+
+static void test_gone_at_restart(void **state)
+{
+	fx *f = *state;
+	char sent[1300], out[1300], inbox[1300], path[1500];
+	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out));
+	it_spool(f->n, IT_CPI, "inbox", inbox, sizeof(inbox));
+	in_flight(f, sent, "z.json", "gone-first");
+	/* the agent stops while the SUBMIT waits; the file is removed */
+	int st = it_stop(&f->n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms());
+	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	snprintf(path, sizeof(path), "%s/z.json", out);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(kill(f->n->broker_pid, SIGCONT), 0);
+	assert_true(wait_count_with(inbox, "\"gone-first\"", 1, 30000)); /* logged */
+	assert_true(it_agent_start(f->n, IT_SOCIAL));
+	char *r = wait_answer(sent, ".receipt.json", "messageId", "gone-first", 30000);
+	if (r == NULL) {
+		it_show(f->n, "social.mantova.log");
+		fprintf(stderr, "gone-first was logged and delivered; after the restart its "
+				"record was forgotten and its receipt never reached sent/\n");
+	}
+	assert_non_null(r);
+	free(r);
+	assert_int_equal(count_with(inbox, "\"gone-first\""), 1);
 }
 
 /* --- 6c: never overwrite a file the agent did not write ----------------------------- */
@@ -748,11 +828,15 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_two_agents, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_replaced_in_flight, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_odd_names, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_link_in_flight, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_gone_at_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_receipt_name_taken, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_other_filesystem, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unmovable_said_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inbox_full, setup, teardown),
 	};
+	if (getenv("RETE_TEST_ONLY") != NULL) /* e.g. RETE_TEST_ONLY=test_link_in_flight */
+		cmocka_set_test_filter(getenv("RETE_TEST_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
