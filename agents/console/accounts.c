@@ -127,7 +127,7 @@ static void dummy_make(void)
 }
 
 rete_err console_accounts_check(const char *path, const char *user, const char *password,
-				rete_msg *m)
+				uint8_t stamp[CONSOLE_STAMP_LEN], rete_msg *m)
 {
 	struct find f = {.user = user};
 	rete_err err;
@@ -142,8 +142,14 @@ rete_err console_accounts_check(const char *path, const char *user, const char *
 				dummy_hash[0] = '\0'; /* a random password guessed: never again */
 		return rete_msg_set(m, RETE_EREFUSED, "wrong user or password");
 	}
-	if (crypto_pwhash_str_verify(f.hash, password, strlen(password)) != 0)
+	if (crypto_pwhash_str_verify(f.hash, password, strlen(password)) != 0) {
+		sodium_memzero(f.hash, sizeof(f.hash));
 		return rete_msg_set(m, RETE_EREFUSED, "wrong user or password");
+	}
+	if (stamp != NULL) /* of the line checked, not of the file later */
+		crypto_generichash(stamp, CONSOLE_STAMP_LEN, (const uint8_t *)f.hash,
+				   strlen(f.hash), NULL, 0);
+	sodium_memzero(f.hash, sizeof(f.hash));
 	return RETE_OK;
 }
 
@@ -208,7 +214,7 @@ rete_err console_accounts_set(const char *path, const char *user, const char *pa
 
 /* ---- sessions ---------------------------------------------------------------- */
 
-#define STAMP_LEN 16
+#define STAMP_LEN CONSOLE_STAMP_LEN
 
 struct session {
 	char token[CONSOLE_TOKEN_HEX + 1];
@@ -242,7 +248,8 @@ static bool account_stamp(const char *path, const char *user, uint8_t stamp[STAM
 	return true;
 }
 
-void console_session_new(const char *user, int64_t now_ms, char token[CONSOLE_TOKEN_HEX + 1])
+void console_session_new(const char *user, int64_t now_ms, const uint8_t given[CONSOLE_STAMP_LEN],
+			 char token[CONSOLE_TOKEN_HEX + 1])
 {
 	uint8_t raw[CONSOLE_TOKEN_HEX / 2], stamp[STAMP_LEN] = {0};
 	char path[sizeof(sess_accounts)];
@@ -251,7 +258,9 @@ void console_session_new(const char *user, int64_t now_ms, char token[CONSOLE_TO
 	pthread_mutex_lock(&sess_lock);
 	memcpy(path, sess_accounts, sizeof(path));
 	pthread_mutex_unlock(&sess_lock);
-	if (path[0] != '\0')
+	if (given != NULL)
+		memcpy(stamp, given, STAMP_LEN);
+	else if (path[0] != '\0')
 		account_stamp(path, user, stamp);
 	pthread_mutex_lock(&sess_lock);
 	size_t pick = 0;

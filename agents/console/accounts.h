@@ -38,11 +38,16 @@ bool console_user_valid(const char *s);
  * the file and the line; a file whose mode lets others in: 077 bits). */
 rete_err console_accounts_count(const char *path, size_t *n, rete_msg *m);
 
-/* console_accounts_check: RETE_OK when user's password is right;
- * RETE_EREFUSED otherwise (an unknown user costs the same time as a known
- * one). RETE_EIO/RETE_EINVAL as above. */
+/* A digest of an account's line (its password's hash): a session keeps
+ * the one of the line its password was checked against. */
+#define CONSOLE_STAMP_LEN 16
+
+/* console_accounts_check: RETE_OK when user's password is right, and then
+ * *stamp (may be NULL) the digest of the very line it was checked against,
+ * for console_session_new; RETE_EREFUSED otherwise (an unknown user costs
+ * the same time as a known one). RETE_EIO/RETE_EINVAL as above. */
 rete_err console_accounts_check(const char *path, const char *user, const char *password,
-				rete_msg *m);
+				uint8_t stamp[CONSOLE_STAMP_LEN], rete_msg *m);
 
 /* console_accounts_set sets (adds or replaces) user's password in the file
  * at path, writing a new file (0600) and renaming it over the old one.
@@ -60,9 +65,13 @@ rete_err console_accounts_set(const char *path, const char *user, const char *pa
 void console_sessions_accounts(const char *path);
 
 /* console_session_new makes a session for user at now_ms and writes its
- * token (CONSOLE_TOKEN_HEX hex digits and a NUL) into token. The oldest
- * session is dropped when the table is full. */
-void console_session_new(const char *user, int64_t now_ms, char token[CONSOLE_TOKEN_HEX + 1]);
+ * token (CONSOLE_TOKEN_HEX hex digits and a NUL) into token. stamp is
+ * console_accounts_check's of the sign-in: the session lives while the
+ * user's line is that one (a password changed between the check and this
+ * call ends it at its first look). NULL: the line as the file holds it
+ * now. The oldest session is dropped when the table is full. */
+void console_session_new(const char *user, int64_t now_ms, const uint8_t stamp[CONSOLE_STAMP_LEN],
+			 char token[CONSOLE_TOKEN_HEX + 1]);
 
 /* console_session_user: the user of the live session with token (copied
  * into user, CONSOLE_USER_MAX + 1 bytes), its idle time restarted; false

@@ -959,7 +959,8 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		sodium_memzero(pw, sizeof(pw));
 		return;
 	}
-	bool ok = console_accounts_check(c->users_path, user, pw, &m) == RETE_OK;
+	uint8_t stamp[CONSOLE_STAMP_LEN];
+	bool ok = console_accounts_check(c->users_path, user, pw, stamp, &m) == RETE_OK;
 	sodium_memzero(pw, sizeof(pw));
 	console_throttle_note(user, rq->client, ok, now);
 	pthread_mutex_unlock(&login_lock);
@@ -977,7 +978,7 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		return;
 	}
 	char token[CONSOLE_TOKEN_HEX + 1], cookie[200];
-	console_session_new(user, now, token);
+	console_session_new(user, now, stamp, token); /* the line checked */
 	/* no Max-Age: the cookie ends with the browser (the next person at a
 	 * shared PC signs in); the session itself ends sooner when idle */
 	snprintf(cookie, sizeof(cookie),
