@@ -679,17 +679,47 @@ static bool console_host_ok(const rete_http_req *rq)
 	return inet_pton(AF_INET6, name, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
+/* The console's pages. static/NAME.html holds a page's own part (its
+ * <main>); static/frame.html what they all share (the head, the header
+ * with the navigation, the footer), with markers send_page fills in:
+ * @title@, @page@ (the NAME), @chart@ (the chart library's script, for the
+ * pages that draw), @here:NAME@ (class="here" on this page's link),
+ * @signout@ (the sign-out link, with accounts) and @main@ (the page's
+ * part). The first is the page of "/". */
+static const struct console_page {
+	const char *path;  /* "/salute" */
+	const char *name;  /* "salute": its file and its body's data-page */
+	const char *title; /* after "rete · " */
+	bool chart;	   /* loads /lib/chart.min.js */
+} console_pages[] = {
+    {"/panoramica", "panoramica", "Panoramica", false},
+    {"/flussi", "flussi", "Flussi", true},
+    {"/andamento", "andamento", "Andamento", true},
+    {"/rapporto", "rapporto", "Rapporto", false},
+    {"/caso", "caso", "Caso", false},
+    {"/salute", "salute", "Salute", false},
+};
+
 /* next_ok: s is a page of the console to go back to after the sign-in: a
  * path ("/caso?case=mn-2026-0999&lang=it") of letters, digits and
  * / ? = & . , _ : -, at most 200, not "//" (another site's address) */
 static bool next_ok(const char *s)
 {
 	size_t n = s ? strlen(s) : 0;
-	if (n < 1 || n > 200 || s[0] != '/' || s[1] == '/')
+	if (n < 1 || n > 200 || s[0] != '/' || s[1] == '/' ||
+	    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/?=&.,_:-") !=
+		n)
 		return false;
-	return strspn(s,
-		      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/?=&.,_:-") ==
-	       n;
+	/* a page, with its query: not /api/..., /logout or a file, which a
+	 * link would have the browser fetch in the user's name at sign-in */
+	size_t path = strcspn(s, "?");
+	if (path == 1)
+		return true; /* "/" */
+	for (size_t i = 0; i < sizeof(console_pages) / sizeof(console_pages[0]); i++)
+		if (strlen(console_pages[i].path) == path &&
+		    strncmp(s, console_pages[i].path, path) == 0)
+			return true;
+	return false;
 }
 
 /* page_url writes rq's path and the pages' query arguments it has into out
@@ -1013,27 +1043,6 @@ static void route_logout(void *ctx, const rete_http_req *rq, rete_http_answer *a
 			 SESSION_COOKIE "=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0");
 	rete_http_header(a, "Location", "/login");
 }
-
-/* The console's pages. static/NAME.html holds a page's own part (its
- * <main>); static/frame.html what they all share (the head, the header
- * with the navigation, the footer), with markers send_page fills in:
- * @title@, @page@ (the NAME), @chart@ (the chart library's script, for the
- * pages that draw), @here:NAME@ (class="here" on this page's link),
- * @signout@ (the sign-out link, with accounts) and @main@ (the page's
- * part). The first is the page of "/". */
-static const struct console_page {
-	const char *path;  /* "/salute" */
-	const char *name;  /* "salute": its file and its body's data-page */
-	const char *title; /* after "rete · " */
-	bool chart;	   /* loads /lib/chart.min.js */
-} console_pages[] = {
-    {"/panoramica", "panoramica", "Panoramica", false},
-    {"/flussi", "flussi", "Flussi", true},
-    {"/andamento", "andamento", "Andamento", true},
-    {"/rapporto", "rapporto", "Rapporto", false},
-    {"/caso", "caso", "Caso", false},
-    {"/salute", "salute", "Salute", false},
-};
 
 static void send_page(rete_http_answer *a, const struct console_page *pg, bool auth, bool case_link)
 {

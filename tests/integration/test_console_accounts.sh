@@ -173,7 +173,10 @@ code=$("${C[@]}" -D "$DIR/hs.txt" -o /dev/null -w '%{http_code}' -H "Origin: htt
 	fail "a same-origin login was answered $code"
 
 # after the sign-in, the page asked (next=), only a path of the console
-for nx in '//evil.example/x' 'https://evil.example/' '/\evil.example'; do
+# ... a page: not an API call, the sign-out or a file, which a link would
+# have the browser fetch in the user's name (and the access record say so)
+for nx in '//evil.example/x' 'https://evil.example/' '/\evil.example' '/api/case?case=mn-1' \
+	'/api/evidence?sender=x&id=y' '/logout' '/static/app.js' '/panoramica/../api/case'; do
 	loc=$("${C[@]}" -o /dev/null -w '%{redirect_url}' --data-urlencode user=alice \
 		--data-urlencode 'password=correct horse battery' --data-urlencode "next=$nx" "$URL/login")
 	[ "$loc" = "$URL/" ] || fail "next=$nx led to $loc"
