@@ -1146,6 +1146,17 @@ static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer 
 	console_record(c, rq, "overview");
 	pthread_mutex_lock(&c->lock);
 	json_t *mon = monitor_to_json(c->mc.mo, rete_now_ms(), NULL);
+	/* the steering group: how many referrals are overdue, not which (each
+	 * row names a referral, its agencies, its service and its dates) */
+	json_t *ov = mon ? json_object_get(mon, "overdue") : NULL;
+	if (ov != NULL && console_steering(c, who_)) {
+		size_t n = json_array_size(ov);
+		if (json_object_set_new(mon, "overdueCount", json_integer((json_int_t)n)) != 0 ||
+		    json_object_set_new(mon, "overdue", json_array()) != 0) {
+			json_decref(mon);
+			mon = NULL;
+		}
+	}
 	json_t *o =
 	    mon ? json_pack("{s:s, s:s, s:O, s:O, s:o, s:I}", "party", c->mc.cfg.id, "timeZone",
 			    c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome", "names",

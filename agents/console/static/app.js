@@ -100,9 +100,13 @@
     // overdue first: who waits on whom, since when, how late
     const ol = clear("overdue");
     const cnt = document.getElementById("overdue-count");
-    cnt.textContent = String(mon.overdue.length);
-    cnt.dataset.n = String(mon.overdue.length);
-    if (mon.overdue.length === 0) ol.append(el("li", { cls: "none-item", text: t("overdue.none") }));
+    // the steering group gets their number only (overdueCount), not the rows
+    const nOver = mon.overdueCount !== undefined ? mon.overdueCount : mon.overdue.length;
+    cnt.textContent = String(nOver);
+    cnt.dataset.n = String(nOver);
+    if (mon.overdueCount !== undefined && nOver > 0)
+      ol.append(el("li", { cls: "none-item", text: t("overdue.count-only", { n: nOver }) }));
+    else if (nOver === 0) ol.append(el("li", { cls: "none-item", text: t("overdue.none") }));
     for (const r of mon.overdue) {
       const main = el("div", { cls: "main" });
       const w = t("overdue.waits", { req: "\u0001", perf: "\u0002" }).split(/(\u0001|\u0002)/);
