@@ -633,7 +633,10 @@ static bool shared_port(const char *a, const char *b)
 	size_t na = (size_t)(ca - a - 6), nb = (size_t)(cb - b - 6);
 	bool any_a = (na == 1 && a[6] == '*') || (na == 7 && strncmp(a + 6, "0.0.0.0", 7) == 0);
 	bool any_b = (nb == 1 && b[6] == '*') || (nb == 7 && strncmp(b + 6, "0.0.0.0", 7) == 0);
-	return any_a || any_b || (na == nb && strncmp(a + 6, b + 6, na) == 0);
+	/* '*' is every IPv4 address here: an IPv6 one ([::1], the metrics'
+	 * only) is bound apart (IPV6_V6ONLY) */
+	bool v6 = a[6] == '[' || b[6] == '[';
+	return (!v6 && (any_a || any_b)) || (na == nb && strncmp(a + 6, b + 6, na) == 0);
 }
 
 static void load_broker(struct parse *p, broker_config *c)

@@ -213,6 +213,10 @@ expect 2 "[broker] metrics: '127.0.0.1:7700' is on the port listen" "a port of t
 sed -i -e 's#^metrics = 127.0.0.1:7700$#metrics = 127.0.0.1:9464#' "$bini"
 run rete-broker -c "$bini" --check-config
 expect 0 "fine"
+what="broker: metrics on IPv6 beside listen on every IPv4 address, one port"
+sed -i -e 's#^metrics = 127.0.0.1:9464$#metrics = [::1]:7700#' -e 's#^listen = .*#listen = tcp://*:7700#' "$bini"
+run rete-broker -c "$bini" --check-config
+expect 0 "fine"
 mv "$bini.orig" "$bini"
 what="broker: events = tcp://127.0.0.1:65536"
 with_key "$bini" events "tcp://127.0.0.1:65536" rete-broker -c "$bini" --check-config
