@@ -1917,6 +1917,24 @@ static void route_evidence(void *ctx, const rete_http_req *rq, rete_http_answer 
 				 id, sender, m.text[0] ? m.text : rete_strerror(e));
 		return;
 	}
+	/* checked as rete evidence export checks it, with the broker's pinned
+	 * key: a bundle that would not hold (answers of a broker that lie) is
+	 * not handed on as evidence */
+	rete_evidence_opts vo;
+	const char *part = NULL;
+	memset(&vo, 0, sizeof(vo));
+	if ((e = rete_keyfile_load_public(c->mc.cfg.broker_key_path, &vo.broker_key, &m)) ==
+	    RETE_OK)
+		e = rete_evidence_verify(text, strlen(text), &vo, NULL, &part, &m);
+	if (e != RETE_OK) {
+		a->status = part != NULL && e != RETE_EIO && e != RETE_ENOMEM ? 502 : 500;
+		rete_http_printf(a,
+				 "rete console: the evidence bundle of message %s of %s, made from "
+				 "the broker's answers, does not hold (%s: %s); it is not served\n",
+				 id, sender, part ? part : "the broker's key", m.text);
+		free(text);
+		return;
+	}
 	snprintf(disp, sizeof(disp), "attachment; filename=\"evidence-%s-%s.json\"", sender, id);
 	for (char *p = disp; *p; p++)
 		if (*p == ':')
