@@ -140,6 +140,20 @@ static inline bool it_wait_occurrences(const char *path, const char *needle, siz
 	return tu_occurrences(path, needle) >= want;
 }
 
+/* it_audit_ini writes DIR/audit.ini, the auditor audit.region's client
+ * configuration for n's broker, with extra lines (NULL: none) in its
+ * [client] section; its path into path (len bytes). 0, or -1. */
+static inline int it_audit_ini(const it_net *n, char *path, size_t len, const char *extra)
+{
+	char text[1500];
+	tu_path(path, len, "%s/audit.ini", n->dir);
+	snprintf(text, sizeof(text),
+		 "[client]\nid = audit.region\nkey = keys/audit.region.key\nbroker = %s\n"
+		 "broker_key = keys/" IT_BROKER_ID ".pub\n%s",
+		 n->listen, extra ? extra : "");
+	return tu_write_file(path, text, strlen(text));
+}
+
 /* it_write_ini writes broker.ini from the knobs of n. */
 static inline int it_write_ini(it_net *n)
 {

@@ -287,13 +287,8 @@ static void test_export_before_checkpoint(void **state)
 	ev_put_and_receipt(n, 1, 1);
 	assert_int_equal(ev_wait_delivered(n, 1, EV_WAIT), 1);
 
-	char ini[1300], text[1500], *out = NULL;
-	tu_path(ini, sizeof(ini), "%s/audit.ini", n->dir);
-	snprintf(text, sizeof(text),
-		 "[client]\nid = audit.region\nkey = keys/audit.region.key\nbroker = %s\n"
-		 "broker_key = keys/" IT_BROKER_ID ".pub\n",
-		 n->listen);
-	assert_int_equal(tu_write_file(ini, text, strlen(text)), 0);
+	char ini[1300], *out = NULL;
+	assert_int_equal(it_audit_ini(n, ini, sizeof(ini), NULL), 0);
 	int rc = tu_run(&out, "'%s/rete' evidence export social.mantova ev-1 -c '%s' -o - 2>&1",
 			RETE_BIN_DIR, ini);
 	if (rc != 1 || strstr(out, "the log has no message") != NULL ||

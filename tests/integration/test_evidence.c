@@ -1142,12 +1142,7 @@ static void test_real_run(void **state)
 	assert_true(it_agent_start(n, IT_CPI));
 
 	/* the auditor's configuration, for the export at a distance */
-	tu_path(ini, sizeof(ini), "%s/audit.ini", n->dir);
-	tu_path(src, sizeof(src),
-		"[client]\nid = audit.region\nkey = keys/audit.region.key\nbroker = %s\n"
-		"broker_key = keys/" IT_BROKER_ID ".pub\ntimeout = 10s\n",
-		n->listen);
-	assert_int_equal(tu_write_file(ini, src, strlen(src)), 0);
+	assert_int_equal(it_audit_ini(n, ini, sizeof(ini), "timeout = 10s\n"), 0);
 
 	/* a referral, as an agency's system drops it into the outbox */
 	j = json_pack("{s:s,s:{s:s,s:s},s:s,s:s,s:{s:s,s:s,s:s,s:{s:s,s:s,s:s},s:s},"
