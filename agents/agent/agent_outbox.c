@@ -1098,44 +1098,13 @@ static bool out_settle(agent *a, const uint8_t *key, size_t klen)
  * move recorded first (out_settle); where a file of other content has the
  * name now, only a record whose answer is found (the file moved): the
  * other stays as it always has. */
-/* out_adopt takes back, as an item whose file has left outbox/, the
- * record (key) of a file that was sealed (state SIGNED): its SUBMIT may be
- * on the log, so it is submitted again (the same bytes: the broker answers
- * with its receipt) and answered with the message as it was signed. A
- * record with an id alone is not (nothing was sent). */
-static bool out_adopt(agent *a, const uint8_t *key, size_t klen)
-{
-	const char *name = (const char *)key;
-	size_t nl = strnlen(name, klen);
-	agent_outrec rec;
-	rete_msg m = {{0}};
-	if (klen != nl + 1 + RETE_HASH_LEN || nl >= sizeof(a->out_items[0].name) ||
-	    agent_db_outbox_get(a->db, name, key + nl + 1, &rec, &m) != RETE_OK)
-		return false;
-	out_item *it = rec.state == AGENT_OUT_SIGNED ? item_add(a) : NULL;
-	if (it == NULL) {
-		agent_outrec_free(&rec);
-		return false;
-	}
-	memcpy(it->name, name, nl);
-	it->name[nl] = '\0';
-	memcpy(it->hash, key + nl + 1, RETE_HASH_LEN);
-	snprintf(it->id, sizeof(it->id), "%s", rec.id);
-	it->minted_at = rec.minted_at;
-	it->state = AGENT_OUT_SIGNED;
-	it->signed_msg = rec.signed_msg; /* the item owns the buffers now */
-	it->sealed = rec.sealed;
-	return true;
-}
-
 static void out_prune(agent *a)
 {
 	struct prune_ctx p = {.outbox = a->outbox_dir};
 	rete_msg m = {{0}};
 	if (agent_db_each(a->db, AGENT_DB_OUTBOX, prune_collect, &p, &m) == RETE_OK && p.n > 0) {
 		for (size_t i = 0; i < p.n; i++)
-			if (!out_settle(a, p.keys[i], p.lens[i]) &&
-			    (p.other[i] || out_adopt(a, p.keys[i], p.lens[i])))
+			if (!out_settle(a, p.keys[i], p.lens[i]) && p.other[i])
 				p.lens[i] = 0; /* kept */
 		rete_err err = RETE_OK;
 		size_t gone = 0;

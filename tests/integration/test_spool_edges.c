@@ -22,9 +22,6 @@
  *                    waits for its receipt: the link is refused
  *                    (not-a-file) and the receipt still goes to sent/,
  *                    with the message as it was signed and sent;
- *   gone_at_restart  the same across a stop: a file whose SUBMIT waited
- *                    when the agent stopped, and that was removed before
- *                    it started again, is submitted again and answered;
  *   inbox_full       the recipient's inbox/ on a full file system: no ack,
  *                    and once space comes back the file is written once and
  *                    the referral is received.
@@ -571,33 +568,6 @@ static void test_link_in_flight(void **state)
 	free(r);
 }
 
-static void test_gone_at_restart(void **state)
-{
-	fx *f = *state;
-	char sent[1300], out[1300], inbox[1300], path[1500];
-	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
-	it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out));
-	it_spool(f->n, IT_CPI, "inbox", inbox, sizeof(inbox));
-	in_flight(f, sent, "z.json", "gone-first");
-	/* the agent stops while the SUBMIT waits; the file is removed */
-	int st = it_stop(&f->n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms());
-	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	snprintf(path, sizeof(path), "%s/z.json", out);
-	assert_int_equal(unlink(path), 0);
-	assert_int_equal(kill(f->n->broker_pid, SIGCONT), 0);
-	assert_true(wait_count_with(inbox, "\"gone-first\"", 1, 30000)); /* logged */
-	assert_true(it_agent_start(f->n, IT_SOCIAL));
-	char *r = wait_answer(sent, ".receipt.json", "messageId", "gone-first", 30000);
-	if (r == NULL) {
-		it_show(f->n, "social.mantova.log");
-		fprintf(stderr, "gone-first was logged and delivered; after the restart its "
-				"record was forgotten and its receipt never reached sent/\n");
-	}
-	assert_non_null(r);
-	free(r);
-	assert_int_equal(count_with(inbox, "\"gone-first\""), 1);
-}
-
 /* --- 6c: never overwrite a file the agent did not write ----------------------------- */
 
 static void test_receipt_name_taken(void **state)
@@ -829,7 +799,6 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_replaced_in_flight, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_odd_names, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_link_in_flight, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_gone_at_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_receipt_name_taken, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_other_filesystem, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unmovable_said_once, setup, teardown),
