@@ -420,7 +420,7 @@ static void test_hook_killed_whole(void **state)
 	pid_t second = hs_nth_pid(x, 2);
 	assert_true(second > 0);
 	hs_stop(x);
-	gone = !hs_running(second);
+	gone = hs_wait_gone(second, 10000); /* killed: gone once it is reaped */
 	if (!gone)
 		fprintf(stderr,
 			"the agent stopped, the command its hook started (pid %ld) still "
