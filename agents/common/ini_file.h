@@ -42,9 +42,11 @@ typedef struct rete_ini_keys {
 } rete_ini_keys;
 
 /* rete_ini_key_again notes name as given in its section and says whether
- * it was given before: a key given twice is refused, as rete-broker refuses
- * it, rather than the last one taken silently. Names longer than 31 bytes
- * or past the 32nd are not tracked (no known key is one). */
+ * it was given before, so that a key given twice is not the last one taken
+ * silently: [privacy] refuses it, as rete-broker does; [agent] takes the
+ * last one with a warning (the tests' itest.h overrides its keys so).
+ * Names longer than 31 bytes or past the 32nd are not tracked (no known
+ * key is one). */
 bool rete_ini_key_again(rete_ini_keys *k, const char *name);
 
 /* rete_ini_party_id copies value, the `id` key of [section], into id
