@@ -31,6 +31,7 @@
 #include <zmq.h>
 
 #include "access_log.h"
+#include "endpoint.h"
 #include "broker_impl.h"
 #include "checkpoint.h"
 #include "timestamp.h"
@@ -2653,15 +2654,10 @@ static void endpoint_probe(broker *b, const char *key, const char *ep)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	char host[256];
-	const char *hp = ep + 6, *colon = strrchr(ep, ':');
+	unsigned port;
 
-	if (strncmp(ep, "tcp://", 6) != 0 || !colon || colon < hp)
-		return;
-	size_t n = (size_t)(colon - hp);
-	if (n >= sizeof(host))
-		return;
-	memcpy(host, hp, n);
-	host[n] = '\0';
+	if (!rete_endpoint_tcp_parts(ep, host, sizeof(host), &port))
+		return; /* ipc:// */
 	if (strcmp(host, "*") == 0) {
 		sa.sin_addr.s_addr = htonl(INADDR_ANY);
 	} else if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
@@ -2674,7 +2670,7 @@ static void endpoint_probe(broker *b, const char *key, const char *ep)
 				    key, ep, host);
 		return;
 	}
-	sa.sin_port = htons((uint16_t)strtoul(colon + 1, NULL, 10));
+	sa.sin_port = htons((uint16_t)port);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return;

@@ -622,21 +622,19 @@ static void load_tsa(struct parse *p, broker_config *c);
 /* shared_port: tcp endpoints a and b (checked) would listen on one port of
  * one address: the same port, and the same host or '*' / 0.0.0.0 on
  * either side (the second bind of the start would fail: address in use).
- * Interface names are compared as written. */
+ * '*' is every IPv4 address here: an IPv6 one ([::1], the metrics' only)
+ * is bound apart (IPV6_V6ONLY). Interface names are compared as written. */
 static bool shared_port(const char *a, const char *b)
 {
-	if (strncmp(a, "tcp://", 6) != 0 || strncmp(b, "tcp://", 6) != 0)
+	char ha[BROKER_ENDPOINT_MAX], hb[BROKER_ENDPOINT_MAX];
+	unsigned pa, pb;
+	if (!rete_endpoint_tcp_parts(a, ha, sizeof(ha), &pa) ||
+	    !rete_endpoint_tcp_parts(b, hb, sizeof(hb), &pb) || pa != pb)
 		return false;
-	const char *ca = strrchr(a, ':'), *cb = strrchr(b, ':');
-	if (!ca || !cb || strcmp(ca, cb) != 0)
-		return false;
-	size_t na = (size_t)(ca - a - 6), nb = (size_t)(cb - b - 6);
-	bool any_a = (na == 1 && a[6] == '*') || (na == 7 && strncmp(a + 6, "0.0.0.0", 7) == 0);
-	bool any_b = (nb == 1 && b[6] == '*') || (nb == 7 && strncmp(b + 6, "0.0.0.0", 7) == 0);
-	/* '*' is every IPv4 address here: an IPv6 one ([::1], the metrics'
-	 * only) is bound apart (IPV6_V6ONLY) */
-	bool v6 = a[6] == '[' || b[6] == '[';
-	return (!v6 && (any_a || any_b)) || (na == nb && strncmp(a + 6, b + 6, na) == 0);
+	bool any = strcmp(ha, "*") == 0 || strcmp(ha, "0.0.0.0") == 0 || strcmp(hb, "*") == 0 ||
+		   strcmp(hb, "0.0.0.0") == 0;
+	bool v6 = ha[0] == '[' || hb[0] == '[';
+	return (!v6 && any) || strcmp(ha, hb) == 0;
 }
 
 static void load_broker(struct parse *p, broker_config *c)

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
 
@@ -175,4 +176,18 @@ rete_err rete_endpoint_check(const char *ep, rete_endpoint_use use, rete_msg *m)
 		return RETE_OK;
 	}
 	return refuse(ep, use, "it begins with neither tcp:// nor ipc://", m);
+}
+
+bool rete_endpoint_tcp_parts(const char *ep, char *host, size_t hostlen, unsigned *port)
+{
+	if (strncmp(ep, "tcp://", 6) != 0)
+		return false;
+	const char *hp = ep + 6, *colon = strrchr(hp, ':');
+	if (colon == NULL || (size_t)(colon - hp) >= hostlen || colon[1] == '\0' ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1) || strlen(colon + 1) > 5)
+		return false;
+	memcpy(host, hp, (size_t)(colon - hp));
+	host[colon - hp] = '\0';
+	*port = (unsigned)strtoul(colon + 1, NULL, 10);
+	return true;
 }

@@ -29,6 +29,9 @@
 #ifndef RETE_ENDPOINT_H
 #define RETE_ENDPOINT_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "error.h"
 
 /* The longest endpoint accepted (the configuration's buffers hold it). */
@@ -45,5 +48,12 @@ typedef enum rete_endpoint_use {
  * RETE_EINVAL otherwise, with m a sentence that names ep, says what is
  * wrong with it and what is accepted. */
 rete_err rete_endpoint_check(const char *ep, rete_endpoint_use use, rete_msg *m);
+
+/* rete_endpoint_tcp_parts splits tcp://HOST:PORT (after its last ':') into
+ * host (hostlen bytes: "*", "10.0.0.5", "eth0", "[::1]" as written) and
+ * *port; false when ep is not tcp://, has no ':' or too long a host, or
+ * its port is not a number. It does not check the parts: that is
+ * rete_endpoint_check's. */
+bool rete_endpoint_tcp_parts(const char *ep, char *host, size_t hostlen, unsigned *port);
 
 #endif

@@ -118,11 +118,29 @@ static void test_bad(void **state)
 	assert_int_equal(rete_endpoint_check(NULL, RETE_ENDPOINT_CONNECT, &m), RETE_EINVAL);
 }
 
+static void test_tcp_parts(void **state)
+{
+	(void)state;
+	char host[64];
+	unsigned port = 0;
+	assert_true(rete_endpoint_tcp_parts("tcp://*:7700", host, sizeof(host), &port));
+	assert_string_equal(host, "*");
+	assert_int_equal(port, 7700);
+	assert_true(rete_endpoint_tcp_parts("tcp://[::1]:9464", host, sizeof(host), &port));
+	assert_string_equal(host, "[::1]");
+	assert_int_equal(port, 9464);
+	assert_false(rete_endpoint_tcp_parts("ipc:///run/x", host, sizeof(host), &port));
+	assert_false(rete_endpoint_tcp_parts("tcp://h:77x", host, sizeof(host), &port));
+	assert_false(rete_endpoint_tcp_parts("tcp://h", host, sizeof(host), &port));
+	assert_false(rete_endpoint_tcp_parts("tcp://0123456789:1", host, 4, &port));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_good),
 	    cmocka_unit_test(test_bad),
+	    cmocka_unit_test(test_tcp_parts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
