@@ -22,6 +22,23 @@
  *                    waits for its receipt: the link is refused
  *                    (not-a-file) and the receipt still goes to sent/,
  *                    with the message as it was signed and sent;
+ *   gone_at_restart  the same across a stop: a file whose SUBMIT waited
+ *                    when the agent stopped, removed before it started
+ *                    again, is seen through to its receipt in sent/ (the
+ *                    message as sent), said once in the log;
+ *   put_back         such a file (no id of its own) put back, the same
+ *                    bytes, after a kill -9 and the restart: sent once, the
+ *                    recipient holds one delivery, one receipt in sent/;
+ *   same_again       such a file with an id of its own, answered after the
+ *                    restart, then written again: its original receipt
+ *                    again, never a false id-reused;
+ *   replaced_stopped another file renamed over it while the agent was
+ *                    stopped (kill -9): the old one answered with the
+ *                    message as sent, the new one sent on its own;
+ *   schema2_upgrade  a schema-2 store (records without their content
+ *                    hash) whose sealed file left while the agent was
+ *                    stopped: upgraded at start (said once), the file seen
+ *                    through to its receipt, `rete status` still reads it;
  *   inbox_full       the recipient's inbox/ on a full file system: no ack,
  *                    and once space comes back the file is written once and
  *                    the referral is received.
@@ -568,6 +585,301 @@ static void test_link_in_flight(void **state)
 	free(r);
 }
 
+/* --- a sealed file that left outbox/ while the agent was stopped ------------------ */
+
+/* in_flight_text is in_flight for a file of the given text; said is what
+ * the log's "submitted ..." line must hold (the id, or "m-" for one the
+ * agent minted). */
+static void in_flight_text(fx *f, const char *sent, const char *name, const char *text,
+			   const char *said)
+{
+	char out[1300], line[200];
+	start_net(f);
+	sent_receipted(f, sent, "warm.json", "flight-warm");
+	assert_int_equal(kill(f->n->broker_pid, SIGSTOP), 0);
+	put(it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out)), name, text);
+	snprintf(line, sizeof(line), "submitted %s", said);
+	assert_true(wait_log(f, IT_SOCIAL, line, 1, 30000));
+}
+
+/* stop_social stops the sender's agent with sig (SIGKILL: as a crash) */
+static void stop_social(fx *f, int sig)
+{
+	int st = it_stop(&f->n->agent_pid[IT_SOCIAL], sig, it_wait_ms());
+	if (sig == SIGKILL)
+		assert_true(st != -1 && WIFSIGNALED(st));
+	else
+		assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* logged_meanwhile lets the stopped broker go on (SIGCONT): the SUBMIT the
+ * stopped agent left is logged and delivered to the job centre, whose
+ * inbox must then hold needle once. */
+static void logged_meanwhile(fx *f, const char *needle)
+{
+	char inbox[1300];
+	it_spool(f->n, IT_CPI, "inbox", inbox, sizeof(inbox));
+	assert_int_equal(kill(f->n->broker_pid, SIGCONT), 0);
+	assert_true(wait_count_with(inbox, needle, 1, 30000));
+}
+
+/* receipt_of waits for the receipt in sent whose key is value, and checks
+ * that the file beside it holds want (the message as it was sent) */
+static void receipt_of(fx *f, const char *sent, const char *key, const char *value,
+		       const char *want)
+{
+	char *r = wait_answer(sent, ".receipt.json", key, value, 30000);
+	if (r == NULL) {
+		it_show(f->n, "social.mantova.log");
+		fprintf(stderr,
+			"%s was logged and delivered while the agent was stopped; after its "
+			"restart no receipt of it reached sent/\n",
+			value);
+	}
+	assert_non_null(r);
+	char path[1700];
+	snprintf(path, sizeof(path), "%s/%.*s", sent, (int)(strlen(r) - strlen(".receipt.json")),
+		 r);
+	assert_int_equal(count_in(path, want), 1);
+	free(r);
+}
+
+/* delivered_once: a last referral through (the order of the log), then
+ * the job centre's inbox holds needle exactly once */
+static void delivered_once(fx *f, const char *sent, const char *needle)
+{
+	char inbox[1300];
+	it_spool(f->n, IT_CPI, "inbox", inbox, sizeof(inbox));
+	sent_receipted(f, sent, "barrier.json", "restart-barrier");
+	assert_true(wait_count_with(inbox, "\"restart-barrier\"", 1, 30000));
+	int n = count_with(inbox, needle);
+	if (n != 1) {
+		it_show(f->n, "social.mantova.log");
+		fprintf(stderr, "the job centre holds %d deliveries of %s, want 1\n", n, needle);
+	}
+	assert_int_equal(n, 1);
+}
+
+static void test_gone_at_restart(void **state)
+{
+	fx *f = *state;
+	char sent[1300], out[1300], failed[1300], path[1500], log[1400];
+	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out));
+	it_spool(f->n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	char *t = referral_json("gone-first", it_party_ids[IT_CPI], it_service[IT_CPI], 0);
+	in_flight_text(f, sent, "z.json", t, "gone-first");
+	free(t);
+	/* the agent stops while the SUBMIT waits; the file is removed */
+	stop_social(f, SIGTERM);
+	snprintf(path, sizeof(path), "%s/z.json", out);
+	assert_int_equal(unlink(path), 0);
+	logged_meanwhile(f, "\"gone-first\"");
+	assert_true(it_agent_start(f->n, IT_SOCIAL));
+	receipt_of(f, sent, "messageId", "gone-first", "gone-first");
+	delivered_once(f, sent, "\"gone-first\"");
+	assert_int_equal(count_with(failed, "gone-first"), 0);
+	agent_log_path(f, IT_SOCIAL, log, sizeof(log));
+	assert_int_equal(count_lines_in(log, "left outbox/ while the agent was stopped"), 1);
+}
+
+/* referral_noid: a referral with no id of its own (the agent mints one)
+ * and case id caseid */
+static char *referral_noid(const char *caseid)
+{
+	char *t = referral_json("x", it_party_ids[IT_CPI], it_service[IT_CPI], 0);
+	json_t *j = json_loads(t, 0, NULL);
+	free(t);
+	assert_non_null(j);
+	json_object_del(j, "id");
+	json_object_set_new(j, "caseId", json_string(caseid));
+	t = json_dumps(j, JSON_INDENT(2));
+	json_decref(j);
+	assert_non_null(t);
+	return t;
+}
+
+static void test_put_back_at_restart(void **state)
+{
+	fx *f = *state;
+	char sent[1300], out[1300], failed[1300], path[1500], keep[1500];
+	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out));
+	it_spool(f->n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	char *t = referral_noid("mn-back-0001");
+	in_flight_text(f, sent, "b.json", t, "m-");
+	free(t);
+	/* killed while the SUBMIT waits; the file is taken out of outbox/ */
+	stop_social(f, SIGKILL);
+	snprintf(path, sizeof(path), "%s/b.json", out);
+	snprintf(keep, sizeof(keep), "%s/b.json.kept", f->n->dir);
+	assert_int_equal(rename(path, keep), 0);
+	logged_meanwhile(f, "mn-back-0001");
+	/* the agent starts (the broker stopped again: no answer yet), then the
+	 * same bytes are put back under the same name */
+	assert_int_equal(kill(f->n->broker_pid, SIGSTOP), 0);
+	assert_true(it_agent_start(f->n, IT_SOCIAL));
+	assert_true(wait_log(f, IT_SOCIAL, "started: spool", 2, 30000));
+	assert_int_equal(rename(keep, path), 0);
+	assert_int_equal(kill(f->n->broker_pid, SIGCONT), 0);
+	receipt_of(f, sent, "file", "b.json", "mn-back-0001");
+	assert_true(wait_gone(out, "b.json", 30000));
+	delivered_once(f, sent, "mn-back-0001");
+	assert_int_equal(count_with(sent, "\"file\": \"b.json\""), 1); /* one receipt */
+	assert_int_equal(count_with(failed, "b.json"), 0);
+}
+
+static void test_same_again_after_restart(void **state)
+{
+	fx *f = *state;
+	char sent[1300], out[1300], failed[1300], path[1500], log[1400];
+	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out));
+	it_spool(f->n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	char *t = referral_json("again-1", it_party_ids[IT_CPI], it_service[IT_CPI], 0);
+	in_flight_text(f, sent, "a.json", t, "again-1");
+	stop_social(f, SIGKILL);
+	snprintf(path, sizeof(path), "%s/a.json", out);
+	assert_int_equal(unlink(path), 0);
+	logged_meanwhile(f, "\"again-1\"");
+	assert_true(it_agent_start(f->n, IT_SOCIAL));
+	receipt_of(f, sent, "messageId", "again-1", "again-1");
+	/* the same file written again: the same message, its original receipt */
+	put(out, "a.json", t);
+	free(t);
+	bool same = wait_log(f, IT_SOCIAL, "the same message as again-1", 1, 30000);
+	if (!same)
+		it_show(f->n, "social.mantova.log");
+	assert_true(same);
+	assert_int_equal(count_with(sent, "\"again-1\""), 4); /* 2 files, 2 receipts */
+	assert_true(wait_gone(out, "a.json", 30000));
+	assert_int_equal(count_with(failed, "again-1"), 0);
+	delivered_once(f, sent, "\"again-1\"");
+	agent_log_path(f, IT_SOCIAL, log, sizeof(log));
+	assert_int_equal(count_lines_in(log, "the same message as again-1"), 1);
+}
+
+static void test_replaced_while_stopped(void **state)
+{
+	fx *f = *state;
+	char sent[1300], out[1300], failed[1300];
+	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out));
+	it_spool(f->n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	char *t = referral_json("stopped-old", it_party_ids[IT_CPI], it_service[IT_CPI], 0);
+	in_flight_text(f, sent, "r.json", t, "stopped-old");
+	free(t);
+	stop_social(f, SIGKILL);
+	/* another file is renamed over it while the agent is stopped */
+	put_referral(f, IT_SOCIAL, "r.json", "stopped-new", 0);
+	logged_meanwhile(f, "\"stopped-old\"");
+	assert_true(it_agent_start(f->n, IT_SOCIAL));
+	/* the old one: its receipt, beside the message as it was sent */
+	receipt_of(f, sent, "messageId", "stopped-old", "stopped-old");
+	/* the new one: a message of its own, answered on its own */
+	receipt_of(f, sent, "messageId", "stopped-new", "stopped-new");
+	char *r = find_answer(sent, ".receipt.json", "messageId", "stopped-new");
+	json_t *j = json_file(sent, r);
+	assert_string_equal(json_string_value(json_object_get(j, "file")), "r.json");
+	json_decref(j);
+	free(r);
+	assert_true(wait_gone(out, "r.json", 30000));
+	delivered_once(f, sent, "\"stopped-old\"");
+	char inbox[1300];
+	it_spool(f->n, IT_CPI, "inbox", inbox, sizeof(inbox));
+	assert_int_equal(count_with(inbox, "\"stopped-new\""), 1);
+	assert_int_equal(count_with(failed, "stopped-"), 0);
+}
+
+/* to_schema2 makes the sender's agent store what a schema-2 agent wrote:
+ * meta's "schema" is "2" and every outbox record is of layout 1 (no
+ * content hash: version 1, state, id length u16, id, minted_at u64, then
+ * the signed and sealed parts as layout 2 has them after its content
+ * hash). Returns how many records it rewrote. */
+static int to_schema2(fx *f)
+{
+	char data[1400];
+	snprintf(data, sizeof(data), "%s/agents/%s/data", f->n->dir, it_party_ids[IT_SOCIAL]);
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi meta, outbox;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int n = 0;
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 32);
+	assert_int_equal(mdb_env_open(env, data, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	assert_int_equal(mdb_dbi_open(txn, "outbox", 0, &outbox), 0);
+	MDB_val sk = {6, (void *)"schema"}, sv = {1, (void *)"2"};
+	assert_int_equal(mdb_put(txn, meta, &sk, &sv, 0), 0);
+	assert_int_equal(mdb_cursor_open(txn, outbox, &cur), 0);
+	for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const uint8_t *p = v.mv_data;
+		if (v.mv_size < 4 || p[0] == 1)
+			continue;
+		assert_int_equal(p[0], 2);
+		size_t idlen = ((size_t)p[2] << 8) | p[3];
+		size_t head = 4 + idlen + 8, drop = 32;
+		assert_true(v.mv_size >= head + drop);
+		uint8_t *nv = malloc(v.mv_size - drop);
+		assert_non_null(nv);
+		memcpy(nv, p, head);
+		nv[0] = 1;
+		memcpy(nv + head, p + head + drop, v.mv_size - head - drop);
+		MDB_val kk = {k.mv_size, k.mv_data}, vv = {v.mv_size - drop, nv};
+		assert_int_equal(mdb_cursor_put(cur, &kk, &vv, MDB_CURRENT), 0);
+		free(nv);
+		n++;
+	}
+	mdb_cursor_close(cur);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	return n;
+}
+
+static void test_schema2_upgrade(void **state)
+{
+	fx *f = *state;
+	char sent[1300], out[1300], path[1500], log[1400], ini[1300];
+	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out));
+	char *t = referral_json("up-gone", it_party_ids[IT_CPI], it_service[IT_CPI], 0);
+	in_flight_text(f, sent, "u.json", t, "up-gone");
+	free(t);
+	/* and one whose file stays */
+	put_referral(f, IT_SOCIAL, "v.json", "up-there", 0);
+	assert_true(wait_log(f, IT_SOCIAL, "submitted up-there", 1, 30000));
+	stop_social(f, SIGTERM);
+	assert_int_equal(to_schema2(f), 2);
+	snprintf(path, sizeof(path), "%s/u.json", out);
+	assert_int_equal(unlink(path), 0);
+	logged_meanwhile(f, "\"up-gone\"");
+	assert_true(it_agent_start(f->n, IT_SOCIAL));
+	receipt_of(f, sent, "messageId", "up-gone", "up-gone");
+	receipt_of(f, sent, "messageId", "up-there", "up-there");
+	delivered_once(f, sent, "\"up-gone\"");
+	agent_log_path(f, IT_SOCIAL, log, sizeof(log));
+	assert_int_equal(count_lines_in(log, "the agent store was of schema 2"), 1);
+	assert_int_equal(count_lines_in(log, "1 rewritten with it; 1 sealed file(s)"), 1);
+	/* said once: not at the next start */
+	stop_social(f, SIGTERM);
+	assert_true(it_agent_start(f->n, IT_SOCIAL));
+	sent_receipted(f, sent, "after.json", "up-after");
+	assert_int_equal(count_lines_in(log, "the agent store was of schema 2"), 1);
+	/* the read-only reader reads the upgraded store */
+	snprintf(ini, sizeof(ini), "%s/agents/%s/agent.ini", f->n->dir, it_party_ids[IT_SOCIAL]);
+	char *o = NULL;
+	int rc = tu_run(&o, "%s/rete status -c %s --timeout 0", f->n->bin, ini);
+	if (rc != 0)
+		fprintf(stderr, "rete status: %s\n", o ? o : "");
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(o, "up-gone"));
+	free(o);
+}
+
 /* --- 6c: never overwrite a file the agent did not write ----------------------------- */
 
 static void test_receipt_name_taken(void **state)
@@ -799,6 +1111,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_replaced_in_flight, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_odd_names, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_link_in_flight, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_gone_at_restart, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_put_back_at_restart, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_same_again_after_restart, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_replaced_while_stopped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_schema2_upgrade, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_receipt_name_taken, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_other_filesystem, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unmovable_said_once, setup, teardown),
