@@ -587,24 +587,34 @@ static void test_link_in_flight(void **state)
 
 /* --- a sealed file that left outbox/ while the agent was stopped ------------------ */
 
-/* in_flight_text is in_flight for a file of the given text; said is what
- * the log's "submitted ..." line must hold (the id, or "m-" for one the
- * agent minted). */
-static void in_flight_text(fx *f, const char *sent, const char *name, const char *text,
-			   const char *said)
+/* spools: the sender's sent/, outbox/ and failed/, the job centre's inbox/ */
+typedef struct spools {
+	char sent[1300], out[1300], failed[1300], inbox[1300];
+} spools;
+
+/* sealed_then_stopped starts the network, sends one referral to warm up,
+ * stops the broker (SIGSTOP), puts text (NULL: a referral of id said) as
+ * outbox/name, waits for its SUBMIT (the log's "submitted SAID": the id,
+ * or "m-" for one the agent minted) and stops the sender's agent with sig
+ * (SIGKILL: as a crash; 0: not yet) while the SUBMIT waits. */
+static void sealed_then_stopped(fx *f, spools *s, const char *name, const char *text,
+				const char *said, int sig)
 {
-	char out[1300], line[200];
+	char line[200];
+	it_spool(f->n, IT_SOCIAL, "sent", s->sent, sizeof(s->sent));
+	it_spool(f->n, IT_SOCIAL, "outbox", s->out, sizeof(s->out));
+	it_spool(f->n, IT_SOCIAL, "failed", s->failed, sizeof(s->failed));
+	it_spool(f->n, IT_CPI, "inbox", s->inbox, sizeof(s->inbox));
 	start_net(f);
-	sent_receipted(f, sent, "warm.json", "flight-warm");
+	sent_receipted(f, s->sent, "warm.json", "flight-warm");
 	assert_int_equal(kill(f->n->broker_pid, SIGSTOP), 0);
-	put(it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out)), name, text);
+	char *t = text ? NULL : referral_json(said, it_party_ids[IT_CPI], it_service[IT_CPI], 0);
+	put(s->out, name, text ? text : t);
+	free(t);
 	snprintf(line, sizeof(line), "submitted %s", said);
 	assert_true(wait_log(f, IT_SOCIAL, line, 1, 30000));
-}
-
-/* stop_social stops the sender's agent with sig (SIGKILL: as a crash) */
-static void stop_social(fx *f, int sig)
-{
+	if (sig == 0)
+		return; /* the caller stops it */
 	int st = it_stop(&f->n->agent_pid[IT_SOCIAL], sig, it_wait_ms());
 	if (sig == SIGKILL)
 		assert_true(st != -1 && WIFSIGNALED(st));
@@ -615,20 +625,32 @@ static void stop_social(fx *f, int sig)
 /* logged_meanwhile lets the stopped broker go on (SIGCONT): the SUBMIT the
  * stopped agent left is logged and delivered to the job centre, whose
  * inbox must then hold needle once. */
-static void logged_meanwhile(fx *f, const char *needle)
+static void logged_meanwhile(fx *f, const spools *s, const char *needle)
 {
-	char inbox[1300];
-	it_spool(f->n, IT_CPI, "inbox", inbox, sizeof(inbox));
 	assert_int_equal(kill(f->n->broker_pid, SIGCONT), 0);
-	assert_true(wait_count_with(inbox, needle, 1, 30000));
+	assert_true(wait_count_with(s->inbox, needle, 1, 30000));
 }
 
-/* receipt_of waits for the receipt in sent whose key is value, and checks
- * that the file beside it holds want (the message as it was sent) */
-static void receipt_of(fx *f, const char *sent, const char *key, const char *value,
-		       const char *want)
+/* removed_while_stopped takes outbox/name out while the sender's agent is
+ * stopped, lets the broker log its SUBMIT (logged_meanwhile, needle) and
+ * starts the agent again; returns what the file held (malloc'd). */
+static char *removed_while_stopped(fx *f, const spools *s, const char *name, const char *needle)
 {
-	char *r = wait_answer(sent, ".receipt.json", key, value, 30000);
+	char path[1500];
+	snprintf(path, sizeof(path), "%s/%s", s->out, name);
+	char *t = tu_read_file(path, NULL);
+	assert_non_null(t);
+	assert_int_equal(unlink(path), 0);
+	logged_meanwhile(f, s, needle);
+	assert_true(it_agent_start(f->n, IT_SOCIAL));
+	return t;
+}
+
+/* receipt_of waits for the receipt in sent/ whose key is value, and checks
+ * that the file beside it holds want (the message as it was sent) */
+static void receipt_of(fx *f, const spools *s, const char *key, const char *value, const char *want)
+{
+	char *r = wait_answer(s->sent, ".receipt.json", key, value, 30000);
 	if (r == NULL) {
 		it_show(f->n, "social.mantova.log");
 		fprintf(stderr,
@@ -638,47 +660,37 @@ static void receipt_of(fx *f, const char *sent, const char *key, const char *val
 	}
 	assert_non_null(r);
 	char path[1700];
-	snprintf(path, sizeof(path), "%s/%.*s", sent, (int)(strlen(r) - strlen(".receipt.json")),
+	snprintf(path, sizeof(path), "%s/%.*s", s->sent, (int)(strlen(r) - strlen(".receipt.json")),
 		 r);
 	assert_int_equal(count_in(path, want), 1);
 	free(r);
 }
 
 /* delivered_once: a last referral through (the order of the log), then
- * the job centre's inbox holds needle exactly once */
-static void delivered_once(fx *f, const char *sent, const char *needle)
+ * the job centre's inbox holds needle exactly once, and failed/ nothing
+ * of it */
+static void delivered_once(fx *f, const spools *s, const char *needle)
 {
-	char inbox[1300];
-	it_spool(f->n, IT_CPI, "inbox", inbox, sizeof(inbox));
-	sent_receipted(f, sent, "barrier.json", "restart-barrier");
-	assert_true(wait_count_with(inbox, "\"restart-barrier\"", 1, 30000));
-	int n = count_with(inbox, needle);
+	sent_receipted(f, s->sent, "barrier.json", "restart-barrier");
+	assert_true(wait_count_with(s->inbox, "\"restart-barrier\"", 1, 30000));
+	int n = count_with(s->inbox, needle);
 	if (n != 1) {
 		it_show(f->n, "social.mantova.log");
 		fprintf(stderr, "the job centre holds %d deliveries of %s, want 1\n", n, needle);
 	}
 	assert_int_equal(n, 1);
+	assert_int_equal(count_with(s->failed, needle), 0);
 }
 
 static void test_gone_at_restart(void **state)
 {
 	fx *f = *state;
-	char sent[1300], out[1300], failed[1300], path[1500], log[1400];
-	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
-	it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out));
-	it_spool(f->n, IT_SOCIAL, "failed", failed, sizeof(failed));
-	char *t = referral_json("gone-first", it_party_ids[IT_CPI], it_service[IT_CPI], 0);
-	in_flight_text(f, sent, "z.json", t, "gone-first");
-	free(t);
-	/* the agent stops while the SUBMIT waits; the file is removed */
-	stop_social(f, SIGTERM);
-	snprintf(path, sizeof(path), "%s/z.json", out);
-	assert_int_equal(unlink(path), 0);
-	logged_meanwhile(f, "\"gone-first\"");
-	assert_true(it_agent_start(f->n, IT_SOCIAL));
-	receipt_of(f, sent, "messageId", "gone-first", "gone-first");
-	delivered_once(f, sent, "\"gone-first\"");
-	assert_int_equal(count_with(failed, "gone-first"), 0);
+	spools s;
+	char log[1400];
+	sealed_then_stopped(f, &s, "z.json", NULL, "gone-first", SIGTERM);
+	free(removed_while_stopped(f, &s, "z.json", "\"gone-first\""));
+	receipt_of(f, &s, "messageId", "gone-first", "gone-first");
+	delivered_once(f, &s, "\"gone-first\"");
 	agent_log_path(f, IT_SOCIAL, log, sizeof(log));
 	assert_int_equal(count_lines_in(log, "left outbox/ while the agent was stopped"), 1);
 }
@@ -702,19 +714,16 @@ static char *referral_noid(const char *caseid)
 static void test_put_back_at_restart(void **state)
 {
 	fx *f = *state;
-	char sent[1300], out[1300], failed[1300], path[1500], keep[1500];
-	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
-	it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out));
-	it_spool(f->n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	spools s;
+	char path[1500], keep[1500];
 	char *t = referral_noid("mn-back-0001");
-	in_flight_text(f, sent, "b.json", t, "m-");
-	free(t);
 	/* killed while the SUBMIT waits; the file is taken out of outbox/ */
-	stop_social(f, SIGKILL);
-	snprintf(path, sizeof(path), "%s/b.json", out);
+	sealed_then_stopped(f, &s, "b.json", t, "m-", SIGKILL);
+	free(t);
+	snprintf(path, sizeof(path), "%s/b.json", s.out);
 	snprintf(keep, sizeof(keep), "%s/b.json.kept", f->n->dir);
 	assert_int_equal(rename(path, keep), 0);
-	logged_meanwhile(f, "mn-back-0001");
+	logged_meanwhile(f, &s, "mn-back-0001");
 	/* the agent starts (the broker stopped again: no answer yet), then the
 	 * same bytes are put back under the same name */
 	assert_int_equal(kill(f->n->broker_pid, SIGSTOP), 0);
@@ -722,39 +731,30 @@ static void test_put_back_at_restart(void **state)
 	assert_true(wait_log(f, IT_SOCIAL, "started: spool", 2, 30000));
 	assert_int_equal(rename(keep, path), 0);
 	assert_int_equal(kill(f->n->broker_pid, SIGCONT), 0);
-	receipt_of(f, sent, "file", "b.json", "mn-back-0001");
-	assert_true(wait_gone(out, "b.json", 30000));
-	delivered_once(f, sent, "mn-back-0001");
-	assert_int_equal(count_with(sent, "\"file\": \"b.json\""), 1); /* one receipt */
-	assert_int_equal(count_with(failed, "b.json"), 0);
+	receipt_of(f, &s, "file", "b.json", "mn-back-0001");
+	assert_true(wait_gone(s.out, "b.json", 30000));
+	delivered_once(f, &s, "mn-back-0001");
+	assert_int_equal(count_with(s.sent, "\"file\": \"b.json\""), 1); /* one receipt */
 }
 
 static void test_same_again_after_restart(void **state)
 {
 	fx *f = *state;
-	char sent[1300], out[1300], failed[1300], path[1500], log[1400];
-	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
-	it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out));
-	it_spool(f->n, IT_SOCIAL, "failed", failed, sizeof(failed));
-	char *t = referral_json("again-1", it_party_ids[IT_CPI], it_service[IT_CPI], 0);
-	in_flight_text(f, sent, "a.json", t, "again-1");
-	stop_social(f, SIGKILL);
-	snprintf(path, sizeof(path), "%s/a.json", out);
-	assert_int_equal(unlink(path), 0);
-	logged_meanwhile(f, "\"again-1\"");
-	assert_true(it_agent_start(f->n, IT_SOCIAL));
-	receipt_of(f, sent, "messageId", "again-1", "again-1");
+	spools s;
+	char log[1400];
+	sealed_then_stopped(f, &s, "a.json", NULL, "again-1", SIGKILL);
+	char *t = removed_while_stopped(f, &s, "a.json", "\"again-1\"");
+	receipt_of(f, &s, "messageId", "again-1", "again-1");
 	/* the same file written again: the same message, its original receipt */
-	put(out, "a.json", t);
+	put(s.out, "a.json", t);
 	free(t);
 	bool same = wait_log(f, IT_SOCIAL, "the same message as again-1", 1, 30000);
 	if (!same)
 		it_show(f->n, "social.mantova.log");
 	assert_true(same);
-	assert_int_equal(count_with(sent, "\"again-1\""), 4); /* 2 files, 2 receipts */
-	assert_true(wait_gone(out, "a.json", 30000));
-	assert_int_equal(count_with(failed, "again-1"), 0);
-	delivered_once(f, sent, "\"again-1\"");
+	assert_int_equal(count_with(s.sent, "\"again-1\""), 4); /* 2 files, 2 receipts */
+	assert_true(wait_gone(s.out, "a.json", 30000));
+	delivered_once(f, &s, "\"again-1\"");
 	agent_log_path(f, IT_SOCIAL, log, sizeof(log));
 	assert_int_equal(count_lines_in(log, "the same message as again-1"), 1);
 }
@@ -762,33 +762,25 @@ static void test_same_again_after_restart(void **state)
 static void test_replaced_while_stopped(void **state)
 {
 	fx *f = *state;
-	char sent[1300], out[1300], failed[1300];
-	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
-	it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out));
-	it_spool(f->n, IT_SOCIAL, "failed", failed, sizeof(failed));
-	char *t = referral_json("stopped-old", it_party_ids[IT_CPI], it_service[IT_CPI], 0);
-	in_flight_text(f, sent, "r.json", t, "stopped-old");
-	free(t);
-	stop_social(f, SIGKILL);
+	spools s;
+	sealed_then_stopped(f, &s, "r.json", NULL, "stopped-old", SIGKILL);
 	/* another file is renamed over it while the agent is stopped */
 	put_referral(f, IT_SOCIAL, "r.json", "stopped-new", 0);
-	logged_meanwhile(f, "\"stopped-old\"");
+	logged_meanwhile(f, &s, "\"stopped-old\"");
 	assert_true(it_agent_start(f->n, IT_SOCIAL));
 	/* the old one: its receipt, beside the message as it was sent */
-	receipt_of(f, sent, "messageId", "stopped-old", "stopped-old");
+	receipt_of(f, &s, "messageId", "stopped-old", "stopped-old");
 	/* the new one: a message of its own, answered on its own */
-	receipt_of(f, sent, "messageId", "stopped-new", "stopped-new");
-	char *r = find_answer(sent, ".receipt.json", "messageId", "stopped-new");
-	json_t *j = json_file(sent, r);
+	receipt_of(f, &s, "messageId", "stopped-new", "stopped-new");
+	char *r = find_answer(s.sent, ".receipt.json", "messageId", "stopped-new");
+	json_t *j = json_file(s.sent, r);
 	assert_string_equal(json_string_value(json_object_get(j, "file")), "r.json");
 	json_decref(j);
 	free(r);
-	assert_true(wait_gone(out, "r.json", 30000));
-	delivered_once(f, sent, "\"stopped-old\"");
-	char inbox[1300];
-	it_spool(f->n, IT_CPI, "inbox", inbox, sizeof(inbox));
-	assert_int_equal(count_with(inbox, "\"stopped-new\""), 1);
-	assert_int_equal(count_with(failed, "stopped-"), 0);
+	assert_true(wait_gone(s.out, "r.json", 30000));
+	delivered_once(f, &s, "\"stopped-old\"");
+	assert_int_equal(count_with(s.inbox, "\"stopped-new\""), 1);
+	assert_int_equal(count_with(s.failed, "stopped-new"), 0);
 }
 
 /* to_schema2 makes the sender's agent store what a schema-2 agent wrote:
@@ -829,7 +821,11 @@ static int to_schema2(fx *f)
 		memcpy(nv, p, head);
 		nv[0] = 1;
 		memcpy(nv + head, p + head + drop, v.mv_size - head - drop);
-		MDB_val kk = {k.mv_size, k.mv_data}, vv = {v.mv_size - drop, nv};
+		/* the key copied first: the put moves the page it points into */
+		uint8_t kb[512];
+		assert_true(k.mv_size <= sizeof(kb));
+		memcpy(kb, k.mv_data, k.mv_size);
+		MDB_val kk = {k.mv_size, kb}, vv = {v.mv_size - drop, nv};
 		assert_int_equal(mdb_cursor_put(cur, &kk, &vv, MDB_CURRENT), 0);
 		free(nv);
 		n++;
@@ -843,31 +839,27 @@ static int to_schema2(fx *f)
 static void test_schema2_upgrade(void **state)
 {
 	fx *f = *state;
-	char sent[1300], out[1300], path[1500], log[1400], ini[1300];
-	it_spool(f->n, IT_SOCIAL, "sent", sent, sizeof(sent));
-	it_spool(f->n, IT_SOCIAL, "outbox", out, sizeof(out));
-	char *t = referral_json("up-gone", it_party_ids[IT_CPI], it_service[IT_CPI], 0);
-	in_flight_text(f, sent, "u.json", t, "up-gone");
-	free(t);
-	/* and one whose file stays */
+	spools s;
+	char log[1400], ini[1300];
+	/* stopped with two sealed files in flight: u.json leaves, v.json stays */
+	sealed_then_stopped(f, &s, "u.json", NULL, "up-gone", 0);
 	put_referral(f, IT_SOCIAL, "v.json", "up-there", 0);
 	assert_true(wait_log(f, IT_SOCIAL, "submitted up-there", 1, 30000));
-	stop_social(f, SIGTERM);
+	int st = it_stop(&f->n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms());
+	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	assert_int_equal(to_schema2(f), 2);
-	snprintf(path, sizeof(path), "%s/u.json", out);
-	assert_int_equal(unlink(path), 0);
-	logged_meanwhile(f, "\"up-gone\"");
-	assert_true(it_agent_start(f->n, IT_SOCIAL));
-	receipt_of(f, sent, "messageId", "up-gone", "up-gone");
-	receipt_of(f, sent, "messageId", "up-there", "up-there");
-	delivered_once(f, sent, "\"up-gone\"");
+	free(removed_while_stopped(f, &s, "u.json", "\"up-gone\""));
+	receipt_of(f, &s, "messageId", "up-gone", "up-gone");
+	receipt_of(f, &s, "messageId", "up-there", "up-there");
+	delivered_once(f, &s, "\"up-gone\"");
 	agent_log_path(f, IT_SOCIAL, log, sizeof(log));
 	assert_int_equal(count_lines_in(log, "the agent store was of schema 2"), 1);
 	assert_int_equal(count_lines_in(log, "1 rewritten with it; 1 sealed file(s)"), 1);
 	/* said once: not at the next start */
-	stop_social(f, SIGTERM);
+	int st2 = it_stop(&f->n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms());
+	assert_true(st2 != -1 && WIFEXITED(st2) && WEXITSTATUS(st2) == 0);
 	assert_true(it_agent_start(f->n, IT_SOCIAL));
-	sent_receipted(f, sent, "after.json", "up-after");
+	sent_receipted(f, s.sent, "after.json", "up-after");
 	assert_int_equal(count_lines_in(log, "the agent store was of schema 2"), 1);
 	/* the read-only reader reads the upgraded store */
 	snprintf(ini, sizeof(ini), "%s/agents/%s/agent.ini", f->n->dir, it_party_ids[IT_SOCIAL]);
