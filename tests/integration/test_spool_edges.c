@@ -22,10 +22,11 @@
  *                    waits for its receipt: the link is refused
  *                    (not-a-file) and the receipt still goes to sent/,
  *                    with the message as it was signed and sent;
- *   gone_at_restart  the same across a stop: a file whose SUBMIT waited
- *                    when the agent stopped, removed before it started
- *                    again, is seen through to its receipt in sent/ (the
- *                    message as sent), said once in the log;
+ *   gone_at_restart  the same across a stop: a file whose SUBMIT was
+ *                    logged and whose receipt was not answered yet when
+ *                    the agent stopped (sent/ blocked), removed before it
+ *                    started again, is seen through to its receipt in
+ *                    sent/ (the message as sent), said once in the log;
  *   put_back         such a file (no id of its own) put back, the same
  *                    bytes, after a kill -9 and the restart: sent once, the
  *                    recipient holds one delivery, one receipt in sent/;
@@ -592,29 +593,45 @@ typedef struct spools {
 	char sent[1300], out[1300], failed[1300], inbox[1300];
 } spools;
 
-/* sealed_then_stopped starts the network, sends one referral to warm up,
- * stops the broker (SIGSTOP), puts text (NULL: a referral of id said) as
- * outbox/name, waits for its SUBMIT (the log's "submitted SAID": the id,
- * or "m-" for one the agent minted) and stops the sender's agent with sig
- * (SIGKILL: as a crash; 0: not yet) while the SUBMIT waits. */
-static void sealed_then_stopped(fx *f, spools *s, const char *name, const char *text,
-				const char *said, int sig)
+/* sent_blocked puts a file where sent/ is (the folder kept as sent.away):
+ * a receipt that comes then cannot be answered there, and its file stays
+ * in outbox/, sealed and recorded; sent_back undoes it. */
+static void sent_blocked(const spools *s)
 {
-	char line[200];
-	it_spool(f->n, IT_SOCIAL, "sent", s->sent, sizeof(s->sent));
-	it_spool(f->n, IT_SOCIAL, "outbox", s->out, sizeof(s->out));
-	it_spool(f->n, IT_SOCIAL, "failed", s->failed, sizeof(s->failed));
-	it_spool(f->n, IT_CPI, "inbox", s->inbox, sizeof(s->inbox));
-	start_net(f);
-	sent_receipted(f, s->sent, "warm.json", "flight-warm");
-	assert_int_equal(kill(f->n->broker_pid, SIGSTOP), 0);
-	char *t = text ? NULL : referral_json(said, it_party_ids[IT_CPI], it_service[IT_CPI], 0);
+	char away[1400];
+	snprintf(away, sizeof(away), "%s.away", s->sent);
+	assert_int_equal(rename(s->sent, away), 0);
+	assert_int_equal(tu_write_file(s->sent, "not a folder", 12), 0);
+}
+
+static void sent_back(const spools *s)
+{
+	char away[1400];
+	snprintf(away, sizeof(away), "%s.away", s->sent);
+	assert_int_equal(unlink(s->sent), 0);
+	assert_int_equal(rename(away, s->sent), 0);
+}
+
+/* sealed_unanswered puts text (NULL: a referral of id id) as outbox/name
+ * while sent/ is blocked and waits until its SUBMIT is logged (the job
+ * centre's inbox holds needle) and its receipt could not be answered: the
+ * file is in outbox/, sealed, recorded, with no answer. */
+static void sealed_unanswered(fx *f, const spools *s, const char *name, const char *text,
+			      const char *id, const char *needle)
+{
+	char line[300];
+	char *t = text ? NULL : referral_json(id, it_party_ids[IT_CPI], it_service[IT_CPI], 0);
 	put(s->out, name, text ? text : t);
 	free(t);
-	snprintf(line, sizeof(line), "submitted %s", said);
+	snprintf(line, sizeof(line), "%s: accepted, but cannot record it or move it to sent/",
+		 name);
 	assert_true(wait_log(f, IT_SOCIAL, line, 1, 30000));
-	if (sig == 0)
-		return; /* the caller stops it */
+	assert_true(wait_count_with(s->inbox, needle, 1, 30000));
+}
+
+/* stop_social stops the sender's agent with sig (SIGKILL: as a crash) */
+static void stop_social(fx *f, int sig)
+{
 	int st = it_stop(&f->n->agent_pid[IT_SOCIAL], sig, it_wait_ms());
 	if (sig == SIGKILL)
 		assert_true(st != -1 && WIFSIGNALED(st));
@@ -622,26 +639,38 @@ static void sealed_then_stopped(fx *f, spools *s, const char *name, const char *
 		assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
-/* logged_meanwhile lets the stopped broker go on (SIGCONT): the SUBMIT the
- * stopped agent left is logged and delivered to the job centre, whose
- * inbox must then hold needle once. */
-static void logged_meanwhile(fx *f, const spools *s, const char *needle)
+/* sealed_then_stopped starts the network, sends one referral to warm up,
+ * and stops the sender's agent with sig (SIGKILL: as a crash) once
+ * outbox/name (sealed_unanswered) was logged and delivered and has no
+ * answer; sent/ is back when it returns (sig 0: still blocked, the agent
+ * running: the caller goes on, stops it and calls sent_back). */
+static void sealed_then_stopped(fx *f, spools *s, const char *name, const char *text,
+				const char *id, const char *needle, int sig)
 {
-	assert_int_equal(kill(f->n->broker_pid, SIGCONT), 0);
-	assert_true(wait_count_with(s->inbox, needle, 1, 30000));
+	it_spool(f->n, IT_SOCIAL, "sent", s->sent, sizeof(s->sent));
+	it_spool(f->n, IT_SOCIAL, "outbox", s->out, sizeof(s->out));
+	it_spool(f->n, IT_SOCIAL, "failed", s->failed, sizeof(s->failed));
+	it_spool(f->n, IT_CPI, "inbox", s->inbox, sizeof(s->inbox));
+	start_net(f);
+	sent_receipted(f, s->sent, "warm.json", "flight-warm");
+	sent_blocked(s);
+	sealed_unanswered(f, s, name, text, id, needle);
+	if (sig == 0)
+		return;
+	stop_social(f, sig);
+	sent_back(s);
 }
 
 /* removed_while_stopped takes outbox/name out while the sender's agent is
- * stopped, lets the broker log its SUBMIT (logged_meanwhile, needle) and
- * starts the agent again; returns what the file held (malloc'd). */
-static char *removed_while_stopped(fx *f, const spools *s, const char *name, const char *needle)
+ * stopped and starts the agent again; returns what the file held
+ * (malloc'd). */
+static char *removed_while_stopped(fx *f, const spools *s, const char *name)
 {
 	char path[1500];
 	snprintf(path, sizeof(path), "%s/%s", s->out, name);
 	char *t = tu_read_file(path, NULL);
 	assert_non_null(t);
 	assert_int_equal(unlink(path), 0);
-	logged_meanwhile(f, s, needle);
 	assert_true(it_agent_start(f->n, IT_SOCIAL));
 	return t;
 }
@@ -654,8 +683,8 @@ static void receipt_of(fx *f, const spools *s, const char *key, const char *valu
 	if (r == NULL) {
 		it_show(f->n, "social.mantova.log");
 		fprintf(stderr,
-			"%s was logged and delivered while the agent was stopped; after its "
-			"restart no receipt of it reached sent/\n",
+			"%s was logged and delivered, its receipt not answered when the agent "
+			"stopped; after its restart no receipt of it reached sent/\n",
 			value);
 	}
 	assert_non_null(r);
@@ -687,8 +716,8 @@ static void test_gone_at_restart(void **state)
 	fx *f = *state;
 	spools s;
 	char log[1400];
-	sealed_then_stopped(f, &s, "z.json", NULL, "gone-first", SIGTERM);
-	free(removed_while_stopped(f, &s, "z.json", "\"gone-first\""));
+	sealed_then_stopped(f, &s, "z.json", NULL, "gone-first", "\"gone-first\"", SIGTERM);
+	free(removed_while_stopped(f, &s, "z.json"));
 	receipt_of(f, &s, "messageId", "gone-first", "gone-first");
 	delivered_once(f, &s, "\"gone-first\"");
 	agent_log_path(f, IT_SOCIAL, log, sizeof(log));
@@ -717,13 +746,12 @@ static void test_put_back_at_restart(void **state)
 	spools s;
 	char path[1500], keep[1500];
 	char *t = referral_noid("mn-back-0001");
-	/* killed while the SUBMIT waits; the file is taken out of outbox/ */
-	sealed_then_stopped(f, &s, "b.json", t, "m-", SIGKILL);
+	/* killed with the SUBMIT logged and no answer; the file is taken out */
+	sealed_then_stopped(f, &s, "b.json", t, NULL, "mn-back-0001", SIGKILL);
 	free(t);
 	snprintf(path, sizeof(path), "%s/b.json", s.out);
 	snprintf(keep, sizeof(keep), "%s/b.json.kept", f->n->dir);
 	assert_int_equal(rename(path, keep), 0);
-	logged_meanwhile(f, &s, "mn-back-0001");
 	/* the agent starts (the broker stopped again: no answer yet), then the
 	 * same bytes are put back under the same name */
 	assert_int_equal(kill(f->n->broker_pid, SIGSTOP), 0);
@@ -742,8 +770,8 @@ static void test_same_again_after_restart(void **state)
 	fx *f = *state;
 	spools s;
 	char log[1400];
-	sealed_then_stopped(f, &s, "a.json", NULL, "again-1", SIGKILL);
-	char *t = removed_while_stopped(f, &s, "a.json", "\"again-1\"");
+	sealed_then_stopped(f, &s, "a.json", NULL, "again-1", "\"again-1\"", SIGKILL);
+	char *t = removed_while_stopped(f, &s, "a.json");
 	receipt_of(f, &s, "messageId", "again-1", "again-1");
 	/* the same file written again: the same message, its original receipt */
 	put(s.out, "a.json", t);
@@ -763,10 +791,9 @@ static void test_replaced_while_stopped(void **state)
 {
 	fx *f = *state;
 	spools s;
-	sealed_then_stopped(f, &s, "r.json", NULL, "stopped-old", SIGKILL);
+	sealed_then_stopped(f, &s, "r.json", NULL, "stopped-old", "\"stopped-old\"", SIGKILL);
 	/* another file is renamed over it while the agent is stopped */
 	put_referral(f, IT_SOCIAL, "r.json", "stopped-new", 0);
-	logged_meanwhile(f, &s, "\"stopped-old\"");
 	assert_true(it_agent_start(f->n, IT_SOCIAL));
 	/* the old one: its receipt, beside the message as it was sent */
 	receipt_of(f, &s, "messageId", "stopped-old", "stopped-old");
@@ -842,13 +869,12 @@ static void test_schema2_upgrade(void **state)
 	spools s;
 	char log[1400], ini[1300];
 	/* stopped with two sealed files in flight: u.json leaves, v.json stays */
-	sealed_then_stopped(f, &s, "u.json", NULL, "up-gone", 0);
-	put_referral(f, IT_SOCIAL, "v.json", "up-there", 0);
-	assert_true(wait_log(f, IT_SOCIAL, "submitted up-there", 1, 30000));
-	int st = it_stop(&f->n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms());
-	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	sealed_then_stopped(f, &s, "u.json", NULL, "up-gone", "\"up-gone\"", 0);
+	sealed_unanswered(f, &s, "v.json", NULL, "up-there", "\"up-there\"");
+	stop_social(f, SIGTERM);
+	sent_back(&s);
 	assert_int_equal(to_schema2(f), 2);
-	free(removed_while_stopped(f, &s, "u.json", "\"up-gone\""));
+	free(removed_while_stopped(f, &s, "u.json"));
 	receipt_of(f, &s, "messageId", "up-gone", "up-gone");
 	receipt_of(f, &s, "messageId", "up-there", "up-there");
 	delivered_once(f, &s, "\"up-gone\"");
@@ -856,8 +882,7 @@ static void test_schema2_upgrade(void **state)
 	assert_int_equal(count_lines_in(log, "the agent store was of schema 2"), 1);
 	assert_int_equal(count_lines_in(log, "1 rewritten with it; 1 sealed file(s)"), 1);
 	/* said once: not at the next start */
-	int st2 = it_stop(&f->n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms());
-	assert_true(st2 != -1 && WIFEXITED(st2) && WEXITSTATUS(st2) == 0);
+	stop_social(f, SIGTERM);
 	assert_true(it_agent_start(f->n, IT_SOCIAL));
 	sent_receipted(f, s.sent, "after.json", "up-after");
 	assert_int_equal(count_lines_in(log, "the agent store was of schema 2"), 1);
