@@ -23,9 +23,11 @@ struct agent_db {
 	bool rdonly;
 	bool absent[AGENT_DB_COUNT]; /* read-only, and not in this store yet */
 	size_t map_size;
+	unsigned schema_was; /* agent_db_schema_was */
 };
 
-#define OUTREC_VERSION 1
+#define OUTREC_VERSION_1 1 /* schema 2: no content hash */
+#define OUTREC_VERSION	 2
 
 void agent_outrec_free(agent_outrec *r)
 {
@@ -99,6 +101,7 @@ static rete_err schema_check(agent_db *db, MDB_txn *txn, const char *dir, rete_m
 			    "\"Upgrades and downgrades\" in docs/agent.md",
 			    dir, have, AGENT_STORE_SCHEMA);
 	}
+	db->schema_was = (unsigned)have;
 	if (db->rdonly || have == AGENT_STORE_SCHEMA)
 		return RETE_OK;
 	int n = snprintf(num, sizeof(num), "%d", AGENT_STORE_SCHEMA);
@@ -154,6 +157,11 @@ rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
 	db->rdonly = rdonly;
 	db->map_size = map_size ? (size_t)map_size : (size_t)256 << 20;
+	/* a store created now is of our schema, not "from before the record" */
+	char mdb_path[4096];
+	struct stat mdb_st;
+	snprintf(mdb_path, sizeof(mdb_path), "%s/data.mdb", dir);
+	bool fresh = stat(mdb_path, &mdb_st) != 0 || mdb_st.st_size == 0;
 	if ((rc = mdb_env_create(&db->env)) != 0)
 		goto fail;
 	mdb_env_set_maxdbs(db->env, AGENT_DB_COUNT + 2);
@@ -189,6 +197,8 @@ rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db
 	err = schema_check(db, txn, dir, m);
 	if (err != RETE_OK)
 		goto out;
+	if (fresh && db->schema_was == 0)
+		db->schema_was = AGENT_STORE_SCHEMA;
 	for (int i = 0; i < AGENT_DB_COUNT; i++) {
 		if (i == AGENT_DB_META)
 			continue;
@@ -222,6 +232,11 @@ out:
 		mdb_env_close(db->env);
 	free(db);
 	return err;
+}
+
+unsigned agent_db_schema_was(const agent_db *db)
+{
+	return db->schema_was;
 }
 
 void agent_db_close(agent_db **pdb)
@@ -445,26 +460,30 @@ void agent_db_index_key(uint8_t key[8], uint64_t index)
 	put_be(key, index, 8);
 }
 
-/* Record layout: version u8, state u8, id length u16, id, minted_at u64,
- * signed length u32, signed bytes, sealed length u32, sealed bytes. */
+/* Record layout 2: version u8 (2), state u8, id length u16, id, minted_at
+ * u64, content hash [32], signed length u32, signed bytes, sealed length
+ * u32, sealed bytes. Layout 1 (schema 2) has no content hash. */
 rete_err agent_db_outbox_put(agent_db *db, const char *name, const uint8_t hash[RETE_HASH_LEN],
 			     const agent_outrec *r, rete_msg *m)
 {
 	uint8_t key[480];
 	size_t klen = outbox_key(key, sizeof(key), name, hash);
 	size_t idlen = strlen(r->id);
-	size_t n = 2 + 2 + idlen + 8 + 4 + r->signed_msg.len + 4 + r->sealed.len;
+	size_t hl = r->have_content ? RETE_HASH_LEN : 0;
+	size_t n = 2 + 2 + idlen + 8 + hl + 4 + r->signed_msg.len + 4 + r->sealed.len;
 	uint8_t *v = malloc(n), *p;
 	rete_err err;
 
 	if (v == NULL)
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
 	p = v;
-	*p++ = OUTREC_VERSION;
+	*p++ = r->have_content ? OUTREC_VERSION : OUTREC_VERSION_1;
 	*p++ = (uint8_t)r->state;
 	put_be(p, idlen, 2), p += 2;
 	memcpy(p, r->id, idlen), p += idlen;
 	put_be(p, (uint64_t)r->minted_at, 8), p += 8;
+	if (hl)
+		memcpy(p, r->content, hl), p += hl;
 	put_be(p, r->signed_msg.len, 4), p += 4;
 	if (r->signed_msg.len)
 		memcpy(p, r->signed_msg.data, r->signed_msg.len), p += r->signed_msg.len;
@@ -506,18 +525,22 @@ rete_err agent_db_outbox_get(agent_db *db, const char *name, const uint8_t hash[
 		return err;
 	const uint8_t *p = v.data, *end = v.data + v.len;
 	err = RETE_ECORRUPT;
-	if (v.len < 4 || p[0] != OUTREC_VERSION)
+	if (v.len < 4 || (p[0] != OUTREC_VERSION && p[0] != OUTREC_VERSION_1))
 		goto out;
+	r->have_content = p[0] == OUTREC_VERSION;
 	r->state = p[1];
 	size_t idlen = (size_t)get_be(p + 2, 2);
+	size_t hl = r->have_content ? RETE_HASH_LEN : 0;
 	p += 4;
-	if (idlen >= sizeof(r->id) || (size_t)(end - p) < idlen + 8)
+	if (idlen >= sizeof(r->id) || (size_t)(end - p) < idlen + 8 + hl)
 		goto out;
 	memcpy(r->id, p, idlen);
 	r->id[idlen] = '\0';
 	p += idlen;
 	r->minted_at = (int64_t)get_be(p, 8);
 	p += 8;
+	memcpy(r->content, p, hl);
+	p += hl;
 	if ((err = outrec_bytes(&r->signed_msg, &p, end)) != RETE_OK)
 		goto out;
 	err = outrec_bytes(&r->sealed, &p, end);
@@ -529,6 +552,11 @@ out:
 				    err == RETE_ENOMEM ? ": out of memory" : "does not parse");
 	}
 	return RETE_OK;
+}
+
+bool agent_db_outbox_layout1(const void *val, size_t vlen)
+{
+	return vlen > 0 && ((const uint8_t *)val)[0] == OUTREC_VERSION_1;
 }
 
 rete_err agent_db_outbox_del(agent_db *db, const char *name, const uint8_t hash[RETE_HASH_LEN],

@@ -6,7 +6,11 @@
  * inbox twice, and no recipient key changes silently:
  *
  *   outbox     file name "\0" SHA-256 of its content -> agent_outrec
- *              (minted id first; then the signed and sealed bytes)
+ *              (minted id and the SHA-256 of the file's canonical JSON
+ *              first; then the signed and sealed bytes). Records of a
+ *              schema-2 store lack that hash (layout 1): read as they are,
+ *              rewritten with it at start while their file is in outbox/
+ *              (agent_outbox_settle)
  *   pins       party id -> 32-byte Ed25519 key pinned on first use
  *   pending    party id -> 32-byte key the directory now shows instead of
  *              the pinned one, waiting for an operator (`rete agent trust`)
@@ -75,7 +79,11 @@ typedef struct agent_db agent_db;
 
 /* The agent store's schema, recorded under "schema" in meta (decimal
  * text). 2: the journal of the person index (`persons`), the first schema
- * recorded. A store without the record was written before it (rete 0.5,
+ * recorded. 3: an outbox record keeps the SHA-256 of its file's canonical
+ * JSON (layout 2), so that a sealed file that left outbox/ while the agent
+ * was stopped is seen through to its answer with its identity and content
+ * (an agent of schema 2 would not parse such a record: it refuses the
+ * store, as below). A store without the record was written before it (rete 0.5,
  * builds of 0.6.0 before the record) and is of an earlier schema: it is
  * read as it is, and a writer records this schema in it. A store of a
  * later schema than this one, which a newer agent wrote, is refused
@@ -83,7 +91,7 @@ typedef struct agent_db agent_db;
  * what this agent would read there. An agent older than the record cannot
  * refuse a newer store; docs/agent.md ("Upgrades and downgrades") says
  * what a downgrade needs. */
-#define AGENT_STORE_SCHEMA 2
+#define AGENT_STORE_SCHEMA 3
 
 /* The named databases. */
 typedef enum agent_dbi {
@@ -108,11 +116,13 @@ enum { AGENT_OUT_MINTED = 1, AGENT_OUT_SIGNED = 2 };
 /* agent_outrec: what the agent knows about one outbox file. The buffers are
  * owned by the struct (agent_outrec_free). */
 typedef struct agent_outrec {
-	int state;	     /* AGENT_OUT_MINTED or AGENT_OUT_SIGNED */
-	char id[128];	     /* the message id (minted or taken from the file) */
-	int64_t minted_at;   /* when the id was recorded (ms) */
-	rete_buf signed_msg; /* SignedMessage bytes (state SIGNED) */
-	rete_buf sealed;     /* sealed private part, possibly empty */
+	int state;			/* AGENT_OUT_MINTED or AGENT_OUT_SIGNED */
+	char id[128];			/* the message id (minted or taken from the file) */
+	int64_t minted_at;		/* when the id was recorded (ms) */
+	bool have_content;		/* content is known (false: a schema-2 record) */
+	uint8_t content[RETE_HASH_LEN]; /* SHA-256 of the file's canonical JSON */
+	rete_buf signed_msg;		/* SignedMessage bytes (state SIGNED) */
+	rete_buf sealed;		/* sealed private part, possibly empty */
 } agent_outrec;
 
 /* agent_outrec_free frees the buffers of r; NULL is fine. */
@@ -125,6 +135,12 @@ void agent_outrec_free(agent_outrec *r);
  * data.mdb or schema record), RETE_EFULL (no room to record the schema). */
 rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db **out,
 		       rete_msg *m);
+
+/* agent_db_schema_was: the schema the store recorded when this handle
+ * opened it: AGENT_STORE_SCHEMA for a store it created, 0 for one written
+ * before the record. A writer has recorded AGENT_STORE_SCHEMA since (an
+ * upgrade, when this is lower). */
+unsigned agent_db_schema_was(const agent_db *db);
 
 /* agent_db_close closes *db (aborting an open transaction) and sets it to
  * NULL; NULL is fine. */
@@ -176,16 +192,22 @@ rete_err agent_db_each(agent_db *db, agent_dbi dbi,
 				  void *user),
 		       void *user, rete_msg *m);
 
-/* agent_db_outbox_get reads the record of (name, hash) into *r.
- * RETE_ENOENT when there is none; RETE_ECORRUPT for a record that does not
- * parse; RETE_ESTORE. */
+/* agent_db_outbox_get reads the record of (name, hash) into *r (layout 1,
+ * a schema-2 store's: r->have_content false). RETE_ENOENT when there is
+ * none; RETE_ECORRUPT for a record that does not parse; RETE_ESTORE. */
 rete_err agent_db_outbox_get(agent_db *db, const char *name, const uint8_t hash[RETE_HASH_LEN],
 			     agent_outrec *r, rete_msg *m);
 
 /* agent_db_outbox_put stores r for (name, hash) durably (when no
- * transaction is open, it commits before returning). */
+ * transaction is open, it commits before returning): layout 2, with
+ * r->content; layout 1 (schema 2's) only when !r->have_content. */
 rete_err agent_db_outbox_put(agent_db *db, const char *name, const uint8_t hash[RETE_HASH_LEN],
 			     const agent_outrec *r, rete_msg *m);
+
+/* agent_db_outbox_layout1: is val (an outbox record's value, from
+ * agent_db_each) of layout 1, a schema-2 store's, without the content
+ * hash? */
+bool agent_db_outbox_layout1(const void *val, size_t vlen);
 
 /* agent_db_outbox_del forgets the record of (name, hash). */
 rete_err agent_db_outbox_del(agent_db *db, const char *name, const uint8_t hash[RETE_HASH_LEN],

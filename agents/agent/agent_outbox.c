@@ -79,6 +79,8 @@ struct agent_out_item {
 	uint8_t content[RETE_HASH_LEN]; /* SHA-256 of the file's canonical JSON */
 	agent_spool_ident ident;	/* what the file was when read (device, inode, hash) */
 	bool left;			/* its file left outbox/ after it was sealed (said once) */
+	bool no_content;		/* content unknown: taken back from a schema-2 record whose
+					   file had left outbox/ (its id gets no "ids" record) */
 };
 
 typedef struct agent_out_item out_item;
@@ -743,6 +745,8 @@ static void out_intake(agent *a, const char *name)
 		}
 		memset(&rec, 0, sizeof(rec));
 		rec.state = AGENT_OUT_MINTED;
+		rec.have_content = true;
+		memcpy(rec.content, content, RETE_HASH_LEN);
 		if (peek_id[0] != '\0')
 			snprintf(rec.id, sizeof(rec.id), "%s", peek_id);
 		else
@@ -872,9 +876,11 @@ static void out_sign_pending(agent *a)
 				continue;
 			agent_outrec rec = {.state = AGENT_OUT_SIGNED,
 					    .minted_at = it->minted_at,
+					    .have_content = true,
 					    .signed_msg = it->signed_msg,
 					    .sealed = it->sealed};
 			snprintf(rec.id, sizeof(rec.id), "%s", it->id);
+			memcpy(rec.content, it->content, RETE_HASH_LEN);
 			err = agent_db_outbox_put(a->db, it->name, it->hash, &rec, &m);
 		}
 		/* the person-index lines of what was sealed, with it */
@@ -1001,7 +1007,8 @@ struct prune_ctx {
 	const char *outbox;
 	uint8_t **keys;
 	size_t *lens;
-	bool *other; /* a file of other content is at outbox/NAME */
+	bool *other;   /* a file of other content is at outbox/NAME */
+	bool *upgrade; /* the file is there; the record lacks its content hash */
 	size_t n, cap;
 };
 
@@ -1009,8 +1016,6 @@ static bool prune_collect(const void *key, size_t klen, const void *val, size_t 
 {
 	struct prune_ctx *p = user;
 	char path[4400];
-	(void)val;
-	(void)vlen;
 	const char *name = key;
 	size_t nl = strnlen(name, klen);
 	if (nl == klen)
@@ -1019,12 +1024,19 @@ static bool prune_collect(const void *key, size_t klen, const void *val, size_t 
 	/* a file there is the record's only with the record's content: after
 	 * a move, the case system may have written a new file of that name
 	 * (or one replaced the source and the move wrote the fallback) */
-	bool other = false;
+	bool other = false, upgrade = false;
 	if (access(path, F_OK) == 0) {
-		if (klen != nl + 1 + RETE_HASH_LEN ||
-		    agent_spool_hash_is(path, (const uint8_t *)key + nl + 1))
+		if (klen != nl + 1 + RETE_HASH_LEN)
 			return true;
-		other = true;
+		if (agent_spool_hash_is(path, (const uint8_t *)key + nl + 1)) {
+			/* the record's own file: kept; rewritten with the
+			 * content hash when a schema-2 agent wrote it */
+			if (!agent_db_outbox_layout1(val, vlen))
+				return true;
+			upgrade = true;
+		} else {
+			other = true;
+		}
 	}
 	if (p->n == p->cap) {
 		size_t nc = p->cap ? p->cap * 2 : 16;
@@ -1040,9 +1052,14 @@ static bool prune_collect(const void *key, size_t klen, const void *val, size_t 
 		if (o == NULL)
 			return false;
 		p->other = o;
+		bool *u = realloc(p->upgrade, nc * sizeof(*u));
+		if (u == NULL)
+			return false;
+		p->upgrade = u;
 		p->cap = nc;
 	}
 	p->other[p->n] = other;
+	p->upgrade[p->n] = upgrade;
 	p->keys[p->n] = malloc(klen);
 	if (p->keys[p->n] == NULL)
 		return false;
@@ -1093,29 +1110,134 @@ static bool out_settle(agent *a, const uint8_t *key, size_t klen)
 	return found;
 }
 
-/* out_prune forgets the records of files no longer in outbox/ (a crash
- * after a file left outbox/ and before its record was forgotten), each
- * move recorded first (out_settle); where a file of other content has the
- * name now, only a record whose answer is found (the file moved): the
- * other stays as it always has. */
+/* out_adopt takes back, as an item in flight, the record (key) of a file
+ * that was sealed and left outbox/ (other: another file of that name is
+ * there now) while the agent was stopped, with no answer found for it:
+ * its SUBMIT may be on the log. The start keeps it as the running agent
+ * keeps a sealed file that leaves (agent_outbox_scan): submitted again, the
+ * same bytes (the broker answers with its receipt), answered in sent/ or
+ * failed/ with the message as it was signed. The file's identity is the
+ * record's content hash (the same bytes put back are the file, moved with
+ * the answer; another file of the name is taken in after it, as a new
+ * file), and the id keeps the content hash of the file as the agency wrote
+ * it (a schema-2 record has none: no_content). A record not sealed is not
+ * taken (nothing was sent): false. The record itself stays until the
+ * answer, as for any item: a kill -9 meanwhile takes it back again. */
+static bool out_adopt(agent *a, const uint8_t *key, size_t klen, bool other)
+{
+	const char *name = (const char *)key;
+	size_t nl = strnlen(name, klen);
+	agent_outrec rec;
+	rete_msg m = {{0}};
+	if (klen != nl + 1 + RETE_HASH_LEN || nl >= sizeof(a->out_items[0].name) ||
+	    agent_db_outbox_get(a->db, name, key + nl + 1, &rec, &m) != RETE_OK)
+		return false;
+	out_item *it = rec.state == AGENT_OUT_SIGNED ? item_add(a) : NULL;
+	if (it == NULL) {
+		agent_outrec_free(&rec);
+		return false;
+	}
+	memcpy(it->name, name, nl);
+	it->name[nl] = '\0';
+	memcpy(it->hash, key + nl + 1, RETE_HASH_LEN);
+	it->ident.have_hash = true; /* what outbox/NAME must hold to be the file */
+	memcpy(it->ident.hash, it->hash, RETE_HASH_LEN);
+	snprintf(it->id, sizeof(it->id), "%s", rec.id);
+	it->minted_at = rec.minted_at;
+	it->state = AGENT_OUT_SIGNED;
+	it->signed_msg = rec.signed_msg; /* the item owns the buffers now */
+	it->sealed = rec.sealed;
+	it->no_content = !rec.have_content;
+	memcpy(it->content, rec.content, RETE_HASH_LEN);
+	it->left = true; /* said here, not again at the scan */
+	if (other)
+		agent_log(a, "warning",
+			  "%s: replaced in outbox/ while the agent was stopped, after %s was "
+			  "sealed; its answer will come with the message as sent, and the file "
+			  "there now is taken in after it as a new file",
+			  it->name, it->id);
+	else
+		agent_log(a, "warning",
+			  "%s: left outbox/ while the agent was stopped, after %s was sealed; "
+			  "its answer will come with the message as sent",
+			  it->name, it->id);
+	return true;
+}
+
+/* out_upgrade_rec rewrites, in the open transaction, the schema-2 record
+ * (key) of a file still in outbox/ with the content hash of that file:
+ * 1 when rewritten, 0 when not (the file changed meanwhile: the record is
+ * read as it is); *err gets a failure of the transaction. */
+static size_t out_upgrade_rec(agent *a, const uint8_t *key, size_t klen, rete_err *err, rete_msg *m)
+{
+	const char *name = (const char *)key;
+	size_t nl = strnlen(name, klen);
+	agent_outrec rec;
+	char *text = NULL;
+	size_t len = 0;
+	rete_msg rm = {{0}};
+	uint8_t h[RETE_HASH_LEN];
+	size_t done = 0;
+	if (klen != nl + 1 + RETE_HASH_LEN ||
+	    agent_db_outbox_get(a->db, name, key + nl + 1, &rec, &rm) != RETE_OK)
+		return 0;
+	/* read again: the file may have changed since the listing */
+	if (!rec.have_content &&
+	    agent_spool_read(a->outbox_dir, name, OUT_FILE_MAX, &text, &len, &rm) == RETE_OK) {
+		rete_sha256(h, text, len);
+		if (sodium_memcmp(h, key + nl + 1, RETE_HASH_LEN) == 0) {
+			out_content_hash(text, len, rec.content);
+			rec.have_content = true;
+			*err = agent_db_outbox_put(a->db, name, h, &rec, m);
+			done = *err == RETE_OK;
+		}
+	}
+	free(text);
+	agent_outrec_free(&rec);
+	return done;
+}
+
+/* out_prune settles the records of files no longer in outbox/ as they
+ * were (a file of other content there counts as no longer there): a move
+ * to sent/ or failed/ that a stop left unrecorded is recorded and the
+ * record forgotten (out_settle); a sealed file is taken back until its
+ * answer (out_adopt); the id of a file never sealed is forgotten (nothing
+ * was sent), unless a file of other content has the name now (kept, as it
+ * always has been). The records a schema-2 agent wrote of files still in
+ * outbox/ get their content hash (the upgrade, said once). */
 static void out_prune(agent *a)
 {
 	struct prune_ctx p = {.outbox = a->outbox_dir};
 	rete_msg m = {{0}};
-	if (agent_db_each(a->db, AGENT_DB_OUTBOX, prune_collect, &p, &m) == RETE_OK && p.n > 0) {
-		for (size_t i = 0; i < p.n; i++)
-			if (!out_settle(a, p.keys[i], p.lens[i]) && p.other[i])
+	size_t blind = 0, upgraded = 0;
+	rete_err err = agent_db_each(a->db, AGENT_DB_OUTBOX, prune_collect, &p, &m);
+	if (err == RETE_OK && p.n > 0) {
+		for (size_t i = 0; i < p.n; i++) {
+			if (p.upgrade[i])
+				continue;
+			if (out_settle(a, p.keys[i], p.lens[i]))
+				continue; /* answered: forgotten below */
+			if (out_adopt(a, p.keys[i], p.lens[i], p.other[i])) {
+				blind += a->out_items[a->out_n - 1].no_content;
+				p.lens[i] = 0; /* kept until its answer */
+			} else if (p.other[i]) {
 				p.lens[i] = 0; /* kept */
-		rete_err err = RETE_OK;
+			}
+		}
 		size_t gone = 0;
 		for (int attempt = 0; attempt < 2; attempt++) { /* again once: map grown */
 			err = agent_db_begin(a->db, &m);
 			if (err == RETE_OK)
 				err = agent_privacy_journal(a, &m);
-			gone = 0;
+			gone = upgraded = 0;
 			for (size_t i = 0; i < p.n && err == RETE_OK; i++) {
 				if (p.lens[i] == 0)
 					continue;
+				if (p.upgrade[i]) {
+					upgraded +=
+					    out_upgrade_rec(a, p.keys[i], p.lens[i], &err, &m);
+					continue;
+				}
 				err =
 				    agent_db_del(a->db, AGENT_DB_OUTBOX, p.keys[i], p.lens[i], &m);
 				gone++;
@@ -1125,18 +1247,47 @@ static void out_prune(agent *a)
 		}
 		if (err == RETE_OK) {
 			agent_privacy_written(a);
-			agent_debug(a, "forgot %zu record(s) of files that had left outbox/", gone);
+			if (gone > 0)
+				agent_debug(
+				    a, "forgot %zu record(s) of files that had left outbox/", gone);
 		} else {
+			upgraded = 0;
 			agent_log(a, "error",
-				  "cannot forget the records of files that left outbox/: %s",
+				  "cannot settle the records of files that left outbox/: %s",
 				  m.text);
 		}
+	}
+	unsigned was = agent_db_schema_was(a->db);
+	char blind_said[300] = "";
+	if (blind > 0)
+		snprintf(blind_said, sizeof(blind_said),
+			 "; %zu sealed file(s) that had left outbox/ are seen through without it "
+			 "(their ids keep no content record: the same file written again under "
+			 "such an id is refused id-reused)",
+			 blind);
+	if (was < AGENT_STORE_SCHEMA) {
+		char from[64];
+		if (was == 0)
+			snprintf(from, sizeof(from), "a schema from before the record");
+		else
+			snprintf(from, sizeof(from), "schema %u", was);
+		agent_log(a, "info",
+			  "the agent store was of %s: it is of schema %d now, which an older "
+			  "rete-agent refuses. Outbox records keep the content hash of their "
+			  "file: %zu rewritten with it%s",
+			  from, AGENT_STORE_SCHEMA, upgraded, blind_said);
+	} else if (upgraded > 0 || blind > 0) {
+		agent_log(a, "info",
+			  "outbox records of schema 2 (no content hash): %zu rewritten with the "
+			  "content hash of their file%s",
+			  upgraded, blind_said);
 	}
 	for (size_t i = 0; i < p.n; i++)
 		free(p.keys[i]);
 	free(p.keys);
 	free(p.lens);
 	free(p.other);
+	free(p.upgrade);
 }
 
 void agent_outbox_settle(agent *a)
@@ -1690,7 +1841,9 @@ static rete_err out_hold(agent *a, const out_item *it, const out_rcpt *rc, const
 	if (err != RETE_OK && err != RETE_ENOENT)
 		return err;
 	err = delivered ? RETE_OK : agent_db_held_put(a->db, it->id, &h, m);
-	if (err == RETE_OK && receipt_json != NULL) {
+	/* never a content the file did not have: an id record of the wrong
+	 * content would refuse the same file later as id-reused */
+	if (err == RETE_OK && receipt_json != NULL && !it->no_content) {
 		agent_idrec r = {.index = rc->index, .receipt_json = (char *)receipt_json};
 		memcpy(r.content, it->content, RETE_HASH_LEN);
 		err = agent_db_id_put(a->db, it->id, &r, m);

@@ -431,6 +431,21 @@ static void test_db_schema(void **state)
 	set_schema(data, "");
 	expect_refused(data, RETE_ECORRUPT, "is not a decimal number from 1 to", NULL);
 
+	/* schema 2 (the one before the outbox records' content hash): read,
+	 * and recorded anew by a writer, which says it was 2 */
+	set_schema(data, "2");
+	assert_int_equal(agent_db_open(data, true, 0, &db, &m), RETE_OK);
+	assert_int_equal(agent_db_schema_was(db), 2);
+	agent_db_close(&db);
+	expect_schema(data, "2");
+	assert_int_equal(agent_db_open(data, false, 0, &db, &m), RETE_OK);
+	assert_int_equal(agent_db_schema_was(db), 2);
+	agent_db_close(&db);
+	expect_schema(data, want);
+	assert_int_equal(agent_db_open(data, false, 0, &db, &m), RETE_OK);
+	assert_int_equal(agent_db_schema_was(db), AGENT_STORE_SCHEMA);
+	agent_db_close(&db);
+
 	/* an earlier recorded schema: read as it is, recorded anew by a writer */
 	set_schema(data, "1");
 	assert_int_equal(agent_db_open(data, true, 0, &db, &m), RETE_OK);
@@ -465,6 +480,8 @@ static void test_db_records_and_growth(void **state)
 
 	assert_int_equal(agent_db_open(data, true, 0, &ro, &m), RETE_ENOENT);
 	assert_int_equal(agent_db_open(data, false, 1u << 20, &db, &m), RETE_OK);
+	/* a store created now is of this schema, not one to upgrade */
+	assert_int_equal(agent_db_schema_was(db), AGENT_STORE_SCHEMA);
 	memset(hash, 7, sizeof(hash));
 	agent_outrec r = {.state = AGENT_OUT_MINTED, .minted_at = 1763800000123};
 	snprintf(r.id, sizeof(r.id), "m-0001");
@@ -493,6 +510,35 @@ static void test_db_records_and_growth(void **state)
 	assert_int_equal(agent_db_outbox_put(db, "a.json", hash, &r, &m), RETE_OK);
 	assert_int_equal(agent_db_outbox_get(db, "a.json", hash, &got, &m), RETE_OK);
 	assert_int_equal(got.state, AGENT_OUT_SIGNED);
+	assert_memory_equal(got.signed_msg.data, sig, sizeof(sig));
+	assert_memory_equal(got.sealed.data, seal, sizeof(seal));
+	assert_false(got.have_content);
+	agent_outrec_free(&got);
+
+	/* With the content hash of the file (schema 3, layout 2); without it
+	 * the layout of schema 2 (1), which is read as it is. */
+	uint8_t okey[64];
+	rete_buf raw;
+	memcpy(okey, "a.json", 7);
+	memcpy(okey + 7, hash, RETE_HASH_LEN);
+	assert_int_equal(agent_db_get(db, AGENT_DB_OUTBOX, okey, 7 + RETE_HASH_LEN, &raw, &m),
+			 RETE_OK);
+	assert_true(agent_db_outbox_layout1(raw.data, raw.len));
+	rete_buf_free(&raw);
+	r.have_content = true;
+	memset(r.content, 0x5c, sizeof(r.content));
+	assert_int_equal(agent_db_outbox_put(db, "a.json", hash, &r, &m), RETE_OK);
+	assert_int_equal(agent_db_get(db, AGENT_DB_OUTBOX, okey, 7 + RETE_HASH_LEN, &raw, &m),
+			 RETE_OK);
+	assert_false(agent_db_outbox_layout1(raw.data, raw.len));
+	assert_int_equal(raw.len,
+			 2 + 2 + 6 + 8 + RETE_HASH_LEN + 4 + sizeof(sig) + 4 + sizeof(seal));
+	rete_buf_free(&raw);
+	assert_int_equal(agent_db_outbox_get(db, "a.json", hash, &got, &m), RETE_OK);
+	assert_true(got.have_content);
+	assert_memory_equal(got.content, r.content, RETE_HASH_LEN);
+	assert_string_equal(got.id, "m-0001");
+	assert_int_equal(got.minted_at, 1763800000123);
 	assert_memory_equal(got.signed_msg.data, sig, sizeof(sig));
 	assert_memory_equal(got.sealed.data, seal, sizeof(seal));
 	agent_outrec_free(&got);

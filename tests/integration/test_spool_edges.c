@@ -22,6 +22,24 @@
  *                    waits for its receipt: the link is refused
  *                    (not-a-file) and the receipt still goes to sent/,
  *                    with the message as it was signed and sent;
+ *   gone_at_restart  the same across a stop: a file whose SUBMIT was
+ *                    logged and whose receipt was not answered yet when
+ *                    the agent stopped (sent/ blocked), removed before it
+ *                    started again, is seen through to its receipt in
+ *                    sent/ (the message as sent), said once in the log;
+ *   put_back         such a file (no id of its own) put back, the same
+ *                    bytes, after a kill -9 and the restart: sent once, the
+ *                    recipient holds one delivery, one receipt in sent/;
+ *   same_again       such a file with an id of its own, answered after the
+ *                    restart, then written again: its original receipt
+ *                    again, never a false id-reused;
+ *   replaced_stopped another file renamed over it while the agent was
+ *                    stopped (kill -9): the old one answered with the
+ *                    message as sent, the new one sent on its own;
+ *   schema2_upgrade  a schema-2 store (records without their content
+ *                    hash) whose sealed file left while the agent was
+ *                    stopped: upgraded at start (said once), the file seen
+ *                    through to its receipt, `rete status` still reads it;
  *   inbox_full       the recipient's inbox/ on a full file system: no ack,
  *                    and once space comes back the file is written once and
  *                    the referral is received.
@@ -568,6 +586,317 @@ static void test_link_in_flight(void **state)
 	free(r);
 }
 
+/* --- a sealed file that left outbox/ while the agent was stopped ------------------ */
+
+/* spools: the sender's sent/, outbox/ and failed/, the job centre's inbox/ */
+typedef struct spools {
+	char sent[1300], out[1300], failed[1300], inbox[1300];
+} spools;
+
+/* sent_blocked puts a file where sent/ is (the folder kept as sent.away):
+ * a receipt that comes then cannot be answered there, and its file stays
+ * in outbox/, sealed and recorded; sent_back undoes it. */
+static void sent_blocked(const spools *s)
+{
+	char away[1400];
+	snprintf(away, sizeof(away), "%s.away", s->sent);
+	assert_int_equal(rename(s->sent, away), 0);
+	assert_int_equal(tu_write_file(s->sent, "not a folder", 12), 0);
+}
+
+static void sent_back(const spools *s)
+{
+	char away[1400];
+	snprintf(away, sizeof(away), "%s.away", s->sent);
+	assert_int_equal(unlink(s->sent), 0);
+	assert_int_equal(rename(away, s->sent), 0);
+}
+
+/* sealed_unanswered puts text (NULL: a referral of id id) as outbox/name
+ * while sent/ is blocked and waits until its SUBMIT is logged (the job
+ * centre's inbox holds needle) and its receipt could not be answered: the
+ * file is in outbox/, sealed, recorded, with no answer. */
+static void sealed_unanswered(fx *f, const spools *s, const char *name, const char *text,
+			      const char *id, const char *needle)
+{
+	char line[300];
+	char *t = text ? NULL : referral_json(id, it_party_ids[IT_CPI], it_service[IT_CPI], 0);
+	put(s->out, name, text ? text : t);
+	free(t);
+	snprintf(line, sizeof(line), "%s: accepted, but cannot record it or move it to sent/",
+		 name);
+	assert_true(wait_log(f, IT_SOCIAL, line, 1, 30000));
+	assert_true(wait_count_with(s->inbox, needle, 1, 30000));
+}
+
+/* stop_social stops the sender's agent with sig (SIGKILL: as a crash) */
+static void stop_social(fx *f, int sig)
+{
+	int st = it_stop(&f->n->agent_pid[IT_SOCIAL], sig, it_wait_ms());
+	if (sig == SIGKILL)
+		assert_true(st != -1 && WIFSIGNALED(st));
+	else
+		assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* sealed_then_stopped starts the network, sends one referral to warm up,
+ * and stops the sender's agent with sig (SIGKILL: as a crash) once
+ * outbox/name (sealed_unanswered) was logged and delivered and has no
+ * answer; sent/ is back when it returns (sig 0: still blocked, the agent
+ * running: the caller goes on, stops it and calls sent_back). */
+static void sealed_then_stopped(fx *f, spools *s, const char *name, const char *text,
+				const char *id, const char *needle, int sig)
+{
+	it_spool(f->n, IT_SOCIAL, "sent", s->sent, sizeof(s->sent));
+	it_spool(f->n, IT_SOCIAL, "outbox", s->out, sizeof(s->out));
+	it_spool(f->n, IT_SOCIAL, "failed", s->failed, sizeof(s->failed));
+	it_spool(f->n, IT_CPI, "inbox", s->inbox, sizeof(s->inbox));
+	start_net(f);
+	sent_receipted(f, s->sent, "warm.json", "flight-warm");
+	sent_blocked(s);
+	sealed_unanswered(f, s, name, text, id, needle);
+	if (sig == 0)
+		return;
+	stop_social(f, sig);
+	sent_back(s);
+}
+
+/* removed_while_stopped takes outbox/name out while the sender's agent is
+ * stopped and starts the agent again; returns what the file held
+ * (malloc'd). */
+static char *removed_while_stopped(fx *f, const spools *s, const char *name)
+{
+	char path[1500];
+	snprintf(path, sizeof(path), "%s/%s", s->out, name);
+	char *t = tu_read_file(path, NULL);
+	assert_non_null(t);
+	assert_int_equal(unlink(path), 0);
+	assert_true(it_agent_start(f->n, IT_SOCIAL));
+	return t;
+}
+
+/* receipt_of waits for the receipt in sent/ whose key is value, and checks
+ * that the file beside it holds want (the message as it was sent) */
+static void receipt_of(fx *f, const spools *s, const char *key, const char *value, const char *want)
+{
+	char *r = wait_answer(s->sent, ".receipt.json", key, value, 30000);
+	if (r == NULL) {
+		it_show(f->n, "social.mantova.log");
+		fprintf(stderr,
+			"%s was logged and delivered, its receipt not answered when the agent "
+			"stopped; after its restart no receipt of it reached sent/\n",
+			value);
+	}
+	assert_non_null(r);
+	char path[1700];
+	snprintf(path, sizeof(path), "%s/%.*s", s->sent, (int)(strlen(r) - strlen(".receipt.json")),
+		 r);
+	assert_int_equal(count_in(path, want), 1);
+	free(r);
+}
+
+/* delivered_once: a last referral through (the order of the log), then
+ * the job centre's inbox holds needle exactly once, and failed/ nothing
+ * of it */
+static void delivered_once(fx *f, const spools *s, const char *needle)
+{
+	sent_receipted(f, s->sent, "barrier.json", "restart-barrier");
+	assert_true(wait_count_with(s->inbox, "\"restart-barrier\"", 1, 30000));
+	int n = count_with(s->inbox, needle);
+	if (n != 1) {
+		it_show(f->n, "social.mantova.log");
+		fprintf(stderr, "the job centre holds %d deliveries of %s, want 1\n", n, needle);
+	}
+	assert_int_equal(n, 1);
+	assert_int_equal(count_with(s->failed, needle), 0);
+}
+
+static void test_gone_at_restart(void **state)
+{
+	fx *f = *state;
+	spools s;
+	char log[1400];
+	sealed_then_stopped(f, &s, "z.json", NULL, "gone-first", "\"gone-first\"", SIGTERM);
+	free(removed_while_stopped(f, &s, "z.json"));
+	receipt_of(f, &s, "messageId", "gone-first", "gone-first");
+	delivered_once(f, &s, "\"gone-first\"");
+	agent_log_path(f, IT_SOCIAL, log, sizeof(log));
+	assert_int_equal(count_lines_in(log, "left outbox/ while the agent was stopped"), 1);
+}
+
+/* referral_noid: a referral with no id of its own (the agent mints one)
+ * and case id caseid */
+static char *referral_noid(const char *caseid)
+{
+	char *t = referral_json("x", it_party_ids[IT_CPI], it_service[IT_CPI], 0);
+	json_t *j = json_loads(t, 0, NULL);
+	free(t);
+	assert_non_null(j);
+	json_object_del(j, "id");
+	json_object_set_new(j, "caseId", json_string(caseid));
+	t = json_dumps(j, JSON_INDENT(2));
+	json_decref(j);
+	assert_non_null(t);
+	return t;
+}
+
+static void test_put_back_at_restart(void **state)
+{
+	fx *f = *state;
+	spools s;
+	char path[1500], keep[1500];
+	char *t = referral_noid("mn-back-0001");
+	/* killed with the SUBMIT logged and no answer; the file is taken out */
+	sealed_then_stopped(f, &s, "b.json", t, NULL, "mn-back-0001", SIGKILL);
+	free(t);
+	snprintf(path, sizeof(path), "%s/b.json", s.out);
+	snprintf(keep, sizeof(keep), "%s/b.json.kept", f->n->dir);
+	assert_int_equal(rename(path, keep), 0);
+	/* the agent starts (the broker stopped again: no answer yet), then the
+	 * same bytes are put back under the same name */
+	assert_int_equal(kill(f->n->broker_pid, SIGSTOP), 0);
+	assert_true(it_agent_start(f->n, IT_SOCIAL));
+	assert_true(wait_log(f, IT_SOCIAL, "started: spool", 2, 30000));
+	assert_int_equal(rename(keep, path), 0);
+	assert_int_equal(kill(f->n->broker_pid, SIGCONT), 0);
+	receipt_of(f, &s, "file", "b.json", "mn-back-0001");
+	assert_true(wait_gone(s.out, "b.json", 30000));
+	delivered_once(f, &s, "mn-back-0001");
+	assert_int_equal(count_with(s.sent, "\"file\": \"b.json\""), 1); /* one receipt */
+}
+
+static void test_same_again_after_restart(void **state)
+{
+	fx *f = *state;
+	spools s;
+	char log[1400];
+	sealed_then_stopped(f, &s, "a.json", NULL, "again-1", "\"again-1\"", SIGKILL);
+	char *t = removed_while_stopped(f, &s, "a.json");
+	receipt_of(f, &s, "messageId", "again-1", "again-1");
+	/* the same file written again: the same message, its original receipt */
+	put(s.out, "a.json", t);
+	free(t);
+	bool same = wait_log(f, IT_SOCIAL, "the same message as again-1", 1, 30000);
+	if (!same)
+		it_show(f->n, "social.mantova.log");
+	assert_true(same);
+	assert_int_equal(count_with(s.sent, "\"again-1\""), 4); /* 2 files, 2 receipts */
+	assert_true(wait_gone(s.out, "a.json", 30000));
+	delivered_once(f, &s, "\"again-1\"");
+	agent_log_path(f, IT_SOCIAL, log, sizeof(log));
+	assert_int_equal(count_lines_in(log, "the same message as again-1"), 1);
+}
+
+static void test_replaced_while_stopped(void **state)
+{
+	fx *f = *state;
+	spools s;
+	sealed_then_stopped(f, &s, "r.json", NULL, "stopped-old", "\"stopped-old\"", SIGKILL);
+	/* another file is renamed over it while the agent is stopped */
+	put_referral(f, IT_SOCIAL, "r.json", "stopped-new", 0);
+	assert_true(it_agent_start(f->n, IT_SOCIAL));
+	/* the old one: its receipt, beside the message as it was sent */
+	receipt_of(f, &s, "messageId", "stopped-old", "stopped-old");
+	/* the new one: a message of its own, answered on its own */
+	receipt_of(f, &s, "messageId", "stopped-new", "stopped-new");
+	char *r = find_answer(s.sent, ".receipt.json", "messageId", "stopped-new");
+	json_t *j = json_file(s.sent, r);
+	assert_string_equal(json_string_value(json_object_get(j, "file")), "r.json");
+	json_decref(j);
+	free(r);
+	assert_true(wait_gone(s.out, "r.json", 30000));
+	delivered_once(f, &s, "\"stopped-old\"");
+	assert_int_equal(count_with(s.inbox, "\"stopped-new\""), 1);
+	assert_int_equal(count_with(s.failed, "stopped-new"), 0);
+}
+
+/* to_schema2 makes the sender's agent store what a schema-2 agent wrote:
+ * meta's "schema" is "2" and every outbox record is of layout 1 (no
+ * content hash: version 1, state, id length u16, id, minted_at u64, then
+ * the signed and sealed parts as layout 2 has them after its content
+ * hash). Returns how many records it rewrote. */
+static int to_schema2(fx *f)
+{
+	char data[1400];
+	snprintf(data, sizeof(data), "%s/agents/%s/data", f->n->dir, it_party_ids[IT_SOCIAL]);
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi meta, outbox;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int n = 0;
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 32);
+	assert_int_equal(mdb_env_open(env, data, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	assert_int_equal(mdb_dbi_open(txn, "outbox", 0, &outbox), 0);
+	MDB_val sk = {6, (void *)"schema"}, sv = {1, (void *)"2"};
+	assert_int_equal(mdb_put(txn, meta, &sk, &sv, 0), 0);
+	assert_int_equal(mdb_cursor_open(txn, outbox, &cur), 0);
+	for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const uint8_t *p = v.mv_data;
+		if (v.mv_size < 4 || p[0] == 1)
+			continue;
+		assert_int_equal(p[0], 2);
+		size_t idlen = ((size_t)p[2] << 8) | p[3];
+		size_t head = 4 + idlen + 8, drop = 32;
+		assert_true(v.mv_size >= head + drop);
+		uint8_t *nv = malloc(v.mv_size - drop);
+		assert_non_null(nv);
+		memcpy(nv, p, head);
+		nv[0] = 1;
+		memcpy(nv + head, p + head + drop, v.mv_size - head - drop);
+		/* the key copied first: the put moves the page it points into */
+		uint8_t kb[512];
+		assert_true(k.mv_size <= sizeof(kb));
+		memcpy(kb, k.mv_data, k.mv_size);
+		MDB_val kk = {k.mv_size, kb}, vv = {v.mv_size - drop, nv};
+		assert_int_equal(mdb_cursor_put(cur, &kk, &vv, MDB_CURRENT), 0);
+		free(nv);
+		n++;
+	}
+	mdb_cursor_close(cur);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	return n;
+}
+
+static void test_schema2_upgrade(void **state)
+{
+	fx *f = *state;
+	spools s;
+	char log[1400], ini[1300];
+	/* stopped with two sealed files in flight: u.json leaves, v.json stays */
+	sealed_then_stopped(f, &s, "u.json", NULL, "up-gone", "\"up-gone\"", 0);
+	sealed_unanswered(f, &s, "v.json", NULL, "up-there", "\"up-there\"");
+	stop_social(f, SIGTERM);
+	sent_back(&s);
+	assert_int_equal(to_schema2(f), 2);
+	free(removed_while_stopped(f, &s, "u.json"));
+	receipt_of(f, &s, "messageId", "up-gone", "up-gone");
+	receipt_of(f, &s, "messageId", "up-there", "up-there");
+	delivered_once(f, &s, "\"up-gone\"");
+	agent_log_path(f, IT_SOCIAL, log, sizeof(log));
+	assert_int_equal(count_lines_in(log, "the agent store was of schema 2"), 1);
+	assert_int_equal(count_lines_in(log, "1 rewritten with it; 1 sealed file(s)"), 1);
+	/* said once: not at the next start */
+	stop_social(f, SIGTERM);
+	assert_true(it_agent_start(f->n, IT_SOCIAL));
+	sent_receipted(f, s.sent, "after.json", "up-after");
+	assert_int_equal(count_lines_in(log, "the agent store was of schema 2"), 1);
+	/* the read-only reader reads the upgraded store */
+	snprintf(ini, sizeof(ini), "%s/agents/%s/agent.ini", f->n->dir, it_party_ids[IT_SOCIAL]);
+	char *o = NULL;
+	int rc = tu_run(&o, "%s/rete status -c %s --timeout 0", f->n->bin, ini);
+	if (rc != 0)
+		fprintf(stderr, "rete status: %s\n", o ? o : "");
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(o, "up-gone"));
+	free(o);
+}
+
 /* --- 6c: never overwrite a file the agent did not write ----------------------------- */
 
 static void test_receipt_name_taken(void **state)
@@ -799,6 +1128,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_replaced_in_flight, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_odd_names, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_link_in_flight, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_gone_at_restart, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_put_back_at_restart, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_same_again_after_restart, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_replaced_while_stopped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_schema2_upgrade, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_receipt_name_taken, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_other_filesystem, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unmovable_said_once, setup, teardown),
