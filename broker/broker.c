@@ -1422,7 +1422,21 @@ static void takeover(broker *b, broker_peer *p, const broker_conn *old, const ch
 
 bool broker_peer_contest(const broker_peer *p, char *text, size_t len)
 {
+	/* a fight first: the sentence that says the most */
 	int64_t now = mono_ms();
+	size_t recent = 0;
+	for (size_t i = 0; i < BROKER_FIGHTS; i++)
+		recent += p->takeover_ms[i] && now - p->takeover_ms[i] < BROKER_FIGHT_MS;
+	if (recent >= BROKER_FIGHTS) {
+		if (text)
+			snprintf(
+			    text, len,
+			    "%s: two connections took its deliveries from each other %zu times "
+			    "within %d min: two agents run with its key and say HELLO in turn; "
+			    "stop the one that should not run, then restart the other",
+			    p->id, recent, BROKER_FIGHT_MS / 60000);
+		return true;
+	}
 	for (size_t i = 1; i < p->nconns; i++) {
 		if (!p->conns[i].displaced)
 			continue;
@@ -1437,18 +1451,7 @@ bool broker_peer_contest(const broker_peer *p, char *text, size_t len)
 				 p->conns[i].addr[0] ? p->conns[i].addr : "?");
 		return true;
 	}
-	size_t recent = 0;
-	for (size_t i = 0; i < BROKER_FIGHTS; i++)
-		recent += p->takeover_ms[i] && now - p->takeover_ms[i] < BROKER_FIGHT_MS;
-	if (recent < BROKER_FIGHTS)
-		return false;
-	if (text)
-		snprintf(text, len,
-			 "%s: two connections took its deliveries from each other %zu times within "
-			 "%d min: two agents run with its key and say HELLO in turn; stop the one "
-			 "that should not run, then restart the other",
-			 p->id, recent, BROKER_FIGHT_MS / 60000);
-	return true;
+	return false;
 }
 
 static void handle_hello(broker *b, broker_frame *f)

@@ -15,6 +15,9 @@
  *   restart_quiet      an agent killed (-9) and started again takes the
  *                      deliveries back without an error, and the broker's
  *                      health names nobody
+ *   twin_fight         two connections that keep taking the deliveries from
+ *                      each other: the third time within the hour, the
+ *                      broker's health names the fight
  *
  * Helpers: itest.h (network, broker and agent processes, signed messages).
  */
@@ -145,18 +148,19 @@ static char *health_problems(it_net *n)
 }
 
 /* until_problem polls the broker's health until a problem holds words
- * (the state of a connection the broker pings each heartbeat). */
-static bool until_problem(it_net *n, const char *words)
+ * (want) or none does (!want): the state of a connection the broker pings
+ * each heartbeat. */
+static bool until_problem(it_net *n, const char *words, bool want)
 {
 	int64_t end = it_mono_ms() + it_wait_ms();
 	for (;;) {
 		char *p = health_problems(n);
 		bool found = strstr(p, words) != NULL;
-		if (found || it_mono_ms() > end) {
-			if (!found)
+		if (found == want || it_mono_ms() > end) {
+			if (found != want)
 				fprintf(stderr, "health problems:\n%s", p);
 			free(p);
-			return found;
+			return found == want;
 		}
 		free(p);
 		it_nap(100);
@@ -179,6 +183,17 @@ static void test_twin_told(void **state)
 	it_net *n = it_net_new("twin-told", NULL);
 	assert_non_null(n);
 	*state = n;
+	/* the broker's metrics on a port of its choosing */
+	char *ini = tu_read_file(n->ini, NULL);
+	assert_non_null(ini);
+	char *at = strstr(ini, "[broker]\n");
+	assert_non_null(at);
+	at += strlen("[broker]\n");
+	char *with = NULL;
+	assert_true(asprintf(&with, "%.*smetrics = 127.0.0.1:0\n%s", (int)(at - ini), ini, at) > 0);
+	assert_int_equal(tu_write_file(n->ini, with, strlen(with)), 0);
+	free(with);
+	free(ini);
 	assert_true(it_broker_start(n));
 	int ms = it_wait_ms();
 	char alog[1300], tlog[1300], ainbox[1300], tinbox[1300];
@@ -208,7 +223,16 @@ static void test_twin_told(void **state)
 	assert_true(it_until_metric(url, "rete_agent_taken_over", 1));
 	/* the broker warns, and its health names the agency */
 	assert_true(it_wait_occurrences(n->log, "takes its deliveries from", 1, ms));
-	assert_true(until_problem(n, "social.mantova: two connections"));
+	assert_true(until_problem(n, "social.mantova: two connections", true));
+	unsigned bport = it_metrics_port(n->log);
+	assert_true(bport > 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", bport);
+	assert_true(
+	    it_until_metric(url, "rete_broker_agency_contested{agency=\"social.mantova\"}", 1));
+	assert_true(it_until_metric(
+	    url, "rete_broker_agency_takeovers_total{agency=\"social.mantova\"}", 1));
+	assert_true(
+	    it_until_metric(url, "rete_broker_agency_contested{agency=\"cpi.mantova\"}", 0));
 
 	/* the deliveries go to the newer one only */
 	refer(n, "twin-1");
@@ -227,10 +251,16 @@ static void test_twin_told(void **state)
 	assert_int_equal(tu_occurrences(alog, "another agent with the key of"), 1);
 	assert_int_equal(tu_occurrences(n->log, "takes its deliveries from"), 1);
 	assert_int_equal(tu_occurrences(tlog, " error: "), 0);
-	assert_true(until_problem(n, "social.mantova: two connections"));
+	assert_true(until_problem(n, "social.mantova: two connections", true));
 
+	/* the newer one stops: nothing waits for a restart of the older one,
+	 * which takes what comes (never lose a referral), and health names
+	 * nobody any more */
 	int st = it_stop(&twin_pid, SIGTERM, ms);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	refer(n, "twin-3");
+	assert_true(until_inbox(ainbox, 1));
+	assert_true(until_problem(n, "social.mantova", false));
 }
 
 static void test_restart_quiet(void **state)
@@ -271,12 +301,64 @@ static void test_restart_quiet(void **state)
 	free(p);
 }
 
+/* hello_welcomed says HELLO on w as social.mantova and waits for the
+ * WELCOME, passing over the TAKEN_OVER notices waiting on w. */
+static void hello_welcomed(rete_wire *w)
+{
+	assert_int_equal(rete_wire_hello(w, it_party_ids[IT_SOCIAL], "old agent", NULL), RETE_OK);
+	for (;;) {
+		Rete__BrokerFrame *f =
+		    it_recv_kind(w, RETE__BROKER_FRAME__COMMAND_WELCOME, it_wait_ms());
+		assert_non_null(f);
+		bool welcome = f->command_case == RETE__BROKER_FRAME__COMMAND_WELCOME;
+		if (!welcome)
+			assert_int_equal(f->refusal->error,
+					 RETE__ERROR_CODE__ERROR_CODE_TAKEN_OVER);
+		rete__broker_frame__free_unpacked(f, NULL);
+		if (welcome)
+			return;
+	}
+}
+
+/* twin_fight: two connections with one key that keep saying a plain HELLO
+ * (agents that do not stand by when told, as a protocol-4 agent would
+ * after each reconnect) take the deliveries from each other; the third
+ * time within the hour, health names the fight. */
+static void test_twin_fight(void **state)
+{
+	it_net *n = it_net_new("twin-fight", NULL);
+	assert_non_null(n);
+	*state = n;
+	assert_true(it_broker_start(n));
+	rete_wire *a = it_connect(n, IT_SOCIAL), *b = it_connect(n, IT_SOCIAL);
+	assert_non_null(a);
+	assert_non_null(b);
+	hello_welcomed(a);
+	hello_welcomed(b); /* 1 */
+	hello_welcomed(a); /* 2 */
+	char *p = health_problems(n);
+	assert_null(strstr(p, "from each other"));
+	free(p);
+	hello_welcomed(b); /* 3 */
+	p = health_problems(n);
+	if (!strstr(p, "social.mantova: two connections took its deliveries from each other 3 "
+		       "times"))
+		fprintf(stderr, "health problems:\n%s", p);
+	assert_non_null(strstr(p, "social.mantova: two connections took its deliveries from "
+				  "each other 3 times"));
+	free(p);
+	assert_int_equal(tu_occurrences(n->log, "takes its deliveries from"), 3);
+	rete_wire_close(&a);
+	rete_wire_close(&b);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_twin_told, twin_teardown),
 	    cmocka_unit_test_teardown(test_restart_quiet, it_teardown),
+	    cmocka_unit_test_teardown(test_twin_fight, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
