@@ -49,6 +49,19 @@ static int twin_teardown(void **state)
 	return it_teardown(state) == 0 ? rc : -1;
 }
 
+/* net_up makes the test network (*state) and starts its broker, with
+ * broker_line (NULL: none) added to [broker]. */
+static it_net *net_up(void **state, const char *tag, const char *broker_line)
+{
+	it_net *n = it_net_new(tag, NULL);
+	assert_non_null(n);
+	*state = n;
+	if (broker_line)
+		it_ini_broker_add(n, broker_line);
+	assert_true(it_broker_start(n));
+	return n;
+}
+
 /* twin_start starts a second rete-agent for social.mantova with the same
  * key, in DIR/agents/social-twin (its own spool and data), its output in
  * DIR/social-twin.log. */
@@ -180,21 +193,8 @@ static char *log_from(const char *path, long from)
 
 static void test_twin_told(void **state)
 {
-	it_net *n = it_net_new("twin-told", NULL);
-	assert_non_null(n);
-	*state = n;
 	/* the broker's metrics on a port of its choosing */
-	char *ini = tu_read_file(n->ini, NULL);
-	assert_non_null(ini);
-	char *at = strstr(ini, "[broker]\n");
-	assert_non_null(at);
-	at += strlen("[broker]\n");
-	char *with = NULL;
-	assert_true(asprintf(&with, "%.*smetrics = 127.0.0.1:0\n%s", (int)(at - ini), ini, at) > 0);
-	assert_int_equal(tu_write_file(n->ini, with, strlen(with)), 0);
-	free(with);
-	free(ini);
-	assert_true(it_broker_start(n));
+	it_net *n = net_up(state, "twin-told", "metrics = 127.0.0.1:0");
 	int ms = it_wait_ms();
 	char alog[1300], tlog[1300], ainbox[1300], tinbox[1300];
 	snprintf(alog, sizeof(alog), "%s/%s.log", n->dir, it_party_ids[IT_SOCIAL]);
@@ -265,10 +265,7 @@ static void test_twin_told(void **state)
 
 static void test_restart_quiet(void **state)
 {
-	it_net *n = it_net_new("twin-restart", NULL);
-	assert_non_null(n);
-	*state = n;
-	assert_true(it_broker_start(n));
+	it_net *n = net_up(state, "twin-restart", NULL);
 	int ms = it_wait_ms();
 	char alog[1300], ainbox[1300];
 	snprintf(alog, sizeof(alog), "%s/%s.log", n->dir, it_party_ids[IT_SOCIAL]);
@@ -326,10 +323,7 @@ static void hello_welcomed(rete_wire *w)
  * time within the hour, health names the fight. */
 static void test_twin_fight(void **state)
 {
-	it_net *n = it_net_new("twin-fight", NULL);
-	assert_non_null(n);
-	*state = n;
-	assert_true(it_broker_start(n));
+	it_net *n = net_up(state, "twin-fight", NULL);
 	rete_wire *a = it_connect(n, IT_SOCIAL), *b = it_connect(n, IT_SOCIAL);
 	assert_non_null(a);
 	assert_non_null(b);
