@@ -91,6 +91,8 @@ static rete_err peers_rebuild(broker *b)
 			memcpy(np[i].conns, old->conns, sizeof(old->conns));
 			np[i].nconns = old->nconns;
 			np[i].last_seen_ms = old->last_seen_ms;
+			np[i].takeovers = old->takeovers;
+			memcpy(np[i].takeover_ms, old->takeover_ms, sizeof(old->takeover_ms));
 			/* deliveries in flight are sent again from the queue */
 			np[i].dirty = true;
 		}
@@ -544,23 +546,41 @@ static int conn_find(const broker_peer *p, const uint8_t *rid, size_t rid_len)
 	return -1;
 }
 
-/* conn_hello puts the connection rid first in p's list (the newest HELLO
- * gets the deliveries); the oldest one listed falls off a full list. */
-static void conn_hello(broker_peer *p, const uint8_t *rid, size_t rid_len)
+/* conn_hello lists the connection rid that said HELLO from addr: first
+ * (the newest plain HELLO gets the deliveries), or, with standby
+ * (protocol 5), last, behind every other (it gets them only when no other
+ * is left). The oldest one listed falls off a full list. Returns true when
+ * the delivery connection (conns[0]) changed. */
+static bool conn_hello(broker_peer *p, const uint8_t *rid, size_t rid_len, bool standby,
+		       const char *addr)
 {
 	int at = conn_find(p, rid, rid_len);
+	bool front_was = p->nconns > 0 && at == 0;
 	broker_conn c = {0};
-	if (at >= 0)
+	if (at >= 0) {
 		c = p->conns[at];
-	else {
+		memmove(&p->conns[at], &p->conns[at + 1],
+			(p->nconns - (size_t)at - 1) * sizeof(p->conns[0]));
+		p->nconns--;
+	} else {
 		memcpy(c.rid, rid, rid_len);
 		c.rid_len = rid_len;
 	}
-	size_t n = at >= 0			  ? (size_t)at
-		   : p->nconns < BROKER_CONNS_MAX ? p->nconns++
-						  : p->nconns - 1;
-	memmove(&p->conns[1], &p->conns[0], n * sizeof(p->conns[0]));
+	snprintf(c.addr, sizeof(c.addr), "%s", addr);
+	c.standby = standby;
+	c.displaced = standby; /* it says so itself: it lost them before */
+	if (!standby)
+		c.taken_seq = 0;
+	if (p->nconns == BROKER_CONNS_MAX)
+		p->nconns--; /* the oldest one listed falls off */
+	if (standby && p->nconns > 0) {
+		p->conns[p->nconns++] = c;
+		return front_was; /* it was first: the next one is now */
+	}
+	memmove(&p->conns[1], &p->conns[0], p->nconns * sizeof(p->conns[0]));
 	p->conns[0] = c;
+	p->nconns++;
+	return true;
 }
 
 /* conn_lost drops p's connection i, which the ROUTER no longer knows; when
@@ -1325,6 +1345,119 @@ static void send_welcome(broker *b, const uint8_t *rid, size_t rid_len, const ch
 	broker_send(b, rid, rid_len, &bf);
 }
 
+static void copy_str(char *dst, size_t n, const char *s);
+
+/* takeover_notice tells connection c of party p, which just lost the
+ * deliveries to a connection from addr, in an unsolicited, signed refusal
+ * with ERROR_CODE_TAKEN_OVER (protocol 5). Returns broker_send's verdict;
+ * on success c->taken_seq numbers the notice (a PONG past it proves c
+ * alive after it: broker_peer_contest). */
+static int takeover_notice(broker *b, broker_peer *p, broker_conn *c, const char *addr, int64_t now)
+{
+	broker_frame t;
+	memset(&t, 0, sizeof(t));
+	copy_str(t.party, sizeof(t.party), p->id);
+	t.authed = true;
+	t.error = RETE__ERROR_CODE__ERROR_CODE_TAKEN_OVER;
+	copy_str(t.field, sizeof(t.field), "hello");
+	char when[32];
+	rete_time_format(now - now % 1000, when);
+	snprintf(t.error_text, sizeof(t.error_text),
+		 "another connection with the key of %s (from %s) said HELLO at %s and takes %s's "
+		 "deliveries now; this connection gets none. Two agents must not run with one "
+		 "key (an old machine still running, a copy of the key, a restored backup): stop "
+		 "the one that should not run, then restart the other",
+		 p->id, addr[0] ? addr : "an address ZeroMQ does not say", when, p->id);
+	broker_metrics_refused(b->metrics, t.error);
+	Rete__Receipt r;
+	rete__receipt__init(&r);
+	r.error = t.error;
+	r.error_text = t.error_text;
+	r.field = t.field;
+	Rete__SignedRefusal sr;
+	rete__signed_refusal__init(&sr);
+	if (refusal_sign(b, &t, &sr))
+		r.signed_refusal = &sr;
+	Rete__BrokerFrame bf;
+	rete__broker_frame__init(&bf);
+	bf.command_case = RETE__BROKER_FRAME__COMMAND_REFUSAL;
+	bf.refusal = &r;
+	int rc = broker_send(b, c->rid, c->rid_len, &bf);
+	rete_signed_refusal_clear(&sr);
+	if (rc == 0)
+		c->taken_seq = ++b->send_seq;
+	return rc;
+}
+
+/* takeover follows a HELLO from addr that took p's deliveries from old, a
+ * connection that said a plain HELLO: old is told (takeover_notice). One
+ * the ROUTER no longer knows is dropped quietly (an agent restarted after
+ * a crash); one it still knows is counted and warned of: two connections
+ * with one key. */
+static void takeover(broker *b, broker_peer *p, const broker_conn *old, const char *addr)
+{
+	int k = conn_find(p, old->rid, old->rid_len);
+	if (k <= 0)
+		return;
+	int64_t now = rete_now_ms();
+	char was[BROKER_ADDR_MAX];
+	copy_str(was, sizeof(was), p->conns[k].addr);
+	if (takeover_notice(b, p, &p->conns[k], addr, now) == EHOSTUNREACH) {
+		conn_lost(b, p, (size_t)k);
+		broker_log_info(
+		    "%s's new connection (from %s) takes its deliveries; the one before "
+		    "is gone (an agent restarted)",
+		    p->id, addr[0] ? addr : "?");
+		return;
+	}
+	p->takeovers++;
+	memmove(&p->takeover_ms[1], &p->takeover_ms[0],
+		(BROKER_FIGHTS - 1) * sizeof(p->takeover_ms[0]));
+	p->takeover_ms[0] = mono_ms();
+	broker_log_warn("%s: a new connection with its key (from %s) takes its deliveries from the "
+			"one from %s, still connected and now told so: two agents may be running "
+			"with the key of %s (an old machine, a copy of the key, a restored backup)",
+			p->id, addr[0] ? addr : "?", was[0] ? was : "?", p->id);
+}
+
+bool broker_peer_contest(const broker_peer *p, char *text, size_t len)
+{
+	/* on every turn of the loop with metrics on, for every agency: the
+	 * common case (one connection, never a fight) without the clock */
+	if (p->nconns < 2 && p->takeover_ms[BROKER_FIGHTS - 1] == 0)
+		return false;
+	/* a fight first: the sentence that says the most */
+	int64_t now = mono_ms();
+	size_t recent = 0;
+	for (size_t i = 0; i < BROKER_FIGHTS; i++)
+		recent += p->takeover_ms[i] && now - p->takeover_ms[i] < BROKER_FIGHT_MS;
+	if (recent >= BROKER_FIGHTS) {
+		if (text)
+			snprintf(
+			    text, len,
+			    "%s: two connections took its deliveries from each other %zu times "
+			    "within %d min: two agents run with its key and say HELLO in turn; "
+			    "stop the one that should not run, then restart the other",
+			    p->id, recent, BROKER_FIGHT_MS / 60000);
+		return true;
+	}
+	for (size_t i = 1; i < p->nconns; i++) {
+		if (!p->conns[i].displaced)
+			continue;
+		if (text)
+			snprintf(text, len,
+				 "%s: two connections hold its key: deliveries go to the one from "
+				 "%s; the one from %s, which had them before, is still connected "
+				 "(two agents running with one key? an old machine, a copy of the "
+				 "key, a restored backup): stop the one that should not run, then "
+				 "restart the other",
+				 p->id, p->conns[0].addr[0] ? p->conns[0].addr : "?",
+				 p->conns[i].addr[0] ? p->conns[i].addr : "?");
+		return true;
+	}
+	return false;
+}
+
 static void handle_hello(broker *b, broker_frame *f)
 {
 	const Rete__Hello *h = f->cf->hello;
@@ -1337,18 +1470,31 @@ static void handle_hello(broker *b, broker_frame *f)
 		return;
 	}
 	broker_peer *p = broker_peer_find(b, f->party);
+	bool agency = broker_kind_is_agency(f->who->kind);
 	if (p) {
-		/* The newest connection takes over: what was in flight on the
-		 * old one is sent again here. The others stay listed: if this
-		 * one goes away, the next one listed takes over again. */
-		conn_hello(p, f->rid, f->rid_len);
-		inflight_restart(p);
+		/* The newest plain HELLO takes over: what was in flight on the
+		 * old connection is sent again here. The others stay listed: if
+		 * this one goes away, the next one listed takes over again. A
+		 * connection that loses the deliveries while alive is told
+		 * (protocol 5; takeover). */
+		const char *addr = f->has_body ? zmq_msg_gets(&f->body, "Peer-Address") : NULL;
+		broker_conn old = {0};
+		bool had = p->nconns > 0;
+		if (had)
+			old = p->conns[0];
+		if (conn_hello(p, f->rid, f->rid_len, h->standby, addr ? addr : ""))
+			inflight_restart(p);
+		if (agency && had && !old.standby && !h->standby && p->conns[0].rid_len &&
+		    conn_find(p, old.rid, old.rid_len) > 0)
+			takeover(b, p, &old, addr ? addr : "");
 	}
 	send_welcome(b, f->rid, f->rid_len, f->party, f->who->kind);
 	/* every `rete monitor`, `health` or `report` says HELLO: routine */
-	if (broker_kind_is_agency(f->who->kind))
-		broker_log_info("hello from %s (%s, %.64s)", f->party,
-				broker_kind_name(f->who->kind), h->software);
+	if (agency)
+		broker_log_info(
+		    "hello from %s (%s, %.64s)%s", f->party, broker_kind_name(f->who->kind),
+		    h->software,
+		    h->standby ? ", standing by: another connection takes its deliveries" : "");
 	else
 		broker_log_debug("hello from %s (%s, %.64s)", f->party,
 				 broker_kind_name(f->who->kind), h->software);
@@ -1406,6 +1552,9 @@ static void handle_pong(broker *b, broker_frame *f)
 		if (c->ping_seq[k] && f->cf->pong->nonce == c->ping_nonce[k] &&
 		    c->ping_seq[k] + 1 > c->read_seq)
 			c->read_seq = c->ping_seq[k] + 1;
+	/* alive after it lost the deliveries: it read the notice */
+	if (c->taken_seq && c->read_seq > c->taken_seq)
+		c->displaced = true;
 }
 
 static void ping_peers(broker *b)

@@ -26,7 +26,13 @@
 #define BROKER_ENTRIES_BYTES (4u << 20)
 #define BROKER_SCAN_MAX	     1000 /* expiries / overdue notices per scan */
 
-#define BROKER_CONNS_MAX 4 /* connections remembered per party (HELLOs) */
+#define BROKER_CONNS_MAX 4  /* connections remembered per party (HELLOs) */
+#define BROKER_ADDR_MAX	 64 /* a peer's address as ZeroMQ says it (Peer-Address) */
+/* Take-overs of a live delivery connection remembered per party: this many
+ * within BROKER_FIGHT_MS is two connections fighting over the party's
+ * deliveries (health names it). */
+#define BROKER_FIGHTS	3
+#define BROKER_FIGHT_MS (3600 * 1000)
 
 /* One connection of a party that said HELLO: its ROUTER routing id, and
  * how far it has read. A connection reads what it is sent in order, so a
@@ -35,9 +41,16 @@
 typedef struct broker_conn {
 	uint8_t rid[BROKER_RID_MAX];
 	size_t rid_len;
-	uint64_t ping_nonce[2]; /* of the latest two PINGs sent to it (random) */
-	uint64_t ping_seq[2];	/* their send numbers ([0]: the latest) */
-	uint64_t read_seq;	/* it has read every frame numbered below this */
+	uint64_t ping_nonce[2];	    /* of the latest two PINGs sent to it (random) */
+	uint64_t ping_seq[2];	    /* their send numbers ([0]: the latest) */
+	uint64_t read_seq;	    /* it has read every frame numbered below this */
+	char addr[BROKER_ADDR_MAX]; /* where it comes from ("" : not said) */
+	/* protocol 5: a connection another one took the deliveries from, and
+	 * one that said HELLO with `standby` (behind every other) */
+	bool standby;
+	uint64_t taken_seq; /* the TAKEN_OVER notice's send number (0: none) */
+	bool displaced;	    /* it is alive after losing the deliveries (it read
+			       the notice, or said HELLO with standby) */
 } broker_conn;
 
 /* One delivery in flight: sent, not yet acked. */
@@ -66,7 +79,9 @@ typedef struct broker_peer {
 	size_t ninflight;
 	uint64_t next_from; /* next queue index to look at */
 	int64_t last_seen_ms;
-	bool dirty; /* look at its queue after this batch */
+	bool dirty;			    /* look at its queue after this batch */
+	uint64_t takeovers;		    /* of a live delivery connection, since the start */
+	int64_t takeover_ms[BROKER_FIGHTS]; /* the latest ones (monotonic; 0: none) */
 } broker_peer;
 
 /* One frame of a batch and what became of it. */
@@ -223,6 +238,12 @@ int broker_send(broker *b, const uint8_t *rid, size_t rid_len, Rete__BrokerFrame
 
 /* broker_answer_query answers one QUERY frame. */
 void broker_answer_query(broker *b, broker_frame *f);
+
+/* broker_peer_contest says whether two connections hold p's key: one
+ * that lost the deliveries is still alive, or the deliveries changed
+ * connection BROKER_FIGHTS times within BROKER_FIGHT_MS. When text is not
+ * NULL it gets the sentence for health (len bytes). Main thread only. */
+bool broker_peer_contest(const broker_peer *p, char *text, size_t len);
 
 /* broker_agency_health fills h (caller's) for agency p, in read txn rt. */
 void broker_agency_health(broker *b, rete_store_rtxn *rt, const broker_party *p,

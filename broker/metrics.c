@@ -36,6 +36,8 @@ struct bm_agency {
 	char id[RETE_ID_MAX + 1];
 	bool connected;
 	int64_t last_seen_ms; /* wall clock; 0: not since the start */
+	bool contested;	      /* broker_peer_contest */
+	uint64_t takeovers;   /* of a live delivery connection */
 };
 
 struct broker_metrics {
@@ -143,6 +145,8 @@ void broker_metrics_tick(broker *b)
 		const broker_peer *p = broker_peer_find(b, pa->id);
 		a->connected = p && p->nconns > 0 && now - p->last_seen_ms < 3 * c->heartbeat_ms;
 		a->last_seen_ms = p ? p->last_seen_ms : 0;
+		a->contested = p && broker_peer_contest(p, NULL, 0);
+		a->takeovers = p ? p->takeovers : 0;
 	}
 	bm->nagencies = k;
 	bm->log_size = b->log_size;
@@ -366,6 +370,19 @@ static void serve(void *ctx, const char *path, rete_http_answer *a)
 	for (size_t i = 0; i < n; i++)
 		v[i] = (double)ag[i].last_seen_ms / 1000.0;
 	per_agency(a, "rete_broker_agency_last_seen_timestamp_seconds", ag, n, v);
+	head(a, "rete_broker_agency_takeovers_total", "counter",
+	     "HELLOs that took the agency's deliveries from a connection still there (protocol "
+	     "5: that one is told TAKEN_OVER); more than one: two agents may run with its key.");
+	for (size_t i = 0; i < n; i++)
+		v[i] = (double)ag[i].takeovers;
+	per_agency(a, "rete_broker_agency_takeovers_total", ag, n, v);
+	head(a, "rete_broker_agency_contested", "gauge",
+	     "1 while two connections hold the agency's key: one that lost its deliveries to "
+	     "another is still connected, or they took them from each other 3 times within "
+	     "an hour (health names it).");
+	for (size_t i = 0; i < n; i++)
+		v[i] = ag[i].contested;
+	per_agency(a, "rete_broker_agency_contested", ag, n, v);
 	one(a, "rete_broker_agencies_connected", "gauge", "Agencies connected now.", connected);
 	one(a, "rete_broker_agencies", "gauge", "Agencies in the directory in force.", n);
 

@@ -148,6 +148,16 @@ static void q_health(broker *b, broker_frame *f)
 				np++;
 		}
 	}
+	/* two connections with one agency's key (protocol 5: a HELLO that
+	 * took the deliveries from a connection still alive) */
+	for (size_t i = 0; i < b->npeers && np < 60; i++) {
+		const broker_party *pa = broker_config_party(b->cfg, b->peers[i].id);
+		char text[1024];
+		if (pa && broker_kind_is_agency(pa->kind) &&
+		    broker_peer_contest(&b->peers[i], text, sizeof(text)) &&
+		    (problems[np] = strdup(text)) != NULL)
+			np++;
+	}
 	if (h.log_size > b->cp_size &&
 	    now - b->cp_at_ms > 3 * b->cfg->checkpoint_interval_ms + 5000 && np < 62) {
 		if (asprintf(&problems[np],

@@ -16,7 +16,7 @@
 #include "keys.h"
 #include "rete.pb-c.h"
 
-#define RETE_PROTOCOL_VERSION 4
+#define RETE_PROTOCOL_VERSION 5
 #define RETE_CTX_MESSAGE      "rete/message/v1\n"
 #define RETE_CTX_RECEIPT      "rete/receipt/v1\n" /* v1/v2 receipts */
 #define RETE_CTX_ACK	      "rete/ack/v1\n"

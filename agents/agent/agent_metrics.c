@@ -33,6 +33,7 @@ struct agent_metrics {
 	_Atomic int witness_stalled;	      /* the oldest waited longer than witness_patience */
 	_Atomic int64_t witness_oldest_ms;    /* when the oldest was recorded (0: none) */
 	_Atomic uint64_t witness_oldest_size; /* its checkpoint's size */
+	_Atomic int64_t taken_over_ms;	      /* another agent took our deliveries (0: no) */
 	int64_t next_db_ms;		      /* loop only */
 };
 
@@ -45,6 +46,13 @@ void agent_metrics_event(agent *a, agent_metric_event ev, int64_t now)
 		return;
 	atomic_fetch_add_explicit(&am->events[ev], 1, memory_order_relaxed);
 	atomic_store_explicit(&am->last_ms[ev], now, memory_order_relaxed);
+}
+
+void agent_metrics_taken_over(agent *a, int64_t at)
+{
+	struct agent_metrics *am = a->metrics;
+	if (am)
+		atomic_store_explicit(&am->taken_over_ms, at, memory_order_relaxed);
 }
 
 static bool count_one(const void *k, size_t kl, const void *v, size_t vl, void *user)
@@ -191,6 +199,16 @@ static void serve(void *ctx, const char *path, rete_http_answer *a)
 	    "record); larger than rete_agent_witness_checkpoint_size: it waits for the broker "
 	    "to show a checkpoint that large.",
 	    atomic_load(&am->witness_oldest_size));
+	int64_t taken = atomic_load(&am->taken_over_ms);
+	one(a, "rete_agent_taken_over", "gauge",
+	    "1 when another agent with this agency's key took its deliveries (the broker said "
+	    "TAKEN_OVER; an error in the log says from where): two agents run with one key. "
+	    "Stays 1 until this agent is restarted.",
+	    taken != 0);
+	one_f(a, "rete_agent_taken_over_timestamp_seconds", "gauge",
+	      "When another agent with this agency's key took its deliveries (Unix time; 0: "
+	      "not since the start).",
+	      (double)taken / 1000.0);
 	one(a, "rete_agent_database_readable", "gauge",
 	    "1 when the agent's last look at its database (held, alarm) succeeded.",
 	    (uint64_t)atomic_load(&am->db_ok));

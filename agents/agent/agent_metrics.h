@@ -41,6 +41,11 @@ void agent_metrics_stop(struct agent *a);
 /* agent_metrics_event counts one frame of kind ev, now (Unix ms). */
 void agent_metrics_event(struct agent *a, agent_metric_event ev, int64_t now);
 
+/* agent_metrics_taken_over records that another connection with our key
+ * took the deliveries at `at` (Unix ms; agent_net.c): the gauge stays 1
+ * until the agent is restarted. */
+void agent_metrics_taken_over(struct agent *a, int64_t at);
+
 /* agent_metrics_tick refreshes the connection state every turn and, at
  * most once a second, the held count and the alarm (loop thread only). */
 void agent_metrics_tick(struct agent *a, int64_t now);

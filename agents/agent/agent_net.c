@@ -41,6 +41,9 @@ struct agent_net {
 	bool silent_said;      /* "no WELCOME yet" logged for this wait */
 	bool version_said;     /* "another protocol version" logged since the
 				* last WELCOME */
+	bool taken_over;       /* another connection with our key took the
+				* deliveries (protocol 5): until the agent is
+				* restarted it says HELLO with standby */
 };
 
 bool agent_net_ready(const agent *a)
@@ -70,8 +73,10 @@ static void net_open(agent *a, int64_t now)
 	 * agents still run an old release */
 	char software[160], v[128];
 	snprintf(software, sizeof(software), "rete-agent %s", rete_version_short(v, sizeof(v)));
-	if (rete_wire_connect(&n->w, a->cfg.broker, &a->broker_pk, a->sk, &m) != RETE_OK ||
-	    rete_wire_hello(n->w, a->cfg.id, software, &m) != RETE_OK) {
+	rete_err err = rete_wire_connect(&n->w, a->cfg.broker, &a->broker_pk, a->sk, &m);
+	if (err == RETE_OK && n->taken_over)
+		rete_wire_standby(n->w);
+	if (err != RETE_OK || rete_wire_hello(n->w, a->cfg.id, software, &m) != RETE_OK) {
 		agent_log(a, "error", "broker %s: %s", a->cfg.broker, m.text);
 		rete_wire_close(&n->w);
 		agent_net_backoff(a, now);
@@ -161,8 +166,11 @@ static void net_welcome(agent *a, const Rete__Welcome *wel)
 	a->net->refused_said = false;
 	a->net->version_said = false;
 	a->net->lost_said = false;
-	agent_log(a, "info", "connected to %s (log '%s', directory of entry %" PRIu64 ")",
-		  a->cfg.broker, a->origin, a->dir->index);
+	agent_log(a, "info", "connected to %s (log '%s', directory of entry %" PRIu64 ")%s",
+		  a->cfg.broker, a->origin, a->dir->index,
+		  a->net->taken_over ? "; standing by: another agent with our key takes the "
+				       "deliveries"
+				     : "");
 	/* A new connection: a sign that the log lost what it receipted may
 	 * again submit the held messages (once). The epoch first: after a
 	 * declared restore the witness takes the new epoch's checkpoint as its
@@ -171,6 +179,34 @@ static void net_welcome(agent *a, const Rete__Welcome *wel)
 	agent_witness_epoch(a, wel->epoch);
 	agent_witness_on_welcome(a, wel->checkpoint);
 	agent_outbox_on_welcome(a);
+}
+
+/* net_taken_over: the broker says another connection with our key said
+ * HELLO and takes the deliveries (protocol 5). Two agents with one key put
+ * an agency's referrals in two inboxes, one perhaps on a machine nobody
+ * watches: said once as an error, and in the metrics, until a restart.
+ * This agent does not take the deliveries back (its HELLOs, after every
+ * reconnect, say standby), so the two do not flip at each reconnect; it
+ * still sends its outbox, and takes whatever is still delivered to it
+ * (what was in flight goes to the new connection: the broker sends it
+ * again there; it comes back here only if no other connection is left). */
+static void net_taken_over(agent *a, const Rete__Receipt *r)
+{
+	struct agent_net *n = a->net;
+	if (n->taken_over) {
+		agent_debug(a, "the broker says again that another connection took our "
+			       "deliveries");
+		return;
+	}
+	n->taken_over = true;
+	rete_wire_standby(n->w);
+	agent_metrics_taken_over(a, rete_now_ms());
+	agent_log(a, "error",
+		  "another agent with the key of %s took this agency's deliveries; the broker "
+		  "says: %s. Until this agent is restarted, referrals for %s go to that other "
+		  "agent, not here: this one keeps sending its outbox but does not take the "
+		  "deliveries back, also after a reconnect",
+		  a->cfg.id, r->error_text ? r->error_text : "", a->cfg.id);
 }
 
 static void net_frame(agent *a, const Rete__BrokerFrame *f)
@@ -186,7 +222,10 @@ static void net_frame(agent *a, const Rete__BrokerFrame *f)
 		break;
 	case RETE__BROKER_FRAME__COMMAND_REFUSAL:
 		agent_metrics_event(a, AM_REFUSAL, rete_now_ms());
-		agent_outbox_on_receipt(a, f->refusal);
+		if (f->refusal->error == RETE__ERROR_CODE__ERROR_CODE_TAKEN_OVER)
+			net_taken_over(a, f->refusal);
+		else
+			agent_outbox_on_receipt(a, f->refusal);
 		break;
 	case RETE__BROKER_FRAME__COMMAND_DELIVER:
 		agent_metrics_event(a, AM_DELIVERY, rete_now_ms());

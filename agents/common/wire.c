@@ -64,6 +64,7 @@ struct rete_wire {
 				  last HELLO (the next one, if it was sent
 				  while disconnected) */
 	bool w_hello_set;
+	bool w_standby; /* HELLOs ask not to take the deliveries (rete_wire_standby) */
 	char *w_party;
 	char *w_software;
 	uint64_t w_next_request;
@@ -289,6 +290,7 @@ static rete_err send_hello(rete_wire *w, rete_msg *m)
 	rete__hello__init(&h);
 	h.party = w->w_party;
 	h.software = w->w_software;
+	h.standby = w->w_standby;
 	Rete__ClientFrame f;
 	rete__client_frame__init(&f);
 	f.command_case = RETE__CLIENT_FRAME__COMMAND_HELLO;
@@ -314,6 +316,12 @@ rete_err rete_wire_hello(rete_wire *w, const char *party, const char *software, 
 	w->w_hello_set = true;
 	monitor_drain(w);
 	return send_hello(w, m);
+}
+
+void rete_wire_standby(rete_wire *w)
+{
+	if (w)
+		w->w_standby = true;
 }
 
 rete_err rete_wire_submit(rete_wire *w, const uint8_t *signed_message, size_t len,

@@ -88,6 +88,14 @@ rete_err rete_wire_recv(rete_wire *w, int timeout_ms, Rete__BrokerFrame **out, r
  * rete_wire_send. */
 rete_err rete_wire_hello(rete_wire *w, const char *party, const char *software, rete_msg *m);
 
+/* rete_wire_standby makes every later HELLO on w (rete_wire_hello's, and
+ * the one sent again after a reconnect) a standby HELLO (protocol 5): the
+ * broker welcomes the connection but delivers to it only while no other
+ * connection of the party takes the deliveries. For an agent told that
+ * another connection with its key took them (ERROR_CODE_TAKEN_OVER), so
+ * that it never takes them back. Sends nothing itself. */
+void rete_wire_standby(rete_wire *w);
+
 /* rete_wire_submit sends SUBMIT with the SignedMessage bytes and the sealed
  * part (sealed may be NULL when the body has none); both borrowed. The
  * RECEIPT arrives through rete_wire_recv. Errors as rete_wire_send. */

@@ -183,6 +183,28 @@ static inline int it_write_ini(it_net *n)
 	return fclose(f) == 0 ? 0 : -1;
 }
 
+/* it_ini_broker_add adds line (one or more "key = value" lines, no final
+ * newline) at the top of the [broker] section of n's broker.ini as it is
+ * now (it_write_ini's, or one edited since). */
+static inline void it_ini_broker_add(it_net *n, const char *line)
+{
+	char *text = tu_read_file(n->ini, NULL);
+	assert_non_null(text);
+	char *at = strstr(text, "[broker]\n");
+	assert_non_null(at);
+	at += strlen("[broker]\n");
+	size_t head = (size_t)(at - text), len = strlen(line), tail = strlen(at);
+	char *out = malloc(head + len + 1 + tail);
+	assert_non_null(out);
+	memcpy(out, text, head);
+	memcpy(out + head, line, len);
+	out[head + len] = '\n';
+	memcpy(out + head + len + 1, at, tail);
+	assert_int_equal(tu_write_file(n->ini, out, head + len + 1 + tail), 0);
+	free(out);
+	free(text);
+}
+
 /* it_keys_make makes DIR/keys (0700) with a new key for IT_BROKER_ID in
  * *broker and one for each of the n ids in keys[i] (secret and public
  * files both); the caller frees the keys. RETE_OK, or the first error

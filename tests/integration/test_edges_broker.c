@@ -141,6 +141,16 @@ static void test_second_hello_gone(void **state)
 	assert_non_null(a);
 	rete_wire *b = it_hello(n, IT_CPI);
 	assert_non_null(b);
+	/* protocol 5: the first one is told, in a signed refusal, that the
+	 * second took the deliveries */
+	Rete__BrokerFrame *t = it_recv_kind(a, RETE__BROKER_FRAME__COMMAND_REFUSAL, it_wait_ms());
+	assert_non_null(t);
+	assert_int_equal(t->refusal->error, RETE__ERROR_CODE__ERROR_CODE_TAKEN_OVER);
+	assert_string_equal(t->refusal->field, "hello");
+	assert_non_null(strstr(t->refusal->error_text, "another connection with the key of "
+						       "cpi.mantova"));
+	assert_non_null(t->refusal->signed_refusal);
+	rete__broker_frame__free_unpacked(t, NULL);
 	rete_wire_close(&b); /* the second connection goes away */
 
 	rete_wire *social = it_connect(n, IT_SOCIAL);

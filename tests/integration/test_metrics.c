@@ -28,16 +28,7 @@
 static void ini_set_broker(it_net *n, const char *line)
 {
 	assert_int_equal(it_write_ini(n), 0);
-	char *text = tu_read_file(n->ini, NULL);
-	assert_non_null(text);
-	char *at = strstr(text, "[broker]\n");
-	assert_non_null(at);
-	at += strlen("[broker]\n");
-	char *out = NULL;
-	assert_true(asprintf(&out, "%.*s%s\n%s", (int)(at - text), text, line, at) > 0);
-	assert_int_equal(tu_write_file(n->ini, out, strlen(out)), 0);
-	free(out);
-	free(text);
+	it_ini_broker_add(n, line);
 }
 
 /* documented: every metric name the scrape declares (# TYPE) appears in

@@ -733,8 +733,8 @@ static void test_broker_entries_acked_unsigned(void **state)
 	rete_wire_close(&cpi);
 }
 
-/* older_peer_refused: a frame of protocol 3 (a peer older than this
- * broker) is refused with VERSION and a sentence naming both versions. */
+/* older_peer_refused: a frame of protocol 4 (a rete 0.6 peer, older than
+ * this broker) is refused with VERSION and a sentence naming both versions. */
 static void test_older_peer_refused(void **state)
 {
 	it_net *n = *state;
@@ -743,9 +743,9 @@ static void test_older_peer_refused(void **state)
 	assert_non_null(w);
 	Rete__Hello h = RETE__HELLO__INIT;
 	h.party = (char *)it_party_ids[IT_SOCIAL];
-	h.software = (char *)"rete-agent 0.5.0";
+	h.software = (char *)"rete-agent 0.6.0";
 	Rete__ClientFrame cf = RETE__CLIENT_FRAME__INIT;
-	cf.version = 3;
+	cf.version = 4;
 	cf.command_case = RETE__CLIENT_FRAME__COMMAND_HELLO;
 	cf.hello = &h;
 	assert_int_equal(rete_wire_send(w, &cf, NULL), RETE_OK);
@@ -753,12 +753,12 @@ static void test_older_peer_refused(void **state)
 	assert_non_null(f);
 	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_REFUSAL);
 	assert_int_equal(f->refusal->error, RETE__ERROR_CODE__ERROR_CODE_VERSION);
-	if (!strstr(f->refusal->error_text, "protocol version 3 is not spoken here; this broker "
-					    "speaks version 4"))
+	if (!strstr(f->refusal->error_text, "protocol version 4 is not spoken here; this broker "
+					    "speaks version 5"))
 		fprintf(stderr, "refusal: %s\n", f->refusal->error_text);
 	assert_non_null(
 	    strstr(f->refusal->error_text,
-		   "protocol version 3 is not spoken here; this broker speaks version 4"));
+		   "protocol version 4 is not spoken here; this broker speaks version 5"));
 	rete__broker_frame__free_unpacked(f, NULL);
 	rete_wire_close(&w);
 }
@@ -834,9 +834,9 @@ static bool line_with(const char *path, const char *a, const char *b, const char
 	return found;
 }
 
-/* agent_told_older_broker: rete-agent (protocol 4) talking to a rete 0.5
- * broker (protocol 3), which refuses its every frame with VERSION in a
- * frame of version 3, says so as an error naming both versions and what to
+/* agent_told_older_broker: rete-agent (protocol 5) talking to a rete 0.6
+ * broker (protocol 4), which refuses its every frame with VERSION in a
+ * frame of version 4, says so as an error naming both versions and what to
  * do (upgrade together, docs/operations.md "Upgrading"), not as a passing
  * warning followed by "is it running there, and is ... its public key?". */
 static void test_agent_told_older_broker(void **state)
@@ -858,13 +858,13 @@ static void test_agent_told_older_broker(void **state)
 			zmq_msg_init(&body);
 			zmq_msg_recv(&ident, l.sock, 0);
 			zmq_msg_recv(&body, l.sock, 0);
-			/* what a 0.5 broker answers to any frame of version 4 */
+			/* what a 0.6 broker answers to any frame of version 5 */
 			Rete__Receipt r = RETE__RECEIPT__INIT;
 			r.error = RETE__ERROR_CODE__ERROR_CODE_VERSION;
-			r.error_text = (char *)"protocol version 4 is not spoken here; this broker "
-					       "speaks version 3";
+			r.error_text = (char *)"protocol version 5 is not spoken here; this broker "
+					       "speaks version 4";
 			Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
-			f.version = 3;
+			f.version = 4;
 			f.command_case = RETE__BROKER_FRAME__COMMAND_REFUSAL;
 			f.refusal = &r;
 			size_t len = rete__broker_frame__get_packed_size(&f);
@@ -878,7 +878,7 @@ static void test_agent_told_older_broker(void **state)
 			zmq_msg_close(&body);
 			refused++;
 		}
-		said = line_with(log, " error: ", "protocol version 3; we speak 4", "Upgrading");
+		said = line_with(log, " error: ", "protocol version 4; we speak 5", "Upgrading");
 	}
 	if (!said) {
 		fprintf(stderr,
