@@ -40,6 +40,20 @@
  *                    hash) whose sealed file left while the agent was
  *                    stopped: upgraded at start (said once), the file seen
  *                    through to its receipt, `rete status` still reads it;
+ *   downgrade_schema_recorded  a file taken in and in outbox/ at a clean
+ *                    stop (its record of layout 2): the store records
+ *                    schema 3, which a schema-2 agent refuses;
+ *   downgrade_old_agent  (RETE_TEST_OLD_AGENT=DIR of an older rete-agent
+ *                    build of schema 2; skipped with a sentence otherwise)
+ *                    that agent refuses the store at start, naming both
+ *                    schemas, and the file is answered by this agent after;
+ *   trust_keeps_schema  a failed --trust, --check-config and `rete status`
+ *                    leave a schema-2 store of schema 2; the start upgrades
+ *                    it and says so once;
+ *   answer_cut       a taken-back file's receipt written in sent/ and not
+ *                    its message (no room left: where a kill -9 can land),
+ *                    the agent killed there: the next start writes the
+ *                    message beside that receipt, one receipt in all;
  *   inbox_full       the recipient's inbox/ on a full file system: no ack,
  *                    and once space comes back the file is written once and
  *                    the referral is received.
@@ -897,52 +911,132 @@ static void test_schema2_upgrade(void **state)
 	free(o);
 }
 
+/* --- going back, --trust, an answer cut after its receipt ------------------------- */
 
-/* --- reviewer: downgrade and --trust ------------------------------------------------ */
-
-/* REV1: docs/agent.md says a downgrade to an agent from before the schema
- * record needs only a clean stop. A file taken in by this agent (layout-2
- * record) and still in outbox/ at that clean stop is never sent by it. */
-static void test_rev_downgrade_pre_record(void **state)
+/* store_state reads the sender's agent store as LMDB holds it: meta's
+ * "schema" record into schema ("" when there is none) and how many outbox
+ * records are of layout 2 (with the content hash, which an agent of
+ * schema 2 or older does not parse). */
+static int store_state(fx *f, char *schema, size_t n)
 {
-	fx *f = *state;
-	spools s;
-	char log[1400];
-	it_spool(f->n, IT_SOCIAL, "sent", s.sent, sizeof(s.sent));
-	it_spool(f->n, IT_SOCIAL, "outbox", s.out, sizeof(s.out));
-	it_spool(f->n, IT_CPI, "inbox", s.inbox, sizeof(s.inbox));
+	char data[1400];
+	snprintf(data, sizeof(data), "%s/agents/%s/data", f->n->dir, it_party_ids[IT_SOCIAL]);
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi meta, outbox;
+	MDB_cursor *cur = NULL;
+	MDB_val k = {6, (void *)"schema"}, v;
+	int l2 = 0;
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 32);
+	assert_int_equal(mdb_env_open(env, data, MDB_RDONLY, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	assert_int_equal(mdb_dbi_open(txn, "outbox", 0, &outbox), 0);
+	schema[0] = '\0';
+	if (mdb_get(txn, meta, &k, &v) == 0)
+		snprintf(schema, n, "%.*s", (int)v.mv_size, (const char *)v.mv_data);
+	assert_int_equal(mdb_cursor_open(txn, outbox, &cur), 0);
+	for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+		l2 += v.mv_size > 0 && ((const uint8_t *)v.mv_data)[0] == 2;
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return l2;
+}
+
+/* taken_in_then_stopped: d.json (id down-1) is taken in, its id recorded,
+ * with the broker paused (no answer), and the agent stopped cleanly */
+static void taken_in_then_stopped(fx *f, spools *s)
+{
+	it_spool(f->n, IT_SOCIAL, "sent", s->sent, sizeof(s->sent));
+	it_spool(f->n, IT_SOCIAL, "outbox", s->out, sizeof(s->out));
+	it_spool(f->n, IT_SOCIAL, "failed", s->failed, sizeof(s->failed));
+	it_spool(f->n, IT_CPI, "inbox", s->inbox, sizeof(s->inbox));
 	start_net(f);
-	sent_receipted(f, s.sent, "warm.json", "down-warm");
-	/* the broker paused: the file is taken in (its id recorded), no answer */
+	sent_receipted(f, s->sent, "warm.json", "down-warm");
 	assert_int_equal(kill(f->n->broker_pid, SIGSTOP), 0);
 	put_referral(f, IT_SOCIAL, "d.json", "down-1", 0);
 	assert_true(wait_log(f, IT_SOCIAL, "d.json: message id down-1 recorded", 1, 30000));
-	stop_social(f, SIGTERM); /* the clean stop the docs ask for */
+	stop_social(f, SIGTERM);
 	assert_int_equal(kill(f->n->broker_pid, SIGCONT), 0);
-	/* the agent from before the record (88fb1ce^) on the same folders */
-	const char *old = getenv("REV_OLD_BIN");
-	assert_non_null(old);
-	snprintf(f->n->bin, sizeof(f->n->bin), "%s", old);
-	assert_true(it_agent_start(f->n, IT_SOCIAL));
-	char *r = wait_answer(s.sent, ".receipt.json", "messageId", "down-1", 20000);
-	agent_log_path(f, IT_SOCIAL, log, sizeof(log));
-	fprintf(stderr, "REV1: receipt of down-1 in sent/: %s; d.json still in outbox/: %d; "
-		"log lines 'd.json: agent store: ... does not parse': %d; delivered: %d\n",
-		r ? r : "none", count_with(s.out, "down-1"),
-		count_lines_in(log, "does not parse"), count_with(s.inbox, "\"down-1\""));
-	assert_non_null(r); /* fails: never sent, never answered */
-	free(r);
 }
 
-/* REV2: a failed `rete-agent --trust` (nothing to confirm) records schema 3
- * in a schema-2 store: the schema-2 agent refuses it afterwards, and the
- * upgrade line the docs promise at the first start never comes. */
-static int to_schema2(fx *f);
-static void test_rev_trust_upgrades(void **state)
+/* A store holding a record an older agent does not parse records schema
+ * 3, which an agent of schema 2 refuses. */
+static void test_downgrade_schema_recorded(void **state)
 {
 	fx *f = *state;
 	spools s;
-	char log[1400], ini[1300];
+	char schema[16];
+	taken_in_then_stopped(f, &s);
+	int l2 = store_state(f, schema, sizeof(schema));
+	assert_true(l2 >= 1);
+	assert_string_equal(schema, "3");
+}
+
+/* An older rete-agent started on that store (RETE_TEST_OLD_AGENT: the
+ * folder holding it, e.g. a build of 928dbbe, the last of schema 2):
+ * refused at start with the sentence naming both schemas, nothing taken;
+ * this agent, back on the folder, sees d.json through to its receipt. An
+ * agent from before the schema record cannot refuse it (it reads no
+ * record): docs/agent.md says to go back only with the data folder's
+ * backup, and this part is skipped with that sentence. */
+static void test_downgrade_old_agent(void **state)
+{
+	fx *f = *state;
+	spools s;
+	char bin[sizeof(f->n->bin)], log[1400];
+	const char *old = getenv("RETE_TEST_OLD_AGENT");
+	if (old == NULL) {
+		fprintf(stderr, "test_downgrade_old_agent: SKIPPED: set RETE_TEST_OLD_AGENT to the "
+				"bin folder of an older rete-agent (a build of schema 2, e.g. "
+				"928dbbe) to run it\n");
+		skip();
+	}
+	char *o = NULL;
+	assert_int_equal(tu_run(&o, "%s/rete-agent --version", old), 0);
+	bool schema2 = o != NULL && strstr(o, "agent store schema 2") != NULL;
+	free(o);
+	if (!schema2) {
+		fprintf(stderr,
+			"test_downgrade_old_agent: SKIPPED: %s/rete-agent reads no schema "
+			"record (from before it): it cannot refuse a schema-3 store, and "
+			"docs/agent.md says to go back to it only with the data folder's "
+			"backup\n",
+			old);
+		skip();
+	}
+	taken_in_then_stopped(f, &s);
+	snprintf(bin, sizeof(bin), "%s", f->n->bin);
+	snprintf(f->n->bin, sizeof(f->n->bin), "%s", old);
+	assert_true(it_agent_start(f->n, IT_SOCIAL));
+	snprintf(f->n->bin, sizeof(f->n->bin), "%s", bin);
+	bool said =
+	    wait_log(f, IT_SOCIAL, "has schema 3, and this agent reads schema 2 at most", 1, 30000);
+	int st = it_stop(&f->n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms());
+	if (!said)
+		it_show(f->n, "social.mantova.log");
+	assert_true(said);
+	assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 2);
+	agent_log_path(f, IT_SOCIAL, log, sizeof(log));
+	assert_int_equal(count_lines_in(log, "does not parse"), 0);
+	assert_int_equal(count_with(s.out, "down-1"), 1); /* left as it was */
+	assert_true(it_agent_start(f->n, IT_SOCIAL));
+	receipt_of(f, &s, "messageId", "down-1", "down-1");
+	delivered_once(f, &s, "\"down-1\"");
+}
+
+/* A failed `rete-agent --trust` (nothing to confirm), --check-config and
+ * `rete status` leave a schema-2 store of schema 2: the start that
+ * upgrades it records schema 3 and says so, once. */
+static int to_schema2(fx *f);
+static void test_trust_keeps_schema(void **state)
+{
+	fx *f = *state;
+	spools s;
+	char log[1400], ini[1300], schema[16];
 	it_spool(f->n, IT_SOCIAL, "sent", s.sent, sizeof(s.sent));
 	start_net(f);
 	sent_receipted(f, s.sent, "warm.json", "trust-warm");
@@ -951,52 +1045,84 @@ static void test_rev_trust_upgrades(void **state)
 	snprintf(ini, sizeof(ini), "%s/agents/%s/agent.ini", f->n->dir, it_party_ids[IT_SOCIAL]);
 	char *o = NULL;
 	int rc = tu_run(&o, "%s/rete-agent -c %s --trust %s", f->n->bin, ini, it_party_ids[IT_CPI]);
-	fprintf(stderr, "REV2: --trust rc %d: %s", rc, o ? o : "");
+	assert_int_equal(rc, 1);
+	assert_non_null(strstr(o, "no changed key of"));
 	free(o);
 	o = NULL;
-	char data[1400];
-	snprintf(data, sizeof(data), "%s/agents/%s/data", f->n->dir, it_party_ids[IT_SOCIAL]);
-	tu_run(&o, "mdb_dump -s meta %s | sed -n '/736368656d61/{n;p}'", data);
-	fprintf(stderr, "REV2: meta schema after --trust (hex): %s", o ? o : "");
+	assert_int_equal(tu_run(&o, "%s/rete-agent -c %s --check-config", f->n->bin, ini), 0);
 	free(o);
+	o = NULL;
+	assert_int_equal(tu_run(&o, "%s/rete status -c %s --timeout 0", f->n->bin, ini), 0);
+	free(o);
+	store_state(f, schema, sizeof(schema));
+	if (strcmp(schema, "2") != 0)
+		fprintf(stderr, "the store records schema '%s' before the agent started\n", schema);
+	assert_string_equal(schema, "2");
 	assert_true(it_agent_start(f->n, IT_SOCIAL));
 	sent_receipted(f, s.sent, "after.json", "trust-after");
 	agent_log_path(f, IT_SOCIAL, log, sizeof(log));
-	int said = count_lines_in(log, "the agent store was of schema 2");
-	fprintf(stderr, "REV2: 'the agent store was of schema 2' lines: %d\n", said);
-	assert_int_equal(said, 1); /* fails: 0 */
+	assert_int_equal(count_lines_in(log, "the agent store was of schema 2"), 1);
+	store_state(f, schema, sizeof(schema));
+	assert_string_equal(schema, "3");
 }
 
-
-/* REV3: kill -9 at random points after the start's take-back, again and
- * again: one receipt in sent/, one delivery. */
-static void test_rev_kill_loop(void **state)
+/* An answer cut between its receipt and its file: the taken-back k.json
+ * (it left outbox/ while the agent was stopped) gets its receipt written
+ * in sent/ and not the message as sent (sent/ on a tmpfs with room for
+ * one page), where a kill -9 can land; the agent is killed there. Once
+ * there is room, the next start writes the message beside that receipt:
+ * one receipt in sent/, one message, one delivery. */
+static bool mount_tmpfs(fx *f, const char *dir, const char *size);
+static void test_answer_cut_after_receipt(void **state)
 {
 	fx *f = *state;
 	spools s;
-	char log[1400];
-	sealed_then_stopped(f, &s, "k.json", NULL, "kill-1", "\"kill-1\"", SIGKILL);
-	char path[1500];
+	char path[1500], filler[1500];
+	if (!can_mount) {
+		fprintf(stderr, "test_answer_cut_after_receipt: SKIPPED: no mount namespace\n");
+		skip();
+	}
+	sealed_then_stopped(f, &s, "k.json", NULL, "cut-1", "\"cut-1\"", SIGKILL);
 	snprintf(path, sizeof(path), "%s/k.json", s.out);
 	assert_int_equal(unlink(path), 0);
-	agent_log_path(f, IT_SOCIAL, log, sizeof(log));
-	for (int round = 0; round < 12; round++) {
-		assert_true(it_agent_start(f->n, IT_SOCIAL));
-		assert_true(wait_log(f, IT_SOCIAL, "started: spool", 2 + round, 30000));
-		it_nap((round * 37) % 250);
-		stop_social(f, SIGKILL);
-	}
+	if (!mount_tmpfs(f, s.sent, "64k"))
+		skip();
+	/* fill it, then free one page: room for the receipt only */
+	snprintf(filler, sizeof(filler), "%s/.filler", s.sent);
+	int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	char block[4096];
+	memset(block, 'x', sizeof(block));
+	while (write(fd, block, sizeof(block)) > 0)
+		;
+	while (write(fd, block, 1) > 0)
+		;
+	off_t size = lseek(fd, 0, SEEK_END);
+	assert_true(size > 8192);
+	assert_int_equal(ftruncate(fd, (size / 4096 - 1) * 4096), 0);
+	close(fd);
 	assert_true(it_agent_start(f->n, IT_SOCIAL));
-	char *r = wait_answer(s.sent, ".receipt.json", "messageId", "kill-1", 30000);
-	assert_non_null(r);
-	free(r);
-	delivered_once(f, &s, "\"kill-1\"");
-	int receipts = count_with(s.sent, "\"messageId\": \"kill-1\"");
-	fprintf(stderr, "REV3: receipts naming kill-1 in sent/: %d; lines 'left outbox/ while': %d; "
-		"'was not recorded': %d\n", receipts,
-		count_lines_in(log, "left outbox/ while the agent was stopped"),
-		count_lines_in(log, "was not recorded"));
+	assert_true(wait_log(
+	    f, IT_SOCIAL, "k.json: accepted, but cannot record it or move it to sent/", 2, 30000));
+	stop_social(f, SIGKILL);
+	/* where the kill landed: the receipt written, not the message */
+	snprintf(path, sizeof(path), "%s/k.json.receipt.json", s.sent);
+	assert_int_equal(count_in(path, "cut-1"), 1);
+	snprintf(path, sizeof(path), "%s/k.json", s.sent);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(unlink(filler), 0);
+	assert_true(it_agent_start(f->n, IT_SOCIAL));
+	receipt_of(f, &s, "messageId", "cut-1", "cut-1");
+	delivered_once(f, &s, "\"cut-1\"");
+	int receipts = count_with(s.sent, "\"messageId\": \"cut-1\"");
+	if (receipts != 1) {
+		char *o = NULL;
+		tu_run(&o, "ls -l %s", s.sent);
+		fprintf(stderr, "%d receipts of cut-1 in sent/:\n%s", receipts, o ? o : "");
+		free(o);
+	}
 	assert_int_equal(receipts, 1);
+	assert_int_equal(count_in(path, "cut-1"), 1); /* sent/k.json: the message as sent */
 }
 
 /* --- 6c: never overwrite a file the agent did not write ----------------------------- */
@@ -1217,14 +1343,6 @@ static void test_inbox_full(void **state)
 
 int main(void)
 {
-	if (getenv("REV_ONLY")) {
-		const struct CMUnitTest rev[] = {
-		    cmocka_unit_test_setup_teardown(test_rev_downgrade_pre_record, setup, teardown),
-		    cmocka_unit_test_setup_teardown(test_rev_trust_upgrades, setup, teardown),
-		    cmocka_unit_test_setup_teardown(test_rev_kill_loop, setup, teardown),
-		};
-		return cmocka_run_group_tests(rev, NULL, NULL);
-	}
 	/* our own mount namespace for the file-system tests */
 	if (unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0)
 		can_mount = true;
@@ -1243,6 +1361,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_same_again_after_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_replaced_while_stopped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_schema2_upgrade, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_downgrade_schema_recorded, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_downgrade_old_agent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_trust_keeps_schema, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_answer_cut_after_receipt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_receipt_name_taken, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_other_filesystem, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unmovable_said_once, setup, teardown),
