@@ -658,15 +658,11 @@ static void stop_social(fx *f, int sig)
  * outbox/name (sealed_unanswered) was logged and delivered and has no
  * answer; sent/ is back when it returns (sig 0: still blocked, the agent
  * running: the caller goes on, stops it and calls sent_back). */
+static void warm_start(fx *f, spools *s, const char *warm_id);
 static void sealed_then_stopped(fx *f, spools *s, const char *name, const char *text,
 				const char *id, const char *needle, int sig)
 {
-	it_spool(f->n, IT_SOCIAL, "sent", s->sent, sizeof(s->sent));
-	it_spool(f->n, IT_SOCIAL, "outbox", s->out, sizeof(s->out));
-	it_spool(f->n, IT_SOCIAL, "failed", s->failed, sizeof(s->failed));
-	it_spool(f->n, IT_CPI, "inbox", s->inbox, sizeof(s->inbox));
-	start_net(f);
-	sent_receipted(f, s->sent, "warm.json", "flight-warm");
+	warm_start(f, s, "flight-warm");
 	sent_blocked(s);
 	sealed_unanswered(f, s, name, text, id, needle);
 	if (sig == 0)
@@ -829,22 +825,30 @@ static void test_replaced_while_stopped(void **state)
  * content hash: version 1, state, id length u16, id, minted_at u64, then
  * the signed and sealed parts as layout 2 has them after its content
  * hash). Returns how many records it rewrote. */
-static int to_schema2(fx *f)
+/* store_open opens the sender's agent store as LMDB holds it (flags 0 or
+ * MDB_RDONLY), a transaction in it and its meta and outbox databases */
+static MDB_env *store_open(fx *f, unsigned flags, MDB_txn **txn, MDB_dbi *meta, MDB_dbi *outbox)
 {
 	char data[1400];
 	snprintf(data, sizeof(data), "%s/agents/%s/data", f->n->dir, it_party_ids[IT_SOCIAL]);
 	MDB_env *env = NULL;
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 32);
+	assert_int_equal(mdb_env_open(env, data, flags, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, flags, txn), 0);
+	assert_int_equal(mdb_dbi_open(*txn, "meta", 0, meta), 0);
+	assert_int_equal(mdb_dbi_open(*txn, "outbox", 0, outbox), 0);
+	return env;
+}
+
+static int to_schema2(fx *f)
+{
 	MDB_txn *txn = NULL;
 	MDB_dbi meta, outbox;
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
 	int n = 0;
-	assert_int_equal(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 32);
-	assert_int_equal(mdb_env_open(env, data, 0, 0600), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-	assert_int_equal(mdb_dbi_open(txn, "outbox", 0, &outbox), 0);
+	MDB_env *env = store_open(f, 0, &txn, &meta, &outbox);
 	MDB_val sk = {6, (void *)"schema"}, sv = {1, (void *)"2"};
 	assert_int_equal(mdb_put(txn, meta, &sk, &sv, 0), 0);
 	assert_int_equal(mdb_cursor_open(txn, outbox, &cur), 0);
@@ -919,20 +923,12 @@ static void test_schema2_upgrade(void **state)
  * schema 2 or older does not parse). */
 static int store_state(fx *f, char *schema, size_t n)
 {
-	char data[1400];
-	snprintf(data, sizeof(data), "%s/agents/%s/data", f->n->dir, it_party_ids[IT_SOCIAL]);
-	MDB_env *env = NULL;
 	MDB_txn *txn = NULL;
 	MDB_dbi meta, outbox;
 	MDB_cursor *cur = NULL;
 	MDB_val k = {6, (void *)"schema"}, v;
 	int l2 = 0;
-	assert_int_equal(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 32);
-	assert_int_equal(mdb_env_open(env, data, MDB_RDONLY, 0600), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-	assert_int_equal(mdb_dbi_open(txn, "outbox", 0, &outbox), 0);
+	MDB_env *env = store_open(f, MDB_RDONLY, &txn, &meta, &outbox);
 	schema[0] = '\0';
 	if (mdb_get(txn, meta, &k, &v) == 0)
 		snprintf(schema, n, "%.*s", (int)v.mv_size, (const char *)v.mv_data);
@@ -946,16 +942,23 @@ static int store_state(fx *f, char *schema, size_t n)
 	return l2;
 }
 
-/* taken_in_then_stopped: d.json (id down-1) is taken in, its id recorded,
- * with the broker paused (no answer), and the agent stopped cleanly */
-static void taken_in_then_stopped(fx *f, spools *s)
+/* warm_start fills s, starts the network and sends one referral (id
+ * warm_id) to warm up */
+static void warm_start(fx *f, spools *s, const char *warm_id)
 {
 	it_spool(f->n, IT_SOCIAL, "sent", s->sent, sizeof(s->sent));
 	it_spool(f->n, IT_SOCIAL, "outbox", s->out, sizeof(s->out));
 	it_spool(f->n, IT_SOCIAL, "failed", s->failed, sizeof(s->failed));
 	it_spool(f->n, IT_CPI, "inbox", s->inbox, sizeof(s->inbox));
 	start_net(f);
-	sent_receipted(f, s->sent, "warm.json", "down-warm");
+	sent_receipted(f, s->sent, "warm.json", warm_id);
+}
+
+/* taken_in_then_stopped: d.json (id down-1) is taken in, its id recorded,
+ * with the broker paused (no answer), and the agent stopped cleanly */
+static void taken_in_then_stopped(fx *f, spools *s)
+{
+	warm_start(f, s, "down-warm");
 	assert_int_equal(kill(f->n->broker_pid, SIGSTOP), 0);
 	put_referral(f, IT_SOCIAL, "d.json", "down-1", 0);
 	assert_true(wait_log(f, IT_SOCIAL, "d.json: message id down-1 recorded", 1, 30000));
@@ -1073,6 +1076,27 @@ static void test_trust_keeps_schema(void **state)
  * there is room, the next start writes the message beside that receipt:
  * one receipt in sent/, one message, one delivery. */
 static bool mount_tmpfs(fx *f, const char *dir, const char *size);
+
+/* fill_up fills the file system of dir with the file dir/.filler (its
+ * path in filler), leaving room pages of 4 KiB free */
+static void fill_up(const char *dir, char *filler, size_t n, int room)
+{
+	snprintf(filler, n, "%s/.filler", dir);
+	int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	char block[4096];
+	memset(block, 'x', sizeof(block));
+	while (write(fd, block, sizeof(block)) > 0)
+		;
+	while (write(fd, block, 1) > 0)
+		;
+	off_t size = lseek(fd, 0, SEEK_END);
+	assert_true(size >= (off_t)(room + 1) * 4096);
+	if (room > 0)
+		assert_int_equal(ftruncate(fd, (size / 4096 - room) * 4096), 0);
+	close(fd);
+}
+
 static void test_answer_cut_after_receipt(void **state)
 {
 	fx *f = *state;
@@ -1087,20 +1111,7 @@ static void test_answer_cut_after_receipt(void **state)
 	assert_int_equal(unlink(path), 0);
 	if (!mount_tmpfs(f, s.sent, "64k"))
 		skip();
-	/* fill it, then free one page: room for the receipt only */
-	snprintf(filler, sizeof(filler), "%s/.filler", s.sent);
-	int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	assert_true(fd >= 0);
-	char block[4096];
-	memset(block, 'x', sizeof(block));
-	while (write(fd, block, sizeof(block)) > 0)
-		;
-	while (write(fd, block, 1) > 0)
-		;
-	off_t size = lseek(fd, 0, SEEK_END);
-	assert_true(size > 8192);
-	assert_int_equal(ftruncate(fd, (size / 4096 - 1) * 4096), 0);
-	close(fd);
+	fill_up(s.sent, filler, sizeof(filler), 1); /* room for the receipt only */
 	assert_true(it_agent_start(f->n, IT_SOCIAL));
 	assert_true(wait_log(
 	    f, IT_SOCIAL, "k.json: accepted, but cannot record it or move it to sent/", 2, 30000));
@@ -1308,17 +1319,7 @@ static void test_inbox_full(void **state)
 	it_spool(f->n, IT_SOCIAL, "inbox", sinbox, sizeof(sinbox));
 	if (!mount_tmpfs(f, inbox, "64k"))
 		skip();
-	/* fill it */
-	snprintf(filler, sizeof(filler), "%s/.filler", inbox);
-	int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	assert_true(fd >= 0);
-	char block[4096];
-	memset(block, 'x', sizeof(block));
-	while (write(fd, block, sizeof(block)) > 0)
-		;
-	while (write(fd, block, 1) > 0)
-		;
-	close(fd);
+	fill_up(inbox, filler, sizeof(filler), 0);
 	start_net(f);
 	put_referral(f, IT_SOCIAL, "full.json", "full-1", 0);
 	/* the write fails: said in the log, not acked */
