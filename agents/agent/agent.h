@@ -90,8 +90,10 @@ bool agent_net_ready(const agent *a);
 /* agent_outbox_settle, at the start, forgets the records of files that
  * left outbox/ while the agent was stopped, recording first the moves to
  * sent/ or failed/ a stop cut short (their time and their "filed" line in
- * the person index): before anything is delivered or erased. */
-void agent_outbox_settle(agent *a);
+ * the person index): before anything is delivered or erased. A store of an
+ * earlier schema is upgraded there (recorded as AGENT_STORE_SCHEMA); when
+ * that fails, the start fails (the error, with its sentence in m). */
+rete_err agent_outbox_settle(agent *a, rete_msg *m);
 
 /* agent_outbox_scan takes in new outbox files (minting ids durably,
  * validating, and, once welcomed, sealing and signing them). */

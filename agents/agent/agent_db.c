@@ -24,6 +24,8 @@ struct agent_db {
 	bool absent[AGENT_DB_COUNT]; /* read-only, and not in this store yet */
 	size_t map_size;
 	unsigned schema_was; /* agent_db_schema_was */
+	bool schema_ours;    /* the store records AGENT_STORE_SCHEMA (committed) */
+	bool schema_staged;  /* ... in the open transaction (agent_db_schema_record) */
 };
 
 #define OUTREC_VERSION_1 1 /* schema 2: no content hash */
@@ -68,10 +70,33 @@ static int db_rtxn(agent_db *db, MDB_txn **txn)
 	return rc;
 }
 
+/* schema_put records AGENT_STORE_SCHEMA in txn. */
+static rete_err schema_put(agent_db *db, MDB_txn *txn, const char *dir, rete_msg *m)
+{
+	MDB_val k = {6, (void *)"schema"};
+	char num[16];
+	int n = snprintf(num, sizeof(num), "%d", AGENT_STORE_SCHEMA);
+	MDB_val nv = {(size_t)n, num};
+	int rc = mdb_put(txn, db->dbi[AGENT_DB_META], &k, &nv, 0);
+	if (rc == MDB_MAP_FULL) {
+		if (txn == db->txn)
+			db->txn_full = true;
+		return rete_msg_set(m, RETE_EFULL,
+				    "%s: no room in the agent store to record its schema: raise "
+				    "[agent] map_size",
+				    dir);
+	}
+	return rc == 0
+		   ? RETE_OK
+		   : rete_msg_set(m, RETE_ESTORE, "%s: cannot record the agent store's schema: %s",
+				  dir, mdb_strerror(rc));
+}
+
 /* schema_check reads the store's schema record in txn (AGENT_STORE_SCHEMA
- * in agent_db.h): a later schema is refused; a writer records ours in a
- * store without the record, or of an earlier schema. */
-static rete_err schema_check(agent_db *db, MDB_txn *txn, const char *dir, rete_msg *m)
+ * in agent_db.h): a later schema is refused. Only a store created now
+ * (fresh) gets our record here: one of an earlier schema keeps its own
+ * until the agent's start upgrades it (agent_db_schema_record). */
+static rete_err schema_check(agent_db *db, MDB_txn *txn, const char *dir, bool fresh, rete_msg *m)
 {
 	MDB_val k = {6, (void *)"schema"}, v;
 	char num[16];
@@ -102,20 +127,13 @@ static rete_err schema_check(agent_db *db, MDB_txn *txn, const char *dir, rete_m
 			    dir, have, AGENT_STORE_SCHEMA);
 	}
 	db->schema_was = (unsigned)have;
-	if (db->rdonly || have == AGENT_STORE_SCHEMA)
+	if (db->rdonly || have != 0 || !fresh)
 		return RETE_OK;
-	int n = snprintf(num, sizeof(num), "%d", AGENT_STORE_SCHEMA);
-	MDB_val nv = {(size_t)n, num};
-	rc = mdb_put(txn, db->dbi[AGENT_DB_META], &k, &nv, 0);
-	if (rc == MDB_MAP_FULL)
-		return rete_msg_set(m, RETE_EFULL,
-				    "%s: no room in the agent store to record its schema: raise "
-				    "[agent] map_size",
-				    dir);
-	return rc == 0
-		   ? RETE_OK
-		   : rete_msg_set(m, RETE_ESTORE, "%s: cannot record the agent store's schema: %s",
-				  dir, mdb_strerror(rc));
+	/* a store created now is of our schema, not "from before the record" */
+	rete_err err = schema_put(db, txn, dir, m);
+	if (err == RETE_OK)
+		db->schema_was = AGENT_STORE_SCHEMA;
+	return err;
 bad:
 	return rete_msg_set(m, RETE_ECORRUPT,
 			    "%s: the agent store's schema record (%zu bytes) is not a decimal "
@@ -157,7 +175,6 @@ rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
 	db->rdonly = rdonly;
 	db->map_size = map_size ? (size_t)map_size : (size_t)256 << 20;
-	/* a store created now is of our schema, not "from before the record" */
 	char mdb_path[4096];
 	struct stat mdb_st;
 	snprintf(mdb_path, sizeof(mdb_path), "%s/data.mdb", dir);
@@ -194,11 +211,9 @@ rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db
 			  &db->dbi[AGENT_DB_META]);
 	if (rc != 0)
 		goto fail;
-	err = schema_check(db, txn, dir, m);
+	err = schema_check(db, txn, dir, fresh, m);
 	if (err != RETE_OK)
 		goto out;
-	if (fresh && db->schema_was == 0)
-		db->schema_was = AGENT_STORE_SCHEMA;
 	for (int i = 0; i < AGENT_DB_COUNT; i++) {
 		if (i == AGENT_DB_META)
 			continue;
@@ -218,6 +233,7 @@ rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db
 	txn = NULL;
 	if (rc != 0)
 		goto fail;
+	db->schema_ours = db->schema_was == AGENT_STORE_SCHEMA;
 	*out = db;
 	return RETE_OK;
 fail:
@@ -237,6 +253,19 @@ out:
 unsigned agent_db_schema_was(const agent_db *db)
 {
 	return db->schema_was;
+}
+
+rete_err agent_db_schema_record(agent_db *db, rete_msg *m)
+{
+	if (db->schema_ours || db->schema_staged)
+		return RETE_OK;
+	if (db->txn == NULL)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "agent store: the schema is recorded in a "
+				    "write transaction (agent_db_begin)");
+	rete_err err = schema_put(db, db->txn, "agent store", m);
+	db->schema_staged = err == RETE_OK;
+	return err;
 }
 
 void agent_db_close(agent_db **pdb)
@@ -278,11 +307,15 @@ rete_err agent_db_commit(agent_db *db, rete_msg *m)
 		mdb_txn_abort(db->txn);
 		db->txn = NULL;
 		db->txn_full = false;
+		db->schema_staged = false;
 		db_grow(db);
 		return db_lmdb_err(m, MDB_MAP_FULL, "commit");
 	}
 	int rc = mdb_txn_commit(db->txn);
 	db->txn = NULL;
+	if (rc == 0 && db->schema_staged)
+		db->schema_ours = true;
+	db->schema_staged = false;
 	if (rc == MDB_MAP_FULL) {
 		db_grow(db);
 		return db_lmdb_err(m, rc, "commit");
@@ -295,6 +328,7 @@ void agent_db_abort(agent_db *db)
 	if (db != NULL && db->txn != NULL) {
 		mdb_txn_abort(db->txn);
 		db->txn = NULL;
+		db->schema_staged = false;
 	}
 	if (db != NULL && db->txn_full) {
 		/* Dropped because the map was full: grow it for the retry. */
@@ -471,10 +505,18 @@ rete_err agent_db_outbox_put(agent_db *db, const char *name, const uint8_t hash[
 	size_t idlen = strlen(r->id);
 	size_t hl = r->have_content ? RETE_HASH_LEN : 0;
 	size_t n = 2 + 2 + idlen + 8 + hl + 4 + r->signed_msg.len + 4 + r->sealed.len;
-	uint8_t *v = malloc(n), *p;
+	uint8_t *v, *p;
 	rete_err err;
 
-	if (v == NULL)
+	/* An agent of an earlier schema does not parse layout 2: it goes only
+	 * into a store that records ours (which such an agent refuses). */
+	if (r->have_content && !db->schema_ours && !db->schema_staged)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "agent store: the outbox record of %s keeps its content hash "
+				    "(schema %d), and the store records schema %u: the start "
+				    "upgrades it first",
+				    name, AGENT_STORE_SCHEMA, db->schema_was);
+	if ((v = malloc(n)) == NULL)
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
 	p = v;
 	*p++ = r->have_content ? OUTREC_VERSION : OUTREC_VERSION_1;

@@ -85,7 +85,10 @@ typedef struct agent_db agent_db;
  * (an agent of schema 2 would not parse such a record: it refuses the
  * store, as below). A store without the record was written before it (rete 0.5,
  * builds of 0.6.0 before the record) and is of an earlier schema: it is
- * read as it is, and a writer records this schema in it. A store of a
+ * read as it is, and only the agent's start records this schema in it, in
+ * the transaction that upgrades its outbox records (agent_db_schema_record;
+ * `rete-agent --trust`, a writer too, leaves it as it was). A record of
+ * layout 2 goes only into a store that records this schema. A store of a
  * later schema than this one, which a newer agent wrote, is refused
  * (RETE_EVERSION, with a sentence naming both): what it holds may not be
  * what this agent would read there. An agent older than the record cannot
@@ -132,15 +135,24 @@ void agent_outrec_free(agent_outrec *r);
  * map_size 0 means 256 MiB. Errors: RETE_EIO (folder), RETE_ESTORE (LMDB),
  * RETE_ENOENT (rdonly and no store there yet), RETE_ENOMEM, RETE_EVERSION
  * (a later schema than AGENT_STORE_SCHEMA), RETE_ECORRUPT (a damaged
- * data.mdb or schema record), RETE_EFULL (no room to record the schema). */
+ * data.mdb or schema record), RETE_EFULL (no room to record the schema of
+ * a store it creates). A writer records AGENT_STORE_SCHEMA only in a store
+ * it creates; one of an earlier schema is left as it is (see
+ * agent_db_schema_record). */
 rete_err agent_db_open(const char *dir, bool rdonly, uint64_t map_size, agent_db **out,
 		       rete_msg *m);
 
 /* agent_db_schema_was: the schema the store recorded when this handle
  * opened it: AGENT_STORE_SCHEMA for a store it created, 0 for one written
- * before the record. A writer has recorded AGENT_STORE_SCHEMA since (an
- * upgrade, when this is lower). */
+ * before the record. */
 unsigned agent_db_schema_was(const agent_db *db);
+
+/* agent_db_schema_record records AGENT_STORE_SCHEMA in the open write
+ * transaction (agent_db_begin), for the start's upgrade of a store of an
+ * earlier schema: it holds once that transaction commits. Nothing to do
+ * when the store records it already. RETE_EINVAL (no transaction open),
+ * RETE_EFULL, RETE_ESTORE. */
+rete_err agent_db_schema_record(agent_db *db, rete_msg *m);
 
 /* agent_db_close closes *db (aborting an open transaction) and sets it to
  * NULL; NULL is fine. */
@@ -200,7 +212,9 @@ rete_err agent_db_outbox_get(agent_db *db, const char *name, const uint8_t hash[
 
 /* agent_db_outbox_put stores r for (name, hash) durably (when no
  * transaction is open, it commits before returning): layout 2, with
- * r->content; layout 1 (schema 2's) only when !r->have_content. */
+ * r->content; layout 1 (schema 2's) only when !r->have_content. Layout 2
+ * only in a store that records AGENT_STORE_SCHEMA (or does in the open
+ * transaction, agent_db_schema_record): RETE_EINVAL otherwise. */
 rete_err agent_db_outbox_put(agent_db *db, const char *name, const uint8_t hash[RETE_HASH_LEN],
 			     const agent_outrec *r, rete_msg *m);
 

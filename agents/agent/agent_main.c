@@ -289,7 +289,8 @@ static int agent_setup(agent *a, int lock_fd[2], rete_msg *m)
 		return err;
 	if ((err = agent_privacy_start(a, m)) != RETE_OK)
 		return err;
-	agent_outbox_settle(a);
+	if ((err = agent_outbox_settle(a, m)) != RETE_OK)
+		return err;
 	return agent_hooks_start(a, m);
 }
 

@@ -1204,12 +1204,18 @@ static size_t out_upgrade_rec(agent *a, const uint8_t *key, size_t klen, rete_er
  * answer (out_adopt); the id of a file never sealed is forgotten (nothing
  * was sent), unless a file of other content has the name now (kept, as it
  * always has been). The records a schema-2 agent wrote of files still in
- * outbox/ get their content hash (the upgrade, said once). */
-static void out_prune(agent *a)
+ * outbox/ get their content hash, and a store of an earlier schema records
+ * ours in that same transaction (the upgrade, said once): a store of
+ * records an older agent does not parse always records a schema that
+ * agent refuses. A store it cannot upgrade is an error of the start
+ * (em). */
+static rete_err out_prune(agent *a, rete_msg *em)
 {
 	struct prune_ctx p = {.outbox = a->outbox_dir};
 	rete_msg m = {{0}};
 	size_t blind = 0, upgraded = 0;
+	unsigned was = agent_db_schema_was(a->db);
+	bool upgrade = was < AGENT_STORE_SCHEMA;
 	rete_err err = agent_db_each(a->db, AGENT_DB_OUTBOX, prune_collect, &p, &m);
 	if (err == RETE_OK && p.n > 0) {
 		for (size_t i = 0; i < p.n; i++) {
@@ -1224,9 +1230,13 @@ static void out_prune(agent *a)
 				p.lens[i] = 0; /* kept */
 			}
 		}
+	}
+	if (err == RETE_OK && (p.n > 0 || upgrade)) {
 		size_t gone = 0;
 		for (int attempt = 0; attempt < 2; attempt++) { /* again once: map grown */
 			err = agent_db_begin(a->db, &m);
+			if (err == RETE_OK && upgrade)
+				err = agent_db_schema_record(a->db, &m);
 			if (err == RETE_OK)
 				err = agent_privacy_journal(a, &m);
 			gone = upgraded = 0;
@@ -1250,14 +1260,14 @@ static void out_prune(agent *a)
 			if (gone > 0)
 				agent_debug(
 				    a, "forgot %zu record(s) of files that had left outbox/", gone);
-		} else {
+		} else if (!upgrade) {
 			upgraded = 0;
 			agent_log(a, "error",
 				  "cannot settle the records of files that left outbox/: %s",
 				  m.text);
 		}
 	}
-	unsigned was = agent_db_schema_was(a->db);
+	rete_err ret = RETE_OK;
 	char blind_said[300] = "";
 	if (blind > 0)
 		snprintf(blind_said, sizeof(blind_said),
@@ -1265,12 +1275,18 @@ static void out_prune(agent *a)
 			 "(their ids keep no content record: the same file written again under "
 			 "such an id is refused id-reused)",
 			 blind);
-	if (was < AGENT_STORE_SCHEMA) {
-		char from[64];
-		if (was == 0)
-			snprintf(from, sizeof(from), "a schema from before the record");
-		else
-			snprintf(from, sizeof(from), "schema %u", was);
+	char from[64];
+	if (was == 0)
+		snprintf(from, sizeof(from), "a schema from before the record");
+	else
+		snprintf(from, sizeof(from), "schema %u", was);
+	if (upgrade && err != RETE_OK) {
+		/* not started: what it would take in needs schema 3 recorded */
+		ret = rete_msg_set(em, err,
+				   "cannot upgrade the agent store (of %s) to schema %d: %s; it "
+				   "was left as it was",
+				   from, AGENT_STORE_SCHEMA, m.text);
+	} else if (upgrade) {
 		agent_log(a, "info",
 			  "the agent store was of %s: it is of schema %d now, which an older "
 			  "rete-agent refuses. Outbox records keep the content hash of their "
@@ -1288,12 +1304,13 @@ static void out_prune(agent *a)
 	free(p.lens);
 	free(p.other);
 	free(p.upgrade);
+	return ret;
 }
 
-void agent_outbox_settle(agent *a)
+rete_err agent_outbox_settle(agent *a, rete_msg *m)
 {
 	a->out_pruned = true;
-	out_prune(a);
+	return out_prune(a, m);
 }
 
 /* out_refuse_names answers the entries of outbox/ the agent will not take:
@@ -1345,7 +1362,8 @@ void agent_outbox_scan(agent *a)
 	a->out_rescan = false;
 	if (!a->out_pruned) {
 		a->out_pruned = true;
-		out_prune(a);
+		if (out_prune(a, &m) != RETE_OK)
+			agent_log(a, "error", "%s", m.text);
 	}
 	if (agent_spool_list_all(a->outbox_dir, &names, &n, &others, &no, &m) != RETE_OK) {
 		agent_log(a, "error", "%s", m.text);

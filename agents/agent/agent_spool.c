@@ -621,7 +621,8 @@ static bool same_inode(const char *path, const struct stat *st)
 enum { PICK_FRESH, PICK_NEED_FILE, PICK_DONE };
 
 /* pick chooses USED in to_dir: a fresh name (USED and its companion both
- * free), or the name of an answer cut short for this very file. */
+ * free), or the name of an answer cut short for this very file (or, when
+ * the file is no longer there, for its message). */
 static rete_err pick(agent_spool_answer *ans, const answer_src *s, const char *base,
 		     unsigned from_k, unsigned *kk, int *how, rete_msg *m)
 {
@@ -645,8 +646,18 @@ static rete_err pick(agent_spool_answer *ans, const answer_src *s, const char *b
 			*how = PICK_FRESH;
 			return RETE_OK;
 		}
-		if (!s->is_orig || !cexists)
+		if (!cexists)
 			continue;
+		if (!s->is_orig) {
+			/* The file left outbox/ or was replaced there: the answer's
+			 * file is the fallback. Our companion alone is an answer
+			 * cut after it (a stop between the two writes): its file is
+			 * still to write there, never a second companion. */
+			if (uexists || !companion_ours(cpath, ans->name, ans->id))
+				continue;
+			*how = PICK_NEED_FILE;
+			return RETE_OK;
+		}
 		/* A companion is there: is it ours, an answer to this very file
 		 * cut short by a crash? Cheap tests first (a name sent often has
 		 * many answers): the file must be this inode, or a copy of the

@@ -402,7 +402,8 @@ static void expect_refused(const char *data, rete_err err, ...)
 
 /* The agent store records its schema; a store of a later schema (a newer
  * agent's) is refused by writer and reader alike, and left as it was; a
- * store from before the record is read and, by a writer, recorded. */
+ * store of an earlier one, or from before the record, is read as it is,
+ * and recorded only by the upgrade (agent_db_schema_record). */
 static void test_db_schema(void **state)
 {
 	(void)state;
@@ -431,8 +432,11 @@ static void test_db_schema(void **state)
 	set_schema(data, "");
 	expect_refused(data, RETE_ECORRUPT, "is not a decimal number from 1 to", NULL);
 
-	/* schema 2 (the one before the outbox records' content hash): read,
-	 * and recorded anew by a writer, which says it was 2 */
+	/* schema 2 (the one before the outbox records' content hash): read as
+	 * it is by a reader and by a writer (`rete-agent --trust`), which
+	 * leave it of schema 2; a record of layout 2 is refused there, and
+	 * comes only with the start's upgrade, which records schema 3 in the
+	 * same transaction */
 	set_schema(data, "2");
 	assert_int_equal(agent_db_open(data, true, 0, &db, &m), RETE_OK);
 	assert_int_equal(agent_db_schema_was(db), 2);
@@ -440,22 +444,53 @@ static void test_db_schema(void **state)
 	expect_schema(data, "2");
 	assert_int_equal(agent_db_open(data, false, 0, &db, &m), RETE_OK);
 	assert_int_equal(agent_db_schema_was(db), 2);
+	assert_int_equal(agent_db_put(db, AGENT_DB_PINS, "p", 1, "k", 1, &m), RETE_OK);
+	uint8_t hash[RETE_HASH_LEN];
+	memset(hash, 3, sizeof(hash));
+	agent_outrec r = {.state = AGENT_OUT_MINTED, .minted_at = 1, .have_content = true};
+	snprintf(r.id, sizeof(r.id), "m-2");
+	assert_int_equal(agent_db_outbox_put(db, "a.json", hash, &r, &m), RETE_EINVAL);
+	assert_non_null(strstr(m.text, "the store records schema 2"));
+	r.have_content = false; /* layout 1: what a schema-2 agent reads */
+	assert_int_equal(agent_db_outbox_put(db, "a.json", hash, &r, &m), RETE_OK);
+	assert_int_equal(agent_db_schema_record(db, &m), RETE_EINVAL); /* no transaction */
+	agent_db_close(&db);
+	expect_schema(data, "2");
+	/* an upgrade that does not commit leaves it of schema 2 */
+	assert_int_equal(agent_db_open(data, false, 0, &db, &m), RETE_OK);
+	assert_int_equal(agent_db_begin(db, &m), RETE_OK);
+	assert_int_equal(agent_db_schema_record(db, &m), RETE_OK);
+	r.have_content = true;
+	assert_int_equal(agent_db_outbox_put(db, "a.json", hash, &r, &m), RETE_OK);
+	agent_db_abort(db);
+	assert_int_equal(agent_db_outbox_put(db, "a.json", hash, &r, &m), RETE_EINVAL);
+	agent_db_close(&db);
+	expect_schema(data, "2");
+	assert_int_equal(agent_db_open(data, false, 0, &db, &m), RETE_OK);
+	assert_int_equal(agent_db_begin(db, &m), RETE_OK);
+	assert_int_equal(agent_db_schema_record(db, &m), RETE_OK);
+	assert_int_equal(agent_db_outbox_put(db, "a.json", hash, &r, &m), RETE_OK);
+	assert_int_equal(agent_db_commit(db, &m), RETE_OK);
+	assert_int_equal(agent_db_schema_was(db), 2);
 	agent_db_close(&db);
 	expect_schema(data, want);
 	assert_int_equal(agent_db_open(data, false, 0, &db, &m), RETE_OK);
 	assert_int_equal(agent_db_schema_was(db), AGENT_STORE_SCHEMA);
+	assert_int_equal(agent_db_outbox_del(db, "a.json", hash, &m), RETE_OK);
 	agent_db_close(&db);
 
-	/* an earlier recorded schema: read as it is, recorded anew by a writer */
+	/* an earlier recorded schema: read as it is, left so by a writer */
 	set_schema(data, "1");
 	assert_int_equal(agent_db_open(data, true, 0, &db, &m), RETE_OK);
 	agent_db_close(&db);
 	expect_schema(data, "1");
 	assert_int_equal(agent_db_open(data, false, 0, &db, &m), RETE_OK);
+	assert_int_equal(agent_db_schema_was(db), 1);
 	agent_db_close(&db);
-	expect_schema(data, want);
+	expect_schema(data, "1");
 
-	/* an older agent's store: no record. Read as it is, recorded by a writer. */
+	/* an older agent's store: no record. Read as it is, by a writer too;
+	 * recorded by the upgrade. */
 	set_schema(data, NULL);
 	assert_int_equal(agent_db_open(data, true, 0, &db, &m), RETE_OK);
 	rete_buf v;
@@ -465,6 +500,11 @@ static void test_db_schema(void **state)
 	rete_buf_free(&v);
 	agent_db_close(&db);
 	assert_int_equal(agent_db_open(data, false, 0, &db, &m), RETE_OK);
+	assert_int_equal(agent_db_schema_was(db), 0);
+	assert_int_equal(agent_db_get(db, AGENT_DB_META, "schema", 6, &v, &m), RETE_ENOENT);
+	assert_int_equal(agent_db_begin(db, &m), RETE_OK);
+	assert_int_equal(agent_db_schema_record(db, &m), RETE_OK);
+	assert_int_equal(agent_db_commit(db, &m), RETE_OK);
 	agent_db_close(&db);
 	expect_schema(data, want);
 }
