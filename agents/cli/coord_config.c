@@ -9,6 +9,7 @@
 #include "duration.h"
 #include "endpoint.h"
 #include "ini_file.h"
+#include "report.h"
 
 struct cc_parse {
 	coord_config *cfg;
@@ -49,6 +50,20 @@ static int cc_handler(void *user, const char *section, const char *name, const c
 
 	if (p->err != RETE_OK)
 		return 0;
+	if (strcmp(section, "report") == 0) {
+		/* the steering group's counts: rete report and the console */
+		rete_msg em;
+		if (strcmp(name, "min_count") != 0) {
+			p->err = rete_msg_set(p->m, RETE_EINVAL,
+					      "[report] %s: unknown key; known: min_count", name);
+			return 0;
+		}
+		if (report_parse_min_count(value, &cfg->min_count, &em) != RETE_OK) {
+			p->err = rete_msg_set(p->m, RETE_EINVAL, "[report] min_count: %s", em.text);
+			return 0;
+		}
+		return 1;
+	}
 	if (strcmp(section, "client") != 0)
 		return 1; /* other sections belong to other tools sharing the file */
 	if (strcmp(name, "id") == 0) {
@@ -103,6 +118,7 @@ rete_err coord_config_load(const char *path, coord_config *cfg, rete_msg *m)
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->timeout_ms = 10000;
+	cfg->min_count = REPORT_MIN_COUNT;
 	err = rete_ini_read(path, cc_handler, &p, &p.err, &cfg->ini_path, p.dir, sizeof(p.dir), m);
 	if (err != RETE_OK)
 		return err;

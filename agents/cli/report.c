@@ -13,6 +13,11 @@
 
 #define MS_PER_HOUR 3600000.0
 
+/* the counts of a row, in column order (num_of) */
+#define REPORT_NNUM 23
+
+static uint8_t hidden_at(const report *r, const report_row *w, size_t v);
+
 /* The reason names, by Rete__OutcomeReason value (the JSON spelling). */
 static const char *const report_reason_names[REPORT_NREASONS] = {
     NULL,
@@ -317,6 +322,7 @@ static void row_free(report_row *row)
 	free(row->performer);
 	free(row->service);
 	free(row->sent_month);
+	free(row->hide);
 }
 
 void report_free(report **r)
@@ -327,6 +333,7 @@ void report_free(report **r)
 		row_free(&(*r)->rows[i]);
 	free((*r)->rows);
 	free((*r)->total.sent_month);
+	free((*r)->total.hide);
 	free((*r)->month);
 	free((*r)->month_start);
 	free(*r);
@@ -565,6 +572,24 @@ static json_t *j_hours(double h)
 	return isnan(h) ? json_null() : json_real(round(h * 100.0) / 100.0);
 }
 
+/* j_count: value v of row w as a JSON number, or its mark as a string
+ * when hidden (report_suppress) */
+static json_t *j_count(const report *r, const report_row *w, size_t v, uint64_t x)
+{
+	char buf[32];
+	uint8_t h = hidden_at(r, w, v);
+	return h ? json_string(report_hidden_text(r, h, REPORT_EN, buf, sizeof(buf)))
+		 : json_integer((json_int_t)x);
+}
+
+static json_t *j_median(const report *r, const report_row *w, size_t k, double hours)
+{
+	char buf[32];
+	uint8_t h = hidden_at(r, w, REPORT_NNUM + k);
+	return h ? json_string(report_hidden_text(r, h, REPORT_EN, buf, sizeof(buf)))
+		 : j_hours(hours);
+}
+
 static json_t *row_json(const report *r, const report_row *w, bool keys)
 {
 	json_t *o = json_object(), *rej = json_object(), *uns = json_object();
@@ -586,33 +611,33 @@ static json_t *row_json(const report *r, const report_row *w, bool keys)
 		bad |= jset(o, "ageBand", json_string(age_band_name(w->age_band)));
 	if (keys && (r->by & REPORT_BY_STATUS))
 		bad |= jset(o, "status", json_string(rete_status_name(w->status)));
-	bad |= jset(o, "sent", json_integer((json_int_t)w->sent));
-	bad |= jset(o, "received", json_integer((json_int_t)w->received));
-	bad |= jset(o, "accepted", json_integer((json_int_t)w->accepted));
-	bad |= jset(o, "rejected", json_integer((json_int_t)w->rejected));
+	bad |= jset(o, "sent", j_count(r, w, 0, w->sent));
+	bad |= jset(o, "received", j_count(r, w, 1, w->received));
+	bad |= jset(o, "accepted", j_count(r, w, 2, w->accepted));
+	bad |= jset(o, "rejected", j_count(r, w, 3, w->rejected));
 	for (int k = 1; k < REPORT_NREASONS; k++) {
-		bad |=
-		    jset(rej, report_reason_names[k], json_integer((json_int_t)w->rejected_by[k]));
+		bad |= jset(rej, report_reason_names[k],
+			    j_count(r, w, (size_t)k + 3, w->rejected_by[k]));
 		bad |= jset(uns, report_reason_names[k],
-			    json_integer((json_int_t)w->unsuccessful_by[k]));
+			    j_count(r, w, (size_t)k + 12, w->unsuccessful_by[k]));
 	}
 	bad |= jset(o, "rejectedByReason", rej);
-	bad |= jset(o, "completed", json_integer((json_int_t)w->completed));
-	bad |= jset(o, "completedSuccessful", json_integer((json_int_t)w->successful));
-	bad |= jset(o, "completedUnsuccessful", json_integer((json_int_t)w->unsuccessful));
+	bad |= jset(o, "completed", j_count(r, w, 10, w->completed));
+	bad |= jset(o, "completedSuccessful", j_count(r, w, 11, w->successful));
+	bad |= jset(o, "completedUnsuccessful", j_count(r, w, 12, w->unsuccessful));
 	bad |= jset(o, "unsuccessfulByReason", uns);
-	bad |= jset(o, "cancelled", json_integer((json_int_t)w->cancelled));
-	bad |= jset(o, "failed", json_integer((json_int_t)w->failed));
-	bad |= jset(o, "overdue", json_integer((json_int_t)w->overdue));
-	bad |= jset(o, "openAtEnd", json_integer((json_int_t)w->open_at_end));
-	bad |= jset(o, "medianHoursToReceive", j_hours(w->median_receive_h));
-	bad |= jset(o, "medianHoursToAccept", j_hours(w->median_accept_h));
-	bad |= jset(o, "medianHoursToComplete", j_hours(w->median_complete_h));
+	bad |= jset(o, "cancelled", j_count(r, w, 19, w->cancelled));
+	bad |= jset(o, "failed", j_count(r, w, 20, w->failed));
+	bad |= jset(o, "overdue", j_count(r, w, 21, w->overdue));
+	bad |= jset(o, "openAtEnd", j_count(r, w, 22, w->open_at_end));
+	bad |= jset(o, "medianHoursToReceive", j_median(r, w, 0, w->median_receive_h));
+	bad |= jset(o, "medianHoursToAccept", j_median(r, w, 1, w->median_accept_h));
+	bad |= jset(o, "medianHoursToComplete", j_median(r, w, 2, w->median_complete_h));
 	if (r->nmonths > 0 && w->sent_month != NULL) {
 		json_t *sm = json_array();
 		for (size_t k = 0; sm != NULL && k < r->nmonths; k++)
-			bad |=
-			    json_array_append_new(sm, json_integer((json_int_t)w->sent_month[k]));
+			bad |= json_array_append_new(
+			    sm, j_count(r, w, REPORT_NNUM + 3 + k, w->sent_month[k]));
 		bad |= jset(o, "sentByMonth", sm);
 	}
 	if (bad) {
@@ -647,6 +672,8 @@ json_t *report_to_json(const report *r, const char *from, const char *to, const 
 		if (r->by & dims[i].bit)
 			bad |= json_array_append_new(by, json_string(dims[i].name));
 	bad |= jset(o, "by", by);
+	/* the threshold below which counts are hidden (1: none) */
+	bad |= jset(o, "minCount", json_integer(r->min_count > 1 ? r->min_count : 1));
 	if (r->nmonths > 0) {
 		json_t *ms = json_array();
 		for (size_t k = 0; ms != NULL && k < r->nmonths; k++)
@@ -744,7 +771,6 @@ rete_err report_parse_lang(const char *s, report_lang *out, rete_msg *m)
 }
 
 enum colkind { C_REQ, C_PERF, C_SVC, C_BAND, C_STATUS, C_NUM, C_HOURS, C_MONTH };
-#define REPORT_NNUM 23
 
 struct col {
 	enum colkind k;
@@ -924,12 +950,26 @@ char *report_header(const report *r, report_lang lang, size_t i, char *buf, size
 void report_cell(const report *r, const report_row *w, size_t i, char *buf, size_t n, double *num,
 		 bool *is_num)
 {
+	report_cell_lang(r, w, i, REPORT_EN, buf, n, num, is_num);
+}
+
+void report_cell_lang(const report *r, const report_row *w, size_t i, report_lang lang,
+		      char *buf, size_t n, double *num, bool *is_num)
+{
 	struct col c;
 	buf[0] = '\0';
 	*num = NAN;
 	*is_num = false;
 	if (!col_at(r, i, &c))
 		return;
+	uint8_t h = c.k == C_NUM     ? hidden_at(r, w, c.which)
+		    : c.k == C_HOURS ? hidden_at(r, w, REPORT_NNUM + c.which)
+		    : c.k == C_MONTH ? hidden_at(r, w, REPORT_NNUM + 3 + c.which)
+				     : 0;
+	if (h) {
+		report_hidden_text(r, h, lang, buf, n);
+		return;
+	}
 	switch (c.k) {
 	case C_REQ:
 		snprintf(buf, n, "%s", S(w->requester));
@@ -985,8 +1025,8 @@ rete_err report_write_csv_lang(const report *r, FILE *out, char sep, char dec, r
 			bool isnum;
 			struct col c;
 			col_at(r, i, &c);
-			report_cell(r, w, i, buf, sizeof(buf), &v, &isnum);
-			if (c.k == C_HOURS) {
+			report_cell_lang(r, w, i, lang, buf, sizeof(buf), &v, &isnum);
+			if (c.k == C_HOURS && isnum) {
 				/* csv_hours writes its own separator */
 				if (i == 0)
 					fputs("", out);
@@ -1041,8 +1081,8 @@ rete_err report_write_xlsx(const report *r, const char *path, report_lang lang, 
 			bool isnum;
 			struct col c;
 			col_at(r, i, &c);
-			report_cell(r, w, i, buf, sizeof(buf), &v, &isnum);
-			if (k == r->nrows && i == 0 && !isnum) {
+			report_cell_lang(r, w, i, lang, buf, sizeof(buf), &v, &isnum);
+			if (k == r->nrows && i == 0 && c.k < C_NUM) {
 				worksheet_write_string(ws, row, 0,
 						       lang == REPORT_IT ? "Totale" : "Total", tot);
 				continue;
@@ -1054,10 +1094,205 @@ rete_err report_write_xlsx(const report *r, const char *path, report_lang lang, 
 						       c.k == C_HOURS ? hours : NULL);
 		}
 	}
+	if (r->min_count > 1) {
+		/* what the marks mean, under the table */
+		char note[400];
+		unsigned k = r->min_count;
+		if (lang == REPORT_IT)
+			snprintf(note, sizeof(note),
+				 "< %u: da 1 a %u segnalazioni, numero non mostrato per la "
+				 "riservatezza delle persone (GDPR art. 25 e 89); riservato: "
+				 "nascosto perché dai totali non si ricavi un numero < %u, o "
+				 "mediana di meno di %u segnalazioni.",
+				 k, k - 1, k, k);
+		else
+			snprintf(note, sizeof(note),
+				 "< %u: 1 to %u referrals, not shown to protect the people "
+				 "(GDPR art. 25 and 89); suppressed: hidden so that no count "
+				 "< %u can be worked out from the totals, or a median of fewer "
+				 "than %u referrals.",
+				 k, k - 1, k, k);
+		worksheet_write_string(ws, row + 1, 0, note, NULL);
+	}
 	worksheet_set_column(ws, 0, (lxw_col_t)(nc ? nc - 1 : 0), 14, NULL);
 	lxw_error e = workbook_close(wb);
 	if (e != LXW_NO_ERROR)
 		return rete_msg_set(m, RETE_EIO, "%s: cannot write the workbook: %s", path,
 				    lxw_strerror(e));
 	return RETE_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Small counts
+ * ---------------------------------------------------------------------- */
+
+/* the values of a row, by index: REPORT_NNUM counts (num_of), the 3
+ * medians, then one count per month */
+#define VAL_HOURS  REPORT_NNUM
+#define VAL_MONTHS (REPORT_NNUM + 3)
+
+static size_t report_nvals(const report *r)
+{
+	return VAL_MONTHS + r->nmonths;
+}
+
+static uint64_t val_of(const report_row *w, size_t v)
+{
+	if (v < REPORT_NNUM)
+		return num_of(w, v);
+	if (v >= VAL_MONTHS)
+		return w->sent_month != NULL ? w->sent_month[v - VAL_MONTHS] : 0;
+	return 0;
+}
+
+/* sum_exposed: the sum at rel (k, total, parts) is shown and its hidden
+ * parts could be worked out exactly */
+static bool sum_exposed(const uint64_t *v, const uint8_t *hide, unsigned min, const size_t *rel)
+{
+	size_t k = rel[0], t = rel[1], h = 0;
+	uint64_t shown = 0;
+	bool all_small = true;
+
+	if (hide[t])
+		return false;
+	for (size_t i = 0; i < k; i++) {
+		size_t c = rel[2 + i];
+		if (hide[c]) {
+			h++;
+			all_small = all_small && hide[c] == REPORT_HIDE_SMALL;
+		} else {
+			shown += v[c];
+		}
+	}
+	if (h == 0)
+		return false;
+	if (h == 1)
+		return true;
+	/* each small part is 1 to min-1: their sum tells them all at the ends */
+	uint64_t rest = v[t] >= shown ? v[t] - shown : 0;
+	return all_small && (rest == h || rest == (uint64_t)h * (min - 1));
+}
+
+void report_protect(const uint64_t *v, uint8_t *hide, size_t n, unsigned min, const size_t *rel,
+		    size_t nrel)
+{
+	bool changed = true;
+
+	if (min <= 1)
+		return;
+	for (size_t c = 0; c < n; c++)
+		if (!hide[c] && v[c] > 0 && v[c] < min)
+			hide[c] = REPORT_HIDE_SMALL;
+	while (changed) {
+		changed = false;
+		for (size_t i = 0; i + 2 <= nrel && i + 2 + rel[i] <= nrel; i += 2 + rel[i]) {
+			if (!sum_exposed(v, hide, min, rel + i))
+				continue;
+			/* the smallest shown positive part; else the total */
+			size_t best = rel[i + 1];
+			for (size_t j = 0; j < rel[i]; j++) {
+				size_t c = rel[i + 2 + j];
+				if (!hide[c] && v[c] > 0 && (best == rel[i + 1] || v[c] < v[best]))
+					best = c;
+			}
+			hide[best] = REPORT_HIDE_OTHER;
+			changed = true;
+		}
+	}
+}
+
+rete_err report_parse_min_count(const char *s, unsigned *out, rete_msg *m)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+
+	if (s[0] < '0' || s[0] > '9' || *end != '\0' || v < 1 || v > REPORT_MIN_COUNT_MAX)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "'%s' is not accepted; give a number from 1 (every count "
+				    "shown) to %d; counts below it are shown as '< N'",
+				    s, REPORT_MIN_COUNT_MAX);
+	*out = (unsigned)v;
+	return RETE_OK;
+}
+
+/* add_sum appends a sum (total cell t, parts base + first, + first + step,
+ * ... k of them) to rel at *at. */
+static void add_sum(size_t *rel, size_t *at, size_t t, size_t base, size_t first, size_t step,
+		    size_t k)
+{
+	rel[(*at)++] = k;
+	rel[(*at)++] = t;
+	for (size_t j = 0; j < k; j++)
+		rel[(*at)++] = base + first + j * step;
+}
+
+rete_err report_suppress(report *r, unsigned min, rete_msg *m)
+{
+	size_t nv = report_nvals(r), nr = r->nrows + 1, n = nr * nv;
+	/* per row: rejected, unsuccessful (6 parts each), completed (2), sent
+	 * (months); per column: the total (nrows parts) */
+	size_t cap = nr * (4 * 2 + 6 + 6 + 2 + r->nmonths) + nv * (2 + r->nrows);
+	uint64_t *v = calloc(n, sizeof(*v));
+	uint8_t *hide = calloc(n, 1);
+	size_t *rel = calloc(cap, sizeof(*rel)), at = 0;
+	rete_err err = RETE_OK;
+
+	r->min_count = min > 1 ? min : 0;
+	if (v == NULL || hide == NULL || rel == NULL) {
+		err = rete_msg_set(m, RETE_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t k = 0; k < nr; k++) {
+		const report_row *w = k < r->nrows ? &r->rows[k] : &r->total;
+		size_t b = k * nv;
+		for (size_t i = 0; i < nv; i++)
+			v[b + i] = val_of(w, i);
+		add_sum(rel, &at, b + 3, b, 4, 1, 6);	/* rejected = its reasons */
+		add_sum(rel, &at, b + 10, b, 11, 1, 2); /* completed = its outcomes */
+		add_sum(rel, &at, b + 12, b, 13, 1, 6); /* unsuccessful = its reasons */
+		if (r->nmonths > 0)
+			add_sum(rel, &at, b + 0, b, VAL_MONTHS, 1, r->nmonths);
+	}
+	for (size_t i = 0; i < nv; i++)
+		if (i < VAL_HOURS || i >= VAL_MONTHS)
+			add_sum(rel, &at, r->nrows * nv + i, 0, i, nv, r->nrows);
+	report_protect(v, hide, n, min, rel, at);
+	/* a median of fewer than min values (received, accepted, completed),
+	 * or of a count hidden: shown, it would tell that count is min or more */
+	static const size_t base[3] = {1, 2, 10};
+	for (size_t k = 0; min > 1 && k < nr; k++)
+		for (size_t i = 0; i < 3; i++) {
+			size_t c = k * nv + base[i];
+			hide[k * nv + VAL_HOURS + i] =
+			    hide[c] || (v[c] > 0 && v[c] < min) ? REPORT_HIDE_OTHER : 0;
+		}
+	for (size_t k = 0; min > 1 && k < nr; k++) {
+		report_row *w = k < r->nrows ? &r->rows[k] : &r->total;
+		free(w->hide);
+		if ((w->hide = malloc(nv)) == NULL) {
+			err = rete_msg_set(m, RETE_ENOMEM, "out of memory");
+			goto out;
+		}
+		memcpy(w->hide, hide + k * nv, nv);
+	}
+out:
+	free(v);
+	free(hide);
+	free(rel);
+	return err;
+}
+
+const char *report_hidden_text(const report *r, uint8_t h, report_lang lang, char *buf, size_t n)
+{
+	if (h == REPORT_HIDE_SMALL)
+		snprintf(buf, n, "< %u", r->min_count);
+	else
+		snprintf(buf, n, "%s", lang == REPORT_IT ? "riservato" : "suppressed");
+	return buf;
+}
+
+/* hidden_at: the mark of row w's value v (0: shown) */
+static uint8_t hidden_at(const report *r, const report_row *w, size_t v)
+{
+	return w->hide != NULL && v < report_nvals(r) ? w->hide[v] : 0;
 }

@@ -648,11 +648,11 @@ static void test_report_csv(void **state)
 	gmtime_r(&b, &tm);
 	strftime(to, sizeof(to), "%Y-%m-%d", &tm);
 
-	assert_int_equal(tu_run(&out, "%s/rete report -c %s --from %s --to %s --by agency",
+	assert_int_equal(tu_run(&out, "%s/rete report -c %s --from %s --to %s --by agency --min-count 1",
 				RETE_BIN_DIR, E->coord_ini, from, to),
 			 0);
 	assert_int_equal(tu_run(&out2,
-				"%s/rete report --store %s/store --from %s --to %s --by agency",
+				"%s/rete report --store %s/store --from %s --to %s --by agency --min-count 1",
 				RETE_BIN_DIR, E->h.dir, from, to),
 			 0);
 	no_personal_data(out);
@@ -678,7 +678,7 @@ static void test_report_csv(void **state)
 	/* JSON and the Italian spreadsheet spelling */
 	assert_int_equal(tu_run(&out,
 				"%s/rete report --store %s/store --from %s --to %s "
-				"--format json",
+				"--format json --min-count 1",
 				RETE_BIN_DIR, E->h.dir, from, to),
 			 0);
 	json_t *j = json_loads(out, 0, NULL);
@@ -694,7 +694,7 @@ static void test_report_csv(void **state)
 	free(out);
 	assert_int_equal(tu_run(&out,
 				"%s/rete report --store %s/store --from %s --to %s --sep ';' "
-				"--by service",
+				"--by service --min-count 1",
 				RETE_BIN_DIR, E->h.dir, from, to),
 			 0);
 	assert_non_null(strstr(out, "service;\"sent\";\"received\";"));
@@ -706,6 +706,179 @@ static void test_report_csv(void **state)
 				RETE_BIN_DIR, E->h.dir, to),
 			 2);
 	assert_non_null(strstr(out, "2026-02-30"));
+	free(out);
+}
+
+/* small_value: a count a steering group may not read (1 .. min-1). */
+static bool small_value(json_t *v, json_int_t min)
+{
+	return json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) < min;
+}
+
+/* one_hidden_of: the parts of a sum (keys of o, or of o's object key), how
+ * many are hidden (a string where a number was) */
+static int hidden_in(json_t *o, const char *const *keys, size_t n)
+{
+	int h = 0;
+	for (size_t i = 0; i < n; i++)
+		h += json_is_string(json_object_get(o, keys[i]));
+	return h;
+}
+
+/* report_protected: the JSON report r (its groups and its total) shows no
+ * count from 1 to min-1, and no hidden count can be worked out by one
+ * subtraction: no sum that is shown (a group's rejected, completed or
+ * unsuccessful; the total of a column) has exactly one of its parts
+ * hidden; a median over fewer than min referrals is hidden too. */
+static void report_protected(json_t *r, json_int_t min)
+{
+	static const char *const nums[] = {"sent",	"received", "accepted",	 "rejected",
+					   "completed", "completedSuccessful",	 "completedUnsuccessful",
+					   "cancelled", "failed",   "overdue",	 "openAtEnd"};
+	static const char *const reasons[] = {"client-refused",
+					      "lack-of-capacity",
+					      "no-longer-needed",
+					      "unable-to-contact-client",
+					      "unable-to-contact-organisation",
+					      "other"};
+	static const char *const outcome[] = {"completedSuccessful", "completedUnsuccessful"};
+	static const char *const med[][2] = {{"medianHoursToReceive", "received"},
+					     {"medianHoursToAccept", "accepted"},
+					     {"medianHoursToComplete", "completed"}};
+	json_t *groups = json_object_get(r, "groups"), *total = json_object_get(r, "total"), *g;
+	size_t i;
+	assert_true(json_is_array(groups));
+	assert_true(json_is_object(total));
+	for (i = 0; i <= json_array_size(groups); i++) {
+		g = i < json_array_size(groups) ? json_array_get(groups, i) : total;
+		for (size_t k = 0; k < sizeof(nums) / sizeof(nums[0]); k++)
+			if (small_value(json_object_get(g, nums[k]), min)) {
+				fprintf(stderr, "group %zu shows %s %lld (min %lld)\n", i, nums[k],
+					(long long)json_integer_value(json_object_get(g, nums[k])),
+					(long long)min);
+				fail();
+			}
+		for (size_t k = 0; k < 6; k++) {
+			assert_false(small_value(
+			    json_object_get(json_object_get(g, "rejectedByReason"), reasons[k]), min));
+			assert_false(small_value(
+			    json_object_get(json_object_get(g, "unsuccessfulByReason"), reasons[k]),
+			    min));
+		}
+		if (json_is_integer(json_object_get(g, "rejected")))
+			assert_int_not_equal(hidden_in(json_object_get(g, "rejectedByReason"), reasons, 6), 1);
+		if (json_is_integer(json_object_get(g, "completedUnsuccessful")))
+			assert_int_not_equal(hidden_in(json_object_get(g, "unsuccessfulByReason"), reasons, 6), 1);
+		if (json_is_integer(json_object_get(g, "completed")))
+			assert_int_not_equal(hidden_in(g, outcome, 2), 1);
+		for (size_t k = 0; k < 3; k++) {
+			json_t *base = json_object_get(g, med[k][1]);
+			if (json_is_number(json_object_get(g, med[k][0])))
+				assert_true(json_is_integer(base) && json_integer_value(base) >= min);
+		}
+	}
+	/* the total of each column: not exactly one group hidden */
+	for (size_t k = 0; k < sizeof(nums) / sizeof(nums[0]); k++) {
+		int h = 0;
+		json_array_foreach(groups, i, g) h += json_is_string(json_object_get(g, nums[k]));
+		if (json_is_integer(json_object_get(total, nums[k])) && h == 1) {
+			fprintf(stderr, "the total of %s is shown with one group's hidden\n", nums[k]);
+			fail();
+		}
+	}
+}
+
+/* Small counts identify families (GDPR art. 25, 89): by default the report
+ * shows a count below 3 as "< 3", hides what would let one be worked out
+ * (in every format), takes [report] min_count from coord.ini and
+ * --min-count over it. */
+static void test_report_small_counts(void **state)
+{
+	(void)state;
+	char from[16], to[16], ini[600], *out = NULL;
+	time_t now = time(NULL), a = now - 86400, b = now + 86400;
+	struct tm tm;
+	gmtime_r(&a, &tm);
+	strftime(from, sizeof(from), "%Y-%m-%d", &tm);
+	gmtime_r(&b, &tm);
+	strftime(to, sizeof(to), "%Y-%m-%d", &tm);
+
+	/* CSV from the broker: no field of a row is 1 or 2 */
+	assert_int_equal(tu_run(&out, "%s/rete report -c %s --from %s --to %s --by agency",
+				RETE_BIN_DIR, E->coord_ini, from, to),
+			 0);
+	char *line = strstr(out, "\r\n");
+	assert_non_null(line);
+	for (char *f = line + 2; *f != '\0';) {
+		size_t len = strcspn(f, ",\r");
+		if ((len == 1 && (f[0] == '1' || f[0] == '2'))) {
+			fprintf(stderr, "a count below 3 in the report:\n%s", out);
+			fail();
+		}
+		f += len;
+		f += strspn(f, ",\r\n");
+	}
+	assert_non_null(strstr(out, "cpi.mantova,social.mantova,< 3,< 3,< 3,0,"));
+	free(out);
+
+	/* JSON, from the store, by agency and by service */
+	const char *bys[] = {"agency", "service", "agency,service", ""};
+	for (size_t k = 0; k < sizeof(bys) / sizeof(bys[0]); k++) {
+		assert_int_equal(tu_run(&out,
+					"%s/rete report --store %s/store --from %s --to %s "
+					"--by '%s' --format json",
+					RETE_BIN_DIR, E->h.dir, from, to, bys[k]),
+				 0);
+		json_t *j = json_loads(out, 0, NULL);
+		assert_non_null(j);
+		assert_int_equal(jint(j, "minCount", NULL), 3);
+		report_protected(j, 3);
+		/* what is big enough stays a number */
+		assert_int_equal(jint(json_object_get(j, "total"), "sent", NULL), 6);
+		json_decref(j);
+		free(out);
+	}
+
+	/* Italian spreadsheets: the same marks, as text */
+	assert_int_equal(tu_run(&out,
+				"%s/rete report --store %s/store --from %s --to %s --by agency "
+				"--sep ';' --lang it --months",
+				RETE_BIN_DIR, E->h.dir, from, to),
+			 0);
+	assert_non_null(strstr(out, "\r\ncpi.mantova;\"social.mantova\";\"< 3\";"));
+	free(out);
+
+	/* [report] min_count in coord.ini; --min-count over it */
+	snprintf(ini, sizeof(ini), "%s/coord-min.ini", E->h.dir);
+	assert_int_equal(tu_run(NULL, "cp %s %s && printf '\\n[report]\\nmin_count = 7\\n' >>%s",
+				E->coord_ini, ini, ini),
+			 0);
+	assert_int_equal(tu_run(&out, "%s/rete report -c %s --from %s --to %s --format json",
+				RETE_BIN_DIR, ini, from, to),
+			 0);
+	json_t *j = json_loads(out, 0, NULL);
+	assert_non_null(j);
+	assert_int_equal(jint(j, "minCount", NULL), 7);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "total"), "sent")),
+			    "< 7");
+	json_decref(j);
+	free(out);
+	assert_int_equal(tu_run(&out, "%s/rete report -c %s --from %s --to %s --min-count 1",
+				RETE_BIN_DIR, ini, from, to),
+			 0);
+	assert_null(strstr(out, "< "));
+	free(out);
+	assert_int_equal(tu_run(&out,
+				"%s/rete report --store %s/store --from %s --to %s --min-count 0",
+				RETE_BIN_DIR, E->h.dir, from, to),
+			 2);
+	assert_non_null(strstr(out, "--min-count '0'"));
+	free(out);
+	assert_int_equal(tu_run(NULL, "printf 'min_count = lots\\n' >>%s", ini), 0);
+	assert_int_equal(tu_run(&out, "%s/rete report -c %s --from %s --to %s", RETE_BIN_DIR, ini,
+				from, to),
+			 2);
+	assert_non_null(strstr(out, "[report] min_count"));
 	free(out);
 }
 
@@ -895,6 +1068,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_monitor_once_json), cmocka_unit_test(test_report_csv),
+	    cmocka_unit_test(test_report_small_counts),
 	    cmocka_unit_test(test_monitor_live_tmux), cmocka_unit_test(test_monitor_80x24),
 	    cmocka_unit_test(test_monitor_gap),
 	};
