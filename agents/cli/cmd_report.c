@@ -125,15 +125,21 @@ static int from_store(const char *dir, struct collect *c, char **tz)
 
 int cmd_report(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'}, {"store", required_argument, NULL, 'S'},
-	    {"from", required_argument, NULL, 'f'},   {"to", required_argument, NULL, 't'},
-	    {"by", required_argument, NULL, 'b'},     {"format", required_argument, NULL, 'F'},
-	    {"sep", required_argument, NULL, 's'},    {"decimal", required_argument, NULL, 'd'},
-	    {"tz", required_argument, NULL, 'z'},     {"months", no_argument, NULL, 'M'},
-	    {"lang", required_argument, NULL, 'L'},   {"output", required_argument, NULL, 'o'},
-	    {"min-count", required_argument, NULL, 'n'},
-	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+					     {"store", required_argument, NULL, 'S'},
+					     {"from", required_argument, NULL, 'f'},
+					     {"to", required_argument, NULL, 't'},
+					     {"by", required_argument, NULL, 'b'},
+					     {"format", required_argument, NULL, 'F'},
+					     {"sep", required_argument, NULL, 's'},
+					     {"decimal", required_argument, NULL, 'd'},
+					     {"tz", required_argument, NULL, 'z'},
+					     {"months", no_argument, NULL, 'M'},
+					     {"lang", required_argument, NULL, 'L'},
+					     {"output", required_argument, NULL, 'o'},
+					     {"min-count", required_argument, NULL, 'n'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
 	const char *ini = NULL, *store = NULL, *from = NULL, *to = NULL, *by_s = "";
 	const char *format = "csv", *tz_opt = NULL, *output = NULL;
 	bool months = false;

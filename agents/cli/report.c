@@ -953,8 +953,8 @@ void report_cell(const report *r, const report_row *w, size_t i, char *buf, size
 	report_cell_lang(r, w, i, REPORT_EN, buf, n, num, is_num);
 }
 
-void report_cell_lang(const report *r, const report_row *w, size_t i, report_lang lang,
-		      char *buf, size_t n, double *num, bool *is_num)
+void report_cell_lang(const report *r, const report_row *w, size_t i, report_lang lang, char *buf,
+		      size_t n, double *num, bool *is_num)
 {
 	struct col c;
 	buf[0] = '\0';

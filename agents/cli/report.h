@@ -139,8 +139,8 @@ void report_cell(const report *r, const report_row *w, size_t i, char *buf, size
 
 /* report_cell_lang is report_cell with a hidden value (report_suppress)
  * given as its text in lang (report_hidden_text), not as a number. */
-void report_cell_lang(const report *r, const report_row *w, size_t i, report_lang lang,
-		      char *buf, size_t n, double *num, bool *is_num);
+void report_cell_lang(const report *r, const report_row *w, size_t i, report_lang lang, char *buf,
+		      size_t n, double *num, bool *is_num);
 
 /* report_write_csv_lang is report_write_csv with headers in lang and the
  * month columns when there are months. */
@@ -163,8 +163,9 @@ rete_err report_write_xlsx(const report *r, const char *path, report_lang lang, 
 #define REPORT_MIN_COUNT     3
 #define REPORT_MIN_COUNT_MAX 100
 #define REPORT_HIDE_SMALL    1 /* a count from 1 to min-1: shown as "< min" */
-#define REPORT_HIDE_OTHER    2 /* hidden so that no small count can be worked out, or a
-				* median of fewer than min referrals: "suppressed" */
+#define REPORT_HIDE_OTHER                                                                          \
+	2 /* hidden so that no small count can be worked out, or a                                 \
+	   * median of fewer than min referrals: "suppressed" */
 
 /* report_protect hides small counts and what would give them away, over
  * any table of counts: v[0..n) the cells, hide[0..n) their marks (in:
@@ -194,8 +195,7 @@ rete_err report_suppress(report *r, unsigned min, rete_msg *m);
 
 /* report_hidden_text: the text of a hidden value of mark h in lang ("< 3";
  * "suppressed" / "riservato"), into buf; returns buf. */
-const char *report_hidden_text(const report *r, uint8_t h, report_lang lang, char *buf,
-			       size_t n);
+const char *report_hidden_text(const report *r, uint8_t h, report_lang lang, char *buf, size_t n);
 
 /* report_free frees *r and sets it to NULL; NULL is fine. */
 void report_free(report **r);

@@ -1137,6 +1137,104 @@ static void route_static(void *ctx, const rete_http_req *rq, rete_http_answer *a
 		rete_http_header(a, "Cache-Control", "no-cache");
 }
 
+/* small_mark: the JSON of a hidden count (report_protect's mark h) */
+static json_t *small_mark(uint8_t h, unsigned min)
+{
+	char buf[32];
+	if (h == REPORT_HIDE_SMALL)
+		snprintf(buf, sizeof(buf), "< %u", min);
+	else
+		snprintf(buf, sizeof(buf), "suppressed");
+	return json_string(buf);
+}
+
+/* steering_small hides, in the overview mon shown to the steering group,
+ * the counts below min ([report] min_count) and what would give one away,
+ * as `rete report` does (report_protect): byStatus's counts per agency
+ * pair and service and their totals, statusTotals, and the times' counts
+ * (with their median and 90th percentile). -1 when out of memory. */
+static int steering_small(json_t *mon, unsigned min)
+{
+	json_t *bs = json_object_get(mon, "byStatus"), *st = json_object_get(mon, "statusTotals");
+	json_t *times = json_object_get(mon, "times"), *x;
+	const char *key;
+	int rc = -1;
+
+	if (min <= 1)
+		return 0;
+	if (!json_is_array(bs) || !json_is_object(st) || !json_is_object(times))
+		return -1;
+	size_t ng = json_array_size(bs), nc = json_object_size(st), n = (ng + 1) * nc, at = 0;
+	size_t tcol = nc;
+	const char **keys = calloc(nc ? nc : 1, sizeof(*keys));
+	uint64_t *v = calloc(n ? n : 1, sizeof(*v));
+	uint8_t *hide = calloc(n ? n : 1, 1);
+	size_t *rel = calloc((ng + 1) * (nc + 2) + nc * (ng + 2) + 1, sizeof(*rel));
+	if (keys == NULL || v == NULL || hide == NULL || rel == NULL)
+		goto out;
+	size_t j = 0;
+	json_object_foreach(st, key, x)
+	{
+		keys[j] = key;
+		if (strcmp(key, "total") == 0)
+			tcol = j;
+		j++;
+	}
+	for (size_t g = 0; g <= ng; g++)
+		for (j = 0; j < nc; j++) {
+			json_t *e = g < ng ? json_array_get(bs, g) : st;
+			x = g == ng	? json_object_get(st, keys[j])
+			    : j == tcol ? json_object_get(e, "total")
+					: json_object_get(json_object_get(e, "counts"), keys[j]);
+			v[g * nc + j] = json_is_integer(x) ? (uint64_t)json_integer_value(x) : 0;
+		}
+	/* the sums shown: each row's total of its statuses; each column's total */
+	for (size_t g = 0; tcol < nc && g <= ng; g++) {
+		rel[at++] = nc - 1;
+		rel[at++] = g * nc + tcol;
+		for (j = 0; j < nc; j++)
+			if (j != tcol)
+				rel[at++] = g * nc + j;
+	}
+	for (j = 0; j < nc; j++) {
+		rel[at++] = ng;
+		rel[at++] = ng * nc + j;
+		for (size_t g = 0; g < ng; g++)
+			rel[at++] = g * nc + j;
+	}
+	report_protect(v, hide, n, min, rel, at);
+	rc = 0;
+	for (size_t g = 0; g <= ng; g++)
+		for (j = 0; j < nc; j++) {
+			if (!hide[g * nc + j])
+				continue;
+			json_t *e = g < ng ? json_array_get(bs, g) : st;
+			json_t *into = g == ng || j == tcol ? e : json_object_get(e, "counts");
+			const char *k = g < ng && j == tcol ? "total" : keys[j];
+			if (json_object_set_new(into, k, small_mark(hide[g * nc + j], min)) != 0)
+				rc = -1;
+		}
+	json_object_foreach(times, key, x)
+	{
+		json_t *cnt = json_object_get(x, "count");
+		json_int_t c = json_is_integer(cnt) ? json_integer_value(cnt) : 0;
+		if (c > 0 && c < (json_int_t)min &&
+		    (json_object_set_new(x, "count", small_mark(REPORT_HIDE_SMALL, min)) != 0 ||
+		     json_object_set_new(x, "medianHours", small_mark(REPORT_HIDE_OTHER, min)) !=
+			 0 ||
+		     json_object_set_new(x, "p90Hours", small_mark(REPORT_HIDE_OTHER, min)) != 0))
+			rc = -1;
+	}
+	if (rc == 0 && json_object_set_new(mon, "minCount", json_integer(min)) != 0)
+		rc = -1;
+out:
+	free(keys);
+	free(v);
+	free(hide);
+	free(rel);
+	return rc;
+}
+
 static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
@@ -1149,6 +1247,12 @@ static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer 
 	/* the steering group: how many referrals are overdue, not which (each
 	 * row names a referral, its agencies, its service and its dates) */
 	json_t *ov = mon ? json_object_get(mon, "overdue") : NULL;
+	if (mon != NULL && console_steering(c, who_) &&
+	    steering_small(mon, c->mc.cfg.min_count) != 0) {
+		json_decref(mon);
+		mon = NULL;
+		ov = NULL;
+	}
 	if (ov != NULL && console_steering(c, who_)) {
 		size_t n = json_array_size(ov);
 		if (json_object_set_new(mon, "overdueCount", json_integer((json_int_t)n)) != 0 ||
@@ -1255,7 +1359,8 @@ static bool rep_params(const rete_http_req *rq, rete_http_answer *a, struct rep_
 
 /* rep_build asks the broker for the referrals (on a connection of this
  * request's own) and builds the report. */
-static bool rep_build(struct console *c, const struct rep_req *p, rete_http_answer *a, report **out)
+static bool rep_build(struct console *c, const struct rep_req *p, rete_http_answer *a, report **out,
+		      bool steering)
 {
 	rete_wire *w = NULL;
 	Rete__BrokerFrame *f = NULL;
@@ -1285,6 +1390,9 @@ static bool rep_build(struct console *c, const struct rep_req *p, rete_http_answ
 	    report_build(infos, sn->n_referrals, from_ms, to_ms, rete_now_ms(), p->by, out, &m);
 	if (e == RETE_OK && p->months)
 		e = report_add_months(*out, infos, sn->n_referrals, p->from, p->to, tz, &m);
+	/* the steering group reads totals, not families: small counts hidden */
+	if (e == RETE_OK)
+		e = report_suppress(*out, steering ? c->mc.cfg.min_count : 1, &m);
 	if (e != RETE_OK) {
 		report_free(out);
 		a->status = e == RETE_EINVAL ? 400 : 500;
@@ -1320,7 +1428,7 @@ static bool rep_begin(struct console *c, const rete_http_req *rq, rete_http_answ
 	if (!console_who(c, rq, a, false, who_) || !rep_params(rq, a, p))
 		return false;
 	rep_record(c, rq, p, kind);
-	return rep_build(c, p, a, r);
+	return rep_build(c, p, a, r, console_steering(c, who_));
 }
 
 /* rep_attach answers a download of the report: its content type, and its
@@ -1359,7 +1467,7 @@ static void route_report(void *ctx, const rete_http_req *rq, rete_http_answer *a
 		for (size_t i = 0; row && i < nc; i++) {
 			double v;
 			bool isnum;
-			report_cell(r, w, i, buf, sizeof(buf), &v, &isnum);
+			report_cell_lang(r, w, i, p.lang, buf, sizeof(buf), &v, &isnum);
 			json_array_append_new(row, !isnum     ? json_string(buf)
 						   : isnan(v) ? json_null()
 							      : json_real(round(v * 100) / 100));
@@ -1383,6 +1491,8 @@ static void route_report(void *ctx, const rete_http_req *rq, rete_http_answer *a
 		json_object_set_new(o, "headers", hd);
 		json_object_set_new(o, "columns", kinds);
 		json_object_set_new(o, "rows", rows);
+		json_object_set_new(o, "minCount",
+				    json_integer(r->min_count > 1 ? r->min_count : 1));
 		hd = kinds = rows = NULL;
 	}
 	answer_json(a, o);
@@ -1490,6 +1600,47 @@ static void next_date(const char *date, int days, char out[16])
 	snprintf(out, 16, "%04d-%02d-%02d", (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday);
 }
 
+/* trend_small hides, in the steering group's bucket bk of Andamento (built
+ * from the network's total r), the counts below min and what would give
+ * one away, as the report does (report_suppress). -1 out of memory. */
+static int trend_small(json_t *bk, report *r, unsigned min)
+{
+	static const struct {
+		const char *obj, *key;
+		size_t v; /* the report's value (column, with no grouping) */
+	} at[] = {{NULL, "sent", 0},
+		  {NULL, "accepted", 2},
+		  {NULL, "rejected", 3},
+		  {NULL, "completed", 10},
+		  {NULL, "cancelled", 19},
+		  {NULL, "overdue", 21},
+		  {"rejectedByReason", "client-refused", 4},
+		  {"rejectedByReason", "lack-of-capacity", 5},
+		  {"rejectedByReason", "no-longer-needed", 6},
+		  {"rejectedByReason", "unable-to-contact-client", 7},
+		  {"rejectedByReason", "unable-to-contact-organisation", 8},
+		  {"rejectedByReason", "other", 9},
+		  {"median", "toReceive", 23},
+		  {"median", "toAccept", 24},
+		  {"median", "toComplete", 25},
+		  {"p90", "toReceive", 23},
+		  {"p90", "toAccept", 24},
+		  {"p90", "toComplete", 25}};
+	char buf[32];
+	double v;
+	bool isnum;
+
+	if (bk == NULL || report_suppress(r, min, NULL) != RETE_OK)
+		return -1;
+	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+		report_cell_lang(r, &r->total, at[i].v, REPORT_EN, buf, sizeof(buf), &v, &isnum);
+		json_t *o = at[i].obj ? json_object_get(bk, at[i].obj) : bk;
+		if (!isnum && o != NULL && json_object_set_new(o, at[i].key, json_string(buf)) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
@@ -1504,6 +1655,7 @@ static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	Rete__BrokerFrame *f = NULL;
 	json_t *out = NULL, *buckets = NULL;
 
+	bool steering = console_steering(c, who_);
 	if (!rep_params(rq, a, &p))
 		return;
 	if (step == NULL)
@@ -1585,6 +1737,11 @@ static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 			      hours_json(t->median_complete_h), "p90", "toReceive",
 			      hours_json(t->p90_receive_h), "toAccept", hours_json(t->p90_accept_h),
 			      "toComplete", hours_json(t->p90_complete_h)));
+		if (steering && trend_small(json_array_get(buckets, json_array_size(buckets) - 1),
+					    r, c->mc.cfg.min_count) != 0) {
+			report_free(&r);
+			break;
+		}
 		report_free(&r);
 		snprintf(day, sizeof(day), "%s", next);
 		b0 = b1;

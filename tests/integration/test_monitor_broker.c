@@ -648,13 +648,15 @@ static void test_report_csv(void **state)
 	gmtime_r(&b, &tm);
 	strftime(to, sizeof(to), "%Y-%m-%d", &tm);
 
-	assert_int_equal(tu_run(&out, "%s/rete report -c %s --from %s --to %s --by agency --min-count 1",
+	assert_int_equal(tu_run(&out,
+				"%s/rete report -c %s --from %s --to %s --by agency --min-count 1",
 				RETE_BIN_DIR, E->coord_ini, from, to),
 			 0);
-	assert_int_equal(tu_run(&out2,
-				"%s/rete report --store %s/store --from %s --to %s --by agency --min-count 1",
-				RETE_BIN_DIR, E->h.dir, from, to),
-			 0);
+	assert_int_equal(
+	    tu_run(&out2,
+		   "%s/rete report --store %s/store --from %s --to %s --by agency --min-count 1",
+		   RETE_BIN_DIR, E->h.dir, from, to),
+	    0);
 	no_personal_data(out);
 	assert_null(strstr(out, "case-mn-7"));
 	/* the broker's snapshot and the store read beside it agree */
@@ -732,9 +734,17 @@ static int hidden_in(json_t *o, const char *const *keys, size_t n)
  * hidden; a median over fewer than min referrals is hidden too. */
 static void report_protected(json_t *r, json_int_t min)
 {
-	static const char *const nums[] = {"sent",	"received", "accepted",	 "rejected",
-					   "completed", "completedSuccessful",	 "completedUnsuccessful",
-					   "cancelled", "failed",   "overdue",	 "openAtEnd"};
+	static const char *const nums[] = {"sent",
+					   "received",
+					   "accepted",
+					   "rejected",
+					   "completed",
+					   "completedSuccessful",
+					   "completedUnsuccessful",
+					   "cancelled",
+					   "failed",
+					   "overdue",
+					   "openAtEnd"};
 	static const char *const reasons[] = {"client-refused",
 					      "lack-of-capacity",
 					      "no-longer-needed",
@@ -760,21 +770,25 @@ static void report_protected(json_t *r, json_int_t min)
 			}
 		for (size_t k = 0; k < 6; k++) {
 			assert_false(small_value(
-			    json_object_get(json_object_get(g, "rejectedByReason"), reasons[k]), min));
+			    json_object_get(json_object_get(g, "rejectedByReason"), reasons[k]),
+			    min));
 			assert_false(small_value(
 			    json_object_get(json_object_get(g, "unsuccessfulByReason"), reasons[k]),
 			    min));
 		}
 		if (json_is_integer(json_object_get(g, "rejected")))
-			assert_int_not_equal(hidden_in(json_object_get(g, "rejectedByReason"), reasons, 6), 1);
+			assert_int_not_equal(
+			    hidden_in(json_object_get(g, "rejectedByReason"), reasons, 6), 1);
 		if (json_is_integer(json_object_get(g, "completedUnsuccessful")))
-			assert_int_not_equal(hidden_in(json_object_get(g, "unsuccessfulByReason"), reasons, 6), 1);
+			assert_int_not_equal(
+			    hidden_in(json_object_get(g, "unsuccessfulByReason"), reasons, 6), 1);
 		if (json_is_integer(json_object_get(g, "completed")))
 			assert_int_not_equal(hidden_in(g, outcome, 2), 1);
 		for (size_t k = 0; k < 3; k++) {
 			json_t *base = json_object_get(g, med[k][1]);
 			if (json_is_number(json_object_get(g, med[k][0])))
-				assert_true(json_is_integer(base) && json_integer_value(base) >= min);
+				assert_true(json_is_integer(base) &&
+					    json_integer_value(base) >= min);
 		}
 	}
 	/* the total of each column: not exactly one group hidden */
@@ -782,7 +796,8 @@ static void report_protected(json_t *r, json_int_t min)
 		int h = 0;
 		json_array_foreach(groups, i, g) h += json_is_string(json_object_get(g, nums[k]));
 		if (json_is_integer(json_object_get(total, nums[k])) && h == 1) {
-			fprintf(stderr, "the total of %s is shown with one group's hidden\n", nums[k]);
+			fprintf(stderr, "the total of %s is shown with one group's hidden\n",
+				nums[k]);
 			fail();
 		}
 	}
@@ -875,9 +890,8 @@ static void test_report_small_counts(void **state)
 	assert_non_null(strstr(out, "--min-count '0'"));
 	free(out);
 	assert_int_equal(tu_run(NULL, "printf 'min_count = lots\\n' >>%s", ini), 0);
-	assert_int_equal(tu_run(&out, "%s/rete report -c %s --from %s --to %s", RETE_BIN_DIR, ini,
-				from, to),
-			 2);
+	assert_int_equal(
+	    tu_run(&out, "%s/rete report -c %s --from %s --to %s", RETE_BIN_DIR, ini, from, to), 2);
 	assert_non_null(strstr(out, "[report] min_count"));
 	free(out);
 }
@@ -1067,10 +1081,9 @@ static void test_monitor_gap(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_monitor_once_json), cmocka_unit_test(test_report_csv),
-	    cmocka_unit_test(test_report_small_counts),
-	    cmocka_unit_test(test_monitor_live_tmux), cmocka_unit_test(test_monitor_80x24),
-	    cmocka_unit_test(test_monitor_gap),
+	    cmocka_unit_test(test_monitor_once_json),	cmocka_unit_test(test_report_csv),
+	    cmocka_unit_test(test_report_small_counts), cmocka_unit_test(test_monitor_live_tmux),
+	    cmocka_unit_test(test_monitor_80x24),	cmocka_unit_test(test_monitor_gap),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
