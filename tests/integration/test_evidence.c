@@ -568,6 +568,13 @@ static void flip_all(const char *text, const char *ca, const char *policy)
 		memcpy(copy, text, len + 1);
 		copy[i] ^= 0x01;
 		part = check(copy, ca, policy, NULL, &m);
+		/* the reason has its Italian, all of it (verify --lang it) */
+		{
+			char it[2048];
+			if (strcmp(part, "holds") != 0 &&
+			    !rete_evidence_reason(m.text, RETE_EVIDENCE_IT, it, sizeof(it)))
+				fail_msg("byte %zu flipped: no Italian for the reason: %s", i, it);
+		}
 		if (strcmp(part, "holds") == 0)
 			fail_msg("byte %zu ('%c') flipped: the bundle still verifies", i, text[i]);
 		if (in_value) {
@@ -697,12 +704,17 @@ static void test_acknowledgement(void **state)
 {
 	static const struct {
 		enum ack_mode mode;
-		const char *needle;
+		const char *needle, *it; /* the reason, and its Italian (--lang it) */
 	} cases[] = {
-	    {ACK_NONE, "unsigned (logged before protocol 3)"},
-	    {ACK_WRONG_KEY, "directory in force at the delivery"},
-	    {ACK_WRONG_LEAF, "leaf hash"},
-	    {ACK_REFUSAL, "refusal"},
+	    {ACK_NONE, "unsigned (logged before protocol 3)",
+	     "non porta una conferma firmata dal destinatario: senza firma (registrata prima del "
+	     "protocollo 3); prova solo la parola del broker"},
+	    {ACK_WRONG_KEY, "directory in force at the delivery",
+	     "verificata con la chiave di " CPI " nella directory in vigore alla consegna: "},
+	    {ACK_WRONG_LEAF, "leaf hash",
+	     "l'hash della foglia nella conferma non è quello della voce del messaggio: il "
+	     "destinatario ha confermato altri byte"},
+	    {ACK_REFUSAL, "refusal", "il destinatario ha firmato un rifiuto (errore "},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -723,6 +735,22 @@ static void test_acknowledgement(void **state)
 			   RETE_BIN_DIR, path, F->bkey),
 		    1);
 		assert_non_null(strstr(out, "LA PROVA NON REGGE: la conferma di ricezione"));
+		/* the reason in Italian too, no English left in it (but the
+		 * refusal's own words, as the recipient signed them) */
+		if (strstr(out, cases[i].it) == NULL || strstr(out, cases[i].needle) != NULL ||
+		    (cases[i].mode != ACK_REFUSAL && strstr(out, " the ") != NULL) ||
+		    strstr(out, "dettaglio tecnico") != NULL)
+			fail_msg("ack case %zu, --lang it: %s", i, out);
+		free(out);
+		/* and in English as it was */
+		assert_int_equal(
+		    tu_run(&out, "'%s/rete' evidence verify '%s' --broker-key '%s' --lang en",
+			   RETE_BIN_DIR, path, F->bkey),
+		    1);
+		if (strstr(out, "THE EVIDENCE DOES NOT HOLD: the recipient's acknowledgement: ") ==
+			NULL ||
+		    strstr(out, m.text) == NULL)
+			fail_msg("ack case %zu, --lang en: %s (want %s)", i, out, m.text);
 		free(out);
 		free(text);
 	}
