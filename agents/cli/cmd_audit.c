@@ -209,6 +209,25 @@ static const char *need_value(int argc, char **argv, int *i, const char *who, co
 	return argv[++*i];
 }
 
+/* origin_ok: name can be a log's origin (the checkpoints' key name:
+ * 1 to 255 bytes, no space, '+' or control character); otherwise says so,
+ * naming --origin, and the caller exits 2 (a usage error, as any other bad
+ * value), not 1 (which says the log or proof does not hold). */
+static bool origin_ok(const char *sub, const char *name)
+{
+	size_t n = strlen(name);
+	bool ok = n > 0 && n <= RETE_ORIGIN_MAX;
+	for (const unsigned char *c = (const unsigned char *)name; ok && *c != '\0'; c++)
+		ok = *c > ' ' && *c != '+' && *c != 0x7f;
+	if (!ok)
+		fprintf(stderr,
+			"rete audit %s: --origin '%.80s%s' cannot be a log's origin: it is the "
+			"checkpoints' key name, 1 to %d bytes without spaces, '+' or control "
+			"characters (e.g. rete.example/mantova)\n",
+			sub, name, n > 80 ? "..." : "", RETE_ORIGIN_MAX);
+	return ok;
+}
+
 static int unknown_option(const char *who, const char *opt, const char *accepted)
 {
 	fprintf(stderr, "rete audit %s: unknown option '%s'; accepted: %s\n", who, opt, accepted);
@@ -452,6 +471,8 @@ static int audit_verify(int argc, char **argv)
 			return CLI_USAGE;
 		}
 	}
+	if (origin != NULL && !origin_ok("verify", origin))
+		return CLI_USAGE;
 	if (witnesses != NULL &&
 	    (e = rete_witness_policy_load(witnesses, &policy, &m)) != RETE_OK) {
 		fprintf(stderr, "rete audit verify: --witnesses: %s\n", m.text);
@@ -1381,6 +1402,8 @@ static int audit_check_proof(int argc, char **argv)
 			return CLI_USAGE;
 		}
 	}
+	if (origin != NULL && !origin_ok("check-proof", origin))
+		return CLI_USAGE;
 	if (file == NULL || ckfile == NULL || keyfile == NULL) {
 		fprintf(stderr, "rete audit check-proof: missing %s; see 'rete audit --help'\n",
 			file == NULL	 ? "FILE"

@@ -502,6 +502,53 @@ static void tamper(const char *file, const char *key)
 	json_decref(j);
 }
 
+/* --origin with a name no log can have (empty, a space, a '+', a control
+ * character, longer than 255 bytes: the checkpoint's key name cannot hold
+ * it) is a usage error, exit 2 naming --origin, as every other bad option
+ * value; a possible name that is not the log's is the log's failure, 1. */
+static void test_origin_impossible(void **state)
+{
+	static const char *const bad[] = {"''", "'two words'", "'a+b'", "\"$(printf 'a\\tb')\"",
+					  "$(printf '%0300d' 0)"};
+	struct fx f;
+	char *out = NULL, pf[4096], ck[4096];
+	(void)state;
+
+	fx_build(&f);
+	snprintf(pf, sizeof(pf), "%s/incl.json", f.root);
+	snprintf(ck, sizeof(ck), "%s/latest.ckpt", f.root);
+	assert_int_equal(run(&out, "%s checkpoint %s > %s", RETE, f.store, ck), 0);
+	free(out);
+	assert_int_equal(run(&out, "%s audit proof %s --index 3 > %s", RETE, f.store, pf), 0);
+	free(out);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = run(&out, "%s audit verify %s --broker-key %s --origin %s 2>&1", RETE,
+			     f.store, f.pub, bad[i]);
+		if (rc != 2 || strstr(out, "--origin") == NULL)
+			fail_msg("audit verify --origin %s: exit %d: %s", bad[i], rc, out);
+		free(out);
+		rc = run(&out,
+			 "%s audit check-proof %s --checkpoint %s --broker-key %s --origin %s 2>&1",
+			 RETE, pf, ck, f.pub, bad[i]);
+		if (rc != 2 || strstr(out, "--origin") == NULL)
+			fail_msg("audit check-proof --origin %s: exit %d: %s", bad[i], rc, out);
+		free(out);
+	}
+	/* a name a log may have, not this one's: the log does not hold */
+	assert_int_equal(run(&out,
+			     "%s audit verify %s --broker-key %s --origin other.example/x 2>&1",
+			     RETE, f.store, f.pub),
+			 1);
+	free(out);
+	assert_int_equal(run(&out,
+			     "%s audit check-proof %s --checkpoint %s --broker-key %s --origin "
+			     "other.example/x 2>&1",
+			     RETE, pf, ck, f.pub),
+			 1);
+	free(out);
+	fx_free(&f);
+}
+
 static void test_proofs(void **state)
 {
 	struct fx f;
@@ -813,6 +860,7 @@ int main(void)
 	    cmocka_unit_test(test_backup_put_back),
 	    cmocka_unit_test(test_verify_while_appending),
 	    cmocka_unit_test(test_proofs),
+	    cmocka_unit_test(test_origin_impossible),
 	    cmocka_unit_test(test_unreadable_checkpoint_file),
 	    cmocka_unit_test(test_report_unknown_zone),
 	    cmocka_unit_test(test_report_csv_bom),
