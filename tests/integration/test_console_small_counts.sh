@@ -103,6 +103,15 @@ get "$TA" "api/report?$Q&lang=en" rep-anna.json
 get "$TS" "api/report.csv?$Q&lang=it&sep=semicolon" rep-sara.csv
 grep -q '"employment-orientation";"< 3";' "$DIR/rep-sara.csv" && grep -q '"training-voucher";"riservato";' "$DIR/rep-sara.csv" ||
 	fail "sara's CSV: $(cat "$DIR/rep-sara.csv")"
+# the workbook: the marks as text, in a spreadsheet too
+if command -v ssconvert >/dev/null; then
+	get "$TS" "api/report.xlsx?$Q&lang=it" rep-sara.xlsx
+	ssconvert -T Gnumeric_stf:stf_csv "$DIR/rep-sara.xlsx" "$DIR/rep-sara-x.csv" >/dev/null 2>&1 ||
+		fail "ssconvert cannot read sara's XLSX"
+	grep -q '^social.mantova,cpi.mantova,employment-orientation,"< 3",' "$DIR/rep-sara-x.csv" &&
+		grep -q '^social.mantova,cpi.mantova,training-voucher,riservato,' "$DIR/rep-sara-x.csv" ||
+		fail "sara's XLSX: $(cat "$DIR/rep-sara-x.csv")"
+fi
 get "$TS" "api/trend?from=$FROM&to=$TO&step=week" trend-sara.json
 [ "$(jq '[.buckets[] | .sent, .accepted | select(. == 1 or . == 2)] | length' "$DIR/trend-sara.json")" = 0 ] ||
 	fail "sara's Andamento shows a small count: $(jq -c .buckets "$DIR/trend-sara.json")"

@@ -620,6 +620,38 @@ static void test_parse_by(void **state)
 	assert_non_null(strstr(m.text, "age-band"));
 }
 
+/* report_protect: small cells hidden; a sum shown with one hidden part
+ * gets its smallest non-zero part hidden too; two small parts that would
+ * have to be 1 each (their sum is 2) get a third; zeros stay. */
+static void test_small_counts_protect(void **state)
+{
+	(void)state;
+	/* cells: total, then parts a b c d */
+	uint64_t v[5] = {9, 1, 5, 3, 0};
+	uint8_t h[5] = {0};
+	size_t rel[] = {4, 0, 1, 2, 3, 4};
+	report_protect(v, h, 5, 3, rel, sizeof(rel) / sizeof(rel[0]));
+	assert_int_equal(h[1], REPORT_HIDE_SMALL);
+	assert_int_equal(h[3], REPORT_HIDE_OTHER); /* 3: the smallest shown part */
+	assert_int_equal(h[0] | h[2] | h[4], 0);
+
+	uint64_t w[4] = {7, 1, 1, 5};
+	uint8_t g[4] = {0};
+	size_t rel2[] = {3, 0, 1, 2, 3};
+	report_protect(w, g, 4, 3, rel2, sizeof(rel2) / sizeof(rel2[0]));
+	/* 7 - 5 = 2 over two cells of 1..2: both 1; so the 5 goes too */
+	assert_int_equal(g[1], REPORT_HIDE_SMALL);
+	assert_int_equal(g[2], REPORT_HIDE_SMALL);
+	assert_int_equal(g[3], REPORT_HIDE_OTHER);
+	assert_int_equal(g[0], 0);
+
+	/* min 1: nothing hidden */
+	uint8_t z[5] = {0};
+	report_protect(v, z, 5, 1, rel, sizeof(rel) / sizeof(rel[0]));
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(z[i], 0);
+}
+
 static void test_empty_period_and_stats(void **state)
 {
 	(void)state;
@@ -1009,6 +1041,7 @@ int main(void)
 	    cmocka_unit_test(test_json),
 	    cmocka_unit_test(test_parse_by),
 	    cmocka_unit_test(test_empty_period_and_stats),
+	    cmocka_unit_test(test_small_counts_protect),
 	    cmocka_unit_test(test_monitor_no_gap_no_double_count),
 	    cmocka_unit_test(test_monitor_events_move_referrals),
 	    cmocka_unit_test(test_monitor_panels_and_filter),
