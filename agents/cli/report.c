@@ -1098,20 +1098,17 @@ rete_err report_write_xlsx(const report *r, const char *path, report_lang lang, 
 		/* what the marks mean, under the table */
 		char note[400];
 		unsigned k = r->min_count;
-		if (lang == REPORT_IT)
-			snprintf(note, sizeof(note),
-				 "< %u: da 1 a %u segnalazioni, numero non mostrato per la "
-				 "riservatezza delle persone (GDPR art. 25 e 89); riservato: "
-				 "nascosto perché dai totali non si ricavi un numero < %u, o "
-				 "mediana di meno di %u segnalazioni.",
-				 k, k - 1, k, k);
-		else
-			snprintf(note, sizeof(note),
-				 "< %u: 1 to %u referrals, not shown to protect the people "
-				 "(GDPR art. 25 and 89); suppressed: hidden so that no count "
-				 "< %u can be worked out from the totals, or a median of fewer "
-				 "than %u referrals.",
-				 k, k - 1, k, k);
+		snprintf(note, sizeof(note),
+			 lang == REPORT_IT
+			     ? "< %u: da 1 a %u segnalazioni, numero non mostrato per la "
+			       "riservatezza delle persone (GDPR art. 25 e 89); riservato: "
+			       "nascosto perché dai totali non si ricavi un numero < %u, o "
+			       "mediana di meno di %u segnalazioni."
+			     : "< %u: 1 to %u referrals, not shown to protect the people "
+			       "(GDPR art. 25 and 89); suppressed: hidden so that no count "
+			       "< %u can be worked out from the totals, or a median of fewer "
+			       "than %u referrals.",
+			 k, k - 1, k, k);
 		worksheet_write_string(ws, row + 1, 0, note, NULL);
 	}
 	worksheet_set_column(ws, 0, (lxw_col_t)(nc ? nc - 1 : 0), 14, NULL);

@@ -510,16 +510,19 @@ static void test_origin_impossible(void **state)
 {
 	static const char *const bad[] = {"''", "'two words'", "'a+b'", "\"$(printf 'a\\tb')\"",
 					  "$(printf '%0300d' 0)"};
-	struct fx f;
 	char *out = NULL, pf[4096], ck[4096];
+	struct fx f;
 	(void)state;
 
 	fx_build(&f);
-	snprintf(pf, sizeof(pf), "%s/incl.json", f.root);
-	snprintf(ck, sizeof(ck), "%s/latest.ckpt", f.root);
-	assert_int_equal(run(&out, "%s checkpoint %s > %s", RETE, f.store, ck), 0);
+	/* a checkpoint and a proof that hold, for check-proof */
+	assert_int_equal(run(&out, "%s checkpoint %s > %s", RETE, f.store,
+			     tu_path(ck, sizeof(ck), "%s/latest.ckpt", f.root)),
+			 0);
 	free(out);
-	assert_int_equal(run(&out, "%s audit proof %s --index 3 > %s", RETE, f.store, pf), 0);
+	assert_int_equal(run(&out, "%s audit proof %s --index 3 > %s", RETE, f.store,
+			     tu_path(pf, sizeof(pf), "%s/incl.json", f.root)),
+			 0);
 	free(out);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int rc = run(&out, "%s audit verify %s --broker-key %s --origin %s 2>&1", RETE,

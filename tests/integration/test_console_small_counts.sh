@@ -26,10 +26,7 @@ steering_group = sara
 tls_cert = console.crt
 tls_key = console.key
 EOT
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-	-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
-	-keyout "$DIR/console.key" -out "$DIR/console.crt" >/dev/null 2>&1 || fail "openssl req"
-chmod 600 "$DIR/console.key"
+console_cert
 for u in anna sara; do
 	printf 'una password lunga\n' | "$BIN/rete" console passwd $u -c "$DIR/coord.ini" >"$DIR/p.out" 2>&1 ||
 		fail "passwd $u: $(cat "$DIR/p.out")"

@@ -637,16 +637,31 @@ static void strip_medians(char *csv)
 	*dst = '\0';
 }
 
+/* period_around_now: yesterday and tomorrow (UTC), the dates of a report
+ * that holds every referral of the test */
+static void period_around_now(char from[16], char to[16])
+{
+	time_t now = time(NULL), a = now - 86400, b = now + 86400;
+	struct tm tm;
+	gmtime_r(&a, &tm);
+	strftime(from, 16, "%Y-%m-%d", &tm);
+	gmtime_r(&b, &tm);
+	strftime(to, 16, "%Y-%m-%d", &tm);
+}
+
+/* store_report runs `rete report --store` on the broker's store over
+ * from..to with args; its exit status, the output in *out */
+static int store_report(char **out, const char *from, const char *to, const char *args)
+{
+	return tu_run(out, "%s/rete report --store %s/store --from %s --to %s %s", RETE_BIN_DIR,
+		      E->h.dir, from, to, args);
+}
+
 static void test_report_csv(void **state)
 {
 	(void)state;
 	char from[16], to[16], *out = NULL, *out2 = NULL;
-	time_t now = time(NULL), a = now - 86400, b = now + 86400;
-	struct tm tm;
-	gmtime_r(&a, &tm);
-	strftime(from, sizeof(from), "%Y-%m-%d", &tm);
-	gmtime_r(&b, &tm);
-	strftime(to, sizeof(to), "%Y-%m-%d", &tm);
+	period_around_now(from, to);
 
 	assert_int_equal(tu_run(&out,
 				"%s/rete report -c %s --from %s --to %s --by agency --min-count 1",
@@ -694,11 +709,7 @@ static void test_report_csv(void **state)
 	assert_string_equal(json_string_value(json_object_get(j, "timeZone")), "Europe/Rome");
 	json_decref(j);
 	free(out);
-	assert_int_equal(tu_run(&out,
-				"%s/rete report --store %s/store --from %s --to %s --sep ';' "
-				"--by service --min-count 1",
-				RETE_BIN_DIR, E->h.dir, from, to),
-			 0);
+	assert_int_equal(store_report(&out, from, to, "--sep ';' --by service --min-count 1"), 0);
 	assert_non_null(strstr(out, "service;\"sent\";\"received\";"));
 	assert_non_null(strstr(out, "\r\nemployment-orientation;3;3;2;"));
 	free(out);
@@ -811,12 +822,7 @@ static void test_report_small_counts(void **state)
 {
 	(void)state;
 	char from[16], to[16], ini[600], *out = NULL;
-	time_t now = time(NULL), a = now - 86400, b = now + 86400;
-	struct tm tm;
-	gmtime_r(&a, &tm);
-	strftime(from, sizeof(from), "%Y-%m-%d", &tm);
-	gmtime_r(&b, &tm);
-	strftime(to, sizeof(to), "%Y-%m-%d", &tm);
+	period_around_now(from, to);
 
 	/* CSV from the broker: no field of a row is 1 or 2 */
 	assert_int_equal(tu_run(&out, "%s/rete report -c %s --from %s --to %s --by agency",
@@ -855,10 +861,7 @@ static void test_report_small_counts(void **state)
 	}
 
 	/* Italian spreadsheets: the same marks, as text */
-	assert_int_equal(tu_run(&out,
-				"%s/rete report --store %s/store --from %s --to %s --by agency "
-				"--sep ';' --lang it --months",
-				RETE_BIN_DIR, E->h.dir, from, to),
+	assert_int_equal(store_report(&out, from, to, "--by agency --sep ';' --lang it --months"),
 			 0);
 	assert_non_null(strstr(out, "\r\ncpi.mantova;\"social.mantova\";\"< 3\";"));
 	free(out);
@@ -883,10 +886,7 @@ static void test_report_small_counts(void **state)
 			 0);
 	assert_null(strstr(out, "< "));
 	free(out);
-	assert_int_equal(tu_run(&out,
-				"%s/rete report --store %s/store --from %s --to %s --min-count 0",
-				RETE_BIN_DIR, E->h.dir, from, to),
-			 2);
+	assert_int_equal(store_report(&out, from, to, "--min-count 0"), 2);
 	assert_non_null(strstr(out, "--min-count '0'"));
 	free(out);
 	assert_int_equal(tu_run(NULL, "printf 'min_count = lots\\n' >>%s", ini), 0);
