@@ -43,6 +43,8 @@ static int cc_tz_valid(const char *s)
 	return 1;
 }
 
+static int cc_report(struct cc_parse *p, const char *name, const char *value);
+
 static int cc_handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct cc_parse *p = user;
@@ -50,20 +52,8 @@ static int cc_handler(void *user, const char *section, const char *name, const c
 
 	if (p->err != RETE_OK)
 		return 0;
-	if (strcmp(section, "report") == 0) {
-		/* the steering group's counts: rete report and the console */
-		rete_msg em;
-		if (strcmp(name, "min_count") != 0) {
-			p->err = rete_msg_set(p->m, RETE_EINVAL,
-					      "[report] %s: unknown key; known: min_count", name);
-			return 0;
-		}
-		if (report_parse_min_count(value, &cfg->min_count, &em) != RETE_OK) {
-			p->err = rete_msg_set(p->m, RETE_EINVAL, "[report] min_count: %s", em.text);
-			return 0;
-		}
-		return 1;
-	}
+	if (strcmp(section, "report") == 0)
+		return cc_report(p, name, value);
 	if (strcmp(section, "client") != 0)
 		return 1; /* other sections belong to other tools sharing the file */
 	if (strcmp(name, "id") == 0) {
@@ -108,6 +98,23 @@ static int cc_handler(void *user, const char *section, const char *name, const c
 			 "[client] %s: unknown key; known: id, key, broker, broker_key, events, "
 			 "time_zone, timeout",
 			 name);
+	return 0;
+}
+
+/* cc_report reads a key of [report]: the steering group's counts, in
+ * rete report -c and the console. */
+static int cc_report(struct cc_parse *p, const char *name, const char *value)
+{
+	rete_msg em;
+
+	if (strcmp(name, "min_count") == 0) {
+		if (report_parse_min_count(value, &p->cfg->min_count, &em) == RETE_OK)
+			return 1;
+		p->err = rete_msg_set(p->m, RETE_EINVAL, "[report] min_count: %s", em.text);
+		return 0;
+	}
+	p->err =
+	    rete_msg_set(p->m, RETE_EINVAL, "[report] %s: unknown key; known: min_count", name);
 	return 0;
 }
 
