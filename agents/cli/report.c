@@ -674,6 +674,8 @@ json_t *report_to_json(const report *r, const char *from, const char *to, const 
 	bad |= jset(o, "by", by);
 	/* the threshold below which counts are hidden (1: none) */
 	bad |= jset(o, "minCount", json_integer(r->min_count > 1 ? r->min_count : 1));
+	/* every other count rounded to this (1: exact) */
+	bad |= jset(o, "roundedTo", json_integer(r->min_count > 1 ? REPORT_ROUND : 1));
 	if (r->nmonths > 0) {
 		json_t *ms = json_array();
 		for (size_t k = 0; ms != NULL && k < r->nmonths; k++)
@@ -836,35 +838,36 @@ static const char *const hours_it[3] = {"Ore alla ricezione (mediana)",
 					"Ore all'accettazione (mediana)",
 					"Ore al completamento (mediana)"};
 
-static uint64_t num_of(const report_row *w, size_t k)
+/* num_ptr: row w's k-th count, in column order */
+static uint64_t *num_ptr(report_row *w, size_t k)
 {
 	if (k >= 4 && k <= 9)
-		return w->rejected_by[k - 3];
+		return &w->rejected_by[k - 3];
 	if (k >= 13 && k <= 18)
-		return w->unsuccessful_by[k - 12];
+		return &w->unsuccessful_by[k - 12];
 	switch (k) {
 	case 0:
-		return w->sent;
+		return &w->sent;
 	case 1:
-		return w->received;
+		return &w->received;
 	case 2:
-		return w->accepted;
+		return &w->accepted;
 	case 3:
-		return w->rejected;
+		return &w->rejected;
 	case 10:
-		return w->completed;
+		return &w->completed;
 	case 11:
-		return w->successful;
+		return &w->successful;
 	case 12:
-		return w->unsuccessful;
+		return &w->unsuccessful;
 	case 19:
-		return w->cancelled;
+		return &w->cancelled;
 	case 20:
-		return w->failed;
+		return &w->failed;
 	case 21:
-		return w->overdue;
+		return &w->overdue;
 	default:
-		return w->open_at_end;
+		return &w->open_at_end;
 	}
 }
 
@@ -947,6 +950,11 @@ char *report_header(const report *r, report_lang lang, size_t i, char *buf, size
 	return buf;
 }
 
+static uint64_t num_of(const report_row *w, size_t k)
+{
+	return *num_ptr((report_row *)w, k);
+}
+
 void report_cell(const report *r, const report_row *w, size_t i, char *buf, size_t n, double *num,
 		 bool *is_num)
 {
@@ -1001,6 +1009,21 @@ void report_cell_lang(const report *r, const report_row *w, size_t i, report_lan
 	*is_num = true;
 }
 
+const char *report_note(const report *r, report_lang lang, char *buf, size_t n)
+{
+	unsigned k = r->min_count;
+	snprintf(buf, n,
+		 lang == REPORT_IT
+		     ? "Numeri arrotondati a %d (ciascuno per sé, totali compresi); < %u: da 1 a "
+		       "%u segnalazioni; 0: nessuna; riservato: mediana di meno di %u "
+		       "segnalazioni. Riservatezza delle persone (GDPR art. 25 e 89)."
+		     : "Counts rounded to %d (each on its own, totals included); < %u: 1 to %u "
+		       "referrals; 0: none; suppressed: a median of fewer than %u referrals. "
+		       "To protect the people (GDPR art. 25 and 89).",
+		 REPORT_ROUND, k, k - 1, k);
+	return buf;
+}
+
 rete_err report_write_csv_lang(const report *r, FILE *out, char sep, char dec, report_lang lang,
 			       rete_msg *m)
 {
@@ -1042,6 +1065,13 @@ rete_err report_write_csv_lang(const report *r, FILE *out, char sep, char dec, r
 		}
 		fputs("\r\n", out);
 	}
+	/* protected: what the marks and the figures are, in a last line of
+	 * one field (its first column), as under the XLSX's table */
+	if (r->min_count > 1) {
+		char note[400];
+		csv_field_q(out, report_note(r, lang, note, sizeof(note)), sep, false);
+		fputs("\r\n", out);
+	}
 	if (fflush(out) != 0 || ferror(out))
 		return rete_msg_set(m, RETE_EIO, "cannot write the report");
 	return RETE_OK;
@@ -1062,7 +1092,7 @@ rete_err report_write_xlsx(const report *r, const char *path, report_lang lang, 
 	format_set_num_format(hours, "0.00");
 	format_set_bold(tot);
 	size_t nc = report_header_count(r);
-	char buf[160];
+	char buf[160], note[400];
 	lxw_row_t row = 0;
 
 	if (title != NULL && title[0] != '\0') {
@@ -1094,23 +1124,9 @@ rete_err report_write_xlsx(const report *r, const char *path, report_lang lang, 
 						       c.k == C_HOURS ? hours : NULL);
 		}
 	}
-	if (r->min_count > 1) {
-		/* what the marks mean, under the table */
-		char note[400];
-		unsigned k = r->min_count;
-		snprintf(note, sizeof(note),
-			 lang == REPORT_IT
-			     ? "< %u: da 1 a %u segnalazioni, numero non mostrato per la "
-			       "riservatezza delle persone (GDPR art. 25 e 89); riservato: "
-			       "nascosto perché dai totali non si ricavi un numero < %u, o "
-			       "mediana di meno di %u segnalazioni."
-			     : "< %u: 1 to %u referrals, not shown to protect the people "
-			       "(GDPR art. 25 and 89); suppressed: hidden so that no count "
-			       "< %u can be worked out from the totals, or a median of fewer "
-			       "than %u referrals.",
-			 k, k - 1, k, k);
-		worksheet_write_string(ws, row + 1, 0, note, NULL);
-	}
+	if (r->min_count > 1)
+		worksheet_write_string(ws, row + 1, 0, report_note(r, lang, note, sizeof(note)),
+				       NULL);
 	worksheet_set_column(ws, 0, (lxw_col_t)(nc ? nc - 1 : 0), 14, NULL);
 	lxw_error e = workbook_close(wb);
 	if (e != LXW_NO_ERROR)
@@ -1133,69 +1149,18 @@ static size_t report_nvals(const report *r)
 	return VAL_MONTHS + r->nmonths;
 }
 
-static uint64_t val_of(const report_row *w, size_t v)
+uint64_t report_round(uint64_t x, unsigned min, uint8_t *mark)
 {
-	if (v < REPORT_NNUM)
-		return num_of(w, v);
-	if (v >= VAL_MONTHS)
-		return w->sent_month != NULL ? w->sent_month[v - VAL_MONTHS] : 0;
-	return 0;
-}
-
-/* sum_exposed: the sum at rel (k, total, parts) is shown and its hidden
- * parts could be worked out exactly */
-static bool sum_exposed(const uint64_t *v, const uint8_t *hide, unsigned min, const size_t *rel)
-{
-	size_t k = rel[0], t = rel[1], h = 0;
-	uint64_t shown = 0;
-	bool all_small = true;
-
-	if (hide[t])
-		return false;
-	for (size_t i = 0; i < k; i++) {
-		size_t c = rel[2 + i];
-		if (hide[c]) {
-			h++;
-			all_small = all_small && hide[c] == REPORT_HIDE_SMALL;
-		} else {
-			shown += v[c];
-		}
+	if (min <= 1 || x == 0)
+		return x;
+	if (x < min) {
+		*mark = REPORT_HIDE_SMALL;
+		return 0;
 	}
-	if (h == 0)
-		return false;
-	if (h == 1)
-		return true;
-	/* each small part is 1 to min-1: their sum tells them all at the ends */
-	uint64_t rest = v[t] >= shown ? v[t] - shown : 0;
-	return all_small && (rest == h || rest == (uint64_t)h * (min - 1));
-}
-
-void report_protect(const uint64_t *v, uint8_t *hide, size_t n, unsigned min, const size_t *rel,
-		    size_t nrel)
-{
-	bool changed = true;
-
-	if (min <= 1)
-		return;
-	for (size_t c = 0; c < n; c++)
-		if (!hide[c] && v[c] > 0 && v[c] < min)
-			hide[c] = REPORT_HIDE_SMALL;
-	while (changed) {
-		changed = false;
-		for (size_t i = 0; i + 2 <= nrel && i + 2 + rel[i] <= nrel; i += 2 + rel[i]) {
-			if (!sum_exposed(v, hide, min, rel + i))
-				continue;
-			/* the smallest shown positive part; else the total */
-			size_t best = rel[i + 1];
-			for (size_t j = 0; j < rel[i]; j++) {
-				size_t c = rel[i + 2 + j];
-				if (!hide[c] && v[c] > 0 && (best == rel[i + 1] || v[c] < v[best]))
-					best = c;
-			}
-			hide[best] = REPORT_HIDE_OTHER;
-			changed = true;
-		}
-	}
+	/* to the nearest multiple (x mod 5 of 0 to 2 down, 3 and 4 up: no
+	 * ties); a count of min or more never reads as a zero */
+	uint64_t r = (x + REPORT_ROUND / 2) / REPORT_ROUND * REPORT_ROUND;
+	return r ? r : REPORT_ROUND;
 }
 
 rete_err report_parse_min_count(const char *s, unsigned *out, rete_msg *m)
@@ -1212,71 +1177,39 @@ rete_err report_parse_min_count(const char *s, unsigned *out, rete_msg *m)
 	return RETE_OK;
 }
 
-/* add_sum appends a sum (total cell t, parts base + first, + first + step,
- * ... k of them) to rel at *at. */
-static void add_sum(size_t *rel, size_t *at, size_t t, size_t base, size_t first, size_t step,
-		    size_t k)
-{
-	rel[(*at)++] = k;
-	rel[(*at)++] = t;
-	for (size_t j = 0; j < k; j++)
-		rel[(*at)++] = base + first + j * step;
-}
-
 rete_err report_suppress(report *r, unsigned min, rete_msg *m)
 {
-	size_t nv = report_nvals(r), nr = r->nrows + 1, n = nr * nv;
-	/* per row: rejected, unsuccessful (6 parts each), completed (2), sent
-	 * (months); per column: the total (nrows parts) */
-	size_t cap = nr * (4 * 2 + 6 + 6 + 2 + r->nmonths) + nv * (2 + r->nrows);
-	uint64_t *v = calloc(n, sizeof(*v));
-	uint8_t *hide = calloc(n, 1);
-	size_t *rel = calloc(cap, sizeof(*rel)), at = 0;
-	rete_err err = RETE_OK;
+	size_t nv = report_nvals(r), nr = r->nrows + 1;
 
 	r->min_count = min > 1 ? min : 0;
-	if (v == NULL || hide == NULL || rel == NULL) {
-		err = rete_msg_set(m, RETE_ENOMEM, "out of memory");
-		goto out;
-	}
+	if (min <= 1)
+		return RETE_OK;
 	for (size_t k = 0; k < nr; k++) {
-		const report_row *w = k < r->nrows ? &r->rows[k] : &r->total;
-		size_t b = k * nv;
-		for (size_t i = 0; i < nv; i++)
-			v[b + i] = val_of(w, i);
-		add_sum(rel, &at, b + 3, b, 4, 1, 6);	/* rejected = its reasons */
-		add_sum(rel, &at, b + 10, b, 11, 1, 2); /* completed = its outcomes */
-		add_sum(rel, &at, b + 12, b, 13, 1, 6); /* unsuccessful = its reasons */
-		if (r->nmonths > 0)
-			add_sum(rel, &at, b + 0, b, VAL_MONTHS, 1, r->nmonths);
-	}
-	for (size_t i = 0; i < nv; i++)
-		if (i < VAL_HOURS || i >= VAL_MONTHS)
-			add_sum(rel, &at, r->nrows * nv + i, 0, i, nv, r->nrows);
-	report_protect(v, hide, n, min, rel, at);
-	/* a median of fewer than min values (received, accepted, completed),
-	 * or of a count hidden: shown, it would tell that count is min or more */
-	static const size_t base[3] = {1, 2, 10};
-	for (size_t k = 0; min > 1 && k < nr; k++)
-		for (size_t i = 0; i < 3; i++) {
-			size_t c = k * nv + base[i];
-			hide[k * nv + VAL_HOURS + i] =
-			    hide[c] || (v[c] > 0 && v[c] < min) ? REPORT_HIDE_OTHER : 0;
-		}
-	for (size_t k = 0; min > 1 && k < nr; k++) {
 		report_row *w = k < r->nrows ? &r->rows[k] : &r->total;
 		free(w->hide);
-		if ((w->hide = malloc(nv)) == NULL) {
-			err = rete_msg_set(m, RETE_ENOMEM, "out of memory");
-			goto out;
+		if ((w->hide = calloc(nv, 1)) == NULL)
+			return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+		/* a median (and 90th percentile) of fewer than min values
+		 * (received, accepted, completed): too few people to describe */
+		const uint64_t base[3] = {w->received, w->accepted, w->completed};
+		double *med[3] = {&w->median_receive_h, &w->median_accept_h, &w->median_complete_h};
+		double *p90[3] = {&w->p90_receive_h, &w->p90_accept_h, &w->p90_complete_h};
+		for (size_t i = 0; i < 3; i++)
+			if (base[i] > 0 && base[i] < min) {
+				w->hide[VAL_HOURS + i] = REPORT_HIDE_OTHER;
+				*med[i] = *p90[i] = NAN;
+			}
+		/* every count on its own, totals included: a sum of rounded
+		 * figures does not give back a hidden one */
+		for (size_t i = 0; i < REPORT_NNUM; i++) {
+			uint64_t *x = num_ptr(w, i);
+			*x = report_round(*x, min, &w->hide[i]);
 		}
-		memcpy(w->hide, hide + k * nv, nv);
+		for (size_t i = 0; w->sent_month != NULL && i < r->nmonths; i++)
+			w->sent_month[i] =
+			    report_round(w->sent_month[i], min, &w->hide[VAL_MONTHS + i]);
 	}
-out:
-	free(v);
-	free(hide);
-	free(rel);
-	return err;
+	return RETE_OK;
 }
 
 const char *report_hidden_text(const report *r, uint8_t h, report_lang lang, char *buf, size_t n)

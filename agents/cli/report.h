@@ -163,34 +163,32 @@ rete_err report_write_xlsx(const report *r, const char *path, report_lang lang, 
 #define REPORT_MIN_COUNT     3
 #define REPORT_MIN_COUNT_MAX 100
 #define REPORT_HIDE_SMALL    1 /* a count from 1 to min-1: shown as "< min" */
-#define REPORT_HIDE_OTHER                                                                          \
-	2 /* hidden so that no small count can be worked out, or a                                 \
-	   * median of fewer than min referrals: "suppressed" */
+#define REPORT_HIDE_OTHER    2 /* a median of fewer than min referrals: "suppressed" */
+#define REPORT_ROUND	     5 /* with a threshold, every other count to the nearest 5 */
 
-/* report_protect hides small counts and what would give them away, over
- * any table of counts: v[0..n) the cells, hide[0..n) their marks (in:
- * anything already hidden; out: REPORT_HIDE_SMALL on every cell from 1 to
- * min-1, REPORT_HIDE_OTHER on the cells hidden besides). rel lists the
- * sums the reader is given: for each, k (the number of parts), the total's
- * cell, then its k parts' cells, one sum after the other, nrel numbers in
- * all. A sum shown whose hidden parts could be worked out exactly (one
- * part hidden; or all hidden parts small and summing to all 1s or all
- * min-1) gets its smallest shown positive part hidden too (its total when
- * there is none), again until no sum gives one away. Zeros are shown. */
-void report_protect(const uint64_t *v, uint8_t *hide, size_t n, unsigned min, const size_t *rel,
-		    size_t nrel);
+/* report_round: count x as published with threshold min: x itself when
+ * min is 1 (or 0) or x is 0; 0 with *mark = REPORT_HIDE_SMALL when x is
+ * from 1 to min-1; else x to the nearest multiple of REPORT_ROUND (never
+ * 0). Each figure is rounded on its own, sums included: a hidden count is
+ * not the difference of figures shown exactly, since none is (R3's
+ * findings: '< 3' beside a total, a cell from its parts, two periods). */
+uint64_t report_round(uint64_t x, unsigned min, uint8_t *mark);
+
+/* report_note: the note of a protected report r (min_count > 1) in lang:
+ * figures rounded to 5, what "< N" and "suppressed" mean; into buf. */
+const char *report_note(const report *r, report_lang lang, char *buf, size_t n);
 
 /* report_parse_min_count: "1" to "100" (1: nothing hidden) into *out.
  * RETE_EINVAL naming the value and the range. */
 rete_err report_parse_min_count(const char *s, unsigned *out, rete_msg *m);
 
-/* report_suppress applies report_protect to r with threshold min (1 or 0:
- * nothing hidden), after report_add_months when months are wanted: every
- * count, the sums given (a row's rejected and its reasons, completed and
- * its outcomes, unsuccessful and its reasons, sent and its months; each
- * column's total), and a median over fewer than min referrals. Every
- * writer (CSV, JSON, XLSX, report_cell) shows the marks. Errors:
- * RETE_ENOMEM. */
+/* report_suppress publishes r with threshold min (1 or 0: every count
+ * exact), after report_add_months when months are wanted: every count of
+ * every row and of the total, the months' included, through report_round
+ * (in place: the exact counts are gone), and a median (and 90th
+ * percentile) over fewer than min referrals hidden. Every writer (CSV,
+ * JSON, XLSX, report_cell) shows the marks and says the figures are
+ * rounded. Errors: RETE_ENOMEM. */
 rete_err report_suppress(report *r, unsigned min, rete_msg *m);
 
 /* report_hidden_text: the text of a hidden value of mark h in lang ("< 3";

@@ -1137,102 +1137,57 @@ static void route_static(void *ctx, const rete_http_req *rq, rete_http_answer *a
 		rete_http_header(a, "Cache-Control", "no-cache");
 }
 
-/* small_mark: the JSON of a hidden count (report_protect's mark h) */
-static json_t *small_mark(uint8_t h, unsigned min)
+/* steering_count: the count at o's key k as the steering group reads it
+ * (report_round: 0, "< N", or rounded to 5); -1 when out of memory. */
+static int steering_count(json_t *o, const char *k, unsigned min)
 {
+	json_t *x = json_object_get(o, k);
 	char buf[32];
-	if (h == REPORT_HIDE_SMALL)
-		snprintf(buf, sizeof(buf), "< %u", min);
-	else
-		snprintf(buf, sizeof(buf), "suppressed");
-	return json_string(buf);
+	uint8_t h = 0;
+
+	if (!json_is_integer(x) || json_integer_value(x) < 0)
+		return 0;
+	uint64_t v = report_round((uint64_t)json_integer_value(x), min, &h);
+	snprintf(buf, sizeof(buf), "< %u", min);
+	return json_object_set_new(o, k, h ? json_string(buf) : json_integer((json_int_t)v));
 }
 
-/* steering_small hides, in the overview mon shown to the steering group,
- * the counts below min ([report] min_count) and what would give one away,
- * as `rete report` does (report_protect): byStatus's counts per agency
- * pair and service and their totals, statusTotals, and the times' counts
- * (with their median and 90th percentile). -1 when out of memory. */
+/* steering_small publishes the overview mon for the steering group with
+ * threshold min ([report] min_count), as `rete report` does
+ * (report_round): every count of byStatus (per agency pair and service,
+ * and their totals), statusTotals, overdueCount and the times' counts
+ * rounded on its own, and a time's median and 90th percentile hidden over
+ * fewer than min referrals. -1 when out of memory. */
 static int steering_small(json_t *mon, unsigned min)
 {
 	json_t *bs = json_object_get(mon, "byStatus"), *st = json_object_get(mon, "statusTotals");
-	json_t *times = json_object_get(mon, "times"), *x;
+	json_t *times = json_object_get(mon, "times"), *g, *x;
 	const char *key;
-	int rc = -1;
+	size_t i;
+	int rc = 0;
 
 	if (min <= 1)
 		return 0;
-	if (!json_is_array(bs) || !json_is_object(st) || !json_is_object(times))
-		return -1;
-	size_t ng = json_array_size(bs), nc = json_object_size(st), n = (ng + 1) * nc, at = 0;
-	size_t tcol = nc;
-	const char **keys = calloc(nc ? nc : 1, sizeof(*keys));
-	uint64_t *v = calloc(n ? n : 1, sizeof(*v));
-	uint8_t *hide = calloc(n ? n : 1, 1);
-	size_t *rel = calloc((ng + 1) * (nc + 2) + nc * (ng + 2) + 1, sizeof(*rel));
-	if (keys == NULL || v == NULL || hide == NULL || rel == NULL)
-		goto out;
-	size_t j = 0;
-	json_object_foreach(st, key, x)
+	json_array_foreach(bs, i, g)
 	{
-		keys[j] = key;
-		if (strcmp(key, "total") == 0)
-			tcol = j;
-		j++;
+		json_t *counts = json_object_get(g, "counts");
+		json_object_foreach(counts, key, x) rc |= steering_count(counts, key, min);
+		rc |= steering_count(g, "total", min);
 	}
-	for (size_t g = 0; g <= ng; g++)
-		for (j = 0; j < nc; j++) {
-			json_t *e = g < ng ? json_array_get(bs, g) : st;
-			x = g == ng	? json_object_get(st, keys[j])
-			    : j == tcol ? json_object_get(e, "total")
-					: json_object_get(json_object_get(e, "counts"), keys[j]);
-			v[g * nc + j] = json_is_integer(x) ? (uint64_t)json_integer_value(x) : 0;
-		}
-	/* the sums shown: each row's total of its statuses; each column's total */
-	for (size_t g = 0; tcol < nc && g <= ng; g++) {
-		rel[at++] = nc - 1;
-		rel[at++] = g * nc + tcol;
-		for (j = 0; j < nc; j++)
-			if (j != tcol)
-				rel[at++] = g * nc + j;
-	}
-	for (j = 0; j < nc; j++) {
-		rel[at++] = ng;
-		rel[at++] = ng * nc + j;
-		for (size_t g = 0; g < ng; g++)
-			rel[at++] = g * nc + j;
-	}
-	report_protect(v, hide, n, min, rel, at);
-	rc = 0;
-	for (size_t g = 0; g <= ng; g++)
-		for (j = 0; j < nc; j++) {
-			if (!hide[g * nc + j])
-				continue;
-			json_t *e = g < ng ? json_array_get(bs, g) : st;
-			json_t *into = g == ng || j == tcol ? e : json_object_get(e, "counts");
-			const char *k = g < ng && j == tcol ? "total" : keys[j];
-			if (json_object_set_new(into, k, small_mark(hide[g * nc + j], min)) != 0)
-				rc = -1;
-		}
+	json_object_foreach(st, key, x) rc |= steering_count(st, key, min);
+	rc |= steering_count(mon, "overdueCount", min);
 	json_object_foreach(times, key, x)
 	{
 		json_t *cnt = json_object_get(x, "count");
 		json_int_t c = json_is_integer(cnt) ? json_integer_value(cnt) : 0;
-		if (c > 0 && c < (json_int_t)min &&
-		    (json_object_set_new(x, "count", small_mark(REPORT_HIDE_SMALL, min)) != 0 ||
-		     json_object_set_new(x, "medianHours", small_mark(REPORT_HIDE_OTHER, min)) !=
-			 0 ||
-		     json_object_set_new(x, "p90Hours", small_mark(REPORT_HIDE_OTHER, min)) != 0))
-			rc = -1;
+		if (c > 0 && c < (json_int_t)min)
+			rc |= json_object_set_new(x, "medianHours", json_string("suppressed")) |
+			      json_object_set_new(x, "p90Hours", json_string("suppressed"));
+		rc |= steering_count(x, "count", min);
 	}
-	if (rc == 0 && json_object_set_new(mon, "minCount", json_integer(min)) != 0)
-		rc = -1;
-out:
-	free(keys);
-	free(v);
-	free(hide);
-	free(rel);
-	return rc;
+	rc |= json_object_set_new(mon, "minCount", json_integer(min));
+	rc |= json_object_set_new(mon, "roundedTo", json_integer(REPORT_ROUND));
+	return rc ? -1 : 0;
 }
 
 static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer *a)
@@ -1247,16 +1202,12 @@ static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer 
 	/* the steering group: how many referrals are overdue, not which (each
 	 * row names a referral, its agencies, its service and its dates) */
 	json_t *ov = mon ? json_object_get(mon, "overdue") : NULL;
-	if (mon != NULL && console_steering(c, who_) &&
-	    steering_small(mon, c->mc.cfg.min_count) != 0) {
-		json_decref(mon);
-		mon = NULL;
-		ov = NULL;
-	}
 	if (ov != NULL && console_steering(c, who_)) {
 		size_t n = json_array_size(ov);
+		/* then its counts published as `rete report`'s (steering_small) */
 		if (json_object_set_new(mon, "overdueCount", json_integer((json_int_t)n)) != 0 ||
-		    json_object_set_new(mon, "overdue", json_array()) != 0) {
+		    json_object_set_new(mon, "overdue", json_array()) != 0 ||
+		    steering_small(mon, c->mc.cfg.min_count) != 0) {
 			json_decref(mon);
 			mon = NULL;
 		}
@@ -1493,6 +1444,8 @@ static void route_report(void *ctx, const rete_http_req *rq, rete_http_answer *a
 		json_object_set_new(o, "rows", rows);
 		json_object_set_new(o, "minCount",
 				    json_integer(r->min_count > 1 ? r->min_count : 1));
+		json_object_set_new(o, "roundedTo",
+				    json_integer(r->min_count > 1 ? REPORT_ROUND : 1));
 		hd = kinds = rows = NULL;
 	}
 	answer_json(a, o);
@@ -1600,10 +1553,11 @@ static void next_date(const char *date, int days, char out[16])
 	snprintf(out, 16, "%04d-%02d-%02d", (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday);
 }
 
-/* trend_small hides, in the steering group's bucket bk of Andamento (built
- * from the network's total r), the counts below min and what would give
- * one away, as the report does (report_suppress). -1 out of memory. */
-static int trend_small(json_t *bk, report *r, unsigned min)
+/* trend_small marks, in the steering group's bucket bk of Andamento (built
+ * from the network's total r after report_suppress: its counts rounded),
+ * the hidden values as their text ("< 3", "suppressed"). -1 out of
+ * memory. */
+static int trend_small(json_t *bk, const report *r)
 {
 	static const struct {
 		const char *obj, *key;
@@ -1630,7 +1584,7 @@ static int trend_small(json_t *bk, report *r, unsigned min)
 	double v;
 	bool isnum;
 
-	if (bk == NULL || report_suppress(r, min, NULL) != RETE_OK)
+	if (bk == NULL)
 		return -1;
 	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
 		report_cell_lang(r, &r->total, at[i].v, REPORT_EN, buf, sizeof(buf), &v, &isnum);
@@ -1708,8 +1662,12 @@ static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 			b1 = to_ms;
 		report *r = NULL;
 		if (report_build(infos, sn->n_referrals, b0, b1, rete_now_ms(), 0, &r, &m) !=
-		    RETE_OK)
+			RETE_OK ||
+		    (steering && report_suppress(r, c->mc.cfg.min_count, &m) != RETE_OK)) {
+			report_free(&r);
 			break;
+		}
+		/* the steering group's: each count as `rete report` publishes it */
 		const report_row *t = &r->total;
 		json_t *rej = json_object();
 		static const char *const rnames[REPORT_NREASONS] = {
@@ -1737,8 +1695,8 @@ static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 			      hours_json(t->median_complete_h), "p90", "toReceive",
 			      hours_json(t->p90_receive_h), "toAccept", hours_json(t->p90_accept_h),
 			      "toComplete", hours_json(t->p90_complete_h)));
-		if (steering && trend_small(json_array_get(buckets, json_array_size(buckets) - 1),
-					    r, c->mc.cfg.min_count) != 0) {
+		if (steering &&
+		    trend_small(json_array_get(buckets, json_array_size(buckets) - 1), r) != 0) {
 			report_free(&r);
 			break;
 		}
@@ -1752,6 +1710,10 @@ static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		json_object_set_new(out, "timeZone", json_string(tz));
 		json_object_set_new(out, "buckets", buckets);
 		buckets = NULL;
+		if (steering && c->mc.cfg.min_count > 1) {
+			json_object_set_new(out, "minCount", json_integer(c->mc.cfg.min_count));
+			json_object_set_new(out, "roundedTo", json_integer(REPORT_ROUND));
+		}
 		pthread_mutex_lock(&c->lock);
 		json_object_set(out, "names", c->names);
 		pthread_mutex_unlock(&c->lock);
