@@ -100,10 +100,17 @@
   function shown(v) { return v === "suppressed" ? t("suppressed") : String(v); }
   function num(v) { return typeof v === "number" ? v : null; }
   function hours(v) { return v == null ? t("none") : typeof v === "string" ? shown(v) : dur(v * 60); }
+  // the steering group's figures are rounded (roundedTo, minCount): said
+  // under the table, on every page that shows them
+  function roundedNote(o) {
+    const p = document.getElementById("rounded-note");
+    if (p) p.textContent = o && o.roundedTo > 1 ? t("rounded.note", { r: o.roundedTo, n: o.minCount, m: o.minCount - 1 }) : "";
+  }
 
   function drawOverview(o) {
     const mon = o.monitor, tz = o.timeZone, names = o.names, svc = o.services;
     document.getElementById("who").textContent = (names[o.party] || o.party);
+    roundedNote(mon);
     // overdue first: who waits on whom, since when, how late
     const ol = clear("overdue");
     const cnt = document.getElementById("overdue-count");
@@ -278,6 +285,7 @@
   }
   function drawReport(o) {
     document.getElementById("who").textContent = (o.names[o.party] || o.party);
+    roundedNote(o);
     const tb = clear("report");
     const head = el("tr");
     o.headers.forEach((h, i) => head.append(el("th", { cls: i < keyCount(o) ? "" : "n", text: h })));
@@ -290,7 +298,7 @@
       if (c === "ageBand") return el("td", { text: v === "adult" ? t("band.adult") : v });
       if (c === "status") return el("td", { text: v ? statusWord(v) : "" });
       if (v === null) return el("td", { cls: "n", text: "" });
-      if (typeof v === "string") return el("td", { cls: "n hidden", text: v, title: t("hidden.title", { n: o.minCount }) });
+      if (typeof v === "string") return el("td", { cls: "n hidden", text: v, title: t("hidden.title", { n: o.minCount, m: o.minCount - 1 }) });
       const n = Number(v);
       return el("td", { cls: "n" + (n === 0 ? " zero" : ""), text: c.startsWith("median") ? n.toLocaleString(lang === "it" ? "it-IT" : "en-GB", { minimumFractionDigits: 2, maximumFractionDigits: 2 }) : String(n) });
     };
@@ -341,6 +349,7 @@
   function col(o, name) { return o.columns.indexOf(name); }
   function drawFlows(o) {
     document.getElementById("who").textContent = (o.names[o.party] || o.party);
+    roundedNote(o);
     const iq = col(o, "requester"), ip = col(o, "performer"), is = col(o, "sent");
     const reqs = [...new Set(o.rows.map(r => r[iq]))].sort(), perfs = [...new Set(o.rows.map(r => r[ip]))].sort();
     const m = clear("matrix");
@@ -397,6 +406,7 @@
   }
   function drawTrend(o) {
     document.getElementById("who").textContent = (o.names[o.party] || o.party);
+    roundedNote(o);
     const labels = o.buckets.map(b => b.from);
     const series = [["trend.sent", "sent"], ["trend.accepted", "accepted"], ["trend.completed", "completed"],
       ["trend.rejected", "rejected"], ["trend.overdue", "overdue"]];
