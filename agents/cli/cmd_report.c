@@ -42,8 +42,9 @@ static void report_usage(FILE *f)
 	       "included; --months adds one column per month (referrals sent); --lang it\n"
 	       "writes the headers in Italian (and a UTF-8 byte order mark first, for Excel).\n"
 	       "Counts below N (--min-count, else [report] min_count of coord.ini, else 3)\n"
-	       "are shown as '< N', and what would give one away as 'suppressed': small\n"
-	       "counts point at families (GDPR art. 25, 89); --min-count 1 shows them all.\n");
+	       "are shown as '< N', every other count but 0 rounded to 5 on its own (totals\n"
+	       "included), a median of fewer than N as 'suppressed': small counts point at\n"
+	       "families (GDPR art. 25, 89); --min-count 1 shows every count exact.\n");
 }
 
 /* Referrals copied out of the store (the iterator lends them). */
