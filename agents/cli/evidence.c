@@ -1503,13 +1503,27 @@ static const struct {
      "il checkpoint di '%1' a %2 voci non porta una firma della chiave '%3' (ID chiave %4)"},
     {"checkpoint for '%s' at size %s: the signature by key '%s' does not verify",
      "il checkpoint di '%1' a %2 voci: la firma della chiave '%3' non è valida"},
-    {"checkpoint line %s (%s) '%s' is not the standard base64 of exactly %s bytes",
+    {"checkpoint line %s (%w) '%s' is not the standard base64 of exactly %s bytes",
      "la riga %1 del checkpoint (%2) '%3' non è il base64 standard di esattamente %4 byte"},
-    {"checkpoint line %s (%s) '%s' is not a decimal number",
+    {"checkpoint line %s (%w) '%s' is not a decimal number",
      "la riga %1 del checkpoint (%2) '%3' non è un numero decimale"},
-    {"checkpoint line %s (%s) '%s' has a leading zero",
-     "la riga %1 del checkpoint (%2) '%3' ha uno zero iniziale"},
-    {"checkpoint line %s is empty; %s", "la riga %1 del checkpoint è vuota (%2)"},
+    {"checkpoint line %s (%w) '%s' has a leading zero; the size is decimal without leading "
+     "zeroes",
+     "la riga %1 del checkpoint (%2) '%3' ha uno zero iniziale; la dimensione si scrive in "
+     "decimale senza zeri iniziali"},
+    {"checkpoint line %s (%w) '%s' is larger than %s",
+     "la riga %1 del checkpoint (%2) '%3' supera %4"},
+    {"checkpoint line %s (%w) is %s bytes; at most %s are accepted",
+     "la riga %1 del checkpoint (%2) è di %3 byte; ne sono accettati al massimo %4"},
+    {"checkpoint line %s is empty; the first three lines are origin, tree size and root hash",
+     "la riga %1 del checkpoint è vuota; le prime tre righe sono l'origine, la dimensione "
+     "dell'albero e la radice"},
+    {"checkpoint line %s is empty; extension lines must not be empty",
+     "la riga %1 del checkpoint è vuota; le righe di estensione non possono essere vuote"},
+    {"checkpoint line %s: '%s' is not an epoch line; expected 'epoch N' with N a decimal number "
+     ">= 2",
+     "la riga %1 del checkpoint: '%2' non è una riga di epoca; attesa 'epoch N' con N un numero "
+     "decimale >= 2"},
     {"note line %s '%s' is not a signature line; after the last blank line every line must be "
      "%s",
      "la riga %1 della nota '%2' non è una riga di firma; dopo l'ultima riga vuota ogni riga "
@@ -1521,15 +1535,31 @@ static const struct {
      "signature",
      "la riga %1 della nota: la firma '%2' non è base64 standard (con riempimento) di un ID "
      "chiave e di una firma"},
-    {"note line %s: the key name '%s' %s", "la riga %1 della nota: il nome di chiave '%2' non è "
-					   "valido (%3)"},
+    {"note line %s: the key name '%s' %r", "la riga %1 della nota: il nome di chiave '%2' %3"},
+    {"the key name '%s' %r", "il nome di chiave '%1' %2"},
+    {"checkpoint origin '%s' %r; the origin is also the key name: non-empty, at most %s bytes, "
+     "printable, no spaces, no '+'",
+     "l'origine del checkpoint '%1' %2; l'origine è anche il nome della chiave: non vuoto, al "
+     "massimo %3 byte, stampabile, senza spazi né '+'"},
+    /* what is wrong with a key name (store/checkpoint.c) */
+    {"is empty", "è vuoto"},
+    {"is longer than %s bytes", "è più lungo di %1 byte"},
+    {"has a control character or invalid UTF-8", "ha un carattere di controllo o UTF-8 non valido"},
+    {"contains a space", "contiene uno spazio"},
+    {"contains '+'", "contiene '+'"},
     {"the checkpoint note is empty", "la nota del checkpoint è vuota"},
     {"the checkpoint note does not end with a newline",
      "la nota del checkpoint non termina con un a capo"},
     {"the checkpoint note has no signature lines after its blank line",
      "la nota del checkpoint non ha righe di firma dopo la riga vuota"},
+    {"the checkpoint note has a control character or invalid UTF-8 at byte %s ('%s'); only "
+     "UTF-8 text and newlines are allowed",
+     "la nota del checkpoint ha un carattere di controllo o UTF-8 non valido al byte %1 ('%2'); "
+     "sono ammessi solo testo UTF-8 e a capo"},
     {"the checkpoint note has a control character or invalid UTF-8 at byte %s",
      "la nota del checkpoint ha un carattere di controllo o UTF-8 non valido al byte %1"},
+    {"the checkpoint note has more than %s signature lines",
+     "la nota del checkpoint ha più di %1 righe di firma"},
     {"the checkpoint's line named '%s' is not a cosignature by its key (cosignature key ID %s)",
      "la riga del checkpoint di '%1' non è una cofirma della sua chiave (ID chiave %2)"},
     {"the cosignature of '%s' (time %s) does not verify over this checkpoint",
@@ -1554,10 +1584,43 @@ static const struct {
     {"inclusion proof for leaf %s in a tree of %s has hashes beyond the root (from hash %s on)",
      "prova di inclusione della foglia %1 in un albero di %2: ha hash oltre la radice (dal %3 "
      "in poi)"},
-    {"consistency proof from size %s to %s: computed %s root %s differs from the given %s root "
+    {"consistency proof from size %s to %s: computed old root %s differs from the given old root "
      "%s",
-     "prova di coerenza da %1 a %2 voci: la radice calcolata (%3) %4 differisce da quella data "
-     "%6"},
+     "prova di coerenza da %1 a %2 voci: la radice vecchia calcolata %3 differisce da quella "
+     "data %4"},
+    {"consistency proof from size %s to %s: computed new root %s differs from the given new root "
+     "%s",
+     "prova di coerenza da %1 a %2 voci: la radice nuova calcolata %3 differisce da quella data "
+     "%4"},
+    {"inclusion proof for leaf %s in a tree of size 0: the empty tree has no leaves",
+     "prova di inclusione della foglia %1 in un albero vuoto: un albero vuoto non ha foglie"},
+    {"inclusion proof for leaf %s in a tree of size %s: the index must be below the size",
+     "prova di inclusione della foglia %1 in un albero di %2: l'indice deve essere minore della "
+     "dimensione"},
+    {"inclusion proof: the leaf hash is %s bytes; a leaf hash is %s",
+     "prova di inclusione: l'hash della foglia è di %1 byte; deve essere di %2"},
+    {"inclusion proof: hash %s is %s bytes; every hash must be %s",
+     "prova di inclusione: l'hash %1 è di %2 byte; ogni hash deve essere di %3"},
+    {"inclusion proof has %s hashes; a proof for leaf %s in a tree of %s needs %s",
+     "la prova di inclusione ha %1 hash; per la foglia %2 in un albero di %3 ne servono %4"},
+    {"inclusion proof: the root is %s bytes; a root is %s",
+     "prova di inclusione: la radice è di %1 byte; deve essere di %2"},
+    {"consistency proof from size 0 to %s: a proof from the empty tree proves nothing; the old "
+     "size must be at least 1",
+     "prova di coerenza da 0 a %1 voci: una prova dall'albero vuoto non prova nulla; la "
+     "dimensione vecchia deve essere almeno 1"},
+    {"consistency proof from size %s to %s: the new size must not be smaller than the old one",
+     "prova di coerenza da %1 a %2 voci: la dimensione nuova non può essere minore della "
+     "vecchia"},
+    {"consistency at size %s: the two roots differ (%s, %s); a tree of one size has one root",
+     "coerenza a %1 voci: le due radici differiscono (%2, %3); un albero di una dimensione ha "
+     "una sola radice"},
+    {"consistency proof: hash %s is %s bytes; every hash must be %s",
+     "prova di coerenza: l'hash %1 è di %2 byte; ogni hash deve essere di %3"},
+    {"consistency proof has %s hashes; a proof from size %s to %s needs %s",
+     "la prova di coerenza ha %1 hash; da %2 a %3 voci ne servono %4"},
+    {"consistency proof: the roots are %s and %s bytes; a root is %s",
+     "prova di coerenza: le radici sono di %1 e %2 byte; una radice è di %3"},
     {"consistency proof from size %s to %s ends below the root (too few hashes)",
      "prova di coerenza da %1 a %2 voci: finisce sotto la radice (troppo pochi hash)"},
     {"consistency proof from size %s to %s has hashes beyond the root (from hash %s on)",
@@ -1670,6 +1733,10 @@ static const struct {
     {"notice", "l'avviso", "un avviso del broker", "dell'avviso"},
     {"checkpoint", "il checkpoint", "un checkpoint", "del checkpoint"},
     {"epoch", "il cambio di epoca", "un cambio di epoca", "del cambio di epoca"},
+    /* the checkpoint's three lines */
+    {"origin", "origine", "un'origine", "dell'origine"},
+    {"tree size", "dimensione dell'albero", "una dimensione", "della dimensione"},
+    {"root hash", "radice", "una radice", "della radice"},
 };
 
 static bool reason_hole(const char *p)
