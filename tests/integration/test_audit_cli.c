@@ -508,8 +508,15 @@ static void tamper(const char *file, const char *key)
  * value; a possible name that is not the log's is the log's failure, 1. */
 static void test_origin_impossible(void **state)
 {
-	static const char *const bad[] = {"''", "'two words'", "'a+b'", "\"$(printf 'a\\tb')\"",
-					  "$(printf '%0300d' 0)"};
+	/* ... and, as the checkpoints' key name check has it, invalid UTF-8
+	 * (rete\xff) and a C1 control character (U+0085) */
+	static const char *const bad[] = {"''",
+					  "'two words'",
+					  "'a+b'",
+					  "\"$(printf 'a\\tb')\"",
+					  "$(printf '%0300d' 0)",
+					  "\"$(printf 'rete\\377')\"",
+					  "\"$(printf 'rete\\302\\205x')\""};
 	char *out = NULL, pf[4096], ck[4096];
 	struct fx f;
 	(void)state;
