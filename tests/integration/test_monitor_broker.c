@@ -769,9 +769,9 @@ static void report_protected(json_t *r, json_int_t min)
 				fail();
 			}
 		json_object_foreach(json_object_get(g, "rejectedByReason"), key, x)
-			assert_true(published(x, min));
+		    assert_true(published(x, min));
 		json_object_foreach(json_object_get(g, "unsuccessfulByReason"), key, x)
-			assert_true(published(x, min));
+		    assert_true(published(x, min));
 		for (size_t k = 0; k < 3; k++) {
 			json_t *base = json_object_get(g, med[k][1]);
 			if (json_is_number(json_object_get(g, med[k][0])))
