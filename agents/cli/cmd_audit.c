@@ -209,6 +209,41 @@ static const char *need_value(int argc, char **argv, int *i, const char *who, co
 	return argv[++*i];
 }
 
+/* origin_ok: name can be a log's origin (the checkpoints' key name:
+ * 1 to 255 bytes of UTF-8 with no space, '+' or control character, C1
+ * included); otherwise says so, naming --origin and why, and the caller
+ * exits 2 (a usage error, as any other bad value), not 1 (which says the
+ * log or proof does not hold). The check is the checkpoints' own:
+ * rete_checkpoint_verify refuses a bad key name before it reads the note
+ * ("the key name '...' contains '+'"); any other answer to an empty note
+ * means the name is fine. */
+static bool origin_ok(const char *sub, const char *name)
+{
+	static const rete_pubkey none;
+	const char *pre = "the key name '";
+	rete_msg m = {0};
+
+	if (rete_checkpoint_verify("", 0, name, &none, NULL, &m) != RETE_EINVAL ||
+	    strncmp(m.text, pre, strlen(pre)) != 0)
+		return true;
+	/* the store's sentence: the key name '<name, escaped>' <why> */
+	const char *shown = m.text + strlen(pre), *why = NULL;
+	static const char *const whys[] = {"' is ", "' has ", "' contains "};
+	for (size_t i = 0; i < sizeof(whys) / sizeof(whys[0]); i++) {
+		const char *w = strstr(shown, whys[i]);
+		if (w != NULL && (why == NULL || w < why))
+			why = w;
+	}
+	int len = why != NULL ? (int)(why - shown) : (int)strlen(shown);
+	fprintf(stderr,
+		"rete audit %s: --origin '%.*s%s' cannot be a log's origin: it %s; it is the "
+		"checkpoints' key name, 1 to %d bytes of UTF-8 without spaces, '+' or control "
+		"characters (e.g. rete.example/mantova)\n",
+		sub, len > 80 ? 80 : len, shown, len > 80 ? "..." : "",
+		why != NULL ? why + 2 : "is not accepted", RETE_ORIGIN_MAX);
+	return false;
+}
+
 static int unknown_option(const char *who, const char *opt, const char *accepted)
 {
 	fprintf(stderr, "rete audit %s: unknown option '%s'; accepted: %s\n", who, opt, accepted);
@@ -452,6 +487,8 @@ static int audit_verify(int argc, char **argv)
 			return CLI_USAGE;
 		}
 	}
+	if (origin != NULL && !origin_ok("verify", origin))
+		return CLI_USAGE;
 	if (witnesses != NULL &&
 	    (e = rete_witness_policy_load(witnesses, &policy, &m)) != RETE_OK) {
 		fprintf(stderr, "rete audit verify: --witnesses: %s\n", m.text);
@@ -1381,6 +1418,8 @@ static int audit_check_proof(int argc, char **argv)
 			return CLI_USAGE;
 		}
 	}
+	if (origin != NULL && !origin_ok("check-proof", origin))
+		return CLI_USAGE;
 	if (file == NULL || ckfile == NULL || keyfile == NULL) {
 		fprintf(stderr, "rete audit check-proof: missing %s; see 'rete audit --help'\n",
 			file == NULL	 ? "FILE"

@@ -584,10 +584,14 @@ static int cmd_verify(int argc, char **argv)
 		return CLI_USAGE;
 	}
 	if (e != RETE_OK) {
+		/* the reason in the story's language too (names and hashes as
+		 * they are) */
+		char reason[2048];
+		rete_evidence_reason(m.text, lang, reason, sizeof(reason));
 		printf("%s: %s: %s\n",
 		       lang == RETE_EVIDENCE_IT ? "LA PROVA NON REGGE"
 						: "THE EVIDENCE DOES NOT HOLD",
-		       rete_evidence_part_name(part, lang), m.text);
+		       rete_evidence_part_name(part, lang), reason);
 		return CLI_FALSE;
 	}
 	if ((story = rete_evidence_story(&f, lang)) == NULL) {

@@ -31,7 +31,8 @@ static void report_usage(FILE *f)
 	    f, "usage: rete report (-c coord.ini | --store DIR) --from YYYY-MM-DD --to YYYY-MM-DD\n"
 	       "                   [--by agency,service,age-band,status] [--format csv|json]\n"
 	       "                   [--sep ,|;|tab] [--decimal .|,] [--tz ZONE]\n"
-	       "                   [--months] [--lang en|it] [--format xlsx -o FILE]\n\n"
+	       "                   [--months] [--lang en|it] [--format xlsx -o FILE]\n"
+	       "                   [--min-count N]\n\n"
 	       "Counts of referrals sent, received, accepted, rejected (by reason), completed\n"
 	       "(by outcome), cancelled, failed, overdue and open at the end of the period,\n"
 	       "with median response times in hours; dates are whole days, both inclusive, in\n"
@@ -39,7 +40,11 @@ static void report_usage(FILE *f)
 	       "CSV by default (--sep ';' also sets the decimal mark to ','); --format xlsx\n"
 	       "-o FILE writes a workbook. Every agency pair and age band has a row, zeros\n"
 	       "included; --months adds one column per month (referrals sent); --lang it\n"
-	       "writes the headers in Italian (and a UTF-8 byte order mark first, for Excel).\n");
+	       "writes the headers in Italian (and a UTF-8 byte order mark first, for Excel).\n"
+	       "Counts below N (--min-count, else [report] min_count of coord.ini, else 3)\n"
+	       "are shown as '< N', every other count but 0 rounded to 5 on its own (totals\n"
+	       "included), a median of fewer than N as 'suppressed': small counts point at\n"
+	       "families (GDPR art. 25, 89); --min-count 1 shows every count exact.\n");
 }
 
 /* Referrals copied out of the store (the iterator lends them). */
@@ -121,17 +126,25 @@ static int from_store(const char *dir, struct collect *c, char **tz)
 
 int cmd_report(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'}, {"store", required_argument, NULL, 'S'},
-	    {"from", required_argument, NULL, 'f'},   {"to", required_argument, NULL, 't'},
-	    {"by", required_argument, NULL, 'b'},     {"format", required_argument, NULL, 'F'},
-	    {"sep", required_argument, NULL, 's'},    {"decimal", required_argument, NULL, 'd'},
-	    {"tz", required_argument, NULL, 'z'},     {"months", no_argument, NULL, 'M'},
-	    {"lang", required_argument, NULL, 'L'},   {"output", required_argument, NULL, 'o'},
-	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+					     {"store", required_argument, NULL, 'S'},
+					     {"from", required_argument, NULL, 'f'},
+					     {"to", required_argument, NULL, 't'},
+					     {"by", required_argument, NULL, 'b'},
+					     {"format", required_argument, NULL, 'F'},
+					     {"sep", required_argument, NULL, 's'},
+					     {"decimal", required_argument, NULL, 'd'},
+					     {"tz", required_argument, NULL, 'z'},
+					     {"months", no_argument, NULL, 'M'},
+					     {"lang", required_argument, NULL, 'L'},
+					     {"output", required_argument, NULL, 'o'},
+					     {"min-count", required_argument, NULL, 'n'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
 	const char *ini = NULL, *store = NULL, *from = NULL, *to = NULL, *by_s = "";
 	const char *format = "csv", *tz_opt = NULL, *output = NULL;
 	bool months = false;
+	unsigned min_count = 0; /* --min-count; else coord.ini's, else REPORT_MIN_COUNT */
 	report_lang lang = REPORT_EN;
 	char sep = ',', dec = 0;
 	int c, rc = CLI_USAGE;
@@ -160,6 +173,12 @@ int cmd_report(int argc, char **argv)
 		case 'L':
 			if (report_parse_lang(optarg, &lang, &m) != RETE_OK) {
 				fprintf(stderr, "rete report: --lang: %s\n", m.text);
+				return CLI_USAGE;
+			}
+			break;
+		case 'n':
+			if (report_parse_min_count(optarg, &min_count, &m) != RETE_OK) {
+				fprintf(stderr, "rete report: --min-count %s\n", m.text);
 				return CLI_USAGE;
 			}
 			break;
@@ -323,6 +342,14 @@ int cmd_report(int argc, char **argv)
 		goto out;
 	}
 	if (months && report_add_months(rep, infos, n, from, to, tz, &m) != RETE_OK) {
+		fprintf(stderr, "rete report: %s\n", m.text);
+		rc = CLI_USAGE;
+		goto out;
+	}
+	/* small counts point at families: hidden unless asked otherwise */
+	if (min_count == 0)
+		min_count = store == NULL ? cfg.min_count : REPORT_MIN_COUNT;
+	if (report_suppress(rep, min_count, &m) != RETE_OK) {
 		fprintf(stderr, "rete report: %s\n", m.text);
 		rc = CLI_USAGE;
 		goto out;

@@ -9,6 +9,7 @@
 #include "duration.h"
 #include "endpoint.h"
 #include "ini_file.h"
+#include "report.h"
 
 struct cc_parse {
 	coord_config *cfg;
@@ -42,6 +43,8 @@ static int cc_tz_valid(const char *s)
 	return 1;
 }
 
+static int cc_report(struct cc_parse *p, const char *name, const char *value);
+
 static int cc_handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct cc_parse *p = user;
@@ -49,6 +52,8 @@ static int cc_handler(void *user, const char *section, const char *name, const c
 
 	if (p->err != RETE_OK)
 		return 0;
+	if (strcmp(section, "report") == 0)
+		return cc_report(p, name, value);
 	if (strcmp(section, "client") != 0)
 		return 1; /* other sections belong to other tools sharing the file */
 	if (strcmp(name, "id") == 0) {
@@ -96,6 +101,23 @@ static int cc_handler(void *user, const char *section, const char *name, const c
 	return 0;
 }
 
+/* cc_report reads a key of [report]: the steering group's counts, in
+ * rete report -c and the console. */
+static int cc_report(struct cc_parse *p, const char *name, const char *value)
+{
+	rete_msg em;
+
+	if (strcmp(name, "min_count") == 0) {
+		if (report_parse_min_count(value, &p->cfg->min_count, &em) == RETE_OK)
+			return 1;
+		p->err = rete_msg_set(p->m, RETE_EINVAL, "[report] min_count: %s", em.text);
+		return 0;
+	}
+	p->err =
+	    rete_msg_set(p->m, RETE_EINVAL, "[report] %s: unknown key; known: min_count", name);
+	return 0;
+}
+
 rete_err coord_config_load(const char *path, coord_config *cfg, rete_msg *m)
 {
 	struct cc_parse p = {.cfg = cfg, .m = m, .err = RETE_OK};
@@ -103,6 +125,7 @@ rete_err coord_config_load(const char *path, coord_config *cfg, rete_msg *m)
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->timeout_ms = 10000;
+	cfg->min_count = REPORT_MIN_COUNT;
 	err = rete_ini_read(path, cc_handler, &p, &p.err, &cfg->ini_path, p.dir, sizeof(p.dir), m);
 	if (err != RETE_OK)
 		return err;

@@ -30,6 +30,7 @@ typedef struct coord_config {
 	char *time_zone;	  /* [client] time_zone (default Europe/Rome) */
 	bool time_zone_default;	  /* time_zone is the default: the file gave none */
 	int timeout_ms;		  /* [client] timeout: wait for an answer (10s) */
+	unsigned min_count;	  /* [report] min_count: counts below it hidden (3) */
 } coord_config;
 
 /* coord_config_load reads path into *cfg (the caller releases it with

@@ -1362,3 +1362,484 @@ char *rete_evidence_story(const rete_evidence_facts *f, rete_evidence_lang lang)
 	}
 	return out;
 }
+
+/* ---- the reasons in Italian ---------------------------------------------------------- */
+
+/* The sentences rete_evidence_verify gives (its own, and those of the
+ * checkpoint, proof, cosignature, decoding and time-stamp code it calls),
+ * each with its Italian. In en, %s stands for any text kept as it is (a
+ * name, a number, a hash), %r for a reason of its own, put in Italian in
+ * turn; in it, %1 to %9 are those texts in the order of en. The first
+ * that matches the whole sentence is taken: longer, more specific ones
+ * first. %w, %k and %o are words of reason_words. */
+static const struct {
+	const char *en, *it;
+} reason_it[] = {
+    /* frames around another reason */
+    {"the acknowledgement in the delivery (entry %s), checked with %s's key in the directory in "
+     "force at the delivery: %r",
+     "la conferma nella consegna (voce %1), verificata con la chiave di %2 nella directory in "
+     "vigore alla consegna: %3"},
+    {"the cosignature of %s: %r", "la cofirma di %1: %2"},
+    {"the bundle: line %s, column %s: %s",
+     "il pacchetto di prova non è JSON valido alla riga %1, colonna %2 (%3)"},
+    {"the %w's log entry does not decode: %r", "la voce del registro per %1 non si decodifica: %2"},
+    {"the time-stamp token: %r", "il token della marca temporale: %1"},
+    {"SignedMessage.message: %r", "il messaggio firmato: %1"},
+    /* the bundle's form */
+    {"an evidence bundle needs the message, the directory, the delivery, a checkpoint and the "
+     "latest checkpoint",
+     "un pacchetto di prova deve contenere il messaggio, la directory, la consegna, un "
+     "checkpoint e l'ultimo checkpoint"},
+    {"the bundle is %s bytes; an evidence bundle is at most %s",
+     "il pacchetto di prova è di %1 byte; al massimo ne può avere %2"},
+    {"the bundle is not a JSON object", "il pacchetto di prova non è un oggetto JSON"},
+    {"the bundle's members are not in the order rete evidence export writes them: \"%s\" comes "
+     "after \"%s\" (it was edited)",
+     "le parti del pacchetto non sono nell'ordine in cui le scrive rete evidence export: "
+     "\"%1\" viene dopo \"%2\" (è stato modificato)"},
+    {"the bundle has an unknown key \"%s\"; a %s bundle has only %s",
+     "il pacchetto ha una chiave sconosciuta \"%1\"; un pacchetto %2 ha solo %3"},
+    {"the bundle has no \"%s\"", "il pacchetto non ha \"%1\""},
+    {"\"%s\" is not standard base64 of some bytes", "\"%1\" non è base64 standard"},
+    {"\"%s\" is not an array", "\"%1\" non è un array"},
+    {"\"%s\" is not a string", "\"%1\" non è una stringa"},
+    {"the format is not \"%s\"", "il formato non è \"%1\""},
+    {"the bundle is not in the layout rete evidence export writes (it differs at byte %s): it "
+     "was edited",
+     "il pacchetto non è nella forma in cui lo scrive rete evidence export (differisce al byte "
+     "%1): è stato modificato"},
+    {"hash %s of \"%s\" is not 32 bytes of base64",
+     "l'hash %1 di \"%2\" non è di 32 byte in base64"},
+    {"deliveryDirectory and deliveryDirectoryProof come together",
+     "deliveryDirectory e deliveryDirectoryProof vanno insieme"},
+    /* the entries and their proofs */
+    {"the %w is entry %s, outside the checkpoint of %s entries",
+     "%1 è la voce %2, fuori dal checkpoint di %3 voci"},
+    {"the %w (entry %s) is meant for the log '%s', not '%s'",
+     "%1 (voce %2) è per il registro '%3', non per '%4'"},
+    {"the %w (entry %s) is not proven in the checkpoint of %s entries: %r",
+     "%1 (voce %2) non risulta nel checkpoint di %3 voci: %4"},
+    {"the %w (entry %s) is not proven in the checkpoint of %s entries",
+     "%1 (voce %2) non risulta nel checkpoint di %3 voci"},
+    {"the %w (entry %s) is not signed by the broker's key: %r",
+     "%1 (voce %2) non porta la firma del broker: %3"},
+    {"the %w (entry %s) is not signed by the broker's key",
+     "%1 (voce %2) non porta la firma del broker"},
+    {"entry %s is a %k, not an agency's message", "la voce %1 è %2, non il messaggio di un ente"},
+    {"entry %s is a %k, not a %k", "la voce %1 è %2, non %3"},
+    {"the directory (entry %s) gives %s a key of %s bytes",
+     "la directory (voce %1) dà a %2 una chiave di %3 byte"},
+    {"%s is not a party of the directory in force (entry %s)",
+     "%1 non è un ente della directory in vigore (voce %2)"},
+    {"the directory is entry %s, not before the message (entry %s)",
+     "la directory è la voce %1, non precede il messaggio (voce %2)"},
+    {"the message (entry %s) is not signed by %s's key in the directory (entry %s)",
+     "il messaggio (voce %1) non è firmato con la chiave di %2 nella directory (voce %3)"},
+    {"the delivery (entry %s) is of entry %s ('%s', receipt to %s), not of the message (entry %s "
+     "'%s' of %s)",
+     "la consegna (voce %1) è della voce %2 ('%3', ricevuta a %4), non del messaggio (voce %5 "
+     "'%6' di %7)"},
+    {"the directory at the delivery is entry %s, not between the message's directory (entry %s) "
+     "and the delivery (entry %s)",
+     "la directory alla consegna è la voce %1, non tra la directory del messaggio (voce %2) e "
+     "la consegna (voce %3)"},
+    /* the acknowledgement */
+    {"the delivery (entry %s) carries no acknowledgement signed by the recipient: unsigned "
+     "(logged before protocol 3); it proves only the broker's word",
+     "la consegna (voce %1) non porta una conferma firmata dal destinatario: senza firma "
+     "(registrata prima del protocollo 3); prova solo la parola del broker"},
+    {"the acknowledgement names the log '%s', not '%s'",
+     "la conferma nomina il registro '%1', non '%2'"},
+    {"the acknowledgement is by '%s', not by the recipient %s",
+     "la conferma è di '%1', non del destinatario %2"},
+    {"the acknowledgement is of entry %s, not %s", "la conferma è della voce %1, non della %2"},
+    {"the acknowledgement's leaf hash is not the message entry's: the recipient acknowledged "
+     "other bytes",
+     "l'hash della foglia nella conferma non è quello della voce del messaggio: il "
+     "destinatario ha confermato altri byte"},
+    {"the recipient signed a refusal (error %s: %s), not a receipt",
+     "il destinatario ha firmato un rifiuto (errore %1, con le sue parole: '%2'), non una "
+     "ricevuta"},
+    {"the %o's signature does not verify with the recipient's key: it was signed by another "
+     "key, or its body was altered",
+     "la firma %1 non è valida con la chiave del destinatario: è stata fatta con un'altra "
+     "chiave, o il contenuto è stato alterato"},
+    {"the %o's signature does not verify with the sender's key: it was signed by another key, "
+     "or its body was altered",
+     "la firma %1 non è valida con la chiave del mittente: è stata fatta con un'altra chiave, o "
+     "il contenuto è stato alterato"},
+    {"the %o's signature does not verify with %s's key: it was signed by another key, or its "
+     "body was altered",
+     "la firma %1 non è valida con la chiave di %2: è stata fatta con un'altra chiave, o il "
+     "contenuto è stato alterato"},
+    {"the %o's signature is %s bytes; an Ed25519 signature is %s bytes",
+     "la firma %1 è di %2 byte; una firma Ed25519 è di %3 byte"},
+    {"the message signature does not verify with the sender's public key",
+     "la firma del messaggio non è valida con la chiave pubblica del mittente"},
+    {"signature is %s bytes; an Ed25519 signature is %s bytes",
+     "la firma è di %1 byte; una firma Ed25519 è di %2 byte"},
+    {"the signature does not verify", "la firma non è valida"},
+    {"the signature is not by %s", "la firma non è di %1"},
+    /* the checkpoint and the cosignatures */
+    {"the checkpoint carries %s signature lines of the broker (%s); one is expected",
+     "il checkpoint porta %1 righe di firma del broker (%2); ne è attesa una"},
+    {"the checkpoint carries %s signature lines of %s; a party cosigns it on one line (the "
+     "bundle was edited)",
+     "il checkpoint porta %1 righe di firma di %2; un ente lo cofirma su una riga sola (il "
+     "pacchetto è stato modificato)"},
+    {"the checkpoint carries a signature line of '%s', neither the broker, a witness of the "
+     "policy nor a party of the directory: nothing can check it",
+     "il checkpoint porta una riga di firma di '%1', che non è il broker, né un testimone "
+     "della politica, né un ente della directory: nessuno può verificarla"},
+    {"the latest checkpoint carries %s signature lines; the bundle keeps only the broker's",
+     "l'ultimo checkpoint porta %1 righe di firma; il pacchetto tiene solo quella del broker"},
+    {"the latest checkpoint (%s entries) is smaller than the checkpoint (%s)",
+     "l'ultimo checkpoint (%1 voci) è più piccolo del checkpoint (%2)"},
+    {"the latest checkpoint has the same size as the checkpoint but another root (or a proof)",
+     "l'ultimo checkpoint ha la stessa dimensione del checkpoint ma un'altra radice (o una "
+     "prova)"},
+    {"checkpoint for '%s' at size %s carries no signature by key '%s' (key ID %s)",
+     "il checkpoint di '%1' a %2 voci non porta una firma della chiave '%3' (ID chiave %4)"},
+    {"checkpoint for '%s' at size %s: the signature by key '%s' does not verify",
+     "il checkpoint di '%1' a %2 voci: la firma della chiave '%3' non è valida"},
+    {"checkpoint line %s (%w) '%s' is not the standard base64 of exactly %s bytes",
+     "la riga %1 del checkpoint (%2) '%3' non è il base64 standard di esattamente %4 byte"},
+    {"checkpoint line %s (%w) '%s' is not a decimal number",
+     "la riga %1 del checkpoint (%2) '%3' non è un numero decimale"},
+    {"checkpoint line %s (%w) '%s' has a leading zero; the size is decimal without leading "
+     "zeroes",
+     "la riga %1 del checkpoint (%2) '%3' ha uno zero iniziale; la dimensione si scrive in "
+     "decimale senza zeri iniziali"},
+    {"checkpoint line %s (%w) '%s' is larger than %s",
+     "la riga %1 del checkpoint (%2) '%3' supera %4"},
+    {"checkpoint line %s (%w) is %s bytes; at most %s are accepted",
+     "la riga %1 del checkpoint (%2) è di %3 byte; ne sono accettati al massimo %4"},
+    {"checkpoint line %s is empty; the first three lines are origin, tree size and root hash",
+     "la riga %1 del checkpoint è vuota; le prime tre righe sono l'origine, la dimensione "
+     "dell'albero e la radice"},
+    {"checkpoint line %s is empty; extension lines must not be empty",
+     "la riga %1 del checkpoint è vuota; le righe di estensione non possono essere vuote"},
+    {"checkpoint line %s: '%s' is not an epoch line; expected 'epoch N' with N a decimal number "
+     ">= 2",
+     "la riga %1 del checkpoint: '%2' non è una riga di epoca; attesa 'epoch N' con N un numero "
+     "decimale >= 2"},
+    {"note line %s '%s' is not a signature line; after the last blank line every line must be "
+     "%s",
+     "la riga %1 della nota '%2' non è una riga di firma; dopo l'ultima riga vuota ogni riga "
+     "deve essere %3"},
+    {"note line %s '%s': a signature line needs a key name, a space and the base64 signature",
+     "la riga %1 della nota '%2': una riga di firma vuole il nome di una chiave, uno spazio e "
+     "la firma in base64"},
+    {"note line %s: the signature '%s' is not standard base64 (with padding) of a key ID and a "
+     "signature",
+     "la riga %1 della nota: la firma '%2' non è base64 standard (con riempimento) di un ID "
+     "chiave e di una firma"},
+    {"note line %s: the key name '%s' %r", "la riga %1 della nota: il nome di chiave '%2' %3"},
+    {"the key name '%s' %r", "il nome di chiave '%1' %2"},
+    {"checkpoint origin '%s' %r; the origin is also the key name: non-empty, at most %s bytes, "
+     "printable, no spaces, no '+'",
+     "l'origine del checkpoint '%1' %2; l'origine è anche il nome della chiave: non vuoto, al "
+     "massimo %3 byte, stampabile, senza spazi né '+'"},
+    /* what is wrong with a key name (store/checkpoint.c) */
+    {"is empty", "è vuoto"},
+    {"is longer than %s bytes", "è più lungo di %1 byte"},
+    {"has a control character or invalid UTF-8", "ha un carattere di controllo o UTF-8 non valido"},
+    {"contains a space", "contiene uno spazio"},
+    {"contains '+'", "contiene '+'"},
+    {"the checkpoint note is empty", "la nota del checkpoint è vuota"},
+    {"the checkpoint note does not end with a newline",
+     "la nota del checkpoint non termina con un a capo"},
+    {"the checkpoint note has no signature lines after its blank line",
+     "la nota del checkpoint non ha righe di firma dopo la riga vuota"},
+    {"the checkpoint note has a control character or invalid UTF-8 at byte %s ('%s'); only "
+     "UTF-8 text and newlines are allowed",
+     "la nota del checkpoint ha un carattere di controllo o UTF-8 non valido al byte %1 ('%2'); "
+     "sono ammessi solo testo UTF-8 e a capo"},
+    {"the checkpoint note has a control character or invalid UTF-8 at byte %s",
+     "la nota del checkpoint ha un carattere di controllo o UTF-8 non valido al byte %1"},
+    {"the checkpoint note has more than %s signature lines",
+     "la nota del checkpoint ha più di %1 righe di firma"},
+    {"the checkpoint's line named '%s' is not a cosignature by its key (cosignature key ID %s)",
+     "la riga del checkpoint di '%1' non è una cofirma della sua chiave (ID chiave %2)"},
+    {"the cosignature of '%s' (time %s) does not verify over this checkpoint",
+     "la cofirma di '%1' (ora %2) non è valida per questo checkpoint"},
+    {"the checkpoint carries no cosignature of '%s'", "il checkpoint non porta cofirme di '%1'"},
+    {"%s of %s required witnesses cosigned (need %s): missing %s; invalid %s",
+     "hanno cofirmato %1 dei %2 testimoni richiesti (ne servono %3): mancano %4; non valide %5"},
+    {"%s of %s required witnesses cosigned (need %s): missing %s",
+     "hanno cofirmato %1 dei %2 testimoni richiesti (ne servono %3): mancano %4"},
+    {"%s of %s required witnesses cosigned (need %s): invalid %s",
+     "hanno cofirmato %1 dei %2 testimoni richiesti (ne servono %3): non valide %4"},
+    {"%s of %s required witnesses cosigned (need %s)",
+     "hanno cofirmato %1 dei %2 testimoni richiesti (ne servono %3)"},
+    /* the Merkle proofs */
+    {"inclusion proof for leaf %s in a tree of %s: computed root %s differs from the "
+     "checkpoint's root %s",
+     "prova di inclusione della foglia %1 in un albero di %2: la radice calcolata %3 differisce "
+     "da quella del checkpoint %4"},
+    {"inclusion proof for leaf %s in a tree of %s ends below the root (too few hashes)",
+     "prova di inclusione della foglia %1 in un albero di %2: finisce sotto la radice (troppo "
+     "pochi hash)"},
+    {"inclusion proof for leaf %s in a tree of %s has hashes beyond the root (from hash %s on)",
+     "prova di inclusione della foglia %1 in un albero di %2: ha hash oltre la radice (dal %3 "
+     "in poi)"},
+    {"consistency proof from size %s to %s: computed old root %s differs from the given old root "
+     "%s",
+     "prova di coerenza da %1 a %2 voci: la radice vecchia calcolata %3 differisce da quella "
+     "data %4"},
+    {"consistency proof from size %s to %s: computed new root %s differs from the given new root "
+     "%s",
+     "prova di coerenza da %1 a %2 voci: la radice nuova calcolata %3 differisce da quella data "
+     "%4"},
+    {"inclusion proof for leaf %s in a tree of size 0: the empty tree has no leaves",
+     "prova di inclusione della foglia %1 in un albero vuoto: un albero vuoto non ha foglie"},
+    {"inclusion proof for leaf %s in a tree of size %s: the index must be below the size",
+     "prova di inclusione della foglia %1 in un albero di %2: l'indice deve essere minore della "
+     "dimensione"},
+    {"inclusion proof: the leaf hash is %s bytes; a leaf hash is %s",
+     "prova di inclusione: l'hash della foglia è di %1 byte; deve essere di %2"},
+    {"inclusion proof: hash %s is %s bytes; every hash must be %s",
+     "prova di inclusione: l'hash %1 è di %2 byte; ogni hash deve essere di %3"},
+    {"inclusion proof has %s hashes; a proof for leaf %s in a tree of %s needs %s",
+     "la prova di inclusione ha %1 hash; per la foglia %2 in un albero di %3 ne servono %4"},
+    {"inclusion proof: the root is %s bytes; a root is %s",
+     "prova di inclusione: la radice è di %1 byte; deve essere di %2"},
+    {"consistency proof from size 0 to %s: a proof from the empty tree proves nothing; the old "
+     "size must be at least 1",
+     "prova di coerenza da 0 a %1 voci: una prova dall'albero vuoto non prova nulla; la "
+     "dimensione vecchia deve essere almeno 1"},
+    {"consistency proof from size %s to %s: the new size must not be smaller than the old one",
+     "prova di coerenza da %1 a %2 voci: la dimensione nuova non può essere minore della "
+     "vecchia"},
+    {"consistency at size %s: the two roots differ (%s, %s); a tree of one size has one root",
+     "coerenza a %1 voci: le due radici differiscono (%2, %3); un albero di una dimensione ha "
+     "una sola radice"},
+    {"consistency proof: hash %s is %s bytes; every hash must be %s",
+     "prova di coerenza: l'hash %1 è di %2 byte; ogni hash deve essere di %3"},
+    {"consistency proof has %s hashes; a proof from size %s to %s needs %s",
+     "la prova di coerenza ha %1 hash; da %2 a %3 voci ne servono %4"},
+    {"consistency proof: the roots are %s and %s bytes; a root is %s",
+     "prova di coerenza: le radici sono di %1 e %2 byte; una radice è di %3"},
+    {"consistency proof from size %s to %s ends below the root (too few hashes)",
+     "prova di coerenza da %1 a %2 voci: finisce sotto la radice (troppo pochi hash)"},
+    {"consistency proof from size %s to %s has hashes beyond the root (from hash %s on)",
+     "prova di coerenza da %1 a %2 voci: ha hash oltre la radice (dal %3 in poi)"},
+    {"consistency proof from size %s to %s is empty%s",
+     "prova di coerenza da %1 a %2 voci: è vuota"},
+    {"consistency proof between equal sizes %s has %s hashes%s",
+     "prova di coerenza tra dimensioni uguali (%1): ha %2 hash"},
+    /* decoding */
+    {"%s bytes are not a valid %s (protobuf decoding failed: truncated, wrong wire type or "
+     "malformed field)",
+     "%1 byte non sono un %2 valido (decodifica protobuf fallita: troncato, tipo errato o "
+     "campo malformato)"},
+    {"field %s is not valid UTF-8 (%s); strings must be UTF-8 without NUL",
+     "il campo %1 non è UTF-8 valido (%2); le stringhe devono essere UTF-8 senza NUL"},
+    /* the time stamp */
+    {"the bundle has no time-stamp token over its checkpoint, and --tsa-ca asks for one",
+     "il pacchetto non ha un token di marca temporale sul suo checkpoint, e --tsa-ca lo "
+     "richiede"},
+    {"the time-stamp token is not a DER TimeStampToken (%s bytes); expected a CMS SignedData "
+     "over a TSTInfo",
+     "il token della marca temporale non è un TimeStampToken DER (%1 byte); atteso un CMS "
+     "SignedData su un TSTInfo"},
+    {"the time-stamp token is not a CMS SignedData",
+     "il token della marca temporale non è un CMS SignedData"},
+    {"the time-stamp token does not carry a TSTInfo (%s); expected the content type "
+     "id-ct-TSTInfo, not detached",
+     "il token della marca temporale non porta un TSTInfo (%1); atteso il tipo di contenuto "
+     "id-ct-TSTInfo, non separato"},
+    {"the time-stamp token stamps the hash %s, not this note's %s: it is the token of another "
+     "note",
+     "il token della marca temporale marca l'hash %1, non quello di questa nota %2: è il token "
+     "di un'altra nota"},
+    {"the time-stamp token stamps a hash made with %s; rete stamps SHA-256",
+     "il token della marca temporale marca un hash fatto con %1; rete marca SHA-256"},
+    {"its signature does not verify against the CA in %s: %s; accepted: a token signed by a TSA "
+     "certificate with the critical extendedKeyUsage timeStamping that this CA issued",
+     "la sua firma non è valida rispetto alla CA in %1 (%2); è accettato un token firmato da un "
+     "certificato TSA con l'extendedKeyUsage critico timeStamping emesso da questa CA"},
+    {"its certificate %s is not signed by the CA file's certificates or the token's own; "
+     "accepted: the TSA's certificate and its chain, unchanged",
+     "il suo certificato %1 non è firmato dai certificati del file della CA né da quelli del "
+     "token; sono accettati il certificato della TSA e la sua catena, invariati"},
+    {"its digest algorithm %s has parameters; expected none or NULL",
+     "il suo algoritmo di hash %1 ha parametri; attesi nessuno o NULL"},
+    {"its signer names its signature algorithm with parameters; expected none or NULL",
+     "il firmatario indica il suo algoritmo di firma con parametri; attesi nessuno o NULL"},
+    {"its signer info has version %s; expected 1",
+     "le informazioni del firmatario hanno la versione %1; attesa la 1"},
+    {"its TSTInfo has version %s; expected 1", "il suo TSTInfo ha la versione %1; attesa la 1"},
+    {"the time-stamp token is empty; expected a DER TimeStampToken",
+     "il token della marca temporale è vuoto; atteso un TimeStampToken DER"},
+    {"the time-stamp token is not in DER's one encoding (it re-encodes to %s bytes, not %s); "
+     "expected the token exactly as the TSA signed it",
+     "il token della marca temporale non è nell'unica codifica DER (ricodificato è di %1 byte, "
+     "non %2); atteso il token esattamente come la TSA lo ha firmato"},
+    {"the time-stamp token is a SignedData of version %s; expected 1 or 3",
+     "il token della marca temporale è un SignedData della versione %1; attese la 1 o la 3"},
+    {"the time-stamp token has %s signers; a time-stamp token has exactly one",
+     "il token della marca temporale ha %1 firmatari; ne deve avere esattamente uno"},
+    {"the checkpoint note has no blank line; a signed note is text, a blank line, then "
+     "signature lines",
+     "la nota del checkpoint non ha una riga vuota; una nota firmata è testo, una riga vuota, "
+     "poi le righe di firma"},
+    {"the checkpoint note has no text before its blank line; a signed note is text, a blank "
+     "line, then signature lines",
+     "la nota del checkpoint non ha testo prima della riga vuota; una nota firmata è testo, una "
+     "riga vuota, poi le righe di firma"},
+    {"the checkpoint has %s text lines; it needs origin, tree size and root hash (3 lines)",
+     "il checkpoint ha %1 righe di testo; ne servono 3: origine, dimensione dell'albero e "
+     "radice"},
+    {"%s carries field number %s, which the schema does not define; unknown fields are refused",
+     "%1 porta il campo numero %2, che lo schema non definisce; i campi sconosciuti sono "
+     "rifiutati"},
+    {"%s is not in canonical form: it re-encodes to %s bytes instead of the %s received (a "
+     "string with an embedded NUL, a duplicated or overlong field, or an explicit default "
+     "value); send each field once, in the shortest encoding",
+     "%1 non è in forma canonica: ricodificato è di %2 byte invece dei %3 ricevuti (una "
+     "stringa con un NUL, un campo ripetuto o troppo lungo, o un valore predefinito esplicito)"},
+    {"its genTime is not a valid GeneralizedTime (YYYYMMDDhhmmss[.f]Z)",
+     "il suo genTime non è un GeneralizedTime valido (AAAAMMGGhhmmss[.f]Z)"},
+    {"its signer info %r; accepted: SHA-256, SHA-384 or SHA-512 with the signature algorithm "
+     "of the TSA's key",
+     "le informazioni del firmatario: %1; sono accettati SHA-256, SHA-384 o SHA-512 con "
+     "l'algoritmo di firma della chiave della TSA"},
+    {"names a signature algorithm for another kind of key",
+     "indicano un algoritmo di firma per un altro tipo di chiave"},
+    {"names a signature algorithm for another digest",
+     "indicano un algoritmo di firma per un altro hash"},
+    {"uses a digest other than SHA-2", "usano un hash diverso da SHA-2"},
+    {"names no signer certificate", "non indicano il certificato del firmatario"},
+    {"its signer names its digest algorithm with parameters; expected none or NULL",
+     "il firmatario indica il suo algoritmo di hash con parametri; attesi nessuno o NULL"},
+};
+
+/* The words the sentences put in for %w (the part: "the message"), %k (a
+ * kind of entry: "a referral") and %o ("of the message"), in Italian. */
+static const struct {
+	const char *en, *the, *a, *of;
+} reason_words[] = {
+    {"message", "il messaggio", "un messaggio", "del messaggio"},
+    {"directory", "la directory", "una directory", "della directory"},
+    {"delivery", "la consegna", "una consegna", "della consegna"},
+    {"directory at the delivery", "la directory alla consegna", "una directory",
+     "della directory alla consegna"},
+    {"acknowledgement", "la conferma", "una conferma", "della conferma"},
+    {"referral", "l'invio", "un invio (referral)", "dell'invio"},
+    {"update", "l'aggiornamento", "un aggiornamento", "dell'aggiornamento"},
+    {"note", "la nota", "una nota", "della nota"},
+    {"notice", "l'avviso", "un avviso del broker", "dell'avviso"},
+    {"checkpoint", "il checkpoint", "un checkpoint", "del checkpoint"},
+    {"epoch", "il cambio di epoca", "un cambio di epoca", "del cambio di epoca"},
+    /* the checkpoint's three lines */
+    {"origin", "origine", "un'origine", "dell'origine"},
+    {"tree size", "dimensione dell'albero", "una dimensione", "della dimensione"},
+    {"root hash", "radice", "una radice", "della radice"},
+};
+
+static bool reason_hole(const char *p)
+{
+	return p[0] == '%' && p[1] != '\0' && strchr("srwko", p[1]) != NULL;
+}
+
+/* reason_match matches s against the pattern p (see reason_it), setting
+ * the texts of its %s, %r, %w and %k (at most 9) */
+static bool reason_match(const char *p, const char *s, const char **cap, size_t *len, size_t nc)
+{
+	while (*p != '\0') {
+		if (reason_hole(p)) {
+			if (nc >= 9)
+				return false;
+			/* the shortest text that lets the rest match */
+			for (size_t k = 0;; k++) {
+				cap[nc] = s;
+				len[nc] = k;
+				if (reason_match(p + 2, s + k, cap, len, nc + 1))
+					return true;
+				if (s[k] == '\0')
+					return false;
+			}
+		}
+		if (*p != *s)
+			return false;
+		p++;
+		s++;
+	}
+	return *s == '\0';
+}
+
+/* reason_put appends the Italian of reason (len bytes) to out; false when
+ * some of it had none */
+static bool reason_put(FILE *out, const char *reason, size_t len, int depth)
+{
+	char *s = strndup(reason, len);
+	const char *cap[9];
+	size_t clen[9];
+	bool all = true;
+
+	if (s == NULL)
+		return false;
+	for (size_t i = 0; depth < 4 && i < sizeof(reason_it) / sizeof(reason_it[0]); i++) {
+		if (!reason_match(reason_it[i].en, s, cap, clen, 0))
+			continue;
+		/* what each capture is: s, r, w or k */
+		char sub[9] = {0};
+		size_t k = 0;
+		for (const char *p = reason_it[i].en; *p != '\0'; p++)
+			if (reason_hole(p))
+				sub[k++] = p[1];
+		for (const char *t = reason_it[i].it; *t != '\0'; t++) {
+			if (t[0] == '%' && t[1] >= '1' && t[1] <= '9' && (size_t)(t[1] - '1') < k) {
+				size_t c = (size_t)(t[1] - '1'), w;
+				for (w = 0; w < sizeof(reason_words) / sizeof(reason_words[0]); w++)
+					if (strlen(reason_words[w].en) == clen[c] &&
+					    strncmp(reason_words[w].en, cap[c], clen[c]) == 0)
+						break;
+				bool known = w < sizeof(reason_words) / sizeof(reason_words[0]);
+				if (sub[c] == 'r')
+					all = reason_put(out, cap[c], clen[c], depth + 1) && all;
+				else if (sub[c] != 's' && known)
+					fputs(sub[c] == 'w'   ? reason_words[w].the
+					      : sub[c] == 'o' ? reason_words[w].of
+							      : reason_words[w].a,
+					      out);
+				else
+					fwrite(cap[c], 1, clen[c], out);
+				all = all && (sub[c] == 's' || sub[c] == 'r' || known);
+				t++;
+			} else {
+				fputc(*t, out);
+			}
+		}
+		free(s);
+		return all;
+	}
+	/* none: the detail as it is, said to be in English */
+	fprintf(out, "dettaglio tecnico, in inglese: %s", s);
+	free(s);
+	return false;
+}
+
+bool rete_evidence_reason(const char *reason, rete_evidence_lang lang, char *buf, size_t n)
+{
+	char *text = NULL;
+	size_t len = 0;
+	bool all;
+	FILE *f;
+
+	if (lang != RETE_EVIDENCE_IT || (f = open_memstream(&text, &len)) == NULL) {
+		snprintf(buf, n, "%s", reason);
+		return lang != RETE_EVIDENCE_IT;
+	}
+	all = reason_put(f, reason, strlen(reason), 0);
+	if (fclose(f) != 0 || text == NULL) {
+		free(text);
+		snprintf(buf, n, "%s", reason);
+		return false;
+	}
+	snprintf(buf, n, "%s", text);
+	free(text);
+	return all;
+}

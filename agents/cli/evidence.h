@@ -233,4 +233,13 @@ char *rete_evidence_story(const rete_evidence_facts *f, rete_evidence_lang lang)
  * rete_evidence_verify). */
 const char *rete_evidence_part_name(const char *part, rete_evidence_lang lang);
 
+/* rete_evidence_reason writes into buf (n bytes) reason, a sentence of
+ * rete_evidence_verify (English), in lang: unchanged for
+ * RETE_EVIDENCE_EN; in Italian for RETE_EVIDENCE_IT, names, numbers and
+ * hashes kept as they are. A part it has no Italian for (a library's
+ * detail, e.g. OpenSSL's or the JSON parser's) is written as "dettaglio
+ * tecnico, in inglese: ..." and the result is false; true when all of it
+ * is in lang. */
+bool rete_evidence_reason(const char *reason, rete_evidence_lang lang, char *buf, size_t n);
+
 #endif

@@ -13,6 +13,11 @@
 
 #define MS_PER_HOUR 3600000.0
 
+/* the counts of a row, in column order (num_of) */
+#define REPORT_NNUM 23
+
+static uint8_t hidden_at(const report *r, const report_row *w, size_t v);
+
 /* The reason names, by Rete__OutcomeReason value (the JSON spelling). */
 static const char *const report_reason_names[REPORT_NREASONS] = {
     NULL,
@@ -317,6 +322,7 @@ static void row_free(report_row *row)
 	free(row->performer);
 	free(row->service);
 	free(row->sent_month);
+	free(row->hide);
 }
 
 void report_free(report **r)
@@ -327,6 +333,7 @@ void report_free(report **r)
 		row_free(&(*r)->rows[i]);
 	free((*r)->rows);
 	free((*r)->total.sent_month);
+	free((*r)->total.hide);
 	free((*r)->month);
 	free((*r)->month_start);
 	free(*r);
@@ -565,6 +572,24 @@ static json_t *j_hours(double h)
 	return isnan(h) ? json_null() : json_real(round(h * 100.0) / 100.0);
 }
 
+/* j_count: value v of row w as a JSON number, or its mark as a string
+ * when hidden (report_suppress) */
+static json_t *j_count(const report *r, const report_row *w, size_t v, uint64_t x)
+{
+	char buf[32];
+	uint8_t h = hidden_at(r, w, v);
+	return h ? json_string(report_hidden_text(r, h, REPORT_EN, buf, sizeof(buf)))
+		 : json_integer((json_int_t)x);
+}
+
+static json_t *j_median(const report *r, const report_row *w, size_t k, double hours)
+{
+	char buf[32];
+	uint8_t h = hidden_at(r, w, REPORT_NNUM + k);
+	return h ? json_string(report_hidden_text(r, h, REPORT_EN, buf, sizeof(buf)))
+		 : j_hours(hours);
+}
+
 static json_t *row_json(const report *r, const report_row *w, bool keys)
 {
 	json_t *o = json_object(), *rej = json_object(), *uns = json_object();
@@ -586,33 +611,33 @@ static json_t *row_json(const report *r, const report_row *w, bool keys)
 		bad |= jset(o, "ageBand", json_string(age_band_name(w->age_band)));
 	if (keys && (r->by & REPORT_BY_STATUS))
 		bad |= jset(o, "status", json_string(rete_status_name(w->status)));
-	bad |= jset(o, "sent", json_integer((json_int_t)w->sent));
-	bad |= jset(o, "received", json_integer((json_int_t)w->received));
-	bad |= jset(o, "accepted", json_integer((json_int_t)w->accepted));
-	bad |= jset(o, "rejected", json_integer((json_int_t)w->rejected));
+	bad |= jset(o, "sent", j_count(r, w, 0, w->sent));
+	bad |= jset(o, "received", j_count(r, w, 1, w->received));
+	bad |= jset(o, "accepted", j_count(r, w, 2, w->accepted));
+	bad |= jset(o, "rejected", j_count(r, w, 3, w->rejected));
 	for (int k = 1; k < REPORT_NREASONS; k++) {
-		bad |=
-		    jset(rej, report_reason_names[k], json_integer((json_int_t)w->rejected_by[k]));
+		bad |= jset(rej, report_reason_names[k],
+			    j_count(r, w, (size_t)k + 3, w->rejected_by[k]));
 		bad |= jset(uns, report_reason_names[k],
-			    json_integer((json_int_t)w->unsuccessful_by[k]));
+			    j_count(r, w, (size_t)k + 12, w->unsuccessful_by[k]));
 	}
 	bad |= jset(o, "rejectedByReason", rej);
-	bad |= jset(o, "completed", json_integer((json_int_t)w->completed));
-	bad |= jset(o, "completedSuccessful", json_integer((json_int_t)w->successful));
-	bad |= jset(o, "completedUnsuccessful", json_integer((json_int_t)w->unsuccessful));
+	bad |= jset(o, "completed", j_count(r, w, 10, w->completed));
+	bad |= jset(o, "completedSuccessful", j_count(r, w, 11, w->successful));
+	bad |= jset(o, "completedUnsuccessful", j_count(r, w, 12, w->unsuccessful));
 	bad |= jset(o, "unsuccessfulByReason", uns);
-	bad |= jset(o, "cancelled", json_integer((json_int_t)w->cancelled));
-	bad |= jset(o, "failed", json_integer((json_int_t)w->failed));
-	bad |= jset(o, "overdue", json_integer((json_int_t)w->overdue));
-	bad |= jset(o, "openAtEnd", json_integer((json_int_t)w->open_at_end));
-	bad |= jset(o, "medianHoursToReceive", j_hours(w->median_receive_h));
-	bad |= jset(o, "medianHoursToAccept", j_hours(w->median_accept_h));
-	bad |= jset(o, "medianHoursToComplete", j_hours(w->median_complete_h));
+	bad |= jset(o, "cancelled", j_count(r, w, 19, w->cancelled));
+	bad |= jset(o, "failed", j_count(r, w, 20, w->failed));
+	bad |= jset(o, "overdue", j_count(r, w, 21, w->overdue));
+	bad |= jset(o, "openAtEnd", j_count(r, w, 22, w->open_at_end));
+	bad |= jset(o, "medianHoursToReceive", j_median(r, w, 0, w->median_receive_h));
+	bad |= jset(o, "medianHoursToAccept", j_median(r, w, 1, w->median_accept_h));
+	bad |= jset(o, "medianHoursToComplete", j_median(r, w, 2, w->median_complete_h));
 	if (r->nmonths > 0 && w->sent_month != NULL) {
 		json_t *sm = json_array();
 		for (size_t k = 0; sm != NULL && k < r->nmonths; k++)
-			bad |=
-			    json_array_append_new(sm, json_integer((json_int_t)w->sent_month[k]));
+			bad |= json_array_append_new(
+			    sm, j_count(r, w, REPORT_NNUM + 3 + k, w->sent_month[k]));
 		bad |= jset(o, "sentByMonth", sm);
 	}
 	if (bad) {
@@ -647,6 +672,10 @@ json_t *report_to_json(const report *r, const char *from, const char *to, const 
 		if (r->by & dims[i].bit)
 			bad |= json_array_append_new(by, json_string(dims[i].name));
 	bad |= jset(o, "by", by);
+	/* the threshold below which counts are hidden (1: none) */
+	bad |= jset(o, "minCount", json_integer(r->min_count > 1 ? r->min_count : 1));
+	/* every other count rounded to this (1: exact) */
+	bad |= jset(o, "roundedTo", json_integer(r->min_count > 1 ? REPORT_ROUND : 1));
 	if (r->nmonths > 0) {
 		json_t *ms = json_array();
 		for (size_t k = 0; ms != NULL && k < r->nmonths; k++)
@@ -744,7 +773,6 @@ rete_err report_parse_lang(const char *s, report_lang *out, rete_msg *m)
 }
 
 enum colkind { C_REQ, C_PERF, C_SVC, C_BAND, C_STATUS, C_NUM, C_HOURS, C_MONTH };
-#define REPORT_NNUM 23
 
 struct col {
 	enum colkind k;
@@ -810,35 +838,36 @@ static const char *const hours_it[3] = {"Ore alla ricezione (mediana)",
 					"Ore all'accettazione (mediana)",
 					"Ore al completamento (mediana)"};
 
-static uint64_t num_of(const report_row *w, size_t k)
+/* num_ptr: row w's k-th count, in column order */
+static uint64_t *num_ptr(report_row *w, size_t k)
 {
 	if (k >= 4 && k <= 9)
-		return w->rejected_by[k - 3];
+		return &w->rejected_by[k - 3];
 	if (k >= 13 && k <= 18)
-		return w->unsuccessful_by[k - 12];
+		return &w->unsuccessful_by[k - 12];
 	switch (k) {
 	case 0:
-		return w->sent;
+		return &w->sent;
 	case 1:
-		return w->received;
+		return &w->received;
 	case 2:
-		return w->accepted;
+		return &w->accepted;
 	case 3:
-		return w->rejected;
+		return &w->rejected;
 	case 10:
-		return w->completed;
+		return &w->completed;
 	case 11:
-		return w->successful;
+		return &w->successful;
 	case 12:
-		return w->unsuccessful;
+		return &w->unsuccessful;
 	case 19:
-		return w->cancelled;
+		return &w->cancelled;
 	case 20:
-		return w->failed;
+		return &w->failed;
 	case 21:
-		return w->overdue;
+		return &w->overdue;
 	default:
-		return w->open_at_end;
+		return &w->open_at_end;
 	}
 }
 
@@ -921,8 +950,19 @@ char *report_header(const report *r, report_lang lang, size_t i, char *buf, size
 	return buf;
 }
 
+static uint64_t num_of(const report_row *w, size_t k)
+{
+	return *num_ptr((report_row *)w, k);
+}
+
 void report_cell(const report *r, const report_row *w, size_t i, char *buf, size_t n, double *num,
 		 bool *is_num)
+{
+	report_cell_lang(r, w, i, REPORT_EN, buf, n, num, is_num);
+}
+
+void report_cell_lang(const report *r, const report_row *w, size_t i, report_lang lang, char *buf,
+		      size_t n, double *num, bool *is_num)
 {
 	struct col c;
 	buf[0] = '\0';
@@ -930,6 +970,14 @@ void report_cell(const report *r, const report_row *w, size_t i, char *buf, size
 	*is_num = false;
 	if (!col_at(r, i, &c))
 		return;
+	uint8_t h = c.k == C_NUM     ? hidden_at(r, w, c.which)
+		    : c.k == C_HOURS ? hidden_at(r, w, REPORT_NNUM + c.which)
+		    : c.k == C_MONTH ? hidden_at(r, w, REPORT_NNUM + 3 + c.which)
+				     : 0;
+	if (h) {
+		report_hidden_text(r, h, lang, buf, n);
+		return;
+	}
 	switch (c.k) {
 	case C_REQ:
 		snprintf(buf, n, "%s", S(w->requester));
@@ -961,6 +1009,21 @@ void report_cell(const report *r, const report_row *w, size_t i, char *buf, size
 	*is_num = true;
 }
 
+const char *report_note(const report *r, report_lang lang, char *buf, size_t n)
+{
+	unsigned k = r->min_count;
+	snprintf(buf, n,
+		 lang == REPORT_IT
+		     ? "Numeri arrotondati a %d (ciascuno per sé, totali compresi); < %u: da 1 a "
+		       "%u segnalazioni; 0: nessuna; riservato: mediana di meno di %u "
+		       "segnalazioni. Riservatezza delle persone (GDPR art. 25 e 89)."
+		     : "Counts rounded to %d (each on its own, totals included); < %u: 1 to %u "
+		       "referrals; 0: none; suppressed: a median of fewer than %u referrals. "
+		       "To protect the people (GDPR art. 25 and 89).",
+		 REPORT_ROUND, k, k - 1, k);
+	return buf;
+}
+
 rete_err report_write_csv_lang(const report *r, FILE *out, char sep, char dec, report_lang lang,
 			       rete_msg *m)
 {
@@ -985,8 +1048,8 @@ rete_err report_write_csv_lang(const report *r, FILE *out, char sep, char dec, r
 			bool isnum;
 			struct col c;
 			col_at(r, i, &c);
-			report_cell(r, w, i, buf, sizeof(buf), &v, &isnum);
-			if (c.k == C_HOURS) {
+			report_cell_lang(r, w, i, lang, buf, sizeof(buf), &v, &isnum);
+			if (c.k == C_HOURS && isnum) {
 				/* csv_hours writes its own separator */
 				if (i == 0)
 					fputs("", out);
@@ -1000,6 +1063,13 @@ rete_err report_write_csv_lang(const report *r, FILE *out, char sep, char dec, r
 			else
 				csv_field_q(out, buf, sep, q && i > 0);
 		}
+		fputs("\r\n", out);
+	}
+	/* protected: what the marks and the figures are, in a last line of
+	 * one field (its first column), as under the XLSX's table */
+	if (r->min_count > 1) {
+		char note[400];
+		csv_field_q(out, report_note(r, lang, note, sizeof(note)), sep, false);
 		fputs("\r\n", out);
 	}
 	if (fflush(out) != 0 || ferror(out))
@@ -1022,7 +1092,7 @@ rete_err report_write_xlsx(const report *r, const char *path, report_lang lang, 
 	format_set_num_format(hours, "0.00");
 	format_set_bold(tot);
 	size_t nc = report_header_count(r);
-	char buf[160];
+	char buf[160], note[400];
 	lxw_row_t row = 0;
 
 	if (title != NULL && title[0] != '\0') {
@@ -1041,8 +1111,8 @@ rete_err report_write_xlsx(const report *r, const char *path, report_lang lang, 
 			bool isnum;
 			struct col c;
 			col_at(r, i, &c);
-			report_cell(r, w, i, buf, sizeof(buf), &v, &isnum);
-			if (k == r->nrows && i == 0 && !isnum) {
+			report_cell_lang(r, w, i, lang, buf, sizeof(buf), &v, &isnum);
+			if (k == r->nrows && i == 0 && c.k < C_NUM) {
 				worksheet_write_string(ws, row, 0,
 						       lang == REPORT_IT ? "Totale" : "Total", tot);
 				continue;
@@ -1054,10 +1124,105 @@ rete_err report_write_xlsx(const report *r, const char *path, report_lang lang, 
 						       c.k == C_HOURS ? hours : NULL);
 		}
 	}
+	if (r->min_count > 1)
+		worksheet_write_string(ws, row + 1, 0, report_note(r, lang, note, sizeof(note)),
+				       NULL);
 	worksheet_set_column(ws, 0, (lxw_col_t)(nc ? nc - 1 : 0), 14, NULL);
 	lxw_error e = workbook_close(wb);
 	if (e != LXW_NO_ERROR)
 		return rete_msg_set(m, RETE_EIO, "%s: cannot write the workbook: %s", path,
 				    lxw_strerror(e));
 	return RETE_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Small counts
+ * ---------------------------------------------------------------------- */
+
+/* the values of a row, by index: REPORT_NNUM counts (num_of), the 3
+ * medians, then one count per month */
+#define VAL_HOURS  REPORT_NNUM
+#define VAL_MONTHS (REPORT_NNUM + 3)
+
+static size_t report_nvals(const report *r)
+{
+	return VAL_MONTHS + r->nmonths;
+}
+
+uint64_t report_round(uint64_t x, unsigned min, uint8_t *mark)
+{
+	if (min <= 1 || x == 0)
+		return x;
+	if (x < min) {
+		*mark = REPORT_HIDE_SMALL;
+		return 0;
+	}
+	/* to the nearest multiple (x mod 5 of 0 to 2 down, 3 and 4 up: no
+	 * ties); a count of min or more never reads as a zero */
+	uint64_t r = (x + REPORT_ROUND / 2) / REPORT_ROUND * REPORT_ROUND;
+	return r ? r : REPORT_ROUND;
+}
+
+rete_err report_parse_min_count(const char *s, unsigned *out, rete_msg *m)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+
+	if (s[0] < '0' || s[0] > '9' || *end != '\0' || v < 1 || v > REPORT_MIN_COUNT_MAX)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "'%s' is not accepted; give a number from 1 (every count "
+				    "shown) to %d; counts below it are shown as '< N'",
+				    s, REPORT_MIN_COUNT_MAX);
+	*out = (unsigned)v;
+	return RETE_OK;
+}
+
+rete_err report_suppress(report *r, unsigned min, rete_msg *m)
+{
+	size_t nv = report_nvals(r), nr = r->nrows + 1;
+
+	r->min_count = min > 1 ? min : 0;
+	if (min <= 1)
+		return RETE_OK;
+	for (size_t k = 0; k < nr; k++) {
+		report_row *w = k < r->nrows ? &r->rows[k] : &r->total;
+		free(w->hide);
+		if ((w->hide = calloc(nv, 1)) == NULL)
+			return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+		/* a median (and 90th percentile) of fewer than min values
+		 * (received, accepted, completed): too few people to describe */
+		const uint64_t base[3] = {w->received, w->accepted, w->completed};
+		double *med[3] = {&w->median_receive_h, &w->median_accept_h, &w->median_complete_h};
+		double *p90[3] = {&w->p90_receive_h, &w->p90_accept_h, &w->p90_complete_h};
+		for (size_t i = 0; i < 3; i++)
+			if (base[i] > 0 && base[i] < min) {
+				w->hide[VAL_HOURS + i] = REPORT_HIDE_OTHER;
+				*med[i] = *p90[i] = NAN;
+			}
+		/* every count on its own, totals included: a sum of rounded
+		 * figures does not give back a hidden one */
+		for (size_t i = 0; i < REPORT_NNUM; i++) {
+			uint64_t *x = num_ptr(w, i);
+			*x = report_round(*x, min, &w->hide[i]);
+		}
+		for (size_t i = 0; w->sent_month != NULL && i < r->nmonths; i++)
+			w->sent_month[i] =
+			    report_round(w->sent_month[i], min, &w->hide[VAL_MONTHS + i]);
+	}
+	return RETE_OK;
+}
+
+const char *report_hidden_text(const report *r, uint8_t h, report_lang lang, char *buf, size_t n)
+{
+	if (h == REPORT_HIDE_SMALL)
+		snprintf(buf, n, "< %u", r->min_count);
+	else
+		snprintf(buf, n, "%s", lang == REPORT_IT ? "riservato" : "suppressed");
+	return buf;
+}
+
+/* hidden_at: the mark of row w's value v (0: shown) */
+static uint8_t hidden_at(const report *r, const report_row *w, size_t v)
+{
+	return w->hide != NULL && v < report_nvals(r) ? w->hide[v] : 0;
 }

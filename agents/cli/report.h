@@ -72,6 +72,7 @@ typedef struct report_row {
 	/* 90th percentile hours (nearest rank); NAN when there is none */
 	double p90_receive_h, p90_accept_h, p90_complete_h;
 	uint64_t *sent_month; /* report_add_months: sent per month, or NULL */
+	uint8_t *hide;	      /* report_suppress: per value (REPORT_HIDE_*), or NULL */
 } report_row;
 
 /* report: the rows (sorted by requester, performer, service, age band,
@@ -85,6 +86,7 @@ typedef struct report {
 	size_t nmonths;	      /* report_add_months: the months of the period */
 	char (*month)[8];     /* "YYYY-MM", nmonths of them */
 	int64_t *month_start; /* nmonths + 1 bounds (ms); the last is to_ms */
+	unsigned min_count;   /* report_suppress: the threshold (0: none applied) */
 } report;
 
 /* report_parse_by parses a --by list ("agency,service,age-band,status", any
@@ -135,6 +137,11 @@ char *report_header(const report *r, report_lang lang, size_t i, char *buf, size
 void report_cell(const report *r, const report_row *w, size_t i, char *buf, size_t n, double *num,
 		 bool *is_num);
 
+/* report_cell_lang is report_cell with a hidden value (report_suppress)
+ * given as its text in lang (report_hidden_text), not as a number. */
+void report_cell_lang(const report *r, const report_row *w, size_t i, report_lang lang, char *buf,
+		      size_t n, double *num, bool *is_num);
+
 /* report_write_csv_lang is report_write_csv with headers in lang and the
  * month columns when there are months. */
 rete_err report_write_csv_lang(const report *r, FILE *out, char sep, char dec, report_lang lang,
@@ -146,6 +153,47 @@ rete_err report_write_csv_lang(const report *r, FILE *out, char sep, char dec, r
  * file and libxlsxwriter's reason). */
 rete_err report_write_xlsx(const report *r, const char *path, report_lang lang, const char *title,
 			   rete_msg *m);
+
+/* Small counts (data protection by design, GDPR art. 25 and 89): a count
+ * of 1 or 2 referrals to one service of one agency in a month points at a
+ * family. Italian official statistics publish a frequency only from a
+ * threshold of at least 3 (the "regola della soglia" of the Garante's
+ * rules for statistics, Sistan rules art. 4 and the 2019 rules art. 5).
+ * REPORT_MIN_COUNT is rete's default: the steering group's counts. */
+#define REPORT_MIN_COUNT     3
+#define REPORT_MIN_COUNT_MAX 100
+#define REPORT_HIDE_SMALL    1 /* a count from 1 to min-1: shown as "< min" */
+#define REPORT_HIDE_OTHER    2 /* a median of fewer than min referrals: "suppressed" */
+#define REPORT_ROUND	     5 /* with a threshold, every other count to the nearest 5 */
+
+/* report_round: count x as published with threshold min: x itself when
+ * min is 1 (or 0) or x is 0; 0 with *mark = REPORT_HIDE_SMALL when x is
+ * from 1 to min-1; else x to the nearest multiple of REPORT_ROUND (never
+ * 0). Each figure is rounded on its own, sums included: a hidden count is
+ * not the difference of figures shown exactly, since none is (R3's
+ * findings: '< 3' beside a total, a cell from its parts, two periods). */
+uint64_t report_round(uint64_t x, unsigned min, uint8_t *mark);
+
+/* report_note: the note of a protected report r (min_count > 1) in lang:
+ * figures rounded to 5, what "< N" and "suppressed" mean; into buf. */
+const char *report_note(const report *r, report_lang lang, char *buf, size_t n);
+
+/* report_parse_min_count: "1" to "100" (1: nothing hidden) into *out.
+ * RETE_EINVAL naming the value and the range. */
+rete_err report_parse_min_count(const char *s, unsigned *out, rete_msg *m);
+
+/* report_suppress publishes r with threshold min (1 or 0: every count
+ * exact), after report_add_months when months are wanted: every count of
+ * every row and of the total, the months' included, through report_round
+ * (in place: the exact counts are gone), and a median (and 90th
+ * percentile) over fewer than min referrals hidden. Every writer (CSV,
+ * JSON, XLSX, report_cell) shows the marks and says the figures are
+ * rounded. Errors: RETE_ENOMEM. */
+rete_err report_suppress(report *r, unsigned min, rete_msg *m);
+
+/* report_hidden_text: the text of a hidden value of mark h in lang ("< 3";
+ * "suppressed" / "riservato"), into buf; returns buf. */
+const char *report_hidden_text(const report *r, uint8_t h, report_lang lang, char *buf, size_t n);
 
 /* report_free frees *r and sets it to NULL; NULL is fine. */
 void report_free(report **r);

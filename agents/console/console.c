@@ -1137,6 +1137,59 @@ static void route_static(void *ctx, const rete_http_req *rq, rete_http_answer *a
 		rete_http_header(a, "Cache-Control", "no-cache");
 }
 
+/* steering_count: the count at o's key k as the steering group reads it
+ * (report_round: 0, "< N", or rounded to 5); -1 when out of memory. */
+static int steering_count(json_t *o, const char *k, unsigned min)
+{
+	json_t *x = json_object_get(o, k);
+	char buf[32];
+	uint8_t h = 0;
+
+	if (!json_is_integer(x) || json_integer_value(x) < 0)
+		return 0;
+	uint64_t v = report_round((uint64_t)json_integer_value(x), min, &h);
+	snprintf(buf, sizeof(buf), "< %u", min);
+	return json_object_set_new(o, k, h ? json_string(buf) : json_integer((json_int_t)v));
+}
+
+/* steering_small publishes the overview mon for the steering group with
+ * threshold min ([report] min_count), as `rete report` does
+ * (report_round): every count of byStatus (per agency pair and service,
+ * and their totals), statusTotals, overdueCount and the times' counts
+ * rounded on its own, and a time's median and 90th percentile hidden over
+ * fewer than min referrals. -1 when out of memory. */
+static int steering_small(json_t *mon, unsigned min)
+{
+	json_t *bs = json_object_get(mon, "byStatus"), *st = json_object_get(mon, "statusTotals");
+	json_t *times = json_object_get(mon, "times"), *g, *x;
+	const char *key;
+	size_t i;
+	int rc = 0;
+
+	if (min <= 1)
+		return 0;
+	json_array_foreach(bs, i, g)
+	{
+		json_t *counts = json_object_get(g, "counts");
+		json_object_foreach(counts, key, x) rc |= steering_count(counts, key, min);
+		rc |= steering_count(g, "total", min);
+	}
+	json_object_foreach(st, key, x) rc |= steering_count(st, key, min);
+	rc |= steering_count(mon, "overdueCount", min);
+	json_object_foreach(times, key, x)
+	{
+		json_t *cnt = json_object_get(x, "count");
+		json_int_t c = json_is_integer(cnt) ? json_integer_value(cnt) : 0;
+		if (c > 0 && c < (json_int_t)min)
+			rc |= json_object_set_new(x, "medianHours", json_string("suppressed")) |
+			      json_object_set_new(x, "p90Hours", json_string("suppressed"));
+		rc |= steering_count(x, "count", min);
+	}
+	rc |= json_object_set_new(mon, "minCount", json_integer(min));
+	rc |= json_object_set_new(mon, "roundedTo", json_integer(REPORT_ROUND));
+	return rc ? -1 : 0;
+}
+
 static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
@@ -1151,8 +1204,10 @@ static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer 
 	json_t *ov = mon ? json_object_get(mon, "overdue") : NULL;
 	if (ov != NULL && console_steering(c, who_)) {
 		size_t n = json_array_size(ov);
+		/* then its counts published as `rete report`'s (steering_small) */
 		if (json_object_set_new(mon, "overdueCount", json_integer((json_int_t)n)) != 0 ||
-		    json_object_set_new(mon, "overdue", json_array()) != 0) {
+		    json_object_set_new(mon, "overdue", json_array()) != 0 ||
+		    steering_small(mon, c->mc.cfg.min_count) != 0) {
 			json_decref(mon);
 			mon = NULL;
 		}
@@ -1255,7 +1310,8 @@ static bool rep_params(const rete_http_req *rq, rete_http_answer *a, struct rep_
 
 /* rep_build asks the broker for the referrals (on a connection of this
  * request's own) and builds the report. */
-static bool rep_build(struct console *c, const struct rep_req *p, rete_http_answer *a, report **out)
+static bool rep_build(struct console *c, const struct rep_req *p, rete_http_answer *a, report **out,
+		      bool steering)
 {
 	rete_wire *w = NULL;
 	Rete__BrokerFrame *f = NULL;
@@ -1285,6 +1341,9 @@ static bool rep_build(struct console *c, const struct rep_req *p, rete_http_answ
 	    report_build(infos, sn->n_referrals, from_ms, to_ms, rete_now_ms(), p->by, out, &m);
 	if (e == RETE_OK && p->months)
 		e = report_add_months(*out, infos, sn->n_referrals, p->from, p->to, tz, &m);
+	/* the steering group reads totals, not families: small counts hidden */
+	if (e == RETE_OK)
+		e = report_suppress(*out, steering ? c->mc.cfg.min_count : 1, &m);
 	if (e != RETE_OK) {
 		report_free(out);
 		a->status = e == RETE_EINVAL ? 400 : 500;
@@ -1320,7 +1379,7 @@ static bool rep_begin(struct console *c, const rete_http_req *rq, rete_http_answ
 	if (!console_who(c, rq, a, false, who_) || !rep_params(rq, a, p))
 		return false;
 	rep_record(c, rq, p, kind);
-	return rep_build(c, p, a, r);
+	return rep_build(c, p, a, r, console_steering(c, who_));
 }
 
 /* rep_attach answers a download of the report: its content type, and its
@@ -1359,7 +1418,7 @@ static void route_report(void *ctx, const rete_http_req *rq, rete_http_answer *a
 		for (size_t i = 0; row && i < nc; i++) {
 			double v;
 			bool isnum;
-			report_cell(r, w, i, buf, sizeof(buf), &v, &isnum);
+			report_cell_lang(r, w, i, p.lang, buf, sizeof(buf), &v, &isnum);
 			json_array_append_new(row, !isnum     ? json_string(buf)
 						   : isnan(v) ? json_null()
 							      : json_real(round(v * 100) / 100));
@@ -1383,6 +1442,10 @@ static void route_report(void *ctx, const rete_http_req *rq, rete_http_answer *a
 		json_object_set_new(o, "headers", hd);
 		json_object_set_new(o, "columns", kinds);
 		json_object_set_new(o, "rows", rows);
+		json_object_set_new(o, "minCount",
+				    json_integer(r->min_count > 1 ? r->min_count : 1));
+		json_object_set_new(o, "roundedTo",
+				    json_integer(r->min_count > 1 ? REPORT_ROUND : 1));
 		hd = kinds = rows = NULL;
 	}
 	answer_json(a, o);
@@ -1490,6 +1553,48 @@ static void next_date(const char *date, int days, char out[16])
 	snprintf(out, 16, "%04d-%02d-%02d", (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday);
 }
 
+/* trend_small marks, in the steering group's bucket bk of Andamento (built
+ * from the network's total r after report_suppress: its counts rounded),
+ * the hidden values as their text ("< 3", "suppressed"). -1 out of
+ * memory. */
+static int trend_small(json_t *bk, const report *r)
+{
+	static const struct {
+		const char *obj, *key;
+		size_t v; /* the report's value (column, with no grouping) */
+	} at[] = {{NULL, "sent", 0},
+		  {NULL, "accepted", 2},
+		  {NULL, "rejected", 3},
+		  {NULL, "completed", 10},
+		  {NULL, "cancelled", 19},
+		  {NULL, "overdue", 21},
+		  {"rejectedByReason", "client-refused", 4},
+		  {"rejectedByReason", "lack-of-capacity", 5},
+		  {"rejectedByReason", "no-longer-needed", 6},
+		  {"rejectedByReason", "unable-to-contact-client", 7},
+		  {"rejectedByReason", "unable-to-contact-organisation", 8},
+		  {"rejectedByReason", "other", 9},
+		  {"median", "toReceive", 23},
+		  {"median", "toAccept", 24},
+		  {"median", "toComplete", 25},
+		  {"p90", "toReceive", 23},
+		  {"p90", "toAccept", 24},
+		  {"p90", "toComplete", 25}};
+	char buf[32];
+	double v;
+	bool isnum;
+
+	if (bk == NULL)
+		return -1;
+	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+		report_cell_lang(r, &r->total, at[i].v, REPORT_EN, buf, sizeof(buf), &v, &isnum);
+		json_t *o = at[i].obj ? json_object_get(bk, at[i].obj) : bk;
+		if (!isnum && o != NULL && json_object_set_new(o, at[i].key, json_string(buf)) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
@@ -1504,6 +1609,7 @@ static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	Rete__BrokerFrame *f = NULL;
 	json_t *out = NULL, *buckets = NULL;
 
+	bool steering = console_steering(c, who_);
 	if (!rep_params(rq, a, &p))
 		return;
 	if (step == NULL)
@@ -1556,8 +1662,12 @@ static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 			b1 = to_ms;
 		report *r = NULL;
 		if (report_build(infos, sn->n_referrals, b0, b1, rete_now_ms(), 0, &r, &m) !=
-		    RETE_OK)
+			RETE_OK ||
+		    (steering && report_suppress(r, c->mc.cfg.min_count, &m) != RETE_OK)) {
+			report_free(&r);
 			break;
+		}
+		/* the steering group's: each count as `rete report` publishes it */
 		const report_row *t = &r->total;
 		json_t *rej = json_object();
 		static const char *const rnames[REPORT_NREASONS] = {
@@ -1585,6 +1695,11 @@ static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 			      hours_json(t->median_complete_h), "p90", "toReceive",
 			      hours_json(t->p90_receive_h), "toAccept", hours_json(t->p90_accept_h),
 			      "toComplete", hours_json(t->p90_complete_h)));
+		if (steering &&
+		    trend_small(json_array_get(buckets, json_array_size(buckets) - 1), r) != 0) {
+			report_free(&r);
+			break;
+		}
 		report_free(&r);
 		snprintf(day, sizeof(day), "%s", next);
 		b0 = b1;
@@ -1595,6 +1710,10 @@ static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		json_object_set_new(out, "timeZone", json_string(tz));
 		json_object_set_new(out, "buckets", buckets);
 		buckets = NULL;
+		if (steering && c->mc.cfg.min_count > 1) {
+			json_object_set_new(out, "minCount", json_integer(c->mc.cfg.min_count));
+			json_object_set_new(out, "roundedTo", json_integer(REPORT_ROUND));
+		}
 		pthread_mutex_lock(&c->lock);
 		json_object_set(out, "names", c->names);
 		pthread_mutex_unlock(&c->lock);

@@ -218,3 +218,12 @@ start_agents() {
 		wait_for 20 test -d "$DIR/agents/$id/spool/outbox" || fail "agent $id did not start"
 	done
 }
+
+# console_cert: DIR/console.crt and DIR/console.key (0600), a self-signed
+# certificate for 127.0.0.1, for a console with TLS.
+console_cert() {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+		-keyout "$DIR/console.key" -out "$DIR/console.crt" >/dev/null 2>&1 || fail "openssl req"
+	chmod 600 "$DIR/console.key"
+}

@@ -502,6 +502,63 @@ static void tamper(const char *file, const char *key)
 	json_decref(j);
 }
 
+/* --origin with a name no log can have (empty, a space, a '+', a control
+ * character, longer than 255 bytes: the checkpoint's key name cannot hold
+ * it) is a usage error, exit 2 naming --origin, as every other bad option
+ * value; a possible name that is not the log's is the log's failure, 1. */
+static void test_origin_impossible(void **state)
+{
+	/* ... and, as the checkpoints' key name check has it, invalid UTF-8
+	 * (rete\xff) and a C1 control character (U+0085) */
+	static const char *const bad[] = {"''",
+					  "'two words'",
+					  "'a+b'",
+					  "\"$(printf 'a\\tb')\"",
+					  "$(printf '%0300d' 0)",
+					  "\"$(printf 'rete\\377')\"",
+					  "\"$(printf 'rete\\302\\205x')\""};
+	char *out = NULL, pf[4096], ck[4096];
+	struct fx f;
+	(void)state;
+
+	fx_build(&f);
+	/* a checkpoint and a proof that hold, for check-proof */
+	assert_int_equal(run(&out, "%s checkpoint %s > %s", RETE, f.store,
+			     tu_path(ck, sizeof(ck), "%s/latest.ckpt", f.root)),
+			 0);
+	free(out);
+	assert_int_equal(run(&out, "%s audit proof %s --index 3 > %s", RETE, f.store,
+			     tu_path(pf, sizeof(pf), "%s/incl.json", f.root)),
+			 0);
+	free(out);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = run(&out, "%s audit verify %s --broker-key %s --origin %s 2>&1", RETE,
+			     f.store, f.pub, bad[i]);
+		if (rc != 2 || strstr(out, "--origin") == NULL)
+			fail_msg("audit verify --origin %s: exit %d: %s", bad[i], rc, out);
+		free(out);
+		rc = run(&out,
+			 "%s audit check-proof %s --checkpoint %s --broker-key %s --origin %s 2>&1",
+			 RETE, pf, ck, f.pub, bad[i]);
+		if (rc != 2 || strstr(out, "--origin") == NULL)
+			fail_msg("audit check-proof --origin %s: exit %d: %s", bad[i], rc, out);
+		free(out);
+	}
+	/* a name a log may have, not this one's: the log does not hold */
+	assert_int_equal(run(&out,
+			     "%s audit verify %s --broker-key %s --origin other.example/x 2>&1",
+			     RETE, f.store, f.pub),
+			 1);
+	free(out);
+	assert_int_equal(run(&out,
+			     "%s audit check-proof %s --checkpoint %s --broker-key %s --origin "
+			     "other.example/x 2>&1",
+			     RETE, pf, ck, f.pub),
+			 1);
+	free(out);
+	fx_free(&f);
+}
+
 static void test_proofs(void **state)
 {
 	struct fx f;
@@ -813,6 +870,7 @@ int main(void)
 	    cmocka_unit_test(test_backup_put_back),
 	    cmocka_unit_test(test_verify_while_appending),
 	    cmocka_unit_test(test_proofs),
+	    cmocka_unit_test(test_origin_impossible),
 	    cmocka_unit_test(test_unreadable_checkpoint_file),
 	    cmocka_unit_test(test_report_unknown_zone),
 	    cmocka_unit_test(test_report_csv_bom),

@@ -296,7 +296,7 @@ for band in 0-3 3-5 6-13 14-18 adulti; do
 	grep -q "$band" "$DIR/text-report.txt" || fail "Rapporto: no row for the age band $band"
 done
 shot rapporto-it
-"$BIN/rete" report -c "$DIR/coord.ini" --from "$FROM" --to "$TODAY" --by agency,age-band \
+"$BIN/rete" report -c "$DIR/coord.ini" --from "$FROM" --to "$TODAY" --by agency,age-band --min-count 1 \
 	--format json >"$DIR/rep.json" || fail "rete report --format json"
 [ "$(jq '.groups | length' "$DIR/rep.json")" = 5 ] || fail "rete report: not the five age bands"
 want_sent=$(jq '.total.sent' "$DIR/rep.json")

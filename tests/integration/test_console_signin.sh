@@ -232,7 +232,8 @@ wait_for 60 live || fail "the second page stayed without live updates after the 
 # the steering group sees how many referrals are overdue, not which: an
 # emergency referral to cpi.mantova (its agent is not running) past its 3 s
 # limit is a row of anna's (the coordinator's) Panoramica, a number of
-# sara's, whose overview carries no row of it (docs/coordinator.md)
+# sara's ("< 3": one, as small counts are shown to her), whose overview
+# carries no row of it (docs/coordinator.md)
 sed -e 's/"r-waiting"/"r-late"/' -e 's/"routine"/"emergency"/' -e 's/mn-2026-0500/mn-2026-0501/' \
 	"$DIR/r.json" >"$DIR/r-late.json"
 "$BIN/rete" send -c "$DIR/agents/social.mantova/agent.ini" "$DIR/r-late.json" --wait 30 >"$DIR/send.out" 2>&1 ||
@@ -251,7 +252,7 @@ late_row() {
 wait_for 60 late_row || fail "r-late is not overdue in anna's overview: $(cat "$DIR/ov-anna.json")"
 "${C[@]}" -H "Cookie: rete_session=$TS" "$URL/api/overview" >"$DIR/ov-sara.json"
 [ "$(jq -r '.monitor.overdue | length' "$DIR/ov-sara.json")" = 0 ] &&
-	[ "$(jq -r '.monitor.overdueCount' "$DIR/ov-sara.json")" = 1 ] && ! grep -q r-late "$DIR/ov-sara.json" ||
+	[ "$(jq -r '.monitor.overdueCount' "$DIR/ov-sara.json")" = "< 3" ] && ! grep -q r-late "$DIR/ov-sara.json" ||
 	fail "the steering group's overview lists the overdue referral: $(jq -c .monitor.overdue "$DIR/ov-sara.json") count $(jq -c .monitor.overdueCount "$DIR/ov-sara.json")"
 echo "ok: signing in to the console in a real browser"
 exit 0

@@ -8,7 +8,8 @@
 #    policy_keys[], agency_keys[]), and the string literals compared with the
 #    key's name (strcmp(name, "...")) or listed in a { "key", &cfg->slot }
 #    table inside the ini handlers of agents/agent/agent_config.c
-#    (cfg_handler) and agents/cli/coord_config.c (cc_handler). The documented
+#    (cfg_handler) and agents/cli/coord_config.c (cc_handler; cc_report for
+#    [report]). The documented
 #    keys are the first column of the tables of docs/operations.md under the
 #    headings "FILE.ini, section [SECTION]", each with the columns
 #    key | default | meaning. Differences are listed in both directions.
@@ -63,6 +64,10 @@ code_keys() {
 		"$SRC/agents/cli/coord_config.c" |
 		grep -oE 'strcmp\(name, "[a-z_]+"\)|\{"[a-z_]+", &cfg->' |
 		grep -oE '"[a-z_]+"' | tr -d '"' | sed 's/^/coord.ini [client] /'
+	awk '/^static int cc_report\(.*\)$/ { on = 1 } on { print } on && /^}/ { exit }' \
+		"$SRC/agents/cli/coord_config.c" |
+		grep -oE 'strcmp\(name, "[a-z_]+"\)' |
+		grep -oE '"[a-z_]+"' | tr -d '"' | sed 's/^/coord.ini [report] /'
 	# [privacy]: one parser for agent.ini, coord.ini and audit.ini
 	awk '/^static int pc_handler\(/ { on = 1 } on { print } on && /^}/ { exit }' \
 		"$SRC/agents/common/privacy_config.c" |
@@ -124,7 +129,8 @@ sort -u "$DIR/doc-all.txt" >"$DIR/doc.txt"
 # The extraction must have found each parser's keys (a parser rewritten in
 # another style would otherwise pass with nothing to compare).
 for sec in "broker.ini [broker]" "broker.ini [limits]" "broker.ini [policy]" \
-	"broker.ini [agency ID]" "agent.ini [agent]" "coord.ini [client]" "agent.ini [privacy]"; do
+	"broker.ini [agency ID]" "agent.ini [agent]" "coord.ini [client]" "agent.ini [privacy]" \
+	"coord.ini [report]"; do
 	grep -qF "$sec " "$DIR/code.txt" ||
 		bad "no keys of $sec found in the code: update this test's extraction"
 	grep -qF "$sec " "$DIR/doc.txt" ||
@@ -264,6 +270,7 @@ probe() {
 	broker.ini*) printf '%s\n%s = x\n' "${sec#broker.ini }" "$key" >"$ini" ;;
 	"agent.ini [privacy]") printf '[privacy]\n%s = x\n' "$key" >"$ini" ;;
 	agent.ini*) printf '[agent]\n%s = x\n' "$key" >"$ini" ;;
+	"coord.ini [report]") printf '[report]\n%s = x\n' "$key" >"$ini" ;;
 	coord.ini*) printf '[client]\n%s = x\n' "$key" >"$ini" ;;
 	esac
 	case "$sec" in
@@ -284,7 +291,7 @@ while read -r f s k; do
 	fi
 done <"$DIR/doc.txt"
 for sec in "broker.ini [broker]" "broker.ini [agency ID]" "agent.ini [agent]" "coord.ini [client]" \
-	"agent.ini [privacy]"; do
+	"agent.ini [privacy]" "coord.ini [report]"; do
 	out=$(probe "$sec" "no_such_key")
 	grep -q "no_such_key: unknown key" <<<"$out" ||
 		bad "$sec: a made-up key was not refused as unknown (the probe cannot tell): $out"

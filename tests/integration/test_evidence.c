@@ -568,6 +568,13 @@ static void flip_all(const char *text, const char *ca, const char *policy)
 		memcpy(copy, text, len + 1);
 		copy[i] ^= 0x01;
 		part = check(copy, ca, policy, NULL, &m);
+		/* the reason has its Italian, all of it (verify --lang it) */
+		{
+			char it[2048];
+			if (strcmp(part, "holds") != 0 &&
+			    !rete_evidence_reason(m.text, RETE_EVIDENCE_IT, it, sizeof(it)))
+				fail_msg("byte %zu flipped: no Italian for the reason: %s", i, it);
+		}
 		if (strcmp(part, "holds") == 0)
 			fail_msg("byte %zu ('%c') flipped: the bundle still verifies", i, text[i]);
 		if (in_value) {
@@ -697,12 +704,17 @@ static void test_acknowledgement(void **state)
 {
 	static const struct {
 		enum ack_mode mode;
-		const char *needle;
+		const char *needle, *it; /* the reason, and its Italian (--lang it) */
 	} cases[] = {
-	    {ACK_NONE, "unsigned (logged before protocol 3)"},
-	    {ACK_WRONG_KEY, "directory in force at the delivery"},
-	    {ACK_WRONG_LEAF, "leaf hash"},
-	    {ACK_REFUSAL, "refusal"},
+	    {ACK_NONE, "unsigned (logged before protocol 3)",
+	     "non porta una conferma firmata dal destinatario: senza firma (registrata prima del "
+	     "protocollo 3); prova solo la parola del broker"},
+	    {ACK_WRONG_KEY, "directory in force at the delivery",
+	     "verificata con la chiave di " CPI " nella directory in vigore alla consegna: "},
+	    {ACK_WRONG_LEAF, "leaf hash",
+	     "l'hash della foglia nella conferma non è quello della voce del messaggio: il "
+	     "destinatario ha confermato altri byte"},
+	    {ACK_REFUSAL, "refusal", "il destinatario ha firmato un rifiuto (errore "},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -723,6 +735,22 @@ static void test_acknowledgement(void **state)
 			   RETE_BIN_DIR, path, F->bkey),
 		    1);
 		assert_non_null(strstr(out, "LA PROVA NON REGGE: la conferma di ricezione"));
+		/* the reason in Italian too, no English left in it (but the
+		 * refusal's own words, as the recipient signed them) */
+		if (strstr(out, cases[i].it) == NULL || strstr(out, cases[i].needle) != NULL ||
+		    (cases[i].mode != ACK_REFUSAL && strstr(out, " the ") != NULL) ||
+		    strstr(out, "dettaglio tecnico") != NULL)
+			fail_msg("ack case %zu, --lang it: %s", i, out);
+		free(out);
+		/* and in English as it was */
+		assert_int_equal(
+		    tu_run(&out, "'%s/rete' evidence verify '%s' --broker-key '%s' --lang en",
+			   RETE_BIN_DIR, path, F->bkey),
+		    1);
+		if (strstr(out, "THE EVIDENCE DOES NOT HOLD: the recipient's acknowledgement: ") ==
+			NULL ||
+		    strstr(out, m.text) == NULL)
+			fail_msg("ack case %zu, --lang en: %s (want %s)", i, out, m.text);
 		free(out);
 		free(text);
 	}
@@ -1199,6 +1227,83 @@ static void test_real_run(void **state)
 	}
 }
 
+/* ---- reasons in Italian --------------------------------------------------------------- */
+
+/* The store's sentences (store/checkpoint.c, store/merkle.c) as verify
+ * gives them, with sample values: --lang it has each all in Italian, no
+ * English left inside (R3: an empty line, a key name with '+', a size with
+ * a leading zero, 'computed old root', merkle.c's sentences). */
+static void test_reasons_italian(void **state)
+{
+	(void)state;
+	static const char *const en[] = {
+	    "checkpoint line 2 is empty; the first three lines are origin, tree size and root hash",
+	    "checkpoint line 4 is empty; extension lines must not be empty",
+	    "note line 5: the key name 'rete+x' contains '+'",
+	    "note line 5: the key name '' is empty",
+	    "note line 5: the key name 'a b' contains a space",
+	    "note line 5: the key name 'a\\x01' has a control character or invalid UTF-8",
+	    "note line 5: the key name 'aaaa' is longer than 255 bytes",
+	    "the key name 'rete+x' contains '+'",
+	    "checkpoint line 2 (tree size) '03' has a leading zero; the size is decimal without "
+	    "leading zeroes",
+	    "checkpoint line 2 (tree size) '3x' is not a decimal number",
+	    "checkpoint line 2 (tree size) '99999999999999999999' is larger than "
+	    "18446744073709551615",
+	    "checkpoint line 3 (root hash) 'AAAA' is not the standard base64 of exactly 32 bytes",
+	    "checkpoint line 1 (origin) is 300 bytes; at most 255 are accepted",
+	    "the checkpoint note has a control character or invalid UTF-8 at byte 7 ('\\x01'); "
+	    "only "
+	    "UTF-8 text and newlines are allowed",
+	    "the checkpoint note has more than 64 signature lines",
+	    "checkpoint line 4: 'epoch x' is not an epoch line; expected 'epoch N' with N a "
+	    "decimal "
+	    "number >= 2",
+	    "consistency proof from size 3 to 7: computed old root 0a1b2c3d differs from the given "
+	    "old root 4e5f6a7b",
+	    "consistency proof from size 3 to 7: computed new root 0a1b2c3d differs from the given "
+	    "new root 4e5f6a7b",
+	    "inclusion proof for leaf 3 in a tree of size 0: the empty tree has no leaves",
+	    "inclusion proof for leaf 9 in a tree of size 5: the index must be below the size",
+	    "inclusion proof: the leaf hash is 3 bytes; a leaf hash is 32",
+	    "inclusion proof: hash 2 is 3 bytes; every hash must be 32",
+	    "inclusion proof has 2 hashes; a proof for leaf 3 in a tree of 7 needs 3",
+	    "inclusion proof: the root is 3 bytes; a root is 32",
+	    "consistency proof from size 0 to 5: a proof from the empty tree proves nothing; the "
+	    "old "
+	    "size must be at least 1",
+	    "consistency proof from size 5 to 3: the new size must not be smaller than the old one",
+	    "consistency proof between equal sizes 5 has 2 hashes; it must be empty",
+	    "consistency at size 5: the two roots differ (0a1b2c3d, 4e5f6a7b); a tree of one size "
+	    "has one root",
+	    "consistency proof from size 3 to 5 is empty; a growing tree needs hashes",
+	    "consistency proof: hash 1 is 3 bytes; every hash must be 32",
+	    "consistency proof has 2 hashes; a proof from size 3 to 7 needs 4",
+	    "consistency proof: the roots are 3 and 32 bytes; a root is 32",
+	};
+	/* English words that no Italian sentence has */
+	static const char *const english[] = {
+	    "the ",    " is ",	 " has ", "must ",  "contains",	 " bytes",
+	    " hashes", " old ",	 " new ", " needs", " tree ",	 "proof",
+	    " leaf",   " empty", " size", " line ", "dettaglio", "origin ",
+	    "origin)", "zeroes", "old)",  "new)",   " only ",	 "allowed"};
+	int bad = 0;
+	for (size_t i = 0; i < sizeof(en) / sizeof(en[0]); i++) {
+		char it[1024];
+		bool all = rete_evidence_reason(en[i], RETE_EVIDENCE_IT, it, sizeof(it));
+		const char *w = NULL;
+		for (size_t k = 0; w == NULL && k < sizeof(english) / sizeof(english[0]); k++)
+			if (strstr(it, english[k]) != NULL)
+				w = english[k];
+		if (!all || w != NULL) {
+			fprintf(stderr, "not all Italian ('%s'): %s\n  -> %s\n", w ? w : "", en[i],
+				it);
+			bad++;
+		}
+	}
+	assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1213,6 +1318,7 @@ int main(void)
 	    cmocka_unit_test(test_rotation_after_delivery),
 	    cmocka_unit_test(test_not_found),
 	    cmocka_unit_test(test_standard_tools),
+	    cmocka_unit_test(test_reasons_italian),
 	    cmocka_unit_test_teardown(test_real_run, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

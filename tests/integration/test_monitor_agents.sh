@@ -58,9 +58,9 @@ grep -q '"overdue": \[\]' "$DIR/mon.json" || fail "monitor --json overdue: $(cat
 # the report, from the broker and from the store beside it: the same rows
 FROM=$(date -u -d yesterday +%F)
 TO=$(date -u -d tomorrow +%F)
-"$BIN/rete" report -c "$DIR/coord.ini" --from "$FROM" --to "$TO" --by agency,service \
+"$BIN/rete" report -c "$DIR/coord.ini" --from "$FROM" --to "$TO" --by agency,service --min-count 1 \
 	>"$DIR/rep1.csv" 2>&1 || fail "report -c: $(cat "$DIR/rep1.csv")"
-"$BIN/rete" report --store "$DIR/broker/store" --from "$FROM" --to "$TO" --by agency,service \
+"$BIN/rete" report --store "$DIR/broker/store" --from "$FROM" --to "$TO" --by agency,service --min-count 1 \
 	>"$DIR/rep2.csv" 2>&1 || fail "report --store: $(cat "$DIR/rep2.csv")"
 cmp -s "$DIR/rep1.csv" "$DIR/rep2.csv" || fail "the broker's and the store's reports differ"
 [ "$(wc -l <"$DIR/rep1.csv")" -eq 2 ] || fail "report: not one row: $(cat "$DIR/rep1.csv")"
@@ -130,14 +130,14 @@ totals_ok() {
 }
 wait_for 30 totals_ok || fail "monitor --json after every status: $(jq -c '.statusTotals, [.overdue[].referralId]' "$DIR/mon2.json")"
 
-"$BIN/rete" report -c "$DIR/coord.ini" --from "$FROM" --to "$TO" --format json >"$DIR/rep3.json" 2>&1 ||
+"$BIN/rete" report -c "$DIR/coord.ini" --from "$FROM" --to "$TO" --format json --min-count 1 >"$DIR/rep3.json" 2>&1 ||
 	fail "report --format json: $(cat "$DIR/rep3.json")"
 got=$(jq -c '.groups[0] | [.sent, .received, .accepted, .rejected, .rejectedByReason["lack-of-capacity"],
 	.completed, .completedSuccessful, .completedUnsuccessful, .unsuccessfulByReason["client-refused"],
 	.cancelled, .failed, .overdue, .openAtEnd]' "$DIR/rep3.json")
 # sent received accepted rejected(lack) completed(succ,unsucc(client-refused)) cancelled failed overdue open
 [ "$got" = "[7,7,4,1,1,2,1,1,1,1,0,1,3]" ] || fail "report after every status: got $got"
-"$BIN/rete" report -c "$DIR/coord.ini" --from "$FROM" --to "$TO" --format csv >"$DIR/rep3.csv" 2>&1 ||
+"$BIN/rete" report -c "$DIR/coord.ini" --from "$FROM" --to "$TO" --format csv --min-count 1 >"$DIR/rep3.csv" 2>&1 ||
 	fail "report --format csv"
 for f in mon2.json rep3.json rep3.csv; do
 	for secret in "Maria Rossi" "RSSMRA85M41E897X" "No counsellor free" "Found work" "Waiting for documents"; do

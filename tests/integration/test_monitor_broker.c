@@ -637,24 +637,41 @@ static void strip_medians(char *csv)
 	*dst = '\0';
 }
 
+/* period_around_now: yesterday and tomorrow (UTC), the dates of a report
+ * that holds every referral of the test */
+static void period_around_now(char from[16], char to[16])
+{
+	time_t now = time(NULL), a = now - 86400, b = now + 86400;
+	struct tm tm;
+	gmtime_r(&a, &tm);
+	strftime(from, 16, "%Y-%m-%d", &tm);
+	gmtime_r(&b, &tm);
+	strftime(to, 16, "%Y-%m-%d", &tm);
+}
+
+/* store_report runs `rete report --store` on the broker's store over
+ * from..to with args; its exit status, the output in *out */
+static int store_report(char **out, const char *from, const char *to, const char *args)
+{
+	return tu_run(out, "%s/rete report --store %s/store --from %s --to %s %s", RETE_BIN_DIR,
+		      E->h.dir, from, to, args);
+}
+
 static void test_report_csv(void **state)
 {
 	(void)state;
 	char from[16], to[16], *out = NULL, *out2 = NULL;
-	time_t now = time(NULL), a = now - 86400, b = now + 86400;
-	struct tm tm;
-	gmtime_r(&a, &tm);
-	strftime(from, sizeof(from), "%Y-%m-%d", &tm);
-	gmtime_r(&b, &tm);
-	strftime(to, sizeof(to), "%Y-%m-%d", &tm);
+	period_around_now(from, to);
 
-	assert_int_equal(tu_run(&out, "%s/rete report -c %s --from %s --to %s --by agency",
+	assert_int_equal(tu_run(&out,
+				"%s/rete report -c %s --from %s --to %s --by agency --min-count 1",
 				RETE_BIN_DIR, E->coord_ini, from, to),
 			 0);
-	assert_int_equal(tu_run(&out2,
-				"%s/rete report --store %s/store --from %s --to %s --by agency",
-				RETE_BIN_DIR, E->h.dir, from, to),
-			 0);
+	assert_int_equal(
+	    tu_run(&out2,
+		   "%s/rete report --store %s/store --from %s --to %s --by agency --min-count 1",
+		   RETE_BIN_DIR, E->h.dir, from, to),
+	    0);
 	no_personal_data(out);
 	assert_null(strstr(out, "case-mn-7"));
 	/* the broker's snapshot and the store read beside it agree */
@@ -678,7 +695,7 @@ static void test_report_csv(void **state)
 	/* JSON and the Italian spreadsheet spelling */
 	assert_int_equal(tu_run(&out,
 				"%s/rete report --store %s/store --from %s --to %s "
-				"--format json",
+				"--format json --min-count 1",
 				RETE_BIN_DIR, E->h.dir, from, to),
 			 0);
 	json_t *j = json_loads(out, 0, NULL);
@@ -692,11 +709,7 @@ static void test_report_csv(void **state)
 	assert_string_equal(json_string_value(json_object_get(j, "timeZone")), "Europe/Rome");
 	json_decref(j);
 	free(out);
-	assert_int_equal(tu_run(&out,
-				"%s/rete report --store %s/store --from %s --to %s --sep ';' "
-				"--by service",
-				RETE_BIN_DIR, E->h.dir, from, to),
-			 0);
+	assert_int_equal(store_report(&out, from, to, "--sep ';' --by service --min-count 1"), 0);
 	assert_non_null(strstr(out, "service;\"sent\";\"received\";"));
 	assert_non_null(strstr(out, "\r\nemployment-orientation;3;3;2;"));
 	free(out);
@@ -706,6 +719,147 @@ static void test_report_csv(void **state)
 				RETE_BIN_DIR, E->h.dir, to),
 			 2);
 	assert_non_null(strstr(out, "2026-02-30"));
+	free(out);
+}
+
+/* published: a count as the steering group may read it: "< min", 0, or a
+ * positive multiple of 5 (rounded on its own) */
+static bool published(json_t *v, json_int_t min)
+{
+	char lt[32];
+	snprintf(lt, sizeof(lt), "< %lld", (long long)min);
+	if (json_is_string(v))
+		return strcmp(json_string_value(v), lt) == 0;
+	return json_is_integer(v) && json_integer_value(v) % 5 == 0;
+}
+
+/* report_protected: the JSON report r (its groups and its total) shows
+ * every count as "< min", 0 or rounded to 5 (roundedTo 5), totals
+ * included, so that no sum gives a hidden count back; a median over fewer
+ * than min referrals is hidden ("suppressed"). */
+static void report_protected(json_t *r, json_int_t min)
+{
+	static const char *const nums[] = {"sent",
+					   "received",
+					   "accepted",
+					   "rejected",
+					   "completed",
+					   "completedSuccessful",
+					   "completedUnsuccessful",
+					   "cancelled",
+					   "failed",
+					   "overdue",
+					   "openAtEnd"};
+	static const char *const med[][2] = {{"medianHoursToReceive", "received"},
+					     {"medianHoursToAccept", "accepted"},
+					     {"medianHoursToComplete", "completed"}};
+	json_t *groups = json_object_get(r, "groups"), *total = json_object_get(r, "total"), *g, *x;
+	const char *key;
+	size_t i;
+	assert_int_equal(jint(r, "roundedTo", NULL), 5);
+	assert_true(json_is_array(groups));
+	assert_true(json_is_object(total));
+	for (i = 0; i <= json_array_size(groups); i++) {
+		g = i < json_array_size(groups) ? json_array_get(groups, i) : total;
+		for (size_t k = 0; k < sizeof(nums) / sizeof(nums[0]); k++)
+			if (!published(json_object_get(g, nums[k]), min)) {
+				fprintf(stderr, "group %zu shows %s %s (min %lld)\n", i, nums[k],
+					json_dumps(json_object_get(g, nums[k]), JSON_ENCODE_ANY),
+					(long long)min);
+				fail();
+			}
+		json_object_foreach(json_object_get(g, "rejectedByReason"), key, x)
+		    assert_true(published(x, min));
+		json_object_foreach(json_object_get(g, "unsuccessfulByReason"), key, x)
+		    assert_true(published(x, min));
+		for (size_t k = 0; k < 3; k++) {
+			json_t *base = json_object_get(g, med[k][1]);
+			if (json_is_number(json_object_get(g, med[k][0])))
+				assert_true(json_is_integer(base) &&
+					    json_integer_value(base) >= min);
+		}
+	}
+}
+
+/* Small counts identify families (GDPR art. 25, 89): by default the report
+ * shows a count below 3 as "< 3", hides what would let one be worked out
+ * (in every format), takes [report] min_count from coord.ini and
+ * --min-count over it. */
+static void test_report_small_counts(void **state)
+{
+	(void)state;
+	char from[16], to[16], ini[600], *out = NULL;
+	period_around_now(from, to);
+
+	/* CSV from the broker: no field of a row is 1 or 2 */
+	assert_int_equal(tu_run(&out, "%s/rete report -c %s --from %s --to %s --by agency",
+				RETE_BIN_DIR, E->coord_ini, from, to),
+			 0);
+	char *line = strstr(out, "\r\n");
+	assert_non_null(line);
+	for (char *f = line + 2; *f != '\0';) {
+		size_t len = strcspn(f, ",\r");
+		if ((len == 1 && (f[0] == '1' || f[0] == '2'))) {
+			fprintf(stderr, "a count below 3 in the report:\n%s", out);
+			fail();
+		}
+		f += len;
+		f += strspn(f, ",\r\n");
+	}
+	assert_non_null(strstr(out, "cpi.mantova,social.mantova,< 3,< 3,< 3,0,"));
+	free(out);
+
+	/* JSON, from the store, by agency and by service */
+	const char *bys[] = {"agency", "service", "agency,service", ""};
+	for (size_t k = 0; k < sizeof(bys) / sizeof(bys[0]); k++) {
+		assert_int_equal(tu_run(&out,
+					"%s/rete report --store %s/store --from %s --to %s "
+					"--by '%s' --format json",
+					RETE_BIN_DIR, E->h.dir, from, to, bys[k]),
+				 0);
+		json_t *j = json_loads(out, 0, NULL);
+		assert_non_null(j);
+		assert_int_equal(jint(j, "minCount", NULL), 3);
+		report_protected(j, 3);
+		/* what is big enough stays a number, rounded: 6 sent reads 5 */
+		assert_int_equal(jint(json_object_get(j, "total"), "sent", NULL), 5);
+		json_decref(j);
+		free(out);
+	}
+
+	/* Italian spreadsheets: the same marks, as text */
+	assert_int_equal(store_report(&out, from, to, "--by agency --sep ';' --lang it --months"),
+			 0);
+	assert_non_null(strstr(out, "\r\ncpi.mantova;\"social.mantova\";\"< 3\";"));
+	free(out);
+
+	/* [report] min_count in coord.ini; --min-count over it */
+	snprintf(ini, sizeof(ini), "%s/coord-min.ini", E->h.dir);
+	assert_int_equal(tu_run(NULL, "cp %s %s && printf '\\n[report]\\nmin_count = 7\\n' >>%s",
+				E->coord_ini, ini, ini),
+			 0);
+	assert_int_equal(tu_run(&out, "%s/rete report -c %s --from %s --to %s --format json",
+				RETE_BIN_DIR, ini, from, to),
+			 0);
+	json_t *j = json_loads(out, 0, NULL);
+	assert_non_null(j);
+	assert_int_equal(jint(j, "minCount", NULL), 7);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "total"), "sent")),
+			    "< 7");
+	json_decref(j);
+	free(out);
+	assert_int_equal(tu_run(&out, "%s/rete report -c %s --from %s --to %s --min-count 1",
+				RETE_BIN_DIR, ini, from, to),
+			 0);
+	assert_null(strstr(out, "< "));
+	free(out);
+	assert_int_equal(store_report(&out, from, to, "--min-count 0"), 2);
+	assert_non_null(strstr(out, "--min-count '0'"));
+	free(out);
+	assert_int_equal(tu_run(NULL, "printf 'min_count = lots\\n' >>%s", ini), 0);
+	assert_int_equal(
+	    tu_run(&out, "%s/rete report -c %s --from %s --to %s", RETE_BIN_DIR, ini, from, to), 2);
+	assert_non_null(strstr(out, "[report] min_count"));
 	free(out);
 }
 
@@ -894,9 +1048,9 @@ static void test_monitor_gap(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_monitor_once_json), cmocka_unit_test(test_report_csv),
-	    cmocka_unit_test(test_monitor_live_tmux), cmocka_unit_test(test_monitor_80x24),
-	    cmocka_unit_test(test_monitor_gap),
+	    cmocka_unit_test(test_monitor_once_json),	cmocka_unit_test(test_report_csv),
+	    cmocka_unit_test(test_report_small_counts), cmocka_unit_test(test_monitor_live_tmux),
+	    cmocka_unit_test(test_monitor_80x24),	cmocka_unit_test(test_monitor_gap),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -620,6 +620,185 @@ static void test_parse_by(void **state)
 	assert_non_null(strstr(m.text, "age-band"));
 }
 
+/* Small counts: what a reader can work out from a protected report. The
+ * rule (docs/coordinator.md): 0 as 0, 1 to min-1 as "< min", every other
+ * count rounded to 5 on its own (roundedTo: 5 in the JSON), totals
+ * included. could_be says whether a true count x could have been shown as
+ * s in the JSON j (exact when j has no roundedTo or it is 1). */
+static bool could_be(const json_t *j, const json_t *s, uint64_t x)
+{
+	json_int_t min = json_integer_value(json_object_get(j, "minCount"));
+	json_int_t rnd = json_integer_value(json_object_get(j, "roundedTo"));
+	char lt[32];
+	snprintf(lt, sizeof(lt), "< %lld", (long long)min);
+	if (json_is_string(s))
+		/* "suppressed": a count not shown as "< min" is min or more */
+		return strcmp(json_string_value(s), lt) == 0 ? x >= 1 && x < (uint64_t)min
+							     : x >= (uint64_t)min;
+	uint64_t n = (uint64_t)json_integer_value(s);
+	if (rnd <= 1 || n == 0)
+		return x == n;
+	/* nearest multiple of rnd; a count of min or more is never shown as 0 */
+	uint64_t r = (x + (uint64_t)rnd / 2) / (uint64_t)rnd * (uint64_t)rnd;
+	return x >= (uint64_t)min && (r ? r : (uint64_t)rnd) == n;
+}
+
+static json_t *jpath(json_t *o, const char *a, const char *b)
+{
+	return b ? json_object_get(json_object_get(o, a), b) : json_object_get(o, a);
+}
+
+/* R3's finding 1: one employment-orientation referral and three
+ * training-voucher ones, all sent; by service the one is "< 3": with the
+ * three and the total exact (4), it was exactly 1. Now the values it may
+ * have are more than one. */
+static void test_small_counts_beside_total(void **state)
+{
+	(void)state;
+	struct scenario s;
+	report *r = NULL;
+	memset(&s, 0, sizeof(s));
+	add(&s, "e1", "social.mantova", "cpi.mantova", "employment-orientation",
+	    RETE__AGE_BAND__AGE_BAND_ADULT, RETE__STATUS__STATUS_REQUESTED, P_FROM + H);
+	for (int i = 0; i < 3; i++)
+		add(&s, (const char *[]){"t1", "t2", "t3"}[i], "social.mantova", "cpi.mantova",
+		    "training-voucher", RETE__AGE_BAND__AGE_BAND_ADULT,
+		    RETE__STATUS__STATUS_REQUESTED, P_FROM + 2 * H);
+	assert_int_equal(report_build(s.ptr, s.n, P_FROM, P_TO, P_TO, REPORT_BY_SERVICE, &r, NULL),
+			 RETE_OK);
+	assert_int_equal(report_suppress(r, 3, NULL), RETE_OK);
+	json_t *j = report_to_json(r, "2026-11-01", "2026-11-30", "Europe/Rome");
+	json_t *g = json_object_get(j, "groups");
+	json_t *se = json_object_get(json_array_get(g, 0), "sent");
+	json_t *st = json_object_get(json_array_get(g, 1), "sent");
+	json_t *tot = jpath(j, "total", "sent");
+	assert_string_equal(json_string_value(se), "< 3");
+	unsigned seen = 0; /* bit e: e possible */
+	for (uint64_t e = 0; e < 30; e++)
+		for (uint64_t t = 0; t < 30; t++)
+			if (could_be(j, se, e) && could_be(j, st, t) && could_be(j, tot, e + t))
+				seen |= 1u << e;
+	print_message("employment-orientation may be: %#x\n", seen);
+	assert_int_equal(seen, 0x6); /* 1 or 2 */
+	/* the rule itself: 3 shown as 5, the total 4 as 5 */
+	assert_int_equal(json_integer_value(st), 5);
+	assert_int_equal(json_integer_value(tot), 5);
+	assert_int_equal(json_integer_value(json_object_get(j, "roundedTo")), 5);
+	json_decref(j);
+	report_free(&r);
+}
+
+/* R3's finding 2: four training-voucher referrals completed, one
+ * successful, three unsuccessful (client-refused): the one ("< 3") was
+ * completed 4 minus the unsuccessful reasons' 3. */
+static void test_small_counts_from_parts(void **state)
+{
+	(void)state;
+	struct scenario s;
+	report *r = NULL;
+	memset(&s, 0, sizeof(s));
+	for (int i = 0; i < 4; i++) {
+		Rete__ReferralInfo *x =
+		    add(&s, (const char *[]){"t1", "t2", "t3", "t4"}[i], "social.mantova",
+			"cpi.mantova", "training-voucher", RETE__AGE_BAND__AGE_BAND_ADULT,
+			RETE__STATUS__STATUS_COMPLETED, P_FROM + H);
+		x->received_at = P_FROM + 2 * H;
+		x->accepted_at = P_FROM + 3 * H;
+		x->completed_at = x->closed_at = P_FROM + 4 * H;
+		set_outcome(&s, x,
+			    i == 0 ? RETE__OUTCOME_RESULT__OUTCOME_RESULT_SUCCESSFUL
+				   : RETE__OUTCOME_RESULT__OUTCOME_RESULT_UNSUCCESSFUL,
+			    i == 0 ? 0 : RETE__OUTCOME_REASON__OUTCOME_REASON_CLIENT_REFUSED);
+	}
+	assert_int_equal(report_build(s.ptr, s.n, P_FROM, P_TO, P_TO, REPORT_BY_SERVICE, &r, NULL),
+			 RETE_OK);
+	assert_int_equal(report_suppress(r, 3, NULL), RETE_OK);
+	json_t *j = report_to_json(r, "2026-11-01", "2026-11-30", "Europe/Rome");
+	json_t *g = json_array_get(json_object_get(j, "groups"), 0);
+	json_t *c = json_object_get(g, "completed"),
+	       *ok = json_object_get(g, "completedSuccessful");
+	json_t *ko = json_object_get(g, "completedUnsuccessful");
+	json_t *ur = json_object_get(g, "unsuccessfulByReason");
+	unsigned seen = 0;
+	for (uint64_t a = 0; a < 30; a++)
+		for (uint64_t b = 0; b < 30; b++) {
+			/* b's reasons: client-refused b, every other one 0 */
+			bool reasons = true;
+			const char *k;
+			json_t *v;
+			json_object_foreach(ur, k, v) reasons =
+			    reasons && could_be(j, v, strcmp(k, "client-refused") == 0 ? b : 0);
+			if (reasons && could_be(j, ok, a) && could_be(j, ko, b) &&
+			    could_be(j, c, a + b) && could_be(j, json_object_get(g, "sent"), a + b))
+				seen |= 1u << a;
+		}
+	print_message("successful may be: %#x\n", seen);
+	assert_int_equal(seen, 0x6);
+	json_decref(j);
+	report_free(&r);
+}
+
+/* R3's finding 4: one referral on 30 November, three on 1 December: the
+ * report of 1 December and that of 30 November to 1 December gave 3 and
+ * 4, so 30 November had 1. */
+static void test_small_counts_two_periods(void **state)
+{
+	(void)state;
+	struct scenario s;
+	int64_t d30, d1, d2, x;
+	assert_int_equal(rete_day_bounds("2026-11-30", "Europe/Rome", &d30, &x, NULL), RETE_OK);
+	assert_int_equal(rete_day_bounds("2026-12-01", "Europe/Rome", &d1, &d2, NULL), RETE_OK);
+	memset(&s, 0, sizeof(s));
+	add(&s, "e1", "social.mantova", "cpi.mantova", "employment-orientation",
+	    RETE__AGE_BAND__AGE_BAND_ADULT, RETE__STATUS__STATUS_REQUESTED, d1 - 60000);
+	for (int i = 0; i < 3; i++)
+		add(&s, (const char *[]){"e2", "e3", "e4"}[i], "social.mantova", "cpi.mantova",
+		    "employment-orientation", RETE__AGE_BAND__AGE_BAND_ADULT,
+		    RETE__STATUS__STATUS_REQUESTED, d1 + 60000);
+	const int64_t from[3] = {d1, d30, d30}, to[3] = {d2, d2, d1};
+	json_t *j[3], *sent[3];
+	for (int k = 0; k < 3; k++) {
+		report *r = NULL;
+		assert_int_equal(report_build(s.ptr, s.n, from[k], to[k], d2, 0, &r, NULL),
+				 RETE_OK);
+		assert_int_equal(report_suppress(r, 3, NULL), RETE_OK);
+		j[k] = report_to_json(r, "a", "b", "Europe/Rome");
+		sent[k] = jpath(j[k], "total", "sent");
+		report_free(&r);
+	}
+	unsigned seen = 0; /* bit a: 30 November may have had a */
+	for (uint64_t a = 0; a < 30; a++)
+		for (uint64_t b = 0; b < 30; b++)
+			if (could_be(j[0], sent[0], b) && could_be(j[1], sent[1], a + b) &&
+			    could_be(j[2], sent[2], a))
+				seen |= 1u << a;
+	print_message("30 November may have had: %#x\n", seen);
+	assert_int_equal(seen, 0x6);
+	for (int k = 0; k < 3; k++)
+		json_decref(j[k]);
+}
+
+/* The rule on its own: 0 exact, 1 and 2 "< 3", then to the nearest 5,
+ * never 0; --min-count 1 exact; a median over fewer than min hidden. */
+static void test_small_counts_rule(void **state)
+{
+	(void)state;
+	const uint64_t in[] = {0, 1, 2, 3, 4, 7, 8, 12, 13, 1002};
+	const uint64_t out3[] = {0, 0, 0, 5, 5, 5, 10, 10, 15, 1000};
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		uint8_t h = 0;
+		assert_int_equal(report_round(in[i], 3, &h), out3[i]);
+		assert_int_equal(h, in[i] == 1 || in[i] == 2 ? REPORT_HIDE_SMALL : 0);
+		h = 0;
+		assert_int_equal(report_round(in[i], 1, &h), in[i]);
+		assert_int_equal(h, 0);
+	}
+	uint8_t h = 0;
+	assert_int_equal(report_round(2, 2, &h), 5); /* min 2: 2 is not shown as 0 */
+	assert_int_equal(report_round(9, 10, &h), 0);
+	assert_int_equal(h, REPORT_HIDE_SMALL);
+}
+
 static void test_empty_period_and_stats(void **state)
 {
 	(void)state;
@@ -1009,6 +1188,10 @@ int main(void)
 	    cmocka_unit_test(test_json),
 	    cmocka_unit_test(test_parse_by),
 	    cmocka_unit_test(test_empty_period_and_stats),
+	    cmocka_unit_test(test_small_counts_beside_total),
+	    cmocka_unit_test(test_small_counts_from_parts),
+	    cmocka_unit_test(test_small_counts_two_periods),
+	    cmocka_unit_test(test_small_counts_rule),
 	    cmocka_unit_test(test_monitor_no_gap_no_double_count),
 	    cmocka_unit_test(test_monitor_events_move_referrals),
 	    cmocka_unit_test(test_monitor_panels_and_filter),

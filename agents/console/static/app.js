@@ -94,9 +94,23 @@
     document.title = "rete · " + t(titles[page] || "nav.overview");
   }
 
+  // a count hidden for the steering group ([report] min_count): "< 3" as
+  // it is; "suppressed" (hidden so that no small count can be worked out)
+  // in the page's language; not a number for the charts
+  function shown(v) { return v === "suppressed" ? t("suppressed") : String(v); }
+  function num(v) { return typeof v === "number" ? v : null; }
+  function hours(v) { return v == null ? t("none") : typeof v === "string" ? shown(v) : dur(v * 60); }
+  // the steering group's figures are rounded (roundedTo, minCount): said
+  // under the table, on every page that shows them
+  function roundedNote(o) {
+    const p = document.getElementById("rounded-note");
+    if (p) p.textContent = o && o.roundedTo > 1 ? t("rounded.note", { r: o.roundedTo, n: o.minCount, m: o.minCount - 1 }) : "";
+  }
+
   function drawOverview(o) {
     const mon = o.monitor, tz = o.timeZone, names = o.names, svc = o.services;
     document.getElementById("who").textContent = (names[o.party] || o.party);
+    roundedNote(mon);
     // overdue first: who waits on whom, since when, how late
     const ol = clear("overdue");
     const cnt = document.getElementById("overdue-count");
@@ -137,13 +151,13 @@
     for (const g of mon.byStatus) {
       const tr = el("tr", {}, el("td", {}, named(names, g.requester)), el("td", {}, named(names, g.performer)),
         el("td", {}, named(svc, g.service)));
-      for (const c of cols) tr.append(el("td", { cls: "n" + (g.counts[c] ? "" : " zero"), "data-status": c, text: String(g.counts[c]) }));
-      tr.append(el("td", { cls: "n", text: String(g.total) }));
+      for (const c of cols) tr.append(el("td", { cls: "n" + (g.counts[c] ? "" : " zero"), "data-status": c, text: shown(g.counts[c]) }));
+      tr.append(el("td", { cls: "n", text: shown(g.total) }));
       tb.append(tr);
     }
     const tot = el("tr", { cls: "total" }, el("td", { text: t("status.total") }), el("td"), el("td"));
-    for (const c of cols) tot.append(el("td", { cls: "n", id: "total-" + c, text: String(mon.statusTotals[c]) }));
-    tot.append(el("td", { cls: "n", id: "status-total", text: String(mon.statusTotals.total) }));
+    for (const c of cols) tot.append(el("td", { cls: "n", id: "total-" + c, text: shown(mon.statusTotals[c]) }));
+    tot.append(el("td", { cls: "n", id: "status-total", text: shown(mon.statusTotals.total) }));
     tb.append(tot);
     st.append(tb);
     // times
@@ -152,9 +166,9 @@
       el("th", { cls: "n", text: t("times.median") }), el("th", { cls: "n", text: t("times.p90") }))));
     for (const k of ["toReceive", "toAccept", "toComplete"]) {
       const x = mon.times[k];
-      tt.append(el("tr", {}, el("td", { text: t("times." + k) }), el("td", { cls: "n", id: "times-" + k, text: String(x.count) }),
-        el("td", { cls: "n", text: x.medianHours == null ? t("none") : dur(x.medianHours * 60) }),
-        el("td", { cls: "n", text: x.p90Hours == null ? t("none") : dur(x.p90Hours * 60) })));
+      tt.append(el("tr", {}, el("td", { text: t("times." + k) }), el("td", { cls: "n", id: "times-" + k, text: shown(x.count) }),
+        el("td", { cls: "n", text: hours(x.medianHours) }),
+        el("td", { cls: "n", text: hours(x.p90Hours) })));
     }
     drawAgencies(mon.agencies, names, tz);
   }
@@ -271,6 +285,7 @@
   }
   function drawReport(o) {
     document.getElementById("who").textContent = (o.names[o.party] || o.party);
+    roundedNote(o);
     const tb = clear("report");
     const head = el("tr");
     o.headers.forEach((h, i) => head.append(el("th", { cls: i < keyCount(o) ? "" : "n", text: h })));
@@ -283,6 +298,7 @@
       if (c === "ageBand") return el("td", { text: v === "adult" ? t("band.adult") : v });
       if (c === "status") return el("td", { text: v ? statusWord(v) : "" });
       if (v === null) return el("td", { cls: "n", text: "" });
+      if (typeof v === "string") return el("td", { cls: "n hidden", text: v, title: t("hidden.title", { n: o.minCount, m: o.minCount - 1 }) });
       const n = Number(v);
       return el("td", { cls: "n" + (n === 0 ? " zero" : ""), text: c.startsWith("median") ? n.toLocaleString(lang === "it" ? "it-IT" : "en-GB", { minimumFractionDigits: 2, maximumFractionDigits: 2 }) : String(n) });
     };
@@ -333,6 +349,7 @@
   function col(o, name) { return o.columns.indexOf(name); }
   function drawFlows(o) {
     document.getElementById("who").textContent = (o.names[o.party] || o.party);
+    roundedNote(o);
     const iq = col(o, "requester"), ip = col(o, "performer"), is = col(o, "sent");
     const reqs = [...new Set(o.rows.map(r => r[iq]))].sort(), perfs = [...new Set(o.rows.map(r => r[ip]))].sort();
     const m = clear("matrix");
@@ -345,7 +362,7 @@
       for (const p of perfs) {
         const row = o.rows.find(r => r[iq] === rq && r[ip] === p);
         const n = row ? row[is] : 0;
-        tr.append(el("td", { cls: "n" + (n ? "" : " zero"), "data-from": rq, "data-to": p, text: String(n) }));
+        tr.append(el("td", { cls: "n" + (n ? "" : " zero"), "data-from": rq, "data-to": p, text: shown(n) }));
       }
       mb.append(tr);
     }
@@ -366,7 +383,7 @@
     for (const r of o.rows) {
       const tr = el("tr", {}, el("td", {}, named(o.names, r[iq]), " → ", named(o.names, r[ip])));
       for (const [k, c] of kinds) {
-        const td = el("td", { cls: "n", "data-kind": c, text: String(r[col(o, c)]) });
+        const td = el("td", { cls: "n", "data-kind": c, text: shown(r[col(o, c)]) });
         if (c === "rejected") {
           const why = reasons.map((x, i) => [x, r[col(o, "rejected" + camel[i])]]).filter(x => x[1] > 0)
             .map(x => t("reason." + x[0]) + ": " + x[1]).join(", ");
@@ -381,7 +398,7 @@
       type: "bar",
       data: {
         labels: o.rows.map(label),
-        datasets: kinds.slice(1).map(([k, c], i) => ({ label: t(k), data: o.rows.map(r => r[col(o, c)]), backgroundColor: palette[i] }))
+        datasets: kinds.slice(1).map(([k, c], i) => ({ label: t(k), data: o.rows.map(r => num(r[col(o, c)])), backgroundColor: palette[i] }))
       },
       options: { indexAxis: "y", scales: { x: { stacked: true, ticks: { precision: 0 } }, y: { stacked: true } } }
     });
@@ -389,6 +406,7 @@
   }
   function drawTrend(o) {
     document.getElementById("who").textContent = (o.names[o.party] || o.party);
+    roundedNote(o);
     const labels = o.buckets.map(b => b.from);
     const series = [["trend.sent", "sent"], ["trend.accepted", "accepted"], ["trend.completed", "completed"],
       ["trend.rejected", "rejected"], ["trend.overdue", "overdue"]];
@@ -400,7 +418,7 @@
     for (const b of o.buckets) {
       const tr = el("tr", {}, el("td", { text: b.from }));
       for (const [, c] of series) {
-        const td = el("td", { cls: "n" + (b[c] ? "" : " zero"), "data-kind": c, text: String(b[c]) });
+        const td = el("td", { cls: "n" + (b[c] ? "" : " zero"), "data-kind": c, text: shown(b[c]) });
         if (c === "rejected" && b.rejectedByReason) {
           // rejected by reason, in words, on hover
           const why = Object.entries(b.rejectedByReason).filter(x => x[1] > 0).map(x => t("reason." + x[0]) + ": " + x[1]).join(", ");
@@ -413,14 +431,14 @@
     tt.append(tb);
     chart("trend-chart", {
       type: "bar",
-      data: { labels, datasets: series.map(([k, c], i) => ({ label: t(k), data: o.buckets.map(b => b[c]), backgroundColor: palette[i] })) },
+      data: { labels, datasets: series.map(([k, c], i) => ({ label: t(k), data: o.buckets.map(b => num(b[c])), backgroundColor: palette[i] })) },
       options: { scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } }
     });
     const times = [["trend.medianAccept", "median", "toAccept"], ["trend.p90Accept", "p90", "toAccept"],
       ["trend.medianComplete", "median", "toComplete"], ["trend.p90Complete", "p90", "toComplete"]];
     chart("times-chart", {
       type: "line",
-      data: { labels, datasets: times.map(([k, a, b], i) => ({ label: t(k), data: o.buckets.map(x => x[a][b]), borderColor: palette[i], backgroundColor: palette[i], spanGaps: true })) },
+      data: { labels, datasets: times.map(([k, a, b], i) => ({ label: t(k), data: o.buckets.map(x => num(x[a][b])), borderColor: palette[i], backgroundColor: palette[i], spanGaps: true })) },
       options: { scales: { y: { beginAtZero: true } } }
     });
     document.body.dataset.rows = String(o.buckets.length);

@@ -1,0 +1,216 @@
+#!/bin/bash
+# test_console_small_counts.sh — the steering group's pages publish every
+# count as 0, "< 3" (1 or 2) or rounded to 5 on its own, totals included
+# (GDPR art. 25, 89; docs/coordinator.md), so that no hidden count can be
+# worked out from the figures beside it. One referral of social.mantova to
+# cpi.mantova for employment-orientation and three for training-voucher
+# (cpi.mantova's agent not running: all stay sent): sara, of the steering
+# group, reads the overview, the report (JSON, CSV, XLSX) and Andamento;
+# anna, the coordinator, reads every number. R3's reproductions: the "< 3"
+# beside the other row and the exact total (1: the total 4 minus the 3);
+# then cpi.mantova takes them and completes the four training-voucher ones
+# (and a fourth): the hidden employment-orientation row from the
+# training-voucher row's statuses and the grand total, and statusTotals'
+# received (1) from the times' counts (to receive 5, to accept 4). Each is
+# now a range of more than one value. With [report] min_count = 5 the four
+# completed and the one received read "< 5".
+# Waits poll with deadlines; every process started is stopped, the folder
+# removed.
+set -u
+
+. "$(dirname "$0")/lib.sh"
+itest_init console-small
+
+make_keys broker.mantova social.mantova cpi.mantova coord.mantova
+agencies_ini "Servizi sociali di Mantova" | broker_ini
+coord_ini <<EOT
+
+[console]
+users = console-users
+steering_group = sara
+tls_cert = console.crt
+tls_key = console.key
+EOT
+console_cert
+for u in anna sara; do
+	printf 'una password lunga\n' | "$BIN/rete" console passwd $u -c "$DIR/coord.ini" >"$DIR/p.out" 2>&1 ||
+		fail "passwd $u: $(cat "$DIR/p.out")"
+done
+start_broker
+agent_ini social.mantova
+start_agents social.mantova
+send() { # ID CASE SERVICE
+	printf '%s\n' "{\"id\": \"$1\", \"operator\": {\"staffId\": \"as-1\", \"role\": \"social-worker\"},
+ \"recipient\": \"cpi.mantova\", \"caseId\": \"$2\",
+ \"referral\": {\"service\": \"$3\", \"priority\": \"routine\", \"reasonCode\": \"long-term-unemployment\",
+   \"consent\": {\"basis\": \"consent\", \"givenAt\": \"2026-11-20T09:30:00Z\"}, \"ageBand\": \"adult\"},
+ \"private\": {\"person\": {\"name\": \"Maria Rossi\"}}}" >"$DIR/$1.json"
+	"$BIN/rete" send -c "$DIR/agents/social.mantova/agent.ini" "$DIR/$1.json" --wait 30 >"$DIR/send.out" 2>&1 ||
+		fail "referral $1 was not accepted: $(cat "$DIR/send.out")"
+}
+send r-1 mn-2026-0601 employment-orientation
+send r-2 mn-2026-0602 training-voucher
+send r-3 mn-2026-0603 training-voucher
+send r-4 mn-2026-0604 training-voucher
+
+start_console() {
+	"$BIN/rete" console -c "$DIR/coord.ini" --listen 127.0.0.1:0 >"$DIR/console.log" 2>&1 &
+	CPID=$!
+	PIDS+=($CPID)
+	up() { grep -q "serving coord.mantova's view at https://127.0.0.1:[0-9]*/ (sign-in required)" "$DIR/console.log"; }
+	wait_for 30 up || fail "the console did not start: $(cat "$DIR/console.log")"
+	URL=$(grep -o 'https://127.0.0.1:[0-9]*' "$DIR/console.log" | head -n 1)
+}
+C=(curl -s --cacert "$DIR/console.crt")
+cookie_of() { # USER: a session's token
+	"${C[@]}" -D - -o /dev/null --data-urlencode "user=$1" --data-urlencode "password=una password lunga" "$URL/login" |
+		grep -oi 'rete_session=[0-9a-f]\{64\}' | head -n 1 | cut -d= -f2
+}
+start_console
+TA=$(cookie_of anna)
+TS=$(cookie_of sara)
+[ -n "$TA" ] && [ -n "$TS" ] || fail "anna or sara cannot sign in"
+get() { # TOKEN PATH OUT
+	"${C[@]}" -f -H "Cookie: rete_session=$1" "$URL/$2" >"$DIR/$3" || fail "GET /$2: $(cat "$DIR/$3")"
+}
+four() { "${C[@]}" -f -H "Cookie: rete_session=$TA" "$URL/api/overview" >"$DIR/ov-anna.json" && [ "$(jq -r .monitor.statusTotals.requested "$DIR/ov-anna.json")" = 4 ]; }
+wait_for 30 four || fail "anna's overview has not the 4 referrals: $(jq -c .monitor.statusTotals "$DIR/ov-anna.json")"
+get "$TS" api/overview ov-sara.json
+# the coordinator: every number
+[ "$(jq -c '[.monitor.byStatus[] | {s: .service, n: .counts.requested}]' "$DIR/ov-anna.json")" = \
+	'[{"s":"employment-orientation","n":1},{"s":"training-voucher","n":3}]' ] ||
+	fail "anna's overview: $(jq -c .monitor.byStatus "$DIR/ov-anna.json")"
+# could_be X SHOWN ROUNDED: a true count X may be shown as SHOWN on a page
+# that rounds to ROUNDED (1: exact); "suppressed" is a count of 3 or more
+could_be() {
+	case "$2" in
+	"< 3") [ "$1" -ge 1 ] && [ "$1" -lt 3 ] ;;
+	suppressed) [ "$1" -ge 3 ] ;;
+	*) if [ "$3" = 1 ] || [ "$2" = 0 ]; then [ "$1" = "$2" ]; else
+		[ "$1" -ge 3 ] && [ $((($1 + 2) / 5 * 5)) = "$2" ]
+	fi ;;
+	esac
+}
+# range_of H A A2 T ROUNDED: the values a hidden count h may have, given
+# that h + a is shown as T and a as A (and as A2: the same count shown
+# twice): a reader's subtraction
+range_of() {
+	local h a out=""
+	for h in $(seq 0 20); do
+		could_be $h "$1" "$5" || continue
+		for a in $(seq 0 20); do
+			if could_be $a "$2" "$5" && could_be $a "$3" "$5" && could_be $((h + a)) "$4" "$5"; then
+				out="$out $h"
+				break
+			fi
+		done
+	done
+	echo "${out# }"
+}
+# at least two values: the hidden count is not given away
+wide() { [ "$(echo $1 | wc -w)" -ge 2 ]; }
+R=$(jq -r '.monitor.roundedTo // 1' "$DIR/ov-sara.json")
+[ "$(jq -c '[.monitor.byStatus[] | {s: .service, n: .counts.requested, t: .total}]' "$DIR/ov-sara.json")" = \
+	'[{"s":"employment-orientation","n":"< 3","t":"< 3"},{"s":"training-voucher","n":5,"t":5}]' ] ||
+	fail "sara's overview: $(jq -c .monitor.byStatus "$DIR/ov-sara.json")"
+[ "$(jq -r .monitor.statusTotals.requested "$DIR/ov-sara.json")" = 5 ] &&
+	[ "$(jq -r .monitor.minCount "$DIR/ov-sara.json")" = 3 ] && [ "$R" = 5 ] ||
+	fail "sara's overview totals: $(jq -c .monitor.statusTotals "$DIR/ov-sara.json"), roundedTo $R"
+# R3's finding 1: the "< 3" beside the other row and the total
+rng=$(range_of "$(jq -r '.monitor.byStatus[0].counts.requested' "$DIR/ov-sara.json")" \
+	"$(jq -r '.monitor.byStatus[1].counts.requested' "$DIR/ov-sara.json")" \
+	"$(jq -r '.monitor.byStatus[1].total' "$DIR/ov-sara.json")" \
+	"$(jq -r '.monitor.statusTotals.requested' "$DIR/ov-sara.json")" "$R")
+wide "$rng" || fail "sara's overview gives employment-orientation's hidden count exactly: $rng ($(jq -c '.monitor | .byStatus, .statusTotals' "$DIR/ov-sara.json"))"
+
+FROM=$(date -u -d '-1 day' +%F)
+TO=$(date -u -d '+1 day' +%F)
+Q="from=$FROM&to=$TO&by=agency,service"
+get "$TS" "api/report?$Q&lang=en" rep-sara.json
+get "$TA" "api/report?$Q&lang=en" rep-anna.json
+[ "$(jq -r .minCount "$DIR/rep-sara.json")" = 3 ] && [ "$(jq -r .minCount "$DIR/rep-anna.json")" = 1 ] &&
+	[ "$(jq -r .roundedTo "$DIR/rep-sara.json")" = 5 ] && [ "$(jq -r .roundedTo "$DIR/rep-anna.json")" = 1 ] ||
+	fail "minCount/roundedTo: sara $(jq -c '[.minCount, .roundedTo]' "$DIR/rep-sara.json"), anna $(jq -c '[.minCount, .roundedTo]' "$DIR/rep-anna.json")"
+[ "$(jq '[.rows[], .total | .[] | numbers | select(. != 0 and . % 5 != 0)] | length' "$DIR/rep-sara.json")" = 0 ] ||
+	fail "sara's report shows a count not rounded to 5: $(jq -c .rows "$DIR/rep-sara.json")"
+[ "$(jq -c '[.rows[] | .[3]]' "$DIR/rep-sara.json")" = '["< 3",5]' ] ||
+	fail "sara's report, sent: $(jq -c .rows "$DIR/rep-sara.json")"
+[ "$(jq -c '[.rows[] | .[3]]' "$DIR/rep-anna.json")" = '[1,3]' ] ||
+	fail "anna's report, sent: $(jq -c .rows "$DIR/rep-anna.json")"
+get "$TS" "api/report.csv?$Q&lang=it&sep=semicolon" rep-sara.csv
+grep -q '"employment-orientation";"< 3";' "$DIR/rep-sara.csv" && grep -q '"training-voucher";5;' "$DIR/rep-sara.csv" &&
+	grep -q 'arrotondati a 5' "$DIR/rep-sara.csv" || fail "sara's CSV: $(cat "$DIR/rep-sara.csv")"
+get "$TA" "api/report.csv?$Q&lang=it&sep=semicolon" rep-anna.csv
+! grep -q 'arrotondati' "$DIR/rep-anna.csv" || fail "anna's CSV says rounded: $(cat "$DIR/rep-anna.csv")"
+# the workbook: the marks as text, in a spreadsheet too
+if command -v ssconvert >/dev/null; then
+	get "$TS" "api/report.xlsx?$Q&lang=it" rep-sara.xlsx
+	ssconvert -T Gnumeric_stf:stf_csv "$DIR/rep-sara.xlsx" "$DIR/rep-sara-x.csv" >/dev/null 2>&1 ||
+		fail "ssconvert cannot read sara's XLSX"
+	grep -q '^social.mantova,cpi.mantova,employment-orientation,"< 3",' "$DIR/rep-sara-x.csv" &&
+		grep -q '^social.mantova,cpi.mantova,training-voucher,5,' "$DIR/rep-sara-x.csv" &&
+		grep -q '^Totale,,,5,' "$DIR/rep-sara-x.csv" && grep -q 'arrotondati a 5' "$DIR/rep-sara-x.csv" ||
+		fail "sara's XLSX: $(cat "$DIR/rep-sara-x.csv")"
+fi
+get "$TS" "api/trend?from=$FROM&to=$TO&step=week" trend-sara.json
+[ "$(jq '[.buckets[] | .sent, .accepted | numbers | select(. != 0 and . % 5 != 0)] | length' "$DIR/trend-sara.json")" = 0 ] &&
+	[ "$(jq -r .roundedTo "$DIR/trend-sara.json")" = 5 ] ||
+	fail "sara's Andamento shows a count not rounded: $(jq -c . "$DIR/trend-sara.json")"
+
+# cpi.mantova takes the five (a fourth training-voucher one first),
+# accepts the training-voucher ones and completes them, one successful
+agent_ini cpi.mantova
+start_agents cpi.mantova
+send r-5 mn-2026-0605 training-voucher
+inbox() { [ "$(ls "$DIR/agents/cpi.mantova/spool/inbox/"*.json 2>/dev/null | wc -l)" -ge 5 ]; }
+wait_for 30 inbox || fail "cpi.mantova has not the five: $(ls "$DIR/agents/cpi.mantova/spool/inbox")"
+update() { # ID REFERRAL STATUS-JSON
+	printf '%s\n' "{\"operator\": {\"staffId\": \"cm-1\", \"role\": \"case-manager\"},
+ \"recipient\": \"social.mantova\", \"caseId\": \"mn-2026-060${2#r-}\", \"update\": {\"referralId\": \"$2\", $3}}" >"$DIR/$1.json"
+	"$BIN/rete" send -c "$DIR/agents/cpi.mantova/agent.ini" "$DIR/$1.json" --wait 30 >"$DIR/send.out" 2>&1 ||
+		fail "update $1 was not accepted: $(cat "$DIR/send.out")"
+}
+for r in r-2 r-3 r-4 r-5; do
+	update $r-a $r '"status": "accepted"'
+	update $r-p $r '"status": "in-progress"'
+done
+update r-2-c r-2 '"status": "completed", "outcome": {"result": "successful"}'
+for r in r-3 r-4 r-5; do
+	update $r-c $r '"status": "completed", "outcome": {"result": "unsuccessful", "reason": "client-refused"}'
+done
+done4() { "${C[@]}" -f -H "Cookie: rete_session=$TA" "$URL/api/overview" >"$DIR/ov-anna2.json" &&
+	[ "$(jq -c '.monitor.statusTotals | [.completed, .received]' "$DIR/ov-anna2.json")" = '[4,1]' ]; }
+wait_for 30 done4 || fail "anna's overview: $(jq -c .monitor.statusTotals "$DIR/ov-anna2.json")"
+get "$TS" api/overview ov-sara2.json
+# R3's finding 2: training-voucher's row is all in completed (its other
+# statuses 0), so the grand total minus it was employment-orientation's 1
+rng=$(range_of "$(jq -r '.monitor.byStatus[0].total' "$DIR/ov-sara2.json")" \
+	"$(jq -r '.monitor.byStatus[1].counts.completed' "$DIR/ov-sara2.json")" \
+	"$(jq -r '.monitor.byStatus[1].total' "$DIR/ov-sara2.json")" \
+	"$(jq -r '.monitor.statusTotals.total' "$DIR/ov-sara2.json")" "$R")
+wide "$rng" || fail "sara's overview gives employment-orientation's total exactly: $rng ($(jq -c '.monitor | .byStatus, .statusTotals' "$DIR/ov-sara2.json"))"
+# R3's finding 3: received but not accepted = to receive minus to accept
+rng=$(range_of "$(jq -r '.monitor.statusTotals.received' "$DIR/ov-sara2.json")" \
+	"$(jq -r '.monitor.times.toAccept.count' "$DIR/ov-sara2.json")" \
+	"$(jq -r '.monitor.times.toAccept.count' "$DIR/ov-sara2.json")" \
+	"$(jq -r '.monitor.times.toReceive.count' "$DIR/ov-sara2.json")" "$R")
+wide "$rng" || fail "sara's overview gives the received count exactly: $rng ($(jq -c '.monitor | .statusTotals, .times' "$DIR/ov-sara2.json"))"
+[ "$(jq '[.monitor | .statusTotals[], .overdueCount, (.times[] | .count), (.byStatus[] | .total, .counts[]) | numbers | select(. != 0 and . % 5 != 0)] | length' "$DIR/ov-sara2.json")" = 0 ] ||
+	fail "sara's overview shows a count not rounded: $(jq -c .monitor "$DIR/ov-sara2.json")"
+get "$TA" api/overview ov-anna2.json
+[ "$(jq -r '.monitor.times.toAccept.count' "$DIR/ov-anna2.json")" = 4 ] &&
+	[ "$(jq -r '.monitor.roundedTo // 1' "$DIR/ov-anna2.json")" = 1 ] ||
+	fail "anna's overview is not exact: $(jq -c '.monitor.times' "$DIR/ov-anna2.json")"
+
+# a higher threshold in coord.ini
+printf '\n[report]\nmin_count = 5\n' >>"$DIR/coord.ini"
+kill "$CPID"
+wait "$CPID" 2>/dev/null
+start_console
+TS=$(cookie_of sara)
+# (the new console reads the broker's snapshot after it starts serving)
+five() { "${C[@]}" -f -H "Cookie: rete_session=$TS" "$URL/api/overview" >"$DIR/ov-sara5.json" &&
+	[ "$(jq -c '.monitor.statusTotals | [.received, .completed, .total]' "$DIR/ov-sara5.json")" = '["< 5","< 5",5]' ]; }
+wait_for 30 five || fail "min_count 5: $(jq -c .monitor.statusTotals "$DIR/ov-sara5.json")"
+echo "ok: the steering group's pages hide small counts and round the others to 5"
+exit 0
