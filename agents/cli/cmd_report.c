@@ -41,8 +41,9 @@ static void report_usage(FILE *f)
 	       "-o FILE writes a workbook. Every agency pair and age band has a row, zeros\n"
 	       "included; --months adds one column per month (referrals sent); --lang it\n"
 	       "writes the headers in Italian (and a UTF-8 byte order mark first, for Excel).\n"
-	       "Counts below N (--min-count, else [report] min_count of coord.ini, else 3)\n"
-	       "are shown as '< N', every other count but 0 rounded to 5 on its own (totals\n"
+	       "Counts below N, 0 included (--min-count, else [report] min_count of\n"
+	       "coord.ini, else 3) are shown as '< N', every other count rounded to 5 on its own "
+	       "(totals\n"
 	       "included), a median of fewer than N as 'suppressed': small counts point at\n"
 	       "families (GDPR art. 25, 89); --min-count 1 shows every count exact.\n");
 }

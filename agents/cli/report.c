@@ -1014,11 +1014,11 @@ const char *report_note(const report *r, report_lang lang, char *buf, size_t n)
 	unsigned k = r->min_count;
 	snprintf(buf, n,
 		 lang == REPORT_IT
-		     ? "Numeri arrotondati a %d (ciascuno per sé, totali compresi); < %u: da 1 a "
-		       "%u segnalazioni; 0: nessuna; riservato: mediana di meno di %u "
+		     ? "Numeri arrotondati a %d (ciascuno per sé, totali compresi); < %u: da 0 a "
+		       "%u segnalazioni; riservato: mediana di meno di %u "
 		       "segnalazioni. Riservatezza delle persone (GDPR art. 25 e 89)."
-		     : "Counts rounded to %d (each on its own, totals included); < %u: 1 to %u "
-		       "referrals; 0: none; suppressed: a median of fewer than %u referrals. "
+		     : "Counts rounded to %d (each on its own, totals included); < %u: 0 to %u "
+		       "referrals; suppressed: a median of fewer than %u referrals. "
 		       "To protect the people (GDPR art. 25 and 89).",
 		 REPORT_ROUND, k, k - 1, k);
 	return buf;
@@ -1151,9 +1151,9 @@ static size_t report_nvals(const report *r)
 
 uint64_t report_round(uint64_t x, unsigned min, uint8_t *mark)
 {
-	if (min <= 1 || x == 0)
+	if (min <= 1)
 		return x;
-	if (x < min) {
+	if (x < min) { /* 0 too: a "< 3" beside zeros shown would be 1 at least */
 		*mark = REPORT_HIDE_SMALL;
 		return 0;
 	}

@@ -167,9 +167,10 @@ rete_err report_write_xlsx(const report *r, const char *path, report_lang lang, 
 #define REPORT_ROUND	     5 /* with a threshold, every other count to the nearest 5 */
 
 /* report_round: count x as published with threshold min: x itself when
- * min is 1 (or 0) or x is 0; 0 with *mark = REPORT_HIDE_SMALL when x is
- * from 1 to min-1; else x to the nearest multiple of REPORT_ROUND (never
- * 0). Each figure is rounded on its own, sums included: a hidden count is
+ * min is 1 (or 0); 0 with *mark = REPORT_HIDE_SMALL when x is from 0 to
+ * min-1 (zeros too: with zeros shown, every "< 3" is 1 at least, and a sum
+ * of them can pin each one); else x to the nearest multiple of
+ * REPORT_ROUND (never 0). Each figure is rounded on its own, sums included: a hidden count is
  * not the difference of figures shown exactly, since none is (R3's
  * findings: '< 3' beside a total, a cell from its parts, two periods). */
 uint64_t report_round(uint64_t x, unsigned min, uint8_t *mark);

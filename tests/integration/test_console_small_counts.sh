@@ -84,7 +84,7 @@ get "$TS" api/overview ov-sara.json
 # that rounds to ROUNDED (1: exact); "suppressed" is a count of 3 or more
 could_be() {
 	case "$2" in
-	"< 3") [ "$1" -ge 1 ] && [ "$1" -lt 3 ] ;;
+	"< 3") [ "$1" -ge 0 ] && [ "$1" -lt 3 ] ;; # zeros read "< 3" too
 	suppressed) [ "$1" -ge 3 ] ;;
 	*) if [ "$3" = 1 ] || [ "$2" = 0 ]; then [ "$1" = "$2" ]; else
 		[ "$1" -ge 3 ] && [ $((($1 + 2) / 5 * 5)) = "$2" ]
