@@ -674,7 +674,8 @@ static void test_small_counts_beside_total(void **state)
 	json_t *tot = jpath(j, "total", "sent");
 	assert_string_equal(json_string_value(se), "< 3");
 	unsigned seen = 0; /* bit e: e possible */
-	/* each service's row is there: one referral at least */
+	/* each service's row is there because of its referrals (the report
+	 * reads no others: as a row new in this period): one at least */
 	for (uint64_t e = 1; e < 30; e++)
 		for (uint64_t t = 1; t < 30; t++)
 			if (could_be(j, se, e) && could_be(j, st, t) && could_be(j, tot, e + t))
