@@ -1440,7 +1440,8 @@ static void takeover(broker *b, broker_peer *p, const broker_conn *old, const ch
 		return;
 	int64_t now = rete_now_ms();
 	broker_conn *c = &p->conns[k];
-	if (takeover_notice(b, p, c, addr, now) == EHOSTUNREACH) {
+	int rc = takeover_notice(b, p, c, addr, now);
+	if (rc == EHOSTUNREACH) {
 		conn_lost(b, p, (size_t)k);
 		broker_log_info(
 		    "%s's new connection (from %s) takes its deliveries; the one before "
@@ -1448,7 +1449,7 @@ static void takeover(broker *b, broker_peer *p, const broker_conn *old, const ch
 		    p->id, addr[0] ? addr : "?");
 		return;
 	}
-	c->told = true;
+	c->told = rc == 0; /* not when its queue is full: it was not told */
 	c->displaced = false;
 	/* it stands by from now on, as the told agent does (its next HELLO
 	 * says so): told once, and no HELLO with standby waits behind it
@@ -1456,7 +1457,7 @@ static void takeover(broker *b, broker_peer *p, const broker_conn *old, const ch
 	c->standby = true;
 	copy_str(c->taker, sizeof(c->taker), addr);
 	int64_t mono = mono_ms();
-	bool note = !p->note_ms || mono - p->note_ms >= BROKER_WARN_MS;
+	bool note = c->told && (!p->note_ms || mono - p->note_ms >= BROKER_WARN_MS);
 	if (note)
 		p->note_ms = mono;
 	(note ? broker_log_info : broker_log_debug)(
