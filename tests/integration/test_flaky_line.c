@@ -198,77 +198,11 @@ static it_net *net_relayed(void **state, const char *tag, char *direct, size_t l
 
 /* --- helpers -------------------------------------------------------------------------------- */
 
-static size_t inbox_count(const char *dir)
-{
-	size_t k = 0;
-	DIR *d = opendir(dir);
-	if (!d)
-		return 0;
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && strstr(e->d_name, ".json"))
-			k++;
-	closedir(d);
-	return k;
-}
-
-/* until_inbox polls dir (files another process writes) until it holds
- * want files; false at the deadline. */
-static bool until_inbox(const char *dir, size_t want)
-{
-	int64_t end = it_mono_ms() + it_wait_ms();
-	while (inbox_count(dir) < want && it_mono_ms() < end)
-		it_nap(50);
-	return inbox_count(dir) >= want;
-}
-
-static void refer(it_net *n, const char *id)
-{
-	rete_wire *cpi = it_connect(n, IT_CPI);
-	assert_non_null(cpi);
-	it_msg o;
-	assert_int_equal(it_referral(n, IT_CPI, IT_SOCIAL, id, &o), RETE_OK);
-	Rete__BrokerFrame *f = it_submit(cpi, &o, it_wait_ms());
-	assert_non_null(f);
-	assert_int_equal(it_answer(f)->error, 0);
-	rete__broker_frame__free_unpacked(f, NULL);
-	it_msg_free(&o);
-	rete_wire_close(&cpi);
-}
-
-/* health_problems: the broker's health problems, one a line (caller
- * frees). */
-static char *health_problems(it_net *n)
-{
-	rete_wire *coord = it_connect(n, IT_COORD);
-	assert_non_null(coord);
-	Rete__HealthQuery hq = RETE__HEALTH_QUERY__INIT;
-	Rete__Query q = RETE__QUERY__INIT;
-	q.what_case = RETE__QUERY__WHAT_HEALTH;
-	q.health = &hq;
-	Rete__BrokerFrame *f = NULL;
-	rete_msg m;
-	assert_int_equal(rete_wire_call(coord, &q, it_wait_ms(), &f, &m), RETE_OK);
-	assert_int_equal(f->result->answer_case, RETE__QUERY_RESULT__ANSWER_HEALTH);
-	size_t len = 1;
-	for (size_t i = 0; i < f->result->health->n_problems; i++)
-		len += strlen(f->result->health->problems[i]) + 1;
-	char *out = calloc(1, len);
-	assert_non_null(out);
-	for (size_t i = 0; i < f->result->health->n_problems; i++) {
-		strcat(out, f->result->health->problems[i]);
-		strcat(out, "\n");
-	}
-	rete__broker_frame__free_unpacked(f, NULL);
-	rete_wire_close(&coord);
-	return out;
-}
-
 /* no_problem: health names no problem of social.mantova (printed if it
  * does). */
 static bool no_problem(it_net *n)
 {
-	char *p = health_problems(n);
+	char *p = it_health_problems(n);
 	bool ok = strstr(p, it_party_ids[IT_SOCIAL]) == NULL;
 	if (!ok)
 		fprintf(stderr, "health problems:\n%s", p);
@@ -304,8 +238,8 @@ static void test_flaky_one_agent(void **state)
 		assert_true(
 		    it_wait_occurrences(n->log, "hello from social.mantova", hellos + 1, ms));
 	}
-	refer(n, "flaky-1");
-	assert_true(until_inbox(ainbox, 1)); /* one agent, and it works */
+	it_refer(n, IT_CPI, IT_SOCIAL, "flaky-1");
+	assert_true(it_until_inbox(ainbox, 1)); /* one agent, and it works */
 
 	/* while the dead connections are still listed: no alarm */
 	size_t warned = tu_occurrences(n->log, WARN_OLD) + tu_occurrences(n->log, WARN_NEW);
@@ -329,33 +263,6 @@ static void test_flaky_one_agent(void **state)
 	    it_until_metric(url, "rete_broker_agency_contested{agency=\"social.mantova\"}", 0));
 }
 
-/* twin_start starts a second rete-agent for social.mantova with the same
- * key on endpoint broker, in DIR/agents/social-twin, its output in
- * DIR/social-twin.log. */
-static pid_t twin_start(it_net *n, const char *broker)
-{
-	char path[1300], text[4096], exe[1200];
-	snprintf(path, sizeof(path), "%s/agents", n->dir);
-	mkdir(path, 0755);
-	static const char *const subs[] = {
-	    "", "/spool", "/spool/outbox", "/spool/sent", "/spool/failed", "/spool/inbox"};
-	for (int i = 0; i < 6; i++) {
-		snprintf(path, sizeof(path), "%s/agents/" TWIN "%s", n->dir, subs[i]);
-		mkdir(path, 0755);
-	}
-	snprintf(text, sizeof(text),
-		 "[agent]\nid = %s\nkey = ../../keys/%s.key\nbroker = %s\n"
-		 "broker_key = ../../keys/" IT_BROKER_ID ".pub\nspool = spool\ndata = data\n"
-		 "resubmit = 2s\nreconnect_min = 100ms\nreconnect_max = 1s\nwitness = 2s\n"
-		 "poll = 1s\nheartbeat = 2s\n",
-		 it_party_ids[IT_SOCIAL], it_party_ids[IT_SOCIAL], broker);
-	snprintf(path, sizeof(path), "%s/agents/" TWIN "/agent.ini", n->dir);
-	tu_write_file(path, text, strlen(text));
-	snprintf(exe, sizeof(exe), "%s/rete-agent", n->bin);
-	char *args[] = {exe, "-c", path, "-v", NULL};
-	return it_spawn(n->dir, TWIN, args, NULL);
-}
-
 static void test_standby_alone(void **state)
 {
 	char direct[300];
@@ -369,7 +276,7 @@ static void test_standby_alone(void **state)
 	/* the agent, through the relay, is told by its twin (direct) */
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	assert_true(it_wait_occurrences(alog, "connected to", 1, ms));
-	twin_pid = twin_start(n, direct);
+	twin_pid = it_twin_start(n, direct);
 	assert_true(twin_pid > 0);
 	assert_true(it_wait_occurrences(tlog, "connected to", 1, ms));
 	assert_true(it_wait_occurrences(alog, "another agent with the key of", 1, ms));
@@ -390,8 +297,8 @@ static void test_standby_alone(void **state)
 
 	/* its new connection has the deliveries: a referral reaches it without
 	 * waiting for the dead one to be dropped */
-	refer(n, "alone-1");
-	assert_true(until_inbox(ainbox, 1));
+	it_refer(n, IT_CPI, IT_SOCIAL, "alone-1");
+	assert_true(it_until_inbox(ainbox, 1));
 	size_t gone_now = tu_occurrences(n->log, "delivery connection is gone");
 	if (gone_now != gone)
 		it_show(n, "broker.log");
