@@ -93,6 +93,9 @@ static rete_err peers_rebuild(broker *b)
 			np[i].last_seen_ms = old->last_seen_ms;
 			np[i].takeovers = old->takeovers;
 			memcpy(np[i].takeover_ms, old->takeover_ms, sizeof(old->takeover_ms));
+			np[i].warn_ms = old->warn_ms;
+			np[i].note_ms = old->note_ms;
+			np[i].warn_held = old->warn_held;
 			/* deliveries in flight are sent again from the queue */
 			np[i].dirty = true;
 		}
@@ -546,12 +549,32 @@ static int conn_find(const broker_peer *p, const uint8_t *rid, size_t rid_len)
 	return -1;
 }
 
+/* conn_front makes c the delivery connection: nothing to prove there. */
+static void conn_front(broker_conn *c)
+{
+	c->taken_seq = 0;
+	c->displaced = false;
+	c->told = false;
+}
+
+/* conn_behind marks c, just put behind another connection of its party: a
+ * PONG to a PING sent from now on proves it alive there (displaced). */
+static void conn_behind(broker *b, broker_conn *c)
+{
+	if (c->taken_seq)
+		return; /* behind already: what proves it is unchanged */
+	c->taken_seq = ++b->send_seq;
+	c->displaced = false;
+}
+
 /* conn_hello lists the connection rid that said HELLO from addr: first
  * (the newest plain HELLO gets the deliveries), or, with standby
- * (protocol 5), last, behind every other (it gets them only when no other
- * is left). The oldest one listed falls off a full list. Returns true when
- * the delivery connection (conns[0]) changed. */
-static bool conn_hello(broker_peer *p, const uint8_t *rid, size_t rid_len, bool standby,
+ * (protocol 5), behind a connection that has them by a plain HELLO, but
+ * ahead of the standby ones and those put behind (a told agent whose line
+ * failed must not wait behind its own dead connection, nor behind a
+ * standby one). The oldest one listed falls off a full list. Returns true
+ * when the delivery connection (conns[0]) changed. */
+static bool conn_hello(broker *b, broker_peer *p, const uint8_t *rid, size_t rid_len, bool standby,
 		       const char *addr)
 {
 	int at = conn_find(p, rid, rid_len);
@@ -568,18 +591,23 @@ static bool conn_hello(broker_peer *p, const uint8_t *rid, size_t rid_len, bool 
 	}
 	snprintf(c.addr, sizeof(c.addr), "%s", addr);
 	c.standby = standby;
-	c.displaced = standby; /* it says so itself: it lost them before */
-	if (!standby)
-		c.taken_seq = 0;
 	if (p->nconns == BROKER_CONNS_MAX)
 		p->nconns--; /* the oldest one listed falls off */
-	if (standby && p->nconns > 0) {
-		p->conns[p->nconns++] = c;
+	size_t pos = 0;
+	if (standby)
+		while (pos < p->nconns && !p->conns[pos].standby && !p->conns[pos].taken_seq)
+			pos++;
+	memmove(&p->conns[pos + 1], &p->conns[pos], (p->nconns - pos) * sizeof(p->conns[0]));
+	p->nconns++;
+	if (pos > 0) {
+		p->conns[pos] = c;
+		conn_behind(b, &p->conns[pos]);
 		return front_was; /* it was first: the next one is now */
 	}
-	memmove(&p->conns[1], &p->conns[0], p->nconns * sizeof(p->conns[0]));
+	conn_front(&c);
 	p->conns[0] = c;
-	p->nconns++;
+	if (p->nconns > 1)
+		conn_behind(b, &p->conns[1]);
 	return true;
 }
 
@@ -588,9 +616,18 @@ static bool conn_hello(broker_peer *p, const uint8_t *rid, size_t rid_len, bool 
  * next one listed (if any). */
 static void conn_lost(broker *b, broker_peer *p, size_t i)
 {
+	if (p->conns[i].told)
+		broker_log_info(
+		    "%s: the connection from %s, told that a new one (from %s) took its "
+		    "deliveries, went without answering: a line that failed or an "
+		    "agent restarted, not a second agent",
+		    p->id, p->conns[i].addr[0] ? p->conns[i].addr : "?",
+		    p->conns[i].taker[0] ? p->conns[i].taker : "?");
 	memmove(&p->conns[i], &p->conns[i + 1], (p->nconns - i - 1) * sizeof(p->conns[0]));
 	p->nconns--;
 	if (i == 0) {
+		if (p->nconns)
+			conn_front(&p->conns[0]);
 		inflight_restart(p);
 		/* nothing is delivered to a coordinator or an auditor: the end of
 		 * their `rete monitor`, `health` or `report` is routine, debug */
@@ -1392,17 +1429,19 @@ static int takeover_notice(broker *b, broker_peer *p, broker_conn *c, const char
 /* takeover follows a HELLO from addr that took p's deliveries from old, a
  * connection that said a plain HELLO: old is told (takeover_notice). One
  * the ROUTER no longer knows is dropped quietly (an agent restarted after
- * a crash); one it still knows is counted and warned of: two connections
- * with one key. */
+ * a crash). One it still knows may be a live agent or a line that failed
+ * and that ZeroMQ has not yet given up on (a send to it succeeds until
+ * then): nothing is counted nor warned of until it answers
+ * (takeover_proven); a note says so, once a minute at most per agency. */
 static void takeover(broker *b, broker_peer *p, const broker_conn *old, const char *addr)
 {
 	int k = conn_find(p, old->rid, old->rid_len);
 	if (k <= 0)
 		return;
 	int64_t now = rete_now_ms();
-	char was[BROKER_ADDR_MAX];
-	copy_str(was, sizeof(was), p->conns[k].addr);
-	if (takeover_notice(b, p, &p->conns[k], addr, now) == EHOSTUNREACH) {
+	broker_conn *c = &p->conns[k];
+	int rc = takeover_notice(b, p, c, addr, now);
+	if (rc == EHOSTUNREACH) {
 		conn_lost(b, p, (size_t)k);
 		broker_log_info(
 		    "%s's new connection (from %s) takes its deliveries; the one before "
@@ -1410,14 +1449,54 @@ static void takeover(broker *b, broker_peer *p, const broker_conn *old, const ch
 		    p->id, addr[0] ? addr : "?");
 		return;
 	}
+	c->told = rc == 0; /* not when its queue is full: it was not told */
+	c->displaced = false;
+	/* it stands by from now on, as the told agent does (its next HELLO
+	 * says so): told once, and no HELLO with standby waits behind it
+	 * should it get the deliveries back when the other one goes */
+	c->standby = true;
+	copy_str(c->taker, sizeof(c->taker), addr);
+	int64_t mono = mono_ms();
+	bool note = c->told && (!p->note_ms || mono - p->note_ms >= BROKER_WARN_MS);
+	if (note)
+		p->note_ms = mono;
+	(note ? broker_log_info : broker_log_debug)(
+	    "%s's new connection (from %s) takes its deliveries; the one before (from %s) is "
+	    "still listed: told; if it answers, two agents run with this key",
+	    p->id, addr[0] ? addr : "?", c->addr[0] ? c->addr : "?");
+}
+
+/* takeover_proven: c, told it lost p's deliveries, is alive after the
+ * notice (it answered a PING sent after it, or said HELLO again): two
+ * agents run with p's key. Counted (rete_broker_agency_takeovers_answered_total,
+ * the 3-within-an-hour rule of broker_peer_contest) and warned of, one
+ * line a minute at most per agency (the others counted in the next one). */
+static void takeover_proven(broker_peer *p, broker_conn *c)
+{
+	c->told = false;
 	p->takeovers++;
+	int64_t now = mono_ms();
 	memmove(&p->takeover_ms[1], &p->takeover_ms[0],
 		(BROKER_FIGHTS - 1) * sizeof(p->takeover_ms[0]));
-	p->takeover_ms[0] = mono_ms();
-	broker_log_warn("%s: a new connection with its key (from %s) takes its deliveries from the "
-			"one from %s, still connected and now told so: two agents may be running "
-			"with the key of %s (an old machine, a copy of the key, a restored backup)",
-			p->id, addr[0] ? addr : "?", was[0] ? was : "?", p->id);
+	p->takeover_ms[0] = now;
+	if (p->warn_ms && now - p->warn_ms < BROKER_WARN_MS) {
+		p->warn_held++;
+		return;
+	}
+	char more[128] = "";
+	if (p->warn_held)
+		snprintf(more, sizeof(more),
+			 " (and %" PRIu64 " more such take-overs since the last line like this, "
+			 "not logged)",
+			 p->warn_held);
+	broker_log_warn("%s: the connection from %s, which a new connection with its key (from "
+			"%s) took the deliveries from, answered after it was told: two agents "
+			"are running with the key of %s (an old machine, a copy of the key, a "
+			"restored backup)%s",
+			p->id, c->addr[0] ? c->addr : "?", c->taker[0] ? c->taker : "?", p->id,
+			more);
+	p->warn_ms = now;
+	p->warn_held = 0;
 }
 
 bool broker_peer_contest(const broker_peer *p, char *text, size_t len)
@@ -1447,8 +1526,8 @@ bool broker_peer_contest(const broker_peer *p, char *text, size_t len)
 		if (text)
 			snprintf(text, len,
 				 "%s: two connections hold its key: deliveries go to the one from "
-				 "%s; the one from %s, which had them before, is still connected "
-				 "(two agents running with one key? an old machine, a copy of the "
+				 "%s; the one from %s, behind it, answers too (two agents "
+				 "running with one key? an old machine, a copy of the "
 				 "key, a restored backup): stop the one that should not run, then "
 				 "restart the other",
 				 p->id, p->conns[0].addr[0] ? p->conns[0].addr : "?",
@@ -1482,7 +1561,11 @@ static void handle_hello(broker *b, broker_frame *f)
 		bool had = p->nconns > 0;
 		if (had)
 			old = p->conns[0];
-		if (conn_hello(p, f->rid, f->rid_len, h->standby, addr ? addr : ""))
+		/* a told connection that says HELLO again is alive after it */
+		int at = conn_find(p, f->rid, f->rid_len);
+		if (at > 0 && p->conns[at].told)
+			takeover_proven(p, &p->conns[at]);
+		if (conn_hello(b, p, f->rid, f->rid_len, h->standby, addr ? addr : ""))
 			inflight_restart(p);
 		if (agency && had && !old.standby && !h->standby && p->conns[0].rid_len &&
 		    conn_find(p, old.rid, old.rid_len) > 0)
@@ -1552,9 +1635,13 @@ static void handle_pong(broker *b, broker_frame *f)
 		if (c->ping_seq[k] && f->cf->pong->nonce == c->ping_nonce[k] &&
 		    c->ping_seq[k] + 1 > c->read_seq)
 			c->read_seq = c->ping_seq[k] + 1;
-	/* alive after it lost the deliveries: it read the notice */
-	if (c->taken_seq && c->read_seq > c->taken_seq)
+	/* alive behind another connection (a told one read the notice):
+	 * counted once */
+	if (c->taken_seq && c->read_seq > c->taken_seq && !c->displaced) {
 		c->displaced = true;
+		if (c->told)
+			takeover_proven(p, c);
+	}
 }
 
 static void ping_peers(broker *b)

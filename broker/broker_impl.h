@@ -33,6 +33,7 @@
  * deliveries (health names it). */
 #define BROKER_FIGHTS	3
 #define BROKER_FIGHT_MS (3600 * 1000)
+#define BROKER_WARN_MS	(60 * 1000) /* one take-over warning per agency a minute */
 
 /* One connection of a party that said HELLO: its ROUTER routing id, and
  * how far it has read. A connection reads what it is sent in order, so a
@@ -46,11 +47,19 @@ typedef struct broker_conn {
 	uint64_t read_seq;	    /* it has read every frame numbered below this */
 	char addr[BROKER_ADDR_MAX]; /* where it comes from ("" : not said) */
 	/* protocol 5: a connection another one took the deliveries from, and
-	 * one that said HELLO with `standby` (behind every other) */
+	 * one that said HELLO with `standby` (behind the others, ahead of
+	 * standby and told ones) */
 	bool standby;
-	uint64_t taken_seq; /* the TAKEN_OVER notice's send number (0: none) */
-	bool displaced;	    /* it is alive after losing the deliveries (it read
-			       the notice, or said HELLO with standby) */
+	/* a send number, set when it was put behind another connection (the
+	 * TAKEN_OVER notice's, when it was told): a PONG to a PING sent after
+	 * it proves it alive there (displaced). 0: it has the deliveries. */
+	uint64_t taken_seq;
+	bool displaced;		     /* alive behind another (it answered a PING sent after
+					taken_seq): two connections hold the key */
+	bool told;		     /* told TAKEN_OVER, not yet answered: if it answers, the
+					take-over is counted and warned of (a connection that
+					goes without answering was a dead line, not an agent) */
+	char taker[BROKER_ADDR_MAX]; /* where the one that took them came from */
 } broker_conn;
 
 /* One delivery in flight: sent, not yet acked. */
@@ -79,9 +88,15 @@ typedef struct broker_peer {
 	size_t ninflight;
 	uint64_t next_from; /* next queue index to look at */
 	int64_t last_seen_ms;
-	bool dirty;			    /* look at its queue after this batch */
-	uint64_t takeovers;		    /* of a live delivery connection, since the start */
-	int64_t takeover_ms[BROKER_FIGHTS]; /* the latest ones (monotonic; 0: none) */
+	bool dirty; /* look at its queue after this batch */
+	/* take-overs whose told connection answered after the notice (two
+	 * agents), since the start, and the latest ones (monotonic; 0: none) */
+	uint64_t takeovers;
+	int64_t takeover_ms[BROKER_FIGHTS];
+	/* the latest take-over warning / HELLO-time note logged (monotonic;
+	 * one a BROKER_WARN_MS each), and the warnings held back since */
+	int64_t warn_ms, note_ms;
+	uint64_t warn_held;
 } broker_peer;
 
 /* One frame of a batch and what became of it. */

@@ -37,7 +37,7 @@ struct bm_agency {
 	bool connected;
 	int64_t last_seen_ms; /* wall clock; 0: not since the start */
 	bool contested;	      /* broker_peer_contest */
-	uint64_t takeovers;   /* of a live delivery connection */
+	uint64_t takeovers;   /* answered after the notice */
 };
 
 struct broker_metrics {
@@ -370,16 +370,18 @@ static void serve(void *ctx, const char *path, rete_http_answer *a)
 	for (size_t i = 0; i < n; i++)
 		v[i] = (double)ag[i].last_seen_ms / 1000.0;
 	per_agency(a, "rete_broker_agency_last_seen_timestamp_seconds", ag, n, v);
-	head(a, "rete_broker_agency_takeovers_total", "counter",
-	     "HELLOs that took the agency's deliveries from a connection still there (protocol "
-	     "5: that one is told TAKEN_OVER); more than one: two agents may run with its key.");
+	head(a, "rete_broker_agency_takeovers_answered_total", "counter",
+	     "HELLOs that took the agency's deliveries from a connection which, told so "
+	     "(TAKEN_OVER, protocol 5), answered afterwards: each one is two agents running "
+	     "with its key. A connection that goes without answering (a line that failed, an "
+	     "agent restarted) is not counted.");
 	for (size_t i = 0; i < n; i++)
 		v[i] = (double)ag[i].takeovers;
-	per_agency(a, "rete_broker_agency_takeovers_total", ag, n, v);
+	per_agency(a, "rete_broker_agency_takeovers_answered_total", ag, n, v);
 	head(a, "rete_broker_agency_contested", "gauge",
-	     "1 while two connections hold the agency's key: one that lost its deliveries to "
-	     "another is still connected, or they took them from each other 3 times within "
-	     "an hour (health names it).");
+	     "1 while two connections hold the agency's key: one behind the one that has its "
+	     "deliveries answers too, or they took them from each other 3 times within an "
+	     "hour, each time answering after being told (health names it).");
 	for (size_t i = 0; i < n; i++)
 		v[i] = ag[i].contested;
 	per_agency(a, "rete_broker_agency_contested", ag, n, v);

@@ -148,8 +148,9 @@ static void q_health(broker *b, broker_frame *f)
 				np++;
 		}
 	}
-	/* two connections with one agency's key (protocol 5: a HELLO that
-	 * took the deliveries from a connection still alive) */
+	/* two connections with one agency's key (protocol 5: one behind the
+	 * delivery connection answers a PING too, or 3 take-overs within an
+	 * hour whose told connection answered: broker_peer_contest) */
 	for (size_t i = 0; i < b->npeers && np < 60; i++) {
 		const broker_party *pa = broker_config_party(b->cfg, b->peers[i].id);
 		char text[1024];

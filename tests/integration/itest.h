@@ -1755,4 +1755,103 @@ static inline unsigned it_metrics_port(const char *log)
 	return 0;
 }
 
+/* it_inbox_count: the delivered files (NUMBER...json) in an agent's inbox
+ * folder dir. */
+static inline size_t it_inbox_count(const char *dir)
+{
+	size_t k = 0;
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && strstr(e->d_name, ".json"))
+			k++;
+	closedir(d);
+	return k;
+}
+
+/* it_until_inbox polls dir (files another process writes: no event to
+ * wait on) until it holds want files; false at the deadline. */
+static inline bool it_until_inbox(const char *dir, size_t want)
+{
+	int64_t end = it_mono_ms() + it_wait_ms();
+	while (it_inbox_count(dir) < want && it_mono_ms() < end)
+		it_nap(50);
+	return it_inbox_count(dir) >= want;
+}
+
+/* it_refer submits one referral `id` from party `from` to party `to` on a
+ * connection of its own, and checks that it was logged. */
+static inline void it_refer(it_net *n, int from, int to, const char *id)
+{
+	rete_wire *w = it_connect(n, from);
+	assert_non_null(w);
+	it_msg o;
+	assert_int_equal(it_referral(n, from, to, id, &o), RETE_OK);
+	Rete__BrokerFrame *f = it_submit(w, &o, it_wait_ms());
+	assert_non_null(f);
+	assert_int_equal(it_answer(f)->error, 0);
+	rete__broker_frame__free_unpacked(f, NULL);
+	it_msg_free(&o);
+	rete_wire_close(&w);
+}
+
+/* it_health_problems: the broker's health problems (asked as the
+ * coordinator), one a line (caller frees). */
+static inline char *it_health_problems(it_net *n)
+{
+	rete_wire *coord = it_connect(n, IT_COORD);
+	assert_non_null(coord);
+	Rete__HealthQuery hq = RETE__HEALTH_QUERY__INIT;
+	Rete__Query q = RETE__QUERY__INIT;
+	q.what_case = RETE__QUERY__WHAT_HEALTH;
+	q.health = &hq;
+	Rete__BrokerFrame *f = NULL;
+	rete_msg m;
+	assert_int_equal(rete_wire_call(coord, &q, it_wait_ms(), &f, &m), RETE_OK);
+	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_RESULT);
+	assert_int_equal(f->result->answer_case, RETE__QUERY_RESULT__ANSWER_HEALTH);
+	size_t len = 1;
+	for (size_t i = 0; i < f->result->health->n_problems; i++)
+		len += strlen(f->result->health->problems[i]) + 1;
+	char *out = calloc(1, len);
+	assert_non_null(out);
+	for (size_t i = 0; i < f->result->health->n_problems; i++) {
+		strcat(out, f->result->health->problems[i]);
+		strcat(out, "\n");
+	}
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&coord);
+	return out;
+}
+
+/* it_twin_start starts a second rete-agent for social.mantova with the
+ * same key (an old machine still running, a copy of the key), talking to
+ * the broker at endpoint broker, in DIR/agents/social-twin (its own spool
+ * and data), its output in DIR/social-twin.log. Returns its pid. */
+static inline pid_t it_twin_start(it_net *n, const char *broker)
+{
+	char path[1300], text[4096], exe[1200];
+	static const char *const subs[] = {
+	    "", "/spool", "/spool/outbox", "/spool/sent", "/spool/failed", "/spool/inbox"};
+	snprintf(path, sizeof(path), "%s/agents", n->dir);
+	mkdir(path, 0755);
+	for (int i = 0; i < 6; i++) {
+		snprintf(path, sizeof(path), "%s/agents/social-twin%s", n->dir, subs[i]);
+		mkdir(path, 0755);
+	}
+	snprintf(text, sizeof(text),
+		 "[agent]\nid = %s\nkey = ../../keys/%s.key\nbroker = %s\n"
+		 "broker_key = ../../keys/" IT_BROKER_ID ".pub\nspool = spool\ndata = data\n"
+		 "resubmit = 2s\nreconnect_min = 100ms\nreconnect_max = 1s\nwitness = 2s\n"
+		 "poll = 1s\nheartbeat = 2s\n",
+		 it_party_ids[IT_SOCIAL], it_party_ids[IT_SOCIAL], broker);
+	snprintf(path, sizeof(path), "%s/agents/social-twin/agent.ini", n->dir);
+	tu_write_file(path, text, strlen(text));
+	snprintf(exe, sizeof(exe), "%s/rete-agent", n->bin);
+	char *args[] = {exe, "-c", path, "-v", NULL};
+	return it_spawn(n->dir, "social-twin", args, NULL);
+}
+
 #endif
