@@ -1158,9 +1158,13 @@ uint64_t report_round(uint64_t x, unsigned min, uint8_t *mark)
 		return 0;
 	}
 	/* to the nearest multiple (x mod 5 of 0 to 2 down, 3 and 4 up: no
-	 * ties); a count of min or more never reads as a zero */
+	 * ties), but never below the first multiple of 5 that min + 2 rounds
+	 * to: the lowest figure shown then stands for 5 counts at least
+	 * (min 3: 3 to 7 read 5; min 7: 7 to 12 read 10, where plain rounding
+	 * gave 5 for 7 alone) */
 	uint64_t r = (x + REPORT_ROUND / 2) / REPORT_ROUND * REPORT_ROUND;
-	return r ? r : REPORT_ROUND;
+	uint64_t floor5 = ((uint64_t)min + 2 + REPORT_ROUND - 1) / REPORT_ROUND * REPORT_ROUND;
+	return r > floor5 ? r : floor5;
 }
 
 rete_err report_parse_min_count(const char *s, unsigned *out, rete_msg *m)

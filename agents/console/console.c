@@ -1176,6 +1176,10 @@ static int steering_small(json_t *mon, unsigned min)
 	}
 	json_object_foreach(st, key, x) rc |= steering_count(st, key, min);
 	rc |= steering_count(mon, "overdueCount", min);
+	/* exact counts beside the rule (R4): the log's size and the messages
+	 * of each of the last minutes; no page of theirs shows them */
+	json_object_del(mon, "logSize");
+	json_object_del(mon, "messagesPerMinute");
 	json_object_foreach(times, key, x)
 	{
 		json_t *cnt = json_object_get(x, "count");
@@ -2113,6 +2117,7 @@ struct sse {
 	struct console *c;
 	uint64_t seen;
 	bool first;
+	bool steering;			   /* a steering group's stream: no log size (R4) */
 	int slot;			   /* its place in c->stream_peer */
 	char token[CONSOLE_TOKEN_HEX + 2]; /* its session's, with accounts */
 };
@@ -2178,8 +2183,10 @@ static void *sse_open(void *ctx, const rete_http_req *rq, rete_http_answer *no)
 		s->c = c;
 		s->first = true;
 		s->slot = slot;
-		if (c->auth)
+		if (c->auth) {
 			snprintf(s->token, sizeof(s->token), "%s", token);
+			s->steering = console_steering(c, user);
+		}
 	}
 	pthread_mutex_unlock(&c->lock);
 	if (s != NULL)
@@ -2213,11 +2220,19 @@ static long sse_next(void *st, char *buf, size_t max)
 		n = -1;
 	} else if (s->first || c->version != s->seen) {
 		s->seen = c->version;
-		n = snprintf(buf, max,
-			     "%sevent: update\ndata: {\"logSize\":%llu,\"version\":%llu}\n\n",
-			     s->first ? "retry: 2000\n" : "",
-			     (unsigned long long)monitor_next_index(c->mc.mo),
-			     (unsigned long long)c->version);
+		/* the log's exact size, event by event, would count the
+		 * steering group's referrals one by one: version only */
+		if (s->steering)
+			n = snprintf(buf, max, "%sevent: update\ndata: {\"version\":%llu}\n\n",
+				     s->first ? "retry: 2000\n" : "",
+				     (unsigned long long)c->version);
+		else
+			n = snprintf(
+			    buf, max,
+			    "%sevent: update\ndata: {\"logSize\":%llu,\"version\":%llu}\n\n",
+			    s->first ? "retry: 2000\n" : "",
+			    (unsigned long long)monitor_next_index(c->mc.mo),
+			    (unsigned long long)c->version);
 		s->first = false;
 	} else {
 		n = snprintf(buf, max, ": still here\n\n");

@@ -848,6 +848,25 @@ static void test_small_counts_rule(void **state)
 		assert_int_equal(report_round(in[i], 1, &h), in[i]);
 		assert_int_equal(h, 0);
 	}
+	/* R4: with any threshold, each figure shown stands for 5 counts at
+	 * least (min 7 with plain rounding: 5 was 7 and nothing else) */
+	for (unsigned min = 2; min <= REPORT_MIN_COUNT_MAX; min++) {
+		unsigned n[200] = {0};
+		for (uint64_t x = min; x < 400; x++) {
+			uint8_t hx = 0;
+			uint64_t v = report_round(x, min, &hx);
+			assert_int_equal(hx, 0);
+			assert_int_equal(v % 5, 0);
+			if (v / 5 < 200)
+				n[v / 5]++;
+		}
+		for (size_t v = 0; v + 1 < 200 * 5 / 5 && (v + 1) * 5 < 390; v++)
+			if (n[v] != 0 && n[v] < 5) {
+				print_message("min %u: %zu stands for %u count(s)\n", min, v * 5,
+					      n[v]);
+				fail();
+			}
+	}
 	uint8_t h = 0;
 	assert_int_equal(report_round(2, 2, &h), 5); /* min 2: 2 is not shown as 0 */
 	assert_int_equal(report_round(9, 10, &h), 0);
