@@ -619,8 +619,8 @@ static void conn_lost(broker *b, broker_peer *p, size_t i)
 	if (p->conns[i].told)
 		broker_log_info(
 		    "%s: the connection from %s, told that a new one (from %s) took its "
-		    "deliveries, went without answering: a line that failed or an "
-		    "agent restarted, not a second agent",
+		    "deliveries, went without answering: a line that failed, an "
+		    "agent restarted, or a second agent stopped before it was asked",
 		    p->id, p->conns[i].addr[0] ? p->conns[i].addr : "?",
 		    p->conns[i].taker[0] ? p->conns[i].taker : "?");
 	memmove(&p->conns[i], &p->conns[i + 1], (p->nconns - i - 1) * sizeof(p->conns[0]));
@@ -1401,11 +1401,14 @@ static int takeover_notice(broker *b, broker_peer *p, broker_conn *c, const char
 	rete_time_format(now - now % 1000, when);
 	snprintf(t.error_text, sizeof(t.error_text),
 		 "another connection with the key of %s (from %s) said HELLO at %s and takes %s's "
-		 "deliveries now; this connection gets none. Two agents must not run with one "
+		 "deliveries now; this connection gets none while that one is connected. Two "
+		 "agents must not run with one "
 		 "key (an old machine still running, a copy of the key, a restored backup): stop "
 		 "the one that should not run, then restart the other",
 		 p->id, addr[0] ? addr : "an address ZeroMQ does not say", when, p->id);
-	broker_metrics_refused(b->metrics, t.error);
+	/* not counted as a refusal: it answers no request, and a line that
+	 * failed gets it too (rete_broker_agency_takeovers_answered_total
+	 * counts those the told connection answers) */
 	Rete__Receipt r;
 	rete__receipt__init(&r);
 	r.error = t.error;

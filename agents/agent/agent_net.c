@@ -203,9 +203,9 @@ static void net_taken_over(agent *a, const Rete__Receipt *r)
 	agent_metrics_taken_over(a, rete_now_ms());
 	agent_log(a, "error",
 		  "another agent with the key of %s took this agency's deliveries; the broker "
-		  "says: %s. Until this agent is restarted, referrals for %s go to that other "
-		  "agent, not here: this one keeps sending its outbox but does not take the "
-		  "deliveries back, also after a reconnect",
+		  "says: %s. While that other agent is connected, referrals for %s go to it, "
+		  "not here (until this agent is restarted): this one keeps sending its outbox "
+		  "but does not take the deliveries back, also after a reconnect",
 		  a->cfg.id, r->error_text ? r->error_text : "", a->cfg.id);
 }
 

@@ -261,6 +261,15 @@ static void test_flaky_one_agent(void **state)
 	    url, "rete_broker_agency_takeovers_answered_total{agency=\"social.mantova\"}", 0));
 	assert_true(
 	    it_until_metric(url, "rete_broker_agency_contested{agency=\"social.mantova\"}", 0));
+	/* nor as refusals (R4): a notice answers no request, and the
+	 * refusals' alert would have fired for a failing line */
+	char *text = it_scrape(url, NULL);
+	assert_non_null(text);
+	double refused = it_metric(text, "rete_broker_refusals_total{code=\"taken-over\"}");
+	if (refused > 0)
+		print_message("taken-over refusals counted: %g\n", refused);
+	free(text);
+	assert_true(refused < 0); /* the series is not there: none */
 }
 
 static void test_standby_alone(void **state)
