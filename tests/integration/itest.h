@@ -697,6 +697,19 @@ static inline void it_home_close(it_home *h)
 /* it_write_agent_ini_ex writes DIR/agents/ID/agent.ini (spool and data in
  * that folder; fast resubmit and reconnects for tests), with extra (NULL
  * or more "key = value\n" lines of [agent]) at its end. */
+/* it_agent_ini_text: the agent.ini of party p talking to the broker at
+ * broker, for a folder DIR/agents/NAME (keys two levels up), then extra. */
+static inline void it_agent_ini_text(char *text, size_t len, int p, const char *broker,
+				     const char *extra)
+{
+	snprintf(text, len,
+		 "[agent]\nid = %s\nkey = ../../keys/%s.key\nbroker = %s\n"
+		 "broker_key = ../../keys/" IT_BROKER_ID ".pub\nspool = spool\ndata = data\n"
+		 "resubmit = 2s\nreconnect_min = 100ms\nreconnect_max = 1s\nwitness = 2s\n"
+		 "poll = 1s\nheartbeat = 2s\n%s",
+		 it_party_ids[p], it_party_ids[p], broker, extra ? extra : "");
+}
+
 static inline void it_write_agent_ini_ex(it_net *n, int p, const char *extra)
 {
 	char path[1300], text[4096];
@@ -704,12 +717,7 @@ static inline void it_write_agent_ini_ex(it_net *n, int p, const char *extra)
 	mkdir(path, 0755);
 	snprintf(path, sizeof(path), "%s/agents/%s", n->dir, it_party_ids[p]);
 	mkdir(path, 0755);
-	snprintf(text, sizeof(text),
-		 "[agent]\nid = %s\nkey = ../../keys/%s.key\nbroker = %s\n"
-		 "broker_key = ../../keys/" IT_BROKER_ID ".pub\nspool = spool\ndata = data\n"
-		 "resubmit = 2s\nreconnect_min = 100ms\nreconnect_max = 1s\nwitness = 2s\n"
-		 "poll = 1s\nheartbeat = 2s\n%s",
-		 it_party_ids[p], it_party_ids[p], n->listen, extra ? extra : "");
+	it_agent_ini_text(text, sizeof(text), p, n->listen, extra);
 	snprintf(path, sizeof(path), "%s/agents/%s/agent.ini", n->dir, it_party_ids[p]);
 	tu_write_file(path, text, strlen(text));
 }
@@ -1841,12 +1849,7 @@ static inline pid_t it_twin_start(it_net *n, const char *broker)
 		snprintf(path, sizeof(path), "%s/agents/social-twin%s", n->dir, subs[i]);
 		mkdir(path, 0755);
 	}
-	snprintf(text, sizeof(text),
-		 "[agent]\nid = %s\nkey = ../../keys/%s.key\nbroker = %s\n"
-		 "broker_key = ../../keys/" IT_BROKER_ID ".pub\nspool = spool\ndata = data\n"
-		 "resubmit = 2s\nreconnect_min = 100ms\nreconnect_max = 1s\nwitness = 2s\n"
-		 "poll = 1s\nheartbeat = 2s\n",
-		 it_party_ids[IT_SOCIAL], it_party_ids[IT_SOCIAL], broker);
+	it_agent_ini_text(text, sizeof(text), IT_SOCIAL, broker, NULL);
 	snprintf(path, sizeof(path), "%s/agents/social-twin/agent.ini", n->dir);
 	tu_write_file(path, text, strlen(text));
 	snprintf(exe, sizeof(exe), "%s/rete-agent", n->bin);
