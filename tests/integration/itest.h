@@ -1763,6 +1763,15 @@ static inline unsigned it_metrics_port(const char *log)
 	return 0;
 }
 
+/* it_metrics_url: the metrics address the program logging to log said it
+ * serves, into url (fails the test when it says none in time). */
+static inline void it_metrics_url(const char *log, char *url, size_t len)
+{
+	unsigned port = it_metrics_port(log);
+	assert_true(port > 0);
+	snprintf(url, len, "http://127.0.0.1:%u/metrics", port);
+}
+
 /* it_inbox_count: the delivered files (NUMBER...json) in an agent's inbox
  * folder dir. */
 static inline size_t it_inbox_count(const char *dir)

@@ -224,9 +224,7 @@ static void test_flaky_one_agent(void **state)
 	char alog[1300], ainbox[1300], url[128];
 	snprintf(alog, sizeof(alog), "%s/%s.log", n->dir, it_party_ids[IT_SOCIAL]);
 	it_spool(n, IT_SOCIAL, "inbox", ainbox, sizeof(ainbox));
-	unsigned bport = it_metrics_port(n->log);
-	assert_true(bport > 0);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", bport);
+	it_metrics_url(n->log, url, sizeof(url));
 
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	assert_true(it_wait_occurrences(alog, "connected to", 1, ms));

@@ -230,10 +230,8 @@ static void test_redelivery_counted(void **state)
 	*state = n;
 	ini_set_broker(n, "metrics = 127.0.0.1:0\nredeliver = 1s");
 	assert_true(it_broker_start(n));
-	unsigned port = it_metrics_port(n->log);
-	assert_true(port > 0);
 	char url[128];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", port);
+	it_metrics_url(n->log, url, sizeof(url));
 
 	rete_wire *ws = it_connect(n, IT_SOCIAL), *wc = it_connect(n, IT_CPI);
 	assert_non_null(ws);

@@ -123,17 +123,13 @@ static void test_twin_told(void **state)
 		fail_msg("the older agent was not told that another one took its deliveries");
 	}
 	/* ...and in its metrics */
-	unsigned port = it_metrics_port(alog);
-	assert_true(port > 0);
 	char url[128];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", port);
+	it_metrics_url(alog, url, sizeof(url));
 	assert_true(it_until_metric(url, "rete_agent_taken_over", 1));
 	/* the broker warns, and its health names the agency */
 	assert_true(it_wait_occurrences(n->log, WARNED, 1, ms));
 	assert_true(until_problem(n, "social.mantova: two connections", true));
-	unsigned bport = it_metrics_port(n->log);
-	assert_true(bport > 0);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", bport);
+	it_metrics_url(n->log, url, sizeof(url));
 	assert_true(
 	    it_until_metric(url, "rete_broker_agency_contested{agency=\"social.mantova\"}", 1));
 	assert_true(it_until_metric(url, TAKEOVERS, 1));
@@ -250,10 +246,8 @@ static bool until_answered(rete_wire *w, const char *url, double want)
 static void test_twin_fight(void **state)
 {
 	it_net *n = net_up(state, "twin-fight", "metrics = 127.0.0.1:0");
-	unsigned bport = it_metrics_port(n->log);
-	assert_true(bport > 0);
 	char url[128];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", bport);
+	it_metrics_url(n->log, url, sizeof(url));
 	rete_wire *a = it_connect(n, IT_SOCIAL), *b = it_connect(n, IT_SOCIAL);
 	assert_non_null(a);
 	assert_non_null(b);
