@@ -8,6 +8,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "endpoint.h"
 #include "log.h"
 
 struct zap_entry {
@@ -128,7 +129,7 @@ static int handle_one(broker_zap *z)
 	const char *status = "400", *text = "unknown key";
 	char user[RETE_ID_MAX + 1] = "";
 	char keyhex[2 * RETE_PK_LEN + 1] = "";
-	char domain[64] = "", address[64] = "";
+	char domain[64] = "", said[RETE_PEER_ADDR_MAX] = "", address[RETE_PEER_ADDR_MAX];
 	if (n >= 2 && zmq_msg_size(&parts[0]) == 3 &&
 	    memcmp(zmq_msg_data(&parts[0]), "1.0", 3) == 0) {
 		if (n >= 7 && zmq_msg_size(&parts[5]) == 5 &&
@@ -137,10 +138,12 @@ static int handle_one(broker_zap *z)
 			size_t dl = zmq_msg_size(&parts[2]), al = zmq_msg_size(&parts[3]);
 			if (dl >= sizeof(domain))
 				dl = sizeof(domain) - 1;
-			if (al >= sizeof(address))
-				al = sizeof(address) - 1;
+			if (al >= sizeof(said))
+				al = sizeof(said) - 1;
 			memcpy(domain, zmq_msg_data(&parts[2]), dl);
-			memcpy(address, zmq_msg_data(&parts[3]), al);
+			memcpy(said, zmq_msg_data(&parts[3]), al);
+			/* an IPv4 peer of a [::] socket comes IPv4-mapped */
+			rete_endpoint_peer_text(said, address, sizeof(address));
 			const uint8_t *x = zmq_msg_data(&parts[6]);
 			sodium_bin2hex(keyhex, sizeof(keyhex), x, RETE_PK_LEN);
 			struct zap_entry e;

@@ -21,14 +21,17 @@
 #   endpoints     an endpoint ZeroMQ would refuse or use otherwise than
 #                 written (a port beyond 65535, taken modulo 65536; * or 0,
 #                 a port the system picks; no port; another scheme; junk after
-#                 the port; * as the broker's host; an IPv6 address, which
-#                 rete's ZeroMQ sockets cannot use) in broker.ini, agent.ini,
+#                 the port; * as the broker's host; an IPv6 address without
+#                 brackets, with a zone id or link-local) in broker.ini, agent.ini,
 #                 coord.ini or audit.ini: --check-config exits 2 naming it,
 #                 and rete-broker and rete-agent do not start on it (exit 2,
 #                 no store created); the forms that work stay fine. An
 #                 address not of this machine: a problem (start: exit 2, the
 #                 bind's sentence says why); a host name to listen on (ZeroMQ
 #                 resolves none there): a problem; the port in use: a note.
+#                 The same for IPv6 ([::1], [::], an address not of this
+#                 machine); [::] takes IPv4 too, so events or metrics on its
+#                 port are a problem, beside * they are not.
 #   backup        rete store backup into a missing parent creates it, the files
 #                 are 0600, --verify passes on a good copy and fails (exit 1)
 #                 on a garbled one.
@@ -171,6 +174,9 @@ done
 
 # --- endpoints -------------------------------------------------------------
 bini=$DIR/broker/broker.ini
+# an IPv6 loopback (::1 on lo): IPv6 addresses to listen on are tried
+v6=false
+grep -q '^00000000000000000000000000000001 .* lo$' /proc/net/if_inet6 2>/dev/null && v6=true
 # with_key FILE KEY VALUE CMD...: run CMD with KEY = VALUE in FILE, then put
 # FILE back as it was
 with_key() {
@@ -183,7 +189,8 @@ with_key() {
 }
 bad_bind=("tcp://127.0.0.1:99999" "tcp://127.0.0.1:*" "tcp://127.0.0.1:0" "tcp://127.0.0.1:7700x"
 	"tcp://127.0.0.1" "tcp://127.0.0.1:-1" "http://127.0.0.1:7700" "tcp://[::1:7700" "tcp://:7700"
-	"tcp://host name:7700" "ipc://" "ipc://*" "tcp://[::1]:7700" "tcp://10.0.0.5;10.0.0.1:7700")
+	"tcp://host name:7700" "ipc://" "ipc://*" "tcp://::1:7700" "tcp://[fe80::1%eth0]:7700"
+	"tcp://[::1]:65536" "tcp://[::1]7700" "tcp://10.0.0.5;10.0.0.1:7700")
 for ep in "${bad_bind[@]}"; do
 	what="broker: listen = $ep"
 	with_key "$bini" listen "$ep" rete-broker -c "$bini" --check-config
@@ -199,6 +206,14 @@ expect 2 "[broker] listen: tcp://192.0.2.1:7700 is not an address of this machin
 with_key "$bini" listen "tcp://192.0.2.1:7700" timeout 30 rete-broker -c "$bini" --init
 expect 2 "cannot bind tcp://192.0.2.1:7700 ([broker] listen)" "not one of this machine's"
 rm -rf "$DIR/broker/store"
+if $v6; then
+	what="broker: listen on an IPv6 address not of this machine"
+	with_key "$bini" listen "tcp://[2001:db8::1]:7700" rete-broker -c "$bini" --check-config # documentation prefix (RFC 3849)
+	expect 2 "[broker] listen: tcp://[2001:db8::1]:7700 is not an address of this machine" "[::] for all"
+	with_key "$bini" listen "tcp://[2001:db8::1]:7700" timeout 30 rete-broker -c "$bini" --init
+	expect 2 "cannot bind tcp://[2001:db8::1]:7700 ([broker] listen)" "not one of this machine's"
+	rm -rf "$DIR/broker/store"
+fi
 what="broker: events on listen's port, on every address"
 cp "$bini" "$bini.orig"
 set_key "$bini" listen "tcp://127.0.0.1:7700"
@@ -217,6 +232,19 @@ what="broker: metrics on IPv6 beside listen on every IPv4 address, one port"
 sed -i -e 's#^metrics = 127.0.0.1:9464$#metrics = [::1]:7700#' -e 's#^listen = .*#listen = tcp://*:7700#' "$bini"
 run rete-broker -c "$bini" --check-config
 expect 0 "fine"
+what="broker: metrics on IPv6 beside listen on every address ([::], IPv4 too), one port"
+sed -i -e 's#^listen = .*#listen = tcp://[::]:7700#' "$bini"
+run rete-broker -c "$bini" --check-config
+expect 2 "[broker] metrics: '[::1]:7700' is on the port listen" "a port of their own"
+sed -i -e 's#^metrics = \[::1\]:7700$#metrics = 127.0.0.1:7700#' "$bini"
+run rete-broker -c "$bini" --check-config
+expect 2 "[broker] metrics: '127.0.0.1:7700' is on the port listen"
+sed -i -e 's#^metrics = 127.0.0.1:7700$#metrics = [::1]:9464#' "$bini"
+what="broker: events on [::]'s port, on an IPv4 address"
+with_key "$bini" events "tcp://127.0.0.1:7700" rete-broker -c "$bini" --check-config
+expect 2 "[broker] events: 'tcp://127.0.0.1:7700'" "port 7700" "listen"
+with_key "$bini" events "tcp://[::1]:7701" rete-broker -c "$bini" --check-config
+expect 0 "fine"
 mv "$bini.orig" "$bini"
 what="broker: events = tcp://127.0.0.1:65536"
 with_key "$bini" events "tcp://127.0.0.1:65536" rete-broker -c "$bini" --check-config
@@ -227,14 +255,21 @@ expect 2 "'localhost' is no network interface of this machine" "without resolvin
 with_key "$bini" listen "tcp://localhost:7700" timeout 30 rete-broker -c "$bini" --init
 expect 2 "cannot bind tcp://localhost:7700 ([broker] listen)" "no host names"
 rm -rf "$DIR/broker/store"
-for ep in "tcp://*:7700" "tcp://0.0.0.0:65535" "tcp://127.0.0.1:7700" "tcp://lo:7700"; do
+if $v6; then
+	good_bind=("tcp://[::1]:7700" "tcp://[::]:7700" "tcp://[0:0::1]:65535")
+else
+	echo "note: no IPv6 loopback (::1 on lo) here: listen on ::1 not tried"
+	good_bind=()
+fi
+for ep in "tcp://*:7700" "tcp://0.0.0.0:65535" "tcp://127.0.0.1:7700" "tcp://lo:7700" "${good_bind[@]}"; do
 	what="broker: listen = $ep"
 	with_key "$bini" listen "$ep" rete-broker -c "$bini" --check-config
 	expect 0 "fine" "listen $ep"
 done
 
 bad_connect=("tcp://127.0.0.1:99999" "tcp://*:7700" "tcp://127.0.0.1:*" "tcp://127.0.0.1"
-	"tcp://127.0.0.1:7700x" "http://127.0.0.1:7700" "tcp://[fe80::1%eth0:7700" "ipc://" "tcp://[::1]:7700")
+	"tcp://127.0.0.1:7700x" "http://127.0.0.1:7700" "tcp://[fe80::1%eth0:7700" "ipc://" "tcp://::1:7700"
+	"tcp://[fe80::1%eth0]:7700" "tcp://[::]:7700" "tcp://[::1]:0" "tcp://10.0.0.5;[::1]:7700")
 for ep in "${bad_connect[@]}"; do
 	what="agent: broker = $ep"
 	with_key "$agent" broker "$ep" rete-agent --check-config -c "$agent"
@@ -245,7 +280,7 @@ for ep in "${bad_connect[@]}"; do
 	expect 2 "[agent] broker: '$ep'"
 done
 for ep in "tcp://localhost:7700" "tcp://broker.comune.mantova.it:7700" "tcp://10.0.0.5;10.0.0.1:7700" \
-	"ipc:///run/rete/broker.sock"; do
+	"ipc:///run/rete/broker.sock" "tcp://[::1]:7700" "tcp://[2001:db8::5]:7700"; do
 	what="agent: broker = $ep"
 	with_key "$agent" broker "$ep" rete-agent --check-config -c "$agent"
 	expect 0 "fine" "broker $ep"
@@ -335,6 +370,18 @@ run rete-broker -c "$bini" --check-config
 expect 0 "note: [broker] listen: tcp://127.0.0.1:$port is in use" "fine"
 kill -TERM "$bpid"
 wait "$bpid" || bad "the broker's clean stop exited $?"
+if $v6; then
+	what="broker: its port on ::1 in use"
+	set_key "$bini" listen "tcp://[::1]:$port"
+	rete-broker -c "$bini" >"$DIR/broker/broker-port6.log" 2>&1 &
+	bpid=$!
+	PIDS+=($bpid)
+	wait_for 30 grep -q "started:" "$DIR/broker/broker-port6.log" || bad "the broker did not start on [::1]:$port: $(cat "$DIR/broker/broker-port6.log")"
+	run rete-broker -c "$bini" --check-config
+	expect 0 "note: [broker] listen: tcp://[::1]:$port is in use" "fine"
+	kill -TERM "$bpid"
+	wait "$bpid" || bad "the broker's clean stop exited $?"
+fi
 mv "$bini.good" "$bini"
 
 what="broker: a store of another origin"
