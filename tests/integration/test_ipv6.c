@@ -112,6 +112,36 @@ static void stranger_refused(it_net *n, const char *endpoint, const char *from)
 	rete_seckey_free(&k);
 }
 
+/* config_fine: rete-broker --check-config says n's broker.ini is fine
+ * (it tries the addresses to listen on). */
+static void config_fine(it_net *n)
+{
+	char *out = NULL;
+	int rc = tu_run(&out, "'%s/rete-broker' -c '%s' --check-config", n->bin, n->ini);
+	if (rc != 0 || strstr(out, "fine") == NULL)
+		fail_msg("rete-broker --check-config on listen %s: exit %d: %s", n->listen, rc,
+			 out);
+	free(out);
+}
+
+/* agents_connected: the agents of social.mantova and cpi.mantova (started)
+ * are connected. */
+static void agents_connected(it_net *n)
+{
+	assert_true(agent_connected(n, IT_SOCIAL));
+	assert_true(agent_connected(n, IT_CPI));
+}
+
+/* delivered: referral id, submitted by social.mantova on a connection of
+ * its own to n->listen, reaches cpi.mantova's agent's inbox. */
+static void delivered(it_net *n, const char *id)
+{
+	char inbox[1300];
+	it_refer(n, IT_SOCIAL, IT_CPI, id);
+	it_spool(n, IT_CPI, "inbox", inbox, sizeof(inbox));
+	assert_true(it_until_inbox(inbox, 1));
+}
+
 static void test_loopback(void **state)
 {
 	it_net *n = it_net_new("ipv6-loop", NULL);
@@ -120,24 +150,15 @@ static void test_loopback(void **state)
 	snprintf(n->listen, sizeof(n->listen), "tcp://[::1]:%u", free_port(false));
 	snprintf(n->events, sizeof(n->events), "tcp://[::1]:%u", free_port(false));
 	assert_int_equal(it_write_ini(n), 0);
-	char *out = NULL;
-	int rc = tu_run(&out, "'%s/rete-broker' -c '%s' --check-config", n->bin, n->ini);
-	if (rc != 0 || strstr(out, "fine") == NULL)
-		fail_msg("rete-broker --check-config on listen %s: exit %d: %s", n->listen, rc,
-			 out);
-	free(out);
+	config_fine(n);
 
 	assert_true(it_broker_start(n)); /* a PING over ::1 answered */
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	assert_true(it_agent_start(n, IT_CPI));
-	assert_true(agent_connected(n, IT_SOCIAL));
-	assert_true(agent_connected(n, IT_CPI));
+	agents_connected(n);
 
 	/* submitted over ::1, delivered over ::1 to the recipient's agent */
-	it_refer(n, IT_SOCIAL, IT_CPI, "REF-IPV6-1");
-	char inbox[1300];
-	it_spool(n, IT_CPI, "inbox", inbox, sizeof(inbox));
-	assert_true(it_until_inbox(inbox, 1));
+	delivered(n, "REF-IPV6-1");
 
 	/* the coordinator's `rete monitor`: a request and the events, both
 	 * over ::1 */
@@ -148,7 +169,8 @@ static void test_loopback(void **state)
 		 "broker_key = keys/" IT_BROKER_ID ".pub\nevents = %s\ntime_zone = Europe/Rome\n",
 		 n->listen, n->events);
 	assert_int_equal(tu_write_file(coord, text, strlen(text)), 0);
-	rc = tu_run(&out, "'%s/rete' monitor -c '%s' --once", n->bin, coord);
+	char *out = NULL;
+	int rc = tu_run(&out, "'%s/rete' monitor -c '%s' --once", n->bin, coord);
 	if (rc != 0 || strstr(out, "social.mantova -> cpi.mantova") == NULL)
 		fail_msg("rete monitor --once over %s: exit %d: %s", n->listen, rc, out);
 	free(out);
@@ -170,12 +192,7 @@ static void test_every_address(void **state)
 	unsigned port = free_port(true);
 	snprintf(n->listen, sizeof(n->listen), "tcp://[::]:%u", port);
 	assert_int_equal(it_write_ini(n), 0);
-	char *out = NULL;
-	int rc = tu_run(&out, "'%s/rete-broker' -c '%s' --check-config", n->bin, n->ini);
-	if (rc != 0 || strstr(out, "fine") == NULL)
-		fail_msg("rete-broker --check-config on listen %s: exit %d: %s", n->listen, rc,
-			 out);
-	free(out);
+	config_fine(n);
 
 	/* the programs connect to ::1 and to 127.0.0.1 */
 	snprintf(n->listen, sizeof(n->listen), "tcp://[::1]:%u", port);
@@ -183,12 +200,8 @@ static void test_every_address(void **state)
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	snprintf(n->listen, sizeof(n->listen), "tcp://127.0.0.1:%u", port);
 	assert_true(it_agent_start(n, IT_CPI));
-	assert_true(agent_connected(n, IT_SOCIAL));
-	assert_true(agent_connected(n, IT_CPI));
-	it_refer(n, IT_SOCIAL, IT_CPI, "REF-IPV6-2");
-	char inbox[1300];
-	it_spool(n, IT_CPI, "inbox", inbox, sizeof(inbox));
-	assert_true(it_until_inbox(inbox, 1));
+	agents_connected(n);
+	delivered(n, "REF-IPV6-2");
 
 	stranger_refused(n, n->listen, "127.0.0.1");
 	if (tu_occurrences(n->log, "::ffff:") != 0)
