@@ -642,13 +642,10 @@ static void listen_host_of(const char *h, listen_host *out)
 		struct in6_addr a6;
 		if (inet_pton(AF_INET6, a, &a6) != 1)
 			return;
-		if (IN6_IS_ADDR_V4MAPPED(&a6)) { /* [::ffff:10.0.0.5] is 10.0.0.5 */
-			out->lh_fam = 4;
-			memcpy(out->lh_addr, &a6.s6_addr[12], 4);
-		} else {
-			out->lh_fam = 6;
-			memcpy(out->lh_addr, &a6, 16);
-		}
+		/* no IPv4-mapped one ([::ffff:10.0.0.5]): the endpoints and the
+		 * metrics' address refuse them */
+		out->lh_fam = 6;
+		memcpy(out->lh_addr, &a6, 16);
 	} else if (strcmp(h, "*") == 0 || inet_pton(AF_INET, h, out->lh_addr) == 1) {
 		out->lh_fam = 4;
 	}

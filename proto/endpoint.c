@@ -2,7 +2,6 @@
 #include "endpoint.h"
 
 #include <arpa/inet.h>
-#include <netdb.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,11 +56,16 @@ static bool dotted(const char *s, size_t n)
 	return true;
 }
 
+/* A source of no address: ZeroMQ would leave from any, as without one. */
+#define SOURCE_ANY(what)                                                                           \
+	what " as the source says no address: leave 'SOURCE;' out, and the system picks "          \
+	     "the address a connection leaves from"
+
 /* v6_check: the IPv6 address inside the brackets of a host, a (n bytes).
  * No zone id: only a link-local address needs one, and a zone names an
  * interface of one machine, which a configuration shared among agencies
  * cannot say; link-local addresses are refused with it. */
-static rete_err v6_check(const char *ep, const char *a, size_t n, rete_endpoint_use use,
+static rete_err v6_check(const char *ep, const char *a, size_t n, rete_endpoint_use use, bool src,
 			 rete_msg *m)
 {
 	char addr[INET6_ADDRSTRLEN + 1], why[160];
@@ -99,6 +103,21 @@ static rete_err v6_check(const char *ep, const char *a, size_t n, rete_endpoint_
 			      "id (the interface), which rete does not take; give a global or "
 			      "unique-local IPv6 address",
 			      m);
+	if (IN6_IS_ADDR_MULTICAST(&a6))
+		return refuse(ep, use,
+			      "a multicast address (ff00::/8) is not accepted: a tcp:// endpoint "
+			      "is one machine's address; give a global or unique-local IPv6 "
+			      "address",
+			      m);
+	if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+		char a4[INET_ADDRSTRLEN] = "";
+		inet_ntop(AF_INET, &a6.s6_addr[12], a4, sizeof(a4));
+		snprintf(why, sizeof(why),
+			 "an IPv4 address ('%s') goes without brackets: tcp://%s:PORT", addr, a4);
+		return refuse(ep, use, why, m);
+	}
+	if (IN6_IS_ADDR_UNSPECIFIED(&a6) && src)
+		return refuse(ep, use, SOURCE_ANY("'[::]'"), m);
 	if (IN6_IS_ADDR_UNSPECIFIED(&a6) && use == RETE_ENDPOINT_CONNECT)
 		return refuse(ep, use,
 			      "'[::]' (every address of a machine) is for listening; give the "
@@ -112,8 +131,8 @@ enum { FAM_NAME = 0, FAM_V4 = 4, FAM_V6 = 6 };
 
 /* host_check: the host part h (n bytes) of tcp://HOST:PORT, an IPv6
  * address in its brackets; *fam says which it is. */
-static rete_err host_check(const char *ep, const char *h, size_t n, rete_endpoint_use use, int *fam,
-			   rete_msg *m)
+static rete_err host_check(const char *ep, const char *h, size_t n, rete_endpoint_use use, bool src,
+			   int *fam, rete_msg *m)
 {
 	char addr[64];
 	*fam = FAM_NAME;
@@ -121,11 +140,13 @@ static rete_err host_check(const char *ep, const char *h, size_t n, rete_endpoin
 		return refuse(ep, use, "the host before the port is missing", m);
 	if (h[0] == '[') {
 		*fam = FAM_V6;
-		return v6_check(ep, h + 1, n - 2, use, m);
+		return v6_check(ep, h + 1, n - 2, use, src, m);
 	}
 	if (memchr(h, ':', n) || memchr(h, ']', n))
 		return refuse(ep, use,
 			      "an IPv6 address goes in brackets, e.g. tcp://[2001:db8::5]:7700", m);
+	if (n == 1 && h[0] == '*' && src)
+		return refuse(ep, use, SOURCE_ANY("'*'"), m);
 	if (n == 1 && h[0] == '*')
 		return use == RETE_ENDPOINT_LISTEN
 			   ? RETE_OK
@@ -191,15 +212,28 @@ static rete_err tcp_check(const char *ep, rete_endpoint_use use, rete_msg *m)
 		const char *end = host_end(hp, len, true);
 		if (end == NULL)
 			return refuse(ep, use, NO_CLOSE, m);
-		if ((err = host_check(ep, hp, (size_t)(end - hp), use, &src_fam, m)) != RETE_OK)
+		if ((err = host_check(ep, hp, (size_t)(end - hp), use, true, &src_fam, m)) !=
+		    RETE_OK)
 			return err;
 		if (end < semi && hp[0] == '[' && *end != ':')
 			return refuse(ep, use, "after the source's ']' comes ':PORT' or ';'", m);
-		const char *sc = end < semi ? end : NULL;
-		if (sc &&
-		    (semi - sc - 1 == 0 ||
-		     strspn(sc + 1, "0123456789") != (size_t)(semi - sc - 1) || semi - sc - 1 > 5))
-			return refuse(ep, use, "the source's port is not a number", m);
+		if (end == semi) {
+			/* libzmq (4.3) connects from SOURCE:PORT only: without
+			 * the port, it never connects, and says nothing */
+			char why[360];
+			snprintf(why, sizeof(why),
+				 "the source has no port: write tcp://%.*s:0;HOST:PORT (0: any "
+				 "free port; ZeroMQ leaves from a source only with its port)",
+				 (int)(end - hp), hp);
+			return refuse(ep, use, why, m);
+		}
+		size_t sp = (size_t)(semi - end - 1);
+		if (sp == 0 || strspn(end + 1, "0123456789") != sp || sp > 5 ||
+		    strtoul(end + 1, NULL, 10) > 65535)
+			return refuse(ep, use,
+				      "the source's port is not a number from 0 to 65535 (0: any "
+				      "free port)",
+				      m);
 		hp = semi + 1;
 	}
 	size_t hl = strlen(hp);
@@ -213,12 +247,17 @@ static rete_err tcp_check(const char *ep, rete_endpoint_use use, rete_msg *m)
 			      m);
 	if (*colon != ':')
 		return refuse(ep, use, "it has no port after the host (tcp://HOST:PORT)", m);
-	if ((err = host_check(ep, hp, (size_t)(colon - hp), use, &fam, m)) != RETE_OK)
+	if ((err = host_check(ep, hp, (size_t)(colon - hp), use, false, &fam, m)) != RETE_OK)
 		return err;
 	if (src_fam != FAM_NAME && fam != FAM_NAME && src_fam != fam)
 		return refuse(ep, use,
 			      "the source address and the host are one IPv4, the other IPv6; "
 			      "give both of one family",
+			      m);
+	if (src_fam == FAM_V6 && fam == FAM_NAME)
+		return refuse(ep, use,
+			      "an IPv6 source needs the broker's IPv6 address in brackets (a host "
+			      "name is connected to over IPv4)",
 			      m);
 	const char *port = colon + 1;
 	size_t pn = strlen(port);
@@ -295,35 +334,14 @@ bool rete_endpoint_tcp_parts(const char *ep, char *host, size_t hostlen, unsigne
 
 bool rete_endpoint_ipv6(const char *ep, rete_endpoint_use use)
 {
+	(void)use;
 	if (ep == NULL || strncmp(ep, "tcp://", 6) != 0)
 		return false;
+	/* the host decides (after the source, if any): no name is looked up
+	 * here, where a resolver that is slow or does not answer would hold
+	 * the caller; ZeroMQ's I/O thread looks a name up for IPv4 */
 	const char *hp = ep + 6, *semi = strchr(hp, ';');
-	if (hp[0] == '[')
-		return true; /* the host, or the source a connection leaves from */
-	if (semi != NULL)
-		return semi[1] == '['; /* the source's family decides */
-	const char *colon = strrchr(hp, ':');
-	size_t n = colon ? (size_t)(colon - hp) : 0;
-	char host[256];
-	if (use != RETE_ENDPOINT_CONNECT || n == 0 || n >= sizeof(host) || dotted(hp, n) ||
-	    (n == 1 && hp[0] == '*'))
-		return false;
-	memcpy(host, hp, n);
-	host[n] = '\0';
-	/* ZeroMQ takes the first address of a name in the socket's family
-	 * (ZMQ_IPV6: IPv6, or IPv4 mapped when the name has no IPv6 one):
-	 * a name with an IPv4 address is reached there, as before IPv6 was
-	 * taken, since a broker may listen on that one only */
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-	if (getaddrinfo(host, NULL, &hints, &res) != 0)
-		return false;
-	bool v4 = false, v6 = false;
-	for (const struct addrinfo *r = res; r != NULL; r = r->ai_next) {
-		v4 |= r->ai_family == AF_INET;
-		v6 |= r->ai_family == AF_INET6;
-	}
-	freeaddrinfo(res);
-	return v6 && !v4;
+	return (semi != NULL ? semi[1] : hp[0]) == '[';
 }
 
 const char *rete_endpoint_peer_text(const char *addr, char *out, size_t n)

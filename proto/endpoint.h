@@ -10,14 +10,18 @@
  *   tcp://HOST:PORT   PORT a whole number from 1 to 65535 (no sign, no
  *                     leading zero); HOST an IPv4 address, an IPv6 address
  *                     in brackets ([2001:db8::5]; no zone id, so no
- *                     link-local address) or a name (letters, digits, '.',
+ *                     link-local address; no multicast nor IPv4-mapped
+ *                     one) or a name (letters, digits, '.',
  *                     '-', '_'; at most 253): to listen on, an interface's
  *                     name (ZeroMQ resolves no host names there; the
  *                     interface's IPv4 address), `*` (every IPv4 address)
  *                     or `[::]` (every address, IPv6 and IPv4); to connect
  *                     to, a host name; to connect, ZeroMQ's
- *                     tcp://SOURCE[:PORT];HOST:PORT too (SOURCE and HOST of
- *                     one family when both are addresses);
+ *                     tcp://SOURCE:PORT;HOST:PORT too (SOURCE's PORT from 0,
+ *                     any free port, to 65535: libzmq 4.3 never connects
+ *                     from a SOURCE without one; SOURCE and HOST of one
+ *                     family when both are addresses; an IPv6 SOURCE with an
+ *                     IPv6 HOST address only);
  *   ipc://PATH        a Unix socket, PATH at most 107 bytes (the kernel's
  *                     limit for a socket's path), not `*`.
  *
@@ -62,11 +66,11 @@ bool rete_endpoint_tcp_parts(const char *ep, char *host, size_t hostlen, unsigne
 
 /* rete_endpoint_ipv6: whether the socket for ep (an endpoint
  * rete_endpoint_check accepted for use) is made with ZMQ_IPV6: when its
- * host or its source is an IPv6 address in brackets; to connect, also when
- * its host is a name that resolves now to IPv6 addresses and to no IPv4
- * one (a name with an IPv4 address, or none yet, is reached over IPv4, as
- * before: ZeroMQ takes one address of a name, and the broker may listen on
- * IPv4 only). May block on the resolver for a name. */
+ * host is an IPv6 address in brackets. A host name is reached over IPv4,
+ * as before IPv6 was taken: ZeroMQ looks it up in its I/O thread, at every
+ * connection attempt, for IPv4 addresses only; a name with IPv6 addresses
+ * only needs its address written in brackets. Looks nothing up (a slow or
+ * silent resolver holds no caller). */
 bool rete_endpoint_ipv6(const char *ep, rete_endpoint_use use);
 
 /* A buffer for a peer address from rete_endpoint_peer_text (an IPv6

@@ -102,8 +102,8 @@ static rete_err wire_open(rete_wire **out, int type, const char *endpoint,
 	w->w_next_request = 1;
 	err = RETE_OK;
 	int linger = 0, hb_ivl = 5000, hb_timeout = 15000, hb_ttl = 15000;
-	/* an IPv6 broker (or source) address, or a name with IPv6 addresses
-	 * only: ZeroMQ leaves IPv6 alone without it */
+	/* an IPv6 broker address in brackets: ZeroMQ leaves IPv6 alone
+	 * without it (a name stays IPv4; no lookup here) */
 	int ipv6 = rete_endpoint_ipv6(endpoint, RETE_ENDPOINT_CONNECT);
 	int reconnect = 100, reconnect_max = 2000;
 	char mon_ep[64];

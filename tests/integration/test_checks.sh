@@ -190,7 +190,8 @@ with_key() {
 bad_bind=("tcp://127.0.0.1:99999" "tcp://127.0.0.1:*" "tcp://127.0.0.1:0" "tcp://127.0.0.1:7700x"
 	"tcp://127.0.0.1" "tcp://127.0.0.1:-1" "http://127.0.0.1:7700" "tcp://[::1:7700" "tcp://:7700"
 	"tcp://host name:7700" "ipc://" "ipc://*" "tcp://::1:7700" "tcp://[fe80::1%eth0]:7700"
-	"tcp://[::1]:65536" "tcp://[::1]7700" "tcp://10.0.0.5;10.0.0.1:7700")
+	"tcp://[::1]:65536" "tcp://[::1]7700" "tcp://10.0.0.5;10.0.0.1:7700" "tcp://[ff02::1]:7711"
+	"tcp://[ff0e::1]:7711" "tcp://[::ffff:127.0.0.1]:7700")
 for ep in "${bad_bind[@]}"; do
 	what="broker: listen = $ep"
 	with_key "$bini" listen "$ep" rete-broker -c "$bini" --check-config
@@ -251,6 +252,19 @@ for line in "${shared[@]}"; do
 	fi
 done
 mv "$bini.orig" "$bini"
+# metrics on an IPv6 address the endpoints refuse too (no zone id, so no
+# link-local one; no multicast; an IPv4 address without brackets)
+for line in "[fe80::1]:9464|a link-local address (fe80::/10) is not accepted" \
+	"[ff02::1]:9464|a multicast address (ff00::/8) is not accepted" \
+	"[::ffff:127.0.0.1]:7700|an IPv4 address goes without brackets: 127.0.0.1:7700"; do
+	value=${line%%|*}
+	what="broker: metrics = $value"
+	cp "$bini" "$bini.good"
+	sed -i -e "s#^\[broker\]\$#[broker]\nmetrics = $value#" "$bini"
+	run rete-broker -c "$bini" --check-config
+	expect 2 "[broker] metrics: '$value'" "${line#*|}"
+	mv "$bini.good" "$bini"
+done
 what="broker: events = tcp://127.0.0.1:65536"
 with_key "$bini" events "tcp://127.0.0.1:65536" rete-broker -c "$bini" --check-config
 expect 2 "[broker] events: 'tcp://127.0.0.1:65536'" "65535"
@@ -274,7 +288,9 @@ done
 
 bad_connect=("tcp://127.0.0.1:99999" "tcp://*:7700" "tcp://127.0.0.1:*" "tcp://127.0.0.1"
 	"tcp://127.0.0.1:7700x" "http://127.0.0.1:7700" "tcp://[fe80::1%eth0:7700" "ipc://" "tcp://::1:7700"
-	"tcp://[fe80::1%eth0]:7700" "tcp://[::]:7700" "tcp://[::1]:0" "tcp://10.0.0.5;[::1]:7700")
+	"tcp://[fe80::1%eth0]:7700" "tcp://[::]:7700" "tcp://[::1]:0" "tcp://10.0.0.5:0;[::1]:7700"
+	"tcp://127.0.0.1;127.0.0.1:7798" "tcp://[::1];[::1]:7798" "tcp://lo;[::1]:7798"
+	"tcp://[ff02::1]:7711" "tcp://[::ffff:127.0.0.1]:7700" "tcp://[::]:0;[::1]:7700")
 for ep in "${bad_connect[@]}"; do
 	what="agent: broker = $ep"
 	with_key "$agent" broker "$ep" rete-agent --check-config -c "$agent"
@@ -284,7 +300,7 @@ for ep in "${bad_connect[@]}"; do
 	with_key "$agent" broker "$ep" timeout 30 rete-agent -c "$agent"
 	expect 2 "[agent] broker: '$ep'"
 done
-for ep in "tcp://localhost:7700" "tcp://broker.comune.mantova.it:7700" "tcp://10.0.0.5;10.0.0.1:7700" \
+for ep in "tcp://localhost:7700" "tcp://broker.comune.mantova.it:7700" "tcp://10.0.0.5:0;10.0.0.1:7700" \
 	"ipc:///run/rete/broker.sock" "tcp://[::1]:7700" "tcp://[2001:db8::5]:7700"; do
 	what="agent: broker = $ep"
 	with_key "$agent" broker "$ep" rete-agent --check-config -c "$agent"

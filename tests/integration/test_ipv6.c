@@ -13,11 +13,8 @@
  *                tcp://127.0.0.1:PORT both connect (ZeroMQ's [::] socket
  *                takes IPv4 too); a refused key from 127.0.0.1 is logged
  *                as 127.0.0.1, not as the IPv4-mapped ::ffff:127.0.0.1.
- *   names        (in a mount namespace of the test's own, /etc/hosts
- *                replaced there: needs root, else skipped) a host name
- *                with only an IPv6 address (::1) is connected over IPv6:
- *                an agent reaches the broker on tcp://[::1]:PORT by it; a
- *                name with an IPv4 address too stays on IPv4, as before.
+ * A host name is reached over IPv4 (no lookup of rete's own decides the
+ * family: test_endpoint's test_ipv6 shows none is made).
  *
  * Skipped (exit 77: ctest's SKIP) on a machine without an IPv6 loopback
  * (no ::1 on lo in /proc/net/if_inet6, or ::1 cannot be bound).
@@ -33,10 +30,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sched.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 
-#include "endpoint.h"
 #include "itest.h"
 
 #define SKIP_CODE 77
@@ -209,52 +204,6 @@ static void test_every_address(void **state)
 	assert_int_equal(tu_occurrences(n->log, "::ffff:"), 0);
 }
 
-/* hosts_replaced: /etc/hosts is text for this process and its children
- * (a mount namespace of its own, the file bind-mounted from dir); false
- * (said on stderr) where that cannot be done. */
-static bool hosts_replaced(const char *dir, const char *text)
-{
-	char path[1300];
-	snprintf(path, sizeof(path), "%s/hosts", dir);
-	assert_int_equal(tu_write_file(path, text, strlen(text)), 0);
-	const char *no = NULL;
-	if (unshare(CLONE_NEWNS) != 0)
-		no = "cannot make a mount namespace (unshare";
-	else if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
-		no = "cannot make mounts private (mount";
-	else if (mount(path, "/etc/hosts", NULL, MS_BIND, NULL) != 0)
-		no = "cannot bind-mount a hosts file (mount";
-	if (no != NULL)
-		fprintf(stderr, "test_names: SKIPPED: %s: %s); it needs root or CAP_SYS_ADMIN\n",
-			no, strerror(errno));
-	return no == NULL;
-}
-
-static void test_names(void **state)
-{
-	it_net *n = it_net_new("ipv6-names", NULL);
-	assert_non_null(n);
-	*state = n;
-	if (!hosts_replaced(n->dir,
-			    "127.0.0.1 localhost\n::1 broker-v6.rete.test\n"
-			    "127.0.0.1 broker-both.rete.test\n::1 broker-both.rete.test\n")) {
-		skip();
-		return;
-	}
-	unsigned port = free_port(false);
-	snprintf(n->listen, sizeof(n->listen), "tcp://[::1]:%u", port);
-	assert_int_equal(it_write_ini(n), 0);
-	assert_true(it_broker_start(n));
-	char ep[300];
-	snprintf(ep, sizeof(ep), "tcp://broker-both.rete.test:%u", port);
-	assert_false(rete_endpoint_ipv6(ep, RETE_ENDPOINT_CONNECT));
-	snprintf(ep, sizeof(ep), "tcp://broker-v6.rete.test:%u", port);
-	assert_true(rete_endpoint_ipv6(ep, RETE_ENDPOINT_CONNECT));
-	snprintf(n->listen, sizeof(n->listen), "%s", ep);
-	assert_true(it_agent_start(n, IT_CPI));
-	assert_true(agent_connected(n, IT_CPI));
-}
-
 int main(void)
 {
 	if (!ipv6_loopback()) {
@@ -266,8 +215,6 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_loopback, it_teardown),
 	    cmocka_unit_test_teardown(test_every_address, it_teardown),
-	    /* last: it leaves this process in a mount namespace of its own */
-	    cmocka_unit_test_teardown(test_names, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,25 +10,32 @@
 
 #include <cmocka.h>
 
+#include <netdb.h>
+
 #include "endpoint.h"
+
+/* Every name lookup of this program comes here (it is linked before the C
+ * library's): which socket gets ZMQ_IPV6 is decided without the resolver,
+ * which may take seconds to answer, or never. */
+static int lookups;
+int getaddrinfo(const char *restrict node, const char *restrict service,
+		const struct addrinfo *restrict hints, struct addrinfo **restrict res)
+{
+	(void)node, (void)service, (void)hints, (void)res;
+	lookups++;
+	return EAI_AGAIN;
+}
 
 static void test_good(void **state)
 {
 	(void)state;
 	const char *both[] = {
-	    "tcp://127.0.0.1:7700",
-	    "tcp://0.0.0.0:1",
-	    "tcp://10.1.2.3:65535",
-	    "tcp://localhost:7700",
-	    "tcp://eth0:7700",
-	    "tcp://broker.comune.mantova.it:7700",
-	    "tcp://rete_broker:7700",
-	    "ipc:///run/rete/broker.sock",
-	    "ipc://broker.sock",
-	    "tcp://[::1]:7700",
-	    "tcp://[2001:db8::5]:7700",
-	    "tcp://[fd00:0:0:1::12]:65535",
-	    "tcp://[::ffff:10.0.0.5]:7700",
+	    "tcp://127.0.0.1:7700",	"tcp://0.0.0.0:1",
+	    "tcp://10.1.2.3:65535",	"tcp://localhost:7700",
+	    "tcp://eth0:7700",		"tcp://broker.comune.mantova.it:7700",
+	    "tcp://rete_broker:7700",	"ipc:///run/rete/broker.sock",
+	    "ipc://broker.sock",	"tcp://[::1]:7700",
+	    "tcp://[2001:db8::5]:7700", "tcp://[fd00:0:0:1::12]:65535",
 	};
 	rete_msg m;
 	for (size_t i = 0; i < sizeof(both) / sizeof(both[0]); i++) {
@@ -47,10 +54,10 @@ static void test_good(void **state)
 			 RETE_EINVAL);
 	assert_non_null(strstr(m.text, "'[::]' (every address of a machine) is for listening"));
 	/* ZeroMQ's source address, to connect from */
-	const char *src[] = {"tcp://10.0.0.5;broker.example:7700", "tcp://eth1;10.0.0.1:7700",
-			     "tcp://10.0.0.5:0;10.0.0.1:7700",
-			     "tcp://[2001:db8::1];[2001:db8::5]:7700",
-			     "tcp://[2001:db8::1]:0;broker.example:7700"};
+	const char *src[] = {
+	    "tcp://10.0.0.5:0;broker.example:7700",	"tcp://eth1:0;10.0.0.1:7700",
+	    "tcp://10.0.0.5:0;10.0.0.1:7700",		"tcp://10.0.0.5:40000;10.0.0.1:7700",
+	    "tcp://[2001:db8::1]:0;[2001:db8::5]:7700", "tcp://eth1:0;[2001:db8::5]:7700"};
 	for (size_t i = 0; i < sizeof(src) / sizeof(src[0]); i++) {
 		assert_int_equal(rete_endpoint_check(src[i], RETE_ENDPOINT_CONNECT, &m), RETE_OK);
 		assert_int_equal(rete_endpoint_check(src[i], RETE_ENDPOINT_LISTEN, &m),
@@ -87,6 +94,10 @@ static void test_bad(void **state)
 	    {"tcp://2001:db8::5:7700", "an IPv6 address goes in brackets"},
 	    {"tcp://[fe80::1%eth0]:7700", "a zone id ('%eth0') is not accepted"},
 	    {"tcp://[fe80::1]:7700", "a link-local address (fe80::/10) is not accepted"},
+	    {"tcp://[ff02::1]:7711", "a multicast address (ff00::/8) is not accepted"},
+	    {"tcp://[ff0e::1]:7711", "a multicast address (ff00::/8) is not accepted"},
+	    {"tcp://[::ffff:10.0.0.5]:7700",
+	     "an IPv4 address ('::ffff:10.0.0.5') goes without brackets: tcp://10.0.0.5:PORT"},
 	    {"tcp://[::1:7700", "no ']' closes the IPv6 address"},
 	    {"tcp://[::1]7700", "after the ']' of the IPv6 address comes ':PORT'"},
 	    {"tcp://[::1]", "after the ']' of the IPv6 address comes ':PORT'"},
@@ -127,9 +138,22 @@ static void test_bad(void **state)
 	const struct {
 		const char *ep, *why;
 	} bad_src[] = {
-	    {"tcp://10.0.0.5;[::1]:7700", "one IPv4, the other IPv6"},
-	    {"tcp://[::1];10.0.0.1:7700", "one IPv4, the other IPv6"},
+	    {"tcp://10.0.0.5:0;[::1]:7700", "one IPv4, the other IPv6"},
+	    {"tcp://[::1]:0;10.0.0.1:7700", "one IPv4, the other IPv6"},
 	    {"tcp://::1;[::1]:7700", "an IPv6 address goes in brackets"},
+	    /* ZeroMQ connects from SOURCE:PORT only (never without a port) */
+	    {"tcp://[::1];[::1]:7798", "the source has no port: write tcp://[::1]:0;HOST:PORT"},
+	    {"tcp://lo;[::1]:7798", "the source has no port: write tcp://lo:0;HOST:PORT"},
+	    {"tcp://127.0.0.1;127.0.0.1:7798",
+	     "the source has no port: write tcp://127.0.0.1:0;HOST:PORT"},
+	    {"tcp://10.0.0.5:65536;10.0.0.1:7700", "the source's port is not a number"},
+	    /* a host name is reached over IPv4 (endpoint.h) */
+	    {"tcp://[2001:db8::1]:0;broker.example:7700",
+	     "an IPv6 source needs the broker's IPv6 address in brackets"},
+	    {"tcp://[::]:0;[::1]:7700",
+	     "'[::]' as the source says no address: leave 'SOURCE;' out"},
+	    {"tcp://*:0;10.0.0.1:7700", "'*' as the source says no address: leave 'SOURCE;' out"},
+	    {"tcp://[ff02::1]:0;[::1]:7700", "a multicast address (ff00::/8) is not accepted"},
 	    {"tcp://[::1:0;[::1]:7700", "no ']' closes the IPv6 address"},
 	    {"tcp://[::1]x;[::1]:7700", "after the source's ']' comes ':PORT' or ';'"},
 	    {"tcp://;10.0.0.1:7700", "the host before the port is missing"},
@@ -171,15 +195,21 @@ static void test_ipv6(void **state)
 	assert_true(rete_endpoint_ipv6("tcp://[::1]:7700", RETE_ENDPOINT_CONNECT));
 	assert_true(rete_endpoint_ipv6("tcp://[::]:7700", RETE_ENDPOINT_LISTEN));
 	assert_true(
-	    rete_endpoint_ipv6("tcp://[2001:db8::1];broker.example:7700", RETE_ENDPOINT_CONNECT));
+	    rete_endpoint_ipv6("tcp://[2001:db8::1]:0;[2001:db8::5]:7700", RETE_ENDPOINT_CONNECT));
+	assert_true(rete_endpoint_ipv6("tcp://eth1:0;[2001:db8::5]:7700", RETE_ENDPOINT_CONNECT));
 	assert_false(rete_endpoint_ipv6("tcp://127.0.0.1:7700", RETE_ENDPOINT_CONNECT));
 	assert_false(rete_endpoint_ipv6("tcp://*:7700", RETE_ENDPOINT_LISTEN));
 	assert_false(rete_endpoint_ipv6("tcp://lo:7700", RETE_ENDPOINT_LISTEN));
 	assert_false(rete_endpoint_ipv6("ipc:///run/rete/broker.sock", RETE_ENDPOINT_CONNECT));
-	/* a name with an IPv4 address stays on IPv4 (localhost: 127.0.0.1
-	 * in every /etc/hosts), a name that resolves to nothing too */
+	/* a host name is reached over IPv4, as before IPv6 was taken, and
+	 * without a lookup here (ZeroMQ's I/O thread looks it up, for its
+	 * IPv4 addresses): an IPv6-only name needs its address in brackets */
+	lookups = 0;
 	assert_false(rete_endpoint_ipv6("tcp://localhost:7700", RETE_ENDPOINT_CONNECT));
-	assert_false(rete_endpoint_ipv6("tcp://no-such-host.invalid:7700", RETE_ENDPOINT_CONNECT));
+	assert_false(rete_endpoint_ipv6("tcp://broker.rete.example:7700", RETE_ENDPOINT_CONNECT));
+	assert_false(
+	    rete_endpoint_ipv6("tcp://eth1:0;broker.rete.example:7700", RETE_ENDPOINT_CONNECT));
+	assert_int_equal(lookups, 0);
 }
 
 /* A peer's address as ZeroMQ says it, as the logs print it: an IPv4
