@@ -1,6 +1,8 @@
 /* zap.c — see zap.h. */
 #include "zap.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -9,6 +11,7 @@
 #include <zmq.h>
 
 #include "endpoint.h"
+#include "httpd.h"
 #include "log.h"
 
 struct zap_entry {
@@ -149,12 +152,23 @@ static int handle_one(broker_zap *z)
 			struct zap_entry e;
 			if (!lookup(z, x, &e)) {
 				/* A peer retries at will (an agent on an old key every
-				 * few seconds): one line per address and key a minute. */
+				 * few seconds): one line per client and key a minute,
+				 * a client an IPv6 /64 as the console's and metrics'
+				 * limits count them (a host of it has as many
+				 * addresses of it as it likes) */
+				char client[RETE_HTTP_ADDR_MAX] = "";
+				struct sockaddr_in6 s6 = {.sin6_family = AF_INET6};
+				if (inet_pton(AF_INET6, said, &s6.sin6_addr) == 1)
+					rete_http_client_of((const struct sockaddr *)&s6, client,
+							    sizeof(client));
 				char key[sizeof(address) + 96];
 				snprintf(key, sizeof(key),
 					 "refused connections from %s with key %.16s... (not in "
 					 "the directory)",
-					 address[0] ? address : "a local socket", keyhex);
+					 client[0]    ? client
+					 : address[0] ? address
+						      : "a local socket",
+					 keyhex);
 				broker_log_limited(
 				    RETE_LOG_WARNING, key,
 				    "refused a connection from %s: its key %.16s... is "

@@ -13,6 +13,17 @@
  *                tcp://127.0.0.1:PORT both connect (ZeroMQ's [::] socket
  *                takes IPv4 too); a refused key from 127.0.0.1 is logged
  *                as 127.0.0.1, not as the IPv4-mapped ::ffff:127.0.0.1.
+ *   netns        (run as `test_ipv6 netns`, its own ctest test
+ *                integration.test_ipv6_netns; in a network namespace of
+ *                its own with fd00:1::1, fd00:1::a, fd00:1::b and fd00:2::a
+ *                on lo: needs root, else exit 77, SKIP) the broker listens
+ *                on tcp://[fd00:1::1]:PORT; an agent connects from a source
+ *                address, tcp://[fd00:1::b]:0;[fd00:1::1]:PORT; a key not
+ *                in the directory, from fd00:1::a, fd00:1::b (one /64) and
+ *                fd00:2::a, is refused, and the broker's log says so once
+ *                for the /64 (its limit of one line a minute is per /64)
+ *                and once for fd00:2::a.
+ *
  * A host name is reached over IPv4 (no lookup of rete's own decides the
  * family: test_endpoint's test_ipv6 shows none is made).
  *
@@ -204,8 +215,92 @@ static void test_every_address(void **state)
 	assert_int_equal(tu_occurrences(n->log, "::ffff:"), 0);
 }
 
-int main(void)
+/* refused_from: k, a key not in the directory, connects to the broker from
+ * source (an address of this machine, any port) and is refused. */
+static void refused_from(it_net *n, const rete_seckey *k, const char *source, unsigned port)
 {
+	rete_wire *w = NULL;
+	rete_msg m;
+	char ep[200];
+	snprintf(ep, sizeof(ep), "tcp://[%s]:0;[fd00:1::1]:%u", source, port);
+	assert_int_equal(rete_wire_connect(&w, ep, &n->broker->pub, k, &m), RETE_OK);
+	assert_int_equal(rete_wire_hello(w, "stranger.mantova", "test_ipv6", &m), RETE_OK);
+	rete_err e = RETE_ETIMEDOUT;
+	for (int64_t end = it_mono_ms() + it_wait_ms();
+	     e == RETE_ETIMEDOUT && it_mono_ms() < end;) {
+		Rete__BrokerFrame *f = NULL;
+		e = rete_wire_recv(w, 200, &f, &m);
+		if (f != NULL)
+			rete__broker_frame__free_unpacked(f, NULL);
+	}
+	if (e != RETE_EREFUSED)
+		fail_msg("a stranger from %s (%s): %d, not refused: %s", source, ep, (int)e,
+			 m.text);
+	rete_wire_close(&w);
+}
+
+/* netns: exits 0, 77 (no network namespace or addresses here: said) or
+ * cmocka's failures. */
+static void test_netns(void **state)
+{
+	it_net *n = it_net_new("ipv6-netns", NULL);
+	assert_non_null(n);
+	*state = n;
+	unsigned port = 7700;
+	snprintf(n->listen, sizeof(n->listen), "tcp://[fd00:1::1]:%u", port);
+	assert_int_equal(it_write_ini(n), 0);
+	config_fine(n);
+	assert_true(it_broker_start(n));
+	/* an agent leaving from a source address (its port: any) */
+	snprintf(n->listen, sizeof(n->listen), "tcp://[fd00:1::b]:0;[fd00:1::1]:%u", port);
+	assert_true(it_agent_start(n, IT_CPI));
+	assert_true(agent_connected(n, IT_CPI));
+
+	rete_seckey *k = it_key_new(n->dir, "stranger");
+	refused_from(n, k, "fd00:1::a", port);
+	refused_from(n, k, "fd00:1::b", port);
+	refused_from(n, k, "fd00:2::a", port);
+	rete_seckey_free(&k);
+	assert_true(
+	    it_wait_occurrences(n->log, "refused a connection from fd00:2::a:", 1, it_wait_ms()));
+	size_t lines = tu_occurrences(n->log, "refused a connection from");
+	if (lines != 2) {
+		it_show(n, "broker.log");
+		fail_msg("%zu 'refused a connection' lines for strangers from fd00:1::a, "
+			 "fd00:1::b (one /64) and fd00:2::a; want 2",
+			 lines);
+	}
+}
+
+/* in_netns: this process is in a network namespace of its own with the
+ * addresses test_netns uses on lo; false (said) where that cannot be. */
+static bool in_netns(void)
+{
+	if (unshare(CLONE_NEWNET) != 0) {
+		printf("test_ipv6 netns: SKIP: cannot make a network namespace (unshare: %s); "
+		       "it needs root or CAP_SYS_ADMIN\n",
+		       strerror(errno));
+		return false;
+	}
+	if (system("ip link set lo up && for a in fd00:1::1 fd00:1::a fd00:1::b fd00:2::a; do "
+		   "ip -6 addr add $a/128 dev lo nodad || exit 1; done") != 0) {
+		printf("test_ipv6 netns: SKIP: cannot put IPv6 addresses on lo (ip -6 addr "
+		       "add)\n");
+		return false;
+	}
+	return true;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "netns") == 0) {
+		if (!in_netns())
+			return SKIP_CODE;
+		const struct CMUnitTest ns[] = {
+		    cmocka_unit_test_teardown(test_netns, it_teardown),
+		};
+		return cmocka_run_group_tests(ns, NULL, NULL);
+	}
 	if (!ipv6_loopback()) {
 		printf("test_ipv6: SKIP: this machine has no IPv6 loopback (no ::1 on lo in "
 		       "/proc/net/if_inet6, or ::1 cannot be bound): nothing to test over "
