@@ -1559,7 +1559,10 @@ static void handle_hello(broker *b, broker_frame *f)
 		 * this one goes away, the next one listed takes over again. A
 		 * connection that loses the deliveries while alive is told
 		 * (protocol 5; takeover). */
-		const char *addr = f->has_body ? zmq_msg_gets(&f->body, "Peer-Address") : NULL;
+		char peer[RETE_PEER_ADDR_MAX];
+		const char *addr = rete_endpoint_peer_text(
+		    f->has_body ? zmq_msg_gets(&f->body, "Peer-Address") : NULL, peer,
+		    sizeof(peer));
 		broker_conn old = {0};
 		bool had = p->nconns > 0;
 		if (had)
@@ -1568,11 +1571,11 @@ static void handle_hello(broker *b, broker_frame *f)
 		int at = conn_find(p, f->rid, f->rid_len);
 		if (at > 0 && p->conns[at].told)
 			takeover_proven(p, &p->conns[at]);
-		if (conn_hello(b, p, f->rid, f->rid_len, h->standby, addr ? addr : ""))
+		if (conn_hello(b, p, f->rid, f->rid_len, h->standby, addr))
 			inflight_restart(p);
 		if (agency && had && !old.standby && !h->standby && p->conns[0].rid_len &&
 		    conn_find(p, old.rid, old.rid_len) > 0)
-			takeover(b, p, &old, addr ? addr : "");
+			takeover(b, p, &old, addr);
 	}
 	send_welcome(b, f->rid, f->rid_len, f->party, f->who->kind);
 	/* every `rete monitor`, `health` or `report` says HELLO: routine */
@@ -2885,43 +2888,66 @@ static rete_err store_start(broker *b, unsigned flags)
 /* endpoint_probe, for --check-config: what the start would meet where the
  * broker's key (listen or events) would listen. A name must be an
  * interface of this machine (ZeroMQ resolves no host names to listen on);
- * on an address or '*' it binds a plain socket: an address not of this
- * machine or a port below 1024 is a problem, a port in use (by this
- * broker, running?) a note. The configuration has refused everything
- * else (rete_endpoint_check: IPv4, a name or '*'). */
+ * on an address, '*' or '[::]' it binds a plain socket as ZeroMQ would
+ * ('[::]' taking IPv4 too): an address not of this machine or a port
+ * below 1024 is a problem, a port in use (by this broker, running?) a
+ * note. The configuration has refused everything else
+ * (rete_endpoint_check: an IPv4 address, an IPv6 one in brackets, a name,
+ * '*'). */
 static void endpoint_probe(broker *b, const char *key, const char *ep)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET};
+	struct sockaddr_storage ss = {0};
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	socklen_t sl = sizeof(*s4);
 	char host[256];
 	unsigned port;
 
 	if (!rete_endpoint_tcp_parts(ep, host, sizeof(host), &port))
 		return; /* ipc:// */
-	if (strcmp(host, "*") == 0) {
-		sa.sin_addr.s_addr = htonl(INADDR_ANY);
-	} else if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+	size_t hl = strlen(host);
+	if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') {
+		host[hl - 1] = '\0';
+		if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1)
+			return;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		sl = sizeof(*s6);
+		host[hl - 1] = ']';
+	} else if (strcmp(host, "*") == 0) {
+		s4->sin_family = AF_INET;
+		s4->sin_addr.s_addr = htonl(INADDR_ANY);
+	} else if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+	} else {
 		if (if_nametoindex(host) == 0)
-			store_error(b,
-				    "[broker] %s: %s: '%s' is no network interface of this "
-				    "machine, and ZeroMQ listens on an interface, an address or *, "
-				    "without resolving host names; give an address of this machine "
-				    "(e.g. tcp://10.0.0.5:7700) or * for all of them",
-				    key, ep, host);
+			store_error(
+			    b,
+			    "[broker] %s: %s: '%s' is no network interface of this "
+			    "machine, and ZeroMQ listens on an interface, an address, * or "
+			    "[::], without resolving host names; give an address of this "
+			    "machine (e.g. tcp://10.0.0.5:7700 or tcp://[2001:db8::5]:7700), "
+			    "* for all its IPv4 addresses or [::] for all of them",
+			    key, ep, host);
 		return;
 	}
-	sa.sin_port = htons((uint16_t)port);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (ss.ss_family == AF_INET)
+		s4->sin_port = htons((uint16_t)port);
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return;
-	int one = 1;
+		return; /* no IPv6 here: the start says so */
+	int one = 1, zero = 0;
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	int e = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : errno;
+	/* ZeroMQ's IPv6 sockets take IPv4 too: [::] holds the port on both */
+	if (ss.ss_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	int e = bind(fd, (struct sockaddr *)&ss, sl) == 0 ? 0 : errno;
 	close(fd);
 	if (e == EADDRNOTAVAIL)
 		store_error(b,
 			    "[broker] %s: %s is not an address of this machine, so the broker "
-			    "could not listen there; give one of its addresses, or * for all of "
-			    "them",
+			    "could not listen there; give one of its addresses, * for all its "
+			    "IPv4 addresses or [::] for all of them",
 			    key, ep);
 	else if (e == EACCES)
 		store_error(b,
@@ -3003,9 +3029,12 @@ static void *server_socket(broker *b, int type, const char *domain, const char *
 	int hb = (int)b->cfg->heartbeat_ms, hbt = (int)(3 * b->cfg->heartbeat_ms);
 	int64_t maxmsg = (int64_t)b->cfg->max_frame;
 	int hwm = 100000;
+	/* an IPv6 address to listen on ([::] takes IPv4 too); '*' stays IPv4 */
+	int ipv6 = rete_endpoint_ipv6(endpoint, RETE_ENDPOINT_LISTEN);
 	if (!s)
 		return NULL;
-	if (zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, domain, strlen(domain)) < 0 ||
+	if (zmq_setsockopt(s, ZMQ_IPV6, &ipv6, sizeof(ipv6)) < 0 ||
+	    zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, domain, strlen(domain)) < 0 ||
 	    zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof(one)) < 0 ||
 	    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, b->key->x_sk, RETE_PK_LEN) < 0 ||
 	    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, b->key->pub.x, RETE_PK_LEN) < 0 ||
@@ -3027,9 +3056,10 @@ static void *server_socket(broker *b, int type, const char *domain, const char *
 		    e == EADDRINUSE ? "; another program (another rete-broker?) listens there: "
 				      "stop it, or give another port"
 		    : e == EADDRNOTAVAIL ? "; the address is not one of this machine's: give one "
-					   "of its addresses, or * for all of them"
+					   "of its addresses, * for all its IPv4 addresses or "
+					   "[::] for all of them"
 		    : e == ENODEV ? "; this machine has no interface of that name (ZeroMQ resolves "
-				    "no host names to listen on: give an address or *)"
+				    "no host names to listen on: give an address, * or [::])"
 		    : e == EACCES ? "; a port below 1024 needs privileges the broker "
 				    "does not have: give a port from 1024 up"
 				  : "");
@@ -3109,7 +3139,10 @@ static void monitor_drain(broker *b)
 		else if (event == ZMQ_EVENT_ACCEPTED) {
 			if (party) /* the fd of a connection that is gone */
 				b->fd_party[value][0] = '\0';
-			broker_log_debug("a connection was accepted on %s (fd %u)", addr, value);
+			char local[sizeof(addr)];
+			broker_log_debug("a connection was accepted on %s (fd %u)",
+					 rete_endpoint_peer_text(addr, local, sizeof(local)),
+					 value);
 		}
 	}
 }

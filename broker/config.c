@@ -9,10 +9,13 @@
 #define _GNU_SOURCE
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -619,22 +622,63 @@ static void check_names(struct parse *p)
 
 static void load_tsa(struct parse *p, broker_config *c);
 
+/* A host to listen on, as shared_port compares them: its family (4 or 6;
+ * 0 an interface's name, which listens on its IPv4 address), whether it is
+ * every address of the family ('*', 0.0.0.0, [::]) and the address. */
+typedef struct listen_host {
+	int lh_fam;
+	bool lh_any;
+	uint8_t lh_addr[16];
+} listen_host;
+
+static void listen_host_of(const char *h, listen_host *out)
+{
+	char a[BROKER_ENDPOINT_MAX];
+	size_t n = strlen(h);
+	memset(out, 0, sizeof(*out));
+	if (h[0] == '[' && n >= 2 && n - 2 < sizeof(a)) {
+		memcpy(a, h + 1, n - 2);
+		a[n - 2] = '\0';
+		struct in6_addr a6;
+		if (inet_pton(AF_INET6, a, &a6) != 1)
+			return;
+		/* no IPv4-mapped one ([::ffff:10.0.0.5]): the endpoints and the
+		 * metrics' address refuse them */
+		out->lh_fam = 6;
+		memcpy(out->lh_addr, &a6, 16);
+	} else if (strcmp(h, "*") == 0 || inet_pton(AF_INET, h, out->lh_addr) == 1) {
+		out->lh_fam = 4;
+	}
+	static const uint8_t zero[16];
+	out->lh_any = out->lh_fam != 0 && memcmp(out->lh_addr, zero, sizeof(zero)) == 0;
+}
+
 /* shared_port: tcp endpoints a and b (checked) would listen on one port of
- * one address: the same port, and the same host or '*' / 0.0.0.0 on
- * either side (the second bind of the start would fail: address in use).
- * '*' is every IPv4 address here: an IPv6 one ([::1], the metrics' only)
- * is bound apart (IPV6_V6ONLY). Interface names are compared as written. */
+ * one address (the second bind of the start would fail: address in use):
+ * the same port, and the same address, or every address of the family on
+ * either side. [::] is every IPv6 address and every IPv4 one too (ZeroMQ
+ * clears IPV6_V6ONLY); '*' every IPv4 one only, so an IPv6 address ([::1],
+ * the metrics', bound apart with IPV6_V6ONLY) may share its port.
+ * Interface names are compared as written. */
 static bool shared_port(const char *a, const char *b)
 {
 	char ha[BROKER_ENDPOINT_MAX], hb[BROKER_ENDPOINT_MAX];
 	unsigned pa, pb;
+	listen_host la, lb;
 	if (!rete_endpoint_tcp_parts(a, ha, sizeof(ha), &pa) ||
 	    !rete_endpoint_tcp_parts(b, hb, sizeof(hb), &pb) || pa != pb)
 		return false;
-	bool any = strcmp(ha, "*") == 0 || strcmp(ha, "0.0.0.0") == 0 || strcmp(hb, "*") == 0 ||
-		   strcmp(hb, "0.0.0.0") == 0;
-	bool v6 = ha[0] == '[' || hb[0] == '[';
-	return (!v6 && any) || strcmp(ha, hb) == 0;
+	listen_host_of(ha, &la);
+	listen_host_of(hb, &lb);
+	if ((la.lh_fam == 6 && la.lh_any) || (lb.lh_fam == 6 && lb.lh_any))
+		return true;
+	if (la.lh_fam == 6 || lb.lh_fam == 6)
+		return la.lh_fam == lb.lh_fam && memcmp(la.lh_addr, lb.lh_addr, 16) == 0;
+	if ((la.lh_fam == 4 && la.lh_any) || (lb.lh_fam == 4 && lb.lh_any))
+		return true;
+	if (la.lh_fam == 4 && lb.lh_fam == 4)
+		return memcmp(la.lh_addr, lb.lh_addr, 4) == 0;
+	return strcmp(ha, hb) == 0;
 }
 
 static void load_broker(struct parse *p, broker_config *c)

@@ -1,6 +1,8 @@
 /* zap.c — see zap.h. */
 #include "zap.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -8,6 +10,8 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "endpoint.h"
+#include "httpd.h"
 #include "log.h"
 
 struct zap_entry {
@@ -128,7 +132,7 @@ static int handle_one(broker_zap *z)
 	const char *status = "400", *text = "unknown key";
 	char user[RETE_ID_MAX + 1] = "";
 	char keyhex[2 * RETE_PK_LEN + 1] = "";
-	char domain[64] = "", address[64] = "";
+	char domain[64] = "", said[RETE_PEER_ADDR_MAX] = "", address[RETE_PEER_ADDR_MAX];
 	if (n >= 2 && zmq_msg_size(&parts[0]) == 3 &&
 	    memcmp(zmq_msg_data(&parts[0]), "1.0", 3) == 0) {
 		if (n >= 7 && zmq_msg_size(&parts[5]) == 5 &&
@@ -137,21 +141,34 @@ static int handle_one(broker_zap *z)
 			size_t dl = zmq_msg_size(&parts[2]), al = zmq_msg_size(&parts[3]);
 			if (dl >= sizeof(domain))
 				dl = sizeof(domain) - 1;
-			if (al >= sizeof(address))
-				al = sizeof(address) - 1;
+			if (al >= sizeof(said))
+				al = sizeof(said) - 1;
 			memcpy(domain, zmq_msg_data(&parts[2]), dl);
-			memcpy(address, zmq_msg_data(&parts[3]), al);
+			memcpy(said, zmq_msg_data(&parts[3]), al);
+			/* an IPv4 peer of a [::] socket comes IPv4-mapped */
+			rete_endpoint_peer_text(said, address, sizeof(address));
 			const uint8_t *x = zmq_msg_data(&parts[6]);
 			sodium_bin2hex(keyhex, sizeof(keyhex), x, RETE_PK_LEN);
 			struct zap_entry e;
 			if (!lookup(z, x, &e)) {
 				/* A peer retries at will (an agent on an old key every
-				 * few seconds): one line per address and key a minute. */
+				 * few seconds): one line per client and key a minute,
+				 * a client an IPv6 /64 as the console's and metrics'
+				 * limits count them (a host of it has as many
+				 * addresses of it as it likes) */
+				char client[RETE_HTTP_ADDR_MAX] = "";
+				struct sockaddr_in6 s6 = {.sin6_family = AF_INET6};
+				if (inet_pton(AF_INET6, said, &s6.sin6_addr) == 1)
+					rete_http_client_of((const struct sockaddr *)&s6, client,
+							    sizeof(client));
 				char key[sizeof(address) + 96];
 				snprintf(key, sizeof(key),
 					 "refused connections from %s with key %.16s... (not in "
 					 "the directory)",
-					 address[0] ? address : "a local socket", keyhex);
+					 client[0]    ? client
+					 : address[0] ? address
+						      : "a local socket",
+					 keyhex);
 				broker_log_limited(
 				    RETE_LOG_WARNING, key,
 				    "refused a connection from %s: its key %.16s... is "

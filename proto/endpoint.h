@@ -8,19 +8,27 @@
  * mean by an endpoint, so that --check-config says so before a start:
  *
  *   tcp://HOST:PORT   PORT a whole number from 1 to 65535 (no sign, no
- *                     leading zero); HOST an IPv4 address or a name
- *                     (letters, digits, '.', '-', '_'; at most 253): to
- *                     listen on, an interface's name (ZeroMQ resolves no
- *                     host names there) or `*` (every address); to connect
+ *                     leading zero); HOST an IPv4 address, an IPv6 address
+ *                     in brackets ([2001:db8::5]; no zone id, so no
+ *                     link-local address; no multicast nor IPv4-mapped
+ *                     one) or a name (letters, digits, '.',
+ *                     '-', '_'; at most 253): to listen on, an interface's
+ *                     name (ZeroMQ resolves no host names there; the
+ *                     interface's IPv4 address), `*` (every IPv4 address)
+ *                     or `[::]` (every address, IPv6 and IPv4); to connect
  *                     to, a host name; to connect, ZeroMQ's
- *                     tcp://SOURCE[:PORT];HOST:PORT too;
+ *                     tcp://SOURCE:PORT;HOST:PORT too (SOURCE's PORT from 0,
+ *                     any free port, to 65535: libzmq 4.3 never connects
+ *                     from a SOURCE without one; SOURCE and HOST of one
+ *                     family when both are addresses; an IPv6 SOURCE with an
+ *                     IPv6 HOST address only);
  *   ipc://PATH        a Unix socket, PATH at most 107 bytes (the kernel's
  *                     limit for a socket's path), not `*`.
  *
- * IPv6 addresses are refused: rete does not set ZMQ_IPV6, without which
- * ZeroMQ cannot listen on one and a connection to one carries nothing
- * (enabling it would make a host name such as localhost resolve to ::1
- * first, away from a broker listening on 127.0.0.1).
+ * ZeroMQ uses IPv6 on a socket only with ZMQ_IPV6 set, which also changes
+ * how it resolves a name (IPv6 first): rete_endpoint_ipv6 says which
+ * sockets get it, so that every endpoint that worked on IPv4 keeps working
+ * as it did.
  *
  * Whether a name resolves, is an interface, or the address is one of this
  * machine's is for --check-config (broker.c's endpoint_probe) and the start
@@ -55,5 +63,26 @@ rete_err rete_endpoint_check(const char *ep, rete_endpoint_use use, rete_msg *m)
  * its port is not a number. It does not check the parts: that is
  * rete_endpoint_check's. */
 bool rete_endpoint_tcp_parts(const char *ep, char *host, size_t hostlen, unsigned *port);
+
+/* rete_endpoint_ipv6: whether the socket for ep (an endpoint
+ * rete_endpoint_check accepted for use) is made with ZMQ_IPV6: when its
+ * host is an IPv6 address in brackets. A host name is reached over IPv4,
+ * as before IPv6 was taken: ZeroMQ looks it up in its I/O thread, at every
+ * connection attempt, for IPv4 addresses only; a name with IPv6 addresses
+ * only needs its address written in brackets. Looks nothing up (a slow or
+ * silent resolver holds no caller). */
+bool rete_endpoint_ipv6(const char *ep, rete_endpoint_use use);
+
+/* A buffer for a peer address from rete_endpoint_peer_text (an IPv6
+ * address with a zone id fits; a longer one is cut). */
+#define RETE_PEER_ADDR_MAX 64
+
+/* rete_endpoint_peer_text writes into out (n bytes) a peer's address as
+ * ZeroMQ says it (ZAP's address, a message's Peer-Address; NULL is "") as
+ * the logs print it: an IPv4 client of a [::] socket, which ZeroMQ names
+ * IPv4-mapped (::ffff:10.1.2.3), as its IPv4 address; so too in an
+ * endpoint (a socket monitor's tcp://[::ffff:10.1.2.3]:7700 is
+ * tcp://10.1.2.3:7700). Returns out. */
+const char *rete_endpoint_peer_text(const char *addr, char *out, size_t n);
 
 #endif

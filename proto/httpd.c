@@ -132,6 +132,25 @@ rete_err rete_http_addr_parse(const char *text, rete_http_addr *out, rete_msg *m
 					    text, host);
 		if (IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr))
 			goto wildcard;
+		/* as ZeroMQ's endpoints (endpoint.c): bound apart (IPV6_V6ONLY),
+		 * without a zone id */
+		const char *no = IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr)
+				     ? "a link-local address (fe80::/10) is not accepted: it "
+				       "needs a zone id, which is not taken"
+				 : IN6_IS_ADDR_MULTICAST(&s6->sin6_addr)
+				     ? "a multicast address (ff00::/8) is not accepted"
+				     : NULL;
+		char a4[INET_ADDRSTRLEN] = "";
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
+		    inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], a4, sizeof(a4)))
+			return rete_msg_set(m, RETE_EINVAL,
+					    "'%s': an IPv4 address goes without brackets: %s:%s",
+					    text, a4, port);
+		if (no != NULL)
+			return rete_msg_set(m, RETE_EINVAL,
+					    "'%s': %s; give a global or unique-local IPv6 address, "
+					    "or [::1]",
+					    text, no);
 		s6->sin6_family = AF_INET6;
 		s6->sin6_port = htons((uint16_t)p);
 		out->salen = sizeof(*s6);

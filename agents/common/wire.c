@@ -102,6 +102,9 @@ static rete_err wire_open(rete_wire **out, int type, const char *endpoint,
 	w->w_next_request = 1;
 	err = RETE_OK;
 	int linger = 0, hb_ivl = 5000, hb_timeout = 15000, hb_ttl = 15000;
+	/* an IPv6 broker address in brackets: ZeroMQ leaves IPv6 alone
+	 * without it (a name stays IPv4; no lookup here) */
+	int ipv6 = rete_endpoint_ipv6(endpoint, RETE_ENDPOINT_CONNECT);
 	int reconnect = 100, reconnect_max = 2000;
 	char mon_ep[64];
 	snprintf(mon_ep, sizeof(mon_ep), "inproc://rete-wire-monitor-%u", serial);
@@ -112,6 +115,7 @@ static rete_err wire_open(rete_wire **out, int type, const char *endpoint,
 		goto fail;
 	}
 	if (zmq_setsockopt(w->w_sock, ZMQ_LINGER, &linger, sizeof(linger)) < 0 ||
+	    zmq_setsockopt(w->w_sock, ZMQ_IPV6, &ipv6, sizeof(ipv6)) < 0 ||
 	    zmq_setsockopt(w->w_sock, ZMQ_CURVE_SERVERKEY, broker_key->x, RETE_PK_LEN) < 0 ||
 	    zmq_setsockopt(w->w_sock, ZMQ_CURVE_PUBLICKEY, my_key->pub.x, RETE_PK_LEN) < 0 ||
 	    zmq_setsockopt(w->w_sock, ZMQ_CURVE_SECRETKEY, my_key->x_sk, RETE_PK_LEN) < 0 ||
@@ -145,8 +149,8 @@ static rete_err wire_open(rete_wire **out, int type, const char *endpoint,
 	if (zmq_connect(w->w_sock, endpoint) < 0) {
 		int e = zmq_errno();
 		err = rete_msg_set(m, e == EINVAL || e == EPROTONOSUPPORT ? RETE_EINVAL : RETE_ENET,
-				   "cannot connect to '%s': %s; expected tcp://HOST:PORT or "
-				   "ipc://PATH",
+				   "cannot connect to '%s': %s; expected tcp://HOST:PORT (an "
+				   "IPv6 HOST in brackets) or ipc://PATH",
 				   endpoint, zmq_strerror(e));
 		goto fail;
 	}

@@ -21,14 +21,17 @@
 #   endpoints     an endpoint ZeroMQ would refuse or use otherwise than
 #                 written (a port beyond 65535, taken modulo 65536; * or 0,
 #                 a port the system picks; no port; another scheme; junk after
-#                 the port; * as the broker's host; an IPv6 address, which
-#                 rete's ZeroMQ sockets cannot use) in broker.ini, agent.ini,
+#                 the port; * as the broker's host; an IPv6 address without
+#                 brackets, with a zone id or link-local) in broker.ini, agent.ini,
 #                 coord.ini or audit.ini: --check-config exits 2 naming it,
 #                 and rete-broker and rete-agent do not start on it (exit 2,
 #                 no store created); the forms that work stay fine. An
 #                 address not of this machine: a problem (start: exit 2, the
 #                 bind's sentence says why); a host name to listen on (ZeroMQ
 #                 resolves none there): a problem; the port in use: a note.
+#                 The same for IPv6 ([::1], [::], an address not of this
+#                 machine); [::] takes IPv4 too, so events or metrics on its
+#                 port are a problem, beside * they are not.
 #   backup        rete store backup into a missing parent creates it, the files
 #                 are 0600, --verify passes on a good copy and fails (exit 1)
 #                 on a garbled one.
@@ -171,6 +174,9 @@ done
 
 # --- endpoints -------------------------------------------------------------
 bini=$DIR/broker/broker.ini
+# an IPv6 loopback (::1 on lo): IPv6 addresses to listen on are tried
+v6=false
+grep -q '^00000000000000000000000000000001 .* lo$' /proc/net/if_inet6 2>/dev/null && v6=true
 # with_key FILE KEY VALUE CMD...: run CMD with KEY = VALUE in FILE, then put
 # FILE back as it was
 with_key() {
@@ -183,7 +189,9 @@ with_key() {
 }
 bad_bind=("tcp://127.0.0.1:99999" "tcp://127.0.0.1:*" "tcp://127.0.0.1:0" "tcp://127.0.0.1:7700x"
 	"tcp://127.0.0.1" "tcp://127.0.0.1:-1" "http://127.0.0.1:7700" "tcp://[::1:7700" "tcp://:7700"
-	"tcp://host name:7700" "ipc://" "ipc://*" "tcp://[::1]:7700" "tcp://10.0.0.5;10.0.0.1:7700")
+	"tcp://host name:7700" "ipc://" "ipc://*" "tcp://::1:7700" "tcp://[fe80::1%eth0]:7700"
+	"tcp://[::1]:65536" "tcp://[::1]7700" "tcp://10.0.0.5;10.0.0.1:7700" "tcp://[ff02::1]:7711"
+	"tcp://[ff0e::1]:7711" "tcp://[::ffff:127.0.0.1]:7700")
 for ep in "${bad_bind[@]}"; do
 	what="broker: listen = $ep"
 	with_key "$bini" listen "$ep" rete-broker -c "$bini" --check-config
@@ -199,25 +207,64 @@ expect 2 "[broker] listen: tcp://192.0.2.1:7700 is not an address of this machin
 with_key "$bini" listen "tcp://192.0.2.1:7700" timeout 30 rete-broker -c "$bini" --init
 expect 2 "cannot bind tcp://192.0.2.1:7700 ([broker] listen)" "not one of this machine's"
 rm -rf "$DIR/broker/store"
-what="broker: events on listen's port, on every address"
+if $v6; then
+	what="broker: listen on an IPv6 address not of this machine"
+	with_key "$bini" listen "tcp://[2001:db8::1]:7700" rete-broker -c "$bini" --check-config # documentation prefix (RFC 3849)
+	expect 2 "[broker] listen: tcp://[2001:db8::1]:7700 is not an address of this machine" "[::] for all"
+	with_key "$bini" listen "tcp://[2001:db8::1]:7700" timeout 30 rete-broker -c "$bini" --init
+	expect 2 "cannot bind tcp://[2001:db8::1]:7700 ([broker] listen)" "not one of this machine's"
+	rm -rf "$DIR/broker/store"
+fi
+# events or metrics on listen's port: a problem where listen holds the
+# address (the start's second bind would fail), else fine. [::] holds
+# every IPv6 and IPv4 address; * every IPv4 one only (metrics on [::1] may
+# share its port: IPV6_V6ONLY).
+# LISTEN KEY VALUE VERDICT, one a line
+shared=(
+	"tcp://127.0.0.1:7700 events tcp://*:7700 shared"
+	"tcp://127.0.0.1:7700 events tcp://127.0.0.1:7701 fine"
+	"tcp://127.0.0.1:7700 metrics 127.0.0.1:7700 shared"
+	"tcp://127.0.0.1:7700 metrics 127.0.0.1:9464 fine"
+	"tcp://*:7700 metrics [::1]:7700 fine"
+	"tcp://[::]:7700 metrics [::1]:7700 shared"
+	"tcp://[::]:7700 metrics 127.0.0.1:7700 shared"
+	"tcp://[::]:7700 events tcp://127.0.0.1:7700 shared"
+	"tcp://[::]:7700 events tcp://[::1]:7700 shared"
+	"tcp://[::]:7700 events tcp://[::1]:7701 fine"
+	"tcp://[::1]:7700 metrics 127.0.0.1:7700 fine"
+)
 cp "$bini" "$bini.orig"
-set_key "$bini" listen "tcp://127.0.0.1:7700"
-with_key "$bini" events "tcp://*:7700" rete-broker -c "$bini" --check-config
-expect 2 "[broker] events: 'tcp://*:7700'" "port 7700" "listen"
-with_key "$bini" events "tcp://127.0.0.1:7701" rete-broker -c "$bini" --check-config
-expect 0 "fine"
-what="broker: metrics on listen's port"
-sed -i -e 's#^\[broker\]$#[broker]\nmetrics = 127.0.0.1:7700#' "$bini"
-run rete-broker -c "$bini" --check-config
-expect 2 "[broker] metrics: '127.0.0.1:7700' is on the port listen" "a port of their own"
-sed -i -e 's#^metrics = 127.0.0.1:7700$#metrics = 127.0.0.1:9464#' "$bini"
-run rete-broker -c "$bini" --check-config
-expect 0 "fine"
-what="broker: metrics on IPv6 beside listen on every IPv4 address, one port"
-sed -i -e 's#^metrics = 127.0.0.1:9464$#metrics = [::1]:7700#' -e 's#^listen = .*#listen = tcp://*:7700#' "$bini"
-run rete-broker -c "$bini" --check-config
-expect 0 "fine"
+for line in "${shared[@]}"; do
+	read -r l key value verdict <<<"$line"
+	what="broker: $key = $value beside listen = $l"
+	cp "$bini.orig" "$bini"
+	set_key "$bini" listen "$l"
+	if [ "$key" = metrics ]; then
+		sed -i -e "s#^\[broker\]\$#[broker]\nmetrics = $value#" "$bini"
+	else
+		set_key "$bini" events "$value"
+	fi
+	run rete-broker -c "$bini" --check-config
+	if [ "$verdict" = fine ]; then
+		expect 0 "fine"
+	else
+		expect 2 "[broker] $key: '$value'" "7700" "listen" "a port of"
+	fi
+done
 mv "$bini.orig" "$bini"
+# metrics on an IPv6 address the endpoints refuse too (no zone id, so no
+# link-local one; no multicast; an IPv4 address without brackets)
+for line in "[fe80::1]:9464|a link-local address (fe80::/10) is not accepted" \
+	"[ff02::1]:9464|a multicast address (ff00::/8) is not accepted" \
+	"[::ffff:127.0.0.1]:7700|an IPv4 address goes without brackets: 127.0.0.1:7700"; do
+	value=${line%%|*}
+	what="broker: metrics = $value"
+	cp "$bini" "$bini.good"
+	sed -i -e "s#^\[broker\]\$#[broker]\nmetrics = $value#" "$bini"
+	run rete-broker -c "$bini" --check-config
+	expect 2 "[broker] metrics: '$value'" "${line#*|}"
+	mv "$bini.good" "$bini"
+done
 what="broker: events = tcp://127.0.0.1:65536"
 with_key "$bini" events "tcp://127.0.0.1:65536" rete-broker -c "$bini" --check-config
 expect 2 "[broker] events: 'tcp://127.0.0.1:65536'" "65535"
@@ -227,14 +274,23 @@ expect 2 "'localhost' is no network interface of this machine" "without resolvin
 with_key "$bini" listen "tcp://localhost:7700" timeout 30 rete-broker -c "$bini" --init
 expect 2 "cannot bind tcp://localhost:7700 ([broker] listen)" "no host names"
 rm -rf "$DIR/broker/store"
-for ep in "tcp://*:7700" "tcp://0.0.0.0:65535" "tcp://127.0.0.1:7700" "tcp://lo:7700"; do
+if $v6; then
+	good_bind=("tcp://[::1]:7700" "tcp://[::]:7700" "tcp://[0:0::1]:65535")
+else
+	echo "note: no IPv6 loopback (::1 on lo) here: listen on ::1 not tried"
+	good_bind=()
+fi
+for ep in "tcp://*:7700" "tcp://0.0.0.0:65535" "tcp://127.0.0.1:7700" "tcp://lo:7700" "${good_bind[@]}"; do
 	what="broker: listen = $ep"
 	with_key "$bini" listen "$ep" rete-broker -c "$bini" --check-config
 	expect 0 "fine" "listen $ep"
 done
 
 bad_connect=("tcp://127.0.0.1:99999" "tcp://*:7700" "tcp://127.0.0.1:*" "tcp://127.0.0.1"
-	"tcp://127.0.0.1:7700x" "http://127.0.0.1:7700" "tcp://[fe80::1%eth0:7700" "ipc://" "tcp://[::1]:7700")
+	"tcp://127.0.0.1:7700x" "http://127.0.0.1:7700" "tcp://[fe80::1%eth0:7700" "ipc://" "tcp://::1:7700"
+	"tcp://[fe80::1%eth0]:7700" "tcp://[::]:7700" "tcp://[::1]:0" "tcp://10.0.0.5:0;[::1]:7700"
+	"tcp://127.0.0.1;127.0.0.1:7798" "tcp://[::1];[::1]:7798" "tcp://lo;[::1]:7798"
+	"tcp://[ff02::1]:7711" "tcp://[::ffff:127.0.0.1]:7700" "tcp://[::]:0;[::1]:7700")
 for ep in "${bad_connect[@]}"; do
 	what="agent: broker = $ep"
 	with_key "$agent" broker "$ep" rete-agent --check-config -c "$agent"
@@ -244,8 +300,8 @@ for ep in "${bad_connect[@]}"; do
 	with_key "$agent" broker "$ep" timeout 30 rete-agent -c "$agent"
 	expect 2 "[agent] broker: '$ep'"
 done
-for ep in "tcp://localhost:7700" "tcp://broker.comune.mantova.it:7700" "tcp://10.0.0.5;10.0.0.1:7700" \
-	"ipc:///run/rete/broker.sock"; do
+for ep in "tcp://localhost:7700" "tcp://broker.comune.mantova.it:7700" "tcp://10.0.0.5:0;10.0.0.1:7700" \
+	"ipc:///run/rete/broker.sock" "tcp://[::1]:7700" "tcp://[2001:db8::5]:7700"; do
 	what="agent: broker = $ep"
 	with_key "$agent" broker "$ep" rete-agent --check-config -c "$agent"
 	expect 0 "fine" "broker $ep"
@@ -323,18 +379,24 @@ what="broker: a good store"
 run rete-broker -c "$bini" --check-config
 expect 0 "fine" "store"
 
-what="broker: its port in use"
 port=$(free_port)
 cp "$bini" "$bini.good"
-set_key "$bini" listen "tcp://127.0.0.1:$port"
-rete-broker -c "$bini" >"$DIR/broker/broker-port.log" 2>&1 &
-bpid=$!
-PIDS+=($bpid)
-wait_for 30 grep -q "started:" "$DIR/broker/broker-port.log" || bad "the broker did not start on port $port: $(cat "$DIR/broker/broker-port.log")"
-run rete-broker -c "$bini" --check-config
-expect 0 "note: [broker] listen: tcp://127.0.0.1:$port is in use" "fine"
-kill -TERM "$bpid"
-wait "$bpid" || bad "the broker's clean stop exited $?"
+hosts=(127.0.0.1)
+$v6 && hosts+=("[::1]")
+for i in "${!hosts[@]}"; do
+	h=${hosts[$i]}
+	blog=$DIR/broker/broker-port$i.log # one each: the next start's log is new
+	what="broker: its port on $h in use"
+	set_key "$bini" listen "tcp://$h:$port"
+	rete-broker -c "$bini" >"$blog" 2>&1 &
+	bpid=$!
+	PIDS+=($bpid)
+	wait_for 30 grep -q "started:" "$blog" || bad "the broker did not start on $h:$port: $(cat "$blog")"
+	run rete-broker -c "$bini" --check-config
+	expect 0 "note: [broker] listen: tcp://$h:$port is in use" "fine"
+	kill -TERM "$bpid"
+	wait "$bpid" || bad "the broker's clean stop exited $?"
+done
 mv "$bini.good" "$bini"
 
 what="broker: a store of another origin"

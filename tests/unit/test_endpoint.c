@@ -10,17 +10,32 @@
 
 #include <cmocka.h>
 
+#include <netdb.h>
+
 #include "endpoint.h"
+
+/* Every name lookup of this program comes here (it is linked before the C
+ * library's): which socket gets ZMQ_IPV6 is decided without the resolver,
+ * which may take seconds to answer, or never. */
+static int lookups;
+int getaddrinfo(const char *restrict node, const char *restrict service,
+		const struct addrinfo *restrict hints, struct addrinfo **restrict res)
+{
+	(void)node, (void)service, (void)hints, (void)res;
+	lookups++;
+	return EAI_AGAIN;
+}
 
 static void test_good(void **state)
 {
 	(void)state;
 	const char *both[] = {
-	    "tcp://127.0.0.1:7700",   "tcp://0.0.0.0:1",
-	    "tcp://10.1.2.3:65535",   "tcp://localhost:7700",
-	    "tcp://eth0:7700",	      "tcp://broker.comune.mantova.it:7700",
-	    "tcp://rete_broker:7700", "ipc:///run/rete/broker.sock",
-	    "ipc://broker.sock",
+	    "tcp://127.0.0.1:7700",	"tcp://0.0.0.0:1",
+	    "tcp://10.1.2.3:65535",	"tcp://localhost:7700",
+	    "tcp://eth0:7700",		"tcp://broker.comune.mantova.it:7700",
+	    "tcp://rete_broker:7700",	"ipc:///run/rete/broker.sock",
+	    "ipc://broker.sock",	"tcp://[::1]:7700",
+	    "tcp://[2001:db8::5]:7700", "tcp://[fd00:0:0:1::12]:65535",
 	};
 	rete_msg m;
 	for (size_t i = 0; i < sizeof(both) / sizeof(both[0]); i++) {
@@ -33,9 +48,16 @@ static void test_good(void **state)
 	assert_int_equal(rete_endpoint_check("tcp://*:7700", RETE_ENDPOINT_CONNECT, &m),
 			 RETE_EINVAL);
 	assert_non_null(strstr(m.text, "'*' (every address of a machine) is for listening"));
+	/* every IPv6 (and IPv4) address of the machine: to listen on only */
+	assert_int_equal(rete_endpoint_check("tcp://[::]:7700", RETE_ENDPOINT_LISTEN, &m), RETE_OK);
+	assert_int_equal(rete_endpoint_check("tcp://[::]:7700", RETE_ENDPOINT_CONNECT, &m),
+			 RETE_EINVAL);
+	assert_non_null(strstr(m.text, "'[::]' (every address of a machine) is for listening"));
 	/* ZeroMQ's source address, to connect from */
-	const char *src[] = {"tcp://10.0.0.5;broker.example:7700", "tcp://eth1;10.0.0.1:7700",
-			     "tcp://10.0.0.5:0;10.0.0.1:7700"};
+	const char *src[] = {
+	    "tcp://10.0.0.5:0;broker.example:7700",	"tcp://eth1:0;10.0.0.1:7700",
+	    "tcp://10.0.0.5:0;10.0.0.1:7700",		"tcp://10.0.0.5:40000;10.0.0.1:7700",
+	    "tcp://[2001:db8::1]:0;[2001:db8::5]:7700", "tcp://eth1:0;[2001:db8::5]:7700"};
 	for (size_t i = 0; i < sizeof(src) / sizeof(src[0]); i++) {
 		assert_int_equal(rete_endpoint_check(src[i], RETE_ENDPOINT_CONNECT, &m), RETE_OK);
 		assert_int_equal(rete_endpoint_check(src[i], RETE_ENDPOINT_LISTEN, &m),
@@ -68,10 +90,23 @@ static void test_bad(void **state)
 	    {"tcp://:7700", "the host before the port is missing"},
 	    {"tcp://300.1.1.1:7700", "the IPv4 address is not valid"},
 	    {"tcp://1.2.3:7700", "the IPv4 address is not valid"},
-	    {"tcp://::1:7700", "IPv4 only"},
-	    {"tcp://[::1]:7700", "IPv4 only"},
-	    {"tcp://[fe80::1%eth0]:7700", "IPv4 only"},
-	    {"tcp://[::1:7700", "IPv4 only"},
+	    {"tcp://::1:7700", "an IPv6 address goes in brackets"},
+	    {"tcp://2001:db8::5:7700", "an IPv6 address goes in brackets"},
+	    {"tcp://[fe80::1%eth0]:7700", "a zone id ('%eth0') is not accepted"},
+	    {"tcp://[fe80::1]:7700", "a link-local address (fe80::/10) is not accepted"},
+	    {"tcp://[ff02::1]:7711", "a multicast address (ff00::/8) is not accepted"},
+	    {"tcp://[ff0e::1]:7711", "a multicast address (ff00::/8) is not accepted"},
+	    {"tcp://[::ffff:10.0.0.5]:7700",
+	     "an IPv4 address ('::ffff:10.0.0.5') goes without brackets: tcp://10.0.0.5:PORT"},
+	    {"tcp://[::1:7700", "no ']' closes the IPv6 address"},
+	    {"tcp://[::1]7700", "after the ']' of the IPv6 address comes ':PORT'"},
+	    {"tcp://[::1]", "after the ']' of the IPv6 address comes ':PORT'"},
+	    {"tcp://[]:7700", "the brackets hold no address"},
+	    {"tcp://[zz::1]:7700", "'zz::1' is not an IPv6 address"},
+	    {"tcp://[127.0.0.1]:7700", "'127.0.0.1' is not an IPv6 address"},
+	    {"tcp://[::1]:99999", "the port 99999 is beyond 65535"},
+	    {"tcp://[::1]:0", "a port the system picks"},
+	    {"tcp://::1]:7700", "an IPv6 address goes in brackets"},
 	    {"ipc://*", "a file name the system picks"},
 	    {"tcp://host/x:7700", "the host is not an address nor a name"},
 	    {"tcp://-host:7700", "the host is not an address nor a name"},
@@ -92,7 +127,8 @@ static void test_bad(void **state)
 			    bad[i].ep, use ? RETE_ENDPOINT_CONNECT : RETE_ENDPOINT_LISTEN, &m);
 			if (e != RETE_EINVAL || !strstr(m.text, bad[i].why) ||
 			    !strstr(m.text,
-				    "give tcp://HOST:PORT (PORT from 1 to 65535) or ipc://PATH") ||
+				    "give tcp://HOST:PORT (PORT from 1 to 65535; an IPv6 HOST in "
+				    "brackets, tcp://[2001:db8::5]:7700) or ipc://PATH") ||
 			    (strlen(bad[i].ep) < 200 && !strstr(m.text, bad[i].ep)))
 				fail_msg("'%s' (%s): %d, \"%s\"; want EINVAL and \"%s\"", bad[i].ep,
 					 use ? "connect" : "listen", (int)e, m.text, bad[i].why);
@@ -102,7 +138,24 @@ static void test_bad(void **state)
 	const struct {
 		const char *ep, *why;
 	} bad_src[] = {
-	    {"tcp://10.0.0.5;[::1]:7700", "IPv4 only"},
+	    {"tcp://10.0.0.5:0;[::1]:7700", "one IPv4, the other IPv6"},
+	    {"tcp://[::1]:0;10.0.0.1:7700", "one IPv4, the other IPv6"},
+	    {"tcp://::1;[::1]:7700", "an IPv6 address goes in brackets"},
+	    /* ZeroMQ connects from SOURCE:PORT only (never without a port) */
+	    {"tcp://[::1];[::1]:7798", "the source has no port: write tcp://[::1]:0;HOST:PORT"},
+	    {"tcp://lo;[::1]:7798", "the source has no port: write tcp://lo:0;HOST:PORT"},
+	    {"tcp://127.0.0.1;127.0.0.1:7798",
+	     "the source has no port: write tcp://127.0.0.1:0;HOST:PORT"},
+	    {"tcp://10.0.0.5:65536;10.0.0.1:7700", "the source's port is not a number"},
+	    /* a host name is reached over IPv4 (endpoint.h) */
+	    {"tcp://[2001:db8::1]:0;broker.example:7700",
+	     "an IPv6 source needs the broker's IPv6 address in brackets"},
+	    {"tcp://[::]:0;[::1]:7700",
+	     "'[::]' as the source says no address: leave 'SOURCE;' out"},
+	    {"tcp://*:0;10.0.0.1:7700", "'*' as the source says no address: leave 'SOURCE;' out"},
+	    {"tcp://[ff02::1]:0;[::1]:7700", "a multicast address (ff00::/8) is not accepted"},
+	    {"tcp://[::1:0;[::1]:7700", "no ']' closes the IPv6 address"},
+	    {"tcp://[::1]x;[::1]:7700", "after the source's ']' comes ':PORT' or ';'"},
 	    {"tcp://;10.0.0.1:7700", "the host before the port is missing"},
 	    {"tcp://10.0.0.5:x;10.0.0.1:7700", "the source's port is not a number"},
 	};
@@ -135,12 +188,58 @@ static void test_tcp_parts(void **state)
 	assert_false(rete_endpoint_tcp_parts("tcp://0123456789:1", host, 4, &port));
 }
 
+/* Which sockets need ZMQ_IPV6: an IPv6 address (host or source) */
+static void test_ipv6(void **state)
+{
+	(void)state;
+	assert_true(rete_endpoint_ipv6("tcp://[::1]:7700", RETE_ENDPOINT_CONNECT));
+	assert_true(rete_endpoint_ipv6("tcp://[::]:7700", RETE_ENDPOINT_LISTEN));
+	assert_true(
+	    rete_endpoint_ipv6("tcp://[2001:db8::1]:0;[2001:db8::5]:7700", RETE_ENDPOINT_CONNECT));
+	assert_true(rete_endpoint_ipv6("tcp://eth1:0;[2001:db8::5]:7700", RETE_ENDPOINT_CONNECT));
+	assert_false(rete_endpoint_ipv6("tcp://127.0.0.1:7700", RETE_ENDPOINT_CONNECT));
+	assert_false(rete_endpoint_ipv6("tcp://*:7700", RETE_ENDPOINT_LISTEN));
+	assert_false(rete_endpoint_ipv6("tcp://lo:7700", RETE_ENDPOINT_LISTEN));
+	assert_false(rete_endpoint_ipv6("ipc:///run/rete/broker.sock", RETE_ENDPOINT_CONNECT));
+	/* a host name is reached over IPv4, as before IPv6 was taken, and
+	 * without a lookup here (ZeroMQ's I/O thread looks it up, for its
+	 * IPv4 addresses): an IPv6-only name needs its address in brackets */
+	lookups = 0;
+	assert_false(rete_endpoint_ipv6("tcp://localhost:7700", RETE_ENDPOINT_CONNECT));
+	assert_false(rete_endpoint_ipv6("tcp://broker.rete.example:7700", RETE_ENDPOINT_CONNECT));
+	assert_false(
+	    rete_endpoint_ipv6("tcp://eth1:0;broker.rete.example:7700", RETE_ENDPOINT_CONNECT));
+	assert_int_equal(lookups, 0);
+}
+
+/* A peer's address as ZeroMQ says it, as the logs print it: an IPv4
+ * client of a [::] socket comes IPv4-mapped and is printed as IPv4. */
+static void test_peer_text(void **state)
+{
+	(void)state;
+	char out[RETE_PEER_ADDR_MAX];
+	assert_string_equal(rete_endpoint_peer_text("::ffff:10.1.2.3", out, sizeof(out)),
+			    "10.1.2.3");
+	assert_string_equal(rete_endpoint_peer_text("2001:db8::5", out, sizeof(out)),
+			    "2001:db8::5");
+	assert_string_equal(rete_endpoint_peer_text("::1", out, sizeof(out)), "::1");
+	assert_string_equal(rete_endpoint_peer_text("127.0.0.1", out, sizeof(out)), "127.0.0.1");
+	assert_string_equal(
+	    rete_endpoint_peer_text("tcp://[::ffff:127.0.0.1]:7700", out, sizeof(out)),
+	    "tcp://127.0.0.1:7700");
+	assert_string_equal(rete_endpoint_peer_text("tcp://[::1]:7700", out, sizeof(out)),
+			    "tcp://[::1]:7700");
+	assert_string_equal(rete_endpoint_peer_text("::ffff:1:2", out, sizeof(out)), "::ffff:1:2");
+	assert_string_equal(rete_endpoint_peer_text("", out, sizeof(out)), "");
+	assert_string_equal(rete_endpoint_peer_text(NULL, out, sizeof(out)), "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_good),
-	    cmocka_unit_test(test_bad),
-	    cmocka_unit_test(test_tcp_parts),
+	    cmocka_unit_test(test_good),      cmocka_unit_test(test_bad),
+	    cmocka_unit_test(test_tcp_parts), cmocka_unit_test(test_ipv6),
+	    cmocka_unit_test(test_peer_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
