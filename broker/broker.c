@@ -51,6 +51,22 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* hush_admit: may a line kept down by h go out at now (monotonic)? true:
+ * yes, and it opens a window; *held is the number of lines the window
+ * before held back (0: none; the line says it). false: the line is counted
+ * and not written. */
+static bool hush_admit(broker_hush *h, int64_t now, uint64_t *held)
+{
+	if (h->since_ms && now - h->since_ms < BROKER_WARN_MS) {
+		h->held++;
+		return false;
+	}
+	*held = h->held;
+	h->held = 0;
+	h->since_ms = now;
+	return true;
+}
+
 /* --- peers --------------------------------------------------------------------- */
 
 static int peer_cmp(const void *a, const void *b)
@@ -93,9 +109,12 @@ static rete_err peers_rebuild(broker *b)
 			np[i].last_seen_ms = old->last_seen_ms;
 			np[i].takeovers = old->takeovers;
 			memcpy(np[i].takeover_ms, old->takeover_ms, sizeof(old->takeover_ms));
-			np[i].warn_ms = old->warn_ms;
+			np[i].warn = old->warn;
 			np[i].note_ms = old->note_ms;
-			np[i].warn_held = old->warn_held;
+			np[i].hello = old->hello;
+			np[i].gone_held = old->gone_held;
+			np[i].last_hello_ms = old->last_hello_ms;
+			memcpy(np[i].last_hello, old->last_hello, sizeof(old->last_hello));
 			/* deliveries in flight are sent again from the queue */
 			np[i].dirty = true;
 		}
@@ -634,10 +653,19 @@ static void conn_lost(broker *b, broker_peer *p, size_t i)
 		const broker_party *bp = broker_config_party(b->cfg, p->id);
 		if (bp && !broker_kind_is_agency(bp->kind))
 			broker_log_debug("%s's connection is gone", p->id);
-		else
-			broker_log_info("%s's delivery connection is gone; %s", p->id,
-					p->nconns ? "deliveries go on on its other connection"
-						  : "deliveries wait for its next HELLO");
+		else {
+			/* after a HELLO held back in the window of a HELLO line,
+			 * counted with them (the connections a flapping line
+			 * drops); a single one goes out at once */
+			bool hushed = (p->hello.held || p->gone_held) && p->hello.since_ms &&
+				      mono_ms() - p->hello.since_ms < BROKER_WARN_MS;
+			if (hushed)
+				p->gone_held++;
+			(hushed ? broker_log_debug : broker_log_info)(
+			    "%s's delivery connection is gone; %s", p->id,
+			    p->nconns ? "deliveries go on on its other connection"
+				      : "deliveries wait for its next HELLO");
+		}
 	}
 }
 
@@ -1432,11 +1460,12 @@ static int takeover_notice(broker *b, broker_peer *p, broker_conn *c, const char
 /* takeover follows a HELLO from addr that took p's deliveries from old, a
  * connection that said a plain HELLO: old is told (takeover_notice). One
  * the ROUTER no longer knows is dropped quietly (an agent restarted after
- * a crash). One it still knows may be a live agent or a line that failed
- * and that ZeroMQ has not yet given up on (a send to it succeeds until
- * then): nothing is counted nor warned of until it answers
- * (takeover_proven); a note says so, once a minute at most per agency. */
-static void takeover(broker *b, broker_peer *p, const broker_conn *old, const char *addr)
+ * a crash: an info line when say, as the HELLO's own line, else debug).
+ * One it still knows may be a live agent or a line that failed and that
+ * ZeroMQ has not yet given up on (a send to it succeeds until then):
+ * nothing is counted nor warned of until it answers (takeover_proven); a
+ * note says so, once a minute at most per agency. */
+static void takeover(broker *b, broker_peer *p, const broker_conn *old, const char *addr, bool say)
 {
 	int k = conn_find(p, old->rid, old->rid_len);
 	if (k <= 0)
@@ -1446,7 +1475,7 @@ static void takeover(broker *b, broker_peer *p, const broker_conn *old, const ch
 	int rc = takeover_notice(b, p, c, addr, now);
 	if (rc == EHOSTUNREACH) {
 		conn_lost(b, p, (size_t)k);
-		broker_log_info(
+		(say ? broker_log_info : broker_log_debug)(
 		    "%s's new connection (from %s) takes its deliveries; the one before "
 		    "is gone (an agent restarted)",
 		    p->id, addr[0] ? addr : "?");
@@ -1482,24 +1511,21 @@ static void takeover_proven(broker_peer *p, broker_conn *c)
 	memmove(&p->takeover_ms[1], &p->takeover_ms[0],
 		(BROKER_FIGHTS - 1) * sizeof(p->takeover_ms[0]));
 	p->takeover_ms[0] = now;
-	if (p->warn_ms && now - p->warn_ms < BROKER_WARN_MS) {
-		p->warn_held++;
+	uint64_t held;
+	if (!hush_admit(&p->warn, now, &held))
 		return;
-	}
 	char more[128] = "";
-	if (p->warn_held)
+	if (held)
 		snprintf(more, sizeof(more),
 			 " (and %" PRIu64 " more such take-overs since the last line like this, "
 			 "not logged)",
-			 p->warn_held);
+			 held);
 	broker_log_warn("%s: the connection from %s, which a new connection with its key (from "
 			"%s) took the deliveries from, answered after it was told: two agents "
 			"are running with the key of %s (an old machine, a copy of the key, a "
 			"restored backup)%s",
 			p->id, c->addr[0] ? c->addr : "?", c->taker[0] ? c->taker : "?", p->id,
 			more);
-	p->warn_ms = now;
-	p->warn_held = 0;
 }
 
 bool broker_peer_contest(const broker_peer *p, char *text, size_t len)
@@ -1553,6 +1579,9 @@ static void handle_hello(broker *b, broker_frame *f)
 	}
 	broker_peer *p = broker_peer_find(b, f->party);
 	bool agency = broker_kind_is_agency(f->who->kind);
+	/* an agency's HELLO at info, one a minute (hush_admit, hellos_sweep) */
+	uint64_t held = 0;
+	bool say = agency && (!p || hush_admit(&p->hello, mono_ms(), &held));
 	if (p) {
 		/* The newest plain HELLO takes over: what was in flight on the
 		 * old connection is sent again here. The others stay listed: if
@@ -1572,18 +1601,71 @@ static void handle_hello(broker *b, broker_frame *f)
 			inflight_restart(p);
 		if (agency && had && !old.standby && !h->standby && p->conns[0].rid_len &&
 		    conn_find(p, old.rid, old.rid_len) > 0)
-			takeover(b, p, &old, addr ? addr : "");
+			takeover(b, p, &old, addr ? addr : "", say);
 	}
 	send_welcome(b, f->rid, f->rid_len, f->party, f->who->kind);
 	/* every `rete monitor`, `health` or `report` says HELLO: routine */
-	if (agency)
-		broker_log_info(
-		    "hello from %s (%s, %.64s)%s", f->party, broker_kind_name(f->who->kind),
-		    h->software,
-		    h->standby ? ", standing by: another connection takes its deliveries" : "");
-	else
+	if (!agency) {
 		broker_log_debug("hello from %s (%s, %.64s)", f->party,
 				 broker_kind_name(f->who->kind), h->software);
+		return;
+	}
+	char line[sizeof(p->last_hello)];
+	snprintf(line, sizeof(line), "hello from %s (%s, %.64s)%s", f->party,
+		 broker_kind_name(f->who->kind), h->software,
+		 h->standby ? ", standing by: another connection takes its deliveries" : "");
+	if (p) {
+		copy_str(p->last_hello, sizeof(p->last_hello), line);
+		p->last_hello_ms = rete_now_ms();
+	}
+	if (!say) {
+		/* counted, said at the window's end (hellos_sweep) */
+		broker_log_debug("%s (held back: HELLOs from %s are logged once a minute)", line,
+				 f->party);
+		return;
+	}
+	char more[256] = "";
+	if (p && (held || p->gone_held))
+		snprintf(more, sizeof(more),
+			 " (and %" PRIu64 " more HELLOs from %s, %" PRIu64
+			 " delivery connections gone, in the minute before, not logged)",
+			 held, f->party, p->gone_held);
+	if (p)
+		p->gone_held = 0;
+	broker_log_info("%s%s", line, more);
+}
+
+/* hellos_sweep says, for each agency whose HELLO window ended with lines
+ * held back, how many, the latest HELLO and whether the agency is
+ * connected now: so the operator of a flapping agency sees where it
+ * stands within a minute, and its log grows by a line a minute at most.
+ * The line opens a new window (a flood that goes on: one line a minute). */
+static void hellos_sweep(broker *b, int64_t now)
+{
+	for (size_t i = 0; i < b->npeers; i++) {
+		broker_peer *p = &b->peers[i];
+		if ((!p->hello.held && !p->gone_held) || now - p->hello.since_ms < BROKER_WARN_MS)
+			continue;
+		char when[32], state[160];
+		rete_time_format(p->last_hello_ms - p->last_hello_ms % 1000, when);
+		if (p->nconns)
+			snprintf(state, sizeof(state),
+				 "connected now (deliveries go to its connection from %s)",
+				 p->conns[0].addr[0] ? p->conns[0].addr : "?");
+		else
+			snprintf(state, sizeof(state),
+				 "no connection now: deliveries wait for its next HELLO");
+		broker_log_info(
+		    "%s: %" PRIu64 " more HELLOs and %" PRIu64
+		    " delivery connections gone in the last minute, not logged one by "
+		    "one (a line that fails and comes back, an agent restarting in a "
+		    "loop, or two agents with its key); the latest HELLO, at %s: %s; %s",
+		    p->id, p->hello.held, p->gone_held, when,
+		    p->last_hello[0] ? p->last_hello : "?", state);
+		p->hello.held = 0;
+		p->gone_held = 0;
+		p->hello.since_ms = now;
+	}
 }
 
 static void send_pong(broker *b, broker_frame *f)
@@ -3338,6 +3420,7 @@ int broker_run(broker_config *c, unsigned flags)
 			pipe_collect(&b);
 			scan(&b);
 			redeliver(&b, now);
+			hellos_sweep(&b, now);
 		}
 		if (now - b.last_ping_ms >= b.cfg->heartbeat_ms) {
 			b.last_ping_ms = now;

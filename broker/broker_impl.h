@@ -35,6 +35,15 @@
 #define BROKER_FIGHT_MS (3600 * 1000)
 #define BROKER_WARN_MS	(60 * 1000) /* one take-over warning per agency a minute */
 
+/* broker_hush keeps a kind of line a peer can repeat at will (a take-over
+ * warning, a HELLO) to one a BROKER_WARN_MS per party: when the latest line
+ * that went out opened its window (monotonic; 0: none yet), and the lines
+ * held back since (broker.c, hush_admit). */
+typedef struct broker_hush {
+	int64_t since_ms;
+	uint64_t held;
+} broker_hush;
+
 /* One connection of a party that said HELLO: its ROUTER routing id, and
  * how far it has read. A connection reads what it is sent in order, so a
  * PONG to a PING proves it read everything sent to it before that PING
@@ -93,10 +102,21 @@ typedef struct broker_peer {
 	 * agents), since the start, and the latest ones (monotonic; 0: none) */
 	uint64_t takeovers;
 	int64_t takeover_ms[BROKER_FIGHTS];
-	/* the latest take-over warning / HELLO-time note logged (monotonic;
-	 * one a BROKER_WARN_MS each), and the warnings held back since */
-	int64_t warn_ms, note_ms;
-	uint64_t warn_held;
+	/* take-over warnings (the ones held back are counted in the next),
+	 * and the latest HELLO-time note logged (monotonic; one a
+	 * BROKER_WARN_MS) */
+	broker_hush warn;
+	int64_t note_ms;
+	/* An agency's HELLOs at info, one a BROKER_WARN_MS (a flapping line
+	 * or a key holder reconnecting in a loop would fill the log): the
+	 * ones held back are said with the agency's delivery connections gone
+	 * meanwhile (gone_held), the latest HELLO (last_hello, at
+	 * last_hello_ms, wall clock) and whether it is connected, when the
+	 * window ends (broker.c, hellos_sweep). */
+	broker_hush hello;
+	uint64_t gone_held;
+	int64_t last_hello_ms;
+	char last_hello[160];
 } broker_peer;
 
 /* One frame of a batch and what became of it. */

@@ -20,6 +20,13 @@
  *                      counted once the told one answers; the third within
  *                      the hour, the broker's health names the fight; the
  *                      broker warns once a minute, not at each take-over
+ *   hello_flood        one key says HELLO 200 times in a row, a new
+ *                      connection each time (a flapping line, an agent
+ *                      restarting in a loop, someone with the key): the
+ *                      broker logs the first at info, holds the others back
+ *                      and says at the minute's end how many, and whether
+ *                      the agency is connected (its log must not grow by a
+ *                      line per HELLO)
  *
  * Helpers: itest.h (network, broker and agent processes, signed messages).
  */
@@ -277,6 +284,58 @@ static void test_twin_fight(void **state)
 	rete_wire_close(&b);
 }
 
+/* hello_flood: 200 HELLOs on social.mantova's key, each on a connection
+ * of its own that goes at once. Few info lines about them (the first, and
+ * at most one a minute after), and the count of the others said when the
+ * minute ends, with the agency's state then. The broker runs with -v: the
+ * HELLOs held back are debug lines there. */
+static void test_hello_flood(void **state)
+{
+	it_net *n = net_up(state, "hello-flood", NULL);
+	const int hellos = 200;
+	for (int i = 0; i < hellos; i++) {
+		rete_wire *w = it_hello(n, IT_SOCIAL);
+		assert_non_null(w);
+		rete_wire_close(&w);
+	}
+	/* the last one is on the log (held back or not) once the broker
+	 * answers a later HELLO */
+	rete_wire *w = it_hello(n, IT_CPI);
+	assert_non_null(w);
+	rete_wire_close(&w);
+	size_t said = tu_occurrences(n->log, " info: hello from social.mantova (");
+	if (said > 3) {
+		it_show_path(n->log, 3000);
+		fail_msg("%zu info lines 'hello from social.mantova' for %d HELLOs", said, hellos);
+	}
+	/* the minute's count, with the agency's state: at most a minute after
+	 * the first HELLO (the wait is for the line, with a deadline) */
+	if (!it_wait_occurrences(n->log, " more HELLOs", 1, it_wait_ms() + 60000)) {
+		it_show_path(n->log, 3000);
+		fail_msg("no line says how many HELLOs from social.mantova were not logged");
+	}
+	char *log = tu_read_file(n->log, NULL);
+	assert_non_null(log);
+	const char *sum = strstr(log, " more HELLOs");
+	assert_non_null(sum);
+	while (sum > log && sum[-1] != '\n')
+		sum--;
+	sum = strstr(sum, "social.mantova: ");
+	assert_non_null(sum);
+	const char *eol = strchr(sum, '\n');
+	char line[1024];
+	snprintf(line, sizeof(line), "%.*s", (int)(eol ? eol - sum : 1000), sum);
+	/* every HELLO accounted for: the ones said at info, the ones counted */
+	unsigned long long more = 0;
+	assert_int_equal(sscanf(line, "social.mantova: %llu more HELLOs", &more), 1);
+	if (more + said < (unsigned long long)hellos)
+		fail_msg("%zu said and %llu counted of %d HELLOs: %s", said, more, hellos, line);
+	assert_non_null(strstr(line, "no connection now"));
+	free(log);
+	/* the log did not grow by a line per HELLO at info */
+	assert_true(tu_occurrences(n->log, " info: social.mantova") < 10);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -284,6 +343,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_twin_told, twin_teardown),
 	    cmocka_unit_test_teardown(test_restart_quiet, it_teardown),
 	    cmocka_unit_test_teardown(test_twin_fight, it_teardown),
+	    cmocka_unit_test_teardown(test_hello_flood, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
