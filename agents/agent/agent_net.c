@@ -17,6 +17,7 @@
 #include "agent_metrics.h"
 #include "agent_net.h"
 #include "duration.h"
+#include "json.h"
 #include "version.h"
 #include "wire.h"
 
@@ -108,6 +109,15 @@ rete_err agent_net_start(agent *a, rete_msg *m)
 	a->net = calloc(1, sizeof(*a->net));
 	if (a->net == NULL)
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	/* a start says a plain HELLO and takes the deliveries back: a take-over
+	 * recorded by the run before is over (`rete status` stops saying it) */
+	rete_msg dm = {{0}};
+	if (agent_db_del(a->db, AGENT_DB_META, AGENT_META_TAKEN_OVER, strlen(AGENT_META_TAKEN_OVER),
+			 &dm) != RETE_OK)
+		agent_log(a, "warning",
+			  "%s; `rete status` may still say that another agent took this "
+			  "agency's deliveries",
+			  dm.text);
 	net_open(a, rete_now_ms());
 	return RETE_OK;
 }
@@ -181,6 +191,35 @@ static void net_welcome(agent *a, const Rete__Welcome *wel)
 	agent_outbox_on_welcome(a);
 }
 
+/* taken_over_record keeps, for `rete status`, that the broker said at at
+ * (its sentence, text) that another connection with our key took the
+ * deliveries: meta AGENT_META_TAKEN_OVER (agent_db.h), with the other
+ * connection's address taken from the sentence when it says one. */
+static void taken_over_record(agent *a, int64_t at, const char *text)
+{
+	char when[32], from[128] = "";
+	rete_time_format(at - at % 1000, when);
+	const char *f = strstr(text, "(from "), *e = f ? strstr(f, ") said HELLO") : NULL;
+	if (f && e && e - f - 6 < (ptrdiff_t)sizeof(from) && strncmp(f + 6, "an address", 10) != 0)
+		snprintf(from, sizeof(from), "%.*s", (int)(e - f - 6), f + 6);
+	json_t *o = json_object();
+	json_object_set_new(o, "at", json_string(when));
+	if (from[0])
+		json_object_set_new(o, "from", json_string(from));
+	json_object_set_new(o, "broker", json_string(text));
+	char *js = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	rete_msg m = {{0}};
+	if (js == NULL ||
+	    agent_db_put(a->db, AGENT_DB_META, AGENT_META_TAKEN_OVER, strlen(AGENT_META_TAKEN_OVER),
+			 js, strlen(js), &m) != RETE_OK)
+		agent_log(a, "warning",
+			  "%s; `rete status` will not say that another agent took "
+			  "this agency's deliveries (this log and the metrics do)",
+			  js ? m.text : "out of memory");
+	free(js);
+}
+
 /* net_taken_over: the broker says another connection with our key said
  * HELLO and takes the deliveries (protocol 5). Two agents with one key put
  * an agency's referrals in two inboxes, one perhaps on a machine nobody
@@ -200,7 +239,9 @@ static void net_taken_over(agent *a, const Rete__Receipt *r)
 	}
 	n->taken_over = true;
 	rete_wire_standby(n->w);
-	agent_metrics_taken_over(a, rete_now_ms());
+	int64_t now = rete_now_ms();
+	agent_metrics_taken_over(a, now);
+	taken_over_record(a, now, r->error_text ? r->error_text : "");
 	agent_log(a, "error",
 		  "another agent with the key of %s took this agency's deliveries; the broker "
 		  "says: %s. While that other agent is connected, referrals for %s go to it, "

@@ -6,8 +6,9 @@
  * that said it last (docs/protocol.md, HELLO). These tests run the real
  * broker and two real agents for social.mantova, each with its own spool:
  *
- *   twin_told          the older agent is told, says so as an error and in
- *                      its metrics; the broker warns and its health names
+ *   twin_told          the older agent is told, says so as an error, in
+ *                      its metrics and in `rete status` (text and --json;
+ *                      the newer one's status does not); the broker warns and its health names
  *                      the agency; the deliveries go to the newer agent only,
  *                      also after both reconnect (a broker restart): the
  *                      older one does not take them back, nobody is told
@@ -37,6 +38,8 @@
 #include <stddef.h>
 
 #include <cmocka.h>
+
+#include <jansson.h>
 
 #include "itest.h"
 
@@ -94,6 +97,52 @@ static bool until_problem(it_net *n, const char *words, bool want)
 	}
 }
 
+/* status_of runs `rete status -c INI --timeout 0` (--json when json) for
+ * the agent whose agent.ini is DIR/agents/NAME/agent.ini, expects exit 0
+ * and gives its output (caller frees). */
+static char *status_of(it_net *n, const char *name, bool json)
+{
+	char *out = NULL;
+	int rc = tu_run(&out, "'%s/rete' status -c '%s/agents/%s/agent.ini' --timeout 0%s", n->bin,
+			n->dir, name, json ? " --json" : "");
+	assert_non_null(out);
+	if (rc != 0)
+		fail_msg("rete status of %s: exit %d:\n%s", name, rc, out);
+	return out;
+}
+
+/* status_taken_over: what `rete status` says of agent NAME: taken over
+ * (text: "TAKEN OVER at TIME" and from where, --json: "takenOver" with
+ * "at" and the broker's sentence) or nothing of it. */
+static void status_taken_over(it_net *n, const char *name, bool want)
+{
+	char *text = status_of(n, name, false);
+	const char *said = strstr(text, "social.mantova: TAKEN OVER at 20");
+	if ((said != NULL) != want)
+		fail_msg("rete status of %s %s that another agent took the deliveries:\n%s", name,
+			 want ? "does not say" : "says", text);
+	if (want && !strstr(text, "another agent with this agency's key (from "))
+		fail_msg("rete status of %s does not say from where:\n%s", name, text);
+	free(text);
+	char *js = status_of(n, name, true);
+	json_t *doc = json_loads(js, 0, NULL);
+	if (!doc)
+		fail_msg("rete status --json of %s is not JSON:\n%s", name, js);
+	json_t *t = json_object_get(doc, "takenOver");
+	if ((t != NULL) != want)
+		fail_msg("rete status --json of %s: takenOver %s:\n%s", name,
+			 want ? "absent" : "present", js);
+	if (want) {
+		const char *at = json_string_value(json_object_get(t, "at"));
+		assert_non_null(at);
+		assert_true(strncmp(at, "20", 2) == 0 && strchr(at, 'Z'));
+		assert_non_null(strstr(json_string_value(json_object_get(t, "broker")),
+				       "another connection with the key of social.mantova"));
+	}
+	json_decref(doc);
+	free(js);
+}
+
 /* log_from: the file at path from byte `from` on (caller frees). */
 static char *log_from(const char *path, long from)
 {
@@ -133,6 +182,9 @@ static void test_twin_told(void **state)
 	char url[128];
 	it_metrics_url(alog, url, sizeof(url));
 	assert_true(it_until_metric(url, "rete_agent_taken_over", 1));
+	/* ...and in `rete status`, which the newer one's does not say */
+	status_taken_over(n, it_party_ids[IT_SOCIAL], true);
+	status_taken_over(n, TWIN, false);
 	/* the broker warns, and its health names the agency */
 	assert_true(it_wait_occurrences(n->log, WARNED, 1, ms));
 	assert_true(until_problem(n, "social.mantova: two connections", true));
@@ -170,6 +222,15 @@ static void test_twin_told(void **state)
 	it_refer(n, IT_CPI, IT_SOCIAL, "twin-3");
 	assert_true(it_until_inbox(ainbox, 1));
 	assert_true(until_problem(n, "social.mantova", false));
+
+	/* stopped, its status still says what it was when it last ran; a
+	 * start takes the deliveries back, and the status says nothing more */
+	st = it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, ms);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	status_taken_over(n, it_party_ids[IT_SOCIAL], true);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_wait_occurrences(alog, "connected to", 3, ms));
+	status_taken_over(n, it_party_ids[IT_SOCIAL], false);
 }
 
 static void test_restart_quiet(void **state)
