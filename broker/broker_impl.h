@@ -13,6 +13,7 @@
 #include "codec.h"
 #include "config.h"
 #include "metrics.h"
+#include "ratelimit.h"
 #include "pool.h"
 #include "worker.h"
 #include "store.h"
@@ -34,15 +35,6 @@
 #define BROKER_FIGHTS	3
 #define BROKER_FIGHT_MS (3600 * 1000)
 #define BROKER_WARN_MS	(60 * 1000) /* one take-over warning per agency a minute */
-
-/* broker_hush keeps a kind of line a peer can repeat at will (a take-over
- * warning, a HELLO) to one a BROKER_WARN_MS per party: when the latest line
- * that went out opened its window (monotonic; 0: none yet), and the lines
- * held back since (broker.c, hush_admit). */
-typedef struct broker_hush {
-	int64_t since_ms;
-	uint64_t held;
-} broker_hush;
 
 /* One connection of a party that said HELLO: its ROUTER routing id, and
  * how far it has read. A connection reads what it is sent in order, so a
@@ -102,21 +94,25 @@ typedef struct broker_peer {
 	 * agents), since the start, and the latest ones (monotonic; 0: none) */
 	uint64_t takeovers;
 	int64_t takeover_ms[BROKER_FIGHTS];
-	/* take-over warnings (the ones held back are counted in the next),
-	 * and the latest HELLO-time note logged (monotonic; one a
-	 * BROKER_WARN_MS) */
-	broker_hush warn;
+	/* take-over warnings, one a BROKER_WARN_MS (the ones held back are
+	 * counted in the next, or at the stop), and the latest HELLO-time note
+	 * logged (monotonic; one a BROKER_WARN_MS) */
+	rete_ratewin warn;
 	int64_t note_ms;
 	/* An agency's HELLOs at info, one a BROKER_WARN_MS (a flapping line
-	 * or a key holder reconnecting in a loop would fill the log): the
-	 * ones held back are said with the agency's delivery connections gone
-	 * meanwhile (gone_held), the latest HELLO (last_hello, at
-	 * last_hello_ms, wall clock) and whether it is connected, when the
-	 * window ends (broker.c, hellos_sweep). */
-	broker_hush hello;
+	 * or a key holder reconnecting in a loop would fill the log); a window
+	 * that held some goes on from the latest (proto/ratelimit.h): a HELLO
+	 * after a quiet BROKER_WARN_MS is said at once. The ones held back are
+	 * said with the agency's delivery connections lost meanwhile
+	 * (gone_held), its latest HELLO (at last_hello_ms, wall clock: its
+	 * kind, software, standby) and whether it is connected, when the
+	 * window ends or the broker stops (broker.c, hellos_sweep). */
+	rete_ratewin hello;
 	uint64_t gone_held;
 	int64_t last_hello_ms;
-	char last_hello[160];
+	Rete__PartyKind last_kind;
+	bool last_standby;
+	char last_software[65];
 } broker_peer;
 
 /* One frame of a batch and what became of it. */

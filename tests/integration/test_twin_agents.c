@@ -25,9 +25,17 @@
  *                      connection each time (a flapping line, an agent
  *                      restarting in a loop, someone with the key): the
  *                      broker logs the first at info, holds the others back
- *                      and says at the minute's end how many, and whether
- *                      the agency is connected (its log must not grow by a
- *                      line per HELLO)
+ *                      with the connections lost, and says how many, exactly,
+ *                      and whether the agency is connected, when it is
+ *                      stopped within the minute (its log must not grow by
+ *                      a line per HELLO)
+ *   hello_gone         three HELLOs, each connection gone: every loss said
+ *                      or counted once, "no connection"; one reconnect is
+ *                      "1 more HELLO", not a loop
+ *   hello_line_whole   the longest software, standing by: the line is whole
+ *
+ * The minute itself (when a count is said, a HELLO after a quiet minute)
+ * is tested at exact times in tests/unit/test_ratelimit.c (rete_ratewin).
  *
  * Helpers: itest.h (network, broker and agent processes, signed messages).
  */
@@ -345,56 +353,240 @@ static void test_twin_fight(void **state)
 	rete_wire_close(&b);
 }
 
+/* count_line: the broker's line that says how many HELLOs of
+ * social.mantova it held back (" info: social.mantova: ... more HELLO"),
+ * which must be there once; the text from "social.mantova: " on, into
+ * line (len bytes). */
+static void count_line(it_net *n, char *line, size_t len)
+{
+	char *log = tu_read_file(n->log, NULL);
+	assert_non_null(log);
+	const char *c = strstr(log, " info: social.mantova: ");
+	while (c && !strstr(c, " more HELLO"))
+		c = NULL;
+	if (!c || tu_occurrences(n->log, " info: social.mantova: ") != 1) {
+		it_show_path(n->log, 6000);
+		fail_msg("not one line of the HELLOs of social.mantova held back");
+	}
+	c += strlen(" info: ");
+	const char *eol = strchr(c, '\n');
+	snprintf(line, len, "%.*s", (int)(eol ? eol - c : (long)strlen(c)), c);
+	/* said before the broker says it stopped */
+	assert_true(strstr(log, "stopped: log size") > c);
+	free(log);
+}
+
+/* counted: the delivery connections of social.mantova lost and counted
+ * with its HELLOs held back (each a debug line) */
+static size_t counted(it_net *n)
+{
+	return tu_occurrences(n->log, "(counted: held back with its HELLOs)");
+}
+
+/* losses: the lines of the broker's log that say a connection of
+ * social.mantova went, at level (" info: ", " debug: "; NULL: any) */
+static size_t losses(it_net *n, const char *level)
+{
+	char *log = tu_read_file(n->log, NULL);
+	assert_non_null(log);
+	size_t k = 0;
+	for (char *l = log, *e; l && *l; l = e ? e + 1 : NULL) {
+		e = strchr(l, '\n');
+		if (e)
+			*e = '\0';
+		if (level && !strstr(l, level))
+			continue;
+		if (strstr(l, "social.mantova's delivery connection is gone") ||
+		    (strstr(l, "social.mantova's new connection") &&
+		     strstr(l, "the one before is gone")) ||
+		    (strstr(l, "social.mantova: the connection from") &&
+		     strstr(l, "went without answering")))
+			k++;
+	}
+	free(log);
+	return k;
+}
+
+/* number_before: the whole number written just before what in line (as
+ * in "57 more HELLOs"), 0 when line does not say what */
+static unsigned long number_before(const char *line, const char *what)
+{
+	const char *w = strstr(line, what), *d = w;
+	while (d && d > line && d[-1] >= '0' && d[-1] <= '9')
+		d--;
+	return w && d < w ? strtoul(d, NULL, 10) : 0;
+}
+
+/* line_counts checks the numbers of the count line: hellos HELLOs held
+ * back, and as many delivery connections gone as the broker's debug lines
+ * say lost (each counted once, none left out); gives that number. */
+static size_t line_counts(it_net *n, const char *line, unsigned long hellos)
+{
+	unsigned long said_hellos = number_before(line, " more HELLO");
+	unsigned long said_gone = number_before(line, " delivery connection");
+	size_t lost = losses(n, " debug: ");
+	if (said_hellos != hellos || said_gone != lost)
+		fail_msg("the count line says %lu HELLOs and %lu delivery connections gone; "
+			 "held back: %lu HELLOs, %zu lost connections (debug lines):\n%s",
+			 said_hellos, said_gone, hellos, lost, line);
+	assert_int_equal(counted(n), lost);
+	return lost;
+}
+
 /* hello_flood: 200 HELLOs on social.mantova's key, each on a connection
- * of its own that goes at once. Few info lines about them (the first, and
- * at most one a minute after), and the count of the others said when the
- * minute ends, with the agency's state then. The broker runs with -v: the
- * HELLOs held back are debug lines there. */
+ * of its own, all gone but the last one. One info line says the first;
+ * the others are held back (debug lines: the broker runs with -v) and,
+ * as the broker is stopped within the minute, said in one line then, with
+ * the connections lost meanwhile, each counted once, and the agency's
+ * state (its log must not grow by a line per HELLO). */
 static void test_hello_flood(void **state)
 {
 	it_net *n = net_up(state, "hello-flood", NULL);
 	const int hellos = 200;
+	rete_wire *w = NULL;
 	for (int i = 0; i < hellos; i++) {
+		rete_wire_close(&w);
+		w = it_hello(n, IT_SOCIAL);
+		assert_non_null(w);
+	}
+	/* all of them on the log once the broker answers a later HELLO */
+	rete_wire *c = it_hello(n, IT_CPI);
+	assert_non_null(c);
+	rete_wire_close(&c);
+	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()), 0);
+	rete_wire_close(&w);
+
+	size_t said = tu_occurrences(n->log, " info: hello from social.mantova (");
+	if (said != 1) {
+		it_show_path(n->log, 3000);
+		fail_msg("%zu info lines 'hello from social.mantova' for %d HELLOs", said, hellos);
+	}
+	assert_int_equal(tu_occurrences(n->log, "(held back: HELLOs from social.mantova"),
+			 hellos - 1);
+	char line[1024], want[128];
+	count_line(n, line, sizeof(line));
+	size_t gone = line_counts(n, line, (unsigned long)hellos - 1);
+	if (gone)
+		snprintf(want, sizeof(want),
+			 "social.mantova: %d more HELLOs and %zu delivery connection%s gone in "
+			 "the last minute, not logged one by one (a line that fails",
+			 hellos - 1, gone, gone == 1 ? "" : "s");
+	else
+		snprintf(want, sizeof(want),
+			 "social.mantova: %d more HELLOs in the last minute, not logged one by "
+			 "one (a line that fails",
+			 hellos - 1);
+	if (strncmp(line, want, strlen(want)) != 0)
+		fail_msg("the count line is not '%s...':\n%s", want, line);
+	assert_non_null(strstr(line, "; the latest HELLO, at 20"));
+	assert_non_null(strstr(line, ": hello from social.mantova (social-services, itest); "
+				     "connected when the broker stopped (deliveries go to its "
+				     "connection from localhost:"));
+	/* a lost connection is said at info only before a HELLO is held */
+	assert_true(losses(n, " info: ") <= 1);
+	assert_true(tu_occurrences(n->log, " info: social.mantova") < 5);
+}
+
+/* hello_gone: three HELLOs, each connection gone after its WELCOME: the
+ * first is said, the two others held back; every connection lost is said
+ * or counted once, and the count, said when the broker stops, says that
+ * nothing is connected. One more HELLO then (after the stop): "1 more
+ * HELLO", not a loop. */
+static void test_hello_gone(void **state)
+{
+	it_net *n = net_up(state, "hello-gone", NULL);
+	for (int i = 0; i < 3; i++) {
 		rete_wire *w = it_hello(n, IT_SOCIAL);
 		assert_non_null(w);
 		rete_wire_close(&w);
 	}
-	/* the last one is on the log (held back or not) once the broker
-	 * answers a later HELLO */
-	rete_wire *w = it_hello(n, IT_CPI);
-	assert_non_null(w);
-	rete_wire_close(&w);
-	size_t said = tu_occurrences(n->log, " info: hello from social.mantova (");
-	if (said > 3) {
-		it_show_path(n->log, 3000);
-		fail_msg("%zu info lines 'hello from social.mantova' for %d HELLOs", said, hellos);
+	if (!it_wait_occurrences(n->log,
+				 "social.mantova's delivery connection is gone; deliveries "
+				 "wait for its next HELLO",
+				 1, it_wait_ms()))
+		it_show_path(n->log, 4000);
+	/* all three seen gone (the broker pings a connection at once when
+	 * ZeroMQ says one of the party's closed) */
+	int64_t end = it_mono_ms() + it_wait_ms();
+	while (losses(n, NULL) < 3 && it_mono_ms() < end)
+		it_nap(50);
+	if (losses(n, NULL) != 3) {
+		it_show_path(n->log, 6000);
+		fail_msg("%zu connections of social.mantova said gone, not 3", losses(n, NULL));
 	}
-	/* the minute's count, with the agency's state: at most a minute after
-	 * the first HELLO (the wait is for the line, with a deadline) */
-	if (!it_wait_occurrences(n->log, " more HELLOs", 1, it_wait_ms() + 60000)) {
-		it_show_path(n->log, 3000);
-		fail_msg("no line says how many HELLOs from social.mantova were not logged");
+	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()), 0);
+	char line[1024], want[160];
+	count_line(n, line, sizeof(line));
+	size_t gone = line_counts(n, line, 2);
+	assert_true(gone >= 2); /* after the HELLOs held: the last two */
+	snprintf(want, sizeof(want),
+		 "social.mantova: 2 more HELLOs and %zu delivery connection%s gone in the last "
+		 "minute, not logged one by one",
+		 gone, gone == 1 ? "" : "s");
+	if (strncmp(line, want, strlen(want)) != 0)
+		fail_msg("the count line is not '%s...':\n%s", want, line);
+	assert_non_null(strstr(line, "; no connection when the broker stopped"));
+	/* each said once: at info, or counted (a debug line) */
+	assert_int_equal(losses(n, NULL), gone + losses(n, " info: "));
+
+	/* a restarted broker: one HELLO said, one reconnect held, counted as
+	 * one, not as a loop */
+	assert_true(it_broker_start(n));
+	char *before = tu_read_file(n->log, NULL);
+	size_t from = before ? strlen(before) : 0;
+	free(before);
+	rete_wire *a = it_hello(n, IT_SOCIAL);
+	rete_wire *b = it_hello(n, IT_SOCIAL);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()), 0);
+	rete_wire_close(&a);
+	rete_wire_close(&b);
+	char *after = log_from(n->log, (long)from);
+	const char *one = strstr(after, "social.mantova: 1 more HELLO in the last minute, not "
+					"logged at once");
+	if (!one || strstr(one, "1 more HELLOs") || strstr(after, "0 delivery"))
+		fail_msg("one reconnect not said as one:\n%s", after);
+	assert_null(strstr(one, "in a loop"));
+	free(after);
+}
+
+/* hello_line_whole: a HELLO with the longest software the broker logs (64
+ * bytes) that stands by: its line is whole, at once and in the count */
+static void test_hello_line_whole(void **state)
+{
+	it_net *n = net_up(state, "hello-whole", NULL);
+	static const char sw[] = "rete-agent 0.8.0-rc1+build.20261207.1234 (git b5f5a35-dirty) x86";
+	assert_int_equal(strlen(sw), 64);
+	rete_wire *w[2];
+	for (int i = 0; i < 2; i++) {
+		w[i] = it_connect(n, IT_SOCIAL);
+		assert_non_null(w[i]);
+		rete_wire_standby(w[i]);
+		assert_int_equal(rete_wire_hello(w[i], it_party_ids[IT_SOCIAL], sw, NULL), RETE_OK);
+		Rete__BrokerFrame *f =
+		    it_recv_kind(w[i], RETE__BROKER_FRAME__COMMAND_WELCOME, it_wait_ms());
+		assert_non_null(f);
+		rete__broker_frame__free_unpacked(f, NULL);
 	}
-	char *log = tu_read_file(n->log, NULL);
-	assert_non_null(log);
-	const char *sum = strstr(log, " more HELLOs");
-	assert_non_null(sum);
-	while (sum > log && sum[-1] != '\n')
-		sum--;
-	sum = strstr(sum, "social.mantova: ");
-	assert_non_null(sum);
-	const char *eol = strchr(sum, '\n');
+	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()), 0);
+	rete_wire_close(&w[0]);
+	rete_wire_close(&w[1]);
+	char whole[300];
+	snprintf(whole, sizeof(whole),
+		 "hello from social.mantova (social-services, %s), standing by: another "
+		 "connection takes its deliveries",
+		 sw);
+	char said[320];
+	snprintf(said, sizeof(said), " info: %s\n", whole);
+	if (tu_occurrences(n->log, said) != 1) {
+		it_show_path(n->log, 3000);
+		fail_msg("the HELLO's line is not whole once: %s", said);
+	}
 	char line[1024];
-	snprintf(line, sizeof(line), "%.*s", (int)(eol ? eol - sum : 1000), sum);
-	/* every HELLO accounted for: the ones said at info, the ones counted */
-	unsigned long long more = 0;
-	assert_int_equal(sscanf(line, "social.mantova: %llu more HELLOs", &more), 1);
-	if (more + said < (unsigned long long)hellos)
-		fail_msg("%zu said and %llu counted of %d HELLOs: %s", said, more, hellos, line);
-	assert_non_null(strstr(line, "no connection now"));
-	free(log);
-	/* the log did not grow by a line per HELLO at info */
-	assert_true(tu_occurrences(n->log, " info: social.mantova") < 10);
+	count_line(n, line, sizeof(line));
+	if (!strstr(line, whole))
+		fail_msg("the count line does not hold the latest HELLO whole: %s", line);
 }
 
 int main(void)
@@ -405,6 +597,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_restart_quiet, it_teardown),
 	    cmocka_unit_test_teardown(test_twin_fight, it_teardown),
 	    cmocka_unit_test_teardown(test_hello_flood, it_teardown),
+	    cmocka_unit_test_teardown(test_hello_gone, it_teardown),
+	    cmocka_unit_test_teardown(test_hello_line_whole, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
