@@ -45,6 +45,8 @@ struct agent_net {
 	bool taken_over;       /* another connection with our key took the
 				* deliveries (protocol 5): until the agent is
 				* restarted it says HELLO with standby */
+	bool taken_back;       /* since then, a DELIVER came: the deliveries
+				* are here again (the other connection went) */
 };
 
 bool agent_net_ready(const agent *a)
@@ -250,6 +252,44 @@ static void net_taken_over(agent *a, const Rete__Receipt *r)
 		  a->cfg.id, r->error_text ? r->error_text : "", a->cfg.id);
 }
 
+/* net_deliveries_back: a DELIVER came after the broker said another
+ * connection took our deliveries (the broker delivers on one connection
+ * only: the other one went). Said in the log and added to the record
+ * (AGENT_META_TAKEN_OVER, "back"), so `rete status` stays true; the agent
+ * still stands by until it is restarted. */
+static void net_deliveries_back(agent *a, int64_t now)
+{
+	a->net->taken_back = true;
+	char when[32];
+	rete_time_format(now - now % 1000, when);
+	rete_buf v = {0};
+	rete_msg m = {{0}};
+	json_t *o = NULL;
+	if (agent_db_get(a->db, AGENT_DB_META, AGENT_META_TAKEN_OVER, strlen(AGENT_META_TAKEN_OVER),
+			 &v, &m) == RETE_OK)
+		o = json_loadb((const char *)v.data, v.len, 0, NULL);
+	rete_buf_free(&v);
+	char *js = NULL;
+	if (json_is_object(o)) {
+		json_object_set_new(o, "back", json_string(when));
+		js = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	}
+	json_decref(o);
+	if (js == NULL ||
+	    agent_db_put(a->db, AGENT_DB_META, AGENT_META_TAKEN_OVER, strlen(AGENT_META_TAKEN_OVER),
+			 js, strlen(js), &m) != RETE_OK)
+		agent_log(a, "warning",
+			  "%s; `rete status` will still say that another agent has this agency's "
+			  "deliveries",
+			  m.text[0] ? m.text : "the record of the take-over is not readable");
+	free(js);
+	agent_log(a, "info",
+		  "deliveries for %s come to this agent again: the other agent with its key went; "
+		  "this one still stands by until it is restarted (another agent with the key "
+		  "would take them without the broker telling this one)",
+		  a->cfg.id);
+}
+
 static void net_frame(agent *a, const Rete__BrokerFrame *f)
 {
 	switch (f->command_case) {
@@ -270,6 +310,8 @@ static void net_frame(agent *a, const Rete__BrokerFrame *f)
 		break;
 	case RETE__BROKER_FRAME__COMMAND_DELIVER:
 		agent_metrics_event(a, AM_DELIVERY, rete_now_ms());
+		if (a->net->taken_over && !a->net->taken_back)
+			net_deliveries_back(a, rete_now_ms());
 		if (!a->welcomed || a->dir == NULL) {
 			agent_log(a, "warning", "a delivery came before the directory; not acked");
 			break;

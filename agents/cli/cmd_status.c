@@ -79,16 +79,27 @@ static json_t *status_taken_over(agent_db *db)
 	return o;
 }
 
-/* taken_over_print says the take-over t in the words of the agent's log. */
+/* taken_over_print says the take-over t in the words of the agent's log:
+ * in force, or over since the deliveries came back ("back"). */
 static void taken_over_print(const char *id, json_t *t, FILE *out)
 {
-	const char *from = jstr(t, "from");
-	fprintf(out,
-		"%s: TAKEN OVER at %s: another agent with this agency's key (from %s) took its "
-		"deliveries; referrals for %s go to it while it is connected, not to this "
-		"agent, which stands by until it is restarted (docs/operations.md, \"Two "
-		"agents with one key\")\n",
-		id, jstr(t, "at"), from[0] ? from : "an address the broker did not say", id);
+	const char *from = jstr(t, "from"), *back = jstr(t, "back");
+	if (!from[0])
+		from = "an address the broker did not say";
+	if (back[0])
+		fprintf(out,
+			"%s: deliveries back since %s: another agent with this agency's key (from "
+			"%s) had taken them at %s and went; this agent stands by until it is "
+			"restarted (another agent with the key would take them without a word to "
+			"it) (docs/operations.md, \"Two agents with one key\")\n",
+			id, back, from, jstr(t, "at"));
+	else
+		fprintf(out,
+			"%s: TAKEN OVER at %s: another agent with this agency's key (from %s) took "
+			"its deliveries; referrals for %s go to it while it is connected, not to "
+			"this agent, which stands by until it is restarted (docs/operations.md, "
+			"\"Two agents with one key\")\n",
+			id, jstr(t, "at"), from, id);
 }
 
 static void status_print(json_t *rec, FILE *out)

@@ -12,7 +12,8 @@
  *                      the agency; the deliveries go to the newer agent only,
  *                      also after both reconnect (a broker restart): the
  *                      older one does not take them back, nobody is told
- *                      twice
+ *                      twice; when the newer one stops, they come back to
+ *                      the older one, whose log and status say so
  *   restart_quiet      an agent killed (-9) and started again takes the
  *                      deliveries back without an error, and the broker's
  *                      health names nobody
@@ -119,17 +120,22 @@ static char *status_of(it_net *n, const char *name, bool json)
 	return out;
 }
 
-/* status_taken_over: what `rete status` says of agent NAME: taken over
- * (text: "TAKEN OVER at TIME" and from where, --json: "takenOver" with
- * "at" and the broker's sentence) or nothing of it. */
-static void status_taken_over(it_net *n, const char *name, bool want)
+/* what `rete status` says of a take-over: nothing, taken over (text:
+ * "TAKEN OVER at TIME" and from where, --json: "takenOver" with "at" and
+ * the broker's sentence), or over since the deliveries came back (text:
+ * "deliveries back since TIME", --json: "takenOver" with "back") */
+enum taken { TAKEN_NONE, TAKEN_NOW, TAKEN_BACK };
+
+static void status_taken_over(it_net *n, const char *name, enum taken want)
 {
+	static const char *const said[] = {"", "social.mantova: TAKEN OVER at 20",
+					   "social.mantova: deliveries back since 20"};
 	char *text = status_of(n, name, false);
-	const char *said = strstr(text, "social.mantova: TAKEN OVER at 20");
-	if ((said != NULL) != want)
-		fail_msg("rete status of %s %s that another agent took the deliveries:\n%s", name,
-			 want ? "does not say" : "says", text);
-	if (want && !strstr(text, "another agent with this agency's key (from "))
+	for (int k = TAKEN_NOW; k <= TAKEN_BACK; k++)
+		if ((strstr(text, said[k]) != NULL) != (k == (int)want))
+			fail_msg("rete status of %s %s '%s':\n%s", name,
+				 k == (int)want ? "does not say" : "says", said[k], text);
+	if (want != TAKEN_NONE && !strstr(text, "another agent with this agency's key (from "))
 		fail_msg("rete status of %s does not say from where:\n%s", name, text);
 	free(text);
 	char *js = status_of(n, name, true);
@@ -137,15 +143,21 @@ static void status_taken_over(it_net *n, const char *name, bool want)
 	if (!doc)
 		fail_msg("rete status --json of %s is not JSON:\n%s", name, js);
 	json_t *t = json_object_get(doc, "takenOver");
-	if ((t != NULL) != want)
+	if ((t != NULL) != (want != TAKEN_NONE))
 		fail_msg("rete status --json of %s: takenOver %s:\n%s", name,
-			 want ? "absent" : "present", js);
-	if (want) {
+			 want != TAKEN_NONE ? "absent" : "present", js);
+	if (want != TAKEN_NONE) {
 		const char *at = json_string_value(json_object_get(t, "at"));
 		assert_non_null(at);
 		assert_true(strncmp(at, "20", 2) == 0 && strchr(at, 'Z'));
 		assert_non_null(strstr(json_string_value(json_object_get(t, "broker")),
 				       "another connection with the key of social.mantova"));
+		const char *back = json_string_value(json_object_get(t, "back"));
+		if ((back != NULL) != (want == TAKEN_BACK))
+			fail_msg("rete status --json of %s: takenOver.back %s:\n%s", name,
+				 back ? "present" : "absent", js);
+		if (back)
+			assert_true(strncmp(back, "20", 2) == 0 && strcmp(back, at) >= 0);
 	}
 	json_decref(doc);
 	free(js);
@@ -191,8 +203,8 @@ static void test_twin_told(void **state)
 	it_metrics_url(alog, url, sizeof(url));
 	assert_true(it_until_metric(url, "rete_agent_taken_over", 1));
 	/* ...and in `rete status`, which the newer one's does not say */
-	status_taken_over(n, it_party_ids[IT_SOCIAL], true);
-	status_taken_over(n, TWIN, false);
+	status_taken_over(n, it_party_ids[IT_SOCIAL], TAKEN_NOW);
+	status_taken_over(n, TWIN, TAKEN_NONE);
 	/* the broker warns, and its health names the agency */
 	assert_true(it_wait_occurrences(n->log, WARNED, 1, ms));
 	assert_true(until_problem(n, "social.mantova: two connections", true));
@@ -223,22 +235,29 @@ static void test_twin_told(void **state)
 	assert_true(until_problem(n, "social.mantova: two connections", true));
 
 	/* the newer one stops: nothing waits for a restart of the older one,
-	 * which takes what comes (never lose a referral), and health names
-	 * nobody any more */
+	 * which takes what comes (never lose a referral), says so, and so does
+	 * its status; health names nobody any more */
 	int st = it_stop(&twin_pid, SIGTERM, ms);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	it_refer(n, IT_CPI, IT_SOCIAL, "twin-3");
 	assert_true(it_until_inbox(ainbox, 1));
+	/* the record is updated before the delivery is written to the inbox */
+	status_taken_over(n, it_party_ids[IT_SOCIAL], TAKEN_BACK);
+	assert_true(it_wait_occurrences(alog,
+					" info: deliveries for social.mantova come to this "
+					"agent again",
+					1, ms));
 	assert_true(until_problem(n, "social.mantova", false));
 
 	/* stopped, its status still says what it was when it last ran; a
 	 * start takes the deliveries back, and the status says nothing more */
 	st = it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, ms);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	status_taken_over(n, it_party_ids[IT_SOCIAL], true);
+	status_taken_over(n, it_party_ids[IT_SOCIAL], TAKEN_BACK);
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	assert_true(it_wait_occurrences(alog, "connected to", 3, ms));
-	status_taken_over(n, it_party_ids[IT_SOCIAL], false);
+	status_taken_over(n, it_party_ids[IT_SOCIAL], TAKEN_NONE);
+	assert_int_equal(tu_occurrences(alog, "come to this agent again"), 1);
 }
 
 static void test_restart_quiet(void **state)
