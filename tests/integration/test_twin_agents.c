@@ -21,7 +21,8 @@
  *                      deliveries from each other: each take-over is
  *                      counted once the told one answers; the third within
  *                      the hour, the broker's health names the fight; the
- *                      broker warns once a minute, not at each take-over
+ *                      broker warns once a minute, not at each take-over,
+ *                      and says the ones held back when it stops
  *   hello_flood        one key says HELLO 200 times in a row, a new
  *                      connection each time (a flapping line, an agent
  *                      restarting in a loop, someone with the key): the
@@ -368,8 +369,15 @@ static void test_twin_fight(void **state)
 		it_show(n, "broker.log");
 	assert_int_equal(tu_occurrences(n->log, "warning: social.mantova: "), 1);
 	assert_int_equal(tu_occurrences(n->log, WARNED), 1);
+	/* the two held back are said when the broker stops, not lost */
+	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()), 0);
 	rete_wire_close(&a);
 	rete_wire_close(&b);
+	if (tu_occurrences(n->log, " warning: social.mantova: 2 more take-overs answered since "
+				   "the last warning about two agents with its key") != 1) {
+		it_show_path(n->log, 3000);
+		fail_msg("the take-over warnings held back are not said at the stop");
+	}
 }
 
 /* count_line: the broker's line that says how many HELLOs of
@@ -503,6 +511,10 @@ static void test_hello_flood(void **state)
 				     "connection from localhost:"));
 	/* a lost connection is said at info only before a HELLO is held */
 	assert_true(losses(n, " info: ") <= 1);
+	/* the rate-limited lines of the minute are counted at the stop too
+	 * (199 connections closed: one said, the others held back) */
+	assert_int_equal(tu_occurrences(n->log, " info: closed connections of social.mantova: "),
+			 1);
 	assert_true(tu_occurrences(n->log, " info: social.mantova") < 5);
 }
 
