@@ -193,6 +193,25 @@ static void net_welcome(agent *a, const Rete__Welcome *wel)
 	agent_outbox_on_welcome(a);
 }
 
+/* taken_over_put writes o (NULL: out of memory or not readable; freed
+ * here) as the take-over record (AGENT_META_TAKEN_OVER); when it cannot,
+ * a warning says why and then what it means (unsaid). */
+static void taken_over_put(agent *a, json_t *o, const char *unsaid)
+{
+	char *js = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(o);
+	rete_msg m = {{0}};
+	if (js == NULL)
+		rete_msg_set(&m, RETE_ENOMEM,
+			     "the record of the take-over: out of memory, or not "
+			     "readable");
+	if (js == NULL ||
+	    agent_db_put(a->db, AGENT_DB_META, AGENT_META_TAKEN_OVER, strlen(AGENT_META_TAKEN_OVER),
+			 js, strlen(js), &m) != RETE_OK)
+		agent_log(a, "warning", "%s; %s", m.text, unsaid);
+	free(js);
+}
+
 /* taken_over_record keeps, for `rete status`, that the broker said at at
  * (its sentence, text) that another connection with our key took the
  * deliveries: meta AGENT_META_TAKEN_OVER (agent_db.h), with the other
@@ -209,17 +228,9 @@ static void taken_over_record(agent *a, int64_t at, const char *text)
 	if (from[0])
 		json_object_set_new(o, "from", json_string(from));
 	json_object_set_new(o, "broker", json_string(text));
-	char *js = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(o);
-	rete_msg m = {{0}};
-	if (js == NULL ||
-	    agent_db_put(a->db, AGENT_DB_META, AGENT_META_TAKEN_OVER, strlen(AGENT_META_TAKEN_OVER),
-			 js, strlen(js), &m) != RETE_OK)
-		agent_log(a, "warning",
-			  "%s; `rete status` will not say that another agent took "
-			  "this agency's deliveries (this log and the metrics do)",
-			  js ? m.text : "out of memory");
-	free(js);
+	taken_over_put(a, o,
+		       "`rete status` will not say that another agent took this agency's "
+		       "deliveries (this log and the metrics do)");
 }
 
 /* net_taken_over: the broker says another connection with our key said
@@ -269,20 +280,15 @@ static void net_deliveries_back(agent *a, int64_t now)
 			 &v, &m) == RETE_OK)
 		o = json_loadb((const char *)v.data, v.len, 0, NULL);
 	rete_buf_free(&v);
-	char *js = NULL;
-	if (json_is_object(o)) {
+	if (json_is_object(o))
 		json_object_set_new(o, "back", json_string(when));
-		js = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	else {
+		json_decref(o);
+		o = NULL;
 	}
-	json_decref(o);
-	if (js == NULL ||
-	    agent_db_put(a->db, AGENT_DB_META, AGENT_META_TAKEN_OVER, strlen(AGENT_META_TAKEN_OVER),
-			 js, strlen(js), &m) != RETE_OK)
-		agent_log(a, "warning",
-			  "%s; `rete status` will still say that another agent has this agency's "
-			  "deliveries",
-			  m.text[0] ? m.text : "the record of the take-over is not readable");
-	free(js);
+	taken_over_put(a, o,
+		       "`rete status` will still say that another agent has this agency's "
+		       "deliveries");
 	agent_log(a, "info",
 		  "deliveries for %s come to this agent again: the other agent with its key went; "
 		  "this one still stands by until it is restarted (another agent with the key "
