@@ -93,9 +93,14 @@ static rete_err peers_rebuild(broker *b)
 			np[i].last_seen_ms = old->last_seen_ms;
 			np[i].takeovers = old->takeovers;
 			memcpy(np[i].takeover_ms, old->takeover_ms, sizeof(old->takeover_ms));
-			np[i].warn_ms = old->warn_ms;
+			np[i].warn = old->warn;
 			np[i].note_ms = old->note_ms;
-			np[i].warn_held = old->warn_held;
+			np[i].hello = old->hello;
+			np[i].gone_held = old->gone_held;
+			np[i].last_hello_ms = old->last_hello_ms;
+			np[i].last_kind = old->last_kind;
+			np[i].last_standby = old->last_standby;
+			memcpy(np[i].last_software, old->last_software, sizeof(old->last_software));
 			/* deliveries in flight are sent again from the queue */
 			np[i].dirty = true;
 		}
@@ -611,34 +616,56 @@ static bool conn_hello(broker *b, broker_peer *p, const uint8_t *rid, size_t rid
 	return true;
 }
 
+/* hello_hushed: are the lines of p's HELLOs held back at now (monotonic)?
+ * Yes while a window in which a HELLO was held runs: the delivery
+ * connections lost then are counted with them (a flapping line drops one
+ * at each HELLO), not written one by one. */
+static bool hello_hushed(const broker_peer *p, int64_t now)
+{
+	return p->hello.rw_open && now - p->hello.rw_since < BROKER_WARN_MS &&
+	       (p->hello.rw_held || p->gone_held);
+}
+
 /* conn_lost drops p's connection i, which the ROUTER no longer knows; when
  * it was the delivery connection, what was in flight on it goes to the
- * next one listed (if any). */
+ * next one listed (if any). The loss of an agency's delivery connection,
+ * or of one told it lost the deliveries, is an info line, or counted
+ * (hello_hushed); a standby one's is not said. */
 static void conn_lost(broker *b, broker_peer *p, size_t i)
 {
-	if (p->conns[i].told)
-		broker_log_info(
-		    "%s: the connection from %s, told that a new one (from %s) took its "
-		    "deliveries, went without answering: a line that failed, an "
-		    "agent restarted, or a second agent stopped before it was asked",
-		    p->id, p->conns[i].addr[0] ? p->conns[i].addr : "?",
-		    p->conns[i].taker[0] ? p->conns[i].taker : "?");
+	broker_conn c = p->conns[i];
 	memmove(&p->conns[i], &p->conns[i + 1], (p->nconns - i - 1) * sizeof(p->conns[0]));
 	p->nconns--;
 	if (i == 0) {
 		if (p->nconns)
 			conn_front(&p->conns[0]);
 		inflight_restart(p);
-		/* nothing is delivered to a coordinator or an auditor: the end of
-		 * their `rete monitor`, `health` or `report` is routine, debug */
-		const broker_party *bp = broker_config_party(b->cfg, p->id);
-		if (bp && !broker_kind_is_agency(bp->kind))
-			broker_log_debug("%s's connection is gone", p->id);
-		else
-			broker_log_info("%s's delivery connection is gone; %s", p->id,
-					p->nconns ? "deliveries go on on its other connection"
-						  : "deliveries wait for its next HELLO");
 	}
+	if (i != 0 && !c.told)
+		return;
+	/* nothing is delivered to a coordinator or an auditor: the end of
+	 * their `rete monitor`, `health` or `report` is routine, debug */
+	const broker_party *bp = broker_config_party(b->cfg, p->id);
+	if (bp && !broker_kind_is_agency(bp->kind)) {
+		broker_log_debug("%s's connection is gone", p->id);
+		return;
+	}
+	bool hushed = hello_hushed(p, mono_ms());
+	if (hushed)
+		p->gone_held++;
+	const char *next = i != 0      ? ""
+			   : p->nconns ? "; deliveries go on on its other connection"
+				       : "; deliveries wait for its next HELLO";
+	const char *note = hushed ? " (counted: held back with its HELLOs)" : "";
+	if (c.told)
+		(hushed ? broker_log_debug : broker_log_info)(
+		    "%s: the connection from %s, told that a new one (from %s) took its "
+		    "deliveries, went without answering: a line that failed, an agent "
+		    "restarted, or a second agent stopped before it was asked%s%s",
+		    p->id, c.addr[0] ? c.addr : "?", c.taker[0] ? c.taker : "?", next, note);
+	else
+		(hushed ? broker_log_debug : broker_log_info)(
+		    "%s's delivery connection is gone%s%s", p->id, next, note);
 }
 
 /* deliver_one sends entry idx to p's delivery connection (read in rt).
@@ -1432,11 +1459,13 @@ static int takeover_notice(broker *b, broker_peer *p, broker_conn *c, const char
 /* takeover follows a HELLO from addr that took p's deliveries from old, a
  * connection that said a plain HELLO: old is told (takeover_notice). One
  * the ROUTER no longer knows is dropped quietly (an agent restarted after
- * a crash). One it still knows may be a live agent or a line that failed
- * and that ZeroMQ has not yet given up on (a send to it succeeds until
- * then): nothing is counted nor warned of until it answers
- * (takeover_proven); a note says so, once a minute at most per agency. */
-static void takeover(broker *b, broker_peer *p, const broker_conn *old, const char *addr)
+ * a crash: an info line when say, as the HELLO's own line, else counted
+ * with the HELLOs held back, a debug line).
+ * One it still knows may be a live agent or a line that failed and that
+ * ZeroMQ has not yet given up on (a send to it succeeds until then):
+ * nothing is counted nor warned of until it answers (takeover_proven); a
+ * note says so, once a minute at most per agency. */
+static void takeover(broker *b, broker_peer *p, const broker_conn *old, const char *addr, bool say)
 {
 	int k = conn_find(p, old->rid, old->rid_len);
 	if (k <= 0)
@@ -1445,11 +1474,15 @@ static void takeover(broker *b, broker_peer *p, const broker_conn *old, const ch
 	broker_conn *c = &p->conns[k];
 	int rc = takeover_notice(b, p, c, addr, now);
 	if (rc == EHOSTUNREACH) {
+		c->told = false; /* said here, once */
 		conn_lost(b, p, (size_t)k);
-		broker_log_info(
+		if (!say)
+			p->gone_held++; /* with the HELLO held back */
+		(say ? broker_log_info : broker_log_debug)(
 		    "%s's new connection (from %s) takes its deliveries; the one before "
-		    "is gone (an agent restarted)",
-		    p->id, addr[0] ? addr : "?");
+		    "is gone (an agent restarted)%s",
+		    p->id, addr[0] ? addr : "?",
+		    say ? "" : " (counted: held back with its HELLOs)");
 		return;
 	}
 	c->told = rc == 0; /* not when its queue is full: it was not told */
@@ -1482,24 +1515,21 @@ static void takeover_proven(broker_peer *p, broker_conn *c)
 	memmove(&p->takeover_ms[1], &p->takeover_ms[0],
 		(BROKER_FIGHTS - 1) * sizeof(p->takeover_ms[0]));
 	p->takeover_ms[0] = now;
-	if (p->warn_ms && now - p->warn_ms < BROKER_WARN_MS) {
-		p->warn_held++;
+	uint64_t held;
+	if (!rete_ratewin_admit(&p->warn, BROKER_WARN_MS, now, &held))
 		return;
-	}
 	char more[128] = "";
-	if (p->warn_held)
+	if (held)
 		snprintf(more, sizeof(more),
 			 " (and %" PRIu64 " more such take-overs since the last line like this, "
 			 "not logged)",
-			 p->warn_held);
+			 held);
 	broker_log_warn("%s: the connection from %s, which a new connection with its key (from "
 			"%s) took the deliveries from, answered after it was told: two agents "
 			"are running with the key of %s (an old machine, a copy of the key, a "
 			"restored backup)%s",
 			p->id, c->addr[0] ? c->addr : "?", c->taker[0] ? c->taker : "?", p->id,
 			more);
-	p->warn_ms = now;
-	p->warn_held = 0;
 }
 
 bool broker_peer_contest(const broker_peer *p, char *text, size_t len)
@@ -1540,6 +1570,33 @@ bool broker_peer_contest(const broker_peer *p, char *text, size_t len)
 	return false;
 }
 
+/* The "hello from" line of an agency: id, kind, software (at most 64
+ * bytes of it) and, standing by, HELLO_STANDBY; HELLO_TEXT_MAX holds the
+ * longest (kind names are shorter than 32 bytes), so it is never cut. */
+#define HELLO_STANDBY  ", standing by: another connection takes its deliveries"
+#define HELLO_TEXT_MAX (sizeof("hello from  (, )") + RETE_ID_MAX + 32 + 64 + sizeof(HELLO_STANDBY))
+
+static void hello_text(char line[HELLO_TEXT_MAX], const char *id, Rete__PartyKind kind,
+		       const char *software, bool standby)
+{
+	snprintf(line, HELLO_TEXT_MAX, "hello from %s (%s, %.64s)%s", id, broker_kind_name(kind),
+		 software, standby ? HELLO_STANDBY : "");
+}
+
+/* held_words: "1 more HELLO", "57 more HELLOs and 3 delivery connections
+ * gone", "1 delivery connection gone" (a zero part left out). */
+#define HELD_WORDS_MAX 96
+static void held_words(char words[HELD_WORDS_MAX], uint64_t hellos, uint64_t gone)
+{
+	char h[40] = "", g[56] = "";
+	if (hellos)
+		snprintf(h, sizeof(h), "%" PRIu64 " more HELLO%s", hellos, hellos == 1 ? "" : "s");
+	if (gone)
+		snprintf(g, sizeof(g), "%" PRIu64 " delivery connection%s gone", gone,
+			 gone == 1 ? "" : "s");
+	snprintf(words, HELD_WORDS_MAX, "%s%s%s", h, hellos && gone ? " and " : "", g);
+}
+
 static void handle_hello(broker *b, broker_frame *f)
 {
 	const Rete__Hello *h = f->cf->hello;
@@ -1553,6 +1610,10 @@ static void handle_hello(broker *b, broker_frame *f)
 	}
 	broker_peer *p = broker_peer_find(b, f->party);
 	bool agency = broker_kind_is_agency(f->who->kind);
+	/* an agency's HELLO at info, one a minute (hellos_sweep) */
+	uint64_t held = 0;
+	bool say =
+	    agency && (!p || rete_ratewin_admit(&p->hello, BROKER_WARN_MS, mono_ms(), &held));
 	if (p) {
 		/* The newest plain HELLO takes over: what was in flight on the
 		 * old connection is sent again here. The others stay listed: if
@@ -1575,18 +1636,104 @@ static void handle_hello(broker *b, broker_frame *f)
 			inflight_restart(p);
 		if (agency && had && !old.standby && !h->standby && p->conns[0].rid_len &&
 		    conn_find(p, old.rid, old.rid_len) > 0)
-			takeover(b, p, &old, addr);
+			takeover(b, p, &old, addr, say);
 	}
 	send_welcome(b, f->rid, f->rid_len, f->party, f->who->kind);
 	/* every `rete monitor`, `health` or `report` says HELLO: routine */
-	if (agency)
-		broker_log_info(
-		    "hello from %s (%s, %.64s)%s", f->party, broker_kind_name(f->who->kind),
-		    h->software,
-		    h->standby ? ", standing by: another connection takes its deliveries" : "");
-	else
+	if (!agency) {
 		broker_log_debug("hello from %s (%s, %.64s)", f->party,
 				 broker_kind_name(f->who->kind), h->software);
+		return;
+	}
+	char line[HELLO_TEXT_MAX];
+	hello_text(line, f->party, f->who->kind, h->software, h->standby);
+	if (p) {
+		copy_str(p->last_software, sizeof(p->last_software), h->software);
+		p->last_kind = f->who->kind;
+		p->last_standby = h->standby;
+		p->last_hello_ms = rete_now_ms();
+	}
+	if (!say) {
+		/* counted, said at the window's end (hellos_sweep) */
+		broker_log_debug("%s (held back: HELLOs from %s are logged once a minute)", line,
+				 f->party);
+		return;
+	}
+	char more[HELD_WORDS_MAX + 64] = "";
+	if (p && (held || p->gone_held)) {
+		char words[HELD_WORDS_MAX];
+		held_words(words, held, p->gone_held);
+		snprintf(more, sizeof(more), " (in the minute before: %s, not logged)", words);
+	}
+	if (p)
+		p->gone_held = 0;
+	broker_log_info("%s%s", line, more);
+}
+
+/* hello_said writes p's count line: hellos HELLOs and p->gone_held
+ * delivery connections lost not logged one by one, the latest HELLO, and
+ * whether p is connected now. */
+static void hello_said(broker_peer *p, uint64_t hellos, bool stopping)
+{
+	char words[HELD_WORDS_MAX], when[32], line[HELLO_TEXT_MAX];
+	held_words(words, hellos, p->gone_held);
+	rete_time_format(p->last_hello_ms - p->last_hello_ms % 1000, when);
+	hello_text(line, p->id, p->last_kind, p->last_software, p->last_standby);
+	/* several HELLOs within a minute are a loop; one is a reconnect */
+	const char *why = hellos > 1 ? "not logged one by one (a line that fails and comes back, "
+				       "an agent restarting in a loop, or two agents with its key)"
+			  : hellos   ? "not logged at once (one HELLO line a minute per agency; a "
+				       "single reconnect, not a loop)"
+				     : "not logged one by one";
+	if (p->nconns)
+		broker_log_info("%s: %s in the last minute, %s; the latest HELLO, at %s: %s; %s "
+				"(deliveries go to its connection from %s)",
+				p->id, words, why, when, line,
+				stopping ? "connected when the broker stopped" : "connected now",
+				p->conns[0].addr[0] ? p->conns[0].addr : "?");
+	else
+		broker_log_info("%s: %s in the last minute, %s; the latest HELLO, at %s: %s; %s",
+				p->id, words, why, when, line,
+				stopping ? "no connection when the broker stopped"
+					 : "no connection now: deliveries wait for its next HELLO");
+	p->gone_held = 0;
+}
+
+/* hellos_sweep says, for each agency whose HELLO window ended with lines
+ * held back, how many, the latest HELLO and whether the agency is
+ * connected now (hello_said): so the operator of a flapping agency sees
+ * where it stands within a minute. The window goes on from the latest
+ * HELLO held (rete_ratewin_ended): a loop that goes on writes a line a
+ * minute, and a HELLO after a quiet minute is said at once. */
+static void hellos_sweep(broker *b, int64_t now)
+{
+	for (size_t i = 0; i < b->npeers; i++) {
+		broker_peer *p = &b->peers[i];
+		uint64_t held;
+		if (rete_ratewin_ended(&p->hello, BROKER_WARN_MS, now, true, &held) &&
+		    (held || p->gone_held))
+			hello_said(p, held, false);
+	}
+}
+
+/* hush_flush says, as the broker stops, every count not said yet: the
+ * HELLOs and delivery connections lost of each agency (hello_said) and
+ * the take-over warnings held back; then those of broker_log_limited. */
+static void hush_flush(broker *b)
+{
+	for (size_t i = 0; i < b->npeers; i++) {
+		broker_peer *p = &b->peers[i];
+		uint64_t held = rete_ratewin_flush(&p->hello);
+		if (held || p->gone_held)
+			hello_said(p, held, true);
+		held = rete_ratewin_flush(&p->warn);
+		if (held)
+			broker_log_warn(
+			    "%s: %" PRIu64 " more take-over%s answered since the last "
+			    "warning about two agents with its key, not logged one by one",
+			    p->id, held, held == 1 ? "" : "s");
+	}
+	broker_log_limited_flush();
 }
 
 static void send_pong(broker *b, broker_frame *f)
@@ -3371,6 +3518,7 @@ int broker_run(broker_config *c, unsigned flags)
 			pipe_collect(&b);
 			scan(&b);
 			redeliver(&b, now);
+			hellos_sweep(&b, now);
 		}
 		if (now - b.last_ping_ms >= b.cfg->heartbeat_ms) {
 			b.last_ping_ms = now;
@@ -3383,6 +3531,7 @@ int broker_run(broker_config *c, unsigned flags)
 	checkpoint_make(&b);
 	if (b.state_due) /* the last batch stored the last checkpoint */
 		checkpoint_state(&b);
+	hush_flush(&b);
 	broker_log_info("stopped: log size %" PRIu64, b.log_size);
 	rc = 0;
 out:

@@ -13,6 +13,7 @@
 #include "codec.h"
 #include "config.h"
 #include "metrics.h"
+#include "ratelimit.h"
 #include "pool.h"
 #include "worker.h"
 #include "store.h"
@@ -93,10 +94,25 @@ typedef struct broker_peer {
 	 * agents), since the start, and the latest ones (monotonic; 0: none) */
 	uint64_t takeovers;
 	int64_t takeover_ms[BROKER_FIGHTS];
-	/* the latest take-over warning / HELLO-time note logged (monotonic;
-	 * one a BROKER_WARN_MS each), and the warnings held back since */
-	int64_t warn_ms, note_ms;
-	uint64_t warn_held;
+	/* take-over warnings, one a BROKER_WARN_MS (the ones held back are
+	 * counted in the next, or at the stop), and the latest HELLO-time note
+	 * logged (monotonic; one a BROKER_WARN_MS) */
+	rete_ratewin warn;
+	int64_t note_ms;
+	/* An agency's HELLOs at info, one a BROKER_WARN_MS (a flapping line
+	 * or a key holder reconnecting in a loop would fill the log); a window
+	 * that held some goes on from the latest (proto/ratelimit.h): a HELLO
+	 * after a quiet BROKER_WARN_MS is said at once. The ones held back are
+	 * said with the agency's delivery connections lost meanwhile
+	 * (gone_held), its latest HELLO (at last_hello_ms, wall clock: its
+	 * kind, software, standby) and whether it is connected, when the
+	 * window ends or the broker stops (broker.c, hellos_sweep). */
+	rete_ratewin hello;
+	uint64_t gone_held;
+	int64_t last_hello_ms;
+	Rete__PartyKind last_kind;
+	bool last_standby;
+	char last_software[65];
 } broker_peer;
 
 /* One frame of a batch and what became of it. */

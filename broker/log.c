@@ -193,6 +193,11 @@ void broker_log_sweep(void)
 	rete_ratelimit_sweep(&limiter, mono_ms(), say_held, NULL);
 }
 
+void broker_log_limited_flush(void)
+{
+	rete_ratelimit_flush(&limiter, say_held, NULL);
+}
+
 #define LOG_FN(name, level, cond)                                                                  \
 	void name(const char *fmt, ...)                                                            \
 	{                                                                                          \

@@ -49,4 +49,8 @@ void broker_log_limited(rete_log_level level, const char *key, const char *fmt, 
  * loop calls it at least once a second, through broker_log_flush). */
 void broker_log_sweep(void);
 
+/* broker_log_limited_flush says the counts held back in windows not yet
+ * ended too (the broker calls it before it stops: they would be lost). */
+void broker_log_limited_flush(void);
+
 #endif

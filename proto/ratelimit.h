@@ -24,14 +24,44 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* rete_ratewin is the window of one key, for a caller that keeps its keys
+ * itself (the broker keeps one per agency for its HELLO lines, beside the
+ * agency's state); rete_ratelimit below keeps its keys in a table of them.
+ * Not locked: the caller's thread only. Zero is a key with no window. */
+typedef struct rete_ratewin {
+	int64_t rw_since; /* when the window opened (ms) */
+	int64_t rw_last;  /* the latest line of the key, written or held (ms) */
+	uint64_t rw_held; /* lines held back in this window */
+	bool rw_open;
+} rete_ratewin;
+
+/* rete_ratewin_admit: may a line be written at now_ms? true: write it; it
+ * opens a window, and *held is the number of lines the window before held
+ * back if nobody took them (rete_ratewin_ended), else 0. false: the line
+ * is counted and must not be written. */
+bool rete_ratewin_admit(rete_ratewin *w, int64_t window_ms, int64_t now_ms, uint64_t *held);
+
+/* rete_ratewin_ended: did w's window end by now_ms (window_ms after it
+ * opened)? true: *held is the number of lines it held back (say them; 0:
+ * nothing to say), taken from w. Then, when go_on and lines were held, a
+ * window goes on from the latest line held (a repeat that goes on is said
+ * once a window, and a line after a window without any is written at
+ * once); else w has no window (the next line is written). false: no
+ * window, or it runs on (*held 0). */
+bool rete_ratewin_ended(rete_ratewin *w, int64_t window_ms, int64_t now_ms, bool go_on,
+			uint64_t *held);
+
+/* rete_ratewin_flush takes the number of lines held back in w's window,
+ * ended or not (say it: the program is stopping), and closes the window. */
+uint64_t rete_ratewin_flush(rete_ratewin *w);
+
 #define RETE_RATELIMIT_SLOTS   64
 #define RETE_RATELIMIT_KEY_MAX 200 /* longer keys are cut (their hash tells them apart) */
 
 typedef struct rete_ratelimit_slot {
-	uint64_t rs_hash; /* of the whole key; 0 = free slot */
-	int64_t rs_since; /* when the window opened (ms) */
-	uint64_t rs_held; /* lines held back in this window */
-	int rs_tag;	  /* the caller's (e.g. the level), given back by sweep */
+	uint64_t rs_hash;  /* of the whole key; 0 = free slot */
+	rete_ratewin rs_w; /* its window */
+	int rs_tag;	   /* the caller's (e.g. the level), given back by sweep */
 	char rs_key[RETE_RATELIMIT_KEY_MAX + 1];
 } rete_ratelimit_slot;
 
@@ -67,5 +97,10 @@ typedef void (*rete_ratelimit_report)(const char *key, int tag, uint64_t held, v
  * is said for a flood that stopped. */
 void rete_ratelimit_sweep(rete_ratelimit *rl, int64_t now_ms, rete_ratelimit_report report,
 			  void *arg);
+
+/* rete_ratelimit_flush reports every count of lines held back, in windows
+ * ended or not (the program is stopping: a count not said now is lost),
+ * and frees the slots. */
+void rete_ratelimit_flush(rete_ratelimit *rl, rete_ratelimit_report report, void *arg);
 
 #endif

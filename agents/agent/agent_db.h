@@ -38,7 +38,13 @@
  *              the held messages (u64 BE; absent: 0); "resubmit" -> the
  *              reason of a round not yet complete (present while some held
  *              message has no receipt of that round: every WELCOME then
- *              submits those again)
+ *              submits those again); "taken_over" (AGENT_META_TAKEN_OVER)
+ *              -> JSON text {"at": RFC 3339 time, "from": the other
+ *              connection's address when the broker said it, "broker": the
+ *              broker's sentence}: written when the broker says another
+ *              connection with our key took the deliveries (TAKEN_OVER),
+ *              removed at the agent's start (it then takes them back);
+ *              `rete status` shows it
  *   held       message id -> agent_held: the signed bytes and sealed part of
  *              a message the broker receipted, kept until its delivery
  *              receipt (or a final refusal / non-delivery notice), so it can
@@ -95,6 +101,10 @@ typedef struct agent_db agent_db;
  * refuse a newer store; docs/agent.md ("Upgrades and downgrades") says
  * what a downgrade needs. */
 #define AGENT_STORE_SCHEMA 3
+
+/* The meta key of the record of a take-over (above): this agent stands by
+ * while another connection with its key takes the deliveries. */
+#define AGENT_META_TAKEN_OVER "taken_over"
 
 /* The named databases. */
 typedef enum agent_dbi {

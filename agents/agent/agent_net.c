@@ -17,6 +17,7 @@
 #include "agent_metrics.h"
 #include "agent_net.h"
 #include "duration.h"
+#include "json.h"
 #include "version.h"
 #include "wire.h"
 
@@ -44,6 +45,8 @@ struct agent_net {
 	bool taken_over;       /* another connection with our key took the
 				* deliveries (protocol 5): until the agent is
 				* restarted it says HELLO with standby */
+	bool taken_back;       /* since then, a DELIVER came: the deliveries
+				* are here again (the other connection went) */
 };
 
 bool agent_net_ready(const agent *a)
@@ -108,6 +111,15 @@ rete_err agent_net_start(agent *a, rete_msg *m)
 	a->net = calloc(1, sizeof(*a->net));
 	if (a->net == NULL)
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	/* a start says a plain HELLO and takes the deliveries back: a take-over
+	 * recorded by the run before is over (`rete status` stops saying it) */
+	rete_msg dm = {{0}};
+	if (agent_db_del(a->db, AGENT_DB_META, AGENT_META_TAKEN_OVER, strlen(AGENT_META_TAKEN_OVER),
+			 &dm) != RETE_OK)
+		agent_log(a, "warning",
+			  "%s; `rete status` may still say that another agent took this "
+			  "agency's deliveries",
+			  dm.text);
 	net_open(a, rete_now_ms());
 	return RETE_OK;
 }
@@ -181,6 +193,46 @@ static void net_welcome(agent *a, const Rete__Welcome *wel)
 	agent_outbox_on_welcome(a);
 }
 
+/* taken_over_put writes o (NULL: out of memory or not readable; freed
+ * here) as the take-over record (AGENT_META_TAKEN_OVER); when it cannot,
+ * a warning says why and then what it means (unsaid). */
+static void taken_over_put(agent *a, json_t *o, const char *unsaid)
+{
+	char *js = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(o);
+	rete_msg m = {{0}};
+	if (js == NULL)
+		rete_msg_set(&m, RETE_ENOMEM,
+			     "the record of the take-over: out of memory, or not "
+			     "readable");
+	if (js == NULL ||
+	    agent_db_put(a->db, AGENT_DB_META, AGENT_META_TAKEN_OVER, strlen(AGENT_META_TAKEN_OVER),
+			 js, strlen(js), &m) != RETE_OK)
+		agent_log(a, "warning", "%s; %s", m.text, unsaid);
+	free(js);
+}
+
+/* taken_over_record keeps, for `rete status`, that the broker said at at
+ * (its sentence, text) that another connection with our key took the
+ * deliveries: meta AGENT_META_TAKEN_OVER (agent_db.h), with the other
+ * connection's address taken from the sentence when it says one. */
+static void taken_over_record(agent *a, int64_t at, const char *text)
+{
+	char when[32], from[128] = "";
+	rete_time_format(at - at % 1000, when);
+	const char *f = strstr(text, "(from "), *e = f ? strstr(f, ") said HELLO") : NULL;
+	if (f && e && e - f - 6 < (ptrdiff_t)sizeof(from) && strncmp(f + 6, "an address", 10) != 0)
+		snprintf(from, sizeof(from), "%.*s", (int)(e - f - 6), f + 6);
+	json_t *o = json_object();
+	json_object_set_new(o, "at", json_string(when));
+	if (from[0])
+		json_object_set_new(o, "from", json_string(from));
+	json_object_set_new(o, "broker", json_string(text));
+	taken_over_put(a, o,
+		       "`rete status` will not say that another agent took this agency's "
+		       "deliveries (this log and the metrics do)");
+}
+
 /* net_taken_over: the broker says another connection with our key said
  * HELLO and takes the deliveries (protocol 5). Two agents with one key put
  * an agency's referrals in two inboxes, one perhaps on a machine nobody
@@ -200,13 +252,48 @@ static void net_taken_over(agent *a, const Rete__Receipt *r)
 	}
 	n->taken_over = true;
 	rete_wire_standby(n->w);
-	agent_metrics_taken_over(a, rete_now_ms());
+	int64_t now = rete_now_ms();
+	agent_metrics_taken_over(a, now);
+	taken_over_record(a, now, r->error_text ? r->error_text : "");
 	agent_log(a, "error",
 		  "another agent with the key of %s took this agency's deliveries; the broker "
 		  "says: %s. While that other agent is connected, referrals for %s go to it, "
 		  "not here (until this agent is restarted): this one keeps sending its outbox "
 		  "but does not take the deliveries back, also after a reconnect",
 		  a->cfg.id, r->error_text ? r->error_text : "", a->cfg.id);
+}
+
+/* net_deliveries_back: a DELIVER came after the broker said another
+ * connection took our deliveries (the broker delivers on one connection
+ * only: the other one went). Said in the log and added to the record
+ * (AGENT_META_TAKEN_OVER, "back"), so `rete status` stays true; the agent
+ * still stands by until it is restarted. */
+static void net_deliveries_back(agent *a, int64_t now)
+{
+	a->net->taken_back = true;
+	char when[32];
+	rete_time_format(now - now % 1000, when);
+	rete_buf v = {0};
+	rete_msg m = {{0}};
+	json_t *o = NULL;
+	if (agent_db_get(a->db, AGENT_DB_META, AGENT_META_TAKEN_OVER, strlen(AGENT_META_TAKEN_OVER),
+			 &v, &m) == RETE_OK)
+		o = json_loadb((const char *)v.data, v.len, 0, NULL);
+	rete_buf_free(&v);
+	if (json_is_object(o))
+		json_object_set_new(o, "back", json_string(when));
+	else {
+		json_decref(o);
+		o = NULL;
+	}
+	taken_over_put(a, o,
+		       "`rete status` will still say that another agent has this agency's "
+		       "deliveries");
+	agent_log(a, "info",
+		  "deliveries for %s come to this agent again: the other agent with its key went; "
+		  "this one still stands by until it is restarted (another agent with the key "
+		  "would take them without the broker telling this one)",
+		  a->cfg.id);
 }
 
 static void net_frame(agent *a, const Rete__BrokerFrame *f)
@@ -229,6 +316,8 @@ static void net_frame(agent *a, const Rete__BrokerFrame *f)
 		break;
 	case RETE__BROKER_FRAME__COMMAND_DELIVER:
 		agent_metrics_event(a, AM_DELIVERY, rete_now_ms());
+		if (a->net->taken_over && !a->net->taken_back)
+			net_deliveries_back(a, rete_now_ms());
 		if (!a->welcomed || a->dir == NULL) {
 			agent_log(a, "warning", "a delivery came before the directory; not acked");
 			break;

@@ -3,7 +3,9 @@
  * Shows the agency's referrals, with status and history, from the agent's
  * own store (opened read-only beside the running agent) and, when the
  * broker answers within --timeout (default 3 s), the broker's projection,
- * which is the authoritative status. Exit 0; 1 when the referral asked for
+ * which is the authoritative status. First, when the agent recorded that
+ * another connection with the agency's key took its deliveries (protocol
+ * 5, TAKEN_OVER), it says so ("takenOver" in --json). Exit 0; 1 when the referral asked for
  * is known to neither; 2 for configuration and I/O errors.
  *
  * The agent's store and tracking code are compiled into this command from
@@ -24,7 +26,8 @@ static void status_usage(FILE *f)
 {
 	fprintf(f, "usage: rete status -c agent.ini [REFERRAL_ID] [--json] [--timeout SECONDS]\n\n"
 		   "The agency's referrals with status and history, from the agent's store and,\n"
-		   "when the broker is reachable, the broker's authoritative status.\n");
+		   "when the broker is reachable, the broker's authoritative status; first, if\n"
+		   "another agent with this agency's key took its deliveries, since when.\n");
 }
 
 /* status_broker asks the broker for one referral; NULL when it cannot
@@ -56,6 +59,47 @@ static const char *jstr(json_t *o, const char *key)
 {
 	const char *s = json_string_value(json_object_get(o, key));
 	return s ? s : "";
+}
+
+/* status_taken_over: the agent's record that another connection with the
+ * agency's key took its deliveries (agent_db.h, AGENT_META_TAKEN_OVER), or
+ * NULL when there is none (or it cannot be read: the referrals still show). */
+static json_t *status_taken_over(agent_db *db)
+{
+	rete_buf v = {0};
+	json_t *o = NULL;
+	if (db && agent_db_get(db, AGENT_DB_META, AGENT_META_TAKEN_OVER,
+			       strlen(AGENT_META_TAKEN_OVER), &v, NULL) == RETE_OK)
+		o = json_loadb((const char *)v.data, v.len, 0, NULL);
+	rete_buf_free(&v);
+	if (o && !json_is_object(o)) {
+		json_decref(o);
+		o = NULL;
+	}
+	return o;
+}
+
+/* taken_over_print says the take-over t in the words of the agent's log:
+ * in force, or over since the deliveries came back ("back"). */
+static void taken_over_print(const char *id, json_t *t, FILE *out)
+{
+	const char *from = jstr(t, "from"), *back = jstr(t, "back");
+	if (!from[0])
+		from = "an address the broker did not say";
+	if (back[0])
+		fprintf(out,
+			"%s: deliveries back since %s: another agent with this agency's key (from "
+			"%s) had taken them at %s and went; this agent stands by until it is "
+			"restarted (another agent with the key would take them without a word to "
+			"it) (docs/operations.md, \"Two agents with one key\")\n",
+			id, back, from, jstr(t, "at"));
+	else
+		fprintf(out,
+			"%s: TAKEN OVER at %s: another agent with this agency's key (from %s) took "
+			"its deliveries; referrals for %s go to it while it is connected, not to "
+			"this agent, which stands by until it is restarted (docs/operations.md, "
+			"\"Two agents with one key\")\n",
+			id, jstr(t, "at"), from, id);
 }
 
 static void status_print(json_t *rec, FILE *out)
@@ -109,7 +153,7 @@ int cmd_status(int argc, char **argv)
 	agent_config cfg;
 	agent_db *db = NULL;
 	rete_msg m = {{0}};
-	json_t *recs = NULL;
+	json_t *recs = NULL, *taken = NULL;
 	int rc = CLI_OK;
 
 	if (cli_wants_help(argc, argv)) {
@@ -168,6 +212,7 @@ int cmd_status(int argc, char **argv)
 	}
 	if (recs == NULL)
 		recs = json_array();
+	taken = status_taken_over(db);
 	if (refid != NULL && json_array_size(recs) == 0) {
 		/* Unknown here: the broker may still know it. */
 		json_t *stub = json_object();
@@ -215,11 +260,15 @@ int cmd_status(int argc, char **argv)
 		json_object_set_new(doc, "agency", json_string(cfg.id));
 		json_object_set_new(doc, "brokerReachable",
 				    json_boolean(reachable && timeout_ms > 0));
+		if (taken)
+			json_object_set(doc, "takenOver", taken);
 		json_object_set(doc, "referrals", recs);
 		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		fputc('\n', stdout);
 		json_decref(doc);
 	} else {
+		if (taken)
+			taken_over_print(cfg.id, taken, stdout);
 		if (json_array_size(recs) == 0)
 			printf("%s: no referrals yet\n", cfg.id);
 		json_array_foreach(recs, i, rec)
@@ -232,6 +281,7 @@ int cmd_status(int argc, char **argv)
 	}
 out:
 	json_decref(recs);
+	json_decref(taken);
 	agent_db_close(&db);
 	agent_config_free(&cfg);
 	return rc;

@@ -107,14 +107,19 @@ static void test_long_keys(void **state)
 
 /* fill_slots admits RETE_RATELIMIT_SLOTS distinct keys at time 0, each
  * written (the first of its window): every slot of rl is then taken. */
-static void fill_slots(rete_ratelimit *rl)
+static void fill_slots_from(rete_ratelimit *rl, int from)
 {
 	uint64_t held;
 	char key[32];
-	for (int i = 0; i < RETE_RATELIMIT_SLOTS; i++) {
+	for (int i = from; i < RETE_RATELIMIT_SLOTS; i++) {
 		snprintf(key, sizeof(key), "key %d", i);
 		assert_true(rete_ratelimit_admit(rl, key, 4, 0, &held));
 	}
+}
+
+static void fill_slots(rete_ratelimit *rl)
+{
+	fill_slots_from(rl, 0);
 }
 
 static void test_table_full(void **state)
@@ -148,6 +153,105 @@ static void test_ended_window_reused(void **state)
 	fill_slots(&rl);
 	/* no sweep, but the windows ended with nothing held: slots reusable */
 	assert_true(rete_ratelimit_admit(&rl, "late", 4, W, &held));
+}
+
+/* test_flush: the program stops within a window: its count is said then,
+ * not lost (the broker's "stopped" came after counts never said) */
+static void test_flush(void **state)
+{
+	(void)state;
+	static rete_ratelimit rl = RETE_RATELIMIT_INITIALIZER(W);
+	uint64_t held;
+	assert_true(rete_ratelimit_admit(&rl, "k", 4, 0, &held));
+	for (int i = 1; i <= 3; i++)
+		assert_false(rete_ratelimit_admit(&rl, "k", 4, i * 10, &held));
+	assert_true(rete_ratelimit_admit(&rl, "quiet", 6, 0, &held));
+	fill_slots_from(&rl, 2);
+	assert_false(rete_ratelimit_admit(&rl, "over", 3, 50, &held));
+	struct said s = {0};
+	rete_ratelimit_flush(&rl, record, &s);
+	assert_int_equal(s.n, 2);
+	assert_string_equal(s.key[0], "k");
+	assert_int_equal(s.held[0], 3);
+	assert_int_equal(s.tag[0], 4);
+	assert_true(s.null_key[1]);
+	assert_int_equal(s.held[1], 1);
+	/* said once: neither a sweep nor the next line says it again */
+	rete_ratelimit_sweep(&rl, W + 100, record, &s);
+	assert_int_equal(s.n, 2);
+	assert_true(rete_ratelimit_admit(&rl, "k", 4, 60, &held));
+	assert_int_equal(held, 0);
+}
+
+/* the window of one key kept by the caller (the broker's HELLO lines) */
+static void test_win_quiet_minute(void **state)
+{
+	(void)state;
+	rete_ratewin w = {0};
+	uint64_t held = 99;
+	assert_false(rete_ratewin_ended(&w, W, 0, true, &held)); /* no window */
+	assert_true(rete_ratewin_admit(&w, W, 1000, &held));
+	assert_int_equal(held, 0);
+	assert_false(rete_ratewin_admit(&w, W, 1010, &held));
+	assert_false(rete_ratewin_admit(&w, W, 1020, &held));
+	assert_false(rete_ratewin_ended(&w, W, 1000 + W - 1, true, &held));
+	assert_int_equal(held, 0);
+	/* the minute's count, once */
+	assert_true(rete_ratewin_ended(&w, W, 1000 + W, true, &held));
+	assert_int_equal(held, 2);
+	/* a line a minute after the latest one held (at 1020) is written at
+	 * once, however close to the count line */
+	assert_true(rete_ratewin_admit(&w, W, 1020 + W, &held));
+	assert_int_equal(held, 0);
+	/* one line held in the new window; nobody swept: the next written
+	 * line carries it */
+	assert_false(rete_ratewin_admit(&w, W, 1030 + W, &held));
+	assert_true(rete_ratewin_admit(&w, W, 1020 + 2 * W, &held));
+	assert_int_equal(held, 1);
+}
+
+static void test_win_goes_on(void **state)
+{
+	(void)state;
+	/* a line every second for 150 s, swept every second: one written,
+	 * then one count a window, each line counted once */
+	rete_ratewin w = {0};
+	uint64_t held, counted = 0;
+	int written = 0, counts = 0;
+	for (int64_t t = 0; t <= 150000; t += 1000) {
+		if (rete_ratewin_ended(&w, W, t, true, &held) && held) {
+			counts++;
+			counted += held;
+		}
+		if (rete_ratewin_admit(&w, W, t, &held)) {
+			written++;
+			counted += held;
+		}
+	}
+	assert_int_equal(written, 1);
+	assert_int_equal(counts, 2); /* at 60 s and at 119 s */
+	assert_int_equal(counted + rete_ratewin_flush(&w), 150);
+	/* quiet after the flood: the window ends empty, then a line goes out */
+	assert_true(rete_ratewin_admit(&w, W, 200000, &held));
+	assert_false(rete_ratewin_admit(&w, W, 200001, &held));
+	assert_true(rete_ratewin_ended(&w, W, 260000, true, &held));
+	assert_int_equal(held, 1);
+	assert_true(rete_ratewin_ended(&w, W, 260001, true, &held));
+	assert_int_equal(held, 0);
+	assert_false(rete_ratewin_ended(&w, W, 400000, true, &held)); /* closed */
+	/* without go_on the window closes with its count */
+	assert_true(rete_ratewin_admit(&w, W, 500000, &held));
+	assert_false(rete_ratewin_admit(&w, W, 500001, &held));
+	assert_true(rete_ratewin_ended(&w, W, 500000 + W, false, &held));
+	assert_int_equal(held, 1);
+	assert_true(rete_ratewin_admit(&w, W, 500002 + W, &held));
+	/* flush: held lines of a window that runs on */
+	assert_false(rete_ratewin_admit(&w, W, 500003 + W, &held));
+	assert_false(rete_ratewin_admit(&w, W, 500004 + W, &held));
+	assert_int_equal(rete_ratewin_flush(&w), 2);
+	assert_int_equal(rete_ratewin_flush(&w), 0);
+	assert_true(rete_ratewin_admit(&w, W, 500005 + W, &held));
+	assert_int_equal(held, 0);
 }
 
 #define THREADS 4
@@ -187,9 +291,15 @@ static void test_threads(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_once_a_window),	cmocka_unit_test(test_count_on_next_line),
-	    cmocka_unit_test(test_long_keys),		cmocka_unit_test(test_table_full),
-	    cmocka_unit_test(test_ended_window_reused), cmocka_unit_test(test_threads),
+	    cmocka_unit_test(test_once_a_window),
+	    cmocka_unit_test(test_count_on_next_line),
+	    cmocka_unit_test(test_long_keys),
+	    cmocka_unit_test(test_table_full),
+	    cmocka_unit_test(test_ended_window_reused),
+	    cmocka_unit_test(test_threads),
+	    cmocka_unit_test(test_flush),
+	    cmocka_unit_test(test_win_quiet_minute),
+	    cmocka_unit_test(test_win_goes_on),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
