@@ -386,11 +386,11 @@ static unsigned char v_upper(unsigned char c)
 	return (c >= 'a' && c <= 'z') ? (unsigned char)(c - 'a' + 'A') : c;
 }
 
-/* v_fiscal_shape: the 16 characters at s have the shape of a fiscal code. */
-static bool v_fiscal_shape(const unsigned char *s)
+bool rete_fiscal_code_shape(const char *code, size_t *bad)
 {
 	static const char shape[] = "LLLLLLNNMNNLNNNL";
-	for (int i = 0; i < 16; i++) {
+	const unsigned char *s = (const unsigned char *)code;
+	for (size_t i = 0; i < 16; i++) {
 		unsigned char c = v_upper(s[i]);
 		bool letter = c >= 'A' && c <= 'Z';
 		bool ok;
@@ -400,10 +400,19 @@ static bool v_fiscal_shape(const unsigned char *s)
 			ok = letter && strchr("ABCDEHLMPRST", c) != NULL;
 		else
 			ok = v_digit(c) || (letter && strchr("LMNPQRSTUV", c) != NULL);
-		if (!ok)
+		if (!ok) {
+			if (bad != NULL)
+				*bad = i;
 			return false;
+		}
 	}
 	return true;
+}
+
+/* v_fiscal_shape: the 16 characters at s have the shape of a fiscal code. */
+static bool v_fiscal_shape(const unsigned char *s)
+{
+	return rete_fiscal_code_shape((const char *)s, NULL);
 }
 
 /* v_uuid_at: a UUID (8-4-4-4-12 hexadecimal digits) starts at s and is not

@@ -204,6 +204,36 @@ static void test_sar_mother(void **state)
 	}
 	assert_true(covered);
 
+	/* the text answer says the size of the checkpoint that covers each
+	 * entry, in Italian and in English (it printed "coperta dal
+	 * checkpoint verificato di dimensione)" with no size) */
+	int64_t cp_size = 0;
+	assert_int_equal(tu_run(&out, "%s sar --person " MOTHER_FC " -c %s --json", exe, ini), 0);
+	ans = json_loads(out, 0, NULL);
+	free(out);
+	json_array_foreach(json_object_get(ans, "messages"), i, m)
+	{
+		if (strcmp(json_string_value(json_object_get(m, "id")), MOTHER_REF) == 0)
+			cp_size = json_integer_value(json_object_get(m, "checkpoint"));
+	}
+	json_decref(ans);
+	assert_true(cp_size > 0);
+	const char *sar_langs[] = {"it", "en"};
+	const char *cover_fmt[] = {"coperta dal checkpoint verificato di dimensione %lld)",
+				   "covered by the verified checkpoint of size %lld)"};
+	for (int l = 0; l < 2; l++) {
+		char want[160];
+		rc = tu_run(&out, "%s sar --person " MOTHER_FC " -c %s --lang %s", exe, ini,
+			    sar_langs[l]);
+		assert_int_equal(rc, 0);
+		snprintf(want, sizeof(want), cover_fmt[l], (long long)cp_size);
+		if (strstr(out, want) == NULL)
+			fail_msg("the text answer (%s) does not say the checkpoint's size "
+				 "('%s'): %s",
+				 sar_langs[l], want, out);
+		free(out);
+	}
+
 	/* the son's answer holds his referral alone */
 	rc = tu_run(&out, "%s sar --person " SON_FC " -c %s --json", exe, ini);
 	assert_int_equal(rc, 0);
@@ -333,8 +363,67 @@ static void test_sar_mother(void **state)
 			 out);
 	free(out);
 
+	/* the Italian text: each participle agrees with the noun it
+	 * qualifies (l'aggiornamento ricevuto, consegnato; la segnalazione
+	 * inviata; la nota ricevuta); "coperta" goes with "voce" */
+	rc = tu_run(&out, "%s sar --person " MOTHER_FC " -c %s", exe, ini);
+	assert_int_equal(rc, 0);
+	const char *agree[] = {"aggiornamento " UPDATE_ID ", ricevuto da cpi.mantova",
+			       "segnalazione " MOTHER_REF ", inviata a cpi.mantova",
+			       "nota " NOTE_ID ", ricevuta da cpi.mantova"};
+	for (size_t k = 0; k < sizeof(agree) / sizeof(agree[0]); k++)
+		if (strstr(out, agree[k]) == NULL)
+			fail_msg("the Italian answer lacks '%s': %s", agree[k], out);
+	const char *upd = strstr(out, "aggiornamento " UPDATE_ID);
+	const char *next = upd != NULL ? strstr(upd + 1, "\n- ") : NULL;
+	const char *deliv = upd != NULL ? strstr(upd, "consegnato a social.mantova") : NULL;
+	if (deliv == NULL || (next != NULL && deliv > next))
+		fail_msg("the update's delivery is not 'consegnato a social.mantova': %s", out);
+	assert_null(strstr(out, "aggiornamento " UPDATE_ID ", ricevuta"));
+	free(out);
+
 	/* a sar without a person is a usage error */
 	rc = tu_run(&out, "%s sar -c %s", exe, ini);
+	assert_int_equal(rc, 2);
+	free(out);
+
+	/* what is not shaped like a fiscal code is refused (exit 2, saying
+	 * what is accepted), never answered "nothing concerns her": a typo
+	 * would give a false negative. Spaces and lower case are fine, and
+	 * the check character is not checked (the son's code has a wrong
+	 * one and is answered above). */
+	char *big = malloc(100001);
+	assert_non_null(big);
+	memset(big, 'A', 100000);
+	big[100000] = '\0';
+	const char *refused[] = {"NOBODY",
+				 "RSSMRA85M41E897",
+				 "RSSMRA85M41E897XX",
+				 "RSSMRA85M4XE897X",
+				 "1SSMRA85M41E897X",
+				 "\xff\xfe",
+				 big};
+	char big_file[1400];
+	snprintf(big_file, sizeof(big_file), "%s/big-person.txt", n->dir);
+	for (size_t k = 0; k < sizeof(refused) / sizeof(refused[0]); k++) {
+		/* through a file: 100,000 characters exceed tu_run's command */
+		assert_int_equal(tu_write_file(big_file, refused[k], strlen(refused[k])), 0);
+		rc = tu_run(&out, "%s sar --person \"$(cat %s)\" -c %s", exe, big_file, ini);
+		if (rc != 2 || strstr(out, "fiscal code") == NULL ||
+		    strstr(out, "Nessuna comunicazione") != NULL)
+			fail_msg("sar --person '%.40s' (%zu bytes): exit %d, expected 2 and a "
+				 "sentence about the fiscal code: %.300s",
+				 refused[k], strlen(refused[k]), rc, out);
+		assert_null(strstr(out, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+		free(out);
+	}
+	free(big);
+	rc = tu_run(&out, "%s sar --person 'rssmra 85m41 e897x' -c %s --json", exe, ini);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, MOTHER_REF));
+	free(out);
+	/* a person id longer than any a message may carry matches nothing */
+	rc = tu_run(&out, "%s sar --person-id %0300d -c %s", exe, 7, ini);
 	assert_int_equal(rc, 2);
 	free(out);
 }
