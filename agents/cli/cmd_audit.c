@@ -13,10 +13,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,14 +80,16 @@ static void audit_usage(FILE *out)
 	    "                           log must extend it (catches a truncated log or an\n"
 	    "                           older backup put back), or follow it with a\n"
 	    "                           declared restore (an epoch entry that does not\n"
-	    "                           contradict it: said in words)\n"
+	    "                           contradict it: said in words); a file that is\n"
+	    "                           not a checkpoint note: exit 2\n"
 	    "  --origin NAME            the log's origin (the checkpoints' key name);\n"
 	    "                           default: the first checkpoint's origin\n"
 	    "  --json                   print a summary object instead of the sentence\n"
 	    "  --threads N              threads for the signatures (default: all cores)\n"
 	    "  --no-replay              skip the lifecycle replay and the comparison of\n"
 	    "                           projections and derived indexes (the replay adds\n"
-	    "                           about a tenth to the CPU the check takes)\n"
+	    "                           about a tenth to the CPU the check takes); a\n"
+	    "                           local store only (at a distance there is none)\n"
 	    "  --scratch DIR            where the replay's scratch store goes (default\n"
 	    "                           $TMPDIR or /tmp)\n"
 	    "  --witnesses POLICY       a witness policy file ('witness NAME KEY' lines,\n"
@@ -108,6 +113,7 @@ static void audit_usage(FILE *out)
 	    "           its epoch entry checked against the saved checkpoint, the earlier\n"
 	    "           state kept as FILE.epoch-N, and the run says what the restore\n"
 	    "           left out. The first run, without FILE, verifies the log from 0.\n"
+	    "           FILE's folder must exist and be writable: checked first.\n"
 	    "  --broker ENDPOINT        the broker's endpoint (default: [client] broker)\n"
 	    "  --batch N                entries asked for per query (default 1000; the\n"
 	    "                           broker may send fewer)\n"
@@ -120,7 +126,8 @@ static void audit_usage(FILE *out)
 	    "           sent what to whom, services and priorities, status changes with\n"
 	    "           business status and reason, outcomes, deliveries, notices, notes\n"
 	    "           (their kind). Times in the network's time zone (--tz, else the\n"
-	    "           directory's in the store, or audit.ini's time_zone). With -c the\n"
+	    "           directory's in the store, or audit.ini's time_zone; a zone this\n"
+	    "           machine does not know: exit 2, as for rete report). With -c the\n"
 	    "           broker's whole log is read by range and filtered (the broker has\n"
 	    "           no query by case).\n"
 	    "\n"
@@ -137,7 +144,8 @@ static void audit_usage(FILE *out)
 	    "           --broker-key under the origin's name (--origin, default the\n"
 	    "           note's first line), its size must be the proof's treeSize (or\n"
 	    "           size2) and its root the proof's root (or root2), and the proof\n"
-	    "           must verify (RFC 9162).\n"
+	    "           must verify (RFC 9162). A checkpoint file that is not a checkpoint\n"
+	    "           note, or a proof file that is not JSON: exit 2.\n"
 	    "\n"
 	    "Exit codes: 0 the log / proof holds (or the output was printed); 1 it does\n"
 	    "not (the sentence says where and why); 2 usage error, unreadable file or\n"
@@ -309,11 +317,17 @@ static bool read_small(const char *path, const char *who, const char *opt, size_
 	return true;
 }
 
-/* read_note reads a checkpoint note file (read_small). An empty one is
- * said too: it is not a checkpoint that fails, and the log is not judged
- * by it. */
+/* read_note reads a checkpoint note file (read_small) and checks it is
+ * one (its form, not its signature). An empty file or one that is not a
+ * checkpoint note (another file given by mistake) is the input's fault,
+ * said as such: it is not a checkpoint that fails, and the log is not
+ * judged by it (exit 2, never the tamper alarm of exit 1). A note of the
+ * right form whose signature fails is judged later. */
 static bool read_note(const char *path, const char *who, const char *opt, char **note, size_t *len)
 {
+	rete_checkpoint cp;
+	rete_msg m = {{0}};
+
 	if (!read_small(path, who, opt, NOTE_FILE_MAX, "checkpoint note", note, len))
 		return false;
 	if (*len == 0) {
@@ -323,6 +337,15 @@ static bool read_note(const char *path, const char *who, const char *opt, char *
 			"rete audit %s: %s: %s is empty (no checkpoint was written into it); give "
 			"a checkpoint note as 'rete checkpoint' prints it\n",
 			who, opt, path);
+		return false;
+	}
+	if (rete_checkpoint_parse(*note, *len, &cp, &m) != RETE_OK) {
+		free(*note);
+		*note = NULL;
+		fprintf(stderr,
+			"rete audit %s: %s: %s is not a checkpoint note (%s); give a checkpoint "
+			"note as 'rete checkpoint' prints it\n",
+			who, opt, path, m.text);
 		return false;
 	}
 	return true;
@@ -395,6 +418,30 @@ static int newest_met_fn(void *ctx, uint64_t size, const char *note)
 		nm->found = true;
 	}
 	return 0;
+}
+
+/* state_dir_ok: can the state file at path be written (its folder exists,
+ * is a folder, and this user may create files in it)? Checked before the
+ * log is fetched and verified: otherwise a whole run ends in "the state
+ * was not saved". Says what is wrong. */
+static bool state_dir_ok(const char *path)
+{
+	char copy[PATH_MAX];
+	struct stat st;
+
+	snprintf(copy, sizeof(copy), "%s", path);
+	const char *dir = dirname(copy); /* in copy, or a static "." or "/" */
+	const char *why = stat(dir, &st) != 0		  ? strerror(errno)
+			  : !S_ISDIR(st.st_mode)	  ? "it is not a folder"
+			  : access(dir, W_OK | X_OK) != 0 ? "this user cannot create files in it"
+							  : NULL;
+	if (why == NULL)
+		return true;
+	fprintf(stderr,
+		"rete audit verify: --state %s: its folder %s cannot hold it: %s; give a state "
+		"file in a folder that exists and this user may write (the broker was not asked)\n",
+		path, dir, why);
+	return false;
 }
 
 static int audit_verify(int argc, char **argv)
@@ -497,23 +544,35 @@ static int audit_verify(int argc, char **argv)
 	if (ini != NULL || endpoint != NULL || state != NULL || batch != 0) {
 		/* at a distance: the keys come from audit.ini, the log from the broker */
 		audit_remote_opts ro;
+		/* --no-replay too: the replay compares the store's projections,
+		 * which a remote verify does not have, so it never replays;
+		 * accepting the option would pretend it changed something */
 		const char *bad = dir != NULL		    ? "STORE_DIR"
 				  : keyfile != NULL	    ? "--broker-key"
 				  : since != NULL	    ? "--since-checkpoint"
 				  : opt.scratch_dir != NULL ? "--scratch"
 				  : origin != NULL	    ? "--origin"
+				  : !replay		    ? "--no-replay"
 							    : NULL;
 		if (bad != NULL) {
 			fprintf(stderr,
-				"rete audit verify: %s is for a local store; at a distance give "
+				"rete audit verify: %s is for a local store%s; at a distance give "
 				"[--broker ENDPOINT] -c audit.ini --state FILE\n",
-				bad);
+				bad,
+				!replay && strcmp(bad, "--no-replay") == 0
+				    ? " (at a distance the lifecycle is never replayed: the "
+				      "replay needs the broker's store)"
+				    : "");
 			rete_witness_policy_free(&policy);
 			return CLI_USAGE;
 		}
 		if (ini == NULL || state == NULL) {
 			fprintf(stderr, "rete audit verify: missing %s; see 'rete audit --help'\n",
 				ini == NULL ? "-c audit.ini" : "--state FILE");
+			rete_witness_policy_free(&policy);
+			return CLI_USAGE;
+		}
+		if (!state_dir_ok(state)) {
 			rete_witness_policy_free(&policy);
 			return CLI_USAGE;
 		}
@@ -1051,21 +1110,23 @@ static char *store_time_zone_of(const char *dir)
 	return tz;
 }
 
-/* use_time_zone makes tz the process time zone for tl_time; a zone this
- * machine does not know gives UTC, and says so. Returns the zone used. */
-static const char *use_time_zone(const char *tz)
+/* use_time_zone makes tz the process time zone for tl_time. A zone this
+ * machine does not know is refused (NULL), as rete report refuses it: the
+ * C library would show every time in UTC under the zone's name. from says
+ * where the zone came from, for the sentence. */
+static const char *use_time_zone(const char *tz, const char *from)
 {
-	char path[512];
-
-	if (tz == NULL || *tz == '\0')
+	if (tz == NULL || *tz == '\0') {
 		tz = RETE_DEFAULT_TZ;
-	snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
+		from = "the default";
+	}
 	if (!cli_tz_known(tz)) {
 		fprintf(stderr,
-			"rete audit timeline: time zone '%s' is not known on this machine "
-			"(no %s); times are shown in UTC\n",
-			tz, path);
-		tz = "UTC";
+			"rete audit timeline: time zone '%s' (%s) is not known on this machine (no "
+			"/usr/share/zoneinfo/%s); the times would be shown in UTC. Give a zone "
+			"such as Europe/Rome with --tz (or --tz UTC)\n",
+			tz, from, tz);
+		return NULL;
 	}
 	setenv("TZ", tz, 1);
 	tzset();
@@ -1121,7 +1182,14 @@ static int audit_timeline(int argc, char **argv)
 	}
 	if (dir != NULL && tz_opt == NULL)
 		tz_src = store_time_zone_of(dir);
-	tz = use_time_zone(tz_opt != NULL ? tz_opt : tz_src);
+	tz = use_time_zone(tz_opt != NULL ? tz_opt : tz_src,
+			   tz_opt != NULL ? "--tz"
+			   : ini != NULL  ? "time_zone of the configuration"
+					  : "the time zone of the store's directory");
+	if (tz == NULL) {
+		free(tz_src);
+		return CLI_USAGE;
+	}
 	printf("case %s: its entries in log order, times in %s%s\n", clean(case_id, b, sizeof(b)),
 	       tz, ini != NULL ? " (the whole log read from the broker and filtered here)" : "");
 	if (ini != NULL)

@@ -699,7 +699,7 @@ static void test_proofs(void **state)
 static void test_unreadable_checkpoint_file(void **state)
 {
 	struct fx f;
-	char *out = NULL, empty[4096], pf[4096];
+	char *out = NULL, empty[4096], pf[4096], notck[4096], cut[4096], *good = NULL;
 	(void)state;
 
 	fx_build(&f);
@@ -708,14 +708,32 @@ static void test_unreadable_checkpoint_file(void **state)
 	assert_int_equal(tu_write_file(empty, "", 0), 0);
 	assert_int_equal(run(&out, "%s audit proof %s --index 3 > %s", RETE, f.store, pf), 0);
 	free(out);
-	const char *files[2] = {empty, f.root};
-	for (int i = 0; i < 2; i++) {
+	/* a file that is not a checkpoint note (a passwd file, a note whose
+	 * root line is cut) is the input's fault, not the log's: exit 2 with
+	 * a sentence naming the file, never "the log does not verify" (exit
+	 * 1, a false tamper alarm) */
+	snprintf(notck, sizeof(notck), "%s/passwd", f.root);
+	snprintf(cut, sizeof(cut), "%s/cut.ckpt", f.root);
+	const char *pw = "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/:/bin/sh\n";
+	assert_int_equal(tu_write_file(notck, pw, strlen(pw)), 0);
+	assert_int_equal(run(&good, "%s checkpoint %s", RETE, f.store), 0);
+	char *nl = strchr(good, '\n');
+	assert_non_null(nl);
+	nl = strchr(nl + 1, '\n'); /* origin, size: the root line and the rest cut */
+	assert_non_null(nl);
+	assert_int_equal(tu_write_file(cut, good, (size_t)(nl + 1 - good)), 0);
+	free(good);
+	const char *files[4] = {empty, f.root, notck, cut};
+	for (int i = 0; i < 4; i++) {
+		/* the last two are read, then found not to be notes */
+		const char *said = i >= 2 ? "not a checkpoint note" : files[i];
 		assert_int_equal(run(&out,
 				     "%s audit verify %s --broker-key %s --since-checkpoint %s",
 				     RETE, f.store, f.pub, files[i]),
 				 2);
 		assert_null(strstr(out, "does not verify"));
 		assert_non_null(strstr(out, files[i]));
+		assert_non_null(strstr(out, said));
 		free(out);
 		assert_int_equal(run(&out,
 				     "%s audit verify %s --broker-key %s --since-checkpoint %s "
@@ -728,8 +746,43 @@ static void test_unreadable_checkpoint_file(void **state)
 				     RETE, pf, files[i], f.pub),
 				 2);
 		assert_non_null(strstr(out, files[i]));
+		assert_non_null(strstr(out, said));
 		free(out);
 	}
+	fx_free(&f);
+}
+
+/* rete audit timeline --tz with a zone this machine does not know warned,
+ * printed in UTC and exited 0, while rete report refuses it: now refused
+ * the same way (exit 2, the zone named, nothing printed); a known one
+ * still prints. */
+static void test_timeline_unknown_zone(void **state)
+{
+	struct fx f;
+	char *out = NULL, *rep = NULL;
+	(void)state;
+
+	fx_build(&f);
+	assert_int_equal(run(&out, "%s audit timeline %s --case case-9 --tz Mars/X", RETE, f.store),
+			 2);
+	assert_non_null(strstr(out, "'Mars/X'"));
+	assert_non_null(strstr(out, "not known"));
+	assert_null(strstr(out, "its entries in log order"));
+	/* the same sentence as rete report's, but for what the zone is for */
+	assert_int_equal(run(&rep,
+			     "%s report --store %s --from 2026-09-01 --to 2026-09-30 --tz Mars/X",
+			     RETE, f.store),
+			 2);
+	const char *same = "time zone 'Mars/X' (--tz) is not known on this machine (no "
+			   "/usr/share/zoneinfo/Mars/X)";
+	if (strstr(out, same) == NULL || strstr(rep, same) == NULL)
+		fail_msg("not the same sentence '%s':\ntimeline: %s\nreport: %s", same, out, rep);
+	free(rep);
+	free(out);
+	assert_int_equal(
+	    run(&out, "%s audit timeline %s --case case-9 --tz Europe/Rome", RETE, f.store), 0);
+	assert_non_null(strstr(out, "times in Europe/Rome"));
+	free(out);
 	fx_free(&f);
 }
 
@@ -872,6 +925,7 @@ int main(void)
 	    cmocka_unit_test(test_proofs),
 	    cmocka_unit_test(test_origin_impossible),
 	    cmocka_unit_test(test_unreadable_checkpoint_file),
+	    cmocka_unit_test(test_timeline_unknown_zone),
 	    cmocka_unit_test(test_report_unknown_zone),
 	    cmocka_unit_test(test_report_csv_bom),
 	    cmocka_unit_test(test_log_lines),
