@@ -406,11 +406,7 @@ static rete_err remote_wait(struct remote *r, uint64_t id, Rete__QueryResult__An
 		int64_t left = deadline - mono_ms();
 		e = rete_wire_recv(r->r_w, left > 0 ? (int)left : 0, &f, m);
 		if (e == RETE_ETIMEDOUT)
-			return rete_msg_set(
-			    m, e,
-			    "the broker at %s did not answer within %d s; is it running, "
-			    "and is the endpoint right?",
-			    r->r_endpoint, r->r_cfg.timeout_ms / 1000);
+			return coord_silent(&r->r_cfg, r->r_endpoint, m);
 		if (e != RETE_OK)
 			return e;
 		if (f->command_case == RETE__BROKER_FRAME__COMMAND_RESULT && f->result != NULL &&

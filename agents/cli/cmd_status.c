@@ -133,7 +133,25 @@ int cmd_status(int argc, char **argv)
 				return CLI_USAGE;
 			}
 			timeout_ms = (int)v * 1000;
-		} else if (argv[i][0] == '-' || refid != NULL) {
+		} else if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0 ||
+			   strcmp(argv[i], "--timeout") == 0) {
+			fprintf(stderr, "rete status: %s needs a value\n", argv[i]);
+			status_usage(stderr);
+			return CLI_USAGE;
+		} else if (argv[i][0] == '-') {
+			fprintf(
+			    stderr,
+			    "rete status: unknown option '%s'; accepted: -c, --json, --timeout, "
+			    "--help\n",
+			    argv[i]);
+			status_usage(stderr);
+			return CLI_USAGE;
+		} else if (refid != NULL) {
+			fprintf(
+			    stderr,
+			    "rete status: unexpected argument '%s': the referral is already '%s' "
+			    "(one per run, or none for all)\n",
+			    argv[i], refid);
 			status_usage(stderr);
 			return CLI_USAGE;
 		} else {
@@ -141,6 +159,7 @@ int cmd_status(int argc, char **argv)
 		}
 	}
 	if (ini == NULL) {
+		fprintf(stderr, "rete status: missing -c agent.ini (the agent's configuration)\n");
 		status_usage(stderr);
 		return CLI_USAGE;
 	}

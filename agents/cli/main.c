@@ -11,6 +11,7 @@ struct cli_command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 	const char *summary;
+	const char *also; /* a second form of the command, or NULL */
 };
 
 static const struct cli_command commands[] = {
@@ -24,7 +25,8 @@ static const struct cli_command commands[] = {
 	{"send", cmd_send, "send -c agent.ini FILE.json [--wait [S]]  queue a message in the agent's outbox"},
 	{"status", cmd_status, "status -c agent.ini [REFERRAL_ID] [--json]  the agency's referrals and their history"},
 	{"monitor", cmd_monitor, "monitor -c coord.ini [--once] [--json]  the coordinator's live view (overdue first)"},
-	{"console", cmd_console, "console -c coord.ini [--listen ADDR]  the web console (Panoramica, Salute), live"},
+	{"console", cmd_console, "console -c coord.ini [--listen ADDR]  the web console (Panoramica, Salute), live",
+	 "console passwd USER -c coord.ini  set a console user's password (accounts file)"},
 	{"report", cmd_report, "report (-c coord.ini | --store DIR) --from D --to D [--by ...] [--format csv|json]  period counts and median times"},
 	{"sar", cmd_sar, "sar --person FISCALCODE -c agent.ini [--json | --html FILE]  one person's subject-access answer"},
 	{"health", cmd_health, "health -c coord.ini [--json]  the broker's health (exit 0 healthy, 1 problems)"},
@@ -58,8 +60,11 @@ static void usage(FILE *out)
 	fprintf(out, "usage: rete COMMAND [ARGS...]\n\n"
 		     "rete is the command-line tool of the rete referral network.\n\n"
 		     "commands:\n");
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		fprintf(out, "  rete %s\n", commands[i].summary);
+		if (commands[i].also != NULL)
+			fprintf(out, "  rete %s\n", commands[i].also);
+	}
 	fprintf(out, "  rete --check-config -c FILE  check an agent.ini, coord.ini or audit.ini\n");
 	fprintf(out, "\n'rete COMMAND --help' explains one command; 'rete --version' (or\n"
 		     "'rete version') says which rete this is.\n"
