@@ -1624,6 +1624,9 @@ int cmd_audit(int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
+		if (argc < 2)
+			fprintf(stderr, "rete audit: no subcommand given; accepted: verify, log, "
+					"timeline, proof, consistency, check-proof\n");
 		audit_usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? CLI_USAGE : CLI_OK;
 	}

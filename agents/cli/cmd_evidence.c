@@ -605,6 +605,9 @@ static int cmd_verify(int argc, char **argv)
 int cmd_evidence(int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		if (argc < 2)
+			fprintf(stderr,
+				"rete evidence: no subcommand given; accepted: export, verify\n");
 		evidence_usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? CLI_USAGE : CLI_OK;
 	}

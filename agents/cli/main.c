@@ -74,6 +74,7 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
+		fprintf(stderr, "rete: no command given\n");
 		usage(stderr);
 		return CLI_USAGE;
 	}

@@ -11,8 +11,10 @@
 #   usage       rete send without -c, with a second file, --wait abc,
 #               --wait -5, -c without a value; rete status and rete monitor
 #               with an extra argument; rete health -c without a value;
-#               rete sar --person without a value: exit 2, a sentence
-#               first (not "usage:"), naming the argument.
+#               rete sar --person without a value; rete, rete message,
+#               rete audit, rete evidence and rete store without their
+#               (sub)command: exit 2, a sentence first (not "usage:"),
+#               naming the argument.
 #   send JSON   rete send on a file that is not JSON: exit 1, the file
 #               named once in the line that says where the JSON breaks.
 #   broker key  rete health and rete audit verify -c with broker_key the
@@ -36,7 +38,7 @@ sentence_first() {
 	local first
 	first=$(head -n 1 <<<"$out")
 	case "$first" in
-	"rete "*:*) ;;
+	rete:* | "rete "*:*) ;;
 	*) bad "$what: the first line is not a sentence saying what was wrong: $first" ;;
 	esac
 }
@@ -86,6 +88,12 @@ run "$R" health -c
 expect 2 "-c needs"
 lacks "unexpected argument '-c'"
 sentence_first
+for c in "" message audit evidence store; do
+	what="rete $c without a subcommand"
+	run "$R" $c
+	expect 2 "usage:"
+	sentence_first
+done
 what="sar --person without a value"
 run "$R" sar -c "$agent" --person
 expect 2 "--person needs"
