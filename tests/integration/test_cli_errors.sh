@@ -17,7 +17,7 @@
 #               naming the argument.
 #   send JSON   rete send on a file that is not JSON: exit 1, the file
 #               named once in the line that says where the JSON breaks.
-#   broker key  rete health and rete audit verify -c with broker_key the
+#   broker key  rete health, rete status and rete audit verify -c with broker_key the
 #               key of another party (the CURVE handshake never completes,
 #               so the broker seems silent): the sentence names broker_key.
 #   quorum      rete witnesses --quorum 5 with 2 agencies: exit 2, says
@@ -116,6 +116,10 @@ echo "timeout = 1s" >>"$DIR/wrongkey.ini"
 what="health with the wrong broker_key"
 run "$R" health -c "$DIR/wrongkey.ini"
 expect 2 "did not answer" "broker_key"
+what="status with the wrong broker_key"
+sed -e "s#^broker_key = .*#broker_key = ../../keys/cpi.mantova.pub#" "$agent" >"$DIR/agents/social.mantova/wrongkey.ini"
+run "$R" status -c "$DIR/agents/social.mantova/wrongkey.ini" REF-1 --timeout 1
+expect 1 "did not answer" "broker_key"
 what="audit verify -c with the wrong broker_key"
 run "$R" audit verify -c "$DIR/wrongkey.ini" --state "$DIR/audit.state"
 expect 2 "broker_key"
