@@ -116,6 +116,9 @@ echo "timeout = 1s" >>"$DIR/wrongkey.ini"
 what="health with the wrong broker_key"
 run "$R" health -c "$DIR/wrongkey.ini"
 expect 2 "did not answer" "broker_key"
+what="monitor with the wrong broker_key"
+run "$R" monitor -c "$DIR/wrongkey.ini" --once
+expect 2 "broker_key"
 what="status with the wrong broker_key"
 sed -e "s#^broker_key = .*#broker_key = ../../keys/cpi.mantova.pub#" "$agent" >"$DIR/agents/social.mantova/wrongkey.ini"
 run "$R" status -c "$DIR/agents/social.mantova/wrongkey.ini" REF-1 --timeout 1
