@@ -145,7 +145,8 @@ static void audit_usage(FILE *out)
 	    "           note's first line), its size must be the proof's treeSize (or\n"
 	    "           size2) and its root the proof's root (or root2), and the proof\n"
 	    "           must verify (RFC 9162). A checkpoint file that is not a checkpoint\n"
-	    "           note, or a proof file that is not JSON: exit 2.\n"
+	    "           note, or a proof file that is not a proof (not JSON, not an\n"
+	    "           object, a key no proof has, no sizes): exit 2.\n"
 	    "\n"
 	    "Exit codes: 0 the log / proof holds (or the output was printed); 1 it does\n"
 	    "not (the sentence says where and why); 2 usage error, unreadable file or\n"
@@ -1428,6 +1429,20 @@ static rete_err get_b64(json_t *o, const char *key, uint8_t **out, size_t *len)
 	return rete_b64_decode(json_string_value(v), out, len);
 }
 
+static void not_proof(const char *file, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* not_proof says that file is not a proof file (an input error). */
+static void not_proof(const char *file, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "rete audit check-proof: %s is not a proof file: ", file);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "; give a file as 'rete audit proof' or 'rete audit consistency' "
+			"prints it\n");
+}
+
 static int check_fail(const char *file, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int check_fail(const char *file, const char *fmt, ...)
 {
@@ -1515,8 +1530,12 @@ static int audit_check_proof(int argc, char **argv)
 			goto out;
 		}
 	}
+	/* A file that is not a proof at all (another JSON file given by
+	 * mistake: no object, a key no proof has, no sizes) is an input error
+	 * (exit 2), as a file that is not JSON is; a proof whose values do not
+	 * verify does not hold (exit 1). */
 	if (!json_is_object(doc)) {
-		rc = check_fail(file, "%s", "it is not a JSON object");
+		not_proof(file, "%s", "it is not a JSON object");
 		goto out;
 	}
 	json_object_foreach(doc, key, val)
@@ -1525,15 +1544,22 @@ static int audit_check_proof(int argc, char **argv)
 		for (int i = 0; known[i] != NULL; i++)
 			ok = ok || strcmp(known[i], key) == 0;
 		if (!ok) {
-			rc = check_fail(file,
-					"unknown key '%s'; accepted: leafIdx, treeSize, root, "
-					"leafHash, proof, size1, size2, root1, root2, checkpoint, "
-					"checkpoint1",
-					key);
+			not_proof(file,
+				  "unknown key '%s'; a proof has leafIdx, treeSize, root, "
+				  "leafHash, proof, size1, size2, root1, root2, checkpoint, "
+				  "checkpoint1",
+				  key);
 			goto out;
 		}
 	}
 	inclusion = json_object_get(doc, "leafIdx") != NULL;
+	if (!inclusion && json_object_get(doc, "size1") == NULL &&
+	    json_object_get(doc, "size2") == NULL && json_object_get(doc, "treeSize") == NULL) {
+		not_proof(file, "%s",
+			  "it has neither leafIdx and treeSize (an inclusion proof) nor size1 "
+			  "and size2 (a consistency proof)");
+		goto out;
+	}
 	if (!get_u64(doc, inclusion ? "leafIdx" : "size1", &x, &px) ||
 	    !get_u64(doc, inclusion ? "treeSize" : "size2", &y, &py) || !px || !py) {
 		rc = check_fail(file, "%s",

@@ -749,6 +749,25 @@ static void test_unreadable_checkpoint_file(void **state)
 		assert_non_null(strstr(out, said));
 		free(out);
 	}
+	/* a JSON file that is not a proof (an array, an object with a key no
+	 * proof has, an empty object) is an input error too, as a file that
+	 * is not JSON is; the checkpoint is a good one */
+	char *ck = NULL, ckf[4096];
+	snprintf(ckf, sizeof(ckf), "%s/good.ckpt", f.root);
+	assert_int_equal(run(&ck, "%s checkpoint %s", RETE, f.store), 0);
+	assert_int_equal(tu_write_file(ckf, ck, strlen(ck)), 0);
+	free(ck);
+	const char *notproof[] = {"[1, 2]", "{\"hello\": 1}", "{}"};
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(tu_write_file(pf, notproof[i], strlen(notproof[i])), 0);
+		assert_int_equal(run(&out,
+				     "%s audit check-proof %s --checkpoint %s --broker-key %s",
+				     RETE, pf, ckf, f.pub),
+				 2);
+		assert_non_null(strstr(out, "is not a proof file"));
+		assert_null(strstr(out, "does not hold"));
+		free(out);
+	}
 	fx_free(&f);
 }
 
