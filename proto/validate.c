@@ -409,6 +409,15 @@ bool rete_fiscal_code_shape(const char *code, size_t *bad)
 	return true;
 }
 
+bool rete_fiscal_code_valid(const char *s)
+{
+	size_t n = 0;
+	for (; s[n] != '\0'; n++)
+		if (n == 16 || !((s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= '0' && s[n] <= '9')))
+			return false;
+	return n == 16;
+}
+
 /* v_fiscal_shape: the 16 characters at s have the shape of a fiscal code. */
 static bool v_fiscal_shape(const unsigned char *s)
 {
@@ -1300,11 +1309,7 @@ static void v_private(v_ctx *v, const Rete__Private *p, Rete__Message__BodyCase 
 		const char *fc = v_str(person->fiscal_code);
 		size_t n = strlen(fc);
 		if (n > 0) {
-			bool ok = n == 16;
-			for (size_t i = 0; ok && i < n; i++)
-				ok = (fc[i] >= 'A' && fc[i] <= 'Z') ||
-				     (fc[i] >= '0' && fc[i] <= '9');
-			if (!ok)
+			if (!rete_fiscal_code_valid(fc))
 				v_add(v, "private.person.fiscalCode",
 				      "private.person.fiscalCode is not a fiscal code: it has %zu "
 				      "characters; a fiscal code is 16 capital letters and digits",

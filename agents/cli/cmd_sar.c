@@ -60,10 +60,13 @@ static void sar_usage(FILE *f)
 		   "Other persons of the same case are never listed. The agent indexes what\n"
 		   "it seals or opens from its first start with this version.\n"
 		   "\n"
-		   "  --person FISCALCODE  the person's Italian fiscal code: 16 letters and\n"
-		   "                       digits shaped as RSSMRA85M41E897X, upper or lower\n"
-		   "                       case, spaces ignored (the check character is not\n"
-		   "                       checked); anything else is refused (exit 2), never\n"
+		   "  --person FISCALCODE  the person's fiscal code as messages carry it: 16\n"
+		   "                       letters and digits (RSSMRA85M41E897X, an STP or ENI\n"
+		   "                       code such as STP0300150000123: any code message\n"
+		   "                       check accepts), or an 11-digit temporary code\n"
+		   "                       (messages refuse it: found in failed/ and outbox/);\n"
+		   "                       upper or lower case, spaces ignored. Anything else\n"
+		   "                       can match nothing and is refused (exit 2), never\n"
 		   "                       answered \"nothing concerns the person\"\n"
 		   "  --person-id ID       the person's id in this agency's case system\n"
 		   "                       (person.personId of the sealed parts it sealed, 1\n"
@@ -77,7 +80,7 @@ static void sar_usage(FILE *f)
 		   "\n"
 		   "The read is recorded in the agent's access record ([privacy] access_log).\n"
 		   "Exit codes: 0 answered (also when nothing concerns the person); 2 usage\n"
-		   "(also a --person not shaped like a fiscal code), configuration or I/O\n"
+		   "(also a --person that can be no fiscal code), configuration or I/O\n"
 		   "error.\n");
 }
 
@@ -411,11 +414,7 @@ static json_t *sar_unindexed(const agent_config *cfg, const privacy_key *key, co
 	bool failed = strcmp(sub, "failed") == 0;
 	char dir[PATH_MAX], path[PATH_MAX * 2], norm[80] = "", hex[PRIVACY_MAC_HEX];
 	json_t *out = json_array();
-	size_t n = 0;
-	for (const char *p = fc ? fc : ""; *p && n + 1 < sizeof(norm); p++)
-		if (!isspace((unsigned char)*p))
-			norm[n++] = (char)toupper((unsigned char)*p);
-	norm[n] = '\0';
+	privacy_fiscal_norm(fc, norm, sizeof(norm));
 	agent_spool_path(cfg, sub, NULL, dir, sizeof(dir));
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -846,36 +845,48 @@ static void sar_text(FILE *f, const struct sar_words *w, json_t *ans)
 	}
 }
 
-/* sar_fiscal_ok: is code (as a person may write it: any case, spaces
- * anywhere) shaped like an Italian fiscal code (validate.h's shape, the one
- * the log refuses as personal data)? When not, why says what is wrong
- * without repeating the code. */
+/* sar_fiscal_ok: can code (as a person may write it: any case, spaces
+ * anywhere) name someone in this agency's files? It can when, with the
+ * spaces dropped and in upper case (as the person index keys it), it is
+ * what private.person.fiscalCode may hold (rete_fiscal_code_valid: 16
+ * letters and digits, whatever their shape, so every code an agent sealed
+ * and indexed: STP/ENI codes, omocodia, an O typed for a zero), or an
+ * 11-digit temporary fiscal code (codice fiscale numerico provvisorio):
+ * message check refuses it, so such a message is in failed/ (or still in
+ * outbox/), where sar_unindexed finds it. Anything else can never match.
+ * When not, why says what is wrong without repeating the code, counting
+ * characters, not bytes (what comes before the first character that is
+ * not a letter or a digit is ASCII, so the two agree up to there). */
 static bool sar_fiscal_ok(const char *code, char *why, size_t n)
 {
-	char norm[17];
-	size_t len = 0, bad = 0;
-	for (const char *p = code; *p; p++) {
-		if (isspace((unsigned char)*p))
+	char norm[24];
+	size_t chars = 0, digits = 0;
+	for (const unsigned char *p = (const unsigned char *)code; *p; p++) {
+		if (isspace(*p))
 			continue;
-		if (len < 16)
-			norm[len] = *p;
-		len++;
+		chars++;
+		bool digit = *p >= '0' && *p <= '9';
+		if (!digit && !((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z'))) {
+			snprintf(why, n,
+				 "its character %zu (spaces aside) is neither a letter nor a digit",
+				 chars);
+			return false;
+		}
+		digits += digit;
 	}
-	if (len != 16) {
-		snprintf(why, n, "it has %zu character%s (spaces aside); a fiscal code has 16", len,
-			 len == 1 ? "" : "s");
-		return false;
-	}
-	norm[16] = '\0';
-	bool ok = rete_fiscal_code_shape(norm, &bad);
+	if (chars == 11 && digits == 11)
+		return true;
+	bool ok = chars == 16 && privacy_fiscal_norm(code, norm, sizeof(norm)) == 16 &&
+		  rete_fiscal_code_valid(norm);
 	sodium_memzero(norm, sizeof(norm));
 	if (ok)
 		return true;
-	static const char *const want[] = {"a letter",
-					   "a digit (or one of the letters L M N P Q R S T U V)",
-					   "a month letter (A B C D E H L M P R S T)"};
-	int k = (bad < 6 || bad == 11 || bad == 15) ? 0 : bad == 8 ? 2 : 1;
-	snprintf(why, n, "its character %zu (spaces aside) should be %s", bad + 1, want[k]);
+	if (chars == 11)
+		snprintf(why, n, "it has 11 characters (spaces aside), not all digits as a "
+				 "temporary code's are");
+	else
+		snprintf(why, n, "it has %zu character%s (spaces aside); a fiscal code has 16",
+			 chars, chars == 1 ? "" : "s");
 	return false;
 }
 
@@ -939,10 +950,11 @@ int cmd_sar(int argc, char **argv)
 	char why[200];
 	if (person != NULL && !sar_fiscal_ok(person, why, sizeof(why))) {
 		fprintf(stderr,
-			"rete sar: --person is not an Italian fiscal code: %s. Accepted: 16 "
-			"letters and digits shaped as RSSMRA85M41E897X (upper or lower case, "
-			"spaces ignored; the check character is not checked); for a person "
-			"without one, --person-id ID\n",
+			"rete sar: --person is not a fiscal code: %s. Accepted: a fiscal code as "
+			"messages carry it, 16 letters and digits (RSSMRA85M41E897X, or an STP or "
+			"ENI code such as STP0300150000123), or an 11-digit temporary code; upper "
+			"or lower case, spaces ignored. For a person without one, --person-id "
+			"ID\n",
 			why);
 		return CLI_USAGE;
 	}
