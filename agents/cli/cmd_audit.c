@@ -80,8 +80,10 @@ static void audit_usage(FILE *out)
 	    "                           log must extend it (catches a truncated log or an\n"
 	    "                           older backup put back), or follow it with a\n"
 	    "                           declared restore (an epoch entry that does not\n"
-	    "                           contradict it: said in words); a file that is\n"
-	    "                           not a checkpoint note: exit 2\n"
+	    "                           contradict it: said in words); a damaged note\n"
+	    "                           does not hold (exit 1); a file that is plainly\n"
+	    "                           not a note (its first lines are not an origin\n"
+	    "                           and a size): exit 2\n"
 	    "  --origin NAME            the log's origin (the checkpoints' key name);\n"
 	    "                           default: the first checkpoint's origin\n"
 	    "  --json                   print a summary object instead of the sentence\n"
@@ -144,9 +146,10 @@ static void audit_usage(FILE *out)
 	    "           --broker-key under the origin's name (--origin, default the\n"
 	    "           note's first line), its size must be the proof's treeSize (or\n"
 	    "           size2) and its root the proof's root (or root2), and the proof\n"
-	    "           must verify (RFC 9162). A checkpoint file that is not a checkpoint\n"
-	    "           note, or a proof file that is not a proof (not JSON, not an\n"
-	    "           object, a key no proof has, no sizes): exit 2.\n"
+	    "           must verify (RFC 9162). A checkpoint file that is plainly not a\n"
+	    "           checkpoint note (as for --since-checkpoint), or a proof file that\n"
+	    "           is not a proof (not JSON, not an object, a key no proof has, no\n"
+	    "           sizes): exit 2; a damaged note does not hold (exit 1).\n"
 	    "\n"
 	    "Exit codes: 0 the log / proof holds (or the output was printed); 1 it does\n"
 	    "not (the sentence says where and why); 2 usage error, unreadable file or\n"
@@ -318,13 +321,52 @@ static bool read_small(const char *path, const char *who, const char *opt, size_
 	return true;
 }
 
+/* note_line: the length of the line at s (of len bytes), without its
+ * newline and a carriage return before it; *next is where the next line
+ * starts (len when none). */
+static size_t note_line(const char *s, size_t len, size_t *next)
+{
+	const char *nl = memchr(s, '\n', len);
+	size_t n = nl != NULL ? (size_t)(nl - s) : len;
+	*next = nl != NULL ? n + 1 : len;
+	return n > 0 && s[n - 1] == '\r' ? n - 1 : n;
+}
+
+/* note_like: is the file text (len bytes) a checkpoint note, whole or
+ * damaged, rather than another file? It is when its first line is the
+ * log's origin (origin, when given), or when it has a note's opening: a
+ * first line that is not empty, then a line of 1 to 20 decimal digits
+ * (the size; a leading zero and a carriage return before the newline
+ * allowed). A note's damage (a lost final newline, a cut or missing
+ * signature, a garbled root, CRLF) keeps that opening, so it is judged:
+ * the note does not hold (exit 1). /etc/passwd, a proof's JSON, an empty
+ * or binary file have no such opening: an input error (exit 2). */
+static bool note_like(const char *text, size_t len, const char *origin)
+{
+	size_t next, next2;
+	size_t first = note_line(text, len, &next);
+	if (first == 0 || next == len)
+		return false;
+	if (origin != NULL && strlen(origin) == first && memcmp(text, origin, first) == 0)
+		return true;
+	size_t size = note_line(text + next, len - next, &next2);
+	if (size == 0 || size > 20)
+		return false;
+	for (size_t i = 0; i < size; i++)
+		if (text[next + i] < '0' || text[next + i] > '9')
+			return false;
+	return true;
+}
+
 /* read_note reads a checkpoint note file (read_small) and checks it is
- * one (its form, not its signature). An empty file or one that is not a
- * checkpoint note (another file given by mistake) is the input's fault,
- * said as such: it is not a checkpoint that fails, and the log is not
- * judged by it (exit 2, never the tamper alarm of exit 1). A note of the
- * right form whose signature fails is judged later. */
-static bool read_note(const char *path, const char *who, const char *opt, char **note, size_t *len)
+ * one. An empty file or one that is not a checkpoint note at all (another
+ * file given by mistake: note_like) is the input's fault, said as such: it
+ * is not a checkpoint that fails, and the log is not judged by it (exit 2,
+ * never the tamper alarm of exit 1). A note, even a damaged one, is judged
+ * later: one that does not parse or whose signature fails does not hold
+ * (exit 1). origin is --origin (NULL: not given). */
+static bool read_note(const char *path, const char *who, const char *opt, const char *origin,
+		      char **note, size_t *len)
 {
 	rete_checkpoint cp;
 	rete_msg m = {{0}};
@@ -340,12 +382,14 @@ static bool read_note(const char *path, const char *who, const char *opt, char *
 			who, opt, path);
 		return false;
 	}
-	if (rete_checkpoint_parse(*note, *len, &cp, &m) != RETE_OK) {
+	if (rete_checkpoint_parse(*note, *len, &cp, &m) != RETE_OK &&
+	    !note_like(*note, *len, origin)) {
 		free(*note);
 		*note = NULL;
 		fprintf(stderr,
-			"rete audit %s: %s: %s is not a checkpoint note (%s); give a checkpoint "
-			"note as 'rete checkpoint' prints it\n",
+			"rete audit %s: %s: %s is not a checkpoint note (%s; its first two lines "
+			"are not a log's origin and a size); give a checkpoint note as 'rete "
+			"checkpoint' prints it\n",
 			who, opt, path, m.text);
 		return false;
 	}
@@ -602,7 +646,7 @@ static int audit_verify(int argc, char **argv)
 		return CLI_USAGE;
 	}
 	if (since != NULL) {
-		if (!read_note(since, "verify", "--since-checkpoint", &note, &note_len)) {
+		if (!read_note(since, "verify", "--since-checkpoint", origin, &note, &note_len)) {
 			rete_witness_policy_free(&policy);
 			return CLI_USAGE;
 		}
@@ -1514,7 +1558,7 @@ static int audit_check_proof(int argc, char **argv)
 		fprintf(stderr, "rete audit check-proof: %s\n", m.text);
 		return CLI_USAGE;
 	}
-	if (!read_note(ckfile, "check-proof", "--checkpoint", &note, &note_len))
+	if (!read_note(ckfile, "check-proof", "--checkpoint", origin, &note, &note_len))
 		return CLI_USAGE;
 	/* the proof file */
 	{
@@ -1547,7 +1591,7 @@ static int audit_check_proof(int argc, char **argv)
 			not_proof(file,
 				  "unknown key '%s'; a proof has leafIdx, treeSize, root, "
 				  "leafHash, proof, size1, size2, root1, root2, checkpoint, "
-				  "checkpoint1",
+				  "checkpoint1, desc",
 				  key);
 			goto out;
 		}
@@ -1593,7 +1637,8 @@ static int audit_check_proof(int argc, char **argv)
 	}
 	/* the checkpoint */
 	if (rete_checkpoint_parse(note, note_len, &parsed, &m) != RETE_OK) {
-		printf("the checkpoint in %s is not a checkpoint note: %s\n", ckfile, m.text);
+		printf("the checkpoint note in %s is damaged, so the proof does not hold: %s\n",
+		       ckfile, m.text);
 		rc = CLI_FALSE;
 		goto out;
 	}
