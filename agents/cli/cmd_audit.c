@@ -115,7 +115,9 @@ static void audit_usage(FILE *out)
 	    "           its epoch entry checked against the saved checkpoint, the earlier\n"
 	    "           state kept as FILE.epoch-N, and the run says what the restore\n"
 	    "           left out. The first run, without FILE, verifies the log from 0.\n"
-	    "           FILE's folder must exist and be writable: checked first.\n"
+	    "           FILE's folder is checked first: when it cannot take the new\n"
+	    "           state, a warning, and the run goes on against the saved one (an\n"
+	    "           ALARM is still exit 1); exit 2 at the end if all else held.\n"
 	    "  --broker ENDPOINT        the broker's endpoint (default: [client] broker)\n"
 	    "  --batch N                entries asked for per query (default 1000; the\n"
 	    "                           broker may send fewer)\n"
@@ -467,8 +469,10 @@ static int newest_met_fn(void *ctx, uint64_t size, const char *note)
 
 /* state_dir_ok: can the state file at path be written (its folder exists,
  * is a folder, and this user may create files in it)? Checked before the
- * log is fetched and verified: otherwise a whole run ends in "the state
- * was not saved". Says what is wrong. */
+ * log is fetched, so that the operator knows at once; when not, a warning
+ * says why and that the run goes on: the log is still verified against the
+ * state saved there (a rollback still raises the ALARM, exit 1), and only
+ * a run where all else held ends in exit 2 for the state not saved. */
 static bool state_dir_ok(const char *path)
 {
 	char copy[PATH_MAX];
@@ -483,8 +487,10 @@ static bool state_dir_ok(const char *path)
 	if (why == NULL)
 		return true;
 	fprintf(stderr,
-		"rete audit verify: --state %s: its folder %s cannot hold it: %s; give a state "
-		"file in a folder that exists and this user may write (the broker was not asked)\n",
+		"rete audit verify: warning: --state %s: its folder %s cannot hold it: %s. The "
+		"log is verified all the same, against the state saved there, but the new state "
+		"cannot be saved: exit 2 if all else holds. Give a state file in a folder that "
+		"exists and this user may write\n",
 		path, dir, why);
 	return false;
 }
@@ -617,10 +623,7 @@ static int audit_verify(int argc, char **argv)
 			rete_witness_policy_free(&policy);
 			return CLI_USAGE;
 		}
-		if (!state_dir_ok(state)) {
-			rete_witness_policy_free(&policy);
-			return CLI_USAGE;
-		}
+		state_dir_ok(state); /* a warning: the run goes on */
 		memset(&ro, 0, sizeof(ro));
 		ro.ini = ini;
 		ro.endpoint = endpoint;
