@@ -91,7 +91,8 @@ static int send_check(const agent_config *cfg, const char *file)
 	rete_msg m = {{0}};
 	rete_err err = rete_json_load_file(file, &doc, &m);
 	if (err != RETE_OK) {
-		fprintf(stderr, "%s\n", m.text);
+		/* the sentence names the file (once) and where the JSON breaks */
+		fprintf(stderr, "rete send: %s\n", m.text);
 		if (err == RETE_EJSON)
 			fprintf(stderr, "rete send: %s: not JSON; nothing was queued\n", file);
 		else
@@ -231,10 +232,16 @@ int cmd_send(int argc, char **argv)
 				seconds = n;
 				i++;
 			}
-		} else if (a[0] == '-' && a[1] != '\0') {
-			fprintf(stderr,
-				"rete send: unknown option '%s'; accepted: -c, --wait, --help\n",
-				a);
+		} else if (a[0] == '-') {
+			if (a[1] == '\0')
+				fprintf(stderr, "rete send: '-' is not accepted: the message is read "
+						"from a file, never from standard input; give "
+						"FILE.json\n");
+			else
+				fprintf(stderr,
+					"rete send: unknown option '%s'; accepted: -c, --wait, "
+					"--help\n",
+					a);
 			send_usage(stderr);
 			return CLI_USAGE;
 		} else if (file != NULL) {

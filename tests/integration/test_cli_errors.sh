@@ -9,7 +9,8 @@
 # codes of rete send).
 #
 #   usage       rete send without -c, with a second file, --wait abc,
-#               --wait -5, -c without a value; rete status and rete monitor
+#               --wait -5, -c without a value, a lone '-', a missing or
+#               unreadable file (the first line "rete send: ..."); rete status and rete monitor
 #               with an extra argument; rete health -c without a value;
 #               rete sar --person without a value; rete, rete message,
 #               rete audit, rete evidence and rete store without their
@@ -98,6 +99,21 @@ what="sar --person without a value"
 run "$R" sar -c "$agent" --person
 expect 2 "--person needs"
 sentence_first
+
+what="send on a missing file"
+run "$R" send -c "$agent" "$DIR/nothere.json"
+expect 2 "$DIR/nothere.json" "nothing was queued"
+sentence_first
+what="send on a folder (unreadable as a file)"
+mkdir -p "$DIR/afolder"
+run "$R" send -c "$agent" "$DIR/afolder"
+expect 2 "$DIR/afolder" "nothing was queued"
+sentence_first
+what="send - (standard input is not read)"
+run "$R" send -c "$agent" - </dev/null
+expect 2 "'-'" "usage: rete send"
+sentence_first
+[ -z "$(ls -A "$DIR/agents/social.mantova/spool/outbox" 2>/dev/null)" ] || bad "$what: something was queued"
 
 # --- rete send on a file that is not JSON ----------------------------------------
 what="send on a file that is not JSON"
