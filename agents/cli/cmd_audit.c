@@ -1169,11 +1169,7 @@ static const char *use_time_zone(const char *tz, const char *from)
 		from = "the default";
 	}
 	if (!cli_tz_known(tz)) {
-		fprintf(stderr,
-			"rete audit timeline: time zone '%s' (%s) is not known on this machine (no "
-			"/usr/share/zoneinfo/%s); the times would be shown in UTC. Give a zone "
-			"such as Europe/Rome with --tz (or --tz UTC)\n",
-			tz, from, tz);
+		cli_tz_refuse("rete audit timeline", tz, from, "the times would be shown in UTC");
 		return NULL;
 	}
 	setenv("TZ", tz, 1);

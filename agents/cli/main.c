@@ -4,8 +4,11 @@
 #include "cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include "duration.h"
 
 struct cli_command {
 	const char *name;
@@ -41,6 +44,13 @@ bool cli_wants_help(int argc, char **argv)
 	return false;
 }
 
+/* cli_tz_dir: where the C library looks for zones (glibc: $TZDIR). */
+static const char *cli_tz_dir(void)
+{
+	const char *d = getenv("TZDIR");
+	return d != NULL && d[0] != '\0' && strlen(d) < 256 ? d : "/usr/share/zoneinfo";
+}
+
 bool cli_tz_known(const char *tz)
 {
 	char path[512];
@@ -51,8 +61,26 @@ bool cli_tz_known(const char *tz)
 		return false;
 	if (strcmp(tz, "UTC") == 0)
 		return true;
-	snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
+	snprintf(path, sizeof(path), "%s/%s", cli_tz_dir(), tz);
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+void cli_tz_refuse(const char *who, const char *tz, const char *from, const char *instead)
+{
+	const char *dir = cli_tz_dir();
+	if (!cli_tz_known(RETE_DEFAULT_TZ)) {
+		/* not even the default: the database is missing, not the zone */
+		fprintf(stderr,
+			"%s: time zone '%s' (%s) cannot be used: this machine has no time zone "
+			"database (no %s/%s: the tzdata package is not installed); %s. Install "
+			"tzdata (apt-get install tzdata), or give --tz UTC\n",
+			who, tz, from, dir, RETE_DEFAULT_TZ, instead);
+		return;
+	}
+	fprintf(stderr,
+		"%s: time zone '%s' (%s) is not known on this machine (no %s/%s); %s. Give a "
+		"zone such as " RETE_DEFAULT_TZ " with --tz (or --tz UTC)\n",
+		who, tz, from, dir, tz, instead);
 }
 
 static void usage(FILE *out)
