@@ -882,8 +882,9 @@ static bool sar_fiscal_ok(const char *code, char *why, size_t n)
 	if (ok)
 		return true;
 	if (chars == 11)
-		snprintf(why, n, "it has 11 characters (spaces aside), not all digits as a "
-				 "temporary code's are");
+		snprintf(why, n,
+			 "it has 11 characters (spaces aside), not all digits as a "
+			 "temporary code's are");
 	else
 		snprintf(why, n, "it has %zu character%s (spaces aside); a fiscal code has 16",
 			 chars, chars == 1 ? "" : "s");

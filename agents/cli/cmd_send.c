@@ -234,9 +234,10 @@ int cmd_send(int argc, char **argv)
 			}
 		} else if (a[0] == '-') {
 			if (a[1] == '\0')
-				fprintf(stderr, "rete send: '-' is not accepted: the message is read "
-						"from a file, never from standard input; give "
-						"FILE.json\n");
+				fprintf(stderr,
+					"rete send: '-' is not accepted: the message is read "
+					"from a file, never from standard input; give "
+					"FILE.json\n");
 			else
 				fprintf(stderr,
 					"rete send: unknown option '%s'; accepted: -c, --wait, "

@@ -718,7 +718,11 @@ static void test_unreadable_checkpoint_file(void **state)
 	snprintf(bin, sizeof(bin), "%s/bytes.ckpt", f.root);
 	const char *pw = "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/:/bin/sh\n";
 	assert_int_equal(tu_write_file(notck, pw, strlen(pw)), 0);
-	assert_int_equal(tu_write_file(bin, "\x7f" "ELF\x02\x01\x01\x00\xff\xfe\n\x01\n", 13), 0);
+	assert_int_equal(tu_write_file(bin,
+				       "\x7f"
+				       "ELF\x02\x01\x01\x00\xff\xfe\n\x01\n",
+				       13),
+			 0);
 	const char *files[5] = {empty, f.root, notck, bin, pf};
 	for (int i = 0; i < 5; i++) {
 		/* the last three are read, then found not to be notes */
@@ -827,14 +831,14 @@ static void test_damaged_checkpoint_note(void **state)
 	v[k++].len = len;
 	/* otherroot: another root, well formed */
 	v[k].name = "otherroot";
-	v[k].len = (size_t)snprintf(v[k].text, sizeof(v[k].text), "%.*s%s%s",
-				    (int)(l3 - good), good,
-				    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", strchr(l3, '\n'));
+	v[k].len =
+	    (size_t)snprintf(v[k].text, sizeof(v[k].text), "%.*s%s%s", (int)(l3 - good), good,
+			     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", strchr(l3, '\n'));
 	k++;
 	/* zero: the size with a leading zero */
 	v[k].name = "zero";
-	v[k].len = (size_t)snprintf(v[k].text, sizeof(v[k].text), "%.*s0%s", (int)(l2 - good),
-				    good, l2);
+	v[k].len =
+	    (size_t)snprintf(v[k].text, sizeof(v[k].text), "%.*s0%s", (int)(l2 - good), good, l2);
 	k++;
 	/* bigger: a larger size */
 	v[k].name = "bigger";
@@ -858,24 +862,26 @@ static void test_damaged_checkpoint_note(void **state)
 	for (int i = 0; i < k; i++) {
 		int want = strcmp(v[i].name, "good") == 0 ? 0 : 1;
 		put_variant(&f, v[i].name, v[i].text, v[i].len, path, sizeof(path));
-		int rc = run(&out, "%s audit verify %s --broker-key %s --since-checkpoint %s --no-replay",
+		int rc = run(&out,
+			     "%s audit verify %s --broker-key %s --since-checkpoint %s --no-replay",
 			     RETE, f.store, f.pub, path);
 		if (rc != want || (want == 1 && strstr(out, "the log does not verify") == NULL))
-			fail_msg("verify --since-checkpoint %s: exit %d, expected %d: %s", v[i].name, rc,
-				 want, out);
+			fail_msg("verify --since-checkpoint %s: exit %d, expected %d: %s",
+				 v[i].name, rc, want, out);
 		free(out);
 		rc = run(&out, "%s audit check-proof %s --checkpoint %s --broker-key %s", RETE, pf,
 			 path, f.pub);
 		if (rc != want)
-			fail_msg("check-proof --checkpoint %s: exit %d, expected %d: %s", v[i].name, rc,
-				 want, out);
+			fail_msg("check-proof --checkpoint %s: exit %d, expected %d: %s", v[i].name,
+				 rc, want, out);
 		free(out);
 	}
 	/* --origin names the log: a note whose first line is the origin is
 	 * judged, whatever follows */
 	snprintf(buf, sizeof(buf), "%s\nfive\n", ORIGIN);
 	put_variant(&f, "origin", buf, strlen(buf), path, sizeof(path));
-	assert_int_equal(run(&out, "%s audit check-proof %s --checkpoint %s --broker-key %s --origin %s",
+	assert_int_equal(run(&out,
+			     "%s audit check-proof %s --checkpoint %s --broker-key %s --origin %s",
 			     RETE, pf, path, f.pub, ORIGIN),
 			 1);
 	free(out);
@@ -924,20 +930,22 @@ static void test_timeline_unknown_zone(void **state)
 	char tmp[4200];
 	snprintf(tmp, sizeof(tmp), "%s/no-zoneinfo", f.root);
 	assert_int_equal(mkdir(tmp, 0755), 0);
-	assert_int_equal(run(&out, "TZDIR=%s %s audit timeline %s --case case-9", tmp, RETE, f.store),
-			 2);
+	assert_int_equal(
+	    run(&out, "TZDIR=%s %s audit timeline %s --case case-9", tmp, RETE, f.store), 2);
 	if (strstr(out, "tzdata") == NULL || strstr(out, "such as Europe/Rome") != NULL)
 		fail_msg("timeline without tzdata: %s", out);
 	free(out);
-	assert_int_equal(run(&rep, "TZDIR=%s %s report --store %s --from 2026-09-01 --to 2026-09-30",
-			     tmp, RETE, f.store),
+	assert_int_equal(run(&rep,
+			     "TZDIR=%s %s report --store %s --from 2026-09-01 --to 2026-09-30", tmp,
+			     RETE, f.store),
 			 2);
 	if (strstr(rep, "tzdata") == NULL || strstr(rep, "such as Europe/Rome") != NULL)
 		fail_msg("report without tzdata: %s", rep);
 	free(rep);
 	/* UTC needs no database */
 	assert_int_equal(
-	    run(&out, "TZDIR=%s %s audit timeline %s --case case-9 --tz UTC", tmp, RETE, f.store), 0);
+	    run(&out, "TZDIR=%s %s audit timeline %s --case case-9 --tz UTC", tmp, RETE, f.store),
+	    0);
 	free(out);
 	fx_free(&f);
 }

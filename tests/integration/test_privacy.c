@@ -423,9 +423,13 @@ static void test_sar_mother(void **state)
 	}
 	free(big);
 	/* the sentence counts characters, not bytes: the é is the 7th */
-	rc = tu_run(&out, "%s sar --person 'RSSMRA\xc3\xa9" "5M41E897X' -c %s", exe, ini);
+	rc = tu_run(&out,
+		    "%s sar --person 'RSSMRA\xc3\xa9"
+		    "5M41E897X' -c %s",
+		    exe, ini);
 	if (rc != 2 || strstr(out, "character 7 ") == NULL)
-		fail_msg("sar --person 'RSSMRA\xc3\xa9" "5M41E897X': exit %d, expected 2 naming its "
+		fail_msg("sar --person 'RSSMRA\xc3\xa9"
+			 "5M41E897X': exit %d, expected 2 naming its "
 			 "character 7: %s",
 			 rc, out);
 	free(out);
@@ -527,7 +531,8 @@ static void test_sar_every_code(void **state)
 			it_show(n, "social.mantova.log");
 			fail_msg("no receipt for %s (%s)", sealed[k].id, path);
 		}
-		int rc = tu_run(&out, "%s sar --person '%s' -c %s --json", exe, sealed[k].asked, ini);
+		int rc =
+		    tu_run(&out, "%s sar --person '%s' -c %s --json", exe, sealed[k].asked, ini);
 		if (rc != 0 || strstr(out, sealed[k].id) == NULL)
 			fail_msg("sar --person '%s' (sealed as %s): exit %d, expected 0 and %s: "
 				 "%.400s",
@@ -549,8 +554,9 @@ static void test_sar_every_code(void **state)
 	}
 	int rc = tu_run(&out, "%s sar --person 12345678901 -c %s --json", exe, ini);
 	if (rc != 0 || strstr(out, "failed/tmp.json") == NULL)
-		fail_msg("sar --person 12345678901: exit %d, expected 0 and failed/tmp.json: %.400s",
-			 rc, out);
+		fail_msg(
+		    "sar --person 12345678901: exit %d, expected 0 and failed/tmp.json: %.400s", rc,
+		    out);
 	free(out);
 
 	/* the property, over generated codes: 16 letters and digits (as
@@ -591,10 +597,10 @@ static void test_sar_every_code(void **state)
 		assert_int_equal(tu_write_file(path, asked, strlen(asked)), 0);
 		rc = tu_run(&out, "%s sar --person \"$(cat %s)\" -c %s --json", exe, path, ini);
 		if ((accepted || temporary) && rc != 0)
-			fail_msg("message check accepts '%s'%s, but sar --person '%s' exits %d: %.300s",
-				 fc, temporary ? " (a temporary code)" : "", asked, rc, out);
-		if (!accepted && !temporary &&
-		    (rc != 2 || strstr(out, "fiscal code") == NULL))
+			fail_msg(
+			    "message check accepts '%s'%s, but sar --person '%s' exits %d: %.300s",
+			    fc, temporary ? " (a temporary code)" : "", asked, rc, out);
+		if (!accepted && !temporary && (rc != 2 || strstr(out, "fiscal code") == NULL))
 			fail_msg("message check refuses '%s', but sar --person '%s' exits %d "
 				 "without the sentence: %.300s",
 				 fc, asked, rc, out);
