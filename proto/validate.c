@@ -386,11 +386,11 @@ static unsigned char v_upper(unsigned char c)
 	return (c >= 'a' && c <= 'z') ? (unsigned char)(c - 'a' + 'A') : c;
 }
 
-/* v_fiscal_shape: the 16 characters at s have the shape of a fiscal code. */
-static bool v_fiscal_shape(const unsigned char *s)
+bool rete_fiscal_code_shape(const char *code, size_t *bad)
 {
 	static const char shape[] = "LLLLLLNNMNNLNNNL";
-	for (int i = 0; i < 16; i++) {
+	const unsigned char *s = (const unsigned char *)code;
+	for (size_t i = 0; i < 16; i++) {
 		unsigned char c = v_upper(s[i]);
 		bool letter = c >= 'A' && c <= 'Z';
 		bool ok;
@@ -400,10 +400,28 @@ static bool v_fiscal_shape(const unsigned char *s)
 			ok = letter && strchr("ABCDEHLMPRST", c) != NULL;
 		else
 			ok = v_digit(c) || (letter && strchr("LMNPQRSTUV", c) != NULL);
-		if (!ok)
+		if (!ok) {
+			if (bad != NULL)
+				*bad = i;
 			return false;
+		}
 	}
 	return true;
+}
+
+bool rete_fiscal_code_valid(const char *s)
+{
+	size_t n = 0;
+	for (; s[n] != '\0'; n++)
+		if (n == 16 || !((s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= '0' && s[n] <= '9')))
+			return false;
+	return n == 16;
+}
+
+/* v_fiscal_shape: the 16 characters at s have the shape of a fiscal code. */
+static bool v_fiscal_shape(const unsigned char *s)
+{
+	return rete_fiscal_code_shape((const char *)s, NULL);
 }
 
 /* v_uuid_at: a UUID (8-4-4-4-12 hexadecimal digits) starts at s and is not
@@ -1291,11 +1309,7 @@ static void v_private(v_ctx *v, const Rete__Private *p, Rete__Message__BodyCase 
 		const char *fc = v_str(person->fiscal_code);
 		size_t n = strlen(fc);
 		if (n > 0) {
-			bool ok = n == 16;
-			for (size_t i = 0; ok && i < n; i++)
-				ok = (fc[i] >= 'A' && fc[i] <= 'Z') ||
-				     (fc[i] >= '0' && fc[i] <= '9');
-			if (!ok)
+			if (!rete_fiscal_code_valid(fc))
 				v_add(v, "private.person.fiscalCode",
 				      "private.person.fiscalCode is not a fiscal code: it has %zu "
 				      "characters; a fiscal code is 16 capital letters and digits",

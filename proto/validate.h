@@ -79,4 +79,21 @@ bool rete_body_is_broker(const Rete__Message *msg);
  * the form of message ids, case ids and referral ids. */
 bool rete_text_id_valid(const char *s);
 
+/* rete_fiscal_code_valid: is s what private.person.fiscalCode may hold
+ * (exactly 16 capital letters A-Z and digits; the shape is not checked, so
+ * STP/ENI codes, omocodia and typed mistakes pass)? The one rule: message
+ * check and `rete sar --person` (after dropping spaces and upper-casing,
+ * as the person index does) both use it. */
+bool rete_fiscal_code_valid(const char *s);
+
+/* rete_fiscal_code_shape: do the 16 characters at s have the shape of an
+ * Italian fiscal code (LLLLLL NN M NN L NNN L, case-insensitive: L a
+ * letter, M a month letter, N a digit or an omocodia letter)? The check
+ * character is not computed. The shape the log refuses as personal data
+ * (docs/formats.md, "Codes only in the log"). When not, and bad is not
+ * NULL, *bad is the position (0-based) of the first character out of
+ * shape. Reads no further than that character (a NUL is out of shape), so
+ * a shorter string is safe; what follows the 16th is not looked at. */
+bool rete_fiscal_code_shape(const char *s, size_t *bad);
+
 #endif

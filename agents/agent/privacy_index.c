@@ -119,14 +119,25 @@ static bool pi_mac(const privacy_key *k, const char *domain, const char *value,
 	return true;
 }
 
+size_t privacy_fiscal_norm(const char *code, char *out, size_t n)
+{
+	size_t len = 0;
+	for (const char *p = code ? code : ""; *p; p++) {
+		if (isspace((unsigned char)*p))
+			continue;
+		if (len + 1 < n)
+			out[len] = (char)toupper((unsigned char)*p);
+		len++;
+	}
+	if (n > 0)
+		out[len < n ? len : n - 1] = '\0';
+	return len;
+}
+
 bool privacy_mac_fiscal(const privacy_key *k, const char *code, char out[PRIVACY_MAC_HEX])
 {
 	char norm[64];
-	size_t n = 0;
-	for (const char *p = code ? code : ""; *p && n + 1 < sizeof(norm); p++)
-		if (!isspace((unsigned char)*p))
-			norm[n++] = (char)toupper((unsigned char)*p);
-	norm[n] = '\0';
+	privacy_fiscal_norm(code, norm, sizeof(norm));
 	bool ok = pi_mac(k, "fiscal-code", norm, out);
 	sodium_memzero(norm, sizeof(norm));
 	return ok;

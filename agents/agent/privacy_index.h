@@ -65,6 +65,11 @@ rete_err privacy_key_load(const char *data, bool create, privacy_key **out, rete
 /* privacy_key_free wipes and frees *k; NULL is fine. */
 void privacy_key_free(privacy_key **k);
 
+/* privacy_fiscal_norm writes code as the index keys it (spaces dropped,
+ * upper case) into out (n bytes, NUL-terminated, cut short at n - 1) and
+ * returns the length of the whole normalised code (as snprintf does). */
+size_t privacy_fiscal_norm(const char *code, char *out, size_t n);
+
 /* privacy_mac_fiscal writes the hex pseudonym of a fiscal code (upper case,
  * spaces dropped) into out; privacy_mac_person_id that of a person id
  * (as written). false when the value is empty. */

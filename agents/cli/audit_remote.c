@@ -101,7 +101,9 @@ rete_err audit_state_load(const char *path, const rete_pubkey *auditor, audit_st
 
 	memset(st, 0, sizeof(*st));
 	if ((f = fopen(path, "rb")) == NULL) {
-		if (errno == ENOENT)
+		/* ENOTDIR: a part of the path is a file, so no state was
+		 * ever saved there (the run goes on, as a first one) */
+		if (errno == ENOENT || errno == ENOTDIR)
 			return rete_msg_set(m, RETE_ENOENT, "no state file %s", path);
 		return rete_msg_set(m, RETE_EIO, "cannot read the state file %s: %s", path,
 				    strerror(errno));
@@ -406,11 +408,7 @@ static rete_err remote_wait(struct remote *r, uint64_t id, Rete__QueryResult__An
 		int64_t left = deadline - mono_ms();
 		e = rete_wire_recv(r->r_w, left > 0 ? (int)left : 0, &f, m);
 		if (e == RETE_ETIMEDOUT)
-			return rete_msg_set(
-			    m, e,
-			    "the broker at %s did not answer within %d s; is it running, "
-			    "and is the endpoint right?",
-			    r->r_endpoint, r->r_cfg.timeout_ms / 1000);
+			return coord_silent(&r->r_cfg, r->r_endpoint, m);
 		if (e != RETE_OK)
 			return e;
 		if (f->command_case == RETE__BROKER_FRAME__COMMAND_RESULT && f->result != NULL &&
@@ -841,7 +839,7 @@ int audit_remote_verify(const audit_remote_opts *o)
 	uint64_t batch = o->batch > 0 ? o->batch : BATCH;
 	bool pending;
 	bool tty = isatty(STDERR_FILENO), alarm = false, progressed = false, restoring = false;
-	bool witnesses_checked = false, witnesses_met = false;
+	bool witnesses_checked = false, witnesses_met = false, saved = false;
 	uint32_t saved_epoch = 1, their_epoch = 1;
 	char kept[PATH_MAX] = "";
 	json_t *j = NULL;
@@ -1065,21 +1063,21 @@ int audit_remote_verify(const audit_remote_opts *o)
 	}
 	/* it holds: only now the new state replaces the old; the state of an
 	 * earlier epoch is kept beside it (its note is the auditor's evidence
-	 * of what the broker signed before the restore) */
-	if (restoring &&
-	    (e = state_keep(o->state, saved_epoch, kept, sizeof(kept), &m)) != RETE_OK) {
+	 * of what the broker signed before the restore). A state that cannot
+	 * be saved does not stop the report (nor the witnesses): the run ends
+	 * in exit 2 when all else held. */
+	if (restoring && (e = state_keep(o->state, saved_epoch, kept, sizeof(kept), &m)) != RETE_OK)
+		saved = false;
+	else if ((e = rete_verify_session_state(sess, &next, &m)) != RETE_OK ||
+		 (e = audit_state_save(o->state, &next, r.r_cfg.id, r.r_sk, &m)) != RETE_OK)
+		saved = false;
+	else
+		saved = true;
+	if (!saved)
 		fprintf(stderr,
-			"rete audit verify: the log holds, but the state was not saved: %s\n",
-			m.text);
-		goto out;
-	}
-	if ((e = rete_verify_session_state(sess, &next, &m)) != RETE_OK ||
-	    (e = audit_state_save(o->state, &next, r.r_cfg.id, r.r_sk, &m)) != RETE_OK) {
-		fprintf(stderr,
-			"rete audit verify: the log holds, but the state was not saved: %s\n",
-			m.text);
-		goto out;
-	}
+			"rete audit verify: the log holds, but the state was not saved: %s; the "
+			"state in %s is kept as it was\n",
+			m.text, o->state);
 	if (!o->json) {
 		char *root = rete_b64_encode(rep.latest_root, RETE_MERKLE_HASH);
 		printf("fetched %" PRIu64 " entries, verified %" PRIu64 " new entries (%" PRIu64
@@ -1093,7 +1091,8 @@ int audit_remote_verify(const audit_remote_opts *o)
 		audit_acks_print(&rep);
 		if (rep.restored)
 			audit_restore_print(&rep, o->state, kept);
-		printf("state saved in %s\n", o->state);
+		if (saved)
+			printf("state saved in %s\n", o->state);
 		free(root);
 	}
 	rc = CLI_OK;
@@ -1148,6 +1147,7 @@ report:
 		if (rep.restored)
 			json_object_set_new(j, "restore", audit_restore_json(&rep, kept));
 		json_object_set_new(j, "stateFile", json_string(o->state));
+		json_object_set_new(j, "stateSaved", json_boolean(saved));
 		if (witnesses_checked)
 			audit_witnesses_check(o->witnesses, o->witnesses_path, note, true, j);
 		if (json_dumpf(j, stdout, JSON_INDENT(2)) != 0 || fputc('\n', stdout) == EOF)
@@ -1156,6 +1156,8 @@ report:
 	}
 	if (fflush(stdout) != 0)
 		rc = CLI_USAGE;
+	if (rc == CLI_OK && !saved)
+		rc = CLI_USAGE; /* all held, but the next run cannot start from here */
 out:
 	if (f != NULL)
 		rete__broker_frame__free_unpacked(f, NULL);

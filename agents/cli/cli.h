@@ -16,9 +16,19 @@ enum { CLI_OK = 0, CLI_FALSE = 1, CLI_USAGE = 2 };
 bool cli_wants_help(int argc, char **argv);
 
 /* cli_tz_known is true when tz names a time zone this machine knows ("UTC",
- * or a file under /usr/share/zoneinfo); the C library would otherwise
- * compute in UTC without saying so. */
+ * or a file under the zone database the C library reads: $TZDIR, else
+ * /usr/share/zoneinfo); the C library would otherwise compute in UTC
+ * without saying so. */
 bool cli_tz_known(const char *tz);
+
+/* cli_tz_refuse says on standard error, for who ("rete report"), why the
+ * zone tz (from says where it came from: "--tz", "the default", ...)
+ * cannot be used and what would happen instead (instead: "the times would
+ * be shown in UTC"): a machine without the zone database (tzdata not
+ * installed: the default zone is missing too) is said as such, with the
+ * package to install; otherwise the zone is unknown, and one is
+ * suggested. */
+void cli_tz_refuse(const char *who, const char *tz, const char *from, const char *instead);
 
 /* The subcommands (one file each: cmd_NAME.c). */
 int cmd_keygen(int argc, char **argv);

@@ -13,10 +13,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,14 +80,18 @@ static void audit_usage(FILE *out)
 	    "                           log must extend it (catches a truncated log or an\n"
 	    "                           older backup put back), or follow it with a\n"
 	    "                           declared restore (an epoch entry that does not\n"
-	    "                           contradict it: said in words)\n"
+	    "                           contradict it: said in words); a damaged note\n"
+	    "                           does not hold (exit 1); a file that is plainly\n"
+	    "                           not a note (its first lines are not an origin\n"
+	    "                           and a size): exit 2\n"
 	    "  --origin NAME            the log's origin (the checkpoints' key name);\n"
 	    "                           default: the first checkpoint's origin\n"
 	    "  --json                   print a summary object instead of the sentence\n"
 	    "  --threads N              threads for the signatures (default: all cores)\n"
 	    "  --no-replay              skip the lifecycle replay and the comparison of\n"
 	    "                           projections and derived indexes (the replay adds\n"
-	    "                           about a tenth to the CPU the check takes)\n"
+	    "                           about a tenth to the CPU the check takes); a\n"
+	    "                           local store only (at a distance there is none)\n"
 	    "  --scratch DIR            where the replay's scratch store goes (default\n"
 	    "                           $TMPDIR or /tmp)\n"
 	    "  --witnesses POLICY       a witness policy file ('witness NAME KEY' lines,\n"
@@ -108,6 +115,9 @@ static void audit_usage(FILE *out)
 	    "           its epoch entry checked against the saved checkpoint, the earlier\n"
 	    "           state kept as FILE.epoch-N, and the run says what the restore\n"
 	    "           left out. The first run, without FILE, verifies the log from 0.\n"
+	    "           FILE's folder is checked first: when it cannot take the new\n"
+	    "           state, a warning, and the run goes on against the saved one (an\n"
+	    "           ALARM is still exit 1); exit 2 at the end if all else held.\n"
 	    "  --broker ENDPOINT        the broker's endpoint (default: [client] broker)\n"
 	    "  --batch N                entries asked for per query (default 1000; the\n"
 	    "                           broker may send fewer)\n"
@@ -120,7 +130,8 @@ static void audit_usage(FILE *out)
 	    "           sent what to whom, services and priorities, status changes with\n"
 	    "           business status and reason, outcomes, deliveries, notices, notes\n"
 	    "           (their kind). Times in the network's time zone (--tz, else the\n"
-	    "           directory's in the store, or audit.ini's time_zone). With -c the\n"
+	    "           directory's in the store, or audit.ini's time_zone; a zone this\n"
+	    "           machine does not know: exit 2, as for rete report). With -c the\n"
 	    "           broker's whole log is read by range and filtered (the broker has\n"
 	    "           no query by case).\n"
 	    "\n"
@@ -137,7 +148,10 @@ static void audit_usage(FILE *out)
 	    "           --broker-key under the origin's name (--origin, default the\n"
 	    "           note's first line), its size must be the proof's treeSize (or\n"
 	    "           size2) and its root the proof's root (or root2), and the proof\n"
-	    "           must verify (RFC 9162).\n"
+	    "           must verify (RFC 9162). A checkpoint file that is plainly not a\n"
+	    "           checkpoint note (as for --since-checkpoint), or a proof file that\n"
+	    "           is not a proof (not JSON, not an object, a key no proof has, no\n"
+	    "           sizes): exit 2; a damaged note does not hold (exit 1).\n"
 	    "\n"
 	    "Exit codes: 0 the log / proof holds (or the output was printed); 1 it does\n"
 	    "not (the sentence says where and why); 2 usage error, unreadable file or\n"
@@ -309,11 +323,56 @@ static bool read_small(const char *path, const char *who, const char *opt, size_
 	return true;
 }
 
-/* read_note reads a checkpoint note file (read_small). An empty one is
- * said too: it is not a checkpoint that fails, and the log is not judged
- * by it. */
-static bool read_note(const char *path, const char *who, const char *opt, char **note, size_t *len)
+/* note_line: the length of the line at s (of len bytes), without its
+ * newline and a carriage return before it; *next is where the next line
+ * starts (len when none). */
+static size_t note_line(const char *s, size_t len, size_t *next)
 {
+	const char *nl = memchr(s, '\n', len);
+	size_t n = nl != NULL ? (size_t)(nl - s) : len;
+	*next = nl != NULL ? n + 1 : len;
+	return n > 0 && s[n - 1] == '\r' ? n - 1 : n;
+}
+
+/* note_like: is the file text (len bytes) a checkpoint note, whole or
+ * damaged, rather than another file? It is when its first line is the
+ * log's origin (origin, when given), or when it has a note's opening: a
+ * first line that is not empty, then a line of 1 to 20 decimal digits
+ * (the size; a leading zero and a carriage return before the newline
+ * allowed). A note's damage (a lost final newline, a cut or missing
+ * signature, a garbled root, CRLF) keeps that opening, so it is judged:
+ * the note does not hold (exit 1). /etc/passwd, a proof's JSON, an empty
+ * or binary file have no such opening: an input error (exit 2). */
+static bool note_like(const char *text, size_t len, const char *origin)
+{
+	size_t next, next2;
+	size_t first = note_line(text, len, &next);
+	if (first == 0 || next == len)
+		return false;
+	if (origin != NULL && strlen(origin) == first && memcmp(text, origin, first) == 0)
+		return true;
+	size_t size = note_line(text + next, len - next, &next2);
+	if (size == 0 || size > 20)
+		return false;
+	for (size_t i = 0; i < size; i++)
+		if (text[next + i] < '0' || text[next + i] > '9')
+			return false;
+	return true;
+}
+
+/* read_note reads a checkpoint note file (read_small) and checks it is
+ * one. An empty file or one that is not a checkpoint note at all (another
+ * file given by mistake: note_like) is the input's fault, said as such: it
+ * is not a checkpoint that fails, and the log is not judged by it (exit 2,
+ * never the tamper alarm of exit 1). A note, even a damaged one, is judged
+ * later: one that does not parse or whose signature fails does not hold
+ * (exit 1). origin is --origin (NULL: not given). */
+static bool read_note(const char *path, const char *who, const char *opt, const char *origin,
+		      char **note, size_t *len)
+{
+	rete_checkpoint cp;
+	rete_msg m = {{0}};
+
 	if (!read_small(path, who, opt, NOTE_FILE_MAX, "checkpoint note", note, len))
 		return false;
 	if (*len == 0) {
@@ -323,6 +382,17 @@ static bool read_note(const char *path, const char *who, const char *opt, char *
 			"rete audit %s: %s: %s is empty (no checkpoint was written into it); give "
 			"a checkpoint note as 'rete checkpoint' prints it\n",
 			who, opt, path);
+		return false;
+	}
+	if (rete_checkpoint_parse(*note, *len, &cp, &m) != RETE_OK &&
+	    !note_like(*note, *len, origin)) {
+		free(*note);
+		*note = NULL;
+		fprintf(stderr,
+			"rete audit %s: %s: %s is not a checkpoint note (%s; its first two lines "
+			"are not a log's origin and a size); give a checkpoint note as 'rete "
+			"checkpoint' prints it\n",
+			who, opt, path, m.text);
 		return false;
 	}
 	return true;
@@ -395,6 +465,34 @@ static int newest_met_fn(void *ctx, uint64_t size, const char *note)
 		nm->found = true;
 	}
 	return 0;
+}
+
+/* state_dir_ok: can the state file at path be written (its folder exists,
+ * is a folder, and this user may create files in it)? Checked before the
+ * log is fetched, so that the operator knows at once; when not, a warning
+ * says why and that the run goes on: the log is still verified against the
+ * state saved there (a rollback still raises the ALARM, exit 1), and only
+ * a run where all else held ends in exit 2 for the state not saved. */
+static bool state_dir_ok(const char *path)
+{
+	char copy[PATH_MAX];
+	struct stat st;
+
+	snprintf(copy, sizeof(copy), "%s", path);
+	const char *dir = dirname(copy); /* in copy, or a static "." or "/" */
+	const char *why = stat(dir, &st) != 0		  ? strerror(errno)
+			  : !S_ISDIR(st.st_mode)	  ? "it is not a folder"
+			  : access(dir, W_OK | X_OK) != 0 ? "this user cannot create files in it"
+							  : NULL;
+	if (why == NULL)
+		return true;
+	fprintf(stderr,
+		"rete audit verify: warning: --state %s: its folder %s cannot hold it: %s. The "
+		"log is verified all the same, against the state saved there, but the new state "
+		"cannot be saved: exit 2 if all else holds. Give a state file in a folder that "
+		"exists and this user may write\n",
+		path, dir, why);
+	return false;
 }
 
 static int audit_verify(int argc, char **argv)
@@ -497,17 +595,25 @@ static int audit_verify(int argc, char **argv)
 	if (ini != NULL || endpoint != NULL || state != NULL || batch != 0) {
 		/* at a distance: the keys come from audit.ini, the log from the broker */
 		audit_remote_opts ro;
+		/* --no-replay too: the replay compares the store's projections,
+		 * which a remote verify does not have, so it never replays;
+		 * accepting the option would pretend it changed something */
 		const char *bad = dir != NULL		    ? "STORE_DIR"
 				  : keyfile != NULL	    ? "--broker-key"
 				  : since != NULL	    ? "--since-checkpoint"
 				  : opt.scratch_dir != NULL ? "--scratch"
 				  : origin != NULL	    ? "--origin"
+				  : !replay		    ? "--no-replay"
 							    : NULL;
 		if (bad != NULL) {
 			fprintf(stderr,
-				"rete audit verify: %s is for a local store; at a distance give "
+				"rete audit verify: %s is for a local store%s; at a distance give "
 				"[--broker ENDPOINT] -c audit.ini --state FILE\n",
-				bad);
+				bad,
+				!replay && strcmp(bad, "--no-replay") == 0
+				    ? " (at a distance the lifecycle is never replayed: the "
+				      "replay needs the broker's store)"
+				    : "");
 			rete_witness_policy_free(&policy);
 			return CLI_USAGE;
 		}
@@ -517,6 +623,7 @@ static int audit_verify(int argc, char **argv)
 			rete_witness_policy_free(&policy);
 			return CLI_USAGE;
 		}
+		state_dir_ok(state); /* a warning: the run goes on */
 		memset(&ro, 0, sizeof(ro));
 		ro.ini = ini;
 		ro.endpoint = endpoint;
@@ -542,7 +649,7 @@ static int audit_verify(int argc, char **argv)
 		return CLI_USAGE;
 	}
 	if (since != NULL) {
-		if (!read_note(since, "verify", "--since-checkpoint", &note, &note_len)) {
+		if (!read_note(since, "verify", "--since-checkpoint", origin, &note, &note_len)) {
 			rete_witness_policy_free(&policy);
 			return CLI_USAGE;
 		}
@@ -1051,21 +1158,19 @@ static char *store_time_zone_of(const char *dir)
 	return tz;
 }
 
-/* use_time_zone makes tz the process time zone for tl_time; a zone this
- * machine does not know gives UTC, and says so. Returns the zone used. */
-static const char *use_time_zone(const char *tz)
+/* use_time_zone makes tz the process time zone for tl_time. A zone this
+ * machine does not know is refused (NULL), as rete report refuses it: the
+ * C library would show every time in UTC under the zone's name. from says
+ * where the zone came from, for the sentence. */
+static const char *use_time_zone(const char *tz, const char *from)
 {
-	char path[512];
-
-	if (tz == NULL || *tz == '\0')
+	if (tz == NULL || *tz == '\0') {
 		tz = RETE_DEFAULT_TZ;
-	snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
+		from = "the default";
+	}
 	if (!cli_tz_known(tz)) {
-		fprintf(stderr,
-			"rete audit timeline: time zone '%s' is not known on this machine "
-			"(no %s); times are shown in UTC\n",
-			tz, path);
-		tz = "UTC";
+		cli_tz_refuse("rete audit timeline", tz, from, "the times would be shown in UTC");
+		return NULL;
 	}
 	setenv("TZ", tz, 1);
 	tzset();
@@ -1121,7 +1226,14 @@ static int audit_timeline(int argc, char **argv)
 	}
 	if (dir != NULL && tz_opt == NULL)
 		tz_src = store_time_zone_of(dir);
-	tz = use_time_zone(tz_opt != NULL ? tz_opt : tz_src);
+	tz = use_time_zone(tz_opt != NULL ? tz_opt : tz_src,
+			   tz_opt != NULL ? "--tz"
+			   : ini != NULL  ? "time_zone of the configuration"
+					  : "the time zone of the store's directory");
+	if (tz == NULL) {
+		free(tz_src);
+		return CLI_USAGE;
+	}
 	printf("case %s: its entries in log order, times in %s%s\n", clean(case_id, b, sizeof(b)),
 	       tz, ini != NULL ? " (the whole log read from the broker and filtered here)" : "");
 	if (ini != NULL)
@@ -1360,6 +1472,20 @@ static rete_err get_b64(json_t *o, const char *key, uint8_t **out, size_t *len)
 	return rete_b64_decode(json_string_value(v), out, len);
 }
 
+static void not_proof(const char *file, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* not_proof says that file is not a proof file (an input error). */
+static void not_proof(const char *file, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "rete audit check-proof: %s is not a proof file: ", file);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "; give a file as 'rete audit proof' or 'rete audit consistency' "
+			"prints it\n");
+}
+
 static int check_fail(const char *file, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int check_fail(const char *file, const char *fmt, ...)
 {
@@ -1431,7 +1557,7 @@ static int audit_check_proof(int argc, char **argv)
 		fprintf(stderr, "rete audit check-proof: %s\n", m.text);
 		return CLI_USAGE;
 	}
-	if (!read_note(ckfile, "check-proof", "--checkpoint", &note, &note_len))
+	if (!read_note(ckfile, "check-proof", "--checkpoint", origin, &note, &note_len))
 		return CLI_USAGE;
 	/* the proof file */
 	{
@@ -1447,8 +1573,12 @@ static int audit_check_proof(int argc, char **argv)
 			goto out;
 		}
 	}
+	/* A file that is not a proof at all (another JSON file given by
+	 * mistake: no object, a key no proof has, no sizes) is an input error
+	 * (exit 2), as a file that is not JSON is; a proof whose values do not
+	 * verify does not hold (exit 1). */
 	if (!json_is_object(doc)) {
-		rc = check_fail(file, "%s", "it is not a JSON object");
+		not_proof(file, "%s", "it is not a JSON object");
 		goto out;
 	}
 	json_object_foreach(doc, key, val)
@@ -1457,15 +1587,22 @@ static int audit_check_proof(int argc, char **argv)
 		for (int i = 0; known[i] != NULL; i++)
 			ok = ok || strcmp(known[i], key) == 0;
 		if (!ok) {
-			rc = check_fail(file,
-					"unknown key '%s'; accepted: leafIdx, treeSize, root, "
-					"leafHash, proof, size1, size2, root1, root2, checkpoint, "
-					"checkpoint1",
-					key);
+			not_proof(file,
+				  "unknown key '%s'; a proof has leafIdx, treeSize, root, "
+				  "leafHash, proof, size1, size2, root1, root2, checkpoint, "
+				  "checkpoint1, desc",
+				  key);
 			goto out;
 		}
 	}
 	inclusion = json_object_get(doc, "leafIdx") != NULL;
+	if (!inclusion && json_object_get(doc, "size1") == NULL &&
+	    json_object_get(doc, "size2") == NULL && json_object_get(doc, "treeSize") == NULL) {
+		not_proof(file, "%s",
+			  "it has neither leafIdx and treeSize (an inclusion proof) nor size1 "
+			  "and size2 (a consistency proof)");
+		goto out;
+	}
 	if (!get_u64(doc, inclusion ? "leafIdx" : "size1", &x, &px) ||
 	    !get_u64(doc, inclusion ? "treeSize" : "size2", &y, &py) || !px || !py) {
 		rc = check_fail(file, "%s",
@@ -1499,7 +1636,8 @@ static int audit_check_proof(int argc, char **argv)
 	}
 	/* the checkpoint */
 	if (rete_checkpoint_parse(note, note_len, &parsed, &m) != RETE_OK) {
-		printf("the checkpoint in %s is not a checkpoint note: %s\n", ckfile, m.text);
+		printf("the checkpoint note in %s is damaged, so the proof does not hold: %s\n",
+		       ckfile, m.text);
 		rc = CLI_FALSE;
 		goto out;
 	}
@@ -1556,6 +1694,9 @@ int cmd_audit(int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
+		if (argc < 2)
+			fprintf(stderr, "rete audit: no subcommand given; accepted: verify, log, "
+					"timeline, proof, consistency, check-proof\n");
 		audit_usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? CLI_USAGE : CLI_OK;
 	}

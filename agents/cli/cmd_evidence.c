@@ -70,8 +70,7 @@ static rete_err remote_ask(struct remote *r, Rete__Query *q, Rete__QueryResult__
 	q->request_id = 0;
 	if ((e = rete_wire_call(r->r_w, q, r->r_cfg.timeout_ms, f, m)) != RETE_OK) {
 		if (e == RETE_ETIMEDOUT)
-			rete_msg_set(m, e, "the broker at %s did not answer within %d s",
-				     r->r_cfg.broker, r->r_cfg.timeout_ms / 1000);
+			coord_silent(&r->r_cfg, NULL, m);
 		return e;
 	}
 	if ((*f)->command_case == RETE__BROKER_FRAME__COMMAND_REFUSAL) {
@@ -606,6 +605,9 @@ static int cmd_verify(int argc, char **argv)
 int cmd_evidence(int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		if (argc < 2)
+			fprintf(stderr,
+				"rete evidence: no subcommand given; accepted: export, verify\n");
 		evidence_usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? CLI_USAGE : CLI_OK;
 	}

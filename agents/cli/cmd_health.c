@@ -95,6 +95,11 @@ int cmd_health(int argc, char **argv)
 			ini = argv[++i];
 		} else if (strcmp(argv[i], "--json") == 0) {
 			json = true;
+		} else if (strcmp(argv[i], "-c") == 0) {
+			fprintf(stderr,
+				"rete health: -c needs a value: a coord.ini or audit.ini\n");
+			health_usage(stderr);
+			return CLI_USAGE;
 		} else {
 			fprintf(stderr, "rete health: unexpected argument '%s'\n", argv[i]);
 			health_usage(stderr);

@@ -106,6 +106,8 @@ int cmd_message(int argc, char **argv)
 		if (argc >= 2)
 			fprintf(stderr, "rete message: unknown subcommand '%s'; accepted: check\n",
 				argv[1]);
+		else
+			fprintf(stderr, "rete message: no subcommand given; accepted: check\n");
 		message_usage(stderr);
 		return CLI_USAGE;
 	}

@@ -386,8 +386,13 @@ int cmd_monitor(int argc, char **argv)
 		}
 	}
 	if (optind < argc || ini == NULL) {
-		fprintf(stderr, optind < argc ? "rete monitor: unexpected argument\n"
-					      : "rete monitor: -c coord.ini is required\n");
+		if (optind < argc)
+			fprintf(stderr,
+				"rete monitor: unexpected argument '%s'; the monitor takes options "
+				"only\n",
+				argv[optind]);
+		else
+			fprintf(stderr, "rete monitor: -c coord.ini is required\n");
 		monitor_usage(stderr);
 		return CLI_USAGE;
 	}

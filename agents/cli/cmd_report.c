@@ -310,18 +310,14 @@ int cmd_report(int argc, char **argv)
 	/* the period, whole days in the network's time zone: one this machine
 	 * knows (else the C library counts days in UTC and says nothing) */
 	if (!cli_tz_known(tz)) {
-		fprintf(stderr,
-			"rete report: time zone '%s' (%s) is not known on this machine (no "
-			"/usr/share/zoneinfo/%s); the days of the period would be counted in UTC. "
-			"Give a zone such as Europe/Rome with --tz (or --tz UTC)\n",
-			tz,
-			tz_opt != NULL ? "--tz"
-			: store == NULL && cfg.time_zone_default
-			    ? "the default: the configuration gives no time_zone"
-			: store == NULL	   ? "time_zone of the configuration"
-			: tz_store != NULL ? "the time zone of the store's directory"
-					   : "the default",
-			tz);
+		cli_tz_refuse("rete report", tz,
+			      tz_opt != NULL ? "--tz"
+			      : store == NULL && cfg.time_zone_default
+				  ? "the default: the configuration gives no time_zone"
+			      : store == NULL	 ? "time_zone of the configuration"
+			      : tz_store != NULL ? "the time zone of the store's directory"
+						 : "the default",
+			      "the days of the period would be counted in UTC");
 		rc = CLI_USAGE;
 		goto out;
 	}

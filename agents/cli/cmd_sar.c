@@ -43,6 +43,7 @@
 #include "cli.h"
 #include "cli_access.h"
 #include "json.h"
+#include "validate.h"
 
 static void sar_usage(FILE *f)
 {
@@ -59,11 +60,18 @@ static void sar_usage(FILE *f)
 		   "Other persons of the same case are never listed. The agent indexes what\n"
 		   "it seals or opens from its first start with this version.\n"
 		   "\n"
-		   "  --person FISCALCODE  the person's fiscal code\n"
+		   "  --person FISCALCODE  the person's fiscal code as messages carry it: 16\n"
+		   "                       letters and digits (RSSMRA85M41E897X, an STP or ENI\n"
+		   "                       code such as STP0300150000123: any code message\n"
+		   "                       check accepts), or an 11-digit temporary code\n"
+		   "                       (messages refuse it: found in failed/ and outbox/);\n"
+		   "                       upper or lower case, spaces ignored. Anything else\n"
+		   "                       can match nothing and is refused (exit 2), never\n"
+		   "                       answered \"nothing concerns the person\"\n"
 		   "  --person-id ID       the person's id in this agency's case system\n"
-		   "                       (person.personId of the sealed parts it sealed;\n"
-		   "                       another agency's ids never match); with --person,\n"
-		   "                       messages naming either are listed\n"
+		   "                       (person.personId of the sealed parts it sealed, 1\n"
+		   "                       to 256 bytes; another agency's ids never match);\n"
+		   "                       with --person, messages naming either are listed\n"
 		   "  -c, --config FILE    the agency's agent.ini\n"
 		   "  --json               print the answer as JSON\n"
 		   "  --html FILE          write a printable page (no scripts, no external\n"
@@ -71,16 +79,25 @@ static void sar_usage(FILE *f)
 		   "  --lang it|en         the language of the text and of the page (default it)\n"
 		   "\n"
 		   "The read is recorded in the agent's access record ([privacy] access_log).\n"
-		   "Exit codes: 0 answered (also when nothing concerns the person); 2 usage,\n"
-		   "configuration or I/O error.\n");
+		   "Exit codes: 0 answered (also when nothing concerns the person); 2 usage\n"
+		   "(also a --person that can be no fiscal code), configuration or I/O\n"
+		   "error.\n");
 }
 
-/* The words of the answer, per language. */
+/* The grammatical gender of a kind of message, for the participles that
+ * qualify it (Italian: la segnalazione inviata, l'aggiornamento inviato). */
+enum sar_gender { SAR_F = 0, SAR_M = 1 };
+
+/* The words of the answer, per language. sent, received and delivered
+ * qualify the message: one form per gender of its kind (kinds[k], of
+ * gender genders[k]). covered and not_covered qualify the log entry
+ * (index: "voce", feminine), whatever the message. */
 struct sar_words {
-	const char *title, *intro, *agency, *person, *asked, *none, *sent, *received, *to, *from,
-	    *delivered, *not_delivered, *index, *covered, *not_covered, *kinds[4], *col_what,
-	    *col_when, *col_who, *col_log, *footer, *files, *no_files, *col_files, *refused,
-	    *waiting, *reason;
+	const char *title, *intro, *agency, *person, *asked, *none, *sent[2], *received[2], *to,
+	    *from, *delivered[2], *not_delivered, *index, *covered, *not_covered, *kinds[4],
+	    *col_what, *col_when, *col_who, *col_log, *footer, *files, *no_files, *col_files,
+	    *refused, *waiting, *reason;
+	enum sar_gender genders[4];
 };
 
 static const struct sar_words words_it = {
@@ -91,16 +108,17 @@ static const struct sar_words words_it = {
     .person = "Persona",
     .asked = "Data della risposta",
     .none = "Nessuna comunicazione di questo ente riguarda la persona indicata.",
-    .sent = "inviata",
-    .received = "ricevuta",
+    .sent = {"inviata", "inviato"},
+    .received = {"ricevuta", "ricevuto"},
     .to = "a",
     .from = "da",
-    .delivered = "consegnata a",
+    .delivered = {"consegnata a", "consegnato a"},
     .not_delivered = "consegna non ancora registrata",
     .index = "voce del registro",
     .covered = "coperta dal checkpoint verificato di dimensione",
     .not_covered = "non ancora coperta da un checkpoint verificato",
     .kinds = {"segnalazione", "aggiornamento", "nota", "comunicazione"},
+    .genders = {SAR_F, SAR_M, SAR_F, SAR_F},
     .col_what = "Comunicazione",
     .col_when = "Quando (UTC)",
     .col_who = "Destinatari e consegne",
@@ -125,11 +143,11 @@ static const struct sar_words words_en = {
     .person = "Person",
     .asked = "Answered on",
     .none = "No message of this agency concerned the person named.",
-    .sent = "sent",
-    .received = "received",
+    .sent = {"sent", "sent"},
+    .received = {"received", "received"},
     .to = "to",
     .from = "from",
-    .delivered = "delivered to",
+    .delivered = {"delivered to", "delivered to"},
     .not_delivered = "delivery not recorded yet",
     .index = "log entry",
     .covered = "covered by the verified checkpoint of size",
@@ -151,17 +169,26 @@ static const struct sar_words words_en = {
 	       "system wrote",
     .reason = "reason"};
 
+/* sar_kind_at: the place of a message's kind in sar_words' kinds. */
+static int sar_kind_at(const char *kind)
+{
+	static const char *const known[] = {"referral", "update", "note"};
+	for (int k = 0; kind != NULL && k < 3; k++)
+		if (strcmp(kind, known[k]) == 0)
+			return k;
+	return 3;
+}
+
 static const char *sar_kind(const struct sar_words *w, const char *kind)
 {
-	if (kind == NULL)
-		return w->kinds[3];
-	if (strcmp(kind, "referral") == 0)
-		return w->kinds[0];
-	if (strcmp(kind, "update") == 0)
-		return w->kinds[1];
-	if (strcmp(kind, "note") == 0)
-		return w->kinds[2];
-	return w->kinds[3];
+	return w->kinds[sar_kind_at(kind)];
+}
+
+/* sar_gender_of: the gender of the kind of message m (a JSON message of
+ * the answer), for its participles. */
+static enum sar_gender sar_gender_of(const struct sar_words *w, json_t *m)
+{
+	return w->genders[sar_kind_at(json_string_value(json_object_get(m, "kind")))];
 }
 
 /* sar_names: does the index line name one of the pseudonyms asked for? */
@@ -387,11 +414,7 @@ static json_t *sar_unindexed(const agent_config *cfg, const privacy_key *key, co
 	bool failed = strcmp(sub, "failed") == 0;
 	char dir[PATH_MAX], path[PATH_MAX * 2], norm[80] = "", hex[PRIVACY_MAC_HEX];
 	json_t *out = json_array();
-	size_t n = 0;
-	for (const char *p = fc ? fc : ""; *p && n + 1 < sizeof(norm); p++)
-		if (!isspace((unsigned char)*p))
-			norm[n++] = (char)toupper((unsigned char)*p);
-	norm[n] = '\0';
+	privacy_fiscal_norm(fc, norm, sizeof(norm));
 	agent_spool_path(cfg, sub, NULL, dir, sizeof(dir));
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -599,8 +622,10 @@ static const char *sar_who(json_t *ans)
 }
 
 /* html_cell writes the lines of one table cell: none when list is empty,
- * else each item on a line of its own (a file's name, or a delivery). */
-static void html_cell(FILE *f, const struct sar_words *w, json_t *list, const char *none)
+ * else each item on a line of its own (a file's name, or a delivery, said
+ * with delivered: the participle of the message's gender). */
+static void html_cell(FILE *f, const struct sar_words *w, json_t *list, const char *none,
+		      const char *delivered)
 {
 	size_t j;
 	json_t *d;
@@ -614,7 +639,7 @@ static void html_cell(FILE *f, const struct sar_words *w, json_t *list, const ch
 			html_text(f, json_string_value(d));
 			continue;
 		}
-		html_text(f, w->delivered);
+		html_text(f, delivered);
 		fputs(" ", f);
 		html_text(f, js(d, "to"));
 		fputs(": ", f);
@@ -701,7 +726,8 @@ static void sar_html(FILE *f, const struct sar_words *w, const char *lang, json_
 			fputs(" ", f);
 			html_text(f, js(m, "id"));
 			fputs("<br>", f);
-			html_text(f, sent ? w->sent : w->received);
+			enum sar_gender g = sar_gender_of(w, m);
+			html_text(f, sent ? w->sent[g] : w->received[g]);
 			fputs(" ", f);
 			html_text(f, sent ? w->to : w->from);
 			fputs(" ", f);
@@ -709,7 +735,8 @@ static void sar_html(FILE *f, const struct sar_words *w, const char *lang, json_
 			fputs("</td><td>", f);
 			html_text(f, sent ? js(m, "sealedAt") : js(m, "loggedAt"));
 			fputs("</td><td>", f);
-			html_cell(f, w, json_object_get(m, "deliveries"), w->not_delivered);
+			html_cell(f, w, json_object_get(m, "deliveries"), w->not_delivered,
+				  w->delivered[g]);
 			fputs("</td><td>", f);
 			if (json_is_integer(json_object_get(m, "index"))) {
 				fprintf(f, "%s %" JSON_INTEGER_FORMAT "<br>", w->index,
@@ -722,7 +749,7 @@ static void sar_html(FILE *f, const struct sar_words *w, const char *lang, json_
 					html_text(f, w->not_covered);
 			}
 			fputs("</td><td>", f);
-			html_cell(f, w, json_object_get(m, "files"), w->no_files);
+			html_cell(f, w, json_object_get(m, "files"), w->no_files, NULL);
 			fputs("</td></tr>\n", f);
 		}
 		fputs("</tbody>\n</table>\n", f);
@@ -769,22 +796,29 @@ static void sar_text(FILE *f, const struct sar_words *w, json_t *ans)
 	json_array_foreach(msgs, i, m)
 	{
 		bool sent = strcmp(js(m, "direction"), "sent") == 0;
+		enum sar_gender g = sar_gender_of(w, m);
 		fprintf(f, "- %s %s, %s %s %s, %s", sar_kind(w, js(m, "kind")), js(m, "id"),
-			sent ? w->sent : w->received, sent ? w->to : w->from,
+			sent ? w->sent[g] : w->received[g], sent ? w->to : w->from,
 			sent ? js(m, "recipient") : js(m, "sender"),
 			sent ? js(m, "sealedAt") : js(m, "loggedAt"));
-		if (json_is_integer(json_object_get(m, "index")))
-			fprintf(f, " (%s %" JSON_INTEGER_FORMAT ", %s)", w->index,
-				json_integer_value(json_object_get(m, "index")),
-				json_is_integer(json_object_get(m, "checkpoint")) ? w->covered
-										  : w->not_covered);
+		if (json_is_integer(json_object_get(m, "index"))) {
+			fprintf(f, " (%s %" JSON_INTEGER_FORMAT ", ", w->index,
+				json_integer_value(json_object_get(m, "index")));
+			/* the size, as the page says it: the checkpoint a reader
+			 * can ask for and check the entry against */
+			if (json_is_integer(json_object_get(m, "checkpoint")))
+				fprintf(f, "%s %" JSON_INTEGER_FORMAT ")", w->covered,
+					json_integer_value(json_object_get(m, "checkpoint")));
+			else
+				fprintf(f, "%s)", w->not_covered);
+		}
 		fputc('\n', f);
 		json_t *dl = json_object_get(m, "deliveries");
 		if (json_array_size(dl) == 0)
 			fprintf(f, "    %s\n", w->not_delivered);
 		json_array_foreach(dl, j, d)
 		{
-			fprintf(f, "    %s %s: %s", w->delivered, js(d, "to"),
+			fprintf(f, "    %s %s: %s", w->delivered[g], js(d, "to"),
 				js(d, "deliveredAt"));
 			if (json_is_integer(json_object_get(d, "deliveryIndex")))
 				fprintf(f, " (%s %" JSON_INTEGER_FORMAT ")", w->index,
@@ -811,6 +845,52 @@ static void sar_text(FILE *f, const struct sar_words *w, json_t *ans)
 	}
 }
 
+/* sar_fiscal_ok: can code (as a person may write it: any case, spaces
+ * anywhere) name someone in this agency's files? It can when, with the
+ * spaces dropped and in upper case (as the person index keys it), it is
+ * what private.person.fiscalCode may hold (rete_fiscal_code_valid: 16
+ * letters and digits, whatever their shape, so every code an agent sealed
+ * and indexed: STP/ENI codes, omocodia, an O typed for a zero), or an
+ * 11-digit temporary fiscal code (codice fiscale numerico provvisorio):
+ * message check refuses it, so such a message is in failed/ (or still in
+ * outbox/), where sar_unindexed finds it. Anything else can never match.
+ * When not, why says what is wrong without repeating the code, counting
+ * characters, not bytes (what comes before the first character that is
+ * not a letter or a digit is ASCII, so the two agree up to there). */
+static bool sar_fiscal_ok(const char *code, char *why, size_t n)
+{
+	char norm[24];
+	size_t chars = 0, digits = 0;
+	for (const unsigned char *p = (const unsigned char *)code; *p; p++) {
+		if (isspace(*p))
+			continue;
+		chars++;
+		bool digit = *p >= '0' && *p <= '9';
+		if (!digit && !((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z'))) {
+			snprintf(why, n,
+				 "its character %zu (spaces aside) is neither a letter nor a digit",
+				 chars);
+			return false;
+		}
+		digits += digit;
+	}
+	if (chars == 11 && digits == 11)
+		return true;
+	bool ok = chars == 16 && privacy_fiscal_norm(code, norm, sizeof(norm)) == 16 &&
+		  rete_fiscal_code_valid(norm);
+	sodium_memzero(norm, sizeof(norm));
+	if (ok)
+		return true;
+	if (chars == 11)
+		snprintf(why, n,
+			 "it has 11 characters (spaces aside), not all digits as a "
+			 "temporary code's are");
+	else
+		snprintf(why, n, "it has %zu character%s (spaces aside); a fiscal code has 16",
+			 chars, chars == 1 ? "" : "s");
+	return false;
+}
+
 int cmd_sar(int argc, char **argv)
 {
 	const char *ini = NULL, *person = NULL, *person_id = NULL, *html = NULL, *lang = "it";
@@ -830,6 +910,14 @@ int cmd_sar(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		bool has = i + 1 < argc;
+		static const char *const valued[] = {"-c",	    "--config", "--person",
+						     "--person-id", "--html",	"--lang"};
+		for (size_t k = 0; !has && k < sizeof(valued) / sizeof(valued[0]); k++)
+			if (strcmp(a, valued[k]) == 0) {
+				fprintf(stderr, "rete sar: %s needs a value\n", a);
+				sar_usage(stderr);
+				return CLI_USAGE;
+			}
 		if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && has)
 			ini = argv[++i];
 		else if (strcmp(a, "--person") == 0 && has)
@@ -858,6 +946,26 @@ int cmd_sar(int argc, char **argv)
 		fprintf(stderr, "rete sar: --json and --html exclude each other; give one\n");
 		return CLI_USAGE;
 	}
+	/* A typo must not answer "nothing concerns her": what cannot be a
+	 * fiscal code (or a person id a message can carry) is refused. */
+	char why[200];
+	if (person != NULL && !sar_fiscal_ok(person, why, sizeof(why))) {
+		fprintf(stderr,
+			"rete sar: --person is not a fiscal code: %s. Accepted: a fiscal code as "
+			"messages carry it, 16 letters and digits (RSSMRA85M41E897X, or an STP or "
+			"ENI code such as STP0300150000123), or an 11-digit temporary code; upper "
+			"or lower case, spaces ignored. For a person without one, --person-id "
+			"ID\n",
+			why);
+		return CLI_USAGE;
+	}
+	if (person_id != NULL && (person_id[0] == '\0' || strlen(person_id) > RETE_SHORT_MAX)) {
+		fprintf(stderr,
+			"rete sar: --person-id has %zu bytes; a person id as a message carries it "
+			"(private.person.personId) has 1 to %d, so it would match nothing\n",
+			strlen(person_id), RETE_SHORT_MAX);
+		return CLI_USAGE;
+	}
 	if (strcmp(lang, "it") != 0 && strcmp(lang, "en") != 0) {
 		fprintf(stderr, "rete sar: --lang '%s' is not accepted; use it or en\n", lang);
 		return CLI_USAGE;
@@ -873,6 +981,7 @@ int cmd_sar(int argc, char **argv)
 	}
 	if ((person != NULL && !privacy_mac_fiscal(key, person, mac1)) ||
 	    (person_id != NULL && !privacy_mac_person_id(key, person_id, mac2))) {
+		/* refused above: an empty one has no pseudonym */
 		fprintf(stderr, "rete sar: --person and --person-id must not be empty\n");
 		goto out;
 	}

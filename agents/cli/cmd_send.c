@@ -14,6 +14,7 @@
 #include "../agent/agent_config.c"
 #include "../agent/agent_spool.c"
 
+#include <errno.h>
 #include <limits.h>
 #include <poll.h>
 #include <sys/inotify.h>
@@ -28,8 +29,13 @@ static void send_usage(FILE *f)
 	fprintf(f, "usage: rete send -c agent.ini FILE.json [--wait [SECONDS]]\n\n"
 		   "Checks FILE.json (a message for the agency's outbox, with an optional\n"
 		   "\"private\" part) and queues it in the agent's outbox/. With --wait (default\n"
-		   "60 seconds) waits for the answer: prints the receipt (exit 0) or the error\n"
-		   "(exit 1); exit 1 also when the time runs out.\n");
+		   "60 seconds; 1 to 86400) waits for the answer: prints the receipt (exit 0)\n"
+		   "or the error (exit 1); exit 1 also when the time runs out.\n"
+		   "\n"
+		   "Exit codes: 0 queued (with --wait: the broker took it, its receipt\n"
+		   "printed); 1 the file is not JSON or not a valid message (nothing queued),\n"
+		   "or with --wait the broker refused it or no answer came in time (it stays\n"
+		   "queued); 2 usage, configuration or I/O error (nothing queued).\n");
 }
 
 static bool send_exists(const char *dir, const char *name)
@@ -79,13 +85,22 @@ static int send_check(const agent_config *cfg, const char *file)
 	Rete__Private *priv = NULL;
 	int rc = CLI_OK;
 
-	rete_err err = rete_json_load_outbox(file, NULL, &msg, &priv, &problems);
-	if (err == RETE_EIO) {
-		for (size_t i = 0; i < problems.n; i++)
-			fprintf(stderr, "rete send: %s\n", problems.items[i].text);
-		rete_problems_free(&problems);
-		return CLI_USAGE;
+	/* parsed here, so that a syntax error is said once: its sentence
+	 * already names the file */
+	json_t *doc = NULL;
+	rete_msg m = {{0}};
+	rete_err err = rete_json_load_file(file, &doc, &m);
+	if (err != RETE_OK) {
+		/* the sentence names the file (once) and where the JSON breaks */
+		fprintf(stderr, "rete send: %s\n", m.text);
+		if (err == RETE_EJSON)
+			fprintf(stderr, "rete send: %s: not JSON; nothing was queued\n", file);
+		else
+			fprintf(stderr, "rete send: nothing was queued\n");
+		return err == RETE_EJSON ? CLI_FALSE : CLI_USAGE;
 	}
+	err = rete_json_load_outbox(file, doc, &msg, &priv, &problems);
+	json_decref(doc);
 	if (err == RETE_OK)
 		rete_validate_message(msg, priv, RETE_VALIDATE_DRAFT, &problems);
 	if (msg != NULL && msg->sender != NULL && msg->sender[0] != '\0' &&
@@ -186,32 +201,68 @@ int cmd_send(int argc, char **argv)
 		return CLI_OK;
 	}
 	for (int i = 1; i < argc; i++) {
-		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
-		    i + 1 < argc) {
+		const char *a = argv[i];
+		if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+			if (i + 1 >= argc) {
+				fprintf(stderr,
+					"rete send: %s needs a value: the agent's agent.ini\n", a);
+				send_usage(stderr);
+				return CLI_USAGE;
+			}
 			ini = argv[++i];
-		} else if (strcmp(argv[i], "--wait") == 0) {
+		} else if (strcmp(a, "--wait") == 0) {
 			wait = true;
-			if (i + 1 < argc && argv[i + 1][0] >= '0' && argv[i + 1][0] <= '9') {
+			/* the seconds are optional: a number (or what tries to be
+			 * one, "-5") is taken as them, anything else is the file */
+			const char *v = i + 1 < argc ? argv[i + 1] : "";
+			bool number = (v[0] >= '0' && v[0] <= '9') ||
+				      (v[0] == '-' && v[1] >= '0' && v[1] <= '9');
+			if (number) {
 				char *end;
-				long long v = strtoll(argv[i + 1], &end, 10);
-				if (*end != '\0' || v <= 0 || v > 86400) {
+				errno = 0;
+				long long n = strtoll(v, &end, 10);
+				if (errno != 0 || *end != '\0' || n <= 0 || n > 86400) {
 					fprintf(stderr,
-						"rete send: --wait %s: give whole seconds, 1 to "
-						"86400\n",
-						argv[i + 1]);
+						"rete send: --wait %s is not accepted: give whole "
+						"seconds, 1 to 86400 (or --wait alone: 60)\n",
+						v);
+					send_usage(stderr);
 					return CLI_USAGE;
 				}
-				seconds = v;
+				seconds = n;
 				i++;
 			}
-		} else if (argv[i][0] == '-' || file != NULL) {
+		} else if (a[0] == '-') {
+			if (a[1] == '\0')
+				fprintf(stderr,
+					"rete send: '-' is not accepted: the message is read "
+					"from a file, never from standard input; give "
+					"FILE.json\n");
+			else
+				fprintf(stderr,
+					"rete send: unknown option '%s'; accepted: -c, --wait, "
+					"--help\n",
+					a);
+			send_usage(stderr);
+			return CLI_USAGE;
+		} else if (file != NULL) {
+			bool after_wait = i > 1 && strcmp(argv[i - 1], "--wait") == 0;
+			fprintf(stderr,
+				"rete send: unexpected argument '%s': the file to send is already "
+				"'%s' (one file per run)%s\n",
+				a, file,
+				after_wait ? "; --wait takes whole seconds, 1 to 86400" : "");
 			send_usage(stderr);
 			return CLI_USAGE;
 		} else {
-			file = argv[i];
+			file = a;
 		}
 	}
 	if (ini == NULL || file == NULL) {
+		fprintf(stderr, "rete send: missing %s\n",
+			ini == NULL && file == NULL ? "-c agent.ini and FILE.json"
+			: ini == NULL		    ? "-c agent.ini (the agent's configuration)"
+						    : "FILE.json (the message to send)");
 		send_usage(stderr);
 		return CLI_USAGE;
 	}

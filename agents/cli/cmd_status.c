@@ -177,7 +177,25 @@ int cmd_status(int argc, char **argv)
 				return CLI_USAGE;
 			}
 			timeout_ms = (int)v * 1000;
-		} else if (argv[i][0] == '-' || refid != NULL) {
+		} else if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0 ||
+			   strcmp(argv[i], "--timeout") == 0) {
+			fprintf(stderr, "rete status: %s needs a value\n", argv[i]);
+			status_usage(stderr);
+			return CLI_USAGE;
+		} else if (argv[i][0] == '-') {
+			fprintf(
+			    stderr,
+			    "rete status: unknown option '%s'; accepted: -c, --json, --timeout, "
+			    "--help\n",
+			    argv[i]);
+			status_usage(stderr);
+			return CLI_USAGE;
+		} else if (refid != NULL) {
+			fprintf(
+			    stderr,
+			    "rete status: unexpected argument '%s': the referral is already '%s' "
+			    "(one per run, or none for all)\n",
+			    argv[i], refid);
 			status_usage(stderr);
 			return CLI_USAGE;
 		} else {
@@ -185,6 +203,7 @@ int cmd_status(int argc, char **argv)
 		}
 	}
 	if (ini == NULL) {
+		fprintf(stderr, "rete status: missing -c agent.ini (the agent's configuration)\n");
 		status_usage(stderr);
 		return CLI_USAGE;
 	}
@@ -231,6 +250,7 @@ int cmd_status(int argc, char **argv)
 		fprintf(stderr, "rete status: the broker is not asked: %s\n", m.text);
 		reachable = false;
 	}
+	bool asked = reachable; /* connected and asking: silence is then said */
 	size_t i;
 	json_t *rec;
 	json_array_foreach(recs, i, rec)
@@ -247,10 +267,23 @@ int cmd_status(int argc, char **argv)
 	if (refid != NULL) {
 		json_t *only = json_array_get(recs, 0);
 		if (json_object_size(only) <= 1 && json_object_get(only, "broker") == NULL) {
-			fprintf(stderr,
-				"rete status: referral %s is known neither to this agency's "
-				"store nor%s to the broker\n",
-				refid, reachable ? "" : " (unreachable)");
+			if (!asked)
+				fprintf(stderr,
+					"rete status: referral %s is not in this agency's store "
+					"(the broker was not asked)\n",
+					refid);
+			else if (reachable)
+				fprintf(stderr,
+					"rete status: referral %s is known neither to this "
+					"agency's store nor to the broker\n",
+					refid);
+			else
+				fprintf(stderr,
+					"rete status: referral %s is not in this agency's store, "
+					"and the broker at %s did not answer within %d s (is it "
+					"running, is [agent] broker right, and is [agent] "
+					"broker_key (%s) its public key?)\n",
+					refid, cfg.broker, timeout_ms / 1000, cfg.broker_key_path);
 			rc = CLI_FALSE;
 			goto out;
 		}
@@ -275,9 +308,14 @@ int cmd_status(int argc, char **argv)
 		{
 			status_print(rec, stdout);
 		}
-		if (!reachable && timeout_ms > 0)
+		/* a wrong pinned key looks like silence (the CURVE handshake
+		 * fails without a word): say it with the other causes */
+		if (asked && !reachable)
 			printf(
-			    "(the broker did not answer: statuses are this agency's own record)\n");
+			    "(the broker at %s did not answer within %d s: statuses are this "
+			    "agency's own record; is it running, is [agent] broker right, and is "
+			    "[agent] broker_key (%s) its public key?)\n",
+			    cfg.broker, timeout_ms / 1000, cfg.broker_key_path);
 	}
 out:
 	json_decref(recs);

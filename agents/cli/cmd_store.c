@@ -166,6 +166,8 @@ static int store_backup(int argc, char **argv)
 int cmd_store(int argc, char **argv)
 {
 	if (argc < 2 || cli_wants_help(argc, argv) || strcmp(argv[1], "help") == 0) {
+		if (argc < 2)
+			fprintf(stderr, "rete store: no subcommand given; accepted: backup\n");
 		store_usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? CLI_USAGE : CLI_OK;
 	}

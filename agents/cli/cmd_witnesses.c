@@ -26,7 +26,8 @@ static void witnesses_usage(FILE *out)
 		     "Prints a witness policy (docs/auditing.md, Witnesses): one line 'witness ID\n"
 		     "KEY' for every agency of the directory in force (coordinators and auditors\n"
 		     "left out), KEY its Ed25519 public key in base64, and 'quorum K' when given\n"
-		     "(default: every agency listed must have cosigned). The directory comes from\n"
+		     "(default: every agency listed must have cosigned; K from 1 to the number of\n"
+		     "agencies listed, more is refused with exit 2). The directory comes from\n"
 		     "the broker (-c: the coordinator's or auditor's configuration; the broker's\n"
 		     "WELCOME) or from a store folder (opened read-only); it must verify with the\n"
 		     "pinned broker key (-c) or --broker-key. Save the output and give it to\n"
@@ -118,6 +119,16 @@ static int print_policy(const uint8_t *entry, size_t len, const rete_pubkey *bk,
 			le->index);
 		goto out;
 	}
+	/* said as the option it is: the policy's lines are ours, not the
+	 * user's, and a quorum above the witnesses could never be met */
+	if (quorum > n) {
+		fprintf(stderr,
+			"rete witnesses: --quorum %" PRIu64 " is more than the %zu agencies the "
+			"directory (entry %" PRIu64 ") lists; give 1 to %zu\n",
+			quorum, n, le->index, n);
+		rc = CLI_USAGE;
+		goto out;
+	}
 	/* what is printed must load as a policy */
 	if (rete_witness_policy_parse(text, tlen, &p, &m) != RETE_OK) {
 		fprintf(stderr, "rete witnesses: %s (the directory lists %zu agencies)\n", m.text,
@@ -195,8 +206,8 @@ static int from_broker(const char *ini, uint64_t quorum)
 	for (;;) {
 		int64_t left = end - mono_ms();
 		if (left <= 0) {
-			fprintf(stderr, "rete witnesses: no WELCOME from %s within %d ms\n",
-				cfg.broker, cfg.timeout_ms);
+			coord_silent(&cfg, NULL, &m);
+			fprintf(stderr, "rete witnesses: no WELCOME: %s\n", m.text);
 			goto out;
 		}
 		e = rete_wire_recv(w, (int)left, &f, &m);

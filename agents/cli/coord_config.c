@@ -209,10 +209,7 @@ rete_err coord_query(const coord_config *cfg, rete_wire *w, Rete__Query__WhatCas
 	}
 	err = rete_wire_call(w, &q, cfg->timeout_ms, &f, m);
 	if (err == RETE_ETIMEDOUT)
-		return rete_msg_set(m, err,
-				    "the broker at %s did not answer within %d s; is it running, "
-				    "and is [client] broker right?",
-				    cfg->broker, cfg->timeout_ms / 1000);
+		return coord_silent(cfg, NULL, m);
 	if (err != RETE_OK)
 		return err;
 	if (f->command_case != RETE__BROKER_FRAME__COMMAND_RESULT || f->result == NULL) {
@@ -246,4 +243,15 @@ rete_err coord_answer(Rete__BrokerFrame *f, Rete__QueryResult__AnswerCase want,
 				    "the broker's answer is not of the kind asked for");
 	}
 	return RETE_OK;
+}
+
+rete_err coord_silent(const coord_config *cfg, const char *endpoint, rete_msg *m)
+{
+	return rete_msg_set(m, RETE_ETIMEDOUT,
+			    "the broker at %s did not answer within %d s; is it running, is "
+			    "%s right, and is [client] broker_key (%s) its public key? (with "
+			    "another key the connection never opens, without a word)",
+			    endpoint != NULL ? endpoint : cfg->broker, cfg->timeout_ms / 1000,
+			    endpoint != NULL ? "the endpoint" : "[client] broker",
+			    cfg->broker_key_path);
 }

@@ -77,4 +77,11 @@ rete_err coord_query(const coord_config *cfg, rete_wire *w, Rete__Query__WhatCas
 rete_err coord_answer(Rete__BrokerFrame *f, Rete__QueryResult__AnswerCase want,
 		      Rete__ErrorCode *code, rete_msg *m);
 
+/* coord_silent sets m to RETE_ETIMEDOUT and the sentence for a broker at
+ * endpoint (NULL: cfg->broker) that did not answer within cfg->timeout_ms:
+ * not running, the wrong endpoint, or the wrong [client] broker_key (with
+ * another key the CURVE handshake fails without a word, so a wrong key
+ * looks like silence). Returns RETE_ETIMEDOUT. */
+rete_err coord_silent(const coord_config *cfg, const char *endpoint, rete_msg *m);
+
 #endif

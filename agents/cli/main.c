@@ -4,13 +4,17 @@
 #include "cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include "duration.h"
 
 struct cli_command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 	const char *summary;
+	const char *also; /* a second form of the command, or NULL */
 };
 
 static const struct cli_command commands[] = {
@@ -24,7 +28,8 @@ static const struct cli_command commands[] = {
 	{"send", cmd_send, "send -c agent.ini FILE.json [--wait [S]]  queue a message in the agent's outbox"},
 	{"status", cmd_status, "status -c agent.ini [REFERRAL_ID] [--json]  the agency's referrals and their history"},
 	{"monitor", cmd_monitor, "monitor -c coord.ini [--once] [--json]  the coordinator's live view (overdue first)"},
-	{"console", cmd_console, "console -c coord.ini [--listen ADDR]  the web console (Panoramica, Salute), live"},
+	{"console", cmd_console, "console -c coord.ini [--listen ADDR]  the web console (Panoramica, Salute), live",
+	 "console passwd USER -c coord.ini  set a console user's password (accounts file)"},
 	{"report", cmd_report, "report (-c coord.ini | --store DIR) --from D --to D [--by ...] [--format csv|json]  period counts and median times"},
 	{"sar", cmd_sar, "sar --person FISCALCODE -c agent.ini [--json | --html FILE]  one person's subject-access answer"},
 	{"health", cmd_health, "health -c coord.ini [--json]  the broker's health (exit 0 healthy, 1 problems)"},
@@ -39,6 +44,13 @@ bool cli_wants_help(int argc, char **argv)
 	return false;
 }
 
+/* cli_tz_dir: where the C library looks for zones (glibc: $TZDIR). */
+static const char *cli_tz_dir(void)
+{
+	const char *d = getenv("TZDIR");
+	return d != NULL && d[0] != '\0' && strlen(d) < 256 ? d : "/usr/share/zoneinfo";
+}
+
 bool cli_tz_known(const char *tz)
 {
 	char path[512];
@@ -49,8 +61,26 @@ bool cli_tz_known(const char *tz)
 		return false;
 	if (strcmp(tz, "UTC") == 0)
 		return true;
-	snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
+	snprintf(path, sizeof(path), "%s/%s", cli_tz_dir(), tz);
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+void cli_tz_refuse(const char *who, const char *tz, const char *from, const char *instead)
+{
+	const char *dir = cli_tz_dir();
+	if (!cli_tz_known(RETE_DEFAULT_TZ)) {
+		/* not even the default: the database is missing, not the zone */
+		fprintf(stderr,
+			"%s: time zone '%s' (%s) cannot be used: this machine has no time zone "
+			"database (no %s/%s: the tzdata package is not installed); %s. Install "
+			"tzdata (apt-get install tzdata), or give --tz UTC\n",
+			who, tz, from, dir, RETE_DEFAULT_TZ, instead);
+		return;
+	}
+	fprintf(stderr,
+		"%s: time zone '%s' (%s) is not known on this machine (no %s/%s); %s. Give a "
+		"zone such as " RETE_DEFAULT_TZ " with --tz (or --tz UTC)\n",
+		who, tz, from, dir, tz, instead);
 }
 
 static void usage(FILE *out)
@@ -58,8 +88,11 @@ static void usage(FILE *out)
 	fprintf(out, "usage: rete COMMAND [ARGS...]\n\n"
 		     "rete is the command-line tool of the rete referral network.\n\n"
 		     "commands:\n");
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		fprintf(out, "  rete %s\n", commands[i].summary);
+		if (commands[i].also != NULL)
+			fprintf(out, "  rete %s\n", commands[i].also);
+	}
 	fprintf(out, "  rete --check-config -c FILE  check an agent.ini, coord.ini or audit.ini\n");
 	fprintf(out, "\n'rete COMMAND --help' explains one command; 'rete --version' (or\n"
 		     "'rete version') says which rete this is.\n"
@@ -69,6 +102,7 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
+		fprintf(stderr, "rete: no command given\n");
 		usage(stderr);
 		return CLI_USAGE;
 	}

@@ -146,9 +146,12 @@ rete_err mon_start(struct mon_ctx *c, bool need_events, rete_msg *m)
 				return rete_msg_set(
 				    m, RETE_ETIMEDOUT,
 				    "the broker's events at %s did not connect within "
-				    "%d s; is the broker running, and is [client] "
-				    "events right?",
-				    c->cfg.events, c->cfg.timeout_ms / 1000);
+				    "%d s; is the broker running, is [client] events "
+				    "right, and is [client] broker_key (%s) its public "
+				    "key? (with another key the connection never opens, "
+				    "without a word)",
+				    c->cfg.events, c->cfg.timeout_ms / 1000,
+				    c->cfg.broker_key_path);
 			/* before the snapshot every event is in it: drop them */
 			err = rete_wire_event_recv(c->sub, 50, &ev, m);
 			if (err == RETE_OK)

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -699,7 +700,7 @@ static void test_proofs(void **state)
 static void test_unreadable_checkpoint_file(void **state)
 {
 	struct fx f;
-	char *out = NULL, empty[4096], pf[4096];
+	char *out = NULL, empty[4096], pf[4096], notck[4096], bin[4096];
 	(void)state;
 
 	fx_build(&f);
@@ -708,14 +709,31 @@ static void test_unreadable_checkpoint_file(void **state)
 	assert_int_equal(tu_write_file(empty, "", 0), 0);
 	assert_int_equal(run(&out, "%s audit proof %s --index 3 > %s", RETE, f.store, pf), 0);
 	free(out);
-	const char *files[2] = {empty, f.root};
-	for (int i = 0; i < 2; i++) {
+	/* a file that is plainly not a checkpoint note (a passwd file,
+	 * bytes, a proof given in the note's place) is the input's fault,
+	 * not the log's: exit 2 with a sentence naming the file, never "the
+	 * log does not verify" (exit 1, a false tamper alarm); a damaged
+	 * note is judged (test_damaged_checkpoint_note) */
+	snprintf(notck, sizeof(notck), "%s/passwd", f.root);
+	snprintf(bin, sizeof(bin), "%s/bytes.ckpt", f.root);
+	const char *pw = "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/:/bin/sh\n";
+	assert_int_equal(tu_write_file(notck, pw, strlen(pw)), 0);
+	assert_int_equal(tu_write_file(bin,
+				       "\x7f"
+				       "ELF\x02\x01\x01\x00\xff\xfe\n\x01\n",
+				       13),
+			 0);
+	const char *files[5] = {empty, f.root, notck, bin, pf};
+	for (int i = 0; i < 5; i++) {
+		/* the last three are read, then found not to be notes */
+		const char *said = i >= 2 ? "not a checkpoint note" : files[i];
 		assert_int_equal(run(&out,
 				     "%s audit verify %s --broker-key %s --since-checkpoint %s",
 				     RETE, f.store, f.pub, files[i]),
 				 2);
 		assert_null(strstr(out, "does not verify"));
 		assert_non_null(strstr(out, files[i]));
+		assert_non_null(strstr(out, said));
 		free(out);
 		assert_int_equal(run(&out,
 				     "%s audit verify %s --broker-key %s --since-checkpoint %s "
@@ -728,8 +746,207 @@ static void test_unreadable_checkpoint_file(void **state)
 				     RETE, pf, files[i], f.pub),
 				 2);
 		assert_non_null(strstr(out, files[i]));
+		assert_non_null(strstr(out, said));
 		free(out);
 	}
+	/* a JSON file that is not a proof (an array, an object with a key no
+	 * proof has, an empty object) is an input error too, as a file that
+	 * is not JSON is; the checkpoint is a good one */
+	char *ck = NULL, ckf[4096];
+	snprintf(ckf, sizeof(ckf), "%s/good.ckpt", f.root);
+	assert_int_equal(run(&ck, "%s checkpoint %s", RETE, f.store), 0);
+	assert_int_equal(tu_write_file(ckf, ck, strlen(ck)), 0);
+	free(ck);
+	const char *notproof[] = {"[1, 2]", "{\"hello\": 1}", "{}"};
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(tu_write_file(pf, notproof[i], strlen(notproof[i])), 0);
+		assert_int_equal(run(&out,
+				     "%s audit check-proof %s --checkpoint %s --broker-key %s",
+				     RETE, pf, ckf, f.pub),
+				 2);
+		assert_non_null(strstr(out, "is not a proof file"));
+		assert_null(strstr(out, "does not hold"));
+		if (i == 1 && strstr(out, "desc") == NULL) /* the keys a proof may have */
+			fail_msg("the keys a proof has, without desc: %s", out);
+		free(out);
+	}
+	fx_free(&f);
+}
+
+/* put_variant writes the note at text (len bytes) into DIR/NAME.ckpt
+ * (path into path). */
+static void put_variant(const struct fx *f, const char *name, const char *text, size_t len,
+			char *path, size_t plen)
+{
+	snprintf(path, plen, "%s/%s.ckpt", f->root, name);
+	assert_int_equal(tu_write_file(path, text, len), 0);
+}
+
+/* A checkpoint note of this log that is damaged (the reviewer's table:
+ * its final newline dropped, its signature cut or removed, its root
+ * garbled or another, its size with a leading zero or larger, CRLF line
+ * ends) does not hold: exit 1 for verify --since-checkpoint and for
+ * check-proof --checkpoint, as before the note's form was checked first
+ * (the branch made them exit 2, an input error). Untouched, it holds. */
+static void test_damaged_checkpoint_note(void **state)
+{
+	struct fx f;
+	char *out = NULL, *good = NULL, pf[4096], path[4096], buf[4096];
+	(void)state;
+
+	fx_build(&f);
+	snprintf(pf, sizeof(pf), "%s/incl.json", f.root);
+	assert_int_equal(run(&out, "%s audit proof %s --index 0 > %s", RETE, f.store, pf), 0);
+	free(out);
+	assert_int_equal(run(&good, "%s checkpoint %s", RETE, f.store), 0);
+	size_t len = strlen(good);
+	/* the lines: origin, size, root, blank, signature */
+	char *l2 = strchr(good, '\n') + 1, *l3 = strchr(l2, '\n') + 1;
+	char *blank = strstr(good, "\n\n");
+	assert_non_null(blank);
+	struct {
+		const char *name;
+		size_t len;
+		char text[4096];
+	} v[9];
+	int k = 0;
+	/* nonl: the final newline lost */
+	v[k].name = "nonl";
+	v[k].len = len - 1;
+	memcpy(v[k++].text, good, len - 1);
+	/* cut: the signature's last character cut */
+	v[k].name = "cut";
+	memcpy(v[k].text, good, len - 2);
+	v[k].text[len - 2] = '\n';
+	v[k++].len = len - 1;
+	/* nosig: the signature lines removed */
+	v[k].name = "nosig";
+	v[k].len = (size_t)(blank - good) + 2;
+	memcpy(v[k].text, good, v[k].len);
+	k++;
+	/* garbroot: the root's first character garbled */
+	v[k].name = "garbroot";
+	memcpy(v[k].text, good, len);
+	v[k].text[l3 - good] = '*';
+	v[k++].len = len;
+	/* otherroot: another root, well formed */
+	v[k].name = "otherroot";
+	v[k].len =
+	    (size_t)snprintf(v[k].text, sizeof(v[k].text), "%.*s%s%s", (int)(l3 - good), good,
+			     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", strchr(l3, '\n'));
+	k++;
+	/* zero: the size with a leading zero */
+	v[k].name = "zero";
+	v[k].len =
+	    (size_t)snprintf(v[k].text, sizeof(v[k].text), "%.*s0%s", (int)(l2 - good), good, l2);
+	k++;
+	/* bigger: a larger size */
+	v[k].name = "bigger";
+	v[k].len = (size_t)snprintf(v[k].text, sizeof(v[k].text), "%.*s%llu%s", (int)(l2 - good),
+				    good, strtoull(l2, NULL, 10) + 5, strchr(l2, '\n'));
+	k++;
+	/* crlf: every line ended by CR LF */
+	v[k].name = "crlf";
+	v[k].len = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (good[i] == '\n')
+			v[k].text[v[k].len++] = '\r';
+		v[k].text[v[k].len++] = good[i];
+	}
+	k++;
+	/* good: untouched */
+	v[k].name = "good";
+	v[k].len = len;
+	memcpy(v[k++].text, good, len);
+	free(good);
+	for (int i = 0; i < k; i++) {
+		int want = strcmp(v[i].name, "good") == 0 ? 0 : 1;
+		put_variant(&f, v[i].name, v[i].text, v[i].len, path, sizeof(path));
+		int rc = run(&out,
+			     "%s audit verify %s --broker-key %s --since-checkpoint %s --no-replay",
+			     RETE, f.store, f.pub, path);
+		if (rc != want || (want == 1 && strstr(out, "the log does not verify") == NULL))
+			fail_msg("verify --since-checkpoint %s: exit %d, expected %d: %s",
+				 v[i].name, rc, want, out);
+		free(out);
+		rc = run(&out, "%s audit check-proof %s --checkpoint %s --broker-key %s", RETE, pf,
+			 path, f.pub);
+		if (rc != want)
+			fail_msg("check-proof --checkpoint %s: exit %d, expected %d: %s", v[i].name,
+				 rc, want, out);
+		free(out);
+	}
+	/* --origin names the log: a note whose first line is the origin is
+	 * judged, whatever follows */
+	snprintf(buf, sizeof(buf), "%s\nfive\n", ORIGIN);
+	put_variant(&f, "origin", buf, strlen(buf), path, sizeof(path));
+	assert_int_equal(run(&out,
+			     "%s audit check-proof %s --checkpoint %s --broker-key %s --origin %s",
+			     RETE, pf, path, f.pub, ORIGIN),
+			 1);
+	free(out);
+	assert_int_equal(run(&out, "%s audit check-proof %s --checkpoint %s --broker-key %s", RETE,
+			     pf, path, f.pub),
+			 2);
+	free(out);
+	fx_free(&f);
+}
+
+/* rete audit timeline --tz with a zone this machine does not know warned,
+ * printed in UTC and exited 0, while rete report refuses it: now refused
+ * the same way (exit 2, the zone named, nothing printed); a known one
+ * still prints. */
+static void test_timeline_unknown_zone(void **state)
+{
+	struct fx f;
+	char *out = NULL, *rep = NULL;
+	(void)state;
+
+	fx_build(&f);
+	assert_int_equal(run(&out, "%s audit timeline %s --case case-9 --tz Mars/X", RETE, f.store),
+			 2);
+	assert_non_null(strstr(out, "'Mars/X'"));
+	assert_non_null(strstr(out, "not known"));
+	assert_null(strstr(out, "its entries in log order"));
+	/* the same sentence as rete report's, but for what the zone is for */
+	assert_int_equal(run(&rep,
+			     "%s report --store %s --from 2026-09-01 --to 2026-09-30 --tz Mars/X",
+			     RETE, f.store),
+			 2);
+	const char *same = "time zone 'Mars/X' (--tz) is not known on this machine (no "
+			   "/usr/share/zoneinfo/Mars/X)";
+	if (strstr(out, same) == NULL || strstr(rep, same) == NULL)
+		fail_msg("not the same sentence '%s':\ntimeline: %s\nreport: %s", same, out, rep);
+	free(rep);
+	free(out);
+	assert_int_equal(
+	    run(&out, "%s audit timeline %s --case case-9 --tz Europe/Rome", RETE, f.store), 0);
+	assert_non_null(strstr(out, "times in Europe/Rome"));
+	free(out);
+	/* a machine without tzdata (TZDIR names where the C library looks
+	 * for zones): the default zone is refused because the database is
+	 * missing, and the sentence says so rather than "give a zone such as
+	 * Europe/Rome" */
+	char tmp[4200];
+	snprintf(tmp, sizeof(tmp), "%s/no-zoneinfo", f.root);
+	assert_int_equal(mkdir(tmp, 0755), 0);
+	assert_int_equal(
+	    run(&out, "TZDIR=%s %s audit timeline %s --case case-9", tmp, RETE, f.store), 2);
+	if (strstr(out, "tzdata") == NULL || strstr(out, "such as Europe/Rome") != NULL)
+		fail_msg("timeline without tzdata: %s", out);
+	free(out);
+	assert_int_equal(run(&rep,
+			     "TZDIR=%s %s report --store %s --from 2026-09-01 --to 2026-09-30", tmp,
+			     RETE, f.store),
+			 2);
+	if (strstr(rep, "tzdata") == NULL || strstr(rep, "such as Europe/Rome") != NULL)
+		fail_msg("report without tzdata: %s", rep);
+	free(rep);
+	/* UTC needs no database */
+	assert_int_equal(
+	    run(&out, "TZDIR=%s %s audit timeline %s --case case-9 --tz UTC", tmp, RETE, f.store),
+	    0);
+	free(out);
 	fx_free(&f);
 }
 
@@ -872,6 +1089,8 @@ int main(void)
 	    cmocka_unit_test(test_proofs),
 	    cmocka_unit_test(test_origin_impossible),
 	    cmocka_unit_test(test_unreadable_checkpoint_file),
+	    cmocka_unit_test(test_damaged_checkpoint_note),
+	    cmocka_unit_test(test_timeline_unknown_zone),
 	    cmocka_unit_test(test_report_unknown_zone),
 	    cmocka_unit_test(test_report_csv_bom),
 	    cmocka_unit_test(test_log_lines),

@@ -450,6 +450,30 @@ static void test_remote_audit(void **state)
 	assert_int_equal(rc, 2);
 	assert_non_null(strstr(out, "is not a state"));
 	free(out);
+	/* a state whose folder is missing (or a file) is warned about before
+	 * the log is fetched; the log is verified all the same (an alarm
+	 * would still be exit 1: test_audit_state_dir.sh), and the run ends
+	 * in exit 2, the state not saved */
+	char nodir[700];
+	snprintf(nodir, sizeof(nodir), "%s/audit.ini/st.json", E->h.dir);
+	const char *nostate[] = {"/nonexistent/dir/st.json", nodir};
+	for (int k = 0; k < 2; k++) {
+		rc = verify_remote(&out, nostate[k], false);
+		if (rc != 2 || strncmp(out, "rete audit verify: warning: --state", 35) != 0 ||
+		    strstr(out, "holds") == NULL || strstr(out, "was not saved") == NULL ||
+		    strstr(out, "state saved in") != NULL)
+			fail_msg("--state %s: exit %d, expected 2, the warning first, the log "
+				 "verified, the state not saved: %s",
+				 nostate[k], rc, out);
+		free(out);
+	}
+	/* --no-replay at a distance: the remote verify never replays (the
+	 * replay needs the store), so the option is refused, not ignored */
+	rc = tu_run(&out, "%s/rete audit verify --broker %s -c %s --state %s --no-replay 2>&1",
+		    RETE_BIN_DIR, E->h.listen, E->audit_ini, E->state);
+	if (rc != 2 || strstr(out, "--no-replay") == NULL || strstr(out, "fetched") != NULL)
+		fail_msg("--no-replay at a distance: exit %d, expected 2 naming it: %s", rc, out);
+	free(out);
 	/* the good one was left alone */
 	char *now = tu_read_file(E->state, NULL);
 	assert_string_equal(now, good_state);

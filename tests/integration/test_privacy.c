@@ -11,6 +11,7 @@
  * and nothing of her son.
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,8 @@
 #include <jansson.h>
 
 #include "itest.h"
+#include "json.h"
+#include "validate.h"
 
 #define MOTHER_FC  "RSSMRA85M41E897X"
 #define SON_FC	   "BNCLCU10T12E897Q"
@@ -204,6 +207,36 @@ static void test_sar_mother(void **state)
 	}
 	assert_true(covered);
 
+	/* the text answer says the size of the checkpoint that covers each
+	 * entry, in Italian and in English (it printed "coperta dal
+	 * checkpoint verificato di dimensione)" with no size) */
+	int64_t cp_size = 0;
+	assert_int_equal(tu_run(&out, "%s sar --person " MOTHER_FC " -c %s --json", exe, ini), 0);
+	ans = json_loads(out, 0, NULL);
+	free(out);
+	json_array_foreach(json_object_get(ans, "messages"), i, m)
+	{
+		if (strcmp(json_string_value(json_object_get(m, "id")), MOTHER_REF) == 0)
+			cp_size = json_integer_value(json_object_get(m, "checkpoint"));
+	}
+	json_decref(ans);
+	assert_true(cp_size > 0);
+	const char *sar_langs[] = {"it", "en"};
+	const char *cover_fmt[] = {"coperta dal checkpoint verificato di dimensione %lld)",
+				   "covered by the verified checkpoint of size %lld)"};
+	for (int l = 0; l < 2; l++) {
+		char want[160];
+		rc = tu_run(&out, "%s sar --person " MOTHER_FC " -c %s --lang %s", exe, ini,
+			    sar_langs[l]);
+		assert_int_equal(rc, 0);
+		snprintf(want, sizeof(want), cover_fmt[l], (long long)cp_size);
+		if (strstr(out, want) == NULL)
+			fail_msg("the text answer (%s) does not say the checkpoint's size "
+				 "('%s'): %s",
+				 sar_langs[l], want, out);
+		free(out);
+	}
+
 	/* the son's answer holds his referral alone */
 	rc = tu_run(&out, "%s sar --person " SON_FC " -c %s --json", exe, ini);
 	assert_int_equal(rc, 0);
@@ -333,10 +366,246 @@ static void test_sar_mother(void **state)
 			 out);
 	free(out);
 
+	/* the Italian text: each participle agrees with the noun it
+	 * qualifies (l'aggiornamento ricevuto, consegnato; la segnalazione
+	 * inviata; la nota ricevuta); "coperta" goes with "voce" */
+	rc = tu_run(&out, "%s sar --person " MOTHER_FC " -c %s", exe, ini);
+	assert_int_equal(rc, 0);
+	const char *agree[] = {"aggiornamento " UPDATE_ID ", ricevuto da cpi.mantova",
+			       "segnalazione " MOTHER_REF ", inviata a cpi.mantova",
+			       "nota " NOTE_ID ", ricevuta da cpi.mantova"};
+	for (size_t k = 0; k < sizeof(agree) / sizeof(agree[0]); k++)
+		if (strstr(out, agree[k]) == NULL)
+			fail_msg("the Italian answer lacks '%s': %s", agree[k], out);
+	const char *upd = strstr(out, "aggiornamento " UPDATE_ID);
+	const char *next = upd != NULL ? strstr(upd + 1, "\n- ") : NULL;
+	const char *deliv = upd != NULL ? strstr(upd, "consegnato a social.mantova") : NULL;
+	if (deliv == NULL || (next != NULL && deliv > next))
+		fail_msg("the update's delivery is not 'consegnato a social.mantova': %s", out);
+	assert_null(strstr(out, "aggiornamento " UPDATE_ID ", ricevuta"));
+	free(out);
+
 	/* a sar without a person is a usage error */
 	rc = tu_run(&out, "%s sar -c %s", exe, ini);
 	assert_int_equal(rc, 2);
 	free(out);
+
+	/* what can never match (not 16 letters and digits, nor an 11-digit
+	 * temporary code) is refused (exit 2, saying what is accepted), never
+	 * answered "nothing concerns her": a typo would give a false
+	 * negative. Spaces and lower case are fine, and what message check
+	 * accepts is accepted (test_sar_every_code). */
+	char *big = malloc(100001);
+	assert_non_null(big);
+	memset(big, 'A', 100000);
+	big[100000] = '\0';
+	const char *refused[] = {"NOBODY",
+				 "RSSMRA85M41E897",
+				 "RSSMRA85M41E897XX",
+				 "RSSMRA-85M41E897",
+				 "RSSMRA85M41E897\xc3\xa9",
+				 "1234567890",
+				 "\xff\xfe",
+				 big};
+	char big_file[1400];
+	snprintf(big_file, sizeof(big_file), "%s/big-person.txt", n->dir);
+	for (size_t k = 0; k < sizeof(refused) / sizeof(refused[0]); k++) {
+		/* through a file: 100,000 characters exceed tu_run's command */
+		assert_int_equal(tu_write_file(big_file, refused[k], strlen(refused[k])), 0);
+		rc = tu_run(&out, "%s sar --person \"$(cat %s)\" -c %s", exe, big_file, ini);
+		if (rc != 2 || strstr(out, "fiscal code") == NULL ||
+		    strstr(out, "Nessuna comunicazione") != NULL)
+			fail_msg("sar --person '%.40s' (%zu bytes): exit %d, expected 2 and a "
+				 "sentence about the fiscal code: %.300s",
+				 refused[k], strlen(refused[k]), rc, out);
+		assert_null(strstr(out, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+		free(out);
+	}
+	free(big);
+	/* the sentence counts characters, not bytes: the é is the 7th */
+	rc = tu_run(&out,
+		    "%s sar --person 'RSSMRA\xc3\xa9"
+		    "5M41E897X' -c %s",
+		    exe, ini);
+	if (rc != 2 || strstr(out, "character 7 ") == NULL)
+		fail_msg("sar --person 'RSSMRA\xc3\xa9"
+			 "5M41E897X': exit %d, expected 2 naming its "
+			 "character 7: %s",
+			 rc, out);
+	free(out);
+	rc = tu_run(&out, "%s sar --person 'rssmra 85m41 e897x' -c %s --json", exe, ini);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, MOTHER_REF));
+	free(out);
+	/* a person id longer than any a message may carry matches nothing */
+	rc = tu_run(&out, "%s sar --person-id %0300d -c %s", exe, 7, ini);
+	assert_int_equal(rc, 2);
+	free(out);
+}
+
+/* referral_doc: a referral from the social services to the job centre
+ * whose sealed part names a person by fiscal code fc, into buf. */
+static void referral_doc(char *buf, size_t len, const char *id, const char *fc)
+{
+	snprintf(buf, len,
+		 "{\"id\": \"%s\", \"operator\": {\"staffId\": \"as-0042\", \"role\": "
+		 "\"social-worker\"}, \"recipient\": \"%s\", \"caseId\": \"mn-2026-0901\", "
+		 "\"referral\": {\"service\": \"%s\", \"priority\": \"routine\", \"reasonCode\": "
+		 "\"long-term-unemployment\", \"consent\": {\"basis\": \"consent\", \"givenAt\": "
+		 "\"2026-11-20T09:30:00Z\", \"reference\": \"CONS-2026-0901\"}, \"ageBand\": "
+		 "\"adult\"}, \"private\": {\"person\": {\"name\": \"Persona di prova\", "
+		 "\"fiscalCode\": \"%s\"}}}",
+		 id, it_party_ids[IT_CPI], it_service[IT_CPI], fc);
+}
+
+/* check_accepts: does `rete message check` (the agent's own check: the
+ * outbox mapping, then the validation as a draft) accept the referral
+ * naming fc? */
+static bool check_accepts(const char *fc)
+{
+	char doc[2048];
+	Rete__Message *msg = NULL;
+	Rete__Private *priv = NULL;
+	rete_problems p = {0};
+	referral_doc(doc, sizeof(doc), "social-2026-p1", fc);
+	json_t *j = json_loads(doc, 0, NULL);
+	if (j == NULL)
+		return false; /* not even JSON (a quote, a control character) */
+	rete_err e = rete_json_load_outbox(NULL, j, &msg, &priv, &p);
+	if (e == RETE_OK)
+		rete_validate_message(msg, priv, RETE_VALIDATE_DRAFT, &p);
+	bool ok = e == RETE_OK && p.n == 0;
+	json_decref(j);
+	if (msg != NULL)
+		protobuf_c_message_free_unpacked(&msg->base, NULL);
+	if (priv != NULL)
+		protobuf_c_message_free_unpacked(&priv->base, NULL);
+	rete_problems_free(&p);
+	return ok;
+}
+
+/* rnd: a small deterministic generator (xorshift64), so that a failure
+ * names a code that fails again on the next run. */
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* Every fiscalCode `rete message check` accepts (so every one an agent
+ * seals and indexes) is accepted by `rete sar --person`, as written or in
+ * lower case with spaces; the codes of foreigners without a fiscal code
+ * (STP, ENI), omocodia and an O typed for a zero are answered end to end;
+ * the 11-digit temporary code finds the failed/ copy of a message the
+ * agent refused for it; what can never match is refused with the
+ * sentence. */
+static void test_sar_every_code(void **state)
+{
+	it_net *n = *state;
+	char exe[1100], ini[1400], doc[2048], path[1600], *out = NULL;
+	rete_exe(n, exe, sizeof(exe));
+	agent_file(n, IT_SOCIAL, "agent.ini", ini, sizeof(ini));
+
+	/* end to end: sealed, delivered, indexed, and answered */
+	static const struct {
+		const char *fc, *id, *asked;
+	} sealed[] = {
+	    {"STP0300150000123", "social-2026-stp", "stp 0300150000123"},
+	    {"ENI0300150000123", "social-2026-eni", "eni0300150000123"},
+	    {"RSSMRA85M41E89TX", "social-2026-omo", "rssmra85m41e89tx"},
+	    {"RSSMRA8OA41H501U", "social-2026-o0", "RSSMRA8OA41H501U"},
+	};
+	for (size_t k = 0; k < sizeof(sealed) / sizeof(sealed[0]); k++) {
+		assert_true(check_accepts(sealed[k].fc));
+		referral_doc(doc, sizeof(doc), sealed[k].id, sealed[k].fc);
+		snprintf(path, sizeof(path), "%s.json", sealed[k].id);
+		it_outbox_put(n, IT_SOCIAL, path, doc);
+	}
+	for (size_t k = 0; k < sizeof(sealed) / sizeof(sealed[0]); k++) {
+		char sent[1300];
+		snprintf(path, sizeof(path), "%s/%s.json.receipt.json",
+			 it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent)), sealed[k].id);
+		if (!it_wait_occurrences(path, "\"index\"", 1, 30000)) {
+			it_show(n, "social.mantova.log");
+			fail_msg("no receipt for %s (%s)", sealed[k].id, path);
+		}
+		int rc =
+		    tu_run(&out, "%s sar --person '%s' -c %s --json", exe, sealed[k].asked, ini);
+		if (rc != 0 || strstr(out, sealed[k].id) == NULL)
+			fail_msg("sar --person '%s' (sealed as %s): exit %d, expected 0 and %s: "
+				 "%.400s",
+				 sealed[k].asked, sealed[k].fc, rc, sealed[k].id, out);
+		free(out);
+	}
+
+	/* the temporary code: message check refuses it, so the agent puts the
+	 * message in failed/; sar finds it there */
+	assert_false(check_accepts("12345678901"));
+	referral_doc(doc, sizeof(doc), "social-2026-tmp", "12345678901");
+	it_outbox_put(n, IT_SOCIAL, "tmp.json", doc);
+	char failed[1300];
+	snprintf(path, sizeof(path), "%s/tmp.json.error.json",
+		 it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed)));
+	if (!it_wait_occurrences(path, "{", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("tmp.json was not refused into failed/ (%s)", path);
+	}
+	int rc = tu_run(&out, "%s sar --person 12345678901 -c %s --json", exe, ini);
+	if (rc != 0 || strstr(out, "failed/tmp.json") == NULL)
+		fail_msg(
+		    "sar --person 12345678901: exit %d, expected 0 and failed/tmp.json: %.400s", rc,
+		    out);
+	free(out);
+
+	/* the property, over generated codes: 16 letters and digits (as
+	 * message check takes them, capitals) are accepted however they are
+	 * written; anything else that message check refuses, bar an 11-digit
+	 * temporary code, is refused with the sentence */
+	static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	static const char other[] = "-./_,;:+*'\xc3\xa9@#";
+	uint64_t seed = 0x5eed2026c0de11ULL;
+	for (int t = 0; t < 240; t++) {
+		char fc[40], asked[100];
+		size_t len = t < 160 ? 16 : rnd(&seed) % 22;
+		for (size_t i = 0; i < len; i++)
+			fc[i] = alnum[rnd(&seed) % 36];
+		fc[len] = '\0';
+		if (t >= 200 && len > 0) /* a character no code has */
+			fc[rnd(&seed) % len] = other[rnd(&seed) % (sizeof(other) - 1)];
+		if (t >= 160 && t < 200 && rnd(&seed) % 4 == 0) { /* all digits */
+			for (size_t i = 0; i < len; i++)
+				fc[i] = (char)('0' + rnd(&seed) % 10);
+		}
+		/* an empty fiscalCode is no fiscal code (message check lets
+		 * it be left out): it names nobody */
+		bool accepted = len > 0 && check_accepts(fc);
+		bool temporary = len == 11 && strspn(fc, "0123456789") == 11;
+		if (len == 16 && strspn(fc, alnum) == 16 && !accepted)
+			fail_msg("message check refuses '%s'", fc); /* the premise */
+		/* as a person may write it: lower case, spaces */
+		size_t a = 0;
+		for (size_t i = 0; i < len; i++) {
+			if (i > 0 && rnd(&seed) % 5 == 0)
+				asked[a++] = ' ';
+			asked[a++] = rnd(&seed) % 2 ? (char)tolower((unsigned char)fc[i]) : fc[i];
+		}
+		asked[a] = '\0';
+		/* through a file: the generated characters include quotes */
+		snprintf(path, sizeof(path), "%s/asked.txt", n->dir);
+		assert_int_equal(tu_write_file(path, asked, strlen(asked)), 0);
+		rc = tu_run(&out, "%s sar --person \"$(cat %s)\" -c %s --json", exe, path, ini);
+		if ((accepted || temporary) && rc != 0)
+			fail_msg(
+			    "message check accepts '%s'%s, but sar --person '%s' exits %d: %.300s",
+			    fc, temporary ? " (a temporary code)" : "", asked, rc, out);
+		if (!accepted && !temporary && (rc != 2 || strstr(out, "fiscal code") == NULL))
+			fail_msg("message check refuses '%s', but sar --person '%s' exits %d "
+				 "without the sentence: %.300s",
+				 fc, asked, rc, out);
+		free(out);
+	}
 }
 
 /* count_program: lines of the access record at path by program whose
@@ -731,6 +1000,7 @@ int main(void)
 {
 	const struct CMUnitTest family[] = {
 	    cmocka_unit_test(test_sar_mother),
+	    cmocka_unit_test(test_sar_every_code),
 	    cmocka_unit_test(test_access_records),
 	};
 	const struct CMUnitTest alone[] = {

@@ -1453,6 +1453,31 @@ static void test_identifiers_personal(void **state)
 	assert_null(strstr(text, "Giulia"));
 }
 
+/* rete_fiscal_code_shape: the shape alone (the check character is not
+ * computed), in any case, with the omocodia letters; the first character
+ * out of shape is named; a short string is read no further than its NUL. */
+static void test_fiscal_code_shape(void **state)
+{
+	(void)state;
+	size_t bad = 99;
+	assert_true(rete_fiscal_code_shape("RSSMRA85M41E897X", NULL));
+	assert_true(rete_fiscal_code_shape("rssmra85m41e897x", NULL));
+	assert_true(rete_fiscal_code_shape("BNCLCU10T12E897Q", NULL)); /* wrong check char */
+	assert_true(rete_fiscal_code_shape("RSSMRALPMLME897X", NULL)); /* omocodia */
+	assert_false(rete_fiscal_code_shape("1SSMRA85M41E897X", &bad));
+	assert_int_equal(bad, 0);
+	assert_false(rete_fiscal_code_shape("RSSMRA85Z41E897X", &bad)); /* Z: no month */
+	assert_int_equal(bad, 8);
+	assert_false(rete_fiscal_code_shape("RSSMRA85M41E897", &bad));
+	assert_int_equal(bad, 15);
+	assert_false(rete_fiscal_code_shape("NOBODY", &bad));
+	assert_int_equal(bad, 6);
+	assert_false(rete_fiscal_code_shape("", &bad));
+	assert_int_equal(bad, 0);
+	assert_false(rete_fiscal_code_shape("\xff\xfe", &bad));
+	assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -1473,6 +1498,7 @@ int main(void)
 	    cmocka_unit_test(test_body_is_agency),
 	    cmocka_unit_test(test_free_text_sealed),
 	    cmocka_unit_test(test_identifiers_personal),
+	    cmocka_unit_test(test_fiscal_code_shape),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# test_cli_errors.sh — what `rete` says when it is given something wrong
+# (review of session 11): every usage error says what was wrong before the
+# usage; an unexpected argument is named; a message file that is not JSON
+# is named once; a wrong pinned broker key is suspected in the sentence of
+# a broker that does not answer; an impossible --quorum is the option's
+# fault, not a line of a file; and the help texts and rete(1) list what the
+# commands do (rete console passwd, rete store backup --verify, the exit
+# codes of rete send).
+#
+#   usage       rete send without -c, with a second file, --wait abc,
+#               --wait -5, -c without a value, a lone '-', a missing or
+#               unreadable file (the first line "rete send: ..."); rete status and rete monitor
+#               with an extra argument; rete health -c without a value;
+#               rete sar --person without a value; rete, rete message,
+#               rete audit, rete evidence and rete store without their
+#               (sub)command: exit 2, a sentence first (not "usage:"),
+#               naming the argument.
+#   send JSON   rete send on a file that is not JSON: exit 1, the file
+#               named once in the line that says where the JSON breaks.
+#   broker key  rete health, rete status and rete audit verify -c with broker_key the
+#               key of another party (the CURVE handshake never completes,
+#               so the broker seems silent): the sentence names broker_key.
+#   quorum      rete witnesses --quorum 5 with 2 agencies: exit 2, says
+#               --quorum and how many agencies there are, no "line".
+#   help        rete --help lists `rete console passwd`; rete send --help
+#               has an exit-code line; rete.1.scd documents store backup
+#               --verify and --broker-key.
+set -uo pipefail
+: "${RETE_BIN:?set by ctest}" "${RETE_SOURCE_DIR:?set by ctest}"
+src=$RETE_SOURCE_DIR
+. "$(dirname "$0")/lib.sh"
+itest_init test-cli-errors
+R=$BIN/rete
+
+# sentence_first: the first line of the output is a sentence of rete, not
+# the usage
+sentence_first() {
+	local first
+	first=$(head -n 1 <<<"$out")
+	case "$first" in
+	rete:* | "rete "*:*) ;;
+	*) bad "$what: the first line is not a sentence saying what was wrong: $first" ;;
+	esac
+}
+
+make_keys broker.mantova social.mantova cpi.mantova coord.mantova
+broker_ini < <(agencies_ini "Servizi sociali")
+coord_ini </dev/null
+agent_ini social.mantova
+agent=$DIR/agents/social.mantova/agent.ini
+cp "$src/examples/messages/referral.json" "$DIR/ok.json"
+
+# --- usage errors -----------------------------------------------------------------
+what="send without -c"
+run "$R" send "$DIR/ok.json"
+expect 2 "-c agent.ini" "usage: rete send"
+sentence_first
+what="send with a second file"
+run "$R" send -c "$agent" "$DIR/ok.json" "$DIR/other.json"
+expect 2 "'$DIR/other.json'" "usage: rete send"
+sentence_first
+what="send --wait abc"
+run "$R" send -c "$agent" "$DIR/ok.json" --wait abc
+expect 2 "'abc'" "--wait"
+sentence_first
+what="send --wait -5"
+run "$R" send -c "$agent" "$DIR/ok.json" --wait -5
+expect 2 "--wait -5" "1 to 86400"
+sentence_first
+what="send -c without a value"
+run "$R" send "$DIR/ok.json" -c
+expect 2 "-c needs"
+sentence_first
+what="status with an extra argument"
+run "$R" status -c "$agent" ref-1 extra-arg
+expect 2 "'extra-arg'"
+sentence_first
+what="status without -c"
+run "$R" status
+expect 2 "-c agent.ini"
+sentence_first
+what="monitor with an extra argument"
+run "$R" monitor -c "$DIR/coord.ini" --once extra-arg
+expect 2 "'extra-arg'"
+sentence_first
+what="health -c without a value"
+run "$R" health -c
+expect 2 "-c needs"
+lacks "unexpected argument '-c'"
+sentence_first
+for c in "" message audit evidence store; do
+	what="rete $c without a subcommand"
+	run "$R" $c
+	expect 2 "usage:"
+	sentence_first
+done
+what="sar --person without a value"
+run "$R" sar -c "$agent" --person
+expect 2 "--person needs"
+sentence_first
+
+what="send on a missing file"
+run "$R" send -c "$agent" "$DIR/nothere.json"
+expect 2 "$DIR/nothere.json" "nothing was queued"
+sentence_first
+what="send on a folder (unreadable as a file)"
+mkdir -p "$DIR/afolder"
+run "$R" send -c "$agent" "$DIR/afolder"
+expect 2 "$DIR/afolder" "nothing was queued"
+sentence_first
+what="send - (standard input is not read)"
+run "$R" send -c "$agent" - </dev/null
+expect 2 "'-'" "usage: rete send"
+sentence_first
+[ -z "$(ls -A "$DIR/agents/social.mantova/spool/outbox" 2>/dev/null)" ] || bad "$what: something was queued"
+
+# --- rete send on a file that is not JSON ----------------------------------------
+what="send on a file that is not JSON"
+printf '{"id": x}\n' >"$DIR/bad.json"
+run "$R" send -c "$agent" "$DIR/bad.json"
+expect 1 "line 1, column"
+lacks "bad.json: $DIR/bad.json" "bad.json: bad.json"
+[ "$(grep -o "bad.json" <<<"$(grep -F "line 1, column" <<<"$out")" | wc -l)" = 1 ] ||
+	bad "$what: the line naming where the JSON breaks names the file more than once: $out"
+[ ! -e "$DIR/agents/social.mantova/spool/outbox/bad.json" ] || bad "$what: it was queued"
+
+# --- a wrong pinned broker key --------------------------------------------------
+start_broker
+sed -e "s#^broker_key = .*#broker_key = keys/cpi.mantova.pub#" "$DIR/coord.ini" >"$DIR/wrongkey.ini"
+echo "timeout = 1s" >>"$DIR/wrongkey.ini"
+what="health with the wrong broker_key"
+run "$R" health -c "$DIR/wrongkey.ini"
+expect 2 "did not answer" "broker_key"
+what="monitor with the wrong broker_key"
+run "$R" monitor -c "$DIR/wrongkey.ini" --once
+expect 2 "broker_key"
+what="status with the wrong broker_key"
+sed -e "s#^broker_key = .*#broker_key = ../../keys/cpi.mantova.pub#" "$agent" >"$DIR/agents/social.mantova/wrongkey.ini"
+run "$R" status -c "$DIR/agents/social.mantova/wrongkey.ini" REF-1 --timeout 1
+expect 1 "did not answer" "broker_key"
+what="audit verify -c with the wrong broker_key"
+run "$R" audit verify -c "$DIR/wrongkey.ini" --state "$DIR/audit.state"
+expect 2 "broker_key"
+
+# --- witnesses: an impossible quorum ---------------------------------------------
+what="witnesses --quorum 5 (2 agencies)"
+run "$R" witnesses "$DIR/broker/store" --broker-key "$DIR/keys/broker.mantova.pub" --quorum 5
+expect 2 "--quorum 5" "2 agencies"
+lacks "line"
+what="witnesses --quorum 2 (2 agencies)"
+run "$R" witnesses "$DIR/broker/store" --broker-key "$DIR/keys/broker.mantova.pub" --quorum 2
+expect 0 "quorum 2"
+
+# --- help and man page ------------------------------------------------------------
+what="rete --help"
+run "$R" --help
+expect 0 "rete console passwd"
+what="rete send --help"
+run "$R" send --help
+expect 0 "Exit codes:"
+what="rete.1.scd: rete store"
+grep -qF -- "--verify" <(sed -n '/^## rete store/,/^## /p' "$src/docs/man/rete.1.scd") ||
+	bad "docs/man/rete.1.scd: the section 'rete store' has no --verify"
+grep -qF -- "--broker-key" <(sed -n '/^## rete store/,/^## /p' "$src/docs/man/rete.1.scd") ||
+	bad "docs/man/rete.1.scd: the section 'rete store' has no --broker-key"
+grep -qF -- "Exit" <(sed -n '/^## rete send/,/^## /p' "$src/docs/man/rete.1.scd") ||
+	bad "docs/man/rete.1.scd: the section 'rete send' has no exit codes"
+
+[ "$FAILS" -eq 0 ] || exit 1
+echo "test_cli_errors: all passed"
