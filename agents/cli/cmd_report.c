@@ -44,8 +44,9 @@ static void report_usage(FILE *f)
 	       "Counts below N, 0 included (--min-count, else [report] min_count of\n"
 	       "coord.ini, else 3) are shown as '< N', every other count rounded to 5 on its own "
 	       "(totals\n"
-	       "included), a median of fewer than N as 'suppressed': small counts point at\n"
-	       "families (GDPR art. 25, 89); --min-count 1 shows every count exact.\n");
+	       "included), a median of fewer than N as 'suppressed', and the rows of fewer than\n"
+	       "N referrals each summed into one row 'others' ('altri'): small counts point at\n"
+	       "families (GDPR art. 25, 89); --min-count 1 shows every count and row exact.\n");
 }
 
 /* Referrals copied out of the store (the iterator lends them). */

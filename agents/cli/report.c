@@ -215,6 +215,18 @@ static void times_free(struct times *t)
 	}
 }
 
+/* times_keep gives t's values to row (its hours, for the others row's
+ * medians); t is empty after it. */
+static void times_keep(struct times *t, report_row *row)
+{
+	for (int k = 0; k < 3; k++) {
+		row->hours[k] = t->v[k];
+		row->nhours[k] = t->n[k];
+		t->v[k] = NULL;
+		t->n[k] = t->cap[k] = 0;
+	}
+}
+
 static void times_finish(struct times *t, report_row *row)
 {
 	row->median_receive_h = report_median(t->v[0], t->n[0]);
@@ -323,6 +335,8 @@ static void row_free(report_row *row)
 	free(row->service);
 	free(row->sent_month);
 	free(row->hide);
+	for (int k = 0; k < 3; k++)
+		free(row->hours[k]);
 }
 
 void report_free(report **r)
@@ -477,8 +491,9 @@ rete_err report_build(const Rete__ReferralInfo *const *infos, size_t n, int64_t 
 				goto nomem;
 			j++;
 		}
+		row->referrals = j - i;
 		times_finish(&tr, row);
-		times_free(&tr);
+		times_keep(&tr, row);
 		i = j;
 	}
 	times_finish(&tt, &r->total);
@@ -600,6 +615,11 @@ static json_t *row_json(const report *r, const report_row *w, bool keys)
 		json_decref(rej);
 		json_decref(uns);
 		return NULL;
+	}
+	if (keys && w->others) {
+		/* the rows of fewer than min referrals, merged: no group keys */
+		bad |= jset(o, "others", json_true());
+		keys = false;
 	}
 	if (keys && (r->by & REPORT_BY_AGENCY)) {
 		bad |= jset(o, "requester", json_string(S(w->requester)));
@@ -978,6 +998,11 @@ void report_cell_lang(const report *r, const report_row *w, size_t i, report_lan
 		report_hidden_text(r, h, lang, buf, n);
 		return;
 	}
+	if (w->others && c.k < C_NUM) {
+		/* its name in the first key column, the others empty */
+		snprintf(buf, n, "%s", i == 0 ? report_others_text(lang) : "");
+		return;
+	}
 	switch (c.k) {
 	case C_REQ:
 		snprintf(buf, n, "%s", S(w->requester));
@@ -1181,25 +1206,104 @@ rete_err report_parse_min_count(const char *s, unsigned *out, rete_msg *m)
 	return RETE_OK;
 }
 
+const char *report_others_text(report_lang lang)
+{
+	return lang == REPORT_IT ? "altri" : "others";
+}
+
+/* hours_add appends n values v to *dst (of *nd); -1 out of memory. */
+static int hours_add(double **dst, size_t *nd, const double *v, size_t n)
+{
+	if (n == 0)
+		return 0;
+	double *nv = realloc(*dst, (*nd + n) * sizeof(*nv));
+	if (nv == NULL)
+		return -1;
+	memcpy(nv + *nd, v, n * sizeof(*nv));
+	*dst = nv;
+	*nd += n;
+	return 0;
+}
+
+/* merge_small: the rows of r that count fewer than min referrals become
+ * one row "others", last (report_suppress says why); it is there even
+ * when no row is merged, so that its presence says nothing either. Its
+ * counts are the sums of the merged rows' exact counts, its medians those
+ * of their referrals' times. -1 out of memory (r unchanged). */
+static int merge_small(report *r, unsigned min)
+{
+	report_row o;
+	size_t keep = 0;
+
+	memset(&o, 0, sizeof(o));
+	o.others = true;
+	report_row *rows = realloc(r->rows, (r->nrows + 1) * sizeof(*rows));
+	if (rows == NULL)
+		return -1;
+	r->rows = rows;
+	if (r->nmonths > 0 && (o.sent_month = calloc(r->nmonths, sizeof(uint64_t))) == NULL)
+		return -1;
+	for (size_t k = 0; k < r->nrows; k++) {
+		report_row *w = &rows[k];
+		if (w->referrals >= min)
+			continue;
+		for (int t = 0; t < 3; t++)
+			if (hours_add(&o.hours[t], &o.nhours[t], w->hours[t], w->nhours[t]) != 0) {
+				row_free(&o);
+				return -1;
+			}
+	}
+	/* nothing fails past here: sum, free and drop the merged rows */
+	for (size_t k = 0; k < r->nrows; k++) {
+		report_row *w = &rows[k];
+		if (w->referrals >= min) {
+			rows[keep++] = *w;
+			continue;
+		}
+		for (size_t i = 0; i < REPORT_NNUM; i++)
+			*num_ptr(&o, i) += num_of(w, i);
+		for (size_t i = 0; o.sent_month != NULL && w->sent_month != NULL && i < r->nmonths;
+		     i++)
+			o.sent_month[i] += w->sent_month[i];
+		o.referrals += w->referrals;
+		row_free(w);
+	}
+	o.median_receive_h = report_median(o.hours[0], o.nhours[0]);
+	o.median_accept_h = report_median(o.hours[1], o.nhours[1]);
+	o.median_complete_h = report_median(o.hours[2], o.nhours[2]);
+	o.p90_receive_h = report_percentile(o.hours[0], o.nhours[0], 90);
+	o.p90_accept_h = report_percentile(o.hours[1], o.nhours[1], 90);
+	o.p90_complete_h = report_percentile(o.hours[2], o.nhours[2], 90);
+	rows[keep++] = o;
+	r->nrows = keep;
+	return 0;
+}
+
 rete_err report_suppress(report *r, unsigned min, rete_msg *m)
 {
-	size_t nv = report_nvals(r), nr = r->nrows + 1;
+	size_t nv, nr;
 
 	r->min_count = min > 1 ? min : 0;
 	if (min <= 1)
 		return RETE_OK;
+	/* without a grouping the one row is the total: nothing to merge */
+	if (r->by != 0 && merge_small(r, min) != 0)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	nv = report_nvals(r);
+	nr = r->nrows + 1;
 	for (size_t k = 0; k < nr; k++) {
 		report_row *w = k < r->nrows ? &r->rows[k] : &r->total;
 		free(w->hide);
 		if ((w->hide = calloc(nv, 1)) == NULL)
 			return rete_msg_set(m, RETE_ENOMEM, "out of memory");
 		/* a median (and 90th percentile) of fewer than min values
-		 * (received, accepted, completed): too few people to describe */
+		 * (received, accepted, completed): too few people to describe;
+		 * of none as well, or "suppressed" would say one at least */
 		const uint64_t base[3] = {w->received, w->accepted, w->completed};
 		double *med[3] = {&w->median_receive_h, &w->median_accept_h, &w->median_complete_h};
 		double *p90[3] = {&w->p90_receive_h, &w->p90_accept_h, &w->p90_complete_h};
 		for (size_t i = 0; i < 3; i++)
-			if (base[i] > 0 && base[i] < min) {
+			if (base[i] < min) {
 				w->hide[VAL_HOURS + i] = REPORT_HIDE_OTHER;
 				*med[i] = *p90[i] = NAN;
 			}

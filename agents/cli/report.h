@@ -73,6 +73,14 @@ typedef struct report_row {
 	double p90_receive_h, p90_accept_h, p90_complete_h;
 	uint64_t *sent_month; /* report_add_months: sent per month, or NULL */
 	uint8_t *hide;	      /* report_suppress: per value (REPORT_HIDE_*), or NULL */
+	/* the referrals counted in this row (those with anything in the
+	 * period): report_suppress merges the rows with fewer than min */
+	uint64_t referrals;
+	bool others; /* report_suppress: the row of the rows merged ("others") */
+	/* the row's response times in hours (receive, accept, complete), kept
+	 * so that the others row's medians are those of its referrals */
+	double *hours[3];
+	size_t nhours[3];
 } report_row;
 
 /* report: the rows (sorted by requester, performer, service, age band,
@@ -184,13 +192,23 @@ const char *report_note(const report *r, report_lang lang, char *buf, size_t n);
 rete_err report_parse_min_count(const char *s, unsigned *out, rete_msg *m);
 
 /* report_suppress publishes r with threshold min (1 or 0: every count
- * exact), after report_add_months when months are wanted: every count of
- * every row and of the total, the months' included, through report_round
- * (in place: the exact counts are gone), and a median (and 90th
- * percentile) over fewer than min referrals hidden. Every writer (CSV,
- * JSON, XLSX, report_cell) shows the marks and says the figures are
- * rounded. Errors: RETE_ENOMEM. */
+ * exact), after report_add_months when months are wanted. With a grouping,
+ * the rows that count fewer than min referrals (report_row.referrals) are
+ * merged into one row "others" (report_row.others, last; always there,
+ * even with nothing in it): a row listed by name said that its group had
+ * one referral at least (a row new in the period, a status), and two such
+ * rows under a total of "< 3" were 1 each. Then every count of every row
+ * and of the total, the months' included, goes through report_round (in
+ * place: the exact counts are gone), and a median (and 90th percentile)
+ * over 0 to min - 1 referrals is hidden ("suppressed" for none too: else
+ * it said one at least). Every writer (CSV, JSON, XLSX, report_cell) shows
+ * the marks and the others row ("others", "altri") and says the figures
+ * are rounded. Errors: RETE_ENOMEM. */
 rete_err report_suppress(report *r, unsigned min, rete_msg *m);
+
+/* report_others_text: the name of the others row in lang ("others",
+ * "altri"). */
+const char *report_others_text(report_lang lang);
 
 /* report_hidden_text: the text of a hidden value of mark h in lang ("< 3";
  * "suppressed" / "riservato"), into buf; returns buf. */

@@ -1152,15 +1152,90 @@ static int steering_count(json_t *o, const char *k, unsigned min)
 	return json_object_set_new(o, k, h ? json_string(buf) : json_integer((json_int_t)v));
 }
 
-/* steering_small publishes the overview mon for the steering group with
- * threshold min ([report] min_count), as `rete report` does
- * (report_round): every count of byStatus (per agency pair and service,
- * and their totals), statusTotals, overdueCount and the times' counts
- * rounded on its own, and a time's median and 90th percentile hidden over
- * fewer than min referrals. -1 when out of memory. */
-static int steering_small(json_t *mon, unsigned min)
+/* steering_queues publishes the queue lengths of the agencies of list
+ * (queueDepth, a 64-bit counter written as a string) as `rete report`'s
+ * counts: "< N", or rounded to 5 (still a string). -1 out of memory. */
+static int steering_queues(json_t *list, unsigned min)
+{
+	json_t *a;
+	size_t i;
+	int rc = 0;
+
+	json_array_foreach(list, i, a)
+	{
+		json_t *q = json_object_get(a, "queueDepth");
+		const char *s = json_is_string(q) ? json_string_value(q) : "0";
+		uint64_t n =
+		    json_is_integer(q) ? (uint64_t)json_integer_value(q) : strtoull(s, NULL, 10);
+		uint8_t h = 0;
+		char buf[32];
+		n = report_round(n, min, &h);
+		if (h)
+			snprintf(buf, sizeof(buf), "< %u", min);
+		else
+			snprintf(buf, sizeof(buf), "%llu", (unsigned long long)n);
+		rc |= json_object_set_new(a, "queueDepth", json_string(buf));
+	}
+	return rc ? -1 : 0;
+}
+
+/* steering_others merges the rows of byStatus whose total is below min
+ * into one row {"others": true, "counts", "total"}, last, always there (so
+ * that it says nothing by being there): a row listed by name said that its
+ * agency pair and service had one referral at least, and two such rows
+ * under a total of "< 3" were 1 each (session 11). Before the rounding:
+ * its counts are the sums of the exact ones. -1 out of memory. */
+static int steering_others(json_t *mon, unsigned min)
 {
 	json_t *bs = json_object_get(mon, "byStatus"), *st = json_object_get(mon, "statusTotals");
+	json_t *kept = json_array(), *counts = json_object(), *g, *x;
+	json_int_t total = 0;
+	const char *key;
+	size_t i;
+	int rc = 0;
+
+	if (kept == NULL || counts == NULL) {
+		json_decref(kept);
+		json_decref(counts);
+		return -1;
+	}
+	json_object_foreach(st, key, x)
+	{
+		if (strcmp(key, "total") != 0)
+			rc |= json_object_set_new(counts, key, json_integer(0));
+	}
+	json_array_foreach(bs, i, g)
+	{
+		json_t *t = json_object_get(g, "total");
+		if (json_is_integer(t) && json_integer_value(t) >= (json_int_t)min) {
+			rc |= json_array_append(kept, g);
+			continue;
+		}
+		json_object_foreach(json_object_get(g, "counts"), key, x)
+		{
+			json_t *sum = json_object_get(counts, key);
+			json_int_t v = (json_is_integer(sum) ? json_integer_value(sum) : 0) +
+				       (json_is_integer(x) ? json_integer_value(x) : 0);
+			rc |= json_object_set_new(counts, key, json_integer(v));
+		}
+		total += json_is_integer(t) ? json_integer_value(t) : 0;
+	}
+	rc |= json_array_append_new(
+	    kept, json_pack("{s:b, s:o, s:I}", "others", 1, "counts", counts, "total", total));
+	rc |= json_object_set_new(mon, "byStatus", kept);
+	return rc ? -1 : 0;
+}
+
+/* steering_small publishes the overview mon for the steering group with
+ * threshold min ([report] min_count), as `rete report` does
+ * (report_round): the rows of byStatus below min merged into one
+ * (steering_others), every count of byStatus (per agency pair and service,
+ * and their totals), statusTotals, overdueCount, the times' counts and the
+ * agencies' queue lengths rounded on its own, and a time's median and 90th
+ * percentile hidden over 0 to min - 1 referrals. -1 when out of memory. */
+static int steering_small(json_t *mon, unsigned min)
+{
+	json_t *bs, *st = json_object_get(mon, "statusTotals");
 	json_t *times = json_object_get(mon, "times"), *g, *x;
 	const char *key;
 	size_t i;
@@ -1168,6 +1243,10 @@ static int steering_small(json_t *mon, unsigned min)
 
 	if (min <= 1)
 		return 0;
+	if (steering_others(mon, min) != 0 ||
+	    steering_queues(json_object_get(mon, "agencies"), min) != 0)
+		return -1;
+	bs = json_object_get(mon, "byStatus");
 	json_array_foreach(bs, i, g)
 	{
 		json_t *counts = json_object_get(g, "counts");
@@ -1184,7 +1263,8 @@ static int steering_small(json_t *mon, unsigned min)
 	{
 		json_t *cnt = json_object_get(x, "count");
 		json_int_t c = json_is_integer(cnt) ? json_integer_value(cnt) : 0;
-		if (c > 0 && c < (json_int_t)min)
+		/* none too: "suppressed" beside a null said one at least */
+		if (c < (json_int_t)min)
 			rc |= json_object_set_new(x, "medianHours", json_string("suppressed")) |
 			      json_object_set_new(x, "p90Hours", json_string("suppressed"));
 		rc |= steering_count(x, "count", min);
@@ -1227,6 +1307,52 @@ static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer 
 	json_decref(o);
 }
 
+/* steering_health publishes the Salute page's answer o for the steering
+ * group (threshold min): the agencies' queue lengths as counts are (< N or
+ * rounded); no log size, nor the sizes of the latest checkpoint and of the
+ * time-stamped one (the log's size at that checkpoint): each entry of the
+ * log is a referral, an update, a delivery, and a size read twice gives
+ * their number exactly; the broker's health is said by its problems and
+ * the checkpoint's age. The store's and the disk's bytes, which grow with
+ * the log, to whole MiB (hundreds of entries). o's objects are replaced,
+ * not changed: they are the console's own (json_pack "O"). -1 out of
+ * memory. */
+static int steering_health(json_t *o, unsigned min)
+{
+	static const char *const drop[][2] = {
+	    {"health", "logSize"}, {"witnesses", "checkpointSize"}, {"timestamp", "size"}};
+	int rc = 0;
+
+	if (min <= 1)
+		return 0;
+	for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++) {
+		json_t *x = json_object_get(o, drop[i][0]);
+		if (!json_is_object(x))
+			continue;
+		json_t *copy = json_deep_copy(x);
+		if (copy == NULL || json_object_set_new(o, drop[i][0], copy) != 0)
+			return -1;
+		json_object_del(copy, drop[i][1]);
+	}
+	json_t *h = json_object_get(o, "health");
+	if (!json_is_object(h))
+		return 0;
+	rc |= steering_queues(json_object_get(h, "agencies"), min);
+	static const char *const bytes[] = {"mapUsed", "diskFree"};
+	for (size_t i = 0; i < 2; i++) {
+		json_t *v = json_object_get(h, bytes[i]);
+		uint64_t n = json_is_string(v)	  ? strtoull(json_string_value(v), NULL, 10)
+			     : json_is_integer(v) ? (uint64_t)json_integer_value(v)
+						  : 0;
+		char buf[32];
+		if (v == NULL)
+			continue;
+		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)(n >> 20 << 20));
+		rc |= json_object_set_new(h, bytes[i], json_string(buf));
+	}
+	return rc ? -1 : 0;
+}
+
 static void route_health(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
@@ -1241,6 +1367,11 @@ static void route_health(void *ctx, const rete_http_req *rq, rete_http_answer *a
 			      (json_int_t)rete_now_ms(), "version", (json_int_t)c->version);
 	if (o != NULL && c->trust != NULL)
 		json_object_update(o, c->trust);
+	if (o != NULL && console_steering(c, who_) &&
+	    steering_health(o, c->mc.cfg.min_count) != 0) {
+		json_decref(o);
+		o = NULL;
+	}
 	pthread_mutex_unlock(&c->lock);
 	answer_json(a, o);
 	json_decref(o);
@@ -1450,6 +1581,11 @@ static void route_report(void *ctx, const rete_http_req *rq, rete_http_answer *a
 				    json_integer(r->min_count > 1 ? r->min_count : 1));
 		json_object_set_new(o, "roundedTo",
 				    json_integer(r->min_count > 1 ? REPORT_ROUND : 1));
+		/* the row of the rows of fewer than minCount referrals, merged
+		 * (its first cell "altri" / "others", the other keys empty) */
+		for (size_t k = 0; k < r->nrows; k++)
+			if (r->rows[k].others)
+				json_object_set_new(o, "othersRow", json_integer((json_int_t)k));
 		hd = kinds = rows = NULL;
 	}
 	answer_json(a, o);
