@@ -985,6 +985,67 @@ static void test_small_counts_status_rows(void **state)
 	free(csv);
 }
 
+/* The others row's figures are those of its referrals: its months the
+ * sums of the merged rows' (then rounded), its medians over the merged
+ * rows' times (4 values: shown, where each row's 2 were not); the
+ * coordinator's (min 1) lists every row and no others. */
+static void test_small_counts_others_row(void **state)
+{
+	(void)state;
+	struct scenario s;
+	report *r = NULL;
+	int64_t oct = P_FROM - 31 * D;
+
+	/* October: the old referral (1); November: 2 + 2 in two new rows */
+	new_rows(&s, 2, 2);
+	assert_int_equal(report_build(s.ptr, s.n, oct, P_TO, P_TO,
+				      REPORT_BY_AGENCY | REPORT_BY_SERVICE, &r, NULL),
+			 RETE_OK);
+	assert_int_equal(
+	    report_add_months(r, s.ptr, s.n, "2026-10-01", "2026-11-30", "Europe/Rome", NULL),
+	    RETE_OK);
+	assert_int_equal(report_suppress(r, 3, NULL), RETE_OK);
+	/* every row has fewer than 3 (training-voucher 1, the new ones 2
+	 * each): one row, others, of 5 */
+	assert_int_equal(r->nrows, 1);
+	json_t *j = report_to_json(r, "2026-10-01", "2026-11-30", "Europe/Rome");
+	json_t *o = json_array_get(json_object_get(j, "groups"), 0);
+	assert_true(json_is_true(json_object_get(o, "others")));
+	assert_null(json_object_get(o, "service"));
+	assert_int_equal(json_integer_value(json_object_get(o, "sent")), 5);
+	json_t *sm = json_object_get(o, "sentByMonth");
+	assert_string_equal(json_string_value(json_array_get(sm, 0)), "< 3"); /* October: 1 */
+	assert_int_equal(json_integer_value(json_array_get(sm, 1)), 5);	      /* November: 4 */
+	json_decref(j);
+	report_free(&r);
+
+	/* medians over the merged rows' times: 2 completed and 2 rejected,
+	 * each row below 3, received 1 h after the request: 4 values */
+	status_rows(&s, 2, 2);
+	assert_int_equal(report_build(s.ptr, s.n, P_FROM, P_TO, P_TO, REPORT_BY_STATUS, &r, NULL),
+			 RETE_OK);
+	assert_int_equal(report_suppress(r, 3, NULL), RETE_OK);
+	assert_int_equal(r->nrows, 1);
+	assert_true(r->rows[0].others);
+	assert_true(r->rows[0].median_receive_h == 1.0);
+	j = report_to_json(r, "a", "b", "Europe/Rome");
+	o = json_array_get(json_object_get(j, "groups"), 0);
+	assert_true(json_real_value(json_object_get(o, "medianHoursToReceive")) == 1.0);
+	/* accepted: the 2 completed ones, fewer than 3 */
+	assert_string_equal(json_string_value(json_object_get(o, "medianHoursToAccept")),
+			    "suppressed");
+	json_decref(j);
+	report_free(&r);
+
+	/* exact for the coordinator: both status rows, no others */
+	assert_int_equal(report_build(s.ptr, s.n, P_FROM, P_TO, P_TO, REPORT_BY_STATUS, &r, NULL),
+			 RETE_OK);
+	assert_int_equal(report_suppress(r, 1, NULL), RETE_OK);
+	assert_int_equal(r->nrows, 2);
+	assert_false(r->rows[0].others || r->rows[1].others);
+	report_free(&r);
+}
+
 /* median_rows: five referrals of each of two services, x of the first
  * and y of the second received in the period. */
 static void median_rows(struct scenario *s, unsigned x, unsigned y)
@@ -1463,6 +1524,7 @@ int main(void)
 	    cmocka_unit_test(test_small_counts_new_rows),
 	    cmocka_unit_test(test_small_counts_status_rows),
 	    cmocka_unit_test(test_small_counts_median_marks),
+	    cmocka_unit_test(test_small_counts_others_row),
 	    cmocka_unit_test(test_monitor_no_gap_no_double_count),
 	    cmocka_unit_test(test_monitor_events_move_referrals),
 	    cmocka_unit_test(test_monitor_panels_and_filter),
