@@ -348,6 +348,9 @@ void report_free(report **r)
 	free((*r)->rows);
 	free((*r)->total.sent_month);
 	free((*r)->total.hide);
+	for (size_t i = 0; i < (*r)->nref; i++)
+		row_free(&(*r)->ref[i]);
+	free((*r)->ref);
 	free((*r)->month);
 	free((*r)->month_start);
 	free(*r);
@@ -427,6 +430,59 @@ static int zero_rows(report *r, const Rete__ReferralInfo *const *infos, size_t n
 	return 0;
 }
 
+/* ref_rows sets r->ref: every group key of infos (the whole of what the
+ * report reads, each referral's status as it is now) with its number of
+ * referrals; report_suppress names a row by it, not by its period's
+ * count, so that the rows named are the same for every period (report.h).
+ * -1 out of memory. */
+static int ref_rows(report *r, const Rete__ReferralInfo *const *infos, size_t n)
+{
+	struct period always = {INT64_MIN, INT64_MAX, INT64_MAX};
+	struct keyed *ks = n ? calloc(n, sizeof(*ks)) : NULL;
+	size_t nk = 0;
+	unsigned by = r->by;
+
+	if (n > 0 && ks == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const Rete__ReferralInfo *ri = infos[i];
+		if (ri == NULL)
+			continue;
+		struct keyed *k = &ks[nk++];
+		k->requester = (by & REPORT_BY_AGENCY) ? S(ri->requester) : "";
+		k->performer = (by & REPORT_BY_AGENCY) ? S(ri->performer) : "";
+		k->service = (by & REPORT_BY_SERVICE) ? S(ri->service) : "";
+		k->age_band = (by & REPORT_BY_AGE_BAND) ? (int)ri->age_band : 0;
+		k->status = (by & REPORT_BY_STATUS) ? (int)status_at_end(ri, &always) : 0;
+	}
+	if (nk > 1)
+		qsort(ks, nk, sizeof(*ks), keyed_cmp);
+	if (nk > 0 && (r->ref = calloc(nk, sizeof(*r->ref))) == NULL) {
+		free(ks);
+		return -1;
+	}
+	for (size_t i = 0; i < nk;) {
+		size_t j = i;
+		report_row *w = &r->ref[r->nref++];
+		w->requester = dup_or_null(by & REPORT_BY_AGENCY, ks[i].requester);
+		w->performer = dup_or_null(by & REPORT_BY_AGENCY, ks[i].performer);
+		w->service = dup_or_null(by & REPORT_BY_SERVICE, ks[i].service);
+		w->age_band = (Rete__AgeBand)ks[i].age_band;
+		w->status = (Rete__Status)ks[i].status;
+		while (j < nk && keyed_cmp(&ks[i], &ks[j]) == 0)
+			j++;
+		w->referrals = j - i;
+		i = j;
+		if (((by & REPORT_BY_AGENCY) && (w->requester == NULL || w->performer == NULL)) ||
+		    ((by & REPORT_BY_SERVICE) && w->service == NULL)) {
+			free(ks);
+			return -1;
+		}
+	}
+	free(ks);
+	return 0;
+}
+
 rete_err report_build(const Rete__ReferralInfo *const *infos, size_t n, int64_t from_ms,
 		      int64_t to_ms, int64_t now_ms, unsigned by, report **out, rete_msg *m)
 {
@@ -499,7 +555,7 @@ rete_err report_build(const Rete__ReferralInfo *const *infos, size_t n, int64_t 
 	times_finish(&tt, &r->total);
 	times_free(&tt);
 	free(ks);
-	if (zero_rows(r, infos, n) != 0) {
+	if (zero_rows(r, infos, n) != 0 || ref_rows(r, infos, n) != 0) {
 		report_free(&r);
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
 	}
@@ -1041,11 +1097,13 @@ const char *report_note(const report *r, report_lang lang, char *buf, size_t n)
 		 lang == REPORT_IT
 		     ? "Numeri arrotondati a %d (ciascuno per sé, totali compresi); < %u: da 0 a "
 		       "%u segnalazioni; riservato: mediana di meno di %u "
-		       "segnalazioni. Riservatezza delle persone (GDPR art. 25 e 89)."
+		       "segnalazioni; altri: la somma dei gruppi con meno di %u segnalazioni "
+		       "in tutto il registro. Riservatezza delle persone (GDPR art. 25 e 89)."
 		     : "Counts rounded to %d (each on its own, totals included); < %u: 0 to %u "
-		       "referrals; suppressed: a median of fewer than %u referrals. "
+		       "referrals; suppressed: a median of fewer than %u referrals; others: the "
+		       "groups of fewer than %u referrals in the whole log, summed. "
 		       "To protect the people (GDPR art. 25 and 89).",
-		 REPORT_ROUND, k, k - 1, k);
+		 REPORT_ROUND, k, k - 1, k, k);
 	return buf;
 }
 
@@ -1225,38 +1283,99 @@ static int hours_add(double **dst, size_t *nd, const double *v, size_t n)
 	return 0;
 }
 
-/* merge_small: the rows of r that count fewer than min referrals become
- * one row "others", last (report_suppress says why); it is there even
- * when no row is merged, so that its presence says nothing either. Its
- * counts are the sums of the merged rows' exact counts, its medians those
- * of their referrals' times. -1 out of memory (r unchanged). */
+/* named: whether row w (a group of r) is listed by name with threshold
+ * min: its group has min referrals or more in what the report read
+ * (r->ref, the whole log), whatever its period's count. The one decision
+ * of merge_small. */
+static bool named(const report *r, const report_row *w, unsigned min)
+{
+	const report_row *k =
+	    r->nref ? bsearch(w, r->ref, r->nref, sizeof(*r->ref), row_cmp) : NULL;
+	return k != NULL && k->referrals >= min;
+}
+
+/* zero_named adds a row of zeros for every group named (named) that has
+ * no row in the period (grouped by status: no referral of the group was at
+ * that status at the period's end), so that the rows named are the same
+ * in every period. -1 out of memory. */
+static int zero_named(report *r, unsigned min)
+{
+	size_t add = 0;
+	for (size_t i = 0; i < r->nref; i++)
+		add += r->ref[i].referrals >= min &&
+		       !(r->nrows && bsearch(&r->ref[i], r->rows, r->nrows, sizeof(*r->rows), row_cmp));
+	if (add == 0)
+		return 0;
+	report_row *rows = realloc(r->rows, (r->nrows + add) * sizeof(*rows));
+	if (rows == NULL)
+		return -1;
+	r->rows = rows;
+	size_t n = r->nrows;
+	for (size_t i = 0; i < r->nref; i++) {
+		const report_row *k = &r->ref[i];
+		if (k->referrals < min || bsearch(k, rows, r->nrows, sizeof(*rows), row_cmp))
+			continue;
+		report_row *w = &rows[n++];
+		memset(w, 0, sizeof(*w));
+		w->age_band = k->age_band;
+		w->status = k->status;
+		w->median_receive_h = w->median_accept_h = w->median_complete_h = NAN;
+		w->p90_receive_h = w->p90_accept_h = w->p90_complete_h = NAN;
+		w->requester = k->requester ? strdup(k->requester) : NULL;
+		w->performer = k->performer ? strdup(k->performer) : NULL;
+		w->service = k->service ? strdup(k->service) : NULL;
+		if (r->nmonths > 0)
+			w->sent_month = calloc(r->nmonths, sizeof(uint64_t));
+		if ((k->requester && !w->requester) || (k->performer && !w->performer) ||
+		    (k->service && !w->service) || (r->nmonths > 0 && !w->sent_month)) {
+			r->nrows = n;
+			return -1;
+		}
+	}
+	r->nrows = n;
+	qsort(r->rows, r->nrows, sizeof(*r->rows), row_cmp);
+	return 0;
+}
+
+/* merge_small: the rows of r not named (named: fewer than min referrals
+ * in the whole log) become one row "others", last (report_suppress says
+ * why); it is there even when no row is merged, so that its presence says
+ * nothing either. Its counts are the sums of the merged rows' exact
+ * counts, its medians those of their referrals' times. -1 out of memory. */
 static int merge_small(report *r, unsigned min)
 {
 	report_row o;
 	size_t keep = 0;
+	bool *in = NULL;
 
+	if (zero_named(r, min) != 0)
+		return -1;
 	memset(&o, 0, sizeof(o));
 	o.others = true;
 	report_row *rows = realloc(r->rows, (r->nrows + 1) * sizeof(*rows));
 	if (rows == NULL)
 		return -1;
 	r->rows = rows;
-	if (r->nmonths > 0 && (o.sent_month = calloc(r->nmonths, sizeof(uint64_t))) == NULL)
+	if ((in = calloc(r->nrows + 1, sizeof(*in))) == NULL)
 		return -1;
+	if (r->nmonths > 0 && (o.sent_month = calloc(r->nmonths, sizeof(uint64_t))) == NULL) {
+		free(in);
+		return -1;
+	}
 	for (size_t k = 0; k < r->nrows; k++) {
 		report_row *w = &rows[k];
-		if (w->referrals >= min)
-			continue;
-		for (int t = 0; t < 3; t++)
+		in[k] = !named(r, w, min);
+		for (int t = 0; in[k] && t < 3; t++)
 			if (hours_add(&o.hours[t], &o.nhours[t], w->hours[t], w->nhours[t]) != 0) {
 				row_free(&o);
+				free(in);
 				return -1;
 			}
 	}
 	/* nothing fails past here: sum, free and drop the merged rows */
 	for (size_t k = 0; k < r->nrows; k++) {
 		report_row *w = &rows[k];
-		if (w->referrals >= min) {
+		if (!in[k]) {
 			rows[keep++] = *w;
 			continue;
 		}
@@ -1268,6 +1387,7 @@ static int merge_small(report *r, unsigned min)
 		o.referrals += w->referrals;
 		row_free(w);
 	}
+	free(in);
 	o.median_receive_h = report_median(o.hours[0], o.nhours[0]);
 	o.median_accept_h = report_median(o.hours[1], o.nhours[1]);
 	o.median_complete_h = report_median(o.hours[2], o.nhours[2]);
