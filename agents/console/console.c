@@ -95,6 +95,11 @@ struct console {
 	pthread_mutex_t lock;
 	pthread_cond_t moved;
 	uint64_t version; /* bumped whenever what the pages show moved */
+	/* the steering group's version: the time (ms) of the latest health
+	 * refresh, every MON_HEALTH_EVERY_MS whatever happened; version
+	 * counts the drains of events, and two readings of it gave how many
+	 * referrals came in a quiet network */
+	int64_t health_at;
 	bool stopping;
 	int streams;
 	json_t *health;		     /* the latest health answer, or NULL */
@@ -410,11 +415,13 @@ static void console_health(struct console *c)
 	} else {
 		j = json_pack("{s:b, s:[s]}", "ok", 0, "problems", m.text);
 	}
+	int64_t at = rete_now_ms();
 	if (j != NULL)
-		json_object_set_new(j, "askedAt", json_integer(rete_now_ms()));
+		json_object_set_new(j, "askedAt", json_integer(at));
 	pthread_mutex_lock(&c->lock);
 	json_decref(c->health);
 	c->health = j;
+	c->health_at = at;
 	c->version++;
 	pthread_cond_broadcast(&c->moved);
 	pthread_mutex_unlock(&c->lock);
@@ -1274,6 +1281,14 @@ static int steering_small(json_t *mon, unsigned min)
 	return rc ? -1 : 0;
 }
 
+/* shown_version: the version a page of who's reads (under c->lock): the
+ * steering group's changes at each health refresh and says only that
+ * time went on (health_at), the others' at each change */
+static json_int_t shown_version(const struct console *c, bool steering)
+{
+	return steering ? (json_int_t)c->health_at : (json_int_t)c->version;
+}
+
 static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
@@ -1286,7 +1301,8 @@ static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer 
 	/* the steering group: how many referrals are overdue, not which (each
 	 * row names a referral, its agencies, its service and its dates) */
 	json_t *ov = mon ? json_object_get(mon, "overdue") : NULL;
-	if (ov != NULL && console_steering(c, who_)) {
+	bool steering = console_steering(c, who_);
+	if (ov != NULL && steering) {
 		size_t n = json_array_size(ov);
 		/* then its counts published as `rete report`'s (steering_small) */
 		if (json_object_set_new(mon, "overdueCount", json_integer((json_int_t)n)) != 0 ||
@@ -1300,11 +1316,52 @@ static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer 
 	    mon ? json_pack("{s:s, s:s, s:O, s:O, s:o, s:I}", "party", c->mc.cfg.id, "timeZone",
 			    c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome", "names",
 			    c->names, "services", c->services, "monitor", mon, "version",
-			    (json_int_t)c->version)
+			    shown_version(c, steering))
 		: NULL;
 	pthread_mutex_unlock(&c->lock);
 	answer_json(a, o);
 	json_decref(o);
+}
+
+/* steering_problem: the broker's problem p (broker/query.c,
+ * broker/timestamp.c) as the steering group reads it, a new string: the
+ * sense kept (which agency, how long its oldest message waits; the
+ * checkpoint late; the map full; the time stamps late), no count of
+ * messages nor size of the log (each entry is a referral, an update or a
+ * delivery). The connections' problems (two agents with one key) and the
+ * disk's free MiB (diskFree is theirs in MiB) stay as they are; any other
+ * sentence with a figure is told without it. NULL out of memory. */
+static char *steering_problem(const char *p)
+{
+	char *out = NULL;
+	const char *has = strstr(p, " has "), *old = strstr(p, ", the oldest waiting for ");
+	if (has != NULL && old != NULL && has < old && strstr(has, " undelivered message") != NULL) {
+		long min = strtol(old + strlen(", the oldest waiting for "), NULL, 10);
+		if (asprintf(&out,
+			     "%.*s has undelivered messages, the oldest waiting for %ld min; is "
+			     "its agent running?",
+			     (int)(has - p), p, min) < 0)
+			out = NULL;
+		return out;
+	}
+	if (strncmp(p, "the latest checkpoint (size ", 28) == 0)
+		return strdup("the latest checkpoint is older than 3 checkpoint intervals while "
+			      "the log grew");
+	if (strncmp(p, "the store's map is ", 19) == 0)
+		return strdup("the store's map is over 90% used and the disk has less room than "
+			      "it needs to grow");
+	if (strncmp(p, "time stamps are late: ", 22) == 0)
+		return strdup(strstr(p, "new submissions are refused") != NULL
+				  ? "time stamps are late: a checkpoint waits for the "
+				    "time-stamping authority's token; new submissions are refused "
+				    "(timestamp_grace)"
+				  : "time stamps are late: a checkpoint waits for the "
+				    "time-stamping authority's token");
+	if (strstr(p, "two connections") != NULL || strstr(p, "another connection") != NULL ||
+	    (strncmp(p, "only ", 5) == 0 && strstr(p, " MiB free on the store's disk") != NULL) ||
+	    p[strcspn(p, "0123456789")] == '\0')
+		return strdup(p);
+	return strdup("the broker reports a problem; the coordinator's Salute gives it in full");
 }
 
 /* steering_health publishes the Salute page's answer o for the steering
@@ -1312,8 +1369,9 @@ static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer 
  * rounded); no log size, nor the sizes of the latest checkpoint and of the
  * time-stamped one (the log's size at that checkpoint): each entry of the
  * log is a referral, an update, a delivery, and a size read twice gives
- * their number exactly; the broker's health is said by its problems and
- * the checkpoint's age. The store's and the disk's bytes, which grow with
+ * their number exactly; the broker's health is said by its problems (told
+ * without their counts and sizes: steering_problem) and the checkpoint's
+ * age. The store's and the disk's bytes, which grow with
  * the log, to whole MiB (hundreds of entries). o's objects are replaced,
  * not changed: they are the console's own (json_pack "O"). -1 out of
  * memory. */
@@ -1338,6 +1396,25 @@ static int steering_health(json_t *o, unsigned min)
 	if (!json_is_object(h))
 		return 0;
 	rc |= steering_queues(json_object_get(h, "agencies"), min);
+	/* the problems, in the broker's words, carry the queue's length and
+	 * the log's size: told without them (steering_problem). h is a copy
+	 * (above, "health" is one of drop's) */
+	json_t *pr = json_object_get(h, "problems"), *x, *np = NULL;
+	size_t k;
+	/* the broker's answer (it says its version); else the console's own
+	 * sentence (the broker did not answer) */
+	if (json_object_get(h, "version") != NULL && json_is_array(pr)) {
+		if ((np = json_array()) == NULL)
+			return -1;
+		json_array_foreach(pr, k, x)
+		{
+			char *t =
+			    json_is_string(x) ? steering_problem(json_string_value(x)) : NULL;
+			rc |= t == NULL || json_array_append_new(np, json_string(t)) != 0;
+			free(t);
+		}
+		rc |= json_object_set_new(h, "problems", np);
+	}
 	static const char *const bytes[] = {"mapUsed", "diskFree"};
 	for (size_t i = 0; i < 2; i++) {
 		json_t *v = json_object_get(h, bytes[i]);
@@ -1360,14 +1437,15 @@ static void route_health(void *ctx, const rete_http_req *rq, rete_http_answer *a
 	if (!console_who(c, rq, a, false, who_))
 		return;
 	console_record(c, rq, "health");
+	bool steering = console_steering(c, who_);
 	pthread_mutex_lock(&c->lock);
 	json_t *o = json_pack("{s:s, s:s, s:O, s:O, s:I, s:I}", "party", c->mc.cfg.id, "timeZone",
 			      c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome", "health",
 			      c->health ? c->health : json_null(), "names", c->names, "now",
-			      (json_int_t)rete_now_ms(), "version", (json_int_t)c->version);
+			      (json_int_t)rete_now_ms(), "version", shown_version(c, steering));
 	if (o != NULL && c->trust != NULL)
 		json_object_update(o, c->trust);
-	if (o != NULL && console_steering(c, who_) &&
+	if (o != NULL && steering &&
 	    steering_health(o, c->mc.cfg.min_count) != 0) {
 		json_decref(o);
 		o = NULL;
@@ -2349,19 +2427,21 @@ static long sse_next(void *st, char *buf, size_t max)
 		until.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&c->lock);
-	while (!c->stopping && !s->first && c->version == s->seen)
+	/* the steering group's stream fires at each health refresh, whatever
+	 * happened (shown_version): one fired at each drain of events said
+	 * when, and so how many, referrals came in a quiet network */
+	while (!c->stopping && !s->first && (uint64_t)shown_version(c, s->steering) == s->seen)
 		if (pthread_cond_timedwait(&c->moved, &c->lock, &until) == ETIMEDOUT)
 			break;
 	if (c->stopping) {
 		n = -1;
-	} else if (s->first || c->version != s->seen) {
-		s->seen = c->version;
+	} else if (s->first || (uint64_t)shown_version(c, s->steering) != s->seen) {
+		s->seen = (uint64_t)shown_version(c, s->steering);
 		/* the log's exact size, event by event, would count the
 		 * steering group's referrals one by one: version only */
 		if (s->steering)
 			n = snprintf(buf, max, "%sevent: update\ndata: {\"version\":%llu}\n\n",
-				     s->first ? "retry: 2000\n" : "",
-				     (unsigned long long)c->version);
+				     s->first ? "retry: 2000\n" : "", (unsigned long long)s->seen);
 		else
 			n = snprintf(
 			    buf, max,
