@@ -1112,10 +1112,11 @@ rete_err report_write_csv_lang(const report *r, FILE *out, char sep, char dec, r
 {
 	size_t nc = report_header_count(r);
 	char buf[160];
-	/* with another separator than ',' every text but a line's first is
-	 * quoted: a spreadsheet that guesses the separator (gnumeric, for one)
-	 * takes the character before a quoted text that does not begin its
-	 * line, and ',' when there is none */
+	/* with another separator than ',' the header's texts but its first
+	 * are quoted: a spreadsheet that guesses the separator (gnumeric, for
+	 * one) takes the character before a quoted text that does not begin
+	 * its line, and ',' when there is none (each line in one cell); the
+	 * rows' fields are quoted only when they need it, as with ',' */
 	bool q = sep != ',';
 
 	for (size_t i = 0; i < nc; i++) {
@@ -1144,7 +1145,7 @@ rete_err report_write_csv_lang(const report *r, FILE *out, char sep, char dec, r
 			if (isnum)
 				fprintf(out, "%llu", (unsigned long long)v);
 			else
-				csv_field_q(out, buf, sep, q && i > 0);
+				csv_field_q(out, buf, sep, false);
 		}
 		fputs("\r\n", out);
 	}
@@ -1303,7 +1304,8 @@ static int zero_named(report *r, unsigned min)
 	size_t add = 0;
 	for (size_t i = 0; i < r->nref; i++)
 		add += r->ref[i].referrals >= min &&
-		       !(r->nrows && bsearch(&r->ref[i], r->rows, r->nrows, sizeof(*r->rows), row_cmp));
+		       !(r->nrows &&
+			 bsearch(&r->ref[i], r->rows, r->nrows, sizeof(*r->rows), row_cmp));
 	if (add == 0)
 		return 0;
 	report_row *rows = realloc(r->rows, (r->nrows + add) * sizeof(*rows));

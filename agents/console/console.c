@@ -1335,7 +1335,8 @@ static char *steering_problem(const char *p)
 {
 	char *out = NULL;
 	const char *has = strstr(p, " has "), *old = strstr(p, ", the oldest waiting for ");
-	if (has != NULL && old != NULL && has < old && strstr(has, " undelivered message") != NULL) {
+	if (has != NULL && old != NULL && has < old &&
+	    strstr(has, " undelivered message") != NULL) {
 		long min = strtol(old + strlen(", the oldest waiting for "), NULL, 10);
 		if (asprintf(&out,
 			     "%.*s has undelivered messages, the oldest waiting for %ld min; is "
@@ -1408,8 +1409,7 @@ static int steering_health(json_t *o, unsigned min)
 			return -1;
 		json_array_foreach(pr, k, x)
 		{
-			char *t =
-			    json_is_string(x) ? steering_problem(json_string_value(x)) : NULL;
+			char *t = json_is_string(x) ? steering_problem(json_string_value(x)) : NULL;
 			rc |= t == NULL || json_array_append_new(np, json_string(t)) != 0;
 			free(t);
 		}
@@ -1445,8 +1445,7 @@ static void route_health(void *ctx, const rete_http_req *rq, rete_http_answer *a
 			      (json_int_t)rete_now_ms(), "version", shown_version(c, steering));
 	if (o != NULL && c->trust != NULL)
 		json_object_update(o, c->trust);
-	if (o != NULL && steering &&
-	    steering_health(o, c->mc.cfg.min_count) != 0) {
+	if (o != NULL && steering && steering_health(o, c->mc.cfg.min_count) != 0) {
 		json_decref(o);
 		o = NULL;
 	}

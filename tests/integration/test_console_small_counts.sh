@@ -200,6 +200,11 @@ if [ -n "$FT" ]; then
 	wait_for 30 late || fail "anna's Salute has not cpi.mantova's late queue: $(jq -c .health.problems "$DIR/hp-anna.json")"
 	get "$TS" api/health hp-sara.json
 	set_clock "+0"
+	# the broker's clock back (libfaketime reads the file again in its
+	# own time) before cpi.mantova's agent connects
+	back() { "${C[@]}" -f -H "Cookie: rete_session=$TA" "$URL/api/health" >"$DIR/hb-anna.json" &&
+		! jq -r '.health.problems[]?' "$DIR/hb-anna.json" | grep -q 'undelivered'; }
+	wait_for 60 back || fail "the broker's clock is not back: $(jq -c .health.problems "$DIR/hb-anna.json")"
 	jq -r '.health.problems[]' "$DIR/hp-sara.json" >"$DIR/hp-sara.txt"
 	grep -q '^cpi.mantova has undelivered messages, the oldest waiting for [0-9]* min; is its agent running?$' "$DIR/hp-sara.txt" &&
 		! grep -Eq '[0-9]+ undelivered|size [0-9]|grew to [0-9]|checkpoint [0-9]' "$DIR/hp-sara.txt" ||
@@ -224,8 +229,8 @@ get "$TA" "api/report?$Q&lang=en" rep-anna.json
 [ "$(jq -c '[.rows[] | .[3]]' "$DIR/rep-anna.json")" = '[1,3]' ] ||
 	fail "anna's report, sent: $(jq -c .rows "$DIR/rep-anna.json")"
 get "$TS" "api/report.csv?$Q&lang=it&sep=semicolon" rep-sara.csv
-grep -q '^altri;"";"";"< 3";' "$DIR/rep-sara.csv" && ! grep -q 'employment-orientation' "$DIR/rep-sara.csv" &&
-	grep -q '"training-voucher";5;' "$DIR/rep-sara.csv" &&
+grep -q '^altri;;;< 3;' "$DIR/rep-sara.csv" && ! grep -q 'employment-orientation' "$DIR/rep-sara.csv" &&
+	grep -q ';training-voucher;5;' "$DIR/rep-sara.csv" &&
 	grep -q 'arrotondati a 5' "$DIR/rep-sara.csv" || fail "sara's CSV: $(cat "$DIR/rep-sara.csv")"
 get "$TA" "api/report.csv?$Q&lang=it&sep=semicolon" rep-anna.csv
 ! grep -q 'arrotondati' "$DIR/rep-anna.csv" || fail "anna's CSV says rounded: $(cat "$DIR/rep-anna.csv")"
@@ -309,8 +314,10 @@ wait_for 30 rendered || fail "sara's Salute never rendered: $(js 'return documen
 js 'return document.body.innerText' >"$DIR/salute-sara.txt"
 [ -z "$(js 'return document.getElementById("log-size") ? "yes" : ""')" ] && ! grep -q 'Voci nel registro' "$DIR/salute-sara.txt" ||
 	fail "sara's Salute shows the log's size: $(cat "$DIR/salute-sara.txt")"
-q=$(js 'const r = [...document.querySelectorAll("#agencies tr")].find(r => r.querySelector("[data-code=\"cpi.mantova\"]")); return r ? r.cells[2].innerText : ""')
-[ "$q" = "< 3" ] || fail "sara's Salute, cpi.mantova's queue (now empty): '$q'"
+# (the console asks the broker's health every 5 s, and sara's page is
+# drawn again at each: the queue emptied a moment ago may read 5 first)
+salute_q() { q=$(js 'const r = [...document.querySelectorAll("#agencies tr")].find(r => r.querySelector("[data-code=\"cpi.mantova\"]")); return r ? r.cells[2].innerText : ""'); [ "$q" = "< 3" ]; }
+wait_for 30 salute_q || fail "sara's Salute, cpi.mantova's queue (now empty): '$q'"
 report_rows() { [ "$(js 'return document.body.dataset.rows || ""')" = 2 ]; }
 go "$URL/rapporto?from=$FROM&to=$TO&by=agency,service"
 wait_for 30 report_rows || fail "sara's Rapporto: $(js 'return document.body.innerText')"

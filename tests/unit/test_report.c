@@ -311,12 +311,13 @@ static void test_by_agency_csv(void **state)
 	free(csv);
 
 	/* Italian spreadsheets: ';' between fields, ',' as the decimal mark;
-	 * texts but a line's first quoted (a spreadsheet that guesses the
-	 * separator finds it before a quoted text) */
+	 * the header's texts but its first quoted (a spreadsheet that
+	 * guesses the separator finds it before a quoted text), the rows'
+	 * fields only when they need it */
 	csv = csv_of(r, ';', ',');
 	assert_non_null(strstr(csv, "requester;\"performer\";\"sent\";\"received\";"));
 	assert_non_null(strstr(csv,
-			       "\r\ncpi.mantova;\"social.mantova\";2;2;1;0;0;0;0;0;0;0;0;0;0;0;"
+			       "\r\ncpi.mantova;social.mantova;2;2;1;0;0;0;0;0;0;0;0;0;0;0;"
 			       "0;0;0;0;0;0;0;1;2;0,75;2,00;\r\n"));
 	assert_null(strstr(csv, "0.75"));
 	free(csv);
@@ -1093,14 +1094,13 @@ static bool tm_rows_only;
 static uint64_t three_views(const int64_t b[3], const char *const d[4], bool all)
 {
 	static const unsigned by_service[] = {REPORT_BY_SERVICE};
-	static const unsigned bys[] = {
-	    0,
-	    REPORT_BY_AGENCY,
-	    REPORT_BY_SERVICE,
-	    REPORT_BY_AGENCY | REPORT_BY_SERVICE,
-	    REPORT_BY_STATUS,
-	    REPORT_BY_AGENCY | REPORT_BY_SERVICE | REPORT_BY_STATUS,
-	    REPORT_BY_SERVICE | REPORT_BY_AGE_BAND};
+	static const unsigned bys[] = {0,
+				       REPORT_BY_AGENCY,
+				       REPORT_BY_SERVICE,
+				       REPORT_BY_AGENCY | REPORT_BY_SERVICE,
+				       REPORT_BY_STATUS,
+				       REPORT_BY_AGENCY | REPORT_BY_SERVICE | REPORT_BY_STATUS,
+				       REPORT_BY_SERVICE | REPORT_BY_AGE_BAND};
 	const int64_t from[3] = {b[0], b[1], b[0]}, to[3] = {b[1], b[2], b[2]};
 	const char *df[3] = {d[0], d[2], d[0]}, *dt[3] = {d[1], d[3], d[3]};
 	uint64_t h = 1469598103934665603ULL;
@@ -1175,7 +1175,8 @@ static unsigned three_months_pins(unsigned M, bool all, bool big)
 	}
 	print_message("%s%s%s: %u situations (each count 0 to %u) pin October's count of 1 or 2\n",
 		      all ? "every grouping, months" : "by service",
-		      tm_rows_only ? " (rows, not totals)" : "", big ? ", beside 10 and 11 of a third service" : "", pinned, S);
+		      tm_rows_only ? " (rows, not totals)" : "",
+		      big ? ", beside 10 and 11 of a third service" : "", pinned, S);
 	free(h);
 	return pinned;
 }
@@ -1215,8 +1216,9 @@ static void test_small_counts_others_medians(void **state)
 	struct scenario s;
 	report *r = NULL;
 	int64_t oct = P_FROM - 31 * D;
-	const char *svc[6] = {"training-voucher", "training-voucher", "training-voucher",
-			      "employment-orientation", "employment-orientation", "housing-support"};
+	const char *svc[6] = {"training-voucher",	"training-voucher",
+			      "training-voucher",	"employment-orientation",
+			      "employment-orientation", "housing-support"};
 	memset(&s, 0, sizeof(s));
 	for (int i = 0; i < 6; i++) {
 		Rete__ReferralInfo *x =
@@ -1233,7 +1235,7 @@ static void test_small_counts_others_medians(void **state)
 	assert_true(r->rows[1].others);
 	assert_true(r->rows[1].median_receive_h == 6.0); /* 5, 6, 7 */
 	assert_true(isnan(r->rows[0].median_receive_h)); /* 2 received: suppressed */
-	assert_true(r->total.median_receive_h == 5.0);	  /* 1, 1, 5, 6, 7 */
+	assert_true(r->total.median_receive_h == 5.0);	 /* 1, 1, 5, 6, 7 */
 	report_free(&r);
 	/* October: training-voucher's one, named; the others empty */
 	assert_int_equal(report_build(s.ptr, s.n, oct, P_FROM, P_TO, REPORT_BY_SERVICE, &r, NULL),
@@ -1251,7 +1253,8 @@ static void test_small_counts_others_medians(void **state)
 	/* the October one: requested then, received in November */
 	for (int k = 0; k < 2; k++) {
 		rete__status_change__init(&s.change[0][k]);
-		s.change[0][k].status = k ? RETE__STATUS__STATUS_RECEIVED : RETE__STATUS__STATUS_REQUESTED;
+		s.change[0][k].status =
+		    k ? RETE__STATUS__STATUS_RECEIVED : RETE__STATUS__STATUS_REQUESTED;
 		s.change[0][k].at = k ? P_FROM + 2 * H : oct + H;
 		s.changes[0][k] = &s.change[0][k];
 	}
@@ -1263,7 +1266,7 @@ static void test_small_counts_others_medians(void **state)
 	assert_int_equal(r->nrows, 2);
 	assert_int_equal(r->rows[0].status, RETE__STATUS__STATUS_RECEIVED);
 	assert_int_equal(r->rows[0].hide[0], REPORT_HIDE_SMALL); /* 0 sent */
-	assert_true(r->rows[1].others); /* the requested one */
+	assert_true(r->rows[1].others);				 /* the requested one */
 	char note[400];
 	assert_non_null(strstr(report_note(r, REPORT_EN, note, sizeof(note)),
 			       "others: the groups of fewer than 3 referrals in the whole log"));
