@@ -328,6 +328,35 @@ static char *dup_or_null(bool want, const char *s)
 	return want ? strdup(s) : NULL;
 }
 
+static const char *S(const char *s)
+{
+	return s != NULL ? s : "";
+}
+
+/* key_of fills k with ri's group key (by; its status at p's end) */
+static void key_of(struct keyed *k, const Rete__ReferralInfo *ri, unsigned by,
+		   const struct period *p)
+{
+	k->r = ri;
+	k->requester = (by & REPORT_BY_AGENCY) ? S(ri->requester) : "";
+	k->performer = (by & REPORT_BY_AGENCY) ? S(ri->performer) : "";
+	k->service = (by & REPORT_BY_SERVICE) ? S(ri->service) : "";
+	k->age_band = (by & REPORT_BY_AGE_BAND) ? (int)ri->age_band : 0;
+	k->status = (by & REPORT_BY_STATUS) ? (int)status_at_end(ri, p) : 0;
+}
+
+/* row_keys copies k's group key into row w; false out of memory */
+static bool row_keys(report_row *w, const struct keyed *k, unsigned by)
+{
+	w->requester = dup_or_null(by & REPORT_BY_AGENCY, k->requester);
+	w->performer = dup_or_null(by & REPORT_BY_AGENCY, k->performer);
+	w->service = dup_or_null(by & REPORT_BY_SERVICE, k->service);
+	w->age_band = (Rete__AgeBand)k->age_band;
+	w->status = (Rete__Status)k->status;
+	return !(((by & REPORT_BY_AGENCY) && (w->requester == NULL || w->performer == NULL)) ||
+		 ((by & REPORT_BY_SERVICE) && w->service == NULL));
+}
+
 static void row_free(report_row *row)
 {
 	free(row->requester);
@@ -355,11 +384,6 @@ void report_free(report **r)
 	free((*r)->month_start);
 	free(*r);
 	*r = NULL;
-}
-
-static const char *S(const char *s)
-{
-	return s != NULL ? s : "";
 }
 
 static int row_cmp(const void *a, const void *b)
@@ -448,12 +472,7 @@ static int ref_rows(report *r, const Rete__ReferralInfo *const *infos, size_t n)
 		const Rete__ReferralInfo *ri = infos[i];
 		if (ri == NULL)
 			continue;
-		struct keyed *k = &ks[nk++];
-		k->requester = (by & REPORT_BY_AGENCY) ? S(ri->requester) : "";
-		k->performer = (by & REPORT_BY_AGENCY) ? S(ri->performer) : "";
-		k->service = (by & REPORT_BY_SERVICE) ? S(ri->service) : "";
-		k->age_band = (by & REPORT_BY_AGE_BAND) ? (int)ri->age_band : 0;
-		k->status = (by & REPORT_BY_STATUS) ? (int)status_at_end(ri, &always) : 0;
+		key_of(&ks[nk++], ri, by, &always);
 	}
 	if (nk > 1)
 		qsort(ks, nk, sizeof(*ks), keyed_cmp);
@@ -464,17 +483,12 @@ static int ref_rows(report *r, const Rete__ReferralInfo *const *infos, size_t n)
 	for (size_t i = 0; i < nk;) {
 		size_t j = i;
 		report_row *w = &r->ref[r->nref++];
-		w->requester = dup_or_null(by & REPORT_BY_AGENCY, ks[i].requester);
-		w->performer = dup_or_null(by & REPORT_BY_AGENCY, ks[i].performer);
-		w->service = dup_or_null(by & REPORT_BY_SERVICE, ks[i].service);
-		w->age_band = (Rete__AgeBand)ks[i].age_band;
-		w->status = (Rete__Status)ks[i].status;
+		bool ok = row_keys(w, &ks[i], by);
 		while (j < nk && keyed_cmp(&ks[i], &ks[j]) == 0)
 			j++;
 		w->referrals = j - i;
 		i = j;
-		if (((by & REPORT_BY_AGENCY) && (w->requester == NULL || w->performer == NULL)) ||
-		    ((by & REPORT_BY_SERVICE) && w->service == NULL)) {
+		if (!ok) {
 			free(ks);
 			return -1;
 		}
@@ -512,13 +526,7 @@ rete_err report_build(const Rete__ReferralInfo *const *infos, size_t n, int64_t 
 		const Rete__ReferralInfo *ri = infos[i];
 		if (ri == NULL || !touches(ri, &p))
 			continue;
-		struct keyed *k = &ks[nk++];
-		k->r = ri;
-		k->requester = (by & REPORT_BY_AGENCY) ? S(ri->requester) : "";
-		k->performer = (by & REPORT_BY_AGENCY) ? S(ri->performer) : "";
-		k->service = (by & REPORT_BY_SERVICE) ? S(ri->service) : "";
-		k->age_band = (by & REPORT_BY_AGE_BAND) ? (int)ri->age_band : 0;
-		k->status = (by & REPORT_BY_STATUS) ? (int)status_at_end(ri, &p) : 0;
+		key_of(&ks[nk++], ri, by, &p);
 	}
 	if (nk > 0)
 		qsort(ks, nk, sizeof(*ks), keyed_cmp);
@@ -532,15 +540,8 @@ rete_err report_build(const Rete__ReferralInfo *const *infos, size_t n, int64_t 
 	for (size_t i = 0; i < nk;) {
 		size_t j = i;
 		report_row *row = &r->rows[r->nrows++];
-		row->requester = dup_or_null(by & REPORT_BY_AGENCY, ks[i].requester);
-		row->performer = dup_or_null(by & REPORT_BY_AGENCY, ks[i].performer);
-		row->service = dup_or_null(by & REPORT_BY_SERVICE, ks[i].service);
-		if (((by & REPORT_BY_AGENCY) &&
-		     (row->requester == NULL || row->performer == NULL)) ||
-		    ((by & REPORT_BY_SERVICE) && row->service == NULL))
+		if (!row_keys(row, &ks[i], by))
 			goto nomem;
-		row->age_band = (Rete__AgeBand)ks[i].age_band;
-		row->status = (Rete__Status)ks[i].status;
 		while (j < nk && keyed_cmp(&ks[i], &ks[j]) == 0) {
 			if (count_one(ks[j].r, &p, row, &tr) != 0 ||
 			    count_one(ks[j].r, &p, &r->total, &tt) != 0)
