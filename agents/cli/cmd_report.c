@@ -11,10 +11,14 @@
  * Exit 0 when printed; 1 when the broker refused the query; 2 for usage,
  * configuration, connection and I/O errors.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cli_access.h"
@@ -44,8 +48,10 @@ static void report_usage(FILE *f)
 	       "Counts below N, 0 included (--min-count, else [report] min_count of\n"
 	       "coord.ini, else 3) are shown as '< N', every other count rounded to 5 on its own "
 	       "(totals\n"
-	       "included), a median of fewer than N as 'suppressed': small counts point at\n"
-	       "families (GDPR art. 25, 89); --min-count 1 shows every count exact.\n");
+	       "included), a median of fewer than N as 'suppressed', and the groups of fewer\n"
+	       "than N referrals in the whole log summed into one row 'others' ('altri', the\n"
+	       "same rows in every period): small counts point at\n"
+	       "families (GDPR art. 25, 89); --min-count 1 shows every count and row exact.\n");
 }
 
 /* Referrals copied out of the store (the iterator lends them). */
@@ -123,6 +129,66 @@ static int from_store(const char *dir, struct collect *c, char **tz)
 		return CLI_USAGE;
 	}
 	return CLI_OK;
+}
+
+/* date_shaped: s is written YYYY-MM-DD (digits and dashes), a day of the
+ * calendar or not */
+static bool date_shaped(const char *s)
+{
+	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+		return false;
+	for (int i = 0; i < 10; i++)
+		if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
+			return false;
+	return true;
+}
+
+/* output_ok checks -o FILE before anything is read: a file that can be
+ * made in a folder that exists (libxlsxwriter says only "Usually a
+ * permissions error" when it cannot); false with the sentence said. */
+static bool output_ok(const char *path)
+{
+	struct stat st;
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+
+	if (path[0] == '\0' || (slash != NULL && slash[1] == '\0')) {
+		fprintf(stderr,
+			"rete report: -o '%s' is not a file name; give -o FOLDER/NAME.xlsx\n",
+			path);
+		return false;
+	}
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		fprintf(stderr,
+			"rete report: -o '%s' is a folder; give the workbook's file name, e.g. "
+			"-o %s/report.xlsx\n",
+			path, path);
+		return false;
+	}
+	/* the folder: what is before the last '/' ("/" for "/x", "." for "x") */
+	char copy[4096];
+	snprintf(copy, sizeof(copy), "%s", path);
+	snprintf(dir, sizeof(dir), "%s", dirname(copy));
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr,
+			"rete report: -o '%s': the folder '%s' %s; make it first or give another\n",
+			path, dir, stat(dir, &st) != 0 ? "does not exist" : "is not a folder");
+		return false;
+	}
+	if (access(dir, W_OK | X_OK) != 0) {
+		fprintf(stderr,
+			"rete report: -o '%s': the folder '%s' cannot be written by this "
+			"user (%s); give a folder of yours\n",
+			path, dir, strerror(errno));
+		return false;
+	}
+	if (access(path, F_OK) == 0 && access(path, W_OK) != 0) {
+		fprintf(stderr,
+			"rete report: -o '%s' exists and cannot be written by this user (%s)\n",
+			path, strerror(errno));
+		return false;
+	}
+	return true;
 }
 
 int cmd_report(int argc, char **argv)
@@ -245,10 +311,14 @@ int cmd_report(int argc, char **argv)
 		return CLI_USAGE;
 	}
 	if (!rete_date_valid(from) || !rete_date_valid(to)) {
+		const char *d = rete_date_valid(from) ? to : from;
 		fprintf(stderr,
-			"rete report: %s '%s' is not a date; use YYYY-MM-DD (e.g. 2026-11-01)\n",
-			rete_date_valid(from) ? "--to" : "--from",
-			rete_date_valid(from) ? to : from);
+			"rete report: %s '%s' %s; dates from 1970-01-01 to 9999-12-31 are "
+			"accepted, written YYYY-MM-DD (e.g. 2026-11-01)\n",
+			rete_date_valid(from) ? "--to" : "--from", d,
+			!date_shaped(d)		    ? "is not a date"
+			: strncmp(d, "1970", 4) < 0 ? "is out of range"
+						    : "is not a day of the calendar");
 		return CLI_USAGE;
 	}
 	if (strcmp(format, "csv") != 0 && strcmp(format, "json") != 0 &&
@@ -264,6 +334,8 @@ int cmd_report(int argc, char **argv)
 					 "FILE.xlsx\n");
 		return CLI_USAGE;
 	}
+	if (output != NULL && !output_ok(output))
+		return CLI_USAGE;
 	if (report_parse_by(by_s, &by, &m) != RETE_OK) {
 		fprintf(stderr, "rete report: %s\n", m.text);
 		return CLI_USAGE;

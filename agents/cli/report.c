@@ -215,6 +215,18 @@ static void times_free(struct times *t)
 	}
 }
 
+/* times_keep gives t's values to row (its hours, for the others row's
+ * medians); t is empty after it. */
+static void times_keep(struct times *t, report_row *row)
+{
+	for (int k = 0; k < 3; k++) {
+		row->hours[k] = t->v[k];
+		row->nhours[k] = t->n[k];
+		t->v[k] = NULL;
+		t->n[k] = t->cap[k] = 0;
+	}
+}
+
 static void times_finish(struct times *t, report_row *row)
 {
 	row->median_receive_h = report_median(t->v[0], t->n[0]);
@@ -316,6 +328,35 @@ static char *dup_or_null(bool want, const char *s)
 	return want ? strdup(s) : NULL;
 }
 
+static const char *S(const char *s)
+{
+	return s != NULL ? s : "";
+}
+
+/* key_of fills k with ri's group key (by; its status at p's end) */
+static void key_of(struct keyed *k, const Rete__ReferralInfo *ri, unsigned by,
+		   const struct period *p)
+{
+	k->r = ri;
+	k->requester = (by & REPORT_BY_AGENCY) ? S(ri->requester) : "";
+	k->performer = (by & REPORT_BY_AGENCY) ? S(ri->performer) : "";
+	k->service = (by & REPORT_BY_SERVICE) ? S(ri->service) : "";
+	k->age_band = (by & REPORT_BY_AGE_BAND) ? (int)ri->age_band : 0;
+	k->status = (by & REPORT_BY_STATUS) ? (int)status_at_end(ri, p) : 0;
+}
+
+/* row_keys copies k's group key into row w; false out of memory */
+static bool row_keys(report_row *w, const struct keyed *k, unsigned by)
+{
+	w->requester = dup_or_null(by & REPORT_BY_AGENCY, k->requester);
+	w->performer = dup_or_null(by & REPORT_BY_AGENCY, k->performer);
+	w->service = dup_or_null(by & REPORT_BY_SERVICE, k->service);
+	w->age_band = (Rete__AgeBand)k->age_band;
+	w->status = (Rete__Status)k->status;
+	return !(((by & REPORT_BY_AGENCY) && (w->requester == NULL || w->performer == NULL)) ||
+		 ((by & REPORT_BY_SERVICE) && w->service == NULL));
+}
+
 static void row_free(report_row *row)
 {
 	free(row->requester);
@@ -323,6 +364,8 @@ static void row_free(report_row *row)
 	free(row->service);
 	free(row->sent_month);
 	free(row->hide);
+	for (int k = 0; k < 3; k++)
+		free(row->hours[k]);
 }
 
 void report_free(report **r)
@@ -334,15 +377,13 @@ void report_free(report **r)
 	free((*r)->rows);
 	free((*r)->total.sent_month);
 	free((*r)->total.hide);
+	for (size_t i = 0; i < (*r)->nref; i++)
+		row_free(&(*r)->ref[i]);
+	free((*r)->ref);
 	free((*r)->month);
 	free((*r)->month_start);
 	free(*r);
 	*r = NULL;
-}
-
-static const char *S(const char *s)
-{
-	return s != NULL ? s : "";
 }
 
 static int row_cmp(const void *a, const void *b)
@@ -413,6 +454,49 @@ static int zero_rows(report *r, const Rete__ReferralInfo *const *infos, size_t n
 	return 0;
 }
 
+/* ref_rows sets r->ref: every group key of infos (the whole of what the
+ * report reads, each referral's status as it is now) with its number of
+ * referrals; report_suppress names a row by it, not by its period's
+ * count, so that the rows named are the same for every period (report.h).
+ * -1 out of memory. */
+static int ref_rows(report *r, const Rete__ReferralInfo *const *infos, size_t n)
+{
+	struct period always = {INT64_MIN, INT64_MAX, INT64_MAX};
+	struct keyed *ks = n ? calloc(n, sizeof(*ks)) : NULL;
+	size_t nk = 0;
+	unsigned by = r->by;
+
+	if (n > 0 && ks == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const Rete__ReferralInfo *ri = infos[i];
+		if (ri == NULL)
+			continue;
+		key_of(&ks[nk++], ri, by, &always);
+	}
+	if (nk > 1)
+		qsort(ks, nk, sizeof(*ks), keyed_cmp);
+	if (nk > 0 && (r->ref = calloc(nk, sizeof(*r->ref))) == NULL) {
+		free(ks);
+		return -1;
+	}
+	for (size_t i = 0; i < nk;) {
+		size_t j = i;
+		report_row *w = &r->ref[r->nref++];
+		bool ok = row_keys(w, &ks[i], by);
+		while (j < nk && keyed_cmp(&ks[i], &ks[j]) == 0)
+			j++;
+		w->referrals = j - i;
+		i = j;
+		if (!ok) {
+			free(ks);
+			return -1;
+		}
+	}
+	free(ks);
+	return 0;
+}
+
 rete_err report_build(const Rete__ReferralInfo *const *infos, size_t n, int64_t from_ms,
 		      int64_t to_ms, int64_t now_ms, unsigned by, report **out, rete_msg *m)
 {
@@ -442,13 +526,7 @@ rete_err report_build(const Rete__ReferralInfo *const *infos, size_t n, int64_t 
 		const Rete__ReferralInfo *ri = infos[i];
 		if (ri == NULL || !touches(ri, &p))
 			continue;
-		struct keyed *k = &ks[nk++];
-		k->r = ri;
-		k->requester = (by & REPORT_BY_AGENCY) ? S(ri->requester) : "";
-		k->performer = (by & REPORT_BY_AGENCY) ? S(ri->performer) : "";
-		k->service = (by & REPORT_BY_SERVICE) ? S(ri->service) : "";
-		k->age_band = (by & REPORT_BY_AGE_BAND) ? (int)ri->age_band : 0;
-		k->status = (by & REPORT_BY_STATUS) ? (int)status_at_end(ri, &p) : 0;
+		key_of(&ks[nk++], ri, by, &p);
 	}
 	if (nk > 0)
 		qsort(ks, nk, sizeof(*ks), keyed_cmp);
@@ -462,29 +540,23 @@ rete_err report_build(const Rete__ReferralInfo *const *infos, size_t n, int64_t 
 	for (size_t i = 0; i < nk;) {
 		size_t j = i;
 		report_row *row = &r->rows[r->nrows++];
-		row->requester = dup_or_null(by & REPORT_BY_AGENCY, ks[i].requester);
-		row->performer = dup_or_null(by & REPORT_BY_AGENCY, ks[i].performer);
-		row->service = dup_or_null(by & REPORT_BY_SERVICE, ks[i].service);
-		if (((by & REPORT_BY_AGENCY) &&
-		     (row->requester == NULL || row->performer == NULL)) ||
-		    ((by & REPORT_BY_SERVICE) && row->service == NULL))
+		if (!row_keys(row, &ks[i], by))
 			goto nomem;
-		row->age_band = (Rete__AgeBand)ks[i].age_band;
-		row->status = (Rete__Status)ks[i].status;
 		while (j < nk && keyed_cmp(&ks[i], &ks[j]) == 0) {
 			if (count_one(ks[j].r, &p, row, &tr) != 0 ||
 			    count_one(ks[j].r, &p, &r->total, &tt) != 0)
 				goto nomem;
 			j++;
 		}
+		row->referrals = j - i;
 		times_finish(&tr, row);
-		times_free(&tr);
+		times_keep(&tr, row);
 		i = j;
 	}
 	times_finish(&tt, &r->total);
 	times_free(&tt);
 	free(ks);
-	if (zero_rows(r, infos, n) != 0) {
+	if (zero_rows(r, infos, n) != 0 || ref_rows(r, infos, n) != 0) {
 		report_free(&r);
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
 	}
@@ -600,6 +672,11 @@ static json_t *row_json(const report *r, const report_row *w, bool keys)
 		json_decref(rej);
 		json_decref(uns);
 		return NULL;
+	}
+	if (keys && w->others) {
+		/* the rows of fewer than min referrals, merged: no group keys */
+		bad |= jset(o, "others", json_true());
+		keys = false;
 	}
 	if (keys && (r->by & REPORT_BY_AGENCY)) {
 		bad |= jset(o, "requester", json_string(S(w->requester)));
@@ -978,6 +1055,11 @@ void report_cell_lang(const report *r, const report_row *w, size_t i, report_lan
 		report_hidden_text(r, h, lang, buf, n);
 		return;
 	}
+	if (w->others && c.k < C_NUM) {
+		/* its name in the first key column, the others empty */
+		snprintf(buf, n, "%s", i == 0 ? report_others_text(lang) : "");
+		return;
+	}
 	switch (c.k) {
 	case C_REQ:
 		snprintf(buf, n, "%s", S(w->requester));
@@ -1016,11 +1098,13 @@ const char *report_note(const report *r, report_lang lang, char *buf, size_t n)
 		 lang == REPORT_IT
 		     ? "Numeri arrotondati a %d (ciascuno per sé, totali compresi); < %u: da 0 a "
 		       "%u segnalazioni; riservato: mediana di meno di %u "
-		       "segnalazioni. Riservatezza delle persone (GDPR art. 25 e 89)."
+		       "segnalazioni; altri: la somma dei gruppi con meno di %u segnalazioni "
+		       "in tutto il registro. Riservatezza delle persone (GDPR art. 25 e 89)."
 		     : "Counts rounded to %d (each on its own, totals included); < %u: 0 to %u "
-		       "referrals; suppressed: a median of fewer than %u referrals. "
+		       "referrals; suppressed: a median of fewer than %u referrals; others: the "
+		       "groups of fewer than %u referrals in the whole log, summed. "
 		       "To protect the people (GDPR art. 25 and 89).",
-		 REPORT_ROUND, k, k - 1, k);
+		 REPORT_ROUND, k, k - 1, k, k);
 	return buf;
 }
 
@@ -1029,10 +1113,11 @@ rete_err report_write_csv_lang(const report *r, FILE *out, char sep, char dec, r
 {
 	size_t nc = report_header_count(r);
 	char buf[160];
-	/* with another separator than ',' every text but a line's first is
-	 * quoted: a spreadsheet that guesses the separator (gnumeric, for one)
-	 * takes the character before a quoted text that does not begin its
-	 * line, and ',' when there is none */
+	/* with another separator than ',' the header's texts but its first
+	 * are quoted: a spreadsheet that guesses the separator (gnumeric, for
+	 * one) takes the character before a quoted text that does not begin
+	 * its line, and ',' when there is none (each line in one cell); the
+	 * rows' fields are quoted only when they need it, as with ',' */
 	bool q = sep != ',';
 
 	for (size_t i = 0; i < nc; i++) {
@@ -1061,7 +1146,7 @@ rete_err report_write_csv_lang(const report *r, FILE *out, char sep, char dec, r
 			if (isnum)
 				fprintf(out, "%llu", (unsigned long long)v);
 			else
-				csv_field_q(out, buf, sep, q && i > 0);
+				csv_field_q(out, buf, sep, false);
 		}
 		fputs("\r\n", out);
 	}
@@ -1181,25 +1266,167 @@ rete_err report_parse_min_count(const char *s, unsigned *out, rete_msg *m)
 	return RETE_OK;
 }
 
+const char *report_others_text(report_lang lang)
+{
+	return lang == REPORT_IT ? "altri" : "others";
+}
+
+/* hours_add appends n values v to *dst (of *nd); -1 out of memory. */
+static int hours_add(double **dst, size_t *nd, const double *v, size_t n)
+{
+	if (n == 0)
+		return 0;
+	double *nv = realloc(*dst, (*nd + n) * sizeof(*nv));
+	if (nv == NULL)
+		return -1;
+	memcpy(nv + *nd, v, n * sizeof(*nv));
+	*dst = nv;
+	*nd += n;
+	return 0;
+}
+
+/* named: whether row w (a group of r) is listed by name with threshold
+ * min: its group has min referrals or more in what the report read
+ * (r->ref, the whole log), whatever its period's count. The one decision
+ * of merge_small. */
+static bool named(const report *r, const report_row *w, unsigned min)
+{
+	const report_row *k =
+	    r->nref ? bsearch(w, r->ref, r->nref, sizeof(*r->ref), row_cmp) : NULL;
+	return k != NULL && k->referrals >= min;
+}
+
+/* zero_named adds a row of zeros for every group named (named) that has
+ * no row in the period (grouped by status: no referral of the group was at
+ * that status at the period's end), so that the rows named are the same
+ * in every period. -1 out of memory. */
+static int zero_named(report *r, unsigned min)
+{
+	size_t add = 0;
+	for (size_t i = 0; i < r->nref; i++)
+		add += r->ref[i].referrals >= min &&
+		       !(r->nrows &&
+			 bsearch(&r->ref[i], r->rows, r->nrows, sizeof(*r->rows), row_cmp));
+	if (add == 0)
+		return 0;
+	report_row *rows = realloc(r->rows, (r->nrows + add) * sizeof(*rows));
+	if (rows == NULL)
+		return -1;
+	r->rows = rows;
+	size_t n = r->nrows;
+	for (size_t i = 0; i < r->nref; i++) {
+		const report_row *k = &r->ref[i];
+		if (k->referrals < min || bsearch(k, rows, r->nrows, sizeof(*rows), row_cmp))
+			continue;
+		report_row *w = &rows[n++];
+		memset(w, 0, sizeof(*w));
+		w->age_band = k->age_band;
+		w->status = k->status;
+		w->median_receive_h = w->median_accept_h = w->median_complete_h = NAN;
+		w->p90_receive_h = w->p90_accept_h = w->p90_complete_h = NAN;
+		w->requester = k->requester ? strdup(k->requester) : NULL;
+		w->performer = k->performer ? strdup(k->performer) : NULL;
+		w->service = k->service ? strdup(k->service) : NULL;
+		if (r->nmonths > 0)
+			w->sent_month = calloc(r->nmonths, sizeof(uint64_t));
+		if ((k->requester && !w->requester) || (k->performer && !w->performer) ||
+		    (k->service && !w->service) || (r->nmonths > 0 && !w->sent_month)) {
+			r->nrows = n;
+			return -1;
+		}
+	}
+	r->nrows = n;
+	qsort(r->rows, r->nrows, sizeof(*r->rows), row_cmp);
+	return 0;
+}
+
+/* merge_small: the rows of r not named (named: fewer than min referrals
+ * in the whole log) become one row "others", last (report_suppress says
+ * why); it is there even when no row is merged, so that its presence says
+ * nothing either. Its counts are the sums of the merged rows' exact
+ * counts, its medians those of their referrals' times. -1 out of memory. */
+static int merge_small(report *r, unsigned min)
+{
+	report_row o;
+	size_t keep = 0;
+	bool *in = NULL;
+
+	if (zero_named(r, min) != 0)
+		return -1;
+	memset(&o, 0, sizeof(o));
+	o.others = true;
+	report_row *rows = realloc(r->rows, (r->nrows + 1) * sizeof(*rows));
+	if (rows == NULL)
+		return -1;
+	r->rows = rows;
+	if ((in = calloc(r->nrows + 1, sizeof(*in))) == NULL)
+		return -1;
+	if (r->nmonths > 0 && (o.sent_month = calloc(r->nmonths, sizeof(uint64_t))) == NULL) {
+		free(in);
+		return -1;
+	}
+	for (size_t k = 0; k < r->nrows; k++) {
+		report_row *w = &rows[k];
+		in[k] = !named(r, w, min);
+		for (int t = 0; in[k] && t < 3; t++)
+			if (hours_add(&o.hours[t], &o.nhours[t], w->hours[t], w->nhours[t]) != 0) {
+				row_free(&o);
+				free(in);
+				return -1;
+			}
+	}
+	/* nothing fails past here: sum, free and drop the merged rows */
+	for (size_t k = 0; k < r->nrows; k++) {
+		report_row *w = &rows[k];
+		if (!in[k]) {
+			rows[keep++] = *w;
+			continue;
+		}
+		for (size_t i = 0; i < REPORT_NNUM; i++)
+			*num_ptr(&o, i) += num_of(w, i);
+		for (size_t i = 0; o.sent_month != NULL && w->sent_month != NULL && i < r->nmonths;
+		     i++)
+			o.sent_month[i] += w->sent_month[i];
+		o.referrals += w->referrals;
+		row_free(w);
+	}
+	free(in);
+	o.median_receive_h = report_median(o.hours[0], o.nhours[0]);
+	o.median_accept_h = report_median(o.hours[1], o.nhours[1]);
+	o.median_complete_h = report_median(o.hours[2], o.nhours[2]);
+	o.p90_receive_h = report_percentile(o.hours[0], o.nhours[0], 90);
+	o.p90_accept_h = report_percentile(o.hours[1], o.nhours[1], 90);
+	o.p90_complete_h = report_percentile(o.hours[2], o.nhours[2], 90);
+	rows[keep++] = o;
+	r->nrows = keep;
+	return 0;
+}
+
 rete_err report_suppress(report *r, unsigned min, rete_msg *m)
 {
-	size_t nv = report_nvals(r), nr = r->nrows + 1;
+	size_t nv, nr;
 
 	r->min_count = min > 1 ? min : 0;
 	if (min <= 1)
 		return RETE_OK;
+	/* without a grouping the one row is the total: nothing to merge */
+	if (r->by != 0 && merge_small(r, min) != 0)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	nv = report_nvals(r);
+	nr = r->nrows + 1;
 	for (size_t k = 0; k < nr; k++) {
 		report_row *w = k < r->nrows ? &r->rows[k] : &r->total;
 		free(w->hide);
 		if ((w->hide = calloc(nv, 1)) == NULL)
 			return rete_msg_set(m, RETE_ENOMEM, "out of memory");
 		/* a median (and 90th percentile) of fewer than min values
-		 * (received, accepted, completed): too few people to describe */
+		 * (received, accepted, completed): too few people to describe;
+		 * of none as well, or "suppressed" would say one at least */
 		const uint64_t base[3] = {w->received, w->accepted, w->completed};
 		double *med[3] = {&w->median_receive_h, &w->median_accept_h, &w->median_complete_h};
 		double *p90[3] = {&w->p90_receive_h, &w->p90_accept_h, &w->p90_complete_h};
 		for (size_t i = 0; i < 3; i++)
-			if (base[i] > 0 && base[i] < min) {
+			if (base[i] < min) {
 				w->hide[VAL_HOURS + i] = REPORT_HIDE_OTHER;
 				*med[i] = *p90[i] = NAN;
 			}

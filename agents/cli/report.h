@@ -73,6 +73,14 @@ typedef struct report_row {
 	double p90_receive_h, p90_accept_h, p90_complete_h;
 	uint64_t *sent_month; /* report_add_months: sent per month, or NULL */
 	uint8_t *hide;	      /* report_suppress: per value (REPORT_HIDE_*), or NULL */
+	/* the referrals counted in this row (those with anything in the
+	 * period); in report.ref, the group's referrals in the whole log */
+	uint64_t referrals;
+	bool others; /* report_suppress: the row of the rows merged ("others") */
+	/* the row's response times in hours (receive, accept, complete), kept
+	 * so that the others row's medians are those of its referrals */
+	double *hours[3];
+	size_t nhours[3];
 } report_row;
 
 /* report: the rows (sorted by requester, performer, service, age band,
@@ -87,6 +95,12 @@ typedef struct report {
 	char (*month)[8];     /* "YYYY-MM", nmonths of them */
 	int64_t *month_start; /* nmonths + 1 bounds (ms); the last is to_ms */
 	unsigned min_count;   /* report_suppress: the threshold (0: none applied) */
+	/* report_build: every group key of the referrals read (the whole
+	 * log; status: each referral's status now) with its number of
+	 * referrals (report_row.referrals), sorted; report_suppress names a
+	 * row by it */
+	report_row *ref;
+	size_t nref;
 } report;
 
 /* report_parse_by parses a --by list ("agency,service,age-band,status", any
@@ -184,13 +198,29 @@ const char *report_note(const report *r, report_lang lang, char *buf, size_t n);
 rete_err report_parse_min_count(const char *s, unsigned *out, rete_msg *m);
 
 /* report_suppress publishes r with threshold min (1 or 0: every count
- * exact), after report_add_months when months are wanted: every count of
- * every row and of the total, the months' included, through report_round
+ * exact), after report_add_months when months are wanted. With a grouping,
+ * a row is listed by name only when its group has min referrals or more
+ * in all that report_build read (the whole log; grouped by status, the
+ * referrals at that status now): r->ref, not the period's count, so that
+ * the rows named are the same for every period of the log. A row named
+ * and empty in the period is there with zeros (grouped by status too).
+ * The other rows are merged into one row "others" (report_row.others,
+ * last; always there, even with nothing in it). Naming by the period's
+ * count said ">= N" of a row in the period and "<= N - 1" when it was not
+ * named, and three whole-month reports (October, November, both) pinned a
+ * 1 or a 2 (session 11); before that, naming every row that had a
+ * referral said "one at least" (session 10). Then every count of every
+ * row and of the total, the months' included, goes through report_round
  * (in place: the exact counts are gone), and a median (and 90th
- * percentile) over fewer than min referrals hidden. Every writer (CSV,
- * JSON, XLSX, report_cell) shows the marks and says the figures are
- * rounded. Errors: RETE_ENOMEM. */
+ * percentile) over 0 to min - 1 referrals is hidden ("suppressed" for
+ * none too: else it said one at least). Every writer (CSV, JSON, XLSX,
+ * report_cell) shows the marks and the others row ("others", "altri") and
+ * says the figures are rounded. Errors: RETE_ENOMEM. */
 rete_err report_suppress(report *r, unsigned min, rete_msg *m);
+
+/* report_others_text: the name of the others row in lang ("others",
+ * "altri"). */
+const char *report_others_text(report_lang lang);
 
 /* report_hidden_text: the text of a hidden value of mark h in lang ("< 3";
  * "suppressed" / "riservato"), into buf; returns buf. */

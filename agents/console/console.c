@@ -95,6 +95,11 @@ struct console {
 	pthread_mutex_t lock;
 	pthread_cond_t moved;
 	uint64_t version; /* bumped whenever what the pages show moved */
+	/* the steering group's version: the time (ms) of the latest health
+	 * refresh, every MON_HEALTH_EVERY_MS whatever happened; version
+	 * counts the drains of events, and two readings of it gave how many
+	 * referrals came in a quiet network */
+	int64_t health_at;
 	bool stopping;
 	int streams;
 	json_t *health;		     /* the latest health answer, or NULL */
@@ -410,11 +415,13 @@ static void console_health(struct console *c)
 	} else {
 		j = json_pack("{s:b, s:[s]}", "ok", 0, "problems", m.text);
 	}
+	int64_t at = rete_now_ms();
 	if (j != NULL)
-		json_object_set_new(j, "askedAt", json_integer(rete_now_ms()));
+		json_object_set_new(j, "askedAt", json_integer(at));
 	pthread_mutex_lock(&c->lock);
 	json_decref(c->health);
 	c->health = j;
+	c->health_at = at;
 	c->version++;
 	pthread_cond_broadcast(&c->moved);
 	pthread_mutex_unlock(&c->lock);
@@ -1152,15 +1159,90 @@ static int steering_count(json_t *o, const char *k, unsigned min)
 	return json_object_set_new(o, k, h ? json_string(buf) : json_integer((json_int_t)v));
 }
 
-/* steering_small publishes the overview mon for the steering group with
- * threshold min ([report] min_count), as `rete report` does
- * (report_round): every count of byStatus (per agency pair and service,
- * and their totals), statusTotals, overdueCount and the times' counts
- * rounded on its own, and a time's median and 90th percentile hidden over
- * fewer than min referrals. -1 when out of memory. */
-static int steering_small(json_t *mon, unsigned min)
+/* steering_queues publishes the queue lengths of the agencies of list
+ * (queueDepth, a 64-bit counter written as a string) as `rete report`'s
+ * counts: "< N", or rounded to 5 (still a string). -1 out of memory. */
+static int steering_queues(json_t *list, unsigned min)
+{
+	json_t *a;
+	size_t i;
+	int rc = 0;
+
+	json_array_foreach(list, i, a)
+	{
+		json_t *q = json_object_get(a, "queueDepth");
+		const char *s = json_is_string(q) ? json_string_value(q) : "0";
+		uint64_t n =
+		    json_is_integer(q) ? (uint64_t)json_integer_value(q) : strtoull(s, NULL, 10);
+		uint8_t h = 0;
+		char buf[32];
+		n = report_round(n, min, &h);
+		if (h)
+			snprintf(buf, sizeof(buf), "< %u", min);
+		else
+			snprintf(buf, sizeof(buf), "%llu", (unsigned long long)n);
+		rc |= json_object_set_new(a, "queueDepth", json_string(buf));
+	}
+	return rc ? -1 : 0;
+}
+
+/* steering_others merges the rows of byStatus whose total is below min
+ * into one row {"others": true, "counts", "total"}, last, always there (so
+ * that it says nothing by being there): a row listed by name said that its
+ * agency pair and service had one referral at least, and two such rows
+ * under a total of "< 3" were 1 each (session 11). Before the rounding:
+ * its counts are the sums of the exact ones. -1 out of memory. */
+static int steering_others(json_t *mon, unsigned min)
 {
 	json_t *bs = json_object_get(mon, "byStatus"), *st = json_object_get(mon, "statusTotals");
+	json_t *kept = json_array(), *counts = json_object(), *g, *x;
+	json_int_t total = 0;
+	const char *key;
+	size_t i;
+	int rc = 0;
+
+	if (kept == NULL || counts == NULL) {
+		json_decref(kept);
+		json_decref(counts);
+		return -1;
+	}
+	json_object_foreach(st, key, x)
+	{
+		if (strcmp(key, "total") != 0)
+			rc |= json_object_set_new(counts, key, json_integer(0));
+	}
+	json_array_foreach(bs, i, g)
+	{
+		json_t *t = json_object_get(g, "total");
+		if (json_is_integer(t) && json_integer_value(t) >= (json_int_t)min) {
+			rc |= json_array_append(kept, g);
+			continue;
+		}
+		json_object_foreach(json_object_get(g, "counts"), key, x)
+		{
+			json_t *sum = json_object_get(counts, key);
+			json_int_t v = (json_is_integer(sum) ? json_integer_value(sum) : 0) +
+				       (json_is_integer(x) ? json_integer_value(x) : 0);
+			rc |= json_object_set_new(counts, key, json_integer(v));
+		}
+		total += json_is_integer(t) ? json_integer_value(t) : 0;
+	}
+	rc |= json_array_append_new(
+	    kept, json_pack("{s:b, s:o, s:I}", "others", 1, "counts", counts, "total", total));
+	rc |= json_object_set_new(mon, "byStatus", kept);
+	return rc ? -1 : 0;
+}
+
+/* steering_small publishes the overview mon for the steering group with
+ * threshold min ([report] min_count), as `rete report` does
+ * (report_round): the rows of byStatus below min merged into one
+ * (steering_others), every count of byStatus (per agency pair and service,
+ * and their totals), statusTotals, overdueCount, the times' counts and the
+ * agencies' queue lengths rounded on its own, and a time's median and 90th
+ * percentile hidden over 0 to min - 1 referrals. -1 when out of memory. */
+static int steering_small(json_t *mon, unsigned min)
+{
+	json_t *bs, *st = json_object_get(mon, "statusTotals");
 	json_t *times = json_object_get(mon, "times"), *g, *x;
 	const char *key;
 	size_t i;
@@ -1168,6 +1250,10 @@ static int steering_small(json_t *mon, unsigned min)
 
 	if (min <= 1)
 		return 0;
+	if (steering_others(mon, min) != 0 ||
+	    steering_queues(json_object_get(mon, "agencies"), min) != 0)
+		return -1;
+	bs = json_object_get(mon, "byStatus");
 	json_array_foreach(bs, i, g)
 	{
 		json_t *counts = json_object_get(g, "counts");
@@ -1184,7 +1270,8 @@ static int steering_small(json_t *mon, unsigned min)
 	{
 		json_t *cnt = json_object_get(x, "count");
 		json_int_t c = json_is_integer(cnt) ? json_integer_value(cnt) : 0;
-		if (c > 0 && c < (json_int_t)min)
+		/* none too: "suppressed" beside a null said one at least */
+		if (c < (json_int_t)min)
 			rc |= json_object_set_new(x, "medianHours", json_string("suppressed")) |
 			      json_object_set_new(x, "p90Hours", json_string("suppressed"));
 		rc |= steering_count(x, "count", min);
@@ -1192,6 +1279,14 @@ static int steering_small(json_t *mon, unsigned min)
 	rc |= json_object_set_new(mon, "minCount", json_integer(min));
 	rc |= json_object_set_new(mon, "roundedTo", json_integer(REPORT_ROUND));
 	return rc ? -1 : 0;
+}
+
+/* shown_version: the version a page of who's reads (under c->lock): the
+ * steering group's changes at each health refresh and says only that
+ * time went on (health_at), the others' at each change */
+static json_int_t shown_version(const struct console *c, bool steering)
+{
+	return steering ? (json_int_t)c->health_at : (json_int_t)c->version;
 }
 
 static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer *a)
@@ -1206,7 +1301,8 @@ static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer 
 	/* the steering group: how many referrals are overdue, not which (each
 	 * row names a referral, its agencies, its service and its dates) */
 	json_t *ov = mon ? json_object_get(mon, "overdue") : NULL;
-	if (ov != NULL && console_steering(c, who_)) {
+	bool steering = console_steering(c, who_);
+	if (ov != NULL && steering) {
 		size_t n = json_array_size(ov);
 		/* then its counts published as `rete report`'s (steering_small) */
 		if (json_object_set_new(mon, "overdueCount", json_integer((json_int_t)n)) != 0 ||
@@ -1220,11 +1316,118 @@ static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer 
 	    mon ? json_pack("{s:s, s:s, s:O, s:O, s:o, s:I}", "party", c->mc.cfg.id, "timeZone",
 			    c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome", "names",
 			    c->names, "services", c->services, "monitor", mon, "version",
-			    (json_int_t)c->version)
+			    shown_version(c, steering))
 		: NULL;
 	pthread_mutex_unlock(&c->lock);
 	answer_json(a, o);
 	json_decref(o);
+}
+
+/* steering_problem: the broker's problem p (broker/query.c,
+ * broker/timestamp.c) as the steering group reads it, a new string: the
+ * sense kept (which agency, how long its oldest message waits; the
+ * checkpoint late; the map full; the time stamps late), no count of
+ * messages nor size of the log (each entry is a referral, an update or a
+ * delivery). The connections' problems (two agents with one key) and the
+ * disk's free MiB (diskFree is theirs in MiB) stay as they are; any other
+ * sentence with a figure is told without it. NULL out of memory. */
+static char *steering_problem(const char *p)
+{
+	char *out = NULL;
+	const char *has = strstr(p, " has "), *old = strstr(p, ", the oldest waiting for ");
+	if (has != NULL && old != NULL && has < old &&
+	    strstr(has, " undelivered message") != NULL) {
+		long min = strtol(old + strlen(", the oldest waiting for "), NULL, 10);
+		if (asprintf(&out,
+			     "%.*s has undelivered messages, the oldest waiting for %ld min; is "
+			     "its agent running?",
+			     (int)(has - p), p, min) < 0)
+			out = NULL;
+		return out;
+	}
+	if (strncmp(p, "the latest checkpoint (size ", 28) == 0)
+		return strdup("the latest checkpoint is older than 3 checkpoint intervals while "
+			      "the log grew");
+	if (strncmp(p, "the store's map is ", 19) == 0)
+		return strdup("the store's map is over 90% used and the disk has less room than "
+			      "it needs to grow");
+	if (strncmp(p, "time stamps are late: ", 22) == 0)
+		return strdup(strstr(p, "new submissions are refused") != NULL
+				  ? "time stamps are late: a checkpoint waits for the "
+				    "time-stamping authority's token; new submissions are refused "
+				    "(timestamp_grace)"
+				  : "time stamps are late: a checkpoint waits for the "
+				    "time-stamping authority's token");
+	if (strstr(p, "two connections") != NULL || strstr(p, "another connection") != NULL ||
+	    (strncmp(p, "only ", 5) == 0 && strstr(p, " MiB free on the store's disk") != NULL) ||
+	    p[strcspn(p, "0123456789")] == '\0')
+		return strdup(p);
+	return strdup("the broker reports a problem; the coordinator's Salute gives it in full");
+}
+
+/* steering_health publishes the Salute page's answer o for the steering
+ * group (threshold min): the agencies' queue lengths as counts are (< N or
+ * rounded); no log size, nor the sizes of the latest checkpoint and of the
+ * time-stamped one (the log's size at that checkpoint): each entry of the
+ * log is a referral, an update, a delivery, and a size read twice gives
+ * their number exactly; the broker's health is said by its problems (told
+ * without their counts and sizes: steering_problem) and the checkpoint's
+ * age. The store's and the disk's bytes, which grow with
+ * the log, to whole MiB (hundreds of entries). o's objects are replaced,
+ * not changed: they are the console's own (json_pack "O"). -1 out of
+ * memory. */
+static int steering_health(json_t *o, unsigned min)
+{
+	static const char *const drop[][2] = {
+	    {"health", "logSize"}, {"witnesses", "checkpointSize"}, {"timestamp", "size"}};
+	int rc = 0;
+
+	if (min <= 1)
+		return 0;
+	for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++) {
+		json_t *x = json_object_get(o, drop[i][0]);
+		if (!json_is_object(x))
+			continue;
+		json_t *copy = json_deep_copy(x);
+		if (copy == NULL || json_object_set_new(o, drop[i][0], copy) != 0)
+			return -1;
+		json_object_del(copy, drop[i][1]);
+	}
+	json_t *h = json_object_get(o, "health");
+	if (!json_is_object(h))
+		return 0;
+	rc |= steering_queues(json_object_get(h, "agencies"), min);
+	/* the problems, in the broker's words, carry the queue's length and
+	 * the log's size: told without them (steering_problem). h is a copy
+	 * (above, "health" is one of drop's) */
+	json_t *pr = json_object_get(h, "problems"), *x, *np = NULL;
+	size_t k;
+	/* the broker's answer (it says its version); else the console's own
+	 * sentence (the broker did not answer) */
+	if (json_object_get(h, "version") != NULL && json_is_array(pr)) {
+		if ((np = json_array()) == NULL)
+			return -1;
+		json_array_foreach(pr, k, x)
+		{
+			char *t = json_is_string(x) ? steering_problem(json_string_value(x)) : NULL;
+			rc |= t == NULL || json_array_append_new(np, json_string(t)) != 0;
+			free(t);
+		}
+		rc |= json_object_set_new(h, "problems", np);
+	}
+	static const char *const bytes[] = {"mapUsed", "diskFree"};
+	for (size_t i = 0; i < 2; i++) {
+		json_t *v = json_object_get(h, bytes[i]);
+		uint64_t n = json_is_string(v)	  ? strtoull(json_string_value(v), NULL, 10)
+			     : json_is_integer(v) ? (uint64_t)json_integer_value(v)
+						  : 0;
+		char buf[32];
+		if (v == NULL)
+			continue;
+		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)(n >> 20 << 20));
+		rc |= json_object_set_new(h, bytes[i], json_string(buf));
+	}
+	return rc ? -1 : 0;
 }
 
 static void route_health(void *ctx, const rete_http_req *rq, rete_http_answer *a)
@@ -1234,13 +1437,18 @@ static void route_health(void *ctx, const rete_http_req *rq, rete_http_answer *a
 	if (!console_who(c, rq, a, false, who_))
 		return;
 	console_record(c, rq, "health");
+	bool steering = console_steering(c, who_);
 	pthread_mutex_lock(&c->lock);
 	json_t *o = json_pack("{s:s, s:s, s:O, s:O, s:I, s:I}", "party", c->mc.cfg.id, "timeZone",
 			      c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome", "health",
 			      c->health ? c->health : json_null(), "names", c->names, "now",
-			      (json_int_t)rete_now_ms(), "version", (json_int_t)c->version);
+			      (json_int_t)rete_now_ms(), "version", shown_version(c, steering));
 	if (o != NULL && c->trust != NULL)
 		json_object_update(o, c->trust);
+	if (o != NULL && steering && steering_health(o, c->mc.cfg.min_count) != 0) {
+		json_decref(o);
+		o = NULL;
+	}
 	pthread_mutex_unlock(&c->lock);
 	answer_json(a, o);
 	json_decref(o);
@@ -1450,6 +1658,11 @@ static void route_report(void *ctx, const rete_http_req *rq, rete_http_answer *a
 				    json_integer(r->min_count > 1 ? r->min_count : 1));
 		json_object_set_new(o, "roundedTo",
 				    json_integer(r->min_count > 1 ? REPORT_ROUND : 1));
+		/* the row of the rows of fewer than minCount referrals, merged
+		 * (its first cell "altri" / "others", the other keys empty) */
+		for (size_t k = 0; k < r->nrows; k++)
+			if (r->rows[k].others)
+				json_object_set_new(o, "othersRow", json_integer((json_int_t)k));
 		hd = kinds = rows = NULL;
 	}
 	answer_json(a, o);
@@ -2213,19 +2426,21 @@ static long sse_next(void *st, char *buf, size_t max)
 		until.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&c->lock);
-	while (!c->stopping && !s->first && c->version == s->seen)
+	/* the steering group's stream fires at each health refresh, whatever
+	 * happened (shown_version): one fired at each drain of events said
+	 * when, and so how many, referrals came in a quiet network */
+	while (!c->stopping && !s->first && (uint64_t)shown_version(c, s->steering) == s->seen)
 		if (pthread_cond_timedwait(&c->moved, &c->lock, &until) == ETIMEDOUT)
 			break;
 	if (c->stopping) {
 		n = -1;
-	} else if (s->first || c->version != s->seen) {
-		s->seen = c->version;
+	} else if (s->first || (uint64_t)shown_version(c, s->steering) != s->seen) {
+		s->seen = (uint64_t)shown_version(c, s->steering);
 		/* the log's exact size, event by event, would count the
 		 * steering group's referrals one by one: version only */
 		if (s->steering)
 			n = snprintf(buf, max, "%sevent: update\ndata: {\"version\":%llu}\n\n",
-				     s->first ? "retry: 2000\n" : "",
-				     (unsigned long long)c->version);
+				     s->first ? "retry: 2000\n" : "", (unsigned long long)s->seen);
 		else
 			n = snprintf(
 			    buf, max,

@@ -107,6 +107,14 @@
     if (p) p.textContent = o && o.roundedTo > 1 ? t("rounded.note", { r: o.roundedTo, n: o.minCount, m: o.minCount - 1 }) : "";
   }
 
+  // the steering group's row of the rows of fewer than minCount referrals
+  // each, merged ("altri"): its first nk cells are its name, not keys
+  function othersRow(tr, nk, min) {
+    for (let i = 0; i < nk; i++) tr.cells[i].replaceChildren(i ? "" : t("others"));
+    tr.cells[0].title = t("others.title", { n: min });
+    tr.classList.add("others");
+  }
+
   function drawOverview(o) {
     const mon = o.monitor, tz = o.timeZone, names = o.names, svc = o.services;
     document.getElementById("who").textContent = (names[o.party] || o.party);
@@ -151,6 +159,7 @@
     for (const g of mon.byStatus) {
       const tr = el("tr", {}, el("td", {}, named(names, g.requester)), el("td", {}, named(names, g.performer)),
         el("td", {}, named(svc, g.service)));
+      if (g.others) othersRow(tr, 3, mon.minCount);
       for (const c of cols) tr.append(el("td", { cls: "n" + (g.counts[c] ? "" : " zero"), "data-status": c, text: shown(g.counts[c]) }));
       tr.append(el("td", { cls: "n", text: shown(g.total) }));
       tb.append(tr);
@@ -205,7 +214,9 @@
     for (const p of h.problems || []) pl.append(el("li", { text: p }));
     const cp = ms(h.checkpointAt);
     const row = (k, v, id) => el("tr", {}, el("th", { text: t(k) }), el("td", id ? { id: id, text: v } : { text: v }));
-    clear("log").append(row("health.logSize", String(h.logSize || 0), "log-size"), row("health.version", h.version || t("none")),
+    // the steering group's answer has no log size (an exact count of entries)
+    clear("log").append(...(h.logSize !== undefined ? [row("health.logSize", String(h.logSize || 0), "log-size")] : []),
+      row("health.version", h.version || t("none")),
       row("health.checkpoint", when(cp, tz)), row("health.checkpointAge", cp ? dur((o.now - cp) / 60000) : t("none")));
     const used = Number(h.mapUsed || 0), size = Number(h.mapSize || 0);
     clear("disk").append(row("health.diskFree", bytes(h.diskFree), "disk-free"),
@@ -224,10 +235,12 @@
     st.dataset.ok = p ? String(p.met === true) : String(!w.problem);
     st.textContent = w.problem ? w.problem
       : p ? t(p.met ? "wit.met" : "wit.notMet", { k: n, n: p.witnesses, q: p.quorum })
-      : t("wit.count", { k: n, size: w.checkpointSize != null ? w.checkpointSize : "?" });
+      : w.checkpointSize == null ? t("wit.countNoSize", { k: n })
+      : t("wit.count", { k: n, size: w.checkpointSize });
     const tb = clear("witnesses");
     if (w.problem) return;
-    tb.append(el("tr", {}, el("th", { text: t("wit.size") }), el("td", { id: "witness-size", text: String(w.checkpointSize) })));
+    if (w.checkpointSize != null)
+      tb.append(el("tr", {}, el("th", { text: t("wit.size") }), el("td", { id: "witness-size", text: String(w.checkpointSize) })));
     for (const c of w.cosigners || [])
       tb.append(el("tr", { "data-witness": c.id, "data-cosigned": "yes" }, el("th", {}, named(names, c.id)),
         el("td", { text: t("wit.cosigned", { at: when(c.at, tz) }) })));
@@ -243,7 +256,8 @@
     const tb = clear("timestamp");
     const row = (k, v, id) => el("tr", {}, el("th", { text: t(k) }), el("td", id ? { id: id, text: v } : { text: v }));
     if (s.stamped === true) {
-      tb.append(row("ts.time", when(s.genTime, tz), "ts-time"), row("ts.size", String(s.size), "ts-size"));
+      tb.append(row("ts.time", when(s.genTime, tz), "ts-time"));
+      if (s.size != null) tb.append(row("ts.size", String(s.size), "ts-size"));
     } else {
       const r = row("ts.state", t(s.none != null ? "ts.none" : "ts.problem"), "ts-state");
       r.title = s.none || s.problem || "";
@@ -302,7 +316,11 @@
       const n = Number(v);
       return el("td", { cls: "n" + (n === 0 ? " zero" : ""), text: c.startsWith("median") ? n.toLocaleString(lang === "it" ? "it-IT" : "en-GB", { minimumFractionDigits: 2, maximumFractionDigits: 2 }) : String(n) });
     };
-    for (const r of o.rows) body.append(el("tr", {}, ...r.map(cell)));
+    o.rows.forEach((r, k) => {
+      const tr = el("tr", {}, ...r.map(cell));
+      if (k === o.othersRow) othersRow(tr, keyCount(o), o.minCount);
+      body.append(tr);
+    });
     const tot = el("tr", { cls: "total" }, ...o.total.map(cell));
     if (keyCount(o) > 0) tot.firstChild.textContent = t("report.total");
     body.append(tot);
@@ -351,7 +369,11 @@
     document.getElementById("who").textContent = (o.names[o.party] || o.party);
     roundedNote(o);
     const iq = col(o, "requester"), ip = col(o, "performer"), is = col(o, "sent");
-    const reqs = [...new Set(o.rows.map(r => r[iq]))].sort(), perfs = [...new Set(o.rows.map(r => r[ip]))].sort();
+    // the steering group's others row (pairs of fewer than minCount
+    // referrals, merged) is not a pair: a line of its own under the matrix
+    const others = o.othersRow != null ? o.rows[o.othersRow] : null;
+    const pairs = o.rows.filter(r => r !== others);
+    const reqs = [...new Set(pairs.map(r => r[iq]))].sort(), perfs = [...new Set(pairs.map(r => r[ip]))].sort();
     const m = clear("matrix");
     const hr = el("tr", {}, el("th", { text: t("flows.fromto") }));
     for (const p of perfs) hr.append(el("th", { cls: "n" }, named(o.names, p)));
@@ -360,12 +382,17 @@
     for (const rq of reqs) {
       const tr = el("tr", {}, el("th", {}, named(o.names, rq)));
       for (const p of perfs) {
-        const row = o.rows.find(r => r[iq] === rq && r[ip] === p);
+        const row = pairs.find(r => r[iq] === rq && r[ip] === p);
         const n = row ? row[is] : 0;
-        tr.append(el("td", { cls: "n" + (n ? "" : " zero"), "data-from": rq, "data-to": p, text: shown(n) }));
+        // a pair not listed may be among the others: not an exact 0
+        if (!row && others) tr.append(el("td", { cls: "n zero", "data-from": rq, "data-to": p, text: t("none"), title: t("flows.inOthers") }));
+        else tr.append(el("td", { cls: "n" + (n ? "" : " zero"), "data-from": rq, "data-to": p, text: shown(n) }));
       }
       mb.append(tr);
     }
+    if (others)
+      mb.append(el("tr", { cls: "others" }, el("th", { title: t("others.title", { n: o.minCount }), text: t("others") }),
+        el("td", { cls: "n", colspan: String(Math.max(1, perfs.length)), text: shown(others[is]) })));
     m.append(mb);
     // how they ended: completed, rejected (by reason), cancelled, failed, open
     const reasons = ["client-refused", "lack-of-capacity", "no-longer-needed", "unable-to-contact-client",
@@ -379,9 +406,10 @@
     for (const [k] of kinds) oh.append(el("th", { cls: "n", text: t(k) }));
     ot.append(el("thead", {}, oh));
     const ob = el("tbody");
-    const label = r => (o.names[r[iq]] || r[iq]) + " → " + (o.names[r[ip]] || r[ip]);
+    const label = r => r === others ? t("others") : (o.names[r[iq]] || r[iq]) + " → " + (o.names[r[ip]] || r[ip]);
     for (const r of o.rows) {
-      const tr = el("tr", {}, el("td", {}, named(o.names, r[iq]), " → ", named(o.names, r[ip])));
+      const tr = el("tr", {}, r === others ? el("td", { title: t("others.title", { n: o.minCount }), text: t("others") })
+        : el("td", {}, named(o.names, r[iq]), " → ", named(o.names, r[ip])));
       for (const [k, c] of kinds) {
         const td = el("td", { cls: "n", "data-kind": c, text: shown(r[col(o, c)]) });
         if (c === "rejected") {
@@ -535,7 +563,7 @@
     else drawOverview(last);
     document.getElementById("updated").textContent = t("updated", { t: clock(last.timeZone) });
     document.body.dataset.version = String(last.version != null ? last.version : (Date.now()));
-    if (last.monitor) document.body.dataset.logSize = String(last.monitor.logSize);
+    if (last.monitor && last.monitor.logSize !== undefined) document.body.dataset.logSize = String(last.monitor.logSize);
   }
 
   // the console's sentence (English, for whoever fixes it) without its
