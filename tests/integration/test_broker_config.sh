@@ -12,7 +12,9 @@
 #   reload         a SIGHUP that changes max_frame, verify_threads,
 #                  heartbeat or tsa_password_file logs one warning each,
 #                  naming the key, the running and the new value (never the
-#                  password) and "restart".
+#                  password) and "restart"; one that moves the access
+#                  record to a folder is refused, and reads go on being
+#                  recorded where they were.
 #   durations      heartbeat 9d (it overflowed ZeroMQ's int of ms: the
 #                  start failed with "Invalid argument") is refused with
 #                  the range; each calendar-duration key says what was
@@ -149,7 +151,7 @@ lacks "on_message"
 
 # --- at run time: the access record, a reload ----------------------------------
 cp "$bini.orig" "$bini"
-printf 'first\n' >"$DIR/pw"
+printf 'pw-one-9f3c\n' >"$DIR/pw"
 chmod 600 "$DIR/pw"
 sed -i -e "s#^\\[broker\\]\$#[broker]\\ntsa_url = http://127.0.0.1:9/tsa\\ntsa_ca = $DIR/ca.pem\\ntsa_user = u\\ntsa_password_file = $DIR/pw#" "$bini"
 rm -rf "$DIR/broker/store"
@@ -181,16 +183,24 @@ expect 0
 what="a reload that changes what needs a restart"
 bpid=${PIDS[0]}
 sed -i -e 's#^\[broker\]$#[broker]\nmax_frame = 32MiB\nverify_threads = 3\nheartbeat = 7s#' "$bini"
-printf 'second\n' >"$DIR/pw"
+printf 'pw-two-7a1b\n' >"$DIR/pw"
 kill -HUP "$bpid"
-wait_for 30 grep -q "reload: .* in force" "$DIR/broker.log" || bad "$what: no reload"
+wait_for 30 grep -qE "reload: [0-9]+ parties, [0-9]+ routes in force" "$DIR/broker.log" || bad "$what: no reload"
 for t in "max_frame changed from 24MiB to 32MiB" "verify_threads changed from" \
 	"heartbeat changed from 5s to 7s" "tsa_password_file: the password changed"; do
 	[ "$(grep -cF "reload: $t" "$DIR/broker.log")" = 1 ] ||
 		bad "$what: not one warning 'reload: $t': $(grep reload "$DIR/broker.log")"
 done
 grep -q "reload: .*max_frame.*restart" "$DIR/broker.log" || bad "$what: no 'restart'"
-! grep -qE "first|second" "$DIR/broker.log" || bad "$what: the password is in the log"
+! grep -qE "pw-one-9f3c|pw-two-7a1b" "$DIR/broker.log" || bad "$what: the password is in the log"
+what="a reload that moves the access record to a folder"
+sed -i -e "s#^access_log = .*#access_log = $DIR/folder#" "$bini"
+kill -HUP "$bpid"
+wait_for 30 grep -q "the old one stays in force" "$DIR/broker.log" || bad "$what: not refused"
+n2=$(grep -c '"program":"rete-broker"' "$alog")
+read_log
+expect 0
+[ "$(grep -c '"program":"rete-broker"' "$alog")" -gt "$n2" ] || bad "$what: the read is not in the record in force"
 stop_all
 
 [ "$FAILS" = 0 ] || exit 1
