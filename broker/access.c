@@ -9,21 +9,45 @@
  * own (the checkpoints' and the store's syncs follow within seconds): a
  * query per agent per witness interval must not wait for a disk flush.
  * The record is an accountability promise: a read is served only once its
- * line is written. The file is opened at the start (a broker that cannot
- * open it does not start); a read whose line cannot be written is refused
- * to the client, and the next read tries again (the file is opened anew
- * on every append), so reads are served again as soon as the record can
- * be written. The failure is said in the broker's log at most once a
- * minute (a client can ask again at will), and the recovery once.
+ * line is written. Deliveries matter more than reads: a record the broker
+ * cannot write (a folder the broker may not write, a full disk, or a
+ * mistake: a folder, one of its own files) stops neither the start nor a
+ * reload. A read whose line cannot be written is refused to the client
+ * ("this read was not made"), and the next read tries again (the file is
+ * opened anew on every append), so reads are served again as soon as the
+ * record can be written. Every change, failing or working again, is said
+ * in the broker's log at once; a repeated refusal is counted and said at
+ * most once a minute (a client can ask again at will), and at the stop.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 
 #include "access_log.h"
 #include "broker_impl.h"
 #include "log.h"
+
+static int64_t access_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* access_open opens the record at path into b->access, unless path is a
+ * mistake no write may follow (a folder, one of the broker's own files:
+ * the record would write over the state file). */
+static rete_err access_open(broker *b, const char *path, rete_msg *m)
+{
+	char why[PATH_MAX + 256];
+	bool mistake;
+	if (broker_access_log_bad(b->cfg, path, why, sizeof(why), &mistake) != NULL && mistake)
+		return rete_msg_set(m, RETE_EINVAL, "%s", why);
+	return rete_access_log_open(path, b->cfg->access_keep, false, &b->access, m);
+}
 
 bool broker_access_query(broker *b, broker_frame *f)
 {
@@ -60,31 +84,87 @@ bool broker_access_query(broker *b, broker_frame *f)
 		return true; /* not a running broker's configuration: none is without one */
 	rete_err err = RETE_OK;
 	if (b->access == NULL)
-		err = rete_access_log_open(b->cfg->access_log, b->cfg->access_keep, false,
-					   &b->access, &m);
+		err = access_open(b, b->cfg->access_log, &m);
 	if (err == RETE_OK) {
 		rete_access_rec r = {.program = "rete-broker", .who = f->party, .what = what};
 		err = rete_access_log_add(b->access, &r, &m);
 	}
+	int64_t now = access_mono_ms();
 	if (err != RETE_OK) {
+		if (!b->access_failed || now - b->access_said_ms >= 60000) {
+			char more[96] = "";
+			if (b->access_held > 0)
+				snprintf(more, sizeof(more),
+					 " (%" PRIu64 " more refused since the last line)",
+					 b->access_held);
+			broker_log_error(
+			    "access record: %s; reads refused: the read of %s (%s) was "
+			    "not made, and no read is until the record can be written "
+			    "again%s",
+			    m.text, f->party, what, more);
+			b->access_said_ms = now;
+			b->access_held = 0;
+		} else {
+			b->access_held++;
+		}
 		b->access_failed = true;
-		broker_log_limited(RETE_LOG_ERROR,
-				   "reads refused: the access record cannot be written",
-				   "access record: %s; the read of %s (%s) was refused, and every "
-				   "read is until the record can be written again",
-				   m.text, f->party, what);
 		return false;
 	}
-	if (b->access_failed)
-		broker_log_info("access record: %s is written again; reads are served",
-				b->cfg->access_log);
+	if (b->access_failed) {
+		char more[96] = "";
+		if (b->access_held > 0)
+			snprintf(more, sizeof(more),
+				 " (%" PRIu64 " more reads were refused since the last line)",
+				 b->access_held);
+		broker_log_info("access record: %s is written again; reads are served%s",
+				b->cfg->access_log, more);
+	}
 	b->access_failed = false;
+	b->access_held = 0;
 	return true;
 }
 
-rete_err broker_access_open(broker *b, rete_msg *m)
+void broker_access_open(broker *b)
 {
+	rete_msg m;
 	if (b->cfg->access_log == NULL || b->access != NULL)
-		return RETE_OK;
-	return rete_access_log_open(b->cfg->access_log, b->cfg->access_keep, false, &b->access, m);
+		return;
+	if (access_open(b, b->cfg->access_log, &m) == RETE_OK)
+		return;
+	broker_log_error("access record: %s; reads refused: the broker starts (deliveries go on), "
+			 "but refuses every remote read of the log (\"this read was not made\") "
+			 "until it can write the record: each read tries again",
+			 m.text);
+	b->access_failed = true;
+	b->access_said_ms = access_mono_ms();
+	b->access_held = 0;
+}
+
+void broker_access_move(broker *b, const char *path)
+{
+	rete_msg m;
+	rete_access_log_close(&b->access);
+	if (access_open(b, path, &m) == RETE_OK) {
+		if (b->access_failed)
+			broker_log_info("access record: %s is written; reads are served", path);
+		b->access_failed = false;
+		b->access_held = 0;
+		return;
+	}
+	broker_log_warn("reload: access record: %s; reads refused: the reload goes on, but every "
+			"remote read of the log is refused until the record can be written",
+			m.text);
+	b->access_failed = true;
+	b->access_said_ms = access_mono_ms();
+	b->access_held = 0;
+}
+
+void broker_access_flush(broker *b)
+{
+	if (b->access_held > 0)
+		broker_log_error("access record: %" PRIu64
+				 " more reads refused since the last line "
+				 "(the record %s could not be written)",
+				 b->access_held, b->cfg->access_log);
+	b->access_held = 0;
 }

@@ -2295,24 +2295,19 @@ static void reload(broker *b)
 		broker_config_free(&nc);
 		return;
 	}
-	/* the access record applies at once: a read is served only once it
-	 * is recorded, so a new place must open now, or the reload is refused
-	 * (before anything of old is touched) */
-	if (strcmp(nc->access_log, old->access_log) != 0 ||
-	    nc->access_keep.ms != old->access_keep.ms ||
-	    nc->access_keep.months != old->access_keep.months) {
-		rete_access_log *al = NULL;
-		rete_msg am;
-		if (rete_access_log_open(nc->access_log, nc->access_keep, false, &al, &am) !=
-		    RETE_OK) {
-			broker_log_error("reload: access record: %s. The new configuration was "
-					 "refused; the old one stays in force",
-					 am.text);
+	/* the access record follows the store folder in force: with no
+	 * access_log, the default is the running data's, not the new one's
+	 * (a new data applies at the next start) */
+	if (nc->access_log_line == 0 && strcmp(nc->data, old->data) != 0) {
+		char *kept = broker_access_log_default(old->data);
+		if (kept == NULL) {
+			broker_log_error("reload: out of memory; the old configuration stays in "
+					 "force");
 			broker_config_free(&nc);
 			return;
 		}
-		rete_access_log_close(&b->access);
-		b->access = al;
+		free(nc->access_log);
+		nc->access_log = kept;
 	}
 	/* What the running sockets, store, key, pool and TSA thread were
 	 * made with cannot change without a restart: keep it in force (and
@@ -2360,7 +2355,8 @@ static void reload(broker *b)
 		broker_log_warn("reload: tsa_password_file: the password changed; restart the "
 				"broker to apply it (the running one stays in force)");
 	KEEP_MS("tsa_timeout", tsa_timeout_ms)
-	KEEP_STR("timestamp_grace", timestamp_grace)
+	if (nc->timestamp_grace_ms != old->timestamp_grace_ms) /* 4h is 240m */
+		keep_warn("timestamp_grace", old->timestamp_grace, nc->timestamp_grace);
 #undef KEEP_STR
 #undef KEEP_OPT
 #undef KEEP_MS
@@ -2392,6 +2388,18 @@ static void reload(broker *b)
 		broker_config_free(&nc);
 		peers_rebuild(b);
 		return;
+	}
+	/* the record applies at once (a read is served only once it is
+	 * recorded), after the one refusal above, so that b->access and b->cfg
+	 * always agree; a record that cannot be opened refuses reads, not
+	 * the reload (access.c) */
+	if (strcmp(nc->access_log, old->access_log) != 0 ||
+	    nc->access_keep.ms != old->access_keep.ms ||
+	    nc->access_keep.months != old->access_keep.months) {
+		if (strcmp(nc->access_log, old->access_log) != 0)
+			broker_log_warn("reload: the access record moves from %s to %s",
+					old->access_log, nc->access_log);
+		broker_access_move(b, nc->access_log);
 	}
 	broker_config_free(&old);
 	rete_buf before = {0};
@@ -3030,6 +3038,42 @@ static void endpoint_probe(broker *b, const char *key, const char *ep, int line)
 			  key, ep);
 }
 
+/* access_check says, in --check-config, what keeps the broker from
+ * writing its access record: a mistake in the file (a folder, one of the
+ * broker's own files) is a problem; a record that cannot be written now is
+ * a WARNING, not a problem: the start refuses the remote reads, not
+ * itself (ExecStartPre runs --check-config). */
+static void access_check(broker *b)
+{
+	const broker_config *c = b->cfg;
+	char why[PATH_MAX + 256], where[PATH_MAX + 64], text[2 * PATH_MAX + 800];
+	bool mistake;
+	if (c->access_log == NULL ||
+	    broker_access_log_bad(c, c->access_log, why, sizeof(why), &mistake) == NULL)
+		return;
+	if (c->access_log_line > 0)
+		snprintf(where, sizeof(where), "%s:%d", c->path, c->access_log_line);
+	else
+		snprintf(where, sizeof(where), "%s", c->path);
+	const char *key = c->access_log_line > 0
+			      ? "[broker] access_log"
+			      : "[broker] access_log (not set: the default, DATA.access.log)";
+	if (mistake) {
+		snprintf(text, sizeof(text),
+			 "%s: %s; give a file of its own that this broker may write, e.g. the "
+			 "default, DATA.access.log beside the store folder: every remote read of "
+			 "the log is recorded there before it is served",
+			 key, why);
+		fprintf(stderr, "%s: %s\n", where, text);
+		rete_problems_add(b->check_problems, where, "%s", text);
+		return;
+	}
+	printf("%s: WARNING: %s: %s; the broker starts, but refuses every remote read of the "
+	       "log (\"this read was not made\") until it can write the record there: make "
+	       "it writable, or give another access_log\n",
+	       where, key, why);
+}
+
 int broker_check_store(broker_config *c, unsigned flags, rete_problems *problems,
 		       rete_problems *notes)
 {
@@ -3040,6 +3084,7 @@ int broker_check_store(broker_config *c, unsigned flags, rete_problems *problems
 	b.check_notes = notes;
 	endpoint_probe(&b, "listen", c->listen, c->listen_line);
 	endpoint_probe(&b, "events", c->events, c->events_line);
+	access_check(&b);
 	if (store_start(&b, flags) != RETE_OK && problems->n == before)
 		store_error(&b, "store %s cannot be checked", c->data);
 	rete_store_close(&b.store);
@@ -3212,6 +3257,7 @@ static void monitor_drain(broker *b)
 static void broker_free(broker *b)
 {
 	int linger = 0;
+	broker_access_flush(b);
 	rete_access_log_close(&b->access);
 	/* Stop the monitor BEFORE closing the socket that reads it: otherwise
 	 * an I/O thread can block sending a monitor event nobody reads, and
@@ -3306,12 +3352,9 @@ int broker_run(broker_config *c, unsigned flags)
 	curl = c->tsa_url != NULL;
 	if (store_start(&b, flags) != RETE_OK)
 		goto out;
-	/* every remote read is recorded before it is served: a broker that
-	 * cannot keep the record would refuse them all */
-	if (broker_access_open(&b, &m) != RETE_OK) {
-		broker_log_error("access record: %s", m.text);
-		goto out;
-	}
+	/* every remote read is recorded before it is served; a record that
+	 * cannot be written refuses the reads, not the start (access.c) */
+	broker_access_open(&b);
 	if (broker_tsa_start(&b.tsa, b.store, c, &m) != RETE_OK) {
 		broker_log_error("time stamps: %s", m.text);
 		goto out;
