@@ -674,8 +674,12 @@ static void canon(const char *path, char *out)
 {
 	char dir[PATH_MAX], real[PATH_MAX];
 	const char *slash = strrchr(path, '/');
-	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1,
-		 slash ? (slash == path ? "/" : path) : ".");
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
 	if (realpath(dir, real) == NULL) {
 		snprintf(out, PATH_MAX, "%s", path);
 		return;
@@ -707,14 +711,24 @@ const char *broker_access_log_bad(const broker_config *c, const char *path, char
 			return buf;
 		}
 	}
-	for (size_t i = 0; i < c->nown_files; i++) {
-		canon(c->own_files[i].path, o);
-		if (strcmp(a, o) == 0 || (sa_ok && stat(c->own_files[i].path, &so) == 0 &&
-					  sa.st_dev == so.st_dev && sa.st_ino == so.st_ino)) {
+	/* the files of the file, and those in force (a reload keeps the
+	 * running state and key, which the new file may no longer name) */
+	for (size_t i = 0; i < c->nown_files + 2; i++) {
+		const char *f = i < c->nown_files    ? c->own_files[i].path
+				: i == c->nown_files ? c->state
+						     : c->key_path;
+		const char *what = i < c->nown_files	? c->own_files[i].what
+				   : i == c->nown_files ? "the state file"
+							: "[broker] key";
+		if (f == NULL)
+			continue;
+		canon(f, o);
+		if (strcmp(a, o) == 0 || (sa_ok && stat(f, &so) == 0 && sa.st_dev == so.st_dev &&
+					  sa.st_ino == so.st_ino)) {
 			snprintf(buf, n,
 				 "%s is one of the broker's own files (%s): the record would write "
 				 "over it",
-				 path, c->own_files[i].what);
+				 path, what);
 			return buf;
 		}
 	}
