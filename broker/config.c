@@ -674,12 +674,15 @@ static void canon(const char *path, char *out)
 {
 	char dir[PATH_MAX], real[PATH_MAX];
 	const char *slash = strrchr(path, '/');
+	if (strlen(path) >= sizeof(dir)) {
+		snprintf(out, PATH_MAX, "%s", path);
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
 	if (slash == NULL)
 		snprintf(dir, sizeof(dir), ".");
-	else if (slash == path)
-		snprintf(dir, sizeof(dir), "/");
 	else
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+		dir[slash == path ? 1 : slash - path] = '\0'; /* "/x" -> "/" */
 	if (realpath(dir, real) == NULL) {
 		snprintf(out, PATH_MAX, "%s", path);
 		return;
