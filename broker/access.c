@@ -8,20 +8,48 @@
  * The broker writes the line before it answers, without an fsync of its
  * own (the checkpoints' and the store's syncs follow within seconds): a
  * query per agent per witness interval must not wait for a disk flush.
- * The file is opened at the first query; a failure to write is said in
- * the broker's log once per problem and does not stop the answer (the
- * broker's log line of the failure is then the record).
+ * The record is an accountability promise: a read is served only once its
+ * line is written. Deliveries matter more than reads: a record the broker
+ * cannot write (a folder the broker may not write, a full disk, or a
+ * mistake: a folder, one of its own files) stops neither the start nor a
+ * reload. A read whose line cannot be written is refused to the client
+ * ("this read was not made"), and the next read tries again (the file is
+ * opened anew on every append), so reads are served again as soon as the
+ * record can be written. Every change, failing or working again, is said
+ * in the broker's log at once; a repeated refusal is counted and said at
+ * most once a minute (a client can ask again at will), and at the stop.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 
 #include "access_log.h"
 #include "broker_impl.h"
 #include "log.h"
 
-void broker_access_query(broker *b, broker_frame *f)
+static int64_t access_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* access_open opens the record at path into b->access, unless path is a
+ * mistake no write may follow (a folder, one of the broker's own files:
+ * the record would write over the state file). */
+static rete_err access_open(broker *b, const char *path, rete_msg *m)
+{
+	char why[PATH_MAX + 256];
+	bool mistake;
+	if (broker_access_log_bad(b->cfg, path, why, sizeof(why), &mistake) != NULL && mistake)
+		return rete_msg_set(m, RETE_EINVAL, "%s", why);
+	return rete_access_log_open(path, b->cfg->access_keep, false, &b->access, m);
+}
+
+bool broker_access_query(broker *b, broker_frame *f)
 {
 	const Rete__Query *q = f->cf->query;
 	char what[300];
@@ -50,26 +78,93 @@ void broker_access_query(broker *b, broker_frame *f)
 		snprintf(what, sizeof(what), "snapshot of the referrals");
 		break;
 	default:
-		return; /* health, checkpoints, time-stamps, cosignatures: no entry read */
+		return true; /* health, checkpoints, time-stamps, cosignatures: no entry read */
 	}
 	if (b->cfg->access_log == NULL)
-		return;
-	if (b->access == NULL && !b->access_failed) {
-		if (rete_access_log_open(b->cfg->access_log, b->cfg->access_keep, false, &b->access,
-					 &m) != RETE_OK) {
-			b->access_failed = true;
-			broker_log_error("access record: %s", m.text);
-			return;
-		}
-	}
+		return true; /* not a running broker's configuration: none is without one */
+	rete_err err = RETE_OK;
 	if (b->access == NULL)
-		return;
-	rete_access_rec r = {.program = "rete-broker", .who = f->party, .what = what};
-	if (rete_access_log_add(b->access, &r, &m) != RETE_OK) {
-		if (!b->access_failed)
-			broker_log_error("access record: %s", m.text);
-		b->access_failed = true;
-	} else {
-		b->access_failed = false;
+		err = access_open(b, b->cfg->access_log, &m);
+	if (err == RETE_OK) {
+		rete_access_rec r = {.program = "rete-broker", .who = f->party, .what = what};
+		err = rete_access_log_add(b->access, &r, &m);
 	}
+	int64_t now = access_mono_ms();
+	if (err != RETE_OK) {
+		if (!b->access_failed || now - b->access_said_ms >= 60000) {
+			char more[96] = "";
+			if (b->access_held > 0)
+				snprintf(more, sizeof(more),
+					 " (%" PRIu64 " more refused since the last line)",
+					 b->access_held);
+			broker_log_error(
+			    "access record: %s; reads refused: the read of %s (%s) was "
+			    "not made, and no read is until the record can be written "
+			    "again%s",
+			    m.text, f->party, what, more);
+			b->access_said_ms = now;
+			b->access_held = 0;
+		} else {
+			b->access_held++;
+		}
+		b->access_failed = true;
+		return false;
+	}
+	if (b->access_failed) {
+		char more[96] = "";
+		if (b->access_held > 0)
+			snprintf(more, sizeof(more),
+				 " (%" PRIu64 " more reads were refused since the last line)",
+				 b->access_held);
+		broker_log_info("access record: %s is written again; reads are served%s",
+				b->cfg->access_log, more);
+	}
+	b->access_failed = false;
+	b->access_held = 0;
+	return true;
+}
+
+void broker_access_open(broker *b)
+{
+	rete_msg m;
+	if (b->cfg->access_log == NULL || b->access != NULL)
+		return;
+	if (access_open(b, b->cfg->access_log, &m) == RETE_OK)
+		return;
+	broker_log_error("access record: %s; reads refused: the broker starts (deliveries go on), "
+			 "but refuses every remote read of the log (\"this read was not made\") "
+			 "until it can write the record: each read tries again",
+			 m.text);
+	b->access_failed = true;
+	b->access_said_ms = access_mono_ms();
+	b->access_held = 0;
+}
+
+void broker_access_move(broker *b, const char *path)
+{
+	rete_msg m;
+	rete_access_log_close(&b->access);
+	if (access_open(b, path, &m) == RETE_OK) {
+		if (b->access_failed)
+			broker_log_info("access record: %s is written; reads are served", path);
+		b->access_failed = false;
+		b->access_held = 0;
+		return;
+	}
+	broker_log_warn("reload: access record: %s; reads refused: the reload goes on, but every "
+			"remote read of the log is refused until the record can be written",
+			m.text);
+	b->access_failed = true;
+	b->access_said_ms = access_mono_ms();
+	b->access_held = 0;
+}
+
+void broker_access_flush(broker *b)
+{
+	if (b->access_held > 0)
+		broker_log_error("access record: %" PRIu64
+				 " more reads refused since the last line "
+				 "(the record %s could not be written)",
+				 b->access_held, b->cfg->access_log);
+	b->access_held = 0;
 }

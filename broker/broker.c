@@ -2397,6 +2397,27 @@ out:
 
 /* --- reload ----------------------------------------------------------------------------- */
 
+/* keep_warn says that a reload leaves key as it runs. */
+static void keep_warn(const char *key, const char *running, const char *asked)
+{
+	broker_log_warn("reload: %s changed from %s to %s; restart the broker to apply it (the "
+			"running value stays in force)",
+			key, running, asked);
+}
+
+/* size_text writes bytes as broker.ini does ("24MiB", "64KiB", "1000B")
+ * into buf (n bytes) and returns buf. */
+static char *size_text(uint64_t bytes, char *buf, size_t n)
+{
+	if (bytes != 0 && bytes % (1u << 20) == 0)
+		snprintf(buf, n, "%" PRIu64 "MiB", bytes >> 20);
+	else if (bytes != 0 && bytes % 1024 == 0)
+		snprintf(buf, n, "%" PRIu64 "KiB", bytes >> 10);
+	else
+		snprintf(buf, n, "%" PRIu64 "B", bytes);
+	return buf;
+}
+
 static void reload(broker *b)
 {
 	rete_problems pr = {0};
@@ -2424,44 +2445,88 @@ static void reload(broker *b)
 		broker_config_free(&nc);
 		return;
 	}
-	/* What the running sockets, store and key were made with cannot
-	 * change without a restart: keep it, and say so. */
-#define KEEP_STR(field)                                                                            \
+	/* the access record follows the store folder in force: with no
+	 * access_log, the default is the running data's, not the new one's
+	 * (a new data applies at the next start) */
+	if (nc->access_log_line == 0 && strcmp(nc->data, old->data) != 0) {
+		char *kept = broker_access_log_default(old->data);
+		if (kept == NULL) {
+			broker_log_error("reload: out of memory; the old configuration stays in "
+					 "force");
+			broker_config_free(&nc);
+			return;
+		}
+		free(nc->access_log);
+		nc->access_log = kept;
+	}
+	/* What the running sockets, store, key, pool and TSA thread were
+	 * made with cannot change without a restart: keep it in force (and
+	 * in b->cfg, which says what runs), and say so, once per key and
+	 * reload, with the running and the new value. */
+	char was[64], now[64];
+#define KEEP_STR(key, field)                                                                       \
 	if (strcmp(nc->field, old->field) != 0)                                                    \
-		broker_log_warn("reload: " #field " changed; restart the broker to apply it");
-	KEEP_STR(listen)
-	KEEP_STR(events)
-	KEEP_STR(data)
-	KEEP_STR(origin)
-	KEEP_STR(id)
-	KEEP_STR(key_path)
+		keep_warn(key, old->field, nc->field);
+#define KEEP_OPT(key, field)                                                                       \
+	if ((nc->field == NULL) != (old->field == NULL) ||                                         \
+	    (nc->field && strcmp(nc->field, old->field) != 0))                                     \
+		keep_warn(key, old->field ? old->field : "(not set)",                              \
+			  nc->field ? nc->field : "(not set)");
+#define KEEP_MS(key, field)                                                                        \
+	if (nc->field != old->field)                                                               \
+		keep_warn(key, broker_duration_text(old->field, was, sizeof(was)),                 \
+			  broker_duration_text(nc->field, now, sizeof(now)));
+	KEEP_STR("listen", listen)
+	KEEP_STR("events", events)
+	KEEP_STR("data", data)
+	KEEP_STR("origin", origin)
+	KEEP_STR("id", id)
+	KEEP_STR("key", key_path)
+	KEEP_STR("state", state)
 	if (nc->metrics_on != old->metrics_on ||
 	    (nc->metrics_on && strcmp(nc->metrics.text, old->metrics.text) != 0))
-		broker_log_warn("reload: metrics changed; restart the broker to apply it");
+		keep_warn("metrics", old->metrics_on ? old->metrics.text : "(not set)",
+			  nc->metrics_on ? nc->metrics.text : "(not set)");
+	if (nc->max_frame != old->max_frame)
+		keep_warn("max_frame", size_text(old->max_frame, was, sizeof(was)),
+			  size_text(nc->max_frame, now, sizeof(now)));
+	if (nc->verify_threads != old->verify_threads) {
+		snprintf(was, sizeof(was), "%u", old->verify_threads);
+		snprintf(now, sizeof(now), "%u", nc->verify_threads);
+		keep_warn("verify_threads", was, now);
+	}
+	KEEP_MS("heartbeat", heartbeat_ms)
+	KEEP_OPT("tsa_url", tsa_url)
+	KEEP_OPT("tsa_ca", tsa_ca)
+	KEEP_OPT("tsa_user", tsa_user)
+	if ((nc->tsa_password == NULL) != (old->tsa_password == NULL) ||
+	    (nc->tsa_password && strcmp(nc->tsa_password, old->tsa_password) != 0))
+		/* never the password itself, in a log line */
+		broker_log_warn("reload: tsa_password_file: the password changed; restart the "
+				"broker to apply it (the running one stays in force)");
+	KEEP_MS("tsa_timeout", tsa_timeout_ms)
+	if (nc->timestamp_grace_ms != old->timestamp_grace_ms) /* 4h is 240m */
+		keep_warn("timestamp_grace", old->timestamp_grace, nc->timestamp_grace);
+#undef KEEP_STR
+#undef KEEP_OPT
+#undef KEEP_MS
 	nc->metrics_on = old->metrics_on;
 	nc->metrics = old->metrics;
 	snprintf(nc->listen, sizeof(nc->listen), "%s", old->listen);
 	snprintf(nc->events, sizeof(nc->events), "%s", old->events);
 	snprintf(nc->id, sizeof(nc->id), "%s", old->id);
 	char *t;
-	KEEP_STR(state)
-#define KEEP_OPT(field)                                                                            \
-	if ((nc->field == NULL) != (old->field == NULL) ||                                         \
-	    (nc->field && strcmp(nc->field, old->field) != 0))                                     \
-		broker_log_warn("reload: " #field " changed; restart the broker to apply it");
-	KEEP_OPT(tsa_url)
-	KEEP_OPT(tsa_ca)
-	KEEP_OPT(tsa_user)
-	if (nc->timestamp_grace_ms != old->timestamp_grace_ms ||
-	    nc->tsa_timeout_ms != old->tsa_timeout_ms)
-		broker_log_warn(
-		    "reload: timestamp_grace or tsa_timeout changed; restart the broker "
-		    "to apply it");
-#undef KEEP_OPT
 	t = nc->data, nc->data = old->data, old->data = t;
 	t = nc->state, nc->state = old->state, old->state = t;
 	t = nc->origin, nc->origin = old->origin, old->origin = t;
 	t = nc->key_path, nc->key_path = old->key_path, old->key_path = t;
+	t = nc->tsa_url, nc->tsa_url = old->tsa_url, old->tsa_url = t;
+	t = nc->tsa_ca, nc->tsa_ca = old->tsa_ca, old->tsa_ca = t;
+	t = nc->tsa_user, nc->tsa_user = old->tsa_user, old->tsa_user = t;
+	t = nc->tsa_password, nc->tsa_password = old->tsa_password, old->tsa_password = t;
+	nc->tsa_timeout_ms = old->tsa_timeout_ms;
+	nc->timestamp_grace_ms = old->timestamp_grace_ms;
+	memcpy(nc->timestamp_grace, old->timestamp_grace, sizeof(nc->timestamp_grace));
 	nc->key_pub = old->key_pub;
 	nc->max_frame = old->max_frame;
 	nc->verify_threads = old->verify_threads;
@@ -2473,6 +2538,18 @@ static void reload(broker *b)
 		broker_config_free(&nc);
 		peers_rebuild(b);
 		return;
+	}
+	/* the record applies at once (a read is served only once it is
+	 * recorded), after the one refusal above, so that b->access and b->cfg
+	 * always agree; a record that cannot be opened refuses reads, not
+	 * the reload (access.c) */
+	if (strcmp(nc->access_log, old->access_log) != 0 ||
+	    nc->access_keep.ms != old->access_keep.ms ||
+	    nc->access_keep.months != old->access_keep.months) {
+		if (strcmp(nc->access_log, old->access_log) != 0)
+			broker_log_warn("reload: the access record moves from %s to %s",
+					old->access_log, nc->access_log);
+		broker_access_move(b, nc->access_log);
 	}
 	broker_config_free(&old);
 	rete_buf before = {0};
@@ -3032,6 +3109,32 @@ static rete_err store_start(broker *b, unsigned flags)
 	return state_check(b, flags, copy ? &mark : NULL);
 }
 
+/* probe_say says a problem (or, not problem, a note) of --check-config
+ * about the key on line of the file (0: none), as store_say does, with
+ * the line: "broker.ini:5: [broker] listen: ...". */
+static void probe_say(broker *b, int line, bool problem, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void probe_say(broker *b, int line, bool problem, const char *fmt, ...)
+{
+	char where[PATH_MAX + 16], text[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(where, sizeof(where), "%s:%d", b->cfg->path, line);
+	else
+		snprintf(where, sizeof(where), "%s", b->cfg->path);
+	if (problem) {
+		fprintf(stderr, "%s: %s\n", where, text);
+		rete_problems_add(b->check_problems, where, "%s", text);
+	} else {
+		printf("%s: note: %s\n", where, text);
+		rete_problems_add(b->check_notes, where, "%s", text);
+	}
+}
+
 /* endpoint_probe, for --check-config: what the start would meet where the
  * broker's key (listen or events) would listen. A name must be an
  * interface of this machine (ZeroMQ resolves no host names to listen on);
@@ -3041,7 +3144,7 @@ static rete_err store_start(broker *b, unsigned flags)
  * note. The configuration has refused everything else
  * (rete_endpoint_check: an IPv4 address, an IPv6 one in brackets, a name,
  * '*'). */
-static void endpoint_probe(broker *b, const char *key, const char *ep)
+static void endpoint_probe(broker *b, const char *key, const char *ep, int line)
 {
 	struct sockaddr_storage ss = {0};
 	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
@@ -3068,14 +3171,13 @@ static void endpoint_probe(broker *b, const char *key, const char *ep)
 		s4->sin_family = AF_INET;
 	} else {
 		if (if_nametoindex(host) == 0)
-			store_error(
-			    b,
-			    "[broker] %s: %s: '%s' is no network interface of this "
-			    "machine, and ZeroMQ listens on an interface, an address, * or "
-			    "[::], without resolving host names; give an address of this "
-			    "machine (e.g. tcp://10.0.0.5:7700 or tcp://[2001:db8::5]:7700), "
-			    "* for all its IPv4 addresses or [::] for all of them",
-			    key, ep, host);
+			probe_say(b, line, true,
+				  "[broker] %s: %s: '%s' is no network interface of this "
+				  "machine, and ZeroMQ listens on an interface, an address, * or "
+				  "[::], without resolving host names; give an address of this "
+				  "machine (e.g. tcp://10.0.0.5:7700 or tcp://[2001:db8::5]:7700), "
+				  "* for all its IPv4 addresses or [::] for all of them",
+				  key, ep, host);
 		return;
 	}
 	if (ss.ss_family == AF_INET)
@@ -3091,21 +3193,57 @@ static void endpoint_probe(broker *b, const char *key, const char *ep)
 	int e = bind(fd, (struct sockaddr *)&ss, sl) == 0 ? 0 : errno;
 	close(fd);
 	if (e == EADDRNOTAVAIL)
-		store_error(b,
-			    "[broker] %s: %s is not an address of this machine, so the broker "
-			    "could not listen there; give one of its addresses, * for all its "
-			    "IPv4 addresses or [::] for all of them",
-			    key, ep);
+		probe_say(b, line, true,
+			  "[broker] %s: %s is not an address of this machine, so the broker "
+			  "could not listen there; give one of its addresses, * for all its "
+			  "IPv4 addresses or [::] for all of them",
+			  key, ep);
 	else if (e == EACCES)
-		store_error(b,
-			    "[broker] %s: %s: a port below 1024 needs privileges the broker does "
-			    "not have; give a port from 1024 up",
-			    key, ep);
+		probe_say(b, line, true,
+			  "[broker] %s: %s: a port below 1024 needs privileges the broker does "
+			  "not have; give a port from 1024 up",
+			  key, ep);
 	else if (e == EADDRINUSE)
-		store_warn(b,
-			   "[broker] %s: %s is in use (by this broker, running?); the start "
-			   "fails while another program listens there",
-			   key, ep);
+		probe_say(b, line, false,
+			  "[broker] %s: %s is in use (by this broker, running?); the start "
+			  "fails while another program listens there",
+			  key, ep);
+}
+
+/* access_check says, in --check-config, what keeps the broker from
+ * writing its access record: a mistake in the file (a folder, one of the
+ * broker's own files) is a problem; a record that cannot be written now is
+ * a WARNING, not a problem: the start refuses the remote reads, not
+ * itself (ExecStartPre runs --check-config). */
+static void access_check(broker *b)
+{
+	const broker_config *c = b->cfg;
+	char why[PATH_MAX + 256], where[PATH_MAX + 64], text[2 * PATH_MAX + 800];
+	bool mistake;
+	if (c->access_log == NULL ||
+	    broker_access_log_bad(c, c->access_log, why, sizeof(why), &mistake) == NULL)
+		return;
+	if (c->access_log_line > 0)
+		snprintf(where, sizeof(where), "%s:%d", c->path, c->access_log_line);
+	else
+		snprintf(where, sizeof(where), "%s", c->path);
+	const char *key = c->access_log_line > 0
+			      ? "[broker] access_log"
+			      : "[broker] access_log (not set: the default, DATA.access.log)";
+	if (mistake) {
+		snprintf(text, sizeof(text),
+			 "%s: %s; give a file of its own that this broker may write, e.g. the "
+			 "default, DATA.access.log beside the store folder: every remote read of "
+			 "the log is recorded there before it is served",
+			 key, why);
+		fprintf(stderr, "%s: %s\n", where, text);
+		rete_problems_add(b->check_problems, where, "%s", text);
+		return;
+	}
+	printf("%s: WARNING: %s: %s; the broker starts, but refuses every remote read of the "
+	       "log (\"this read was not made\") until it can write the record there: make "
+	       "it writable, or give another access_log\n",
+	       where, key, why);
 }
 
 int broker_check_store(broker_config *c, unsigned flags, rete_problems *problems,
@@ -3116,8 +3254,9 @@ int broker_check_store(broker_config *c, unsigned flags, rete_problems *problems
 
 	b.check_problems = problems;
 	b.check_notes = notes;
-	endpoint_probe(&b, "listen", c->listen);
-	endpoint_probe(&b, "events", c->events);
+	endpoint_probe(&b, "listen", c->listen, c->listen_line);
+	endpoint_probe(&b, "events", c->events, c->events_line);
+	access_check(&b);
 	if (store_start(&b, flags) != RETE_OK && problems->n == before)
 		store_error(&b, "store %s cannot be checked", c->data);
 	rete_store_close(&b.store);
@@ -3297,6 +3436,7 @@ static void monitor_drain(broker *b)
 static void broker_free(broker *b)
 {
 	int linger = 0;
+	broker_access_flush(b);
 	rete_access_log_close(&b->access);
 	/* Stop the monitor BEFORE closing the socket that reads it: otherwise
 	 * an I/O thread can block sending a monitor event nobody reads, and
@@ -3391,6 +3531,9 @@ int broker_run(broker_config *c, unsigned flags)
 	curl = c->tsa_url != NULL;
 	if (store_start(&b, flags) != RETE_OK)
 		goto out;
+	/* every remote read is recorded before it is served; a record that
+	 * cannot be written refuses the reads, not the start (access.c) */
+	broker_access_open(&b);
 	if (broker_tsa_start(&b.tsa, b.store, c, &m) != RETE_OK) {
 		broker_log_error("time stamps: %s", m.text);
 		goto out;

@@ -232,14 +232,31 @@ typedef struct broker {
 	char (*fd_party)[RETE_ID_MAX + 1]; /* the party whose frames came on fd i */
 	size_t nfd_party;
 	broker_metrics *metrics;	/* the Prometheus endpoint, or NULL (metrics.h) */
-	struct rete_access_log *access; /* access.c: opened at the first read query */
-	bool access_failed;		/* access.c: the last write failed (said once) */
+	struct rete_access_log *access; /* access.c: opened at the start */
+	bool access_failed;		/* access.c: the last read could not be recorded */
+	uint64_t access_held;		/* access.c: refusals not yet said in the log */
+	int64_t access_said_ms;		/* access.c: when the last refusal was said */
 } broker;
 
 /* broker_access_query records a remote read of the log (entries, proofs,
  * a referral, the snapshot) in the access record (access.c), before the
- * answer. */
-void broker_access_query(broker *b, broker_frame *f);
+ * answer. False: the read could not be recorded (said in the log), and
+ * must not be served. True for a query that reads no entry. */
+bool broker_access_query(broker *b, broker_frame *f);
+
+/* broker_access_open opens the access record at the start. A record that
+ * cannot be opened does not stop the broker: it is said in the log (path
+ * and cause), and remote reads are refused until it can be written. */
+void broker_access_open(broker *b);
+
+/* broker_access_move makes path (with keep) the record in force, at a
+ * reload (the caller logs the move); a record that cannot be opened is
+ * warned of, and reads are refused until it can be written. */
+void broker_access_move(broker *b, const char *path);
+
+/* broker_access_flush says the refusals the log has not said yet (at the
+ * stop). */
+void broker_access_flush(broker *b);
 
 /* broker_peer_find: the state of party id (NULL when not in the directory). */
 broker_peer *broker_peer_find(broker *b, const char *id);

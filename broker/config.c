@@ -102,6 +102,7 @@ struct parse {
 	size_t nsec, capsec;
 	rete_problems *pr;
 	bool oom;
+	bool utf16; /* the file is UTF-16: said once, nothing else is read */
 };
 
 static void problem(struct parse *p, int line, const char *fmt, ...)
@@ -192,8 +193,36 @@ static char *line_reader(char *str, int num, void *stream)
 	char *r = fgets(str, num, p->f);
 	if (!r)
 		return NULL;
+	if (p->utf16)
+		return NULL;
 	if (p->at_line_start) {
 		p->line++;
+		/* a UTF-8 byte order mark (Notepad saves one) opens the file, not
+		 * its first line: inih skips it too */
+		if (p->line == 1 && memcmp(r, "\xEF\xBB\xBF", 3) == 0)
+			memmove(r, r + 3, strlen(r + 3) + 1);
+		/* UTF-16 (Windows' "Unicode"): every other byte is a zero, and
+		 * each line would give its own puzzling problem: one sentence */
+		if (p->line == 1 && ((unsigned char)r[0] == 0xFF || (unsigned char)r[0] == 0xFE) &&
+		    (unsigned char)r[1] == ((unsigned char)r[0] ^ 0x01)) {
+			problem(p, 0,
+				"the file is saved as UTF-16 (it starts with the byte order mark "
+				"%s); save it as UTF-8 (in Notepad: Save as, Encoding UTF-8)",
+				(unsigned char)r[0] == 0xFF ? "FF FE" : "FE FF");
+			p->utf16 = true;
+			return NULL;
+		}
+		/* a byte order mark further on (two files joined together) is
+		 * invisible in a key's name: named, and taken out */
+		for (char *bom; (bom = strstr(r, "\xEF\xBB\xBF")) != NULL;) {
+			problem(
+			    p, p->line,
+			    "a byte order mark (U+FEFF, an invisible character) is in this line "
+			    "at byte %zu; remove it (it opens a file saved as UTF-8 with BOM, "
+			    "and belongs only at the start of the file)",
+			    (size_t)(bom - r) + 1);
+			memmove(bom, bom + 3, strlen(bom + 3) + 1);
+		}
 		/* An indented line after a key continues its value (inih's
 		 * multi-line values): long lists can be wrapped. */
 		const char *t = r;
@@ -383,36 +412,98 @@ static void free_list(char **items, size_t n)
 	free(items);
 }
 
-static void calendar_duration(struct parse *p, const char *section, const char *key,
-			      const char *def, int64_t min_ms, int64_t *out, char *text,
-			      size_t textlen)
+char *broker_duration_text(int64_t ms, char *buf, size_t n)
 {
+	static const struct {
+		int64_t ms;
+		const char *unit;
+	} units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (ms != 0 && ms % units[i].ms == 0) {
+			snprintf(buf, n, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
+			return buf;
+		}
+	snprintf(buf, n, "%lldms", (long long)ms);
+	return buf;
+}
+
+/* calendar_duration reads [section] key, a calendar duration of at least
+ * min_ms (def when the key is not given; a def of "off" makes "off"
+ * accepted, as 0). max_ms is 0 for a key with no maximum of its own (then
+ * the number takes what rete_duration_parse takes, RETE_DURATION_MAX_NUMBER
+ * of its unit, so that a broker.ini that ran keeps running), else the
+ * largest value that works, and why_max says why. Every refusal says what
+ * was wrong and what this key takes: s, m, h or d, the range, an example,
+ * and "or off" where it applies. None of these keys counts working days,
+ * so wd is never offered. */
+static void calendar_duration(struct parse *p, const char *section, const char *key,
+			      const char *def, int64_t min_ms, int64_t max_ms, const char *why_max,
+			      int64_t *out, char *text, size_t textlen)
+{
+	static const struct {
+		const char *unit;
+		int64_t ms;
+	} units[] = {{"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
 	struct kv *kv = get(p, section, key);
 	const char *v = kv ? kv->value : def;
-	rete_duration d;
-	rete_msg m;
+	bool off_ok = strcmp(def, "off") == 0;
+	char lo[32], hi[32], range[80], accepted[240], what[300];
+	int64_t ms = -1;
+
 	if (text)
 		snprintf(text, textlen, "%s", def);
 	*out = 0;
-	if (rete_duration_parse(v, &d, &m) != RETE_OK) {
-		problem(p, kv ? kv->line : 0, "[%s] %s: %s", section, key, m.text);
+	if (off_ok && strcmp(v, "off") == 0)
 		return;
+	broker_duration_text(min_ms, lo, sizeof(lo));
+	if (max_ms > 0)
+		snprintf(range, sizeof(range), "from %s to %s", lo,
+			 broker_duration_text(max_ms, hi, sizeof(hi)));
+	else
+		snprintf(range, sizeof(range), "of at least %s", lo);
+	snprintf(accepted, sizeof(accepted),
+		 "give a whole number and a unit, s, m, h or d, %s (e.g. %s)%s", range,
+		 off_ok ? "4h" : def, off_ok ? ", or off" : "");
+	size_t digits = strspn(v, "0123456789");
+	const char *unit = v + digits;
+	uint64_t n = 0;
+	for (size_t i = 0; i < digits && n <= (uint64_t)INT64_MAX / 10; i++)
+		n = n * 10 + (uint64_t)(v[i] - '0');
+	if (digits == 0)
+		snprintf(what, sizeof(what), "is not a duration");
+	else if (*unit == '\0')
+		snprintf(what, sizeof(what), "has no unit (%.20ss? %.20sm?)", v, v);
+	else if (strcmp(unit, "wd") == 0)
+		snprintf(what, sizeof(what), "counts working days, which %s does not take", key);
+	else {
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+			if (strcmp(unit, units[i].unit) == 0)
+				ms = n > (uint64_t)RETE_DURATION_MAX_NUMBER
+					 ? INT64_MAX
+					 : (int64_t)n * units[i].ms;
+		if (ms < 0)
+			snprintf(what, sizeof(what), "has the unit '%.20s', which is not one",
+				 unit);
+		else if (ms == 0)
+			snprintf(what, sizeof(what), "is zero%s",
+				 off_ok
+				     ? " (off: submissions are never refused for want of a token)"
+				     : "");
+		else if (max_ms > 0 && ms > max_ms)
+			snprintf(what, sizeof(what), "is too large: at most %s (%s)", hi, why_max);
+		else if (ms == INT64_MAX)
+			snprintf(what, sizeof(what), "is too large: the number is at most %lld",
+				 (long long)RETE_DURATION_MAX_NUMBER);
+		else if (ms < min_ms)
+			snprintf(what, sizeof(what), "is too small: at least %s", lo);
+		else {
+			*out = ms;
+			if (text)
+				snprintf(text, textlen, "%s", v);
+			return;
+		}
 	}
-	if (d.working_days) {
-		problem(p, kv ? kv->line : 0,
-			"[%s] %s: '%s' counts working days, which this setting does not accept; "
-			"use s, m, h or d (e.g. %s)",
-			section, key, v, def);
-		return;
-	}
-	if (d.ms < min_ms) {
-		problem(p, kv ? kv->line : 0, "[%s] %s: '%s' is too short; at least %lld s",
-			section, key, v, (long long)(min_ms / 1000));
-		return;
-	}
-	*out = d.ms;
-	if (text)
-		snprintf(text, textlen, "%s", v);
+	problem(p, kv ? kv->line : 0, "[%s] %s: '%.40s' %s; %s", section, key, v, what, accepted);
 }
 
 static void number(struct parse *p, const char *section, const char *key, uint64_t def,
@@ -481,6 +572,67 @@ static bool zone_exists(const char *tz)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* file_place says what keeps the broker from writing a file at path (a
+ * state file, the access record, an ipc:// socket): NULL when nothing,
+ * else a sentence in buf (n bytes): "P is a folder", "the folder F does
+ * not exist"... The folder must be writable too: each of these files is
+ * replaced by a rename (or, a socket, unlinked) in it. With make_folders,
+ * missing folders are fine when the nearest one that exists may be
+ * written (the access record makes them); with socket, the file may be
+ * anything but a folder (ZeroMQ replaces it). Root passes the write
+ * checks: the start finds what is left. */
+static const char *file_place(const char *path, bool make_folders, bool socket, char *buf, size_t n)
+{
+	struct stat st;
+	char dir[PATH_MAX];
+
+	if (stat(path, &st) == 0) {
+		if (S_ISDIR(st.st_mode)) {
+			snprintf(buf, n, "%s is a folder", path);
+			return buf;
+		}
+		if (!socket && !S_ISREG(st.st_mode)) {
+			snprintf(buf, n, "%s is not a regular file", path);
+			return buf;
+		}
+		if (!socket && access(path, W_OK) != 0) {
+			snprintf(buf, n, "%s cannot be written (%s)", path, strerror(errno));
+			return buf;
+		}
+	} else if (errno != ENOENT && errno != ENOTDIR) {
+		snprintf(buf, n, "%s cannot be reached (%s)", path, strerror(errno));
+		return buf;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	for (;;) {
+		char *slash = strrchr(dir, '/');
+		if (slash == NULL)
+			snprintf(dir, sizeof(dir), ".");
+		else
+			slash[slash == dir] = '\0'; /* "/x" -> "/" */
+		if (stat(dir, &st) == 0)
+			break;
+		if (errno == ENOTDIR)
+			continue; /* a part above is a file: it is named below */
+		if (errno != ENOENT) {
+			snprintf(buf, n, "the folder %s cannot be reached (%s)", dir,
+				 strerror(errno));
+			return buf;
+		}
+		if (!make_folders || strcmp(dir, "/") == 0 || strcmp(dir, ".") == 0) {
+			snprintf(buf, n, "the folder %s does not exist", dir);
+			return buf;
+		}
+	}
+	if (!S_ISDIR(st.st_mode))
+		snprintf(buf, n, "%s is not a folder", dir);
+	else if (access(dir, W_OK | X_OK) != 0)
+		snprintf(buf, n, "the folder %s cannot be written (%s)", dir, strerror(errno));
+	else
+		return NULL;
+	return buf;
+}
+
 /* --- the sections ------------------------------------------------------------ */
 
 /* broker_access_settings reads [broker] access_log (default DATA.access.log:
@@ -497,15 +649,131 @@ static void broker_access_settings(struct parse *p, broker_config *c)
 		problem(p, kv->line, "[broker] access_keep: %s", m.text);
 	if ((kv = get(p, "broker", "access_log"))) {
 		c->access_log = resolve_path(p, kv->value);
-	} else if (c->data) {
-		size_t l = strlen(c->data);
-		while (l > 1 && c->data[l - 1] == '/')
-			l--;
-		if (asprintf(&c->access_log, "%.*s.access.log", (int)l, c->data) < 0) {
-			c->access_log = NULL;
-			p->oom = true;
+		c->access_log_line = kv->line;
+	} else if (c->data && !(c->access_log = broker_access_log_default(c->data))) {
+		p->oom = true;
+	}
+	/* whether the record can be written is not a problem of the file:
+	 * an access record the broker cannot write refuses the remote reads,
+	 * never the start nor a reload (deliveries matter more); --check-config
+	 * warns of it, and refuses what is a mistake in the file (a folder,
+	 * one of the broker's own files): broker_access_log_bad */
+}
+
+char *broker_access_log_default(const char *data)
+{
+	char *out = NULL;
+	size_t l = strlen(data);
+	while (l > 1 && data[l - 1] == '/')
+		l--;
+	if (asprintf(&out, "%.*s.access.log", (int)l, data) < 0)
+		return NULL;
+	return out;
+}
+
+/* canon writes path with its folder's real path (symbolic links, "..")
+ * to out (PATH_MAX bytes): path as given when the folder does not exist. */
+static void canon(const char *path, char *out)
+{
+	char dir[PATH_MAX], real[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	if (strlen(path) >= sizeof(dir)) {
+		snprintf(out, PATH_MAX, "%s", path);
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		dir[slash == path ? 1 : slash - path] = '\0'; /* "/x" -> "/" */
+	if (realpath(dir, real) == NULL) {
+		snprintf(out, PATH_MAX, "%s", path);
+		return;
+	}
+	snprintf(out, PATH_MAX, "%s/%s", strcmp(real, "/") == 0 ? "" : real,
+		 slash ? slash + 1 : path);
+}
+
+const char *broker_access_log_bad(const broker_config *c, const char *path, char *buf, size_t n,
+				  bool *mistake)
+{
+	char a[PATH_MAX], d[PATH_MAX], o[PATH_MAX];
+	struct stat sa, so;
+	bool sa_ok = stat(path, &sa) == 0;
+
+	*mistake = true;
+	canon(path, a);
+	if (c->data) {
+		if (realpath(c->data, d) == NULL)
+			snprintf(d, sizeof(d), "%s", c->data);
+		size_t dl = strlen(d);
+		while (dl > 1 && d[dl - 1] == '/')
+			d[--dl] = '\0';
+		if (strcmp(a, d) == 0 || (strncmp(a, d, dl) == 0 && a[dl] == '/')) {
+			snprintf(buf, n,
+				 "%s is in the store folder %s, whose files are the broker's own "
+				 "(LMDB's, and a restore replaces the folder)",
+				 path, c->data);
+			return buf;
 		}
 	}
+	/* the files of the file, and those in force (a reload keeps the
+	 * running state and key, which the new file may no longer name) */
+	for (size_t i = 0; i < c->nown_files + 2; i++) {
+		const char *f = i < c->nown_files    ? c->own_files[i].path
+				: i == c->nown_files ? c->state
+						     : c->key_path;
+		const char *what = i < c->nown_files	? c->own_files[i].what
+				   : i == c->nown_files ? "the state file"
+							: "[broker] key";
+		if (f == NULL)
+			continue;
+		canon(f, o);
+		if (strcmp(a, o) == 0 || (sa_ok && stat(f, &so) == 0 && sa.st_dev == so.st_dev &&
+					  sa.st_ino == so.st_ino)) {
+			snprintf(buf, n,
+				 "%s is one of the broker's own files (%s): the record would write "
+				 "over it",
+				 path, what);
+			return buf;
+		}
+	}
+	const char *why = file_place(path, true, false, buf, n);
+	*mistake = why != NULL && sa_ok && !S_ISREG(sa.st_mode);
+	return why;
+}
+
+/* own_files lists what the broker reads as its own (broker_access_log_bad):
+ * broker.ini, the state file, and every key, state, tsa_ca and
+ * tsa_password_file of the file. */
+static void own_files(struct parse *p, broker_config *c)
+{
+	size_t cap = p->nkv + 3;
+	if (!(c->own_files = calloc(cap, sizeof(*c->own_files)))) {
+		p->oom = true;
+		return;
+	}
+#define OWN(path_expr, ...)                                                                        \
+	do {                                                                                       \
+		struct broker_own_file *f = &c->own_files[c->nown_files];                          \
+		f->path = (path_expr);                                                             \
+		if (f->path == NULL || asprintf(&f->what, __VA_ARGS__) < 0) {                      \
+			free(f->path);                                                             \
+			p->oom = true;                                                             \
+			return;                                                                    \
+		}                                                                                  \
+		c->nown_files++;                                                                   \
+	} while (0)
+	OWN(strdup(p->file), "broker.ini itself");
+	if (c->state)
+		OWN(strdup(c->state), "the state file");
+	for (size_t i = 0; i < p->nkv; i++) {
+		const struct kv *kv = &p->kvs[i];
+		if (strcmp(kv->key, "key") == 0 || strcmp(kv->key, "state") == 0 ||
+		    strcmp(kv->key, "tsa_ca") == 0 || strcmp(kv->key, "tsa_password_file") == 0)
+			OWN(resolve_path(p, kv->value), "[%s] %s", kv->section, kv->key);
+	}
+#undef OWN
 }
 
 static const char *const broker_keys[] = {"origin",
@@ -681,6 +949,23 @@ static bool shared_port(const char *a, const char *b)
 	return strcmp(ha, hb) == 0;
 }
 
+/* ipc_place: kv (listen or events, a checked endpoint) is an ipc:// one
+ * whose socket file the broker cannot make (ZeroMQ makes the file, never
+ * its folder): said, and true. */
+static bool ipc_place(struct parse *p, const struct kv *kv)
+{
+	char why[PATH_MAX + 128];
+	const char *path = kv->value + 6;
+	if (strncmp(kv->value, "ipc://", 6) != 0 || path[0] == '@' ||
+	    !file_place(path, false, true, why, sizeof(why)))
+		return false;
+	problem(p, kv->line,
+		"[broker] %s: '%s': %s; ZeroMQ makes the socket file but not its folder: "
+		"create the folder, or give an ipc:// path in a folder the broker may write",
+		kv->key, kv->value, why);
+	return true;
+}
+
 static void load_broker(struct parse *p, broker_config *c)
 {
 	const char *S = "broker";
@@ -727,14 +1012,18 @@ static void load_broker(struct parse *p, broker_config *c)
 		}
 	}
 	if ((kv = require(p, S, "listen", "the ROUTER endpoint, e.g. tcp://0.0.0.0:7700"))) {
+		c->listen_line = kv->line;
 		if (rete_endpoint_check(kv->value, RETE_ENDPOINT_LISTEN, &em) != RETE_OK)
 			problem(p, kv->line, "[broker] listen: %s", em.text);
-		else
+		else if (!ipc_place(p, kv))
 			snprintf(c->listen, sizeof(c->listen), "%s", kv->value);
 	}
 	if ((kv = require(p, S, "events", "the PUB endpoint, e.g. tcp://0.0.0.0:7701"))) {
+		c->events_line = kv->line;
 		if (rete_endpoint_check(kv->value, RETE_ENDPOINT_LISTEN, &em) != RETE_OK)
 			problem(p, kv->line, "[broker] events: %s", em.text);
+		else if (ipc_place(p, kv))
+			;
 		else if (strcmp(kv->value, c->listen) == 0)
 			problem(p, kv->line,
 				"[broker] events: '%s' is also the listen endpoint; "
@@ -774,19 +1063,36 @@ static void load_broker(struct parse *p, broker_config *c)
 		}
 	}
 
+	char why[PATH_MAX + 128];
+	if (c->state && file_place(c->state, false, false, why, sizeof(why)))
+		problem(p, (kv = get(p, S, "state")) ? kv->line : 0,
+			"[broker] state: %s; give a file in an existing folder that the broker may "
+			"write (it replaces the file at every checkpoint), beside the store "
+			"folder, e.g. the default DATA.state",
+			why);
 	broker_access_settings(p, c);
 
 	uint64_t v;
 	number(p, S, "checkpoint_every", 1000, 1, 100000000, &c->checkpoint_every);
-	calendar_duration(p, S, "checkpoint_interval", "10s", 1000, &c->checkpoint_interval_ms,
-			  NULL, 0);
+	calendar_duration(p, S, "checkpoint_interval", "10s", 1000, 0, NULL,
+			  &c->checkpoint_interval_ms, NULL, 0);
 	number(p, S, "delivery_window", 64, 1, 100000, &v);
 	c->delivery_window = (unsigned)v;
-	calendar_duration(p, S, "expiry", "5d", 1000, &c->expiry_ms, c->expiry, sizeof(c->expiry));
-	calendar_duration(p, S, "heartbeat", "5s", 1000, &c->heartbeat_ms, NULL, 0);
+	calendar_duration(p, S, "expiry", "5d", 1000, 0, NULL, &c->expiry_ms, c->expiry,
+			  sizeof(c->expiry));
+	/* ZeroMQ takes the heartbeat and 3 times it as ints of milliseconds,
+	 * which stop at 2^31 - 1 (24.8 days, so a heartbeat of 8.28 days): 9d
+	 * made the start fail with "Invalid argument", on main too. 7d stays
+	 * below it; no other duration has a maximum (a broker.ini that ran
+	 * must go on running after an upgrade) */
+	calendar_duration(p, S, "heartbeat", "5s", 1000, 7 * 86400000LL,
+			  "ZeroMQ takes 3 times the heartbeat as a number of milliseconds that "
+			  "stops at 2^31 - 1, about 24.8 days: 8.28 days of heartbeat and more "
+			  "cannot work",
+			  &c->heartbeat_ms, NULL, 0);
 	/* an unacknowledged delivery is sent again after this (on the same
 	 * connection): a recipient that could not take it tries again */
-	calendar_duration(p, S, "redeliver", "30s", 1000, &c->redeliver_ms, NULL, 0);
+	calendar_duration(p, S, "redeliver", "30s", 1000, 0, NULL, &c->redeliver_ms, NULL, 0);
 	/* The default takes what an agent may send: an outbox file of up to
 	 * 16 MiB (the agent's own limit) becomes a sealed part of about the
 	 * same size (attachments travel as bytes, not base64; sealing adds 48
@@ -839,6 +1145,54 @@ static void load_broker(struct parse *p, broker_config *c)
 	load_tsa(p, c);
 }
 
+/* url_authority_bad says what is wrong with the host[:port] that rest (a
+ * URL after its scheme, without credentials) starts with, in buf (n
+ * bytes), or returns NULL when nothing is: a host (an IPv6 address in
+ * brackets), then no port, an empty one (RFC 3986: the scheme's default)
+ * or one from 1 to 65535. libcurl would refuse the rest only at the first
+ * exchange, once the broker runs. */
+static const char *url_authority_bad(const char *rest, char *buf, size_t n)
+{
+	size_t len = strcspn(rest, "/?#");
+	const char *end = rest + len, *colon;
+	if (rest[0] == '[') {
+		const char *close = memchr(rest, ']', len);
+		if (close == NULL) {
+			snprintf(buf, n, "no ']' closes the IPv6 address");
+			return buf;
+		}
+		if (close == rest + 1) {
+			snprintf(buf, n, "the brackets hold no address");
+			return buf;
+		}
+		colon = close + 1 < end ? close + 1 : NULL;
+		if (colon != NULL && *colon != ':') {
+			snprintf(
+			    buf, n,
+			    "after the IPv6 address comes '%.*s' where only ':' and a port may",
+			    (int)(end - colon > 40 ? 40 : end - colon), colon);
+			return buf;
+		}
+	} else {
+		colon = memchr(rest, ':', len);
+		if ((colon ? colon : end) == rest) {
+			snprintf(buf, n, "it names no host");
+			return buf;
+		}
+	}
+	if (colon == NULL || colon + 1 == end)
+		return NULL; /* no port, or an empty one: the scheme's own */
+	const char *port = colon + 1;
+	size_t plen = (size_t)(end - port);
+	size_t digits = strspn(port, "0123456789");
+	long v = digits == plen && digits <= 5 ? strtol(port, NULL, 10) : 0;
+	if (v >= 1 && v <= 65535)
+		return NULL;
+	snprintf(buf, n, "the port '%.*s' is not a whole number from 1 to 65535",
+		 (int)(plen > 40 ? 40 : plen), port);
+	return buf;
+}
+
 /* load_tsa reads the time-stamping settings (issue 14, broker/timestamp.c):
  * all optional; without tsa_url the broker asks no TSA. */
 static void load_tsa(struct parse *p, broker_config *c)
@@ -858,6 +1212,8 @@ static void load_tsa(struct parse *p, broker_config *c)
 				clean = false;
 		const char *slash = rest ? strchr(rest, '/') : NULL;
 		const char *at = rest ? strchr(rest, '@') : NULL;
+		char why[160];
+		const char *bad;
 		if (!rest || !clean || *rest == '\0' || *rest == '/')
 			problem(p, url->line,
 				"[broker] tsa_url: '%.200s' is not accepted; give the RFC 3161 "
@@ -869,6 +1225,14 @@ static void load_tsa(struct parse *p, broker_config *c)
 				"[broker] tsa_url: credentials in the URL are not accepted (they "
 				"would be in every copy of broker.ini); give the user in tsa_user "
 				"and the password in tsa_password_file");
+		else if ((bad = url_authority_bad(rest, why, sizeof(why))) != NULL)
+			problem(
+			    p, url->line,
+			    "[broker] tsa_url: '%.200s': %s; give a host and, if it is not the "
+			    "scheme's own (443 for https, 80 for http), a port from 1 to 65535; "
+			    "an IPv6 address is written in brackets, e.g. "
+			    "https://[2001:db8::1]:8443/tsa",
+			    v, bad);
 		else if (!(c->tsa_url = strdup(v)))
 			p->oom = true;
 		else
@@ -911,14 +1275,12 @@ static void load_tsa(struct parse *p, broker_config *c)
 			"tokens that verify: give tsa_ca = the PEM file of that CA (for a "
 			"qualified TSA, from the EU trusted list or the provider)");
 	}
-	calendar_duration(p, S, "tsa_timeout", "30s", 1000, &c->tsa_timeout_ms, NULL, 0);
-	if ((kv = get(p, S, "tsa_timeout")) && c->tsa_timeout_ms > 600000) {
-		problem(p, kv->line,
-			"[broker] tsa_timeout: '%s' is too long; at most 10m (the broker asks "
-			"again with a growing pause when the TSA does not answer)",
-			kv->value);
-		c->tsa_timeout_ms = 0;
-	}
+	/* at most 10 min: the broker asks again with a growing pause when the
+	 * TSA does not answer */
+	calendar_duration(p, S, "tsa_timeout", "30s", 1000, 600000,
+			  "the broker asks again, with a growing pause, when the TSA does not "
+			  "answer",
+			  &c->tsa_timeout_ms, NULL, 0);
 	if ((kv = get(p, S, "tsa_user"))) {
 		if (!url)
 			problem(p, kv->line,
@@ -974,8 +1336,9 @@ static void load_tsa(struct parse *p, broker_config *c)
 	}
 	snprintf(c->timestamp_grace, sizeof(c->timestamp_grace), "off");
 	if ((kv = get(p, S, "timestamp_grace")) && strcmp(kv->value, "off") != 0) {
-		calendar_duration(p, S, "timestamp_grace", "off", 1000, &c->timestamp_grace_ms,
-				  c->timestamp_grace, sizeof(c->timestamp_grace));
+		calendar_duration(p, S, "timestamp_grace", "off", 1000, 0, NULL,
+				  &c->timestamp_grace_ms, c->timestamp_grace,
+				  sizeof(c->timestamp_grace));
 		if (!url)
 			problem(p, kv->line,
 				"[broker] timestamp_grace: '%s' without tsa_url would refuse every "
@@ -1005,7 +1368,7 @@ static void load_limits(struct parse *p, broker_config *c)
 	}
 }
 
-static void load_agency(struct parse *p, broker_config *c, const struct sec *sec)
+static void load_agency(struct parse *p, broker_config *c, const struct sec *sec, int *key_line)
 {
 	const char *id = sec->name + 7;
 	while (*id == ' ')
@@ -1042,6 +1405,7 @@ static void load_agency(struct parse *p, broker_config *c, const struct sec *sec
 				S, kv->value);
 	}
 	if ((kv = require(p, S, "key", "the path of the party's .pub file"))) {
+		*key_line = kv->line; /* what check_cross cites */
 		char *path = resolve_path(p, kv->value);
 		rete_msg m;
 		if (path && rete_keyfile_load_public(path, &pa->key, &m) != RETE_OK)
@@ -1129,7 +1493,8 @@ static void load_policy(struct parse *p, broker_config *c)
 	free_list(items, n);
 }
 
-/* check_cross: what only the whole file can tell. */
+/* check_cross: what only the whole file can tell. lines: each party's key
+ * line (its section's, when the key is missing). */
 static void check_cross(struct parse *p, broker_config *c, const int *lines)
 {
 	for (size_t i = 0; i < c->nparties; i++) {
@@ -1202,6 +1567,10 @@ rete_err broker_config_load(const char *path, broker_config **out, rete_problems
 		err = RETE_ENOMEM;
 		goto done;
 	}
+	if (p.utf16) {
+		err = RETE_EINVAL;
+		goto done;
+	}
 
 	check_names(&p);
 	load_broker(&p, c);
@@ -1218,7 +1587,7 @@ rete_err broker_config_load(const char *path, broker_config **out, rete_problems
 	for (size_t i = 0; i < p.nsec; i++)
 		if (strncmp(p.secs[i].name, "agency ", 7) == 0) {
 			lines[c->nparties] = p.secs[i].line;
-			load_agency(&p, c, &p.secs[i]);
+			load_agency(&p, c, &p.secs[i], &lines[c->nparties]);
 		}
 	if (c->nparties == 0)
 		problem(&p, 0,
@@ -1230,6 +1599,7 @@ rete_err broker_config_load(const char *path, broker_config **out, rete_problems
 	}
 	load_policy(&p, c);
 	check_cross(&p, c, lines);
+	own_files(&p, c);
 	if (!p.oom && problems->n == before)
 		check_directory(&p, c);
 	if (p.oom)
@@ -1292,6 +1662,11 @@ void broker_config_free(broker_config **pc)
 	free(c->parties);
 	free(c->party_by_id);
 	free(c->routes);
+	for (size_t i = 0; i < c->nown_files; i++) {
+		free(c->own_files[i].path);
+		free(c->own_files[i].what);
+	}
+	free(c->own_files);
 	free(c);
 	*pc = NULL;
 }

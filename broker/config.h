@@ -57,16 +57,18 @@ typedef struct broker_config {
 	rete_pubkey key_pub;	  /* the public half of that key */
 	char listen[BROKER_ENDPOINT_MAX];
 	char events[BROKER_ENDPOINT_MAX];
-	char *data;	       /* the store folder */
+	int listen_line, events_line; /* their lines in the file, for --check-config */
+	char *data;		      /* the store folder */
 	char *state;	       /* the state file: the last checkpoint signed (default DATA.state) */
 	char *access_log;      /* the access record (default DATA.access.log) */
+	int access_log_line;   /* its key's line; 0: not set, the default */
 	rete_keep access_keep; /* how long its lines are kept (default 24 months) */
 	uint64_t checkpoint_every;
 	int64_t checkpoint_interval_ms;
 	unsigned delivery_window;
 	char expiry[32]; /* as written, e.g. "5d" */
 	int64_t expiry_ms;
-	int64_t heartbeat_ms;
+	int64_t heartbeat_ms; /* 1 s to 7 d: ZeroMQ takes 3 times it as an int of ms */
 	int64_t redeliver_ms; /* an unacked delivery is sent again after it */
 	uint64_t max_frame;   /* bytes */
 	unsigned verify_threads;
@@ -90,6 +92,13 @@ typedef struct broker_config {
 	size_t *party_by_id; /* indexes into parties, sorted by id (lookups) */
 	broker_route *routes;
 	size_t nroutes;
+	/* the files the broker reads as its own (broker.ini, keys, state,
+	 * tsa_ca, tsa_password_file): never the access record */
+	struct broker_own_file {
+		char *path;
+		char *what; /* e.g. "[agency cpi.mantova] key", "broker.ini itself" */
+	} * own_files;
+	size_t nown_files;
 } broker_config;
 
 /* broker_config_load reads and checks the ini file at path. On success *out
@@ -98,6 +107,24 @@ typedef struct broker_config {
  * (path = "FILE:LINE", text = "[section] key: ..."). Errors: RETE_EINVAL
  * (problems found), RETE_EIO (the file cannot be read), RETE_ENOMEM. */
 rete_err broker_config_load(const char *path, broker_config **out, rete_problems *problems);
+
+/* broker_duration_text writes ms for people, in the largest unit that
+ * holds it whole ("5s", "24h" as "1d", "90s" as "90s"; "1500ms") into buf
+ * (n bytes), and returns buf. */
+char *broker_duration_text(int64_t ms, char *buf, size_t n);
+
+/* broker_access_log_default is the access record's path for the store
+ * folder data: DATA.access.log (malloc'd; NULL when out of memory). */
+char *broker_access_log_default(const char *data);
+
+/* broker_access_log_bad says what keeps the broker from keeping its
+ * access record at path (c's, or another), in buf (n bytes), or returns
+ * NULL when nothing does. *mistake is set when it is a mistake in
+ * broker.ini, not a state of the disk: a folder, something not a regular
+ * file, a file in the store folder or one of c->own_files (--check-config
+ * refuses these; the rest it warns of). */
+const char *broker_access_log_bad(const broker_config *c, const char *path, char *buf, size_t n,
+				  bool *mistake);
 
 /* broker_config_free frees *c and sets it to NULL; NULL is fine. */
 void broker_config_free(broker_config **c);

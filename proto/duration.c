@@ -50,8 +50,13 @@ rete_err rete_duration_parse(const char *s, rete_duration *out, rete_msg *m)
 		return rete_msg_set(m, RETE_EINVAL, "duration '%s' is not valid; expected %s",
 				    s ? s : "", accepted);
 	while (isdigit((unsigned char)*p)) {
-		if (n > 1000000000)
-			return rete_msg_set(m, RETE_EINVAL, "duration '%s' is too large", s);
+		/* checked before the digit is added: n stays at most 10^10 + 9
+		 * (RETE_DURATION_MAX_NUMBER), as it always has */
+		if (n > (RETE_DURATION_MAX_NUMBER - 9) / 10)
+			return rete_msg_set(m, RETE_EINVAL,
+					    "duration '%s' is too large; expected at most %lld "
+					    "of its unit (and less where the setting says so)",
+					    s, (long long)RETE_DURATION_MAX_NUMBER);
 		n = n * 10 + (*p - '0');
 		p++;
 	}
@@ -66,6 +71,9 @@ rete_err rete_duration_parse(const char *s, rete_duration *out, rete_msg *m)
 		out->ms = n * 86400 * 1000;
 	else if (strcmp(p, "wd") == 0)
 		out->working_days = n;
+	else if (*p == '\0')
+		return rete_msg_set(m, RETE_EINVAL, "duration '%s' has no unit; expected %s", s,
+				    accepted);
 	else
 		return rete_msg_set(m, RETE_EINVAL, "duration '%s' has unit '%s'; expected %s", s,
 				    p, accepted);

@@ -25,8 +25,14 @@ typedef struct rete_duration {
 	int64_t working_days; /* > 0 for a `wd` duration */
 } rete_duration;
 
-/* rete_duration_parse parses s ("30s", "15m", "2h", "5d", "3wd"). RETE_EINVAL
- * with a sentence naming the value and the accepted forms. */
+/* The largest number a duration may have, of any unit. It never narrows:
+ * a Directory already in the log is validated again with this parser
+ * (proto/validate.c), so what was accepted once must stay accepted. */
+#define RETE_DURATION_MAX_NUMBER 10000000009LL
+
+/* rete_duration_parse parses s ("30s", "15m", "2h", "5d", "3wd"), a number
+ * of at most RETE_DURATION_MAX_NUMBER. RETE_EINVAL with a sentence naming
+ * the value and the accepted forms. */
 rete_err rete_duration_parse(const char *s, rete_duration *out, rete_msg *m);
 
 /* rete_date_valid: true when s is a real calendar date YYYY-MM-DD. */

@@ -33,6 +33,20 @@ static void test_parse(void **state)
 		assert_int_equal(rete_duration_parse(bad[i], &d, &m), RETE_EINVAL);
 		assert_non_null(strstr(m.text, "30s, 15m, 2h, 5d, 3wd"));
 	}
+	/* what was wrong, in words: no "has unit ''"; the bound of a number */
+	assert_int_equal(rete_duration_parse("10", &d, &m), RETE_EINVAL);
+	if (strstr(m.text, "'10' has no unit") == NULL)
+		fail_msg("a duration without a unit: %s", m.text);
+	/* what was accepted stays accepted: a Directory already in the log is
+	 * validated again with this parser (proto/validate.c) */
+	static const char *const logged[] = {"1000000001s", "9999999999m", "10000000009d",
+					     "10000000009wd", "00000000000000000001s"};
+	for (size_t i = 0; i < sizeof(logged) / sizeof(logged[0]); i++)
+		if (rete_duration_parse(logged[i], &d, &m) != RETE_OK)
+			fail_msg("a duration accepted before: '%s': %s", logged[i], m.text);
+	assert_int_equal(rete_duration_parse("100000000010d", &d, &m), RETE_EINVAL);
+	if (strstr(m.text, "at most 10000000009") == NULL)
+		fail_msg("a duration too large: %s", m.text);
 }
 
 static void test_calendar_deadline(void **state)
