@@ -1,6 +1,7 @@
 /* agent_config.c — see agent_config.h. */
 #include "agent_config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -15,35 +16,63 @@
 struct cfg_parse {
 	agent_config *cfg;
 	char dir[PATH_MAX]; /* folder of the ini file, for relative paths */
-	rete_msg *m;
-	rete_err err; /* first error met */
-	int line;
+	rete_check_list *pr; /* every problem, with its line */
+	rete_err err;	     /* out of memory: the reading stops */
+	int line;	     /* the line the handler was given */
 	rete_ini_keys given; /* [agent]'s keys so far */
 };
 
+/* The timing keys and their ranges (docs/agent.md, "Timing", says why
+ * each bound): a value outside is refused, never clamped, so that what the
+ * file says is what runs. */
+static const struct cfg_timing {
+	const char *key;
+	int64_t min_ms, max_ms;
+	const char *min, *max, *example;
+} cfg_timings[] = {
+    {"poll", 100, 3600000, "100ms", "1h", "2s"},
+    {"heartbeat", 1000, 600000, "1s", "10m", "10s"},
+    {"resubmit", 1000, 3600000, "1s", "1h", "10s"},
+    {"reconnect_min", 100, 300000, "100ms", "5m", "200ms"},
+    {"reconnect_max", 100, 3600000, "100ms", "1h", "30s"},
+    {"hook_timeout", 1000, 86400000, "1s", "24h", "60s"},
+    {"witness", 1000, 3600000, "1s", "1h", "30s"},
+    {"witness_patience", 1000, 604800000, "1s", "7d", "1h"},
+};
+
 /* cfg_time parses a timing key: "250ms" or a calendar duration of
- * duration.h ("30s", "2m"); working days make no sense for timers. */
-static rete_err cfg_time(const char *value, int64_t *out, rete_msg *m)
+ * duration.h ("30s", "2m"); working days make no sense for timers. A value
+ * outside t's range, or none, gets one sentence naming the key, the value
+ * and the range. */
+static bool cfg_time(struct cfg_parse *p, const char *key, const char *value, int64_t *slot)
 {
+	const struct cfg_timing *t = NULL;
+	for (size_t i = 0; i < sizeof(cfg_timings) / sizeof(cfg_timings[0]); i++)
+		if (strcmp(cfg_timings[i].key, key) == 0)
+			t = &cfg_timings[i];
+	assert(t != NULL); /* every timing key of cfg_handler has its range */
 	size_t len = strlen(value);
+	int64_t ms = -1;
 	rete_duration d;
 
 	if (len > 2 && strcmp(value + len - 2, "ms") == 0) {
 		char *end;
 		errno = 0;
 		long long v = strtoll(value, &end, 10);
-		if (errno == 0 && end == value + len - 2 && v > 0 && v < 86400000LL) {
-			*out = v;
-			return RETE_OK;
-		}
-		return rete_msg_set(m, RETE_EINVAL,
-				    "'%s' is not a duration; use e.g. 250ms, 30s, 2m", value);
+		if (errno == 0 && end == value + len - 2 && value[0] != '-')
+			ms = v;
+	} else if (rete_duration_parse(value, &d, NULL) == RETE_OK && d.working_days == 0) {
+		ms = d.ms;
 	}
-	if (rete_duration_parse(value, &d, m) != RETE_OK || d.working_days > 0 || d.ms <= 0)
-		return rete_msg_set(m, RETE_EINVAL,
-				    "'%s' is not a duration; use e.g. 250ms, 30s, 2m", value);
-	*out = d.ms;
-	return RETE_OK;
+	if (ms < t->min_ms || ms > t->max_ms) {
+		rete_check_add(p->pr,
+			       "[agent] %s: '%s' is not a duration from %s to %s; give one in that "
+			       "range (e.g. %s, the default; docs/agent.md, Timing, says why)",
+			       t->key, value, t->min, t->max, t->example);
+		return false;
+	}
+	*slot = ms;
+	return true;
 }
 
 static int cfg_set_path(struct cfg_parse *p, char **slot, const char *value)
@@ -51,10 +80,35 @@ static int cfg_set_path(struct cfg_parse *p, char **slot, const char *value)
 	free(*slot);
 	*slot = rete_ini_abs_path(p->dir, value);
 	if (*slot == NULL) {
-		p->err = rete_msg_set(p->m, RETE_ENOMEM, "out of memory");
+		p->err = RETE_ENOMEM;
 		return 0;
 	}
 	return 1;
+}
+
+/* cfg_key_line notes the line of key (for the checks that judge what it
+ * names: a key file, a folder, say FILE:LINE too). */
+static void cfg_key_line(agent_config *cfg, const char *key, int line)
+{
+	size_t i;
+	for (i = 0; i < cfg->nlines; i++)
+		if (strcmp(cfg->lines[i].key, key) == 0)
+			break;
+	if (i == sizeof(cfg->lines) / sizeof(cfg->lines[0]) ||
+	    strlen(key) >= sizeof(cfg->lines[0].key))
+		return;
+	snprintf(cfg->lines[i].key, sizeof(cfg->lines[i].key), "%s", key);
+	cfg->lines[i].line = line;
+	if (i == cfg->nlines)
+		cfg->nlines++;
+}
+
+int agent_config_line(const agent_config *cfg, const char *key)
+{
+	for (size_t i = 0; i < cfg->nlines; i++)
+		if (strcmp(cfg->lines[i].key, key) == 0)
+			return cfg->lines[i].line;
+	return 0;
 }
 
 static int cfg_handler(void *user, const char *section, const char *name, const char *value)
@@ -69,6 +123,8 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 		/* Other sections belong to other tools sharing the file. */
 		return 1;
 	}
+	rete_check_at(p->pr, p->line);
+	cfg_key_line(cfg, name, p->line);
 	/* Given again: the last one is taken (files written by tools add a
 	 * key below to override one; tests do), and the start and
 	 * --check-config say which keys were, never silently. */
@@ -82,8 +138,11 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 				 name);
 	}
 	if (strcmp(name, "id") == 0) {
-		p->err = rete_ini_party_id("agent", value, cfg->id, sizeof(cfg->id), p->m);
-		return p->err == RETE_OK;
+		if (rete_ini_party_id("agent", value, cfg->id, sizeof(cfg->id), &sub) != RETE_OK) {
+			rete_check_add(p->pr, "%s", sub.text);
+			cfg->id_bad = true;
+		}
+		return 1;
 	}
 	if (strcmp(name, "key") == 0)
 		return cfg_set_path(p, &cfg->key_path, value);
@@ -106,15 +165,19 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 		free(*slot);
 		*slot = value[0] != '\0' ? strdup(value) : NULL;
 		if (value[0] != '\0' && *slot == NULL) {
-			p->err = rete_msg_set(p->m, RETE_ENOMEM, "out of memory");
+			p->err = RETE_ENOMEM;
 			return 0;
 		}
 		return 1;
 	}
 	if (strcmp(name, "metrics") == 0) {
-		if (rete_http_addr_parse(value, &cfg->metrics, &sub) != RETE_OK) {
-			p->err = rete_msg_set(p->m, RETE_EINVAL, "[agent] metrics: %s", sub.text);
-			return 0;
+		static const rete_http_addr_use use = {
+		    "9465", "and the agent's metrics are not authenticated; give the address of "
+			    "the one interface the scraper reaches, e.g. 127.0.0.1:9465"};
+		if (rete_http_addr_parse_as(value, &use, &cfg->metrics, &sub) != RETE_OK) {
+			rete_check_add(p->pr, "[agent] metrics: %s", sub.text);
+			cfg->metrics_on = false;
+			return 1;
 		}
 		cfg->metrics_on = true;
 		return 1;
@@ -132,16 +195,17 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 	    {"witness", &cfg->witness_ms},
 	    {"witness_patience", &cfg->witness_patience_ms},
 	};
-	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++)
 		if (strcmp(name, times[i].key) == 0) {
-			if (cfg_time(value, times[i].slot, &sub) != RETE_OK) {
-				p->err = rete_msg_set(p->m, RETE_EINVAL, "[agent] %s: %s", name,
-						      sub.text);
-				return 0;
-			}
+			/* reconnect_min and reconnect_max are judged together
+			 * once both are known: as written, in the sentence */
+			char *text = strcmp(name, "reconnect_min") == 0	  ? cfg->reconnect_min_text
+				     : strcmp(name, "reconnect_max") == 0 ? cfg->reconnect_max_text
+									  : NULL;
+			if (cfg_time(p, name, value, times[i].slot) && text != NULL)
+				snprintf(text, sizeof(cfg->reconnect_min_text), "%s", value);
 			return 1;
 		}
-	}
 	if (strcmp(name, "max_inflight") == 0 || strcmp(name, "map_size") == 0) {
 		bool is_map = strcmp(name, "map_size") == 0;
 		char *end;
@@ -149,12 +213,11 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 		unsigned long long v = strtoull(value, &end, 10);
 		unsigned long long lim = is_map ? 1048576ULL : 65536ULL;
 		if (errno != 0 || *end != '\0' || value[0] == '-' || v == 0 || v > lim) {
-			p->err =
-			    rete_msg_set(p->m, RETE_EINVAL,
-					 "[agent] %s: '%s' is not accepted; use a whole number "
-					 "from 1 to %llu%s",
-					 name, value, lim, is_map ? " (MiB)" : "");
-			return 0;
+			rete_check_add(p->pr,
+				       "[agent] %s: '%s' is not accepted; use a whole number "
+				       "from 1 to %llu%s",
+				       name, value, lim, is_map ? " (MiB)" : "");
+			return 1;
 		}
 		if (is_map)
 			cfg->map_size = (uint64_t)v << 20;
@@ -162,13 +225,13 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 			cfg->max_inflight = (unsigned)v;
 		return 1;
 	}
-	p->err = rete_msg_set(p->m, RETE_EINVAL,
-			      "[agent] %s: unknown key; known: id, key, broker, broker_key, spool, "
-			      "data, on_message, poll, heartbeat, resubmit, reconnect_min, "
-			      "reconnect_max, hook_timeout, witness, witness_patience, witnesses, "
-			      "max_inflight, map_size, metrics",
-			      name);
-	return 0;
+	rete_check_add(p->pr,
+		       "[agent] %s: unknown key; known: id, key, broker, broker_key, spool, "
+		       "data, on_message, poll, heartbeat, resubmit, reconnect_min, "
+		       "reconnect_max, hook_timeout, witness, witness_patience, witnesses, "
+		       "max_inflight, map_size, metrics",
+		       name);
+	return 1;
 }
 
 /* path_norm writes path (absolute) into out with "//", "/./" and a
@@ -222,27 +285,31 @@ static bool same_folder(const char *a, const char *b)
  * outbox/ the agent took its own data.mdb, lock.mdb and persons.jsonl for
  * outgoing files and moved them to failed/; in sent/, failed/ or inbox/
  * the case system and the retention would treat the store as theirs. */
-static rete_err cfg_places(const char *path, const agent_config *cfg, rete_msg *m)
+static void cfg_places(const agent_config *cfg, rete_check_list *pr)
 {
 	static const char *const subs[] = {"outbox", "sent", "failed", "inbox"};
 	char sub[PATH_MAX + 16], data[PATH_MAX];
 	path_norm(cfg->data, data, sizeof(data));
 	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		agent_spool_path(cfg, subs[i], NULL, sub, sizeof(sub));
-		if (same_folder(cfg->data, sub))
-			return rete_msg_set(
-			    m, RETE_EINVAL,
-			    "%s: [agent] data: %s is the spool's %s/ (%s): the agent's "
-			    "store would be taken for the agency's files; give data a "
-			    "folder of its own, outside outbox/ sent/ failed/ inbox/",
-			    path, data, subs[i], sub);
+		if (same_folder(cfg->data, sub)) {
+			rete_check_at(pr, agent_config_line(cfg, "data"));
+			rete_check_add(pr,
+				       "[agent] data: %s is the spool's %s/ (%s): the agent's "
+				       "store would be taken for the agency's files; give data a "
+				       "folder of its own, outside outbox/ sent/ failed/ inbox/",
+				       data, subs[i], sub);
+			return;
+		}
 	}
-	return RETE_OK;
 }
 
-rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m)
+rete_err agent_config_read(const char *path, agent_config *cfg, rete_check_list *pr)
 {
-	struct cfg_parse p = {.cfg = cfg, .m = m, .err = RETE_OK};
+	struct cfg_parse p = {.cfg = cfg, .pr = pr, .err = RETE_OK};
+	size_t before = pr->n;
+	int syntax = 0;
+	rete_msg m;
 	rete_err err;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -257,40 +324,80 @@ rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m)
 	cfg->max_inflight = 64;
 	cfg->map_size = 256ULL << 20;
 
-	err = rete_ini_read(path, cfg_handler, &p, &p.err, &cfg->ini_path, p.dir, sizeof(p.dir), m);
-	if (err != RETE_OK)
+	err = rete_ini_read_at(path, cfg_handler, &p, &p.err, &p.line, &syntax, &cfg->ini_path,
+			       p.dir, sizeof(p.dir), &m);
+	if (err != RETE_OK) {
+		rete_check_at(pr, 0);
+		rete_check_add(pr, "%s", err == RETE_ENOMEM ? "out of memory" : m.text);
+		cfg->unreadable = true;
 		return err;
-
+	}
+	if (syntax > 0) {
+		rete_check_at(pr, syntax);
+		rete_check_add(pr, "not 'key = value' or '[section]' (the lines after it were "
+				   "not read)");
+	}
 	if (cfg->spool == NULL && !cfg_set_path(&p, &cfg->spool, "spool"))
-		return p.err;
+		return RETE_ENOMEM;
 	if (cfg->data == NULL && !cfg_set_path(&p, &cfg->data, "data"))
-		return p.err;
-	err = rete_ini_need_party(path, "agent", "the agent", cfg->id, cfg->key_path, cfg->broker,
-				  cfg->broker_key_path, m);
-	if (err != RETE_OK)
-		return err;
-	if ((err = cfg_places(path, cfg, m)) != RETE_OK)
-		return err;
-	if (cfg->reconnect_max_ms < cfg->reconnect_min_ms)
-		cfg->reconnect_max_ms = cfg->reconnect_min_ms;
-	if (cfg->witness_patience_ms < cfg->witness_ms)
-		return rete_msg_set(
-		    m, RETE_EINVAL,
-		    "%s: [agent] witness_patience (%lld ms) is shorter than witness "
-		    "(%lld ms): every receipt waits at least one witness interval "
-		    "for the next checkpoint; use a multiple of it (default 1h)",
-		    path, (long long)cfg->witness_patience_ms, (long long)cfg->witness_ms);
+		return RETE_ENOMEM;
+	const int lines[4] = {agent_config_line(cfg, "id"), agent_config_line(cfg, "key"),
+			      agent_config_line(cfg, "broker"),
+			      agent_config_line(cfg, "broker_key")};
+	rete_ini_need_party_list("agent", "the agent", cfg->id_bad ? "bad" : cfg->id, cfg->key_path,
+				 cfg->broker, cfg->broker_key_path, lines, pr);
+	cfg_places(cfg, pr);
+	if (cfg->reconnect_max_ms < cfg->reconnect_min_ms) {
+		rete_check_at(pr, agent_config_line(cfg, "reconnect_min"));
+		rete_check_add(pr,
+			       "[agent] reconnect_min (%s) is longer than reconnect_max (%s): the "
+			       "wait after a refusal starts at reconnect_min and doubles up to "
+			       "reconnect_max; give reconnect_min at most reconnect_max",
+			       cfg->reconnect_min_text[0] ? cfg->reconnect_min_text : "200ms",
+			       cfg->reconnect_max_text[0] ? cfg->reconnect_max_text : "30s");
+	}
+	if (cfg->witness_patience_ms < cfg->witness_ms) {
+		rete_check_at(pr, agent_config_line(cfg, "witness_patience"));
+		rete_check_add(pr,
+			       "[agent] witness_patience (%lld ms) is shorter than witness "
+			       "(%lld ms): every receipt waits at least one witness interval "
+			       "for the next checkpoint; use a multiple of it (default 1h)",
+			       (long long)cfg->witness_patience_ms, (long long)cfg->witness_ms);
+	}
 	if (cfg->witnesses != NULL) {
 		/* a policy that does not load stops the agent here, not later */
 		rete_witness_policy *wp = NULL;
-		err = rete_witness_policy_load(cfg->witnesses, &wp, m);
-		rete_witness_policy_free(&wp);
-		if (err != RETE_OK) {
-			rete_msg_prefix(m, "%s: [agent] witnesses", path);
-			return err;
+		if (rete_witness_policy_load(cfg->witnesses, &wp, &m) != RETE_OK) {
+			rete_check_at(pr, agent_config_line(cfg, "witnesses"));
+			rete_check_add(pr, "[agent] witnesses: %s", m.text);
 		}
+		rete_witness_policy_free(&wp);
 	}
-	return RETE_OK;
+	rete_check_at(pr, 0);
+	return pr->n == before ? RETE_OK : RETE_EINVAL;
+}
+
+rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m)
+{
+	rete_check_list pr = {0};
+	rete_err err = agent_config_read(path, cfg, &pr);
+
+	if (err != RETE_OK && pr.n == 0)
+		rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	else if (err != RETE_OK && pr.lines[0] > 0)
+		rete_msg_set(m, err, "%s:%d: %s%s", path, pr.lines[0], pr.items[0],
+			     pr.n > 1 ? " (and more: rete-agent --check-config lists every "
+					"problem)"
+				      : "");
+	else if (err != RETE_OK && !cfg->unreadable)
+		rete_msg_set(m, err, "%s: %s%s", path, pr.items[0],
+			     pr.n > 1 ? " (and more: rete-agent --check-config lists every "
+					"problem)"
+				      : "");
+	else if (err != RETE_OK)
+		rete_msg_set(m, err, "%s", pr.items[0]);
+	rete_check_free(&pr);
+	return err;
 }
 
 void agent_config_free(agent_config *cfg)

@@ -9,6 +9,7 @@
 
 #include "../agent/agent_check.c"
 #include "conffile.h"
+#include "console_check.h"
 #include "coord_config.h"
 #include "privacy_config.h"
 
@@ -58,9 +59,11 @@ int cmd_check(int argc, char **argv)
 			    "Checks agent.ini ([agent]), coord.ini or audit.ini ([client]) as the\n"
 			    "program reading it would at start: the keys (a secret key 0600, a\n"
 			    "secret where a secret is wanted, a public key where a public one is)\n"
-			    "and an agent's folders. Every problem is listed; no key material is\n"
-			    "printed. Exit 0 fine, 2 problems. broker.ini: rete-broker\n"
-			    "--check-config.\n");
+			    "and an agent's folders; a coord.ini's time_zone and [console] as "
+			    "rete\n"
+			    "console reads them. Every problem is listed, with FILE:LINE: where a\n"
+			    "key is the cause; no key material is printed. Exit 0 fine, 2\n"
+			    "problems. broker.ini: rete-broker --check-config.\n");
 			return CLI_OK;
 		} else {
 			fprintf(stderr,
@@ -88,17 +91,7 @@ int cmd_check(int argc, char **argv)
 		return CLI_USAGE;
 	}
 	if (strcmp(section, "agent") == 0) {
-		agent_config cfg;
-		memset(&cfg, 0, sizeof(cfg));
-		if (agent_config_load(ini, &cfg, &m) != RETE_OK) {
-			fprintf(stderr, "%s\n%s: 1 problem\n", m.text, ini);
-			agent_config_free(&cfg);
-			return CLI_USAGE;
-		}
-		agent_check_config(&cfg, &problems, &notes);
-		snprintf(what, sizeof(what), "agent %s, broker %s, spool %s, data %s", cfg.id,
-			 cfg.broker, cfg.spool, cfg.data);
-		agent_config_free(&cfg);
+		return agent_check_run("rete --check-config", ini) == 0 ? CLI_OK : CLI_USAGE;
 	} else if (strcmp(section, "client") == 0) {
 		coord_config cfg;
 		memset(&cfg, 0, sizeof(cfg));
@@ -115,6 +108,9 @@ int cmd_check(int argc, char **argv)
 				       strstr(m.text, "[privacy]") ? strstr(m.text, "[privacy]")
 								   : m.text);
 		rete_privacy_config_free(&pc);
+		/* time_zone and [console]: the console's own reading and the
+		 * judgements of its start (rete report refuses the same zone) */
+		console_check(ini, &problems);
 		snprintf(what, sizeof(what), "client %s (coordinator or auditor), broker %s%s%s",
 			 cfg.id, cfg.broker, cfg.events ? ", events " : "",
 			 cfg.events ? cfg.events : "");

@@ -34,6 +34,17 @@ rete_err rete_ini_read(const char *path, ini_handler handler, void *user,
 		       const rete_err *handler_err, char **ini_path, char *dir, size_t dirlen,
 		       rete_msg *m);
 
+/* rete_ini_read_at is rete_ini_read for a handler that lists every problem
+ * itself (a check that says everything at once): *line is set, while
+ * handler runs, to the number of the line it was given (1 the first), so
+ * that each problem can say FILE:LINE. *syntax_line gets the first line
+ * that is neither `key = value` nor `[section]` (inih stops looking after
+ * it), 0 when none: that is the caller's problem to list, and not an
+ * error returned. Errors: RETE_EIO, RETE_ENOMEM, the handler's. */
+rete_err rete_ini_read_at(const char *path, ini_handler handler, void *user,
+			  const rete_err *handler_err, int *line, int *syntax_line, char **ini_path,
+			  char *dir, size_t dirlen, rete_msg *m);
+
 /* rete_ini_keys: the keys one section gave so far (a parser's, zeroed
  * before the file is read). */
 typedef struct rete_ini_keys {
@@ -62,6 +73,16 @@ rete_err rete_ini_party_id(const char *section, const char *value, char *id, siz
  * naming the first one missing and saying that `who` (e.g. "the agent")
  * needs all four, or that broker is no endpoint to connect to
  * (rete_endpoint_check: a port beyond 65535, none, '*', ...). */
+/* rete_ini_need_party_list is rete_ini_need_party listing every one of
+ * the four missing, and a broker that is no endpoint, in pr (config_
+ * check.h): lines holds the lines of id, key, broker and broker_key (0:
+ * not given) for the problems' FILE:LINE. An id given and refused is
+ * passed as any non-empty text: its own problem is listed already. */
+struct rete_check_list;
+void rete_ini_need_party_list(const char *section, const char *who, const char *id, const char *key,
+			      const char *broker, const char *broker_key, const int lines[4],
+			      struct rete_check_list *pr);
+
 rete_err rete_ini_need_party(const char *path, const char *section, const char *who, const char *id,
 			     const char *key, const char *broker, const char *broker_key,
 			     rete_msg *m);

@@ -66,6 +66,7 @@
 #include "cosign.h"
 #include "evidence.h"
 #include "console_assets.h"
+#include "console_check.h"
 #include "coord_config.h"
 #include "duration.h"
 #include "httpd.h"
@@ -125,6 +126,8 @@ struct console {
 	unsigned streams_key, streams_per_addr;
 	bool streams_set;
 	char stream_peer[CONSOLE_STREAMS_MAX][RETE_HTTP_ADDR_MAX]; /* "": a free slot */
+	int key_line[6]; /* the lines of listen, users, tls_cert, tls_key, witnesses,
+			    access_log in the file (console_key_line), 0: not given */
 };
 
 /* ---- the configuration's [console] section ------------------------------------ */
@@ -132,8 +135,9 @@ struct console {
 struct console_ini {
 	struct console *c;
 	char dir[4096];
-	rete_err err;
-	rete_msg *m;
+	rete_err err;	     /* out of memory: the reading stops */
+	rete_check_list *pr; /* every problem, with its line */
+	int line;	     /* the line the handler was given */
 };
 
 /* console_ini_ms reads the duration value of [console] name into *out, from
@@ -145,11 +149,9 @@ static bool console_ini_ms(struct console_ini *p, const char *name, const char *
 	rete_msg dm;
 	if (rete_duration_parse(value, &d, &dm) != RETE_OK || d.working_days != 0 || d.ms < 1000 ||
 	    d.ms > (int64_t)max_s * 1000) {
-		if (p->err == RETE_OK)
-			p->err = rete_msg_set(p->m, RETE_EINVAL,
-					      "[console] %s: '%s' is not a duration from 1s to "
-					      "%us (e.g. 10s, 2m)",
-					      name, value, max_s);
+		rete_check_add(p->pr,
+			       "[console] %s: '%s' is not a duration from 1s to %us (e.g. 10s, 2m)",
+			       name, value, max_s);
 		return false;
 	}
 	*out = (unsigned)d.ms;
@@ -165,12 +167,10 @@ static bool console_ini_count(struct console_ini *p, const char *name, const cha
 	errno = 0;
 	unsigned long n = value[0] >= '0' && value[0] <= '9' ? strtoul(value, &end, 10) : 0;
 	if (end == NULL || *end != '\0' || errno != 0 || n > max) {
-		if (p->err == RETE_OK)
-			p->err =
-			    rete_msg_set(p->m, RETE_EINVAL,
-					 "[console] %s: '%s' is not a number from 0 (no limit) "
-					 "to %u (the console serves %u %s at once)",
-					 name, value, max, max, what);
+		rete_check_add(p->pr,
+			       "[console] %s: '%s' is not a number from 0 (no limit) to %u (the "
+			       "console serves %u %s at once)",
+			       name, value, max, max, what);
 		return false;
 	}
 	*out = (unsigned)n;
@@ -200,39 +200,58 @@ static bool console_ini_users(struct console_ini *p, const char *name, const cha
 	char u[CONSOLE_USER_MAX + 2];
 	for (const char *q = value; list_next(&q, u, sizeof(u));)
 		if (!console_user_valid(u)) {
-			if (p->err == RETE_OK)
-				p->err =
-				    rete_msg_set(p->m, RETE_EINVAL,
-						 "[console] %s: '%.64s' is not a user name "
-						 "(a-z, 0-9, '.', '_', '-'); give the accounts' "
-						 "names, separated by commas",
-						 name, u);
+			rete_check_add(p->pr,
+				       "[console] %s: '%.64s' is not a user name (a-z, 0-9, '.', "
+				       "'_', '-'); give the accounts' names, separated by commas",
+				       name, u);
 			return false;
 		}
 	return true;
 }
 
+/* console_key_line notes the line [console] key was given on, for the
+ * checks done after reading (console_settle) to say FILE:LINE. */
+static const char *const console_line_keys[6] = {"listen",  "users",	 "tls_cert",
+						 "tls_key", "witnesses", "access_log"};
+
+static void console_key_line(struct console *c, const char *key, int line)
+{
+	for (size_t i = 0; i < 6; i++)
+		if (strcmp(console_line_keys[i], key) == 0)
+			c->key_line[i] = line;
+}
+
+static int console_key_line_of(const struct console *c, const char *key)
+{
+	for (size_t i = 0; i < 6; i++)
+		if (strcmp(console_line_keys[i], key) == 0)
+			return c->key_line[i];
+	return 0;
+}
+
 static int console_ini_handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct console_ini *p = user;
+	if (p->err != RETE_OK)
+		return 0;
 	if (strcmp(section, "console") != 0)
 		return 1;
+	rete_check_at(p->pr, p->line);
+	console_key_line(p->c, name, p->line);
 	if (strcmp(name, "connections_per_address") == 0) {
 		if (!console_ini_count(p, name, value, RETE_HTTP_CONNS_MAX, "connections",
 				       &p->c->per_address))
-			return 0;
+			return 1;
 		p->c->per_address_set = true;
 	} else if (strcmp(name, "streams_per_address") == 0) {
 		if (!console_ini_count(p, name, value, CONSOLE_STREAMS_MAX, "live-update streams",
 				       &p->c->streams_key))
-			return 0;
+			return 1;
 		p->c->streams_set = true;
 	} else if (strcmp(name, "header_timeout") == 0) {
-		if (!console_ini_ms(p, name, value, 300, &p->c->header_ms))
-			return 0;
+		console_ini_ms(p, name, value, 300, &p->c->header_ms);
 	} else if (strcmp(name, "stream_timeout") == 0) {
-		if (!console_ini_ms(p, name, value, 3600, &p->c->stall_ms))
-			return 0;
+		console_ini_ms(p, name, value, 3600, &p->c->stall_ms);
 	} else if (strcmp(name, "listen") == 0) {
 		snprintf(p->c->listen, sizeof(p->c->listen), "%s", value);
 	} else if (strcmp(name, "access_log") == 0) {
@@ -252,35 +271,72 @@ static int console_ini_handler(void *user, const char *section, const char *name
 		p->c->witnesses_path = rete_ini_abs_path(p->dir, value);
 	} else if (strcmp(name, "steering_group") == 0) {
 		if (!console_ini_users(p, name, value))
-			return 0;
+			return 1;
 		free(p->c->steering);
 		if ((p->c->steering = strdup(value)) == NULL) {
-			p->err = rete_msg_set(p->m, RETE_ENOMEM, "out of memory");
+			p->err = RETE_ENOMEM;
 			return 0;
 		}
-	} else if (p->err == RETE_OK) {
-		p->err =
-		    rete_msg_set(p->m, RETE_EINVAL,
-				 "[console] %s: unknown key; the keys are listen, access_log, "
-				 "users, steering_group, tls_cert, tls_key, witnesses, "
-				 "connections_per_address, streams_per_address, header_timeout and "
-				 "stream_timeout",
-				 name);
-		return 0;
+	} else {
+		rete_check_add(p->pr,
+			       "[console] %s: unknown key; the keys are listen, access_log, "
+			       "users, steering_group, tls_cert, tls_key, witnesses, "
+			       "connections_per_address, streams_per_address, header_timeout and "
+			       "stream_timeout",
+			       name);
 	}
 	return 1;
 }
 
-static rete_err console_ini_load(struct console *c, const char *path, rete_msg *m)
+/* console_ini_read reads [console] of path into c, every problem of its
+ * keys listed in pr with its line. Errors: RETE_EINVAL (pr has them),
+ * RETE_EIO (the file cannot be read; m says why), RETE_ENOMEM. */
+static rete_err console_ini_read(struct console *c, const char *path, rete_check_list *pr,
+				 rete_msg *m)
 {
-	struct console_ini p = {.c = c, .m = m};
+	struct console_ini p = {.c = c, .pr = pr};
 	char *abs = NULL;
-	rete_err err =
-	    rete_ini_read(path, console_ini_handler, &p, &p.err, &abs, p.dir, sizeof(p.dir), m);
+	int syntax = 0;
+	size_t before = pr->n;
+	rete_err err = rete_ini_read_at(path, console_ini_handler, &p, &p.err, &p.line, &syntax,
+					&abs, p.dir, sizeof(p.dir), m);
 	if (err == RETE_OK && c->access_path == NULL &&
 	    (c->access_path = rete_ini_abs_path(p.dir, "console-access.jsonl")) == NULL)
 		err = rete_msg_set(m, RETE_ENOMEM, "out of memory");
 	free(abs);
+	rete_check_at(pr, 0);
+	if (err == RETE_ENOMEM && p.err == RETE_ENOMEM)
+		rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	if (err != RETE_OK)
+		return err;
+	return pr->n == before ? RETE_OK : RETE_EINVAL;
+}
+
+/* console_problems_say prints pr's sentences on stderr, "who: FILE:LINE:
+ * ...", and the count. */
+static void console_problems_say(const char *who, const char *path, const rete_check_list *pr)
+{
+	for (size_t i = 0; i < pr->n; i++) {
+		if (pr->lines[i] > 0)
+			fprintf(stderr, "%s: %s:%d: %s\n", who, path, pr->lines[i], pr->items[i]);
+		else
+			fprintf(stderr, "%s: %s: %s\n", who, path, pr->items[i]);
+	}
+	if (pr->n > 1)
+		fprintf(stderr, "%s: %s: %zu problems; nothing was started\n", who, path, pr->n);
+}
+
+/* console_ini_load is console_ini_read for a program: the problems are
+ * printed (who names it), and RETE_EINVAL returned with m empty. */
+static rete_err console_ini_load(struct console *c, const char *path, rete_msg *m)
+{
+	rete_check_list pr = {0};
+	rete_err err = console_ini_read(c, path, &pr, m);
+	if (err == RETE_EINVAL) {
+		console_problems_say("rete console", path, &pr);
+		m->text[0] = '\0';
+	}
+	rete_check_free(&pr);
 	return err;
 }
 
@@ -2388,6 +2444,80 @@ static rete_err console_serve(struct console *c, const rete_http_addr *addr, ret
 
 /* ---- the command ------------------------------------------------------------------ */
 
+/* The console's sentences for its listen address (proto/httpd.h): a
+ * wildcard is refused even with TLS and accounts, since it would publish
+ * the network's referrals on every interface the host has, present and to
+ * come (a VPN, a management network), not the one the browsers reach
+ * (docs/operations.md, "Publishing the console"). */
+static const rete_http_addr_use console_listen_use = {
+    "8480", "where anyone on any network this host joins could reach the console; give the "
+	    "address of the one interface the browsers reach (with TLS and accounts), or "
+	    "127.0.0.1:8480 behind a reverse proxy (docs/operations.md, \"Publishing the "
+	    "console\")"};
+
+/* console_settle judges what the start refuses once the file is read: the
+ * time zone (one this machine knows, as rete report wants), the witness
+ * policy, the listen address (listen_opt, --listen, over [console]
+ * listen), the accounts file, TLS, and that an address other than loopback
+ * has TLS and accounts. Every problem goes to pr (with the line of its
+ * key); *addr gets the address; *naccounts the accounts. ini names the
+ * file in the sentences. */
+static void console_settle(struct console *c, const char *ini, const char *listen_opt,
+			   rete_http_addr *addr, size_t *naccounts, rete_check_list *pr)
+{
+	rete_msg m;
+	const char *tz = c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome";
+	bool addr_ok;
+
+	if (!cli_tz_known(tz))
+		rete_check_add(
+		    pr,
+		    "[client] time_zone: '%s' is not a time zone this machine knows (no "
+		    "/usr/share/zoneinfo/%s): the console's and rete report's days would "
+		    "be counted in UTC; give a zone such as Europe/Rome",
+		    tz, tz);
+	rete_check_at(pr, console_key_line_of(c, "witnesses"));
+	if (c->witnesses_path != NULL &&
+	    rete_witness_policy_load(c->witnesses_path, &c->policy, &m) != RETE_OK)
+		rete_check_add(pr, "[console] witnesses: %s", m.text);
+	rete_check_at(pr, listen_opt ? 0 : console_key_line_of(c, "listen"));
+	if (listen_opt != NULL)
+		snprintf(c->listen, sizeof(c->listen), "%s", listen_opt);
+	addr_ok = rete_http_addr_parse_as(c->listen, &console_listen_use, addr, &m) == RETE_OK;
+	if (!addr_ok)
+		rete_check_add(pr, "%s %s", listen_opt ? "--listen" : "[console] listen:", m.text);
+	rete_check_at(pr, console_key_line_of(c, "users"));
+	*naccounts = 0;
+	struct stat st;
+	bool users_there = c->users_path != NULL && stat(c->users_path, &st) == 0;
+	if (c->users_path != NULL && users_there &&
+	    console_accounts_count(c->users_path, naccounts, &m) != RETE_OK)
+		rete_check_add(pr, "%s", m.text);
+	rete_check_at(pr, console_key_line_of(c, "tls_cert"));
+	if ((c->tls_cert_path == NULL) != (c->tls_key_path == NULL))
+		rete_check_add(pr,
+			       "[console] tls_cert and tls_key go together; give both (PEM files) "
+			       "or neither");
+	rete_check_at(pr, 0);
+	bool tls = c->tls_cert_path != NULL, auth = *naccounts > 0;
+	if (addr_ok && !rete_http_addr_loopback(addr) && (!tls || !auth))
+		rete_check_add(
+		    pr,
+		    "will not listen on %s: the console would show the network's "
+		    "referrals to anyone who reaches that address; an address other "
+		    "than loopback needs TLS ([console] tls_cert and tls_key%s) and "
+		    "accounts ([console] users with at least one, set by `rete console "
+		    "passwd USER -c %s`%s%s%s); or listen on 127.0.0.1 (the default) behind "
+		    "a reverse proxy (docs/operations.md, \"Publishing the console\")",
+		    addr->text, tls ? ": set" : ": missing", ini,
+		    auth	    ? ": set"
+		    : users_there   ? ": the file has none"
+		    : c->users_path ? ": the file "
+				    : ": missing",
+		    !auth && !users_there && c->users_path ? c->users_path : "",
+		    !auth && !users_there && c->users_path ? " does not exist" : "");
+}
+
 static void console_usage(FILE *f)
 {
 	fprintf(f,
@@ -2400,11 +2530,41 @@ static void console_usage(FILE *f)
 		"latest checkpoint's cosignatures against. Listens on %s\n"
 		"unless [console] listen or --listen says otherwise; an address that is not\n"
 		"loopback needs TLS ([console] tls_cert, tls_key) and accounts ([console]\n"
-		"users). [console] steering_group lists the accounts that see the totals\n"
+		"users), and a wildcard (0.0.0.0, [::]) is refused: give the address of the\n"
+		"interface the browsers reach. [console] steering_group lists the accounts that "
+		"see the totals\n"
 		"only, not Caso. Every page read and login goes to the access record\n"
 		"([console] access_log, default console-access.jsonl beside coord.ini).\n"
-		"       rete console passwd USER -c coord.ini   sets USER's password\n",
+		"       rete console passwd USER -c coord.ini   sets USER's password (at\n"
+		"least 10 characters, UTF-8 text)\n",
 		CONSOLE_LISTEN_DEFAULT);
+}
+
+/* console_utf8_valid: s is well-formed UTF-8 (no overlong forms, no
+ * surrogates, nothing above U+10FFFF). */
+static bool console_utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		unsigned c = *p, n = c < 0x80		  ? 0
+				     : (c & 0xe0) == 0xc0 ? 1
+				     : (c & 0xf0) == 0xe0 ? 2
+				     : (c & 0xf8) == 0xf0 ? 3
+							  : 9;
+		if (n == 9 || (n == 1 && c < 0xc2) || (n == 3 && c > 0xf4))
+			return false;
+		unsigned cp = n == 0 ? c : c & (0x3f >> n);
+		for (unsigned i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return false;
+		p += n + 1;
+	}
+	return true;
 }
 
 /* `rete console passwd USER -c coord.ini`: sets USER's password in the
@@ -2426,16 +2586,24 @@ static int console_passwd(int argc, char **argv)
 		else if (argv[i][0] != '-' && user == NULL)
 			user = argv[i];
 		else {
-			fprintf(stderr, "usage: rete console passwd USER -c coord.ini\n");
+			fprintf(stderr,
+				"rete console passwd: unexpected argument '%s'\n"
+				"usage: rete console passwd USER -c coord.ini\n",
+				argv[i]);
 			return CLI_USAGE;
 		}
 	}
 	if (ini == NULL || user == NULL) {
-		fprintf(stderr, "usage: rete console passwd USER -c coord.ini\n");
+		fprintf(stderr,
+			"rete console passwd: %s\nusage: rete console passwd USER -c coord.ini\n",
+			user == NULL ? "the USER whose password to set is required"
+				     : "-c coord.ini is required (its [console] users names the "
+				       "accounts file)");
 		return CLI_USAGE;
 	}
 	if (console_ini_load(&c, ini, &m) != RETE_OK) {
-		fprintf(stderr, "rete console passwd: %s\n", m.text);
+		if (m.text[0] != '\0')
+			fprintf(stderr, "rete console passwd: %s\n", m.text);
 		goto out;
 	}
 	if (c.users_path == NULL) {
@@ -2469,6 +2637,15 @@ static int console_passwd(int argc, char **argv)
 	}
 	if (tty && strcmp(pw, again) != 0) {
 		fprintf(stderr, "rete console passwd: the two passwords differ; nothing changed\n");
+		goto out;
+	}
+	/* a browser sends the password as UTF-8: one that is not could never
+	 * be typed in the sign-in form, and the account never used */
+	if (!console_utf8_valid(pw)) {
+		fprintf(stderr,
+			"rete console passwd: the password is not valid UTF-8 text (a "
+			"browser could never send it, so the account could not sign in); "
+			"type it in a UTF-8 terminal, or give it as UTF-8; nothing changed\n");
 		goto out;
 	}
 	if (strlen(pw) < 10) {
@@ -2549,54 +2726,32 @@ int cmd_console(int argc, char **argv)
 		fprintf(stderr, "rete console: out of memory\n");
 		goto out;
 	}
-	if ((err = coord_config_load(ini, &c.mc.cfg, &m)) != RETE_OK ||
-	    (err = console_ini_load(&c, ini, &m)) != RETE_OK) {
+	if ((err = coord_config_load(ini, &c.mc.cfg, &m)) != RETE_OK) {
 		fprintf(stderr, "rete console: %s\n", m.text);
 		goto out;
 	}
-	if (c.witnesses_path != NULL &&
-	    rete_witness_policy_load(c.witnesses_path, &c.policy, &m) != RETE_OK) {
-		fprintf(stderr, "rete console: [console] witnesses: %s\n", m.text);
-		goto out;
-	}
-	if (listen_opt != NULL)
-		snprintf(c.listen, sizeof(c.listen), "%s", listen_opt);
-	if (rete_http_addr_parse(c.listen, &addr, &m) != RETE_OK) {
-		fprintf(stderr, "rete console: %s\n", m.text);
-		goto out;
-	}
+	/* [console] and what the start judges once it is read: every problem
+	 * at once, the same as rete --check-config lists (console_check) */
+	rete_check_list pr = {0};
 	size_t naccounts = 0;
-	if (c.users_path != NULL &&
-	    console_accounts_count(c.users_path, &naccounts, &m) != RETE_OK) {
+	err = console_ini_read(&c, ini, &pr, &m);
+	if (err == RETE_EIO || err == RETE_ENOMEM) {
 		fprintf(stderr, "rete console: %s\n", m.text);
+		rete_check_free(&pr);
 		goto out;
 	}
+	console_settle(&c, ini, listen_opt, &addr, &naccounts, &pr);
+	if (pr.n > 0) {
+		console_problems_say("rete console", ini, &pr);
+		rete_check_free(&pr);
+		goto out;
+	}
+	rete_check_free(&pr);
 	c.auth = naccounts > 0;
 	/* a session lives while its account does, with the password it signed in with */
 	if (c.auth)
 		console_sessions_accounts(c.users_path);
-	if ((c.tls_cert_path == NULL) != (c.tls_key_path == NULL)) {
-		fprintf(stderr,
-			"rete console: %s: [console] tls_cert and tls_key go together; "
-			"give both (PEM files) or neither\n",
-			ini);
-		goto out;
-	}
 	c.tls = c.tls_cert_path != NULL;
-	if (!rete_http_addr_loopback(&addr) && (!c.tls || !c.auth)) {
-		fprintf(stderr,
-			"rete console: will not listen on %s: the console would show the "
-			"network's referrals to anyone who reaches that address; an address "
-			"other than loopback needs TLS ([console] tls_cert and tls_key%s) and "
-			"accounts ([console] users with at least one, set by `rete console "
-			"passwd USER -c %s`%s); or listen on 127.0.0.1 (the default) behind a "
-			"reverse proxy (docs/operations.md, \"Publishing the console\")\n",
-			addr.text, c.tls ? ": set" : ": missing", ini,
-			c.auth	       ? ": set"
-			: c.users_path ? ": the file has none"
-				       : ": missing");
-		goto out;
-	}
 	if ((err = rete_access_log_open(c.access_path, RETE_ACCESS_KEEP_DEFAULT, false, &c.access,
 					&m)) != RETE_OK ||
 	    (err = monitor_new(&c.mc.mo, &m)) != RETE_OK) {
@@ -2682,4 +2837,31 @@ out:
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	return rc;
+}
+
+int console_check(const char *ini, rete_check_list *problems)
+{
+	struct console c;
+	rete_msg m = {{0}};
+	rete_http_addr addr;
+	size_t naccounts = 0;
+
+	memset(&c, 0, sizeof(c));
+	snprintf(c.listen, sizeof(c.listen), "%s", CONSOLE_LISTEN_DEFAULT);
+	rete_err err = coord_config_load(ini, &c.mc.cfg, &m);
+	if (err == RETE_OK)
+		err = console_ini_read(&c, ini, problems, &m);
+	if (err == RETE_EIO || err == RETE_ENOMEM || m.text[0] != '\0')
+		rete_check_add(problems, "%s", m.text);
+	else
+		console_settle(&c, ini, NULL, &addr, &naccounts, problems);
+	coord_config_free(&c.mc.cfg);
+	rete_witness_policy_free(&c.policy);
+	free(c.witnesses_path);
+	free(c.access_path);
+	free(c.users_path);
+	free(c.steering);
+	free(c.tls_cert_path);
+	free(c.tls_key_path);
+	return (int)problems->n;
 }

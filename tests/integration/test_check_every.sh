@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# test_check_every.sh — a configuration check says everything the start
+# would refuse, all at once (review of session 11).
+#
+#   every problem   an agent.ini with five problems: rete-agent --check-config
+#                   and rete --check-config list each one with FILE:LINE:, and
+#                   count them; the start says the same.
+#   timing          each timing key of [agent] has a range: out of it, a
+#                   sentence naming the key, the value and the range;
+#                   reconnect_min longer than reconnect_max is refused.
+#   paths           spool under /proc (cannot be made) and [privacy]
+#                   access_log naming a folder are problems.
+#   coord.ini       time_zone unknown here, [console] listen with a port
+#                   beyond 65535, an unknown [console] key and
+#                   header_timeout = 0s: rete --check-config lists each (the
+#                   programs refuse each at start).
+#   console         passwd refuses a password that is not UTF-8, and says
+#                   what is missing without -c; --listen 0.0.0.0 gets the
+#                   console's sentence (no scraper, no 9464); users naming a
+#                   missing file says it does not exist.
+#   rete-agent      a usage error says what was wrong before the usage.
+set -uo pipefail
+: "${RETE_BIN:?set by ctest}"
+. "$(dirname "$0")/lib.sh"
+itest_init test-check-every
+
+run() {
+	out=$("$@" 2>&1)
+	rc=$?
+}
+expect() {
+	local want=$1
+	shift
+	[ "$rc" = "$want" ] || bad "$what: exit $rc, expected $want; output: $out"
+	for t in "$@"; do
+		grep -qF -- "$t" <<<"$out" || bad "$what: no '$t' in: $out"
+	done
+}
+lacks() {
+	for t in "$@"; do
+		! grep -qF -- "$t" <<<"$out" || bad "$what: '$t' should not be printed: $out"
+	done
+}
+
+make_keys broker.mantova social.mantova coord.mantova
+cd "$DIR" || fail "cd $DIR"
+
+# --- every problem -----------------------------------------------------------
+printf '[agent]\nid = X\nkey = /nonexist\nbroker = http://x\npoll = 0\nfoo = 1\n' >m.ini
+for prog in "rete-agent --check-config -c m.ini" "rete --check-config -c m.ini"; do
+	what="$prog: five problems"
+	run $BIN/$prog
+	expect 2 "m.ini:2: [agent] id: 'X' is not a party id" \
+		"m.ini:3: [agent] key:" "m.ini:4: [agent] broker:" \
+		"m.ini:5: [agent] poll: '0'" "m.ini:6: [agent] foo: unknown key" \
+		"[agent] broker_key is missing"
+	lacks "1 problem"
+done
+what="rete-agent start: five problems"
+run "$BIN/rete-agent" -c m.ini
+expect 2 "m.ini:2: [agent] id" "m.ini:6: [agent] foo: unknown key" "nothing was started"
+
+# --- timing ------------------------------------------------------------------
+good() {
+	cat <<EOT
+[agent]
+id = social.mantova
+key = keys/social.mantova.key
+broker = ipc://$DIR/broker.sock
+broker_key = keys/broker.mantova.pub
+EOT
+}
+for kv in "heartbeat = 1ms|heartbeat|1s to 10m" "heartbeat = 100000h|heartbeat|1s to 10m" \
+	"resubmit = 1ms|resubmit|1s to 1h" "poll = 999999999999h|poll|100ms to 1h" \
+	"poll = 10ms|poll|100ms to 1h" "reconnect_min = 1ms|reconnect_min|100ms to 5m" \
+	"reconnect_max = 2h|reconnect_max|100ms to 1h" "hook_timeout = 2d|hook_timeout|1s to 24h" \
+	"witness = 10ms|witness|1s to 1h"; do
+	IFS='|' read -r line key range <<<"$kv"
+	{
+		good
+		echo "$line"
+	} >t.ini
+	what="timing: $line"
+	run "$BIN/rete-agent" --check-config -c t.ini
+	expect 2 "t.ini:6: [agent] $key: '${line#* = }'" "$range"
+done
+{
+	good
+	printf 'reconnect_min = 1m\nreconnect_max = 1s\n'
+} >t.ini
+what="timing: reconnect_min 1m > reconnect_max 1s"
+run "$BIN/rete-agent" --check-config -c t.ini
+expect 2 "[agent] reconnect_min (1m) is longer than reconnect_max (1s)"
+{
+	good
+	printf 'reconnect_min = 100ms\nreconnect_max = 100ms\nheartbeat = 1s\npoll = 200ms\n'
+} >t.ini
+what="timing: the bounds themselves"
+run "$BIN/rete-agent" --check-config -c t.ini
+expect 0 "fine"
+
+# --- paths -------------------------------------------------------------------
+{
+	good
+	echo "spool = /proc/rete-spool"
+} >t.ini
+what="spool under /proc"
+run "$BIN/rete-agent" --check-config -c t.ini
+expect 2 "[agent] spool: /proc/rete-spool"
+lacks "rete-spool does not exist yet"
+{
+	good
+	printf '[privacy]\naccess_log = /tmp\n'
+} >t.ini
+what="[privacy] access_log a folder"
+run "$BIN/rete-agent" --check-config -c t.ini
+expect 2 "[privacy] access_log: /tmp is a folder"
+
+# --- coord.ini ----------------------------------------------------------------
+cat >c.ini <<EOT
+[client]
+id = coord.mantova
+key = keys/coord.mantova.key
+broker = ipc://$DIR/broker.sock
+broker_key = keys/broker.mantova.pub
+time_zone = Mars/X
+[console]
+listen = 127.0.0.1:99999
+colour = blue
+header_timeout = 0s
+EOT
+what="coord.ini: what the programs refuse"
+run "$BIN/rete" --check-config -c c.ini
+expect 2 "c.ini: [client] time_zone: 'Mars/X'" "c.ini:8: [console] listen:" \
+	"c.ini:9: [console] colour: unknown key" "c.ini:10: [console] header_timeout: '0s'"
+what="console start: the same time zone refused"
+run "$BIN/rete" console -c c.ini
+expect 2 "Mars/X"
+
+# --- console ------------------------------------------------------------------
+head -5 c.ini >cu.ini
+printf '[console]\nusers = cu.users\n' >>cu.ini
+what="passwd: not UTF-8"
+out=$(printf 'pass\xff\xfeword-long\n' | "$BIN/rete" console passwd carl -c cu.ini 2>&1)
+rc=$?
+expect 2 "not valid UTF-8"
+[ ! -s cu.users ] || bad "$what: the account was written: $(cat cu.users)"
+what="passwd: no -c"
+run "$BIN/rete" console passwd carl
+expect 2 "-c coord.ini is required"
+what="console --listen 0.0.0.0"
+run "$BIN/rete" console -c cu.ini --listen 0.0.0.0:48480
+expect 2 "every interface"
+lacks "9464" "scraper"
+what="console --listen localhost"
+run "$BIN/rete" console -c cu.ini --listen localhost:48480
+expect 2 "127.0.0.1:48480"
+lacks "9464"
+head -5 c.ini >cn.ini
+printf '[console]\nusers = /nonexistent\n' >>cn.ini
+what="console users missing, remote listen"
+run "$BIN/rete" console -c cn.ini --listen 192.0.2.10:8480
+expect 2 "/nonexistent does not exist"
+lacks "the file has none"
+
+# --- rete-agent usage errors ---------------------------------------------------
+what="rete-agent: no arguments"
+run "$BIN/rete-agent"
+expect 2 "rete-agent: -c agent.ini is required"
+what="rete-agent: an extra argument"
+run "$BIN/rete-agent" -c t.ini extra
+expect 2 "rete-agent: unexpected argument 'extra'"
+what="rete-agent: --key without --trust"
+run "$BIN/rete-agent" -c t.ini --key AAAA
+expect 2 "rete-agent: --key goes with --trust"
+what="rete-agent --help: exit 1"
+run "$BIN/rete-agent" --help
+expect 0 "no changed key"
+
+[ "$FAILS" -eq 0 ] || exit 1
+echo "test_check_every: ok"
