@@ -312,6 +312,21 @@ static rete_err console_ini_read(struct console *c, const char *path, rete_check
 	return pr->n == before ? RETE_OK : RETE_EINVAL;
 }
 
+/* console_settings_free frees what console_ini_read and console_settle
+ * put in c (the paths, the steering group, the witness policy). */
+static void console_settings_free(struct console *c)
+{
+	rete_witness_policy_free(&c->policy);
+	free(c->witnesses_path);
+	free(c->access_path);
+	free(c->users_path);
+	free(c->steering);
+	free(c->tls_cert_path);
+	free(c->tls_key_path);
+	c->witnesses_path = c->access_path = c->users_path = c->steering = NULL;
+	c->tls_cert_path = c->tls_key_path = NULL;
+}
+
 /* console_problems_say prints pr's sentences on stderr, "who: FILE:LINE:
  * ...", and the count. */
 static void console_problems_say(const char *who, const char *path, const rete_check_list *pr)
@@ -651,6 +666,16 @@ static void console_record(struct console *c, const rete_http_req *rq, const cha
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* console_problem_code names the problem of an answer that is not ok in
+ * its X-Rete-Problem header ("period", "broker", ...): the pages show the
+ * sentence of their catalogue for it (texts.js, "api.CODE"), in the
+ * reader's language, and the body's English sentence only for a problem
+ * without one. */
+static void console_problem_code(rete_http_answer *a, const char *code)
+{
+	rete_http_header(a, "X-Rete-Problem", code);
+}
+
 static void answer_json(rete_http_answer *a, json_t *j)
 {
 	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -883,6 +908,7 @@ static bool console_case_refused(struct console *c, const char *user, rete_http_
 	if (!console_steering(c, user))
 		return false;
 	a->status = 403;
+	console_problem_code(a, "steering");
 	rete_http_printf(a,
 			 "rete console: %s is an account of the steering group ([console] "
 			 "steering_group): a case's history and a message's evidence are for the "
@@ -1384,6 +1410,7 @@ static bool rep_build(struct console *c, const struct rep_req *p, rete_http_answ
 	if (rete_day_bounds(p->from, tz, &from_ms, &x, &m) != RETE_OK ||
 	    rete_day_bounds(p->to, tz, &x, &to_ms, &m) != RETE_OK || from_ms >= to_ms) {
 		a->status = 400;
+		console_problem_code(a, "period");
 		rete_http_printf(a, "rete console: from=%s to=%s is not a period: %s\n", p->from,
 				 p->to, m.text[0] ? m.text : "from is after to");
 		return false;
@@ -1391,6 +1418,7 @@ static bool rep_build(struct console *c, const struct rep_req *p, rete_http_answ
 	if (coord_connect(&c->mc.cfg, false, &w, &m) != RETE_OK ||
 	    coord_query(&c->mc.cfg, w, RETE__QUERY__WHAT_SNAPSHOT, &f, &m) != RETE_OK) {
 		a->status = 503;
+		console_problem_code(a, "broker");
 		rete_http_printf(a, "rete console: the broker did not give the referrals: %s\n",
 				 m.text);
 		goto out;
@@ -1676,6 +1704,7 @@ static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		step = "month";
 	if (strcmp(step, "month") != 0 && strcmp(step, "week") != 0) {
 		a->status = 400;
+		console_problem_code(a, "step");
 		rete_http_printf(a, "rete console: step=%.20s: use step=week or step=month\n",
 				 step);
 		return;
@@ -1685,12 +1714,14 @@ static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	if (rete_day_bounds(p.from, tz, &from_ms, &x, &m) != RETE_OK ||
 	    rete_day_bounds(p.to, tz, &x, &to_ms, &m) != RETE_OK || from_ms >= to_ms) {
 		a->status = 400;
+		console_problem_code(a, "period");
 		rete_http_printf(a, "rete console: from=%s to=%s is not a period\n", p.from, p.to);
 		return;
 	}
 	if (coord_connect(&c->mc.cfg, false, &w, &m) != RETE_OK ||
 	    coord_query(&c->mc.cfg, w, RETE__QUERY__WHAT_SNAPSHOT, &f, &m) != RETE_OK) {
 		a->status = 503;
+		console_problem_code(a, "broker");
 		rete_http_printf(a, "rete console: the broker did not give the referrals: %s\n",
 				 m.text);
 		goto out;
@@ -1708,6 +1739,7 @@ static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 			json_decref(out);
 			out = NULL;
 			a->status = 400;
+			console_problem_code(a, "period-long");
 			rete_http_printf(
 			    a,
 			    "rete console: from=%s to=%s has more than %d %ss; choose a "
@@ -1986,6 +2018,7 @@ static void route_case(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		return;
 	if (cid == NULL || !id_arg_ok(cid, 64)) {
 		a->status = 400;
+		console_problem_code(a, "case-id");
 		rete_http_printf(a,
 				 "rete console: case= needs a case id: 1 to 64 of letters, digits, "
 				 "'.', '_', '-', ':'\n");
@@ -2001,11 +2034,13 @@ static void route_case(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		goto out;
 	if (audit_remote_case_entries(c->mc.cfg.ini_path, cid, "console", case_entry, &cw) != 0) {
 		a->status = 503;
+		console_problem_code(a, "broker");
 		rete_http_printf(a, "rete console: the broker did not give the log's entries\n");
 		goto out;
 	}
 	if (coord_connect(&c->mc.cfg, false, &w, &m) != RETE_OK) {
 		a->status = 503;
+		console_problem_code(a, "broker");
 		rete_http_printf(a, "rete console: %s\n", m.text);
 		goto out;
 	}
@@ -2092,6 +2127,7 @@ static void route_evidence(void *ctx, const rete_http_req *rq, rete_http_answer 
 	}
 	if (e != RETE_OK) {
 		a->status = e == RETE_ENOENT ? 404 : e == RETE_ENOMEM ? 500 : 502;
+		console_problem_code(a, e == RETE_ENOENT ? "evidence-missing" : "evidence-bad");
 		rete_http_printf(a, "rete console: no evidence bundle for message %s of %s: %s\n",
 				 id, sender, m.text[0] ? m.text : rete_strerror(e));
 		return;
@@ -2107,6 +2143,7 @@ static void route_evidence(void *ctx, const rete_http_req *rq, rete_http_answer 
 		e = rete_evidence_verify(text, strlen(text), &vo, NULL, &part, &m);
 	if (e != RETE_OK) {
 		a->status = part != NULL && e != RETE_EIO && e != RETE_ENOMEM ? 502 : 500;
+		console_problem_code(a, "evidence-bad");
 		rete_http_printf(a,
 				 "rete console: the evidence bundle of message %s of %s, made from "
 				 "the broker's answers, does not hold (%s: %s); it is not served\n",
@@ -2661,11 +2698,7 @@ static int console_passwd(int argc, char **argv)
 out:
 	sodium_memzero(pw, sizeof(pw));
 	sodium_memzero(again, sizeof(again));
-	free(c.access_path);
-	free(c.users_path);
-	free(c.steering);
-	free(c.tls_cert_path);
-	free(c.tls_key_path);
+	console_settings_free(&c);
 	return rc;
 }
 
@@ -2823,14 +2856,8 @@ out:
 	json_decref(c.services);
 	json_decref(c.keys);
 	json_decref(c.trust);
-	rete_witness_policy_free(&c.policy);
-	free(c.witnesses_path);
-	free(c.access_path);
 	console_sessions_accounts(NULL);
-	free(c.users_path);
-	free(c.steering);
-	free(c.tls_cert_path);
-	free(c.tls_key_path);
+	console_settings_free(&c);
 	free(chartjs);
 	chartjs = NULL;
 	chartjs_len = 0;
@@ -2856,12 +2883,6 @@ int console_check(const char *ini, rete_check_list *problems)
 	else
 		console_settle(&c, ini, NULL, &addr, &naccounts, problems);
 	coord_config_free(&c.mc.cfg);
-	rete_witness_policy_free(&c.policy);
-	free(c.witnesses_path);
-	free(c.access_path);
-	free(c.users_path);
-	free(c.steering);
-	free(c.tls_cert_path);
-	free(c.tls_key_path);
+	console_settings_free(&c);
 	return (int)problems->n;
 }

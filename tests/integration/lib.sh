@@ -12,6 +12,11 @@
 #   wait_for SECONDS CMD  runs CMD until it succeeds (0) or SECONDS pass (1)
 #   stop_all              stops the processes in PIDS (and empties it)
 #   free_port             a TCP port of 127.0.0.1 nothing listens on
+#   run CMD...            runs CMD: its exit code in $rc, its output (stdout
+#                         and stderr) in $out
+#   expect RC TEXT...     the last run exited RC and printed every TEXT
+#                         (else bad, naming $what)
+#   lacks TEXT...         the last run printed none of TEXT
 #
 # and the small network most of them run (rete.test/mantova, ipc sockets in
 # DIR/broker): make_keys, broker_ini, agencies_ini, agent_ini, coord_ini,
@@ -82,6 +87,28 @@ wait_for() {
 		sleep 0.1 # polling another process's state: nothing to wait on
 	done
 	return 0
+}
+
+# run CMD...: runs CMD, keeping its exit code in $rc and its output
+# (stdout and stderr) in $out
+run() {
+	out=$("$@" 2>&1)
+	rc=$?
+}
+# expect RC TEXT...: the last run exited RC and printed every TEXT
+expect() {
+	local want=$1
+	shift
+	[ "$rc" = "$want" ] || bad "$what: exit $rc, expected $want; output: $out"
+	for t in "$@"; do
+		grep -qF -- "$t" <<<"$out" || bad "$what: no '$t' in: $out"
+	done
+}
+# lacks TEXT...: the last run printed none of TEXT
+lacks() {
+	for t in "$@"; do
+		! grep -qF -- "$t" <<<"$out" || bad "$what: '$t' should not be printed: $out"
+	done
 }
 
 # free_port: a TCP port of 127.0.0.1 nothing listens on now (1 after 200

@@ -19,28 +19,15 @@
 #                   console's sentence (no scraper, no 9464); users naming a
 #                   missing file says it does not exist.
 #   rete-agent      a usage error says what was wrong before the usage.
+#   console API     an answer that is not ok names its problem
+#                   (X-Rete-Problem: period for a period ending before it
+#                   starts), and every problem the console names has its
+#                   sentence in both catalogues of texts.js (it, en), which
+#                   the pages show instead of the English detail.
 set -uo pipefail
-: "${RETE_BIN:?set by ctest}"
+: "${RETE_BIN:?set by ctest}" "${RETE_SOURCE_DIR:?set by ctest}"
 . "$(dirname "$0")/lib.sh"
 itest_init test-check-every
-
-run() {
-	out=$("$@" 2>&1)
-	rc=$?
-}
-expect() {
-	local want=$1
-	shift
-	[ "$rc" = "$want" ] || bad "$what: exit $rc, expected $want; output: $out"
-	for t in "$@"; do
-		grep -qF -- "$t" <<<"$out" || bad "$what: no '$t' in: $out"
-	done
-}
-lacks() {
-	for t in "$@"; do
-		! grep -qF -- "$t" <<<"$out" || bad "$what: '$t' should not be printed: $out"
-	done
-}
 
 make_keys broker.mantova social.mantova coord.mantova
 cd "$DIR" || fail "cd $DIR"
@@ -61,14 +48,21 @@ run "$BIN/rete-agent" -c m.ini
 expect 2 "m.ini:2: [agent] id" "m.ini:6: [agent] foo: unknown key" "nothing was started"
 
 # --- timing ------------------------------------------------------------------
-good() {
-	cat <<EOT
+# check WHAT LINES: rete-agent --check-config of a good [agent] and LINES
+# (printf's format) after it, in t.ini
+check() {
+	what=$1
+	{
+		cat <<EOT
 [agent]
 id = social.mantova
 key = keys/social.mantova.key
 broker = ipc://$DIR/broker.sock
 broker_key = keys/broker.mantova.pub
 EOT
+		printf "$2"
+	} >t.ini
+	run "$BIN/rete-agent" --check-config -c t.ini
 }
 for kv in "heartbeat = 1ms|heartbeat|1s to 10m" "heartbeat = 100000h|heartbeat|1s to 10m" \
 	"resubmit = 1ms|resubmit|1s to 1h" "poll = 999999999999h|poll|100ms to 1h" \
@@ -76,44 +70,20 @@ for kv in "heartbeat = 1ms|heartbeat|1s to 10m" "heartbeat = 100000h|heartbeat|1
 	"reconnect_max = 2h|reconnect_max|100ms to 1h" "hook_timeout = 2d|hook_timeout|1s to 24h" \
 	"witness = 10ms|witness|1s to 1h"; do
 	IFS='|' read -r line key range <<<"$kv"
-	{
-		good
-		echo "$line"
-	} >t.ini
-	what="timing: $line"
-	run "$BIN/rete-agent" --check-config -c t.ini
+	check "timing: $line" "$line\n"
 	expect 2 "t.ini:6: [agent] $key: '${line#* = }'" "$range"
 done
-{
-	good
-	printf 'reconnect_min = 1m\nreconnect_max = 1s\n'
-} >t.ini
-what="timing: reconnect_min 1m > reconnect_max 1s"
-run "$BIN/rete-agent" --check-config -c t.ini
+check "timing: reconnect_min 1m > reconnect_max 1s" 'reconnect_min = 1m\nreconnect_max = 1s\n'
 expect 2 "[agent] reconnect_min (1m) is longer than reconnect_max (1s)"
-{
-	good
-	printf 'reconnect_min = 100ms\nreconnect_max = 100ms\nheartbeat = 1s\npoll = 200ms\n'
-} >t.ini
-what="timing: the bounds themselves"
-run "$BIN/rete-agent" --check-config -c t.ini
+check "timing: the bounds themselves" \
+	'reconnect_min = 100ms\nreconnect_max = 100ms\nheartbeat = 1s\npoll = 200ms\n'
 expect 0 "fine"
 
 # --- paths -------------------------------------------------------------------
-{
-	good
-	echo "spool = /proc/rete-spool"
-} >t.ini
-what="spool under /proc"
-run "$BIN/rete-agent" --check-config -c t.ini
+check "spool under /proc" 'spool = /proc/rete-spool\n'
 expect 2 "[agent] spool: /proc/rete-spool"
 lacks "rete-spool does not exist yet"
-{
-	good
-	printf '[privacy]\naccess_log = /tmp\n'
-} >t.ini
-what="[privacy] access_log a folder"
-run "$BIN/rete-agent" --check-config -c t.ini
+check "[privacy] access_log a folder" '[privacy]\naccess_log = /tmp\n'
 expect 2 "[privacy] access_log: /tmp is a folder"
 
 # --- coord.ini ----------------------------------------------------------------
@@ -176,6 +146,35 @@ expect 2 "rete-agent: --key goes with --trust"
 what="rete-agent --help: exit 1"
 run "$BIN/rete-agent" --help
 expect 0 "no changed key"
+
+# --- console API: problems in the page's language ------------------------------
+broker_ini <<EOT
+
+[agency coord.mantova]
+name = Coordinamento
+kind = coordinator
+key = ../keys/coord.mantova.pub
+
+[policy]
+routes = social-services>job-centre
+EOT
+coord_ini </dev/null
+start_broker
+"$BIN/rete" console -c "$DIR/coord.ini" --listen 127.0.0.1:0 >"$DIR/console.log" 2>&1 &
+PIDS+=($!)
+up() { grep -q "serving coord.mantova's view at http://127.0.0.1:" "$DIR/console.log"; }
+wait_for 20 up || fail "the console did not start: $(cat "$DIR/console.log")"
+url=$(grep -o "http://127.0.0.1:[0-9]*" "$DIR/console.log" | head -1)
+what="console API: a period ending before it starts"
+out=$(curl -s -D - -o /dev/null -H "Host: 127.0.0.1" "$url/api/report?from=2026-05-01&to=2026-01-01")
+rc=$(sed -n 's#^HTTP/[0-9.]* \([0-9]*\).*#\1#p' <<<"$out" | head -1)
+expect 400 "X-Rete-Problem: period"
+what="console API: every problem named has its sentences"
+for code in $(grep -o 'console_problem_code(a, [^;]*' "$RETE_SOURCE_DIR/agents/console/console.c" |
+	grep -o '"[a-z-]*"' | tr -d '"' | sort -u); do
+	n=$(grep -c "\"api\.$code\":" "$RETE_SOURCE_DIR/agents/console/static/texts.js")
+	[ "$n" = 2 ] || bad "$what: api.$code is in $n catalogues of texts.js, not 2"
+done
 
 [ "$FAILS" -eq 0 ] || exit 1
 echo "test_check_every: ok"

@@ -39,27 +39,6 @@ src=$RETE_SOURCE_DIR
 . "$(dirname "$0")/lib.sh"
 itest_init test-checks
 
-# run NAME CMD...: runs CMD, keeping its exit code in $rc and its output
-# (stdout and stderr) in $out
-run() {
-	out=$("$@" 2>&1)
-	rc=$?
-}
-# expect RC TEXT...: the last run exited RC and printed every TEXT
-expect() {
-	local want=$1
-	shift
-	[ "$rc" = "$want" ] || bad "$what: exit $rc, expected $want; output: $out"
-	for t in "$@"; do
-		grep -qF -- "$t" <<<"$out" || bad "$what: no '$t' in: $out"
-	done
-}
-# lacks TEXT...: the last run printed none of TEXT
-lacks() {
-	for t in "$@"; do
-		! grep -qF -- "$t" <<<"$out" || bad "$what: '$t' should not be printed: $out"
-	done
-}
 
 mkdir -p "$DIR/broker" "$DIR/agents/social.mantova"
 make_keys broker.mantova social.mantova cpi.mantova asst.mantova family.mantova coord.mantova audit.region
