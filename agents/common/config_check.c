@@ -41,7 +41,7 @@ void rete_check_add(rete_check_list *l, const char *fmt, ...)
 
 void rete_check_at(rete_check_list *l, int line)
 {
-	l->at = line > 0 ? line : 0;
+	l->at = line > 0 ? line : line < 0 ? RETE_CHECK_NOT_FILE : 0;
 }
 
 /* pseudo_fs: the file system of path is one the kernel makes up (/proc,
@@ -241,7 +241,9 @@ int rete_check_report(const char *file, const rete_check_list *problems,
 	for (size_t i = 0; i < notes->n; i++)
 		printf("%s: note: %s\n", file, notes->items[i]);
 	for (size_t i = 0; i < problems->n; i++) {
-		if (problems->lines != NULL && problems->lines[i] > 0)
+		if (problems->lines != NULL && problems->lines[i] == RETE_CHECK_NOT_FILE)
+			fprintf(stderr, "%s\n", problems->items[i]);
+		else if (problems->lines != NULL && problems->lines[i] > 0)
 			fprintf(stderr, "%s:%d: %s\n", file, problems->lines[i],
 				problems->items[i]);
 		else

@@ -33,8 +33,12 @@ typedef struct rete_check_list {
 void rete_check_add(rete_check_list *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* rete_check_at says which line of the file the sentences added next to l
- * are about (the line of the key they judge; 0: the whole file), so that
- * rete_check_report prints FILE:LINE: as rete-broker --check-config does. */
+ * are about (the line of the key they judge; 0: the whole file;
+ * RETE_CHECK_NOT_FILE: not the file but the command line, e.g. an option
+ * given over a key), so that rete_check_report prints FILE:LINE: as
+ * rete-broker --check-config does (nothing before a sentence of the
+ * command line). */
+#define RETE_CHECK_NOT_FILE (-1)
 void rete_check_at(rete_check_list *l, int line);
 
 /* rete_check_file checks that path, a file the program appends to (an

@@ -332,7 +332,9 @@ static void console_settings_free(struct console *c)
 static void console_problems_say(const char *who, const char *path, const rete_check_list *pr)
 {
 	for (size_t i = 0; i < pr->n; i++) {
-		if (pr->lines[i] > 0)
+		if (pr->lines[i] == RETE_CHECK_NOT_FILE)
+			fprintf(stderr, "%s: %s\n", who, pr->items[i]);
+		else if (pr->lines[i] > 0)
 			fprintf(stderr, "%s: %s:%d: %s\n", who, path, pr->lines[i], pr->items[i]);
 		else
 			fprintf(stderr, "%s: %s: %s\n", who, path, pr->items[i]);
@@ -2517,7 +2519,7 @@ static void console_settle(struct console *c, const char *ini, const char *liste
 	if (c->witnesses_path != NULL &&
 	    rete_witness_policy_load(c->witnesses_path, &c->policy, &m) != RETE_OK)
 		rete_check_add(pr, "[console] witnesses: %s", m.text);
-	rete_check_at(pr, listen_opt ? 0 : console_key_line_of(c, "listen"));
+	rete_check_at(pr, listen_opt ? RETE_CHECK_NOT_FILE : console_key_line_of(c, "listen"));
 	if (listen_opt != NULL)
 		snprintf(c->listen, sizeof(c->listen), "%s", listen_opt);
 	addr_ok = rete_http_addr_parse_as(c->listen, &console_listen_use, addr, &m) == RETE_OK;
