@@ -8,9 +8,13 @@
  * The broker writes the line before it answers, without an fsync of its
  * own (the checkpoints' and the store's syncs follow within seconds): a
  * query per agent per witness interval must not wait for a disk flush.
- * The file is opened at the first query; a failure to write is said in
- * the broker's log once per problem and does not stop the answer (the
- * broker's log line of the failure is then the record).
+ * The record is an accountability promise: a read is served only once its
+ * line is written. The file is opened at the start (a broker that cannot
+ * open it does not start); a read whose line cannot be written is refused
+ * to the client, and the next read tries again (the file is opened anew
+ * on every append), so reads are served again as soon as the record can
+ * be written. The failure is said in the broker's log at most once a
+ * minute (a client can ask again at will), and the recovery once.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -21,7 +25,7 @@
 #include "broker_impl.h"
 #include "log.h"
 
-void broker_access_query(broker *b, broker_frame *f)
+bool broker_access_query(broker *b, broker_frame *f)
 {
 	const Rete__Query *q = f->cf->query;
 	char what[300];
@@ -50,26 +54,37 @@ void broker_access_query(broker *b, broker_frame *f)
 		snprintf(what, sizeof(what), "snapshot of the referrals");
 		break;
 	default:
-		return; /* health, checkpoints, time-stamps, cosignatures: no entry read */
+		return true; /* health, checkpoints, time-stamps, cosignatures: no entry read */
 	}
 	if (b->cfg->access_log == NULL)
-		return;
-	if (b->access == NULL && !b->access_failed) {
-		if (rete_access_log_open(b->cfg->access_log, b->cfg->access_keep, false, &b->access,
-					 &m) != RETE_OK) {
-			b->access_failed = true;
-			broker_log_error("access record: %s", m.text);
-			return;
-		}
-	}
+		return true; /* not a running broker's configuration: none is without one */
+	rete_err err = RETE_OK;
 	if (b->access == NULL)
-		return;
-	rete_access_rec r = {.program = "rete-broker", .who = f->party, .what = what};
-	if (rete_access_log_add(b->access, &r, &m) != RETE_OK) {
-		if (!b->access_failed)
-			broker_log_error("access record: %s", m.text);
-		b->access_failed = true;
-	} else {
-		b->access_failed = false;
+		err = rete_access_log_open(b->cfg->access_log, b->cfg->access_keep, false,
+					   &b->access, &m);
+	if (err == RETE_OK) {
+		rete_access_rec r = {.program = "rete-broker", .who = f->party, .what = what};
+		err = rete_access_log_add(b->access, &r, &m);
 	}
+	if (err != RETE_OK) {
+		b->access_failed = true;
+		broker_log_limited(RETE_LOG_ERROR,
+				   "reads refused: the access record cannot be written",
+				   "access record: %s; the read of %s (%s) was refused, and every "
+				   "read is until the record can be written again",
+				   m.text, f->party, what);
+		return false;
+	}
+	if (b->access_failed)
+		broker_log_info("access record: %s is written again; reads are served",
+				b->cfg->access_log);
+	b->access_failed = false;
+	return true;
+}
+
+rete_err broker_access_open(broker *b, rete_msg *m)
+{
+	if (b->cfg->access_log == NULL || b->access != NULL)
+		return RETE_OK;
+	return rete_access_log_open(b->cfg->access_log, b->cfg->access_keep, false, &b->access, m);
 }

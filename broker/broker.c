@@ -2247,6 +2247,27 @@ out:
 
 /* --- reload ----------------------------------------------------------------------------- */
 
+/* keep_warn says that a reload leaves key as it runs. */
+static void keep_warn(const char *key, const char *running, const char *asked)
+{
+	broker_log_warn("reload: %s changed from %s to %s; restart the broker to apply it (the "
+			"running value stays in force)",
+			key, running, asked);
+}
+
+/* size_text writes bytes as broker.ini does ("24MiB", "64KiB", "1000B")
+ * into buf (n bytes) and returns buf. */
+static char *size_text(uint64_t bytes, char *buf, size_t n)
+{
+	if (bytes != 0 && bytes % (1u << 20) == 0)
+		snprintf(buf, n, "%" PRIu64 "MiB", bytes >> 20);
+	else if (bytes != 0 && bytes % 1024 == 0)
+		snprintf(buf, n, "%" PRIu64 "KiB", bytes >> 10);
+	else
+		snprintf(buf, n, "%" PRIu64 "B", bytes);
+	return buf;
+}
+
 static void reload(broker *b)
 {
 	rete_problems pr = {0};
@@ -2274,44 +2295,92 @@ static void reload(broker *b)
 		broker_config_free(&nc);
 		return;
 	}
-	/* What the running sockets, store and key were made with cannot
-	 * change without a restart: keep it, and say so. */
-#define KEEP_STR(field)                                                                            \
+	/* the access record applies at once: a read is served only once it
+	 * is recorded, so a new place must open now, or the reload is refused
+	 * (before anything of old is touched) */
+	if (strcmp(nc->access_log, old->access_log) != 0 ||
+	    nc->access_keep.ms != old->access_keep.ms ||
+	    nc->access_keep.months != old->access_keep.months) {
+		rete_access_log *al = NULL;
+		rete_msg am;
+		if (rete_access_log_open(nc->access_log, nc->access_keep, false, &al, &am) !=
+		    RETE_OK) {
+			broker_log_error("reload: access record: %s. The new configuration was "
+					 "refused; the old one stays in force",
+					 am.text);
+			broker_config_free(&nc);
+			return;
+		}
+		rete_access_log_close(&b->access);
+		b->access = al;
+	}
+	/* What the running sockets, store, key, pool and TSA thread were
+	 * made with cannot change without a restart: keep it in force (and
+	 * in b->cfg, which says what runs), and say so, once per key and
+	 * reload, with the running and the new value. */
+	char was[64], now[64];
+#define KEEP_STR(key, field)                                                                       \
 	if (strcmp(nc->field, old->field) != 0)                                                    \
-		broker_log_warn("reload: " #field " changed; restart the broker to apply it");
-	KEEP_STR(listen)
-	KEEP_STR(events)
-	KEEP_STR(data)
-	KEEP_STR(origin)
-	KEEP_STR(id)
-	KEEP_STR(key_path)
+		keep_warn(key, old->field, nc->field);
+#define KEEP_OPT(key, field)                                                                       \
+	if ((nc->field == NULL) != (old->field == NULL) ||                                         \
+	    (nc->field && strcmp(nc->field, old->field) != 0))                                     \
+		keep_warn(key, old->field ? old->field : "(not set)",                              \
+			  nc->field ? nc->field : "(not set)");
+#define KEEP_MS(key, field)                                                                        \
+	if (nc->field != old->field)                                                               \
+		keep_warn(key, broker_duration_text(old->field, was, sizeof(was)),                 \
+			  broker_duration_text(nc->field, now, sizeof(now)));
+	KEEP_STR("listen", listen)
+	KEEP_STR("events", events)
+	KEEP_STR("data", data)
+	KEEP_STR("origin", origin)
+	KEEP_STR("id", id)
+	KEEP_STR("key", key_path)
+	KEEP_STR("state", state)
 	if (nc->metrics_on != old->metrics_on ||
 	    (nc->metrics_on && strcmp(nc->metrics.text, old->metrics.text) != 0))
-		broker_log_warn("reload: metrics changed; restart the broker to apply it");
+		keep_warn("metrics", old->metrics_on ? old->metrics.text : "(not set)",
+			  nc->metrics_on ? nc->metrics.text : "(not set)");
+	if (nc->max_frame != old->max_frame)
+		keep_warn("max_frame", size_text(old->max_frame, was, sizeof(was)),
+			  size_text(nc->max_frame, now, sizeof(now)));
+	if (nc->verify_threads != old->verify_threads) {
+		snprintf(was, sizeof(was), "%u", old->verify_threads);
+		snprintf(now, sizeof(now), "%u", nc->verify_threads);
+		keep_warn("verify_threads", was, now);
+	}
+	KEEP_MS("heartbeat", heartbeat_ms)
+	KEEP_OPT("tsa_url", tsa_url)
+	KEEP_OPT("tsa_ca", tsa_ca)
+	KEEP_OPT("tsa_user", tsa_user)
+	if ((nc->tsa_password == NULL) != (old->tsa_password == NULL) ||
+	    (nc->tsa_password && strcmp(nc->tsa_password, old->tsa_password) != 0))
+		/* never the password itself, in a log line */
+		broker_log_warn("reload: tsa_password_file: the password changed; restart the "
+				"broker to apply it (the running one stays in force)");
+	KEEP_MS("tsa_timeout", tsa_timeout_ms)
+	KEEP_STR("timestamp_grace", timestamp_grace)
+#undef KEEP_STR
+#undef KEEP_OPT
+#undef KEEP_MS
 	nc->metrics_on = old->metrics_on;
 	nc->metrics = old->metrics;
 	snprintf(nc->listen, sizeof(nc->listen), "%s", old->listen);
 	snprintf(nc->events, sizeof(nc->events), "%s", old->events);
 	snprintf(nc->id, sizeof(nc->id), "%s", old->id);
 	char *t;
-	KEEP_STR(state)
-#define KEEP_OPT(field)                                                                            \
-	if ((nc->field == NULL) != (old->field == NULL) ||                                         \
-	    (nc->field && strcmp(nc->field, old->field) != 0))                                     \
-		broker_log_warn("reload: " #field " changed; restart the broker to apply it");
-	KEEP_OPT(tsa_url)
-	KEEP_OPT(tsa_ca)
-	KEEP_OPT(tsa_user)
-	if (nc->timestamp_grace_ms != old->timestamp_grace_ms ||
-	    nc->tsa_timeout_ms != old->tsa_timeout_ms)
-		broker_log_warn(
-		    "reload: timestamp_grace or tsa_timeout changed; restart the broker "
-		    "to apply it");
-#undef KEEP_OPT
 	t = nc->data, nc->data = old->data, old->data = t;
 	t = nc->state, nc->state = old->state, old->state = t;
 	t = nc->origin, nc->origin = old->origin, old->origin = t;
 	t = nc->key_path, nc->key_path = old->key_path, old->key_path = t;
+	t = nc->tsa_url, nc->tsa_url = old->tsa_url, old->tsa_url = t;
+	t = nc->tsa_ca, nc->tsa_ca = old->tsa_ca, old->tsa_ca = t;
+	t = nc->tsa_user, nc->tsa_user = old->tsa_user, old->tsa_user = t;
+	t = nc->tsa_password, nc->tsa_password = old->tsa_password, old->tsa_password = t;
+	nc->tsa_timeout_ms = old->tsa_timeout_ms;
+	nc->timestamp_grace_ms = old->timestamp_grace_ms;
+	memcpy(nc->timestamp_grace, old->timestamp_grace, sizeof(nc->timestamp_grace));
 	nc->key_pub = old->key_pub;
 	nc->max_frame = old->max_frame;
 	nc->verify_threads = old->verify_threads;
@@ -2882,6 +2951,32 @@ static rete_err store_start(broker *b, unsigned flags)
 	return state_check(b, flags, copy ? &mark : NULL);
 }
 
+/* probe_say says a problem (or, not problem, a note) of --check-config
+ * about the key on line of the file (0: none), as store_say does, with
+ * the line: "broker.ini:5: [broker] listen: ...". */
+static void probe_say(broker *b, int line, bool problem, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void probe_say(broker *b, int line, bool problem, const char *fmt, ...)
+{
+	char where[PATH_MAX + 16], text[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(where, sizeof(where), "%s:%d", b->cfg->path, line);
+	else
+		snprintf(where, sizeof(where), "%s", b->cfg->path);
+	if (problem) {
+		fprintf(stderr, "%s: %s\n", where, text);
+		rete_problems_add(b->check_problems, where, "%s", text);
+	} else {
+		printf("%s: note: %s\n", where, text);
+		rete_problems_add(b->check_notes, where, "%s", text);
+	}
+}
+
 /* endpoint_probe, for --check-config: what the start would meet where the
  * broker's key (listen or events) would listen. A name must be an
  * interface of this machine (ZeroMQ resolves no host names to listen on);
@@ -2889,7 +2984,7 @@ static rete_err store_start(broker *b, unsigned flags)
  * machine or a port below 1024 is a problem, a port in use (by this
  * broker, running?) a note. The configuration has refused everything
  * else (rete_endpoint_check: IPv4, a name or '*'). */
-static void endpoint_probe(broker *b, const char *key, const char *ep)
+static void endpoint_probe(broker *b, const char *key, const char *ep, int line)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	char host[256];
@@ -2901,12 +2996,12 @@ static void endpoint_probe(broker *b, const char *key, const char *ep)
 		sa.sin_addr.s_addr = htonl(INADDR_ANY);
 	} else if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
 		if (if_nametoindex(host) == 0)
-			store_error(b,
-				    "[broker] %s: %s: '%s' is no network interface of this "
-				    "machine, and ZeroMQ listens on an interface, an address or *, "
-				    "without resolving host names; give an address of this machine "
-				    "(e.g. tcp://10.0.0.5:7700) or * for all of them",
-				    key, ep, host);
+			probe_say(b, line, true,
+				  "[broker] %s: %s: '%s' is no network interface of this "
+				  "machine, and ZeroMQ listens on an interface, an address or *, "
+				  "without resolving host names; give an address of this machine "
+				  "(e.g. tcp://10.0.0.5:7700) or * for all of them",
+				  key, ep, host);
 		return;
 	}
 	sa.sin_port = htons((uint16_t)port);
@@ -2918,21 +3013,21 @@ static void endpoint_probe(broker *b, const char *key, const char *ep)
 	int e = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : errno;
 	close(fd);
 	if (e == EADDRNOTAVAIL)
-		store_error(b,
-			    "[broker] %s: %s is not an address of this machine, so the broker "
-			    "could not listen there; give one of its addresses, or * for all of "
-			    "them",
-			    key, ep);
+		probe_say(b, line, true,
+			  "[broker] %s: %s is not an address of this machine, so the broker "
+			  "could not listen there; give one of its addresses, or * for all of "
+			  "them",
+			  key, ep);
 	else if (e == EACCES)
-		store_error(b,
-			    "[broker] %s: %s: a port below 1024 needs privileges the broker does "
-			    "not have; give a port from 1024 up",
-			    key, ep);
+		probe_say(b, line, true,
+			  "[broker] %s: %s: a port below 1024 needs privileges the broker does "
+			  "not have; give a port from 1024 up",
+			  key, ep);
 	else if (e == EADDRINUSE)
-		store_warn(b,
-			   "[broker] %s: %s is in use (by this broker, running?); the start "
-			   "fails while another program listens there",
-			   key, ep);
+		probe_say(b, line, false,
+			  "[broker] %s: %s is in use (by this broker, running?); the start "
+			  "fails while another program listens there",
+			  key, ep);
 }
 
 int broker_check_store(broker_config *c, unsigned flags, rete_problems *problems,
@@ -2943,8 +3038,8 @@ int broker_check_store(broker_config *c, unsigned flags, rete_problems *problems
 
 	b.check_problems = problems;
 	b.check_notes = notes;
-	endpoint_probe(&b, "listen", c->listen);
-	endpoint_probe(&b, "events", c->events);
+	endpoint_probe(&b, "listen", c->listen, c->listen_line);
+	endpoint_probe(&b, "events", c->events, c->events_line);
 	if (store_start(&b, flags) != RETE_OK && problems->n == before)
 		store_error(&b, "store %s cannot be checked", c->data);
 	rete_store_close(&b.store);
@@ -3211,6 +3306,12 @@ int broker_run(broker_config *c, unsigned flags)
 	curl = c->tsa_url != NULL;
 	if (store_start(&b, flags) != RETE_OK)
 		goto out;
+	/* every remote read is recorded before it is served: a broker that
+	 * cannot keep the record would refuse them all */
+	if (broker_access_open(&b, &m) != RETE_OK) {
+		broker_log_error("access record: %s", m.text);
+		goto out;
+	}
 	if (broker_tsa_start(&b.tsa, b.store, c, &m) != RETE_OK) {
 		broker_log_error("time stamps: %s", m.text);
 		goto out;

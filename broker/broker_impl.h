@@ -216,14 +216,20 @@ typedef struct broker {
 	char (*fd_party)[RETE_ID_MAX + 1]; /* the party whose frames came on fd i */
 	size_t nfd_party;
 	broker_metrics *metrics;	/* the Prometheus endpoint, or NULL (metrics.h) */
-	struct rete_access_log *access; /* access.c: opened at the first read query */
-	bool access_failed;		/* access.c: the last write failed (said once) */
+	struct rete_access_log *access; /* access.c: opened at the start */
+	bool access_failed;		/* access.c: the last read could not be recorded */
 } broker;
 
 /* broker_access_query records a remote read of the log (entries, proofs,
  * a referral, the snapshot) in the access record (access.c), before the
- * answer. */
-void broker_access_query(broker *b, broker_frame *f);
+ * answer. False: the read could not be recorded (said in the log), and
+ * must not be served. True for a query that reads no entry. */
+bool broker_access_query(broker *b, broker_frame *f);
+
+/* broker_access_open opens the access record at the start, so that a
+ * broker that cannot keep it does not run. Errors: those of
+ * rete_access_log_open (m says which file and why). */
+rete_err broker_access_open(broker *b, rete_msg *m);
 
 /* broker_peer_find: the state of party id (NULL when not in the directory). */
 broker_peer *broker_peer_find(broker *b, const char *id);

@@ -191,6 +191,10 @@ static char *line_reader(char *str, int num, void *stream)
 		return NULL;
 	if (p->at_line_start) {
 		p->line++;
+		/* a UTF-8 byte order mark (Notepad saves one) opens the file, not
+		 * its first line: inih skips it too */
+		if (p->line == 1 && memcmp(r, "\xEF\xBB\xBF", 3) == 0)
+			memmove(r, r + 3, strlen(r + 3) + 1);
 		/* An indented line after a key continues its value (inih's
 		 * multi-line values): long lists can be wrapped. */
 		const char *t = r;
@@ -380,36 +384,89 @@ static void free_list(char **items, size_t n)
 	free(items);
 }
 
-static void calendar_duration(struct parse *p, const char *section, const char *key,
-			      const char *def, int64_t min_ms, int64_t *out, char *text,
-			      size_t textlen)
+char *broker_duration_text(int64_t ms, char *buf, size_t n)
 {
+	static const struct {
+		int64_t ms;
+		const char *unit;
+	} units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (ms != 0 && ms % units[i].ms == 0) {
+			snprintf(buf, n, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
+			return buf;
+		}
+	snprintf(buf, n, "%lldms", (long long)ms);
+	return buf;
+}
+
+/* calendar_duration reads [section] key, a calendar duration from min_ms
+ * to max_ms (def when the key is not given; a def of "off" makes "off"
+ * accepted, as 0). Every refusal says what was wrong and what this key
+ * takes: s, m, h or d, the range, an example, and "or off" where it
+ * applies. None of these keys counts working days, so wd is never
+ * offered. The maxima keep every value far from what an int of
+ * milliseconds (ZeroMQ's options) or a sum with the time could overflow. */
+static void calendar_duration(struct parse *p, const char *section, const char *key,
+			      const char *def, int64_t min_ms, int64_t max_ms, int64_t *out,
+			      char *text, size_t textlen)
+{
+	static const struct {
+		const char *unit;
+		int64_t ms;
+	} units[] = {{"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
 	struct kv *kv = get(p, section, key);
 	const char *v = kv ? kv->value : def;
-	rete_duration d;
-	rete_msg m;
+	bool off_ok = strcmp(def, "off") == 0;
+	char lo[32], hi[32], accepted[200], what[160];
+	int64_t ms = -1;
+
 	if (text)
 		snprintf(text, textlen, "%s", def);
 	*out = 0;
-	if (rete_duration_parse(v, &d, &m) != RETE_OK) {
-		problem(p, kv ? kv->line : 0, "[%s] %s: %s", section, key, m.text);
+	if (off_ok && strcmp(v, "off") == 0)
 		return;
+	snprintf(accepted, sizeof(accepted),
+		 "give a whole number and a unit, s, m, h or d, from %s to %s (e.g. %s)%s",
+		 broker_duration_text(min_ms, lo, sizeof(lo)),
+		 broker_duration_text(max_ms, hi, sizeof(hi)), off_ok ? "4h" : def,
+		 off_ok ? ", or off" : "");
+	size_t digits = strspn(v, "0123456789");
+	const char *unit = v + digits;
+	uint64_t n = 0;
+	for (size_t i = 0; i < digits && n <= (uint64_t)INT64_MAX / 10; i++)
+		n = n * 10 + (uint64_t)(v[i] - '0');
+	if (digits == 0)
+		snprintf(what, sizeof(what), "is not a duration");
+	else if (*unit == '\0')
+		snprintf(what, sizeof(what), "has no unit (%.20ss? %.20sm?)", v, v);
+	else if (strcmp(unit, "wd") == 0)
+		snprintf(what, sizeof(what), "counts working days, which %s does not take", key);
+	else {
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+			if (strcmp(unit, units[i].unit) == 0)
+				ms = n > (uint64_t)max_ms / (uint64_t)units[i].ms
+					 ? INT64_MAX
+					 : (int64_t)n * units[i].ms;
+		if (ms < 0)
+			snprintf(what, sizeof(what), "has the unit '%.20s', which is not one",
+				 unit);
+		else if (ms == 0)
+			snprintf(what, sizeof(what), "is zero%s",
+				 off_ok
+				     ? " (off: submissions are never refused for want of a token)"
+				     : "");
+		else if (ms > max_ms)
+			snprintf(what, sizeof(what), "is too large: at most %s", hi);
+		else if (ms < min_ms)
+			snprintf(what, sizeof(what), "is too small: at least %s", lo);
+		else {
+			*out = ms;
+			if (text)
+				snprintf(text, textlen, "%s", v);
+			return;
+		}
 	}
-	if (d.working_days) {
-		problem(p, kv ? kv->line : 0,
-			"[%s] %s: '%s' counts working days, which this setting does not accept; "
-			"use s, m, h or d (e.g. %s)",
-			section, key, v, def);
-		return;
-	}
-	if (d.ms < min_ms) {
-		problem(p, kv ? kv->line : 0, "[%s] %s: '%s' is too short; at least %lld s",
-			section, key, v, (long long)(min_ms / 1000));
-		return;
-	}
-	*out = d.ms;
-	if (text)
-		snprintf(text, textlen, "%s", v);
+	problem(p, kv ? kv->line : 0, "[%s] %s: '%.40s' %s; %s", section, key, v, what, accepted);
 }
 
 static void number(struct parse *p, const char *section, const char *key, uint64_t def,
@@ -478,6 +535,67 @@ static bool zone_exists(const char *tz)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* file_place says what keeps the broker from writing a file at path (a
+ * state file, the access record, an ipc:// socket): NULL when nothing,
+ * else a sentence in buf (n bytes): "P is a folder", "the folder F does
+ * not exist"... The folder must be writable too: each of these files is
+ * replaced by a rename (or, a socket, unlinked) in it. With make_folders,
+ * missing folders are fine when the nearest one that exists may be
+ * written (the access record makes them); with socket, the file may be
+ * anything but a folder (ZeroMQ replaces it). Root passes the write
+ * checks: the start finds what is left. */
+static const char *file_place(const char *path, bool make_folders, bool socket, char *buf, size_t n)
+{
+	struct stat st;
+	char dir[PATH_MAX];
+
+	if (stat(path, &st) == 0) {
+		if (S_ISDIR(st.st_mode)) {
+			snprintf(buf, n, "%s is a folder", path);
+			return buf;
+		}
+		if (!socket && !S_ISREG(st.st_mode)) {
+			snprintf(buf, n, "%s is not a regular file", path);
+			return buf;
+		}
+		if (!socket && access(path, W_OK) != 0) {
+			snprintf(buf, n, "%s cannot be written (%s)", path, strerror(errno));
+			return buf;
+		}
+	} else if (errno != ENOENT && errno != ENOTDIR) {
+		snprintf(buf, n, "%s cannot be reached (%s)", path, strerror(errno));
+		return buf;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	for (;;) {
+		char *slash = strrchr(dir, '/');
+		if (slash == NULL)
+			snprintf(dir, sizeof(dir), ".");
+		else
+			slash[slash == dir] = '\0'; /* "/x" -> "/" */
+		if (stat(dir, &st) == 0)
+			break;
+		if (errno == ENOTDIR)
+			continue; /* a part above is a file: it is named below */
+		if (errno != ENOENT) {
+			snprintf(buf, n, "the folder %s cannot be reached (%s)", dir,
+				 strerror(errno));
+			return buf;
+		}
+		if (!make_folders || strcmp(dir, "/") == 0 || strcmp(dir, ".") == 0) {
+			snprintf(buf, n, "the folder %s does not exist", dir);
+			return buf;
+		}
+	}
+	if (!S_ISDIR(st.st_mode))
+		snprintf(buf, n, "%s is not a folder", dir);
+	else if (access(dir, W_OK | X_OK) != 0)
+		snprintf(buf, n, "the folder %s cannot be written (%s)", dir, strerror(errno));
+	else
+		return NULL;
+	return buf;
+}
+
 /* --- the sections ------------------------------------------------------------ */
 
 /* broker_access_settings reads [broker] access_log (default DATA.access.log:
@@ -503,6 +621,17 @@ static void broker_access_settings(struct parse *p, broker_config *c)
 			p->oom = true;
 		}
 	}
+	/* a read is served only once it is recorded: a record the broker
+	 * cannot write would refuse every read, so it is refused here, at
+	 * --check-config, at the start and at a reload */
+	char why[PATH_MAX + 128];
+	if (c->access_log && file_place(c->access_log, true, false, why, sizeof(why)))
+		problem(p, kv ? kv->line : 0,
+			"[broker] access_log: %s; give a file this broker may write (missing "
+			"folders are made), e.g. the default, DATA.access.log beside the store "
+			"folder: every remote read of the log is recorded there before it is "
+			"served",
+			why);
 }
 
 static const char *const broker_keys[] = {"origin",
@@ -637,6 +766,23 @@ static bool shared_port(const char *a, const char *b)
 	return (!v6 && any) || strcmp(ha, hb) == 0;
 }
 
+/* ipc_place: kv (listen or events, a checked endpoint) is an ipc:// one
+ * whose socket file the broker cannot make (ZeroMQ makes the file, never
+ * its folder): said, and true. */
+static bool ipc_place(struct parse *p, const struct kv *kv)
+{
+	char why[PATH_MAX + 128];
+	const char *path = kv->value + 6;
+	if (strncmp(kv->value, "ipc://", 6) != 0 || path[0] == '@' ||
+	    !file_place(path, false, true, why, sizeof(why)))
+		return false;
+	problem(p, kv->line,
+		"[broker] %s: '%s': %s; ZeroMQ makes the socket file but not its folder: "
+		"create the folder, or give an ipc:// path in a folder the broker may write",
+		kv->key, kv->value, why);
+	return true;
+}
+
 static void load_broker(struct parse *p, broker_config *c)
 {
 	const char *S = "broker";
@@ -683,14 +829,18 @@ static void load_broker(struct parse *p, broker_config *c)
 		}
 	}
 	if ((kv = require(p, S, "listen", "the ROUTER endpoint, e.g. tcp://0.0.0.0:7700"))) {
+		c->listen_line = kv->line;
 		if (rete_endpoint_check(kv->value, RETE_ENDPOINT_LISTEN, &em) != RETE_OK)
 			problem(p, kv->line, "[broker] listen: %s", em.text);
-		else
+		else if (!ipc_place(p, kv))
 			snprintf(c->listen, sizeof(c->listen), "%s", kv->value);
 	}
 	if ((kv = require(p, S, "events", "the PUB endpoint, e.g. tcp://0.0.0.0:7701"))) {
+		c->events_line = kv->line;
 		if (rete_endpoint_check(kv->value, RETE_ENDPOINT_LISTEN, &em) != RETE_OK)
 			problem(p, kv->line, "[broker] events: %s", em.text);
+		else if (ipc_place(p, kv))
+			;
 		else if (strcmp(kv->value, c->listen) == 0)
 			problem(p, kv->line,
 				"[broker] events: '%s' is also the listen endpoint; "
@@ -730,19 +880,30 @@ static void load_broker(struct parse *p, broker_config *c)
 		}
 	}
 
+	char why[PATH_MAX + 128];
+	if (c->state && file_place(c->state, false, false, why, sizeof(why)))
+		problem(p, (kv = get(p, S, "state")) ? kv->line : 0,
+			"[broker] state: %s; give a file in an existing folder that the broker may "
+			"write (it replaces the file at every checkpoint), beside the store "
+			"folder, e.g. the default DATA.state",
+			why);
 	broker_access_settings(p, c);
 
 	uint64_t v;
 	number(p, S, "checkpoint_every", 1000, 1, 100000000, &c->checkpoint_every);
-	calendar_duration(p, S, "checkpoint_interval", "10s", 1000, &c->checkpoint_interval_ms,
-			  NULL, 0);
+	calendar_duration(p, S, "checkpoint_interval", "10s", 1000, 86400000,
+			  &c->checkpoint_interval_ms, NULL, 0);
 	number(p, S, "delivery_window", 64, 1, 100000, &v);
 	c->delivery_window = (unsigned)v;
-	calendar_duration(p, S, "expiry", "5d", 1000, &c->expiry_ms, c->expiry, sizeof(c->expiry));
-	calendar_duration(p, S, "heartbeat", "5s", 1000, &c->heartbeat_ms, NULL, 0);
+	calendar_duration(p, S, "expiry", "5d", 1000, 365 * 86400000LL, &c->expiry_ms, c->expiry,
+			  sizeof(c->expiry));
+	/* ZeroMQ takes the heartbeat and 3 times it as ints of milliseconds:
+	 * at most 1 h keeps them far from overflowing (9d did: the start
+	 * failed with "Invalid argument") */
+	calendar_duration(p, S, "heartbeat", "5s", 1000, 3600000, &c->heartbeat_ms, NULL, 0);
 	/* an unacknowledged delivery is sent again after this (on the same
 	 * connection): a recipient that could not take it tries again */
-	calendar_duration(p, S, "redeliver", "30s", 1000, &c->redeliver_ms, NULL, 0);
+	calendar_duration(p, S, "redeliver", "30s", 1000, 86400000, &c->redeliver_ms, NULL, 0);
 	/* The default takes what an agent may send: an outbox file of up to
 	 * 16 MiB (the agent's own limit) becomes a sealed part of about the
 	 * same size (attachments travel as bytes, not base64; sealing adds 48
@@ -795,6 +956,36 @@ static void load_broker(struct parse *p, broker_config *c)
 	load_tsa(p, c);
 }
 
+/* url_port_ok: the host[:port] that rest (a URL after its scheme) starts
+ * with has no port or a port from 1 to 65535; else the port as written
+ * goes to port (n bytes). libcurl would refuse it only at the first
+ * exchange, once the broker runs. */
+static bool url_port_ok(const char *rest, char *port, size_t n)
+{
+	size_t len = strcspn(rest, "/?#");
+	const char *end = rest + len, *colon = NULL;
+	if (rest[0] == '[') {
+		const char *close = memchr(rest, ']', len);
+		if (close == NULL) {
+			snprintf(port, n, "(no ']' closes the IPv6 address)");
+			return false;
+		}
+		colon = close + 1 < end ? close + 1 : NULL;
+		if (colon != NULL && *colon != ':') {
+			snprintf(port, n, "%.*s", (int)(end - colon), colon);
+			return false;
+		}
+	} else {
+		colon = memchr(rest, ':', len);
+	}
+	if (colon == NULL)
+		return true;
+	snprintf(port, n, "%.*s", (int)(end - colon - 1), colon + 1);
+	size_t digits = strspn(port, "0123456789");
+	return digits > 0 && digits <= 5 && port[digits] == '\0' && atoi(port) >= 1 &&
+	       atoi(port) <= 65535 && (size_t)(end - colon - 1) < n;
+}
+
 /* load_tsa reads the time-stamping settings (issue 14, broker/timestamp.c):
  * all optional; without tsa_url the broker asks no TSA. */
 static void load_tsa(struct parse *p, broker_config *c)
@@ -814,6 +1005,7 @@ static void load_tsa(struct parse *p, broker_config *c)
 				clean = false;
 		const char *slash = rest ? strchr(rest, '/') : NULL;
 		const char *at = rest ? strchr(rest, '@') : NULL;
+		char port[16] = "";
 		if (!rest || !clean || *rest == '\0' || *rest == '/')
 			problem(p, url->line,
 				"[broker] tsa_url: '%.200s' is not accepted; give the RFC 3161 "
@@ -825,6 +1017,13 @@ static void load_tsa(struct parse *p, broker_config *c)
 				"[broker] tsa_url: credentials in the URL are not accepted (they "
 				"would be in every copy of broker.ini); give the user in tsa_user "
 				"and the password in tsa_password_file");
+		else if (!url_port_ok(rest, port, sizeof(port)))
+			problem(p, url->line,
+				"[broker] tsa_url: '%.200s' has the port '%s'; a port is a whole "
+				"number from 1 to 65535 (or none: 443 for https, 80 for http), and "
+				"an IPv6 address is written in brackets, e.g. "
+				"https://[2001:db8::1]:8443/tsa",
+				v, port);
 		else if (!(c->tsa_url = strdup(v)))
 			p->oom = true;
 		else
@@ -867,14 +1066,9 @@ static void load_tsa(struct parse *p, broker_config *c)
 			"tokens that verify: give tsa_ca = the PEM file of that CA (for a "
 			"qualified TSA, from the EU trusted list or the provider)");
 	}
-	calendar_duration(p, S, "tsa_timeout", "30s", 1000, &c->tsa_timeout_ms, NULL, 0);
-	if ((kv = get(p, S, "tsa_timeout")) && c->tsa_timeout_ms > 600000) {
-		problem(p, kv->line,
-			"[broker] tsa_timeout: '%s' is too long; at most 10m (the broker asks "
-			"again with a growing pause when the TSA does not answer)",
-			kv->value);
-		c->tsa_timeout_ms = 0;
-	}
+	/* at most 10 min: the broker asks again with a growing pause when the
+	 * TSA does not answer */
+	calendar_duration(p, S, "tsa_timeout", "30s", 1000, 600000, &c->tsa_timeout_ms, NULL, 0);
 	if ((kv = get(p, S, "tsa_user"))) {
 		if (!url)
 			problem(p, kv->line,
@@ -930,8 +1124,9 @@ static void load_tsa(struct parse *p, broker_config *c)
 	}
 	snprintf(c->timestamp_grace, sizeof(c->timestamp_grace), "off");
 	if ((kv = get(p, S, "timestamp_grace")) && strcmp(kv->value, "off") != 0) {
-		calendar_duration(p, S, "timestamp_grace", "off", 1000, &c->timestamp_grace_ms,
-				  c->timestamp_grace, sizeof(c->timestamp_grace));
+		calendar_duration(p, S, "timestamp_grace", "off", 1000, 365 * 86400000LL,
+				  &c->timestamp_grace_ms, c->timestamp_grace,
+				  sizeof(c->timestamp_grace));
 		if (!url)
 			problem(p, kv->line,
 				"[broker] timestamp_grace: '%s' without tsa_url would refuse every "
@@ -961,7 +1156,7 @@ static void load_limits(struct parse *p, broker_config *c)
 	}
 }
 
-static void load_agency(struct parse *p, broker_config *c, const struct sec *sec)
+static void load_agency(struct parse *p, broker_config *c, const struct sec *sec, int *key_line)
 {
 	const char *id = sec->name + 7;
 	while (*id == ' ')
@@ -998,6 +1193,7 @@ static void load_agency(struct parse *p, broker_config *c, const struct sec *sec
 				S, kv->value);
 	}
 	if ((kv = require(p, S, "key", "the path of the party's .pub file"))) {
+		*key_line = kv->line; /* what check_cross cites */
 		char *path = resolve_path(p, kv->value);
 		rete_msg m;
 		if (path && rete_keyfile_load_public(path, &pa->key, &m) != RETE_OK)
@@ -1085,7 +1281,8 @@ static void load_policy(struct parse *p, broker_config *c)
 	free_list(items, n);
 }
 
-/* check_cross: what only the whole file can tell. */
+/* check_cross: what only the whole file can tell. lines: each party's key
+ * line (its section's, when the key is missing). */
 static void check_cross(struct parse *p, broker_config *c, const int *lines)
 {
 	for (size_t i = 0; i < c->nparties; i++) {
@@ -1174,7 +1371,7 @@ rete_err broker_config_load(const char *path, broker_config **out, rete_problems
 	for (size_t i = 0; i < p.nsec; i++)
 		if (strncmp(p.secs[i].name, "agency ", 7) == 0) {
 			lines[c->nparties] = p.secs[i].line;
-			load_agency(&p, c, &p.secs[i]);
+			load_agency(&p, c, &p.secs[i], &lines[c->nparties]);
 		}
 	if (c->nparties == 0)
 		problem(&p, 0,

@@ -57,7 +57,8 @@ typedef struct broker_config {
 	rete_pubkey key_pub;	  /* the public half of that key */
 	char listen[BROKER_ENDPOINT_MAX];
 	char events[BROKER_ENDPOINT_MAX];
-	char *data;	       /* the store folder */
+	int listen_line, events_line; /* their lines in the file, for --check-config */
+	char *data;		      /* the store folder */
 	char *state;	       /* the state file: the last checkpoint signed (default DATA.state) */
 	char *access_log;      /* the access record (default DATA.access.log) */
 	rete_keep access_keep; /* how long its lines are kept (default 24 months) */
@@ -66,7 +67,7 @@ typedef struct broker_config {
 	unsigned delivery_window;
 	char expiry[32]; /* as written, e.g. "5d" */
 	int64_t expiry_ms;
-	int64_t heartbeat_ms;
+	int64_t heartbeat_ms; /* 1 s to 1 h: ZeroMQ takes 3 times it as an int of ms */
 	int64_t redeliver_ms; /* an unacked delivery is sent again after it */
 	uint64_t max_frame;   /* bytes */
 	unsigned verify_threads;
@@ -98,6 +99,11 @@ typedef struct broker_config {
  * (path = "FILE:LINE", text = "[section] key: ..."). Errors: RETE_EINVAL
  * (problems found), RETE_EIO (the file cannot be read), RETE_ENOMEM. */
 rete_err broker_config_load(const char *path, broker_config **out, rete_problems *problems);
+
+/* broker_duration_text writes ms for people, in the largest unit that
+ * holds it whole ("5s", "24h" as "1d", "90s" as "90s"; "1500ms") into buf
+ * (n bytes), and returns buf. */
+char *broker_duration_text(int64_t ms, char *buf, size_t n);
 
 /* broker_config_free frees *c and sets it to NULL; NULL is fine. */
 void broker_config_free(broker_config **c);

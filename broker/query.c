@@ -633,7 +633,14 @@ static void q_timestamp(broker *b, broker_frame *f, const Rete__TimestampQuery *
 void broker_answer_query(broker *b, broker_frame *f)
 {
 	const Rete__Query *q = f->cf->query;
-	broker_access_query(b, f); /* issue 18: every read recorded */
+	if (!broker_access_query(b, f)) { /* issue 18: every read recorded, or not made */
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_INTERNAL,
+			     "the broker cannot write its access record, where every read of the "
+			     "log is recorded before it is served; this read was not made: ask "
+			     "again later, or tell the broker's operator (the broker's log says "
+			     "why)");
+		return;
+	}
 	switch (q->what_case) {
 	case RETE__QUERY__WHAT_REFERRAL:
 		q_referral(b, f, q->referral);

@@ -50,9 +50,13 @@ rete_err rete_duration_parse(const char *s, rete_duration *out, rete_msg *m)
 		return rete_msg_set(m, RETE_EINVAL, "duration '%s' is not valid; expected %s",
 				    s ? s : "", accepted);
 	while (isdigit((unsigned char)*p)) {
+		n = n * 10 + (*p - '0'); /* at most 10^10 + 9: no overflow */
 		if (n > 1000000000)
-			return rete_msg_set(m, RETE_EINVAL, "duration '%s' is too large", s);
-		n = n * 10 + (*p - '0');
+			return rete_msg_set(
+			    m, RETE_EINVAL,
+			    "duration '%s' is too large; expected at most 1000000000 "
+			    "of its unit (and less where the setting says so)",
+			    s);
 		p++;
 	}
 	memset(out, 0, sizeof(*out));
@@ -66,6 +70,9 @@ rete_err rete_duration_parse(const char *s, rete_duration *out, rete_msg *m)
 		out->ms = n * 86400 * 1000;
 	else if (strcmp(p, "wd") == 0)
 		out->working_days = n;
+	else if (*p == '\0')
+		return rete_msg_set(m, RETE_EINVAL, "duration '%s' has no unit; expected %s", s,
+				    accepted);
 	else
 		return rete_msg_set(m, RETE_EINVAL, "duration '%s' has unit '%s'; expected %s", s,
 				    p, accepted);

@@ -111,6 +111,40 @@ int agent_config_line(const agent_config *cfg, const char *key)
 	return 0;
 }
 
+/* hook_quotes_closed: every quote of the on_message command is closed,
+ * as sh reads it (inside '...' nothing is special; inside "..." and
+ * outside, a backslash takes the next character as it is). The agent
+ * runs the command with sh -c, which would refuse an open quote on every
+ * hook (exit 2, "Unterminated quoted string"): a problem of pr here. */
+static bool hook_quotes_closed(const char *cmd, rete_check_list *pr)
+{
+	char open = 0;
+	size_t at = 0;
+	for (size_t i = 0; cmd[i] != '\0'; i++) {
+		char ch = cmd[i];
+		if (open == '\'') {
+			if (ch == '\'')
+				open = 0;
+		} else if (ch == '\\' && cmd[i + 1] != '\0') {
+			i++;
+		} else if (open == '"') {
+			if (ch == '"')
+				open = 0;
+		} else if (ch == '\'' || ch == '"') {
+			open = ch;
+			at = i + 1;
+		}
+	}
+	if (open == 0)
+		return true;
+	rete_check_add(pr,
+		       "[agent] on_message: the %s quote at character %zu of '%.200s' is not "
+		       "closed, so the shell would refuse every hook; close it (or write the "
+		       "quote as \\%c)",
+		       open == '\'' ? "single" : "double", at, cmd, open);
+	return false;
+}
+
 static int cfg_handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct cfg_parse *p = user;
@@ -160,6 +194,8 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 		}
 		return cfg_set_path(p, &cfg->witnesses, value);
 	}
+	if (strcmp(name, "on_message") == 0 && !hook_quotes_closed(value, p->pr))
+		return 1; /* the problem is listed; the hook stays unset */
 	if (strcmp(name, "broker") == 0 || strcmp(name, "on_message") == 0) {
 		char **slot = name[0] == 'b' ? &cfg->broker : &cfg->on_message;
 		free(*slot);

@@ -785,7 +785,7 @@ static void test_config_checks(void **state)
 	expect_problem(n, lines, "cannot be read");
 	snprintf(lines, sizeof(lines), "tsa_url = %s\ntsa_ca = %s\ntsa_timeout = 20m\n",
 		 fx->tsa->lt_url, fx->tsa->lt_ca);
-	expect_problem(n, lines, "tsa_timeout: '20m' is too long");
+	expect_problem(n, lines, "tsa_timeout: '20m' is too large: at most 10m");
 	snprintf(lines, sizeof(lines), "tsa_url = %s\ntsa_ca = %s\ntimestamp_grace = 2wd\n",
 		 fx->tsa->lt_url, fx->tsa->lt_ca);
 	expect_problem(n, lines, "timestamp_grace: '2wd' counts working days");

@@ -39,7 +39,6 @@ src=$RETE_SOURCE_DIR
 . "$(dirname "$0")/lib.sh"
 itest_init test-checks
 
-
 mkdir -p "$DIR/broker" "$DIR/agents/social.mantova"
 make_keys broker.mantova social.mantova cpi.mantova asst.mantova family.mantova coord.mantova audit.region
 k=$DIR/keys

@@ -161,6 +161,16 @@ if [ -n "$extra" ]; then
 	sed 's/^/    /' <<<"$extra" >&2
 fi
 
+# docs/broker-config.md, the broker's own reference, has a table per section
+# ("## [broker]", "## [limits]", ...): it lists every key of the section too
+# (access_log and access_keep were once only in docs/operations.md).
+awk '
+	/^## / { sec = ""; if (match($0, /\[[a-z]+( ID)?\]$/)) sec = substr($0, RSTART, RLENGTH); next }
+	sec != "" && /^\| `/ { split($0, col, "|"); k = col[2]; gsub(/[ `\t]/, "", k); print "broker.ini " sec " " k }
+' "$SRC/docs/broker-config.md" | sort -u >"$DIR/broker-doc.txt"
+missing=$(comm -23 <(grep '^broker.ini ' "$DIR/code.txt") "$DIR/broker-doc.txt")
+[ -z "$missing" ] || bad "keys of broker.ini that docs/broker-config.md does not list: $(echo $missing)"
+
 # --- 1b. the documented defaults are the code's ---------------------------------------
 
 # norm VALUE: a default in one spelling: durations in ms ("10s" -> 10000),

@@ -33,6 +33,13 @@ static void test_parse(void **state)
 		assert_int_equal(rete_duration_parse(bad[i], &d, &m), RETE_EINVAL);
 		assert_non_null(strstr(m.text, "30s, 15m, 2h, 5d, 3wd"));
 	}
+	/* what was wrong, in words: no "has unit ''"; the bound of a number */
+	assert_int_equal(rete_duration_parse("10", &d, &m), RETE_EINVAL);
+	if (strstr(m.text, "'10' has no unit") == NULL)
+		fail_msg("a duration without a unit: %s", m.text);
+	assert_int_equal(rete_duration_parse("99999999999d", &d, &m), RETE_EINVAL);
+	if (strstr(m.text, "at most 1000000000") == NULL)
+		fail_msg("a duration too large: %s", m.text);
 }
 
 static void test_calendar_deadline(void **state)
