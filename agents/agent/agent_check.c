@@ -83,6 +83,11 @@ void agent_check_config(const agent_config *cfg, rete_check_list *problems, rete
 	if (cfg->on_message != NULL)
 		check_hook(problems, cfg->on_message);
 	rete_check_at(problems, 0);
+	for (size_t i = 0; i < cfg->adjusted.n; i++) {
+		rete_check_at(notes, cfg->adjusted.lines[i]);
+		rete_check_add(notes, "%s", cfg->adjusted.items[i]);
+	}
+	rete_check_at(notes, 0);
 	if (cfg->twice[0] != '\0')
 		rete_check_add(notes,
 			       "[agent] %s: given more than once; the last of each is taken (keep "

@@ -20,30 +20,38 @@ struct cfg_parse {
 	rete_err err;	     /* out of memory: the reading stops */
 	int line;	     /* the line the handler was given */
 	rete_ini_keys given; /* [agent]'s keys so far */
+	bool timers;	     /* the timing keys are judged (the agent, its check) */
 };
 
 /* The timing keys and their ranges (docs/agent.md, "Timing", says why
- * each bound): a value outside is refused, never clamped, so that what the
- * file says is what runs. */
+ * each bound). Below min_ms a timer would spin (more than ten times a
+ * second: a rescan, a PING, a SUBMIT, a reconnect, a checkpoint asked
+ * for): refused. Above max_ms the value is no harm to the machine, and
+ * rete 0.7.0 took it: max_ms is used, and the check and the start say so
+ * in one line, so that a file that started before starts after an
+ * upgrade (under Restart=on-failure a refusal is a restart loop). */
 static const struct cfg_timing {
 	const char *key;
-	int64_t min_ms, max_ms;
-	const char *min, *max, *example;
+	int64_t max_ms;
+	const char *max, *example;
 } cfg_timings[] = {
-    {"poll", 100, 3600000, "100ms", "1h", "2s"},
-    {"heartbeat", 1000, 600000, "1s", "10m", "10s"},
-    {"resubmit", 1000, 3600000, "1s", "1h", "10s"},
-    {"reconnect_min", 100, 300000, "100ms", "5m", "200ms"},
-    {"reconnect_max", 100, 3600000, "100ms", "1h", "30s"},
-    {"hook_timeout", 1000, 86400000, "1s", "24h", "60s"},
-    {"witness", 1000, 3600000, "1s", "1h", "30s"},
-    {"witness_patience", 1000, 604800000, "1s", "7d", "1h"},
+    {"poll", 3600000, "1h", "2s"},
+    {"heartbeat", 600000, "10m", "10s"},
+    {"resubmit", 3600000, "1h", "10s"},
+    {"reconnect_min", 300000, "5m", "200ms"},
+    {"reconnect_max", 3600000, "1h", "30s"},
+    {"hook_timeout", 86400000, "24h", "60s"},
+    {"witness", 3600000, "1h", "30s"},
+    {"witness_patience", 604800000, "7d", "1h"},
 };
+#define CFG_TIMING_MIN_MS 100 /* the floor of every timing key */
 
 /* cfg_time parses a timing key: "250ms" or a calendar duration of
  * duration.h ("30s", "2m"); working days make no sense for timers. A value
- * outside t's range, or none, gets one sentence naming the key, the value
- * and the range. */
+ * that is none, or below the floor, gets one sentence naming the key, the
+ * value and what is accepted; one above the key's range is taken as its
+ * longest, with a note (cfg->adjusted). p->timers false (a command that
+ * does not run the timers): nothing is judged, the default stays. */
 static bool cfg_time(struct cfg_parse *p, const char *key, const char *value, int64_t *slot)
 {
 	const struct cfg_timing *t = NULL;
@@ -55,6 +63,8 @@ static bool cfg_time(struct cfg_parse *p, const char *key, const char *value, in
 	int64_t ms = -1;
 	rete_duration d;
 
+	if (!p->timers)
+		return false;
 	if (len > 2 && strcmp(value + len - 2, "ms") == 0) {
 		char *end;
 		errno = 0;
@@ -64,12 +74,28 @@ static bool cfg_time(struct cfg_parse *p, const char *key, const char *value, in
 	} else if (rete_duration_parse(value, &d, NULL) == RETE_OK && d.working_days == 0) {
 		ms = d.ms;
 	}
-	if (ms < t->min_ms || ms > t->max_ms) {
+	if (ms < 0) {
 		rete_check_add(p->pr,
-			       "[agent] %s: '%s' is not a duration from %s to %s; give one in that "
-			       "range (e.g. %s, the default; docs/agent.md, Timing, says why)",
-			       t->key, value, t->min, t->max, t->example);
+			       "[agent] %s: '%s' is not a duration; give e.g. %s (the default), "
+			       "250ms, 30s, 2m: at least 100ms, at most %s",
+			       t->key, value, t->example, t->max);
 		return false;
+	}
+	if (ms < CFG_TIMING_MIN_MS) {
+		rete_check_add(p->pr,
+			       "[agent] %s: '%s' is shorter than the timer may be: give at least "
+			       "100ms (more often than ten times a second it would spin; e.g. "
+			       "%s, the default; docs/agent.md, Timing)",
+			       t->key, value, t->example);
+		return false;
+	}
+	if (ms > t->max_ms) {
+		rete_check_at(&p->cfg->adjusted, p->line);
+		rete_check_add(&p->cfg->adjusted,
+			       "[agent] %s: %s is longer than %s, the longest it takes: %s is used "
+			       "(write %s or less to say what runs; docs/agent.md, Timing)",
+			       t->key, value, t->max, t->max, t->max);
+		ms = t->max_ms;
 	}
 	*slot = ms;
 	return true;
@@ -157,6 +183,7 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 		/* Other sections belong to other tools sharing the file. */
 		return 1;
 	}
+	cfg->agent_section = true;
 	rete_check_at(p->pr, p->line);
 	cfg_key_line(cfg, name, p->line);
 	/* Given again: the last one is taken (files written by tools add a
@@ -340,9 +367,56 @@ static void cfg_places(const agent_config *cfg, rete_check_list *pr)
 	}
 }
 
-rete_err agent_config_read(const char *path, agent_config *cfg, rete_check_list *pr)
+/* cfg_pairs judges the timing keys that go in pairs. reconnect_min
+ * longer than reconnect_max: refused when the file gives both (it says
+ * two things that cannot both be); when it gives one, the other's default
+ * moves to it, as rete 0.7.0 did, with a note at the given key's line.
+ * witness_patience shorter than witness is refused (0.7.0 refused it). */
+static void cfg_pairs(agent_config *cfg, rete_check_list *pr)
 {
-	struct cfg_parse p = {.cfg = cfg, .pr = pr, .err = RETE_OK};
+	/* given: taken from the file (a refused value keeps the default) */
+	bool gmin = cfg->reconnect_min_text[0] != '\0', gmax = cfg->reconnect_max_text[0] != '\0';
+	int lmin = agent_config_line(cfg, "reconnect_min");
+	int lmax = agent_config_line(cfg, "reconnect_max");
+	if (cfg->reconnect_max_ms < cfg->reconnect_min_ms && gmin && gmax) {
+		rete_check_at(pr, lmin);
+		rete_check_add(pr,
+			       "[agent] reconnect_min (%s) is longer than reconnect_max (%s, line "
+			       "%d): the wait after a refusal starts at reconnect_min and doubles "
+			       "up to reconnect_max; give reconnect_min at most reconnect_max",
+			       cfg->reconnect_min_text, cfg->reconnect_max_text, lmax);
+	} else if (cfg->reconnect_max_ms < cfg->reconnect_min_ms && gmin) {
+		rete_check_at(&cfg->adjusted, lmin);
+		rete_check_add(&cfg->adjusted,
+			       "[agent] reconnect_min: %s is longer than reconnect_max's default "
+			       "(30s), so reconnect_max is %s (set reconnect_max to say so)",
+			       cfg->reconnect_min_text, cfg->reconnect_min_text);
+		cfg->reconnect_max_ms = cfg->reconnect_min_ms;
+	} else if (cfg->reconnect_max_ms < cfg->reconnect_min_ms) {
+		rete_check_at(&cfg->adjusted, lmax);
+		rete_check_add(&cfg->adjusted,
+			       "[agent] reconnect_max: %s is shorter than reconnect_min's default "
+			       "(200ms), so reconnect_min is %s (set reconnect_min to say so)",
+			       cfg->reconnect_max_text, cfg->reconnect_max_text);
+		cfg->reconnect_min_ms = cfg->reconnect_max_ms;
+	}
+	if (cfg->witness_patience_ms < cfg->witness_ms) {
+		rete_check_at(pr, agent_config_line(cfg, "witness_patience") > 0
+				      ? agent_config_line(cfg, "witness_patience")
+				      : agent_config_line(cfg, "witness"));
+		rete_check_add(pr,
+			       "[agent] witness_patience (%lld ms) is shorter than witness "
+			       "(%lld ms): every receipt waits at least one witness interval "
+			       "for the next checkpoint; use a multiple of it (default 1h)",
+			       (long long)cfg->witness_patience_ms, (long long)cfg->witness_ms);
+	}
+}
+
+/* config_read is agent_config_read; timers false leaves the timing keys
+ * unjudged (agent_config_load_paths). */
+static rete_err config_read(const char *path, agent_config *cfg, rete_check_list *pr, bool timers)
+{
+	struct cfg_parse p = {.cfg = cfg, .pr = pr, .err = RETE_OK, .timers = timers};
 	size_t before = pr->n;
 	int syntax = 0;
 	rete_msg m;
@@ -383,23 +457,8 @@ rete_err agent_config_read(const char *path, agent_config *cfg, rete_check_list 
 	rete_ini_need_party_list("agent", "the agent", cfg->id_bad ? "bad" : cfg->id, cfg->key_path,
 				 cfg->broker, cfg->broker_key_path, lines, pr);
 	cfg_places(cfg, pr);
-	if (cfg->reconnect_max_ms < cfg->reconnect_min_ms) {
-		rete_check_at(pr, agent_config_line(cfg, "reconnect_min"));
-		rete_check_add(pr,
-			       "[agent] reconnect_min (%s) is longer than reconnect_max (%s): the "
-			       "wait after a refusal starts at reconnect_min and doubles up to "
-			       "reconnect_max; give reconnect_min at most reconnect_max",
-			       cfg->reconnect_min_text[0] ? cfg->reconnect_min_text : "200ms",
-			       cfg->reconnect_max_text[0] ? cfg->reconnect_max_text : "30s");
-	}
-	if (cfg->witness_patience_ms < cfg->witness_ms) {
-		rete_check_at(pr, agent_config_line(cfg, "witness_patience"));
-		rete_check_add(pr,
-			       "[agent] witness_patience (%lld ms) is shorter than witness "
-			       "(%lld ms): every receipt waits at least one witness interval "
-			       "for the next checkpoint; use a multiple of it (default 1h)",
-			       (long long)cfg->witness_patience_ms, (long long)cfg->witness_ms);
-	}
+	if (p.timers)
+		cfg_pairs(cfg, pr);
 	if (cfg->witnesses != NULL) {
 		/* a policy that does not load stops the agent here, not later */
 		rete_witness_policy *wp = NULL;
@@ -413,10 +472,16 @@ rete_err agent_config_read(const char *path, agent_config *cfg, rete_check_list 
 	return pr->n == before ? RETE_OK : RETE_EINVAL;
 }
 
-rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m)
+rete_err agent_config_read(const char *path, agent_config *cfg, rete_check_list *pr)
+{
+	return config_read(path, cfg, pr, true);
+}
+
+/* config_load is agent_config_load; timers as config_read. */
+static rete_err config_load(const char *path, agent_config *cfg, rete_msg *m, bool timers)
 {
 	rete_check_list pr = {0};
-	rete_err err = agent_config_read(path, cfg, &pr);
+	rete_err err = config_read(path, cfg, &pr, timers);
 
 	if (err != RETE_OK && pr.n == 0)
 		rete_msg_set(m, RETE_ENOMEM, "out of memory");
@@ -436,6 +501,16 @@ rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m)
 	return err;
 }
 
+rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m)
+{
+	return config_load(path, cfg, m, true);
+}
+
+rete_err agent_config_load_paths(const char *path, agent_config *cfg, rete_msg *m)
+{
+	return config_load(path, cfg, m, false);
+}
+
 void agent_config_free(agent_config *cfg)
 {
 	if (cfg == NULL)
@@ -448,6 +523,7 @@ void agent_config_free(agent_config *cfg)
 	free(cfg->data);
 	free(cfg->on_message);
 	free(cfg->witnesses);
+	rete_check_free(&cfg->adjusted);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

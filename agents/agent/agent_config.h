@@ -48,6 +48,12 @@ typedef struct agent_config {
 	bool id_bad;		     /* [agent] id given, and refused */
 	bool unreadable;	     /* agent_config_read: the file could not be read (its one
 					sentence names it) */
+	bool agent_section;	     /* the file has an [agent] section (it is an agent.ini,
+					whatever else it says) */
+	rete_check_list adjusted;    /* timing values not taken as written (above their
+					range, or a reconnect default moved), each a
+					sentence with its line: notes of the check, warnings
+					of the start */
 	char reconnect_min_text[32], reconnect_max_text[32]; /* as written, or "" */
 	struct {
 		char key[24];
@@ -61,6 +67,12 @@ typedef struct agent_config {
  * the file), RETE_EINVAL (a missing or bad key: m names the file, the key,
  * the value and what is accepted), RETE_ENOMEM. */
 rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m);
+
+/* agent_config_load_paths is agent_config_load for the commands that read
+ * agent.ini for its id, paths and keys and run no timer (rete send,
+ * status, sar, the access record): the timing keys are not judged, so a
+ * value the agent would refuse does not stop them. */
+rete_err agent_config_load_paths(const char *path, agent_config *cfg, rete_msg *m);
 
 /* agent_config_read is agent_config_load listing every problem of the file
  * in pr (each about the line of its key, rete_check_at), not only the

@@ -460,6 +460,9 @@ int main(int argc, char **argv)
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	for (size_t i = 0; i < a.cfg.adjusted.n; i++)
+		agent_log(&a, "warning", "%s:%d: %s", a.cfg.ini_path, a.cfg.adjusted.lines[i],
+			  a.cfg.adjusted.items[i]);
 	if (a.cfg.twice[0] != '\0')
 		agent_log(&a, "warning",
 			  "%s: [agent] %s: given more than once; the last of each is taken (keep "

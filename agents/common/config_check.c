@@ -239,7 +239,10 @@ int rete_check_report(const char *file, const rete_check_list *problems,
 		      const rete_check_list *notes, const char *what)
 {
 	for (size_t i = 0; i < notes->n; i++)
-		printf("%s: note: %s\n", file, notes->items[i]);
+		if (notes->lines != NULL && notes->lines[i] > 0)
+			printf("%s:%d: note: %s\n", file, notes->lines[i], notes->items[i]);
+		else
+			printf("%s: note: %s\n", file, notes->items[i]);
 	for (size_t i = 0; i < problems->n; i++) {
 		if (problems->lines != NULL && problems->lines[i] == RETE_CHECK_NOT_FILE)
 			fprintf(stderr, "%s\n", problems->items[i]);

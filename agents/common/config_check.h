@@ -67,7 +67,8 @@ void rete_check_public_key(rete_check_list *problems, const char *where, const c
 bool rete_check_folder(rete_check_list *problems, rete_check_list *notes, const char *where,
 		       const char *path, dev_t *dev);
 
-/* rete_check_report prints the notes (stdout, "FILE: note: ..."), the
+/* rete_check_report prints the notes (stdout, "FILE: note: ..." or
+ * "FILE:LINE: note: ..."), the
  * problems (stderr, "FILE:LINE: ..." or "FILE: ...") and a last line: "FILE: fine: what" or
  * "FILE: N problems". Returns the exit code: 0 without problems, else 2. */
 int rete_check_report(const char *file, const rete_check_list *problems,
