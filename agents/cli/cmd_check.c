@@ -110,7 +110,7 @@ int cmd_check(int argc, char **argv)
 		rete_privacy_config_free(&pc);
 		/* time_zone and [console]: the console's own reading and the
 		 * judgements of its start (rete report refuses the same zone) */
-		console_check(ini, &problems);
+		console_check(ini, &problems, &notes);
 		snprintf(what, sizeof(what), "client %s (coordinator or auditor), broker %s%s%s",
 			 cfg.id, cfg.broker, cfg.events ? ", events " : "",
 			 cfg.events ? cfg.events : "");

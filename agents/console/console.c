@@ -128,6 +128,7 @@ struct console {
 	char stream_peer[CONSOLE_STREAMS_MAX][RETE_HTTP_ADDR_MAX]; /* "": a free slot */
 	int key_line[6]; /* the lines of listen, users, tls_cert, tls_key, witnesses,
 			    access_log in the file (console_key_line), 0: not given */
+	bool console_section; /* the file has a [console] section */
 };
 
 /* ---- the configuration's [console] section ------------------------------------ */
@@ -236,6 +237,7 @@ static int console_ini_handler(void *user, const char *section, const char *name
 		return 0;
 	if (strcmp(section, "console") != 0)
 		return 1;
+	p->c->console_section = true;
 	rete_check_at(p->pr, p->line);
 	console_key_line(p->c, name, p->line);
 	if (strcmp(name, "connections_per_address") == 0) {
@@ -671,8 +673,8 @@ static void console_record(struct console *c, const rete_http_req *rq, const cha
 /* console_problem_code names the problem of an answer that is not ok in
  * its X-Rete-Problem header ("period", "broker", ...): the pages show the
  * sentence of their catalogue for it (texts.js, "api.CODE"), in the
- * reader's language, and the body's English sentence only for a problem
- * without one. */
+ * reader's language, and after it the body's English sentence, as the
+ * detail for IT. */
 static void console_problem_code(rete_http_answer *a, const char *code)
 {
 	rete_http_header(a, "X-Rete-Problem", code);
@@ -2093,6 +2095,30 @@ out:
 
 /* ---- evidence bundles: one message's, as `rete evidence export -c` writes it ------- */
 
+/* evidence_problem sets the status and problem code of an evidence bundle
+ * that could not be made (e, from coord_connect when !connected, else from
+ * asking the broker or writing the bundle): none yet (404,
+ * evidence-missing); answers of the broker that do not hold (502,
+ * evidence-bad); the broker not reached, refusing or not answering in time
+ * (502, broker); the console's own files or memory, e.g. its key or the
+ * broker's key unreadable, or a broker address that is none (500,
+ * console). */
+static void evidence_problem(rete_http_answer *a, rete_err e, bool connected)
+{
+	const char *code;
+	if (e == RETE_ENOENT && connected)
+		a->status = 404, code = "evidence-missing";
+	else if (e == RETE_EPROOF || e == RETE_EBADSIG || e == RETE_EDECODE ||
+		 e == RETE_ECORRUPT)
+		a->status = 502, code = "evidence-bad";
+	else if (e == RETE_ENET || e == RETE_ETIMEDOUT || e == RETE_EREFUSED ||
+		 e == RETE_EVERSION || (connected && e != RETE_ENOMEM))
+		a->status = 502, code = "broker";
+	else
+		a->status = 500, code = "console";
+	console_problem_code(a, code);
+}
+
 static void route_evidence(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
@@ -2120,16 +2146,18 @@ static void route_evidence(void *ctx, const rete_http_req *rq, rete_http_answer 
 	}
 	snprintf(what, sizeof(what), "evidence %s %s", sender, id);
 	console_record(c, rq, what);
-	if ((e = coord_connect(&c->mc.cfg, false, &w, &m)) == RETE_OK)
+	bool connected = false;
+	if ((e = coord_connect(&c->mc.cfg, false, &w, &m)) == RETE_OK) {
+		connected = true;
 		e = rete_evidence_from_broker(&c->mc.cfg, w, sender, id, &ev, &m);
+	}
 	rete_wire_close(&w);
 	if (e == RETE_OK) {
 		e = rete_evidence_write(&ev, &text, &m);
 		rete_evidence_free(&ev);
 	}
 	if (e != RETE_OK) {
-		a->status = e == RETE_ENOENT ? 404 : e == RETE_ENOMEM ? 500 : 502;
-		console_problem_code(a, e == RETE_ENOENT ? "evidence-missing" : "evidence-bad");
+		evidence_problem(a, e, connected);
 		rete_http_printf(a, "rete console: no evidence bundle for message %s of %s: %s\n",
 				 id, sender, m.text[0] ? m.text : rete_strerror(e));
 		return;
@@ -2144,8 +2172,11 @@ static void route_evidence(void *ctx, const rete_http_req *rq, rete_http_answer 
 	    RETE_OK)
 		e = rete_evidence_verify(text, strlen(text), &vo, NULL, &part, &m);
 	if (e != RETE_OK) {
-		a->status = part != NULL && e != RETE_EIO && e != RETE_ENOMEM ? 502 : 500;
-		console_problem_code(a, "evidence-bad");
+		/* the bundle does not hold: the broker's answers; the key or
+		 * the memory of the console itself: the console's problem */
+		bool bundle = part != NULL && e != RETE_EIO && e != RETE_ENOMEM;
+		a->status = bundle ? 502 : 500;
+		console_problem_code(a, bundle ? "evidence-bad" : "console");
 		rete_http_printf(a,
 				 "rete console: the evidence bundle of message %s of %s, made from "
 				 "the broker's answers, does not hold (%s: %s); it is not served\n",
@@ -2396,6 +2427,64 @@ static rete_err read_small(const char *path, char **out, rete_msg *m)
 	return RETE_OK;
 }
 
+/* console_tls_read reads [console] tls_cert and tls_key (PEM, each at
+ * most 1 MiB) into *cert and *key (the caller's: console_tls_free wipes the
+ * key), refusing a key readable by others. The start and the check
+ * (console_settle) both read them so: what the check takes, the start
+ * takes. Every problem goes to pr (with its key's line) when pr is not
+ * NULL, else the first to m. Errors: RETE_EIO (a file cannot be read),
+ * RETE_EINVAL (too large, no PEM, a key readable by others), RETE_ENOMEM. */
+static rete_err console_tls_read(const struct console *c, char **cert, char **key,
+				 rete_check_list *pr, rete_msg *m)
+{
+	rete_err first = RETE_OK, err;
+	struct stat st;
+	rete_msg sub;
+	const char *const paths[2] = {c->tls_cert_path, c->tls_key_path};
+	static const char *const keys[2] = {"tls_cert", "tls_key"};
+	static const char *const begin[2] = {"-----BEGIN CERTIFICATE-----", "PRIVATE KEY-----"};
+	char **const out[2] = {cert, key};
+
+	*cert = *key = NULL;
+	for (int i = 0; i < 2; i++) {
+		err = read_small(paths[i], out[i], &sub);
+		if (err == RETE_OK && i == 1 && stat(paths[i], &st) == 0 && (st.st_mode & 077) != 0)
+			err = rete_msg_set(&sub, RETE_EINVAL,
+					   "%s: the TLS private key is readable by others; chmod "
+					   "600 %s",
+					   paths[i], paths[i]);
+		else if (err == RETE_OK && strstr(*out[i], begin[i]) == NULL)
+			err = rete_msg_set(&sub, RETE_EINVAL,
+					   "%s: not a PEM %s (no '%s' line); give the PEM file", paths[i],
+					   i == 0 ? "certificate" : "private key", begin[i]);
+		if (err == RETE_OK)
+			continue;
+		if (pr != NULL) {
+			rete_check_at(pr, console_key_line_of(c, keys[i]));
+			rete_check_add(pr, "[console] %s: %s", keys[i], sub.text);
+			rete_check_at(pr, 0);
+		}
+		if (first == RETE_OK) {
+			first = err;
+			if (m != NULL)
+				rete_msg_set(m, err, "%s", sub.text);
+		}
+	}
+	return first;
+}
+
+/* console_tls_free frees what console_tls_read gave, the key wiped first. */
+static void console_tls_free(char **cert, char **key)
+{
+	free(*cert);
+	*cert = NULL;
+	if (*key != NULL) {
+		sodium_memzero(*key, strlen(*key));
+		free(*key);
+		*key = NULL;
+	}
+}
+
 static rete_err console_serve(struct console *c, const rete_http_addr *addr, rete_httpd **out,
 			      rete_msg *m)
 {
@@ -2427,23 +2516,10 @@ static rete_err console_serve(struct console *c, const rete_http_addr *addr, ret
 	}
 	if (c->tls) {
 		char *cert = NULL, *key = NULL;
-		err = read_small(c->tls_cert_path, &cert, m);
-		struct stat st;
-		if (err == RETE_OK && stat(c->tls_key_path, &st) == 0 && (st.st_mode & 077) != 0)
-			err =
-			    rete_msg_set(m, RETE_EINVAL,
-					 "%s: the TLS private key is readable by others; chmod 600 "
-					 "%s",
-					 c->tls_key_path, c->tls_key_path);
-		if (err == RETE_OK)
-			err = read_small(c->tls_key_path, &key, m);
+		err = console_tls_read(c, &cert, &key, NULL, m);
 		if (err == RETE_OK)
 			err = rete_httpd_tls(h, cert, key, m);
-		free(cert);
-		if (key != NULL) {
-			sodium_memzero(key, strlen(key));
-			free(key);
-		}
+		console_tls_free(&cert, &key);
 		if (err != RETE_OK) {
 			rete_httpd_free(&h);
 			return err;
@@ -2497,12 +2573,16 @@ static const rete_http_addr_use console_listen_use = {
 /* console_settle judges what the start refuses once the file is read: the
  * time zone (one this machine knows, as rete report wants), the witness
  * policy, the listen address (listen_opt, --listen, over [console]
- * listen), the accounts file, TLS, and that an address other than loopback
- * has TLS and accounts. Every problem goes to pr (with the line of its
- * key); *addr gets the address; *naccounts the accounts. ini names the
+ * listen), the accounts file (it exists when named), TLS (both files read
+ * as the start reads them), the access record's place, [client] events
+ * (starting: rete console itself; else only with a [console] section),
+ * and that an address other than loopback has TLS and accounts. Every
+ * problem goes to pr (with the line of its key); nothing is made or
+ * written; *addr gets the address; *naccounts the accounts. ini names the
  * file in the sentences. */
 static void console_settle(struct console *c, const char *ini, const char *listen_opt,
-			   rete_http_addr *addr, size_t *naccounts, rete_check_list *pr)
+			   bool starting, rete_http_addr *addr, size_t *naccounts,
+			   rete_check_list *pr)
 {
 	rete_msg m;
 	const char *tz = c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome";
@@ -2532,12 +2612,37 @@ static void console_settle(struct console *c, const char *ini, const char *liste
 	if (c->users_path != NULL && users_there &&
 	    console_accounts_count(c->users_path, naccounts, &m) != RETE_OK)
 		rete_check_add(pr, "%s", m.text);
+	/* a users key naming no file is a typo, not "no accounts": on
+	 * loopback it would serve every page without sign-in (behind a
+	 * reverse proxy, the documented setup, to everyone the proxy lets in) */
+	if (c->users_path != NULL && !users_there)
+		rete_check_add(pr,
+			       "[console] users: %s does not exist (%s): the console would ask "
+			       "for no sign-in; create it with `rete console passwd USER -c %s`, "
+			       "correct the name, or remove the key for a console without "
+			       "accounts (on loopback only)",
+			       c->users_path, strerror(errno), ini);
 	rete_check_at(pr, console_key_line_of(c, "tls_cert"));
 	if ((c->tls_cert_path == NULL) != (c->tls_key_path == NULL))
 		rete_check_add(pr,
 			       "[console] tls_cert and tls_key go together; give both (PEM files) "
 			       "or neither");
 	rete_check_at(pr, 0);
+	if (c->tls_cert_path != NULL && c->tls_key_path != NULL) {
+		char *cert, *key;
+		if (console_tls_read(c, &cert, &key, pr, NULL) == RETE_ENOMEM)
+			rete_check_add(pr, "out of memory");
+		console_tls_free(&cert, &key);
+	}
+	rete_check_at(pr, console_key_line_of(c, "access_log"));
+	rete_check_file(pr, "[console] access_log", c->access_path);
+	rete_check_at(pr, 0);
+	if (c->mc.cfg.events == NULL && (starting || c->console_section))
+		rete_check_add(pr,
+			       "[client] events is missing: rete console follows the broker's "
+			       "events on it; give the broker's [broker] events address (e.g. "
+			       "tcp://broker.example:7701)%s",
+			       starting ? "" : ", or leave out [console] if the console does not read this file");
 	bool tls = c->tls_cert_path != NULL, auth = *naccounts > 0;
 	if (addr_ok && !rete_http_addr_loopback(addr) && (!tls || !auth))
 		rete_check_add(
@@ -2775,7 +2880,7 @@ int cmd_console(int argc, char **argv)
 		rete_check_free(&pr);
 		goto out;
 	}
-	console_settle(&c, ini, listen_opt, &addr, &naccounts, &pr);
+	console_settle(&c, ini, listen_opt, true, &addr, &naccounts, &pr);
 	if (pr.n > 0) {
 		console_problems_say("rete console", ini, &pr);
 		rete_check_free(&pr);
@@ -2868,7 +2973,7 @@ out:
 	return rc;
 }
 
-int console_check(const char *ini, rete_check_list *problems)
+int console_check(const char *ini, rete_check_list *problems, rete_check_list *notes)
 {
 	struct console c;
 	rete_msg m = {{0}};
@@ -2883,7 +2988,12 @@ int console_check(const char *ini, rete_check_list *problems)
 	if (err == RETE_EIO || err == RETE_ENOMEM || m.text[0] != '\0')
 		rete_check_add(problems, "%s", m.text);
 	else
-		console_settle(&c, ini, NULL, &addr, &naccounts, problems);
+		console_settle(&c, ini, NULL, false, &addr, &naccounts, problems);
+	if (err == RETE_OK && c.mc.cfg.events == NULL && !c.console_section)
+		rete_check_add(notes,
+			       "[client] events is not set: rete monitor and rete console need it "
+			       "(the broker's [broker] events address); rete report and rete audit "
+			       "do not");
 	coord_config_free(&c.mc.cfg);
 	console_settings_free(&c);
 	return (int)problems->n;

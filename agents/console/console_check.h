@@ -12,8 +12,10 @@
 
 /* console_check appends to problems every problem `rete console -c ini`
  * would refuse at start, before it connects to the broker (with the line
- * of the key where one is the cause). Returns the number of problems
- * now in the list. */
-int console_check(const char *ini, rete_check_list *problems);
+ * of the key where one is the cause), and to notes what is no problem for
+ * every program reading the file ([client] events not set, without a
+ * [console] section). Nothing is made or written. Returns the number of
+ * problems now in the list. */
+int console_check(const char *ini, rete_check_list *problems, rete_check_list *notes);
 
 #endif

@@ -19,6 +19,10 @@
 #                   beyond 65535, an unknown [console] key and
 #                   header_timeout = 0s: rete --check-config lists each (the
 #                   programs refuse each at start).
+#   coord.ini, start  users naming a missing file (also on loopback),
+#                   access_log under /proc, TLS files missing or a key
+#                   readable by others, no events: the check refuses what
+#                   rete console refuses, with FILE:LINE:, making nothing.
 #   console         passwd refuses a password that is not UTF-8, and says
 #                   what is missing without -c; --listen 0.0.0.0 gets the
 #                   console's sentence (no scraper, no 9464); users naming a
@@ -160,6 +164,58 @@ what="console start: the same time zone refused"
 run "$BIN/rete" console -c c.ini
 expect 2 "Mars/X"
 
+# --- coord.ini: what the console's start refuses, the check refuses -----------
+# (the same judgement, console_settle, before any connection; nothing made)
+# good_coord FILE LINES: a coord.ini that the check takes, with LINES
+# (printf's format) after its [console]
+good_coord() {
+	{
+		head -5 c.ini
+		printf 'events = ipc://%s/events.sock\n[console]\n' "$DIR"
+		printf "$2"
+	} >"$1"
+}
+good_coord cg.ini ''
+what="coord.ini: a good one"
+run "$BIN/rete" --check-config -c cg.ini
+expect 0 "fine"
+good_coord cu1.ini 'users = cu-typo.users\n'
+for cmd in "--check-config -c cu1.ini" "console -c cu1.ini"; do
+	what="users naming a missing file, loopback: rete $cmd"
+	run "$BIN/rete" $cmd
+	expect 2 "cu1.ini:8: [console] users: $DIR/cu-typo.users does not exist"
+	lacks "serving"
+done
+[ ! -e cu-typo.users ] || bad "the check made the users file"
+good_coord ca.ini 'access_log = /proc/console.jsonl\n'
+what="coord.ini: access_log under /proc"
+run "$BIN/rete" --check-config -c ca.ini
+expect 2 "ca.ini:8: [console] access_log: folder /proc is on the kernel's proc file system"
+good_coord ct.ini 'tls_cert = none.crt\ntls_key = none.key\n'
+what="coord.ini: TLS files missing"
+run "$BIN/rete" --check-config -c ct.ini
+expect 2 "ct.ini:8: [console] tls_cert: $DIR/none.crt: cannot read" "ct.ini:9: [console] tls_key: $DIR/none.key: cannot read"
+console_cert
+chmod 644 console.key
+good_coord ck.ini 'tls_cert = console.crt\ntls_key = console.key\n'
+what="coord.ini: TLS key readable by others"
+run "$BIN/rete" --check-config -c ck.ini
+expect 2 "ck.ini:9: [console] tls_key: $DIR/console.key: the TLS private key is readable by others"
+chmod 600 console.key
+run "$BIN/rete" --check-config -c ck.ini
+expect 0 "fine"
+{ head -5 c.ini; printf '[console]\nlisten = 127.0.0.1:8480\n'; } >ce.ini
+what="coord.ini: no events, a [console]"
+run "$BIN/rete" --check-config -c ce.ini
+expect 2 "ce.ini: [client] events is missing"
+head -5 c.ini >ce2.ini
+what="coord.ini: no events, no [console] (a report's or an audit's file)"
+run "$BIN/rete" --check-config -c ce2.ini
+expect 0 "ce2.ini: note: [client] events is not set" "fine"
+what="rete console: no events"
+run "$BIN/rete" console -c ce2.ini
+expect 2 "ce2.ini: [client] events is missing"
+
 # --- console ------------------------------------------------------------------
 head -5 c.ini >cu.ini
 printf '[console]\nusers = cu.users\n' >>cu.ini
@@ -222,6 +278,21 @@ what="console API: a period ending before it starts"
 out=$(curl -s -D - -o /dev/null -H "Host: 127.0.0.1" "$url/api/report?from=2026-05-01&to=2026-01-01")
 rc=$(sed -n 's#^HTTP/[0-9.]* \([0-9]*\).*#\1#p' <<<"$out" | head -1)
 expect 400 "X-Rete-Problem: period"
+what="console API: evidence with the broker down"
+kill "${PIDS[0]}"
+wait "${PIDS[0]}" 2>/dev/null
+out=$(curl -s -D - -o "$DIR/ev.txt" -H "Host: 127.0.0.1" "$url/api/evidence?sender=social.mantova&id=m-1")
+rc=$(sed -n 's#^HTTP/[0-9.]* \([0-9]*\).*#\1#p' <<<"$out" | head -1)
+expect 502 "X-Rete-Problem: broker"
+lacks "evidence-bad"
+what="console API: evidence with the broker key not a key"
+mv keys/broker.mantova.pub keys/broker.mantova.pub.good
+echo "not a key" >keys/broker.mantova.pub
+out=$(curl -s -D - -o "$DIR/ev.txt" -H "Host: 127.0.0.1" "$url/api/evidence?sender=social.mantova&id=m-1")
+rc=$(sed -n 's#^HTTP/[0-9.]* \([0-9]*\).*#\1#p' <<<"$out" | head -1)
+mv keys/broker.mantova.pub.good keys/broker.mantova.pub
+expect 500 "X-Rete-Problem: console"
+lacks "evidence-bad"
 what="console API: every problem named has its sentences"
 for code in $(grep -o 'console_problem_code(a, [^;]*' "$RETE_SOURCE_DIR/agents/console/console.c" |
 	grep -o '"[a-z-]*"' | tr -d '"' | sort -u); do

@@ -539,12 +539,15 @@
   }
 
   // the console's sentence: the catalogue's, in the page's language, for a
-  // problem the answer names (X-Rete-Problem); else the console's own
-  // (English, for whoever fixes it) without its program's name
+  // problem the answer names (X-Rete-Problem), then the console's own
+  // (English, for whoever fixes it) without its program's name: what the
+  // reader can do, and what IT needs to find the cause
   function detail(r, text) {
     const code = r.headers.get("X-Rete-Problem");
-    if (code && T.it["api." + code]) return t("api." + code);
-    return t("err.detail", { d: text.trim().replace(/^rete console: /, "") });
+    const own = text.trim().replace(/^rete console: /, "");
+    const forIT = own ? t("err.detail", { d: own }) : "";
+    if (code && T.it["api." + code]) return (t("api." + code) + " " + forIT).trim();
+    return forIT;
   }
   // an answer that is not ok, in words of the page's language first
   function problem(r, text) {
