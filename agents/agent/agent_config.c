@@ -15,7 +15,7 @@
 
 struct cfg_parse {
 	agent_config *cfg;
-	char dir[PATH_MAX]; /* folder of the ini file, for relative paths */
+	char dir[PATH_MAX];  /* folder of the ini file, for relative paths */
 	rete_check_list *pr; /* every problem, with its line */
 	rete_err err;	     /* out of memory: the reading stops */
 	int line;	     /* the line the handler was given */
@@ -35,14 +35,10 @@ static const struct cfg_timing {
 	int64_t max_ms;
 	const char *max, *example;
 } cfg_timings[] = {
-    {"poll", 3600000, "1h", "2s"},
-    {"heartbeat", 600000, "10m", "10s"},
-    {"resubmit", 3600000, "1h", "10s"},
-    {"reconnect_min", 300000, "5m", "200ms"},
-    {"reconnect_max", 3600000, "1h", "30s"},
-    {"hook_timeout", 86400000, "24h", "60s"},
-    {"witness", 3600000, "1h", "30s"},
-    {"witness_patience", 604800000, "7d", "1h"},
+    {"poll", 3600000, "1h", "2s"},	     {"heartbeat", 600000, "10m", "10s"},
+    {"resubmit", 3600000, "1h", "10s"},	     {"reconnect_min", 300000, "5m", "200ms"},
+    {"reconnect_max", 3600000, "1h", "30s"}, {"hook_timeout", 86400000, "24h", "60s"},
+    {"witness", 3600000, "1h", "30s"},	     {"witness_patience", 604800000, "7d", "1h"},
 };
 #define CFG_TIMING_MIN_MS 100 /* the floor of every timing key */
 
@@ -418,7 +414,7 @@ static rete_err config_read(const char *path, agent_config *cfg, rete_check_list
 {
 	struct cfg_parse p = {.cfg = cfg, .pr = pr, .err = RETE_OK, .timers = timers};
 	size_t before = pr->n;
-	int syntax = 0;
+	int syntax = 0, long_line = 0;
 	rete_msg m;
 	rete_err err;
 
@@ -434,19 +430,15 @@ static rete_err config_read(const char *path, agent_config *cfg, rete_check_list
 	cfg->max_inflight = 64;
 	cfg->map_size = 256ULL << 20;
 
-	err = rete_ini_read_at(path, cfg_handler, &p, &p.err, &p.line, &syntax, &cfg->ini_path,
-			       p.dir, sizeof(p.dir), &m);
+	err = rete_ini_read_at(path, cfg_handler, &p, &p.err, &p.line, &syntax, &long_line,
+			       &cfg->ini_path, p.dir, sizeof(p.dir), &m);
 	if (err != RETE_OK) {
 		rete_check_at(pr, 0);
 		rete_check_add(pr, "%s", err == RETE_ENOMEM ? "out of memory" : m.text);
 		cfg->unreadable = true;
 		return err;
 	}
-	if (syntax > 0) {
-		rete_check_at(pr, syntax);
-		rete_check_add(pr, "not 'key = value' or '[section]' (the lines after it were "
-				   "not read)");
-	}
+	rete_ini_syntax_list(syntax, long_line, pr);
 	if (cfg->spool == NULL && !cfg_set_path(&p, &cfg->spool, "spool"))
 		return RETE_ENOMEM;
 	if (cfg->data == NULL && !cfg_set_path(&p, &cfg->data, "data"))

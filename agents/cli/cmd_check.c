@@ -94,14 +94,22 @@ int cmd_check(int argc, char **argv)
 		return agent_check_run("rete --check-config", ini) == 0 ? CLI_OK : CLI_USAGE;
 	} else if (strcmp(section, "client") == 0) {
 		coord_config cfg;
-		memset(&cfg, 0, sizeof(cfg));
-		if (coord_config_load(ini, &cfg, &m) != RETE_OK) {
-			fprintf(stderr, "%s\n%s: 1 problem\n", m.text, ini);
+		if (coord_config_read(ini, &cfg, &problems) != RETE_OK && cfg.unreadable) {
+			fprintf(stderr, "%s\n", problems.n ? problems.items[0] : "out of memory");
 			coord_config_free(&cfg);
+			rete_check_free(&problems);
 			return CLI_USAGE;
 		}
-		rete_check_secret_key(&problems, "[client] key", cfg.key_path);
-		rete_check_public_key(&problems, "[client] broker_key", cfg.broker_key_path);
+		/* every problem of [client] and [report] is listed; what the
+		 * file names is opened even when some keys were refused */
+		rete_check_at(&problems, cfg.lines[1]);
+		if (cfg.key_path != NULL)
+			rete_check_secret_key(&problems, "[client] key", cfg.key_path);
+		rete_check_at(&problems, cfg.lines[3]);
+		if (cfg.broker_key_path != NULL)
+			rete_check_public_key(&problems, "[client] broker_key",
+					      cfg.broker_key_path);
+		rete_check_at(&problems, 0);
 		rete_privacy_config pc;
 		if (rete_privacy_config_load(ini, false, NULL, &pc, &m) != RETE_OK)
 			rete_check_add(&problems, "%s",

@@ -126,8 +126,8 @@ struct console {
 	unsigned streams_key, streams_per_addr;
 	bool streams_set;
 	char stream_peer[CONSOLE_STREAMS_MAX][RETE_HTTP_ADDR_MAX]; /* "": a free slot */
-	int key_line[6]; /* the lines of listen, users, tls_cert, tls_key, witnesses,
-			    access_log in the file (console_key_line), 0: not given */
+	int key_line[6];      /* the lines of listen, users, tls_cert, tls_key, witnesses,
+				 access_log in the file (console_key_line), 0: not given */
 	bool console_section; /* the file has a [console] section */
 };
 
@@ -291,17 +291,20 @@ static int console_ini_handler(void *user, const char *section, const char *name
 }
 
 /* console_ini_read reads [console] of path into c, every problem of its
- * keys listed in pr with its line. Errors: RETE_EINVAL (pr has them),
- * RETE_EIO (the file cannot be read; m says why), RETE_ENOMEM. */
-static rete_err console_ini_read(struct console *c, const char *path, rete_check_list *pr,
-				 rete_msg *m)
+ * keys listed in pr with its line; whole: the file's lines that are no
+ * `key = value` too (when no other reader of the file lists them). Errors: RETE_EINVAL (pr has
+ * them), RETE_EIO (the file cannot be read; m says why), RETE_ENOMEM. */
+static rete_err console_ini_read(struct console *c, const char *path, bool whole,
+				 rete_check_list *pr, rete_msg *m)
 {
 	struct console_ini p = {.c = c, .pr = pr};
 	char *abs = NULL;
-	int syntax = 0;
+	int syntax = 0, long_line = 0;
 	size_t before = pr->n;
 	rete_err err = rete_ini_read_at(path, console_ini_handler, &p, &p.err, &p.line, &syntax,
-					&abs, p.dir, sizeof(p.dir), m);
+					&long_line, &abs, p.dir, sizeof(p.dir), m);
+	if (err == RETE_OK && whole)
+		rete_ini_syntax_list(syntax, long_line, pr);
 	if (err == RETE_OK && c->access_path == NULL &&
 	    (c->access_path = rete_ini_abs_path(p.dir, "console-access.jsonl")) == NULL)
 		err = rete_msg_set(m, RETE_ENOMEM, "out of memory");
@@ -345,14 +348,15 @@ static void console_problems_say(const char *who, const char *path, const rete_c
 		fprintf(stderr, "%s: %s: %zu problems; nothing was started\n", who, path, pr->n);
 }
 
-/* console_ini_load is console_ini_read for a program: the problems are
- * printed (who names it), and RETE_EINVAL returned with m empty. */
-static rete_err console_ini_load(struct console *c, const char *path, rete_msg *m)
+/* console_ini_load is console_ini_read of the whole file for a program:
+ * the problems are printed after who (the command's name), and RETE_EINVAL
+ * returned with m empty. */
+static rete_err console_ini_load(struct console *c, const char *path, const char *who, rete_msg *m)
 {
 	rete_check_list pr = {0};
-	rete_err err = console_ini_read(c, path, &pr, m);
+	rete_err err = console_ini_read(c, path, true, &pr, m);
 	if (err == RETE_EINVAL) {
-		console_problems_say("rete console", path, &pr);
+		console_problems_say(who, path, &pr);
 		m->text[0] = '\0';
 	}
 	rete_check_free(&pr);
@@ -2108,8 +2112,7 @@ static void evidence_problem(rete_http_answer *a, rete_err e, bool connected)
 	const char *code;
 	if (e == RETE_ENOENT && connected)
 		a->status = 404, code = "evidence-missing";
-	else if (e == RETE_EPROOF || e == RETE_EBADSIG || e == RETE_EDECODE ||
-		 e == RETE_ECORRUPT)
+	else if (e == RETE_EPROOF || e == RETE_EBADSIG || e == RETE_EDECODE || e == RETE_ECORRUPT)
 		a->status = 502, code = "evidence-bad";
 	else if (e == RETE_ENET || e == RETE_ETIMEDOUT || e == RETE_EREFUSED ||
 		 e == RETE_EVERSION || (connected && e != RETE_ENOMEM))
@@ -2454,9 +2457,9 @@ static rete_err console_tls_read(const struct console *c, char **cert, char **ke
 					   "600 %s",
 					   paths[i], paths[i]);
 		else if (err == RETE_OK && strstr(*out[i], begin[i]) == NULL)
-			err = rete_msg_set(&sub, RETE_EINVAL,
-					   "%s: not a PEM %s (no '%s' line); give the PEM file", paths[i],
-					   i == 0 ? "certificate" : "private key", begin[i]);
+			err = rete_msg_set(
+			    &sub, RETE_EINVAL, "%s: not a PEM %s (no '%s' line); give the PEM file",
+			    paths[i], i == 0 ? "certificate" : "private key", begin[i]);
 		if (err == RETE_OK)
 			continue;
 		if (pr != NULL) {
@@ -2588,6 +2591,7 @@ static void console_settle(struct console *c, const char *ini, const char *liste
 	const char *tz = c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome";
 	bool addr_ok;
 
+	rete_check_at(pr, c->mc.cfg.lines[CC_LINE_TZ]);
 	if (!cli_tz_known(tz))
 		rete_check_add(
 		    pr,
@@ -2637,12 +2641,15 @@ static void console_settle(struct console *c, const char *ini, const char *liste
 	rete_check_at(pr, console_key_line_of(c, "access_log"));
 	rete_check_file(pr, "[console] access_log", c->access_path);
 	rete_check_at(pr, 0);
-	if (c->mc.cfg.events == NULL && (starting || c->console_section))
-		rete_check_add(pr,
-			       "[client] events is missing: rete console follows the broker's "
-			       "events on it; give the broker's [broker] events address (e.g. "
-			       "tcp://broker.example:7701)%s",
-			       starting ? "" : ", or leave out [console] if the console does not read this file");
+	/* given and refused: its own problem is listed already */
+	if (c->mc.cfg.events == NULL && c->mc.cfg.lines[4] == 0 && (starting || c->console_section))
+		rete_check_add(
+		    pr,
+		    "[client] events is missing: rete console follows the broker's "
+		    "events on it; give the broker's [broker] events address (e.g. "
+		    "tcp://broker.example:7701)%s",
+		    starting ? ""
+			     : ", or leave out [console] if the console does not read this file");
 	bool tls = c->tls_cert_path != NULL, auth = *naccounts > 0;
 	if (addr_ok && !rete_http_addr_loopback(addr) && (!tls || !auth))
 		rete_check_add(
@@ -2745,7 +2752,7 @@ static int console_passwd(int argc, char **argv)
 				       "accounts file)");
 		return CLI_USAGE;
 	}
-	if (console_ini_load(&c, ini, &m) != RETE_OK) {
+	if (console_ini_load(&c, ini, "rete console passwd", &m) != RETE_OK) {
 		if (m.text[0] != '\0')
 			fprintf(stderr, "rete console passwd: %s\n", m.text);
 		goto out;
@@ -2866,15 +2873,17 @@ int cmd_console(int argc, char **argv)
 		fprintf(stderr, "rete console: out of memory\n");
 		goto out;
 	}
-	if ((err = coord_config_load(ini, &c.mc.cfg, &m)) != RETE_OK) {
-		fprintf(stderr, "rete console: %s\n", m.text);
-		goto out;
-	}
-	/* [console] and what the start judges once it is read: every problem
-	 * at once, the same as rete --check-config lists (console_check) */
+	/* [client], [report], [console] and what the start judges once they
+	 * are read: every problem at once, the same as rete --check-config
+	 * lists (console_check) */
 	rete_check_list pr = {0};
 	size_t naccounts = 0;
-	err = console_ini_read(&c, ini, &pr, &m);
+	if (coord_config_read(ini, &c.mc.cfg, &pr) != RETE_OK && c.mc.cfg.unreadable) {
+		fprintf(stderr, "rete console: %s\n", pr.n ? pr.items[0] : "out of memory");
+		rete_check_free(&pr);
+		goto out;
+	}
+	err = console_ini_read(&c, ini, false, &pr, &m);
 	if (err == RETE_EIO || err == RETE_ENOMEM) {
 		fprintf(stderr, "rete console: %s\n", m.text);
 		rete_check_free(&pr);
@@ -2982,14 +2991,21 @@ int console_check(const char *ini, rete_check_list *problems, rete_check_list *n
 
 	memset(&c, 0, sizeof(c));
 	snprintf(c.listen, sizeof(c.listen), "%s", CONSOLE_LISTEN_DEFAULT);
-	rete_err err = coord_config_load(ini, &c.mc.cfg, &m);
-	if (err == RETE_OK)
-		err = console_ini_read(&c, ini, problems, &m);
-	if (err == RETE_EIO || err == RETE_ENOMEM || m.text[0] != '\0')
+	/* [client]'s problems are the caller's to list (coord_config_read):
+	 * here what was accepted is read again, for the console's judgements */
+	rete_check_list client = {0};
+	rete_err err = coord_config_read(ini, &c.mc.cfg, &client);
+	rete_check_free(&client);
+	if (!c.mc.cfg.unreadable && err != RETE_ENOMEM)
+		err = console_ini_read(&c, ini, false, problems, &m);
+	if (c.mc.cfg.unreadable || err == RETE_ENOMEM)
+		; /* said by the caller */
+	else if (err == RETE_EIO)
 		rete_check_add(problems, "%s", m.text);
 	else
 		console_settle(&c, ini, NULL, false, &addr, &naccounts, problems);
-	if (err == RETE_OK && c.mc.cfg.events == NULL && !c.console_section)
+	if (!c.mc.cfg.unreadable && c.mc.cfg.events == NULL && c.mc.cfg.lines[4] == 0 &&
+	    !c.console_section)
 		rete_check_add(notes,
 			       "[client] events is not set: rete monitor and rete console need it "
 			       "(the broker's [broker] events address); rete report and rete audit "

@@ -13,6 +13,9 @@
 #                   longest is used and said (a note, a warning at start);
 #                   one of reconnect_min/max alone moves the other's default;
 #                   rete status, sar and send do not judge the timers.
+#   lines           a line over 199 characters and one that is no key =
+#                   value: each said once, at its own line, the lines after
+#                   them read (and their problems said).
 #   paths           spool under /proc (cannot be made) and [privacy]
 #                   access_log naming a folder are problems.
 #   coord.ini       time_zone unknown here, [console] listen with a port
@@ -23,7 +26,9 @@
 #                   access_log under /proc, TLS files missing or a key
 #                   readable by others, no events: the check refuses what
 #                   rete console refuses, with FILE:LINE:, making nothing.
-#   console         passwd refuses a password that is not UTF-8, and says
+#   console         passwd refuses a file with a line that is no key = value
+#                   (naming itself: rete console passwd), a password that is
+#                   not UTF-8, and says
 #                   what is missing without -c; --listen 0.0.0.0 gets the
 #                   console's sentence (no scraper, no 9464); users naming a
 #                   missing file says it does not exist.
@@ -136,6 +141,18 @@ what="rete send: the timers are not its own"
 run "$BIN/rete" send -c t.ini msg.json
 lacks "heartbeat" "witness"
 
+# --- lines the reader does not take ---------------------------------------------
+# a line longer than inih's 199 characters is said at its own line, and
+# the lines after it keep their numbers; a line that is no key = value is
+# said once (not again by the [privacy] reader), and the lines after it
+# are read (their problems listed too)
+long=$(printf '%0300d' 0)
+check "a long comment, a line that is no key = value" "; $long\nnot a key\npoll = 0\n"
+expect 2 "t.ini:6: the line is longer than 199 characters" "t.ini:7: not 'key = value' or '[section]'; the line was not read (the lines after it were)" \
+	"t.ini:8: [agent] poll: '0'"
+lacks "t.ini:9:" "(the lines after it were not read)"
+[ "$(grep -c "not 'key = value'" <<<"$out")" = 1 ] || bad "$what: the line is said more than once: $out"
+
 # --- paths -------------------------------------------------------------------
 check "spool under /proc" 'spool = /proc/rete-spool\n'
 expect 2 "[agent] spool: /proc/rete-spool"
@@ -158,8 +175,27 @@ header_timeout = 0s
 EOT
 what="coord.ini: what the programs refuse"
 run "$BIN/rete" --check-config -c c.ini
-expect 2 "c.ini: [client] time_zone: 'Mars/X'" "c.ini:8: [console] listen:" \
+expect 2 "c.ini:6: [client] time_zone: 'Mars/X'" "c.ini:8: [console] listen:" \
 	"c.ini:9: [console] colour: unknown key" "c.ini:10: [console] header_timeout: '0s'"
+cat >c5.ini <<EOT
+[client]
+id = X
+key = keys/coord.mantova.key
+broker = ipc://$DIR/broker.sock
+timeout = 0s
+colour = blue
+time_zone = ../etc
+events = tcp://127.0.0.1
+[report]
+min_count = -1
+EOT
+what="coord.ini: every [client] problem with its line"
+for prog in "--check-config -c c5.ini" "console -c c5.ini"; do
+	run "$BIN/rete" $prog
+	expect 2 "c5.ini:2: [client] id: 'X' is not a party id" "c5.ini:5: [client] timeout: '0s'" \
+		"c5.ini:6: [client] colour: unknown key" "c5.ini:7: [client] time_zone: '../etc'" \
+		"c5.ini:8: [client] events:" "c5.ini:10: [report] min_count:" "[client] broker_key"
+done
 what="console start: the same time zone refused"
 run "$BIN/rete" console -c c.ini
 expect 2 "Mars/X"
@@ -224,6 +260,13 @@ out=$(printf 'pass\xff\xfeword-long\n' | "$BIN/rete" console passwd carl -c cu.i
 rc=$?
 expect 2 "not valid UTF-8"
 [ ! -s cu.users ] || bad "$what: the account was written: $(cat cu.users)"
+{ head -5 c.ini; printf '[console]\nusers = cs.users\nnot a key\ncolour = blue\n'; } >cs.ini
+what="passwd: a line that is no key = value, an unknown key"
+out=$(printf 'a-long-password\n' | "$BIN/rete" console passwd carl -c cs.ini 2>&1)
+rc=$?
+expect 2 "rete console passwd: cs.ini:8: not 'key = value'" "rete console passwd: cs.ini:9: [console] colour: unknown key"
+lacks "rete console: "
+[ ! -e cs.users ] || bad "$what: the account was written"
 what="passwd: no -c"
 run "$BIN/rete" console passwd carl
 expect 2 "-c coord.ini is required"
