@@ -1362,6 +1362,7 @@ static bool rep_params(const rete_http_req *rq, rete_http_answer *a, struct rep_
 	a->status = 400;
 	if (p->from == NULL || p->to == NULL || !rete_date_valid(p->from) ||
 	    !rete_date_valid(p->to)) {
+		console_problem_code(a, "dates"); /* a field of the form left empty */
 		rete_http_printf(a,
 				 "rete console: the report needs from= and to=, dates YYYY-MM-DD "
 				 "(both inclusive), e.g. from=2026-11-01&to=2026-11-30\n");
@@ -1747,12 +1748,17 @@ static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 			json_decref(out);
 			out = NULL;
 			a->status = 400;
-			console_problem_code(a, "period-long");
-			rete_http_printf(
-			    a,
-			    "rete console: from=%s to=%s has more than %d %ss; choose a "
-			    "shorter period or step=month\n",
-			    p.from, p.to, CONSOLE_BUCKETS_MAX, step);
+			/* by week the month is the way out; by month only a
+			 * shorter period is */
+			if (step[0] == 'w')
+				console_problem_code(a, "period-long");
+			else
+				console_problem_code(a, "period-long-month");
+			rete_http_printf(a,
+					 "rete console: from=%s to=%s has more than %d %ss; "
+					 "choose a shorter period%s\n",
+					 p.from, p.to, CONSOLE_BUCKETS_MAX, step,
+					 step[0] == 'w' ? " or step=month" : "");
 			goto out;
 		}
 		next_date(day, step[0] == 'w' ? 7 : 0, next);

@@ -321,6 +321,22 @@ what="console API: a period ending before it starts"
 out=$(curl -s -D - -o /dev/null -H "Host: 127.0.0.1" "$url/api/report?from=2026-05-01&to=2026-01-01")
 rc=$(sed -n 's#^HTTP/[0-9.]* \([0-9]*\).*#\1#p' <<<"$out" | head -1)
 expect 400 "X-Rete-Problem: period"
+what="console API: a date left empty"
+out=$(curl -s -D - -o /dev/null -H "Host: 127.0.0.1" "$url/api/report?from=&to=2026-01-01")
+rc=$(sed -n 's#^HTTP/[0-9.]* \([0-9]*\).*#\1#p' <<<"$out" | head -1)
+expect 400 "X-Rete-Problem: dates"
+what="console API: a period too long by month"
+out=$(curl -s -D - -H "Host: 127.0.0.1" "$url/api/trend?from=1990-01-01&to=2026-01-01&step=month")
+rc=$(sed -n 's#^HTTP/[0-9.]* \([0-9]*\).*#\1#p' <<<"$out" | head -1)
+expect 400 "X-Rete-Problem: period-long-month"
+lacks "or step=month"
+what="console API: a period too long by week"
+out=$(curl -s -D - -H "Host: 127.0.0.1" "$url/api/trend?from=2020-01-01&to=2026-01-01&step=week")
+rc=$(sed -n 's#^HTTP/[0-9.]* \([0-9]*\).*#\1#p' <<<"$out" | head -1)
+expect 400 "X-Rete-Problem: period-long" "or step=month"
+grep -q '"api.period-long-month":.*mese' "$RETE_SOURCE_DIR/agents/console/static/texts.js" &&
+	! grep -q '"api.period-long-month":.*scala per mese' "$RETE_SOURCE_DIR/agents/console/static/texts.js" ||
+	bad "texts.js: api.period-long-month"
 what="console API: evidence with the broker down"
 kill "${PIDS[0]}"
 wait "${PIDS[0]}" 2>/dev/null

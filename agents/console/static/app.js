@@ -552,7 +552,8 @@
   // an answer that is not ok, in words of the page's language first
   function problem(r, text) {
     const status = r.status;
-    const lead = status === 400 ? "err.request" : status === 502 || status === 503 ? "err.broker" : "err.other";
+    const lead = status === 400 ? "err.request" : status === 403 ? "err.denied"
+      : status === 502 || status === 503 ? "err.broker" : "err.other";
     return t(lead) + " " + detail(r, text);
   }
 
