@@ -196,6 +196,10 @@ for prog in "--check-config -c c5.ini" "console -c c5.ini"; do
 		"c5.ini:6: [client] colour: unknown key" "c5.ini:7: [client] time_zone: '../etc'" \
 		"c5.ini:8: [client] events:" "c5.ini:10: [report] min_count:" "[client] broker_key"
 done
+what="audit timeline -c: the same time zone refused"
+run "$BIN/rete" audit timeline -c c.ini --case mn-1
+expect 2 "c.ini:6: [client] time_zone: 'Mars/X' is not a time zone this machine knows"
+lacks "shown in UTC"
 what="console start: the same time zone refused"
 run "$BIN/rete" console -c c.ini
 expect 2 "Mars/X"
