@@ -414,7 +414,6 @@ static rete_err config_read(const char *path, agent_config *cfg, rete_check_list
 {
 	struct cfg_parse p = {.cfg = cfg, .pr = pr, .err = RETE_OK, .timers = timers};
 	size_t before = pr->n;
-	int syntax = 0, long_line = 0;
 	rete_msg m;
 	rete_err err;
 
@@ -430,15 +429,10 @@ static rete_err config_read(const char *path, agent_config *cfg, rete_check_list
 	cfg->max_inflight = 64;
 	cfg->map_size = 256ULL << 20;
 
-	err = rete_ini_read_at(path, cfg_handler, &p, &p.err, &p.line, &syntax, &long_line,
-			       &cfg->ini_path, p.dir, sizeof(p.dir), &m);
-	if (err != RETE_OK) {
-		rete_check_at(pr, 0);
-		rete_check_add(pr, "%s", err == RETE_ENOMEM ? "out of memory" : m.text);
-		cfg->unreadable = true;
+	err = rete_ini_read_list(path, cfg_handler, &p, &p.err, &p.line, &cfg->ini_path, p.dir,
+				 sizeof(p.dir), pr, &cfg->unreadable);
+	if (err != RETE_OK)
 		return err;
-	}
-	rete_ini_syntax_list(syntax, long_line, pr);
 	if (cfg->spool == NULL && !cfg_set_path(&p, &cfg->spool, "spool"))
 		return RETE_ENOMEM;
 	if (cfg->data == NULL && !cfg_set_path(&p, &cfg->data, "data"))

@@ -1122,12 +1122,13 @@ static int audit_timeline(int argc, char **argv)
 			char at[16] = "";
 			if (cfg.lines[CC_LINE_TZ] > 0)
 				snprintf(at, sizeof(at), ":%d", cfg.lines[CC_LINE_TZ]);
-			fprintf(stderr,
-				"rete audit timeline: %s%s: [client] time_zone: '%s'%s is not a time "
-				"zone this machine knows (no /usr/share/zoneinfo/%s); give a zone "
-				"such as Europe/Rome (install tzdata), or --tz ZONE\n",
-				ini, at, cfg.time_zone, cfg.time_zone_default ? " (the default)" : "",
-				cfg.time_zone);
+			fprintf(
+			    stderr,
+			    "rete audit timeline: %s%s: [client] time_zone: '%s'%s is not a time "
+			    "zone this machine knows (no /usr/share/zoneinfo/%s); give a zone "
+			    "such as Europe/Rome (install tzdata), or --tz ZONE\n",
+			    ini, at, cfg.time_zone, cfg.time_zone_default ? " (the default)" : "",
+			    cfg.time_zone);
 			coord_config_free(&cfg);
 			return CLI_USAGE;
 		}

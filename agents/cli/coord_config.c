@@ -138,22 +138,15 @@ rete_err coord_config_read(const char *path, coord_config *cfg, rete_check_list 
 {
 	struct cc_parse p = {.cfg = cfg, .pr = pr, .err = RETE_OK};
 	size_t before = pr->n;
-	int syntax = 0, long_line = 0;
-	rete_msg m;
 	rete_err err;
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->timeout_ms = 10000;
 	cfg->min_count = REPORT_MIN_COUNT;
-	err = rete_ini_read_at(path, cc_handler, &p, &p.err, &p.line, &syntax, &long_line,
-			       &cfg->ini_path, p.dir, sizeof(p.dir), &m);
-	if (err != RETE_OK) {
-		rete_check_at(pr, 0);
-		rete_check_add(pr, "%s", err == RETE_ENOMEM ? "out of memory" : m.text);
-		cfg->unreadable = true;
+	err = rete_ini_read_list(path, cc_handler, &p, &p.err, &p.line, &cfg->ini_path, p.dir,
+				 sizeof(p.dir), pr, &cfg->unreadable);
+	if (err != RETE_OK)
 		return err;
-	}
-	rete_ini_syntax_list(syntax, long_line, pr);
 	const int lines[4] = {cfg->lines[0], cfg->lines[1], cfg->lines[2], cfg->lines[3]};
 	rete_ini_need_party_list("client", "a coordinator", p.id_bad ? "bad" : cfg->id,
 				 cfg->key_path, cfg->broker, cfg->broker_key_path, lines, pr);

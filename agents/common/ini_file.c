@@ -134,6 +134,24 @@ rete_err rete_ini_read_at(const char *path, ini_handler handler, void *user,
 			dir, dirlen, m);
 }
 
+rete_err rete_ini_read_list(const char *path, ini_handler handler, void *user,
+			    const rete_err *handler_err, int *line, char **ini_path, char *dir,
+			    size_t dirlen, rete_check_list *pr, bool *unreadable)
+{
+	int syntax = 0, long_line = 0;
+	rete_msg m;
+	rete_err err = rete_ini_read_at(path, handler, user, handler_err, line, &syntax, &long_line,
+					ini_path, dir, dirlen, &m);
+	if (err != RETE_OK) {
+		rete_check_at(pr, 0);
+		rete_check_add(pr, "%s", err == RETE_ENOMEM ? "out of memory" : m.text);
+		*unreadable = true;
+		return err;
+	}
+	rete_ini_syntax_list(syntax, long_line, pr);
+	return RETE_OK;
+}
+
 void rete_ini_syntax_list(int syntax_line, int long_line, rete_check_list *pr)
 {
 	if (long_line > 0) {

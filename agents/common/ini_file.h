@@ -53,6 +53,15 @@ rete_err rete_ini_read_at(const char *path, ini_handler handler, void *user,
 struct rete_check_list;
 void rete_ini_syntax_list(int syntax_line, int long_line, struct rete_check_list *pr);
 
+/* rete_ini_read_list is rete_ini_read_at for a reader that lists every
+ * problem in pr: the lines that are no `key = value` or too long are
+ * listed; a file that cannot be read is one problem (its sentence names
+ * it) with *unreadable set. Errors: RETE_EIO, RETE_ENOMEM, the
+ * handler's. */
+rete_err rete_ini_read_list(const char *path, ini_handler handler, void *user,
+			    const rete_err *handler_err, int *line, char **ini_path, char *dir,
+			    size_t dirlen, struct rete_check_list *pr, bool *unreadable);
+
 /* The sentences of those two problems (after "FILE:LINE: "). */
 extern const char rete_ini_long_line_text[];
 extern const char rete_ini_syntax_text[];

@@ -14,8 +14,8 @@
 #   free_port             a TCP port of 127.0.0.1 nothing listens on
 #   run CMD...            runs CMD: its exit code in $rc, its output (stdout
 #                         and stderr) in $out
-#   expect RC TEXT...     the last run exited RC and printed every TEXT
-#                         (else bad, naming $what)
+#   expect RC TEXT...     the last run exited RC and printed every TEXT (else
+#                         bad, naming $what)
 #   lacks TEXT...         the last run printed none of TEXT
 #
 # and the small network most of them run (rete.test/mantova, ipc sockets in
@@ -89,28 +89,6 @@ wait_for() {
 	return 0
 }
 
-# run CMD...: runs CMD, keeping its exit code in $rc and its output
-# (stdout and stderr) in $out
-run() {
-	out=$("$@" 2>&1)
-	rc=$?
-}
-# expect RC TEXT...: the last run exited RC and printed every TEXT
-expect() {
-	local want=$1
-	shift
-	[ "$rc" = "$want" ] || bad "$what: exit $rc, expected $want; output: $out"
-	for t in "$@"; do
-		grep -qF -- "$t" <<<"$out" || bad "$what: no '$t' in: $out"
-	done
-}
-# lacks TEXT...: the last run printed none of TEXT
-lacks() {
-	for t in "$@"; do
-		! grep -qF -- "$t" <<<"$out" || bad "$what: '$t' should not be printed: $out"
-	done
-}
-
 # free_port: a TCP port of 127.0.0.1 nothing listens on now (1 after 200
 # tries).
 free_port() {
@@ -125,6 +103,29 @@ free_port() {
 		fi
 	done
 	return 1
+}
+
+# run CMD...: see above.
+run() {
+	out=$("$@" 2>&1)
+	rc=$?
+}
+
+# expect RC TEXT...: see above.
+expect() {
+	local want=$1
+	shift
+	[ "$rc" = "$want" ] || bad "$what: exit $rc, expected $want; output: $out"
+	for t in "$@"; do
+		grep -qF -- "$t" <<<"$out" || bad "$what: no '$t' in: $out"
+	done
+}
+
+# lacks TEXT...: see above.
+lacks() {
+	for t in "$@"; do
+		! grep -qF -- "$t" <<<"$out" || bad "$what: '$t' should not be printed: $out"
+	done
 }
 
 # --- the network ------------------------------------------------------------------
