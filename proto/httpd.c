@@ -80,38 +80,47 @@ static int64_t mono_ms(void)
 
 /* --- the bind address ------------------------------------------------------ */
 
+static const rete_http_addr_use http_metrics_use = {
+    "9464", "and the answers are not authenticated; give the address of the one interface "
+	    "the scraper reaches, e.g. 127.0.0.1:9464 or 10.0.0.5:9464"};
+
 rete_err rete_http_addr_parse(const char *text, rete_http_addr *out, rete_msg *m)
 {
+	return rete_http_addr_parse_as(text, &http_metrics_use, out, m);
+}
+
+rete_err rete_http_addr_parse_as(const char *text, const rete_http_addr_use *use,
+				 rete_http_addr *out, rete_msg *m)
+{
+	const char *ex = use->port;
 	memset(out, 0, sizeof(*out));
 	size_t n = strlen(text);
 	if (n == 0 || n >= RETE_HTTP_ADDR_MAX)
 		return rete_msg_set(
 		    m, RETE_EINVAL,
 		    "'%.80s' is not an address to listen on; give HOST:PORT with an "
-		    "IP address, e.g. 127.0.0.1:9464 or [::1]:9464",
-		    text);
+		    "IP address, e.g. 127.0.0.1:%s or [::1]:%s",
+		    text, ex, ex);
 	char host[RETE_HTTP_ADDR_MAX];
 	const char *port;
 	if (text[0] == '[') {
 		const char *end = strchr(text, ']');
 		if (!end || end[1] != ':')
-			return rete_msg_set(
-			    m, RETE_EINVAL,
-			    "'%s' is not an address to listen on; write an IPv6 "
-			    "address in brackets followed by :PORT, e.g. [::1]:9464",
-			    text);
+			return rete_msg_set(m, RETE_EINVAL,
+					    "'%s' is not an address to listen on; write an IPv6 "
+					    "address in brackets followed by :PORT, e.g. [::1]:%s",
+					    text, ex);
 		snprintf(host, sizeof(host), "%.*s", (int)(end - text - 1), text + 1);
 		port = end + 2;
 		out->v6 = true;
 	} else {
 		const char *colon = strrchr(text, ':');
 		if (!colon || strchr(text, ':') != colon)
-			return rete_msg_set(
-			    m, RETE_EINVAL,
-			    "'%s' is not an address to listen on; give HOST:PORT, "
-			    "e.g. 127.0.0.1:9464 (an IPv6 address goes in brackets: "
-			    "[::1]:9464)",
-			    text);
+			return rete_msg_set(m, RETE_EINVAL,
+					    "'%s' is not an address to listen on; give HOST:PORT, "
+					    "e.g. 127.0.0.1:%s (an IPv6 address goes in brackets: "
+					    "[::1]:%s)",
+					    text, ex, ex);
 		snprintf(host, sizeof(host), "%.*s", (int)(colon - text), text);
 		port = colon + 1;
 	}
@@ -128,8 +137,8 @@ rete_err rete_http_addr_parse(const char *text, rete_http_addr *out, rete_msg *m
 		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
 			return rete_msg_set(m, RETE_EINVAL,
 					    "'%s': '%s' is not an IPv6 address; give one such as "
-					    "[::1]:9464 (host names are not looked up)",
-					    text, host);
+					    "[::1]:%lu (host names are not looked up)",
+					    text, host, p);
 		if (IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr))
 			goto wildcard;
 		/* as ZeroMQ's endpoints (endpoint.c): bound apart (IPV6_V6ONLY),
@@ -159,9 +168,9 @@ rete_err rete_http_addr_parse(const char *text, rete_http_addr *out, rete_msg *m
 		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
 			return rete_msg_set(m, RETE_EINVAL,
 					    "'%s': '%s' is not an IPv4 address; give one such as "
-					    "127.0.0.1:9464 (host names, 'localhost' too, are not "
+					    "127.0.0.1:%lu (host names, 'localhost' too, are not "
 					    "looked up)",
-					    text, host);
+					    text, host, p);
 		if (s4->sin_addr.s_addr == htonl(INADDR_ANY))
 			goto wildcard;
 		s4->sin_family = AF_INET;
@@ -172,11 +181,8 @@ rete_err rete_http_addr_parse(const char *text, rete_http_addr *out, rete_msg *m
 	snprintf(out->host, sizeof(out->host), "%s", host);
 	return RETE_OK;
 wildcard:
-	return rete_msg_set(m, RETE_EINVAL,
-			    "'%s' listens on every interface, and the answers are not "
-			    "authenticated; give the address of the one interface the scraper "
-			    "reaches, e.g. 127.0.0.1:9464 or 10.0.0.5:9464",
-			    text);
+	return rete_msg_set(m, RETE_EINVAL, "'%s' listens on every interface, %s", text,
+			    use->wildcard);
 }
 
 /* --- answers ---------------------------------------------------------------- */

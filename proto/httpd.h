@@ -77,6 +77,22 @@ typedef struct rete_http_addr {
  * not HOST:PORT, a host name, a port beyond 65535, a wildcard address. */
 rete_err rete_http_addr_parse(const char *text, rete_http_addr *out, rete_msg *m);
 
+/* rete_http_addr_use: what a user of the parser says in its sentences (a
+ * metrics endpoint, the web console): the port of its examples ("9464")
+ * and the sentence for a wildcard address, after "'0.0.0.0:N' listens on
+ * every interface" (the value is named before it). */
+typedef struct rete_http_addr_use {
+	const char *port;
+	const char *wildcard;
+} rete_http_addr_use;
+
+/* rete_http_addr_parse_as is rete_http_addr_parse with use's sentences;
+ * rete_http_addr_parse is it with the metrics endpoint's (port 9464, "the
+ * answers are not authenticated; give the address of the one interface
+ * the scraper reaches"). */
+rete_err rete_http_addr_parse_as(const char *text, const rete_http_addr_use *use,
+				 rete_http_addr *out, rete_msg *m);
+
 /* An answer a route builds: a status, a content type and a body (grown
  * with rete_http_printf / rete_http_append; the server frees it). */
 typedef struct rete_http_answer {

@@ -70,13 +70,24 @@ void agent_check_config(const agent_config *cfg, rete_check_list *problems, rete
 	bool ok[4] = {false};
 	char path[4096], where[64];
 
+	rete_check_at(problems, agent_config_line(cfg, "key"));
 	rete_check_secret_key(problems, "[agent] key", cfg->key_path);
+	rete_check_at(problems, agent_config_line(cfg, "broker_key"));
 	rete_check_public_key(problems, "[agent] broker_key", cfg->broker_key_path);
+	rete_check_at(problems, agent_config_line(cfg, "data"));
 	rete_check_folder(problems, notes, "[agent] data", cfg->data, NULL);
+	rete_check_at(problems, agent_config_line(cfg, "metrics"));
 	if (cfg->metrics_on)
 		check_metrics(problems, &cfg->metrics);
+	rete_check_at(problems, agent_config_line(cfg, "on_message"));
 	if (cfg->on_message != NULL)
 		check_hook(problems, cfg->on_message);
+	rete_check_at(problems, 0);
+	for (size_t i = 0; i < cfg->adjusted.n; i++) {
+		rete_check_at(notes, cfg->adjusted.lines[i]);
+		rete_check_add(notes, "%s", cfg->adjusted.items[i]);
+	}
+	rete_check_at(notes, 0);
 	if (cfg->twice[0] != '\0')
 		rete_check_add(notes,
 			       "[agent] %s: given more than once; the last of each is taken (keep "
@@ -95,20 +106,29 @@ void agent_check_config(const agent_config *cfg, rete_check_list *problems, rete
 		rete_err derr = agent_db_open(cfg->data, true, 0, &db, &dm);
 		if (derr == RETE_OK)
 			agent_db_close(&db);
-		else if (derr != RETE_ENOENT)
+		else if (derr != RETE_ENOENT) {
+			rete_check_at(problems, agent_config_line(cfg, "data"));
 			rete_check_add(problems, "[agent] data: %s", dm.text);
+			rete_check_at(problems, 0);
+		}
 	}
 	/* [privacy]: retention and the access record (issue 18) */
 	rete_privacy_config pc;
 	rete_msg pm;
-	if (rete_privacy_config_load(cfg->ini_path, true, cfg->data, &pc, &pm) != RETE_OK)
+	if (cfg->ini_path != NULL &&
+	    rete_privacy_config_load(cfg->ini_path, true, cfg->data, &pc, &pm) != RETE_OK)
 		rete_check_add(problems, "%s",
 			       strstr(pm.text, "[privacy]") ? strstr(pm.text, "[privacy]")
 							    : pm.text);
+	else if (cfg->ini_path != NULL) /* rete sar and the agent append to it */
+		rete_check_file(problems, "[privacy] access_log", pc.access_log);
 	rete_privacy_config_free(&pc);
 	struct stat st;
 	bool spool_there = stat(cfg->spool, &st) == 0;
-	if (!rete_check_folder(problems, notes, "[agent] spool", cfg->spool, NULL) || !spool_there)
+	rete_check_at(problems, agent_config_line(cfg, "spool"));
+	bool spool_ok = rete_check_folder(problems, notes, "[agent] spool", cfg->spool, NULL);
+	rete_check_at(problems, 0);
+	if (!spool_ok || !spool_there)
 		return; /* its subfolders would only repeat it, or are made with it */
 	for (int i = 0; i < 4; i++) {
 		snprintf(where, sizeof(where), "[agent] spool, %s/", subs[i]);
@@ -128,4 +148,28 @@ void agent_check_config(const agent_config *cfg, rete_check_list *problems, rete
 			    "systems)",
 			    path);
 		}
+}
+
+int agent_check_run(const char *prog, const char *ini)
+{
+	agent_config cfg;
+	rete_check_list problems = {0}, notes = {0};
+	char what[512];
+	int rc;
+
+	if (agent_config_read(ini, &cfg, &problems) != RETE_OK && cfg.unreadable) {
+		fprintf(stderr, "%s: %s\n", prog, problems.n ? problems.items[0] : "out of memory");
+		rc = 2;
+	} else {
+		/* what the file names is opened even when some keys were
+		 * refused: every problem at once */
+		agent_check_config(&cfg, &problems, &notes);
+		snprintf(what, sizeof(what), "agent %s, broker %s, spool %s, data %s", cfg.id,
+			 cfg.broker, cfg.spool, cfg.data);
+		rc = rete_check_report(ini, &problems, &notes, what);
+	}
+	rete_check_free(&problems);
+	rete_check_free(&notes);
+	agent_config_free(&cfg);
+	return rc;
 }

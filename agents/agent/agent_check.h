@@ -13,4 +13,11 @@
  * system than outbox/, which it copies into) to notes. */
 void agent_check_config(const agent_config *cfg, rete_check_list *problems, rete_check_list *notes);
 
+/* agent_check_run is `--check-config` of the agent.ini ini, for rete-agent
+ * and rete (prog names the program in a sentence): reads it listing every
+ * problem of its keys, opens what it names (agent_check_config) and prints
+ * the problems (FILE:LINE: where a key is the cause), the notes and the
+ * last line (rete_check_report). Returns the exit code: 0 fine, 2. */
+int agent_check_run(const char *prog, const char *ini);
+
 #endif

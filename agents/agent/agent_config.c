@@ -1,6 +1,7 @@
 /* agent_config.c — see agent_config.h. */
 #include "agent_config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -14,36 +15,86 @@
 
 struct cfg_parse {
 	agent_config *cfg;
-	char dir[PATH_MAX]; /* folder of the ini file, for relative paths */
-	rete_msg *m;
-	rete_err err; /* first error met */
-	int line;
+	char dir[PATH_MAX];  /* folder of the ini file, for relative paths */
+	rete_check_list *pr; /* every problem, with its line */
+	rete_err err;	     /* out of memory: the reading stops */
+	int line;	     /* the line the handler was given */
 	rete_ini_keys given; /* [agent]'s keys so far */
+	bool timers;	     /* the timing keys are judged (the agent, its check) */
 };
 
+/* The timing keys and their ranges (docs/agent.md, "Timing", says why
+ * each bound). Below min_ms a timer would spin (more than ten times a
+ * second: a rescan, a PING, a SUBMIT, a reconnect, a checkpoint asked
+ * for): refused. Above max_ms the value is no harm to the machine, and
+ * rete 0.7.0 took it: max_ms is used, and the check and the start say so
+ * in one line, so that a file that started before starts after an
+ * upgrade (under Restart=on-failure a refusal is a restart loop). */
+static const struct cfg_timing {
+	const char *key;
+	int64_t max_ms;
+	const char *max, *example;
+} cfg_timings[] = {
+    {"poll", 3600000, "1h", "2s"},	     {"heartbeat", 600000, "10m", "10s"},
+    {"resubmit", 3600000, "1h", "10s"},	     {"reconnect_min", 300000, "5m", "200ms"},
+    {"reconnect_max", 3600000, "1h", "30s"}, {"hook_timeout", 86400000, "24h", "60s"},
+    {"witness", 3600000, "1h", "30s"},	     {"witness_patience", 604800000, "7d", "1h"},
+};
+#define CFG_TIMING_MIN_MS 100 /* the floor of every timing key */
+
 /* cfg_time parses a timing key: "250ms" or a calendar duration of
- * duration.h ("30s", "2m"); working days make no sense for timers. */
-static rete_err cfg_time(const char *value, int64_t *out, rete_msg *m)
+ * duration.h ("30s", "2m"); working days make no sense for timers. A value
+ * that is none, or below the floor, gets one sentence naming the key, the
+ * value and what is accepted; one above the key's range is taken as its
+ * longest, with a note (cfg->adjusted). p->timers false (a command that
+ * does not run the timers): nothing is judged, the default stays. */
+static bool cfg_time(struct cfg_parse *p, const char *key, const char *value, int64_t *slot)
 {
+	const struct cfg_timing *t = NULL;
+	for (size_t i = 0; i < sizeof(cfg_timings) / sizeof(cfg_timings[0]); i++)
+		if (strcmp(cfg_timings[i].key, key) == 0)
+			t = &cfg_timings[i];
+	assert(t != NULL); /* every timing key of cfg_handler has its range */
 	size_t len = strlen(value);
+	int64_t ms = -1;
 	rete_duration d;
 
+	if (!p->timers)
+		return false;
 	if (len > 2 && strcmp(value + len - 2, "ms") == 0) {
 		char *end;
 		errno = 0;
 		long long v = strtoll(value, &end, 10);
-		if (errno == 0 && end == value + len - 2 && v > 0 && v < 86400000LL) {
-			*out = v;
-			return RETE_OK;
-		}
-		return rete_msg_set(m, RETE_EINVAL,
-				    "'%s' is not a duration; use e.g. 250ms, 30s, 2m", value);
+		if (errno == 0 && end == value + len - 2 && value[0] != '-')
+			ms = v;
+	} else if (rete_duration_parse(value, &d, NULL) == RETE_OK && d.working_days == 0) {
+		ms = d.ms;
 	}
-	if (rete_duration_parse(value, &d, m) != RETE_OK || d.working_days > 0 || d.ms <= 0)
-		return rete_msg_set(m, RETE_EINVAL,
-				    "'%s' is not a duration; use e.g. 250ms, 30s, 2m", value);
-	*out = d.ms;
-	return RETE_OK;
+	if (ms < 0) {
+		rete_check_add(p->pr,
+			       "[agent] %s: '%s' is not a duration; give e.g. %s (the default), "
+			       "250ms, 30s, 2m: at least 100ms, at most %s",
+			       t->key, value, t->example, t->max);
+		return false;
+	}
+	if (ms < CFG_TIMING_MIN_MS) {
+		rete_check_add(p->pr,
+			       "[agent] %s: '%s' is shorter than the timer may be: give at least "
+			       "100ms (more often than ten times a second it would spin; e.g. "
+			       "%s, the default; docs/agent.md, Timing)",
+			       t->key, value, t->example);
+		return false;
+	}
+	if (ms > t->max_ms) {
+		rete_check_at(&p->cfg->adjusted, p->line);
+		rete_check_add(&p->cfg->adjusted,
+			       "[agent] %s: %s is longer than %s, the longest it takes: %s is used "
+			       "(write %s or less to say what runs; docs/agent.md, Timing)",
+			       t->key, value, t->max, t->max, t->max);
+		ms = t->max_ms;
+	}
+	*slot = ms;
+	return true;
 }
 
 static int cfg_set_path(struct cfg_parse *p, char **slot, const char *value)
@@ -51,18 +102,43 @@ static int cfg_set_path(struct cfg_parse *p, char **slot, const char *value)
 	free(*slot);
 	*slot = rete_ini_abs_path(p->dir, value);
 	if (*slot == NULL) {
-		p->err = rete_msg_set(p->m, RETE_ENOMEM, "out of memory");
+		p->err = RETE_ENOMEM;
 		return 0;
 	}
 	return 1;
+}
+
+/* cfg_key_line notes the line of key (for the checks that judge what it
+ * names: a key file, a folder, say FILE:LINE too). */
+static void cfg_key_line(agent_config *cfg, const char *key, int line)
+{
+	size_t i;
+	for (i = 0; i < cfg->nlines; i++)
+		if (strcmp(cfg->lines[i].key, key) == 0)
+			break;
+	if (i == sizeof(cfg->lines) / sizeof(cfg->lines[0]) ||
+	    strlen(key) >= sizeof(cfg->lines[0].key))
+		return;
+	snprintf(cfg->lines[i].key, sizeof(cfg->lines[i].key), "%s", key);
+	cfg->lines[i].line = line;
+	if (i == cfg->nlines)
+		cfg->nlines++;
+}
+
+int agent_config_line(const agent_config *cfg, const char *key)
+{
+	for (size_t i = 0; i < cfg->nlines; i++)
+		if (strcmp(cfg->lines[i].key, key) == 0)
+			return cfg->lines[i].line;
+	return 0;
 }
 
 /* hook_quotes_closed: every quote of the on_message command is closed,
  * as sh reads it (inside '...' nothing is special; inside "..." and
  * outside, a backslash takes the next character as it is). The agent
  * runs the command with sh -c, which would refuse an open quote on every
- * hook (exit 2, "Unterminated quoted string"): refused here, with m. */
-static bool hook_quotes_closed(const char *cmd, rete_msg *m)
+ * hook (exit 2, "Unterminated quoted string"): a problem of pr here. */
+static bool hook_quotes_closed(const char *cmd, rete_check_list *pr)
 {
 	char open = 0;
 	size_t at = 0;
@@ -83,11 +159,11 @@ static bool hook_quotes_closed(const char *cmd, rete_msg *m)
 	}
 	if (open == 0)
 		return true;
-	rete_msg_set(m, RETE_EINVAL,
-		     "[agent] on_message: the %s quote at character %zu of '%.200s' is not "
-		     "closed, so the shell would refuse every hook; close it (or write the "
-		     "quote as \\%c)",
-		     open == '\'' ? "single" : "double", at, cmd, open);
+	rete_check_add(pr,
+		       "[agent] on_message: the %s quote at character %zu of '%.200s' is not "
+		       "closed, so the shell would refuse every hook; close it (or write the "
+		       "quote as \\%c)",
+		       open == '\'' ? "single" : "double", at, cmd, open);
 	return false;
 }
 
@@ -103,6 +179,9 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 		/* Other sections belong to other tools sharing the file. */
 		return 1;
 	}
+	cfg->agent_section = true;
+	rete_check_at(p->pr, p->line);
+	cfg_key_line(cfg, name, p->line);
 	/* Given again: the last one is taken (files written by tools add a
 	 * key below to override one; tests do), and the start and
 	 * --check-config say which keys were, never silently. */
@@ -116,8 +195,11 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 				 name);
 	}
 	if (strcmp(name, "id") == 0) {
-		p->err = rete_ini_party_id("agent", value, cfg->id, sizeof(cfg->id), p->m);
-		return p->err == RETE_OK;
+		if (rete_ini_party_id("agent", value, cfg->id, sizeof(cfg->id), &sub) != RETE_OK) {
+			rete_check_add(p->pr, "%s", sub.text);
+			cfg->id_bad = true;
+		}
+		return 1;
 	}
 	if (strcmp(name, "key") == 0)
 		return cfg_set_path(p, &cfg->key_path, value);
@@ -135,24 +217,26 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 		}
 		return cfg_set_path(p, &cfg->witnesses, value);
 	}
-	if (strcmp(name, "on_message") == 0 && !hook_quotes_closed(value, p->m)) {
-		p->err = RETE_EINVAL;
-		return 0;
-	}
+	if (strcmp(name, "on_message") == 0 && !hook_quotes_closed(value, p->pr))
+		return 1; /* the problem is listed; the hook stays unset */
 	if (strcmp(name, "broker") == 0 || strcmp(name, "on_message") == 0) {
 		char **slot = name[0] == 'b' ? &cfg->broker : &cfg->on_message;
 		free(*slot);
 		*slot = value[0] != '\0' ? strdup(value) : NULL;
 		if (value[0] != '\0' && *slot == NULL) {
-			p->err = rete_msg_set(p->m, RETE_ENOMEM, "out of memory");
+			p->err = RETE_ENOMEM;
 			return 0;
 		}
 		return 1;
 	}
 	if (strcmp(name, "metrics") == 0) {
-		if (rete_http_addr_parse(value, &cfg->metrics, &sub) != RETE_OK) {
-			p->err = rete_msg_set(p->m, RETE_EINVAL, "[agent] metrics: %s", sub.text);
-			return 0;
+		static const rete_http_addr_use use = {
+		    "9465", "and the agent's metrics are not authenticated; give the address of "
+			    "the one interface the scraper reaches, e.g. 127.0.0.1:9465"};
+		if (rete_http_addr_parse_as(value, &use, &cfg->metrics, &sub) != RETE_OK) {
+			rete_check_add(p->pr, "[agent] metrics: %s", sub.text);
+			cfg->metrics_on = false;
+			return 1;
 		}
 		cfg->metrics_on = true;
 		return 1;
@@ -170,16 +254,17 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 	    {"witness", &cfg->witness_ms},
 	    {"witness_patience", &cfg->witness_patience_ms},
 	};
-	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++)
 		if (strcmp(name, times[i].key) == 0) {
-			if (cfg_time(value, times[i].slot, &sub) != RETE_OK) {
-				p->err = rete_msg_set(p->m, RETE_EINVAL, "[agent] %s: %s", name,
-						      sub.text);
-				return 0;
-			}
+			/* reconnect_min and reconnect_max are judged together
+			 * once both are known: as written, in the sentence */
+			char *text = strcmp(name, "reconnect_min") == 0	  ? cfg->reconnect_min_text
+				     : strcmp(name, "reconnect_max") == 0 ? cfg->reconnect_max_text
+									  : NULL;
+			if (cfg_time(p, name, value, times[i].slot) && text != NULL)
+				snprintf(text, sizeof(cfg->reconnect_min_text), "%s", value);
 			return 1;
 		}
-	}
 	if (strcmp(name, "max_inflight") == 0 || strcmp(name, "map_size") == 0) {
 		bool is_map = strcmp(name, "map_size") == 0;
 		char *end;
@@ -187,12 +272,11 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 		unsigned long long v = strtoull(value, &end, 10);
 		unsigned long long lim = is_map ? 1048576ULL : 65536ULL;
 		if (errno != 0 || *end != '\0' || value[0] == '-' || v == 0 || v > lim) {
-			p->err =
-			    rete_msg_set(p->m, RETE_EINVAL,
-					 "[agent] %s: '%s' is not accepted; use a whole number "
-					 "from 1 to %llu%s",
-					 name, value, lim, is_map ? " (MiB)" : "");
-			return 0;
+			rete_check_add(p->pr,
+				       "[agent] %s: '%s' is not accepted; use a whole number "
+				       "from 1 to %llu%s",
+				       name, value, lim, is_map ? " (MiB)" : "");
+			return 1;
 		}
 		if (is_map)
 			cfg->map_size = (uint64_t)v << 20;
@@ -200,13 +284,13 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 			cfg->max_inflight = (unsigned)v;
 		return 1;
 	}
-	p->err = rete_msg_set(p->m, RETE_EINVAL,
-			      "[agent] %s: unknown key; known: id, key, broker, broker_key, spool, "
-			      "data, on_message, poll, heartbeat, resubmit, reconnect_min, "
-			      "reconnect_max, hook_timeout, witness, witness_patience, witnesses, "
-			      "max_inflight, map_size, metrics",
-			      name);
-	return 0;
+	rete_check_add(p->pr,
+		       "[agent] %s: unknown key; known: id, key, broker, broker_key, spool, "
+		       "data, on_message, poll, heartbeat, resubmit, reconnect_min, "
+		       "reconnect_max, hook_timeout, witness, witness_patience, witnesses, "
+		       "max_inflight, map_size, metrics",
+		       name);
+	return 1;
 }
 
 /* path_norm writes path (absolute) into out with "//", "/./" and a
@@ -260,27 +344,77 @@ static bool same_folder(const char *a, const char *b)
  * outbox/ the agent took its own data.mdb, lock.mdb and persons.jsonl for
  * outgoing files and moved them to failed/; in sent/, failed/ or inbox/
  * the case system and the retention would treat the store as theirs. */
-static rete_err cfg_places(const char *path, const agent_config *cfg, rete_msg *m)
+static void cfg_places(const agent_config *cfg, rete_check_list *pr)
 {
 	static const char *const subs[] = {"outbox", "sent", "failed", "inbox"};
 	char sub[PATH_MAX + 16], data[PATH_MAX];
 	path_norm(cfg->data, data, sizeof(data));
 	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		agent_spool_path(cfg, subs[i], NULL, sub, sizeof(sub));
-		if (same_folder(cfg->data, sub))
-			return rete_msg_set(
-			    m, RETE_EINVAL,
-			    "%s: [agent] data: %s is the spool's %s/ (%s): the agent's "
-			    "store would be taken for the agency's files; give data a "
-			    "folder of its own, outside outbox/ sent/ failed/ inbox/",
-			    path, data, subs[i], sub);
+		if (same_folder(cfg->data, sub)) {
+			rete_check_at(pr, agent_config_line(cfg, "data"));
+			rete_check_add(pr,
+				       "[agent] data: %s is the spool's %s/ (%s): the agent's "
+				       "store would be taken for the agency's files; give data a "
+				       "folder of its own, outside outbox/ sent/ failed/ inbox/",
+				       data, subs[i], sub);
+			return;
+		}
 	}
-	return RETE_OK;
 }
 
-rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m)
+/* cfg_pairs judges the timing keys that go in pairs. reconnect_min
+ * longer than reconnect_max: refused when the file gives both (it says
+ * two things that cannot both be); when it gives one, the other's default
+ * moves to it, as rete 0.7.0 did, with a note at the given key's line.
+ * witness_patience shorter than witness is refused (0.7.0 refused it). */
+static void cfg_pairs(agent_config *cfg, rete_check_list *pr)
 {
-	struct cfg_parse p = {.cfg = cfg, .m = m, .err = RETE_OK};
+	/* given: taken from the file (a refused value keeps the default) */
+	bool gmin = cfg->reconnect_min_text[0] != '\0', gmax = cfg->reconnect_max_text[0] != '\0';
+	int lmin = agent_config_line(cfg, "reconnect_min");
+	int lmax = agent_config_line(cfg, "reconnect_max");
+	if (cfg->reconnect_max_ms < cfg->reconnect_min_ms && gmin && gmax) {
+		rete_check_at(pr, lmin);
+		rete_check_add(pr,
+			       "[agent] reconnect_min (%s) is longer than reconnect_max (%s, line "
+			       "%d): the wait after a refusal starts at reconnect_min and doubles "
+			       "up to reconnect_max; give reconnect_min at most reconnect_max",
+			       cfg->reconnect_min_text, cfg->reconnect_max_text, lmax);
+	} else if (cfg->reconnect_max_ms < cfg->reconnect_min_ms && gmin) {
+		rete_check_at(&cfg->adjusted, lmin);
+		rete_check_add(&cfg->adjusted,
+			       "[agent] reconnect_min: %s is longer than reconnect_max's default "
+			       "(30s), so reconnect_max is %s (set reconnect_max to say so)",
+			       cfg->reconnect_min_text, cfg->reconnect_min_text);
+		cfg->reconnect_max_ms = cfg->reconnect_min_ms;
+	} else if (cfg->reconnect_max_ms < cfg->reconnect_min_ms) {
+		rete_check_at(&cfg->adjusted, lmax);
+		rete_check_add(&cfg->adjusted,
+			       "[agent] reconnect_max: %s is shorter than reconnect_min's default "
+			       "(200ms), so reconnect_min is %s (set reconnect_min to say so)",
+			       cfg->reconnect_max_text, cfg->reconnect_max_text);
+		cfg->reconnect_min_ms = cfg->reconnect_max_ms;
+	}
+	if (cfg->witness_patience_ms < cfg->witness_ms) {
+		rete_check_at(pr, agent_config_line(cfg, "witness_patience") > 0
+				      ? agent_config_line(cfg, "witness_patience")
+				      : agent_config_line(cfg, "witness"));
+		rete_check_add(pr,
+			       "[agent] witness_patience (%lld ms) is shorter than witness "
+			       "(%lld ms): every receipt waits at least one witness interval "
+			       "for the next checkpoint; use a multiple of it (default 1h)",
+			       (long long)cfg->witness_patience_ms, (long long)cfg->witness_ms);
+	}
+}
+
+/* config_read is agent_config_read; timers false leaves the timing keys
+ * unjudged (agent_config_load_paths). */
+static rete_err config_read(const char *path, agent_config *cfg, rete_check_list *pr, bool timers)
+{
+	struct cfg_parse p = {.cfg = cfg, .pr = pr, .err = RETE_OK, .timers = timers};
+	size_t before = pr->n;
+	rete_msg m;
 	rete_err err;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -295,40 +429,72 @@ rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m)
 	cfg->max_inflight = 64;
 	cfg->map_size = 256ULL << 20;
 
-	err = rete_ini_read(path, cfg_handler, &p, &p.err, &cfg->ini_path, p.dir, sizeof(p.dir), m);
+	err = rete_ini_read_list(path, cfg_handler, &p, &p.err, &p.line, &cfg->ini_path, p.dir,
+				 sizeof(p.dir), pr, &cfg->unreadable);
 	if (err != RETE_OK)
 		return err;
-
 	if (cfg->spool == NULL && !cfg_set_path(&p, &cfg->spool, "spool"))
-		return p.err;
+		return RETE_ENOMEM;
 	if (cfg->data == NULL && !cfg_set_path(&p, &cfg->data, "data"))
-		return p.err;
-	err = rete_ini_need_party(path, "agent", "the agent", cfg->id, cfg->key_path, cfg->broker,
-				  cfg->broker_key_path, m);
-	if (err != RETE_OK)
-		return err;
-	if ((err = cfg_places(path, cfg, m)) != RETE_OK)
-		return err;
-	if (cfg->reconnect_max_ms < cfg->reconnect_min_ms)
-		cfg->reconnect_max_ms = cfg->reconnect_min_ms;
-	if (cfg->witness_patience_ms < cfg->witness_ms)
-		return rete_msg_set(
-		    m, RETE_EINVAL,
-		    "%s: [agent] witness_patience (%lld ms) is shorter than witness "
-		    "(%lld ms): every receipt waits at least one witness interval "
-		    "for the next checkpoint; use a multiple of it (default 1h)",
-		    path, (long long)cfg->witness_patience_ms, (long long)cfg->witness_ms);
+		return RETE_ENOMEM;
+	const int lines[4] = {agent_config_line(cfg, "id"), agent_config_line(cfg, "key"),
+			      agent_config_line(cfg, "broker"),
+			      agent_config_line(cfg, "broker_key")};
+	rete_ini_need_party_list("agent", "the agent", cfg->id_bad ? "bad" : cfg->id, cfg->key_path,
+				 cfg->broker, cfg->broker_key_path, lines, pr);
+	cfg_places(cfg, pr);
+	if (p.timers)
+		cfg_pairs(cfg, pr);
 	if (cfg->witnesses != NULL) {
 		/* a policy that does not load stops the agent here, not later */
 		rete_witness_policy *wp = NULL;
-		err = rete_witness_policy_load(cfg->witnesses, &wp, m);
-		rete_witness_policy_free(&wp);
-		if (err != RETE_OK) {
-			rete_msg_prefix(m, "%s: [agent] witnesses", path);
-			return err;
+		if (rete_witness_policy_load(cfg->witnesses, &wp, &m) != RETE_OK) {
+			rete_check_at(pr, agent_config_line(cfg, "witnesses"));
+			rete_check_add(pr, "[agent] witnesses: %s", m.text);
 		}
+		rete_witness_policy_free(&wp);
 	}
-	return RETE_OK;
+	rete_check_at(pr, 0);
+	return pr->n == before ? RETE_OK : RETE_EINVAL;
+}
+
+rete_err agent_config_read(const char *path, agent_config *cfg, rete_check_list *pr)
+{
+	return config_read(path, cfg, pr, true);
+}
+
+/* config_load is agent_config_load; timers as config_read. */
+static rete_err config_load(const char *path, agent_config *cfg, rete_msg *m, bool timers)
+{
+	rete_check_list pr = {0};
+	rete_err err = config_read(path, cfg, &pr, timers);
+
+	if (err != RETE_OK && pr.n == 0)
+		rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	else if (err != RETE_OK && pr.lines[0] > 0)
+		rete_msg_set(m, err, "%s:%d: %s%s", path, pr.lines[0], pr.items[0],
+			     pr.n > 1 ? " (and more: rete-agent --check-config lists every "
+					"problem)"
+				      : "");
+	else if (err != RETE_OK && !cfg->unreadable)
+		rete_msg_set(m, err, "%s: %s%s", path, pr.items[0],
+			     pr.n > 1 ? " (and more: rete-agent --check-config lists every "
+					"problem)"
+				      : "");
+	else if (err != RETE_OK)
+		rete_msg_set(m, err, "%s", pr.items[0]);
+	rete_check_free(&pr);
+	return err;
+}
+
+rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m)
+{
+	return config_load(path, cfg, m, true);
+}
+
+rete_err agent_config_load_paths(const char *path, agent_config *cfg, rete_msg *m)
+{
+	return config_load(path, cfg, m, false);
 }
 
 void agent_config_free(agent_config *cfg)
@@ -343,6 +509,7 @@ void agent_config_free(agent_config *cfg)
 	free(cfg->data);
 	free(cfg->on_message);
 	free(cfg->witnesses);
+	rete_check_free(&cfg->adjusted);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

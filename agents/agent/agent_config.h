@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 
+#include "config_check.h"
 #include "error.h"
 #include "httpd.h"
 #include "keys.h"
@@ -44,6 +45,21 @@ typedef struct agent_config {
 	char twice[256];	     /* [agent] keys given more than once ("a, b"): the last
 					one of each is taken, and the start and --check-config
 					say so */
+	bool id_bad;		     /* [agent] id given, and refused */
+	bool unreadable;	     /* agent_config_read: the file could not be read (its one
+					sentence names it) */
+	bool agent_section;	     /* the file has an [agent] section (it is an agent.ini,
+					whatever else it says) */
+	rete_check_list adjusted;    /* timing values not taken as written (above their
+					range, or a reconnect default moved), each a
+					sentence with its line: notes of the check, warnings
+					of the start */
+	char reconnect_min_text[32], reconnect_max_text[32]; /* as written, or "" */
+	struct {
+		char key[24];
+		int line;
+	} lines[32]; /* the line each key was last given on (agent_config_line) */
+	size_t nlines;
 } agent_config;
 
 /* agent_config_load reads path into *cfg (the caller releases it with
@@ -51,6 +67,24 @@ typedef struct agent_config {
  * the file), RETE_EINVAL (a missing or bad key: m names the file, the key,
  * the value and what is accepted), RETE_ENOMEM. */
 rete_err agent_config_load(const char *path, agent_config *cfg, rete_msg *m);
+
+/* agent_config_load_paths is agent_config_load for the commands that read
+ * agent.ini for its id, paths and keys and run no timer (rete send,
+ * status, sar, the access record): the timing keys are not judged, so a
+ * value the agent would refuse does not stop them. */
+rete_err agent_config_load_paths(const char *path, agent_config *cfg, rete_msg *m);
+
+/* agent_config_read is agent_config_load listing every problem of the file
+ * in pr (each about the line of its key, rete_check_at), not only the
+ * first: for --check-config and the start. *cfg holds what was accepted
+ * (the caller frees it). Errors: RETE_EINVAL (pr has the problems),
+ * RETE_EIO or RETE_EINVAL with cfg->unreadable (the file cannot be read,
+ * or is no configuration file: one sentence naming it), RETE_ENOMEM. */
+rete_err agent_config_read(const char *path, agent_config *cfg, rete_check_list *pr);
+
+/* agent_config_line is the line of the file key was last given on, 0 when
+ * it was not given. */
+int agent_config_line(const agent_config *cfg, const char *key);
 
 /* agent_config_free releases the strings of cfg and zeroes it; NULL is fine. */
 void agent_config_free(agent_config *cfg);

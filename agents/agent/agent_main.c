@@ -225,14 +225,17 @@ static void usage(FILE *f)
 		   "--trust PARTY_ID confirms the new key the directory shows for a party, after\n"
 		   "a file was refused with 'key-changed' (obtain the new key from the party\n"
 		   "through another channel first). With --key BASE64 (the key the party gave\n"
-		   "you) the key is confirmed only if it is exactly that one; exit 1 if not.\n\n"
+		   "you) the key is confirmed only if it is exactly that one. Exit 0 confirmed;\n"
+		   "1 when no changed key of the party is waiting for confirmation, or it is not\n"
+		   "the key --key gave; 2 on other errors.\n\n"
 		   "--check-config opens what agent.ini names without starting: the key (a\n"
 		   "secret, mode 0600), the broker's key (public), the spool and data folders\n"
 		   "(exist or can be created, writable; outbox/ sent/ failed/ on one file\n"
 		   "system, or a note that the agent copies), the agent store in the data\n"
 		   "folder, [privacy], the broker endpoint and the metrics address (one of\n"
-		   "this host's). Every problem is listed; exit 0 fine, 2 problems. No key\n"
-		   "material is printed.\n\n"
+		   "this host's), the timing keys' ranges, [privacy]'s access_log. Every\n"
+		   "problem is listed, with FILE:LINE: where a key is the cause; exit 0\n"
+		   "fine, 2 problems. No key material is printed.\n\n"
 		   "--version prints the version, the protocol version, the broker store's schema\n"
 		   "and the agent store's schema.\n");
 }
@@ -400,34 +403,46 @@ int main(int argc, char **argv)
 			printf("agent store schema %d\n", AGENT_STORE_SCHEMA);
 			return 0;
 		}
-		default:
+		default: /* getopt said which option, and why */
 			usage(stderr);
 			return 2;
 		}
 	}
-	if (ini == NULL || optind != argc || (trust_key != NULL && trust == NULL)) {
+	/* a usage error says what was wrong before the usage */
+	const char *wrong = ini == NULL			  ? "-c agent.ini is required"
+			    : optind != argc		  ? "unexpected argument"
+			    : trust_key != NULL && !trust ? "--key goes with --trust PARTY_ID"
+							  : NULL;
+	if (wrong != NULL) {
+		if (optind != argc && ini != NULL)
+			fprintf(stderr, "rete-agent: %s '%s'\n", wrong, argv[optind]);
+		else
+			fprintf(stderr, "rete-agent: %s\n", wrong);
 		usage(stderr);
 		return 2;
 	}
-	if (agent_config_load(ini, &a.cfg, &m) != RETE_OK) {
-		fprintf(stderr, "rete-agent: %s\n", m.text);
+	if (check) /* the keys and folders, as the start would open them; nothing
+		    * is written, no lock taken (it may run beside the agent) */
+		return agent_check_run("rete-agent", ini);
+	rete_check_list problems = {0};
+	if (agent_config_read(ini, &a.cfg, &problems) != RETE_OK) {
+		/* every problem of the file, as --check-config lists them */
+		for (size_t i = 0; i < problems.n; i++)
+			if (a.cfg.unreadable)
+				fprintf(stderr, "rete-agent: %s\n", problems.items[i]);
+			else if (problems.lines[i] > 0)
+				fprintf(stderr, "rete-agent: %s:%d: %s\n", ini, problems.lines[i],
+					problems.items[i]);
+			else
+				fprintf(stderr, "rete-agent: %s: %s\n", ini, problems.items[i]);
+		if (!a.cfg.unreadable)
+			fprintf(stderr, "rete-agent: %s: %zu problem%s; nothing was started\n", ini,
+				problems.n, problems.n == 1 ? "" : "s");
+		rete_check_free(&problems);
 		agent_config_free(&a.cfg);
 		return 2;
 	}
-	if (check) {
-		/* the keys and folders, as the start would open them; nothing is
-		 * written, no lock taken (it may run beside the agent) */
-		rete_check_list problems = {0}, notes = {0};
-		char what[512];
-		agent_check_config(&a.cfg, &problems, &notes);
-		snprintf(what, sizeof(what), "agent %s, broker %s, spool %s, data %s", a.cfg.id,
-			 a.cfg.broker, a.cfg.spool, a.cfg.data);
-		rc = rete_check_report(ini, &problems, &notes, what);
-		rete_check_free(&problems);
-		rete_check_free(&notes);
-		agent_config_free(&a.cfg);
-		return rc;
-	}
+	rete_check_free(&problems);
 	if (trust != NULL) {
 		rc = agent_trust(&a, trust, trust_key);
 		agent_config_free(&a.cfg);
@@ -445,6 +460,9 @@ int main(int argc, char **argv)
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	for (size_t i = 0; i < a.cfg.adjusted.n; i++)
+		agent_log(&a, "warning", "%s:%d: %s", a.cfg.ini_path, a.cfg.adjusted.lines[i],
+			  a.cfg.adjusted.items[i]);
 	if (a.cfg.twice[0] != '\0')
 		agent_log(&a, "warning",
 			  "%s: [agent] %s: given more than once; the last of each is taken (keep "

@@ -35,7 +35,9 @@ bool cli_access_record(const char *ini, const char *program, const char *what)
 		 * the file. */
 		agent_config ac;
 		rete_msg ignored;
-		bool agent = agent_config_load(ini, &ac, &ignored) == RETE_OK;
+		bool agent = agent_config_load_paths(ini, &ac, &ignored) == RETE_OK ||
+			     ac.agent_section; /* an agent.ini with a problem is still
+						* one: its record is not put beside it */
 		char *data = agent && ac.data ? strdup(ac.data) : NULL;
 		agent_config_free(&ac);
 		rete_err err = rete_privacy_config_load(ini, agent, data, &pc, &m);

@@ -1221,7 +1221,23 @@ static int audit_timeline(int argc, char **argv)
 			coord_config_free(&cfg);
 			return CLI_USAGE;
 		}
-		tz_src = cfg.time_zone != NULL ? strdup(cfg.time_zone) : NULL;
+		/* the file's zone is refused as rete console refuses it: a
+		 * setting that would silently give UTC is a mistake to fix */
+		if (!cli_tz_known(cfg.time_zone)) {
+			char at[16] = "";
+			if (cfg.lines[CC_LINE_TZ] > 0)
+				snprintf(at, sizeof(at), ":%d", cfg.lines[CC_LINE_TZ]);
+			fprintf(
+			    stderr,
+			    "rete audit timeline: %s%s: [client] time_zone: '%s'%s is not a time "
+			    "zone this machine knows (no /usr/share/zoneinfo/%s); give a zone "
+			    "such as Europe/Rome (install tzdata), or --tz ZONE\n",
+			    ini, at, cfg.time_zone, cfg.time_zone_default ? " (the default)" : "",
+			    cfg.time_zone);
+			coord_config_free(&cfg);
+			return CLI_USAGE;
+		}
+		tz_src = strdup(cfg.time_zone);
 		coord_config_free(&cfg);
 	}
 	if (dir != NULL && tz_opt == NULL)

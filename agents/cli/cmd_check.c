@@ -9,6 +9,7 @@
 
 #include "../agent/agent_check.c"
 #include "conffile.h"
+#include "console_check.h"
 #include "coord_config.h"
 #include "privacy_config.h"
 
@@ -58,9 +59,11 @@ int cmd_check(int argc, char **argv)
 			    "Checks agent.ini ([agent]), coord.ini or audit.ini ([client]) as the\n"
 			    "program reading it would at start: the keys (a secret key 0600, a\n"
 			    "secret where a secret is wanted, a public key where a public one is)\n"
-			    "and an agent's folders. Every problem is listed; no key material is\n"
-			    "printed. Exit 0 fine, 2 problems. broker.ini: rete-broker\n"
-			    "--check-config.\n");
+			    "and an agent's folders; a coord.ini's time_zone and [console] as "
+			    "rete\n"
+			    "console reads them. Every problem is listed, with FILE:LINE: where a\n"
+			    "key is the cause; no key material is printed. Exit 0 fine, 2\n"
+			    "problems. broker.ini: rete-broker --check-config.\n");
 			return CLI_OK;
 		} else {
 			fprintf(stderr,
@@ -88,33 +91,34 @@ int cmd_check(int argc, char **argv)
 		return CLI_USAGE;
 	}
 	if (strcmp(section, "agent") == 0) {
-		agent_config cfg;
-		memset(&cfg, 0, sizeof(cfg));
-		if (agent_config_load(ini, &cfg, &m) != RETE_OK) {
-			fprintf(stderr, "%s\n%s: 1 problem\n", m.text, ini);
-			agent_config_free(&cfg);
-			return CLI_USAGE;
-		}
-		agent_check_config(&cfg, &problems, &notes);
-		snprintf(what, sizeof(what), "agent %s, broker %s, spool %s, data %s", cfg.id,
-			 cfg.broker, cfg.spool, cfg.data);
-		agent_config_free(&cfg);
+		return agent_check_run("rete --check-config", ini) == 0 ? CLI_OK : CLI_USAGE;
 	} else if (strcmp(section, "client") == 0) {
 		coord_config cfg;
-		memset(&cfg, 0, sizeof(cfg));
-		if (coord_config_load(ini, &cfg, &m) != RETE_OK) {
-			fprintf(stderr, "%s\n%s: 1 problem\n", m.text, ini);
+		if (coord_config_read(ini, &cfg, &problems) != RETE_OK && cfg.unreadable) {
+			fprintf(stderr, "%s\n", problems.n ? problems.items[0] : "out of memory");
 			coord_config_free(&cfg);
+			rete_check_free(&problems);
 			return CLI_USAGE;
 		}
-		rete_check_secret_key(&problems, "[client] key", cfg.key_path);
-		rete_check_public_key(&problems, "[client] broker_key", cfg.broker_key_path);
+		/* every problem of [client] and [report] is listed; what the
+		 * file names is opened even when some keys were refused */
+		rete_check_at(&problems, cfg.lines[1]);
+		if (cfg.key_path != NULL)
+			rete_check_secret_key(&problems, "[client] key", cfg.key_path);
+		rete_check_at(&problems, cfg.lines[3]);
+		if (cfg.broker_key_path != NULL)
+			rete_check_public_key(&problems, "[client] broker_key",
+					      cfg.broker_key_path);
+		rete_check_at(&problems, 0);
 		rete_privacy_config pc;
 		if (rete_privacy_config_load(ini, false, NULL, &pc, &m) != RETE_OK)
 			rete_check_add(&problems, "%s",
 				       strstr(m.text, "[privacy]") ? strstr(m.text, "[privacy]")
 								   : m.text);
 		rete_privacy_config_free(&pc);
+		/* time_zone and [console]: the console's own reading and the
+		 * judgements of its start (rete report refuses the same zone) */
+		console_check(ini, &problems, &notes);
 		snprintf(what, sizeof(what), "client %s (coordinator or auditor), broker %s%s%s",
 			 cfg.id, cfg.broker, cfg.events ? ", events " : "",
 			 cfg.events ? cfg.events : "");

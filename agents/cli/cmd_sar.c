@@ -971,7 +971,7 @@ int cmd_sar(int argc, char **argv)
 		return CLI_USAGE;
 	}
 	const struct sar_words *w = strcmp(lang, "it") == 0 ? &words_it : &words_en;
-	if (agent_config_load(ini, &cfg, &m) != RETE_OK) {
+	if (agent_config_load_paths(ini, &cfg, &m) != RETE_OK) {
 		fprintf(stderr, "rete sar: %s\n", m.text);
 		goto out;
 	}

@@ -266,7 +266,7 @@ int cmd_send(int argc, char **argv)
 		send_usage(stderr);
 		return CLI_USAGE;
 	}
-	if (agent_config_load(ini, &cfg, &m) != RETE_OK) {
+	if (agent_config_load_paths(ini, &cfg, &m) != RETE_OK) {
 		fprintf(stderr, "rete send: %s\n", m.text);
 		agent_config_free(&cfg);
 		return CLI_USAGE;

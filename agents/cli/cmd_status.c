@@ -207,7 +207,7 @@ int cmd_status(int argc, char **argv)
 		status_usage(stderr);
 		return CLI_USAGE;
 	}
-	if (agent_config_load(ini, &cfg, &m) != RETE_OK) {
+	if (agent_config_load_paths(ini, &cfg, &m) != RETE_OK) {
 		fprintf(stderr, "rete status: %s\n", m.text);
 		agent_config_free(&cfg);
 		return CLI_USAGE;

@@ -11,11 +11,15 @@
 #include "ini_file.h"
 #include "report.h"
 
+#include "config_check.h"
+
 struct cc_parse {
 	coord_config *cfg;
-	char dir[PATH_MAX]; /* folder of the ini file, for relative paths */
-	rete_msg *m;
-	rete_err err;
+	char dir[PATH_MAX];  /* folder of the ini file, for relative paths */
+	rete_check_list *pr; /* every problem, with its line */
+	rete_err err;	     /* out of memory: the reading stops */
+	int line;	     /* the line the handler was given */
+	bool id_bad;	     /* [client] id given, and refused */
 };
 
 static int cc_set(struct cc_parse *p, char **slot, char *value)
@@ -23,7 +27,7 @@ static int cc_set(struct cc_parse *p, char **slot, char *value)
 	free(*slot);
 	*slot = value;
 	if (value == NULL) {
-		p->err = rete_msg_set(p->m, RETE_ENOMEM, "out of memory");
+		p->err = RETE_ENOMEM;
 		return 0;
 	}
 	return 1;
@@ -45,20 +49,32 @@ static int cc_tz_valid(const char *s)
 
 static int cc_report(struct cc_parse *p, const char *name, const char *value);
 
+/* the keys of [client] whose line is kept (coord_config.lines) */
+static const char *const cc_line_keys[CC_LINES] = {"id",	 "key",	   "broker",
+						   "broker_key", "events", "time_zone"};
+
 static int cc_handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct cc_parse *p = user;
 	coord_config *cfg = p->cfg;
+	rete_msg sub;
 
 	if (p->err != RETE_OK)
 		return 0;
+	rete_check_at(p->pr, p->line);
 	if (strcmp(section, "report") == 0)
 		return cc_report(p, name, value);
 	if (strcmp(section, "client") != 0)
 		return 1; /* other sections belong to other tools sharing the file */
+	for (int i = 0; i < CC_LINES; i++)
+		if (strcmp(cc_line_keys[i], name) == 0)
+			cfg->lines[i] = p->line;
 	if (strcmp(name, "id") == 0) {
-		p->err = rete_ini_party_id("client", value, cfg->id, sizeof(cfg->id), p->m);
-		return p->err == RETE_OK;
+		if (rete_ini_party_id("client", value, cfg->id, sizeof(cfg->id), &sub) != RETE_OK) {
+			rete_check_add(p->pr, "%s", sub.text);
+			p->id_bad = true;
+		}
+		return 1;
 	}
 	if (strcmp(name, "key") == 0)
 		return cc_set(p, &cfg->key_path, rete_ini_abs_path(p->dir, value));
@@ -66,16 +82,20 @@ static int cc_handler(void *user, const char *section, const char *name, const c
 		return cc_set(p, &cfg->broker_key_path, rete_ini_abs_path(p->dir, value));
 	if (strcmp(name, "broker") == 0)
 		return cc_set(p, &cfg->broker, strdup(value));
-	if (strcmp(name, "events") == 0)
+	if (strcmp(name, "events") == 0) {
+		if (rete_endpoint_check(value, RETE_ENDPOINT_CONNECT, &sub) != RETE_OK) {
+			rete_check_add(p->pr, "[client] events: %s", sub.text);
+			return 1;
+		}
 		return cc_set(p, &cfg->events, strdup(value));
+	}
 	if (strcmp(name, "time_zone") == 0) {
 		if (!cc_tz_valid(value)) {
-			p->err =
-			    rete_msg_set(p->m, RETE_EINVAL,
-					 "[client] time_zone: '%s' is not a time zone name; use "
-					 "e.g. Europe/Rome",
-					 value);
-			return 0;
+			rete_check_add(p->pr,
+				       "[client] time_zone: '%s' is not a time zone name; use "
+				       "e.g. Europe/Rome",
+				       value);
+			return 1;
 		}
 		return cc_set(p, &cfg->time_zone, strdup(value));
 	}
@@ -83,22 +103,20 @@ static int cc_handler(void *user, const char *section, const char *name, const c
 		rete_duration d;
 		if (rete_duration_parse(value, &d, NULL) != RETE_OK || d.working_days > 0 ||
 		    d.ms <= 0 || d.ms > 3600000) {
-			p->err =
-			    rete_msg_set(p->m, RETE_EINVAL,
-					 "[client] timeout: '%s' is not accepted; use a duration "
-					 "from 1s to 1h, e.g. 10s",
-					 value);
-			return 0;
+			rete_check_add(p->pr,
+				       "[client] timeout: '%s' is not accepted; use a duration "
+				       "from 1s to 1h, e.g. 10s",
+				       value);
+			return 1;
 		}
 		cfg->timeout_ms = (int)d.ms;
 		return 1;
 	}
-	p->err =
-	    rete_msg_set(p->m, RETE_EINVAL,
-			 "[client] %s: unknown key; known: id, key, broker, broker_key, events, "
-			 "time_zone, timeout",
-			 name);
-	return 0;
+	rete_check_add(p->pr,
+		       "[client] %s: unknown key; known: id, key, broker, broker_key, events, "
+		       "time_zone, timeout",
+		       name);
+	return 1;
 }
 
 /* cc_report reads a key of [report]: the steering group's counts, in
@@ -108,38 +126,61 @@ static int cc_report(struct cc_parse *p, const char *name, const char *value)
 	rete_msg em;
 
 	if (strcmp(name, "min_count") == 0) {
-		if (report_parse_min_count(value, &p->cfg->min_count, &em) == RETE_OK)
-			return 1;
-		p->err = rete_msg_set(p->m, RETE_EINVAL, "[report] min_count: %s", em.text);
-		return 0;
+		if (report_parse_min_count(value, &p->cfg->min_count, &em) != RETE_OK)
+			rete_check_add(p->pr, "[report] min_count: %s", em.text);
+		return 1;
 	}
-	p->err =
-	    rete_msg_set(p->m, RETE_EINVAL, "[report] %s: unknown key; known: min_count", name);
-	return 0;
+	rete_check_add(p->pr, "[report] %s: unknown key; known: min_count", name);
+	return 1;
 }
 
-rete_err coord_config_load(const char *path, coord_config *cfg, rete_msg *m)
+rete_err coord_config_read(const char *path, coord_config *cfg, rete_check_list *pr)
 {
-	struct cc_parse p = {.cfg = cfg, .m = m, .err = RETE_OK};
+	struct cc_parse p = {.cfg = cfg, .pr = pr, .err = RETE_OK};
+	size_t before = pr->n;
 	rete_err err;
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->timeout_ms = 10000;
 	cfg->min_count = REPORT_MIN_COUNT;
-	err = rete_ini_read(path, cc_handler, &p, &p.err, &cfg->ini_path, p.dir, sizeof(p.dir), m);
+	err = rete_ini_read_list(path, cc_handler, &p, &p.err, &p.line, &cfg->ini_path, p.dir,
+				 sizeof(p.dir), pr, &cfg->unreadable);
 	if (err != RETE_OK)
 		return err;
-	err = rete_ini_need_party(path, "client", "a coordinator", cfg->id, cfg->key_path,
-				  cfg->broker, cfg->broker_key_path, m);
-	if (err != RETE_OK)
-		return err;
-	rete_msg em;
-	if (cfg->events && rete_endpoint_check(cfg->events, RETE_ENDPOINT_CONNECT, &em) != RETE_OK)
-		return rete_msg_set(m, RETE_EINVAL, "%s: [client] events: %s", path, em.text);
+	const int lines[4] = {cfg->lines[0], cfg->lines[1], cfg->lines[2], cfg->lines[3]};
+	rete_ini_need_party_list("client", "a coordinator", p.id_bad ? "bad" : cfg->id,
+				 cfg->key_path, cfg->broker, cfg->broker_key_path, lines, pr);
 	cfg->time_zone_default = cfg->time_zone == NULL;
-	if (cfg->time_zone == NULL && (cfg->time_zone = strdup(RETE_DEFAULT_TZ)) == NULL)
-		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
-	return RETE_OK;
+	if (cfg->time_zone == NULL && (cfg->time_zone = strdup(RETE_DEFAULT_TZ)) == NULL) {
+		cfg->unreadable = true;
+		rete_check_add(pr, "out of memory");
+		return RETE_ENOMEM;
+	}
+	rete_check_at(pr, 0);
+	return pr->n == before ? RETE_OK : RETE_EINVAL;
+}
+
+rete_err coord_config_load(const char *path, coord_config *cfg, rete_msg *m)
+{
+	rete_check_list pr = {0};
+	rete_err err = coord_config_read(path, cfg, &pr);
+
+	if (err != RETE_OK && pr.n == 0)
+		rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	else if (err != RETE_OK && cfg->unreadable)
+		rete_msg_set(m, err, "%s", pr.items[0]);
+	else if (err != RETE_OK && pr.lines[0] > 0)
+		rete_msg_set(m, err, "%s:%d: %s%s", path, pr.lines[0], pr.items[0],
+			     pr.n > 1 ? " (and more: rete --check-config -c FILE lists every "
+					"problem)"
+				      : "");
+	else if (err != RETE_OK)
+		rete_msg_set(m, err, "%s: %s%s", path, pr.items[0],
+			     pr.n > 1 ? " (and more: rete --check-config -c FILE lists every "
+					"problem)"
+				      : "");
+	rete_check_free(&pr);
+	return err;
 }
 
 void coord_config_free(coord_config *cfg)

@@ -31,6 +31,12 @@ typedef struct coord_config {
 	bool time_zone_default;	  /* time_zone is the default: the file gave none */
 	int timeout_ms;		  /* [client] timeout: wait for an answer (10s) */
 	unsigned min_count;	  /* [report] min_count: counts below it hidden (3) */
+#define CC_LINES   6
+#define CC_LINE_TZ 5
+	int lines[CC_LINES]; /* the lines of id, key, broker, broker_key, events,
+				time_zone (CC_LINE_TZ) in the file (0: not given) */
+	bool unreadable;     /* coord_config_read: the file could not be read (its one
+				sentence names it) */
 } coord_config;
 
 /* coord_config_load reads path into *cfg (the caller releases it with
@@ -39,6 +45,16 @@ typedef struct coord_config {
  * missing or bad key; m names the file, the key, the value and what is
  * accepted), RETE_ENOMEM. */
 rete_err coord_config_load(const char *path, coord_config *cfg, rete_msg *m);
+
+/* coord_config_read is coord_config_load listing every problem of the
+ * file in pr (config_check.h), each at the line of its key (rete_check_at):
+ * [client] and [report], a line that is no `key = value`, the keys
+ * missing. *cfg holds what was accepted (the caller frees it). Errors:
+ * RETE_EINVAL (pr has the problems), RETE_EIO or RETE_EINVAL with
+ * cfg->unreadable (the file cannot be read: one sentence naming it),
+ * RETE_ENOMEM. */
+struct rete_check_list;
+rete_err coord_config_read(const char *path, coord_config *cfg, struct rete_check_list *pr);
 
 /* coord_config_free releases the strings of cfg and zeroes it; NULL is
  * fine. */

@@ -29,10 +29,42 @@ char *rete_ini_abs_path(const char *dir, const char *value);
  * first error it met, with its sentence in m; that error is returned with
  * the sentence prefixed by path. Errors: RETE_EIO (the file cannot be
  * read), RETE_ENOMEM, RETE_EINVAL (a line that is neither `key = value` nor
- * `[section]`), or the handler's. */
+ * `[section]`, or one longer than 199 characters: "PATH:LINE: ..."), or
+ * the handler's. */
 rete_err rete_ini_read(const char *path, ini_handler handler, void *user,
 		       const rete_err *handler_err, char **ini_path, char *dir, size_t dirlen,
 		       rete_msg *m);
+
+/* rete_ini_read_at is rete_ini_read for a handler that lists every problem
+ * itself (a check that says everything at once): *line is set, while
+ * handler runs, to the number of the line it was given (1 the first), so
+ * that each problem can say FILE:LINE. *syntax_line gets the first line
+ * that is neither `key = value` nor `[section]`, *long_line the first
+ * longer than 199 characters (not read: inih would cut it in two), 0 when
+ * none; the lines after either are read. Those are the caller's to list
+ * (rete_ini_syntax_list), not an error returned. Errors: RETE_EIO,
+ * RETE_ENOMEM, the handler's. */
+rete_err rete_ini_read_at(const char *path, ini_handler handler, void *user,
+			  const rete_err *handler_err, int *line, int *syntax_line, int *long_line,
+			  char **ini_path, char *dir, size_t dirlen, rete_msg *m);
+
+/* rete_ini_syntax_list adds to pr the problems of rete_ini_read_at's
+ * syntax_line and long_line (none when 0), each at its line. */
+struct rete_check_list;
+void rete_ini_syntax_list(int syntax_line, int long_line, struct rete_check_list *pr);
+
+/* rete_ini_read_list is rete_ini_read_at for a reader that lists every
+ * problem in pr: the lines that are no `key = value` or too long are
+ * listed; a file that cannot be read is one problem (its sentence names
+ * it) with *unreadable set. Errors: RETE_EIO, RETE_ENOMEM, the
+ * handler's. */
+rete_err rete_ini_read_list(const char *path, ini_handler handler, void *user,
+			    const rete_err *handler_err, int *line, char **ini_path, char *dir,
+			    size_t dirlen, struct rete_check_list *pr, bool *unreadable);
+
+/* The sentences of those two problems (after "FILE:LINE: "). */
+extern const char rete_ini_long_line_text[];
+extern const char rete_ini_syntax_text[];
 
 /* rete_ini_keys: the keys one section gave so far (a parser's, zeroed
  * before the file is read). */
@@ -56,14 +88,17 @@ bool rete_ini_key_again(rete_ini_keys *k, const char *name);
 rete_err rete_ini_party_id(const char *section, const char *value, char *id, size_t idlen,
 			   rete_msg *m);
 
-/* rete_ini_need_party checks that the file path gave in [section] the
+/* rete_ini_need_party_list checks that the file gave in [section] the
  * four keys every client of the broker needs: id (empty when not given),
- * key, broker and broker_key (NULL when not given). Errors: RETE_EINVAL
- * naming the first one missing and saying that `who` (e.g. "the agent")
- * needs all four, or that broker is no endpoint to connect to
- * (rete_endpoint_check: a port beyond 65535, none, '*', ...). */
-rete_err rete_ini_need_party(const char *path, const char *section, const char *who, const char *id,
-			     const char *key, const char *broker, const char *broker_key,
-			     rete_msg *m);
+ * key, broker and broker_key (NULL when not given), listing in pr
+ * (config_check.h) each one missing, saying that `who` (e.g. "the agent")
+ * needs all four, and a broker that is no endpoint to connect to
+ * (rete_endpoint_check: a port beyond 65535, none, '*', ...): lines holds the lines of id, key,
+ * broker and broker_key (0: not given) for the problems' FILE:LINE. An id given and refused is
+ * passed as any non-empty text: its own problem is listed already. */
+struct rete_check_list;
+void rete_ini_need_party_list(const char *section, const char *who, const char *id, const char *key,
+			      const char *broker, const char *broker_key, const int lines[4],
+			      struct rete_check_list *pr);
 
 #endif

@@ -123,8 +123,14 @@ rete_err rete_privacy_config_load(const char *path, bool agent, const char *data
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->access_keep = RETE_ACCESS_KEEP_DEFAULT;
 	cfg->scan_ms = 3600 * 1000;
-	rete_err err =
-	    rete_ini_read(path, pc_handler, &p, &p.err, &ini_path, p.dir, sizeof(p.dir), m);
+	/* a line that is not key = value, or too long, is the problem of the
+	 * file's own reader (agent.ini's, coord.ini's), which lists it: here
+	 * it would be said twice */
+	int line = 0, syntax = 0, long_line = 0;
+	rete_err err = rete_ini_read_at(path, pc_handler, &p, &p.err, &line, &syntax, &long_line,
+					&ini_path, p.dir, sizeof(p.dir), m);
+	if (err == RETE_EINVAL)
+		rete_msg_prefix(m, "%s", path);
 	free(ini_path);
 	if (err != RETE_OK)
 		return err;

@@ -66,6 +66,7 @@
 #include "cosign.h"
 #include "evidence.h"
 #include "console_assets.h"
+#include "console_check.h"
 #include "coord_config.h"
 #include "duration.h"
 #include "httpd.h"
@@ -130,6 +131,9 @@ struct console {
 	unsigned streams_key, streams_per_addr;
 	bool streams_set;
 	char stream_peer[CONSOLE_STREAMS_MAX][RETE_HTTP_ADDR_MAX]; /* "": a free slot */
+	int key_line[6];      /* the lines of listen, users, tls_cert, tls_key, witnesses,
+				 access_log in the file (console_key_line), 0: not given */
+	bool console_section; /* the file has a [console] section */
 };
 
 /* ---- the configuration's [console] section ------------------------------------ */
@@ -137,8 +141,9 @@ struct console {
 struct console_ini {
 	struct console *c;
 	char dir[4096];
-	rete_err err;
-	rete_msg *m;
+	rete_err err;	     /* out of memory: the reading stops */
+	rete_check_list *pr; /* every problem, with its line */
+	int line;	     /* the line the handler was given */
 };
 
 /* console_ini_ms reads the duration value of [console] name into *out, from
@@ -150,11 +155,9 @@ static bool console_ini_ms(struct console_ini *p, const char *name, const char *
 	rete_msg dm;
 	if (rete_duration_parse(value, &d, &dm) != RETE_OK || d.working_days != 0 || d.ms < 1000 ||
 	    d.ms > (int64_t)max_s * 1000) {
-		if (p->err == RETE_OK)
-			p->err = rete_msg_set(p->m, RETE_EINVAL,
-					      "[console] %s: '%s' is not a duration from 1s to "
-					      "%us (e.g. 10s, 2m)",
-					      name, value, max_s);
+		rete_check_add(p->pr,
+			       "[console] %s: '%s' is not a duration from 1s to %us (e.g. 10s, 2m)",
+			       name, value, max_s);
 		return false;
 	}
 	*out = (unsigned)d.ms;
@@ -170,12 +173,10 @@ static bool console_ini_count(struct console_ini *p, const char *name, const cha
 	errno = 0;
 	unsigned long n = value[0] >= '0' && value[0] <= '9' ? strtoul(value, &end, 10) : 0;
 	if (end == NULL || *end != '\0' || errno != 0 || n > max) {
-		if (p->err == RETE_OK)
-			p->err =
-			    rete_msg_set(p->m, RETE_EINVAL,
-					 "[console] %s: '%s' is not a number from 0 (no limit) "
-					 "to %u (the console serves %u %s at once)",
-					 name, value, max, max, what);
+		rete_check_add(p->pr,
+			       "[console] %s: '%s' is not a number from 0 (no limit) to %u (the "
+			       "console serves %u %s at once)",
+			       name, value, max, max, what);
 		return false;
 	}
 	*out = (unsigned)n;
@@ -205,39 +206,59 @@ static bool console_ini_users(struct console_ini *p, const char *name, const cha
 	char u[CONSOLE_USER_MAX + 2];
 	for (const char *q = value; list_next(&q, u, sizeof(u));)
 		if (!console_user_valid(u)) {
-			if (p->err == RETE_OK)
-				p->err =
-				    rete_msg_set(p->m, RETE_EINVAL,
-						 "[console] %s: '%.64s' is not a user name "
-						 "(a-z, 0-9, '.', '_', '-'); give the accounts' "
-						 "names, separated by commas",
-						 name, u);
+			rete_check_add(p->pr,
+				       "[console] %s: '%.64s' is not a user name (a-z, 0-9, '.', "
+				       "'_', '-'); give the accounts' names, separated by commas",
+				       name, u);
 			return false;
 		}
 	return true;
 }
 
+/* console_key_line notes the line [console] key was given on, for the
+ * checks done after reading (console_settle) to say FILE:LINE. */
+static const char *const console_line_keys[6] = {"listen",  "users",	 "tls_cert",
+						 "tls_key", "witnesses", "access_log"};
+
+static void console_key_line(struct console *c, const char *key, int line)
+{
+	for (size_t i = 0; i < 6; i++)
+		if (strcmp(console_line_keys[i], key) == 0)
+			c->key_line[i] = line;
+}
+
+static int console_key_line_of(const struct console *c, const char *key)
+{
+	for (size_t i = 0; i < 6; i++)
+		if (strcmp(console_line_keys[i], key) == 0)
+			return c->key_line[i];
+	return 0;
+}
+
 static int console_ini_handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct console_ini *p = user;
+	if (p->err != RETE_OK)
+		return 0;
 	if (strcmp(section, "console") != 0)
 		return 1;
+	p->c->console_section = true;
+	rete_check_at(p->pr, p->line);
+	console_key_line(p->c, name, p->line);
 	if (strcmp(name, "connections_per_address") == 0) {
 		if (!console_ini_count(p, name, value, RETE_HTTP_CONNS_MAX, "connections",
 				       &p->c->per_address))
-			return 0;
+			return 1;
 		p->c->per_address_set = true;
 	} else if (strcmp(name, "streams_per_address") == 0) {
 		if (!console_ini_count(p, name, value, CONSOLE_STREAMS_MAX, "live-update streams",
 				       &p->c->streams_key))
-			return 0;
+			return 1;
 		p->c->streams_set = true;
 	} else if (strcmp(name, "header_timeout") == 0) {
-		if (!console_ini_ms(p, name, value, 300, &p->c->header_ms))
-			return 0;
+		console_ini_ms(p, name, value, 300, &p->c->header_ms);
 	} else if (strcmp(name, "stream_timeout") == 0) {
-		if (!console_ini_ms(p, name, value, 3600, &p->c->stall_ms))
-			return 0;
+		console_ini_ms(p, name, value, 3600, &p->c->stall_ms);
 	} else if (strcmp(name, "listen") == 0) {
 		snprintf(p->c->listen, sizeof(p->c->listen), "%s", value);
 	} else if (strcmp(name, "access_log") == 0) {
@@ -257,35 +278,93 @@ static int console_ini_handler(void *user, const char *section, const char *name
 		p->c->witnesses_path = rete_ini_abs_path(p->dir, value);
 	} else if (strcmp(name, "steering_group") == 0) {
 		if (!console_ini_users(p, name, value))
-			return 0;
+			return 1;
 		free(p->c->steering);
 		if ((p->c->steering = strdup(value)) == NULL) {
-			p->err = rete_msg_set(p->m, RETE_ENOMEM, "out of memory");
+			p->err = RETE_ENOMEM;
 			return 0;
 		}
-	} else if (p->err == RETE_OK) {
-		p->err =
-		    rete_msg_set(p->m, RETE_EINVAL,
-				 "[console] %s: unknown key; the keys are listen, access_log, "
-				 "users, steering_group, tls_cert, tls_key, witnesses, "
-				 "connections_per_address, streams_per_address, header_timeout and "
-				 "stream_timeout",
-				 name);
-		return 0;
+	} else {
+		rete_check_add(p->pr,
+			       "[console] %s: unknown key; the keys are listen, access_log, "
+			       "users, steering_group, tls_cert, tls_key, witnesses, "
+			       "connections_per_address, streams_per_address, header_timeout and "
+			       "stream_timeout",
+			       name);
 	}
 	return 1;
 }
 
-static rete_err console_ini_load(struct console *c, const char *path, rete_msg *m)
+/* console_ini_read reads [console] of path into c, every problem of its
+ * keys listed in pr with its line; whole: the file's lines that are no
+ * `key = value` too (when no other reader of the file lists them). Errors: RETE_EINVAL (pr has
+ * them), RETE_EIO (the file cannot be read; m says why), RETE_ENOMEM. */
+static rete_err console_ini_read(struct console *c, const char *path, bool whole,
+				 rete_check_list *pr, rete_msg *m)
 {
-	struct console_ini p = {.c = c, .m = m};
+	struct console_ini p = {.c = c, .pr = pr};
 	char *abs = NULL;
-	rete_err err =
-	    rete_ini_read(path, console_ini_handler, &p, &p.err, &abs, p.dir, sizeof(p.dir), m);
+	int syntax = 0, long_line = 0;
+	size_t before = pr->n;
+	rete_err err = rete_ini_read_at(path, console_ini_handler, &p, &p.err, &p.line, &syntax,
+					&long_line, &abs, p.dir, sizeof(p.dir), m);
+	if (err == RETE_OK && whole)
+		rete_ini_syntax_list(syntax, long_line, pr);
 	if (err == RETE_OK && c->access_path == NULL &&
 	    (c->access_path = rete_ini_abs_path(p.dir, "console-access.jsonl")) == NULL)
 		err = rete_msg_set(m, RETE_ENOMEM, "out of memory");
 	free(abs);
+	rete_check_at(pr, 0);
+	if (err == RETE_ENOMEM && p.err == RETE_ENOMEM)
+		rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	if (err != RETE_OK)
+		return err;
+	return pr->n == before ? RETE_OK : RETE_EINVAL;
+}
+
+/* console_settings_free frees what console_ini_read and console_settle
+ * put in c (the paths, the steering group, the witness policy). */
+static void console_settings_free(struct console *c)
+{
+	rete_witness_policy_free(&c->policy);
+	free(c->witnesses_path);
+	free(c->access_path);
+	free(c->users_path);
+	free(c->steering);
+	free(c->tls_cert_path);
+	free(c->tls_key_path);
+	c->witnesses_path = c->access_path = c->users_path = c->steering = NULL;
+	c->tls_cert_path = c->tls_key_path = NULL;
+}
+
+/* console_problems_say prints pr's sentences on stderr, "who: FILE:LINE:
+ * ...", and the count. */
+static void console_problems_say(const char *who, const char *path, const rete_check_list *pr)
+{
+	for (size_t i = 0; i < pr->n; i++) {
+		if (pr->lines[i] == RETE_CHECK_NOT_FILE)
+			fprintf(stderr, "%s: %s\n", who, pr->items[i]);
+		else if (pr->lines[i] > 0)
+			fprintf(stderr, "%s: %s:%d: %s\n", who, path, pr->lines[i], pr->items[i]);
+		else
+			fprintf(stderr, "%s: %s: %s\n", who, path, pr->items[i]);
+	}
+	if (pr->n > 1)
+		fprintf(stderr, "%s: %s: %zu problems; nothing was started\n", who, path, pr->n);
+}
+
+/* console_ini_load is console_ini_read of the whole file for a program:
+ * the problems are printed after who (the command's name), and RETE_EINVAL
+ * returned with m empty. */
+static rete_err console_ini_load(struct console *c, const char *path, const char *who, rete_msg *m)
+{
+	rete_check_list pr = {0};
+	rete_err err = console_ini_read(c, path, true, &pr, m);
+	if (err == RETE_EINVAL) {
+		console_problems_say(who, path, &pr);
+		m->text[0] = '\0';
+	}
+	rete_check_free(&pr);
 	return err;
 }
 
@@ -602,6 +681,16 @@ static void console_record(struct console *c, const rete_http_req *rq, const cha
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* console_problem_code names the problem of an answer that is not ok in
+ * its X-Rete-Problem header ("period", "broker", ...): the pages show the
+ * sentence of their catalogue for it (texts.js, "api.CODE"), in the
+ * reader's language, and after it the body's English sentence, as the
+ * detail for IT. */
+static void console_problem_code(rete_http_answer *a, const char *code)
+{
+	rete_http_header(a, "X-Rete-Problem", code);
+}
+
 static void answer_json(rete_http_answer *a, json_t *j)
 {
 	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -834,6 +923,7 @@ static bool console_case_refused(struct console *c, const char *user, rete_http_
 	if (!console_steering(c, user))
 		return false;
 	a->status = 403;
+	console_problem_code(a, "steering");
 	rete_http_printf(a,
 			 "rete console: %s is an account of the steering group ([console] "
 			 "steering_group): a case's history and a message's evidence are for the "
@@ -1480,6 +1570,7 @@ static bool rep_params(const rete_http_req *rq, rete_http_answer *a, struct rep_
 	a->status = 400;
 	if (p->from == NULL || p->to == NULL || !rete_date_valid(p->from) ||
 	    !rete_date_valid(p->to)) {
+		console_problem_code(a, "dates"); /* a field of the form left empty */
 		rete_http_printf(a,
 				 "rete console: the report needs from= and to=, dates YYYY-MM-DD "
 				 "(both inclusive), e.g. from=2026-11-01&to=2026-11-30\n");
@@ -1536,6 +1627,7 @@ static bool rep_build(struct console *c, const struct rep_req *p, rete_http_answ
 	if (rete_day_bounds(p->from, tz, &from_ms, &x, &m) != RETE_OK ||
 	    rete_day_bounds(p->to, tz, &x, &to_ms, &m) != RETE_OK || from_ms >= to_ms) {
 		a->status = 400;
+		console_problem_code(a, "period");
 		rete_http_printf(a, "rete console: from=%s to=%s is not a period: %s\n", p->from,
 				 p->to, m.text[0] ? m.text : "from is after to");
 		return false;
@@ -1543,6 +1635,7 @@ static bool rep_build(struct console *c, const struct rep_req *p, rete_http_answ
 	if (coord_connect(&c->mc.cfg, false, &w, &m) != RETE_OK ||
 	    coord_query(&c->mc.cfg, w, RETE__QUERY__WHAT_SNAPSHOT, &f, &m) != RETE_OK) {
 		a->status = 503;
+		console_problem_code(a, "broker");
 		rete_http_printf(a, "rete console: the broker did not give the referrals: %s\n",
 				 m.text);
 		goto out;
@@ -1833,6 +1926,7 @@ static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		step = "month";
 	if (strcmp(step, "month") != 0 && strcmp(step, "week") != 0) {
 		a->status = 400;
+		console_problem_code(a, "step");
 		rete_http_printf(a, "rete console: step=%.20s: use step=week or step=month\n",
 				 step);
 		return;
@@ -1842,12 +1936,14 @@ static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	if (rete_day_bounds(p.from, tz, &from_ms, &x, &m) != RETE_OK ||
 	    rete_day_bounds(p.to, tz, &x, &to_ms, &m) != RETE_OK || from_ms >= to_ms) {
 		a->status = 400;
+		console_problem_code(a, "period");
 		rete_http_printf(a, "rete console: from=%s to=%s is not a period\n", p.from, p.to);
 		return;
 	}
 	if (coord_connect(&c->mc.cfg, false, &w, &m) != RETE_OK ||
 	    coord_query(&c->mc.cfg, w, RETE__QUERY__WHAT_SNAPSHOT, &f, &m) != RETE_OK) {
 		a->status = 503;
+		console_problem_code(a, "broker");
 		rete_http_printf(a, "rete console: the broker did not give the referrals: %s\n",
 				 m.text);
 		goto out;
@@ -1865,11 +1961,17 @@ static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 			json_decref(out);
 			out = NULL;
 			a->status = 400;
-			rete_http_printf(
-			    a,
-			    "rete console: from=%s to=%s has more than %d %ss; choose a "
-			    "shorter period or step=month\n",
-			    p.from, p.to, CONSOLE_BUCKETS_MAX, step);
+			/* by week the month is the way out; by month only a
+			 * shorter period is */
+			if (step[0] == 'w')
+				console_problem_code(a, "period-long");
+			else
+				console_problem_code(a, "period-long-month");
+			rete_http_printf(a,
+					 "rete console: from=%s to=%s has more than %d %ss; "
+					 "choose a shorter period%s\n",
+					 p.from, p.to, CONSOLE_BUCKETS_MAX, step,
+					 step[0] == 'w' ? " or step=month" : "");
 			goto out;
 		}
 		next_date(day, step[0] == 'w' ? 7 : 0, next);
@@ -2143,6 +2245,7 @@ static void route_case(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		return;
 	if (cid == NULL || !id_arg_ok(cid, 64)) {
 		a->status = 400;
+		console_problem_code(a, "case-id");
 		rete_http_printf(a,
 				 "rete console: case= needs a case id: 1 to 64 of letters, digits, "
 				 "'.', '_', '-', ':'\n");
@@ -2158,11 +2261,13 @@ static void route_case(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		goto out;
 	if (audit_remote_case_entries(c->mc.cfg.ini_path, cid, "console", case_entry, &cw) != 0) {
 		a->status = 503;
+		console_problem_code(a, "broker");
 		rete_http_printf(a, "rete console: the broker did not give the log's entries\n");
 		goto out;
 	}
 	if (coord_connect(&c->mc.cfg, false, &w, &m) != RETE_OK) {
 		a->status = 503;
+		console_problem_code(a, "broker");
 		rete_http_printf(a, "rete console: %s\n", m.text);
 		goto out;
 	}
@@ -2213,6 +2318,29 @@ out:
 
 /* ---- evidence bundles: one message's, as `rete evidence export -c` writes it ------- */
 
+/* evidence_problem sets the status and problem code of an evidence bundle
+ * that could not be made (e, from coord_connect when !connected, else from
+ * asking the broker or writing the bundle): none yet (404,
+ * evidence-missing); answers of the broker that do not hold (502,
+ * evidence-bad); the broker not reached, refusing or not answering in time
+ * (502, broker); the console's own files or memory, e.g. its key or the
+ * broker's key unreadable, or a broker address that is none (500,
+ * console). */
+static void evidence_problem(rete_http_answer *a, rete_err e, bool connected)
+{
+	const char *code;
+	if (e == RETE_ENOENT && connected)
+		a->status = 404, code = "evidence-missing";
+	else if (e == RETE_EPROOF || e == RETE_EBADSIG || e == RETE_EDECODE || e == RETE_ECORRUPT)
+		a->status = 502, code = "evidence-bad";
+	else if (e == RETE_ENET || e == RETE_ETIMEDOUT || e == RETE_EREFUSED ||
+		 e == RETE_EVERSION || (connected && e != RETE_ENOMEM))
+		a->status = 502, code = "broker";
+	else
+		a->status = 500, code = "console";
+	console_problem_code(a, code);
+}
+
 static void route_evidence(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
@@ -2240,15 +2368,18 @@ static void route_evidence(void *ctx, const rete_http_req *rq, rete_http_answer 
 	}
 	snprintf(what, sizeof(what), "evidence %s %s", sender, id);
 	console_record(c, rq, what);
-	if ((e = coord_connect(&c->mc.cfg, false, &w, &m)) == RETE_OK)
+	bool connected = false;
+	if ((e = coord_connect(&c->mc.cfg, false, &w, &m)) == RETE_OK) {
+		connected = true;
 		e = rete_evidence_from_broker(&c->mc.cfg, w, sender, id, &ev, &m);
+	}
 	rete_wire_close(&w);
 	if (e == RETE_OK) {
 		e = rete_evidence_write(&ev, &text, &m);
 		rete_evidence_free(&ev);
 	}
 	if (e != RETE_OK) {
-		a->status = e == RETE_ENOENT ? 404 : e == RETE_ENOMEM ? 500 : 502;
+		evidence_problem(a, e, connected);
 		rete_http_printf(a, "rete console: no evidence bundle for message %s of %s: %s\n",
 				 id, sender, m.text[0] ? m.text : rete_strerror(e));
 		return;
@@ -2263,7 +2394,11 @@ static void route_evidence(void *ctx, const rete_http_req *rq, rete_http_answer 
 	    RETE_OK)
 		e = rete_evidence_verify(text, strlen(text), &vo, NULL, &part, &m);
 	if (e != RETE_OK) {
-		a->status = part != NULL && e != RETE_EIO && e != RETE_ENOMEM ? 502 : 500;
+		/* the bundle does not hold: the broker's answers; the key or
+		 * the memory of the console itself: the console's problem */
+		bool bundle = part != NULL && e != RETE_EIO && e != RETE_ENOMEM;
+		a->status = bundle ? 502 : 500;
+		console_problem_code(a, bundle ? "evidence-bad" : "console");
 		rete_http_printf(a,
 				 "rete console: the evidence bundle of message %s of %s, made from "
 				 "the broker's answers, does not hold (%s: %s); it is not served\n",
@@ -2516,6 +2651,64 @@ static rete_err read_small(const char *path, char **out, rete_msg *m)
 	return RETE_OK;
 }
 
+/* console_tls_read reads [console] tls_cert and tls_key (PEM, each at
+ * most 1 MiB) into *cert and *key (the caller's: console_tls_free wipes the
+ * key), refusing a key readable by others. The start and the check
+ * (console_settle) both read them so: what the check takes, the start
+ * takes. Every problem goes to pr (with its key's line) when pr is not
+ * NULL, else the first to m. Errors: RETE_EIO (a file cannot be read),
+ * RETE_EINVAL (too large, no PEM, a key readable by others), RETE_ENOMEM. */
+static rete_err console_tls_read(const struct console *c, char **cert, char **key,
+				 rete_check_list *pr, rete_msg *m)
+{
+	rete_err first = RETE_OK, err;
+	struct stat st;
+	rete_msg sub;
+	const char *const paths[2] = {c->tls_cert_path, c->tls_key_path};
+	static const char *const keys[2] = {"tls_cert", "tls_key"};
+	static const char *const begin[2] = {"-----BEGIN CERTIFICATE-----", "PRIVATE KEY-----"};
+	char **const out[2] = {cert, key};
+
+	*cert = *key = NULL;
+	for (int i = 0; i < 2; i++) {
+		err = read_small(paths[i], out[i], &sub);
+		if (err == RETE_OK && i == 1 && stat(paths[i], &st) == 0 && (st.st_mode & 077) != 0)
+			err = rete_msg_set(&sub, RETE_EINVAL,
+					   "%s: the TLS private key is readable by others; chmod "
+					   "600 %s",
+					   paths[i], paths[i]);
+		else if (err == RETE_OK && strstr(*out[i], begin[i]) == NULL)
+			err = rete_msg_set(
+			    &sub, RETE_EINVAL, "%s: not a PEM %s (no '%s' line); give the PEM file",
+			    paths[i], i == 0 ? "certificate" : "private key", begin[i]);
+		if (err == RETE_OK)
+			continue;
+		if (pr != NULL) {
+			rete_check_at(pr, console_key_line_of(c, keys[i]));
+			rete_check_add(pr, "[console] %s: %s", keys[i], sub.text);
+			rete_check_at(pr, 0);
+		}
+		if (first == RETE_OK) {
+			first = err;
+			if (m != NULL)
+				rete_msg_set(m, err, "%s", sub.text);
+		}
+	}
+	return first;
+}
+
+/* console_tls_free frees what console_tls_read gave, the key wiped first. */
+static void console_tls_free(char **cert, char **key)
+{
+	free(*cert);
+	*cert = NULL;
+	if (*key != NULL) {
+		sodium_memzero(*key, strlen(*key));
+		free(*key);
+		*key = NULL;
+	}
+}
+
 static rete_err console_serve(struct console *c, const rete_http_addr *addr, rete_httpd **out,
 			      rete_msg *m)
 {
@@ -2547,23 +2740,10 @@ static rete_err console_serve(struct console *c, const rete_http_addr *addr, ret
 	}
 	if (c->tls) {
 		char *cert = NULL, *key = NULL;
-		err = read_small(c->tls_cert_path, &cert, m);
-		struct stat st;
-		if (err == RETE_OK && stat(c->tls_key_path, &st) == 0 && (st.st_mode & 077) != 0)
-			err =
-			    rete_msg_set(m, RETE_EINVAL,
-					 "%s: the TLS private key is readable by others; chmod 600 "
-					 "%s",
-					 c->tls_key_path, c->tls_key_path);
-		if (err == RETE_OK)
-			err = read_small(c->tls_key_path, &key, m);
+		err = console_tls_read(c, &cert, &key, NULL, m);
 		if (err == RETE_OK)
 			err = rete_httpd_tls(h, cert, key, m);
-		free(cert);
-		if (key != NULL) {
-			sodium_memzero(key, strlen(key));
-			free(key);
-		}
+		console_tls_free(&cert, &key);
 		if (err != RETE_OK) {
 			rete_httpd_free(&h);
 			return err;
@@ -2603,6 +2783,113 @@ static rete_err console_serve(struct console *c, const rete_http_addr *addr, ret
 
 /* ---- the command ------------------------------------------------------------------ */
 
+/* The console's sentences for its listen address (proto/httpd.h): a
+ * wildcard is refused even with TLS and accounts, since it would publish
+ * the network's referrals on every interface the host has, present and to
+ * come (a VPN, a management network), not the one the browsers reach
+ * (docs/operations.md, "Publishing the console"). */
+static const rete_http_addr_use console_listen_use = {
+    "8480", "where anyone on any network this host joins could reach the console; give the "
+	    "address of the one interface the browsers reach (with TLS and accounts), or "
+	    "127.0.0.1:8480 behind a reverse proxy (docs/operations.md, \"Publishing the "
+	    "console\")"};
+
+/* console_settle judges what the start refuses once the file is read: the
+ * time zone (one this machine knows, as rete report wants), the witness
+ * policy, the listen address (listen_opt, --listen, over [console]
+ * listen), the accounts file (it exists when named), TLS (both files read
+ * as the start reads them), the access record's place, [client] events
+ * (starting: rete console itself; else only with a [console] section),
+ * and that an address other than loopback has TLS and accounts. Every
+ * problem goes to pr (with the line of its key); nothing is made or
+ * written; *addr gets the address; *naccounts the accounts. ini names the
+ * file in the sentences. */
+static void console_settle(struct console *c, const char *ini, const char *listen_opt,
+			   bool starting, rete_http_addr *addr, size_t *naccounts,
+			   rete_check_list *pr)
+{
+	rete_msg m;
+	const char *tz = c->mc.cfg.time_zone ? c->mc.cfg.time_zone : "Europe/Rome";
+	bool addr_ok;
+
+	rete_check_at(pr, c->mc.cfg.lines[CC_LINE_TZ]);
+	if (!cli_tz_known(tz))
+		rete_check_add(
+		    pr,
+		    "[client] time_zone: '%s' is not a time zone this machine knows (no "
+		    "/usr/share/zoneinfo/%s): the console's and rete report's days would "
+		    "be counted in UTC; give a zone such as Europe/Rome",
+		    tz, tz);
+	rete_check_at(pr, console_key_line_of(c, "witnesses"));
+	if (c->witnesses_path != NULL &&
+	    rete_witness_policy_load(c->witnesses_path, &c->policy, &m) != RETE_OK)
+		rete_check_add(pr, "[console] witnesses: %s", m.text);
+	rete_check_at(pr, listen_opt ? RETE_CHECK_NOT_FILE : console_key_line_of(c, "listen"));
+	if (listen_opt != NULL)
+		snprintf(c->listen, sizeof(c->listen), "%s", listen_opt);
+	addr_ok = rete_http_addr_parse_as(c->listen, &console_listen_use, addr, &m) == RETE_OK;
+	if (!addr_ok)
+		rete_check_add(pr, "%s %s", listen_opt ? "--listen" : "[console] listen:", m.text);
+	rete_check_at(pr, console_key_line_of(c, "users"));
+	*naccounts = 0;
+	struct stat st;
+	bool users_there = c->users_path != NULL && stat(c->users_path, &st) == 0;
+	if (c->users_path != NULL && users_there &&
+	    console_accounts_count(c->users_path, naccounts, &m) != RETE_OK)
+		rete_check_add(pr, "%s", m.text);
+	/* a users key naming no file is a typo, not "no accounts": on
+	 * loopback it would serve every page without sign-in (behind a
+	 * reverse proxy, the documented setup, to everyone the proxy lets in) */
+	if (c->users_path != NULL && !users_there)
+		rete_check_add(pr,
+			       "[console] users: %s does not exist (%s): the console would ask "
+			       "for no sign-in; create it with `rete console passwd USER -c %s`, "
+			       "correct the name, or remove the key for a console without "
+			       "accounts (on loopback only)",
+			       c->users_path, strerror(errno), ini);
+	rete_check_at(pr, console_key_line_of(c, "tls_cert"));
+	if ((c->tls_cert_path == NULL) != (c->tls_key_path == NULL))
+		rete_check_add(pr,
+			       "[console] tls_cert and tls_key go together; give both (PEM files) "
+			       "or neither");
+	rete_check_at(pr, 0);
+	if (c->tls_cert_path != NULL && c->tls_key_path != NULL) {
+		char *cert, *key;
+		if (console_tls_read(c, &cert, &key, pr, NULL) == RETE_ENOMEM)
+			rete_check_add(pr, "out of memory");
+		console_tls_free(&cert, &key);
+	}
+	rete_check_at(pr, console_key_line_of(c, "access_log"));
+	rete_check_file(pr, "[console] access_log", c->access_path);
+	rete_check_at(pr, 0);
+	/* given and refused: its own problem is listed already */
+	if (c->mc.cfg.events == NULL && c->mc.cfg.lines[4] == 0 && (starting || c->console_section))
+		rete_check_add(
+		    pr,
+		    "[client] events is missing: rete console follows the broker's "
+		    "events on it; give the broker's [broker] events address (e.g. "
+		    "tcp://broker.example:7701)%s",
+		    starting ? ""
+			     : ", or leave out [console] if the console does not read this file");
+	bool tls = c->tls_cert_path != NULL, auth = *naccounts > 0;
+	if (addr_ok && !rete_http_addr_loopback(addr) && (!tls || !auth))
+		rete_check_add(
+		    pr,
+		    "will not listen on %s: the console would show the network's "
+		    "referrals to anyone who reaches that address; an address other "
+		    "than loopback needs TLS ([console] tls_cert and tls_key%s) and "
+		    "accounts ([console] users with at least one, set by `rete console "
+		    "passwd USER -c %s`%s%s%s); or listen on 127.0.0.1 (the default) behind "
+		    "a reverse proxy (docs/operations.md, \"Publishing the console\")",
+		    addr->text, tls ? ": set" : ": missing", ini,
+		    auth	    ? ": set"
+		    : users_there   ? ": the file has none"
+		    : c->users_path ? ": the file "
+				    : ": missing",
+		    !auth && !users_there && c->users_path ? c->users_path : "",
+		    !auth && !users_there && c->users_path ? " does not exist" : "");
+}
+
 static void console_usage(FILE *f)
 {
 	fprintf(f,
@@ -2615,11 +2902,41 @@ static void console_usage(FILE *f)
 		"latest checkpoint's cosignatures against. Listens on %s\n"
 		"unless [console] listen or --listen says otherwise; an address that is not\n"
 		"loopback needs TLS ([console] tls_cert, tls_key) and accounts ([console]\n"
-		"users). [console] steering_group lists the accounts that see the totals\n"
+		"users), and a wildcard (0.0.0.0, [::]) is refused: give the address of the\n"
+		"interface the browsers reach. [console] steering_group lists the accounts that "
+		"see the totals\n"
 		"only, not Caso. Every page read and login goes to the access record\n"
 		"([console] access_log, default console-access.jsonl beside coord.ini).\n"
-		"       rete console passwd USER -c coord.ini   sets USER's password\n",
+		"       rete console passwd USER -c coord.ini   sets USER's password (at\n"
+		"least 10 characters, UTF-8 text)\n",
 		CONSOLE_LISTEN_DEFAULT);
+}
+
+/* console_utf8_valid: s is well-formed UTF-8 (no overlong forms, no
+ * surrogates, nothing above U+10FFFF). */
+static bool console_utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		unsigned c = *p, n = c < 0x80		  ? 0
+				     : (c & 0xe0) == 0xc0 ? 1
+				     : (c & 0xf0) == 0xe0 ? 2
+				     : (c & 0xf8) == 0xf0 ? 3
+							  : 9;
+		if (n == 9 || (n == 1 && c < 0xc2) || (n == 3 && c > 0xf4))
+			return false;
+		unsigned cp = n == 0 ? c : c & (0x3f >> n);
+		for (unsigned i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return false;
+		p += n + 1;
+	}
+	return true;
 }
 
 /* `rete console passwd USER -c coord.ini`: sets USER's password in the
@@ -2641,16 +2958,24 @@ static int console_passwd(int argc, char **argv)
 		else if (argv[i][0] != '-' && user == NULL)
 			user = argv[i];
 		else {
-			fprintf(stderr, "usage: rete console passwd USER -c coord.ini\n");
+			fprintf(stderr,
+				"rete console passwd: unexpected argument '%s'\n"
+				"usage: rete console passwd USER -c coord.ini\n",
+				argv[i]);
 			return CLI_USAGE;
 		}
 	}
 	if (ini == NULL || user == NULL) {
-		fprintf(stderr, "usage: rete console passwd USER -c coord.ini\n");
+		fprintf(stderr,
+			"rete console passwd: %s\nusage: rete console passwd USER -c coord.ini\n",
+			user == NULL ? "the USER whose password to set is required"
+				     : "-c coord.ini is required (its [console] users names the "
+				       "accounts file)");
 		return CLI_USAGE;
 	}
-	if (console_ini_load(&c, ini, &m) != RETE_OK) {
-		fprintf(stderr, "rete console passwd: %s\n", m.text);
+	if (console_ini_load(&c, ini, "rete console passwd", &m) != RETE_OK) {
+		if (m.text[0] != '\0')
+			fprintf(stderr, "rete console passwd: %s\n", m.text);
 		goto out;
 	}
 	if (c.users_path == NULL) {
@@ -2686,6 +3011,15 @@ static int console_passwd(int argc, char **argv)
 		fprintf(stderr, "rete console passwd: the two passwords differ; nothing changed\n");
 		goto out;
 	}
+	/* a browser sends the password as UTF-8: one that is not could never
+	 * be typed in the sign-in form, and the account never used */
+	if (!console_utf8_valid(pw)) {
+		fprintf(stderr,
+			"rete console passwd: the password is not valid UTF-8 text (a "
+			"browser could never send it, so the account could not sign in); "
+			"type it in a UTF-8 terminal, or give it as UTF-8; nothing changed\n");
+		goto out;
+	}
 	if (strlen(pw) < 10) {
 		fprintf(stderr, "rete console passwd: a password needs at least 10 characters\n");
 		goto out;
@@ -2699,11 +3033,7 @@ static int console_passwd(int argc, char **argv)
 out:
 	sodium_memzero(pw, sizeof(pw));
 	sodium_memzero(again, sizeof(again));
-	free(c.access_path);
-	free(c.users_path);
-	free(c.steering);
-	free(c.tls_cert_path);
-	free(c.tls_key_path);
+	console_settings_free(&c);
 	return rc;
 }
 
@@ -2764,54 +3094,34 @@ int cmd_console(int argc, char **argv)
 		fprintf(stderr, "rete console: out of memory\n");
 		goto out;
 	}
-	if ((err = coord_config_load(ini, &c.mc.cfg, &m)) != RETE_OK ||
-	    (err = console_ini_load(&c, ini, &m)) != RETE_OK) {
-		fprintf(stderr, "rete console: %s\n", m.text);
-		goto out;
-	}
-	if (c.witnesses_path != NULL &&
-	    rete_witness_policy_load(c.witnesses_path, &c.policy, &m) != RETE_OK) {
-		fprintf(stderr, "rete console: [console] witnesses: %s\n", m.text);
-		goto out;
-	}
-	if (listen_opt != NULL)
-		snprintf(c.listen, sizeof(c.listen), "%s", listen_opt);
-	if (rete_http_addr_parse(c.listen, &addr, &m) != RETE_OK) {
-		fprintf(stderr, "rete console: %s\n", m.text);
-		goto out;
-	}
+	/* [client], [report], [console] and what the start judges once they
+	 * are read: every problem at once, the same as rete --check-config
+	 * lists (console_check) */
+	rete_check_list pr = {0};
 	size_t naccounts = 0;
-	if (c.users_path != NULL &&
-	    console_accounts_count(c.users_path, &naccounts, &m) != RETE_OK) {
-		fprintf(stderr, "rete console: %s\n", m.text);
+	if (coord_config_read(ini, &c.mc.cfg, &pr) != RETE_OK && c.mc.cfg.unreadable) {
+		fprintf(stderr, "rete console: %s\n", pr.n ? pr.items[0] : "out of memory");
+		rete_check_free(&pr);
 		goto out;
 	}
+	err = console_ini_read(&c, ini, false, &pr, &m);
+	if (err == RETE_EIO || err == RETE_ENOMEM) {
+		fprintf(stderr, "rete console: %s\n", m.text);
+		rete_check_free(&pr);
+		goto out;
+	}
+	console_settle(&c, ini, listen_opt, true, &addr, &naccounts, &pr);
+	if (pr.n > 0) {
+		console_problems_say("rete console", ini, &pr);
+		rete_check_free(&pr);
+		goto out;
+	}
+	rete_check_free(&pr);
 	c.auth = naccounts > 0;
 	/* a session lives while its account does, with the password it signed in with */
 	if (c.auth)
 		console_sessions_accounts(c.users_path);
-	if ((c.tls_cert_path == NULL) != (c.tls_key_path == NULL)) {
-		fprintf(stderr,
-			"rete console: %s: [console] tls_cert and tls_key go together; "
-			"give both (PEM files) or neither\n",
-			ini);
-		goto out;
-	}
 	c.tls = c.tls_cert_path != NULL;
-	if (!rete_http_addr_loopback(&addr) && (!c.tls || !c.auth)) {
-		fprintf(stderr,
-			"rete console: will not listen on %s: the console would show the "
-			"network's referrals to anyone who reaches that address; an address "
-			"other than loopback needs TLS ([console] tls_cert and tls_key%s) and "
-			"accounts ([console] users with at least one, set by `rete console "
-			"passwd USER -c %s`%s); or listen on 127.0.0.1 (the default) behind a "
-			"reverse proxy (docs/operations.md, \"Publishing the console\")\n",
-			addr.text, c.tls ? ": set" : ": missing", ini,
-			c.auth	       ? ": set"
-			: c.users_path ? ": the file has none"
-				       : ": missing");
-		goto out;
-	}
 	if ((err = rete_access_log_open(c.access_path, RETE_ACCESS_KEEP_DEFAULT, false, &c.access,
 					&m)) != RETE_OK ||
 	    (err = monitor_new(&c.mc.mo, &m)) != RETE_OK) {
@@ -2883,18 +3193,45 @@ out:
 	json_decref(c.services);
 	json_decref(c.keys);
 	json_decref(c.trust);
-	rete_witness_policy_free(&c.policy);
-	free(c.witnesses_path);
-	free(c.access_path);
 	console_sessions_accounts(NULL);
-	free(c.users_path);
-	free(c.steering);
-	free(c.tls_cert_path);
-	free(c.tls_key_path);
+	console_settings_free(&c);
 	free(chartjs);
 	chartjs = NULL;
 	chartjs_len = 0;
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	return rc;
+}
+
+int console_check(const char *ini, rete_check_list *problems, rete_check_list *notes)
+{
+	struct console c;
+	rete_msg m = {{0}};
+	rete_http_addr addr;
+	size_t naccounts = 0;
+
+	memset(&c, 0, sizeof(c));
+	snprintf(c.listen, sizeof(c.listen), "%s", CONSOLE_LISTEN_DEFAULT);
+	/* [client]'s problems are the caller's to list (coord_config_read):
+	 * here what was accepted is read again, for the console's judgements */
+	rete_check_list client = {0};
+	rete_err err = coord_config_read(ini, &c.mc.cfg, &client);
+	rete_check_free(&client);
+	if (!c.mc.cfg.unreadable && err != RETE_ENOMEM)
+		err = console_ini_read(&c, ini, false, problems, &m);
+	if (c.mc.cfg.unreadable || err == RETE_ENOMEM)
+		; /* said by the caller */
+	else if (err == RETE_EIO)
+		rete_check_add(problems, "%s", m.text);
+	else
+		console_settle(&c, ini, NULL, false, &addr, &naccounts, problems);
+	if (!c.mc.cfg.unreadable && c.mc.cfg.events == NULL && c.mc.cfg.lines[4] == 0 &&
+	    !c.console_section)
+		rete_check_add(notes,
+			       "[client] events is not set: rete monitor and rete console need it "
+			       "(the broker's [broker] events address); rete report and rete audit "
+			       "do not");
+	coord_config_free(&c.mc.cfg);
+	console_settings_free(&c);
+	return (int)problems->n;
 }

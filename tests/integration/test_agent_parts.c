@@ -51,7 +51,7 @@ static void test_config_paths_and_defaults(void **state)
 	char ini[1024], want[1200];
 	put("a.ini", "; comment\n[agent]\nid = cpi.mantova\nkey = keys/cpi.key\n"
 		     "broker = tcp://127.0.0.1:7700\nbroker_key = /etc/rete/broker.pub\n"
-		     "resubmit = 250ms\nheartbeat = 2m\n[other]\nanything = goes\n");
+		     "resubmit = 1500ms\nheartbeat = 2m\n[other]\nanything = goes\n");
 	snprintf(ini, sizeof(ini), "%s/a.ini", dir);
 	assert_int_equal(agent_config_load(ini, &cfg, &m), RETE_OK);
 	assert_string_equal(cfg.id, "cpi.mantova");
@@ -65,7 +65,7 @@ static void test_config_paths_and_defaults(void **state)
 	snprintf(want, sizeof(want), "%s/data", real);
 	assert_string_equal(cfg.data, want);
 	assert_null(cfg.on_message);
-	assert_int_equal(cfg.resubmit_ms, 250);
+	assert_int_equal(cfg.resubmit_ms, 1500);
 	assert_int_equal(cfg.heartbeat_ms, 120000);
 	assert_int_equal(cfg.poll_ms, 2000);
 	assert_int_equal(cfg.max_inflight, 64);

@@ -194,8 +194,9 @@ what="on_message with an unterminated quote"
 agent_ini social.mantova
 aini=$DIR/agents/social.mantova/agent.ini
 echo "on_message = '/bin/true" >>"$aini"
+hline=$(wc -l <"$aini")
 run rete-agent --check-config -c "$aini"
-expect 2 "on_message" "quote"
+expect 2 "agent.ini:$hline: [agent] on_message: the single quote at character 1" "not closed"
 sed -i -e "s#^on_message = .*#on_message = '/bin/true' --flag \"a b\"#" "$aini"
 run rete-agent --check-config -c "$aini"
 lacks "on_message"

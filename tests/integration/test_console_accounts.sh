@@ -35,7 +35,7 @@ start_broker
 "$BIN/rete" console -c "$DIR/coord.ini" --listen 192.0.2.10:8480 >"$DIR/r1.out" 2>&1
 [ $? -eq 2 ] || fail "remote, no TLS, no accounts: not refused"
 grep -q "needs TLS (\[console\] tls_cert and tls_key: missing)" "$DIR/r1.out" &&
-	grep -q "the file has none" "$DIR/r1.out" || fail "refusal 1: $(cat "$DIR/r1.out")"
+	grep -q "console-users does not exist" "$DIR/r1.out" || fail "refusal 1: $(cat "$DIR/r1.out")"
 
 # --- accounts
 printf 'short\n' | "$BIN/rete" console passwd alice -c "$DIR/coord.ini" >"$DIR/p0.out" 2>&1 &&

@@ -461,6 +461,16 @@ wait_for 30 downloaded || fail "the evidence link clicked downloads nothing: $(l
 "$BIN/rete" evidence verify "$DIR/downloads/evidence-social.mantova-r-done.json" --broker-key "$DIR/keys/broker.mantova.pub" \
 	--lang en >"$DIR/story2.txt" 2>&1 && grep -q "the evidence holds" "$DIR/story2.txt" ||
 	fail "the bundle downloaded by the browser: $(cat "$DIR/story2.txt")"
+# no bundle: the page says why in its language, and keeps the console's
+# sentence for IT beside it (the link of r-done pointed at a message that
+# has none)
+js "const r = [...document.querySelectorAll('#case-table a.evidence')].find(a => a.getAttribute('href') === '$href'); r.setAttribute('href', '/api/evidence?sender=social.mantova&id=r-nothing'); r.click(); return ''" >/dev/null
+said_why() { js 'return document.getElementById("report-error").innerText' | grep -q "Nessun fascicolo di prova"; }
+wait_for 30 said_why || fail "no bundle: the reason is not shown: $(js 'return document.getElementById("report-error").innerText')"
+js 'return document.getElementById("report-error").innerText' |
+	grep -q "Dettaglio per il tecnico: no evidence bundle for message r-nothing of social.mantova" ||
+	fail "no bundle: the detail for IT is not shown: $(js 'return document.getElementById("report-error").innerText')"
+js "const r = [...document.querySelectorAll('#case-table a.evidence')].find(a => a.getAttribute('href').endsWith('id=r-nothing')); r.setAttribute('href', '$href'); return ''" >/dev/null
 # bad input: an unknown message, a malformed id, none
 code=$(curl -s -o "$DIR/bad.txt" -w '%{http_code}' "$URL/api/evidence?sender=social.mantova&id=r-nothing")
 [ "$code" = 404 ] && grep -q "no evidence bundle for message r-nothing of social.mantova: " "$DIR/bad.txt" ||

@@ -181,14 +181,15 @@ why_said() { js 'return document.getElementById("report-error").innerText' | gre
 wait_for 30 why_said || fail "a bundle not ready: nothing said: $(text)"
 js 'return document.getElementById("report-error").innerText' >"$DIR/t5.txt"
 grep -q "il destinatario non ha ancora ricevuto il messaggio" "$DIR/t5.txt" &&
-	grep -q "Dettaglio per il tecnico: no evidence bundle for message r-waiting of social.mantova: ." "$DIR/t5.txt" ||
+	grep -q "Nessun fascicolo di prova per questo messaggio, per ora. Dettaglio per il tecnico: no evidence bundle" "$DIR/t5.txt" ||
 	fail "a bundle not ready: $(cat "$DIR/t5.txt")"
-# Andamento: a period the console refuses is said in Italian first, next to
-# the form, then the console's sentence for IT
+# Andamento: a period the console refuses is said in Italian, next to the
+# form: the console's problem (X-Rete-Problem: period-long) in the
+# catalogue's words first, then its English sentence for IT
 go "$URL/andamento?from=2020-01-01&to=2026-01-31&step=week&lang=it"
 trend_said() { js 'return document.getElementById("report-error").innerText' | grep -q "La richiesta non è valida"; }
 wait_for 30 trend_said || fail "a refused period: $(text)"
-js 'return document.getElementById("report-error").innerText' | grep -q "Dettaglio per il tecnico: from=2020-01-01 to=2026-01-31 has more than 120 weeks" ||
+js 'return document.getElementById("report-error").innerText' | grep -q "Il periodo ha troppe colonne per questa scala.*Dettaglio per il tecnico: " ||
 	fail "a refused period: $(js 'return document.getElementById("report-error").innerText')"
 # the sign-out link: to the sign-in page, the session ended
 wait_for 60 signed_in || fail "no sign-in before the sign-out: $(text)"
@@ -254,5 +255,19 @@ wait_for 60 late_row || fail "r-late is not overdue in anna's overview: $(cat "$
 [ "$(jq -r '.monitor.overdue | length' "$DIR/ov-sara.json")" = 0 ] &&
 	[ "$(jq -r '.monitor.overdueCount' "$DIR/ov-sara.json")" = "< 3" ] && ! grep -q r-late "$DIR/ov-sara.json" ||
 	fail "the steering group's overview lists the overdue referral: $(jq -c .monitor.overdue "$DIR/ov-sara.json") count $(jq -c .monitor.overdueCount "$DIR/ov-sara.json")"
+# a Caso page open when its session is the steering group's (the account
+# moved to steering_group, or another user signed in on that PC): the
+# page says first that the account may not see it, not that the console
+# failed
+go "$URL/caso?case=mn-2026-0500&lang=it"
+wait_for 30 case_rendered || fail "the Caso page (anna) did not render: $(text)"
+wd POST /cookie "$(jq -nc --arg v "$TS" '{cookie: {name: "rete_session", value: $v, path: "/", secure: true, httpOnly: true}}')" >/dev/null
+js 'document.querySelector("#case-form button, #case-form input[type=submit]") ? document.querySelector("#case-form button, #case-form input[type=submit]").click() : document.getElementById("case-form").requestSubmit(); return ""' >/dev/null
+denied() { js 'return document.getElementById("report-error").innerText' | grep -q "gruppo di indirizzo"; }
+wait_for 30 denied || fail "the steering group on Caso: nothing said: $(js 'return document.getElementById("report-error").innerText')"
+said=$(js 'return document.getElementById("report-error").innerText')
+grep -q "^Questo account non può vedere questa parte della console" <<<"$said" &&
+	! grep -q "La console non ha potuto rispondere" <<<"$said" ||
+	fail "the steering group on Caso: $said"
 echo "ok: signing in to the console in a real browser"
 exit 0

@@ -503,7 +503,7 @@
       if (r.status === 401) { signIn(); return; }
       if (!r.ok) {
         err.textContent = t("case.noBundle") + " " + (r.status === 404 ? t("case.noBundleWhy") + " " : "") +
-          t("err.detail", { d: detail(await r.text()) });
+          detail(r, await r.text());
         return;
       }
       const cd = /filename="([^"]+)"/.exec(r.headers.get("Content-Disposition") || "");
@@ -566,13 +566,23 @@
     if (last.monitor && last.monitor.logSize !== undefined) document.body.dataset.logSize = String(last.monitor.logSize);
   }
 
-  // the console's sentence (English, for whoever fixes it) without its
-  // program's name
-  function detail(text) { return text.trim().replace(/^rete console: /, ""); }
+  // the console's sentence: the catalogue's, in the page's language, for a
+  // problem the answer names (X-Rete-Problem), then the console's own
+  // (English, for whoever fixes it) without its program's name: what the
+  // reader can do, and what IT needs to find the cause
+  function detail(r, text) {
+    const code = r.headers.get("X-Rete-Problem");
+    const own = text.trim().replace(/^rete console: /, "");
+    const forIT = own ? t("err.detail", { d: own }) : "";
+    if (code && T.it["api." + code]) return (t("api." + code) + " " + forIT).trim();
+    return forIT;
+  }
   // an answer that is not ok, in words of the page's language first
-  function problem(status, text) {
-    const lead = status === 400 ? "err.request" : status === 502 || status === 503 ? "err.broker" : "err.other";
-    return t(lead) + " " + t("err.detail", { d: detail(text) });
+  function problem(r, text) {
+    const status = r.status;
+    const lead = status === 400 ? "err.request" : status === 403 ? "err.denied"
+      : status === 502 || status === 503 ? "err.broker" : "err.other";
+    return t(lead) + " " + detail(r, text);
   }
 
   let loading = false, again = false;
@@ -601,7 +611,7 @@
       if (r.status === 401) { signIn(); return; }
       const err = document.getElementById("report-error");
       if (r.ok) { last = await r.json(); if (err) err.textContent = ""; draw(); }
-      else if (err) err.textContent = problem(r.status, await r.text());
+      else if (err) err.textContent = problem(r, await r.text());
     } catch (e) { /* the stream's error shows it */ }
     loading = false;
     if (again) { again = false; load(); }
