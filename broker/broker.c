@@ -3220,8 +3220,7 @@ static void access_check(broker *b)
 	const broker_config *c = b->cfg;
 	char why[PATH_MAX + 256], where[PATH_MAX + 64], text[2 * PATH_MAX + 800];
 	bool mistake;
-	if (c->access_log == NULL ||
-	    broker_access_log_bad(c, c->access_log, why, sizeof(why), &mistake) == NULL)
+	if (c->access_log == NULL)
 		return;
 	if (c->access_log_line > 0)
 		snprintf(where, sizeof(where), "%s:%d", c->path, c->access_log_line);
@@ -3230,6 +3229,18 @@ static void access_check(broker *b)
 	const char *key = c->access_log_line > 0
 			      ? "[broker] access_log"
 			      : "[broker] access_log (not set: the default, DATA.access.log)";
+	if (broker_access_log_bad(c, c->access_log, why, sizeof(why), &mistake) == NULL) {
+		/* 0.7.0 took a record in the store folder: a warning, not a
+		 * problem (ExecStartPre would keep an upgraded broker down) */
+		if (broker_access_log_in_store(c, c->access_log))
+			printf("%s: WARNING: %s: %s is in the store folder %s: a restore "
+			       "replaces that folder, and with it the record of the remote "
+			       "reads; move the file beside the folder (stop the broker, mv "
+			       "it, set access_log to the new place, e.g. the default "
+			       "DATA.access.log, start)\n",
+			       where, key, c->access_log, c->data);
+		return;
+	}
 	if (mistake) {
 		snprintf(text, sizeof(text),
 			 "%s: %s; give a file of its own that this broker may write, e.g. the "

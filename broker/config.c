@@ -26,6 +26,7 @@
 #include "conffile.h"
 #include "duration.h"
 #include "endpoint.h"
+#include "store_identity.h"
 #include "validate.h"
 
 /* --- kinds --------------------------------------------------------------- */
@@ -579,9 +580,12 @@ static bool zone_exists(const char *tz)
  * replaced by a rename (or, a socket, unlinked) in it. With make_folders,
  * missing folders are fine when the nearest one that exists may be
  * written (the access record makes them); with socket, the file may be
- * anything but a folder (ZeroMQ replaces it). Root passes the write
+ * anything but a folder (ZeroMQ replaces it); with renamed (the state
+ * file, replaced by a rename), only the folder must be writable, not the
+ * file (a copy made read-only, or root's after cp -a). Root passes the write
  * checks: the start finds what is left. */
-static const char *file_place(const char *path, bool make_folders, bool socket, char *buf, size_t n)
+static const char *file_place(const char *path, bool make_folders, bool socket, bool renamed,
+			      char *buf, size_t n)
 {
 	struct stat st;
 	char dir[PATH_MAX];
@@ -595,7 +599,7 @@ static const char *file_place(const char *path, bool make_folders, bool socket, 
 			snprintf(buf, n, "%s is not a regular file", path);
 			return buf;
 		}
-		if (!socket && access(path, W_OK) != 0) {
+		if (!socket && !renamed && access(path, W_OK) != 0) {
 			snprintf(buf, n, "%s cannot be written (%s)", path, strerror(errno));
 			return buf;
 		}
@@ -709,10 +713,18 @@ const char *broker_access_log_bad(const broker_config *c, const char *path, char
 		size_t dl = strlen(d);
 		while (dl > 1 && d[dl - 1] == '/')
 			d[--dl] = '\0';
-		if (strcmp(a, d) == 0 || (strncmp(a, d, dl) == 0 && a[dl] == '/')) {
+		/* the folder itself, LMDB's two files and the writer's lock are
+		 * the broker's own;
+		 * any other file there is only a poor place (0.7.0 took it, and
+		 * a broker.ini that ran must go on running): access_check warns */
+		if (strcmp(a, d) == 0 || (strncmp(a, d, dl) == 0 && a[dl] == '/' &&
+					  (strcmp(a + dl + 1, "data.mdb") == 0 ||
+					   strcmp(a + dl + 1, "lock.mdb") == 0 ||
+					   strcmp(a + dl + 1, RETE_STORE_LOCK_FILE) == 0))) {
 			snprintf(buf, n,
-				 "%s is in the store folder %s, whose files are the broker's own "
-				 "(LMDB's, and a restore replaces the folder)",
+				 "%s is the store folder %s or one of the store's files in it "
+				 "(data.mdb, lock.mdb, " RETE_STORE_LOCK_FILE "), the broker's "
+				 "own: the record would write over it",
 				 path, c->data);
 			return buf;
 		}
@@ -738,9 +750,23 @@ const char *broker_access_log_bad(const broker_config *c, const char *path, char
 			return buf;
 		}
 	}
-	const char *why = file_place(path, true, false, buf, n);
+	const char *why = file_place(path, true, false, false, buf, n);
 	*mistake = why != NULL && sa_ok && !S_ISREG(sa.st_mode);
 	return why;
+}
+
+bool broker_access_log_in_store(const broker_config *c, const char *path)
+{
+	char a[PATH_MAX], d[PATH_MAX];
+	if (c->data == NULL)
+		return false;
+	canon(path, a);
+	if (realpath(c->data, d) == NULL)
+		snprintf(d, sizeof(d), "%s", c->data);
+	size_t dl = strlen(d);
+	while (dl > 1 && d[dl - 1] == '/')
+		d[--dl] = '\0';
+	return strncmp(a, d, dl) == 0 && a[dl] == '/';
 }
 
 /* own_files lists what the broker reads as its own (broker_access_log_bad):
@@ -957,7 +983,7 @@ static bool ipc_place(struct parse *p, const struct kv *kv)
 	char why[PATH_MAX + 128];
 	const char *path = kv->value + 6;
 	if (strncmp(kv->value, "ipc://", 6) != 0 || path[0] == '@' ||
-	    !file_place(path, false, true, why, sizeof(why)))
+	    !file_place(path, false, true, false, why, sizeof(why)))
 		return false;
 	problem(p, kv->line,
 		"[broker] %s: '%s': %s; ZeroMQ makes the socket file but not its folder: "
@@ -1064,7 +1090,7 @@ static void load_broker(struct parse *p, broker_config *c)
 	}
 
 	char why[PATH_MAX + 128];
-	if (c->state && file_place(c->state, false, false, why, sizeof(why)))
+	if (c->state && file_place(c->state, false, false, true, why, sizeof(why)))
 		problem(p, (kv = get(p, S, "state")) ? kv->line : 0,
 			"[broker] state: %s; give a file in an existing folder that the broker may "
 			"write (it replaces the file at every checkpoint), beside the store "
@@ -1082,10 +1108,11 @@ static void load_broker(struct parse *p, broker_config *c)
 			  sizeof(c->expiry));
 	/* ZeroMQ takes the heartbeat and 3 times it as ints of milliseconds,
 	 * which stop at 2^31 - 1 (24.8 days, so a heartbeat of 8.28 days): 9d
-	 * made the start fail with "Invalid argument", on main too. 7d stays
-	 * below it; no other duration has a maximum (a broker.ini that ran
-	 * must go on running after an upgrade) */
-	calendar_duration(p, S, "heartbeat", "5s", 1000, 7 * 86400000LL,
+	 * made the start fail with "Invalid argument", on main too. 8d is the
+	 * largest whole day below it (3 x 8d = 2,073,600,000 ms fits), and
+	 * 0.7.0 took it; no other duration has a maximum (a broker.ini that
+	 * ran must go on running after an upgrade) */
+	calendar_duration(p, S, "heartbeat", "5s", 1000, 8 * 86400000LL,
 			  "ZeroMQ takes 3 times the heartbeat as a number of milliseconds that "
 			  "stops at 2^31 - 1, about 24.8 days: 8.28 days of heartbeat and more "
 			  "cannot work",

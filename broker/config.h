@@ -121,10 +121,15 @@ char *broker_access_log_default(const char *data);
  * access record at path (c's, or another), in buf (n bytes), or returns
  * NULL when nothing does. *mistake is set when it is a mistake in
  * broker.ini, not a state of the disk: a folder, something not a regular
- * file, a file in the store folder or one of c->own_files (--check-config
+ * file, the store folder or its data.mdb or lock.mdb, or one of
+ * c->own_files (--check-config
  * refuses these; the rest it warns of). */
 const char *broker_access_log_bad(const broker_config *c, const char *path, char *buf, size_t n,
 				  bool *mistake);
+/* broker_access_log_in_store: path is inside the store folder (not a
+ * mistake unless broker_access_log_bad says so, but a poor place: a
+ * restore replaces the folder, and the record with it). */
+bool broker_access_log_in_store(const broker_config *c, const char *path);
 
 /* broker_config_free frees *c and sets it to NULL; NULL is fine. */
 void broker_config_free(broker_config **c);

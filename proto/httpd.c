@@ -134,6 +134,13 @@ rete_err rete_http_addr_parse_as(const char *text, const rete_http_addr_use *use
 				    text, port);
 	if (out->v6) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&out->sa;
+		const char *pct = strchr(host, '%');
+		if (pct != NULL)
+			return rete_msg_set(m, RETE_EINVAL,
+					    "'%s': a zone id ('%.20s') is not accepted: link-local "
+					    "addresses, which need one, are not supported; give a "
+					    "global or unique-local IPv6 address, or [::1]:%lu",
+					    text, pct, p);
 		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
 			return rete_msg_set(m, RETE_EINVAL,
 					    "'%s': '%s' is not an IPv6 address; give one such as "

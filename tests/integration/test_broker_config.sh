@@ -25,7 +25,7 @@
 #   durations      what main accepted starts (heartbeat 1d, expiry 1000d,
 #                  redeliver 2d, checkpoint_interval 2d, timestamp_grace
 #                  1000d); heartbeat 9d (ZeroMQ's int of ms overflows) is
-#                  refused with the bound (7d) and the reason; each
+#                  refused with the bound (8d) and the reason; each
 #                  calendar-duration key says what was wrong and what it
 #                  accepts: a missing unit, wd (never offered as an
 #                  example), zero (timestamp_grace: "off"), a number too
@@ -95,13 +95,31 @@ for own in store.state store/data.mdb broker.ini ../keys/broker.mantova.key ../k
 	check
 	expect 2 "[broker] access_log" "the broker's own"
 done
+# a file of LMDB's in the store folder is the broker's own; a new file
+# there (0.7.0 recorded reads there) is a WARNING: a restore replaces
+# the folder, and with it the record
+mkdir -p "$DIR/broker/store"
+touch "$DIR/broker/store/lock.mdb"
+what="access_log = store/lock.mdb"
+with "access_log = store/lock.mdb"
+check
+expect 2 "[broker] access_log" "the broker's own"
+rm -f "$DIR/broker/store/data.mdb" "$DIR/broker/store/lock.mdb"
+what="access_log = store/access.log (as on 0.7.0)"
+with "access_log = store/access.log"
+check
+expect 0 "WARNING" "[broker] access_log" "store folder" "restore" "fine"
 rm -rf "$DIR/broker/store" "$DIR/broker/store.state"
 
 # --- durations ---------------------------------------------------------------
 what="heartbeat 9d"
 with "heartbeat = 9d"
 check
-expect 2 "[broker] heartbeat: '9d'" "at most 7d" "ZeroMQ"
+expect 2 "[broker] heartbeat: '9d'" "at most 8d" "ZeroMQ"
+what="heartbeat 8d (0.7.0 took it)"
+with "heartbeat = 8d"
+check
+expect 0 "fine"
 what="durations main accepted (an upgrade)"
 with "heartbeat = 1d" "expiry = 1000d" "redeliver = 2d" "checkpoint_interval = 2d" \
 	"tsa_url = http://127.0.0.1:9/tsa" "tsa_ca = $DIR/ca.pem" "timestamp_grace = 1000d"
@@ -136,6 +154,12 @@ what="state a folder"
 with "state = $DIR/folder"
 check
 expect 2 "[broker] state" "is a folder"
+what="state file read-only (replaced by a rename: the folder is what counts)"
+touch "$DIR/ro.state"; chmod 0444 "$DIR/ro.state"
+with "state = $DIR/ro.state"
+check
+expect 0 "fine"
+rm -f "$DIR/ro.state"
 what="state in a missing folder"
 with "state = $DIR/nonexistent/x.state"
 check

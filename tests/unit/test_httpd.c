@@ -179,7 +179,7 @@ static void test_addr(void **state)
 	    {"[zz::1]:9464", "not an IPv6 address"},
 	    /* what ZeroMQ's endpoints refuse too (endpoint.c) */
 	    {"[fe80::1]:9464", "a link-local address (fe80::/10) is not accepted"},
-	    {"[fe80::1%eth0]:9464", "not an IPv6 address"},
+	    {"[fe80::1%eth0]:9464", "a zone id ('%eth0') is not accepted"},
 	    {"[ff02::1]:9464", "a multicast address (ff00::/8) is not accepted"},
 	    {"[::ffff:127.0.0.1]:9464", "an IPv4 address goes without brackets: 127.0.0.1:9464"},
 	    {"", "HOST:PORT"},
