@@ -142,8 +142,13 @@ static bool hook_quotes_closed(const char *cmd, rete_check_list *pr)
 {
 	char open = 0;
 	size_t at = 0;
+	/* an unquoted # at the start of a word begins a comment, as in sh:
+	 * nothing after it counts (on_message = /opt/hook.sh # a note) */
+	bool word_start = true;
 	for (size_t i = 0; cmd[i] != '\0'; i++) {
 		char ch = cmd[i];
+		bool at_word_start = word_start;
+		word_start = false;
 		if (open == '\'') {
 			if (ch == '\'')
 				open = 0;
@@ -152,9 +157,13 @@ static bool hook_quotes_closed(const char *cmd, rete_check_list *pr)
 		} else if (open == '"') {
 			if (ch == '"')
 				open = 0;
+		} else if (ch == '#' && at_word_start) {
+			break;
 		} else if (ch == '\'' || ch == '"') {
 			open = ch;
 			at = i + 1;
+		} else if (strchr(" \t\n;&|()<>", ch) != NULL) {
+			word_start = true;
 		}
 	}
 	if (open == 0)

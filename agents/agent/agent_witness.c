@@ -119,7 +119,17 @@ struct agent_witness {
 	uint64_t oldest_index;
 	bool stalled;	   /* it has waited longer than witness_patience */
 	bool stall_warned; /* and that was said (this episode) */
+	/* The broker refusing reads it cannot record in its access record
+	 * (its sentence: "this read was not made"; docs/broker-config.md,
+	 * access_log): not a broker withholding its log. */
+	bool unrecorded;	     /* the latest refusal was of that kind */
+	int64_t unrecorded_said_at;  /* the warning's last time (at most once an hour) */
+	char unrecorded_text[256];   /* the broker's sentence */
 };
+
+/* the broker's words when it refuses a read it cannot record */
+#define WIT_UNRECORDED	  "this read was not made"
+#define WIT_UNRECORDED_MS (60 * 60 * 1000)
 
 static struct agent_witness *wit(agent *a)
 {
@@ -989,10 +999,35 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 		return true;
 	}
 	if (r->error != 0) {
-		agent_debug(a, "witness: the broker cannot answer now: %s",
-			    r->error_text ? r->error_text : "");
+		const char *why = r->error_text ? r->error_text : "";
+		if (strstr(why, WIT_UNRECORDED) != NULL) {
+			int64_t now = rete_now_ms();
+			snprintf(w->unrecorded_text, sizeof(w->unrecorded_text), "%s", why);
+			if (w->unrecorded_said_at == 0 ||
+			    now - w->unrecorded_said_at >= WIT_UNRECORDED_MS) {
+				agent_log(a, "warning",
+					  "witness: the broker cannot record reads in its access "
+					  "record, so it refuses this agent's questions about its "
+					  "log (\"%s\"); the log is not checked until whoever runs "
+					  "the broker makes its access_log writable "
+					  "(docs/broker-config.md, access_log)",
+					  why);
+				w->unrecorded_said_at = now;
+			}
+			w->unrecorded = true;
+		} else {
+			w->unrecorded = false;
+			agent_debug(a, "witness: the broker cannot answer now: %s", why);
+		}
 		w->state = WIT_IDLE;
 		return true;
+	}
+	/* a proof answered (a checkpoint is no recorded read): readable again */
+	if (w->unrecorded && (w->state == WIT_WAIT_CONS || w->state == WIT_WAIT_INCL)) {
+		agent_log(a, "info",
+			  "witness: the broker answers this agent's questions about its log "
+			  "again (its access record can be written)");
+		w->unrecorded = false;
 	}
 	switch (w->state) {
 	case WIT_WAIT_CP:
@@ -1111,6 +1146,21 @@ static void wit_patience(agent *a, int64_t now)
 	 * record) one that holds its entry */
 	uint64_t need = o.size > 0 ? o.size : o.index + 1;
 	const char *why;
+	if (w->unrecorded) {
+		/* not a broker that withholds its log: one that cannot record
+		 * the reads, and says so */
+		agent_log(a, "warning",
+			  "witness: receipt %" PRIu64 " (%s) has waited %" PRId64
+			  " s to be shown on the broker's log, longer than witness_patience "
+			  "(%" PRId64 " s); %s. The broker cannot record reads in its access "
+			  "record and refuses this agent's questions (\"%s\"): it is not "
+			  "withholding its log; whoever runs the broker must make its access_log "
+			  "writable (docs/broker-config.md, access_log), then this agent checks "
+			  "the log again",
+			  o.index, what, (now - o.at) / 1000, a->cfg.witness_patience_ms / 1000,
+			  seen, w->unrecorded_text);
+		return;
+	}
 	if (!w->have_good || need > good)
 		why = "The broker has shown this agent no checkpoint that large since: it may have "
 		      "stopped signing checkpoints, or it may be withholding its log from this "

@@ -5,8 +5,11 @@
  * broker answers within --timeout (default 3 s), the broker's projection,
  * which is the authoritative status. First, when the agent recorded that
  * another connection with the agency's key took its deliveries (protocol
- * 5, TAKEN_OVER), it says so ("takenOver" in --json). Exit 0; 1 when the referral asked for
- * is known to neither; 2 for configuration and I/O errors.
+ * 5, TAKEN_OVER), it says so ("takenOver" in --json). A broker that answers
+ * but refuses to say (e.g. a read it cannot record in its access record) is
+ * said with its sentence ("brokerError" in --json). Exit 0; 1 when the
+ * referral asked for is known to neither; 2 for configuration and I/O errors,
+ * and for a referral not in the store that the broker refused to say about.
  *
  * The agent's store and tracking code are compiled into this command from
  * agents/agent/ (the build gives `rete` only the files of agents/cli), so the record
@@ -27,12 +30,18 @@ static void status_usage(FILE *f)
 	fprintf(f, "usage: rete status -c agent.ini [REFERRAL_ID] [--json] [--timeout SECONDS]\n\n"
 		   "The agency's referrals with status and history, from the agent's store and,\n"
 		   "when the broker is reachable, the broker's authoritative status; first, if\n"
-		   "another agent with this agency's key took its deliveries, since when.\n");
+		   "another agent with this agency's key took its deliveries, since when.\n"
+		   "A broker that refuses to say is named with its sentence (\"brokerError\").\n\n"
+		   "Exit 0; 1 when REFERRAL_ID is known neither here nor to the broker; 2 when\n"
+		   "it is not here and the broker refused to say, or on a configuration error.\n");
 }
 
 /* status_broker asks the broker for one referral; NULL when it cannot
- * answer (unreachable: *reachable set false) or does not know it. */
-static json_t *status_broker(rete_wire *w, const char *id, int timeout_ms, bool *reachable)
+ * answer (unreachable: *reachable set false), does not know it
+ * (NOT_FOUND), or refuses to say (any other error: *refusal, malloc'd,
+ * is the broker's sentence, e.g. a read it cannot record). */
+static json_t *status_broker(rete_wire *w, const char *id, int timeout_ms, bool *reachable,
+			     char **refusal)
 {
 	Rete__Query q = RETE__QUERY__INIT;
 	Rete__ReferralQuery rq = RETE__REFERRAL_QUERY__INIT;
@@ -51,6 +60,16 @@ static json_t *status_broker(rete_wire *w, const char *id, int timeout_ms, bool 
 	if (f->command_case == RETE__BROKER_FRAME__COMMAND_RESULT && f->result->error == 0 &&
 	    f->result->answer_case == RETE__QUERY_RESULT__ANSWER_REFERRAL)
 		out = rete_pb_to_json(&f->result->referral->base);
+	else if (f->command_case == RETE__BROKER_FRAME__COMMAND_RESULT &&
+		 f->result->error != 0 &&
+		 f->result->error != RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND)
+		*refusal = strdup(f->result->error_text && f->result->error_text[0]
+				      ? f->result->error_text
+				      : "an error without a sentence");
+	else if (f->command_case == RETE__BROKER_FRAME__COMMAND_REFUSAL && f->refusal != NULL)
+		*refusal = strdup(f->refusal->error_text && f->refusal->error_text[0]
+				      ? f->refusal->error_text
+				      : "a refusal without a sentence");
 	rete__broker_frame__free_unpacked(f, NULL);
 	return out;
 }
@@ -154,6 +173,7 @@ int cmd_status(int argc, char **argv)
 	agent_db *db = NULL;
 	rete_msg m = {{0}};
 	json_t *recs = NULL, *taken = NULL;
+	char *refusal = NULL; /* the broker answers, refusing to say: its sentence */
 	int rc = CLI_OK;
 
 	if (cli_wants_help(argc, argv)) {
@@ -255,9 +275,9 @@ int cmd_status(int argc, char **argv)
 	json_t *rec;
 	json_array_foreach(recs, i, rec)
 	{
-		if (!reachable)
+		if (!reachable || refusal != NULL)
 			break;
-		json_t *b = status_broker(w, jstr(rec, "id"), timeout_ms, &reachable);
+		json_t *b = status_broker(w, jstr(rec, "id"), timeout_ms, &reachable, &refusal);
 		if (b != NULL)
 			json_object_set_new(rec, "broker", b);
 	}
@@ -267,6 +287,14 @@ int cmd_status(int argc, char **argv)
 	if (refid != NULL) {
 		json_t *only = json_array_get(recs, 0);
 		if (json_object_size(only) <= 1 && json_object_get(only, "broker") == NULL) {
+			if (refusal != NULL) {
+				fprintf(stderr,
+					"rete status: referral %s is not in this agency's store, "
+					"and the broker refused to say whether it knows it: %s\n",
+					refid, refusal);
+				rc = CLI_USAGE;
+				goto out;
+			}
 			if (!asked)
 				fprintf(stderr,
 					"rete status: referral %s is not in this agency's store "
@@ -293,6 +321,8 @@ int cmd_status(int argc, char **argv)
 		json_object_set_new(doc, "agency", json_string(cfg.id));
 		json_object_set_new(doc, "brokerReachable",
 				    json_boolean(reachable && timeout_ms > 0));
+		if (refusal != NULL)
+			json_object_set_new(doc, "brokerError", json_string(refusal));
 		if (taken)
 			json_object_set(doc, "takenOver", taken);
 		json_object_set(doc, "referrals", recs);
@@ -316,8 +346,13 @@ int cmd_status(int argc, char **argv)
 			    "agency's own record; is it running, is [agent] broker right, and is "
 			    "[agent] broker_key (%s) its public key?)\n",
 			    cfg.broker, timeout_ms / 1000, cfg.broker_key_path);
+		if (refusal != NULL)
+			printf("(the broker refused to give its status: %s; statuses are this "
+			       "agency's own record)\n",
+			       refusal);
 	}
 out:
+	free(refusal);
 	json_decref(recs);
 	json_decref(taken);
 	agent_db_close(&db);

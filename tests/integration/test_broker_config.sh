@@ -40,7 +40,10 @@
 #   values         tsa_url with port 99999, an unclosed or empty bracket
 #                  (refused, the sentence whole), an empty port (accepted:
 #                  the scheme's own); an agent's on_message with an
-#                  unterminated quote (sh would refuse every hook).
+#                  unterminated quote (sh would refuse every hook); one
+#                  with a comment (# at a word's start) whose text has one.
+#   rete status    a broker refusing reads (its access record): said, with
+#                  the broker's sentence; one referral: exit 2.
 set -uo pipefail
 : "${RETE_BIN:?set by ctest}" "${RETE_SOURCE_DIR:?set by ctest}"
 export PATH="$RETE_BIN:$PATH"
@@ -224,6 +227,15 @@ expect 2 "agent.ini:$hline: [agent] on_message: the single quote at character 1"
 sed -i -e "s#^on_message = .*#on_message = '/bin/true' --flag \"a b\"#" "$aini"
 run rete-agent --check-config -c "$aini"
 lacks "on_message"
+# an unquoted # at the start of a word begins sh's comment: its quote is no quote
+what="on_message with a comment"
+sed -i -e "s%^on_message = .*%on_message = /bin/true # the agency's hook%" "$aini"
+run rete-agent --check-config -c "$aini"
+lacks "on_message"
+what="on_message with a # inside a word"
+sed -i -e "s%^on_message = .*%on_message = /bin/true a#'b%" "$aini"
+run rete-agent --check-config -c "$aini"
+expect 2 "[agent] on_message: the single quote at character 13" "not closed"
 
 # --- at run time: the access record, a reload ----------------------------------
 # The durations main accepted start (heartbeat 1d: 3 x 1d in ms fits an
@@ -282,6 +294,13 @@ nfail=$(grep -c "reads refused" "$DIR/broker.log")
 [ "$nfail" -ge 3 ] || bad "$what: each failure (start, twice at run time) is not logged: $(grep 'access record' "$DIR/broker.log")"
 last=$(grep "access record" "$DIR/broker.log" | tail -1)
 grep -q "reads refused" <<<"$last" || bad "$what: the log's last word on the record is: $last"
+# rete status: a broker that refuses reads is neither "unknown referral"
+# nor reachable with nothing to say
+sed -i -e "/^on_message = /d" "$aini"
+what="rete status REFID, the broker refusing reads"
+run timeout 60 rete status -c "$aini" c-404
+expect 2 "the broker refused" "this read was not made"
+lacks "known neither"
 rmdir "$alog"
 read_log
 expect 0

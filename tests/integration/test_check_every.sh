@@ -37,7 +37,9 @@
 #                   (X-Rete-Problem: period for a period ending before it
 #                   starts), and every problem the console names has its
 #                   sentence in both catalogues of texts.js (it, en), which
-#                   the pages show instead of the English detail.
+#                   the pages show instead of the English detail; the
+#                   catalogues' singular (one cosigner), the period's
+#                   bound (not after) and the case id's (characters).
 set -uo pipefail
 : "${RETE_BIN:?set by ctest}" "${RETE_SOURCE_DIR:?set by ctest}"
 . "$(dirname "$0")/lib.sh"
@@ -341,6 +343,20 @@ expect 400 "X-Rete-Problem: period-long" "or step=month"
 grep -q '"api.period-long-month":.*mese' "$RETE_SOURCE_DIR/agents/console/static/texts.js" &&
 	! grep -q '"api.period-long-month":.*scala per mese' "$RETE_SOURCE_DIR/agents/console/static/texts.js" ||
 	bad "texts.js: api.period-long-month"
+# the catalogues: one cosigner is singular (not "1 enti hanno"), a period
+# of one day is accepted (the start not after the end), a case id's bound
+# is in characters
+what="texts.js: singular, period, case id"
+tj=$RETE_SOURCE_DIR/agents/console/static/texts.js
+for want in '"wit.countOne": "1 ente ha controfirmato' '"wit.countNoSizeOne": "1 ente ha controfirmato' \
+	'"wit.countOne": "1 agency cosigned' '"wit.countNoSizeOne": "1 agency cosigned' \
+	'"api.period": "[^"]*non deve venire dopo' '"api.period": "[^"]*must not come after' \
+	'"api.case-id": "[^"]*al massimo 64 caratteri' '"api.case-id": "[^"]*at most 64 characters'; do
+	grep -q "$want" "$tj" || bad "$what: no $want in texts.js"
+done
+grep -q 'n === 1 ? "wit.countOne"' "$RETE_SOURCE_DIR/agents/console/static/app.js" &&
+	grep -q 'n === 1 ? "wit.countNoSizeOne"' "$RETE_SOURCE_DIR/agents/console/static/app.js" ||
+	bad "$what: app.js does not choose the singular for one cosigner"
 what="console API: evidence with the broker down"
 kill "${PIDS[0]}"
 wait "${PIDS[0]}" 2>/dev/null

@@ -274,10 +274,57 @@ static void test_withheld_checkpoint(void **state)
 	it_fake_close(&w.l);
 }
 
+/* A real broker that cannot record reads (its access record a folder)
+ * refuses the witness's proofs ("this read was not made"): the agent says
+ * so at warning, once (at most once an hour), and the patience warning names
+ * that cause, not a broker withholding its log; the record writable again,
+ * the proofs are answered and the stall is over. */
+static void test_unrecorded_reads(void **state)
+{
+	it_net *n = it_net_new("wp-unrec", NULL);
+	assert_non_null(n);
+	*state = n;
+	char alog[1300], log[1300], extra[256];
+	tu_path(alog, sizeof(alog), "%s.access.log", n->data);
+	assert_int_equal(mkdir(alog, 0700), 0);
+	assert_true(it_broker_start(n));
+	int patience = it_scaled_ms(3000);
+	snprintf(extra, sizeof(extra), "witness = 1s\nwitness_patience = %dms\n", patience);
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	assert_true(it_agent_start_ex(n, IT_SOCIAL, extra));
+	wp_put(n, "unrec.json");
+
+	const char *cannot = "witness: the broker cannot record reads in its access record";
+	const char *waited = "to be shown on the broker's log, longer than witness_patience";
+	bool ok = it_wait_occurrences(log, cannot, 1, it_wait_ms()) &&
+		  it_wait_occurrences(log, waited, 1, it_wait_ms() + patience);
+	if (!ok) {
+		it_show(n, "social.mantova.log");
+		it_show(n, "broker.log");
+	}
+	assert_true(ok);
+	assert_true(tu_occurrences(log, "this read was not made") >= 2);
+	assert_int_equal(tu_occurrences(log, "it is not withholding its log"), 1);
+	assert_int_equal(tu_occurrences(log, "forked its log"), 0);
+	assert_int_equal(tu_occurrences(log, cannot), 1);
+	assert_int_equal(tu_occurrences(log, "WITNESS ALARM"), 0);
+
+	/* the record can be written again: the proofs come, the stall ends */
+	assert_int_equal(rmdir(alog), 0);
+	ok = it_wait_occurrences(log, "witness: the broker answers this agent's questions", 1,
+				 it_wait_ms()) &&
+	     it_wait_occurrences(log, "witness: the stall is over", 1, it_wait_ms());
+	if (!ok)
+		it_show(n, "social.mantova.log");
+	assert_true(ok);
+	assert_int_equal(tu_occurrences(log, cannot), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_withheld_checkpoint, it_teardown),
+	    cmocka_unit_test_teardown(test_unrecorded_reads, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -235,8 +235,8 @@
     st.dataset.ok = p ? String(p.met === true) : String(!w.problem);
     st.textContent = w.problem ? w.problem
       : p ? t(p.met ? "wit.met" : "wit.notMet", { k: n, n: p.witnesses, q: p.quorum })
-      : w.checkpointSize == null ? t("wit.countNoSize", { k: n })
-      : t("wit.count", { k: n, size: w.checkpointSize });
+      : w.checkpointSize == null ? t(n === 1 ? "wit.countNoSizeOne" : "wit.countNoSize", { k: n })
+      : t(n === 1 ? "wit.countOne" : "wit.count", { k: n, size: w.checkpointSize });
     const tb = clear("witnesses");
     if (w.problem) return;
     if (w.checkpointSize != null)
