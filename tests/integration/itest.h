@@ -1537,6 +1537,22 @@ static inline void it_fake_deliver(it_fake *l, uint64_t index, const it_msg *o)
 	free(b);
 }
 
+/* it_entries_call asks the broker on w for count entries from from
+ * (Query.entries); the answer in *f (caller frees), RETE_OK when one came. */
+static inline rete_err it_entries_call(rete_wire *w, uint64_t from, uint64_t count,
+				       Rete__BrokerFrame **f)
+{
+	Rete__EntriesQuery eq;
+	rete__entries_query__init(&eq);
+	eq.from = from;
+	eq.count = count;
+	Rete__Query q;
+	rete__query__init(&q);
+	q.what_case = RETE__QUERY__WHAT_ENTRIES;
+	q.entries = &eq;
+	return rete_wire_call(w, &q, it_wait_ms(), f, NULL);
+}
+
 /* it_log_ids reads the whole log as the auditor and calls fn(ctx, index,
  * msg) for each entry; returns the number of entries (-1 on error). */
 typedef void (*it_entry_fn)(void *ctx, uint64_t index, const Rete__Message *msg);
@@ -1548,16 +1564,8 @@ static inline int64_t it_log_each(it_net *n, it_entry_fn fn, void *ctx)
 	uint64_t from = 0;
 	int64_t total = 0;
 	for (;;) {
-		Rete__EntriesQuery eq;
-		rete__entries_query__init(&eq);
-		eq.from = from;
-		eq.count = 1000;
-		Rete__Query q;
-		rete__query__init(&q);
-		q.what_case = RETE__QUERY__WHAT_ENTRIES;
-		q.entries = &eq;
 		Rete__BrokerFrame *f = NULL;
-		if (rete_wire_call(w, &q, it_wait_ms(), &f, NULL) != RETE_OK) {
+		if (it_entries_call(w, from, 1000, &f) != RETE_OK) {
 			total = -1;
 			break;
 		}

@@ -142,16 +142,8 @@ static void read_refused_while_full(it_net *n)
 {
 	rete_wire *w = it_connect(n, IT_AUDIT);
 	assert_non_null(w);
-	Rete__EntriesQuery eq;
-	rete__entries_query__init(&eq);
-	eq.from = 0;
-	eq.count = 10;
-	Rete__Query q;
-	rete__query__init(&q);
-	q.what_case = RETE__QUERY__WHAT_ENTRIES;
-	q.entries = &eq;
 	Rete__BrokerFrame *f = NULL;
-	assert_int_equal(rete_wire_call(w, &q, it_wait_ms(), &f, NULL), RETE_OK);
+	assert_int_equal(it_entries_call(w, 0, 10, &f), RETE_OK);
 	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_RESULT);
 	const char *text = f->result->error_text ? f->result->error_text : "";
 	if (f->result->error == 0 || strstr(text, "this read was not made") == NULL)
