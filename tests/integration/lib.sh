@@ -19,8 +19,8 @@
 #   lacks TEXT...         the last run printed none of TEXT (else bad)
 #
 # and the small network most of them run (rete.test/mantova, ipc sockets in
-# DIR/broker): make_keys, broker_ini, agencies_ini, agent_ini, coord_ini,
-# start_broker, start_agents. A test that must do more on exit defines
+# DIR/broker): make_keys, broker_ini, agencies_ini, coord_only_ini,
+# agent_ini, coord_ini, start_broker, start_agents. A test that must do more on exit defines
 # before_cleanup (it runs first). Waits poll with deadlines (no sleep as
 # synchronisation). Safe under `set -e` and `set -u`.
 
@@ -156,6 +156,21 @@ data = store
 EOT
 		cat
 	} >"$DIR/broker/broker.ini"
+}
+
+# coord_only_ini: the section of coord.mantova alone and one route, for
+# broker_ini's standard input (a network of the coordinator's console only).
+coord_only_ini() {
+	cat <<EOT
+
+[agency coord.mantova]
+name = Coordinamento
+kind = coordinator
+key = ../keys/coord.mantova.pub
+
+[policy]
+routes = social-services>job-centre
+EOT
 }
 
 # agencies_ini SOCIAL-NAME: the sections of social.mantova (named

@@ -306,16 +306,7 @@ run "$BIN/rete-agent" --help
 expect 0 "no changed key"
 
 # --- console API: problems in the page's language ------------------------------
-broker_ini <<EOT
-
-[agency coord.mantova]
-name = Coordinamento
-kind = coordinator
-key = ../keys/coord.mantova.pub
-
-[policy]
-routes = social-services>job-centre
-EOT
+coord_only_ini | broker_ini
 coord_ini </dev/null
 start_broker
 "$BIN/rete" console -c "$DIR/coord.ini" --listen 127.0.0.1:0 >"$DIR/console.log" 2>&1 &

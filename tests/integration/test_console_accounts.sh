@@ -14,16 +14,7 @@ set -u
 itest_init console-acc
 
 make_keys broker.mantova coord.mantova
-broker_ini <<EOT
-
-[agency coord.mantova]
-name = Coordinamento
-kind = coordinator
-key = ../keys/coord.mantova.pub
-
-[policy]
-routes = social-services>job-centre
-EOT
+coord_only_ini | broker_ini
 coord_ini <<EOT
 
 [console]
