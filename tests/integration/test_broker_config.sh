@@ -43,7 +43,10 @@
 #                  unterminated quote (sh would refuse every hook); one
 #                  with a comment (# at a word's start) whose text has one.
 #   rete status    a broker refusing reads (its access record): said, with
-#                  the broker's sentence; one referral: exit 2.
+#                  the broker's sentence; one referral not in the store:
+#                  exit 2; the list (no REFID) and a referral in the store:
+#                  the agency's own record, the refusal said (brokerError
+#                  in --json), exit 0.
 set -uo pipefail
 : "${RETE_BIN:?set by ctest}" "${RETE_SOURCE_DIR:?set by ctest}"
 export PATH="$RETE_BIN:$PATH"
@@ -301,6 +304,46 @@ what="rete status REFID, the broker refusing reads"
 run timeout 60 rete status -c "$aini" c-404
 expect 2 "the broker refused" "this read was not made"
 lacks "known neither"
+rmdir "$alog"
+read_log
+expect 0
+# rete status in list mode (no REFID) with a referral in the agency's store:
+# the statuses are the agency's own record, the broker's refusal is said
+# with its sentence (brokerError in --json), exit 0 (docs/agent.md)
+what="a referral sent while the record can be written"
+start_agents social.mantova
+apid=${PIDS[-1]}
+cat >"$DIR/ref.json" <<'EOT'
+{"id": "c-list-1", "operator": {"staffId": "as-1", "role": "social-worker"},
+ "recipient": "cpi.mantova", "caseId": "mn-2026-0999",
+ "referral": {"service": "employment-orientation", "priority": "routine",
+   "reasonCode": "long-term-unemployment",
+   "consent": {"basis": "consent", "givenAt": "2026-11-20T09:30:00Z"}, "ageBand": "adult"},
+ "private": {"person": {"name": "Maria Rossi", "fiscalCode": "RSSMRA85M41E897X"}}}
+EOT
+run timeout 60 rete send -c "$aini" "$DIR/ref.json" --wait 30
+expect 0
+# the agent stops (its witness would read the log too)
+kill "$apid"
+wait "$apid" 2>/dev/null
+PIDS=("${PIDS[@]:0:${#PIDS[@]}-1}")
+what="rete status (list), the record can be written"
+run timeout 60 rete status -c "$aini"
+expect 0 "c-list-1" "broker: "
+lacks "refused"
+rm -f "$alog"
+mkdir "$alog"
+what="rete status (list), the broker refusing reads"
+run timeout 60 rete status -c "$aini"
+expect 0 "c-list-1" "the broker refused to give its status" "this read was not made"
+lacks "broker: " "did not answer"
+what="rete status --json (list), the broker refusing reads"
+run timeout 60 rete status -c "$aini" --json
+expect 0 '"id": "c-list-1"' '"brokerError": ' "this read was not made"
+lacks '"broker": {'
+what="rete status REFID in the store, the broker refusing reads"
+run timeout 60 rete status -c "$aini" c-list-1
+expect 0 "c-list-1" "the broker refused to give its status" "this read was not made"
 rmdir "$alog"
 read_log
 expect 0
