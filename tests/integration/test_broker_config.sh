@@ -31,7 +31,10 @@
 #                  example), zero (timestamp_grace: "off"), a number too
 #                  large.
 #   paths          state a folder, state in a missing folder, an ipc://
-#                  endpoint in a missing folder: --check-config exit 2.
+#                  endpoint in a missing folder, state and an ipc://
+#                  endpoint under /proc: --check-config exit 2; an
+#                  access_log in /proc: a WARNING (tests/unit/
+#                  test_fileplace.c judges more places).
 #   BOM            broker.ini saved with a UTF-8 byte order mark is fine;
 #                  saved as UTF-16: one problem saying so; a BOM inside a
 #                  line: named.
@@ -174,6 +177,20 @@ what="listen in a missing folder"
 with "listen = ipc://$DIR/nonexist/dir/sock"
 check
 expect 2 "[broker] listen" "$DIR/nonexist/dir" "does not exist"
+# the kernel's /proc: root "may write" there (access(2)), yet no file can
+# be made in it; the clients' check always said so, the broker's did not
+what="state under /proc"
+with "state = /proc/rete-test.state"
+check
+expect 2 "[broker] state: the folder /proc is on the kernel's proc file system"
+what="listen under /proc"
+with "listen = ipc:///proc/rete-test.sock"
+check
+expect 2 "[broker] listen: 'ipc:///proc/rete-test.sock': the folder /proc is on the kernel's proc file system"
+what="access_log a file of /proc"
+with "access_log = /proc/self/comm"
+check
+expect 0 "WARNING" "[broker] access_log" "/proc/self/comm is on the kernel's proc file system"
 
 # --- BOM, lines, values --------------------------------------------------------------
 what="a byte order mark"

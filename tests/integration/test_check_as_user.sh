@@ -46,7 +46,7 @@ lacks "[broker] state"
 what="as uid $U, state in a folder of root's (0755)"
 sed -i -e "s#^\\[broker\\]\$#[broker]\\nstate = $DIR/roots/broker.state#" "$bini"
 check
-expect 2 "[broker] state: the folder $DIR/roots cannot be written" \
+expect 2 "[broker] state: the folder $DIR/roots cannot be written by this user (uid $U)" \
 	"Permission denied"
 what="as root, the same file (root may write the folder)"
 run "$BIN/rete-broker" -c "$bini" --check-config
