@@ -72,6 +72,8 @@ const char *rete_file_place(const char *path, unsigned flags, char *buf, size_t 
 		if (!socket && !renamed && access(path, W_OK) != 0)
 			return place_said(buf, n, "%s cannot be written by this user (uid %ld): %s",
 					  path, (long)getuid(), strerror(errno));
+		if (flags & RETE_PLACE_APPEND)
+			return NULL;
 	} else if (errno != ENOENT && errno != ENOTDIR) {
 		return place_said(buf, n, "%s cannot be reached: %s", path, strerror(errno));
 	}

@@ -21,18 +21,22 @@
  * may write in a folder it may write. MAKE_FOLDERS: missing folders are
  * made (the nearest one that exists must be writable); SOCKET: anything
  * but a folder may be there (ZeroMQ replaces it); RENAMED: the file is
- * replaced by a rename, so it may be read-only or another user's. */
+ * replaced by a rename, so it may be read-only or another user's; APPEND:
+ * a regular file the user may write is enough, whatever its folder (lines
+ * are appended; the clients' access records, which 0.7.0 took so). */
 #define RETE_PLACE_MAKE_FOLDERS 1u
 #define RETE_PLACE_SOCKET	2u
 #define RETE_PLACE_RENAMED	4u
+#define RETE_PLACE_APPEND	8u
 
 /* rete_file_place says what keeps this program (its user) from writing a
  * file at path: NULL when nothing, else buf (n bytes) with a sentence
  * ("P is a folder", "the folder F does not exist", "the folder F cannot be
  * written by this user (uid 999): Permission denied", "P is on the
  * kernel's proc file system, where nothing can be written"). The folder
- * must always be writable: each such file is made, replaced by a rename or
- * (a socket) unlinked in it. flags: RETE_PLACE_* above, or 0. */
+ * must be writable too (each such file is made, replaced by a rename or,
+ * a socket, unlinked in it), but with RETE_PLACE_APPEND for a file that
+ * is there. flags: RETE_PLACE_* above, or 0. */
 const char *rete_file_place(const char *path, unsigned flags, char *buf, size_t n);
 
 /* rete_fs_unusable: NULL when the file system of path (which exists) may

@@ -156,10 +156,12 @@ void rete_check_file(rete_check_list *problems, const char *where, const char *p
 	char why[PATH_MAX + 256];
 	struct stat st;
 
-	if (path == NULL ||
-	    rete_file_place(path, RETE_PLACE_MAKE_FOLDERS, why, sizeof(why)) == NULL)
+	if (path == NULL || rete_file_place(path, RETE_PLACE_MAKE_FOLDERS | RETE_PLACE_APPEND, why,
+					    sizeof(why)) == NULL)
 		return;
-	/* the file is made at the first record, its folders too when missing */
+	/* the file is made at the first record, its folders too when missing;
+	 * a file there is appended to (0.7.0 took one in a folder the user may
+	 * not write: it still starts) */
 	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
 		rete_check_add(problems, "%s: %s; give a file (e.g. %s/access.log)", where, why,
 			       path);

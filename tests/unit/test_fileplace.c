@@ -173,6 +173,8 @@ static void test_other_user(void **state)
 	}
 	assert_int_equal(chmod(dir, 0755), 0); /* uid 65534 enters it */
 	said(p, RETE_PLACE_RENAMED, NULL);     /* root may */
+	assert_int_equal(tu_write_file(tu_path(q, sizeof(q), "%s/own.log", f), "x", 1), 0);
+	assert_int_equal(chown(q, 65534, 65534), 0);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -189,6 +191,16 @@ static void test_other_user(void **state)
 			fprintf(stderr, "as uid 65534: '%s', expected '%s'\n",
 				why ? why : "nothing", q);
 			_exit(1);
+		}
+		/* its own file in that folder: appended to, fine */
+		tu_path(q, sizeof(q), "%s/own.log", f);
+		if (rete_file_place(q, RETE_PLACE_APPEND, buf, sizeof(buf)) != NULL) {
+			fprintf(stderr, "as uid 65534, its own file, APPEND: '%s'\n", buf);
+			_exit(4);
+		}
+		if (rete_file_place(q, 0, buf, sizeof(buf)) == NULL) {
+			fprintf(stderr, "as uid 65534, its own file in root's folder: nothing\n");
+			_exit(5);
 		}
 		/* its own folder: fine */
 		why = rete_file_place("/tmp/rete-fileplace-none.log", 0, buf, sizeof(buf));
