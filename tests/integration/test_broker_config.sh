@@ -11,7 +11,9 @@
 #                  read was not made") until the record can be written.
 #                  At run time each change (failing, working, failing again
 #                  within the minute) is logged at once; repeats are
-#                  counted, and the count is written at the stop. A start
+#                  counted, and the count is written by the next line (a
+#                  reload's too) or at the stop: every read refused is in
+#                  the log, on its own line or counted. A start
 #                  with access_log = store.state refuses the reads and
 #                  never writes in the state file.
 #   reload         a SIGHUP that changes max_frame, verify_threads,
