@@ -12,7 +12,8 @@
  * UTF-16 ("Unicode"), where every other byte is a zero: each line would be
  * refused on its own with a puzzling sentence, so the file is refused once,
  * saying how to save it. Every reader (broker.ini, agent.ini, coord.ini,
- * audit.ini, the console's accounts file) starts with rete_conffile_start.
+ * audit.ini, the console's accounts file, a witness policy) starts with
+ * rete_conffile_start.
  */
 #ifndef RETE_CONFFILE_H
 #define RETE_CONFFILE_H

@@ -18,7 +18,8 @@
 #   config file   -c given /dev/zero, a folder, a 5 MiB file or a named pipe
 #                 without a writer (which blocked the open): exit 2 at
 #                 once, saying what it is (rete-broker, rete-agent, rete).
-#   encoding      agent.ini, coord.ini and the console's accounts file saved
+#   encoding      agent.ini, coord.ini, the console's accounts file and a witness
+#                 policy saved
 #                 as UTF-16 (either byte order): exit 2 with broker.ini's
 #                 sentence (UTF-16, save it as UTF-8), not a syntax error and
 #                 every key missing; saved as UTF-8 with a byte order mark:
@@ -212,6 +213,25 @@ run rete --check-config -c "$DIR/coord-users.ini"
 expect 0 "fine"
 lacks "is not USER:HASH" "not a user name"
 cp "$DIR/console-users.good" "$DIR/console-users"
+# the witness policy ([console] witnesses; an agent's witnesses too)
+printf 'witness social.mantova %s\nwitness cpi.mantova %s\n' "$(cat "$k/social.mantova.pub")" \
+	"$(cat "$k/cpi.mantova.pub")" >"$DIR/w.policy"
+printf 'witnesses = w.policy\n' >>"$DIR/coord-users.ini"
+what="a witness policy in UTF-8"
+run rete --check-config -c "$DIR/coord-users.ini"
+expect 0 "fine"
+cp "$DIR/w.policy" "$DIR/w.policy.good"
+utf16 "$DIR/w.policy.good"
+cp "$DIR/w.policy.good.16" "$DIR/w.policy"
+what="a witness policy in UTF-16"
+run rete --check-config -c "$DIR/coord-users.ini"
+expect 2 "w.policy" "UTF-16" "save it as UTF-8"
+utf8bom "$DIR/w.policy.good"
+cp "$DIR/w.policy.good.bom" "$DIR/w.policy"
+what="a witness policy in UTF-8 with a byte order mark"
+run rete --check-config -c "$DIR/coord-users.ini"
+expect 0 "fine"
+cp "$DIR/w.policy.good" "$DIR/w.policy"
 
 # --- endpoints -------------------------------------------------------------
 bini=$DIR/broker/broker.ini
