@@ -194,44 +194,41 @@ for cmd in "rete-agent --check-config -c $agent.bom" "rete --check-config -c $ag
 	run timeout 20 $cmd
 	expect 0 "fine"
 done
-# the accounts file ([console] users), read by the console's check
+# encoded FILE WHAT LACKING...: FILE, which coord-users.ini names (read by
+# the console's check), saved as UTF-16 and then as UTF-8 with a byte order
+# mark: refused with the sentence, then fine; neither time with a sentence
+# of LACKING (the file's own line errors). FILE is put back.
+encoded() {
+	local f=$1 name=$2
+	shift 2
+	cp "$f" "$f.good"
+	utf16 "$f.good"
+	cp "$f.good.16" "$f"
+	what="$name in UTF-16"
+	run rete --check-config -c "$DIR/coord-users.ini"
+	expect 2 "$(basename "$f")" "UTF-16" "save it as UTF-8"
+	lacks "$@"
+	utf8bom "$f.good"
+	cp "$f.good.bom" "$f"
+	what="$name in UTF-8 with a byte order mark"
+	run rete --check-config -c "$DIR/coord-users.ini"
+	expect 0 "fine"
+	lacks "$@"
+	cp "$f.good" "$f"
+}
+# the accounts file ([console] users) and a witness policy ([console]
+# witnesses; an agent's witnesses too)
 cp "$DIR/coord.ini" "$DIR/coord-users.ini"
-printf '\n[console]\nusers = console-users\n' >>"$DIR/coord-users.ini"
+printf '\n[console]\nusers = console-users\nwitnesses = w.policy\n' >>"$DIR/coord-users.ini"
 printf 'correct horse battery\n' | rete console passwd alice -c "$DIR/coord-users.ini" >/dev/null 2>&1 ||
 	bad "rete console passwd alice failed"
-cp "$DIR/console-users" "$DIR/console-users.good"
-utf16 "$DIR/console-users.good"
-cp "$DIR/console-users.good.16" "$DIR/console-users"
-what="the accounts file in UTF-16"
-run rete --check-config -c "$DIR/coord-users.ini"
-expect 2 "console-users" "UTF-16" "save it as UTF-8"
-lacks "is not USER:HASH"
-utf8bom "$DIR/console-users.good"
-cp "$DIR/console-users.good.bom" "$DIR/console-users"
-what="the accounts file in UTF-8 with a byte order mark"
-run rete --check-config -c "$DIR/coord-users.ini"
-expect 0 "fine"
-lacks "is not USER:HASH" "not a user name"
-cp "$DIR/console-users.good" "$DIR/console-users"
-# the witness policy ([console] witnesses; an agent's witnesses too)
 printf 'witness social.mantova %s\nwitness cpi.mantova %s\n' "$(cat "$k/social.mantova.pub")" \
 	"$(cat "$k/cpi.mantova.pub")" >"$DIR/w.policy"
-printf 'witnesses = w.policy\n' >>"$DIR/coord-users.ini"
-what="a witness policy in UTF-8"
+what="the accounts file and a witness policy in UTF-8"
 run rete --check-config -c "$DIR/coord-users.ini"
 expect 0 "fine"
-cp "$DIR/w.policy" "$DIR/w.policy.good"
-utf16 "$DIR/w.policy.good"
-cp "$DIR/w.policy.good.16" "$DIR/w.policy"
-what="a witness policy in UTF-16"
-run rete --check-config -c "$DIR/coord-users.ini"
-expect 2 "w.policy" "UTF-16" "save it as UTF-8"
-utf8bom "$DIR/w.policy.good"
-cp "$DIR/w.policy.good.bom" "$DIR/w.policy"
-what="a witness policy in UTF-8 with a byte order mark"
-run rete --check-config -c "$DIR/coord-users.ini"
-expect 0 "fine"
-cp "$DIR/w.policy.good" "$DIR/w.policy"
+encoded "$DIR/console-users" "the accounts file" "is not USER:HASH" "not a user name"
+encoded "$DIR/w.policy" "a witness policy" "NUL byte" "unknown directive"
 
 # --- endpoints -------------------------------------------------------------
 bini=$DIR/broker/broker.ini
