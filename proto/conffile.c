@@ -59,7 +59,8 @@ rete_err rete_conffile_start(FILE *f, rete_msg *m)
 				    strerror(errno));
 	/* UTF-16 in either byte order: its mark is FF FE or FE FF, bytes that
 	 * never open UTF-8 text */
-	if (n >= 2 && ((head[0] == 0xFF && head[1] == 0xFE) || (head[0] == 0xFE && head[1] == 0xFF)))
+	if (n >= 2 &&
+	    ((head[0] == 0xFF && head[1] == 0xFE) || (head[0] == 0xFE && head[1] == 0xFF)))
 		return rete_msg_set(m, RETE_EINVAL,
 				    "the file is saved as UTF-16 (it starts with the byte order "
 				    "mark %s); save it as UTF-8 (in Notepad: Save as, Encoding "

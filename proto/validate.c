@@ -446,11 +446,12 @@ bool rete_fiscal_code_check(const char *s, char *why, size_t n)
 		if (v_temporary_digit_ok(s))
 			return true;
 		if (why != NULL)
-			snprintf(why, n,
-				 "it has 11 digits, as a temporary fiscal code (codice fiscale "
-				 "provvisorio) has, but its last digit, the check digit, does not "
-				 "match the first ten: a digit is mistyped or two are swapped; copy "
-				 "it again from the person's tax card or document");
+			snprintf(
+			    why, n,
+			    "it has 11 digits, as a temporary fiscal code (codice fiscale "
+			    "provvisorio) has, but its last digit, the check digit, does not "
+			    "match the first ten: a digit is mistyped or two are swapped; copy "
+			    "it again from the person's tax card or document");
 		return false;
 	}
 	if (why == NULL)

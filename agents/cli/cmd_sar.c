@@ -947,13 +947,14 @@ int cmd_sar(int argc, char **argv)
 	 * fiscal code (or a person id a message can carry) is refused. */
 	char why[200];
 	if (person != NULL && !sar_fiscal_ok(person, why, sizeof(why))) {
-		fprintf(stderr,
-			"rete sar: --person is not a fiscal code: %s. Accepted: a fiscal code as "
-			"messages carry it, 16 letters and digits (RSSMRA85M41E897X, or an STP or "
-			"ENI code such as STP0300150000123), or an 11-digit temporary code with its "
-			"check digit; upper or lower case, spaces ignored. For a person without "
-			"one, --person-id ID\n",
-			why);
+		fprintf(
+		    stderr,
+		    "rete sar: --person is not a fiscal code: %s. Accepted: a fiscal code as "
+		    "messages carry it, 16 letters and digits (RSSMRA85M41E897X, or an STP or "
+		    "ENI code such as STP0300150000123), or an 11-digit temporary code with its "
+		    "check digit; upper or lower case, spaces ignored. For a person without "
+		    "one, --person-id ID\n",
+		    why);
 		return CLI_USAGE;
 	}
 	if (person_id != NULL && (person_id[0] == '\0' || strlen(person_id) > RETE_SHORT_MAX)) {

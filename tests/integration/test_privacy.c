@@ -612,8 +612,9 @@ static void test_sar_every_code(void **state)
 		bool accepted = len > 0 && check_accepts(fc);
 		if (len == 16 && strspn(fc, alnum) == 16 && !accepted)
 			fail_msg("message check refuses '%s'", fc); /* the premise */
+		/* the premise for 11 digits: the check digit decides */
 		if (len == 11 && strspn(fc, "0123456789") == 11 && accepted != temporary_ok(fc))
-			fail_msg("message check %s the 11 digits '%s', whose check digit is %s", /* the premise */
+			fail_msg("message check %s the 11 digits '%s', whose check digit is %s",
 				 accepted ? "accepts" : "refuses", fc,
 				 temporary_ok(fc) ? "right" : "wrong");
 		/* as a person may write it: lower case, spaces */
@@ -629,8 +630,9 @@ static void test_sar_every_code(void **state)
 		assert_int_equal(tu_write_file(path, asked, strlen(asked)), 0);
 		rc = tu_run(&out, "%s sar --person \"$(cat %s)\" -c %s --json", exe, path, ini);
 		if (accepted && rc != 0)
-			fail_msg("message check accepts '%s', but sar --person '%s' exits %d: %.300s",
-				 fc, asked, rc, out);
+			fail_msg(
+			    "message check accepts '%s', but sar --person '%s' exits %d: %.300s",
+			    fc, asked, rc, out);
 		if (!accepted && (rc != 2 || strstr(out, "fiscal code") == NULL))
 			fail_msg("message check refuses '%s', but sar --person '%s' exits %d "
 				 "without the sentence: %.300s",
