@@ -208,7 +208,8 @@ static void test_journald(void **state)
 	unsetenv("JOURNAL_STREAM"); /* the test itself may run under systemd */
 	it_net *n = it_net_new("opslogs", NULL);
 	assert_non_null(n);
-	*state = n; /* it_teardown stops what runs, also after a failure */
+	/* it_teardown stops what runs, also after a failure */
+	*state = n;
 	/* family.mantova is left out of the directory: its key is refused */
 	n->without[IT_FAMILY] = true;
 	assert_int_equal(it_write_ini(n), 0);
@@ -321,7 +322,8 @@ static void test_agent_stop_counts(void **state)
 	char path[1400];
 	it_net *n = it_net_new("opslogs-stop", NULL);
 	assert_non_null(n);
-	*state = n; /* it_teardown stops what runs, also after a failure */
+	/* it_teardown stops what runs, also after a failure */
+	*state = n;
 	n->without[IT_FAMILY] = true; /* its key is refused */
 	assert_int_equal(it_write_ini(n), 0);
 	assert_true(it_broker_start(n));
