@@ -104,7 +104,6 @@ struct parse {
 	size_t nsec, capsec;
 	rete_problems *pr;
 	bool oom;
-	bool utf16; /* the file is UTF-16: said once, nothing else is read */
 };
 
 static void problem(struct parse *p, int line, const char *fmt, ...)
@@ -195,27 +194,12 @@ static char *line_reader(char *str, int num, void *stream)
 	char *r = fgets(str, num, p->f);
 	if (!r)
 		return NULL;
-	if (p->utf16)
-		return NULL;
 	if (p->at_line_start) {
 		p->line++;
-		/* a UTF-8 byte order mark (Notepad saves one) opens the file, not
-		 * its first line: inih skips it too */
-		if (p->line == 1 && memcmp(r, "\xEF\xBB\xBF", 3) == 0)
-			memmove(r, r + 3, strlen(r + 3) + 1);
-		/* UTF-16 (Windows' "Unicode"): every other byte is a zero, and
-		 * each line would give its own puzzling problem: one sentence */
-		if (p->line == 1 && ((unsigned char)r[0] == 0xFF || (unsigned char)r[0] == 0xFE) &&
-		    (unsigned char)r[1] == ((unsigned char)r[0] ^ 0x01)) {
-			problem(p, 0,
-				"the file is saved as UTF-16 (it starts with the byte order mark "
-				"%s); save it as UTF-8 (in Notepad: Save as, Encoding UTF-8)",
-				(unsigned char)r[0] == 0xFF ? "FF FE" : "FE FF");
-			p->utf16 = true;
-			return NULL;
-		}
-		/* a byte order mark further on (two files joined together) is
-		 * invisible in a key's name: named, and taken out */
+		/* a byte order mark opening the file was skipped, and UTF-16
+		 * refused, by rete_conffile_open; one further on (two files
+		 * joined together) is invisible in a key's name: named, and
+		 * taken out */
 		for (char *bom; (bom = strstr(r, "\xEF\xBB\xBF")) != NULL;) {
 			problem(
 			    p, p->line,
@@ -1529,10 +1513,6 @@ rete_err broker_config_load(const char *path, broker_config **out, rete_problems
 	fclose(p.f);
 	if (r == -2 || p.oom) {
 		err = RETE_ENOMEM;
-		goto done;
-	}
-	if (p.utf16) {
-		err = RETE_EINVAL;
 		goto done;
 	}
 
