@@ -1810,9 +1810,88 @@ static void test_delivery_acks(void **state)
 		}
 }
 
+/* delivery_of appends the broker's Delivery of entry x (the referral
+ * `mid` to cpi), with cpi's signed acknowledgement or none. */
+static uint64_t delivery_of(struct log *L, uint64_t x, const char *mid, bool signed_ack)
+{
+	uint8_t leaf[RETE_MERKLE_HASH];
+	rete_msg m = {{0}};
+	char id[64];
+	assert_int_equal(rete_store_leaf_hash(L->s, NULL, x, leaf, &m), RETE_OK);
+	Rete__AckBody b = RETE__ACK_BODY__INIT;
+	b.origin = (char *)ORIGIN;
+	b.recipient = (char *)CPI;
+	b.index = x;
+	b.leaf_hash.data = leaf;
+	b.leaf_hash.len = sizeof(leaf);
+	b.acked_at = 1790000004000;
+	Rete__SignedAck sa;
+	assert_int_equal(rete_ack_sign(&b, keys[K_CPI], &sa, &m), RETE_OK);
+	Rete__Message msg;
+	Rete__Delivery d = RETE__DELIVERY__INIT;
+	snprintf(id, sizeof(id), "delivery-%llu", (unsigned long long)x);
+	tu_message_init(&msg, id, BROKER, SOCIAL, "", ORIGIN);
+	d.index = x;
+	d.message_id = (char *)mid;
+	d.referral_id = (char *)mid;
+	d.delivered_at = 1790000005000;
+	d.ack = signed_ack ? &sa : NULL;
+	msg.body_case = RETE__MESSAGE__BODY_DELIVERY;
+	msg.delivery = &d;
+	uint64_t at = append(L, tu_sign(&msg, keys[K_BROKER]));
+	rete_signed_ack_clear(&sa);
+	ack(L, CPI, x);
+	return at;
+}
+
+/* An unsigned Delivery after a signed one (attack report s12, finding 2:
+ * a broker that takes an entry off the recipient's queue and says it was
+ * delivered) fails the log at that Delivery, naming the entry that showed
+ * the log is of protocol 3; unsigned ones before the first signed one (a
+ * log begun before protocol 3 and upgraded in place) are counted and hold. */
+static void test_unsigned_delivery_after_signed(void **state)
+{
+	(void)state;
+	for (int order = 0; order <= 1; order++) {
+		struct log L;
+		rete_verify_report rep;
+		rete_msg m = {{0}};
+		log_open(&L, "verify-unsigned");
+		append(&L, directory("dir-1", 1, keys[K_SOCIAL]));
+		uint64_t r1 = append(&L, referral("r1", SOCIAL, CPI, "staff-0001", keys[K_SOCIAL]));
+		uint64_t r2 = append(&L, referral("r2", SOCIAL, CPI, "staff-0001", keys[K_SOCIAL]));
+		/* order 0: r1 signed, then r2 unsigned; order 1: the other way */
+		delivery_of(&L, r1, "r1", order == 0);
+		uint64_t second = delivery_of(&L, r2, "r2", order == 1);
+		free(checkpoint(&L, keys[K_BROKER]));
+		reopen_ro(&L);
+		for (int replay = 0; replay <= 1; replay++) {
+			rete_verify_options o = opts(replay, 2);
+			rete_err e = rete_verify_log(L.s, &o, &rep, &m);
+			if (order == 1) {
+				if (e != RETE_OK)
+					fail_msg("legacy order: %s", rep.reason);
+				assert_int_equal(rep.acks_unsigned, 1);
+				assert_int_equal(rep.acks_verified, 1);
+				continue;
+			}
+			if (e != RETE_EBADSIG)
+				fail_msg("an unsigned Delivery after a signed one holds: %d '%s'",
+					 (int)e, rep.reason);
+			assert_int_equal(rep.verdict, RETE_VERIFY_FAILS);
+			assert_true(rep.has_bad_entry);
+			assert_int_equal(rep.bad_index, second);
+			assert_non_null(strstr(rep.reason, "no acknowledgement signed by its "
+							   "recipient cpi.mantova"));
+		}
+		log_close(&L);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_unsigned_delivery_after_signed),
 	    cmocka_unit_test(test_good_log_holds),
 	    cmocka_unit_test(test_empty_log_holds),
 	    cmocka_unit_test(test_flipped_byte_names_entry),
