@@ -314,8 +314,9 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 				  index, msg->id, msg->sender, at,
 				  have.len > 8 ? (int)(have.len - 8) : 0,
 				  (const char *)have.data + 8);
-			(void)agent_witness_delivered(a, index, d->log_entry.data, d->log_entry.len,
-						      msg, &m);
+			if (!broker_body(msg))
+				(void)agent_witness_delivered(a, index, d->log_entry.data,
+							      d->log_entry.len, msg, &m);
 		}
 		rete_buf_free(&have);
 		inbox_ack(a, d, msg, index, 0, NULL);
@@ -418,8 +419,12 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 			    inbox_write(a, le, msg, priv, d, fname, unproven ? dlv_why : NULL, &m);
 		if (err == RETE_OK)
 			err = inbox_record(a, key, seenkey, seenlen, index, fname, hash, &m);
-		/* what was delivered is checked against the log (agent_witness.c) */
-		if (err == RETE_OK)
+		/* an agency's entry delivered is checked against the log
+		 * (agent_witness.c); the broker's own (delivery receipts,
+		 * notices, directories) are not: what a delivery receipt says
+		 * is bound by the recipient's signature (agent_delivery.c), and
+		 * a question per receipt would double the sender's questions */
+		if (err == RETE_OK && !broker_body(msg))
 			err = agent_witness_delivered(a, index, d->log_entry.data, d->log_entry.len,
 						      msg, &m);
 		/* The pending hook, by file name: two files can share an index

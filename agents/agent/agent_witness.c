@@ -52,7 +52,9 @@
  * of the witness started.
  *
  * What the broker delivers to this agent is checked the same way, lazily:
- * each delivered entry is remembered (AGENT_DB_WITNESS, key 'd' || log
+ * each delivered entry of another agency (the broker's own are bound by
+ * other means: a delivery receipt by the recipient's signature) is
+ * remembered (AGENT_DB_WITNESS, key 'd' || log
  * index BE64 -> the leaf hash of the LogEntry bytes received || when
  * (Unix ms, BE64) || "KIND ID from SENDER", the words of the sentences)
  * and, once a verified checkpoint covers its index and the receipts are
@@ -509,6 +511,17 @@ static void wit_receipt_alarm(agent *a, uint64_t index, uint64_t size, const uin
 	w->state = WIT_IDLE;
 }
 
+/* wit_dlv_what copies the words of a delivered entry's record (val, vlen
+ * bytes: leaf, time, then "KIND ID from SENDER") into out, NUL-terminated. */
+static void wit_dlv_what(char *out, size_t cap, const uint8_t *val, size_t vlen)
+{
+	size_t tl = vlen - RETE_MERKLE_HASH - 8;
+	if (tl >= cap)
+		tl = cap - 1;
+	memcpy(out, val + RETE_MERKLE_HASH + 8, tl);
+	out[tl] = '\0';
+}
+
 /* The first delivered entry the good checkpoint covers (agent_db_each). */
 struct first_delivered {
 	uint64_t below;
@@ -529,11 +542,7 @@ static bool wit_first_dlv(const void *key, size_t klen, const void *val, size_t 
 	f->found = true;
 	memcpy(f->key, k, WIT_DLV_KEY);
 	memcpy(f->leaf, v, RETE_MERKLE_HASH);
-	size_t tl = vlen - RETE_MERKLE_HASH - 8;
-	if (tl >= sizeof(f->what))
-		tl = sizeof(f->what) - 1;
-	memcpy(f->what, v + RETE_MERKLE_HASH + 8, tl);
-	f->what[tl] = '\0';
+	wit_dlv_what(f->what, sizeof(f->what), v, vlen);
 	return false;
 }
 
@@ -1220,11 +1229,7 @@ static bool wit_oldest(const void *key, size_t klen, const void *val, size_t vle
 			o->index = wit_be64((const uint8_t *)key + 1);
 			o->size = 0;
 			o->delivered = true;
-			size_t tl = vlen - RETE_MERKLE_HASH - 8;
-			if (tl >= sizeof(o->what))
-				tl = sizeof(o->what) - 1;
-			memcpy(o->what, v + RETE_MERKLE_HASH + 8, tl);
-			o->what[tl] = '\0';
+			wit_dlv_what(o->what, sizeof(o->what), v, vlen);
 		}
 		return true;
 	}
