@@ -29,7 +29,11 @@
  *              size (BE64) || root of the checkpoint its proof leads to,
  *              until a verified checkpoint has been shown to extend that
  *              checkpoint (records of earlier agents: the leaf hash alone,
- *              until a verified checkpoint has been shown to include it)
+ *              until a verified checkpoint has been shown to include it);
+ *              and 'd' || log index BE64 -> leaf hash of an agency's entry
+ *              delivered to us || when (BE64 ms) || "KIND ID from SENDER",
+ *              until its inclusion in a verified checkpoint was checked
+ *              (agent_witness.c)
  *   meta       "checkpoint" -> the last checkpoint note verified (signature
  *              and consistency with the one before); "alarm" -> the
  *              evidence of a broker that rewrote its log, if ever;
