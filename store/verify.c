@@ -2985,6 +2985,12 @@ static rete_err session_resume(rete_verify_session *s, const rete_verify_resume 
 	rete_msg mm = {{0}};
 	rete_err e;
 
+	/* the prefix showed a signed acknowledgement (the log is of protocol
+	 * 3 or later from there on): an unsigned Delivery fed now fails */
+	if (from->acks_signed_at > 0 && from->acks_signed_at <= from->frontier.mf_size) {
+		v->v_acks_signed = true;
+		v->v_acks_signed_at = from->acks_signed_at - 1;
+	}
 	if (from->note == NULL)
 		return from->frontier.mf_size == 0
 			   ? RETE_OK
@@ -3333,6 +3339,7 @@ rete_err rete_verify_session_state(const rete_verify_session *s, rete_verify_res
 		out->directory = s->vs_v.v_dirs->vd_raw.data;
 		out->directory_len = s->vs_v.v_dirs->vd_raw.len;
 	}
+	out->acks_signed_at = s->vs_v.v_acks_signed ? s->vs_v.v_acks_signed_at + 1 : 0;
 	return RETE_OK;
 }
 

@@ -195,6 +195,9 @@ typedef struct rete_verify_resume {
 	const uint8_t *directory;      /* LogEntry bytes of the Directory in force at
 					  that size (NULL when the prefix has none) */
 	size_t directory_len;
+	uint64_t acks_signed_at; /* 1 + the index of the first entry of the prefix
+				    carrying a signed acknowledgement (0: none):
+				    an unsigned Delivery after it fails */
 } rete_verify_resume;
 
 /* An incremental verification of entries fed by the caller. */

@@ -213,6 +213,20 @@ static void test_unsigned_delivery(void **state)
 		it_nap(50); /* a file another process writes */
 	assert_int_equal(tu_count_suffix(sent, ".receipt.json"), 2);
 
+	/* the auditor at a distance verifies the log so far and keeps its
+	 * state (which says a signed acknowledgement was seen) */
+	char ini[1300], st[1300];
+	assert_int_equal(it_audit_ini(n, ini, sizeof(ini), NULL), 0);
+	tu_path(st, sizeof(st), "%s/audit.state", n->dir);
+	char *out = NULL;
+	int rc = tu_run(&out, "'%s/rete' audit verify --broker '%s' -c '%s' --state '%s' 2>&1",
+			n->bin, n->listen, ini, st);
+	if (rc != 0)
+		fprintf(stderr, "rete audit verify (remote): %s\n", out ? out : "");
+	assert_int_equal(rc, 0);
+	free(out);
+	out = NULL;
+
 	/* the operator's edit: a Delivery cpi never signed */
 	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
 	uint64_t forged = dp_forge_delivery(n, two.logged, it_party_ids[IT_CPI]);
@@ -231,10 +245,8 @@ static void test_unsigned_delivery(void **state)
 	assert_int_equal(tu_occurrences(log, "message dp-ref-2 delivered: no longer held"), 0);
 
 	/* rete status: the alarm first, the referral not received */
-	char *out = NULL;
-	int rc =
-	    tu_run(&out, "'%s/rete' status -c '%s/agents/social.mantova/agent.ini' --timeout 0",
-		   n->bin, n->dir);
+	rc = tu_run(&out, "'%s/rete' status -c '%s/agents/social.mantova/agent.ini' --timeout 0",
+		    n->bin, n->dir);
 	fprintf(stderr, "rete status:\n%s\n", out ? out : "");
 	assert_int_equal(rc, 0);
 	snprintf(want, sizeof(want),
@@ -268,6 +280,20 @@ static void test_unsigned_delivery(void **state)
 	fprintf(stderr, "rete audit verify: %s\n", out ? out : "");
 	assert_int_equal(rc, 1);
 	snprintf(want, sizeof(want), "entry %" PRIu64 ":", forged);
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(out, "no acknowledgement signed by"));
+	free(out);
+	out = NULL;
+
+	/* the auditor at a distance, resuming from its state: the same
+	 * failure (a later referral makes the broker sign a checkpoint that
+	 * covers the forged entry) */
+	dp_put(n, IT_SOCIAL, IT_CPI, "dp-ref-6");
+	dp_until_logged(n, "dp-ref-6", false);
+	rc = tu_run(&out, "'%s/rete' audit verify --broker '%s' -c '%s' --state '%s' 2>&1", n->bin,
+		    n->listen, ini, st);
+	fprintf(stderr, "rete audit verify (remote, resumed): %s\n", out ? out : "");
+	assert_int_equal(rc, 1);
 	assert_non_null(strstr(out, want));
 	assert_non_null(strstr(out, "no acknowledgement signed by"));
 	free(out);

@@ -1888,10 +1888,81 @@ static void test_unsigned_delivery_after_signed(void **state)
 	}
 }
 
+/* store_proof gives a resumed session its consistency proofs from the
+ * store (ctx). */
+static rete_err store_proof(void *ctx, uint64_t size1, uint64_t size2,
+			    uint8_t proof[][RETE_MERKLE_HASH], size_t *n, rete_msg *m)
+{
+	return rete_store_consistency_proof(ctx, NULL, size1, size2, proof, n, m);
+}
+
+/* A session resumed from a state whose prefix held a signed
+ * acknowledgement (the state's acks_signed_at) fails on an unsigned
+ * Delivery fed later; from a state without it (an earlier rete's) the
+ * session judges only what it is fed, and holds. */
+static void test_unsigned_delivery_resumed(void **state)
+{
+	(void)state;
+	struct log L;
+	rete_verify_report rep;
+	rete_msg m = {{0}};
+	log_open(&L, "verify-unsigned-resume");
+	append(&L, directory("dir-1", 1, keys[K_SOCIAL]));
+	uint64_t r1 = append(&L, referral("r1", SOCIAL, CPI, "staff-0001", keys[K_SOCIAL]));
+	uint64_t r2 = append(&L, referral("r2", SOCIAL, CPI, "staff-0001", keys[K_SOCIAL]));
+	uint64_t signed_at = delivery_of(&L, r1, "r1", true);
+	char *note1 = checkpoint(&L, keys[K_BROKER]);
+	uint64_t unsigned_at = delivery_of(&L, r2, "r2", false);
+	char *note2 = checkpoint(&L, keys[K_BROKER]);
+	rete_buf ents[5];
+	for (uint64_t i = 0; i <= unsigned_at; i++)
+		assert_int_equal(rete_store_entry(L.s, NULL, i, &ents[i], &m), RETE_OK);
+
+	rete_verify_options o = opts(false, 2);
+	rete_verify_session *first = NULL;
+	assert_int_equal(rete_verify_session_open(&first, &o, NULL, &m), RETE_OK);
+	assert_int_equal(
+	    rete_verify_session_target(first, note1, strlen(note1), no_proof, NULL, &m), RETE_OK);
+	assert_int_equal(rete_verify_session_feed(first, 0, ents, signed_at + 1, &m), RETE_OK);
+	assert_int_equal(rete_verify_session_finish(first, &rep, &m), RETE_OK);
+	rete_verify_resume res;
+	assert_int_equal(rete_verify_session_state(first, &res, &m), RETE_OK);
+	assert_int_equal(res.acks_signed_at, signed_at + 1);
+	for (int earlier = 0; earlier <= 1; earlier++) {
+		rete_verify_resume from = res;
+		if (earlier)
+			from.acks_signed_at = 0; /* a state file of an earlier rete */
+		rete_verify_session *next = NULL;
+		assert_int_equal(rete_verify_session_open(&next, &o, &from, &m), RETE_OK);
+		assert_int_equal(
+		    rete_verify_session_target(next, note2, strlen(note2), store_proof, L.s, &m),
+		    RETE_OK);
+		rete_err e = rete_verify_session_feed(next, unsigned_at, &ents[unsigned_at], 1, &m);
+		if (e == RETE_OK)
+			e = rete_verify_session_finish(next, &rep, &m);
+		if (earlier) {
+			assert_int_equal(e, RETE_OK);
+		} else {
+			if (e != RETE_EBADSIG)
+				fail_msg("a resumed session holds an unsigned Delivery: %d '%s'",
+					 (int)e, m.text);
+			assert_non_null(strstr(m.text, "no acknowledgement signed by"));
+		}
+		rete_verify_session_close(&next);
+	}
+	rete_verify_session_close(&first);
+	for (uint64_t i = 0; i <= unsigned_at; i++)
+		rete_buf_free(&ents[i]);
+	free(note1);
+	free(note2);
+	log_close(&L);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_unsigned_delivery_after_signed),
+	    cmocka_unit_test(test_unsigned_delivery_resumed),
 	    cmocka_unit_test(test_good_log_holds),
 	    cmocka_unit_test(test_empty_log_holds),
 	    cmocka_unit_test(test_flipped_byte_names_entry),
