@@ -49,29 +49,6 @@ static int teardown(void **state)
 	return it_teardown(state);
 }
 
-/* dp_put writes referral `id` from party `from` to party `to` into the
- * sender's outbox. */
-static void dp_put(it_net *n, int from, int to, const char *id)
-{
-	json_t *j = json_pack("{s:s,s:{s:s,s:s},s:s,s:s,s:{s:s,s:s,s:s,s:{s:s,s:s,s:s},s:s},"
-			      "s:{s:{s:s},s:s}}",
-			      "id", id, "operator", "staffId", "as-0042", "role", "social-worker",
-			      "recipient", it_party_ids[to], "caseId", "mn-2026-0173", "referral",
-			      "service", it_service[to], "priority", "routine", "reasonCode",
-			      "long-term-unemployment", "consent", "basis", "consent", "givenAt",
-			      "2026-11-20T09:30:00Z", "reference", "CONS-2026-0412", "ageBand",
-			      "adult", "private", "person", "name", "Maria Rossi", "reason",
-			      "Unemployed since March 2026.");
-	assert_non_null(j);
-	char *text = json_dumps(j, JSON_INDENT(2));
-	json_decref(j);
-	assert_non_null(text);
-	char name[200];
-	snprintf(name, sizeof(name), "%s.json", id);
-	it_outbox_put(n, from, name, text);
-	free(text);
-}
-
 /* What the log says of one message: where it was logged, and the index
  * of its Delivery (0: none yet) and whether that one carries an ack. */
 struct dp_find {
@@ -197,14 +174,14 @@ static void test_unsigned_delivery(void **state)
 	assert_true(it_agent_start(n, IT_CPI));
 
 	/* one honest delivery: its Delivery carries cpi's signed ACK */
-	dp_put(n, IT_SOCIAL, IT_CPI, "dp-ref-1");
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "dp-ref-1");
 	struct dp_find one = dp_until_logged(n, "dp-ref-1", true);
 	assert_true(one.signed_ack);
 	dp_expect(n, IT_SOCIAL, "message dp-ref-1 delivered: no longer held", 1);
 
 	/* cpi's agent down; social's next referral logged and receipted */
 	assert_true(it_stop(&n->agent_pid[IT_CPI], SIGTERM, it_wait_ms()) != -1);
-	dp_put(n, IT_SOCIAL, IT_CPI, "dp-ref-2");
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "dp-ref-2");
 	struct dp_find two = dp_until_logged(n, "dp-ref-2", false);
 	char sent[1300];
 	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
@@ -288,7 +265,7 @@ static void test_unsigned_delivery(void **state)
 	/* the auditor at a distance, resuming from its state: the same
 	 * failure (a later referral makes the broker sign a checkpoint that
 	 * covers the forged entry) */
-	dp_put(n, IT_SOCIAL, IT_CPI, "dp-ref-6");
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "dp-ref-6");
 	dp_until_logged(n, "dp-ref-6", false);
 	rc = tu_run(&out, "'%s/rete' audit verify --broker '%s' -c '%s' --state '%s' 2>&1", n->bin,
 		    n->listen, ini, st);
@@ -346,12 +323,12 @@ static void test_delivered_not_logged(void **state)
 	assert_true(it_agent_start_ex(n, IT_CPI, cpi_extra));
 
 	/* an honest delivery first: cpi's witness has a verified checkpoint */
-	dp_put(n, IT_SOCIAL, IT_CPI, "dp-ref-3");
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "dp-ref-3");
 	dp_until_logged(n, "dp-ref-3", true);
 
 	assert_true(it_stop(&n->agent_pid[IT_CPI], SIGTERM, it_wait_ms()) != -1);
-	dp_put(n, IT_SOCIAL, IT_CPI, "dp-ref-4");
-	dp_put(n, IT_SOCIAL, IT_CPI, "dp-ref-5");
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "dp-ref-4");
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "dp-ref-5");
 	struct dp_find four = dp_until_logged(n, "dp-ref-4", false);
 	struct dp_find five = dp_until_logged(n, "dp-ref-5", false);
 
