@@ -64,7 +64,7 @@ static bool dlv_required(agent *a, const char *id)
 	return req || agent_outbox_submitted_here(a, id);
 }
 
-/* dlv_held_recipient: the recipient of our held message id (from the
+/* dlv_held: the recipient of our held message id (from the
  * signed bytes we submitted) into to, and its receipt's index and leaf.
  * false when it is not held (settled already, or unknown). */
 static bool dlv_held(agent *a, const char *id, char *to, size_t tlen, uint64_t *index,
@@ -91,7 +91,7 @@ static bool dlv_held(agent *a, const char *id, char *to, size_t tlen, uint64_t *
 
 /* dlv_recipient_key: the key X's acknowledgement must verify with: the one
  * pinned for X (on first use, or confirmed by an operator), else, for a
- * party we never pinned, the directory's (said in why_key). */
+ * party we never pinned, the directory's (*whose says which). */
 static bool dlv_recipient_key(agent *a, const char *to, rete_pubkey *pk, const char **whose)
 {
 	rete_buf pinned = {0};
