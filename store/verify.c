@@ -199,6 +199,9 @@ struct vctx {
 	uint64_t v_size;
 	char v_origin[RETE_ORIGIN_MAX + 1];
 	uint32_t v_epoch; /* the epoch its Epoch entries so far say (0: 1) */
+	bool v_acks_signed;	   /* a signed acknowledgement verified so far: the log
+				      is of protocol 3 or later from there on */
+	uint64_t v_acks_signed_at; /* the entry that carried the first one */
 	rete_merkle_frontier v_fr;
 	struct vdir *v_dirs; /* newest first; v_dirs is the one in force */
 	struct ckpt *v_ck;
@@ -961,7 +964,11 @@ static bool delivered_entry(struct vctx *v, uint64_t x, struct pend **p,
  * DELIVERY_REFUSED Notice: error set) at idx carries for entry x: the
  * recipient's signature with its key in the Directory in force here, over
  * this log's origin, index x, the leaf hash of entry x and the error the
- * entry states. None: counted (a log begun before protocol 3). false: a
+ * entry states. None: counted when the log has shown no signed one yet (a
+ * log begun before protocol 3, upgraded in place: its unsigned deliveries
+ * all come before the first signed one), a failure after one (a broker of
+ * protocol 3 or later logs a delivery only with the recipient's signed
+ * acknowledgement; one without is the broker's word alone). false: a
  * failure was recorded. */
 static bool check_ack(struct vctx *v, const struct item *it, uint64_t x, const Rete__SignedAck *sa,
 		      Rete__ErrorCode error)
@@ -983,6 +990,17 @@ static bool check_ack(struct vctx *v, const struct item *it, uint64_t x, const R
 		     "follows the entry it acknowledges (its signed acknowledgement cannot be "
 		     "bound to one)",
 		     ui, what, S(msg->id), ux);
+		return false;
+	}
+	if (sa == NULL && v->v_acks_signed) {
+		fail(
+		    v, POS_ENTRY(idx), RETE_EBADSIG, true, idx,
+		    "entry %llu: the %s %s of entry %llu carries no acknowledgement signed by "
+		    "its recipient %s, although entry %llu before it carries one: from there on "
+		    "the log is of protocol 3 or later, where the broker logs a delivery only with "
+		    "the recipient's signed acknowledgement; this one is the broker's word alone",
+		    ui, what, S(msg->id), ux, known ? recipient : "(an entry before this session)",
+		    (unsigned long long)v->v_acks_signed_at);
 		return false;
 	}
 	if (sa == NULL) {
@@ -1047,6 +1065,10 @@ static bool check_ack(struct vctx *v, const struct item *it, uint64_t x, const R
 		return false;
 	}
 	v->v_rep->acks_verified++;
+	if (!v->v_acks_signed) {
+		v->v_acks_signed = true;
+		v->v_acks_signed_at = idx;
+	}
 	if (!known)
 		v->v_rep->acks_unbound++;
 	if (p != NULL)
@@ -2963,6 +2985,12 @@ static rete_err session_resume(rete_verify_session *s, const rete_verify_resume 
 	rete_msg mm = {{0}};
 	rete_err e;
 
+	/* the prefix showed a signed acknowledgement (the log is of protocol
+	 * 3 or later from there on): an unsigned Delivery fed now fails */
+	if (from->acks_signed_at > 0 && from->acks_signed_at <= from->frontier.mf_size) {
+		v->v_acks_signed = true;
+		v->v_acks_signed_at = from->acks_signed_at - 1;
+	}
 	if (from->note == NULL)
 		return from->frontier.mf_size == 0
 			   ? RETE_OK
@@ -3311,6 +3339,7 @@ rete_err rete_verify_session_state(const rete_verify_session *s, rete_verify_res
 		out->directory = s->vs_v.v_dirs->vd_raw.data;
 		out->directory_len = s->vs_v.v_dirs->vd_raw.len;
 	}
+	out->acks_signed_at = s->vs_v.v_acks_signed ? s->vs_v.v_acks_signed_at + 1 : 0;
 	return RETE_OK;
 }
 

@@ -13,8 +13,11 @@
  *     signed acknowledgement (protocol 3), which verifies with the key of
  *     the delivered entry's recipient in the Directory in force at the
  *     Delivery, over this log's origin, the delivered entry's index and
- *     leaf hash; one without it (a log begun before protocol 3) is counted
- *     (acks_unsigned), not a failure;
+ *     leaf hash; one without it before the log's first signed one (a log
+ *     begun before protocol 3, upgraded in place) is counted
+ *     (acks_unsigned), not a failure, and after it is a failure (a broker
+ *     of protocol 3 or later logs a delivery only with the signed
+ *     acknowledgement; a session knows only the ones it was fed);
  *   - the Merkle tree recomputed from the entry bytes equals the stored leaf
  *     hashes and nodes and every stored checkpoint's root; every checkpoint
  *     carries a valid signature of the broker key; consecutive checkpoints
@@ -151,8 +154,9 @@ typedef struct rete_verify_report {
 	 * the Directory in force at that entry, over this log's origin, the
 	 * delivered entry's index and its leaf hash (a bad one fails the log). */
 	uint64_t acks_verified; /* acknowledgements that verified */
-	uint64_t acks_unsigned; /* Deliveries / refusals without one: logged
-				   before protocol 3; counted, not a failure */
+	uint64_t acks_unsigned; /* Deliveries / refusals without one before the
+				   first signed one: logged before protocol 3;
+				   counted, not a failure */
 	uint64_t acks_unbound;	/* (sessions) verified acknowledgements of an
 				   entry before the session's start: the leaf
 				   hash and recipient could not be compared */
@@ -191,6 +195,9 @@ typedef struct rete_verify_resume {
 	const uint8_t *directory;      /* LogEntry bytes of the Directory in force at
 					  that size (NULL when the prefix has none) */
 	size_t directory_len;
+	uint64_t acks_signed_at; /* 1 + the index of the first entry of the prefix
+				    carrying a signed acknowledgement (0: none):
+				    an unsigned Delivery after it fails */
 } rete_verify_resume;
 
 /* An incremental verification of entries fed by the caller. */

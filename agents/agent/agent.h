@@ -136,6 +136,10 @@ void agent_outbox_held_due(agent *a, const char *why);
  * in the caller's open transaction. RETE_ESTORE, RETE_EFULL. */
 rete_err agent_outbox_settled(agent *a, const char *id, rete_msg *m);
 
+/* agent_outbox_submitted_here: is message id in this run's outbox
+ * pipeline, submitted (so logged, if at all, by a broker of our protocol)? */
+bool agent_outbox_submitted_here(const agent *a, const char *id);
+
 /* agent_outbox_free releases the in-memory outbox state. */
 void agent_outbox_free(agent *a);
 
@@ -145,6 +149,38 @@ void agent_outbox_free(agent *a);
  * queues the hook, and ACKs it (with an error when it cannot be verified
  * or opened). */
 void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d);
+
+/* --- agent_delivery.c: delivery receipts checked ------------------------ */
+
+/* What a delivery receipt of ours (a Delivery, or a DELIVERY_REFUSED
+ * notice) proves: not one (NONE); the recipient's signed acknowledgement
+ * verified (PROVEN); none, and none was due (LEGACY: a message receipted
+ * before protocol 3); none or a bad one where one was due (UNPROVEN: the
+ * broker's word alone, the message is not settled). */
+typedef enum agent_dlv {
+	AGENT_DLV_NONE,
+	AGENT_DLV_PROVEN,
+	AGENT_DLV_LEGACY,
+	AGENT_DLV_UNPROVEN
+} agent_dlv;
+
+/* agent_delivery_check judges msg (verified with the broker key) as above:
+ * to (tlen bytes) gets the recipient it is about, why (wlen bytes) the
+ * sentence when UNPROVEN. */
+agent_dlv agent_delivery_check(agent *a, const Rete__Message *msg, char *to, size_t tlen, char *why,
+			       size_t wlen);
+
+/* agent_delivery_record keeps, in the open transaction, what the verdict on
+ * the entry at log index `at` leaves: PROVEN, the first signed
+ * acknowledgement's index (meta "ack_signed"); UNPROVEN, the alarm (meta
+ * "delivery_alarms"). RETE_ENOMEM, RETE_EFULL, RETE_ESTORE. */
+rete_err agent_delivery_record(agent *a, uint64_t at, const Rete__Message *msg, agent_dlv verdict,
+			       const char *to, const char *why, rete_msg *m);
+
+/* agent_delivery_alarm_log says the alarm of an UNPROVEN entry at `at`
+ * (error level). */
+void agent_delivery_alarm_log(agent *a, uint64_t at, const Rete__Message *msg, const char *to,
+			      const char *why);
 
 /* --- agent_inbox_held.c: deliveries that could not be written yet -------- */
 
@@ -203,6 +239,14 @@ void agent_witness_tick(agent *a, int64_t now);
  * to extend that checkpoint. In the caller's transaction when one is open. */
 void agent_witness_receipt(agent *a, uint64_t index, const uint8_t leaf[RETE_MERKLE_HASH],
 			   uint64_t cp_size, const uint8_t cp_root[RETE_MERKLE_HASH]);
+
+/* agent_witness_delivered remembers, in the open transaction if any, an
+ * entry delivered to us at log index `index` (entry: its LogEntry bytes as
+ * received; msg: its message, named in the sentences), until a verified
+ * checkpoint is shown to include it (an inclusion proof from the leaf hash
+ * of those very bytes). RETE_EFULL, RETE_ESTORE, RETE_ENOMEM. */
+rete_err agent_witness_delivered(agent *a, uint64_t index, const uint8_t *entry, size_t len,
+				 const Rete__Message *msg, rete_msg *m);
 
 /* agent_witness_alarm raises the witness alarm (logged, kept in meta
  * "alarm") and submits the held messages again. */

@@ -29,7 +29,11 @@
  *              size (BE64) || root of the checkpoint its proof leads to,
  *              until a verified checkpoint has been shown to extend that
  *              checkpoint (records of earlier agents: the leaf hash alone,
- *              until a verified checkpoint has been shown to include it)
+ *              until a verified checkpoint has been shown to include it);
+ *              and 'd' || log index BE64 -> leaf hash of an agency's entry
+ *              delivered to us || when (BE64 ms) || "KIND ID from SENDER",
+ *              until its inclusion in a verified checkpoint was checked
+ *              (agent_witness.c)
  *   meta       "checkpoint" -> the last checkpoint note verified (signature
  *              and consistency with the one before); "alarm" -> the
  *              evidence of a broker that rewrote its log, if ever;
@@ -44,7 +48,9 @@
  *              broker's sentence}: written when the broker says another
  *              connection with our key took the deliveries (TAKEN_OVER),
  *              removed at the agent's start (it then takes them back);
- *              `rete status` shows it
+ *              `rete status` shows it; "ack_signed" and "delivery_alarms"
+ *              (AGENT_META_ACK_SIGNED, AGENT_META_DELIVERY_ALARMS, below):
+ *              delivery receipts whose recipient's signature was checked
  *   held       message id -> agent_held: the signed bytes and sealed part of
  *              a message the broker receipted, kept until its delivery
  *              receipt (or a final refusal / non-delivery notice), so it can
@@ -105,6 +111,15 @@ typedef struct agent_db agent_db;
 /* The meta key of the record of a take-over (above): this agent stands by
  * while another connection with its key takes the deliveries. */
 #define AGENT_META_TAKEN_OVER "taken_over"
+
+/* The meta keys of delivery receipts (agent_delivery.c): "ack_signed" ->
+ * the log index (BE64) of the first Delivery whose recipient's signed
+ * acknowledgement this agent verified (from then on every delivery receipt
+ * must carry one); "delivery_alarms" -> JSON array of the delivery receipts
+ * that did not hold ({entry, kind, deliveredIndex, messageId, recipient,
+ * why, at}, the newest 100), which `rete status` shows. */
+#define AGENT_META_ACK_SIGNED	   "ack_signed"
+#define AGENT_META_DELIVERY_ALARMS "delivery_alarms"
 
 /* The named databases. */
 typedef enum agent_dbi {

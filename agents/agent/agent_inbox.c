@@ -188,7 +188,7 @@ static void inbox_name(char *fname, size_t fsize, uint64_t index, const char *ki
  * RETE_EIO. */
 static rete_err inbox_write(agent *a, const Rete__LogEntry *le, const Rete__Message *msg,
 			    const Rete__Private *priv, const Rete__Deliver *d, const char *fname,
-			    rete_msg *m)
+			    const char *alarm, rete_msg *m)
 {
 	char idx[24], buf[32];
 	const char *kind = rete_message_kind(msg);
@@ -206,6 +206,9 @@ static rete_err inbox_write(agent *a, const Rete__LogEntry *le, const Rete__Mess
 	if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY ||
 	    msg->body_case == RETE__MESSAGE__BODY_NOTICE)
 		inbox_concerns(a, doc, rete_message_referral_id(msg));
+	/* a delivery receipt the recipient did not sign: the broker's word */
+	if (alarm != NULL)
+		json_object_set_new(doc, "deliveryAlarm", json_string(alarm));
 	char *b64 = rete_b64_encode(d->log_entry.data, d->log_entry.len);
 	if (b64 != NULL)
 		json_object_set_new(doc, "logEntry", json_string(b64));
@@ -293,17 +296,28 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 		uint64_t at = 0;
 		for (size_t i = 0; i < 8 && i < have.len; i++)
 			at = (at << 8) | have.data[i];
-		if (at == index)
+		if (at == index) {
 			agent_debug(a, "log entry %" PRIu64 " already in inbox/%.*s; acking again",
 				    index, have.len > 8 ? (int)(have.len - 8) : 0,
 				    (const char *)have.data + 8);
-		else
-			agent_log(a, "info",
-				  "log entry %" PRIu64 " is message %s from %s, already in "
-				  "inbox/%.*s (log entry %" PRIu64 "): submitted again; acking",
-				  index, msg->id, msg->sender,
+		} else {
+			/* One message at two indexes: submitted again after a
+			 * restore, or delivered once at an index where the log does
+			 * not hold it. The witness checks this index too. */
+			agent_log(a, "warning",
+				  "witness: log entry %" PRIu64 " is message %s from %s, which "
+				  "this agent was delivered before as log entry %" PRIu64
+				  " (inbox/%.*s): one message at two log indexes; it was "
+				  "submitted again after a restore of the broker's log, or one of "
+				  "the two deliveries is not what the log holds there (the witness "
+				  "checks both against the log); acking",
+				  index, msg->id, msg->sender, at,
 				  have.len > 8 ? (int)(have.len - 8) : 0,
-				  (const char *)have.data + 8, at);
+				  (const char *)have.data + 8);
+			if (!broker_body(msg))
+				(void)agent_witness_delivered(a, index, d->log_entry.data,
+							      d->log_entry.len, msg, &m);
+		}
 		rete_buf_free(&have);
 		inbox_ack(a, d, msg, index, 0, NULL);
 		goto out;
@@ -377,6 +391,15 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 	/* The referral's status, the index and the pending hook are recorded in
 	 * one transaction, committed only once the file is in place; the
 	 * document shows the referral as this entry leaves it. */
+	/* A delivery receipt of ours settles the message only when its
+	 * recipient signed it (agent_delivery.c): one that does not hold is
+	 * still written and acked (it is what the broker logged) but changes
+	 * nothing, and raises the delivery alarm. */
+	char dlv_to[RETE_ID_MAX + 32], dlv_why[600];
+	agent_dlv dlv = broker_body(msg) ? agent_delivery_check(a, msg, dlv_to, sizeof(dlv_to),
+								dlv_why, sizeof(dlv_why))
+					 : AGENT_DLV_NONE;
+	bool unproven = dlv == AGENT_DLV_UNPROVEN;
 	rete_err err = RETE_OK;
 	/* The person-index line of the entry joins that transaction too
 	 * (agent_privacy_journal): a delivery in inbox/ is never missing from
@@ -385,14 +408,25 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 	agent_privacy_opened(a, le, msg, priv, fname);
 	for (int attempt = 0; attempt < 2; attempt++) {
 		err = agent_db_begin(a->db, &m);
-		if (err == RETE_OK)
+		if (err == RETE_OK && !unproven)
 			err = agent_track_apply(a->db, a->cfg.id, msg, index, le->logged_at, &m);
-		if (err == RETE_OK)
+		if (err == RETE_OK && !unproven)
 			err = inbox_settles(a, msg, &m);
 		if (err == RETE_OK)
-			err = inbox_write(a, le, msg, priv, d, fname, &m);
+			err = agent_delivery_record(a, index, msg, dlv, dlv_to, dlv_why, &m);
+		if (err == RETE_OK)
+			err =
+			    inbox_write(a, le, msg, priv, d, fname, unproven ? dlv_why : NULL, &m);
 		if (err == RETE_OK)
 			err = inbox_record(a, key, seenkey, seenlen, index, fname, hash, &m);
+		/* an agency's entry delivered is checked against the log
+		 * (agent_witness.c); the broker's own (delivery receipts,
+		 * notices, directories) are not: what a delivery receipt says
+		 * is bound by the recipient's signature (agent_delivery.c), and
+		 * a question per receipt would double the sender's questions */
+		if (err == RETE_OK && !broker_body(msg))
+			err = agent_witness_delivered(a, index, d->log_entry.data, d->log_entry.len,
+						      msg, &m);
 		/* The pending hook, by file name: two files can share an index
 		 * (a restore), and each gets its hook. */
 		if (err == RETE_OK && a->cfg.on_message != NULL)
@@ -414,6 +448,8 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 	agent_privacy_written(a);
 	agent_log(a, "info", "log entry %" PRIu64 " (%s from %s) written to inbox/%s", index,
 		  rete_message_kind(msg), msg->sender, fname);
+	if (unproven)
+		agent_delivery_alarm_log(a, index, msg, dlv_to, dlv_why);
 	if (a->cfg.on_message != NULL)
 		agent_hooks_queue(a, index, fname);
 	inbox_ack(a, d, msg, index, 0, NULL);

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <jansson.h>
+
 #include "agent.h"
 #include "checkpoint.h"
 #include "duration.h"
@@ -30,6 +32,8 @@ struct agent_metrics {
 	_Atomic int db_ok;		      /* the last tick could read the database */
 	_Atomic uint64_t witness_size;	      /* the last checkpoint the witness verified */
 	_Atomic uint64_t witness_pending;     /* own receipts not yet shown included */
+	_Atomic uint64_t witness_delivered;   /* entries delivered to us, not yet shown */
+	_Atomic uint64_t delivery_alarms;     /* meta "delivery_alarms" entries */
 	_Atomic int witness_stalled;	      /* the oldest waited longer than witness_patience */
 	_Atomic int64_t witness_oldest_ms;    /* when the oldest was recorded (0: none) */
 	_Atomic uint64_t witness_oldest_size; /* its checkpoint's size */
@@ -65,6 +69,33 @@ static bool count_one(const void *k, size_t kl, const void *v, size_t vl, void *
 	return true;
 }
 
+/* count_witness counts the witness records: [0] our receipts (8-byte
+ * keys), [1] the entries delivered to us ('d' + index, agent_witness.c). */
+static bool count_witness(const void *k, size_t kl, const void *v, size_t vl, void *user)
+{
+	(void)k;
+	(void)v;
+	(void)vl;
+	((uint64_t *)user)[kl == 8 ? 0 : 1]++;
+	return true;
+}
+
+/* delivery_alarms: how many delivery receipts did not hold (meta
+ * "delivery_alarms", agent_delivery.c). */
+static uint64_t delivery_alarms(agent_db *db)
+{
+	rete_buf v = {0};
+	uint64_t n = 0;
+	if (agent_db_get(db, AGENT_DB_META, AGENT_META_DELIVERY_ALARMS,
+			 strlen(AGENT_META_DELIVERY_ALARMS), &v, NULL) == RETE_OK) {
+		json_t *arr = json_loadb((const char *)v.data, v.len, 0, NULL);
+		n = json_is_array(arr) ? json_array_size(arr) : 0;
+		json_decref(arr);
+	}
+	rete_buf_free(&v);
+	return n;
+}
+
 void agent_metrics_tick(agent *a, int64_t now)
 {
 	struct agent_metrics *am = a->metrics;
@@ -81,10 +112,10 @@ void agent_metrics_tick(agent *a, int64_t now)
 	if (now < am->next_db_ms || !a->db)
 		return;
 	am->next_db_ms = now + 1000;
-	uint64_t held = 0, pending = 0;
+	uint64_t held = 0, pending[2] = {0, 0};
 	rete_buf alarm = {0}, note = {0};
 	bool ok = agent_db_each(a->db, AGENT_DB_HELD, count_one, &held, NULL) == RETE_OK &&
-		  agent_db_each(a->db, AGENT_DB_WITNESS, count_one, &pending, NULL) == RETE_OK;
+		  agent_db_each(a->db, AGENT_DB_WITNESS, count_witness, pending, NULL) == RETE_OK;
 	rete_err err = agent_db_get(a->db, AGENT_DB_META, "alarm", 5, &alarm, NULL);
 	ok = ok && (err == RETE_OK || err == RETE_ENOENT);
 	/* the witness's last verified checkpoint (meta "checkpoint") */
@@ -98,7 +129,10 @@ void agent_metrics_tick(agent *a, int64_t now)
 		atomic_store_explicit(&am->held, held, memory_order_relaxed);
 		atomic_store_explicit(&am->alarm, err == RETE_OK, memory_order_relaxed);
 		atomic_store_explicit(&am->witness_size, cp.size, memory_order_relaxed);
-		atomic_store_explicit(&am->witness_pending, pending, memory_order_relaxed);
+		atomic_store_explicit(&am->witness_pending, pending[0], memory_order_relaxed);
+		atomic_store_explicit(&am->witness_delivered, pending[1], memory_order_relaxed);
+		atomic_store_explicit(&am->delivery_alarms, delivery_alarms(a->db),
+				      memory_order_relaxed);
 	}
 	atomic_store_explicit(&am->db_ok, ok, memory_order_relaxed);
 	rete_buf_free(&alarm);
@@ -186,6 +220,14 @@ static void serve(void *ctx, const char *path, rete_http_answer *a)
 	one(a, "rete_agent_witness_pending_receipts", "gauge",
 	    "This agency's receipts not yet shown included in a verified checkpoint.",
 	    atomic_load(&am->witness_pending));
+	one(a, "rete_agent_witness_pending_deliveries", "gauge",
+	    "Entries of other agencies delivered to this agent whose inclusion in a verified "
+	    "checkpoint is not yet checked (docs/agent.md, \"What was delivered\").",
+	    atomic_load(&am->witness_delivered));
+	one(a, "rete_agent_delivery_alarms", "gauge",
+	    "Delivery receipts of ours that the recipient did not sign (DELIVERY ALARM in the log; "
+	    "rete status shows them; docs/agent.md, \"Delivery receipts\").",
+	    atomic_load(&am->delivery_alarms));
 	one(a, "rete_agent_witness_stalled", "gauge",
 	    "1 when a receipt has waited longer than witness_patience to be shown on the "
 	    "broker's log (a warning in the log says which; docs/agent.md, Witness).",

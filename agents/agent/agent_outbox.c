@@ -113,6 +113,14 @@ static out_item *item_add(agent *a)
 	return it;
 }
 
+bool agent_outbox_submitted_here(const agent *a, const char *id)
+{
+	for (size_t i = 0; i < a->out_n; i++)
+		if (a->out_items[i].sent_at != 0 && strcmp(a->out_items[i].id, id) == 0)
+			return true;
+	return false;
+}
+
 void agent_outbox_free(agent *a)
 {
 	for (size_t i = 0; i < a->out_n; i++)

@@ -50,10 +50,28 @@
  * recorded (Unix ms, BE64). Records of an older agent hold the leaf hash
  * alone, or no time; for the patience they count as recorded when this run
  * of the witness started.
+ *
+ * What the broker delivers to this agent is checked the same way, lazily:
+ * each delivered entry of another agency (the broker's own are bound by
+ * other means: a delivery receipt by the recipient's signature) is
+ * remembered (AGENT_DB_WITNESS, key 'd' || log
+ * index BE64 -> the leaf hash of the LogEntry bytes received || when
+ * (Unix ms, BE64) || "KIND ID from SENDER", the words of the sentences)
+ * and, once a verified checkpoint covers its index and the receipts are
+ * done, the witness asks for its inclusion proof to that checkpoint, at
+ * most WIT_DLV_ROUND of them per `witness` round (each is a read the broker
+ * records). One that does not lead from the leaf of what was delivered to
+ * the verified root is the alarm: the broker delivered an entry that is not
+ * the one its log holds at that index (another loggedAt, another index, a
+ * message it never logged). One that waits longer than witness_patience
+ * (no checkpoint reaches its index) gets the patience warning. A broker
+ * that shows this agent another log altogether is caught by the
+ * consistency checks above and by the cosignatures of the other witnesses.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +88,8 @@
 #include "wire.h"
 
 #define WIT_ANSWER_MS 15000 /* give up waiting for an answer after this */
+#define WIT_DLV_ROUND 512   /* delivered entries checked per `witness` round */
+#define WIT_DLV_KEY   9	    /* 'd' || log index BE64 */
 
 /* WIT_WAIT_CONS: a proof that a new checkpoint extends the good one;
  * WIT_WAIT_RCPT: that a receipt's checkpoint is on the good one's log;
@@ -80,7 +100,8 @@ enum wit_state {
 	WIT_WAIT_CONS,
 	WIT_WAIT_COSIGN,
 	WIT_WAIT_RCPT,
-	WIT_WAIT_INCL
+	WIT_WAIT_INCL,
+	WIT_WAIT_DLV
 };
 
 #define WIT_REC_OLD RETE_MERKLE_HASH	       /* leaf hash */
@@ -110,6 +131,10 @@ struct agent_witness {
 	uint64_t rcpt_size; /* the receipt checkpoint being checked (WIT_WAIT_RCPT) */
 	uint8_t rcpt_root[RETE_MERKLE_HASH];
 	bool alarmed;
+	unsigned dlv_asked;		     /* delivered entries asked about this round */
+	uint8_t dlv_key[WIT_DLV_KEY];	     /* the delivered entry being checked */
+	uint8_t dlv_leaf[RETE_MERKLE_HASH];  /* the leaf of what was delivered */
+	char dlv_what[RETE_ID_MAX * 3 + 64]; /* "referral ID from SENDER" */
 	/* The patience (wit_patience): looked at once a second. */
 	int64_t started_at;   /* this run of the witness: the time of records without one */
 	int64_t stall_next;   /* the next look */
@@ -117,6 +142,8 @@ struct agent_witness {
 	int64_t oldest_at;    /* when the oldest pending receipt was recorded (0: none) */
 	uint64_t oldest_size; /* its checkpoint's size (0: an old record, unknown) */
 	uint64_t oldest_index;
+	bool oldest_delivered; /* it is a delivered entry, not a receipt */
+	char oldest_what[RETE_ID_MAX * 3 + 64];
 	bool stalled;	   /* it has waited longer than witness_patience */
 	bool stall_warned; /* and that was said (this episode) */
 	/* The broker refusing reads it cannot record in its access record
@@ -143,7 +170,8 @@ static struct agent_witness *wit(agent *a)
 
 struct wit_key {
 	bool found;
-	uint8_t key[8];
+	size_t klen;
+	uint8_t key[WIT_DLV_KEY];
 };
 
 /* wit_first_key finds the first key of a database (agent_db_each). */
@@ -152,9 +180,10 @@ static bool wit_first_key(const void *key, size_t klen, const void *val, size_t 
 	struct wit_key *f = user;
 	(void)val;
 	(void)vlen;
-	if (klen == 8) {
+	if (klen == 8 || klen == WIT_DLV_KEY) {
 		f->found = true;
-		memcpy(f->key, key, 8);
+		f->klen = klen;
+		memcpy(f->key, key, klen);
 	}
 	return false;
 }
@@ -280,7 +309,7 @@ void agent_witness_epoch(agent *a, uint32_t epoch)
 				err = agent_db_each(a->db, AGENT_DB_WITNESS, wit_first_key, &f, &m);
 				if (err != RETE_OK || !f.found)
 					break;
-				err = agent_db_del(a->db, AGENT_DB_WITNESS, f.key, 8, &m);
+				err = agent_db_del(a->db, AGENT_DB_WITNESS, f.key, f.klen, &m);
 			}
 			if (err == RETE_OK)
 				err = agent_db_put(a->db, AGENT_DB_META, "epoch", 5, be, sizeof(be),
@@ -482,10 +511,112 @@ static void wit_receipt_alarm(agent *a, uint64_t index, uint64_t size, const uin
 	w->state = WIT_IDLE;
 }
 
+/* wit_dlv_what copies the words of a delivered entry's record (val, vlen
+ * bytes: leaf, time, then "KIND ID from SENDER") into out, NUL-terminated. */
+static void wit_dlv_what(char *out, size_t cap, const uint8_t *val, size_t vlen)
+{
+	size_t tl = vlen - RETE_MERKLE_HASH - 8;
+	if (tl >= cap)
+		tl = cap - 1;
+	memcpy(out, val + RETE_MERKLE_HASH + 8, tl);
+	out[tl] = '\0';
+}
+
+/* The first delivered entry the good checkpoint covers (agent_db_each). */
+struct first_delivered {
+	uint64_t below;
+	bool found;
+	uint8_t key[WIT_DLV_KEY];
+	uint8_t leaf[RETE_MERKLE_HASH];
+	char what[RETE_ID_MAX * 3 + 64];
+};
+
+static bool wit_first_dlv(const void *key, size_t klen, const void *val, size_t vlen, void *user)
+{
+	struct first_delivered *f = user;
+	const uint8_t *k = key, *v = val;
+	if (klen != WIT_DLV_KEY || k[0] != 'd' || vlen < RETE_MERKLE_HASH + 8)
+		return true;
+	if (wit_be64(k + 1) >= f->below)
+		return false; /* in index order: nothing further is covered */
+	f->found = true;
+	memcpy(f->key, k, WIT_DLV_KEY);
+	memcpy(f->leaf, v, RETE_MERKLE_HASH);
+	wit_dlv_what(f->what, sizeof(f->what), v, vlen);
+	return false;
+}
+
+/* wit_next_delivered asks for the inclusion proof of the first delivered
+ * entry the good checkpoint covers (at most WIT_DLV_ROUND per round); idle
+ * when none is left. */
+static void wit_next_delivered(agent *a)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+	struct first_delivered f = {.below = w->good.size};
+	w->state = WIT_IDLE;
+	if (!w->have_good || w->dlv_asked >= WIT_DLV_ROUND ||
+	    agent_db_each(a->db, AGENT_DB_WITNESS, wit_first_dlv, &f, &m) != RETE_OK || !f.found)
+		return;
+	Rete__Query q = RETE__QUERY__INIT;
+	Rete__InclusionQuery iq = RETE__INCLUSION_QUERY__INIT;
+	iq.index = wit_be64(f.key + 1);
+	iq.tree_size = w->good.size;
+	q.what_case = RETE__QUERY__WHAT_INCLUSION;
+	q.inclusion = &iq;
+	memcpy(w->dlv_key, f.key, WIT_DLV_KEY);
+	memcpy(w->dlv_leaf, f.leaf, RETE_MERKLE_HASH);
+	snprintf(w->dlv_what, sizeof(w->dlv_what), "%s", f.what);
+	w->dlv_asked++;
+	if (wit_ask(a, &q) == RETE_OK)
+		w->state = WIT_WAIT_DLV;
+}
+
+/* wit_on_delivered checks the broker's proof p (hashes e) that the entry
+ * delivered at w->dlv_key's index is in the good checkpoint, from the leaf
+ * hash of the bytes delivered: then it is forgotten and the next one asked
+ * about; else the alarm (forgotten too: said once). */
+static void wit_on_delivered(agent *a, const Rete__Proof *p, const rete_merkle_elem *e)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+	uint64_t index = wit_be64(w->dlv_key + 1);
+	rete_err err =
+	    rete_merkle_verify_inclusion(index, w->good.size, w->dlv_leaf, RETE_MERKLE_HASH, e,
+					 p->n_hashes, w->good.root, RETE_MERKLE_HASH, &m);
+	bool ok = err == RETE_OK && p->tree_size == w->good.size && p->leaf_index == index;
+	agent_db_del(a->db, AGENT_DB_WITNESS, w->dlv_key, WIT_DLV_KEY, &m);
+	if (!ok) {
+		const char *why =
+		    err != RETE_OK ? m.text : "the proof is for another entry or size";
+		/* the broker's own leaf hash for the index, when it sent one,
+		 * says which it is: other bytes at that index */
+		bool other = p->leaf_hash.len == RETE_MERKLE_HASH &&
+			     sodium_memcmp(p->leaf_hash.data, w->dlv_leaf, RETE_MERKLE_HASH) != 0;
+		agent_witness_alarm(
+		    a,
+		    "log entry %" PRIu64 " delivered to this agent (%s) is not the entry the log "
+		    "holds at that index in the checkpoint of size %" PRIu64 " this agent "
+		    "verified%s: %s; the broker delivered an entry that is not in its log as "
+		    "delivered (another loggedAt or index, or a message it never logged); the "
+		    "inbox "
+		    "file of that entry is not evidence of what the log holds",
+		    index, w->dlv_what, w->good.size,
+		    other ? " (the log's leaf hash there is of other bytes)" : "", why);
+		w->state = WIT_IDLE;
+		return;
+	}
+	agent_debug(a,
+		    "witness: delivered entry %" PRIu64 " included in checkpoint of size %" PRIu64,
+		    index, w->good.size);
+	wit_next_delivered(a);
+}
+
 /* wit_next_inclusion checks the receipts the good checkpoint covers: those
  * of its size at once (the same root), for the first other one a question
  * (a consistency proof from its checkpoint, or an old record's inclusion
- * proof); idle when none is left. */
+ * proof); then the delivered entries it covers (wit_next_delivered); idle
+ * when none is left. */
 static void wit_next_inclusion(agent *a)
 {
 	struct agent_witness *w = wit(a);
@@ -494,9 +625,12 @@ static void wit_next_inclusion(agent *a)
 	for (;;) {
 		struct first_pending f = {.below = w->good.size};
 		if (!w->have_good ||
-		    agent_db_each(a->db, AGENT_DB_WITNESS, wit_first, &f, &m) != RETE_OK ||
-		    !f.found)
+		    agent_db_each(a->db, AGENT_DB_WITNESS, wit_first, &f, &m) != RETE_OK)
 			return;
+		if (!f.found) {
+			wit_next_delivered(a);
+			return;
+		}
 		Rete__Query q = RETE__QUERY__INIT;
 		Rete__InclusionQuery iq = RETE__INCLUSION_QUERY__INIT;
 		Rete__ConsistencyQuery cq = RETE__CONSISTENCY_QUERY__INIT;
@@ -866,6 +1000,7 @@ void agent_witness_on_welcome(agent *a, const char *checkpoint_note)
 	w->state = WIT_IDLE;
 	w->welcomed_at = rete_now_ms();
 	w->next_tick = w->welcomed_at + a->cfg.witness_ms;
+	w->dlv_asked = 0;
 	wit_consider(a, checkpoint_note);
 }
 
@@ -1023,7 +1158,8 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 		return true;
 	}
 	/* a proof answered (a checkpoint is no recorded read): readable again */
-	if (w->unrecorded && (w->state == WIT_WAIT_CONS || w->state == WIT_WAIT_INCL)) {
+	if (w->unrecorded &&
+	    (w->state == WIT_WAIT_CONS || w->state == WIT_WAIT_INCL || w->state == WIT_WAIT_DLV)) {
 		agent_log(a, "info",
 			  "witness: the broker answers this agent's questions about its log "
 			  "again (its access record can be written)");
@@ -1046,6 +1182,7 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 	case WIT_WAIT_CONS:
 	case WIT_WAIT_RCPT:
 	case WIT_WAIT_INCL:
+	case WIT_WAIT_DLV:
 		if (r->answer_case == RETE__QUERY_RESULT__ANSWER_PROOF)
 			e = wit_elems(r->proof);
 		if (e == NULL) {
@@ -1056,6 +1193,8 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 			wit_on_consistency(a, r->proof, e);
 		else if (w->state == WIT_WAIT_RCPT)
 			wit_on_receipt_cp(a, r->proof, e);
+		else if (w->state == WIT_WAIT_DLV)
+			wit_on_delivered(a, r->proof, e);
 		else
 			wit_on_inclusion(a, r->proof, e);
 		free(e);
@@ -1073,12 +1212,27 @@ struct oldest_pending {
 	bool found;
 	uint64_t index, size;
 	int64_t at;
+	bool delivered; /* a delivered entry's record, not a receipt */
+	char what[RETE_ID_MAX * 3 + 64];
 };
 
 static bool wit_oldest(const void *key, size_t klen, const void *val, size_t vlen, void *user)
 {
 	struct oldest_pending *o = user;
 	const uint8_t *v = val;
+	if (klen == WIT_DLV_KEY && ((const uint8_t *)key)[0] == 'd' &&
+	    vlen >= RETE_MERKLE_HASH + 8) {
+		int64_t at = (int64_t)wit_be64(v + RETE_MERKLE_HASH);
+		if (!o->found || at < o->at) {
+			o->found = true;
+			o->at = at;
+			o->index = wit_be64((const uint8_t *)key + 1);
+			o->size = 0;
+			o->delivered = true;
+			wit_dlv_what(o->what, sizeof(o->what), v, vlen);
+		}
+		return true;
+	}
 	if (klen != 8 || (vlen != WIT_REC_OLD && vlen != WIT_REC && vlen != WIT_REC_T))
 		return true;
 	int64_t at = vlen == WIT_REC_T ? (int64_t)wit_be64(v + WIT_REC) : o->started_at;
@@ -1087,6 +1241,7 @@ static bool wit_oldest(const void *key, size_t klen, const void *val, size_t vle
 		o->at = at;
 		o->index = wit_be64(key);
 		o->size = vlen == WIT_REC_OLD ? 0 : wit_be64(v + RETE_MERKLE_HASH);
+		o->delivered = false;
 	}
 	return true;
 }
@@ -1131,6 +1286,31 @@ static void wit_patience(agent *a, int64_t now)
 	if (w->stall_warned)
 		return;
 	w->stall_warned = true;
+	if (o.delivered) {
+		/* a delivered entry no verified checkpoint reaches (or whose
+		 * question goes unanswered) */
+		char dseen[96];
+		if (w->have_good)
+			snprintf(dseen, sizeof(dseen),
+				 "the largest checkpoint this agent verified is of size %" PRIu64,
+				 good);
+		else
+			snprintf(dseen, sizeof(dseen), "this agent has verified no checkpoint yet");
+		agent_log(
+		    a, "warning",
+		    "witness: delivered entry %" PRIu64 " (%s) has waited %" PRId64
+		    " s to be shown on the broker's log, longer than witness_patience "
+		    "(%" PRId64 " s); %s. %s. Keep its inbox file aside until it is: if the "
+		    "log never reaches index %" PRIu64 ", the broker delivered an entry at an "
+		    "index its log does not hold (docs/agent.md, Witness)",
+		    o.index, o.what, (now - o.at) / 1000, a->cfg.witness_patience_ms / 1000, dseen,
+		    !w->have_good || o.index + 1 > good
+			? "The broker has shown this agent no checkpoint that large since"
+			: "The broker has not answered the question that would show it "
+			  "(an inclusion proof)",
+		    o.index);
+		return;
+	}
 	char what[96];
 	if (o.size > 0)
 		snprintf(what, sizeof(what), "its checkpoint of size %" PRIu64, o.size);
@@ -1202,10 +1382,31 @@ void agent_witness_tick(agent *a, int64_t now)
 	if (w->state != WIT_IDLE || now < w->next_tick)
 		return;
 	w->next_tick = now + a->cfg.witness_ms;
+	w->dlv_asked = 0; /* a new round */
 	Rete__Query q = RETE__QUERY__INIT;
 	Rete__CheckpointQuery cq = RETE__CHECKPOINT_QUERY__INIT;
 	q.what_case = RETE__QUERY__WHAT_CHECKPOINT;
 	q.checkpoint = &cq;
 	if (wit_ask(a, &q) == RETE_OK)
 		w->state = WIT_WAIT_CP;
+}
+
+rete_err agent_witness_delivered(agent *a, uint64_t index, const uint8_t *entry, size_t len,
+				 const Rete__Message *msg, rete_msg *m)
+{
+	uint8_t key[WIT_DLV_KEY], rec[RETE_MERKLE_HASH + 8 + RETE_ID_MAX * 3 + 64];
+	int64_t at = rete_now_ms();
+	key[0] = 'd';
+	agent_db_index_key(key + 1, index);
+	rete_merkle_leaf_hash(rec, entry, len);
+	for (int i = 0; i < 8; i++)
+		rec[RETE_MERKLE_HASH + i] = (uint8_t)((uint64_t)at >> (56 - 8 * i));
+	int n = snprintf((char *)rec + RETE_MERKLE_HASH + 8, sizeof(rec) - RETE_MERKLE_HASH - 8,
+			 "%s %.*s from %.*s", rete_message_kind(msg), RETE_ID_MAX,
+			 msg->id ? msg->id : "", RETE_ID_MAX, msg->sender ? msg->sender : "");
+	size_t tl = n < 0 ? 0 : (size_t)n;
+	if (tl > sizeof(rec) - RETE_MERKLE_HASH - 8 - 1)
+		tl = sizeof(rec) - RETE_MERKLE_HASH - 8 - 1;
+	return agent_db_put(a->db, AGENT_DB_WITNESS, key, sizeof(key), rec,
+			    RETE_MERKLE_HASH + 8 + tl, m);
 }

@@ -82,9 +82,9 @@ static const char *jstr(json_t *o, const char *key)
 rete_err audit_state_load(const char *path, const rete_pubkey *auditor, audit_state *st,
 			  rete_msg *m)
 {
-	static const char *const known[] = {"format",	  "auditor",  "origin",	   "size",
-					    "checkpoint", "frontier", "directory", "savedAt",
-					    "signature",  NULL};
+	static const char *const known[] = {"format",	  "auditor",	  "origin",    "size",
+					    "checkpoint", "frontier",	  "directory", "savedAt",
+					    "signature",  "acksSignedAt", NULL};
 	uint8_t sig[RETE_SIG_LEN];
 	uint8_t *bin = NULL;
 	size_t binlen = 0, n;
@@ -215,6 +215,15 @@ rete_err audit_state_load(const char *path, const rete_pubkey *auditor, audit_st
 		e = state_bad(m, path, "directory is not base64");
 		goto out;
 	}
+	/* optional (a file of an earlier rete has none): the entry, plus one,
+	 * after which every delivery must carry its signed acknowledgement */
+	if ((s = jstr(doc, "acksSignedAt")) != NULL &&
+	    (*s < '1' || *s > '9' ||
+	     (errno = 0, st->acks_signed_at = strtoull(s, &end, 10), errno != 0 || *end != '\0') ||
+	     st->acks_signed_at > size)) {
+		e = state_bad(m, path, "acksSignedAt is not a decimal number within the size");
+		goto out;
+	}
 out:
 	free(text);
 	json_decref(doc);
@@ -279,6 +288,11 @@ rete_err audit_state_save(const char *path, const rete_verify_resume *r, const c
 			goto fail;
 		json_object_set_new(doc, "directory", json_string(d));
 		free(d);
+	}
+	if (r->acks_signed_at > 0) {
+		char ab[24];
+		snprintf(ab, sizeof(ab), "%" PRIu64, r->acks_signed_at);
+		json_object_set_new(doc, "acksSignedAt", json_string(ab));
 	}
 	json_object_set_new(doc, "savedAt", json_string(rete_time_format(rete_now_ms(), tb)));
 	if ((text = state_signed_text(doc)) == NULL)
@@ -870,6 +884,7 @@ int audit_remote_verify(const audit_remote_opts *o)
 		res.frontier = st.frontier;
 		res.directory = st.directory;
 		res.directory_len = st.directory_len;
+		res.acks_signed_at = st.acks_signed_at;
 		resp = &res;
 		start = st.frontier.mf_size;
 	}

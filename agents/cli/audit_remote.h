@@ -34,6 +34,9 @@ typedef struct audit_state {
 	rete_merkle_frontier frontier; /* the verified prefix */
 	uint8_t *directory;	       /* LogEntry bytes of the Directory in force, or NULL */
 	size_t directory_len;
+	uint64_t acks_signed_at;       /* 1 + the first entry with a signed acknowledgement
+					  ("acksSignedAt"; 0: none, or a file of an
+					  earlier rete) */
 	char auditor[RETE_ID_MAX + 1]; /* who wrote (and signed) it */
 } audit_state;
 

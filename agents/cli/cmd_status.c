@@ -23,6 +23,7 @@
 #include "../agent/agent_config.h"
 #include "cli.h"
 #include "json.h"
+#include "status_alarms.h"
 #include "wire.h"
 
 static void status_usage(FILE *f)
@@ -325,6 +326,7 @@ int cmd_status(int argc, char **argv)
 			json_object_set_new(doc, "brokerError", json_string(refusal));
 		if (taken)
 			json_object_set(doc, "takenOver", taken);
+		status_alarms_json(db, doc);
 		json_object_set(doc, "referrals", recs);
 		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		fputc('\n', stdout);
@@ -332,6 +334,7 @@ int cmd_status(int argc, char **argv)
 	} else {
 		if (taken)
 			taken_over_print(cfg.id, taken, stdout);
+		status_alarms_print(db, cfg.id, stdout);
 		if (json_array_size(recs) == 0)
 			printf("%s: no referrals yet\n", cfg.id);
 		json_array_foreach(recs, i, rec)

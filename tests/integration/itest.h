@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <lmdb.h>
 #include <zmq.h>
 
@@ -779,6 +780,30 @@ static inline void it_outbox_put(const it_net *n, int p, const char *name, const
 	snprintf(dst, sizeof(dst), "%s/%s", dir, name);
 	assert_int_equal(tu_write_file(tmp, text, strlen(text)), 0);
 	assert_int_equal(rename(tmp, dst), 0);
+}
+
+/* it_outbox_referral writes referral `id` (the message id too) from
+ * party `from` to party `to`, for a service `to` offers, into the
+ * sender's outbox as ID.json (it_outbox_put). */
+static inline void it_outbox_referral(it_net *n, int from, int to, const char *id)
+{
+	json_t *j = json_pack("{s:s,s:{s:s,s:s},s:s,s:s,s:{s:s,s:s,s:s,s:{s:s,s:s,s:s},s:s},"
+			      "s:{s:{s:s},s:s}}",
+			      "id", id, "operator", "staffId", "as-0042", "role", "social-worker",
+			      "recipient", it_party_ids[to], "caseId", "mn-2026-0173", "referral",
+			      "service", it_service[to], "priority", "routine", "reasonCode",
+			      "long-term-unemployment", "consent", "basis", "consent", "givenAt",
+			      "2026-11-20T09:30:00Z", "reference", "CONS-2026-0412", "ageBand",
+			      "adult", "private", "person", "name", "Maria Rossi", "reason",
+			      "Unemployed since March 2026.");
+	assert_non_null(j);
+	char *text = json_dumps(j, JSON_INDENT(2));
+	json_decref(j);
+	assert_non_null(text);
+	char name[200];
+	snprintf(name, sizeof(name), "%s.json", id);
+	it_outbox_put(n, from, name, text);
+	free(text);
 }
 
 /* it_agent_start_ex starts rete-agent for party p (its spool folders are

@@ -429,29 +429,6 @@ static void test_refused_delivery_signed(void **state)
 
 /* --- real agents ---------------------------------------------------------------- */
 
-/* put_referral drops a referral (id) from party `from` to `to` into
- * from's outbox. */
-static void put_referral(it_net *n, int from, int to, const char *id)
-{
-	json_t *j = json_pack("{s:s,s:{s:s,s:s},s:s,s:s,s:{s:s,s:s,s:s,s:{s:s,s:s,s:s},s:s},"
-			      "s:{s:{s:s},s:s}}",
-			      "id", id, "operator", "staffId", "as-0042", "role", "social-worker",
-			      "recipient", it_party_ids[to], "caseId", "mn-2026-0173", "referral",
-			      "service", it_service[to], "priority", "routine", "reasonCode",
-			      "long-term-unemployment", "consent", "basis", "consent", "givenAt",
-			      "2026-11-20T09:30:00Z", "reference", "CONS-2026-0412", "ageBand",
-			      "adult", "private", "person", "name", "Maria Rossi", "reason",
-			      "Unemployed since March 2026.");
-	assert_non_null(j);
-	char *text = json_dumps(j, JSON_INDENT(2));
-	json_decref(j);
-	assert_non_null(text);
-	char name[200];
-	snprintf(name, sizeof(name), "%s.json", id);
-	it_outbox_put(n, from, name, text);
-	free(text);
-}
-
 /* wait_file polls (every 50 ms: a file another process writes) until
  * path exists; false at the deadline. */
 static bool wait_file(const char *path, int ms)
@@ -551,7 +528,7 @@ static void test_agents_sign_and_keep(void **state)
 	assert_true(it_agent_start(n, IT_FAMILY));
 
 	/* a referral the broker logs and cpi's agent acknowledges, signed */
-	put_referral(n, IT_SOCIAL, IT_CPI, "ref-agents-1");
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "ref-agents-1");
 	struct find_delivery d = {.msg_id = "ref-agents-1"};
 	int64_t end = it_mono_ms() + it_scaled_ms(it_wait_ms());
 	while (d.delivered == 0 && it_mono_ms() < end) {
@@ -597,7 +574,7 @@ static void test_agents_sign_and_keep(void **state)
 
 	/* a referral the broker refuses (family-centre > job-centre is not a
 	 * route): the sender keeps the broker's signed refusal */
-	put_referral(n, IT_FAMILY, IT_CPI, "ref-agents-2");
+	it_outbox_referral(n, IT_FAMILY, IT_CPI, "ref-agents-2");
 	check_signed_refusal(n, IT_FAMILY, "ref-agents-2",
 			     RETE__ERROR_CODE__ERROR_CODE_ROUTE_FORBIDDEN);
 	it_audit_verifies(n);
@@ -1068,7 +1045,7 @@ static void test_forged_refusal(void **state)
 	refuse_fake l;
 	it_fake_open(&l.l, n, welcome);
 	assert_true(it_agent_start(n, IT_SOCIAL));
-	put_referral(n, IT_SOCIAL, IT_CPI, "ref-forged-1");
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "ref-forged-1");
 	char failed[1300], outbox[1300], path[1600], logp[1300];
 	it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed));
 	it_spool(n, IT_SOCIAL, "outbox", outbox, sizeof(outbox));

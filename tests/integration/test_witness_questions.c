@@ -9,7 +9,8 @@
  *     (each receipt already carries one to its own checkpoint) and at most
  *     one consistency proof per distinct receipt checkpoint beside the ones
  *     that verify the broker's newer checkpoints. The figures (questions per
- *     message) are printed;
+ *     message) are printed; the recipient asks one inclusion proof per
+ *     referral delivered to it (its witness checks what it was delivered);
  *   - test_old_witness_record: a pending receipt recorded by an older agent
  *     (the leaf hash only, no checkpoint) is still checked, by an inclusion
  *     proof, and forgotten once shown included;

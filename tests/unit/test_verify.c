@@ -1810,9 +1810,159 @@ static void test_delivery_acks(void **state)
 		}
 }
 
+/* delivery_of appends the broker's Delivery of entry x (the referral
+ * `mid` to cpi), with cpi's signed acknowledgement or none. */
+static uint64_t delivery_of(struct log *L, uint64_t x, const char *mid, bool signed_ack)
+{
+	uint8_t leaf[RETE_MERKLE_HASH];
+	rete_msg m = {{0}};
+	char id[64];
+	assert_int_equal(rete_store_leaf_hash(L->s, NULL, x, leaf, &m), RETE_OK);
+	Rete__AckBody b = RETE__ACK_BODY__INIT;
+	b.origin = (char *)ORIGIN;
+	b.recipient = (char *)CPI;
+	b.index = x;
+	b.leaf_hash.data = leaf;
+	b.leaf_hash.len = sizeof(leaf);
+	b.acked_at = 1790000004000;
+	Rete__SignedAck sa;
+	assert_int_equal(rete_ack_sign(&b, keys[K_CPI], &sa, &m), RETE_OK);
+	Rete__Message msg;
+	Rete__Delivery d = RETE__DELIVERY__INIT;
+	snprintf(id, sizeof(id), "delivery-%llu", (unsigned long long)x);
+	tu_message_init(&msg, id, BROKER, SOCIAL, "", ORIGIN);
+	d.index = x;
+	d.message_id = (char *)mid;
+	d.referral_id = (char *)mid;
+	d.delivered_at = 1790000005000;
+	d.ack = signed_ack ? &sa : NULL;
+	msg.body_case = RETE__MESSAGE__BODY_DELIVERY;
+	msg.delivery = &d;
+	uint64_t at = append(L, tu_sign(&msg, keys[K_BROKER]));
+	rete_signed_ack_clear(&sa);
+	ack(L, CPI, x);
+	return at;
+}
+
+/* An unsigned Delivery after a signed one (attack report s12, finding 2:
+ * a broker that takes an entry off the recipient's queue and says it was
+ * delivered) fails the log at that Delivery, naming the entry that showed
+ * the log is of protocol 3; unsigned ones before the first signed one (a
+ * log begun before protocol 3 and upgraded in place) are counted and hold. */
+static void test_unsigned_delivery_after_signed(void **state)
+{
+	(void)state;
+	for (int order = 0; order <= 1; order++) {
+		struct log L;
+		rete_verify_report rep;
+		rete_msg m = {{0}};
+		log_open(&L, "verify-unsigned");
+		append(&L, directory("dir-1", 1, keys[K_SOCIAL]));
+		uint64_t r1 = append(&L, referral("r1", SOCIAL, CPI, "staff-0001", keys[K_SOCIAL]));
+		uint64_t r2 = append(&L, referral("r2", SOCIAL, CPI, "staff-0001", keys[K_SOCIAL]));
+		/* order 0: r1 signed, then r2 unsigned; order 1: the other way */
+		delivery_of(&L, r1, "r1", order == 0);
+		uint64_t second = delivery_of(&L, r2, "r2", order == 1);
+		free(checkpoint(&L, keys[K_BROKER]));
+		reopen_ro(&L);
+		for (int replay = 0; replay <= 1; replay++) {
+			rete_verify_options o = opts(replay, 2);
+			rete_err e = rete_verify_log(L.s, &o, &rep, &m);
+			if (order == 1) {
+				if (e != RETE_OK)
+					fail_msg("legacy order: %s", rep.reason);
+				assert_int_equal(rep.acks_unsigned, 1);
+				assert_int_equal(rep.acks_verified, 1);
+				continue;
+			}
+			if (e != RETE_EBADSIG)
+				fail_msg("an unsigned Delivery after a signed one holds: %d '%s'",
+					 (int)e, rep.reason);
+			assert_int_equal(rep.verdict, RETE_VERIFY_FAILS);
+			assert_true(rep.has_bad_entry);
+			assert_int_equal(rep.bad_index, second);
+			assert_non_null(strstr(rep.reason, "no acknowledgement signed by its "
+							   "recipient cpi.mantova"));
+		}
+		log_close(&L);
+	}
+}
+
+/* store_proof gives a resumed session its consistency proofs from the
+ * store (ctx). */
+static rete_err store_proof(void *ctx, uint64_t size1, uint64_t size2,
+			    uint8_t proof[][RETE_MERKLE_HASH], size_t *n, rete_msg *m)
+{
+	return rete_store_consistency_proof(ctx, NULL, size1, size2, proof, n, m);
+}
+
+/* A session resumed from a state whose prefix held a signed
+ * acknowledgement (the state's acks_signed_at) fails on an unsigned
+ * Delivery fed later; from a state without it (an earlier rete's) the
+ * session judges only what it is fed, and holds. */
+static void test_unsigned_delivery_resumed(void **state)
+{
+	(void)state;
+	struct log L;
+	rete_verify_report rep;
+	rete_msg m = {{0}};
+	log_open(&L, "verify-unsigned-resume");
+	append(&L, directory("dir-1", 1, keys[K_SOCIAL]));
+	uint64_t r1 = append(&L, referral("r1", SOCIAL, CPI, "staff-0001", keys[K_SOCIAL]));
+	uint64_t r2 = append(&L, referral("r2", SOCIAL, CPI, "staff-0001", keys[K_SOCIAL]));
+	uint64_t signed_at = delivery_of(&L, r1, "r1", true);
+	char *note1 = checkpoint(&L, keys[K_BROKER]);
+	uint64_t unsigned_at = delivery_of(&L, r2, "r2", false);
+	char *note2 = checkpoint(&L, keys[K_BROKER]);
+	rete_buf ents[5];
+	for (uint64_t i = 0; i <= unsigned_at; i++)
+		assert_int_equal(rete_store_entry(L.s, NULL, i, &ents[i], &m), RETE_OK);
+
+	rete_verify_options o = opts(false, 2);
+	rete_verify_session *first = NULL;
+	assert_int_equal(rete_verify_session_open(&first, &o, NULL, &m), RETE_OK);
+	assert_int_equal(
+	    rete_verify_session_target(first, note1, strlen(note1), no_proof, NULL, &m), RETE_OK);
+	assert_int_equal(rete_verify_session_feed(first, 0, ents, signed_at + 1, &m), RETE_OK);
+	assert_int_equal(rete_verify_session_finish(first, &rep, &m), RETE_OK);
+	rete_verify_resume res;
+	assert_int_equal(rete_verify_session_state(first, &res, &m), RETE_OK);
+	assert_int_equal(res.acks_signed_at, signed_at + 1);
+	for (int earlier = 0; earlier <= 1; earlier++) {
+		rete_verify_resume from = res;
+		if (earlier)
+			from.acks_signed_at = 0; /* a state file of an earlier rete */
+		rete_verify_session *next = NULL;
+		assert_int_equal(rete_verify_session_open(&next, &o, &from, &m), RETE_OK);
+		assert_int_equal(
+		    rete_verify_session_target(next, note2, strlen(note2), store_proof, L.s, &m),
+		    RETE_OK);
+		rete_err e = rete_verify_session_feed(next, unsigned_at, &ents[unsigned_at], 1, &m);
+		if (e == RETE_OK)
+			e = rete_verify_session_finish(next, &rep, &m);
+		if (earlier) {
+			assert_int_equal(e, RETE_OK);
+		} else {
+			if (e != RETE_EBADSIG)
+				fail_msg("a resumed session holds an unsigned Delivery: %d '%s'",
+					 (int)e, m.text);
+			assert_non_null(strstr(m.text, "no acknowledgement signed by"));
+		}
+		rete_verify_session_close(&next);
+	}
+	rete_verify_session_close(&first);
+	for (uint64_t i = 0; i <= unsigned_at; i++)
+		rete_buf_free(&ents[i]);
+	free(note1);
+	free(note2);
+	log_close(&L);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_unsigned_delivery_after_signed),
+	    cmocka_unit_test(test_unsigned_delivery_resumed),
 	    cmocka_unit_test(test_good_log_holds),
 	    cmocka_unit_test(test_empty_log_holds),
 	    cmocka_unit_test(test_flipped_byte_names_entry),

@@ -1,0 +1,295 @@
+/* agent_delivery.c — a delivery receipt stands on the recipient's signature
+ * (see agent.h, "agent_delivery.c").
+ *
+ * The broker logs a Delivery (or a DELIVERY_REFUSED notice) of our message
+ * once the recipient's agent acknowledged it; since protocol 3 the entry
+ * carries that acknowledgement, signed by the recipient (AckBody: the log's
+ * origin, the recipient, the delivered entry's index and leaf hash, the
+ * error if refused). The broker signs the entry itself, so without the
+ * recipient's signature "delivered to X" is the broker's word alone: a
+ * broker (or its operator) could take an entry off X's queue and say it was
+ * delivered. The sender's agent therefore settles a message (its held copy
+ * released, the referral `received`) only on an acknowledgement that
+ * verifies with X's pinned key (pinned on first use when we sealed to X, or
+ * confirmed since by an operator with --trust), names this log, X, the
+ * entry delivered and, when we hold its receipt, that entry's leaf hash.
+ *
+ * Which deliveries must carry one: a message whose receipt was a protocol-3
+ * receipt (an inclusion proof to a signed checkpoint, kept in its id
+ * record) was logged by a broker of protocol 3 or later, which logs its
+ * delivery only with the recipient's signed acknowledgement; so is any
+ * delivery after this agent verified one signed acknowledgement (meta
+ * AGENT_META_ACK_SIGNED: a log does not go back to protocol 2). Only a
+ * message receipted by an agent of protocol 2 (an upgraded store) may have
+ * an unsigned delivery receipt.
+ *
+ * One that does not hold raises the delivery alarm: an error line, and a
+ * record in meta AGENT_META_DELIVERY_ALARMS (JSON array, the newest
+ * AGENT_DELIVERY_ALARMS_MAX) that `rete status` shows.
+ */
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "agent_track.h"
+#include "duration.h"
+#include "json.h"
+#include "merkle.h"
+
+#define AGENT_DELIVERY_ALARMS_MAX 100
+
+/* dlv_required: must the delivery receipt of our message id carry the
+ * recipient's signature? (See above.) */
+static bool dlv_required(agent *a, const char *id)
+{
+	agent_idrec rec;
+	rete_msg m = {{0}};
+	bool req = false;
+	rete_buf v = {0};
+	if (agent_db_get(a->db, AGENT_DB_META, AGENT_META_ACK_SIGNED, strlen(AGENT_META_ACK_SIGNED),
+			 &v, &m) == RETE_OK) {
+		rete_buf_free(&v);
+		return true;
+	}
+	if (agent_db_id_get(a->db, id, &rec, &m) == RETE_OK) {
+		json_t *r = json_loads(rec.receipt_json ? rec.receipt_json : "", 0, NULL);
+		/* a protocol-3 receipt: an inclusion proof to a checkpoint */
+		req = r != NULL && json_object_get(r, "checkpoint") != NULL;
+		json_decref(r);
+		free(rec.receipt_json);
+	}
+	return req || agent_outbox_submitted_here(a, id);
+}
+
+/* dlv_held: the recipient of our held message id (from the
+ * signed bytes we submitted) into to, and its receipt's index and leaf.
+ * false when it is not held (settled already, or unknown). */
+static bool dlv_held(agent *a, const char *id, char *to, size_t tlen, uint64_t *index,
+		     uint8_t leaf[RETE_MERKLE_HASH])
+{
+	agent_held h;
+	rete_msg m = {{0}};
+	Rete__Message *msg = NULL;
+	bool ok = false;
+	memset(&h, 0, sizeof(h));
+	if (agent_db_held_get(a->db, id, &h, &m) != RETE_OK)
+		return false;
+	if (h.signed_msg.len > 0 &&
+	    rete_signed_decode(h.signed_msg.data, h.signed_msg.len, NULL, &msg, &m) == RETE_OK) {
+		snprintf(to, tlen, "%s", msg->recipient);
+		*index = h.index;
+		memcpy(leaf, h.leaf, RETE_MERKLE_HASH);
+		ok = true;
+		rete__message__free_unpacked(msg, NULL);
+	}
+	agent_held_free(&h);
+	return ok;
+}
+
+/* dlv_recipient_key: the key X's acknowledgement must verify with: the one
+ * pinned for X (on first use, or confirmed by an operator), else, for a
+ * party we never pinned, the directory's (*whose says which). */
+static bool dlv_recipient_key(agent *a, const char *to, rete_pubkey *pk, const char **whose)
+{
+	rete_buf pinned = {0};
+	rete_msg m = {{0}};
+	if (agent_db_get(a->db, AGENT_DB_PINS, to, strlen(to), &pinned, &m) == RETE_OK) {
+		bool ok = pinned.len == RETE_PK_LEN &&
+			  rete_pubkey_from_ed(pk, pinned.data, &m) == RETE_OK;
+		rete_buf_free(&pinned);
+		*whose = "its pinned key";
+		return ok;
+	}
+	const Rete__Party *p = agent_directory_party(a->dir, to);
+	*whose = "its key in the directory (none pinned)";
+	return p != NULL && p->public_key.len == RETE_PK_LEN &&
+	       rete_pubkey_from_ed(pk, p->public_key.data, &m) == RETE_OK;
+}
+
+agent_dlv agent_delivery_check(agent *a, const Rete__Message *msg, char *to, size_t tlen, char *why,
+			       size_t wlen)
+{
+	const Rete__SignedAck *sa = NULL;
+	const char *id = NULL;
+	uint64_t x = 0;
+	Rete__ErrorCode error = 0;
+	to[0] = '\0';
+	why[0] = '\0';
+	if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY && msg->delivery != NULL) {
+		sa = msg->delivery->ack;
+		id = msg->delivery->message_id;
+		x = msg->delivery->index;
+	} else if (msg->body_case == RETE__MESSAGE__BODY_NOTICE && msg->notice != NULL &&
+		   msg->notice->kind == RETE__NOTICE_KIND__NOTICE_KIND_DELIVERY_REFUSED) {
+		sa = msg->notice->ack;
+		id = msg->notice->message_id;
+		x = msg->notice->index;
+		error = msg->notice->error;
+	} else {
+		return AGENT_DLV_NONE;
+	}
+	if (id == NULL || id[0] == '\0')
+		return AGENT_DLV_NONE;
+
+	uint64_t held_index = 0;
+	uint8_t leaf[RETE_MERKLE_HASH];
+	bool held = dlv_held(a, id, to, tlen, &held_index, leaf);
+	Rete__AckBody *b = NULL;
+	rete_msg m = {{0}};
+	if (sa == NULL) {
+		if (!dlv_required(a, id))
+			return AGENT_DLV_LEGACY;
+		if (!held) {
+			json_t *rec = NULL;
+			const char *refid = rete_message_referral_id(msg);
+			if (refid != NULL && agent_track_get(a->db, refid, &rec, &m) == RETE_OK) {
+				const char *p =
+				    json_string_value(json_object_get(rec, "performer"));
+				snprintf(to, tlen, "%s", p != NULL ? p : "");
+			}
+			json_decref(rec);
+		}
+		if (to[0] == '\0')
+			snprintf(to, tlen, "its recipient");
+		snprintf(
+		    why, wlen,
+		    "it carries no acknowledgement signed by %s, and this log is of protocol 3 "
+		    "or later (the message's receipt was an inclusion proof), where the broker "
+		    "logs a delivery only with the recipient's signed acknowledgement",
+		    to);
+		return AGENT_DLV_UNPROVEN;
+	}
+	/* the signer it names, checked against our message's recipient */
+	rete_pubkey pk;
+	const char *whose = "";
+	ProtobufCMessage *pm = NULL;
+	if (rete_pb_strict_unpack(&rete__ack_body__descriptor, sa->body.data, sa->body.len, &pm,
+				  &m) != RETE_OK) {
+		if (to[0] == '\0')
+			snprintf(to, tlen, "its recipient");
+		snprintf(why, wlen, "its acknowledgement does not decode: %s", m.text);
+		return AGENT_DLV_UNPROVEN;
+	}
+	const Rete__AckBody *named = (const Rete__AckBody *)pm;
+	if (to[0] == '\0')
+		snprintf(to, tlen, "%s", named->recipient);
+	bool same_signer = strcmp(named->recipient, to) == 0;
+	protobuf_c_message_free_unpacked(pm, NULL);
+	if (!same_signer) {
+		snprintf(why, wlen, "its acknowledgement is signed as another party, not as %s",
+			 to);
+		return AGENT_DLV_UNPROVEN;
+	}
+	if (!dlv_recipient_key(a, to, &pk, &whose)) {
+		snprintf(why, wlen,
+			 "this agent has no key of %s to verify its acknowledgement with", to);
+		return AGENT_DLV_UNPROVEN;
+	}
+	if (rete_ack_verify(sa, &pk, &b, &m) != RETE_OK) {
+		snprintf(why, wlen, "its acknowledgement does not verify with %s of %s: %s", whose,
+			 to, m.text);
+		return AGENT_DLV_UNPROVEN;
+	}
+	if (strcmp(b->origin, a->origin) != 0)
+		snprintf(why, wlen, "the acknowledgement of %s names log '%.64s', not this one", to,
+			 b->origin);
+	else if (b->index != x)
+		snprintf(why, wlen,
+			 "the acknowledgement of %s is of entry %" PRIu64 ", not entry %" PRIu64,
+			 to, b->index, x);
+	else if (b->error != error)
+		snprintf(why, wlen,
+			 "the acknowledgement of %s says error %d where the entry says %d", to,
+			 (int)b->error, (int)error);
+	else if (held && held_index == x &&
+		 (b->leaf_hash.len != RETE_MERKLE_HASH ||
+		  sodium_memcmp(b->leaf_hash.data, leaf, RETE_MERKLE_HASH) != 0))
+		snprintf(why, wlen,
+			 "the acknowledgement of %s is over other bytes than our entry %" PRIu64
+			 " (its leaf hash is not the one of our receipt)",
+			 to, x);
+	rete__ack_body__free_unpacked(b, NULL);
+	return why[0] != '\0' ? AGENT_DLV_UNPROVEN : AGENT_DLV_PROVEN;
+}
+
+rete_err agent_delivery_record(agent *a, uint64_t at, const Rete__Message *msg, agent_dlv verdict,
+			       const char *to, const char *why, rete_msg *m)
+{
+	uint8_t be[8];
+	if (verdict == AGENT_DLV_PROVEN) {
+		rete_buf v = {0};
+		rete_msg im = {{0}};
+		if (agent_db_get(a->db, AGENT_DB_META, AGENT_META_ACK_SIGNED,
+				 strlen(AGENT_META_ACK_SIGNED), &v, &im) == RETE_OK) {
+			rete_buf_free(&v);
+			return RETE_OK;
+		}
+		agent_db_index_key(be, at);
+		return agent_db_put(a->db, AGENT_DB_META, AGENT_META_ACK_SIGNED,
+				    strlen(AGENT_META_ACK_SIGNED), be, sizeof(be), m);
+	}
+	if (verdict != AGENT_DLV_UNPROVEN)
+		return RETE_OK;
+	rete_buf v = {0};
+	rete_msg im = {{0}};
+	json_t *arr = NULL;
+	if (agent_db_get(a->db, AGENT_DB_META, AGENT_META_DELIVERY_ALARMS,
+			 strlen(AGENT_META_DELIVERY_ALARMS), &v, &im) == RETE_OK) {
+		arr = json_loadb((const char *)v.data, v.len, 0, NULL);
+		rete_buf_free(&v);
+	}
+	if (!json_is_array(arr)) {
+		json_decref(arr);
+		arr = json_array();
+	}
+	json_t *o = json_object();
+	if (arr == NULL || o == NULL) {
+		json_decref(arr);
+		json_decref(o);
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	}
+	char buf[32], idx[24];
+	bool notice = msg->body_case == RETE__MESSAGE__BODY_NOTICE;
+	uint64_t x = notice ? msg->notice->index : msg->delivery->index;
+	const char *mid = notice ? msg->notice->message_id : msg->delivery->message_id;
+	snprintf(idx, sizeof(idx), "%" PRIu64, at);
+	json_object_set_new(o, "entry", json_string(idx));
+	json_object_set_new(o, "kind", json_string(notice ? "delivery-refused" : "delivery"));
+	snprintf(idx, sizeof(idx), "%" PRIu64, x);
+	json_object_set_new(o, "deliveredIndex", json_string(idx));
+	json_object_set_new(o, "messageId", json_string(mid));
+	json_object_set_new(o, "recipient", json_string(to));
+	json_object_set_new(o, "why", json_string(why));
+	json_object_set_new(o, "at", json_string(rete_time_format(rete_now_ms(), buf)));
+	json_array_append_new(arr, o);
+	while (json_array_size(arr) > AGENT_DELIVERY_ALARMS_MAX)
+		json_array_remove(arr, 0);
+	char *text = json_dumps(arr, JSON_COMPACT);
+	json_decref(arr);
+	if (text == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	rete_err err = agent_db_put(a->db, AGENT_DB_META, AGENT_META_DELIVERY_ALARMS,
+				    strlen(AGENT_META_DELIVERY_ALARMS), text, strlen(text), m);
+	free(text);
+	return err;
+}
+
+void agent_delivery_alarm_log(agent *a, uint64_t at, const Rete__Message *msg, const char *to,
+			      const char *why)
+{
+	bool notice = msg->body_case == RETE__MESSAGE__BODY_NOTICE;
+	uint64_t x = notice ? msg->notice->index : msg->delivery->index;
+	const char *mid = notice ? msg->notice->message_id : msg->delivery->message_id;
+	agent_log(
+	    a, "error",
+	    "DELIVERY ALARM: the broker logged a %s to %s that %s did not sign (entry %" PRIu64
+	    "): %s. Message %s (log entry %" PRIu64 ") is kept as not yet %s: its held copy "
+	    "stays and the referral keeps its status; the entry is the broker's word alone. "
+	    "Keep data/ and tell the network's auditors (rete audit verify fails on it; "
+	    "docs/agent.md, \"Delivery receipts\")",
+	    notice ? "refusal of delivery" : "delivery", to, to, at, why, mid, x,
+	    notice ? "answered" : "delivered");
+}

@@ -1,0 +1,396 @@
+/* test_delivery_proof.c — a delivery stands on the recipient's signature,
+ * and a delivered entry on the log (attack report of session 12, findings
+ * 2 and 5), with the real broker and agents; the dishonest broker is the
+ * operator editing its stopped store:
+ *
+ *   unsigned_delivery   after one honest delivery (its Delivery carries
+ *                       cpi's signed ACK), the operator takes social's next
+ *                       referral off cpi's queue and logs a broker-signed
+ *                       Delivery of it with no signed ACK (cpi's agent is
+ *                       down and never saw it). social's agent does not
+ *                       settle on it: it logs the alarm at error level
+ *                       naming cpi and the entry, keeps the message held,
+ *                       the referral stays "requested", `rete status`
+ *                       shows the alarm; `rete audit verify` fails (exit 1)
+ *                       naming the Delivery entry, since the same log holds
+ *                       a signed acknowledgement before it
+ *   delivered_not_logged cpi's agent is down while two referrals are logged;
+ *                       the operator rewrites, in the stopped store, the
+ *                       first one's loggedAt (a day earlier) and the
+ *                       second one's index (+1000), without touching the
+ *                       tree. cpi's agent takes both (their signatures
+ *                       hold), and its witness then asks for the inclusion
+ *                       proof of what it was delivered against a checkpoint
+ *                       it verified: the first is not the entry the log
+ *                       holds at that index (WITNESS ALARM, error level,
+ *                       `rete status` shows it); the second is at an index
+ *                       no checkpoint reaches (the patience warning). Once
+ *                       the true entries are back in the store, the second
+ *                       message is delivered at its real index: a warning
+ *                       names both indexes.
+ *
+ * Waits are for log lines and files with deadlines, never sleeps.
+ */
+#define _GNU_SOURCE
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "itest.h"
+#include "store.h"
+
+#define DP_WAIT 60000
+
+static int teardown(void **state)
+{
+	return it_teardown(state);
+}
+
+/* What the log says of one message: where it was logged, and the index
+ * of its Delivery (0: none yet) and whether that one carries an ack. */
+struct dp_find {
+	const char *msg_id;
+	uint64_t logged;
+	bool have_logged;
+	uint64_t delivery;
+	bool signed_ack;
+};
+
+static void dp_on_entry(void *ctx, uint64_t index, const Rete__Message *msg)
+{
+	struct dp_find *d = ctx;
+	if (msg->body_case == RETE__MESSAGE__BODY_REFERRAL && strcmp(msg->id, d->msg_id) == 0) {
+		d->logged = index;
+		d->have_logged = true;
+	}
+	if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY &&
+	    strcmp(msg->delivery->message_id, d->msg_id) == 0) {
+		d->delivery = index;
+		d->signed_ack = msg->delivery->ack != NULL;
+	}
+}
+
+/* dp_until_logged polls the log (the agents work on their own) until
+ * message id is logged and, with delivered, its Delivery too. */
+static struct dp_find dp_until_logged(it_net *n, const char *id, bool delivered)
+{
+	struct dp_find d = {.msg_id = id};
+	int64_t end = it_mono_ms() + it_scaled_ms(DP_WAIT);
+	for (;;) {
+		d.have_logged = false;
+		d.delivery = 0;
+		assert_true(it_log_each(n, dp_on_entry, &d) >= 0);
+		if (d.have_logged && (!delivered || d.delivery != 0))
+			return d;
+		if (it_mono_ms() >= end) {
+			it_show(n, "broker.log");
+			fail_msg("message %s was never %s", id, delivered ? "delivered" : "logged");
+		}
+		it_nap(100); /* polls the log: no event to wait on */
+	}
+}
+
+/* dp_expect waits until party p's log holds needle (want times), failing
+ * the test with the log shown when it never does. */
+static void dp_expect(it_net *n, int p, const char *needle, size_t want)
+{
+	char log[1300];
+	tu_path(log, sizeof(log), "%s/%s.log", n->dir, it_party_ids[p]);
+	if (!it_wait_occurrences(log, needle, want, DP_WAIT)) {
+		char name[200];
+		snprintf(name, sizeof(name), "%s.log", it_party_ids[p]);
+		it_show(n, name);
+		fail_msg("%s's log never said: %s", it_party_ids[p], needle);
+	}
+}
+
+/* dp_forge_delivery is the operator's edit of the stopped broker's store:
+ * entry idx (an agency's message to `recipient`) leaves the recipient's
+ * queue without any ACK, and a Delivery of it with no signed
+ * acknowledgement is logged, signed with the broker key, to its sender.
+ * Returns the Delivery's index. */
+static uint64_t dp_forge_delivery(it_net *n, uint64_t idx, const char *recipient)
+{
+	rete_msg m = {{0}};
+	rete_store *s = NULL;
+	assert_int_equal(rete_store_open(&s, n->data, 0, &m), RETE_OK);
+	rete_buf raw = {0};
+	assert_int_equal(rete_store_entry(s, NULL, idx, &raw, &m), RETE_OK);
+	Rete__LogEntry *le = rete__log_entry__unpack(NULL, raw.len, raw.data);
+	assert_non_null(le);
+	Rete__Message *orig = NULL;
+	assert_int_equal(
+	    rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &orig, &m),
+	    RETE_OK);
+	Rete__Message msg = RETE__MESSAGE__INIT;
+	Rete__Delivery d = RETE__DELIVERY__INIT;
+	char id[64];
+	snprintf(id, sizeof(id), "delivery-%" PRIu64, idx);
+	msg.id = id;
+	msg.sender = IT_BROKER_ID;
+	msg.recipient = orig->sender;
+	msg.case_id = orig->case_id;
+	msg.origin = IT_ORIGIN;
+	msg.created_at = le->logged_at + 1000;
+	d.index = idx;
+	d.message_id = orig->id;
+	d.referral_id = orig->id;
+	d.delivered_at = le->logged_at + 1000;
+	msg.body_case = RETE__MESSAGE__BODY_DELIVERY;
+	msg.delivery = &d; /* and no ack */
+	rete_buf b = {0};
+	assert_int_equal(rete_message_sign(&msg, n->broker, &b, &m), RETE_OK);
+	rete_store_op ops[2];
+	memset(ops, 0, sizeof(ops));
+	ops[0].kind = RETE_STORE_OP_ACK;
+	ops[0].in.recipient = recipient;
+	ops[0].in.index = idx;
+	ops[1].kind = RETE_STORE_OP_APPEND;
+	ops[1].in.signed_message = b.data;
+	ops[1].in.len = b.len;
+	ops[1].in.logged_at = le->logged_at + 1000;
+	assert_int_equal(rete_store_commit(s, ops, 2, &m), RETE_OK);
+	assert_true(ops[0].was_present);
+	assert_int_equal(ops[1].status, RETE_STORE_ACCEPTED);
+	uint64_t at = ops[1].index;
+	rete_buf_free(&b);
+	rete__message__free_unpacked(orig, NULL);
+	rete__log_entry__free_unpacked(le, NULL);
+	rete_buf_free(&raw);
+	rete_store_close(&s);
+	return at;
+}
+
+static void test_unsigned_delivery(void **state)
+{
+	it_net *n = it_net_new("dp-unsigned", NULL);
+	assert_non_null(n);
+	*state = n;
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+
+	/* one honest delivery: its Delivery carries cpi's signed ACK */
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "dp-ref-1");
+	struct dp_find one = dp_until_logged(n, "dp-ref-1", true);
+	assert_true(one.signed_ack);
+	dp_expect(n, IT_SOCIAL, "message dp-ref-1 delivered: no longer held", 1);
+
+	/* cpi's agent down; social's next referral logged and receipted */
+	assert_true(it_stop(&n->agent_pid[IT_CPI], SIGTERM, it_wait_ms()) != -1);
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "dp-ref-2");
+	struct dp_find two = dp_until_logged(n, "dp-ref-2", false);
+	char sent[1300];
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	int64_t end = it_mono_ms() + it_scaled_ms(DP_WAIT);
+	while (tu_count_suffix(sent, ".receipt.json") < 2 && it_mono_ms() < end)
+		it_nap(50); /* a file another process writes */
+	assert_int_equal(tu_count_suffix(sent, ".receipt.json"), 2);
+
+	/* the auditor at a distance verifies the log so far and keeps its
+	 * state (which says a signed acknowledgement was seen) */
+	char ini[1300], st[1300];
+	assert_int_equal(it_audit_ini(n, ini, sizeof(ini), NULL), 0);
+	tu_path(st, sizeof(st), "%s/audit.state", n->dir);
+	char *out = NULL;
+	int rc = tu_run(&out, "'%s/rete' audit verify --broker '%s' -c '%s' --state '%s' 2>&1",
+			n->bin, n->listen, ini, st);
+	if (rc != 0)
+		fprintf(stderr, "rete audit verify (remote): %s\n", out ? out : "");
+	assert_int_equal(rc, 0);
+	free(out);
+	out = NULL;
+
+	/* the operator's edit: a Delivery cpi never signed */
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
+	uint64_t forged = dp_forge_delivery(n, two.logged, it_party_ids[IT_CPI]);
+	assert_true(it_broker_start(n));
+
+	/* social's agent: the alarm, and the message still held */
+	char want[300];
+	snprintf(
+	    want, sizeof(want),
+	    "social.mantova error: DELIVERY ALARM: the broker logged a delivery to cpi.mantova "
+	    "that cpi.mantova did not sign (entry %" PRIu64 ")",
+	    forged);
+	dp_expect(n, IT_SOCIAL, want, 1);
+	char log[1300];
+	tu_path(log, sizeof(log), "%s/%s.log", n->dir, it_party_ids[IT_SOCIAL]);
+	assert_int_equal(tu_occurrences(log, "message dp-ref-2 delivered: no longer held"), 0);
+
+	/* rete status: the alarm first, the referral not received */
+	rc = tu_run(&out, "'%s/rete' status -c '%s/agents/social.mantova/agent.ini' --timeout 0",
+		    n->bin, n->dir);
+	fprintf(stderr, "rete status:\n%s\n", out ? out : "");
+	assert_int_equal(rc, 0);
+	snprintf(want, sizeof(want),
+		 "DELIVERY ALARM: the broker logged a delivery to cpi.mantova that cpi.mantova "
+		 "did not sign (entry %" PRIu64 ")",
+		 forged);
+	assert_non_null(strstr(out, want));
+	const char *line = strstr(out, "dp-ref-2  to cpi.mantova");
+	assert_non_null(line);
+	assert_non_null(strstr(line, "status requested"));
+	free(out);
+	out = NULL;
+	rc = tu_run(&out,
+		    "'%s/rete' status -c '%s/agents/social.mantova/agent.ini' --json "
+		    "--timeout 0",
+		    n->bin, n->dir);
+	assert_int_equal(rc, 0);
+	json_t *doc = json_loads(out, 0, NULL);
+	assert_non_null(doc);
+	json_t *alarms = json_object_get(doc, "deliveryAlarms");
+	assert_true(json_is_array(alarms) && json_array_size(alarms) == 1);
+	json_t *a0 = json_array_get(alarms, 0);
+	assert_string_equal(json_string_value(json_object_get(a0, "messageId")), "dp-ref-2");
+	assert_string_equal(json_string_value(json_object_get(a0, "recipient")), "cpi.mantova");
+	json_decref(doc);
+	free(out);
+	out = NULL;
+
+	/* the auditor: a failure naming the Delivery entry */
+	rc = it_audit_verify(n, &out);
+	fprintf(stderr, "rete audit verify: %s\n", out ? out : "");
+	assert_int_equal(rc, 1);
+	snprintf(want, sizeof(want), "entry %" PRIu64 ":", forged);
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(out, "no acknowledgement signed by"));
+	free(out);
+	out = NULL;
+
+	/* the auditor at a distance, resuming from its state: the same
+	 * failure (a later referral makes the broker sign a checkpoint that
+	 * covers the forged entry) */
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "dp-ref-6");
+	dp_until_logged(n, "dp-ref-6", false);
+	rc = tu_run(&out, "'%s/rete' audit verify --broker '%s' -c '%s' --state '%s' 2>&1", n->bin,
+		    n->listen, ini, st);
+	fprintf(stderr, "rete audit verify (remote, resumed): %s\n", out ? out : "");
+	assert_int_equal(rc, 1);
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(out, "no acknowledgement signed by"));
+	free(out);
+}
+
+/* dp_entry reads the bytes of log entry idx from the stopped broker's
+ * store. */
+static rete_buf dp_entry(it_net *n, uint64_t idx)
+{
+	rete_msg m = {{0}};
+	rete_store *s = NULL;
+	rete_buf raw = {0};
+	assert_int_equal(rete_store_open(&s, n->data, RETE_STORE_RDONLY, &m), RETE_OK);
+	assert_int_equal(rete_store_entry(s, NULL, idx, &raw, &m), RETE_OK);
+	rete_store_close(&s);
+	return raw;
+}
+
+/* dp_rewrite puts, behind the store's back, entry idx's bytes with its
+ * loggedAt moved by shift_ms and its index by shift_index (the tree and
+ * checkpoints untouched: what a broker that shows a recipient another
+ * history would deliver). */
+static void dp_rewrite(it_net *n, uint64_t idx, const rete_buf *orig, int64_t shift_ms,
+		       uint64_t shift_index)
+{
+	Rete__LogEntry *le = rete__log_entry__unpack(NULL, orig->len, orig->data);
+	assert_non_null(le);
+	le->logged_at += shift_ms;
+	le->index += shift_index;
+	size_t len = rete__log_entry__get_packed_size(le);
+	uint8_t *buf = malloc(len);
+	assert_non_null(buf);
+	rete__log_entry__pack(le, buf);
+	uint8_t key[8];
+	for (int i = 0; i < 8; i++)
+		key[i] = (uint8_t)(idx >> (56 - 8 * i));
+	tu_raw_put(n->data, "entries", key, sizeof(key), buf, len);
+	free(buf);
+	rete__log_entry__free_unpacked(le, NULL);
+}
+
+static void test_delivered_not_logged(void **state)
+{
+	it_net *n = it_net_new("dp-notlogged", NULL);
+	assert_non_null(n);
+	*state = n;
+	const char *cpi_extra = "witness_patience = 4s\n";
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start_ex(n, IT_CPI, cpi_extra));
+
+	/* an honest delivery first: cpi's witness has a verified checkpoint */
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "dp-ref-3");
+	dp_until_logged(n, "dp-ref-3", true);
+
+	assert_true(it_stop(&n->agent_pid[IT_CPI], SIGTERM, it_wait_ms()) != -1);
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "dp-ref-4");
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "dp-ref-5");
+	struct dp_find four = dp_until_logged(n, "dp-ref-4", false);
+	struct dp_find five = dp_until_logged(n, "dp-ref-5", false);
+
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
+	rete_buf e4 = dp_entry(n, four.logged), e5 = dp_entry(n, five.logged);
+	dp_rewrite(n, four.logged, &e4, -86400000, 0);
+	dp_rewrite(n, five.logged, &e5, 0, 1000);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start_ex(n, IT_CPI, cpi_extra));
+
+	/* the witness: entry four is not in the log as delivered */
+	char want[400];
+	snprintf(want, sizeof(want),
+		 "cpi.mantova error: WITNESS ALARM: log entry %" PRIu64
+		 " delivered to this agent (referral dp-ref-4 from social.mantova",
+		 four.logged);
+	dp_expect(n, IT_CPI, want, 1);
+	/* entry five, at an index no checkpoint reaches: the patience */
+	snprintf(want, sizeof(want),
+		 "cpi.mantova warning: witness: delivered entry %" PRIu64 " (referral dp-ref-5 "
+		 "from social.mantova) has waited",
+		 five.logged + 1000);
+	dp_expect(n, IT_CPI, want, 1);
+
+	char *out = NULL;
+	int rc = tu_run(&out, "'%s/rete' status -c '%s/agents/cpi.mantova/agent.ini' --timeout 0",
+			n->bin, n->dir);
+	fprintf(stderr, "rete status:\n%s\n", out ? out : "");
+	assert_int_equal(rc, 0);
+	snprintf(want, sizeof(want), "WITNESS ALARM: log entry %" PRIu64 " delivered to this agent",
+		 four.logged);
+	assert_non_null(strstr(out, want));
+	free(out);
+
+	/* the true entries back: entry five comes at its real index, and the
+	 * agent says it had it at another one */
+	assert_true(it_stop(&n->agent_pid[IT_CPI], SIGTERM, it_wait_ms()) != -1);
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
+	uint8_t key[8];
+	for (int i = 0; i < 8; i++)
+		key[i] = (uint8_t)(four.logged >> (56 - 8 * i));
+	tu_raw_put(n->data, "entries", key, sizeof(key), e4.data, e4.len);
+	for (int i = 0; i < 8; i++)
+		key[i] = (uint8_t)(five.logged >> (56 - 8 * i));
+	tu_raw_put(n->data, "entries", key, sizeof(key), e5.data, e5.len);
+	rete_buf_free(&e4);
+	rete_buf_free(&e5);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start_ex(n, IT_CPI, cpi_extra));
+	snprintf(want, sizeof(want),
+		 "cpi.mantova warning: witness: log entry %" PRIu64
+		 " is message dp-ref-5 from social.mantova, which this agent was delivered "
+		 "before as log entry %" PRIu64,
+		 five.logged, five.logged + 1000);
+	dp_expect(n, IT_CPI, want, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_teardown(test_unsigned_delivery, teardown),
+	    cmocka_unit_test_teardown(test_delivered_not_logged, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
