@@ -44,7 +44,8 @@
  *              broker's sentence}: written when the broker says another
  *              connection with our key took the deliveries (TAKEN_OVER),
  *              removed at the agent's start (it then takes them back);
- *              `rete status` shows it
+ *              `rete status` shows it; "key_changes" and "own_key": the
+ *              key watch's records (AGENT_META_KEY_CHANGES, below)
  *   held       message id -> agent_held: the signed bytes and sealed part of
  *              a message the broker receipted, kept until its delivery
  *              receipt (or a final refusal / non-delivery notice), so it can
@@ -105,6 +106,16 @@ typedef struct agent_db agent_db;
 /* The meta key of the record of a take-over (above): this agent stands by
  * while another connection with its key takes the deliveries. */
 #define AGENT_META_TAKEN_OVER "taken_over"
+
+/* The meta keys of agent_keys.c (agent_keys.h), JSON text `rete status`
+ * shows: "key_changes" -> {PARTY: {"since", "last", "what", "key",
+ * "pinned", "count"}}, the parties whose signature verified only with a
+ * directory key that is not the pinned one (until --trust confirms a key
+ * for them); "own_key" -> [{"entry", "loggedAt", "seenAt", "key"}], the
+ * directories that gave this agency's id a key that is not its own (until
+ * the agent runs with that key: a rotation). */
+#define AGENT_META_KEY_CHANGES "key_changes"
+#define AGENT_META_OWN_KEY     "own_key"
 
 /* The named databases. */
 typedef enum agent_dbi {
