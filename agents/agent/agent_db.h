@@ -44,8 +44,9 @@
  *              broker's sentence}: written when the broker says another
  *              connection with our key took the deliveries (TAKEN_OVER),
  *              removed at the agent's start (it then takes them back);
- *              `rete status` shows it; "key_changes" and "own_key": the
- *              key watch's records (AGENT_META_KEY_CHANGES, below)
+ *              `rete status` shows it; "key_changes", "own_key" and
+ *              "dir_serial": the key watch's records (AGENT_META_KEY_CHANGES,
+ *              below)
  *   held       message id -> agent_held: the signed bytes and sealed part of
  *              a message the broker receipted, kept until its delivery
  *              receipt (or a final refusal / non-delivery notice), so it can
@@ -116,6 +117,9 @@ typedef struct agent_db agent_db;
  * the agent runs with that key: a rotation). */
 #define AGENT_META_KEY_CHANGES "key_changes"
 #define AGENT_META_OWN_KEY     "own_key"
+/* "dir_serial" -> the serial of the latest directory given (decimal text):
+ * a later one more than one above says directories were logged unseen. */
+#define AGENT_META_DIR_SERIAL "dir_serial"
 
 /* The named databases. */
 typedef enum agent_dbi {

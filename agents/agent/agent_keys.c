@@ -200,8 +200,43 @@ void agent_keys_refusal(const agent *a, char *buf, size_t n, const char *party, 
 		 party, a->cfg.id, msgid, a->cfg.id, party, party);
 }
 
+/* keys_serial_gap says, once per gap, that directories were logged that
+ * this agent was never given (it was not connected when they were logged,
+ * and an agency may not read the log's entries): it cannot check them for
+ * its own key; the auditor can. Meta "dir_serial" keeps the latest serial
+ * seen (decimal text). */
+static void keys_serial_gap(agent *a, const agent_directory *d)
+{
+	rete_buf v = {0};
+	uint64_t seen = 0, now = d->dir->serial;
+	if (agent_db_get(a->db, AGENT_DB_META, AGENT_META_DIR_SERIAL, strlen(AGENT_META_DIR_SERIAL),
+			 &v, NULL) == RETE_OK) {
+		char text[24];
+		snprintf(text, sizeof(text), "%.*s", (int)(v.len < 23 ? v.len : 23),
+			 (const char *)v.data);
+		seen = strtoull(text, NULL, 10);
+	}
+	rete_buf_free(&v);
+	if (now <= seen)
+		return; /* the same one again, or a directory of an older log */
+	if (seen > 0 && now > seen + 1)
+		agent_log(a, "info",
+			  "directories %" PRIu64 " to %" PRIu64 " were logged while this agent was "
+			  "not connected: it was not given them and cannot check them for the key "
+			  "of %s (agencies may not read the log); `rete audit verify` lists every "
+			  "key change",
+			  seen + 1, now - 1, a->cfg.id);
+	char text[24];
+	rete_msg m = {{0}};
+	snprintf(text, sizeof(text), "%" PRIu64, now);
+	if (agent_db_put(a->db, AGENT_DB_META, AGENT_META_DIR_SERIAL, strlen(AGENT_META_DIR_SERIAL),
+			 text, strlen(text), &m) != RETE_OK)
+		agent_debug(a, "the directory's serial is not recorded: %s", m.text);
+}
+
 void agent_keys_own_check(agent *a, const agent_directory *d)
 {
+	keys_serial_gap(a, d);
 	const Rete__Party *p = agent_directory_party(d, a->cfg.id);
 	if (p == NULL || p->public_key.len == 0)
 		return; /* not in it: the broker refuses us anyway, and says so */

@@ -85,7 +85,9 @@ void agent_keys_refusal(const struct agent *a, char *buf, size_t n, const char *
 			const char *msgid);
 
 /* agent_keys_own_check checks directory d for the agent's own id: a key
- * that is not its own raises the own-key ALARM, once per entry. */
+ * that is not its own raises the own-key ALARM, once per entry. It also
+ * says (info) when d's serial shows that directories were logged that the
+ * agent was never given. */
 void agent_keys_own_check(struct agent *a, const agent_directory *d);
 
 /* agent_keys_start, at the agent's start: an own-key alarm whose key is
