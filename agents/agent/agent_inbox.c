@@ -16,6 +16,10 @@
  * inbox/<index 12 digits>.<first 8 hex digits of that SHA-256>-<kind>.json,
  * a name no other entry can take, with a witness warning; and the held
  * messages are submitted again, since the log lost what it receipted.
+ *
+ * Before all that, agent_inbox_deliver applies the pin rule (agent_keys.h):
+ * a party's signature is checked with the key this agency pinned for it,
+ * not with whatever key the broker's directory shows now.
  */
 #include <inttypes.h>
 #include <sodium.h>
@@ -113,138 +117,6 @@ static bool inbox_verify(agent *a, const Rete__SignedMessage *sm, const Rete__Me
 	if (broker_body(msg))
 		return rete_signed_verify(sm, &a->broker_pk, &m) == RETE_OK;
 	return agent_keys_verify_message(a, sm, msg->sender, dirkey) == AGENT_KEY_OK;
-}
-
-/* inbox_concerns adds what the agency knows of the referral a delivery
- * receipt or notice concerns. */
-static void inbox_concerns(agent *a, json_t *doc, const char *refid)
-{
-	json_t *rec = NULL;
-	rete_msg m = {{0}};
-	if (refid == NULL || refid[0] == '\0')
-		return;
-	if (agent_track_get(a->db, refid, &rec, &m) != RETE_OK)
-		return;
-	json_t *sum = json_object();
-	static const char *const keys[] = {"id",       "requester", "performer", "service",
-					   "priority", "caseId",    "status",	 "businessStatus"};
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		json_t *v = json_object_get(rec, keys[i]);
-		if (v != NULL)
-			json_object_set(sum, keys[i], v);
-	}
-	json_object_set_new(doc, "referral", sum);
-	json_decref(rec);
-}
-
-/* inbox_new_directory adopts a delivered Directory entry (already verified
- * with the broker key as a SignedMessage). */
-static void inbox_new_directory(agent *a, const Rete__Deliver *d)
-{
-	agent_directory *nd = NULL;
-	rete_msg m = {{0}};
-	if (agent_directory_load(d->log_entry.data, d->log_entry.len, &a->broker_pk, &nd, &m) !=
-	    RETE_OK) {
-		agent_log(a, "error", "delivered directory not adopted: %s", m.text);
-		return;
-	}
-	if (a->dir != NULL && a->dir->index > nd->index) {
-		agent_directory_free(&nd);
-		return;
-	}
-	agent_keys_own_check(a, nd);
-	agent_directory_free(&a->dir);
-	a->dir = nd;
-	agent_log(a, "info", "directory of log entry %" PRIu64 " in force", nd->index);
-}
-
-/* inbox_name writes the inbox file name of an entry into fname:
- * <index 12 digits>-<kind>.json, or, when another entry was recorded at
- * that index (collided), <index>.<8 hex digits of the SignedMessage's
- * SHA-256>-<kind>.json: the same entry always gets the same name. */
-static void inbox_name(char *fname, size_t fsize, uint64_t index, const char *kind,
-		       const uint8_t hash[RETE_HASH_LEN], bool collided)
-{
-	if (!collided) {
-		snprintf(fname, fsize, "%012" PRIu64 "-%s.json", index, kind);
-		return;
-	}
-	char hex[9];
-	sodium_bin2hex(hex, sizeof(hex), hash, 4);
-	snprintf(fname, fsize, "%012" PRIu64 ".%s-%s.json", index, hex, kind);
-}
-
-/* inbox_write writes inbox/fname atomically and durably. RETE_ENOMEM,
- * RETE_EIO. */
-static rete_err inbox_write(agent *a, const Rete__LogEntry *le, const Rete__Message *msg,
-			    const Rete__Private *priv, const Rete__Deliver *d, const char *fname,
-			    rete_msg *m)
-{
-	char idx[24], buf[32];
-	const char *kind = rete_message_kind(msg);
-	json_t *doc = json_object();
-	if (doc == NULL)
-		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
-	snprintf(idx, sizeof(idx), "%" PRIu64, le->index);
-	json_object_set_new(doc, "index", json_string(idx));
-	json_object_set_new(doc, "loggedAt", json_string(rete_time_format(le->logged_at, buf)));
-	json_object_set_new(doc, "sender", json_string(msg->sender));
-	json_object_set_new(doc, "kind", json_string(kind));
-	json_object_set_new(doc, "message", rete_pb_to_json(&msg->base));
-	if (priv != NULL)
-		json_object_set_new(doc, "private", rete_pb_to_json(&priv->base));
-	if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY ||
-	    msg->body_case == RETE__MESSAGE__BODY_NOTICE)
-		inbox_concerns(a, doc, rete_message_referral_id(msg));
-	char *b64 = rete_b64_encode(d->log_entry.data, d->log_entry.len);
-	if (b64 != NULL)
-		json_object_set_new(doc, "logEntry", json_string(b64));
-	free(b64);
-	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	json_decref(doc);
-	if (text == NULL)
-		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
-	size_t len = strlen(text);
-	text[len] = '\n';
-	rete_err err = agent_spool_write(a->inbox_dir, fname, text, len + 1, m);
-	free(text);
-	if (err != RETE_OK)
-		rete_msg_prefix(m, "cannot write inbox/%s", fname);
-	return err;
-}
-
-/* inbox_record records, in the open transaction, an entry written as
- * inbox/fname: by index (the name and the content hash) and by content. */
-static rete_err inbox_record(agent *a, const uint8_t key[8], const uint8_t *seenkey, size_t seenlen,
-			     uint64_t index, const char *fname, const uint8_t hash[RETE_HASH_LEN],
-			     rete_msg *m)
-{
-	size_t fl = strlen(fname);
-	uint8_t v[8 + 200];
-	if (fl + 1 + RETE_HASH_LEN > sizeof(v))
-		return rete_msg_set(m, RETE_EINVAL, "inbox name %s too long", fname);
-	memcpy(v, fname, fl);
-	v[fl] = 0;
-	memcpy(v + fl + 1, hash, RETE_HASH_LEN);
-	rete_err err = agent_db_put(a->db, AGENT_DB_INBOX, key, 8, v, fl + 1 + RETE_HASH_LEN, m);
-	if (err != RETE_OK || seenlen == 0)
-		return err;
-	agent_db_index_key(v, index);
-	memcpy(v + 8, fname, fl);
-	return agent_db_put(a->db, AGENT_DB_SEEN, seenkey, seenlen, v, 8 + fl, m);
-}
-
-/* inbox_settles: a delivery receipt or a final non-delivery notice for one
- * of our messages ends our holding of it (in the open transaction). */
-static rete_err inbox_settles(agent *a, const Rete__Message *msg, rete_msg *m)
-{
-	if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY && msg->delivery != NULL)
-		return agent_outbox_settled(a, msg->delivery->message_id, m);
-	if (msg->body_case == RETE__MESSAGE__BODY_NOTICE && msg->notice != NULL &&
-	    (msg->notice->kind == RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED ||
-	     msg->notice->kind == RETE__NOTICE_KIND__NOTICE_KIND_DELIVERY_REFUSED))
-		return agent_outbox_settled(a, msg->notice->message_id, m);
-	return RETE_OK;
 }
 
 /* inbox_ack_of: the recipient's signed acknowledgement a delivery receipt
@@ -386,6 +258,138 @@ void agent_inbox_deliver(agent *a, const Rete__Deliver *d)
 {
 	if (!inbox_key_refused(a, d))
 		agent_inbox_on_deliver(a, d);
+}
+
+/* inbox_concerns adds what the agency knows of the referral a delivery
+ * receipt or notice concerns. */
+static void inbox_concerns(agent *a, json_t *doc, const char *refid)
+{
+	json_t *rec = NULL;
+	rete_msg m = {{0}};
+	if (refid == NULL || refid[0] == '\0')
+		return;
+	if (agent_track_get(a->db, refid, &rec, &m) != RETE_OK)
+		return;
+	json_t *sum = json_object();
+	static const char *const keys[] = {"id",       "requester", "performer", "service",
+					   "priority", "caseId",    "status",	 "businessStatus"};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		json_t *v = json_object_get(rec, keys[i]);
+		if (v != NULL)
+			json_object_set(sum, keys[i], v);
+	}
+	json_object_set_new(doc, "referral", sum);
+	json_decref(rec);
+}
+
+/* inbox_new_directory adopts a delivered Directory entry (already verified
+ * with the broker key as a SignedMessage). */
+static void inbox_new_directory(agent *a, const Rete__Deliver *d)
+{
+	agent_directory *nd = NULL;
+	rete_msg m = {{0}};
+	if (agent_directory_load(d->log_entry.data, d->log_entry.len, &a->broker_pk, &nd, &m) !=
+	    RETE_OK) {
+		agent_log(a, "error", "delivered directory not adopted: %s", m.text);
+		return;
+	}
+	if (a->dir != NULL && a->dir->index > nd->index) {
+		agent_directory_free(&nd);
+		return;
+	}
+	agent_keys_own_check(a, nd);
+	agent_directory_free(&a->dir);
+	a->dir = nd;
+	agent_log(a, "info", "directory of log entry %" PRIu64 " in force", nd->index);
+}
+
+/* inbox_name writes the inbox file name of an entry into fname:
+ * <index 12 digits>-<kind>.json, or, when another entry was recorded at
+ * that index (collided), <index>.<8 hex digits of the SignedMessage's
+ * SHA-256>-<kind>.json: the same entry always gets the same name. */
+static void inbox_name(char *fname, size_t fsize, uint64_t index, const char *kind,
+		       const uint8_t hash[RETE_HASH_LEN], bool collided)
+{
+	if (!collided) {
+		snprintf(fname, fsize, "%012" PRIu64 "-%s.json", index, kind);
+		return;
+	}
+	char hex[9];
+	sodium_bin2hex(hex, sizeof(hex), hash, 4);
+	snprintf(fname, fsize, "%012" PRIu64 ".%s-%s.json", index, hex, kind);
+}
+
+/* inbox_write writes inbox/fname atomically and durably. RETE_ENOMEM,
+ * RETE_EIO. */
+static rete_err inbox_write(agent *a, const Rete__LogEntry *le, const Rete__Message *msg,
+			    const Rete__Private *priv, const Rete__Deliver *d, const char *fname,
+			    rete_msg *m)
+{
+	char idx[24], buf[32];
+	const char *kind = rete_message_kind(msg);
+	json_t *doc = json_object();
+	if (doc == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	snprintf(idx, sizeof(idx), "%" PRIu64, le->index);
+	json_object_set_new(doc, "index", json_string(idx));
+	json_object_set_new(doc, "loggedAt", json_string(rete_time_format(le->logged_at, buf)));
+	json_object_set_new(doc, "sender", json_string(msg->sender));
+	json_object_set_new(doc, "kind", json_string(kind));
+	json_object_set_new(doc, "message", rete_pb_to_json(&msg->base));
+	if (priv != NULL)
+		json_object_set_new(doc, "private", rete_pb_to_json(&priv->base));
+	if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY ||
+	    msg->body_case == RETE__MESSAGE__BODY_NOTICE)
+		inbox_concerns(a, doc, rete_message_referral_id(msg));
+	char *b64 = rete_b64_encode(d->log_entry.data, d->log_entry.len);
+	if (b64 != NULL)
+		json_object_set_new(doc, "logEntry", json_string(b64));
+	free(b64);
+	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(doc);
+	if (text == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	size_t len = strlen(text);
+	text[len] = '\n';
+	rete_err err = agent_spool_write(a->inbox_dir, fname, text, len + 1, m);
+	free(text);
+	if (err != RETE_OK)
+		rete_msg_prefix(m, "cannot write inbox/%s", fname);
+	return err;
+}
+
+/* inbox_record records, in the open transaction, an entry written as
+ * inbox/fname: by index (the name and the content hash) and by content. */
+static rete_err inbox_record(agent *a, const uint8_t key[8], const uint8_t *seenkey, size_t seenlen,
+			     uint64_t index, const char *fname, const uint8_t hash[RETE_HASH_LEN],
+			     rete_msg *m)
+{
+	size_t fl = strlen(fname);
+	uint8_t v[8 + 200];
+	if (fl + 1 + RETE_HASH_LEN > sizeof(v))
+		return rete_msg_set(m, RETE_EINVAL, "inbox name %s too long", fname);
+	memcpy(v, fname, fl);
+	v[fl] = 0;
+	memcpy(v + fl + 1, hash, RETE_HASH_LEN);
+	rete_err err = agent_db_put(a->db, AGENT_DB_INBOX, key, 8, v, fl + 1 + RETE_HASH_LEN, m);
+	if (err != RETE_OK || seenlen == 0)
+		return err;
+	agent_db_index_key(v, index);
+	memcpy(v + 8, fname, fl);
+	return agent_db_put(a->db, AGENT_DB_SEEN, seenkey, seenlen, v, 8 + fl, m);
+}
+
+/* inbox_settles: a delivery receipt or a final non-delivery notice for one
+ * of our messages ends our holding of it (in the open transaction). */
+static rete_err inbox_settles(agent *a, const Rete__Message *msg, rete_msg *m)
+{
+	if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY && msg->delivery != NULL)
+		return agent_outbox_settled(a, msg->delivery->message_id, m);
+	if (msg->body_case == RETE__MESSAGE__BODY_NOTICE && msg->notice != NULL &&
+	    (msg->notice->kind == RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED ||
+	     msg->notice->kind == RETE__NOTICE_KIND__NOTICE_KIND_DELIVERY_REFUSED))
+		return agent_outbox_settled(a, msg->notice->message_id, m);
+	return RETE_OK;
 }
 
 void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
