@@ -193,6 +193,30 @@ static char *ks_referral_file(const char *id)
 	return text;
 }
 
+/* ks_start_pair starts the broker and the agents of social.mantova and
+ * cpi.mantova, and has social's agent send cpi a referral (id, outbox
+ * file name): cpi takes it, social gets its delivery receipt. Each agent
+ * pins the other's key on the way. */
+static void ks_start_pair(it_net *n, const char *id, const char *name)
+{
+	char slog[1300], clog[1300], sinbox[1300], cinbox[1300];
+	int ms = it_wait_ms();
+	ks_path(n, slog, sizeof(slog), "social.mantova.log");
+	ks_path(n, clog, sizeof(clog), "cpi.mantova.log");
+	it_spool(n, IT_SOCIAL, "inbox", sinbox, sizeof(sinbox));
+	it_spool(n, IT_CPI, "inbox", cinbox, sizeof(cinbox));
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+	assert_true(it_wait_occurrences(slog, "connected to", 1, ms));
+	assert_true(it_wait_occurrences(clog, "connected to", 1, ms));
+	char *t = ks_referral_file(id);
+	it_outbox_put(n, IT_SOCIAL, name, t);
+	free(t);
+	assert_true(it_until_inbox(cinbox, 1));
+	assert_true(it_until_inbox(sinbox, 1));
+}
+
 static void test_forged_message(void **state)
 {
 	it_net *n = it_net_new("keyswap", NULL);
@@ -207,20 +231,10 @@ static void test_forged_message(void **state)
 	ks_path(n, sini, sizeof(sini), "agents/social.mantova/agent.ini");
 	it_spool(n, IT_SOCIAL, "inbox", sinbox, sizeof(sinbox));
 	it_spool(n, IT_CPI, "inbox", cinbox, sizeof(cinbox));
-	assert_true(it_broker_start(n));
-	assert_true(it_agent_start(n, IT_SOCIAL));
-	assert_true(it_agent_start(n, IT_CPI));
-	assert_true(it_wait_occurrences(slog, "connected to", 1, ms));
-	assert_true(it_wait_occurrences(clog, "connected to", 1, ms));
-
 	/* an honest referral through social's agent: cpi.mantova takes it (and
-	 * pins social's key) */
-	char *t = ks_referral_file("m-honest-1");
-	it_outbox_put(n, IT_SOCIAL, "honest-1.json", t);
-	free(t);
-	assert_true(it_until_inbox(cinbox, 1));
-	/* and social's agent its delivery receipt */
-	assert_true(it_until_inbox(sinbox, 1));
+	 * pins social's key); social gets its delivery receipt */
+	ks_start_pair(n, "m-honest-1", "honest-1.json");
+	char *t;
 
 	/* the operator puts a key of his own under social.mantova and reloads */
 	rete_seckey *forger = it_key_new(n->dir, "forger.social");
@@ -428,18 +442,10 @@ static void test_forged_ack(void **state)
 	it_spool(n, IT_SOCIAL, "inbox", sinbox, sizeof(sinbox));
 	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
 	it_spool(n, IT_CPI, "inbox", cinbox, sizeof(cinbox));
-	assert_true(it_broker_start(n));
-	assert_true(it_agent_start(n, IT_SOCIAL));
-	assert_true(it_agent_start(n, IT_CPI));
-	assert_true(it_wait_occurrences(slog, "connected to", 1, ms));
-
 	/* social's agent seals a referral to cpi (pinning cpi's key); cpi
 	 * takes it; its delivery receipt comes back */
-	char *t = ks_referral_file("m-ack-1");
-	it_outbox_put(n, IT_SOCIAL, "first.json", t);
-	free(t);
-	assert_true(it_until_inbox(cinbox, 1));
-	assert_true(it_until_inbox(sinbox, 1));
+	ks_start_pair(n, "m-ack-1", "first.json");
+	char *t;
 
 	/* cpi's agent is stopped; a second referral waits in the broker */
 	assert_int_equal(it_stop(&n->agent_pid[IT_CPI], SIGTERM, ms), 0);
