@@ -193,6 +193,18 @@ static char *ks_referral_file(const char *id)
 	return text;
 }
 
+/* ks_trust runs rete-agent -c INI --trust social.mantova --key K, K the
+ * key of DIR/keys/KEYNAME.pub (what the party said by phone); its exit
+ * code, the output in *out (caller frees). */
+static int ks_trust(const it_net *n, const char *ini, const char *keyname, char **out)
+{
+	char *key = ks_pub(n, keyname);
+	int rc = tu_run(out, "'%s/rete-agent' -c '%s' --trust social.mantova --key '%s'", n->bin,
+			ini, key);
+	free(key);
+	return rc;
+}
+
 /* ks_start_pair starts the broker and the agents of social.mantova and
  * cpi.mantova, and has social's agent send cpi a referral (id, outbox
  * file name): cpi takes it, social gets its delivery receipt. Each agent
@@ -355,13 +367,10 @@ static void test_forged_message(void **state)
 	free(out);
 
 	/* cpi's operator asks social by phone: the key pinned is theirs; kept */
-	char *real = ks_pub(n, "social.mantova");
-	rc = ks_run(&out, "'%s/rete-agent' -c '%s' --trust social.mantova --key '%s'", n->bin, cini,
-		    real);
+	rc = ks_trust(n, cini, "social.mantova", &out);
 	if (rc != 0)
 		KS_BAD("--trust with the pinned key: exit %d: %s", rc, out);
 	free(out);
-	free(real);
 	rc = ks_run(&out, "'%s/rete' status -c '%s' --timeout 0", n->bin, cini);
 	assert_int_equal(rc, 0);
 	if (strstr(out, "KEY CHANGE NOT CONFIRMED") != NULL)
@@ -410,20 +419,14 @@ static void test_rotation_confirmed(void **state)
 	assert_int_equal(tu_occurrences(n->log, "cpi.mantova refused delivery of entry"), 1);
 
 	/* a key other than the directory's is not confirmed */
-	char *out = NULL, *newkey = ks_pub(n, "social.new");
-	char *other = ks_pub(n, "audit.region");
-	int rc = ks_run(&out, "'%s/rete-agent' -c '%s' --trust social.mantova --key '%s'", n->bin,
-			cini, other);
-	assert_int_equal(rc, 1);
+	char *out = NULL;
+	assert_int_equal(ks_trust(n, cini, "audit.region", &out), 1);
 	free(out);
-	free(other);
 	/* the key social gave by phone */
-	rc = ks_run(&out, "'%s/rete-agent' -c '%s' --trust social.mantova --key '%s'", n->bin, cini,
-		    newkey);
+	int rc = ks_trust(n, cini, "social.new", &out);
 	if (rc != 0)
 		fail_msg("--trust social.mantova --key NEW: exit %d: %s", rc, out);
 	free(out);
-	free(newkey);
 	ks_submit_signed(n, fresh, fresh, "m-rot-3");
 	assert_true(it_until_inbox(cinbox, 2));
 	assert_true(ks_inbox_holds(cinbox, "m-rot-3"));
