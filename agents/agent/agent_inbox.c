@@ -171,8 +171,10 @@ static void inbox_never_sent(agent *a, const Rete__Message *msg, uint64_t index,
  * whose acknowledgement verifies only with an unconfirmed new key of the
  * recipient is not acked (kept by the broker and delivered again: taken
  * once this agency's operator confirms the key, never taken as proof
- * before). true when the delivery was answered here. What does not decode
- * or verify at all is left to agent_inbox_on_deliver, which refuses it. */
+ * before); one whose acknowledgement verifies with neither key is refused
+ * (it proves nothing). true when the delivery was answered here. What
+ * does not decode or verify at all is left to agent_inbox_on_deliver,
+ * which refuses it. */
 static bool inbox_key_refused(agent *a, const Rete__Deliver *d)
 {
 	Rete__SignedMessage *sm = NULL;
@@ -240,6 +242,20 @@ static bool inbox_key_refused(agent *a, const Rete__Deliver *d)
 			    "it is taken once the key is confirmed (--trust); our message "
 			    "stays held meanwhile",
 			    le->index, what, body->recipient);
+			done = true;
+		} else if (v == AGENT_KEY_BAD) {
+			/* signed by a key that is neither the pinned one nor the
+			 * directory's now (say, one the directory gave for a while,
+			 * which this agency's operator did not keep): not proof */
+			inbox_refuse(
+			    a, d, msg, le->index, RETE__ERROR_CODE__ERROR_CODE_BAD_SIGNATURE,
+			    "the acknowledgement in the %s of our message %.64s does not "
+			    "verify with the key of %s this agency pinned, nor with its key "
+			    "in the directory: not taken as %s's word; our message stays "
+			    "held",
+			    msg->body_case == RETE__MESSAGE__BODY_DELIVERY ? "delivery receipt"
+									   : "refusal notice",
+			    about, body->recipient, body->recipient);
 			done = true;
 		}
 	}
