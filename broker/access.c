@@ -17,7 +17,10 @@
  * opened anew on every append), so reads are served again as soon as the
  * record can be written. Every change, failing or working again, is said
  * in the broker's log at once; a repeated refusal is counted and said at
- * most once a minute (a client can ask again at will), and at the stop.
+ * most once a minute (a client can ask again at will), by the next line
+ * (a refusal after the minute, the record working again, a reload) or at
+ * the stop: every refused read is said or counted. The window is the
+ * HELLO lines' (proto/ratelimit.h, rete_ratewin).
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -35,6 +38,34 @@ static int64_t access_mono_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ACCESS_WINDOW_MS: a refusal repeated within it is counted, not logged
+ * (a client can ask again at will); a change of state is logged at once. */
+#define ACCESS_WINDOW_MS (60 * 1000)
+
+/* access_held_text writes " (N more read(s) refused WHEN)" for the
+ * refusals b's window held back and takes them (nothing when none) into
+ * buf (n bytes). */
+static const char *access_held_text(broker *b, const char *when, char *buf, size_t n)
+{
+	uint64_t held = rete_ratewin_flush(&b->access_win);
+	buf[0] = '\0';
+	if (held > 0)
+		snprintf(buf, n, " (%" PRIu64 " more read%s refused %s)", held,
+			 held == 1 ? " was" : "s were", when);
+	return buf;
+}
+
+/* access_failing: the record cannot be written from now on. The line that
+ * says so (now) opens b's window: the refusals within it are counted, and
+ * said by the next line (broker_access_query, _move, _flush). While the
+ * record works the window is closed (access_held_text took it). */
+static void access_failing(broker *b)
+{
+	uint64_t held;
+	b->access_failed = true;
+	rete_ratewin_admit(&b->access_win, ACCESS_WINDOW_MS, access_mono_ms(), &held);
 }
 
 /* access_open opens the record at path into b->access, unless path is a
@@ -89,38 +120,28 @@ bool broker_access_query(broker *b, broker_frame *f)
 		rete_access_rec r = {.program = "rete-broker", .who = f->party, .what = what};
 		err = rete_access_log_add(b->access, &r, &m);
 	}
-	int64_t now = access_mono_ms();
+	char more[96] = "";
 	if (err != RETE_OK) {
-		if (!b->access_failed || now - b->access_said_ms >= 60000) {
-			char more[96] = "";
-			if (b->access_held > 0)
-				snprintf(more, sizeof(more),
-					 " (%" PRIu64 " more refused since the last line)",
-					 b->access_held);
-			broker_log_error(
-			    "access record: %s; reads refused: the read of %s (%s) was "
-			    "not made, and no read is until the record can be written "
-			    "again%s",
-			    m.text, f->party, what, more);
-			b->access_said_ms = now;
-			b->access_held = 0;
-		} else {
-			b->access_held++;
-		}
-		b->access_failed = true;
+		uint64_t held = 0;
+		if (!b->access_failed)
+			access_failing(b); /* a change: said at once */
+		else if (!rete_ratewin_admit(&b->access_win, ACCESS_WINDOW_MS, access_mono_ms(),
+					     &held))
+			return false; /* a repeat within the window: counted */
+		if (held > 0)
+			snprintf(more, sizeof(more),
+				 " (%" PRIu64 " more refused since the last line)", held);
+		broker_log_error("access record: %s; reads refused: the read of %s (%s) was "
+				 "not made, and no read is until the record can be written "
+				 "again%s",
+				 m.text, f->party, what, more);
 		return false;
 	}
-	if (b->access_failed) {
-		char more[96] = "";
-		if (b->access_held > 0)
-			snprintf(more, sizeof(more),
-				 " (%" PRIu64 " more reads were refused since the last line)",
-				 b->access_held);
+	if (b->access_failed)
 		broker_log_info("access record: %s is written again; reads are served%s",
-				b->cfg->access_log, more);
-	}
+				b->cfg->access_log,
+				access_held_text(b, "since the last line", more, sizeof(more)));
 	b->access_failed = false;
-	b->access_held = 0;
 	return true;
 }
 
@@ -135,36 +156,34 @@ void broker_access_open(broker *b)
 			 "but refuses every remote read of the log (\"this read was not made\") "
 			 "until it can write the record: each read tries again",
 			 m.text);
-	b->access_failed = true;
-	b->access_said_ms = access_mono_ms();
-	b->access_held = 0;
+	access_failing(b);
 }
 
 void broker_access_move(broker *b, const char *path)
 {
 	rete_msg m;
+	char more[96];
 	rete_access_log_close(&b->access);
 	if (access_open(b, path, &m) == RETE_OK) {
 		if (b->access_failed)
-			broker_log_info("access record: %s is written; reads are served", path);
+			broker_log_info(
+			    "access record: %s is written; reads are served%s", path,
+			    access_held_text(b, "before the reload", more, sizeof(more)));
 		b->access_failed = false;
-		b->access_held = 0;
 		return;
 	}
 	broker_log_warn("reload: access record: %s; reads refused: the reload goes on, but every "
-			"remote read of the log is refused until the record can be written",
-			m.text);
-	b->access_failed = true;
-	b->access_said_ms = access_mono_ms();
-	b->access_held = 0;
+			"remote read of the log is refused until the record can be written%s",
+			m.text, access_held_text(b, "before the reload", more, sizeof(more)));
+	access_failing(b);
 }
 
 void broker_access_flush(broker *b)
 {
-	if (b->access_held > 0)
+	uint64_t held = rete_ratewin_flush(&b->access_win);
+	if (held > 0)
 		broker_log_error("access record: %" PRIu64
-				 " more reads refused since the last line "
+				 " more read%s refused since the last line "
 				 "(the record %s could not be written)",
-				 b->access_held, b->cfg->access_log);
-	b->access_held = 0;
+				 held, held == 1 ? " was" : "s were", b->cfg->access_log);
 }

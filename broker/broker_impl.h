@@ -234,8 +234,7 @@ typedef struct broker {
 	broker_metrics *metrics;	/* the Prometheus endpoint, or NULL (metrics.h) */
 	struct rete_access_log *access; /* access.c: opened at the start */
 	bool access_failed;		/* access.c: the last read could not be recorded */
-	uint64_t access_held;		/* access.c: refusals not yet said in the log */
-	int64_t access_said_ms;		/* access.c: when the last refusal was said */
+	rete_ratewin access_win;	/* access.c: the refusals' lines, one a minute */
 } broker;
 
 /* broker_access_query records a remote read of the log (entries, proofs,
@@ -255,7 +254,8 @@ void broker_access_open(broker *b);
 void broker_access_move(broker *b, const char *path);
 
 /* broker_access_flush says the refusals the log has not said yet (at the
- * stop). */
+ * stop): every refused read is said on a line of its own or counted in a
+ * later one. */
 void broker_access_flush(broker *b);
 
 /* broker_peer_find: the state of party id (NULL when not in the directory). */

@@ -26,6 +26,7 @@
 #include "conffile.h"
 #include "duration.h"
 #include "endpoint.h"
+#include "fileplace.h"
 #include "store_identity.h"
 #include "validate.h"
 
@@ -103,7 +104,6 @@ struct parse {
 	size_t nsec, capsec;
 	rete_problems *pr;
 	bool oom;
-	bool utf16; /* the file is UTF-16: said once, nothing else is read */
 };
 
 static void problem(struct parse *p, int line, const char *fmt, ...)
@@ -194,27 +194,12 @@ static char *line_reader(char *str, int num, void *stream)
 	char *r = fgets(str, num, p->f);
 	if (!r)
 		return NULL;
-	if (p->utf16)
-		return NULL;
 	if (p->at_line_start) {
 		p->line++;
-		/* a UTF-8 byte order mark (Notepad saves one) opens the file, not
-		 * its first line: inih skips it too */
-		if (p->line == 1 && memcmp(r, "\xEF\xBB\xBF", 3) == 0)
-			memmove(r, r + 3, strlen(r + 3) + 1);
-		/* UTF-16 (Windows' "Unicode"): every other byte is a zero, and
-		 * each line would give its own puzzling problem: one sentence */
-		if (p->line == 1 && ((unsigned char)r[0] == 0xFF || (unsigned char)r[0] == 0xFE) &&
-		    (unsigned char)r[1] == ((unsigned char)r[0] ^ 0x01)) {
-			problem(p, 0,
-				"the file is saved as UTF-16 (it starts with the byte order mark "
-				"%s); save it as UTF-8 (in Notepad: Save as, Encoding UTF-8)",
-				(unsigned char)r[0] == 0xFF ? "FF FE" : "FE FF");
-			p->utf16 = true;
-			return NULL;
-		}
-		/* a byte order mark further on (two files joined together) is
-		 * invisible in a key's name: named, and taken out */
+		/* a byte order mark opening the file was skipped, and UTF-16
+		 * refused, by rete_conffile_open; one further on (two files
+		 * joined together) is invisible in a key's name: named, and
+		 * taken out */
 		for (char *bom; (bom = strstr(r, "\xEF\xBB\xBF")) != NULL;) {
 			problem(
 			    p, p->line,
@@ -573,70 +558,6 @@ static bool zone_exists(const char *tz)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* file_place says what keeps the broker from writing a file at path (a
- * state file, the access record, an ipc:// socket): NULL when nothing,
- * else a sentence in buf (n bytes): "P is a folder", "the folder F does
- * not exist"... The folder must be writable too: each of these files is
- * replaced by a rename (or, a socket, unlinked) in it. With make_folders,
- * missing folders are fine when the nearest one that exists may be
- * written (the access record makes them); with socket, the file may be
- * anything but a folder (ZeroMQ replaces it); with renamed (the state
- * file, replaced by a rename), only the folder must be writable, not the
- * file (a copy made read-only, or root's after cp -a). Root passes the write
- * checks: the start finds what is left. */
-static const char *file_place(const char *path, bool make_folders, bool socket, bool renamed,
-			      char *buf, size_t n)
-{
-	struct stat st;
-	char dir[PATH_MAX];
-
-	if (stat(path, &st) == 0) {
-		if (S_ISDIR(st.st_mode)) {
-			snprintf(buf, n, "%s is a folder", path);
-			return buf;
-		}
-		if (!socket && !S_ISREG(st.st_mode)) {
-			snprintf(buf, n, "%s is not a regular file", path);
-			return buf;
-		}
-		if (!socket && !renamed && access(path, W_OK) != 0) {
-			snprintf(buf, n, "%s cannot be written (%s)", path, strerror(errno));
-			return buf;
-		}
-	} else if (errno != ENOENT && errno != ENOTDIR) {
-		snprintf(buf, n, "%s cannot be reached (%s)", path, strerror(errno));
-		return buf;
-	}
-	snprintf(dir, sizeof(dir), "%s", path);
-	for (;;) {
-		char *slash = strrchr(dir, '/');
-		if (slash == NULL)
-			snprintf(dir, sizeof(dir), ".");
-		else
-			slash[slash == dir] = '\0'; /* "/x" -> "/" */
-		if (stat(dir, &st) == 0)
-			break;
-		if (errno == ENOTDIR)
-			continue; /* a part above is a file: it is named below */
-		if (errno != ENOENT) {
-			snprintf(buf, n, "the folder %s cannot be reached (%s)", dir,
-				 strerror(errno));
-			return buf;
-		}
-		if (!make_folders || strcmp(dir, "/") == 0 || strcmp(dir, ".") == 0) {
-			snprintf(buf, n, "the folder %s does not exist", dir);
-			return buf;
-		}
-	}
-	if (!S_ISDIR(st.st_mode))
-		snprintf(buf, n, "%s is not a folder", dir);
-	else if (access(dir, W_OK | X_OK) != 0)
-		snprintf(buf, n, "the folder %s cannot be written (%s)", dir, strerror(errno));
-	else
-		return NULL;
-	return buf;
-}
-
 /* --- the sections ------------------------------------------------------------ */
 
 /* broker_access_settings reads [broker] access_log (default DATA.access.log:
@@ -750,7 +671,7 @@ const char *broker_access_log_bad(const broker_config *c, const char *path, char
 			return buf;
 		}
 	}
-	const char *why = file_place(path, true, false, false, buf, n);
+	const char *why = rete_file_place(path, RETE_PLACE_MAKE_FOLDERS, buf, n);
 	*mistake = why != NULL && sa_ok && !S_ISREG(sa.st_mode);
 	return why;
 }
@@ -983,7 +904,7 @@ static bool ipc_place(struct parse *p, const struct kv *kv)
 	char why[PATH_MAX + 128];
 	const char *path = kv->value + 6;
 	if (strncmp(kv->value, "ipc://", 6) != 0 || path[0] == '@' ||
-	    !file_place(path, false, true, false, why, sizeof(why)))
+	    !rete_file_place(path, RETE_PLACE_SOCKET, why, sizeof(why)))
 		return false;
 	problem(p, kv->line,
 		"[broker] %s: '%s': %s; ZeroMQ makes the socket file but not its folder: "
@@ -1090,7 +1011,7 @@ static void load_broker(struct parse *p, broker_config *c)
 	}
 
 	char why[PATH_MAX + 128];
-	if (c->state && file_place(c->state, false, false, true, why, sizeof(why)))
+	if (c->state && rete_file_place(c->state, RETE_PLACE_RENAMED, why, sizeof(why)))
 		problem(p, (kv = get(p, S, "state")) ? kv->line : 0,
 			"[broker] state: %s; give a file in an existing folder that the broker may "
 			"write (it replaces the file at every checkpoint), beside the store "
@@ -1592,10 +1513,6 @@ rete_err broker_config_load(const char *path, broker_config **out, rete_problems
 	fclose(p.f);
 	if (r == -2 || p.oom) {
 		err = RETE_ENOMEM;
-		goto done;
-	}
-	if (p.utf16) {
-		err = RETE_EINVAL;
 		goto done;
 	}
 

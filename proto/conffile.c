@@ -38,7 +38,38 @@ rete_err rete_conffile_open(const char *path, FILE **out, rete_msg *m)
 	else if (fcntl(fd, F_SETFL, 0) != 0 || (*out = fdopen(fd, "r")) == NULL)
 		err =
 		    rete_msg_set(m, RETE_EIO, "cannot read the configuration: %s", strerror(errno));
-	if (err != RETE_OK)
+	if (err != RETE_OK) {
 		close(fd);
+		return err;
+	}
+	if ((err = rete_conffile_start(*out, m)) != RETE_OK) {
+		fclose(*out);
+		*out = NULL;
+	}
 	return err;
+}
+
+rete_err rete_conffile_start(FILE *f, rete_msg *m)
+{
+	unsigned char head[3];
+	size_t n = fread(head, 1, sizeof(head), f);
+
+	if (ferror(f))
+		return rete_msg_set(m, RETE_EIO, "cannot read the configuration: %s",
+				    strerror(errno));
+	/* UTF-16 in either byte order: its mark is FF FE or FE FF, bytes that
+	 * never open UTF-8 text */
+	if (n >= 2 &&
+	    ((head[0] == 0xFF && head[1] == 0xFE) || (head[0] == 0xFE && head[1] == 0xFF)))
+		return rete_msg_set(m, RETE_EINVAL,
+				    "the file is saved as UTF-16 (it starts with the byte order "
+				    "mark %s); save it as UTF-8 (in Notepad: Save as, Encoding "
+				    "UTF-8)",
+				    head[0] == 0xFF ? "FF FE" : "FE FF");
+	if (n == 3 && head[0] == 0xEF && head[1] == 0xBB && head[2] == 0xBF)
+		return RETE_OK;
+	if (fseek(f, 0, SEEK_SET) != 0)
+		return rete_msg_set(m, RETE_EIO, "cannot read the configuration: %s",
+				    strerror(errno));
+	return RETE_OK;
 }

@@ -6,6 +6,14 @@
  * a writer would block the open itself, and a folder reads as an empty
  * file, which then "lacks" every key. A configuration is a regular file:
  * the broker reads it again at SIGHUP, rete --check-config reads it twice.
+ *
+ * Every configuration file is UTF-8. Windows' editors save two other ways:
+ * UTF-8 with a byte order mark (Notepad), which is read as without one, and
+ * UTF-16 ("Unicode"), where every other byte is a zero: each line would be
+ * refused on its own with a puzzling sentence, so the file is refused once,
+ * saying how to save it. Every reader (broker.ini, agent.ini, coord.ini,
+ * audit.ini, the console's accounts file, a witness policy) starts with
+ * rete_conffile_start.
  */
 #ifndef RETE_CONFFILE_H
 #define RETE_CONFFILE_H
@@ -25,5 +33,13 @@
  * large: m says which and what is wanted). m's sentence does not name the
  * file: the caller's prefix does. */
 rete_err rete_conffile_open(const char *path, FILE **out, rete_msg *m);
+
+/* rete_conffile_start reads the start of f, a file just opened: f is left
+ * after a UTF-8 byte order mark when one opens the file, at its start
+ * otherwise. rete_conffile_open calls it. Errors: RETE_EINVAL when the file
+ * is saved as UTF-16 (a byte order mark FF FE or FE FF): m says so and how
+ * to save it as UTF-8; RETE_EIO when f cannot be read or rewound. m's
+ * sentence does not name the file: the caller's prefix does. */
+rete_err rete_conffile_start(FILE *f, rete_msg *m);
 
 #endif

@@ -409,13 +409,67 @@ bool rete_fiscal_code_shape(const char *code, size_t *bad)
 	return true;
 }
 
+/* v_temporary_digit_ok: the last of the 11 digits at s is the check
+ * digit of the first ten, reckoned as for a partita IVA: the digits in odd
+ * places (1st, 3rd, ...) as they are, those in even places doubled, less 9
+ * when that is over 9; the check digit takes the sum to a multiple of 10. */
+static bool v_temporary_digit_ok(const char *s)
+{
+	int sum = 0;
+	for (int i = 0; i < 10; i++) {
+		int d = s[i] - '0';
+		if (i % 2 == 1)
+			d = 2 * d > 9 ? 2 * d - 9 : 2 * d;
+		sum += d;
+	}
+	return (10 - sum % 10) % 10 == s[10] - '0';
+}
+
+bool rete_fiscal_code_check(const char *s, char *why, size_t n)
+{
+	static const char accepted[] = "a fiscal code is 16 capital letters and digits, a "
+				       "temporary one (codice fiscale provvisorio) 11 digits";
+	size_t chars = 0, digits = 0, first_bad = 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p & 0xC0) == 0x80)
+			continue; /* a UTF-8 continuation: the same character */
+		chars++;
+		bool digit = *p >= '0' && *p <= '9';
+		digits += digit;
+		if (first_bad == 0 && !digit && !(*p >= 'A' && *p <= 'Z'))
+			first_bad = chars;
+	}
+	size_t bytes = strlen(s);
+	if (bytes == 16 && first_bad == 0)
+		return true;
+	if (bytes == 11 && digits == 11) {
+		if (v_temporary_digit_ok(s))
+			return true;
+		if (why != NULL)
+			snprintf(
+			    why, n,
+			    "it has 11 digits, as a temporary fiscal code (codice fiscale "
+			    "provvisorio) has, but its last digit, the check digit, does not "
+			    "match the first ten: a digit is mistyped or two are swapped; copy "
+			    "it again from the person's tax card or document");
+		return false;
+	}
+	if (why == NULL)
+		return false;
+	if ((chars == 16 || chars == 11) && first_bad > 0)
+		snprintf(why, n, "its character %zu is not a capital letter or a digit; %s",
+			 first_bad, accepted);
+	else if (chars == 11)
+		snprintf(why, n, "it has 11 characters, not all digits; %s", accepted);
+	else
+		snprintf(why, n, "it has %zu character%s; %s", chars, chars == 1 ? "" : "s",
+			 accepted);
+	return false;
+}
+
 bool rete_fiscal_code_valid(const char *s)
 {
-	size_t n = 0;
-	for (; s[n] != '\0'; n++)
-		if (n == 16 || !((s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= '0' && s[n] <= '9')))
-			return false;
-	return n == 16;
+	return rete_fiscal_code_check(s, NULL, 0);
 }
 
 /* v_fiscal_shape: the 16 characters at s have the shape of a fiscal code. */
@@ -1307,14 +1361,10 @@ static void v_private(v_ctx *v, const Rete__Private *p, Rete__Message__BodyCase 
 		v_cap(v, "private.person.name", name, RETE_SHORT_MAX, true);
 
 		const char *fc = v_str(person->fiscal_code);
-		size_t n = strlen(fc);
-		if (n > 0) {
-			if (!rete_fiscal_code_valid(fc))
-				v_add(v, "private.person.fiscalCode",
-				      "private.person.fiscalCode is not a fiscal code: it has %zu "
-				      "characters; a fiscal code is 16 capital letters and digits",
-				      n);
-		}
+		char why[320];
+		if (fc[0] != '\0' && !rete_fiscal_code_check(fc, why, sizeof(why)))
+			v_add(v, "private.person.fiscalCode",
+			      "private.person.fiscalCode is not a fiscal code: %s", why);
 		v_cap(v, "private.person.personId", person->person_id, RETE_SHORT_MAX, true);
 		const char *bd = v_str(person->birth_date);
 		if (bd[0] != '\0' && (!rete_date_valid(bd) || strncmp(bd, "1900", 4) < 0))

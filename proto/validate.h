@@ -79,12 +79,23 @@ bool rete_body_is_broker(const Rete__Message *msg);
  * the form of message ids, case ids and referral ids. */
 bool rete_text_id_valid(const char *s);
 
-/* rete_fiscal_code_valid: is s what private.person.fiscalCode may hold
- * (exactly 16 capital letters A-Z and digits; the shape is not checked, so
- * STP/ENI codes, omocodia and typed mistakes pass)? The one rule: message
- * check and `rete sar --person` (after dropping spaces and upper-casing,
- * as the person index does) both use it. */
+/* rete_fiscal_code_valid: is s what private.person.fiscalCode may hold?
+ * Either exactly 16 capital letters A-Z and digits (the shape is not
+ * checked, so STP/ENI codes, omocodia and typed mistakes pass), or the
+ * 11-digit temporary fiscal code (codice fiscale numerico provvisorio,
+ * given to a person while the 16-character one cannot be), whose last
+ * digit is the check digit of the first ten as a partita IVA's (checked:
+ * it is all that tells a mistyped one). The one rule: message check, so
+ * the agent's sealing, and `rete sar --person` (after dropping spaces and
+ * upper-casing, as the person index does) all use it. */
 bool rete_fiscal_code_valid(const char *s);
+
+/* rete_fiscal_code_check is rete_fiscal_code_valid that, when s is not
+ * valid, writes into why (n bytes) a sentence saying what is wrong and
+ * what is accepted, counting characters, never quoting s (a fiscal code
+ * is personal data): its length, its first character that is no capital
+ * letter or digit, or an 11-digit code whose check digit does not match. */
+bool rete_fiscal_code_check(const char *s, char *why, size_t n);
 
 /* rete_fiscal_code_shape: do the 16 characters at s have the shape of an
  * Italian fiscal code (LLLLLL NN M NN L NNN L, case-insensitive: L a

@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "checkpoint.h"
+#include "conffile.h"
 
 #define EM_DASH_SP     "\xe2\x80\x94 " /* U+2014 and a space open a signature line */
 #define EM_DASH_SP_LEN 4
@@ -571,6 +572,13 @@ rete_err rete_witness_policy_load(const char *path, rete_witness_policy **out, r
 	if (f == NULL)
 		return rete_msg_set(m, errno == ENOENT ? RETE_ENOENT : RETE_EIO,
 				    "cannot open the witness policy %s: %s", path, strerror(errno));
+	/* a file edited by hand, as every configuration file: a UTF-8 byte
+	 * order mark skipped, UTF-16 refused with its own sentence */
+	if ((err = rete_conffile_start(f, m)) != RETE_OK) {
+		fclose(f);
+		rete_msg_prefix(m, "the witness policy %s", path);
+		return err;
+	}
 	for (;;) {
 		if (len == cap) {
 			char *nb;

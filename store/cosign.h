@@ -87,7 +87,9 @@ typedef struct rete_witness_policy rete_witness_policy;
  * in m): an unknown directive, a bad name (a party id), a key that is not
  * the base64 of 32 bytes, a name or key listed twice, a quorum that is not
  * a number from 1 to the number of witnesses, or repeated, no witness at
- * all. The load variant adds RETE_ENOENT / RETE_EIO naming the file. */
+ * all. The load variant adds RETE_ENOENT / RETE_EIO naming the file, skips
+ * a UTF-8 byte order mark opening it and refuses one saved as UTF-16
+ * (RETE_EINVAL, rete_conffile_start's sentence). */
 rete_err rete_witness_policy_parse(const char *text, size_t len, rete_witness_policy **out,
 				   rete_msg *m);
 rete_err rete_witness_policy_load(const char *path, rete_witness_policy **out, rete_msg *m);

@@ -100,6 +100,13 @@ static void agent_log_sweep(const agent *a)
 	rete_ratelimit_sweep(&agent_limiter, mono_ms(), say_held, (void *)a);
 }
 
+/* agent_log_flush says, as the agent stops, every count of lines held back
+ * in windows not ended yet: a count not said then is lost. */
+static void agent_log_flush(const agent *a)
+{
+	rete_ratelimit_flush(&agent_limiter, say_held, (void *)a);
+}
+
 static void vlog(const agent *a, const char *level_word, const char *fmt, va_list ap)
 {
 	char small[2048];
@@ -496,6 +503,9 @@ int main(int argc, char **argv)
 	} else {
 		agent_log(&a, "info", "started: spool %s, broker %s", a.cfg.spool, a.cfg.broker);
 		agent_run(&a);
+		/* the counts not said yet, before the line that ends the run */
+		agent_net_flush(&a);
+		agent_log_flush(&a);
 		agent_log(&a, "info", "stopping");
 	}
 	agent_metrics_stop(&a); /* before what it reads */

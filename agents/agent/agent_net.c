@@ -19,14 +19,17 @@
 #include "agent_net.h"
 #include "duration.h"
 #include "json.h"
+#include "ratelimit.h"
 #include "version.h"
 #include "wire.h"
 
 #define NET_BURST     256   /* frames handled per loop turn, so timers still run */
 #define NET_SILENT_MS 15000 /* no WELCOME for this long: say what may be wrong */
 /* A refused key is said once, then at most once per this period with the
- * count of refusals since: an agent left on an old key reminds the
- * operator without a line per reconnect. */
+ * count of refusals since (a rete_ratewin, proto/ratelimit.h): an agent
+ * left on an old key reminds the operator without a line per reconnect.
+ * The count still open is said when the broker takes the key again and at
+ * a clean stop (agent_net_flush), never dropped. */
 #define NET_REFUSED_AGAIN_MS (10 * 60 * 1000)
 
 struct agent_net {
@@ -35,9 +38,9 @@ struct agent_net {
 	int64_t backoff_ms;
 	int64_t last_ping;
 	uint64_t nonce;
-	bool refused_said;	    /* "refused our key" logged for this episode */
-	int64_t refused_at;	    /* when it was last logged */
-	unsigned long refused_more; /* refusals since, not logged one by one */
+	bool refused_said;    /* "refused our key" logged for this episode */
+	rete_ratewin refused; /* opened when it was last logged; the refusals
+			       * since, not logged one by one */
 	bool lost_said;
 	int64_t waiting_since; /* since when we wait for a WELCOME */
 	bool silent_said;      /* "no WELCOME yet" logged for this wait */
@@ -144,6 +147,40 @@ void *agent_net_socket(agent *a)
 	return a->net && a->net->w ? rete_wire_socket(a->net->w) : NULL;
 }
 
+/* refused_flush says the refusals of our key counted since the last line
+ * about them and not said yet, as the broker takes the key again or the
+ * agent stops, and closes the count. */
+static void refused_flush(agent *a, bool stopping)
+{
+	struct agent_net *n = a->net;
+	int64_t since = n->refused.rw_since, secs = (rete_now_ms() - since) / 1000;
+	uint64_t held = rete_ratewin_flush(&n->refused);
+	if (held == 0)
+		return;
+	char span[64];
+	if (secs < 120)
+		snprintf(span, sizeof(span), "%lld s", (long long)secs);
+	else
+		snprintf(span, sizeof(span), "%lld min", (long long)(secs / 60));
+	if (stopping)
+		agent_log(a, "error",
+			  "the broker still refused our key when the agent stopped: %" PRIu64
+			  " more refusal%s in the last %s, not logged one by one (%s is not in "
+			  "its directory with the key of %s)",
+			  held, held == 1 ? "" : "s", span, a->cfg.id, a->cfg.key_path);
+	else
+		agent_log(a, "info",
+			  "the broker takes our key again, after %" PRIu64
+			  " more refusal%s in the last %s, not logged one by one",
+			  held, held == 1 ? "" : "s", span);
+}
+
+void agent_net_flush(agent *a)
+{
+	if (a->net != NULL)
+		refused_flush(a, true);
+}
+
 static void net_welcome(agent *a, const Rete__Welcome *wel)
 {
 	agent_directory *dir = NULL;
@@ -177,6 +214,7 @@ static void net_welcome(agent *a, const Rete__Welcome *wel)
 	a->max_frame = wel->max_frame;
 	a->welcomed = true;
 	a->net->backoff_ms = 0;
+	refused_flush(a, false);
 	a->net->refused_said = false;
 	a->net->version_said = false;
 	a->net->lost_said = false;
@@ -353,27 +391,28 @@ void agent_net_poll(agent *a, int64_t now)
 		if (err == RETE_ETIMEDOUT)
 			break;
 		if (err == RETE_EREFUSED) {
+			uint64_t held = 0;
 			if (!n->refused_said) {
 				agent_log(a, "error",
 					  "the broker refused our key: %s is not in its directory "
 					  "with the key of %s; retrying with backoff",
 					  a->cfg.id, a->cfg.key_path);
-				n->refused_at = now;
-				n->refused_more = 0;
+				n->refused = (rete_ratewin){0};
+				rete_ratewin_admit(&n->refused, NET_REFUSED_AGAIN_MS, now, &held);
 			} else {
-				n->refused_more++;
-				if (now - n->refused_at >= NET_REFUSED_AGAIN_MS) {
+				int64_t since = n->refused.rw_since;
+				/* admitted: the window is over; its count and this
+				 * refusal are said, and this line opens the next */
+				if (rete_ratewin_admit(&n->refused, NET_REFUSED_AGAIN_MS, now,
+						       &held))
 					agent_log(
 					    a, "error",
-					    "the broker still refuses our key: %lu more refusals "
-					    "in the last %lld min (%s is not in its directory "
-					    "with the key of %s); retrying with backoff",
-					    n->refused_more,
-					    (long long)((now - n->refused_at) / 60000), a->cfg.id,
+					    "the broker still refuses our key: %" PRIu64
+					    " more refusals in the last %lld min (%s is not in "
+					    "its directory with the key of %s); retrying with "
+					    "backoff",
+					    held + 1, (long long)((now - since) / 60000), a->cfg.id,
 					    a->cfg.key_path);
-					n->refused_at = now;
-					n->refused_more = 0;
-				}
 			}
 			n->refused_said = true;
 			agent_net_backoff(a, now);

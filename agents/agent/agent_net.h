@@ -12,6 +12,11 @@
  * RETE_ENOMEM; a failing connect is logged and retried, not returned. */
 rete_err agent_net_start(agent *a, rete_msg *m);
 
+/* agent_net_flush says, as the agent stops (before agent_net_stop), the
+ * count of refusals of our key not said yet (agent_net.c: a refused key is
+ * said once, then counted). */
+void agent_net_flush(agent *a);
+
 /* agent_net_stop closes the connection and frees its state. */
 void agent_net_stop(agent *a);
 

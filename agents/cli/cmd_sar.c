@@ -64,7 +64,7 @@ static void sar_usage(FILE *f)
 		   "                       letters and digits (RSSMRA85M41E897X, an STP or ENI\n"
 		   "                       code such as STP0300150000123: any code message\n"
 		   "                       check accepts), or an 11-digit temporary code\n"
-		   "                       (messages refuse it: found in failed/ and outbox/);\n"
+		   "                       (codice fiscale provvisorio) with its check digit;\n"
 		   "                       upper or lower case, spaces ignored. Anything else\n"
 		   "                       can match nothing and is refused (exit 2), never\n"
 		   "                       answered \"nothing concerns the person\"\n"
@@ -848,19 +848,20 @@ static void sar_text(FILE *f, const struct sar_words *w, json_t *ans)
 /* sar_fiscal_ok: can code (as a person may write it: any case, spaces
  * anywhere) name someone in this agency's files? It can when, with the
  * spaces dropped and in upper case (as the person index keys it), it is
- * what private.person.fiscalCode may hold (rete_fiscal_code_valid: 16
+ * what private.person.fiscalCode may hold (rete_fiscal_code_check: 16
  * letters and digits, whatever their shape, so every code an agent sealed
- * and indexed: STP/ENI codes, omocodia, an O typed for a zero), or an
- * 11-digit temporary fiscal code (codice fiscale numerico provvisorio):
- * message check refuses it, so such a message is in failed/ (or still in
- * outbox/), where sar_unindexed finds it. Anything else can never match.
- * When not, why says what is wrong without repeating the code, counting
- * characters, not bytes (what comes before the first character that is
- * not a letter or a digit is ASCII, so the two agree up to there). */
+ * and indexed: STP/ENI codes, omocodia, an O typed for a zero; or the
+ * 11-digit temporary fiscal code, codice fiscale numerico provvisorio,
+ * with its check digit). Anything else can never match: message check
+ * refuses it, so no agent sealed it (a temporary code with a wrong check
+ * digit is a typo, said so). When not, why says what is wrong without
+ * repeating the code, counting characters, not bytes (what comes before
+ * the first character that is not a letter or a digit is ASCII, so the
+ * two agree up to there). */
 static bool sar_fiscal_ok(const char *code, char *why, size_t n)
 {
 	char norm[24];
-	size_t chars = 0, digits = 0;
+	size_t chars = 0;
 	for (const unsigned char *p = (const unsigned char *)code; *p; p++) {
 		if (isspace(*p))
 			continue;
@@ -872,23 +873,19 @@ static bool sar_fiscal_ok(const char *code, char *why, size_t n)
 				 chars);
 			return false;
 		}
-		digits += digit;
 	}
-	if (chars == 11 && digits == 11)
-		return true;
-	bool ok = chars == 16 && privacy_fiscal_norm(code, norm, sizeof(norm)) == 16 &&
-		  rete_fiscal_code_valid(norm);
-	sodium_memzero(norm, sizeof(norm));
-	if (ok)
-		return true;
-	if (chars == 11)
+	if (chars != 16 && chars != 11) {
 		snprintf(why, n,
-			 "it has 11 characters (spaces aside), not all digits as a "
-			 "temporary code's are");
-	else
-		snprintf(why, n, "it has %zu character%s (spaces aside); a fiscal code has 16",
+			 "it has %zu character%s (spaces aside); a fiscal code has 16, a "
+			 "temporary one 11 digits",
 			 chars, chars == 1 ? "" : "s");
-	return false;
+		return false;
+	}
+	/* letters and digits only, so the length is the same */
+	privacy_fiscal_norm(code, norm, sizeof(norm));
+	bool ok = rete_fiscal_code_check(norm, why, n);
+	sodium_memzero(norm, sizeof(norm));
+	return ok;
 }
 
 int cmd_sar(int argc, char **argv)
@@ -950,13 +947,14 @@ int cmd_sar(int argc, char **argv)
 	 * fiscal code (or a person id a message can carry) is refused. */
 	char why[200];
 	if (person != NULL && !sar_fiscal_ok(person, why, sizeof(why))) {
-		fprintf(stderr,
-			"rete sar: --person is not a fiscal code: %s. Accepted: a fiscal code as "
-			"messages carry it, 16 letters and digits (RSSMRA85M41E897X, or an STP or "
-			"ENI code such as STP0300150000123), or an 11-digit temporary code; upper "
-			"or lower case, spaces ignored. For a person without one, --person-id "
-			"ID\n",
-			why);
+		fprintf(
+		    stderr,
+		    "rete sar: --person is not a fiscal code: %s. Accepted: a fiscal code as "
+		    "messages carry it, 16 letters and digits (RSSMRA85M41E897X, or an STP or "
+		    "ENI code such as STP0300150000123), or an 11-digit temporary code with its "
+		    "check digit; upper or lower case, spaces ignored. For a person without "
+		    "one, --person-id ID\n",
+		    why);
 		return CLI_USAGE;
 	}
 	if (person_id != NULL && (person_id[0] == '\0' || strlen(person_id) > RETE_SHORT_MAX)) {

@@ -10,10 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "fileplace.h"
 #include "keys.h"
 
 void rete_check_add(rete_check_list *l, const char *fmt, ...)
@@ -42,43 +41,6 @@ void rete_check_add(rete_check_list *l, const char *fmt, ...)
 void rete_check_at(rete_check_list *l, int line)
 {
 	l->at = line > 0 ? line : line < 0 ? RETE_CHECK_NOT_FILE : 0;
-}
-
-/* pseudo_fs: the file system of path is one the kernel makes up (/proc,
- * /sys, cgroups, ...), where no folder or file of ours can be made even
- * though access() says root may write; or it is mounted read-only. Then
- * *what says which ("the kernel's proc file system"). */
-static bool pseudo_fs(const char *path, const char **what)
-{
-	struct statfs fs;
-	struct statvfs vfs;
-	static const struct {
-		unsigned long magic;
-		const char *name;
-	} kinds[] = {
-	    {0x9fa0, "the kernel's proc file system"},
-	    {0x62656572, "the kernel's sysfs file system"},
-	    {0x27e0eb, "the kernel's cgroup file system"},
-	    {0x63677270, "the kernel's cgroup2 file system"},
-	    {0x64626720, "the kernel's debugfs file system"},
-	    {0x74726163, "the kernel's tracefs file system"},
-	    {0x73636673, "the kernel's securityfs file system"},
-	    {0x1cd1, "the kernel's devpts file system"},
-	    {0xcafe4a11, "the kernel's bpf file system"},
-	    {0x42494e4d, "the kernel's binfmt_misc file system"},
-	    {0x6e736673, "the kernel's nsfs file system"},
-	};
-	if (statfs(path, &fs) == 0)
-		for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-			if ((unsigned long)fs.f_type == kinds[i].magic) {
-				*what = kinds[i].name;
-				return true;
-			}
-	if (statvfs(path, &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) {
-		*what = "a file system mounted read-only";
-		return true;
-	}
-	return false;
 }
 
 void rete_check_free(rete_check_list *l)
@@ -129,7 +91,7 @@ bool rete_check_folder(rete_check_list *problems, rete_check_list *notes, const 
 				       path);
 			return false;
 		}
-		if (pseudo_fs(path, &fs_kind)) {
+		if ((fs_kind = rete_fs_unusable(path)) != NULL) {
 			rete_check_add(problems,
 				       "%s: folder %s is on %s, where the program can write "
 				       "nothing; give a folder on a disk",
@@ -175,7 +137,7 @@ bool rete_check_folder(rete_check_list *problems, rete_check_list *notes, const 
 			       where, path, up);
 		return false;
 	}
-	if (pseudo_fs(up, &fs_kind)) {
+	if ((fs_kind = rete_fs_unusable(up)) != NULL) {
 		rete_check_add(problems,
 			       "%s: %s does not exist and cannot be created: %s is on %s, where "
 			       "no folder can be made; give a folder on a disk",
@@ -191,48 +153,23 @@ bool rete_check_folder(rete_check_list *problems, rete_check_list *notes, const 
 
 void rete_check_file(rete_check_list *problems, const char *where, const char *path)
 {
+	char why[PATH_MAX + 256];
 	struct stat st;
-	const char *fs_kind = NULL;
 
-	if (path == NULL)
+	if (path == NULL || rete_file_place(path, RETE_PLACE_MAKE_FOLDERS | RETE_PLACE_APPEND, why,
+					    sizeof(why)) == NULL)
 		return;
-	if (stat(path, &st) == 0) {
-		if (S_ISDIR(st.st_mode))
-			rete_check_add(problems,
-				       "%s: %s is a folder; give a file (e.g. %s/access.log)",
-				       where, path, path);
-		else if (!S_ISREG(st.st_mode))
-			rete_check_add(problems, "%s: %s is not a regular file; give a file", where,
-				       path);
-		else if (pseudo_fs(path, &fs_kind))
-			rete_check_add(problems,
-				       "%s: %s is on %s, where nothing can be appended; give a "
-				       "file on a disk",
-				       where, path, fs_kind);
-		else if (access(path, W_OK) != 0)
-			rete_check_add(problems,
-				       "%s: %s is not writable by this user (uid %ld): %s; run the "
-				       "program as its owner, or give another file",
-				       where, path, (long)getuid(), strerror(errno));
-		return;
-	}
-	if (errno != ENOENT) {
-		rete_check_add(problems, "%s: %s: %s", where, path, strerror(errno));
-		return;
-	}
-	/* the file is made at the first record; its folder too when missing */
-	char up[PATH_MAX];
-	snprintf(up, sizeof(up), "%s", path);
-	char *slash = strrchr(up, '/');
-	if (slash == NULL)
-		return;
-	if (slash == up)
-		up[1] = '\0';
+	/* the file is made at the first record, its folders too when missing;
+	 * a file there is appended to (0.7.0 took one in a folder the user may
+	 * not write: it still starts) */
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		rete_check_add(problems, "%s: %s; give a file (e.g. %s/access.log)", where, why,
+			       path);
 	else
-		*slash = '\0';
-	rete_check_list quiet = {0};
-	rete_check_folder(problems, &quiet, where, up, NULL);
-	rete_check_free(&quiet);
+		rete_check_add(problems,
+			       "%s: %s; give a regular file on a disk that this user may "
+			       "write, in a folder it may write (missing folders are made)",
+			       where, why);
 }
 
 int rete_check_report(const char *file, const rete_check_list *problems,

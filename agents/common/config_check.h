@@ -44,7 +44,8 @@ void rete_check_at(rete_check_list *l, int line);
 /* rete_check_file checks that path, a file the program appends to (an
  * access record), is a regular file it can write, or can be created (its
  * folder exists and is writable, or can be made): a folder, a device or a
- * file of a read-only or pseudo file system (/proc, /sys) is a problem. */
+ * file of a read-only or pseudo file system (/proc, /sys) is a problem.
+ * The judge is the broker's too (proto/fileplace.h, rete_file_place). */
 void rete_check_file(rete_check_list *problems, const char *where, const char *path);
 
 /* rete_check_free frees the sentences and empties l; NULL is fine. */

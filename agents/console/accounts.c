@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "conffile.h"
+
 #define LINE_MAX_ (CONSOLE_USER_MAX + crypto_pwhash_STRBYTES + 8)
 
 bool console_user_valid(const char *s)
@@ -41,6 +43,14 @@ static rete_err each_line(const char *path, int (*fn)(void *, const char *, cons
 			   ? RETE_OK
 			   : rete_msg_set(m, RETE_EIO, "%s: cannot read the accounts: %s", path,
 					  strerror(errno));
+	/* a UTF-8 byte order mark skipped, UTF-16 refused: as every
+	 * configuration file (the file may be edited by hand) */
+	rete_err err = rete_conffile_start(f, m);
+	if (err != RETE_OK) {
+		fclose(f);
+		rete_msg_prefix(m, "%s", path);
+		return err;
+	}
 	while (fgets(line, sizeof(line), f) != NULL) {
 		no++;
 		size_t n = strlen(line);

@@ -140,6 +140,31 @@ static inline bool it_wait_occurrences(const char *path, const char *needle, siz
 	return tu_occurrences(path, needle) >= want;
 }
 
+/* it_hello_lines: how many HELLOs of agency id the broker's log at path
+ * records, one line each: its info line "hello from ID (...)" or, within
+ * the minute of the last one said, the -v broker's debug line "hello from
+ * ID (...) (held back: ...)". Not the line that says the HELLOs held back
+ * ("ID: 3 more HELLOs ... in the last minute ...; the latest HELLO, at T:
+ * hello from ID (...)"), which holds the same words: a wait on the words
+ * alone could end on that line instead of the HELLO it waits for. */
+static inline size_t it_hello_lines(const char *path, const char *id)
+{
+	char info[128], debug[128];
+	snprintf(info, sizeof(info), " info: hello from %s (", id);
+	snprintf(debug, sizeof(debug), " debug: hello from %s (", id);
+	return tu_occurrences(path, info) + tu_occurrences(path, debug);
+}
+
+/* it_wait_hellos waits (ms, scaled) until the broker's log at path records
+ * want HELLOs of agency id (it_hello_lines). */
+static inline bool it_wait_hellos(const char *path, const char *id, size_t want, int ms)
+{
+	int64_t end = it_mono_ms() + it_scaled_ms(ms);
+	while (it_hello_lines(path, id) < want && it_mono_ms() < end)
+		it_nap(50); /* polling a file another process appends to */
+	return it_hello_lines(path, id) >= want;
+}
+
 /* it_audit_ini writes DIR/audit.ini, the auditor audit.region's client
  * configuration for n's broker, with extra lines (NULL: none) in its
  * [client] section; its path into path (len bytes). 0, or -1. */

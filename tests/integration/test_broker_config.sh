@@ -11,7 +11,9 @@
 #                  read was not made") until the record can be written.
 #                  At run time each change (failing, working, failing again
 #                  within the minute) is logged at once; repeats are
-#                  counted, and the count is written at the stop. A start
+#                  counted, and the count is written by the next line (a
+#                  reload's too) or at the stop: every read refused is in
+#                  the log, on its own line or counted. A start
 #                  with access_log = store.state refuses the reads and
 #                  never writes in the state file.
 #   reload         a SIGHUP that changes max_frame, verify_threads,
@@ -31,7 +33,10 @@
 #                  example), zero (timestamp_grace: "off"), a number too
 #                  large.
 #   paths          state a folder, state in a missing folder, an ipc://
-#                  endpoint in a missing folder: --check-config exit 2.
+#                  endpoint in a missing folder, state and an ipc://
+#                  endpoint under /proc: --check-config exit 2; an
+#                  access_log in /proc: a WARNING (tests/unit/
+#                  test_fileplace.c judges more places).
 #   BOM            broker.ini saved with a UTF-8 byte order mark is fine;
 #                  saved as UTF-16: one problem saying so; a BOM inside a
 #                  line: named.
@@ -43,7 +48,10 @@
 #                  unterminated quote (sh would refuse every hook); one
 #                  with a comment (# at a word's start) whose text has one.
 #   rete status    a broker refusing reads (its access record): said, with
-#                  the broker's sentence; one referral: exit 2.
+#                  the broker's sentence; one referral not in the store:
+#                  exit 2; the list (no REFID) and a referral in the store:
+#                  the agency's own record, the refusal said (brokerError
+#                  in --json), exit 0.
 set -uo pipefail
 : "${RETE_BIN:?set by ctest}" "${RETE_SOURCE_DIR:?set by ctest}"
 export PATH="$RETE_BIN:$PATH"
@@ -171,6 +179,20 @@ what="listen in a missing folder"
 with "listen = ipc://$DIR/nonexist/dir/sock"
 check
 expect 2 "[broker] listen" "$DIR/nonexist/dir" "does not exist"
+# the kernel's /proc: root "may write" there (access(2)), yet no file can
+# be made in it; the clients' check always said so, the broker's did not
+what="state under /proc"
+with "state = /proc/rete-test.state"
+check
+expect 2 "[broker] state: the folder /proc is on the kernel's proc file system"
+what="listen under /proc"
+with "listen = ipc:///proc/rete-test.sock"
+check
+expect 2 "[broker] listen: 'ipc:///proc/rete-test.sock': the folder /proc is on the kernel's proc file system"
+what="access_log a file of /proc"
+with "access_log = /proc/self/comm"
+check
+expect 0 "WARNING" "[broker] access_log" "/proc/self/comm is on the kernel's proc file system"
 
 # --- BOM, lines, values --------------------------------------------------------------
 what="a byte order mark"
@@ -261,11 +283,23 @@ refused() {
 	[ "$rc" != 0 ] || bad "$what: a read was served (exit 0): $out"
 	grep -qF "this read was not made" <<<"$out" || bad "$what: the client was not told: $out"
 }
+# nref counts the reads the broker refuses (one query each: a refused
+# rete audit timeline stops at it); every one must be in the broker's log,
+# said on its own line or counted in a later one (said_refused)
+nref=0
+said_refused() {
+	local lines counts
+	lines=$(grep -c "was not made, and no read is" "$DIR/broker.log")
+	counts=$(grep -oE "[0-9]+ more [a-z ]*refused" "$DIR/broker.log" | awk '{ n += $1 } END { print n + 0 }')
+	[ $((lines + counts)) = "$nref" ] ||
+		bad "$what: $nref reads refused, the log says $lines one by one and counts $counts: $(grep 'access record' "$DIR/broker.log")"
+}
 what="a start with a record that cannot be written"
 grep -q "access record.*$alog.*reads" "$DIR/broker.log" ||
 	bad "$what: the log does not name the record and what it means: $(cat "$DIR/broker.log")"
 read_log
 refused
+nref=$((nref + 1))
 rmdir "$alog"
 what="a read"
 read_log
@@ -277,6 +311,7 @@ rm -f "$alog"
 mkdir "$alog"
 read_log
 refused
+nref=$((nref + 1))
 rmdir "$alog"
 what="a read once the record can be written again"
 read_log
@@ -290,6 +325,7 @@ read_log
 read_log
 read_log
 refused
+nref=$((nref + 3))
 nfail=$(grep -c "reads refused" "$DIR/broker.log")
 [ "$nfail" -ge 3 ] || bad "$what: each failure (start, twice at run time) is not logged: $(grep 'access record' "$DIR/broker.log")"
 last=$(grep "access record" "$DIR/broker.log" | tail -1)
@@ -301,6 +337,48 @@ what="rete status REFID, the broker refusing reads"
 run timeout 60 rete status -c "$aini" c-404
 expect 2 "the broker refused" "this read was not made"
 lacks "known neither"
+nref=$((nref + 1))
+rmdir "$alog"
+read_log
+expect 0
+# rete status in list mode (no REFID) with a referral in the agency's store:
+# the statuses are the agency's own record, the broker's refusal is said
+# with its sentence (brokerError in --json), exit 0 (docs/agent.md)
+what="a referral sent while the record can be written"
+start_agents social.mantova
+apid=${PIDS[-1]}
+cat >"$DIR/ref.json" <<'EOT'
+{"id": "c-list-1", "operator": {"staffId": "as-1", "role": "social-worker"},
+ "recipient": "cpi.mantova", "caseId": "mn-2026-0999",
+ "referral": {"service": "employment-orientation", "priority": "routine",
+   "reasonCode": "long-term-unemployment",
+   "consent": {"basis": "consent", "givenAt": "2026-11-20T09:30:00Z"}, "ageBand": "adult"},
+ "private": {"person": {"name": "Maria Rossi", "fiscalCode": "RSSMRA85M41E897X"}}}
+EOT
+run timeout 60 rete send -c "$aini" "$DIR/ref.json" --wait 30
+expect 0
+# the agent stops (its witness would read the log too)
+kill "$apid"
+wait "$apid" 2>/dev/null
+PIDS=("${PIDS[@]:0:${#PIDS[@]}-1}")
+what="rete status (list), the record can be written"
+run timeout 60 rete status -c "$aini"
+expect 0 "c-list-1" "broker: "
+lacks "refused"
+rm -f "$alog"
+mkdir "$alog"
+what="rete status (list), the broker refusing reads"
+run timeout 60 rete status -c "$aini"
+expect 0 "c-list-1" "the broker refused to give its status" "this read was not made"
+lacks "broker: " "did not answer"
+what="rete status --json (list), the broker refusing reads"
+run timeout 60 rete status -c "$aini" --json
+expect 0 '"id": "c-list-1"' '"brokerError": ' "this read was not made"
+lacks '"broker": {'
+what="rete status REFID in the store, the broker refusing reads"
+run timeout 60 rete status -c "$aini" c-list-1
+expect 0 "c-list-1" "the broker refused to give its status" "this read was not made"
+nref=$((nref + 3)) # the list, --json, c-list-1
 rmdir "$alog"
 read_log
 expect 0
@@ -321,6 +399,14 @@ grep -q "reload: .*max_frame.*restart" "$DIR/broker.log" || bad "$what: no 'rest
 ! grep -qE "pw-one-9f3c|pw-two-7a1b" "$DIR/broker.log" || bad "$what: the password is in the log"
 
 what="a reload that changes only data (the record follows the data in force)"
+# refused before it, twice within the minute: the second is held, and the
+# reload's line that the record is written counts it
+rm -f "$alog"
+mkdir "$alog"
+read_log
+refused
+read_log
+nref=$((nref + 2))
 mkdir -p "$DIR/mig"
 sed -i -e "/^access_log = /d" -e "s#^data = store#data = ../mig/store#" "$bini"
 kill -HUP "$bpid"
@@ -343,10 +429,13 @@ grep -q "reload: .*$DIR/folder.*is a folder" "$DIR/broker.log" || bad "$what: no
 read_log
 refused
 read_log
+nref=$((nref + 2))
 stop_all
 what="the refused reads counted at the stop"
 grep -qE "access record: [0-9]+ more" "$DIR/broker.log" ||
 	bad "$what: not written: $(grep 'access record' "$DIR/broker.log")"
+what="every refused read said or counted"
+said_refused
 
 what="a start with access_log = store.state (the broker's own file)"
 cp "$bini.orig" "$bini"

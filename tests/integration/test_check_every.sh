@@ -232,7 +232,7 @@ done
 good_coord ca.ini 'access_log = /proc/console.jsonl\n'
 what="coord.ini: access_log under /proc"
 run "$BIN/rete" --check-config -c ca.ini
-expect 2 "ca.ini:8: [console] access_log: folder /proc is on the kernel's proc file system"
+expect 2 "ca.ini:8: [console] access_log: the folder /proc is on the kernel's proc file system"
 good_coord ct.ini 'tls_cert = none.crt\ntls_key = none.key\n'
 what="coord.ini: TLS files missing"
 run "$BIN/rete" --check-config -c ct.ini

@@ -18,6 +18,12 @@
 #   config file   -c given /dev/zero, a folder, a 5 MiB file or a named pipe
 #                 without a writer (which blocked the open): exit 2 at
 #                 once, saying what it is (rete-broker, rete-agent, rete).
+#   encoding      agent.ini, coord.ini, the console's accounts file and a witness
+#                 policy saved
+#                 as UTF-16 (either byte order): exit 2 with broker.ini's
+#                 sentence (UTF-16, save it as UTF-8), not a syntax error and
+#                 every key missing; saved as UTF-8 with a byte order mark:
+#                 fine (rete --check-config took it for no [section]).
 #   endpoints     an endpoint ZeroMQ would refuse or use otherwise than
 #                 written (a port beyond 65535, taken modulo 65536; * or 0,
 #                 a port the system picks; no port; another scheme; junk after
@@ -149,6 +155,80 @@ for cmd in "rete-broker --check-config -c" "rete-broker -c" "rete-agent --check-
 	run timeout 20 $cmd "$DIR/fifo.ini"
 	expect 2 "fifo.ini" "not a regular file"
 done
+
+# --- the encoding of a configuration file ----------------------------------
+# Saved as UTF-16 (Windows' "Unicode", byte order mark FF FE or FE FF):
+# agent.ini, coord.ini and the console's accounts file are refused with
+# the sentence broker.ini gets (test_broker_config.sh), not as a line that
+# is no 'key = value' followed by every key "missing". Saved as UTF-8 with
+# a byte order mark (Notepad's): read as without one, by every reader.
+# utf16 FILE [be]: FILE in UTF-16 (little-endian; big-endian with be), with
+# its byte order mark, in FILE.16
+utf16() {
+	if [ "${2:-}" = be ]; then
+		{ printf '\xfe\xff'; iconv -f UTF-8 -t UTF-16BE "$1"; } >"$1.16"
+	else
+		{ printf '\xff\xfe'; iconv -f UTF-8 -t UTF-16LE "$1"; } >"$1.16"
+	fi
+}
+# utf8bom FILE: FILE with a UTF-8 byte order mark first, in FILE.bom
+utf8bom() { { printf '\xef\xbb\xbf'; cat "$1"; } >"$1.bom"; }
+for order in le be; do
+	utf16 "$agent" $order
+	utf16 "$DIR/coord.ini" $order
+	for cmd in "rete-agent --check-config -c $agent.16" "rete-agent -c $agent.16" \
+		"rete --check-config -c $agent.16" "rete --check-config -c $DIR/coord.ini.16" \
+		"rete status -c $agent.16" "rete monitor --once -c $DIR/coord.ini.16" \
+		"rete console -c $DIR/coord.ini.16"; do
+		what="UTF-16 ($order): $cmd"
+		run timeout 20 $cmd
+		expect 2 "UTF-16" "save it as UTF-8"
+		lacks "not 'key = value'" "is missing" "holds no [section]"
+	done
+done
+utf8bom "$agent"
+utf8bom "$DIR/coord.ini"
+for cmd in "rete-agent --check-config -c $agent.bom" "rete --check-config -c $agent.bom" \
+	"rete --check-config -c $DIR/coord.ini.bom"; do
+	what="UTF-8 with a byte order mark: $cmd"
+	run timeout 20 $cmd
+	expect 0 "fine"
+done
+# encoded FILE WHAT LACKING...: FILE, which coord-users.ini names (read by
+# the console's check), saved as UTF-16 and then as UTF-8 with a byte order
+# mark: refused with the sentence, then fine; neither time with a sentence
+# of LACKING (the file's own line errors). FILE is put back.
+encoded() {
+	local f=$1 name=$2
+	shift 2
+	cp "$f" "$f.good"
+	utf16 "$f.good"
+	cp "$f.good.16" "$f"
+	what="$name in UTF-16"
+	run rete --check-config -c "$DIR/coord-users.ini"
+	expect 2 "$(basename "$f")" "UTF-16" "save it as UTF-8"
+	lacks "$@"
+	utf8bom "$f.good"
+	cp "$f.good.bom" "$f"
+	what="$name in UTF-8 with a byte order mark"
+	run rete --check-config -c "$DIR/coord-users.ini"
+	expect 0 "fine"
+	lacks "$@"
+	cp "$f.good" "$f"
+}
+# the accounts file ([console] users) and a witness policy ([console]
+# witnesses; an agent's witnesses too)
+cp "$DIR/coord.ini" "$DIR/coord-users.ini"
+printf '\n[console]\nusers = console-users\nwitnesses = w.policy\n' >>"$DIR/coord-users.ini"
+printf 'correct horse battery\n' | rete console passwd alice -c "$DIR/coord-users.ini" >/dev/null 2>&1 ||
+	bad "rete console passwd alice failed"
+printf 'witness social.mantova %s\nwitness cpi.mantova %s\n' "$(cat "$k/social.mantova.pub")" \
+	"$(cat "$k/cpi.mantova.pub")" >"$DIR/w.policy"
+what="the accounts file and a witness policy in UTF-8"
+run rete --check-config -c "$DIR/coord-users.ini"
+expect 0 "fine"
+encoded "$DIR/console-users" "the accounts file" "is not USER:HASH" "not a user name"
+encoded "$DIR/w.policy" "a witness policy" "NUL byte" "unknown directive"
 
 # --- endpoints -------------------------------------------------------------
 bini=$DIR/broker/broker.ini
@@ -454,8 +534,12 @@ attempts() { [ "$(grep -c "connecting to" "$DIR/old-agent.log")" -ge 5 ]; }
 wait_for 30 attempts || bad "$what: the agent did not try 5 times: $(cat "$DIR/old-agent.log")"
 kill -TERM "$apid"
 wait "$apid" || bad "the agent's clean stop exited $?"
-n=$(grep -c "refused our key" "$DIR/old-agent.log")
+# the first refusal's line once; the others counted, and the count said at
+# the stop (test_ops_logs checks the count)
+n=$(grep -c "the broker refused our key" "$DIR/old-agent.log")
 [ "$n" = 1 ] || bad "$what: the refusal was logged $n times in $(grep -c "connecting to" "$DIR/old-agent.log") attempts"
+grep -q "the broker still refused our key when the agent stopped: [0-9]* more refusals" "$DIR/old-agent.log" ||
+	bad "$what: the count of refusals held back was not said at the stop: $(cat "$DIR/old-agent.log")"
 kill -TERM "$bpid"
 wait "$bpid" || bad "the broker's clean stop exited $?"
 

@@ -13,6 +13,14 @@
  *              handshakes give a handful of lines, not 50, and once the
  *              minute is over one line saying how many were held back
  *              (so this test takes a minute)
+ *   agent stop the agent says at a clean stop (SIGTERM) what it held back
+ *              and had not said yet: the lines of a repeated warning (a
+ *              fake broker sends 5 deliveries before any WELCOME: one
+ *              warning, then "...: 4 more in the last minute" at the stop),
+ *              and the refusals of its key since "the broker refused our
+ *              key" (an agent left out of the directory, reconnecting every
+ *              100 ms to 1 s: as many as its attempts, less the first and
+ *              perhaps the last, in flight at the stop)
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -195,12 +203,13 @@ static long held_count(const char *path, const char *needle)
 
 static void test_journald(void **state)
 {
-	(void)state;
 	char env[128], path[1400];
 	rete_msg m;
 	unsetenv("JOURNAL_STREAM"); /* the test itself may run under systemd */
 	it_net *n = it_net_new("opslogs", NULL);
 	assert_non_null(n);
+	/* it_teardown stops what runs, also after a failure */
+	*state = n;
 	/* family.mantova is left out of the directory: its key is refused */
 	n->without[IT_FAMILY] = true;
 	assert_int_equal(it_write_ini(n), 0);
@@ -298,17 +307,110 @@ static void test_journald(void **state)
 	unsetenv("JOURNAL_STREAM");
 	assert_true(wait_line(path, "<6>social.mantova: started"));
 	assert_true(all_journal(path, "rete-agent"));
+}
 
-	bool bad = false;
-	it_net_free(&n, false, &bad);
-	assert_false(bad);
+/* line_number: the N after prefix in the first line of text holding
+ * prefix (-1: none). */
+static long line_number(const char *text, const char *prefix)
+{
+	const char *at = text ? strstr(text, prefix) : NULL;
+	return at ? strtol(at + strlen(prefix), NULL, 10) : -1;
+}
+
+static void test_agent_stop_counts(void **state)
+{
+	char path[1400];
+	it_net *n = it_net_new("opslogs-stop", NULL);
+	assert_non_null(n);
+	/* it_teardown stops what runs, also after a failure */
+	*state = n;
+	n->without[IT_FAMILY] = true; /* its key is refused */
+	assert_int_equal(it_write_ini(n), 0);
+	assert_true(it_broker_start(n));
+
+	/* the refusals of its key: said once, then counted; at the stop the
+	 * count is said. Each attempt is a "connecting to" (-v); the next one
+	 * comes after a refusal (the backoff), so all but perhaps the last
+	 * were refused, and all but the first held back. */
+	snprintf(path, sizeof(path), "%s/%s.log", n->dir, it_party_ids[IT_FAMILY]);
+	assert_true(it_agent_start(n, IT_FAMILY));
+	assert_true(it_wait_occurrences(path, "connecting to", 5, it_wait_ms()));
+	assert_int_equal(it_stop(&n->agent_pid[IT_FAMILY], SIGTERM, it_wait_ms()), 0);
+	char *text = tu_read_file(path, NULL);
+	long attempts = (long)tu_occurrences(path, "connecting to");
+	long held = line_number(text, "the broker still refused our key when the agent stopped: ");
+	fprintf(stderr, "%ld attempts; the agent said at its stop: %ld refusals held back\n%s",
+		attempts, held, held < 0 ? text : "");
+	assert_int_equal(tu_occurrences(path, "the broker refused our key"), 1);
+	assert_true(held >= attempts - 2 && held <= attempts - 1);
+	free(text);
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
+	unlink(n->sock);
+
+	/* a repeated warning: a fake broker (the broker's key, no WELCOME)
+	 * sends 5 deliveries; a refusal for a message the agent does not
+	 * know follows them, so that its line says all 5 were read */
+	it_fake l;
+	it_fake_open(&l, n, NULL);
+	snprintf(path, sizeof(path), "%s/%s.log", n->dir, it_party_ids[IT_SOCIAL]);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	int64_t end = it_mono_ms() + it_wait_ms();
+	while (l.peer_len == 0 && it_mono_ms() < end) { /* its HELLO, left unanswered */
+		zmq_pollitem_t pi = {l.sock, 0, ZMQ_POLLIN, 0};
+		if (zmq_poll(&pi, 1, 200) <= 0)
+			continue;
+		zmq_msg_t ident, body;
+		zmq_msg_init(&ident);
+		zmq_msg_init(&body);
+		zmq_msg_recv(&ident, l.sock, 0);
+		zmq_msg_recv(&body, l.sock, 0);
+		Rete__ClientFrame *cf =
+		    rete__client_frame__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
+		if (cf != NULL && cf->command_case == RETE__CLIENT_FRAME__COMMAND_HELLO &&
+		    zmq_msg_size(&ident) <= sizeof(l.peer)) {
+			memcpy(l.peer, zmq_msg_data(&ident), zmq_msg_size(&ident));
+			l.peer_len = zmq_msg_size(&ident);
+		}
+		if (cf != NULL)
+			rete__client_frame__free_unpacked(cf, NULL);
+		zmq_msg_close(&ident);
+		zmq_msg_close(&body);
+	}
+	assert_true(l.peer_len > 0);
+	for (int i = 0; i < 5; i++) {
+		Rete__Deliver d = RETE__DELIVER__INIT;
+		Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
+		f.command_case = RETE__BROKER_FRAME__COMMAND_DELIVER;
+		f.deliver = &d;
+		it_fake_reply(l.sock, l.peer, l.peer_len, &f);
+	}
+	Rete__Receipt r = RETE__RECEIPT__INIT;
+	r.message_id = "after-the-deliveries";
+	r.error = RETE__ERROR_CODE__ERROR_CODE_INVALID;
+	r.error_text = "the last frame";
+	Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
+	f.command_case = RETE__BROKER_FRAME__COMMAND_REFUSAL;
+	f.refusal = &r;
+	it_fake_reply(l.sock, l.peer, l.peer_len, &f);
+	assert_true(wait_line(path, "refused a frame for after-the-deliveries"));
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	text = tu_read_file(path, NULL);
+	held = line_number(text, "a delivery came before the directory; not acked: ");
+	fprintf(stderr, "the agent said at its stop: %ld deliveries' warnings held back\n%s", held,
+		held != 4 ? text : "");
+	assert_int_equal(tu_occurrences(path, "a delivery came before the directory"), 2);
+	assert_int_equal(held, 4);
+	assert_non_null(strstr(text, "not acked: 4 more in the last minute"));
+	free(text);
+	it_fake_close(&l);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_versions),
-	    cmocka_unit_test(test_journald),
+	    cmocka_unit_test_teardown(test_journald, it_teardown),
+	    cmocka_unit_test_teardown(test_agent_stop_counts, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -775,6 +775,35 @@ static void test_private_rules(void **state)
 	one(&f, &f.priv, SIGNED, "private.person.fiscalCode");
 	f.person.fiscal_code = "";
 	pass(&f, &f.priv, DRAFT);
+	/* the 11-digit temporary fiscal code (codice fiscale provvisorio),
+	 * with the check digit of a partita IVA: 1234567890 -> 3 (odd places
+	 * 1+3+5+7+9 = 25, even places doubled less 9 over 9: 4+8+3+7+0 = 22;
+	 * (10 - 47 % 10) % 10); the others worked out the same way */
+	static const char *const temporary[] = {"12345678903", "00000000000", "07643520567",
+						"80012345676", "99999999990"};
+	for (size_t i = 0; i < sizeof(temporary) / sizeof(temporary[0]); i++) {
+		f.person.fiscal_code = (char *)temporary[i];
+		pass(&f, &f.priv, DRAFT);
+		pass(&f, &f.priv, SIGNED);
+		assert_true(rete_fiscal_code_valid(temporary[i]));
+	}
+	/* a wrong check digit is refused, saying so, without the code */
+	f.person.fiscal_code = "12345678901";
+	one_text(&f, &f.priv, DRAFT, "private.person.fiscalCode", text);
+	assert_null(strstr(text, "1234567890"));
+	assert_non_null(strstr(text, "check digit"));
+	assert_non_null(strstr(text, "temporary fiscal code"));
+	assert_false(rete_fiscal_code_valid("12345678901"));
+	/* two digits swapped: the check digit catches it */
+	f.person.fiscal_code = "21345678903";
+	one_text(&f, &f.priv, DRAFT, "private.person.fiscalCode", text);
+	assert_non_null(strstr(text, "check digit"));
+	/* 11 characters not all digits: neither code */
+	f.person.fiscal_code = "1234567890A";
+	one_text(&f, &f.priv, DRAFT, "private.person.fiscalCode", text);
+	assert_non_null(strstr(text, "11 characters"));
+	assert_null(strstr(text, "check digit"));
+	f.person.fiscal_code = "";
 
 	fx_referral(&f);
 	static const char *const bad_dates[] = {"1980-02-30",	   "80-01-01",	 "1980-1-1",
