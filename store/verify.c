@@ -350,6 +350,7 @@ static void item_why(struct item *it, rete_err err, const char *fmt, ...)
 }
 
 static const struct party_key *dir_find(const struct vdir *vd, const char *id);
+static void dir_key_changes(struct vctx *v, const struct vdir *vd, int64_t logged_at);
 
 /* epoch_entry_ok checks the first entry of a log epoch (a declared
  * restore, at index idx): the checkpoint it records, the last one signed
@@ -683,6 +684,7 @@ static rete_err dir_install(struct vctx *v, struct item *it)
 			      rete_pubkey_from_ed(&k->pk_key, p->public_key.data, NULL) == RETE_OK;
 		vd->vd_n++;
 	}
+	dir_key_changes(v, vd, it->it_le != NULL ? it->it_le->logged_at : 0);
 	vd->vd_next = v->v_dirs;
 	v->v_dirs = vd;
 	pthread_mutex_lock(&v->v_mu);
@@ -698,6 +700,43 @@ static const struct party_key *dir_find(const struct vdir *vd, const char *id)
 		if (strcmp(vd->vd_keys[i].pk_id, id) == 0)
 			return &vd->vd_keys[i];
 	return NULL;
+}
+
+/* dir_key_changes reports each party whose key in vd (not yet installed)
+ * is not its key in the Directory in force (v->v_dirs): counted, and told
+ * to opt->key_change, flagged when the new key is one the party had in an
+ * earlier Directory (a change that goes back). */
+static void dir_key_changes(struct vctx *v, const struct vdir *vd, int64_t logged_at)
+{
+	const struct vdir *prev = v->v_dirs;
+	for (size_t i = 0; prev != NULL && i < vd->vd_n; i++) {
+		const struct party_key *k = &vd->vd_keys[i];
+		const struct party_key *o = dir_find(prev, k->pk_id);
+		if (o == NULL || !o->pk_valid || !k->pk_valid ||
+		    memcmp(o->pk_key.ed, k->pk_key.ed, RETE_PK_LEN) == 0)
+			continue;
+		rete_verify_key_change kc;
+		memset(&kc, 0, sizeof(kc));
+		kc.party = k->pk_id;
+		kc.index = vd->vd_index;
+		kc.logged_at = logged_at;
+		kc.prev_index = prev->vd_index;
+		memcpy(kc.old_key, o->pk_key.ed, RETE_PK_LEN);
+		memcpy(kc.new_key, k->pk_key.ed, RETE_PK_LEN);
+		for (const struct vdir *e = prev->vd_next; e != NULL; e = e->vd_next) {
+			const struct party_key *x = dir_find(e, k->pk_id);
+			if (x != NULL && x->pk_valid &&
+			    memcmp(x->pk_key.ed, k->pk_key.ed, RETE_PK_LEN) == 0) {
+				kc.back = true;
+				kc.back_index = e->vd_index; /* older as the list goes */
+			}
+		}
+		v->v_rep->key_changes++;
+		if (kc.back)
+			v->v_rep->key_changes_back++;
+		if (v->v_opt->key_change != NULL)
+			v->v_opt->key_change(v->v_opt->key_change_ctx, &kc);
+	}
 }
 
 static void dirs_free(struct vctx *v)

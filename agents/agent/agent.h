@@ -145,6 +145,11 @@ void agent_outbox_free(agent *a);
 
 /* --- agent_inbox.c ----------------------------------------------------- */
 
+/* agent_inbox_deliver takes one DELIVER from the broker: first the pin
+ * rule (agent_keys.h: a signature that verifies only with an unconfirmed
+ * new key of its party is answered there), then agent_inbox_on_deliver. */
+void agent_inbox_deliver(agent *a, const Rete__Deliver *d);
+
 /* agent_inbox_on_deliver verifies, opens, writes and records one DELIVER,
  * queues the hook, and ACKs it (with an error when it cannot be verified
  * or opened). */

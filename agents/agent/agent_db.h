@@ -50,7 +50,9 @@
  *              removed at the agent's start (it then takes them back);
  *              `rete status` shows it; "ack_signed" and "delivery_alarms"
  *              (AGENT_META_ACK_SIGNED, AGENT_META_DELIVERY_ALARMS, below):
- *              delivery receipts whose recipient's signature was checked
+ *              delivery receipts whose recipient's signature was checked;
+ *              "key_changes", "own_key" and "dir_serial": the key watch's
+ *              records (AGENT_META_KEY_CHANGES, below)
  *   held       message id -> agent_held: the signed bytes and sealed part of
  *              a message the broker receipted, kept until its delivery
  *              receipt (or a final refusal / non-delivery notice), so it can
@@ -120,6 +122,19 @@ typedef struct agent_db agent_db;
  * why, at}, the newest 100), which `rete status` shows. */
 #define AGENT_META_ACK_SIGNED	   "ack_signed"
 #define AGENT_META_DELIVERY_ALARMS "delivery_alarms"
+
+/* The meta keys of agent_keys.c (agent_keys.h), JSON text `rete status`
+ * shows: "key_changes" -> {PARTY: {"since", "last", "what", "key",
+ * "pinned", "count"}}, the parties whose signature verified only with a
+ * directory key that is not the pinned one (until --trust confirms a key
+ * for them); "own_key" -> [{"entry", "loggedAt", "seenAt", "key"}], the
+ * directories that gave this agency's id a key that is not its own (until
+ * the agent runs with that key: a rotation). */
+#define AGENT_META_KEY_CHANGES "key_changes"
+#define AGENT_META_OWN_KEY     "own_key"
+/* "dir_serial" -> the serial of the latest directory given (decimal text):
+ * a later one more than one above says directories were logged unseen. */
+#define AGENT_META_DIR_SERIAL "dir_serial"
 
 /* The named databases. */
 typedef enum agent_dbi {

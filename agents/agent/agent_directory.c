@@ -39,6 +39,7 @@ rete_err agent_directory_load(const uint8_t *entry, size_t len, const rete_pubke
 	d->msg = msg;
 	d->dir = msg->directory;
 	d->index = le->index;
+	d->logged_at = le->logged_at;
 	msg = NULL;
 	*out = d;
 out:

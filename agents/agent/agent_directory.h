@@ -20,6 +20,7 @@ typedef struct agent_directory {
 	Rete__Message *msg;	    /* owned; msg->directory is set */
 	const Rete__Directory *dir; /* = msg->directory */
 	uint64_t index;		    /* log index of the entry */
+	int64_t logged_at;	    /* its LogEntry.logged_at (Unix ms) */
 } agent_directory;
 
 /* agent_directory_load decodes the LogEntry bytes of a Directory entry,

@@ -16,6 +16,10 @@
  * inbox/<index 12 digits>.<first 8 hex digits of that SHA-256>-<kind>.json,
  * a name no other entry can take, with a witness warning; and the held
  * messages are submitted again, since the log lost what it receipted.
+ *
+ * Before all that, agent_inbox_deliver applies the pin rule (agent_keys.h):
+ * a party's signature is checked with the key this agency pinned for it,
+ * not with whatever key the broker's directory shows now.
  */
 #include <inttypes.h>
 #include <sodium.h>
@@ -24,6 +28,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "agent_keys.h"
 #include "agent_spool.h"
 #include "agent_track.h"
 #include "duration.h"
@@ -100,30 +105,175 @@ static bool broker_body(const Rete__Message *msg)
 	return rete_body_is_broker(msg);
 }
 
-/* inbox_sender_key finds the key to verify msg with: the pinned broker key
- * for broker bodies; otherwise the sender's key in the directory in force,
- * or the key pinned earlier (an entry logged before a key rotation). */
+/* inbox_verify verifies msg: a broker body with the pinned broker key;
+ * an agency's message with the key this agency pinned for its sender (or
+ * confirmed with --trust), the sender being pinned here on first use
+ * (agent_keys.h: the pin rule). A message that verifies only with a new key
+ * of the directory was answered before this (inbox_key_refused). */
 static bool inbox_verify(agent *a, const Rete__SignedMessage *sm, const Rete__Message *msg)
 {
 	rete_msg m = {{0}};
+	uint8_t dirkey[RETE_PK_LEN];
 	if (broker_body(msg))
 		return rete_signed_verify(sm, &a->broker_pk, &m) == RETE_OK;
-	const Rete__Party *p = agent_directory_party(a->dir, msg->sender);
-	rete_pubkey pk;
-	if (p != NULL && p->public_key.len == RETE_PK_LEN &&
-	    rete_pubkey_from_ed(&pk, p->public_key.data, &m) == RETE_OK &&
-	    rete_signed_verify(sm, &pk, &m) == RETE_OK)
-		return true;
-	rete_buf pinned;
-	bool ok = false;
-	if (agent_db_get(a->db, AGENT_DB_PINS, msg->sender, strlen(msg->sender), &pinned, &m) ==
-	    RETE_OK) {
-		ok = pinned.len == RETE_PK_LEN &&
-		     rete_pubkey_from_ed(&pk, pinned.data, &m) == RETE_OK &&
-		     rete_signed_verify(sm, &pk, &m) == RETE_OK;
-		rete_buf_free(&pinned);
+	return agent_keys_verify_message(a, sm, msg->sender, dirkey) == AGENT_KEY_OK;
+}
+
+/* inbox_ack_of: the recipient's signed acknowledgement a delivery receipt
+ * or a delivery-refused notice carries (NULL: none), and the message id
+ * it is about. */
+static const Rete__SignedAck *inbox_ack_of(const Rete__Message *msg, const char **id)
+{
+	const Rete__SignedAck *sa = NULL;
+	*id = "";
+	if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY && msg->delivery != NULL) {
+		sa = msg->delivery->ack;
+		*id = msg->delivery->message_id;
+	} else if (msg->body_case == RETE__MESSAGE__BODY_NOTICE && msg->notice != NULL &&
+		   (msg->notice->kind == RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED ||
+		    msg->notice->kind == RETE__NOTICE_KIND__NOTICE_KIND_DELIVERY_REFUSED)) {
+		sa = msg->notice->ack;
+		*id = msg->notice->message_id;
 	}
-	return ok;
+	return sa != NULL && sa->body.len > 0 ? sa : NULL;
+}
+
+/* inbox_never_sent: the broker's receipt or notice msg (verified) is
+ * about a message of ours, id, that this agent has no record of sending
+ * (database "ids" keeps every id it got a receipt for): someone signed as
+ * this agency, with a key the directory gave it. Said, not refused: the
+ * entry is the broker's true word that it logged such a message. */
+static void inbox_never_sent(agent *a, const Rete__Message *msg, uint64_t index, const char *id)
+{
+	rete_buf v = {0};
+	if (id == NULL || id[0] == '\0' ||
+	    agent_db_get(a->db, AGENT_DB_IDS, id, strlen(id), &v, NULL) != RETE_ENOENT ||
+	    agent_db_get(a->db, AGENT_DB_HELD, id, strlen(id), &v, NULL) != RETE_ENOENT) {
+		rete_buf_free(&v);
+		return;
+	}
+	bool refused = msg->body_case == RETE__MESSAGE__BODY_NOTICE;
+	agent_log(a, "error",
+		  "ALARM: log entry %" PRIu64 " says that message %s of %s was %s, but this "
+		  "agent never sent it (no receipt of it in its store): unless another agent "
+		  "sends as %s, someone signed it with a key the broker's directory gave %s; "
+		  "tell the broker's operator and the auditor (rete audit verify lists every key "
+		  "change)",
+		  index, id, a->cfg.id, refused ? "refused by its recipient" : "delivered",
+		  a->cfg.id, a->cfg.id);
+}
+
+/* inbox_key_refused applies the pin rule (agent_keys.h) to a delivery
+ * before the inbox takes it: an agency's message that verifies only with
+ * an unconfirmed new key of its sender is refused (an error ACK the broker
+ * logs as a delivery-refused notice to that sender, who thus learns of it
+ * whether or not it sent it); a delivery receipt or refusal notice of ours
+ * whose acknowledgement verifies only with an unconfirmed new key of the
+ * recipient is not acked (kept by the broker and delivered again: taken
+ * once this agency's operator confirms the key, never taken as proof
+ * before); one whose acknowledgement verifies with neither key is refused
+ * (it proves nothing). true when the delivery was answered here. What
+ * does not decode or verify at all is left to agent_inbox_on_deliver,
+ * which refuses it. */
+static bool inbox_key_refused(agent *a, const Rete__Deliver *d)
+{
+	Rete__SignedMessage *sm = NULL;
+	Rete__Message *msg = NULL;
+	rete_msg m = {{0}};
+	uint8_t hash[RETE_HASH_LEN], seenkey[512], dirkey[RETE_PK_LEN];
+	rete_buf have = {0};
+	char what[200];
+	bool done = false;
+	Rete__LogEntry *le = rete__log_entry__unpack(NULL, d->log_entry.len, d->log_entry.data);
+	if (le == NULL || rete_signed_decode(le->signed_message.data, le->signed_message.len, &sm,
+					     &msg, &m) != RETE_OK)
+		goto out;
+	/* a message already in the inbox was checked when it came */
+	rete_sha256(hash, le->signed_message.data, le->signed_message.len);
+	size_t seenlen = agent_db_seen_key(seenkey, sizeof(seenkey), msg->sender, msg->id, hash);
+	if (seenlen > 0 &&
+	    agent_db_get(a->db, AGENT_DB_SEEN, seenkey, seenlen, &have, &m) == RETE_OK) {
+		rete_buf_free(&have);
+		goto out;
+	}
+	if (!broker_body(msg)) {
+		agent_key_verdict v = agent_keys_verify_message(a, sm, msg->sender, dirkey);
+		if (v == AGENT_KEY_ERROR) {
+			done = true; /* said; not answered: delivered again */
+		} else if (v == AGENT_KEY_UNCONFIRMED) {
+			char text[400];
+			snprintf(what, sizeof(what), "%s %s (log entry %" PRIu64 ")",
+				 rete_message_kind(msg), msg->id, le->index);
+			agent_keys_unconfirmed(a, msg->sender, dirkey, what);
+			agent_keys_refusal(a, text, sizeof(text), msg->sender, msg->id);
+			inbox_refuse(a, d, msg, le->index,
+				     RETE__ERROR_CODE__ERROR_CODE_BAD_SIGNATURE, "%s", text);
+			done = true;
+		}
+		goto out;
+	}
+	if (rete_signed_verify(sm, &a->broker_pk, &m) != RETE_OK)
+		goto out;
+	const char *about;
+	const Rete__SignedAck *sa = inbox_ack_of(msg, &about);
+	if (strcmp(msg->recipient, a->cfg.id) == 0)
+		inbox_never_sent(a, msg, le->index, about);
+	if (sa == NULL)
+		goto out;
+	Rete__AckBody *body = rete__ack_body__unpack(NULL, sa->body.len, sa->body.data);
+	if (body == NULL)
+		goto out;
+	if (body->recipient != NULL && body->recipient[0] != '\0') {
+		agent_key_verdict v = agent_keys_verify_ack(a, sa, body->recipient, dirkey);
+		if (v == AGENT_KEY_ERROR) {
+			done = true;
+		} else if (v == AGENT_KEY_UNCONFIRMED) {
+			snprintf(what, sizeof(what),
+				 "the acknowledgement in the %s of our message %.64s (log entry "
+				 "%" PRIu64 ")",
+				 msg->body_case == RETE__MESSAGE__BODY_DELIVERY ? "delivery receipt"
+										: "refusal notice",
+				 about, le->index);
+			agent_keys_unconfirmed(a, body->recipient, dirkey, what);
+			agent_log(
+			    a, "warning",
+			    "log entry %" PRIu64 " not taken: %s is signed with a key of %s "
+			    "this agency has not confirmed; the broker delivers it again, and "
+			    "it is taken once the key is confirmed (--trust); our message "
+			    "stays held meanwhile",
+			    le->index, what, body->recipient);
+			done = true;
+		} else if (v == AGENT_KEY_BAD) {
+			/* signed by a key that is neither the pinned one nor the
+			 * directory's now (say, one the directory gave for a while,
+			 * which this agency's operator did not keep): not proof */
+			inbox_refuse(
+			    a, d, msg, le->index, RETE__ERROR_CODE__ERROR_CODE_BAD_SIGNATURE,
+			    "the acknowledgement in the %s of our message %.64s does not "
+			    "verify with the key of %s this agency pinned, nor with its key "
+			    "in the directory: not taken as %s's word; our message stays "
+			    "held",
+			    msg->body_case == RETE__MESSAGE__BODY_DELIVERY ? "delivery receipt"
+									   : "refusal notice",
+			    about, body->recipient, body->recipient);
+			done = true;
+		}
+	}
+	rete__ack_body__free_unpacked(body, NULL);
+out:
+	if (msg != NULL)
+		rete__message__free_unpacked(msg, NULL);
+	if (sm != NULL)
+		rete__signed_message__free_unpacked(sm, NULL);
+	if (le != NULL)
+		rete__log_entry__free_unpacked(le, NULL);
+	return done;
+}
+
+void agent_inbox_deliver(agent *a, const Rete__Deliver *d)
+{
+	if (!inbox_key_refused(a, d))
+		agent_inbox_on_deliver(a, d);
 }
 
 /* inbox_concerns adds what the agency knows of the referral a delivery
@@ -163,6 +313,7 @@ static void inbox_new_directory(agent *a, const Rete__Deliver *d)
 		agent_directory_free(&nd);
 		return;
 	}
+	agent_keys_own_check(a, nd);
 	agent_directory_free(&a->dir);
 	a->dir = nd;
 	agent_log(a, "info", "directory of log entry %" PRIu64 " in force", nd->index);

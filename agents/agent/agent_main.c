@@ -21,6 +21,7 @@
 #include <zmq.h>
 
 #include "agent.h"
+#include "agent_keys.h"
 #include "agent_check.h"
 #include "agent_metrics.h"
 #include "agent_net.h"
@@ -154,15 +155,20 @@ void agent_debug(const agent *a, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* agent_trust confirms the changed key of party `id` that the directory
- * shows (recorded in "pending" when a file was refused with key-changed):
- * it becomes the pinned key. Safe while the agent runs (LMDB serializes
- * the two writers). Returns the exit code. */
+/* agent_trust answers the changed key of party `id` that the directory
+ * shows (recorded in "pending" when a file to it was refused with
+ * key-changed, or a message or acknowledgement of it verified only with
+ * that key): it becomes the pinned key; or, with --key naming the key
+ * pinned already (the party says its key did not change), the pinned key
+ * stays and the directory's is refused for good. Either way the key change
+ * leaves `rete status` (agent_keys_forget). Safe while the agent runs
+ * (LMDB serializes the two writers). Returns the exit code. */
 static int agent_trust(agent *a, const char *id, const char *expect_b64)
 {
 	rete_msg m = {{0}};
 	rete_buf newkey = {0}, old = {0};
 	int rc = 2;
+	char *o = NULL, *nk = NULL;
 
 	if (!rete_id_valid(id)) {
 		fprintf(stderr, "rete-agent: --trust '%s': not a party id\n", id);
@@ -184,35 +190,46 @@ static int agent_trust(agent *a, const char *id, const char *expect_b64)
 		goto out;
 	}
 	agent_db_get(a->db, AGENT_DB_PINS, id, strlen(id), &old, &m);
-	char *o = old.data ? rete_b64_encode(old.data, old.len) : NULL;
-	char *nk = rete_b64_encode(newkey.data, newkey.len);
+	o = old.data ? rete_b64_encode(old.data, old.len) : NULL;
+	nk = rete_b64_encode(newkey.data, newkey.len);
+	/* The party says the pinned key is still its own: the directory's key
+	 * is someone else's. Keep the pin; the key change is answered. */
+	bool keep = expect_b64 != NULL && o != NULL && strcmp(o, expect_b64) == 0 &&
+		    (nk == NULL || strcmp(nk, expect_b64) != 0);
 	/* With --key, confirm only the key the operator got from the party by
 	 * another channel: a broker that swapped it is caught here. */
-	if (expect_b64 != NULL && (nk == NULL || strcmp(nk, expect_b64) != 0)) {
+	if (!keep && expect_b64 != NULL && (nk == NULL || strcmp(nk, expect_b64) != 0)) {
 		fprintf(stderr,
 			"rete-agent: the directory shows key %s for %s, not the key %s you gave; "
 			"nothing was confirmed: check with %s and with the network's operator\n",
 			nk ? nk : "?", id, expect_b64, id);
 		rc = 1;
-		free(o);
-		free(nk);
 		goto out;
 	}
 	if ((err = agent_db_begin(a->db, &m)) == RETE_OK &&
-	    (err = agent_db_put(a->db, AGENT_DB_PINS, id, strlen(id), newkey.data, newkey.len,
-				&m)) == RETE_OK)
-		err = agent_db_del(a->db, AGENT_DB_PENDING, id, strlen(id), &m);
+	    (keep || (err = agent_db_put(a->db, AGENT_DB_PINS, id, strlen(id), newkey.data,
+					 newkey.len, &m)) == RETE_OK) &&
+	    (err = agent_db_del(a->db, AGENT_DB_PENDING, id, strlen(id), &m)) == RETE_OK)
+		err = agent_keys_forget(a, id, &m);
 	err = agent_db_end(a->db, err, &m);
-	if (err == RETE_OK) {
+	if (err != RETE_OK) {
+		fprintf(stderr, "rete-agent: %s\n", m.text);
+	} else if (keep) {
+		printf(
+		    "%s: the pinned key %s stays; the directory's key %s is not confirmed: what "
+		    "is signed with it stays refused. %s says its key did not change, so the "
+		    "broker's directory gave its id a key that is not theirs: tell the network's "
+		    "auditor and the broker's operator\n",
+		    id, o, nk ? nk : "?", id);
+		rc = 0;
+	} else {
 		printf("%s: key %s confirmed (was %s); send the refused files again\n", id,
 		       nk ? nk : "?", o ? o : "none");
 		rc = 0;
-	} else {
-		fprintf(stderr, "rete-agent: %s\n", m.text);
 	}
+out:
 	free(o);
 	free(nk);
-out:
 	rete_buf_free(&newkey);
 	rete_buf_free(&old);
 	agent_db_close(&a->db);
@@ -230,11 +247,13 @@ static void usage(FILE *f)
 		   "the broker delivers to SPOOL/inbox/. docs/agent.md describes the\n"
 		   "configuration and the files.\n\n"
 		   "--trust PARTY_ID confirms the new key the directory shows for a party, after\n"
-		   "a file was refused with 'key-changed' (obtain the new key from the party\n"
+		   "a file was refused with 'key-changed' or a message or acknowledgement of\n"
+		   "the party verified only with that key (obtain the key from the party\n"
 		   "through another channel first). With --key BASE64 (the key the party gave\n"
-		   "you) the key is confirmed only if it is exactly that one. Exit 0 confirmed;\n"
-		   "1 when no changed key of the party is waiting for confirmation, or it is not\n"
-		   "the key --key gave; 2 on other errors.\n\n"
+		   "you) the key is confirmed only if it is exactly that one; --key with the\n"
+		   "key pinned already keeps it (the party's key did not change: the\n"
+		   "directory's is refused). Exit 0 confirmed or kept; 1 when no changed key\n"
+		   "of the party is waiting, or --key is neither; 2 on other errors.\n\n"
 		   "--check-config opens what agent.ini names without starting: the key (a\n"
 		   "secret, mode 0600), the broker's key (public), the spool and data folders\n"
 		   "(exist or can be created, writable; outbox/ sent/ failed/ on one file\n"
@@ -301,6 +320,7 @@ static int agent_setup(agent *a, int lock_fd[2], rete_msg *m)
 		return err;
 	if ((err = agent_outbox_settle(a, m)) != RETE_OK)
 		return err;
+	agent_keys_start(a);
 	return agent_hooks_start(a, m);
 }
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "agent_keys.h"
 #include "agent_metrics.h"
 #include "agent_net.h"
 #include "duration.h"
@@ -200,6 +201,7 @@ static void net_welcome(agent *a, const Rete__Welcome *wel)
 			  m.text);
 		return;
 	}
+	agent_keys_own_check(a, dir);
 	if (a->dir == NULL || a->dir->index <= dir->index) {
 		agent_directory_free(&a->dir);
 		a->dir = dir;
@@ -360,7 +362,7 @@ static void net_frame(agent *a, const Rete__BrokerFrame *f)
 			agent_log(a, "warning", "a delivery came before the directory; not acked");
 			break;
 		}
-		agent_inbox_on_deliver(a, f->deliver);
+		agent_inbox_deliver(a, f->deliver);
 		break;
 	case RETE__BROKER_FRAME__COMMAND_RESULT:
 		if (!agent_witness_on_result(a, f->result))

@@ -686,6 +686,61 @@ static void alarm_print(const audit_remote_opts *o, const char *saved, const cha
 		    "saved\none earlier, and now presents less than it as its whole log.\n");
 }
 
+/* The key changes the verification met (rete_verify_key_change), kept
+ * to be said after its verdict: one JSON object each. */
+void audit_key_change_keep(void *ctx, const rete_verify_key_change *kc)
+{
+	json_t *o = json_object();
+	char idx[24], at[32];
+	if (o == NULL)
+		return;
+	json_object_set_new(o, "party", json_string(kc->party));
+	snprintf(idx, sizeof(idx), "%" PRIu64, kc->index);
+	json_object_set_new(o, "index", json_string(idx));
+	json_object_set_new(o, "loggedAt", json_string(rete_time_format(kc->logged_at, at)));
+	snprintf(idx, sizeof(idx), "%" PRIu64, kc->prev_index);
+	json_object_set_new(o, "previousDirectory", json_string(idx));
+	char *k = rete_b64_encode(kc->old_key, RETE_PK_LEN);
+	json_object_set_new(o, "oldKey", json_string(k ? k : "?"));
+	free(k);
+	k = rete_b64_encode(kc->new_key, RETE_PK_LEN);
+	json_object_set_new(o, "newKey", json_string(k ? k : "?"));
+	free(k);
+	json_object_set_new(o, "backToEarlier", json_boolean(kc->back));
+	if (kc->back) {
+		snprintf(idx, sizeof(idx), "%" PRIu64, kc->back_index);
+		json_object_set_new(o, "earlierDirectory", json_string(idx));
+	}
+	json_array_append_new(ctx, o);
+}
+
+/* audit_key_changes_print says each key change of a party, and warns of
+ * one that goes back to a key the party had before. */
+void audit_key_changes_print(json_t *changes)
+{
+	size_t i;
+	json_t *c;
+	json_array_foreach(changes, i, c)
+	{
+		const char *party = json_string_value(json_object_get(c, "party"));
+		const char *idx = json_string_value(json_object_get(c, "index"));
+		printf("key change: %s at entry %s (logged at %s): %s -> %s\n", party, idx,
+		       json_string_value(json_object_get(c, "loggedAt")),
+		       json_string_value(json_object_get(c, "oldKey")),
+		       json_string_value(json_object_get(c, "newKey")));
+		if (json_is_true(json_object_get(c, "backToEarlier")))
+			printf(
+			    "warning: %s's key at entry %s is the key it had at entry %s, "
+			    "replaced at entry %s: a key that changes and changes back is what "
+			    "a broker's operator leaves who signed as %s for a while. Ask %s "
+			    "whether it changed its key twice; what was signed with the key in "
+			    "between is in rete audit log --from %s --to %s\n",
+			    party, idx, json_string_value(json_object_get(c, "earlierDirectory")),
+			    json_string_value(json_object_get(c, "previousDirectory")), party,
+			    party, json_string_value(json_object_get(c, "previousDirectory")), idx);
+	}
+}
+
 void audit_acks_print(const rete_verify_report *rep)
 {
 	if (rep->acks_verified == 0 && rep->acks_unsigned == 0)
@@ -856,7 +911,7 @@ int audit_remote_verify(const audit_remote_opts *o)
 	bool witnesses_checked = false, witnesses_met = false, saved = false;
 	uint32_t saved_epoch = 1, their_epoch = 1;
 	char kept[PATH_MAX] = "";
-	json_t *j = NULL;
+	json_t *j = NULL, *changes = json_array();
 	rete_err e;
 	int rc = CLI_USAGE;
 
@@ -891,6 +946,10 @@ int audit_remote_verify(const audit_remote_opts *o)
 	memset(&opt, 0, sizeof(opt));
 	opt.broker_key = r.r_bk;
 	opt.threads = o->threads;
+	/* the key changes of the entries fetched (those of an earlier run were
+	 * said then), said after the verdict */
+	opt.key_change = audit_key_change_keep;
+	opt.key_change_ctx = changes;
 	if ((e = rete_verify_session_open(&sess, &opt, resp, &m)) != RETE_OK) {
 		fprintf(stderr, "rete audit verify: the state file %s is refused: %s\n", o->state,
 			m.text);
@@ -1104,6 +1163,7 @@ int audit_remote_verify(const audit_remote_opts *o)
 			printf("consistent with the checkpoint of size %" PRIu64 " saved in %s\n",
 			       start, o->state);
 		audit_acks_print(&rep);
+		audit_key_changes_print(changes);
 		if (rep.restored)
 			audit_restore_print(&rep, o->state, kept);
 		if (saved)
@@ -1152,6 +1212,9 @@ report:
 		json_object_set_new(j, "entriesChecked", json_integer((json_int_t)rep.entries));
 		json_object_set_new(j, "acksVerified", json_integer((json_int_t)rep.acks_verified));
 		json_object_set_new(j, "acksUnsigned", json_integer((json_int_t)rep.acks_unsigned));
+		json_object_set(j, "keyChanges", changes);
+		json_object_set_new(j, "keyChangesBack",
+				    json_integer((json_int_t)rep.key_changes_back));
 		json_object_set_new(j, "fromSize", json_integer((json_int_t)start));
 		json_object_set_new(j, "savedCheckpoint", ckpt_json(st.note));
 		json_object_set_new(j, "brokerCheckpoint", ckpt_json(note));
@@ -1180,6 +1243,7 @@ out:
 	free(note);
 	audit_state_free(&st);
 	remote_close(&r);
+	json_decref(changes);
 	return rc;
 }
 

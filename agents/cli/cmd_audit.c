@@ -432,6 +432,7 @@ static json_t *verify_json(const rete_verify_report *rep, bool replay)
 	json_object_set_new(o, "unloggedAcks", json_integer((json_int_t)rep->unlogged_acks));
 	json_object_set_new(o, "acksVerified", json_integer((json_int_t)rep->acks_verified));
 	json_object_set_new(o, "acksUnsigned", json_integer((json_int_t)rep->acks_unsigned));
+	json_object_set_new(o, "keyChangesBack", json_integer((json_int_t)rep->key_changes_back));
 	if (rep->verdict == RETE_VERIFY_HOLDS)
 		set_b64(o, "root", rep->root, RETE_MERKLE_HASH);
 	if (rep->has_checkpoint) {
@@ -666,6 +667,11 @@ static int audit_verify(int argc, char **argv)
 		rete_witness_policy_free(&policy);
 		return rc;
 	}
+	/* every key change of a party, said after the verdict (a rotation and a
+	 * broker's operator who signed as the party look alike in the log) */
+	json_t *changes = json_array();
+	opt.key_change = audit_key_change_keep;
+	opt.key_change_ctx = changes;
 	e = rete_verify_log(s, &opt, &rep, &m);
 	if (policy != NULL && rep.verdict == RETE_VERIFY_HOLDS && rep.has_checkpoint) {
 		/* the verified checkpoint as stored now, with the cosignatures
@@ -698,10 +704,12 @@ static int audit_verify(int argc, char **argv)
 			print_json(verify_json(&rep, replay), "verify");
 		rete_witness_policy_free(&policy);
 		free(wnote);
+		json_decref(changes);
 		return CLI_USAGE;
 	}
 	if (json) {
 		json_t *jo = verify_json(&rep, replay);
+		json_object_set(jo, "keyChanges", changes);
 		if (policy != NULL && rep.verdict == RETE_VERIFY_HOLDS) {
 			wmet = audit_witnesses_check(policy, witnesses, wnote, true, jo);
 			if (nm.found)
@@ -713,6 +721,7 @@ static int audit_verify(int argc, char **argv)
 		if (rc != CLI_OK) {
 			rete_witness_policy_free(&policy);
 			free(wnote);
+			json_decref(changes);
 			return rc;
 		}
 	} else if (rep.verdict == RETE_VERIFY_HOLDS) {
@@ -727,6 +736,7 @@ static int audit_verify(int argc, char **argv)
 			       rep.entries);
 		}
 		audit_acks_print(&rep);
+		audit_key_changes_print(changes);
 		if (rep.restored)
 			audit_restore_print(&rep, NULL, NULL);
 		if (policy != NULL)
@@ -738,6 +748,9 @@ static int audit_verify(int argc, char **argv)
 	}
 	rete_witness_policy_free(&policy);
 	free(wnote);
+	if (!json && rep.verdict != RETE_VERIFY_HOLDS)
+		audit_key_changes_print(changes); /* those met before the failure */
+	json_decref(changes);
 	if (!json && rep.verdict != RETE_VERIFY_HOLDS) {
 		printf("the log does not verify: %s\n", rep.reason);
 		printf("(%" PRIu64 " of %" PRIu64 " entries and %" PRIu64

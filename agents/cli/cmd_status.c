@@ -5,7 +5,10 @@
  * broker answers within --timeout (default 3 s), the broker's projection,
  * which is the authoritative status. First, when the agent recorded that
  * another connection with the agency's key took its deliveries (protocol
- * 5, TAKEN_OVER), it says so ("takenOver" in --json). A broker that answers
+ * 5, TAKEN_OVER), it says so ("takenOver" in --json); and the key watch's
+ * alarms (agents/agent/agent_keys.h): a directory that gave this agency's
+ * id a key not its own ("ownKeyAlarms"), a party whose new key waits for
+ * this agency's operator ("keyChanges"). A broker that answers
  * but refuses to say (e.g. a read it cannot record in its access record) is
  * said with its sentence ("brokerError" in --json). Exit 0; 1 when the
  * referral asked for is known to neither; 2 for configuration and I/O errors,
@@ -31,7 +34,9 @@ static void status_usage(FILE *f)
 	fprintf(f, "usage: rete status -c agent.ini [REFERRAL_ID] [--json] [--timeout SECONDS]\n\n"
 		   "The agency's referrals with status and history, from the agent's store and,\n"
 		   "when the broker is reachable, the broker's authoritative status; first, if\n"
-		   "another agent with this agency's key took its deliveries, since when.\n"
+		   "another agent with this agency's key took its deliveries, since when, and\n"
+		   "the key alarms: the directory gave this agency's id a key not its own, or\n"
+		   "a party's new key waits for this agency's operator (--trust).\n"
 		   "A broker that refuses to say is named with its sentence (\"brokerError\").\n\n"
 		   "Exit 0; 1 when REFERRAL_ID is known neither here nor to the broker; 2 when\n"
 		   "it is not here and the broker refused to say, or on a configuration error.\n");
@@ -61,8 +66,7 @@ static json_t *status_broker(rete_wire *w, const char *id, int timeout_ms, bool 
 	if (f->command_case == RETE__BROKER_FRAME__COMMAND_RESULT && f->result->error == 0 &&
 	    f->result->answer_case == RETE__QUERY_RESULT__ANSWER_REFERRAL)
 		out = rete_pb_to_json(&f->result->referral->base);
-	else if (f->command_case == RETE__BROKER_FRAME__COMMAND_RESULT &&
-		 f->result->error != 0 &&
+	else if (f->command_case == RETE__BROKER_FRAME__COMMAND_RESULT && f->result->error != 0 &&
 		 f->result->error != RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND)
 		*refusal = strdup(f->result->error_text && f->result->error_text[0]
 				      ? f->result->error_text
@@ -122,6 +126,58 @@ static void taken_over_print(const char *id, json_t *t, FILE *out)
 			id, jstr(t, "at"), from, id);
 }
 
+/* status_meta_json: meta key of the agent's store as JSON of type want
+ * (JSON_OBJECT, JSON_ARRAY), or NULL (absent, unreadable: the referrals
+ * still show). */
+static json_t *status_meta_json(agent_db *db, const char *key, json_type want)
+{
+	rete_buf v = {0};
+	json_t *o = NULL;
+	if (db && agent_db_get(db, AGENT_DB_META, key, strlen(key), &v, NULL) == RETE_OK)
+		o = json_loadb((const char *)v.data, v.len, 0, NULL);
+	rete_buf_free(&v);
+	if (o && json_typeof(o) != want) {
+		json_decref(o);
+		o = NULL;
+	}
+	return o;
+}
+
+/* keys_print says the key watch's records (agents/agent/agent_keys.h) in
+ * the words of the agent's log: the directories that gave this agency's
+ * id a key not its own, and the parties whose new key waits for this
+ * agency's operator. */
+static void keys_print(const char *id, json_t *own, json_t *changes, FILE *out)
+{
+	size_t i;
+	json_t *it;
+	json_array_foreach(own, i, it)
+	{
+		fprintf(
+		    out,
+		    "%s: ALARM: the broker's directory gave %s a key that is not ours at entry %s "
+		    "(logged at %s, seen at %s; key %s): whoever holds it can sign as %s; tell "
+		    "the broker's operator and the auditor (docs/security.md, \"The directory's "
+		    "keys\")\n",
+		    id, id, jstr(it, "entry"), jstr(it, "loggedAt"), jstr(it, "seenAt"),
+		    jstr(it, "key"), id);
+	}
+	const char *party;
+	json_object_foreach(changes, party, it)
+	{
+		fprintf(
+		    out,
+		    "%s: KEY CHANGE NOT CONFIRMED: the key of %s in the broker's directory (%s) "
+		    "is not the one pinned (%s); since %s, %lld refused or not taken, the latest "
+		    "%s at %s. Ask %s by phone for its key: if it changed, rete-agent -c "
+		    "agent.ini --trust %s --key KEY; if it did not, --key with the pinned key, "
+		    "and tell the broker's operator and the auditor\n",
+		    id, party, jstr(it, "key"), jstr(it, "pinned"), jstr(it, "since"),
+		    (long long)json_integer_value(json_object_get(it, "count")), jstr(it, "what"),
+		    jstr(it, "last"), party, party);
+	}
+}
+
 static void status_print(json_t *rec, FILE *out)
 {
 	json_t *b = json_object_get(rec, "broker");
@@ -173,7 +229,7 @@ int cmd_status(int argc, char **argv)
 	agent_config cfg;
 	agent_db *db = NULL;
 	rete_msg m = {{0}};
-	json_t *recs = NULL, *taken = NULL;
+	json_t *recs = NULL, *taken = NULL, *own = NULL, *changes = NULL;
 	char *refusal = NULL; /* the broker answers, refusing to say: its sentence */
 	int rc = CLI_OK;
 
@@ -253,6 +309,8 @@ int cmd_status(int argc, char **argv)
 	if (recs == NULL)
 		recs = json_array();
 	taken = status_taken_over(db);
+	own = status_meta_json(db, AGENT_META_OWN_KEY, JSON_ARRAY);
+	changes = status_meta_json(db, AGENT_META_KEY_CHANGES, JSON_OBJECT);
 	if (refid != NULL && json_array_size(recs) == 0) {
 		/* Unknown here: the broker may still know it. */
 		json_t *stub = json_object();
@@ -327,6 +385,10 @@ int cmd_status(int argc, char **argv)
 		if (taken)
 			json_object_set(doc, "takenOver", taken);
 		status_alarms_json(db, doc);
+		if (own)
+			json_object_set(doc, "ownKeyAlarms", own);
+		if (changes)
+			json_object_set(doc, "keyChanges", changes);
 		json_object_set(doc, "referrals", recs);
 		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		fputc('\n', stdout);
@@ -335,6 +397,7 @@ int cmd_status(int argc, char **argv)
 		if (taken)
 			taken_over_print(cfg.id, taken, stdout);
 		status_alarms_print(db, cfg.id, stdout);
+		keys_print(cfg.id, own, changes, stdout);
 		if (json_array_size(recs) == 0)
 			printf("%s: no referrals yet\n", cfg.id);
 		json_array_foreach(recs, i, rec)
@@ -358,6 +421,8 @@ out:
 	free(refusal);
 	json_decref(recs);
 	json_decref(taken);
+	json_decref(own);
+	json_decref(changes);
 	agent_db_close(&db);
 	agent_config_free(&cfg);
 	return rc;

@@ -500,14 +500,32 @@ static void test_checkpoint_other_key_fails(void **state)
 	log_close(&L);
 }
 
+/* The key changes a verification reports (rete_verify_key_change). */
+struct kc_seen {
+	int n;
+	rete_verify_key_change last;
+	char party[64];
+};
+
+static void kc_note(void *ctx, const rete_verify_key_change *kc)
+{
+	struct kc_seen *k = ctx;
+	k->n++;
+	k->last = *kc;
+	snprintf(k->party, sizeof(k->party), "%s", kc->party);
+}
+
 static void test_key_rotation(void **state)
 {
 	struct log L;
 	rete_verify_report rep;
 	rete_verify_options o = opts(true, 2);
 	rete_msg m = {{0}};
+	struct kc_seen seen = {0};
 	(void)state;
 
+	o.key_change = kc_note;
+	o.key_change_ctx = &seen;
 	log_open(&L, "verify-rotate");
 	standard(&L);
 	/* entry 12: a new directory gives social.mantova a new key */
@@ -517,11 +535,53 @@ static void test_key_rotation(void **state)
 	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_OK);
 	assert_int_equal(rep.directories, 2);
 	assert_int_equal(rep.entries, 14);
+	/* the change is reported (not a failure): party, entry, both keys */
+	assert_int_equal(rep.key_changes, 1);
+	assert_int_equal(rep.key_changes_back, 0);
+	assert_int_equal(seen.n, 1);
+	assert_string_equal(seen.party, SOCIAL);
+	assert_int_equal(seen.last.index, 12);
+	assert_int_equal(seen.last.prev_index, 0);
+	assert_memory_equal(seen.last.old_key, keys[K_SOCIAL]->pub.ed, RETE_PK_LEN);
+	assert_memory_equal(seen.last.new_key, keys[K_SOCIAL2]->pub.ed, RETE_PK_LEN);
+	assert_false(seen.last.back);
 	/* the old key is no longer good after entry 12 */
 	append(&L, referral("r9", SOCIAL, CPI, "staff-y", keys[K_SOCIAL]));
 	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_EBADSIG);
 	assert_int_equal(rep.bad_index, 14);
 	assert_non_null(strstr(rep.reason, "directory in force (entry 12)"));
+	log_close(&L);
+}
+
+/* A key that changes and changes back (the broker's operator's own key
+ * under social.mantova for a while): both changes reported, the second
+ * flagged as going back to the key of entry 0; the log still holds. */
+static void test_key_change_back(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_verify_options o = opts(true, 2);
+	rete_msg m = {{0}};
+	struct kc_seen seen = {0};
+	(void)state;
+
+	o.key_change = kc_note;
+	o.key_change_ctx = &seen;
+	log_open(&L, "verify-back");
+	standard(&L);
+	append(&L, directory("dir-2", 2, keys[K_SOCIAL2])); /* entry 12 */
+	append(&L, referral("r8", SOCIAL, CPI, "staff-x", keys[K_SOCIAL2]));
+	append(&L, directory("dir-3", 3, keys[K_SOCIAL])); /* entry 14: back */
+	free(checkpoint(&L, keys[K_BROKER]));
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_OK);
+	assert_int_equal(rep.key_changes, 2);
+	assert_int_equal(rep.key_changes_back, 1);
+	assert_int_equal(seen.n, 2);
+	assert_int_equal(seen.last.index, 14);
+	assert_int_equal(seen.last.prev_index, 12);
+	assert_true(seen.last.back);
+	assert_int_equal(seen.last.back_index, 0);
+	assert_memory_equal(seen.last.new_key, keys[K_SOCIAL]->pub.ed, RETE_PK_LEN);
 	log_close(&L);
 }
 
@@ -1972,6 +2032,7 @@ int main(void)
 	    cmocka_unit_test(test_forged_broker_body_fails),
 	    cmocka_unit_test(test_checkpoint_other_key_fails),
 	    cmocka_unit_test(test_key_rotation),
+	    cmocka_unit_test(test_key_change_back),
 	    cmocka_unit_test(test_projection_rewritten_fails),
 	    cmocka_unit_test(test_projection_other_bytes_holds),
 	    cmocka_unit_test(test_projection_extra_or_missing),
