@@ -1869,6 +1869,127 @@ static rete_err out_hold(agent *a, const out_item *it, const out_rcpt *rc, const
 	return err;
 }
 
+/* out_rcpt_is: does the receipt document doc (a NAME.receipt.json, or the
+ * text an id record keeps) name the entry rc proves: the same index and
+ * the same leaf (the same index in a later epoch is another entry)? */
+static bool out_rcpt_is(json_t *doc, const out_rcpt *rc)
+{
+	const char *idx = json_string_value(json_object_get(doc, "index"));
+	const char *leaf = json_string_value(json_object_get(doc, "leafHash"));
+	char *want = rete_b64_encode(rc->leaf, RETE_MERKLE_HASH);
+	bool same = idx != NULL && leaf != NULL && want != NULL &&
+		    strtoull(idx, NULL, 10) == rc->index && strcmp(leaf, want) == 0;
+	free(want);
+	return same;
+}
+
+/* out_rcpt_epoch: the log epoch of the checkpoint a receipt document
+ * carries (1 for a note without an epoch line, 0 when it has none). */
+static uint32_t out_rcpt_epoch(json_t *doc)
+{
+	const char *note = json_string_value(json_object_get(doc, "checkpoint"));
+	uint32_t epoch = 0;
+	rete_msg m = {{0}};
+	if (note == NULL || rete_checkpoint_epoch(note, strlen(note), &epoch, &m) != RETE_OK)
+		return 0;
+	return epoch;
+}
+
+/* out_sent_renewed makes the text of sent/USED.receipt.json (now: what it
+ * holds) once the message it answers was receipted again at rc: the new
+ * receipt (out_receipt_json, the same "file"), its "epoch", and
+ * "previousReceipts": those the file kept already, then the one it held
+ * (every member but file, messageId and sender, with its epoch), so that
+ * it stays the evidence of what the earlier epoch's log held. malloc'd;
+ * NULL when out of memory. */
+static char *out_sent_renewed(agent *a, json_t *now, const char *id, const out_rcpt *rc)
+{
+	char *text = out_receipt_json(a, json_incref(json_object_get(now, "file")), id, rc);
+	json_t *doc = text ? json_loads(text, 0, NULL) : NULL;
+	json_t *prev = json_array(), *was = json_object();
+	const char *key;
+	json_t *v;
+	free(text);
+	text = NULL;
+	if (doc != NULL && prev != NULL && was != NULL) {
+		json_object_foreach(now, key, v)
+		{
+			if (strcmp(key, "previousReceipts") == 0)
+				json_array_extend(prev, v);
+			else if (strcmp(key, "file") && strcmp(key, "messageId") &&
+				 strcmp(key, "sender") && strcmp(key, "epoch"))
+				json_object_set(was, key, v);
+		}
+		json_object_set_new(was, "epoch", json_integer(out_rcpt_epoch(now)));
+		json_array_append(prev, was);
+		json_object_set_new(doc, "epoch", json_integer(out_rcpt_epoch(doc)));
+		json_object_set(doc, "previousReceipts", prev);
+		text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	}
+	json_decref(was);
+	json_decref(prev);
+	json_decref(doc);
+	return text;
+}
+
+/* out_sent_renew: held message id, answered in sent/ by the receipt its id
+ * record keeps (kept, that text), was receipted again at rc, another
+ * entry (a restore lost the one its receipt names, whose index may hold
+ * another entry now): the receipt the case system reads, sent/USED.
+ * receipt.json of the file it was sent as, is rewritten with the new one
+ * (out_sent_renewed; durably, replacing it; its time kept, so that its
+ * retention still counts from the first acceptance). Done before the id
+ * record follows, and only while the file names another entry: a stop in
+ * between rewrites nothing twice. said gets the log's words for it ("" when
+ * no file was rewritten: none there any more, or it names rc already). */
+static void out_sent_renew(agent *a, const char *id, const char *kept, const out_rcpt *rc,
+			   char *said, size_t n)
+{
+	char used[AGENT_SPOOL_NAME_MAX + 32], cname[AGENT_SPOOL_NAME_MAX + 64], path[4400];
+	struct timespec at;
+	rete_msg m = {{0}};
+	json_t *rec = json_loads(kept ? kept : "", 0, NULL);
+	const char *file = json_string_value(json_object_get(rec, "file"));
+	said[0] = '\0';
+	if (file == NULL || !agent_spool_answer_find(a->sent_dir, file, ".receipt.json", id, used,
+						     sizeof(used), &at)) {
+		json_decref(rec);
+		return;
+	}
+	json_decref(rec);
+	snprintf(cname, sizeof(cname), "%s.receipt.json", used);
+	snprintf(path, sizeof(path), "%s/%s", a->sent_dir, cname);
+	json_t *now = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+	if (now == NULL || out_rcpt_is(now, rc)) {
+		json_decref(now);
+		return;
+	}
+	const char *was = json_string_value(json_object_get(now, "index"));
+	char *text = out_sent_renewed(a, now, id, rc);
+	rete_err err = text ? RETE_OK : rete_msg_set(&m, RETE_ENOMEM, "out of memory");
+	if (err == RETE_OK) {
+		size_t len = strlen(text);
+		text[len] = '\n'; /* replaces the NUL; written with its length */
+		err = agent_spool_write(a->sent_dir, cname, text, len + 1, &m);
+	}
+	if (err == RETE_OK) {
+		struct timespec ts[2] = {at, at};
+		utimensat(AT_FDCWD, path, ts, 0); /* its retention: from the first receipt */
+		snprintf(said, n,
+			 "; sent/%s now names it (it named log index %s of epoch %" PRIu32
+			 ", kept in it as previousReceipts)",
+			 cname, was ? was : "?", out_rcpt_epoch(now));
+	} else {
+		agent_log(a, "error",
+			  "held message %s: receipted again at log index %" PRIu64
+			  ", but sent/%s cannot be rewritten with it: %s; it still names log "
+			  "index %s, which may hold another entry now",
+			  id, rc->index, cname, m.text, was ? was : "?");
+	}
+	free(text);
+	json_decref(now);
+}
+
 /* out_held_renew_id: the id record of a held message receipted again
  * follows its receipt (index and receipt text, under the name it was sent
  * as), so that the same file sent again is answered with the receipt the
@@ -1880,7 +2001,10 @@ static rete_err out_held_renew_id(agent *a, const char *id, const out_rcpt *rc, 
 	rete_msg im = {{0}};
 	if (agent_db_id_get(a->db, id, &rec, &im) != RETE_OK)
 		return RETE_OK;
-	if (rec.index == rc->index) {
+	json_t *kept = json_loads(rec.receipt_json ? rec.receipt_json : "", 0, NULL);
+	bool same = rec.index == rc->index && (kept == NULL || out_rcpt_is(kept, rc));
+	json_decref(kept);
+	if (same) {
 		free(rec.receipt_json);
 		return RETE_OK; /* the original receipt: nothing changed */
 	}
@@ -1898,6 +2022,59 @@ static rete_err out_held_renew_id(agent *a, const char *id, const out_rcpt *rc, 
 	return err;
 }
 
+/* out_was: what the agent recorded of a held message's latest receipt,
+ * when a new receipt names another entry (moved). */
+typedef struct out_was {
+	bool moved;
+	uint64_t index;
+	uint32_t epoch;
+	char *kept; /* the receipt text its id record keeps (malloc'd) */
+} out_was;
+
+/* out_held_was: does rc name another entry than the receipt the id record
+ * of id keeps (a restore lost that one)? Then *w gets that receipt's index,
+ * epoch and text. false when it is the same entry, or there is no record
+ * (an older store: nothing to follow). */
+static bool out_held_was(agent *a, const char *id, const out_rcpt *rc, out_was *w)
+{
+	agent_idrec rec;
+	rete_msg m = {{0}};
+	if (agent_db_id_get(a->db, id, &rec, &m) != RETE_OK)
+		return false;
+	json_t *kept = json_loads(rec.receipt_json ? rec.receipt_json : "", 0, NULL);
+	w->moved = kept != NULL && !out_rcpt_is(kept, rc);
+	w->index = rec.index;
+	w->epoch = kept ? out_rcpt_epoch(kept) : 0;
+	json_decref(kept);
+	if (w->moved)
+		w->kept = rec.receipt_json;
+	else
+		free(rec.receipt_json);
+	return w->moved;
+}
+
+/* out_held_track: the referral's record (`rete status`) follows held item
+ * it, receipted again at rc instead of at w's entry (agent_track_moved),
+ * in the open transaction. */
+static rete_err out_held_track(agent *a, const out_item *it, const out_was *w, const out_rcpt *rc,
+			       rete_msg *m)
+{
+	Rete__SignedMessage *sm = NULL;
+	Rete__Message *msg = NULL;
+	rete_msg dm = {{0}};
+	const char *note = rc->r->checkpoint ? rc->r->checkpoint : "";
+	uint32_t epoch = 0;
+	if (rete_checkpoint_epoch(note, strlen(note), &epoch, &dm) != RETE_OK)
+		epoch = 0;
+	if (rete_signed_decode(it->signed_msg.data, it->signed_msg.len, &sm, &msg, &dm) != RETE_OK)
+		return RETE_OK; /* our own bytes: cannot happen; the status stays */
+	rete_err err =
+	    agent_track_moved(a->db, msg, w->index, w->epoch, rc->index, rc->logged_at, epoch, m);
+	rete__message__free_unpacked(msg, NULL);
+	rete__signed_message__free_unpacked(sm, NULL);
+	return err;
+}
+
 /* out_held_receipted: a held message submitted again has its receipt (the
  * original one when the broker still had it, else a new entry): the held
  * record (with the round's number), its id record and the witness follow
@@ -1907,6 +2084,11 @@ static void out_held_receipted(agent *a, size_t i, const out_rcpt *rc)
 	out_item *it = &a->out_items[i];
 	rete_msg m = {{0}};
 	rete_err err = RETE_OK;
+	char said[AGENT_SPOOL_NAME_MAX + 200] = "";
+	out_was was = {0};
+	/* another entry than its receipt names: the agency's file first */
+	if (out_held_was(a, it->id, rc, &was))
+		out_sent_renew(a, it->id, was.kept, rc, said, sizeof(said));
 	for (int attempt = 0; attempt < 2; attempt++) {
 		rete_buf have;
 		err = agent_db_begin(a->db, &m);
@@ -1921,12 +2103,15 @@ static void out_held_receipted(agent *a, size_t i, const out_rcpt *rc)
 			err = out_hold(a, it, rc, NULL, &m);
 		if (err == RETE_OK && still)
 			err = out_held_renew_id(a, it->id, rc, &m);
+		if (err == RETE_OK && was.moved)
+			err = out_held_track(a, it, &was, rc, &m);
 		if (err == RETE_OK && still)
 			agent_witness_receipt(a, rc->index, rc->leaf, rc->cp.size, rc->cp.root);
 		err = agent_db_end(a->db, err, &m);
 		if (err != RETE_EFULL)
 			break;
 	}
+	free(was.kept);
 	if (err != RETE_OK) {
 		agent_log(a, "error", "held message %s: cannot record its receipt: %s", it->id,
 			  m.text);
@@ -1935,8 +2120,8 @@ static void out_held_receipted(agent *a, size_t i, const out_rcpt *rc)
 	}
 	agent_log(a, "info",
 		  "held message %s receipted again at log index %" PRIu64
-		  "; held until its delivery receipt",
-		  it->id, rc->index);
+		  "; held until its delivery receipt%s",
+		  it->id, rc->index, said);
 	item_remove(a, i);
 	a->held_check = true;
 }

@@ -121,6 +121,23 @@ static void taken_over_print(const char *id, json_t *t, FILE *out)
 			id, jstr(t, "at"), from, id);
 }
 
+/* status_moved_print says, after a history line, that our message was
+ * receipted again after a restore of the broker's store: the index shown
+ * is the current log's, and where the earlier epoch's log had it. */
+static void status_moved_print(json_t *h, FILE *out)
+{
+	if (!jstr(h, "previousIndex")[0])
+		return;
+	fprintf(out, "  (receipted again after a restore of the broker's store; before: #%s",
+		jstr(h, "previousIndex"));
+	if (json_integer_value(json_object_get(h, "previousEpoch")) > 0)
+		fprintf(out, " of epoch %" JSON_INTEGER_FORMAT,
+			json_integer_value(json_object_get(h, "previousEpoch")));
+	if (jstr(h, "previousAt")[0])
+		fprintf(out, ", %s", jstr(h, "previousAt"));
+	fputc(')', out);
+}
+
 static void status_print(json_t *rec, FILE *out)
 {
 	json_t *b = json_object_get(rec, "broker");
@@ -160,6 +177,7 @@ static void status_print(json_t *rec, FILE *out)
 			fprintf(out, "  delivered %s", jstr(h, "messageId"));
 		if (jstr(h, "notice")[0])
 			fprintf(out, "  notice %s: %s", jstr(h, "notice"), jstr(h, "text"));
+		status_moved_print(h, out);
 		fputc('\n', out);
 	}
 }

@@ -1068,6 +1068,91 @@ static void test_held_too_large(void **state)
 	json_decref(j);
 }
 
+/* --- what the agency's files say after a restore (eyes12 #2, #3, #4, #6) ---- */
+
+/* ev_status runs `rete status -c agent.ini ARGS` for social services (from
+ * its folder, as an operator does) and returns its exit status; *out gets
+ * what it printed (stdout and stderr; the caller frees). */
+static int ev_status(it_net *n, const char *args, char **out)
+{
+	return tu_run(out, "cd '%s/agents/social.mantova' && '%s/rete' status -c agent.ini %s 2>&1",
+		      n->dir, n->bin, args);
+}
+
+/* test_restore_receipt_file (eyes12 #2): a held referral receipted again
+ * after a restore, at another index: sent/NAME.receipt.json, which the
+ * case system reads, names the new entry (the old index holds another
+ * entry now) and keeps the old receipt as "previousReceipts"; `rete
+ * status` shows the referral at its new index, saying where it was. */
+static void test_restore_receipt_file(void **state)
+{
+	it_net *n = it_net_new("evidence-rcpt-file", NULL);
+	assert_non_null(n);
+	*state = n;
+	char backup[1300], log[1300], sent[1300], path[1500];
+	tu_path(backup, sizeof(backup), "%s/backup", n->dir);
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL)); /* the job centre away: held */
+	ev_backup(n, backup);
+	ev_put_referral(n, "rf.json", "ev-rf-1", "long-term-unemployment");
+	uint64_t before = ev_receipt_index(n, "rf.json");
+	assert_true(ev_broker_restore(n, backup));
+	uint64_t after = ev_wait_rereceipt(log, "ev-rf-1", EV_WAIT);
+	if (after == UINT64_MAX)
+		it_show(n, "social.mantova.log");
+	assert_true(after != UINT64_MAX);
+	assert_true(after != before);
+
+	json_t *j = tu_load_json(tu_path(path, sizeof(path), "%s/rf.json.receipt.json", sent));
+	const char *idx = json_string_value(json_object_get(j, "index"));
+	if (idx == NULL || strtoull(idx, NULL, 10) != after)
+		fail_msg("sent/rf.json.receipt.json names log index %s; the referral was "
+			 "receipted again at %" PRIu64 " (index %" PRIu64
+			 " holds another entry now)",
+			 idx ? idx : "(none)", after, before);
+	json_t *prev = json_array_get(json_object_get(j, "previousReceipts"), 0);
+	const char *pidx = json_string_value(json_object_get(prev, "index"));
+	if (pidx == NULL || strtoull(pidx, NULL, 10) != before ||
+	    json_integer_value(json_object_get(prev, "epoch")) != 1)
+		fail_msg("sent/rf.json.receipt.json does not keep its receipt of epoch 1 (index "
+			 "%" PRIu64 ") as previousReceipts[0]",
+			 before);
+	json_decref(j);
+
+	char *out = NULL;
+	assert_int_equal(ev_status(n, "ev-rf-1 --json", &out), 0);
+	const char *brace = out != NULL ? strchr(out, '{') : NULL;
+	json_t *doc = json_loads(brace != NULL ? brace : "", 0, NULL);
+	json_t *h, *rec = json_array_get(json_object_get(doc, "referrals"), 0);
+	size_t i;
+	bool seen = false;
+	json_array_foreach(json_object_get(rec, "history"), i, h)
+	{
+		const char *kind = json_string_value(json_object_get(h, "kind"));
+		if (kind == NULL || strcmp(kind, "referral") != 0)
+			continue;
+		const char *hi = json_string_value(json_object_get(h, "index"));
+		const char *hp = json_string_value(json_object_get(h, "previousIndex"));
+		if (hi == NULL || strtoull(hi, NULL, 10) != after || hp == NULL ||
+		    strtoull(hp, NULL, 10) != before)
+			fail_msg("rete status: the referral entry of ev-rf-1 is at #%s (previous "
+				 "%s); it was receipted again at #%" PRIu64 ", before at #%" PRIu64
+				 ": %s",
+				 hi ? hi : "?", hp ? hp : "none", after, before, out);
+		seen = true;
+	}
+	assert_true(seen);
+	json_decref(doc);
+	free(out);
+	assert_int_equal(ev_status(n, "ev-rf-1", &out), 0);
+	if (strstr(out, "epoch 1") == NULL)
+		fail_msg("rete status does not say the earlier receipt was of epoch 1: %s", out);
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1087,6 +1172,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_held_order, it_teardown),
 	    cmocka_unit_test_teardown(test_held_receipt_renewed, it_teardown),
 	    cmocka_unit_test_teardown(test_held_too_large, it_teardown),
+	    cmocka_unit_test_teardown(test_restore_receipt_file, it_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	if (getenv("RETE_TEST_ONLY") != NULL)
