@@ -1079,6 +1079,33 @@ static int ev_status(it_net *n, const char *args, char **out)
 		      n->dir, n->bin, args);
 }
 
+/* ev_lost_by_restore: a referral (ev-1) sent by social services after the
+ * backup and delivered, its delivery receipt back (so no agent holds it any
+ * more), then the broker's store put back from the backup: the log of
+ * epoch 2 does not have it, and nobody will submit it again. Returns when
+ * social services' agent is connected to the restored broker. */
+static void ev_lost_by_restore(it_net *n, char *log, size_t len)
+{
+	char backup[1300];
+	tu_path(backup, sizeof(backup), "%s/backup", n->dir);
+	tu_path(log, len, "%s/social.mantova.log", n->dir);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+	ev_backup(n, backup);
+	ev_put_referral(n, "lost.json", "ev-1", "long-term-unemployment");
+	assert_int_equal(ev_wait_delivered(n, 1, EV_WAIT), 1);
+	if (!ev_wait_log(log, "message ev-1 delivered: no longer held", 1, EV_WAIT)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("ev-1 is still held after its delivery receipt");
+	}
+	assert_true(ev_broker_restore(n, backup));
+	if (!ev_wait_log(log, "the broker's log is now epoch 2", 1, EV_WAIT)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("social services' agent did not see epoch 2");
+	}
+}
+
 /* test_restore_receipt_file (eyes12 #2): a held referral receipted again
  * after a restore, at another index: sent/NAME.receipt.json, which the
  * case system reads, names the new entry (the old index holds another
@@ -1153,6 +1180,29 @@ static void test_restore_receipt_file(void **state)
 	free(out);
 }
 
+/* test_restore_status_lost (eyes12 #3): a referral the agency holds that
+ * the restored broker's log lost: `rete status` says the broker no longer
+ * has it, probably lost by a restore, and what to do; it is not silent. */
+static void test_restore_status_lost(void **state)
+{
+	it_net *n = it_net_new("evidence-status-lost", NULL);
+	assert_non_null(n);
+	*state = n;
+	char log[1300], *out = NULL;
+	ev_lost_by_restore(n, log, sizeof(log));
+	int rc = ev_status(n, "ev-1", &out);
+	if (rc != 0 || strstr(out, "no longer has referral ev-1") == NULL ||
+	    strstr(out, "restore") == NULL || strstr(out, "previousReferral") == NULL)
+		fail_msg("rete status ev-1 (lost by the restore), exit %d, says nothing of the "
+			 "broker: %s",
+			 rc, out);
+	free(out);
+	assert_int_equal(ev_status(n, "ev-1 --json", &out), 0);
+	if (strstr(out, "\"brokerUnknown\": true") == NULL)
+		fail_msg("rete status --json ev-1 has no brokerUnknown: %s", out);
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1173,6 +1223,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_held_receipt_renewed, it_teardown),
 	    cmocka_unit_test_teardown(test_held_too_large, it_teardown),
 	    cmocka_unit_test_teardown(test_restore_receipt_file, it_teardown),
+	    cmocka_unit_test_teardown(test_restore_status_lost, it_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	if (getenv("RETE_TEST_ONLY") != NULL)
