@@ -281,7 +281,7 @@ static void out_fail_doc(agent *a, const char *name, const agent_spool_ident *or
 			 const rete_buf *signed_msg, const void *text_in, size_t text_len,
 			 const uint8_t *hash, const char *id, const char *code, const char *field,
 			 const char *error, const rete_problems *problems,
-			 const char *signed_refusal)
+			 const char *signed_refusal, const char *note)
 {
 	rete_msg m = {{0}};
 	json_t *doc = json_object();
@@ -309,6 +309,9 @@ static void out_fail_doc(agent *a, const char *name, const agent_spool_ident *or
 	 * sender's proof that it was refused and why */
 	if (signed_refusal != NULL)
 		json_object_set_new(doc, "signedRefusal", json_string(signed_refusal));
+	/* what the agent itself knows of the refusal (out_refusal_note) */
+	if (note != NULL && note[0] != '\0')
+		json_object_set_new(doc, "agentNote", json_string(note));
 	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(doc);
 	if (text == NULL)
@@ -360,6 +363,8 @@ static void out_fail_doc(agent *a, const char *name, const agent_spool_ident *or
 		return;
 	}
 	agent_privacy_filed(a, "failed", id, ans.used, NULL);
+	if (note != NULL && note[0] != '\0')
+		agent_log(a, "warning", "%s: %s", name, note);
 	agent_log(a, "warning", "%s: refused (%s%s%s): %s%s%s%s; moved to failed/%s%s", name, code,
 		  field && field[0] ? ", " : "", field ? field : "", quoted ? said : error,
 		  quoted ? "; what is wrong and what would be accepted: failed/" : "",
@@ -384,7 +389,7 @@ static void out_fail_ex(agent *a, const char *name, const agent_spool_ident *ori
 			const char *error, const rete_problems *problems)
 {
 	out_fail_doc(a, name, orig, signed_msg, text_in, text_len, hash, id, code, field, error,
-		     problems, NULL);
+		     problems, NULL, NULL);
 }
 
 /* out_fail answers the outbox file of an item (found by name) in failed/. */
@@ -2352,6 +2357,72 @@ void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 	free(signed_refusal);
 }
 
+/* out_note_unknown: the agent's own words on an unknown-referral refusal
+ * of item it (an update or note) when this agency has the referral in its
+ * records (it sent or received it): the id is right, and the broker's log
+ * lost the referral (a restore of its store). "" otherwise. */
+static void out_note_unknown(agent *a, const out_item *it, char *note, size_t n)
+{
+	Rete__SignedMessage *sm = NULL;
+	Rete__Message *msg = NULL;
+	rete_msg m = {{0}};
+	json_t *rec = NULL;
+	if (rete_signed_decode(it->signed_msg.data, it->signed_msg.len, &sm, &msg, &m) != RETE_OK)
+		return;
+	const char *rid = rete_message_referral_id(msg);
+	if (rid[0] != '\0' && agent_track_get(a->db, rid, &rec, &m) == RETE_OK) {
+		const char *req = json_string_value(json_object_get(rec, "requester"));
+		const char *idx = json_string_value(json_object_get(rec, "index"));
+		bool ours = req != NULL && strcmp(req, a->cfg.id) == 0;
+		char where[800] = "";
+		agent_idrec ir;
+		if (ours && agent_db_id_get(a->db, rid, &ir, &m) == RETE_OK) {
+			json_t *r = json_loads(ir.receipt_json ? ir.receipt_json : "", 0, NULL);
+			const char *file = json_string_value(json_object_get(r, "file"));
+			char used[300];
+			struct timespec at;
+			if (file != NULL &&
+			    agent_spool_answer_find(a->sent_dir, file, ".receipt.json", rid, used,
+						    sizeof(used), &at))
+				snprintf(where, sizeof(where),
+					 ", sent as sent/%s (its receipt: "
+					 "sent/%s.receipt.json)",
+					 used, used);
+			else if (file != NULL)
+				snprintf(where, sizeof(where), ", sent as %s", file);
+			json_decref(r);
+			free(ir.receipt_json);
+		}
+		snprintf(
+		    note, n,
+		    "the referral id is right: this agency has referral %s in its records "
+		    "(%s%s, at log index %s%s). The broker's log no longer has it, most likely "
+		    "lost by a restore of the broker's store (epoch %" PRIu32 " now): %s "
+		    "must first send it again as a new referral, with a new id and "
+		    "previousReferral \"%s\", and this message must then name the new "
+		    "referral (docs/operations.md, \"Restoring a backup\")",
+		    rid, ours ? "requested by this agency" : "received from ",
+		    ours ? "" : (req ? req : "its requester"), idx ? idx : "?", where, a->epoch,
+		    ours ? "this agency" : (req ? req : "its requester"), rid);
+		json_decref(rec);
+	}
+	rete__message__free_unpacked(msg, NULL);
+	rete__signed_message__free_unpacked(sm, NULL);
+}
+
+/* out_refusal_note: what the agent adds of its own to a final refusal of
+ * item it (code) in its failed/ file ("agentNote") and log: "" when it
+ * knows nothing more than the broker said. */
+static void out_refusal_note(agent *a, const out_item *it, Rete__ErrorCode code, char *note,
+			     size_t n)
+{
+	note[0] = '\0';
+	if (it->state != AGENT_OUT_SIGNED)
+		return;
+	if (code == RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL)
+		out_note_unknown(a, it, note, n);
+}
+
 /* out_refused ends item i on the broker's final refusal r (signed:
  * signed_refusal, its SignedRefusal in base64, or NULL). */
 static void out_refused(agent *a, size_t i, const Rete__Receipt *r, const char *signed_refusal)
@@ -2416,12 +2487,14 @@ static void out_refused(agent *a, size_t i, const Rete__Receipt *r, const char *
 	snprintf(name, sizeof(name), "%s", it->name);
 	memcpy(hash, it->hash, sizeof(hash));
 	snprintf(id, sizeof(id), "%s", it->id);
+	char note[1500];
+	out_refusal_note(a, it, r->error, note, sizeof(note));
 	/* out_fail_doc answers what was submitted (the item, found by name):
 	 * remove it after */
 	out_fail_doc(a, name, &it->ident, it->state == AGENT_OUT_SIGNED ? &it->signed_msg : NULL,
 		     NULL, 0, hash, id, code ? code : "refused", r->field,
 		     r->error_text && r->error_text[0] ? r->error_text : "refused by the broker",
-		     NULL, signed_refusal);
+		     NULL, signed_refusal, note);
 	item_remove(a, i);
 }
 

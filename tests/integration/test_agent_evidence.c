@@ -1203,6 +1203,42 @@ static void test_restore_status_lost(void **state)
 	free(out);
 }
 
+/* test_restore_update_lost (eyes12 #4): an update of a referral the
+ * restore lost is refused unknown-referral with a sentence that says why
+ * (a restore of the broker's store) and what to do (send the referral
+ * again first), not "check the referral id", which is right. */
+static void test_restore_update_lost(void **state)
+{
+	it_net *n = it_net_new("evidence-update-lost", NULL);
+	assert_non_null(n);
+	*state = n;
+	char log[1300], failed[1300], path[1500];
+	ev_lost_by_restore(n, log, sizeof(log));
+	it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	char *t = ev_update_text("ev-cancel-1", "ev-1");
+	it_outbox_put(n, IT_SOCIAL, "cancel.json", t);
+	free(t);
+	tu_path(path, sizeof(path), "%s/cancel.json.error.json", failed);
+	if (ev_wait_either(path, NULL, EV_WAIT) != 1) {
+		it_show(n, "social.mantova.log");
+		fail_msg("no answer in failed/ for the cancellation of ev-1");
+	}
+	json_t *j = tu_load_json(path);
+	const char *code = json_string_value(json_object_get(j, "code"));
+	const char *err = json_string_value(json_object_get(j, "error"));
+	assert_string_equal(code ? code : "", "unknown-referral");
+	if (err == NULL || strstr(err, "restore") == NULL || strstr(err, "send it again") == NULL ||
+	    strstr(err, "previousReferral") == NULL)
+		fail_msg("the refusal of an update of a referral the restore lost: %s",
+			 err ? err : "(none)");
+	const char *note = json_string_value(json_object_get(j, "agentNote"));
+	if (note == NULL || strstr(note, "sent/lost.json") == NULL)
+		fail_msg("failed/cancel.json.error.json does not say that this agency sent ev-1 "
+			 "(sent/lost.json): agentNote %s",
+			 note ? note : "(none)");
+	json_decref(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1224,6 +1260,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_held_too_large, it_teardown),
 	    cmocka_unit_test_teardown(test_restore_receipt_file, it_teardown),
 	    cmocka_unit_test_teardown(test_restore_status_lost, it_teardown),
+	    cmocka_unit_test_teardown(test_restore_update_lost, it_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	if (getenv("RETE_TEST_ONLY") != NULL)
