@@ -1197,10 +1197,19 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 		op->index = be64_get(pv);
 		op->logged_at = (int64_t)be64_get(pv + 8 + RETE_HASH_LEN);
 		if (sodium_memcmp(pv + 8, sha, RETE_HASH_LEN) != 0) {
+			/* Not "send the very same bytes": a sender that did just
+			 * that, with the same content signed anew (an agent whose
+			 * data folder was put back from an older copy), reads it
+			 * as a contradiction. */
 			refuse(op, RETE__ERROR_CODE__ERROR_CODE_ID_REUSED,
-			       "message id '%s' of %s is already the id of other content: "
-			       "log entry %llu holds it; a new message needs a new id (sending "
-			       "the very same bytes again gets that entry's receipt)",
+			       "message id '%s' of %s is already the id of other bytes: log "
+			       "entry %llu holds it; a new message needs a new id. Only that "
+			       "entry's own signed message, sent again byte for byte, gets its "
+			       "receipt; the same content signed anew is other bytes (a "
+			       "rete-agent signs anew a file it has no record of having sent, "
+			       "as when its data folder was put back from an older copy: that "
+			       "entry's receipt is then in its sent/; docs/operations.md, "
+			       "\"Restoring an agent's data folder\")",
 			       msg->id, msg->sender, (unsigned long long)op->index);
 			goto out;
 		}

@@ -41,6 +41,7 @@
  * that content gets the same receipt in sent/, one with other content is
  * refused id-reused, naming the log index of the first.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1312,10 +1313,132 @@ static rete_err out_prune(agent *a, rete_msg *em)
 	return ret;
 }
 
+/* How many of the latest receipts in sent/ the start looks at. */
+#define OUT_BEHIND_LOOK 64
+
+/* out_since: meta "ids_since", the time (ms) from which this store keeps
+ * an id record of every receipt it writes to sent/; recorded at the first
+ * start of an agent that looks (an older agent's receipts may have none).
+ * 0 when it was not recorded before this start (nothing to compare yet). */
+static int64_t out_since(agent *a)
+{
+	static const char key[] = "ids_since";
+	rete_buf v;
+	rete_msg m = {{0}};
+	int64_t since = 0;
+	if (agent_db_get(a->db, AGENT_DB_META, key, sizeof(key) - 1, &v, &m) == RETE_OK) {
+		for (size_t k = 0; k < v.len && k < 8; k++)
+			since = (int64_t)(((uint64_t)since << 8) | v.data[k]);
+		rete_buf_free(&v);
+		return since;
+	}
+	uint8_t be[8];
+	uint64_t now = (uint64_t)rete_now_ms();
+	for (int k = 7; k >= 0; k--, now >>= 8)
+		be[k] = (uint8_t)now;
+	agent_db_put(a->db, AGENT_DB_META, key, sizeof(key) - 1, be, sizeof(be), &m);
+	return 0;
+}
+
+struct out_behind {
+	char name[OUT_BEHIND_LOOK][AGENT_SPOOL_NAME_MAX + 32];
+	int64_t at[OUT_BEHIND_LOOK];
+	size_t n;
+};
+
+/* out_behind_add keeps name (a receipt written at `at`) if it is among the
+ * latest OUT_BEHIND_LOOK. */
+static void out_behind_add(struct out_behind *b, const char *name, int64_t at)
+{
+	size_t k = b->n;
+	if (b->n == OUT_BEHIND_LOOK) {
+		k = 0; /* replace the oldest, if this one is later */
+		for (size_t i = 1; i < b->n; i++)
+			if (b->at[i] < b->at[k])
+				k = i;
+		if (b->at[k] >= at)
+			return;
+	} else {
+		b->n++;
+	}
+	snprintf(b->name[k], sizeof(b->name[k]), "%s", name);
+	b->at[k] = at;
+}
+
+/* out_behind_check, at start: is this agent's store older than its spool?
+ * The latest receipts in sent/ (written after "ids_since") name messages
+ * whose id record the store must have; when some have none, its data
+ * folder was put back from an older copy (or another program wrote them),
+ * and the log says so, with what that costs and where the procedure is
+ * (docs/operations.md). Only the latest OUT_BEHIND_LOOK are read: a start
+ * reads no more than that however long sent/ is kept. */
+static void out_behind_check(agent *a)
+{
+	static const char sfx[] = ".receipt.json";
+	int64_t since = out_since(a);
+	struct out_behind *b = since > 0 ? calloc(1, sizeof(*b)) : NULL;
+	DIR *d = b != NULL ? opendir(a->sent_dir) : NULL;
+	struct dirent *e;
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name), sl = sizeof(sfx) - 1;
+		char path[4400];
+		struct stat st;
+		if (e->d_name[0] == '.' || l <= sl || strcmp(e->d_name + l - sl, sfx) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", a->sent_dir, e->d_name);
+		int64_t at;
+		if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1 << 20) ||
+		    (at = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000) <=
+			since)
+			continue;
+		out_behind_add(b, e->d_name, at);
+	}
+	if (d != NULL)
+		closedir(d);
+	size_t missing = 0, latest = 0;
+	char id[128] = "", idx[24] = "";
+	for (size_t i = 0; b != NULL && i < b->n; i++) {
+		char path[4400];
+		agent_idrec rec;
+		rete_msg m = {{0}};
+		snprintf(path, sizeof(path), "%s/%s", a->sent_dir, b->name[i]);
+		json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+		const char *mid = json_string_value(json_object_get(j, "messageId"));
+		const char *ix = json_string_value(json_object_get(j, "index"));
+		if (mid != NULL && agent_db_id_get(a->db, mid, &rec, &m) == RETE_OK) {
+			free(rec.receipt_json);
+		} else if (mid != NULL) {
+			if (missing++ == 0 || b->at[i] > b->at[latest]) {
+				latest = i;
+				snprintf(id, sizeof(id), "%s", mid);
+				snprintf(idx, sizeof(idx), "%s", ix ? ix : "?");
+			}
+		}
+		json_decref(j);
+	}
+	if (missing > 0)
+		agent_log(
+		    a, "warning",
+		    "the agent store in %s is older than its spool: of the latest receipts "
+		    "in sent/, %zu (the latest: sent/%s, message %s, log index %s) are of "
+		    "messages it has no record of: its data folder was put back from an "
+		    "older copy. "
+		    "What it lost: the records of what it sent after that copy (such a file "
+		    "sent again is signed anew and refused id-reused by the broker: its "
+		    "receipt is the one in sent/), and the messages held until their delivery "
+		    "receipt (not submitted again if the broker's store is restored); see "
+		    "docs/operations.md, \"Restoring an agent's data folder\"",
+		    a->cfg.data, missing, b->name[latest], id, idx);
+	free(b);
+}
+
 rete_err agent_outbox_settle(agent *a, rete_msg *m)
 {
 	a->out_pruned = true;
-	return out_prune(a, m);
+	rete_err err = out_prune(a, m);
+	if (err == RETE_OK)
+		out_behind_check(a);
+	return err;
 }
 
 /* out_refuse_names answers the entries of outbox/ the agent will not take:
@@ -2357,6 +2480,88 @@ void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 	free(signed_refusal);
 }
 
+/* out_sent_of: the receipt in sent/ of message id, whose id record this
+ * agent does not have: the first USED.receipt.json naming it (found: USED
+ * into used, the receipt, a new reference, into *doc). sent/ is read whole:
+ * for a refusal that is rare (id-reused), never in the normal path. */
+static bool out_sent_of(agent *a, const char *id, char *used, size_t n, json_t **doc)
+{
+	static const char sfx[] = ".receipt.json";
+	DIR *d = opendir(a->sent_dir);
+	struct dirent *e;
+	*doc = NULL;
+	while (d != NULL && *doc == NULL && (e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name), sl = sizeof(sfx) - 1;
+		char path[4400];
+		struct stat st;
+		if (e->d_name[0] == '.' || l <= sl || strcmp(e->d_name + l - sl, sfx) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", a->sent_dir, e->d_name);
+		if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1 << 20))
+			continue;
+		json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+		const char *mid = json_string_value(json_object_get(j, "messageId"));
+		if (mid != NULL && strcmp(mid, id) == 0) {
+			snprintf(used, n, "%.*s", (int)(l - sl), e->d_name);
+			*doc = j;
+		} else {
+			json_decref(j);
+		}
+	}
+	if (d != NULL)
+		closedir(d);
+	return *doc != NULL;
+}
+
+/* out_note_reused: the agent's own words on the broker's id-reused refusal
+ * of item it when this agent has no record of its id but sent/ has a
+ * receipt of it: its data folder is older than its spool (put back from an
+ * older copy). The same content: the receipt in sent/ is this file's, and
+ * nothing is lost; other content: a new id is needed. "" otherwise (the
+ * broker's sentence says it all). */
+static void out_note_reused(agent *a, const out_item *it, char *note, size_t n)
+{
+	agent_idrec rec;
+	rete_msg m = {{0}};
+	char used[300], path[4400];
+	json_t *doc = NULL;
+	if (agent_db_id_get(a->db, it->id, &rec, &m) == RETE_OK) {
+		free(rec.receipt_json); /* known here: the refusal is what it says */
+		return;
+	}
+	if (!out_sent_of(a, it->id, used, sizeof(used), &doc))
+		return;
+	const char *idx = json_string_value(json_object_get(doc, "index"));
+	char *text = NULL;
+	size_t len = 0;
+	uint8_t content[RETE_HASH_LEN];
+	bool same = !it->no_content &&
+		    agent_spool_read(a->sent_dir, used, OUT_FILE_MAX, &text, &len, &m) == RETE_OK;
+	if (same) {
+		out_content_hash(text, len, content);
+		same = sodium_memcmp(content, it->content, RETE_HASH_LEN) == 0;
+	}
+	free(text);
+	snprintf(path, sizeof(path), "sent/%s.receipt.json", used);
+	if (same)
+		snprintf(note, n,
+			 "this very message (the same content) was sent before by this agency: "
+			 "%s is its receipt (message %s, log index %s). The broker refused it "
+			 "again because this agent signed it anew, having no record of sending it: "
+			 "its data folder (%s) is older than its spool (put back from an older "
+			 "copy?). Nothing is lost and nothing more is needed for this file; see "
+			 "docs/operations.md, \"Restoring an agent's data folder\"",
+			 path, it->id, idx ? idx : "?", a->cfg.data);
+	else
+		snprintf(note, n,
+			 "this agency used message id %s before, for sent/%s (receipt: %s, log "
+			 "index %s), which this agent has no record of: its data folder (%s) is "
+			 "older than its spool (put back from an older copy?). Give this message a "
+			 "new id; see docs/operations.md, \"Restoring an agent's data folder\"",
+			 it->id, used, path, idx ? idx : "?", a->cfg.data);
+	json_decref(doc);
+}
+
 /* out_note_unknown: the agent's own words on an unknown-referral refusal
  * of item it (an update or note) when this agency has the referral in its
  * records (it sent or received it): the id is right, and the broker's log
@@ -2419,7 +2624,9 @@ static void out_refusal_note(agent *a, const out_item *it, Rete__ErrorCode code,
 	note[0] = '\0';
 	if (it->state != AGENT_OUT_SIGNED)
 		return;
-	if (code == RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL)
+	if (code == RETE__ERROR_CODE__ERROR_CODE_ID_REUSED)
+		out_note_reused(a, it, note, n);
+	else if (code == RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL)
 		out_note_unknown(a, it, note, n);
 }
 

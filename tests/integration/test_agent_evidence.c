@@ -1239,6 +1239,65 @@ static void test_restore_update_lost(void **state)
 	json_decref(j);
 }
 
+/* test_agent_data_restored (eyes12 #6): the agent's data folder put back
+ * from a copy older than its spool. At start the agent says its store is
+ * older than sent/; the very same file sent again is refused id-reused by
+ * the broker (signed anew: other bytes), and the answer says what
+ * happened (its receipt is in sent/), never to "send the very same bytes". */
+static void test_agent_data_restored(void **state)
+{
+	it_net *n = it_net_new("evidence-agent-data", NULL);
+	assert_non_null(n);
+	*state = n;
+	char data[1300], log[1300], failed[1300], path[1500], *out = NULL;
+	tu_path(data, sizeof(data), "%s/agents/social.mantova/data", n->dir);
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	ev_put_referral(n, "first.json", "ev-first-1", "long-term-unemployment");
+	(void)ev_receipt_index(n, "first.json");
+	/* the backup: the stopped agent's data folder, copied */
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	assert_int_equal(tu_run(&out, "cp -a '%s' '%s.bk'", data, data), 0);
+	free(out);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	char *text = ev_referral_text("ev-rb-1", "long-term-unemployment");
+	it_outbox_put(n, IT_SOCIAL, "rb.json", text);
+	uint64_t idx = ev_receipt_index(n, "rb.json");
+	/* the restore of the agent's data folder */
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	assert_int_equal(
+	    tu_run(&out, "mv '%s' '%s.new' && cp -a '%s.bk' '%s'", data, data, data, data), 0);
+	free(out);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	if (!ev_wait_log(log, "is older than its spool", 1, EV_WAIT)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the agent started on a data folder older than its sent/ said nothing");
+	}
+	it_outbox_put(n, IT_SOCIAL, "rb-again.json", text);
+	free(text);
+	tu_path(path, sizeof(path), "%s/rb-again.json.error.json", failed);
+	if (ev_wait_either(path, NULL, EV_WAIT) != 1) {
+		it_show(n, "social.mantova.log");
+		fail_msg("no answer in failed/ for rb-again.json");
+	}
+	json_t *j = tu_load_json(path);
+	const char *err = json_string_value(json_object_get(j, "error"));
+	const char *note = json_string_value(json_object_get(j, "agentNote"));
+	char want[64];
+	snprintf(want, sizeof(want), "log index %" PRIu64, idx);
+	if (err == NULL || strstr(err, "sending the very same bytes again") != NULL)
+		fail_msg("id-reused tells to send the very same bytes, which was done: %s",
+			 err ? err : "(none)");
+	if (note == NULL || strstr(note, "sent/rb.json.receipt.json") == NULL ||
+	    strstr(note, want) == NULL || strstr(note, "older") == NULL)
+		fail_msg("failed/rb-again.json.error.json does not say its receipt is "
+			 "sent/rb.json.receipt.json (%s) and the data folder is older: %s",
+			 want, note ? note : "(none)");
+	json_decref(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1261,6 +1320,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_restore_receipt_file, it_teardown),
 	    cmocka_unit_test_teardown(test_restore_status_lost, it_teardown),
 	    cmocka_unit_test_teardown(test_restore_update_lost, it_teardown),
+	    cmocka_unit_test_teardown(test_agent_data_restored, it_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	if (getenv("RETE_TEST_ONLY") != NULL)
