@@ -1313,6 +1313,32 @@ static rete_err out_prune(agent *a, rete_msg *em)
 	return ret;
 }
 
+/* out_each_receipt calls fn(a, NAME, its stat, ctx) for each receipt in
+ * sent/ (a regular NAME.receipt.json of at most 1 MiB, not hidden) until
+ * fn returns false. */
+static void
+out_each_receipt(agent *a, bool (*fn)(agent *a, const char *name, const struct stat *st, void *ctx),
+		 void *ctx)
+{
+	static const char sfx[] = ".receipt.json";
+	DIR *d = opendir(a->sent_dir);
+	struct dirent *e;
+	bool more = true;
+	while (d != NULL && more && (e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name), sl = sizeof(sfx) - 1;
+		char path[4400];
+		struct stat st;
+		if (e->d_name[0] == '.' || l <= sl || strcmp(e->d_name + l - sl, sfx) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", a->sent_dir, e->d_name);
+		if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1 << 20))
+			continue;
+		more = fn(a, e->d_name, &st, ctx);
+	}
+	if (d != NULL)
+		closedir(d);
+}
+
 /* How many of the latest receipts in sent/ the start looks at. */
 #define OUT_BEHIND_LOOK 64
 
@@ -1344,6 +1370,7 @@ struct out_behind {
 	char name[OUT_BEHIND_LOOK][AGENT_SPOOL_NAME_MAX + 32];
 	int64_t at[OUT_BEHIND_LOOK];
 	size_t n;
+	int64_t since; /* meta "ids_since" */
 };
 
 /* out_behind_add keeps name (a receipt written at `at`) if it is among the
@@ -1365,36 +1392,33 @@ static void out_behind_add(struct out_behind *b, const char *name, int64_t at)
 	b->at[k] = at;
 }
 
+/* out_behind_take: out_each_receipt's fn for out_behind_check: keeps a
+ * receipt written after "ids_since" if it is among the latest. */
+static bool out_behind_take(agent *a, const char *name, const struct stat *st, void *ctx)
+{
+	struct out_behind *b = ctx;
+	int64_t at = (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
+	(void)a;
+	if (at > b->since)
+		out_behind_add(b, name, at);
+	return true;
+}
+
 /* out_behind_check, at start: is this agent's store older than its spool?
  * The latest receipts in sent/ (written after "ids_since") name messages
  * whose id record the store must have; when some have none, its data
- * folder was put back from an older copy (or another program wrote them),
- * and the log says so, with what that costs and where the procedure is
- * (docs/operations.md). Only the latest OUT_BEHIND_LOOK are read: a start
- * reads no more than that however long sent/ is kept. */
+ * folder was put back from an older copy, and the log says so, with what
+ * that costs and where the procedure is (docs/operations.md). Only the
+ * latest OUT_BEHIND_LOOK are read: a start reads no more than that however
+ * long sent/ is kept. */
 static void out_behind_check(agent *a)
 {
-	static const char sfx[] = ".receipt.json";
 	int64_t since = out_since(a);
 	struct out_behind *b = since > 0 ? calloc(1, sizeof(*b)) : NULL;
-	DIR *d = b != NULL ? opendir(a->sent_dir) : NULL;
-	struct dirent *e;
-	while (d != NULL && (e = readdir(d)) != NULL) {
-		size_t l = strlen(e->d_name), sl = sizeof(sfx) - 1;
-		char path[4400];
-		struct stat st;
-		if (e->d_name[0] == '.' || l <= sl || strcmp(e->d_name + l - sl, sfx) != 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", a->sent_dir, e->d_name);
-		int64_t at;
-		if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1 << 20) ||
-		    (at = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000) <=
-			since)
-			continue;
-		out_behind_add(b, e->d_name, at);
+	if (b != NULL) {
+		b->since = since;
+		out_each_receipt(a, out_behind_take, b);
 	}
-	if (d != NULL)
-		closedir(d);
 	size_t missing = 0, latest = 0;
 	char id[128] = "", idx[24] = "";
 	for (size_t i = 0; b != NULL && i < b->n; i++) {
@@ -2118,45 +2142,14 @@ static void out_sent_renew(agent *a, const char *id, const char *kept, const out
 	json_decref(now);
 }
 
-/* out_held_renew_id: the id record of a held message receipted again
- * follows its receipt (index and receipt text, under the name it was sent
- * as), so that the same file sent again is answered with the receipt the
- * log holds now, not one of an epoch a restore left behind. In the open
- * transaction; an id without a record (an older store) is left so. */
-static rete_err out_held_renew_id(agent *a, const char *id, const out_rcpt *rc, rete_msg *m)
-{
-	agent_idrec rec;
-	rete_msg im = {{0}};
-	if (agent_db_id_get(a->db, id, &rec, &im) != RETE_OK)
-		return RETE_OK;
-	json_t *kept = json_loads(rec.receipt_json ? rec.receipt_json : "", 0, NULL);
-	bool same = rec.index == rc->index && (kept == NULL || out_rcpt_is(kept, rc));
-	json_decref(kept);
-	if (same) {
-		free(rec.receipt_json);
-		return RETE_OK; /* the original receipt: nothing changed */
-	}
-	json_t *old = json_loads(rec.receipt_json ? rec.receipt_json : "", 0, NULL);
-	json_t *file = old ? json_object_get(old, "file") : NULL;
-	char *text = out_receipt_json(a, file ? json_incref(file) : NULL, id, rc);
-	json_decref(old);
-	free(rec.receipt_json);
-	if (text == NULL)
-		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
-	rec.index = rc->index;
-	rec.receipt_json = text;
-	rete_err err = agent_db_id_put(a->db, id, &rec, m);
-	free(text);
-	return err;
-}
-
 /* out_was: what the agent recorded of a held message's latest receipt,
  * when a new receipt names another entry (moved). */
 typedef struct out_was {
 	bool moved;
 	uint64_t index;
 	uint32_t epoch;
-	char *kept; /* the receipt text its id record keeps (malloc'd) */
+	uint8_t content[RETE_HASH_LEN]; /* the id record's content hash */
+	char *kept;			/* the receipt text its id record keeps (malloc'd) */
 } out_was;
 
 /* out_held_was: does rc name another entry than the receipt the id record
@@ -2170,8 +2163,9 @@ static bool out_held_was(agent *a, const char *id, const out_rcpt *rc, out_was *
 	if (agent_db_id_get(a->db, id, &rec, &m) != RETE_OK)
 		return false;
 	json_t *kept = json_loads(rec.receipt_json ? rec.receipt_json : "", 0, NULL);
-	w->moved = kept != NULL && !out_rcpt_is(kept, rc);
+	w->moved = kept != NULL ? !out_rcpt_is(kept, rc) : rec.index != rc->index;
 	w->index = rec.index;
+	memcpy(w->content, rec.content, RETE_HASH_LEN);
 	w->epoch = kept ? out_rcpt_epoch(kept) : 0;
 	json_decref(kept);
 	if (w->moved)
@@ -2179,6 +2173,28 @@ static bool out_held_was(agent *a, const char *id, const out_rcpt *rc, out_was *
 	else
 		free(rec.receipt_json);
 	return w->moved;
+}
+
+/* out_held_renew_id: the id record of held message id, receipted again
+ * at rc, another entry than the one its record names (w, from
+ * out_held_was), follows its receipt (index and receipt text, under the
+ * name it was sent as), so that the same file sent again is answered with
+ * the receipt the log holds now, not one of an epoch a restore left behind.
+ * In the open transaction. */
+static rete_err out_held_renew_id(agent *a, const char *id, const out_was *w, const out_rcpt *rc,
+				  rete_msg *m)
+{
+	json_t *old = json_loads(w->kept ? w->kept : "", 0, NULL);
+	json_t *file = old ? json_object_get(old, "file") : NULL;
+	char *text = out_receipt_json(a, file ? json_incref(file) : NULL, id, rc);
+	json_decref(old);
+	if (text == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	agent_idrec rec = {.index = rc->index, .receipt_json = text};
+	memcpy(rec.content, w->content, RETE_HASH_LEN);
+	rete_err err = agent_db_id_put(a->db, id, &rec, m);
+	free(text);
+	return err;
 }
 
 /* out_held_track: the referral's record (`rete status`) follows held item
@@ -2229,8 +2245,8 @@ static void out_held_receipted(agent *a, size_t i, const out_rcpt *rc)
 		}
 		if (still)
 			err = out_hold(a, it, rc, NULL, &m);
-		if (err == RETE_OK && still)
-			err = out_held_renew_id(a, it->id, rc, &m);
+		if (err == RETE_OK && still && was.moved)
+			err = out_held_renew_id(a, it->id, &was, rc, &m);
 		if (err == RETE_OK && was.moved)
 			err = out_held_track(a, it, &was, rc, &m);
 		if (err == RETE_OK && still)
@@ -2480,37 +2496,42 @@ void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 	free(signed_refusal);
 }
 
+struct out_sent_find {
+	const char *id;
+	char *used;
+	size_t n;
+	json_t *doc;
+};
+
+/* out_sent_take: out_each_receipt's fn for out_sent_of: stops at the first
+ * receipt naming the message id. */
+static bool out_sent_take(agent *a, const char *name, const struct stat *st, void *ctx)
+{
+	struct out_sent_find *f = ctx;
+	char path[4400];
+	(void)st;
+	snprintf(path, sizeof(path), "%s/%s", a->sent_dir, name);
+	json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+	const char *mid = json_string_value(json_object_get(j, "messageId"));
+	if (mid == NULL || strcmp(mid, f->id) != 0) {
+		json_decref(j);
+		return true;
+	}
+	snprintf(f->used, f->n, "%.*s", (int)(strlen(name) - strlen(".receipt.json")), name);
+	f->doc = j;
+	return false;
+}
+
 /* out_sent_of: the receipt in sent/ of message id, whose id record this
  * agent does not have: the first USED.receipt.json naming it (found: USED
  * into used, the receipt, a new reference, into *doc). sent/ is read whole:
  * for a refusal that is rare (id-reused), never in the normal path. */
 static bool out_sent_of(agent *a, const char *id, char *used, size_t n, json_t **doc)
 {
-	static const char sfx[] = ".receipt.json";
-	DIR *d = opendir(a->sent_dir);
-	struct dirent *e;
-	*doc = NULL;
-	while (d != NULL && *doc == NULL && (e = readdir(d)) != NULL) {
-		size_t l = strlen(e->d_name), sl = sizeof(sfx) - 1;
-		char path[4400];
-		struct stat st;
-		if (e->d_name[0] == '.' || l <= sl || strcmp(e->d_name + l - sl, sfx) != 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", a->sent_dir, e->d_name);
-		if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1 << 20))
-			continue;
-		json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
-		const char *mid = json_string_value(json_object_get(j, "messageId"));
-		if (mid != NULL && strcmp(mid, id) == 0) {
-			snprintf(used, n, "%.*s", (int)(l - sl), e->d_name);
-			*doc = j;
-		} else {
-			json_decref(j);
-		}
-	}
-	if (d != NULL)
-		closedir(d);
-	return *doc != NULL;
+	struct out_sent_find f = {.id = id, .used = used, .n = n};
+	out_each_receipt(a, out_sent_take, &f);
+	*doc = f.doc;
+	return f.doc != NULL;
 }
 
 /* out_note_reused: the agent's own words on the broker's id-reused refusal

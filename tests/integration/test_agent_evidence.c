@@ -1079,13 +1079,17 @@ static int ev_status(it_net *n, const char *args, char **out)
 		      n->dir, n->bin, args);
 }
 
-/* ev_lost_by_restore: a referral (ev-1) sent by social services after the
- * backup and delivered, its delivery receipt back (so no agent holds it any
- * more), then the broker's store put back from the backup: the log of
- * epoch 2 does not have it, and nobody will submit it again. Returns when
- * social services' agent is connected to the restored broker. */
-static void ev_lost_by_restore(it_net *n, char *log, size_t len)
+/* ev_lost_by_restore: a new network (tag; *state, for the teardown) where
+ * a referral (ev-1) sent by social services after the backup was delivered,
+ * its delivery receipt back (so no agent holds it any more), then the
+ * broker's store put back from the backup: the log of epoch 2 does not
+ * have it, and nobody will submit it again. Returns when social services'
+ * agent is connected to the restored broker; log gets its log's path. */
+static it_net *ev_lost_by_restore(void **state, const char *tag, char *log, size_t len)
 {
+	it_net *n = it_net_new(tag, NULL);
+	assert_non_null(n);
+	*state = n;
 	char backup[1300];
 	tu_path(backup, sizeof(backup), "%s/backup", n->dir);
 	tu_path(log, len, "%s/social.mantova.log", n->dir);
@@ -1104,6 +1108,7 @@ static void ev_lost_by_restore(it_net *n, char *log, size_t len)
 		it_show(n, "social.mantova.log");
 		fail_msg("social services' agent did not see epoch 2");
 	}
+	return n;
 }
 
 /* test_restore_receipt_file (eyes12 #2): a held referral receipted again
@@ -1185,11 +1190,8 @@ static void test_restore_receipt_file(void **state)
  * has it, probably lost by a restore, and what to do; it is not silent. */
 static void test_restore_status_lost(void **state)
 {
-	it_net *n = it_net_new("evidence-status-lost", NULL);
-	assert_non_null(n);
-	*state = n;
 	char log[1300], *out = NULL;
-	ev_lost_by_restore(n, log, sizeof(log));
+	it_net *n = ev_lost_by_restore(state, "evidence-status-lost", log, sizeof(log));
 	int rc = ev_status(n, "ev-1", &out);
 	if (rc != 0 || strstr(out, "no longer has referral ev-1") == NULL ||
 	    strstr(out, "restore") == NULL || strstr(out, "previousReferral") == NULL)
@@ -1209,11 +1211,8 @@ static void test_restore_status_lost(void **state)
  * again first), not "check the referral id", which is right. */
 static void test_restore_update_lost(void **state)
 {
-	it_net *n = it_net_new("evidence-update-lost", NULL);
-	assert_non_null(n);
-	*state = n;
 	char log[1300], failed[1300], path[1500];
-	ev_lost_by_restore(n, log, sizeof(log));
+	it_net *n = ev_lost_by_restore(state, "evidence-update-lost", log, sizeof(log));
 	it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed));
 	char *t = ev_update_text("ev-cancel-1", "ev-1");
 	it_outbox_put(n, IT_SOCIAL, "cancel.json", t);
