@@ -200,9 +200,10 @@ static void status_unknown_print(json_t *rec, FILE *out)
 		"  broker: NOT IN ITS LOG. The broker answered that it does not know referral "
 		"%s: its log no longer has referral %s, most likely lost by a restore of the "
 		"broker's store from a backup taken before it (docs/operations.md, \"Restoring "
-		"a backup\"). The status above is this agency's own record%s; updates and notes "
-		"on %s are refused (unknown-referral). To go on, %s sends it again as a new "
-		"referral: a new id, with previousReferral \"%s\"",
+		"a backup\"). The status above is this agency's own record, and its log indexes "
+		"are of the log before the restore (they may name other entries now)%s; updates "
+		"and notes on %s are refused (unknown-referral). To go on, %s sends it again as "
+		"a new referral: a new id, with previousReferral \"%s\"",
 		id, id,
 		json_is_true(json_object_get(rec, "overdue"))
 		    ? " (OVERDUE was said by the broker of the log that lost it)"
