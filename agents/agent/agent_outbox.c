@@ -1904,11 +1904,12 @@ static rete_err out_write_new(const char *dir, const char *name, const char *dat
  * frame the broker no longer takes). Its outbox file went to sent/ long
  * ago, so the answer is a file of its own: failed/held-ID.error.json
  * (held-ID.2.error.json ... when taken; never overwriting), with the name
- * it was sent as ("file") and the log index of its latest receipt. The
+ * it was sent as ("file") and the log index of its latest receipt; note
+ * (may be NULL) is the agent's own (out_refusal_note), as "agentNote". The
  * name taken goes into used. RETE_EIO, RETE_ENOMEM. */
 static rete_err out_held_answer(agent *a, const out_item *it, const char *code, const char *field,
-				const char *error, const char *signed_refusal, char *used,
-				size_t used_len, rete_msg *m)
+				const char *error, const char *signed_refusal, const char *note,
+				char *used, size_t used_len, rete_msg *m)
 {
 	agent_idrec rec;
 	rete_msg im = {{0}};
@@ -1933,6 +1934,8 @@ static rete_err out_held_answer(agent *a, const out_item *it, const char *code, 
 	json_object_set_new(doc, "receiptIndex", json_string(idx));
 	if (signed_refusal != NULL) /* the broker's signed statement (protocol 3) */
 		json_object_set_new(doc, "signedRefusal", json_string(signed_refusal));
+	if (note != NULL && note[0] != '\0')
+		json_object_set_new(doc, "agentNote", json_string(note));
 	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(doc);
 	if (text == NULL)
@@ -1958,16 +1961,18 @@ static rete_err out_held_answer(agent *a, const out_item *it, const char *code, 
  * in failed/ first, then the held record goes (a crash between: the round
  * submits it again and the same answer comes once more, under a new name).
  * what says in the log what happened; signed_refusal (may be NULL) is the
- * broker's SignedRefusal in base64, kept in the answer. false when the
- * answer could not be written: the item stays, and is tried again. */
+ * broker's SignedRefusal in base64, kept in the answer, note (may be NULL)
+ * the agent's own words. false when the answer could not be written: the
+ * item stays, and is tried again. */
 static bool out_held_final_doc(agent *a, size_t i, const char *code, const char *field,
-			       const char *error, const char *what, const char *signed_refusal)
+			       const char *error, const char *what, const char *signed_refusal,
+			       const char *note)
 {
 	out_item *it = &a->out_items[i];
 	char used[300];
 	rete_msg m = {{0}};
-	if (out_held_answer(a, it, code, field, error, signed_refusal, used, sizeof(used), &m) !=
-	    RETE_OK) {
+	if (out_held_answer(a, it, code, field, error, signed_refusal, note, used, sizeof(used),
+			    &m) != RETE_OK) {
 		agent_log(a, "error",
 			  "held message %s %s (%s): %s; but its answer cannot be written in "
 			  "failed/: %s; still held, trying again later",
@@ -1976,6 +1981,8 @@ static bool out_held_final_doc(agent *a, size_t i, const char *code, const char 
 		it->sent_at = 0;
 		return false;
 	}
+	if (note != NULL && note[0] != '\0')
+		agent_log(a, "warning", "held message %s: %s", it->id, note);
 	agent_log(a, "warning",
 		  "held message %s %s (%s): %s; no longer held; answered in failed/%s", it->id,
 		  what, code, error, used);
@@ -1989,7 +1996,7 @@ static bool out_held_final_doc(agent *a, size_t i, const char *code, const char 
 static bool out_held_final(agent *a, size_t i, const char *code, const char *field,
 			   const char *error, const char *what)
 {
-	return out_held_final_doc(a, i, code, field, error, what, NULL);
+	return out_held_final_doc(a, i, code, field, error, what, NULL, NULL);
 }
 
 /* out_hold records, in the open transaction, what we must keep of a
@@ -2700,13 +2707,15 @@ static void out_refused(agent *a, size_t i, const Rete__Receipt *r, const char *
 			  it->held_tries, OUT_HELD_TRIES);
 		return;
 	}
+	char note[1500];
+	out_refusal_note(a, it, r->error, note, sizeof(note));
 	if (it->held) {
 		/* A final refusal of a message submitted again: nothing more the
 		 * agent can do with it; the refusal is the answer, in failed/. */
 		out_held_final_doc(a, i, code ? code : "refused", r->field,
 				   r->error_text && r->error_text[0] ? r->error_text
 								     : "refused by the broker",
-				   "submitted again was refused", signed_refusal);
+				   "submitted again was refused", signed_refusal, note);
 		return;
 	}
 	char name[256];
@@ -2715,8 +2724,6 @@ static void out_refused(agent *a, size_t i, const Rete__Receipt *r, const char *
 	snprintf(name, sizeof(name), "%s", it->name);
 	memcpy(hash, it->hash, sizeof(hash));
 	snprintf(id, sizeof(id), "%s", it->id);
-	char note[1500];
-	out_refusal_note(a, it, r->error, note, sizeof(note));
 	/* out_fail_doc answers what was submitted (the item, found by name):
 	 * remove it after */
 	out_fail_doc(a, name, &it->ident, it->state == AGENT_OUT_SIGNED ? &it->signed_msg : NULL,
