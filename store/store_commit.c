@@ -500,6 +500,60 @@ static rete_err plan_referral(struct batch *b, rete_store_op *op, const Rete__Me
 	return plan_history(b, p, index, op->in.logged_at, msg->sender);
 }
 
+/* read_epoch: the log's epoch in the batch (meta "epoch", 1 when absent).
+ * Errors: LMDB's, RETE_ECORRUPT (a record not of 4 bytes). */
+static rete_err read_epoch(struct batch *b, uint32_t *epoch)
+{
+	MDB_val k = {strlen(META_EPOCH), (void *)META_EPOCH}, v;
+	int rc = mdb_get(b->b_txn, b->b_store->st_meta, &k, &v);
+
+	*epoch = 1;
+	if (rc == 0 && v.mv_size == 4) {
+		const uint8_t *p = v.mv_data;
+		*epoch =
+		    ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+	} else if (rc != MDB_NOTFOUND) {
+		return rc != 0 ? lmdb_fail(b, rc, "store: reading the log epoch")
+			       : rete_msg_set(b->b_msg, RETE_ECORRUPT,
+					      "store %s: meta 'epoch' is %zu bytes, not 4",
+					      b->b_store->st_dir, v.mv_size);
+	}
+	return RETE_OK;
+}
+
+/* refuse_unknown_ref refuses op, an update or note (kind) naming referral
+ * id, which the log does not have. In epoch 1 the id is most likely wrong.
+ * After a declared restore (a later epoch) a right id is as likely: a
+ * referral logged after the backup the store was restored from, and
+ * delivered (no agent holds it to submit it again), is not in the log any
+ * more, and the sentence says so and what the sender does. The sentence
+ * depends on the id given and the epoch only, never on whether another
+ * agency has a referral of that id. Errors: reading the epoch. */
+static rete_err refuse_unknown_ref(struct batch *b, rete_store_op *op, const Rete__Message *msg,
+				   const char *kind, const char *id, const char *hint)
+{
+	uint32_t epoch = 1;
+	rete_err err = read_epoch(b, &epoch);
+	if (err != RETE_OK)
+		return err;
+	if (epoch <= 1) {
+		refuse(op, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL,
+		       "%s %s: referral '%s' is not known to the broker; check the referral id%s",
+		       kind, msg->id, id, hint);
+		return RETE_OK;
+	}
+	refuse(op, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL,
+	       "%s %s: referral '%s' is not known to the broker: its log (epoch %u, after a "
+	       "restore of the broker's store) has no referral '%s'. If the id is right, the "
+	       "referral was logged after the backup the store was restored from, and the "
+	       "restore lost it: its sender must first send it again, as a new referral with "
+	       "a new id and previousReferral '%s', and this %s must then name that new "
+	       "referral (docs/operations.md, \"Restoring a backup\"); otherwise check the "
+	       "referral id%s",
+	       kind, msg->id, id, (unsigned)epoch, id, id, kind, hint);
+	return RETE_OK;
+}
+
 /* load_party_ref loads referral id, named by msg (a `kind`: update or
  * note), for its sender, who must be the referral's requester or
  * performer (*role: which). *r is the caller's to free; it stays NULL when
@@ -513,12 +567,8 @@ static rete_err load_party_ref(struct batch *b, rete_store_op *op, const Rete__M
 
 	if ((err = load_ref(b, id, r)) != RETE_OK)
 		return err;
-	if (*r == NULL) {
-		refuse(op, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL,
-		       "%s %s: referral '%s' is not known to the broker; check the referral id%s",
-		       kind, msg->id, id, hint);
-		return RETE_OK;
-	}
+	if (*r == NULL)
+		return refuse_unknown_ref(b, op, msg, kind, id, hint);
 	*role = rete_role_of(msg->sender, (*r)->requester, (*r)->performer);
 	if (*role == RETE_ROLE_OTHER) {
 		refuse(op, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED,
@@ -704,20 +754,11 @@ static rete_err plan_notice(struct batch *b, rete_store_op *op, const Rete__Mess
  * epoch (meta "epoch", 1 when absent); it changes no referral. */
 static rete_err check_epoch(struct batch *b, rete_store_op *op, const Rete__Message *msg)
 {
-	MDB_val k = {strlen(META_EPOCH), (void *)META_EPOCH}, v;
 	uint32_t have = 1;
-	int rc = mdb_get(b->b_txn, b->b_store->st_meta, &k, &v);
+	rete_err err = read_epoch(b, &have);
 
-	if (rc == 0 && v.mv_size == 4) {
-		const uint8_t *p = v.mv_data;
-		have =
-		    ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-	} else if (rc != MDB_NOTFOUND) {
-		return rc != 0 ? lmdb_fail(b, rc, "store: reading the log epoch")
-			       : rete_msg_set(b->b_msg, RETE_ECORRUPT,
-					      "store %s: meta 'epoch' is %zu bytes, not 4",
-					      b->b_store->st_dir, v.mv_size);
-	}
+	if (err != RETE_OK)
+		return err;
 	if (msg->epoch == NULL || msg->epoch->epoch <= have)
 		refuse(op, RETE__ERROR_CODE__ERROR_CODE_INVALID,
 		       "epoch entry %s starts epoch %u, but the log is already in epoch %u; a "
@@ -1156,10 +1197,19 @@ static rete_err do_append(struct batch *b, rete_store_op *op)
 		op->index = be64_get(pv);
 		op->logged_at = (int64_t)be64_get(pv + 8 + RETE_HASH_LEN);
 		if (sodium_memcmp(pv + 8, sha, RETE_HASH_LEN) != 0) {
+			/* Not "send the very same bytes": a sender that did just
+			 * that, with the same content signed anew (an agent whose
+			 * data folder was put back from an older copy), reads it
+			 * as a contradiction. */
 			refuse(op, RETE__ERROR_CODE__ERROR_CODE_ID_REUSED,
-			       "message id '%s' of %s is already the id of other content: "
-			       "log entry %llu holds it; a new message needs a new id (sending "
-			       "the very same bytes again gets that entry's receipt)",
+			       "message id '%s' of %s is already the id of other bytes: log "
+			       "entry %llu holds it; a new message needs a new id. Only that "
+			       "entry's own signed message, sent again byte for byte, gets its "
+			       "receipt; the same content signed anew is other bytes (a "
+			       "rete-agent signs anew a file it has no record of having sent, "
+			       "as when its data folder was put back from an older copy: that "
+			       "entry's receipt is then in its sent/; docs/operations.md, "
+			       "\"Restoring an agent's data folder\")",
 			       msg->id, msg->sender, (unsigned long long)op->index);
 			goto out;
 		}

@@ -41,6 +41,7 @@
  * that content gets the same receipt in sent/, one with other content is
  * refused id-reused, naming the log index of the first.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -289,7 +290,7 @@ static void out_fail_doc(agent *a, const char *name, const agent_spool_ident *or
 			 const rete_buf *signed_msg, const void *text_in, size_t text_len,
 			 const uint8_t *hash, const char *id, const char *code, const char *field,
 			 const char *error, const rete_problems *problems,
-			 const char *signed_refusal)
+			 const char *signed_refusal, const char *note)
 {
 	rete_msg m = {{0}};
 	json_t *doc = json_object();
@@ -317,6 +318,9 @@ static void out_fail_doc(agent *a, const char *name, const agent_spool_ident *or
 	 * sender's proof that it was refused and why */
 	if (signed_refusal != NULL)
 		json_object_set_new(doc, "signedRefusal", json_string(signed_refusal));
+	/* what the agent itself knows of the refusal (out_refusal_note) */
+	if (note != NULL && note[0] != '\0')
+		json_object_set_new(doc, "agentNote", json_string(note));
 	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(doc);
 	if (text == NULL)
@@ -368,6 +372,8 @@ static void out_fail_doc(agent *a, const char *name, const agent_spool_ident *or
 		return;
 	}
 	agent_privacy_filed(a, "failed", id, ans.used, NULL);
+	if (note != NULL && note[0] != '\0')
+		agent_log(a, "warning", "%s: %s", name, note);
 	agent_log(a, "warning", "%s: refused (%s%s%s): %s%s%s%s; moved to failed/%s%s", name, code,
 		  field && field[0] ? ", " : "", field ? field : "", quoted ? said : error,
 		  quoted ? "; what is wrong and what would be accepted: failed/" : "",
@@ -392,7 +398,7 @@ static void out_fail_ex(agent *a, const char *name, const agent_spool_ident *ori
 			const char *error, const rete_problems *problems)
 {
 	out_fail_doc(a, name, orig, signed_msg, text_in, text_len, hash, id, code, field, error,
-		     problems, NULL);
+		     problems, NULL, NULL);
 }
 
 /* out_fail answers the outbox file of an item (found by name) in failed/. */
@@ -1315,10 +1321,156 @@ static rete_err out_prune(agent *a, rete_msg *em)
 	return ret;
 }
 
+/* out_each_receipt calls fn(a, NAME, its stat, ctx) for each receipt in
+ * sent/ (a regular NAME.receipt.json of at most 1 MiB, not hidden) until
+ * fn returns false. */
+static void
+out_each_receipt(agent *a, bool (*fn)(agent *a, const char *name, const struct stat *st, void *ctx),
+		 void *ctx)
+{
+	static const char sfx[] = ".receipt.json";
+	DIR *d = opendir(a->sent_dir);
+	struct dirent *e;
+	bool more = true;
+	while (d != NULL && more && (e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name), sl = sizeof(sfx) - 1;
+		char path[4400];
+		struct stat st;
+		if (e->d_name[0] == '.' || l <= sl || strcmp(e->d_name + l - sl, sfx) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", a->sent_dir, e->d_name);
+		if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1 << 20))
+			continue;
+		more = fn(a, e->d_name, &st, ctx);
+	}
+	if (d != NULL)
+		closedir(d);
+}
+
+/* How many of the latest receipts in sent/ the start looks at. */
+#define OUT_BEHIND_LOOK 64
+
+/* out_since: meta "ids_since", the time (ms) from which this store keeps
+ * an id record of every receipt it writes to sent/; recorded at the first
+ * start of an agent that looks (an older agent's receipts may have none).
+ * 0 when it was not recorded before this start (nothing to compare yet). */
+static int64_t out_since(agent *a)
+{
+	static const char key[] = "ids_since";
+	rete_buf v;
+	rete_msg m = {{0}};
+	int64_t since = 0;
+	if (agent_db_get(a->db, AGENT_DB_META, key, sizeof(key) - 1, &v, &m) == RETE_OK) {
+		for (size_t k = 0; k < v.len && k < 8; k++)
+			since = (int64_t)(((uint64_t)since << 8) | v.data[k]);
+		rete_buf_free(&v);
+		return since;
+	}
+	uint8_t be[8];
+	uint64_t now = (uint64_t)rete_now_ms();
+	for (int k = 7; k >= 0; k--, now >>= 8)
+		be[k] = (uint8_t)now;
+	agent_db_put(a->db, AGENT_DB_META, key, sizeof(key) - 1, be, sizeof(be), &m);
+	return 0;
+}
+
+struct out_behind {
+	char name[OUT_BEHIND_LOOK][AGENT_SPOOL_NAME_MAX + 32];
+	int64_t at[OUT_BEHIND_LOOK];
+	size_t n;
+	int64_t since; /* meta "ids_since" */
+};
+
+/* out_behind_add keeps name (a receipt written at `at`) if it is among the
+ * latest OUT_BEHIND_LOOK. */
+static void out_behind_add(struct out_behind *b, const char *name, int64_t at)
+{
+	size_t k = b->n;
+	if (b->n == OUT_BEHIND_LOOK) {
+		k = 0; /* replace the oldest, if this one is later */
+		for (size_t i = 1; i < b->n; i++)
+			if (b->at[i] < b->at[k])
+				k = i;
+		if (b->at[k] >= at)
+			return;
+	} else {
+		b->n++;
+	}
+	snprintf(b->name[k], sizeof(b->name[k]), "%s", name);
+	b->at[k] = at;
+}
+
+/* out_behind_take: out_each_receipt's fn for out_behind_check: keeps a
+ * receipt written after "ids_since" if it is among the latest. */
+static bool out_behind_take(agent *a, const char *name, const struct stat *st, void *ctx)
+{
+	struct out_behind *b = ctx;
+	int64_t at = (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
+	(void)a;
+	if (at > b->since)
+		out_behind_add(b, name, at);
+	return true;
+}
+
+/* out_behind_check, at start: is this agent's store older than its spool?
+ * The latest receipts in sent/ (written after "ids_since") name messages
+ * whose id record the store must have; when some have none, its data
+ * folder was put back from an older copy, and the log says so, with what
+ * that costs and where the procedure is (docs/operations.md). Only the
+ * latest OUT_BEHIND_LOOK are read: a start reads no more than that however
+ * long sent/ is kept. */
+static void out_behind_check(agent *a)
+{
+	int64_t since = out_since(a);
+	struct out_behind *b = since > 0 ? calloc(1, sizeof(*b)) : NULL;
+	if (b != NULL) {
+		b->since = since;
+		out_each_receipt(a, out_behind_take, b);
+	}
+	size_t missing = 0, latest = 0;
+	char id[128] = "", idx[24] = "";
+	for (size_t i = 0; b != NULL && i < b->n; i++) {
+		char path[4400];
+		agent_idrec rec;
+		rete_msg m = {{0}};
+		snprintf(path, sizeof(path), "%s/%s", a->sent_dir, b->name[i]);
+		json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+		const char *mid = json_string_value(json_object_get(j, "messageId"));
+		const char *ix = json_string_value(json_object_get(j, "index"));
+		if (mid != NULL && agent_db_id_get(a->db, mid, &rec, &m) == RETE_OK) {
+			free(rec.receipt_json);
+		} else if (mid != NULL) {
+			if (missing++ == 0 || b->at[i] > b->at[latest]) {
+				latest = i;
+				snprintf(id, sizeof(id), "%s", mid);
+				snprintf(idx, sizeof(idx), "%s", ix ? ix : "?");
+			}
+		}
+		json_decref(j);
+	}
+	if (missing > 0)
+		agent_log(
+		    a, "warning",
+		    "the agent store in %s is older than its spool: of the latest receipts "
+		    "in sent/, %zu (the latest: sent/%s, message %s, log index %s) are of "
+		    "messages it has no record of: its data folder was put back from an "
+		    "older copy. "
+		    "What it lost: the records of what it sent after that copy (such a file "
+		    "sent again is signed anew and refused id-reused by the broker: its "
+		    "receipt is the one in sent/), and the messages held until their delivery "
+		    "receipt (not submitted again if the broker's store is restored); see "
+		    "docs/operations.md, \"Restoring an agent's data folder\"",
+		    a->cfg.data, missing, b->name[latest], id, idx);
+	free(b);
+}
+
 rete_err agent_outbox_settle(agent *a, rete_msg *m)
 {
 	a->out_pruned = true;
-	return out_prune(a, m);
+	rete_err err = out_prune(a, m);
+	if (err == RETE_OK)
+		out_behind_check(a);
+	return err;
 }
 
 /* out_refuse_names answers the entries of outbox/ the agent will not take:
@@ -1760,11 +1912,12 @@ static rete_err out_write_new(const char *dir, const char *name, const char *dat
  * frame the broker no longer takes). Its outbox file went to sent/ long
  * ago, so the answer is a file of its own: failed/held-ID.error.json
  * (held-ID.2.error.json ... when taken; never overwriting), with the name
- * it was sent as ("file") and the log index of its latest receipt. The
+ * it was sent as ("file") and the log index of its latest receipt; note
+ * (may be NULL) is the agent's own (out_refusal_note), as "agentNote". The
  * name taken goes into used. RETE_EIO, RETE_ENOMEM. */
 static rete_err out_held_answer(agent *a, const out_item *it, const char *code, const char *field,
-				const char *error, const char *signed_refusal, char *used,
-				size_t used_len, rete_msg *m)
+				const char *error, const char *signed_refusal, const char *note,
+				char *used, size_t used_len, rete_msg *m)
 {
 	agent_idrec rec;
 	rete_msg im = {{0}};
@@ -1789,6 +1942,8 @@ static rete_err out_held_answer(agent *a, const out_item *it, const char *code, 
 	json_object_set_new(doc, "receiptIndex", json_string(idx));
 	if (signed_refusal != NULL) /* the broker's signed statement (protocol 3) */
 		json_object_set_new(doc, "signedRefusal", json_string(signed_refusal));
+	if (note != NULL && note[0] != '\0')
+		json_object_set_new(doc, "agentNote", json_string(note));
 	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(doc);
 	if (text == NULL)
@@ -1814,16 +1969,18 @@ static rete_err out_held_answer(agent *a, const out_item *it, const char *code, 
  * in failed/ first, then the held record goes (a crash between: the round
  * submits it again and the same answer comes once more, under a new name).
  * what says in the log what happened; signed_refusal (may be NULL) is the
- * broker's SignedRefusal in base64, kept in the answer. false when the
- * answer could not be written: the item stays, and is tried again. */
+ * broker's SignedRefusal in base64, kept in the answer, note (may be NULL)
+ * the agent's own words. false when the answer could not be written: the
+ * item stays, and is tried again. */
 static bool out_held_final_doc(agent *a, size_t i, const char *code, const char *field,
-			       const char *error, const char *what, const char *signed_refusal)
+			       const char *error, const char *what, const char *signed_refusal,
+			       const char *note)
 {
 	out_item *it = &a->out_items[i];
 	char used[300];
 	rete_msg m = {{0}};
-	if (out_held_answer(a, it, code, field, error, signed_refusal, used, sizeof(used), &m) !=
-	    RETE_OK) {
+	if (out_held_answer(a, it, code, field, error, signed_refusal, note, used, sizeof(used),
+			    &m) != RETE_OK) {
 		agent_log(a, "error",
 			  "held message %s %s (%s): %s; but its answer cannot be written in "
 			  "failed/: %s; still held, trying again later",
@@ -1832,6 +1989,8 @@ static bool out_held_final_doc(agent *a, size_t i, const char *code, const char 
 		it->sent_at = 0;
 		return false;
 	}
+	if (note != NULL && note[0] != '\0')
+		agent_log(a, "warning", "held message %s: %s", it->id, note);
 	agent_log(a, "warning",
 		  "held message %s %s (%s): %s; no longer held; answered in failed/%s", it->id,
 		  what, code, error, used);
@@ -1845,7 +2004,7 @@ static bool out_held_final_doc(agent *a, size_t i, const char *code, const char 
 static bool out_held_final(agent *a, size_t i, const char *code, const char *field,
 			   const char *error, const char *what)
 {
-	return out_held_final_doc(a, i, code, field, error, what, NULL);
+	return out_held_final_doc(a, i, code, field, error, what, NULL, NULL);
 }
 
 /* out_hold records, in the open transaction, what we must keep of a
@@ -1877,32 +2036,201 @@ static rete_err out_hold(agent *a, const out_item *it, const out_rcpt *rc, const
 	return err;
 }
 
-/* out_held_renew_id: the id record of a held message receipted again
- * follows its receipt (index and receipt text, under the name it was sent
- * as), so that the same file sent again is answered with the receipt the
- * log holds now, not one of an epoch a restore left behind. In the open
- * transaction; an id without a record (an older store) is left so. */
-static rete_err out_held_renew_id(agent *a, const char *id, const out_rcpt *rc, rete_msg *m)
+/* out_rcpt_is: does the receipt document doc (a NAME.receipt.json, or the
+ * text an id record keeps) name the entry rc proves: the same index and
+ * the same leaf (the same index in a later epoch is another entry)? */
+static bool out_rcpt_is(json_t *doc, const out_rcpt *rc)
+{
+	const char *idx = json_string_value(json_object_get(doc, "index"));
+	const char *leaf = json_string_value(json_object_get(doc, "leafHash"));
+	char *want = rete_b64_encode(rc->leaf, RETE_MERKLE_HASH);
+	bool same = idx != NULL && leaf != NULL && want != NULL &&
+		    strtoull(idx, NULL, 10) == rc->index && strcmp(leaf, want) == 0;
+	free(want);
+	return same;
+}
+
+/* out_rcpt_epoch: the log epoch of the checkpoint a receipt document
+ * carries (1 for a note without an epoch line, 0 when it has none). */
+static uint32_t out_rcpt_epoch(json_t *doc)
+{
+	const char *note = json_string_value(json_object_get(doc, "checkpoint"));
+	uint32_t epoch = 0;
+	rete_msg m = {{0}};
+	if (note == NULL || rete_checkpoint_epoch(note, strlen(note), &epoch, &m) != RETE_OK)
+		return 0;
+	return epoch;
+}
+
+/* out_sent_renewed makes the text of sent/USED.receipt.json (now: what it
+ * holds) once the message it answers was receipted again at rc: the new
+ * receipt (out_receipt_json, the same "file"), its "epoch", and
+ * "previousReceipts": those the file kept already, then the one it held
+ * (every member but file, messageId and sender, with its epoch), so that
+ * it stays the evidence of what the earlier epoch's log held. malloc'd;
+ * NULL when out of memory. */
+static char *out_sent_renewed(agent *a, json_t *now, const char *id, const out_rcpt *rc)
+{
+	char *text = out_receipt_json(a, json_incref(json_object_get(now, "file")), id, rc);
+	json_t *doc = text ? json_loads(text, 0, NULL) : NULL;
+	json_t *prev = json_array(), *was = json_object();
+	const char *key;
+	json_t *v;
+	free(text);
+	text = NULL;
+	if (doc != NULL && prev != NULL && was != NULL) {
+		json_object_foreach(now, key, v)
+		{
+			if (strcmp(key, "previousReceipts") == 0)
+				json_array_extend(prev, v);
+			else if (strcmp(key, "file") && strcmp(key, "messageId") &&
+				 strcmp(key, "sender") && strcmp(key, "epoch"))
+				json_object_set(was, key, v);
+		}
+		json_object_set_new(was, "epoch", json_integer(out_rcpt_epoch(now)));
+		json_array_append(prev, was);
+		json_object_set_new(doc, "epoch", json_integer(out_rcpt_epoch(doc)));
+		json_object_set(doc, "previousReceipts", prev);
+		text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	}
+	json_decref(was);
+	json_decref(prev);
+	json_decref(doc);
+	return text;
+}
+
+/* out_sent_renew: held message id, answered in sent/ by the receipt its id
+ * record keeps (kept, that text), was receipted again at rc, another
+ * entry (a restore lost the one its receipt names, whose index may hold
+ * another entry now): the receipt the case system reads, sent/USED.
+ * receipt.json of the file it was sent as, is rewritten with the new one
+ * (out_sent_renewed; durably, replacing it; its time kept, so that its
+ * retention still counts from the first acceptance). Done before the id
+ * record follows, and only while the file names another entry: a stop in
+ * between rewrites nothing twice. said gets the log's words for it ("" when
+ * no file was rewritten: none there any more, or it names rc already). */
+static void out_sent_renew(agent *a, const char *id, const char *kept, const out_rcpt *rc,
+			   char *said, size_t n)
+{
+	char used[AGENT_SPOOL_NAME_MAX + 32], cname[AGENT_SPOOL_NAME_MAX + 64], path[4400];
+	struct timespec at;
+	rete_msg m = {{0}};
+	json_t *rec = json_loads(kept ? kept : "", 0, NULL);
+	const char *file = json_string_value(json_object_get(rec, "file"));
+	said[0] = '\0';
+	if (file == NULL || !agent_spool_answer_find(a->sent_dir, file, ".receipt.json", id, used,
+						     sizeof(used), &at)) {
+		json_decref(rec);
+		return;
+	}
+	json_decref(rec);
+	snprintf(cname, sizeof(cname), "%s.receipt.json", used);
+	snprintf(path, sizeof(path), "%s/%s", a->sent_dir, cname);
+	json_t *now = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+	if (now == NULL || out_rcpt_is(now, rc)) {
+		json_decref(now);
+		return;
+	}
+	const char *was = json_string_value(json_object_get(now, "index"));
+	char *text = out_sent_renewed(a, now, id, rc);
+	rete_err err = text ? RETE_OK : rete_msg_set(&m, RETE_ENOMEM, "out of memory");
+	if (err == RETE_OK) {
+		size_t len = strlen(text);
+		text[len] = '\n'; /* replaces the NUL; written with its length */
+		err = agent_spool_write(a->sent_dir, cname, text, len + 1, &m);
+	}
+	if (err == RETE_OK) {
+		struct timespec ts[2] = {at, at};
+		utimensat(AT_FDCWD, path, ts, 0); /* its retention: from the first receipt */
+		snprintf(said, n,
+			 "; sent/%s now names it (it named log index %s of epoch %" PRIu32
+			 ", kept in it as previousReceipts)",
+			 cname, was ? was : "?", out_rcpt_epoch(now));
+	} else {
+		agent_log(a, "error",
+			  "held message %s: receipted again at log index %" PRIu64
+			  ", but sent/%s cannot be rewritten with it: %s; it still names log "
+			  "index %s, which may hold another entry now",
+			  id, rc->index, cname, m.text, was ? was : "?");
+	}
+	free(text);
+	json_decref(now);
+}
+
+/* out_was: what the agent recorded of a held message's latest receipt,
+ * when a new receipt names another entry (moved). */
+typedef struct out_was {
+	bool moved;
+	uint64_t index;
+	uint32_t epoch;
+	uint8_t content[RETE_HASH_LEN]; /* the id record's content hash */
+	char *kept;			/* the receipt text its id record keeps (malloc'd) */
+} out_was;
+
+/* out_held_was: does rc name another entry than the receipt the id record
+ * of id keeps (a restore lost that one)? Then *w gets that receipt's index,
+ * epoch and text. false when it is the same entry, or there is no record
+ * (an older store: nothing to follow). */
+static bool out_held_was(agent *a, const char *id, const out_rcpt *rc, out_was *w)
 {
 	agent_idrec rec;
-	rete_msg im = {{0}};
-	if (agent_db_id_get(a->db, id, &rec, &im) != RETE_OK)
-		return RETE_OK;
-	if (rec.index == rc->index) {
+	rete_msg m = {{0}};
+	if (agent_db_id_get(a->db, id, &rec, &m) != RETE_OK)
+		return false;
+	json_t *kept = json_loads(rec.receipt_json ? rec.receipt_json : "", 0, NULL);
+	w->moved = kept != NULL ? !out_rcpt_is(kept, rc) : rec.index != rc->index;
+	w->index = rec.index;
+	memcpy(w->content, rec.content, RETE_HASH_LEN);
+	w->epoch = kept ? out_rcpt_epoch(kept) : 0;
+	json_decref(kept);
+	if (w->moved)
+		w->kept = rec.receipt_json;
+	else
 		free(rec.receipt_json);
-		return RETE_OK; /* the original receipt: nothing changed */
-	}
-	json_t *old = json_loads(rec.receipt_json ? rec.receipt_json : "", 0, NULL);
+	return w->moved;
+}
+
+/* out_held_renew_id: the id record of held message id, receipted again
+ * at rc, another entry than the one its record names (w, from
+ * out_held_was), follows its receipt (index and receipt text, under the
+ * name it was sent as), so that the same file sent again is answered with
+ * the receipt the log holds now, not one of an epoch a restore left behind.
+ * In the open transaction. */
+static rete_err out_held_renew_id(agent *a, const char *id, const out_was *w, const out_rcpt *rc,
+				  rete_msg *m)
+{
+	json_t *old = json_loads(w->kept ? w->kept : "", 0, NULL);
 	json_t *file = old ? json_object_get(old, "file") : NULL;
 	char *text = out_receipt_json(a, file ? json_incref(file) : NULL, id, rc);
 	json_decref(old);
-	free(rec.receipt_json);
 	if (text == NULL)
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
-	rec.index = rc->index;
-	rec.receipt_json = text;
+	agent_idrec rec = {.index = rc->index, .receipt_json = text};
+	memcpy(rec.content, w->content, RETE_HASH_LEN);
 	rete_err err = agent_db_id_put(a->db, id, &rec, m);
 	free(text);
+	return err;
+}
+
+/* out_held_track: the referral's record (`rete status`) follows held item
+ * it, receipted again at rc instead of at w's entry (agent_track_moved),
+ * in the open transaction. */
+static rete_err out_held_track(agent *a, const out_item *it, const out_was *w, const out_rcpt *rc,
+			       rete_msg *m)
+{
+	Rete__SignedMessage *sm = NULL;
+	Rete__Message *msg = NULL;
+	rete_msg dm = {{0}};
+	const char *note = rc->r->checkpoint ? rc->r->checkpoint : "";
+	uint32_t epoch = 0;
+	if (rete_checkpoint_epoch(note, strlen(note), &epoch, &dm) != RETE_OK)
+		epoch = 0;
+	if (rete_signed_decode(it->signed_msg.data, it->signed_msg.len, &sm, &msg, &dm) != RETE_OK)
+		return RETE_OK; /* our own bytes: cannot happen; the status stays */
+	rete_err err =
+	    agent_track_moved(a->db, msg, w->index, w->epoch, rc->index, rc->logged_at, epoch, m);
+	rete__message__free_unpacked(msg, NULL);
+	rete__signed_message__free_unpacked(sm, NULL);
 	return err;
 }
 
@@ -1915,6 +2243,11 @@ static void out_held_receipted(agent *a, size_t i, const out_rcpt *rc)
 	out_item *it = &a->out_items[i];
 	rete_msg m = {{0}};
 	rete_err err = RETE_OK;
+	char said[AGENT_SPOOL_NAME_MAX + 200] = "";
+	out_was was = {0};
+	/* another entry than its receipt names: the agency's file first */
+	if (out_held_was(a, it->id, rc, &was))
+		out_sent_renew(a, it->id, was.kept, rc, said, sizeof(said));
 	for (int attempt = 0; attempt < 2; attempt++) {
 		rete_buf have;
 		err = agent_db_begin(a->db, &m);
@@ -1927,14 +2260,17 @@ static void out_held_receipted(agent *a, size_t i, const out_rcpt *rc)
 		}
 		if (still)
 			err = out_hold(a, it, rc, NULL, &m);
-		if (err == RETE_OK && still)
-			err = out_held_renew_id(a, it->id, rc, &m);
+		if (err == RETE_OK && still && was.moved)
+			err = out_held_renew_id(a, it->id, &was, rc, &m);
+		if (err == RETE_OK && was.moved)
+			err = out_held_track(a, it, &was, rc, &m);
 		if (err == RETE_OK && still)
 			agent_witness_receipt(a, rc->index, rc->leaf, rc->cp.size, rc->cp.root);
 		err = agent_db_end(a->db, err, &m);
 		if (err != RETE_EFULL)
 			break;
 	}
+	free(was.kept);
 	if (err != RETE_OK) {
 		agent_log(a, "error", "held message %s: cannot record its receipt: %s", it->id,
 			  m.text);
@@ -1943,8 +2279,8 @@ static void out_held_receipted(agent *a, size_t i, const out_rcpt *rc)
 	}
 	agent_log(a, "info",
 		  "held message %s receipted again at log index %" PRIu64
-		  "; held until its delivery receipt",
-		  it->id, rc->index);
+		  "; held until its delivery receipt%s",
+		  it->id, rc->index, said);
 	item_remove(a, i);
 	a->held_check = true;
 }
@@ -2175,6 +2511,161 @@ void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 	free(signed_refusal);
 }
 
+struct out_sent_find {
+	const char *id;
+	char *used;
+	size_t n;
+	json_t *doc;
+};
+
+/* out_sent_take: out_each_receipt's fn for out_sent_of: stops at the first
+ * receipt naming the message id. */
+static bool out_sent_take(agent *a, const char *name, const struct stat *st, void *ctx)
+{
+	struct out_sent_find *f = ctx;
+	char path[4400];
+	(void)st;
+	snprintf(path, sizeof(path), "%s/%s", a->sent_dir, name);
+	json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+	const char *mid = json_string_value(json_object_get(j, "messageId"));
+	if (mid == NULL || strcmp(mid, f->id) != 0) {
+		json_decref(j);
+		return true;
+	}
+	snprintf(f->used, f->n, "%.*s", (int)(strlen(name) - strlen(".receipt.json")), name);
+	f->doc = j;
+	return false;
+}
+
+/* out_sent_of: the receipt in sent/ of message id, whose id record this
+ * agent does not have: the first USED.receipt.json naming it (found: USED
+ * into used, the receipt, a new reference, into *doc). sent/ is read whole:
+ * for a refusal that is rare (id-reused), never in the normal path. */
+static bool out_sent_of(agent *a, const char *id, char *used, size_t n, json_t **doc)
+{
+	struct out_sent_find f = {.id = id, .used = used, .n = n};
+	out_each_receipt(a, out_sent_take, &f);
+	*doc = f.doc;
+	return f.doc != NULL;
+}
+
+/* out_note_reused: the agent's own words on the broker's id-reused refusal
+ * of item it when this agent has no record of its id but sent/ has a
+ * receipt of it: its data folder is older than its spool (put back from an
+ * older copy). The same content: the receipt in sent/ is this file's, and
+ * nothing is lost; other content: a new id is needed. "" otherwise (the
+ * broker's sentence says it all). */
+static void out_note_reused(agent *a, const out_item *it, char *note, size_t n)
+{
+	agent_idrec rec;
+	rete_msg m = {{0}};
+	char used[300], path[4400];
+	json_t *doc = NULL;
+	if (agent_db_id_get(a->db, it->id, &rec, &m) == RETE_OK) {
+		free(rec.receipt_json); /* known here: the refusal is what it says */
+		return;
+	}
+	if (!out_sent_of(a, it->id, used, sizeof(used), &doc))
+		return;
+	const char *idx = json_string_value(json_object_get(doc, "index"));
+	char *text = NULL;
+	size_t len = 0;
+	uint8_t content[RETE_HASH_LEN];
+	bool same = !it->no_content &&
+		    agent_spool_read(a->sent_dir, used, OUT_FILE_MAX, &text, &len, &m) == RETE_OK;
+	if (same) {
+		out_content_hash(text, len, content);
+		same = sodium_memcmp(content, it->content, RETE_HASH_LEN) == 0;
+	}
+	free(text);
+	snprintf(path, sizeof(path), "sent/%s.receipt.json", used);
+	if (same)
+		snprintf(note, n,
+			 "this very message (the same content) was sent before by this agency: "
+			 "%s is its receipt (message %s, log index %s). The broker refused it "
+			 "again because this agent signed it anew, having no record of sending it: "
+			 "its data folder (%s) is older than its spool (put back from an older "
+			 "copy?). Nothing is lost and nothing more is needed for this file; see "
+			 "docs/operations.md, \"Restoring an agent's data folder\"",
+			 path, it->id, idx ? idx : "?", a->cfg.data);
+	else
+		snprintf(note, n,
+			 "this agency used message id %s before, for sent/%s (receipt: %s, log "
+			 "index %s), which this agent has no record of: its data folder (%s) is "
+			 "older than its spool (put back from an older copy?). Give this message a "
+			 "new id; see docs/operations.md, \"Restoring an agent's data folder\"",
+			 it->id, used, path, idx ? idx : "?", a->cfg.data);
+	json_decref(doc);
+}
+
+/* out_note_unknown: the agent's own words on an unknown-referral refusal
+ * of item it (an update or note) when this agency has the referral in its
+ * records (it sent or received it): the id is right, and the broker's log
+ * lost the referral (a restore of its store). "" otherwise. */
+static void out_note_unknown(agent *a, const out_item *it, char *note, size_t n)
+{
+	Rete__SignedMessage *sm = NULL;
+	Rete__Message *msg = NULL;
+	rete_msg m = {{0}};
+	json_t *rec = NULL;
+	if (rete_signed_decode(it->signed_msg.data, it->signed_msg.len, &sm, &msg, &m) != RETE_OK)
+		return;
+	const char *rid = rete_message_referral_id(msg);
+	if (rid[0] != '\0' && agent_track_get(a->db, rid, &rec, &m) == RETE_OK) {
+		const char *req = json_string_value(json_object_get(rec, "requester"));
+		const char *idx = json_string_value(json_object_get(rec, "index"));
+		bool ours = req != NULL && strcmp(req, a->cfg.id) == 0;
+		char where[800] = "";
+		agent_idrec ir;
+		if (ours && agent_db_id_get(a->db, rid, &ir, &m) == RETE_OK) {
+			json_t *r = json_loads(ir.receipt_json ? ir.receipt_json : "", 0, NULL);
+			const char *file = json_string_value(json_object_get(r, "file"));
+			char used[300];
+			struct timespec at;
+			if (file != NULL &&
+			    agent_spool_answer_find(a->sent_dir, file, ".receipt.json", rid, used,
+						    sizeof(used), &at))
+				snprintf(where, sizeof(where),
+					 ", sent as sent/%s (its receipt: "
+					 "sent/%s.receipt.json)",
+					 used, used);
+			else if (file != NULL)
+				snprintf(where, sizeof(where), ", sent as %s", file);
+			json_decref(r);
+			free(ir.receipt_json);
+		}
+		snprintf(
+		    note, n,
+		    "the referral id is right: this agency has referral %s in its records "
+		    "(%s%s, at log index %s%s). The broker's log no longer has it, most likely "
+		    "lost by a restore of the broker's store (epoch %" PRIu32 " now): %s "
+		    "must first send it again as a new referral, with a new id and "
+		    "previousReferral \"%s\", and this message must then name the new "
+		    "referral (docs/operations.md, \"Restoring a backup\")",
+		    rid, ours ? "requested by this agency" : "received from ",
+		    ours ? "" : (req ? req : "its requester"), idx ? idx : "?", where, a->epoch,
+		    ours ? "this agency" : (req ? req : "its requester"), rid);
+		json_decref(rec);
+	}
+	rete__message__free_unpacked(msg, NULL);
+	rete__signed_message__free_unpacked(sm, NULL);
+}
+
+/* out_refusal_note: what the agent adds of its own to a final refusal of
+ * item it (code) in its failed/ file ("agentNote") and log: "" when it
+ * knows nothing more than the broker said. */
+static void out_refusal_note(agent *a, const out_item *it, Rete__ErrorCode code, char *note,
+			     size_t n)
+{
+	note[0] = '\0';
+	if (it->state != AGENT_OUT_SIGNED)
+		return;
+	if (code == RETE__ERROR_CODE__ERROR_CODE_ID_REUSED)
+		out_note_reused(a, it, note, n);
+	else if (code == RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL)
+		out_note_unknown(a, it, note, n);
+}
+
 /* out_refused ends item i on the broker's final refusal r (signed:
  * signed_refusal, its SignedRefusal in base64, or NULL). */
 static void out_refused(agent *a, size_t i, const Rete__Receipt *r, const char *signed_refusal)
@@ -2224,13 +2715,15 @@ static void out_refused(agent *a, size_t i, const Rete__Receipt *r, const char *
 			  it->held_tries, OUT_HELD_TRIES);
 		return;
 	}
+	char note[1500];
+	out_refusal_note(a, it, r->error, note, sizeof(note));
 	if (it->held) {
 		/* A final refusal of a message submitted again: nothing more the
 		 * agent can do with it; the refusal is the answer, in failed/. */
 		out_held_final_doc(a, i, code ? code : "refused", r->field,
 				   r->error_text && r->error_text[0] ? r->error_text
 								     : "refused by the broker",
-				   "submitted again was refused", signed_refusal);
+				   "submitted again was refused", signed_refusal, note);
 		return;
 	}
 	char name[256];
@@ -2244,7 +2737,7 @@ static void out_refused(agent *a, size_t i, const Rete__Receipt *r, const char *
 	out_fail_doc(a, name, &it->ident, it->state == AGENT_OUT_SIGNED ? &it->signed_msg : NULL,
 		     NULL, 0, hash, id, code ? code : "refused", r->field,
 		     r->error_text && r->error_text[0] ? r->error_text : "refused by the broker",
-		     NULL, signed_refusal);
+		     NULL, signed_refusal, note);
 	item_remove(a, i);
 }
 

@@ -226,6 +226,51 @@ rete_err agent_track_apply(agent_db *db, const char *me, const Rete__Message *ms
 	return err;
 }
 
+rete_err agent_track_moved(agent_db *db, const Rete__Message *msg, uint64_t was, uint32_t was_epoch,
+			   uint64_t index, int64_t logged_at, uint32_t epoch, rete_msg *m)
+{
+	const char *refid = rete_message_referral_id(msg);
+	const char *kind = rete_message_kind(msg);
+	json_t *rec = NULL, *h;
+	size_t i, moved = 0;
+
+	if (refid[0] == '\0' || msg->id == NULL)
+		return RETE_OK;
+	rete_err err = track_load(db, refid, &rec, m);
+	if (err == RETE_ENOENT || err == RETE_ECORRUPT)
+		return RETE_OK; /* nothing recorded to follow */
+	if (err != RETE_OK)
+		return err;
+	json_array_foreach(json_object_get(rec, "history"), i, h)
+	{
+		const char *k = json_string_value(json_object_get(h, "kind"));
+		const char *id = json_string_value(json_object_get(h, "messageId"));
+		if (get_index(h, "index") != was || k == NULL || strcmp(k, kind) != 0 ||
+		    id == NULL || strcmp(id, msg->id) != 0)
+			continue;
+		set_index(h, "previousIndex", was);
+		if (was_epoch != 0)
+			json_object_set_new(h, "previousEpoch", json_integer(was_epoch));
+		if (json_object_get(h, "at") != NULL)
+			json_object_set(h, "previousAt", json_object_get(h, "at"));
+		set_index(h, "index", index);
+		set_time(h, "at", logged_at);
+		if (epoch != 0)
+			json_object_set_new(h, "epoch", json_integer(epoch));
+		moved++;
+	}
+	if (moved > 0) {
+		if (msg->body_case == RETE__MESSAGE__BODY_REFERRAL &&
+		    get_index(rec, "index") == was)
+			set_index(rec, "index", index);
+		if (get_index(rec, "lastIndex") == was)
+			set_index(rec, "lastIndex", index);
+		err = track_store(db, refid, rec, m);
+	}
+	json_decref(rec);
+	return err;
+}
+
 rete_err agent_track_get(agent_db *db, const char *referral_id, json_t **out, rete_msg *m)
 {
 	rete_err err = track_load(db, referral_id, out, m);

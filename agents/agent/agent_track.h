@@ -33,6 +33,17 @@
 rete_err agent_track_apply(agent_db *db, const char *me, const Rete__Message *msg, uint64_t index,
 			   int64_t logged_at, rete_msg *m);
 
+/* agent_track_moved: our message msg (borrowed), recorded at log index
+ * `was` (of log epoch was_epoch), was receipted again at `index` (epoch
+ * `epoch`) after a restore of the broker's store lost that entry: its
+ * history item names the new index and time, keeping "previousIndex",
+ * "previousEpoch" and "previousAt"; the referral's "index" and
+ * "lastIndex" follow when they named it. Nothing when the record has no
+ * such item. In the caller's open transaction, if any. RETE_ESTORE,
+ * RETE_EFULL, RETE_ENOMEM. */
+rete_err agent_track_moved(agent_db *db, const Rete__Message *msg, uint64_t was, uint32_t was_epoch,
+			   uint64_t index, int64_t logged_at, uint32_t epoch, rete_msg *m);
+
 /* agent_track_get returns the record of one referral as a new JSON
  * reference in *out. RETE_ENOENT, RETE_ECORRUPT, RETE_ESTORE. */
 rete_err agent_track_get(agent_db *db, const char *referral_id, json_t **out, rete_msg *m);

@@ -44,10 +44,11 @@ static void status_usage(FILE *f)
 
 /* status_broker asks the broker for one referral; NULL when it cannot
  * answer (unreachable: *reachable set false), does not know it
- * (NOT_FOUND), or refuses to say (any other error: *refusal, malloc'd,
- * is the broker's sentence, e.g. a read it cannot record). */
+ * (NOT_FOUND: *unknown set true), or refuses to say (any other error:
+ * *refusal, malloc'd, is the broker's sentence, e.g. a read it cannot
+ * record). */
 static json_t *status_broker(rete_wire *w, const char *id, int timeout_ms, bool *reachable,
-			     char **refusal)
+			     bool *unknown, char **refusal)
 {
 	Rete__Query q = RETE__QUERY__INIT;
 	Rete__ReferralQuery rq = RETE__REFERRAL_QUERY__INIT;
@@ -63,6 +64,8 @@ static json_t *status_broker(rete_wire *w, const char *id, int timeout_ms, bool 
 		*reachable = false;
 		return NULL;
 	}
+	*unknown = f->command_case == RETE__BROKER_FRAME__COMMAND_RESULT &&
+		   f->result->error == RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND;
 	if (f->command_case == RETE__BROKER_FRAME__COMMAND_RESULT && f->result->error == 0 &&
 	    f->result->answer_case == RETE__QUERY_RESULT__ANSWER_REFERRAL)
 		out = rete_pb_to_json(&f->result->referral->base);
@@ -178,6 +181,23 @@ static void keys_print(const char *id, json_t *own, json_t *changes, FILE *out)
 	}
 }
 
+/* status_moved_print says, after a history line, that our message was
+ * receipted again after a restore of the broker's store: the index shown
+ * is the current log's, and where the earlier epoch's log had it. */
+static void status_moved_print(json_t *h, FILE *out)
+{
+	if (!jstr(h, "previousIndex")[0])
+		return;
+	fprintf(out, "  (receipted again after a restore of the broker's store; before: #%s",
+		jstr(h, "previousIndex"));
+	if (json_integer_value(json_object_get(h, "previousEpoch")) > 0)
+		fprintf(out, " of epoch %" JSON_INTEGER_FORMAT,
+			json_integer_value(json_object_get(h, "previousEpoch")));
+	if (jstr(h, "previousAt")[0])
+		fprintf(out, ", %s", jstr(h, "previousAt"));
+	fputc(')', out);
+}
+
 static void status_print(json_t *rec, FILE *out)
 {
 	json_t *b = json_object_get(rec, "broker");
@@ -217,8 +237,36 @@ static void status_print(json_t *rec, FILE *out)
 			fprintf(out, "  delivered %s", jstr(h, "messageId"));
 		if (jstr(h, "notice")[0])
 			fprintf(out, "  notice %s: %s", jstr(h, "notice"), jstr(h, "text"));
+		status_moved_print(h, out);
 		fputc('\n', out);
 	}
+}
+
+/* status_unknown_print says that the broker answered that it does not
+ * know a referral this agency has a record of (brokerUnknown): its log
+ * lost it, most likely in a restore of its store from a backup older than
+ * the referral; the agency's record is all there is, and who does what
+ * to go on. */
+static void status_unknown_print(json_t *rec, FILE *out)
+{
+	if (!json_is_true(json_object_get(rec, "brokerUnknown")))
+		return;
+	const char *id = jstr(rec, "id"), *req = jstr(rec, "requester");
+	bool mine = strcmp(jstr(rec, "role"), "performer") != 0;
+	fprintf(out,
+		"  broker: NOT IN ITS LOG. The broker answered that it does not know referral "
+		"%s: its log no longer has referral %s, most likely lost by a restore of the "
+		"broker's store from a backup taken before it (docs/operations.md, \"Restoring "
+		"a backup\"). The status above is this agency's own record, and its log indexes "
+		"are of the log before the restore (they may name other entries now)%s; updates "
+		"and notes on %s are refused (unknown-referral). To go on, %s sends it again as "
+		"a new referral: a new id, with previousReferral \"%s\"",
+		id, id,
+		json_is_true(json_object_get(rec, "overdue"))
+		    ? " (OVERDUE was said by the broker of the log that lost it)"
+		    : "",
+		id, mine ? "this agency" : (req[0] ? req : "the requester"), id);
+	fputs(mine ? ".\n" : " (ask them).\n", out);
 }
 
 int cmd_status(int argc, char **argv)
@@ -336,9 +384,13 @@ int cmd_status(int argc, char **argv)
 	{
 		if (!reachable || refusal != NULL)
 			break;
-		json_t *b = status_broker(w, jstr(rec, "id"), timeout_ms, &reachable, &refusal);
+		bool unknown = false;
+		json_t *b =
+		    status_broker(w, jstr(rec, "id"), timeout_ms, &reachable, &unknown, &refusal);
 		if (b != NULL)
 			json_object_set_new(rec, "broker", b);
+		else if (unknown && json_object_size(rec) > 1) /* ours, not the broker's */
+			json_object_set_new(rec, "brokerUnknown", json_true());
 	}
 	rete_wire_close(&w);
 	rete_seckey_free(&sk);
@@ -403,6 +455,7 @@ int cmd_status(int argc, char **argv)
 		json_array_foreach(recs, i, rec)
 		{
 			status_print(rec, stdout);
+			status_unknown_print(rec, stdout);
 		}
 		/* a wrong pinned key looks like silence (the CURVE handshake
 		 * fails without a word): say it with the other causes */

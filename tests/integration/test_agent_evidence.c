@@ -1068,6 +1068,235 @@ static void test_held_too_large(void **state)
 	json_decref(j);
 }
 
+/* --- what the agency's files say after a restore (eyes12 #2, #3, #4, #6) ---- */
+
+/* ev_status runs `rete status -c agent.ini ARGS` for social services (from
+ * its folder, as an operator does) and returns its exit status; *out gets
+ * what it printed (stdout and stderr; the caller frees). */
+static int ev_status(it_net *n, const char *args, char **out)
+{
+	return tu_run(out, "cd '%s/agents/social.mantova' && '%s/rete' status -c agent.ini %s 2>&1",
+		      n->dir, n->bin, args);
+}
+
+/* ev_lost_by_restore: a new network (tag; *state, for the teardown) where
+ * a referral (ev-1) sent by social services after the backup was delivered,
+ * its delivery receipt back (so no agent holds it any more), then the
+ * broker's store put back from the backup: the log of epoch 2 does not
+ * have it, and nobody will submit it again. Returns when social services'
+ * agent is connected to the restored broker; log gets its log's path. */
+static it_net *ev_lost_by_restore(void **state, const char *tag, char *log, size_t len)
+{
+	it_net *n = it_net_new(tag, NULL);
+	assert_non_null(n);
+	*state = n;
+	char backup[1300];
+	tu_path(backup, sizeof(backup), "%s/backup", n->dir);
+	tu_path(log, len, "%s/social.mantova.log", n->dir);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+	ev_backup(n, backup);
+	ev_put_referral(n, "lost.json", "ev-1", "long-term-unemployment");
+	assert_int_equal(ev_wait_delivered(n, 1, EV_WAIT), 1);
+	if (!ev_wait_log(log, "message ev-1 delivered: no longer held", 1, EV_WAIT)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("ev-1 is still held after its delivery receipt");
+	}
+	assert_true(ev_broker_restore(n, backup));
+	if (!ev_wait_log(log, "the broker's log is now epoch 2", 1, EV_WAIT)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("social services' agent did not see epoch 2");
+	}
+	return n;
+}
+
+/* test_restore_receipt_file (eyes12 #2): a held referral receipted again
+ * after a restore, at another index: sent/NAME.receipt.json, which the
+ * case system reads, names the new entry (the old index holds another
+ * entry now) and keeps the old receipt as "previousReceipts"; `rete
+ * status` shows the referral at its new index, saying where it was. */
+static void test_restore_receipt_file(void **state)
+{
+	it_net *n = it_net_new("evidence-rcpt-file", NULL);
+	assert_non_null(n);
+	*state = n;
+	char backup[1300], log[1300], sent[1300], path[1500];
+	tu_path(backup, sizeof(backup), "%s/backup", n->dir);
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL)); /* the job centre away: held */
+	ev_backup(n, backup);
+	ev_put_referral(n, "rf.json", "ev-rf-1", "long-term-unemployment");
+	uint64_t before = ev_receipt_index(n, "rf.json");
+	assert_true(ev_broker_restore(n, backup));
+	uint64_t after = ev_wait_rereceipt(log, "ev-rf-1", EV_WAIT);
+	if (after == UINT64_MAX)
+		it_show(n, "social.mantova.log");
+	assert_true(after != UINT64_MAX);
+	assert_true(after != before);
+
+	json_t *j = tu_load_json(tu_path(path, sizeof(path), "%s/rf.json.receipt.json", sent));
+	const char *idx = json_string_value(json_object_get(j, "index"));
+	if (idx == NULL || strtoull(idx, NULL, 10) != after)
+		fail_msg("sent/rf.json.receipt.json names log index %s; the referral was "
+			 "receipted again at %" PRIu64 " (index %" PRIu64
+			 " holds another entry now)",
+			 idx ? idx : "(none)", after, before);
+	json_t *prev = json_array_get(json_object_get(j, "previousReceipts"), 0);
+	const char *pidx = json_string_value(json_object_get(prev, "index"));
+	if (pidx == NULL || strtoull(pidx, NULL, 10) != before ||
+	    json_integer_value(json_object_get(prev, "epoch")) != 1)
+		fail_msg("sent/rf.json.receipt.json does not keep its receipt of epoch 1 (index "
+			 "%" PRIu64 ") as previousReceipts[0]",
+			 before);
+	json_decref(j);
+
+	char *out = NULL;
+	assert_int_equal(ev_status(n, "ev-rf-1 --json", &out), 0);
+	const char *brace = out != NULL ? strchr(out, '{') : NULL;
+	json_t *doc = json_loads(brace != NULL ? brace : "", 0, NULL);
+	json_t *h, *rec = json_array_get(json_object_get(doc, "referrals"), 0);
+	size_t i;
+	bool seen = false;
+	json_array_foreach(json_object_get(rec, "history"), i, h)
+	{
+		const char *kind = json_string_value(json_object_get(h, "kind"));
+		if (kind == NULL || strcmp(kind, "referral") != 0)
+			continue;
+		const char *hi = json_string_value(json_object_get(h, "index"));
+		const char *hp = json_string_value(json_object_get(h, "previousIndex"));
+		if (hi == NULL || strtoull(hi, NULL, 10) != after || hp == NULL ||
+		    strtoull(hp, NULL, 10) != before)
+			fail_msg("rete status: the referral entry of ev-rf-1 is at #%s (previous "
+				 "%s); it was receipted again at #%" PRIu64 ", before at #%" PRIu64
+				 ": %s",
+				 hi ? hi : "?", hp ? hp : "none", after, before, out);
+		seen = true;
+	}
+	assert_true(seen);
+	json_decref(doc);
+	free(out);
+	assert_int_equal(ev_status(n, "ev-rf-1", &out), 0);
+	if (strstr(out, "epoch 1") == NULL)
+		fail_msg("rete status does not say the earlier receipt was of epoch 1: %s", out);
+	free(out);
+}
+
+/* test_restore_status_lost (eyes12 #3): a referral the agency holds that
+ * the restored broker's log lost: `rete status` says the broker no longer
+ * has it, probably lost by a restore, and what to do; it is not silent. */
+static void test_restore_status_lost(void **state)
+{
+	char log[1300], *out = NULL;
+	it_net *n = ev_lost_by_restore(state, "evidence-status-lost", log, sizeof(log));
+	int rc = ev_status(n, "ev-1", &out);
+	if (rc != 0 || strstr(out, "no longer has referral ev-1") == NULL ||
+	    strstr(out, "restore") == NULL || strstr(out, "previousReferral") == NULL)
+		fail_msg("rete status ev-1 (lost by the restore), exit %d, says nothing of the "
+			 "broker: %s",
+			 rc, out);
+	free(out);
+	assert_int_equal(ev_status(n, "ev-1 --json", &out), 0);
+	if (strstr(out, "\"brokerUnknown\": true") == NULL)
+		fail_msg("rete status --json ev-1 has no brokerUnknown: %s", out);
+	free(out);
+}
+
+/* test_restore_update_lost (eyes12 #4): an update of a referral the
+ * restore lost is refused unknown-referral with a sentence that says why
+ * (a restore of the broker's store) and what to do (send the referral
+ * again first), not "check the referral id", which is right. */
+static void test_restore_update_lost(void **state)
+{
+	char log[1300], failed[1300], path[1500];
+	it_net *n = ev_lost_by_restore(state, "evidence-update-lost", log, sizeof(log));
+	it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	char *t = ev_update_text("ev-cancel-1", "ev-1");
+	it_outbox_put(n, IT_SOCIAL, "cancel.json", t);
+	free(t);
+	tu_path(path, sizeof(path), "%s/cancel.json.error.json", failed);
+	if (ev_wait_either(path, NULL, EV_WAIT) != 1) {
+		it_show(n, "social.mantova.log");
+		fail_msg("no answer in failed/ for the cancellation of ev-1");
+	}
+	json_t *j = tu_load_json(path);
+	const char *code = json_string_value(json_object_get(j, "code"));
+	const char *err = json_string_value(json_object_get(j, "error"));
+	assert_string_equal(code ? code : "", "unknown-referral");
+	if (err == NULL || strstr(err, "restore") == NULL || strstr(err, "send it again") == NULL ||
+	    strstr(err, "previousReferral") == NULL)
+		fail_msg("the refusal of an update of a referral the restore lost: %s",
+			 err ? err : "(none)");
+	const char *note = json_string_value(json_object_get(j, "agentNote"));
+	if (note == NULL || strstr(note, "sent/lost.json") == NULL)
+		fail_msg("failed/cancel.json.error.json does not say that this agency sent ev-1 "
+			 "(sent/lost.json): agentNote %s",
+			 note ? note : "(none)");
+	json_decref(j);
+}
+
+/* test_agent_data_restored (eyes12 #6): the agent's data folder put back
+ * from a copy older than its spool. At start the agent says its store is
+ * older than sent/; the very same file sent again is refused id-reused by
+ * the broker (signed anew: other bytes), and the answer says what
+ * happened (its receipt is in sent/), never to "send the very same bytes". */
+static void test_agent_data_restored(void **state)
+{
+	it_net *n = it_net_new("evidence-agent-data", NULL);
+	assert_non_null(n);
+	*state = n;
+	char data[1300], log[1300], failed[1300], path[1500], *out = NULL;
+	tu_path(data, sizeof(data), "%s/agents/social.mantova/data", n->dir);
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed));
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	ev_put_referral(n, "first.json", "ev-first-1", "long-term-unemployment");
+	(void)ev_receipt_index(n, "first.json");
+	/* the backup: the stopped agent's data folder, copied */
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	assert_int_equal(tu_run(&out, "cp -a '%s' '%s.bk'", data, data), 0);
+	free(out);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	char *text = ev_referral_text("ev-rb-1", "long-term-unemployment");
+	it_outbox_put(n, IT_SOCIAL, "rb.json", text);
+	uint64_t idx = ev_receipt_index(n, "rb.json");
+	/* the restore of the agent's data folder */
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	assert_int_equal(
+	    tu_run(&out, "mv '%s' '%s.new' && cp -a '%s.bk' '%s'", data, data, data, data), 0);
+	free(out);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	if (!ev_wait_log(log, "is older than its spool", 1, EV_WAIT)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the agent started on a data folder older than its sent/ said nothing");
+	}
+	it_outbox_put(n, IT_SOCIAL, "rb-again.json", text);
+	free(text);
+	tu_path(path, sizeof(path), "%s/rb-again.json.error.json", failed);
+	if (ev_wait_either(path, NULL, EV_WAIT) != 1) {
+		it_show(n, "social.mantova.log");
+		fail_msg("no answer in failed/ for rb-again.json");
+	}
+	json_t *j = tu_load_json(path);
+	const char *err = json_string_value(json_object_get(j, "error"));
+	const char *note = json_string_value(json_object_get(j, "agentNote"));
+	char want[64];
+	snprintf(want, sizeof(want), "log index %" PRIu64, idx);
+	if (err == NULL || strstr(err, "sending the very same bytes again") != NULL)
+		fail_msg("id-reused tells to send the very same bytes, which was done: %s",
+			 err ? err : "(none)");
+	if (note == NULL || strstr(note, "sent/rb.json.receipt.json") == NULL ||
+	    strstr(note, want) == NULL || strstr(note, "older") == NULL)
+		fail_msg("failed/rb-again.json.error.json does not say its receipt is "
+			 "sent/rb.json.receipt.json (%s) and the data folder is older: %s",
+			 want, note ? note : "(none)");
+	json_decref(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1087,6 +1316,10 @@ int main(void)
 	    cmocka_unit_test_teardown(test_held_order, it_teardown),
 	    cmocka_unit_test_teardown(test_held_receipt_renewed, it_teardown),
 	    cmocka_unit_test_teardown(test_held_too_large, it_teardown),
+	    cmocka_unit_test_teardown(test_restore_receipt_file, it_teardown),
+	    cmocka_unit_test_teardown(test_restore_status_lost, it_teardown),
+	    cmocka_unit_test_teardown(test_restore_update_lost, it_teardown),
+	    cmocka_unit_test_teardown(test_agent_data_restored, it_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	if (getenv("RETE_TEST_ONLY") != NULL)

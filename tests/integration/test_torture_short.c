@@ -158,6 +158,14 @@ static void test_restore_held_refused(void **state)
 	assert_string_equal(json_string_value(json_object_get(j, "messageId")), "held-u1");
 	assert_non_null(strstr(json_string_value(json_object_get(j, "error")), "held-r1"));
 	assert_string_equal(json_string_value(json_object_get(j, "file")), "u1.json");
+	/* the job centre has the referral in its records (it received it): its
+	 * agent says the id is right and who sends the referral again */
+	const char *note = json_string_value(json_object_get(j, "agentNote"));
+	if (note == NULL || strstr(note, "held-r1") == NULL ||
+	    strstr(note, "social.mantova must first send it again") == NULL)
+		fail_msg("failed/held-held-u1.error.json: no agentNote naming held-r1 and its "
+			 "requester: %s",
+			 note ? note : "(none)");
 	/* with the broker's signed statement of the refusal (protocol 3) */
 	const char *b64 = json_string_value(json_object_get(j, "signedRefusal"));
 	assert_non_null(b64);
