@@ -3686,6 +3686,10 @@ int broker_run(broker_config *c, unsigned flags)
 	if (b.state_due) /* the last batch stored the last checkpoint */
 		checkpoint_state(&b);
 	hush_flush(&b);
+	/* the TSA's exchange ends (abandoned) before "stopped" is said:
+	 * what the log says last is what the process did last; freed later
+	 * (broker_free), after the metrics thread that reads its state */
+	broker_tsa_halt(b.tsa);
 	broker_log_info("stopped: log size %" PRIu64, b.log_size);
 	rc = 0;
 out:
