@@ -2727,6 +2727,7 @@ static rete_err state_check(broker *b, unsigned flags, const rete_store_copy_mar
 				   c->state, b->epoch + 1);
 			b->restore_prev = b->epoch;
 			b->restore_epoch = b->epoch + 1;
+			b->restore_own = true;
 			return copy_sign(b, &b->restore_note);
 		}
 		if (flags & BROKER_RESTORE)
@@ -2799,6 +2800,7 @@ static rete_err state_check(broker *b, unsigned flags, const rete_store_copy_mar
 				   b->log_size, cp.size, cp_epoch, b->epoch + 1);
 			b->restore_prev = b->epoch;
 			b->restore_epoch = b->epoch + 1;
+			b->restore_own = true;
 			return copy_sign(b, &b->restore_note);
 		}
 		if (flags & BROKER_RESTORE)
@@ -3276,6 +3278,24 @@ int broker_check_store(broker_config *c, unsigned flags, rete_problems *problems
 	return problems->n == before ? 0 : 2;
 }
 
+/* epoch_said logs that the log goes on as epoch e->epoch from index at,
+ * naming the checkpoint the Epoch entry records: the state file's or the
+ * restored copy's own, and its size (the operator need not read the entry
+ * to know which). */
+static void epoch_said(const broker *b, const Rete__Epoch *e, uint64_t at)
+{
+	rete_checkpoint cp;
+	char size[48] = "";
+	if (rete_checkpoint_parse(e->checkpoint, strlen(e->checkpoint), &cp, NULL) == RETE_OK)
+		snprintf(size, sizeof(size), " of %" PRIu64 " entries", cp.size);
+	broker_log_warn("--restore: the log goes on as epoch %" PRIu32 " from index %" PRIu64
+			"; that entry records %s checkpoint%s (epoch %" PRIu32 ")%s",
+			e->epoch, at,
+			b->restore_own ? "the restored copy's own" : "the state file's", size,
+			e->previous_epoch,
+			b->restore_own ? ", signed now (no state file holds a longer one)" : "");
+}
+
 /* epoch_begin logs the first entry of a new epoch after a declared
  * restore: it records the last checkpoint signed before (the indexes from
  * the restored size up to its size were used twice). */
@@ -3311,11 +3331,7 @@ static rete_err epoch_begin(broker *b)
 		return err;
 	}
 	b->epoch = e.epoch;
-	broker_log_warn("--restore: the log goes on as epoch %" PRIu32 " from index %" PRIu64
-			"; the checkpoint of epoch %" PRIu32 " signed before the restore (the "
-			"state file's, or the restored copy's own when none is longer) is "
-			"recorded in that entry",
-			e.epoch, at, e.previous_epoch);
+	epoch_said(b, &e, at);
 	return RETE_OK;
 }
 

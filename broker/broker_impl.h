@@ -218,6 +218,8 @@ typedef struct broker {
 	uint32_t epoch;	      /* the log's epoch (store_identity.h) */
 	int store_lock;	      /* fd holding the store's writer lock, or -1 */
 	char *restore_note;   /* a declared restore: the last checkpoint signed before */
+	bool restore_own;     /* restore_note is the restored copy's own checkpoint, signed
+				 at the start (not the state file's): for the log line */
 	/* a --check-config run (broker_check_store): the store's refusals
 	 * go here instead of the log; NULL when running */
 	rete_problems *check_problems, *check_notes;
