@@ -2050,12 +2050,34 @@ static bool timestamp_refuses(broker *b, broker_frame *f)
 	return true;
 }
 
+/* storage_full_note keeps what health tells of a store that cannot write:
+ * a commit of submissions that failed as storage full (they were refused)
+ * starts or continues the spell, one that went through ends it. */
+static void storage_full_note(broker *b, const broker_batch *bt, rete_err err)
+{
+	uint64_t writes = 0;
+	for (size_t i = 0; i < bt->n; i++)
+		if (bt->frames[i].op >= 0)
+			writes++;
+	if (writes == 0) /* queries only: nothing was written, nothing learnt */
+		return;
+	if (err == RETE_OK) {
+		b->full_since_ms = 0;
+		b->full_refused = 0;
+	} else if (err == RETE_EFULL) {
+		if (b->full_since_ms == 0)
+			b->full_since_ms = rete_now_ms();
+		b->full_refused += writes;
+	}
+}
+
 /* batch_answer answers bt on the main thread once its commit is done:
  * receipts and refusals, then the queries of the batch (which see its
  * entries), then the deliveries. */
 static void batch_answer(broker *b, broker_batch *bt)
 {
 	rete_err err = batch_logged(b, bt);
+	storage_full_note(b, bt, err);
 	for (size_t i = 0; i < bt->n; i++) {
 		broker_frame *f = &bt->frames[i];
 		if (f->op < 0)

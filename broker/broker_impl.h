@@ -207,7 +207,13 @@ typedef struct broker {
 	uint64_t log_size;
 	uint64_t cp_size; /* size of the latest checkpoint */
 	char *cp_note;
-	int64_t cp_at_ms;   /* when it was made (0: before this start) */
+	int64_t cp_at_ms; /* when it was made (0: before this start) */
+	/* storage full: since when the commits fail with RETE_EFULL (wall ms,
+	 * 0: the last commit went through) and how many submissions were
+	 * refused since; a health problem of its own (a quota or a file size
+	 * limit fails writes on a disk with room) */
+	int64_t full_since_ms;
+	uint64_t full_refused;
 	int64_t cp_mono_ms; /* the same, on the monotonic clock */
 	/* the latest per-commit checkpoint (receipts), by the committer's
 	 * thread or the main thread, never both at once; not stored */

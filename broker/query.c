@@ -19,6 +19,7 @@
 #include "checkpoint.h"
 #include "cosign.h"
 #include "duration.h"
+#include "json.h"
 #include "log.h"
 #include "version.h"
 
@@ -159,6 +160,25 @@ static size_t health_room(const Rete__Health *h, const char *map_err, const char
 	return np;
 }
 
+/* health_full adds to problems[np..max) the spell of commits failing as
+ * storage full, when one lasts (broker_impl.h, full_since_ms); returns the
+ * new count. Told apart from the free space: a quota or a file size limit
+ * fails the writes on a disk that has room. */
+static size_t health_full(const broker *b, char **problems, size_t np, size_t max)
+{
+	char when[32];
+	if (b->full_since_ms == 0 || np >= max)
+		return np;
+	if (asprintf(&problems[np],
+		     "the store cannot write: %" PRIu64 " submission%s refused as 'storage "
+		     "full' since %s (a full disk, a quota or a file size limit: the broker's "
+		     "log says which); the agents send them again once it can",
+		     b->full_refused, b->full_refused == 1 ? "" : "s",
+		     rete_time_format(b->full_since_ms, when)) >= 0)
+		np++;
+	return np;
+}
+
 static void q_health(broker *b, broker_frame *f)
 {
 	if (deny_unless_overseer(b, f, "broker health"))
@@ -235,6 +255,7 @@ static void q_health(broker *b, broker_frame *f)
 		np++;
 	np = health_room(&h, map_known ? NULL : stats_err, disk_known ? NULL : disk_err, problems,
 			 np, 64);
+	np = health_full(b, problems, np, 64);
 	h.problems = problems;
 	h.n_problems = np;
 	h.ok = np == 0;

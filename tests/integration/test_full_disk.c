@@ -15,7 +15,9 @@
  *      figure);
  *   3. the filler is deleted: nothing receipted is damaged (every
  *      receipted id is in the log once, no refused id is, `rete audit
- *      verify` passes), and the same broker (same pid, never restarted)
+ *      verify` passes), health no longer names the refusals (it did while
+ *      full: "the store cannot write: N submissions refused as 'storage
+ *      full' since ..."), and the same broker (same pid, never restarted)
  *      takes the refused message and new ones;
  *   4. full again, then the tmpfs is remounted bigger (mount -o remount,
  *      size=...): the broker goes on again;
@@ -237,6 +239,13 @@ static void test_full_disk(void **state)
 	 * on the full disk) cannot take its line, so the read is refused, not
 	 * served unrecorded (docs/broker-config.md, access_log) */
 	read_refused_while_full(n);
+	/* the refusals are a health problem of their own (a quota fails the
+	 * writes on a disk with room, where the free space says nothing) */
+	char *problems = it_health_problems(n);
+	if (!strstr(problems, "the store cannot write: ") ||
+	    !strstr(problems, "refused as 'storage full' since "))
+		fail_msg("health while full names no refused submissions:\n%s", problems);
+	free(problems);
 	health_while_full(n, d->mnt);
 	assert_int_equal(n->broker_pid, pid);
 
@@ -260,6 +269,10 @@ static void test_full_disk(void **state)
 	ids_add(&ok, full1, (uint64_t)idx);
 	assert_int_equal(n->broker_pid, pid);
 	assert_int_equal(n->broker_starts, 1);
+	/* a commit went through: the spell is over */
+	problems = it_health_problems(n);
+	assert_null(strstr(problems, "the store cannot write"));
+	free(problems);
 
 	/* 4. full again; the tmpfs grows: on again, still without a restart */
 	fill(n, social, &ok, &seq, full2, sizeof(full2));
