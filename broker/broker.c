@@ -2050,12 +2050,34 @@ static bool timestamp_refuses(broker *b, broker_frame *f)
 	return true;
 }
 
+/* storage_full_note keeps what health tells of a store that cannot write:
+ * a commit of submissions that failed as storage full (they were refused)
+ * starts or continues the spell, one that went through ends it. */
+static void storage_full_note(broker *b, const broker_batch *bt, rete_err err)
+{
+	uint64_t writes = 0;
+	for (size_t i = 0; i < bt->n; i++)
+		if (bt->frames[i].op >= 0)
+			writes++;
+	if (writes == 0) /* queries only: nothing was written, nothing learnt */
+		return;
+	if (err == RETE_OK) {
+		b->full_since_ms = 0;
+		b->full_refused = 0;
+	} else if (err == RETE_EFULL) {
+		if (b->full_since_ms == 0)
+			b->full_since_ms = rete_now_ms();
+		b->full_refused += writes;
+	}
+}
+
 /* batch_answer answers bt on the main thread once its commit is done:
  * receipts and refusals, then the queries of the batch (which see its
  * entries), then the deliveries. */
 static void batch_answer(broker *b, broker_batch *bt)
 {
 	rete_err err = batch_logged(b, bt);
+	storage_full_note(b, bt, err);
 	for (size_t i = 0; i < bt->n; i++) {
 		broker_frame *f = &bt->frames[i];
 		if (f->op < 0)
@@ -2727,6 +2749,7 @@ static rete_err state_check(broker *b, unsigned flags, const rete_store_copy_mar
 				   c->state, b->epoch + 1);
 			b->restore_prev = b->epoch;
 			b->restore_epoch = b->epoch + 1;
+			b->restore_own = true;
 			return copy_sign(b, &b->restore_note);
 		}
 		if (flags & BROKER_RESTORE)
@@ -2799,6 +2822,7 @@ static rete_err state_check(broker *b, unsigned flags, const rete_store_copy_mar
 				   b->log_size, cp.size, cp_epoch, b->epoch + 1);
 			b->restore_prev = b->epoch;
 			b->restore_epoch = b->epoch + 1;
+			b->restore_own = true;
 			return copy_sign(b, &b->restore_note);
 		}
 		if (flags & BROKER_RESTORE)
@@ -3276,6 +3300,24 @@ int broker_check_store(broker_config *c, unsigned flags, rete_problems *problems
 	return problems->n == before ? 0 : 2;
 }
 
+/* epoch_said logs that the log goes on as epoch e->epoch from index at,
+ * naming the checkpoint the Epoch entry records: the state file's or the
+ * restored copy's own, and its size (the operator need not read the entry
+ * to know which). */
+static void epoch_said(const broker *b, const Rete__Epoch *e, uint64_t at)
+{
+	rete_checkpoint cp;
+	char size[48] = "";
+	if (rete_checkpoint_parse(e->checkpoint, strlen(e->checkpoint), &cp, NULL) == RETE_OK)
+		snprintf(size, sizeof(size), " of %" PRIu64 " entries", cp.size);
+	broker_log_warn("--restore: the log goes on as epoch %" PRIu32 " from index %" PRIu64
+			"; that entry records %s checkpoint%s (epoch %" PRIu32 ")%s",
+			e->epoch, at,
+			b->restore_own ? "the restored copy's own" : "the state file's", size,
+			e->previous_epoch,
+			b->restore_own ? ", signed now (no state file holds a longer one)" : "");
+}
+
 /* epoch_begin logs the first entry of a new epoch after a declared
  * restore: it records the last checkpoint signed before (the indexes from
  * the restored size up to its size were used twice). */
@@ -3311,11 +3353,7 @@ static rete_err epoch_begin(broker *b)
 		return err;
 	}
 	b->epoch = e.epoch;
-	broker_log_warn("--restore: the log goes on as epoch %" PRIu32 " from index %" PRIu64
-			"; the checkpoint of epoch %" PRIu32 " signed before the restore (the "
-			"state file's, or the restored copy's own when none is longer) is "
-			"recorded in that entry",
-			e.epoch, at, e.previous_epoch);
+	epoch_said(b, &e, at);
 	return RETE_OK;
 }
 
@@ -3686,6 +3724,10 @@ int broker_run(broker_config *c, unsigned flags)
 	if (b.state_due) /* the last batch stored the last checkpoint */
 		checkpoint_state(&b);
 	hush_flush(&b);
+	/* the TSA's exchange ends (abandoned) before "stopped" is said:
+	 * what the log says last is what the process did last; freed later
+	 * (broker_free), after the metrics thread that reads its state */
+	broker_tsa_halt(b.tsa);
 	broker_log_info("stopped: log size %" PRIu64, b.log_size);
 	rc = 0;
 out:

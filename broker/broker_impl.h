@@ -207,7 +207,13 @@ typedef struct broker {
 	uint64_t log_size;
 	uint64_t cp_size; /* size of the latest checkpoint */
 	char *cp_note;
-	int64_t cp_at_ms;   /* when it was made (0: before this start) */
+	int64_t cp_at_ms; /* when it was made (0: before this start) */
+	/* storage full: since when the commits fail with RETE_EFULL (wall ms,
+	 * 0: the last commit went through) and how many submissions were
+	 * refused since; a health problem of its own (a quota or a file size
+	 * limit fails writes on a disk with room) */
+	int64_t full_since_ms;
+	uint64_t full_refused;
 	int64_t cp_mono_ms; /* the same, on the monotonic clock */
 	/* the latest per-commit checkpoint (receipts), by the committer's
 	 * thread or the main thread, never both at once; not stored */
@@ -218,6 +224,8 @@ typedef struct broker {
 	uint32_t epoch;	      /* the log's epoch (store_identity.h) */
 	int store_lock;	      /* fd holding the store's writer lock, or -1 */
 	char *restore_note;   /* a declared restore: the last checkpoint signed before */
+	bool restore_own;     /* restore_note is the restored copy's own checkpoint, signed
+				 at the start (not the state file's): for the log line */
 	/* a --check-config run (broker_check_store): the store's refusals
 	 * go here instead of the log; NULL when running */
 	rete_problems *check_problems, *check_notes;

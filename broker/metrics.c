@@ -269,7 +269,9 @@ static void serve(void *ctx, const char *path, rete_http_answer *a)
 	if (rete_store_stats(bm->store, &map_size, &map_used, NULL) != RETE_OK)
 		readable = false;
 	struct statvfs sv;
-	if (statvfs(bm->data, &sv) == 0)
+	/* 0 is a full disk: an unknown figure is left out, not shown as 0 */
+	bool disk_known = statvfs(bm->data, &sv) == 0;
+	if (disk_known)
 		disk_free = (uint64_t)sv.f_bavail * sv.f_frsize;
 	int64_t now = rete_now_ms();
 
@@ -429,8 +431,9 @@ static void serve(void *ctx, const char *path, rete_http_answer *a)
 	one(a, "rete_broker_store_map_bytes", "gauge",
 	    "Size of the store's memory map (it grows by doubling).", map_size);
 	one(a, "rete_broker_store_used_bytes", "gauge", "Bytes of the map in use.", map_used);
-	one(a, "rete_broker_disk_free_bytes", "gauge",
-	    "Free bytes for the broker on the store's file system.", disk_free);
+	if (disk_known)
+		one(a, "rete_broker_disk_free_bytes", "gauge",
+		    "Free bytes for the broker on the store's file system.", disk_free);
 out:
 	free(ag);
 	free(v);

@@ -8,6 +8,7 @@
  * proofs are for everyone, since every agent is a witness.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "checkpoint.h"
 #include "cosign.h"
 #include "duration.h"
+#include "json.h"
 #include "log.h"
 #include "version.h"
 
@@ -106,6 +108,77 @@ static Rete__AgencyHealth **agencies_fill(broker *b, rete_store_rtxn *rt,
 	return ptrs;
 }
 
+/* health_room adds to problems[np..max) what the map and the disk say
+ * (map_err, disk_err: why a figure could not be read, NULL when it was);
+ * returns the new count. A figure that could not be read is a problem of
+ * its own, never taken for 0: 0 bytes free is a full disk, the worst case
+ * of all (every submission refused as "storage full"). */
+static size_t health_room(const Rete__Health *h, const char *map_err, const char *disk_err,
+			  char **problems, size_t np, size_t max)
+{
+	const uint64_t low = (uint64_t)256 << 20;
+	int r = 0;
+
+	if (map_err && np < max)
+		r = asprintf(&problems[np], "the store's map size cannot be read: %s", map_err);
+	else if (disk_err == NULL && h->map_size && h->map_used > h->map_size / 10 * 9 &&
+		 h->disk_free < h->map_size && np < max)
+		/* the store doubles its map when full: that needs the room */
+		r = asprintf(&problems[np],
+			     "the store's map is %" PRIu64 "%% used and the disk "
+			     "has %" PRIu64 " MiB free, less than the %" PRIu64 " MiB it needs to "
+			     "grow",
+			     h->map_used * 100 / h->map_size, h->disk_free >> 20,
+			     h->map_size >> 20);
+	else
+		r = -1;
+	if (r >= 0)
+		np++;
+	if (np >= max)
+		return np;
+	if (disk_err)
+		r = asprintf(&problems[np],
+			     "the free space on the store's disk cannot be read (statvfs %s); "
+			     "check the disk yourself (df)",
+			     disk_err);
+	else if (h->disk_free == 0)
+		r = asprintf(&problems[np],
+			     "the store's disk is full (0 bytes free): every submission is "
+			     "refused as 'storage full' until room is made on it");
+	else if (h->disk_free < ((uint64_t)1 << 20))
+		r = asprintf(&problems[np],
+			     "only %" PRIu64 " KiB free on the store's disk: submissions are "
+			     "refused as 'storage full' when they do not fit",
+			     h->disk_free >> 10);
+	else if (h->disk_free < low)
+		r = asprintf(&problems[np], "only %" PRIu64 " MiB free on the store's disk",
+			     h->disk_free >> 20);
+	else
+		r = -1;
+	if (r >= 0)
+		np++;
+	return np;
+}
+
+/* health_full adds to problems[np..max) the spell of commits failing as
+ * storage full, when one lasts (broker_impl.h, full_since_ms); returns the
+ * new count. Told apart from the free space: a quota or a file size limit
+ * fails the writes on a disk that has room. */
+static size_t health_full(const broker *b, char **problems, size_t np, size_t max)
+{
+	char when[32];
+	if (b->full_since_ms == 0 || np >= max)
+		return np;
+	if (asprintf(&problems[np],
+		     "the store cannot write: %" PRIu64 " submission%s refused as 'storage "
+		     "full' since %s (a full disk, a quota or a file size limit: the broker's "
+		     "log says which); the agents send them again once it can",
+		     b->full_refused, b->full_refused == 1 ? "" : "s",
+		     rete_time_format(b->full_since_ms, when)) >= 0)
+		np++;
+	return np;
+}
+
 static void q_health(broker *b, broker_frame *f)
 {
 	if (deny_unless_overseer(b, f, "broker health"))
@@ -125,10 +198,19 @@ static void q_health(broker *b, broker_frame *f)
 	rete_store_read_end(&rt);
 	h.agencies = ptrs;
 	h.n_agencies = ptrs ? n : 0;
-	rete_store_stats(b->store, &h.map_size, &h.map_used, NULL);
+	/* each figure with whether it is known: 0 bytes free is a full disk,
+	 * not an unknown one */
+	char stats_err[sizeof(((rete_msg *)0)->text) + 64] = "", disk_err[1200] = "";
+	rete_msg sm = {{0}};
+	bool map_known = rete_store_stats(b->store, &h.map_size, &h.map_used, &sm) == RETE_OK;
+	if (!map_known)
+		snprintf(stats_err, sizeof(stats_err), "%s", sm.text);
 	struct statvfs sv;
-	if (statvfs(b->cfg->data, &sv) == 0)
+	bool disk_known = statvfs(b->cfg->data, &sv) == 0;
+	if (disk_known)
 		h.disk_free = (uint64_t)sv.f_bavail * sv.f_frsize;
+	else
+		snprintf(disk_err, sizeof(disk_err), "%s: %s", b->cfg->data, strerror(errno));
 	h.checkpoint_at = b->cp_at_ms;
 	char version[128];
 	h.version = rete_version_short(version, sizeof(version));
@@ -167,26 +249,13 @@ static void q_health(broker *b, broker_frame *f)
 			     b->cp_size, h.log_size) >= 0)
 			np++;
 	}
-	if (h.map_size && h.map_used > h.map_size / 10 * 9 && h.disk_free &&
-	    h.disk_free < h.map_size && np < 62) {
-		/* the store doubles its map when full: that needs the room */
-		if (asprintf(&problems[np],
-			     "the store's map is %" PRIu64 "%% used and the disk "
-			     "has %" PRIu64 " MiB free, less than the %" PRIu64 " MiB it needs to "
-			     "grow",
-			     h.map_used * 100 / h.map_size, h.disk_free >> 20,
-			     h.map_size >> 20) >= 0)
-			np++;
-	}
 	char tsa_text[1536];
 	if (broker_tsa_problem(b->tsa, tsa_text, sizeof(tsa_text), &h.timestamp_at) &&
 	    np < 63 && (problems[np] = strdup(tsa_text)) != NULL)
 		np++;
-	if (h.disk_free && h.disk_free < ((uint64_t)256 << 20) && np < 63) {
-		if (asprintf(&problems[np], "only %" PRIu64 " MiB free on the store's disk",
-			     h.disk_free >> 20) >= 0)
-			np++;
-	}
+	np = health_room(&h, map_known ? NULL : stats_err, disk_known ? NULL : disk_err, problems,
+			 np, 64);
+	np = health_full(b, problems, np, 64);
 	h.problems = problems;
 	h.n_problems = np;
 	h.ok = np == 0;

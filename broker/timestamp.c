@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,10 @@ struct broker_tsa {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* on CLOCK_MONOTONIC */
+	/* set by broker_tsa_stop; read without the lock by the exchange's
+	 * progress callback, which must not wait on the thread's lock */
+	atomic_bool abandon;
+	bool joined; /* broker_tsa_halt joined the thread (the caller's thread only) */
 	/* under lock: */
 	bool stop;
 	uint64_t want;	       /* the newest stored checkpoint (0: none) */
@@ -93,6 +98,13 @@ rete_err broker_tsa_gen_time(const uint8_t *tok, size_t len, int64_t *ms, rete_m
 	return err;
 }
 
+/* abandon_now: rete_tsa_http's abandon, true once the broker stops. */
+static bool abandon_now(void *arg)
+{
+	broker_tsa *t = arg;
+	return atomic_load(&t->abandon);
+}
+
 /* stamp asks the TSA for a token over the checkpoint of `size` and stores
  * it. Runs without the lock. */
 static rete_err stamp(broker_tsa *t, uint64_t size, int64_t *gen_ms, rete_msg *m)
@@ -106,7 +118,9 @@ static rete_err stamp(broker_tsa *t, uint64_t size, int64_t *gen_ms, rete_msg *m
 			      .connect_timeout_ms =
 				  t->timeout_ms < 5000 ? (long)t->timeout_ms : 5000,
 			      .user = t->user,
-			      .password = t->password};
+			      .password = t->password,
+			      .abandon = abandon_now,
+			      .abandon_arg = t};
 	rete_err err = rete_store_checkpoint_get(t->store, NULL, size, &note, m);
 
 	if (err == RETE_OK)
@@ -151,6 +165,15 @@ static void *tsa_main(void *arg)
 		char when[40];
 
 		pthread_mutex_lock(&t->lock);
+		if (err != RETE_OK && t->stop) {
+			/* abandoned by the stop (or failed as it came): not a
+			 * failure of the TSA; the checkpoint stays without a token
+			 * and the next start asks for it (broker_tsa_start) */
+			broker_log_info("time stamps: the exchange for checkpoint %" PRIu64
+					" was ended by the stop; the next start asks again",
+					size);
+			break;
+		}
 		if (err == RETE_OK) {
 			if (t->failures > 0)
 				broker_log_info(
@@ -214,6 +237,7 @@ rete_err broker_tsa_start(broker_tsa **out, rete_store *s, const broker_config *
 	broker_tsa *t = calloc(1, sizeof(*t));
 	if (!t)
 		return rete_msg_set(m, RETE_ENOMEM, "time stamps: out of memory");
+	atomic_init(&t->abandon, false);
 	t->store = s;
 	t->timeout_ms = c->tsa_timeout_ms > 0 ? c->tsa_timeout_ms : 30000;
 	t->grace_ms = c->timestamp_grace_ms;
@@ -279,16 +303,25 @@ rete_err broker_tsa_start(broker_tsa **out, rete_store *s, const broker_config *
 	return RETE_OK;
 }
 
+void broker_tsa_halt(broker_tsa *t)
+{
+	if (!t || t->joined)
+		return;
+	pthread_mutex_lock(&t->lock);
+	t->stop = true;
+	atomic_store(&t->abandon, true); /* an exchange in flight ends too */
+	pthread_cond_signal(&t->wake);
+	pthread_mutex_unlock(&t->lock);
+	pthread_join(t->thread, NULL);
+	t->joined = true;
+}
+
 void broker_tsa_stop(broker_tsa **pt)
 {
 	if (!pt || !*pt)
 		return;
 	broker_tsa *t = *pt;
-	pthread_mutex_lock(&t->lock);
-	t->stop = true;
-	pthread_cond_signal(&t->wake);
-	pthread_mutex_unlock(&t->lock);
-	pthread_join(t->thread, NULL);
+	broker_tsa_halt(t);
 	pthread_cond_destroy(&t->wake);
 	pthread_mutex_destroy(&t->lock);
 	tsa_free(t);

@@ -38,9 +38,19 @@ typedef struct broker_tsa broker_tsa;
  * store cannot be read). */
 rete_err broker_tsa_start(broker_tsa **out, rete_store *s, const broker_config *c, rete_msg *m);
 
-/* broker_tsa_stop stops the thread (an exchange in progress ends within
- * tsa_timeout), frees *t and sets it to NULL; NULL is fine. */
+/* broker_tsa_stop stops the thread, frees *t and sets it to NULL; NULL is
+ * fine. An exchange in progress is abandoned within about a second (not
+ * tsa_timeout: a TSA that does not answer must not hold the broker's stop
+ * past systemd's TimeoutStopSec); its checkpoint keeps no token, and the
+ * next start asks for it again. */
 void broker_tsa_stop(broker_tsa **t);
+
+/* broker_tsa_halt ends the thread as broker_tsa_stop does (an exchange in
+ * progress abandoned within about a second) but keeps t: its state can
+ * still be read (the metrics thread may, until it stops) and
+ * broker_tsa_stop frees it later. A second call does nothing; NULL is
+ * fine. */
+void broker_tsa_halt(broker_tsa *t);
 
 /* broker_tsa_checkpoint tells the thread that the checkpoint of tree size
  * `size` is stored (never blocks for long: one mutex). NULL t is fine. */

@@ -488,8 +488,9 @@ rete_err rete_store_open_ex(rete_store **out, const char *dir, unsigned flags,
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
 	if (!(flags & RETE_STORE_CREATE) && access(path, F_OK) != 0)
 		return rete_msg_set(m, RETE_ENOENT,
-				    "store %s: no store there (data.mdb missing); the broker "
-				    "creates it on first start",
+				    "store %s: no store there (data.mdb missing); is it the "
+				    "broker's data folder? a broker makes a new log there only "
+				    "when started once with --init",
 				    dir);
 	/* LMDB trusts its file: a cut or garbled one would be a signal, not a
 	 * sentence (a missing one is created, with CREATE, below). The writer

@@ -263,6 +263,20 @@ static size_t sink_write(char *ptr, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
+/* abandon_check is libcurl's progress callback: non-zero ends the transfer
+ * with CURLE_ABORTED_BY_CALLBACK. libcurl calls it about once a second
+ * even when nothing moves, which bounds how long a stop waits. */
+static int abandon_check(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+			 curl_off_t ulnow)
+{
+	const rete_tsa_http *http = ud;
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return http->abandon(http->abandon_arg) ? 1 : 0;
+}
+
 rete_err rete_tsa_post(const rete_tsa_http *http, const uint8_t *req, size_t req_len,
 		       uint8_t **resp, size_t *resp_len, rete_msg *m)
 {
@@ -322,6 +336,11 @@ rete_err rete_tsa_post(const rete_tsa_http *http, const uint8_t *req, size_t req
 	}
 	if (http->https_ca_file != NULL)
 		curl_easy_setopt(c, CURLOPT_CAINFO, http->https_ca_file);
+	if (http->abandon != NULL) {
+		curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, abandon_check);
+		curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)http);
+		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	}
 
 	rc = curl_easy_perform(c);
 	if (rc != CURLE_OK) {
@@ -339,6 +358,11 @@ rete_err rete_tsa_post(const rete_tsa_http *http, const uint8_t *req, size_t req
 					 "the TSA at %s answered more than %zu bytes; a time-stamp "
 					 "reply is a few kilobytes",
 					 url, s.sk_max);
+		else if (rc == CURLE_ABORTED_BY_CALLBACK)
+			err = rete_msg_set(m, RETE_ENET,
+					   "the exchange with the TSA at %s was abandoned: the "
+					   "program is stopping",
+					   url);
 		else if (rc == CURLE_OPERATION_TIMEDOUT)
 			err = rete_msg_set(m, RETE_ETIMEDOUT,
 					   "the TSA at %s did not answer within %ld ms (connect "

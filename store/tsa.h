@@ -19,6 +19,7 @@
 #ifndef RETE_TSA_H
 #define RETE_TSA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,12 @@ typedef struct rete_tsa_http {
 	const char *user;	   /* HTTP basic authentication, when set */
 	const char *password;	   /* (never printed in a sentence) */
 	const char *https_ca_file; /* CA bundle for an https URL's TLS; NULL: the system's */
+	/* abandon, when set: asked about once a second while the exchange
+	 * waits (and at every byte moved); true ends it at once. The broker's
+	 * stop uses it, so that a TSA that does not answer cannot hold the
+	 * stop for tsa_timeout. Called on the posting thread. */
+	bool (*abandon)(void *arg);
+	void *abandon_arg;
 } rete_tsa_http;
 
 /* A time-stamp request in the making: the hash, the nonce, the DER bytes. */
@@ -85,7 +92,8 @@ uint64_t rete_tsa_query_nonce(const rete_tsa_query *q);
  * *resp (malloc'd, the caller frees it) and its length in *resp_len.
  * Redirects are not followed. Errors: RETE_EINVAL (no URL, or not http(s)),
  * RETE_ENET (cannot connect, TLS, an HTTP status other than 200, an answer
- * over max_response bytes), RETE_ETIMEDOUT, RETE_ENOMEM. */
+ * over max_response bytes, or http->abandon said to stop: its sentence says
+ * the exchange was abandoned), RETE_ETIMEDOUT, RETE_ENOMEM. */
 rete_err rete_tsa_post(const rete_tsa_http *http, const uint8_t *req, size_t req_len,
 		       uint8_t **resp, size_t *resp_len, rete_msg *m);
 

@@ -523,12 +523,36 @@ static char *read_bundle(const char *path, size_t *len, rete_msg *m)
 	return buf;
 }
 
+/* verify_lang: the language --lang asks for (it or en; a wrong value is
+ * told by the parse in cmd_verify), else dflt; looked up first, so that
+ * even the sentence about an earlier argument is in that language. */
+static rete_evidence_lang verify_lang(int argc, char **argv, rete_evidence_lang dflt)
+{
+	for (int i = 1; i + 1 < argc; i++)
+		if (strcmp(argv[i], "--lang") == 0)
+			return strcmp(argv[i + 1], "it") == 0	? RETE_EVIDENCE_IT
+			       : strcmp(argv[i + 1], "en") == 0 ? RETE_EVIDENCE_EN
+								: dflt;
+	return dflt;
+}
+
+/* verify_say prints on stderr a sentence of verify's exit 2 (a file or an
+ * argument), in the story's language: Italian through the reasons' table
+ * (evidence.c), with a detail it has no Italian for said to be in
+ * English, as the reasons of a bundle that does not hold are. */
+static void verify_say(rete_evidence_lang lang, const char *text)
+{
+	char buf[2048];
+	rete_evidence_reason(text, lang, buf, sizeof(buf));
+	fprintf(stderr, "rete evidence verify: %s\n", buf);
+}
+
 static int cmd_verify(int argc, char **argv)
 {
 	const char *file = NULL, *bkey = NULL, *part = NULL;
 	rete_evidence_opts o;
 	rete_evidence_facts f;
-	rete_evidence_lang lang = default_lang();
+	rete_evidence_lang lang = verify_lang(argc, argv, default_lang());
 	rete_msg m = {{0}};
 	char *text, *story;
 	size_t len = 0;
@@ -556,7 +580,9 @@ static int cmd_verify(int argc, char **argv)
 				return CLI_USAGE;
 			}
 		} else if (argv[i][0] == '-' || file != NULL) {
-			fprintf(stderr, "rete evidence verify: unexpected argument '%s'\n",
+			fprintf(stderr, "rete evidence verify: %s '%s'\n",
+				lang == RETE_EVIDENCE_IT ? "argomento inatteso"
+							 : "unexpected argument",
 				argv[i]);
 			evidence_usage(stderr);
 			return CLI_USAGE;
@@ -564,22 +590,24 @@ static int cmd_verify(int argc, char **argv)
 			file = argv[i];
 	}
 	if (file == NULL || bkey == NULL) {
-		fprintf(stderr, "rete evidence verify: give FILE and --broker-key KEY\n");
+		fprintf(stderr, "rete evidence verify: %s\n",
+			lang == RETE_EVIDENCE_IT ? "servono il FILE e --broker-key CHIAVE"
+						 : "give FILE and --broker-key KEY");
 		evidence_usage(stderr);
 		return CLI_USAGE;
 	}
 	if ((e = rete_keyfile_load_public(bkey, &o.broker_key, &m)) != RETE_OK) {
-		fprintf(stderr, "rete evidence verify: %s\n", m.text);
+		verify_say(lang, m.text);
 		return CLI_USAGE;
 	}
 	if ((text = read_bundle(file, &len, &m)) == NULL) {
-		fprintf(stderr, "rete evidence verify: %s\n", m.text);
+		verify_say(lang, m.text);
 		return CLI_USAGE;
 	}
 	e = rete_evidence_verify(text, len, &o, &f, &part, &m);
 	free(text);
 	if (e == RETE_EIO || e == RETE_ENOMEM) {
-		fprintf(stderr, "rete evidence verify: %s\n", m.text);
+		verify_say(lang, m.text);
 		return CLI_USAGE;
 	}
 	if (e != RETE_OK) {

@@ -47,6 +47,19 @@ static const char *ago(int64_t now, int64_t ms, char *buf, size_t n)
 	return buf;
 }
 
+/* json_default_shown puts key with value (a new reference, taken) into j
+ * when the protobuf JSON mapping left it out (proto3 leaves out zeros and
+ * false): a monitoring script must read "ok": false and a full disk's
+ * "diskFree": "0", not find nothing. 0, or -1 (out of memory). */
+static int json_default_shown(json_t *j, const char *key, json_t *value)
+{
+	if (json_object_get(j, key) != NULL) {
+		json_decref(value);
+		return 0;
+	}
+	return json_object_set_new(j, key, value);
+}
+
 static void print_health(const Rete__Health *h)
 {
 	int64_t now = rete_now_ms();
@@ -126,6 +139,11 @@ int cmd_health(int argc, char **argv)
 	const Rete__Health *h = f->result->health;
 	if (json) {
 		json_t *j = rete_pb_to_json(&h->base);
+		if (j != NULL && (json_default_shown(j, "ok", json_boolean(h->ok)) != 0 ||
+				  json_default_shown(j, "diskFree", json_string("0")) != 0)) {
+			json_decref(j);
+			j = NULL;
+		}
 		if (j == NULL) {
 			fprintf(stderr, "rete health: out of memory\n");
 			rc = CLI_USAGE;

@@ -1386,6 +1386,27 @@ static const struct {
     {"the %w's log entry does not decode: %r", "la voce del registro per %1 non si decodifica: %2"},
     {"the time-stamp token: %r", "il token della marca temporale: %1"},
     {"SignedMessage.message: %r", "il messaggio firmato: %1"},
+    /* files and usage (rete evidence verify, exit 2): the path as it is,
+     * the system's detail said to be in English */
+    {"--witnesses: %r", "--witnesses: %1"},
+    {"cannot open the witness policy %s: %s",
+     "non si può aprire la politica dei testimoni %1 (dettaglio tecnico, in inglese: %2)"},
+    {"%s: witness policy line %s: %s",
+     "%1, riga %2 della politica dei testimoni (dettaglio tecnico, in inglese: %3)"},
+    {"cannot read the TSA CA certificates from '%s'; expected a PEM file with the CA that "
+     "issued the TSA's certificate",
+     "non si possono leggere i certificati della CA della TSA da '%1'; serve un file PEM con "
+     "la CA che ha emesso il certificato della TSA"},
+    {"key file %s looks like a secret key file (.key); a public key is wanted here: give the "
+     "party's .pub (made beside it by rete keygen); the secret key never leaves its party",
+     "il file di chiave %1 sembra una chiave segreta (.key); qui serve una chiave pubblica: "
+     "date il file .pub della parte (creato accanto da rete keygen); la chiave segreta non "
+     "lascia mai la sua parte"},
+    {"cannot open key file %s: %s",
+     "non si può aprire il file di chiave %1 (dettaglio tecnico, in inglese: %2)"},
+    {"%s is not a regular file of at most 16 MiB",
+     "%1 non è un file regolare di al massimo 16 MiB"},
+    {"cannot read %s: %s", "non si può leggere %1 (dettaglio tecnico, in inglese: %2)"},
     /* the bundle's form */
     {"an evidence bundle needs the message, the directory, the delivery, a checkpoint and the "
      "latest checkpoint",

@@ -2709,6 +2709,15 @@ static void console_tls_free(char **cert, char **key)
 	}
 }
 
+/* console_say_once prints text on stderr after the program's name, once:
+ * the HTTP layer's sentences already start with it (rete_httpd_new's
+ * "rete console"), the console's own do not. */
+static void console_say_once(const char *text)
+{
+	static const char name[] = "rete console: ";
+	fprintf(stderr, "%s%s\n", strncmp(text, name, sizeof(name) - 1) == 0 ? "" : name, text);
+}
+
 static rete_err console_serve(struct console *c, const rete_http_addr *addr, rete_httpd **out,
 			      rete_msg *m)
 {
@@ -3141,7 +3150,7 @@ int cmd_console(int argc, char **argv)
 	console_health(&c);
 	chartjs_load(CONSOLE_CHARTJS);
 	if ((err = console_serve(&c, &addr, &h, &m)) != RETE_OK) {
-		fprintf(stderr, "rete console: %s\n", m.text);
+		console_say_once(m.text);
 		goto out;
 	}
 	printf("rete console: serving %s's view at %s://%s%s%s:%u/%s\n", c.mc.cfg.id,

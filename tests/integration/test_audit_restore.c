@@ -209,6 +209,15 @@ static void test_restored(void **state)
 	free(old);
 
 	start(t, "--restore");
+	/* the log line names the checkpoint the Epoch entry records (eyes12
+	 * #9): the state file's, of 8 entries */
+	if (tu_occurrences(n->log, "--restore: the log goes on as epoch 2 from index 4; that "
+				   "entry records the state file's checkpoint of 8 entries "
+				   "(epoch 1)") != 1) {
+		it_show(n, "broker.log");
+		fail_msg("the --restore line does not name the state file's checkpoint of 8 "
+			 "entries");
+	}
 	submit_some(t, "epoch2", 1); /* index 5: the Epoch entry is 4 */
 	stop(t);
 	start(t, NULL);

@@ -27,6 +27,11 @@
  *                     certificate, a password file others may read, a grace
  *                     without a TSA, ...); a right one passes and its
  *                     password never appears
+ *   stop, TSA hung    tsa_timeout 10m, a TSA that reads the request and
+ *                     never answers: SIGTERM still ends the broker at once
+ *                     (exit 0; the exchange is abandoned, not waited for),
+ *                     "stopped" is the log's last line, and the checkpoint
+ *                     left without a token gets one at the next start
  *   bad answers       a TSA answering garbage, rejections, HTTP 500,
  *                     another nonce, too much: the broker stays up, health
  *                     names the failure, the log says it rate-limited; back
@@ -69,7 +74,9 @@ static void ini_add_tsa(it_net *n, const local_tsa *t, const char *extra)
 	FILE *f = fopen(n->ini, "w");
 	assert_non_null(f);
 	fprintf(f, "%.*s", (int)(at - text), text);
-	fprintf(f, "tsa_url = %s\ntsa_ca = %s\ntsa_timeout = 5s\n%s", t->lt_url, t->lt_ca,
+	/* extra may set its own tsa_timeout */
+	fprintf(f, "tsa_url = %s\ntsa_ca = %s\n%s%s", t->lt_url, t->lt_ca,
+		extra && strstr(extra, "tsa_timeout") ? "" : "tsa_timeout = 5s\n",
 		extra ? extra : "");
 	fputs(at, f);
 	assert_int_equal(fclose(f), 0);
@@ -728,6 +735,66 @@ static void test_bad_answers(void **state)
 	wait_healthy(fx);
 }
 
+/* after_last: the text after the last occurrence of needle in the file at
+ * path, up to the end (caller frees), or NULL when needle is not there. */
+static char *after_last(const char *path, const char *needle)
+{
+	size_t len = 0;
+	char *text = tu_read_file(path, &len);
+	assert_non_null(text);
+	char *at = NULL;
+	for (char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+		at = p;
+	char *out = at ? strdup(at + strlen(needle)) : NULL;
+	free(text);
+	return out;
+}
+
+static void test_stop_with_hung_tsa(void **state)
+{
+	fixture *fx = start(state, "tsa_timeout = 10m\n", NULL);
+	char tsa_log[4200];
+	snprintf(tsa_log, sizeof(tsa_log), "%s/state/log", fx->tsa->lt_dir);
+
+	/* a TSA that takes the request and never answers */
+	assert_int_equal(local_tsa_mode(fx->tsa, "hang"), 0);
+	submit_ok(fx);
+	assert_true(it_wait_occurrences(tsa_log, "hang", 1, it_wait_ms()));
+
+	/* the stop does not wait for the 10 minutes of tsa_timeout (systemd
+	 * kills at TimeoutStopSec=60): the exchange is abandoned */
+	int st = it_stop(&fx->n->broker_pid, SIGTERM, it_wait_ms());
+	if (st == -1) {
+		it_show(fx->n, "broker.log");
+		fail_msg("the broker did not exit within %d ms of SIGTERM while the TSA hung "
+			 "(tsa_timeout 10m); it was killed",
+			 it_wait_ms());
+	}
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	/* "stopped" is what it said last: nothing after its line */
+	char *rest = after_last(fx->n->log, "rete-broker info: stopped: log size");
+	assert_non_null(rest);
+	const char *nl = strchr(rest, '\n');
+	if (nl && nl[1] != '\0')
+		fail_msg("the broker logged after 'stopped':%s", rest);
+	free(rest);
+	assert_true(tu_occurrences(fx->n->log, "was ended by the stop; the next start asks again") >
+		    0);
+
+	/* nothing lost: the TSA answers again, the next start asks for the
+	 * checkpoint left without a token */
+	local_tsa_stop(fx->tsa);
+	assert_int_equal(local_tsa_mode(fx->tsa, "ok"), 0);
+	assert_int_equal(local_tsa_start(fx->tsa), 0);
+	assert_true(it_broker_start(fx->n));
+	rete_wire_close(&fx->audit);
+	fx->audit = it_connect(fx->n, IT_AUDIT);
+	assert_non_null(fx->audit);
+	Rete__BrokerFrame *f = wait_token(fx, 1);
+	rete__broker_frame__free_unpacked(f, NULL);
+}
+
 /* check_config writes n's broker.ini with `lines` in [broker] and runs
  * rete-broker --check-config on it; its output (caller frees), *rc. */
 static char *check_config(it_net *n, const char *lines, int *rc)
@@ -822,6 +889,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_grace_refuses_and_recovers, teardown),
 	    cmocka_unit_test_teardown(test_grace_ignores_clock_jumps, teardown),
 	    cmocka_unit_test_teardown(test_bad_answers, teardown),
+	    cmocka_unit_test_teardown(test_stop_with_hung_tsa, teardown),
 	};
 	if (getenv("RETE_TEST_ONLY") !=
 	    NULL) /* e.g. RETE_TEST_ONLY=test_grace_ignores_clock_jumps */

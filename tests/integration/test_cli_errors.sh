@@ -23,6 +23,10 @@
 #               so the broker seems silent): the sentence names broker_key.
 #   quorum      rete witnesses --quorum 5 with 2 agencies: exit 2, says
 #               --quorum and how many agencies there are, no "line".
+#   no store    rete audit verify, rete checkpoint and rete store backup
+#               on a folder without a store: exit 2, the sentence says a
+#               log is made only by a broker started with --init (not
+#               "on first start": the broker refuses without --init).
 #   help        rete --help lists `rete console passwd`; rete send --help
 #               has an exit-code line; rete.1.scd documents store backup
 #               --verify and --broker-key.
@@ -151,6 +155,19 @@ lacks "line"
 what="witnesses --quorum 2 (2 agencies)"
 run "$R" witnesses "$DIR/broker/store" --broker-key "$DIR/keys/broker.mantova.pub" --quorum 2
 expect 0 "quorum 2"
+
+# --- a folder without a store: how a log comes to be (eyes12 #8) ----------------
+mkdir -p "$DIR/nostore"
+for cmd in "audit verify" checkpoint "store backup"; do
+	what="$cmd on a folder without a store"
+	case $cmd in
+	"audit verify") run "$R" audit verify "$DIR/nostore" --broker-key "$DIR/keys/broker.mantova.pub" ;;
+	checkpoint) run "$R" checkpoint "$DIR/nostore" ;;
+	*) run "$R" store backup "$DIR/nostore" "$DIR/nostore-backup" ;;
+	esac
+	expect 2 "no store there" "started once with --init"
+	lacks "on first start"
+done
 
 # --- help and man page ------------------------------------------------------------
 what="rete --help"

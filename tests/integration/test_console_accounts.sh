@@ -54,6 +54,8 @@ printf 'tls_cert = console.crt\ntls_key = console.key\n' >>"$DIR/coord.ini"
 "$BIN/rete" console -c "$DIR/coord.ini" --listen 192.0.2.10:8480 >"$DIR/r3.out" 2>&1
 grep -q "will not listen" "$DIR/r3.out" && fail "TLS and accounts set, still refused: $(cat "$DIR/r3.out")"
 grep -q "cannot listen on 192.0.2.10:8480" "$DIR/r3.out" || fail "r3: $(cat "$DIR/r3.out")"
+# the program's name once, not twice (eyes12 #7)
+grep -q "rete console: rete console:" "$DIR/r3.out" && fail "the name twice: $(cat "$DIR/r3.out")"
 # an accounts file others can read (its hashes open to offline guessing)
 # is refused, as the key files are
 chmod 644 "$DIR/console-users"

@@ -422,6 +422,49 @@ static const logspec GOOD = {.ack = ACK_GOOD, .stamp = true, .cosign = true};
 
 /* ---- holds ------------------------------------------------------------------------- */
 
+/* verify_usage_italian: the exit-2 sentences of `rete evidence verify`
+ * (files that cannot be read, a missing argument) follow --lang it and
+ * LANG=it as the story does (eyes12 #10); bundle is a good bundle. */
+static void verify_usage_italian(const char *bundle)
+{
+	char notpem[1300], *out = NULL;
+	tu_path(notpem, sizeof(notpem), "%s/not-a-pem", F->tmp);
+	assert_int_equal(tu_write_file(notpem, "no PEM here\n", 12), 0);
+	enum { NCASES = 5 };
+	char args[NCASES][4000];
+	static const char *const it[NCASES] = {
+	    "non si può leggere ",
+	    "non si possono leggere i certificati della CA della TSA",
+	    "--witnesses: non si può aprire la politica dei testimoni",
+	    "non si può aprire il file di chiave",
+	    "servono il FILE e --broker-key CHIAVE",
+	};
+	snprintf(args[0], sizeof(args[0]), "'%s/nope.json' --broker-key '%s'", F->tmp, F->bkey);
+	snprintf(args[1], sizeof(args[1]), "'%s' --broker-key '%s' --tsa-ca '%s'", bundle, F->bkey,
+		 notpem);
+	snprintf(args[2], sizeof(args[2]), "'%s' --broker-key '%s' --witnesses '%s/nonexist'",
+		 bundle, F->bkey, F->tmp);
+	snprintf(args[3], sizeof(args[3]), "'%s' --broker-key '%s/nokey.pub'", bundle, F->tmp);
+	snprintf(args[4], sizeof(args[4]), "'%s'", bundle);
+	for (size_t i = 0; i < NCASES; i++) {
+		for (int env = 0; env < 2; env++) {
+			int rc = tu_run(
+			    &out, "LC_ALL= LC_MESSAGES= LANG=%s '%s/rete' evidence verify %s%s",
+			    env ? "it_IT.UTF-8" : "C", RETE_BIN_DIR, args[i],
+			    env ? "" : " --lang it");
+			assert_non_null(out);
+			if (rc != 2 || !strstr(out, it[i]) ||
+			    !strstr(out, "rete evidence verify: "))
+				fail_msg(
+				    "evidence verify %s (%s): exit %d, expected 2 and '%s':\n%s",
+				    args[i], env ? "LANG=it_IT.UTF-8" : "--lang it", rc, it[i],
+				    out);
+			free(out);
+			out = NULL;
+		}
+	}
+}
+
 static void test_holds(void **state)
 {
 	rete_evidence_facts f;
@@ -503,6 +546,7 @@ static void test_holds(void **state)
 			 1);
 	assert_non_null(strstr(out, "THE EVIDENCE DOES NOT HOLD: the checkpoint:"));
 	free(out);
+	verify_usage_italian(path);
 }
 
 /* ---- every byte ---------------------------------------------------------------------- */

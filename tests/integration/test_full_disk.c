@@ -8,10 +8,16 @@
  *   1. big submissions (32 KiB sealed parts) until the disk is full: each
  *      refused one gets STORAGE_FULL, a sentence saying so, and no receipt;
  *   2. a remote read while full is refused ("this read was not made"):
- *      the access record beside the store cannot take its line;
+ *      the access record beside the store cannot take its line; the
+ *      disk then filled to its last byte: `rete health` says PROBLEMS,
+ *      names the full disk and exits 1, and `--json` says "ok": false
+ *      with "diskFree": "0" (0 bytes free is a full disk, not an unknown
+ *      figure);
  *   3. the filler is deleted: nothing receipted is damaged (every
  *      receipted id is in the log once, no refused id is, `rete audit
- *      verify` passes), and the same broker (same pid, never restarted)
+ *      verify` passes), health no longer names the refusals (it did while
+ *      full: "the store cannot write: N submissions refused as 'storage
+ *      full' since ..."), and the same broker (same pid, never restarted)
  *      takes the refused message and new ones;
  *   4. full again, then the tmpfs is remounted bigger (mount -o remount,
  *      size=...): the broker goes on again;
@@ -25,6 +31,9 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <fcntl.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -155,6 +164,44 @@ static void read_refused_while_full(it_net *n)
 	rete_wire_close(&w);
 }
 
+/* health_while_full fills the disk to its last byte (the file topup)
+ * and asks `rete health`, as the auditor, for people and as JSON: a full
+ * disk is a problem named as such, exit 1. topup is removed after. */
+static void health_while_full(it_net *n, const char *mnt)
+{
+	char topup[1300], ini[1300];
+	snprintf(topup, sizeof(topup), "%s/topup", mnt);
+	int fd = open(topup, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	static char block[4096];
+	for (size_t chunk = sizeof(block); chunk > 0; chunk /= 2)
+		while (write(fd, block, chunk) == (ssize_t)chunk)
+			;
+	close(fd);
+	struct statvfs sv;
+	assert_int_equal(statvfs(mnt, &sv), 0);
+	assert_int_equal(sv.f_bavail, 0);
+	assert_int_equal(it_audit_ini(n, ini, sizeof(ini), NULL), 0);
+
+	char *out = NULL;
+	int rc = tu_run(&out, "'%s/rete' health -c '%s' 2>&1", n->bin, ini);
+	fprintf(stderr, "full disk: rete health exit %d:\n%s", rc, out ? out : "");
+	assert_non_null(out);
+	assert_int_equal(rc, 1);
+	assert_non_null(strstr(out, "broker health: PROBLEMS"));
+	assert_non_null(strstr(out, "problem: the store's disk is full (0 bytes free)"));
+	free(out);
+	out = NULL;
+	rc = tu_run(&out, "'%s/rete' health -c '%s' --json 2>&1", n->bin, ini);
+	assert_non_null(out);
+	if (rc != 1 || !strstr(out, "\"diskFree\": \"0\"") || !strstr(out, "\"ok\": false"))
+		fail_msg("rete health --json on a full disk: exit %d, expected 1 with \"ok\": "
+			 "false and \"diskFree\": \"0\":\n%s",
+			 rc, out);
+	free(out);
+	assert_int_equal(unlink(topup), 0);
+}
+
 static void test_full_disk(void **state)
 {
 	/* our own mount namespace and tmpfs; skip where it is not allowed */
@@ -192,6 +239,14 @@ static void test_full_disk(void **state)
 	 * on the full disk) cannot take its line, so the read is refused, not
 	 * served unrecorded (docs/broker-config.md, access_log) */
 	read_refused_while_full(n);
+	/* the refusals are a health problem of their own (a quota fails the
+	 * writes on a disk with room, where the free space says nothing) */
+	char *problems = it_health_problems(n);
+	if (!strstr(problems, "the store cannot write: ") ||
+	    !strstr(problems, "refused as 'storage full' since "))
+		fail_msg("health while full names no refused submissions:\n%s", problems);
+	free(problems);
+	health_while_full(n, d->mnt);
 	assert_int_equal(n->broker_pid, pid);
 
 	/* 3. space freed: nothing receipted is damaged, and the same broker
@@ -214,6 +269,10 @@ static void test_full_disk(void **state)
 	ids_add(&ok, full1, (uint64_t)idx);
 	assert_int_equal(n->broker_pid, pid);
 	assert_int_equal(n->broker_starts, 1);
+	/* a commit went through: the spell is over */
+	problems = it_health_problems(n);
+	assert_null(strstr(problems, "the store cannot write"));
+	free(problems);
 
 	/* 4. full again; the tmpfs grows: on again, still without a restart */
 	fill(n, social, &ok, &seq, full2, sizeof(full2));

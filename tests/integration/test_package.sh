@@ -6,7 +6,12 @@
 #    in /usr/share/man/man1, the units in /lib/systemd/system (naming
 #    /usr/bin and an installed Documentation= file), the docs and examples
 #    in /usr/share/doc/rete; the installed programs answer --help (and every
-#    `rete COMMAND --help`), and --version once they accept it.
+#    `rete COMMAND --help`), and --version once they accept it. Every
+#    relative link of the installed README.md and docs (a page, an image,
+#    an anchor's page) and every `examples/...` path the README names
+#    resolves in /usr/share/doc/rete as installed (eyes12 #11: the
+#    package's README linked docs/*.md and docs/img, and sent readers to
+#    examples/systemd/, none of them there).
 # 2. Every man page renders without a warning (man -l, groff -ww); rete(1)
 #    has a section for every command of agents/cli/main.c's table and every
 #    `rete audit` subcommand, and rete-broker(1) / rete-agent(1) document
@@ -73,6 +78,28 @@ check_program() {
 	fi
 }
 
+# check_doc_links ROOT: the relative links of the installed README.md and
+# pages, and the README's `examples/...` paths, lead to installed files
+check_doc_links() {
+	local doc=$1/usr/share/doc/rete f link target p
+	for f in "$doc"/*.md; do
+		[ -f "$f" ] || continue
+		while IFS= read -r link; do
+			target=${link%%#*}
+			case "$target" in
+			'' | http:* | https:* | mailto:* | file:*) continue ;;
+			esac
+			[ -e "$(dirname "$f")/$target" ] ||
+				fail "${f#"$1"} links $link, which the install does not hold"
+		done < <(grep -oE '\]\([^) ]+\)' "$f" | sed -E 's/^\]\(//; s/\)$//')
+	done
+	while IFS= read -r p; do
+		# a name with a wildcard (examples/agents/*.ini) needs one match
+		compgen -G "$doc/$p" >/dev/null ||
+			fail "/usr/share/doc/rete/README.md names $p, which the install does not hold"
+	done < <(grep -oE '`examples/[^`]*`' "$doc/README.md" | tr -d '`')
+}
+
 # check_root ROOT MANSUFFIX: everything installed where it belongs
 check_root() {
 	local root=$1 sfx=$2 p f unit path s c
@@ -127,6 +154,7 @@ check_root() {
 	done
 	[ -x "$root/usr/share/doc/rete/examples/hooks/cpi.mantova.sh" ] ||
 		fail "the example hooks are installed without their execute bit"
+	check_doc_links "$root"
 }
 
 # commands: the names of rete's command table (agents/cli/main.c)

@@ -465,6 +465,14 @@ static void test_restore_copy(void **state)
 	assert_true(copy_mark(n->data, &mark2));
 
 	assert_true(it_broker_start_flag(n, "--restore"));
+	/* the line names the checkpoint the Epoch entry records: the copy's
+	 * own, signed at this start (eyes12 #9) */
+	char said[200];
+	snprintf(said, sizeof(said),
+		 "that entry records the restored copy's own checkpoint of %" PRIu64
+		 " entries (epoch 1), signed now",
+		 copied);
+	assert_true(tu_occurrences(n->log, said) == 1);
 	int64_t idx = epoch2_referral(n);
 	/* the Epoch entry at the copy's size, then this one: an index epoch 1
 	 * used too, now named in epoch 2 */

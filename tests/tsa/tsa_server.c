@@ -33,6 +33,9 @@
  *   http-error  HTTP 500 with a short text
  *   wrong-nonce a granted response to the request with its nonce plus one
  *   huge        200 with 1 MiB of zero bytes
+ *   hang        no answer at all: the request is read, its mode logged at
+ *               once, and the connection held open until SIGTERM (a TSA
+ *               that accepts and never answers)
  * Each request served appends its mode to DIR/log, one line.
  * Test material only: no TLS, no authentication, one client at a time.
  */
@@ -262,6 +265,12 @@ static void serve(int fd, const char *dir, TS_RESP_CTX *ok, TS_RESP_CTX *reject)
 	if (!read_request(fd, body, &len))
 		return;
 	read_mode(dir, mode);
+	if (strcmp(mode, "hang") == 0) {
+		log_mode(dir, mode); /* now: the test waits for the request */
+		while (!stopping)
+			sleep(1); /* the signal ends the sleep (no SA_RESTART) */
+		return;
+	}
 	if (strcmp(mode, "garbage") == 0) {
 		static const char junk[] = "<html>this is no time-stamp reply</html>\n";
 		answer(fd, 200, "application/timestamp-reply", junk, sizeof(junk) - 1);
