@@ -447,7 +447,7 @@ static void audit_verify(struct env *e)
 
 static void test_submit_deliver_ack(void **state)
 {
-	struct env *e = *state = env_new(NULL, NULL, false);
+	struct env *e = *state = env_new(NULL, NULL, true); /* asst.mantova: a third agency */
 	rete_wire *social = hello(e, P_SOCIAL), *cpi = hello(e, P_CPI);
 	it_msg o;
 	make_referral(e, P_SOCIAL, P_CPI, "ref-1", "employment-orientation", true, NULL, NULL, &o);
@@ -517,6 +517,37 @@ static void test_submit_deliver_ack(void **state)
 	f = query(probe, &q);
 	assert_int_equal(f->result->error, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED);
 	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&probe);
+
+	/* attack report s12, 7: an agency that is not party to ref-1 gets the
+	 * very answer it gets for an id nobody used (code and sentence, but for
+	 * the id it gave): the status query is no existence oracle */
+	probe = connect_as(e, P_ASST);
+	const char *ids[2] = {"ref-1", "ref-9"};
+	Rete__ErrorCode codes[2];
+	char texts[2][512];
+	for (int i = 0; i < 2; i++) {
+		Rete__ReferralQuery rq;
+		rete__referral_query__init(&rq);
+		rq.referral_id = (char *)ids[i];
+		rete__query__init(&q);
+		q.what_case = RETE__QUERY__WHAT_REFERRAL;
+		q.referral = &rq;
+		f = query(probe, &q);
+		codes[i] = f->result->error;
+		snprintf(texts[i], sizeof(texts[i]), "%s",
+			 f->result->error_text != NULL ? f->result->error_text : "");
+		rete__broker_frame__free_unpacked(f, NULL);
+		char *at = strstr(texts[i], ids[i]); /* the id given, masked */
+		if (at != NULL)
+			memset(at, '#', strlen(ids[i]));
+	}
+	if (codes[0] != codes[1] || strcmp(texts[0], texts[1]) != 0)
+		fail_msg("the status query tells an existing referral of others (error %d: %s) "
+			 "from an unknown one (error %d: %s)",
+			 (int)codes[0], texts[0], (int)codes[1], texts[1]);
+	assert_int_equal(codes[1], RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND);
+	assert_non_null(strstr(texts[1], "check the id"));
 	rete_wire_close(&probe);
 
 	audit_verify(e);
