@@ -192,7 +192,10 @@
       at.append(el("tr", {}, el("td", {}, named(names, a.id)),
         el("td", { text: t(up ? "agencies.connected" : "agencies.silent") }),
         el("td", { cls: "n", text: String(a.queueDepth || 0) }),
-        el("td", { text: when(a.oldestUndeliveredAt, tz) }), el("td", { text: when(a.lastSeenAt, tz) })));
+        // a queue length hidden from the steering group ("< 3") comes
+        // without its oldest message's time: not "none", but withheld
+        el("td", { text: typeof a.queueDepth === "string" && a.queueDepth.startsWith("<") && !a.oldestUndeliveredAt
+          ? t("suppressed") : when(a.oldestUndeliveredAt, tz) }), el("td", { text: when(a.lastSeenAt, tz) })));
     }
   }
 
