@@ -1264,6 +1264,85 @@ static void test_overdue_and_refused_delivery(void **state)
 	rete_wire_close(&social);
 }
 
+/* file_has: does the file at path hold the bytes of s (NUL-free)? */
+static bool file_has(const char *path, const char *s)
+{
+	size_t len = 0;
+	char *text = tu_read_file(path, &len);
+	bool has = text != NULL && memmem(text, len, s, strlen(s)) != NULL;
+	free(text);
+	return has;
+}
+
+/* attack report s12, 4: a recipient refuses a delivery with a text that
+ * holds a fiscal code and a phone number. The signed text would go into
+ * the DELIVERY_REFUSED notice the log keeps for ever (and into the
+ * broker's log line): the broker refuses that ACK (PERSONAL_DATA, saying
+ * what it found and where, not the value), logs nothing, and the entry
+ * stays queued; a refusal with a text without personal data is then
+ * logged as before. Neither the store nor the broker's log holds the
+ * fiscal code. */
+static void test_refusal_personal_data(void **state)
+{
+	static const char *const pd =
+	    "persona RSSMRA85M41E897X Maria Rossi, tel 0376 5550101: non in carico";
+	struct env *e = *state = env_new(NULL, NULL, false);
+	rete_wire *social = hello(e, P_SOCIAL);
+	uint64_t i1 = refer(e, social, "pd-1");
+	char store[600];
+	snprintf(store, sizeof(store), "%s/store/data.mdb", e->h.dir);
+
+	rete_wire *cpi = hello(e, P_CPI);
+	Rete__BrokerFrame *f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+	assert_non_null(f);
+	assert_int_equal(ack(e, cpi, P_CPI, f, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN, pd),
+			 RETE_OK);
+	rete__broker_frame__free_unpacked(f, NULL);
+	f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_REFUSAL, WAIT_MS);
+	if (f == NULL || f->command_case != RETE__BROKER_FRAME__COMMAND_REFUSAL)
+		fail_msg("the broker took a refusal whose text holds a fiscal code (no refusal of "
+			 "the ACK came); in the store: %s; in the broker's log: %s",
+			 file_has(store, "RSSMRA85M41E897X") ? "yes" : "no",
+			 file_has(e->h.log, "RSSMRA85M41E897X") ? "yes" : "no");
+	assert_int_equal(f->refusal->error, RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA);
+	assert_non_null(strstr(f->refusal->error_text, "looks like personal data: an Italian fiscal code"));
+	assert_null(strstr(f->refusal->error_text, "RSSMRA"));
+	rete__broker_frame__free_unpacked(f, NULL);
+
+	/* nothing logged; delivered again on the next connection, and a
+	 * refusal without personal data is logged */
+	f = log_entries(e);
+	assert_int_equal(f->result->entries->n_entries, 2); /* directory, pd-1 */
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&cpi);
+	cpi = hello(e, P_CPI);
+	f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+	assert_non_null(f);
+	uint64_t got = 0;
+	Rete__Message *msg = deliver_msg(f, &got);
+	assert_int_equal(got, i1);
+	rete__message__free_unpacked(msg, NULL);
+	assert_int_equal(ack(e, cpi, P_CPI, f, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
+			     "the sealed part does not open with our key"),
+			 RETE_OK);
+	rete__broker_frame__free_unpacked(f, NULL);
+	int64_t end = it_mono_ms() + WAIT_MS;
+	size_t n = 0;
+	while (n < 3 && it_mono_ms() < end) {
+		f = log_entries(e);
+		n = f->result->entries->n_entries;
+		rete__broker_frame__free_unpacked(f, NULL);
+	}
+	assert_int_equal(n, 3); /* the refusal's notice */
+	rete_wire_close(&cpi);
+	rete_wire_close(&social);
+	int stopped = it_home_stop(&e->h, WAIT_MS);
+	assert_true(WIFEXITED(stopped) && WEXITSTATUS(stopped) == 0);
+	assert_false(file_has(store, "RSSMRA85M41E897X"));
+	assert_false(file_has(e->h.log, "RSSMRA85M41E897X"));
+	assert_false(file_has(e->h.log, "5550101"));
+}
+
 #define LOAD_N 300
 
 static void test_kill9_under_load(void **state)
@@ -1601,6 +1680,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_expiry_notice, teardown),
 	    cmocka_unit_test_teardown(test_events_and_queries, teardown),
 	    cmocka_unit_test_teardown(test_overdue_and_refused_delivery, teardown),
+	    cmocka_unit_test_teardown(test_refusal_personal_data, teardown),
 	    cmocka_unit_test_teardown(test_kill9_under_load, teardown),
 	    cmocka_unit_test_teardown(test_garbage, teardown),
 	    cmocka_unit_test_teardown(test_reload_cuts_off, teardown),
