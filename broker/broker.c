@@ -1400,8 +1400,14 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 				o->msg.notice = &o->notice;
 				own_append(b, o, now);
 			}
-			broker_log_warn("%s refused delivery of entry %" PRIu64 ": %s", f->party,
-					a->index, a->error_text);
+			/* the code, not the recipient's words: a name the detector
+			 * cannot tell from a word would be copied into one more
+			 * file (they are in the notice, for those who may read it) */
+			broker_log_warn("%s refused delivery of entry %" PRIu64 " (error %s); its "
+					"sentence is in the delivery-refused notice to %s",
+					f->party, a->index,
+					rete_enum_json_name(&rete__error_code__descriptor, (int)code),
+					msg->sender);
 		}
 	}
 	rete__message__free_unpacked(msg, NULL);

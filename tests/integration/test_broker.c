@@ -1341,6 +1341,10 @@ static void test_refusal_personal_data(void **state)
 	assert_false(file_has(store, "RSSMRA85M41E897X"));
 	assert_false(file_has(e->h.log, "RSSMRA85M41E897X"));
 	assert_false(file_has(e->h.log, "5550101"));
+	/* nor the recipient's words of the refusal logged: the code only */
+	if (file_has(e->h.log, "does not open with our key"))
+		fail_msg("the broker's log line repeats the recipient's refusal text");
+	assert_true(file_has(e->h.log, "refused delivery of entry 1 (error cannot-open)"));
 }
 
 #define LOAD_N 300
