@@ -1203,6 +1203,22 @@ static void test_events_and_queries(void **state)
 	rete_wire_close(&sub);
 }
 
+/* cannot_open takes the next DELIVER on cpi (it must be entry want) and
+ * refuses it, as cpi.mantova, with CANNOT_OPEN and a sentence. */
+static void cannot_open(struct env *e, rete_wire *cpi, uint64_t want)
+{
+	Rete__BrokerFrame *f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+	assert_non_null(f);
+	uint64_t got = 0;
+	Rete__Message *msg = deliver_msg(f, &got);
+	assert_int_equal(got, want);
+	rete__message__free_unpacked(msg, NULL);
+	assert_int_equal(ack(e, cpi, P_CPI, f, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
+			     "the sealed part does not open with our key"),
+			 RETE_OK);
+	rete__broker_frame__free_unpacked(f, NULL);
+}
+
 static void test_overdue_and_refused_delivery(void **state)
 {
 	struct env *e = *state = env_new_ex(NULL, NULL, false, "2s");
@@ -1213,17 +1229,10 @@ static void test_overdue_and_refused_delivery(void **state)
 	/* the recipient cannot open the first: ACK with an error; the queue
 	 * moves on to the second */
 	rete_wire *cpi = hello(e, P_CPI);
-	Rete__BrokerFrame *f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
-	assert_non_null(f);
+	cannot_open(e, cpi, i1);
 	uint64_t got;
-	Rete__Message *msg = deliver_msg(f, &got);
-	assert_int_equal(got, i1);
-	rete__message__free_unpacked(msg, NULL);
-	assert_int_equal(ack(e, cpi, P_CPI, f, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
-			     "the sealed part does not open with our key"),
-			 RETE_OK);
-	rete__broker_frame__free_unpacked(f, NULL);
-	f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+	Rete__Message *msg;
+	Rete__BrokerFrame *f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
 	assert_non_null(f);
 	msg = deliver_msg(f, &got);
 	assert_int_equal(got, i2);
@@ -1316,16 +1325,7 @@ static void test_refusal_personal_data(void **state)
 	rete__broker_frame__free_unpacked(f, NULL);
 	rete_wire_close(&cpi);
 	cpi = hello(e, P_CPI);
-	f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
-	assert_non_null(f);
-	uint64_t got = 0;
-	Rete__Message *msg = deliver_msg(f, &got);
-	assert_int_equal(got, i1);
-	rete__message__free_unpacked(msg, NULL);
-	assert_int_equal(ack(e, cpi, P_CPI, f, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
-			     "the sealed part does not open with our key"),
-			 RETE_OK);
-	rete__broker_frame__free_unpacked(f, NULL);
+	cannot_open(e, cpi, i1);
 	int64_t end = it_mono_ms() + WAIT_MS;
 	size_t n = 0;
 	while (n < 3 && it_mono_ms() < end) {

@@ -14,8 +14,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 itest_init broker-clock
 
-FT=$(ls /usr/lib/*/faketime/libfaketimeMT.so.1 /usr/lib/faketime/libfaketimeMT.so.1 2>/dev/null | head -n 1)
-[ -n "$FT" ] || fail "libfaketime is not installed (scripts/setup installs faketime)"
+need_faketime
 
 make_keys broker.mantova social.mantova cpi.mantova coord.mantova
 agencies_ini "Servizi sociali di Mantova" | broker_ini

@@ -43,9 +43,8 @@ make_keys broker.mantova social.mantova cpi.mantova coord.mantova
 start_tsa 'rete console test'
 
 {
+	tsa_ini
 	cat <<EOT
-tsa_url = http://127.0.0.1:$TSA_PORT/tsa
-tsa_ca = $DIR/tsa/ca.pem
 checkpoint_interval = 1s
 heartbeat = 1s
 EOT

@@ -14,17 +14,13 @@ set -u
 . "$(dirname "$0")/lib.sh"
 itest_init evidence-clock
 
-FT=$(ls /usr/lib/*/faketime/libfaketimeMT.so.1 /usr/lib/faketime/libfaketimeMT.so.1 2>/dev/null | head -n 1)
-[ -n "$FT" ] || fail "libfaketime is not installed (scripts/setup installs faketime)"
+need_faketime
 
 make_keys broker.mantova social.mantova cpi.mantova coord.mantova
 start_tsa 'rete clock test'
 {
-	cat <<EOT
-tsa_url = http://127.0.0.1:$TSA_PORT/tsa
-tsa_ca = $DIR/tsa/ca.pem
-checkpoint_interval = 1s
-EOT
+	tsa_ini
+	echo "checkpoint_interval = 1s"
 	agencies_ini "Servizi sociali di Mantova"
 } | broker_ini
 coord_ini </dev/null
