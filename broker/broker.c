@@ -1220,7 +1220,8 @@ static bool ack_check(broker *b, broker_frame *f, const Rete__Ack *a, bool own)
 	/* first: the sentences below (and the broker's log line) would quote
 	 * the text */
 	if (ack_personal(a, body, pd, sizeof(pd)))
-		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA, "signed.body.errorText",
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA,
+			      "signed.body.errorText",
 			      "the ACK of entry %" PRIu64 " refuses it with a text that looks like "
 			      "personal data: %s. The log keeps a refusal's text for ever, so it "
 			      "may hold no fiscal code, e-mail address, phone number or name: "
@@ -1403,11 +1404,12 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 			/* the code, not the recipient's words: a name the detector
 			 * cannot tell from a word would be copied into one more
 			 * file (they are in the notice, for those who may read it) */
-			broker_log_warn("%s refused delivery of entry %" PRIu64 " (error %s); its "
-					"sentence is in the delivery-refused notice to %s",
-					f->party, a->index,
-					rete_enum_json_name(&rete__error_code__descriptor, (int)code),
-					msg->sender);
+			broker_log_warn(
+			    "%s refused delivery of entry %" PRIu64 " (error %s); its "
+			    "sentence is in the delivery-refused notice to %s",
+			    f->party, a->index,
+			    rete_enum_json_name(&rete__error_code__descriptor, (int)code),
+			    msg->sender);
 		}
 	}
 	rete__message__free_unpacked(msg, NULL);

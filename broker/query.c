@@ -291,11 +291,12 @@ static void referral_unknown(broker *b, broker_frame *f, const char *id)
 		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND,
 			     "no referral with id '%.64s' in the log", id);
 	else
-		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND,
-			     "no referral with id '%.64s' that %s may read: an agency reads the "
-			     "referrals it sent or received; check the id (its sent/NAME.receipt.json "
-			     "or inbox/ file gives it) and that %s is its requester or performer",
-			     id, f->party, f->party);
+		answer_error(
+		    b, f, RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+		    "no referral with id '%.64s' that %s may read: an agency reads the "
+		    "referrals it sent or received; check the id (its sent/NAME.receipt.json "
+		    "or inbox/ file gives it) and that %s is its requester or performer",
+		    id, f->party, f->party);
 }
 
 static void q_referral(broker *b, broker_frame *f, const Rete__ReferralQuery *q)

@@ -35,7 +35,7 @@ static bool broker_body(const Rete__Message *msg);
 
 /* The sentence of a refusal whose own one looked like personal data. */
 #define INBOX_TEXT_WITHHELD                                                                        \
-	"the recipient's agent refused this delivery (the error code says why); its sentence "   \
+	"the recipient's agent refused this delivery (the error code says why); its sentence "     \
 	"was withheld because it looked like personal data, which the log keeps for ever"
 
 /* inbox_ack acknowledges the delivered entry d (log index `index`; msg is

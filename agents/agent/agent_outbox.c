@@ -1605,8 +1605,8 @@ static void out_clock_check(agent *a, const out_item *it, int64_t logged_at)
 			  "wrong, and the times it logs are its evidence (deadlines, overdue "
 			  "notices); tell the broker's operator",
 			  it->id, rete_time_format(logged_at, t1),
-			  (msg->created_at - logged_at) / 1000, rete_time_format(msg->created_at, t2),
-			  RETE_CLOCK_SKEW_MS / 60000);
+			  (msg->created_at - logged_at) / 1000,
+			  rete_time_format(msg->created_at, t2), RETE_CLOCK_SKEW_MS / 60000);
 	rete__message__free_unpacked(msg, NULL);
 	rete__signed_message__free_unpacked(sm, NULL);
 }

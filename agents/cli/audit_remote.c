@@ -693,17 +693,17 @@ void audit_clock_print(const rete_verify_report *rep)
 	char t1[32], t2[32], d[32];
 
 	if (rep->clock_back > 0)
-		printf("warning: the broker's clock went back: %" PRIu64 " entr%s logged more "
-		       "than %ds before an entry logged earlier; the first, entry %" PRIu64
-		       ", at %s, %s before entry %" PRIu64 "'s %s. The log still holds (its "
-		       "entries are what was signed), but its times there are the broker's "
-		       "wrong clock: take the time-stamps (rete evidence verify) for when, and "
-		       "ask the broker's operator\n",
-		       rep->clock_back, rep->clock_back == 1 ? "y" : "ies",
-		       RETE_CLOCK_STEP_MS / 1000, rep->clock_back_index,
-		       rete_time_format(rep->clock_back_at, t1),
-		       monitor_duration_text(rep->clock_back_prev - rep->clock_back_at, d, sizeof(d)),
-		       rep->clock_back_prev_index, rete_time_format(rep->clock_back_prev, t2));
+		printf(
+		    "warning: the broker's clock went back: %" PRIu64 " entr%s logged more "
+		    "than %ds before an entry logged earlier; the first, entry %" PRIu64
+		    ", at %s, %s before entry %" PRIu64 "'s %s. The log still holds (its "
+		    "entries are what was signed), but its times there are the broker's "
+		    "wrong clock: take the time-stamps (rete evidence verify) for when, and "
+		    "ask the broker's operator\n",
+		    rep->clock_back, rep->clock_back == 1 ? "y" : "ies", RETE_CLOCK_STEP_MS / 1000,
+		    rep->clock_back_index, rete_time_format(rep->clock_back_at, t1),
+		    monitor_duration_text(rep->clock_back_prev - rep->clock_back_at, d, sizeof(d)),
+		    rep->clock_back_prev_index, rete_time_format(rep->clock_back_prev, t2));
 	if (rep->clock_early > 0)
 		printf("warning: the broker logged %" PRIu64 " agency message%s more than %d min "
 		       "before its sender wrote it (createdAt); the first, entry %" PRIu64
@@ -734,12 +734,12 @@ json_t *audit_clock_json(const rete_verify_report *rep)
 			      (json_int_t)rep->clock_back_prev_index, "afterLoggedAt",
 			      rete_time_format(rep->clock_back_prev, t2)));
 	if (o != NULL && rep->clock_early > 0)
-		json_object_set_new(
-		    o, "loggedBeforeCreated",
-		    json_pack("{sIsIssss}", "entries", (json_int_t)rep->clock_early, "firstIndex",
-			      (json_int_t)rep->clock_early_index, "loggedAt",
-			      rete_time_format(rep->clock_early_at, t1), "createdAt",
-			      rete_time_format(rep->clock_early_created, t2)));
+		json_object_set_new(o, "loggedBeforeCreated",
+				    json_pack("{sIsIssss}", "entries", (json_int_t)rep->clock_early,
+					      "firstIndex", (json_int_t)rep->clock_early_index,
+					      "loggedAt", rete_time_format(rep->clock_early_at, t1),
+					      "createdAt",
+					      rete_time_format(rep->clock_early_created, t2)));
 	return o;
 }
 

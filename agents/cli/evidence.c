@@ -1270,7 +1270,8 @@ static const char *span(int64_t ms, bool it, char buf[40])
 	int64_t t = ms / 1000;
 	if (t >= 86400)
 		snprintf(buf, 40, "%" PRId64 " %s %" PRId64 " h", t / 86400,
-			 it ? (t / 86400 == 1 ? "giorno" : "giorni") : (t / 86400 == 1 ? "day" : "days"),
+			 it ? (t / 86400 == 1 ? "giorno" : "giorni")
+			    : (t / 86400 == 1 ? "day" : "days"),
 			 t % 86400 / 3600);
 	else if (t >= 3600)
 		snprintf(buf, 40, "%" PRId64 " h %02" PRId64 " min", t / 3600, t % 3600 / 60);
@@ -1302,46 +1303,50 @@ static void story_clocks(FILE *s, const rete_evidence_facts *f, bool it)
 	int64_t t = f->timestamp_at;
 
 	if (tsa && f->logged_at > t + RETE_CLOCK_SKEW_MS)
-		fprintf(s,
-			it ? "ATTENZIONE, orologio del broker: la voce #%" PRIu64 " dice registrata "
-			     "alle %s, %s dopo la marca temporale (%s) che la contiene già; fa fede "
-			     "l'ora della TSA: l'orologio del broker era avanti di almeno %s\n"
-			   : "WARNING, the broker's clock: entry #%" PRIu64 " says it was logged at "
-			     "%s, %s after the time stamp (%s) that already covers it; trust the "
-			     "TSA's time: the broker's clock was ahead by %s at least\n",
-			f->index, when(f->logged_at, a), span(f->logged_at - t, it, d), when(t, b), d);
+		fprintf(
+		    s,
+		    it ? "ATTENZIONE, orologio del broker: la voce #%" PRIu64 " dice registrata "
+			 "alle %s, %s dopo la marca temporale (%s) che la contiene già; fa fede "
+			 "l'ora della TSA: l'orologio del broker era avanti di almeno %s\n"
+		       : "WARNING, the broker's clock: entry #%" PRIu64 " says it was logged at "
+			 "%s, %s after the time stamp (%s) that already covers it; trust the "
+			 "TSA's time: the broker's clock was ahead by %s at least\n",
+		    f->index, when(f->logged_at, a), span(f->logged_at - t, it, d), when(t, b), d);
 	else if (tsa && t > f->logged_at + EVIDENCE_TSA_LATE_MS)
-		fprintf(s,
-			it ? "nota: la marca temporale (%s) è di %s dopo l'ora di registrazione "
-			     "(%s): prova che la voce esisteva alle %s, non che sia stata registrata "
-			     "prima; un checkpoint tanto successivo, o un orologio del broker "
-			     "indietro di tanto, lo spiegano; per una data che deve reggere fa fede "
-			     "la marca temporale\n"
-			   : "note: the time stamp (%s) is %s after the time the entry was logged "
-			     "(%s): it proves the entry existed at %s, not that it was logged "
-			     "earlier; a checkpoint that much later, or a broker's clock that much "
-			     "behind, explains it; for a date that must hold, take the time "
-			     "stamp's\n",
-			when(t, a), span(t - f->logged_at, it, d), when(f->logged_at, b), a);
+		fprintf(
+		    s,
+		    it ? "nota: la marca temporale (%s) è di %s dopo l'ora di registrazione "
+			 "(%s): prova che la voce esisteva alle %s, non che sia stata registrata "
+			 "prima; un checkpoint tanto successivo, o un orologio del broker "
+			 "indietro di tanto, lo spiegano; per una data che deve reggere fa fede "
+			 "la marca temporale\n"
+		       : "note: the time stamp (%s) is %s after the time the entry was logged "
+			 "(%s): it proves the entry existed at %s, not that it was logged "
+			 "earlier; a checkpoint that much later, or a broker's clock that much "
+			 "behind, explains it; for a date that must hold, take the time "
+			 "stamp's\n",
+		    when(t, a), span(t - f->logged_at, it, d), when(f->logged_at, b), a);
 	if (tsa && f->delivered_at > t + RETE_CLOCK_SKEW_MS)
-		fprintf(s,
-			it ? "ATTENZIONE, orologio del broker: la consegna (voce #%" PRIu64 ") dice "
-			     "registrata alle %s, %s dopo la marca temporale (%s) che la contiene "
-			     "già; fa fede l'ora della TSA\n"
-			   : "WARNING, the broker's clock: the delivery (entry #%" PRIu64 ") says it "
-			     "was logged at %s, %s after the time stamp (%s) that already covers "
-			     "it; trust the TSA's time\n",
-			f->delivery_index, when(f->delivered_at, a),
-			span(f->delivered_at - t, it, d), when(t, b));
+		fprintf(
+		    s,
+		    it ? "ATTENZIONE, orologio del broker: la consegna (voce #%" PRIu64 ") dice "
+			 "registrata alle %s, %s dopo la marca temporale (%s) che la contiene "
+			 "già; fa fede l'ora della TSA\n"
+		       : "WARNING, the broker's clock: the delivery (entry #%" PRIu64 ") says it "
+			 "was logged at %s, %s after the time stamp (%s) that already covers "
+			 "it; trust the TSA's time\n",
+		    f->delivery_index, when(f->delivered_at, a), span(f->delivered_at - t, it, d),
+		    when(t, b));
 	if (tsa && f->acked_at > t + RETE_CLOCK_SKEW_MS)
-		fprintf(s,
-			it ? "ATTENZIONE, orologio di %s: la conferma dice firmata alle %s, %s dopo "
-			     "la marca temporale (%s) del checkpoint che contiene già la consegna; "
-			     "fa fede l'ora della TSA\n"
-			   : "WARNING, %s's clock: its acknowledgement says it was signed at %s, %s "
-			     "after the time stamp (%s) of a checkpoint that already covers the "
-			     "delivery; trust the TSA's time\n",
-			f->recipient, when(f->acked_at, a), span(f->acked_at - t, it, d), when(t, b));
+		fprintf(
+		    s,
+		    it ? "ATTENZIONE, orologio di %s: la conferma dice firmata alle %s, %s dopo "
+			 "la marca temporale (%s) del checkpoint che contiene già la consegna; "
+			 "fa fede l'ora della TSA\n"
+		       : "WARNING, %s's clock: its acknowledgement says it was signed at %s, %s "
+			 "after the time stamp (%s) of a checkpoint that already covers the "
+			 "delivery; trust the TSA's time\n",
+		    f->recipient, when(f->acked_at, a), span(f->acked_at - t, it, d), when(t, b));
 	else if (f->acked_at > f->delivered_at + RETE_CLOCK_SKEW_MS ||
 		 f->acked_at < f->delivered_at - RETE_CLOCK_SKEW_MS)
 		fprintf(s,

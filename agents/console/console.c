@@ -1280,7 +1280,8 @@ static int steering_queues(json_t *list, unsigned min)
 		json_t *o = json_object_get(a, "oldestUndeliveredAt");
 		if (o == NULL)
 			continue;
-		if (h || !json_is_string(o) || rete_time_parse(json_string_value(o), &at) != RETE_OK)
+		if (h || !json_is_string(o) ||
+		    rete_time_parse(json_string_value(o), &at) != RETE_OK)
 			rc |= json_object_del(a, "oldestUndeliveredAt") != 0;
 		else
 			rc |= json_object_set_new(

@@ -1217,7 +1217,7 @@ typedef struct it_fake {
 	int hellos, submits, acks;
 	uint64_t last_ack;	 /* the log index of the latest ACK */
 	uint32_t last_ack_error; /* and its error code (0: acked fine) */
-	char last_ack_text[512];	 /* and its text */
+	char last_ack_text[512]; /* and its text */
 	uint8_t peer[256];	 /* routing id of the latest HELLO */
 	size_t peer_len;
 	uint8_t first[4096]; /* the first SUBMIT's signed bytes */

@@ -1314,7 +1314,8 @@ static void test_refusal_personal_data(void **state)
 			 file_has(store, "RSSMRA85M41E897X") ? "yes" : "no",
 			 file_has(e->h.log, "RSSMRA85M41E897X") ? "yes" : "no");
 	assert_int_equal(f->refusal->error, RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA);
-	assert_non_null(strstr(f->refusal->error_text, "looks like personal data: an Italian fiscal code"));
+	assert_non_null(
+	    strstr(f->refusal->error_text, "looks like personal data: an Italian fiscal code"));
 	assert_null(strstr(f->refusal->error_text, "RSSMRA"));
 	rete__broker_frame__free_unpacked(f, NULL);
 
