@@ -1203,6 +1203,41 @@ static void test_events_and_queries(void **state)
 	rete_wire_close(&sub);
 }
 
+/* attack report s12, 7: asst.mantova, party to neither, updates a
+ * referral of social.mantova to cpi.mantova and one nobody made: the two
+ * refusals are the same (code, field and sentence, but for the id given),
+ * and neither names the referral's parties. */
+static void test_third_party_update(void **state)
+{
+	struct env *e = *state = env_new(NULL, NULL, true);
+	rete_wire *social = connect_as(e, P_SOCIAL), *asst = connect_as(e, P_ASST);
+	const char *refs[2] = {"ref-third", "ref-nobod"};
+	char seen[2][700];
+	it_msg o;
+
+	refer(e, social, "ref-third");
+	for (int i = 0; i < 2; i++) {
+		make_update(e, P_ASST, P_CPI, "u-third", refs[i], RETE__STATUS__STATUS_CANCELLED,
+			    &o);
+		Rete__BrokerFrame *f = submit(asst, &o);
+		const Rete__Receipt *r = it_answer(f);
+		snprintf(seen[i], sizeof(seen[i]), "%d [%s] %s", (int)r->error, r->field,
+			 r->error_text);
+		rete__broker_frame__free_unpacked(f, NULL);
+		it_msg_free(&o);
+		for (char *at = strstr(seen[i], refs[i]); at != NULL; at = strstr(at, refs[i]))
+			memset(at, '#', strlen(refs[i]));
+	}
+	if (strcmp(seen[0], seen[1]) != 0)
+		fail_msg("a third agency's update tells an existing referral (%s) from an unknown "
+			 "one (%s)",
+			 seen[0], seen[1]);
+	assert_null(strstr(seen[0], "social.mantova"));
+	assert_non_null(strstr(seen[0], "check the referral id"));
+	rete_wire_close(&asst);
+	rete_wire_close(&social);
+}
+
 /* cannot_open takes the next DELIVER on cpi (it must be entry want) and
  * refuses it, as cpi.mantova, with CANNOT_OPEN and a sentence. */
 static void cannot_open(struct env *e, rete_wire *cpi, uint64_t want)
@@ -1686,6 +1721,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_events_and_queries, teardown),
 	    cmocka_unit_test_teardown(test_overdue_and_refused_delivery, teardown),
 	    cmocka_unit_test_teardown(test_refusal_personal_data, teardown),
+	    cmocka_unit_test_teardown(test_third_party_update, teardown),
 	    cmocka_unit_test_teardown(test_kill9_under_load, teardown),
 	    cmocka_unit_test_teardown(test_garbage, teardown),
 	    cmocka_unit_test_teardown(test_reload_cuts_off, teardown),
