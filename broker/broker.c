@@ -1156,6 +1156,21 @@ static rete_err directory_sync(broker *b)
  * checked all the same. false when it does not check: f is refused
  * (broker_refuse) with ERROR_CODE_BAD_ACK and a sentence naming what was
  * wrong. */
+/* ack_personal: does the refusal text of the ACK a, or of its signed body,
+ * look like personal data (report s12, 4: it would go into the
+ * DELIVERY_REFUSED notice the log keeps for ever, inside the recipient's
+ * signature, so it cannot be cut out)? What was found is said in why
+ * (never the value). */
+static bool ack_personal(const Rete__Ack *a, const Rete__AckBody *body, char *why, size_t n)
+{
+	/* a received ACK with a text is refused as free text (below), whatever
+	 * the text: that sentence does not quote it */
+	if (a->error == 0 && body->error == 0)
+		return false;
+	return rete_personal_in_text(a->error_text, why, n) ||
+	       rete_personal_in_text(body->error_text, why, n);
+}
+
 static bool ack_check(broker *b, broker_frame *f, const Rete__Ack *a, bool own)
 {
 	const Rete__ErrorCode bad = RETE__ERROR_CODE__ERROR_CODE_BAD_ACK;
@@ -1201,7 +1216,20 @@ static bool ack_check(broker *b, broker_frame *f, const Rete__Ack *a, bool own)
 	Rete__AckBody *body = (Rete__AckBody *)pm;
 	bool ok = false;
 	uint8_t leaf[RETE_MERKLE_HASH];
-	if (strcmp(body->origin, b->cfg->origin) != 0)
+	char pd[128];
+	/* first: the sentences below (and the broker's log line) would quote
+	 * the text */
+	if (ack_personal(a, body, pd, sizeof(pd)))
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA,
+			      "signed.body.errorText",
+			      "the ACK of entry %" PRIu64 " refuses it with a text that looks like "
+			      "personal data: %s. The log keeps a refusal's text for ever, so it "
+			      "may hold no fiscal code, e-mail address, phone number or name: "
+			      "acknowledge again with a text without them (the error code says "
+			      "why; who is concerned is for the sender to ask). Nothing was "
+			      "logged; the entry will be delivered again",
+			      a->index, pd);
+	else if (strcmp(body->origin, b->cfg->origin) != 0)
 		broker_refuse(f, bad, "signed.body.origin",
 			      "the signed ACK of entry %" PRIu64 " names log '%.64s', not this log "
 			      "'%s'",
@@ -1373,8 +1401,15 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 				o->msg.notice = &o->notice;
 				own_append(b, o, now);
 			}
-			broker_log_warn("%s refused delivery of entry %" PRIu64 ": %s", f->party,
-					a->index, a->error_text);
+			/* the code, not the recipient's words: a name the detector
+			 * cannot tell from a word would be copied into one more
+			 * file (they are in the notice, for those who may read it) */
+			broker_log_warn(
+			    "%s refused delivery of entry %" PRIu64 " (error %s); its "
+			    "sentence is in the delivery-refused notice to %s",
+			    f->party, a->index,
+			    rete_enum_json_name(&rete__error_code__descriptor, (int)code),
+			    msg->sender);
 		}
 	}
 	rete__message__free_unpacked(msg, NULL);

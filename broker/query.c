@@ -347,13 +347,33 @@ static void q_snapshot(broker *b, broker_frame *f)
 	free(hs);
 }
 
+/* referral_unknown answers a referral query that finds nothing the caller
+ * may read. An agency asking about a referral of others gets the very
+ * answer it gets for an id nobody used (report s12, 7: ids are chosen by
+ * the sender, often sequential, and two answers would tell another agency
+ * which referrals exist and when they appear); the sentence says what an
+ * honest caller should check. Coordinators and auditors read every
+ * referral: for them it only means the id is not in the log. */
+static void referral_unknown(broker *b, broker_frame *f, const char *id)
+{
+	if (is_overseer(f->who))
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+			     "no referral with id '%.64s' in the log", id);
+	else
+		answer_error(
+		    b, f, RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+		    "no referral with id '%.64s' that %s may read: an agency reads the "
+		    "referrals it sent or received; check the id (its sent/NAME.receipt.json "
+		    "or inbox/ file gives it) and that %s is its requester or performer",
+		    id, f->party, f->party);
+}
+
 static void q_referral(broker *b, broker_frame *f, const Rete__ReferralQuery *q)
 {
 	Rete__ReferralInfo *ri = NULL;
 	rete_err err = rete_store_referral(b->store, NULL, q->referral_id, &ri, NULL);
 	if (err == RETE_ENOENT) {
-		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND,
-			     "no referral with id '%.64s' in the log", q->referral_id);
+		referral_unknown(b, f, q->referral_id);
 		return;
 	}
 	if (err != RETE_OK) {
@@ -364,11 +384,7 @@ static void q_referral(broker *b, broker_frame *f, const Rete__ReferralQuery *q)
 	}
 	if (!is_overseer(f->who) && strcmp(ri->requester, f->party) != 0 &&
 	    strcmp(ri->performer, f->party) != 0) {
-		/* the same answer as for an unknown id: no probing */
-		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED,
-			     "referral %.64s may be read by its requester, its performer, "
-			     "coordinators and auditors; %s is none of these",
-			     q->referral_id, f->party);
+		referral_unknown(b, f, q->referral_id);
 	} else {
 		Rete__QueryResult r;
 		rete__query_result__init(&r);

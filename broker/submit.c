@@ -195,8 +195,8 @@ static void check_referral(broker *b, broker_frame *f, const broker_party *to)
 	}
 }
 
-/* check_counterpart: an update or a note about a known referral goes to the
- * other party of that referral. */
+/* check_counterpart: an update or a note about a known referral, from one
+ * of its parties, goes to the other party of that referral. */
 static void check_counterpart(broker *b, broker_frame *f, const char *ref_id)
 {
 	if (!ref_id || !ref_id[0])
@@ -209,11 +209,10 @@ static void check_counterpart(broker *b, broker_frame *f, const char *ref_id)
 		other = ri->performer;
 	else if (strcmp(ri->performer, f->party) == 0)
 		other = ri->requester;
-	if (!other)
-		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED, "referralId",
-			      "referral %.64s is between %s and %s; %s is not a party of it",
-			      ref_id, ri->requester, ri->performer, f->party);
-	else if (strcmp(other, f->msg->recipient) != 0)
+	/* not a party: the store refuses it as it refuses an unknown id, with
+	 * the same code and sentence (report s12, 7: "referral X is between A
+	 * and B" told a third agency that X exists and who its parties are) */
+	if (other != NULL && strcmp(other, f->msg->recipient) != 0)
 		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_INVALID, "recipient",
 			      "messages about referral %.64s go to %s, not to %.64s", ref_id, other,
 			      f->msg->recipient);

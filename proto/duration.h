@@ -53,4 +53,17 @@ rete_err rete_day_bounds(const char *date, const char *tz, int64_t *start_ms,
 /* rete_now_ms is the current Unix time in milliseconds. */
 int64_t rete_now_ms(void);
 
+/* The tolerances the checks of the broker's clock allow (docs/auditing.md,
+ * "The broker's clock"). RETE_CLOCK_STEP_MS: how far a loggedAt may go back
+ * behind an earlier entry's. NTP slews, and steps the clock only by the
+ * offset it measured, which on a synchronised server is well under a
+ * second and a few seconds after a boot or a long suspend; a minute back
+ * is a clock set by hand or by a wrong time source. RETE_CLOCK_SKEW_MS:
+ * how far two machines' clocks (an agency's createdAt and the broker's
+ * loggedAt; the broker's and its time-stamping authority's) may differ:
+ * five minutes, the skew Kerberos accepts between hosts that keep time
+ * with NTP, and what an agency's office PC without NTP keeps for months. */
+#define RETE_CLOCK_STEP_MS (60 * 1000)
+#define RETE_CLOCK_SKEW_MS (5 * 60 * 1000)
+
 #endif

@@ -702,6 +702,27 @@ words_done:
 	return V_PD_NONE;
 }
 
+bool rete_personal_in_text(const char *s, char *why, size_t n)
+{
+	size_t at = 0, digits = 0;
+
+	switch (v_personal_kind(v_str(s), &at, &digits)) {
+	case V_PD_FISCAL:
+		snprintf(why, n, "an Italian fiscal code (16 characters from position %zu)",
+			 at + 1);
+		return true;
+	case V_PD_EMAIL:
+		snprintf(why, n, "an e-mail address (an '@' at position %zu followed by a domain)",
+			 at + 1);
+		return true;
+	case V_PD_PHONE:
+		snprintf(why, n, "a phone number (%zu digits from position %zu)", digits, at + 1);
+		return true;
+	default: /* a sentence has spaces; a control character is escaped */
+		return false;
+	}
+}
+
 static void v_add_personal(v_ctx *v, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

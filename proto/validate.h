@@ -107,4 +107,15 @@ bool rete_fiscal_code_check(const char *s, char *why, size_t n);
  * a shorter string is safe; what follows the 16th is not looked at. */
 bool rete_fiscal_code_shape(const char *s, size_t *bad);
 
+/* rete_personal_in_text: does free text s (a sentence: spaces allowed;
+ * NULL is empty) hold what the log refuses in an identifier as personal
+ * data: an Italian fiscal code, an e-mail address, a phone number (the
+ * detector rete_validate_message uses)? When it does, writes into why (n
+ * bytes) what was found and where, e.g. "an Italian fiscal code (16
+ * characters from position 9)", never the value, and returns true. A name
+ * is not found: nothing tells a name from a word. For the texts that go
+ * into the log beside codes, a recipient's refusal of a delivery
+ * (docs/protocol.md, "The signed acknowledgement"). */
+bool rete_personal_in_text(const char *s, char *why, size_t n);
+
 #endif

@@ -538,27 +538,29 @@ static rete_err refuse_unknown_ref(struct batch *b, rete_store_op *op, const Ret
 		return err;
 	if (epoch <= 1) {
 		refuse(op, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL,
-		       "%s %s: referral '%s' is not known to the broker; check the referral id%s",
-		       kind, msg->id, id, hint);
+		       "%s %s: no referral '%s' that %s is party to; check the referral id (an "
+		       "agency updates or annotates only the referrals it sent or received)%s",
+		       kind, msg->id, id, msg->sender, hint);
 		return RETE_OK;
 	}
 	refuse(op, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL,
-	       "%s %s: referral '%s' is not known to the broker: its log (epoch %u, after a "
-	       "restore of the broker's store) has no referral '%s'. If the id is right, the "
+	       "%s %s: no referral '%s' that %s is party to: its log (epoch %u, after a "
+	       "restore of the broker's store) has none. If the id is right, the "
 	       "referral was logged after the backup the store was restored from, and the "
 	       "restore lost it: its sender must first send it again, as a new referral with "
 	       "a new id and previousReferral '%s', and this %s must then name that new "
 	       "referral (docs/operations.md, \"Restoring a backup\"); otherwise check the "
 	       "referral id%s",
-	       kind, msg->id, id, (unsigned)epoch, id, id, kind, hint);
+	       kind, msg->id, id, msg->sender, (unsigned)epoch, id, kind, hint);
 	return RETE_OK;
 }
 
 /* load_party_ref loads referral id, named by msg (a `kind`: update or
  * note), for its sender, who must be the referral's requester or
  * performer (*role: which). *r is the caller's to free; it stays NULL when
- * op was refused: the referral is unknown (`hint` ends that sentence) or
- * the sender is neither. Errors: those of load_ref. */
+ * op was refused (UNKNOWN_REFERRAL, `hint` ending the sentence): the
+ * referral is unknown, or the sender is neither (the same answer). Errors:
+ * those of load_ref. */
 static rete_err load_party_ref(struct batch *b, rete_store_op *op, const Rete__Message *msg,
 			       const char *kind, const char *id, const char *hint,
 			       Rete__ReferralInfo **r, rete_role *role)
@@ -567,19 +569,18 @@ static rete_err load_party_ref(struct batch *b, rete_store_op *op, const Rete__M
 
 	if ((err = load_ref(b, id, r)) != RETE_OK)
 		return err;
-	if (*r == NULL)
-		return refuse_unknown_ref(b, op, msg, kind, id, hint);
-	*role = rete_role_of(msg->sender, (*r)->requester, (*r)->performer);
-	if (*role == RETE_ROLE_OTHER) {
-		refuse(op, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED,
-		       "%s %s: %s is neither the requester (%s) nor the performer (%s) of "
-		       "referral %s",
-		       kind, msg->id, msg->sender, S((*r)->requester), S((*r)->performer),
-		       (*r)->id);
+	if (*r != NULL) {
+		*role = rete_role_of(msg->sender, (*r)->requester, (*r)->performer);
+		if (*role != RETE_ROLE_OTHER)
+			return RETE_OK;
 		rete__referral_info__free_unpacked(*r, NULL);
 		*r = NULL;
 	}
-	return RETE_OK;
+	/* A referral of others gets the answer an unknown id gets (report s12,
+	 * 7): referral ids are the sender's, often sequential, and "X is
+	 * neither the requester (A) nor the performer (B)" told a third agency
+	 * that the referral exists and who its parties are. */
+	return refuse_unknown_ref(b, op, msg, kind, id, hint);
 }
 
 /* plan_update: a status change or new business status. */

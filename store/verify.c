@@ -87,6 +87,7 @@
 #include <sodium.h>
 
 #include "codec.h"
+#include "duration.h"
 #include "json.h"
 #include "lifecycle.h"
 #include "store_impl.h"
@@ -1204,6 +1205,41 @@ static void cursors_close(struct vctx *v)
  * own signature must still be checked). */
 enum { CHECK_OK, CHECK_BAD, CHECK_AFTER };
 
+/* clock_check compares the loggedAt of entry it with the latest loggedAt
+ * before it and, for an agency's message, with its signed createdAt
+ * (report s12, 3: a broker whose clock was set back logs its entries
+ * "before" the ones it logged earlier, and before the sender wrote them).
+ * Counted in the report, the first of each kind with its figures; not a
+ * failure: the entries are what was signed and logged, only their times
+ * are wrong, and what was done at those times is not evidence. */
+static void clock_check(struct vctx *v, const struct item *it)
+{
+	rete_verify_report *r = v->v_rep;
+	int64_t at = it->it_le->logged_at;
+	const Rete__Message *msg = it->it_msg;
+
+	if (r->clock_seen && at < r->clock_latest - RETE_CLOCK_STEP_MS && r->clock_back++ == 0) {
+		r->clock_back_index = it->it_index;
+		r->clock_back_at = at;
+		r->clock_back_prev = r->clock_latest;
+		r->clock_back_prev_index = r->clock_latest_index;
+	}
+	if (!r->clock_seen || at > r->clock_latest) {
+		r->clock_seen = true;
+		r->clock_latest = at;
+		r->clock_latest_index = it->it_index;
+	}
+	bool agency = msg->body_case == RETE__MESSAGE__BODY_REFERRAL ||
+		      msg->body_case == RETE__MESSAGE__BODY_UPDATE ||
+		      msg->body_case == RETE__MESSAGE__BODY_NOTE;
+	if (agency && msg->created_at > 0 && at < msg->created_at - RETE_CLOCK_SKEW_MS &&
+	    r->clock_early++ == 0) {
+		r->clock_early_index = it->it_index;
+		r->clock_early_at = at;
+		r->clock_early_created = msg->created_at;
+	}
+}
+
 static int check_entry(struct vctx *v, struct item *it)
 {
 	rete_merkle_node nodes[RETE_MERKLE_MAX_PROOF];
@@ -1322,6 +1358,7 @@ static int check_entry(struct vctx *v, struct item *it)
 			return CHECK_BAD;
 		}
 	}
+	clock_check(v, it);
 	if (!check_acks(v, it))
 		return CHECK_BAD;
 	/* a failure at a later position (the next chunk's reading, already

@@ -188,6 +188,26 @@ typedef struct rete_verify_report {
 	uint64_t acks_unbound;	/* (sessions) verified acknowledgements of an
 				   entry before the session's start: the leaf
 				   hash and recipient could not be compared */
+	/* The broker's clock as the loggedAt of its entries tell it: counted
+	 * and reported, not a failure (a log is not forged because the
+	 * broker's clock was wrong; its times there are no evidence).
+	 * Tolerances RETE_CLOCK_STEP_MS and RETE_CLOCK_SKEW_MS (duration.h). */
+	uint64_t clock_back;	   /* entries whose loggedAt is more than
+				      RETE_CLOCK_STEP_MS before the latest
+				      loggedAt of the entries before them */
+	uint64_t clock_back_index; /* the first of them, its loggedAt, and the */
+	int64_t clock_back_at;	   /* latest loggedAt before it (at entry */
+	int64_t clock_back_prev;   /* clock_back_prev_index) */
+	uint64_t clock_back_prev_index;
+	uint64_t clock_early;	    /* agencies' messages logged more than
+				       RETE_CLOCK_SKEW_MS before their own signed
+				       createdAt */
+	uint64_t clock_early_index; /* the first of them, its loggedAt and */
+	int64_t clock_early_at;	    /* createdAt */
+	int64_t clock_early_created;
+	bool clock_seen;	     /* (the check's own) clock_latest is set */
+	int64_t clock_latest;	     /* the latest loggedAt so far, at entry */
+	uint64_t clock_latest_index; /* clock_latest_index */
 } rete_verify_report;
 
 /* rete_verify_log verifies the log in s (opened read-only or not) as

@@ -38,6 +38,11 @@
 
 static bool broker_body(const Rete__Message *msg);
 
+/* The sentence of a refusal whose own one looked like personal data. */
+#define INBOX_TEXT_WITHHELD                                                                        \
+	"the recipient's agent refused this delivery (the error code says why); its sentence "     \
+	"was withheld because it looked like personal data, which the log keeps for ever"
+
 /* inbox_ack acknowledges the delivered entry d (log index `index`; msg is
  * its message, NULL when it did not decode). An agency's entry is acked
  * signed with the agency's key over the log's origin, the index and the
@@ -55,6 +60,21 @@ static void inbox_ack(agent *a, const Rete__Deliver *d, const Rete__Message *msg
 	Rete__ClientFrame f = RETE__CLIENT_FRAME__INIT;
 	rete_msg m = {{0}};
 	bool own = msg != NULL && broker_body(msg);
+	char pd[128];
+	/* report s12, 4: a refusal's text goes, inside our signature, into the
+	 * DELIVERY_REFUSED notice the log keeps for ever (the broker refuses
+	 * such an ACK); our sentences name message ids and libraries' errors,
+	 * which a dishonest sender or broker chooses: one that looks like
+	 * personal data goes out as a fixed sentence (the code says why; the
+	 * whole sentence is in our own log, inbox_refuse) */
+	if (error != 0 && rete_personal_in_text(text, pd, sizeof(pd))) {
+		agent_log(a, "error",
+			  "the refusal of log entry %" PRIu64 " would have carried %s in its text, "
+			  "which the broker's log keeps for ever; it goes with the sentence \"%s\" "
+			  "instead",
+			  index, pd, INBOX_TEXT_WITHHELD);
+		text = INBOX_TEXT_WITHHELD;
+	}
 	if (own) {
 		rete__ack__init(&ack);
 		rete__signed_ack__init(&sa);

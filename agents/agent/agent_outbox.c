@@ -1743,6 +1743,34 @@ static rete_err out_note_verify(agent *a, const char *note, size_t len, rete_che
 	return err;
 }
 
+/* out_clock_check says, at error level, when the broker logged our message
+ * (its receipt's loggedAt, logged_at) more than RETE_CLOCK_SKEW_MS before
+ * the createdAt we signed (report s12, 3): the broker's clock is wrong, and
+ * its times are its evidence (deadlines, overdue notices, "registrato
+ * alle"). The receipt still holds (it proves the entry); said once, when
+ * the receipt comes. */
+static void out_clock_check(agent *a, const out_item *it, int64_t logged_at)
+{
+	Rete__SignedMessage *sm = NULL;
+	Rete__Message *msg = NULL;
+	rete_msg m = {{0}};
+	char t1[32], t2[32];
+
+	if (rete_signed_decode(it->signed_msg.data, it->signed_msg.len, &sm, &msg, &m) != RETE_OK)
+		return;
+	if (msg->created_at > 0 && logged_at < msg->created_at - RETE_CLOCK_SKEW_MS)
+		agent_log(a, "error",
+			  "the broker logged %s at %s, %" PRId64 " s before we wrote it (createdAt "
+			  "%s; more than the %d min two clocks may differ): the broker's clock is "
+			  "wrong, and the times it logs are its evidence (deadlines, overdue "
+			  "notices); tell the broker's operator",
+			  it->id, rete_time_format(logged_at, t1),
+			  (msg->created_at - logged_at) / 1000,
+			  rete_time_format(msg->created_at, t2), RETE_CLOCK_SKEW_MS / 60000);
+	rete__message__free_unpacked(msg, NULL);
+	rete__signed_message__free_unpacked(sm, NULL);
+}
+
 /* out_receipt_check verifies the receipt r for item it (protocol 3): the
  * checkpoint note with the pinned broker key and our log's origin, its
  * epoch not older than the WELCOME's, the index inside its tree, and the
@@ -1796,6 +1824,7 @@ static bool out_receipt_check(agent *a, out_item *it, const Rete__Receipt *r, ou
 		rc->index = r->index;
 		rc->logged_at = r->logged_at;
 		it->retry_at = 0;
+		out_clock_check(a, it, r->logged_at);
 		return true;
 	}
 	agent_witness_alarm(a,

@@ -41,6 +41,7 @@
 #include "coord_config.h"
 #include "duration.h"
 #include "json.h"
+#include "monitor.h"
 #include "wire.h"
 
 #define STATE_FORMAT "rete-audit-state/1"
@@ -756,6 +757,61 @@ void audit_acks_print(const rete_verify_report *rep)
 	printf("\n");
 }
 
+void audit_clock_print(const rete_verify_report *rep)
+{
+	char t1[32], t2[32], d[32];
+
+	if (rep->clock_back > 0)
+		printf(
+		    "warning: the broker's clock went back: %" PRIu64 " entr%s logged more "
+		    "than %ds before an entry logged earlier; the first, entry %" PRIu64
+		    ", at %s, %s before entry %" PRIu64 "'s %s. The log still holds (its "
+		    "entries are what was signed), but its times there are the broker's "
+		    "wrong clock: take the time-stamps (rete evidence verify) for when, and "
+		    "ask the broker's operator\n",
+		    rep->clock_back, rep->clock_back == 1 ? "y" : "ies", RETE_CLOCK_STEP_MS / 1000,
+		    rep->clock_back_index, rete_time_format(rep->clock_back_at, t1),
+		    monitor_duration_text(rep->clock_back_prev - rep->clock_back_at, d, sizeof(d)),
+		    rep->clock_back_prev_index, rete_time_format(rep->clock_back_prev, t2));
+	if (rep->clock_early > 0)
+		printf("warning: the broker logged %" PRIu64 " agency message%s more than %d min "
+		       "before its sender wrote it (createdAt); the first, entry %" PRIu64
+		       ", logged at %s, %s before its createdAt %s. One of the two clocks is "
+		       "wrong (the broker's, when the time-stamps say so): the log still holds, "
+		       "its time there is no evidence\n",
+		       rep->clock_early, rep->clock_early == 1 ? "" : "s",
+		       RETE_CLOCK_SKEW_MS / 60000, rep->clock_early_index,
+		       rete_time_format(rep->clock_early_at, t1),
+		       monitor_duration_text(rep->clock_early_created - rep->clock_early_at, d,
+					     sizeof(d)),
+		       rete_time_format(rep->clock_early_created, t2));
+}
+
+json_t *audit_clock_json(const rete_verify_report *rep)
+{
+	char t1[32], t2[32];
+
+	if (rep->clock_back == 0 && rep->clock_early == 0)
+		return NULL;
+	json_t *o = json_object();
+	if (o != NULL && rep->clock_back > 0)
+		json_object_set_new(
+		    o, "loggedBack",
+		    json_pack("{sIsIsssIss}", "entries", (json_int_t)rep->clock_back, "firstIndex",
+			      (json_int_t)rep->clock_back_index, "loggedAt",
+			      rete_time_format(rep->clock_back_at, t1), "afterIndex",
+			      (json_int_t)rep->clock_back_prev_index, "afterLoggedAt",
+			      rete_time_format(rep->clock_back_prev, t2)));
+	if (o != NULL && rep->clock_early > 0)
+		json_object_set_new(o, "loggedBeforeCreated",
+				    json_pack("{sIsIssss}", "entries", (json_int_t)rep->clock_early,
+					      "firstIndex", (json_int_t)rep->clock_early_index,
+					      "loggedAt", rete_time_format(rep->clock_early_at, t1),
+					      "createdAt",
+					      rete_time_format(rep->clock_early_created, t2)));
+	return o;
+}
+
 void audit_restore_print(const rete_verify_report *rep, const char *state, const char *kept)
 {
 	unsigned pe = (unsigned)rep->restore_prev_epoch;
@@ -1164,6 +1220,7 @@ int audit_remote_verify(const audit_remote_opts *o)
 			       start, o->state);
 		audit_acks_print(&rep);
 		audit_key_changes_print(changes);
+		audit_clock_print(&rep);
 		if (rep.restored)
 			audit_restore_print(&rep, o->state, kept);
 		if (saved)
@@ -1215,6 +1272,9 @@ report:
 		json_object_set(j, "keyChanges", changes);
 		json_object_set_new(j, "keyChangesBack",
 				    json_integer((json_int_t)rep.key_changes_back));
+		json_t *clock = audit_clock_json(&rep);
+		if (clock != NULL)
+			json_object_set_new(j, "clock", clock);
 		json_object_set_new(j, "fromSize", json_integer((json_int_t)start));
 		json_object_set_new(j, "savedCheckpoint", ckpt_json(st.note));
 		json_object_set_new(j, "brokerCheckpoint", ckpt_json(note));

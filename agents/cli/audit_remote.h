@@ -94,6 +94,15 @@ void audit_key_changes_print(json_t *changes);
  * verified, and how many none (logged before protocol 3). */
 void audit_acks_print(const rete_verify_report *rep);
 
+/* audit_clock_print prints, on standard output, a warning for each kind of
+ * contradiction the broker's loggedAt times show (rep->clock_back: back
+ * behind an earlier entry; rep->clock_early: before the sender's signed
+ * createdAt), with the first entry, both times and the difference; nothing
+ * when there is none. audit_clock_json is the same as a new object for
+ * --json ("clock"), NULL when there is none. */
+void audit_clock_print(const rete_verify_report *rep);
+json_t *audit_clock_json(const rete_verify_report *rep);
+
 /* audit_witnesses_check checks the witness policy p (read from path) on the
  * checkpoint note: prints the outcome on standard output unless json, sets
  * a "witnesses" object in j when j is not NULL (policy, met, size, detail),

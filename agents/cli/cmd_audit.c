@@ -433,6 +433,9 @@ static json_t *verify_json(const rete_verify_report *rep, bool replay)
 	json_object_set_new(o, "acksVerified", json_integer((json_int_t)rep->acks_verified));
 	json_object_set_new(o, "acksUnsigned", json_integer((json_int_t)rep->acks_unsigned));
 	json_object_set_new(o, "keyChangesBack", json_integer((json_int_t)rep->key_changes_back));
+	json_t *clock = audit_clock_json(rep);
+	if (clock != NULL)
+		json_object_set_new(o, "clock", clock);
 	if (rep->verdict == RETE_VERIFY_HOLDS)
 		set_b64(o, "root", rep->root, RETE_MERKLE_HASH);
 	if (rep->has_checkpoint) {
@@ -737,6 +740,7 @@ static int audit_verify(int argc, char **argv)
 		}
 		audit_acks_print(&rep);
 		audit_key_changes_print(changes);
+		audit_clock_print(&rep);
 		if (rep.restored)
 			audit_restore_print(&rep, NULL, NULL);
 		if (policy != NULL)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cosign.h"
+#include "duration.h"
 #include "json.h"
 #include "tsa.h"
 
@@ -1263,6 +1264,108 @@ static const char *kind_it(const char *kind)
 	return kind;
 }
 
+/* span writes the length of ms (> 0) for the story: "2 h 05 min". */
+static const char *span(int64_t ms, bool it, char buf[40])
+{
+	int64_t t = ms / 1000;
+	if (t >= 86400)
+		snprintf(buf, 40, "%" PRId64 " %s %" PRId64 " h", t / 86400,
+			 it ? (t / 86400 == 1 ? "giorno" : "giorni")
+			    : (t / 86400 == 1 ? "day" : "days"),
+			 t % 86400 / 3600);
+	else if (t >= 3600)
+		snprintf(buf, 40, "%" PRId64 " h %02" PRId64 " min", t / 3600, t % 3600 / 60);
+	else if (t >= 60)
+		snprintf(buf, 40, "%" PRId64 " min %02" PRId64 " s", t / 60, t % 60);
+	else
+		snprintf(buf, 40, "%" PRId64 " s", t);
+	return buf;
+}
+
+/* EVIDENCE_TSA_LATE_MS: a time-stamp later than the entry's loggedAt by
+ * more than this is said (not a contradiction: the token may stamp a
+ * checkpoint made that much later), docs/auditing.md "The times". */
+#define EVIDENCE_TSA_LATE_MS (3600 * 1000)
+
+/* story_clocks tells, in the story, where the bundle's own times
+ * contradict each other beyond RETE_CLOCK_SKEW_MS (report s12, 6): the
+ * RFC 3161 token stamps a checkpoint that covers the entry and its
+ * delivery, so both existed at its time; a loggedAt later than it is the
+ * broker's clock ahead (the TSA's time is the one to trust); the
+ * recipient signed its acknowledgement before the broker logged the
+ * delivery, so an ackedAt after the token, or far from the delivery's
+ * time, is a clock that is wrong. Not a failure: every signature and proof
+ * holds, only the times a clock gave do not (docs/auditing.md). */
+static void story_clocks(FILE *s, const rete_evidence_facts *f, bool it)
+{
+	char a[40], b[40], d[40];
+	bool tsa = f->timestamp_trusted;
+	int64_t t = f->timestamp_at;
+
+	if (tsa && f->logged_at > t + RETE_CLOCK_SKEW_MS)
+		fprintf(
+		    s,
+		    it ? "ATTENZIONE, orologio del broker: la voce #%" PRIu64 " dice registrata "
+			 "alle %s, %s dopo la marca temporale (%s) che la contiene già; fa fede "
+			 "l'ora della TSA: l'orologio del broker era avanti di almeno %s\n"
+		       : "WARNING, the broker's clock: entry #%" PRIu64 " says it was logged at "
+			 "%s, %s after the time stamp (%s) that already covers it; trust the "
+			 "TSA's time: the broker's clock was ahead by %s at least\n",
+		    f->index, when(f->logged_at, a), span(f->logged_at - t, it, d), when(t, b), d);
+	else if (tsa && t > f->logged_at + EVIDENCE_TSA_LATE_MS)
+		fprintf(
+		    s,
+		    it ? "nota: la marca temporale (%s) è di %s dopo l'ora di registrazione "
+			 "(%s): prova che la voce esisteva alle %s, non che sia stata registrata "
+			 "prima; un checkpoint tanto successivo, o un orologio del broker "
+			 "indietro di tanto, lo spiegano; per una data che deve reggere fa fede "
+			 "la marca temporale\n"
+		       : "note: the time stamp (%s) is %s after the time the entry was logged "
+			 "(%s): it proves the entry existed at %s, not that it was logged "
+			 "earlier; a checkpoint that much later, or a broker's clock that much "
+			 "behind, explains it; for a date that must hold, take the time "
+			 "stamp's\n",
+		    when(t, a), span(t - f->logged_at, it, d), when(f->logged_at, b), a);
+	if (tsa && f->delivered_at > t + RETE_CLOCK_SKEW_MS)
+		fprintf(
+		    s,
+		    it ? "ATTENZIONE, orologio del broker: la consegna (voce #%" PRIu64 ") dice "
+			 "registrata alle %s, %s dopo la marca temporale (%s) che la contiene "
+			 "già; fa fede l'ora della TSA\n"
+		       : "WARNING, the broker's clock: the delivery (entry #%" PRIu64 ") says it "
+			 "was logged at %s, %s after the time stamp (%s) that already covers "
+			 "it; trust the TSA's time\n",
+		    f->delivery_index, when(f->delivered_at, a), span(f->delivered_at - t, it, d),
+		    when(t, b));
+	if (tsa && f->acked_at > t + RETE_CLOCK_SKEW_MS)
+		fprintf(
+		    s,
+		    it ? "ATTENZIONE, orologio di %s: la conferma dice firmata alle %s, %s dopo "
+			 "la marca temporale (%s) del checkpoint che contiene già la consegna; "
+			 "fa fede l'ora della TSA\n"
+		       : "WARNING, %s's clock: its acknowledgement says it was signed at %s, %s "
+			 "after the time stamp (%s) of a checkpoint that already covers the "
+			 "delivery; trust the TSA's time\n",
+		    f->recipient, when(f->acked_at, a), span(f->acked_at - t, it, d), when(t, b));
+	else if (f->acked_at > f->delivered_at + RETE_CLOCK_SKEW_MS ||
+		 f->acked_at < f->delivered_at - RETE_CLOCK_SKEW_MS)
+		fprintf(s,
+			it ? "ATTENZIONE: %s ha firmato la conferma alle %s (il suo orologio), il "
+			     "broker ha registrato la consegna alle %s (il suo): i due orologi "
+			     "differiscono di %s; %s\n"
+			   : "WARNING: %s signed its acknowledgement at %s (its clock), the broker "
+			     "logged the delivery at %s (its own): the two clocks differ by %s; "
+			     "%s\n",
+			f->recipient, when(f->acked_at, a), when(f->delivered_at, b),
+			span(f->acked_at > f->delivered_at ? f->acked_at - f->delivered_at
+							   : f->delivered_at - f->acked_at,
+			     it, d),
+			tsa ? (it ? "fa fede l'ora della marca temporale"
+				  : "trust the time stamp's time")
+			    : (it ? "senza una marca temporale verificata nessuna delle due fa fede"
+				  : "without a verified time stamp neither is evidence of when"));
+}
+
 char *rete_evidence_story(const rete_evidence_facts *f, rete_evidence_lang lang)
 {
 	char *out = NULL, a[40], b[40];
@@ -1313,6 +1416,7 @@ char *rete_evidence_story(const rete_evidence_facts *f, rete_evidence_lang lang)
 			"l'ultimo checkpoint (%" PRIu64 " voci) lo estende (prova di "
 			"coerenza)\n",
 			f->latest_size);
+		story_clocks(s, f, true);
 		fprintf(s, "la prova regge\n");
 	} else {
 		fprintf(s,
@@ -1354,6 +1458,7 @@ char *rete_evidence_story(const rete_evidence_facts *f, rete_evidence_lang lang)
 			"the latest checkpoint (%" PRIu64 " entries) extends it (consistency "
 			"proof)\n",
 			f->latest_size);
+		story_clocks(s, f, false);
 		fprintf(s, "the evidence holds\n");
 	}
 	if (fclose(s) != 0) {

@@ -1251,7 +1251,11 @@ static int steering_count(json_t *o, const char *k, unsigned min)
 
 /* steering_queues publishes the queue lengths of the agencies of list
  * (queueDepth, a 64-bit counter written as a string) as `rete report`'s
- * counts: "< N", or rounded to 5 (still a string). -1 out of memory. */
+ * counts: "< N", or rounded to 5 (still a string). The time the oldest
+ * message of a queue was logged (oldestUndeliveredAt) goes with it (report
+ * s12, 8): beside a hidden length it would date one referral to the
+ * millisecond, an individual event, so it is left out; beside a length
+ * shown (N or more) it is cut to the hour. -1 out of memory. */
 static int steering_queues(json_t *list, unsigned min)
 {
 	json_t *a;
@@ -1266,12 +1270,23 @@ static int steering_queues(json_t *list, unsigned min)
 		    json_is_integer(q) ? (uint64_t)json_integer_value(q) : strtoull(s, NULL, 10);
 		uint8_t h = 0;
 		char buf[32];
+		int64_t at = 0;
 		n = report_round(n, min, &h);
 		if (h)
 			snprintf(buf, sizeof(buf), "< %u", min);
 		else
 			snprintf(buf, sizeof(buf), "%llu", (unsigned long long)n);
 		rc |= json_object_set_new(a, "queueDepth", json_string(buf));
+		json_t *o = json_object_get(a, "oldestUndeliveredAt");
+		if (o == NULL)
+			continue;
+		if (h || !json_is_string(o) ||
+		    rete_time_parse(json_string_value(o), &at) != RETE_OK)
+			rc |= json_object_del(a, "oldestUndeliveredAt") != 0;
+		else
+			rc |= json_object_set_new(
+			    a, "oldestUndeliveredAt",
+			    json_string(rete_time_format(at - at % (3600 * 1000), buf)));
 	}
 	return rc ? -1 : 0;
 }
@@ -1427,11 +1442,14 @@ static char *steering_problem(const char *p)
 	const char *has = strstr(p, " has "), *old = strstr(p, ", the oldest waiting for ");
 	if (has != NULL && old != NULL && has < old &&
 	    strstr(has, " undelivered message") != NULL) {
+		/* in whole hours, as oldestUndeliveredAt (steering_queues): the
+		 * minutes, beside the time of the answer, would date the oldest
+		 * message to the minute (the broker says it after an hour) */
 		long min = strtol(old + strlen(", the oldest waiting for "), NULL, 10);
 		if (asprintf(&out,
-			     "%.*s has undelivered messages, the oldest waiting for %ld min; is "
-			     "its agent running?",
-			     (int)(has - p), p, min) < 0)
+			     "%.*s has undelivered messages, the oldest waiting for more than %ld "
+			     "h; is its agent running?",
+			     (int)(has - p), p, min / 60 > 0 ? min / 60 : 1) < 0)
 			out = NULL;
 		return out;
 	}

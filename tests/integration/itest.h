@@ -1267,6 +1267,7 @@ typedef struct it_fake {
 	int hellos, submits, acks;
 	uint64_t last_ack;	 /* the log index of the latest ACK */
 	uint32_t last_ack_error; /* and its error code (0: acked fine) */
+	char last_ack_text[512]; /* and its text */
 	uint8_t peer[256];	 /* routing id of the latest HELLO */
 	size_t peer_len;
 	uint8_t first[4096]; /* the first SUBMIT's signed bytes */
@@ -1540,6 +1541,8 @@ static inline int it_fake_serve(it_fake *l, const int *count, int want, int ms)
 		} else if (cf != NULL && cf->command_case == RETE__CLIENT_FRAME__COMMAND_ACK) {
 			l->last_ack = cf->ack->index;
 			l->last_ack_error = (uint32_t)cf->ack->error;
+			snprintf(l->last_ack_text, sizeof(l->last_ack_text), "%s",
+				 cf->ack->error_text != NULL ? cf->ack->error_text : "");
 			l->acks++;
 		} else if (cf != NULL && cf->command_case == RETE__CLIENT_FRAME__COMMAND_QUERY &&
 			   l->on_query != NULL) {

@@ -20,7 +20,8 @@
 #
 # and the small network most of them run (rete.test/mantova, ipc sockets in
 # DIR/broker): make_keys, broker_ini, agencies_ini, coord_only_ini,
-# agent_ini, coord_ini, start_broker, start_agents. A test that must do more on exit defines
+# agent_ini, coord_ini, start_broker, start_agents, start_tsa, tsa_ini,
+# need_faketime. A test that must do more on exit defines
 # before_cleanup (it runs first). Waits poll with deadlines (no sleep as
 # synchronisation). Safe under `set -e` and `set -u`.
 
@@ -260,6 +261,33 @@ start_agents() {
 	for id in "$@"; do
 		wait_for 20 test -d "$DIR/agents/$id/spool/outbox" || fail "agent $id did not start"
 	done
+}
+
+# start_tsa NAME: a time-stamping authority for the broker: a test CA and
+# TSA certificate named NAME in DIR/tsa (rete-test-tsa --make-ca, with
+# openssl), served by rete-test-tsa on a free port, TSA_PORT (its output in
+# DIR/tsa.log).
+start_tsa() {
+	"$BIN/rete-test-tsa" --make-ca "$DIR/tsa" --name "$1" 2>"$DIR/openssl.log" ||
+		fail "the test TSA's certificates: $(cat "$DIR/openssl.log")"
+	"$BIN/rete-test-tsa" --cert "$DIR/tsa/tsa.pem" --key "$DIR/tsa/tsa.key" --dir "$DIR/tsa/state" \
+		>"$DIR/tsa/port" 2>"$DIR/tsa.log" &
+	PIDS+=($!)
+	wait_for 20 grep -q '^port ' "$DIR/tsa/port" || fail "the test TSA did not start"
+	TSA_PORT=$(awk '/^port /{print $2; exit}' "$DIR/tsa/port")
+}
+
+# tsa_ini: the [broker] lines that make the broker ask start_tsa's TSA,
+# for broker_ini's standard input.
+tsa_ini() {
+	printf 'tsa_url = http://127.0.0.1:%s/tsa\ntsa_ca = %s\n' "$TSA_PORT" "$DIR/tsa/ca.pem"
+}
+
+# need_faketime: FT, libfaketime's multi-thread library (scripts/setup
+# installs faketime), or fail.
+need_faketime() {
+	FT=$(ls /usr/lib/*/faketime/libfaketimeMT.so.1 /usr/lib/faketime/libfaketimeMT.so.1 2>/dev/null | head -n 1)
+	[ -n "$FT" ] || fail "libfaketime is not installed (scripts/setup installs faketime)"
 }
 
 # console_cert: DIR/console.crt and DIR/console.key (0600), a self-signed

@@ -447,7 +447,7 @@ static void audit_verify(struct env *e)
 
 static void test_submit_deliver_ack(void **state)
 {
-	struct env *e = *state = env_new(NULL, NULL, false);
+	struct env *e = *state = env_new(NULL, NULL, true); /* asst.mantova: a third agency */
 	rete_wire *social = hello(e, P_SOCIAL), *cpi = hello(e, P_CPI);
 	it_msg o;
 	make_referral(e, P_SOCIAL, P_CPI, "ref-1", "employment-orientation", true, NULL, NULL, &o);
@@ -517,6 +517,37 @@ static void test_submit_deliver_ack(void **state)
 	f = query(probe, &q);
 	assert_int_equal(f->result->error, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED);
 	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&probe);
+
+	/* attack report s12, 7: an agency that is not party to ref-1 gets the
+	 * very answer it gets for an id nobody used (code and sentence, but for
+	 * the id it gave): the status query is no existence oracle */
+	probe = connect_as(e, P_ASST);
+	const char *ids[2] = {"ref-1", "ref-9"};
+	Rete__ErrorCode codes[2];
+	char texts[2][512];
+	for (int i = 0; i < 2; i++) {
+		Rete__ReferralQuery rq;
+		rete__referral_query__init(&rq);
+		rq.referral_id = (char *)ids[i];
+		rete__query__init(&q);
+		q.what_case = RETE__QUERY__WHAT_REFERRAL;
+		q.referral = &rq;
+		f = query(probe, &q);
+		codes[i] = f->result->error;
+		snprintf(texts[i], sizeof(texts[i]), "%s",
+			 f->result->error_text != NULL ? f->result->error_text : "");
+		rete__broker_frame__free_unpacked(f, NULL);
+		char *at = strstr(texts[i], ids[i]); /* the id given, masked */
+		if (at != NULL)
+			memset(at, '#', strlen(ids[i]));
+	}
+	if (codes[0] != codes[1] || strcmp(texts[0], texts[1]) != 0)
+		fail_msg("the status query tells an existing referral of others (error %d: %s) "
+			 "from an unknown one (error %d: %s)",
+			 (int)codes[0], texts[0], (int)codes[1], texts[1]);
+	assert_int_equal(codes[1], RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND);
+	assert_non_null(strstr(texts[1], "check the id"));
 	rete_wire_close(&probe);
 
 	audit_verify(e);
@@ -1172,6 +1203,57 @@ static void test_events_and_queries(void **state)
 	rete_wire_close(&sub);
 }
 
+/* attack report s12, 7: asst.mantova, party to neither, updates a
+ * referral of social.mantova to cpi.mantova and one nobody made: the two
+ * refusals are the same (code, field and sentence, but for the id given),
+ * and neither names the referral's parties. */
+static void test_third_party_update(void **state)
+{
+	struct env *e = *state = env_new(NULL, NULL, true);
+	rete_wire *social = connect_as(e, P_SOCIAL), *asst = connect_as(e, P_ASST);
+	const char *refs[2] = {"ref-third", "ref-nobod"};
+	char seen[2][700];
+	it_msg o;
+
+	refer(e, social, "ref-third");
+	for (int i = 0; i < 2; i++) {
+		make_update(e, P_ASST, P_CPI, "u-third", refs[i], RETE__STATUS__STATUS_CANCELLED,
+			    &o);
+		Rete__BrokerFrame *f = submit(asst, &o);
+		const Rete__Receipt *r = it_answer(f);
+		snprintf(seen[i], sizeof(seen[i]), "%d [%s] %s", (int)r->error, r->field,
+			 r->error_text);
+		rete__broker_frame__free_unpacked(f, NULL);
+		it_msg_free(&o);
+		for (char *at = strstr(seen[i], refs[i]); at != NULL; at = strstr(at, refs[i]))
+			memset(at, '#', strlen(refs[i]));
+	}
+	if (strcmp(seen[0], seen[1]) != 0)
+		fail_msg("a third agency's update tells an existing referral (%s) from an unknown "
+			 "one (%s)",
+			 seen[0], seen[1]);
+	assert_null(strstr(seen[0], "social.mantova"));
+	assert_non_null(strstr(seen[0], "check the referral id"));
+	rete_wire_close(&asst);
+	rete_wire_close(&social);
+}
+
+/* cannot_open takes the next DELIVER on cpi (it must be entry want) and
+ * refuses it, as cpi.mantova, with CANNOT_OPEN and a sentence. */
+static void cannot_open(struct env *e, rete_wire *cpi, uint64_t want)
+{
+	Rete__BrokerFrame *f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+	assert_non_null(f);
+	uint64_t got = 0;
+	Rete__Message *msg = deliver_msg(f, &got);
+	assert_int_equal(got, want);
+	rete__message__free_unpacked(msg, NULL);
+	assert_int_equal(ack(e, cpi, P_CPI, f, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
+			     "the sealed part does not open with our key"),
+			 RETE_OK);
+	rete__broker_frame__free_unpacked(f, NULL);
+}
+
 static void test_overdue_and_refused_delivery(void **state)
 {
 	struct env *e = *state = env_new_ex(NULL, NULL, false, "2s");
@@ -1182,17 +1264,10 @@ static void test_overdue_and_refused_delivery(void **state)
 	/* the recipient cannot open the first: ACK with an error; the queue
 	 * moves on to the second */
 	rete_wire *cpi = hello(e, P_CPI);
-	Rete__BrokerFrame *f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
-	assert_non_null(f);
+	cannot_open(e, cpi, i1);
 	uint64_t got;
-	Rete__Message *msg = deliver_msg(f, &got);
-	assert_int_equal(got, i1);
-	rete__message__free_unpacked(msg, NULL);
-	assert_int_equal(ack(e, cpi, P_CPI, f, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN,
-			     "the sealed part does not open with our key"),
-			 RETE_OK);
-	rete__broker_frame__free_unpacked(f, NULL);
-	f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+	Rete__Message *msg;
+	Rete__BrokerFrame *f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
 	assert_non_null(f);
 	msg = deliver_msg(f, &got);
 	assert_int_equal(got, i2);
@@ -1231,6 +1306,81 @@ static void test_overdue_and_refused_delivery(void **state)
 	assert_true(overdue);
 	rete_wire_close(&cpi);
 	rete_wire_close(&social);
+}
+
+/* file_has: does the file at path hold the bytes of s (NUL-free)? */
+static bool file_has(const char *path, const char *s)
+{
+	size_t len = 0;
+	char *text = tu_read_file(path, &len);
+	bool has = text != NULL && memmem(text, len, s, strlen(s)) != NULL;
+	free(text);
+	return has;
+}
+
+/* attack report s12, 4: a recipient refuses a delivery with a text that
+ * holds a fiscal code and a phone number. The signed text would go into
+ * the DELIVERY_REFUSED notice the log keeps for ever (and into the
+ * broker's log line): the broker refuses that ACK (PERSONAL_DATA, saying
+ * what it found and where, not the value), logs nothing, and the entry
+ * stays queued; a refusal with a text without personal data is then
+ * logged as before. Neither the store nor the broker's log holds the
+ * fiscal code. */
+static void test_refusal_personal_data(void **state)
+{
+	static const char *const pd =
+	    "persona RSSMRA85M41E897X Maria Rossi, tel 0376 5550101: non in carico";
+	struct env *e = *state = env_new(NULL, NULL, false);
+	rete_wire *social = hello(e, P_SOCIAL);
+	uint64_t i1 = refer(e, social, "pd-1");
+	char store[600];
+	snprintf(store, sizeof(store), "%s/store/data.mdb", e->h.dir);
+
+	rete_wire *cpi = hello(e, P_CPI);
+	Rete__BrokerFrame *f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_DELIVER, WAIT_MS);
+	assert_non_null(f);
+	assert_int_equal(ack(e, cpi, P_CPI, f, RETE__ERROR_CODE__ERROR_CODE_CANNOT_OPEN, pd),
+			 RETE_OK);
+	rete__broker_frame__free_unpacked(f, NULL);
+	f = it_recv_kind(cpi, RETE__BROKER_FRAME__COMMAND_REFUSAL, WAIT_MS);
+	if (f == NULL || f->command_case != RETE__BROKER_FRAME__COMMAND_REFUSAL)
+		fail_msg("the broker took a refusal whose text holds a fiscal code (no refusal of "
+			 "the ACK came); in the store: %s; in the broker's log: %s",
+			 file_has(store, "RSSMRA85M41E897X") ? "yes" : "no",
+			 file_has(e->h.log, "RSSMRA85M41E897X") ? "yes" : "no");
+	assert_int_equal(f->refusal->error, RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA);
+	assert_non_null(
+	    strstr(f->refusal->error_text, "looks like personal data: an Italian fiscal code"));
+	assert_null(strstr(f->refusal->error_text, "RSSMRA"));
+	rete__broker_frame__free_unpacked(f, NULL);
+
+	/* nothing logged; delivered again on the next connection, and a
+	 * refusal without personal data is logged */
+	f = log_entries(e);
+	assert_int_equal(f->result->entries->n_entries, 2); /* directory, pd-1 */
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&cpi);
+	cpi = hello(e, P_CPI);
+	cannot_open(e, cpi, i1);
+	int64_t end = it_mono_ms() + WAIT_MS;
+	size_t n = 0;
+	while (n < 3 && it_mono_ms() < end) {
+		f = log_entries(e);
+		n = f->result->entries->n_entries;
+		rete__broker_frame__free_unpacked(f, NULL);
+	}
+	assert_int_equal(n, 3); /* the refusal's notice */
+	rete_wire_close(&cpi);
+	rete_wire_close(&social);
+	int stopped = it_home_stop(&e->h, WAIT_MS);
+	assert_true(WIFEXITED(stopped) && WEXITSTATUS(stopped) == 0);
+	assert_false(file_has(store, "RSSMRA85M41E897X"));
+	assert_false(file_has(e->h.log, "RSSMRA85M41E897X"));
+	assert_false(file_has(e->h.log, "5550101"));
+	/* nor the recipient's words of the refusal logged: the code only */
+	if (file_has(e->h.log, "does not open with our key"))
+		fail_msg("the broker's log line repeats the recipient's refusal text");
+	assert_true(file_has(e->h.log, "refused delivery of entry 1 (error cannot-open)"));
 }
 
 #define LOAD_N 300
@@ -1570,6 +1720,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_expiry_notice, teardown),
 	    cmocka_unit_test_teardown(test_events_and_queries, teardown),
 	    cmocka_unit_test_teardown(test_overdue_and_refused_delivery, teardown),
+	    cmocka_unit_test_teardown(test_refusal_personal_data, teardown),
+	    cmocka_unit_test_teardown(test_third_party_update, teardown),
 	    cmocka_unit_test_teardown(test_kill9_under_load, teardown),
 	    cmocka_unit_test_teardown(test_garbage, teardown),
 	    cmocka_unit_test_teardown(test_reload_cuts_off, teardown),

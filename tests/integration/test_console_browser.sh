@@ -39,21 +39,12 @@ browser_need
 mkdir -p "$DIR/broker2" "$SHOTS"
 make_keys broker.mantova social.mantova cpi.mantova coord.mantova
 
-# a time-stamping authority for the broker: a test CA and TSA certificate
-# (rete-test-tsa --make-ca, with openssl), served by rete-test-tsa on a free
-# port
-"$BIN/rete-test-tsa" --make-ca "$DIR/tsa" --name 'rete console test' 2>"$DIR/openssl.log" ||
-	fail "the test TSA's certificates: $(cat "$DIR/openssl.log")"
-"$BIN/rete-test-tsa" --cert "$DIR/tsa/tsa.pem" --key "$DIR/tsa/tsa.key" --dir "$DIR/tsa/state" \
-	>"$DIR/tsa/port" 2>"$DIR/tsa.log" &
-PIDS+=($!)
-wait_for 20 grep -q '^port ' "$DIR/tsa/port" || fail "the test TSA did not start"
-TSA_PORT=$(awk '/^port /{print $2; exit}' "$DIR/tsa/port")
+# a time-stamping authority for the broker (lib.sh)
+start_tsa 'rete console test'
 
 {
+	tsa_ini
 	cat <<EOT
-tsa_url = http://127.0.0.1:$TSA_PORT/tsa
-tsa_ca = $DIR/tsa/ca.pem
 checkpoint_interval = 1s
 heartbeat = 1s
 EOT

@@ -189,6 +189,14 @@ q_h=$(jq -r '.health.agencies[] | select(.id == "cpi.mantova") | .queueDepth' "$
 	fail "sara's queue of cpi.mantova is exact: Panoramica $q_ov, Salute $q_h (4 rounds to 5)"
 [ "$(jq -r '.monitor.agencies[] | select(.id == "social.mantova") | .queueDepth' "$DIR/ov-sara.json")" = "< 3" ] ||
 	fail "sara's queue of social.mantova: $(jq -c .monitor.agencies "$DIR/ov-sara.json")"
+# (attack report s12, 8) the oldest message's time beside a queue shown:
+# to the hour for sara, to the millisecond for anna
+oldest() { jq -r ".$2.agencies[] | select(.id == \"cpi.mantova\") | .oldestUndeliveredAt // \"none\"" "$DIR/$1"; }
+[ "$(oldest h-anna.json health)" != none ] && [ "$(oldest h-anna.json health)" = "$(oldest ov-anna.json monitor)" ] ||
+	fail "anna's oldest undelivered time of cpi.mantova: Salute $(oldest h-anna.json health), Panoramica $(oldest ov-anna.json monitor)"
+hour=$(oldest h-anna.json health | sed -E 's/:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$/:00:00Z/')
+[ "$(oldest ov-sara.json monitor)" = "$hour" ] && [ "$(oldest h-sara.json health)" = "$hour" ] ||
+	fail "sara's oldest undelivered time of cpi.mantova (queue shown): Panoramica $(oldest ov-sara.json monitor), Salute $(oldest h-sara.json health); want $hour (anna's $(oldest h-anna.json health) to the hour)"
 # the log's size (every entry) and the checkpoints' sizes are not hers
 [ "$(jq -c '[(.health | has("logSize")), (.witnesses | has("checkpointSize")), (.timestamp | has("size"))]' "$DIR/h-sara.json")" = '[false,false,false]' ] ||
 	fail "sara's Salute gives the log's size: $(jq -c '[.health.logSize, .witnesses.checkpointSize, .timestamp.size]' "$DIR/h-sara.json")"
@@ -209,7 +217,7 @@ if [ -n "$FT" ]; then
 		! jq -r '.health.problems[]?' "$DIR/hb-anna.json" | grep -q 'undelivered'; }
 	wait_for 60 back || fail "the broker's clock is not back: $(jq -c .health.problems "$DIR/hb-anna.json")"
 	jq -r '.health.problems[]' "$DIR/hp-sara.json" >"$DIR/hp-sara.txt"
-	grep -q '^cpi.mantova has undelivered messages, the oldest waiting for [0-9]* min; is its agent running?$' "$DIR/hp-sara.txt" &&
+	grep -q '^cpi.mantova has undelivered messages, the oldest waiting for more than [0-9]* h; is its agent running?$' "$DIR/hp-sara.txt" &&
 		! grep -Eq '[0-9]+ undelivered|size [0-9]|grew to [0-9]|checkpoint [0-9]' "$DIR/hp-sara.txt" ||
 		fail "sara's Salute gives a count in its problems: $(cat "$DIR/hp-sara.txt")"
 else
@@ -256,6 +264,7 @@ get "$TS" "api/trend?from=$FROM&to=$TO&step=week" trend-sara.json
 # accepts the training-voucher ones and completes them, one successful
 agent_ini cpi.mantova
 start_agents cpi.mantova
+CPI=${PIDS[-1]}
 send r-5 mn-2026-0605 training-voucher
 inbox() { [ "$(ls "$DIR/agents/cpi.mantova/spool/inbox/"*.json 2>/dev/null | wc -l)" -ge 5 ]; }
 wait_for 30 inbox || fail "cpi.mantova has not the five: $(ls "$DIR/agents/cpi.mantova/spool/inbox")"
@@ -321,6 +330,10 @@ js 'return document.body.innerText' >"$DIR/salute-sara.txt"
 # drawn again at each: the queue emptied a moment ago may read 5 first)
 salute_q() { q=$(js 'const r = [...document.querySelectorAll("#agencies tr")].find(r => r.querySelector("[data-code=\"cpi.mantova\"]")); return r ? r.cells[2].innerText : ""'); [ "$q" = "< 3" ]; }
 wait_for 30 salute_q || fail "sara's Salute, cpi.mantova's queue (now empty): '$q'"
+# beside a hidden length the oldest message's time reads "riservato"
+# (withheld), not "nessuno" (none), for an empty queue as for one of 1 or 2
+o=$(js 'const r = [...document.querySelectorAll("#agencies tr")].find(r => r.querySelector("[data-code=\"cpi.mantova\"]")); return r ? r.cells[3].innerText : ""')
+[ "$o" = riservato ] || fail "sara's Salute, cpi.mantova's oldest waiting message beside '< 3': '$o'"
 report_rows() { [ "$(js 'return document.body.dataset.rows || ""')" = 2 ]; }
 go "$URL/rapporto?from=$FROM&to=$TO&by=agency,service"
 wait_for 30 report_rows || fail "sara's Rapporto: $(js 'return document.body.innerText')"
@@ -355,5 +368,25 @@ five() {
 	[ "$(jq -c '.monitor.statusTotals | [.received, .completed, .total]' "$DIR/ov-sara5.json")" = '["< 5","< 5",10]' ]
 }
 wait_for 30 five || fail "min_count 5: HTTP $code, session '${TS:0:8}...': $(head -c 600 "$DIR/ov-sara5.json")"
+# (attack report s12, 8) one referral waits for cpi.mantova (its agent
+# stopped): sara reads "< 5" and no time at all (the time of a single
+# referral, to the millisecond, was beside the "< 3"); anna reads both
+kill "$CPI"
+wait "$CPI" 2>/dev/null
+TA=$(cookie_of anna)
+send r-6 mn-2026-0606 training-voucher
+one() { "${C[@]}" -f -H "Cookie: rete_session=$TA" "$URL/api/health" >"$DIR/h1-anna.json" &&
+	[ "$(jq -r '.health.agencies[] | select(.id == "cpi.mantova") | .queueDepth' "$DIR/h1-anna.json")" = 1 ]; }
+wait_for 30 one || fail "anna does not see cpi.mantova's queue of 1: $(jq -c .health.agencies "$DIR/h1-anna.json")"
+get "$TA" api/overview ov1-anna.json
+get "$TS" api/overview ov1-sara.json
+get "$TS" api/health h1-sara.json
+[ "$(oldest h1-anna.json health)" != none ] && [ "$(oldest ov1-anna.json monitor)" != none ] ||
+	fail "anna has not the oldest undelivered time of cpi.mantova: $(jq -c .health.agencies "$DIR/h1-anna.json")"
+for f in "ov1-sara.json monitor" "h1-sara.json health"; do
+	set -- $f
+	[ "$(jq -c ".$2.agencies[] | select(.id == \"cpi.mantova\") | [.queueDepth, has(\"oldestUndeliveredAt\")]" "$DIR/$1")" = '["< 5",false]' ] ||
+		fail "sara's $2 gives the time of cpi.mantova's single waiting referral: $(jq -c ".$2.agencies" "$DIR/$1")"
+done
 echo "ok: the steering group's pages hide small counts and round the others to 5"
 exit 0

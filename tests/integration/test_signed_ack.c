@@ -1070,6 +1070,39 @@ static void test_forged_refusal(void **state)
 	it_fake_close(&l.l);
 }
 
+/* attack report s12, 4: the recipient's agent never signs a refusal text
+ * that looks like personal data (the broker would log it for ever in the
+ * DELIVERY_REFUSED notice): a fake broker delivers to cpi.mantova's agent
+ * a referral whose id has the shape of a fiscal code and whose sealed part
+ * is not the one signed; the agent refuses it (SEALED_HASH), and its
+ * sentence, which names the message id, goes out replaced by a fixed one;
+ * its own log says why, without the value. */
+static void test_refusal_text_personal_data(void **state)
+{
+	it_net *n = *state;
+	Rete__BrokerFrame *welcome = it_real_welcome(n, IT_CPI);
+	it_fake l;
+	it_msg o;
+	char logp[1300];
+
+	it_fake_open(&l, n, welcome);
+	assert_true(it_agent_start(n, IT_CPI));
+	assert_int_equal(it_fake_serve(&l, &l.hellos, 1, 30000), 1);
+	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "RSSMRA85M41E897X", &o), RETE_OK);
+	o.sealed.data[3] ^= 1; /* not the part signed */
+	it_fake_deliver(&l, 7, &o);
+	assert_int_equal(it_fake_serve(&l, &l.acks, 1, 30000), 1);
+	assert_int_equal(l.last_ack, 7);
+	assert_int_equal(l.last_ack_error, RETE__ERROR_CODE__ERROR_CODE_SEALED_HASH);
+	if (strstr(l.last_ack_text, "RSSMRA85M41E897X") != NULL)
+		fail_msg("the agent's refusal carries the fiscal code: '%s'", l.last_ack_text);
+	assert_non_null(strstr(l.last_ack_text, "looked like personal data"));
+	snprintf(logp, sizeof(logp), "%s/%s.log", n->dir, it_party_ids[IT_CPI]);
+	assert_true(tu_occurrences(logp, "would have carried an Italian fiscal code") == 1);
+	it_msg_free(&o);
+	it_fake_close(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1077,6 +1110,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_refused_delivery_signed, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_agents_sign_and_keep, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_forged_refusal, setup, it_teardown),
+	    cmocka_unit_test_setup_teardown(test_refusal_text_personal_data, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_broker_entries_acked_unsigned, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_older_peer_refused, setup, it_teardown),
 	    cmocka_unit_test_setup_teardown(test_agent_told_older_broker, setup, it_teardown),

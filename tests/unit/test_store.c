@@ -659,11 +659,32 @@ static void test_projection_lifecycle(void **state)
 	assert_int_equal(op.status, RETE_STORE_REFUSED);
 	assert_int_equal(op.error, RETE__ERROR_CODE__ERROR_CODE_LIFECYCLE);
 	assert_non_null(strstr(op.error_text, "ref-1"));
+	/* attack report s12, 7: a third agency's update or note about an
+	 * existing referral gets the answer an unknown id gets (code and
+	 * sentence, but for the ids it gave): no existence oracle, and no word
+	 * of the referral's parties */
+	char seen[2][600];
 	op = commit1(
 	    s, update("u-asst", ASST, CPI, "ref-1", RETE__STATUS__STATUS_CANCELLED, NULL, false),
 	    t0 + 1);
 	assert_int_equal(op.status, RETE_STORE_REFUSED);
-	assert_int_equal(op.error, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED);
+	snprintf(seen[0], sizeof(seen[0]), "%d %s", (int)op.error, op.error_text);
+	op = commit1(
+	    s, update("u-asst", ASST, CPI, "nope!", RETE__STATUS__STATUS_CANCELLED, NULL, false),
+	    t0 + 1);
+	assert_int_equal(op.status, RETE_STORE_REFUSED);
+	snprintf(seen[1], sizeof(seen[1]), "%d %s", (int)op.error, op.error_text);
+	for (int i = 0; i < 2; i++) { /* the id given, masked */
+		char *at = strstr(seen[i], i == 0 ? "'ref-1'" : "'nope!'");
+		if (at != NULL)
+			memcpy(at, "'#####'", 7);
+	}
+	if (strcmp(seen[0], seen[1]) != 0)
+		fail_msg("an update by a third agency tells an existing referral (%s) from an "
+			 "unknown one (%s)",
+			 seen[0], seen[1]);
+	assert_int_equal(op.error, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL);
+	assert_non_null(strstr(op.error_text, "check the referral id"));
 	op = commit1(
 	    s, update("u-unk", CPI, SOCIAL, "nope", RETE__STATUS__STATUS_ACCEPTED, NULL, false),
 	    t0 + 1);
@@ -674,7 +695,7 @@ static void test_projection_lifecycle(void **state)
 	assert_int_equal(op.error, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL);
 	op = commit1(s, note("n-asst", ASST, "ref-1"), t0 + 1);
 	assert_int_equal(op.status, RETE_STORE_REFUSED);
-	assert_int_equal(op.error, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED);
+	assert_int_equal(op.error, RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_REFERRAL);
 	assert_int_equal(size_of(s), size);
 	assert_int_equal(rete_store_msgid(s, NULL, SOCIAL, "u-bad", NULL, NULL, NULL, &m),
 			 RETE_ENOENT);

@@ -182,6 +182,13 @@
     drawAgencies(mon.agencies, names, tz);
   }
 
+  // withheld: a queue whose length the steering group reads as "< 3" and
+  // whose oldest message's time the console leaves out (console.c
+  // steering_queues)
+  function withheld(a) {
+    return typeof a.queueDepth === "string" && a.queueDepth.startsWith("<") && !a.oldestUndeliveredAt;
+  }
+
   function drawAgencies(list, names, tz) {
     const at = clear("agencies");
     at.append(el("thead", {}, el("tr", {}, el("th", { text: t("agencies.name") }), el("th", { text: t("agencies.state") }),
@@ -192,7 +199,8 @@
       at.append(el("tr", {}, el("td", {}, named(names, a.id)),
         el("td", { text: t(up ? "agencies.connected" : "agencies.silent") }),
         el("td", { cls: "n", text: String(a.queueDepth || 0) }),
-        el("td", { text: when(a.oldestUndeliveredAt, tz) }), el("td", { text: when(a.lastSeenAt, tz) })));
+        el("td", { text: withheld(a) ? t("suppressed") : when(a.oldestUndeliveredAt, tz) }),
+        el("td", { text: when(a.lastSeenAt, tz) })));
     }
   }
 

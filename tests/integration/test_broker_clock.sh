@@ -1,0 +1,78 @@
+#!/bin/bash
+# test_broker_clock.sh — a broker whose clock is set back (attack report
+# s12, 3): under libfaketime its clock goes 3 days back between two
+# referrals of social.mantova, so the second is logged "before" the first
+# and 3 days before the createdAt its sender signed. `rete audit verify`
+# still holds (exit 0: the entries are what was signed) but warns of both,
+# naming the entry and the times (docs/auditing.md, "The broker's clock");
+# social.mantova's agent says it once, at error level, with the figures,
+# when the receipt comes. A step back of a few seconds (NTP) is not
+# reported. Waits poll with deadlines; every process started is stopped,
+# the folder removed.
+set -u
+
+. "$(dirname "$0")/lib.sh"
+itest_init broker-clock
+
+need_faketime
+
+make_keys broker.mantova social.mantova cpi.mantova coord.mantova
+agencies_ini "Servizi sociali di Mantova" | broker_ini
+coord_ini </dev/null
+echo "+0" >"$DIR/faketime.rc"
+set_clock() { echo "$1" >"$DIR/faketime.rc.tmp" && mv "$DIR/faketime.rc.tmp" "$DIR/faketime.rc"; }
+LD_PRELOAD="$FT" FAKETIME_TIMESTAMP_FILE="$DIR/faketime.rc" FAKETIME_NO_CACHE=1 \
+	FAKETIME_DONT_FAKE_MONOTONIC=1 \
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" start_broker
+agent_ini social.mantova cpi.mantova
+start_agents social.mantova cpi.mantova
+
+send() { # ID
+	printf '%s\n' "{\"id\": \"$1\", \"operator\": {\"staffId\": \"as-1\", \"role\": \"social-worker\"},
+ \"recipient\": \"cpi.mantova\", \"caseId\": \"mn-2026-0901\",
+ \"referral\": {\"service\": \"employment-orientation\", \"priority\": \"routine\", \"reasonCode\": \"long-term-unemployment\",
+   \"consent\": {\"basis\": \"consent\", \"givenAt\": \"2026-11-20T09:30:00Z\"}, \"ageBand\": \"adult\"},
+ \"private\": {\"person\": {\"name\": \"Maria Rossi\"}}}" >"$DIR/$1.json"
+	"$BIN/rete" send -c "$DIR/agents/social.mantova/agent.ini" "$DIR/$1.json" --wait 30 >"$DIR/send.out" 2>&1 ||
+		fail "referral $1 was not accepted: $(cat "$DIR/send.out")"
+}
+verify() { run "$BIN/rete" audit verify "$DIR/broker/store" --broker-key "$DIR/keys/broker.mantova.pub" "$@"; }
+
+# a step back of 2 s (what NTP may do) is no finding
+send r-1
+set_clock "-2s"
+send r-2
+what="verify after a 2 s step back"
+verify
+expect 0 "verified"
+lacks "warning: the broker's clock"
+
+# 3 days back: r-3 logged before r-2, and before its own createdAt
+set_clock "-3d"
+send r-3
+what="verify after the clock went 3 days back"
+verify
+expect 0 "verified" "warning: the broker's clock went back: " \
+	"warning: the broker logged 1 agency message more than 5 min before its sender wrote it"
+# r-3 (entry 5) and its Delivery went back; the figures: 3 days less the
+# milliseconds between the two entries
+grep -qE "the first, entry 5, at 20[0-9-]+T[0-9:.]+Z, (2d23h|3d00h) before entry [0-9]+'s " <<<"$out" ||
+	bad "$what: the step back's figures: $out"
+grep -qE "the first, entry 5, logged at [0-9TZ:.-]+, (2d23h|3d00h) before its createdAt " <<<"$out" ||
+	bad "$what: the createdAt's figures: $out"
+what="verify --json after the clock went 3 days back"
+verify --json
+expect 0
+[ "$(jq -r '.holds, .clock.loggedBack.firstIndex, .clock.loggedBeforeCreated.entries' <<<"$out" | tr '\n' ' ')" = "true 5 1 " ] ||
+	bad "$what: holds / clock.loggedBack / clock.loggedBeforeCreated: $out"
+
+# social.mantova's agent: once, at error level, with both times
+n=$(grep -c "the broker logged r-3 at .* before we wrote it (createdAt" "$DIR/social.mantova.log")
+[ "$n" = 1 ] || bad "social.mantova's agent said the broker's clock $n times (want 1): $(grep -i 'broker logged' "$DIR/social.mantova.log")"
+grep "the broker logged r-3 at" "$DIR/social.mantova.log" | grep -q "error" ||
+	bad "social.mantova's agent did not say it at error level: $(grep 'the broker logged' "$DIR/social.mantova.log")"
+! grep -q "the broker logged r-[12] at" "$DIR/social.mantova.log" ||
+	bad "social.mantova's agent warned of r-1 or r-2 (a 2 s step): $(grep 'the broker logged' "$DIR/social.mantova.log")"
+
+[ "$FAILS" = 0 ] || exit 1
+echo "PASS test_broker_clock"
