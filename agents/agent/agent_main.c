@@ -6,6 +6,7 @@
  * between two steps (every step leaves the spool and the store consistent,
  * so a kill -9 is survivable too; it only costs a re-delivery).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <getopt.h>
@@ -340,6 +341,41 @@ static rete_err agent_lock(agent *a, int *fd, rete_msg *m)
 	return agent_spool_lock(a->cfg.data, "agent.lock", "data folder", fd, m);
 }
 
+/* spool_has_files: does folder dir hold a file (not a dot file)? */
+static bool spool_has_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	bool found = false;
+	while (d != NULL && !found && (e = readdir(d)) != NULL)
+		found = e->d_name[0] != '.';
+	if (d != NULL)
+		closedir(d);
+	return found;
+}
+
+/* agent_fresh_store_warn, when the agent created its store: a spool that
+ * already holds sent/ or inbox/ files was used by an agent with another
+ * store (a migration or a restore without DATA, a lost store). The keys
+ * pinned there are forgotten: every partner's key is taken from the
+ * directory again on first use, which is what the pin rule is meant to
+ * stop (review s12 rev-keys, 4). */
+static void agent_fresh_store_warn(agent *a)
+{
+	if (!spool_has_files(a->sent_dir) && !spool_has_files(a->inbox_dir))
+		return;
+	agent_log(a, "warning",
+		  "a new agent store was created in %s, but the spool %s already holds sent/ or "
+		  "inbox/ files: this agency's agent ran before with another store (moved without "
+		  "its data folder, restored without it, or lost). The partners' keys pinned there "
+		  "are forgotten: every partner's key will be taken from the broker's directory "
+		  "on first use, so a key the broker's operator put there is not noticed. If the "
+		  "old data folder exists, stop this agent and put it back (docs/operations.md, "
+		  "moving an agent); otherwise compare the partners' keys by phone "
+		  "(rete-agent --trust ID --key KEY pins one)",
+		  a->cfg.data, a->cfg.spool);
+}
+
 /* agent_setup takes the data folder's lock (lock_fd[0]) and the spool's
  * (lock_fd[1], SPOOL/spool.lock: another name than DATA/agent.lock, so
  * that one folder named as both still works): two agent.ini files naming
@@ -374,8 +410,13 @@ static int agent_setup(agent *a, int lock_fd[2], rete_msg *m)
 		agent_log(a, "info",
 			  "removed %zu temporary file(s) a crash left in sent/, failed/ or inbox/",
 			  swept);
+	char mdb[4200];
+	snprintf(mdb, sizeof(mdb), "%s/data.mdb", a->cfg.data);
+	bool fresh = access(mdb, F_OK) != 0;
 	if ((err = agent_db_open(a->cfg.data, false, a->cfg.map_size, &a->db, m)) != RETE_OK)
 		return err;
+	if (fresh)
+		agent_fresh_store_warn(a);
 	if ((err = agent_privacy_start(a, m)) != RETE_OK)
 		return err;
 	if ((err = agent_outbox_settle(a, m)) != RETE_OK)

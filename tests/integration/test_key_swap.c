@@ -30,6 +30,9 @@
  *   rotation_in_advance the new key confirmed before the switch: a referral
  *                       signed with the old key before it and one signed
  *                       with the new key after are both taken, no ALARM
+ *   fresh_store         an agent started with a new data folder beside a
+ *                       spool with inbox/ files warns that the pinned keys
+ *                       are forgotten (review rev-keys, 4)
  *   forged_ack          the operator re-keys cpi.mantova while its agent
  *                       is stopped and acknowledges social.mantova's
  *                       referral with his key: social.mantova's agent, which
@@ -538,7 +541,34 @@ static void test_rotation_in_advance(void **state)
 	rete_seckey_free(&fresh);
 }
 
-
+/* test_fresh_store: cpi.mantova's agent starts with a new data folder
+ * beside a spool that holds inbox/ files (moved without its data folder):
+ * it warns that the keys pinned before are forgotten (review s12
+ * rev-keys, 4). */
+static void test_fresh_store(void **state)
+{
+	it_net *n = it_net_new("keyfresh", NULL);
+	assert_non_null(n);
+	*state = n;
+	int ms = it_wait_ms();
+	char clog[1300], data[1300], moved[1300];
+	ks_path(n, clog, sizeof(clog), "cpi.mantova.log");
+	ks_path(n, data, sizeof(data), "agents/cpi.mantova/data");
+	ks_path(n, moved, sizeof(moved), "agents/cpi.mantova/data.old");
+	ks_start_pair(n, "m-fresh-1", "fresh-1.json");
+	assert_int_equal(tu_occurrences(clog, "new agent store"), 0);
+	assert_int_equal(it_stop(&n->agent_pid[IT_CPI], SIGTERM, ms), 0);
+	assert_int_equal(rename(data, moved), 0);
+	assert_true(it_agent_start(n, IT_CPI));
+	if (!it_wait_occurrences(clog, "connected to", 2, ms) ||
+	    tu_occurrences(clog, "warning: a new agent store was created") != 1 ||
+	    tu_occurrences(clog, "are forgotten") != 1) {
+		it_show(n, "cpi.mantova.log");
+		fail_msg("FAIL (4): cpi.mantova's agent, started with a new data folder beside a "
+			 "spool with inbox/ files, did not warn that the pinned keys are "
+			 "forgotten");
+	}
+}
 
 static void test_forged_ack(void **state)
 {
@@ -641,6 +671,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_forged_message, it_teardown),
 	    cmocka_unit_test_teardown(test_rotation_confirmed, it_teardown),
 	    cmocka_unit_test_teardown(test_rotation_in_advance, it_teardown),
+	    cmocka_unit_test_teardown(test_fresh_store, it_teardown),
 	    cmocka_unit_test_teardown(test_forged_ack, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
