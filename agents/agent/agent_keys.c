@@ -511,13 +511,61 @@ static void keys_directory(agent *a, const agent_directory *d)
 	}
 }
 
+/* keys_own_missing raises the alarm of a directory d that does not name
+ * this agency (meta AGENT_META_OWN_KEY, "missing", once per entry): the
+ * broker's operator removed it, and may add it back under another key,
+ * which this agent, refused meanwhile, would never be shown (review s12
+ * rev-keys, 2). */
+static void keys_own_missing(agent *a, const agent_directory *d)
+{
+	char entry[24], at[32], now[32];
+	snprintf(entry, sizeof(entry), "%" PRIu64, d->index);
+	rete_time_format(d->logged_at, at);
+	rete_time_format(rete_now_ms(), now);
+	json_t *all = keys_meta_get(a, AGENT_META_OWN_KEY);
+	if (!json_is_array(all)) {
+		json_decref(all);
+		all = json_array();
+	}
+	size_t i;
+	json_t *it;
+	json_array_foreach(all, i, it)
+	{
+		if (strcmp(keys_str(it, "entry"), entry) == 0) {
+			json_decref(all);
+			return;
+		}
+	}
+	json_t *rec = json_object();
+	json_object_set_new(rec, "entry", json_string(entry));
+	json_object_set_new(rec, "serial", json_integer((json_int_t)d->dir->serial));
+	json_object_set_new(rec, "loggedAt", json_string(at));
+	json_object_set_new(rec, "seenAt", json_string(now));
+	json_object_set_new(rec, "missing", json_true());
+	json_array_append_new(all, rec);
+	while (json_array_size(all) > KEYS_OWN_MAX)
+		json_array_remove(all, 0);
+	keys_meta_put(a, AGENT_META_OWN_KEY, all, "this alarm");
+	json_decref(all);
+	agent_log(a, "error",
+		  "ALARM: the broker's directory %" PRIu64 " (log entry %s, logged at %s) does not "
+		  "name %s: the broker refuses this agency while it is in force, and if the id "
+		  "is added back under a key that is not ours, whoever holds that key can sign as "
+		  "%s and this agent is not shown it; unless this agency was removed on purpose, "
+		  "tell the broker's operator and the auditor (rete audit verify lists every key "
+		  "change)",
+		  (uint64_t)d->dir->serial, entry, at, a->cfg.id, a->cfg.id);
+}
+
 void agent_keys_own_check(agent *a, const agent_directory *d)
 {
 	keys_serial_gap(a, d);
 	keys_directory(a, d);
 	const Rete__Party *p = agent_directory_party(d, a->cfg.id);
-	if (p == NULL || p->public_key.len == 0)
-		return; /* not in it: the broker refuses us anyway, and says so */
+	if (p == NULL || p->public_key.len == 0) {
+		keys_own_missing(a, d);
+		return;
+	}
 	if (p->public_key.len == RETE_PK_LEN &&
 	    sodium_memcmp(p->public_key.data, a->sk->pub.ed, RETE_PK_LEN) == 0)
 		return;

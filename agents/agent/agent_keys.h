@@ -108,8 +108,9 @@ bool agent_keys_take_advance(struct agent *a, const char *party,
 			     const uint8_t dirkey[RETE_PK_LEN]);
 
 /* agent_keys_own_check checks directory d for the agent's own id: a key
- * that is not its own raises the own-key ALARM, once per entry. It also
- * says (info) when d's serial shows that directories were logged that the agent was
+ * that is not its own raises the own-key ALARM, once per entry, and so
+ * does a directory without the id (its serial named). It also says (info)
+ * when d's serial shows that directories were logged that the agent was
  * never given, pins the keys confirmed in advance that d shows, and drops
  * a pending key of a party d shows with its pinned key again. */
 void agent_keys_own_check(struct agent *a, const agent_directory *d);

@@ -156,6 +156,17 @@ static void keys_print(const char *id, json_t *own, json_t *changes, FILE *out)
 	json_t *it;
 	json_array_foreach(own, i, it)
 	{
+		if (json_is_true(json_object_get(it, "missing"))) {
+			fprintf(out,
+				"%s: ALARM: the broker's directory %" JSON_INTEGER_FORMAT
+				" (log entry %s, logged at %s, seen at %s) does not name %s: the "
+				"broker refuses this agency while it is in force, and an id added "
+				"back under a key not ours can sign as %s; unless this agency was "
+				"removed on purpose, tell the broker's operator and the auditor\n",
+				id, json_integer_value(json_object_get(it, "serial")),
+				jstr(it, "entry"), jstr(it, "loggedAt"), jstr(it, "seenAt"), id, id);
+			continue;
+		}
 		fprintf(
 		    out,
 		    "%s: ALARM: the broker's directory gave %s a key that is not ours at entry %s "
