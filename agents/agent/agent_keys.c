@@ -195,10 +195,10 @@ rete_err agent_keys_mark(agent *a, const char *party, const char *b64, bool adva
 			json_object_del(rec, "advance");
 	}
 	char *text = json_dumps(all, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	rete_err err = text == NULL ? rete_msg_set(m, RETE_ENOMEM, "out of memory")
-				    : agent_db_put(a->db, AGENT_DB_META, AGENT_META_PARTY_KEYS,
-						   strlen(AGENT_META_PARTY_KEYS), text,
-						   strlen(text), m);
+	rete_err err = text == NULL
+			   ? rete_msg_set(m, RETE_ENOMEM, "out of memory")
+			   : agent_db_put(a->db, AGENT_DB_META, AGENT_META_PARTY_KEYS,
+					  strlen(AGENT_META_PARTY_KEYS), text, strlen(text), m);
 	free(text);
 	json_decref(all);
 	return err;
@@ -478,7 +478,8 @@ static void keys_directory(agent *a, const agent_directory *d)
 	json_object_foreach(all, party, rec)
 	{
 		const Rete__Party *p = agent_directory_party(d, party);
-		if (p == NULL || p->public_key.len != RETE_PK_LEN || keys_str(rec, "advance")[0] == 0)
+		if (p == NULL || p->public_key.len != RETE_PK_LEN ||
+		    keys_str(rec, "advance")[0] == 0)
 			continue;
 		if (keys_standing(a, party, p->public_key.data) == 'a')
 			keys_adopt(a, party, p->public_key.data);
@@ -500,7 +501,8 @@ static void keys_directory(agent *a, const agent_directory *d)
 		    sodium_memcmp(pin.data, p->public_key.data, RETE_PK_LEN) == 0 &&
 		    agent_db_del(a->db, AGENT_DB_PENDING, p->id, strlen(p->id), &m) == RETE_OK)
 			agent_log(a, "warning",
-				  "the directory of entry %" PRIu64 " gives %s its pinned key again: "
+				  "the directory of entry %" PRIu64
+				  " gives %s its pinned key again: "
 				  "the other key it showed is no longer waiting for confirmation "
 				  "(what is signed with it is refused); the key change stays in "
 				  "`rete status` until this agency's operator answers it with "
@@ -511,15 +513,19 @@ static void keys_directory(agent *a, const agent_directory *d)
 	}
 }
 
-/* keys_own_missing raises the alarm of a directory d that does not name
- * this agency (meta AGENT_META_OWN_KEY, "missing", once per entry): the
- * broker's operator removed it, and may add it back under another key,
- * which this agent, refused meanwhile, would never be shown (review s12
- * rev-keys, 2). */
-static void keys_own_missing(agent *a, const agent_directory *d)
+/* keys_own_add records, in meta AGENT_META_OWN_KEY (the latest
+ * KEYS_OWN_MAX), the own-key alarm of directory d: p is this agency's
+ * entry in it with a key not ours, or NULL when d does not name it
+ * ("missing", with d's serial: the broker's operator removed it, and may
+ * add it back under another key, which this agent, refused meanwhile,
+ * would never be shown; review s12 rev-keys, 2). false when the entry was
+ * recorded before (every WELCOME repeats the directory). entry and at get
+ * d's index and logging time. */
+static bool keys_own_add(agent *a, const agent_directory *d, const Rete__Party *p, char entry[24],
+			 char at[32])
 {
-	char entry[24], at[32], now[32];
-	snprintf(entry, sizeof(entry), "%" PRIu64, d->index);
+	char now[32];
+	snprintf(entry, 24, "%" PRIu64, d->index);
 	rete_time_format(d->logged_at, at);
 	rete_time_format(rete_now_ms(), now);
 	json_t *all = keys_meta_get(a, AGENT_META_OWN_KEY);
@@ -533,75 +539,57 @@ static void keys_own_missing(agent *a, const agent_directory *d)
 	{
 		if (strcmp(keys_str(it, "entry"), entry) == 0) {
 			json_decref(all);
-			return;
+			return false;
 		}
 	}
 	json_t *rec = json_object();
 	json_object_set_new(rec, "entry", json_string(entry));
-	json_object_set_new(rec, "serial", json_integer((json_int_t)d->dir->serial));
+	if (p == NULL)
+		json_object_set_new(rec, "serial", json_integer((json_int_t)d->dir->serial));
 	json_object_set_new(rec, "loggedAt", json_string(at));
 	json_object_set_new(rec, "seenAt", json_string(now));
-	json_object_set_new(rec, "missing", json_true());
+	if (p == NULL)
+		json_object_set_new(rec, "missing", json_true());
+	else
+		json_object_set_new(rec, "key", keys_b64(p->public_key.data, p->public_key.len));
 	json_array_append_new(all, rec);
 	while (json_array_size(all) > KEYS_OWN_MAX)
 		json_array_remove(all, 0);
 	keys_meta_put(a, AGENT_META_OWN_KEY, all, "this alarm");
 	json_decref(all);
-	agent_log(a, "error",
-		  "ALARM: the broker's directory %" PRIu64 " (log entry %s, logged at %s) does not "
-		  "name %s: the broker refuses this agency while it is in force, and if the id "
-		  "is added back under a key that is not ours, whoever holds that key can sign as "
-		  "%s and this agent is not shown it; unless this agency was removed on purpose, "
-		  "tell the broker's operator and the auditor (rete audit verify lists every key "
-		  "change)",
-		  (uint64_t)d->dir->serial, entry, at, a->cfg.id, a->cfg.id);
+	return true;
 }
 
 void agent_keys_own_check(agent *a, const agent_directory *d)
 {
+	char entry[24], at[32];
 	keys_serial_gap(a, d);
 	keys_directory(a, d);
 	const Rete__Party *p = agent_directory_party(d, a->cfg.id);
 	if (p == NULL || p->public_key.len == 0) {
-		keys_own_missing(a, d);
+		if (keys_own_add(a, d, NULL, entry, at))
+			agent_log(
+			    a, "error",
+			    "ALARM: the broker's directory %" PRIu64 " (log entry %s, logged "
+			    "at %s) does not name %s: the broker refuses this agency while it "
+			    "is in force, and if the id is added back under a key that is not "
+			    "ours, whoever holds that key can sign as %s and this agent is not "
+			    "shown it; unless this agency was removed on purpose, tell the "
+			    "broker's operator and the auditor (rete audit verify lists every "
+			    "key change)",
+			    (uint64_t)d->dir->serial, entry, at, a->cfg.id, a->cfg.id);
 		return;
 	}
 	if (p->public_key.len == RETE_PK_LEN &&
 	    sodium_memcmp(p->public_key.data, a->sk->pub.ed, RETE_PK_LEN) == 0)
 		return;
-	char entry[24], at[32], now[32];
-	snprintf(entry, sizeof(entry), "%" PRIu64, d->index);
-	rete_time_format(d->logged_at, at);
-	rete_time_format(rete_now_ms(), now);
-	json_t *all = keys_meta_get(a, AGENT_META_OWN_KEY);
-	if (!json_is_array(all)) {
-		json_decref(all);
-		all = json_array();
+	if (!keys_own_add(a, d, p, entry, at)) {
+		agent_debug(a,
+			    "the directory of entry %s still gives %s a key that is not ours "
+			    "(ALARM said)",
+			    entry, a->cfg.id);
+		return;
 	}
-	size_t i;
-	json_t *it;
-	json_array_foreach(all, i, it)
-	{
-		if (strcmp(keys_str(it, "entry"), entry) == 0) {
-			/* said when first seen; every WELCOME repeats the directory */
-			agent_debug(a,
-				    "the directory of entry %s still gives %s a key that is not "
-				    "ours (ALARM said)",
-				    entry, a->cfg.id);
-			json_decref(all);
-			return;
-		}
-	}
-	json_t *rec = json_object();
-	json_object_set_new(rec, "entry", json_string(entry));
-	json_object_set_new(rec, "loggedAt", json_string(at));
-	json_object_set_new(rec, "seenAt", json_string(now));
-	json_object_set_new(rec, "key", keys_b64(p->public_key.data, p->public_key.len));
-	json_array_append_new(all, rec);
-	while (json_array_size(all) > KEYS_OWN_MAX)
-		json_array_remove(all, 0);
-	keys_meta_put(a, AGENT_META_OWN_KEY, all, "this alarm");
-	json_decref(all);
 	agent_log(a, "error",
 		  "ALARM: the broker's directory gave %s a key that is not ours at entry %s "
 		  "(logged at %s): whoever holds it can sign as %s; tell the broker's operator and "

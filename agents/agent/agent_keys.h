@@ -104,8 +104,7 @@ rete_err agent_keys_mark(struct agent *a, const char *party, const char *b64, bo
 
 /* agent_keys_take_advance: is dirkey the key of party this agency's
  * operator confirmed in advance? Then it is pinned now (said). */
-bool agent_keys_take_advance(struct agent *a, const char *party,
-			     const uint8_t dirkey[RETE_PK_LEN]);
+bool agent_keys_take_advance(struct agent *a, const char *party, const uint8_t dirkey[RETE_PK_LEN]);
 
 /* agent_keys_own_check checks directory d for the agent's own id: a key
  * that is not its own raises the own-key ALARM, once per entry, and so

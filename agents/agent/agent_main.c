@@ -237,8 +237,8 @@ static int agent_trust(agent *a, const char *id, const char *key_b64)
 					 strlen(AGENT_META_KEY_CHANGES), &v, NULL) == RETE_OK)
 				all = json_loadb((const char *)v.data, v.len, 0, NULL);
 			rete_buf_free(&v);
-			const char *seen = json_string_value(
-			    json_object_get(json_object_get(all, id), "key"));
+			const char *seen =
+			    json_string_value(json_object_get(json_object_get(all, id), "key"));
 			if (nk != NULL)
 				err = agent_keys_mark(a, id, nk, false, &m);
 			if (err == RETE_OK && seen != NULL && strcmp(seen, key_b64) != 0)
@@ -269,11 +269,12 @@ static int agent_trust(agent *a, const char *id, const char *key_b64)
 		       nk ? " is refused: what is signed with it is refused" : "", id);
 		rc = 0;
 	} else if (is_pending) {
-		printf("%s: key %s confirmed (was %s); what it signed and was left with the broker "
-		       "is taken when the broker delivers it again (within its redeliver time, 30 s "
-		       "by default, or at the agent's next connection): nothing needs sending "
-		       "again\n",
-		       id, key_b64, o ? o : "none");
+		printf(
+		    "%s: key %s confirmed (was %s); what it signed and was left with the broker "
+		    "is taken when the broker delivers it again (within its redeliver time, 30 s "
+		    "by default, or at the agent's next connection): nothing needs sending "
+		    "again\n",
+		    id, key_b64, o ? o : "none");
 		rc = 0;
 	} else if (o == NULL) {
 		printf("%s: key %s pinned (no key was pinned for it yet)\n", id, key_b64);
@@ -537,14 +538,15 @@ int main(int argc, char **argv)
 		}
 	}
 	/* a usage error says what was wrong before the usage */
-	const char *wrong = ini == NULL			  ? "-c agent.ini is required"
-			    : optind != argc		  ? "unexpected argument"
-			    : trust_key != NULL && !trust ? "--key goes with --trust PARTY_ID"
-			    : trust != NULL && trust_key == NULL
-				? "--trust PARTY_ID needs --key BASE64, the key the party gave you by "
-				  "phone or letter (a key taken from the directory alone is what the "
-				  "key watch cannot trust)"
-				: NULL;
+	const char *wrong =
+	    ini == NULL			  ? "-c agent.ini is required"
+	    : optind != argc		  ? "unexpected argument"
+	    : trust_key != NULL && !trust ? "--key goes with --trust PARTY_ID"
+	    : trust != NULL && trust_key == NULL
+		? "--trust PARTY_ID needs --key BASE64, the key the party gave you by "
+		  "phone or letter (a key taken from the directory alone is what the "
+		  "key watch cannot trust)"
+		: NULL;
 	if (wrong != NULL) {
 		if (optind != argc && ini != NULL)
 			fprintf(stderr, "rete-agent: %s '%s'\n", wrong, argv[optind]);

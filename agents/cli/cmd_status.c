@@ -164,7 +164,8 @@ static void keys_print(const char *id, json_t *own, json_t *changes, FILE *out)
 				"back under a key not ours can sign as %s; unless this agency was "
 				"removed on purpose, tell the broker's operator and the auditor\n",
 				id, json_integer_value(json_object_get(it, "serial")),
-				jstr(it, "entry"), jstr(it, "loggedAt"), jstr(it, "seenAt"), id, id);
+				jstr(it, "entry"), jstr(it, "loggedAt"), jstr(it, "seenAt"), id,
+				id);
 			continue;
 		}
 		fprintf(

@@ -1729,8 +1729,8 @@ static void test_key_change(void **state)
 
 	/* ...until an operator confirms it, with the key cpi gave by phone
 	 * (--key is required) */
-	char *newkey = tu_read_file(tu_path(path, sizeof(path), "%s/keys/cpi.mantova.pub", n->dir),
-				    NULL);
+	char *newkey =
+	    tu_read_file(tu_path(path, sizeof(path), "%s/keys/cpi.mantova.pub", n->dir), NULL);
 	assert_non_null(newkey);
 	newkey[strcspn(newkey, "\r\n")] = '\0';
 	snprintf(cmd, sizeof(cmd),
