@@ -429,23 +429,38 @@ static void test_forged_message(void **state)
 	assert_int_equal(bad, 0);
 }
 
-static void test_rotation_confirmed(void **state)
+/* struct ks_cpi: cpi.mantova's log, inbox folder and agent.ini. */
+struct ks_cpi {
+	char log[1300], inbox[1300], ini[1300];
+};
+
+/* ks_start_cpi starts a network named name whose broker delivers again
+ * within a second what is not acked, and cpi.mantova's agent, which takes
+ * a referral first signed by social.mantova (pinning its key). */
+static it_net *ks_start_cpi(void **state, const char *name, const char *first, struct ks_cpi *c)
 {
-	it_net *n = it_net_new("keyrot", NULL);
+	it_net *n = it_net_new(name, NULL);
 	assert_non_null(n);
 	*state = n;
-	int ms = it_wait_ms();
-	char clog[1300], cinbox[1300], cini[1300];
-	ks_path(n, clog, sizeof(clog), "cpi.mantova.log");
-	ks_path(n, cini, sizeof(cini), "agents/cpi.mantova/agent.ini");
-	it_spool(n, IT_CPI, "inbox", cinbox, sizeof(cinbox));
+	ks_path(n, c->log, sizeof(c->log), "cpi.mantova.log");
+	ks_path(n, c->ini, sizeof(c->ini), "agents/cpi.mantova/agent.ini");
+	it_spool(n, IT_CPI, "inbox", c->inbox, sizeof(c->inbox));
 	/* what is left unacked comes again within a second (not 30 s) */
 	it_ini_broker_add(n, "redeliver = 1s");
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_CPI));
-	assert_true(it_wait_occurrences(clog, "connected to", 1, ms));
-	ks_submit_signed(n, n->keys[IT_SOCIAL], n->keys[IT_SOCIAL], "m-rot-1");
-	assert_true(it_until_inbox(cinbox, 1));
+	assert_true(it_wait_occurrences(c->log, "connected to", 1, it_wait_ms()));
+	ks_submit_signed(n, n->keys[IT_SOCIAL], n->keys[IT_SOCIAL], first);
+	assert_true(it_until_inbox(c->inbox, 1));
+	return n;
+}
+
+static void test_rotation_confirmed(void **state)
+{
+	struct ks_cpi c;
+	it_net *n = ks_start_cpi(state, "keyrot", "m-rot-1", &c);
+	int ms = it_wait_ms();
+	char *clog = c.log, *cinbox = c.inbox, *cini = c.ini;
 
 	/* social.mantova rotates its key: broker.ini names the new one; cpi's
 	 * operator was not called in advance */
@@ -494,19 +509,10 @@ static void test_rotation_confirmed(void **state)
  * waits for the operator (review s12 rev-keys, 1). */
 static void test_rotation_in_advance(void **state)
 {
-	it_net *n = it_net_new("keyadv", NULL);
-	assert_non_null(n);
-	*state = n;
+	struct ks_cpi c;
+	it_net *n = ks_start_cpi(state, "keyadv", "m-adv-1", &c);
 	int ms = it_wait_ms();
-	char clog[1300], cinbox[1300], cini[1300];
-	ks_path(n, clog, sizeof(clog), "cpi.mantova.log");
-	ks_path(n, cini, sizeof(cini), "agents/cpi.mantova/agent.ini");
-	it_spool(n, IT_CPI, "inbox", cinbox, sizeof(cinbox));
-	assert_true(it_broker_start(n));
-	assert_true(it_agent_start(n, IT_CPI));
-	assert_true(it_wait_occurrences(clog, "connected to", 1, ms));
-	ks_submit_signed(n, n->keys[IT_SOCIAL], n->keys[IT_SOCIAL], "m-adv-1");
-	assert_true(it_until_inbox(cinbox, 1));
+	char *clog = c.log, *cinbox = c.inbox, *cini = c.ini;
 	assert_int_equal(it_stop(&n->agent_pid[IT_CPI], SIGTERM, ms), 0);
 	/* signed with the old key, logged before the switch */
 	ks_submit_signed(n, n->keys[IT_SOCIAL], n->keys[IT_SOCIAL], "m-adv-2");
