@@ -436,10 +436,10 @@ void agent_keys_unconfirmed(agent *a, const char *party, const uint8_t dirkey[RE
  * and an agency may not read the log's entries): it cannot check them for
  * its own key; the auditor can. Meta "dir_serial" keeps the latest serial
  * seen (decimal text). */
-static void keys_serial_gap(agent *a, const agent_directory *d)
+static uint64_t keys_serial_seen(agent *a)
 {
 	rete_buf v = {0};
-	uint64_t seen = 0, now = d->dir->serial;
+	uint64_t seen = 0;
 	if (agent_db_get(a->db, AGENT_DB_META, AGENT_META_DIR_SERIAL, strlen(AGENT_META_DIR_SERIAL),
 			 &v, NULL) == RETE_OK) {
 		char text[24];
@@ -448,6 +448,12 @@ static void keys_serial_gap(agent *a, const agent_directory *d)
 		seen = strtoull(text, NULL, 10);
 	}
 	rete_buf_free(&v);
+	return seen;
+}
+
+static void keys_serial_gap(agent *a, const agent_directory *d)
+{
+	uint64_t seen = keys_serial_seen(a), now = d->dir->serial;
 	if (now <= seen)
 		return; /* the same one again, or a directory of an older log */
 	if (seen > 0 && now > seen + 1)
@@ -525,8 +531,14 @@ static bool keys_own_add(agent *a, const agent_directory *d, const Rete__Party *
 			 char at[32])
 {
 	char now[32];
-	snprintf(entry, 24, "%" PRIu64, d->index);
-	rete_time_format(d->logged_at, at);
+	uint64_t serial = d != NULL ? d->dir->serial : keys_serial_seen(a);
+	/* d NULL: the broker refused us as a party it does not know, in a
+	 * directory this agent was not given: keyed by the last serial seen */
+	if (d != NULL)
+		snprintf(entry, 24, "%" PRIu64, d->index);
+	else
+		snprintf(entry, 24, "after-%" PRIu64, serial);
+	rete_time_format(d != NULL ? d->logged_at : rete_now_ms(), at);
 	rete_time_format(rete_now_ms(), now);
 	json_t *all = keys_meta_get(a, AGENT_META_OWN_KEY);
 	if (!json_is_array(all)) {
@@ -545,7 +557,9 @@ static bool keys_own_add(agent *a, const agent_directory *d, const Rete__Party *
 	json_t *rec = json_object();
 	json_object_set_new(rec, "entry", json_string(entry));
 	if (p == NULL)
-		json_object_set_new(rec, "serial", json_integer((json_int_t)d->dir->serial));
+		json_object_set_new(rec, "serial", json_integer((json_int_t)serial));
+	if (d == NULL)
+		json_object_set_new(rec, "refused", json_true());
 	json_object_set_new(rec, "loggedAt", json_string(at));
 	json_object_set_new(rec, "seenAt", json_string(now));
 	if (p == NULL)
@@ -596,6 +610,23 @@ void agent_keys_own_check(agent *a, const agent_directory *d)
 		  "the auditor (if this agency is changing its key and that is the new one, run "
 		  "this agent with the new key: the alarm then ends)",
 		  a->cfg.id, entry, at, a->cfg.id);
+}
+
+void agent_keys_own_refused(agent *a)
+{
+	char entry[24], at[32];
+	if (!keys_own_add(a, NULL, NULL, entry, at))
+		return;
+	uint64_t serial = keys_serial_seen(a);
+	agent_log(a, "error",
+		  "ALARM: the broker says %s is not in its directory (any more): a directory "
+		  "after %" PRIu64 ", the last this agent was given, does not name it, and this "
+		  "agent is not given that one. While it is in force the broker refuses this "
+		  "agency, and if the id is added back under a key that is not ours, whoever "
+		  "holds that key can sign as %s; unless this agency was removed on purpose, "
+		  "tell the broker's operator and the auditor (rete audit verify lists every key "
+		  "change)",
+		  a->cfg.id, serial, a->cfg.id);
 }
 
 void agent_keys_start(agent *a)

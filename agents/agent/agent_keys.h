@@ -114,6 +114,12 @@ bool agent_keys_take_advance(struct agent *a, const char *party, const uint8_t d
  * a pending key of a party d shows with its pinned key again. */
 void agent_keys_own_check(struct agent *a, const agent_directory *d);
 
+/* agent_keys_own_refused: the broker refused a frame of ours because our
+ * id is not in its directory (UNKNOWN_PARTY): a directory the agent was
+ * not given removed it. The own-key ALARM, "missing", keyed by the serial
+ * of the last directory seen (once per serial). */
+void agent_keys_own_refused(struct agent *a);
+
 /* agent_keys_start, at the agent's start: an own-key alarm whose key is
  * now the agent's own (the agency rotated its key and the agent runs with
  * the new one) is over: forgotten, said at info level. */

@@ -2512,6 +2512,8 @@ void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 	size_t i = out_find_item(a, r);
 
 	if (i == a->out_n) {
+		if (r->error == RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_PARTY)
+			agent_keys_own_refused(a);
 		if (r->error != 0)
 			agent_log(a, "warning", "the broker refused a frame%s%s: %s",
 				  r->message_id && r->message_id[0] ? " for " : "",

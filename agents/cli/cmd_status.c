@@ -156,6 +156,17 @@ static void keys_print(const char *id, json_t *own, json_t *changes, FILE *out)
 	json_t *it;
 	json_array_foreach(own, i, it)
 	{
+		if (json_is_true(json_object_get(it, "refused"))) {
+			fprintf(out,
+				"%s: ALARM: the broker says %s is not in its directory (any more, "
+				"seen at %s): a directory after %" JSON_INTEGER_FORMAT
+				", the last this agent was given, does not name it; an id added "
+				"back under a key not ours can sign as %s; unless this agency was "
+				"removed on purpose, tell the broker's operator and the auditor\n",
+				id, id, jstr(it, "seenAt"),
+				json_integer_value(json_object_get(it, "serial")), id);
+			continue;
+		}
 		if (json_is_true(json_object_get(it, "missing"))) {
 			fprintf(out,
 				"%s: ALARM: the broker's directory %" JSON_INTEGER_FORMAT

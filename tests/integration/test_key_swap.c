@@ -671,6 +671,45 @@ static void test_forged_ack(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/* test_own_missing: the operator removes social.mantova from the
+ * directory while its agent is connected: the agent, given a directory
+ * that removes it (which the broker does not give it: it refuses it as
+ * unknown), raises the alarm naming the last serial it was given, and
+ * `rete status` shows it (review s12 rev-keys, 2: a removal is how a
+ * re-add under another key is hidden from the party). */
+static void test_own_missing(void **state)
+{
+	it_net *n = it_net_new("keymiss", NULL);
+	assert_non_null(n);
+	*state = n;
+	int ms = it_wait_ms();
+	char slog[1300], sini[1300], needle[200];
+	ks_path(n, slog, sizeof(slog), "social.mantova.log");
+	ks_path(n, sini, sizeof(sini), "agents/social.mantova/agent.ini");
+	ks_start_pair(n, "m-miss-1", "miss-1.json");
+	n->without[IT_SOCIAL] = true;
+	assert_int_equal(it_write_ini(n), 0);
+	uint64_t gone = ks_reload(n, 2);
+	(void)gone;
+	/* it is not given directory 2 (the broker refuses it first): the
+	 * refusal says its id is not in the directory; the alarm names the
+	 * last serial it was given, 1 */
+	snprintf(needle, sizeof(needle),
+		 "error: ALARM: the broker says social.mantova is not in "
+		 "its directory (any more): a directory after 1,");
+	if (!it_wait_occurrences(slog, needle, 1, ms)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("FAIL (2): social.mantova's agent raised no alarm when directory 2 "
+			 "removed it (no '%s' in its log)",
+			 needle);
+	}
+	char *out = NULL;
+	int rc = ks_run(&out, "'%s/rete' status -c '%s' --timeout 0", n->bin, sini);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "social.mantova is not in its directory"));
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -678,6 +717,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_rotation_confirmed, it_teardown),
 	    cmocka_unit_test_teardown(test_rotation_in_advance, it_teardown),
 	    cmocka_unit_test_teardown(test_fresh_store, it_teardown),
+	    cmocka_unit_test_teardown(test_own_missing, it_teardown),
 	    cmocka_unit_test_teardown(test_forged_ack, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
