@@ -71,17 +71,36 @@ struct log {
 	const rete_seckey *social; /* the key the directory in force has for SOCIAL */
 };
 
-static rete_buf directory(const char *id, uint64_t serial, const rete_seckey *social)
+/* sign_directory: the broker's Directory entry `id` listing parties
+ * pp[0..n) (signed bytes: the caller frees). */
+static rete_buf sign_directory(const char *id, uint64_t serial, Rete__Party **pp, size_t n)
 {
 	Rete__Message msg;
 	Rete__Directory d = RETE__DIRECTORY__INIT;
+	Rete__PriorityLimit l = RETE__PRIORITY_LIMIT__INIT, *lp = &l;
+
+	tu_message_init(&msg, id, BROKER, "", "", ORIGIN);
+	d.serial = serial;
+	d.n_parties = n;
+	d.parties = pp;
+	l.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
+	l.limit = (char *)"5d";
+	d.n_limits = 1;
+	d.limits = &lp;
+	d.time_zone = (char *)"Europe/Rome";
+	msg.body_case = RETE__MESSAGE__BODY_DIRECTORY;
+	msg.directory = &d;
+	return tu_sign(&msg, keys[K_BROKER]);
+}
+
+static rete_buf directory(const char *id, uint64_t serial, const rete_seckey *social)
+{
 	Rete__Party p[4], *pp[4];
 	const char *ids[4] = {BROKER, SOCIAL, CPI, ASST};
 	const rete_seckey *ks[4] = {keys[K_BROKER], social, keys[K_CPI], keys[K_ASST]};
 	Rete__PartyKind kinds[4] = {
 	    RETE__PARTY_KIND__PARTY_KIND_BROKER, RETE__PARTY_KIND__PARTY_KIND_SOCIAL_SERVICES,
 	    RETE__PARTY_KIND__PARTY_KIND_JOB_CENTRE, RETE__PARTY_KIND__PARTY_KIND_HEALTH};
-	Rete__PriorityLimit l = RETE__PRIORITY_LIMIT__INIT, *lp = &l;
 
 	for (int i = 0; i < 4; i++) {
 		rete__party__init(&p[i]);
@@ -92,18 +111,7 @@ static rete_buf directory(const char *id, uint64_t serial, const rete_seckey *so
 		p[i].public_key.len = RETE_PK_LEN;
 		pp[i] = &p[i];
 	}
-	tu_message_init(&msg, id, BROKER, "", "", ORIGIN);
-	d.serial = serial;
-	d.n_parties = 4;
-	d.parties = pp;
-	l.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
-	l.limit = (char *)"5d";
-	d.n_limits = 1;
-	d.limits = &lp;
-	d.time_zone = (char *)"Europe/Rome";
-	msg.body_case = RETE__MESSAGE__BODY_DIRECTORY;
-	msg.directory = &d;
-	return tu_sign(&msg, keys[K_BROKER]);
+	return sign_directory(id, serial, pp, 4);
 }
 
 static rete_buf referral(const char *id, const char *sender, const char *recipient,
@@ -530,14 +538,11 @@ static void test_key_rotation(void **state)
  * end social.mantova a second time with K_OTHER. */
 static rete_buf big_directory(const char *id, size_t n)
 {
-	Rete__Message msg;
-	Rete__Directory d = RETE__DIRECTORY__INIT;
 	size_t np = n + 5;
 	Rete__Party *p = calloc(np, sizeof(*p)), **pp = calloc(np, sizeof(*pp));
 	char(*ids)[32] = calloc(np, sizeof(*ids));
 	const char *fixed[4] = {BROKER, SOCIAL, CPI, ASST};
 	const rete_seckey *fk[4] = {keys[K_BROKER], keys[K_SOCIAL], keys[K_CPI], keys[K_ASST]};
-	Rete__PriorityLimit l = RETE__PRIORITY_LIMIT__INIT, *lp = &l;
 	rete_buf out;
 
 	assert_non_null(p);
@@ -564,18 +569,7 @@ static rete_buf big_directory(const char *id, size_t n)
 		p[i].public_key.len = RETE_PK_LEN;
 		pp[i] = &p[i];
 	}
-	tu_message_init(&msg, id, BROKER, "", "", ORIGIN);
-	d.serial = 1;
-	d.n_parties = np;
-	d.parties = pp;
-	l.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
-	l.limit = (char *)"5d";
-	d.n_limits = 1;
-	d.limits = &lp;
-	d.time_zone = (char *)"Europe/Rome";
-	msg.body_case = RETE__MESSAGE__BODY_DIRECTORY;
-	msg.directory = &d;
-	out = tu_sign(&msg, keys[K_BROKER]);
+	out = sign_directory(id, 1, pp, np);
 	free(p);
 	free(pp);
 	free(ids);
@@ -600,8 +594,8 @@ static void test_big_directory(void **state)
 	for (size_t i = 0; i < 400; i += 7) {
 		snprintf(id, sizeof(id), "b%zu", i);
 		snprintf(who, sizeof(who), "ag%03zu.mantova", i);
-		append(&L, referral(id, who, CPI, "staff-b", (i + 4) % 2 != 0 ? keys[K_CPI]
-									 : keys[K_ASST]));
+		append(&L, referral(id, who, CPI, "staff-b",
+				    (i + 4) % 2 != 0 ? keys[K_CPI] : keys[K_ASST]));
 	}
 	append(&L, referral("b-last", "ag399.mantova", CPI, "staff-b", keys[K_CPI]));
 	append(&L, referral("b-social", SOCIAL, CPI, "staff-b", keys[K_SOCIAL]));
