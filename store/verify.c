@@ -117,6 +117,10 @@ struct vdir {
 	rete_buf vd_raw;       /* its LogEntry bytes (a session's state keeps them) */
 	struct party_key *vd_keys;
 	size_t vd_n;
+	uint32_t *vd_slot; /* vd_mask + 1 slots: 1 + the index in vd_keys of the
+			      first party with an id hashing there (open
+			      addressing), 0 empty; NULL: none (no party) */
+	size_t vd_mask;
 	struct vdir *vd_next;
 };
 
@@ -166,6 +170,11 @@ struct item {
 	bool it_bad_sig;
 	const rete_pubkey *it_spec_key; /* the key phase A verified with */
 	bool it_spec_ok;		/* and whether the signature verified */
+	/* the sender's party in the Directory phase A guessed with (NULL: not
+	 * looked up, or not in it): phase B takes it instead of looking the
+	 * sender up again when that Directory is the one in force */
+	const struct vdir *it_spec_dir;
+	const struct party_key *it_spec_party;
 	/* a Delivery's (or DELIVERY_REFUSED notice's) signed acknowledgement,
 	 * verified in phase A with the key its signer has in the Directory of
 	 * the guess (phase B uses the verdict when the key in force is the same) */
@@ -352,6 +361,8 @@ static void item_why(struct item *it, rete_err err, const char *fmt, ...)
 
 static const struct party_key *dir_find(const struct vdir *vd, const char *id);
 static void dir_key_changes(struct vctx *v, const struct vdir *vd, int64_t logged_at);
+static rete_err dir_index(struct vdir *vd);
+static void dir_free(struct vdir *vd);
 
 /* epoch_entry_ok checks the first entry of a log epoch (a declared
  * restore, at index idx): the checkpoint it records, the last one signed
@@ -506,11 +517,13 @@ static bool checkpoint_epoch_ok(struct vctx *v, const char *note, uint64_t size)
 	return true;
 }
 
-/* speculative_key: the key msg must be signed with under the Directory dir
- * (the one in force when the chunk was started; NULL when there is none). */
+/* speculative_key: the key it's message must be signed with under the
+ * Directory dir (the newest installed when its grain was taken; NULL when
+ * there is none); records the sender's party it found in dir. */
 static const rete_pubkey *speculative_key(const struct vctx *v, const struct vdir *dir,
-					  const Rete__Message *msg)
+					  struct item *it)
 {
+	const Rete__Message *msg = it->it_msg;
 	const struct party_key *k;
 
 	switch (msg->body_case) {
@@ -525,6 +538,8 @@ static const rete_pubkey *speculative_key(const struct vctx *v, const struct vdi
 		if (dir == NULL || msg->sender == NULL)
 			return NULL;
 		k = dir_find(dir, msg->sender);
+		it->it_spec_dir = dir;
+		it->it_spec_party = k;
 		return k != NULL && k->pk_valid ? &k->pk_key : NULL;
 	default:
 		return NULL;
@@ -599,7 +614,7 @@ static void phase_decode(struct vctx *v, const struct vdir *dir, struct item *it
 	 * tells whether that guess was right. dir is a snapshot: phase B may
 	 * be installing newer Directories while this runs, but never changes
 	 * or frees one installed. */
-	it->it_spec_key = speculative_key(v, dir, it->it_msg);
+	it->it_spec_key = speculative_key(v, dir, it);
 	if (it->it_spec_key != NULL)
 		it->it_spec_ok =
 		    rete_signed_verify_in(it->it_sm, it->it_spec_key, arena, NULL) == RETE_OK;
@@ -685,6 +700,10 @@ static rete_err dir_install(struct vctx *v, struct item *it)
 			      rete_pubkey_from_ed(&k->pk_key, p->public_key.data, NULL) == RETE_OK;
 		vd->vd_n++;
 	}
+	if (dir_index(vd) != RETE_OK) {
+		dir_free(vd);
+		return RETE_ENOMEM;
+	}
 	dir_key_changes(v, vd, it->it_le != NULL ? it->it_le->logged_at : 0);
 	vd->vd_next = v->v_dirs;
 	v->v_dirs = vd;
@@ -695,11 +714,49 @@ static rete_err dir_install(struct vctx *v, struct item *it)
 	return RETE_OK;
 }
 
+/* id_hash: FNV-1a of a party id, for a Directory's slots. */
+static size_t id_hash(const char *id)
+{
+	uint64_t h = UINT64_C(14695981039346656037);
+	for (const unsigned char *c = (const unsigned char *)id; *c != '\0'; c++)
+		h = (h ^ *c) * UINT64_C(1099511628211);
+	return (size_t)(h ^ (h >> 32));
+}
+
+/* dir_index fills the slots dir_find looks ids up in: a lookup per entry
+ * (two with an acknowledgement) instead of a walk through every party of
+ * the Directory, which a district's hundreds of agencies made long. An id
+ * listed twice finds its first party, as the walk did. RETE_ENOMEM. */
+static rete_err dir_index(struct vdir *vd)
+{
+	size_t cap = 8;
+
+	if (vd->vd_n == 0)
+		return RETE_OK;
+	while (cap < 2 * vd->vd_n)
+		cap *= 2;
+	if ((vd->vd_slot = calloc(cap, sizeof(*vd->vd_slot))) == NULL)
+		return RETE_ENOMEM;
+	vd->vd_mask = cap - 1;
+	for (size_t i = 0; i < vd->vd_n; i++) {
+		size_t h = id_hash(vd->vd_keys[i].pk_id) & vd->vd_mask;
+		while (vd->vd_slot[h] != 0 &&
+		       strcmp(vd->vd_keys[vd->vd_slot[h] - 1].pk_id, vd->vd_keys[i].pk_id) != 0)
+			h = (h + 1) & vd->vd_mask;
+		if (vd->vd_slot[h] == 0)
+			vd->vd_slot[h] = (uint32_t)(i + 1);
+	}
+	return RETE_OK;
+}
+
+/* dir_find: the first party of vd with this id, or NULL. */
 static const struct party_key *dir_find(const struct vdir *vd, const char *id)
 {
-	for (size_t i = 0; i < vd->vd_n; i++)
-		if (strcmp(vd->vd_keys[i].pk_id, id) == 0)
-			return &vd->vd_keys[i];
+	if (vd->vd_slot == NULL)
+		return NULL; /* no party */
+	for (size_t h = id_hash(id) & vd->vd_mask; vd->vd_slot[h] != 0; h = (h + 1) & vd->vd_mask)
+		if (strcmp(vd->vd_keys[vd->vd_slot[h] - 1].pk_id, id) == 0)
+			return &vd->vd_keys[vd->vd_slot[h] - 1];
 	return NULL;
 }
 
@@ -740,15 +797,21 @@ static void dir_key_changes(struct vctx *v, const struct vdir *vd, int64_t logge
 	}
 }
 
+static void dir_free(struct vdir *vd)
+{
+	rete__message__free_unpacked(vd->vd_msg, NULL);
+	rete_buf_free(&vd->vd_raw);
+	free(vd->vd_keys);
+	free(vd->vd_slot);
+	free(vd);
+}
+
 static void dirs_free(struct vctx *v)
 {
 	while (v->v_dirs != NULL) {
 		struct vdir *vd = v->v_dirs;
 		v->v_dirs = vd->vd_next;
-		rete__message__free_unpacked(vd->vd_msg, NULL);
-		rete_buf_free(&vd->vd_raw);
-		free(vd->vd_keys);
-		free(vd);
+		dir_free(vd);
 	}
 }
 
@@ -1333,7 +1396,11 @@ static int check_entry(struct vctx *v, struct item *it)
 			     ui, rete_message_kind(msg), S(msg->id), S(msg->sender));
 			return CHECK_BAD;
 		}
-		k = dir_find(v->v_dirs, S(msg->sender));
+		/* phase A looked the sender up in the Directory in force
+		 * (the usual case): the same party */
+		k = it->it_spec_party != NULL && it->it_spec_dir == v->v_dirs
+			? it->it_spec_party
+			: dir_find(v->v_dirs, S(msg->sender));
 		if (k == NULL || !k->pk_valid) {
 			fail(v, POS_ENTRY(idx), RETE_EBADSIG, true, idx,
 			     "entry %llu: sender %s %s the directory in force (entry %llu)", ui,

@@ -71,17 +71,36 @@ struct log {
 	const rete_seckey *social; /* the key the directory in force has for SOCIAL */
 };
 
-static rete_buf directory(const char *id, uint64_t serial, const rete_seckey *social)
+/* sign_directory: the broker's Directory entry `id` listing parties
+ * pp[0..n) (signed bytes: the caller frees). */
+static rete_buf sign_directory(const char *id, uint64_t serial, Rete__Party **pp, size_t n)
 {
 	Rete__Message msg;
 	Rete__Directory d = RETE__DIRECTORY__INIT;
+	Rete__PriorityLimit l = RETE__PRIORITY_LIMIT__INIT, *lp = &l;
+
+	tu_message_init(&msg, id, BROKER, "", "", ORIGIN);
+	d.serial = serial;
+	d.n_parties = n;
+	d.parties = pp;
+	l.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
+	l.limit = (char *)"5d";
+	d.n_limits = 1;
+	d.limits = &lp;
+	d.time_zone = (char *)"Europe/Rome";
+	msg.body_case = RETE__MESSAGE__BODY_DIRECTORY;
+	msg.directory = &d;
+	return tu_sign(&msg, keys[K_BROKER]);
+}
+
+static rete_buf directory(const char *id, uint64_t serial, const rete_seckey *social)
+{
 	Rete__Party p[4], *pp[4];
 	const char *ids[4] = {BROKER, SOCIAL, CPI, ASST};
 	const rete_seckey *ks[4] = {keys[K_BROKER], social, keys[K_CPI], keys[K_ASST]};
 	Rete__PartyKind kinds[4] = {
 	    RETE__PARTY_KIND__PARTY_KIND_BROKER, RETE__PARTY_KIND__PARTY_KIND_SOCIAL_SERVICES,
 	    RETE__PARTY_KIND__PARTY_KIND_JOB_CENTRE, RETE__PARTY_KIND__PARTY_KIND_HEALTH};
-	Rete__PriorityLimit l = RETE__PRIORITY_LIMIT__INIT, *lp = &l;
 
 	for (int i = 0; i < 4; i++) {
 		rete__party__init(&p[i]);
@@ -92,18 +111,7 @@ static rete_buf directory(const char *id, uint64_t serial, const rete_seckey *so
 		p[i].public_key.len = RETE_PK_LEN;
 		pp[i] = &p[i];
 	}
-	tu_message_init(&msg, id, BROKER, "", "", ORIGIN);
-	d.serial = serial;
-	d.n_parties = 4;
-	d.parties = pp;
-	l.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
-	l.limit = (char *)"5d";
-	d.n_limits = 1;
-	d.limits = &lp;
-	d.time_zone = (char *)"Europe/Rome";
-	msg.body_case = RETE__MESSAGE__BODY_DIRECTORY;
-	msg.directory = &d;
-	return tu_sign(&msg, keys[K_BROKER]);
+	return sign_directory(id, serial, pp, 4);
 }
 
 static rete_buf referral(const char *id, const char *sender, const char *recipient,
@@ -582,6 +590,94 @@ static void test_key_change_back(void **state)
 	assert_true(seen.last.back);
 	assert_int_equal(seen.last.back_index, 0);
 	assert_memory_equal(seen.last.new_key, keys[K_SOCIAL]->pub.ed, RETE_PK_LEN);
+	log_close(&L);
+}
+
+/* big_directory: a Directory of the four parties of directory() followed
+ * by n agencies "agNNN.mantova" (keys K_CPI, K_ASST in turn), and at the
+ * end social.mantova a second time with K_OTHER. */
+static rete_buf big_directory(const char *id, size_t n)
+{
+	size_t np = n + 5;
+	Rete__Party *p = calloc(np, sizeof(*p)), **pp = calloc(np, sizeof(*pp));
+	char(*ids)[32] = calloc(np, sizeof(*ids));
+	const char *fixed[4] = {BROKER, SOCIAL, CPI, ASST};
+	const rete_seckey *fk[4] = {keys[K_BROKER], keys[K_SOCIAL], keys[K_CPI], keys[K_ASST]};
+	rete_buf out;
+
+	assert_non_null(p);
+	assert_non_null(pp);
+	assert_non_null(ids);
+	for (size_t i = 0; i < np; i++) {
+		const rete_seckey *k;
+		if (i < 4) {
+			snprintf(ids[i], sizeof(ids[i]), "%s", fixed[i]);
+			k = fk[i];
+		} else if (i < np - 1) {
+			snprintf(ids[i], sizeof(ids[i]), "ag%03zu.mantova", i - 4);
+			k = (i % 2) != 0 ? keys[K_CPI] : keys[K_ASST];
+		} else {
+			snprintf(ids[i], sizeof(ids[i]), "%s", SOCIAL);
+			k = keys[K_OTHER];
+		}
+		rete__party__init(&p[i]);
+		p[i].id = ids[i];
+		p[i].name = ids[i];
+		p[i].kind = i == 0 ? RETE__PARTY_KIND__PARTY_KIND_BROKER
+				   : RETE__PARTY_KIND__PARTY_KIND_SOCIAL_SERVICES;
+		p[i].public_key.data = (uint8_t *)k->pub.ed;
+		p[i].public_key.len = RETE_PK_LEN;
+		pp[i] = &p[i];
+	}
+	out = sign_directory(id, 1, pp, np);
+	free(p);
+	free(pp);
+	free(ids);
+	return out;
+}
+
+/* A Directory of hundreds of parties (the auditor looks senders up in an
+ * index of it): every agency's key is found, first, last and between; a
+ * sender it does not list is still refused; an id it lists twice has the
+ * key of its first listing, as before the index. */
+static void test_big_directory(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_verify_options o = opts(false, 2);
+	rete_msg m = {{0}};
+	char id[32], who[32];
+	(void)state;
+
+	log_open(&L, "verify-bigdir");
+	append(&L, big_directory("dir-big", 400));
+	for (size_t i = 0; i < 400; i += 7) {
+		snprintf(id, sizeof(id), "b%zu", i);
+		snprintf(who, sizeof(who), "ag%03zu.mantova", i);
+		append(&L, referral(id, who, CPI, "staff-b",
+				    (i + 4) % 2 != 0 ? keys[K_CPI] : keys[K_ASST]));
+	}
+	append(&L, referral("b-last", "ag399.mantova", CPI, "staff-b", keys[K_CPI]));
+	append(&L, referral("b-social", SOCIAL, CPI, "staff-b", keys[K_SOCIAL]));
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_OK);
+	assert_int_equal(rep.verdict, RETE_VERIFY_HOLDS);
+	assert_int_equal(rep.entries, 61);
+	/* social.mantova's second listing (K_OTHER) is not its key */
+	append(&L, referral("b-other", SOCIAL, CPI, "staff-b", keys[K_OTHER]));
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_EBADSIG);
+	assert_int_equal(rep.bad_index, 61);
+	assert_string_equal(rep.reason, "entry 61: signature of social.mantova does not verify "
+					"with the key of the directory in force (entry 0)");
+	log_close(&L);
+
+	log_open(&L, "verify-bigdir-unknown");
+	append(&L, big_directory("dir-big", 400));
+	append(&L, referral("b0", "ag000.mantova", CPI, "staff-b", keys[K_ASST]));
+	append(&L, referral("bx", "ag400.mantova", CPI, "staff-b", keys[K_CPI]));
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_EBADSIG);
+	assert_int_equal(rep.bad_index, 2);
+	assert_non_null(strstr(rep.reason, "ag400.mantova is not in the directory in force "
+					   "(entry 0)"));
 	log_close(&L);
 }
 
@@ -2033,6 +2129,7 @@ int main(void)
 	    cmocka_unit_test(test_checkpoint_other_key_fails),
 	    cmocka_unit_test(test_key_rotation),
 	    cmocka_unit_test(test_key_change_back),
+	    cmocka_unit_test(test_big_directory),
 	    cmocka_unit_test(test_projection_rewritten_fails),
 	    cmocka_unit_test(test_projection_other_bytes_holds),
 	    cmocka_unit_test(test_projection_extra_or_missing),
