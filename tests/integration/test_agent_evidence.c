@@ -1203,6 +1203,16 @@ static void test_restore_status_lost(void **state)
 	if (strstr(out, "\"brokerUnknown\": true") == NULL)
 		fail_msg("rete status --json ev-1 has no brokerUnknown: %s", out);
 	free(out);
+	/* the job centre received it: the advice is its requester's, whose
+	 * agent may still hold it (rev-restore #1) */
+	rc = tu_run(&out, "cd '%s/agents/cpi.mantova' && '%s/rete' status -c agent.ini ev-1 2>&1",
+		    n->dir, n->bin);
+	if (rc != 0 || strstr(out, "NOT IN ITS LOG") == NULL ||
+	    strstr(out, "may still hold it") == NULL)
+		fail_msg("rete status ev-1 at the job centre (received, lost by the restore), "
+			 "exit %d: %s",
+			 rc, out);
+	free(out);
 }
 
 /* test_restore_update_lost (eyes12 #4): an update of a referral the
@@ -1297,6 +1307,54 @@ static void test_agent_data_restored(void **state)
 	json_decref(j);
 }
 
+/* test_restore_status_held (rev-restore #1): a referral receipted and held
+ * (the job centre away) when the broker's store is put back from a backup
+ * taken before it, while the sender's agent is stopped: the restored log
+ * does not have it, but this agency's agent still holds it and submits it
+ * again when it connects. `rete status` says so ("heldHere" in --json) and
+ * never tells the agency to send it again as a new referral (a second
+ * referral of the same family); once the agent is back, the broker knows
+ * it again. */
+static void test_restore_status_held(void **state)
+{
+	it_net *n = it_net_new("evidence-status-held", NULL);
+	assert_non_null(n);
+	*state = n;
+	char backup[1300], log[1300], *out = NULL;
+	tu_path(backup, sizeof(backup), "%s/backup", n->dir);
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL)); /* the job centre away: held */
+	ev_backup(n, backup);
+	ev_put_referral(n, "h.json", "ev-h-1", "long-term-unemployment");
+	(void)ev_receipt_index(n, "h.json");
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	assert_true(ev_broker_restore(n, backup));
+
+	int rc = ev_status(n, "ev-h-1", &out);
+	if (rc != 0 || strstr(out, "NOT IN ITS LOG") == NULL || strstr(out, "a new id") != NULL ||
+	    strstr(out, "still holds it") == NULL)
+		fail_msg("rete status ev-h-1 (lost by the restore, held by this agency's agent), "
+			 "exit %d: %s",
+			 rc, out);
+	free(out);
+	assert_int_equal(ev_status(n, "ev-h-1 --json", &out), 0);
+	if (strstr(out, "\"brokerUnknown\": true") == NULL ||
+	    strstr(out, "\"heldHere\": true") == NULL)
+		fail_msg("rete status --json ev-h-1 has no brokerUnknown and heldHere: %s", out);
+	free(out);
+
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	if (ev_wait_rereceipt(log, "ev-h-1", EV_WAIT) == UINT64_MAX) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the held referral ev-h-1 was not submitted again");
+	}
+	rc = ev_status(n, "ev-h-1", &out);
+	if (rc != 0 || strstr(out, "NOT IN ITS LOG") != NULL || strstr(out, "heldHere") != NULL)
+		fail_msg("rete status ev-h-1 after its resubmission, exit %d: %s", rc, out);
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1320,6 +1378,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_restore_status_lost, it_teardown),
 	    cmocka_unit_test_teardown(test_restore_update_lost, it_teardown),
 	    cmocka_unit_test_teardown(test_agent_data_restored, it_teardown),
+	    cmocka_unit_test_teardown(test_restore_status_held, it_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	if (getenv("RETE_TEST_ONLY") != NULL)
