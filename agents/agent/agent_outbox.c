@@ -1350,27 +1350,37 @@ out_each_receipt(agent *a, bool (*fn)(agent *a, const char *name, const struct s
 /* How many of the latest receipts in sent/ the start looks at. */
 #define OUT_BEHIND_LOOK 64
 
+static const char out_since_key[] = "ids_since";
+
+/* out_since_put records ms as meta "ids_since" (its own transaction). */
+static rete_err out_since_put(agent *a, int64_t ms, rete_msg *m)
+{
+	uint8_t be[8];
+	uint64_t v = (uint64_t)ms;
+	for (int k = 7; k >= 0; k--, v >>= 8)
+		be[k] = (uint8_t)v;
+	return agent_db_put(a->db, AGENT_DB_META, out_since_key, sizeof(out_since_key) - 1, be,
+			    sizeof(be), m);
+}
+
 /* out_since: meta "ids_since", the time (ms) from which this store keeps
  * an id record of every receipt it writes to sent/; recorded at the first
- * start of an agent that looks (an older agent's receipts may have none).
+ * start of an agent that looks (an older agent's receipts may have none),
+ * and moved forward once a gap before it was said (out_behind_check).
  * 0 when it was not recorded before this start (nothing to compare yet). */
 static int64_t out_since(agent *a)
 {
-	static const char key[] = "ids_since";
 	rete_buf v;
 	rete_msg m = {{0}};
 	int64_t since = 0;
-	if (agent_db_get(a->db, AGENT_DB_META, key, sizeof(key) - 1, &v, &m) == RETE_OK) {
+	if (agent_db_get(a->db, AGENT_DB_META, out_since_key, sizeof(out_since_key) - 1, &v, &m) ==
+	    RETE_OK) {
 		for (size_t k = 0; k < v.len && k < 8; k++)
 			since = (int64_t)(((uint64_t)since << 8) | v.data[k]);
 		rete_buf_free(&v);
 		return since;
 	}
-	uint8_t be[8];
-	uint64_t now = (uint64_t)rete_now_ms();
-	for (int k = 7; k >= 0; k--, now >>= 8)
-		be[k] = (uint8_t)now;
-	agent_db_put(a->db, AGENT_DB_META, key, sizeof(key) - 1, be, sizeof(be), &m);
+	out_since_put(a, rete_now_ms(), &m);
 	return 0;
 }
 
@@ -1416,9 +1426,11 @@ static bool out_behind_take(agent *a, const char *name, const struct stat *st, v
  * The latest receipts in sent/ (written after "ids_since") name messages
  * whose id record the store must have; when some have none, its data
  * folder was put back from an older copy, and the log says so, with what
- * that costs and where the procedure is (docs/operations.md). Only the
- * latest OUT_BEHIND_LOOK are read: a start reads no more than that however
- * long sent/ is kept. */
+ * that costs and where the procedure is (docs/operations.md). Said once:
+ * "ids_since" then moves to the time of the latest receipt said, so that
+ * later starts compare only receipts written after it (a newer gap is said
+ * again). Only the latest OUT_BEHIND_LOOK are read: a start reads no more
+ * than that however long sent/ is kept. */
 static void out_behind_check(agent *a)
 {
 	int64_t since = out_since(a);
@@ -1461,6 +1473,14 @@ static void out_behind_check(agent *a)
 		    "receipt (not submitted again if the broker's store is restored); see "
 		    "docs/operations.md, \"Restoring an agent's data folder\"",
 		    a->cfg.data, missing, b->name[latest], id, idx);
+	if (missing > 0) {
+		rete_msg m = {{0}};
+		if (out_since_put(a, b->at[latest], &m) != RETE_OK)
+			agent_log(a, "error",
+				  "cannot record that the gap up to sent/%s was said (meta "
+				  "ids_since): %s; it will be said again at the next start",
+				  b->name[latest], m.text);
+	}
 	free(b);
 }
 

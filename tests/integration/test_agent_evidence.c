@@ -1252,7 +1252,10 @@ static void test_restore_update_lost(void **state)
  * from a copy older than its spool. At start the agent says its store is
  * older than sent/; the very same file sent again is refused id-reused by
  * the broker (signed anew: other bytes), and the answer says what
- * happened (its receipt is in sent/), never to "send the very same bytes". */
+ * happened (its receipt is in sent/), never to "send the very same bytes".
+ * The start says it once: two ordinary restarts say nothing more
+ * (rev-restore #3); a newer gap (the folder put back again from a copy
+ * without a later send) is said. */
 static void test_agent_data_restored(void **state)
 {
 	it_net *n = it_net_new("evidence-agent-data", NULL);
@@ -1305,6 +1308,38 @@ static void test_agent_data_restored(void **state)
 			 "sent/rb.json.receipt.json (%s) and the data folder is older: %s",
 			 want, note ? note : "(none)");
 	json_decref(j);
+
+	/* said once (rev-restore #3): ordinary restarts do not say it again */
+	size_t starts = tu_occurrences(log, "started: spool");
+	for (size_t k = 1; k <= 2; k++) {
+		assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+		assert_true(it_agent_start(n, IT_SOCIAL));
+		assert_true(ev_wait_log(log, "started: spool", starts + k, EV_WAIT));
+	}
+	/* the start's warning (the refusal's agentNote above says "older" too) */
+	static const char warned[] = "is older than its spool: of the latest receipts";
+	size_t said = tu_occurrences(log, warned);
+	if (said != 1)
+		fail_msg("the agent said %zu times that its store is older than its spool: once "
+			 "for the copy put back, then %zu time(s) at ordinary restarts",
+			 said, said - 1);
+	/* a newer gap is still said: this folder put back after one more send */
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	assert_int_equal(tu_run(&out, "rm -rf '%s.bk' && cp -a '%s' '%s.bk'", data, data, data), 0);
+	free(out);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	ev_put_referral(n, "later.json", "ev-later-1", "long-term-unemployment");
+	(void)ev_receipt_index(n, "later.json");
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	assert_int_equal(tu_run(&out, "rm -rf '%s' && cp -a '%s.bk' '%s'", data, data, data), 0);
+	free(out);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	if (!ev_wait_log(log, warned, 2, EV_WAIT)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("a data folder put back without the record of later.json said nothing");
+	}
+	assert_int_equal(tu_occurrences(log, "sent/later.json.receipt.json, message ev-later-1"),
+			 1);
 }
 
 /* test_restore_status_held (rev-restore #1): a referral receipted and held
