@@ -1390,6 +1390,82 @@ static void test_restore_status_held(void **state)
 	free(out);
 }
 
+/* ev_receipt_follows: sent/NAME.receipt.json names log index after and
+ * keeps the receipt of epoch 1 at index before as previousReceipts[0];
+ * the failing sentence otherwise. */
+static void ev_receipt_follows(const char *sent, const char *name, uint64_t before, uint64_t after)
+{
+	char path[1500];
+	json_t *j = tu_load_json(tu_path(path, sizeof(path), "%s/%s.receipt.json", sent, name));
+	const char *idx = json_string_value(json_object_get(j, "index"));
+	json_t *prev = json_array_get(json_object_get(j, "previousReceipts"), 0);
+	const char *pidx = json_string_value(json_object_get(prev, "index"));
+	if (idx == NULL || strtoull(idx, NULL, 10) != after || pidx == NULL ||
+	    strtoull(pidx, NULL, 10) != before ||
+	    json_integer_value(json_object_get(prev, "epoch")) != 1)
+		fail_msg("sent/%s.receipt.json names log index %s (previous %s); the message "
+			 "was receipted again at %" PRIu64 " (index %" PRIu64
+			 " of epoch 1 holds another entry now)",
+			 name, idx ? idx : "(none)", pidx ? pidx : "none", after, before);
+	json_decref(j);
+}
+
+/* test_restore_receipt_copies (rev-restore #5): the same file sent twice
+ * (h.json, then the same bytes as h-again.json: one message, two receipt
+ * files), held, then the broker's store put back from a backup taken
+ * before it: once it is receipted again, every receipt file naming it
+ * names the new entry, keeping the old one as previousReceipts. */
+static void test_restore_receipt_copies(void **state)
+{
+	it_net *n = it_net_new("evidence-rcpt-copies", NULL);
+	assert_non_null(n);
+	*state = n;
+	char backup[1300], log[1300], sent[1300];
+	tu_path(backup, sizeof(backup), "%s/backup", n->dir);
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL)); /* the job centre away: held */
+	ev_backup(n, backup);
+	ev_put_referral(n, "h.json", "ev-hc-1", "long-term-unemployment");
+	uint64_t before = ev_receipt_index(n, "h.json");
+	ev_put_referral(n, "h-again.json", "ev-hc-1", "long-term-unemployment");
+	assert_int_equal(ev_receipt_index(n, "h-again.json"), before);
+	assert_true(ev_broker_restore(n, backup));
+	uint64_t after = ev_wait_rereceipt(log, "ev-hc-1", EV_WAIT);
+	if (after == UINT64_MAX)
+		it_show(n, "social.mantova.log");
+	assert_true(after != UINT64_MAX);
+	assert_true(after != before);
+	ev_receipt_follows(sent, "h.json", before, after);
+	ev_receipt_follows(sent, "h-again.json", before, after);
+}
+
+/* test_restore_resent_epoch (rev-restore #5): a delivered referral the
+ * restore lost (nobody holds it), whose very file is written to outbox/
+ * again: it is answered with the receipt its id record keeps, of epoch 1,
+ * and the receipt file says so ("epoch": 1), its index being of the log
+ * before the restore. */
+static void test_restore_resent_epoch(void **state)
+{
+	char log[1300], sent[1300], path[1500];
+	it_net *n = ev_lost_by_restore(state, "evidence-resent-epoch", log, sizeof(log));
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	ev_put_referral(n, "lost-again.json", "ev-1", "long-term-unemployment");
+	(void)ev_receipt_index(n, "lost-again.json");
+	json_t *j =
+	    tu_load_json(tu_path(path, sizeof(path), "%s/lost-again.json.receipt.json", sent));
+	assert_non_null(j);
+	json_t *e = json_object_get(j, "epoch");
+	if (!json_is_integer(e) || json_integer_value(e) != 1) {
+		char *t = json_dumps(j, JSON_INDENT(2));
+		fail_msg("sent/lost-again.json.receipt.json, the receipt of epoch 1 given again in "
+			 "epoch 2, has no \"epoch\": 1: %s",
+			 t ? t : "?");
+	}
+	json_decref(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1414,6 +1490,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_restore_update_lost, it_teardown),
 	    cmocka_unit_test_teardown(test_agent_data_restored, it_teardown),
 	    cmocka_unit_test_teardown(test_restore_status_held, it_teardown),
+	    cmocka_unit_test_teardown(test_restore_receipt_copies, it_teardown),
+	    cmocka_unit_test_teardown(test_restore_resent_epoch, it_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	if (getenv("RETE_TEST_ONLY") != NULL)
