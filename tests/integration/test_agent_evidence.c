@@ -1466,6 +1466,51 @@ static void test_restore_resent_epoch(void **state)
 	json_decref(j);
 }
 
+/* test_agent_data_live_copy (rev-restore #2): the live backup of an agent's
+ * data folder that docs/operations.md gives (mdb_copy -c of its LMDB
+ * files, then privacy.key and persons.jsonl copied beside the copy), put
+ * back by "Restoring an agent's data folder", keeps the person index and
+ * its key: `rete sar` still finds the person of a referral sent before the
+ * copy. */
+static void test_agent_data_live_copy(void **state)
+{
+	it_net *n = it_net_new("evidence-data-live-copy", NULL);
+	assert_non_null(n);
+	*state = n;
+	char data[1300], log[1300], *out = NULL;
+	tu_path(data, sizeof(data), "%s/agents/social.mantova/data", n->dir);
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	ev_put_referral(n, "p.json", "ev-p-1", "long-term-unemployment");
+	(void)ev_receipt_index(n, "p.json");
+	/* the live copy, the agent running, as operations.md gives it */
+	int rc = tu_run(&out,
+			"mkdir '%s.bk' && mdb_copy -c '%s' '%s.bk' && cp -p '%s/privacy.key' "
+			"'%s/persons.jsonl' '%s.bk/' 2>&1",
+			data, data, data, data, data, data);
+	if (rc != 0)
+		fail_msg("the live copy failed (exit %d): %s", rc, out ? out : "");
+	free(out);
+	/* put back, as operations.md gives it */
+	size_t starts = tu_occurrences(log, "started: spool");
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	assert_int_equal(
+	    tu_run(&out, "mv '%s' '%s.broken' && cp -a '%s.bk' '%s'", data, data, data, data), 0);
+	free(out);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(ev_wait_log(log, "started: spool", starts + 1, EV_WAIT));
+	rc = tu_run(&out,
+		    "cd '%s/agents/social.mantova' && '%s/rete' sar --person RSSMRA85M41E897X -c "
+		    "agent.ini 2>&1",
+		    n->dir, n->bin);
+	if (rc != 0 || strstr(out, "ev-p-1") == NULL)
+		fail_msg("rete sar after the live copy was put back (exit %d) does not find "
+			 "ev-p-1: %s",
+			 rc, out ? out : "");
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1492,6 +1537,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_restore_status_held, it_teardown),
 	    cmocka_unit_test_teardown(test_restore_receipt_copies, it_teardown),
 	    cmocka_unit_test_teardown(test_restore_resent_epoch, it_teardown),
+	    cmocka_unit_test_teardown(test_agent_data_live_copy, it_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	if (getenv("RETE_TEST_ONLY") != NULL)
