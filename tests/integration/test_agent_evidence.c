@@ -1248,6 +1248,46 @@ static void test_restore_update_lost(void **state)
 	json_decref(j);
 }
 
+/* ev_social_net: a new network (tag; *state, for the teardown) with the
+ * broker and social services' agent running (the job centre away); log
+ * gets the path of social services' log. */
+static it_net *ev_social_net(void **state, const char *tag, char *log, size_t len)
+{
+	it_net *n = it_net_new(tag, NULL);
+	assert_non_null(n);
+	*state = n;
+	tu_path(log, len, "%s/social.mantova.log", n->dir);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	return n;
+}
+
+/* ev_data_net: a new network (tag; *state, for the teardown) with the
+ * broker and social services' agent running, which has sent a referral
+ * (NAME, ID) and has its receipt; data and log get the paths of its data
+ * folder and its log. */
+static it_net *ev_data_net(void **state, const char *tag, const char *name, const char *id,
+			   char *data, char *log, size_t len)
+{
+	it_net *n = ev_social_net(state, tag, log, len);
+	tu_path(data, len, "%s/agents/social.mantova/data", n->dir);
+	ev_put_referral(n, name, id, "long-term-unemployment");
+	(void)ev_receipt_index(n, name);
+	return n;
+}
+
+/* ev_data_put_back stops social services' agent, puts its data folder
+ * aside as DATA.aside and a copy of from in its place, and starts it. */
+static void ev_data_put_back(it_net *n, const char *data, const char *aside, const char *from)
+{
+	char *out = NULL;
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	int rc = tu_run(&out, "mv '%s' '%s.%s' && cp -a '%s' '%s'", data, data, aside, from, data);
+	free(out);
+	assert_int_equal(rc, 0);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+}
+
 /* test_agent_data_restored (eyes12 #6): the agent's data folder put back
  * from a copy older than its spool. At start the agent says its store is
  * older than sent/; the very same file sent again is refused id-reused by
@@ -1258,17 +1298,11 @@ static void test_restore_update_lost(void **state)
  * without a later send) is said. */
 static void test_agent_data_restored(void **state)
 {
-	it_net *n = it_net_new("evidence-agent-data", NULL);
-	assert_non_null(n);
-	*state = n;
-	char data[1300], log[1300], failed[1300], path[1500], *out = NULL;
-	tu_path(data, sizeof(data), "%s/agents/social.mantova/data", n->dir);
-	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	char data[1300], log[1300], failed[1300], path[1500], bk[1400], *out = NULL;
+	it_net *n =
+	    ev_data_net(state, "evidence-agent-data", "first.json", "ev-first-1", data, log, 1300);
 	it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed));
-	assert_true(it_broker_start(n));
-	assert_true(it_agent_start(n, IT_SOCIAL));
-	ev_put_referral(n, "first.json", "ev-first-1", "long-term-unemployment");
-	(void)ev_receipt_index(n, "first.json");
+	tu_path(bk, sizeof(bk), "%s.bk", data);
 	/* the backup: the stopped agent's data folder, copied */
 	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
 	assert_int_equal(tu_run(&out, "cp -a '%s' '%s.bk'", data, data), 0);
@@ -1278,11 +1312,7 @@ static void test_agent_data_restored(void **state)
 	it_outbox_put(n, IT_SOCIAL, "rb.json", text);
 	uint64_t idx = ev_receipt_index(n, "rb.json");
 	/* the restore of the agent's data folder */
-	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
-	assert_int_equal(
-	    tu_run(&out, "mv '%s' '%s.new' && cp -a '%s.bk' '%s'", data, data, data, data), 0);
-	free(out);
-	assert_true(it_agent_start(n, IT_SOCIAL));
+	ev_data_put_back(n, data, "new", bk);
 	if (!ev_wait_log(log, "is older than its spool", 1, EV_WAIT)) {
 		it_show(n, "social.mantova.log");
 		fail_msg("the agent started on a data folder older than its sent/ said nothing");
@@ -1330,16 +1360,25 @@ static void test_agent_data_restored(void **state)
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	ev_put_referral(n, "later.json", "ev-later-1", "long-term-unemployment");
 	(void)ev_receipt_index(n, "later.json");
-	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
-	assert_int_equal(tu_run(&out, "rm -rf '%s' && cp -a '%s.bk' '%s'", data, data, data), 0);
-	free(out);
-	assert_true(it_agent_start(n, IT_SOCIAL));
+	ev_data_put_back(n, data, "later", bk);
 	if (!ev_wait_log(log, warned, 2, EV_WAIT)) {
 		it_show(n, "social.mantova.log");
 		fail_msg("a data folder put back without the record of later.json said nothing");
 	}
 	assert_int_equal(tu_occurrences(log, "sent/later.json.receipt.json, message ev-later-1"),
 			 1);
+}
+
+/* ev_held_net: a new network (tag; *state, for the teardown) with the
+ * broker and social services' agent running, the job centre away (so what
+ * social services sends is held), and a backup of the broker's store
+ * taken (into backup); log gets the path of social services' log. */
+static it_net *ev_held_net(void **state, const char *tag, char *backup, char *log, size_t len)
+{
+	it_net *n = ev_social_net(state, tag, log, len);
+	tu_path(backup, len, "%s/backup", n->dir);
+	ev_backup(n, backup);
+	return n;
 }
 
 /* test_restore_status_held (rev-restore #1): a referral receipted and held
@@ -1352,15 +1391,8 @@ static void test_agent_data_restored(void **state)
  * it again. */
 static void test_restore_status_held(void **state)
 {
-	it_net *n = it_net_new("evidence-status-held", NULL);
-	assert_non_null(n);
-	*state = n;
 	char backup[1300], log[1300], *out = NULL;
-	tu_path(backup, sizeof(backup), "%s/backup", n->dir);
-	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
-	assert_true(it_broker_start(n));
-	assert_true(it_agent_start(n, IT_SOCIAL)); /* the job centre away: held */
-	ev_backup(n, backup);
+	it_net *n = ev_held_net(state, "evidence-status-held", backup, log, sizeof(log));
 	ev_put_referral(n, "h.json", "ev-h-1", "long-term-unemployment");
 	(void)ev_receipt_index(n, "h.json");
 	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
@@ -1410,6 +1442,22 @@ static void ev_receipt_follows(const char *sent, const char *name, uint64_t befo
 	json_decref(j);
 }
 
+/* ev_restore_rereceipt restores the broker's store from backup and waits
+ * for held message id, receipted at before, to be receipted again at
+ * another index, which it returns. */
+static uint64_t ev_restore_rereceipt(it_net *n, const char *backup, const char *log, const char *id,
+				     uint64_t before)
+{
+	assert_true(ev_broker_restore(n, backup));
+	uint64_t after = ev_wait_rereceipt(log, id, EV_WAIT);
+	if (after == UINT64_MAX || after == before) {
+		it_show(n, "social.mantova.log");
+		fail_msg("%s, receipted at %" PRIu64 ", was not receipted again at another index",
+			 id, before);
+	}
+	return after;
+}
+
 /* test_restore_receipt_copies (rev-restore #5): the same file sent twice
  * (h.json, then the same bytes as h-again.json: one message, two receipt
  * files), held, then the broker's store put back from a backup taken
@@ -1417,26 +1465,14 @@ static void ev_receipt_follows(const char *sent, const char *name, uint64_t befo
  * names the new entry, keeping the old one as previousReceipts. */
 static void test_restore_receipt_copies(void **state)
 {
-	it_net *n = it_net_new("evidence-rcpt-copies", NULL);
-	assert_non_null(n);
-	*state = n;
 	char backup[1300], log[1300], sent[1300];
-	tu_path(backup, sizeof(backup), "%s/backup", n->dir);
-	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	it_net *n = ev_held_net(state, "evidence-rcpt-copies", backup, log, sizeof(log));
 	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
-	assert_true(it_broker_start(n));
-	assert_true(it_agent_start(n, IT_SOCIAL)); /* the job centre away: held */
-	ev_backup(n, backup);
 	ev_put_referral(n, "h.json", "ev-hc-1", "long-term-unemployment");
 	uint64_t before = ev_receipt_index(n, "h.json");
 	ev_put_referral(n, "h-again.json", "ev-hc-1", "long-term-unemployment");
 	assert_int_equal(ev_receipt_index(n, "h-again.json"), before);
-	assert_true(ev_broker_restore(n, backup));
-	uint64_t after = ev_wait_rereceipt(log, "ev-hc-1", EV_WAIT);
-	if (after == UINT64_MAX)
-		it_show(n, "social.mantova.log");
-	assert_true(after != UINT64_MAX);
-	assert_true(after != before);
+	uint64_t after = ev_restore_rereceipt(n, backup, log, "ev-hc-1", before);
 	ev_receipt_follows(sent, "h.json", before, after);
 	ev_receipt_follows(sent, "h-again.json", before, after);
 }
@@ -1474,16 +1510,10 @@ static void test_restore_resent_epoch(void **state)
  * copy. */
 static void test_agent_data_live_copy(void **state)
 {
-	it_net *n = it_net_new("evidence-data-live-copy", NULL);
-	assert_non_null(n);
-	*state = n;
-	char data[1300], log[1300], *out = NULL;
-	tu_path(data, sizeof(data), "%s/agents/social.mantova/data", n->dir);
-	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
-	assert_true(it_broker_start(n));
-	assert_true(it_agent_start(n, IT_SOCIAL));
-	ev_put_referral(n, "p.json", "ev-p-1", "long-term-unemployment");
-	(void)ev_receipt_index(n, "p.json");
+	char data[1300], log[1300], bk[1400], *out = NULL;
+	it_net *n =
+	    ev_data_net(state, "evidence-data-live-copy", "p.json", "ev-p-1", data, log, 1300);
+	tu_path(bk, sizeof(bk), "%s.bk", data);
 	/* the live copy, the agent running, as operations.md gives it */
 	int rc = tu_run(&out,
 			"mkdir '%s.bk' && mdb_copy -c '%s' '%s.bk' && cp -p '%s/privacy.key' "
@@ -1494,11 +1524,7 @@ static void test_agent_data_live_copy(void **state)
 	free(out);
 	/* put back, as operations.md gives it */
 	size_t starts = tu_occurrences(log, "started: spool");
-	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
-	assert_int_equal(
-	    tu_run(&out, "mv '%s' '%s.broken' && cp -a '%s.bk' '%s'", data, data, data, data), 0);
-	free(out);
-	assert_true(it_agent_start(n, IT_SOCIAL));
+	ev_data_put_back(n, data, "broken", bk);
 	assert_true(ev_wait_log(log, "started: spool", starts + 1, EV_WAIT));
 	rc = tu_run(&out,
 		    "cd '%s/agents/social.mantova' && '%s/rete' sar --person RSSMRA85M41E897X -c "
