@@ -80,22 +80,31 @@
 typedef void (*rete_verify_progress_fn)(void *ctx, uint64_t done, uint64_t total);
 
 /* rete_verify_key_change: a party whose key in a Directory entry is not
- * its key in the Directory in force before it (a party added or removed
- * is no change). The log cannot tell a rotation from a broker's operator
- * who put a key of his own under the party's id: it is reported, not a
- * failure; a change back to a key the party had in an earlier Directory
- * (back) is what such an operator leaves when he puts the real key back.
- * Keys are the 32-byte Ed25519 public keys. Pointers live for the call. */
+ * the last key it had in any earlier Directory (not only the one in force:
+ * a party removed and added back under another key is a change; a new
+ * party, or one removed, is none). The log cannot tell a rotation from a
+ * broker's operator who put a key of his own under the party's id: it is
+ * reported, not a failure; a change back to a key the party had in an
+ * earlier Directory (back) is what such an operator leaves when he puts
+ * the real key back. Keys are the 32-byte Ed25519 public keys. Pointers
+ * live for the call. */
 typedef struct rete_verify_key_change {
 	const char *party;
 	uint64_t index;		      /* the Directory entry that changes it */
 	int64_t logged_at;	      /* its loggedAt (Unix ms) */
-	uint64_t prev_index;	      /* the Directory entry in force before */
+	uint64_t prev_index;	      /* the last Directory entry before it that
+					 listed the party (the one in force, unless
+					 the party was removed in between) */
 	uint8_t old_key[RETE_PK_LEN]; /* the key there */
+	uint64_t old_from;	      /* the first Directory entry that gave the
+					 party old_key */
 	uint8_t new_key[RETE_PK_LEN]; /* the key from `index` on */
 	bool back;		      /* new_key was the party's key in a Directory
 					 before prev_index */
 	uint64_t back_index;	      /* the earliest such Directory entry */
+	bool added_back;	      /* the party was not in the Directory in force
+					 before `index` (removed after prev_index,
+					 added back here with another key) */
 } rete_verify_key_change;
 
 /* rete_verify_key_change_fn is called for each key change, in log order,

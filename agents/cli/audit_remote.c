@@ -701,12 +701,15 @@ void audit_key_change_keep(void *ctx, const rete_verify_key_change *kc)
 	json_object_set_new(o, "loggedAt", json_string(rete_time_format(kc->logged_at, at)));
 	snprintf(idx, sizeof(idx), "%" PRIu64, kc->prev_index);
 	json_object_set_new(o, "previousDirectory", json_string(idx));
+	snprintf(idx, sizeof(idx), "%" PRIu64, kc->old_from);
+	json_object_set_new(o, "oldKeyFrom", json_string(idx));
 	char *k = rete_b64_encode(kc->old_key, RETE_PK_LEN);
 	json_object_set_new(o, "oldKey", json_string(k ? k : "?"));
 	free(k);
 	k = rete_b64_encode(kc->new_key, RETE_PK_LEN);
 	json_object_set_new(o, "newKey", json_string(k ? k : "?"));
 	free(k);
+	json_object_set_new(o, "addedBack", json_boolean(kc->added_back));
 	json_object_set_new(o, "backToEarlier", json_boolean(kc->back));
 	if (kc->back) {
 		snprintf(idx, sizeof(idx), "%" PRIu64, kc->back_index);
@@ -725,10 +728,15 @@ void audit_key_changes_print(json_t *changes)
 	{
 		const char *party = json_string_value(json_object_get(c, "party"));
 		const char *idx = json_string_value(json_object_get(c, "index"));
-		printf("key change: %s at entry %s (logged at %s): %s -> %s\n", party, idx,
+		printf("key change: %s at entry %s (logged at %s): %s -> %s", party, idx,
 		       json_string_value(json_object_get(c, "loggedAt")),
 		       json_string_value(json_object_get(c, "oldKey")),
 		       json_string_value(json_object_get(c, "newKey")));
+		if (json_is_true(json_object_get(c, "addedBack")))
+			printf(" (removed from the directory after entry %s, added back with "
+			       "another key)",
+			       json_string_value(json_object_get(c, "previousDirectory")));
+		printf("\n");
 		if (json_is_true(json_object_get(c, "backToEarlier")))
 			printf(
 			    "warning: %s's key at entry %s is the key it had at entry %s, "
@@ -737,8 +745,8 @@ void audit_key_changes_print(json_t *changes)
 			    "whether it changed its key twice; what was signed with the key in "
 			    "between is in rete audit log --from %s --to %s\n",
 			    party, idx, json_string_value(json_object_get(c, "earlierDirectory")),
-			    json_string_value(json_object_get(c, "previousDirectory")), party,
-			    party, json_string_value(json_object_get(c, "previousDirectory")), idx);
+			    json_string_value(json_object_get(c, "oldKeyFrom")), party,
+			    party, json_string_value(json_object_get(c, "oldKeyFrom")), idx);
 	}
 }
 

@@ -83,7 +83,7 @@ int audit_remote_verify(const audit_remote_opts *o);
 
 /* audit_key_change_keep is a rete_verify_key_change_fn: it appends the
  * change as a JSON object (party, index, loggedAt, previousDirectory,
- * oldKey, newKey, backToEarlier, earlierDirectory) to the JSON array ctx.
+ * oldKey, newKey, addedBack, backToEarlier, earlierDirectory) to the JSON array ctx.
  * audit_key_changes_print says each of them ("key change: ..."), and a
  * warning for one that goes back to a key the party had before. */
 void audit_key_change_keep(void *ctx, const rete_verify_key_change *kc);

@@ -82,19 +82,23 @@ static rete_buf directory(const char *id, uint64_t serial, const rete_seckey *so
 	    RETE__PARTY_KIND__PARTY_KIND_BROKER, RETE__PARTY_KIND__PARTY_KIND_SOCIAL_SERVICES,
 	    RETE__PARTY_KIND__PARTY_KIND_JOB_CENTRE, RETE__PARTY_KIND__PARTY_KIND_HEALTH};
 	Rete__PriorityLimit l = RETE__PRIORITY_LIMIT__INIT, *lp = &l;
+	size_t np = 0;
 
+	/* social NULL: SOCIAL is not in this Directory (removed) */
 	for (int i = 0; i < 4; i++) {
+		if (ks[i] == NULL)
+			continue;
 		rete__party__init(&p[i]);
 		p[i].id = (char *)ids[i];
 		p[i].name = (char *)ids[i];
 		p[i].kind = kinds[i];
 		p[i].public_key.data = (uint8_t *)ks[i]->pub.ed;
 		p[i].public_key.len = RETE_PK_LEN;
-		pp[i] = &p[i];
+		pp[np++] = &p[i];
 	}
 	tu_message_init(&msg, id, BROKER, "", "", ORIGIN);
 	d.serial = serial;
-	d.n_parties = 4;
+	d.n_parties = np;
 	d.parties = pp;
 	l.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
 	l.limit = (char *)"5d";
@@ -579,8 +583,51 @@ static void test_key_change_back(void **state)
 	assert_int_equal(seen.n, 2);
 	assert_int_equal(seen.last.index, 14);
 	assert_int_equal(seen.last.prev_index, 12);
+	assert_int_equal(seen.last.old_from, 12);
+	assert_false(seen.last.added_back);
 	assert_true(seen.last.back);
 	assert_int_equal(seen.last.back_index, 0);
+	assert_memory_equal(seen.last.new_key, keys[K_SOCIAL]->pub.ed, RETE_PK_LEN);
+	log_close(&L);
+}
+
+/* A party removed from the Directory and added back under another key is
+ * a key change (compared with its last key in any earlier Directory, not
+ * only the one in force); added back later with its earlier key, the
+ * change goes back (rev-keys finding 2). */
+static void test_key_change_readd(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_verify_options o = opts(true, 2);
+	rete_msg m = {{0}};
+	struct kc_seen seen = {0};
+	(void)state;
+
+	o.key_change = kc_note;
+	o.key_change_ctx = &seen;
+	log_open(&L, "verify-readd");
+	standard(&L);
+	append(&L, directory("dir-2", 2, NULL));	    /* entry 12: social removed */
+	append(&L, directory("dir-3", 3, keys[K_SOCIAL2])); /* 13: back, another key */
+	append(&L, referral("r8", SOCIAL, CPI, "staff-x", keys[K_SOCIAL2])); /* 14 */
+	append(&L, directory("dir-4", 4, NULL));	    /* 15: removed again */
+	append(&L, directory("dir-5", 5, keys[K_SOCIAL])); /* 16: the earlier key */
+	free(checkpoint(&L, keys[K_BROKER]));
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_OK);
+	if (rep.key_changes != 2 || rep.key_changes_back != 1)
+		fail_msg("removed and added back: %llu key changes, %llu back (want 2, 1)",
+			 (unsigned long long)rep.key_changes,
+			 (unsigned long long)rep.key_changes_back);
+	assert_int_equal(seen.n, 2);
+	assert_string_equal(seen.party, SOCIAL);
+	assert_int_equal(seen.last.index, 16);
+	assert_int_equal(seen.last.prev_index, 13); /* the last Directory that had it */
+	assert_int_equal(seen.last.old_from, 13);
+	assert_true(seen.last.added_back);
+	assert_true(seen.last.back);
+	assert_int_equal(seen.last.back_index, 0);
+	assert_memory_equal(seen.last.old_key, keys[K_SOCIAL2]->pub.ed, RETE_PK_LEN);
 	assert_memory_equal(seen.last.new_key, keys[K_SOCIAL]->pub.ed, RETE_PK_LEN);
 	log_close(&L);
 }
@@ -2033,6 +2080,7 @@ int main(void)
 	    cmocka_unit_test(test_checkpoint_other_key_fails),
 	    cmocka_unit_test(test_key_rotation),
 	    cmocka_unit_test(test_key_change_back),
+	    cmocka_unit_test(test_key_change_readd),
 	    cmocka_unit_test(test_projection_rewritten_fails),
 	    cmocka_unit_test(test_projection_other_bytes_holds),
 	    cmocka_unit_test(test_projection_extra_or_missing),
