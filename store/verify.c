@@ -3137,6 +3137,7 @@ struct rete_verify_session {
 	bool vs_have_target;
 	rete_checkpoint vs_target;
 	bool vs_holds; /* finished, and everything held */
+	rete_verify_key_seen *vs_keys; /* rete_verify_session_state's copy of v_ks */
 };
 
 /* session_err returns the recorded failure (code and sentence). */
@@ -3206,6 +3207,21 @@ static rete_err session_resume(rete_verify_session *s, const rete_verify_resume 
 	v->v_prev = cp;
 	v->v_have_prev = true;
 	s->vs_start = cp.size;
+	/* each party's keys in the prefix, so that a change back, or a party
+	 * added back under another key, is seen across runs */
+	for (size_t i = 0; i < from->n_keys; i++) {
+		const rete_verify_key_seen *k = &from->keys[i];
+		if (k->party == NULL || *k->party == '\0' ||
+		    k->first_index > k->last_index || k->last_index >= cp.size)
+			return rete_msg_set(m, RETE_EINVAL,
+					    "the saved key %zu (party '%s', Directory entries "
+					    "%llu to %llu) is not one of the %llu entries verified",
+					    i, S(k->party), (unsigned long long)k->first_index,
+					    (unsigned long long)k->last_index,
+					    (unsigned long long)cp.size);
+		if (ks_note(v, k->party, k->key, k->first_index, k->last_index) != RETE_OK)
+			return rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
+	}
 	if (from->directory == NULL)
 		return RETE_OK;
 
@@ -3501,7 +3517,7 @@ rete_err rete_verify_session_finish(rete_verify_session *s, rete_verify_report *
 	return RETE_OK;
 }
 
-rete_err rete_verify_session_state(const rete_verify_session *s, rete_verify_resume *out,
+rete_err rete_verify_session_state(rete_verify_session *s, rete_verify_resume *out,
 				   rete_msg *m)
 {
 	if (s == NULL || out == NULL || !s->vs_holds)
@@ -3516,6 +3532,20 @@ rete_err rete_verify_session_state(const rete_verify_session *s, rete_verify_res
 		out->directory_len = s->vs_v.v_dirs->vd_raw.len;
 	}
 	out->acks_signed_at = s->vs_v.v_acks_signed ? s->vs_v.v_acks_signed_at + 1 : 0;
+	/* the key history, as pointers into the context's (no copy of the ids) */
+	const struct vctx *v = &s->vs_v;
+	free(s->vs_keys);
+	s->vs_keys = NULL;
+	if (v->v_nks > 0 && (s->vs_keys = calloc(v->v_nks, sizeof(*s->vs_keys))) == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
+	for (size_t i = 0; i < v->v_nks; i++) {
+		s->vs_keys[i].party = v->v_ks[i].ks_party;
+		memcpy(s->vs_keys[i].key, v->v_ks[i].ks_key, RETE_PK_LEN);
+		s->vs_keys[i].first_index = v->v_ks[i].ks_first;
+		s->vs_keys[i].last_index = v->v_ks[i].ks_last;
+	}
+	out->keys = s->vs_keys;
+	out->n_keys = v->v_nks;
 	return RETE_OK;
 }
 
@@ -3524,6 +3554,7 @@ void rete_verify_session_close(rete_verify_session **s)
 	if (s == NULL || *s == NULL)
 		return;
 	v_free(&(*s)->vs_v);
+	free((*s)->vs_keys);
 	free(*s);
 	*s = NULL;
 }

@@ -107,6 +107,17 @@ typedef struct rete_verify_key_change {
 					 added back here with another key) */
 } rete_verify_key_change;
 
+/* rete_verify_key_seen: one key a party had in the Directories of a
+ * verified prefix (what a session keeps so that the next one still sees a
+ * change back, or a party added back under another key). Pointers are
+ * borrowed. */
+typedef struct rete_verify_key_seen {
+	const char *party;
+	uint8_t key[RETE_PK_LEN];
+	uint64_t first_index; /* the first Directory entry that gave it this key */
+	uint64_t last_index;  /* the last one (up to the prefix's size) */
+} rete_verify_key_seen;
+
 /* rete_verify_key_change_fn is called for each key change, in log order,
  * from the thread that runs the verification. */
 typedef void (*rete_verify_key_change_fn)(void *ctx, const rete_verify_key_change *kc);
@@ -255,6 +266,12 @@ typedef struct rete_verify_resume {
 	uint64_t acks_signed_at; /* 1 + the index of the first entry of the prefix
 				    carrying a signed acknowledgement (0: none):
 				    an unsigned Delivery after it fails */
+	const rete_verify_key_seen *keys; /* each party's keys in the prefix's
+					     Directories (n_keys of them; NULL, 0: a
+					     state of an earlier rete, which kept only
+					     the Directory in force: key changes are
+					     then compared from that Directory on) */
+	size_t n_keys;
 } rete_verify_resume;
 
 /* An incremental verification of entries fed by the caller. */
@@ -266,7 +283,9 @@ typedef struct rete_verify_session rete_verify_session;
  * state is checked first: the note carries the broker's signature under the
  * origin (opt->origin, else the note's own), the frontier's size and root
  * are the note's, the Directory entry decodes strictly, is signed by the
- * broker, and lies inside the prefix; the log is in the note's epoch there,
+ * broker, and lies inside the prefix; each key seen (from->keys) names a
+ * party and lies inside the prefix (first_index <= last_index < size); the
+ * log is in the note's epoch there,
  * and a restore declared after it is reported as for since_note. since_note
  * (only without from: after a restore, an auditor verifies again from 0
  * with its saved checkpoint there) is checked as rete_verify_log does: its
@@ -324,9 +343,11 @@ rete_err rete_verify_session_finish(rete_verify_session *s, rete_verify_report *
 
 /* rete_verify_session_state fills *out with the state to keep for the
  * next run, after a finish that held: the target note, the frontier at its
- * size, the Directory in force there. The pointers stay valid until the
- * session is closed. RETE_EINVAL when the session did not hold. */
-rete_err rete_verify_session_state(const rete_verify_session *s, rete_verify_resume *out,
+ * size, the Directory in force there, each party's keys in the Directories
+ * up to there (those resumed from and those fed). The pointers stay valid
+ * until the session is closed. RETE_EINVAL when the session did not hold,
+ * RETE_ENOMEM. */
+rete_err rete_verify_session_state(rete_verify_session *s, rete_verify_resume *out,
 				   rete_msg *m);
 
 /* rete_verify_session_close releases *s and sets it to NULL; NULL is fine. */

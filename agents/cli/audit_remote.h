@@ -9,8 +9,9 @@
  *
  * This module also owns the auditor's state file (--state FILE): the last
  * checkpoint verified, the frontier of the verified prefix (so the tree is
- * extended without fetching old entries again) and the Directory in force
- * at that size, signed with the auditor's own key so that a file altered
+ * extended without fetching old entries again), the Directory in force
+ * at that size and each party's keys in the Directories so far (so that a
+ * key changed in one run and changed back in the next is still seen), signed with the auditor's own key so that a file altered
  * since it was written is refused. It is replaced atomically (temporary
  * file, fsync, rename) and only after a verification that held.
  */
@@ -38,6 +39,13 @@ typedef struct audit_state {
 					  ("acksSignedAt"; 0: none, or a file of an
 					  earlier rete) */
 	char auditor[RETE_ID_MAX + 1]; /* who wrote (and signed) it */
+	rete_verify_key_seen *keys;    /* each party's keys in the verified prefix's
+					  Directories ("keys"; the party ids are
+					  malloc'd) */
+	size_t n_keys;
+	bool has_keys;		       /* the file has "keys" (one of an earlier rete
+					  has not: key changes are compared from its
+					  directory on) */
 } audit_state;
 
 /* audit_state_load reads the state file at path, checks its signature with

@@ -34,7 +34,9 @@
  *                       it back with the real key: `rete audit verify`, on
  *                       the store and at a distance with --state across
  *                       two runs, lists both key changes and warns of the
- *                       one going back
+ *                       one going back; from a state file of an earlier
+ *                       rete (no "keys") the run is accepted and says the
+ *                       back-check starts with it
  */
 #define _GNU_SOURCE
 #include <jansson.h>
@@ -542,6 +544,38 @@ static void test_forged_ack(void **state)
 			KS_BAD("%s: no '%s' in:\n%s", (what), (needle), (out));                    \
 	} while (0)
 
+/* ks_state_older writes to path `to` the auditor's state file `from` as
+ * an earlier rete wrote it: without "keys", signed again with the
+ * auditor's key (keys/audit.region.key). */
+static void ks_state_older(const it_net *n, const char *from, const char *to)
+{
+	json_error_t je;
+	json_t *doc = json_load_file(from, 0, &je);
+	assert_non_null(doc);
+	assert_non_null(json_object_get(doc, "keys"));
+	json_object_del(doc, "keys");
+	json_object_del(doc, "signature");
+	char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+	assert_non_null(text);
+	char kpath[1300];
+	snprintf(kpath, sizeof(kpath), "%s/keys/audit.region.key", n->dir);
+	rete_seckey *sk = NULL;
+	rete_msg m;
+	assert_int_equal(rete_keyfile_load_secret(kpath, &sk, &m), RETE_OK);
+	uint8_t sig[RETE_SIG_LEN];
+	assert_int_equal(rete_sign_bytes(sig, "rete/audit-state/v1\n", (const uint8_t *)text,
+					 strlen(text), sk),
+			 RETE_OK);
+	char *b = rete_b64_encode(sig, RETE_SIG_LEN);
+	assert_non_null(b);
+	json_object_set_new(doc, "signature", json_string(b));
+	assert_int_equal(json_dump_file(doc, to, JSON_INDENT(2)), 0);
+	free(b);
+	free(text);
+	rete_seckey_free(&sk);
+	json_decref(doc);
+}
+
 /* readd_audit: the operator removes social.mantova from broker.ini, adds
  * it back with his key, signs a referral, removes it again and adds it back
  * with the real key (four reloads). `rete audit verify` on the store lists
@@ -580,6 +614,9 @@ static void test_readd_audit(void **state)
 	snprintf(want, sizeof(want), "key change: social.mantova at entry %" PRIu64, swap);
 	KS_HAS(out, want, "remote run 1 (removed, added back with the operator's key)");
 	free(out);
+	char ostate[1300];
+	ks_path(n, ostate, sizeof(ostate), "audit-older.state");
+	ks_state_older(n, astate, ostate);
 	n->without[IT_SOCIAL] = true;
 	assert_int_equal(it_write_ini(n), 0);
 	ks_reload(n, 4);
@@ -592,6 +629,17 @@ static void test_readd_audit(void **state)
 	rc = ks_run(&out, "'%s/rete' audit verify -c '%s' --state '%s' 2>&1", n->bin, aini, astate);
 	if (rc != 0)
 		KS_BAD("remote run 2: exit %d:\n%s", rc, out);
+	snprintf(want, sizeof(want), "key change: social.mantova at entry %" PRIu64, back);
+	KS_HAS(out, want, "remote run 2 (added back with the real key)");
+	KS_HAS(out, "changes and changes back", "remote run 2");
+	free(out);
+	/* the same second run from a state file of an earlier rete (no keys):
+	 * accepted, and it says that the check starts from this run */
+	rc = ks_run(&out, "'%s/rete' audit verify -c '%s' --state '%s' 2>&1", n->bin, aini, ostate);
+	if (rc != 0)
+		KS_BAD("remote run 2, older state: exit %d:\n%s", rc, out);
+	KS_HAS(out, "written by an earlier rete, keeps only the directory in force",
+	       "remote run 2, older state");
 	free(out);
 	rc = it_audit_verify(n, &out);
 	if (rc != 0)
