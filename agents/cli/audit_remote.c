@@ -802,12 +802,49 @@ void audit_key_change_keep(void *ctx, const rete_verify_key_change *kc)
 	json_array_append_new(ctx, o);
 }
 
+/* shell_word writes s into buf as one word of a command line: as it is
+ * when it holds only letters, digits and _ . / - + , : @ =, else in
+ * single quotes (a quote inside as '\''); cut to len. */
+static const char *shell_word(const char *s, char *buf, size_t len)
+{
+	size_t o = 0;
+	bool plain = *s != '\0';
+	for (const char *p = s; *p != '\0' && plain; p++)
+		plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			(*p >= '0' && *p <= '9') || strchr("_./-+,:@=", *p) != NULL;
+	if (plain) {
+		snprintf(buf, len, "%s", s);
+		return buf;
+	}
+	for (const char *p = s; o + 5 < len; p++) {
+		if (p == s)
+			buf[o++] = '\'';
+		if (*p == '\0') {
+			buf[o++] = '\'';
+			break;
+		}
+		if (*p == '\'') {
+			memcpy(buf + o, "'\\''", 4);
+			o += 4;
+		} else {
+			buf[o++] = *p;
+		}
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
 /* audit_key_changes_print says each key change of a party, and warns of
- * one that goes back to a key the party had before. */
-void audit_key_changes_print(json_t *changes)
+ * one that goes back to a key the party had before, with a hint that
+ * works where the audit ran: rete audit log on the store folder, or, at a
+ * distance (no store), the broker's operator or rete audit timeline -c. */
+void audit_key_changes_print(json_t *changes, const char *store_dir, const char *ini)
 {
 	size_t i;
 	json_t *c;
+	char where[PATH_MAX * 4 + 8];
+	shell_word(store_dir != NULL ? store_dir : ini != NULL ? ini : "audit.ini", where,
+		   sizeof(where));
 	json_array_foreach(changes, i, c)
 	{
 		const char *party = json_string_value(json_object_get(c, "party"));
@@ -821,16 +858,26 @@ void audit_key_changes_print(json_t *changes)
 			       "another key)",
 			       json_string_value(json_object_get(c, "previousDirectory")));
 		printf("\n");
-		if (json_is_true(json_object_get(c, "backToEarlier")))
-			printf(
-			    "warning: %s's key at entry %s is the key it had at entry %s, "
-			    "replaced at entry %s: a key that changes and changes back is what "
-			    "a broker's operator leaves who signed as %s for a while. Ask %s "
-			    "whether it changed its key twice; what was signed with the key in "
-			    "between is in rete audit log --from %s --to %s\n",
-			    party, idx, json_string_value(json_object_get(c, "earlierDirectory")),
-			    json_string_value(json_object_get(c, "oldKeyFrom")), party,
-			    party, json_string_value(json_object_get(c, "oldKeyFrom")), idx);
+		if (!json_is_true(json_object_get(c, "backToEarlier")))
+			continue;
+		const char *from = json_string_value(json_object_get(c, "oldKeyFrom"));
+		printf("warning: %s's key at entry %s is the key it had at entry %s, "
+		       "replaced at entry %s: a key that changes and changes back is what "
+		       "a broker's operator leaves who signed as %s for a while. Ask %s "
+		       "whether it changed its key twice; ",
+		       party, idx, json_string_value(json_object_get(c, "earlierDirectory")), from,
+		       party, party);
+		if (store_dir != NULL)
+			printf("what was signed with the key in between is in rete audit log %s "
+			       "--from %s --to %s\n",
+			       where, from, idx);
+		else
+			printf("what was signed with the key in between lies in entries %s to %s "
+			       "of the broker's log: this auditor keeps no store, so see a case of "
+			       "them with rete audit timeline -c %s --case ID, or have the broker's "
+			       "operator run rete audit log STORE_DIR --from %s --to %s in front of "
+			       "you\n",
+			       from, idx, where, from, idx);
 	}
 }
 
@@ -1319,7 +1366,7 @@ int audit_remote_verify(const audit_remote_opts *o)
 			       "from this run on (entry %" PRIu64 "); the new state keeps them\n",
 			       o->state, start);
 		audit_acks_print(&rep);
-		audit_key_changes_print(changes);
+		audit_key_changes_print(changes, NULL, o->ini);
 		audit_clock_print(&rep);
 		if (rep.restored)
 			audit_restore_print(&rep, o->state, kept);

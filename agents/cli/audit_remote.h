@@ -93,9 +93,12 @@ int audit_remote_verify(const audit_remote_opts *o);
  * change as a JSON object (party, index, loggedAt, previousDirectory,
  * oldKey, newKey, addedBack, backToEarlier, earlierDirectory) to the JSON array ctx.
  * audit_key_changes_print says each of them ("key change: ..."), and a
- * warning for one that goes back to a key the party had before. */
+ * warning for one that goes back to a key the party had before, whose
+ * hint is for the mode the audit ran in: store_dir (a local audit: rete
+ * audit log STORE_DIR --from A --to B), else ini (at a distance, no store:
+ * rete audit timeline -c INI, or the broker's operator). */
 void audit_key_change_keep(void *ctx, const rete_verify_key_change *kc);
-void audit_key_changes_print(json_t *changes);
+void audit_key_changes_print(json_t *changes, const char *store_dir, const char *ini);
 
 /* audit_acks_print prints, when the log holds Deliveries (or refusals of
  * delivery), how many carry their recipient's signed acknowledgement,

@@ -632,6 +632,11 @@ static void test_readd_audit(void **state)
 	snprintf(want, sizeof(want), "key change: social.mantova at entry %" PRIu64, back);
 	KS_HAS(out, want, "remote run 2 (added back with the real key)");
 	KS_HAS(out, "changes and changes back", "remote run 2");
+	/* the hint is one a remote auditor, who has no store, can follow */
+	snprintf(want, sizeof(want), "rete audit timeline -c %s --case", aini);
+	KS_HAS(out, want, "remote run 2's hint");
+	if (strstr(out, "rete audit log --from") != NULL)
+		KS_BAD("remote run 2's hint names rete audit log without a store:\n%s", out);
 	free(out);
 	/* the same second run from a state file of an earlier rete (no keys):
 	 * accepted, and it says that the check starts from this run */
@@ -650,6 +655,9 @@ static void test_readd_audit(void **state)
 	KS_HAS(out, want, "local verify");
 	KS_HAS(out, "changes and changes back", "local verify");
 	KS_HAS(out, "removed from the directory after entry", "local verify");
+	/* the hint names the store folder the command needs */
+	snprintf(want, sizeof(want), "rete audit log %s --from", n->data);
+	KS_HAS(out, want, "local verify's hint");
 	free(out);
 	rete_seckey_free(&forger);
 	assert_int_equal(bad, 0);
