@@ -124,10 +124,10 @@ struct vdir {
  * kept sorted by party, then by first_index): a party removed and added
  * back is compared with its last key, not with the Directory in force. */
 struct kseen {
-	char *ks_party;		    /* malloc'd */
+	char *ks_party; /* malloc'd */
 	uint8_t ks_key[RETE_PK_LEN];
-	uint64_t ks_first;	    /* the first Directory entry giving it this key */
-	uint64_t ks_last;	    /* the last one so far */
+	uint64_t ks_first; /* the first Directory entry giving it this key */
+	uint64_t ks_last;  /* the last one so far */
 };
 
 /* One chunk buffer of the pipeline. */
@@ -832,8 +832,7 @@ static rete_err dir_key_changes(struct vctx *v, const struct vdir *vd, int64_t l
 			if (v->v_opt->key_change != NULL)
 				v->v_opt->key_change(v->v_opt->key_change_ctx, &kc);
 		}
-		if ((e = ks_note(v, k->pk_id, k->pk_key.ed, vd->vd_index, vd->vd_index)) !=
-		    RETE_OK)
+		if ((e = ks_note(v, k->pk_id, k->pk_key.ed, vd->vd_index, vd->vd_index)) != RETE_OK)
 			return e;
 	}
 	return RETE_OK;
@@ -3136,7 +3135,7 @@ struct rete_verify_session {
 	uint64_t vs_start; /* the size resumed from */
 	bool vs_have_target;
 	rete_checkpoint vs_target;
-	bool vs_holds; /* finished, and everything held */
+	bool vs_holds;		       /* finished, and everything held */
 	rete_verify_key_seen *vs_keys; /* rete_verify_session_state's copy of v_ks */
 };
 
@@ -3211,8 +3210,8 @@ static rete_err session_resume(rete_verify_session *s, const rete_verify_resume 
 	 * added back under another key, is seen across runs */
 	for (size_t i = 0; i < from->n_keys; i++) {
 		const rete_verify_key_seen *k = &from->keys[i];
-		if (k->party == NULL || *k->party == '\0' ||
-		    k->first_index > k->last_index || k->last_index >= cp.size)
+		if (k->party == NULL || *k->party == '\0' || k->first_index > k->last_index ||
+		    k->last_index >= cp.size)
 			return rete_msg_set(m, RETE_EINVAL,
 					    "the saved key %zu (party '%s', Directory entries "
 					    "%llu to %llu) is not one of the %llu entries verified",
@@ -3517,8 +3516,7 @@ rete_err rete_verify_session_finish(rete_verify_session *s, rete_verify_report *
 	return RETE_OK;
 }
 
-rete_err rete_verify_session_state(rete_verify_session *s, rete_verify_resume *out,
-				   rete_msg *m)
+rete_err rete_verify_session_state(rete_verify_session *s, rete_verify_resume *out, rete_msg *m)
 {
 	if (s == NULL || out == NULL || !s->vs_holds)
 		return rete_msg_set(m, RETE_EINVAL,

@@ -263,9 +263,9 @@ typedef struct rete_verify_resume {
 	const uint8_t *directory;      /* LogEntry bytes of the Directory in force at
 					  that size (NULL when the prefix has none) */
 	size_t directory_len;
-	uint64_t acks_signed_at; /* 1 + the index of the first entry of the prefix
-				    carrying a signed acknowledgement (0: none):
-				    an unsigned Delivery after it fails */
+	uint64_t acks_signed_at;	  /* 1 + the index of the first entry of the prefix
+					     carrying a signed acknowledgement (0: none):
+					     an unsigned Delivery after it fails */
 	const rete_verify_key_seen *keys; /* each party's keys in the prefix's
 					     Directories (n_keys of them; NULL, 0: a
 					     state of an earlier rete, which kept only
@@ -347,8 +347,7 @@ rete_err rete_verify_session_finish(rete_verify_session *s, rete_verify_report *
  * up to there (those resumed from and those fed). The pointers stay valid
  * until the session is closed. RETE_EINVAL when the session did not hold,
  * RETE_ENOMEM. */
-rete_err rete_verify_session_state(rete_verify_session *s, rete_verify_resume *out,
-				   rete_msg *m);
+rete_err rete_verify_session_state(rete_verify_session *s, rete_verify_resume *out, rete_msg *m);
 
 /* rete_verify_session_close releases *s and sets it to NULL; NULL is fine. */
 void rete_verify_session_close(rete_verify_session **s);

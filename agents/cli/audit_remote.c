@@ -843,8 +843,8 @@ void audit_key_changes_print(json_t *changes, const char *store_dir, const char 
 	size_t i;
 	json_t *c;
 	char where[PATH_MAX * 4 + 8];
-	shell_word(store_dir != NULL ? store_dir : ini != NULL ? ini : "audit.ini", where,
-		   sizeof(where));
+	const char *w = store_dir != NULL ? store_dir : ini;
+	shell_word(w != NULL ? w : "audit.ini", where, sizeof(where));
 	json_array_foreach(changes, i, c)
 	{
 		const char *party = json_string_value(json_object_get(c, "party"));
@@ -872,12 +872,13 @@ void audit_key_changes_print(json_t *changes, const char *store_dir, const char 
 			       "--from %s --to %s\n",
 			       where, from, idx);
 		else
-			printf("what was signed with the key in between lies in entries %s to %s "
-			       "of the broker's log: this auditor keeps no store, so see a case of "
-			       "them with rete audit timeline -c %s --case ID, or have the broker's "
-			       "operator run rete audit log STORE_DIR --from %s --to %s in front of "
-			       "you\n",
-			       from, idx, where, from, idx);
+			printf(
+			    "what was signed with the key in between lies in entries %s to %s "
+			    "of the broker's log: this auditor keeps no store, so see a case of "
+			    "them with rete audit timeline -c %s --case ID, or have the broker's "
+			    "operator run rete audit log STORE_DIR --from %s --to %s in front of "
+			    "you\n",
+			    from, idx, where, from, idx);
 	}
 }
 
@@ -1360,11 +1361,12 @@ int audit_remote_verify(const audit_remote_opts *o)
 			printf("consistent with the checkpoint of size %" PRIu64 " saved in %s\n",
 			       start, o->state);
 		if (start > 0 && !restoring && !st.has_keys)
-			printf("note: the state file %s, written by an earlier rete, keeps only the "
-			       "directory in force, not each party's earlier keys: a key that "
-			       "changes back, or a party added back under another key, is checked "
-			       "from this run on (entry %" PRIu64 "); the new state keeps them\n",
-			       o->state, start);
+			printf(
+			    "note: the state file %s, written by an earlier rete, keeps only the "
+			    "directory in force, not each party's earlier keys: a key that "
+			    "changes back, or a party added back under another key, is checked "
+			    "from this run on (entry %" PRIu64 "); the new state keeps them\n",
+			    o->state, start);
 		audit_acks_print(&rep);
 		audit_key_changes_print(changes, NULL, o->ini);
 		audit_clock_print(&rep);
@@ -1421,11 +1423,10 @@ report:
 				    json_integer((json_int_t)rep.key_changes_back));
 		/* the entry the key history starts from (a state file of an
 		 * earlier rete kept none: from this run on) */
-		json_object_set_new(j, "keyHistoryFrom",
-				    json_integer((json_int_t)(resp != NULL && !restoring &&
-								      !st.has_keys
-								  ? start
-								  : 0)));
+		json_object_set_new(
+		    j, "keyHistoryFrom",
+		    json_integer(
+			(json_int_t)(resp != NULL && !restoring && !st.has_keys ? start : 0)));
 		json_t *clock = audit_clock_json(&rep);
 		if (clock != NULL)
 			json_object_set_new(j, "clock", clock);

@@ -11,8 +11,8 @@
  * checkpoint verified, the frontier of the verified prefix (so the tree is
  * extended without fetching old entries again), the Directory in force
  * at that size and each party's keys in the Directories so far (so that a
- * key changed in one run and changed back in the next is still seen), signed with the auditor's own key so that a file altered
- * since it was written is refused. It is replaced atomically (temporary
+ * key changed in one run and changed back in the next is still seen), signed with the auditor's own
+ * key so that a file altered since it was written is refused. It is replaced atomically (temporary
  * file, fsync, rename) and only after a verification that held.
  */
 #ifndef RETE_CLI_AUDIT_REMOTE_H
@@ -43,9 +43,9 @@ typedef struct audit_state {
 					  Directories ("keys"; the party ids are
 					  malloc'd) */
 	size_t n_keys;
-	bool has_keys;		       /* the file has "keys" (one of an earlier rete
-					  has not: key changes are compared from its
-					  directory on) */
+	bool has_keys; /* the file has "keys" (one of an earlier rete
+			  has not: key changes are compared from its
+			  directory on) */
 } audit_state;
 
 /* audit_state_load reads the state file at path, checks its signature with

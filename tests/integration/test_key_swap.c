@@ -563,9 +563,9 @@ static void ks_state_older(const it_net *n, const char *from, const char *to)
 	rete_msg m;
 	assert_int_equal(rete_keyfile_load_secret(kpath, &sk, &m), RETE_OK);
 	uint8_t sig[RETE_SIG_LEN];
-	assert_int_equal(rete_sign_bytes(sig, "rete/audit-state/v1\n", (const uint8_t *)text,
-					 strlen(text), sk),
-			 RETE_OK);
+	assert_int_equal(
+	    rete_sign_bytes(sig, "rete/audit-state/v1\n", (const uint8_t *)text, strlen(text), sk),
+	    RETE_OK);
 	char *b = rete_b64_encode(sig, RETE_SIG_LEN);
 	assert_non_null(b);
 	json_object_set_new(doc, "signature", json_string(b));
@@ -607,8 +607,8 @@ static void test_readd_audit(void **state)
 	while (!ks_checkpoint_covers(n, swap + 2) && it_mono_ms() < end)
 		it_nap(50); /* polling for the broker's next checkpoint: no event */
 	char *out = NULL;
-	int rc = ks_run(&out, "'%s/rete' audit verify -c '%s' --state '%s' 2>&1", n->bin, aini,
-			astate);
+	int rc =
+	    ks_run(&out, "'%s/rete' audit verify -c '%s' --state '%s' 2>&1", n->bin, aini, astate);
 	if (rc != 0)
 		KS_BAD("remote run 1: exit %d:\n%s", rc, out);
 	snprintf(want, sizeof(want), "key change: social.mantova at entry %" PRIu64, swap);

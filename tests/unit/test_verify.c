@@ -611,7 +611,7 @@ static void test_key_change_readd(void **state)
 	append(&L, directory("dir-2", 2, NULL));	    /* entry 12: social removed */
 	append(&L, directory("dir-3", 3, keys[K_SOCIAL2])); /* 13: back, another key */
 	append(&L, referral("r8", SOCIAL, CPI, "staff-x", keys[K_SOCIAL2])); /* 14 */
-	append(&L, directory("dir-4", 4, NULL));	    /* 15: removed again */
+	append(&L, directory("dir-4", 4, NULL));			     /* 15: removed again */
 	append(&L, directory("dir-5", 5, keys[K_SOCIAL])); /* 16: the earlier key */
 	free(checkpoint(&L, keys[K_BROKER]));
 	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_OK);
@@ -2077,10 +2077,10 @@ static void test_key_change_back_resumed(void **state)
 	rete_verify_report rep;
 	rete_msg m = {{0}};
 	log_open(&L, "verify-back-resume");
-	append(&L, directory("dir-1", 1, keys[K_SOCIAL]));  /* 0 */
-	append(&L, directory("dir-2", 2, keys[K_SOCIAL2])); /* 1: another key */
+	append(&L, directory("dir-1", 1, keys[K_SOCIAL]));		     /* 0 */
+	append(&L, directory("dir-2", 2, keys[K_SOCIAL2]));		     /* 1: another key */
 	append(&L, referral("r1", SOCIAL, CPI, "staff-x", keys[K_SOCIAL2])); /* 2 */
-	append(&L, directory("dir-3", 3, NULL));	     /* 3: removed */
+	append(&L, directory("dir-3", 3, NULL));			     /* 3: removed */
 	char *note1 = checkpoint(&L, keys[K_BROKER]);
 	append(&L, directory("dir-4", 4, keys[K_SOCIAL])); /* 4: the earlier key again */
 	char *note2 = checkpoint(&L, keys[K_BROKER]);
