@@ -363,11 +363,11 @@ TS=$(cookie_of sara)
 # tried again: the CI run once failed here with nothing in the answer)
 five() {
 	[ -n "$TS" ] || TS=$(cookie_of sara)
-	code=$("${C[@]}" -o "$DIR/ov-sara5.json" -w '%{http_code}' -H "Cookie: rete_session=$TS" "$URL/api/overview")
+	code=$("${C[@]}" -S -o "$DIR/ov-sara5.json" -w '%{http_code}' -H "Cookie: rete_session=$TS" "$URL/api/overview" 2>"$DIR/curl5.err")
 	[ "$code" = 200 ] || { [ "$code" = 401 ] && TS=; return 1; }
 	[ "$(jq -c '.monitor.statusTotals | [.received, .completed, .total]' "$DIR/ov-sara5.json")" = '["< 5","< 5",10]' ]
 }
-wait_for 30 five || fail "min_count 5: HTTP $code, session '${TS:0:8}...': $(head -c 600 "$DIR/ov-sara5.json")"
+wait_for 30 five || fail "min_count 5: HTTP $code, session '${TS:0:8}...' at $URL: $(head -c 600 "$DIR/ov-sara5.json" 2>/dev/null); curl: $(cat "$DIR/curl5.err"); the console's log: $(tail -n 20 "$DIR/console.log")"
 # (attack report s12, 8) one referral waits for cpi.mantova (its agent
 # stopped): sara reads "< 5" and no time at all (the time of a single
 # referral, to the millisecond, was beside the "< 3"); anna reads both
