@@ -156,7 +156,8 @@ typedef enum rete_store_status {
  * Earlier ops of the same batch are taken into account.
  * Refusals (status REFUSED, nothing of this op written, the rest of the
  * batch goes on): ERROR_CODE_ID_REUSED (same sender and id, other bytes; or
- * a Referral whose id is already a referral of another sender),
+ * a Referral whose id is already a referral of another sender: its
+ * sentence names neither that sender nor the entry),
  * ERROR_CODE_UNKNOWN_REFERRAL, ERROR_CODE_NOT_AUTHORIZED,
  * ERROR_CODE_LIFECYCLE, ERROR_CODE_MALFORMED (bytes that do not decode),
  * ERROR_CODE_INVALID (no sender, id or body; a referral without recipient;

@@ -473,11 +473,24 @@ static rete_err plan_referral(struct batch *b, rete_store_op *op, const Rete__Me
 	}
 	if ((err = load_ref(b, msg->id, &r)) != RETE_OK)
 		return err;
-	if (r != NULL) {
+	if (r != NULL && strcmp(S(r->requester), msg->sender) == 0) {
 		refuse(op, RETE__ERROR_CODE__ERROR_CODE_ID_REUSED,
 		       "referral id '%s' is already the id of a referral from %s (entry %llu); "
 		       "send it with a new message id",
 		       msg->id, S(r->requester), (unsigned long long)r->index);
+		rete__referral_info__free_unpacked(r, NULL);
+		return RETE_OK;
+	} else if (r != NULL) {
+		/* Referral ids are one namespace (the store is keyed by the id
+		 * alone), so another agency's referral holds it. Its sender and
+		 * entry are not the sender's to know (review s12 small-eyes, 1:
+		 * a party oracle): the sentence is the same whoever holds it and
+		 * whatever the entry. That the id is taken is still told by the
+		 * refusal itself (docs/security.md, "Referral ids"). */
+		refuse(op, RETE__ERROR_CODE__ERROR_CODE_ID_REUSED,
+		       "referral id '%s' is taken in this network; %s must choose another, "
+		       "for example one that begins with its own agency id ('%s-...')",
+		       msg->id, msg->sender, msg->sender);
 		rete__referral_info__free_unpacked(r, NULL);
 		return RETE_OK;
 	}

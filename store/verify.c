@@ -117,7 +117,21 @@ struct vdir {
 	rete_buf vd_raw;       /* its LogEntry bytes (a session's state keeps them) */
 	struct party_key *vd_keys;
 	size_t vd_n;
+	uint32_t *vd_slot; /* vd_mask + 1 slots: 1 + the index in vd_keys of the
+			      first party with an id hashing there (open
+			      addressing), 0 empty; NULL: none (no party) */
+	size_t vd_mask;
 	struct vdir *vd_next;
+};
+
+/* One key a party had in the Directories met so far (its key history,
+ * kept sorted by party, then by first_index): a party removed and added
+ * back is compared with its last key, not with the Directory in force. */
+struct kseen {
+	char *ks_party; /* malloc'd */
+	uint8_t ks_key[RETE_PK_LEN];
+	uint64_t ks_first; /* the first Directory entry giving it this key */
+	uint64_t ks_last;  /* the last one so far */
 };
 
 /* One chunk buffer of the pipeline. */
@@ -166,6 +180,11 @@ struct item {
 	bool it_bad_sig;
 	const rete_pubkey *it_spec_key; /* the key phase A verified with */
 	bool it_spec_ok;		/* and whether the signature verified */
+	/* the sender's party in the Directory phase A guessed with (NULL: not
+	 * looked up, or not in it): phase B takes it instead of looking the
+	 * sender up again when that Directory is the one in force */
+	const struct vdir *it_spec_dir;
+	const struct party_key *it_spec_party;
 	/* a Delivery's (or DELIVERY_REFUSED notice's) signed acknowledgement,
 	 * verified in phase A with the key its signer has in the Directory of
 	 * the guess (phase B uses the verdict when the key in force is the same) */
@@ -205,6 +224,8 @@ struct vctx {
 	uint64_t v_acks_signed_at; /* the entry that carried the first one */
 	rete_merkle_frontier v_fr;
 	struct vdir *v_dirs; /* newest first; v_dirs is the one in force */
+	struct kseen *v_ks;  /* each party's keys so far (see struct kseen) */
+	size_t v_nks, v_kscap;
 	struct ckpt *v_ck;
 	size_t v_nck, v_ckcap, v_cki; /* checkpoints; the next one to reach */
 	bool v_ck_oom;
@@ -351,7 +372,9 @@ static void item_why(struct item *it, rete_err err, const char *fmt, ...)
 }
 
 static const struct party_key *dir_find(const struct vdir *vd, const char *id);
-static void dir_key_changes(struct vctx *v, const struct vdir *vd, int64_t logged_at);
+static rete_err dir_key_changes(struct vctx *v, const struct vdir *vd, int64_t logged_at);
+static rete_err dir_index(struct vdir *vd);
+static void dir_free(struct vdir *vd);
 
 /* epoch_entry_ok checks the first entry of a log epoch (a declared
  * restore, at index idx): the checkpoint it records, the last one signed
@@ -506,11 +529,13 @@ static bool checkpoint_epoch_ok(struct vctx *v, const char *note, uint64_t size)
 	return true;
 }
 
-/* speculative_key: the key msg must be signed with under the Directory dir
- * (the one in force when the chunk was started; NULL when there is none). */
+/* speculative_key: the key it's message must be signed with under the
+ * Directory dir (the newest installed when its grain was taken; NULL when
+ * there is none); records the sender's party it found in dir. */
 static const rete_pubkey *speculative_key(const struct vctx *v, const struct vdir *dir,
-					  const Rete__Message *msg)
+					  struct item *it)
 {
+	const Rete__Message *msg = it->it_msg;
 	const struct party_key *k;
 
 	switch (msg->body_case) {
@@ -525,6 +550,8 @@ static const rete_pubkey *speculative_key(const struct vctx *v, const struct vdi
 		if (dir == NULL || msg->sender == NULL)
 			return NULL;
 		k = dir_find(dir, msg->sender);
+		it->it_spec_dir = dir;
+		it->it_spec_party = k;
 		return k != NULL && k->pk_valid ? &k->pk_key : NULL;
 	default:
 		return NULL;
@@ -599,7 +626,7 @@ static void phase_decode(struct vctx *v, const struct vdir *dir, struct item *it
 	 * tells whether that guess was right. dir is a snapshot: phase B may
 	 * be installing newer Directories while this runs, but never changes
 	 * or frees one installed. */
-	it->it_spec_key = speculative_key(v, dir, it->it_msg);
+	it->it_spec_key = speculative_key(v, dir, it);
 	if (it->it_spec_key != NULL)
 		it->it_spec_ok =
 		    rete_signed_verify_in(it->it_sm, it->it_spec_key, arena, NULL) == RETE_OK;
@@ -685,7 +712,11 @@ static rete_err dir_install(struct vctx *v, struct item *it)
 			      rete_pubkey_from_ed(&k->pk_key, p->public_key.data, NULL) == RETE_OK;
 		vd->vd_n++;
 	}
-	dir_key_changes(v, vd, it->it_le != NULL ? it->it_le->logged_at : 0);
+	if (dir_index(vd) != RETE_OK ||
+	    dir_key_changes(v, vd, it->it_le != NULL ? it->it_le->logged_at : 0) != RETE_OK) {
+		dir_free(vd);
+		return RETE_ENOMEM;
+	}
 	vd->vd_next = v->v_dirs;
 	v->v_dirs = vd;
 	pthread_mutex_lock(&v->v_mu);
@@ -695,49 +726,176 @@ static rete_err dir_install(struct vctx *v, struct item *it)
 	return RETE_OK;
 }
 
+/* id_hash: FNV-1a of a party id, for a Directory's slots. */
+static size_t id_hash(const char *id)
+{
+	uint64_t h = UINT64_C(14695981039346656037);
+	for (const unsigned char *c = (const unsigned char *)id; *c != '\0'; c++)
+		h = (h ^ *c) * UINT64_C(1099511628211);
+	return (size_t)(h ^ (h >> 32));
+}
+
+/* dir_index fills the slots dir_find looks ids up in: a lookup per entry
+ * (two with an acknowledgement) instead of a walk through every party of
+ * the Directory, which a district's hundreds of agencies made long. An id
+ * listed twice finds its first party, as the walk did. RETE_ENOMEM. */
+static rete_err dir_index(struct vdir *vd)
+{
+	size_t cap = 8;
+
+	if (vd->vd_n == 0)
+		return RETE_OK;
+	while (cap < 2 * vd->vd_n)
+		cap *= 2;
+	if ((vd->vd_slot = calloc(cap, sizeof(*vd->vd_slot))) == NULL)
+		return RETE_ENOMEM;
+	vd->vd_mask = cap - 1;
+	for (size_t i = 0; i < vd->vd_n; i++) {
+		size_t h = id_hash(vd->vd_keys[i].pk_id) & vd->vd_mask;
+		while (vd->vd_slot[h] != 0 &&
+		       strcmp(vd->vd_keys[vd->vd_slot[h] - 1].pk_id, vd->vd_keys[i].pk_id) != 0)
+			h = (h + 1) & vd->vd_mask;
+		if (vd->vd_slot[h] == 0)
+			vd->vd_slot[h] = (uint32_t)(i + 1);
+	}
+	return RETE_OK;
+}
+
+/* dir_find: the first party of vd with this id, or NULL. */
 static const struct party_key *dir_find(const struct vdir *vd, const char *id)
 {
-	for (size_t i = 0; i < vd->vd_n; i++)
-		if (strcmp(vd->vd_keys[i].pk_id, id) == 0)
-			return &vd->vd_keys[i];
+	if (vd->vd_slot == NULL)
+		return NULL; /* no party */
+	for (size_t h = id_hash(id) & vd->vd_mask; vd->vd_slot[h] != 0; h = (h + 1) & vd->vd_mask)
+		if (strcmp(vd->vd_keys[vd->vd_slot[h] - 1].pk_id, id) == 0)
+			return &vd->vd_keys[vd->vd_slot[h] - 1];
 	return NULL;
 }
 
-/* dir_key_changes reports each party whose key in vd (not yet installed)
- * is not its key in the Directory in force (v->v_dirs): counted, and told
- * to opt->key_change, flagged when the new key is one the party had in an
- * earlier Directory (a change that goes back). */
-static void dir_key_changes(struct vctx *v, const struct vdir *vd, int64_t logged_at)
+/* ks_range sets [*lo, *hi) to the entries of party id in the key history. */
+static void ks_range(const struct vctx *v, const char *id, size_t *lo, size_t *hi)
 {
-	const struct vdir *prev = v->v_dirs;
-	for (size_t i = 0; prev != NULL && i < vd->vd_n; i++) {
-		const struct party_key *k = &vd->vd_keys[i];
-		const struct party_key *o = dir_find(prev, k->pk_id);
-		if (o == NULL || !o->pk_valid || !k->pk_valid ||
-		    memcmp(o->pk_key.ed, k->pk_key.ed, RETE_PK_LEN) == 0)
-			continue;
-		rete_verify_key_change kc;
-		memset(&kc, 0, sizeof(kc));
-		kc.party = k->pk_id;
-		kc.index = vd->vd_index;
-		kc.logged_at = logged_at;
-		kc.prev_index = prev->vd_index;
-		memcpy(kc.old_key, o->pk_key.ed, RETE_PK_LEN);
-		memcpy(kc.new_key, k->pk_key.ed, RETE_PK_LEN);
-		for (const struct vdir *e = prev->vd_next; e != NULL; e = e->vd_next) {
-			const struct party_key *x = dir_find(e, k->pk_id);
-			if (x != NULL && x->pk_valid &&
-			    memcmp(x->pk_key.ed, k->pk_key.ed, RETE_PK_LEN) == 0) {
-				kc.back = true;
-				kc.back_index = e->vd_index; /* older as the list goes */
-			}
-		}
-		v->v_rep->key_changes++;
-		if (kc.back)
-			v->v_rep->key_changes_back++;
-		if (v->v_opt->key_change != NULL)
-			v->v_opt->key_change(v->v_opt->key_change_ctx, &kc);
+	size_t a = 0, b = v->v_nks;
+	while (a < b) {
+		size_t mid = a + (b - a) / 2;
+		if (strcmp(v->v_ks[mid].ks_party, id) < 0)
+			a = mid + 1;
+		else
+			b = mid;
 	}
+	*lo = a;
+	while (b < v->v_nks && strcmp(v->v_ks[b].ks_party, id) == 0)
+		b++;
+	*hi = b < a ? a : b;
+}
+
+/* ks_note records that the Directory entries first to last gave party id
+ * the key: the party's entry for that key is widened, or a new one is
+ * added after the party's others. RETE_ENOMEM only. */
+static rete_err ks_note(struct vctx *v, const char *id, const uint8_t key[RETE_PK_LEN],
+			uint64_t first, uint64_t last)
+{
+	size_t lo, hi;
+	ks_range(v, id, &lo, &hi);
+	for (size_t i = lo; i < hi; i++)
+		if (memcmp(v->v_ks[i].ks_key, key, RETE_PK_LEN) == 0) {
+			if (first < v->v_ks[i].ks_first)
+				v->v_ks[i].ks_first = first;
+			if (last > v->v_ks[i].ks_last)
+				v->v_ks[i].ks_last = last;
+			return RETE_OK;
+		}
+	if (v->v_nks == v->v_kscap) {
+		size_t cap = v->v_kscap == 0 ? 64 : v->v_kscap * 2;
+		struct kseen *n = realloc(v->v_ks, cap * sizeof(*n));
+		if (n == NULL)
+			return RETE_ENOMEM;
+		v->v_ks = n;
+		v->v_kscap = cap;
+	}
+	char *party = strdup(id);
+	if (party == NULL)
+		return RETE_ENOMEM;
+	memmove(&v->v_ks[hi + 1], &v->v_ks[hi], (v->v_nks - hi) * sizeof(*v->v_ks));
+	v->v_ks[hi].ks_party = party;
+	memcpy(v->v_ks[hi].ks_key, key, RETE_PK_LEN);
+	v->v_ks[hi].ks_first = first;
+	v->v_ks[hi].ks_last = last;
+	v->v_nks++;
+	return RETE_OK;
+}
+
+static void ks_free(struct vctx *v)
+{
+	for (size_t i = 0; i < v->v_nks; i++)
+		free(v->v_ks[i].ks_party);
+	free(v->v_ks);
+	v->v_ks = NULL;
+	v->v_nks = v->v_kscap = 0;
+}
+
+/* dir_key_changes reports each party whose key in vd (not yet installed)
+ * is not the last key it had in any earlier Directory (the key history
+ * v_ks, not only the Directory in force: a party removed and added back
+ * under another key is a change too): counted, and told to
+ * opt->key_change, flagged when the new key is one the party had in an
+ * earlier Directory (a change that goes back). Then vd's keys join the
+ * history. A party the history already shows at vd's index or later (the
+ * Directory a session resumes from, with its saved history) is no change.
+ * RETE_ENOMEM only. */
+static rete_err dir_key_changes(struct vctx *v, const struct vdir *vd, int64_t logged_at)
+{
+	for (size_t i = 0; i < vd->vd_n; i++) {
+		const struct party_key *k = &vd->vd_keys[i];
+		const struct kseen *cur = NULL, *same = NULL;
+		bool seen_here = false;
+		size_t lo, hi;
+		rete_err e;
+
+		if (!k->pk_valid)
+			continue;
+		ks_range(v, k->pk_id, &lo, &hi);
+		for (size_t j = lo; j < hi; j++) {
+			const struct kseen *x = &v->v_ks[j];
+			if (x->ks_last >= vd->vd_index)
+				seen_here = true;
+			if (cur == NULL || x->ks_last > cur->ks_last)
+				cur = x;
+			if (memcmp(x->ks_key, k->pk_key.ed, RETE_PK_LEN) == 0)
+				same = x;
+		}
+		if (!seen_here && cur != NULL && cur != same) {
+			rete_verify_key_change kc;
+			memset(&kc, 0, sizeof(kc));
+			kc.party = k->pk_id;
+			kc.index = vd->vd_index;
+			kc.logged_at = logged_at;
+			kc.prev_index = cur->ks_last;
+			memcpy(kc.old_key, cur->ks_key, RETE_PK_LEN);
+			kc.old_from = cur->ks_first;
+			memcpy(kc.new_key, k->pk_key.ed, RETE_PK_LEN);
+			kc.back = same != NULL;
+			kc.back_index = same != NULL ? same->ks_first : 0;
+			kc.added_back = v->v_dirs == NULL || dir_find(v->v_dirs, k->pk_id) == NULL;
+			v->v_rep->key_changes++;
+			if (kc.back)
+				v->v_rep->key_changes_back++;
+			if (v->v_opt->key_change != NULL)
+				v->v_opt->key_change(v->v_opt->key_change_ctx, &kc);
+		}
+		if ((e = ks_note(v, k->pk_id, k->pk_key.ed, vd->vd_index, vd->vd_index)) != RETE_OK)
+			return e;
+	}
+	return RETE_OK;
+}
+
+static void dir_free(struct vdir *vd)
+{
+	rete__message__free_unpacked(vd->vd_msg, NULL);
+	rete_buf_free(&vd->vd_raw);
+	free(vd->vd_keys);
+	free(vd->vd_slot);
+	free(vd);
 }
 
 static void dirs_free(struct vctx *v)
@@ -745,10 +903,7 @@ static void dirs_free(struct vctx *v)
 	while (v->v_dirs != NULL) {
 		struct vdir *vd = v->v_dirs;
 		v->v_dirs = vd->vd_next;
-		rete__message__free_unpacked(vd->vd_msg, NULL);
-		rete_buf_free(&vd->vd_raw);
-		free(vd->vd_keys);
-		free(vd);
+		dir_free(vd);
 	}
 }
 
@@ -1333,7 +1488,11 @@ static int check_entry(struct vctx *v, struct item *it)
 			     ui, rete_message_kind(msg), S(msg->id), S(msg->sender));
 			return CHECK_BAD;
 		}
-		k = dir_find(v->v_dirs, S(msg->sender));
+		/* phase A looked the sender up in the Directory in force
+		 * (the usual case): the same party */
+		k = it->it_spec_party != NULL && it->it_spec_dir == v->v_dirs
+			? it->it_spec_party
+			: dir_find(v->v_dirs, S(msg->sender));
 		if (k == NULL || !k->pk_valid) {
 			fail(v, POS_ENTRY(idx), RETE_EBADSIG, true, idx,
 			     "entry %llu: sender %s %s the directory in force (entry %llu)", ui,
@@ -2916,6 +3075,7 @@ static void v_free(struct vctx *v)
 	ra_end(v);
 	rete_store_read_end(&v->v_rt);
 	dirs_free(v);
+	ks_free(v);
 	pend_free(v);
 	for (size_t i = 0; i < v->v_nck; i++)
 		free(v->v_ck[i].ck_note);
@@ -3036,7 +3196,8 @@ struct rete_verify_session {
 	uint64_t vs_start; /* the size resumed from */
 	bool vs_have_target;
 	rete_checkpoint vs_target;
-	bool vs_holds; /* finished, and everything held */
+	bool vs_holds;		       /* finished, and everything held */
+	rete_verify_key_seen *vs_keys; /* rete_verify_session_state's copy of v_ks */
 };
 
 /* session_err returns the recorded failure (code and sentence). */
@@ -3106,6 +3267,21 @@ static rete_err session_resume(rete_verify_session *s, const rete_verify_resume 
 	v->v_prev = cp;
 	v->v_have_prev = true;
 	s->vs_start = cp.size;
+	/* each party's keys in the prefix, so that a change back, or a party
+	 * added back under another key, is seen across runs */
+	for (size_t i = 0; i < from->n_keys; i++) {
+		const rete_verify_key_seen *k = &from->keys[i];
+		if (k->party == NULL || *k->party == '\0' || k->first_index > k->last_index ||
+		    k->last_index >= cp.size)
+			return rete_msg_set(m, RETE_EINVAL,
+					    "the saved key %zu (party '%s', Directory entries "
+					    "%llu to %llu) is not one of the %llu entries verified",
+					    i, S(k->party), (unsigned long long)k->first_index,
+					    (unsigned long long)k->last_index,
+					    (unsigned long long)cp.size);
+		if (ks_note(v, k->party, k->key, k->first_index, k->last_index) != RETE_OK)
+			return rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
+	}
 	if (from->directory == NULL)
 		return RETE_OK;
 
@@ -3401,8 +3577,7 @@ rete_err rete_verify_session_finish(rete_verify_session *s, rete_verify_report *
 	return RETE_OK;
 }
 
-rete_err rete_verify_session_state(const rete_verify_session *s, rete_verify_resume *out,
-				   rete_msg *m)
+rete_err rete_verify_session_state(rete_verify_session *s, rete_verify_resume *out, rete_msg *m)
 {
 	if (s == NULL || out == NULL || !s->vs_holds)
 		return rete_msg_set(m, RETE_EINVAL,
@@ -3416,6 +3591,20 @@ rete_err rete_verify_session_state(const rete_verify_session *s, rete_verify_res
 		out->directory_len = s->vs_v.v_dirs->vd_raw.len;
 	}
 	out->acks_signed_at = s->vs_v.v_acks_signed ? s->vs_v.v_acks_signed_at + 1 : 0;
+	/* the key history, as pointers into the context's (no copy of the ids) */
+	const struct vctx *v = &s->vs_v;
+	free(s->vs_keys);
+	s->vs_keys = NULL;
+	if (v->v_nks > 0 && (s->vs_keys = calloc(v->v_nks, sizeof(*s->vs_keys))) == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "verify: out of memory");
+	for (size_t i = 0; i < v->v_nks; i++) {
+		s->vs_keys[i].party = v->v_ks[i].ks_party;
+		memcpy(s->vs_keys[i].key, v->v_ks[i].ks_key, RETE_PK_LEN);
+		s->vs_keys[i].first_index = v->v_ks[i].ks_first;
+		s->vs_keys[i].last_index = v->v_ks[i].ks_last;
+	}
+	out->keys = s->vs_keys;
+	out->n_keys = v->v_nks;
 	return RETE_OK;
 }
 
@@ -3424,6 +3613,7 @@ void rete_verify_session_close(rete_verify_session **s)
 	if (s == NULL || *s == NULL)
 		return;
 	v_free(&(*s)->vs_v);
+	free((*s)->vs_keys);
 	free(*s);
 	*s = NULL;
 }

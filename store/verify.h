@@ -80,23 +80,43 @@
 typedef void (*rete_verify_progress_fn)(void *ctx, uint64_t done, uint64_t total);
 
 /* rete_verify_key_change: a party whose key in a Directory entry is not
- * its key in the Directory in force before it (a party added or removed
- * is no change). The log cannot tell a rotation from a broker's operator
- * who put a key of his own under the party's id: it is reported, not a
- * failure; a change back to a key the party had in an earlier Directory
- * (back) is what such an operator leaves when he puts the real key back.
- * Keys are the 32-byte Ed25519 public keys. Pointers live for the call. */
+ * the last key it had in any earlier Directory (not only the one in force:
+ * a party removed and added back under another key is a change; a new
+ * party, or one removed, is none). The log cannot tell a rotation from a
+ * broker's operator who put a key of his own under the party's id: it is
+ * reported, not a failure; a change back to a key the party had in an
+ * earlier Directory (back) is what such an operator leaves when he puts
+ * the real key back. Keys are the 32-byte Ed25519 public keys. Pointers
+ * live for the call. */
 typedef struct rete_verify_key_change {
 	const char *party;
 	uint64_t index;		      /* the Directory entry that changes it */
 	int64_t logged_at;	      /* its loggedAt (Unix ms) */
-	uint64_t prev_index;	      /* the Directory entry in force before */
+	uint64_t prev_index;	      /* the last Directory entry before it that
+					 listed the party (the one in force, unless
+					 the party was removed in between) */
 	uint8_t old_key[RETE_PK_LEN]; /* the key there */
+	uint64_t old_from;	      /* the first Directory entry that gave the
+					 party old_key */
 	uint8_t new_key[RETE_PK_LEN]; /* the key from `index` on */
 	bool back;		      /* new_key was the party's key in a Directory
 					 before prev_index */
 	uint64_t back_index;	      /* the earliest such Directory entry */
+	bool added_back;	      /* the party was not in the Directory in force
+					 before `index` (removed after prev_index,
+					 added back here with another key) */
 } rete_verify_key_change;
+
+/* rete_verify_key_seen: one key a party had in the Directories of a
+ * verified prefix (what a session keeps so that the next one still sees a
+ * change back, or a party added back under another key). Pointers are
+ * borrowed. */
+typedef struct rete_verify_key_seen {
+	const char *party;
+	uint8_t key[RETE_PK_LEN];
+	uint64_t first_index; /* the first Directory entry that gave it this key */
+	uint64_t last_index;  /* the last one (up to the prefix's size) */
+} rete_verify_key_seen;
 
 /* rete_verify_key_change_fn is called for each key change, in log order,
  * from the thread that runs the verification. */
@@ -243,9 +263,15 @@ typedef struct rete_verify_resume {
 	const uint8_t *directory;      /* LogEntry bytes of the Directory in force at
 					  that size (NULL when the prefix has none) */
 	size_t directory_len;
-	uint64_t acks_signed_at; /* 1 + the index of the first entry of the prefix
-				    carrying a signed acknowledgement (0: none):
-				    an unsigned Delivery after it fails */
+	uint64_t acks_signed_at;	  /* 1 + the index of the first entry of the prefix
+					     carrying a signed acknowledgement (0: none):
+					     an unsigned Delivery after it fails */
+	const rete_verify_key_seen *keys; /* each party's keys in the prefix's
+					     Directories (n_keys of them; NULL, 0: a
+					     state of an earlier rete, which kept only
+					     the Directory in force: key changes are
+					     then compared from that Directory on) */
+	size_t n_keys;
 } rete_verify_resume;
 
 /* An incremental verification of entries fed by the caller. */
@@ -257,7 +283,9 @@ typedef struct rete_verify_session rete_verify_session;
  * state is checked first: the note carries the broker's signature under the
  * origin (opt->origin, else the note's own), the frontier's size and root
  * are the note's, the Directory entry decodes strictly, is signed by the
- * broker, and lies inside the prefix; the log is in the note's epoch there,
+ * broker, and lies inside the prefix; each key seen (from->keys) names a
+ * party and lies inside the prefix (first_index <= last_index < size); the
+ * log is in the note's epoch there,
  * and a restore declared after it is reported as for since_note. since_note
  * (only without from: after a restore, an auditor verifies again from 0
  * with its saved checkpoint there) is checked as rete_verify_log does: its
@@ -315,10 +343,11 @@ rete_err rete_verify_session_finish(rete_verify_session *s, rete_verify_report *
 
 /* rete_verify_session_state fills *out with the state to keep for the
  * next run, after a finish that held: the target note, the frontier at its
- * size, the Directory in force there. The pointers stay valid until the
- * session is closed. RETE_EINVAL when the session did not hold. */
-rete_err rete_verify_session_state(const rete_verify_session *s, rete_verify_resume *out,
-				   rete_msg *m);
+ * size, the Directory in force there, each party's keys in the Directories
+ * up to there (those resumed from and those fed). The pointers stay valid
+ * until the session is closed. RETE_EINVAL when the session did not hold,
+ * RETE_ENOMEM. */
+rete_err rete_verify_session_state(rete_verify_session *s, rete_verify_resume *out, rete_msg *m);
 
 /* rete_verify_session_close releases *s and sets it to NULL; NULL is fine. */
 void rete_verify_session_close(rete_verify_session **s);

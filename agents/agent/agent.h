@@ -59,6 +59,11 @@ typedef struct agent {
 	size_t out_said_n;
 	uint64_t max_frame; /* the broker's, from WELCOME (0: not said) */
 	char *out_note;	    /* the receipts' checkpoint verified last (one per commit) */
+	/* The clocks' spell (out_clock_check): when this machine last said
+	 * that the broker logged a message more than 5 min before we wrote it
+	 * (our clock; 0: no spell), and how many receipts said so since. */
+	int64_t clock_said_at;
+	uint64_t clock_since;
 
 	/* Deliveries not yet written (inbox/ could not be written): agent_inbox_held.c. */
 	struct agent_inbox_held *inbox_held;

@@ -645,9 +645,29 @@ static void out_content_hash(const char *text, size_t len, uint8_t out[RETE_HASH
 	json_decref(doc);
 }
 
+static uint32_t out_rcpt_epoch(json_t *doc);
+
+/* out_epoch_latest: the latest log epoch this agent knows of: the one the
+ * last WELCOME said (meta "epoch"), or this connection's (0: none said). */
+static uint32_t out_epoch_latest(agent *a)
+{
+	rete_buf v;
+	rete_msg m = {{0}};
+	uint32_t e = 0;
+	if (agent_db_get(a->db, AGENT_DB_META, "epoch", 5, &v, &m) == RETE_OK) {
+		if (v.len == 4)
+			e = (uint32_t)v.data[0] << 24 | (uint32_t)v.data[1] << 16 |
+			    (uint32_t)v.data[2] << 8 | v.data[3];
+		rete_buf_free(&v);
+	}
+	return a->epoch > e ? a->epoch : e;
+}
+
 /* out_known_id answers a new file whose id already got a receipt: the same
  * content gets that receipt again in sent/ (the message is in the log
- * once), other content is refused id-reused naming the first's log index.
+ * once; with its "epoch" when that is before the log's latest, after a
+ * restore of the broker's store), other content is refused id-reused
+ * naming the first's log index.
  * false when the id is new to us (the file goes the normal way). */
 static bool out_known_id(agent *a, const char *name, const agent_spool_ident *orig, const char *id,
 			 const uint8_t content[RETE_HASH_LEN])
@@ -669,9 +689,20 @@ static bool out_known_id(agent *a, const char *name, const agent_spool_ident *or
 		return true;
 	}
 	json_t *doc = json_loads(rec.receipt_json ? rec.receipt_json : "", 0, NULL);
-	char *text2 = NULL;
+	char *text2 = NULL, older[120] = "";
 	if (doc != NULL) {
 		json_object_set_new(doc, "file", agent_spool_name_json(name));
+		/* of an epoch before the log's latest: say which, as a receipt
+		 * rewritten after a restore does (its index may name another
+		 * entry in the log now) */
+		uint32_t e = out_rcpt_epoch(doc), latest = out_epoch_latest(a);
+		if (e > 0 && e < latest) {
+			json_object_set_new(doc, "epoch", json_integer(e));
+			snprintf(older, sizeof(older),
+				 ", of epoch %" PRIu32 " (the log is in epoch %" PRIu32
+				 " now: that index may name another entry)",
+				 e, latest);
+		}
 		text2 = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		json_decref(doc);
 	}
@@ -709,8 +740,8 @@ static bool out_known_id(agent *a, const char *name, const agent_spool_ident *or
 		a->out_rescan = true;
 	agent_log(a, "info",
 		  "%s: the same message as %s, accepted before at log index %" PRIu64
-		  "; moved to sent/%s with its original receipt",
-		  name, id, rec.index, ans.used);
+		  "; moved to sent/%s with its original receipt%s",
+		  name, id, rec.index, ans.used, older);
 	return true;
 }
 
@@ -1355,27 +1386,37 @@ out_each_receipt(agent *a, bool (*fn)(agent *a, const char *name, const struct s
 /* How many of the latest receipts in sent/ the start looks at. */
 #define OUT_BEHIND_LOOK 64
 
+static const char out_since_key[] = "ids_since";
+
+/* out_since_put records ms as meta "ids_since" (its own transaction). */
+static rete_err out_since_put(agent *a, int64_t ms, rete_msg *m)
+{
+	uint8_t be[8];
+	uint64_t v = (uint64_t)ms;
+	for (int k = 7; k >= 0; k--, v >>= 8)
+		be[k] = (uint8_t)v;
+	return agent_db_put(a->db, AGENT_DB_META, out_since_key, sizeof(out_since_key) - 1, be,
+			    sizeof(be), m);
+}
+
 /* out_since: meta "ids_since", the time (ms) from which this store keeps
  * an id record of every receipt it writes to sent/; recorded at the first
- * start of an agent that looks (an older agent's receipts may have none).
+ * start of an agent that looks (an older agent's receipts may have none),
+ * and moved forward once a gap before it was said (out_behind_check).
  * 0 when it was not recorded before this start (nothing to compare yet). */
 static int64_t out_since(agent *a)
 {
-	static const char key[] = "ids_since";
 	rete_buf v;
 	rete_msg m = {{0}};
 	int64_t since = 0;
-	if (agent_db_get(a->db, AGENT_DB_META, key, sizeof(key) - 1, &v, &m) == RETE_OK) {
+	if (agent_db_get(a->db, AGENT_DB_META, out_since_key, sizeof(out_since_key) - 1, &v, &m) ==
+	    RETE_OK) {
 		for (size_t k = 0; k < v.len && k < 8; k++)
 			since = (int64_t)(((uint64_t)since << 8) | v.data[k]);
 		rete_buf_free(&v);
 		return since;
 	}
-	uint8_t be[8];
-	uint64_t now = (uint64_t)rete_now_ms();
-	for (int k = 7; k >= 0; k--, now >>= 8)
-		be[k] = (uint8_t)now;
-	agent_db_put(a->db, AGENT_DB_META, key, sizeof(key) - 1, be, sizeof(be), &m);
+	out_since_put(a, rete_now_ms(), &m);
 	return 0;
 }
 
@@ -1421,9 +1462,11 @@ static bool out_behind_take(agent *a, const char *name, const struct stat *st, v
  * The latest receipts in sent/ (written after "ids_since") name messages
  * whose id record the store must have; when some have none, its data
  * folder was put back from an older copy, and the log says so, with what
- * that costs and where the procedure is (docs/operations.md). Only the
- * latest OUT_BEHIND_LOOK are read: a start reads no more than that however
- * long sent/ is kept. */
+ * that costs and where the procedure is (docs/operations.md). Said once:
+ * "ids_since" then moves to the time of the latest receipt said, so that
+ * later starts compare only receipts written after it (a newer gap is said
+ * again). Only the latest OUT_BEHIND_LOOK are read: a start reads no more
+ * than that however long sent/ is kept. */
 static void out_behind_check(agent *a)
 {
 	int64_t since = out_since(a);
@@ -1466,6 +1509,14 @@ static void out_behind_check(agent *a)
 		    "receipt (not submitted again if the broker's store is restored); see "
 		    "docs/operations.md, \"Restoring an agent's data folder\"",
 		    a->cfg.data, missing, b->name[latest], id, idx);
+	if (missing > 0) {
+		rete_msg m = {{0}};
+		if (out_since_put(a, b->at[latest], &m) != RETE_OK)
+			agent_log(a, "error",
+				  "cannot record that the gap up to sent/%s was said (meta "
+				  "ids_since): %s; it will be said again at the next start",
+				  b->name[latest], m.text);
+	}
 	free(b);
 }
 
@@ -1748,30 +1799,69 @@ static rete_err out_note_verify(agent *a, const char *note, size_t len, rete_che
 	return err;
 }
 
+/* CLOCK_SAY_AGAIN_MS: a spell of differing clocks is said again after
+ * this long (with the count of messages since), not once per message */
+#define CLOCK_SAY_AGAIN_MS (3600 * 1000)
+
 /* out_clock_check says, at error level, when the broker logged our message
  * (its receipt's loggedAt, logged_at) more than RETE_CLOCK_SKEW_MS before
- * the createdAt we signed (report s12, 3): the broker's clock is wrong, and
- * its times are its evidence (deadlines, overdue notices, "registrato
- * alle"). The receipt still holds (it proves the entry); said once, when
- * the receipt comes. */
+ * the createdAt we signed (report s12, 3): one of the two clocks is wrong,
+ * and the broker's times are its evidence (deadlines, overdue notices,
+ * "registrato alle"). This agent cannot tell which: the commonest case is
+ * its own machine's (an office PC without NTP), so it says to check this
+ * machine first, then to tell the broker's operator (review s12
+ * small-eyes, 3). Said once per spell: at its first receipt, again after
+ * CLOCK_SAY_AGAIN_MS with the number of receipts in between, and its end
+ * (a receipt within the tolerance) at info level with that number. The
+ * receipt still holds (it proves the entry). */
 static void out_clock_check(agent *a, const out_item *it, int64_t logged_at)
 {
 	Rete__SignedMessage *sm = NULL;
 	Rete__Message *msg = NULL;
 	rete_msg m = {{0}};
-	char t1[32], t2[32];
+	char t1[32], t2[32], since[160] = "";
+	int64_t now = rete_now_ms();
 
 	if (rete_signed_decode(it->signed_msg.data, it->signed_msg.len, &sm, &msg, &m) != RETE_OK)
 		return;
-	if (msg->created_at > 0 && logged_at < msg->created_at - RETE_CLOCK_SKEW_MS)
+	if (msg->created_at <= 0) {
+		/* no createdAt: nothing to compare */
+	} else if (logged_at >= msg->created_at - RETE_CLOCK_SKEW_MS) {
+		if (a->clock_said_at != 0)
+			agent_log(a, "info",
+				  "the broker's clock and this machine's agree again (%s logged "
+				  "%" PRId64
+				  " s after we wrote it); since it was said at %s, %" PRIu64
+				  " more message%s had the difference",
+				  it->id, (logged_at - msg->created_at) / 1000,
+				  rete_time_format(a->clock_said_at, t1), a->clock_since,
+				  a->clock_since == 1 ? "" : "s");
+		a->clock_said_at = 0;
+		a->clock_since = 0;
+	} else if (a->clock_said_at != 0 && now >= a->clock_said_at &&
+		   now - a->clock_said_at < CLOCK_SAY_AGAIN_MS) {
+		a->clock_since++;
+	} else {
+		if (a->clock_said_at != 0)
+			snprintf(since, sizeof(since),
+				 " (still: %" PRIu64 " more message%s had the difference since it "
+				 "was said at %s)",
+				 a->clock_since, a->clock_since == 1 ? "" : "s",
+				 rete_time_format(a->clock_said_at, t1));
 		agent_log(a, "error",
-			  "the broker logged %s at %s, %" PRId64 " s before we wrote it (createdAt "
-			  "%s; more than the %d min two clocks may differ): the broker's clock is "
-			  "wrong, and the times it logs are its evidence (deadlines, overdue "
-			  "notices); tell the broker's operator",
-			  it->id, rete_time_format(logged_at, t1),
+			  "the broker logged %s at %s, %" PRId64 " s before this machine wrote it "
+			  "(createdAt %s): the broker's clock and this machine's differ by at "
+			  "least that, more than the %d min two clocks may differ%s. Check this "
+			  "machine's clock first (timedatectl: \"System clock synchronized: "
+			  "yes\", NTP); if it is right, tell the broker's operator: the times the "
+			  "broker logs are its evidence (deadlines, overdue notices). Said again "
+			  "in an hour while it lasts",
+			  it->id, rete_time_format(logged_at, t2),
 			  (msg->created_at - logged_at) / 1000,
-			  rete_time_format(msg->created_at, t2), RETE_CLOCK_SKEW_MS / 60000);
+			  rete_time_format(msg->created_at, t1), RETE_CLOCK_SKEW_MS / 60000, since);
+		a->clock_said_at = now;
+		a->clock_since = 0;
+	}
 	rete__message__free_unpacked(msg, NULL);
 	rete__signed_message__free_unpacked(sm, NULL);
 }
@@ -2133,62 +2223,123 @@ static char *out_sent_renewed(agent *a, json_t *now, const char *id, const out_r
 	return text;
 }
 
-/* out_sent_renew: held message id, answered in sent/ by the receipt its id
- * record keeps (kept, that text), was receipted again at rc, another
- * entry (a restore lost the one its receipt names, whose index may hold
- * another entry now): the receipt the case system reads, sent/USED.
- * receipt.json of the file it was sent as, is rewritten with the new one
- * (out_sent_renewed; durably, replacing it; its time kept, so that its
- * retention still counts from the first acceptance). Done before the id
- * record follows, and only while the file names another entry: a stop in
- * between rewrites nothing twice. said gets the log's words for it ("" when
- * no file was rewritten: none there any more, or it names rc already). */
-static void out_sent_renew(agent *a, const char *id, const char *kept, const out_rcpt *rc,
-			   char *said, size_t n)
+struct out_sent_find {
+	const char *id;
+	char *used;
+	size_t n;
+	json_t *doc;
+	json_t *all; /* out_sent_renew: every NAME.receipt.json naming id */
+};
+
+/* out_sent_take: out_each_receipt's fn for out_sent_of and out_sent_renew:
+ * stops at the first receipt naming the message id, or, with all, appends
+ * the names of all of them to it. */
+static bool out_sent_take(agent *a, const char *name, const struct stat *st, void *ctx)
 {
-	char used[AGENT_SPOOL_NAME_MAX + 32], cname[AGENT_SPOOL_NAME_MAX + 64], path[4400];
-	struct timespec at;
-	rete_msg m = {{0}};
-	json_t *rec = json_loads(kept ? kept : "", 0, NULL);
-	const char *file = json_string_value(json_object_get(rec, "file"));
-	said[0] = '\0';
-	if (file == NULL || !agent_spool_answer_find(a->sent_dir, file, ".receipt.json", id, used,
-						     sizeof(used), &at)) {
-		json_decref(rec);
-		return;
+	struct out_sent_find *f = ctx;
+	char path[4400];
+	(void)st;
+	snprintf(path, sizeof(path), "%s/%s", a->sent_dir, name);
+	json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+	const char *mid = json_string_value(json_object_get(j, "messageId"));
+	if (mid == NULL || strcmp(mid, f->id) != 0 || f->all != NULL) {
+		if (mid != NULL && strcmp(mid, f->id) == 0)
+			json_array_append_new(f->all, json_string(name));
+		json_decref(j);
+		return true;
 	}
-	json_decref(rec);
-	snprintf(cname, sizeof(cname), "%s.receipt.json", used);
+	snprintf(f->used, f->n, "%.*s", (int)(strlen(name) - strlen(".receipt.json")), name);
+	f->doc = j;
+	return false;
+}
+
+/* out_sent_renew_one: sent/cname, a receipt of held message id, is
+ * rewritten with rc (out_sent_renewed; durably, replacing it; its time
+ * kept, so that its retention still counts from the first acceptance)
+ * when it names another entry. true when rewritten; what it named goes
+ * to was (its index) and *epoch. */
+static bool out_sent_renew_one(agent *a, const char *id, const char *cname, const out_rcpt *rc,
+			       char *was, size_t wn, uint32_t *epoch)
+{
+	char path[4400];
+	struct stat st;
+	rete_msg m = {{0}};
 	snprintf(path, sizeof(path), "%s/%s", a->sent_dir, cname);
+	if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		return false;
 	json_t *now = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
 	if (now == NULL || out_rcpt_is(now, rc)) {
 		json_decref(now);
-		return;
+		return false;
 	}
-	const char *was = json_string_value(json_object_get(now, "index"));
+	const char *idx = json_string_value(json_object_get(now, "index"));
+	snprintf(was, wn, "%s", idx ? idx : "?");
+	*epoch = out_rcpt_epoch(now);
 	char *text = out_sent_renewed(a, now, id, rc);
+	json_decref(now);
 	rete_err err = text ? RETE_OK : rete_msg_set(&m, RETE_ENOMEM, "out of memory");
 	if (err == RETE_OK) {
 		size_t len = strlen(text);
 		text[len] = '\n'; /* replaces the NUL; written with its length */
 		err = agent_spool_write(a->sent_dir, cname, text, len + 1, &m);
 	}
-	if (err == RETE_OK) {
-		struct timespec ts[2] = {at, at};
-		utimensat(AT_FDCWD, path, ts, 0); /* its retention: from the first receipt */
-		snprintf(said, n,
-			 "; sent/%s now names it (it named log index %s of epoch %" PRIu32
-			 ", kept in it as previousReceipts)",
-			 cname, was ? was : "?", out_rcpt_epoch(now));
-	} else {
+	free(text);
+	if (err != RETE_OK) {
 		agent_log(a, "error",
 			  "held message %s: receipted again at log index %" PRIu64
 			  ", but sent/%s cannot be rewritten with it: %s; it still names log "
 			  "index %s, which may hold another entry now",
-			  id, rc->index, cname, m.text, was ? was : "?");
+			  id, rc->index, cname, m.text, was);
+		return false;
 	}
-	free(text);
-	json_decref(now);
+	struct timespec ts[2] = {st.st_mtim, st.st_mtim};
+	utimensat(AT_FDCWD, path, ts, 0); /* its retention: from the first receipt */
+	return true;
+}
+
+/* out_sent_renew: held message id was receipted again at rc, another
+ * entry (a restore lost the one its receipts name, whose index may hold
+ * another entry now): every receipt the case system may read, each
+ * sent/USED.receipt.json naming the message (the file it was sent as, and
+ * copies given to the same file sent again), is rewritten with the new one
+ * (out_sent_renew_one). sent/ is read whole: this is rare, after a restore
+ * only. Done before the id record follows, and only while a file names
+ * another entry: a stop in between rewrites nothing twice. said gets the
+ * log's words for it ("" when no file was rewritten: none there any more,
+ * or they name rc already). */
+static void out_sent_renew(agent *a, const char *id, const out_rcpt *rc, char *said, size_t n)
+{
+	struct out_sent_find f = {.id = id, .all = json_array()};
+	size_t i, done = 0, unsaid = 0;
+	json_t *v;
+	said[0] = '\0';
+	if (f.all == NULL)
+		return;
+	out_each_receipt(a, out_sent_take, &f);
+	json_array_foreach(f.all, i, v)
+	{
+		const char *cname = json_string_value(v);
+		char was[24];
+		uint32_t epoch = 0;
+		if (!out_sent_renew_one(a, id, cname, rc, was, sizeof(was), &epoch))
+			continue;
+		size_t l = strlen(said);
+		int w = done++ == 0 ? snprintf(said + l, n - l,
+					       "; sent/%s now names it (it named log index %s of "
+					       "epoch %" PRIu32 ", kept in it as previousReceipts)",
+					       cname, was, epoch)
+				    : snprintf(said + l, n - l, ", and so does sent/%s", cname);
+		if (w < 0 || (size_t)w + 64 >= n - l) {
+			said[l] = '\0'; /* no room (64 kept for the count): said below */
+			unsaid++;
+		}
+	}
+	if (unsaid > 0) {
+		size_t l = strlen(said);
+		snprintf(said + l, n - l, "%s%zu receipt file(s) of it in sent/ rewritten too",
+			 l ? ", and " : "; ", unsaid);
+	}
+	json_decref(f.all);
 }
 
 /* out_was: what the agent recorded of a held message's latest receipt,
@@ -2277,11 +2428,11 @@ static void out_held_receipted(agent *a, size_t i, const out_rcpt *rc)
 	out_item *it = &a->out_items[i];
 	rete_msg m = {{0}};
 	rete_err err = RETE_OK;
-	char said[AGENT_SPOOL_NAME_MAX + 200] = "";
+	char said[4 * AGENT_SPOOL_NAME_MAX + 400] = "";
 	out_was was = {0};
-	/* another entry than its receipt names: the agency's file first */
+	/* another entry than its receipt names: the agency's files first */
 	if (out_held_was(a, it->id, rc, &was))
-		out_sent_renew(a, it->id, was.kept, rc, said, sizeof(said));
+		out_sent_renew(a, it->id, rc, said, sizeof(said));
 	for (int attempt = 0; attempt < 2; attempt++) {
 		rete_buf have;
 		err = agent_db_begin(a->db, &m);
@@ -2545,32 +2696,6 @@ void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 		return;
 	out_refused(a, i, r, signed_refusal);
 	free(signed_refusal);
-}
-
-struct out_sent_find {
-	const char *id;
-	char *used;
-	size_t n;
-	json_t *doc;
-};
-
-/* out_sent_take: out_each_receipt's fn for out_sent_of: stops at the first
- * receipt naming the message id. */
-static bool out_sent_take(agent *a, const char *name, const struct stat *st, void *ctx)
-{
-	struct out_sent_find *f = ctx;
-	char path[4400];
-	(void)st;
-	snprintf(path, sizeof(path), "%s/%s", a->sent_dir, name);
-	json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
-	const char *mid = json_string_value(json_object_get(j, "messageId"));
-	if (mid == NULL || strcmp(mid, f->id) != 0) {
-		json_decref(j);
-		return true;
-	}
-	snprintf(f->used, f->n, "%.*s", (int)(strlen(name) - strlen(".receipt.json")), name);
-	f->doc = j;
-	return false;
 }
 
 /* out_sent_of: the receipt in sent/ of message id, whose id record this

@@ -11,6 +11,10 @@
  *               the largest first), base64
  *   directory   the LogEntry bytes of the Directory in force, base64 (absent
  *               before the first Directory)
+ *   keys        each key a party had in the Directories of the verified
+ *               prefix: [{party, key (base64), first, last (the first and
+ *               last Directory entry giving it, decimal strings)}] (absent
+ *               in a file of an earlier rete)
  *   savedAt     when it was written (RFC 3339 UTC; informative)
  *   signature   Ed25519 of the auditor's key over "rete/audit-state/v1\n"
  *               followed by the other members as compact JSON, keys sorted
@@ -58,6 +62,9 @@ void audit_state_free(audit_state *st)
 		return;
 	free(st->note);
 	free(st->directory);
+	for (size_t i = 0; i < st->n_keys; i++)
+		free((char *)st->keys[i].party);
+	free(st->keys);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -80,12 +87,62 @@ static const char *jstr(json_t *o, const char *key)
 	return json_string_value(json_object_get(o, key));
 }
 
+/* state_dec reads a decimal string member of o into *v; false when it is
+ * not one. */
+static bool state_dec(json_t *o, const char *key, uint64_t *v)
+{
+	const char *s = jstr(o, key);
+	char *end;
+	if (s == NULL || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	*v = strtoull(s, &end, 10);
+	return errno == 0 && *end == '\0';
+}
+
+/* state_keys_load reads the member "keys" (arr) of a state of size into
+ * st: RETE_EINVAL (m says which key and what is wrong), RETE_ENOMEM. */
+static rete_err state_keys_load(json_t *arr, uint64_t size, audit_state *st, rete_msg *m)
+{
+	size_t n = json_array_size(arr), i;
+	json_t *o;
+
+	st->has_keys = true;
+	if (n > 0 && (st->keys = calloc(n, sizeof(*st->keys))) == NULL)
+		return RETE_ENOMEM;
+	json_array_foreach(arr, i, o)
+	{
+		rete_verify_key_seen *k = &st->keys[i];
+		const char *party = jstr(o, "party"), *key = jstr(o, "key");
+		uint8_t *bin = NULL;
+		size_t binlen = 0;
+		if (!json_is_object(o) || json_object_size(o) != 4 || party == NULL ||
+		    !rete_id_valid(party) || key == NULL ||
+		    rete_b64_decode(key, &bin, &binlen) != RETE_OK || binlen != RETE_PK_LEN ||
+		    !state_dec(o, "first", &k->first_index) ||
+		    !state_dec(o, "last", &k->last_index) || k->first_index > k->last_index ||
+		    k->last_index >= size) {
+			free(bin);
+			return rete_msg_set(m, RETE_EINVAL,
+					    "keys[%zu] is not {party, key (32 bytes, base64), "
+					    "first, last (decimal entries, first <= last < size)}",
+					    i);
+		}
+		memcpy(k->key, bin, RETE_PK_LEN);
+		free(bin);
+		if ((k->party = strdup(party)) == NULL)
+			return RETE_ENOMEM;
+		st->n_keys++;
+	}
+	return RETE_OK;
+}
+
 rete_err audit_state_load(const char *path, const rete_pubkey *auditor, audit_state *st,
 			  rete_msg *m)
 {
 	static const char *const known[] = {"format",	  "auditor",	  "origin",    "size",
 					    "checkpoint", "frontier",	  "directory", "savedAt",
-					    "signature",  "acksSignedAt", NULL};
+					    "signature",  "acksSignedAt", "keys",      NULL};
 	uint8_t sig[RETE_SIG_LEN];
 	uint8_t *bin = NULL;
 	size_t binlen = 0, n;
@@ -129,7 +186,8 @@ rete_err audit_state_load(const char *path, const rete_pubkey *auditor, audit_st
 		bool ok = false;
 		for (int i = 0; known[i] != NULL; i++)
 			ok = ok || strcmp(key, known[i]) == 0;
-		if (!ok || !json_is_string(val) != (strcmp(key, "frontier") == 0)) {
+		bool array = strcmp(key, "frontier") == 0 || strcmp(key, "keys") == 0;
+		if (!ok || !json_is_string(val) != array) {
 			snprintf(mm.text, sizeof(mm.text),
 				 "member '%s' is unknown or of the wrong type", key);
 			e = state_bad(m, path, mm.text);
@@ -225,6 +283,13 @@ rete_err audit_state_load(const char *path, const rete_pubkey *auditor, audit_st
 		e = state_bad(m, path, "acksSignedAt is not a decimal number within the size");
 		goto out;
 	}
+	/* optional (a file of an earlier rete has none): each party's keys */
+	if ((val = json_object_get(doc, "keys")) != NULL &&
+	    (e = state_keys_load(val, size, st, &mm)) != RETE_OK) {
+		e = e == RETE_ENOMEM ? rete_msg_set(m, e, "out of memory")
+				     : state_bad(m, path, mm.text);
+		goto out;
+	}
 out:
 	free(text);
 	json_decref(doc);
@@ -294,6 +359,25 @@ rete_err audit_state_save(const char *path, const rete_verify_resume *r, const c
 		char ab[24];
 		snprintf(ab, sizeof(ab), "%" PRIu64, r->acks_signed_at);
 		json_object_set_new(doc, "acksSignedAt", json_string(ab));
+	}
+	{
+		json_t *ks = json_array();
+		if (ks == NULL)
+			goto fail;
+		json_object_set_new(doc, "keys", ks);
+		for (size_t i = 0; i < r->n_keys; i++) {
+			const rete_verify_key_seen *k = &r->keys[i];
+			char fb[24], lb[24], *kb = rete_b64_encode(k->key, RETE_PK_LEN);
+			if (kb == NULL)
+				goto fail;
+			snprintf(fb, sizeof(fb), "%" PRIu64, k->first_index);
+			snprintf(lb, sizeof(lb), "%" PRIu64, k->last_index);
+			json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "party", k->party, "key", kb,
+					      "first", fb, "last", lb);
+			free(kb);
+			if (o == NULL || json_array_append_new(ks, o) != 0)
+				goto fail;
+		}
 	}
 	json_object_set_new(doc, "savedAt", json_string(rete_time_format(rete_now_ms(), tb)));
 	if ((text = state_signed_text(doc)) == NULL)
@@ -701,12 +785,15 @@ void audit_key_change_keep(void *ctx, const rete_verify_key_change *kc)
 	json_object_set_new(o, "loggedAt", json_string(rete_time_format(kc->logged_at, at)));
 	snprintf(idx, sizeof(idx), "%" PRIu64, kc->prev_index);
 	json_object_set_new(o, "previousDirectory", json_string(idx));
+	snprintf(idx, sizeof(idx), "%" PRIu64, kc->old_from);
+	json_object_set_new(o, "oldKeyFrom", json_string(idx));
 	char *k = rete_b64_encode(kc->old_key, RETE_PK_LEN);
 	json_object_set_new(o, "oldKey", json_string(k ? k : "?"));
 	free(k);
 	k = rete_b64_encode(kc->new_key, RETE_PK_LEN);
 	json_object_set_new(o, "newKey", json_string(k ? k : "?"));
 	free(k);
+	json_object_set_new(o, "addedBack", json_boolean(kc->added_back));
 	json_object_set_new(o, "backToEarlier", json_boolean(kc->back));
 	if (kc->back) {
 		snprintf(idx, sizeof(idx), "%" PRIu64, kc->back_index);
@@ -715,30 +802,83 @@ void audit_key_change_keep(void *ctx, const rete_verify_key_change *kc)
 	json_array_append_new(ctx, o);
 }
 
+/* shell_word writes s into buf as one word of a command line: as it is
+ * when it holds only letters, digits and _ . / - + , : @ =, else in
+ * single quotes (a quote inside as '\''); cut to len. */
+static const char *shell_word(const char *s, char *buf, size_t len)
+{
+	size_t o = 0;
+	bool plain = *s != '\0';
+	for (const char *p = s; *p != '\0' && plain; p++)
+		plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			(*p >= '0' && *p <= '9') || strchr("_./-+,:@=", *p) != NULL;
+	if (plain) {
+		snprintf(buf, len, "%s", s);
+		return buf;
+	}
+	for (const char *p = s; o + 5 < len; p++) {
+		if (p == s)
+			buf[o++] = '\'';
+		if (*p == '\0') {
+			buf[o++] = '\'';
+			break;
+		}
+		if (*p == '\'') {
+			memcpy(buf + o, "'\\''", 4);
+			o += 4;
+		} else {
+			buf[o++] = *p;
+		}
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
 /* audit_key_changes_print says each key change of a party, and warns of
- * one that goes back to a key the party had before. */
-void audit_key_changes_print(json_t *changes)
+ * one that goes back to a key the party had before, with a hint that
+ * works where the audit ran: rete audit log on the store folder, or, at a
+ * distance (no store), the broker's operator or rete audit timeline -c. */
+void audit_key_changes_print(json_t *changes, const char *store_dir, const char *ini)
 {
 	size_t i;
 	json_t *c;
+	char where[PATH_MAX * 4 + 8];
+	const char *w = store_dir != NULL ? store_dir : ini;
+	shell_word(w != NULL ? w : "audit.ini", where, sizeof(where));
 	json_array_foreach(changes, i, c)
 	{
 		const char *party = json_string_value(json_object_get(c, "party"));
 		const char *idx = json_string_value(json_object_get(c, "index"));
-		printf("key change: %s at entry %s (logged at %s): %s -> %s\n", party, idx,
+		printf("key change: %s at entry %s (logged at %s): %s -> %s", party, idx,
 		       json_string_value(json_object_get(c, "loggedAt")),
 		       json_string_value(json_object_get(c, "oldKey")),
 		       json_string_value(json_object_get(c, "newKey")));
-		if (json_is_true(json_object_get(c, "backToEarlier")))
+		if (json_is_true(json_object_get(c, "addedBack")))
+			printf(" (removed from the directory after entry %s, added back with "
+			       "another key)",
+			       json_string_value(json_object_get(c, "previousDirectory")));
+		printf("\n");
+		if (!json_is_true(json_object_get(c, "backToEarlier")))
+			continue;
+		const char *from = json_string_value(json_object_get(c, "oldKeyFrom"));
+		printf("warning: %s's key at entry %s is the key it had at entry %s, "
+		       "replaced at entry %s: a key that changes and changes back is what "
+		       "a broker's operator leaves who signed as %s for a while. Ask %s "
+		       "whether it changed its key twice; ",
+		       party, idx, json_string_value(json_object_get(c, "earlierDirectory")), from,
+		       party, party);
+		if (store_dir != NULL)
+			printf("what was signed with the key in between is in rete audit log %s "
+			       "--from %s --to %s\n",
+			       where, from, idx);
+		else
 			printf(
-			    "warning: %s's key at entry %s is the key it had at entry %s, "
-			    "replaced at entry %s: a key that changes and changes back is what "
-			    "a broker's operator leaves who signed as %s for a while. Ask %s "
-			    "whether it changed its key twice; what was signed with the key in "
-			    "between is in rete audit log --from %s --to %s\n",
-			    party, idx, json_string_value(json_object_get(c, "earlierDirectory")),
-			    json_string_value(json_object_get(c, "previousDirectory")), party,
-			    party, json_string_value(json_object_get(c, "previousDirectory")), idx);
+			    "what was signed with the key in between lies in entries %s to %s "
+			    "of the broker's log: this auditor keeps no store, so see a case of "
+			    "them with rete audit timeline -c %s --case ID, or have the broker's "
+			    "operator run rete audit log STORE_DIR --from %s --to %s in front of "
+			    "you\n",
+			    from, idx, where, from, idx);
 	}
 }
 
@@ -996,6 +1136,8 @@ int audit_remote_verify(const audit_remote_opts *o)
 		res.directory = st.directory;
 		res.directory_len = st.directory_len;
 		res.acks_signed_at = st.acks_signed_at;
+		res.keys = st.keys;
+		res.n_keys = st.n_keys;
 		resp = &res;
 		start = st.frontier.mf_size;
 	}
@@ -1218,8 +1360,15 @@ int audit_remote_verify(const audit_remote_opts *o)
 		if (start > 0)
 			printf("consistent with the checkpoint of size %" PRIu64 " saved in %s\n",
 			       start, o->state);
+		if (start > 0 && !restoring && !st.has_keys)
+			printf(
+			    "note: the state file %s, written by an earlier rete, keeps only the "
+			    "directory in force, not each party's earlier keys: a key that "
+			    "changes back, or a party added back under another key, is checked "
+			    "from this run on (entry %" PRIu64 "); the new state keeps them\n",
+			    o->state, start);
 		audit_acks_print(&rep);
-		audit_key_changes_print(changes);
+		audit_key_changes_print(changes, NULL, o->ini);
 		audit_clock_print(&rep);
 		if (rep.restored)
 			audit_restore_print(&rep, o->state, kept);
@@ -1272,6 +1421,12 @@ report:
 		json_object_set(j, "keyChanges", changes);
 		json_object_set_new(j, "keyChangesBack",
 				    json_integer((json_int_t)rep.key_changes_back));
+		/* the entry the key history starts from (a state file of an
+		 * earlier rete kept none: from this run on) */
+		json_object_set_new(
+		    j, "keyHistoryFrom",
+		    json_integer(
+			(json_int_t)(resp != NULL && !restoring && !st.has_keys ? start : 0)));
 		json_t *clock = audit_clock_json(&rep);
 		if (clock != NULL)
 			json_object_set_new(j, "clock", clock);

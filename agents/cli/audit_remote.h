@@ -9,9 +9,10 @@
  *
  * This module also owns the auditor's state file (--state FILE): the last
  * checkpoint verified, the frontier of the verified prefix (so the tree is
- * extended without fetching old entries again) and the Directory in force
- * at that size, signed with the auditor's own key so that a file altered
- * since it was written is refused. It is replaced atomically (temporary
+ * extended without fetching old entries again), the Directory in force
+ * at that size and each party's keys in the Directories so far (so that a
+ * key changed in one run and changed back in the next is still seen), signed with the auditor's own
+ * key so that a file altered since it was written is refused. It is replaced atomically (temporary
  * file, fsync, rename) and only after a verification that held.
  */
 #ifndef RETE_CLI_AUDIT_REMOTE_H
@@ -38,6 +39,13 @@ typedef struct audit_state {
 					  ("acksSignedAt"; 0: none, or a file of an
 					  earlier rete) */
 	char auditor[RETE_ID_MAX + 1]; /* who wrote (and signed) it */
+	rete_verify_key_seen *keys;    /* each party's keys in the verified prefix's
+					  Directories ("keys"; the party ids are
+					  malloc'd) */
+	size_t n_keys;
+	bool has_keys; /* the file has "keys" (one of an earlier rete
+			  has not: key changes are compared from its
+			  directory on) */
 } audit_state;
 
 /* audit_state_load reads the state file at path, checks its signature with
@@ -83,11 +91,14 @@ int audit_remote_verify(const audit_remote_opts *o);
 
 /* audit_key_change_keep is a rete_verify_key_change_fn: it appends the
  * change as a JSON object (party, index, loggedAt, previousDirectory,
- * oldKey, newKey, backToEarlier, earlierDirectory) to the JSON array ctx.
+ * oldKey, newKey, addedBack, backToEarlier, earlierDirectory) to the JSON array ctx.
  * audit_key_changes_print says each of them ("key change: ..."), and a
- * warning for one that goes back to a key the party had before. */
+ * warning for one that goes back to a key the party had before, whose
+ * hint is for the mode the audit ran in: store_dir (a local audit: rete
+ * audit log STORE_DIR --from A --to B), else ini (at a distance, no store:
+ * rete audit timeline -c INI, or the broker's operator). */
 void audit_key_change_keep(void *ctx, const rete_verify_key_change *kc);
-void audit_key_changes_print(json_t *changes);
+void audit_key_changes_print(json_t *changes, const char *store_dir, const char *ini);
 
 /* audit_acks_print prints, when the log holds Deliveries (or refusals of
  * delivery), how many carry their recipient's signed acknowledgement,

@@ -739,7 +739,7 @@ static int audit_verify(int argc, char **argv)
 			       rep.entries);
 		}
 		audit_acks_print(&rep);
-		audit_key_changes_print(changes);
+		audit_key_changes_print(changes, dir, NULL);
 		audit_clock_print(&rep);
 		if (rep.restored)
 			audit_restore_print(&rep, NULL, NULL);
@@ -753,7 +753,7 @@ static int audit_verify(int argc, char **argv)
 	rete_witness_policy_free(&policy);
 	free(wnote);
 	if (!json && rep.verdict != RETE_VERIFY_HOLDS)
-		audit_key_changes_print(changes); /* those met before the failure */
+		audit_key_changes_print(changes, dir, NULL); /* those met before the failure */
 	json_decref(changes);
 	if (!json && rep.verdict != RETE_VERIFY_HOLDS) {
 		printf("the log does not verify: %s\n", rep.reason);

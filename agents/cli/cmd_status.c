@@ -269,31 +269,87 @@ static void status_print(json_t *rec, FILE *out)
 	}
 }
 
+/* status_held_here: is the referral rec this agency sent still held by
+ * its agent (AGENT_DB_HELD, keyed by the message id, which for a referral
+ * is the referral id: receipted, no delivery receipt yet, a non-empty
+ * record)? Such a message is submitted again by the agent itself after a
+ * restore of the broker's store (docs/agent.md, "The sender is
+ * responsible"). */
+static bool status_held_here(agent_db *db, json_t *rec)
+{
+	const char *mid = jstr(rec, "id");
+	if (db == NULL || strcmp(jstr(rec, "role"), "performer") == 0)
+		return false;
+	rete_buf v = {0};
+	rete_msg m = {{0}};
+	bool held = mid[0] &&
+		    agent_db_get(db, AGENT_DB_HELD, mid, strlen(mid), &v, &m) == RETE_OK &&
+		    v.len > 0; /* empty: delivered */
+	rete_buf_free(&v);
+	return held;
+}
+
+/* status_unknown_mark marks rec, a referral of this agency's store that the
+ * broker answered it does not know: "brokerUnknown", and "heldHere" when
+ * this agency's agent still holds it (status_held_here). */
+static void status_unknown_mark(agent_db *db, json_t *rec)
+{
+	json_object_set_new(rec, "brokerUnknown", json_true());
+	if (status_held_here(db, rec))
+		json_object_set_new(rec, "heldHere", json_true());
+}
+
 /* status_unknown_print says that the broker answered that it does not
  * know a referral this agency has a record of (brokerUnknown): its log
  * lost it, most likely in a restore of its store from a backup older than
  * the referral; the agency's record is all there is, and who does what
- * to go on. */
+ * to go on: nothing, when this agency's agent still holds it (heldHere:
+ * it submits it again itself, with the same id; a new referral would be
+ * a second one for the same family); for one this agency received, its
+ * requester's agent may still hold it, so the requester is asked first. */
 static void status_unknown_print(json_t *rec, FILE *out)
 {
 	if (!json_is_true(json_object_get(rec, "brokerUnknown")))
 		return;
 	const char *id = jstr(rec, "id"), *req = jstr(rec, "requester");
 	bool mine = strcmp(jstr(rec, "role"), "performer") != 0;
+	const char *overdue = json_is_true(json_object_get(rec, "overdue"))
+				  ? " (OVERDUE was said by the broker of the log that lost it)"
+				  : "";
 	fprintf(out,
 		"  broker: NOT IN ITS LOG. The broker answered that it does not know referral "
 		"%s: its log no longer has referral %s, most likely lost by a restore of the "
 		"broker's store from a backup taken before it (docs/operations.md, \"Restoring "
-		"a backup\"). The status above is this agency's own record, and its log indexes "
-		"are of the log before the restore (they may name other entries now)%s; updates "
-		"and notes on %s are refused (unknown-referral). To go on, %s sends it again as "
-		"a new referral: a new id, with previousReferral \"%s\"",
-		id, id,
-		json_is_true(json_object_get(rec, "overdue"))
-		    ? " (OVERDUE was said by the broker of the log that lost it)"
-		    : "",
-		id, mine ? "this agency" : (req[0] ? req : "the requester"), id);
-	fputs(mine ? ".\n" : " (ask them).\n", out);
+		"a backup\"). ",
+		id, id);
+	if (mine && json_is_true(json_object_get(rec, "heldHere"))) {
+		fprintf(out,
+			"This agency's agent still holds it (no delivery receipt yet) and submits "
+			"it again by itself, with the same id, when it connects to the broker (its "
+			"log then says \"held message %s receipted again at log index N\"): do not "
+			"send it again (a new referral would be a second one for the same family). "
+			"Until then the status above is this agency's own record, and its log "
+			"indexes are of the log before the restore%s.\n",
+			id, overdue);
+		return;
+	}
+	fprintf(out,
+		"The status above is this agency's own record, and its log indexes are of the "
+		"log before the restore (they may name other entries now)%s; updates and notes "
+		"on %s are refused (unknown-referral). ",
+		overdue, id);
+	if (mine)
+		fprintf(out,
+			"To go on, this agency sends it again as a new referral: a new id, with "
+			"previousReferral \"%s\".\n",
+			id);
+	else
+		fprintf(out,
+			"To go on, ask %s: its agent may still hold it and then submits it again "
+			"by itself, with the same id (this status then shows it again); if it does "
+			"not, %s sends it again as a new referral: a new id, with previousReferral "
+			"\"%s\".\n",
+			req[0] ? req : "the requester", req[0] ? req : "the requester", id);
 }
 
 int cmd_status(int argc, char **argv)
@@ -417,7 +473,7 @@ int cmd_status(int argc, char **argv)
 		if (b != NULL)
 			json_object_set_new(rec, "broker", b);
 		else if (unknown && json_object_size(rec) > 1) /* ours, not the broker's */
-			json_object_set_new(rec, "brokerUnknown", json_true());
+			status_unknown_mark(db, rec);
 	}
 	rete_wire_close(&w);
 	rete_seckey_free(&sk);

@@ -1203,6 +1203,16 @@ static void test_restore_status_lost(void **state)
 	if (strstr(out, "\"brokerUnknown\": true") == NULL)
 		fail_msg("rete status --json ev-1 has no brokerUnknown: %s", out);
 	free(out);
+	/* the job centre received it: the advice is its requester's, whose
+	 * agent may still hold it (rev-restore #1) */
+	rc = tu_run(&out, "cd '%s/agents/cpi.mantova' && '%s/rete' status -c agent.ini ev-1 2>&1",
+		    n->dir, n->bin);
+	if (rc != 0 || strstr(out, "NOT IN ITS LOG") == NULL ||
+	    strstr(out, "may still hold it") == NULL)
+		fail_msg("rete status ev-1 at the job centre (received, lost by the restore), "
+			 "exit %d: %s",
+			 rc, out);
+	free(out);
 }
 
 /* test_restore_update_lost (eyes12 #4): an update of a referral the
@@ -1238,24 +1248,61 @@ static void test_restore_update_lost(void **state)
 	json_decref(j);
 }
 
+/* ev_social_net: a new network (tag; *state, for the teardown) with the
+ * broker and social services' agent running (the job centre away); log
+ * gets the path of social services' log. */
+static it_net *ev_social_net(void **state, const char *tag, char *log, size_t len)
+{
+	it_net *n = it_net_new(tag, NULL);
+	assert_non_null(n);
+	*state = n;
+	tu_path(log, len, "%s/social.mantova.log", n->dir);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	return n;
+}
+
+/* ev_data_net: a new network (tag; *state, for the teardown) with the
+ * broker and social services' agent running, which has sent a referral
+ * (NAME, ID) and has its receipt; data and log get the paths of its data
+ * folder and its log. */
+static it_net *ev_data_net(void **state, const char *tag, const char *name, const char *id,
+			   char *data, char *log, size_t len)
+{
+	it_net *n = ev_social_net(state, tag, log, len);
+	tu_path(data, len, "%s/agents/social.mantova/data", n->dir);
+	ev_put_referral(n, name, id, "long-term-unemployment");
+	(void)ev_receipt_index(n, name);
+	return n;
+}
+
+/* ev_data_put_back stops social services' agent, puts its data folder
+ * aside as DATA.aside and a copy of from in its place, and starts it. */
+static void ev_data_put_back(it_net *n, const char *data, const char *aside, const char *from)
+{
+	char *out = NULL;
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	int rc = tu_run(&out, "mv '%s' '%s.%s' && cp -a '%s' '%s'", data, data, aside, from, data);
+	free(out);
+	assert_int_equal(rc, 0);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+}
+
 /* test_agent_data_restored (eyes12 #6): the agent's data folder put back
  * from a copy older than its spool. At start the agent says its store is
  * older than sent/; the very same file sent again is refused id-reused by
  * the broker (signed anew: other bytes), and the answer says what
- * happened (its receipt is in sent/), never to "send the very same bytes". */
+ * happened (its receipt is in sent/), never to "send the very same bytes".
+ * The start says it once: two ordinary restarts say nothing more
+ * (rev-restore #3); a newer gap (the folder put back again from a copy
+ * without a later send) is said. */
 static void test_agent_data_restored(void **state)
 {
-	it_net *n = it_net_new("evidence-agent-data", NULL);
-	assert_non_null(n);
-	*state = n;
-	char data[1300], log[1300], failed[1300], path[1500], *out = NULL;
-	tu_path(data, sizeof(data), "%s/agents/social.mantova/data", n->dir);
-	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	char data[1300], log[1300], failed[1300], path[1500], bk[1400], *out = NULL;
+	it_net *n =
+	    ev_data_net(state, "evidence-agent-data", "first.json", "ev-first-1", data, log, 1300);
 	it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed));
-	assert_true(it_broker_start(n));
-	assert_true(it_agent_start(n, IT_SOCIAL));
-	ev_put_referral(n, "first.json", "ev-first-1", "long-term-unemployment");
-	(void)ev_receipt_index(n, "first.json");
+	tu_path(bk, sizeof(bk), "%s.bk", data);
 	/* the backup: the stopped agent's data folder, copied */
 	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
 	assert_int_equal(tu_run(&out, "cp -a '%s' '%s.bk'", data, data), 0);
@@ -1265,11 +1312,7 @@ static void test_agent_data_restored(void **state)
 	it_outbox_put(n, IT_SOCIAL, "rb.json", text);
 	uint64_t idx = ev_receipt_index(n, "rb.json");
 	/* the restore of the agent's data folder */
-	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
-	assert_int_equal(
-	    tu_run(&out, "mv '%s' '%s.new' && cp -a '%s.bk' '%s'", data, data, data, data), 0);
-	free(out);
-	assert_true(it_agent_start(n, IT_SOCIAL));
+	ev_data_put_back(n, data, "new", bk);
 	if (!ev_wait_log(log, "is older than its spool", 1, EV_WAIT)) {
 		it_show(n, "social.mantova.log");
 		fail_msg("the agent started on a data folder older than its sent/ said nothing");
@@ -1295,6 +1338,203 @@ static void test_agent_data_restored(void **state)
 			 "sent/rb.json.receipt.json (%s) and the data folder is older: %s",
 			 want, note ? note : "(none)");
 	json_decref(j);
+
+	/* said once (rev-restore #3): ordinary restarts do not say it again */
+	size_t starts = tu_occurrences(log, "started: spool");
+	for (size_t k = 1; k <= 2; k++) {
+		assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+		assert_true(it_agent_start(n, IT_SOCIAL));
+		assert_true(ev_wait_log(log, "started: spool", starts + k, EV_WAIT));
+	}
+	/* the start's warning (the refusal's agentNote above says "older" too) */
+	static const char warned[] = "is older than its spool: of the latest receipts";
+	size_t said = tu_occurrences(log, warned);
+	if (said != 1)
+		fail_msg("the agent said %zu times that its store is older than its spool: once "
+			 "for the copy put back, then %zu time(s) at ordinary restarts",
+			 said, said - 1);
+	/* a newer gap is still said: this folder put back after one more send */
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	assert_int_equal(tu_run(&out, "rm -rf '%s.bk' && cp -a '%s' '%s.bk'", data, data, data), 0);
+	free(out);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	ev_put_referral(n, "later.json", "ev-later-1", "long-term-unemployment");
+	(void)ev_receipt_index(n, "later.json");
+	ev_data_put_back(n, data, "later", bk);
+	if (!ev_wait_log(log, warned, 2, EV_WAIT)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("a data folder put back without the record of later.json said nothing");
+	}
+	assert_int_equal(tu_occurrences(log, "sent/later.json.receipt.json, message ev-later-1"),
+			 1);
+}
+
+/* ev_held_net: a new network (tag; *state, for the teardown) with the
+ * broker and social services' agent running, the job centre away (so what
+ * social services sends is held), and a backup of the broker's store
+ * taken (into backup); log gets the path of social services' log. */
+static it_net *ev_held_net(void **state, const char *tag, char *backup, char *log, size_t len)
+{
+	it_net *n = ev_social_net(state, tag, log, len);
+	tu_path(backup, len, "%s/backup", n->dir);
+	ev_backup(n, backup);
+	return n;
+}
+
+/* test_restore_status_held (rev-restore #1): a referral receipted and held
+ * (the job centre away) when the broker's store is put back from a backup
+ * taken before it, while the sender's agent is stopped: the restored log
+ * does not have it, but this agency's agent still holds it and submits it
+ * again when it connects. `rete status` says so ("heldHere" in --json) and
+ * never tells the agency to send it again as a new referral (a second
+ * referral of the same family); once the agent is back, the broker knows
+ * it again. */
+static void test_restore_status_held(void **state)
+{
+	char backup[1300], log[1300], *out = NULL;
+	it_net *n = ev_held_net(state, "evidence-status-held", backup, log, sizeof(log));
+	ev_put_referral(n, "h.json", "ev-h-1", "long-term-unemployment");
+	(void)ev_receipt_index(n, "h.json");
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	assert_true(ev_broker_restore(n, backup));
+
+	int rc = ev_status(n, "ev-h-1", &out);
+	if (rc != 0 || strstr(out, "NOT IN ITS LOG") == NULL || strstr(out, "a new id") != NULL ||
+	    strstr(out, "still holds it") == NULL)
+		fail_msg("rete status ev-h-1 (lost by the restore, held by this agency's agent), "
+			 "exit %d: %s",
+			 rc, out);
+	free(out);
+	assert_int_equal(ev_status(n, "ev-h-1 --json", &out), 0);
+	if (strstr(out, "\"brokerUnknown\": true") == NULL ||
+	    strstr(out, "\"heldHere\": true") == NULL)
+		fail_msg("rete status --json ev-h-1 has no brokerUnknown and heldHere: %s", out);
+	free(out);
+
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	if (ev_wait_rereceipt(log, "ev-h-1", EV_WAIT) == UINT64_MAX) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the held referral ev-h-1 was not submitted again");
+	}
+	rc = ev_status(n, "ev-h-1", &out);
+	if (rc != 0 || strstr(out, "NOT IN ITS LOG") != NULL || strstr(out, "heldHere") != NULL)
+		fail_msg("rete status ev-h-1 after its resubmission, exit %d: %s", rc, out);
+	free(out);
+}
+
+/* ev_receipt_follows: sent/NAME.receipt.json names log index after and
+ * keeps the receipt of epoch 1 at index before as previousReceipts[0];
+ * the failing sentence otherwise. */
+static void ev_receipt_follows(const char *sent, const char *name, uint64_t before, uint64_t after)
+{
+	char path[1500];
+	json_t *j = tu_load_json(tu_path(path, sizeof(path), "%s/%s.receipt.json", sent, name));
+	const char *idx = json_string_value(json_object_get(j, "index"));
+	json_t *prev = json_array_get(json_object_get(j, "previousReceipts"), 0);
+	const char *pidx = json_string_value(json_object_get(prev, "index"));
+	if (idx == NULL || strtoull(idx, NULL, 10) != after || pidx == NULL ||
+	    strtoull(pidx, NULL, 10) != before ||
+	    json_integer_value(json_object_get(prev, "epoch")) != 1)
+		fail_msg("sent/%s.receipt.json names log index %s (previous %s); the message "
+			 "was receipted again at %" PRIu64 " (index %" PRIu64
+			 " of epoch 1 holds another entry now)",
+			 name, idx ? idx : "(none)", pidx ? pidx : "none", after, before);
+	json_decref(j);
+}
+
+/* ev_restore_rereceipt restores the broker's store from backup and waits
+ * for held message id, receipted at before, to be receipted again at
+ * another index, which it returns. */
+static uint64_t ev_restore_rereceipt(it_net *n, const char *backup, const char *log, const char *id,
+				     uint64_t before)
+{
+	assert_true(ev_broker_restore(n, backup));
+	uint64_t after = ev_wait_rereceipt(log, id, EV_WAIT);
+	if (after == UINT64_MAX || after == before) {
+		it_show(n, "social.mantova.log");
+		fail_msg("%s, receipted at %" PRIu64 ", was not receipted again at another index",
+			 id, before);
+	}
+	return after;
+}
+
+/* test_restore_receipt_copies (rev-restore #5): the same file sent twice
+ * (h.json, then the same bytes as h-again.json: one message, two receipt
+ * files), held, then the broker's store put back from a backup taken
+ * before it: once it is receipted again, every receipt file naming it
+ * names the new entry, keeping the old one as previousReceipts. */
+static void test_restore_receipt_copies(void **state)
+{
+	char backup[1300], log[1300], sent[1300];
+	it_net *n = ev_held_net(state, "evidence-rcpt-copies", backup, log, sizeof(log));
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	ev_put_referral(n, "h.json", "ev-hc-1", "long-term-unemployment");
+	uint64_t before = ev_receipt_index(n, "h.json");
+	ev_put_referral(n, "h-again.json", "ev-hc-1", "long-term-unemployment");
+	assert_int_equal(ev_receipt_index(n, "h-again.json"), before);
+	uint64_t after = ev_restore_rereceipt(n, backup, log, "ev-hc-1", before);
+	ev_receipt_follows(sent, "h.json", before, after);
+	ev_receipt_follows(sent, "h-again.json", before, after);
+}
+
+/* test_restore_resent_epoch (rev-restore #5): a delivered referral the
+ * restore lost (nobody holds it), whose very file is written to outbox/
+ * again: it is answered with the receipt its id record keeps, of epoch 1,
+ * and the receipt file says so ("epoch": 1), its index being of the log
+ * before the restore. */
+static void test_restore_resent_epoch(void **state)
+{
+	char log[1300], sent[1300], path[1500];
+	it_net *n = ev_lost_by_restore(state, "evidence-resent-epoch", log, sizeof(log));
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	ev_put_referral(n, "lost-again.json", "ev-1", "long-term-unemployment");
+	(void)ev_receipt_index(n, "lost-again.json");
+	json_t *j =
+	    tu_load_json(tu_path(path, sizeof(path), "%s/lost-again.json.receipt.json", sent));
+	assert_non_null(j);
+	json_t *e = json_object_get(j, "epoch");
+	if (!json_is_integer(e) || json_integer_value(e) != 1) {
+		char *t = json_dumps(j, JSON_INDENT(2));
+		fail_msg("sent/lost-again.json.receipt.json, the receipt of epoch 1 given again in "
+			 "epoch 2, has no \"epoch\": 1: %s",
+			 t ? t : "?");
+	}
+	json_decref(j);
+}
+
+/* test_agent_data_live_copy (rev-restore #2): the live backup of an agent's
+ * data folder that docs/operations.md gives (mdb_copy -c of its LMDB
+ * files, then privacy.key and persons.jsonl copied beside the copy), put
+ * back by "Restoring an agent's data folder", keeps the person index and
+ * its key: `rete sar` still finds the person of a referral sent before the
+ * copy. */
+static void test_agent_data_live_copy(void **state)
+{
+	char data[1300], log[1300], bk[1400], *out = NULL;
+	it_net *n =
+	    ev_data_net(state, "evidence-data-live-copy", "p.json", "ev-p-1", data, log, 1300);
+	tu_path(bk, sizeof(bk), "%s.bk", data);
+	/* the live copy, the agent running, as operations.md gives it */
+	int rc = tu_run(&out,
+			"mkdir '%s.bk' && mdb_copy -c '%s' '%s.bk' && cp -p '%s/privacy.key' "
+			"'%s/persons.jsonl' '%s.bk/' 2>&1",
+			data, data, data, data, data, data);
+	if (rc != 0)
+		fail_msg("the live copy failed (exit %d): %s", rc, out ? out : "");
+	free(out);
+	/* put back, as operations.md gives it */
+	size_t starts = tu_occurrences(log, "started: spool");
+	ev_data_put_back(n, data, "broken", bk);
+	assert_true(ev_wait_log(log, "started: spool", starts + 1, EV_WAIT));
+	rc = tu_run(&out,
+		    "cd '%s/agents/social.mantova' && '%s/rete' sar --person RSSMRA85M41E897X -c "
+		    "agent.ini 2>&1",
+		    n->dir, n->bin);
+	if (rc != 0 || strstr(out, "ev-p-1") == NULL)
+		fail_msg("rete sar after the live copy was put back (exit %d) does not find "
+			 "ev-p-1: %s",
+			 rc, out ? out : "");
+	free(out);
 }
 
 int main(void)
@@ -1320,6 +1560,10 @@ int main(void)
 	    cmocka_unit_test_teardown(test_restore_status_lost, it_teardown),
 	    cmocka_unit_test_teardown(test_restore_update_lost, it_teardown),
 	    cmocka_unit_test_teardown(test_agent_data_restored, it_teardown),
+	    cmocka_unit_test_teardown(test_restore_status_held, it_teardown),
+	    cmocka_unit_test_teardown(test_restore_receipt_copies, it_teardown),
+	    cmocka_unit_test_teardown(test_restore_resent_epoch, it_teardown),
+	    cmocka_unit_test_teardown(test_agent_data_live_copy, it_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	if (getenv("RETE_TEST_ONLY") != NULL)

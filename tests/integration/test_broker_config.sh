@@ -445,7 +445,7 @@ PIDS+=($!)
 wait_for 20 grep -q "rete-broker info: started:" "$DIR/broker.log" ||
 	fail "$what: the broker did not start: $(cat "$DIR/broker.log")"
 grep -q "access record: .*store.state is one of the broker's own files" "$DIR/broker.log" ||
-	bad "$what: the log does not say it: $(grep 'access record' "$DIR/broker.log")"
+	bad "$what: the log does not say it: $(cat "$DIR/broker.log"); broker.ini: $(grep -E '^(access_log|state|data) ' "$bini"); ls: $(ls -la "$DIR/broker")"
 read_log
 refused
 stop_all

@@ -40,6 +40,14 @@
  *                       not take that Delivery as the receipt; cpi.mantova's
  *                       agent, started again after the real key is back, is
  *                       told that a directory was logged while it was away
+ *   readd_audit         the operator removes social.mantova, adds it back
+ *                       with his key, signs a referral, removes it and adds
+ *                       it back with the real key: `rete audit verify`, on
+ *                       the store and at a distance with --state across
+ *                       two runs, lists both key changes and warns of the
+ *                       one going back; from a state file of an earlier
+ *                       rete (no "keys") the run is accepted and says the
+ *                       back-check starts with it
  */
 #define _GNU_SOURCE
 #include <jansson.h>
@@ -710,6 +718,132 @@ static void test_own_missing(void **state)
 	free(out);
 }
 
+/* ks_out_has checks that out holds needle (KS_BAD otherwise, naming what). */
+#define KS_HAS(out, needle, what)                                                                  \
+	do {                                                                                       \
+		if (strstr((out), (needle)) == NULL)                                               \
+			KS_BAD("%s: no '%s' in:\n%s", (what), (needle), (out));                    \
+	} while (0)
+
+/* ks_state_older writes to path `to` the auditor's state file `from` as
+ * an earlier rete wrote it: without "keys", signed again with the
+ * auditor's key (keys/audit.region.key). */
+static void ks_state_older(const it_net *n, const char *from, const char *to)
+{
+	json_error_t je;
+	json_t *doc = json_load_file(from, 0, &je);
+	assert_non_null(doc);
+	assert_non_null(json_object_get(doc, "keys"));
+	json_object_del(doc, "keys");
+	json_object_del(doc, "signature");
+	char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+	assert_non_null(text);
+	char kpath[1300];
+	snprintf(kpath, sizeof(kpath), "%s/keys/audit.region.key", n->dir);
+	rete_seckey *sk = NULL;
+	rete_msg m;
+	assert_int_equal(rete_keyfile_load_secret(kpath, &sk, &m), RETE_OK);
+	uint8_t sig[RETE_SIG_LEN];
+	assert_int_equal(
+	    rete_sign_bytes(sig, "rete/audit-state/v1\n", (const uint8_t *)text, strlen(text), sk),
+	    RETE_OK);
+	char *b = rete_b64_encode(sig, RETE_SIG_LEN);
+	assert_non_null(b);
+	json_object_set_new(doc, "signature", json_string(b));
+	assert_int_equal(json_dump_file(doc, to, JSON_INDENT(2)), 0);
+	free(b);
+	free(text);
+	rete_seckey_free(&sk);
+	json_decref(doc);
+}
+
+/* readd_audit: the operator removes social.mantova from broker.ini, adds
+ * it back with his key, signs a referral, removes it again and adds it back
+ * with the real key (four reloads). `rete audit verify` on the store lists
+ * both key changes and warns of the one going back; the auditor at a
+ * distance (-c --state), run once after the forgery and once after the
+ * real key is back, lists the first change in its first run and, in its
+ * second, the change back with the warning (its state keeps each party's
+ * keys). */
+static void test_readd_audit(void **state)
+{
+	it_net *n = it_net_new("ksreadd", NULL);
+	assert_non_null(n);
+	*state = n;
+	int ms = it_wait_ms(), bad = 0;
+	char aini[1300], astate[1300], want[300];
+	assert_true(it_broker_start(n));
+	n->without[IT_SOCIAL] = true;
+	assert_int_equal(it_write_ini(n), 0);
+	ks_reload(n, 2);
+	n->without[IT_SOCIAL] = false;
+	assert_int_equal(it_write_ini(n), 0);
+	rete_seckey *forger = it_key_new(n->dir, "forger.social");
+	ks_rekey(n, "social.mantova", "forger.social");
+	uint64_t swap = ks_reload(n, 3);
+	ks_submit_signed(n, forger, forger, "m-forged-1");
+	assert_int_equal(it_audit_ini(n, aini, sizeof(aini), NULL), 0);
+	ks_path(n, astate, sizeof(astate), "audit.state");
+	int64_t end = it_mono_ms() + ms;
+	while (!ks_checkpoint_covers(n, swap + 2) && it_mono_ms() < end)
+		it_nap(50); /* polling for the broker's next checkpoint: no event */
+	char *out = NULL;
+	int rc =
+	    ks_run(&out, "'%s/rete' audit verify -c '%s' --state '%s' 2>&1", n->bin, aini, astate);
+	if (rc != 0)
+		KS_BAD("remote run 1: exit %d:\n%s", rc, out);
+	snprintf(want, sizeof(want), "key change: social.mantova at entry %" PRIu64, swap);
+	KS_HAS(out, want, "remote run 1 (removed, added back with the operator's key)");
+	free(out);
+	char ostate[1300];
+	ks_path(n, ostate, sizeof(ostate), "audit-older.state");
+	ks_state_older(n, astate, ostate);
+	n->without[IT_SOCIAL] = true;
+	assert_int_equal(it_write_ini(n), 0);
+	ks_reload(n, 4);
+	n->without[IT_SOCIAL] = false;
+	assert_int_equal(it_write_ini(n), 0);
+	uint64_t back = ks_reload(n, 5);
+	end = it_mono_ms() + ms;
+	while (!ks_checkpoint_covers(n, back + 1) && it_mono_ms() < end)
+		it_nap(50);
+	rc = ks_run(&out, "'%s/rete' audit verify -c '%s' --state '%s' 2>&1", n->bin, aini, astate);
+	if (rc != 0)
+		KS_BAD("remote run 2: exit %d:\n%s", rc, out);
+	snprintf(want, sizeof(want), "key change: social.mantova at entry %" PRIu64, back);
+	KS_HAS(out, want, "remote run 2 (added back with the real key)");
+	KS_HAS(out, "changes and changes back", "remote run 2");
+	/* the hint is one a remote auditor, who has no store, can follow */
+	snprintf(want, sizeof(want), "rete audit timeline -c %s --case", aini);
+	KS_HAS(out, want, "remote run 2's hint");
+	if (strstr(out, "rete audit log --from") != NULL)
+		KS_BAD("remote run 2's hint names rete audit log without a store:\n%s", out);
+	free(out);
+	/* the same second run from a state file of an earlier rete (no keys):
+	 * accepted, and it says that the check starts from this run */
+	rc = ks_run(&out, "'%s/rete' audit verify -c '%s' --state '%s' 2>&1", n->bin, aini, ostate);
+	if (rc != 0)
+		KS_BAD("remote run 2, older state: exit %d:\n%s", rc, out);
+	KS_HAS(out, "written by an earlier rete, keeps only the directory in force",
+	       "remote run 2, older state");
+	free(out);
+	rc = it_audit_verify(n, &out);
+	if (rc != 0)
+		KS_BAD("local verify: exit %d:\n%s", rc, out);
+	snprintf(want, sizeof(want), "key change: social.mantova at entry %" PRIu64, swap);
+	KS_HAS(out, want, "local verify");
+	snprintf(want, sizeof(want), "key change: social.mantova at entry %" PRIu64, back);
+	KS_HAS(out, want, "local verify");
+	KS_HAS(out, "changes and changes back", "local verify");
+	KS_HAS(out, "removed from the directory after entry", "local verify");
+	/* the hint names the store folder the command needs */
+	snprintf(want, sizeof(want), "rete audit log %s --from", n->data);
+	KS_HAS(out, want, "local verify's hint");
+	free(out);
+	rete_seckey_free(&forger);
+	assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -719,6 +853,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_fresh_store, it_teardown),
 	    cmocka_unit_test_teardown(test_own_missing, it_teardown),
 	    cmocka_unit_test_teardown(test_forged_ack, it_teardown),
+	    cmocka_unit_test_teardown(test_readd_audit, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -572,6 +572,15 @@ static void test_dedup(void **state)
 		    s, referral("dup-1", CPI, SOCIAL, "", RETE__PRIORITY__PRIORITY_ROUTINE), 6000);
 		assert_int_equal(r.status, RETE_STORE_REFUSED);
 		assert_int_equal(r.error, RETE__ERROR_CODE__ERROR_CODE_ID_REUSED);
+		/* another agency's referral: the sentence names neither its sender
+		 * nor its entry (no party oracle), and says what to do instead */
+		if (strstr(r.error_text, SOCIAL) != NULL || strstr(r.error_text, "entry") != NULL)
+			fail_msg(
+			    "the refusal of cpi's referral 'dup-1' names social's referral: %s",
+			    r.error_text);
+		assert_non_null(strstr(r.error_text, "dup-1"));
+		assert_non_null(strstr(r.error_text, "taken"));
+		assert_non_null(strstr(r.error_text, CPI));
 	}
 	/* garbage bytes are refused, not stored */
 	{

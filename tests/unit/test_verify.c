@@ -71,30 +71,17 @@ struct log {
 	const rete_seckey *social; /* the key the directory in force has for SOCIAL */
 };
 
-static rete_buf directory(const char *id, uint64_t serial, const rete_seckey *social)
+/* sign_directory: the broker's Directory entry `id` listing parties
+ * pp[0..n) (signed bytes: the caller frees). */
+static rete_buf sign_directory(const char *id, uint64_t serial, Rete__Party **pp, size_t n)
 {
 	Rete__Message msg;
 	Rete__Directory d = RETE__DIRECTORY__INIT;
-	Rete__Party p[4], *pp[4];
-	const char *ids[4] = {BROKER, SOCIAL, CPI, ASST};
-	const rete_seckey *ks[4] = {keys[K_BROKER], social, keys[K_CPI], keys[K_ASST]};
-	Rete__PartyKind kinds[4] = {
-	    RETE__PARTY_KIND__PARTY_KIND_BROKER, RETE__PARTY_KIND__PARTY_KIND_SOCIAL_SERVICES,
-	    RETE__PARTY_KIND__PARTY_KIND_JOB_CENTRE, RETE__PARTY_KIND__PARTY_KIND_HEALTH};
 	Rete__PriorityLimit l = RETE__PRIORITY_LIMIT__INIT, *lp = &l;
 
-	for (int i = 0; i < 4; i++) {
-		rete__party__init(&p[i]);
-		p[i].id = (char *)ids[i];
-		p[i].name = (char *)ids[i];
-		p[i].kind = kinds[i];
-		p[i].public_key.data = (uint8_t *)ks[i]->pub.ed;
-		p[i].public_key.len = RETE_PK_LEN;
-		pp[i] = &p[i];
-	}
 	tu_message_init(&msg, id, BROKER, "", "", ORIGIN);
 	d.serial = serial;
-	d.n_parties = 4;
+	d.n_parties = n;
 	d.parties = pp;
 	l.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
 	l.limit = (char *)"5d";
@@ -104,6 +91,31 @@ static rete_buf directory(const char *id, uint64_t serial, const rete_seckey *so
 	msg.body_case = RETE__MESSAGE__BODY_DIRECTORY;
 	msg.directory = &d;
 	return tu_sign(&msg, keys[K_BROKER]);
+}
+
+static rete_buf directory(const char *id, uint64_t serial, const rete_seckey *social)
+{
+	Rete__Party p[4], *pp[4];
+	const char *ids[4] = {BROKER, SOCIAL, CPI, ASST};
+	const rete_seckey *ks[4] = {keys[K_BROKER], social, keys[K_CPI], keys[K_ASST]};
+	Rete__PartyKind kinds[4] = {
+	    RETE__PARTY_KIND__PARTY_KIND_BROKER, RETE__PARTY_KIND__PARTY_KIND_SOCIAL_SERVICES,
+	    RETE__PARTY_KIND__PARTY_KIND_JOB_CENTRE, RETE__PARTY_KIND__PARTY_KIND_HEALTH};
+	size_t np = 0;
+
+	/* social NULL: SOCIAL is not in this Directory (removed) */
+	for (int i = 0; i < 4; i++) {
+		if (ks[i] == NULL)
+			continue;
+		rete__party__init(&p[i]);
+		p[i].id = (char *)ids[i];
+		p[i].name = (char *)ids[i];
+		p[i].kind = kinds[i];
+		p[i].public_key.data = (uint8_t *)ks[i]->pub.ed;
+		p[i].public_key.len = RETE_PK_LEN;
+		pp[np++] = &p[i];
+	}
+	return sign_directory(id, serial, pp, np);
 }
 
 static rete_buf referral(const char *id, const char *sender, const char *recipient,
@@ -579,8 +591,139 @@ static void test_key_change_back(void **state)
 	assert_int_equal(seen.n, 2);
 	assert_int_equal(seen.last.index, 14);
 	assert_int_equal(seen.last.prev_index, 12);
+	assert_int_equal(seen.last.old_from, 12);
+	assert_false(seen.last.added_back);
 	assert_true(seen.last.back);
 	assert_int_equal(seen.last.back_index, 0);
+	assert_memory_equal(seen.last.new_key, keys[K_SOCIAL]->pub.ed, RETE_PK_LEN);
+	log_close(&L);
+}
+
+/* big_directory: a Directory of the four parties of directory() followed
+ * by n agencies "agNNN.mantova" (keys K_CPI, K_ASST in turn), and at the
+ * end social.mantova a second time with K_OTHER. */
+static rete_buf big_directory(const char *id, size_t n)
+{
+	size_t np = n + 5;
+	Rete__Party *p = calloc(np, sizeof(*p)), **pp = calloc(np, sizeof(*pp));
+	char(*ids)[32] = calloc(np, sizeof(*ids));
+	const char *fixed[4] = {BROKER, SOCIAL, CPI, ASST};
+	const rete_seckey *fk[4] = {keys[K_BROKER], keys[K_SOCIAL], keys[K_CPI], keys[K_ASST]};
+	rete_buf out;
+
+	assert_non_null(p);
+	assert_non_null(pp);
+	assert_non_null(ids);
+	for (size_t i = 0; i < np; i++) {
+		const rete_seckey *k;
+		if (i < 4) {
+			snprintf(ids[i], sizeof(ids[i]), "%s", fixed[i]);
+			k = fk[i];
+		} else if (i < np - 1) {
+			snprintf(ids[i], sizeof(ids[i]), "ag%03zu.mantova", i - 4);
+			k = (i % 2) != 0 ? keys[K_CPI] : keys[K_ASST];
+		} else {
+			snprintf(ids[i], sizeof(ids[i]), "%s", SOCIAL);
+			k = keys[K_OTHER];
+		}
+		rete__party__init(&p[i]);
+		p[i].id = ids[i];
+		p[i].name = ids[i];
+		p[i].kind = i == 0 ? RETE__PARTY_KIND__PARTY_KIND_BROKER
+				   : RETE__PARTY_KIND__PARTY_KIND_SOCIAL_SERVICES;
+		p[i].public_key.data = (uint8_t *)k->pub.ed;
+		p[i].public_key.len = RETE_PK_LEN;
+		pp[i] = &p[i];
+	}
+	out = sign_directory(id, 1, pp, np);
+	free(p);
+	free(pp);
+	free(ids);
+	return out;
+}
+
+/* A Directory of hundreds of parties (the auditor looks senders up in an
+ * index of it): every agency's key is found, first, last and between; a
+ * sender it does not list is still refused; an id it lists twice has the
+ * key of its first listing, as before the index. */
+static void test_big_directory(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_verify_options o = opts(false, 2);
+	rete_msg m = {{0}};
+	char id[32], who[32];
+	(void)state;
+
+	log_open(&L, "verify-bigdir");
+	append(&L, big_directory("dir-big", 400));
+	for (size_t i = 0; i < 400; i += 7) {
+		snprintf(id, sizeof(id), "b%zu", i);
+		snprintf(who, sizeof(who), "ag%03zu.mantova", i);
+		append(&L, referral(id, who, CPI, "staff-b",
+				    (i + 4) % 2 != 0 ? keys[K_CPI] : keys[K_ASST]));
+	}
+	append(&L, referral("b-last", "ag399.mantova", CPI, "staff-b", keys[K_CPI]));
+	append(&L, referral("b-social", SOCIAL, CPI, "staff-b", keys[K_SOCIAL]));
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_OK);
+	assert_int_equal(rep.verdict, RETE_VERIFY_HOLDS);
+	assert_int_equal(rep.entries, 61);
+	/* social.mantova's second listing (K_OTHER) is not its key */
+	append(&L, referral("b-other", SOCIAL, CPI, "staff-b", keys[K_OTHER]));
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_EBADSIG);
+	assert_int_equal(rep.bad_index, 61);
+	assert_string_equal(rep.reason, "entry 61: signature of social.mantova does not verify "
+					"with the key of the directory in force (entry 0)");
+	log_close(&L);
+
+	log_open(&L, "verify-bigdir-unknown");
+	append(&L, big_directory("dir-big", 400));
+	append(&L, referral("b0", "ag000.mantova", CPI, "staff-b", keys[K_ASST]));
+	append(&L, referral("bx", "ag400.mantova", CPI, "staff-b", keys[K_CPI]));
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_EBADSIG);
+	assert_int_equal(rep.bad_index, 2);
+	assert_non_null(strstr(rep.reason, "ag400.mantova is not in the directory in force "
+					   "(entry 0)"));
+	log_close(&L);
+}
+
+/* A party removed from the Directory and added back under another key is
+ * a key change (compared with its last key in any earlier Directory, not
+ * only the one in force); added back later with its earlier key, the
+ * change goes back (rev-keys finding 2). */
+static void test_key_change_readd(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_verify_options o = opts(true, 2);
+	rete_msg m = {{0}};
+	struct kc_seen seen = {0};
+	(void)state;
+
+	o.key_change = kc_note;
+	o.key_change_ctx = &seen;
+	log_open(&L, "verify-readd");
+	standard(&L);
+	append(&L, directory("dir-2", 2, NULL));	    /* entry 12: social removed */
+	append(&L, directory("dir-3", 3, keys[K_SOCIAL2])); /* 13: back, another key */
+	append(&L, referral("r8", SOCIAL, CPI, "staff-x", keys[K_SOCIAL2])); /* 14 */
+	append(&L, directory("dir-4", 4, NULL));			     /* 15: removed again */
+	append(&L, directory("dir-5", 5, keys[K_SOCIAL])); /* 16: the earlier key */
+	free(checkpoint(&L, keys[K_BROKER]));
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_OK);
+	if (rep.key_changes != 2 || rep.key_changes_back != 1)
+		fail_msg("removed and added back: %llu key changes, %llu back (want 2, 1)",
+			 (unsigned long long)rep.key_changes,
+			 (unsigned long long)rep.key_changes_back);
+	assert_int_equal(seen.n, 2);
+	assert_string_equal(seen.party, SOCIAL);
+	assert_int_equal(seen.last.index, 16);
+	assert_int_equal(seen.last.prev_index, 13); /* the last Directory that had it */
+	assert_int_equal(seen.last.old_from, 13);
+	assert_true(seen.last.added_back);
+	assert_true(seen.last.back);
+	assert_int_equal(seen.last.back_index, 0);
+	assert_memory_equal(seen.last.old_key, keys[K_SOCIAL2]->pub.ed, RETE_PK_LEN);
 	assert_memory_equal(seen.last.new_key, keys[K_SOCIAL]->pub.ed, RETE_PK_LEN);
 	log_close(&L);
 }
@@ -2018,6 +2161,81 @@ static void test_unsigned_delivery_resumed(void **state)
 	log_close(&L);
 }
 
+/* A session resumed from a state keeps each party's keys of the earlier
+ * runs: a party removed in one run and added back with its earlier key in
+ * the next is a change back (rev-keys finding 6). From a state of an
+ * earlier rete (no keys) it is compared with the saved Directory only,
+ * which no longer lists the party: no change is seen. */
+static void test_key_change_back_resumed(void **state)
+{
+	(void)state;
+	struct log L;
+	rete_verify_report rep;
+	rete_msg m = {{0}};
+	log_open(&L, "verify-back-resume");
+	append(&L, directory("dir-1", 1, keys[K_SOCIAL]));		     /* 0 */
+	append(&L, directory("dir-2", 2, keys[K_SOCIAL2]));		     /* 1: another key */
+	append(&L, referral("r1", SOCIAL, CPI, "staff-x", keys[K_SOCIAL2])); /* 2 */
+	append(&L, directory("dir-3", 3, NULL));			     /* 3: removed */
+	char *note1 = checkpoint(&L, keys[K_BROKER]);
+	append(&L, directory("dir-4", 4, keys[K_SOCIAL])); /* 4: the earlier key again */
+	char *note2 = checkpoint(&L, keys[K_BROKER]);
+	rete_buf ents[5];
+	for (uint64_t i = 0; i < 5; i++)
+		assert_int_equal(rete_store_entry(L.s, NULL, i, &ents[i], &m), RETE_OK);
+
+	rete_verify_options o = opts(false, 2);
+	struct kc_seen seen1 = {0};
+	o.key_change = kc_note;
+	o.key_change_ctx = &seen1;
+	rete_verify_session *first = NULL;
+	assert_int_equal(rete_verify_session_open(&first, &o, NULL, &m), RETE_OK);
+	assert_int_equal(
+	    rete_verify_session_target(first, note1, strlen(note1), no_proof, NULL, &m), RETE_OK);
+	assert_int_equal(rete_verify_session_feed(first, 0, ents, 4, &m), RETE_OK);
+	assert_int_equal(rete_verify_session_finish(first, &rep, &m), RETE_OK);
+	assert_int_equal(rep.key_changes, 1);
+	rete_verify_resume res;
+	assert_int_equal(rete_verify_session_state(first, &res, &m), RETE_OK);
+	for (int older = 0; older <= 1; older++) {
+		rete_verify_resume from = res;
+		struct kc_seen seen = {0};
+		if (older) {
+			from.keys = NULL; /* a state file of an earlier rete */
+			from.n_keys = 0;
+		}
+		o.key_change_ctx = &seen;
+		rete_verify_session *next = NULL;
+		assert_int_equal(rete_verify_session_open(&next, &o, &from, &m), RETE_OK);
+		assert_int_equal(
+		    rete_verify_session_target(next, note2, strlen(note2), store_proof, L.s, &m),
+		    RETE_OK);
+		assert_int_equal(rete_verify_session_feed(next, 4, &ents[4], 1, &m), RETE_OK);
+		assert_int_equal(rete_verify_session_finish(next, &rep, &m), RETE_OK);
+		if (older) {
+			assert_int_equal(rep.key_changes, 0);
+		} else {
+			if (rep.key_changes != 1 || rep.key_changes_back != 1)
+				fail_msg("resumed run: %llu key changes, %llu back (want 1, 1)",
+					 (unsigned long long)rep.key_changes,
+					 (unsigned long long)rep.key_changes_back);
+			assert_int_equal(seen.last.index, 4);
+			assert_int_equal(seen.last.prev_index, 1);
+			assert_true(seen.last.back);
+			assert_int_equal(seen.last.back_index, 0);
+			assert_memory_equal(seen.last.old_key, keys[K_SOCIAL2]->pub.ed,
+					    RETE_PK_LEN);
+		}
+		rete_verify_session_close(&next);
+	}
+	rete_verify_session_close(&first);
+	for (uint64_t i = 0; i < 5; i++)
+		rete_buf_free(&ents[i]);
+	free(note1);
+	free(note2);
+	log_close(&L);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2033,6 +2251,9 @@ int main(void)
 	    cmocka_unit_test(test_checkpoint_other_key_fails),
 	    cmocka_unit_test(test_key_rotation),
 	    cmocka_unit_test(test_key_change_back),
+	    cmocka_unit_test(test_big_directory),
+	    cmocka_unit_test(test_key_change_readd),
+	    cmocka_unit_test(test_key_change_back_resumed),
 	    cmocka_unit_test(test_projection_rewritten_fails),
 	    cmocka_unit_test(test_projection_other_bytes_holds),
 	    cmocka_unit_test(test_projection_extra_or_missing),
