@@ -51,8 +51,8 @@
  *              `rete status` shows it; "ack_signed" and "delivery_alarms"
  *              (AGENT_META_ACK_SIGNED, AGENT_META_DELIVERY_ALARMS, below):
  *              delivery receipts whose recipient's signature was checked;
- *              "key_changes", "own_key" and "dir_serial": the key watch's
- *              records (AGENT_META_KEY_CHANGES, below)
+ *              "key_changes", "own_key", "party_keys" and "dir_serial": the
+ *              key watch's records (AGENT_META_KEY_CHANGES, below)
  *   held       message id -> agent_held: the signed bytes and sealed part of
  *              a message the broker receipted, kept until its delivery
  *              receipt (or a final refusal / non-delivery notice), so it can
@@ -125,13 +125,22 @@ typedef struct agent_db agent_db;
 
 /* The meta keys of agent_keys.c (agent_keys.h), JSON text `rete status`
  * shows: "key_changes" -> {PARTY: {"since", "last", "what", "key",
- * "pinned", "count"}}, the parties whose signature verified only with a
- * directory key that is not the pinned one (until --trust confirms a key
- * for them); "own_key" -> [{"entry", "loggedAt", "seenAt", "key"}], the
+ * "pinned", "count", "entries"}}, the parties whose signature verified
+ * only with a directory key that is not the pinned one (until --trust
+ * confirms a key for them; "entries": the log indexes of the entries left
+ * waiting for it, "count" how many); "own_key" -> [{"entry", "loggedAt", "seenAt", "key"}], the
  * directories that gave this agency's id a key that is not its own (until
  * the agent runs with that key: a rotation). */
 #define AGENT_META_KEY_CHANGES "key_changes"
 #define AGENT_META_OWN_KEY     "own_key"
+/* "party_keys" -> {PARTY: {"earlier": [KEY...], "refused": [KEY...],
+ * "advance": KEY}} (base64 keys): the keys of PARTY confirmed before the
+ * pinned one (what PARTY signed before its rotation still verifies), the
+ * directory keys this agency's operator refused (--trust with the pinned
+ * key: what is signed with them is refused, not left waiting), and a key
+ * confirmed in advance (--trust before the directory shows it: pinned when
+ * it does). The pins database keeps one key a party, as before. */
+#define AGENT_META_PARTY_KEYS "party_keys"
 /* "dir_serial" -> the serial of the latest directory given (decimal text):
  * a later one more than one above says directories were logged unseen. */
 #define AGENT_META_DIR_SERIAL "dir_serial"

@@ -288,8 +288,10 @@ void agent_delivery_alarm_log(agent *a, uint64_t at, const Rete__Message *msg, c
 	    "DELIVERY ALARM: the broker logged a %s to %s that %s did not sign (entry %" PRIu64
 	    "): %s. Message %s (log entry %" PRIu64 ") is kept as not yet %s: its held copy "
 	    "stays and the referral keeps its status; the entry is the broker's word alone. "
-	    "Keep data/ and tell the network's auditors (rete audit verify fails on it; "
+	    "Keep data/ and tell the network's auditors (rete audit verify fails on it when "
+	    "the acknowledgement is missing or verifies with no key the directory gave %s, "
+	    "and lists the key change when it was signed with a key the directory gave; "
 	    "docs/agent.md, \"Delivery receipts\")",
 	    notice ? "refusal of delivery" : "delivery", to, to, at, why, mid, x,
-	    notice ? "answered" : "delivered");
+	    notice ? "answered" : "delivered", to);
 }

@@ -129,7 +129,7 @@ static bool broker_body(const Rete__Message *msg)
  * an agency's message with the key this agency pinned for its sender (or
  * confirmed with --trust), the sender being pinned here on first use
  * (agent_keys.h: the pin rule). A message that verifies only with a new key
- * of the directory was answered before this (inbox_key_refused). */
+ * of the directory was left with the broker before this (inbox_key_refused). */
 static bool inbox_verify(agent *a, const Rete__SignedMessage *sm, const Rete__Message *msg)
 {
 	rete_msg m = {{0}};
@@ -185,9 +185,12 @@ static void inbox_never_sent(agent *a, const Rete__Message *msg, uint64_t index,
 
 /* inbox_key_refused applies the pin rule (agent_keys.h) to a delivery
  * before the inbox takes it: an agency's message that verifies only with
- * an unconfirmed new key of its sender is refused (an error ACK the broker
- * logs as a delivery-refused notice to that sender, who thus learns of it
- * whether or not it sent it); a delivery receipt or refusal notice of ours
+ * an unconfirmed new key of its sender is not acked (nor refused: the
+ * broker would take it off the queue, and an honest rotation would lose the
+ * referral; review s12 rev-keys, 1): the broker delivers it again and it is
+ * taken once this agency's operator confirms the key, or refused as a bad
+ * signature once the directory no longer shows that key or the operator
+ * kept the pinned one; a delivery receipt or refusal notice of ours
  * whose acknowledgement verifies only with an unconfirmed new key of the
  * recipient is not acked (kept by the broker and delivered again: taken
  * once this agency's operator confirms the key, never taken as proof
@@ -221,14 +224,10 @@ static bool inbox_key_refused(agent *a, const Rete__Deliver *d)
 		if (v == AGENT_KEY_ERROR) {
 			done = true; /* said; not answered: delivered again */
 		} else if (v == AGENT_KEY_UNCONFIRMED) {
-			char text[400];
-			snprintf(what, sizeof(what), "%s %s (log entry %" PRIu64 ")",
+			snprintf(what, sizeof(what), "%s %.64s (log entry %" PRIu64 ")",
 				 rete_message_kind(msg), msg->id, le->index);
-			agent_keys_unconfirmed(a, msg->sender, dirkey, what);
-			agent_keys_refusal(a, text, sizeof(text), msg->sender, msg->id);
-			inbox_refuse(a, d, msg, le->index,
-				     RETE__ERROR_CODE__ERROR_CODE_BAD_SIGNATURE, "%s", text);
-			done = true;
+			agent_keys_unconfirmed(a, msg->sender, dirkey, what, le->index);
+			done = true; /* not acked: delivered again */
 		}
 		goto out;
 	}
@@ -254,9 +253,9 @@ static bool inbox_key_refused(agent *a, const Rete__Deliver *d)
 				 msg->body_case == RETE__MESSAGE__BODY_DELIVERY ? "delivery receipt"
 										: "refusal notice",
 				 about, le->index);
-			agent_keys_unconfirmed(a, body->recipient, dirkey, what);
-			agent_log(
-			    a, "warning",
+			agent_keys_unconfirmed(a, body->recipient, dirkey, what, le->index);
+			agent_debug(
+			    a,
 			    "log entry %" PRIu64 " not taken: %s is signed with a key of %s "
 			    "this agency has not confirmed; the broker delivers it again, and "
 			    "it is taken once the key is confirmed (--trust); our message "

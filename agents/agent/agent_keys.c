@@ -24,6 +24,212 @@ static const char *keys_str(const json_t *o, const char *key)
 	return s != NULL ? s : "";
 }
 
+static json_t *keys_meta_get(agent *a, const char *key);
+static bool keys_meta_put(agent *a, const char *key, json_t *o, const char *unsaid);
+static json_t *keys_b64(const uint8_t *k, size_t len);
+
+/* At most this many earlier keys (and refused keys) are kept a party: a
+ * party rotates once in years. */
+#define KEYS_EARLIER_MAX 16
+
+/* keys_party_get: party's record in meta "party_keys" (all, borrowed),
+ * created when create; NULL when absent. */
+static json_t *keys_party_get(json_t *all, const char *party, bool create)
+{
+	json_t *rec = json_object_get(all, party);
+	if (!json_is_object(rec) && create) {
+		rec = json_object();
+		json_object_set_new(all, party, rec);
+	}
+	return json_is_object(rec) ? rec : NULL;
+}
+
+/* keys_list_has: does array arr hold the string b64? */
+static bool keys_list_has(const json_t *arr, const char *b64)
+{
+	size_t i;
+	json_t *it;
+	json_array_foreach(arr, i, it)
+	{
+		if (json_is_string(it) && strcmp(json_string_value(it), b64) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* keys_list_add adds b64 to the array member key of rec (once; the
+ * oldest go beyond KEYS_EARLIER_MAX). */
+static void keys_list_add(json_t *rec, const char *key, const char *b64)
+{
+	json_t *arr = json_object_get(rec, key);
+	if (!json_is_array(arr)) {
+		arr = json_array();
+		json_object_set_new(rec, key, arr);
+	}
+	if (keys_list_has(arr, b64))
+		return;
+	json_array_append_new(arr, json_string(b64));
+	while (json_array_size(arr) > KEYS_EARLIER_MAX)
+		json_array_remove(arr, 0);
+}
+
+/* keys_list_del removes b64 from the array member key of rec. */
+static void keys_list_del(json_t *rec, const char *key, const char *b64)
+{
+	json_t *arr = json_object_get(rec, key);
+	for (size_t i = json_array_size(arr); i-- > 0;)
+		if (strcmp(json_string_value(json_array_get(arr, i)) ?: "", b64) == 0)
+			json_array_remove(arr, i);
+}
+
+/* keys_party_keys: meta "party_keys" (an empty object when absent). */
+static json_t *keys_party_keys(agent *a)
+{
+	json_t *all = keys_meta_get(a, AGENT_META_PARTY_KEYS);
+	if (!json_is_object(all)) {
+		json_decref(all);
+		all = json_object();
+	}
+	return all;
+}
+
+/* keys_earlier_verifies: does a key of party confirmed before its pinned
+ * one verify? (What it signed before its rotation, delivered after the
+ * new key was confirmed.) */
+static bool keys_earlier_verifies(agent *a, const char *party, agent_key_verify_fn verify,
+				  void *ctx)
+{
+	json_t *all = keys_party_keys(a);
+	json_t *rec = keys_party_get(all, party, false);
+	size_t i;
+	json_t *it;
+	bool ok = false;
+	json_array_foreach(json_object_get(rec, "earlier"), i, it)
+	{
+		uint8_t *k = NULL;
+		size_t kl = 0;
+		rete_pubkey pk;
+		rete_msg m = {{0}};
+		if (!ok && json_is_string(it) &&
+		    rete_b64_decode(json_string_value(it), &k, &kl) == RETE_OK &&
+		    kl == RETE_PK_LEN && rete_pubkey_from_ed(&pk, k, &m) == RETE_OK)
+			ok = verify(&pk, ctx);
+		free(k);
+	}
+	json_decref(all);
+	return ok;
+}
+
+/* keys_standing: what this agency's operator said of party's directory
+ * key dirkey: 'a' confirmed in advance, 'r' refused (the pinned key was
+ * kept), 0 nothing. */
+static char keys_standing(agent *a, const char *party, const uint8_t dirkey[RETE_PK_LEN])
+{
+	char *b64 = rete_b64_encode(dirkey, RETE_PK_LEN);
+	json_t *all = keys_party_keys(a);
+	json_t *rec = keys_party_get(all, party, false);
+	char r = 0;
+	if (b64 != NULL && rec != NULL) {
+		if (strcmp(keys_str(rec, "advance"), b64) == 0)
+			r = 'a';
+		else if (keys_list_has(json_object_get(rec, "refused"), b64))
+			r = 'r';
+	}
+	free(b64);
+	json_decref(all);
+	return r;
+}
+
+rete_err agent_keys_pin(agent *a, const char *party, const uint8_t key[RETE_PK_LEN], rete_msg *m)
+{
+	rete_buf old = {0};
+	bool own_txn = !agent_db_in_txn(a->db);
+	rete_err err = own_txn ? agent_db_begin(a->db, m) : RETE_OK;
+	if (err != RETE_OK)
+		return err;
+	json_t *all = keys_party_keys(a);
+	json_t *rec = keys_party_get(all, party, true);
+	char *nk = rete_b64_encode(key, RETE_PK_LEN);
+	if (agent_db_get(a->db, AGENT_DB_PINS, party, strlen(party), &old, NULL) == RETE_OK &&
+	    old.len == RETE_PK_LEN && sodium_memcmp(old.data, key, RETE_PK_LEN) != 0) {
+		char *ok = rete_b64_encode(old.data, old.len);
+		if (ok != NULL)
+			keys_list_add(rec, "earlier", ok);
+		free(ok);
+	}
+	rete_buf_free(&old);
+	if (nk != NULL) {
+		keys_list_del(rec, "earlier", nk);
+		keys_list_del(rec, "refused", nk);
+	}
+	json_object_del(rec, "advance");
+	char *text = json_dumps(all, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	err = text == NULL ? rete_msg_set(m, RETE_ENOMEM, "out of memory")
+			   : agent_db_put(a->db, AGENT_DB_META, AGENT_META_PARTY_KEYS,
+					  strlen(AGENT_META_PARTY_KEYS), text, strlen(text), m);
+	free(text);
+	free(nk);
+	json_decref(all);
+	if (err == RETE_OK)
+		err = agent_db_put(a->db, AGENT_DB_PINS, party, strlen(party), key, RETE_PK_LEN, m);
+	if (err == RETE_OK) {
+		err = agent_db_del(a->db, AGENT_DB_PENDING, party, strlen(party), m);
+		if (err == RETE_ENOENT)
+			err = RETE_OK;
+	}
+	if (err == RETE_OK)
+		err = agent_keys_forget(a, party, m);
+	return own_txn ? agent_db_end(a->db, err, m) : err;
+}
+
+rete_err agent_keys_mark(agent *a, const char *party, const char *b64, bool advance, rete_msg *m)
+{
+	json_t *all = keys_party_keys(a);
+	json_t *rec = keys_party_get(all, party, true);
+	if (advance) {
+		json_object_set_new(rec, "advance", json_string(b64));
+		keys_list_del(rec, "refused", b64);
+	} else {
+		keys_list_add(rec, "refused", b64);
+		if (strcmp(keys_str(rec, "advance"), b64) == 0)
+			json_object_del(rec, "advance");
+	}
+	char *text = json_dumps(all, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	rete_err err = text == NULL
+			   ? rete_msg_set(m, RETE_ENOMEM, "out of memory")
+			   : agent_db_put(a->db, AGENT_DB_META, AGENT_META_PARTY_KEYS,
+					  strlen(AGENT_META_PARTY_KEYS), text, strlen(text), m);
+	free(text);
+	json_decref(all);
+	return err;
+}
+
+/* keys_adopt pins party's directory key dirkey, which this agency's
+ * operator confirmed in advance (--trust before the directory showed it):
+ * said at info level. */
+static bool keys_adopt(agent *a, const char *party, const uint8_t dirkey[RETE_PK_LEN])
+{
+	rete_msg m = {{0}};
+	if (agent_keys_pin(a, party, dirkey, &m) != RETE_OK) {
+		agent_log(a, "warning",
+			  "the key of %s confirmed in advance is in the directory now but could "
+			  "not be pinned (%s): tried again with its next signature",
+			  party, m.text);
+		return false;
+	}
+	agent_log(a, "info",
+		  "the directory shows the key of %s that this agency's operator confirmed in "
+		  "advance (--trust): pinned now; the key pinned before still verifies what %s "
+		  "signed before",
+		  party, party);
+	return true;
+}
+
+bool agent_keys_take_advance(agent *a, const char *party, const uint8_t dirkey[RETE_PK_LEN])
+{
+	return keys_standing(a, party, dirkey) == 'a' && keys_adopt(a, party, dirkey);
+}
+
 agent_key_verdict agent_keys_check(agent *a, const char *party, agent_key_verify_fn verify,
 				   void *ctx, uint8_t dirkey[RETE_PK_LEN])
 {
@@ -41,12 +247,20 @@ agent_key_verdict agent_keys_check(agent *a, const char *party, agent_key_verify
 		    have_dir && (pinned.len != RETE_PK_LEN ||
 				 sodium_memcmp(pinned.data, p->public_key.data, RETE_PK_LEN) != 0);
 		rete_buf_free(&pinned);
-		if (ok)
+		if (ok || keys_earlier_verifies(a, party, verify, ctx))
 			return AGENT_KEY_OK;
 		if (differs && rete_pubkey_from_ed(&pk, p->public_key.data, &m) == RETE_OK &&
 		    verify(&pk, ctx)) {
-			memcpy(dirkey, p->public_key.data, RETE_PK_LEN);
-			return AGENT_KEY_UNCONFIRMED;
+			switch (keys_standing(a, party, p->public_key.data)) {
+			case 'a': /* confirmed in advance: pinned now */
+				return keys_adopt(a, party, p->public_key.data) ? AGENT_KEY_OK
+										: AGENT_KEY_ERROR;
+			case 'r': /* the operator kept the pinned key: refused */
+				return AGENT_KEY_BAD;
+			default:
+				memcpy(dirkey, p->public_key.data, RETE_PK_LEN);
+				return AGENT_KEY_UNCONFIRMED;
+			}
 		}
 		return AGENT_KEY_BAD;
 	}
@@ -135,7 +349,7 @@ static json_t *keys_b64(const uint8_t *k, size_t len)
 }
 
 void agent_keys_unconfirmed(agent *a, const char *party, const uint8_t dirkey[RETE_PK_LEN],
-			    const char *what)
+			    const char *what, uint64_t entry)
 {
 	char now[32];
 	rete_msg m = {{0}};
@@ -163,16 +377,40 @@ void agent_keys_unconfirmed(agent *a, const char *party, const uint8_t dirkey[RE
 		rete_buf_free(&pinned);
 		json_object_set_new(all, party, rec);
 	}
+	/* the entries left waiting, each once: the broker delivers them again
+	 * every `redeliver` until the key is confirmed */
+	json_t *entries = json_object_get(rec, "entries");
+	if (!json_is_array(entries)) {
+		entries = json_array();
+		json_object_set_new(rec, "entries", entries);
+	}
+	bool again = false;
+	size_t i;
+	json_t *it;
+	json_array_foreach(entries, i, it)
+	{
+		if ((uint64_t)json_integer_value(it) == entry)
+			again = true;
+	}
+	if (again) {
+		agent_debug(a, "%s: still waiting for the key of %s to be confirmed", what, party);
+		json_decref(all);
+		return;
+	}
+	json_array_append_new(entries, json_integer((json_int_t)entry));
+	/* bounded: the broker's delivery window (64 by default) holds fewer */
+	while (json_array_size(entries) > 1000)
+		json_array_remove(entries, 0);
 	json_object_set_new(rec, "last", json_string(now));
 	json_object_set_new(rec, "what", json_string(what));
 	json_object_set_new(rec, "key", keys_b64(dirkey, RETE_PK_LEN));
-	json_int_t count = json_integer_value(json_object_get(rec, "count"));
-	json_object_set_new(rec, "count", json_integer(count + 1));
+	json_object_set_new(rec, "count", json_integer((json_int_t)json_array_size(entries)));
 	keys_meta_put(a, AGENT_META_KEY_CHANGES, all, "the key change");
 	if (!first) {
 		agent_log(a, "warning",
 			  "%s verifies only with the key of %s this agency has not confirmed: not "
-			  "taken (ALARM said at %s; `rete status`)",
+			  "taken yet, left with the broker, which delivers it again; taken once "
+			  "the key is confirmed (ALARM said at %s; `rete status`)",
 			  what, party, keys_str(rec, "since"));
 		json_decref(all);
 		return;
@@ -180,24 +418,17 @@ void agent_keys_unconfirmed(agent *a, const char *party, const uint8_t dirkey[RE
 	json_decref(all);
 	agent_log(a, "error",
 		  "ALARM: the key of %s in the broker's directory is not the key this agency "
-		  "pinned for it, and %s is signed with it: not taken, nor anything else signed "
-		  "with that key until this agency's operator confirms it. If %s did not change "
-		  "its key, whoever holds this one can sign as %s: tell the broker's operator and "
-		  "the auditor. If it did, get the new key from %s by another channel (phone, "
-		  "letter; never from the directory) and run rete-agent -c agent.ini --trust %s "
-		  "--key KEY; or, if they say the pinned key is still theirs, --key with the "
-		  "pinned key keeps it",
+		  "pinned for it, and %s is signed with it: not taken yet, nor anything else "
+		  "signed with that key: left with the broker, which delivers it again, until "
+		  "this agency's operator confirms the key (meanwhile each such entry holds one "
+		  "of the broker's delivery slots for this agency; `rete status` counts them). If "
+		  "%s did not change its key, whoever holds this one can sign as %s: tell the "
+		  "broker's operator and the auditor. If it did, get the new key from %s by "
+		  "another channel (phone, letter; never from the directory) and run rete-agent "
+		  "-c agent.ini --trust %s --key KEY: what waits is then taken, nothing needs "
+		  "sending again; or, if they say the pinned key is still theirs, --key with the "
+		  "pinned key keeps it (what is signed with the other is then refused)",
 		  party, what, party, party, party, party);
-}
-
-void agent_keys_refusal(const agent *a, char *buf, size_t n, const char *party, const char *msgid)
-{
-	/* short: the broker's notice to the sender keeps 300 bytes of it */
-	snprintf(buf, n,
-		 "the key of %s in the directory changed and %s's operator has not confirmed it: "
-		 "%.40s verifies only with the new key. %s's operator gets the key from %s by "
-		 "phone and runs rete-agent --trust %s --key KEY; then send again",
-		 party, a->cfg.id, msgid, a->cfg.id, party, party);
 }
 
 /* keys_serial_gap says, once per gap, that directories were logged that
@@ -205,10 +436,10 @@ void agent_keys_refusal(const agent *a, char *buf, size_t n, const char *party, 
  * and an agency may not read the log's entries): it cannot check them for
  * its own key; the auditor can. Meta "dir_serial" keeps the latest serial
  * seen (decimal text). */
-static void keys_serial_gap(agent *a, const agent_directory *d)
+static uint64_t keys_serial_seen(agent *a)
 {
 	rete_buf v = {0};
-	uint64_t seen = 0, now = d->dir->serial;
+	uint64_t seen = 0;
 	if (agent_db_get(a->db, AGENT_DB_META, AGENT_META_DIR_SERIAL, strlen(AGENT_META_DIR_SERIAL),
 			 &v, NULL) == RETE_OK) {
 		char text[24];
@@ -217,6 +448,12 @@ static void keys_serial_gap(agent *a, const agent_directory *d)
 		seen = strtoull(text, NULL, 10);
 	}
 	rete_buf_free(&v);
+	return seen;
+}
+
+static void keys_serial_gap(agent *a, const agent_directory *d)
+{
+	uint64_t seen = keys_serial_seen(a), now = d->dir->serial;
 	if (now <= seen)
 		return; /* the same one again, or a directory of an older log */
 	if (seen > 0 && now > seen + 1)
@@ -234,18 +471,74 @@ static void keys_serial_gap(agent *a, const agent_directory *d)
 		agent_debug(a, "the directory's serial is not recorded: %s", m.text);
 }
 
-void agent_keys_own_check(agent *a, const agent_directory *d)
+/* keys_directory applies what this agency's operator said of the keys to
+ * directory d: a key confirmed in advance that d shows is pinned; a changed
+ * key waiting for --trust ("pending") of a party d shows with its pinned key
+ * again is dropped (a --trust later cannot pin it: review s12 rev-keys, 3).
+ * The key change stays in `rete status` until --trust answers it. */
+static void keys_directory(agent *a, const agent_directory *d)
 {
-	keys_serial_gap(a, d);
-	const Rete__Party *p = agent_directory_party(d, a->cfg.id);
-	if (p == NULL || p->public_key.len == 0)
-		return; /* not in it: the broker refuses us anyway, and says so */
-	if (p->public_key.len == RETE_PK_LEN &&
-	    sodium_memcmp(p->public_key.data, a->sk->pub.ed, RETE_PK_LEN) == 0)
-		return;
-	char entry[24], at[32], now[32];
-	snprintf(entry, sizeof(entry), "%" PRIu64, d->index);
-	rete_time_format(d->logged_at, at);
+	json_t *all = keys_party_keys(a);
+	const char *party;
+	json_t *rec;
+	json_object_foreach(all, party, rec)
+	{
+		const Rete__Party *p = agent_directory_party(d, party);
+		if (p == NULL || p->public_key.len != RETE_PK_LEN ||
+		    keys_str(rec, "advance")[0] == 0)
+			continue;
+		if (keys_standing(a, party, p->public_key.data) == 'a')
+			keys_adopt(a, party, p->public_key.data);
+	}
+	json_decref(all);
+	for (size_t i = 0; d->dir != NULL && i < d->dir->n_parties; i++) {
+		const Rete__Party *p = d->dir->parties[i];
+		rete_buf pend = {0}, pin = {0};
+		rete_msg m = {{0}};
+		if (p->id == NULL || p->public_key.len != RETE_PK_LEN ||
+		    agent_db_get(a->db, AGENT_DB_PENDING, p->id, strlen(p->id), &pend, NULL) !=
+			RETE_OK) {
+			rete_buf_free(&pend);
+			continue;
+		}
+		if (agent_db_get(a->db, AGENT_DB_PINS, p->id, strlen(p->id), &pin, NULL) ==
+			RETE_OK &&
+		    pin.len == RETE_PK_LEN &&
+		    sodium_memcmp(pin.data, p->public_key.data, RETE_PK_LEN) == 0 &&
+		    agent_db_del(a->db, AGENT_DB_PENDING, p->id, strlen(p->id), &m) == RETE_OK)
+			agent_log(a, "warning",
+				  "the directory of entry %" PRIu64
+				  " gives %s its pinned key again: "
+				  "the other key it showed is no longer waiting for confirmation "
+				  "(what is signed with it is refused); the key change stays in "
+				  "`rete status` until this agency's operator answers it with "
+				  "--trust %s --key KEY",
+				  d->index, p->id, p->id);
+		rete_buf_free(&pend);
+		rete_buf_free(&pin);
+	}
+}
+
+/* keys_own_add records, in meta AGENT_META_OWN_KEY (the latest
+ * KEYS_OWN_MAX), the own-key alarm of directory d: p is this agency's
+ * entry in it with a key not ours, or NULL when d does not name it
+ * ("missing", with d's serial: the broker's operator removed it, and may
+ * add it back under another key, which this agent, refused meanwhile,
+ * would never be shown; review s12 rev-keys, 2). false when the entry was
+ * recorded before (every WELCOME repeats the directory). entry and at get
+ * d's index and logging time. */
+static bool keys_own_add(agent *a, const agent_directory *d, const Rete__Party *p, char entry[24],
+			 char at[32])
+{
+	char now[32];
+	uint64_t serial = d != NULL ? d->dir->serial : keys_serial_seen(a);
+	/* d NULL: the broker refused us as a party it does not know, in a
+	 * directory this agent was not given: keyed by the last serial seen */
+	if (d != NULL)
+		snprintf(entry, 24, "%" PRIu64, d->index);
+	else
+		snprintf(entry, 24, "after-%" PRIu64, serial);
+	rete_time_format(d != NULL ? d->logged_at : rete_now_ms(), at);
 	rete_time_format(rete_now_ms(), now);
 	json_t *all = keys_meta_get(a, AGENT_META_OWN_KEY);
 	if (!json_is_array(all)) {
@@ -257,31 +550,83 @@ void agent_keys_own_check(agent *a, const agent_directory *d)
 	json_array_foreach(all, i, it)
 	{
 		if (strcmp(keys_str(it, "entry"), entry) == 0) {
-			/* said when first seen; every WELCOME repeats the directory */
-			agent_debug(a,
-				    "the directory of entry %s still gives %s a key that is not "
-				    "ours (ALARM said)",
-				    entry, a->cfg.id);
 			json_decref(all);
-			return;
+			return false;
 		}
 	}
 	json_t *rec = json_object();
 	json_object_set_new(rec, "entry", json_string(entry));
+	if (p == NULL)
+		json_object_set_new(rec, "serial", json_integer((json_int_t)serial));
+	if (d == NULL)
+		json_object_set_new(rec, "refused", json_true());
 	json_object_set_new(rec, "loggedAt", json_string(at));
 	json_object_set_new(rec, "seenAt", json_string(now));
-	json_object_set_new(rec, "key", keys_b64(p->public_key.data, p->public_key.len));
+	if (p == NULL)
+		json_object_set_new(rec, "missing", json_true());
+	else
+		json_object_set_new(rec, "key", keys_b64(p->public_key.data, p->public_key.len));
 	json_array_append_new(all, rec);
 	while (json_array_size(all) > KEYS_OWN_MAX)
 		json_array_remove(all, 0);
 	keys_meta_put(a, AGENT_META_OWN_KEY, all, "this alarm");
 	json_decref(all);
+	return true;
+}
+
+void agent_keys_own_check(agent *a, const agent_directory *d)
+{
+	char entry[24], at[32];
+	keys_serial_gap(a, d);
+	keys_directory(a, d);
+	const Rete__Party *p = agent_directory_party(d, a->cfg.id);
+	if (p == NULL || p->public_key.len == 0) {
+		if (keys_own_add(a, d, NULL, entry, at))
+			agent_log(
+			    a, "error",
+			    "ALARM: the broker's directory %" PRIu64 " (log entry %s, logged "
+			    "at %s) does not name %s: the broker refuses this agency while it "
+			    "is in force, and if the id is added back under a key that is not "
+			    "ours, whoever holds that key can sign as %s and this agent is not "
+			    "shown it; unless this agency was removed on purpose, tell the "
+			    "broker's operator and the auditor (rete audit verify lists every "
+			    "key change)",
+			    (uint64_t)d->dir->serial, entry, at, a->cfg.id, a->cfg.id);
+		return;
+	}
+	if (p->public_key.len == RETE_PK_LEN &&
+	    sodium_memcmp(p->public_key.data, a->sk->pub.ed, RETE_PK_LEN) == 0)
+		return;
+	if (!keys_own_add(a, d, p, entry, at)) {
+		agent_debug(a,
+			    "the directory of entry %s still gives %s a key that is not ours "
+			    "(ALARM said)",
+			    entry, a->cfg.id);
+		return;
+	}
 	agent_log(a, "error",
 		  "ALARM: the broker's directory gave %s a key that is not ours at entry %s "
 		  "(logged at %s): whoever holds it can sign as %s; tell the broker's operator and "
 		  "the auditor (if this agency is changing its key and that is the new one, run "
 		  "this agent with the new key: the alarm then ends)",
 		  a->cfg.id, entry, at, a->cfg.id);
+}
+
+void agent_keys_own_refused(agent *a)
+{
+	char entry[24], at[32];
+	if (!keys_own_add(a, NULL, NULL, entry, at))
+		return;
+	uint64_t serial = keys_serial_seen(a);
+	agent_log(a, "error",
+		  "ALARM: the broker says %s is not in its directory (any more): a directory "
+		  "after %" PRIu64 ", the last this agent was given, does not name it, and this "
+		  "agent is not given that one. While it is in force the broker refuses this "
+		  "agency, and if the id is added back under a key that is not ours, whoever "
+		  "holds that key can sign as %s; unless this agency was removed on purpose, "
+		  "tell the broker's operator and the auditor (rete audit verify lists every key "
+		  "change)",
+		  a->cfg.id, serial, a->cfg.id);
 }
 
 void agent_keys_start(agent *a)

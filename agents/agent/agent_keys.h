@@ -15,7 +15,13 @@
  *   pinned one is an unconfirmed key change: that key is recorded in
  *   "pending" for --trust (as the outbox's `key-changed` does), the change
  *   in meta AGENT_META_KEY_CHANGES (for `rete status`), and an ALARM line
- *   is said once per party.
+ *   is said once per party. What is signed with it is left with the broker
+ *   (not acked, not refused: an honest rotation loses nothing) and taken
+ *   once the operator confirms the key. A party's earlier confirmed keys
+ *   still verify what it signed before its rotation; a key may be
+ *   confirmed in advance (--trust before the directory shows it), and a
+ *   key the operator refused (the pinned one kept) is refused from then on
+ *   (meta AGENT_META_PARTY_KEYS).
  * - The own-key watch. Every directory the agent is given (a WELCOME, a
  *   delivered Directory entry) is checked for its own id: a key that is not
  *   its own public key is an ALARM naming the entry (meta
@@ -71,24 +77,48 @@ agent_key_verdict agent_keys_verify_ack(struct agent *a, const Rete__SignedAck *
 					const char *party, uint8_t dirkey[RETE_PK_LEN]);
 
 /* agent_keys_unconfirmed records an unconfirmed key change of party (the
- * directory's key dirkey signed `what`, e.g. "referral m-1 (log entry 31)")
- * and says the ALARM once per party (a party already recorded: a warning
- * naming what). The record stays until --trust confirms a key for party
- * (agent_keys_forget). */
+ * directory's key dirkey signed `what`, e.g. "referral m-1 (log entry 31)",
+ * the log entry `entry`, which the caller leaves with the broker) and says
+ * the ALARM once per party (a party already recorded: a warning naming
+ * what, once per entry). The record stays until --trust confirms a key for
+ * party (agent_keys_forget); its "entries" are the entries left waiting. */
 void agent_keys_unconfirmed(struct agent *a, const char *party, const uint8_t dirkey[RETE_PK_LEN],
-			    const char *what);
+			    const char *what, uint64_t entry);
 
-/* agent_keys_refusal writes into buf (n bytes) the sentence of the error
- * ACK of a message that verifies only with an unconfirmed key of party
- * (at most 300 bytes: the broker's notice to the sender keeps that much). */
-void agent_keys_refusal(const struct agent *a, char *buf, size_t n, const char *party,
-			const char *msgid);
+/* agent_keys_pin pins key for party (--trust, or a key confirmed in
+ * advance that the directory now shows): the key pinned before is kept
+ * among party's earlier keys (what party signed with it still verifies),
+ * the pending record and the key change are dropped. In the open
+ * transaction, or in one of its own. RETE_OK, RETE_ENOMEM, RETE_EFULL,
+ * RETE_ESTORE. */
+rete_err agent_keys_pin(struct agent *a, const char *party, const uint8_t key[RETE_PK_LEN],
+			rete_msg *m);
+
+/* agent_keys_mark records what this agency's operator said of party's key
+ * b64 (base64): advance, confirmed before the directory shows it (pinned
+ * when it does); otherwise refused (the pinned key was kept: what is signed
+ * with b64 is refused from then on, not left waiting). RETE_OK,
+ * RETE_ENOMEM, RETE_EFULL, RETE_ESTORE. */
+rete_err agent_keys_mark(struct agent *a, const char *party, const char *b64, bool advance,
+			 rete_msg *m);
+
+/* agent_keys_take_advance: is dirkey the key of party this agency's
+ * operator confirmed in advance? Then it is pinned now (said). */
+bool agent_keys_take_advance(struct agent *a, const char *party, const uint8_t dirkey[RETE_PK_LEN]);
 
 /* agent_keys_own_check checks directory d for the agent's own id: a key
- * that is not its own raises the own-key ALARM, once per entry. It also
- * says (info) when d's serial shows that directories were logged that the
- * agent was never given. */
+ * that is not its own raises the own-key ALARM, once per entry, and so
+ * does a directory without the id (its serial named). It also says (info)
+ * when d's serial shows that directories were logged that the agent was
+ * never given, pins the keys confirmed in advance that d shows, and drops
+ * a pending key of a party d shows with its pinned key again. */
 void agent_keys_own_check(struct agent *a, const agent_directory *d);
+
+/* agent_keys_own_refused: the broker refused a frame of ours because our
+ * id is not in its directory (UNKNOWN_PARTY): a directory the agent was
+ * not given removed it. The own-key ALARM, "missing", keyed by the serial
+ * of the last directory seen (once per serial). */
+void agent_keys_own_refused(struct agent *a);
 
 /* agent_keys_start, at the agent's start: an own-key alarm whose key is
  * now the agent's own (the agency rotated its key and the agent runs with

@@ -6,9 +6,11 @@
  * between two steps (every step leaves the spool and the store consistent,
  * so a kill -9 is survivable too; it only costs a re-delivery).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -155,82 +157,140 @@ void agent_debug(const agent *a, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* agent_trust answers the changed key of party `id` that the directory
- * shows (recorded in "pending" when a file to it was refused with
- * key-changed, or a message or acknowledgement of it verified only with
- * that key): it becomes the pinned key; or, with --key naming the key
- * pinned already (the party says its key did not change), the pinned key
- * stays and the directory's is refused for good. Either way the key change
- * leaves `rete status` (agent_keys_forget). Safe while the agent runs
- * (LMDB serializes the two writers). Returns the exit code. */
-static int agent_trust(agent *a, const char *id, const char *expect_b64)
+/* agent_trust records what the operator of this agency was told by party
+ * `id` through another channel: its key is key_b64 (required: a --trust
+ * that took whatever key waits in "pending" would pin a key the broker's
+ * operator put in the directory once; review s12 rev-keys, 3).
+ * - key_b64 is the changed key waiting in "pending" (a file to the party
+ *   was refused with key-changed, or what the party signed verified only
+ *   with that key): pinned (agent_keys_pin; the old pin stays an earlier
+ *   key), and the entries left with the broker are taken when it delivers
+ *   them again: nothing needs sending again.
+ * - key_b64 is the pinned key (the party says its key did not change): the
+ *   pin stays, and the other key is refused from then on (agent_keys_mark).
+ * - no key of the party waits, and key_b64 is another: confirmed in
+ *   advance (a rotation announced by phone): pinned when the directory
+ *   shows it (agent_keys.h), so nothing signed with it waits; a party never
+ *   pinned gets it pinned now.
+ * - a key waits and key_b64 is neither: nothing changes (exit 1).
+ * Safe while the agent runs (LMDB serializes the two writers). Returns the
+ * exit code. */
+static int agent_trust(agent *a, const char *id, const char *key_b64)
 {
 	rete_msg m = {{0}};
-	rete_buf newkey = {0}, old = {0};
+	rete_buf pend = {0}, old = {0};
 	int rc = 2;
 	char *o = NULL, *nk = NULL;
+	uint8_t *key = NULL;
+	size_t keylen = 0;
 
 	if (!rete_id_valid(id)) {
 		fprintf(stderr, "rete-agent: --trust '%s': not a party id\n", id);
 		return 2;
 	}
-	if (agent_db_open(a->cfg.data, false, a->cfg.map_size, &a->db, &m) != RETE_OK) {
-		fprintf(stderr, "rete-agent: %s\n", m.text);
+	if (rete_b64_decode(key_b64, &key, &keylen) != RETE_OK || keylen != RETE_PK_LEN) {
+		fprintf(stderr,
+			"rete-agent: --key '%.60s' is not a public key: the key is the base64 line "
+			"of the party's .pub file (44 characters, 32 bytes), as the party reads it "
+			"to you by phone\n",
+			key_b64);
+		free(key);
 		return 2;
 	}
-	rete_err err = agent_db_get(a->db, AGENT_DB_PENDING, id, strlen(id), &newkey, &m);
-	if (err == RETE_ENOENT) {
-		fprintf(stderr, "rete-agent: no changed key of %s is waiting for confirmation\n",
-			id);
-		rc = 1;
-		goto out;
+	if (agent_db_open(a->cfg.data, false, a->cfg.map_size, &a->db, &m) != RETE_OK) {
+		fprintf(stderr, "rete-agent: %s\n", m.text);
+		free(key);
+		return 2;
 	}
-	if (err != RETE_OK) {
+	rete_err err = agent_db_get(a->db, AGENT_DB_PENDING, id, strlen(id), &pend, &m);
+	if (err != RETE_OK && err != RETE_ENOENT) {
 		fprintf(stderr, "rete-agent: %s\n", m.text);
 		goto out;
 	}
-	agent_db_get(a->db, AGENT_DB_PINS, id, strlen(id), &old, &m);
-	o = old.data ? rete_b64_encode(old.data, old.len) : NULL;
-	nk = rete_b64_encode(newkey.data, newkey.len);
-	/* The party says the pinned key is still its own: the directory's key
-	 * is someone else's. Keep the pin; the key change is answered. */
-	bool keep = expect_b64 != NULL && o != NULL && strcmp(o, expect_b64) == 0 &&
-		    (nk == NULL || strcmp(nk, expect_b64) != 0);
-	/* With --key, confirm only the key the operator got from the party by
-	 * another channel: a broker that swapped it is caught here. */
-	if (!keep && expect_b64 != NULL && (nk == NULL || strcmp(nk, expect_b64) != 0)) {
+	bool waiting = err == RETE_OK && pend.len == RETE_PK_LEN;
+	err = agent_db_get(a->db, AGENT_DB_PINS, id, strlen(id), &old, &m);
+	if (err != RETE_OK && err != RETE_ENOENT) {
+		fprintf(stderr, "rete-agent: %s\n", m.text);
+		goto out;
+	}
+	o = old.len == RETE_PK_LEN ? rete_b64_encode(old.data, old.len) : NULL;
+	nk = waiting ? rete_b64_encode(pend.data, pend.len) : NULL;
+	bool is_pin = o != NULL && strcmp(o, key_b64) == 0;
+	bool is_pending = nk != NULL && strcmp(nk, key_b64) == 0;
+	if (waiting && !is_pin && !is_pending) {
 		fprintf(stderr,
-			"rete-agent: the directory shows key %s for %s, not the key %s you gave; "
-			"nothing was confirmed: check with %s and with the network's operator\n",
-			nk ? nk : "?", id, expect_b64, id);
+			"rete-agent: the directory shows key %s for %s, not the key %s you gave "
+			"(nor the key pinned for it, %s); nothing was confirmed: check with %s and "
+			"with the network's operator\n",
+			nk ? nk : "?", id, key_b64, o ? o : "none", id);
 		rc = 1;
 		goto out;
 	}
-	if ((err = agent_db_begin(a->db, &m)) == RETE_OK &&
-	    (keep || (err = agent_db_put(a->db, AGENT_DB_PINS, id, strlen(id), newkey.data,
-					 newkey.len, &m)) == RETE_OK) &&
-	    (err = agent_db_del(a->db, AGENT_DB_PENDING, id, strlen(id), &m)) == RETE_OK)
-		err = agent_keys_forget(a, id, &m);
+	bool answered = false; /* is_pin: a key change was answered */
+	if ((err = agent_db_begin(a->db, &m)) == RETE_OK) {
+		if (is_pin) {
+			/* the key the last alarm named, even when the directory no
+			 * longer shows it (its pending record then was dropped) */
+			json_t *all = NULL;
+			rete_buf v = {0};
+			if (agent_db_get(a->db, AGENT_DB_META, AGENT_META_KEY_CHANGES,
+					 strlen(AGENT_META_KEY_CHANGES), &v, NULL) == RETE_OK)
+				all = json_loadb((const char *)v.data, v.len, 0, NULL);
+			rete_buf_free(&v);
+			const char *seen =
+			    json_string_value(json_object_get(json_object_get(all, id), "key"));
+			if (nk != NULL)
+				err = agent_keys_mark(a, id, nk, false, &m);
+			if (err == RETE_OK && seen != NULL && strcmp(seen, key_b64) != 0)
+				err = agent_keys_mark(a, id, seen, false, &m);
+			answered = waiting || seen != NULL;
+			json_decref(all);
+			if (err == RETE_OK && waiting)
+				err = agent_db_del(a->db, AGENT_DB_PENDING, id, strlen(id), &m);
+			if (err == RETE_OK)
+				err = agent_keys_forget(a, id, &m);
+		} else if (is_pending || o == NULL) {
+			err = agent_keys_pin(a, id, key, &m);
+		} else {
+			err = agent_keys_mark(a, id, key_b64, true, &m);
+		}
+	}
 	err = agent_db_end(a->db, err, &m);
 	if (err != RETE_OK) {
 		fprintf(stderr, "rete-agent: %s\n", m.text);
-	} else if (keep) {
+	} else if (is_pin && !answered) {
+		printf("%s: %s is the pinned key already: nothing to confirm\n", id, key_b64);
+		rc = 0;
+	} else if (is_pin) {
+		printf("%s: the pinned key %s stays%s%s%s. %s says its key did not change: if the "
+		       "broker's directory gave its id another key, that key is not theirs: tell "
+		       "the network's auditor and the broker's operator\n",
+		       id, o, nk ? "; the directory's key " : "", nk ? nk : "",
+		       nk ? " is refused: what is signed with it is refused" : "", id);
+		rc = 0;
+	} else if (is_pending) {
 		printf(
-		    "%s: the pinned key %s stays; the directory's key %s is not confirmed: what "
-		    "is signed with it stays refused. %s says its key did not change, so the "
-		    "broker's directory gave its id a key that is not theirs: tell the network's "
-		    "auditor and the broker's operator\n",
-		    id, o, nk ? nk : "?", id);
+		    "%s: key %s confirmed (was %s); what it signed and was left with the broker "
+		    "is taken when the broker delivers it again (within its redeliver time, 30 s "
+		    "by default, or at the agent's next connection): nothing needs sending "
+		    "again\n",
+		    id, key_b64, o ? o : "none");
+		rc = 0;
+	} else if (o == NULL) {
+		printf("%s: key %s pinned (no key was pinned for it yet)\n", id, key_b64);
 		rc = 0;
 	} else {
-		printf("%s: key %s confirmed (was %s); send the refused files again\n", id,
-		       nk ? nk : "?", o ? o : "none");
+		printf("%s: key %s confirmed in advance: it is pinned when the broker's directory "
+		       "shows it; until then the pinned key %s stays, and what %s signed with it "
+		       "still verifies afterwards\n",
+		       id, key_b64, o, id);
 		rc = 0;
 	}
 out:
 	free(o);
 	free(nk);
-	rete_buf_free(&newkey);
+	free(key);
+	rete_buf_free(&pend);
 	rete_buf_free(&old);
 	agent_db_close(&a->db);
 	return rc;
@@ -240,20 +300,22 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: rete-agent -c agent.ini [-v]\n"
 		   "       rete-agent -c agent.ini --check-config\n"
-		   "       rete-agent -c agent.ini --trust PARTY_ID [--key BASE64]\n"
+		   "       rete-agent -c agent.ini --trust PARTY_ID --key BASE64\n"
 		   "       rete-agent --version\n\n"
 		   "The agency agent: sends the JSON files written to SPOOL/outbox/ through the\n"
 		   "broker (receipts in SPOOL/sent/, refusals in SPOOL/failed/) and writes what\n"
 		   "the broker delivers to SPOOL/inbox/. docs/agent.md describes the\n"
 		   "configuration and the files.\n\n"
-		   "--trust PARTY_ID confirms the new key the directory shows for a party, after\n"
-		   "a file was refused with 'key-changed' or a message or acknowledgement of\n"
-		   "the party verified only with that key (obtain the key from the party\n"
-		   "through another channel first). With --key BASE64 (the key the party gave\n"
-		   "you) the key is confirmed only if it is exactly that one; --key with the\n"
-		   "key pinned already keeps it (the party's key did not change: the\n"
-		   "directory's is refused). Exit 0 confirmed or kept; 1 when no changed key\n"
-		   "of the party is waiting, or --key is neither; 2 on other errors.\n\n"
+		   "--trust PARTY_ID --key BASE64 records the key the party gave you through\n"
+		   "another channel (phone, letter; never the directory): its changed key,\n"
+		   "waiting since a file was refused with 'key-changed' or what it signed\n"
+		   "verified only with that key, is pinned, and what waits with the broker is\n"
+		   "taken (nothing to send again); the pinned key is kept (the key did not\n"
+		   "change: the other is refused); with no changed key of the party waiting,\n"
+		   "the key is confirmed in advance and pinned when the directory shows it.\n"
+		   "--key is required. Exit 0 confirmed, kept or recorded; 1 when a changed\n"
+		   "key waits and --key is neither it nor the pinned one (nothing changes);\n"
+		   "2 on other errors.\n\n"
 		   "--check-config opens what agent.ini names without starting: the key (a\n"
 		   "secret, mode 0600), the broker's key (public), the spool and data folders\n"
 		   "(exist or can be created, writable; outbox/ sent/ failed/ on one file\n"
@@ -278,6 +340,41 @@ static rete_err agent_lock(agent *a, int *fd, rete_msg *m)
 		return rete_msg_set(m, RETE_EIO, "%s: cannot create the data folder: %s",
 				    a->cfg.data, strerror(errno));
 	return agent_spool_lock(a->cfg.data, "agent.lock", "data folder", fd, m);
+}
+
+/* spool_has_files: does folder dir hold a file (not a dot file)? */
+static bool spool_has_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	bool found = false;
+	while (d != NULL && !found && (e = readdir(d)) != NULL)
+		found = e->d_name[0] != '.';
+	if (d != NULL)
+		closedir(d);
+	return found;
+}
+
+/* agent_fresh_store_warn, when the agent created its store: a spool that
+ * already holds sent/ or inbox/ files was used by an agent with another
+ * store (a migration or a restore without DATA, a lost store). The keys
+ * pinned there are forgotten: every partner's key is taken from the
+ * directory again on first use, which is what the pin rule is meant to
+ * stop (review s12 rev-keys, 4). */
+static void agent_fresh_store_warn(agent *a)
+{
+	if (!spool_has_files(a->sent_dir) && !spool_has_files(a->inbox_dir))
+		return;
+	agent_log(a, "warning",
+		  "a new agent store was created in %s, but the spool %s already holds sent/ or "
+		  "inbox/ files: this agency's agent ran before with another store (moved without "
+		  "its data folder, restored without it, or lost). The partners' keys pinned there "
+		  "are forgotten: every partner's key will be taken from the broker's directory "
+		  "on first use, so a key the broker's operator put there is not noticed. If the "
+		  "old data folder exists, stop this agent and put it back (docs/operations.md, "
+		  "moving an agent); otherwise compare the partners' keys by phone "
+		  "(rete-agent --trust ID --key KEY pins one)",
+		  a->cfg.data, a->cfg.spool);
 }
 
 /* agent_setup takes the data folder's lock (lock_fd[0]) and the spool's
@@ -314,8 +411,13 @@ static int agent_setup(agent *a, int lock_fd[2], rete_msg *m)
 		agent_log(a, "info",
 			  "removed %zu temporary file(s) a crash left in sent/, failed/ or inbox/",
 			  swept);
+	char mdb[4200];
+	snprintf(mdb, sizeof(mdb), "%s/data.mdb", a->cfg.data);
+	bool fresh = access(mdb, F_OK) != 0;
 	if ((err = agent_db_open(a->cfg.data, false, a->cfg.map_size, &a->db, m)) != RETE_OK)
 		return err;
+	if (fresh)
+		agent_fresh_store_warn(a);
 	if ((err = agent_privacy_start(a, m)) != RETE_OK)
 		return err;
 	if ((err = agent_outbox_settle(a, m)) != RETE_OK)
@@ -436,10 +538,15 @@ int main(int argc, char **argv)
 		}
 	}
 	/* a usage error says what was wrong before the usage */
-	const char *wrong = ini == NULL			  ? "-c agent.ini is required"
-			    : optind != argc		  ? "unexpected argument"
-			    : trust_key != NULL && !trust ? "--key goes with --trust PARTY_ID"
-							  : NULL;
+	const char *wrong =
+	    ini == NULL			  ? "-c agent.ini is required"
+	    : optind != argc		  ? "unexpected argument"
+	    : trust_key != NULL && !trust ? "--key goes with --trust PARTY_ID"
+	    : trust != NULL && trust_key == NULL
+		? "--trust PARTY_ID needs --key BASE64, the key the party gave you by "
+		  "phone or letter (a key taken from the directory alone is what the "
+		  "key watch cannot trust)"
+		: NULL;
 	if (wrong != NULL) {
 		if (optind != argc && ini != NULL)
 			fprintf(stderr, "rete-agent: %s '%s'\n", wrong, argv[optind]);

@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "agent_keys.h"
 #include "agent_spool.h"
 #include "agent_track.h"
 #include "checkpoint.h"
@@ -483,6 +484,10 @@ static bool out_check_pin(agent *a, const Rete__Party *party, char *why, size_t 
 		    sodium_memcmp(pinned.data, party->public_key.data, pinned.len) == 0;
 	rete_buf_free(&pinned);
 	if (same)
+		return true;
+	/* the key this agency's operator confirmed in advance (--trust) */
+	if (party->public_key.len == RETE_PK_LEN &&
+	    agent_keys_take_advance(a, id, party->public_key.data))
 		return true;
 	agent_db_put(a->db, AGENT_DB_PENDING, id, strlen(id), party->public_key.data,
 		     party->public_key.len, &m);
@@ -2658,6 +2663,8 @@ void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 	size_t i = out_find_item(a, r);
 
 	if (i == a->out_n) {
+		if (r->error == RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_PARTY)
+			agent_keys_own_refused(a);
 		if (r->error != 0)
 			agent_log(a, "warning", "the broker refused a frame%s%s: %s",
 				  r->message_id && r->message_id[0] ? " for " : "",

@@ -156,6 +156,29 @@ static void keys_print(const char *id, json_t *own, json_t *changes, FILE *out)
 	json_t *it;
 	json_array_foreach(own, i, it)
 	{
+		if (json_is_true(json_object_get(it, "refused"))) {
+			fprintf(out,
+				"%s: ALARM: the broker says %s is not in its directory (any more, "
+				"seen at %s): a directory after %" JSON_INTEGER_FORMAT
+				", the last this agent was given, does not name it; an id added "
+				"back under a key not ours can sign as %s; unless this agency was "
+				"removed on purpose, tell the broker's operator and the auditor\n",
+				id, id, jstr(it, "seenAt"),
+				json_integer_value(json_object_get(it, "serial")), id);
+			continue;
+		}
+		if (json_is_true(json_object_get(it, "missing"))) {
+			fprintf(out,
+				"%s: ALARM: the broker's directory %" JSON_INTEGER_FORMAT
+				" (log entry %s, logged at %s, seen at %s) does not name %s: the "
+				"broker refuses this agency while it is in force, and an id added "
+				"back under a key not ours can sign as %s; unless this agency was "
+				"removed on purpose, tell the broker's operator and the auditor\n",
+				id, json_integer_value(json_object_get(it, "serial")),
+				jstr(it, "entry"), jstr(it, "loggedAt"), jstr(it, "seenAt"), id,
+				id);
+			continue;
+		}
 		fprintf(
 		    out,
 		    "%s: ALARM: the broker's directory gave %s a key that is not ours at entry %s "
@@ -171,13 +194,17 @@ static void keys_print(const char *id, json_t *own, json_t *changes, FILE *out)
 		fprintf(
 		    out,
 		    "%s: KEY CHANGE NOT CONFIRMED: the key of %s in the broker's directory (%s) "
-		    "is not the one pinned (%s); since %s, %lld refused or not taken, the latest "
-		    "%s at %s. Ask %s by phone for its key: if it changed, rete-agent -c "
-		    "agent.ini --trust %s --key KEY; if it did not, --key with the pinned key, "
+		    "is not the one pinned (%s); since %s, %lld log entr%s signed with it not "
+		    "taken, the latest %s at %s. They wait with the broker, each in one of its "
+		    "delivery slots for this agency ([broker] delivery_window, 64 by default: "
+		    "when they fill it, nothing else is delivered here). Ask %s by phone for its "
+		    "key: if it changed, rete-agent -c agent.ini --trust %s --key KEY (they are "
+		    "then taken); if it did not, --key with the pinned key (they are refused), "
 		    "and tell the broker's operator and the auditor\n",
 		    id, party, jstr(it, "key"), jstr(it, "pinned"), jstr(it, "since"),
-		    (long long)json_integer_value(json_object_get(it, "count")), jstr(it, "what"),
-		    jstr(it, "last"), party, party);
+		    (long long)json_integer_value(json_object_get(it, "count")),
+		    json_integer_value(json_object_get(it, "count")) == 1 ? "y" : "ies",
+		    jstr(it, "what"), jstr(it, "last"), party, party);
 	}
 }
 

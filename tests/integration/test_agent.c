@@ -1727,16 +1727,30 @@ static void test_key_change(void **state)
 	assert_non_null(strstr(jget(e, "error"), "--trust cpi.mantova"));
 	json_decref(e);
 
-	/* ...until an operator confirms it. */
+	/* ...until an operator confirms it, with the key cpi gave by phone
+	 * (--key is required) */
+	char *newkey =
+	    tu_read_file(tu_path(path, sizeof(path), "%s/keys/cpi.mantova.pub", n->dir), NULL);
+	assert_non_null(newkey);
+	newkey[strcspn(newkey, "\r\n")] = '\0';
 	snprintf(cmd, sizeof(cmd),
 		 "'%s/rete-agent' -c '%s/agents/social.mantova/agent.ini' --trust cpi.mantova",
 		 n->bin, n->dir);
+	assert_int_equal(tu_run(&out, "%s", cmd), 2); /* no --key: a usage error */
+	assert_non_null(strstr(out, "needs --key"));
+	free(out);
+	snprintf(cmd, sizeof(cmd),
+		 "'%s/rete-agent' -c '%s/agents/social.mantova/agent.ini' --trust cpi.mantova "
+		 "--key '%s'",
+		 n->bin, n->dir, newkey);
+	free(newkey);
 	int rc = tu_run(&out, "%s", cmd);
 	if (rc != 0)
 		fprintf(stderr, "trust: %s\n", out);
 	assert_int_equal(rc, 0);
 	free(out);
-	assert_int_equal(tu_run(&out, "%s", cmd), 1); /* nothing left to confirm */
+	assert_int_equal(tu_run(&out, "%s", cmd), 0); /* nothing left to confirm */
+	assert_non_null(strstr(out, "nothing to confirm"));
 	free(out);
 	put_referral(n, P_SOCIAL, "k3.json", "soc-key-3", "cpi.mantova", "employment-orientation");
 	assert_int_equal(wait_count(dir, "-referral.json", 2, WAIT_MS), 2);

@@ -47,7 +47,7 @@
  *                    build of schema 2; skipped with a sentence otherwise)
  *                    that agent refuses the store at start, naming both
  *                    schemas, and the file is answered by this agent after;
- *   trust_keeps_schema  a failed --trust, --check-config and `rete status`
+ *   trust_keeps_schema  a refused --trust, --check-config and `rete status`
  *                    leave a schema-2 store of schema 2; the start upgrades
  *                    it and says so once;
  *   answer_cut       a taken-back file's receipt written in sent/ and not
@@ -1031,7 +1031,7 @@ static void test_downgrade_old_agent(void **state)
 	delivered_once(f, &s, "\"down-1\"");
 }
 
-/* A failed `rete-agent --trust` (nothing to confirm), --check-config and
+/* A refused `rete-agent --trust` (not a key), --check-config and
  * `rete status` leave a schema-2 store of schema 2: the start that
  * upgrades it records schema 3 and says so, once. */
 static int to_schema2(fx *f);
@@ -1047,9 +1047,14 @@ static void test_trust_keeps_schema(void **state)
 	to_schema2(f);
 	snprintf(ini, sizeof(ini), "%s/agents/%s/agent.ini", f->n->dir, it_party_ids[IT_SOCIAL]);
 	char *o = NULL;
-	int rc = tu_run(&o, "%s/rete-agent -c %s --trust %s", f->n->bin, ini, it_party_ids[IT_CPI]);
-	assert_int_equal(rc, 1);
-	assert_non_null(strstr(o, "no changed key of"));
+	/* a key that is neither the pinned one nor waiting, while a changed
+	 * key waits, is refused (exit 1); with nothing waiting it would be
+	 * confirmed in advance, a write: a key that is not one is refused
+	 * before the store is opened (exit 2) */
+	int rc = tu_run(&o, "%s/rete-agent -c %s --trust %s --key AAAA", f->n->bin, ini,
+			it_party_ids[IT_CPI]);
+	assert_int_equal(rc, 2);
+	assert_non_null(strstr(o, "is not a public key"));
 	free(o);
 	o = NULL;
 	assert_int_equal(tu_run(&o, "%s/rete-agent -c %s --check-config", f->n->bin, ini), 0);
