@@ -320,11 +320,45 @@ static void test_unrecorded_reads(void **state)
 	assert_int_equal(tu_occurrences(log, cannot), 1);
 }
 
+/* A recipient (cpi) of a broker that cannot record reads: its witness
+ * cannot check the entry delivered to it, and its patience warning says so
+ * (the access record), not that the broker delivered an entry its log does
+ * not hold (rev-deliv finding 2). */
+static void test_unrecorded_delivered(void **state)
+{
+	it_net *n = it_net_new("wp-unrec-dlv", NULL);
+	assert_non_null(n);
+	*state = n;
+	char alog[1300], log[1300], extra[256];
+	tu_path(alog, sizeof(alog), "%s.access.log", n->data);
+	assert_int_equal(mkdir(alog, 0700), 0);
+	assert_true(it_broker_start(n));
+	int patience = it_scaled_ms(3000);
+	snprintf(extra, sizeof(extra), "witness = 1s\nwitness_patience = %dms\n", patience);
+	tu_path(log, sizeof(log), "%s/cpi.mantova.log", n->dir);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start_ex(n, IT_CPI, extra));
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "wp-unrec-1");
+	const char *waited = "to be shown on the broker's log, longer than witness_patience";
+	bool ok = it_wait_occurrences(log, "written to inbox", 1, it_wait_ms()) &&
+		  it_wait_occurrences(log, waited, 1, it_wait_ms() + 4 * patience);
+	if (!ok)
+		it_show(n, "cpi.mantova.log");
+	assert_true(ok);
+	assert_int_equal(tu_occurrences(log, "index its log does not hold"), 0);
+	assert_int_equal(tu_occurrences(log, "delivered entry 1 (referral wp-unrec-1 from "
+					     "social.mantova) has waited"),
+			 1);
+	assert_int_equal(tu_occurrences(log, "it is not withholding its log"), 1);
+	assert_int_equal(tu_occurrences(log, "WITNESS ALARM"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_withheld_checkpoint, it_teardown),
 	    cmocka_unit_test_teardown(test_unrecorded_reads, it_teardown),
+	    cmocka_unit_test_teardown(test_unrecorded_delivered, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
