@@ -199,6 +199,8 @@ struct pend {
 	uint64_t pe_index;
 	uint8_t pe_leaf[RETE_MERKLE_HASH];
 	char *pe_recipient; /* malloc'd; NULL: settled (a hole, compacted later) */
+	char *pe_id;	    /* its message id, malloc'd (with pe_recipient) */
+	char *pe_sender;    /* its sender, malloc'd: the one its Delivery goes to */
 };
 
 struct vctx {
@@ -275,6 +277,9 @@ struct vctx {
 	/* phase B: agencies' entries awaiting their Delivery (index order) */
 	struct pend *v_pend;
 	size_t v_npend, v_pendcap, v_pend_holes;
+	uint64_t v_pend_from; /* the first entry this run met: an agency's entry
+				 from there on not pending was settled already
+				 (or is not an agency's entry) */
 };
 
 /* ---- failures ------------------------------------------------------------ */
@@ -1059,8 +1064,11 @@ static bool reach_size(struct vctx *v, uint64_t size)
 
 static void pend_free(struct vctx *v)
 {
-	for (size_t i = 0; i < v->v_npend; i++)
+	for (size_t i = 0; i < v->v_npend; i++) {
 		free(v->v_pend[i].pe_recipient);
+		free(v->v_pend[i].pe_id);
+		free(v->v_pend[i].pe_sender);
+	}
 	free(v->v_pend);
 	v->v_pend = NULL;
 	v->v_npend = v->v_pendcap = v->v_pend_holes = 0;
@@ -1088,8 +1096,15 @@ static rete_err pend_add(struct vctx *v, const struct item *it)
 	}
 	struct pend *p = &v->v_pend[v->v_npend];
 	p->pe_recipient = strdup(S(it->it_msg->recipient));
-	if (p->pe_recipient == NULL)
+	p->pe_id = strdup(S(it->it_msg->id));
+	p->pe_sender = strdup(S(it->it_msg->sender));
+	if (p->pe_recipient == NULL || p->pe_id == NULL || p->pe_sender == NULL) {
+		free(p->pe_recipient);
+		free(p->pe_id);
+		free(p->pe_sender);
+		p->pe_recipient = NULL;
 		return RETE_ENOMEM;
+	}
 	p->pe_index = it->it_index;
 	memcpy(p->pe_leaf, it->it_leaf, RETE_MERKLE_HASH);
 	v->v_npend++;
@@ -1115,44 +1130,58 @@ static struct pend *pend_find(struct vctx *v, uint64_t x)
 static void pend_settle(struct vctx *v, struct pend *p)
 {
 	free(p->pe_recipient);
-	p->pe_recipient = NULL;
+	free(p->pe_id);
+	free(p->pe_sender);
+	p->pe_recipient = p->pe_id = p->pe_sender = NULL;
 	v->v_pend_holes++;
 }
 
-/* delivered_entry finds what the acknowledgement of entry x must name:
- * its leaf hash and recipient, from the pending entries (*p set: settle
- * it once checked), else from the store (an entry met before, settled by
- * an earlier Delivery: a second one for it). false when neither has it
- * (a session that began after entry x). */
-static bool delivered_entry(struct vctx *v, uint64_t x, struct pend **p,
-			    uint8_t leaf[RETE_MERKLE_HASH], char *recipient, size_t rlen)
+/* What a run knows of the entry a Delivery (or Notice) names. */
+enum dlv_state {
+	DLV_PENDING, /* an agency's entry awaiting its Delivery: *p */
+	DLV_SETTLED, /* met in this run and not awaiting one: settled already
+			by an earlier Delivery or Notice, or not an agency's
+			entry at all */
+	DLV_BEFORE   /* before this run (a session resumed after it): unknown */
+};
+
+/* delivered_entry: what this run knows of entry x (x before the entry
+ * naming it); *p set when it is pending (settle it once checked). */
+static enum dlv_state delivered_entry(struct vctx *v, uint64_t x, struct pend **p)
 {
 	*p = pend_find(v, x);
-	if (*p != NULL) {
-		memcpy(leaf, (*p)->pe_leaf, RETE_MERKLE_HASH);
-		snprintf(recipient, rlen, "%s", (*p)->pe_recipient);
-		return true;
-	}
-	if (v->v_s == NULL)
+	if (*p != NULL)
+		return DLV_PENDING;
+	return x < v->v_pend_from ? DLV_BEFORE : DLV_SETTLED;
+}
+
+/* delivered_is: does the Delivery (or Notice) msg name the message entry x
+ * is (p: its id, and its sender, whom the broker's entry goes to)? false:
+ * a failure was recorded. */
+static bool delivered_is(struct vctx *v, const struct item *it, uint64_t x, const char *mid,
+			 enum dlv_state st, const struct pend *p)
+{
+	const Rete__Message *msg = it->it_msg;
+	unsigned long long ui = (unsigned long long)it->it_index, ux = (unsigned long long)x;
+	if (st == DLV_SETTLED) {
+		fail(v, POS_ENTRY(it->it_index), RETE_ECORRUPT, true, it->it_index,
+		     "entry %llu: the %s %s names entry %llu, which is not an agency's message "
+		     "awaiting its delivery: its delivery, refusal or expiry is logged before, or "
+		     "it is not an agency's message; a message is delivered or refused once, and "
+		     "its %s names it",
+		     ui, rete_message_kind(msg), S(msg->id), ux, rete_message_kind(msg));
 		return false;
-	rete_buf raw = {0};
-	Rete__LogEntry *le = NULL;
-	Rete__Message *msg = NULL;
-	bool ok = false;
-	if (rete_store_entry(v->v_s, v->v_rt, x, &raw, NULL) == RETE_OK &&
-	    (le = rete__log_entry__unpack(NULL, raw.len, raw.data)) != NULL &&
-	    rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &msg, NULL) ==
-		RETE_OK) {
-		rete_merkle_leaf_hash(leaf, raw.data, raw.len);
-		snprintf(recipient, rlen, "%s", S(msg->recipient));
-		ok = true;
 	}
-	if (msg != NULL)
-		rete__message__free_unpacked(msg, NULL);
-	if (le != NULL)
-		rete__log_entry__free_unpacked(le, NULL);
-	rete_buf_free(&raw);
-	return ok;
+	if (st == DLV_PENDING &&
+	    (strcmp(S(mid), p->pe_id) != 0 || strcmp(S(msg->recipient), p->pe_sender) != 0)) {
+		fail(v, POS_ENTRY(it->it_index), RETE_ECORRUPT, true, it->it_index,
+		     "entry %llu: the %s %s says message %.64s to %.64s, but entry %llu is "
+		     "message %.64s of %.64s; a %s names the entry of the message it settles",
+		     ui, rete_message_kind(msg), S(msg->id), S(mid), S(msg->recipient), ux,
+		     p->pe_id, p->pe_sender, rete_message_kind(msg));
+		return false;
+	}
+	return true;
 }
 
 /* check_ack verifies the signed acknowledgement a Delivery (or a
@@ -1165,8 +1194,8 @@ static bool delivered_entry(struct vctx *v, uint64_t x, struct pend **p,
  * protocol 3 or later logs a delivery only with the recipient's signed
  * acknowledgement; one without is the broker's word alone). false: a
  * failure was recorded. */
-static bool check_ack(struct vctx *v, const struct item *it, uint64_t x, const Rete__SignedAck *sa,
-		      Rete__ErrorCode error)
+static bool check_ack(struct vctx *v, const struct item *it, uint64_t x, const char *mid,
+		      const Rete__SignedAck *sa, Rete__ErrorCode error)
 {
 	uint64_t idx = it->it_index;
 	const Rete__Message *msg = it->it_msg;
@@ -1174,8 +1203,13 @@ static bool check_ack(struct vctx *v, const struct item *it, uint64_t x, const R
 	const char *what = rete_message_kind(msg);
 	struct pend *p = NULL;
 	uint8_t leaf[RETE_MERKLE_HASH];
-	char recipient[RETE_ID_MAX + 64];
-	bool known = x < idx && delivered_entry(v, x, &p, leaf, recipient, sizeof(recipient));
+	char recipient[RETE_ID_MAX + 64] = "";
+	enum dlv_state st = x < idx ? delivered_entry(v, x, &p) : DLV_BEFORE;
+	bool known = st == DLV_PENDING;
+	if (known) {
+		memcpy(leaf, p->pe_leaf, RETE_MERKLE_HASH);
+		snprintf(recipient, sizeof(recipient), "%s", p->pe_recipient);
+	}
 
 	if (x >= idx) {
 		/* nothing to bind it to: the entry it acknowledges is not
@@ -1187,6 +1221,8 @@ static bool check_ack(struct vctx *v, const struct item *it, uint64_t x, const R
 		     ui, what, S(msg->id), ux);
 		return false;
 	}
+	if (!delivered_is(v, it, x, mid, st, p))
+		return false;
 	if (sa == NULL && v->v_acks_signed) {
 		fail(
 		    v, POS_ENTRY(idx), RETE_EBADSIG, true, idx,
@@ -1294,13 +1330,14 @@ static bool check_acks(struct vctx *v, struct item *it)
 		return true;
 	case RETE__MESSAGE__BODY_DELIVERY:
 		return msg->delivery == NULL ||
-		       check_ack(v, it, msg->delivery->index, msg->delivery->ack, 0);
+		       check_ack(v, it, msg->delivery->index, msg->delivery->message_id,
+				 msg->delivery->ack, 0);
 	case RETE__MESSAGE__BODY_NOTICE:
 		if (msg->notice == NULL)
 			return true;
 		if (msg->notice->kind == RETE__NOTICE_KIND__NOTICE_KIND_DELIVERY_REFUSED)
-			return check_ack(v, it, msg->notice->index, msg->notice->ack,
-					 msg->notice->error);
+			return check_ack(v, it, msg->notice->index, msg->notice->message_id,
+					 msg->notice->ack, msg->notice->error);
 		if (msg->notice->kind == RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED) {
 			struct pend *p = pend_find(v, msg->notice->index);
 			if (p != NULL)
@@ -3264,6 +3301,7 @@ static rete_err session_resume(rete_verify_session *s, const rete_verify_resume 
 		return rete_msg_set(m, RETE_EINVAL, "the saved checkpoint: %s", mm.text);
 	v->v_epoch = v->v_watch_epoch;
 	v->v_fr = from->frontier;
+	v->v_pend_from = cp.size; /* the entries before: not met in this run */
 	v->v_prev = cp;
 	v->v_have_prev = true;
 	s->vs_start = cp.size;

@@ -166,17 +166,22 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d);
  * notice) proves: not one (NONE); the recipient's signed acknowledgement
  * verified (PROVEN); none, and none was due (LEGACY: a message receipted
  * before protocol 3); none or a bad one where one was due (UNPROVEN: the
- * broker's word alone, the message is not settled). */
+ * broker's word alone, the message is not settled); one that names a
+ * message this agent does not hold at that entry (NOT_OURS: the message is
+ * not held, or held as another entry; it settles nothing and is no alarm:
+ * a second delivery after a restore, or one that came before its receipt,
+ * look so too). */
 typedef enum agent_dlv {
 	AGENT_DLV_NONE,
 	AGENT_DLV_PROVEN,
 	AGENT_DLV_LEGACY,
-	AGENT_DLV_UNPROVEN
+	AGENT_DLV_UNPROVEN,
+	AGENT_DLV_NOT_OURS
 } agent_dlv;
 
 /* agent_delivery_check judges msg (verified with the broker key) as above:
  * to (tlen bytes) gets the recipient it is about, why (wlen bytes) the
- * sentence when UNPROVEN. */
+ * sentence when UNPROVEN or NOT_OURS. */
 agent_dlv agent_delivery_check(agent *a, const Rete__Message *msg, char *to, size_t tlen, char *why,
 			       size_t wlen);
 

@@ -12,7 +12,13 @@
  * released, the referral `received`) only on an acknowledgement that
  * verifies with X's pinned key (pinned on first use when we sealed to X, or
  * confirmed since by an operator with --trust), names this log, X, the
- * entry delivered and, when we hold its receipt, that entry's leaf hash.
+ * entry delivered and its leaf hash; and only a message we hold, at the
+ * entry our receipt names: X is the recipient in the bytes we submitted,
+ * the entry and leaf hash those of our receipt (an ack of another entry,
+ * replayed under our message's id, settles nothing). A delivery receipt of
+ * a message not held, or held as another entry, settles nothing and is no
+ * alarm (AGENT_DLV_NOT_OURS: a second delivery after a restore, or one that
+ * came before its receipt, look so too).
  *
  * Which deliveries must carry one: a message whose receipt was a protocol-3
  * receipt (an inclusion proof to a signed checkpoint, kept in its id
@@ -34,7 +40,6 @@
 #include <string.h>
 
 #include "agent.h"
-#include "agent_track.h"
 #include "duration.h"
 #include "json.h"
 #include "merkle.h"
@@ -139,21 +144,29 @@ agent_dlv agent_delivery_check(agent *a, const Rete__Message *msg, char *to, siz
 	bool held = dlv_held(a, id, to, tlen, &held_index, leaf);
 	Rete__AckBody *b = NULL;
 	rete_msg m = {{0}};
+	if (sa == NULL && !dlv_required(a, id))
+		return AGENT_DLV_LEGACY;
+	/* Only our message, held, at the entry our receipt names: the ack
+	 * must be of that entry, signed by that message's recipient (from the
+	 * bytes we submitted, never from the ack), over our entry's leaf. An
+	 * ack of another entry, replayed, settles nothing. */
+	if (!held) {
+		snprintf(to, tlen, "its recipient");
+		snprintf(why, wlen,
+			 "this agent holds no message %.64s awaiting its delivery (delivered or "
+			 "answered already, or its receipt has not come yet): it settles nothing",
+			 id);
+		return AGENT_DLV_NOT_OURS;
+	}
+	if (x != held_index) {
+		snprintf(why, wlen,
+			 "it names entry %" PRIu64 ", but our message %.64s is entry %" PRIu64
+			 " (our receipt): it settles nothing, and the message stays held until a "
+			 "delivery of entry %" PRIu64 " signed by %s",
+			 x, id, held_index, held_index, to);
+		return AGENT_DLV_NOT_OURS;
+	}
 	if (sa == NULL) {
-		if (!dlv_required(a, id))
-			return AGENT_DLV_LEGACY;
-		if (!held) {
-			json_t *rec = NULL;
-			const char *refid = rete_message_referral_id(msg);
-			if (refid != NULL && agent_track_get(a->db, refid, &rec, &m) == RETE_OK) {
-				const char *p =
-				    json_string_value(json_object_get(rec, "performer"));
-				snprintf(to, tlen, "%s", p != NULL ? p : "");
-			}
-			json_decref(rec);
-		}
-		if (to[0] == '\0')
-			snprintf(to, tlen, "its recipient");
 		snprintf(
 		    why, wlen,
 		    "it carries no acknowledgement signed by %s, and this log is of protocol 3 "
@@ -168,14 +181,10 @@ agent_dlv agent_delivery_check(agent *a, const Rete__Message *msg, char *to, siz
 	ProtobufCMessage *pm = NULL;
 	if (rete_pb_strict_unpack(&rete__ack_body__descriptor, sa->body.data, sa->body.len, &pm,
 				  &m) != RETE_OK) {
-		if (to[0] == '\0')
-			snprintf(to, tlen, "its recipient");
 		snprintf(why, wlen, "its acknowledgement does not decode: %s", m.text);
 		return AGENT_DLV_UNPROVEN;
 	}
 	const Rete__AckBody *named = (const Rete__AckBody *)pm;
-	if (to[0] == '\0')
-		snprintf(to, tlen, "%s", named->recipient);
 	bool same_signer = strcmp(named->recipient, to) == 0;
 	protobuf_c_message_free_unpacked(pm, NULL);
 	if (!same_signer) {
@@ -204,8 +213,7 @@ agent_dlv agent_delivery_check(agent *a, const Rete__Message *msg, char *to, siz
 		snprintf(why, wlen,
 			 "the acknowledgement of %s says error %d where the entry says %d", to,
 			 (int)b->error, (int)error);
-	else if (held && held_index == x &&
-		 (b->leaf_hash.len != RETE_MERKLE_HASH ||
+	else if ((b->leaf_hash.len != RETE_MERKLE_HASH ||
 		  sodium_memcmp(b->leaf_hash.data, leaf, RETE_MERKLE_HASH) != 0))
 		snprintf(why, wlen,
 			 "the acknowledgement of %s is over other bytes than our entry %" PRIu64

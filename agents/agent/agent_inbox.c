@@ -570,6 +570,7 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 								dlv_why, sizeof(dlv_why))
 					 : AGENT_DLV_NONE;
 	bool unproven = dlv == AGENT_DLV_UNPROVEN;
+	bool settles = !unproven && dlv != AGENT_DLV_NOT_OURS;
 	rete_err err = RETE_OK;
 	/* The person-index line of the entry joins that transaction too
 	 * (agent_privacy_journal): a delivery in inbox/ is never missing from
@@ -578,9 +579,9 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 	agent_privacy_opened(a, le, msg, priv, fname);
 	for (int attempt = 0; attempt < 2; attempt++) {
 		err = agent_db_begin(a->db, &m);
-		if (err == RETE_OK && !unproven)
+		if (err == RETE_OK && settles)
 			err = agent_track_apply(a->db, a->cfg.id, msg, index, le->logged_at, &m);
-		if (err == RETE_OK && !unproven)
+		if (err == RETE_OK && settles)
 			err = inbox_settles(a, msg, &m);
 		if (err == RETE_OK)
 			err = agent_delivery_record(a, index, msg, dlv, dlv_to, dlv_why, &m);
@@ -620,6 +621,12 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 		  rete_message_kind(msg), msg->sender, fname);
 	if (unproven)
 		agent_delivery_alarm_log(a, index, msg, dlv_to, dlv_why);
+	else if (dlv == AGENT_DLV_NOT_OURS)
+		agent_log(a, "warning", "log entry %" PRIu64 ", a %s of message %s: %s", index,
+			  rete_message_kind(msg),
+			  msg->body_case == RETE__MESSAGE__BODY_NOTICE ? msg->notice->message_id
+								       : msg->delivery->message_id,
+			  dlv_why);
 	if (a->cfg.on_message != NULL)
 		agent_hooks_queue(a, index, fname);
 	inbox_ack(a, d, msg, index, 0, NULL);

@@ -1296,6 +1296,22 @@ static void wit_patience(agent *a, int64_t now)
 				 good);
 		else
 			snprintf(dseen, sizeof(dseen), "this agent has verified no checkpoint yet");
+		if (w->unrecorded) {
+			/* the broker cannot record reads: it refuses the
+			 * questions that would show the entry, and says so */
+			agent_log(
+			    a, "warning",
+			    "witness: delivered entry %" PRIu64 " (%s) has waited %" PRId64
+			    " s to be shown on the broker's log, longer than "
+			    "witness_patience (%" PRId64 " s); %s. The broker cannot record "
+			    "reads in its access record and refuses this agent's questions "
+			    "(\"%s\"): it is not withholding its log; whoever runs the broker "
+			    "must make its access_log writable (docs/broker-config.md, "
+			    "access_log), then this agent checks the log again",
+			    o.index, o.what, (now - o.at) / 1000, a->cfg.witness_patience_ms / 1000,
+			    dseen, w->unrecorded_text);
+			return;
+		}
 		agent_log(
 		    a, "warning",
 		    "witness: delivered entry %" PRIu64 " (%s) has waited %" PRId64

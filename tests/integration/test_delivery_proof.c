@@ -107,6 +107,29 @@ static void dp_expect(it_net *n, int p, const char *needle, size_t want)
 	}
 }
 
+/* dp_delivered_then_held starts the broker, social and cpi; dp-ref-1 is
+ * delivered honestly (its Delivery carries cpi's signed ACK: *one); then,
+ * cpi's agent down, social's dp-ref-2 is logged and receipted (*two). */
+static void dp_delivered_then_held(it_net *n, struct dp_find *one, struct dp_find *two)
+{
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "dp-ref-1");
+	*one = dp_until_logged(n, "dp-ref-1", true);
+	assert_true(one->signed_ack);
+	dp_expect(n, IT_SOCIAL, "message dp-ref-1 delivered: no longer held", 1);
+	assert_true(it_stop(&n->agent_pid[IT_CPI], SIGTERM, it_wait_ms()) != -1);
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "dp-ref-2");
+	*two = dp_until_logged(n, "dp-ref-2", false);
+	char sent[1300];
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	int64_t end = it_mono_ms() + it_scaled_ms(DP_WAIT);
+	while (tu_count_suffix(sent, ".receipt.json") < 2 && it_mono_ms() < end)
+		it_nap(50); /* a file another process writes */
+	assert_int_equal(tu_count_suffix(sent, ".receipt.json"), 2);
+}
+
 /* dp_forge_delivery is the operator's edit of the stopped broker's store:
  * entry idx (an agency's message to `recipient`) leaves the recipient's
  * queue without any ACK, and a Delivery of it with no signed
@@ -169,26 +192,8 @@ static void test_unsigned_delivery(void **state)
 	it_net *n = it_net_new("dp-unsigned", NULL);
 	assert_non_null(n);
 	*state = n;
-	assert_true(it_broker_start(n));
-	assert_true(it_agent_start(n, IT_SOCIAL));
-	assert_true(it_agent_start(n, IT_CPI));
-
-	/* one honest delivery: its Delivery carries cpi's signed ACK */
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "dp-ref-1");
-	struct dp_find one = dp_until_logged(n, "dp-ref-1", true);
-	assert_true(one.signed_ack);
-	dp_expect(n, IT_SOCIAL, "message dp-ref-1 delivered: no longer held", 1);
-
-	/* cpi's agent down; social's next referral logged and receipted */
-	assert_true(it_stop(&n->agent_pid[IT_CPI], SIGTERM, it_wait_ms()) != -1);
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "dp-ref-2");
-	struct dp_find two = dp_until_logged(n, "dp-ref-2", false);
-	char sent[1300];
-	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
-	int64_t end = it_mono_ms() + it_scaled_ms(DP_WAIT);
-	while (tu_count_suffix(sent, ".receipt.json") < 2 && it_mono_ms() < end)
-		it_nap(50); /* a file another process writes */
-	assert_int_equal(tu_count_suffix(sent, ".receipt.json"), 2);
+	struct dp_find one, two;
+	dp_delivered_then_held(n, &one, &two);
 
 	/* the auditor at a distance verifies the log so far and keeps its
 	 * state (which says a signed acknowledgement was seen) */
@@ -386,11 +391,157 @@ static void test_delivered_not_logged(void **state)
 	dp_expect(n, IT_CPI, want, 1);
 }
 
+/* dp_replay_delivery is the operator's edit of the stopped broker's store:
+ * a Delivery, signed with the broker key, to the sender of entry e, that
+ * says message `id` (entry e's, or another's) was delivered as entry d1's
+ * index, carrying the recipient's genuine signed acknowledgement copied
+ * from d1 (an honest Delivery in the log). Returns its index. */
+static uint64_t dp_replay_delivery(it_net *n, uint64_t e, const char *id, uint64_t d1)
+{
+	rete_msg m = {{0}};
+	rete_store *s = NULL;
+	rete_buf raw = {0}, rawd = {0};
+	assert_int_equal(rete_store_open(&s, n->data, 0, &m), RETE_OK);
+	assert_int_equal(rete_store_entry(s, NULL, e, &raw, &m), RETE_OK);
+	assert_int_equal(rete_store_entry(s, NULL, d1, &rawd, &m), RETE_OK);
+	Rete__LogEntry *le = rete__log_entry__unpack(NULL, raw.len, raw.data);
+	Rete__LogEntry *led = rete__log_entry__unpack(NULL, rawd.len, rawd.data);
+	assert_non_null(le);
+	assert_non_null(led);
+	Rete__Message *orig = NULL, *hon = NULL;
+	assert_int_equal(
+	    rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &orig, &m),
+	    RETE_OK);
+	assert_int_equal(
+	    rete_signed_decode(led->signed_message.data, led->signed_message.len, NULL, &hon, &m),
+	    RETE_OK);
+	assert_int_equal(hon->body_case, RETE__MESSAGE__BODY_DELIVERY);
+	assert_non_null(hon->delivery->ack);
+	Rete__Message msg = RETE__MESSAGE__INIT;
+	Rete__Delivery dv = RETE__DELIVERY__INIT;
+	char mid[64];
+	snprintf(mid, sizeof(mid), "delivery-replayed-%" PRIu64, e);
+	int64_t at = le->logged_at + 1000;
+	msg.id = mid;
+	msg.sender = IT_BROKER_ID;
+	msg.recipient = orig->sender;
+	msg.case_id = orig->case_id;
+	msg.origin = IT_ORIGIN;
+	msg.created_at = at;
+	dv.index = hon->delivery->index; /* the entry the recipient did ack */
+	dv.message_id = (char *)id;	 /* ... said of message id */
+	dv.referral_id = (char *)id;
+	dv.delivered_at = at;
+	dv.ack = hon->delivery->ack; /* its genuine signature, replayed */
+	msg.body_case = RETE__MESSAGE__BODY_DELIVERY;
+	msg.delivery = &dv;
+	rete_buf b = {0};
+	assert_int_equal(rete_message_sign(&msg, n->broker, &b, &m), RETE_OK);
+	rete_store_op op;
+	memset(&op, 0, sizeof(op));
+	op.kind = RETE_STORE_OP_APPEND;
+	op.in.signed_message = b.data;
+	op.in.len = b.len;
+	op.in.logged_at = at;
+	assert_int_equal(rete_store_commit(s, &op, 1, &m), RETE_OK);
+	assert_int_equal(op.status, RETE_STORE_ACCEPTED);
+	rete_buf_free(&b);
+	rete__message__free_unpacked(orig, NULL);
+	rete__message__free_unpacked(hon, NULL);
+	rete__log_entry__free_unpacked(le, NULL);
+	rete__log_entry__free_unpacked(led, NULL);
+	rete_buf_free(&raw);
+	rete_buf_free(&rawd);
+	rete_store_close(&s);
+	return op.index;
+}
+
+/* dp_replay_run: dp-ref-1 delivered honestly (cpi's signed ack), dp-ref-2
+ * receipted and held (cpi stopped); then the operator logs a Delivery
+ * carrying cpi's ack of dp-ref-1's entry, saying message `id` (rev-deliv
+ * finding 1). The sender's agent settles nothing on it (say: its line), and
+ * rete audit verify fails on that entry with `audit` (local, and at a
+ * distance). */
+static void dp_replay_run(it_net *n, const char *id, const char *say, const char *audit)
+{
+	struct dp_find one, two;
+	dp_delivered_then_held(n, &one, &two);
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
+	uint64_t e = strcmp(id, "dp-ref-2") == 0 ? two.logged : one.logged;
+	uint64_t forged = dp_replay_delivery(n, e, id, one.delivery);
+	assert_true(it_broker_start(n));
+	char want[200];
+	snprintf(want, sizeof(want), "log entry %" PRIu64 " (delivery from %s) written to inbox",
+		 forged, IT_BROKER_ID);
+	dp_expect(n, IT_SOCIAL, want, 1);
+	/* dp-ref-2 stays held: not settled on a replayed signature */
+	char log[1300];
+	tu_path(log, sizeof(log), "%s/%s.log", n->dir, it_party_ids[IT_SOCIAL]);
+	assert_int_equal(tu_occurrences(log, "message dp-ref-2 delivered: no longer held"), 0);
+	assert_int_equal(tu_occurrences(log, "DELIVERY ALARM"), 0);
+	char *out = NULL;
+	int rc;
+
+	/* the auditor at a distance (a later referral makes the broker sign
+	 * a checkpoint that covers the forged entry), then on the store */
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "dp-ref-3");
+	dp_until_logged(n, "dp-ref-3", false);
+	char ini[1300], st[1300];
+	assert_int_equal(it_audit_ini(n, ini, sizeof(ini), NULL), 0);
+	tu_path(st, sizeof(st), "%s/audit.state", n->dir);
+	rc = tu_run(&out, "'%s/rete' audit verify --broker '%s' -c '%s' --state '%s' 2>&1", n->bin,
+		    n->listen, ini, st);
+	fprintf(stderr, "rete audit verify (remote): %s\n", out ? out : "");
+	snprintf(want, sizeof(want), "entry %" PRIu64 ":", forged);
+	assert_int_equal(rc, 1);
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(out, audit));
+	free(out);
+	out = NULL;
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
+	rc = it_audit_verify(n, &out);
+	fprintf(stderr, "rete audit verify: %s\n", out ? out : "");
+	assert_int_equal(rc, 1);
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(out, audit));
+	free(out);
+	/* the sender's agent said why it settled nothing */
+	snprintf(want, sizeof(want), "log entry %" PRIu64 ", a delivery of message %s: ", forged,
+		 id);
+	dp_expect(n, IT_SOCIAL, want, 1);
+	dp_expect(n, IT_SOCIAL, say, 1);
+}
+
+/* A replayed acknowledgement under another message's id: dp-ref-2 is not
+ * settled, audit verify says the entry is not the message named. */
+static void test_replayed_ack(void **state)
+{
+	it_net *n = it_net_new("dp-replay", NULL);
+	assert_non_null(n);
+	*state = n;
+	dp_replay_run(n, "dp-ref-2",
+		      "but our message dp-ref-2 is entry 3 (our receipt): it settles nothing",
+		      "the delivery delivery-replayed-3 names entry 1, which is not an agency's "
+		      "message awaiting its delivery");
+}
+
+/* A second Delivery of an entry delivered already: audit verify fails. */
+static void test_second_delivery(void **state)
+{
+	it_net *n = it_net_new("dp-second", NULL);
+	assert_non_null(n);
+	*state = n;
+	dp_replay_run(n, "dp-ref-1", "this agent holds no message dp-ref-1 awaiting its delivery",
+		      "names entry 1, which is not an agency's message awaiting its delivery");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_unsigned_delivery, teardown),
 	    cmocka_unit_test_teardown(test_delivered_not_logged, teardown),
+	    cmocka_unit_test_teardown(test_replayed_ack, teardown),
+	    cmocka_unit_test_teardown(test_second_delivery, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

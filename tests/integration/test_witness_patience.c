@@ -274,6 +274,26 @@ static void test_withheld_checkpoint(void **state)
 	it_fake_close(&w.l);
 }
 
+/* wp_unrecorded starts a broker that cannot record reads (its access
+ * record, alog, a folder) and party p's agent with witness 1s and a short
+ * witness_patience (*patience ms); log gets p's log file (both 1300 bytes). */
+static it_net *wp_unrecorded(void **state, const char *name, int p, char *alog, char *log,
+			     int *patience)
+{
+	it_net *n = it_net_new(name, NULL);
+	assert_non_null(n);
+	*state = n;
+	char extra[256];
+	tu_path(alog, 1300, "%s.access.log", n->data);
+	assert_int_equal(mkdir(alog, 0700), 0);
+	assert_true(it_broker_start(n));
+	*patience = it_scaled_ms(3000);
+	snprintf(extra, sizeof(extra), "witness = 1s\nwitness_patience = %dms\n", *patience);
+	tu_path(log, 1300, "%s/%s.log", n->dir, it_party_ids[p]);
+	assert_true(it_agent_start_ex(n, p, extra));
+	return n;
+}
+
 /* A real broker that cannot record reads (its access record a folder)
  * refuses the witness's proofs ("this read was not made"): the agent says
  * so at warning, once (at most once an hour), and the patience warning names
@@ -281,17 +301,9 @@ static void test_withheld_checkpoint(void **state)
  * the proofs are answered and the stall is over. */
 static void test_unrecorded_reads(void **state)
 {
-	it_net *n = it_net_new("wp-unrec", NULL);
-	assert_non_null(n);
-	*state = n;
-	char alog[1300], log[1300], extra[256];
-	tu_path(alog, sizeof(alog), "%s.access.log", n->data);
-	assert_int_equal(mkdir(alog, 0700), 0);
-	assert_true(it_broker_start(n));
-	int patience = it_scaled_ms(3000);
-	snprintf(extra, sizeof(extra), "witness = 1s\nwitness_patience = %dms\n", patience);
-	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
-	assert_true(it_agent_start_ex(n, IT_SOCIAL, extra));
+	char alog[1300], log[1300];
+	int patience;
+	it_net *n = wp_unrecorded(state, "wp-unrec", IT_SOCIAL, alog, log, &patience);
 	wp_put(n, "unrec.json");
 
 	const char *cannot = "witness: the broker cannot record reads in its access record";
@@ -320,11 +332,37 @@ static void test_unrecorded_reads(void **state)
 	assert_int_equal(tu_occurrences(log, cannot), 1);
 }
 
+/* A recipient (cpi) of a broker that cannot record reads: its witness
+ * cannot check the entry delivered to it, and its patience warning says so
+ * (the access record), not that the broker delivered an entry its log does
+ * not hold (rev-deliv finding 2). */
+static void test_unrecorded_delivered(void **state)
+{
+	char alog[1300], log[1300];
+	int patience;
+	it_net *n = wp_unrecorded(state, "wp-unrec-dlv", IT_CPI, alog, log, &patience);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "wp-unrec-1");
+	const char *waited = "to be shown on the broker's log, longer than witness_patience";
+	bool ok = it_wait_occurrences(log, "written to inbox", 1, it_wait_ms()) &&
+		  it_wait_occurrences(log, waited, 1, it_wait_ms() + 4 * patience);
+	if (!ok)
+		it_show(n, "cpi.mantova.log");
+	assert_true(ok);
+	assert_int_equal(tu_occurrences(log, "index its log does not hold"), 0);
+	assert_int_equal(tu_occurrences(log, "delivered entry 1 (referral wp-unrec-1 from "
+					     "social.mantova) has waited"),
+			 1);
+	assert_int_equal(tu_occurrences(log, "it is not withholding its log"), 1);
+	assert_int_equal(tu_occurrences(log, "WITNESS ALARM"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_withheld_checkpoint, it_teardown),
 	    cmocka_unit_test_teardown(test_unrecorded_reads, it_teardown),
+	    cmocka_unit_test_teardown(test_unrecorded_delivered, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -476,8 +476,9 @@ static void test_forged_broker_body_fails(void **state)
 
 	log_open(&L, "verify-forged");
 	standard(&L);
-	/* a Delivery signed by an agency, not by the broker */
-	tu_message_init(&msg, "d9", BROKER, SOCIAL, "", ORIGIN);
+	/* a Delivery signed by an agency, not by the broker (to r3's sender,
+	 * as the broker's would be: only its signature is wrong) */
+	tu_message_init(&msg, "d9", BROKER, CPI, "", ORIGIN);
 	d.index = 7;
 	d.message_id = (char *)"r3";
 	d.referral_id = (char *)"r3";
@@ -487,6 +488,36 @@ static void test_forged_broker_body_fails(void **state)
 	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_EBADSIG);
 	assert_int_equal(rep.bad_index, 12);
 	assert_non_null(strstr(rep.reason, "does not verify with the broker key given"));
+	log_close(&L);
+}
+
+/* A Delivery names the entry of the message it settles, once (rev-deliv
+ * finding 1): one that says another message than its entry's, or a second
+ * one of an entry delivered already, fails. */
+static void test_delivery_other_entry_fails(void **state)
+{
+	struct log L;
+	rete_verify_report rep;
+	rete_verify_options o = opts(false, 2);
+	rete_msg m = {{0}};
+	(void)state;
+
+	log_open(&L, "verify-dlv-other");
+	standard(&L);
+	append(&L, delivery("d9", CPI, 7, "r9")); /* entry 7 is r3 of cpi */
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_ECORRUPT);
+	assert_int_equal(rep.bad_index, 12);
+	assert_non_null(strstr(rep.reason, "says message r9 to cpi.mantova, but entry 7 is "
+					   "message r3 of cpi.mantova"));
+	log_close(&L);
+
+	log_open(&L, "verify-dlv-second");
+	standard(&L);
+	append(&L, delivery("d9", SOCIAL, 3, "r2")); /* delivered at entry 5 */
+	assert_int_equal(rete_verify_log(L.s, &o, &rep, &m), RETE_ECORRUPT);
+	assert_int_equal(rep.bad_index, 12);
+	assert_non_null(strstr(rep.reason, "names entry 3, which is not an agency's message "
+					   "awaiting its delivery"));
 	log_close(&L);
 }
 
@@ -2248,6 +2279,7 @@ int main(void)
 	    cmocka_unit_test(test_foreign_key_fails),
 	    cmocka_unit_test(test_unknown_sender_fails),
 	    cmocka_unit_test(test_forged_broker_body_fails),
+	    cmocka_unit_test(test_delivery_other_entry_fails),
 	    cmocka_unit_test(test_checkpoint_other_key_fails),
 	    cmocka_unit_test(test_key_rotation),
 	    cmocka_unit_test(test_key_change_back),
