@@ -11,7 +11,10 @@
  * delivered. The sender's agent therefore settles a message (its held copy
  * released, the referral `received`) only on an acknowledgement that
  * verifies with X's pinned key (pinned on first use when we sealed to X, or
- * confirmed since by an operator with --trust), names this log, X, the
+ * confirmed since by an operator with --trust), or with a key of X pinned
+ * before it (X acknowledged before a rotation this agency's operator
+ * confirmed, and the Delivery reached us after: the key watch takes it so
+ * too, agent_keys.h), names this log, X, the
  * entry delivered and its leaf hash; and only a message we hold, at the
  * entry our receipt names: X is the recipient in the bytes we submitted,
  * the entry and leaf hash those of our receipt (an ack of another entry,
@@ -40,6 +43,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "agent_keys.h"
 #include "duration.h"
 #include "json.h"
 #include "merkle.h"
@@ -112,6 +116,23 @@ static bool dlv_recipient_key(agent *a, const char *to, rete_pubkey *pk, const c
 	*whose = "its key in the directory (none pinned)";
 	return p != NULL && p->public_key.len == RETE_PK_LEN &&
 	       rete_pubkey_from_ed(pk, p->public_key.data, &m) == RETE_OK;
+}
+
+/* struct dlv_ack: an acknowledgement to verify with the earlier keys of
+ * its signer (agent_keys_earlier_verify's ctx), and its body once one
+ * does (the caller frees it). */
+struct dlv_ack {
+	const Rete__SignedAck *sa;
+	Rete__AckBody *body;
+};
+
+/* dlv_ack_verifies: does pk verify the acknowledgement of ctx (a struct
+ * dlv_ack)? Its body is kept from the first key that does. */
+static bool dlv_ack_verifies(const rete_pubkey *pk, void *ctx)
+{
+	struct dlv_ack *c = ctx;
+	rete_msg m = {{0}};
+	return c->body != NULL || rete_ack_verify(c->sa, pk, &c->body, &m) == RETE_OK;
 }
 
 agent_dlv agent_delivery_check(agent *a, const Rete__Message *msg, char *to, size_t tlen, char *why,
@@ -198,9 +219,17 @@ agent_dlv agent_delivery_check(agent *a, const Rete__Message *msg, char *to, siz
 		return AGENT_DLV_UNPROVEN;
 	}
 	if (rete_ack_verify(sa, &pk, &b, &m) != RETE_OK) {
-		snprintf(why, wlen, "its acknowledgement does not verify with %s of %s: %s", whose,
-			 to, m.text);
-		return AGENT_DLV_UNPROVEN;
+		/* signed before X's rotation, which this agency's operator
+		 * confirmed (--trust) before the Delivery came */
+		struct dlv_ack earlier = {.sa = sa, .body = NULL};
+		if (!agent_keys_earlier_verify(a, to, dlv_ack_verifies, &earlier)) {
+			snprintf(why, wlen,
+				 "its acknowledgement does not verify with %s of %s, nor with an "
+				 "earlier key of %s this agency confirmed: %s",
+				 whose, to, to, m.text);
+			return AGENT_DLV_UNPROVEN;
+		}
+		b = earlier.body;
 	}
 	if (strcmp(b->origin, a->origin) != 0)
 		snprintf(why, wlen, "the acknowledgement of %s names log '%.64s', not this one", to,

@@ -93,11 +93,7 @@ static json_t *keys_party_keys(agent *a)
 	return all;
 }
 
-/* keys_earlier_verifies: does a key of party confirmed before its pinned
- * one verify? (What it signed before its rotation, delivered after the
- * new key was confirmed.) */
-static bool keys_earlier_verifies(agent *a, const char *party, agent_key_verify_fn verify,
-				  void *ctx)
+bool agent_keys_earlier_verify(agent *a, const char *party, agent_key_verify_fn verify, void *ctx)
 {
 	json_t *all = keys_party_keys(a);
 	json_t *rec = keys_party_get(all, party, false);
@@ -247,7 +243,7 @@ agent_key_verdict agent_keys_check(agent *a, const char *party, agent_key_verify
 		    have_dir && (pinned.len != RETE_PK_LEN ||
 				 sodium_memcmp(pinned.data, p->public_key.data, RETE_PK_LEN) != 0);
 		rete_buf_free(&pinned);
-		if (ok || keys_earlier_verifies(a, party, verify, ctx))
+		if (ok || agent_keys_earlier_verify(a, party, verify, ctx))
 			return AGENT_KEY_OK;
 		if (differs && rete_pubkey_from_ed(&pk, p->public_key.data, &m) == RETE_OK &&
 		    verify(&pk, ctx)) {

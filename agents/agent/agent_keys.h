@@ -66,6 +66,14 @@ typedef bool (*agent_key_verify_fn)(const rete_pubkey *pk, void *ctx);
 agent_key_verdict agent_keys_check(struct agent *a, const char *party, agent_key_verify_fn verify,
 				   void *ctx, uint8_t dirkey[RETE_PK_LEN]);
 
+/* agent_keys_earlier_verify: does one of party's earlier confirmed keys
+ * (pinned before its pinned key, kept by agent_keys_pin) verify the
+ * signature verify and ctx hold? What party signed before its rotation and
+ * reached us after its new key was confirmed. verify is called until one
+ * key verifies. */
+bool agent_keys_earlier_verify(struct agent *a, const char *party, agent_key_verify_fn verify,
+			       void *ctx);
+
 /* agent_keys_verify_message: agent_keys_check of the SignedMessage sm by
  * sender, the party its Message names. */
 agent_key_verdict agent_keys_verify_message(struct agent *a, const Rete__SignedMessage *sm,

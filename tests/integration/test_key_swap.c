@@ -30,6 +30,12 @@
  *   rotation_in_advance the new key confirmed before the switch: a referral
  *                       signed with the old key before it and one signed
  *                       with the new key after are both taken, no ALARM
+ *   rotation_old_ack    cpi.mantova acknowledges a referral with its old
+ *                       key while social.mantova's agent is stopped, then
+ *                       rotates; social's operator confirms the new key:
+ *                       the Delivery, taken after, settles the message (an
+ *                       earlier confirmed key verifies the ack), no
+ *                       DELIVERY ALARM
  *   fresh_store         an agent started with a new data folder beside a
  *                       spool with inbox/ files warns that the pinned keys
  *                       are forgotten (review rev-keys, 4)
@@ -81,20 +87,45 @@ static void ks_rekey(it_net *n, const char *id, const char *file)
 	free(text);
 }
 
-/* ks_directory_count: the Directory entries in the log (asked as the
- * auditor); *last gets the index of the latest. */
-struct ks_dirs {
+/* ks_count: the entries of one kind in the log (asked as the auditor):
+ * those of body case `kind` (a Directory, a Delivery) and, for a
+ * Delivery, of message `id` (any when NULL); *last gets the index of the
+ * latest. */
+struct ks_count {
+	Rete__Message__BodyCase kind;
+	const char *id;
 	int count;
 	uint64_t last;
 };
 
-static void ks_count_dir(void *ctx, uint64_t index, const Rete__Message *msg)
+static void ks_count_one(void *ctx, uint64_t index, const Rete__Message *msg)
 {
-	struct ks_dirs *d = ctx;
-	if (msg->body_case == RETE__MESSAGE__BODY_DIRECTORY) {
-		d->count++;
-		d->last = index;
-	}
+	struct ks_count *c = ctx;
+	if (msg->body_case != c->kind)
+		return;
+	if (c->id != NULL && (msg->body_case != RETE__MESSAGE__BODY_DELIVERY ||
+			      strcmp(msg->delivery->message_id, c->id) != 0))
+		return;
+	c->count++;
+	c->last = index;
+}
+
+/* ks_until_logged waits until the log holds `want` entries of kind (and
+ * id, as ks_count); the index of the latest. */
+static uint64_t ks_until_logged(it_net *n, Rete__Message__BodyCase kind, const char *id, int want)
+{
+	int64_t end = it_mono_ms() + it_wait_ms();
+	struct ks_count c;
+	do {
+		memset(&c, 0, sizeof(c));
+		c.kind = kind;
+		c.id = id;
+		assert_true(it_log_each(n, ks_count_one, &c) >= 0);
+		if (c.count < want)
+			it_nap(50); /* polling the log: no event */
+	} while (c.count < want && it_mono_ms() < end);
+	assert_int_equal(c.count, want);
+	return c.last;
 }
 
 /* ks_reload sends SIGHUP to the broker and waits until the log holds
@@ -102,16 +133,7 @@ static void ks_count_dir(void *ctx, uint64_t index, const Rete__Message *msg)
 static uint64_t ks_reload(it_net *n, int want)
 {
 	kill(n->broker_pid, SIGHUP);
-	int64_t end = it_mono_ms() + it_wait_ms();
-	struct ks_dirs d;
-	do {
-		memset(&d, 0, sizeof(d));
-		assert_true(it_log_each(n, ks_count_dir, &d) >= 0);
-		if (d.count < want)
-			it_nap(50); /* polling the log for the reload: no event */
-	} while (d.count < want && it_mono_ms() < end);
-	assert_int_equal(d.count, want);
-	return d.last;
+	return ks_until_logged(n, RETE__MESSAGE__BODY_DIRECTORY, NULL, want);
 }
 
 /* ks_path: DIR/NAME into buf. */
@@ -212,14 +234,15 @@ static char *ks_referral_file(const char *id)
 	return text;
 }
 
-/* ks_trust runs rete-agent -c INI --trust social.mantova --key K, K the
- * key of DIR/keys/KEYNAME.pub (what the party said by phone); its exit
- * code, the output in *out (caller frees). */
-static int ks_trust(const it_net *n, const char *ini, const char *keyname, char **out)
+/* ks_trust runs rete-agent -c INI --trust PARTY --key K, K the key of
+ * DIR/keys/KEYNAME.pub (what the party said by phone); its exit code, the
+ * output in *out (caller frees). */
+static int ks_trust(const it_net *n, const char *ini, const char *party, const char *keyname,
+		    char **out)
 {
 	char *key = ks_pub(n, keyname);
-	int rc = tu_run(out, "'%s/rete-agent' -c '%s' --trust social.mantova --key '%s'", n->bin,
-			ini, key);
+	int rc =
+	    tu_run(out, "'%s/rete-agent' -c '%s' --trust %s --key '%s'", n->bin, ini, party, key);
 	free(key);
 	return rc;
 }
@@ -416,7 +439,7 @@ static void test_forged_message(void **state)
 	free(out);
 
 	/* cpi's operator asks social by phone: the key pinned is theirs; kept */
-	rc = ks_trust(n, cini, "social.mantova", &out);
+	rc = ks_trust(n, cini, "social.mantova", "social.mantova", &out);
 	if (rc != 0)
 		KS_BAD("--trust with the pinned key: exit %d: %s", rc, out);
 	free(out);
@@ -483,10 +506,10 @@ static void test_rotation_confirmed(void **state)
 
 	/* a key other than the directory's is not confirmed */
 	char *out = NULL;
-	assert_int_equal(ks_trust(n, cini, "audit.region", &out), 1);
+	assert_int_equal(ks_trust(n, cini, "social.mantova", "audit.region", &out), 1);
 	free(out);
 	/* the key social gave by phone */
-	int rc = ks_trust(n, cini, "social.new", &out);
+	int rc = ks_trust(n, cini, "social.mantova", "social.new", &out);
 	if (rc != 0)
 		fail_msg("--trust social.mantova --key NEW: exit %d: %s", rc, out);
 	free(out);
@@ -527,7 +550,7 @@ static void test_rotation_in_advance(void **state)
 
 	rete_seckey *fresh = it_key_new(n->dir, "social.new");
 	char *out = NULL;
-	int rc = ks_trust(n, cini, "social.new", &out);
+	int rc = ks_trust(n, cini, "social.mantova", "social.new", &out);
 	if (rc != 0)
 		fail_msg("FAIL (1): --trust social.mantova --key NEW before the switch: exit %d: "
 			 "%s",
@@ -584,6 +607,26 @@ static void test_fresh_store(void **state)
 	}
 }
 
+/* ks_second_held stops cpi.mantova's agent (started by ks_start_pair)
+ * and has social.mantova's agent send it referral id (outbox file name):
+ * the broker logs it and keeps it queued for cpi; social's agent gets its
+ * receipt (sent/NAME) and holds the message until its delivery. */
+static void ks_second_held(it_net *n, const char *id, const char *name)
+{
+	int ms = it_wait_ms();
+	char sent[1300], path[1600];
+	assert_int_equal(it_stop(&n->agent_pid[IT_CPI], SIGTERM, ms), 0);
+	char *t = ks_referral_file(id);
+	it_outbox_put(n, IT_SOCIAL, name, t);
+	free(t);
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	snprintf(path, sizeof(path), "%s/%s", sent, name);
+	int64_t end = it_mono_ms() + ms;
+	while (access(path, F_OK) != 0 && it_mono_ms() < end)
+		it_nap(50); /* polling a folder the agent writes */
+	assert_int_equal(access(path, F_OK), 0);
+}
+
 static void test_forged_ack(void **state)
 {
 	it_net *n = it_net_new("keyack", NULL);
@@ -591,30 +634,19 @@ static void test_forged_ack(void **state)
 	*state = n;
 	int ms = it_wait_ms();
 	int bad = 0;
-	char slog[1300], sinbox[1300], cinbox[1300], sent[1300];
+	char slog[1300], sinbox[1300], cinbox[1300];
 	ks_path(n, slog, sizeof(slog), "social.mantova.log");
 	it_spool(n, IT_SOCIAL, "inbox", sinbox, sizeof(sinbox));
-	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
 	it_spool(n, IT_CPI, "inbox", cinbox, sizeof(cinbox));
 	/* what is not acked comes again within a second (not 30 s) */
 	it_ini_broker_add(n, "redeliver = 1s");
 	/* social's agent seals a referral to cpi (pinning cpi's key); cpi
 	 * takes it; its delivery receipt comes back */
 	ks_start_pair(n, "m-ack-1", "first.json");
-	char *t;
 
 	/* cpi's agent is stopped; a second referral waits in the broker */
-	assert_int_equal(it_stop(&n->agent_pid[IT_CPI], SIGTERM, ms), 0);
-	t = ks_referral_file("m-ack-2");
-	it_outbox_put(n, IT_SOCIAL, "second.json", t);
-	free(t);
+	ks_second_held(n, "m-ack-2", "second.json");
 	assert_true(it_wait_occurrences(slog, "m-ack-2", 1, ms));
-	char sent2[1400];
-	snprintf(sent2, sizeof(sent2), "%s/second.json", sent);
-	int64_t end = it_mono_ms() + ms;
-	while (access(sent2, F_OK) != 0 && it_mono_ms() < end)
-		it_nap(50); /* polling a folder the agent writes */
-	assert_int_equal(access(sent2, F_OK), 0);
 
 	/* the operator puts his key under cpi.mantova and acknowledges it */
 	rete_seckey *forger = it_key_new(n->dir, "forger.cpi");
@@ -649,10 +681,7 @@ static void test_forged_ack(void **state)
 	ks_reload(n, 3);
 	char *out = NULL, sini[1300];
 	ks_path(n, sini, sizeof(sini), "agents/social.mantova/agent.ini");
-	char *real = ks_pub(n, "cpi.mantova");
-	int rc = tu_run(&out, "'%s/rete-agent' -c '%s' --trust cpi.mantova --key '%s'", n->bin,
-			sini, real);
-	free(real);
+	int rc = ks_trust(n, sini, "cpi.mantova", "cpi.mantova", &out);
 	if (rc != 0)
 		KS_BAD("--trust cpi.mantova with the pinned key: exit %d: %s", rc, out);
 	free(out);
@@ -677,6 +706,81 @@ static void test_forged_ack(void **state)
 		       "while it was away, was never given to it");
 	}
 	assert_int_equal(bad, 0);
+}
+
+/* test_rotation_old_ack: cpi.mantova acknowledges social.mantova's
+ * referral with its old key while social's agent is stopped, then rotates
+ * its key honestly; social's operator confirms the new key (--trust
+ * cpi.mantova --key NEW) before social's agent starts. The Delivery,
+ * taken from social's queue after the confirmation, carries an
+ * acknowledgement by cpi's earlier confirmed key: it settles the message
+ * (no longer held, the referral received), with no DELIVERY ALARM. */
+static void test_rotation_old_ack(void **state)
+{
+	it_net *n = it_net_new("keyoldack", NULL);
+	assert_non_null(n);
+	*state = n;
+	int ms = it_wait_ms();
+	char slog[1300], clog[1300], sini[1300], oldkey[1300], newkey[1300];
+	ks_path(n, slog, sizeof(slog), "social.mantova.log");
+	ks_path(n, clog, sizeof(clog), "cpi.mantova.log");
+	ks_path(n, sini, sizeof(sini), "agents/social.mantova/agent.ini");
+	ks_path(n, oldkey, sizeof(oldkey), "keys/cpi.mantova.key");
+	ks_path(n, newkey, sizeof(newkey), "keys/cpi.new.key");
+	/* social pins cpi's key when it seals to it */
+	ks_start_pair(n, "m-old-1", "old-1.json");
+
+	/* cpi's agent away: social's second referral is logged, its receipt
+	 * comes back (the message held until its delivery) */
+	ks_second_held(n, "m-old-2", "old-2.json");
+
+	/* social's agent away: cpi acknowledges m-old-2 with its old key, and
+	 * the Delivery waits in social's queue */
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, ms), 0);
+	assert_true(it_agent_start(n, IT_CPI));
+	uint64_t dlv = ks_until_logged(n, RETE__MESSAGE__BODY_DELIVERY, "m-old-2", 1);
+
+	/* cpi rotates its key: the new one in broker.ini, its agent started
+	 * again with it */
+	assert_int_equal(it_stop(&n->agent_pid[IT_CPI], SIGTERM, ms), 0);
+	rete_seckey *fresh = it_key_new(n->dir, "cpi.new");
+	ks_rekey(n, "cpi.mantova", "cpi.new");
+	ks_reload(n, 2);
+	assert_int_equal(rename(newkey, oldkey), 0);
+	assert_true(it_agent_start(n, IT_CPI));
+	assert_true(it_wait_occurrences(clog, "connected to", 2, ms));
+
+	/* social's operator confirms the key cpi gave by phone */
+	char *out = NULL;
+	int rc = ks_trust(n, sini, "cpi.mantova", "cpi.new", &out);
+	if (rc != 0)
+		fail_msg("--trust cpi.mantova --key NEW: exit %d: %s", rc, out);
+	free(out);
+
+	/* social's agent takes the Delivery signed with cpi's earlier key */
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	int64_t end = it_mono_ms() + ms;
+	while (tu_occurrences(slog, "message m-old-2 delivered: no longer held") == 0 &&
+	       tu_occurrences(slog, "DELIVERY ALARM") == 0 && it_mono_ms() < end)
+		it_nap(50); /* polling the log the agent writes */
+	if (tu_occurrences(slog, "DELIVERY ALARM") != 0 ||
+	    tu_occurrences(slog, "message m-old-2 delivered: no longer held") != 1) {
+		it_show(n, "social.mantova.log");
+		fail_msg("FAIL: the Delivery of m-old-2 (log entry %" PRIu64 "), acknowledged "
+			 "with cpi.mantova's key before its confirmed rotation, raised %zu "
+			 "DELIVERY ALARM and settled it %zu times (0 and 1 expected)",
+			 dlv, tu_occurrences(slog, "DELIVERY ALARM"),
+			 tu_occurrences(slog, "message m-old-2 delivered: no longer held"));
+	}
+	rc = ks_run(&out, "'%s/rete' status -c '%s' --timeout 0", n->bin, sini);
+	assert_int_equal(rc, 0);
+	const char *line = strstr(out, "m-old-2  to cpi.mantova");
+	if (line == NULL || strstr(line, "status received") == NULL ||
+	    strstr(out, "DELIVERY ALARM") != NULL)
+		fail_msg("FAIL: rete status does not show m-old-2 received, without alarm: %s",
+			 out);
+	free(out);
+	rete_seckey_free(&fresh);
 }
 
 /* test_own_missing: the operator removes social.mantova from the
@@ -850,6 +954,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_forged_message, it_teardown),
 	    cmocka_unit_test_teardown(test_rotation_confirmed, it_teardown),
 	    cmocka_unit_test_teardown(test_rotation_in_advance, it_teardown),
+	    cmocka_unit_test_teardown(test_rotation_old_ack, it_teardown),
 	    cmocka_unit_test_teardown(test_fresh_store, it_teardown),
 	    cmocka_unit_test_teardown(test_own_missing, it_teardown),
 	    cmocka_unit_test_teardown(test_forged_ack, it_teardown),
