@@ -2710,6 +2710,14 @@ static bool out_sent_of(agent *a, const char *id, char *used, size_t n, json_t *
 	return f.doc != NULL;
 }
 
+bool agent_outbox_sent_receipt(agent *a, const char *id, char *used, size_t n)
+{
+	json_t *doc = NULL;
+	bool found = out_sent_of(a, id, used, n, &doc);
+	json_decref(doc);
+	return found;
+}
+
 /* out_note_reused: the agent's own words on the broker's id-reused refusal
  * of item it when this agent has no record of its id but sent/ has a
  * receipt of it: its data folder is older than its spool (put back from an
