@@ -1401,9 +1401,13 @@ enum { CHECK_OK, CHECK_BAD, CHECK_AFTER };
  * before it and, for an agency's message, with its signed createdAt
  * (report s12, 3: a broker whose clock was set back logs its entries
  * "before" the ones it logged earlier, and before the sender wrote them).
- * Counted in the report, the first of each kind with its figures; not a
- * failure: the entries are what was signed and logged, only their times
- * are wrong, and what was done at those times is not evidence. */
+ * A loggedAt before the createdAt has a third cause, which the log alone
+ * cannot tell from the two clocks: a createdAt the sender's case system
+ * wrote ahead (local time with a Z; final-read s12, 4); the warning names
+ * it (audit_clock_print). Counted in the report, the first of each kind
+ * with its figures; not a failure: the entries are what was signed and
+ * logged, only their times are wrong, and what was done at those times is
+ * not evidence. */
 static void clock_check(struct vctx *v, const struct item *it)
 {
 	rete_verify_report *r = v->v_rep;

@@ -145,6 +145,11 @@ rete_err agent_outbox_settled(agent *a, const char *id, rete_msg *m);
  * pipeline, submitted (so logged, if at all, by a broker of our protocol)? */
 bool agent_outbox_submitted_here(const agent *a, const char *id);
 
+/* agent_outbox_sent_receipt: does sent/ have a receipt of our message id
+ * (USED.receipt.json; USED into used)? sent/ is read whole: for what is
+ * rare (a receipt or notice of an id this store has no record of). */
+bool agent_outbox_sent_receipt(agent *a, const char *id, char *used, size_t n);
+
 /* agent_outbox_free releases the in-memory outbox state. */
 void agent_outbox_free(agent *a);
 

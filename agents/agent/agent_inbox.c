@@ -162,7 +162,10 @@ static const Rete__SignedAck *inbox_ack_of(const Rete__Message *msg, const char 
  * about a message of ours, id, that this agent has no record of sending
  * (database "ids" keeps every id it got a receipt for): someone signed as
  * this agency, with a key the directory gave it. Said, not refused: the
- * entry is the broker's true word that it logged such a message. */
+ * entry is the broker's true word that it logged such a message. When
+ * sent/ has a receipt of id, the store was put back from an older copy
+ * (docs/operations.md): a warning naming the receipt, not the alarm
+ * (final-read s12 #2). */
 static void inbox_never_sent(agent *a, const Rete__Message *msg, uint64_t index, const char *id)
 {
 	rete_buf v = {0};
@@ -173,6 +176,18 @@ static void inbox_never_sent(agent *a, const Rete__Message *msg, uint64_t index,
 		return;
 	}
 	bool refused = msg->body_case == RETE__MESSAGE__BODY_NOTICE;
+	char used[300];
+	if (agent_outbox_sent_receipt(a, id, used, sizeof(used))) {
+		/* sent after the copy the data folder was put back from */
+		agent_log(a, "warning",
+			  "log entry %" PRIu64 " says that message %s of %s was %s; this agent's "
+			  "store has no record of it because its data folder was put back from an "
+			  "older copy, but this agency sent it: sent/%s.receipt.json is its "
+			  "receipt (see docs/operations.md, \"Restoring an agent's data folder\")",
+			  index, id, a->cfg.id, refused ? "refused by its recipient" : "delivered",
+			  used);
+		return;
+	}
 	agent_log(a, "error",
 		  "ALARM: log entry %" PRIu64 " says that message %s of %s was %s, but this "
 		  "agent never sent it (no receipt of it in its store): unless another agent "

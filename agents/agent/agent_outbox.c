@@ -1805,35 +1805,33 @@ static rete_err out_note_verify(agent *a, const char *note, size_t len, rete_che
 
 /* out_clock_check says, at error level, when the broker logged our message
  * (its receipt's loggedAt, logged_at) more than RETE_CLOCK_SKEW_MS before
- * the createdAt we signed (report s12, 3): one of the two clocks is wrong,
+ * this machine took its file (the item's minted_at, this machine's clock
+ * when it recorded the id; report s12, 3): one of the two clocks is wrong,
  * and the broker's times are its evidence (deadlines, overdue notices,
- * "registrato alle"). This agent cannot tell which: the commonest case is
- * its own machine's (an office PC without NTP), so it says to check this
- * machine first, then to tell the broker's operator (review s12
- * small-eyes, 3). Said once per spell: at its first receipt, again after
- * CLOCK_SAY_AGAIN_MS with the number of receipts in between, and its end
- * (a receipt within the tolerance) at info level with that number. The
- * receipt still holds (it proves the entry). */
+ * "registrato alle"). Not the signed createdAt: a case system may write it
+ * itself (Italian local time with a Z, 1-2 h ahead), and both clocks are
+ * then right (final-read s12, 4). This agent cannot tell which clock is
+ * wrong: the commonest case is its own machine's (an office PC without
+ * NTP), so it says to check this machine first, then to tell the broker's
+ * operator (review s12 small-eyes, 3). Said once per spell: at its first
+ * receipt, again after CLOCK_SAY_AGAIN_MS with the number of receipts in
+ * between, and its end (a receipt within the tolerance) at info level with
+ * that number. The receipt still holds (it proves the entry). */
 static void out_clock_check(agent *a, const out_item *it, int64_t logged_at)
 {
-	Rete__SignedMessage *sm = NULL;
-	Rete__Message *msg = NULL;
-	rete_msg m = {{0}};
 	char t1[32], t2[32], since[160] = "";
-	int64_t now = rete_now_ms();
+	int64_t now = rete_now_ms(), took = it->minted_at;
 
-	if (rete_signed_decode(it->signed_msg.data, it->signed_msg.len, &sm, &msg, &m) != RETE_OK)
-		return;
-	if (msg->created_at <= 0) {
-		/* no createdAt: nothing to compare */
-	} else if (logged_at >= msg->created_at - RETE_CLOCK_SKEW_MS) {
+	if (took <= 0) {
+		/* no time of taking recorded: nothing to compare */
+	} else if (logged_at >= took - RETE_CLOCK_SKEW_MS) {
 		if (a->clock_said_at != 0)
 			agent_log(a, "info",
 				  "the broker's clock and this machine's agree again (%s logged "
 				  "%" PRId64
-				  " s after we wrote it); since it was said at %s, %" PRIu64
+				  " s after this machine took it); since it was said at %s, %" PRIu64
 				  " more message%s had the difference",
-				  it->id, (logged_at - msg->created_at) / 1000,
+				  it->id, (logged_at - took) / 1000,
 				  rete_time_format(a->clock_said_at, t1), a->clock_since,
 				  a->clock_since == 1 ? "" : "s");
 		a->clock_said_at = 0;
@@ -1849,21 +1847,18 @@ static void out_clock_check(agent *a, const out_item *it, int64_t logged_at)
 				 a->clock_since, a->clock_since == 1 ? "" : "s",
 				 rete_time_format(a->clock_said_at, t1));
 		agent_log(a, "error",
-			  "the broker logged %s at %s, %" PRId64 " s before this machine wrote it "
-			  "(createdAt %s): the broker's clock and this machine's differ by at "
-			  "least that, more than the %d min two clocks may differ%s. Check this "
-			  "machine's clock first (timedatectl: \"System clock synchronized: "
-			  "yes\", NTP); if it is right, tell the broker's operator: the times the "
-			  "broker logs are its evidence (deadlines, overdue notices). Said again "
-			  "in an hour while it lasts",
-			  it->id, rete_time_format(logged_at, t2),
-			  (msg->created_at - logged_at) / 1000,
-			  rete_time_format(msg->created_at, t1), RETE_CLOCK_SKEW_MS / 60000, since);
+			  "the broker logged %s at %s, %" PRId64 " s before this machine took it "
+			  "(at %s by this machine's clock): the broker's clock and this machine's "
+			  "differ by at least that, more than the %d min two clocks may differ%s. "
+			  "Check this machine's clock first (timedatectl: \"System clock "
+			  "synchronized: yes\", NTP); if it is right, tell the broker's operator: "
+			  "the times the broker logs are its evidence (deadlines, overdue notices). "
+			  "Said again in an hour while it lasts",
+			  it->id, rete_time_format(logged_at, t2), (took - logged_at) / 1000,
+			  rete_time_format(took, t1), RETE_CLOCK_SKEW_MS / 60000, since);
 		a->clock_said_at = now;
 		a->clock_since = 0;
 	}
-	rete__message__free_unpacked(msg, NULL);
-	rete__signed_message__free_unpacked(sm, NULL);
 }
 
 /* out_receipt_check verifies the receipt r for item it (protocol 3): the
@@ -2708,6 +2703,14 @@ static bool out_sent_of(agent *a, const char *id, char *used, size_t n, json_t *
 	out_each_receipt(a, out_sent_take, &f);
 	*doc = f.doc;
 	return f.doc != NULL;
+}
+
+bool agent_outbox_sent_receipt(agent *a, const char *id, char *used, size_t n)
+{
+	json_t *doc = NULL;
+	bool found = out_sent_of(a, id, used, n, &doc);
+	json_decref(doc);
+	return found;
 }
 
 /* out_note_reused: the agent's own words on the broker's id-reused refusal

@@ -916,9 +916,11 @@ void audit_clock_print(const rete_verify_report *rep)
 	if (rep->clock_early > 0)
 		printf("warning: the broker logged %" PRIu64 " agency message%s more than %d min "
 		       "before its sender wrote it (createdAt); the first, entry %" PRIu64
-		       ", logged at %s, %s before its createdAt %s. One of the two clocks is "
-		       "wrong (the broker's, when the time-stamps say so): the log still holds, "
-		       "its time there is no evidence\n",
+		       ", logged at %s, %s before its createdAt %s. Either one of the two "
+		       "clocks is wrong (the broker's, when the time-stamps say so), or the "
+		       "sender's createdAt is ahead (written by its case system, e.g. local "
+		       "time with a Z suffix, with both clocks right): the log still holds; "
+		       "when a clock is wrong, its time there is no evidence\n",
 		       rep->clock_early, rep->clock_early == 1 ? "" : "s",
 		       RETE_CLOCK_SKEW_MS / 60000, rep->clock_early_index,
 		       rete_time_format(rep->clock_early_at, t1),

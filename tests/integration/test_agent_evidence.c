@@ -1369,6 +1369,53 @@ static void test_agent_data_restored(void **state)
 			 1);
 }
 
+/* test_agent_data_restored_receipt (final-read #2): a delivery receipt
+ * still queued for a message sent after the copy the agent's data folder
+ * was put back from is not a forgery: the agent has no record of the id,
+ * but sent/ has its receipt. It says so as a warning naming the receipt
+ * (the store put back from an older copy; this agency sent it), never the
+ * "ALARM ... this agent never sent it" of a message someone signed as it. */
+static void test_agent_data_restored_receipt(void **state)
+{
+	char data[1300], log[1300], bk[1400], sdir[1300], *out = NULL;
+	it_net *n = ev_data_net(state, "evidence-agent-data-rcpt", "first.json", "ev-first-1", data,
+				log, 1300);
+	tu_path(bk, sizeof(bk), "%s.bk", data);
+	/* the backup: the stopped agent's data folder, copied */
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	assert_int_equal(tu_run(&out, "cp -a '%s' '%s.bk'", data, data), 0);
+	free(out);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	/* sent after the copy, while the job centre is away: queued */
+	ev_put_referral(n, "late.json", "ev-late-1", "long-term-unemployment");
+	(void)ev_receipt_index(n, "late.json");
+	ev_data_put_back(n, data, "new", bk);
+	if (!ev_wait_log(log, "is older than its spool", 1, EV_WAIT)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the agent started on a data folder older than its sent/ said nothing");
+	}
+	/* the job centre comes back and acks it: the delivery receipt reaches
+	 * the restored agent */
+	assert_true(it_agent_start(n, IT_CPI));
+	it_spool(n, IT_SOCIAL, "inbox", sdir, sizeof(sdir));
+	if (ev_wait_count(sdir, "-delivery.json", 2, EV_WAIT) != 2) {
+		it_show(n, "social.mantova.log");
+		fail_msg("no delivery receipts of ev-first-1 and ev-late-1 in social services' "
+			 "inbox/");
+	}
+	if (tu_occurrences(log, "never sent it") != 0) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the delivery receipt of ev-late-1 (sent after the copy put back; "
+			 "sent/late.json.receipt.json is its receipt) raised the forgery ALARM");
+	}
+	if (tu_occurrences(log, "sent/late.json.receipt.json") < 2 ||
+	    tu_occurrences(log, "older copy") < 2) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the delivery receipt of ev-late-1 was not said to be of a message this "
+			 "agency sent (sent/late.json.receipt.json) before the store was put back");
+	}
+}
+
 /* ev_held_net: a new network (tag; *state, for the teardown) with the
  * broker and social services' agent running, the job centre away (so what
  * social services sends is held), and a backup of the broker's store
@@ -1560,6 +1607,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_restore_status_lost, it_teardown),
 	    cmocka_unit_test_teardown(test_restore_update_lost, it_teardown),
 	    cmocka_unit_test_teardown(test_agent_data_restored, it_teardown),
+	    cmocka_unit_test_teardown(test_agent_data_restored_receipt, it_teardown),
 	    cmocka_unit_test_teardown(test_restore_status_held, it_teardown),
 	    cmocka_unit_test_teardown(test_restore_receipt_copies, it_teardown),
 	    cmocka_unit_test_teardown(test_restore_resent_epoch, it_teardown),

@@ -27,8 +27,8 @@ LD_PRELOAD="$FT" FAKETIME_TIMESTAMP_FILE="$DIR/faketime.rc" FAKETIME_NO_CACHE=1 
 agent_ini social.mantova cpi.mantova
 start_agents social.mantova cpi.mantova
 
-send() { # ID
-	printf '%s\n' "{\"id\": \"$1\", \"operator\": {\"staffId\": \"as-1\", \"role\": \"social-worker\"},
+send() { # ID [EXTRA: more members of the file, each followed by a comma]
+	printf '%s\n' "{\"id\": \"$1\", ${2:-}\"operator\": {\"staffId\": \"as-1\", \"role\": \"social-worker\"},
  \"recipient\": \"cpi.mantova\", \"caseId\": \"mn-2026-0901\",
  \"referral\": {\"service\": \"employment-orientation\", \"priority\": \"routine\", \"reasonCode\": \"long-term-unemployment\",
    \"consent\": {\"basis\": \"consent\", \"givenAt\": \"2026-11-20T09:30:00Z\"}, \"ageBand\": \"adult\"},
@@ -78,8 +78,8 @@ set_clock "+0"
 send r-5
 set_clock "-3d"
 send r-6
-said() { grep "the broker logged r-[0-9]* at .* before this machine wrote it" "$DIR/social.mantova.log"; }
-n=$(grep -c "the broker logged r-[0-9]* at .* before \(we\|this machine\) wrote it" "$DIR/social.mantova.log")
+said() { grep "the broker logged r-[0-9]* at .* before this machine took it" "$DIR/social.mantova.log"; }
+n=$(grep -c "the broker logged r-[0-9]* at .* before this machine took it" "$DIR/social.mantova.log")
 [ "$n" = 2 ] || bad "social.mantova's agent said the clocks $n times in two spells (want 2, for r-3 and r-6): $(grep -i 'broker logged' "$DIR/social.mantova.log")"
 said | grep "the broker logged r-3 at" | grep -qi "check this machine's clock first (timedatectl" ||
 	bad "social.mantova's agent does not say to check its own clock first: $(grep 'the broker logged' "$DIR/social.mantova.log")"
@@ -91,6 +91,20 @@ said | grep "the broker logged r-3 at" | grep -q "error" ||
 	bad "social.mantova's agent did not say it at error level: $(grep 'the broker logged' "$DIR/social.mantova.log")"
 ! grep -q "the broker logged r-[1245] at" "$DIR/social.mantova.log" ||
 	bad "social.mantova's agent said it of r-1 or r-2 (a 2 s step), r-4 (the same spell) or r-5 (right): $(grep 'the broker logged' "$DIR/social.mantova.log")"
+
+# (final-read s12, 4) a case system that writes createdAt itself, in
+# Italian local time with a Z (2 h ahead), both clocks right: the agent
+# compares the broker's loggedAt with its own time when it took the file,
+# and says nothing; verify's warning names that third cause.
+set_clock "+0"
+send r-7
+ahead=$(date -u -d '+2 hours' +%Y-%m-%dT%H:%M:%S.000Z)
+send r-8 "\"createdAt\": \"$ahead\","
+! grep -q "the broker logged r-8 at" "$DIR/social.mantova.log" ||
+	bad "social.mantova's agent said the clocks differ for r-8, whose createdAt (2 h ahead) the file gave, both clocks right: $(grep 'the broker logged r-8' "$DIR/social.mantova.log")"
+what="verify with r-8's createdAt 2 h ahead"
+verify
+expect 0 "verified" "or the sender's createdAt is ahead"
 
 [ "$FAILS" = 0 ] || exit 1
 echo "PASS test_broker_clock"
