@@ -123,6 +123,15 @@ static int find_one(void *arg, const char *user, const char *hash)
 	return 1;
 }
 
+rete_err console_account_exists(const char *path, const char *user, bool *found, rete_msg *m)
+{
+	struct find f = {.user = user};
+	rete_err err = each_line(path, find_one, &f, m);
+	sodium_memzero(f.hash, sizeof(f.hash));
+	*found = f.found;
+	return err;
+}
+
 static char dummy_hash[crypto_pwhash_STRBYTES];
 static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
 

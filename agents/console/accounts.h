@@ -38,6 +38,11 @@ bool console_user_valid(const char *s);
  * the file and the line; a file whose mode lets others in: 077 bits). */
 rete_err console_accounts_count(const char *path, size_t *n, rete_msg *m);
 
+/* console_account_exists: *found says whether the file at path has an
+ * account named user (a missing file has none). RETE_EIO, RETE_EINVAL as
+ * above. */
+rete_err console_account_exists(const char *path, const char *user, bool *found, rete_msg *m);
+
 /* A digest of an account's line (its password's hash): a session keeps
  * the one of the line its password was checked against. */
 #define CONSOLE_STAMP_LEN 16

@@ -131,8 +131,8 @@ struct console {
 	unsigned streams_key, streams_per_addr;
 	bool streams_set;
 	char stream_peer[CONSOLE_STREAMS_MAX][RETE_HTTP_ADDR_MAX]; /* "": a free slot */
-	int key_line[6];      /* the lines of listen, users, tls_cert, tls_key, witnesses,
-				 access_log in the file (console_key_line), 0: not given */
+	int key_line[7];      /* the lines of listen, users, tls_cert, tls_key, witnesses,
+				 access_log, steering_group in the file (console_key_line), 0: not given */
 	bool console_section; /* the file has a [console] section */
 };
 
@@ -144,6 +144,8 @@ struct console_ini {
 	rete_err err;	     /* out of memory: the reading stops */
 	rete_check_list *pr; /* every problem, with its line */
 	int line;	     /* the line the handler was given */
+	rete_ini_keys given; /* the [console] keys given so far */
+	char last[32];	     /* the [console] key of the previous call ("": none) */
 };
 
 /* console_ini_ms reads the duration value of [console] name into *out, from
@@ -217,19 +219,19 @@ static bool console_ini_users(struct console_ini *p, const char *name, const cha
 
 /* console_key_line notes the line [console] key was given on, for the
  * checks done after reading (console_settle) to say FILE:LINE. */
-static const char *const console_line_keys[6] = {"listen",  "users",	 "tls_cert",
-						 "tls_key", "witnesses", "access_log"};
+static const char *const console_line_keys[7] = {
+    "listen", "users", "tls_cert", "tls_key", "witnesses", "access_log", "steering_group"};
 
 static void console_key_line(struct console *c, const char *key, int line)
 {
-	for (size_t i = 0; i < 6; i++)
+	for (size_t i = 0; i < 7; i++)
 		if (strcmp(console_line_keys[i], key) == 0)
 			c->key_line[i] = line;
 }
 
 static int console_key_line_of(const struct console *c, const char *key)
 {
-	for (size_t i = 0; i < 6; i++)
+	for (size_t i = 0; i < 7; i++)
 		if (strcmp(console_line_keys[i], key) == 0)
 			return c->key_line[i];
 	return 0;
@@ -240,10 +242,49 @@ static int console_ini_handler(void *user, const char *section, const char *name
 	struct console_ini *p = user;
 	if (p->err != RETE_OK)
 		return 0;
-	if (strcmp(section, "console") != 0)
+	if (strcmp(section, "console") != 0) {
+		p->last[0] = '\0';
 		return 1;
+	}
 	p->c->console_section = true;
 	rete_check_at(p->pr, p->line);
+	/* an indented line after a key: inih gives it as that key again, its
+	 * text the value (a continuation, as broker.ini's wrapped lists) */
+	bool cont = rete_ini_indented() && p->last[0] != '\0' && strcmp(p->last, name) == 0;
+	snprintf(p->last, sizeof(p->last), "%s", name);
+	if (cont && strcmp(name, "steering_group") == 0) {
+		/* the list goes on: its names join the line's before, as
+		 * broker.ini's (never the last line alone: the first line's
+		 * names would lose the steering group's limits) */
+		char *joined = NULL;
+		if (!console_ini_users(p, name, value) || p->c->steering == NULL)
+			return 1; /* said already, or the first line was refused */
+		if (asprintf(&joined, "%s, %s", p->c->steering, value) < 0) {
+			p->err = RETE_ENOMEM;
+			return 0;
+		}
+		free(p->c->steering);
+		p->c->steering = joined;
+		return 1;
+	}
+	if (cont) {
+		rete_check_add(p->pr,
+			       "[console] %s: a value on one line only; this indented line "
+			       "continues it (only steering_group's list may go on over indented "
+			       "lines): write the value on the key's line, or remove the indent "
+			       "if this line is a key of its own",
+			       name);
+		return 1;
+	}
+	if (rete_ini_key_again(&p->given, name)) {
+		rete_check_add(p->pr,
+			       "[console] %s: given twice; give each key once (a steering "
+			       "group's list may go on over indented lines)",
+			       name);
+		/* a steering group given twice keeps no list: the start is
+		 * refused anyway, and nothing is taken silently */
+		return 1;
+	}
 	console_key_line(p->c, name, p->line);
 	if (strcmp(name, "connections_per_address") == 0) {
 		if (!console_ini_count(p, name, value, RETE_HTTP_CONNS_MAX, "connections",
@@ -2955,6 +2996,26 @@ static void console_settle(struct console *c, const char *ini, const char *liste
 			       "correct the name, or remove the key for a console without "
 			       "accounts (on loopback only)",
 			       c->users_path, strerror(errno), ini);
+	/* every name of the steering group is an account: a typo (sarra for
+	 * sara) would leave sara a coordinator's view of every case */
+	rete_check_at(pr, console_key_line_of(c, "steering_group"));
+	if (c->steering != NULL && c->users_path == NULL)
+		rete_check_add(pr,
+			       "[console] steering_group names accounts, but [console] users (the "
+			       "accounts file) is not given: give it, or remove steering_group");
+	char u[CONSOLE_USER_MAX + 2];
+	for (const char *q = c->steering; q != NULL && users_there && list_next(&q, u, sizeof(u));) {
+		bool found = false;
+		if (console_account_exists(c->users_path, u, &found, &m) != RETE_OK)
+			break; /* the file's own problem is listed already */
+		if (!found)
+			rete_check_add(pr,
+				       "[console] steering_group: '%s' has no account in %s: with a "
+				       "name mistyped, its person would read as a coordinator; give "
+				       "the account's name as `rete console passwd` set it, or make "
+				       "the account first",
+				       u, c->users_path);
+	}
 	rete_check_at(pr, console_key_line_of(c, "tls_cert"));
 	if ((c->tls_cert_path == NULL) != (c->tls_key_path == NULL))
 		rete_check_add(pr,
