@@ -112,6 +112,7 @@ struct console {
 	rete_witness_policy *policy; /* loaded from it, or NULL */
 	bool dir_dirty;		     /* a directory entry was logged: read the names again */
 	rete_access_log *access;
+	unsigned long record_fails; /* reads refused in a row: the record took no line */
 	char listen[RETE_HTTP_ADDR_MAX];
 	char *access_path;
 	char *users_path;		    /* [console] users: the accounts file, or NULL */
@@ -703,24 +704,7 @@ static void console_trust(struct console *c)
 
 /* ---- the HTTP side -------------------------------------------------------------- */
 
-static void console_record(struct console *c, const rete_http_req *rq, const char *what)
-{
-	char user[CONSOLE_USER_MAX + 1] = "", token[CONSOLE_TOKEN_HEX + 2];
-	const char *ck = c->auth ? rete_http_req_header(rq, "Cookie") : NULL;
-	if (ck != NULL && console_cookie(ck, "rete_session", token, sizeof(token)))
-		console_session_user(token, rete_now_ms(), user);
-	rete_access_rec r = {.program = "rete console",
-			     .who = user[0]	  ? user
-				    : rq->peer[0] ? rq->peer
-						  : NULL,
-			     .party = c->mc.cfg.id,
-			     .what = what};
-	rete_msg m = {{0}};
-	pthread_mutex_lock(&c->lock);
-	if (c->access != NULL && rete_access_log_add(c->access, &r, &m) != RETE_OK)
-		fprintf(stderr, "rete console: %s\n", m.text);
-	pthread_mutex_unlock(&c->lock);
-}
+static bool console_record_as(struct console *c, const char *who, const char *what);
 
 /* console_problem_code names the problem of an answer that is not ok in
  * its X-Rete-Problem header ("period", "broker", ...): the pages show the
@@ -953,8 +937,6 @@ static bool console_steering(const struct console *c, const char *user)
 	return false;
 }
 
-static void console_record_as(struct console *c, const char *who, const char *what);
-
 /* console_case_refused: true (with the 403 in a and the refusal in the
  * access record, as what) when user may not read a case or its evidence */
 static bool console_case_refused(struct console *c, const char *user, rete_http_answer *a,
@@ -976,15 +958,70 @@ static bool console_case_refused(struct console *c, const char *user, rete_http_
 	return true;
 }
 
-static void console_record_as(struct console *c, const char *who, const char *what)
+/* console_record_as writes the access record's line for a read of what
+ * by who: false when it cannot (a full disk, a file it cannot open), and
+ * then the read is not made (console_unrecorded), as `rete evidence
+ * export` and the broker refuse theirs. The console's log says it once,
+ * and when the record takes lines again, how many reads were refused. */
+static bool console_record_as(struct console *c, const char *who, const char *what)
 {
 	rete_access_rec r = {
 	    .program = "rete console", .who = who, .party = c->mc.cfg.id, .what = what};
 	rete_msg m = {{0}};
+	bool ok = true;
 	pthread_mutex_lock(&c->lock);
-	if (c->access != NULL && rete_access_log_add(c->access, &r, &m) != RETE_OK)
-		fprintf(stderr, "rete console: %s\n", m.text);
+	if (c->access != NULL && rete_access_log_add(c->access, &r, &m) != RETE_OK) {
+		ok = false;
+		if (c->record_fails++ == 0)
+			fprintf(stderr,
+				"rete console: %s; every read that needs a line there is refused "
+				"(503) until it takes lines again\n",
+				m.text);
+	} else if (c->access != NULL && c->record_fails > 0) {
+		fprintf(stderr,
+			"rete console: the access record takes lines again; %lu reads were refused "
+			"meanwhile\n",
+			c->record_fails);
+		c->record_fails = 0;
+	}
 	pthread_mutex_unlock(&c->lock);
+	return ok;
+}
+
+/* the sentence of a read the access record did not take */
+#define CONSOLE_UNRECORDED_EN                                                                      \
+	"the console cannot write its access record (its log says why: a full disk, a file "       \
+	"it cannot open); this read was not made, since every read is recorded; tell IT, and "     \
+	"try again once it is fixed"
+#define CONSOLE_UNRECORDED_IT                                                                      \
+	"La console non riesce a scrivere il registro degli accessi (il suo log dice perché: "     \
+	"disco pieno, file che non si apre): questa lettura non è stata fatta, perché ogni "       \
+	"lettura viene registrata; avvisate il tecnico e riprovate quando è risolto."
+
+/* console_unrecorded answers a read whose line console_record_as could
+ * not write: 503, no data; a page (page) in Italian and English, the API
+ * naming the problem "record" for the pages' catalogue (texts.js). */
+static void console_unrecorded(rete_http_answer *a, bool page)
+{
+	a->status = 503;
+	a->len = 0;
+	a->content_type = "text/plain; charset=utf-8";
+	rete_http_header(a, "X-Rete-Problem", "record");
+	rete_http_header(a, "Retry-After", "60");
+	if (page)
+		rete_http_printf(a, CONSOLE_UNRECORDED_IT "\n\n");
+	rete_http_printf(a, "rete console: " CONSOLE_UNRECORDED_EN "\n");
+}
+
+/* console_record: console_record_as, and when the line cannot be written
+ * the 503 of console_unrecorded in a; false then (the read not made). */
+static bool console_record(struct console *c, rete_http_answer *a, const char *who,
+			   const char *what, bool page)
+{
+	if (console_record_as(c, who, what))
+		return true;
+	console_unrecorded(a, page);
+	return false;
 }
 
 /* console_same_origin: false when a browser says rq (a login, a logout) comes from
@@ -1133,7 +1170,13 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	console_throttle_note(user, rq->client, ok, now);
 	pthread_mutex_unlock(&login_lock);
 	snprintf(what, sizeof(what), "login %s from %s %s", user, rq->peer, ok ? "ok" : "refused");
-	console_record_as(c, ok ? user : rq->peer, what);
+	if (!console_record_as(c, ok ? user : rq->peer, what) && ok) {
+		/* a session whose sign-in is not recorded is not opened */
+		a->status = 503;
+		rete_http_header(a, "Retry-After", "60");
+		send_login(a, CONSOLE_UNRECORDED_IT " · " CONSOLE_UNRECORDED_EN, next);
+		return;
+	}
 	if (!ok) {
 		char loc[256] = "/login?failed=1";
 		if (next[0] != '\0') {
@@ -1252,7 +1295,8 @@ static void route_page(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 			pg = &console_pages[i];
 	if (strcmp(pg->name, "caso") == 0 && console_case_refused(c, who_, a, rq->path))
 		return;
-	console_record(c, rq, rq->path);
+	if (!console_record(c, a, who_, rq->path, true))
+		return;
 	send_page(a, pg, c->auth, !console_steering(c, who_));
 }
 
@@ -1441,7 +1485,8 @@ static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer 
 	char who_[CONSOLE_USER_MAX + 1];
 	if (!console_who(c, rq, a, false, who_))
 		return;
-	console_record(c, rq, "overview");
+	if (!console_record(c, a, who_, "overview", false))
+		return;
 	pthread_mutex_lock(&c->lock);
 	json_t *mon = monitor_to_json(c->mc.mo, rete_now_ms(), NULL);
 	/* the steering group: how many referrals are overdue, not which (each
@@ -1666,7 +1711,8 @@ static void route_health(void *ctx, const rete_http_req *rq, rete_http_answer *a
 	char who_[CONSOLE_USER_MAX + 1];
 	if (!console_who(c, rq, a, false, who_))
 		return;
-	console_record(c, rq, "health");
+	if (!console_record(c, a, who_, "health", false))
+		return;
 	bool steering = console_steering(c, who_);
 	pthread_mutex_lock(&c->lock);
 	json_t *o = json_pack("{s:s, s:s, s:O, s:O, s:I, s:I}", "party", c->mc.cfg.id, "timeZone",
@@ -1803,13 +1849,13 @@ out:
 	return ok;
 }
 
-static void rep_record(struct console *c, const rete_http_req *rq, const struct rep_req *p,
-		       const char *kind)
+static bool rep_record(struct console *c, rete_http_answer *a, const char *who,
+		       const struct rep_req *p, const char *kind)
 {
 	char what[200];
 	snprintf(what, sizeof(what), "report %s %s..%s by %s%s", kind, p->from, p->to, p->by_s,
 		 p->months ? " months" : "");
-	console_record(c, rq, what);
+	return console_record(c, a, who, what, false);
 }
 
 /* rep_begin is what every report route does first: the session, the query
@@ -1823,7 +1869,8 @@ static bool rep_begin(struct console *c, const rete_http_req *rq, rete_http_answ
 	*r = NULL;
 	if (!console_who(c, rq, a, false, who_) || !rep_params(rq, a, p))
 		return false;
-	rep_record(c, rq, p, kind);
+	if (!rep_record(c, a, who_, p, kind))
+		return false;
 	return rep_build(c, p, a, r, console_steering(c, who_));
 }
 
@@ -2071,7 +2118,8 @@ static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 				 step);
 		return;
 	}
-	rep_record(c, rq, &p, step[0] == 'w' ? "weekly" : "monthly");
+	if (!rep_record(c, a, who_, &p, step[0] == 'w' ? "weekly" : "monthly"))
+		return;
 	int64_t from_ms, to_ms, x;
 	if (rete_day_bounds(p.from, tz, &from_ms, &x, &m) != RETE_OK ||
 	    rete_day_bounds(p.to, tz, &x, &to_ms, &m) != RETE_OK || from_ms >= to_ms) {
@@ -2392,7 +2440,8 @@ static void route_case(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		return;
 	}
 	snprintf(what, sizeof(what), "case %s", cid);
-	console_record(c, rq, what);
+	if (!console_record(c, a, who_, what, false))
+		return;
 	struct case_walk cw = {.entries = json_array(), .labels = json_object()};
 	json_t *top = json_object();
 	rete_wire *w = NULL;
@@ -2507,7 +2556,8 @@ static void route_evidence(void *ctx, const rete_http_req *rq, rete_http_answer 
 		return;
 	}
 	snprintf(what, sizeof(what), "evidence %s %s", sender, id);
-	console_record(c, rq, what);
+	if (!console_record(c, a, who_, what, false))
+		return;
 	bool connected = false;
 	if ((e = coord_connect(&c->mc.cfg, false, &w, &m)) == RETE_OK) {
 		connected = true;
@@ -2662,6 +2712,8 @@ static void *sse_open(void *ctx, const rete_http_req *rq, rete_http_answer *no)
 	}
 	if (!c->auth && !console_host_ok(rq))
 		return NULL;
+	if (!console_record(c, no, c->auth ? user : rq->peer, "events", false))
+		return NULL; /* the 503: a stream not recorded is not opened */
 	pthread_mutex_lock(&c->lock);
 	int slot = c->stopping ? -1 : sse_slot(c, rq->client, no);
 	if (slot >= 0 && (s = calloc(1, sizeof(*s))) == NULL)
@@ -2677,8 +2729,6 @@ static void *sse_open(void *ctx, const rete_http_req *rq, rete_http_answer *no)
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
-	if (s != NULL)
-		console_record(c, rq, "events");
 	return s;
 }
 

@@ -588,6 +588,8 @@
   // an answer that is not ok, in words of the page's language first
   function problem(r, text) {
     const status = r.status;
+    // a read the access record did not take: its own sentence says it all
+    if (r.headers.get("X-Rete-Problem") === "record") return detail(r, text);
     const lead = status === 400 ? "err.request" : status === 403 ? "err.denied"
       : status === 502 || status === 503 ? "err.broker" : "err.other";
     return t(lead) + " " + detail(r, text);
