@@ -240,6 +240,7 @@ struct session {
 	char user[CONSOLE_USER_MAX + 1];
 	int64_t created, last;
 	uint8_t stamp[STAMP_LEN]; /* of its user's account line at the sign-in */
+	bool auto_noted;	  /* a page's own read was recorded since the last use */
 };
 
 static pthread_mutex_t sess_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -299,23 +300,43 @@ void console_session_new(const char *user, int64_t now_ms, const uint8_t given[C
 	pthread_mutex_unlock(&sess_lock);
 }
 
-static bool session_look(const char *token, int64_t now_ms, char *user, bool touch);
+/* how session_look counts a look: a person's use (the idle time
+ * restarted), a page's own read (not restarted; *first set on the first
+ * since the last use), or a look only */
+enum look { LOOK_USE, LOOK_AUTO, LOOK_PEEK };
+
+static bool session_look(const char *token, int64_t now_ms, char *user, enum look how,
+			 bool *first);
 
 bool console_session_user(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1])
 {
-	return session_look(token, now_ms, user, true);
+	return session_look(token, now_ms, user, LOOK_USE, NULL);
+}
+
+bool console_session_auto(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1],
+			  bool *first)
+{
+	return session_look(token, now_ms, user, LOOK_AUTO, first);
+}
+
+bool console_session_peek(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1])
+{
+	return session_look(token, now_ms, user, LOOK_PEEK, NULL);
 }
 
 bool console_session_live(const char *token, int64_t now_ms)
 {
-	return session_look(token, now_ms, NULL, false);
+	return session_look(token, now_ms, NULL, LOOK_PEEK, NULL);
 }
 
-static bool session_look(const char *token, int64_t now_ms, char *user, bool touch)
+static bool session_look(const char *token, int64_t now_ms, char *user, enum look how,
+			 bool *first)
 {
 	bool ok = false;
 	char who[CONSOLE_USER_MAX + 1], path[sizeof(sess_accounts)];
 	uint8_t stamp[STAMP_LEN], now_stamp[STAMP_LEN];
+	if (first != NULL)
+		*first = false;
 	if (strlen(token) != CONSOLE_TOKEN_HEX)
 		return false;
 	pthread_mutex_lock(&sess_lock);
@@ -328,8 +349,14 @@ static bool session_look(const char *token, int64_t now_ms, char *user, bool tou
 			memset(s, 0, sizeof(*s));
 			break;
 		}
-		if (touch)
+		if (how == LOOK_USE) {
 			s->last = now_ms;
+			s->auto_noted = false;
+		} else if (how == LOOK_AUTO) {
+			if (first != NULL)
+				*first = !s->auto_noted;
+			s->auto_noted = true;
+		}
 		memcpy(who, s->user, sizeof(who));
 		memcpy(stamp, s->stamp, STAMP_LEN);
 		ok = true;

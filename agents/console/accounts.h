@@ -84,12 +84,26 @@ void console_session_new(const char *user, int64_t now_ms, const uint8_t stamp[C
  * changed since: that session is ended). */
 bool console_session_user(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1]);
 
-/* console_session_end ends the session with token, if any. */
+/* console_session_auto: console_session_user for a read a page makes by
+ * itself (its refresh at each update of its live stream, not a person's
+ * action): the idle time is not restarted, so an open page left alone
+ * still ends its session after CONSOLE_SESSION_IDLE_MS. *first says
+ * whether it is the first such read since the session's last use (the
+ * console records that one, not every refresh). */
+bool console_session_auto(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1],
+			  bool *first);
+
+/* console_session_peek: the user of the live session with token, without
+ * counting this as a use (the live stream opening, again by itself after
+ * a network error). */
+bool console_session_peek(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1]);
+
 /* console_session_live: the session of token is live, without counting
  * this as its use (the events stream asks, and must not keep an idle
  * session alive). */
 bool console_session_live(const char *token, int64_t now_ms);
 
+/* console_session_end ends the session with token, if any. */
 void console_session_end(const char *token);
 
 /* console_throttle_wait: how many ms a login for user from peer must still

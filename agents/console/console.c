@@ -874,15 +874,29 @@ static void url_put(char *out, size_t n, const char *s)
 	out[len] = '\0';
 }
 
+/* how a read came (console_who): a person's (a page opened, a case asked
+ * for, a form sent), or one a page made by itself at an update of its live
+ * stream (X-Rete-Auto: 1, app.js), the first since the person's last use
+ * or a further one */
+enum who_use { WHO_PERSON, WHO_AUTO_FIRST, WHO_AUTO_AGAIN };
+
 /* console_who: the signed-in user of rq (into user), or false with the
  * answer set: a page is sent to /login, anything else gets a 401. Without
- * accounts everyone is let in, as the peer's address. */
+ * accounts everyone is let in, as the peer's address. A read with
+ * X-Rete-Auto: 1 (a page refreshing itself) does not restart the session's
+ * idle time; use (may be NULL) says which it was: the routes a page
+ * refreshes (overview, health) record the first such read after a use,
+ * not every refresh. */
 static bool console_who(struct console *c, const rete_http_req *rq, rete_http_answer *a, bool page,
-			char user[CONSOLE_USER_MAX + 1])
+			char user[CONSOLE_USER_MAX + 1], enum who_use *use)
 {
 	char token[CONSOLE_TOKEN_HEX + 2];
 	const char *ck = rete_http_req_header(rq, "Cookie");
+	const char *au = rete_http_req_header(rq, "X-Rete-Auto");
+	bool autom = !page && au != NULL && strcmp(au, "1") == 0, first = false;
 
+	if (use != NULL)
+		*use = WHO_PERSON;
 	if (!c->auth) {
 		if (!console_host_ok(rq)) {
 			a->status = 421;
@@ -901,8 +915,13 @@ static bool console_who(struct console *c, const rete_http_req *rq, rete_http_an
 	}
 	if (ck != NULL && strlen(ck) < 4096 &&
 	    console_cookie(ck, SESSION_COOKIE, token, sizeof(token)) &&
-	    console_session_user(token, rete_now_ms(), user))
+	    (!autom			  ? console_session_user(token, rete_now_ms(), user)
+	     : use != NULL		  ? console_session_auto(token, rete_now_ms(), user, &first)
+					  : console_session_peek(token, rete_now_ms(), user))) {
+		if (use != NULL && autom)
+			*use = first ? WHO_AUTO_FIRST : WHO_AUTO_AGAIN;
 		return true;
+	}
 	if (page) {
 		/* the sign-in then leads back to the page asked, its query kept */
 		char here[210], loc[256] = "/login";
@@ -1285,7 +1304,7 @@ static void route_page(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
 	char who_[CONSOLE_USER_MAX + 1];
-	if (!console_who(c, rq, a, true, who_))
+	if (!console_who(c, rq, a, true, who_, NULL))
 		return;
 	if (!lang_ok(rq, a))
 		return;
@@ -1483,9 +1502,14 @@ static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer 
 {
 	struct console *c = ctx;
 	char who_[CONSOLE_USER_MAX + 1];
-	if (!console_who(c, rq, a, false, who_))
+	enum who_use use;
+	if (!console_who(c, rq, a, false, who_, &use))
 		return;
-	if (!console_record(c, a, who_, "overview", false))
+	if (use != WHO_AUTO_AGAIN &&
+	    !console_record(c, a, who_,
+			    use == WHO_AUTO_FIRST ? "overview, kept up to date by the open page"
+						  : "overview",
+			    false))
 		return;
 	pthread_mutex_lock(&c->lock);
 	json_t *mon = monitor_to_json(c->mc.mo, rete_now_ms(), NULL);
@@ -1709,9 +1733,14 @@ static void route_health(void *ctx, const rete_http_req *rq, rete_http_answer *a
 {
 	struct console *c = ctx;
 	char who_[CONSOLE_USER_MAX + 1];
-	if (!console_who(c, rq, a, false, who_))
+	enum who_use use;
+	if (!console_who(c, rq, a, false, who_, &use))
 		return;
-	if (!console_record(c, a, who_, "health", false))
+	if (use != WHO_AUTO_AGAIN &&
+	    !console_record(c, a, who_,
+			    use == WHO_AUTO_FIRST ? "health, kept up to date by the open page"
+						  : "health",
+			    false))
 		return;
 	bool steering = console_steering(c, who_);
 	pthread_mutex_lock(&c->lock);
@@ -1867,7 +1896,7 @@ static bool rep_begin(struct console *c, const rete_http_req *rq, rete_http_answ
 	char who_[CONSOLE_USER_MAX + 1];
 
 	*r = NULL;
-	if (!console_who(c, rq, a, false, who_) || !rep_params(rq, a, p))
+	if (!console_who(c, rq, a, false, who_, NULL) || !rep_params(rq, a, p))
 		return false;
 	if (!rep_record(c, a, who_, p, kind))
 		return false;
@@ -2096,7 +2125,7 @@ static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
 	char who_[CONSOLE_USER_MAX + 1];
-	if (!console_who(c, rq, a, false, who_))
+	if (!console_who(c, rq, a, false, who_, NULL))
 		return;
 	struct rep_req p;
 	rete_msg m = {{0}};
@@ -2425,7 +2454,7 @@ static void route_case(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
 	char who_[CONSOLE_USER_MAX + 1], what[120];
-	if (!console_who(c, rq, a, false, who_))
+	if (!console_who(c, rq, a, false, who_, NULL))
 		return;
 	const char *cid = rete_http_arg(rq, "case");
 	snprintf(what, sizeof(what), "case %.64s", id_arg_ok(cid, 64) ? cid : "(not a case id)");
@@ -2541,7 +2570,7 @@ static void route_evidence(void *ctx, const rete_http_req *rq, rete_http_answer 
 	char *text = NULL;
 	rete_err e;
 
-	if (!console_who(c, rq, a, false, who_))
+	if (!console_who(c, rq, a, false, who_, NULL))
 		return;
 	snprintf(what, sizeof(what), "evidence %s %s", id_arg_ok(sender, 128) ? sender : "-",
 		 id_arg_ok(id, 128) ? id : "-");
@@ -2704,7 +2733,7 @@ static void *sse_open(void *ctx, const rete_http_req *rq, rete_http_answer *no)
 	char user[CONSOLE_USER_MAX + 1], token[CONSOLE_TOKEN_HEX + 2];
 	const char *ck = rete_http_req_header(rq, "Cookie");
 	if (c->auth && (ck == NULL || !console_cookie(ck, "rete_session", token, sizeof(token)) ||
-			!console_session_user(token, rete_now_ms(), user))) {
+			!console_session_peek(token, rete_now_ms(), user))) {
 		no->status = 401; /* the page then sends its reader to /login */
 		rete_http_printf(no, "rete console: sign in first, at /login (no session, or it "
 				     "ended)\n");
