@@ -268,7 +268,14 @@ static bool account_stamp(const char *path, const char *user, uint8_t stamp[STAM
 	return true;
 }
 
-void console_session_new(const char *user, int64_t now_ms, const uint8_t given[CONSOLE_STAMP_LEN],
+/* session_over: s is no session, or one past its idle time or its end */
+static bool session_over(const struct session *s, int64_t now_ms)
+{
+	return s->token[0] == '\0' || now_ms - s->last > CONSOLE_SESSION_IDLE_MS ||
+	       now_ms - s->created > CONSOLE_SESSION_MAX_MS;
+}
+
+bool console_session_new(const char *user, int64_t now_ms, const uint8_t given[CONSOLE_STAMP_LEN],
 			 char token[CONSOLE_TOKEN_HEX + 1])
 {
 	uint8_t raw[CONSOLE_TOKEN_HEX / 2], stamp[STAMP_LEN] = {0};
@@ -283,21 +290,36 @@ void console_session_new(const char *user, int64_t now_ms, const uint8_t given[C
 	else if (path[0] != '\0')
 		account_stamp(path, user, stamp);
 	pthread_mutex_lock(&sess_lock);
-	size_t pick = 0;
+	/* a free place (empty, or a session over), unless the user holds
+	 * CONSOLE_SESSIONS_PER_USER live ones: then that user's least
+	 * recently used; never another user's live session */
+	size_t free_at = CONSOLE_SESSIONS_MAX, own = CONSOLE_SESSIONS_MAX, nown = 0;
 	for (size_t i = 0; i < CONSOLE_SESSIONS_MAX; i++) {
-		if (sessions[i].token[0] == '\0') {
-			pick = i;
-			break;
+		if (session_over(&sessions[i], now_ms)) {
+			if (free_at == CONSOLE_SESSIONS_MAX)
+				free_at = i;
+			continue;
 		}
-		if (sessions[i].last < sessions[pick].last)
-			pick = i;
+		if (strcmp(sessions[i].user, user) != 0)
+			continue;
+		nown++;
+		if (own == CONSOLE_SESSIONS_MAX || sessions[i].last < sessions[own].last)
+			own = i;
+	}
+	size_t pick = nown >= CONSOLE_SESSIONS_PER_USER ? own : free_at;
+	if (pick == CONSOLE_SESSIONS_MAX) {
+		pthread_mutex_unlock(&sess_lock);
+		sodium_memzero(token, CONSOLE_TOKEN_HEX + 1);
+		return false;
 	}
 	struct session *s = &sessions[pick];
+	memset(s, 0, sizeof(*s));
 	snprintf(s->token, sizeof(s->token), "%s", token);
 	snprintf(s->user, sizeof(s->user), "%s", user);
 	s->created = s->last = now_ms;
 	memcpy(s->stamp, stamp, STAMP_LEN);
 	pthread_mutex_unlock(&sess_lock);
+	return true;
 }
 
 /* how session_look counts a look: a person's use (the idle time

@@ -24,6 +24,7 @@
 
 #define CONSOLE_USER_MAX	64
 #define CONSOLE_SESSIONS_MAX	256
+#define CONSOLE_SESSIONS_PER_USER 8
 #define CONSOLE_SESSION_IDLE_MS (30LL * 60 * 1000)
 #define CONSOLE_SESSION_MAX_MS	(12LL * 3600 * 1000)
 #define CONSOLE_LOGIN_FREE	3
@@ -74,8 +75,11 @@ void console_sessions_accounts(const char *path);
  * console_accounts_check's of the sign-in: the session lives while the
  * user's line is that one (a password changed between the check and this
  * call ends it at its first look). NULL: the line as the file holds it
- * now. The oldest session is dropped when the table is full. */
-void console_session_new(const char *user, int64_t now_ms, const uint8_t stamp[CONSOLE_STAMP_LEN],
+ * now. A user holds at most CONSOLE_SESSIONS_PER_USER sessions: a new one
+ * ends that user's least recently used. Another user's live session is
+ * never ended: false (token emptied) when the table holds
+ * CONSOLE_SESSIONS_MAX live sessions of others. */
+bool console_session_new(const char *user, int64_t now_ms, const uint8_t stamp[CONSOLE_STAMP_LEN],
 			 char token[CONSOLE_TOKEN_HEX + 1]);
 
 /* console_session_user: the user of the live session with token (copied

@@ -1208,7 +1208,25 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		return;
 	}
 	char token[CONSOLE_TOKEN_HEX + 1], cookie[200];
-	console_session_new(user, now, stamp, token); /* the line checked */
+	if (!console_session_new(user, now, stamp, token)) { /* the line checked */
+		/* the table holds others' live sessions only: none of them is
+		 * ended for this one (one account signing in again and again
+		 * would sign everyone out) */
+		a->status = 503;
+		rete_http_header(a, "Retry-After", "60");
+		char note[400];
+		snprintf(note, sizeof(note),
+			 "La console ha già il massimo di sessioni aperte (%d), tutte di altri "
+			 "utenti: riprovate tra qualche minuto, o chiedete ai colleghi di uscire con "
+			 "Esci. · The console holds its most open sessions (%d), all of other "
+			 "users: try again in a few minutes, or ask colleagues to sign out with "
+			 "Esci.",
+			 CONSOLE_SESSIONS_MAX, CONSOLE_SESSIONS_MAX);
+		send_login(a, note, next);
+		snprintf(what, sizeof(what), "login %s refused: the sessions' table is full", user);
+		console_record_as(c, user, what);
+		return;
+	}
 	/* no Max-Age: the cookie ends with the browser (the next person at a
 	 * shared PC signs in); the session itself ends sooner when idle */
 	snprintf(cookie, sizeof(cookie),

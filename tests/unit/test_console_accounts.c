@@ -11,6 +11,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "accounts.h"
@@ -111,6 +112,53 @@ static void test_session_of_the_hash_checked(void **state)
 	rmdir(dir);
 }
 
+/* One account signing in again and again (256 sign-ins, rev-hostile s13
+ * #5) must not sign everyone else out: the table evicted the least
+ * recently used session of any user. Now each user holds at most
+ * CONSOLE_SESSIONS_PER_USER, a new one ending that user's oldest. */
+static void test_session_one_user_evicts_only_its_own(void **state)
+{
+	(void)state;
+	char alice[CONSOLE_TOKEN_HEX + 1], t[CONSOLE_TOKEN_HEX + 1], user[CONSOLE_USER_MAX + 1];
+	char first[CONSOLE_TOKEN_HEX + 1], last[CONSOLE_TOKEN_HEX + 1];
+	int64_t t0 = 20000000000;
+	console_session_new("alice", t0, NULL, alice);
+	for (int i = 0; i < 2 * CONSOLE_SESSIONS_MAX; i++) {
+		console_session_new("sara", t0 + 1 + i, NULL, t);
+		if (i == 0)
+			memcpy(first, t, sizeof(first));
+	}
+	memcpy(last, t, sizeof(last));
+	assert_true(console_session_user(alice, t0 + 600000, user));
+	assert_string_equal(user, "alice");
+	assert_true(console_session_user(last, t0 + 600000, user));
+	assert_false(console_session_live(first, t0 + 600000));
+	console_session_end(alice);
+}
+
+/* The table full of others' live sessions: a new sign-in is refused, not
+ * made by ending someone's session; once they are over, it is made. */
+static void test_session_table_full_refuses(void **state)
+{
+	(void)state;
+	char t[CONSOLE_TOKEN_HEX + 1], a[CONSOLE_TOKEN_HEX + 1], name[32];
+	int64_t t0 = 30000000000;
+	assert_true(console_session_new("alice", t0, NULL, a));
+	for (int i = 0; i < CONSOLE_SESSIONS_MAX - 1; i++) {
+		snprintf(name, sizeof(name), "user%d", i / CONSOLE_SESSIONS_PER_USER);
+		assert_true(console_session_new(name, t0 + 1, NULL, t));
+	}
+	assert_false(console_session_new("bob", t0 + 2, NULL, t));
+	assert_string_equal(t, "");
+	assert_true(console_session_live(a, t0 + 3));
+	/* a user at its cap still signs in again, in place of its own oldest */
+	assert_true(console_session_new("user0", t0 + 4, NULL, t));
+	assert_true(console_session_live(t, t0 + 5));
+	assert_true(console_session_live(a, t0 + 5));
+	/* the others' sessions over: there is room */
+	assert_true(console_session_new("bob", t0 + CONSOLE_SESSION_IDLE_MS + 10, NULL, t));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -118,6 +166,8 @@ int main(void)
 	    cmocka_unit_test(test_throttle_full_table_waits),
 	    cmocka_unit_test(test_session_live_does_not_touch),
 	    cmocka_unit_test(test_session_of_the_hash_checked),
+	    cmocka_unit_test(test_session_one_user_evicts_only_its_own),
+	    cmocka_unit_test(test_session_table_full_refuses),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
