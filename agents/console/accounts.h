@@ -8,10 +8,15 @@
  *
  * Sessions: a random 256-bit token (hex) per login, in the cookie
  * rete_session (HttpOnly; Secure; SameSite=Strict; Path=/), ended after
- * CONSOLE_SESSION_IDLE_MS without a request or CONSOLE_SESSION_MAX_MS in
+ * CONSOLE_SESSION_IDLE_MS without a person's request or CONSOLE_SESSION_MAX_MS in
  * all. Throttle: after CONSOLE_LOGIN_FREE failed logins for one user name
- * or from one address, each next attempt waits twice as long as the last
- * (from 2 s up to 15 minutes); a success clears that user's count.
+ * from one address, or CONSOLE_LOGIN_FREE_ADDRESS from one address (any
+ * names), each next attempt there waits twice as long as the last (from
+ * 2 s up to 15 minutes); after CONSOLE_LOGIN_FREE_USER for one user name
+ * from any addresses, that user waits the same way but at most
+ * CONSOLE_THROTTLE_USER_MAX_MS, and not from an address it signed in from
+ * before: nobody keeps a user out by guessing from elsewhere. A success
+ * clears the count of its user from its address.
  */
 #ifndef RETE_CONSOLE_ACCOUNTS_H
 #define RETE_CONSOLE_ACCOUNTS_H
@@ -28,6 +33,9 @@
 #define CONSOLE_SESSION_IDLE_MS (30LL * 60 * 1000)
 #define CONSOLE_SESSION_MAX_MS	(12LL * 3600 * 1000)
 #define CONSOLE_LOGIN_FREE	3
+#define CONSOLE_LOGIN_FREE_ADDRESS   10
+#define CONSOLE_LOGIN_FREE_USER	     10
+#define CONSOLE_THROTTLE_USER_MAX_MS 30000
 #define CONSOLE_THROTTLE_MAX	512
 #define CONSOLE_TOKEN_HEX	64
 
