@@ -327,8 +327,7 @@ bool console_session_new(const char *user, int64_t now_ms, const uint8_t given[C
  * since the last use), or a look only */
 enum look { LOOK_USE, LOOK_AUTO, LOOK_PEEK };
 
-static bool session_look(const char *token, int64_t now_ms, char *user, enum look how,
-			 bool *first);
+static bool session_look(const char *token, int64_t now_ms, char *user, enum look how, bool *first);
 
 bool console_session_user(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1])
 {
@@ -351,8 +350,7 @@ bool console_session_live(const char *token, int64_t now_ms)
 	return session_look(token, now_ms, NULL, LOOK_PEEK, NULL);
 }
 
-static bool session_look(const char *token, int64_t now_ms, char *user, enum look how,
-			 bool *first)
+static bool session_look(const char *token, int64_t now_ms, char *user, enum look how, bool *first)
 {
 	bool ok = false;
 	char who[CONSOLE_USER_MAX + 1], path[sizeof(sess_accounts)];

@@ -27,17 +27,17 @@
 
 #include "error.h"
 
-#define CONSOLE_USER_MAX	64
-#define CONSOLE_SESSIONS_MAX	256
-#define CONSOLE_SESSIONS_PER_USER 16
-#define CONSOLE_SESSION_IDLE_MS (30LL * 60 * 1000)
-#define CONSOLE_SESSION_MAX_MS	(12LL * 3600 * 1000)
-#define CONSOLE_LOGIN_FREE	3
+#define CONSOLE_USER_MAX	     64
+#define CONSOLE_SESSIONS_MAX	     256
+#define CONSOLE_SESSIONS_PER_USER    16
+#define CONSOLE_SESSION_IDLE_MS	     (30LL * 60 * 1000)
+#define CONSOLE_SESSION_MAX_MS	     (12LL * 3600 * 1000)
+#define CONSOLE_LOGIN_FREE	     3
 #define CONSOLE_LOGIN_FREE_ADDRESS   10
 #define CONSOLE_LOGIN_FREE_USER	     10
 #define CONSOLE_THROTTLE_USER_MAX_MS 30000
-#define CONSOLE_THROTTLE_MAX	512
-#define CONSOLE_TOKEN_HEX	64
+#define CONSOLE_THROTTLE_MAX	     512
+#define CONSOLE_TOKEN_HEX	     64
 
 /* console_user_valid: s is a user name as above. */
 bool console_user_valid(const char *s);

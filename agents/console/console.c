@@ -132,8 +132,9 @@ struct console {
 	unsigned streams_key, streams_per_addr;
 	bool streams_set;
 	char stream_peer[CONSOLE_STREAMS_MAX][RETE_HTTP_ADDR_MAX]; /* "": a free slot */
-	int key_line[7];      /* the lines of listen, users, tls_cert, tls_key, witnesses,
-				 access_log, steering_group in the file (console_key_line), 0: not given */
+	/* the lines of listen, users, tls_cert, tls_key, witnesses, access_log,
+	 * steering_group in the file (console_key_line), 0: not given */
+	int key_line[7];
 	bool console_section; /* the file has a [console] section */
 };
 
@@ -915,9 +916,9 @@ static bool console_who(struct console *c, const rete_http_req *rq, rete_http_an
 	}
 	if (ck != NULL && strlen(ck) < 4096 &&
 	    console_cookie(ck, SESSION_COOKIE, token, sizeof(token)) &&
-	    (!autom			  ? console_session_user(token, rete_now_ms(), user)
-	     : use != NULL		  ? console_session_auto(token, rete_now_ms(), user, &first)
-					  : console_session_peek(token, rete_now_ms(), user))) {
+	    (!autom	   ? console_session_user(token, rete_now_ms(), user)
+	     : use != NULL ? console_session_auto(token, rete_now_ms(), user, &first)
+			   : console_session_peek(token, rete_now_ms(), user))) {
 		if (use != NULL && autom)
 			*use = first ? WHO_AUTO_FIRST : WHO_AUTO_AGAIN;
 		return true;
@@ -1013,8 +1014,8 @@ static bool console_record_as(struct console *c, const char *who, const char *wh
 	"it cannot open); this read was not made, since every read is recorded; tell IT, and "     \
 	"try again once it is fixed"
 #define CONSOLE_UNRECORDED_IT                                                                      \
-	"La console non riesce a scrivere il registro degli accessi (il suo log dice perché: "     \
-	"disco pieno, file che non si apre): questa lettura non è stata fatta, perché ogni "       \
+	"La console non riesce a scrivere il registro degli accessi (il suo log dice perché: "    \
+	"disco pieno, file che non si apre): questa lettura non è stata fatta, perché ogni "     \
 	"lettura viene registrata; avvisate il tecnico e riprovate quando è risolto."
 
 /* console_unrecorded answers a read whose line console_record_as could
@@ -1215,13 +1216,14 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		a->status = 503;
 		rete_http_header(a, "Retry-After", "60");
 		char note[400];
-		snprintf(note, sizeof(note),
-			 "La console ha già il massimo di sessioni aperte (%d), tutte di altri "
-			 "utenti: riprovate tra qualche minuto, o chiedete ai colleghi di uscire con "
-			 "Esci. · The console holds its most open sessions (%d), all of other "
-			 "users: try again in a few minutes, or ask colleagues to sign out with "
-			 "Esci.",
-			 CONSOLE_SESSIONS_MAX, CONSOLE_SESSIONS_MAX);
+		snprintf(
+		    note, sizeof(note),
+		    "La console ha già il massimo di sessioni aperte (%d), tutte di altri "
+		    "utenti: riprovate tra qualche minuto, o chiedete ai colleghi di uscire con "
+		    "Esci. · The console holds its most open sessions (%d), all of other "
+		    "users: try again in a few minutes, or ask colleagues to sign out with "
+		    "Esci.",
+		    CONSOLE_SESSIONS_MAX, CONSOLE_SESSIONS_MAX);
 		send_login(a, note, next);
 		snprintf(what, sizeof(what), "login %s refused: the sessions' table is full", user);
 		console_record_as(c, user, what);
@@ -3101,17 +3103,19 @@ static void console_settle(struct console *c, const char *ini, const char *liste
 			       "[console] steering_group names accounts, but [console] users (the "
 			       "accounts file) is not given: give it, or remove steering_group");
 	char u[CONSOLE_USER_MAX + 2];
-	for (const char *q = c->steering; q != NULL && users_there && list_next(&q, u, sizeof(u));) {
+	for (const char *q = c->steering;
+	     q != NULL && users_there && list_next(&q, u, sizeof(u));) {
 		bool found = false;
 		if (console_account_exists(c->users_path, u, &found, &m) != RETE_OK)
 			break; /* the file's own problem is listed already */
 		if (!found)
-			rete_check_add(pr,
-				       "[console] steering_group: '%s' has no account in %s: with a "
-				       "name mistyped, its person would read as a coordinator; give "
-				       "the account's name as `rete console passwd` set it, or make "
-				       "the account first",
-				       u, c->users_path);
+			rete_check_add(
+			    pr,
+			    "[console] steering_group: '%s' has no account in %s: with a "
+			    "name mistyped, its person would read as a coordinator; give "
+			    "the account's name as `rete console passwd` set it, or make "
+			    "the account first",
+			    u, c->users_path);
 	}
 	rete_check_at(pr, console_key_line_of(c, "tls_cert"));
 	if ((c->tls_cert_path == NULL) != (c->tls_key_path == NULL))
