@@ -1518,18 +1518,31 @@ static json_int_t shown_version(const struct console *c, bool steering)
 	return steering ? (json_int_t)c->health_at : (json_int_t)c->version;
 }
 
+/* console_who_refresh: console_who and the access record's line for a
+ * read of what (overview, health) a page also makes by itself at each
+ * update: a person's read is recorded, a page's own the first time after
+ * the person's last use ("WHAT, kept up to date by the open page"), not
+ * every refresh. False when a holds the answer (401, the 503 of a line
+ * not written). */
+static bool console_who_refresh(struct console *c, const rete_http_req *rq, rete_http_answer *a,
+				char who_[CONSOLE_USER_MAX + 1], const char *what)
+{
+	enum who_use use;
+	char line[80];
+	if (!console_who(c, rq, a, false, who_, &use))
+		return false;
+	if (use == WHO_AUTO_AGAIN)
+		return true;
+	snprintf(line, sizeof(line), "%s%s", what,
+		 use == WHO_AUTO_FIRST ? ", kept up to date by the open page" : "");
+	return console_record(c, a, who_, line, false);
+}
+
 static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
 	char who_[CONSOLE_USER_MAX + 1];
-	enum who_use use;
-	if (!console_who(c, rq, a, false, who_, &use))
-		return;
-	if (use != WHO_AUTO_AGAIN &&
-	    !console_record(c, a, who_,
-			    use == WHO_AUTO_FIRST ? "overview, kept up to date by the open page"
-						  : "overview",
-			    false))
+	if (!console_who_refresh(c, rq, a, who_, "overview"))
 		return;
 	pthread_mutex_lock(&c->lock);
 	json_t *mon = monitor_to_json(c->mc.mo, rete_now_ms(), NULL);
@@ -1753,14 +1766,7 @@ static void route_health(void *ctx, const rete_http_req *rq, rete_http_answer *a
 {
 	struct console *c = ctx;
 	char who_[CONSOLE_USER_MAX + 1];
-	enum who_use use;
-	if (!console_who(c, rq, a, false, who_, &use))
-		return;
-	if (use != WHO_AUTO_AGAIN &&
-	    !console_record(c, a, who_,
-			    use == WHO_AUTO_FIRST ? "health, kept up to date by the open page"
-						  : "health",
-			    false))
+	if (!console_who_refresh(c, rq, a, who_, "health"))
 		return;
 	bool steering = console_steering(c, who_);
 	pthread_mutex_lock(&c->lock);

@@ -39,13 +39,9 @@ start_broker
 
 echo "+0" >"$DIR/faketime.rc"
 set_clock() { echo "$1" >"$DIR/faketime.rc.tmp" && mv "$DIR/faketime.rc.tmp" "$DIR/faketime.rc"; }
-LD_PRELOAD="$FT" FAKETIME_TIMESTAMP_FILE="$DIR/faketime.rc" FAKETIME_NO_CACHE=1 FAKETIME_DONT_FAKE_MONOTONIC=1 \
-	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
-	"$BIN/rete" console -c "$DIR/coord.ini" --listen 127.0.0.1:0 >"$DIR/console.log" 2>&1 &
-PIDS+=($!)
-wait_for 30 grep -q "serving coord.mantova's view at http://127.0.0.1:[0-9]*/" "$DIR/console.log" ||
-	fail "the console did not start: $(cat "$DIR/console.log")"
-URL=$(grep -o 'http://127.0.0.1:[0-9]*' "$DIR/console.log" | head -n 1)
+CONSOLE_ENV=(LD_PRELOAD="$FT" FAKETIME_TIMESTAMP_FILE="$DIR/faketime.rc" FAKETIME_NO_CACHE=1
+	FAKETIME_DONT_FAKE_MONOTONIC=1 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0")
+serve_console
 A="$DIR/console-access.jsonl"
 
 token() { # USER: a session's token, signed in with curl

@@ -20,11 +20,7 @@ EOT
 printf 'alice has a long password\n' | "$BIN/rete" console passwd alice -c "$DIR/coord.ini" >"$DIR/p.out" 2>&1 ||
 	fail "passwd alice: $(cat "$DIR/p.out")"
 start_broker
-"$BIN/rete" console -c "$DIR/coord.ini" --listen 127.0.0.1:0 >"$DIR/console.log" 2>&1 &
-PIDS+=($!)
-wait_for 30 grep -q "serving coord.mantova's view at http://127.0.0.1:[0-9]*/" "$DIR/console.log" ||
-	fail "the console did not start: $(cat "$DIR/console.log")"
-URL=$(grep -o 'http://127.0.0.1:[0-9]*' "$DIR/console.log" | head -n 1)
+serve_console
 
 login() { # ADDRESS PASSWORD: the answer's code
 	curl -s --interface "$1" -o "$DIR/l.txt" -w '%{http_code}' --data-urlencode user=alice \

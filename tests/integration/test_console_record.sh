@@ -25,11 +25,7 @@ printf 'alice has a long password\n' | "$BIN/rete" console passwd alice -c "$DIR
 	fail "passwd alice: $(cat "$DIR/p.out")"
 start_broker
 
-"$BIN/rete" console -c "$DIR/coord.ini" --listen 127.0.0.1:0 >"$DIR/console.log" 2>&1 &
-PIDS+=($!)
-wait_for 30 grep -q "serving coord.mantova's view at http://127.0.0.1:[0-9]*/" "$DIR/console.log" ||
-	fail "the console did not start: $(cat "$DIR/console.log")"
-URL=$(grep -o 'http://127.0.0.1:[0-9]*' "$DIR/console.log" | head -n 1)
+serve_console
 A="$DIR/rec/console-access.jsonl"
 
 login() {
@@ -61,15 +57,15 @@ code=$(login)
 [ "$code" = 503 ] && ! grep -qi '^set-cookie: rete_session=[0-9a-f]' "$DIR/login.h" &&
 	grep -q "registro degli accessi" "$DIR/login.txt" ||
 	bad "a sign-in with the record unwritable: $code $(grep -i set-cookie "$DIR/login.h")"
-n=$(grep -c "cannot write its access record\|cannot append to the access record\|cannot open the access record" "$DIR/console.log")
-[ "$n" = 1 ] || bad "the console's log should say it once, says it $n times: $(cat "$DIR/console.log")"
+n=$(grep -c "cannot write its access record\|cannot append to the access record\|cannot open the access record" "$DIR/coord.log")
+[ "$n" = 1 ] || bad "the console's log should say it once, says it $n times: $(cat "$DIR/coord.log")"
 
 # writable again: the next read is made, and recorded
 rmdir "$A" && mv "$A.kept" "$A" || fail "cannot give the record back"
 code=$(get "api/case?case=mn-2026-0001")
 [ "$code" = 200 ] || bad "a case read, the record writable again: $code $(cat "$DIR/g.txt")"
 [ "$(grep -c '"what":"case mn-2026-0001"' "$A")" = 2 ] || bad "the reads recorded: $(cat "$A")"
-grep -q "takes lines again" "$DIR/console.log" || bad "the log does not say the record works again: $(cat "$DIR/console.log")"
+grep -q "takes lines again" "$DIR/coord.log" || bad "the log does not say the record works again: $(cat "$DIR/coord.log")"
 
 [ "$FAILS" = 0 ] || exit 1
 echo "ok: a read the console cannot record is not made"

@@ -38,19 +38,9 @@ config() {
 	} >"$DIR/$1.ini"
 }
 
-CPID=
-# console NAME: the console of DIR/NAME.ini on a free port (URL), or fail
-console() {
-	"$BIN/rete" console -c "$DIR/$1.ini" --listen 127.0.0.1:0 >"$DIR/$1.log" 2>&1 &
-	CPID=$!
-	PIDS+=($CPID)
-	CLOG="$DIR/$1.log"
-	wait_for 30 grep -q "serving coord.mantova's view at http://127.0.0.1:[0-9]*/" "$CLOG" || fail "the console of $1.ini did not start: $(cat "$DIR/$1.log")"
-	URL=$(grep -o 'http://127.0.0.1:[0-9]*' "$DIR/$1.log" | head -n 1)
-}
 stop_console() {
-	kill "$CPID" 2>/dev/null
-	wait "$CPID" 2>/dev/null
+	kill "$CONSOLE_PID" 2>/dev/null
+	wait "$CONSOLE_PID" 2>/dev/null
 }
 
 # case_code USER: what /api/case answers USER (signed in)
@@ -71,7 +61,7 @@ printf 'steering_group = sara,\n\tmarco\n' | config wrapped
 what="check-config, a wrapped list"
 run "$BIN/rete" --check-config -c "$DIR/wrapped.ini"
 expect 0 "fine"
-console wrapped
+serve_console wrapped
 for u in sara marco; do
 	code=$(case_code $u)
 	[ "$code" = 403 ] || bad "wrapped list: $u (steering group, line $([ $u = sara ] && echo 1 || echo 2)) reads a case: $code"
@@ -93,32 +83,36 @@ done
 what="check-config, a long list on three lines"
 run "$BIN/rete" --check-config -c "$DIR/long.ini"
 expect 0 "fine"
-console long
+serve_console long
 code=$(case_code marco)
 [ "$code" = 403 ] || bad "a list on three lines: marco (its last line) reads a case: $code"
 code=$(case_code anna08)
 [ "$code" = 403 ] || bad "a list on three lines: anna08 (its second line) reads a case: $code"
 stop_console
 
+# refused NAME WHAT CHECK-TEXT START-TEXT: DIR/NAME.ini refused by
+# `rete --check-config` (saying CHECK-TEXT) and at the start (START-TEXT,
+# never serving)
+refused() {
+	what="check-config, $2"
+	run "$BIN/rete" --check-config -c "$DIR/$1.ini"
+	expect 2 "$3"
+	what="the start, $2"
+	run timeout 20 "$BIN/rete" console -c "$DIR/$1.ini" --listen 127.0.0.1:0
+	expect 2 "$4"
+	lacks "serving"
+}
+
 # --- the key given twice: refused, where the check and the start say so
 printf 'steering_group = sara\nsteering_group = marco\n' | config twice
-what="check-config, steering_group twice"
-run "$BIN/rete" --check-config -c "$DIR/twice.ini"
-expect 2 "twice.ini:$(($(wc -l <"$DIR/base.ini") + 2)): [console] steering_group: given twice"
-what="the start, steering_group twice"
-run timeout 20 "$BIN/rete" console -c "$DIR/twice.ini" --listen 127.0.0.1:0
-expect 2 "steering_group: given twice"
-lacks "serving"
+refused twice "steering_group twice" \
+	"twice.ini:$(($(wc -l <"$DIR/base.ini") + 2)): [console] steering_group: given twice" \
+	"steering_group: given twice"
 
 # --- a name that is no account: refused (sara would read as a coordinator)
 printf 'steering_group = sarra, marco\n' | config typo
-what="check-config, a name with no account"
-run "$BIN/rete" --check-config -c "$DIR/typo.ini"
-expect 2 "[console] steering_group: 'sarra' has no account in"
-what="the start, a name with no account"
-run timeout 20 "$BIN/rete" console -c "$DIR/typo.ini" --listen 127.0.0.1:0
-expect 2 "'sarra' has no account"
-lacks "serving"
+refused typo "a name with no account" "[console] steering_group: 'sarra' has no account in" \
+	"'sarra' has no account"
 
 # --- another [console] key does not take a continuation line
 printf 'steering_group = sara\nlisten = 127.0.0.1:8480\n  127.0.0.1:8481\n' | config listen2
