@@ -2087,13 +2087,12 @@ static bool timestamp_refuses(broker *b, broker_frame *f)
 
 /* storage_full_note keeps what health tells of a store that cannot write:
  * a commit of submissions that failed as storage full (they were refused)
- * starts or continues the spell, one that went through ends it. */
-static void storage_full_note(broker *b, const broker_batch *bt, rete_err err)
+ * starts or continues the spell, one that went through ends it. writes is
+ * the number of the batch's frames that wrote (an op in the commit),
+ * counted by batch_answer in its own walk of the frames: the per-batch
+ * path walks them once. */
+static void storage_full_note(broker *b, uint64_t writes, rete_err err)
 {
-	uint64_t writes = 0;
-	for (size_t i = 0; i < bt->n; i++)
-		if (bt->frames[i].op >= 0)
-			writes++;
 	if (writes == 0) /* queries only: nothing was written, nothing learnt */
 		return;
 	if (err == RETE_OK) {
@@ -2112,11 +2111,12 @@ static void storage_full_note(broker *b, const broker_batch *bt, rete_err err)
 static void batch_answer(broker *b, broker_batch *bt)
 {
 	rete_err err = batch_logged(b, bt);
-	storage_full_note(b, bt, err);
+	uint64_t writes = 0;
 	for (size_t i = 0; i < bt->n; i++) {
 		broker_frame *f = &bt->frames[i];
 		if (f->op < 0)
 			continue;
+		writes++;
 		const rete_store_op *op = &bt->ops[f->op];
 		if (err != RETE_OK) {
 			broker_refuse(f,
@@ -2146,6 +2146,8 @@ static void batch_answer(broker *b, broker_batch *bt)
 			send_refusal(b, f, true);
 		}
 	}
+	/* before the queries below: a health query in this batch sees it */
+	storage_full_note(b, writes, err);
 	if (err != RETE_OK) /* the ACKs of this batch were not recorded: deliver again */
 		for (size_t i = 0; i < bt->nops; i++)
 			if (bt->ops[i].kind == RETE_STORE_OP_ACK) {

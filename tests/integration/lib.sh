@@ -24,6 +24,12 @@
 # need_faketime. A test that must do more on exit defines
 # before_cleanup (it runs first). Waits poll with deadlines (no sleep as
 # synchronisation). Safe under `set -e` and `set -u`.
+#
+# A process started again into the log of the one before (`cmd >LOG 2>&1 &`)
+# and then waited for by a line in LOG: empty LOG first (`: >LOG`). The >
+# of a background command is done by the forked child when it runs, and on
+# a loaded machine the test's next line may read LOG before it, finding the
+# line the process before wrote (session 13: two flakes of this kind).
 
 # itest_init TAG: see above.
 itest_init() {
