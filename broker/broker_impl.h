@@ -142,6 +142,7 @@ typedef struct broker_frame {
 	long op;	/* index in the batch's ops, or -1 */
 	rete_buf proof; /* its receipt's inclusion proof (hashes of RETE_MERKLE_HASH
 			   bytes) to the batch's note, made by the committer */
+	bool receipted; /* its receipt went once the journal held the batch */
 	Rete__ErrorCode error;
 	char error_text[RETE_STORE_ERROR_MAX]; /* the store's sentences pass whole */
 	char field[128];
