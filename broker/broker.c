@@ -2231,6 +2231,39 @@ static void pipe_collect(broker *b)
 	batch_answer(b, bt);
 }
 
+/* catch_up: a batch receipted from the store's journal whose LMDB commit
+ * failed (rete_store_commit_durable) goes into LMDB before anything reads
+ * or writes the store (each batch, each second's scan); the log says why
+ * it could not, once a minute, and when it could. Its recipients' queues
+ * are read again then. */
+static void catch_up(broker *b)
+{
+	rete_msg m;
+	if (!b->behind) {
+		if (!rete_store_behind(b->store, &m))
+			return;
+		b->behind = true;
+		b->behind_said_ms = mono_ms();
+		broker_log_error("the store could not commit a batch already receipted: %s; it is "
+				 "in the store's journal (durable) and goes into the store as soon "
+				 "as it can be written; until then it is not delivered",
+				 m.text);
+	}
+	if (rete_store_catch_up(b->store, &m) != RETE_OK) {
+		if (mono_ms() - b->behind_said_ms >= 60000) {
+			b->behind_said_ms = mono_ms();
+			broker_log_error("a batch receipted from the store's journal is still not "
+					 "in the store: %s",
+					 m.text);
+		}
+		return;
+	}
+	b->behind = false;
+	broker_log_info("the batch receipted from the store's journal is in the store now");
+	for (size_t i = 0; i < b->npeers; i++)
+		b->peers[i].dirty = true;
+}
+
 /* run_batch reads what is waiting and takes it through the pipeline. The
  * batch before may still be committing: its commit overlaps this batch's
  * reading and verification, and it is answered before this batch's checks,
@@ -2247,6 +2280,8 @@ static void run_batch(broker *b, broker_frame **jobs)
 	bt->n = n;
 	bt->read_us = broker_metrics_now_us();
 	int64_t now = rete_now_ms();
+	if (b->fly == NULL)
+		catch_up(b);
 
 	/* 1. what needs no signature; HELLO and PING are answered at once */
 	size_t njobs = 0;
@@ -2347,6 +2382,7 @@ static void run_batch(broker *b, broker_frame **jobs)
 		batch_commit(b, bt, true);
 		broker_metrics_observe(b->metrics, BH_COMMIT, broker_metrics_now_us() - t0, 1);
 		batch_answer(b, bt);
+		catch_up(b); /* says so at once if LMDB's commit of it failed */
 		return;
 	}
 
@@ -3798,6 +3834,7 @@ int broker_run(broker_config *c, unsigned flags)
 		if (now - b.last_scan_ms >= 1000) {
 			b.last_scan_ms = now;
 			pipe_collect(&b);
+			catch_up(&b);
 			scan(&b);
 			redeliver(&b, now);
 			hellos_sweep(&b, now);

@@ -222,6 +222,8 @@ typedef struct broker {
 	uint64_t rc_size;
 	bool state_due;	      /* the state file is behind cp_note (checkpoint_state) */
 	int64_t cp_failed_ms; /* when a batch's commit last refused its checkpoint */
+	bool behind;	      /* a receipted batch is in the store's journal only */
+	int64_t behind_said_ms; /* when the log last said why (mono) */
 	uint32_t epoch;	      /* the log's epoch (store_identity.h) */
 	int store_lock;	      /* fd holding the store's writer lock, or -1 */
 	char *restore_note;   /* a declared restore: the last checkpoint signed before */

@@ -249,6 +249,14 @@ rete_err rete_store_commit_checkpoint(rete_store *s, rete_store_op *ops, size_t 
 				      rete_merkle_memo *memo, uint64_t size, const char *note,
 				      rete_msg *m);
 
+/* rete_store_behind: a batch made durable by the journal (its receipts
+ * sent) is not yet in LMDB, whose commit of it failed (a full disk, an I/O
+ * error): m says why. Readers do not see it until it is; every write, and
+ * rete_store_catch_up, tries it first. rete_store_catch_up returns RETE_OK
+ * once nothing is behind, or the error that keeps it out. */
+bool rete_store_behind(rete_store *s, rete_msg *m);
+rete_err rete_store_catch_up(rete_store *s, rete_msg *m);
+
 /* ---------------------------------------------------------------------------
  * Reading. Every read function takes `rt`: NULL = it opens and closes its
  * own short read transaction; or a handle from rete_store_read_begin, so a

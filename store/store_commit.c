@@ -1417,7 +1417,7 @@ typedef rete_err (*write_fn)(struct batch *b, void *ctx);
  * bytes than asked, which is how a full file system often answers) as EIO,
  * not ENOSPC. When the store's file system has (almost) no room left, that
  * EIO is a full disk, and the caller must hear "storage full". */
-static bool store_disk_nearly_full(const rete_store *s)
+bool store_disk_nearly_full(const rete_store *s)
 {
 	struct statvfs sv;
 	if (statvfs(s->st_dir, &sv) != 0)

@@ -81,6 +81,7 @@ struct rete_store {
 	uint8_t *st_jrec;
 	size_t st_jrec_len, st_jrec_cap;
 	bool st_jpending;
+	char st_jwhy[512]; /* why it is (st_jpending) */
 	store_redo st_redo; /* the batch being written, journaled */
 };
 
@@ -204,6 +205,10 @@ size_t store_referral_encode(const Rete__ReferralInfo *r, uint8_t *buf, size_t c
 
 /* store_dir_forget drops the cached directory. */
 void store_dir_forget(rete_store *s);
+
+/* store_disk_nearly_full: the store's file system has (almost) no room
+ * left, so that an EIO from LMDB (a short write) is a full disk. */
+bool store_disk_nearly_full(const rete_store *s);
 
 /* ---- the journal (store_journal.c) ------------------------------------------ */
 

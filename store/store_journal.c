@@ -68,7 +68,7 @@
 #define J_HASH	     32
 #define J_PRE	     (J_HEAD + J_HASH)
 #define J_OP	     10		  /* op, db, klen BE32, vlen BE32 */
-#define J_PREALLOC   (1u << 20)	  /* each file starts this long, zero-filled */
+#define J_PREALLOC   (256u << 10) /* each file starts this long, zero-filled */
 #define J_RECORD_MAX (1ull << 34) /* a record longer than this is not one */
 
 /* The databases a batch writes, by their number in a record. */
@@ -455,6 +455,8 @@ static rete_err journal_apply(rete_store *s, const struct jrec *j, rete_msg *m)
 		}
 		if (rc == 0 && mdb_env_sync(s->st_env, 1) != 0)
 			rc = errno ? errno : EIO;
+		if (rc == EIO && store_disk_nearly_full(s))
+			rc = ENOSPC;
 		if (rc != 0)
 			return store_lmdb_err(m, rc, "store: applying a batch of its journal");
 		store_seen_raise(s, j->seq);
@@ -485,7 +487,30 @@ rete_err store_journal_pending(rete_store *s, rete_msg *m)
 rete_err store_journal_failed_commit(rete_store *s, rete_msg *m)
 {
 	s->st_jpending = true;
-	return store_journal_pending(s, m);
+	rete_err err = store_journal_pending(s, m);
+	if (err != RETE_OK)
+		snprintf(s->st_jwhy, sizeof(s->st_jwhy), "%s", m->text);
+	return err;
+}
+
+bool rete_store_behind(rete_store *s, rete_msg *m)
+{
+	pthread_mutex_lock(&s->st_write);
+	bool behind = s->st_jpending;
+	if (behind)
+		rete_msg_set(m, RETE_ESTORE, "%s", s->st_jwhy);
+	pthread_mutex_unlock(&s->st_write);
+	return behind;
+}
+
+rete_err rete_store_catch_up(rete_store *s, rete_msg *m)
+{
+	pthread_mutex_lock(&s->st_write);
+	rete_err err = store_journal_pending(s, m);
+	if (err != RETE_OK)
+		snprintf(s->st_jwhy, sizeof(s->st_jwhy), "%s", m->text);
+	pthread_mutex_unlock(&s->st_write);
+	return err;
 }
 
 /* read_record reads the record of journal file `path` into *buf (NULL,
