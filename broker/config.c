@@ -634,18 +634,20 @@ const char *broker_access_log_bad(const broker_config *c, const char *path, char
 		size_t dl = strlen(d);
 		while (dl > 1 && d[dl - 1] == '/')
 			d[--dl] = '\0';
-		/* the folder itself, LMDB's two files and the writer's lock are
-		 * the broker's own;
+		/* the folder itself, LMDB's two files, the journal's two
+		 * (store schema 4) and the writer's lock are the broker's own;
 		 * any other file there is only a poor place (0.7.0 took it, and
 		 * a broker.ini that ran must go on running): access_check warns */
 		if (strcmp(a, d) == 0 || (strncmp(a, d, dl) == 0 && a[dl] == '/' &&
 					  (strcmp(a + dl + 1, "data.mdb") == 0 ||
 					   strcmp(a + dl + 1, "lock.mdb") == 0 ||
+					   strcmp(a + dl + 1, "journal.0") == 0 ||
+					   strcmp(a + dl + 1, "journal.1") == 0 ||
 					   strcmp(a + dl + 1, RETE_STORE_LOCK_FILE) == 0))) {
 			snprintf(buf, n,
 				 "%s is the store folder %s or one of the store's files in it "
-				 "(data.mdb, lock.mdb, " RETE_STORE_LOCK_FILE "), the broker's "
-				 "own: the record would write over it",
+				 "(data.mdb, lock.mdb, journal.0, journal.1, " RETE_STORE_LOCK_FILE
+				 "), the broker's own: the record would write over it",
 				 path, c->data);
 			return buf;
 		}

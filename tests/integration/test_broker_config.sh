@@ -106,16 +106,20 @@ for own in store.state store/data.mdb broker.ini ../keys/broker.mantova.key ../k
 	check
 	expect 2 "[broker] access_log" "the broker's own"
 done
-# a file of LMDB's in the store folder is the broker's own; a new file
-# there (0.7.0 recorded reads there) is a WARNING: a restore replaces
-# the folder, and with it the record
+# a file of LMDB's or of the journal's (store schema 4) in the store
+# folder is the broker's own; a new file there (0.7.0 recorded reads
+# there) is a WARNING: a restore replaces the folder, and with it the
+# record
 mkdir -p "$DIR/broker/store"
-touch "$DIR/broker/store/lock.mdb"
-what="access_log = store/lock.mdb"
-with "access_log = store/lock.mdb"
-check
-expect 2 "[broker] access_log" "the broker's own"
-rm -f "$DIR/broker/store/data.mdb" "$DIR/broker/store/lock.mdb"
+for own in lock.mdb journal.0 journal.1; do
+	touch "$DIR/broker/store/$own"
+	what="access_log = store/$own"
+	with "access_log = store/$own"
+	check
+	expect 2 "[broker] access_log" "the broker's own"
+	rm -f "$DIR/broker/store/$own"
+done
+rm -f "$DIR/broker/store/data.mdb"
 what="access_log = store/access.log (as on 0.7.0)"
 with "access_log = store/access.log"
 check
