@@ -46,6 +46,9 @@
  *                       another entry (dp-ref-1's), replayed: kept as early,
  *                       then, once the receipt names another entry, the
  *                       DELIVERY ALARM, not a settlement
+ *   early_unsigned      the same with a Delivery that carries no signed ack
+ *                       (the entry taken off cpi's queue): the alarm once
+ *                       the receipt comes
  *
  * Waits are for log lines and files with deadlines, never sleeps.
  */
@@ -761,13 +764,15 @@ static void test_early_delivery(void **state)
 	agent_db_close(&db);
 }
 
-/* A replayed acknowledgement of another entry, before the receipt: the
- * alarm once the receipt comes, no settlement. */
-static void test_early_forged(void **state)
+/* dp_early_forged_run: dp-ref-1 delivered honestly, cpi's agent stopped;
+ * social's `id` logged, its receipt lost (dp_sign_unanswered,
+ * dp_submit_lost); the operator logs a Delivery of it: with cpi's genuine
+ * signed ack of dp-ref-1's entry, replayed (replay), or with none (the
+ * entry taken off cpi's queue). Social's agent, started again, gets it
+ * before the receipt: the delivery alarm once the receipt comes (the
+ * alarm's sentence says why), not a settlement. */
+static void dp_early_forged_run(it_net *n, const char *id, bool replay, const char *why)
 {
-	it_net *n = it_net_new("dp-early-forged", NULL);
-	assert_non_null(n);
-	*state = n;
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	assert_true(it_agent_start(n, IT_CPI));
@@ -775,37 +780,62 @@ static void test_early_forged(void **state)
 	struct dp_find one = dp_until_logged(n, "dp-ref-1", true);
 	assert_true(one.signed_ack);
 	dp_expect(n, IT_SOCIAL, "message dp-ref-1 delivered: no longer held", 1);
-	/* cpi never takes dp-early-2 */
+	/* cpi never takes it */
 	assert_true(it_stop(&n->agent_pid[IT_CPI], SIGTERM, it_wait_ms()) != -1);
 
 	it_msg o;
 	memset(&o, 0, sizeof(o));
-	dp_sign_unanswered(n, "dp-early-2", &o);
+	dp_sign_unanswered(n, id, &o);
 	uint64_t e = dp_submit_lost(n, &o);
 	it_msg_free(&o);
-	/* the operator's edit: a Delivery of dp-early-2 as entry 1, with
-	 * cpi's genuine signed ack of entry 1 (dp-ref-1's) */
+	/* the operator's edit */
 	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
-	uint64_t forged = dp_replay_delivery(n, e, "dp-early-2", one.delivery);
+	uint64_t forged = replay ? dp_replay_delivery(n, e, id, one.delivery)
+				 : dp_forge_delivery(n, e, it_party_ids[IT_CPI]);
 	assert_true(it_broker_start(n));
 
 	assert_true(it_agent_start(n, IT_SOCIAL));
-	dp_early_order(n, "dp-early-2", forged);
-	char want[300];
+	dp_early_order(n, id, forged);
+	char want[400];
 	snprintf(
 	    want, sizeof(want),
 	    "social.mantova error: DELIVERY ALARM: the broker logged a delivery to cpi.mantova "
-	    "that cpi.mantova did not sign (entry %" PRIu64 ")",
-	    forged);
+	    "that cpi.mantova did not sign (entry %" PRIu64 "): %s",
+	    forged, why);
 	dp_expect(n, IT_SOCIAL, want, 1);
 	char log[1300];
 	tu_path(log, sizeof(log), "%s/%s.log", n->dir, it_party_ids[IT_SOCIAL]);
-	assert_int_equal(tu_occurrences(log, "message dp-early-2 delivered: no longer held"), 0);
+	snprintf(want, sizeof(want), "message %s delivered: no longer held", id);
+	assert_int_equal(tu_occurrences(log, want), 0);
 	size_t alarms = 0;
-	char *line = dp_status_line(n, "dp-early-2", &alarms);
+	char *line = dp_status_line(n, id, &alarms);
 	assert_non_null(strstr(line, "status requested"));
 	free(line);
 	assert_int_equal(alarms, 1);
+}
+
+/* A replayed acknowledgement of another entry, before the receipt: the
+ * alarm once the receipt comes, no settlement. */
+static void test_early_forged(void **state)
+{
+	it_net *n = it_net_new("dp-early-forged", NULL);
+	assert_non_null(n);
+	*state = n;
+	dp_early_forged_run(n, "dp-early-2", true,
+			    "it came before our receipt and names entry 1 as our message "
+			    "dp-early-2, but the receipt that came after it proves our message is "
+			    "entry 3");
+}
+
+/* A Delivery with no signed acknowledgement, before the receipt: the
+ * alarm once the receipt comes. */
+static void test_early_unsigned(void **state)
+{
+	it_net *n = it_net_new("dp-early-unsigned", NULL);
+	assert_non_null(n);
+	*state = n;
+	dp_early_forged_run(n, "dp-early-3", false,
+			    "it carries no acknowledgement signed by cpi.mantova");
 }
 
 int main(void)
@@ -817,6 +847,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_second_delivery, teardown),
 	    cmocka_unit_test_teardown(test_early_delivery, teardown),
 	    cmocka_unit_test_teardown(test_early_forged, teardown),
+	    cmocka_unit_test_teardown(test_early_unsigned, teardown),
 	};
 	if (getenv("RETE_TEST_ONLY") != NULL) /* e.g. RETE_TEST_ONLY=test_early_delivery */
 		cmocka_set_test_filter(getenv("RETE_TEST_ONLY"));
