@@ -304,6 +304,41 @@ agent_dlv agent_delivery_check(agent *a, const Rete__Message *msg, char *to, siz
 	return dlv_judge(a, msg, false, to, tlen, why, wlen);
 }
 
+/* dlv_meta_array: the JSON array kept under meta key (the alarms, the
+ * early delivery receipts), read in the open transaction if there is one:
+ * always an array (an empty one when absent or unreadable), NULL only
+ * when out of memory. */
+static json_t *dlv_meta_array(agent *a, const char *key)
+{
+	rete_buf v = {0};
+	rete_msg im = {{0}};
+	json_t *arr = NULL;
+	if (agent_db_get(a->db, AGENT_DB_META, key, strlen(key), &v, &im) == RETE_OK) {
+		arr = json_loadb((const char *)v.data, v.len, 0, NULL);
+		rete_buf_free(&v);
+	}
+	if (!json_is_array(arr)) {
+		json_decref(arr);
+		arr = json_array();
+	}
+	return arr;
+}
+
+/* dlv_meta_store writes arr under meta key, in the open transaction if
+ * there is one (the key goes when arr is empty). RETE_ENOMEM, RETE_EFULL,
+ * RETE_ESTORE. */
+static rete_err dlv_meta_store(agent *a, const char *key, json_t *arr, rete_msg *m)
+{
+	if (json_array_size(arr) == 0)
+		return agent_db_del(a->db, AGENT_DB_META, key, strlen(key), m);
+	char *text = json_dumps(arr, JSON_COMPACT);
+	if (text == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	rete_err err = agent_db_put(a->db, AGENT_DB_META, key, strlen(key), text, strlen(text), m);
+	free(text);
+	return err;
+}
+
 rete_err agent_delivery_record(agent *a, uint64_t at, const Rete__Message *msg, agent_dlv verdict,
 			       const char *to, const char *why, rete_msg *m)
 {
@@ -322,18 +357,7 @@ rete_err agent_delivery_record(agent *a, uint64_t at, const Rete__Message *msg, 
 	}
 	if (verdict != AGENT_DLV_UNPROVEN)
 		return RETE_OK;
-	rete_buf v = {0};
-	rete_msg im = {{0}};
-	json_t *arr = NULL;
-	if (agent_db_get(a->db, AGENT_DB_META, AGENT_META_DELIVERY_ALARMS,
-			 strlen(AGENT_META_DELIVERY_ALARMS), &v, &im) == RETE_OK) {
-		arr = json_loadb((const char *)v.data, v.len, 0, NULL);
-		rete_buf_free(&v);
-	}
-	if (!json_is_array(arr)) {
-		json_decref(arr);
-		arr = json_array();
-	}
+	json_t *arr = dlv_meta_array(a, AGENT_META_DELIVERY_ALARMS);
 	json_t *o = json_object();
 	if (arr == NULL || o == NULL) {
 		json_decref(arr);
@@ -356,13 +380,8 @@ rete_err agent_delivery_record(agent *a, uint64_t at, const Rete__Message *msg, 
 	json_array_append_new(arr, o);
 	while (json_array_size(arr) > AGENT_DELIVERY_ALARMS_MAX)
 		json_array_remove(arr, 0);
-	char *text = json_dumps(arr, JSON_COMPACT);
+	rete_err err = dlv_meta_store(a, AGENT_META_DELIVERY_ALARMS, arr, m);
 	json_decref(arr);
-	if (text == NULL)
-		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
-	rete_err err = agent_db_put(a->db, AGENT_DB_META, AGENT_META_DELIVERY_ALARMS,
-				    strlen(AGENT_META_DELIVERY_ALARMS), text, strlen(text), m);
-	free(text);
 	return err;
 }
 
@@ -406,40 +425,6 @@ rete_err agent_delivery_settles(agent *a, const Rete__Message *msg, rete_msg *m)
 
 /* --- delivery receipts before their receipt ------------------------------ */
 
-/* dlv_early_load: the kept early delivery receipts (meta, in the open
- * transaction): always an array, NULL only when out of memory. */
-static json_t *dlv_early_load(agent *a)
-{
-	rete_buf v = {0};
-	rete_msg im = {{0}};
-	json_t *arr = NULL;
-	if (agent_db_get(a->db, AGENT_DB_META, AGENT_META_EARLY_DELIVERIES,
-			 strlen(AGENT_META_EARLY_DELIVERIES), &v, &im) == RETE_OK) {
-		arr = json_loadb((const char *)v.data, v.len, 0, NULL);
-		rete_buf_free(&v);
-	}
-	if (!json_is_array(arr)) {
-		json_decref(arr);
-		arr = json_array();
-	}
-	return arr;
-}
-
-/* dlv_early_store writes arr back (the key goes when it is empty). */
-static rete_err dlv_early_store(agent *a, json_t *arr, rete_msg *m)
-{
-	if (json_array_size(arr) == 0)
-		return agent_db_del(a->db, AGENT_DB_META, AGENT_META_EARLY_DELIVERIES,
-				    strlen(AGENT_META_EARLY_DELIVERIES), m);
-	char *text = json_dumps(arr, JSON_COMPACT);
-	if (text == NULL)
-		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
-	rete_err err = agent_db_put(a->db, AGENT_DB_META, AGENT_META_EARLY_DELIVERIES,
-				    strlen(AGENT_META_EARLY_DELIVERIES), text, strlen(text), m);
-	free(text);
-	return err;
-}
-
 /* dlv_message_id: the message a delivery receipt names. */
 static const char *dlv_message_id(const Rete__Message *msg)
 {
@@ -456,7 +441,7 @@ rete_err agent_delivery_keep_early(agent *a, const ProtobufCBinaryData *entry,
 	char idx[24];
 	snprintf(idx, sizeof(idx), "%" PRIu64, le->index);
 	rete__log_entry__free_unpacked(le, NULL);
-	json_t *arr = dlv_early_load(a);
+	json_t *arr = dlv_meta_array(a, AGENT_META_EARLY_DELIVERIES);
 	char *b64 = rete_b64_encode(entry->data, entry->len);
 	json_t *o = json_object();
 	if (arr == NULL || b64 == NULL || o == NULL) {
@@ -485,7 +470,7 @@ rete_err agent_delivery_keep_early(agent *a, const ProtobufCBinaryData *entry,
 				 json_string_value(json_object_get(old, "messageId")));
 		json_array_remove(arr, 0);
 	}
-	rete_err err = dlv_early_store(a, arr, m);
+	rete_err err = dlv_meta_store(a, AGENT_META_EARLY_DELIVERIES, arr, m);
 	json_decref(arr);
 	return err;
 }
@@ -560,7 +545,7 @@ rete_err agent_delivery_judge_early(agent *a, const char *id, json_t **said, ret
 			 strlen(AGENT_META_EARLY_DELIVERIES), &v, &im) != RETE_OK)
 		return RETE_OK;
 	rete_buf_free(&v);
-	json_t *arr = dlv_early_load(a);
+	json_t *arr = dlv_meta_array(a, AGENT_META_EARLY_DELIVERIES);
 	if (arr == NULL)
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
 	rete_err err = RETE_OK;
@@ -584,7 +569,7 @@ rete_err agent_delivery_judge_early(agent *a, const char *id, json_t **said, ret
 		changed = true;
 	}
 	if (err == RETE_OK && changed)
-		err = dlv_early_store(a, arr, m);
+		err = dlv_meta_store(a, AGENT_META_EARLY_DELIVERIES, arr, m);
 	json_decref(arr);
 	return err;
 }

@@ -131,10 +131,10 @@ static void dp_expect(it_net *n, int p, const char *needle, size_t want)
 	}
 }
 
-/* dp_delivered_then_held starts the broker, social and cpi; dp-ref-1 is
- * delivered honestly (its Delivery carries cpi's signed ACK: *one); then,
- * cpi's agent down, social's dp-ref-2 is logged and receipted (*two). */
-static void dp_delivered_then_held(it_net *n, struct dp_find *one, struct dp_find *two)
+/* dp_one_delivered starts the broker, social and cpi; dp-ref-1 is
+ * delivered honestly (its Delivery carries cpi's signed ACK: *one); then
+ * cpi's agent is stopped when cpi_down. */
+static void dp_one_delivered(it_net *n, struct dp_find *one, bool cpi_down)
 {
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_SOCIAL));
@@ -143,7 +143,15 @@ static void dp_delivered_then_held(it_net *n, struct dp_find *one, struct dp_fin
 	*one = dp_until_logged(n, "dp-ref-1", true);
 	assert_true(one->signed_ack);
 	dp_expect(n, IT_SOCIAL, "message dp-ref-1 delivered: no longer held", 1);
-	assert_true(it_stop(&n->agent_pid[IT_CPI], SIGTERM, it_wait_ms()) != -1);
+	if (cpi_down)
+		assert_true(it_stop(&n->agent_pid[IT_CPI], SIGTERM, it_wait_ms()) != -1);
+}
+
+/* dp_delivered_then_held: dp_one_delivered; then, cpi's agent down,
+ * social's dp-ref-2 is logged and receipted (*two). */
+static void dp_delivered_then_held(it_net *n, struct dp_find *one, struct dp_find *two)
+{
+	dp_one_delivered(n, one, true);
 	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "dp-ref-2");
 	*two = dp_until_logged(n, "dp-ref-2", false);
 	char sent[1300];
@@ -689,25 +697,28 @@ static char *dp_status_line(it_net *n, const char *id, size_t *alarms)
 	return ret;
 }
 
+/* dp_early_logged: dp_one_delivered (*one, cpi_down); then social's `id`
+ * logged with its receipt lost (dp_sign_unanswered, dp_submit_lost),
+ * social's agent stopped. Returns the entry of `id`. */
+static uint64_t dp_early_logged(it_net *n, const char *id, bool cpi_down, struct dp_find *one)
+{
+	dp_one_delivered(n, one, cpi_down);
+	it_msg o;
+	memset(&o, 0, sizeof(o));
+	dp_sign_unanswered(n, id, &o);
+	uint64_t e = dp_submit_lost(n, &o);
+	it_msg_free(&o);
+	return e;
+}
+
 /* The Delivery before the receipt: settled once the receipt comes. */
 static void test_early_delivery(void **state)
 {
 	it_net *n = it_net_new("dp-early", NULL);
 	assert_non_null(n);
 	*state = n;
-	assert_true(it_broker_start(n));
-	assert_true(it_agent_start(n, IT_SOCIAL));
-	assert_true(it_agent_start(n, IT_CPI));
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "dp-ref-1");
-	struct dp_find one = dp_until_logged(n, "dp-ref-1", true);
-	assert_true(one.signed_ack);
-	dp_expect(n, IT_SOCIAL, "message dp-ref-1 delivered: no longer held", 1);
-
-	it_msg o;
-	memset(&o, 0, sizeof(o));
-	dp_sign_unanswered(n, "dp-early-1", &o);
-	uint64_t e = dp_submit_lost(n, &o);
-	it_msg_free(&o);
+	struct dp_find one;
+	uint64_t e = dp_early_logged(n, "dp-early-1", false, &one);
 	/* cpi's agent takes it and acks it: the Delivery waits in social's
 	 * queue */
 	struct dp_find d = dp_until_logged(n, "dp-early-1", true);
@@ -765,29 +776,17 @@ static void test_early_delivery(void **state)
 }
 
 /* dp_early_forged_run: dp-ref-1 delivered honestly, cpi's agent stopped;
- * social's `id` logged, its receipt lost (dp_sign_unanswered,
- * dp_submit_lost); the operator logs a Delivery of it: with cpi's genuine
+ * social's `id` logged, its receipt lost (dp_early_logged); the operator
+ * logs a Delivery of it: with cpi's genuine
  * signed ack of dp-ref-1's entry, replayed (replay), or with none (the
  * entry taken off cpi's queue). Social's agent, started again, gets it
  * before the receipt: the delivery alarm once the receipt comes (the
  * alarm's sentence says why), not a settlement. */
 static void dp_early_forged_run(it_net *n, const char *id, bool replay, const char *why)
 {
-	assert_true(it_broker_start(n));
-	assert_true(it_agent_start(n, IT_SOCIAL));
-	assert_true(it_agent_start(n, IT_CPI));
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "dp-ref-1");
-	struct dp_find one = dp_until_logged(n, "dp-ref-1", true);
-	assert_true(one.signed_ack);
-	dp_expect(n, IT_SOCIAL, "message dp-ref-1 delivered: no longer held", 1);
-	/* cpi never takes it */
-	assert_true(it_stop(&n->agent_pid[IT_CPI], SIGTERM, it_wait_ms()) != -1);
-
-	it_msg o;
-	memset(&o, 0, sizeof(o));
-	dp_sign_unanswered(n, id, &o);
-	uint64_t e = dp_submit_lost(n, &o);
-	it_msg_free(&o);
+	/* cpi's agent down: cpi never takes it */
+	struct dp_find one;
+	uint64_t e = dp_early_logged(n, id, true, &one);
 	/* the operator's edit */
 	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
 	uint64_t forged = replay ? dp_replay_delivery(n, e, id, one.delivery)
