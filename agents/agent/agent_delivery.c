@@ -35,7 +35,9 @@
  * AGENT_META_EARLY_DELIVERIES, the newest AGENT_EARLY_DELIVERIES_MAX, in
  * the transaction that writes it to inbox/) and judged in the transaction
  * that records the receipt (agent_delivery_judge_early, from out_accept),
- * by the same rule against the entry and leaf hash the receipt proved; an
+ * by the same rule against the entry and leaf hash the receipt proved
+ * (whether an ack is due too: an unsigned one is kept, never LEGACY before
+ * the receipt says the broker is of protocol 3); an
  * ack of another entry than the receipt's is then the alarm, not NOT_OURS:
  * the broker named two entries for one message. A held message submitted
  * again in a resubmission round is not kept so (its delivery of a new
@@ -192,12 +194,10 @@ static agent_dlv dlv_judge(agent *a, const Rete__Message *msg, bool judging, cha
 	bool held = dlv_held(a, id, to, tlen, &held_index, leaf);
 	Rete__AckBody *b = NULL;
 	rete_msg m = {{0}};
-	if (sa == NULL && !dlv_required(a, id))
-		return AGENT_DLV_LEGACY;
-	/* Only our message, held, at the entry our receipt names: the ack
-	 * must be of that entry, signed by that message's recipient (from the
-	 * bytes we submitted, never from the ack), over our entry's leaf. An
-	 * ack of another entry, replayed, settles nothing. */
+	/* Before its receipt, even whether an ack is due is not known (the
+	 * receipt says whether the broker is of protocol 3; this agent may not
+	 * have submitted the message on this connection yet): kept first, so
+	 * that an unsigned delivery settles nothing on the broker's word. */
 	if (!held && !judging && agent_outbox_awaits_receipt(a, id)) {
 		snprintf(to, tlen, "its recipient");
 		snprintf(why, wlen,
@@ -207,6 +207,12 @@ static agent_dlv dlv_judge(agent *a, const Rete__Message *msg, bool judging, cha
 			 id);
 		return AGENT_DLV_EARLY;
 	}
+	if (sa == NULL && !dlv_required(a, id))
+		return AGENT_DLV_LEGACY;
+	/* Only our message, held, at the entry our receipt names: the ack
+	 * must be of that entry, signed by that message's recipient (from the
+	 * bytes we submitted, never from the ack), over our entry's leaf. An
+	 * ack of another entry, replayed, settles nothing. */
 	if (!held) {
 		snprintf(to, tlen, "its recipient");
 		snprintf(why, wlen,

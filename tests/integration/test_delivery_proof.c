@@ -49,6 +49,9 @@
  *   early_unsigned      the same with a Delivery that carries no signed ack
  *                       (the entry taken off cpi's queue): the alarm once
  *                       the receipt comes
+ *   early_unsigned_fresh the same where social's agent never verified a
+ *                       signed ack before: still the alarm (whether one is
+ *                       due is the receipt's to say), not a settlement
  *
  * Waits are for log lines and files with deadlines, never sleeps.
  */
@@ -697,12 +700,20 @@ static char *dp_status_line(it_net *n, const char *id, size_t *alarms)
 	return ret;
 }
 
-/* dp_early_logged: dp_one_delivered (*one, cpi_down); then social's `id`
+/* dp_early_logged: dp_one_delivered (*one, cpi_down; one NULL: only the
+ * broker and social's agent started, cpi's agent down); then social's `id`
  * logged with its receipt lost (dp_sign_unanswered, dp_submit_lost),
  * social's agent stopped. Returns the entry of `id`. */
 static uint64_t dp_early_logged(it_net *n, const char *id, bool cpi_down, struct dp_find *one)
 {
-	dp_one_delivered(n, one, cpi_down);
+	if (one != NULL) {
+		dp_one_delivered(n, one, cpi_down);
+	} else {
+		/* a network fresh: no signed ack seen by social's agent yet */
+		assert_true(it_broker_start(n));
+		assert_true(it_agent_start(n, IT_SOCIAL));
+		dp_expect(n, IT_SOCIAL, "info: connected to", 1);
+	}
 	it_msg o;
 	memset(&o, 0, sizeof(o));
 	dp_sign_unanswered(n, id, &o);
@@ -782,11 +793,11 @@ static void test_early_delivery(void **state)
  * entry taken off cpi's queue). Social's agent, started again, gets it
  * before the receipt: the delivery alarm once the receipt comes (the
  * alarm's sentence says why), not a settlement. */
-static void dp_early_forged_run(it_net *n, const char *id, bool replay, const char *why)
+static void dp_early_forged_run(it_net *n, const char *id, bool replay, bool fresh, const char *why)
 {
 	/* cpi's agent down: cpi never takes it */
 	struct dp_find one;
-	uint64_t e = dp_early_logged(n, id, true, &one);
+	uint64_t e = dp_early_logged(n, id, true, fresh ? NULL : &one);
 	/* the operator's edit */
 	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
 	uint64_t forged = replay ? dp_replay_delivery(n, e, id, one.delivery)
@@ -820,7 +831,7 @@ static void test_early_forged(void **state)
 	it_net *n = it_net_new("dp-early-forged", NULL);
 	assert_non_null(n);
 	*state = n;
-	dp_early_forged_run(n, "dp-early-2", true,
+	dp_early_forged_run(n, "dp-early-2", true, false,
 			    "it came before our receipt and names entry 1 as our message "
 			    "dp-early-2, but the receipt that came after it proves our message is "
 			    "entry 3");
@@ -833,7 +844,21 @@ static void test_early_unsigned(void **state)
 	it_net *n = it_net_new("dp-early-unsigned", NULL);
 	assert_non_null(n);
 	*state = n;
-	dp_early_forged_run(n, "dp-early-3", false,
+	dp_early_forged_run(n, "dp-early-3", false, false,
+			    "it carries no acknowledgement signed by cpi.mantova");
+}
+
+/* The same where social's agent has seen no signed ack yet (a fresh
+ * network) and had not submitted the message again on this connection
+ * when the Delivery came: whether an ack is due is the receipt's to say
+ * (protocol 3), so the unsigned Delivery is the alarm, not a settlement
+ * as of a protocol-2 message. */
+static void test_early_unsigned_fresh(void **state)
+{
+	it_net *n = it_net_new("dp-early-fresh", NULL);
+	assert_non_null(n);
+	*state = n;
+	dp_early_forged_run(n, "dp-early-4", false, true,
 			    "it carries no acknowledgement signed by cpi.mantova");
 }
 
@@ -847,6 +872,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_early_delivery, teardown),
 	    cmocka_unit_test_teardown(test_early_forged, teardown),
 	    cmocka_unit_test_teardown(test_early_unsigned, teardown),
+	    cmocka_unit_test_teardown(test_early_unsigned_fresh, teardown),
 	};
 	if (getenv("RETE_TEST_ONLY") != NULL) /* e.g. RETE_TEST_ONLY=test_early_delivery */
 		cmocka_set_test_filter(getenv("RETE_TEST_ONLY"));
