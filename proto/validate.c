@@ -323,9 +323,9 @@ static void v_enum(v_ctx *v, const char *path, int value, const ProtobufCEnumDes
  *   LLLLLL NN M NN L NNN L, case-insensitive, where L is a letter, M a
  *   month letter (A B C D E H L M P R S T) and N a digit or one of the
  *   omocodia letters (L M N P Q R S T U V) that replace digits; or the
- *   same 16 written in groups joined by single '-', '.', '/' or spaces
- *   (whole groups, at least one of the 16 a digit so that the words of a
- *   sentence never make one, never the groups of a UUID);
+ *   same 16 written in groups joined by single '-', '.', '/', ':', '_' or
+ *   spaces (whole groups, at least one of the 16 a digit so that the
+ *   words of a sentence never make one, never the groups of a UUID);
  * - a temporary fiscal code (codice fiscale provvisorio): a run of exactly
  *   11 digits (bounded as above) whose last is the check digit of the
  *   first ten, the rule private.person.fiscalCode takes it by; an 11-digit
@@ -654,8 +654,17 @@ static size_t v_space_len(const unsigned char *s, bool *control)
 	return 0;
 }
 
+/* v_group_sep: what may join the groups of a fiscal code written in
+ * groups: a phone number's separators, and ':' and '_' (an id may hold
+ * ':'; neither makes a code out of a time or a word: the shape does not
+ * start with a digit, and needs one). */
+static bool v_group_sep(unsigned char c)
+{
+	return v_phone_sep(c) || c == ':' || c == '_';
+}
+
 /* The last groups of a run of words joined by single separators
- * (v_phone_sep), for a fiscal code written in groups: 15 at most, since
+ * (v_group_sep), for a fiscal code written in groups: 15 at most, since
  * each has a character and the code 16. */
 struct v_groups {
 	size_t at[15], len[15];
@@ -673,7 +682,7 @@ static bool v_group_word(const unsigned char *s, size_t at, size_t len, struct v
 {
 	if (at >= g->uuid_end && v_uuid_at(s + at))
 		g->uuid_end = at + 36;
-	bool joined = g->n > 0 && at == g->end + 1 && v_phone_sep(s[g->end]);
+	bool joined = g->n > 0 && at == g->end + 1 && v_group_sep(s[g->end]);
 	g->end = at + len;
 	if (at < g->uuid_end || len >= 16) {
 		g->n = 0; /* a UUID's groups, or a word too long to be a group */

@@ -1315,6 +1315,8 @@ static const struct {
     {"RSS.MRA.85M41.E897X", "fiscal code"},
     {"ref-RSSMRA-85M41E897X", "fiscal code"},
     {"rssmra/85/m/41/e/897/x", "fiscal code"},
+    {"RSS:MRA:85M41:E897X", "fiscal code"}, /* ':' is an id character */
+    {"rss_mra_85m41_e897x", "fiscal code"},
     /* the 11-digit temporary fiscal code (codice fiscale provvisorio)
      * with its check digit, on its own or inside an id (session 13) */
     {"98765432103", "temporary fiscal code"},
