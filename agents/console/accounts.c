@@ -163,6 +163,15 @@ rete_err console_accounts_check(const char *path, const char *user, const char *
 	return RETE_OK;
 }
 
+bool console_accounts_known(const char *path, const char *user)
+{
+	struct find f = {.user = user};
+	rete_msg m = {{0}};
+	bool known = each_line(path, find_one, &f, &m) == RETE_OK && f.found;
+	sodium_memzero(f.hash, sizeof(f.hash));
+	return known;
+}
+
 struct rewrite {
 	FILE *out;
 	const char *user;
