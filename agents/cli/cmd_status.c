@@ -96,7 +96,8 @@ static long status_outbox_waiting(const agent_config *cfg)
 /* agent_print says, first, that the agent is not running (running 0):
  * nothing in outbox/ (waiting files, -1: unknown) is sent and nothing is
  * taken from the broker until it starts. A running agent (or one that
- * cannot be told) is not said here. */
+ * cannot be told) is not said here; a running one's files not answered yet
+ * are counted after the referrals. */
 static void agent_print(const agent_config *cfg, int running, long waiting, FILE *out)
 {
 	if (running != 0)
@@ -647,7 +648,7 @@ int cmd_status(int argc, char **argv)
 			printf("(the broker refused to give its status: %s; statuses are this "
 			       "agency's own record)\n",
 			       refusal);
-		if (running != 0 && waiting > 0)
+		if (running == 1 && waiting > 0)
 			printf("(%ld file%s in outbox/ not answered yet: the agent takes each in, "
 			       "submits it and moves it to sent/ with the broker's receipt, or to "
 			       "failed/)\n",
