@@ -220,6 +220,11 @@ check
 expect 2 "broker.ini:$nline: [agency cpi.mantova] name: byte 0xE8 at column 29 is not UTF-8" \
 	"save the file as UTF-8" "1 problem;"
 lacks "Message.directory" "parties["
+what="a Windows-1252 byte after a UTF-8 accented letter: the column counts characters"
+cp "$bini.orig" "$bini"
+sed -i -e "s#^name = Centro per l'Impiego#name = Centro per l'Impiego à \xe8#" "$bini"
+check
+expect 2 "broker.ini:$nline: [agency cpi.mantova] name: byte 0xE8 at column 31 is not UTF-8"
 what="a Windows-1252 byte in a comment"
 cp "$bini.orig" "$bini"
 printf '; Citt\xe0 di Mantova\n' >>"$bini"
