@@ -39,7 +39,9 @@
 #                  test_fileplace.c judges more places).
 #   BOM            broker.ini saved with a UTF-8 byte order mark is fine;
 #                  saved as UTF-16: one problem saying so; a BOM inside a
-#                  line: named.
+#                  line: named. A Windows-1252 byte in a value: its line,
+#                  section and key, and "save the file as UTF-8" (not the
+#                  directory's field path); in a comment: fine.
 #   lines          the listen host check and a key shared by two parties
 #                  cite the key's own line.
 #   values         tsa_url with port 99999, an unclosed or empty bracket
@@ -214,6 +216,24 @@ sed -i -e "s#^origin = #\xef\xbb\xbforigin = #" "$bini"
 check
 expect 2 "byte order mark" "U+FEFF"
 lacks "unknown key"
+what="a Windows-1252 byte in a value"
+cp "$bini.orig" "$bini"
+sed -i -e "s#^name = Centro per l'Impiego#name = Centro per l'Impiego \xe8#" "$bini"
+nline=$(grep -an "^name = Centro per l'Impiego" "$bini" | cut -d: -f1)
+check
+expect 2 "broker.ini:$nline: [agency cpi.mantova] name: byte 0xE8 at column 29 is not UTF-8" \
+	"save the file as UTF-8" "1 problem;"
+lacks "Message.directory" "parties["
+what="a Windows-1252 byte after a UTF-8 accented letter: the column counts characters"
+cp "$bini.orig" "$bini"
+sed -i -e "s#^name = Centro per l'Impiego#name = Centro per l'Impiego à \xe8#" "$bini"
+check
+expect 2 "broker.ini:$nline: [agency cpi.mantova] name: byte 0xE8 at column 31 is not UTF-8"
+what="a Windows-1252 byte in a comment"
+cp "$bini.orig" "$bini"
+printf '; Citt\xe0 di Mantova\n' >>"$bini"
+check
+expect 0 "fine"
 what="listen on an address not of this machine"
 with "listen = tcp://192.0.2.1:7700"
 check
