@@ -2347,9 +2347,92 @@ static int on_overdue(void *ctx, const Rete__ReferralInfo *r)
 	return 0;
 }
 
+/* BROKER_CLOCK_JUMP_MS: a wall clock that moves this much more (or less)
+ * than the boot clock between two scans has jumped. */
+#define BROKER_CLOCK_JUMP_MS (60 * 1000)
+
+/* boot_ms: CLOCK_BOOTTIME (it counts a suspend, which CLOCK_MONOTONIC does
+ * not: a machine resumed after two days has not jumped). */
+static int64_t boot_ms(void)
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
+		return mono_ms();
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* span_text writes ms (>= 0) as 6d00h, 3h05m or 4m10s. */
+static char *span_text(int64_t ms, char *buf, size_t n)
+{
+	int64_t s = ms / 1000;
+	if (s >= 86400)
+		snprintf(buf, n, "%lldd%02lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
+	else if (s >= 3600)
+		snprintf(buf, n, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+	else
+		snprintf(buf, n, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+	return buf;
+}
+
+/* clock_watch compares how far the wall clock moved since the last scan
+ * with how far the boot clock did (rev-edges s13, 2). A wall clock that
+ * moved more than BROKER_CLOCK_JUMP_MS ahead of it jumped forward (a VM
+ * resumed with a wrong clock, a bad RTC or NTP source, or a clock that was
+ * behind put right): the jump is not counted (clock_ahead_ms), so that
+ * expiry and overdue go on in real time, and nothing is withdrawn or
+ * flagged before its time; an error says it, and health lists it until
+ * the clock comes back. A step back takes back what is not counted. The
+ * wall clock itself (the entries' loggedAt) is left as it is. */
+static void clock_watch(broker *b)
+{
+	int64_t wall = rete_now_ms(), boot = boot_ms();
+	char jump[32], ahead[32], at[32];
+	if (b->clock_boot_ms != 0) {
+		int64_t drift = (wall - b->clock_wall_ms) - (boot - b->clock_boot_ms);
+		int64_t was = b->clock_ahead_ms;
+		if (drift > BROKER_CLOCK_JUMP_MS) {
+			b->clock_ahead_ms += drift;
+			span_text(drift, jump, sizeof(jump));
+			span_text(b->clock_ahead_ms, ahead, sizeof(ahead));
+			snprintf(b->clock_text, sizeof(b->clock_text),
+				 "the broker's clock jumped forward by %s at %s (%s ahead of the "
+				 "time that passed): expiry and overdue count without it; check "
+				 "the clock (timedatectl) before a restart, which counts on the "
+				 "clock as it then is",
+				 jump, rete_time_format(wall, at), ahead);
+			broker_log_error("the clock jumped forward by %s (the wall clock moved "
+					 "%s ahead of the boot clock since the last scan, now %s): "
+					 "expiry and overdue count without the jump (%s in all), "
+					 "so nothing is withdrawn or flagged overdue for it; check "
+					 "the clock (timedatectl) before restarting the broker, "
+					 "which counts on the clock as it then is",
+					 jump, jump, at, ahead);
+		} else if (drift < -BROKER_CLOCK_JUMP_MS && was > 0) {
+			/* what is left under a minute is the milliseconds between
+			 * the reads, not a jump */
+			b->clock_ahead_ms = was + drift > BROKER_CLOCK_JUMP_MS ? was + drift : 0;
+			span_text(-drift, jump, sizeof(jump));
+			if (b->clock_ahead_ms == 0) {
+				b->clock_text[0] = '\0';
+				broker_log_info("the clock is back (it went back by %s): expiry "
+						"and overdue count on it again",
+						jump);
+			} else
+				broker_log_warn("the clock went back by %s; %s of its forward "
+						"jump is still not counted",
+						jump,
+						span_text(b->clock_ahead_ms, ahead, sizeof(ahead)));
+		}
+	}
+	b->clock_wall_ms = wall;
+	b->clock_boot_ms = boot;
+}
+
 static void scan(broker *b)
 {
-	int64_t now = rete_now_ms();
+	clock_watch(b);
+	/* now: what expiry and overdue count on; wall: the own entries' time */
+	int64_t wall = rete_now_ms(), now = wall - b->clock_ahead_ms;
 	struct scan_ctx s = {0};
 	s.cap = BROKER_SCAN_MAX;
 	s.e = calloc(s.cap, sizeof(*s.e));
@@ -2399,7 +2482,7 @@ static void scan(broker *b)
 				o->notice.text = o->text;
 				o->msg.body_case = RETE__MESSAGE__BODY_NOTICE;
 				o->msg.notice = &o->notice;
-				own_append(b, o, now);
+				own_append(b, o, wall);
 			}
 			broker_log_warn(
 			    "withdrew %s from %s to %s (entry %" PRIu64 "): undelivered "
@@ -2434,7 +2517,7 @@ static void scan(broker *b)
 		o->notice.text = o->text;
 		o->msg.body_case = RETE__MESSAGE__BODY_NOTICE;
 		o->msg.notice = &o->notice;
-		own_append(b, o, now);
+		own_append(b, o, wall);
 		broker_log_info("referral %s to %s is overdue (due %s)", r->id, r->performer, due);
 	}
 	if (commit_now(b) == RETE_OK)
@@ -3692,6 +3775,8 @@ int broker_run(broker_config *c, unsigned flags)
 	broker_log_buffer(true); /* written before every wait for the network */
 
 	int64_t now = mono_ms();
+	b.clock_wall_ms = rete_now_ms(); /* a jump before the first scan counts too */
+	b.clock_boot_ms = boot_ms();
 	b.last_scan_ms = now;
 	b.last_ping_ms = now;
 	b.cp_mono_ms = now;

@@ -217,7 +217,12 @@ static void q_health(broker *b, broker_frame *f)
 
 	char *problems[64];
 	size_t np = 0;
+	/* the ages below are on the wall clock, as the agencies' rows are:
+	 * after a forward jump they are too long, and the jump is a problem
+	 * of its own, first (clock_watch, broker.c) */
 	int64_t now = rete_now_ms();
+	if (b->clock_text[0] != '\0' && (problems[np] = strdup(b->clock_text)) != NULL)
+		np++;
 	for (size_t i = 0; i < h.n_agencies && np < 60; i++) {
 		const Rete__AgencyHealth *a = h.agencies[i];
 		if (a->queue_depth && a->oldest_undelivered_at &&
