@@ -2535,6 +2535,8 @@ out:
 	free(s.e);
 }
 
+static void orphans_say(broker *b);
+
 /* --- reload ----------------------------------------------------------------------------- */
 
 /* keep_warn says that a reload leaves key as it runs. */
@@ -2714,6 +2716,7 @@ static void reload(broker *b)
 	}
 	rete_buf_free(&before);
 	broker_log_info("reload: %zu parties, %zu routes in force", nc->nparties, nc->nroutes);
+	orphans_say(b);
 	pump_dirty(b);
 }
 
@@ -2774,6 +2777,84 @@ static void store_info(broker *b, const char *fmt, ...)
 	va_start(ap, fmt);
 	store_say(b, RETE_LOG_INFO, fmt, ap);
 	va_end(ap);
+}
+
+/* --- queues of parties no longer in the directory ---------------------------------------- */
+
+struct orphan_walk {
+	const broker_config *cfg;
+	struct orphan {
+		char id[RETE_ID_MAX + 1];
+		uint64_t n;
+		int64_t oldest;
+	} *o;
+	size_t n, cap;
+	bool oom;
+};
+
+static int orphan_step(void *ctx, const char *recipient, uint64_t index, int64_t logged_at)
+{
+	(void)index;
+	struct orphan_walk *w = ctx;
+	if (broker_config_party(w->cfg, recipient) != NULL)
+		return 0;
+	/* the queue is in recipient order: a party's entries come together */
+	struct orphan *o = w->n ? &w->o[w->n - 1] : NULL;
+	if (o == NULL || strcmp(o->id, recipient) != 0) {
+		if (w->n == w->cap) {
+			size_t cap = w->cap ? 2 * w->cap : 8;
+			struct orphan *t = realloc(w->o, cap * sizeof(*t));
+			if (t == NULL) {
+				w->oom = true;
+				return 1;
+			}
+			w->o = t, w->cap = cap;
+		}
+		o = &w->o[w->n++];
+		snprintf(o->id, sizeof(o->id), "%s", recipient);
+		o->n = 0;
+		o->oldest = logged_at;
+	}
+	o->n++;
+	if (logged_at < o->oldest)
+		o->oldest = logged_at;
+	return 0;
+}
+
+/* orphans_say names each stored queue of a party the configuration in
+ * force no longer has (rev-edges s13, 3): its count, its oldest, and that
+ * the expiry withdraws them unless the section is put back. At the start
+ * and at a reload a warning, in --check-config a note; b->orphans keeps
+ * the ids for health. */
+static void orphans_say(broker *b)
+{
+	struct orphan_walk w = {.cfg = b->cfg};
+	rete_msg m = {{0}};
+	if (rete_store_queue_expired(b->store, NULL, INT64_MAX, orphan_step, &w, &m) != RETE_OK)
+		store_warn(b, "the queues of parties no longer in the configuration could not be "
+			      "read: %s",
+			   m.text);
+	else if (w.oom)
+		store_warn(b, "out of memory reading the queues of parties no longer in the "
+			      "configuration");
+	free(b->orphans);
+	b->orphans = NULL;
+	b->norphans = 0;
+	if (w.n && (b->orphans = calloc(w.n, sizeof(*b->orphans))) != NULL)
+		b->norphans = w.n;
+	for (size_t i = 0; i < w.n; i++) {
+		char at[32];
+		if (i < b->norphans)
+			snprintf(b->orphans[i], sizeof(b->orphans[i]), "%s", w.o[i].id);
+		store_warn(b, "%s: %" PRIu64 " message%s wait%s in its queue (the oldest logged at "
+			      "%s), and %s has no [agency %s] section: %s withdrawn after expiry "
+			      "%s unless the section is put back (a reload then delivers them; "
+			      "docs/operations.md, \"Removing a party\")",
+			   w.o[i].id, w.o[i].n, w.o[i].n == 1 ? "" : "s", w.o[i].n == 1 ? "s" : "",
+			   rete_time_format(w.o[i].oldest, at), b->cfg->path, w.o[i].id,
+			   w.o[i].n == 1 ? "it is" : "they are", b->cfg->expiry);
+	}
+	free(w.o);
 }
 
 /* copy_sign signs a checkpoint of the store as it is (a restored backup
@@ -3410,8 +3491,12 @@ int broker_check_store(broker_config *c, unsigned flags, rete_problems *problems
 	endpoint_probe(&b, "listen", c->listen, c->listen_line);
 	endpoint_probe(&b, "events", c->events, c->events_line);
 	access_check(&b);
-	if (store_start(&b, flags) != RETE_OK && problems->n == before)
-		store_error(&b, "store %s cannot be checked", c->data);
+	if (store_start(&b, flags) != RETE_OK) {
+		if (problems->n == before)
+			store_error(&b, "store %s cannot be checked", c->data);
+	} else if (b.store != NULL)
+		orphans_say(&b);
+	free(b.orphans);
 	rete_store_close(&b.store);
 	free(b.restore_note);
 	free(b.cp_note);
@@ -3603,6 +3688,8 @@ static void monitor_drain(broker *b)
 static void broker_free(broker *b)
 {
 	int linger = 0;
+	free(b->orphans);
+	b->orphans = NULL;
 	broker_access_flush(b);
 	rete_access_log_close(&b->access);
 	/* Stop the monitor BEFORE closing the socket that reads it: otherwise
@@ -3765,6 +3852,7 @@ int broker_run(broker_config *c, unsigned flags)
 	}
 	if (b.metrics) /* measured only where someone can read it */
 		broker_pool_count_cpu(b.pool, verify_cpu_add, b.metrics);
+	orphans_say(&b);
 	char version[128];
 	broker_log_info("started: broker %s, origin %s, epoch %" PRIu32 ", log size %" PRIu64
 			", %zu parties, listening on %s, events on %s; rete-broker %s, protocol "

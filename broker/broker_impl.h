@@ -237,6 +237,10 @@ typedef struct broker {
 	 * jump's sentence for health */
 	int64_t clock_wall_ms, clock_boot_ms, clock_ahead_ms;
 	char clock_text[384];
+	/* queues of parties the configuration no longer names, found at the
+	 * start and at each reload (orphans_say, broker.c) */
+	char (*orphans)[RETE_ID_MAX + 1];
+	size_t norphans;
 	broker_batch batches[2];
 	broker_batch *bt;  /* the batch being built */
 	broker_batch *fly; /* the batch being committed, or NULL */
