@@ -144,7 +144,13 @@ echo "timeout = 1s" >>"$DIR/busy.ini"
 kill -STOP "${PIDS[0]}"
 what="health with the broker too busy to answer"
 run "$R" health -c "$DIR/busy.ini"
+busy_health_rc=$rc busy_health_out=$out
+what="status with the broker too busy to answer"
+run "$R" status -c "$agent" REF-1 --timeout 1
 kill -CONT "${PIDS[0]}"
+expect 1 "did not answer" "too busy to answer (a slow or full disk)"
+what="health with the broker too busy to answer"
+rc=$busy_health_rc out=$busy_health_out
 expect 2 "did not answer" "too busy to answer: a slow or full disk"
 what="monitor with the wrong broker_key"
 run "$R" monitor -c "$DIR/wrongkey.ini" --once
