@@ -2440,9 +2440,92 @@ static int on_overdue(void *ctx, const Rete__ReferralInfo *r)
 	return 0;
 }
 
+/* BROKER_CLOCK_JUMP_MS: a wall clock that moves this much more (or less)
+ * than the boot clock between two scans has jumped. */
+#define BROKER_CLOCK_JUMP_MS (60 * 1000)
+
+/* boot_ms: CLOCK_BOOTTIME (it counts a suspend, which CLOCK_MONOTONIC does
+ * not: a machine resumed after two days has not jumped). */
+static int64_t boot_ms(void)
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
+		return mono_ms();
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* span_text writes ms (>= 0) as 6d00h, 3h05m or 4m10s. */
+static char *span_text(int64_t ms, char *buf, size_t n)
+{
+	int64_t s = ms / 1000;
+	if (s >= 86400)
+		snprintf(buf, n, "%lldd%02lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
+	else if (s >= 3600)
+		snprintf(buf, n, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+	else
+		snprintf(buf, n, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+	return buf;
+}
+
+/* clock_watch compares how far the wall clock moved since the last scan
+ * with how far the boot clock did (rev-edges s13, 2). A wall clock that
+ * moved more than BROKER_CLOCK_JUMP_MS ahead of it jumped forward (a VM
+ * resumed with a wrong clock, a bad RTC or NTP source, or a clock that was
+ * behind put right): the jump is not counted (clock_ahead_ms), so that
+ * expiry and overdue go on in real time, and nothing is withdrawn or
+ * flagged before its time; an error says it, and health lists it until
+ * the clock comes back. A step back takes back what is not counted. The
+ * wall clock itself (the entries' loggedAt) is left as it is. */
+static void clock_watch(broker *b)
+{
+	int64_t wall = rete_now_ms(), boot = boot_ms();
+	char jump[32], ahead[32], at[32];
+	if (b->clock_boot_ms != 0) {
+		int64_t drift = (wall - b->clock_wall_ms) - (boot - b->clock_boot_ms);
+		int64_t was = b->clock_ahead_ms;
+		if (drift > BROKER_CLOCK_JUMP_MS) {
+			b->clock_ahead_ms += drift;
+			span_text(drift, jump, sizeof(jump));
+			span_text(b->clock_ahead_ms, ahead, sizeof(ahead));
+			snprintf(b->clock_text, sizeof(b->clock_text),
+				 "the broker's clock jumped forward by %s at %s (%s ahead of the "
+				 "time that passed): expiry and overdue count without it; check "
+				 "the clock (timedatectl) before a restart, which counts on the "
+				 "clock as it then is",
+				 jump, rete_time_format(wall, at), ahead);
+			broker_log_error("the clock jumped forward by %s (the wall clock moved "
+					 "%s ahead of the boot clock since the last scan, now %s): "
+					 "expiry and overdue count without the jump (%s in all), "
+					 "so nothing is withdrawn or flagged overdue for it; check "
+					 "the clock (timedatectl) before restarting the broker, "
+					 "which counts on the clock as it then is",
+					 jump, jump, at, ahead);
+		} else if (drift < -BROKER_CLOCK_JUMP_MS && was > 0) {
+			/* what is left under a minute is the milliseconds between
+			 * the reads, not a jump */
+			b->clock_ahead_ms = was + drift > BROKER_CLOCK_JUMP_MS ? was + drift : 0;
+			span_text(-drift, jump, sizeof(jump));
+			if (b->clock_ahead_ms == 0) {
+				b->clock_text[0] = '\0';
+				broker_log_info("the clock is back (it went back by %s): expiry "
+						"and overdue count on it again",
+						jump);
+			} else
+				broker_log_warn("the clock went back by %s; %s of its forward "
+						"jump is still not counted",
+						jump,
+						span_text(b->clock_ahead_ms, ahead, sizeof(ahead)));
+		}
+	}
+	b->clock_wall_ms = wall;
+	b->clock_boot_ms = boot;
+}
+
 static void scan(broker *b)
 {
-	int64_t now = rete_now_ms();
+	clock_watch(b);
+	/* now: what expiry and overdue count on; wall: the own entries' time */
+	int64_t wall = rete_now_ms(), now = wall - b->clock_ahead_ms;
 	struct scan_ctx s = {0};
 	s.cap = BROKER_SCAN_MAX;
 	s.e = calloc(s.cap, sizeof(*s.e));
@@ -2492,7 +2575,7 @@ static void scan(broker *b)
 				o->notice.text = o->text;
 				o->msg.body_case = RETE__MESSAGE__BODY_NOTICE;
 				o->msg.notice = &o->notice;
-				own_append(b, o, now);
+				own_append(b, o, wall);
 			}
 			broker_log_warn(
 			    "withdrew %s from %s to %s (entry %" PRIu64 "): undelivered "
@@ -2527,7 +2610,7 @@ static void scan(broker *b)
 		o->notice.text = o->text;
 		o->msg.body_case = RETE__MESSAGE__BODY_NOTICE;
 		o->msg.notice = &o->notice;
-		own_append(b, o, now);
+		own_append(b, o, wall);
 		broker_log_info("referral %s to %s is overdue (due %s)", r->id, r->performer, due);
 	}
 	if (commit_now(b) == RETE_OK)
@@ -2544,6 +2627,8 @@ out:
 	free(s.r);
 	free(s.e);
 }
+
+static void orphans_say(broker *b);
 
 /* --- reload ----------------------------------------------------------------------------- */
 
@@ -2724,6 +2809,7 @@ static void reload(broker *b)
 	}
 	rete_buf_free(&before);
 	broker_log_info("reload: %zu parties, %zu routes in force", nc->nparties, nc->nroutes);
+	orphans_say(b);
 	pump_dirty(b);
 }
 
@@ -2784,6 +2870,84 @@ static void store_info(broker *b, const char *fmt, ...)
 	va_start(ap, fmt);
 	store_say(b, RETE_LOG_INFO, fmt, ap);
 	va_end(ap);
+}
+
+/* --- queues of parties no longer in the directory ---------------------------------------- */
+
+struct orphan_walk {
+	const broker_config *cfg;
+	struct orphan {
+		char id[RETE_ID_MAX + 1];
+		uint64_t n;
+		int64_t oldest;
+	} *o;
+	size_t n, cap;
+	bool oom;
+};
+
+static int orphan_step(void *ctx, const char *recipient, uint64_t index, int64_t logged_at)
+{
+	(void)index;
+	struct orphan_walk *w = ctx;
+	if (broker_config_party(w->cfg, recipient) != NULL)
+		return 0;
+	/* the queue is in recipient order: a party's entries come together */
+	struct orphan *o = w->n ? &w->o[w->n - 1] : NULL;
+	if (o == NULL || strcmp(o->id, recipient) != 0) {
+		if (w->n == w->cap) {
+			size_t cap = w->cap ? 2 * w->cap : 8;
+			struct orphan *t = realloc(w->o, cap * sizeof(*t));
+			if (t == NULL) {
+				w->oom = true;
+				return 1;
+			}
+			w->o = t, w->cap = cap;
+		}
+		o = &w->o[w->n++];
+		snprintf(o->id, sizeof(o->id), "%s", recipient);
+		o->n = 0;
+		o->oldest = logged_at;
+	}
+	o->n++;
+	if (logged_at < o->oldest)
+		o->oldest = logged_at;
+	return 0;
+}
+
+/* orphans_say names each stored queue of a party the configuration in
+ * force no longer has (rev-edges s13, 3): its count, its oldest, and that
+ * the expiry withdraws them unless the section is put back. At the start
+ * and at a reload a warning, in --check-config a note; b->orphans keeps
+ * the ids for health. */
+static void orphans_say(broker *b)
+{
+	struct orphan_walk w = {.cfg = b->cfg};
+	rete_msg m = {{0}};
+	if (rete_store_queue_expired(b->store, NULL, INT64_MAX, orphan_step, &w, &m) != RETE_OK)
+		store_warn(b, "the queues of parties no longer in the configuration could not be "
+			      "read: %s",
+			   m.text);
+	else if (w.oom)
+		store_warn(b, "out of memory reading the queues of parties no longer in the "
+			      "configuration");
+	free(b->orphans);
+	b->orphans = NULL;
+	b->norphans = 0;
+	if (w.n && (b->orphans = calloc(w.n, sizeof(*b->orphans))) != NULL)
+		b->norphans = w.n;
+	for (size_t i = 0; i < w.n; i++) {
+		char at[32];
+		if (i < b->norphans)
+			snprintf(b->orphans[i], sizeof(b->orphans[i]), "%s", w.o[i].id);
+		store_warn(b, "%s: %" PRIu64 " message%s wait%s in its queue (the oldest logged at "
+			      "%s), and %s has no [agency %s] section: %s withdrawn after expiry "
+			      "%s unless the section is put back (a reload then delivers them; "
+			      "docs/operations.md, \"Removing a party\")",
+			   w.o[i].id, w.o[i].n, w.o[i].n == 1 ? "" : "s", w.o[i].n == 1 ? "s" : "",
+			   rete_time_format(w.o[i].oldest, at), b->cfg->path, w.o[i].id,
+			   w.o[i].n == 1 ? "it is" : "they are", b->cfg->expiry);
+	}
+	free(w.o);
 }
 
 /* copy_sign signs a checkpoint of the store as it is (a restored backup
@@ -3420,8 +3584,12 @@ int broker_check_store(broker_config *c, unsigned flags, rete_problems *problems
 	endpoint_probe(&b, "listen", c->listen, c->listen_line);
 	endpoint_probe(&b, "events", c->events, c->events_line);
 	access_check(&b);
-	if (store_start(&b, flags) != RETE_OK && problems->n == before)
-		store_error(&b, "store %s cannot be checked", c->data);
+	if (store_start(&b, flags) != RETE_OK) {
+		if (problems->n == before)
+			store_error(&b, "store %s cannot be checked", c->data);
+	} else if (b.store != NULL)
+		orphans_say(&b);
+	free(b.orphans);
 	rete_store_close(&b.store);
 	free(b.restore_note);
 	free(b.cp_note);
@@ -3613,6 +3781,8 @@ static void monitor_drain(broker *b)
 static void broker_free(broker *b)
 {
 	int linger = 0;
+	free(b->orphans);
+	b->orphans = NULL;
 	broker_access_flush(b);
 	rete_access_log_close(&b->access);
 	/* Stop the monitor BEFORE closing the socket that reads it: otherwise
@@ -3775,6 +3945,7 @@ int broker_run(broker_config *c, unsigned flags)
 	}
 	if (b.metrics) /* measured only where someone can read it */
 		broker_pool_count_cpu(b.pool, verify_cpu_add, b.metrics);
+	orphans_say(&b);
 	char version[128];
 	broker_log_info("started: broker %s, origin %s, epoch %" PRIu32 ", log size %" PRIu64
 			", %zu parties, listening on %s, events on %s; rete-broker %s, protocol "
@@ -3785,6 +3956,8 @@ int broker_run(broker_config *c, unsigned flags)
 	broker_log_buffer(true); /* written before every wait for the network */
 
 	int64_t now = mono_ms();
+	b.clock_wall_ms = rete_now_ms(); /* a jump before the first scan counts too */
+	b.clock_boot_ms = boot_ms();
 	b.last_scan_ms = now;
 	b.last_ping_ms = now;
 	b.cp_mono_ms = now;

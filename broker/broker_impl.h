@@ -234,6 +234,16 @@ typedef struct broker {
 	rete_problems *check_problems, *check_notes;
 	uint32_t restore_epoch, restore_prev;
 	int64_t last_scan_ms, last_ping_ms;
+	/* the wall clock's jumps (clock_watch, broker.c): the wall and boot
+	 * clocks at the last scan, how far the wall clock is ahead of the
+	 * time that passed (forward jumps not counted, 0: none), and the
+	 * jump's sentence for health */
+	int64_t clock_wall_ms, clock_boot_ms, clock_ahead_ms;
+	char clock_text[384];
+	/* queues of parties the configuration no longer names, found at the
+	 * start and at each reload (orphans_say, broker.c) */
+	char (*orphans)[RETE_ID_MAX + 1];
+	size_t norphans;
 	broker_batch batches[2];
 	broker_batch *bt;  /* the batch being built */
 	broker_batch *fly; /* the batch being committed, or NULL */

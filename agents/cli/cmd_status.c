@@ -595,7 +595,8 @@ int cmd_status(int argc, char **argv)
 					"rete status: referral %s is not in this agency's store, "
 					"and the broker at %s did not answer within %d s (is it "
 					"running, is [agent] broker right, and is [agent] "
-					"broker_key (%s) its public key?)\n",
+					"broker_key (%s) its public key? or is it running but "
+					"too busy to answer (a slow or full disk)?)\n",
 					refid, cfg.broker, timeout_ms / 1000, cfg.broker_key_path);
 			rc = CLI_FALSE;
 			goto out;
@@ -642,7 +643,8 @@ int cmd_status(int argc, char **argv)
 			printf(
 			    "(the broker at %s did not answer within %d s: statuses are this "
 			    "agency's own record; is it running, is [agent] broker right, and is "
-			    "[agent] broker_key (%s) its public key?)\n",
+			    "[agent] broker_key (%s) its public key? or is it running but too busy "
+			    "to answer (a slow or full disk)?)\n",
 			    cfg.broker, timeout_ms / 1000, cfg.broker_key_path);
 		if (refusal != NULL)
 			printf("(the broker refused to give its status: %s; statuses are this "

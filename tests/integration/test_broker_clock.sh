@@ -22,11 +22,7 @@ need_faketime
 make_keys broker.mantova social.mantova cpi.mantova coord.mantova
 agencies_ini "Servizi sociali di Mantova" | broker_ini
 coord_ini </dev/null
-echo "+0" >"$DIR/faketime.rc"
-set_clock() { echo "$1" >"$DIR/faketime.rc.tmp" && mv "$DIR/faketime.rc.tmp" "$DIR/faketime.rc"; }
-LD_PRELOAD="$FT" FAKETIME_TIMESTAMP_FILE="$DIR/faketime.rc" FAKETIME_NO_CACHE=1 \
-	FAKETIME_DONT_FAKE_MONOTONIC=1 \
-	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" start_broker
+start_broker_faketime
 agent_ini social.mantova cpi.mantova
 # social.mantova's agent under libfaketime too, on a clock of its own (the
 # hourly repeat below: an hour passes for it without the test waiting one)
@@ -37,15 +33,7 @@ LD_PRELOAD="$FT" FAKETIME_TIMESTAMP_FILE="$DIR/agent-faketime.rc" FAKETIME_NO_CA
 	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" start_agents social.mantova
 start_agents cpi.mantova
 
-send() { # ID [EXTRA: more members of the file, each followed by a comma]
-	printf '%s\n' "{\"id\": \"$1\", ${2:-}\"operator\": {\"staffId\": \"as-1\", \"role\": \"social-worker\"},
- \"recipient\": \"cpi.mantova\", \"caseId\": \"mn-2026-0901\",
- \"referral\": {\"service\": \"employment-orientation\", \"priority\": \"routine\", \"reasonCode\": \"long-term-unemployment\",
-   \"consent\": {\"basis\": \"consent\", \"givenAt\": \"2026-11-20T09:30:00Z\"}, \"ageBand\": \"adult\"},
- \"private\": {\"person\": {\"name\": \"Maria Rossi\"}}}" >"$DIR/$1.json"
-	"$BIN/rete" send -c "$DIR/agents/social.mantova/agent.ini" "$DIR/$1.json" --wait 30 >"$DIR/send.out" 2>&1 ||
-		fail "referral $1 was not accepted: $(cat "$DIR/send.out")"
-}
+send() { send_referral "$1" routine "${2:-}"; } # ID [EXTRA]
 verify() { run "$BIN/rete" audit verify "$DIR/broker/store" --broker-key "$DIR/keys/broker.mantova.pub" "$@"; }
 
 # a step back of 2 s (what NTP may do) is no finding

@@ -140,6 +140,22 @@ echo "timeout = 1s" >>"$DIR/wrongkey.ini"
 what="health with the wrong broker_key"
 run "$R" health -c "$DIR/wrongkey.ini"
 expect 2 "did not answer" "broker_key"
+# (rev-edges s13, 7) a broker that runs but does not answer in time (here
+# stopped with SIGSTOP, as one whose main thread waits on a slow disk):
+# the sentence names that cause too, not only the configuration
+cp "$DIR/coord.ini" "$DIR/busy.ini"
+echo "timeout = 1s" >>"$DIR/busy.ini"
+kill -STOP "${PIDS[0]}"
+what="health with the broker too busy to answer"
+run "$R" health -c "$DIR/busy.ini"
+busy_health_rc=$rc busy_health_out=$out
+what="status with the broker too busy to answer"
+run "$R" status -c "$agent" REF-1 --timeout 1
+kill -CONT "${PIDS[0]}"
+expect 1 "did not answer" "too busy to answer (a slow or full disk)"
+what="health with the broker too busy to answer"
+rc=$busy_health_rc out=$busy_health_out
+expect 2 "did not answer" "too busy to answer: a slow or full disk"
 what="monitor with the wrong broker_key"
 run "$R" monitor -c "$DIR/wrongkey.ini" --once
 expect 2 "broker_key"
