@@ -340,20 +340,24 @@ static rete_err open_dbis(rete_store *s, bool create, rete_msg *m)
 			goto fail;
 		s->st_have_timestamps = true;
 	}
-	/* schema 2 and 3 opened writable: 4 (the journal's files come with
-	 * the first journaled open; an older program must not open it once a
-	 * program of this version may have journaled into it) */
-	if ((have == RETE_STORE_SCHEMA_V2 || have == RETE_STORE_SCHEMA_V3) && !rdonly) {
-		ver[0] = (uint8_t)(RETE_STORE_SCHEMA >> 24);
-		ver[1] = (uint8_t)(RETE_STORE_SCHEMA >> 16);
-		ver[2] = (uint8_t)(RETE_STORE_SCHEMA >> 8);
-		ver[3] = (uint8_t)RETE_STORE_SCHEMA;
+	/* schema 2 opened writable: 3 (the timestamps); 2 and 3 opened to
+	 * journal (the broker): 4, since an older program must not open a
+	 * store whose journal may hold receipted batches. A tool's writable
+	 * open (the mark of a backup copy) raises no more than it needs:
+	 * an older program still reads what it wrote. */
+	uint32_t want = (s->st_flags & RETE_STORE_JOURNAL) ? RETE_STORE_SCHEMA : RETE_STORE_SCHEMA_V3;
+	if ((have == RETE_STORE_SCHEMA_V2 || have == RETE_STORE_SCHEMA_V3) && have < want &&
+	    !rdonly) {
+		ver[0] = (uint8_t)(want >> 24);
+		ver[1] = (uint8_t)(want >> 16);
+		ver[2] = (uint8_t)(want >> 8);
+		ver[3] = (uint8_t)want;
 		k.mv_data = (void *)META_SCHEMA;
 		k.mv_size = strlen(META_SCHEMA);
 		v.mv_data = ver;
 		v.mv_size = 4;
 		if ((rc = mdb_put(txn, s->st_meta, &k, &v, 0)) != 0) {
-			err = store_lmdb_err(m, rc, "store: upgrading the schema version to 4");
+			err = store_lmdb_err(m, rc, "store: upgrading the schema version");
 			goto fail;
 		}
 	}

@@ -60,9 +60,10 @@
  * Schema 4 adds the journal (journal.0 and journal.1 in the folder:
  * store_journal.c): a batch in it may be receipted before LMDB holds it,
  * so a program that ignored it could lose receipted entries after a
- * crash. Any writable open replays it first; a schema-3 store opened
- * writable becomes schema 4 (meta "schema", in the opening transaction;
- * nothing else changes). A program of schema 3 refuses a schema-4 store
+ * crash. Any writable open replays it first; a schema-2 or 3 store
+ * opened with RETE_STORE_JOURNAL becomes schema 4 (meta "schema", in the
+ * opening transaction; nothing else changes); other writable opens raise
+ * schema 2 to 3 only, so that an older program reads what they wrote. A program of schema 3 refuses a schema-4 store
  * ("store DIR has schema version 4; this program reads schema versions 1
  * to 3 only (use a matching rete version)"). */
 #define RETE_STORE_SCHEMA    4

@@ -27,8 +27,11 @@
  * MDB_NOMETASYNC.
  *
  * A record: "RETEJNL1", then big-endian the commit's seq, the log size
- * before and after it, the body's length and its number of operations
- * (48 bytes), BLAKE2b-256 of those 48 bytes and the body, and the body:
+ * before and after it, the body's length and its number of operations,
+ * the leaf hash of the log's last entry before the batch (zeros for an
+ * empty log: the record belongs to this log at this size, not to another
+ * store's at the same size) (80 bytes), BLAKE2b-256 of those 80 bytes and
+ * the body, and the body:
  * every put and delete the transaction made, in order (op 'P' or 'D', the
  * database's number in jdbs below, key and value lengths as BE32, key,
  * value). Replaying it onto the store as the commit before left it gives
@@ -39,8 +42,8 @@
  *
  * Every writable open (the broker, `rete` tools, tests; journaled or not)
  * first replays the records beyond LMDB's last commit (store_journal_recover):
- * those of seq + 1, then seq + 2, each only onto the log size it was made
- * on. A record beyond that does not follow is a store that was changed by
+ * those of seq + 1, then seq + 2, each only onto the log it was made on
+ * (its size and last leaf). A record beyond that does not follow is a store that was changed by
  * hand (a data.mdb copied into a folder holding another store's journal):
  * the open is refused with a sentence saying so, since ignoring the record
  * could lose receipted entries. A read-only open reads LMDB as it is (a
@@ -64,7 +67,7 @@
 #include <unistd.h>
 
 #define J_MAGIC	     "RETEJNL1"
-#define J_HEAD	     48
+#define J_HEAD	     80 /* magic, 5 x BE64, the last leaf before the batch */
 #define J_HASH	     32
 #define J_PRE	     (J_HEAD + J_HASH)
 #define J_OP	     10		  /* op, db, klen BE32, vlen BE32 */
@@ -251,6 +254,22 @@ void store_journal_close(rete_store *s)
 	s->st_jrec_len = s->st_jrec_cap = 0;
 }
 
+/* last_leaf reads the leaf hash of entry size - 1 in txn (zeros for an
+ * empty log). */
+static int last_leaf(rete_store *s, MDB_txn *txn, uint64_t size, uint8_t out[RETE_MERKLE_HASH])
+{
+	uint8_t key[STORE_NODE_KEY];
+	MDB_val k = {sizeof(key), key}, v;
+	memset(out, 0, RETE_MERKLE_HASH);
+	if (size == 0)
+		return 0;
+	node_key(key, 0, size - 1);
+	int rc = mdb_get(txn, s->st_nodes, &k, &v);
+	if (rc == 0 && v.mv_size == RETE_MERKLE_HASH)
+		memcpy(out, v.mv_data, RETE_MERKLE_HASH);
+	return rc == 0 && v.mv_size != RETE_MERKLE_HASH ? MDB_CORRUPTED : rc;
+}
+
 /* ---- writing a record -------------------------------------------------------- */
 
 rete_err store_journal_write(rete_store *s, MDB_txn *txn, const store_redo *r, uint64_t seq,
@@ -316,6 +335,9 @@ rete_err store_journal_write(rete_store *s, MDB_txn *txn, const store_redo *r, u
 	be64_put(rec + 24, size_after);
 	be64_put(rec + 32, body);
 	be64_put(rec + 40, nops);
+	int lrc = last_leaf(s, txn, size_before, rec + 48);
+	if (lrc != 0)
+		return store_lmdb_err(m, lrc, "store: reading the last leaf for the journal");
 	crypto_generichash_state h;
 	crypto_generichash_init(&h, NULL, 0, J_HASH);
 	crypto_generichash_update(&h, rec, J_HEAD);
@@ -328,7 +350,13 @@ rete_err store_journal_write(rete_store *s, MDB_txn *txn, const store_redo *r, u
 	if (!write_all(fd, rec, len, 0) || fdatasync(fd) != 0) {
 		int e = errno;
 		jpath(s, slot, path, sizeof(path));
-		/* the half-written record's hash fails: it is ignored */
+		/* the batch is refused ("nothing was logged"): a record whose
+		 * write went through but whose flush failed must not be taken
+		 * in at the next start; a half-written one fails its hash.
+		 * Best effort: the disk is failing */
+		static const uint8_t none[8];
+		if (pwrite(fd, none, sizeof(none), 0) == (ssize_t)sizeof(none))
+			(void)fdatasync(fd);
 		return jerr(m, e, "cannot write its journal", path);
 	}
 	if (len > s->st_jlen[slot])
@@ -340,6 +368,7 @@ rete_err store_journal_write(rete_store *s, MDB_txn *txn, const store_redo *r, u
 
 struct jrec {
 	uint64_t seq, size_before, size_after, body, nops;
+	const uint8_t *leaf; /* the last leaf before the batch */
 	const uint8_t *ops;
 };
 
@@ -354,6 +383,7 @@ static bool jrec_parse(const uint8_t *rec, size_t len, struct jrec *j)
 	j->size_after = be64_get(rec + 24);
 	j->body = be64_get(rec + 32);
 	j->nops = be64_get(rec + 40);
+	j->leaf = rec + 48;
 	if (j->body > len - J_PRE)
 		return false;
 	crypto_generichash_state st;
@@ -407,10 +437,19 @@ static rete_err journal_apply(rete_store *s, const struct jrec *j, rete_msg *m)
 	for (int attempt = 0;; attempt++) {
 		MDB_txn *txn = NULL;
 		uint64_t seq = 0, size = 0;
+		uint8_t leaf[RETE_MERKLE_HASH];
 		rete_err err = RETE_OK;
 		int rc;
 
 		pthread_rwlock_rdlock(&s->st_grow);
+		if (s->st_env == NULL) { /* a reopen after a failed commit failed */
+			pthread_rwlock_unlock(&s->st_grow);
+			return rete_msg_set(m, RETE_ESTORE,
+					    "store %s: the environment could not be reopened after "
+					    "a failed commit; restart the program (it takes in the "
+					    "batch its journal holds)",
+					    s->st_dir);
+		}
 		rc = mdb_txn_begin(s->st_env, NULL, 0, &txn);
 		if (rc != 0) {
 			pthread_rwlock_unlock(&s->st_grow);
@@ -427,13 +466,21 @@ static rete_err journal_apply(rete_store *s, const struct jrec *j, rete_msg *m)
 			pthread_rwlock_unlock(&s->st_grow);
 			return RETE_OK;
 		}
-		if (seq + 1 != j->seq || size != j->size_before) {
+		rc = last_leaf(s, txn, size, leaf);
+		if (rc != 0) {
+			mdb_txn_abort(txn);
+			pthread_rwlock_unlock(&s->st_grow);
+			return store_lmdb_err(m, rc, "store: replaying the journal");
+		}
+		if (seq + 1 != j->seq || size != j->size_before ||
+		    sodium_memcmp(leaf, j->leaf, RETE_MERKLE_HASH) != 0) {
 			mdb_txn_abort(txn);
 			pthread_rwlock_unlock(&s->st_grow);
 			return rete_msg_set(
 			    m, RETE_ECORRUPT,
 			    "store %s: its journal holds commit %llu, made on a log of %llu "
-			    "entries, but the store's last commit is %llu with %llu entries: "
+			    "entries, but the store's last commit is %llu with %llu entries "
+			    "(or another last entry): "
 			    "the journal is another store's (a data.mdb copied by hand into "
 			    "this folder?). Its entries were receipted: keep journal.0 and "
 			    "journal.1 for the auditors, move them out of the folder and start "

@@ -17,7 +17,11 @@
  *  - a record cut short (a write the kill interrupted) is ignored;
  *  - a journal that does not follow the store (a copy of data.mdb put
  *    into a folder holding later records) refuses the open, saying so;
- *  - a read-only open reads LMDB as it is and leaves the journal alone.
+ *  - another store's data.mdb at the same commit and size, put by hand
+ *    into the folder: its record is not applied (the last leaf differs);
+ *  - a read-only open reads LMDB as it is and leaves the journal alone;
+ *  - a tool's writable open keeps a schema-3 store at 3, the broker's
+ *    (journaled) makes it 4.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -393,6 +397,39 @@ static void test_lmdb_behind(void **state)
 	free(root);
 }
 
+/* Another store's data.mdb, at the same commit and size, copied by hand
+ * into a folder whose journal holds the next batch: the record is not
+ * applied to a log it was not made on (the last leaf differs). */
+static void test_other_store(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir("jnl");
+	char xdir[512], ydir[512], xdata[600], ydata[600];
+	rete_store *s = NULL;
+	rete_msg m = {{0}};
+	rete_seckey *mine = social_key, *other = NULL;
+
+	tu_path(xdir, sizeof(xdir), "%s/x", root);
+	tu_path(ydir, sizeof(ydir), "%s/y", root);
+	tu_path(xdata, sizeof(xdata), "%s/data.mdb", xdir);
+	tu_path(ydata, sizeof(ydata), "%s/data.mdb", ydir);
+	make_store(xdir);
+	make_store(ydir);
+	run_jobs(xdir, true, 0, 2, -1, false); /* records of commits 1 and 2 */
+	assert_int_equal(rete_seckey_generate(&other, NULL), RETE_OK);
+	social_key = other; /* the same kind of log, other entries */
+	run_jobs(ydir, true, 0, 1, -1, false);
+	social_key = mine;
+	rete_seckey_free(&other);
+	copy_file(ydata, xdata); /* commit 1, BATCH entries: as x's record 2 expects */
+	assert_int_equal(rete_store_open(&s, xdir, 0, &m), RETE_ECORRUPT);
+	assert_null(s);
+	assert_non_null(strstr(m.text, "another last entry"));
+	assert_int_equal(store_size_of(xdir, RETE_STORE_RDONLY), BATCH);
+	tu_rmrf(root);
+	free(root);
+}
+
 /* The journal's files are made at the first journaled open, and an older
  * store (schema 3) opened writable becomes schema 4. */
 static void test_files_and_schema(void **state)
@@ -409,6 +446,12 @@ static void test_files_and_schema(void **state)
 	make_store(dir);
 	assert_false(tu_exists(j0)); /* not journaled: no files */
 	tu_raw_put(dir, "meta", "schema", 6, ver, 4);
+	/* a tool's writable open (a backup copy's mark) keeps schema 3: an
+	 * older program reads it still */
+	assert_int_equal(rete_store_open(&s, dir, 0, &m), RETE_OK);
+	assert_int_equal(rete_store_identity_get(s, NULL, &id, &m), RETE_OK);
+	assert_int_equal(id.schema, 3);
+	rete_store_close(&s);
 	assert_int_equal(rete_store_open(&s, dir, RETE_STORE_JOURNAL, &m), RETE_OK);
 	assert_true(tu_exists(j0));
 	assert_int_equal(rete_store_identity_get(s, NULL, &id, &m), RETE_OK);
@@ -440,6 +483,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_killed_before_lmdb),
 	    cmocka_unit_test(test_lmdb_behind),
+	    cmocka_unit_test(test_other_store),
 	    cmocka_unit_test(test_files_and_schema),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
