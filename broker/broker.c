@@ -222,9 +222,10 @@ static void send_refusal(broker *b, broker_frame *f, bool as_receipt)
  * stays NULL and the frames get no receipt (their agents submit again and
  * get the original entry's). memo is the commit's (rete_store_commit_memo:
  * the nodes it wrote are in it); NULL: one of its own. */
-static void receipts_prove(broker *b, broker_batch *bt, rete_merkle_memo *memo)
+static void receipts_prove(broker *b, broker_batch *bt, rete_merkle_memo *memo,
+			   rete_store_rtxn *in)
 {
-	rete_store_rtxn *rt = NULL;
+	rete_store_rtxn *rt = in;
 	rete_merkle_memo *own = NULL;
 	rete_msg m = {{0}};
 	uint64_t size = 0;
@@ -233,7 +234,7 @@ static void receipts_prove(broker *b, broker_batch *bt, rete_merkle_memo *memo)
 
 	free(bt->note);
 	bt->note = NULL;
-	if (rete_store_read_begin(b->store, &rt, &m) != RETE_OK ||
+	if ((in == NULL && rete_store_read_begin(b->store, &rt, &m) != RETE_OK) ||
 	    rete_store_size(b->store, rt, &size, &m) != RETE_OK)
 		goto fail;
 	if (b->rc_note == NULL || b->rc_size != size) {
@@ -270,7 +271,8 @@ static void receipts_prove(broker *b, broker_batch *bt, rete_merkle_memo *memo)
 		memcpy(f->proof.data, proof, n * RETE_MERKLE_HASH);
 		f->proof.len = n * RETE_MERKLE_HASH;
 	}
-	rete_store_read_end(&rt);
+	if (in == NULL)
+		rete_store_read_end(&rt);
 	rete_merkle_memo_free(own);
 	own = NULL;
 	bt->note = strdup(b->rc_note);
@@ -280,7 +282,8 @@ static void receipts_prove(broker *b, broker_batch *bt, rete_merkle_memo *memo)
 		return;
 fail:
 	rete_merkle_memo_free(own);
-	rete_store_read_end(&rt);
+	if (in == NULL)
+		rete_store_read_end(&rt);
 	/* the sentence is logged on the main thread (send_receipt) */
 	snprintf(bt->m.text, sizeof(bt->m.text), "%s", m.text);
 }
@@ -833,7 +836,57 @@ static void checkpoint_done(broker *b, uint64_t size, char *note);
  * in it (receipts_prove). It touches nothing of the broker but the store,
  * the key and the per-commit note, so it runs on the committer's thread
  * while the main thread reads and verifies the next batch. */
-static void batch_commit(broker *b, broker_batch *bt)
+/* owes_receipts: bt has accepted or duplicate submissions. */
+static bool owes_receipts(const broker_batch *bt)
+{
+	for (size_t i = 0; i < bt->n; i++) {
+		const broker_frame *f = &bt->frames[i];
+		if (f->op < 0)
+			continue;
+		const rete_store_op *op = &bt->ops[f->op];
+		if (op->status == RETE_STORE_ACCEPTED || op->status == RETE_STORE_DUPLICATE)
+			return true;
+	}
+	return false;
+}
+
+struct early {
+	broker *b;
+	broker_batch *bt;
+	rete_merkle_memo *memo;
+	bool send; /* on the main thread: the receipts go now */
+};
+
+/* receipts_early: the store's journal holds bt (rete_store_commit_durable),
+ * LMDB has yet to commit it: its receipts are proved in the batch's own
+ * transaction and, on the main thread, sent, while LMDB writes. The
+ * thread is in the commit until LMDB is done, so nothing it answers after
+ * (a query, a delivery) reads the store without the batch. */
+static void receipts_early(void *ctx, rete_store_rtxn *rt)
+{
+	struct early *e = ctx;
+	broker_batch *bt = e->bt;
+
+	if (!owes_receipts(bt))
+		return;
+	receipts_prove(e->b, bt, e->memo, rt);
+	if (!e->send || bt->note == NULL)
+		return; /* batch_answer sends them, or says why it cannot */
+	for (size_t i = 0; i < bt->n; i++) {
+		broker_frame *f = &bt->frames[i];
+		if (f->op < 0)
+			continue;
+		const rete_store_op *op = &bt->ops[f->op];
+		if (op->status != RETE_STORE_ACCEPTED && op->status != RETE_STORE_DUPLICATE)
+			continue;
+		send_receipt(e->b, bt, f);
+		broker_metrics_observe(e->b->metrics, BH_RECEIPT,
+				       broker_metrics_now_us() - bt->read_us, 1);
+		f->receipted = true;
+	}
+}
+
+static void batch_commit(broker *b, broker_batch *bt, bool main_thread)
 {
 	bt->err = RETE_OK;
 	if (bt->nops == 0)
@@ -843,24 +896,24 @@ static void batch_commit(broker *b, broker_batch *bt)
 	 * durable, and the proofs take them from there instead of reading
 	 * them back (without a memo, if none can be had, they read them) */
 	rete_merkle_memo *memo = rete_merkle_memo_new();
-	bt->err = rete_store_commit_checkpoint(b->store, bt->ops, bt->nops, memo, bt->cp_size,
-					       bt->cp_note, &bt->m);
+	/* on the main thread a batch's receipts go as soon as the journal has
+	 * it (docs/performance.md, "The journal"); the committer's go after
+	 * LMDB's commit, when the main thread collects it */
+	struct early e = {b, bt, memo, main_thread};
+	bool early = false;
+	bt->err = rete_store_commit_durable(b->store, bt->ops, bt->nops, memo, bt->cp_size,
+					    bt->cp_note, main_thread ? receipts_early : NULL, &e,
+					    &early, &bt->m);
 	if (bt->err != RETE_OK && bt->err != RETE_EFULL && bt->cp_note != NULL) {
 		snprintf(bt->cp_err, sizeof(bt->cp_err), "%s", bt->m.text);
 		free(bt->cp_note);
 		bt->cp_note = NULL;
-		bt->err = rete_store_commit_memo(b->store, bt->ops, bt->nops, memo, &bt->m);
+		bt->err = rete_store_commit_durable(b->store, bt->ops, bt->nops, memo, 0, NULL,
+						    main_thread ? receipts_early : NULL, &e,
+						    &early, &bt->m);
 	}
-	for (size_t i = 0; bt->err == RETE_OK && i < bt->n; i++) {
-		broker_frame *f = &bt->frames[i];
-		if (f->op < 0)
-			continue;
-		const rete_store_op *op = &bt->ops[f->op];
-		if (op->status == RETE_STORE_ACCEPTED || op->status == RETE_STORE_DUPLICATE) {
-			receipts_prove(b, bt, memo);
-			break;
-		}
-	}
+	if (bt->err == RETE_OK && !early && owes_receipts(bt))
+		receipts_prove(b, bt, memo, NULL);
 	rete_merkle_memo_free(memo);
 }
 
@@ -868,7 +921,7 @@ static void batch_commit_job(void *ctx)
 {
 	broker *b = ctx;
 	int64_t t0 = broker_metrics_now_us();
-	batch_commit(b, b->fly);
+	batch_commit(b, b->fly, false);
 	if (b->fly->nops)
 		broker_metrics_observe(b->metrics, BH_COMMIT, broker_metrics_now_us() - t0, 1);
 }
@@ -928,7 +981,7 @@ static rete_err batch_logged(broker *b, broker_batch *bt)
  * may be in flight. */
 static rete_err commit_now(broker *b)
 {
-	batch_commit(b, b->bt);
+	batch_commit(b, b->bt, false);
 	return batch_logged(b, b->bt);
 }
 
@@ -2087,13 +2140,12 @@ static bool timestamp_refuses(broker *b, broker_frame *f)
 
 /* storage_full_note keeps what health tells of a store that cannot write:
  * a commit of submissions that failed as storage full (they were refused)
- * starts or continues the spell, one that went through ends it. */
-static void storage_full_note(broker *b, const broker_batch *bt, rete_err err)
+ * starts or continues the spell, one that went through ends it. writes is
+ * the number of the batch's frames that wrote (an op in the commit),
+ * counted by batch_answer in its own walk of the frames: the per-batch
+ * path walks them once. */
+static void storage_full_note(broker *b, uint64_t writes, rete_err err)
 {
-	uint64_t writes = 0;
-	for (size_t i = 0; i < bt->n; i++)
-		if (bt->frames[i].op >= 0)
-			writes++;
 	if (writes == 0) /* queries only: nothing was written, nothing learnt */
 		return;
 	if (err == RETE_OK) {
@@ -2112,11 +2164,12 @@ static void storage_full_note(broker *b, const broker_batch *bt, rete_err err)
 static void batch_answer(broker *b, broker_batch *bt)
 {
 	rete_err err = batch_logged(b, bt);
-	storage_full_note(b, bt, err);
+	uint64_t writes = 0;
 	for (size_t i = 0; i < bt->n; i++) {
 		broker_frame *f = &bt->frames[i];
 		if (f->op < 0)
 			continue;
+		writes++;
 		const rete_store_op *op = &bt->ops[f->op];
 		if (err != RETE_OK) {
 			broker_refuse(f,
@@ -2132,9 +2185,11 @@ static void batch_answer(broker *b, broker_batch *bt)
 			broker_metrics_add(
 			    b->metrics,
 			    op->status == RETE_STORE_ACCEPTED ? BM_ACCEPTED : BM_DUPLICATE, 1);
-			send_receipt(b, bt, f);
-			broker_metrics_observe(b->metrics, BH_RECEIPT,
-					       broker_metrics_now_us() - bt->read_us, 1);
+			if (!f->receipted) {
+				send_receipt(b, bt, f);
+				broker_metrics_observe(b->metrics, BH_RECEIPT,
+						       broker_metrics_now_us() - bt->read_us, 1);
+			}
 			if (op->status == RETE_STORE_DUPLICATE)
 				broker_log_info("%s sent %s again: the original receipt (index "
 						"%" PRIu64 ") was sent again",
@@ -2146,6 +2201,8 @@ static void batch_answer(broker *b, broker_batch *bt)
 			send_refusal(b, f, true);
 		}
 	}
+	/* before the queries below: a health query in this batch sees it */
+	storage_full_note(b, writes, err);
 	if (err != RETE_OK) /* the ACKs of this batch were not recorded: deliver again */
 		for (size_t i = 0; i < bt->nops; i++)
 			if (bt->ops[i].kind == RETE_STORE_OP_ACK) {
@@ -2176,6 +2233,39 @@ static void pipe_collect(broker *b)
 	batch_answer(b, bt);
 }
 
+/* catch_up: a batch receipted from the store's journal whose LMDB commit
+ * failed (rete_store_commit_durable) goes into LMDB before anything reads
+ * or writes the store (each batch, each second's scan); the log says why
+ * it could not, once a minute, and when it could. Its recipients' queues
+ * are read again then. */
+static void catch_up(broker *b)
+{
+	rete_msg m;
+	if (!b->behind) {
+		if (!rete_store_behind(b->store, &m))
+			return;
+		b->behind = true;
+		b->behind_said_ms = mono_ms();
+		broker_log_error("the store could not commit a batch already receipted: %s; it is "
+				 "in the store's journal (durable) and goes into the store as soon "
+				 "as it can be written; until then it is not delivered",
+				 m.text);
+	}
+	if (rete_store_catch_up(b->store, &m) != RETE_OK) {
+		if (mono_ms() - b->behind_said_ms >= 60000) {
+			b->behind_said_ms = mono_ms();
+			broker_log_error("a batch receipted from the store's journal is still not "
+					 "in the store: %s",
+					 m.text);
+		}
+		return;
+	}
+	b->behind = false;
+	broker_log_info("the batch receipted from the store's journal is in the store now");
+	for (size_t i = 0; i < b->npeers; i++)
+		b->peers[i].dirty = true;
+}
+
 /* run_batch reads what is waiting and takes it through the pipeline. The
  * batch before may still be committing: its commit overlaps this batch's
  * reading and verification, and it is answered before this batch's checks,
@@ -2192,6 +2282,8 @@ static void run_batch(broker *b, broker_frame **jobs)
 	bt->n = n;
 	bt->read_us = broker_metrics_now_us();
 	int64_t now = rete_now_ms();
+	if (b->fly == NULL)
+		catch_up(b);
 
 	/* 1. what needs no signature; HELLO and PING are answered at once */
 	size_t njobs = 0;
@@ -2289,9 +2381,10 @@ static void run_batch(broker *b, broker_frame **jobs)
 		 * the commit over, then being woken for its answer, costs two
 		 * thread wake-ups (measured: +0.3-0.5 ms p50 at 1,000/s). */
 		int64_t t0 = broker_metrics_now_us();
-		batch_commit(b, bt);
+		batch_commit(b, bt, true);
 		broker_metrics_observe(b->metrics, BH_COMMIT, broker_metrics_now_us() - t0, 1);
 		batch_answer(b, bt);
+		catch_up(b); /* says so at once if LMDB's commit of it failed */
 		return;
 	}
 
@@ -2347,9 +2440,92 @@ static int on_overdue(void *ctx, const Rete__ReferralInfo *r)
 	return 0;
 }
 
+/* BROKER_CLOCK_JUMP_MS: a wall clock that moves this much more (or less)
+ * than the boot clock between two scans has jumped. */
+#define BROKER_CLOCK_JUMP_MS (60 * 1000)
+
+/* boot_ms: CLOCK_BOOTTIME (it counts a suspend, which CLOCK_MONOTONIC does
+ * not: a machine resumed after two days has not jumped). */
+static int64_t boot_ms(void)
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
+		return mono_ms();
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* span_text writes ms (>= 0) as 6d00h, 3h05m or 4m10s. */
+static char *span_text(int64_t ms, char *buf, size_t n)
+{
+	int64_t s = ms / 1000;
+	if (s >= 86400)
+		snprintf(buf, n, "%lldd%02lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
+	else if (s >= 3600)
+		snprintf(buf, n, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+	else
+		snprintf(buf, n, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+	return buf;
+}
+
+/* clock_watch compares how far the wall clock moved since the last scan
+ * with how far the boot clock did (rev-edges s13, 2). A wall clock that
+ * moved more than BROKER_CLOCK_JUMP_MS ahead of it jumped forward (a VM
+ * resumed with a wrong clock, a bad RTC or NTP source, or a clock that was
+ * behind put right): the jump is not counted (clock_ahead_ms), so that
+ * expiry and overdue go on in real time, and nothing is withdrawn or
+ * flagged before its time; an error says it, and health lists it until
+ * the clock comes back. A step back takes back what is not counted. The
+ * wall clock itself (the entries' loggedAt) is left as it is. */
+static void clock_watch(broker *b)
+{
+	int64_t wall = rete_now_ms(), boot = boot_ms();
+	char jump[32], ahead[32], at[32];
+	if (b->clock_boot_ms != 0) {
+		int64_t drift = (wall - b->clock_wall_ms) - (boot - b->clock_boot_ms);
+		int64_t was = b->clock_ahead_ms;
+		if (drift > BROKER_CLOCK_JUMP_MS) {
+			b->clock_ahead_ms += drift;
+			span_text(drift, jump, sizeof(jump));
+			span_text(b->clock_ahead_ms, ahead, sizeof(ahead));
+			snprintf(b->clock_text, sizeof(b->clock_text),
+				 "the broker's clock jumped forward by %s at %s (%s ahead of the "
+				 "time that passed): expiry and overdue count without it; check "
+				 "the clock (timedatectl) before a restart, which counts on the "
+				 "clock as it then is",
+				 jump, rete_time_format(wall, at), ahead);
+			broker_log_error("the clock jumped forward by %s (the wall clock moved "
+					 "%s ahead of the boot clock since the last scan, now %s): "
+					 "expiry and overdue count without the jump (%s in all), "
+					 "so nothing is withdrawn or flagged overdue for it; check "
+					 "the clock (timedatectl) before restarting the broker, "
+					 "which counts on the clock as it then is",
+					 jump, jump, at, ahead);
+		} else if (drift < -BROKER_CLOCK_JUMP_MS && was > 0) {
+			/* what is left under a minute is the milliseconds between
+			 * the reads, not a jump */
+			b->clock_ahead_ms = was + drift > BROKER_CLOCK_JUMP_MS ? was + drift : 0;
+			span_text(-drift, jump, sizeof(jump));
+			if (b->clock_ahead_ms == 0) {
+				b->clock_text[0] = '\0';
+				broker_log_info("the clock is back (it went back by %s): expiry "
+						"and overdue count on it again",
+						jump);
+			} else
+				broker_log_warn("the clock went back by %s; %s of its forward "
+						"jump is still not counted",
+						jump,
+						span_text(b->clock_ahead_ms, ahead, sizeof(ahead)));
+		}
+	}
+	b->clock_wall_ms = wall;
+	b->clock_boot_ms = boot;
+}
+
 static void scan(broker *b)
 {
-	int64_t now = rete_now_ms();
+	clock_watch(b);
+	/* now: what expiry and overdue count on; wall: the own entries' time */
+	int64_t wall = rete_now_ms(), now = wall - b->clock_ahead_ms;
 	struct scan_ctx s = {0};
 	s.cap = BROKER_SCAN_MAX;
 	s.e = calloc(s.cap, sizeof(*s.e));
@@ -2399,7 +2575,7 @@ static void scan(broker *b)
 				o->notice.text = o->text;
 				o->msg.body_case = RETE__MESSAGE__BODY_NOTICE;
 				o->msg.notice = &o->notice;
-				own_append(b, o, now);
+				own_append(b, o, wall);
 			}
 			broker_log_warn(
 			    "withdrew %s from %s to %s (entry %" PRIu64 "): undelivered "
@@ -2434,7 +2610,7 @@ static void scan(broker *b)
 		o->notice.text = o->text;
 		o->msg.body_case = RETE__MESSAGE__BODY_NOTICE;
 		o->msg.notice = &o->notice;
-		own_append(b, o, now);
+		own_append(b, o, wall);
 		broker_log_info("referral %s to %s is overdue (due %s)", r->id, r->performer, due);
 	}
 	if (commit_now(b) == RETE_OK)
@@ -2451,6 +2627,8 @@ out:
 	free(s.r);
 	free(s.e);
 }
+
+static void orphans_say(broker *b);
 
 /* --- reload ----------------------------------------------------------------------------- */
 
@@ -2631,6 +2809,7 @@ static void reload(broker *b)
 	}
 	rete_buf_free(&before);
 	broker_log_info("reload: %zu parties, %zu routes in force", nc->nparties, nc->nroutes);
+	orphans_say(b);
 	pump_dirty(b);
 }
 
@@ -2691,6 +2870,84 @@ static void store_info(broker *b, const char *fmt, ...)
 	va_start(ap, fmt);
 	store_say(b, RETE_LOG_INFO, fmt, ap);
 	va_end(ap);
+}
+
+/* --- queues of parties no longer in the directory ---------------------------------------- */
+
+struct orphan_walk {
+	const broker_config *cfg;
+	struct orphan {
+		char id[RETE_ID_MAX + 1];
+		uint64_t n;
+		int64_t oldest;
+	} *o;
+	size_t n, cap;
+	bool oom;
+};
+
+static int orphan_step(void *ctx, const char *recipient, uint64_t index, int64_t logged_at)
+{
+	(void)index;
+	struct orphan_walk *w = ctx;
+	if (broker_config_party(w->cfg, recipient) != NULL)
+		return 0;
+	/* the queue is in recipient order: a party's entries come together */
+	struct orphan *o = w->n ? &w->o[w->n - 1] : NULL;
+	if (o == NULL || strcmp(o->id, recipient) != 0) {
+		if (w->n == w->cap) {
+			size_t cap = w->cap ? 2 * w->cap : 8;
+			struct orphan *t = realloc(w->o, cap * sizeof(*t));
+			if (t == NULL) {
+				w->oom = true;
+				return 1;
+			}
+			w->o = t, w->cap = cap;
+		}
+		o = &w->o[w->n++];
+		snprintf(o->id, sizeof(o->id), "%s", recipient);
+		o->n = 0;
+		o->oldest = logged_at;
+	}
+	o->n++;
+	if (logged_at < o->oldest)
+		o->oldest = logged_at;
+	return 0;
+}
+
+/* orphans_say names each stored queue of a party the configuration in
+ * force no longer has (rev-edges s13, 3): its count, its oldest, and that
+ * the expiry withdraws them unless the section is put back. At the start
+ * and at a reload a warning, in --check-config a note; b->orphans keeps
+ * the ids for health. */
+static void orphans_say(broker *b)
+{
+	struct orphan_walk w = {.cfg = b->cfg};
+	rete_msg m = {{0}};
+	if (rete_store_queue_expired(b->store, NULL, INT64_MAX, orphan_step, &w, &m) != RETE_OK)
+		store_warn(b, "the queues of parties no longer in the configuration could not be "
+			      "read: %s",
+			   m.text);
+	else if (w.oom)
+		store_warn(b, "out of memory reading the queues of parties no longer in the "
+			      "configuration");
+	free(b->orphans);
+	b->orphans = NULL;
+	b->norphans = 0;
+	if (w.n && (b->orphans = calloc(w.n, sizeof(*b->orphans))) != NULL)
+		b->norphans = w.n;
+	for (size_t i = 0; i < w.n; i++) {
+		char at[32];
+		if (i < b->norphans)
+			snprintf(b->orphans[i], sizeof(b->orphans[i]), "%s", w.o[i].id);
+		store_warn(b, "%s: %" PRIu64 " message%s wait%s in its queue (the oldest logged at "
+			      "%s), and %s has no [agency %s] section: %s withdrawn after expiry "
+			      "%s unless the section is put back (a reload then delivers them; "
+			      "docs/operations.md, \"Removing a party\")",
+			   w.o[i].id, w.o[i].n, w.o[i].n == 1 ? "" : "s", w.o[i].n == 1 ? "s" : "",
+			   rete_time_format(w.o[i].oldest, at), b->cfg->path, w.o[i].id,
+			   w.o[i].n == 1 ? "it is" : "they are", b->cfg->expiry);
+	}
+	free(w.o);
 }
 
 /* copy_sign signs a checkpoint of the store as it is (a restored backup
@@ -3078,8 +3335,8 @@ static rete_err store_start(broker *b, unsigned flags)
 	}
 	err = rete_store_open(&b->store, c->data,
 			      check		      ? RETE_STORE_RDONLY
-			      : (flags & BROKER_INIT) ? RETE_STORE_CREATE
-						      : 0,
+			      : (flags & BROKER_INIT) ? RETE_STORE_CREATE | RETE_STORE_JOURNAL
+						      : RETE_STORE_JOURNAL,
 			      &m);
 	if (err == RETE_ENOENT && check && (flags & BROKER_INIT))
 		return RETE_OK; /* --init will create it */
@@ -3327,8 +3584,12 @@ int broker_check_store(broker_config *c, unsigned flags, rete_problems *problems
 	endpoint_probe(&b, "listen", c->listen, c->listen_line);
 	endpoint_probe(&b, "events", c->events, c->events_line);
 	access_check(&b);
-	if (store_start(&b, flags) != RETE_OK && problems->n == before)
-		store_error(&b, "store %s cannot be checked", c->data);
+	if (store_start(&b, flags) != RETE_OK) {
+		if (problems->n == before)
+			store_error(&b, "store %s cannot be checked", c->data);
+	} else if (b.store != NULL)
+		orphans_say(&b);
+	free(b.orphans);
 	rete_store_close(&b.store);
 	free(b.restore_note);
 	free(b.cp_note);
@@ -3520,6 +3781,8 @@ static void monitor_drain(broker *b)
 static void broker_free(broker *b)
 {
 	int linger = 0;
+	free(b->orphans);
+	b->orphans = NULL;
 	broker_access_flush(b);
 	rete_access_log_close(&b->access);
 	/* Stop the monitor BEFORE closing the socket that reads it: otherwise
@@ -3682,6 +3945,7 @@ int broker_run(broker_config *c, unsigned flags)
 	}
 	if (b.metrics) /* measured only where someone can read it */
 		broker_pool_count_cpu(b.pool, verify_cpu_add, b.metrics);
+	orphans_say(&b);
 	char version[128];
 	broker_log_info("started: broker %s, origin %s, epoch %" PRIu32 ", log size %" PRIu64
 			", %zu parties, listening on %s, events on %s; rete-broker %s, protocol "
@@ -3692,6 +3956,8 @@ int broker_run(broker_config *c, unsigned flags)
 	broker_log_buffer(true); /* written before every wait for the network */
 
 	int64_t now = mono_ms();
+	b.clock_wall_ms = rete_now_ms(); /* a jump before the first scan counts too */
+	b.clock_boot_ms = boot_ms();
 	b.last_scan_ms = now;
 	b.last_ping_ms = now;
 	b.cp_mono_ms = now;
@@ -3743,6 +4009,7 @@ int broker_run(broker_config *c, unsigned flags)
 		if (now - b.last_scan_ms >= 1000) {
 			b.last_scan_ms = now;
 			pipe_collect(&b);
+			catch_up(&b);
 			scan(&b);
 			redeliver(&b, now);
 			hellos_sweep(&b, now);

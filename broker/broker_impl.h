@@ -142,6 +142,7 @@ typedef struct broker_frame {
 	long op;	/* index in the batch's ops, or -1 */
 	rete_buf proof; /* its receipt's inclusion proof (hashes of RETE_MERKLE_HASH
 			   bytes) to the batch's note, made by the committer */
+	bool receipted; /* its receipt went once the journal held the batch */
 	Rete__ErrorCode error;
 	char error_text[RETE_STORE_ERROR_MAX]; /* the store's sentences pass whole */
 	char field[128];
@@ -221,6 +222,8 @@ typedef struct broker {
 	uint64_t rc_size;
 	bool state_due;	      /* the state file is behind cp_note (checkpoint_state) */
 	int64_t cp_failed_ms; /* when a batch's commit last refused its checkpoint */
+	bool behind;	      /* a receipted batch is in the store's journal only */
+	int64_t behind_said_ms; /* when the log last said why (mono) */
 	uint32_t epoch;	      /* the log's epoch (store_identity.h) */
 	int store_lock;	      /* fd holding the store's writer lock, or -1 */
 	char *restore_note;   /* a declared restore: the last checkpoint signed before */
@@ -231,6 +234,16 @@ typedef struct broker {
 	rete_problems *check_problems, *check_notes;
 	uint32_t restore_epoch, restore_prev;
 	int64_t last_scan_ms, last_ping_ms;
+	/* the wall clock's jumps (clock_watch, broker.c): the wall and boot
+	 * clocks at the last scan, how far the wall clock is ahead of the
+	 * time that passed (forward jumps not counted, 0: none), and the
+	 * jump's sentence for health */
+	int64_t clock_wall_ms, clock_boot_ms, clock_ahead_ms;
+	char clock_text[384];
+	/* queues of parties the configuration no longer names, found at the
+	 * start and at each reload (orphans_say, broker.c) */
+	char (*orphans)[RETE_ID_MAX + 1];
+	size_t norphans;
 	broker_batch batches[2];
 	broker_batch *bt;  /* the batch being built */
 	broker_batch *fly; /* the batch being committed, or NULL */

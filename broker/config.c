@@ -104,6 +104,8 @@ struct parse {
 	size_t nsec, capsec;
 	rete_problems *pr;
 	bool oom;
+	char *raw; /* the current line as read, before inih cuts it up */
+	size_t raw_len, raw_cap;
 };
 
 static void problem(struct parse *p, int line, const char *fmt, ...)
@@ -225,13 +227,48 @@ static char *line_reader(char *str, int num, void *stream)
 		}
 	}
 	size_t n = strlen(r);
+	/* keep the line whole (inih may read a long one in pieces), for the
+	 * column of a byte that is no UTF-8 (on_key) */
+	if (p->at_line_start)
+		p->raw_len = 0;
+	if (p->raw_len + n + 1 > p->raw_cap) {
+		size_t cap = (p->raw_len + n + 1) * 2;
+		char *nr = realloc(p->raw, cap);
+		if (!nr) {
+			p->oom = true;
+			return r;
+		}
+		p->raw = nr;
+		p->raw_cap = cap;
+	}
+	memcpy(p->raw + p->raw_len, r, n + 1);
+	p->raw_len += n;
 	p->at_line_start = n > 0 && r[n - 1] == '\n';
 	return r;
+}
+
+/* value_utf8: a value with a byte that is no UTF-8 (an accented letter
+ * saved by an editor set to Windows-1252 or Latin-1) is a problem at its
+ * line, naming its section and key: found later, in the directory made
+ * from the file, it could only name a field of a message. A comment is not
+ * read, so not checked. */
+static void value_utf8(struct parse *p, const char *section, const char *name, const char *value)
+{
+	if (rete_utf8_bad_offset(value, strlen(value)) == (size_t)-1)
+		return;
+	unsigned char byte = 0;
+	size_t col = p->raw ? rete_conffile_utf8_column(p->raw, p->raw_len, &byte) : 0;
+	if (col == 0) /* not found in the line: the value's own byte, no column */
+		byte = (unsigned char)value[rete_utf8_bad_offset(value, strlen(value))];
+	char why[512];
+	rete_conffile_not_utf8(why, sizeof(why), byte, col);
+	problem(p, p->line, "[%s] %s: %s", section, name, why);
 }
 
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse *p = user;
+	value_utf8(p, section, name, value ? value : "");
 	if (p->cont && p->nkv > 0) {
 		struct kv *last = &p->kvs[p->nkv - 1];
 		char *joined = NULL;
@@ -634,18 +671,20 @@ const char *broker_access_log_bad(const broker_config *c, const char *path, char
 		size_t dl = strlen(d);
 		while (dl > 1 && d[dl - 1] == '/')
 			d[--dl] = '\0';
-		/* the folder itself, LMDB's two files and the writer's lock are
-		 * the broker's own;
+		/* the folder itself, LMDB's two files, the journal's two
+		 * (store schema 4) and the writer's lock are the broker's own;
 		 * any other file there is only a poor place (0.7.0 took it, and
 		 * a broker.ini that ran must go on running): access_check warns */
 		if (strcmp(a, d) == 0 || (strncmp(a, d, dl) == 0 && a[dl] == '/' &&
 					  (strcmp(a + dl + 1, "data.mdb") == 0 ||
 					   strcmp(a + dl + 1, "lock.mdb") == 0 ||
+					   strcmp(a + dl + 1, "journal.0") == 0 ||
+					   strcmp(a + dl + 1, "journal.1") == 0 ||
 					   strcmp(a + dl + 1, RETE_STORE_LOCK_FILE) == 0))) {
 			snprintf(buf, n,
 				 "%s is the store folder %s or one of the store's files in it "
-				 "(data.mdb, lock.mdb, " RETE_STORE_LOCK_FILE "), the broker's "
-				 "own: the record would write over it",
+				 "(data.mdb, lock.mdb, journal.0, journal.1, " RETE_STORE_LOCK_FILE
+				 "), the broker's own: the record would write over it",
 				 path, c->data);
 			return buf;
 		}
@@ -1573,6 +1612,7 @@ done:
 		free(p.secs[i].name);
 	free(p.secs);
 	free(p.dir);
+	free(p.raw);
 	if (err != RETE_OK)
 		broker_config_free(&c);
 	*out = c;

@@ -121,7 +121,8 @@ char *broker_access_log_default(const char *data);
  * access record at path (c's, or another), in buf (n bytes), or returns
  * NULL when nothing does. *mistake is set when it is a mistake in
  * broker.ini, not a state of the disk: a folder, something not a regular
- * file, the store folder or its data.mdb or lock.mdb, or one of
+ * file, the store folder or its data.mdb, lock.mdb, journal.0 or
+ * journal.1, or one of
  * c->own_files (--check-config
  * refuses these; the rest it warns of). */
 const char *broker_access_log_bad(const broker_config *c, const char *path, char *buf, size_t n,

@@ -195,6 +195,27 @@ static void q_health(broker *b, broker_frame *f)
 	Rete__AgencyHealth *hs = NULL;
 	size_t n = 0;
 	Rete__AgencyHealth **ptrs = agencies_fill(b, rt, &hs, &n);
+	char *problems[64];
+	size_t np = 0;
+	/* (rev-edges s13, 3) a queue of a party the configuration no longer
+	 * has: no row of its own, so a problem */
+	for (size_t i = 0; i < b->norphans && np < 8; i++) {
+		uint64_t depth = 0;
+		int64_t oldest = 0;
+		char at[32];
+		if (rete_store_queue_depth(b->store, rt, b->orphans[i], &depth, &oldest, NULL) !=
+			RETE_OK ||
+		    depth == 0 || broker_config_party(b->cfg, b->orphans[i]) != NULL)
+			continue;
+		if (asprintf(&problems[np],
+			     "%s is not in the configuration, yet %" PRIu64 " message%s wait%s in "
+			     "its queue (the oldest logged at %s): %s withdrawn after expiry %s "
+			     "unless its [agency %s] section is put back",
+			     b->orphans[i], depth, depth == 1 ? "" : "s", depth == 1 ? "s" : "",
+			     rete_time_format(oldest, at), depth == 1 ? "it is" : "they are",
+			     b->cfg->expiry, b->orphans[i]) >= 0)
+			np++;
+	}
 	rete_store_read_end(&rt);
 	h.agencies = ptrs;
 	h.n_agencies = ptrs ? n : 0;
@@ -215,9 +236,12 @@ static void q_health(broker *b, broker_frame *f)
 	char version[128];
 	h.version = rete_version_short(version, sizeof(version));
 
-	char *problems[64];
-	size_t np = 0;
+	/* the ages below are on the wall clock, as the agencies' rows are:
+	 * after a forward jump they are too long, and the jump is a problem
+	 * of its own, first (clock_watch, broker.c) */
 	int64_t now = rete_now_ms();
+	if (b->clock_text[0] != '\0' && (problems[np] = strdup(b->clock_text)) != NULL)
+		np++;
 	for (size_t i = 0; i < h.n_agencies && np < 60; i++) {
 		const Rete__AgencyHealth *a = h.agencies[i];
 		if (a->queue_depth && a->oldest_undelivered_at &&

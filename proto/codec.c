@@ -287,6 +287,13 @@ size_t rete_arena_size(const rete_arena *a)
 /* utf8_valid: strict UTF-8 (RFC 3629): no overlong forms, no surrogates,
  * nothing above U+10FFFF. Returns the offset of the first bad byte or
  * (size_t)-1 when s[0..len) is valid. */
+static size_t utf8_bad_offset(const unsigned char *s, size_t len);
+
+size_t rete_utf8_bad_offset(const char *s, size_t len)
+{
+	return utf8_bad_offset((const unsigned char *)s, len);
+}
+
 static size_t utf8_bad_offset(const unsigned char *s, size_t len)
 {
 	size_t i = 0;

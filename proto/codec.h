@@ -188,6 +188,12 @@ rete_err rete_client_frame_decode(const uint8_t *data, size_t len, rete_arena *a
  * rete__message__free_unpacked. */
 rete_err rete_message_decode(const uint8_t *data, size_t len, Rete__Message **out, rete_msg *m);
 
+/* rete_utf8_bad_offset: the offset of the first byte of s[0..len) that is
+ * not strict UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing
+ * above U+10FFFF; the check every string of a message passes), or
+ * (size_t)-1 when all of it is. */
+size_t rete_utf8_bad_offset(const char *s, size_t len);
+
 /* rete_seal packs priv and seals it to the recipient's X25519 key; *sealed
  * gets the ciphertext (caller owns) and hash (if not NULL) its SHA-256 (of
  * the ciphertext, which is what travels and what the Message signs). The

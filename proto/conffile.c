@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "codec.h"
+
 rete_err rete_conffile_open(const char *path, FILE **out, rete_msg *m)
 {
 	struct stat st;
@@ -72,4 +74,36 @@ rete_err rete_conffile_start(FILE *f, rete_msg *m)
 		return rete_msg_set(m, RETE_EIO, "cannot read the configuration: %s",
 				    strerror(errno));
 	return RETE_OK;
+}
+
+size_t rete_conffile_utf8_column(const char *line, size_t len, unsigned char *byte)
+{
+	size_t bad = rete_utf8_bad_offset(line, len), col = 1;
+
+	if (bad == (size_t)-1)
+		return 0;
+	/* what comes before is UTF-8: a character per byte that does not
+	 * continue one */
+	for (size_t i = 0; i < bad; i++)
+		col += ((unsigned char)line[i] & 0xC0) != 0x80;
+	*byte = (unsigned char)line[bad];
+	return col;
+}
+
+void rete_conffile_not_utf8(char *out, size_t n, unsigned char byte, size_t col)
+{
+	char at[32] = "", what[16] = "such bytes";
+
+	if (col > 0)
+		snprintf(at, sizeof(at), " at column %zu", col);
+	/* Windows-1252 and Latin-1 agree with Unicode from 0xC0 to 0xFF, the
+	 * accented letters (à è é ì ò ù): the letter meant, in UTF-8 */
+	if (byte >= 0xC0)
+		snprintf(what, sizeof(what), "'%c%c' so", (char)(0xC0 | (byte >> 6)),
+			 (char)(0x80 | (byte & 0x3F)));
+	snprintf(out, n,
+		 "byte 0x%02X%s is not UTF-8, the encoding of every configuration file (an "
+		 "editor set to Windows-1252 or Latin-1 writes %s); save the file as UTF-8 (in "
+		 "Notepad: Save as, Encoding UTF-8)",
+		 byte, at, what);
 }

@@ -13,7 +13,10 @@
  * refused on its own with a puzzling sentence, so the file is refused once,
  * saying how to save it. Every reader (broker.ini, agent.ini, coord.ini,
  * audit.ini, the console's accounts file, a witness policy) starts with
- * rete_conffile_start.
+ * rete_conffile_start. A third way, an editor set to Windows-1252 or
+ * Latin-1, writes an accented letter as one byte that is no UTF-8: each
+ * reader checks every value (rete_conffile_utf8_column) and names its line,
+ * section and key with rete_conffile_not_utf8's sentence.
  */
 #ifndef RETE_CONFFILE_H
 #define RETE_CONFFILE_H
@@ -41,5 +44,18 @@ rete_err rete_conffile_open(const char *path, FILE **out, rete_msg *m);
  * to save it as UTF-8; RETE_EIO when f cannot be read or rewound. m's
  * sentence does not name the file: the caller's prefix does. */
 rete_err rete_conffile_start(FILE *f, rete_msg *m);
+
+/* rete_conffile_utf8_column: the column (1 the first character; a byte
+ * that is no UTF-8 counts as one) of the first byte of line[0..len) that
+ * is not UTF-8 (rete_utf8_bad_offset), that byte in *byte; 0 when the line
+ * is all UTF-8. */
+size_t rete_conffile_utf8_column(const char *line, size_t len, unsigned char *byte);
+
+/* rete_conffile_not_utf8 writes into out (n bytes) the sentence for a
+ * value whose byte `byte`, at column col of its line (0: not known), is not
+ * UTF-8: the byte, what it is in Windows-1252 when a letter there, and to
+ * save the file as UTF-8. The caller puts "FILE:LINE: [section] key: "
+ * before it. */
+void rete_conffile_not_utf8(char *out, size_t n, unsigned char byte, size_t col);
 
 #endif

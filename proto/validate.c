@@ -322,7 +322,15 @@ static void v_enum(v_ctx *v, const char *path, int value, const ProtobufCEnumDes
  *   (bounded by other characters or the ends of the value) of the shape
  *   LLLLLL NN M NN L NNN L, case-insensitive, where L is a letter, M a
  *   month letter (A B C D E H L M P R S T) and N a digit or one of the
- *   omocodia letters (L M N P Q R S T U V) that replace digits;
+ *   omocodia letters (L M N P Q R S T U V) that replace digits; or the
+ *   same 16 written in groups joined by single '-', '.', '/', ':', '_' or
+ *   spaces (whole groups, at least one of the 16 a digit so that the
+ *   words of a sentence never make one, never the groups of a UUID);
+ * - a temporary fiscal code (codice fiscale provvisorio): a run of exactly
+ *   11 digits (bounded as above) whose last is the check digit of the
+ *   first ten, the rule private.person.fiscalCode takes it by; an 11-digit
+ *   protocol number is refused too when its last digit happens to match
+ *   (one in ten: docs/formats.md says what ids to use instead);
  * - an e-mail address: an '@' after a character that is not a space or an
  *   '@', followed by a domain (letters, digits, '-' and '.') with a '.'
  *   followed by a letter;
@@ -344,7 +352,16 @@ static void v_enum(v_ctx *v, const char *path, int value, const ProtobufCEnumDes
  * value itself.
  */
 
-enum v_pd { V_PD_NONE, V_PD_FISCAL, V_PD_EMAIL, V_PD_PHONE, V_PD_CONTROL, V_PD_SPACE };
+enum v_pd {
+	V_PD_NONE,
+	V_PD_FISCAL,
+	V_PD_FISCAL_GROUPS,
+	V_PD_TEMPORARY,
+	V_PD_EMAIL,
+	V_PD_PHONE,
+	V_PD_CONTROL,
+	V_PD_SPACE
+};
 
 /* The classes of a byte, by table: the checks below look at every byte of
  * a field (consent.legalBasis may be a long citation), so one load instead
@@ -637,6 +654,84 @@ static size_t v_space_len(const unsigned char *s, bool *control)
 	return 0;
 }
 
+/* v_group_sep: what may join the groups of a fiscal code written in
+ * groups: a phone number's separators, and ':' and '_' (an id may hold
+ * ':'; neither makes a code out of a time or a word: the shape does not
+ * start with a digit, and needs one). */
+static bool v_group_sep(unsigned char c)
+{
+	return v_phone_sep(c) || c == ':' || c == '_';
+}
+
+/* The last groups of a run of words joined by single separators
+ * (v_group_sep), for a fiscal code written in groups: 15 at most, since
+ * each has a character and the code 16. */
+struct v_groups {
+	size_t at[15], len[15];
+	size_t n;	 /* groups held */
+	size_t end;	 /* where the last group ended */
+	size_t uuid_end; /* the end of the last UUID seen: its groups join no run */
+};
+
+/* v_group_word: the word of len characters at s + at, the next word of s,
+ * ends whole groups of its run that make 16 letters and digits, one of
+ * them a digit at least, in the shape of a fiscal code: true, the first
+ * group's position in *found. Keeps the run's groups in g. */
+static bool v_group_word(const unsigned char *s, size_t at, size_t len, struct v_groups *g,
+			 size_t *found)
+{
+	if (at >= g->uuid_end && v_uuid_at(s + at))
+		g->uuid_end = at + 36;
+	bool joined = g->n > 0 && at == g->end + 1 && v_group_sep(s[g->end]);
+	g->end = at + len;
+	if (at < g->uuid_end || len >= 16) {
+		g->n = 0; /* a UUID's groups, or a word too long to be a group */
+		return false;
+	}
+	if (!joined)
+		g->n = 0;
+	size_t total = len;
+	for (size_t k = g->n; k-- > 0 && total < 16;) {
+		total += g->len[k];
+		if (total != 16)
+			continue;
+		unsigned char code[17];
+		size_t c = 0;
+		bool digit = false;
+		for (size_t j = k; j <= g->n; j++) {
+			size_t from = j < g->n ? g->at[j] : at, n = j < g->n ? g->len[j] : len;
+			for (size_t q = 0; q < n; q++) {
+				digit |= v_digit(s[from + q]);
+				code[c++] = s[from + q];
+			}
+		}
+		code[16] = '\0';
+		if (digit && v_fiscal_shape(code)) {
+			*found = g->at[k];
+			return true;
+		}
+	}
+	if (g->n == sizeof(g->at) / sizeof(g->at[0])) { /* the oldest can end no code */
+		memmove(g->at, g->at + 1, (g->n - 1) * sizeof(g->at[0]));
+		memmove(g->len, g->len + 1, (g->n - 1) * sizeof(g->len[0]));
+		g->n--;
+	}
+	g->at[g->n] = at;
+	g->len[g->n] = len;
+	g->n++;
+	return false;
+}
+
+/* v_temporary_at: the 11 characters at s are digits, the last the check
+ * digit of the first ten (a temporary fiscal code). */
+static bool v_temporary_at(const unsigned char *s)
+{
+	for (size_t i = 0; i < 11; i++)
+		if (!v_digit(s[i]))
+			return false;
+	return v_temporary_digit_ok((const char *)s);
+}
+
 /* v_personal_kind: what in s looks like personal data, and where (0-based
  * position; for a phone number also its digits). */
 static enum v_pd v_personal_kind(const char *str, size_t *at, size_t *digits)
@@ -647,6 +742,7 @@ static enum v_pd v_personal_kind(const char *str, size_t *at, size_t *digits)
 	size_t run = 0;	    /* digits of the run of digit groups so far */
 	bool phone = false; /* a run of 8 digits or more: v_find_phone must look */
 	bool control;
+	struct v_groups groups = {.n = 0};
 	size_t i;
 
 	/* One pass over the bytes: the words (a fiscal code is one of 16
@@ -684,6 +780,12 @@ static enum v_pd v_personal_kind(const char *str, size_t *at, size_t *digits)
 			*at = word;
 			return V_PD_FISCAL;
 		}
+		if (i - word == 11 && v_temporary_at(s + word)) {
+			*at = word;
+			return V_PD_TEMPORARY;
+		}
+		if (v_group_word(s, word, i - word, &groups, at))
+			return V_PD_FISCAL_GROUPS;
 	}
 words_done:
 	/* an e-mail address has an '@', a space or control character starts
@@ -709,6 +811,18 @@ bool rete_personal_in_text(const char *s, char *why, size_t n)
 	switch (v_personal_kind(v_str(s), &at, &digits)) {
 	case V_PD_FISCAL:
 		snprintf(why, n, "an Italian fiscal code (16 characters from position %zu)",
+			 at + 1);
+		return true;
+	case V_PD_FISCAL_GROUPS:
+		snprintf(why, n,
+			 "an Italian fiscal code written in groups (16 letters and digits from "
+			 "position %zu)",
+			 at + 1);
+		return true;
+	case V_PD_TEMPORARY:
+		snprintf(why, n,
+			 "a temporary fiscal code (11 digits from position %zu, the last their "
+			 "check digit)",
 			 at + 1);
 		return true;
 	case V_PD_EMAIL:
@@ -761,6 +875,23 @@ static bool v_personal(v_ctx *v, const char *path, const char *what, const char 
 			       "%zu); " V_LOGGED ", so they never identify a person: a fiscal code "
 			       "goes only in the sealed part (private.person.fiscalCode)%s",
 			       what, at + 1, hint);
+		return true;
+	case V_PD_FISCAL_GROUPS:
+		v_add_personal(v, path,
+			       "%s looks like an Italian fiscal code written in groups (16 letters "
+			       "and digits from position %zu); " V_LOGGED
+			       ", so they never identify a person: a fiscal code goes only in the "
+			       "sealed part (private.person.fiscalCode)%s",
+			       what, at + 1, hint);
+		return true;
+	case V_PD_TEMPORARY:
+		v_add_personal(
+		    v, path,
+		    "%s looks like a temporary fiscal code (11 digits from position %zu, "
+		    "the last their check digit); " V_LOGGED ", so they never identify "
+		    "a person: a fiscal code goes only in the sealed part "
+		    "(private.person.fiscalCode)%s",
+		    what, at + 1, hint);
 		return true;
 	case V_PD_EMAIL:
 		v_add_personal(v, path,

@@ -109,7 +109,8 @@ bool rete_fiscal_code_shape(const char *s, size_t *bad);
 
 /* rete_personal_in_text: does free text s (a sentence: spaces allowed;
  * NULL is empty) hold what the log refuses in an identifier as personal
- * data: an Italian fiscal code, an e-mail address, a phone number (the
+ * data: an Italian fiscal code (also in groups, or the 11-digit temporary
+ * one with its check digit), an e-mail address, a phone number (the
  * detector rete_validate_message uses)? When it does, writes into why (n
  * bytes) what was found and where, e.g. "an Italian fiscal code (16
  * characters from position 9)", never the value, and returns true. A name

@@ -308,8 +308,8 @@ static rete_err open_dbis(rete_store *s, bool create, rete_msg *m)
 		/* schema 1 = 2 without the log's identity: read as it is; the
 		 * broker records the identity (store_identity.c). Schema 2 =
 		 * 3 without the timestamps: upgraded below when writable. */
-		if (have != RETE_STORE_SCHEMA && have != RETE_STORE_SCHEMA_V2 &&
-		    have != RETE_STORE_SCHEMA_V1) {
+		if (have != RETE_STORE_SCHEMA && have != RETE_STORE_SCHEMA_V3 &&
+		    have != RETE_STORE_SCHEMA_V2 && have != RETE_STORE_SCHEMA_V1) {
 			err =
 			    rete_msg_set(m, RETE_EVERSION,
 					 "store %s has schema version %u; this program reads "
@@ -334,23 +334,30 @@ static rete_err open_dbis(rete_store *s, bool create, rete_msg *m)
 	 * (and its schema raised from 2; a schema-1 store gets 3 with its
 	 * identity); an older store read read-only has none. */
 	s->st_have_timestamps = false;
-	if (have >= RETE_STORE_SCHEMA || !rdonly) {
+	if (have >= RETE_STORE_SCHEMA_V3 || !rdonly) {
 		if ((err = open_dbi(s, txn, "timestamps", rdonly ? 0 : MDB_CREATE,
 				    &s->st_timestamps, m)) != RETE_OK)
 			goto fail;
 		s->st_have_timestamps = true;
 	}
-	if (have == RETE_STORE_SCHEMA_V2 && !rdonly) {
-		ver[0] = (uint8_t)(RETE_STORE_SCHEMA >> 24);
-		ver[1] = (uint8_t)(RETE_STORE_SCHEMA >> 16);
-		ver[2] = (uint8_t)(RETE_STORE_SCHEMA >> 8);
-		ver[3] = (uint8_t)RETE_STORE_SCHEMA;
+	/* schema 2 opened writable: 3 (the timestamps); 2 and 3 opened to
+	 * journal (the broker): 4, since an older program must not open a
+	 * store whose journal may hold receipted batches. A tool's writable
+	 * open (the mark of a backup copy) raises no more than it needs:
+	 * an older program still reads what it wrote. */
+	uint32_t want = (s->st_flags & RETE_STORE_JOURNAL) ? RETE_STORE_SCHEMA : RETE_STORE_SCHEMA_V3;
+	if ((have == RETE_STORE_SCHEMA_V2 || have == RETE_STORE_SCHEMA_V3) && have < want &&
+	    !rdonly) {
+		ver[0] = (uint8_t)(want >> 24);
+		ver[1] = (uint8_t)(want >> 16);
+		ver[2] = (uint8_t)(want >> 8);
+		ver[3] = (uint8_t)want;
 		k.mv_data = (void *)META_SCHEMA;
 		k.mv_size = strlen(META_SCHEMA);
 		v.mv_data = ver;
 		v.mv_size = 4;
 		if ((rc = mdb_put(txn, s->st_meta, &k, &v, 0)) != 0) {
-			err = store_lmdb_err(m, rc, "store: upgrading the schema version to 3");
+			err = store_lmdb_err(m, rc, "store: upgrading the schema version");
 			goto fail;
 		}
 	}
@@ -381,6 +388,10 @@ static rete_err env_open(rete_store *s, bool create, rete_msg *m)
 	 * MDB_WRITEMAP, which would turn a full disk into SIGBUS. */
 	if (s->st_flags & RETE_STORE_SCRATCH)
 		eflags |= MDB_NOSYNC | MDB_NOMETASYNC;
+	/* Journaled: the journal's record makes a commit durable, and the
+	 * next commit's flush its meta page (store_journal.c) */
+	if (s->st_jfd[0] >= 0)
+		eflags |= MDB_NOMETASYNC;
 	snprintf(path, sizeof(path), "%s/data.mdb", s->st_dir);
 	fresh = access(path, F_OK) != 0;
 	if ((rc = mdb_env_create(&s->st_env)) != 0)
@@ -462,12 +473,14 @@ rete_err rete_store_open_ex(rete_store **out, const char *dir, unsigned flags,
 	if (out == NULL || dir == NULL || *dir == '\0')
 		return rete_msg_set(m, RETE_EINVAL, "store: no folder given");
 	*out = NULL;
-	if ((flags & ~(RETE_STORE_CREATE | RETE_STORE_RDONLY | RETE_STORE_SCRATCH)) != 0 ||
+	if ((flags & ~(RETE_STORE_CREATE | RETE_STORE_RDONLY | RETE_STORE_SCRATCH |
+		       RETE_STORE_JOURNAL)) != 0 ||
 	    ((flags & RETE_STORE_CREATE) && (flags & RETE_STORE_RDONLY)) ||
-	    ((flags & RETE_STORE_SCRATCH) && !(flags & RETE_STORE_CREATE)))
+	    ((flags & RETE_STORE_SCRATCH) && !(flags & RETE_STORE_CREATE)) ||
+	    ((flags & RETE_STORE_JOURNAL) && (flags & (RETE_STORE_RDONLY | RETE_STORE_SCRATCH))))
 		return rete_msg_set(m, RETE_EINVAL,
 				    "store %s: flags 0x%x; accepted: CREATE or RDONLY, not both, "
-				    "and SCRATCH only with CREATE",
+				    "SCRATCH only with CREATE, JOURNAL without RDONLY and SCRATCH",
 				    dir, flags);
 	if (strlen(dir) + 16 >= sizeof(path))
 		return rete_msg_set(m, RETE_EINVAL, "store: folder name too long");
@@ -511,6 +524,7 @@ rete_err rete_store_open_ex(rete_store **out, const char *dir, unsigned flags,
 	s->st_max_readers =
 	    (opt != NULL && opt->max_readers != 0) ? opt->max_readers : STORE_DEFAULT_READERS;
 	s->st_stale_wait_ns = STORE_STALE_WAIT_NS;
+	s->st_jfd[0] = s->st_jfd[1] = -1;
 	pthread_rwlock_init(&s->st_grow, NULL);
 	pthread_mutex_init(&s->st_write, NULL);
 	if ((err = env_open(s, (flags & RETE_STORE_CREATE) != 0, m)) != RETE_OK) {
@@ -518,6 +532,20 @@ rete_err rete_store_open_ex(rete_store **out, const char *dir, unsigned flags,
 		pthread_mutex_destroy(&s->st_write);
 		free(s->st_dir);
 		free(s);
+		return err;
+	}
+	/* a writer first takes in what the journal holds beyond LMDB (a
+	 * crash between a batch's receipts and LMDB's commit of it); then the
+	 * broker journals */
+	if (!(flags & RETE_STORE_RDONLY) &&
+	    ((err = store_journal_recover(s, NULL, m)) != RETE_OK ||
+	     ((flags & RETE_STORE_JOURNAL) && (err = store_journal_open(s, m)) != RETE_OK))) {
+		rete_store_close(&s);
+		return err;
+	}
+	if (s->st_jfd[0] >= 0 && (err = mdb_env_set_flags(s->st_env, MDB_NOMETASYNC, 1)) != 0) {
+		err = store_lmdb_err(m, (int)err, "store: setting MDB_NOMETASYNC");
+		rete_store_close(&s);
 		return err;
 	}
 	*out = s;
@@ -545,8 +573,15 @@ void rete_store_close(rete_store **sp)
 	s = *sp;
 	*sp = NULL;
 	store_dir_forget(s);
-	if (s->st_env != NULL)
+	if (s->st_env != NULL) {
+		/* journaled: the last commit's meta page, flushed (a clean stop
+		 * leaves nothing to the journal) */
+		if (s->st_jfd[0] >= 0)
+			mdb_env_sync(s->st_env, 1);
 		mdb_env_close(s->st_env);
+	}
+	store_journal_close(s);
+	store_redo_free(&s->st_redo);
 	pthread_rwlock_destroy(&s->st_grow);
 	pthread_mutex_destroy(&s->st_write);
 	free(s->st_dir);

@@ -56,8 +56,18 @@
  * it is, with no tokens. A schema-1 store opened writable gets the
  * database too and schema 3 with its identity. A program of schema 2
  * refuses a schema-3 store ("store DIR has schema version 3; this program
- * reads schema versions 1 and 2 only (use a matching rete version)"). */
-#define RETE_STORE_SCHEMA    3
+ * reads schema versions 1 and 2 only (use a matching rete version)").
+ * Schema 4 adds the journal (journal.0 and journal.1 in the folder:
+ * store_journal.c): a batch in it may be receipted before LMDB holds it,
+ * so a program that ignored it could lose receipted entries after a
+ * crash. Any writable open replays it first; a schema-2 or 3 store
+ * opened with RETE_STORE_JOURNAL becomes schema 4 (meta "schema", in the
+ * opening transaction; nothing else changes); other writable opens raise
+ * schema 2 to 3 only, so that an older program reads what they wrote. A program of schema 3 refuses a schema-4 store
+ * ("store DIR has schema version 4; this program reads schema versions 1
+ * to 3 only (use a matching rete version)"). */
+#define RETE_STORE_SCHEMA    4
+#define RETE_STORE_SCHEMA_V3 3
 #define RETE_STORE_SCHEMA_V2 2
 #define RETE_STORE_SCHEMA_V1 1
 
@@ -68,6 +78,10 @@
  * commits are not made durable (no fsync; a crash may lose or spoil it).
  * Only with CREATE. */
 #define RETE_STORE_SCRATCH 0x4u
+/* Journaled (the broker): rete_store_commit_durable tells its caller that
+ * a batch is durable after one flush of the journal, before LMDB's commit
+ * (store_journal.c). Not with RDONLY or SCRATCH. */
+#define RETE_STORE_JOURNAL 0x8u
 
 typedef struct rete_store rete_store;
 
@@ -236,6 +250,14 @@ rete_err rete_store_commit_checkpoint(rete_store *s, rete_store_op *ops, size_t 
 				      rete_merkle_memo *memo, uint64_t size, const char *note,
 				      rete_msg *m);
 
+/* rete_store_behind: a batch made durable by the journal (its receipts
+ * sent) is not yet in LMDB, whose commit of it failed (a full disk, an I/O
+ * error): m says why. Readers do not see it until it is; every write, and
+ * rete_store_catch_up, tries it first. rete_store_catch_up returns RETE_OK
+ * once nothing is behind, or the error that keeps it out. */
+bool rete_store_behind(rete_store *s, rete_msg *m);
+rete_err rete_store_catch_up(rete_store *s, rete_msg *m);
+
 /* ---------------------------------------------------------------------------
  * Reading. Every read function takes `rt`: NULL = it opens and closes its
  * own short read transaction; or a handle from rete_store_read_begin, so a
@@ -248,6 +270,27 @@ rete_err rete_store_commit_checkpoint(rete_store *s, rete_store_op *ops, size_t 
  * ------------------------------------------------------------------------- */
 
 typedef struct rete_store_rtxn rete_store_rtxn;
+
+/* rete_store_durable_fn: see rete_store_commit_durable. rt reads the store
+ * as the batch leaves it, during the call only (reads only; do not end
+ * it). */
+typedef void (*rete_store_durable_fn)(void *ctx, rete_store_rtxn *rt);
+
+/* rete_store_commit_durable is rete_store_commit_checkpoint that, in a
+ * store opened with RETE_STORE_JOURNAL, calls fn(fn_ctx, rt) once the
+ * batch is durable (its journal record written and flushed; ops' results
+ * filled in, memo given the batch's nodes) and before LMDB commits it:
+ * the caller may send its receipts then, while LMDB writes. *called says
+ * whether fn was called; once it was, the call returns RETE_OK whatever
+ * LMDB's commit does (a failed one is applied from the journal: now, or
+ * before the next write, which fails until it is, or at the next open).
+ * Without the journal, or when the batch wrote nothing, fn is not called
+ * and the commit is rete_store_commit_checkpoint's. fn NULL: never.
+ * Errors: as rete_store_commit_checkpoint. */
+rete_err rete_store_commit_durable(rete_store *s, rete_store_op *ops, size_t n,
+				   rete_merkle_memo *memo, uint64_t size, const char *note,
+				   rete_store_durable_fn fn, void *fn_ctx, bool *called,
+				   rete_msg *m);
 
 /* rete_store_read_begin opens a read transaction (the caller's, end it with
  * rete_store_read_end soon: a long one pins old pages and blocks map

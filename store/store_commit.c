@@ -57,6 +57,7 @@ struct batch {
 	int64_t b_due_at, b_due;
 	MDB_cursor *b_cur[CUR_N];
 	struct node_stage *b_stage; /* the nodes written, for a memo (or NULL) */
+	store_redo *b_redo;	    /* what it wrote, for the journal (or NULL) */
 };
 
 /* The Merkle nodes (leaves included) a commit wrote, kept in memory until
@@ -150,9 +151,14 @@ static int get_at(struct batch *b, unsigned id, MDB_dbi dbi, const MDB_val *k, M
 static int put_at(struct batch *b, unsigned id, MDB_dbi dbi, MDB_val *k, MDB_val *v, unsigned flags)
 {
 	MDB_cursor *c = cursor(b, id, dbi);
+	MDB_val key = *k; /* LMDB may point k elsewhere */
 	int rc = c != NULL ? mdb_cursor_put(c, k, v, flags) : mdb_put(b->b_txn, dbi, k, v, flags);
-	if (rc == 0)
+	if (rc == 0) {
 		b->b_changed = true;
+		if (b->b_redo != NULL)
+			store_redo_add(b->b_redo, b->b_store, (flags & MDB_RESERVE) ? 'R' : 'P', dbi,
+				       &key, v);
+	}
 	return rc;
 }
 
@@ -171,10 +177,13 @@ static rete_err put(struct batch *b, MDB_dbi dbi, const void *key, size_t klen, 
 		    size_t vlen, unsigned flags, const char *what)
 {
 	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+	MDB_val kk = k;
 	int rc = mdb_put(b->b_txn, dbi, &k, &v, flags);
 	if (rc != 0)
 		return lmdb_fail(b, rc, what);
 	b->b_changed = true;
+	if (b->b_redo != NULL)
+		store_redo_add(b->b_redo, b->b_store, 'P', dbi, &kk, &v);
 	return RETE_OK;
 }
 
@@ -183,11 +192,15 @@ static rete_err del(struct batch *b, MDB_dbi dbi, const void *key, size_t klen, 
 		    const char *what)
 {
 	MDB_val k = {klen, (void *)key};
+	MDB_val kk = k;
 	int rc = mdb_del(b->b_txn, dbi, &k, NULL);
 	if (present != NULL)
 		*present = rc == 0;
-	if (rc == 0)
+	if (rc == 0) {
 		b->b_changed = true;
+		if (b->b_redo != NULL)
+			store_redo_add(b->b_redo, b->b_store, 'D', dbi, &kk, NULL);
+	}
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return lmdb_fail(b, rc, what);
 	return RETE_OK;
@@ -1404,7 +1417,7 @@ typedef rete_err (*write_fn)(struct batch *b, void *ctx);
  * bytes than asked, which is how a full file system often answers) as EIO,
  * not ENOSPC. When the store's file system has (almost) no room left, that
  * EIO is a full disk, and the caller must hear "storage full". */
-static bool store_disk_nearly_full(const rete_store *s)
+bool store_disk_nearly_full(const rete_store *s)
 {
 	struct statvfs sv;
 	if (statvfs(s->st_dir, &sv) != 0)
@@ -1413,7 +1426,15 @@ static bool store_disk_nearly_full(const rete_store *s)
 	return blocks * (uint64_t)sv.f_frsize < (1u << 20);
 }
 
-static rete_err store_write(rete_store *s, write_fn fn, void *ctx, rete_msg *m)
+/* durable_hook: a journaled write's caller, told once its batch is
+ * durable in the journal, before LMDB commits it (store_journal.c). */
+struct durable_hook {
+	void (*fn)(struct batch *b, void *ctx);
+	void *ctx;
+};
+
+static rete_err store_write_ex(rete_store *s, write_fn fn, void *ctx,
+			       const struct durable_hook *hook, rete_msg *m)
 {
 	rete_err err = RETE_OK;
 	struct batch b;
@@ -1423,14 +1444,24 @@ static rete_err store_write(rete_store *s, write_fn fn, void *ctx, rete_msg *m)
 		return rete_msg_set(m, RETE_EINVAL, "store: no store given");
 	if (s->st_flags & RETE_STORE_RDONLY)
 		return rete_msg_set(m, RETE_EPERM, "store %s is open read-only", s->st_dir);
+	/* without the journal's files (not opened for it), never journaled */
+	bool journal = s->st_jfd[0] >= 0, journaled = journal && hook != NULL;
 	pthread_mutex_lock(&s->st_write);
 	for (int attempt = 0;; attempt++) {
-		bool reopen = false;
-		uint64_t seq = 0;
+		bool reopen = false, durable = false;
+		uint64_t seq = 0, start = 0;
 
+		/* a batch receipted from the journal whose LMDB commit failed
+		 * goes in first */
+		if ((err = store_journal_pending(s, m)) != RETE_OK)
+			break;
 		memset(&b, 0, sizeof(b));
 		b.b_store = s;
 		b.b_msg = m;
+		if (journaled) {
+			store_redo_reset(&s->st_redo);
+			b.b_redo = &s->st_redo;
+		}
 		pthread_rwlock_rdlock(&s->st_grow);
 		if (s->st_env == NULL) {
 			pthread_rwlock_unlock(&s->st_grow);
@@ -1450,6 +1481,7 @@ static rete_err store_write(rete_store *s, write_fn fn, void *ctx, rete_msg *m)
 				break;
 		} else {
 			err = store_log_size(s, b.b_txn, &b.b_size, m);
+			start = b.b_size;
 			if (err == RETE_OK)
 				err = store_seq(s, b.b_txn, &seq, m);
 			if (err == RETE_OK)
@@ -1463,22 +1495,49 @@ static rete_err store_write(rete_store *s, write_fn fn, void *ctx, rete_msg *m)
 					  "store: writing the commit sequence");
 			}
 			cursors_close(&b);
+			if (err == RETE_OK && b.b_changed && journaled) {
+				/* durable once this returns: the caller may answer */
+				err = store_journal_write(s, b.b_txn, &s->st_redo, seq, start,
+							  b.b_size, m);
+				if (err == RETE_OK) {
+					durable = true;
+					hook->fn(&b, hook->ctx);
+				}
+			}
 			if (err != RETE_OK) {
 				mdb_txn_abort(b.b_txn);
 			} else {
 				rc = mdb_txn_commit(b.b_txn);
+				/* MDB_NOMETASYNC (the journal's): the meta page
+				 * of a commit no record covers is flushed here */
+				if (rc == 0 && journal && !durable && b.b_changed &&
+				    mdb_env_sync(s->st_env, 1) != 0)
+					rc = errno ? errno : EIO;
 				if (rc == 0) {
 					store_seen_raise(s, seq);
-				} else {
+				} else if (!durable) {
 					b.b_rc = rc;
 					if (rc == EIO && store_disk_nearly_full(s))
 						rc = ENOSPC;
 					err = store_lmdb_err(m, rc, "store: committing");
 					reopen = rc != MDB_MAP_FULL;
+				} else {
+					reopen = rc != MDB_MAP_FULL;
 				}
 			}
 			b.b_txn = NULL;
 			pthread_rwlock_unlock(&s->st_grow);
+		}
+		if (durable && rc != 0) {
+			/* receipted from the journal: it goes into LMDB from
+			 * there, now or before the next write (a failure is
+			 * that write's to say) */
+			rete_msg keep;
+			if (reopen)
+				store_reopen(s, &keep);
+			store_journal_failed_commit(s, &keep);
+			err = RETE_OK;
+			break;
 		}
 		if (b.b_rc == MDB_MAP_FULL && attempt < 48) {
 			rete_err gerr = store_grow(s, m);
@@ -1506,6 +1565,11 @@ static rete_err store_write(rete_store *s, write_fn fn, void *ctx, rete_msg *m)
 	return err;
 }
 
+static rete_err store_write(rete_store *s, write_fn fn, void *ctx, rete_msg *m)
+{
+	return store_write_ex(s, fn, ctx, NULL, m);
+}
+
 struct checkpoint_ctx {
 	uint64_t size;
 	const char *note;
@@ -1524,9 +1588,14 @@ static rete_err put_checkpoint(struct batch *b, void *ctx)
 	be64_put(key, c->size);
 	/* a note of another body for this size (a new epoch's, after a
 	 * restore) makes the time-stamp token of the old one meaningless */
-	int rc = store_timestamp_note_replaced(b->b_store, b->b_txn, c->size, c->note);
+	bool dropped;
+	int rc = store_timestamp_note_replaced(b->b_store, b->b_txn, c->size, c->note, &dropped);
 	if (rc != 0)
 		return lmdb_fail(b, rc, "store: dropping the token of a replaced checkpoint");
+	if (dropped && b->b_redo != NULL) {
+		MDB_val k = {8, key};
+		store_redo_add(b->b_redo, b->b_store, 'D', b->b_store->st_timestamps, &k, NULL);
+	}
 	return put(b, b->b_store->st_checkpoints, key, 8, c->note, strlen(c->note), 0,
 		   "store: writing a checkpoint");
 }
@@ -1604,27 +1673,68 @@ rete_err rete_store_commit_memo(rete_store *s, rete_store_op *ops, size_t n, ret
 	return rete_store_commit_checkpoint(s, ops, n, memo, 0, NULL, m);
 }
 
-rete_err rete_store_commit_checkpoint(rete_store *s, rete_store_op *ops, size_t n,
-				      rete_merkle_memo *memo, uint64_t size, const char *note,
-				      rete_msg *m)
+struct durable_ctx {
+	struct commit_ctx *c;
+	rete_merkle_memo *memo;
+	rete_store_durable_fn fn;
+	void *ctx;
+	bool called;
+};
+
+static void stage_to_memo(const struct node_stage *st, rete_merkle_memo *memo)
+{
+	if (memo == NULL || st->ns_failed)
+		return;
+	for (size_t i = 0; i < st->ns_n; i++)
+		rete_merkle_memo_node(memo, st->ns_node[i].level, st->ns_node[i].index,
+				      st->ns_node[i].hash);
+}
+
+/* on_durable: the batch is in the journal; its nodes are durable too */
+static void on_durable(struct batch *b, void *ctx)
+{
+	struct durable_ctx *d = ctx;
+	struct rete_store_rtxn rt = {b->b_store, b->b_txn};
+
+	if (d->c->stage != NULL)
+		stage_to_memo(d->c->stage, d->memo);
+	d->called = true;
+	d->fn(d->ctx, &rt);
+}
+
+rete_err rete_store_commit_durable(rete_store *s, rete_store_op *ops, size_t n,
+				   rete_merkle_memo *memo, uint64_t size, const char *note,
+				   rete_store_durable_fn fn, void *fn_ctx, bool *called,
+				   rete_msg *m)
 {
 	struct node_stage stage = {NULL, 0, 0, false};
 	struct commit_ctx c = {ops, n, memo != NULL ? &stage : NULL, {size, note}};
+	struct durable_ctx d = {&c, memo, fn, fn_ctx, false};
+	struct durable_hook hook = {on_durable, &d};
 	rete_err err = commit_check(ops, n, m);
 
+	if (called != NULL)
+		*called = false;
 	if (err == RETE_OK && note != NULL && *note == '\0')
 		err = rete_msg_set(m, RETE_EINVAL, "store: empty checkpoint note");
 	if (err != RETE_OK || (n == 0 && note == NULL))
 		return err;
-	err = store_write(s, run_batch, &c, m);
+	err = store_write_ex(s, run_batch, &c, fn != NULL ? &hook : NULL, m);
 	/* only a durable commit's nodes: after a failed one, the indexes it
 	 * used are written again by the next, with other entries */
-	if (err == RETE_OK && !stage.ns_failed)
-		for (size_t i = 0; i < stage.ns_n; i++)
-			rete_merkle_memo_node(memo, stage.ns_node[i].level, stage.ns_node[i].index,
-					      stage.ns_node[i].hash);
+	if (err == RETE_OK && !d.called)
+		stage_to_memo(&stage, memo);
+	if (called != NULL)
+		*called = d.called;
 	free(stage.ns_node);
 	return err;
+}
+
+rete_err rete_store_commit_checkpoint(rete_store *s, rete_store_op *ops, size_t n,
+				      rete_merkle_memo *memo, uint64_t size, const char *note,
+				      rete_msg *m)
+{
+	return rete_store_commit_durable(s, ops, n, memo, size, note, NULL, NULL, NULL, m);
 }
 
 rete_err rete_store_checkpoint_put(rete_store *s, uint64_t size, const char *note, rete_msg *m)

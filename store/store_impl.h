@@ -28,6 +28,18 @@
  * it): size BE64, epoch BE32, made-at ms BE64, then the source folder. */
 #define META_COPY "copy"
 
+/* store_redo: the puts and deletes of one write transaction, in order, for
+ * its journal record. store_redo_add records one: op 'P' (v: the value),
+ * 'R' (a put with MDB_RESERVE: the value is read back when the record is
+ * written) or 'D' (v unused); an unknown database or no memory marks it
+ * failed (the batch is then refused, never journaled without it). */
+typedef struct store_redo {
+	uint8_t *r_p;
+	size_t r_n, r_cap;
+	uint64_t r_nops;
+	bool r_failed;
+} store_redo;
+
 struct rete_store {
 	MDB_env *st_env;
 	char *st_dir;
@@ -60,6 +72,17 @@ struct rete_store {
 	Rete__SignedMessage *st_dir_sm;
 	uint64_t st_dir_index;
 	uint8_t st_dir_leaf[RETE_MERKLE_HASH];
+	/* The journal (RETE_STORE_JOURNAL, store_journal.c): its two files
+	 * (-1: not journaled), their lengths, the last record written (kept
+	 * to apply it again when LMDB's commit of it failed) and whether it
+	 * still waits for that (st_jpending). Under st_write. */
+	int st_jfd[2];
+	uint64_t st_jlen[2];
+	uint8_t *st_jrec;
+	size_t st_jrec_len, st_jrec_cap;
+	bool st_jpending;
+	char st_jwhy[512]; /* why it is (st_jpending) */
+	store_redo st_redo; /* the batch being written, journaled */
 };
 
 struct rete_store_rtxn {
@@ -170,8 +193,9 @@ rete_err store_write_raw(rete_store *s, store_raw_fn fn, void *ctx, rete_msg *m)
  * written as `note` in txn, drops that size's time-stamp token when a note
  * with another body (the text before the blank line: what the token
  * stamps) was stored for it. A note that only gains signature lines keeps
- * its token. Returns 0 or the LMDB code. */
-int store_timestamp_note_replaced(rete_store *s, MDB_txn *txn, uint64_t size, const char *note);
+ * its token. *dropped: a token was removed. Returns 0 or the LMDB code. */
+int store_timestamp_note_replaced(rete_store *s, MDB_txn *txn, uint64_t size, const char *note,
+				  bool *dropped);
 
 /* store_referral_encode writes r in protobuf wire format into buf (cap
  * bytes), the very bytes rete__referral_info__pack gives, and returns how
@@ -181,5 +205,40 @@ size_t store_referral_encode(const Rete__ReferralInfo *r, uint8_t *buf, size_t c
 
 /* store_dir_forget drops the cached directory. */
 void store_dir_forget(rete_store *s);
+
+/* store_disk_nearly_full: the store's file system has (almost) no room
+ * left, so that an EIO from LMDB (a short write) is a full disk. */
+bool store_disk_nearly_full(const rete_store *s);
+
+/* ---- the journal (store_journal.c) ------------------------------------------ */
+
+void store_redo_add(store_redo *r, rete_store *s, char op, MDB_dbi dbi, const MDB_val *k,
+		    const MDB_val *v);
+void store_redo_reset(store_redo *r);
+void store_redo_free(store_redo *r);
+
+/* store_journal_open opens (making them if missing) the store's two journal
+ * files; store_journal_close closes them. */
+rete_err store_journal_open(rete_store *s, rete_msg *m);
+void store_journal_close(rete_store *s);
+
+/* store_journal_write writes and flushes the record of the batch r, run in
+ * txn, that gives meta "seq" the value seq and takes the log from
+ * size_before to size_after entries. Errors: RETE_EFULL, RETE_EIO,
+ * RETE_ENOMEM (nothing durable: the batch must be aborted). */
+rete_err store_journal_write(rete_store *s, MDB_txn *txn, const store_redo *r, uint64_t seq,
+			     uint64_t size_before, uint64_t size_after, rete_msg *m);
+
+/* store_journal_failed_commit: LMDB's commit of the batch whose record was
+ * written last failed; it is applied from the record (now, and before any
+ * later write: store_journal_pending, RETE_OK once it is in). Called with
+ * st_write held and no transaction open in this thread. */
+rete_err store_journal_failed_commit(rete_store *s, rete_msg *m);
+rete_err store_journal_pending(rete_store *s, rete_msg *m);
+
+/* store_journal_recover replays, at a writable open, the journal's records
+ * beyond LMDB's last commit (*replayed: one was). RETE_ECORRUPT: a record
+ * that does not follow the store (the sentence says what to do). */
+rete_err store_journal_recover(rete_store *s, bool *replayed, rete_msg *m);
 
 #endif

@@ -68,12 +68,14 @@ static rete_err token_copy(const MDB_val *v, rete_buf *token, rete_msg *m)
 	return RETE_OK;
 }
 
-int store_timestamp_note_replaced(rete_store *s, MDB_txn *txn, uint64_t size, const char *note)
+int store_timestamp_note_replaced(rete_store *s, MDB_txn *txn, uint64_t size, const char *note,
+				  bool *dropped)
 {
 	uint8_t key[8];
 	MDB_val k = {8, key}, v;
 	int rc;
 
+	*dropped = false;
 	if (!s->st_have_timestamps)
 		return 0;
 	be64_put(key, size);
@@ -89,6 +91,7 @@ int store_timestamp_note_replaced(rete_store *s, MDB_txn *txn, uint64_t size, co
 	if (old == new &&memcmp(v.mv_data, note, old) == 0)
 		return 0;
 	rc = mdb_del(txn, s->st_timestamps, &k, NULL);
+	*dropped = rc == 0;
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 

@@ -10,6 +10,7 @@
 #ifndef RETE_AGENT_H
 #define RETE_AGENT_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -150,6 +151,11 @@ bool agent_outbox_submitted_here(const agent *a, const char *id);
  * rare (a receipt or notice of an id this store has no record of). */
 bool agent_outbox_sent_receipt(agent *a, const char *id, char *used, size_t n);
 
+/* agent_outbox_awaits_receipt: is id a message of an outbox file this agent
+ * signed (its bytes recorded, perhaps submitted and logged) and whose
+ * receipt has not come? (A held message submitted again is not.) */
+bool agent_outbox_awaits_receipt(const agent *a, const char *id);
+
 /* agent_outbox_free releases the in-memory outbox state. */
 void agent_outbox_free(agent *a);
 
@@ -174,14 +180,17 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d);
  * broker's word alone, the message is not settled); one that names a
  * message this agent does not hold at that entry (NOT_OURS: the message is
  * not held, or held as another entry; it settles nothing and is no alarm:
- * a second delivery after a restore, or one that came before its receipt,
- * look so too). */
+ * a second delivery after a restore looks so too); one of a message of ours
+ * signed and not yet receipted (EARLY: it came before the receipt; kept,
+ * agent_delivery_keep_early, and judged when the receipt comes,
+ * agent_delivery_judge_early). */
 typedef enum agent_dlv {
 	AGENT_DLV_NONE,
 	AGENT_DLV_PROVEN,
 	AGENT_DLV_LEGACY,
 	AGENT_DLV_UNPROVEN,
-	AGENT_DLV_NOT_OURS
+	AGENT_DLV_NOT_OURS,
+	AGENT_DLV_EARLY
 } agent_dlv;
 
 /* agent_delivery_check judges msg (verified with the broker key) as above:
@@ -201,6 +210,33 @@ rete_err agent_delivery_record(agent *a, uint64_t at, const Rete__Message *msg, 
  * (error level). */
 void agent_delivery_alarm_log(agent *a, uint64_t at, const Rete__Message *msg, const char *to,
 			      const char *why);
+
+/* agent_delivery_settles: a delivery receipt (or a final non-delivery
+ * notice) msg of one of our messages ends our holding of it (in the open
+ * transaction). RETE_EFULL, RETE_ESTORE. */
+rete_err agent_delivery_settles(agent *a, const Rete__Message *msg, rete_msg *m);
+
+/* agent_delivery_keep_early keeps, in the open transaction, the delivery
+ * receipt msg judged EARLY, whose log entry (bytes borrowed) is entry, in
+ * meta "early_deliveries" until its message's receipt comes; the newest
+ * AGENT_EARLY_DELIVERIES_MAX are kept. why (wlen bytes) gets, appended,
+ * what was let go to keep it. RETE_ENOMEM, RETE_EFULL, RETE_ESTORE. */
+rete_err agent_delivery_keep_early(agent *a, const ProtobufCBinaryData *entry,
+				   const Rete__Message *msg, char *why, size_t wlen, rete_msg *m);
+
+/* agent_delivery_judge_early judges, in the open transaction, the delivery
+ * receipts of message id kept as EARLY, now that its receipt is recorded
+ * (its held record names the entry and leaf hash): one the recipient
+ * signed over that entry settles the message (the referral's record
+ * follows it); one that is not raises the delivery alarm (recorded here);
+ * each is let go. *said (a JSON array the caller owns and passes to
+ * agent_delivery_say_early once the transaction committed; created when
+ * NULL) gets the lines to log. RETE_ENOMEM, RETE_EFULL, RETE_ESTORE. */
+rete_err agent_delivery_judge_early(agent *a, const char *id, json_t **said, rete_msg *m);
+
+/* agent_delivery_say_early logs the lines of *said and frees it (sets it
+ * to NULL); NULL is fine. */
+void agent_delivery_say_early(agent *a, json_t **said);
 
 /* --- agent_inbox_held.c: deliveries that could not be written yet -------- */
 

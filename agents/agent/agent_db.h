@@ -48,9 +48,11 @@
  *              broker's sentence}: written when the broker says another
  *              connection with our key took the deliveries (TAKEN_OVER),
  *              removed at the agent's start (it then takes them back);
- *              `rete status` shows it; "ack_signed" and "delivery_alarms"
- *              (AGENT_META_ACK_SIGNED, AGENT_META_DELIVERY_ALARMS, below):
- *              delivery receipts whose recipient's signature was checked;
+ *              `rete status` shows it; "ack_signed", "delivery_alarms" and
+ *              "early_deliveries" (AGENT_META_ACK_SIGNED,
+ *              AGENT_META_DELIVERY_ALARMS, AGENT_META_EARLY_DELIVERIES,
+ *              below): delivery receipts whose recipient's signature was
+ *              checked, or is to be once their message's receipt comes;
  *              "key_changes", "own_key", "party_keys" and "dir_serial": the
  *              key watch's records (AGENT_META_KEY_CHANGES, below)
  *   held       message id -> agent_held: the signed bytes and sealed part of
@@ -122,6 +124,11 @@ typedef struct agent_db agent_db;
  * why, at}, the newest 100), which `rete status` shows. */
 #define AGENT_META_ACK_SIGNED	   "ack_signed"
 #define AGENT_META_DELIVERY_ALARMS "delivery_alarms"
+/* "early_deliveries" -> JSON array of the delivery receipts that came
+ * before the receipt of the message they name ({messageId, entry,
+ * logEntry: the entry's bytes in base64}, the newest 100), each kept until
+ * that receipt comes and it is judged (agent_delivery.c). */
+#define AGENT_META_EARLY_DELIVERIES "early_deliveries"
 
 /* The meta keys of agent_keys.c (agent_keys.h), JSON text `rete status`
  * shows: "key_changes" -> {PARTY: {"since", "last", "what", "key",

@@ -20,8 +20,28 @@
  * the entry and leaf hash those of our receipt (an ack of another entry,
  * replayed under our message's id, settles nothing). A delivery receipt of
  * a message not held, or held as another entry, settles nothing and is no
- * alarm (AGENT_DLV_NOT_OURS: a second delivery after a restore, or one that
- * came before its receipt, look so too).
+ * alarm (AGENT_DLV_NOT_OURS: a second delivery after a restore looks so
+ * too).
+ *
+ * One that comes before its receipt (the receipt lost with a connection:
+ * the agent submits the same bytes again and the broker answers with the
+ * original receipt; or the recipient was simply quick) names a message we
+ * signed and have no receipt for: we do not know our entry's index and
+ * leaf hash yet, and cannot compute the leaf ourselves (it hashes the
+ * entry's loggedAt, which only the receipt gives; a Delivery names the
+ * index alone). Judging it at once would be on the broker's word, dropping
+ * it left the message held for good (nothing brings the Delivery again).
+ * So it is kept (AGENT_DLV_EARLY: its log entry, in meta
+ * AGENT_META_EARLY_DELIVERIES, the newest AGENT_EARLY_DELIVERIES_MAX, in
+ * the transaction that writes it to inbox/) and judged in the transaction
+ * that records the receipt (agent_delivery_judge_early, from out_accept),
+ * by the same rule against the entry and leaf hash the receipt proved
+ * (whether an ack is due too: an unsigned one is kept, never LEGACY before
+ * the receipt says the broker is of protocol 3); an
+ * ack of another entry than the receipt's is then the alarm, not NOT_OURS:
+ * the broker named two entries for one message. A held message submitted
+ * again in a resubmission round is not kept so (its delivery of a new
+ * entry before the new receipt is NOT_OURS, as before).
  *
  * Which deliveries must carry one: a message whose receipt was a protocol-3
  * receipt (an inclusion proof to a signed checkpoint, kept in its id
@@ -44,11 +64,14 @@
 
 #include "agent.h"
 #include "agent_keys.h"
+#include "agent_track.h"
 #include "duration.h"
 #include "json.h"
 #include "merkle.h"
 
 #define AGENT_DELIVERY_ALARMS_MAX 100
+/* early delivery receipts kept at most (meta "early_deliveries") */
+#define AGENT_EARLY_DELIVERIES_MAX 100
 
 /* dlv_required: must the delivery receipt of our message id carry the
  * recipient's signature? (See above.) */
@@ -135,8 +158,14 @@ static bool dlv_ack_verifies(const rete_pubkey *pk, void *ctx)
 	return c->body != NULL || rete_ack_verify(c->sa, pk, &c->body, &m) == RETE_OK;
 }
 
-agent_dlv agent_delivery_check(agent *a, const Rete__Message *msg, char *to, size_t tlen, char *why,
-			       size_t wlen)
+/* dlv_judge: agent_delivery_check, or (judging) the judgment of a delivery
+ * receipt kept as EARLY, once its message's receipt is recorded: then it
+ * is not EARLY again, and one that names another entry than that receipt
+ * is UNPROVEN (the broker said one entry in the Delivery and another in
+ * the receipt that came after it: the acknowledgement is of another
+ * entry), not NOT_OURS. */
+static agent_dlv dlv_judge(agent *a, const Rete__Message *msg, bool judging, char *to, size_t tlen,
+			   char *why, size_t wlen)
 {
 	const Rete__SignedAck *sa = NULL;
 	const char *id = NULL;
@@ -165,6 +194,19 @@ agent_dlv agent_delivery_check(agent *a, const Rete__Message *msg, char *to, siz
 	bool held = dlv_held(a, id, to, tlen, &held_index, leaf);
 	Rete__AckBody *b = NULL;
 	rete_msg m = {{0}};
+	/* Before its receipt, even whether an ack is due is not known (the
+	 * receipt says whether the broker is of protocol 3; this agent may not
+	 * have submitted the message on this connection yet): kept first, so
+	 * that an unsigned delivery settles nothing on the broker's word. */
+	if (!held && !judging && agent_outbox_awaits_receipt(a, id)) {
+		snprintf(to, tlen, "its recipient");
+		snprintf(why, wlen,
+			 "it came before the receipt of our message %.64s (that receipt was lost "
+			 "with a connection, or is still to come): kept, and judged once the "
+			 "receipt names our entry and its leaf hash; it settles nothing before",
+			 id);
+		return AGENT_DLV_EARLY;
+	}
 	if (sa == NULL && !dlv_required(a, id))
 		return AGENT_DLV_LEGACY;
 	/* Only our message, held, at the entry our receipt names: the ack
@@ -175,9 +217,19 @@ agent_dlv agent_delivery_check(agent *a, const Rete__Message *msg, char *to, siz
 		snprintf(to, tlen, "its recipient");
 		snprintf(why, wlen,
 			 "this agent holds no message %.64s awaiting its delivery (delivered or "
-			 "answered already, or its receipt has not come yet): it settles nothing",
+			 "answered already, or not one this agent signed): it settles nothing",
 			 id);
 		return AGENT_DLV_NOT_OURS;
+	}
+	if (x != held_index && judging) {
+		snprintf(why, wlen,
+			 "it came before our receipt and names entry %" PRIu64
+			 " as our message %.64s, but the receipt that came after it proves our "
+			 "message is entry %" PRIu64 ": the acknowledgement it carries is not of "
+			 "our entry, and the message stays held until a delivery of entry %" PRIu64
+			 " signed by %s",
+			 x, id, held_index, held_index, to);
+		return AGENT_DLV_UNPROVEN;
 	}
 	if (x != held_index) {
 		snprintf(why, wlen,
@@ -252,6 +304,47 @@ agent_dlv agent_delivery_check(agent *a, const Rete__Message *msg, char *to, siz
 	return why[0] != '\0' ? AGENT_DLV_UNPROVEN : AGENT_DLV_PROVEN;
 }
 
+agent_dlv agent_delivery_check(agent *a, const Rete__Message *msg, char *to, size_t tlen, char *why,
+			       size_t wlen)
+{
+	return dlv_judge(a, msg, false, to, tlen, why, wlen);
+}
+
+/* dlv_meta_array: the JSON array kept under meta key (the alarms, the
+ * early delivery receipts), read in the open transaction if there is one:
+ * always an array (an empty one when absent or unreadable), NULL only
+ * when out of memory. */
+static json_t *dlv_meta_array(agent *a, const char *key)
+{
+	rete_buf v = {0};
+	rete_msg im = {{0}};
+	json_t *arr = NULL;
+	if (agent_db_get(a->db, AGENT_DB_META, key, strlen(key), &v, &im) == RETE_OK) {
+		arr = json_loadb((const char *)v.data, v.len, 0, NULL);
+		rete_buf_free(&v);
+	}
+	if (!json_is_array(arr)) {
+		json_decref(arr);
+		arr = json_array();
+	}
+	return arr;
+}
+
+/* dlv_meta_store writes arr under meta key, in the open transaction if
+ * there is one (the key goes when arr is empty). RETE_ENOMEM, RETE_EFULL,
+ * RETE_ESTORE. */
+static rete_err dlv_meta_store(agent *a, const char *key, json_t *arr, rete_msg *m)
+{
+	if (json_array_size(arr) == 0)
+		return agent_db_del(a->db, AGENT_DB_META, key, strlen(key), m);
+	char *text = json_dumps(arr, JSON_COMPACT);
+	if (text == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	rete_err err = agent_db_put(a->db, AGENT_DB_META, key, strlen(key), text, strlen(text), m);
+	free(text);
+	return err;
+}
+
 rete_err agent_delivery_record(agent *a, uint64_t at, const Rete__Message *msg, agent_dlv verdict,
 			       const char *to, const char *why, rete_msg *m)
 {
@@ -270,18 +363,7 @@ rete_err agent_delivery_record(agent *a, uint64_t at, const Rete__Message *msg, 
 	}
 	if (verdict != AGENT_DLV_UNPROVEN)
 		return RETE_OK;
-	rete_buf v = {0};
-	rete_msg im = {{0}};
-	json_t *arr = NULL;
-	if (agent_db_get(a->db, AGENT_DB_META, AGENT_META_DELIVERY_ALARMS,
-			 strlen(AGENT_META_DELIVERY_ALARMS), &v, &im) == RETE_OK) {
-		arr = json_loadb((const char *)v.data, v.len, 0, NULL);
-		rete_buf_free(&v);
-	}
-	if (!json_is_array(arr)) {
-		json_decref(arr);
-		arr = json_array();
-	}
+	json_t *arr = dlv_meta_array(a, AGENT_META_DELIVERY_ALARMS);
 	json_t *o = json_object();
 	if (arr == NULL || o == NULL) {
 		json_decref(arr);
@@ -304,31 +386,211 @@ rete_err agent_delivery_record(agent *a, uint64_t at, const Rete__Message *msg, 
 	json_array_append_new(arr, o);
 	while (json_array_size(arr) > AGENT_DELIVERY_ALARMS_MAX)
 		json_array_remove(arr, 0);
-	char *text = json_dumps(arr, JSON_COMPACT);
+	rete_err err = dlv_meta_store(a, AGENT_META_DELIVERY_ALARMS, arr, m);
 	json_decref(arr);
-	if (text == NULL)
-		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
-	rete_err err = agent_db_put(a->db, AGENT_DB_META, AGENT_META_DELIVERY_ALARMS,
-				    strlen(AGENT_META_DELIVERY_ALARMS), text, strlen(text), m);
-	free(text);
 	return err;
+}
+
+/* dlv_alarm_text: the alarm line of an UNPROVEN entry at `at` into buf. */
+static void dlv_alarm_text(char *buf, size_t n, uint64_t at, const Rete__Message *msg,
+			   const char *to, const char *why)
+{
+	bool notice = msg->body_case == RETE__MESSAGE__BODY_NOTICE;
+	uint64_t x = notice ? msg->notice->index : msg->delivery->index;
+	const char *mid = notice ? msg->notice->message_id : msg->delivery->message_id;
+	snprintf(buf, n,
+		 "DELIVERY ALARM: the broker logged a %s to %s that %s did not sign (entry %" PRIu64
+		 "): %s. Message %s (log entry %" PRIu64 ") is kept as not yet %s: its held copy "
+		 "stays and the referral keeps its status; the entry is the broker's word alone. "
+		 "Keep data/ and tell the network's auditors (rete audit verify fails on it when "
+		 "the acknowledgement is missing or verifies with no key the directory gave %s, "
+		 "and lists the key change when it was signed with a key the directory gave; "
+		 "docs/agent.md, \"Delivery receipts\")",
+		 notice ? "refusal of delivery" : "delivery", to, to, at, why, mid, x,
+		 notice ? "answered" : "delivered", to);
 }
 
 void agent_delivery_alarm_log(agent *a, uint64_t at, const Rete__Message *msg, const char *to,
 			      const char *why)
 {
-	bool notice = msg->body_case == RETE__MESSAGE__BODY_NOTICE;
-	uint64_t x = notice ? msg->notice->index : msg->delivery->index;
-	const char *mid = notice ? msg->notice->message_id : msg->delivery->message_id;
-	agent_log(
-	    a, "error",
-	    "DELIVERY ALARM: the broker logged a %s to %s that %s did not sign (entry %" PRIu64
-	    "): %s. Message %s (log entry %" PRIu64 ") is kept as not yet %s: its held copy "
-	    "stays and the referral keeps its status; the entry is the broker's word alone. "
-	    "Keep data/ and tell the network's auditors (rete audit verify fails on it when "
-	    "the acknowledgement is missing or verifies with no key the directory gave %s, "
-	    "and lists the key change when it was signed with a key the directory gave; "
-	    "docs/agent.md, \"Delivery receipts\")",
-	    notice ? "refusal of delivery" : "delivery", to, to, at, why, mid, x,
-	    notice ? "answered" : "delivered", to);
+	char line[2048];
+	dlv_alarm_text(line, sizeof(line), at, msg, to, why);
+	agent_log(a, "error", "%s", line);
+}
+
+rete_err agent_delivery_settles(agent *a, const Rete__Message *msg, rete_msg *m)
+{
+	if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY && msg->delivery != NULL)
+		return agent_outbox_settled(a, msg->delivery->message_id, m);
+	if (msg->body_case == RETE__MESSAGE__BODY_NOTICE && msg->notice != NULL &&
+	    (msg->notice->kind == RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED ||
+	     msg->notice->kind == RETE__NOTICE_KIND__NOTICE_KIND_DELIVERY_REFUSED))
+		return agent_outbox_settled(a, msg->notice->message_id, m);
+	return RETE_OK;
+}
+
+/* --- delivery receipts before their receipt ------------------------------ */
+
+/* dlv_message_id: the message a delivery receipt names. */
+static const char *dlv_message_id(const Rete__Message *msg)
+{
+	return msg->body_case == RETE__MESSAGE__BODY_NOTICE ? msg->notice->message_id
+							    : msg->delivery->message_id;
+}
+
+rete_err agent_delivery_keep_early(agent *a, const ProtobufCBinaryData *entry,
+				   const Rete__Message *msg, char *why, size_t wlen, rete_msg *m)
+{
+	Rete__LogEntry *le = rete__log_entry__unpack(NULL, entry->len, entry->data);
+	if (le == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	char idx[24];
+	snprintf(idx, sizeof(idx), "%" PRIu64, le->index);
+	rete__log_entry__free_unpacked(le, NULL);
+	json_t *arr = dlv_meta_array(a, AGENT_META_EARLY_DELIVERIES);
+	char *b64 = rete_b64_encode(entry->data, entry->len);
+	json_t *o = json_object();
+	if (arr == NULL || b64 == NULL || o == NULL) {
+		json_decref(arr);
+		json_decref(o);
+		free(b64);
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	}
+	json_object_set_new(o, "messageId", json_string(dlv_message_id(msg)));
+	json_object_set_new(o, "entry", json_string(idx));
+	json_object_set_new(o, "logEntry", json_string(b64));
+	free(b64);
+	json_array_append_new(arr, o);
+	/* Bounded: a broker must not grow the store with Deliveries of a
+	 * message whose receipt it never gives. What is let go settles
+	 * nothing, as any delivery receipt of a message not held. */
+	while (json_array_size(arr) > AGENT_EARLY_DELIVERIES_MAX) {
+		json_t *old = json_array_get(arr, 0);
+		size_t have = strlen(why);
+		/* said once, when the transaction is redone */
+		if (have < wlen && strstr(why, " (to keep it, the oldest kept") == NULL)
+			snprintf(why + have, wlen - have,
+				 " (to keep it, the oldest kept, entry %s of message %.64s, is let "
+				 "go: it settles nothing)",
+				 json_string_value(json_object_get(old, "entry")),
+				 json_string_value(json_object_get(old, "messageId")));
+		json_array_remove(arr, 0);
+	}
+	rete_err err = dlv_meta_store(a, AGENT_META_EARLY_DELIVERIES, arr, m);
+	json_decref(arr);
+	return err;
+}
+
+/* dlv_said: one line for agent_delivery_say_early. */
+static void dlv_said(json_t *said, const char *level, const char *text)
+{
+	json_t *o = json_pack("{s:s,s:s}", "level", level, "text", text);
+	if (o != NULL)
+		json_array_append_new(said, o);
+}
+
+/* dlv_judge_one judges one kept early delivery receipt (its log entry's
+ * bytes) of a message whose receipt is now recorded, and records what it
+ * leaves (in the open transaction); the line to say goes into said. */
+static rete_err dlv_judge_one(agent *a, const uint8_t *bytes, size_t len, json_t *said, rete_msg *m)
+{
+	Rete__LogEntry *le = rete__log_entry__unpack(NULL, len, bytes);
+	Rete__Message *msg = NULL;
+	rete_msg dm = {{0}};
+	if (le == NULL || rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL,
+					     &msg, &dm) != RETE_OK) {
+		/* what this agent wrote itself: cannot happen */
+		dlv_said(said, "error", "a kept early delivery receipt does not decode: let go");
+		if (le != NULL)
+			rete__log_entry__free_unpacked(le, NULL);
+		return RETE_OK;
+	}
+	char to[RETE_ID_MAX + 32], why[600], line[2048];
+	agent_dlv v = dlv_judge(a, msg, true, to, sizeof(to), why, sizeof(why));
+	rete_err err = RETE_OK;
+	const char *mid = dlv_message_id(msg);
+	if (v == AGENT_DLV_PROVEN || v == AGENT_DLV_LEGACY) {
+		err = agent_track_apply(a->db, a->cfg.id, msg, le->index, le->logged_at, m);
+		if (err == RETE_OK)
+			err = agent_delivery_settles(a, msg, m);
+		snprintf(line, sizeof(line),
+			 "log entry %" PRIu64 ", a %s of message %.64s that came before its "
+			 "receipt: %s now that the receipt came; message %.64s settled",
+			 le->index, rete_message_kind(msg), mid,
+			 v == AGENT_DLV_PROVEN
+			     ? "its signed acknowledgement verifies for the entry "
+			       "and leaf hash of our receipt"
+			     : "no signed acknowledgement was due",
+			 mid);
+		dlv_said(said, "info", line);
+	} else if (v == AGENT_DLV_UNPROVEN) {
+		dlv_alarm_text(line, sizeof(line), le->index, msg, to, why);
+		dlv_said(said, "error", line);
+	} else {
+		snprintf(line, sizeof(line),
+			 "log entry %" PRIu64 ", a %s of message %.64s that came before its "
+			 "receipt: %s",
+			 le->index, rete_message_kind(msg), mid, why);
+		dlv_said(said, "warning", line);
+	}
+	if (err == RETE_OK)
+		err = agent_delivery_record(a, le->index, msg, v, to, why, m);
+	rete__message__free_unpacked(msg, NULL);
+	rete__log_entry__free_unpacked(le, NULL);
+	return err;
+}
+
+rete_err agent_delivery_judge_early(agent *a, const char *id, json_t **said, rete_msg *m)
+{
+	if (*said == NULL && (*said = json_array()) == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	rete_buf v = {0};
+	rete_msg im = {{0}};
+	/* the common case, nothing kept: no parse */
+	if (agent_db_get(a->db, AGENT_DB_META, AGENT_META_EARLY_DELIVERIES,
+			 strlen(AGENT_META_EARLY_DELIVERIES), &v, &im) != RETE_OK)
+		return RETE_OK;
+	rete_buf_free(&v);
+	json_t *arr = dlv_meta_array(a, AGENT_META_EARLY_DELIVERIES);
+	if (arr == NULL)
+		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	rete_err err = RETE_OK;
+	bool changed = false;
+	/* in the order they came */
+	for (size_t i = 0; err == RETE_OK && i < json_array_size(arr);) {
+		json_t *o = json_array_get(arr, i);
+		const char *mid = json_string_value(json_object_get(o, "messageId"));
+		if (mid == NULL || strcmp(mid, id) != 0) {
+			i++;
+			continue;
+		}
+		const char *b64 = json_string_value(json_object_get(o, "logEntry"));
+		uint8_t *bytes = NULL;
+		size_t len = 0;
+		if (b64 != NULL && rete_b64_decode(b64, &bytes, &len) == RETE_OK) {
+			err = dlv_judge_one(a, bytes, len, *said, m);
+			free(bytes);
+		}
+		json_array_remove(arr, i);
+		changed = true;
+	}
+	if (err == RETE_OK && changed)
+		err = dlv_meta_store(a, AGENT_META_EARLY_DELIVERIES, arr, m);
+	json_decref(arr);
+	return err;
+}
+
+void agent_delivery_say_early(agent *a, json_t **said)
+{
+	size_t i;
+	json_t *o;
+	if (*said == NULL)
+		return;
+	json_array_foreach(*said, i, o)
+	{
+		agent_log(a, json_string_value(json_object_get(o, "level")), "%s",
+			  json_string_value(json_object_get(o, "text")));
+	}
+	json_decref(*said);
+	*said = NULL;
 }

@@ -165,11 +165,14 @@ static const Rete__SignedAck *inbox_ack_of(const Rete__Message *msg, const char 
  * entry is the broker's true word that it logged such a message. When
  * sent/ has a receipt of id, the store was put back from an older copy
  * (docs/operations.md): a warning naming the receipt, not the alarm
- * (final-read s12 #2). */
+ * (final-read s12 #2). Nor is one of a message this agent signed whose
+ * receipt has not come (a receipt lost with a connection). */
 static void inbox_never_sent(agent *a, const Rete__Message *msg, uint64_t index, const char *id)
 {
 	rete_buf v = {0};
-	if (id == NULL || id[0] == '\0' ||
+	/* a message of ours signed and not yet receipted is ours: its
+	 * delivery receipt came first (agent_delivery.c, AGENT_DLV_EARLY) */
+	if (id == NULL || id[0] == '\0' || agent_outbox_awaits_receipt(a, id) ||
 	    agent_db_get(a->db, AGENT_DB_IDS, id, strlen(id), &v, NULL) != RETE_ENOENT ||
 	    agent_db_get(a->db, AGENT_DB_HELD, id, strlen(id), &v, NULL) != RETE_ENOENT) {
 		rete_buf_free(&v);
@@ -432,19 +435,6 @@ static rete_err inbox_record(agent *a, const uint8_t key[8], const uint8_t *seen
 	return agent_db_put(a->db, AGENT_DB_SEEN, seenkey, seenlen, v, 8 + fl, m);
 }
 
-/* inbox_settles: a delivery receipt or a final non-delivery notice for one
- * of our messages ends our holding of it (in the open transaction). */
-static rete_err inbox_settles(agent *a, const Rete__Message *msg, rete_msg *m)
-{
-	if (msg->body_case == RETE__MESSAGE__BODY_DELIVERY && msg->delivery != NULL)
-		return agent_outbox_settled(a, msg->delivery->message_id, m);
-	if (msg->body_case == RETE__MESSAGE__BODY_NOTICE && msg->notice != NULL &&
-	    (msg->notice->kind == RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED ||
-	     msg->notice->kind == RETE__NOTICE_KIND__NOTICE_KIND_DELIVERY_REFUSED))
-		return agent_outbox_settled(a, msg->notice->message_id, m);
-	return RETE_OK;
-}
-
 void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 {
 	Rete__LogEntry *le;
@@ -585,7 +575,8 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 								dlv_why, sizeof(dlv_why))
 					 : AGENT_DLV_NONE;
 	bool unproven = dlv == AGENT_DLV_UNPROVEN;
-	bool settles = !unproven && dlv != AGENT_DLV_NOT_OURS;
+	bool early = dlv == AGENT_DLV_EARLY;
+	bool settles = !unproven && !early && dlv != AGENT_DLV_NOT_OURS;
 	rete_err err = RETE_OK;
 	/* The person-index line of the entry joins that transaction too
 	 * (agent_privacy_journal): a delivery in inbox/ is never missing from
@@ -597,9 +588,14 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 		if (err == RETE_OK && settles)
 			err = agent_track_apply(a->db, a->cfg.id, msg, index, le->logged_at, &m);
 		if (err == RETE_OK && settles)
-			err = inbox_settles(a, msg, &m);
+			err = agent_delivery_settles(a, msg, &m);
 		if (err == RETE_OK)
 			err = agent_delivery_record(a, index, msg, dlv, dlv_to, dlv_why, &m);
+		/* one that came before our receipt: kept with the entry, to be
+		 * judged when the receipt comes (agent_delivery.c) */
+		if (err == RETE_OK && early)
+			err = agent_delivery_keep_early(a, &d->log_entry, msg, dlv_why,
+							sizeof(dlv_why), &m);
 		if (err == RETE_OK)
 			err =
 			    inbox_write(a, le, msg, priv, d, fname, unproven ? dlv_why : NULL, &m);
@@ -636,8 +632,9 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 		  rete_message_kind(msg), msg->sender, fname);
 	if (unproven)
 		agent_delivery_alarm_log(a, index, msg, dlv_to, dlv_why);
-	else if (dlv == AGENT_DLV_NOT_OURS)
-		agent_log(a, "warning", "log entry %" PRIu64 ", a %s of message %s: %s", index,
+	else if (dlv == AGENT_DLV_NOT_OURS || early)
+		agent_log(a, early ? "info" : "warning",
+			  "log entry %" PRIu64 ", a %s of message %s: %s", index,
 			  rete_message_kind(msg),
 			  msg->body_case == RETE__MESSAGE__BODY_NOTICE ? msg->notice->message_id
 								       : msg->delivery->message_id,

@@ -123,6 +123,15 @@ bool agent_outbox_submitted_here(const agent *a, const char *id)
 	return false;
 }
 
+bool agent_outbox_awaits_receipt(const agent *a, const char *id)
+{
+	for (size_t i = 0; i < a->out_n; i++)
+		if (!a->out_items[i].held && a->out_items[i].state == AGENT_OUT_SIGNED &&
+		    strcmp(a->out_items[i].id, id) == 0)
+			return true;
+	return false;
+}
+
 void agent_outbox_free(agent *a)
 {
 	for (size_t i = 0; i < a->out_n; i++)
@@ -2475,6 +2484,7 @@ static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 	out_rcpt rc;
 	Rete__SignedMessage *sm = NULL;
 	Rete__Message *msg = NULL;
+	json_t *said = NULL;
 
 	if (!out_receipt_check(a, it, r, &rc))
 		return;
@@ -2498,9 +2508,14 @@ static void out_accept(agent *a, size_t i, const Rete__Receipt *r)
 		agent_witness_receipt(a, rc.index, rc.leaf, rc.cp.size, rc.cp.root);
 	if (terr == RETE_OK)
 		terr = out_hold(a, it, &rc, text, &m);
+	/* a delivery receipt that came before this receipt is judged now,
+	 * against the entry and leaf hash just recorded (agent_delivery.c) */
+	if (terr == RETE_OK)
+		terr = agent_delivery_judge_early(a, it->id, &said, &m);
 	terr = agent_db_end(a->db, terr, &m);
 	if (terr != RETE_OK)
 		goto fail;
+	agent_delivery_say_early(a, &said);
 	/* --- sent/ naming and the move (agent_spool_answer_put): never
 	 * overwriting; only the file that was submitted moves (identity and
 	 * content); one replaced meanwhile stays in outbox/ as a new file and
@@ -2537,6 +2552,7 @@ fail:
 	it->retry_at = rete_now_ms() + a->cfg.resubmit_ms;
 	it->sent_at = 0;
 out:
+	json_decref(said);
 	free(text);
 	if (msg != NULL)
 		rete__message__free_unpacked(msg, NULL);

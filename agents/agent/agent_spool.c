@@ -365,7 +365,17 @@ rete_err agent_spool_lock(const char *dir, const char *name, const char *what, i
 	if (f < 0)
 		return rete_msg_set(m, RETE_EIO, "%s: cannot open the lock file: %s", path,
 				    strerror(errno));
-	if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+	/* `rete status` probes the lock with a shared flock it lets go at
+	 * once: one taken in that instant is tried again for half a second,
+	 * so a start is never refused for the probe (an agent holds it for
+	 * good). */
+	int locked = flock(f, LOCK_EX | LOCK_NB);
+	for (int tries = 0; locked != 0 && errno == EWOULDBLOCK && tries < 50; tries++) {
+		struct timespec ts = {0, 10 * 1000000L};
+		nanosleep(&ts, NULL);
+		locked = flock(f, LOCK_EX | LOCK_NB);
+	}
+	if (locked != 0) {
 		int e = errno;
 		if (e != EWOULDBLOCK) {
 			close(f);

@@ -39,8 +39,10 @@ typedef struct agent_spool_ident {
 /* agent_spool_lock takes an exclusive lock (flock, not waiting) on
  * dir/name (created 0600), writes our pid in it and returns its descriptor
  * in *fd (close-on-exec, so hooks never inherit it; the lock ends when the
- * process does). what names the folder in the sentence. RETE_EEXIST when
- * another process holds it (m names its pid), RETE_EIO. */
+ * process does). what names the folder in the sentence. A lock held by
+ * someone else is tried again for half a second (`rete status` probes it
+ * for an instant). RETE_EEXIST when another process holds it (m names its
+ * pid), RETE_EIO. */
 rete_err agent_spool_lock(const char *dir, const char *name, const char *what, int *fd,
 			  rete_msg *m);
 

@@ -77,6 +77,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -108,6 +109,18 @@ enum wit_state {
 #define WIT_REC	    (2 * RETE_MERKLE_HASH + 8) /* leaf, size, root */
 #define WIT_REC_T   (WIT_REC + 8)	       /* leaf, size, root, recorded at */
 
+/* WIT_STEP_MS: the wall clock moving on more than the monotonic one by
+ * this much between two turns of the loop is a step of the clock (NTP, an
+ * operator), not time that passed; WIT_STEPS: the forward steps of this
+ * run kept for the waits (wit_waited) */
+#define WIT_STEP_MS 2000
+#define WIT_STEPS   16
+
+struct wit_step {
+	int64_t before; /* the wall clock's last time before the step */
+	int64_t ms;	/* how far it stepped forward */
+};
+
 struct agent_witness {
 	enum wit_state state;
 	uint64_t request; /* request id of the question in flight */
@@ -136,9 +149,12 @@ struct agent_witness {
 	uint8_t dlv_leaf[RETE_MERKLE_HASH];  /* the leaf of what was delivered */
 	char dlv_what[RETE_ID_MAX * 3 + 64]; /* "referral ID from SENDER" */
 	/* The patience (wit_patience): looked at once a second. */
-	int64_t started_at;   /* this run of the witness: the time of records without one */
-	int64_t stall_next;   /* the next look */
-	int64_t welcomed_at;  /* the latest WELCOME */
+	int64_t started_at;	      /* this run of the witness: the time of records without one */
+	int64_t stall_next;	      /* the next look */
+	int64_t welcomed_at;	      /* the latest WELCOME */
+	int64_t seen_wall, seen_mono; /* the clocks at the last turn (wit_clock_steps) */
+	struct wit_step steps[WIT_STEPS]; /* this run's forward steps (a ring) */
+	unsigned nsteps;		  /* how many there were */
 	int64_t oldest_at;    /* when the oldest pending receipt was recorded (0: none) */
 	uint64_t oldest_size; /* its checkpoint's size (0: an old record, unknown) */
 	uint64_t oldest_index;
@@ -149,9 +165,9 @@ struct agent_witness {
 	/* The broker refusing reads it cannot record in its access record
 	 * (its sentence: "this read was not made"; docs/broker-config.md,
 	 * access_log): not a broker withholding its log. */
-	bool unrecorded;	     /* the latest refusal was of that kind */
-	int64_t unrecorded_said_at;  /* the warning's last time (at most once an hour) */
-	char unrecorded_text[256];   /* the broker's sentence */
+	bool unrecorded;	    /* the latest refusal was of that kind */
+	int64_t unrecorded_said_at; /* the warning's last time (at most once an hour) */
+	char unrecorded_text[256];  /* the broker's sentence */
 };
 
 /* the broker's words when it refuses a read it cannot record */
@@ -1246,19 +1262,62 @@ static bool wit_oldest(const void *key, size_t klen, const void *val, size_t vle
 	return true;
 }
 
+static int64_t wit_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* wit_clock_steps notes, at every turn of the loop, a step forward of this
+ * machine's wall clock since the turn before: the wall clock moved on more
+ * than WIT_STEP_MS beyond the monotonic one. Both read here, side by side
+ * (the turn's own time was read before work that may take seconds). */
+static void wit_clock_steps(struct agent_witness *w)
+{
+	int64_t now = rete_now_ms(), mono = wit_mono_ms();
+	if (w->seen_mono != 0) {
+		int64_t step = (now - w->seen_wall) - (mono - w->seen_mono);
+		if (step > WIT_STEP_MS) {
+			w->steps[w->nsteps % WIT_STEPS] =
+			    (struct wit_step){.before = w->seen_wall, .ms = step};
+			w->nsteps++;
+		}
+	}
+	w->seen_wall = now;
+	w->seen_mono = mono;
+}
+
+/* wit_waited is how long a record made at `at` (the wall clock, kept in
+ * the store: it outlives the run) has waited by now: the wall clock's
+ * difference less the steps forward it made after the record in this run
+ * (NTP putting right a clock that was behind is no wait; a step back only
+ * makes the patience later by as much). */
+static int64_t wit_waited(const struct agent_witness *w, int64_t at, int64_t now)
+{
+	int64_t waited = now - at;
+	unsigned n = w->nsteps < WIT_STEPS ? w->nsteps : WIT_STEPS;
+	for (unsigned i = 0; i < n; i++)
+		if (at <= w->steps[i].before)
+			waited -= w->steps[i].ms;
+	return waited;
+}
+
 /* wit_patience looks (once a second) at how long the oldest pending
  * receipt has waited to be shown on the log: longer than witness_patience,
  * a warning once per episode; when none has any more, that the stall is
  * over. A stall is judged only while connected, and not before the witness
  * has had one `witness` interval since the WELCOME to ask: an agent just
  * (re)started or cut off from the broker is not a broker withholding its
- * log (the connection has its own signs). */
+ * log (the connection has its own signs). The wait is wit_waited's: a
+ * step forward of this machine's clock is no wait. */
 static void wit_patience(agent *a, int64_t now)
 {
 	struct agent_witness *w = wit(a);
 	struct oldest_pending o = {.started_at = w->started_at};
 	rete_msg m = {{0}};
 
+	wit_clock_steps(w);
 	if (now < w->stall_next || a->db == NULL)
 		return;
 	w->stall_next = now + 1000;
@@ -1269,7 +1328,10 @@ static void wit_patience(agent *a, int64_t now)
 	w->oldest_at = o.found ? o.at : 0;
 	w->oldest_size = o.found ? o.size : 0;
 	w->oldest_index = o.index;
-	bool over = o.found && now - o.at > a->cfg.witness_patience_ms;
+	/* the oldest record has waited longest: a step is taken off every
+	 * record made before it */
+	int64_t waited = o.found ? wit_waited(w, o.at, now) : 0;
+	bool over = o.found && waited > a->cfg.witness_patience_ms;
 	if (over && (!agent_net_ready(a) || now - w->welcomed_at < a->cfg.witness_ms))
 		return; /* not judged now: the state stays as it was */
 	w->stalled = over;
@@ -1308,7 +1370,7 @@ static void wit_patience(agent *a, int64_t now)
 			    "(\"%s\"): it is not withholding its log; whoever runs the broker "
 			    "must make its access_log writable (docs/broker-config.md, "
 			    "access_log), then this agent checks the log again",
-			    o.index, o.what, (now - o.at) / 1000, a->cfg.witness_patience_ms / 1000,
+			    o.index, o.what, waited / 1000, a->cfg.witness_patience_ms / 1000,
 			    dseen, w->unrecorded_text);
 			return;
 		}
@@ -1319,7 +1381,7 @@ static void wit_patience(agent *a, int64_t now)
 		    "(%" PRId64 " s); %s. %s. Keep its inbox file aside until it is: if the "
 		    "log never reaches index %" PRIu64 ", the broker delivered an entry at an "
 		    "index its log does not hold (docs/agent.md, Witness)",
-		    o.index, o.what, (now - o.at) / 1000, a->cfg.witness_patience_ms / 1000, dseen,
+		    o.index, o.what, waited / 1000, a->cfg.witness_patience_ms / 1000, dseen,
 		    !w->have_good || o.index + 1 > good
 			? "The broker has shown this agent no checkpoint that large since"
 			: "The broker has not answered the question that would show it "
@@ -1353,8 +1415,8 @@ static void wit_patience(agent *a, int64_t now)
 			  "withholding its log; whoever runs the broker must make its access_log "
 			  "writable (docs/broker-config.md, access_log), then this agent checks "
 			  "the log again",
-			  o.index, what, (now - o.at) / 1000, a->cfg.witness_patience_ms / 1000,
-			  seen, w->unrecorded_text);
+			  o.index, what, waited / 1000, a->cfg.witness_patience_ms / 1000, seen,
+			  w->unrecorded_text);
 		return;
 	}
 	if (!w->have_good || need > good)
@@ -1374,7 +1436,7 @@ static void wit_patience(agent *a, int64_t now)
 	    "agencies verified (rete audit verify); if they were shown a larger log than "
 	    "this agent, keep data/ and tell the network's auditors (docs/agent.md, "
 	    "Witness)",
-	    o.index, what, (now - o.at) / 1000, a->cfg.witness_patience_ms / 1000, seen, why);
+	    o.index, what, waited / 1000, a->cfg.witness_patience_ms / 1000, seen, why);
 }
 
 bool agent_witness_stall(const agent *a, int64_t *oldest_at, uint64_t *oldest_size)

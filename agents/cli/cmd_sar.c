@@ -1054,8 +1054,19 @@ int cmd_sar(int argc, char **argv)
 	if (html != NULL) {
 		/* the page names the person and the services that concerned
 		 * her: readable by the operator alone, like the agent's files
-		 * (a page already there is narrowed too) */
-		int fd = open(html, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		 * (a page already there is narrowed too). Never through a
+		 * symbolic link: the answer would replace the file it points
+		 * to, wherever that is (O_NOFOLLOW: ELOOP) */
+		int fd = open(html, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0 && errno == ELOOP) {
+			fprintf(stderr,
+				"rete sar: %s is a symbolic link; the answer names the person, so "
+				"it is written only to a file of its own, never through a link to "
+				"another file: give the path of a new file or of a regular one; "
+				"nothing written\n",
+				html);
+			goto out;
+		}
 		FILE *f = fd >= 0 && fchmod(fd, 0600) == 0 ? fdopen(fd, "w") : NULL;
 		if (f == NULL) {
 			if (fd >= 0)

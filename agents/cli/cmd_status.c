@@ -3,7 +3,10 @@
  * Shows the agency's referrals, with status and history, from the agent's
  * own store (opened read-only beside the running agent) and, when the
  * broker answers within --timeout (default 3 s), the broker's projection,
- * which is the authoritative status. First, when the agent recorded that
+ * which is the authoritative status. First of all, when no process holds
+ * the agent's locks (DATA/agent.lock, SPOOL/spool.lock), that the agent is
+ * not running, with how many files wait in outbox/ ("agentRunning",
+ * "outboxWaiting" in --json): `rete send` only queues. Then, when the agent recorded that
  * another connection with the agency's key took its deliveries (protocol
  * 5, TAKEN_OVER), it says so ("takenOver" in --json); and the key watch's
  * alarms (agents/agent/agent_keys.h): a directory that gave this agency's
@@ -21,13 +24,98 @@
 #include "../agent/agent_db.c"
 #include "../agent/agent_track.c"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "../agent/agent_config.h"
+#include "../agent/agent_spool.h"
 #include "cli.h"
 #include "json.h"
 #include "status_alarms.h"
 #include "wire.h"
+
+/* lock_held: does a process hold the agent's lock dir/name (a flock the
+ * agent takes with agent_spool_lock and keeps while it runs)? 1 yes, 0 no
+ * (no such file: no agent ever ran there; or nobody holds it), -1 cannot
+ * tell (the file cannot be opened, e.g. another user's). The probe is a
+ * shared lock, not waiting, let go at once; the file is neither created
+ * nor written. An agent starting in that instant finds its lock taken and
+ * tries again (agent_spool_lock), so the probe never stops a start. */
+static int lock_held(const char *dir, const char *name)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	int held = 0;
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+		flock(fd, LOCK_UN);
+	else
+		held = errno == EWOULDBLOCK ? 1 : -1;
+	close(fd);
+	return held;
+}
+
+/* status_agent_running: is this agency's agent running? It holds
+ * DATA/agent.lock and SPOOL/spool.lock while it runs (agents/agent/
+ * agent_main.c, agent_setup); either one held is an agent at work on this
+ * data folder or spool. 1 yes, 0 no, -1 cannot tell. */
+static int status_agent_running(const agent_config *cfg)
+{
+	int data = lock_held(cfg->data, "agent.lock");
+	int spool = lock_held(cfg->spool, "spool.lock");
+	if (data == 1 || spool == 1)
+		return 1;
+	return data < 0 || spool < 0 ? -1 : 0;
+}
+
+/* status_outbox_waiting: how many files wait in SPOOL/outbox/ (regular
+ * files whose name is not someone's file being written: those the agent
+ * takes, or answers in failed/ for their name). They leave outbox/ when
+ * the agent answers them (sent/ with the broker's receipt, or failed/).
+ * -1 when outbox/ cannot be read (0 when there is none yet). */
+static long status_outbox_waiting(const agent_config *cfg)
+{
+	char dir[4200];
+	char **names = NULL;
+	size_t n = 0;
+	rete_msg m;
+	agent_spool_path(cfg, "outbox", NULL, dir, sizeof(dir));
+	if (access(dir, F_OK) != 0 && errno == ENOENT)
+		return 0;
+	if (agent_spool_list_all(dir, &names, &n, NULL, NULL, &m) != RETE_OK)
+		return -1;
+	agent_spool_list_free(names, n);
+	return (long)n;
+}
+
+/* agent_print says, first, that the agent is not running (running 0):
+ * nothing in outbox/ (waiting files, -1: unknown) is sent and nothing is
+ * taken from the broker until it starts. A running agent (or one that
+ * cannot be told) is not said here; a running one's files not answered yet
+ * are counted after the referrals. */
+static void agent_print(const agent_config *cfg, int running, long waiting, FILE *out)
+{
+	if (running != 0)
+		return;
+	fprintf(out, "%s: the agent is not running (no process holds %s/agent.lock): ", cfg->id,
+		cfg->data);
+	if (waiting > 0)
+		fprintf(out, "%ld file%s in outbox/ wait%s to be sent", waiting,
+			waiting == 1 ? "" : "s", waiting == 1 ? "s" : "");
+	else if (waiting == 0)
+		fprintf(out, "nothing waits in outbox/");
+	else
+		fprintf(out, "outbox/ (%s/outbox) cannot be read", cfg->spool);
+	fprintf(out,
+		", and nothing is taken from the broker, until it starts (rete-agent -c %s); the "
+		"statuses below are this agency's record of when it last ran\n",
+		cfg->ini_path ? cfg->ini_path : "agent.ini");
+}
 
 static void status_usage(FILE *f)
 {
@@ -36,7 +124,8 @@ static void status_usage(FILE *f)
 		   "when the broker is reachable, the broker's authoritative status; first, if\n"
 		   "another agent with this agency's key took its deliveries, since when, and\n"
 		   "the key alarms: the directory gave this agency's id a key not its own, or\n"
-		   "a party's new key waits for this agency's operator (--trust).\n"
+		   "a party's new key waits for this agency's operator (--trust); and when the\n"
+		   "agent is not running, that, with how many files wait in outbox/.\n"
 		   "A broker that refuses to say is named with its sentence (\"brokerError\").\n\n"
 		   "Exit 0; 1 when REFERRAL_ID is known neither here nor to the broker; 2 when\n"
 		   "it is not here and the broker refused to say, or on a configuration error.\n");
@@ -442,6 +531,8 @@ int cmd_status(int argc, char **argv)
 	taken = status_taken_over(db);
 	own = status_meta_json(db, AGENT_META_OWN_KEY, JSON_ARRAY);
 	changes = status_meta_json(db, AGENT_META_KEY_CHANGES, JSON_OBJECT);
+	int running = status_agent_running(&cfg);
+	long waiting = status_outbox_waiting(&cfg);
 	if (refid != NULL && json_array_size(recs) == 0) {
 		/* Unknown here: the broker may still know it. */
 		json_t *stub = json_object();
@@ -504,7 +595,8 @@ int cmd_status(int argc, char **argv)
 					"rete status: referral %s is not in this agency's store, "
 					"and the broker at %s did not answer within %d s (is it "
 					"running, is [agent] broker right, and is [agent] "
-					"broker_key (%s) its public key?)\n",
+					"broker_key (%s) its public key? or is it running but "
+					"too busy to answer (a slow or full disk)?)\n",
 					refid, cfg.broker, timeout_ms / 1000, cfg.broker_key_path);
 			rc = CLI_FALSE;
 			goto out;
@@ -517,6 +609,10 @@ int cmd_status(int argc, char **argv)
 				    json_boolean(reachable && timeout_ms > 0));
 		if (refusal != NULL)
 			json_object_set_new(doc, "brokerError", json_string(refusal));
+		json_object_set_new(doc, "agentRunning",
+				    running < 0 ? json_null() : json_boolean(running == 1));
+		json_object_set_new(doc, "outboxWaiting",
+				    waiting < 0 ? json_null() : json_integer(waiting));
 		if (taken)
 			json_object_set(doc, "takenOver", taken);
 		status_alarms_json(db, doc);
@@ -529,6 +625,7 @@ int cmd_status(int argc, char **argv)
 		fputc('\n', stdout);
 		json_decref(doc);
 	} else {
+		agent_print(&cfg, running, waiting, stdout);
 		if (taken)
 			taken_over_print(cfg.id, taken, stdout);
 		status_alarms_print(db, cfg.id, stdout);
@@ -546,12 +643,18 @@ int cmd_status(int argc, char **argv)
 			printf(
 			    "(the broker at %s did not answer within %d s: statuses are this "
 			    "agency's own record; is it running, is [agent] broker right, and is "
-			    "[agent] broker_key (%s) its public key?)\n",
+			    "[agent] broker_key (%s) its public key? or is it running but too busy "
+			    "to answer (a slow or full disk)?)\n",
 			    cfg.broker, timeout_ms / 1000, cfg.broker_key_path);
 		if (refusal != NULL)
 			printf("(the broker refused to give its status: %s; statuses are this "
 			       "agency's own record)\n",
 			       refusal);
+		if (running == 1 && waiting > 0)
+			printf("(%ld file%s in outbox/ not answered yet: the agent takes each in, "
+			       "submits it and moves it to sent/ with the broker's receipt, or to "
+			       "failed/)\n",
+			       waiting, waiting == 1 ? "" : "s");
 	}
 out:
 	free(refusal);

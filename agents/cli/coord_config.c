@@ -291,7 +291,9 @@ rete_err coord_silent(const coord_config *cfg, const char *endpoint, rete_msg *m
 	return rete_msg_set(m, RETE_ETIMEDOUT,
 			    "the broker at %s did not answer within %d s; is it running, is "
 			    "%s right, and is [client] broker_key (%s) its public key? (with "
-			    "another key the connection never opens, without a word)",
+			    "another key the connection never opens, without a word) Or it is "
+			    "running but too busy to answer: a slow or full disk (its log and "
+			    "`df` on its data folder say which)",
 			    endpoint != NULL ? endpoint : cfg->broker, cfg->timeout_ms / 1000,
 			    endpoint != NULL ? "the endpoint" : "[client] broker",
 			    cfg->broker_key_path);

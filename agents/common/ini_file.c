@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "config_check.h"
 #include "conffile.h"
 #include "endpoint.h"
@@ -38,6 +39,12 @@ struct ini_lines {
 	FILE *f;
 	int *line;
 	int long_line;
+	char raw[256]; /* the current line as read (inih then cuts it up) */
+	ini_handler handler;
+	void *user;
+	rete_check_list *pr; /* list mode: a value that is no UTF-8 goes here */
+	int bad_line;	     /* otherwise the first such value: its line */
+	char bad[700];	     /* and its sentence ("[section] key: ...") */
 };
 
 /* whether the line last read (in this thread) began with a space or a tab
@@ -67,12 +74,49 @@ static char *ini_lines_read(char *str, int num, void *stream)
 			s->long_line = *s->line;
 		snprintf(str, (size_t)num, "\n");
 	}
+	snprintf(s->raw, sizeof(s->raw), "%s", r);
 	return r;
 }
 
+/* ini_value_utf8 is the handler inih calls: a value with a byte that is no
+ * UTF-8 (an accented letter saved by an editor set to Windows-1252 or
+ * Latin-1) is a problem at its line, naming its section and key (in list
+ * mode, listed; otherwise the first one is the error); then the tool's
+ * handler has the key as before. A comment is not read, so not checked. */
+static int ini_value_utf8(void *user, const char *section, const char *name, const char *value)
+{
+	struct ini_lines *s = user;
+	size_t len = value != NULL ? strlen(value) : 0;
+	size_t bad = value != NULL ? rete_utf8_bad_offset(value, len) : (size_t)-1;
+	if (bad != (size_t)-1 && (s->pr != NULL || s->bad_line == 0)) {
+		unsigned char byte = 0;
+		size_t col = rete_conffile_utf8_column(s->raw, strlen(s->raw), &byte);
+		if (col == 0) /* not found in the line: the value's own byte, no column */
+			byte = (unsigned char)value[bad];
+		char why[600];
+		rete_conffile_not_utf8(why, sizeof(why), byte, col);
+		if (s->pr != NULL) {
+			int at = s->pr->at;
+			rete_check_at(s->pr, *s->line);
+			rete_check_add(s->pr, "[%s] %s: %s", section, name, why);
+			rete_check_at(s->pr, at);
+		} else {
+			s->bad_line = *s->line;
+			snprintf(s->bad, sizeof(s->bad), "[%s] %s: %s", section, name, why);
+		}
+	}
+	return s->handler(s->user, section, name, value);
+}
+
+/* ini_read reads path with handler (see rete_ini_read_at); a value that is
+ * no UTF-8 is listed in pr when given (rete_ini_read_list), the error when
+ * neither pr nor syntax_line is (rete_ini_read), and left to the file's own
+ * reader otherwise (rete_ini_read_at: a second reader of agent.ini or
+ * coord.ini, for [privacy] or [console], would say it twice). */
 static rete_err ini_read(const char *path, ini_handler handler, void *user,
 			 const rete_err *handler_err, int *line, int *syntax_line, int *long_line,
-			 char **ini_path, char *dir, size_t dirlen, rete_msg *m)
+			 rete_check_list *pr, char **ini_path, char *dir, size_t dirlen,
+			 rete_msg *m)
 {
 	char real[PATH_MAX];
 	char *slash;
@@ -97,10 +141,16 @@ static rete_err ini_read(const char *path, ini_handler handler, void *user,
 		rete_msg_prefix(m, "%s", path);
 		return err;
 	}
-	struct ini_lines s = {.f = f, .line = line != NULL ? line : &own_line};
+	struct ini_lines s = {.f = f,
+			      .line = line != NULL ? line : &own_line,
+			      .handler = handler,
+			      .user = user,
+			      .pr = pr};
 	*s.line = 0;
-	rc = ini_parse_stream(ini_lines_read, &s, handler, user);
+	rc = ini_parse_stream(ini_lines_read, &s, ini_value_utf8, &s);
 	fclose(f);
+	if (s.bad_line > 0 && syntax_line == NULL && *handler_err != RETE_ENOMEM)
+		return rete_msg_set(m, RETE_EINVAL, "%s:%d: %s", path, s.bad_line, s.bad);
 	if (*handler_err != RETE_OK) {
 		if (line == NULL)
 			rete_msg_prefix(m, "%s", path);
@@ -132,16 +182,16 @@ rete_err rete_ini_read(const char *path, ini_handler handler, void *user,
 		       const rete_err *handler_err, char **ini_path, char *dir, size_t dirlen,
 		       rete_msg *m)
 {
-	return ini_read(path, handler, user, handler_err, NULL, NULL, NULL, ini_path, dir, dirlen,
-			m);
+	return ini_read(path, handler, user, handler_err, NULL, NULL, NULL, NULL, ini_path, dir,
+			dirlen, m);
 }
 
 rete_err rete_ini_read_at(const char *path, ini_handler handler, void *user,
 			  const rete_err *handler_err, int *line, int *syntax_line, int *long_line,
 			  char **ini_path, char *dir, size_t dirlen, rete_msg *m)
 {
-	return ini_read(path, handler, user, handler_err, line, syntax_line, long_line, ini_path,
-			dir, dirlen, m);
+	return ini_read(path, handler, user, handler_err, line, syntax_line, long_line, NULL,
+			ini_path, dir, dirlen, m);
 }
 
 rete_err rete_ini_read_list(const char *path, ini_handler handler, void *user,
@@ -150,8 +200,8 @@ rete_err rete_ini_read_list(const char *path, ini_handler handler, void *user,
 {
 	int syntax = 0, long_line = 0;
 	rete_msg m;
-	rete_err err = rete_ini_read_at(path, handler, user, handler_err, line, &syntax, &long_line,
-					ini_path, dir, dirlen, &m);
+	rete_err err = ini_read(path, handler, user, handler_err, line, &syntax, &long_line, pr,
+				ini_path, dir, dirlen, &m);
 	if (err != RETE_OK) {
 		rete_check_at(pr, 0);
 		rete_check_add(pr, "%s", err == RETE_ENOMEM ? "out of memory" : m.text);

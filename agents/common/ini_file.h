@@ -29,8 +29,9 @@ char *rete_ini_abs_path(const char *dir, const char *value);
  * first error it met, with its sentence in m; that error is returned with
  * the sentence prefixed by path. Errors: RETE_EIO (the file cannot be
  * read), RETE_ENOMEM, RETE_EINVAL (a line that is neither `key = value` nor
- * `[section]`, or one longer than 199 characters: "PATH:LINE: ..."), or
- * the handler's. */
+ * `[section]`, one longer than 199 characters, or a value with a byte that
+ * is no UTF-8 (a file saved as Windows-1252): "PATH:LINE: ..."), or the
+ * handler's. */
 rete_err rete_ini_read(const char *path, ini_handler handler, void *user,
 		       const rete_err *handler_err, char **ini_path, char *dir, size_t dirlen,
 		       rete_msg *m);
@@ -42,8 +43,10 @@ rete_err rete_ini_read(const char *path, ini_handler handler, void *user,
  * that is neither `key = value` nor `[section]`, *long_line the first
  * longer than 199 characters (not read: inih would cut it in two), 0 when
  * none; the lines after either are read. Those are the caller's to list
- * (rete_ini_syntax_list), not an error returned. Errors: RETE_EIO,
- * RETE_ENOMEM, the handler's. */
+ * (rete_ini_syntax_list), not an error returned. A value with a byte that
+ * is no UTF-8 is not said here either: the file's own reader
+ * (rete_ini_read_list) lists it. Errors: RETE_EIO, RETE_ENOMEM, the
+ * handler's. */
 rete_err rete_ini_read_at(const char *path, ini_handler handler, void *user,
 			  const rete_err *handler_err, int *line, int *syntax_line, int *long_line,
 			  char **ini_path, char *dir, size_t dirlen, rete_msg *m);
@@ -62,8 +65,10 @@ struct rete_check_list;
 void rete_ini_syntax_list(int syntax_line, int long_line, struct rete_check_list *pr);
 
 /* rete_ini_read_list is rete_ini_read_at for a reader that lists every
- * problem in pr: the lines that are no `key = value` or too long are
- * listed; a file that cannot be read is one problem (its sentence names
+ * problem in pr: the lines that are no `key = value` or too long, and each
+ * value with a byte that is no UTF-8 ("[section] key: byte 0xE8 at column
+ * N is not UTF-8 ...; save the file as UTF-8", at its line), are listed
+ * (the handler still gets that key); a file that cannot be read is one problem (its sentence names
  * it) with *unreadable set. Errors: RETE_EIO, RETE_ENOMEM, the
  * handler's. */
 rete_err rete_ini_read_list(const char *path, ini_handler handler, void *user,

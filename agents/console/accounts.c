@@ -172,6 +172,13 @@ rete_err console_accounts_check(const char *path, const char *user, const char *
 	return RETE_OK;
 }
 
+bool console_accounts_known(const char *path, const char *user)
+{
+	bool found = false;
+	rete_msg m = {{0}};
+	return console_account_exists(path, user, &found, &m) == RETE_OK && found;
+}
+
 struct rewrite {
 	FILE *out;
 	const char *user;

@@ -38,6 +38,9 @@
 #define CONSOLE_THROTTLE_USER_MAX_MS 30000
 #define CONSOLE_THROTTLE_MAX	     512
 #define CONSOLE_TOKEN_HEX	     64
+/* The longest password, in bytes: the sign-in form takes no more, so
+ * `rete console passwd` refuses a longer one (it could never be typed). */
+#define CONSOLE_PASSWORD_MAX 511
 
 /* console_user_valid: s is a user name as above. */
 bool console_user_valid(const char *s);
@@ -62,6 +65,11 @@ rete_err console_account_exists(const char *path, const char *user, bool *found,
  * the same time as a known one). RETE_EIO/RETE_EINVAL as above. */
 rete_err console_accounts_check(const char *path, const char *user, const char *password,
 				uint8_t stamp[CONSOLE_STAMP_LEN], rete_msg *m);
+
+/* console_accounts_known: the file at path holds an account for user
+ * (false when not, or when the file cannot be read). For the access
+ * record of a refused sign-in, which names only a user that exists. */
+bool console_accounts_known(const char *path, const char *user);
 
 /* console_accounts_set sets (adds or replaces) user's password in the file
  * at path, writing a new file (0600) and renaming it over the old one.

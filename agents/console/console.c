@@ -1107,7 +1107,7 @@ static void send_login(rete_http_answer *a, const char *note, const char *next)
 static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
-	char user[CONSOLE_USER_MAX + 2], pw[512], what[160];
+	char user[CONSOLE_USER_MAX + 2], pw[CONSOLE_PASSWORD_MAX + 1], what[160];
 	rete_msg m = {{0}};
 
 	if (strcmp(rq->method, "POST") != 0) {
@@ -1142,7 +1142,8 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		a->status = 400;
 		rete_http_printf(a,
 				 "rete console: a login is a form with user (a-z, 0-9, '.', '_', "
-				 "'-') and password\n");
+				 "'-') and password (at most %d bytes)\n",
+				 CONSOLE_PASSWORD_MAX);
 		sodium_memzero(pw, sizeof(pw));
 		return;
 	}
@@ -1189,7 +1190,12 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	sodium_memzero(pw, sizeof(pw));
 	console_throttle_note(user, rq->client, ok, now);
 	pthread_mutex_unlock(&login_lock);
-	snprintf(what, sizeof(what), "login %s from %s %s", user, rq->peer, ok ? "ok" : "refused");
+	/* a refused name is recorded only when it is an account's: one that
+	 * is not may be a password typed into the user field by mistake, and
+	 * the record is kept 24 months */
+	snprintf(what, sizeof(what), "login %s from %s %s",
+		 ok || console_accounts_known(c->users_path, user) ? user : "(unknown account)",
+		 rq->peer, ok ? "ok" : "refused");
 	if (!console_record_as(c, ok ? user : rq->peer, what) && ok) {
 		/* a session whose sign-in is not recorded is not opened */
 		a->status = 503;
@@ -3007,6 +3013,10 @@ static rete_err console_serve(struct console *c, const rete_http_addr *addr, ret
 	    (err = rete_httpd_server_header(h, "X-Content-Type-Options", "nosniff", m)) ||
 	    (err = rete_httpd_server_header(h, "Referrer-Policy", "same-origin", m)) ||
 	    (err = rete_httpd_server_header(h, "X-Frame-Options", "DENY", m)) ||
+	    /* over TLS the browser is told to keep to HTTPS for a year (a
+	     * console reached by name: browsers ignore it for an IP address) */
+	    (c->tls && (err = rete_httpd_server_header(h, "Strict-Transport-Security",
+						       "max-age=31536000", m))) ||
 	    (err = rete_httpd_route_req(h, "/", false, route_page, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/panoramica", false, route_page, c, m)) ||
 	    (err = rete_httpd_route_req(h, "/salute", false, route_page, c, m)) ||
@@ -3223,7 +3233,9 @@ static int console_passwd(int argc, char **argv)
 	const char *ini = NULL, *user = NULL;
 	struct console c;
 	rete_msg m = {{0}};
-	char pw[512] = "", again[512] = "";
+	/* room for one byte over the limit and the line's end: a longer line
+	 * is then found too long, not cut */
+	char pw[CONSOLE_PASSWORD_MAX + 3] = "", again[CONSOLE_PASSWORD_MAX + 3] = "";
 	int rc = CLI_USAGE;
 
 	memset(&c, 0, sizeof(c));
@@ -3272,7 +3284,7 @@ static int console_passwd(int argc, char **argv)
 			quiet.c_lflag &= ~(tcflag_t)ECHO;
 			tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
 		}
-		bool got = fgets(dst, 512, stdin) != NULL;
+		bool got = fgets(dst, (int)sizeof(pw), stdin) != NULL;
 		if (tty) {
 			tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
 			fputc('\n', stderr);
@@ -3282,6 +3294,16 @@ static int console_passwd(int argc, char **argv)
 			goto out;
 		}
 		dst[strcspn(dst, "\r\n")] = '\0';
+		/* the sign-in form takes at most CONSOLE_PASSWORD_MAX bytes: a
+		 * longer password, set, could never be typed in */
+		if (strlen(dst) > CONSOLE_PASSWORD_MAX) {
+			fprintf(stderr,
+				"rete console passwd: the password has more than %d bytes (UTF-8), "
+				"the most the sign-in form takes; give a shorter one; nothing "
+				"changed\n",
+				CONSOLE_PASSWORD_MAX);
+			goto out;
+		}
 	}
 	if (tty && strcmp(pw, again) != 0) {
 		fprintf(stderr, "rete console passwd: the two passwords differ; nothing changed\n");

@@ -21,9 +21,16 @@
 # and the small network most of them run (rete.test/mantova, ipc sockets in
 # DIR/broker): make_keys, broker_ini, agencies_ini, coord_only_ini,
 # agent_ini, coord_ini, start_broker, start_agents, start_tsa, tsa_ini,
-# need_faketime, serve_console. A test that must do more on exit defines
+# need_faketime, start_broker_faketime, set_clock, send_referral,
+# serve_console. A test that must do more on exit defines
 # before_cleanup (it runs first). Waits poll with deadlines (no sleep as
 # synchronisation). Safe under `set -e` and `set -u`.
+#
+# A process started again into the log of the one before (`cmd >LOG 2>&1 &`)
+# and then waited for by a line in LOG: empty LOG first (`: >LOG`). The >
+# of a background command is done by the forked child when it runs, and on
+# a loaded machine the test's next line may read LOG before it, finding the
+# line the process before wrote (session 13: two flakes of this kind).
 
 # itest_init TAG: see above.
 itest_init() {
@@ -288,6 +295,37 @@ tsa_ini() {
 need_faketime() {
 	FT=$(ls /usr/lib/*/faketime/libfaketimeMT.so.1 /usr/lib/faketime/libfaketimeMT.so.1 2>/dev/null | head -n 1)
 	[ -n "$FT" ] || fail "libfaketime is not installed (scripts/setup installs faketime)"
+}
+
+# start_broker_faketime: start_broker (need_faketime first) under
+# libfaketime, whose offset DIR/faketime.rc holds ("+0" to begin with; see
+# set_clock); the monotonic and boot clocks stay true. BROKER: its pid.
+start_broker_faketime() {
+	echo "+0" >"$DIR/faketime.rc"
+	LD_PRELOAD="$FT" FAKETIME_TIMESTAMP_FILE="$DIR/faketime.rc" FAKETIME_NO_CACHE=1 \
+		FAKETIME_DONT_FAKE_MONOTONIC=1 \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" start_broker
+	BROKER=${PIDS[-1]}
+}
+
+# set_clock OFFSET: start_broker_faketime's broker's clock from now on
+# (libfaketime's offsets: "+0", "-3d", "+6d").
+set_clock() {
+	echo "$1" >"$DIR/faketime.rc.tmp" && mv "$DIR/faketime.rc.tmp" "$DIR/faketime.rc"
+}
+
+# send_referral ID [PRIORITY [EXTRA]]: a referral from social.mantova to
+# cpi.mantova (routine unless PRIORITY; EXTRA: more members of the file,
+# each followed by a comma), sent with `rete send --wait 30` (receipted,
+# queued or delivered), or fail.
+send_referral() {
+	printf '%s\n' "{\"id\": \"$1\", ${3:-}\"operator\": {\"staffId\": \"as-1\", \"role\": \"social-worker\"},
+ \"recipient\": \"cpi.mantova\", \"caseId\": \"mn-2026-0901\",
+ \"referral\": {\"service\": \"employment-orientation\", \"priority\": \"${2:-routine}\", \"reasonCode\": \"long-term-unemployment\",
+   \"consent\": {\"basis\": \"consent\", \"givenAt\": \"2026-11-20T09:30:00Z\"}, \"ageBand\": \"adult\"},
+ \"private\": {\"person\": {\"name\": \"Maria Rossi\"}}}" >"$DIR/$1.json"
+	"$BIN/rete" send -c "$DIR/agents/social.mantova/agent.ini" "$DIR/$1.json" --wait 30 >"$DIR/send.out" 2>&1 ||
+		fail "referral $1 was not accepted: $(cat "$DIR/send.out")"
 }
 
 # console_cert: DIR/console.crt and DIR/console.key (0600), a self-signed

@@ -958,6 +958,18 @@ static void test_refusals(void **state)
 	expect_refused_at(cpi, &o, RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA, "e-mail address",
 			  "update.referralId");
 	it_msg_free(&o);
+	/* session 13: an 11-digit temporary fiscal code with its check digit,
+	 * and a fiscal code written in groups, sent raw (no agent checked them) */
+	make_referral(e, P_SOCIAL, P_CPI, "RSS-MRA-85M41-E897X", "employment-orientation", true,
+		      NULL, NULL, &o);
+	expect_refused_at(social, &o, RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA, "fiscal code",
+			  "id");
+	it_msg_free(&o);
+	make_update_ex(e, P_CPI, P_SOCIAL, "life-1-y", "98765432103",
+		       RETE__STATUS__STATUS_IN_PROGRESS, NULL, NULL, &o);
+	expect_refused_at(cpi, &o, RETE__ERROR_CODE__ERROR_CODE_PERSONAL_DATA,
+			  "temporary fiscal code", "update.referralId");
+	it_msg_free(&o);
 	{
 		/* the log does say refusals: the line of the last one comes just
 		 * after its answer, so wait for it (a deadline, not a sleep) */
@@ -965,14 +977,16 @@ static void test_refusals(void **state)
 		char *log = NULL;
 		int64_t until = it_mono_ms() + WAIT_MS;
 		while ((log = tu_read_file(e->h.log, &len)) != NULL &&
-		       strstr(log, "life-1-x") == NULL && it_mono_ms() < until) {
+		       strstr(log, "life-1-y") == NULL && it_mono_ms() < until) {
 			free(log);
 			it_nap(50); /* polling another process's file */
 		}
 		assert_non_null(log);
-		assert_non_null(strstr(log, "life-1-x"));
+		assert_non_null(strstr(log, "life-1-y"));
 		assert_null(strstr(log, "RSSMRA85M41E897X"));
 		assert_null(strstr(log, "maria.rossi@example.org"));
+		assert_null(strstr(log, "98765432103"));
+		assert_null(strstr(log, "RSS-MRA-85M41-E897X"));
 		free(log);
 	}
 

@@ -6,9 +6,12 @@
 # still holds (exit 0: the entries are what was signed) but warns of both,
 # naming the entry and the times (docs/auditing.md, "The broker's clock");
 # social.mantova's agent says, at error level with the figures, that the
-# two clocks differ (its own machine's first to check), once per spell. A step back of a few seconds (NTP) is not
-# reported. Waits poll with deadlines; every process started is stopped,
-# the folder removed.
+# two clocks differ (its own machine's first to check), once per spell,
+# and again an hour later while the spell lasts (the agent's own clock
+# under libfaketime moves on 61 min: no hour is waited), counting the
+# messages in between; that step is no wait for its witness (no stall
+# warning). A step back of a few seconds (NTP) is not reported. Waits poll
+# with deadlines; every process started is stopped, the folder removed.
 set -u
 
 . "$(dirname "$0")/lib.sh"
@@ -19,23 +22,18 @@ need_faketime
 make_keys broker.mantova social.mantova cpi.mantova coord.mantova
 agencies_ini "Servizi sociali di Mantova" | broker_ini
 coord_ini </dev/null
-echo "+0" >"$DIR/faketime.rc"
-set_clock() { echo "$1" >"$DIR/faketime.rc.tmp" && mv "$DIR/faketime.rc.tmp" "$DIR/faketime.rc"; }
-LD_PRELOAD="$FT" FAKETIME_TIMESTAMP_FILE="$DIR/faketime.rc" FAKETIME_NO_CACHE=1 \
-	FAKETIME_DONT_FAKE_MONOTONIC=1 \
-	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" start_broker
+start_broker_faketime
 agent_ini social.mantova cpi.mantova
-start_agents social.mantova cpi.mantova
+# social.mantova's agent under libfaketime too, on a clock of its own (the
+# hourly repeat below: an hour passes for it without the test waiting one)
+echo "+0" >"$DIR/agent-faketime.rc"
+set_agent_clock() { echo "$1" >"$DIR/agent-faketime.rc.tmp" && mv "$DIR/agent-faketime.rc.tmp" "$DIR/agent-faketime.rc"; }
+LD_PRELOAD="$FT" FAKETIME_TIMESTAMP_FILE="$DIR/agent-faketime.rc" FAKETIME_NO_CACHE=1 \
+	FAKETIME_DONT_FAKE_MONOTONIC=1 \
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" start_agents social.mantova
+start_agents cpi.mantova
 
-send() { # ID [EXTRA: more members of the file, each followed by a comma]
-	printf '%s\n' "{\"id\": \"$1\", ${2:-}\"operator\": {\"staffId\": \"as-1\", \"role\": \"social-worker\"},
- \"recipient\": \"cpi.mantova\", \"caseId\": \"mn-2026-0901\",
- \"referral\": {\"service\": \"employment-orientation\", \"priority\": \"routine\", \"reasonCode\": \"long-term-unemployment\",
-   \"consent\": {\"basis\": \"consent\", \"givenAt\": \"2026-11-20T09:30:00Z\"}, \"ageBand\": \"adult\"},
- \"private\": {\"person\": {\"name\": \"Maria Rossi\"}}}" >"$DIR/$1.json"
-	"$BIN/rete" send -c "$DIR/agents/social.mantova/agent.ini" "$DIR/$1.json" --wait 30 >"$DIR/send.out" 2>&1 ||
-		fail "referral $1 was not accepted: $(cat "$DIR/send.out")"
-}
+send() { send_referral "$1" routine "${2:-}"; } # ID [EXTRA]
 verify() { run "$BIN/rete" audit verify "$DIR/broker/store" --broker-key "$DIR/keys/broker.mantova.pub" "$@"; }
 
 # a step back of 2 s (what NTP may do) is no finding
@@ -105,6 +103,34 @@ send r-8 "\"createdAt\": \"$ahead\","
 what="verify with r-8's createdAt 2 h ahead"
 verify
 expect 0 "verified" "or the sender's createdAt is ahead"
+
+# (session 12's closing, left: the hourly repeat had no test) a spell that
+# lasts is said again an hour after it was said, with the number of
+# messages that had the difference in between: r-9 opens a spell (said),
+# r-10 within the hour (counted, not said), then the agent's clock moves
+# on 61 min and r-11 is said again, counting r-10; r-12 right after it is
+# within the new hour (not said).
+set_clock "-3d"
+send r-9
+send r-10
+said9=$(grep "the broker logged r-9 at" "$DIR/social.mantova.log")
+[ -n "$said9" ] || bad "the spell of r-9 (the broker 3 days back) was not said: $(grep -i 'clock' "$DIR/social.mantova.log")"
+set_agent_clock "+61m"
+send r-11
+send r-12
+said11=$(grep "the broker logged r-11 at" "$DIR/social.mantova.log")
+[ -n "$said11" ] || bad "the spell, 61 min after it was said (the agent's clock), was not said again for r-11: $(grep -iE 'clock|broker logged' "$DIR/social.mantova.log")"
+grep -q "(still: 1 more message had the difference since it was said at " <<<"$said11" ||
+	bad "the repeat for r-11 does not count r-10 (1 more message since it was said): $said11"
+! grep -q "the broker logged r-1[02] at" "$DIR/social.mantova.log" ||
+	bad "social.mantova's agent said it of r-10 or r-12 (within the hour of the line before): $(grep 'the broker logged r-1[02]' "$DIR/social.mantova.log")"
+# the step is no hour's wait for the witness either (NTP steps a clock that
+# was behind so): the receipts it has not yet seen on the broker's log did
+# not wait past witness_patience. It looks at the wait in the loop turn
+# where the agent first reads the new time, before r-11's receipt; r-12's
+# came after it.
+! grep -q "witness: .* has waited [0-9]* s to be shown on the broker's log" "$DIR/social.mantova.log" ||
+	bad "the agent's clock stepped 61 min forward, and its witness said the broker withholds its log: $(grep 'witness: ' "$DIR/social.mantova.log")"
 
 [ "$FAILS" = 0 ] || exit 1
 echo "PASS test_broker_clock"

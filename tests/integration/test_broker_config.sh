@@ -39,7 +39,9 @@
 #                  test_fileplace.c judges more places).
 #   BOM            broker.ini saved with a UTF-8 byte order mark is fine;
 #                  saved as UTF-16: one problem saying so; a BOM inside a
-#                  line: named.
+#                  line: named. A Windows-1252 byte in a value: its line,
+#                  section and key, and "save the file as UTF-8" (not the
+#                  directory's field path); in a comment: fine.
 #   lines          the listen host check and a key shared by two parties
 #                  cite the key's own line.
 #   values         tsa_url with port 99999, an unclosed or empty bracket
@@ -106,16 +108,20 @@ for own in store.state store/data.mdb broker.ini ../keys/broker.mantova.key ../k
 	check
 	expect 2 "[broker] access_log" "the broker's own"
 done
-# a file of LMDB's in the store folder is the broker's own; a new file
-# there (0.7.0 recorded reads there) is a WARNING: a restore replaces
-# the folder, and with it the record
+# a file of LMDB's or of the journal's (store schema 4) in the store
+# folder is the broker's own; a new file there (0.7.0 recorded reads
+# there) is a WARNING: a restore replaces the folder, and with it the
+# record
 mkdir -p "$DIR/broker/store"
-touch "$DIR/broker/store/lock.mdb"
-what="access_log = store/lock.mdb"
-with "access_log = store/lock.mdb"
-check
-expect 2 "[broker] access_log" "the broker's own"
-rm -f "$DIR/broker/store/data.mdb" "$DIR/broker/store/lock.mdb"
+for own in lock.mdb journal.0 journal.1; do
+	touch "$DIR/broker/store/$own"
+	what="access_log = store/$own"
+	with "access_log = store/$own"
+	check
+	expect 2 "[broker] access_log" "the broker's own"
+	rm -f "$DIR/broker/store/$own"
+done
+rm -f "$DIR/broker/store/data.mdb"
 what="access_log = store/access.log (as on 0.7.0)"
 with "access_log = store/access.log"
 check
@@ -210,6 +216,24 @@ sed -i -e "s#^origin = #\xef\xbb\xbforigin = #" "$bini"
 check
 expect 2 "byte order mark" "U+FEFF"
 lacks "unknown key"
+what="a Windows-1252 byte in a value"
+cp "$bini.orig" "$bini"
+sed -i -e "s#^name = Centro per l'Impiego#name = Centro per l'Impiego \xe8#" "$bini"
+nline=$(grep -an "^name = Centro per l'Impiego" "$bini" | cut -d: -f1)
+check
+expect 2 "broker.ini:$nline: [agency cpi.mantova] name: byte 0xE8 at column 29 is not UTF-8" \
+	"save the file as UTF-8" "1 problem;"
+lacks "Message.directory" "parties["
+what="a Windows-1252 byte after a UTF-8 accented letter: the column counts characters"
+cp "$bini.orig" "$bini"
+sed -i -e "s#^name = Centro per l'Impiego#name = Centro per l'Impiego à \xe8#" "$bini"
+check
+expect 2 "broker.ini:$nline: [agency cpi.mantova] name: byte 0xE8 at column 31 is not UTF-8"
+what="a Windows-1252 byte in a comment"
+cp "$bini.orig" "$bini"
+printf '; Citt\xe0 di Mantova\n' >>"$bini"
+check
+expect 0 "fine"
 what="listen on an address not of this machine"
 with "listen = tcp://192.0.2.1:7700"
 check
@@ -440,6 +464,11 @@ said_refused
 what="a start with access_log = store.state (the broker's own file)"
 cp "$bini.orig" "$bini"
 sed -i -e "s#^access_log = .*#access_log = store.state#" "$bini"
+# emptied here, not by the start's own >: the background child does that
+# when it runs, and on a loaded machine the wait below read the broker's
+# log before it, took the broker before's "started:" and looked for this
+# start's line in the old log, or in the emptied one
+: >"$DIR/broker.log"
 "$BIN/rete-broker" -c "$bini" >"$DIR/broker.log" 2>&1 &
 PIDS+=($!)
 wait_for 20 grep -q "rete-broker info: started:" "$DIR/broker.log" ||

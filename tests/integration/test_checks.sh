@@ -24,6 +24,9 @@
 #                 sentence (UTF-16, save it as UTF-8), not a syntax error and
 #                 every key missing; saved as UTF-8 with a byte order mark:
 #                 fine (rete --check-config took it for no [section]).
+#                 A value with a byte that is no UTF-8 (saved as
+#                 Windows-1252): FILE:LINE: [section] key, the byte, its
+#                 column and "save the file as UTF-8"; in a comment: fine.
 #   endpoints     an endpoint ZeroMQ would refuse or use otherwise than
 #                 written (a port beyond 65535, taken modulo 65536; * or 0,
 #                 a port the system picks; no port; another scheme; junk after
@@ -229,6 +232,35 @@ run rete --check-config -c "$DIR/coord-users.ini"
 expect 0 "fine"
 encoded "$DIR/console-users" "the accounts file" "is not USER:HASH" "not a user name"
 encoded "$DIR/w.policy" "a witness policy" "NUL byte" "unknown directive"
+# Saved as Windows-1252 or Latin-1 (an accented letter is one byte that is
+# no UTF-8), agent.ini and coord.ini: the key's line, section and key, the
+# byte and its column, and how to save the file (s13 rev-edges #6); the same
+# byte in a comment is left alone.
+# (its own data folder: an agent that started on it must leave no store
+# where the tests below expect none)
+sed -e "s#^spool = .*#spool = spool-citt\xe0#" -e "s#^data = .*#data = data-1252#" \
+	"$agent" >"$agent.1252"
+for cmd in "rete-agent --check-config -c $agent.1252" "rete --check-config -c $agent.1252" \
+	"rete status -c $agent.1252" "rete-agent -c $agent.1252"; do
+	what="Windows-1252 in agent.ini: $cmd"
+	run timeout 20 $cmd
+	expect 2 "agent.ini.1252:17: [agent] spool: byte 0xE0 at column 19 is not UTF-8" \
+		"save the file as UTF-8"
+done
+[ ! -e "$DIR/agents/social.mantova/spool-citt"* ] || bad "$what: a spool was made"
+rm -rf "$DIR/agents/social.mantova/spool-citt"* "$DIR/agents/social.mantova/data-1252"
+sed -e "s#^key = keys/coord.mantova.key#key = keys/coord.mantova-citt\xe0.key#" \
+	"$DIR/coord.ini" >"$DIR/coord.ini.1252"
+for cmd in "rete --check-config -c $DIR/coord.ini.1252" "rete monitor --once -c $DIR/coord.ini.1252"; do
+	what="Windows-1252 in coord.ini: $cmd"
+	run timeout 20 $cmd
+	expect 2 "coord.ini.1252:12: [client] key: byte 0xE0 at column 30 is not UTF-8" \
+		"save the file as UTF-8"
+done
+{ cat "$agent"; printf '; Citt\xe0 di Mantova\n'; } >"$agent.comment"
+what="Windows-1252 in a comment of agent.ini"
+run rete-agent --check-config -c "$agent.comment"
+expect 0 "fine"
 
 # --- endpoints -------------------------------------------------------------
 bini=$DIR/broker/broker.ini

@@ -21,6 +21,10 @@
 #   broker key  rete health, rete status and rete audit verify -c with broker_key the
 #               key of another party (the CURVE handshake never completes,
 #               so the broker seems silent): the sentence names broker_key.
+#   status      rete status with the agent stopped and 3 files queued by
+#               rete send: the first line says the agent is not running and
+#               3 files wait in outbox/ (agentRunning, outboxWaiting in
+#               --json); the agent running, outbox/ empty: neither said.
 #   quorum      rete witnesses --quorum 5 with 2 agencies: exit 2, says
 #               --quorum and how many agencies there are, no "line".
 #   no store    rete audit verify, rete checkpoint and rete store backup
@@ -136,6 +140,22 @@ echo "timeout = 1s" >>"$DIR/wrongkey.ini"
 what="health with the wrong broker_key"
 run "$R" health -c "$DIR/wrongkey.ini"
 expect 2 "did not answer" "broker_key"
+# (rev-edges s13, 7) a broker that runs but does not answer in time (here
+# stopped with SIGSTOP, as one whose main thread waits on a slow disk):
+# the sentence names that cause too, not only the configuration
+cp "$DIR/coord.ini" "$DIR/busy.ini"
+echo "timeout = 1s" >>"$DIR/busy.ini"
+kill -STOP "${PIDS[0]}"
+what="health with the broker too busy to answer"
+run "$R" health -c "$DIR/busy.ini"
+busy_health_rc=$rc busy_health_out=$out
+what="status with the broker too busy to answer"
+run "$R" status -c "$agent" REF-1 --timeout 1
+kill -CONT "${PIDS[0]}"
+expect 1 "did not answer" "too busy to answer (a slow or full disk)"
+what="health with the broker too busy to answer"
+rc=$busy_health_rc out=$busy_health_out
+expect 2 "did not answer" "too busy to answer: a slow or full disk"
 what="monitor with the wrong broker_key"
 run "$R" monitor -c "$DIR/wrongkey.ini" --once
 expect 2 "broker_key"
@@ -146,6 +166,49 @@ expect 1 "did not answer" "broker_key"
 what="audit verify -c with the wrong broker_key"
 run "$R" audit verify -c "$DIR/wrongkey.ini" --state "$DIR/audit.state"
 expect 2 "broker_key"
+
+# --- rete status: the agent stopped, files waiting in outbox/ (s13 rev-edges #4) --
+# With the agent stopped and three files queued by `rete send`, status says
+# first that the agent is not running and that 3 files wait in outbox/
+# (agentRunning false, outboxWaiting 3 in --json); with the agent running
+# again and outbox/ emptied, it says nothing of either (true, 0).
+outbox=$DIR/agents/social.mantova/spool/outbox
+outbox_empty() { [ -z "$(ls -A "$outbox" | grep -v '^\.')" ]; }
+start_agents social.mantova
+apid=${PIDS[-1]}
+# st N: ok.json as referral st-N, in DIR/st-N.json
+st() { sed -e "s/\"social.mantova-2026-0001\"/\"st-$1\"/" "$DIR/ok.json" >"$DIR/st-$1.json"; }
+st 0
+what="send --wait, the agent running"
+run "$R" send -c "$agent" "$DIR/st-0.json" --wait 60
+expect 0
+kill "$apid"
+wait "$apid" 2>/dev/null
+unset 'PIDS[-1]'
+for i in 1 2 3; do
+	st $i
+	run "$R" send -c "$agent" "$DIR/st-$i.json"
+	[ "$rc" = 0 ] || bad "send st-$i with the agent stopped: exit $rc: $out"
+done
+what="status, the agent stopped, 3 files in outbox/"
+run "$R" status -c "$agent" --timeout 5
+expect 0 "social.mantova: the agent is not running" "3 files in outbox/ wait to be sent" "st-0"
+case $(head -n 1 <<<"$out") in
+*"the agent is not running"*) ;;
+*) bad "$what: the first line does not say the agent is not running: $out" ;;
+esac
+what="status --json, the agent stopped, 3 files in outbox/"
+run "$R" status -c "$agent" --json --timeout 5
+expect 0 '"agentRunning": false' '"outboxWaiting": 3'
+start_agents social.mantova
+wait_for 60 outbox_empty || bad "the agent did not send the 3 files: $(ls -A "$outbox")"
+what="status, the agent running, nothing waiting"
+run "$R" status -c "$agent" --timeout 5
+expect 0 "st-3"
+lacks "not running" "outbox/"
+what="status --json, the agent running, nothing waiting"
+run "$R" status -c "$agent" --json --timeout 5
+expect 0 '"agentRunning": true' '"outboxWaiting": 0'
 
 # --- witnesses: an impossible quorum ---------------------------------------------
 what="witnesses --quorum 5 (2 agencies)"

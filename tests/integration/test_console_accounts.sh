@@ -37,6 +37,19 @@ printf 'Bad User\n' | "$BIN/rete" console passwd 'Bad User' -c "$DIR/coord.ini" 
 printf 'correct horse battery\n' | "$BIN/rete" console passwd alice -c "$DIR/coord.ini" >"$DIR/p1.out" 2>&1 ||
 	fail "passwd alice: $(cat "$DIR/p1.out")"
 [ "$(stat -c %a "$DIR/console-users")" = 600 ] || fail "the accounts file is not 0600"
+# a password longer than the sign-in form takes (511 bytes) is refused with
+# the limit, not cut and "set" (it could never be typed in: rev-hostile #7)
+head -c 600 /dev/zero | tr '\0' k >"$DIR/long.pw"
+echo >>"$DIR/long.pw"
+"$BIN/rete" console passwd longpw -c "$DIR/coord.ini" <"$DIR/long.pw" >"$DIR/pl.out" 2>&1 &&
+	fail "a 600-byte password was set: $(cat "$DIR/pl.out")"
+grep -q "more than 511 bytes" "$DIR/pl.out" || fail "a 600-byte password: $(cat "$DIR/pl.out")"
+grep -q '^longpw:' "$DIR/console-users" && fail "a 600-byte password was written"
+# and one of 511 bytes is set, and signs in below (both places agree)
+head -c 511 /dev/zero | tr '\0' m >"$DIR/max.pw"
+echo >>"$DIR/max.pw"
+"$BIN/rete" console passwd maxpw -c "$DIR/coord.ini" <"$DIR/max.pw" >"$DIR/pm.out" 2>&1 ||
+	fail "a 511-byte password: $(cat "$DIR/pm.out")"
 grep -q '^alice:\$argon2id\$' "$DIR/console-users" || fail "no Argon2id hash: $(cat "$DIR/console-users")"
 grep -q "correct horse" "$DIR/console-users" && fail "the password is in the file"
 
@@ -107,6 +120,16 @@ grep -q "script" <("${C[@]}" "$URL/login") && fail "the login page has a script"
 grep -qi '^set-cookie: rete_session=[0-9a-f]\{64\}; HttpOnly; Secure; SameSite=Strict; Path=/' "$DIR/h1.txt" ||
 	fail "the session cookie: $(cat "$DIR/h1.txt")"
 grep -qi '^location: /' "$DIR/h1.txt" || fail "no redirect after login"
+# over TLS the browser is told to keep to HTTPS (rev-hostile #7)
+grep -qi '^strict-transport-security: max-age=31536000' "$DIR/h1.txt" ||
+	fail "no Strict-Transport-Security over TLS: $(cat "$DIR/h1.txt")"
+"${C[@]}" -D "$DIR/h0.txt" -o /dev/null "$URL/api/overview"
+grep -qi '^strict-transport-security: max-age=' "$DIR/h0.txt" ||
+	fail "no Strict-Transport-Security on a refusal: $(cat "$DIR/h0.txt")"
+# the longest password passwd sets signs in
+code=$("${C[@]}" -o /dev/null -w '%{http_code} %{redirect_url}' --data-urlencode user=maxpw \
+	--data-urlencode "password=$(head -c 511 /dev/zero | tr '\0' m)" "$URL/login")
+[ "$code" = "303 $URL/" ] || fail "a 511-byte password does not sign in: $code"
 TOKEN=$(grep -oi 'rete_session=[0-9a-f]*' "$DIR/h1.txt" | head -n 1 | cut -d= -f2)
 code=$("${C[@]}" -o "$DIR/ov.json" -w '%{http_code}' -H "Cookie: rete_session=$TOKEN" "$URL/api/overview")
 [ "$code" = 200 ] && jq -e .monitor "$DIR/ov.json" >/dev/null || fail "data with a session: $code"
@@ -245,6 +268,15 @@ checked=$(cat "$DIR"/par*.txt | grep -c '^303$')
 throttled=$(cat "$DIR"/par*.txt | grep -c '^429$')
 [ "$checked" -le 3 ] && [ $((checked + throttled)) = 8 ] ||
 	fail "8 guesses at once: $checked checked, $throttled throttled: $(cat "$DIR"/par*.txt | tr '\n' ' ')"
+# a refused sign-in names the user only when the account exists: a password
+# typed by mistake into the user field is no user name kept for 24 months
+# (rev-hostile #7); from other addresses, the throttle of 127.0.0.1 is full
+code=$("${C[@]}" --interface 127.0.0.3 -o /dev/null -w '%{http_code}' \
+	--data 'user=alice&password=not+her+password' "$URL/login")
+[ "$code" = 303 ] || fail "alice, a wrong password: $code"
+code=$("${C[@]}" --interface 127.0.0.3 -o /dev/null -w '%{http_code}' \
+	--data 'user=tr0ub4dor.and.3&password=x' "$URL/login")
+[ "$code" = 303 ] || fail "a password in the user field: $code"
 # bad forms: a 4xx with a sentence
 code=$("${C[@]}" -o "$DIR/b.txt" -w '%{http_code}' --data 'user=al%zzice&password=x' "$URL/login")
 [ "$code" = 400 ] && grep -q "a login is a form" "$DIR/b.txt" || fail "a bad form: $code"
@@ -255,7 +287,11 @@ kill -0 $CPID || fail "the console died"
 # the access record: logins (ok, refused, throttled), the read as alice
 A="$DIR/console-access.jsonl"
 grep -q '"who":"alice".*"what":"login alice from 127.0.0.1 ok"' "$A" || fail "no login ok: $(cat "$A")"
-grep -q '"what":"login bob from 127.0.0.1 refused"' "$A" || fail "no refused login"
+grep -q '"what":"login (unknown account) from 127.0.0.1 refused"' "$A" || fail "no refused login: $(cat "$A")"
+grep -q '"what":"login alice from 127.0.0.3 refused"' "$A" || fail "alice's refused login is not named: $(cat "$A")"
+grep -q '"what":"login (unknown account) from 127.0.0.3 refused"' "$A" || fail "no unknown account from 127.0.0.3"
+grep -q 'tr0ub4dor' "$A" && fail "a user name that is no account is in the access record: $(grep tr0ub4dor "$A")"
+grep -q '"what":"login bob from' "$A" && fail "bob, no account, is named in the access record"
 grep -q '"what":"login bob refused: throttled"' "$A" || fail "no throttled login"
 grep -q '"who":"alice".*"what":"overview"' "$A" || fail "the read is not alice's"
 grep -q '"what":"logout alice"' "$A" || fail "no logout"

@@ -77,6 +77,11 @@ send r-4 mn-2026-0604 training-voucher
 
 CENV=() # the console's environment (libfaketime, in the last part)
 start_console() {
+	# the log emptied here, not by the start's own >: the background child
+	# does that when it runs, and on a loaded machine up() read the log of
+	# the console before, which said "serving", and URL came from that
+	# log or the emptied one (the min_count-5 step's "HTTP 000 ... at :")
+	: >"$DIR/console.log"
 	env "${CENV[@]}" "$BIN/rete" console -c "$DIR/coord.ini" --listen 127.0.0.1:0 >"$DIR/console.log" 2>&1 &
 	CPID=$!
 	PIDS+=($CPID)

@@ -28,6 +28,30 @@
  *                       the true entries are back in the store, the second
  *                       message is delivered at its real index: a warning
  *                       names both indexes.
+ *   early_delivery      the Delivery reaches the sender's agent before the
+ *                       message's receipt: social's agent signs and submits
+ *                       dp-early-1 to a broker that does not answer (frozen)
+ *                       and is stopped; its bytes reach the log on a
+ *                       connection that is gone before the receipt comes
+ *                       (the test sends those very bytes as social, and
+ *                       drops the receipt); cpi
+ *                       takes and acks it. Social's agent, started again,
+ *                       gets the Delivery (queued for it) before the receipt
+ *                       of its resubmission: it keeps the Delivery, and once
+ *                       the receipt comes the message is settled as any
+ *                       delivered one (no longer held, the referral
+ *                       `received`, its receipt in sent/), with no alarm
+ *   early_forged        the same, cpi's agent down, and the operator logs a
+ *                       Delivery of dp-early-2 carrying cpi's genuine ack of
+ *                       another entry (dp-ref-1's), replayed: kept as early,
+ *                       then, once the receipt names another entry, the
+ *                       DELIVERY ALARM, not a settlement
+ *   early_unsigned      the same with a Delivery that carries no signed ack
+ *                       (the entry taken off cpi's queue): the alarm once
+ *                       the receipt comes
+ *   early_unsigned_fresh the same where social's agent never verified a
+ *                       signed ack before: still the alarm (whether one is
+ *                       due is the receipt's to say), not a settlement
  *
  * Waits are for log lines and files with deadlines, never sleeps.
  */
@@ -41,6 +65,9 @@
 
 #include "itest.h"
 #include "store.h"
+/* the agent's store, read as the test's evidence of what the agent signed
+ * (as test_agent_parts does) */
+#include "../../agents/agent/agent_db.c"
 
 #define DP_WAIT 60000
 
@@ -107,10 +134,10 @@ static void dp_expect(it_net *n, int p, const char *needle, size_t want)
 	}
 }
 
-/* dp_delivered_then_held starts the broker, social and cpi; dp-ref-1 is
- * delivered honestly (its Delivery carries cpi's signed ACK: *one); then,
- * cpi's agent down, social's dp-ref-2 is logged and receipted (*two). */
-static void dp_delivered_then_held(it_net *n, struct dp_find *one, struct dp_find *two)
+/* dp_one_delivered starts the broker, social and cpi; dp-ref-1 is
+ * delivered honestly (its Delivery carries cpi's signed ACK: *one); then
+ * cpi's agent is stopped when cpi_down. */
+static void dp_one_delivered(it_net *n, struct dp_find *one, bool cpi_down)
 {
 	assert_true(it_broker_start(n));
 	assert_true(it_agent_start(n, IT_SOCIAL));
@@ -119,7 +146,15 @@ static void dp_delivered_then_held(it_net *n, struct dp_find *one, struct dp_fin
 	*one = dp_until_logged(n, "dp-ref-1", true);
 	assert_true(one->signed_ack);
 	dp_expect(n, IT_SOCIAL, "message dp-ref-1 delivered: no longer held", 1);
-	assert_true(it_stop(&n->agent_pid[IT_CPI], SIGTERM, it_wait_ms()) != -1);
+	if (cpi_down)
+		assert_true(it_stop(&n->agent_pid[IT_CPI], SIGTERM, it_wait_ms()) != -1);
+}
+
+/* dp_delivered_then_held: dp_one_delivered; then, cpi's agent down,
+ * social's dp-ref-2 is logged and receipted (*two). */
+static void dp_delivered_then_held(it_net *n, struct dp_find *one, struct dp_find *two)
+{
+	dp_one_delivered(n, one, true);
 	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "dp-ref-2");
 	*two = dp_until_logged(n, "dp-ref-2", false);
 	char sent[1300];
@@ -535,6 +570,298 @@ static void test_second_delivery(void **state)
 		      "names entry 1, which is not an agency's message awaiting its delivery");
 }
 
+/* dp_sign_unanswered: social's agent seals, signs and submits `id` (a
+ * referral to cpi) to a broker that does not answer, and is then stopped:
+ * the broker is frozen (SIGSTOP: its connection stays up, ZeroMQ's
+ * heartbeat gives up only after 15 s, so the agent stays welcomed and
+ * signs), the file put in outbox/, and the agent's store read (read-only,
+ * beside the running agent) until its outbox record holds the signed
+ * bytes, which *o gets with the sealed part: what the agent submitted.
+ * The agent is stopped, then the broker let go on: whatever it does with
+ * that SUBMIT, its answer reaches no agent. */
+static void dp_sign_unanswered(it_net *n, const char *id, it_msg *o)
+{
+	assert_int_equal(kill(n->broker_pid, SIGSTOP), 0);
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, id);
+	char name[200], path[1600], data[1300];
+	snprintf(name, sizeof(name), "%s.json", id);
+	it_spool(n, IT_SOCIAL, "outbox", data, sizeof(data));
+	snprintf(path, sizeof(path), "%s/%s", data, name);
+	size_t len = 0;
+	char *text = tu_read_file(path, &len);
+	assert_non_null(text);
+	uint8_t hash[RETE_HASH_LEN];
+	rete_sha256(hash, text, len);
+	free(text);
+	snprintf(data, sizeof(data), "%s/agents/%s/data", n->dir, it_party_ids[IT_SOCIAL]);
+	bool got = false;
+	int64_t end = it_mono_ms() + it_scaled_ms(DP_WAIT);
+	while (!got && it_mono_ms() < end) {
+		agent_db *db = NULL;
+		rete_msg m = {{0}};
+		agent_outrec r;
+		memset(&r, 0, sizeof(r));
+		if (agent_db_open(data, true, 0, &db, &m) == RETE_OK &&
+		    agent_db_outbox_get(db, name, hash, &r, &m) == RETE_OK &&
+		    r.state == AGENT_OUT_SIGNED) {
+			o->signed_bytes = r.signed_msg;
+			o->sealed = r.sealed;
+			memset(&r.signed_msg, 0, sizeof(r.signed_msg));
+			memset(&r.sealed, 0, sizeof(r.sealed));
+			snprintf(o->id, sizeof(o->id), "%s", id);
+			got = true;
+		}
+		agent_outrec_free(&r);
+		agent_db_close(&db);
+		if (!got)
+			it_nap(100); /* a record another process writes */
+	}
+	if (!got) {
+		kill(n->broker_pid, SIGCONT);
+		it_show(n, "social.mantova.log");
+		fail_msg("social's agent never signed %s while the broker was silent", id);
+	}
+	int stopped = it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms());
+	assert_int_equal(kill(n->broker_pid, SIGCONT), 0);
+	assert_true(stopped != -1);
+}
+
+/* dp_submit_lost: the bytes social's agent signed and submitted (o) are
+ * submitted again on a connection of social's that is closed once the
+ * broker answered (the original receipt when the broker had logged the
+ * agent's SUBMIT, else a first one): the agent never sees a receipt.
+ * Returns the entry's index. */
+static uint64_t dp_submit_lost(it_net *n, const it_msg *o)
+{
+	rete_wire *w = it_hello(n, IT_SOCIAL);
+	assert_non_null(w);
+	Rete__BrokerFrame *f = it_submit(w, o, it_wait_ms());
+	assert_non_null(f);
+	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_RECEIPT);
+	int64_t e = it_receipt_index(n, f);
+	assert_true(e > 0);
+	rete__broker_frame__free_unpacked(f, NULL);
+	rete_wire_close(&w);
+	return (uint64_t)e;
+}
+
+/* dp_early_order: in social's log, the Delivery at entry dlv was written
+ * to inbox/ before the receipt of `id` came (the case under test). */
+static void dp_early_order(it_net *n, const char *id, uint64_t dlv)
+{
+	char log[1300], a[200], b[200];
+	tu_path(log, sizeof(log), "%s/%s.log", n->dir, it_party_ids[IT_SOCIAL]);
+	snprintf(a, sizeof(a), "log entry %" PRIu64 " (delivery from %s) written to inbox", dlv,
+		 IT_BROKER_ID);
+	snprintf(b, sizeof(b), "%s.json: accepted as %s at log index", id, id);
+	dp_expect(n, IT_SOCIAL, a, 1);
+	dp_expect(n, IT_SOCIAL, b, 1);
+	size_t len = 0;
+	char *text = tu_read_file(log, &len);
+	assert_non_null(text);
+	const char *pa = strstr(text, a), *pb = strstr(text, b);
+	assert_non_null(pa);
+	assert_non_null(pb);
+	if (pa > pb) {
+		it_show(n, "social.mantova.log");
+		fail_msg("the receipt of %s came before its Delivery: not the case under test", id);
+	}
+	free(text);
+}
+
+/* dp_status_line: `rete status` of social, the line of referral id, with
+ * the delivery alarms count (--json) into *alarms. */
+static char *dp_status_line(it_net *n, const char *id, size_t *alarms)
+{
+	char *out = NULL;
+	int rc =
+	    tu_run(&out, "'%s/rete' status -c '%s/agents/social.mantova/agent.ini' --timeout 0",
+		   n->bin, n->dir);
+	fprintf(stderr, "rete status:\n%s\n", out ? out : "");
+	assert_int_equal(rc, 0);
+	char want[200];
+	snprintf(want, sizeof(want), "%s  to cpi.mantova", id);
+	const char *line = strstr(out, want);
+	assert_non_null(line);
+	const char *eol = strchr(line, '\n');
+	char *ret = strndup(line, eol ? (size_t)(eol - line) : strlen(line));
+	free(out);
+	out = NULL;
+	rc = tu_run(&out,
+		    "'%s/rete' status -c '%s/agents/social.mantova/agent.ini' --json --timeout 0",
+		    n->bin, n->dir);
+	assert_int_equal(rc, 0);
+	json_t *doc = json_loads(out, 0, NULL);
+	assert_non_null(doc);
+	json_t *arr = json_object_get(doc, "deliveryAlarms");
+	*alarms = json_is_array(arr) ? json_array_size(arr) : 0;
+	json_decref(doc);
+	free(out);
+	return ret;
+}
+
+/* dp_early_logged: dp_one_delivered (*one, cpi_down; one NULL: only the
+ * broker and social's agent started, cpi's agent down); then social's `id`
+ * logged with its receipt lost (dp_sign_unanswered, dp_submit_lost),
+ * social's agent stopped. Returns the entry of `id`. */
+static uint64_t dp_early_logged(it_net *n, const char *id, bool cpi_down, struct dp_find *one)
+{
+	if (one != NULL) {
+		dp_one_delivered(n, one, cpi_down);
+	} else {
+		/* a network fresh: no signed ack seen by social's agent yet */
+		assert_true(it_broker_start(n));
+		assert_true(it_agent_start(n, IT_SOCIAL));
+		dp_expect(n, IT_SOCIAL, "info: connected to", 1);
+	}
+	it_msg o;
+	memset(&o, 0, sizeof(o));
+	dp_sign_unanswered(n, id, &o);
+	uint64_t e = dp_submit_lost(n, &o);
+	it_msg_free(&o);
+	return e;
+}
+
+/* The Delivery before the receipt: settled once the receipt comes. */
+static void test_early_delivery(void **state)
+{
+	it_net *n = it_net_new("dp-early", NULL);
+	assert_non_null(n);
+	*state = n;
+	struct dp_find one;
+	uint64_t e = dp_early_logged(n, "dp-early-1", false, &one);
+	/* cpi's agent takes it and acks it: the Delivery waits in social's
+	 * queue */
+	struct dp_find d = dp_until_logged(n, "dp-early-1", true);
+	assert_int_equal(d.logged, e);
+	assert_true(d.signed_ack);
+
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	dp_early_order(n, "dp-early-1", d.delivery);
+	char log[1300];
+	tu_path(log, sizeof(log), "%s/%s.log", n->dir, it_party_ids[IT_SOCIAL]);
+	if (tu_occurrences(log, "holds no message dp-early-1 awaiting its delivery") != 0) {
+		it_show(n, "social.mantova.log");
+		fail_msg("social's agent dropped the Delivery of dp-early-1 that came before its "
+			 "receipt (\"holds no message dp-early-1 awaiting its delivery\"): the "
+			 "message stays held for good");
+	}
+	dp_expect(n, IT_SOCIAL, "message dp-early-1 delivered: no longer held", 1);
+	/* no alarm of any kind: not the delivery alarm, nor the one of a
+	 * message this agent never sent (it did: its receipt had not come) */
+	assert_int_equal(tu_occurrences(log, "ALARM"), 0);
+
+	/* its receipt in sent/, the referral received, no alarm */
+	char sent[1300], path[1600];
+	it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent));
+	snprintf(path, sizeof(path), "%s/dp-early-1.json.receipt.json", sent);
+	size_t len = 0;
+	char *rcpt = tu_read_file(path, &len);
+	assert_non_null(rcpt);
+	json_t *r = json_loads(rcpt, 0, NULL);
+	free(rcpt);
+	assert_non_null(r);
+	char idx[24];
+	snprintf(idx, sizeof(idx), "%" PRIu64, e);
+	assert_string_equal(json_string_value(json_object_get(r, "index")), idx);
+	json_decref(r);
+	size_t alarms = 9;
+	char *line = dp_status_line(n, "dp-early-1", &alarms);
+	assert_non_null(strstr(line, "status received"));
+	free(line);
+	assert_int_equal(alarms, 0);
+
+	/* the held copy released: it is not submitted again at the next
+	 * start (a held message would be, in a resubmission round) */
+	assert_true(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()) != -1);
+	char data[1300];
+	snprintf(data, sizeof(data), "%s/agents/%s/data", n->dir, it_party_ids[IT_SOCIAL]);
+	agent_db *db = NULL;
+	rete_msg m = {{0}};
+	assert_int_equal(agent_db_open(data, true, 0, &db, &m), RETE_OK);
+	rete_buf h = {0};
+	assert_int_equal(agent_db_get(db, AGENT_DB_HELD, "dp-early-1", 10, &h, &m), RETE_OK);
+	assert_int_equal(h.len, 0); /* the mark of a delivered message */
+	rete_buf_free(&h);
+	agent_db_close(&db);
+}
+
+/* dp_early_forged_run: dp-ref-1 delivered honestly, cpi's agent stopped;
+ * social's `id` logged, its receipt lost (dp_early_logged); the operator
+ * logs a Delivery of it: with cpi's genuine
+ * signed ack of dp-ref-1's entry, replayed (replay), or with none (the
+ * entry taken off cpi's queue). Social's agent, started again, gets it
+ * before the receipt: the delivery alarm once the receipt comes (the
+ * alarm's sentence says why), not a settlement. */
+static void dp_early_forged_run(it_net *n, const char *id, bool replay, bool fresh, const char *why)
+{
+	/* cpi's agent down: cpi never takes it */
+	struct dp_find one;
+	uint64_t e = dp_early_logged(n, id, true, fresh ? NULL : &one);
+	/* the operator's edit */
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) != -1);
+	uint64_t forged = replay ? dp_replay_delivery(n, e, id, one.delivery)
+				 : dp_forge_delivery(n, e, it_party_ids[IT_CPI]);
+	assert_true(it_broker_start(n));
+
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	dp_early_order(n, id, forged);
+	char want[400];
+	snprintf(
+	    want, sizeof(want),
+	    "social.mantova error: DELIVERY ALARM: the broker logged a delivery to cpi.mantova "
+	    "that cpi.mantova did not sign (entry %" PRIu64 "): %s",
+	    forged, why);
+	dp_expect(n, IT_SOCIAL, want, 1);
+	char log[1300];
+	tu_path(log, sizeof(log), "%s/%s.log", n->dir, it_party_ids[IT_SOCIAL]);
+	snprintf(want, sizeof(want), "message %s delivered: no longer held", id);
+	assert_int_equal(tu_occurrences(log, want), 0);
+	size_t alarms = 0;
+	char *line = dp_status_line(n, id, &alarms);
+	assert_non_null(strstr(line, "status requested"));
+	free(line);
+	assert_int_equal(alarms, 1);
+}
+
+/* A replayed acknowledgement of another entry, before the receipt: the
+ * alarm once the receipt comes, no settlement. */
+static void test_early_forged(void **state)
+{
+	it_net *n = it_net_new("dp-early-forged", NULL);
+	assert_non_null(n);
+	*state = n;
+	dp_early_forged_run(n, "dp-early-2", true, false,
+			    "it came before our receipt and names entry 1 as our message "
+			    "dp-early-2, but the receipt that came after it proves our message is "
+			    "entry 3");
+}
+
+/* A Delivery with no signed acknowledgement, before the receipt: the
+ * alarm once the receipt comes. */
+static void test_early_unsigned(void **state)
+{
+	it_net *n = it_net_new("dp-early-unsigned", NULL);
+	assert_non_null(n);
+	*state = n;
+	dp_early_forged_run(n, "dp-early-3", false, false,
+			    "it carries no acknowledgement signed by cpi.mantova");
+}
+
+/* The same where social's agent has seen no signed ack yet (a fresh
+ * network) and had not submitted the message again on this connection
+ * when the Delivery came: whether an ack is due is the receipt's to say
+ * (protocol 3), so the unsigned Delivery is the alarm, not a settlement
+ * as of a protocol-2 message. */
+static void test_early_unsigned_fresh(void **state)
+{
+	it_net *n = it_net_new("dp-early-fresh", NULL);
+	assert_non_null(n);
+	*state = n;
+	dp_early_forged_run(n, "dp-early-4", false, true,
+			    "it carries no acknowledgement signed by cpi.mantova");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -542,6 +869,12 @@ int main(void)
 	    cmocka_unit_test_teardown(test_delivered_not_logged, teardown),
 	    cmocka_unit_test_teardown(test_replayed_ack, teardown),
 	    cmocka_unit_test_teardown(test_second_delivery, teardown),
+	    cmocka_unit_test_teardown(test_early_delivery, teardown),
+	    cmocka_unit_test_teardown(test_early_forged, teardown),
+	    cmocka_unit_test_teardown(test_early_unsigned, teardown),
+	    cmocka_unit_test_teardown(test_early_unsigned_fresh, teardown),
 	};
+	if (getenv("RETE_TEST_ONLY") != NULL) /* e.g. RETE_TEST_ONLY=test_early_delivery */
+		cmocka_set_test_filter(getenv("RETE_TEST_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -444,19 +444,27 @@ static void test_sar_mother(void **state)
 	free(out);
 }
 
-/* referral_doc: a referral from the social services to the job centre
- * whose sealed part names a person by fiscal code fc, into buf. */
-static void referral_doc(char *buf, size_t len, const char *id, const char *fc)
+/* referral_case_doc: a referral from the social services to the job
+ * centre for case case_id whose sealed part names a person by fiscal code
+ * fc, into buf. */
+static void referral_case_doc(char *buf, size_t len, const char *id, const char *case_id,
+			      const char *fc)
 {
 	snprintf(buf, len,
 		 "{\"id\": \"%s\", \"operator\": {\"staffId\": \"as-0042\", \"role\": "
-		 "\"social-worker\"}, \"recipient\": \"%s\", \"caseId\": \"mn-2026-0901\", "
+		 "\"social-worker\"}, \"recipient\": \"%s\", \"caseId\": \"%s\", "
 		 "\"referral\": {\"service\": \"%s\", \"priority\": \"routine\", \"reasonCode\": "
 		 "\"long-term-unemployment\", \"consent\": {\"basis\": \"consent\", \"givenAt\": "
 		 "\"2026-11-20T09:30:00Z\", \"reference\": \"CONS-2026-0901\"}, \"ageBand\": "
 		 "\"adult\"}, \"private\": {\"person\": {\"name\": \"Persona di prova\", "
 		 "\"fiscalCode\": \"%s\"}}}",
-		 id, it_party_ids[IT_CPI], it_service[IT_CPI], fc);
+		 id, it_party_ids[IT_CPI], case_id, it_service[IT_CPI], fc);
+}
+
+/* referral_doc: referral_case_doc for case mn-2026-0901. */
+static void referral_doc(char *buf, size_t len, const char *id, const char *fc)
+{
+	referral_case_doc(buf, len, id, "mn-2026-0901", fc);
 }
 
 /* check_accepts: does `rete message check` (the agent's own check: the
@@ -638,6 +646,64 @@ static void test_sar_every_code(void **state)
 				 "without the sentence: %.300s",
 				 fc, asked, rc, out);
 		free(out);
+	}
+}
+
+/* A case system that numbers its cases by the person's temporary fiscal
+ * code (11 digits with their check digit), or writes a fiscal code in
+ * groups, gets the file back in failed/ with code personal-data and the
+ * sentence, never quoting the value; nothing reaches the log (session 13,
+ * rev-hostile finding 3). A case id of 11 digits whose last is not their
+ * check digit goes through. */
+static void test_codes_in_case_id(void **state)
+{
+	it_net *n = *state;
+	char doc[2048], path[1600], failed[1300], sent[1300];
+	static const struct {
+		const char *file, *case_id, *want;
+	} refused[] = {
+	    {"cid-temporary.json", "98765432103", "temporary fiscal code"},
+	    {"cid-groups.json", "RSS-MRA-85M41-E897X", "fiscal code"},
+	};
+	for (size_t k = 0; k < sizeof(refused) / sizeof(refused[0]); k++) {
+		char id[64];
+		snprintf(id, sizeof(id), "social-2026-cid-%zu", k);
+		referral_case_doc(doc, sizeof(doc), id, refused[k].case_id, "98765432103");
+		it_outbox_put(n, IT_SOCIAL, refused[k].file, doc);
+	}
+	/* the near miss goes through */
+	referral_case_doc(doc, sizeof(doc), "social-2026-cid-ok", "98765432104", "98765432103");
+	it_outbox_put(n, IT_SOCIAL, "cid-ok.json", doc);
+	snprintf(path, sizeof(path), "%s/cid-ok.json.receipt.json",
+		 it_spool(n, IT_SOCIAL, "sent", sent, sizeof(sent)));
+	if (!it_wait_occurrences(path, "\"index\"", 1, 30000)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("no receipt for a case id of 11 digits with a wrong check digit (%s)",
+			 path);
+	}
+	for (size_t k = 0; k < sizeof(refused) / sizeof(refused[0]); k++) {
+		snprintf(path, sizeof(path), "%s/%s.error.json",
+			 it_spool(n, IT_SOCIAL, "failed", failed, sizeof(failed)), refused[k].file);
+		if (!it_wait_occurrences(path, "{", 1, 30000)) {
+			it_show(n, "social.mantova.log");
+			fail_msg("caseId %s: %s was not refused into failed/ (%s)",
+				 refused[k].case_id, refused[k].file, path);
+		}
+		json_t *e = tu_load_json(path);
+		assert_non_null(e);
+		const char *code = json_string_value(json_object_get(e, "code"));
+		const char *field = json_string_value(json_object_get(e, "field"));
+		const char *error = json_string_value(json_object_get(e, "error"));
+		if (code == NULL || strcmp(code, "personal-data") != 0 || field == NULL ||
+		    strcmp(field, "caseId") != 0 || error == NULL ||
+		    strstr(error, refused[k].want) == NULL ||
+		    strstr(error, "private.person.fiscalCode") == NULL ||
+		    strstr(error, refused[k].case_id) != NULL)
+			fail_msg("failed/%s.error.json: expected code personal-data, field caseId "
+				 "and a sentence saying '%s' without the value: %s %s %.600s",
+				 refused[k].file, refused[k].want, code ? code : "-",
+				 field ? field : "-", error ? error : "-");
+		json_decref(e);
 	}
 }
 
@@ -1034,6 +1100,7 @@ int main(void)
 	const struct CMUnitTest family[] = {
 	    cmocka_unit_test(test_sar_mother),
 	    cmocka_unit_test(test_sar_every_code),
+	    cmocka_unit_test(test_codes_in_case_id),
 	    cmocka_unit_test(test_access_records),
 	};
 	const struct CMUnitTest alone[] = {

@@ -908,6 +908,26 @@ static void test_sar_outbox_copy(void **state)
 	assert_non_null(strstr(out, "<li>outbox/unsealed.json, "));
 	assert_non_null(strstr(out, "non ancora inviate"));
 	free(out);
+	/* --html never writes through a symbolic link: the person's answer
+	 * would replace the file the link points to (session 13, rev-hostile
+	 * finding 7); refused, exit 2, with a sentence, the target untouched */
+	char victim[1400], link[1400];
+	snprintf(victim, sizeof(victim), "%s/victim.txt", n->dir);
+	snprintf(link, sizeof(link), "%s/sarlink.html", n->dir);
+	assert_int_equal(tu_write_file(victim, "untouched\n", 10), 0);
+	assert_int_equal(symlink(victim, link), 0);
+	rc = tu_run(&out, "%s/rete sar --person " MOTHER_FC " -c %s --html %s", n->bin, ini, link);
+	if (rc != 2 || strstr(out, "symbolic link") == NULL)
+		fail_msg("rete sar --html through a symbolic link: exit %d, expected 2 and a "
+			 "sentence naming the symbolic link: %.400s",
+			 rc, out);
+	free(out);
+	out = tu_read_file(victim, NULL);
+	assert_non_null(out);
+	if (strcmp(out, "untouched\n") != 0)
+		fail_msg("rete sar --html wrote through a symbolic link into its target: %.200s",
+			 out);
+	free(out);
 }
 
 /* drop_lines rewrites the person index at path without its lines that

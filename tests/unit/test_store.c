@@ -1162,7 +1162,7 @@ static void test_open_errors_and_schema(void **state)
 	assert_int_equal(rete_store_open(&s, sub, 0, &m), RETE_EVERSION);
 	assert_null(s);
 	assert_non_null(strstr(m.text, "version 7"));
-	assert_non_null(strstr(m.text, "versions 1 to 3"));
+	assert_non_null(strstr(m.text, "versions 1 to 4"));
 	assert_int_equal(rete_store_open(&s, sub, RETE_STORE_RDONLY, &m), RETE_EVERSION);
 	assert_int_equal(rete_store_open(&s, sub, RETE_STORE_CREATE, &m), RETE_EVERSION);
 

@@ -5,6 +5,9 @@
  * reported size, or one batch more whose report the kill cut off), every
  * entry must parse, the stored-node root must equal the root recomputed
  * from the entries, and the indexes must point only at entries that exist.
+ * Then the same with the broker's journaled store (store_journal.c), where
+ * a batch is reported as soon as its journal record is flushed, before
+ * LMDB commits it: a reported batch must survive every kill.
  *
  * The kill delays are the point of the test, not synchronisation: the
  * parent first waits for the child's first report (an event), then kills
@@ -57,17 +60,34 @@ static int sign_referral(uint64_t n, rete_buf *out)
 	return rete_message_sign(&msg, social_key, out, NULL) == RETE_OK ? 0 : -1;
 }
 
+struct durable_report {
+	int fd;
+	uint64_t size;
+};
+
+/* report_durable: the journal holds the batch (its receipts would go now,
+ * before LMDB's commit): it is reported as committed. */
+static void report_durable(void *ctx, rete_store_rtxn *rt)
+{
+	struct durable_report *d = ctx;
+	(void)rt;
+	if (write(d->fd, &d->size, sizeof(d->size)) != (ssize_t)sizeof(d->size))
+		_exit(36);
+}
+
 /* writer_child appends batches of BATCH referrals (and acks the
  * batch before the previous one) until killed; after each commit it writes the
- * log size to fd. Exit codes say what failed. */
-static int writer_child(const char *dir, int fd)
+ * log size to fd. Journaled (the broker's store, schema 4), it writes it
+ * as soon as the journal holds the batch, before LMDB commits it. Exit
+ * codes say what failed. */
+static int writer_child(const char *dir, int fd, bool journaled)
 {
 	rete_store *s = NULL;
 	rete_msg m = {{0}};
 	uint64_t size;
 	static const uint8_t sealed[64] = {1, 2, 3};
 
-	if (rete_store_open(&s, dir, 0, &m) != RETE_OK) {
+	if (rete_store_open(&s, dir, journaled ? RETE_STORE_JOURNAL : 0, &m) != RETE_OK) {
 		fprintf(stderr, "child: %s\n", m.text);
 		return 30;
 	}
@@ -96,17 +116,23 @@ static int writer_child(const char *dir, int fd)
 			ops[n].in.index = size - 2 * BATCH + i;
 			n++;
 		}
-		if (rete_store_commit(s, ops, n, &m) != RETE_OK) {
+		struct durable_report d = {fd, size + BATCH};
+		bool told = false;
+		if (rete_store_commit_durable(s, ops, n, NULL, 0, NULL,
+					      journaled ? report_durable : NULL, &d, &told,
+					      &m) != RETE_OK) {
 			fprintf(stderr, "child: %s\n", m.text);
 			return 33;
 		}
+		if (told != journaled)
+			return 37;
 		for (size_t i = 0; i < BATCH; i++) {
 			if (ops[i].status != RETE_STORE_ACCEPTED || ops[i].index != size + i)
 				return 34;
 			rete_buf_free(&bufs[i]);
 		}
 		size += BATCH;
-		if (write(fd, &size, sizeof(size)) != (ssize_t)sizeof(size))
+		if (!journaled && write(fd, &size, sizeof(size)) != (ssize_t)sizeof(size))
 			return 35;
 	}
 }
@@ -208,9 +234,8 @@ static uint64_t verify_store(const char *dir, uint64_t reported, uint64_t verifi
 	return size;
 }
 
-static void test_kill_while_appending(void **state)
+static void kill_while_appending(bool journaled)
 {
-	(void)state;
 	char *dir = tu_tmpdir("crash");
 	rete_store *s = NULL;
 	rete_msg m = {{0}};
@@ -232,7 +257,7 @@ static void test_kill_while_appending(void **state)
 		assert_true(pid >= 0);
 		if (pid == 0) {
 			close(p[0]);
-			_exit(writer_child(dir, p[1]));
+			_exit(writer_child(dir, p[1], journaled));
 		}
 		close(p[1]);
 		/* wait for the first commit of this child, then let it run */
@@ -255,12 +280,28 @@ static void test_kill_while_appending(void **state)
 			killed_mid++;
 		committed = size;
 	}
-	print_message("crash: %d kills, final size %llu, %u killed after a commit before its "
+	print_message("crash%s: %d kills, final size %llu, %u killed after a commit before its "
 		      "report\n",
-		      ROUNDS, (unsigned long long)committed, killed_mid);
+		      journaled ? " (journaled)" : "", ROUNDS, (unsigned long long)committed,
+		      killed_mid);
 	assert_true(committed >= (uint64_t)ROUNDS * BATCH);
 	tu_rmrf(dir);
 	free(dir);
+}
+
+static void test_kill_while_appending(void **state)
+{
+	(void)state;
+	kill_while_appending(false);
+}
+
+/* The broker's store: a batch is reported (its receipts would go) once
+ * the journal holds it, before LMDB commits it; whatever the kill cuts,
+ * a reported batch is in the store after the next open. */
+static void test_kill_while_journaling(void **state)
+{
+	(void)state;
+	kill_while_appending(true);
 }
 
 static int setup(void **state)
@@ -280,6 +321,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_kill_while_appending),
+	    cmocka_unit_test(test_kill_while_journaling),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1309,6 +1309,20 @@ static const struct {
     {"rssmra8rm4me8vtx", "fiscal code"},     /* omocodia everywhere */
     {"ref-RSSMRA85M41E897X", "fiscal code"}, /* inside an id */
     {"BNCLCU10T12E897Q.2", "fiscal code"},
+    /* written in groups (session 13): single '-', '.', '/' or spaces
+     * between the groups do not hide it */
+    {"rss-mra-85m41-e897x", "fiscal code"},
+    {"RSS.MRA.85M41.E897X", "fiscal code"},
+    {"ref-RSSMRA-85M41E897X", "fiscal code"},
+    {"rssmra/85/m/41/e/897/x", "fiscal code"},
+    {"RSS:MRA:85M41:E897X", "fiscal code"}, /* ':' is an id character */
+    {"rss_mra_85m41_e897x", "fiscal code"},
+    /* the 11-digit temporary fiscal code (codice fiscale provvisorio)
+     * with its check digit, on its own or inside an id (session 13) */
+    {"98765432103", "temporary fiscal code"},
+    {"12345678903", "temporary fiscal code"},
+    {"ref-98765432103", "temporary fiscal code"},
+    {"98765432103.2", "temporary fiscal code"},
     {"maria.rossi@example.org", "e-mail address"},
     {"ref-m.rossi@comune.mantova.it", "e-mail address"},
     {"3471234567", "phone number"},
@@ -1365,6 +1379,18 @@ static const char *const looks_ordinary[] = {
     "cpi-017",
     "lack-of-capacity",
     "traineeship-started",
+    "98765432104",			    /* 11 digits, the last no check digit */
+    "12345678901",			    /* the same */
+    "9876543210",			    /* 10 digits */
+    "987654321034",			    /* 12 digits */
+    "prot-2026-0004512",		    /* what docs/formats.md advises instead */
+    "pg98765432103",			    /* 11 digits inside a longer word */
+    "RSS-MRA-85Z41-E897X",		    /* groups out of shape: Z is no month */
+    "rss-mra-85m41-e897",		    /* groups of 15 */
+    "abcdef-ghijkl-mnopqr",		    /* no groups of 16 */
+    "codice-privacy-art",		    /* 16 out of shape */
+    "garden-lm-a-nr-x-stu-z",		    /* in shape, but no digit: words */
+    "abcdef12-a34b-456c-8c9d-0123456789ab", /* a UUID whose groups are in shape */
 };
 
 static bool service_chars(const char *s)
@@ -1444,6 +1470,9 @@ static void test_identifiers_personal(void **state)
 		    {"L. 328/2000 art. 22 c. 2; L. 328/2000 art. 22 c. 2; L. 328/2000 art. 22 "
 		     "c. 2; L. 328/2000 art. 22 c. 2; m.rossi@comune.mantova.it",
 		     "e-mail address"},
+		    /* session 13: in groups, and the temporary code */
+		    {"L. 184/1983 art. 9 per RSS MRA 85M41 E897X", "fiscal code"},
+		    {"L. 184/1983 art. 9, codice 98765432103", "temporary fiscal code"},
 		};
 		for (size_t k = 0; k < sizeof(personal_laws) / sizeof(personal_laws[0]); k++) {
 			fx_referral(&f);
@@ -1463,6 +1492,10 @@ static void test_identifiers_personal(void **state)
 		    "c. 2; L. 328/2000 art. 22 c. 2; L. 328/2000 art. 22 c. 2",
 		    "D.Lgs. 196/2003 art. 2-sexies, rif. 3f2c8a10-4b6d-4e21-9a7f-0c5d2e8b1a34",
 		    "L. 184/1983 art. 9 c. +1234567",
+		    /* words whose letters fall in the shape's places, and 11
+		     * digits with a wrong check digit */
+		    "Codice Privacy Art 2-sexies",
+		    "D.Lgs. 196/2003, Codice Privacy, rif. 98765432104",
 		};
 		for (size_t k = 0; k < sizeof(ordinary_laws) / sizeof(ordinary_laws[0]); k++) {
 			fx_referral(&f);

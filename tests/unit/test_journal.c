@@ -1,0 +1,490 @@
+/* test_journal.c — the broker store's journal (store/store_journal.c,
+ * schema 4) on real files and real processes.
+ *
+ * A batch whose durable callback ran was receipted: it must be in the
+ * store after anything that can happen next. Each test builds the same
+ * sequence of batches twice: in a journaled store, through
+ * rete_store_commit_durable, and in a reference store committed the plain
+ * way; then compares the two stores database by database, byte by byte
+ * (every key and value of every named database), so that a write the
+ * journal failed to record (a put, a delete, a reserved value) shows.
+ *
+ *  - a writer killed inside the callback (the journal flushed, LMDB not
+ *    yet committed): the next writable open replays the batch;
+ *  - LMDB losing its last two commits (the power cut MDB_NOMETASYNC
+ *    allows, played by putting back an earlier copy of data.mdb): both
+ *    records are replayed, in order;
+ *  - a record cut short (a write the kill interrupted) is ignored;
+ *  - a journal that does not follow the store (a copy of data.mdb put
+ *    into a folder holding later records) refuses the open, saying so;
+ *  - another store's data.mdb at the same commit and size, put by hand
+ *    into the folder: its record is not applied (the last leaf differs);
+ *  - a read-only open reads LMDB as it is and leaves the journal alone;
+ *  - a tool's writable open keeps a schema-3 store at 3, the broker's
+ *    (journaled) makes it 4.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "codec.h"
+#include "keys.h"
+#include "merkle.h"
+#include "store.h"
+#include "store_identity.h"
+#include "testutil.h"
+
+#define SOCIAL "social.mantova"
+#define CPI    "cpi.mantova"
+#define BATCH  5
+
+static rete_seckey *social_key;
+
+/* sign_msg signs message n: a referral "j-<n>" (even n) or an update of
+ * referral "j-<n-1>" to accepted... kept simple: referrals, and every
+ * third batch a checkpoint and acks, so that puts, reserved puts and
+ * deletes all occur. */
+static int sign_referral(uint64_t n, rete_buf *out)
+{
+	Rete__Message msg = RETE__MESSAGE__INIT;
+	Rete__Referral r = RETE__REFERRAL__INIT;
+	char id[32];
+
+	snprintf(id, sizeof(id), "j-%llu", (unsigned long long)n);
+	msg.id = id;
+	msg.sender = (char *)SOCIAL;
+	msg.recipient = (char *)CPI;
+	msg.case_id = (char *)(n % 2 ? "case-odd" : "case-even");
+	msg.created_at = 1800000000000 + (int64_t)n;
+	r.service = (char *)"employment-orientation";
+	r.priority = RETE__PRIORITY__PRIORITY_ROUTINE;
+	msg.body_case = RETE__MESSAGE__BODY_REFERRAL;
+	msg.referral = &r;
+	return rete_message_sign(&msg, social_key, out, NULL) == RETE_OK ? 0 : -1;
+}
+
+struct job {
+	rete_store_op ops[2 * BATCH];
+	rete_buf bufs[BATCH];
+	size_t n;
+	char note[64]; /* a checkpoint with it, or "" */
+	uint64_t cp_size;
+};
+
+/* job_make builds batch k on a log of `size` entries: BATCH referrals
+ * with a sealed part, the acks of the batch before the last (queue and
+ * sealed part deleted), and every third batch a checkpoint. */
+static void job_make(struct job *j, uint64_t k, uint64_t size)
+{
+	static const uint8_t sealed[48] = {7, 7, 7};
+	memset(j, 0, sizeof(*j));
+	for (size_t i = 0; i < BATCH; i++) {
+		assert_int_equal(sign_referral(size + i, &j->bufs[i]), 0);
+		rete_store_op *op = &j->ops[j->n++];
+		op->kind = RETE_STORE_OP_APPEND;
+		op->in.signed_message = j->bufs[i].data;
+		op->in.len = j->bufs[i].len;
+		op->in.logged_at = 1800000000000 + (int64_t)(size + i);
+		op->in.sealed = sealed;
+		op->in.sealed_len = sizeof(sealed);
+	}
+	for (size_t i = 0; size >= 2 * BATCH && i < BATCH; i++) {
+		rete_store_op *op = &j->ops[j->n++];
+		op->kind = RETE_STORE_OP_ACK;
+		op->in.recipient = CPI;
+		op->in.index = size - 2 * BATCH + i;
+	}
+	if (k % 3 == 2 && size > 0) {
+		snprintf(j->note, sizeof(j->note), "checkpoint of %llu", (unsigned long long)size);
+		j->cp_size = size;
+	}
+}
+
+static void job_free(struct job *j)
+{
+	for (size_t i = 0; i < BATCH; i++)
+		rete_buf_free(&j->bufs[i]);
+}
+
+struct told {
+	int fd;	      /* the size is written here when durable (or -1) */
+	bool die;     /* SIGKILL itself inside the callback */
+	uint64_t size; /* the log size the batch leaves */
+	int calls;
+};
+
+static void on_durable(void *ctx, rete_store_rtxn *rt)
+{
+	struct told *t = ctx;
+	(void)rt;
+	t->calls++;
+	if (t->fd >= 0 && write(t->fd, &t->size, sizeof(t->size)) != (ssize_t)sizeof(t->size))
+		_exit(90);
+	if (t->die)
+		raise(SIGKILL); /* after the journal's flush, before LMDB's commit */
+}
+
+/* run_jobs commits batches [from, to) to the store in dir; journaled:
+ * through the journal (the callback told each time), else plainly. The
+ * last batch kills the process when die. Returns the log size. */
+static uint64_t run_jobs(const char *dir, bool journaled, uint64_t from, uint64_t to, int fd,
+			 bool die)
+{
+	rete_store *s = NULL;
+	rete_msg m = {{0}};
+	uint64_t size;
+
+	if (rete_store_open(&s, dir, journaled ? RETE_STORE_JOURNAL : 0, &m) != RETE_OK)
+		fail_msg("open %s: %s", dir, m.text);
+	assert_int_equal(rete_store_size(s, NULL, &size, &m), RETE_OK);
+	for (uint64_t k = from; k < to; k++) {
+		struct job j;
+		struct told t = {fd, die && k + 1 == to, size + BATCH, 0};
+		bool called = false;
+		job_make(&j, k, size);
+		rete_err err = rete_store_commit_durable(
+		    s, j.ops, j.n, NULL, j.cp_size, j.note[0] ? j.note : NULL,
+		    journaled ? on_durable : NULL, &t, &called, &m);
+		if (err != RETE_OK)
+			fail_msg("batch %llu: %s", (unsigned long long)k, m.text);
+		assert_int_equal(called, journaled);
+		assert_int_equal(t.calls, journaled ? 1 : 0);
+		for (size_t i = 0; i < BATCH; i++)
+			assert_int_equal(j.ops[i].status, RETE_STORE_ACCEPTED);
+		job_free(&j);
+		size += BATCH;
+	}
+	rete_store_close(&s);
+	return size;
+}
+
+/* in_child runs run_jobs in a child process; returns its wait status. */
+static int in_child(const char *dir, uint64_t from, uint64_t to, int fd, bool die)
+{
+	int st = 0;
+	pid_t pid = fork(); /* no environment is open in this process here */
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		run_jobs(dir, true, from, to, fd, die);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return st;
+}
+
+/* store_digest hashes every named database's keys and values (and the
+ * databases' names), in LMDB's order. */
+static void store_digest(const char *dir, uint8_t out[32])
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi main_dbi;
+	MDB_cursor *c;
+	MDB_val k, v;
+	crypto_generichash_state h;
+
+	crypto_generichash_init(&h, NULL, 0, 32);
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 32);
+	assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, NULL, 0, &main_dbi), 0);
+	assert_int_equal(mdb_cursor_open(txn, main_dbi, &c), 0);
+	char names[32][64];
+	size_t nn = 0;
+	while (mdb_cursor_get(c, &k, &v, nn == 0 ? MDB_FIRST : MDB_NEXT) == 0 && nn < 32) {
+		snprintf(names[nn], sizeof(names[nn]), "%.*s", (int)k.mv_size, (char *)k.mv_data);
+		nn++;
+	}
+	mdb_cursor_close(c);
+	assert_true(nn >= 10);
+	for (size_t i = 0; i < nn; i++) {
+		MDB_dbi d;
+		uint64_t count = 0;
+		assert_int_equal(mdb_dbi_open(txn, names[i], 0, &d), 0);
+		crypto_generichash_update(&h, (const uint8_t *)names[i], strlen(names[i]) + 1);
+		assert_int_equal(mdb_cursor_open(txn, d, &c), 0);
+		for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+		     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			uint8_t len[16];
+			for (int b = 0; b < 8; b++) {
+				len[b] = (uint8_t)(k.mv_size >> (8 * b));
+				len[8 + b] = (uint8_t)(v.mv_size >> (8 * b));
+			}
+			crypto_generichash_update(&h, len, sizeof(len));
+			crypto_generichash_update(&h, k.mv_data, k.mv_size);
+			crypto_generichash_update(&h, v.mv_data, v.mv_size);
+			count++;
+		}
+		mdb_cursor_close(c);
+		crypto_generichash_update(&h, (const uint8_t *)&count, sizeof(count));
+	}
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	crypto_generichash_final(&h, out, 32);
+}
+
+static uint64_t store_size_of(const char *dir, unsigned flags)
+{
+	rete_store *s = NULL;
+	rete_msg m = {{0}};
+	uint64_t size = 0;
+	if (rete_store_open(&s, dir, flags, &m) != RETE_OK)
+		fail_msg("open %s: %s", dir, m.text);
+	assert_int_equal(rete_store_size(s, NULL, &size, &m), RETE_OK);
+	rete_store_close(&s);
+	return size;
+}
+
+static void make_store(const char *dir)
+{
+	rete_store *s = NULL;
+	rete_msg m = {{0}};
+	assert_int_equal(rete_store_open(&s, dir, RETE_STORE_CREATE, &m), RETE_OK);
+	rete_store_close(&s);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	size_t len;
+	char *d = tu_read_file(from, &len);
+	assert_non_null(d);
+	assert_int_equal(tu_write_file(to, d, len), 0);
+	free(d);
+}
+
+/* A writer killed after the journal's flush and before LMDB's commit, in
+ * round after round: each time the batch it was told of is there after
+ * the next open, and the store equals one committed without a journal. */
+static void test_killed_before_lmdb(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir("jnl");
+	char jdir[512], rdir[512];
+	uint64_t done = 0;
+	uint8_t a[32], b[32];
+
+	tu_path(jdir, sizeof(jdir), "%s/journaled", root);
+	tu_path(rdir, sizeof(rdir), "%s/reference", root);
+	make_store(jdir);
+	make_store(rdir);
+	for (int round = 0; round < 6; round++) {
+		int p[2];
+		uint64_t told = 0, v;
+		assert_int_equal(pipe(p), 0);
+		/* 1 to 3 batches, the last one killed in its callback */
+		uint64_t n = 1 + (uint64_t)round % 3;
+		int st = in_child(jdir, done, done + n, p[1], true);
+		close(p[1]);
+		while (read(p[0], &v, sizeof(v)) == (ssize_t)sizeof(v))
+			told = v;
+		close(p[0]);
+		if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL))
+			fail_msg("round %d: the writer was not killed in its callback (status "
+				 "0x%x)",
+				 round, st);
+		done += n;
+		assert_int_equal(told, done * BATCH);
+		/* what LMDB alone holds (a reader does not replay) */
+		uint64_t lmdb = store_size_of(jdir, RETE_STORE_RDONLY);
+		if (lmdb != told - BATCH)
+			fail_msg("round %d: LMDB held %llu entries before the replay; %llu "
+				 "expected (the last batch in the journal only)",
+				 round, (unsigned long long)lmdb, (unsigned long long)(told - BATCH));
+		/* the next writable open replays it */
+		uint64_t after = store_size_of(jdir, 0);
+		if (after != told)
+			fail_msg("round %d: the store holds %llu entries after the kill; the "
+				 "writer was told %llu were durable",
+				 round, (unsigned long long)after, (unsigned long long)told);
+		run_jobs(rdir, false, done - n, done, -1, false);
+		store_digest(jdir, a);
+		store_digest(rdir, b);
+		if (memcmp(a, b, 32) != 0)
+			fail_msg("round %d: the store replayed from its journal differs from the "
+				 "one committed without it",
+				 round);
+	}
+	tu_rmrf(root);
+	free(root);
+}
+
+/* LMDB loses its last two commits (MDB_NOMETASYNC's power cut, played by
+ * an earlier copy of data.mdb): both journal records are replayed. A
+ * record cut short is ignored; records that do not follow the store
+ * refuse the open. */
+static void test_lmdb_behind(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir("jnl");
+	char jdir[512], rdir[512], data[600], keep[600], keep2[600], j0[600], j1[600];
+	uint8_t a[32], b[32];
+	rete_store *s = NULL;
+	rete_msg m = {{0}};
+
+	tu_path(jdir, sizeof(jdir), "%s/journaled", root);
+	tu_path(rdir, sizeof(rdir), "%s/reference", root);
+	tu_path(data, sizeof(data), "%s/data.mdb", jdir);
+	tu_path(keep, sizeof(keep), "%s/data.mdb.3", root);
+	tu_path(keep2, sizeof(keep2), "%s/data.mdb.2", root);
+	tu_path(j0, sizeof(j0), "%s/journal.0", jdir);
+	tu_path(j1, sizeof(j1), "%s/journal.1", jdir);
+	make_store(jdir);
+	make_store(rdir);
+	run_jobs(jdir, true, 0, 2, -1, false);
+	copy_file(data, keep2); /* after 2 batches */
+	run_jobs(jdir, true, 2, 3, -1, false);
+	copy_file(data, keep); /* after 3 batches */
+	run_jobs(jdir, true, 3, 5, -1, false);
+	run_jobs(rdir, false, 0, 5, -1, false);
+	assert_true(tu_exists(j0) && tu_exists(j1));
+
+	/* LMDB back at 3 batches, the journal holding batches 4 and 5 */
+	copy_file(keep, data);
+	assert_int_equal(store_size_of(jdir, RETE_STORE_RDONLY), 3 * BATCH);
+	assert_int_equal(store_size_of(jdir, 0), 5 * BATCH);
+	store_digest(jdir, a);
+	store_digest(rdir, b);
+	assert_memory_equal(a, b, 32);
+
+	/* the newest record cut short: only the one before is replayed */
+	copy_file(keep, data);
+	{
+		/* batch 5 (seq 5 + the open's... whichever file holds the
+		 * higher seq) : cut the file whose record is newer */
+		size_t l0, l1;
+		char *d0 = tu_read_file(j0, &l0), *d1 = tu_read_file(j1, &l1);
+		assert_non_null(d0);
+		assert_non_null(d1);
+		uint64_t s0 = 0, s1 = 0;
+		for (int i = 0; i < 8; i++) {
+			s0 = (s0 << 8) | (uint8_t)d0[8 + i];
+			s1 = (s1 << 8) | (uint8_t)d1[8 + i];
+		}
+		const char *newer = s0 > s1 ? j0 : j1;
+		char *dn = s0 > s1 ? d0 : d1;
+		dn[200] ^= 0x55; /* a byte of the body: the hash fails */
+		assert_int_equal(tu_write_file(newer, dn, s0 > s1 ? l0 : l1), 0);
+		free(d0);
+		free(d1);
+	}
+	assert_int_equal(store_size_of(jdir, 0), 4 * BATCH);
+
+	/* a journal that does not follow: LMDB two batches behind its older
+	 * record */
+	run_jobs(jdir, true, 4, 6, -1, false); /* two fresh records: 5 and 6 */
+	copy_file(keep2, data);
+	assert_int_equal(rete_store_open(&s, jdir, 0, &m), RETE_ECORRUPT);
+	assert_null(s);
+	assert_non_null(strstr(m.text, "its journal holds commit"));
+	assert_non_null(strstr(m.text, "move them out of the folder"));
+	/* read-only, it reads LMDB as it is */
+	assert_int_equal(store_size_of(jdir, RETE_STORE_RDONLY), 2 * BATCH);
+	tu_rmrf(root);
+	free(root);
+}
+
+/* Another store's data.mdb, at the same commit and size, copied by hand
+ * into a folder whose journal holds the next batch: the record is not
+ * applied to a log it was not made on (the last leaf differs). */
+static void test_other_store(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir("jnl");
+	char xdir[512], ydir[512], xdata[600], ydata[600];
+	rete_store *s = NULL;
+	rete_msg m = {{0}};
+	rete_seckey *mine = social_key, *other = NULL;
+
+	tu_path(xdir, sizeof(xdir), "%s/x", root);
+	tu_path(ydir, sizeof(ydir), "%s/y", root);
+	tu_path(xdata, sizeof(xdata), "%s/data.mdb", xdir);
+	tu_path(ydata, sizeof(ydata), "%s/data.mdb", ydir);
+	make_store(xdir);
+	make_store(ydir);
+	run_jobs(xdir, true, 0, 2, -1, false); /* records of commits 1 and 2 */
+	assert_int_equal(rete_seckey_generate(&other, NULL), RETE_OK);
+	social_key = other; /* the same kind of log, other entries */
+	run_jobs(ydir, true, 0, 1, -1, false);
+	social_key = mine;
+	rete_seckey_free(&other);
+	copy_file(ydata, xdata); /* commit 1, BATCH entries: as x's record 2 expects */
+	assert_int_equal(rete_store_open(&s, xdir, 0, &m), RETE_ECORRUPT);
+	assert_null(s);
+	assert_non_null(strstr(m.text, "another last entry"));
+	assert_int_equal(store_size_of(xdir, RETE_STORE_RDONLY), BATCH);
+	tu_rmrf(root);
+	free(root);
+}
+
+/* The journal's files are made at the first journaled open, and an older
+ * store (schema 3) opened writable becomes schema 4. */
+static void test_files_and_schema(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("jnl");
+	char j0[600];
+	uint8_t ver[4] = {0, 0, 0, 3};
+	rete_store *s = NULL;
+	rete_msg m = {{0}};
+	rete_store_identity id;
+
+	tu_path(j0, sizeof(j0), "%s/journal.0", dir);
+	make_store(dir);
+	assert_false(tu_exists(j0)); /* not journaled: no files */
+	tu_raw_put(dir, "meta", "schema", 6, ver, 4);
+	/* a tool's writable open (a backup copy's mark) keeps schema 3: an
+	 * older program reads it still */
+	assert_int_equal(rete_store_open(&s, dir, 0, &m), RETE_OK);
+	assert_int_equal(rete_store_identity_get(s, NULL, &id, &m), RETE_OK);
+	assert_int_equal(id.schema, 3);
+	rete_store_close(&s);
+	assert_int_equal(rete_store_open(&s, dir, RETE_STORE_JOURNAL, &m), RETE_OK);
+	assert_true(tu_exists(j0));
+	assert_int_equal(rete_store_identity_get(s, NULL, &id, &m), RETE_OK);
+	assert_int_equal(id.schema, 4);
+	rete_store_close(&s);
+	/* flags it is not for */
+	assert_int_equal(rete_store_open(&s, dir, RETE_STORE_JOURNAL | RETE_STORE_RDONLY, &m),
+			 RETE_EINVAL);
+	assert_non_null(strstr(m.text, "JOURNAL without RDONLY"));
+	tu_rmrf(dir);
+	free(dir);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	return rete_seckey_generate(&social_key, NULL) == RETE_OK ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	rete_seckey_free(&social_key);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_killed_before_lmdb),
+	    cmocka_unit_test(test_lmdb_behind),
+	    cmocka_unit_test(test_other_store),
+	    cmocka_unit_test(test_files_and_schema),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
