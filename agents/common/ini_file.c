@@ -47,6 +47,15 @@ struct ini_lines {
 	char bad[700];	     /* and its sentence ("[section] key: ...") */
 };
 
+/* whether the line last read (in this thread) began with a space or a tab
+ * (rete_ini_indented) */
+static __thread bool ini_indented;
+
+bool rete_ini_indented(void)
+{
+	return ini_indented;
+}
+
 static char *ini_lines_read(char *str, int num, void *stream)
 {
 	struct ini_lines *s = stream;
@@ -54,6 +63,7 @@ static char *ini_lines_read(char *str, int num, void *stream)
 	if (r == NULL)
 		return NULL;
 	(*s->line)++;
+	ini_indented = r[0] == ' ' || r[0] == '\t';
 	if (strchr(r, '\n') == NULL && (int)strlen(r) == num - 1) {
 		int ch;
 		while ((ch = fgetc(s->f)) != EOF && ch != '\n')

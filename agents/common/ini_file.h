@@ -51,6 +51,14 @@ rete_err rete_ini_read_at(const char *path, ini_handler handler, void *user,
 			  const rete_err *handler_err, int *line, int *syntax_line, int *long_line,
 			  char **ini_path, char *dir, size_t dirlen, rete_msg *m);
 
+/* rete_ini_indented: whether the line rete_ini_read_at (or rete_ini_read)
+ * last handed to its handler, in this thread, began with a space or a tab.
+ * inih gives such a line, after a key of the same section, to the handler
+ * as that key again with the line's text as its value (a continuation): a
+ * handler that sees its previous key again on an indented line is given a
+ * continuation, not the key twice. */
+bool rete_ini_indented(void);
+
 /* rete_ini_syntax_list adds to pr the problems of rete_ini_read_at's
  * syntax_line and long_line (none when 0), each at its line. */
 struct rete_check_list;

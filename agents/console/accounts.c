@@ -123,6 +123,15 @@ static int find_one(void *arg, const char *user, const char *hash)
 	return 1;
 }
 
+rete_err console_account_exists(const char *path, const char *user, bool *found, rete_msg *m)
+{
+	struct find f = {.user = user};
+	rete_err err = each_line(path, find_one, &f, m);
+	sodium_memzero(f.hash, sizeof(f.hash));
+	*found = f.found;
+	return err;
+}
+
 static char dummy_hash[crypto_pwhash_STRBYTES];
 static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
 
@@ -165,11 +174,9 @@ rete_err console_accounts_check(const char *path, const char *user, const char *
 
 bool console_accounts_known(const char *path, const char *user)
 {
-	struct find f = {.user = user};
+	bool found = false;
 	rete_msg m = {{0}};
-	bool known = each_line(path, find_one, &f, &m) == RETE_OK && f.found;
-	sodium_memzero(f.hash, sizeof(f.hash));
-	return known;
+	return console_account_exists(path, user, &found, &m) == RETE_OK && found;
 }
 
 struct rewrite {
@@ -240,6 +247,7 @@ struct session {
 	char user[CONSOLE_USER_MAX + 1];
 	int64_t created, last;
 	uint8_t stamp[STAMP_LEN]; /* of its user's account line at the sign-in */
+	bool auto_noted;	  /* a page's own read was recorded since the last use */
 };
 
 static pthread_mutex_t sess_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -267,7 +275,14 @@ static bool account_stamp(const char *path, const char *user, uint8_t stamp[STAM
 	return true;
 }
 
-void console_session_new(const char *user, int64_t now_ms, const uint8_t given[CONSOLE_STAMP_LEN],
+/* session_over: s is no session, or one past its idle time or its end */
+static bool session_over(const struct session *s, int64_t now_ms)
+{
+	return s->token[0] == '\0' || now_ms - s->last > CONSOLE_SESSION_IDLE_MS ||
+	       now_ms - s->created > CONSOLE_SESSION_MAX_MS;
+}
+
+bool console_session_new(const char *user, int64_t now_ms, const uint8_t given[CONSOLE_STAMP_LEN],
 			 char token[CONSOLE_TOKEN_HEX + 1])
 {
 	uint8_t raw[CONSOLE_TOKEN_HEX / 2], stamp[STAMP_LEN] = {0};
@@ -282,40 +297,73 @@ void console_session_new(const char *user, int64_t now_ms, const uint8_t given[C
 	else if (path[0] != '\0')
 		account_stamp(path, user, stamp);
 	pthread_mutex_lock(&sess_lock);
-	size_t pick = 0;
+	/* a free place (empty, or a session over), unless the user holds
+	 * CONSOLE_SESSIONS_PER_USER live ones: then that user's least
+	 * recently used; never another user's live session */
+	size_t free_at = CONSOLE_SESSIONS_MAX, own = CONSOLE_SESSIONS_MAX, nown = 0;
 	for (size_t i = 0; i < CONSOLE_SESSIONS_MAX; i++) {
-		if (sessions[i].token[0] == '\0') {
-			pick = i;
-			break;
+		if (session_over(&sessions[i], now_ms)) {
+			if (free_at == CONSOLE_SESSIONS_MAX)
+				free_at = i;
+			continue;
 		}
-		if (sessions[i].last < sessions[pick].last)
-			pick = i;
+		if (strcmp(sessions[i].user, user) != 0)
+			continue;
+		nown++;
+		if (own == CONSOLE_SESSIONS_MAX || sessions[i].last < sessions[own].last)
+			own = i;
+	}
+	size_t pick = nown >= CONSOLE_SESSIONS_PER_USER ? own : free_at;
+	if (pick == CONSOLE_SESSIONS_MAX) {
+		pthread_mutex_unlock(&sess_lock);
+		sodium_memzero(token, CONSOLE_TOKEN_HEX + 1);
+		return false;
 	}
 	struct session *s = &sessions[pick];
+	memset(s, 0, sizeof(*s));
 	snprintf(s->token, sizeof(s->token), "%s", token);
 	snprintf(s->user, sizeof(s->user), "%s", user);
 	s->created = s->last = now_ms;
 	memcpy(s->stamp, stamp, STAMP_LEN);
 	pthread_mutex_unlock(&sess_lock);
+	return true;
 }
 
-static bool session_look(const char *token, int64_t now_ms, char *user, bool touch);
+/* how session_look counts a look: a person's use (the idle time
+ * restarted), a page's own read (not restarted; *first set on the first
+ * since the last use), or a look only */
+enum look { LOOK_USE, LOOK_AUTO, LOOK_PEEK };
+
+static bool session_look(const char *token, int64_t now_ms, char *user, enum look how, bool *first);
 
 bool console_session_user(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1])
 {
-	return session_look(token, now_ms, user, true);
+	return session_look(token, now_ms, user, LOOK_USE, NULL);
+}
+
+bool console_session_auto(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1],
+			  bool *first)
+{
+	return session_look(token, now_ms, user, LOOK_AUTO, first);
+}
+
+bool console_session_peek(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1])
+{
+	return session_look(token, now_ms, user, LOOK_PEEK, NULL);
 }
 
 bool console_session_live(const char *token, int64_t now_ms)
 {
-	return session_look(token, now_ms, NULL, false);
+	return session_look(token, now_ms, NULL, LOOK_PEEK, NULL);
 }
 
-static bool session_look(const char *token, int64_t now_ms, char *user, bool touch)
+static bool session_look(const char *token, int64_t now_ms, char *user, enum look how, bool *first)
 {
 	bool ok = false;
 	char who[CONSOLE_USER_MAX + 1], path[sizeof(sess_accounts)];
 	uint8_t stamp[STAMP_LEN], now_stamp[STAMP_LEN];
+	if (first != NULL)
+		*first = false;
 	if (strlen(token) != CONSOLE_TOKEN_HEX)
 		return false;
 	pthread_mutex_lock(&sess_lock);
@@ -328,8 +376,14 @@ static bool session_look(const char *token, int64_t now_ms, char *user, bool tou
 			memset(s, 0, sizeof(*s));
 			break;
 		}
-		if (touch)
+		if (how == LOOK_USE) {
 			s->last = now_ms;
+			s->auto_noted = false;
+		} else if (how == LOOK_AUTO) {
+			if (first != NULL)
+				*first = !s->auto_noted;
+			s->auto_noted = true;
+		}
 		memcpy(who, s->user, sizeof(who));
 		memcpy(stamp, s->stamp, STAMP_LEN);
 		ok = true;
@@ -361,7 +415,7 @@ void console_session_end(const char *token)
 /* ---- the login throttle ------------------------------------------------------------ */
 
 struct strike {
-	char key[CONSOLE_USER_MAX + 72]; /* "u:USER" or "a:ADDRESS" */
+	char key[CONSOLE_USER_MAX + 72]; /* "p:USER@ADDRESS", "a:ADDRESS" or "u:USER" */
 	unsigned fails;
 	int64_t until, last;
 };
@@ -374,13 +428,22 @@ static struct strike strikes[CONSOLE_THROTTLE_MAX];
  * strike of the user under attack). */
 static int64_t thr_full_until;
 
-static struct strike *strike_find(const char *key, bool make, int64_t now_ms)
+/* strike_find: key's strike, or (make) a new one in place of one that
+ * throttles nobody now and is not in keep (the strikes of the same
+ * sign-in, nkeep of them: one must not push out another) */
+static struct strike *strike_find_keep(const char *key, bool make, int64_t now_ms,
+				       struct strike *const *keep, int nkeep)
 {
 	size_t pick = CONSOLE_THROTTLE_MAX;
 	int64_t soonest = INT64_MAX;
 	for (size_t i = 0; i < CONSOLE_THROTTLE_MAX; i++) {
 		if (strikes[i].key[0] != '\0' && strcmp(strikes[i].key, key) == 0)
 			return &strikes[i];
+		bool kept = false;
+		for (int j = 0; j < nkeep; j++)
+			kept = kept || keep[j] == &strikes[i];
+		if (kept)
+			continue;
 		/* only a strike that throttles nobody now may be replaced:
 		 * an empty one, else the least recently touched of those */
 		if (strikes[i].until > now_ms) {
@@ -405,14 +468,59 @@ static struct strike *strike_find(const char *key, bool make, int64_t now_ms)
 	return &strikes[pick];
 }
 
+static struct strike *strike_find(const char *key, bool make, int64_t now_ms)
+{
+	return strike_find_keep(key, make, now_ms, NULL, 0);
+}
+
+/* The addresses each user signed in from (a user-wide pause spares them),
+ * the most recent CONSOLE_THROTTLE_MAX; under thr_lock. */
+static struct {
+	char key[CONSOLE_USER_MAX + 72]; /* "USER@ADDRESS" */
+	int64_t at;
+} goods[CONSOLE_THROTTLE_MAX];
+
+static bool good_find(const char *key)
+{
+	for (size_t i = 0; i < CONSOLE_THROTTLE_MAX; i++)
+		if (goods[i].key[0] != '\0' && strcmp(goods[i].key, key) == 0)
+			return true;
+	return false;
+}
+
+static void good_note(const char *key, int64_t now_ms)
+{
+	size_t pick = 0;
+	for (size_t i = 0; i < CONSOLE_THROTTLE_MAX; i++) {
+		if (strcmp(goods[i].key, key) == 0 || goods[i].key[0] == '\0') {
+			pick = i;
+			break;
+		}
+		if (goods[i].at < goods[pick].at)
+			pick = i;
+	}
+	snprintf(goods[pick].key, sizeof(goods[pick].key), "%s", key);
+	goods[pick].at = now_ms;
+}
+
+/* the three keys of a sign-in: the pair, the address, the user */
+static void throttle_keys(const char *user, const char *peer, char k[3][CONSOLE_USER_MAX + 72])
+{
+	snprintf(k[0], CONSOLE_USER_MAX + 72, "p:%.64s@%.64s", user, peer);
+	snprintf(k[1], CONSOLE_USER_MAX + 72, "a:%.64s", peer);
+	snprintf(k[2], CONSOLE_USER_MAX + 72, "u:%.64s", user);
+}
+
 int64_t console_throttle_wait(const char *user, const char *peer, int64_t now_ms)
 {
-	char k[2][sizeof(strikes[0].key)];
+	char k[3][sizeof(strikes[0].key)];
 	int64_t wait = 0;
-	snprintf(k[0], sizeof(k[0]), "u:%.64s", user);
-	snprintf(k[1], sizeof(k[1]), "a:%.64s", peer);
+	throttle_keys(user, peer, k);
 	pthread_mutex_lock(&thr_lock);
-	for (int i = 0; i < 2; i++) {
+	/* the user-wide pause does not hold an address the user signed in
+	 * from before (a stranger's guesses must not lock the user out) */
+	int n = good_find(k[0] + 2) ? 2 : 3;
+	for (int i = 0; i < n; i++) {
 		struct strike *s = strike_find(k[i], false, now_ms);
 		if (s != NULL && s->until > now_ms && s->until - now_ms > wait)
 			wait = s->until - now_ms;
@@ -425,26 +533,35 @@ int64_t console_throttle_wait(const char *user, const char *peer, int64_t now_ms
 
 void console_throttle_note(const char *user, const char *peer, bool ok, int64_t now_ms)
 {
-	char k[2][sizeof(strikes[0].key)];
-	snprintf(k[0], sizeof(k[0]), "u:%.64s", user);
-	snprintf(k[1], sizeof(k[1]), "a:%.64s", peer);
+	char k[3][sizeof(strikes[0].key)];
+	/* free failures before a pause, and the longest pause, of each key */
+	static const unsigned free_[3] = {CONSOLE_LOGIN_FREE, CONSOLE_LOGIN_FREE_ADDRESS,
+					  CONSOLE_LOGIN_FREE_USER};
+	static const int64_t max_[3] = {900000, 900000, CONSOLE_THROTTLE_USER_MAX_MS};
+	throttle_keys(user, peer, k);
 	pthread_mutex_lock(&thr_lock);
-	for (int i = 0; i < 2; i++) {
-		if (ok) {
-			struct strike *s = strike_find(k[i], false, now_ms);
-			if (s != NULL && i == 0)
-				memset(s, 0, sizeof(*s));
-			continue;
-		}
-		struct strike *s = strike_find(k[i], true, now_ms);
+	if (ok) {
+		/* the pair's count starts again, and the address is one the
+		 * user signed in from; the user-wide count is kept (a sign-in
+		 * must not clear an attacker's count of that user) */
+		struct strike *s = strike_find(k[0], false, now_ms);
+		if (s != NULL)
+			memset(s, 0, sizeof(*s));
+		good_note(k[0] + 2, now_ms);
+		pthread_mutex_unlock(&thr_lock);
+		return;
+	}
+	struct strike *got[3] = {NULL, NULL, NULL};
+	for (int i = 0; i < 3; i++) {
+		struct strike *s = got[i] = strike_find_keep(k[i], true, now_ms, got, i);
 		if (s == NULL)
 			continue; /* the table is full of live strikes: all wait */
 		s->fails++;
 		s->last = now_ms;
-		if (s->fails >= CONSOLE_LOGIN_FREE) {
-			unsigned sh = s->fails - CONSOLE_LOGIN_FREE;
-			int64_t d = sh >= 9 ? 900000 : 2000LL << sh;
-			s->until = now_ms + (d > 900000 ? 900000 : d);
+		if (s->fails >= free_[i]) {
+			unsigned sh = s->fails - free_[i];
+			int64_t d = sh >= 20 ? max_[i] : 2000LL << sh;
+			s->until = now_ms + (d > max_[i] ? max_[i] : d);
 		}
 	}
 	pthread_mutex_unlock(&thr_lock);

@@ -8,10 +8,15 @@
  *
  * Sessions: a random 256-bit token (hex) per login, in the cookie
  * rete_session (HttpOnly; Secure; SameSite=Strict; Path=/), ended after
- * CONSOLE_SESSION_IDLE_MS without a request or CONSOLE_SESSION_MAX_MS in
+ * CONSOLE_SESSION_IDLE_MS without a person's request or CONSOLE_SESSION_MAX_MS in
  * all. Throttle: after CONSOLE_LOGIN_FREE failed logins for one user name
- * or from one address, each next attempt waits twice as long as the last
- * (from 2 s up to 15 minutes); a success clears that user's count.
+ * from one address, or CONSOLE_LOGIN_FREE_ADDRESS from one address (any
+ * names), each next attempt there waits twice as long as the last (from
+ * 2 s up to 15 minutes); after CONSOLE_LOGIN_FREE_USER for one user name
+ * from any addresses, that user waits the same way but at most
+ * CONSOLE_THROTTLE_USER_MAX_MS, and not from an address it signed in from
+ * before: nobody keeps a user out by guessing from elsewhere. A success
+ * clears the count of its user from its address.
  */
 #ifndef RETE_CONSOLE_ACCOUNTS_H
 #define RETE_CONSOLE_ACCOUNTS_H
@@ -22,13 +27,17 @@
 
 #include "error.h"
 
-#define CONSOLE_USER_MAX	64
-#define CONSOLE_SESSIONS_MAX	256
-#define CONSOLE_SESSION_IDLE_MS (30LL * 60 * 1000)
-#define CONSOLE_SESSION_MAX_MS	(12LL * 3600 * 1000)
-#define CONSOLE_LOGIN_FREE	3
-#define CONSOLE_THROTTLE_MAX	512
-#define CONSOLE_TOKEN_HEX	64
+#define CONSOLE_USER_MAX	     64
+#define CONSOLE_SESSIONS_MAX	     256
+#define CONSOLE_SESSIONS_PER_USER    16
+#define CONSOLE_SESSION_IDLE_MS	     (30LL * 60 * 1000)
+#define CONSOLE_SESSION_MAX_MS	     (12LL * 3600 * 1000)
+#define CONSOLE_LOGIN_FREE	     3
+#define CONSOLE_LOGIN_FREE_ADDRESS   10
+#define CONSOLE_LOGIN_FREE_USER	     10
+#define CONSOLE_THROTTLE_USER_MAX_MS 30000
+#define CONSOLE_THROTTLE_MAX	     512
+#define CONSOLE_TOKEN_HEX	     64
 /* The longest password, in bytes: the sign-in form takes no more, so
  * `rete console passwd` refuses a longer one (it could never be typed). */
 #define CONSOLE_PASSWORD_MAX 511
@@ -40,6 +49,11 @@ bool console_user_valid(const char *s);
  * missing file). RETE_EIO (unreadable), RETE_EINVAL (a bad line: m names
  * the file and the line; a file whose mode lets others in: 077 bits). */
 rete_err console_accounts_count(const char *path, size_t *n, rete_msg *m);
+
+/* console_account_exists: *found says whether the file at path has an
+ * account named user (a missing file has none). RETE_EIO, RETE_EINVAL as
+ * above. */
+rete_err console_account_exists(const char *path, const char *user, bool *found, rete_msg *m);
 
 /* A digest of an account's line (its password's hash): a session keeps
  * the one of the line its password was checked against. */
@@ -77,8 +91,11 @@ void console_sessions_accounts(const char *path);
  * console_accounts_check's of the sign-in: the session lives while the
  * user's line is that one (a password changed between the check and this
  * call ends it at its first look). NULL: the line as the file holds it
- * now. The oldest session is dropped when the table is full. */
-void console_session_new(const char *user, int64_t now_ms, const uint8_t stamp[CONSOLE_STAMP_LEN],
+ * now. A user holds at most CONSOLE_SESSIONS_PER_USER sessions: a new one
+ * ends that user's least recently used. Another user's live session is
+ * never ended: false (token emptied) when the table holds
+ * CONSOLE_SESSIONS_MAX live sessions of others. */
+bool console_session_new(const char *user, int64_t now_ms, const uint8_t stamp[CONSOLE_STAMP_LEN],
 			 char token[CONSOLE_TOKEN_HEX + 1]);
 
 /* console_session_user: the user of the live session with token (copied
@@ -87,12 +104,26 @@ void console_session_new(const char *user, int64_t now_ms, const uint8_t stamp[C
  * changed since: that session is ended). */
 bool console_session_user(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1]);
 
-/* console_session_end ends the session with token, if any. */
+/* console_session_auto: console_session_user for a read a page makes by
+ * itself (its refresh at each update of its live stream, not a person's
+ * action): the idle time is not restarted, so an open page left alone
+ * still ends its session after CONSOLE_SESSION_IDLE_MS. *first says
+ * whether it is the first such read since the session's last use (the
+ * console records that one, not every refresh). */
+bool console_session_auto(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1],
+			  bool *first);
+
+/* console_session_peek: the user of the live session with token, without
+ * counting this as a use (the live stream opening, again by itself after
+ * a network error). */
+bool console_session_peek(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1]);
+
 /* console_session_live: the session of token is live, without counting
  * this as its use (the events stream asks, and must not keep an idle
  * session alive). */
 bool console_session_live(const char *token, int64_t now_ms);
 
+/* console_session_end ends the session with token, if any. */
 void console_session_end(const char *token);
 
 /* console_throttle_wait: how many ms a login for user from peer must still

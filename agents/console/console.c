@@ -112,6 +112,7 @@ struct console {
 	rete_witness_policy *policy; /* loaded from it, or NULL */
 	bool dir_dirty;		     /* a directory entry was logged: read the names again */
 	rete_access_log *access;
+	unsigned long record_fails; /* reads refused in a row: the record took no line */
 	char listen[RETE_HTTP_ADDR_MAX];
 	char *access_path;
 	char *users_path;		    /* [console] users: the accounts file, or NULL */
@@ -131,8 +132,9 @@ struct console {
 	unsigned streams_key, streams_per_addr;
 	bool streams_set;
 	char stream_peer[CONSOLE_STREAMS_MAX][RETE_HTTP_ADDR_MAX]; /* "": a free slot */
-	int key_line[6];      /* the lines of listen, users, tls_cert, tls_key, witnesses,
-				 access_log in the file (console_key_line), 0: not given */
+	/* the lines of listen, users, tls_cert, tls_key, witnesses, access_log,
+	 * steering_group in the file (console_key_line), 0: not given */
+	int key_line[7];
 	bool console_section; /* the file has a [console] section */
 };
 
@@ -144,6 +146,8 @@ struct console_ini {
 	rete_err err;	     /* out of memory: the reading stops */
 	rete_check_list *pr; /* every problem, with its line */
 	int line;	     /* the line the handler was given */
+	rete_ini_keys given; /* the [console] keys given so far */
+	char last[32];	     /* the [console] key of the previous call ("": none) */
 };
 
 /* console_ini_ms reads the duration value of [console] name into *out, from
@@ -217,19 +221,19 @@ static bool console_ini_users(struct console_ini *p, const char *name, const cha
 
 /* console_key_line notes the line [console] key was given on, for the
  * checks done after reading (console_settle) to say FILE:LINE. */
-static const char *const console_line_keys[6] = {"listen",  "users",	 "tls_cert",
-						 "tls_key", "witnesses", "access_log"};
+static const char *const console_line_keys[7] = {
+    "listen", "users", "tls_cert", "tls_key", "witnesses", "access_log", "steering_group"};
 
 static void console_key_line(struct console *c, const char *key, int line)
 {
-	for (size_t i = 0; i < 6; i++)
+	for (size_t i = 0; i < 7; i++)
 		if (strcmp(console_line_keys[i], key) == 0)
 			c->key_line[i] = line;
 }
 
 static int console_key_line_of(const struct console *c, const char *key)
 {
-	for (size_t i = 0; i < 6; i++)
+	for (size_t i = 0; i < 7; i++)
 		if (strcmp(console_line_keys[i], key) == 0)
 			return c->key_line[i];
 	return 0;
@@ -240,10 +244,49 @@ static int console_ini_handler(void *user, const char *section, const char *name
 	struct console_ini *p = user;
 	if (p->err != RETE_OK)
 		return 0;
-	if (strcmp(section, "console") != 0)
+	if (strcmp(section, "console") != 0) {
+		p->last[0] = '\0';
 		return 1;
+	}
 	p->c->console_section = true;
 	rete_check_at(p->pr, p->line);
+	/* an indented line after a key: inih gives it as that key again, its
+	 * text the value (a continuation, as broker.ini's wrapped lists) */
+	bool cont = rete_ini_indented() && p->last[0] != '\0' && strcmp(p->last, name) == 0;
+	snprintf(p->last, sizeof(p->last), "%s", name);
+	if (cont && strcmp(name, "steering_group") == 0) {
+		/* the list goes on: its names join the line's before, as
+		 * broker.ini's (never the last line alone: the first line's
+		 * names would lose the steering group's limits) */
+		char *joined = NULL;
+		if (!console_ini_users(p, name, value) || p->c->steering == NULL)
+			return 1; /* said already, or the first line was refused */
+		if (asprintf(&joined, "%s, %s", p->c->steering, value) < 0) {
+			p->err = RETE_ENOMEM;
+			return 0;
+		}
+		free(p->c->steering);
+		p->c->steering = joined;
+		return 1;
+	}
+	if (cont) {
+		rete_check_add(p->pr,
+			       "[console] %s: a value on one line only; this indented line "
+			       "continues it (only steering_group's list may go on over indented "
+			       "lines): write the value on the key's line, or remove the indent "
+			       "if this line is a key of its own",
+			       name);
+		return 1;
+	}
+	if (rete_ini_key_again(&p->given, name)) {
+		rete_check_add(p->pr,
+			       "[console] %s: given twice; give each key once (a steering "
+			       "group's list may go on over indented lines)",
+			       name);
+		/* a steering group given twice keeps no list: the start is
+		 * refused anyway, and nothing is taken silently */
+		return 1;
+	}
 	console_key_line(p->c, name, p->line);
 	if (strcmp(name, "connections_per_address") == 0) {
 		if (!console_ini_count(p, name, value, RETE_HTTP_CONNS_MAX, "connections",
@@ -662,24 +705,7 @@ static void console_trust(struct console *c)
 
 /* ---- the HTTP side -------------------------------------------------------------- */
 
-static void console_record(struct console *c, const rete_http_req *rq, const char *what)
-{
-	char user[CONSOLE_USER_MAX + 1] = "", token[CONSOLE_TOKEN_HEX + 2];
-	const char *ck = c->auth ? rete_http_req_header(rq, "Cookie") : NULL;
-	if (ck != NULL && console_cookie(ck, "rete_session", token, sizeof(token)))
-		console_session_user(token, rete_now_ms(), user);
-	rete_access_rec r = {.program = "rete console",
-			     .who = user[0]	  ? user
-				    : rq->peer[0] ? rq->peer
-						  : NULL,
-			     .party = c->mc.cfg.id,
-			     .what = what};
-	rete_msg m = {{0}};
-	pthread_mutex_lock(&c->lock);
-	if (c->access != NULL && rete_access_log_add(c->access, &r, &m) != RETE_OK)
-		fprintf(stderr, "rete console: %s\n", m.text);
-	pthread_mutex_unlock(&c->lock);
-}
+static bool console_record_as(struct console *c, const char *who, const char *what);
 
 /* console_problem_code names the problem of an answer that is not ok in
  * its X-Rete-Problem header ("period", "broker", ...): the pages show the
@@ -849,15 +875,29 @@ static void url_put(char *out, size_t n, const char *s)
 	out[len] = '\0';
 }
 
+/* how a read came (console_who): a person's (a page opened, a case asked
+ * for, a form sent), or one a page made by itself at an update of its live
+ * stream (X-Rete-Auto: 1, app.js), the first since the person's last use
+ * or a further one */
+enum who_use { WHO_PERSON, WHO_AUTO_FIRST, WHO_AUTO_AGAIN };
+
 /* console_who: the signed-in user of rq (into user), or false with the
  * answer set: a page is sent to /login, anything else gets a 401. Without
- * accounts everyone is let in, as the peer's address. */
+ * accounts everyone is let in, as the peer's address. A read with
+ * X-Rete-Auto: 1 (a page refreshing itself) does not restart the session's
+ * idle time; use (may be NULL) says which it was: the routes a page
+ * refreshes (overview, health) record the first such read after a use,
+ * not every refresh. */
 static bool console_who(struct console *c, const rete_http_req *rq, rete_http_answer *a, bool page,
-			char user[CONSOLE_USER_MAX + 1])
+			char user[CONSOLE_USER_MAX + 1], enum who_use *use)
 {
 	char token[CONSOLE_TOKEN_HEX + 2];
 	const char *ck = rete_http_req_header(rq, "Cookie");
+	const char *au = rete_http_req_header(rq, "X-Rete-Auto");
+	bool autom = !page && au != NULL && strcmp(au, "1") == 0, first = false;
 
+	if (use != NULL)
+		*use = WHO_PERSON;
 	if (!c->auth) {
 		if (!console_host_ok(rq)) {
 			a->status = 421;
@@ -876,8 +916,13 @@ static bool console_who(struct console *c, const rete_http_req *rq, rete_http_an
 	}
 	if (ck != NULL && strlen(ck) < 4096 &&
 	    console_cookie(ck, SESSION_COOKIE, token, sizeof(token)) &&
-	    console_session_user(token, rete_now_ms(), user))
+	    (!autom	   ? console_session_user(token, rete_now_ms(), user)
+	     : use != NULL ? console_session_auto(token, rete_now_ms(), user, &first)
+			   : console_session_peek(token, rete_now_ms(), user))) {
+		if (use != NULL && autom)
+			*use = first ? WHO_AUTO_FIRST : WHO_AUTO_AGAIN;
 		return true;
+	}
 	if (page) {
 		/* the sign-in then leads back to the page asked, its query kept */
 		char here[210], loc[256] = "/login";
@@ -912,8 +957,6 @@ static bool console_steering(const struct console *c, const char *user)
 	return false;
 }
 
-static void console_record_as(struct console *c, const char *who, const char *what);
-
 /* console_case_refused: true (with the 403 in a and the refusal in the
  * access record, as what) when user may not read a case or its evidence */
 static bool console_case_refused(struct console *c, const char *user, rete_http_answer *a,
@@ -935,15 +978,70 @@ static bool console_case_refused(struct console *c, const char *user, rete_http_
 	return true;
 }
 
-static void console_record_as(struct console *c, const char *who, const char *what)
+/* console_record_as writes the access record's line for a read of what
+ * by who: false when it cannot (a full disk, a file it cannot open), and
+ * then the read is not made (console_unrecorded), as `rete evidence
+ * export` and the broker refuse theirs. The console's log says it once,
+ * and when the record takes lines again, how many reads were refused. */
+static bool console_record_as(struct console *c, const char *who, const char *what)
 {
 	rete_access_rec r = {
 	    .program = "rete console", .who = who, .party = c->mc.cfg.id, .what = what};
 	rete_msg m = {{0}};
+	bool ok = true;
 	pthread_mutex_lock(&c->lock);
-	if (c->access != NULL && rete_access_log_add(c->access, &r, &m) != RETE_OK)
-		fprintf(stderr, "rete console: %s\n", m.text);
+	if (c->access != NULL && rete_access_log_add(c->access, &r, &m) != RETE_OK) {
+		ok = false;
+		if (c->record_fails++ == 0)
+			fprintf(stderr,
+				"rete console: %s; every read that needs a line there is refused "
+				"(503) until it takes lines again\n",
+				m.text);
+	} else if (c->access != NULL && c->record_fails > 0) {
+		fprintf(stderr,
+			"rete console: the access record takes lines again; %lu reads were refused "
+			"meanwhile\n",
+			c->record_fails);
+		c->record_fails = 0;
+	}
 	pthread_mutex_unlock(&c->lock);
+	return ok;
+}
+
+/* the sentence of a read the access record did not take */
+#define CONSOLE_UNRECORDED_EN                                                                      \
+	"the console cannot write its access record (its log says why: a full disk, a file "       \
+	"it cannot open); this read was not made, since every read is recorded; tell IT, and "     \
+	"try again once it is fixed"
+#define CONSOLE_UNRECORDED_IT                                                                      \
+	"La console non riesce a scrivere il registro degli accessi (il suo log dice perché: "    \
+	"disco pieno, file che non si apre): questa lettura non è stata fatta, perché ogni "     \
+	"lettura viene registrata; avvisate il tecnico e riprovate quando è risolto."
+
+/* console_unrecorded answers a read whose line console_record_as could
+ * not write: 503, no data; a page (page) in Italian and English, the API
+ * naming the problem "record" for the pages' catalogue (texts.js). */
+static void console_unrecorded(rete_http_answer *a, bool page)
+{
+	a->status = 503;
+	a->len = 0;
+	a->content_type = "text/plain; charset=utf-8";
+	rete_http_header(a, "X-Rete-Problem", "record");
+	rete_http_header(a, "Retry-After", "60");
+	if (page)
+		rete_http_printf(a, CONSOLE_UNRECORDED_IT "\n\n");
+	rete_http_printf(a, "rete console: " CONSOLE_UNRECORDED_EN "\n");
+}
+
+/* console_record: console_record_as, and when the line cannot be written
+ * the 503 of console_unrecorded in a; false then (the read not made). */
+static bool console_record(struct console *c, rete_http_answer *a, const char *who,
+			   const char *what, bool page)
+{
+	if (console_record_as(c, who, what))
+		return true;
+	console_unrecorded(a, page);
+	return false;
 }
 
 /* console_same_origin: false when a browser says rq (a login, a logout) comes from
@@ -1098,7 +1196,13 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	snprintf(what, sizeof(what), "login %s from %s %s",
 		 ok || console_accounts_known(c->users_path, user) ? user : "(unknown account)",
 		 rq->peer, ok ? "ok" : "refused");
-	console_record_as(c, ok ? user : rq->peer, what);
+	if (!console_record_as(c, ok ? user : rq->peer, what) && ok) {
+		/* a session whose sign-in is not recorded is not opened */
+		a->status = 503;
+		rete_http_header(a, "Retry-After", "60");
+		send_login(a, CONSOLE_UNRECORDED_IT " · " CONSOLE_UNRECORDED_EN, next);
+		return;
+	}
 	if (!ok) {
 		char loc[256] = "/login?failed=1";
 		if (next[0] != '\0') {
@@ -1111,7 +1215,26 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		return;
 	}
 	char token[CONSOLE_TOKEN_HEX + 1], cookie[200];
-	console_session_new(user, now, stamp, token); /* the line checked */
+	if (!console_session_new(user, now, stamp, token)) { /* the line checked */
+		/* the table holds others' live sessions only: none of them is
+		 * ended for this one (one account signing in again and again
+		 * would sign everyone out) */
+		a->status = 503;
+		rete_http_header(a, "Retry-After", "60");
+		char note[400];
+		snprintf(
+		    note, sizeof(note),
+		    "La console ha già il massimo di sessioni aperte (%d), tutte di altri "
+		    "utenti: riprovate tra qualche minuto, o chiedete ai colleghi di uscire con "
+		    "Esci. · The console holds its most open sessions (%d), all of other "
+		    "users: try again in a few minutes, or ask colleagues to sign out with "
+		    "Esci.",
+		    CONSOLE_SESSIONS_MAX, CONSOLE_SESSIONS_MAX);
+		send_login(a, note, next);
+		snprintf(what, sizeof(what), "login %s refused: the sessions' table is full", user);
+		console_record_as(c, user, what);
+		return;
+	}
 	/* no Max-Age: the cookie ends with the browser (the next person at a
 	 * shared PC signs in); the session itself ends sooner when idle */
 	snprintf(cookie, sizeof(cookie),
@@ -1207,7 +1330,7 @@ static void route_page(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
 	char who_[CONSOLE_USER_MAX + 1];
-	if (!console_who(c, rq, a, true, who_))
+	if (!console_who(c, rq, a, true, who_, NULL))
 		return;
 	if (!lang_ok(rq, a))
 		return;
@@ -1217,7 +1340,8 @@ static void route_page(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 			pg = &console_pages[i];
 	if (strcmp(pg->name, "caso") == 0 && console_case_refused(c, who_, a, rq->path))
 		return;
-	console_record(c, rq, rq->path);
+	if (!console_record(c, a, who_, rq->path, true))
+		return;
 	send_page(a, pg, c->auth, !console_steering(c, who_));
 }
 
@@ -1400,13 +1524,32 @@ static json_int_t shown_version(const struct console *c, bool steering)
 	return steering ? (json_int_t)c->health_at : (json_int_t)c->version;
 }
 
+/* console_who_refresh: console_who and the access record's line for a
+ * read of what (overview, health) a page also makes by itself at each
+ * update: a person's read is recorded, a page's own the first time after
+ * the person's last use ("WHAT, kept up to date by the open page"), not
+ * every refresh. False when a holds the answer (401, the 503 of a line
+ * not written). */
+static bool console_who_refresh(struct console *c, const rete_http_req *rq, rete_http_answer *a,
+				char who_[CONSOLE_USER_MAX + 1], const char *what)
+{
+	enum who_use use;
+	char line[80];
+	if (!console_who(c, rq, a, false, who_, &use))
+		return false;
+	if (use == WHO_AUTO_AGAIN)
+		return true;
+	snprintf(line, sizeof(line), "%s%s", what,
+		 use == WHO_AUTO_FIRST ? ", kept up to date by the open page" : "");
+	return console_record(c, a, who_, line, false);
+}
+
 static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
 	char who_[CONSOLE_USER_MAX + 1];
-	if (!console_who(c, rq, a, false, who_))
+	if (!console_who_refresh(c, rq, a, who_, "overview"))
 		return;
-	console_record(c, rq, "overview");
 	pthread_mutex_lock(&c->lock);
 	json_t *mon = monitor_to_json(c->mc.mo, rete_now_ms(), NULL);
 	/* the steering group: how many referrals are overdue, not which (each
@@ -1629,9 +1772,8 @@ static void route_health(void *ctx, const rete_http_req *rq, rete_http_answer *a
 {
 	struct console *c = ctx;
 	char who_[CONSOLE_USER_MAX + 1];
-	if (!console_who(c, rq, a, false, who_))
+	if (!console_who_refresh(c, rq, a, who_, "health"))
 		return;
-	console_record(c, rq, "health");
 	bool steering = console_steering(c, who_);
 	pthread_mutex_lock(&c->lock);
 	json_t *o = json_pack("{s:s, s:s, s:O, s:O, s:I, s:I}", "party", c->mc.cfg.id, "timeZone",
@@ -1768,13 +1910,13 @@ out:
 	return ok;
 }
 
-static void rep_record(struct console *c, const rete_http_req *rq, const struct rep_req *p,
-		       const char *kind)
+static bool rep_record(struct console *c, rete_http_answer *a, const char *who,
+		       const struct rep_req *p, const char *kind)
 {
 	char what[200];
 	snprintf(what, sizeof(what), "report %s %s..%s by %s%s", kind, p->from, p->to, p->by_s,
 		 p->months ? " months" : "");
-	console_record(c, rq, what);
+	return console_record(c, a, who, what, false);
 }
 
 /* rep_begin is what every report route does first: the session, the query
@@ -1786,9 +1928,10 @@ static bool rep_begin(struct console *c, const rete_http_req *rq, rete_http_answ
 	char who_[CONSOLE_USER_MAX + 1];
 
 	*r = NULL;
-	if (!console_who(c, rq, a, false, who_) || !rep_params(rq, a, p))
+	if (!console_who(c, rq, a, false, who_, NULL) || !rep_params(rq, a, p))
 		return false;
-	rep_record(c, rq, p, kind);
+	if (!rep_record(c, a, who_, p, kind))
+		return false;
 	return rep_build(c, p, a, r, console_steering(c, who_));
 }
 
@@ -2014,7 +2157,7 @@ static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
 	char who_[CONSOLE_USER_MAX + 1];
-	if (!console_who(c, rq, a, false, who_))
+	if (!console_who(c, rq, a, false, who_, NULL))
 		return;
 	struct rep_req p;
 	rete_msg m = {{0}};
@@ -2036,7 +2179,8 @@ static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 				 step);
 		return;
 	}
-	rep_record(c, rq, &p, step[0] == 'w' ? "weekly" : "monthly");
+	if (!rep_record(c, a, who_, &p, step[0] == 'w' ? "weekly" : "monthly"))
+		return;
 	int64_t from_ms, to_ms, x;
 	if (rete_day_bounds(p.from, tz, &from_ms, &x, &m) != RETE_OK ||
 	    rete_day_bounds(p.to, tz, &x, &to_ms, &m) != RETE_OK || from_ms >= to_ms) {
@@ -2342,7 +2486,7 @@ static void route_case(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
 	char who_[CONSOLE_USER_MAX + 1], what[120];
-	if (!console_who(c, rq, a, false, who_))
+	if (!console_who(c, rq, a, false, who_, NULL))
 		return;
 	const char *cid = rete_http_arg(rq, "case");
 	snprintf(what, sizeof(what), "case %.64s", id_arg_ok(cid, 64) ? cid : "(not a case id)");
@@ -2357,7 +2501,8 @@ static void route_case(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		return;
 	}
 	snprintf(what, sizeof(what), "case %s", cid);
-	console_record(c, rq, what);
+	if (!console_record(c, a, who_, what, false))
+		return;
 	struct case_walk cw = {.entries = json_array(), .labels = json_object()};
 	json_t *top = json_object();
 	rete_wire *w = NULL;
@@ -2457,7 +2602,7 @@ static void route_evidence(void *ctx, const rete_http_req *rq, rete_http_answer 
 	char *text = NULL;
 	rete_err e;
 
-	if (!console_who(c, rq, a, false, who_))
+	if (!console_who(c, rq, a, false, who_, NULL))
 		return;
 	snprintf(what, sizeof(what), "evidence %s %s", id_arg_ok(sender, 128) ? sender : "-",
 		 id_arg_ok(id, 128) ? id : "-");
@@ -2472,7 +2617,8 @@ static void route_evidence(void *ctx, const rete_http_req *rq, rete_http_answer 
 		return;
 	}
 	snprintf(what, sizeof(what), "evidence %s %s", sender, id);
-	console_record(c, rq, what);
+	if (!console_record(c, a, who_, what, false))
+		return;
 	bool connected = false;
 	if ((e = coord_connect(&c->mc.cfg, false, &w, &m)) == RETE_OK) {
 		connected = true;
@@ -2619,7 +2765,7 @@ static void *sse_open(void *ctx, const rete_http_req *rq, rete_http_answer *no)
 	char user[CONSOLE_USER_MAX + 1], token[CONSOLE_TOKEN_HEX + 2];
 	const char *ck = rete_http_req_header(rq, "Cookie");
 	if (c->auth && (ck == NULL || !console_cookie(ck, "rete_session", token, sizeof(token)) ||
-			!console_session_user(token, rete_now_ms(), user))) {
+			!console_session_peek(token, rete_now_ms(), user))) {
 		no->status = 401; /* the page then sends its reader to /login */
 		rete_http_printf(no, "rete console: sign in first, at /login (no session, or it "
 				     "ended)\n");
@@ -2627,6 +2773,8 @@ static void *sse_open(void *ctx, const rete_http_req *rq, rete_http_answer *no)
 	}
 	if (!c->auth && !console_host_ok(rq))
 		return NULL;
+	if (!console_record(c, no, c->auth ? user : rq->peer, "events", false))
+		return NULL; /* the 503: a stream not recorded is not opened */
 	pthread_mutex_lock(&c->lock);
 	int slot = c->stopping ? -1 : sse_slot(c, rq->client, no);
 	if (slot >= 0 && (s = calloc(1, sizeof(*s))) == NULL)
@@ -2642,8 +2790,6 @@ static void *sse_open(void *ctx, const rete_http_req *rq, rete_http_answer *no)
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
-	if (s != NULL)
-		console_record(c, rq, "events");
 	return s;
 }
 
@@ -2965,6 +3111,28 @@ static void console_settle(struct console *c, const char *ini, const char *liste
 			       "correct the name, or remove the key for a console without "
 			       "accounts (on loopback only)",
 			       c->users_path, strerror(errno), ini);
+	/* every name of the steering group is an account: a typo (sarra for
+	 * sara) would leave sara a coordinator's view of every case */
+	rete_check_at(pr, console_key_line_of(c, "steering_group"));
+	if (c->steering != NULL && c->users_path == NULL)
+		rete_check_add(pr,
+			       "[console] steering_group names accounts, but [console] users (the "
+			       "accounts file) is not given: give it, or remove steering_group");
+	char u[CONSOLE_USER_MAX + 2];
+	for (const char *q = c->steering;
+	     q != NULL && users_there && list_next(&q, u, sizeof(u));) {
+		bool found = false;
+		if (console_account_exists(c->users_path, u, &found, &m) != RETE_OK)
+			break; /* the file's own problem is listed already */
+		if (!found)
+			rete_check_add(
+			    pr,
+			    "[console] steering_group: '%s' has no account in %s: with a "
+			    "name mistyped, its person would read as a coordinator; give "
+			    "the account's name as `rete console passwd` set it, or make "
+			    "the account first",
+			    u, c->users_path);
+	}
 	rete_check_at(pr, console_key_line_of(c, "tls_cert"));
 	if ((c->tls_cert_path == NULL) != (c->tls_key_path == NULL))
 		rete_check_add(pr,

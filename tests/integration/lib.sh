@@ -21,8 +21,8 @@
 # and the small network most of them run (rete.test/mantova, ipc sockets in
 # DIR/broker): make_keys, broker_ini, agencies_ini, coord_only_ini,
 # agent_ini, coord_ini, start_broker, start_agents, start_tsa, tsa_ini,
-# need_faketime, start_broker_faketime, set_clock, send_referral. A test
-# that must do more on exit defines
+# need_faketime, start_broker_faketime, set_clock, send_referral,
+# serve_console. A test that must do more on exit defines
 # before_cleanup (it runs first). Waits poll with deadlines (no sleep as
 # synchronisation). Safe under `set -e` and `set -u`.
 #
@@ -335,4 +335,20 @@ console_cert() {
 		-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
 		-keyout "$DIR/console.key" -out "$DIR/console.crt" >/dev/null 2>&1 || fail "openssl req"
 	chmod 600 "$DIR/console.key"
+}
+
+# serve_console [NAME]: rete console of DIR/NAME.ini (coord unless given)
+# on a free port of 127.0.0.1, plain HTTP (loopback), run under env with
+# CONSOLE_ENV (an array, may be unset) before it; its output in
+# DIR/NAME.log, its PID in CONSOLE_PID (and PIDS), its address in URL; fails
+# unless it serves within 30 s.
+serve_console() {
+	local name=${1:-coord}
+	env ${CONSOLE_ENV[@]+"${CONSOLE_ENV[@]}"} "$BIN/rete" console -c "$DIR/$name.ini" \
+		--listen 127.0.0.1:0 >"$DIR/$name.log" 2>&1 &
+	CONSOLE_PID=$!
+	PIDS+=($CONSOLE_PID)
+	wait_for 30 grep -q "serving coord.mantova's view at http://127.0.0.1:[0-9]*/" "$DIR/$name.log" ||
+		fail "the console of $name.ini did not start: $(cat "$DIR/$name.log")"
+	URL=$(grep -o 'http://127.0.0.1:[0-9]*' "$DIR/$name.log" | head -n 1)
 }

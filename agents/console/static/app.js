@@ -588,14 +588,21 @@
   // an answer that is not ok, in words of the page's language first
   function problem(r, text) {
     const status = r.status;
+    // a read the access record did not take: its own sentence says it all
+    if (r.headers.get("X-Rete-Problem") === "record") return detail(r, text);
     const lead = status === 400 ? "err.request" : status === 403 ? "err.denied"
       : status === 502 || status === 503 ? "err.broker" : "err.other";
     return t(lead) + " " + detail(r, text);
   }
 
-  let loading = false, again = false;
-  async function load() {
-    if (loading) { again = true; return; }
+  // auto: a read the page makes by itself (at an update of its live
+  // stream), not a person's action: it says so (X-Rete-Auto), and the
+  // console neither counts it as use of the session (which then ends after
+  // 30 minutes without an action, the page open or not) nor records every
+  // one of them
+  let loading = false, again = false, againAuto = true;
+  async function load(auto) {
+    if (loading) { again = true; againAuto = againAuto && !!auto; return; }
     loading = true;
     try {
       let url = page === "salute" ? "/api/health" : "/api/overview";
@@ -615,14 +622,14 @@
         if (!cid) { loading = false; return; }
         url = "/api/case?case=" + encodeURIComponent(cid);
       }
-      const r = await fetch(url, { cache: "no-store" });
+      const r = await fetch(url, { cache: "no-store", headers: auto ? { "X-Rete-Auto": "1" } : {} });
       if (r.status === 401) { signIn(); return; }
       const err = document.getElementById("report-error");
       if (r.ok) { last = await r.json(); if (err) err.textContent = ""; draw(); }
       else if (err) err.textContent = problem(r, await r.text());
     } catch (e) { /* the stream's error shows it */ }
     loading = false;
-    if (again) { again = false; load(); }
+    if (again) { const a = againAuto; again = false; againAuto = true; load(a); }
   }
 
   function live(state) {
@@ -644,11 +651,11 @@
   function stream() {
     const es = new EventSource("/api/events");
     // the report is asked for, not pushed: the stream only says the link is up
-    es.addEventListener("update", () => { live("on"); if (!asked) load(); });
+    es.addEventListener("update", () => { live("on"); if (!asked) load(true); });
     es.onerror = () => {
       live("off");
       if (es.readyState !== EventSource.CLOSED) return;
-      fetch("/api/overview", { cache: "no-store" })
+      fetch("/api/overview", { cache: "no-store", headers: { "X-Rete-Auto": "1" } })
         .then(r => { if (r.status === 401) signIn(); else setTimeout(stream, 10000); },
           () => setTimeout(stream, 10000));
     };
