@@ -211,6 +211,16 @@ static void send_refusal(broker *b, broker_frame *f, bool as_receipt)
 			f->party[0] ? f->party : "?", f->error_text);
 }
 
+/* receipt_op: f's op when f owes a receipt (an accepted or duplicate
+ * submission), else NULL. */
+static const rete_store_op *receipt_op(const broker_batch *bt, const broker_frame *f)
+{
+	if (f->op < 0)
+		return NULL;
+	const rete_store_op *op = &bt->ops[f->op];
+	return op->status == RETE_STORE_ACCEPTED || op->status == RETE_STORE_DUPLICATE ? op : NULL;
+}
+
 /* receipts_prove follows a durable commit of bt that owes receipts, on the
  * committer's thread: it signs ONE checkpoint note of the log as the commit
  * left it (the same size keeps the note signed before: Ed25519 is
@@ -254,10 +264,8 @@ static void receipts_prove(broker *b, broker_batch *bt, rete_merkle_memo *memo,
 		memo = own = rete_merkle_memo_new();
 	for (size_t i = 0; i < bt->n; i++) {
 		broker_frame *f = &bt->frames[i];
-		if (f->op < 0)
-			continue;
-		const rete_store_op *op = &bt->ops[f->op];
-		if (op->status != RETE_STORE_ACCEPTED && op->status != RETE_STORE_DUPLICATE)
+		const rete_store_op *op = receipt_op(bt, f);
+		if (op == NULL)
 			continue;
 		if (rete_store_inclusion_proof_memo(b->store, rt, memo, op->index, size, proof, &n,
 						    &m) != RETE_OK)
@@ -839,14 +847,9 @@ static void checkpoint_done(broker *b, uint64_t size, char *note);
 /* owes_receipts: bt has accepted or duplicate submissions. */
 static bool owes_receipts(const broker_batch *bt)
 {
-	for (size_t i = 0; i < bt->n; i++) {
-		const broker_frame *f = &bt->frames[i];
-		if (f->op < 0)
-			continue;
-		const rete_store_op *op = &bt->ops[f->op];
-		if (op->status == RETE_STORE_ACCEPTED || op->status == RETE_STORE_DUPLICATE)
+	for (size_t i = 0; i < bt->n; i++)
+		if (receipt_op(bt, &bt->frames[i]) != NULL)
 			return true;
-	}
 	return false;
 }
 
@@ -874,10 +877,7 @@ static void receipts_early(void *ctx, rete_store_rtxn *rt)
 		return; /* batch_answer sends them, or says why it cannot */
 	for (size_t i = 0; i < bt->n; i++) {
 		broker_frame *f = &bt->frames[i];
-		if (f->op < 0)
-			continue;
-		const rete_store_op *op = &bt->ops[f->op];
-		if (op->status != RETE_STORE_ACCEPTED && op->status != RETE_STORE_DUPLICATE)
+		if (receipt_op(bt, f) == NULL)
 			continue;
 		send_receipt(e->b, bt, f);
 		broker_metrics_observe(e->b->metrics, BH_RECEIPT,
