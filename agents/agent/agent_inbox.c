@@ -96,6 +96,8 @@ static void inbox_ack(agent *a, const Rete__Deliver *d, const Rete__Message *msg
 			    index);
 	if (!own)
 		rete_signed_ack_clear(&sa);
+	/* answered: no longer one that waited for its signer's key */
+	agent_keys_taken(a, index);
 }
 
 /* inbox_refuse acks an entry that cannot be verified or opened: logged,
@@ -238,6 +240,8 @@ static bool inbox_key_refused(agent *a, const Rete__Deliver *d)
 		agent_key_verdict v = agent_keys_verify_message(a, sm, msg->sender, dirkey);
 		if (v == AGENT_KEY_ERROR) {
 			done = true; /* said; not answered: delivered again */
+		} else if (v == AGENT_KEY_OK && agent_keys_hold_back(a, msg->sender, le->index)) {
+			done = true; /* not acked: after what waited before it */
 		} else if (v == AGENT_KEY_UNCONFIRMED) {
 			snprintf(what, sizeof(what), "%s %.64s (log entry %" PRIu64 ")",
 				 rete_message_kind(msg), msg->id, le->index);

@@ -24,7 +24,12 @@
 #include "agent.h"
 #include "duration.h"
 
-#define HELD_MAX      1024 /* beyond this, rely on the broker delivering it again */
+/* Beyond this many, rely on the broker delivering it again. The broker
+ * sets aside what is read and not acked (broker.c) and goes on with what
+ * follows, so a full disk is sent far more than its delivery window (64 by
+ * default); each kept copy is a whole frame (up to max_frame, 24 MiB by
+ * default): a window's worth bounds the memory as the window did. */
+#define HELD_MAX      64
 #define HELD_FIRST_MS 250
 #define HELD_LAST_MS  8000
 
