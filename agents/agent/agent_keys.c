@@ -151,6 +151,11 @@ static char keys_standing(agent *a, const char *party, const uint8_t dirkey[RETE
  * have begun before the confirmation, the next brings them in order. */
 #define KEYS_HOLD_MAX 3
 
+/* Entries listed per party as waiting for its key (meta "key_changes"):
+ * above the 4096 the broker sets aside at its default window (64 per
+ * slot); what waits beyond is counted, not listed (agent_keys_unconfirmed). */
+#define KEYS_WAIT_LIST 8192
+
 /* keys_taking_put writes all (borrowed) as meta "key_taking", or deletes
  * it when empty, in the open transaction (or one of its own). */
 static rete_err keys_taking_put(agent *a, json_t *all, rete_msg *m)
@@ -536,20 +541,38 @@ void agent_keys_unconfirmed(agent *a, const char *party, const uint8_t dirkey[RE
 		if ((uint64_t)json_integer_value(it) == entry)
 			again = true;
 	}
-	if (again) {
+	/* an entry at or below the highest one no longer listed was counted
+	 * when it first came (the broker sends what it set aside in log order) */
+	json_int_t beyond = json_integer_value(json_object_get(rec, "beyond"));
+	uint64_t beyond_max = (uint64_t)json_integer_value(json_object_get(rec, "beyondMax"));
+	if (again || (beyond > 0 && entry <= beyond_max)) {
 		agent_debug(a, "%s: still waiting for the key of %s to be confirmed", what, party);
 		json_decref(all);
 		return;
 	}
 	json_array_append_new(entries, json_integer((json_int_t)entry));
-	/* bounded: the broker sets aside at most 64 per slot of its delivery
-	 * window (4096 by default); beyond them it holds the window again */
-	while (json_array_size(entries) > 1000)
+	/* The list is rewritten at each new entry, so it is bounded; the broker
+	 * sets aside up to 64 per slot of its delivery window (4096 by
+	 * default, 6.4 million at the largest window), so KEYS_WAIT_LIST covers
+	 * the default and the oldest beyond it are only counted ("beyond"):
+	 * `rete status` says how many wait, and --trust takes the unlisted ones
+	 * as they come (the broker sends them first, in log order). */
+	while (json_array_size(entries) > KEYS_WAIT_LIST) {
+		uint64_t old = (uint64_t)json_integer_value(json_array_get(entries, 0));
+		if (old > beyond_max)
+			beyond_max = old;
+		beyond++;
 		json_array_remove(entries, 0);
+	}
+	if (beyond > 0) {
+		json_object_set_new(rec, "beyond", json_integer(beyond));
+		json_object_set_new(rec, "beyondMax", json_integer((json_int_t)beyond_max));
+	}
 	json_object_set_new(rec, "last", json_string(now));
 	json_object_set_new(rec, "what", json_string(what));
 	json_object_set_new(rec, "key", keys_b64(dirkey, RETE_PK_LEN));
-	json_object_set_new(rec, "count", json_integer((json_int_t)json_array_size(entries)));
+	json_object_set_new(rec, "count",
+			    json_integer(beyond + (json_int_t)json_array_size(entries)));
 	keys_meta_put(a, AGENT_META_KEY_CHANGES, all, "the key change");
 	if (!first) {
 		agent_log(a, "warning",
