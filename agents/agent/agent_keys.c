@@ -240,9 +240,10 @@ bool agent_keys_hold_back(agent *a, const char *party, uint64_t index)
 			json_object_del(all, party);
 		agent_log(a, "warning",
 			  "%zu entr%s of %s that waited for its key (from log entry %" PRIu64
-			  ") did not come again while later ones did (%d times): the broker no "
-			  "longer holds them (withdrawn at its expiry: the sender was told they "
-			  "were not delivered); taking log entry %" PRIu64 " and what follows",
+			  ") did not come again while later ones did (%d times): most likely the "
+			  "broker no longer holds them (withdrawn at its expiry: the sender was "
+			  "told they were not delivered; or its log went back); taking log entry "
+			  "%" PRIu64 " and what follows",
 			  lower, lower == 1 ? "y" : "ies", party, first, KEYS_HOLD_MAX, index);
 	}
 	if (keys_taking_put(a, all, &m) != RETE_OK) {
