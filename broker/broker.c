@@ -101,13 +101,23 @@ static rete_err peers_rebuild(broker *b)
 			np[i].last_kind = old->last_kind;
 			np[i].last_standby = old->last_standby;
 			memcpy(np[i].last_software, old->last_software, sizeof(old->last_software));
-			/* deliveries in flight are sent again from the queue */
+			/* deliveries in flight are sent again from the queue; the
+			 * ones set aside stay aside (a round begins at once) */
 			np[i].dirty = true;
+			np[i].parked = old->parked;
+			np[i].nparked = old->nparked;
+			np[i].parked_cap = old->parked_cap;
+			np[i].park_round = old->nparked > 0;
+			np[i].park_round_ms = old->park_round_ms;
+			old->parked = NULL;
+			old->nparked = old->parked_cap = 0;
 		}
 	}
 	qsort(np, c->nparties, sizeof(*np), peer_cmp);
-	for (size_t i = 0; i < b->npeers; i++)
+	for (size_t i = 0; i < b->npeers; i++) {
 		free(b->peers[i].inflight);
+		free(b->peers[i].parked);
+	}
 	free(b->peers);
 	b->peers = np;
 	b->npeers = c->nparties;
@@ -538,8 +548,104 @@ static void publish_entry(broker *b, const Rete__Message *msg, const rete_store_
 
 /* --- delivery --------------------------------------------------------------------- */
 
+/* --- set aside ---------------------------------------------------------------
+ *
+ * The delivery window bounds what is sent to a party and not acked, so
+ * that a recipient that reads nothing does not get the whole queue piled
+ * up in memory. But a recipient may read a delivery and choose not to ack
+ * it yet: rete-agent leaves with the broker a message signed with a key of
+ * its sender that the agency's operator has not confirmed (agents/agent/
+ * agent_keys.h), so that an honest rotation loses nothing and a forged
+ * message is not taken. Held in the window, such entries stalled every
+ * other delivery to the agency once they filled it: one partner's
+ * unconfirmed key stopped every partner's referrals (session 12 review).
+ *
+ * So an entry in flight for `redeliver` without an ACK, on a connection
+ * that has shown it read past it (it answered a PING sent after it: the
+ * same proof redelivery asks), is set aside: it leaves the window, which
+ * goes on with what follows in the queue, and it stays queued (in the
+ * store: nothing is logged, acked or lost; after a restart of the broker
+ * it is delivered again as any queued entry). The recipient says nothing
+ * new (no protocol change): the broker infers from what it already knows
+ * that the recipient has the entry and is not taking it for now. What is
+ * set aside is sent again in rounds, in log order, every `redeliver`, at
+ * most delivery_window at a time (each chunk once the connection read past
+ * the one before, so that a round never piles up more than a window in the
+ * connection's queue), and at once, first, on a new delivery connection.
+ * An ACK (or a refusal) takes it off as it takes any entry. The room is
+ * bounded (PARK_PER_SLOT x delivery_window entries a party): beyond it an
+ * unacked entry keeps its slot, as before, said once. A recipient that
+ * reads nothing has nothing set aside: its window stays full. */
+#define PARK_PER_SLOT 64
+
+/* parked_at: where index is, or would go, in p's ascending parked list. */
+static size_t parked_at(const broker_peer *p, uint64_t index)
+{
+	size_t lo = 0, hi = p->nparked;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (p->parked[mid] < index)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static bool parked_has(const broker_peer *p, uint64_t index)
+{
+	size_t i = parked_at(p, index);
+	return i < p->nparked && p->parked[i] == index;
+}
+
+/* parked_add sets index aside for p; false when the room (max) is full or
+ * memory is short (then it stays in the window). One that goes before the
+ * round's next one is sent in the next round. */
+static bool parked_add(broker_peer *p, uint64_t index, size_t max)
+{
+	size_t i = parked_at(p, index);
+	if (i < p->nparked && p->parked[i] == index)
+		return true;
+	if (p->nparked >= max)
+		return false;
+	if (p->nparked == p->parked_cap) {
+		size_t nc = p->parked_cap ? p->parked_cap * 2 : 16;
+		if (nc > max)
+			nc = max;
+		uint64_t *v = realloc(p->parked, nc * sizeof(*v));
+		if (!v)
+			return false;
+		p->parked = v;
+		p->parked_cap = nc;
+	}
+	memmove(&p->parked[i + 1], &p->parked[i], (p->nparked - i) * sizeof(p->parked[0]));
+	p->parked[i] = index;
+	p->nparked++;
+	if (i < p->park_pos)
+		p->park_pos++;
+	return true;
+}
+
+static void parked_remove(broker_peer *p, uint64_t index)
+{
+	size_t i = parked_at(p, index);
+	if (i >= p->nparked || p->parked[i] != index)
+		return;
+	memmove(&p->parked[i], &p->parked[i + 1], (p->nparked - i - 1) * sizeof(p->parked[0]));
+	p->nparked--;
+	if (i < p->park_pos)
+		p->park_pos--;
+	if (p->nparked == 0) {
+		p->park_round = false;
+		p->park_full_said = false;
+	}
+}
+
+/* inflight_remove: entry index of p was acked (or refused, or expired):
+ * out of the window, or of what is set aside. */
 static void inflight_remove(broker_peer *p, uint64_t index)
 {
+	parked_remove(p, index);
 	for (size_t i = 0; i < p->ninflight; i++)
 		if (p->inflight[i].index == index) {
 			p->inflight[i] = p->inflight[--p->ninflight];
@@ -548,12 +654,17 @@ static void inflight_remove(broker_peer *p, uint64_t index)
 }
 
 /* inflight_restart forgets what was in flight on p's delivery connection:
- * pump sends it again, from the queue, in log order. */
+ * pump sends it again, from the queue, in log order. What is set aside
+ * stays aside and goes first, at once (a round that needs no proof of
+ * reading on the new connection). */
 static void inflight_restart(broker_peer *p)
 {
 	p->ninflight = 0;
 	p->next_from = 0;
 	p->dirty = true;
+	p->park_round = p->nparked > 0;
+	p->park_pos = 0;
+	p->park_seq = 0;
 }
 
 /* conn_find: the position of routing id rid in p's connections, or -1. */
@@ -709,9 +820,12 @@ static int deliver_one(broker *b, broker_peer *p, rete_store_rtxn *rt, uint64_t 
  * be queued (EAGAIN: the connection's queue is full) stays in flight and
  * goes again after `redeliver`; a connection that is gone is dropped and
  * the pump starts again on the next one. */
+static void park_step(broker *b, broker_peer *p);
+
 static void pump(broker *b, broker_peer *p)
 {
 	p->dirty = false;
+	park_step(b, p);
 	unsigned window = b->cfg->delivery_window;
 	while (p->nconns && p->ninflight < window) {
 		uint64_t idx[64];
@@ -726,6 +840,10 @@ static void pump(broker *b, broker_peer *p)
 			n = 0;
 		bool lost = false;
 		for (size_t i = 0; i < n && !lost; i++) {
+			if (parked_has(p, idx[i])) { /* set aside: sent in its rounds */
+				p->next_from = idx[i] + 1;
+				continue;
+			}
 			if (deliver_one(b, p, rt, idx[i]) == EHOSTUNREACH) {
 				conn_lost(b, p, 0);
 				lost = true;
@@ -768,12 +886,112 @@ static bool redelivery_due(const broker *b, const broker_conn *c, const broker_i
 	return now - f->sent_ms >= b->cfg->redeliver_ms && c->read_seq > f->sent_seq;
 }
 
-/* redeliver sends again, on the delivery connection, every delivery that
- * is due (redelivery_due), in log order, without waiting for a new HELLO. */
+/* park_step sends the next chunk (at most delivery_window) of the round
+ * in progress of what p has set aside, in log order, once the connection
+ * read past the chunk before (or nothing was sent on it yet). A full
+ * connection queue (EAGAIN) ends the chunk: the rest at the next step. */
+static void park_step(broker *b, broker_peer *p)
+{
+	if (!p->nconns || !p->park_round)
+		return;
+	if (p->park_seq && p->conns[0].read_seq <= p->park_seq)
+		return;
+	rete_store_rtxn *rt = NULL;
+	if (rete_store_read_begin(b->store, &rt, NULL) != RETE_OK)
+		return;
+	size_t sent = 0;
+	bool lost = false;
+	while (p->park_pos < p->nparked && sent < b->cfg->delivery_window) {
+		int rc = deliver_one(b, p, rt, p->parked[p->park_pos]);
+		if (rc == EHOSTUNREACH) {
+			lost = true;
+			break;
+		}
+		if (rc != 0)
+			break;
+		p->park_seq = ++b->send_seq;
+		p->park_pos++;
+		sent++;
+	}
+	rete_store_read_end(&rt);
+	broker_metrics_add(b->metrics, BM_DELIVERED, sent);
+	broker_metrics_add(b->metrics, BM_REDELIVERED, sent);
+	if (sent)
+		broker_log_debug("sent %zu of the deliveries set aside for %s again (%zu of %zu "
+				 "in this round)",
+				 sent, p->id, p->park_pos, p->nparked);
+	if (lost) {
+		conn_lost(b, p, 0); /* the round begins again on the next one */
+		return;
+	}
+	if (p->park_pos >= p->nparked)
+		p->park_round = false;
+}
+
+/* park_due sets aside p's deliveries in flight that are due again
+ * (redelivery_due: unacked for `redeliver` on a connection that read past
+ * them), and begins a round of what is set aside when some were, or when
+ * `redeliver` passed since the last round began and the connection read
+ * past what it was sent last. */
+static void park_due(broker *b, broker_peer *p, int64_t now)
+{
+	size_t max = (size_t)b->cfg->delivery_window * PARK_PER_SLOT, now_aside = 0;
+	bool full = false;
+	for (size_t j = 0; j < p->ninflight;) {
+		broker_inflight *f = &p->inflight[j];
+		if (!redelivery_due(b, &p->conns[0], f, now)) {
+			j++;
+		} else if (parked_add(p, f->index, max)) {
+			p->inflight[j] = p->inflight[--p->ninflight];
+			now_aside++;
+		} else {
+			full = true;
+			j++;
+		}
+	}
+	if (now_aside) {
+		p->dirty = true; /* their slots go to what follows in the queue */
+		broker_log_info("%s read %zu deliver%s without acknowledging %s within %" PRId64
+				" ms: set aside, out of its delivery window, so that what "
+				"follows is delivered; %s sent again every `redeliver`, in log "
+				"order, until acknowledged (%zu set aside for %s)",
+				p->id, now_aside, now_aside == 1 ? "y" : "ies",
+				now_aside == 1 ? "it" : "them", b->cfg->redeliver_ms,
+				now_aside == 1 ? "it is" : "they are", p->nparked, p->id);
+	}
+	if (full && !p->park_full_said) {
+		p->park_full_said = true;
+		broker_log_warn(
+		    "%s has %zu deliveries set aside, unacknowledged, the most a party "
+		    "may have (%u per slot of its delivery_window): further unacknowledged "
+		    "ones keep their slot in the window, and once they fill it nothing "
+		    "else is delivered to %s until it acknowledges some (rete-agent "
+		    "leaves unacknowledged what is signed with a partner's key its "
+		    "operator has not confirmed: rete status -c agent.ini says which)",
+		    p->id, p->nparked, (unsigned)PARK_PER_SLOT, p->id);
+	}
+	if (p->park_round || !p->nparked)
+		return;
+	if (now_aside || (now - p->park_round_ms >= b->cfg->redeliver_ms &&
+			  (!p->park_seq || p->conns[0].read_seq > p->park_seq))) {
+		p->park_round = true;
+		p->park_pos = 0;
+		p->park_round_ms = now;
+	}
+}
+
+/* redeliver sets aside what is due again (park_due) and sends the next
+ * chunk of what is set aside; then sends again, on the delivery connection,
+ * every delivery that is due (redelivery_due) and could not be set aside
+ * (the room is full), in log order, without waiting for a new HELLO. */
 static void redeliver(broker *b, int64_t now)
 {
 	for (size_t i = 0; i < b->npeers; i++) {
 		broker_peer *p = &b->peers[i];
+		if (!p->nconns)
+			continue;
+		park_due(b, p, now);
+		park_step(b, p);
 		if (!p->nconns || !p->ninflight)
 			continue;
 		bool due = false;
@@ -3819,8 +4037,10 @@ static void broker_free(broker *b)
 	rete_store_unlock(&b->store_lock); /* after the store: no writer left */
 	free(b->restore_note);
 	rete_seckey_free(&b->key);
-	for (size_t i = 0; i < b->npeers; i++)
+	for (size_t i = 0; i < b->npeers; i++) {
 		free(b->peers[i].inflight);
+		free(b->peers[i].parked);
+	}
 	free(b->peers);
 	free(b->fd_party);
 	for (int i = 0; i < 2; i++) {

@@ -87,6 +87,20 @@ typedef struct broker_peer {
 	size_t nconns;		   /* 0: no live HELLO (nothing delivered) */
 	broker_inflight *inflight; /* delivered, not yet acked */
 	size_t ninflight;
+	/* Deliveries set aside (broker.c, "set aside"): in flight for
+	 * `redeliver` without an ACK while the connection read past them. Out
+	 * of the window, ascending; sent again in rounds (park_round: one in
+	 * progress, park_pos its next one; park_seq the send number of the
+	 * last one sent on this connection, 0: none yet; park_round_ms when
+	 * the latest began, monotonic). park_full_said: the room is full,
+	 * said once. */
+	uint64_t *parked;
+	size_t nparked, parked_cap;
+	size_t park_pos;
+	bool park_round;
+	uint64_t park_seq;
+	int64_t park_round_ms;
+	bool park_full_said;
 	uint64_t next_from; /* next queue index to look at */
 	int64_t last_seen_ms;
 	bool dirty; /* look at its queue after this batch */

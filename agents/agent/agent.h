@@ -247,6 +247,16 @@ void agent_delivery_say_early(agent *a, json_t **said);
  * sentence: said in the log once per problem, not per try. */
 void agent_inbox_hold(agent *a, const Rete__Deliver *d, uint64_t index, const char *problem);
 
+/* agent_inbox_held_back keeps d (log index `index`, not acked) when an
+ * entry below it is held: true then, and the caller leaves it. It is
+ * written after the held ones, in log order (the broker sets aside what is
+ * left unacked and sends later entries meanwhile). */
+bool agent_inbox_held_back(agent *a, const Rete__Deliver *d, uint64_t index);
+
+/* agent_inbox_held_done: the entry at index was answered (acked, refused);
+ * no longer held, and the next held one is tried at once. */
+void agent_inbox_held_done(agent *a, uint64_t index);
+
 /* agent_inbox_held_tick retries what is held when due; returns the ms until
  * it wants to be called again (-1: nothing held). */
 int64_t agent_inbox_held_tick(agent *a, int64_t now);

@@ -148,6 +148,12 @@ typedef struct agent_db agent_db;
  * confirmed in advance (--trust before the directory shows it: pinned when
  * it does). The pins database keeps one key a party, as before. */
 #define AGENT_META_PARTY_KEYS "party_keys"
+/* "key_taking" -> {PARTY: {"entries": [N...], "held": {"J": COUNT}}}: the
+ * log indexes of PARTY's entries that waited for its key and were not
+ * taken yet when --trust confirmed it (copied from "key_changes"), taken
+ * in log order from then on; "held": how often entry J, which came before
+ * a lower one of them, was left for later (agent_keys_hold_back). */
+#define AGENT_META_KEY_TAKING "key_taking"
 /* "dir_serial" -> the serial of the latest directory given (decimal text):
  * a later one more than one above says directories were logged unseen. */
 #define AGENT_META_DIR_SERIAL "dir_serial"

@@ -96,6 +96,10 @@ static void inbox_ack(agent *a, const Rete__Deliver *d, const Rete__Message *msg
 			    index);
 	if (!own)
 		rete_signed_ack_clear(&sa);
+	/* answered: no longer one that waited for its signer's key, nor one
+	 * held for a disk that could not be written */
+	agent_keys_taken(a, index);
+	agent_inbox_held_done(a, index);
 }
 
 /* inbox_refuse acks an entry that cannot be verified or opened: logged,
@@ -241,6 +245,8 @@ static bool inbox_key_refused(agent *a, const Rete__Deliver *d)
 		agent_key_verdict v = agent_keys_verify_message(a, sm, msg->sender, dirkey);
 		if (v == AGENT_KEY_ERROR) {
 			done = true; /* said; not answered: delivered again */
+		} else if (v == AGENT_KEY_OK && agent_keys_hold_back(a, msg->sender, le->index)) {
+			done = true; /* not acked: after what waited before it */
 		} else if (v == AGENT_KEY_UNCONFIRMED) {
 			snprintf(what, sizeof(what), "%s %.64s (log entry %" PRIu64 ")",
 				 rete_message_kind(msg), msg->id, le->index);
@@ -516,6 +522,10 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 		snprintf(before, sizeof(before), "%.*s", (int)nl, (const char *)have.data);
 		rete_buf_free(&have);
 	}
+	/* An entry below this one could not be written yet: this one waits
+	 * for it (unacked, kept), so that inbox/ gets them in log order. */
+	if (agent_inbox_held_back(a, d, index))
+		goto out;
 	if (!inbox_verify(a, sm, msg)) {
 		inbox_refuse(a, d, msg, index, RETE__ERROR_CODE__ERROR_CODE_BAD_SIGNATURE,
 			     "the signature of %s by '%s' does not verify with %s", msg->id,

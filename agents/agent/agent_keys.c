@@ -136,6 +136,158 @@ static char keys_standing(agent *a, const char *party, const uint8_t dirkey[RETE
 	return r;
 }
 
+/* --- taking in log order what waited for a key -------------------------
+ *
+ * The broker sends again what it set aside in rounds, in log order, a
+ * chunk at a time; --trust (another process) may confirm the key between
+ * two chunks, or while a later entry of the party comes through the
+ * window: the agent would take the later ones first. So the entries still
+ * waiting when the key is confirmed are listed (meta "key_taking"), and an
+ * entry of that party above one of them waits (not acked: the broker sets
+ * it aside and sends it again after them). */
+
+/* How many times an entry is left for later while lower ones of the list
+ * never come again (the broker withdrew them at its expiry): one round may
+ * have begun before the confirmation, the next brings them in order. */
+#define KEYS_HOLD_MAX 3
+
+/* Entries listed per party as waiting for its key (meta "key_changes"):
+ * above the 4096 the broker sets aside at its default window (64 per
+ * slot); what waits beyond is counted, not listed (agent_keys_unconfirmed). */
+#define KEYS_WAIT_LIST 8192
+
+/* keys_taking_put writes all (borrowed) as meta "key_taking", or deletes
+ * it when empty, in the open transaction (or one of its own). */
+static rete_err keys_taking_put(agent *a, json_t *all, rete_msg *m)
+{
+	if (json_object_size(all) == 0) {
+		rete_err err = agent_db_del(a->db, AGENT_DB_META, AGENT_META_KEY_TAKING,
+					    strlen(AGENT_META_KEY_TAKING), m);
+		return err == RETE_ENOENT ? RETE_OK : err;
+	}
+	char *text = json_dumps(all, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	rete_err err = text == NULL
+			   ? rete_msg_set(m, RETE_ENOMEM, "out of memory")
+			   : agent_db_put(a->db, AGENT_DB_META, AGENT_META_KEY_TAKING,
+					  strlen(AGENT_META_KEY_TAKING), text, strlen(text), m);
+	free(text);
+	return err;
+}
+
+/* keys_taking_begin lists, at the confirmation of party's key, the
+ * entries that waited for it (meta "key_changes"), to be taken in order. */
+static rete_err keys_taking_begin(agent *a, const char *party, rete_msg *m)
+{
+	json_t *changes = keys_meta_get(a, AGENT_META_KEY_CHANGES);
+	json_t *entries = json_object_get(json_object_get(changes, party), "entries");
+	rete_err err = RETE_OK;
+	if (json_is_array(entries) && json_array_size(entries) > 0) {
+		json_t *all = keys_meta_get(a, AGENT_META_KEY_TAKING);
+		if (!json_is_object(all)) {
+			json_decref(all);
+			all = json_object();
+		}
+		json_t *rec = json_object();
+		json_object_set(rec, "entries", entries);
+		json_object_set_new(all, party, rec);
+		err = keys_taking_put(a, all, m);
+		json_decref(all);
+	}
+	json_decref(changes);
+	return err;
+}
+
+bool agent_keys_hold_back(agent *a, const char *party, uint64_t index)
+{
+	json_t *all = keys_meta_get(a, AGENT_META_KEY_TAKING);
+	json_t *rec = json_object_get(all, party);
+	json_t *entries = json_object_get(rec, "entries");
+	size_t i, lower = 0;
+	json_t *it;
+	uint64_t first = 0;
+	json_array_foreach(entries, i, it)
+	{
+		uint64_t e = (uint64_t)json_integer_value(it);
+		if (e < index && (lower++ == 0 || e < first))
+			first = e;
+	}
+	if (lower == 0) {
+		json_decref(all);
+		return false;
+	}
+	char key[24];
+	rete_msg m = {{0}};
+	snprintf(key, sizeof(key), "%" PRIu64, index);
+	json_t *held = json_object_get(rec, "held");
+	if (!json_is_object(held)) {
+		held = json_object();
+		json_object_set_new(rec, "held", held);
+	}
+	json_int_t times = json_integer_value(json_object_get(held, key)) + 1;
+	bool hold = times <= KEYS_HOLD_MAX;
+	if (hold) {
+		json_object_set_new(held, key, json_integer(times));
+		agent_debug(a,
+			    "log entry %" PRIu64 " of %s waits: %zu entr%s of %s that waited for "
+			    "its key, from log entry %" PRIu64 ", come first (log order)",
+			    index, party, lower, lower == 1 ? "y" : "ies", party, first);
+	} else {
+		for (size_t k = json_array_size(entries); k-- > 0;)
+			if ((uint64_t)json_integer_value(json_array_get(entries, k)) < index)
+				json_array_remove(entries, k);
+		json_object_del(rec, "held");
+		if (json_array_size(entries) == 0)
+			json_object_del(all, party);
+		agent_log(a, "warning",
+			  "%zu entr%s of %s that waited for its key (from log entry %" PRIu64
+			  ") did not come again while later ones did (%d times): most likely the "
+			  "broker no longer holds them (withdrawn at its expiry: the sender was "
+			  "told they were not delivered; or its log went back); taking log entry "
+			  "%" PRIu64 " and what follows",
+			  lower, lower == 1 ? "y" : "ies", party, first, KEYS_HOLD_MAX, index);
+	}
+	if (keys_taking_put(a, all, &m) != RETE_OK) {
+		agent_log(a, "warning", "%s; log entry %" PRIu64 " of %s is taken without waiting",
+			  m.text, index, party);
+		hold = false;
+	}
+	json_decref(all);
+	return hold;
+}
+
+void agent_keys_taken(agent *a, uint64_t index)
+{
+	json_t *all = keys_meta_get(a, AGENT_META_KEY_TAKING);
+	if (!json_is_object(all)) {
+		json_decref(all);
+		return;
+	}
+	const char *party;
+	json_t *rec, *tmp;
+	bool found = false;
+	json_object_foreach_safe(all, tmp, party, rec)
+	{
+		json_t *entries = json_object_get(rec, "entries");
+		bool here = false;
+		for (size_t k = json_array_size(entries); k-- > 0;)
+			if ((uint64_t)json_integer_value(json_array_get(entries, k)) == index) {
+				json_array_remove(entries, k);
+				here = true;
+			}
+		if (!here)
+			continue;
+		found = true;
+		json_object_del(rec, "held"); /* progress: the order is kept so far */
+		if (json_array_size(entries) == 0)
+			json_object_del(all, party);
+	}
+	rete_msg m = {{0}};
+	if (found && keys_taking_put(a, all, &m) != RETE_OK)
+		agent_log(a, "warning", "%s: log entry %" PRIu64 " stays listed as waiting", m.text,
+			  index);
+	json_decref(all);
+}
+
 rete_err agent_keys_pin(agent *a, const char *party, const uint8_t key[RETE_PK_LEN], rete_msg *m)
 {
 	rete_buf old = {0};
@@ -173,6 +325,8 @@ rete_err agent_keys_pin(agent *a, const char *party, const uint8_t key[RETE_PK_L
 		if (err == RETE_ENOENT)
 			err = RETE_OK;
 	}
+	if (err == RETE_OK)
+		err = keys_taking_begin(a, party, m);
 	if (err == RETE_OK)
 		err = agent_keys_forget(a, party, m);
 	return own_txn ? agent_db_end(a->db, err, m) : err;
@@ -388,19 +542,38 @@ void agent_keys_unconfirmed(agent *a, const char *party, const uint8_t dirkey[RE
 		if ((uint64_t)json_integer_value(it) == entry)
 			again = true;
 	}
-	if (again) {
+	/* an entry at or below the highest one no longer listed was counted
+	 * when it first came (the broker sends what it set aside in log order) */
+	json_int_t beyond = json_integer_value(json_object_get(rec, "beyond"));
+	uint64_t beyond_max = (uint64_t)json_integer_value(json_object_get(rec, "beyondMax"));
+	if (again || (beyond > 0 && entry <= beyond_max)) {
 		agent_debug(a, "%s: still waiting for the key of %s to be confirmed", what, party);
 		json_decref(all);
 		return;
 	}
 	json_array_append_new(entries, json_integer((json_int_t)entry));
-	/* bounded: the broker's delivery window (64 by default) holds fewer */
-	while (json_array_size(entries) > 1000)
+	/* The list is rewritten at each new entry, so it is bounded; the broker
+	 * sets aside up to 64 per slot of its delivery window (4096 by
+	 * default, 6.4 million at the largest window), so KEYS_WAIT_LIST covers
+	 * the default and the oldest beyond it are only counted ("beyond"):
+	 * `rete status` says how many wait, and --trust takes the unlisted ones
+	 * as they come (the broker sends them first, in log order). */
+	while (json_array_size(entries) > KEYS_WAIT_LIST) {
+		uint64_t old = (uint64_t)json_integer_value(json_array_get(entries, 0));
+		if (old > beyond_max)
+			beyond_max = old;
+		beyond++;
 		json_array_remove(entries, 0);
+	}
+	if (beyond > 0) {
+		json_object_set_new(rec, "beyond", json_integer(beyond));
+		json_object_set_new(rec, "beyondMax", json_integer((json_int_t)beyond_max));
+	}
 	json_object_set_new(rec, "last", json_string(now));
 	json_object_set_new(rec, "what", json_string(what));
 	json_object_set_new(rec, "key", keys_b64(dirkey, RETE_PK_LEN));
-	json_object_set_new(rec, "count", json_integer((json_int_t)json_array_size(entries)));
+	json_object_set_new(rec, "count",
+			    json_integer(beyond + (json_int_t)json_array_size(entries)));
 	keys_meta_put(a, AGENT_META_KEY_CHANGES, all, "the key change");
 	if (!first) {
 		agent_log(a, "warning",
@@ -412,19 +585,21 @@ void agent_keys_unconfirmed(agent *a, const char *party, const uint8_t dirkey[RE
 		return;
 	}
 	json_decref(all);
-	agent_log(a, "error",
-		  "ALARM: the key of %s in the broker's directory is not the key this agency "
-		  "pinned for it, and %s is signed with it: not taken yet, nor anything else "
-		  "signed with that key: left with the broker, which delivers it again, until "
-		  "this agency's operator confirms the key (meanwhile each such entry holds one "
-		  "of the broker's delivery slots for this agency; `rete status` counts them). If "
-		  "%s did not change its key, whoever holds this one can sign as %s: tell the "
-		  "broker's operator and the auditor. If it did, get the new key from %s by "
-		  "another channel (phone, letter; never from the directory) and run rete-agent "
-		  "-c agent.ini --trust %s --key KEY: what waits is then taken, nothing needs "
-		  "sending again; or, if they say the pinned key is still theirs, --key with the "
-		  "pinned key keeps it (what is signed with the other is then refused)",
-		  party, what, party, party, party, party);
+	agent_log(
+	    a, "error",
+	    "ALARM: the key of %s in the broker's directory is not the key this agency "
+	    "pinned for it, and %s is signed with it: not taken yet, nor anything else "
+	    "signed with that key: left with the broker, which delivers it again, until "
+	    "this agency's operator confirms the key (the broker sets such entries aside, out "
+	    "of this agency's delivery window, so they do not hold up what other partners "
+	    "send; `rete status` counts them). If "
+	    "%s did not change its key, whoever holds this one can sign as %s: tell the "
+	    "broker's operator and the auditor. If it did, get the new key from %s by "
+	    "another channel (phone, letter; never from the directory) and run rete-agent "
+	    "-c agent.ini --trust %s --key KEY: what waits is then taken, nothing needs "
+	    "sending again; or, if they say the pinned key is still theirs, --key with the "
+	    "pinned key keeps it (what is signed with the other is then refused)",
+	    party, what, party, party, party, party);
 }
 
 /* keys_serial_gap says, once per gap, that directories were logged that

@@ -17,7 +17,14 @@
  *   in meta AGENT_META_KEY_CHANGES (for `rete status`), and an ALARM line
  *   is said once per party. What is signed with it is left with the broker
  *   (not acked, not refused: an honest rotation loses nothing) and taken
- *   once the operator confirms the key. A party's earlier confirmed keys
+ *   once the operator confirms the key. Not acked, it does not stall other
+ *   partners' deliveries: the broker sets aside what a recipient read and
+ *   left unacked for `redeliver`, out of its delivery window, and sends it
+ *   again in rounds, in log order (broker/broker.c, "set aside"). The agent
+ *   itself keeps nothing of it: an ACK would log a Delivery (the sender
+ *   would take the message as received, and stop holding it) and a refusal
+ *   would end it, and neither is true of a message the operator has not
+ *   judged yet. A party's earlier confirmed keys
  *   still verify what it signed before its rotation; a key may be
  *   confirmed in advance (--trust before the directory shows it), and a
  *   key the operator refused (the pinned one kept) is refused from then on
@@ -132,6 +139,21 @@ void agent_keys_own_refused(struct agent *a);
  * now the agent's own (the agency rotated its key and the agent runs with
  * the new one) is over: forgotten, said at info level. */
 void agent_keys_start(struct agent *a);
+
+/* agent_keys_hold_back: should the entry at log index `index`, signed by
+ * party with its pinned key, wait (not acked) because entries of party
+ * that waited for that key to be confirmed, at lower indexes, are not
+ * taken yet (meta AGENT_META_KEY_TAKING)? So that what waited is taken in
+ * log order after --trust, though the broker's round of what it set aside
+ * was under way when the key was confirmed. An entry left so KEYS_HOLD_MAX
+ * times while the lower ones never came again (withdrawn at the broker's
+ * expiry) ends the wait for them (said). */
+bool agent_keys_hold_back(struct agent *a, const char *party, uint64_t index);
+
+/* agent_keys_taken: the entry at log index `index` was taken or refused:
+ * no longer one that waited (AGENT_META_KEY_TAKING; a party's message, or
+ * a delivery receipt of ours its acknowledgement made wait). */
+void agent_keys_taken(struct agent *a, uint64_t index);
 
 /* agent_keys_forget removes the unconfirmed key change of party (after
  * --trust) from the meta record, in the open transaction if any. RETE_OK,

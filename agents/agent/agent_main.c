@@ -269,12 +269,11 @@ static int agent_trust(agent *a, const char *id, const char *key_b64)
 		       nk ? " is refused: what is signed with it is refused" : "", id);
 		rc = 0;
 	} else if (is_pending) {
-		printf(
-		    "%s: key %s confirmed (was %s); what it signed and was left with the broker "
-		    "is taken when the broker delivers it again (within its redeliver time, 30 s "
-		    "by default, or at the agent's next connection): nothing needs sending "
-		    "again\n",
-		    id, key_b64, o ? o : "none");
+		printf("%s: key %s confirmed (was %s); what it signed and was left with the broker "
+		       "is taken, in log order, when the broker delivers it again (within its "
+		       "redeliver time, 30 s by default, or at the agent's next connection): "
+		       "nothing needs sending again\n",
+		       id, key_b64, o ? o : "none");
 		rc = 0;
 	} else if (o == NULL) {
 		printf("%s: key %s pinned (no key was pinned for it yet)\n", id, key_b64);

@@ -284,9 +284,11 @@ static void keys_print(const char *id, json_t *own, json_t *changes, FILE *out)
 		    out,
 		    "%s: KEY CHANGE NOT CONFIRMED: the key of %s in the broker's directory (%s) "
 		    "is not the one pinned (%s); since %s, %lld log entr%s signed with it not "
-		    "taken, the latest %s at %s. They wait with the broker, each in one of its "
-		    "delivery slots for this agency ([broker] delivery_window, 64 by default: "
-		    "when they fill it, nothing else is delivered here). Ask %s by phone for its "
+		    "taken, the latest %s at %s. They wait with the broker, set aside out of this "
+		    "agency's delivery window (what other partners send is delivered meanwhile, "
+		    "except after a restart of the broker: they are set aside again, one window "
+		    "per redeliver), "
+		    "and are delivered again every redeliver. Ask %s by phone for its "
 		    "key: if it changed, rete-agent -c agent.ini --trust %s --key KEY (they are "
 		    "then taken); if it did not, --key with the pinned key (they are refused), "
 		    "and tell the broker's operator and the auditor\n",

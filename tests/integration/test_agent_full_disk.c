@@ -227,11 +227,89 @@ static void test_agent_full_disk(void **state)
 	assert_int_equal(sar_deliveries(n, OTHER_FC, "disk-1"), -1);
 }
 
+/* inbox/ that cannot be written for a while (here it is a file: every
+ * write fails, as on a full disk) while referrals come: the agent holds
+ * them unacked, and the broker sets aside what it read and left unacked
+ * and goes on with what follows (broker.c). Once inbox/ is back, the
+ * agent must still write what it was sent in log order (DESIGN.md §5):
+ * nothing above the lowest entry it could not write is taken before it
+ * (review s13 window, finding 1: "9 10 12 14 1 2 3 4 5 6 7 8"). */
+static void test_inbox_order(void **state)
+{
+	it_net *n = it_net_new("agentdisk-order", NULL);
+	assert_non_null(n);
+	*state = n;
+	n->window = 4;
+	assert_int_equal(it_write_ini(n), 0);
+	it_ini_broker_add(n, "redeliver = 2s");
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_CPI));
+	char log[1300], inbox[1300], away[1400];
+	snprintf(log, sizeof(log), "%s/cpi.mantova.log", n->dir);
+	it_spool(n, IT_CPI, "inbox", inbox, sizeof(inbox));
+	snprintf(away, sizeof(away), "%s.away", inbox);
+	assert_true(it_wait_occurrences(log, "connected to", 1, it_wait_ms()));
+	assert_int_equal(rename(inbox, away), 0);
+	FILE *fp = fopen(inbox, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	for (int k = 1; k <= 8; k++) {
+		char id[32];
+		snprintf(id, sizeof(id), "ord-%d", k);
+		it_refer(n, IT_SOCIAL, IT_CPI, id);
+	}
+	assert_true(it_wait_occurrences(log, "not acked: the agent keeps it", 1, it_wait_ms()));
+	/* pacing, not synchronisation: inbox/ stays unwritable across a few
+	 * `redeliver`s, so that the broker sets entries aside */
+	it_nap(8000);
+	assert_int_equal(unlink(inbox), 0);
+	assert_int_equal(rename(away, inbox), 0);
+	for (int k = 9; k <= 12; k++) {
+		char id[32];
+		snprintf(id, sizeof(id), "ord-%d", k);
+		it_refer(n, IT_SOCIAL, IT_CPI, id);
+	}
+	if (!it_until_inbox(inbox, 12)) {
+		it_show(n, "cpi.mantova.log");
+		fail_msg("cpi.mantova's inbox/ did not get the 12 referrals once it could be "
+			 "written again");
+	}
+	char *text = tu_read_file(log, NULL);
+	assert_non_null(text);
+	const char *needle = " (referral from social.mantova) written to inbox/";
+	char order[400] = "";
+	size_t ol = 0, seen = 0;
+	uint64_t last = 0;
+	bool in_order = true;
+	for (char *at = strstr(text, needle); at != NULL; at = strstr(at + 1, needle)) {
+		char *p = at;
+		while (p > text && p[-1] >= '0' && p[-1] <= '9')
+			p--;
+		uint64_t idx = strtoull(p, NULL, 10);
+		if (ol < sizeof(order))
+			ol += (size_t)snprintf(order + ol, sizeof(order) - ol, " %" PRIu64, idx);
+		if (idx < last)
+			in_order = false;
+		last = idx;
+		seen++;
+	}
+	free(text);
+	if (!in_order || seen != 12) {
+		it_show(n, "cpi.mantova.log");
+		fail_msg(
+		    "cpi.mantova's agent wrote %zu referrals to inbox/ in this order of log "
+		    "index:%s; once inbox/ could be written again it took later entries before "
+		    "the ones it held: not per-recipient log order",
+		    seen, order);
+	}
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_agent_full_disk, it_disk_teardown),
+	    cmocka_unit_test_teardown(test_inbox_order, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

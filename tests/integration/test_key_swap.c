@@ -54,6 +54,17 @@
  *                       one going back; from a state file of an earlier
  *                       rete (no "keys") the run is accepted and says the
  *                       back-check starts with it
+ *   window_stall        social.mantova's delivery window (4 here) is more
+ *                       than full of referrals signed with asst.mantova's
+ *                       unconfirmed new key: cpi.mantova's referrals are
+ *                       delivered all the same, before and after a
+ *                       restart of social's agent; once the operator
+ *                       confirms the key, each waiting entry is taken once,
+ *                       in log order, before asst's next referral
+ *                       (session 12 review: they stalled every delivery
+ *                       to the agency)
+ *   window_pin_kept     the same, but the operator keeps the pinned key:
+ *                       every waiting entry is refused (bad-signature)
  */
 #define _GNU_SOURCE
 #include <jansson.h>
@@ -155,21 +166,27 @@ static char *ks_pub(const it_net *n, const char *name)
 	return t;
 }
 
-/* ks_submit_signed submits a referral from social.mantova to cpi.mantova
- * with id, signed with signer, on a connection made with key conn (no
- * HELLO: nothing is delivered to it), and checks the broker took it. */
-static void ks_submit_signed(it_net *n, const rete_seckey *conn, const rete_seckey *signer,
-			     const char *id)
+/* ks_submit_as submits a referral from party `from` to party `to` with id,
+ * signed with signer, on a connection made with key conn (no HELLO:
+ * nothing is delivered to it), and checks the broker took it. */
+static void ks_submit_as(it_net *n, int from, int to, const rete_seckey *conn,
+			 const rete_seckey *signer, const char *id)
 {
 	rete_wire *w = NULL;
 	rete_msg m;
 	assert_int_equal(rete_wire_connect(&w, n->listen, &n->broker->pub, conn, &m), RETE_OK);
 	it_msg o;
-	assert_int_equal(it_referral_ex(n, IT_SOCIAL, IT_CPI, id, NULL, signer, NULL, 0, &o),
-			 RETE_OK);
+	assert_int_equal(it_referral_ex(n, from, to, id, NULL, signer, NULL, 0, &o), RETE_OK);
 	assert_true(it_accepted(it_submit(w, &o, it_wait_ms()), id, n->log));
 	it_msg_free(&o);
 	rete_wire_close(&w);
+}
+
+/* ks_submit_signed: ks_submit_as from social.mantova to cpi.mantova. */
+static void ks_submit_signed(it_net *n, const rete_seckey *conn, const rete_seckey *signer,
+			     const char *id)
+{
+	ks_submit_as(n, IT_SOCIAL, IT_CPI, conn, signer, id);
 }
 
 /* ks_checkpoint_covers: does the broker's latest stored checkpoint cover
@@ -196,23 +213,30 @@ static bool ks_checkpoint_covers(const it_net *n, uint64_t size)
  * (caller frees). */
 #define ks_run(out, ...) tu_run(out, __VA_ARGS__)
 
-/* ks_inbox_holds: does some file of folder dir contain needle? */
-static bool ks_inbox_holds(const char *dir, const char *needle)
+/* ks_files_holding: how many files of folder dir contain needle. */
+static size_t ks_files_holding(const char *dir, const char *needle)
 {
 	DIR *d = opendir(dir);
+	size_t k = 0;
 	if (!d)
-		return false;
+		return 0;
 	struct dirent *e;
-	bool found = false;
-	while (!found && (e = readdir(d)) != NULL) {
+	while ((e = readdir(d)) != NULL) {
 		char path[2600];
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		found = tu_occurrences(path, needle) > 0;
+		if (tu_occurrences(path, needle) > 0)
+			k++;
 	}
 	closedir(d);
-	return found;
+	return k;
+}
+
+/* ks_inbox_holds: does some file of folder dir contain needle? */
+static bool ks_inbox_holds(const char *dir, const char *needle)
+{
+	return ks_files_holding(dir, needle) > 0;
 }
 
 /* ks_referral_file: an outbox file of social.mantova's system: a referral
@@ -335,7 +359,7 @@ static void test_forged_message(void **state)
 	char *out = NULL;
 	int rc = ks_run(&out, "'%s/rete' status -c '%s' --timeout 0", n->bin, cini);
 	if (rc != 0 || strstr(out, "2 log entries signed with it not taken") == NULL ||
-	    strstr(out, "delivery_window") == NULL)
+	    strstr(out, "set aside") == NULL)
 		KS_BAD("FAIL (1): rete status of cpi.mantova does not count the 2 entries left "
 		       "with the broker (exit %d): %s",
 		       rc, out);
@@ -948,6 +972,265 @@ static void test_readd_audit(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/* --- one partner's unconfirmed key must not stall the others ------------- */
+
+/* The delivery window of these tests: small, so that a few entries fill it. */
+#define KW_WINDOW  4
+#define KW_WAITING 6 /* entries signed with the unconfirmed key: more than the window */
+
+/* ks_until_inbox_holds polls folder dir (files another process writes:
+ * no event) until some file holds needle; false at the deadline. */
+static bool ks_until_inbox_holds(const char *dir, const char *needle)
+{
+	int64_t end = it_mono_ms() + it_wait_ms();
+	while (!ks_inbox_holds(dir, needle) && it_mono_ms() < end)
+		it_nap(50);
+	return ks_inbox_holds(dir, needle);
+}
+
+/* struct ks_win: social.mantova's log, inbox and agent.ini, and the key
+ * asst.mantova rotated to. */
+struct ks_win {
+	char log[1300], inbox[1300], ini[1300];
+	rete_seckey *fresh;
+};
+
+/* ks_win_start: a broker with a delivery window of KW_WINDOW that delivers
+ * again within a second what is not acked, and social.mantova's agent,
+ * which pins asst.mantova's key from an honest referral. asst.mantova then
+ * rotates its key (the directory shows the new one; social's operator was
+ * not called) and sends KW_WAITING referrals signed with it, more than the
+ * window holds; social's agent leaves them with the broker (the ALARM).
+ * Then cpi.mantova, another partner, sends social a referral: it must be
+ * delivered, whatever waits for asst's key (session 12 review: it was not:
+ * the waiting entries held every delivery slot). */
+static it_net *ks_win_start(void **state, const char *name, struct ks_win *s)
+{
+	it_net *n = it_net_new(name, NULL);
+	assert_non_null(n);
+	*state = n;
+	int ms = it_wait_ms();
+	n->window = KW_WINDOW;
+	assert_int_equal(it_write_ini(n), 0);
+	it_ini_broker_add(n, "redeliver = 1s");
+	ks_path(n, s->log, sizeof(s->log), "social.mantova.log");
+	ks_path(n, s->ini, sizeof(s->ini), "agents/social.mantova/agent.ini");
+	it_spool(n, IT_SOCIAL, "inbox", s->inbox, sizeof(s->inbox));
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_wait_occurrences(s->log, "connected to", 1, ms));
+	ks_submit_as(n, IT_ASST, IT_SOCIAL, n->keys[IT_ASST], n->keys[IT_ASST], "m-asst-1");
+	assert_true(it_until_inbox(s->inbox, 1));
+
+	s->fresh = it_key_new(n->dir, "asst.new");
+	ks_rekey(n, "asst.mantova", "asst.new");
+	ks_reload(n, 2);
+	for (int k = 1; k <= KW_WAITING; k++) {
+		char id[32];
+		snprintf(id, sizeof(id), "m-wait-%d", k);
+		ks_submit_as(n, IT_ASST, IT_SOCIAL, s->fresh, s->fresh, id);
+	}
+	assert_true(it_wait_occurrences(s->log, "ALARM: the key of asst.mantova", 1, ms));
+	/* the window is full of them */
+	char needle[64];
+	snprintf(needle, sizeof(needle), "m-wait-%d (log entry", KW_WINDOW);
+	assert_true(it_wait_occurrences(s->log, needle, 1, ms));
+
+	it_refer(n, IT_CPI, IT_SOCIAL, "m-other-1");
+	if (!ks_until_inbox_holds(s->inbox, "m-other-1")) {
+		it_show(n, "social.mantova.log");
+		it_show(n, "broker.log");
+		fail_msg("FAIL: cpi.mantova's referral m-other-1 was not delivered to "
+			 "social.mantova within %d ms while %d entries signed with asst.mantova's "
+			 "unconfirmed key waited (delivery_window %d): one partner's unconfirmed "
+			 "key stalls every delivery to the agency",
+			 ms, KW_WAITING, KW_WINDOW);
+	}
+	if (ks_inbox_holds(s->inbox, "m-wait-"))
+		fail_msg("FAIL: social.mantova's agent took a referral signed with asst.mantova's "
+			 "unconfirmed key");
+	/* the broker says why the window moved on; the log says nothing of
+	 * what waits (no Delivery: neither asst nor an auditor is told it was
+	 * received) */
+	assert_true(tu_occurrences(n->log, "set aside, out of its delivery window") > 0);
+	struct ks_count c = {.kind = RETE__MESSAGE__BODY_DELIVERY, .id = "m-wait-1"};
+	assert_true(it_log_each(n, ks_count_one, &c) >= 0);
+	assert_int_equal(c.count, 0);
+	return n;
+}
+
+/* ks_taken_in_order: the agent's log (path) says each referral from party
+ * written to inbox/ once, in ascending log index; how many (-1: out of
+ * order). */
+static int ks_taken_in_order(const char *path, const char *party)
+{
+	char *text = tu_read_file(path, NULL);
+	assert_non_null(text);
+	char needle[128];
+	snprintf(needle, sizeof(needle), " (referral from %s) written to inbox/", party);
+	int k = 0;
+	uint64_t last = 0;
+	for (char *at = strstr(text, needle); at != NULL; at = strstr(at + 1, needle)) {
+		char *p = at;
+		while (p > text && p[-1] >= '0' && p[-1] <= '9')
+			p--;
+		uint64_t idx = strtoull(p, NULL, 10);
+		if (k > 0 && idx <= last) {
+			free(text);
+			return -1;
+		}
+		last = idx;
+		k++;
+	}
+	free(text);
+	return k;
+}
+
+/* test_window_stall: entries signed with a partner's unconfirmed key fill
+ * more than the recipient's delivery window; another partner's referrals
+ * are delivered all the same, before and after a restart of the
+ * recipient's agent, which loses nothing of what waits. Once the operator
+ * confirms the new key, every waiting entry is taken once, in log order
+ * (before the partner's next referral, which comes through the window at
+ * once), and its Delivery logged once. */
+static void test_window_stall(void **state)
+{
+	struct ks_win s;
+	it_net *n = ks_win_start(state, "keywin", &s);
+	int ms = it_wait_ms();
+
+	/* social's agent restarted while the entries wait */
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, ms), 0);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_wait_occurrences(s.log, "connected to", 2, ms));
+	it_refer(n, IT_CPI, IT_SOCIAL, "m-other-2");
+	if (!ks_until_inbox_holds(s.inbox, "m-other-2")) {
+		it_show(n, "social.mantova.log");
+		fail_msg("FAIL: after a restart of social.mantova's agent, cpi.mantova's referral "
+			 "m-other-2 was not delivered while entries signed with asst.mantova's "
+			 "unconfirmed key waited");
+	}
+	assert_false(ks_inbox_holds(s.inbox, "m-wait-"));
+	/* rete status still counts every entry waiting */
+	char *out = NULL;
+	int rc = ks_run(&out, "'%s/rete' status -c '%s' --timeout 0", n->bin, s.ini);
+	char want[80];
+	snprintf(want, sizeof(want), "%d log entries signed with it not taken", KW_WAITING);
+	if (rc != 0 || strstr(out, "KEY CHANGE NOT CONFIRMED") == NULL || strstr(out, want) == NULL)
+		fail_msg("FAIL: rete status of social.mantova (exit %d) does not say '%s': %s", rc,
+			 want, out);
+	free(out);
+
+	/* the operator confirms the key asst gave by phone */
+	rc = ks_trust(n, s.ini, "asst.mantova", "asst.new", &out);
+	if (rc != 0)
+		fail_msg("--trust asst.mantova --key NEW: exit %d: %s", rc, out);
+	free(out);
+	/* asst's next referral, signed with the key now confirmed, comes
+	 * through the window at once, most likely before the broker's next
+	 * round of what it set aside: it is taken after them all the same */
+	char last[32];
+	snprintf(last, sizeof(last), "m-wait-%d", KW_WAITING + 1);
+	ks_submit_as(n, IT_ASST, IT_SOCIAL, s.fresh, s.fresh, last);
+	/* every waiting entry is taken, once */
+	assert_true(it_until_inbox(s.inbox, 3 + KW_WAITING + 1));
+	for (int k = 1; k <= KW_WAITING + 1; k++) {
+		char id[40];
+		snprintf(id, sizeof(id), "\"m-wait-%d\"", k);
+		if (ks_files_holding(s.inbox, id) != 1)
+			fail_msg("FAIL: m-wait-%d is in %zu inbox files (1 expected)", k,
+				 ks_files_holding(s.inbox, id));
+		snprintf(id, sizeof(id), "m-wait-%d", k);
+		ks_until_logged(n, RETE__MESSAGE__BODY_DELIVERY, id, 1);
+	}
+	int taken = ks_taken_in_order(s.log, "asst.mantova");
+	if (taken != 2 + KW_WAITING) {
+		it_show(n, "social.mantova.log");
+		fail_msg("FAIL: social.mantova's agent took asst.mantova's referrals %s (%d; "
+			 "%d expected, in log order)",
+			 taken < 0 ? "out of log order" : "not once each", taken, 2 + KW_WAITING);
+	}
+	assert_int_equal(tu_occurrences(n->log, "social.mantova refused delivery of entry"), 0);
+	rete_seckey_free(&s.fresh);
+}
+
+/* test_window_pin_kept: as test_window_stall, but asst.mantova says by
+ * phone that its key did not change: the operator keeps the pinned key and
+ * every waiting entry is refused (bad-signature), as before; none is taken. */
+static void test_window_pin_kept(void **state)
+{
+	struct ks_win s;
+	it_net *n = ks_win_start(state, "keywinpin", &s);
+	int ms = it_wait_ms();
+	char *out = NULL;
+	int rc = ks_trust(n, s.ini, "asst.mantova", "asst.mantova", &out);
+	if (rc != 0)
+		fail_msg("--trust asst.mantova --key PINNED: exit %d: %s", rc, out);
+	free(out);
+	if (!it_wait_occurrences(n->log, "social.mantova refused delivery of entry", KW_WAITING,
+				 ms)) {
+		it_show(n, "broker.log");
+		fail_msg("FAIL: the %d entries signed with the key social.mantova's operator "
+			 "refused were not all refused",
+			 KW_WAITING);
+	}
+	assert_int_equal(tu_occurrences(n->log, "(error bad-signature)"), KW_WAITING);
+	assert_false(ks_inbox_holds(s.inbox, "m-wait-"));
+	/* and deliveries go on */
+	it_refer(n, IT_CPI, IT_SOCIAL, "m-other-2");
+	assert_true(ks_until_inbox_holds(s.inbox, "m-other-2"));
+	rete_seckey_free(&s.fresh);
+}
+
+/* test_window_count: more entries wait for asst.mantova's unconfirmed key
+ * than the agent used to list (1000; the broker may set aside 64 per slot
+ * of its window): `rete status` counts every one (review s13 window,
+ * finding 4: it said 1000 with 1010 waiting). */
+static void test_window_count(void **state)
+{
+	enum { KC_WAITING = 1010 };
+	it_net *n = it_net_new("keywincount", NULL);
+	assert_non_null(n);
+	*state = n;
+	int ms = it_wait_ms();
+	char log[1300], inbox[1300], ini[1300];
+	n->window = 16;
+	assert_int_equal(it_write_ini(n), 0);
+	it_ini_broker_add(n, "redeliver = 1s");
+	ks_path(n, log, sizeof(log), "social.mantova.log");
+	ks_path(n, ini, sizeof(ini), "agents/social.mantova/agent.ini");
+	it_spool(n, IT_SOCIAL, "inbox", inbox, sizeof(inbox));
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_wait_occurrences(log, "connected to", 1, ms));
+	ks_submit_as(n, IT_ASST, IT_SOCIAL, n->keys[IT_ASST], n->keys[IT_ASST], "m-asst-1");
+	assert_true(it_until_inbox(inbox, 1));
+	rete_seckey *fresh = it_key_new(n->dir, "asst.new");
+	ks_rekey(n, "asst.mantova", "asst.new");
+	ks_reload(n, 2);
+	for (int k = 1; k <= KC_WAITING; k++) {
+		char id[32];
+		snprintf(id, sizeof(id), "m-wait-%d", k);
+		ks_submit_as(n, IT_ASST, IT_SOCIAL, fresh, fresh, id);
+	}
+	char needle[64];
+	snprintf(needle, sizeof(needle), "m-wait-%d (log entry", KC_WAITING);
+	if (!it_wait_occurrences(log, needle, 1, 20 * ms)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("social.mantova's agent was not delivered m-wait-%d", KC_WAITING);
+	}
+	char *out = NULL;
+	int rc = ks_run(&out, "'%s/rete' status -c '%s' --timeout 0", n->bin, ini);
+	char want[80];
+	snprintf(want, sizeof(want), "%d log entries signed with it not taken", KC_WAITING);
+	if (rc != 0 || strstr(out, want) == NULL)
+		fail_msg("FAIL: rete status of social.mantova (exit %d) does not say '%s' with %d "
+			 "entries waiting for asst.mantova's key: %s",
+			 rc, want, KC_WAITING, out);
+	free(out);
+	rete_seckey_free(&fresh);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -959,6 +1242,11 @@ int main(void)
 	    cmocka_unit_test_teardown(test_own_missing, it_teardown),
 	    cmocka_unit_test_teardown(test_forged_ack, it_teardown),
 	    cmocka_unit_test_teardown(test_readd_audit, it_teardown),
+	    cmocka_unit_test_teardown(test_window_stall, it_teardown),
+	    cmocka_unit_test_teardown(test_window_pin_kept, it_teardown),
+	    cmocka_unit_test_teardown(test_window_count, it_teardown),
 	};
+	if (getenv("RETE_TEST_ONLY"))
+		cmocka_set_test_filter(getenv("RETE_TEST_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
