@@ -113,6 +113,16 @@ refused twice "steering_group twice" \
 printf 'steering_group = sarra, marco\n' | config typo
 refused typo "a name with no account" "[console] steering_group: 'sarra' has no account in" \
 	"'sarra' has no account"
+# --- a continuation line indented with a vertical tab or a form feed is a
+# continuation (as inih reads it), not a key "given twice" (rev-console s13 #5)
+for ch in '\v' '\f'; do
+	printf "steering_group = sara,\n${ch}marco\n" | config ws
+	what="check-config, a list continued after $ch"
+	run "$BIN/rete" --check-config -c "$DIR/ws.ini"
+	expect 0 "fine"
+	lacks "given twice"
+done
+
 
 # --- another [console] key does not take a continuation line
 printf 'steering_group = sara\nlisten = 127.0.0.1:8480\n  127.0.0.1:8481\n' | config listen2
