@@ -3140,7 +3140,8 @@ static void console_settle(struct console *c, const char *ini, const char *liste
 			    "[console] steering_group: '%s' has no account in %s: with a "
 			    "name mistyped, its person would read as a coordinator; give "
 			    "the account's name as `rete console passwd` set it, or make "
-			    "the account first",
+			    "the account first; or, if the person no longer has an account, "
+			    "remove the name from steering_group",
 			    u, c->users_path);
 	}
 	rete_check_at(pr, console_key_line_of(c, "tls_cert"));
@@ -3337,6 +3338,31 @@ static int console_passwd(int argc, char **argv)
 		goto out;
 	}
 	printf("rete console passwd: %s's password set in %s\n", user, c.users_path);
+	/* with a steering group, an account not in its list sees every case:
+	 * say which the account is, so that a new one is not a coordinator
+	 * unawares */
+	if (c.steering != NULL) {
+		bool in = false;
+		char u[CONSOLE_USER_MAX + 2];
+		for (const char *q = c.steering; !in && list_next(&q, u, sizeof(u));)
+			in = strcmp(u, user) == 0;
+		if (in)
+			printf("rete console passwd: %s is of the steering group ([console] "
+			       "steering_group): the account sees the network's totals, not a "
+			       "case's history\n"
+			       "  %s fa parte della cabina di regia ([console] steering_group): "
+			       "l'account vede i totali della rete, non la storia di un caso\n",
+			       user, user);
+		else
+			printf("rete console passwd: %s is not in [console] steering_group: the "
+			       "account sees every case (the coordinator's view); if the person "
+			       "is of the steering group, add the name there\n"
+			       "  %s non fa parte della cabina di regia ([console] "
+			       "steering_group): l'account vede ogni caso (la vista del "
+			       "coordinatore); se la persona fa parte della cabina di regia, "
+			       "aggiungete il nome lì\n",
+			       user, user);
+	}
 	rc = CLI_OK;
 out:
 	sodium_memzero(pw, sizeof(pw));
