@@ -113,7 +113,7 @@ bool console_session_user(const char *token, int64_t now_ms, char user[CONSOLE_U
  * last use (the console records that one, not every refresh: each route's
  * first, since each shows other data). */
 #define CONSOLE_AUTO_OVERVIEW 1u
-#define CONSOLE_AUTO_HEALTH 2u
+#define CONSOLE_AUTO_HEALTH   2u
 bool console_session_auto(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1],
 			  unsigned route, bool *first);
 
