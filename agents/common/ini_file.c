@@ -1,6 +1,7 @@
 /* ini_file.c — see ini_file.h. */
 #include "ini_file.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -47,8 +48,8 @@ struct ini_lines {
 	char bad[700];	     /* and its sentence ("[section] key: ...") */
 };
 
-/* whether the line last read (in this thread) began with a space or a tab
- * (rete_ini_indented) */
+/* whether the line last read (in this thread) began with white space, as
+ * inih's isspace sees it (a space, a tab, \v, \f, \r) (rete_ini_indented) */
 static __thread bool ini_indented;
 
 bool rete_ini_indented(void)
@@ -63,7 +64,7 @@ static char *ini_lines_read(char *str, int num, void *stream)
 	if (r == NULL)
 		return NULL;
 	(*s->line)++;
-	ini_indented = r[0] == ' ' || r[0] == '\t';
+	ini_indented = r[0] != '\n' && r[0] != '\0' && isspace((unsigned char)r[0]);
 	if (strchr(r, '\n') == NULL && (int)strlen(r) == num - 1) {
 		int ch;
 		while ((ch = fgetc(s->f)) != EOF && ch != '\n')

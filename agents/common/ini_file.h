@@ -52,7 +52,8 @@ rete_err rete_ini_read_at(const char *path, ini_handler handler, void *user,
 			  char **ini_path, char *dir, size_t dirlen, rete_msg *m);
 
 /* rete_ini_indented: whether the line rete_ini_read_at (or rete_ini_read)
- * last handed to its handler, in this thread, began with a space or a tab.
+ * last handed to its handler, in this thread, began with white space (a
+ * space, a tab, \v, \f: isspace, as inih reads an indent).
  * inih gives such a line, after a key of the same section, to the handler
  * as that key again with the line's text as its value (a continuation): a
  * handler that sees its previous key again on an indented line is given a

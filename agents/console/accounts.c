@@ -247,7 +247,8 @@ struct session {
 	char user[CONSOLE_USER_MAX + 1];
 	int64_t created, last;
 	uint8_t stamp[STAMP_LEN]; /* of its user's account line at the sign-in */
-	bool auto_noted;	  /* a page's own read was recorded since the last use */
+	unsigned auto_noted;	  /* routes (bits) whose page's own read was recorded
+				   * since the last use */
 };
 
 static pthread_mutex_t sess_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -334,30 +335,32 @@ bool console_session_new(const char *user, int64_t now_ms, const uint8_t given[C
  * since the last use), or a look only */
 enum look { LOOK_USE, LOOK_AUTO, LOOK_PEEK };
 
-static bool session_look(const char *token, int64_t now_ms, char *user, enum look how, bool *first);
+static bool session_look(const char *token, int64_t now_ms, char *user, enum look how,
+			 unsigned route, bool *first);
 
 bool console_session_user(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1])
 {
-	return session_look(token, now_ms, user, LOOK_USE, NULL);
+	return session_look(token, now_ms, user, LOOK_USE, 0, NULL);
 }
 
 bool console_session_auto(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1],
-			  bool *first)
+			  unsigned route, bool *first)
 {
-	return session_look(token, now_ms, user, LOOK_AUTO, first);
+	return session_look(token, now_ms, user, LOOK_AUTO, route, first);
 }
 
 bool console_session_peek(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1])
 {
-	return session_look(token, now_ms, user, LOOK_PEEK, NULL);
+	return session_look(token, now_ms, user, LOOK_PEEK, 0, NULL);
 }
 
 bool console_session_live(const char *token, int64_t now_ms)
 {
-	return session_look(token, now_ms, NULL, LOOK_PEEK, NULL);
+	return session_look(token, now_ms, NULL, LOOK_PEEK, 0, NULL);
 }
 
-static bool session_look(const char *token, int64_t now_ms, char *user, enum look how, bool *first)
+static bool session_look(const char *token, int64_t now_ms, char *user, enum look how,
+			 unsigned route, bool *first)
 {
 	bool ok = false;
 	char who[CONSOLE_USER_MAX + 1], path[sizeof(sess_accounts)];
@@ -378,11 +381,11 @@ static bool session_look(const char *token, int64_t now_ms, char *user, enum loo
 		}
 		if (how == LOOK_USE) {
 			s->last = now_ms;
-			s->auto_noted = false;
+			s->auto_noted = 0;
 		} else if (how == LOOK_AUTO) {
 			if (first != NULL)
-				*first = !s->auto_noted;
-			s->auto_noted = true;
+				*first = (s->auto_noted & route) == 0;
+			s->auto_noted |= route;
 		}
 		memcpy(who, s->user, sizeof(who));
 		memcpy(stamp, s->stamp, STAMP_LEN);

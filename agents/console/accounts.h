@@ -107,11 +107,15 @@ bool console_session_user(const char *token, int64_t now_ms, char user[CONSOLE_U
 /* console_session_auto: console_session_user for a read a page makes by
  * itself (its refresh at each update of its live stream, not a person's
  * action): the idle time is not restarted, so an open page left alone
- * still ends its session after CONSOLE_SESSION_IDLE_MS. *first says
- * whether it is the first such read since the session's last use (the
- * console records that one, not every refresh). */
+ * still ends its session after CONSOLE_SESSION_IDLE_MS. route is the
+ * route read, one bit (CONSOLE_AUTO_OVERVIEW, CONSOLE_AUTO_HEALTH); *first
+ * says whether it is that route's first such read since the session's
+ * last use (the console records that one, not every refresh: each route's
+ * first, since each shows other data). */
+#define CONSOLE_AUTO_OVERVIEW 1u
+#define CONSOLE_AUTO_HEALTH   2u
 bool console_session_auto(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1],
-			  bool *first);
+			  unsigned route, bool *first);
 
 /* console_session_peek: the user of the live session with token, without
  * counting this as a use (the live stream opening, again by itself after

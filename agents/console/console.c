@@ -886,10 +886,10 @@ enum who_use { WHO_PERSON, WHO_AUTO_FIRST, WHO_AUTO_AGAIN };
  * accounts everyone is let in, as the peer's address. A read with
  * X-Rete-Auto: 1 (a page refreshing itself) does not restart the session's
  * idle time; use (may be NULL) says which it was: the routes a page
- * refreshes (overview, health) record the first such read after a use,
- * not every refresh. */
+ * refreshes (overview, health: route, CONSOLE_AUTO_*) record each route's
+ * first such read after a use, not every refresh. */
 static bool console_who(struct console *c, const rete_http_req *rq, rete_http_answer *a, bool page,
-			char user[CONSOLE_USER_MAX + 1], enum who_use *use)
+			char user[CONSOLE_USER_MAX + 1], enum who_use *use, unsigned route)
 {
 	char token[CONSOLE_TOKEN_HEX + 2];
 	const char *ck = rete_http_req_header(rq, "Cookie");
@@ -917,7 +917,7 @@ static bool console_who(struct console *c, const rete_http_req *rq, rete_http_an
 	if (ck != NULL && strlen(ck) < 4096 &&
 	    console_cookie(ck, SESSION_COOKIE, token, sizeof(token)) &&
 	    (!autom	   ? console_session_user(token, rete_now_ms(), user)
-	     : use != NULL ? console_session_auto(token, rete_now_ms(), user, &first)
+	     : use != NULL ? console_session_auto(token, rete_now_ms(), user, route, &first)
 			   : console_session_peek(token, rete_now_ms(), user))) {
 		if (use != NULL && autom)
 			*use = first ? WHO_AUTO_FIRST : WHO_AUTO_AGAIN;
@@ -1330,7 +1330,7 @@ static void route_page(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
 	char who_[CONSOLE_USER_MAX + 1];
-	if (!console_who(c, rq, a, true, who_, NULL))
+	if (!console_who(c, rq, a, true, who_, NULL, 0))
 		return;
 	if (!lang_ok(rq, a))
 		return;
@@ -1527,18 +1527,28 @@ static json_int_t shown_version(const struct console *c, bool steering)
 /* console_who_refresh: console_who and the access record's line for a
  * read of what (overview, health) a page also makes by itself at each
  * update: a person's read is recorded, a page's own the first time after
- * the person's last use ("WHAT, kept up to date by the open page"), not
- * every refresh. False when a holds the answer (401, the 503 of a line
- * not written). */
+ * the person's last use ("WHAT, kept up to date by the open page"), for
+ * each route (route, CONSOLE_AUTO_*), not every refresh. While the record
+ * takes no line (the last read refused) a page's further reads are refused
+ * too: none is made unrecorded. False when a holds the answer (401, the
+ * 503 of a line not written). */
 static bool console_who_refresh(struct console *c, const rete_http_req *rq, rete_http_answer *a,
-				char who_[CONSOLE_USER_MAX + 1], const char *what)
+				char who_[CONSOLE_USER_MAX + 1], const char *what, unsigned route)
 {
 	enum who_use use;
 	char line[80];
-	if (!console_who(c, rq, a, false, who_, &use))
+	if (!console_who(c, rq, a, false, who_, &use, route))
 		return false;
-	if (use == WHO_AUTO_AGAIN)
-		return true;
+	if (use == WHO_AUTO_AGAIN) {
+		pthread_mutex_lock(&c->lock);
+		bool failing = c->record_fails > 0;
+		if (failing)
+			c->record_fails++;
+		pthread_mutex_unlock(&c->lock);
+		if (failing)
+			console_unrecorded(a, false);
+		return !failing;
+	}
 	snprintf(line, sizeof(line), "%s%s", what,
 		 use == WHO_AUTO_FIRST ? ", kept up to date by the open page" : "");
 	return console_record(c, a, who_, line, false);
@@ -1548,7 +1558,7 @@ static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer 
 {
 	struct console *c = ctx;
 	char who_[CONSOLE_USER_MAX + 1];
-	if (!console_who_refresh(c, rq, a, who_, "overview"))
+	if (!console_who_refresh(c, rq, a, who_, "overview", CONSOLE_AUTO_OVERVIEW))
 		return;
 	pthread_mutex_lock(&c->lock);
 	json_t *mon = monitor_to_json(c->mc.mo, rete_now_ms(), NULL);
@@ -1772,7 +1782,7 @@ static void route_health(void *ctx, const rete_http_req *rq, rete_http_answer *a
 {
 	struct console *c = ctx;
 	char who_[CONSOLE_USER_MAX + 1];
-	if (!console_who_refresh(c, rq, a, who_, "health"))
+	if (!console_who_refresh(c, rq, a, who_, "health", CONSOLE_AUTO_HEALTH))
 		return;
 	bool steering = console_steering(c, who_);
 	pthread_mutex_lock(&c->lock);
@@ -1928,7 +1938,7 @@ static bool rep_begin(struct console *c, const rete_http_req *rq, rete_http_answ
 	char who_[CONSOLE_USER_MAX + 1];
 
 	*r = NULL;
-	if (!console_who(c, rq, a, false, who_, NULL) || !rep_params(rq, a, p))
+	if (!console_who(c, rq, a, false, who_, NULL, 0) || !rep_params(rq, a, p))
 		return false;
 	if (!rep_record(c, a, who_, p, kind))
 		return false;
@@ -2157,7 +2167,7 @@ static void route_trend(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
 	char who_[CONSOLE_USER_MAX + 1];
-	if (!console_who(c, rq, a, false, who_, NULL))
+	if (!console_who(c, rq, a, false, who_, NULL, 0))
 		return;
 	struct rep_req p;
 	rete_msg m = {{0}};
@@ -2486,7 +2496,7 @@ static void route_case(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
 	char who_[CONSOLE_USER_MAX + 1], what[120];
-	if (!console_who(c, rq, a, false, who_, NULL))
+	if (!console_who(c, rq, a, false, who_, NULL, 0))
 		return;
 	const char *cid = rete_http_arg(rq, "case");
 	snprintf(what, sizeof(what), "case %.64s", id_arg_ok(cid, 64) ? cid : "(not a case id)");
@@ -2602,7 +2612,7 @@ static void route_evidence(void *ctx, const rete_http_req *rq, rete_http_answer 
 	char *text = NULL;
 	rete_err e;
 
-	if (!console_who(c, rq, a, false, who_, NULL))
+	if (!console_who(c, rq, a, false, who_, NULL, 0))
 		return;
 	snprintf(what, sizeof(what), "evidence %s %s", id_arg_ok(sender, 128) ? sender : "-",
 		 id_arg_ok(id, 128) ? id : "-");
@@ -3130,7 +3140,8 @@ static void console_settle(struct console *c, const char *ini, const char *liste
 			    "[console] steering_group: '%s' has no account in %s: with a "
 			    "name mistyped, its person would read as a coordinator; give "
 			    "the account's name as `rete console passwd` set it, or make "
-			    "the account first",
+			    "the account first; or, if the person no longer has an account, "
+			    "remove the name from steering_group",
 			    u, c->users_path);
 	}
 	rete_check_at(pr, console_key_line_of(c, "tls_cert"));
@@ -3327,6 +3338,31 @@ static int console_passwd(int argc, char **argv)
 		goto out;
 	}
 	printf("rete console passwd: %s's password set in %s\n", user, c.users_path);
+	/* with a steering group, an account not in its list sees every case:
+	 * say which the account is, so that a new one is not a coordinator
+	 * unawares */
+	if (c.steering != NULL) {
+		bool in = false;
+		char u[CONSOLE_USER_MAX + 2];
+		for (const char *q = c.steering; !in && list_next(&q, u, sizeof(u));)
+			in = strcmp(u, user) == 0;
+		if (in)
+			printf("rete console passwd: %s is of the steering group ([console] "
+			       "steering_group): the account sees the network's totals, not a "
+			       "case's history\n"
+			       "  %s fa parte della cabina di regia ([console] steering_group): "
+			       "l'account vede i totali della rete, non la storia di un caso\n",
+			       user, user);
+		else
+			printf("rete console passwd: %s is not in [console] steering_group: the "
+			       "account sees every case (the coordinator's view); if the person "
+			       "is of the steering group, add the name there\n"
+			       "  %s non fa parte della cabina di regia ([console] "
+			       "steering_group): l'account vede ogni caso (la vista del "
+			       "coordinatore); se la persona fa parte della cabina di regia, "
+			       "aggiungete il nome lì\n",
+			       user, user);
+	}
 	rc = CLI_OK;
 out:
 	sodium_memzero(pw, sizeof(pw));

@@ -37,12 +37,33 @@ T=$(grep -oi 'rete_session=[0-9a-f]\{64\}' "$DIR/login.h" | head -n 1 | cut -d= 
 [ "$code" = 303 ] && [ -n "$T" ] || fail "alice cannot sign in: $code"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: rete_session=$T" "$URL/api/case?case=mn-2026-0001")
 [ "$code" = 200 ] || fail "a case read, the record writable: $code"
+# a page's own reads (X-Rete-Auto: 1): each route's first after the
+# person's use is recorded (rev-console s13 #1: one flag per session left
+# the overview's first unrecorded after the health's)
+auto() { # PATH: the code of a read the page makes by itself
+	curl -s -o /dev/null -w '%{http_code}' -H "Cookie: rete_session=$T" -H 'X-Rete-Auto: 1' "$URL/$1"
+}
+n0=$(wc -l <"$A")
+[ "$(auto api/health)" = 200 ] && [ "$(auto api/overview)" = 200 ] || fail "a page's own reads refused"
+[ "$(auto api/health)" = 200 ] && [ "$(auto api/overview)" = 200 ] || fail "a page's own reads refused"
+n=$(($(wc -l <"$A") - n0))
+[ "$n" = 2 ] || bad "health then overview, each twice, read by the page itself wrote $n lines, not 2: $(tail -n 3 "$A")"
+grep -q '"what":"overview, kept up to date by the open page"' "$A" ||
+	bad "the page's own overview read is not in the access record: $(tail -n 3 "$A")"
 
 # the record cannot take a line now
 mv "$A" "$A.kept" && mkdir "$A" || fail "cannot make the record a folder"
 get() { # PATH: the code; the body in DIR/g.txt, the headers in DIR/g.h
 	curl -s -D "$DIR/g.h" -o "$DIR/g.txt" -w '%{http_code}' -H "Cookie: rete_session=$T" "$URL/$1"
 }
+# a page's own further reads are refused too once the record fails (here a
+# case read by the page, which does not count as the person's use)
+code=$(auto "api/case?case=mn-2026-0001")
+[ "$code" = 503 ] || bad "a case read by the page itself, the record unwritable: $code"
+for q in api/overview api/health; do
+	code=$(auto "$q")
+	[ "$code" = 503 ] || bad "/$q read by the page itself again, the record unwritable: $code"
+done
 for q in "api/case?case=mn-2026-0001" "api/evidence?sender=social.mantova&id=r-1" api/overview api/health \
 	"api/report?from=2026-01-01&to=2026-01-31&by=agency"; do
 	code=$(get "$q")

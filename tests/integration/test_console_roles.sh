@@ -113,6 +113,38 @@ refused twice "steering_group twice" \
 printf 'steering_group = sarra, marco\n' | config typo
 refused typo "a name with no account" "[console] steering_group: 'sarra' has no account in" \
 	"'sarra' has no account"
+# a person who left (her account removed, her name still in the list): the
+# sentence says to remove the name too (rev-console s13 #4), not only to
+# make the account
+what="check-config, a name with no account"
+run "$BIN/rete" --check-config -c "$DIR/typo.ini"
+expect 2 "or, if the person no longer has an account, remove the name from steering_group"
+
+# --- a continuation line indented with a vertical tab or a form feed is a
+# continuation (as inih reads it), not a key "given twice" (rev-console s13 #5)
+for ch in '\v' '\f'; do
+	printf "steering_group = sara,\n${ch}marco\n" | config ws
+	what="check-config, a list continued after $ch"
+	run "$BIN/rete" --check-config -c "$DIR/ws.ini"
+	expect 0 "fine"
+	lacks "given twice"
+done
+
+# --- `rete console passwd` says whether the account is of the steering
+# group or sees every case, in English and Italian (rev-console s13 #4)
+printf 'steering_group = sara\n' | config passwd
+what="passwd, an account of the steering group"
+run sh -c "printf 'sara has a long password\n' | '$BIN/rete' console passwd sara -c '$DIR/passwd.ini'"
+expect 0 "sara is of the steering group"
+expect 0 "fa parte della cabina di regia"
+what="passwd, a new account not in the steering group"
+run sh -c "printf 'newbie has a long password\n' | '$BIN/rete' console passwd newbie -c '$DIR/passwd.ini'"
+expect 0 "newbie is not in [console] steering_group: the account sees every case"
+expect 0 "non fa parte della cabina di regia"
+what="passwd, no steering group"
+run sh -c "printf 'newbie has a long password\n' | '$BIN/rete' console passwd newbie -c '$DIR/base.ini'"
+expect 0 "password set"
+lacks "steering_group"
 
 # --- another [console] key does not take a continuation line
 printf 'steering_group = sara\nlisten = 127.0.0.1:8480\n  127.0.0.1:8481\n' | config listen2
