@@ -488,21 +488,30 @@ static void test_hello_flood(void **state)
 		it_show_path(n->log, 3000);
 		fail_msg("%zu info lines 'hello from social.mantova' for %d HELLOs", said, hellos);
 	}
-	assert_int_equal(tu_occurrences(n->log, "(held back: HELLOs from social.mantova"),
-			 hellos - 1);
+	/* each of the 200 connections says HELLO once; one whose handshake
+	 * is made again (a reconnect on a loaded machine) says it again, as
+	 * it must (agents/common/wire.c): every HELLO but the first is held
+	 * back, and the count line says as many as were */
+	size_t held = tu_occurrences(n->log, "(held back: HELLOs from social.mantova");
+	if (held < (size_t)hellos - 1)
+		fail_msg("%zu HELLOs held back for %d HELLOs (one said)", held, hellos);
+	if (held != (size_t)hellos - 1)
+		fprintf(stderr, "hello_flood: %zu HELLOs held back for %d connections: %zu said "
+				"again after a reconnect\n",
+			held, hellos, held - (size_t)hellos + 1);
 	char line[1024], want[128];
 	count_line(n, line, sizeof(line));
-	size_t gone = line_counts(n, line, (unsigned long)hellos - 1);
+	size_t gone = line_counts(n, line, (unsigned long)held);
 	if (gone)
 		snprintf(want, sizeof(want),
-			 "social.mantova: %d more HELLOs and %zu delivery connection%s gone in "
+			 "social.mantova: %zu more HELLOs and %zu delivery connection%s gone in "
 			 "the last minute, not logged one by one (a line that fails",
-			 hellos - 1, gone, gone == 1 ? "" : "s");
+			 held, gone, gone == 1 ? "" : "s");
 	else
 		snprintf(want, sizeof(want),
-			 "social.mantova: %d more HELLOs in the last minute, not logged one by "
+			 "social.mantova: %zu more HELLOs in the last minute, not logged one by "
 			 "one (a line that fails",
-			 hellos - 1);
+			 held);
 	if (strncmp(line, want, strlen(want)) != 0)
 		fail_msg("the count line is not '%s...':\n%s", want, line);
 	assert_non_null(strstr(line, "; the latest HELLO, at 20"));
