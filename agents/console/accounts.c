@@ -333,7 +333,7 @@ bool console_session_new(const char *user, int64_t now_ms, const uint8_t given[C
 /* how session_look counts a look: a person's use (the idle time
  * restarted), a page's own read (not restarted; *first set on the first
  * since the last use), or a look only */
-enum look { LOOK_USE, LOOK_AUTO, LOOK_PEEK };
+enum look { LOOK_USE, LOOK_AUTO, LOOK_PEEK, LOOK_UNNOTE };
 
 static bool session_look(const char *token, int64_t now_ms, char *user, enum look how,
 			 unsigned route, bool *first);
@@ -347,6 +347,12 @@ bool console_session_auto(const char *token, int64_t now_ms, char user[CONSOLE_U
 			  unsigned route, bool *first)
 {
 	return session_look(token, now_ms, user, LOOK_AUTO, route, first);
+}
+
+void console_session_auto_unnote(const char *token, int64_t now_ms, unsigned route)
+{
+	char user[CONSOLE_USER_MAX + 1];
+	session_look(token, now_ms, user, LOOK_UNNOTE, route, NULL);
 }
 
 bool console_session_peek(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1])
@@ -386,6 +392,8 @@ static bool session_look(const char *token, int64_t now_ms, char *user, enum loo
 			if (first != NULL)
 				*first = (s->auto_noted & route) == 0;
 			s->auto_noted |= route;
+		} else if (how == LOOK_UNNOTE) {
+			s->auto_noted &= ~route;
 		}
 		memcpy(who, s->user, sizeof(who));
 		memcpy(stamp, s->stamp, STAMP_LEN);

@@ -117,6 +117,11 @@ bool console_session_user(const char *token, int64_t now_ms, char user[CONSOLE_U
 bool console_session_auto(const char *token, int64_t now_ms, char user[CONSOLE_USER_MAX + 1],
 			  unsigned route, bool *first);
 
+/* console_session_auto_unnote: the route's first read by the page was not
+ * recorded (its line could not be written, the read refused): the next
+ * one is that route's first again, and must be recorded. */
+void console_session_auto_unnote(const char *token, int64_t now_ms, unsigned route);
+
 /* console_session_peek: the user of the live session with token, without
  * counting this as a use (the live stream opening, again by itself after
  * a network error). */

@@ -1551,7 +1551,18 @@ static bool console_who_refresh(struct console *c, const rete_http_req *rq, rete
 	}
 	snprintf(line, sizeof(line), "%s%s", what,
 		 use == WHO_AUTO_FIRST ? ", kept up to date by the open page" : "");
-	return console_record(c, a, who_, line, false);
+	if (console_record(c, a, who_, line, false))
+		return true;
+	if (use == WHO_AUTO_FIRST) {
+		/* refused unrecorded: the page's next read of it is its first
+		 * again, whatever other reads (other users') record meanwhile */
+		char token[CONSOLE_TOKEN_HEX + 2];
+		const char *ck = rete_http_req_header(rq, "Cookie");
+		if (ck != NULL && strlen(ck) < 4096 &&
+		    console_cookie(ck, SESSION_COOKIE, token, sizeof(token)))
+			console_session_auto_unnote(token, rete_now_ms(), route);
+	}
+	return false;
 }
 
 static void route_overview(void *ctx, const rete_http_req *rq, rete_http_answer *a)

@@ -88,6 +88,27 @@ code=$(get "api/case?case=mn-2026-0001")
 [ "$(grep -c '"what":"case mn-2026-0001"' "$A")" = 2 ] || bad "the reads recorded: $(cat "$A")"
 grep -q "takes lines again" "$DIR/coord.log" || bad "the log does not say the record works again: $(cat "$DIR/coord.log")"
 
+# a page's first read of a route refused unrecorded stays its first: once
+# the record works again (another read recorded it, so the console no
+# longer refuses), that page's next read of the route is recorded, not
+# served without a line (final read s13 #2)
+T1=$T
+code=$(login)
+T=$(grep -oi 'rete_session=[0-9a-f]\{64\}' "$DIR/login.h" | head -n 1 | cut -d= -f2)
+[ "$code" = 303 ] && [ -n "$T" ] || fail "alice cannot sign in again: $code"
+mv "$A" "$A.kept" && mkdir "$A" || fail "cannot make the record a folder again"
+code=$(auto api/overview)
+[ "$code" = 503 ] || bad "the page's first overview read, the record unwritable: $code"
+rmdir "$A" && mv "$A.kept" "$A" || fail "cannot give the record back again"
+# another session's read (not this page's person) is recorded
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: rete_session=$T1" "$URL/api/case?case=mn-2026-0001")
+[ "$code" = 200 ] || bad "another session's case read, the record writable again: $code"
+n0=$(wc -l <"$A")
+code=$(auto api/overview)
+n=$(($(wc -l <"$A") - n0))
+[ "$code" = 200 ] && [ "$n" = 1 ] ||
+	bad "the page's overview read after its first was refused: $code, $n lines written (1 expected): $(tail -n 2 "$A")"
+
 [ "$FAILS" = 0 ] || exit 1
 echo "ok: a read the console cannot record is not made"
 exit 0
