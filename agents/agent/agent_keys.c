@@ -156,6 +156,18 @@ static char keys_standing(agent *a, const char *party, const uint8_t dirkey[RETE
  * slot); what waits beyond is counted, not listed (agent_keys_unconfirmed). */
 #define KEYS_WAIT_LIST 8192
 
+/* keys_json_put writes o (borrowed) as meta key, in the open transaction
+ * (or one of its own). */
+static rete_err keys_json_put(agent *a, const char *key, json_t *o, rete_msg *m)
+{
+	char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	rete_err err = text == NULL ? rete_msg_set(m, RETE_ENOMEM, "out of memory")
+				    : agent_db_put(a->db, AGENT_DB_META, key, strlen(key), text,
+						   strlen(text), m);
+	free(text);
+	return err;
+}
+
 /* keys_taking_put writes all (borrowed) as meta "key_taking", or deletes
  * it when empty, in the open transaction (or one of its own). */
 static rete_err keys_taking_put(agent *a, json_t *all, rete_msg *m)
@@ -165,13 +177,7 @@ static rete_err keys_taking_put(agent *a, json_t *all, rete_msg *m)
 					    strlen(AGENT_META_KEY_TAKING), m);
 		return err == RETE_ENOENT ? RETE_OK : err;
 	}
-	char *text = json_dumps(all, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	rete_err err = text == NULL
-			   ? rete_msg_set(m, RETE_ENOMEM, "out of memory")
-			   : agent_db_put(a->db, AGENT_DB_META, AGENT_META_KEY_TAKING,
-					  strlen(AGENT_META_KEY_TAKING), text, strlen(text), m);
-	free(text);
-	return err;
+	return keys_json_put(a, AGENT_META_KEY_TAKING, all, m);
 }
 
 /* keys_taking_begin lists, at the confirmation of party's key, the
@@ -344,12 +350,7 @@ rete_err agent_keys_mark(agent *a, const char *party, const char *b64, bool adva
 		if (strcmp(keys_str(rec, "advance"), b64) == 0)
 			json_object_del(rec, "advance");
 	}
-	char *text = json_dumps(all, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	rete_err err = text == NULL
-			   ? rete_msg_set(m, RETE_ENOMEM, "out of memory")
-			   : agent_db_put(a->db, AGENT_DB_META, AGENT_META_PARTY_KEYS,
-					  strlen(AGENT_META_PARTY_KEYS), text, strlen(text), m);
-	free(text);
+	rete_err err = keys_json_put(a, AGENT_META_PARTY_KEYS, all, m);
 	json_decref(all);
 	return err;
 }
