@@ -576,7 +576,11 @@ static rete_err read_record(const char *path, uint8_t **buf, size_t *len, rete_m
 		return RETE_OK;
 	}
 	uint64_t body = be64_get(head + 32);
-	if (body > J_RECORD_MAX) {
+	struct stat st;
+	/* a length the file cannot hold is no whole record (and no
+	 * allocation of what a damaged header says) */
+	if (body > J_RECORD_MAX || fstat(fd, &st) != 0 ||
+	    (uint64_t)st.st_size < (uint64_t)J_PRE + body) {
 		close(fd);
 		return RETE_OK;
 	}
