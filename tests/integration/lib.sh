@@ -11,7 +11,9 @@
 #                         the end when FAILS > 0
 #   wait_for SECONDS CMD  runs CMD until it succeeds (0) or SECONDS pass (1)
 #   stop_all              stops the processes in PIDS (and empties it)
-#   free_port             a TCP port of 127.0.0.1 nothing listens on
+#   free_port [TAKEN...]  a TCP port of 127.0.0.1 nothing listens on, none
+#                         of TAKEN (the ports this test already chose: it
+#                         runs in $(...), so it cannot remember them)
 #   run CMD...            runs CMD: its exit code in rc, its output (stdout
 #                         and stderr) in out
 #   expect RC TEXT...     the last run exited RC and printed every TEXT
@@ -97,14 +99,20 @@ wait_for() {
 	return 0
 }
 
-# free_port: a TCP port of 127.0.0.1 nothing listens on now (1 after 200
-# tries).
+# free_port [TAKEN...]: a TCP port of 127.0.0.1 nothing listens on now and
+# none of TAKEN (1 after 200 tries). Called as $(free_port ...), a subshell:
+# it cannot remember what it gave before, so a test that needs two ports
+# names the first when it asks for the second (two free ports drawn at
+# random are the same one time in 12,768).
 free_port() {
-	local p
+	local p t taken
 	for _ in $(seq 1 200); do
 		p=$((20000 + RANDOM % 12768)) # below 32768, where the kernel's
 		# ephemeral ports begin: a port some connection holds as its own
 		# end answers no probe, yet cannot be bound
+		taken=false
+		for t in "$@"; do [ "$t" = "$p" ] && taken=true; done
+		$taken && continue
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return 0

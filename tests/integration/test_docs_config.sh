@@ -328,8 +328,7 @@ for id in $ids; do
 	rete keygen "$id" --out "$net/keys" >/dev/null || bad "rete keygen $id"
 done
 
-lp=$(free_port) && ep=$(free_port) || { bad "no free TCP port"; exit 1; }
-while [ "$ep" = "$lp" ]; do ep=$(free_port); done
+lp=$(free_port) && ep=$(free_port "$lp") || { bad "no free TCP port"; exit 1; }
 listen="tcp://127.0.0.1:$lp"
 events="tcp://127.0.0.1:$ep"
 

@@ -15,8 +15,9 @@ itest_init test-rotation
 
 mkdir -p "$DIR/broker" "$DIR/agents"
 make_keys broker.mantova social.mantova cpi.mantova asst.mantova family.mantova coord.mantova audit.region
-listen="tcp://127.0.0.1:$(free_port)"
-events="tcp://127.0.0.1:$(free_port)"
+lport=$(free_port) && eport=$(free_port "$lport") || fail "no free TCP port"
+listen="tcp://127.0.0.1:$lport"
+events="tcp://127.0.0.1:$eport"
 sed -e "s#^listen = .*#listen = $listen#" -e "s#^events = .*#events = $events#" \
 	"$src/examples/broker.ini" >"$DIR/broker/broker.ini"
 for id in social.mantova cpi.mantova; do

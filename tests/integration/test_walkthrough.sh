@@ -10,6 +10,9 @@
 # delivered, the metrics counting them, the audit and the backup verified.
 set -uo pipefail
 : "${RETE_BIN:?set by ctest}" "${RETE_SOURCE_DIR:?set by ctest}"
+# lib.sh for free_port only: this test keeps its own folder, bad and
+# cleanup (defined below, over lib.sh's)
+. "$(dirname "$0")/lib.sh"
 page=$RETE_SOURCE_DIR/docs/operations.md
 dir=$(mktemp -d "${TMPDIR:-/tmp}/rete-test-walkthrough-XXXXXX")
 failures=0
@@ -50,29 +53,17 @@ for step in 'rete keygen' 'rete-broker -c broker.ini --check-config --init' \
 	grep -qF -- "$step" "$dir/blocks.sh" || bad "the walkthrough blocks no longer run '$step'"
 done
 
-# 2. free ports in place of the page's (a port nobody answers on now)
-used=" "
-free_port() {
-	local p
-	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 12768)) # below 32768, where the kernel's
-		# ephemeral ports begin: a port some connection holds as its own
-		# end answers no probe, yet cannot be bound
-		case "$used" in *" $p "*) continue ;; esac
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			used="$used$p "
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
+# 2. free ports in place of the page's (a port nobody answers on now), four
+#    different ones: free_port runs in $(...), so the ports already chosen
+#    are named to it
+taken=()
 sedargs=()
 for p in 7700 7701 9464 9465; do
-	q=$(free_port) || {
+	q=$(free_port "${taken[@]}") || {
 		echo "FAIL: no free port found" >&2
 		exit 1
 	}
+	taken+=("$q")
 	sedargs+=(-e "s/\\b$p\\b/$q/g")
 done
 {
