@@ -109,6 +109,7 @@ static rete_err peers_rebuild(broker *b)
 			np[i].parked_cap = old->parked_cap;
 			np[i].park_round = old->nparked > 0;
 			np[i].park_round_ms = old->park_round_ms;
+			np[i].park_keep_due = old->park_keep_due;
 			old->parked = NULL;
 			old->nparked = old->parked_cap = 0;
 		}
@@ -564,8 +565,7 @@ static void publish_entry(broker *b, const Rete__Message *msg, const rete_store_
  * that has shown it read past it (it answered a PING sent after it: the
  * same proof redelivery asks), is set aside: it leaves the window, which
  * goes on with what follows in the queue, and it stays queued (in the
- * store: nothing is logged, acked or lost; after a restart of the broker
- * it is delivered again as any queued entry). The recipient says nothing
+ * store: nothing is logged, acked or lost). The recipient says nothing
  * new (no protocol change): the broker infers from what it already knows
  * that the recipient has the entry and is not taking it for now. What is
  * set aside is sent again in rounds, in log order, every `redeliver`, at
@@ -575,7 +575,16 @@ static void publish_entry(broker *b, const Rete__Message *msg, const rete_store_
  * An ACK (or a refusal) takes it off as it takes any entry. The room is
  * bounded (PARK_PER_SLOT x delivery_window entries a party): beyond it an
  * unacked entry keeps its slot, as before, said once. A recipient that
- * reads nothing has nothing set aside: its window stays full. */
+ * reads nothing has nothing set aside: its window stays full.
+ *
+ * The list is kept in the store too (meta "parked/PARTY", store.h), so
+ * that a restart of the broker (an upgrade, a reboot, a crash) does not
+ * put what waits back in the window: there each window of it stalled the
+ * party's other deliveries for one `redeliver` until set aside anew (about
+ * 32 to 37 minutes with the room full at the defaults; session 14). It is
+ * written when it changes (parked_keep: at most once a second, never per
+ * delivery) and read back, checked against the queue, at the start
+ * (parked_load). */
 #define PARK_PER_SLOT 64
 
 /* parked_at: where index is, or would go, in p's ascending parked list. */
@@ -621,6 +630,7 @@ static bool parked_add(broker_peer *p, uint64_t index, size_t max)
 	memmove(&p->parked[i + 1], &p->parked[i], (p->nparked - i) * sizeof(p->parked[0]));
 	p->parked[i] = index;
 	p->nparked++;
+	p->park_keep_due = true;
 	if (i < p->park_pos)
 		p->park_pos++;
 	return true;
@@ -633,6 +643,7 @@ static void parked_remove(broker_peer *p, uint64_t index)
 		return;
 	memmove(&p->parked[i], &p->parked[i + 1], (p->nparked - i - 1) * sizeof(p->parked[0]));
 	p->nparked--;
+	p->park_keep_due = true;
 	if (i < p->park_pos)
 		p->park_pos--;
 	if (p->nparked == 0) {
@@ -978,6 +989,222 @@ static void park_due(broker *b, broker_peer *p, int64_t now)
 		p->park_pos = 0;
 		p->park_round_ms = now;
 	}
+}
+
+/* parked_keep writes into the store the lists set aside that changed
+ * since it last did (park_keep_due), all in one durable transaction of
+ * their own (rete_store_parked_put: not journaled, it ends with a sync
+ * like a checkpoint's). Called once a second (the scan's tick, after
+ * redeliver), at a reload and at the stop, so never per delivery: a list
+ * changes when entries are set aside (at most once per `redeliver` for an
+ * entry) or one set aside is acked or withdrawn. What is set aside
+ * (park_due, in redeliver just before) is so written in the same tick;
+ * an ACK's removal up to a second later, so a crash in that second leaves
+ * a stored list naming an entry no longer queued, which parked_load
+ * leaves out. A list the store refuses stays due (tried at the next tick)
+ * and is said once until it goes through; a restart before then puts
+ * what it lacks back in the window, set aside anew `redeliver` after it
+ * is read. No commit may be in flight (the committer's batch is collected
+ * first). */
+static void parked_keep(broker *b)
+{
+	if (b->fly)
+		return;
+	size_t due = 0;
+	for (size_t i = 0; i < b->npeers; i++)
+		due += b->peers[i].park_keep_due;
+	if (due == 0)
+		return;
+	rete_store_parked *l = calloc(due, sizeof(*l));
+	if (!l)
+		return;
+	size_t n = 0;
+	for (size_t i = 0; i < b->npeers; i++) {
+		broker_peer *p = &b->peers[i];
+		if (p->park_keep_due)
+			l[n++] = (rete_store_parked){p->id, p->parked, p->nparked};
+	}
+	rete_msg m;
+	if (rete_store_parked_put(b->store, l, n, &m) == RETE_OK) {
+		for (size_t i = 0; i < b->npeers; i++)
+			b->peers[i].park_keep_due = false;
+		if (b->park_keep_failed)
+			broker_log_info("the lists of deliveries set aside are in the store again");
+		b->park_keep_failed = false;
+	} else if (!b->park_keep_failed) {
+		b->park_keep_failed = true;
+		broker_log_error("cannot keep the lists of deliveries set aside in the store: %s; "
+				 "they stay aside while the broker runs and the store is tried "
+				 "again every second (a restart before then puts the entries "
+				 "missing from the store back in the delivery window, where they "
+				 "are set aside anew `redeliver` after they are read)",
+				 m.text);
+	}
+	free(l);
+}
+
+/* parked_strays: the parties with a list in the store whom the
+ * configuration no longer names (parked_sweep). */
+struct parked_strays {
+	broker *b;
+	char (*id)[RETE_ID_MAX + 1];
+	size_t n, cap;
+};
+
+static int parked_stray(void *ctx, const char *party)
+{
+	struct parked_strays *c = ctx;
+	if (broker_peer_find(c->b, party))
+		return 0;
+	if (c->n == c->cap) {
+		size_t nc = c->cap ? c->cap * 2 : 8;
+		char(*v)[RETE_ID_MAX + 1] = realloc(c->id, nc * sizeof(*v));
+		if (!v)
+			return 1; /* the rest at the next reload or start */
+		c->id = v;
+		c->cap = nc;
+	}
+	snprintf(c->id[c->n++], sizeof(c->id[0]), "%s", party);
+	return 0;
+}
+
+/* parked_sweep removes from the store the lists of parties the
+ * configuration no longer names (at the start and at each reload): what
+ * is queued for them stays queued, as any entry (orphans_say names such
+ * queues), and a party named again later starts with nothing set aside. */
+static void parked_sweep(broker *b)
+{
+	struct parked_strays c = {.b = b};
+	rete_msg m;
+	if (rete_store_parked_parties(b->store, NULL, parked_stray, &c, &m) != RETE_OK)
+		broker_log_warn("cannot read the lists of deliveries set aside in the store: %s",
+				m.text);
+	rete_store_parked *l = c.n ? calloc(c.n, sizeof(*l)) : NULL;
+	if (l) {
+		for (size_t i = 0; i < c.n; i++)
+			l[i].party = c.id[i];
+		if (rete_store_parked_put(b->store, l, c.n, &m) != RETE_OK)
+			broker_log_warn("cannot remove the lists of deliveries set aside for "
+					"parties broker.ini no longer names: %s",
+					m.text);
+		else
+			for (size_t i = 0; i < c.n; i++)
+				broker_log_info("%s is no longer in broker.ini: its list of "
+						"deliveries set aside is removed from the store "
+						"(what is queued for it stays queued)",
+						c.id[i]);
+	}
+	free(l);
+	free(c.id);
+}
+
+/* parked_queued: is entry idx (in a log of size entries) still queued for
+ * party (read in rt)? */
+static bool parked_queued(broker *b, rete_store_rtxn *rt, const char *party, uint64_t idx,
+			  uint64_t size)
+{
+	uint64_t first = 0;
+	size_t got = 0;
+	return idx < size &&
+	       rete_store_queue_peek(b->store, rt, party, idx, 1, &first, &got, NULL) == RETE_OK &&
+	       got == 1 && first == idx;
+}
+
+/* parked_load takes back at the start the lists set aside that
+ * parked_keep wrote before the stop (or the crash): what a party read and
+ * left unacknowledged does not take its delivery window again, what
+ * follows it in the queue is delivered at once, and it goes first, at
+ * once, on the party's first delivery connection (inflight_restart), as
+ * on any new connection. Each index is checked against the store as it
+ * is now: one no longer queued for the party (acked or withdrawn after
+ * the list was last written, a restored copy's), beyond the log, out of
+ * order or repeated, or beyond the room of the delivery_window in force
+ * is left out, and a list that cannot be read is dropped: such entries
+ * are delivered as any queued entry, in log order, and set aside anew
+ * when read and left unacknowledged. Nothing queued is lost either way;
+ * lists that were cleaned up are written again, and those of parties no
+ * longer configured removed (parked_sweep). No commit may be in flight. */
+static void parked_load(broker *b)
+{
+	rete_store_rtxn *rt = NULL;
+	rete_msg m;
+	if (rete_store_read_begin(b->store, &rt, &m) != RETE_OK) {
+		broker_log_warn("cannot read the lists of deliveries set aside: %s; what waits "
+				"takes the delivery windows again until set aside anew",
+				m.text);
+		return;
+	}
+	size_t max = (size_t)b->cfg->delivery_window * PARK_PER_SLOT;
+	uint64_t size = 0;
+	if (rete_store_size(b->store, rt, &size, &m) != RETE_OK) {
+		/* every index would look beyond the log: the lists are left as
+		 * they are for the next start */
+		rete_store_read_end(&rt);
+		broker_log_warn("cannot read the lists of deliveries set aside: %s; what waits "
+				"takes the delivery windows again until set aside anew",
+				m.text);
+		return;
+	}
+	int64_t now = mono_ms();
+	for (size_t i = 0; i < b->npeers; i++) {
+		broker_peer *p = &b->peers[i];
+		uint64_t *idx = NULL;
+		size_t n = 0, gone = 0, over = 0, bad = 0;
+		rete_err err = rete_store_parked_get(b->store, rt, p->id, &idx, &n, &m);
+		if (err != RETE_OK) {
+			broker_log_warn(
+			    "%s; it is dropped: the entries it named stay queued and are "
+			    "delivered in log order (set aside anew once read and left "
+			    "unacknowledged for `redeliver`)",
+			    m.text);
+			p->park_keep_due = err == RETE_ECORRUPT; /* written over */
+			continue;
+		}
+		for (size_t j = 0; j < n; j++) {
+			if (j > 0 && idx[j] <= idx[j - 1])
+				bad++; /* out of order or repeated: put in order */
+			if (!parked_queued(b, rt, p->id, idx[j], size))
+				gone++;
+			else if (!parked_add(p, idx[j], max))
+				over++;
+		}
+		free(idx);
+		p->park_keep_due = gone || over || bad;
+		p->park_round_ms = now;
+		if (n == 0)
+			continue;
+		char left[320] = "", part[2][160] = {"", ""};
+		if (gone)
+			snprintf(part[0], sizeof(part[0]),
+				 "%zu no longer queued for it (acknowledged or withdrawn since the "
+				 "list was written: nothing to deliver)",
+				 gone);
+		if (over)
+			snprintf(
+			    part[1], sizeof(part[1]),
+			    "%zu beyond the room of the delivery_window in force (%zu entries: "
+			    "delivered in log order as any queued entry)",
+			    over, max);
+		if (gone || over)
+			snprintf(left, sizeof(left), "; left out of it: %s%s%s", part[0],
+				 gone && over ? ", " : "", part[1]);
+		if (p->nparked == 0)
+			broker_log_info("%s: none of the %zu deliveries set aside before the "
+					"restart is still queued for it: its list is removed%s",
+					p->id, n, left);
+		else
+			broker_log_info(
+			    "%s: %zu deliver%s it read and left unacknowledged before the "
+			    "restart stay%s set aside (the list kept in the store): what follows "
+			    "in its queue is delivered at once, and %s sent again first, in log "
+			    "order, when it connects%s",
+			    p->id, p->nparked, p->nparked == 1 ? "y" : "ies",
+			    p->nparked == 1 ? "s" : "", p->nparked == 1 ? "it is" : "they are",
+			    left);
+	}
+	rete_store_read_end(&rt);
+	parked_sweep(b);
+	parked_keep(b);
 }
 
 /* redeliver sets aside what is due again (park_due) and sends the next
@@ -3028,6 +3255,8 @@ static void reload(broker *b)
 	rete_buf_free(&before);
 	broker_log_info("reload: %zu parties, %zu routes in force", nc->nparties, nc->nroutes);
 	orphans_say(b);
+	parked_sweep(b);
+	parked_keep(b);
 	pump_dirty(b);
 }
 
@@ -4165,6 +4394,7 @@ int broker_run(broker_config *c, unsigned flags)
 	}
 	if (b.metrics) /* measured only where someone can read it */
 		broker_pool_count_cpu(b.pool, verify_cpu_add, b.metrics);
+	parked_load(&b);
 	orphans_say(&b);
 	char version[128];
 	broker_log_info("started: broker %s, origin %s, epoch %" PRIu32 ", log size %" PRIu64
@@ -4232,6 +4462,7 @@ int broker_run(broker_config *c, unsigned flags)
 			catch_up(&b);
 			scan(&b);
 			redeliver(&b, now);
+			parked_keep(&b);
 			hellos_sweep(&b, now);
 		}
 		if (now - b.last_ping_ms >= b.cfg->heartbeat_ms) {
@@ -4242,6 +4473,7 @@ int broker_run(broker_config *c, unsigned flags)
 		broker_metrics_tick(&b);
 	}
 	pipe_collect(&b); /* the batch in flight is answered */
+	parked_keep(&b);
 	checkpoint_make(&b);
 	if (b.state_due) /* the last batch stored the last checkpoint */
 		checkpoint_state(&b);

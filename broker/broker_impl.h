@@ -93,7 +93,8 @@ typedef struct broker_peer {
 	 * progress, park_pos its next one; park_seq the send number of the
 	 * last one sent on this connection, 0: none yet; park_round_ms when
 	 * the latest began, monotonic). park_full_said: the room is full,
-	 * said once. */
+	 * said once. park_keep_due: the list changed since the store last got
+	 * it (parked_keep: a restart takes it back from there). */
 	uint64_t *parked;
 	size_t nparked, parked_cap;
 	size_t park_pos;
@@ -101,6 +102,7 @@ typedef struct broker_peer {
 	uint64_t park_seq;
 	int64_t park_round_ms;
 	bool park_full_said;
+	bool park_keep_due;
 	uint64_t next_from; /* next queue index to look at */
 	int64_t last_seen_ms;
 	bool dirty; /* look at its queue after this batch */
@@ -262,6 +264,8 @@ typedef struct broker {
 	broker_batch *bt;  /* the batch being built */
 	broker_batch *fly; /* the batch being committed, or NULL */
 	broker_worker *worker;
+	bool park_keep_failed;		   /* the store refused the last lists set aside
+					      (parked_keep: said once, tried every second) */
 	broker_tsa *tsa;		   /* trusted time (timestamp.h), NULL: no TSA */
 	uint64_t send_seq;		   /* numbers DELIVERs and PINGs (broker_conn) */
 	char (*fd_party)[RETE_ID_MAX + 1]; /* the party whose frames came on fd i */
