@@ -7,8 +7,10 @@
 #    with a wrong clock). It must not withdraw them nor flag them overdue at
 #    its first scans: the clock disagrees with its store's newest time, and
 #    for clock_grace after the start the gap is not counted; an error and a
-#    health problem name the gap. The clock is put right (NTP): the broker
-#    says so, nothing was withdrawn, cpi's agent gets both.
+#    health problem name the gap. Started again with the same wrong clock,
+#    it still sees the gap (the state file's time, "last seen running", is
+#    not set while the clock is in doubt). The clock is put right (NTP): the
+#    broker says so, nothing was withdrawn, cpi's agent gets both.
 # 2. Stopped again with r-3 queued and started 6 days ahead once more: this
 #    time the downtime was real. The operator confirms it (a reload with a
 #    short clock_grace): r-3, past its expiry, is withdrawn then.
@@ -72,6 +74,15 @@ log "error.*clock is (5d23h|6d00h) ahead of the newest time.* 2 withdrawals and 
 	bad "no error naming the clock's gap at the start: $(log clock)"
 health "with the clock 6 days ahead since the start"
 expect 1 "ahead of the newest time" "clock_grace"
+
+# restarted again with the same wrong clock (a restart loop, or an operator
+# trying a restart): the first run's start and checkpoints wrote the state
+# file with the wrong clock, yet the gap is still seen
+restart_broker "+6d"
+wait_for 30 grep -qE "withdrew|is overdue|wait for clock_grace" "$DIR/broker.log" ||
+	fail "the broker said nothing within 30 s of starting again 6 days ahead"
+log "withdrew|is overdue" &&
+	bad "withdrawn (or flagged overdue) at a second start with the clock 6 days ahead: $(log 'withdrew|is overdue')"
 
 set_clock "+0" # NTP puts it right
 wait_for 30 grep -q "clock is back" "$DIR/broker.log" ||
