@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
@@ -1452,6 +1453,8 @@ static char *checkpoint_note(broker *b, uint64_t size, rete_msg *m)
 	return note;
 }
 
+static void clock_mark(broker *b);
+
 /* checkpoint_state writes the state file: the broker's memory of what it
  * signed (the latest stored checkpoint), outside the store folder (a
  * restore replaces that). Once per checkpoint, never per commit: a tail
@@ -1466,6 +1469,8 @@ static void checkpoint_state(broker *b)
 		broker_log_error("checkpoint at size %" PRIu64 ": %s; a restore of an older "
 				 "copy may go unnoticed until it is written",
 				 b->cp_size, m.text);
+	else
+		clock_mark(b);
 }
 
 /* checkpoint_done follows a stored checkpoint (main thread): it becomes
@@ -1823,6 +1828,20 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 		if (bt->ops[i].kind == RETE_STORE_OP_ACK && bt->ops[i].in.index == a->index &&
 		    strcmp(bt->ops[i].in.recipient, f->party) == 0)
 			return;
+	if (b->clock_hold) { /* nothing logged (clock_start): delivered again later */
+		char at[32];
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_BUSY, "",
+			      "the ACK of entry %" PRIu64
+			      " waits: the broker's clock is behind the "
+			      "newest entry of its log (%s)",
+			      a->index, rete_time_format(b->clock_floor_ms, at));
+		broker_log_limited(RETE_LOG_WARNING, "acks held: the clock behind the log",
+				   "%s's ACK of entry %" PRIu64 " not taken: the clock is behind "
+				   "the newest entry of the log (%s); the entry is delivered again",
+				   f->party, a->index, at);
+		send_refusal(b, f, false);
+		return;
+	}
 	Rete__Message *msg = NULL;
 	if (read_message(b, NULL, a->index, &msg) != RETE_OK) {
 		broker_log_error("cannot read entry %" PRIu64 " acked by %s", a->index, f->party);
@@ -2568,6 +2587,8 @@ static bool resent(broker *b, rete_store_rtxn **rt, const broker_frame *f)
 	return sodium_memcmp(have, got, RETE_HASH_LEN) == 0;
 }
 
+static bool clock_holds(broker *b, broker_frame *f);
+
 /* timestamp_refuses refuses f (ERROR_CODE_NO_TIMESTAMP) while a checkpoint
  * has waited for its time-stamp token longer than timestamp_grace
  * (timestamp.h); a resend of what is logged still gets its receipt. */
@@ -2758,7 +2779,7 @@ static void run_batch(broker *b, broker_frame **jobs)
 			 * DUPLICATE all the same */
 			if (f->pending && resent(b, &rt, f))
 				f->resent = true; /* no checks: the original receipt */
-			else if (f->pending && timestamp_refuses(b, f))
+			else if (f->pending && (clock_holds(b, f) || timestamp_refuses(b, f)))
 				send_refusal(b, f, true);
 			else if (f->pending)
 				jobs[njobs++] = f;
@@ -2928,7 +2949,13 @@ static void clock_watch(broker *b)
 	if (b->clock_boot_ms != 0) {
 		int64_t drift = (wall - b->clock_wall_ms) - (boot - b->clock_boot_ms);
 		int64_t was = b->clock_ahead_ms;
-		if (drift > BROKER_CLOCK_JUMP_MS) {
+		if (drift > BROKER_CLOCK_JUMP_MS && b->clock_hold) {
+			/* behind the log since the start (clock_start): this is
+			 * the clock put right, which the hold waits for */
+			broker_log_info("the clock moved forward by %s while behind the newest "
+					"entry of the log: taken as the clock put right",
+					span_text(drift, jump, sizeof(jump)));
+		} else if (drift > BROKER_CLOCK_JUMP_MS) {
 			b->clock_ahead_ms += drift;
 			span_text(drift, jump, sizeof(jump));
 			span_text(b->clock_ahead_ms, ahead, sizeof(ahead));
@@ -2945,32 +2972,302 @@ static void clock_watch(broker *b)
 					 "the clock (timedatectl) before restarting the broker, "
 					 "which counts on the clock as it then is",
 					 jump, jump, at, ahead);
-		} else if (drift < -BROKER_CLOCK_JUMP_MS && was > 0) {
-			/* what is left under a minute is the milliseconds between
-			 * the reads, not a jump */
-			b->clock_ahead_ms = was + drift > BROKER_CLOCK_JUMP_MS ? was + drift : 0;
+		} else if (drift < -BROKER_CLOCK_JUMP_MS &&
+			   (was > 0 || b->clock_start_ahead_ms > 0)) {
+			/* a step back takes back the jump first, then the start's
+			 * gap (clock_start); what is left under a minute is the
+			 * milliseconds between the reads, not a jump */
+			int64_t back = -drift, take = back < was ? back : was;
+			b->clock_ahead_ms = was - take > BROKER_CLOCK_JUMP_MS ? was - take : 0;
+			back -= take;
+			int64_t gap = b->clock_start_ahead_ms;
+			take = back < gap ? back : gap;
+			b->clock_start_ahead_ms =
+			    gap - take > BROKER_CLOCK_JUMP_MS ? gap - take : 0;
 			span_text(-drift, jump, sizeof(jump));
-			if (b->clock_ahead_ms == 0) {
+			int64_t left = b->clock_ahead_ms + b->clock_start_ahead_ms;
+			if (b->clock_ahead_ms == 0)
 				b->clock_text[0] = '\0';
+			if (b->clock_start_ahead_ms == 0)
+				b->clock_start_text[0] = '\0';
+			if (left == 0)
 				broker_log_info("the clock is back (it went back by %s): expiry "
 						"and overdue count on it again",
 						jump);
-			} else
-				broker_log_warn("the clock went back by %s; %s of its forward "
-						"jump is still not counted",
-						jump,
-						span_text(b->clock_ahead_ms, ahead, sizeof(ahead)));
+			else
+				broker_log_warn(
+				    "the clock went back by %s; %s of its forward "
+				    "jump (or of its gap at the start) is still not counted",
+				    jump, span_text(left, ahead, sizeof(ahead)));
 		}
 	}
 	b->clock_wall_ms = wall;
 	b->clock_boot_ms = boot;
 }
 
+/* clock_ref: a time the store (or the state file) holds, and what it is */
+struct clock_ref {
+	int64_t at; /* Unix ms, 0: none */
+	char what[112];
+};
+
+static void ref_take(struct clock_ref *r, int64_t at, const char *what)
+{
+	if (at > r->at) {
+		r->at = at;
+		snprintf(r->what, sizeof(r->what), "%s", what);
+	}
+}
+
+/* store_newest_time: the newest times the broker knows from before its
+ * start. *log: the newest entry's loggedAt, or the newest time-stamp
+ * token's genTime when later (a TSA's time, not the broker's): a later
+ * entry must not be dated before it. *seen: that, or the state file's
+ * time when later (clock_mark: when the last run was last seen running):
+ * where the downtime began. */
+static void store_newest_time(broker *b, struct clock_ref *log, struct clock_ref *seen)
+{
+	char t[32], what[112];
+	uint64_t size = 0, cp = 0;
+	rete_buf buf = {0};
+	memset(log, 0, sizeof(*log));
+	if (rete_store_size(b->store, NULL, &size, NULL) == RETE_OK && size > 0 &&
+	    rete_store_entry(b->store, NULL, size - 1, &buf, NULL) == RETE_OK) {
+		Rete__LogEntry *le = rete__log_entry__unpack(NULL, buf.len, buf.data);
+		if (le) {
+			snprintf(what, sizeof(what), "entry %" PRIu64 ", logged at %s", size - 1,
+				 rete_time_format(le->logged_at, t));
+			ref_take(log, le->logged_at, what);
+			rete__log_entry__free_unpacked(le, NULL);
+		}
+	}
+	rete_buf_free(&buf);
+	int64_t gen = 0;
+	if (rete_store_timestamp_latest(b->store, NULL, &cp, &buf, NULL) == RETE_OK &&
+	    broker_tsa_gen_time(buf.data, buf.len, &gen, NULL) == RETE_OK) {
+		snprintf(what, sizeof(what),
+			 "the time-stamp token of checkpoint %" PRIu64 ", at %s", cp,
+			 rete_time_format(gen, t));
+		ref_take(log, gen, what);
+	}
+	rete_buf_free(&buf);
+	*seen = *log;
+	struct stat st;
+	if (seen->at > 0 && stat(b->cfg->state, &st) == 0) {
+		int64_t at = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+		snprintf(what, sizeof(what), "the broker last seen running at %s",
+			 rete_time_format(at, t));
+		ref_take(seen, at, what);
+	}
+}
+
+/* BROKER_CLOCK_MARK_MS: how often the state file's time is set to the
+ * wall clock (clock_mark), so that the next start knows when this run was
+ * last seen, even after a crash or a spell with nothing logged. */
+#define BROKER_CLOCK_MARK_MS (60 * 1000)
+
+/* clock_mark sets the state file's modification time to now: the broker's
+ * "last seen running" (clock_start reads it), a time and not a write (no
+ * sync: a mark lost to a power cut only makes the next start's gap
+ * longer, which defers, never withdraws). Not while the clock is doubted
+ * (a jump or a start's gap not counted, or the log held): a wrong time
+ * there would hide the gap from the next start. */
+static void clock_mark(broker *b)
+{
+	struct timespec ts[2] = {{0, UTIME_OMIT}, {0, 0}};
+	b->clock_mark_mono_ms = mono_ms();
+	/* doubted: the state file keeps the time last set while trusted (a
+	 * checkpoint's rewrite of the file set it to the wall clock) */
+	if (b->clock_ahead_ms == 0 && b->clock_start_ahead_ms == 0 && !b->clock_hold)
+		b->clock_seen_ms = rete_now_ms();
+	if (b->clock_seen_ms == 0)
+		return;
+	/* the time itself, not UTIME_NOW: the clock this process reads */
+	ts[1].tv_sec = b->clock_seen_ms / 1000;
+	ts[1].tv_nsec = b->clock_seen_ms % 1000 * 1000000;
+	if (utimensat(AT_FDCWD, b->cfg->state, ts, 0) != 0 && errno != ENOENT)
+		broker_log_debug("cannot set the time of the state file %s: %s", b->cfg->state,
+				 strerror(errno));
+}
+
+/* clock_start compares the wall clock at the start with the newest time
+ * the store holds (s14; docs/operations.md "Trusted time"). The broker
+ * cannot tell from its own clocks a clock that is wrong from a downtime
+ * that was real, and a withdrawal cannot be undone: so for clock_grace
+ *   - ahead by more than BROKER_CLOCK_JUMP_MS: the gap is not counted
+ *     (clock_start_ahead_ms, as clock_watch does a jump): expiry and
+ *     overdue go on from the store's newest time; a step back (NTP) takes
+ *     it back; once clock_grace has passed the gap is counted (it was the
+ *     downtime);
+ *   - behind by more than that: nothing is logged (clock_hold) until the
+ *     clock passes the store's newest time, so that no entry gets a time
+ *     before the one before it; once clock_grace has passed, the clock is
+ *     taken as it is.
+ * clock_grace off: the clock is counted on at once, as before. */
+static void clock_start(broker *b)
+{
+	char gap[32], until[32];
+	int64_t wall = rete_now_ms();
+	struct clock_ref log, seen;
+	b->clock_start_boot_ms = boot_ms();
+	store_newest_time(b, &log, &seen);
+	b->clock_seen_ms = seen.at;
+	if (seen.at == 0 || b->cfg->clock_grace_ms == 0)
+		return;
+	rete_time_format(wall + b->cfg->clock_grace_ms, until);
+	if (wall - seen.at > BROKER_CLOCK_JUMP_MS) {
+		b->clock_start_ahead_ms = wall - seen.at;
+		span_text(wall - seen.at, gap, sizeof(gap));
+		snprintf(b->clock_start_what, sizeof(b->clock_start_what), "%s", seen.what);
+		const char *what = seen.what;
+		broker_log_info(
+		    "the clock is %s ahead of the newest time the broker knew at its "
+		    "start (%s): it was down that long, or its clock is wrong; until %s "
+		    "(clock_grace %s) expiry and overdue do not count the gap",
+		    gap, what, until, b->cfg->clock_grace);
+	} else if (log.at - wall > BROKER_CLOCK_JUMP_MS) {
+		const char *what = log.what;
+		b->clock_hold = true;
+		b->clock_floor_ms = log.at;
+		span_text(log.at - wall, gap, sizeof(gap));
+		snprintf(b->clock_start_text, sizeof(b->clock_start_text),
+			 "the broker's clock is %s behind the newest entry of its log (%s): "
+			 "nothing is logged until the clock passes it (submissions are answered "
+			 "BUSY and sent again by the agents, acknowledgements wait, no expiry "
+			 "or overdue), or until %s (clock_grace %s); check the clock "
+			 "(timedatectl): if it is wrong, set it right; if it is right, the "
+			 "entries before were logged with a clock ahead, and a reload with "
+			 "clock_grace 1s logs with this clock now (the log's times then go back, "
+			 "and rete audit verify warns of it)",
+			 gap, what, until, b->cfg->clock_grace);
+		broker_log_error("the clock is %s behind the newest entry of the log (%s): "
+				 "nothing is logged until the clock passes it, or until %s "
+				 "(clock_grace %s); check the clock (timedatectl)",
+				 gap, what, until, b->cfg->clock_grace);
+	}
+}
+
+static int on_count(void *ctx, const char *recipient, uint64_t index, int64_t logged_at)
+{
+	(void)recipient, (void)index, (void)logged_at;
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+static int on_count_overdue(void *ctx, const Rete__ReferralInfo *r)
+{
+	(void)r;
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+/* clock_start_check, at every scan: ends what clock_start began once the
+ * clock is right or clock_grace has passed (a reload may shorten it), and
+ * says once, at error level and in health, when the start's gap holds
+ * back a withdrawal or an overdue notice. false: nothing may be logged
+ * (clock_hold). */
+static bool clock_start_check(broker *b, int64_t wall)
+{
+	char gap[32], at[32];
+	bool over = b->cfg->clock_grace_ms == 0 ||
+		    boot_ms() - b->clock_start_boot_ms >= b->cfg->clock_grace_ms;
+	if (b->clock_hold) {
+		if (wall >= b->clock_floor_ms) {
+			b->clock_hold = false;
+			b->clock_start_text[0] = '\0';
+			broker_log_info("the clock has passed the newest entry of the log (%s): "
+					"entries are logged again",
+					rete_time_format(b->clock_floor_ms, at));
+		} else if (over) {
+			b->clock_hold = false;
+			b->clock_start_text[0] = '\0';
+			broker_log_warn(
+			    "clock_grace (%s) has passed with the clock still %s behind "
+			    "the newest entry of the log (%s): entries are logged with "
+			    "it from now on, and the log's times go back (rete audit "
+			    "verify warns of it)",
+			    b->cfg->clock_grace,
+			    span_text(b->clock_floor_ms - wall, gap, sizeof(gap)),
+			    rete_time_format(b->clock_floor_ms, at));
+		}
+		return !b->clock_hold;
+	}
+	if (b->clock_start_ahead_ms == 0)
+		return true;
+	span_text(b->clock_start_ahead_ms, gap, sizeof(gap));
+	if (over) {
+		broker_log_warn("clock_grace (%s) has passed: the clock's gap of %s at the start "
+				"is taken as the time the broker was down, and expiry and overdue "
+				"count on the clock",
+				b->cfg->clock_grace, gap);
+		b->clock_start_ahead_ms = 0;
+		b->clock_start_text[0] = '\0';
+		return true;
+	}
+	if (!b->clock_held_said) {
+		/* what the clock as it is would withdraw or flag, and the
+		 * gap does not */
+		int64_t now = wall - b->clock_ahead_ms;
+		size_t would = 0, will = 0, odue = 0, odue_will = 0;
+		rete_store_queue_expired(b->store, NULL, now - b->cfg->expiry_ms, on_count, &would,
+					 NULL);
+		rete_store_queue_expired(b->store, NULL,
+					 now - b->clock_start_ahead_ms - b->cfg->expiry_ms,
+					 on_count, &will, NULL);
+		rete_store_overdue_candidates(b->store, NULL, now, on_count_overdue, &odue, NULL);
+		rete_store_overdue_candidates(b->store, NULL, now - b->clock_start_ahead_ms,
+					      on_count_overdue, &odue_will, NULL);
+		if (would > will || odue > odue_will) {
+			b->clock_held_said = true;
+			snprintf(b->clock_start_text, sizeof(b->clock_start_text),
+				 "the broker's clock is %s ahead of the newest time it knew at its "
+				 "start (%s): %zu withdrawal%s and %zu overdue notice%s "
+				 "wait, the gap not counted, until clock_grace (%s) has passed; if "
+				 "the broker was not down that long, set its clock right "
+				 "(timedatectl); if it was, nothing to do (a reload with "
+				 "clock_grace 1s counts the gap now)",
+				 gap, b->clock_start_what, would - will,
+				 would - will == 1 ? "" : "s", odue - odue_will,
+				 odue - odue_will == 1 ? "" : "s", b->cfg->clock_grace);
+			broker_log_error(
+			    "the clock is %s ahead of the newest time the broker knew at its "
+			    "start: %zu withdrawal%s and %zu overdue notice%s wait for clock_grace "
+			    "(%s) "
+			    "before the gap is counted; if the broker was not down that long, set "
+			    "its clock right (timedatectl) now",
+			    gap, would - will, would - will == 1 ? "" : "s", odue - odue_will,
+			    odue - odue_will == 1 ? "" : "s", b->cfg->clock_grace);
+		}
+	}
+	return true;
+}
+
+/* clock_holds refuses f (ERROR_CODE_BUSY) while clock_start holds the log
+ * (its clock behind the newest entry): the agent sends it again. */
+static bool clock_holds(broker *b, broker_frame *f)
+{
+	if (!b->clock_hold)
+		return false;
+	char at[32];
+	broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_BUSY, "",
+		      "message %.64s: the broker's clock is behind the newest entry of its log "
+		      "(%s); nothing is logged until it is set right: try again later",
+		      f->msg ? f->msg->id : "", rete_time_format(b->clock_floor_ms, at));
+	broker_log_limited(RETE_LOG_WARNING, "held: the clock behind the log",
+			   "submission %.64s of %s held: the clock is behind the newest entry "
+			   "of the log (%s)",
+			   f->msg ? f->msg->id : "", f->party, at);
+	return true;
+}
+
 static void scan(broker *b)
 {
 	clock_watch(b);
 	/* now: what expiry and overdue count on; wall: the own entries' time */
-	int64_t wall = rete_now_ms(), now = wall - b->clock_ahead_ms;
+	int64_t wall = rete_now_ms();
+	if (!clock_start_check(b, wall))
+		return;
+	int64_t now = wall - b->clock_ahead_ms - b->clock_start_ahead_ms;
 	struct scan_ctx s = {0};
 	s.cap = BROKER_SCAN_MAX;
 	s.e = calloc(s.cap, sizeof(*s.e));
@@ -4375,6 +4672,7 @@ int broker_run(broker_config *c, unsigned flags)
 		goto out;
 	if (b.restore_note && epoch_begin(&b) != RETE_OK)
 		goto out;
+	clock_start(&b);
 	if (directory_sync(&b) != RETE_OK) {
 		broker_log_error("cannot log the directory");
 		goto out;
@@ -4388,6 +4686,7 @@ int broker_run(broker_config *c, unsigned flags)
 				 m.text);
 		goto out;
 	}
+	clock_mark(&b);
 	if (broker_metrics_start(&b, &b.metrics, &m) != RETE_OK) {
 		broker_log_error("%s", m.text);
 		goto out;
@@ -4461,6 +4760,8 @@ int broker_run(broker_config *c, unsigned flags)
 			pipe_collect(&b);
 			catch_up(&b);
 			scan(&b);
+			if (now - b.clock_mark_mono_ms >= BROKER_CLOCK_MARK_MS)
+				clock_mark(&b);
 			redeliver(&b, now);
 			parked_keep(&b);
 			hellos_sweep(&b, now);
@@ -4477,6 +4778,7 @@ int broker_run(broker_config *c, unsigned flags)
 	checkpoint_make(&b);
 	if (b.state_due) /* the last batch stored the last checkpoint */
 		checkpoint_state(&b);
+	clock_mark(&b); /* the last time seen running */
 	hush_flush(&b);
 	/* the TSA's exchange ends (abandoned) before "stopped" is said:
 	 * what the log says last is what the process did last; freed later

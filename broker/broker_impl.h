@@ -256,6 +256,16 @@ typedef struct broker {
 	 * jump's sentence for health */
 	int64_t clock_wall_ms, clock_boot_ms, clock_ahead_ms;
 	char clock_text[384];
+	/* a start with the wall clock away from the store's newest time
+	 * (clock_start, broker.c): the boot clock at the start; the start's gap
+	 * not counted yet (ahead; 0: none); while clock_hold, nothing is logged
+	 * until the wall clock reaches clock_floor_ms (behind); clock_held_said:
+	 * the gap held something back and said so; the sentence for health */
+	int64_t clock_start_boot_ms, clock_start_ahead_ms, clock_floor_ms;
+	bool clock_hold, clock_held_said;
+	char clock_start_text[640], clock_start_what[112];
+	/* the state file's time as last set (clock_mark), and when (mono) */
+	int64_t clock_seen_ms, clock_mark_mono_ms;
 	/* queues of parties the configuration no longer names, found at the
 	 * start and at each reload (orphans_say, broker.c) */
 	char (*orphans)[RETE_ID_MAX + 1];
