@@ -1104,6 +1104,29 @@ static void send_login(rete_http_answer *a, const char *note, const char *next)
 	rete_http_append(a, at + tail, x->len - head - tail);
 }
 
+/* console_throttle_say: the log says when a failed sign-in started a
+ * user-wide pause (naming the user only when it is an account: a name
+ * that is none may be a password typed into the user field) or the
+ * console-wide brake, so that IT learns of the attack. */
+static void console_throttle_say(struct console *c, const char *user, unsigned started)
+{
+	if (started & CONSOLE_THROTTLE_USER_PAUSED)
+		fprintf(stderr,
+			"rete console: %s: %d failed sign-ins from addresses it never signed in "
+			"from (someone may be guessing its password): its sign-in from such "
+			"addresses is paused, up to %lld minutes at a time, until the failures "
+			"stop; from an address it signed in from it is not paused\n",
+			console_accounts_known(c->users_path, user) ? user : "(unknown account)",
+			CONSOLE_LOGIN_FREE_USER, CONSOLE_THROTTLE_MAX_MS / 60000);
+	if (started & CONSOLE_THROTTLE_BRAKE_ON)
+		fprintf(stderr,
+			"rete console: %d failed sign-ins on the console from addresses not known "
+			"for their user (a password spray?): every sign-in from such an address "
+			"now waits, one let through every %d s, until the failures stop; a user "
+			"at an address it signed in from is not held\n",
+			CONSOLE_LOGIN_FREE_CONSOLE, CONSOLE_LOGIN_CONSOLE_MS / 1000);
+}
+
 static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
@@ -1166,17 +1189,31 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	 * before the next is checked (guesses sent at once got through all
 	 * together), and at most one Argon2 hash (64 MiB) is in memory */
 	pthread_mutex_lock(&login_lock);
-	int64_t now = rete_now_ms(), wait = console_throttle_wait(user, rq->client, now);
+	bool brake = false;
+	int64_t now = rete_now_ms(),
+		wait = console_throttle_wait_why(user, rq->client, now, &brake);
 	if (wait > 0) {
 		pthread_mutex_unlock(&login_lock);
 		char ra[32];
 		snprintf(ra, sizeof(ra), "%lld", (long long)(wait + 999) / 1000);
-		char note[400];
-		snprintf(note, sizeof(note),
-			 "Troppi accessi non riusciti per questo utente o da questo indirizzo: "
-			 "riprova tra %s s. · Sign-in paused: too many failed logins for this "
-			 "user or from this address; try again in %s s.",
-			 ra, ra);
+		char note[600];
+		if (brake)
+			snprintf(
+			    note, sizeof(note),
+			    "Troppi accessi non riusciti alla console, da indirizzi diversi: "
+			    "da un indirizzo da cui questo utente non ha mai fatto l'accesso "
+			    "riprova tra %s s; dal PC da cui hai già fatto l'accesso entri "
+			    "subito. · Sign-in paused: too many failed logins on the console, "
+			    "from many addresses: from an address this user never signed in "
+			    "from, try again in %s s; from a PC you signed in from before, you "
+			    "get in at once.",
+			    ra, ra);
+		else
+			snprintf(note, sizeof(note),
+				 "Troppi accessi non riusciti per questo utente o da questo "
+				 "indirizzo: riprova tra %s s. · Sign-in paused: too many failed "
+				 "logins for this user or from this address; try again in %s s.",
+				 ra, ra);
 		a->status = 429;
 		rete_http_header(a, "Retry-After", ra);
 		send_login(a, note, next);
@@ -1188,8 +1225,9 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	uint8_t stamp[CONSOLE_STAMP_LEN];
 	bool ok = console_accounts_check(c->users_path, user, pw, stamp, &m) == RETE_OK;
 	sodium_memzero(pw, sizeof(pw));
-	console_throttle_note(user, rq->client, ok, now);
+	unsigned started = console_throttle_note(user, rq->client, ok, now);
 	pthread_mutex_unlock(&login_lock);
+	console_throttle_say(c, user, started);
 	/* a refused name is recorded only when it is an account's: one that
 	 * is not may be a password typed into the user field by mistake, and
 	 * the record is kept 24 months */
@@ -1216,9 +1254,9 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	}
 	char token[CONSOLE_TOKEN_HEX + 1], cookie[200];
 	if (!console_session_new(user, now, stamp, token)) { /* the line checked */
-		/* the table holds others' live sessions only: none of them is
-		 * ended for this one (one account signing in again and again
-		 * would sign everyone out) */
+		/* the table holds live sessions of others, one each: none of
+		 * them is ended for this one (one account signing in again and
+		 * again would sign everyone out) */
 		a->status = 503;
 		rete_http_header(a, "Retry-After", "60");
 		char note[400];
