@@ -1127,6 +1127,63 @@ static void console_throttle_say(struct console *c, const char *user, unsigned s
 			CONSOLE_LOGIN_FREE_CONSOLE, CONSOLE_LOGIN_CONSOLE_MS / 1000);
 }
 
+/* How far back the access record's sign-ins are recalled at the start. */
+#define CONSOLE_GOOD_RECALL_MS (90LL * 24 * 3600 * 1000)
+
+/* console_goods_recall: the addresses users signed in from (the record's
+ * "login USER from ADDRESS ok" lines of the last CONSOLE_GOOD_RECALL_MS,
+ * in its current file) are known again after a restart, so that a pause
+ * of a user, or the console-wide brake, does not hold her at her own PC
+ * until she has signed in once more. A line that does not read as one is
+ * skipped; a record that cannot be read recalls nothing. */
+static void console_goods_recall(const struct console *c)
+{
+	FILE *f = fopen(c->access_path, "r");
+	char line[2048];
+	int64_t since = rete_now_ms() - CONSOLE_GOOD_RECALL_MS;
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strstr(line, "\"login ") == NULL || strstr(line, " ok\"") == NULL)
+			continue;
+		json_t *o = json_loads(line, 0, NULL);
+		const char *prog = json_string_value(json_object_get(o, "program"));
+		const char *what = json_string_value(json_object_get(o, "what"));
+		const char *at = json_string_value(json_object_get(o, "at"));
+		int64_t at_ms = 0;
+		char user[CONSOLE_USER_MAX + 1], host[INET6_ADDRSTRLEN], client[RETE_HTTP_ADDR_MAX];
+		struct sockaddr_storage ss = {0};
+		struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+		struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+		const char *from = what != NULL ? strstr(what, " from ") : NULL;
+		size_t wl = what != NULL ? strlen(what) : 0,
+		       ul = from != NULL ? (size_t)(from - what) - 6 : 0;
+		size_t hl = from != NULL ? wl - (size_t)(from + 6 - what) - 3 : 0;
+		if (prog != NULL && strcmp(prog, "rete console") == 0 && at != NULL &&
+		    rete_time_parse(at, &at_ms) == RETE_OK && at_ms >= since && from != NULL &&
+		    strncmp(what, "login ", 6) == 0 && wl > 9 &&
+		    strcmp(what + wl - 3, " ok") == 0 && ul > 0 && ul <= CONSOLE_USER_MAX &&
+		    from + 6 <= what + wl - 3 && hl > 0 && hl < sizeof(host)) {
+			memcpy(user, what + 6, ul);
+			user[ul] = '\0';
+			memcpy(host, from + 6, hl);
+			host[hl] = '\0';
+			client[0] = '\0';
+			if (inet_pton(AF_INET, host, &v4->sin_addr) == 1)
+				ss.ss_family = AF_INET;
+			else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1)
+				ss.ss_family = AF_INET6;
+			if (ss.ss_family != 0)
+				rete_http_client_of((const struct sockaddr *)&ss, client,
+						    sizeof(client));
+			if (console_user_valid(user) && client[0] != '\0')
+				console_throttle_note(user, client, true, at_ms);
+		}
+		json_decref(o);
+	}
+	fclose(f);
+}
+
 static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
@@ -3502,8 +3559,10 @@ int cmd_console(int argc, char **argv)
 	rete_check_free(&pr);
 	c.auth = naccounts > 0;
 	/* a session lives while its account does, with the password it signed in with */
-	if (c.auth)
+	if (c.auth) {
 		console_sessions_accounts(c.users_path);
+		console_goods_recall(&c);
+	}
 	c.tls = c.tls_cert_path != NULL;
 	if ((err = rete_access_log_open(c.access_path, RETE_ACCESS_KEEP_DEFAULT, false, &c.access,
 					&m)) != RETE_OK ||

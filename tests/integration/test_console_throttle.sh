@@ -11,6 +11,9 @@
 #      account needed): none was ever throttled. Now a console-wide brake
 #      holds every sign-in from an address not known for its user, and
 #      the log says so; bob and alice at their own PCs still sign in.
+#   3. the same after a restart of the console: the addresses they signed
+#      in from are recalled from the access record (before, they were in
+#      memory only, and the brake held everyone).
 set -u
 
 . "$(dirname "$0")/lib.sh"
@@ -94,6 +97,22 @@ grep -q "failed sign-ins on the console" "$DIR/coord.log" ||
 grep -q "name1[^0-9]" "$DIR/coord.log" && bad "the log names a name that is no account: $(grep name1 "$DIR/coord.log")"
 
 grep 'failed sign-ins' "$DIR/coord.log"
+
+# --- 3. a restart during a spray: the addresses bob and alice signed in
+# from are recalled from the access record, so the brake does not hold them
+kill "$CONSOLE_PID"
+wait "$CONSOLE_PID" 2>/dev/null
+later 7200
+: >"$DIR/coord.log"
+serve_console
+for i in $(seq 1 40); do login "other$i" "127.0.142.$i" 'Estate2026!' >/dev/null; done
+code=$(login bob 127.0.143.1 'bob has a long password')
+[ "$code" = 429 ] || bad "after the restart, bob from a new address during the spray: $code (the brake holds it)"
+for who in "alice 127.0.0.1" "bob 127.0.0.2"; do
+	set -- $who
+	code=$(login "$1" "$2" "$1 has a long password")
+	[ "$code" = 303 ] || bad "after the restart, $1 at own PC during the spray: $code $(grep -o 'riprova tra [0-9]* s' "$DIR/l.txt")"
+done
 [ "$FAILS" = 0 ] || exit 1
 echo "ok: guessing from many addresses meets pauses of minutes and a console-wide brake"
 exit 0
