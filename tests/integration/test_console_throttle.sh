@@ -103,6 +103,17 @@ grep 'failed sign-ins' "$DIR/coord.log"
 kill "$CONSOLE_PID"
 wait "$CONSOLE_PID" 2>/dev/null
 later 7200
+# lines that do not read as a sign-in are skipped (the record is the console's
+# own, but a damaged or hand-edited one must not stop the start)
+{
+	printf '%s\n' '{"at":"x","program":"rete console","what":"login alice from 127.0.0.9 ok"}' \
+		'{"program":"rete console","what":"login  from  ok"}' '{"what":"login from ok"}' \
+		'{"at":"2026-12-07T10:00:00Z","program":"rete console","what":"login Bob from 127.0.0.9 ok"}' \
+		'{"at":"2026-12-07T10:00:00Z","program":"rete console","what":"login bob from 999.0.0.1 ok"}' \
+		'not json "login x from y ok"' '{"what": 7, "at": [], "program": null}'
+	head -c 5000 /dev/zero | tr '\0' a
+	echo ' "login a from b ok"'
+} >>"$DIR/console-access.jsonl"
 : >"$DIR/coord.log"
 serve_console
 for i in $(seq 1 40); do login "other$i" "127.0.142.$i" 'Estate2026!' >/dev/null; done
