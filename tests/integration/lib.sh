@@ -24,7 +24,8 @@
 # DIR/broker): make_keys, broker_ini, agencies_ini, coord_only_ini,
 # agent_ini, coord_ini, start_broker, start_agents, start_tsa, tsa_ini,
 # need_faketime, start_broker_faketime, set_clock, stop_pid, inbox_has,
-# send_referral, serve_console. A test that must do more on exit defines
+# send_referral, console_users, console_faketime, serve_console. A test
+# that must do more on exit defines
 # before_cleanup (it runs first). Waits poll with deadlines (no sleep as
 # synchronisation). Safe under `set -e` and `set -u`.
 #
@@ -358,6 +359,29 @@ console_cert() {
 		-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
 		-keyout "$DIR/console.key" -out "$DIR/console.crt" >/dev/null 2>&1 || fail "openssl req"
 	chmod 600 "$DIR/console.key"
+}
+
+# console_users [USER...]: the keys, broker.ini, and coord.ini with
+# "[console] users = console-users"; each USER's account made with the
+# password "USER has a long password" (or fail).
+console_users() {
+	make_keys broker.mantova coord.mantova
+	coord_only_ini | broker_ini
+	printf '\n[console]\nusers = console-users\n' | coord_ini
+	local u
+	for u in "$@"; do
+		printf '%s has a long password\n' "$u" |
+			"$BIN/rete" console passwd "$u" -c "$DIR/coord.ini" >"$DIR/p.out" 2>&1 ||
+			fail "passwd $u: $(cat "$DIR/p.out")"
+	done
+}
+
+# console_faketime: the next serve_console runs under libfaketime (need_faketime
+# first), its clock offset in DIR/faketime.rc ("+0"; see set_clock).
+console_faketime() {
+	echo "+0" >"$DIR/faketime.rc"
+	CONSOLE_ENV=(LD_PRELOAD="$FT" FAKETIME_TIMESTAMP_FILE="$DIR/faketime.rc" FAKETIME_NO_CACHE=1
+		FAKETIME_DONT_FAKE_MONOTONIC=1 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0")
 }
 
 # serve_console [NAME]: rete console of DIR/NAME.ini (coord unless given)
