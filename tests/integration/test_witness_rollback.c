@@ -27,6 +27,14 @@
  *               status` (text and --json), submit the referral again (the
  *               same id and bytes) and the job centre's agent must get it
  *               once.
+ *   bad proof   a fake broker holding the broker's key receipts a message
+ *               (index 1, checkpoint of size 2) and shows the checkpoint
+ *               of size 1 only; at the agent's next WELCOME (a restart)
+ *               it answers the question with a consistency proof of
+ *               another history: the alarm, naming the receipt. While the
+ *               agent stays on the connection that brought the receipt it
+ *               is not asked (the broker that receipted it has not
+ *               restarted since).
  *
  * Waits are for log lines, files and PONGs with deadlines, never sleeps.
  */
@@ -40,6 +48,7 @@
 
 #include "checkpoint.h"
 #include "itest.h"
+#include "merkle.h"
 
 #define WR_WAIT 30000
 
@@ -233,11 +242,109 @@ static void test_rollback(void **state)
 	it_audit_verifies(n);
 }
 
+/* A fake broker whose consistency proofs are of another history (its
+ * first entry, then another second one than the one it receipted). */
+typedef struct wr_fake {
+	it_fake l;
+	rete_merkle_mem other;
+	int cons; /* consistency questions answered */
+} wr_fake;
+
+/* wr_query answers the witness: the checkpoint of size 1 (once something
+ * is receipted), consistency proofs from the other history, nothing else. */
+static void wr_query(it_fake *l, const void *id, size_t idl, const Rete__Query *q)
+{
+	wr_fake *w = (wr_fake *)l;
+	Rete__QueryResult r = RETE__QUERY_RESULT__INIT;
+	char *note = NULL;
+	bool shown = l->tree.mm_size >= 2;
+	if (shown && q->what_case == RETE__QUERY__WHAT_CHECKPOINT) {
+		uint8_t root[RETE_MERKLE_HASH];
+		rete_msg m;
+		uint32_t epoch = l->welcome->welcome->epoch ? l->welcome->welcome->epoch : 1;
+		assert_int_equal(rete_merkle_root(rete_merkle_mem_get, &l->tree, 1, root), RETE_OK);
+		assert_int_equal(
+		    rete_checkpoint_sign_epoch(IT_ORIGIN, 1, root, epoch, l->key, &note, &m),
+		    RETE_OK);
+		r.answer_case = RETE__QUERY_RESULT__ANSWER_CHECKPOINT;
+		r.checkpoint = note;
+	}
+	if (shown && q->what_case == RETE__QUERY__WHAT_CONSISTENCY)
+		w->cons++;
+	it_fake_result(l, id, idl, q, &r, shown && q->what_case != RETE__QUERY__WHAT_COSIGN,
+		       &w->other);
+	free(note);
+}
+
+static void test_bad_proof(void **state)
+{
+	it_net *n = it_net_new("wit-badproof", NULL);
+	assert_non_null(n);
+	*state = n;
+	char log[1300];
+	wr_fake w;
+	uint8_t leaf[RETE_MERKLE_HASH];
+
+	Rete__BrokerFrame *welcome = it_real_welcome(n, IT_SOCIAL);
+	/* no checkpoint in the WELCOME: the witness's first is the fake's */
+	if (welcome->welcome->checkpoint != NULL && welcome->welcome->checkpoint[0] != '\0')
+		welcome->welcome->checkpoint[0] = '\0';
+	it_fake_open(&w.l, n, welcome);
+	w.cons = 0;
+	w.l.honest_leaf = true;
+	w.l.on_query = wr_query;
+	rete_merkle_mem_init(&w.other);
+	rete_merkle_leaf_hash(leaf, "the fake log's first entry", 26);
+	assert_int_equal(rete_merkle_mem_append(&w.other, leaf), RETE_OK);
+	rete_merkle_leaf_hash(leaf, "another history", 15);
+	assert_int_equal(rete_merkle_mem_append(&w.other, leaf), RETE_OK);
+
+	wr_log(n, IT_SOCIAL, log, sizeof(log));
+	assert_true(it_agent_start_ex(n, IT_SOCIAL, "witness = 1s\n"));
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "wr-fake");
+	assert_int_equal(it_fake_serve(&w.l, &w.l.receipts, 1, WR_WAIT), 1);
+	/* the checkpoint of size 1 verified on the receipt's connection: no
+	 * question about the receipt's larger one */
+	const char *verified = "witness: checkpoint of size 1 verified";
+	int64_t end = it_mono_ms() + it_scaled_ms(WR_WAIT);
+	while (tu_occurrences(log, verified) < 1 && it_mono_ms() < end)
+		it_fake_serve(&w.l, &w.l.hellos, INT32_MAX, 200);
+	if (tu_occurrences(log, verified) < 1) {
+		it_show_path(log, 8000);
+		fail_msg("the agent never verified the fake's checkpoint of size 1");
+	}
+	it_fake_serve(&w.l, &w.l.hellos, INT32_MAX, 2500); /* two `witness` rounds */
+	assert_int_equal(w.cons, 0);
+
+	/* the next WELCOME: asked, and the proof is of another history */
+	assert_true(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()) != -1);
+	assert_true(it_agent_start_ex(n, IT_SOCIAL, "witness = 1s\n"));
+	const char *want =
+	    "WITNESS ALARM: our receipt for log index 1 names a checkpoint of size 2 "
+	    "(root ";
+	end = it_mono_ms() + it_scaled_ms(WR_WAIT);
+	while (tu_occurrences(log, want) < 1 && it_mono_ms() < end)
+		it_fake_serve(&w.l, &w.l.hellos, INT32_MAX, 200);
+	if (tu_occurrences(log, want) < 1) {
+		it_show_path(log, 8000);
+		fail_msg(
+		    "no WITNESS ALARM when the broker proves a receipt's checkpoint from another "
+		    "history (%d consistency questions answered)",
+		    w.cons);
+	}
+	assert_true(tu_occurrences(log, "that does not extend the checkpoint of size 1 this agent "
+					"verified") >= 1);
+	assert_true(w.cons >= 1);
+	it_fake_close(&w.l);
+	rete_merkle_mem_free(&w.other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_rollback, it_teardown),
 	    cmocka_unit_test_teardown(test_honest_lag, it_teardown),
+	    cmocka_unit_test_teardown(test_bad_proof, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
