@@ -96,6 +96,7 @@ static rete_err peers_rebuild(broker *b)
 			memcpy(np[i].takeover_ms, old->takeover_ms, sizeof(old->takeover_ms));
 			np[i].warn = old->warn;
 			np[i].note_ms = old->note_ms;
+			np[i].acks_lost_ms = old->acks_lost_ms;
 			np[i].hello = old->hello;
 			np[i].gone_held = old->gone_held;
 			np[i].last_hello_ms = old->last_hello_ms;
@@ -837,6 +838,8 @@ static void park_step(broker *b, broker_peer *p);
 static void pump(broker *b, broker_peer *p)
 {
 	p->dirty = false;
+	if (p->acks_lost_ms) /* its ACKs cannot be logged now: acks_unlogged */
+		return;
 	park_step(b, p);
 	unsigned window = b->cfg->delivery_window;
 	while (p->nconns && p->ninflight < window) {
@@ -1211,11 +1214,17 @@ static void parked_load(broker *b)
 /* redeliver sets aside what is due again (park_due) and sends the next
  * chunk of what is set aside; then sends again, on the delivery connection,
  * every delivery that is due (redelivery_due) and could not be set aside
- * (the room is full), in log order, without waiting for a new HELLO. */
+ * (the room is full), in log order, without waiting for a new HELLO. A
+ * party paused since `redeliver` because the store refused its ACKs
+ * (acks_unlogged) gets its queue again from the start. */
 static void redeliver(broker *b, int64_t now)
 {
 	for (size_t i = 0; i < b->npeers; i++) {
 		broker_peer *p = &b->peers[i];
+		if (p->acks_lost_ms && now - p->acks_lost_ms >= b->cfg->redeliver_ms) {
+			p->acks_lost_ms = 0; /* its queue again, from the start */
+			inflight_restart(p);
+		}
 		if (!p->nconns)
 			continue;
 		park_due(b, p, now);
@@ -1372,20 +1381,79 @@ static void batch_commit_job(void *ctx)
 		broker_metrics_observe(b->metrics, BH_COMMIT, broker_metrics_now_us() - t0, 1);
 }
 
+/* acks_unlogged: bt's commit failed, so its ACKs were not logged and
+ * their entries are still queued. Sent again at once, they only brought
+ * the same ACKs into the next batch, which the store refused the same way
+ * while its disk was full: thousands of deliveries and hundreds of error
+ * lines a second (s14 rev-restore, 3). So each recipient whose ACKs were
+ * refused pauses: pump sends it nothing until `redeliver` after the first
+ * refusal (redeliver) or the next commit that goes through (acks_resume);
+ * then its queue goes again from the start, as to a new connection, and
+ * what it already holds it acks again. */
+static void acks_unlogged(broker *b, const broker_batch *bt)
+{
+	int64_t now = mono_ms();
+	for (size_t i = 0; i < bt->nops; i++) {
+		if (bt->ops[i].kind != RETE_STORE_OP_ACK)
+			continue;
+		broker_peer *p = broker_peer_find(b, bt->ops[i].in.recipient);
+		if (p && !p->acks_lost_ms) {
+			p->acks_lost_ms = now;
+			b->acks_paused = true;
+		}
+	}
+}
+
+/* acks_resume: the store commits again; the recipients acks_unlogged
+ * paused get their queues again, from the start, at the next pump. */
+static void acks_resume(broker *b)
+{
+	if (!b->acks_paused)
+		return;
+	b->acks_paused = false;
+	for (size_t i = 0; i < b->npeers; i++)
+		if (b->peers[i].acks_lost_ms) {
+			b->peers[i].acks_lost_ms = 0;
+			inflight_restart(&b->peers[i]);
+		}
+}
+
 /* batch_logged follows a commit of bt on the main thread: on success it
  * publishes the events, marks the recipients and logs the entries.
- * Returns the store's verdict. */
+ * Returns the store's verdict. A store that refuses (a full disk) refuses
+ * batch after batch: said once, then counted once a minute (the
+ * rate-limited key), and said again when it commits. */
 static rete_err batch_logged(broker *b, broker_batch *bt)
 {
 	if (bt->nops == 0)
 		return RETE_OK;
 	if (bt->err != RETE_OK) {
 		broker_metrics_add(b->metrics, BM_COMMIT_FAILED, 1);
-		broker_log_error("the store refused a batch of %zu operations: %s", bt->nops,
-				 bt->m.text);
+		if (b->refused_batches++ == 0)
+			b->refused_since_ms = mono_ms();
+		broker_log_limited(
+		    RETE_LOG_ERROR, "batches the store refused",
+		    "the store refused a batch of %zu operations: %s; nothing of it is logged: "
+		    "its submissions are refused (their agents send them again) and the "
+		    "deliveries it acknowledged go again `redeliver` after, or once the store "
+		    "commits; while it refuses, this is said once a minute with a count",
+		    bt->nops, bt->m.text);
 		return bt->err;
 	}
 	broker_metrics_add(b->metrics, BM_COMMITS, 1);
+	/* (a batch receipted from the journal whose LMDB commit failed is
+	 * not the store writing again: catch_up says so, and resumes) */
+	rete_msg why;
+	if ((b->refused_batches || b->acks_paused) && !rete_store_behind(b->store, &why)) {
+		if (b->refused_batches)
+			broker_log_limited(RETE_LOG_INFO, "the store commits again",
+					   "the store commits again, after %" PRIu64
+					   " batch(es) refused in %" PRId64 " s",
+					   b->refused_batches,
+					   (mono_ms() - b->refused_since_ms) / 1000);
+		b->refused_batches = 0;
+		acks_resume(b);
+	}
 	if (bt->cp_note != NULL) {
 		checkpoint_done(b, bt->cp_size, bt->cp_note);
 		bt->cp_note = NULL;
@@ -1505,8 +1573,12 @@ static void checkpoint_make(broker *b)
 	rete_msg m;
 	char *note = checkpoint_note(b, size, &m);
 	if (note == NULL || rete_store_checkpoint_put(b->store, size, note, &m) != RETE_OK) {
-		broker_log_error("cannot make the checkpoint at size %" PRIu64 ": %s", size,
-				 m.text);
+		/* tried every second: on a full disk, one line a minute */
+		broker_log_limited(RETE_LOG_ERROR, "checkpoints the store could not take",
+				   "cannot make the checkpoint at size %" PRIu64
+				   ": %s; it is tried again every second, and while it fails "
+				   "this is said once a minute with a count",
+				   size, m.text);
 		free(note);
 		return;
 	}
@@ -2669,13 +2741,8 @@ static void batch_answer(broker *b, broker_batch *bt)
 	}
 	/* before the queries below: a health query in this batch sees it */
 	storage_full_note(b, writes, err);
-	if (err != RETE_OK) /* the ACKs of this batch were not recorded: deliver again */
-		for (size_t i = 0; i < bt->nops; i++)
-			if (bt->ops[i].kind == RETE_STORE_OP_ACK) {
-				broker_peer *p = broker_peer_find(b, bt->ops[i].in.recipient);
-				if (p)
-					inflight_restart(p);
-			}
+	if (err != RETE_OK) /* the ACKs of this batch were not recorded */
+		acks_unlogged(b, bt);
 	for (size_t i = 0; i < bt->n; i++) {
 		broker_frame *f = &bt->frames[i];
 		if (f->who && f->cf && f->cf->command_case == RETE__CLIENT_FRAME__COMMAND_QUERY)
@@ -2730,6 +2797,7 @@ static void catch_up(broker *b)
 	broker_log_info("the batch receipted from the store's journal is in the store now");
 	for (size_t i = 0; i < b->npeers; i++)
 		b->peers[i].dirty = true;
+	acks_resume(b);
 }
 
 /* run_batch reads what is waiting and takes it through the pipeline. The

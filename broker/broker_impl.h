@@ -129,6 +129,10 @@ typedef struct broker_peer {
 	Rete__PartyKind last_kind;
 	bool last_standby;
 	char last_software[65];
+	/* when a batch holding its ACKs was refused by the store (monotonic;
+	 * 0: none since): its deliveries pause until `redeliver` after it or
+	 * the next commit that goes through (broker.c, acks_unlogged) */
+	int64_t acks_lost_ms;
 } broker_peer;
 
 /* One frame of a batch and what became of it. */
@@ -240,6 +244,11 @@ typedef struct broker {
 	int64_t cp_failed_ms; /* when a batch's commit last refused its checkpoint */
 	bool behind;	      /* a receipted batch is in the store's journal only */
 	int64_t behind_said_ms; /* when the log last said why (mono) */
+	/* batches the store refused since the last one it committed, and
+	 * since when (mono); acks_paused: a peer has acks_lost_ms set */
+	uint64_t refused_batches;
+	int64_t refused_since_ms;
+	bool acks_paused;
 	uint32_t epoch;	      /* the log's epoch (store_identity.h) */
 	int store_lock;	      /* fd holding the store's writer lock, or -1 */
 	char *restore_note;   /* a declared restore: the last checkpoint signed before */
