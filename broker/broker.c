@@ -97,6 +97,8 @@ static rete_err peers_rebuild(broker *b)
 			np[i].warn = old->warn;
 			np[i].note_ms = old->note_ms;
 			np[i].acks_lost_ms = old->acks_lost_ms;
+			np[i].acks_refused_since = old->acks_refused_since;
+			np[i].acks_refused = old->acks_refused;
 			np[i].hello = old->hello;
 			np[i].gone_held = old->gone_held;
 			np[i].last_hello_ms = old->last_hello_ms;
@@ -1216,7 +1218,10 @@ static void parked_load(broker *b)
  * every delivery that is due (redelivery_due) and could not be set aside
  * (the room is full), in log order, without waiting for a new HELLO. A
  * party paused since `redeliver` because the store refused its ACKs
- * (acks_unlogged) gets its queue again from the start. */
+ * (acks_unlogged) gets its queue again from the start. While it is paused
+ * nothing of this is done for it: setting aside would only put the due
+ * entries first when the pause ends (inflight_restart sends all that is
+ * in flight again anyway), and nothing follows them in the meantime. */
 static void redeliver(broker *b, int64_t now)
 {
 	for (size_t i = 0; i < b->npeers; i++) {
@@ -1225,7 +1230,7 @@ static void redeliver(broker *b, int64_t now)
 			p->acks_lost_ms = 0; /* its queue again, from the start */
 			inflight_restart(p);
 		}
-		if (!p->nconns)
+		if (!p->nconns || p->acks_lost_ms)
 			continue;
 		park_due(b, p, now);
 		park_step(b, p);
@@ -1397,32 +1402,89 @@ static void acks_unlogged(broker *b, const broker_batch *bt)
 		if (bt->ops[i].kind != RETE_STORE_OP_ACK)
 			continue;
 		broker_peer *p = broker_peer_find(b, bt->ops[i].in.recipient);
-		if (p && !p->acks_lost_ms) {
+		if (!p)
+			continue;
+		if (!p->acks_refused_since)
+			p->acks_refused_since = rete_now_ms();
+		p->acks_refused++;
+		if (!p->acks_lost_ms)
 			p->acks_lost_ms = now;
-			b->acks_paused = true;
-		}
+		b->acks_paused = true;
 	}
 }
 
 /* acks_resume: the store commits again; the recipients acks_unlogged
- * paused get their queues again, from the start, at the next pump. */
+ * paused get their queues again, from the start, at the next pump, and
+ * health no longer says their ACKs are refused. */
 static void acks_resume(broker *b)
 {
 	if (!b->acks_paused)
 		return;
 	b->acks_paused = false;
-	for (size_t i = 0; i < b->npeers; i++)
+	for (size_t i = 0; i < b->npeers; i++) {
+		b->peers[i].acks_refused_since = 0;
+		b->peers[i].acks_refused = 0;
 		if (b->peers[i].acks_lost_ms) {
 			b->peers[i].acks_lost_ms = 0;
 			inflight_restart(&b->peers[i]);
 		}
+	}
+}
+
+/* refusal_said writes the line of a batch the store refused, the
+ * refused_batches-th of this spell. The first of a spell is said at once,
+ * whatever was said of the spell before (a store that refuses again after
+ * a commit is news, not a repeat), and so is the first with each new
+ * store sentence in the spell (a full disk, then a quota or an EIO); the
+ * repeats are counted and said once a minute (refusals_sweep), since a
+ * full disk refuses batch after batch. A new spell needs a commit that
+ * went through before it, and each commit logs its entries anyway: these
+ * lines cannot outnumber them. */
+static void refusal_said(broker *b, const broker_batch *bt)
+{
+	int64_t now = mono_ms();
+	uint64_t held = 0;
+	bool news = b->refused_batches == 1;
+	if (news) {
+		b->nrefused_texts = 0;
+		(void)rete_ratewin_admit(&b->refused_win, BROKER_WARN_MS, now, &held);
+	} else if (b->nrefused_texts < BROKER_REFUSED_TEXTS) {
+		news = true;
+		for (size_t i = 0; i < b->nrefused_texts && news; i++)
+			news = strcmp(b->refused_texts[i], bt->m.text) != 0;
+	}
+	if (news && b->nrefused_texts < BROKER_REFUSED_TEXTS)
+		snprintf(b->refused_texts[b->nrefused_texts++], sizeof(b->refused_texts[0]), "%s",
+			 bt->m.text);
+	if (!news && !rete_ratewin_admit(&b->refused_win, BROKER_WARN_MS, now, &held))
+		return;
+	if (held)
+		broker_log_error("batches the store refused: %" PRIu64 " more in the last minute",
+				 held);
+	broker_log_error("the store refused a batch of %zu operations: %s; nothing of it is "
+			 "logged: its submissions are refused (their agents send them again) "
+			 "and the deliveries it acknowledged go again `redeliver` after, or once "
+			 "the store commits; while it refuses, the same is said once a minute "
+			 "with a count",
+			 bt->nops, bt->m.text);
+}
+
+/* refusals_sweep says how many refused batches were held back, once their
+ * window ended (each second's scan): a spell that goes on writes a line a
+ * minute. */
+static void refusals_sweep(broker *b, int64_t now)
+{
+	uint64_t held;
+	if (rete_ratewin_ended(&b->refused_win, BROKER_WARN_MS, now, true, &held) && held)
+		broker_log_error("batches the store refused: %" PRIu64 " more in the last minute",
+				 held);
 }
 
 /* batch_logged follows a commit of bt on the main thread: on success it
  * publishes the events, marks the recipients and logs the entries.
  * Returns the store's verdict. A store that refuses (a full disk) refuses
- * batch after batch: said once, then counted once a minute (the
- * rate-limited key), and said again when it commits. */
+ * batch after batch: refusal_said; the spell's end is said when it
+ * commits again. */
 static rete_err batch_logged(broker *b, broker_batch *bt)
 {
 	if (bt->nops == 0)
@@ -1431,13 +1493,7 @@ static rete_err batch_logged(broker *b, broker_batch *bt)
 		broker_metrics_add(b->metrics, BM_COMMIT_FAILED, 1);
 		if (b->refused_batches++ == 0)
 			b->refused_since_ms = mono_ms();
-		broker_log_limited(
-		    RETE_LOG_ERROR, "batches the store refused",
-		    "the store refused a batch of %zu operations: %s; nothing of it is logged: "
-		    "its submissions are refused (their agents send them again) and the "
-		    "deliveries it acknowledged go again `redeliver` after, or once the store "
-		    "commits; while it refuses, this is said once a minute with a count",
-		    bt->nops, bt->m.text);
+		refusal_said(b, bt);
 		return bt->err;
 	}
 	broker_metrics_add(b->metrics, BM_COMMITS, 1);
@@ -1445,12 +1501,12 @@ static rete_err batch_logged(broker *b, broker_batch *bt)
 	 * not the store writing again: catch_up says so, and resumes) */
 	rete_msg why;
 	if ((b->refused_batches || b->acks_paused) && !rete_store_behind(b->store, &why)) {
+		/* (the count held in refused_win is in this one) */
+		(void)rete_ratewin_flush(&b->refused_win);
 		if (b->refused_batches)
-			broker_log_limited(RETE_LOG_INFO, "the store commits again",
-					   "the store commits again, after %" PRIu64
-					   " batch(es) refused in %" PRId64 " s",
-					   b->refused_batches,
-					   (mono_ms() - b->refused_since_ms) / 1000);
+			broker_log_info("the store commits again, after %" PRIu64
+					" batch(es) refused in %" PRId64 " s",
+					b->refused_batches, (mono_ms() - b->refused_since_ms) / 1000);
 		b->refused_batches = 0;
 		acks_resume(b);
 	}
@@ -2357,6 +2413,11 @@ static void hush_flush(broker *b)
 			    "warning about two agents with its key, not logged one by one",
 			    p->id, held, held == 1 ? "" : "s");
 	}
+	uint64_t held = rete_ratewin_flush(&b->refused_win);
+	if (held)
+		broker_log_error("batches the store refused: %" PRIu64 " more since the last "
+				 "line about them",
+				 held);
 	broker_log_limited_flush();
 }
 
@@ -4833,6 +4894,7 @@ int broker_run(broker_config *c, unsigned flags)
 			redeliver(&b, now);
 			parked_keep(&b);
 			hellos_sweep(&b, now);
+			refusals_sweep(&b, now);
 		}
 		if (now - b.last_ping_ms >= b.cfg->heartbeat_ms) {
 			b.last_ping_ms = now;

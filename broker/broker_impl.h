@@ -35,6 +35,9 @@
 #define BROKER_FIGHTS	3
 #define BROKER_FIGHT_MS (3600 * 1000)
 #define BROKER_WARN_MS	(60 * 1000) /* one take-over warning per agency a minute */
+/* store sentences said in full within one spell of refused batches: a
+ * store that alternates between a few causes cannot flood the log */
+#define BROKER_REFUSED_TEXTS 4
 
 /* One connection of a party that said HELLO: its ROUTER routing id, and
  * how far it has read. A connection reads what it is sent in order, so a
@@ -133,6 +136,11 @@ typedef struct broker_peer {
 	 * 0: none since): its deliveries pause until `redeliver` after it or
 	 * the next commit that goes through (broker.c, acks_unlogged) */
 	int64_t acks_lost_ms;
+	/* since when the store refuses its ACKs (wall ms, 0: the store
+	 * committed since) and how many it refused: the pause comes and
+	 * goes every `redeliver`, this lasts the spell (health) */
+	int64_t acks_refused_since;
+	uint64_t acks_refused;
 } broker_peer;
 
 /* One frame of a batch and what became of it. */
@@ -249,6 +257,13 @@ typedef struct broker {
 	uint64_t refused_batches;
 	int64_t refused_since_ms;
 	bool acks_paused;
+	/* the refused batches' line (broker.c, refusal_said): the first of a
+	 * spell, and the first with each store sentence within it (up to
+	 * BROKER_REFUSED_TEXTS of them, in refused_texts), said at once; the
+	 * repeats counted in refused_win, said once a BROKER_WARN_MS */
+	rete_ratewin refused_win;
+	char refused_texts[BROKER_REFUSED_TEXTS][512];
+	size_t nrefused_texts;
 	uint32_t epoch;	      /* the log's epoch (store_identity.h) */
 	int store_lock;	      /* fd holding the store's writer lock, or -1 */
 	char *restore_note;   /* a declared restore: the last checkpoint signed before */

@@ -179,6 +179,31 @@ static size_t health_full(const broker *b, char **problems, size_t np, size_t ma
 	return np;
 }
 
+/* health_acks_refused adds to problems[np..max) each party whose ACKs the
+ * store refuses (broker_peer.acks_refused_since): a spell of ACK batches
+ * only (a quiet network draining a backlog) refuses no submission, so
+ * health_full says nothing of it, and with a quota or a file size limit
+ * the free space says nothing either. Returns the new count. */
+static size_t health_acks_refused(const broker *b, char **problems, size_t np, size_t max)
+{
+	for (size_t i = 0; i < b->npeers && np < max; i++) {
+		const broker_peer *p = &b->peers[i];
+		char when[32];
+		if (p->acks_refused_since == 0)
+			continue;
+		if (asprintf(&problems[np],
+			     "deliveries to %s are paused because the store refuses their "
+			     "acknowledgements: %" PRIu64 " refused since %s (a full disk, a quota "
+			     "or a file size limit: the broker's log says which); they go again "
+			     "one window every `redeliver` (%" PRId64 " ms) until the store "
+			     "commits, and nothing is lost meanwhile",
+			     p->id, p->acks_refused, rete_time_format(p->acks_refused_since, when),
+			     b->cfg->redeliver_ms) >= 0)
+			np++;
+	}
+	return np;
+}
+
 static void q_health(broker *b, broker_frame *f)
 {
 	if (deny_unless_overseer(b, f, "broker health"))
@@ -282,6 +307,7 @@ static void q_health(broker *b, broker_frame *f)
 	np = health_room(&h, map_known ? NULL : stats_err, disk_known ? NULL : disk_err, problems,
 			 np, 64);
 	np = health_full(b, problems, np, 64);
+	np = health_acks_refused(b, problems, np, 64);
 	h.problems = problems;
 	h.n_problems = np;
 	h.ok = np == 0;

@@ -18,14 +18,22 @@
  *      then filled to its last byte, and small referrals use up what
  *      LMDB has left of its own free pages (three refused in a row);
  *   2. the job centre's agent (the real rete-agent) starts, takes the
- *      deliveries and acks them: the ACK batches are refused. Over 10 s
- *      after the first refusal, the broker sends few deliveries
- *      (rete_broker_deliveries_sent_total, at most MAX_SENT: one window
- *      per `redeliver`, 2 s here, is about 80) and writes few error lines
- *      (at most MAX_ERRORS);
+ *      deliveries and acks them: an ACK batch is refused (the commit
+ *      failures grow from what step 1 left). Over 10 s after that, the
+ *      broker sends few deliveries (rete_broker_deliveries_sent_total, at
+ *      most MAX_SENT: one window per `redeliver`, 2 s here), writes few
+ *      error lines (at most MAX_ERRORS), logs no ACK, and health says the
+ *      deliveries to the job centre are paused;
  *   3. the space is freed: every referral is delivered and acked (the
  *      queue empties, one Delivery entry per referral, each referral once
- *      in the inbox), and `rete audit verify` passes.
+ *      in the inbox), and `rete audit verify` passes;
+ *   4. the disk is filled again, within the minute of the first spell's
+ *      line: the new spell's first refusal is said at once.
+ *
+ * test_full_disk_acks_pause: a wire client as the job centre reads the
+ * window, acks half of it on the full disk (refused) and leaves the rest
+ * unacked: during the pause nothing is set aside or sent, and after it
+ * the queue goes again from the start, in log order.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -43,13 +51,18 @@
 #define PAD	   (32 * 1024)
 #define WINDOW	   16
 #define SPELL_MS   10000
-#define MAX_SENT   400 /* the old loop sent tens of thousands in 10 s */
+#define REDELIVER  2000
+/* one window per `redeliver` (and the one at the spell's start), plus a
+ * window of margin; the old loop sent tens of thousands in 10 s */
+#define MAX_SENT   (WINDOW * (SPELL_MS / REDELIVER + 2))
 #define MAX_ERRORS 10  /* and wrote hundreds of error lines */
 
 #define QUEUE_CPI     "rete_broker_queue_depth{agency=\"cpi.mantova\"}"
 #define SENT_TOTAL    "rete_broker_deliveries_sent_total"
 #define ACKED_TOTAL   "rete_broker_deliveries_acknowledged_total"
+#define FAILURES      "rete_broker_commit_failures_total"
 #define REFUSED_BATCH "the store refused a batch"
+#define PAUSED_CPI    "deliveries to cpi.mantova are paused"
 
 static double scrape_metric(const char *url, const char *series)
 {
@@ -119,49 +132,67 @@ static void on_entry(void *ctx, uint64_t index, const Rete__Message *msg)
 			d->seen[i]++;
 }
 
-static void test_full_disk_acks(void **state)
+/* full_store starts, on d's tmpfs, a broker (delivery_window WINDOW,
+ * `redeliver` REDELIVER, metrics; its URL into url) and fills its disk
+ * with referrals to the job centre, receipted while it is away (32 KiB
+ * sealed parts), until the disk is full; then the disk is filled to its
+ * last byte (the files filler and topup), and small referrals take what
+ * LMDB has left of its own pages until three in a row are refused: no
+ * commit goes through now. Returns the network (d->n). */
+static it_net *full_store(it_disk *d, const char *name, char *filler, char *topup, char *url,
+			  struct refs *r)
 {
-	if (!it_disk_mount(state, "test_full_disk_acks", "4m"))
-		skip();
-	it_disk *d = *state;
-	char filler[1300], topup[1300], data[1300], url[200], inbox[1300];
-	snprintf(filler, sizeof(filler), "%s/filler", d->mnt);
-	snprintf(topup, sizeof(topup), "%s/topup", d->mnt);
+	char data[1300];
+	snprintf(filler, 1300, "%s/filler", d->mnt);
+	snprintf(topup, 1300, "%s/topup", d->mnt);
 	snprintf(data, sizeof(data), "%s/store", d->mnt);
 	char *mib = calloc(1, 1 << 20);
 	assert_non_null(mib);
 	assert_int_equal(tu_write_file(filler, mib, 1 << 20), 0);
 	free(mib);
-
-	it_net *n = d->n = it_net_new("fdacks-net", data);
+	it_net *n = d->n = it_net_new(name, data);
 	assert_non_null(n);
 	n->window = WINDOW;
 	assert_int_equal(it_write_ini(n), 0);
-	it_ini_broker_add(n, "redeliver = 2s\nmetrics = 127.0.0.1:0");
+	it_ini_broker_add(n, "redeliver = 2s\nmetrics = 127.0.0.1:0"); /* REDELIVER */
 	assert_true(it_broker_start(n));
-	pid_t pid = n->broker_pid;
-	it_metrics_url(n->log, url, sizeof(url));
-	int ms = it_wait_ms();
-
-	/* 1. the referrals, receipted while the job centre is away, until
-	 * the store's disk is full; then the disk is filled to its last
-	 * byte, and small referrals take what LMDB has left of its own pages
-	 * until three in a row are refused: no commit goes through now */
+	it_metrics_url(n->log, url, 200);
 	rete_wire *social = it_connect(n, IT_SOCIAL);
 	assert_non_null(social);
-	struct refs r = {0};
-	submit_until(n, social, PAD, 1, &r);
+	submit_until(n, social, PAD, 1, r);
 	it_disk_fill_up(d->mnt, topup);
-	submit_until(n, social, 0, 3, &r);
+	submit_until(n, social, 0, 3, r);
 	rete_wire_close(&social);
-	fprintf(stderr, "full disk: %zu referrals receipted, %d refused\n", r.n, r.refused);
-	assert_true(r.n > 2 * WINDOW);
+	fprintf(stderr, "full disk: %zu referrals receipted, %d refused\n", r->n, r->refused);
+	assert_true(r->n > 2 * WINDOW);
+	return n;
+}
 
-	/* 2. the job centre's agent takes them; its ACKs cannot be logged */
+static void test_full_disk_acks(void **state)
+{
+	if (!it_disk_mount(state, "test_full_disk_acks", "4m"))
+		skip();
+	it_disk *d = *state;
+	char filler[1300], topup[1300], url[200], inbox[1300];
+	struct refs r = {0};
+	/* 1. the referrals, receipted while the job centre is away, until
+	 * no commit goes through */
+	it_net *n = full_store(d, "fdacks-net", filler, topup, url, &r);
+	pid_t pid = n->broker_pid;
+	int ms = it_wait_ms();
+
+	/* 2. the job centre's agent takes them; its ACKs cannot be logged.
+	 * Step 1 refused submissions already: an ACK batch refused is a
+	 * commit failure more than those */
+	double failures0 = scrape_metric(url, FAILURES);
 	assert_true(it_agent_start(n, IT_CPI));
-	if (!it_wait_occurrences(n->log, REFUSED_BATCH, 1, ms)) {
+	int64_t until = it_mono_ms() + ms;
+	while (scrape_metric(url, FAILURES) <= failures0 && it_mono_ms() < until)
+		it_nap(50);
+	if (scrape_metric(url, FAILURES) <= failures0) {
 		it_show(n, "broker.log");
-		fail_msg("no ACK batch was refused on the full disk");
+		fail_msg("no ACK batch was refused on the full disk (commit failures stayed %.0f)",
+			 failures0);
 	}
 	double sent0 = scrape_metric(url, SENT_TOTAL);
 	size_t errors0 = tu_occurrences(n->log, " error: ");
@@ -179,12 +210,21 @@ static void test_full_disk_acks(void **state)
 	size_t refused = tu_occurrences(n->log, REFUSED_BATCH) - refused0;
 	fprintf(stderr,
 		"full disk, %zu referrals acked by a running agent: %.0f deliveries sent and %zu "
-		"error lines (%zu of them '" REFUSED_BATCH "') in %.1f s after the first refusal "
+		"error lines (%zu of them '" REFUSED_BATCH "') in %.1f s after an ACK batch was refused "
 		"(at most %d and %d in %d s)\n",
 		r.n, sent, errors, refused, (double)(it_mono_ms() - start) / 1000.0, MAX_SENT,
 		MAX_ERRORS, SPELL_MS / 1000);
 	assert_true(sent <= MAX_SENT);
 	assert_true(errors <= MAX_ERRORS);
+	/* nothing was logged: the ACKs were all refused */
+	assert_int_equal(scrape_metric(url, ACKED_TOTAL), 0);
+	/* health says why nothing is acknowledged (a quota or a file size
+	 * limit leaves free space, so the free space alone would not) */
+	char *problems = it_health_problems(n);
+	if (strstr(problems, PAUSED_CPI) == NULL)
+		fprintf(stderr, "health problems: %s\n", problems);
+	assert_non_null(strstr(problems, PAUSED_CPI));
+	free(problems);
 	/* the broker is still the one it was, and it was not idle: the
 	 * deliveries were sent again (after `redeliver`) */
 	assert_int_equal(n->broker_pid, pid);
@@ -206,8 +246,113 @@ static void test_full_disk_acks(void **state)
 	it_spool(n, IT_CPI, "inbox", inbox, sizeof(inbox));
 	assert_int_equal(it_inbox_count(inbox), r.n);
 	it_audit_verifies(n);
+	problems = it_health_problems(n);
+	assert_null(strstr(problems, PAUSED_CPI));
+	free(problems);
+
+	/* 4. full again, within the minute of the first spell's line: the
+	 * first refusal of this new spell is said at once */
+	size_t lines = tu_occurrences(n->log, REFUSED_BATCH);
+	it_disk_fill_up(d->mnt, filler);
+	rete_wire *social = it_connect(n, IT_SOCIAL);
+	assert_non_null(social);
+	submit_until(n, social, PAD, 1, &r);
+	rete_wire_close(&social);
+	if (!it_wait_occurrences(n->log, REFUSED_BATCH, lines + 1, ms)) {
+		it_show(n, "broker.log");
+		fail_msg("the second spell's first refusal was not said (%zu lines of '" REFUSED_BATCH
+			 "' before it, as many after)",
+			 lines);
+	}
 	assert_int_equal(n->broker_pid, pid);
 	assert_int_equal(n->broker_starts, 1);
+}
+
+/* entry_of: the log index a DELIVER frame carries (0: none). */
+static uint64_t entry_of(const Rete__BrokerFrame *f)
+{
+	Rete__LogEntry *le =
+	    rete__log_entry__unpack(NULL, f->deliver->log_entry.len, f->deliver->log_entry.data);
+	assert_non_null(le);
+	uint64_t index = le->index;
+	rete__log_entry__free_unpacked(le, NULL);
+	return index;
+}
+
+/* recv_delivers reads DELIVER frames from w into idx until it has want of
+ * them or the deadline ms passes (the wire answers the PINGs); returns how
+ * many it read. held, when not NULL, keeps the frames. */
+static size_t recv_delivers(rete_wire *w, uint64_t *idx, Rete__BrokerFrame **held, size_t want,
+			    int ms)
+{
+	size_t got = 0;
+	int64_t end = it_mono_ms() + ms;
+	while (got < want && it_mono_ms() < end) {
+		Rete__BrokerFrame *f = NULL;
+		if (rete_wire_recv(w, 100, &f, NULL) != RETE_OK)
+			continue;
+		if (f->command_case == RETE__BROKER_FRAME__COMMAND_DELIVER) {
+			idx[got] = entry_of(f);
+			if (held) {
+				held[got++] = f;
+				continue;
+			}
+			got++;
+		}
+		rete__broker_frame__free_unpacked(f, NULL);
+	}
+	return got;
+}
+
+/* test_full_disk_acks_pause: during the pause of a recipient whose ACKs
+ * were refused, redeliver neither sets aside nor sends what is due (it
+ * used to: s14 rev-diskloop, 2); at its end the queue goes again from the
+ * start, in log order, as the docs say. */
+static void test_full_disk_acks_pause(void **state)
+{
+	if (!it_disk_mount(state, "test_full_disk_acks_pause", "4m"))
+		skip();
+	it_disk *d = *state;
+	char filler[1300], topup[1300], url[200];
+	struct refs r = {0};
+	it_net *n = full_store(d, "fdpause-net", filler, topup, url, &r);
+	int ms = it_wait_ms();
+
+	/* the job centre reads its window; once `redeliver` has nearly gone
+	 * by (the entries are not due yet), it acks the first half */
+	rete_wire *w = it_connect(n, IT_CPI);
+	assert_non_null(w);
+	assert_int_equal(rete_wire_hello(w, it_party_ids[IT_CPI], "fdpause", NULL), RETE_OK);
+	Rete__BrokerFrame *held[WINDOW];
+	uint64_t first[WINDOW], again[WINDOW];
+	assert_int_equal(recv_delivers(w, first, held, WINDOW, ms), WINDOW);
+	it_nap(REDELIVER * 6 / 10); /* the scenario: half of `redeliver` and more */
+	double failures0 = scrape_metric(url, FAILURES);
+	for (size_t i = 0; i < WINDOW / 2; i++)
+		assert_int_equal(it_ack_deliver(w, n->keys[IT_CPI], it_party_ids[IT_CPI],
+						held[i]->deliver, 0, NULL),
+				 RETE_OK);
+	int64_t until = it_mono_ms() + ms;
+	while (scrape_metric(url, FAILURES) <= failures0 && it_mono_ms() < until)
+		it_nap(50);
+	assert_true(scrape_metric(url, FAILURES) > failures0);
+
+	/* the second half fell due during the pause: nothing went then, and
+	 * after it the whole window again, from the start */
+	assert_int_equal(recv_delivers(w, again, NULL, WINDOW, ms), WINDOW);
+	for (size_t i = 0; i < WINDOW; i++) {
+		if (again[i] != first[i])
+			fprintf(stderr,
+				"delivery %zu after the refused ACKs: entry %" PRIu64
+				", expected %" PRIu64 " (the window again, in log order)\n",
+				i + 1, again[i], first[i]);
+		assert_int_equal(again[i], first[i]);
+	}
+	assert_int_equal(tu_occurrences(n->log, "so that what follows is delivered"), 0);
+	assert_int_equal(scrape_metric(url, ACKED_TOTAL), 0);
+	for (size_t i = 0; i < WINDOW; i++)
+		rete__broker_frame__free_unpacked(held[i], NULL);
+	rete_wire_close(&w);
 }
 
 int main(void)
@@ -215,6 +360,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_full_disk_acks, it_disk_teardown),
+	    cmocka_unit_test_teardown(test_full_disk_acks_pause, it_disk_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
