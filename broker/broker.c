@@ -3137,7 +3137,7 @@ static void clock_watch(broker *b)
 /* clock_ref: a time the store (or the state file) holds, and what it is */
 struct clock_ref {
 	int64_t at; /* Unix ms, 0: none */
-	char what[112];
+	char what[176];
 };
 
 static void ref_take(struct clock_ref *r, int64_t at, const char *what)
@@ -3148,18 +3148,30 @@ static void ref_take(struct clock_ref *r, int64_t at, const char *what)
 	}
 }
 
+/* BROKER_CLOCK_MARK_MS: how often the state file's time is set to the
+ * wall clock (clock_mark), so that the next start knows when this run was
+ * last seen, even after a crash or a spell with nothing logged. */
+#define BROKER_CLOCK_MARK_MS (60 * 1000)
+
 /* store_newest_time: the newest times the broker knows from before its
- * start. *log: the newest entry's loggedAt, or the newest time-stamp
- * token's genTime when later (a TSA's time, not the broker's): a later
- * entry must not be dated before it. *seen: that, or the state file's
- * time when later (clock_mark: when the last run was last seen running):
- * where the downtime began. */
-static void store_newest_time(broker *b, struct clock_ref *log, struct clock_ref *seen)
+ * start. *log: the newest entry's loggedAt (a later entry must not be
+ * dated before it). *seen: where the downtime began: that, or the state
+ * file's time when later (clock_mark: when the last run was last seen
+ * running with its clock trusted); but when the newest entry is later
+ * than the state file's time by more than the mark's period and a minute,
+ * the entries after that time were logged while the clock was in doubt
+ * (a start's gap or a jump not counted, which keeps the file's time back):
+ * the state file's time, then. *tok: the newest time-stamp token's genTime,
+ * a TSA's time, which decides nothing here (a TSA's clock may be the wrong
+ * one): clock_start only names it. */
+static void store_newest_time(broker *b, struct clock_ref *log, struct clock_ref *seen,
+			      struct clock_ref *tok)
 {
-	char t[32], what[112];
+	char t[32], t2[32], what[176];
 	uint64_t size = 0, cp = 0;
 	rete_buf buf = {0};
 	memset(log, 0, sizeof(*log));
+	memset(tok, 0, sizeof(*tok));
 	if (rete_store_size(b->store, NULL, &size, NULL) == RETE_OK && size > 0 &&
 	    rete_store_entry(b->store, NULL, size - 1, &buf, NULL) == RETE_OK) {
 		Rete__LogEntry *le = rete__log_entry__unpack(NULL, buf.len, buf.data);
@@ -3174,26 +3186,29 @@ static void store_newest_time(broker *b, struct clock_ref *log, struct clock_ref
 	int64_t gen = 0;
 	if (rete_store_timestamp_latest(b->store, NULL, &cp, &buf, NULL) == RETE_OK &&
 	    broker_tsa_gen_time(buf.data, buf.len, &gen, NULL) == RETE_OK) {
-		snprintf(what, sizeof(what),
-			 "the time-stamp token of checkpoint %" PRIu64 ", at %s", cp,
+		snprintf(what, sizeof(what), "checkpoint %" PRIu64 "'s, at %s", cp,
 			 rete_time_format(gen, t));
-		ref_take(log, gen, what);
+		ref_take(tok, gen, what);
 	}
 	rete_buf_free(&buf);
 	*seen = *log;
 	struct stat st;
-	if (seen->at > 0 && stat(b->cfg->state, &st) == 0) {
+	if (log->at > 0 && stat(b->cfg->state, &st) == 0) {
 		int64_t at = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-		snprintf(what, sizeof(what), "the broker last seen running at %s",
-			 rete_time_format(at, t));
-		ref_take(seen, at, what);
+		if (log->at - at > BROKER_CLOCK_MARK_MS + BROKER_CLOCK_JUMP_MS) {
+			snprintf(what, sizeof(what),
+				 "the broker last seen with its clock trusted at %s; entries up "
+				 "to %s were logged in doubt",
+				 rete_time_format(at, t), rete_time_format(log->at, t2));
+			seen->at = at;
+			snprintf(seen->what, sizeof(seen->what), "%s", what);
+		} else {
+			snprintf(what, sizeof(what), "the broker last seen running at %s",
+				 rete_time_format(at, t));
+			ref_take(seen, at, what);
+		}
 	}
 }
-
-/* BROKER_CLOCK_MARK_MS: how often the state file's time is set to the
- * wall clock (clock_mark), so that the next start knows when this run was
- * last seen, even after a crash or a spell with nothing logged. */
-#define BROKER_CLOCK_MARK_MS (60 * 1000)
 
 /* clock_mark sets the state file's modification time to now: the broker's
  * "last seen running" (clock_start reads it), a time and not a write (no
@@ -3237,10 +3252,18 @@ static void clock_start(broker *b)
 {
 	char gap[32], until[32];
 	int64_t wall = rete_now_ms();
-	struct clock_ref log, seen;
+	struct clock_ref log, seen, tok;
 	b->clock_start_boot_ms = boot_ms();
-	store_newest_time(b, &log, &seen);
+	store_newest_time(b, &log, &seen, &tok);
 	b->clock_seen_ms = seen.at;
+	if (tok.at - wall > BROKER_CLOCK_JUMP_MS)
+		/* not a reason to hold: the TSA's clock may be the wrong one */
+		broker_log_warn("the newest time-stamp token (%s, from the TSA at %s) is %s ahead "
+				"of the broker's clock: the TSA's clock or this one is wrong; "
+				"check this one (timedatectl) and ask the TSA's operator about "
+				"theirs; the log is not held for a token's time",
+				tok.what, b->cfg->tsa_url ? b->cfg->tsa_url : "(no longer configured)",
+				span_text(tok.at - wall, gap, sizeof(gap)));
 	if (seen.at == 0 || b->cfg->clock_grace_ms == 0)
 		return;
 	rete_time_format(wall + b->cfg->clock_grace_ms, until);
@@ -3269,10 +3292,20 @@ static void clock_start(broker *b)
 			 "clock_grace 1s logs with this clock now (the log's times then go back, "
 			 "and rete audit verify warns of it)",
 			 gap, what, until, b->cfg->clock_grace);
+		/* what the start itself must log is logged all the same, with
+		 * this clock: a declared restore's epoch entry (the restore is
+		 * recorded before anything else, or the broker does not run),
+		 * a changed directory (the one in force) */
 		broker_log_error("the clock is %s behind the newest entry of the log (%s): "
 				 "nothing is logged until the clock passes it, or until %s "
-				 "(clock_grace %s); check the clock (timedatectl)",
-				 gap, what, until, b->cfg->clock_grace);
+				 "(clock_grace %s); check the clock (timedatectl)%s",
+				 gap, what, until, b->cfg->clock_grace,
+				 b->restore_note
+				     ? "; the restore's epoch entry is logged now all the same, "
+				       "with this clock (a restore is recorded before anything "
+				       "else): rete audit verify will warn that the clock went "
+				       "back at it"
+				     : "");
 	}
 }
 
@@ -3346,26 +3379,30 @@ static bool clock_start_check(broker *b, int64_t wall)
 		rete_store_overdue_candidates(b->store, NULL, now, on_count_overdue, &odue, NULL);
 		rete_store_overdue_candidates(b->store, NULL, now - b->clock_start_ahead_ms,
 					      on_count_overdue, &odue_will, NULL);
+		/* a gap no longer than clock_grace is what a restart, an
+		 * upgrade or a reboot takes: a warning, no health problem (a
+		 * clock wrong by that much would withdraw that much early) */
+		bool short_gap = b->clock_start_ahead_ms <= b->cfg->clock_grace_ms;
 		if (would > will || odue > odue_will) {
+			char line[640];
 			b->clock_held_said = true;
-			snprintf(b->clock_start_text, sizeof(b->clock_start_text),
-				 "the broker's clock is %s ahead of the newest time it knew at its "
-				 "start (%s): %zu withdrawal%s and %zu overdue notice%s "
-				 "wait, the gap not counted, until clock_grace (%s) has passed; if "
-				 "the broker was not down that long, set its clock right "
-				 "(timedatectl); if it was, nothing to do (a reload with "
-				 "clock_grace 1s counts the gap now)",
+			snprintf(line, sizeof(line),
+				 "the clock is %s ahead of the newest time the broker knew at its "
+				 "start (%s): %zu withdrawal%s and %zu overdue notice%s wait for "
+				 "clock_grace (%s) before the gap is counted; if the broker was not "
+				 "down that long, set its clock right (timedatectl) now",
 				 gap, b->clock_start_what, would - will,
 				 would - will == 1 ? "" : "s", odue - odue_will,
 				 odue - odue_will == 1 ? "" : "s", b->cfg->clock_grace);
-			broker_log_error(
-			    "the clock is %s ahead of the newest time the broker knew at its "
-			    "start: %zu withdrawal%s and %zu overdue notice%s wait for clock_grace "
-			    "(%s) "
-			    "before the gap is counted; if the broker was not down that long, set "
-			    "its clock right (timedatectl) now",
-			    gap, would - will, would - will == 1 ? "" : "s", odue - odue_will,
-			    odue - odue_will == 1 ? "" : "s", b->cfg->clock_grace);
+			if (short_gap)
+				broker_log_warn("%s", line);
+			else {
+				broker_log_error("%s", line);
+				snprintf(b->clock_start_text, sizeof(b->clock_start_text),
+					 "%s; if it was, nothing to do (a reload with clock_grace "
+					 "1s counts the gap now)",
+					 line);
+			}
 		}
 	}
 	return true;
@@ -4799,9 +4836,11 @@ int broker_run(broker_config *c, unsigned flags)
 	b.pub = server_socket(&b, ZMQ_PUB, BROKER_ZAP_DOMAIN_EVENTS, c->events);
 	if (!b.pub)
 		goto out;
+	/* before the restore's epoch entry, which the clock dates: after it,
+	 * that entry would be the newest time and hide any gap */
+	clock_start(&b);
 	if (b.restore_note && epoch_begin(&b) != RETE_OK)
 		goto out;
-	clock_start(&b);
 	if (directory_sync(&b) != RETE_OK) {
 		broker_log_error("cannot log the directory");
 		goto out;

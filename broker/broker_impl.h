@@ -287,7 +287,7 @@ typedef struct broker {
 	 * the gap held something back and said so; the sentence for health */
 	int64_t clock_start_boot_ms, clock_start_ahead_ms, clock_floor_ms;
 	bool clock_hold, clock_held_said;
-	char clock_start_text[640], clock_start_what[112];
+	char clock_start_text[768], clock_start_what[176];
 	/* the state file's time as last set (clock_mark), and when (mono) */
 	int64_t clock_seen_ms, clock_mark_mono_ms;
 	/* queues of parties the configuration no longer names, found at the

@@ -509,9 +509,11 @@ static void calendar_duration(struct parse *p, const char *section, const char *
 				 unit);
 		else if (ms == 0)
 			snprintf(what, sizeof(what), "is zero%s",
-				 off_ok
-				     ? " (off: submissions are never refused for want of a token)"
-				     : "");
+				 !off_ok ? ""
+				 : strcmp(key, "clock_grace") == 0
+				     ? " (off: the clock is counted on at once at the start, "
+				       "as 0.7.0 and earlier did)"
+				     : " (off: submissions are never refused for want of a token)");
 		else if (max_ms > 0 && ms > max_ms)
 			snprintf(what, sizeof(what), "is too large: at most %s (%s)", hi, why_max);
 		else if (ms == INT64_MAX)
@@ -1071,8 +1073,11 @@ static void load_broker(struct parse *p, broker_config *c)
 	snprintf(c->clock_grace, sizeof(c->clock_grace), "30m");
 	c->clock_grace_ms = 30 * 60 * 1000;
 	if (get(p, S, "clock_grace"))
-		calendar_duration(p, S, "clock_grace", "off", 1000, 0, NULL, &c->clock_grace_ms,
-				  c->clock_grace, sizeof(c->clock_grace));
+		calendar_duration(p, S, "clock_grace", "off", 1000, 86400000,
+				  "longer, a wrong clock holds the log or the expiries that "
+				  "long, and each restart begins it again; a real downtime is "
+				  "confirmed at once by a reload with clock_grace 1s",
+				  &c->clock_grace_ms, c->clock_grace, sizeof(c->clock_grace));
 	/* ZeroMQ takes the heartbeat and 3 times it as ints of milliseconds,
 	 * which stop at 2^31 - 1 (24.8 days, so a heartbeat of 8.28 days): 9d
 	 * made the start fail with "Invalid argument", on main too. 8d is the

@@ -304,6 +304,9 @@ static void q_health(broker *b, broker_frame *f)
 	if (broker_tsa_problem(b->tsa, tsa_text, sizeof(tsa_text), &h.timestamp_at) &&
 	    np < 63 && (problems[np] = strdup(tsa_text)) != NULL)
 		np++;
+	if (broker_tsa_clock_problem(b->tsa, tsa_text, sizeof(tsa_text)) && np < 63 &&
+	    (problems[np] = strdup(tsa_text)) != NULL)
+		np++;
 	np = health_room(&h, map_known ? NULL : stats_err, disk_known ? NULL : disk_err, problems,
 			 np, 64);
 	np = health_full(b, problems, np, 64);

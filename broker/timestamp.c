@@ -47,7 +47,15 @@ struct broker_tsa {
 	int64_t pause_ms;      /* the pause after the next failure */
 	uint64_t failures;     /* failed exchanges since the last token */
 	char last_error[768];
+	/* the last token's genTime against the broker's clock during the
+	 * exchange: the sentence for health while they differ by more than
+	 * TSA_CLOCK_DIFF_MS ('\0': they agree) */
+	char clock_diff[512];
 };
+
+/* TSA_CLOCK_DIFF_MS: a token's genTime further than this from the broker's
+ * clock (during the exchange) means one of the two clocks is wrong */
+#define TSA_CLOCK_DIFF_MS (60 * 1000)
 
 static int64_t mono_now(void)
 {
@@ -138,6 +146,39 @@ static rete_err stamp(broker_tsa *t, uint64_t size, int64_t *gen_ms, rete_msg *m
 	return err;
 }
 
+/* clock_compare: the token of checkpoint `size` has genTime gen, and the
+ * exchange ran from asked to answered on the broker's clock. Further than
+ * TSA_CLOCK_DIFF_MS out of that: an error (once, until they agree again)
+ * and a problem in health naming the TSA. The broker cannot tell which
+ * clock is wrong: its own is checked at its start against its log, the
+ * TSA's is someone else's. Under lock. */
+static void clock_compare(broker_tsa *t, uint64_t size, int64_t gen, int64_t asked,
+			  int64_t answered)
+{
+	char span[32], at[40];
+	int64_t diff = gen > answered ? gen - answered : gen < asked ? asked - gen : 0;
+	if (diff <= TSA_CLOCK_DIFF_MS) {
+		if (t->clock_diff[0] != '\0')
+			broker_log_info("time stamps: the TSA at %s and the broker's clock agree "
+					"again (checkpoint %" PRIu64 " stamped at %s)",
+					t->url, size, fmt_utc(gen, at, sizeof(at)));
+		t->clock_diff[0] = '\0';
+		return;
+	}
+	bool said = t->clock_diff[0] != '\0';
+	/* whole minutes: the exchange blurs the seconds */
+	broker_duration_text(diff / 60000 * 60000, span, sizeof(span));
+	snprintf(t->clock_diff, sizeof(t->clock_diff),
+		 "the TSA at %s dated checkpoint %" PRIu64 " %s, about %s %s the broker's clock: "
+		 "the TSA's clock or the broker's is wrong; check the broker's (timedatectl) "
+		 "and, if it is right, tell the TSA's operator; the tokens stay valid, but "
+		 "they do not date the log as they should",
+		 t->url, size, fmt_utc(gen, at, sizeof(at)), span,
+		 gen > answered ? "ahead of" : "behind");
+	if (!said)
+		broker_log_error("time stamps: %s", t->clock_diff);
+}
+
 static void *tsa_main(void *arg)
 {
 	broker_tsa *t = arg;
@@ -160,8 +201,9 @@ static void *tsa_main(void *arg)
 		pthread_mutex_unlock(&t->lock);
 
 		rete_msg m = {{0}};
-		int64_t gen = 0;
+		int64_t gen = 0, asked = rete_now_ms();
 		rete_err err = stamp(t, size, &gen, &m);
+		int64_t answered = rete_now_ms();
 		char when[40];
 
 		pthread_mutex_lock(&t->lock);
@@ -185,6 +227,7 @@ static void *tsa_main(void *arg)
 				broker_log_debug("time stamps: checkpoint %" PRIu64
 						 " stamped at %s",
 						 size, fmt_utc(gen, when, sizeof(when)));
+			clock_compare(t, size, gen, asked, answered);
 			if (size > t->stamped)
 				t->stamped = size;
 			if (gen > t->last_gen_ms)
@@ -422,6 +465,18 @@ bool broker_tsa_problem(broker_tsa *t, char *text, size_t n, int64_t *last_ms)
 			snprintf(text + l, n - l, " %s", t->grace_text);
 		}
 	}
+	pthread_mutex_unlock(&t->lock);
+	return problem;
+}
+
+bool broker_tsa_clock_problem(broker_tsa *t, char *text, size_t n)
+{
+	if (!t)
+		return false;
+	pthread_mutex_lock(&t->lock);
+	bool problem = t->clock_diff[0] != '\0';
+	if (problem)
+		snprintf(text, n, "%s", t->clock_diff);
 	pthread_mutex_unlock(&t->lock);
 	return problem;
 }

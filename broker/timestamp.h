@@ -67,6 +67,12 @@ bool broker_tsa_refusal(broker_tsa *t, char *text, size_t n);
  * genTime of the latest token (0: none). NULL t: false, 0. */
 bool broker_tsa_problem(broker_tsa *t, char *text, size_t n, int64_t *last_ms);
 
+/* broker_tsa_clock_problem: a sentence for `rete health` while the
+ * newest token's genTime differs from the broker's clock by more than a
+ * minute (naming the TSA: either clock may be the wrong one); false when
+ * they agree, or no TSA (NULL t). */
+bool broker_tsa_clock_problem(broker_tsa *t, char *text, size_t n);
+
 /* The time-stamping state for the metrics endpoint (read under the
  * thread's lock, from any thread). */
 typedef struct broker_tsa_state {

@@ -23,7 +23,7 @@
 # and the small network most of them run (rete.test/mantova, ipc sockets in
 # DIR/broker): make_keys, broker_ini, agencies_ini, coord_only_ini,
 # agent_ini, coord_ini, start_broker, start_agents, start_tsa, tsa_ini,
-# need_faketime, start_broker_faketime, set_clock, stop_pid, inbox_has,
+# need_faketime, start_broker_faketime, restart_broker, set_clock, stop_pid, inbox_has,
 # send_referral, console_users, console_faketime, serve_console. A test
 # that must do more on exit defines
 # before_cleanup (it runs first). Waits poll with deadlines (no sleep as
@@ -318,6 +318,23 @@ start_broker_faketime() {
 		FAKETIME_DONT_FAKE_MONOTONIC=1 NO_FAKE_STAT=1 \
 		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" start_broker
 	BROKER=${PIDS[-1]}
+}
+
+# restart_broker OFFSET [FLAG...]: stop start_broker_faketime's broker and
+# start it again on the same store (FLAGs: e.g. --restore) with its clock at
+# OFFSET; DIR/broker.log holds the new run's output only. BROKER: its pid.
+restart_broker() {
+	local at=$1
+	shift
+	stop_pid "$BROKER" "the broker"
+	echo "$at" >"$DIR/faketime.rc"
+	LD_PRELOAD="$FT" FAKETIME_TIMESTAMP_FILE="$DIR/faketime.rc" FAKETIME_NO_CACHE=1 \
+		FAKETIME_DONT_FAKE_MONOTONIC=1 NO_FAKE_STAT=1 \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		"$BIN/rete-broker" -c "$DIR/broker/broker.ini" "$@" >"$DIR/broker.log" 2>&1 &
+	PIDS+=($!)
+	BROKER=$!
+	wait_for 30 "$BIN/rete" monitor -c "$DIR/coord.ini" --once || fail "the broker did not start again"
 }
 
 # set_clock OFFSET: start_broker_faketime's broker's clock from now on

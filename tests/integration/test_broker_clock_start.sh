@@ -20,6 +20,15 @@
 #    again), an error and a health problem say why and what to do; once the
 #    clock passes the newest entry (set 6 days forward here: the clock put
 #    right, not a jump) r-4 is logged, and the log's times never went back.
+# 4. r-5 queued, the store backed up, swapped for the copy and started with
+#    --restore, the clock 6 days ahead: the check runs before the restore's
+#    epoch entry, so r-5 is not withdrawn and the gap is named.
+# 5. r-6 is logged during that clock_grace (with the wrong clock); started
+#    again as wrong, the broker counts the gap from the state file's time
+#    (last seen while the clock was trusted), not from r-6: nothing withdrawn.
+# 6. A TSA whose clock is 2 hours ahead: its token brings an error and a
+#    health problem naming it; the next start warns of the token's time and
+#    holds nothing for it (r-8 is accepted).
 #
 # Waits poll with deadlines; every process started is stopped, the folder
 # removed.
@@ -43,21 +52,6 @@ log() { grep -E "$1" "$DIR/broker.log"; }
 health() {
 	what="health $1"
 	run "$BIN/rete" health -c "$DIR/coord.ini"
-}
-
-# restart_broker OFFSET: stop the broker, start it again on the same store
-# with its clock at OFFSET (DIR/broker.log: the new run's only)
-restart_broker() {
-	stop_pid "$BROKER" "the broker"
-	echo "$1" >"$DIR/faketime.rc"
-	: >"$DIR/broker.log"
-	LD_PRELOAD="$FT" FAKETIME_TIMESTAMP_FILE="$DIR/faketime.rc" FAKETIME_NO_CACHE=1 \
-		FAKETIME_DONT_FAKE_MONOTONIC=1 NO_FAKE_STAT=1 \
-		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
-		"$BIN/rete-broker" -c "$DIR/broker/broker.ini" >"$DIR/broker.log" 2>&1 &
-	PIDS+=($!)
-	BROKER=$!
-	wait_for 30 "$BIN/rete" monitor -c "$DIR/coord.ini" --once || fail "the broker did not start again"
 }
 
 # --- 1. started 6 days ahead: nothing withdrawn -----------------------------------
@@ -136,6 +130,67 @@ what="verify"
 run "$BIN/rete" audit verify "$DIR/broker/store" --broker-key "$DIR/keys/broker.mantova.pub"
 expect 0 "verified"
 lacks "warning: the broker's clock went back"
+
+# --- 4. a declared restore (--restore) with the clock 6 days ahead --------------
+# (an RTC wrong after a board swap; docs/operations.md "Restoring a backup":
+# the store swapped for a backup, store.state left where it is). The check
+# runs before the restore's epoch entry is logged, which would otherwise be
+# the newest time and hide the gap.
+send r-5
+what="store backup"
+run "$BIN/rete" store backup "$DIR/broker/store" "$DIR/backup"
+expect 0
+stop_pid "$BROKER" "the broker"
+mv "$DIR/broker/store" "$DIR/broker/store.broken"
+cp -a "$DIR/backup" "$DIR/broker/store"
+restart_broker "+12d" --restore
+wait_for 30 grep -qE "withdrew|is overdue|wait for clock_grace" "$DIR/broker.log" ||
+	fail "the broker said nothing within 30 s of its restore with the clock 6 days ahead"
+log "withdrew|is overdue" &&
+	bad "--restore with the clock 6 days ahead withdrew (or flagged overdue) r-4 or r-5: $(log 'withdrew|is overdue')"
+log "error.*clock is (5d23h|6d00h) ahead of the newest time.* 2 withdrawals and 2 overdue notices wait" >/dev/null ||
+	bad "no error naming the clock's gap at the restore: $(log 'clock|epoch')"
+grep -q "logged epoch" "$DIR/broker.log" || bad "the restore logged no epoch entry: $(log epoch)"
+
+# --- 5. r-6 logged during clock_grace, then a second start as wrong -------------
+# r-6 is accepted (the ahead case holds nothing back) and logged with the
+# wrong clock; the log's newest entry is then 6 days after the state file's
+# time ("last seen while the clock was trusted"): the gap is counted from
+# that, not from r-6
+send r-6
+restart_broker "+12d"
+wait_for 30 grep -qE "withdrew|is overdue|wait for clock_grace" "$DIR/broker.log" ||
+	fail "the broker said nothing within 30 s of starting again 6 days ahead after r-6"
+log "withdrew|is overdue" &&
+	bad "a second start 6 days ahead, r-6 logged during clock_grace, withdrew (or flagged overdue): $(log 'withdrew|is overdue')"
+log "error.*clock is (5d23h|6d00h) ahead of the newest time.* 2 withdrawals and 2 overdue notices wait" >/dev/null ||
+	bad "no error naming the clock's gap at the second start: $(log 'clock')"
+
+# --- 6. a TSA whose clock is 2 hours ahead of the broker's ----------------------
+# (misconfigured, or local time written as UTC). A token that arrives so far
+# from the broker's clock: an error and a health problem naming the TSA. At
+# the next start the newest token is 2 hours ahead of the clock: a warning,
+# and nothing held for it (the broker's clock is the right one here).
+"$BIN/rete-test-tsa" --make-ca "$DIR/tsa" --name "TSA di prova" 2>"$DIR/openssl.log" ||
+	fail "rete-test-tsa --make-ca failed: $(cat "$DIR/openssl.log")"
+LD_PRELOAD="$FT" FAKETIME="+290h" "$BIN/rete-test-tsa" --cert "$DIR/tsa/tsa.pem" \
+	--key "$DIR/tsa/tsa.key" --dir "$DIR/tsa/state" >"$DIR/tsa/port" 2>"$DIR/tsa.log" &
+PIDS+=($!)
+wait_for 20 grep -q '^port ' "$DIR/tsa/port" || fail "the test TSA did not start"
+TSA_PORT=$(awk '/^port /{print $2; exit}' "$DIR/tsa/port")
+tsa_ini >"$DIR/tsa.ini"
+sed -i "/^data = store$/r $DIR/tsa.ini" "$DIR/broker/broker.ini"
+restart_broker "+12d" # 12 days + 2 hours: the TSA's clock
+send r-7
+wait_for 60 grep -q "time stamps: the TSA at .* ahead of the broker's clock" "$DIR/broker.log" ||
+	bad "no error when a token came dated 2 hours ahead of the broker's clock: $(log 'stamp|TSA')"
+health "with the TSA's clock 2 hours ahead"
+expect 1 "the TSA at http://127.0.0.1:$TSA_PORT/tsa dated checkpoint" "ahead of the broker's clock"
+restart_broker "+12d"
+wait_for 30 grep -q "time-stamp token .* ahead of the broker's clock" "$DIR/broker.log" ||
+	bad "no word, at the start, of the newest token 2 hours ahead of the clock: $(log 'token|clock')"
+log "behind the newest" && bad "held at the start for a token's time alone: $(log 'behind the newest')"
+send r-8 # fails the test if r-8 is held (BUSY)
 kill "$SOCIAL"
 
 [ "$FAILS" = 0 ] || exit 1

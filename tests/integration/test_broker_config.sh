@@ -158,15 +158,27 @@ for key in checkpoint_interval expiry tsa_timeout timestamp_grace clock_grace re
 		lacks "3wd" "or wd" "e.g. off"
 		[ $key = timestamp_grace ] || [ $key = clock_grace ] && expect 2 "or off"
 		[ $v = 99999999999d ] && expect 2 "too large" "at most"
-		[ $v = 99999999999d ] && [ $key != heartbeat ] && [ $key != tsa_timeout ] && expect 2 "10000000009"
+		[ $v = 99999999999d ] && [ $key != heartbeat ] && [ $key != tsa_timeout ] && [ $key != clock_grace ] && expect 2 "10000000009"
 	done
 done
-for v in off 1s 2h; do
+for v in off 1s 2h 1d; do
 	what="clock_grace = $v"
 	with "clock_grace = $v"
 	check
 	expect 0 "fine"
 done
+# at most a day (a typo, 30d for 30m, would hold a wrong clock's log that long)
+for v in 25h 30d; do
+	what="clock_grace = $v"
+	with "clock_grace = $v"
+	check
+	expect 2 "[broker] clock_grace: '$v' is too large: at most 1d" "reload with clock_grace 1s"
+done
+what="clock_grace = 0s"
+with "clock_grace = 0s"
+check
+expect 2 "[broker] clock_grace: '0s' is zero (off: the clock is counted on at once" "or off"
+lacks "want of a token"
 what="timestamp_grace = 0s"
 with "tsa_url = http://127.0.0.1:9/tsa" "tsa_ca = $DIR/ca.pem" "timestamp_grace = 0s"
 check
