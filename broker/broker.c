@@ -444,6 +444,18 @@ static void own_sign(broker *b, broker_batch *bt)
 	}
 }
 
+/* batch_parked_free drops the lists set aside bt carried (parked_attach) */
+static void batch_parked_free(broker_batch *bt)
+{
+	for (size_t i = 0; i < bt->nparked; i++)
+		free((void *)bt->parked[i].index);
+	free(bt->parked);
+	free(bt->parked_id);
+	bt->parked = NULL;
+	bt->parked_id = NULL;
+	bt->nparked = 0;
+}
+
 /* batch_reset empties bt (its frames were cleared by whoever answered
  * them). */
 static void batch_reset(broker_batch *bt)
@@ -465,6 +477,7 @@ static void batch_reset(broker_batch *bt)
 	bt->cp_note = NULL;
 	bt->cp_size = 0;
 	bt->cp_err[0] = '\0';
+	batch_parked_free(bt);
 	rete_arena_reset(&bt->arena); /* its frames were answered */
 }
 
@@ -586,8 +599,9 @@ static void publish_entry(broker *b, const Rete__Message *msg, const rete_store_
  * put what waits back in the window: there each window of it stalled the
  * party's other deliveries for one `redeliver` until set aside anew (about
  * 32 to 37 minutes with the room full at the defaults; session 14). It is
- * written when it changes (parked_keep: at most once a second, never per
- * delivery) and read back, checked against the queue, at the start
+ * written when it changes, at most once a second, with the next batch's
+ * commit (parked_attach) or alone on a quiet network (parked_keep), never
+ * per delivery, and read back, checked against the queue, at the start
  * (parked_load). */
 #define PARK_PER_SLOT 64
 
@@ -997,29 +1011,99 @@ static void park_due(broker *b, broker_peer *p, int64_t now)
 	}
 }
 
-/* parked_keep writes into the store the lists set aside that changed
- * since it last did (park_keep_due), all in one durable transaction of
- * their own (rete_store_parked_put: not journaled, it ends with a sync
- * like a checkpoint's). Called once a second (the scan's tick, after
- * redeliver), at a reload and at the stop, so never per delivery: a list
- * changes when entries are set aside (at most once per `redeliver` for an
- * entry) or one set aside is acked or withdrawn. What is set aside
- * (park_due, in redeliver just before) is so written in the same tick;
- * an ACK's removal up to a second later, so a crash in that second leaves
- * a stored list naming an entry no longer queued, which parked_load
- * leaves out. A list the store refuses stays due (tried at the next tick)
- * and is said once until it goes through; a restart before then puts
- * what it lacks back in the window, set aside anew `redeliver` after it
- * is read. No commit may be in flight (the committer's batch is collected
- * first). */
-static void parked_keep(broker *b)
+/* PARK_KEEP_MS: how often, at most, the lists set aside that changed go
+ * to the store. Under load they go with the next batch's commit
+ * (parked_attach), in its transaction and its journal record: no commit
+ * or sync of their own, and an ACK that takes an entry off a list changes
+ * the stored list in its own commit (handle_ack takes it off before the
+ * batch is committed). When no batch came for PARK_KEEP_MS after that
+ * (a quiet network) parked_keep writes them alone, at the second's tick.
+ * A list is rewritten whole: 8 bytes an index, 32 KiB with the room full
+ * at the defaults (docs/performance.md, "Deliveries set aside"). */
+#define PARK_KEEP_MS 1000
+
+/* parked_due: how many parties' lists changed since the store got them */
+static size_t parked_due(const broker *b)
 {
-	if (b->fly)
-		return;
 	size_t due = 0;
 	for (size_t i = 0; i < b->npeers; i++)
 		due += b->peers[i].park_keep_due;
-	if (due == 0)
+	return due;
+}
+
+/* parked_attach has bt's commit write the lists set aside that changed
+ * (park_keep_due), at most once per PARK_KEEP_MS: copies, since the
+ * main thread changes the lists while the committer writes them. What
+ * is set aside after this goes with a later commit; a crash before that
+ * puts it back in the window (set aside anew, nothing lost), and a list
+ * naming an entry acked since is cleaned by parked_load. bt's commit
+ * must not have been handed over yet. */
+static void parked_attach(broker *b, broker_batch *bt)
+{
+	int64_t now = mono_ms();
+	size_t due = parked_due(b);
+	if (due == 0 || bt->nparked || now - b->park_kept_ms < PARK_KEEP_MS)
+		return;
+	bt->parked = calloc(due, sizeof(*bt->parked));
+	bt->parked_id = calloc(due, sizeof(*bt->parked_id));
+	if (!bt->parked || !bt->parked_id)
+		goto none;
+	for (size_t i = 0; i < b->npeers; i++) {
+		broker_peer *p = &b->peers[i];
+		if (!p->park_keep_due)
+			continue;
+		uint64_t *copy = NULL;
+		if (p->nparked && !(copy = malloc(p->nparked * sizeof(*copy))))
+			goto none;
+		if (p->nparked)
+			memcpy(copy, p->parked, p->nparked * sizeof(*copy));
+		snprintf(bt->parked_id[bt->nparked], sizeof(bt->parked_id[0]), "%s", p->id);
+		bt->parked[bt->nparked] =
+		    (rete_store_parked){bt->parked_id[bt->nparked], copy, p->nparked};
+		bt->nparked++;
+	}
+	for (size_t i = 0; i < b->npeers; i++)
+		b->peers[i].park_keep_due = false;
+	b->park_kept_ms = now;
+	return;
+none: /* out of memory: parked_keep writes them at the tick */
+	batch_parked_free(bt);
+}
+
+/* parked_unattached: bt's commit failed, so the lists it carried were not
+ * written: they are due again. */
+static void parked_unattached(broker *b, const broker_batch *bt)
+{
+	for (size_t i = 0; i < bt->nparked; i++) {
+		broker_peer *p = broker_peer_find(b, bt->parked[i].party);
+		if (p)
+			p->park_keep_due = true;
+	}
+}
+
+/* parked_keep writes into the store, alone, the lists set aside that
+ * changed since they last went (park_keep_due), all in one durable
+ * transaction of their own (rete_store_parked_put: not journaled, it ends
+ * with a sync like a checkpoint's, on the main thread). At the second's
+ * tick only when no batch carried them for PARK_KEEP_MS after the last
+ * time (parked_attach: under load a batch does), or when forced (the
+ * start, a reload, the stop). So never per delivery: a list changes when entries
+ * are set aside (at most once per `redeliver` for an entry) or one set
+ * aside is acked or withdrawn. A crash before a change is written leaves
+ * a stored list naming an entry no longer queued, which parked_load
+ * leaves out, or lacking one set aside since, which takes the window
+ * again and is set aside anew. A list the store refuses stays due (tried
+ * at the next tick) and is said once until it goes through; a restart
+ * before then puts what it lacks back in the window, set aside anew
+ * `redeliver` after it is read. No commit may be in flight (the
+ * committer's batch is collected first). */
+static void parked_keep(broker *b, bool force)
+{
+	int64_t now = mono_ms();
+	if (b->fly)
+		return;
+	size_t due = parked_due(b);
+	if (due == 0 || (!force && now - b->park_kept_ms < 2 * PARK_KEEP_MS))
 		return;
 	rete_store_parked *l = calloc(due, sizeof(*l));
 	if (!l)
@@ -1034,6 +1118,7 @@ static void parked_keep(broker *b)
 	if (rete_store_parked_put(b->store, l, n, &m) == RETE_OK) {
 		for (size_t i = 0; i < b->npeers; i++)
 			b->peers[i].park_keep_due = false;
+		b->park_kept_ms = now;
 		if (b->park_keep_failed)
 			broker_log_info("the lists of deliveries set aside are in the store again");
 		b->park_keep_failed = false;
@@ -1049,59 +1134,36 @@ static void parked_keep(broker *b)
 	free(l);
 }
 
-/* parked_strays: the parties with a list in the store whom the
- * configuration no longer names (parked_sweep). */
-struct parked_strays {
-	broker *b;
-	char (*id)[RETE_ID_MAX + 1];
-	size_t n, cap;
-};
-
-static int parked_stray(void *ctx, const char *party)
+/* parked_kept: a list in the store is kept when broker.ini names its
+ * party (parked_sweep) */
+static bool parked_kept(void *ctx, const char *party)
 {
-	struct parked_strays *c = ctx;
-	if (broker_peer_find(c->b, party))
-		return 0;
-	if (c->n == c->cap) {
-		size_t nc = c->cap ? c->cap * 2 : 8;
-		char(*v)[RETE_ID_MAX + 1] = realloc(c->id, nc * sizeof(*v));
-		if (!v)
-			return 1; /* the rest at the next reload or start */
-		c->id = v;
-		c->cap = nc;
-	}
-	snprintf(c->id[c->n++], sizeof(c->id[0]), "%s", party);
+	return broker_peer_find(ctx, party) != NULL;
+}
+
+static int parked_gone(void *ctx, const char *what)
+{
+	(void)ctx;
+	broker_log_info("the list of deliveries set aside of %s is removed from the store: "
+			"broker.ini names no such party (what is queued for it stays queued)",
+			what);
 	return 0;
 }
 
 /* parked_sweep removes from the store the lists of parties the
- * configuration no longer names (at the start and at each reload): what
- * is queued for them stays queued, as any entry (orphans_say names such
- * queues), and a party named again later starts with nothing set aside. */
+ * configuration no longer names, and keys under "parked/" that name no
+ * party at all (damaged), by their keys as they are (at the start and at
+ * each reload): what is queued for them stays queued, as any entry
+ * (orphans_say names such queues), and a party named again later starts
+ * with nothing set aside. */
 static void parked_sweep(broker *b)
 {
-	struct parked_strays c = {.b = b};
 	rete_msg m;
-	if (rete_store_parked_parties(b->store, NULL, parked_stray, &c, &m) != RETE_OK)
-		broker_log_warn("cannot read the lists of deliveries set aside in the store: %s",
+	if (rete_store_parked_sweep(b->store, parked_kept, parked_gone, b, NULL, &m) != RETE_OK)
+		broker_log_warn("cannot remove the lists of deliveries set aside of parties "
+				"broker.ini does not name: %s; tried again at the next start or "
+				"reload",
 				m.text);
-	rete_store_parked *l = c.n ? calloc(c.n, sizeof(*l)) : NULL;
-	if (l) {
-		for (size_t i = 0; i < c.n; i++)
-			l[i].party = c.id[i];
-		if (rete_store_parked_put(b->store, l, c.n, &m) != RETE_OK)
-			broker_log_warn("cannot remove the lists of deliveries set aside for "
-					"parties broker.ini no longer names: %s",
-					m.text);
-		else
-			for (size_t i = 0; i < c.n; i++)
-				broker_log_info("%s is no longer in broker.ini: its list of "
-						"deliveries set aside is removed from the store "
-						"(what is queued for it stays queued)",
-						c.id[i]);
-	}
-	free(l);
-	free(c.id);
 }
 
 /* parked_queued: is entry idx (in a log of size entries) still queued for
@@ -1121,11 +1183,15 @@ static bool parked_queued(broker *b, rete_store_rtxn *rt, const char *party, uin
  * left unacknowledged does not take its delivery window again, what
  * follows it in the queue is delivered at once, and it goes first, at
  * once, on the party's first delivery connection (inflight_restart), as
- * on any new connection. Each index is checked against the store as it
- * is now: one no longer queued for the party (acked or withdrawn after
- * the list was last written, a restored copy's), beyond the log, out of
- * order or repeated, or beyond the room of the delivery_window in force
- * is left out, and a list that cannot be read is dropped: such entries
+ * on any new connection. Only the first `room` indexes (delivery_window x
+ * PARK_PER_SLOT, the room in force) are read and checked against the
+ * store as it is now: one no longer queued for the party (acked or
+ * withdrawn after the list was last written, a restored copy's), beyond
+ * the log or repeated is left out (one out of order is put in order);
+ * those beyond the room are left out without a look (a damaged list as
+ * long as the largest room costs no more than the room in force), and a
+ * list that cannot be read (a value longer than the largest room, or not
+ * of 8-byte indexes) is dropped: such entries
  * are delivered as any queued entry, in log order, and set aside anew
  * when read and left unacknowledged. Nothing queued is lost either way;
  * lists that were cleaned up are written again, and those of parties no
@@ -1155,8 +1221,9 @@ static void parked_load(broker *b)
 	for (size_t i = 0; i < b->npeers; i++) {
 		broker_peer *p = &b->peers[i];
 		uint64_t *idx = NULL;
-		size_t n = 0, gone = 0, over = 0, bad = 0;
-		rete_err err = rete_store_parked_get(b->store, rt, p->id, &idx, &n, &m);
+		size_t n = 0, stored = 0, gone = 0, over = 0, bad = 0;
+		rete_err err =
+		    rete_store_parked_get(b->store, rt, p->id, max, &idx, &n, &stored, &m);
 		if (err != RETE_OK) {
 			broker_log_warn(
 			    "%s; it is dropped: the entries it named stay queued and are "
@@ -1175,6 +1242,8 @@ static void parked_load(broker *b)
 				over++;
 		}
 		free(idx);
+		over += stored - n; /* beyond the room: not read */
+		n = stored;
 		p->park_keep_due = gone || over || bad;
 		p->park_round_ms = now;
 		if (n == 0)
@@ -1210,7 +1279,7 @@ static void parked_load(broker *b)
 	}
 	rete_store_read_end(&rt);
 	parked_sweep(b);
-	parked_keep(b);
+	parked_keep(b, true);
 }
 
 /* redeliver sets aside what is due again (park_due) and sends the next
@@ -1361,16 +1430,16 @@ static void batch_commit(broker *b, broker_batch *bt, bool main_thread)
 	 * LMDB's commit, when the main thread collects it */
 	struct early e = {b, bt, memo, main_thread};
 	bool early = false;
-	bt->err = rete_store_commit_durable(b->store, bt->ops, bt->nops, memo, bt->cp_size,
-					    bt->cp_note, main_thread ? receipts_early : NULL, &e,
-					    &early, &bt->m);
+	bt->err = rete_store_commit_parked(b->store, bt->ops, bt->nops, memo, bt->cp_size,
+					   bt->cp_note, bt->parked, bt->nparked,
+					   main_thread ? receipts_early : NULL, &e, &early, &bt->m);
 	if (bt->err != RETE_OK && bt->err != RETE_EFULL && bt->cp_note != NULL) {
 		snprintf(bt->cp_err, sizeof(bt->cp_err), "%s", bt->m.text);
 		free(bt->cp_note);
 		bt->cp_note = NULL;
-		bt->err = rete_store_commit_durable(b->store, bt->ops, bt->nops, memo, 0, NULL,
-						    main_thread ? receipts_early : NULL, &e,
-						    &early, &bt->m);
+		bt->err = rete_store_commit_parked(
+		    b->store, bt->ops, bt->nops, memo, 0, NULL, bt->parked, bt->nparked,
+		    main_thread ? receipts_early : NULL, &e, &early, &bt->m);
 	}
 	if (bt->err == RETE_OK && !early && owes_receipts(bt))
 		receipts_prove(b, bt, memo, NULL);
@@ -2802,8 +2871,10 @@ static void batch_answer(broker *b, broker_batch *bt)
 	}
 	/* before the queries below: a health query in this batch sees it */
 	storage_full_note(b, writes, err);
-	if (err != RETE_OK) /* the ACKs of this batch were not recorded */
+	if (err != RETE_OK) { /* the ACKs of this batch were not recorded */
 		acks_unlogged(b, bt);
+		parked_unattached(b, bt);
+	}
 	for (size_t i = 0; i < bt->n; i++) {
 		broker_frame *f = &bt->frames[i];
 		if (f->who && f->cf && f->cf->command_case == RETE__CLIENT_FRAME__COMMAND_QUERY)
@@ -2971,6 +3042,7 @@ static void run_batch(broker *b, broker_frame **jobs)
 		return;
 	}
 	checkpoint_attach(b, bt);
+	parked_attach(b, bt);
 	if (n < BROKER_PIPE_MIN) {
 		/* A quiet network: no next batch to overlap with, and handing
 		 * the commit over, then being woken for its answer, costs two
@@ -3719,7 +3791,7 @@ static void reload(broker *b)
 	broker_log_info("reload: %zu parties, %zu routes in force", nc->nparties, nc->nroutes);
 	orphans_say(b);
 	parked_sweep(b);
-	parked_keep(b);
+	parked_keep(b, true);
 	pump_dirty(b);
 }
 
@@ -4931,7 +5003,7 @@ int broker_run(broker_config *c, unsigned flags)
 			if (now - b.clock_mark_mono_ms >= BROKER_CLOCK_MARK_MS)
 				clock_mark(&b);
 			redeliver(&b, now);
-			parked_keep(&b);
+			parked_keep(&b, false);
 			hellos_sweep(&b, now);
 			refusals_sweep(&b, now);
 		}
@@ -4943,7 +5015,7 @@ int broker_run(broker_config *c, unsigned flags)
 		broker_metrics_tick(&b);
 	}
 	pipe_collect(&b); /* the batch in flight is answered */
-	parked_keep(&b);
+	parked_keep(&b, true);
 	checkpoint_make(&b);
 	if (b.state_due) /* the last batch stored the last checkpoint */
 		checkpoint_state(&b);

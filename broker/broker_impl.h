@@ -214,7 +214,11 @@ typedef struct broker_batch {
 	char *cp_note;	 /* a stored checkpoint due, stored by its commit (NULL:
 			    none; checkpoint_attach) */
 	uint64_t cp_size;
-	char cp_err[512]; /* why the store refused cp_note ("": it did not) */
+	char cp_err[512];	   /* why the store refused cp_note ("": it did not) */
+	rete_store_parked *parked; /* lists set aside its commit writes
+				      (parked_attach: copies, owned) */
+	char (*parked_id)[RETE_ID_MAX + 1];
+	size_t nparked;
 	rete_arena arena; /* its frames' decoded messages (one per batch: the
 			     committer reads the one in flight while the main
 			     thread decodes into the other) */
@@ -300,6 +304,8 @@ typedef struct broker {
 	broker_worker *worker;
 	bool park_keep_failed;		   /* the store refused the last lists set aside
 					      (parked_keep: said once, tried every second) */
+	int64_t park_kept_ms;		   /* when lists set aside last went to the store
+					      (parked_attach, parked_keep; monotonic) */
 	broker_tsa *tsa;		   /* trusted time (timestamp.h), NULL: no TSA */
 	uint64_t send_seq;		   /* numbers DELIVERs and PINGs (broker_conn) */
 	char (*fd_party)[RETE_ID_MAX + 1]; /* the party whose frames came on fd i */

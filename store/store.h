@@ -532,29 +532,59 @@ typedef struct rete_store_parked {
 
 /* rete_store_parked_put writes lists[0..n) into meta in one durable write
  * transaction of its own (not journaled: it ends with a sync of the data
- * file, like a checkpoint's; no rtxn held by this thread). Errors:
+ * file, like a checkpoint's; no rtxn held by this thread). The broker
+ * uses it only when no batch carries its lists (a quiet network, the
+ * stop): rete_store_commit_parked writes them with a batch. Errors:
  * RETE_EINVAL (a party id empty or over RETE_ID_MAX bytes, more than
  * RETE_STORE_PARKED_MAX indexes), RETE_EPERM (read-only), RETE_EFULL,
  * RETE_ESTORE. */
 rete_err rete_store_parked_put(rete_store *s, const rete_store_parked *lists, size_t n,
 			       rete_msg *m);
 
-/* rete_store_parked_get reads party's list into *index (malloc'd, the
- * caller frees it; NULL and *n = 0 when none is stored). Errors:
- * RETE_EINVAL (a bad party id), RETE_ECORRUPT (a value that is not a list
- * of 8-byte indexes: the caller may write a new one over it), RETE_ENOMEM,
- * RETE_ESTORE. */
-rete_err rete_store_parked_get(rete_store *s, rete_store_rtxn *rt, const char *party,
-			       uint64_t **index, size_t *n, rete_msg *m);
+/* rete_store_commit_parked is rete_store_commit_durable that also writes
+ * lists[0..nlists) in the batch's own transaction (and, journaled, in its
+ * journal record): the lists change in the commit of the batch, with no
+ * commit or sync of their own. A failed commit writes none. n must be at
+ * least 1. Errors: as rete_store_commit_durable and rete_store_parked_put. */
+rete_err rete_store_commit_parked(rete_store *s, rete_store_op *ops, size_t n,
+				  rete_merkle_memo *memo, uint64_t size, const char *note,
+				  const rete_store_parked *lists, size_t nlists,
+				  rete_store_durable_fn fn, void *fn_ctx, bool *called,
+				  rete_msg *m);
+
+/* rete_store_parked_get reads the first `max` indexes (at most) of party's
+ * list into *index (malloc'd, the caller frees it; NULL and *n = 0 when
+ * none is stored); *stored (may be NULL) is how many the list holds, so
+ * that *stored - *n were not read. Errors: RETE_EINVAL (a bad party id),
+ * RETE_ECORRUPT (a value that is not a list of at most
+ * RETE_STORE_PARKED_MAX 8-byte indexes: the caller may write a new one
+ * over it), RETE_ENOMEM, RETE_ESTORE. */
+rete_err rete_store_parked_get(rete_store *s, rete_store_rtxn *rt, const char *party, size_t max,
+			       uint64_t **index, size_t *n, size_t *stored, rete_msg *m);
 
 /* rete_store_party_fn: one party (lives during the call only). Return
  * nonzero to stop. Must not commit (a read txn is open). */
 typedef int (*rete_store_party_fn)(void *ctx, const char *party);
 
 /* rete_store_parked_parties calls fn for every party that has a list
- * stored, by id. Errors: RETE_ESTORE. */
+ * stored, by id (a key whose id is not a party id, empty or over
+ * RETE_ID_MAX bytes or with a NUL byte, is skipped: rete_store_parked_sweep
+ * removes it). Errors: RETE_ESTORE. */
 rete_err rete_store_parked_parties(rete_store *s, rete_store_rtxn *rt, rete_store_party_fn fn,
 				   void *ctx, rete_msg *m);
+
+/* rete_store_parked_sweep removes, in one durable write transaction (none
+ * when there is nothing to remove; no rtxn held by this thread), every
+ * list whose party keep(ctx, party) does not keep (returns false; called
+ * during the transaction, perhaps more than once for a party: no side
+ * effects) and every "parked/" key whose id is not a party id (empty,
+ * over RETE_ID_MAX bytes, with a NUL byte), by its key as it is. Then,
+ * once removed, gone(ctx, what) says each (the party, or "a damaged key
+ * of N bytes ..."); *removed (may be NULL) is how many. Errors:
+ * RETE_EPERM, RETE_EFULL, RETE_ESTORE. */
+typedef bool (*rete_store_party_keep_fn)(void *ctx, const char *party);
+rete_err rete_store_parked_sweep(rete_store *s, rete_store_party_keep_fn keep,
+				 rete_store_party_fn gone, void *ctx, size_t *removed, rete_msg *m);
 
 /* ---------------------------------------------------------------------------
  * Backup

@@ -1603,9 +1603,39 @@ static rete_err put_checkpoint(struct batch *b, void *ctx)
 struct commit_ctx {
 	rete_store_op *ops;
 	size_t n;
-	struct node_stage *stage; /* NULL: no memo wanted */
-	struct checkpoint_ctx cp; /* note NULL: no checkpoint to store */
+	struct node_stage *stage;	 /* NULL: no memo wanted */
+	struct checkpoint_ctx cp;	 /* note NULL: no checkpoint to store */
+	const rete_store_parked *parked; /* lists to write with the batch */
+	size_t nparked;
 };
+
+/* put_parked writes the broker's lists of deliveries set aside in the
+ * batch (rete_store_commit_parked): with put and del, so that a journaled
+ * batch's record holds them too. */
+static rete_err put_parked(struct batch *b, const rete_store_parked *l, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char key[STORE_PARKED_KEY_MAX];
+		size_t klen = store_parked_key(key, l[i].party);
+		rete_err err;
+		if (l[i].n == 0) {
+			err = del(b, b->b_store->st_meta, key, klen, NULL,
+				  "store: removing a list of deliveries set aside");
+		} else {
+			uint8_t *v = malloc(l[i].n * 8);
+			if (v == NULL)
+				return rete_msg_set(b->b_msg, RETE_ENOMEM, "store: out of memory");
+			for (size_t j = 0; j < l[i].n; j++)
+				be64_put(v + j * 8, l[i].index[j]);
+			err = put(b, b->b_store->st_meta, key, klen, v, l[i].n * 8, 0,
+				  "store: writing a list of deliveries set aside");
+			free(v);
+		}
+		if (err != RETE_OK)
+			return err;
+	}
+	return RETE_OK;
+}
 
 static rete_err run_batch(struct batch *b, void *ctx)
 {
@@ -1633,6 +1663,8 @@ static rete_err run_batch(struct batch *b, void *ctx)
 		if (err != RETE_OK)
 			return err;
 	}
+	if (c->nparked > 0 && (err = put_parked(b, c->parked, c->nparked)) != RETE_OK)
+		return err;
 	if (b->b_size != start) {
 		be64_put(val, b->b_size);
 		return put(b, s->st_meta, META_SIZE, strlen(META_SIZE), val, 8, 0,
@@ -1707,8 +1739,17 @@ rete_err rete_store_commit_durable(rete_store *s, rete_store_op *ops, size_t n,
 				   rete_store_durable_fn fn, void *fn_ctx, bool *called,
 				   rete_msg *m)
 {
+	return rete_store_commit_parked(s, ops, n, memo, size, note, NULL, 0, fn, fn_ctx, called,
+					m);
+}
+
+rete_err rete_store_commit_parked(rete_store *s, rete_store_op *ops, size_t n,
+				  rete_merkle_memo *memo, uint64_t size, const char *note,
+				  const rete_store_parked *lists, size_t nlists,
+				  rete_store_durable_fn fn, void *fn_ctx, bool *called, rete_msg *m)
+{
 	struct node_stage stage = {NULL, 0, 0, false};
-	struct commit_ctx c = {ops, n, memo != NULL ? &stage : NULL, {size, note}};
+	struct commit_ctx c = {ops, n, memo != NULL ? &stage : NULL, {size, note}, lists, nlists};
 	struct durable_ctx d = {&c, memo, fn, fn_ctx, false};
 	struct durable_hook hook = {on_durable, &d};
 	rete_err err = commit_check(ops, n, m);
@@ -1717,6 +1758,12 @@ rete_err rete_store_commit_durable(rete_store *s, rete_store_op *ops, size_t n,
 		*called = false;
 	if (err == RETE_OK && note != NULL && *note == '\0')
 		err = rete_msg_set(m, RETE_EINVAL, "store: empty checkpoint note");
+	if (err == RETE_OK && nlists > 0 && n == 0)
+		err = rete_msg_set(m, RETE_EINVAL,
+				   "store: lists of deliveries set aside go with a batch: no "
+				   "operations given (rete_store_parked_put writes them alone)");
+	if (err == RETE_OK)
+		err = store_parked_check(lists, nlists, m);
 	if (err != RETE_OK || (n == 0 && note == NULL))
 		return err;
 	err = store_write_ex(s, run_batch, &c, fn != NULL ? &hook : NULL, m);

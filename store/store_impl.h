@@ -189,6 +189,14 @@ typedef rete_err (*store_raw_fn)(rete_store *s, MDB_txn *txn, uint64_t log_size,
  * of fn, RETE_EPERM (read-only), RETE_EFULL, RETE_ESTORE. */
 rete_err store_write_raw(rete_store *s, store_raw_fn fn, void *ctx, rete_msg *m);
 
+/* store_parked_check refuses lists[0..n) rete_store_parked_put would not
+ * write (RETE_EINVAL with the sentence); store_parked_key writes the meta
+ * key of party's list into key (STORE_PARKED_KEY_MAX bytes) and returns
+ * its length, 0 for an id that is empty or too long (store_parked.c). */
+#define STORE_PARKED_KEY_MAX (sizeof(RETE_STORE_PARKED_KEY) - 1 + RETE_ID_MAX)
+rete_err store_parked_check(const rete_store_parked *lists, size_t n, rete_msg *m);
+size_t store_parked_key(char key[STORE_PARKED_KEY_MAX], const char *party);
+
 /* store_timestamp_note_replaced: before the checkpoint of `size` is
  * written as `note` in txn, drops that size's time-stamp token when a note
  * with another body (the text before the blank line: what the token

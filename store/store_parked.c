@@ -9,13 +9,8 @@
 #include "keys.h"
 #include "store_impl.h"
 
-/* the longest key: the prefix and a party id (RETE_ID_MAX), well under
- * LMDB's 511 bytes */
-#define PARKED_KEY_MAX (sizeof(RETE_STORE_PARKED_KEY) - 1 + RETE_ID_MAX)
-
-/* parked_key writes meta's key of party's list into key (PARKED_KEY_MAX
- * bytes) and returns its length; 0 when party is empty or too long. */
-static size_t parked_key(char key[PARKED_KEY_MAX], const char *party)
+/* store_parked_key: store_impl.h */
+size_t store_parked_key(char key[STORE_PARKED_KEY_MAX], const char *party)
 {
 	size_t pre = sizeof(RETE_STORE_PARKED_KEY) - 1, len = party ? strlen(party) : 0;
 	if (len == 0 || len > RETE_ID_MAX)
@@ -23,6 +18,25 @@ static size_t parked_key(char key[PARKED_KEY_MAX], const char *party)
 	memcpy(key, RETE_STORE_PARKED_KEY, pre);
 	memcpy(key + pre, party, len);
 	return pre + len;
+}
+
+/* parked_id: the party id of a "parked/" key k, into id (NUL-ended);
+ * false when k's id is not one (empty, too long, a NUL byte in it). */
+static bool parked_id(const MDB_val *k, char id[RETE_ID_MAX + 1])
+{
+	const size_t pre = sizeof(RETE_STORE_PARKED_KEY) - 1;
+	size_t len = k->mv_size - pre;
+	if (len == 0 || len > RETE_ID_MAX || memchr((const char *)k->mv_data + pre, 0, len))
+		return false;
+	memcpy(id, (const char *)k->mv_data + pre, len);
+	id[len] = '\0';
+	return true;
+}
+
+static bool parked_prefix(const MDB_val *k)
+{
+	const size_t pre = sizeof(RETE_STORE_PARKED_KEY) - 1;
+	return k->mv_size >= pre && memcmp(k->mv_data, RETE_STORE_PARKED_KEY, pre) == 0;
 }
 
 struct parked_put {
@@ -37,8 +51,8 @@ static rete_err put_lists(rete_store *s, MDB_txn *txn, uint64_t log_size, void *
 	(void)log_size;
 	for (size_t i = 0; i < c->n; i++) {
 		const rete_store_parked *l = &c->lists[i];
-		char key[PARKED_KEY_MAX];
-		MDB_val k = {parked_key(key, l->party), key}, v;
+		char key[STORE_PARKED_KEY_MAX];
+		MDB_val k = {store_parked_key(key, l->party), key}, v;
 		int rc;
 		if (l->n == 0) {
 			rc = mdb_del(txn, s->st_meta, &k, NULL);
@@ -60,15 +74,14 @@ static rete_err put_lists(rete_store *s, MDB_txn *txn, uint64_t log_size, void *
 	return RETE_OK;
 }
 
-rete_err rete_store_parked_put(rete_store *s, const rete_store_parked *lists, size_t n, rete_msg *m)
+rete_err store_parked_check(const rete_store_parked *lists, size_t n, rete_msg *m)
 {
-	struct parked_put c = {lists, n};
-
-	if (s == NULL || (n > 0 && lists == NULL))
-		return rete_msg_set(m, RETE_EINVAL, "store: no store or lists given");
+	if (n > 0 && lists == NULL)
+		return rete_msg_set(m, RETE_EINVAL,
+				    "store: no lists of deliveries set aside given");
 	for (size_t i = 0; i < n; i++) {
-		char key[PARKED_KEY_MAX];
-		if (parked_key(key, lists[i].party) == 0)
+		char key[STORE_PARKED_KEY_MAX];
+		if (store_parked_key(key, lists[i].party) == 0)
 			return rete_msg_set(
 			    m, RETE_EINVAL,
 			    "store: a list of deliveries set aside for party '%.80s': "
@@ -81,25 +94,37 @@ rete_err rete_store_parked_put(rete_store *s, const rete_store_parked *lists, si
 					    lists[i].n, lists[i].party,
 					    (unsigned)RETE_STORE_PARKED_MAX);
 	}
-	if (n == 0)
-		return RETE_OK;
+	return RETE_OK;
+}
+
+rete_err rete_store_parked_put(rete_store *s, const rete_store_parked *lists, size_t n, rete_msg *m)
+{
+	struct parked_put c = {lists, n};
+	rete_err err;
+
+	if (s == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "store: no store given");
+	if ((err = store_parked_check(lists, n, m)) != RETE_OK || n == 0)
+		return err;
 	return store_write_raw(s, put_lists, &c, m);
 }
 
-rete_err rete_store_parked_get(rete_store *s, rete_store_rtxn *rt, const char *party,
-			       uint64_t **index, size_t *n, rete_msg *m)
+rete_err rete_store_parked_get(rete_store *s, rete_store_rtxn *rt, const char *party, size_t max,
+			       uint64_t **index, size_t *n, size_t *stored, rete_msg *m)
 {
-	char key[PARKED_KEY_MAX];
+	char key[STORE_PARKED_KEY_MAX];
 	MDB_val k = {0, key}, v;
 	MDB_txn *txn;
 	bool own;
 	rete_err err;
 
+	if (stored != NULL)
+		*stored = 0;
 	if (s == NULL || index == NULL || n == NULL)
 		return rete_msg_set(m, RETE_EINVAL, "store: no store or output given");
 	*index = NULL;
 	*n = 0;
-	if ((k.mv_size = parked_key(key, party)) == 0)
+	if ((k.mv_size = store_parked_key(key, party)) == 0)
 		return rete_msg_set(
 		    m, RETE_EINVAL,
 		    "store: deliveries set aside for party '%.80s': a party id is 1 "
@@ -120,14 +145,19 @@ rete_err rete_store_parked_get(rete_store *s, rete_store_rtxn *rt, const char *p
 				   s->st_dir, party, party, v.mv_size,
 				   (unsigned)RETE_STORE_PARKED_MAX);
 	} else if (v.mv_size > 0) {
-		uint64_t *out = malloc(v.mv_size);
-		if (out == NULL) {
+		/* only what the caller can use: a damaged list as long as
+		 * the largest room costs no more than the room in force */
+		size_t all = v.mv_size / 8, take = all < max ? all : max;
+		uint64_t *out = take ? malloc(take * 8) : NULL;
+		if (stored != NULL)
+			*stored = all;
+		if (take > 0 && out == NULL) {
 			err = rete_msg_set(m, RETE_ENOMEM, "store: out of memory");
 		} else {
-			for (size_t j = 0; j < v.mv_size / 8; j++)
+			for (size_t j = 0; j < take; j++)
 				out[j] = be64_get((const uint8_t *)v.mv_data + j * 8);
 			*index = out;
-			*n = v.mv_size / 8;
+			*n = take;
 		}
 	}
 	if (own)
@@ -152,14 +182,11 @@ rete_err rete_store_parked_parties(rete_store *s, rete_store_rtxn *rt, rete_stor
 	MDB_val k = {pre, (void *)RETE_STORE_PARKED_KEY}, v;
 	if (rc == 0)
 		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	while (rc == 0 && k.mv_size >= pre && memcmp(k.mv_data, RETE_STORE_PARKED_KEY, pre) == 0) {
-		/* the party as it is written (a key too long for one is
-		 * given cut: its caller removes it all the same) */
+	while (rc == 0 && parked_prefix(&k)) {
+		/* a key that names no party is not given
+		 * (rete_store_parked_sweep removes it) */
 		char party[RETE_ID_MAX + 1];
-		size_t len = k.mv_size - pre < RETE_ID_MAX ? k.mv_size - pre : RETE_ID_MAX;
-		memcpy(party, (const char *)k.mv_data + pre, len);
-		party[len] = '\0';
-		if (fn(ctx, party) != 0)
+		if (parked_id(&k, party) && fn(ctx, party) != 0)
 			break;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
@@ -169,5 +196,129 @@ rete_err rete_store_parked_parties(rete_store *s, rete_store_rtxn *rt, rete_stor
 		mdb_cursor_close(cur);
 	if (own)
 		store_txn_done(s, txn);
+	return err;
+}
+
+/* sweep: what rete_store_parked_sweep removes (sweep_keys) */
+struct sweep {
+	rete_store_party_keep_fn keep;
+	void *ctx;
+	size_t n;
+};
+
+/* sweep_gone: k is to go (a damaged key, or a party keep does not keep) */
+static bool sweep_gone(const struct sweep *c, const MDB_val *k, char party[RETE_ID_MAX + 1])
+{
+	return !parked_id(k, party) || !c->keep(c->ctx, party);
+}
+
+static rete_err sweep_keys(rete_store *s, MDB_txn *txn, uint64_t log_size, void *ctx, int *lmdb_rc,
+			   rete_msg *m)
+{
+	struct sweep *c = ctx;
+	MDB_cursor *cur = NULL;
+	MDB_val k = {sizeof(RETE_STORE_PARKED_KEY) - 1, (void *)RETE_STORE_PARKED_KEY}, v;
+	(void)log_size;
+	c->n = 0;
+	int rc = mdb_cursor_open(txn, s->st_meta, &cur);
+	if (rc == 0)
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && parked_prefix(&k)) {
+		char party[RETE_ID_MAX + 1];
+		if (sweep_gone(c, &k, party)) {
+			/* by the key as it is: after the delete the cursor
+			 * is on the next key, which MDB_NEXT gives */
+			if ((rc = mdb_cursor_del(cur, 0)) != 0)
+				break;
+			c->n++;
+		}
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (cur)
+		mdb_cursor_close(cur);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		*lmdb_rc = rc;
+		return store_lmdb_err(m, rc, "store: removing lists of deliveries set aside");
+	}
+	return RETE_OK;
+}
+
+/* sweep_name: what parked/ key k is, for rete_store_parked_sweep's gone */
+static void sweep_name(const MDB_val *k, char *out, size_t cap)
+{
+	const size_t pre = sizeof(RETE_STORE_PARKED_KEY) - 1;
+	char party[RETE_ID_MAX + 1];
+	if (parked_id(k, party))
+		snprintf(out, cap, "%s", party);
+	else if (k->mv_size == pre)
+		snprintf(out, cap, "a damaged key ('" RETE_STORE_PARKED_KEY "' with no party id)");
+	else if (k->mv_size - pre > RETE_ID_MAX)
+		snprintf(out, cap,
+			 "a damaged key ('" RETE_STORE_PARKED_KEY "' and %zu bytes, where a "
+			 "party id has at most %d)",
+			 k->mv_size - pre, RETE_ID_MAX);
+	else
+		snprintf(out, cap,
+			 "a damaged key ('" RETE_STORE_PARKED_KEY "' and %zu bytes with a NUL "
+			 "byte: not a party id)",
+			 k->mv_size - pre);
+}
+
+rete_err rete_store_parked_sweep(rete_store *s, rete_store_party_keep_fn keep,
+				 rete_store_party_fn gone, void *ctx, size_t *removed, rete_msg *m)
+{
+	struct sweep c = {keep, ctx, 0};
+	MDB_txn *txn;
+	MDB_cursor *cur = NULL;
+	bool own;
+	rete_err err;
+
+	if (removed != NULL)
+		*removed = 0;
+	if (s == NULL || keep == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "store: no store or function given");
+	/* what goes, read first: a sweep with nothing to remove (every
+	 * start, as a rule) writes nothing; the names are said once the
+	 * write went through, so they are read into a list */
+	if ((err = store_rt_get(s, NULL, &txn, &own, m)) != RETE_OK)
+		return err;
+	char(*names)[160] = NULL;
+	size_t n = 0, cap = 0;
+	MDB_val k = {sizeof(RETE_STORE_PARKED_KEY) - 1, (void *)RETE_STORE_PARKED_KEY}, v;
+	int rc = mdb_cursor_open(txn, s->st_meta, &cur);
+	if (rc == 0)
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && parked_prefix(&k)) {
+		char party[RETE_ID_MAX + 1];
+		if (sweep_gone(&c, &k, party)) {
+			if (n == cap) {
+				size_t nc = cap ? cap * 2 : 8;
+				char(*p)[160] = realloc(names, nc * sizeof(*p));
+				if (p == NULL) {
+					err = rete_msg_set(m, RETE_ENOMEM, "store: out of memory");
+					break;
+				}
+				names = p;
+				cap = nc;
+			}
+			sweep_name(&k, names[n++], sizeof(names[0]));
+		}
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (err == RETE_OK && rc != 0 && rc != MDB_NOTFOUND)
+		err = store_lmdb_err(m, rc, "store: reading the lists of deliveries set aside");
+	if (cur)
+		mdb_cursor_close(cur);
+	if (own)
+		store_txn_done(s, txn);
+	if (err == RETE_OK && n > 0)
+		err = store_write_raw(s, sweep_keys, &c, m);
+	if (err == RETE_OK) {
+		if (removed != NULL)
+			*removed = c.n;
+		for (size_t i = 0; gone != NULL && i < n; i++)
+			gone(ctx, names[i]);
+	}
+	free(names);
 	return err;
 }

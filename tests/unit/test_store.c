@@ -1957,6 +1957,12 @@ static int on_party(void *ctx, const char *party)
 	return 0;
 }
 
+static bool keep_social(void *ctx, const char *party)
+{
+	(void)ctx;
+	return strcmp(party, SOCIAL) == 0;
+}
+
 /* The broker's lists of deliveries set aside (meta "parked/PARTY"): written
  * and read back across a reopen, listed, removed; a value that is not a
  * list is ECORRUPT, a bad party id EINVAL; the other meta records are not
@@ -1971,14 +1977,18 @@ static void test_parked_lists(void **state)
 	uint64_t *got = NULL;
 	size_t n = 9;
 
-	assert_int_equal(rete_store_parked_get(s, NULL, CPI, &got, &n, &m), RETE_OK);
+	assert_int_equal(
+	    rete_store_parked_get(s, NULL, CPI, RETE_STORE_PARKED_MAX, &got, &n, NULL, &m),
+	    RETE_OK);
 	assert_null(got);
 	assert_int_equal(n, 0);
 	rete_store_parked l[] = {{CPI, a, 3}, {SOCIAL, c, 1}};
 	assert_int_equal(rete_store_parked_put(s, l, 2, &m), RETE_OK);
 	rete_store_close(&s);
 	assert_int_equal(rete_store_open(&s, dir, 0, &m), RETE_OK);
-	assert_int_equal(rete_store_parked_get(s, NULL, CPI, &got, &n, &m), RETE_OK);
+	assert_int_equal(
+	    rete_store_parked_get(s, NULL, CPI, RETE_STORE_PARKED_MAX, &got, &n, NULL, &m),
+	    RETE_OK);
 	assert_int_equal(n, 3);
 	assert_memory_equal(got, a, sizeof(a));
 	free(got);
@@ -2004,17 +2014,111 @@ static void test_parked_lists(void **state)
 	/* a damaged record: not a list of 8-byte indexes */
 	tu_raw_put(dir, "meta", "parked/" ASST, strlen("parked/" ASST), "12345", 5);
 	assert_int_equal(rete_store_open(&s, dir, 0, &m), RETE_OK);
-	assert_int_equal(rete_store_parked_get(s, NULL, ASST, &got, &n, &m), RETE_ECORRUPT);
+	assert_int_equal(
+	    rete_store_parked_get(s, NULL, ASST, RETE_STORE_PARKED_MAX, &got, &n, NULL, &m),
+	    RETE_ECORRUPT);
 	assert_null(got);
 	assert_non_null(strstr(m.text, "is 5 bytes"));
 	/* written over */
 	rete_store_parked fix = {ASST, c, 1};
 	assert_int_equal(rete_store_parked_put(s, &fix, 1, &m), RETE_OK);
-	assert_int_equal(rete_store_parked_get(s, NULL, ASST, &got, &n, &m), RETE_OK);
+	assert_int_equal(
+	    rete_store_parked_get(s, NULL, ASST, RETE_STORE_PARKED_MAX, &got, &n, NULL, &m),
+	    RETE_OK);
 	assert_int_equal(n, 1);
 	assert_int_equal(got[0], 7);
 	free(got);
 	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+/* The lists set aside with a batch (rete_store_commit_parked): written in
+ * its commit, both or neither; without ops, or with a bad party id, the
+ * whole commit is refused. rete_store_parked_get reads no more than asked
+ * and says how many the list holds; rete_store_parked_sweep removes keys
+ * that name no party by their keys as they are, and the parties its
+ * caller does not keep (review s14 rev-setaside, 2 to 4). */
+static void test_parked_with_batch(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store");
+	rete_store *s = open_new(dir, 0);
+	rete_buf bufs[2];
+	rete_store_op ops[2];
+	rete_msg m = {{0}};
+	static const uint64_t a[] = {0, 1, 5, 9};
+	uint64_t *got = NULL;
+	size_t n = 0, stored = 0;
+
+	for (size_t i = 0; i < 2; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "pb-%zu", i);
+		bufs[i] = referral(id, SOCIAL, CPI, "", RETE__PRIORITY__PRIORITY_ROUTINE);
+		ops[i] = append_op(&bufs[i], 1700000000000 + (int64_t)i);
+	}
+	rete_store_parked l = {CPI, a, 4};
+	assert_int_equal(
+	    rete_store_commit_parked(s, NULL, 0, NULL, 0, NULL, &l, 1, NULL, NULL, NULL, &m),
+	    RETE_EINVAL);
+	rete_store_parked bad = {"", a, 1};
+	assert_int_equal(
+	    rete_store_commit_parked(s, ops, 1, NULL, 0, NULL, &bad, 1, NULL, NULL, NULL, &m),
+	    RETE_EINVAL);
+	uint64_t sz = 9;
+	assert_int_equal(rete_store_size(s, NULL, &sz, &m), RETE_OK);
+	assert_int_equal(sz, 0); /* nothing of the refused commits */
+	assert_int_equal(
+	    rete_store_commit_parked(s, ops, 1, NULL, 0, NULL, &l, 1, NULL, NULL, NULL, &m),
+	    RETE_OK);
+	rete_store_close(&s);
+	assert_int_equal(rete_store_open(&s, dir, 0, &m), RETE_OK);
+	assert_int_equal(rete_store_size(s, NULL, &sz, &m), RETE_OK);
+	assert_int_equal(sz, 1);
+	/* the first two only, and how many there are */
+	assert_int_equal(rete_store_parked_get(s, NULL, CPI, 2, &got, &n, &stored, &m), RETE_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(stored, 4);
+	assert_memory_equal(got, a, 2 * sizeof(a[0]));
+	free(got);
+	/* an empty list with the next batch removes it */
+	l.n = 0;
+	assert_int_equal(
+	    rete_store_commit_parked(s, ops + 1, 1, NULL, 0, NULL, &l, 1, NULL, NULL, NULL, &m),
+	    RETE_OK);
+	assert_int_equal(rete_store_parked_get(s, NULL, CPI, 9, &got, &n, &stored, &m), RETE_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(stored, 0);
+	rete_store_close(&s);
+
+	/* damaged keys and a party not kept, removed by the sweep */
+	uint8_t one[8] = {0, 0, 0, 0, 0, 0, 0, 1};
+	char longkey[96];
+	snprintf(longkey, sizeof(longkey), "parked/%070d", 1);
+	tu_raw_put(dir, "meta", "parked/", 7, one, 8);
+	tu_raw_put(dir, "meta", longkey, strlen(longkey), one, 8);
+	tu_raw_put(dir, "meta", "parked/" ASST, strlen("parked/" ASST), one, 8);
+	tu_raw_put(dir, "meta", "parked/" SOCIAL, strlen("parked/" SOCIAL), one, 8);
+	assert_int_equal(rete_store_open(&s, dir, 0, &m), RETE_OK);
+	struct parties p = {0};
+	assert_int_equal(rete_store_parked_parties(s, NULL, on_party, &p, &m), RETE_OK);
+	assert_int_equal(p.n, 2); /* the damaged keys are not parties */
+	size_t removed = 9;
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(rete_store_parked_sweep(s, keep_social, on_party, &p, &removed, &m),
+			 RETE_OK);
+	assert_int_equal(removed, 3);
+	assert_int_equal(p.n, 3);
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(rete_store_parked_parties(s, NULL, on_party, &p, &m), RETE_OK);
+	assert_int_equal(p.n, 1);
+	assert_string_equal(p.id[0], SOCIAL);
+	assert_int_equal(rete_store_parked_sweep(s, keep_social, on_party, &p, &removed, &m),
+			 RETE_OK);
+	assert_int_equal(removed, 0);
+	rete_store_close(&s);
+	for (size_t i = 0; i < 2; i++)
+		rete_buf_free(&bufs[i]);
 	tu_rmrf(dir);
 	free(dir);
 }
@@ -2392,6 +2496,7 @@ int main(void)
 	    cmocka_unit_test(test_commit_memo_leaves),
 	    cmocka_unit_test(test_commit_checkpoint),
 	    cmocka_unit_test(test_parked_lists),
+	    cmocka_unit_test(test_parked_with_batch),
 	    cmocka_unit_test(test_decoded_message_dedup),
 	    cmocka_unit_test(test_referral_encoding),
 	    cmocka_unit_test(test_queue_interleaved),
