@@ -256,6 +256,28 @@ static void al_segments(const char *path, char ***out, size_t *n)
 		qsort(*out, *n, sizeof(**out), al_cmp);
 }
 
+rete_err rete_access_log_parts(const char *path, int64_t since_ms, char ***out, size_t *n)
+{
+	size_t pl = strlen(path), k = 0;
+	al_segments(path, out, n);
+	for (size_t i = 0; i < *n; i++) {
+		int64_t ms;
+		/* (*out)[i] is PATH.STAMP: a part closed before since_ms holds
+		 * nothing newer */
+		if (al_stamp_time((*out)[i] + pl + 1, &ms) && ms >= since_ms)
+			(*out)[k++] = (*out)[i];
+		else
+			free((*out)[i]);
+	}
+	*n = k;
+	return RETE_OK;
+}
+
+void rete_access_log_parts_free(char **list, size_t n)
+{
+	al_free_list(list, n);
+}
+
 /* al_line_old: is the line older than cutoff (cut: cutoff in the form
  * below, al_time24; NULL when it has none)? A line
  * that does not parse is not (kept). The lines this file writes begin with

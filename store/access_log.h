@@ -97,6 +97,13 @@ void rete_access_log_set_segment(rete_access_log *l, int64_t bytes);
 /* rete_access_log_close closes *l and sets it to NULL; NULL is fine. */
 void rete_access_log_close(rete_access_log **l);
 
+/* rete_access_log_parts lists the closed parts of the record at path
+ * closed at since_ms or later, oldest first (*out: malloc'd paths, *n of
+ * them; free with rete_access_log_parts_free). A directory that cannot be
+ * read lists none. */
+rete_err rete_access_log_parts(const char *path, int64_t since_ms, char ***out, size_t *n);
+void rete_access_log_parts_free(char **list, size_t n);
+
 /* rete_access_log_prune drops the lines of path older than the retention
  * at now_ms (lines that do not parse are kept: never lose a record we
  * cannot read), rewriting the file atomically, and the parts of the record

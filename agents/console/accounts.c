@@ -497,17 +497,26 @@ static bool strike_sooner(const struct strike *a, const struct strike *b, int64_
 	return a->last < b->last;
 }
 
-/* strike_find: key's strike (its count forgotten when stale), or (make) a
- * new one in place of one that throttles nobody now and is not in keep
- * (the strikes of the same sign-in, nkeep of them: one must not push out
- * another) */
-static struct strike *strike_find_keep(const char *key, bool make, int64_t now_ms,
-				       struct strike *const *keep, int nkeep)
+/* The user-wide counts ("u:USER") of names that are accounts, apart from
+ * the strikes: a stranger's failures (of names that are no account, which
+ * get no user-wide count) never push one out (rev-throttle #2: a table full
+ * of two-failure strikes and one filler failure after each guess kept an
+ * account's count at 1). A place is given up as a strike's is, only to
+ * another account's count: with at most CONSOLE_THROTTLE_MAX accounts
+ * failing in a day, never. */
+static struct strike ucounts[CONSOLE_THROTTLE_MAX];
+
+/* strike_find_in: key's strike in table (strikes or ucounts; its count
+ * forgotten when stale), or (make) a new one in place of one that
+ * throttles nobody now and is not in keep (the strikes of the same
+ * sign-in, nkeep of them: one must not push out another) */
+static struct strike *strike_find_in(struct strike *table, const char *key, bool make,
+				     int64_t now_ms, struct strike *const *keep, int nkeep)
 {
 	size_t pick = CONSOLE_THROTTLE_MAX;
 	int64_t soonest = INT64_MAX;
 	for (size_t i = 0; i < CONSOLE_THROTTLE_MAX; i++) {
-		struct strike *s = &strikes[i];
+		struct strike *s = &table[i];
 		if (s->key[0] != '\0' && strcmp(s->key, key) == 0) {
 			if (strike_stale(s, now_ms))
 				s->fails = 0, s->until = 0;
@@ -523,7 +532,7 @@ static struct strike *strike_find_keep(const char *key, bool make, int64_t now_m
 				soonest = s->until;
 			continue;
 		}
-		if (pick == CONSOLE_THROTTLE_MAX || strike_sooner(s, &strikes[pick], now_ms))
+		if (pick == CONSOLE_THROTTLE_MAX || strike_sooner(s, &table[pick], now_ms))
 			pick = i;
 	}
 	if (!make)
@@ -533,15 +542,20 @@ static struct strike *strike_find_keep(const char *key, bool make, int64_t now_m
 			thr_full_until = soonest;
 		return NULL;
 	}
-	memset(&strikes[pick], 0, sizeof(strikes[pick]));
-	snprintf(strikes[pick].key, sizeof(strikes[pick].key), "%s", key);
-	strikes[pick].last = now_ms;
-	return &strikes[pick];
+	memset(&table[pick], 0, sizeof(table[pick]));
+	snprintf(table[pick].key, sizeof(table[pick].key), "%s", key);
+	table[pick].last = now_ms;
+	return &table[pick];
 }
 
 static struct strike *strike_find(const char *key, bool make, int64_t now_ms)
 {
-	return strike_find_keep(key, make, now_ms, NULL, 0);
+	return strike_find_in(strikes, key, make, now_ms, NULL, 0);
+}
+
+static struct strike *ucount_find(const char *key, bool make, int64_t now_ms)
+{
+	return strike_find_in(ucounts, key, make, now_ms, NULL, 0);
 }
 
 /* The addresses each user signed in from (a user-wide pause and the
@@ -620,14 +634,22 @@ int64_t console_throttle_wait_why(const char *user, const char *peer, int64_t no
 	/* an address the user signed in from before is held neither by the
 	 * user-wide pause nor by the console-wide brake (a stranger's guesses
 	 * must not lock the user out) */
-	bool good = good_find(k[0] + 2);
+	bool good = good_find(k[0] + 2), suspect = false;
 	for (int i = 0; i < (good ? 2 : 3); i++) {
-		struct strike *s = strike_find(k[i], false, now_ms);
+		struct strike *s =
+		    i == 2 ? ucount_find(k[i], false, now_ms) : strike_find(k[i], false, now_ms);
 		if (s != NULL && s->until > now_ms && s->until - now_ms > wait)
 			wait = s->until - now_ms;
+		/* the name or the address failed in the last 24 h */
+		if (i > 0 && s != NULL && s->fails > 0)
+			suspect = true;
 	}
 	if (!good) {
-		int64_t b = brake_wait(now_ms);
+		/* the brake holds only a sign-in whose name or address failed
+		 * lately (rev-throttle #1: an attacker polling from 16
+		 * addresses took every slot it let through, and a person with
+		 * the right password at a new PC never got in) */
+		int64_t b = suspect ? brake_wait(now_ms) : 0;
 		if (thr_full_until > now_ms && thr_full_until - now_ms > b)
 			b = thr_full_until - now_ms;
 		if (b > wait)
@@ -645,6 +667,12 @@ int64_t console_throttle_wait(const char *user, const char *peer, int64_t now_ms
 }
 
 unsigned console_throttle_note(const char *user, const char *peer, bool ok, int64_t now_ms)
+{
+	return console_throttle_note_as(user, peer, ok, true, now_ms);
+}
+
+unsigned console_throttle_note_as(const char *user, const char *peer, bool ok, bool account,
+				  int64_t now_ms)
 {
 	char k[3][sizeof(strikes[0].key)];
 	/* free failures before a pause, for each key */
@@ -666,7 +694,11 @@ unsigned console_throttle_note(const char *user, const char *peer, bool ok, int6
 	}
 	struct strike *got[3] = {NULL, NULL, NULL};
 	for (int i = 0; i < 3; i++) {
-		struct strike *s = got[i] = strike_find_keep(k[i], true, now_ms, got, i);
+		if (i == 2 && !account)
+			break; /* no account: nobody to guess into */
+		struct strike *s = got[i] =
+		    i == 2 ? ucount_find(k[i], true, now_ms)
+			   : strike_find_in(strikes, k[i], true, now_ms, got, i);
 		if (s == NULL)
 			continue; /* the table is full of live strikes: all wait */
 		s->fails++;
@@ -699,6 +731,41 @@ unsigned console_throttle_note(const char *user, const char *peer, bool ok, int6
 	}
 	pthread_mutex_unlock(&thr_lock);
 	return started;
+}
+
+/* The held sign-ins' lines in the access record: at most one a minute
+ * from an address, saying how many more were held there since (polling
+ * must not grow the record; rev-throttle #3); under thr_lock. */
+static struct {
+	char addr[72];
+	int64_t at;
+	unsigned more;
+} helds[64];
+
+bool console_throttle_held_line(const char *peer, int64_t now_ms, unsigned *more)
+{
+	size_t pick = 0;
+	bool say = true;
+	pthread_mutex_lock(&thr_lock);
+	for (size_t i = 0; i < sizeof(helds) / sizeof(helds[0]); i++) {
+		if (helds[i].addr[0] != '\0' && strcmp(helds[i].addr, peer) == 0) {
+			pick = i;
+			say = now_ms - helds[i].at >= CONSOLE_HELD_LINE_MS || now_ms < helds[i].at;
+			goto found;
+		}
+		if (helds[i].at < helds[pick].at || helds[i].addr[0] == '\0')
+			pick = i;
+	}
+	snprintf(helds[pick].addr, sizeof(helds[pick].addr), "%s", peer);
+	helds[pick].more = 0;
+found:
+	*more = helds[pick].more;
+	if (say)
+		helds[pick].at = now_ms, helds[pick].more = 0;
+	else
+		helds[pick].more++;
+	pthread_mutex_unlock(&thr_lock);
+	return say;
 }
 
 /* ---- what a browser sends -------------------------------------------------------- */

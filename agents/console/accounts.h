@@ -19,8 +19,12 @@
  * elsewhere, and a guesser with many addresses gets a few guesses an
  * hour. Over the whole console, after CONSOLE_LOGIN_FREE_CONSOLE failures
  * from addresses not known for their user, one more is let through every
- * CONSOLE_LOGIN_CONSOLE_MS (a spray of names from many addresses meets
- * this brake; the addresses a user signed in from do not). A success
+ * CONSOLE_LOGIN_CONSOLE_MS from such an address, of a sign-in whose name
+ * or address failed in the last CONSOLE_THROTTLE_FORGET_MS (a spray of
+ * names from many addresses meets this brake; the addresses a user signed
+ * in from do not, nor a person at a new PC whose name and address did not
+ * fail lately). User-wide counts are kept only for names that are
+ * accounts, in a table of their own. A success
  * clears the count of its user from its address. A count not touched for
  * CONSOLE_THROTTLE_FORGET_MS starts again from 0.
  */
@@ -167,6 +171,19 @@ int64_t console_throttle_wait_why(const char *user, const char *peer, int64_t no
  * (CONSOLE_THROTTLE_MAX) is full of live ones, every login from an address
  * not known for its user waits until the soonest ends. */
 unsigned console_throttle_note(const char *user, const char *peer, bool ok, int64_t now_ms);
+
+/* console_throttle_note_as: console_throttle_note, told whether user is an
+ * account: only an account's failures make a user-wide count (kept apart,
+ * never given up for a stranger's strikes); console_throttle_note takes it
+ * as one. */
+unsigned console_throttle_note_as(const char *user, const char *peer, bool ok, bool account,
+				  int64_t now_ms);
+
+/* console_throttle_held_line: should a held sign-in from peer write its
+ * line in the access record now? At most one every CONSOLE_HELD_LINE_MS an
+ * address; *more says how many were held there since its last line. */
+#define CONSOLE_HELD_LINE_MS 60000
+bool console_throttle_held_line(const char *peer, int64_t now_ms, unsigned *more);
 
 /* console_form_field finds field name in an application/x-www-form-
  * urlencoded body (len bytes) and writes its decoded value into out (n

@@ -1112,10 +1112,11 @@ static void console_throttle_say(struct console *c, const char *user, unsigned s
 {
 	if (started & CONSOLE_THROTTLE_USER_PAUSED)
 		fprintf(stderr,
-			"rete console: %s: %d failed sign-ins from addresses it never signed in "
-			"from (someone may be guessing its password): its sign-in from such "
-			"addresses is paused, up to %lld minutes at a time, until the failures "
-			"stop; from an address it signed in from it is not paused\n",
+			"rete console: %s: %d failed sign-ins, from any address (its user "
+			"mistyping the password, or someone guessing it): its sign-in from "
+			"addresses it never signed in from is paused, up to %lld minutes at a "
+			"time, until the failures stop; from an address it signed in from it is "
+			"not paused\n",
 			console_accounts_known(c->users_path, user) ? user : "(unknown account)",
 			CONSOLE_LOGIN_FREE_USER, CONSOLE_THROTTLE_MAX_MS / 60000);
 	if (started & CONSOLE_THROTTLE_BRAKE_ON)
@@ -1130,17 +1131,16 @@ static void console_throttle_say(struct console *c, const char *user, unsigned s
 /* How far back the access record's sign-ins are recalled at the start. */
 #define CONSOLE_GOOD_RECALL_MS (90LL * 24 * 3600 * 1000)
 
-/* console_goods_recall: the addresses users signed in from (the record's
- * "login USER from ADDRESS ok" lines of the last CONSOLE_GOOD_RECALL_MS,
- * in its current file) are known again after a restart, so that a pause
+/* console_goods_recall_file: the addresses users signed in from (the
+ * "login USER from ADDRESS ok" lines since since, in the file at path)
+ * are known again after a restart, so that a pause
  * of a user, or the console-wide brake, does not hold her at her own PC
  * until she has signed in once more. A line that does not read as one is
  * skipped; a record that cannot be read recalls nothing. */
-static void console_goods_recall(const struct console *c)
+static void console_goods_recall_file(const char *path, int64_t since)
 {
-	FILE *f = fopen(c->access_path, "r");
+	FILE *f = fopen(path, "r");
 	char line[2048];
-	int64_t since = rete_now_ms() - CONSOLE_GOOD_RECALL_MS;
 	if (f == NULL)
 		return;
 	while (fgets(line, sizeof(line), f) != NULL) {
@@ -1182,6 +1182,21 @@ static void console_goods_recall(const struct console *c)
 		json_decref(o);
 	}
 	fclose(f);
+}
+
+/* console_goods_recall: the sign-ins of the last CONSOLE_GOOD_RECALL_MS
+ * from the record's closed parts (oldest first) and its current file: a
+ * part closed lately holds the sign-ins of before (rev-throttle #3). */
+static void console_goods_recall(const struct console *c)
+{
+	int64_t since = rete_now_ms() - CONSOLE_GOOD_RECALL_MS;
+	char **parts = NULL;
+	size_t n = 0;
+	rete_access_log_parts(c->access_path, since, &parts, &n);
+	for (size_t i = 0; i < n; i++)
+		console_goods_recall_file(parts[i], since);
+	rete_access_log_parts_free(parts, n);
+	console_goods_recall_file(c->access_path, since);
 }
 
 static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
@@ -1258,12 +1273,12 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 			snprintf(
 			    note, sizeof(note),
 			    "Troppi accessi non riusciti alla console, da indirizzi diversi: "
-			    "da un indirizzo da cui questo utente non ha mai fatto l'accesso "
-			    "riprova tra %s s; dal PC da cui hai già fatto l'accesso entri "
-			    "subito. · Sign-in paused: too many failed logins on the console, "
-			    "from many addresses: from an address this user never signed in "
-			    "from, try again in %s s; from a PC you signed in from before, you "
-			    "get in at once.",
+			    "riprova tra %s s. Se hai già fatto l'accesso da questo PC di "
+			    "recente, di solito entri subito; se l'attesa si ripete, avvisa il "
+			    "tecnico. · Sign-in paused: too many failed logins on the console, "
+			    "from many addresses: try again in %s s. If you signed in from this "
+			    "PC lately, you usually get in at once; if the wait repeats, tell "
+			    "IT.",
 			    ra, ra);
 		else
 			snprintf(note, sizeof(note),
@@ -1274,22 +1289,37 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 		a->status = 429;
 		rete_http_header(a, "Retry-After", ra);
 		send_login(a, note, next);
-		snprintf(what, sizeof(what), "login %s refused: throttled", user);
-		console_record_as(c, rq->peer, what);
+		/* a name that is no account is not recorded (it may be a
+		 * password typed into the user field), and an address's held
+		 * sign-ins write one line a minute (rev-throttle #3, #4) */
+		unsigned more = 0;
+		if (console_throttle_held_line(rq->client, now, &more)) {
+			const char *who = console_accounts_known(c->users_path, user)
+					      ? user
+					      : "(unknown account)";
+			if (more > 0)
+				snprintf(what, sizeof(what),
+					 "login %s refused: throttled (and %u more from this "
+					 "address since its last such line)",
+					 who, more);
+			else
+				snprintf(what, sizeof(what), "login %s refused: throttled", who);
+			console_record_as(c, rq->peer, what);
+		}
 		sodium_memzero(pw, sizeof(pw));
 		return;
 	}
 	uint8_t stamp[CONSOLE_STAMP_LEN];
 	bool ok = console_accounts_check(c->users_path, user, pw, stamp, &m) == RETE_OK;
 	sodium_memzero(pw, sizeof(pw));
-	unsigned started = console_throttle_note(user, rq->client, ok, now);
+	bool account = ok || console_accounts_known(c->users_path, user);
+	unsigned started = console_throttle_note_as(user, rq->client, ok, account, now);
 	pthread_mutex_unlock(&login_lock);
 	console_throttle_say(c, user, started);
 	/* a refused name is recorded only when it is an account's: one that
 	 * is not may be a password typed into the user field by mistake, and
 	 * the record is kept 24 months */
-	snprintf(what, sizeof(what), "login %s from %s %s",
-		 ok || console_accounts_known(c->users_path, user) ? user : "(unknown account)",
+	snprintf(what, sizeof(what), "login %s from %s %s", account ? user : "(unknown account)",
 		 rq->peer, ok ? "ok" : "refused");
 	if (!console_record_as(c, ok ? user : rq->peer, what) && ok) {
 		/* a session whose sign-in is not recorded is not opened */

@@ -241,8 +241,9 @@ static void test_throttle_one_account_many_addresses(void **state)
  * each time, as fast as the throttle lets each address, a check costing
  * 100 ms (rev-console s13 #2: 36,000 checked in an hour, none throttled,
  * the strikes evicted before their count built up). Now a console-wide
- * brake holds every sign-in from an address not known for its user: a
- * small number an hour get checked. dora and emma, at the PCs they signed
+ * brake holds every sign-in from an address not known for its user whose
+ * name or address failed lately: one guess per address, then a small
+ * number an hour get checked. dora and emma, at the PCs they signed
  * in from, are never held. */
 static void test_throttle_spray_meets_a_brake(void **state)
 {
@@ -284,13 +285,17 @@ static void test_throttle_spray_meets_a_brake(void **state)
 	}
 	print_message("a spray from 200 addresses, one hour: %ld checked, %ld held\n", checked,
 		      held);
-	assert_in_range(checked, 1, 120);
+	/* the first guess from each address is let (neither its name nor
+	 * its address failed before); after that, the brake's one a minute */
+	assert_in_range(checked, 1, 200 + 80);
 	assert_true(held > 0);
-	/* the next guess, when let: then a sign-in from a new address, of a
-	 * user who never failed, waits */
+	/* the next guess, when let: then a sign-in of a name that failed, from
+	 * a new address, waits; one of a user who never failed does not (a
+	 * person at a new PC; rev-throttle #1), nor dora at her own PC */
 	now += console_throttle_wait("n4999", "10.89.0.1", now);
 	console_throttle_note("n4999", "10.89.0.1", false, now);
-	assert_true(console_throttle_wait("dora", "198.51.100.70", now) > 0);
+	assert_true(console_throttle_wait("n4999", "10.89.0.2", now) > 0);
+	assert_int_equal(console_throttle_wait("dora", "198.51.100.70", now), 0);
 	assert_int_equal(console_throttle_wait("dora", "192.0.2.70", now), 0);
 }
 
@@ -412,6 +417,117 @@ static void test_throttle_good_addresses_kept_per_user(void **state)
 	assert_int_equal(console_throttle_wait("hana", "192.0.2.80", now), 0);
 }
 
+/* a failure of a name that is no account */
+#define FILLER_NOTE(u, p, t) console_throttle_note_as(u, p, false, false, t)
+
+/* An attacker with 16 addresses and names that are no account polls the
+ * console-wide brake every 100 ms, taking every slot it lets through
+ * (rev-throttle #1): rosa, right password, at a PC she never signed in
+ * from, retrying at each wait, was never let in. The brake now holds only
+ * sign-ins whose name or address failed in the last 24 h: she is let in
+ * at her first try. */
+static void test_throttle_brake_poller_does_not_hold_a_new_pc(void **state)
+{
+	(void)state;
+	int64_t t0 = 120000000000, now = t0, rosa_at = t0 + 30 * 60000 + 12345;
+	long n = 0, tries = 0, fails = 0;
+	int64_t rosa_in = 0;
+	/* every 100 ms the attacker sends one sign-in from the next of its 16
+	 * addresses whose own pause (its last non-brake wait) is over; rosa
+	 * comes after its first 30 minutes and tries again at each Retry-After
+	 * (whole seconds) */
+	int64_t own[16] = {0};
+	int a = 0;
+	while (now < t0 + 4 * 3600000 && rosa_in == 0) {
+		if (now >= rosa_at) {
+			tries++;
+			int64_t w = console_throttle_wait("rosa", "198.51.100.120", now);
+			if (w == 0)
+				rosa_in = now;
+			else
+				rosa_at = now + (w + 999) / 1000 * 1000;
+		}
+		for (int k = 0; k < 16 && own[a] > now; k++)
+			a = (a + 1) % 16;
+		char peer[32], user[32];
+		snprintf(peer, sizeof(peer), "10.120.0.%d", a);
+		snprintf(user, sizeof(user), "z%ld", n++);
+		bool brake = false;
+		int64_t w = console_throttle_wait_why(user, peer, now, &brake);
+		if (w == 0) {
+			console_throttle_note(user, peer, false, now);
+			fails++;
+			own[a] = now + console_throttle_wait_why("z", peer, now, &brake);
+			if (brake)
+				own[a] = 0;
+			a = (a + 1) % 16;
+		} else if (!brake)
+			own[a] = now + w;
+		now += 100;
+	}
+	print_message("rosa at a new PC while the brake is polled: %s after %ld tries "
+		      "(the attacker's failures checked: %ld in %lld min)\n",
+		      rosa_in ? "in" : "NOT in", tries, fails, (long long)((now - t0) / 60000));
+	assert_true(rosa_in != 0);
+	assert_in_range(tries, 1, 2);
+	/* the attacker's own addresses are still held by the brake */
+	bool brake = false;
+	assert_true(console_throttle_wait_why("znew", "10.120.0.3", now, &brake) > 0);
+}
+
+/* "fewest failures first" eviction let an attacker erase an account's
+ * user-wide count (rev-throttle #2): a table full of two-failure strikes
+ * of names that are no account, then each guess at bob followed by one
+ * filler failure (three new one-failure strikes, bob's the only other
+ * ones): bob's count never passed 1. The count of a name that is an
+ * account is now kept apart, never given up for a stranger's. */
+static void test_throttle_account_count_not_evicted(void **state)
+{
+	(void)state;
+	int64_t now = 130000000000;
+	unsigned said = 0;
+	for (int i = 0; i < 200; i++) {
+		char peer[32], user[32];
+		snprintf(peer, sizeof(peer), "10.130.%d.%d", i / 200, i % 200);
+		snprintf(user, sizeof(user), "fill%d", i);
+		FILLER_NOTE(user, peer, now);
+		FILLER_NOTE(user, peer, now);
+	}
+	for (int i = 0; i < CONSOLE_LOGIN_FREE_USER; i++) {
+		char peer[32], user[32];
+		snprintf(peer, sizeof(peer), "10.131.0.%d", i);
+		said |= console_throttle_note("bob", peer, false, now);
+		snprintf(peer, sizeof(peer), "10.132.0.%d", i);
+		snprintf(user, sizeof(user), "late%d", i);
+		FILLER_NOTE(user, peer, now);
+	}
+	assert_int_equal(said & CONSOLE_THROTTLE_USER_PAUSED, CONSOLE_THROTTLE_USER_PAUSED);
+	assert_true(console_throttle_wait("bob", "10.133.0.1", now) > 0);
+}
+
+/* A user-wide count untouched for 24 h starts again from 0; one touched
+ * 23 h 59 min ago does not (rev-throttle #7: no test failed without the
+ * check). */
+static void test_throttle_count_forgotten_after_a_day(void **state)
+{
+	(void)state;
+	int64_t now = 140000000000;
+	for (int i = 0; i < CONSOLE_LOGIN_FREE_USER; i++) {
+		char peer[32];
+		snprintf(peer, sizeof(peer), "10.140.0.%d", i);
+		console_throttle_note("jole", peer, false, now);
+	}
+	int64_t last = now;
+	now = last + CONSOLE_THROTTLE_FORGET_MS - 60000;
+	assert_int_equal(console_throttle_wait("jole", "10.140.1.1", now), 0);
+	console_throttle_note("jole", "10.140.1.1", false, now);
+	assert_true(console_throttle_wait("jole", "10.140.1.2", now) > 0);
+	last = now;
+	now = last + CONSOLE_THROTTLE_FORGET_MS + 60000;
+	console_throttle_note("jole", "10.140.1.3", false, now);
+	assert_int_equal(console_throttle_wait("jole", "10.140.1.4", now), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -428,6 +544,9 @@ int main(void)
 	    cmocka_unit_test(test_throttle_says_what_started),
 	    cmocka_unit_test(test_throttle_count_survives_single_guesses),
 	    cmocka_unit_test(test_throttle_good_addresses_kept_per_user),
+	    cmocka_unit_test(test_throttle_brake_poller_does_not_hold_a_new_pc),
+	    cmocka_unit_test(test_throttle_account_count_not_evicted),
+	    cmocka_unit_test(test_throttle_count_forgotten_after_a_day),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
