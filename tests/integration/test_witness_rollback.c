@@ -41,6 +41,7 @@
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
+#include <glob.h>
 #include <stddef.h>
 
 #include <cmocka.h>
@@ -150,9 +151,34 @@ static void test_honest_lag(void **state)
 	assert_int_equal(tu_occurrences(log, "WITNESS ALARM"), 0);
 }
 
-static void test_rollback(void **state)
+/* wr_faketime: libfaketime's library (the Debian package libfaketime,
+ * scripts/setup), or false. */
+static bool wr_faketime(char *buf, size_t len)
 {
-	it_net *n = wr_net("wit-rollback");
+	glob_t g;
+	bool found = false;
+	if (glob("/usr/lib/*/faketime/libfaketimeMT.so.1", 0, NULL, &g) == 0) {
+		found = g.gl_pathc > 0 && strlen(g.gl_pathv[0]) < len;
+		if (found)
+			snprintf(buf, len, "%s", g.gl_pathv[0]);
+		globfree(&g);
+	}
+	return found;
+}
+
+/* wr_rollback: the broker comes back in the same epoch without the batch
+ * of wr-2. With skew (a FAKETIME offset such as "-2h"), the sender is
+ * stopped across the rollback and started again with its wall clock that
+ * much behind (a clock corrected back at a reboot): its receipt is still
+ * of an earlier connection (rev-receiptwatch s14, finding 3). */
+static void wr_rollback(void **state, const char *tag, const char *skew)
+{
+	char lib[1024];
+	if (skew != NULL && !wr_faketime(lib, sizeof(lib))) {
+		fprintf(stderr, "skipped: libfaketime is not installed (scripts/setup)\n");
+		skip();
+	}
+	it_net *n = wr_net(tag);
 	*state = n;
 	char log[1300], bstate[1300], want[600];
 	char *out = NULL;
@@ -176,6 +202,8 @@ static void test_rollback(void **state)
 
 	/* the broker loses the batch: stopped, the copy put back, started
 	 * without --restore (the same epoch) */
+	if (skew != NULL)
+		assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
 	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()), 0);
 	rc = tu_run(&out,
 		    "mv '%s' '%s.lost' && mv '%s.copy' '%s' && mv '%s' '%s.lost' && "
@@ -188,6 +216,14 @@ static void test_rollback(void **state)
 	size_t sized = tu_occurrences(n->log, want); /* already there: the start after the copy */
 	assert_true(it_broker_start(n));
 	assert_true(tu_occurrences(n->log, want) == sized + 1);
+	if (skew != NULL) {
+		setenv("LD_PRELOAD", lib, 1);
+		setenv("FAKETIME", skew, 1);
+		bool started = it_agent_start(n, IT_SOCIAL);
+		unsetenv("LD_PRELOAD");
+		unsetenv("FAKETIME");
+		assert_true(started);
+	}
 	assert_true(it_wait_hellos(n->log, it_party_ids[IT_SOCIAL], hellos + 1, WR_WAIT));
 
 	/* the alarm at the reconnect: nobody else sends, so no other entry
@@ -241,6 +277,16 @@ static void test_rollback(void **state)
 	assert_int_equal(it_inbox_count(inbox), 2);
 	assert_int_equal(tu_occurrences(log, "WITNESS ALARM"), 1);
 	it_audit_verifies(n);
+}
+
+static void test_rollback(void **state)
+{
+	wr_rollback(state, "wit-rollback", NULL);
+}
+
+static void test_rollback_clock_back(void **state)
+{
+	wr_rollback(state, "wit-rollback-clock", "-2h");
 }
 
 /* A fake broker whose consistency proofs are of another history (its
@@ -453,6 +499,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_rollback, it_teardown),
+	    cmocka_unit_test_teardown(test_rollback_clock_back, it_teardown),
 	    cmocka_unit_test_teardown(test_honest_lag, it_teardown),
 	    cmocka_unit_test_teardown(test_bad_proof, it_teardown),
 	    cmocka_unit_test_teardown(test_evade_busy, it_teardown),
