@@ -29,12 +29,15 @@ static void test_store_behind(void **state)
 	/* the stored checkpoint lags: the receipt's is larger */
 	n->cp_interval = "1h";
 	assert_int_equal(it_write_ini(n), 0);
+	it_ini_broker_add(n, "metrics = 127.0.0.1:0");
+	char url[200];
 	snprintf(marker, sizeof(marker), "%s/disk-full", n->dir);
 	snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", RETE_ENOSPC_SHIM);
 	setenv("RETE_ENOSPC_WHILE", marker, 1);
 	n->extra_env = preload;
 	assert_true(it_broker_start(n));
 	n->extra_env = NULL;
+	it_metrics_url(n->log, url, sizeof(url));
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	assert_true(it_agent_start(n, IT_CPI));
 	snprintf(log, sizeof(log), "%s/%s.log", n->dir, it_party_ids[IT_SOCIAL]);
@@ -43,6 +46,10 @@ static void test_store_behind(void **state)
 	assert_true(it_until_inbox(inbox, 1));
 	assert_true(it_wait_occurrences(log, "message d-1 delivered", 1, WD_WAIT));
 	assert_int_equal(it_stop(&n->agent_pid[IT_CPI], SIGTERM, it_wait_ms()), 0);
+	/* every acknowledgement committed (social's of the delivery entry):
+	 * the first batch the full disk refuses is d-2's */
+	assert_true(it_until_metric(url, "rete_broker_queue_depth{agency=\"social.mantova\"}", 0));
+	assert_true(it_until_metric(url, "rete_broker_queue_depth{agency=\"cpi.mantova\"}", 0));
 
 	/* the disk fills: d-2 is receipted from the journal, LMDB's commit
 	 * of it fails */
