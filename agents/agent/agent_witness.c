@@ -99,11 +99,11 @@
 #include "merkle.h"
 #include "wire.h"
 
-#define WIT_ANSWER_MS 15000 /* give up waiting for an answer after this */
-#define WIT_DLV_ROUND 512   /* delivered entries checked per `witness` round */
-#define WIT_DLV_KEY   9	    /* 'd' || log index BE64 */
-#define WIT_CONN_MAX  1024  /* receipts of this connection remembered (wit_ahead) */
-#define WIT_AHEAD_ROUNDS 3  /* refused rounds before the held messages go again */
+#define WIT_ANSWER_MS	 15000 /* give up waiting for an answer after this */
+#define WIT_DLV_ROUND	 512   /* delivered entries checked per `witness` round */
+#define WIT_DLV_KEY	 9     /* 'd' || log index BE64 */
+#define WIT_CONN_MAX	 1024  /* receipts of this connection remembered (wit_ahead) */
+#define WIT_AHEAD_ROUNDS 3     /* refused rounds before the held messages go again */
 
 /* WIT_WAIT_CONS: a proof that a new checkpoint extends the good one;
  * WIT_WAIT_RCPT: that a receipt's checkpoint is on the good one's log;
@@ -1736,7 +1736,8 @@ static void wit_ahead_bound(agent *a)
 		agent_log(a, "error",
 			  "witness: the broker has not proven, in %u rounds, that its log still "
 			  "reaches the checkpoint of size %" PRIu64 " it signed in our receipt for "
-			  "log index %" PRIu64 " (root %s); its latest answer: \"%.300s\". The held "
+			  "log index %" PRIu64
+			  " (root %s); its latest answer: \"%.300s\". The held "
 			  "messages are submitted again (a broker that still has them answers "
 			  "with their receipts); the witness alarm if it has not proven it within "
 			  "witness_patience (%" PRId64 " s)",

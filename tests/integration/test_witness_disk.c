@@ -56,8 +56,8 @@ static void test_store_behind(void **state)
 	assert_int_equal(tu_write_file(marker, "x", 1), 0);
 	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "d-2");
 	assert_true(it_wait_occurrences(log, "d-2.json: accepted as d-2 at log index", 1, WD_WAIT));
-	assert_true(it_wait_occurrences(n->log, "the store could not commit a batch already receipted",
-					1, WD_WAIT));
+	assert_true(it_wait_occurrences(
+	    n->log, "the store could not commit a batch already receipted", 1, WD_WAIT));
 
 	/* the sender reconnects while the store is behind */
 	size_t hellos = it_hello_lines(n->log, it_party_ids[IT_SOCIAL]);
@@ -76,8 +76,8 @@ static void test_store_behind(void **state)
 	/* room again: the batch goes into the store, the proof comes */
 	assert_int_equal(unlink(marker), 0);
 	assert_true(it_wait_occurrences(n->log, "is in the store now", 1, WD_WAIT));
-	assert_true(it_wait_occurrences(log, "witness: the broker's log reaches the checkpoint of size",
-					1, WD_WAIT));
+	assert_true(it_wait_occurrences(
+	    log, "witness: the broker's log reaches the checkpoint of size", 1, WD_WAIT));
 	assert_true(it_agent_start(n, IT_CPI));
 	assert_true(it_until_inbox(inbox, 2));
 	assert_true(it_wait_occurrences(log, "message d-2 delivered", 1, WD_WAIT));

@@ -410,8 +410,8 @@ static void ev_query(it_fake *l, const void *id, size_t idl, const Rete__Query *
 		uint32_t epoch = l->welcome->welcome->epoch ? l->welcome->welcome->epoch : 1;
 		const rete_seckey *key = ev_mode == 3 && ev_phase2 ? ev_other : l->key;
 		assert_int_equal(rete_merkle_root(rete_merkle_mem_get, &l->tree, 1, root), RETE_OK);
-		assert_int_equal(rete_checkpoint_sign_epoch(IT_ORIGIN, 1, root, epoch, key, &note, &m),
-				 RETE_OK);
+		assert_int_equal(
+		    rete_checkpoint_sign_epoch(IT_ORIGIN, 1, root, epoch, key, &note, &m), RETE_OK);
 		r.answer_case = RETE__QUERY_RESULT__ANSWER_CHECKPOINT;
 		r.checkpoint = note;
 	} else if (q->what_case == RETE__QUERY__WHAT_CONSISTENCY) {
@@ -420,9 +420,10 @@ static void ev_query(it_fake *l, const void *id, size_t idl, const Rete__Query *
 			return;
 		r.error = ev_mode == 0 ? RETE__ERROR_CODE__ERROR_CODE_INTERNAL
 				       : RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND;
-		r.error_text = ev_mode == 0 ? (char *)"busy, ask again later"
-					    : (char *)"no such proof: beyond the log; this read was "
-						      "not made";
+		r.error_text = ev_mode == 0
+				   ? (char *)"busy, ask again later"
+				   : (char *)"no such proof: beyond the log; this read was "
+					     "not made";
 	} else {
 		r.error = RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND;
 		r.error_text = (char *)"not here";
@@ -490,10 +491,22 @@ static void ev_run(void **state, int mode, const char *tag)
 	it_fake_close(&l);
 }
 
-static void test_evade_busy(void **state) { ev_run(state, 0, "wit-ev-busy"); }
-static void test_evade_unrecorded(void **state) { ev_run(state, 1, "wit-ev-unrec"); }
-static void test_evade_silent(void **state) { ev_run(state, 2, "wit-ev-silent"); }
-static void test_evade_otherkey(void **state) { ev_run(state, 3, "wit-ev-otherkey"); }
+static void test_evade_busy(void **state)
+{
+	ev_run(state, 0, "wit-ev-busy");
+}
+static void test_evade_unrecorded(void **state)
+{
+	ev_run(state, 1, "wit-ev-unrec");
+}
+static void test_evade_silent(void **state)
+{
+	ev_run(state, 2, "wit-ev-silent");
+}
+static void test_evade_otherkey(void **state)
+{
+	ev_run(state, 3, "wit-ev-otherkey");
+}
 
 int main(void)
 {

@@ -32,10 +32,10 @@ static int full(int fd)
 	return 1;
 }
 
-#define NEXT(var, name)                                                                        \
-	do {                                                                                   \
-		if (var == NULL)                                                               \
-			*(void **)&var = dlsym(RTLD_NEXT, name);                              \
+#define NEXT(var, name)                                                                            \
+	do {                                                                                       \
+		if (var == NULL)                                                                   \
+			*(void **)&var = dlsym(RTLD_NEXT, name);                                   \
 	} while (0)
 
 ssize_t write(int fd, const void *buf, size_t len)
