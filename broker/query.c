@@ -680,6 +680,19 @@ static void q_proof(broker *b, broker_frame *f, bool inclusion)
 	if (err == RETE_OK)
 		rete_store_checkpoint_get(b->store, rt, size, &note, NULL);
 	rete_store_read_end(&rt);
+	rete_msg behind;
+	uint64_t need = size; /* the tree size the proof needs */
+	if (err == RETE_EINVAL && need > 0 && need <= b->log_size &&
+	    rete_store_behind(b->store, &behind)) {
+		/* receipted, in the journal, not yet in LMDB (its commit failed):
+		 * not beyond the log. "Later", not NOT_FOUND, which an agent's
+		 * witness takes as a log that shrank (rev-receiptwatch s14, 2). */
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_STORAGE_FULL,
+			     "the entries up to %" PRIu64 " are in the broker's journal only "
+			     "until its store can be written (%s); ask again later",
+			     b->log_size, behind.text);
+		return;
+	}
 	if (err != RETE_OK) {
 		answer_error(b, f,
 			     err == RETE_EINVAL ? RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND

@@ -99,9 +99,11 @@
 #include "merkle.h"
 #include "wire.h"
 
-#define WIT_ANSWER_MS 15000 /* give up waiting for an answer after this */
-#define WIT_DLV_ROUND 512   /* delivered entries checked per `witness` round */
-#define WIT_DLV_KEY   9	    /* 'd' || log index BE64 */
+#define WIT_ANSWER_MS	 15000 /* give up waiting for an answer after this */
+#define WIT_DLV_ROUND	 512   /* delivered entries checked per `witness` round */
+#define WIT_DLV_KEY	 9     /* 'd' || log index BE64 */
+#define WIT_CONN_MAX	 1024  /* receipts of this connection remembered (wit_ahead) */
+#define WIT_AHEAD_ROUNDS 3     /* refused rounds before the held messages go again */
 
 /* WIT_WAIT_CONS: a proof that a new checkpoint extends the good one;
  * WIT_WAIT_RCPT: that a receipt's checkpoint is on the good one's log;
@@ -157,7 +159,23 @@ struct agent_witness {
 	uint8_t incl_leaf[RETE_MERKLE_HASH];
 	uint64_t rcpt_size; /* the receipt checkpoint being checked (WIT_WAIT_RCPT, _AHEAD) */
 	uint8_t rcpt_root[RETE_MERKLE_HASH];
-	int64_t ahead_welcome; /* the WELCOME (welcomed_at) wit_ask_ahead asked for (0: none) */
+	bool ahead_asked; /* wit_ask_ahead asked (or found nothing) on this connection */
+	/* The question's bound (wit_ahead_bound): a receipt of an earlier
+	 * connection whose checkpoint is beyond the verified one, and how long
+	 * the broker has been connected without proving that its log reaches
+	 * it (ahead_size 0: none). */
+	uint64_t ahead_index, ahead_size;
+	uint8_t ahead_root[RETE_MERKLE_HASH];
+	int64_t ahead_waited, ahead_last; /* ms connected since; monotonic clock */
+	unsigned ahead_refused;		  /* rounds refused, unanswered or unverifiable */
+	bool ahead_resubmitted;		  /* the held messages were submitted again */
+	char ahead_said[256];		  /* the broker's latest refusal */
+	/* The receipts recorded fresh on this connection (log indexes), not
+	 * asked about by wit_ask_ahead: the broker that answers receipted
+	 * them (no wall clock: rev-receiptwatch s14, finding 3). Beyond
+	 * WIT_CONN_MAX they are asked about like earlier ones. */
+	uint64_t conn_idx[WIT_CONN_MAX];
+	unsigned conn_n;
 	bool alarmed;
 	unsigned dlv_asked;		     /* delivered entries asked about this round */
 	uint8_t dlv_key[WIT_DLV_KEY];	     /* the delivered entry being checked */
@@ -188,6 +206,8 @@ struct agent_witness {
 /* the broker's words when it refuses a read it cannot record */
 #define WIT_UNRECORDED	  "this read was not made"
 #define WIT_UNRECORDED_MS (60 * 60 * 1000)
+
+static int64_t wit_mono_ms(void);
 
 static struct agent_witness *wit(agent *a)
 {
@@ -644,11 +664,10 @@ static void wit_on_delivered(agent *a, const Rete__Proof *p, const rete_merkle_e
 }
 
 /* The largest checkpoint named by a pending receipt that is larger than
- * the good one and was recorded before the latest WELCOME (agent_db_each;
- * a record without a time is of an earlier run). */
+ * the good one and was not receipted on this connection (agent_db_each). */
 struct ahead_pending {
 	uint64_t above;
-	int64_t before, started_at;
+	const struct agent_witness *w;
 	bool found;
 	uint64_t index, size;
 	uint8_t root[RETE_MERKLE_HASH];
@@ -661,11 +680,14 @@ static bool wit_ahead(const void *key, size_t klen, const void *val, size_t vlen
 	if (klen != 8 || (vlen != WIT_REC && vlen != WIT_REC_T))
 		return true;
 	uint64_t size = wit_be64(v + RETE_MERKLE_HASH);
-	int64_t at = vlen == WIT_REC_T ? (int64_t)wit_be64(v + WIT_REC) : f->started_at;
-	if (size <= f->above || at >= f->before || (f->found && size <= f->size))
+	uint64_t index = wit_be64(key);
+	if (size <= f->above || (f->found && size <= f->size))
 		return true;
+	for (unsigned i = 0; i < f->w->conn_n; i++)
+		if (f->w->conn_idx[i] == index)
+			return true; /* receipted on this connection */
 	f->found = true;
-	f->index = wit_be64(key);
+	f->index = index;
 	f->size = size;
 	memcpy(f->root, v + RETE_MERKLE_HASH + 8, RETE_MERKLE_HASH);
 	return true;
@@ -685,21 +707,37 @@ static bool wit_ahead(const void *key, size_t klen, const void *val, size_t vlen
  * receipts recorded before the WELCOME: those of this connection were
  * receipted by the broker that answers, and while a batch it receipted
  * from its journal cannot go into its store (a full disk) it honestly
- * answers from a store without it. true when asked. */
+ * answers from a store without it (and, while its store is behind its
+ * journal, says "ask again later" with STORAGE_FULL). Every other answer is
+ * asked again next round, within a bound (wit_ahead_bound). true when
+ * asked. */
+static void wit_ahead_open(struct agent_witness *w, const struct ahead_pending *f)
+{
+	if (w->ahead_size != 0 && w->ahead_index == f->index && w->ahead_size == f->size)
+		return; /* the same episode goes on */
+	w->ahead_index = f->index;
+	w->ahead_size = f->size;
+	memcpy(w->ahead_root, f->root, RETE_MERKLE_HASH);
+	w->ahead_waited = 0;
+	w->ahead_last = wit_mono_ms();
+	w->ahead_refused = 0;
+	w->ahead_resubmitted = false;
+	w->ahead_said[0] = '\0';
+}
+
 static bool wit_ask_ahead(agent *a)
 {
 	struct agent_witness *w = wit(a);
 	rete_msg m = {{0}};
-	struct ahead_pending f = {
-	    .above = w->good.size, .before = w->welcomed_at, .started_at = w->started_at};
-	if (!w->have_good || w->good.size == 0 || w->welcomed_at == 0 ||
-	    w->ahead_welcome == w->welcomed_at)
+	struct ahead_pending f = {.above = w->good.size, .w = w};
+	if (!w->have_good || w->good.size == 0 || w->welcomed_at == 0 || w->ahead_asked)
 		return false;
 	if (agent_db_each(a->db, AGENT_DB_WITNESS, wit_ahead, &f, &m) != RETE_OK)
 		return false; /* asked again at the next round */
-	w->ahead_welcome = w->welcomed_at; /* later records are of this connection */
+	w->ahead_asked = true;
 	if (!f.found)
 		return false;
+	wit_ahead_open(w, &f);
 	Rete__Query q = RETE__QUERY__INIT;
 	Rete__ConsistencyQuery cq = RETE__CONSISTENCY_QUERY__INIT;
 	w->incl_index = f.index;
@@ -808,6 +846,8 @@ static void wit_on_ahead(agent *a, const Rete__Proof *p, const rete_merkle_elem 
 		    " named by our receipt for log index %" PRIu64
 		    " (a consistency proof from the verified checkpoint of size %" PRIu64 ")",
 		    w->rcpt_size, w->incl_index, w->good.size);
+	if (w->ahead_size != 0 && w->ahead_size <= w->rcpt_size)
+		w->ahead_size = 0; /* proven: the bound is over */
 	wit_next_delivered(a);
 }
 
@@ -1139,6 +1179,11 @@ static void wit_consider(agent *a, const char *note)
 			  "witness: a checkpoint from the broker does not verify with "
 			  "the pinned broker key: %s",
 			  m.text);
+		if (w->ahead_size != 0) {
+			w->ahead_refused++;
+			snprintf(w->ahead_said, sizeof(w->ahead_said),
+				 "a checkpoint that does not verify with the pinned broker key");
+		}
 		return;
 	}
 	if (strcmp(cp.origin, a->origin) != 0) {
@@ -1201,6 +1246,15 @@ void agent_witness_on_welcome(agent *a, const char *checkpoint_note)
 	w->welcomed_at = rete_now_ms();
 	w->next_tick = w->welcomed_at + a->cfg.witness_ms;
 	w->dlv_asked = 0;
+	w->ahead_asked = false;
+	w->conn_n = 0; /* every receipt recorded so far is of an earlier connection */
+	/* the bound runs from this WELCOME, whatever the broker shows next */
+	wit_load_good(a);
+	struct ahead_pending f = {.above = w->good.size, .w = w};
+	rete_msg m = {{0}};
+	if (w->have_good && w->good.size > 0 &&
+	    agent_db_each(a->db, AGENT_DB_WITNESS, wit_ahead, &f, &m) == RETE_OK && f.found)
+		wit_ahead_open(w, &f);
 	wit_consider(a, checkpoint_note);
 }
 
@@ -1218,11 +1272,17 @@ void agent_witness_receipt(agent *a, uint64_t index, const uint8_t leaf[RETE_MER
 	memcpy(rec + RETE_MERKLE_HASH + 8, cp_root, RETE_MERKLE_HASH);
 	/* the same receipt again (a resubmission round): it has waited since
 	 * it was first recorded */
+	bool fresh = true;
 	if (agent_db_get(a->db, AGENT_DB_WITNESS, key, sizeof(key), &have, &m) == RETE_OK) {
-		if (have.len == WIT_REC_T && memcmp(have.data, rec, WIT_REC) == 0)
+		if (have.len == WIT_REC_T && memcmp(have.data, rec, WIT_REC) == 0) {
 			at = (int64_t)wit_be64(have.data + WIT_REC);
+			fresh = false; /* recorded before: still of its connection */
+		}
 		rete_buf_free(&have);
 	}
+	struct agent_witness *w = wit(a);
+	if (fresh && w != NULL && w->conn_n < WIT_CONN_MAX)
+		w->conn_idx[w->conn_n++] = index;
 	for (int i = 0; i < 8; i++)
 		rec[WIT_REC + i] = (uint8_t)((uint64_t)at >> (56 - 8 * i));
 	if (agent_db_put(a->db, AGENT_DB_WITNESS, key, sizeof(key), rec, sizeof(rec), &m) !=
@@ -1333,17 +1393,21 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 		wit_next_inclusion(a);
 		return true;
 	}
-	if (r->error == RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND && w->state == WIT_WAIT_AHEAD &&
-	    (r->error_text == NULL || strstr(r->error_text, WIT_UNRECORDED) == NULL)) {
+	if (r->error == RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND && w->state == WIT_WAIT_AHEAD) {
 		/* the one refusal an honest broker never gives here: the size is
-		 * beyond its log */
+		 * beyond its log (whatever its words: an honest broker that cannot
+		 * record the read says so with INTERNAL) */
 		wit_ahead_lost(a, r->error_text);
 		return true;
 	}
 	if (r->error != 0) {
 		const char *why = r->error_text ? r->error_text : "";
-		if (w->state == WIT_WAIT_AHEAD)
-			w->ahead_welcome = 0; /* not answered: asked again next round */
+		if (w->state == WIT_WAIT_AHEAD) {
+			/* not answered: asked again next round, within a bound */
+			w->ahead_asked = false;
+			w->ahead_refused++;
+			snprintf(w->ahead_said, sizeof(w->ahead_said), "%s", why);
+		}
 		if (strstr(why, WIT_UNRECORDED) != NULL) {
 			int64_t now = rete_now_ms();
 			snprintf(w->unrecorded_text, sizeof(w->unrecorded_text), "%s", why);
@@ -1643,17 +1707,87 @@ bool agent_witness_stall(const agent *a, int64_t *oldest_at, uint64_t *oldest_si
 	return w != NULL && w->stalled;
 }
 
+/* wit_ahead_bound puts a bound on "ask again later" (rev-receiptwatch s14,
+ * finding 1): a broker rolled back on purpose could refuse the question of
+ * wit_ask_ahead with anything but "beyond the log" (busy, its access
+ * record, silence, a checkpoint that does not verify) for ever. After
+ * WIT_AHEAD_ROUNDS such rounds every held message is submitted again (an
+ * honest broker's dedup answers with the original receipts: harmless);
+ * once the broker has been connected longer than witness_patience without
+ * proving that its log reaches the receipt's checkpoint, the alarm. The
+ * bound ends when a proof verifies or a verified checkpoint reaches that
+ * size (then the receipt is checked as usual). Only connected time counts
+ * (the monotonic clock): a broker that is down is not refusing. */
+static void wit_ahead_bound(agent *a)
+{
+	struct agent_witness *w = wit(a);
+	int64_t mono = wit_mono_ms();
+	if (w->ahead_size == 0 || (w->have_good && w->good.size >= w->ahead_size)) {
+		w->ahead_size = 0;
+		return;
+	}
+	if (agent_net_ready(a) && mono > w->ahead_last)
+		w->ahead_waited += mono - w->ahead_last;
+	w->ahead_last = mono;
+	char *b64 = NULL;
+	if (!w->ahead_resubmitted && w->ahead_refused >= WIT_AHEAD_ROUNDS) {
+		char why[900];
+		b64 = rete_b64_encode(w->ahead_root, RETE_MERKLE_HASH);
+		agent_log(a, "error",
+			  "witness: the broker has not proven, in %u rounds, that its log still "
+			  "reaches the checkpoint of size %" PRIu64 " it signed in our receipt for "
+			  "log index %" PRIu64
+			  " (root %s); its latest answer: \"%.300s\". The held "
+			  "messages are submitted again (a broker that still has them answers "
+			  "with their receipts); the witness alarm if it has not proven it within "
+			  "witness_patience (%" PRId64 " s)",
+			  w->ahead_refused, w->ahead_size, w->ahead_index, b64 != NULL ? b64 : "?",
+			  w->ahead_said, a->cfg.witness_patience_ms / 1000);
+		snprintf(why, sizeof(why),
+			 "the broker did not prove that its log reaches the checkpoint of our "
+			 "receipt for log index %" PRIu64,
+			 w->ahead_index);
+		w->ahead_resubmitted = true;
+		agent_outbox_resubmit_held(a, why);
+	}
+	if (w->ahead_waited > a->cfg.witness_patience_ms) {
+		char text[1400];
+		if (b64 == NULL)
+			b64 = rete_b64_encode(w->ahead_root, RETE_MERKLE_HASH);
+		snprintf(text, sizeof(text),
+			 "the log may have shrunk: the broker has not shown, within "
+			 "witness_patience (%" PRId64 " s connected), that its log reaches the "
+			 "checkpoint of size %" PRIu64 " it signed in our receipt for log index "
+			 "%" PRIu64 " (root %s), in the same epoch %" PRIu32 "; it shows a "
+			 "checkpoint of size %" PRIu64 " and answered %u questions about it with "
+			 "refusals (the latest: \"%.300s\"). The messages receipted to this agency "
+			 "at log index %" PRIu64 " or later may be lost; every held message is "
+			 "submitted again",
+			 w->ahead_waited / 1000, w->ahead_size, w->ahead_index,
+			 b64 != NULL ? b64 : "?", a->epoch, w->good.size, w->ahead_refused,
+			 w->ahead_said[0] ? w->ahead_said : "none", w->good.size);
+		w->ahead_size = 0;
+		wit_alarm_text(a, text);
+	}
+	free(b64);
+}
+
 void agent_witness_tick(agent *a, int64_t now)
 {
 	struct agent_witness *w = wit(a);
 	if (w == NULL)
 		return;
 	wit_patience(a, now);
+	wit_ahead_bound(a);
 	if (!agent_net_ready(a))
 		return;
 	if (w->state != WIT_IDLE && now - w->asked_at > WIT_ANSWER_MS) {
-		if (w->state == WIT_WAIT_AHEAD)
-			w->ahead_welcome = 0;
+		if (w->state == WIT_WAIT_AHEAD) {
+			w->ahead_asked = false;
+			w->ahead_refused++;
+			snprintf(w->ahead_said, sizeof(w->ahead_said), "no answer within %d s",
+				 WIT_ANSWER_MS / 1000);
+		}
 		w->state = WIT_IDLE; /* the answer was lost: ask again later */
 	}
 	if (w->state != WIT_IDLE || now < w->next_tick)

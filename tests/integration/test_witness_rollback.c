@@ -41,6 +41,7 @@
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
+#include <glob.h>
 #include <stddef.h>
 
 #include <cmocka.h>
@@ -150,9 +151,34 @@ static void test_honest_lag(void **state)
 	assert_int_equal(tu_occurrences(log, "WITNESS ALARM"), 0);
 }
 
-static void test_rollback(void **state)
+/* wr_faketime: libfaketime's library (the Debian package libfaketime,
+ * scripts/setup), or false. */
+static bool wr_faketime(char *buf, size_t len)
 {
-	it_net *n = wr_net("wit-rollback");
+	glob_t g;
+	bool found = false;
+	if (glob("/usr/lib/*/faketime/libfaketimeMT.so.1", 0, NULL, &g) == 0) {
+		found = g.gl_pathc > 0 && strlen(g.gl_pathv[0]) < len;
+		if (found)
+			snprintf(buf, len, "%s", g.gl_pathv[0]);
+		globfree(&g);
+	}
+	return found;
+}
+
+/* wr_rollback: the broker comes back in the same epoch without the batch
+ * of wr-2. With skew (a FAKETIME offset such as "-2h"), the sender is
+ * stopped across the rollback and started again with its wall clock that
+ * much behind (a clock corrected back at a reboot): its receipt is still
+ * of an earlier connection (rev-receiptwatch s14, finding 3). */
+static void wr_rollback(void **state, const char *tag, const char *skew)
+{
+	char lib[1024];
+	if (skew != NULL && !wr_faketime(lib, sizeof(lib))) {
+		fprintf(stderr, "skipped: libfaketime is not installed (scripts/setup)\n");
+		skip();
+	}
+	it_net *n = wr_net(tag);
 	*state = n;
 	char log[1300], bstate[1300], want[600];
 	char *out = NULL;
@@ -176,6 +202,8 @@ static void test_rollback(void **state)
 
 	/* the broker loses the batch: stopped, the copy put back, started
 	 * without --restore (the same epoch) */
+	if (skew != NULL)
+		assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
 	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()), 0);
 	rc = tu_run(&out,
 		    "mv '%s' '%s.lost' && mv '%s.copy' '%s' && mv '%s' '%s.lost' && "
@@ -184,9 +212,18 @@ static void test_rollback(void **state)
 	assert_int_equal(rc, 0);
 	free(out);
 	hellos = it_hello_lines(n->log, it_party_ids[IT_SOCIAL]);
-	assert_true(it_broker_start(n));
 	snprintf(want, sizeof(want), "log size %" PRIu64, index);
-	assert_true(tu_occurrences(n->log, want) >= 1);
+	size_t sized = tu_occurrences(n->log, want); /* already there: the start after the copy */
+	assert_true(it_broker_start(n));
+	assert_true(tu_occurrences(n->log, want) == sized + 1);
+	if (skew != NULL) {
+		setenv("LD_PRELOAD", lib, 1);
+		setenv("FAKETIME", skew, 1);
+		bool started = it_agent_start(n, IT_SOCIAL);
+		unsetenv("LD_PRELOAD");
+		unsetenv("FAKETIME");
+		assert_true(started);
+	}
 	assert_true(it_wait_hellos(n->log, it_party_ids[IT_SOCIAL], hellos + 1, WR_WAIT));
 
 	/* the alarm at the reconnect: nobody else sends, so no other entry
@@ -240,6 +277,16 @@ static void test_rollback(void **state)
 	assert_int_equal(it_inbox_count(inbox), 2);
 	assert_int_equal(tu_occurrences(log, "WITNESS ALARM"), 1);
 	it_audit_verifies(n);
+}
+
+static void test_rollback(void **state)
+{
+	wr_rollback(state, "wit-rollback", NULL);
+}
+
+static void test_rollback_clock_back(void **state)
+{
+	wr_rollback(state, "wit-rollback-clock", "-2h");
 }
 
 /* A fake broker whose consistency proofs are of another history (its
@@ -339,12 +386,139 @@ static void test_bad_proof(void **state)
 	rete_merkle_mem_free(&w.other);
 }
 
+/* A rolled-back broker that never answers the question with the refusal
+ * "beyond the log" (rev-receiptwatch s14, finding 1). The fake holds the
+ * broker key, receipts ev-1 at index 1 with the checkpoint of size 2 and
+ * shows only the checkpoint of size 1; after the agent's restart (a new
+ * WELCOME) it refuses the consistency question (mode 0: INTERNAL "busy";
+ * 1: NOT_FOUND with the access record's words; 2: no answer) or shows a
+ * checkpoint signed by another key (3). */
+static int ev_mode, ev_cons;
+static const rete_seckey *ev_other;
+static bool ev_phase2;
+
+static void ev_query(it_fake *l, const void *id, size_t idl, const Rete__Query *q)
+{
+	Rete__QueryResult r = RETE__QUERY_RESULT__INIT;
+	char *note = NULL;
+	if (l->tree.mm_size < 2)
+		return;
+	r.request_id = q->request_id;
+	if (q->what_case == RETE__QUERY__WHAT_CHECKPOINT) {
+		uint8_t root[RETE_MERKLE_HASH];
+		rete_msg m;
+		uint32_t epoch = l->welcome->welcome->epoch ? l->welcome->welcome->epoch : 1;
+		const rete_seckey *key = ev_mode == 3 && ev_phase2 ? ev_other : l->key;
+		assert_int_equal(rete_merkle_root(rete_merkle_mem_get, &l->tree, 1, root), RETE_OK);
+		assert_int_equal(
+		    rete_checkpoint_sign_epoch(IT_ORIGIN, 1, root, epoch, key, &note, &m), RETE_OK);
+		r.answer_case = RETE__QUERY_RESULT__ANSWER_CHECKPOINT;
+		r.checkpoint = note;
+	} else if (q->what_case == RETE__QUERY__WHAT_CONSISTENCY) {
+		ev_cons++;
+		if (ev_mode == 2)
+			return;
+		r.error = ev_mode == 0 ? RETE__ERROR_CODE__ERROR_CODE_INTERNAL
+				       : RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND;
+		r.error_text = ev_mode == 0
+				   ? (char *)"busy, ask again later"
+				   : (char *)"no such proof: beyond the log; this read was "
+					     "not made";
+	} else {
+		r.error = RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND;
+		r.error_text = (char *)"not here";
+	}
+	Rete__BrokerFrame f = RETE__BROKER_FRAME__INIT;
+	f.command_case = RETE__BROKER_FRAME__COMMAND_RESULT;
+	f.result = &r;
+	it_fake_reply(l->sock, id, idl, &f);
+	free(note);
+}
+
+static void ev_run(void **state, int mode, const char *tag)
+{
+	ev_mode = mode;
+	ev_cons = 0;
+	ev_phase2 = false;
+	it_net *n = it_net_new(tag, NULL);
+	assert_non_null(n);
+	*state = n;
+	char log[1300];
+	it_fake l;
+	const char *ini = "witness = 1s\nwitness_patience = 8s\n";
+	Rete__BrokerFrame *welcome = it_real_welcome(n, IT_SOCIAL);
+	if (welcome->welcome->checkpoint != NULL && welcome->welcome->checkpoint[0] != '\0')
+		welcome->welcome->checkpoint[0] = '\0';
+	it_fake_open(&l, n, welcome);
+	l.honest_leaf = true;
+	l.on_query = ev_query;
+	wr_log(n, IT_SOCIAL, log, sizeof(log));
+	assert_true(it_agent_start_ex(n, IT_SOCIAL, ini));
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "ev-1");
+	assert_int_equal(it_fake_serve(&l, &l.receipts, 1, WR_WAIT), 1);
+	const char *verified = "witness: checkpoint of size 1 verified";
+	int64_t end = it_mono_ms() + it_scaled_ms(WR_WAIT);
+	while (tu_occurrences(log, verified) < 1 && it_mono_ms() < end)
+		it_fake_serve(&l, &l.hellos, INT32_MAX, 200);
+	assert_true(tu_occurrences(log, verified) >= 1);
+	int submits = l.submits;
+
+	/* the broker "comes back": the agent restarts, a new WELCOME */
+	assert_true(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()) != -1);
+	ev_other = n->keys[IT_CPI];
+	ev_phase2 = true;
+	assert_true(it_agent_start_ex(n, IT_SOCIAL, ini));
+	const char *want = mode == 1 ? "WITNESS ALARM: the log shrank: the broker's log does not "
+				       "reach the checkpoint of size 2 it signed in our receipt "
+				       "for log index 1"
+				     : "WITNESS ALARM: the log may have shrunk: the broker has not "
+				       "shown, within witness_patience";
+	end = it_mono_ms() + it_scaled_ms(WR_WAIT);
+	while ((tu_occurrences(log, want) < 1 || l.submits <= submits) && it_mono_ms() < end)
+		it_fake_serve(&l, &l.hellos, INT32_MAX, 200);
+	if (tu_occurrences(log, want) < 1 || l.submits <= submits) {
+		it_show_path(log, 8000);
+		fail_msg("mode %d: %zu alarm(s) '%s', %d submission(s) after the restart, %d "
+			 "consistency question(s): a broker that does not reach its receipt's "
+			 "checkpoint escaped the alarm or the resubmission",
+			 mode, tu_occurrences(log, want), want, l.submits - submits, ev_cons);
+	}
+	if (tu_occurrences(log, "WITNESS ALARM") != 1) {
+		it_show_path(log, 8000);
+		fail_msg("mode %d: %zu WITNESS ALARM lines, not one", mode,
+			 tu_occurrences(log, "WITNESS ALARM"));
+	}
+	it_fake_close(&l);
+}
+
+static void test_evade_busy(void **state)
+{
+	ev_run(state, 0, "wit-ev-busy");
+}
+static void test_evade_unrecorded(void **state)
+{
+	ev_run(state, 1, "wit-ev-unrec");
+}
+static void test_evade_silent(void **state)
+{
+	ev_run(state, 2, "wit-ev-silent");
+}
+static void test_evade_otherkey(void **state)
+{
+	ev_run(state, 3, "wit-ev-otherkey");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_rollback, it_teardown),
+	    cmocka_unit_test_teardown(test_rollback_clock_back, it_teardown),
 	    cmocka_unit_test_teardown(test_honest_lag, it_teardown),
 	    cmocka_unit_test_teardown(test_bad_proof, it_teardown),
+	    cmocka_unit_test_teardown(test_evade_busy, it_teardown),
+	    cmocka_unit_test_teardown(test_evade_unrecorded, it_teardown),
+	    cmocka_unit_test_teardown(test_evade_silent, it_teardown),
+	    cmocka_unit_test_teardown(test_evade_otherkey, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

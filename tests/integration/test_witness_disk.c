@@ -1,0 +1,95 @@
+/* test_witness_disk: an honest broker whose LMDB store is behind its
+ * journal (the commit of a batch already receipted failed: a full disk)
+ * and a sender that reconnects meanwhile (rev-receiptwatch s14, finding 2).
+ * The sender's witness asks for the proof up to its receipt's checkpoint;
+ * the broker's store cannot give it yet, and it says "ask again later"
+ * (STORAGE_FULL), not "beyond the log" (NOT_FOUND, the alarm). Once the
+ * disk has room the proof comes, and no alarm was raised.
+ *
+ * The full disk is tests/shim/enospc.c, preloaded into the broker only:
+ * while a marker file exists, writes of data.mdb fail with ENOSPC (the
+ * journal and the access record still take theirs). */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "itest.h"
+
+#define WD_WAIT 30000
+
+static void test_store_behind(void **state)
+{
+	it_net *n = it_net_new("wit-disk", NULL);
+	assert_non_null(n);
+	*state = n;
+	char marker[1300], log[1300], inbox[1300], preload[1300];
+	/* the stored checkpoint lags: the receipt's is larger */
+	n->cp_interval = "1h";
+	assert_int_equal(it_write_ini(n), 0);
+	it_ini_broker_add(n, "metrics = 127.0.0.1:0");
+	char url[200];
+	snprintf(marker, sizeof(marker), "%s/disk-full", n->dir);
+	snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", RETE_ENOSPC_SHIM);
+	setenv("RETE_ENOSPC_WHILE", marker, 1);
+	n->extra_env = preload;
+	assert_true(it_broker_start(n));
+	n->extra_env = NULL;
+	it_metrics_url(n->log, url, sizeof(url));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+	snprintf(log, sizeof(log), "%s/%s.log", n->dir, it_party_ids[IT_SOCIAL]);
+	it_spool(n, IT_CPI, "inbox", inbox, sizeof(inbox));
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "d-1");
+	assert_true(it_until_inbox(inbox, 1));
+	assert_true(it_wait_occurrences(log, "message d-1 delivered", 1, WD_WAIT));
+	assert_int_equal(it_stop(&n->agent_pid[IT_CPI], SIGTERM, it_wait_ms()), 0);
+	/* every acknowledgement committed (social's of the delivery entry):
+	 * the first batch the full disk refuses is d-2's */
+	assert_true(it_until_metric(url, "rete_broker_queue_depth{agency=\"social.mantova\"}", 0));
+	assert_true(it_until_metric(url, "rete_broker_queue_depth{agency=\"cpi.mantova\"}", 0));
+
+	/* the disk fills: d-2 is receipted from the journal, LMDB's commit
+	 * of it fails */
+	assert_int_equal(tu_write_file(marker, "x", 1), 0);
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "d-2");
+	assert_true(it_wait_occurrences(log, "d-2.json: accepted as d-2 at log index", 1, WD_WAIT));
+	assert_true(it_wait_occurrences(
+	    n->log, "the store could not commit a batch already receipted", 1, WD_WAIT));
+
+	/* the sender reconnects while the store is behind */
+	size_t hellos = it_hello_lines(n->log, it_party_ids[IT_SOCIAL]);
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, it_wait_ms()), 0);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_wait_hellos(n->log, it_party_ids[IT_SOCIAL], hellos + 1, WD_WAIT));
+	const char *later = "in the broker's journal only until its store can be written";
+	bool asked = it_wait_occurrences(log, later, 1, WD_WAIT);
+	if (!asked || tu_occurrences(log, "WITNESS ALARM") != 0) {
+		it_show_path(log, 8000);
+		fail_msg("the sender's witness, reconnected while the broker's store is behind its "
+			 "journal: %zu WITNESS ALARM line(s), %s the broker's \"ask again later\"",
+			 tu_occurrences(log, "WITNESS ALARM"), asked ? "after" : "without");
+	}
+
+	/* room again: the batch goes into the store, the proof comes */
+	assert_int_equal(unlink(marker), 0);
+	assert_true(it_wait_occurrences(n->log, "is in the store now", 1, WD_WAIT));
+	assert_true(it_wait_occurrences(
+	    log, "witness: the broker's log reaches the checkpoint of size", 1, WD_WAIT));
+	assert_true(it_agent_start(n, IT_CPI));
+	assert_true(it_until_inbox(inbox, 2));
+	assert_true(it_wait_occurrences(log, "message d-2 delivered", 1, WD_WAIT));
+	assert_int_equal(it_inbox_count(inbox), 2);
+	assert_int_equal(tu_occurrences(log, "WITNESS ALARM"), 0);
+	unsetenv("RETE_ENOSPC_WHILE");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_teardown(test_store_behind, it_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
