@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -257,6 +258,15 @@ static void make_store(const char *dir)
 	rete_store_close(&s);
 }
 
+/* make_reference: a store committed without a journal, to compare with a
+ * journaled one: it gets the mark the broker's open writes (meta
+ * "journal", the files were made) */
+static void make_reference(const char *dir)
+{
+	make_store(dir);
+	tu_raw_put(dir, "meta", "journal", 7, "1", 1);
+}
+
 static void copy_file(const char *from, const char *to)
 {
 	size_t len;
@@ -280,7 +290,7 @@ static void test_killed_before_lmdb(void **state)
 	tu_path(jdir, sizeof(jdir), "%s/journaled", root);
 	tu_path(rdir, sizeof(rdir), "%s/reference", root);
 	make_store(jdir);
-	make_store(rdir);
+	make_reference(rdir);
 	for (int round = 0; round < 6; round++) {
 		int p[2];
 		uint64_t told = 0, v;
@@ -343,7 +353,7 @@ static void test_lmdb_behind(void **state)
 	tu_path(j0, sizeof(j0), "%s/journal.0", jdir);
 	tu_path(j1, sizeof(j1), "%s/journal.1", jdir);
 	make_store(jdir);
-	make_store(rdir);
+	make_reference(rdir);
 	run_jobs(jdir, true, 0, 2, -1, false);
 	copy_file(data, keep2); /* after 2 batches */
 	run_jobs(jdir, true, 2, 3, -1, false);
@@ -390,7 +400,7 @@ static void test_lmdb_behind(void **state)
 	assert_int_equal(rete_store_open(&s, jdir, 0, &m), RETE_ECORRUPT);
 	assert_null(s);
 	assert_non_null(strstr(m.text, "its journal holds commit"));
-	assert_non_null(strstr(m.text, "move them out of the folder"));
+	assert_non_null(strstr(m.text, "out of the folder"));
 	/* read-only, it reads LMDB as it is */
 	assert_int_equal(store_size_of(jdir, RETE_STORE_RDONLY), 2 * BATCH);
 	tu_rmrf(root);
@@ -465,6 +475,203 @@ static void test_files_and_schema(void **state)
 	free(dir);
 }
 
+/* kill_in_journal: a store in dir whose last batch (of n) was receipted
+ * and is in the journal only (the writer killed after the journal's flush,
+ * before LMDB's commit). Returns the size the writer was told. */
+static uint64_t kill_in_journal(const char *dir, uint64_t n)
+{
+	int p[2];
+	uint64_t told = 0, v;
+	make_store(dir);
+	run_jobs(dir, true, 0, 1, -1, false); /* the journal files exist */
+	assert_int_equal(pipe(p), 0);
+	int st = in_child(dir, 1, n, p[1], true);
+	close(p[1]);
+	while (read(p[0], &v, sizeof(v)) == (ssize_t)sizeof(v))
+		told = v;
+	close(p[0]);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	assert_int_equal(told, n * BATCH);
+	assert_int_equal(store_size_of(dir, RETE_STORE_RDONLY), told - BATCH);
+	return told;
+}
+
+/* journal_refused: the broker's (journaled) open of dir is refused with
+ * a sentence holding each of the words; the store is left as it was. */
+static void journal_refused(const char *dir, uint64_t lmdb, const char *what, const char *w1,
+			    const char *w2)
+{
+	rete_store *s = NULL;
+	rete_msg m = {{0}};
+	rete_err err = rete_store_open(&s, dir, RETE_STORE_JOURNAL, &m);
+	if (err == RETE_OK) {
+		uint64_t size = 0;
+		(void)rete_store_size(s, NULL, &size, &m);
+		rete_store_close(&s);
+		fail_msg("%s: the broker's open went on (log size %llu) where the batch "
+			 "receipted last is lost",
+			 what, (unsigned long long)size);
+	}
+	assert_null(s);
+	if (strstr(m.text, w1) == NULL || strstr(m.text, w2) == NULL ||
+	    strstr(m.text, "--restore") == NULL)
+		fail_msg("%s: the refusal does not say what happened (%s, %s) and what to do "
+			 "(--restore): %s",
+			 what, w1, w2, m.text);
+	assert_int_equal(store_size_of(dir, RETE_STORE_RDONLY), lmdb);
+}
+
+/* A schema-4 store whose journal files are missing, cut short or
+ * overwritten may have lost the batch receipted last: the broker's open
+ * refuses, naming the file and the remedies (put them back; --restore).
+ * A torn record (its whole length there, its hash failing) is the trace
+ * of a crash during the journal's write and does not refuse. */
+static void test_journal_lost(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir("jnl");
+	char dir[512], j0[600], j1[600], a0[600], a1[600];
+	tu_path(dir, sizeof(dir), "%s/store", root);
+	tu_path(j0, sizeof(j0), "%s/journal.0", dir);
+	tu_path(j1, sizeof(j1), "%s/journal.1", dir);
+	tu_path(a0, sizeof(a0), "%s/journal.0", root);
+	tu_path(a1, sizeof(a1), "%s/journal.1", root);
+	uint64_t told = kill_in_journal(dir, 3);
+
+	/* missing (a copy of the .mdb files alone) */
+	assert_int_equal(rename(j0, a0), 0);
+	assert_int_equal(rename(j1, a1), 0);
+	journal_refused(dir, told - BATCH, "journal files missing", "journal.0", "missing");
+	/* put back: the batch is taken in */
+	assert_int_equal(rename(a0, j0), 0);
+	assert_int_equal(rename(a1, j1), 0);
+	size_t l0, l1;
+	char *d0 = tu_read_file(j0, &l0), *d1 = tu_read_file(j1, &l1);
+	assert_non_null(d0);
+	assert_non_null(d1);
+	/* cut to 0 bytes, and mid-record */
+	assert_int_equal(truncate(j0, 0), 0);
+	journal_refused(dir, told - BATCH, "journal.0 cut to 0 bytes", "journal.0", "256 KiB");
+	assert_int_equal(truncate(j0, 100), 0);
+	journal_refused(dir, told - BATCH, "journal.0 cut to 100 bytes", "journal.0", "256 KiB");
+	/* overwritten with other bytes */
+	char *junk = malloc(l0);
+	assert_non_null(junk);
+	randombytes_buf(junk, l0);
+	assert_int_equal(tu_write_file(j0, junk, l0), 0);
+	journal_refused(dir, told - BATCH, "journal.0 overwritten", "journal.0", "not a journal");
+	free(junk);
+	assert_int_equal(tu_write_file(j0, d0, l0), 0);
+	assert_int_equal(tu_write_file(j1, d1, l1), 0);
+	/* the newest record torn (its hash fails, its length there): the
+	 * crash's trace, not a loss: the open goes on */
+	{
+		uint64_t s0 = 0, s1 = 0;
+		for (int i = 0; i < 8; i++) {
+			s0 = (s0 << 8) | (uint8_t)d0[8 + i];
+			s1 = (s1 << 8) | (uint8_t)d1[8 + i];
+		}
+		char *dn = s0 > s1 ? d0 : d1;
+		dn[200] ^= 0x55;
+		assert_int_equal(tu_write_file(s0 > s1 ? j0 : j1, dn, s0 > s1 ? l0 : l1), 0);
+		assert_int_equal(store_size_of(dir, RETE_STORE_JOURNAL), told - BATCH);
+		dn[200] ^= 0x55;
+		assert_int_equal(tu_write_file(s0 > s1 ? j0 : j1, dn, s0 > s1 ? l0 : l1), 0);
+	}
+	/* read-only, the journal's state: one batch beyond data.mdb */
+	{
+		rete_store *s = NULL;
+		rete_msg m = {{0}};
+		unsigned ahead = 9;
+		uint64_t to = 0;
+		assert_int_equal(rete_store_open(&s, dir, RETE_STORE_RDONLY, &m), RETE_OK);
+		assert_int_equal(rete_store_journal_state(s, true, false, &ahead, &to, &m), RETE_OK);
+		assert_int_equal(ahead, 1);
+		assert_int_equal(to, told);
+		rete_store_close(&s);
+	}
+	/* a backup would leave the receipted batch out: refused */
+	{
+		char bk[600];
+		tu_path(bk, sizeof(bk), "%s/backup0", root);
+		rete_msg m = {{0}};
+		rete_err err = rete_store_backup(dir, bk, &m);
+		if (err == RETE_OK)
+			fail_msg("rete store backup copied a store whose journal holds a receipted "
+				 "batch its data.mdb lacks, without a word");
+		assert_non_null(strstr(m.text, "Start the broker once"));
+	}
+	/* lost for good: --restore's open goes on and says why */
+	assert_int_equal(unlink(j0), 0);
+	assert_int_equal(unlink(j1), 0);
+	{
+		rete_store *s = NULL;
+		rete_msg m = {{0}};
+		char why[800];
+		rete_store_options o = {.journal_lost_ok = true};
+		assert_int_equal(rete_store_open_ex(&s, dir, RETE_STORE_JOURNAL, &o, &m), RETE_OK);
+		assert_true(rete_store_journal_lost(s, why, sizeof(why)));
+		assert_non_null(strstr(why, "missing"));
+		rete_store_close(&s);
+		/* its files made again: the next start is a plain one */
+		assert_int_equal(rete_store_open(&s, dir, RETE_STORE_JOURNAL, &m), RETE_OK);
+		assert_false(rete_store_journal_lost(s, NULL, 0));
+		rete_store_close(&s);
+	}
+	/* a backup copy (marked) opens without journal files, as before */
+	{
+		char bk[600], bj0[700];
+		tu_path(bk, sizeof(bk), "%s/backup", root);
+		tu_path(bj0, sizeof(bj0), "%s/journal.0", bk);
+		rete_msg m = {{0}};
+		assert_int_equal(rete_store_backup(dir, bk, &m), RETE_OK);
+		assert_false(tu_exists(bj0));
+		assert_int_equal(store_size_of(bk, RETE_STORE_JOURNAL), told - BATCH);
+		assert_true(tu_exists(bj0));
+	}
+	free(d0);
+	free(d1);
+	tu_rmrf(root);
+	free(root);
+}
+
+/* A schema-3 store whose journal cannot be made (journal.1 a folder here,
+ * as a full disk or a folder the broker cannot write in) stays schema 3
+ * after the refused open, so the older broker still opens it. */
+static void test_raise_needs_journal(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("jnl");
+	char j0[600], j1[600];
+	uint8_t ver[4] = {0, 0, 0, 3};
+	rete_store *s = NULL;
+	rete_msg m = {{0}};
+	rete_store_identity id;
+
+	tu_path(j0, sizeof(j0), "%s/journal.0", dir);
+	tu_path(j1, sizeof(j1), "%s/journal.1", dir);
+	make_store(dir);
+	tu_raw_put(dir, "meta", "schema", 6, ver, 4);
+	assert_int_equal(mkdir(j1, 0700), 0);
+	assert_int_not_equal(rete_store_open(&s, dir, RETE_STORE_JOURNAL, &m), RETE_OK);
+	assert_null(s);
+	assert_int_equal(rete_store_open(&s, dir, RETE_STORE_RDONLY, &m), RETE_OK);
+	assert_int_equal(rete_store_identity_get(s, NULL, &id, &m), RETE_OK);
+	rete_store_close(&s);
+	if (id.schema != 3)
+		fail_msg("a refused open (no journal could be made) left the store at schema "
+			 "%u; an older broker no longer opens it",
+			 (unsigned)id.schema);
+	assert_false(tu_exists(j0)); /* what it made, it removed */
+	assert_int_equal(rmdir(j1), 0);
+	assert_int_equal(rete_store_open(&s, dir, RETE_STORE_JOURNAL, &m), RETE_OK);
+	assert_int_equal(rete_store_identity_get(s, NULL, &id, &m), RETE_OK);
+	assert_int_equal(id.schema, 4);
+	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -485,6 +692,8 @@ int main(void)
 	    cmocka_unit_test(test_lmdb_behind),
 	    cmocka_unit_test(test_other_store),
 	    cmocka_unit_test(test_files_and_schema),
+	    cmocka_unit_test(test_journal_lost),
+	    cmocka_unit_test(test_raise_needs_journal),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
