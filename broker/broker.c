@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
@@ -95,6 +96,7 @@ static rete_err peers_rebuild(broker *b)
 			memcpy(np[i].takeover_ms, old->takeover_ms, sizeof(old->takeover_ms));
 			np[i].warn = old->warn;
 			np[i].note_ms = old->note_ms;
+			np[i].acks_lost_ms = old->acks_lost_ms;
 			np[i].hello = old->hello;
 			np[i].gone_held = old->gone_held;
 			np[i].last_hello_ms = old->last_hello_ms;
@@ -109,6 +111,7 @@ static rete_err peers_rebuild(broker *b)
 			np[i].parked_cap = old->parked_cap;
 			np[i].park_round = old->nparked > 0;
 			np[i].park_round_ms = old->park_round_ms;
+			np[i].park_keep_due = old->park_keep_due;
 			old->parked = NULL;
 			old->nparked = old->parked_cap = 0;
 		}
@@ -564,8 +567,7 @@ static void publish_entry(broker *b, const Rete__Message *msg, const rete_store_
  * that has shown it read past it (it answered a PING sent after it: the
  * same proof redelivery asks), is set aside: it leaves the window, which
  * goes on with what follows in the queue, and it stays queued (in the
- * store: nothing is logged, acked or lost; after a restart of the broker
- * it is delivered again as any queued entry). The recipient says nothing
+ * store: nothing is logged, acked or lost). The recipient says nothing
  * new (no protocol change): the broker infers from what it already knows
  * that the recipient has the entry and is not taking it for now. What is
  * set aside is sent again in rounds, in log order, every `redeliver`, at
@@ -575,7 +577,16 @@ static void publish_entry(broker *b, const Rete__Message *msg, const rete_store_
  * An ACK (or a refusal) takes it off as it takes any entry. The room is
  * bounded (PARK_PER_SLOT x delivery_window entries a party): beyond it an
  * unacked entry keeps its slot, as before, said once. A recipient that
- * reads nothing has nothing set aside: its window stays full. */
+ * reads nothing has nothing set aside: its window stays full.
+ *
+ * The list is kept in the store too (meta "parked/PARTY", store.h), so
+ * that a restart of the broker (an upgrade, a reboot, a crash) does not
+ * put what waits back in the window: there each window of it stalled the
+ * party's other deliveries for one `redeliver` until set aside anew (about
+ * 32 to 37 minutes with the room full at the defaults; session 14). It is
+ * written when it changes (parked_keep: at most once a second, never per
+ * delivery) and read back, checked against the queue, at the start
+ * (parked_load). */
 #define PARK_PER_SLOT 64
 
 /* parked_at: where index is, or would go, in p's ascending parked list. */
@@ -621,6 +632,7 @@ static bool parked_add(broker_peer *p, uint64_t index, size_t max)
 	memmove(&p->parked[i + 1], &p->parked[i], (p->nparked - i) * sizeof(p->parked[0]));
 	p->parked[i] = index;
 	p->nparked++;
+	p->park_keep_due = true;
 	if (i < p->park_pos)
 		p->park_pos++;
 	return true;
@@ -633,6 +645,7 @@ static void parked_remove(broker_peer *p, uint64_t index)
 		return;
 	memmove(&p->parked[i], &p->parked[i + 1], (p->nparked - i - 1) * sizeof(p->parked[0]));
 	p->nparked--;
+	p->park_keep_due = true;
 	if (i < p->park_pos)
 		p->park_pos--;
 	if (p->nparked == 0) {
@@ -825,6 +838,8 @@ static void park_step(broker *b, broker_peer *p);
 static void pump(broker *b, broker_peer *p)
 {
 	p->dirty = false;
+	if (p->acks_lost_ms) /* its ACKs cannot be logged now: acks_unlogged */
+		return;
 	park_step(b, p);
 	unsigned window = b->cfg->delivery_window;
 	while (p->nconns && p->ninflight < window) {
@@ -980,14 +995,236 @@ static void park_due(broker *b, broker_peer *p, int64_t now)
 	}
 }
 
+/* parked_keep writes into the store the lists set aside that changed
+ * since it last did (park_keep_due), all in one durable transaction of
+ * their own (rete_store_parked_put: not journaled, it ends with a sync
+ * like a checkpoint's). Called once a second (the scan's tick, after
+ * redeliver), at a reload and at the stop, so never per delivery: a list
+ * changes when entries are set aside (at most once per `redeliver` for an
+ * entry) or one set aside is acked or withdrawn. What is set aside
+ * (park_due, in redeliver just before) is so written in the same tick;
+ * an ACK's removal up to a second later, so a crash in that second leaves
+ * a stored list naming an entry no longer queued, which parked_load
+ * leaves out. A list the store refuses stays due (tried at the next tick)
+ * and is said once until it goes through; a restart before then puts
+ * what it lacks back in the window, set aside anew `redeliver` after it
+ * is read. No commit may be in flight (the committer's batch is collected
+ * first). */
+static void parked_keep(broker *b)
+{
+	if (b->fly)
+		return;
+	size_t due = 0;
+	for (size_t i = 0; i < b->npeers; i++)
+		due += b->peers[i].park_keep_due;
+	if (due == 0)
+		return;
+	rete_store_parked *l = calloc(due, sizeof(*l));
+	if (!l)
+		return;
+	size_t n = 0;
+	for (size_t i = 0; i < b->npeers; i++) {
+		broker_peer *p = &b->peers[i];
+		if (p->park_keep_due)
+			l[n++] = (rete_store_parked){p->id, p->parked, p->nparked};
+	}
+	rete_msg m;
+	if (rete_store_parked_put(b->store, l, n, &m) == RETE_OK) {
+		for (size_t i = 0; i < b->npeers; i++)
+			b->peers[i].park_keep_due = false;
+		if (b->park_keep_failed)
+			broker_log_info("the lists of deliveries set aside are in the store again");
+		b->park_keep_failed = false;
+	} else if (!b->park_keep_failed) {
+		b->park_keep_failed = true;
+		broker_log_error("cannot keep the lists of deliveries set aside in the store: %s; "
+				 "they stay aside while the broker runs and the store is tried "
+				 "again every second (a restart before then puts the entries "
+				 "missing from the store back in the delivery window, where they "
+				 "are set aside anew `redeliver` after they are read)",
+				 m.text);
+	}
+	free(l);
+}
+
+/* parked_strays: the parties with a list in the store whom the
+ * configuration no longer names (parked_sweep). */
+struct parked_strays {
+	broker *b;
+	char (*id)[RETE_ID_MAX + 1];
+	size_t n, cap;
+};
+
+static int parked_stray(void *ctx, const char *party)
+{
+	struct parked_strays *c = ctx;
+	if (broker_peer_find(c->b, party))
+		return 0;
+	if (c->n == c->cap) {
+		size_t nc = c->cap ? c->cap * 2 : 8;
+		char(*v)[RETE_ID_MAX + 1] = realloc(c->id, nc * sizeof(*v));
+		if (!v)
+			return 1; /* the rest at the next reload or start */
+		c->id = v;
+		c->cap = nc;
+	}
+	snprintf(c->id[c->n++], sizeof(c->id[0]), "%s", party);
+	return 0;
+}
+
+/* parked_sweep removes from the store the lists of parties the
+ * configuration no longer names (at the start and at each reload): what
+ * is queued for them stays queued, as any entry (orphans_say names such
+ * queues), and a party named again later starts with nothing set aside. */
+static void parked_sweep(broker *b)
+{
+	struct parked_strays c = {.b = b};
+	rete_msg m;
+	if (rete_store_parked_parties(b->store, NULL, parked_stray, &c, &m) != RETE_OK)
+		broker_log_warn("cannot read the lists of deliveries set aside in the store: %s",
+				m.text);
+	rete_store_parked *l = c.n ? calloc(c.n, sizeof(*l)) : NULL;
+	if (l) {
+		for (size_t i = 0; i < c.n; i++)
+			l[i].party = c.id[i];
+		if (rete_store_parked_put(b->store, l, c.n, &m) != RETE_OK)
+			broker_log_warn("cannot remove the lists of deliveries set aside for "
+					"parties broker.ini no longer names: %s",
+					m.text);
+		else
+			for (size_t i = 0; i < c.n; i++)
+				broker_log_info("%s is no longer in broker.ini: its list of "
+						"deliveries set aside is removed from the store "
+						"(what is queued for it stays queued)",
+						c.id[i]);
+	}
+	free(l);
+	free(c.id);
+}
+
+/* parked_queued: is entry idx (in a log of size entries) still queued for
+ * party (read in rt)? */
+static bool parked_queued(broker *b, rete_store_rtxn *rt, const char *party, uint64_t idx,
+			  uint64_t size)
+{
+	uint64_t first = 0;
+	size_t got = 0;
+	return idx < size &&
+	       rete_store_queue_peek(b->store, rt, party, idx, 1, &first, &got, NULL) == RETE_OK &&
+	       got == 1 && first == idx;
+}
+
+/* parked_load takes back at the start the lists set aside that
+ * parked_keep wrote before the stop (or the crash): what a party read and
+ * left unacknowledged does not take its delivery window again, what
+ * follows it in the queue is delivered at once, and it goes first, at
+ * once, on the party's first delivery connection (inflight_restart), as
+ * on any new connection. Each index is checked against the store as it
+ * is now: one no longer queued for the party (acked or withdrawn after
+ * the list was last written, a restored copy's), beyond the log, out of
+ * order or repeated, or beyond the room of the delivery_window in force
+ * is left out, and a list that cannot be read is dropped: such entries
+ * are delivered as any queued entry, in log order, and set aside anew
+ * when read and left unacknowledged. Nothing queued is lost either way;
+ * lists that were cleaned up are written again, and those of parties no
+ * longer configured removed (parked_sweep). No commit may be in flight. */
+static void parked_load(broker *b)
+{
+	rete_store_rtxn *rt = NULL;
+	rete_msg m;
+	if (rete_store_read_begin(b->store, &rt, &m) != RETE_OK) {
+		broker_log_warn("cannot read the lists of deliveries set aside: %s; what waits "
+				"takes the delivery windows again until set aside anew",
+				m.text);
+		return;
+	}
+	size_t max = (size_t)b->cfg->delivery_window * PARK_PER_SLOT;
+	uint64_t size = 0;
+	if (rete_store_size(b->store, rt, &size, &m) != RETE_OK) {
+		/* every index would look beyond the log: the lists are left as
+		 * they are for the next start */
+		rete_store_read_end(&rt);
+		broker_log_warn("cannot read the lists of deliveries set aside: %s; what waits "
+				"takes the delivery windows again until set aside anew",
+				m.text);
+		return;
+	}
+	int64_t now = mono_ms();
+	for (size_t i = 0; i < b->npeers; i++) {
+		broker_peer *p = &b->peers[i];
+		uint64_t *idx = NULL;
+		size_t n = 0, gone = 0, over = 0, bad = 0;
+		rete_err err = rete_store_parked_get(b->store, rt, p->id, &idx, &n, &m);
+		if (err != RETE_OK) {
+			broker_log_warn(
+			    "%s; it is dropped: the entries it named stay queued and are "
+			    "delivered in log order (set aside anew once read and left "
+			    "unacknowledged for `redeliver`)",
+			    m.text);
+			p->park_keep_due = err == RETE_ECORRUPT; /* written over */
+			continue;
+		}
+		for (size_t j = 0; j < n; j++) {
+			if (j > 0 && idx[j] <= idx[j - 1])
+				bad++; /* out of order or repeated: put in order */
+			if (!parked_queued(b, rt, p->id, idx[j], size))
+				gone++;
+			else if (!parked_add(p, idx[j], max))
+				over++;
+		}
+		free(idx);
+		p->park_keep_due = gone || over || bad;
+		p->park_round_ms = now;
+		if (n == 0)
+			continue;
+		char left[320] = "", part[2][160] = {"", ""};
+		if (gone)
+			snprintf(part[0], sizeof(part[0]),
+				 "%zu no longer queued for it (acknowledged or withdrawn since the "
+				 "list was written: nothing to deliver)",
+				 gone);
+		if (over)
+			snprintf(
+			    part[1], sizeof(part[1]),
+			    "%zu beyond the room of the delivery_window in force (%zu entries: "
+			    "delivered in log order as any queued entry)",
+			    over, max);
+		if (gone || over)
+			snprintf(left, sizeof(left), "; left out of it: %s%s%s", part[0],
+				 gone && over ? ", " : "", part[1]);
+		if (p->nparked == 0)
+			broker_log_info("%s: none of the %zu deliveries set aside before the "
+					"restart is still queued for it: its list is removed%s",
+					p->id, n, left);
+		else
+			broker_log_info(
+			    "%s: %zu deliver%s it read and left unacknowledged before the "
+			    "restart stay%s set aside (the list kept in the store): what follows "
+			    "in its queue is delivered at once, and %s sent again first, in log "
+			    "order, when it connects%s",
+			    p->id, p->nparked, p->nparked == 1 ? "y" : "ies",
+			    p->nparked == 1 ? "s" : "", p->nparked == 1 ? "it is" : "they are",
+			    left);
+	}
+	rete_store_read_end(&rt);
+	parked_sweep(b);
+	parked_keep(b);
+}
+
 /* redeliver sets aside what is due again (park_due) and sends the next
  * chunk of what is set aside; then sends again, on the delivery connection,
  * every delivery that is due (redelivery_due) and could not be set aside
- * (the room is full), in log order, without waiting for a new HELLO. */
+ * (the room is full), in log order, without waiting for a new HELLO. A
+ * party paused since `redeliver` because the store refused its ACKs
+ * (acks_unlogged) gets its queue again from the start. */
 static void redeliver(broker *b, int64_t now)
 {
 	for (size_t i = 0; i < b->npeers; i++) {
 		broker_peer *p = &b->peers[i];
+		if (p->acks_lost_ms && now - p->acks_lost_ms >= b->cfg->redeliver_ms) {
+			p->acks_lost_ms = 0; /* its queue again, from the start */
+			inflight_restart(p);
+		}
 		if (!p->nconns)
 			continue;
 		park_due(b, p, now);
@@ -1144,20 +1381,79 @@ static void batch_commit_job(void *ctx)
 		broker_metrics_observe(b->metrics, BH_COMMIT, broker_metrics_now_us() - t0, 1);
 }
 
+/* acks_unlogged: bt's commit failed, so its ACKs were not logged and
+ * their entries are still queued. Sent again at once, they only brought
+ * the same ACKs into the next batch, which the store refused the same way
+ * while its disk was full: thousands of deliveries and hundreds of error
+ * lines a second (s14 rev-restore, 3). So each recipient whose ACKs were
+ * refused pauses: pump sends it nothing until `redeliver` after the first
+ * refusal (redeliver) or the next commit that goes through (acks_resume);
+ * then its queue goes again from the start, as to a new connection, and
+ * what it already holds it acks again. */
+static void acks_unlogged(broker *b, const broker_batch *bt)
+{
+	int64_t now = mono_ms();
+	for (size_t i = 0; i < bt->nops; i++) {
+		if (bt->ops[i].kind != RETE_STORE_OP_ACK)
+			continue;
+		broker_peer *p = broker_peer_find(b, bt->ops[i].in.recipient);
+		if (p && !p->acks_lost_ms) {
+			p->acks_lost_ms = now;
+			b->acks_paused = true;
+		}
+	}
+}
+
+/* acks_resume: the store commits again; the recipients acks_unlogged
+ * paused get their queues again, from the start, at the next pump. */
+static void acks_resume(broker *b)
+{
+	if (!b->acks_paused)
+		return;
+	b->acks_paused = false;
+	for (size_t i = 0; i < b->npeers; i++)
+		if (b->peers[i].acks_lost_ms) {
+			b->peers[i].acks_lost_ms = 0;
+			inflight_restart(&b->peers[i]);
+		}
+}
+
 /* batch_logged follows a commit of bt on the main thread: on success it
  * publishes the events, marks the recipients and logs the entries.
- * Returns the store's verdict. */
+ * Returns the store's verdict. A store that refuses (a full disk) refuses
+ * batch after batch: said once, then counted once a minute (the
+ * rate-limited key), and said again when it commits. */
 static rete_err batch_logged(broker *b, broker_batch *bt)
 {
 	if (bt->nops == 0)
 		return RETE_OK;
 	if (bt->err != RETE_OK) {
 		broker_metrics_add(b->metrics, BM_COMMIT_FAILED, 1);
-		broker_log_error("the store refused a batch of %zu operations: %s", bt->nops,
-				 bt->m.text);
+		if (b->refused_batches++ == 0)
+			b->refused_since_ms = mono_ms();
+		broker_log_limited(
+		    RETE_LOG_ERROR, "batches the store refused",
+		    "the store refused a batch of %zu operations: %s; nothing of it is logged: "
+		    "its submissions are refused (their agents send them again) and the "
+		    "deliveries it acknowledged go again `redeliver` after, or once the store "
+		    "commits; while it refuses, this is said once a minute with a count",
+		    bt->nops, bt->m.text);
 		return bt->err;
 	}
 	broker_metrics_add(b->metrics, BM_COMMITS, 1);
+	/* (a batch receipted from the journal whose LMDB commit failed is
+	 * not the store writing again: catch_up says so, and resumes) */
+	rete_msg why;
+	if ((b->refused_batches || b->acks_paused) && !rete_store_behind(b->store, &why)) {
+		if (b->refused_batches)
+			broker_log_limited(RETE_LOG_INFO, "the store commits again",
+					   "the store commits again, after %" PRIu64
+					   " batch(es) refused in %" PRId64 " s",
+					   b->refused_batches,
+					   (mono_ms() - b->refused_since_ms) / 1000);
+		b->refused_batches = 0;
+		acks_resume(b);
+	}
 	if (bt->cp_note != NULL) {
 		checkpoint_done(b, bt->cp_size, bt->cp_note);
 		bt->cp_note = NULL;
@@ -1225,6 +1521,8 @@ static char *checkpoint_note(broker *b, uint64_t size, rete_msg *m)
 	return note;
 }
 
+static void clock_mark(broker *b);
+
 /* checkpoint_state writes the state file: the broker's memory of what it
  * signed (the latest stored checkpoint), outside the store folder (a
  * restore replaces that). Once per checkpoint, never per commit: a tail
@@ -1239,6 +1537,8 @@ static void checkpoint_state(broker *b)
 		broker_log_error("checkpoint at size %" PRIu64 ": %s; a restore of an older "
 				 "copy may go unnoticed until it is written",
 				 b->cp_size, m.text);
+	else
+		clock_mark(b);
 }
 
 /* checkpoint_done follows a stored checkpoint (main thread): it becomes
@@ -1273,8 +1573,12 @@ static void checkpoint_make(broker *b)
 	rete_msg m;
 	char *note = checkpoint_note(b, size, &m);
 	if (note == NULL || rete_store_checkpoint_put(b->store, size, note, &m) != RETE_OK) {
-		broker_log_error("cannot make the checkpoint at size %" PRIu64 ": %s", size,
-				 m.text);
+		/* tried every second: on a full disk, one line a minute */
+		broker_log_limited(RETE_LOG_ERROR, "checkpoints the store could not take",
+				   "cannot make the checkpoint at size %" PRIu64
+				   ": %s; it is tried again every second, and while it fails "
+				   "this is said once a minute with a count",
+				   size, m.text);
 		free(note);
 		return;
 	}
@@ -1596,6 +1900,20 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 		if (bt->ops[i].kind == RETE_STORE_OP_ACK && bt->ops[i].in.index == a->index &&
 		    strcmp(bt->ops[i].in.recipient, f->party) == 0)
 			return;
+	if (b->clock_hold) { /* nothing logged (clock_start): delivered again later */
+		char at[32];
+		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_BUSY, "",
+			      "the ACK of entry %" PRIu64
+			      " waits: the broker's clock is behind the "
+			      "newest entry of its log (%s)",
+			      a->index, rete_time_format(b->clock_floor_ms, at));
+		broker_log_limited(RETE_LOG_WARNING, "acks held: the clock behind the log",
+				   "%s's ACK of entry %" PRIu64 " not taken: the clock is behind "
+				   "the newest entry of the log (%s); the entry is delivered again",
+				   f->party, a->index, at);
+		send_refusal(b, f, false);
+		return;
+	}
 	Rete__Message *msg = NULL;
 	if (read_message(b, NULL, a->index, &msg) != RETE_OK) {
 		broker_log_error("cannot read entry %" PRIu64 " acked by %s", a->index, f->party);
@@ -2341,6 +2659,8 @@ static bool resent(broker *b, rete_store_rtxn **rt, const broker_frame *f)
 	return sodium_memcmp(have, got, RETE_HASH_LEN) == 0;
 }
 
+static bool clock_holds(broker *b, broker_frame *f);
+
 /* timestamp_refuses refuses f (ERROR_CODE_NO_TIMESTAMP) while a checkpoint
  * has waited for its time-stamp token longer than timestamp_grace
  * (timestamp.h); a resend of what is logged still gets its receipt. */
@@ -2421,13 +2741,8 @@ static void batch_answer(broker *b, broker_batch *bt)
 	}
 	/* before the queries below: a health query in this batch sees it */
 	storage_full_note(b, writes, err);
-	if (err != RETE_OK) /* the ACKs of this batch were not recorded: deliver again */
-		for (size_t i = 0; i < bt->nops; i++)
-			if (bt->ops[i].kind == RETE_STORE_OP_ACK) {
-				broker_peer *p = broker_peer_find(b, bt->ops[i].in.recipient);
-				if (p)
-					inflight_restart(p);
-			}
+	if (err != RETE_OK) /* the ACKs of this batch were not recorded */
+		acks_unlogged(b, bt);
 	for (size_t i = 0; i < bt->n; i++) {
 		broker_frame *f = &bt->frames[i];
 		if (f->who && f->cf && f->cf->command_case == RETE__CLIENT_FRAME__COMMAND_QUERY)
@@ -2482,6 +2797,7 @@ static void catch_up(broker *b)
 	broker_log_info("the batch receipted from the store's journal is in the store now");
 	for (size_t i = 0; i < b->npeers; i++)
 		b->peers[i].dirty = true;
+	acks_resume(b);
 }
 
 /* run_batch reads what is waiting and takes it through the pipeline. The
@@ -2531,7 +2847,7 @@ static void run_batch(broker *b, broker_frame **jobs)
 			 * DUPLICATE all the same */
 			if (f->pending && resent(b, &rt, f))
 				f->resent = true; /* no checks: the original receipt */
-			else if (f->pending && timestamp_refuses(b, f))
+			else if (f->pending && (clock_holds(b, f) || timestamp_refuses(b, f)))
 				send_refusal(b, f, true);
 			else if (f->pending)
 				jobs[njobs++] = f;
@@ -2701,7 +3017,13 @@ static void clock_watch(broker *b)
 	if (b->clock_boot_ms != 0) {
 		int64_t drift = (wall - b->clock_wall_ms) - (boot - b->clock_boot_ms);
 		int64_t was = b->clock_ahead_ms;
-		if (drift > BROKER_CLOCK_JUMP_MS) {
+		if (drift > BROKER_CLOCK_JUMP_MS && b->clock_hold) {
+			/* behind the log since the start (clock_start): this is
+			 * the clock put right, which the hold waits for */
+			broker_log_info("the clock moved forward by %s while behind the newest "
+					"entry of the log: taken as the clock put right",
+					span_text(drift, jump, sizeof(jump)));
+		} else if (drift > BROKER_CLOCK_JUMP_MS) {
 			b->clock_ahead_ms += drift;
 			span_text(drift, jump, sizeof(jump));
 			span_text(b->clock_ahead_ms, ahead, sizeof(ahead));
@@ -2718,32 +3040,302 @@ static void clock_watch(broker *b)
 					 "the clock (timedatectl) before restarting the broker, "
 					 "which counts on the clock as it then is",
 					 jump, jump, at, ahead);
-		} else if (drift < -BROKER_CLOCK_JUMP_MS && was > 0) {
-			/* what is left under a minute is the milliseconds between
-			 * the reads, not a jump */
-			b->clock_ahead_ms = was + drift > BROKER_CLOCK_JUMP_MS ? was + drift : 0;
+		} else if (drift < -BROKER_CLOCK_JUMP_MS &&
+			   (was > 0 || b->clock_start_ahead_ms > 0)) {
+			/* a step back takes back the jump first, then the start's
+			 * gap (clock_start); what is left under a minute is the
+			 * milliseconds between the reads, not a jump */
+			int64_t back = -drift, take = back < was ? back : was;
+			b->clock_ahead_ms = was - take > BROKER_CLOCK_JUMP_MS ? was - take : 0;
+			back -= take;
+			int64_t gap = b->clock_start_ahead_ms;
+			take = back < gap ? back : gap;
+			b->clock_start_ahead_ms =
+			    gap - take > BROKER_CLOCK_JUMP_MS ? gap - take : 0;
 			span_text(-drift, jump, sizeof(jump));
-			if (b->clock_ahead_ms == 0) {
+			int64_t left = b->clock_ahead_ms + b->clock_start_ahead_ms;
+			if (b->clock_ahead_ms == 0)
 				b->clock_text[0] = '\0';
+			if (b->clock_start_ahead_ms == 0)
+				b->clock_start_text[0] = '\0';
+			if (left == 0)
 				broker_log_info("the clock is back (it went back by %s): expiry "
 						"and overdue count on it again",
 						jump);
-			} else
-				broker_log_warn("the clock went back by %s; %s of its forward "
-						"jump is still not counted",
-						jump,
-						span_text(b->clock_ahead_ms, ahead, sizeof(ahead)));
+			else
+				broker_log_warn(
+				    "the clock went back by %s; %s of its forward "
+				    "jump (or of its gap at the start) is still not counted",
+				    jump, span_text(left, ahead, sizeof(ahead)));
 		}
 	}
 	b->clock_wall_ms = wall;
 	b->clock_boot_ms = boot;
 }
 
+/* clock_ref: a time the store (or the state file) holds, and what it is */
+struct clock_ref {
+	int64_t at; /* Unix ms, 0: none */
+	char what[112];
+};
+
+static void ref_take(struct clock_ref *r, int64_t at, const char *what)
+{
+	if (at > r->at) {
+		r->at = at;
+		snprintf(r->what, sizeof(r->what), "%s", what);
+	}
+}
+
+/* store_newest_time: the newest times the broker knows from before its
+ * start. *log: the newest entry's loggedAt, or the newest time-stamp
+ * token's genTime when later (a TSA's time, not the broker's): a later
+ * entry must not be dated before it. *seen: that, or the state file's
+ * time when later (clock_mark: when the last run was last seen running):
+ * where the downtime began. */
+static void store_newest_time(broker *b, struct clock_ref *log, struct clock_ref *seen)
+{
+	char t[32], what[112];
+	uint64_t size = 0, cp = 0;
+	rete_buf buf = {0};
+	memset(log, 0, sizeof(*log));
+	if (rete_store_size(b->store, NULL, &size, NULL) == RETE_OK && size > 0 &&
+	    rete_store_entry(b->store, NULL, size - 1, &buf, NULL) == RETE_OK) {
+		Rete__LogEntry *le = rete__log_entry__unpack(NULL, buf.len, buf.data);
+		if (le) {
+			snprintf(what, sizeof(what), "entry %" PRIu64 ", logged at %s", size - 1,
+				 rete_time_format(le->logged_at, t));
+			ref_take(log, le->logged_at, what);
+			rete__log_entry__free_unpacked(le, NULL);
+		}
+	}
+	rete_buf_free(&buf);
+	int64_t gen = 0;
+	if (rete_store_timestamp_latest(b->store, NULL, &cp, &buf, NULL) == RETE_OK &&
+	    broker_tsa_gen_time(buf.data, buf.len, &gen, NULL) == RETE_OK) {
+		snprintf(what, sizeof(what),
+			 "the time-stamp token of checkpoint %" PRIu64 ", at %s", cp,
+			 rete_time_format(gen, t));
+		ref_take(log, gen, what);
+	}
+	rete_buf_free(&buf);
+	*seen = *log;
+	struct stat st;
+	if (seen->at > 0 && stat(b->cfg->state, &st) == 0) {
+		int64_t at = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+		snprintf(what, sizeof(what), "the broker last seen running at %s",
+			 rete_time_format(at, t));
+		ref_take(seen, at, what);
+	}
+}
+
+/* BROKER_CLOCK_MARK_MS: how often the state file's time is set to the
+ * wall clock (clock_mark), so that the next start knows when this run was
+ * last seen, even after a crash or a spell with nothing logged. */
+#define BROKER_CLOCK_MARK_MS (60 * 1000)
+
+/* clock_mark sets the state file's modification time to now: the broker's
+ * "last seen running" (clock_start reads it), a time and not a write (no
+ * sync: a mark lost to a power cut only makes the next start's gap
+ * longer, which defers, never withdraws). Not while the clock is doubted
+ * (a jump or a start's gap not counted, or the log held): a wrong time
+ * there would hide the gap from the next start. */
+static void clock_mark(broker *b)
+{
+	struct timespec ts[2] = {{0, UTIME_OMIT}, {0, 0}};
+	b->clock_mark_mono_ms = mono_ms();
+	/* doubted: the state file keeps the time last set while trusted (a
+	 * checkpoint's rewrite of the file set it to the wall clock) */
+	if (b->clock_ahead_ms == 0 && b->clock_start_ahead_ms == 0 && !b->clock_hold)
+		b->clock_seen_ms = rete_now_ms();
+	if (b->clock_seen_ms == 0)
+		return;
+	/* the time itself, not UTIME_NOW: the clock this process reads */
+	ts[1].tv_sec = b->clock_seen_ms / 1000;
+	ts[1].tv_nsec = b->clock_seen_ms % 1000 * 1000000;
+	if (utimensat(AT_FDCWD, b->cfg->state, ts, 0) != 0 && errno != ENOENT)
+		broker_log_debug("cannot set the time of the state file %s: %s", b->cfg->state,
+				 strerror(errno));
+}
+
+/* clock_start compares the wall clock at the start with the newest time
+ * the store holds (s14; docs/operations.md "Trusted time"). The broker
+ * cannot tell from its own clocks a clock that is wrong from a downtime
+ * that was real, and a withdrawal cannot be undone: so for clock_grace
+ *   - ahead by more than BROKER_CLOCK_JUMP_MS: the gap is not counted
+ *     (clock_start_ahead_ms, as clock_watch does a jump): expiry and
+ *     overdue go on from the store's newest time; a step back (NTP) takes
+ *     it back; once clock_grace has passed the gap is counted (it was the
+ *     downtime);
+ *   - behind by more than that: nothing is logged (clock_hold) until the
+ *     clock passes the store's newest time, so that no entry gets a time
+ *     before the one before it; once clock_grace has passed, the clock is
+ *     taken as it is.
+ * clock_grace off: the clock is counted on at once, as before. */
+static void clock_start(broker *b)
+{
+	char gap[32], until[32];
+	int64_t wall = rete_now_ms();
+	struct clock_ref log, seen;
+	b->clock_start_boot_ms = boot_ms();
+	store_newest_time(b, &log, &seen);
+	b->clock_seen_ms = seen.at;
+	if (seen.at == 0 || b->cfg->clock_grace_ms == 0)
+		return;
+	rete_time_format(wall + b->cfg->clock_grace_ms, until);
+	if (wall - seen.at > BROKER_CLOCK_JUMP_MS) {
+		b->clock_start_ahead_ms = wall - seen.at;
+		span_text(wall - seen.at, gap, sizeof(gap));
+		snprintf(b->clock_start_what, sizeof(b->clock_start_what), "%s", seen.what);
+		const char *what = seen.what;
+		broker_log_info(
+		    "the clock is %s ahead of the newest time the broker knew at its "
+		    "start (%s): it was down that long, or its clock is wrong; until %s "
+		    "(clock_grace %s) expiry and overdue do not count the gap",
+		    gap, what, until, b->cfg->clock_grace);
+	} else if (log.at - wall > BROKER_CLOCK_JUMP_MS) {
+		const char *what = log.what;
+		b->clock_hold = true;
+		b->clock_floor_ms = log.at;
+		span_text(log.at - wall, gap, sizeof(gap));
+		snprintf(b->clock_start_text, sizeof(b->clock_start_text),
+			 "the broker's clock is %s behind the newest entry of its log (%s): "
+			 "nothing is logged until the clock passes it (submissions are answered "
+			 "BUSY and sent again by the agents, acknowledgements wait, no expiry "
+			 "or overdue), or until %s (clock_grace %s); check the clock "
+			 "(timedatectl): if it is wrong, set it right; if it is right, the "
+			 "entries before were logged with a clock ahead, and a reload with "
+			 "clock_grace 1s logs with this clock now (the log's times then go back, "
+			 "and rete audit verify warns of it)",
+			 gap, what, until, b->cfg->clock_grace);
+		broker_log_error("the clock is %s behind the newest entry of the log (%s): "
+				 "nothing is logged until the clock passes it, or until %s "
+				 "(clock_grace %s); check the clock (timedatectl)",
+				 gap, what, until, b->cfg->clock_grace);
+	}
+}
+
+static int on_count(void *ctx, const char *recipient, uint64_t index, int64_t logged_at)
+{
+	(void)recipient, (void)index, (void)logged_at;
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+static int on_count_overdue(void *ctx, const Rete__ReferralInfo *r)
+{
+	(void)r;
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+/* clock_start_check, at every scan: ends what clock_start began once the
+ * clock is right or clock_grace has passed (a reload may shorten it), and
+ * says once, at error level and in health, when the start's gap holds
+ * back a withdrawal or an overdue notice. false: nothing may be logged
+ * (clock_hold). */
+static bool clock_start_check(broker *b, int64_t wall)
+{
+	char gap[32], at[32];
+	bool over = b->cfg->clock_grace_ms == 0 ||
+		    boot_ms() - b->clock_start_boot_ms >= b->cfg->clock_grace_ms;
+	if (b->clock_hold) {
+		if (wall >= b->clock_floor_ms) {
+			b->clock_hold = false;
+			b->clock_start_text[0] = '\0';
+			broker_log_info("the clock has passed the newest entry of the log (%s): "
+					"entries are logged again",
+					rete_time_format(b->clock_floor_ms, at));
+		} else if (over) {
+			b->clock_hold = false;
+			b->clock_start_text[0] = '\0';
+			broker_log_warn(
+			    "clock_grace (%s) has passed with the clock still %s behind "
+			    "the newest entry of the log (%s): entries are logged with "
+			    "it from now on, and the log's times go back (rete audit "
+			    "verify warns of it)",
+			    b->cfg->clock_grace,
+			    span_text(b->clock_floor_ms - wall, gap, sizeof(gap)),
+			    rete_time_format(b->clock_floor_ms, at));
+		}
+		return !b->clock_hold;
+	}
+	if (b->clock_start_ahead_ms == 0)
+		return true;
+	span_text(b->clock_start_ahead_ms, gap, sizeof(gap));
+	if (over) {
+		broker_log_warn("clock_grace (%s) has passed: the clock's gap of %s at the start "
+				"is taken as the time the broker was down, and expiry and overdue "
+				"count on the clock",
+				b->cfg->clock_grace, gap);
+		b->clock_start_ahead_ms = 0;
+		b->clock_start_text[0] = '\0';
+		return true;
+	}
+	if (!b->clock_held_said) {
+		/* what the clock as it is would withdraw or flag, and the
+		 * gap does not */
+		int64_t now = wall - b->clock_ahead_ms;
+		size_t would = 0, will = 0, odue = 0, odue_will = 0;
+		rete_store_queue_expired(b->store, NULL, now - b->cfg->expiry_ms, on_count, &would,
+					 NULL);
+		rete_store_queue_expired(b->store, NULL,
+					 now - b->clock_start_ahead_ms - b->cfg->expiry_ms,
+					 on_count, &will, NULL);
+		rete_store_overdue_candidates(b->store, NULL, now, on_count_overdue, &odue, NULL);
+		rete_store_overdue_candidates(b->store, NULL, now - b->clock_start_ahead_ms,
+					      on_count_overdue, &odue_will, NULL);
+		if (would > will || odue > odue_will) {
+			b->clock_held_said = true;
+			snprintf(b->clock_start_text, sizeof(b->clock_start_text),
+				 "the broker's clock is %s ahead of the newest time it knew at its "
+				 "start (%s): %zu withdrawal%s and %zu overdue notice%s "
+				 "wait, the gap not counted, until clock_grace (%s) has passed; if "
+				 "the broker was not down that long, set its clock right "
+				 "(timedatectl); if it was, nothing to do (a reload with "
+				 "clock_grace 1s counts the gap now)",
+				 gap, b->clock_start_what, would - will,
+				 would - will == 1 ? "" : "s", odue - odue_will,
+				 odue - odue_will == 1 ? "" : "s", b->cfg->clock_grace);
+			broker_log_error(
+			    "the clock is %s ahead of the newest time the broker knew at its "
+			    "start: %zu withdrawal%s and %zu overdue notice%s wait for clock_grace "
+			    "(%s) "
+			    "before the gap is counted; if the broker was not down that long, set "
+			    "its clock right (timedatectl) now",
+			    gap, would - will, would - will == 1 ? "" : "s", odue - odue_will,
+			    odue - odue_will == 1 ? "" : "s", b->cfg->clock_grace);
+		}
+	}
+	return true;
+}
+
+/* clock_holds refuses f (ERROR_CODE_BUSY) while clock_start holds the log
+ * (its clock behind the newest entry): the agent sends it again. */
+static bool clock_holds(broker *b, broker_frame *f)
+{
+	if (!b->clock_hold)
+		return false;
+	char at[32];
+	broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_BUSY, "",
+		      "message %.64s: the broker's clock is behind the newest entry of its log "
+		      "(%s); nothing is logged until it is set right: try again later",
+		      f->msg ? f->msg->id : "", rete_time_format(b->clock_floor_ms, at));
+	broker_log_limited(RETE_LOG_WARNING, "held: the clock behind the log",
+			   "submission %.64s of %s held: the clock is behind the newest entry "
+			   "of the log (%s)",
+			   f->msg ? f->msg->id : "", f->party, at);
+	return true;
+}
+
 static void scan(broker *b)
 {
 	clock_watch(b);
 	/* now: what expiry and overdue count on; wall: the own entries' time */
-	int64_t wall = rete_now_ms(), now = wall - b->clock_ahead_ms;
+	int64_t wall = rete_now_ms();
+	if (!clock_start_check(b, wall))
+		return;
+	int64_t now = wall - b->clock_ahead_ms - b->clock_start_ahead_ms;
 	struct scan_ctx s = {0};
 	s.cap = BROKER_SCAN_MAX;
 	s.e = calloc(s.cap, sizeof(*s.e));
@@ -3028,6 +3620,8 @@ static void reload(broker *b)
 	rete_buf_free(&before);
 	broker_log_info("reload: %zu parties, %zu routes in force", nc->nparties, nc->nroutes);
 	orphans_say(b);
+	parked_sweep(b);
+	parked_keep(b);
 	pump_dirty(b);
 }
 
@@ -4196,6 +4790,7 @@ int broker_run(broker_config *c, unsigned flags)
 		goto out;
 	if (b.restore_note && epoch_begin(&b) != RETE_OK)
 		goto out;
+	clock_start(&b);
 	if (directory_sync(&b) != RETE_OK) {
 		broker_log_error("cannot log the directory");
 		goto out;
@@ -4209,12 +4804,14 @@ int broker_run(broker_config *c, unsigned flags)
 				 m.text);
 		goto out;
 	}
+	clock_mark(&b);
 	if (broker_metrics_start(&b, &b.metrics, &m) != RETE_OK) {
 		broker_log_error("%s", m.text);
 		goto out;
 	}
 	if (b.metrics) /* measured only where someone can read it */
 		broker_pool_count_cpu(b.pool, verify_cpu_add, b.metrics);
+	parked_load(&b);
 	orphans_say(&b);
 	char version[128];
 	broker_log_info("started: broker %s, origin %s, epoch %" PRIu32 ", log size %" PRIu64
@@ -4281,7 +4878,10 @@ int broker_run(broker_config *c, unsigned flags)
 			pipe_collect(&b);
 			catch_up(&b);
 			scan(&b);
+			if (now - b.clock_mark_mono_ms >= BROKER_CLOCK_MARK_MS)
+				clock_mark(&b);
 			redeliver(&b, now);
+			parked_keep(&b);
 			hellos_sweep(&b, now);
 		}
 		if (now - b.last_ping_ms >= b.cfg->heartbeat_ms) {
@@ -4292,9 +4892,11 @@ int broker_run(broker_config *c, unsigned flags)
 		broker_metrics_tick(&b);
 	}
 	pipe_collect(&b); /* the batch in flight is answered */
+	parked_keep(&b);
 	checkpoint_make(&b);
 	if (b.state_due) /* the last batch stored the last checkpoint */
 		checkpoint_state(&b);
+	clock_mark(&b); /* the last time seen running */
 	hush_flush(&b);
 	/* the TSA's exchange ends (abandoned) before "stopped" is said:
 	 * what the log says last is what the process did last; freed later

@@ -93,7 +93,8 @@ typedef struct broker_peer {
 	 * progress, park_pos its next one; park_seq the send number of the
 	 * last one sent on this connection, 0: none yet; park_round_ms when
 	 * the latest began, monotonic). park_full_said: the room is full,
-	 * said once. */
+	 * said once. park_keep_due: the list changed since the store last got
+	 * it (parked_keep: a restart takes it back from there). */
 	uint64_t *parked;
 	size_t nparked, parked_cap;
 	size_t park_pos;
@@ -101,6 +102,7 @@ typedef struct broker_peer {
 	uint64_t park_seq;
 	int64_t park_round_ms;
 	bool park_full_said;
+	bool park_keep_due;
 	uint64_t next_from; /* next queue index to look at */
 	int64_t last_seen_ms;
 	bool dirty; /* look at its queue after this batch */
@@ -127,6 +129,10 @@ typedef struct broker_peer {
 	Rete__PartyKind last_kind;
 	bool last_standby;
 	char last_software[65];
+	/* when a batch holding its ACKs was refused by the store (monotonic;
+	 * 0: none since): its deliveries pause until `redeliver` after it or
+	 * the next commit that goes through (broker.c, acks_unlogged) */
+	int64_t acks_lost_ms;
 } broker_peer;
 
 /* One frame of a batch and what became of it. */
@@ -238,6 +244,11 @@ typedef struct broker {
 	int64_t cp_failed_ms; /* when a batch's commit last refused its checkpoint */
 	bool behind;	      /* a receipted batch is in the store's journal only */
 	int64_t behind_said_ms; /* when the log last said why (mono) */
+	/* batches the store refused since the last one it committed, and
+	 * since when (mono); acks_paused: a peer has acks_lost_ms set */
+	uint64_t refused_batches;
+	int64_t refused_since_ms;
+	bool acks_paused;
 	uint32_t epoch;	      /* the log's epoch (store_identity.h) */
 	int store_lock;	      /* fd holding the store's writer lock, or -1 */
 	char *restore_note;   /* a declared restore: the last checkpoint signed before */
@@ -256,6 +267,16 @@ typedef struct broker {
 	 * jump's sentence for health */
 	int64_t clock_wall_ms, clock_boot_ms, clock_ahead_ms;
 	char clock_text[384];
+	/* a start with the wall clock away from the store's newest time
+	 * (clock_start, broker.c): the boot clock at the start; the start's gap
+	 * not counted yet (ahead; 0: none); while clock_hold, nothing is logged
+	 * until the wall clock reaches clock_floor_ms (behind); clock_held_said:
+	 * the gap held something back and said so; the sentence for health */
+	int64_t clock_start_boot_ms, clock_start_ahead_ms, clock_floor_ms;
+	bool clock_hold, clock_held_said;
+	char clock_start_text[640], clock_start_what[112];
+	/* the state file's time as last set (clock_mark), and when (mono) */
+	int64_t clock_seen_ms, clock_mark_mono_ms;
 	/* queues of parties the configuration no longer names, found at the
 	 * start and at each reload (orphans_say, broker.c) */
 	char (*orphans)[RETE_ID_MAX + 1];
@@ -264,6 +285,8 @@ typedef struct broker {
 	broker_batch *bt;  /* the batch being built */
 	broker_batch *fly; /* the batch being committed, or NULL */
 	broker_worker *worker;
+	bool park_keep_failed;		   /* the store refused the last lists set aside
+					      (parked_keep: said once, tried every second) */
 	broker_tsa *tsa;		   /* trusted time (timestamp.h), NULL: no TSA */
 	uint64_t send_seq;		   /* numbers DELIVERs and PINGs (broker_conn) */
 	char (*fd_party)[RETE_ID_MAX + 1]; /* the party whose frames came on fd i */

@@ -788,6 +788,7 @@ static const char *const broker_keys[] = {"origin",
 					  "tsa_user",
 					  "tsa_password_file",
 					  "timestamp_grace",
+					  "clock_grace",
 					  NULL};
 static const char *const limit_keys[] = {"routine", "urgent", "emergency", NULL};
 static const char *const policy_keys[] = {"routes", NULL};
@@ -1066,6 +1067,12 @@ static void load_broker(struct parse *p, broker_config *c)
 	c->delivery_window = (unsigned)v;
 	calendar_duration(p, S, "expiry", "5d", 1000, 0, NULL, &c->expiry_ms, c->expiry,
 			  sizeof(c->expiry));
+	/* 30m unless given; given, "off" is a value too (said in the sentence) */
+	snprintf(c->clock_grace, sizeof(c->clock_grace), "30m");
+	c->clock_grace_ms = 30 * 60 * 1000;
+	if (get(p, S, "clock_grace"))
+		calendar_duration(p, S, "clock_grace", "off", 1000, 0, NULL, &c->clock_grace_ms,
+				  c->clock_grace, sizeof(c->clock_grace));
 	/* ZeroMQ takes the heartbeat and 3 times it as ints of milliseconds,
 	 * which stop at 2^31 - 1 (24.8 days, so a heartbeat of 8.28 days): 9d
 	 * made the start fail with "Invalid argument", on main too. 8d is the

@@ -87,6 +87,11 @@ typedef struct broker_config {
 	int64_t tsa_timeout_ms;	    /* one exchange with the TSA */
 	int64_t timestamp_grace_ms; /* 0: off */
 	char timestamp_grace[32];   /* as written, or "off" */
+	/* clock_grace: after a start with the wall clock away from the store's
+	 * newest time, how long the gap is not counted (ahead) or nothing is
+	 * logged (behind) (docs/operations.md "Trusted time"); 0: off */
+	int64_t clock_grace_ms;
+	char clock_grace[32]; /* as written, or "off" */
 	broker_party *parties;
 	size_t nparties;
 	size_t *party_by_id; /* indexes into parties, sorted by id (lookups) */

@@ -259,6 +259,8 @@ static void q_health(broker *b, broker_frame *f)
 	int64_t now = rete_now_ms();
 	if (b->clock_text[0] != '\0' && (problems[np] = strdup(b->clock_text)) != NULL)
 		np++;
+	if (b->clock_start_text[0] != '\0' && (problems[np] = strdup(b->clock_start_text)) != NULL)
+		np++;
 	for (size_t i = 0; i < h.n_agencies && np < 60; i++) {
 		const Rete__AgencyHealth *a = h.agencies[i];
 		if (a->queue_depth && a->oldest_undelivered_at &&

@@ -20,7 +20,9 @@
  *               the Directory entry in force), "seq" (BE64), and the log's
  *               identity: "origin", "broker_key" (32 bytes), "first_entry"
  *               (leaf hash of entry 0), "epoch" (BE32; store_identity.h),
- *               and in a backup copy not yet restored "copy" (its mark)
+ *               and in a backup copy not yet restored "copy" (its mark);
+ *               "parked/PARTY" (the broker's deliveries set aside for
+ *               PARTY, below)
  *
  * One process writes (the broker); any number of processes may open the
  * same folder read-only (auditor, monitor, backup) while it runs. Every
@@ -526,6 +528,57 @@ rete_err rete_store_msgid(rete_store *s, rete_store_rtxn *rt, const char *sender
 /* rete_store_stats: the current map size and the bytes in use (last page
  * used times page size). Errors: RETE_ESTORE. */
 rete_err rete_store_stats(rete_store *s, uint64_t *map_size, uint64_t *map_used, rete_msg *m);
+
+/* ---------------------------------------------------------------------------
+ * Deliveries set aside (the broker's, broker.c "set aside"): the queued
+ * entries a party read and left unacknowledged, out of its delivery
+ * window, kept so that a restart of the broker does not put them back in
+ * the window. Meta "parked/PARTY": the log indexes, BE64 each, as the
+ * broker gave them (ascending). Part of schema 4 (written only by the
+ * broker, which journals: no program of an older schema opens such a
+ * store); a program that does not know the key ignores it. Not part of
+ * the log: nothing is proved or audited with it, and the broker checks
+ * every index against the queue when it reads the list back.
+ * ------------------------------------------------------------------------- */
+
+#define RETE_STORE_PARKED_KEY "parked/"
+/* the most indexes in one list: PARK_PER_SLOT (64) times the largest
+ * delivery_window (100000) */
+#define RETE_STORE_PARKED_MAX 6400000u
+
+/* rete_store_parked: one party's list for rete_store_parked_put (the
+ * caller's; read during the call only). n == 0: the list is removed. */
+typedef struct rete_store_parked {
+	const char *party;
+	const uint64_t *index;
+	size_t n;
+} rete_store_parked;
+
+/* rete_store_parked_put writes lists[0..n) into meta in one durable write
+ * transaction of its own (not journaled: it ends with a sync of the data
+ * file, like a checkpoint's; no rtxn held by this thread). Errors:
+ * RETE_EINVAL (a party id empty or over RETE_ID_MAX bytes, more than
+ * RETE_STORE_PARKED_MAX indexes), RETE_EPERM (read-only), RETE_EFULL,
+ * RETE_ESTORE. */
+rete_err rete_store_parked_put(rete_store *s, const rete_store_parked *lists, size_t n,
+			       rete_msg *m);
+
+/* rete_store_parked_get reads party's list into *index (malloc'd, the
+ * caller frees it; NULL and *n = 0 when none is stored). Errors:
+ * RETE_EINVAL (a bad party id), RETE_ECORRUPT (a value that is not a list
+ * of 8-byte indexes: the caller may write a new one over it), RETE_ENOMEM,
+ * RETE_ESTORE. */
+rete_err rete_store_parked_get(rete_store *s, rete_store_rtxn *rt, const char *party,
+			       uint64_t **index, size_t *n, rete_msg *m);
+
+/* rete_store_party_fn: one party (lives during the call only). Return
+ * nonzero to stop. Must not commit (a read txn is open). */
+typedef int (*rete_store_party_fn)(void *ctx, const char *party);
+
+/* rete_store_parked_parties calls fn for every party that has a list
+ * stored, by id. Errors: RETE_ESTORE. */
+rete_err rete_store_parked_parties(rete_store *s, rete_store_rtxn *rt, rete_store_party_fn fn,
+				   void *ctx, rete_msg *m);
 
 /* ---------------------------------------------------------------------------
  * Backup

@@ -19,6 +19,17 @@
  * with a checkpoint that is not on its log, is caught by its own agencies:
  * the agent logs it loudly and keeps the evidence (meta "alarm").
  *
+ * A receipt's checkpoint is normally larger than the broker's latest
+ * stored one (the one WELCOME and CheckpointQuery show), which lags by up
+ * to checkpoint_interval. A broker that comes back in the same epoch
+ * without a batch it receipted (a store copied without its journal files,
+ * a damaged journal, an old copy served without --restore) shows a
+ * checkpoint smaller than such a receipt's and nothing else, until another
+ * entry takes the lost index. So after each WELCOME's checkpoint is
+ * verified, the largest checkpoint named by a receipt recorded before that
+ * WELCOME, when larger, is asked about once (wit_ask_ahead): a log that
+ * does not reach it is the alarm, at once (rev-restore s14, finding 1).
+ *
  * Every agent is also a cosigning witness (c2sp tlog-cosignature): once a
  * checkpoint is verified (consistent with the last one, or the first one
  * seen) the agent cosigns it with its own key and sends the line to the
@@ -94,7 +105,9 @@
 
 /* WIT_WAIT_CONS: a proof that a new checkpoint extends the good one;
  * WIT_WAIT_RCPT: that a receipt's checkpoint is on the good one's log;
- * WIT_WAIT_INCL: that an old record's entry is in the good one. */
+ * WIT_WAIT_INCL: that an old record's entry is in the good one;
+ * WIT_WAIT_AHEAD: that the log reaches a receipt's larger checkpoint
+ * (wit_ask_ahead). */
 enum wit_state {
 	WIT_IDLE,
 	WIT_WAIT_CP,
@@ -102,7 +115,8 @@ enum wit_state {
 	WIT_WAIT_COSIGN,
 	WIT_WAIT_RCPT,
 	WIT_WAIT_INCL,
-	WIT_WAIT_DLV
+	WIT_WAIT_DLV,
+	WIT_WAIT_AHEAD
 };
 
 #define WIT_REC_OLD RETE_MERKLE_HASH	       /* leaf hash */
@@ -141,8 +155,9 @@ struct agent_witness {
 	uint64_t split_size;   /* a split view was alarmed at this size (+1; 0 = none) */
 	uint64_t incl_index;   /* the receipt being checked */
 	uint8_t incl_leaf[RETE_MERKLE_HASH];
-	uint64_t rcpt_size; /* the receipt checkpoint being checked (WIT_WAIT_RCPT) */
+	uint64_t rcpt_size; /* the receipt checkpoint being checked (WIT_WAIT_RCPT, _AHEAD) */
 	uint8_t rcpt_root[RETE_MERKLE_HASH];
+	int64_t ahead_welcome; /* the WELCOME (welcomed_at) wit_ask_ahead asked for (0: none) */
 	bool alarmed;
 	unsigned dlv_asked;		     /* delivered entries asked about this round */
 	uint8_t dlv_key[WIT_DLV_KEY];	     /* the delivered entry being checked */
@@ -628,6 +643,174 @@ static void wit_on_delivered(agent *a, const Rete__Proof *p, const rete_merkle_e
 	wit_next_delivered(a);
 }
 
+/* The largest checkpoint named by a pending receipt that is larger than
+ * the good one and was recorded before the latest WELCOME (agent_db_each;
+ * a record without a time is of an earlier run). */
+struct ahead_pending {
+	uint64_t above;
+	int64_t before, started_at;
+	bool found;
+	uint64_t index, size;
+	uint8_t root[RETE_MERKLE_HASH];
+};
+
+static bool wit_ahead(const void *key, size_t klen, const void *val, size_t vlen, void *user)
+{
+	struct ahead_pending *f = user;
+	const uint8_t *v = val;
+	if (klen != 8 || (vlen != WIT_REC && vlen != WIT_REC_T))
+		return true;
+	uint64_t size = wit_be64(v + RETE_MERKLE_HASH);
+	int64_t at = vlen == WIT_REC_T ? (int64_t)wit_be64(v + WIT_REC) : f->started_at;
+	if (size <= f->above || at >= f->before || (f->found && size <= f->size))
+		return true;
+	f->found = true;
+	f->index = wit_be64(key);
+	f->size = size;
+	memcpy(f->root, v + RETE_MERKLE_HASH + 8, RETE_MERKLE_HASH);
+	return true;
+}
+
+/* wit_ask_ahead asks, once per WELCOME, whether the broker's log still
+ * reaches the largest checkpoint a pending receipt names beyond the good
+ * one: the consistency proof from the good checkpoint to it. Its size
+ * alone proves nothing: the checkpoint WELCOME and CheckpointQuery show is
+ * the latest STORED one, which lags the per-commit checkpoints receipts
+ * carry by up to checkpoint_interval (or checkpoint_every entries). But an
+ * honest broker's log holds, from its start on, everything it receipted
+ * in its epoch (every open replays the store's journal before the broker
+ * serves anyone), so it answers; one that came back without a receipted
+ * batch (its store copied or restored without the journal files, or
+ * rolled back on purpose) cannot, and says so (wit_ahead_lost). Only
+ * receipts recorded before the WELCOME: those of this connection were
+ * receipted by the broker that answers, and while a batch it receipted
+ * from its journal cannot go into its store (a full disk) it honestly
+ * answers from a store without it. true when asked. */
+static bool wit_ask_ahead(agent *a)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+	struct ahead_pending f = {
+	    .above = w->good.size, .before = w->welcomed_at, .started_at = w->started_at};
+	if (!w->have_good || w->good.size == 0 || w->welcomed_at == 0 ||
+	    w->ahead_welcome == w->welcomed_at)
+		return false;
+	if (agent_db_each(a->db, AGENT_DB_WITNESS, wit_ahead, &f, &m) != RETE_OK)
+		return false; /* asked again at the next round */
+	w->ahead_welcome = w->welcomed_at; /* later records are of this connection */
+	if (!f.found)
+		return false;
+	Rete__Query q = RETE__QUERY__INIT;
+	Rete__ConsistencyQuery cq = RETE__CONSISTENCY_QUERY__INIT;
+	w->incl_index = f.index;
+	w->rcpt_size = f.size;
+	memcpy(w->rcpt_root, f.root, RETE_MERKLE_HASH);
+	cq.size1 = w->good.size;
+	cq.size2 = f.size;
+	q.what_case = RETE__QUERY__WHAT_CONSISTENCY;
+	q.consistency = &cq;
+	if (wit_ask(a, &q) != RETE_OK)
+		return false;
+	w->state = WIT_WAIT_AHEAD;
+	return true;
+}
+
+/* The held messages receipted at a log index from `from` on (agent_db_each
+ * over AGENT_DB_HELD): their ids and indexes for the alarm's words. */
+struct held_beyond {
+	uint64_t from;
+	size_t n;
+	char list[700];
+};
+
+static bool wit_held_beyond(const void *key, size_t klen, const void *val, size_t vlen, void *user)
+{
+	struct held_beyond *f = user;
+	agent_held h = {0};
+	if (vlen == 0 || agent_db_held_parse(val, vlen, &h) != RETE_OK)
+		return true; /* delivered (an empty record), or not ours to judge */
+	if (h.index >= f->from && ++f->n <= 5) {
+		size_t l = strlen(f->list);
+		snprintf(f->list + l, sizeof(f->list) - l, "%s%.*s (log index %" PRIu64 ")",
+			 l ? ", " : "", (int)(klen > RETE_ID_MAX ? RETE_ID_MAX : klen),
+			 (const char *)key, h.index);
+	}
+	agent_held_free(&h);
+	return true;
+}
+
+/* wit_ahead_lost: the broker refused the consistency proof up to the
+ * checkpoint of a receipt (w->rcpt_size, for w->incl_index) as beyond its
+ * log (why: its words). It signed that checkpoint in this epoch and now
+ * shows a log that does not reach it: the log shrank, as surely as when a
+ * smaller checkpoint follows a verified one. The alarm names the held
+ * messages its log may have lost (receipted at the good size or later);
+ * every held message is submitted again (wit_alarm_text), and the broker's
+ * dedup answers those it still has with their receipts. */
+static void wit_ahead_lost(agent *a, const char *why)
+{
+	struct agent_witness *w = wit(a);
+	struct held_beyond h = {.from = w->good.size};
+	rete_msg m = {{0}};
+	char text[2048], held[900];
+	char *b64 = rete_b64_encode(w->rcpt_root, RETE_MERKLE_HASH);
+
+	w->state = WIT_IDLE;
+	if (agent_db_each(a->db, AGENT_DB_HELD, wit_held_beyond, &h, &m) != RETE_OK)
+		snprintf(held, sizeof(held), "(the held messages cannot be read: %s)", m.text);
+	else if (h.n == 0)
+		snprintf(held, sizeof(held),
+			 "none this agent still holds (those were delivered, or their receipts "
+			 "are older)");
+	else if (h.n > 5)
+		snprintf(held, sizeof(held), "%s and %zu more", h.list, h.n - 5);
+	else
+		snprintf(held, sizeof(held), "%s", h.list);
+	snprintf(text, sizeof(text),
+		 "the log shrank: the broker's log does not reach the checkpoint of size %" PRIu64
+		 " it signed in our receipt for log index %" PRIu64 " (root %s), in the same "
+		 "epoch %" PRIu32 "; it shows a checkpoint of size %" PRIu64 " and refuses the "
+		 "consistency proof up to it (\"%.400s\"). It no longer holds every entry it "
+		 "receipted: the messages receipted to this agency at log index %" PRIu64
+		 " or later may be lost: %s; every held message is submitted again",
+		 w->rcpt_size, w->incl_index, b64 != NULL ? b64 : "?", a->epoch, w->good.size,
+		 why != NULL ? why : "", w->good.size, held);
+	free(b64);
+	wit_alarm_text(a, text);
+}
+
+/* wit_on_ahead checks the broker's proof p (hashes e) that the checkpoint
+ * of a pending receipt (w->rcpt_size, w->rcpt_root) extends the good one:
+ * then the log reaches it (the receipt itself is checked once a verified
+ * checkpoint covers it); else the alarm. Then the delivered entries. */
+static void wit_on_ahead(agent *a, const Rete__Proof *p, const rete_merkle_elem *e)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+	rete_err err = rete_merkle_verify_consistency(w->good.size, w->rcpt_size, w->good.root,
+						      RETE_MERKLE_HASH, w->rcpt_root,
+						      RETE_MERKLE_HASH, e, p->n_hashes, &m);
+	if (err != RETE_OK || p->size1 != w->good.size || p->size2 != w->rcpt_size) {
+		char *b64 = rete_b64_encode(w->rcpt_root, RETE_MERKLE_HASH);
+		agent_witness_alarm(
+		    a,
+		    "our receipt for log index %" PRIu64 " names a checkpoint of "
+		    "size %" PRIu64 " (root %s) that does not extend the checkpoint "
+		    "of size %" PRIu64 " this agent verified: %s",
+		    w->incl_index, w->rcpt_size, b64 != NULL ? b64 : "?", w->good.size,
+		    err != RETE_OK ? m.text : "the proof is for other sizes");
+		free(b64);
+		w->state = WIT_IDLE;
+		return;
+	}
+	agent_debug(a,
+		    "witness: the broker's log reaches the checkpoint of size %" PRIu64
+		    " named by our receipt for log index %" PRIu64
+		    " (a consistency proof from the verified checkpoint of size %" PRIu64 ")",
+		    w->rcpt_size, w->incl_index, w->good.size);
+	wit_next_delivered(a);
+}
+
 /* wit_next_inclusion checks the receipts the good checkpoint covers: those
  * of its size at once (the same root), for the first other one a question
  * (a consistency proof from its checkpoint, or an old record's inclusion
@@ -644,7 +827,8 @@ static void wit_next_inclusion(agent *a)
 		    agent_db_each(a->db, AGENT_DB_WITNESS, wit_first, &f, &m) != RETE_OK)
 			return;
 		if (!f.found) {
-			wit_next_delivered(a);
+			if (!wit_ask_ahead(a))
+				wit_next_delivered(a);
 			return;
 		}
 		Rete__Query q = RETE__QUERY__INIT;
@@ -1149,8 +1333,17 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 		wit_next_inclusion(a);
 		return true;
 	}
+	if (r->error == RETE__ERROR_CODE__ERROR_CODE_NOT_FOUND && w->state == WIT_WAIT_AHEAD &&
+	    (r->error_text == NULL || strstr(r->error_text, WIT_UNRECORDED) == NULL)) {
+		/* the one refusal an honest broker never gives here: the size is
+		 * beyond its log */
+		wit_ahead_lost(a, r->error_text);
+		return true;
+	}
 	if (r->error != 0) {
 		const char *why = r->error_text ? r->error_text : "";
+		if (w->state == WIT_WAIT_AHEAD)
+			w->ahead_welcome = 0; /* not answered: asked again next round */
 		if (strstr(why, WIT_UNRECORDED) != NULL) {
 			int64_t now = rete_now_ms();
 			snprintf(w->unrecorded_text, sizeof(w->unrecorded_text), "%s", why);
@@ -1174,8 +1367,8 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 		return true;
 	}
 	/* a proof answered (a checkpoint is no recorded read): readable again */
-	if (w->unrecorded &&
-	    (w->state == WIT_WAIT_CONS || w->state == WIT_WAIT_INCL || w->state == WIT_WAIT_DLV)) {
+	if (w->unrecorded && (w->state == WIT_WAIT_CONS || w->state == WIT_WAIT_INCL ||
+			      w->state == WIT_WAIT_DLV || w->state == WIT_WAIT_AHEAD)) {
 		agent_log(a, "info",
 			  "witness: the broker answers this agent's questions about its log "
 			  "again (its access record can be written)");
@@ -1199,6 +1392,7 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 	case WIT_WAIT_RCPT:
 	case WIT_WAIT_INCL:
 	case WIT_WAIT_DLV:
+	case WIT_WAIT_AHEAD:
 		if (r->answer_case == RETE__QUERY_RESULT__ANSWER_PROOF)
 			e = wit_elems(r->proof);
 		if (e == NULL) {
@@ -1211,6 +1405,8 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 			wit_on_receipt_cp(a, r->proof, e);
 		else if (w->state == WIT_WAIT_DLV)
 			wit_on_delivered(a, r->proof, e);
+		else if (w->state == WIT_WAIT_AHEAD)
+			wit_on_ahead(a, r->proof, e);
 		else
 			wit_on_inclusion(a, r->proof, e);
 		free(e);
@@ -1455,8 +1651,11 @@ void agent_witness_tick(agent *a, int64_t now)
 	wit_patience(a, now);
 	if (!agent_net_ready(a))
 		return;
-	if (w->state != WIT_IDLE && now - w->asked_at > WIT_ANSWER_MS)
+	if (w->state != WIT_IDLE && now - w->asked_at > WIT_ANSWER_MS) {
+		if (w->state == WIT_WAIT_AHEAD)
+			w->ahead_welcome = 0;
 		w->state = WIT_IDLE; /* the answer was lost: ask again later */
+	}
 	if (w->state != WIT_IDLE || now < w->next_tick)
 		return;
 	w->next_tick = now + a->cfg.witness_ms;

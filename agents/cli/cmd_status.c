@@ -395,8 +395,10 @@ static void status_unknown_mark(agent_db *db, json_t *rec)
  * lost it, most likely in a restore of its store from a backup older than
  * the referral; the agency's record is all there is, and who does what
  * to go on: nothing, when this agency's agent still holds it (heldHere:
- * it submits it again itself, with the same id; a new referral would be
- * a second one for the same family); for one this agency received, its
+ * it submits it again itself, with the same id, once it sees the loss:
+ * a new epoch at its WELCOME, or its witness's alarm that the log no
+ * longer reaches its receipt; a new referral would be a second one for
+ * the same family); for one this agency received, its
  * requester's agent may still hold it, so the requester is asked first. */
 static void status_unknown_print(json_t *rec, FILE *out)
 {
@@ -416,11 +418,15 @@ static void status_unknown_print(json_t *rec, FILE *out)
 	if (mine && json_is_true(json_object_get(rec, "heldHere"))) {
 		fprintf(out,
 			"This agency's agent still holds it (no delivery receipt yet) and submits "
-			"it again by itself, with the same id, when it connects to the broker (its "
-			"log then says \"held message %s receipted again at log index N\"): do not "
-			"send it again (a new referral would be a second one for the same family). "
-			"Until then the status above is this agency's own record, and its log "
-			"indexes are of the log before the restore%s.\n",
+			"it again by itself, with the same id, as soon as it sees that the "
+			"broker's log lost it: at its first connection after a declared restore "
+			"(a new log epoch), or, when the broker came back in the same epoch "
+			"without it, at its first connection after (a WITNESS ALARM, \"the log "
+			"shrank\", above) (its log then says \"held message %s receipted again "
+			"at log index N\"); if the agent is stopped, start it. Do not send it "
+			"again (a new referral would be a second one for the same family). Until "
+			"then the status above is this agency's own record, and its log indexes "
+			"are of the log before the restore%s.\n",
 			id, overdue);
 		return;
 	}

@@ -283,6 +283,30 @@ static bool session_over(const struct session *s, int64_t now_ms)
 	       now_ms - s->created > CONSOLE_SESSION_MAX_MS;
 }
 
+/* session_of_biggest_holder: with every place a live session, the least
+ * recently used session of the user holding the most (of those users, the
+ * one whose session was used longest ago), if that user holds more than
+ * one (a few accounts must not keep everyone else out); else
+ * CONSOLE_SESSIONS_MAX. Under sess_lock. */
+static size_t session_of_biggest_holder(int64_t now_ms)
+{
+	size_t pick = CONSOLE_SESSIONS_MAX, most = 1;
+	for (size_t i = 0; i < CONSOLE_SESSIONS_MAX; i++) {
+		if (session_over(&sessions[i], now_ms))
+			continue;
+		size_t held = 0;
+		for (size_t j = 0; j < CONSOLE_SESSIONS_MAX; j++)
+			held += !session_over(&sessions[j], now_ms) &&
+				strcmp(sessions[j].user, sessions[i].user) == 0;
+		if (held > most || (held == most && pick != CONSOLE_SESSIONS_MAX &&
+				    sessions[i].last < sessions[pick].last)) {
+			most = held;
+			pick = i;
+		}
+	}
+	return pick;
+}
+
 bool console_session_new(const char *user, int64_t now_ms, const uint8_t given[CONSOLE_STAMP_LEN],
 			 char token[CONSOLE_TOKEN_HEX + 1])
 {
@@ -300,7 +324,8 @@ bool console_session_new(const char *user, int64_t now_ms, const uint8_t given[C
 	pthread_mutex_lock(&sess_lock);
 	/* a free place (empty, or a session over), unless the user holds
 	 * CONSOLE_SESSIONS_PER_USER live ones: then that user's least
-	 * recently used; never another user's live session */
+	 * recently used; with no free place, the least recently used of the
+	 * user holding the most, if more than one */
 	size_t free_at = CONSOLE_SESSIONS_MAX, own = CONSOLE_SESSIONS_MAX, nown = 0;
 	for (size_t i = 0; i < CONSOLE_SESSIONS_MAX; i++) {
 		if (session_over(&sessions[i], now_ms)) {
@@ -315,6 +340,8 @@ bool console_session_new(const char *user, int64_t now_ms, const uint8_t given[C
 			own = i;
 	}
 	size_t pick = nown >= CONSOLE_SESSIONS_PER_USER ? own : free_at;
+	if (pick == CONSOLE_SESSIONS_MAX)
+		pick = session_of_biggest_holder(now_ms);
 	if (pick == CONSOLE_SESSIONS_MAX) {
 		pthread_mutex_unlock(&sess_lock);
 		sodium_memzero(token, CONSOLE_TOKEN_HEX + 1);
@@ -435,35 +462,68 @@ static pthread_mutex_t thr_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct strike strikes[CONSOLE_THROTTLE_MAX];
 
 /* Set when a new strike found the table full of live ones: every sign-in
- * waits until then (a spray of names must not make the table forget the
- * strike of the user under attack). */
+ * from an address not known for its user waits until then (a spray of
+ * names must not make the table forget the strike of the user under
+ * attack). */
 static int64_t thr_full_until;
 
-/* strike_find: key's strike, or (make) a new one in place of one that
- * throttles nobody now and is not in keep (the strikes of the same
- * sign-in, nkeep of them: one must not push out another) */
+/* The console-wide brake on failures from addresses not known for their
+ * user, a leaky bucket of CONSOLE_LOGIN_FREE_CONSOLE that empties by one
+ * every CONSOLE_LOGIN_CONSOLE_MS: brake_due is when it is empty again
+ * (it holds (brake_due - now) / CONSOLE_LOGIN_CONSOLE_MS failures); brake_on
+ * is set from when it is full until it is empty (the log says it once). */
+static int64_t brake_due;
+static bool brake_on;
+
+/* strike_stale: s throttles nobody and was not touched for
+ * CONSOLE_THROTTLE_FORGET_MS: its count is forgotten */
+static bool strike_stale(const struct strike *s, int64_t now_ms)
+{
+	return s->until <= now_ms && now_ms - s->last > CONSOLE_THROTTLE_FORGET_MS;
+}
+
+/* strike_sooner: a is given up for a new strike before b (neither
+ * throttles anyone now): an empty or forgotten one first, then the one with
+ * fewer failures (one guess per name must not push out the count of a
+ * user or an address under attack), then the one touched longer ago */
+static bool strike_sooner(const struct strike *a, const struct strike *b, int64_t now_ms)
+{
+	bool fa = a->key[0] == '\0' || strike_stale(a, now_ms);
+	bool fb = b->key[0] == '\0' || strike_stale(b, now_ms);
+	if (fa || fb)
+		return fa && !fb;
+	if (a->fails != b->fails)
+		return a->fails < b->fails;
+	return a->last < b->last;
+}
+
+/* strike_find: key's strike (its count forgotten when stale), or (make) a
+ * new one in place of one that throttles nobody now and is not in keep
+ * (the strikes of the same sign-in, nkeep of them: one must not push out
+ * another) */
 static struct strike *strike_find_keep(const char *key, bool make, int64_t now_ms,
 				       struct strike *const *keep, int nkeep)
 {
 	size_t pick = CONSOLE_THROTTLE_MAX;
 	int64_t soonest = INT64_MAX;
 	for (size_t i = 0; i < CONSOLE_THROTTLE_MAX; i++) {
-		if (strikes[i].key[0] != '\0' && strcmp(strikes[i].key, key) == 0)
-			return &strikes[i];
+		struct strike *s = &strikes[i];
+		if (s->key[0] != '\0' && strcmp(s->key, key) == 0) {
+			if (strike_stale(s, now_ms))
+				s->fails = 0, s->until = 0;
+			return s;
+		}
 		bool kept = false;
 		for (int j = 0; j < nkeep; j++)
-			kept = kept || keep[j] == &strikes[i];
+			kept = kept || keep[j] == s;
 		if (kept)
 			continue;
-		/* only a strike that throttles nobody now may be replaced:
-		 * an empty one, else the least recently touched of those */
-		if (strikes[i].until > now_ms) {
-			if (strikes[i].until < soonest)
-				soonest = strikes[i].until;
+		if (s->until > now_ms) { /* throttles someone: kept */
+			if (s->until < soonest)
+				soonest = s->until;
 			continue;
 		}
-		if (pick == CONSOLE_THROTTLE_MAX || strikes[i].key[0] == '\0' ||
-		    (strikes[pick].key[0] != '\0' && strikes[i].last < strikes[pick].last))
+		if (pick == CONSOLE_THROTTLE_MAX || strike_sooner(s, &strikes[pick], now_ms))
 			pick = i;
 	}
 	if (!make)
@@ -484,8 +544,9 @@ static struct strike *strike_find(const char *key, bool make, int64_t now_ms)
 	return strike_find_keep(key, make, now_ms, NULL, 0);
 }
 
-/* The addresses each user signed in from (a user-wide pause spares them),
- * the most recent CONSOLE_THROTTLE_MAX; under thr_lock. */
+/* The addresses each user signed in from (a user-wide pause and the
+ * console-wide brake spare them): at most CONSOLE_GOOD_PER_USER a user, its
+ * most recent, and CONSOLE_THROTTLE_MAX in all; under thr_lock. */
 static struct {
 	char key[CONSOLE_USER_MAX + 72]; /* "USER@ADDRESS" */
 	int64_t at;
@@ -499,17 +560,35 @@ static bool good_find(const char *key)
 	return false;
 }
 
+/* good_note: key ("USER@ADDRESS") is an address its user signed in from.
+ * A user with CONSOLE_GOOD_PER_USER of them gives up its oldest (one
+ * account signing in from many addresses must not push out the others'),
+ * else an empty place, else the oldest of all. */
 static void good_note(const char *key, int64_t now_ms)
 {
-	size_t pick = 0;
+	size_t ulen = strcspn(key, "@"), empty = CONSOLE_THROTTLE_MAX, oldest = 0;
+	size_t own = CONSOLE_THROTTLE_MAX, nown = 0;
 	for (size_t i = 0; i < CONSOLE_THROTTLE_MAX; i++) {
-		if (strcmp(goods[i].key, key) == 0 || goods[i].key[0] == '\0') {
-			pick = i;
-			break;
+		if (goods[i].key[0] == '\0') {
+			if (empty == CONSOLE_THROTTLE_MAX)
+				empty = i;
+			continue;
 		}
-		if (goods[i].at < goods[pick].at)
-			pick = i;
+		if (strcmp(goods[i].key, key) == 0) {
+			goods[i].at = now_ms;
+			return;
+		}
+		if (strncmp(goods[i].key, key, ulen + 1) == 0) {
+			nown++;
+			if (own == CONSOLE_THROTTLE_MAX || goods[i].at < goods[own].at)
+				own = i;
+		}
+		if (goods[oldest].key[0] == '\0' || goods[i].at < goods[oldest].at)
+			oldest = i;
 	}
+	size_t pick = nown >= CONSOLE_GOOD_PER_USER   ? own
+		      : empty != CONSOLE_THROTTLE_MAX ? empty
+						      : oldest;
 	snprintf(goods[pick].key, sizeof(goods[pick].key), "%s", key);
 	goods[pick].at = now_ms;
 }
@@ -522,33 +601,56 @@ static void throttle_keys(const char *user, const char *peer, char k[3][CONSOLE_
 	snprintf(k[2], CONSOLE_USER_MAX + 72, "u:%.64s", user);
 }
 
-int64_t console_throttle_wait(const char *user, const char *peer, int64_t now_ms)
+/* the brake's wait now: 0 while fewer than CONSOLE_LOGIN_FREE_CONSOLE
+ * failures are in the bucket */
+static int64_t brake_wait(int64_t now_ms)
+{
+	int64_t w =
+	    brake_due - now_ms - (CONSOLE_LOGIN_FREE_CONSOLE - 1) * CONSOLE_LOGIN_CONSOLE_MS;
+	return w > 0 ? w : 0;
+}
+
+int64_t console_throttle_wait_why(const char *user, const char *peer, int64_t now_ms, bool *brake)
 {
 	char k[3][sizeof(strikes[0].key)];
 	int64_t wait = 0;
+	bool braked = false;
 	throttle_keys(user, peer, k);
 	pthread_mutex_lock(&thr_lock);
-	/* the user-wide pause does not hold an address the user signed in
-	 * from before (a stranger's guesses must not lock the user out) */
-	int n = good_find(k[0] + 2) ? 2 : 3;
-	for (int i = 0; i < n; i++) {
+	/* an address the user signed in from before is held neither by the
+	 * user-wide pause nor by the console-wide brake (a stranger's guesses
+	 * must not lock the user out) */
+	bool good = good_find(k[0] + 2);
+	for (int i = 0; i < (good ? 2 : 3); i++) {
 		struct strike *s = strike_find(k[i], false, now_ms);
 		if (s != NULL && s->until > now_ms && s->until - now_ms > wait)
 			wait = s->until - now_ms;
 	}
-	if (thr_full_until > now_ms && thr_full_until - now_ms > wait)
-		wait = thr_full_until - now_ms;
+	if (!good) {
+		int64_t b = brake_wait(now_ms);
+		if (thr_full_until > now_ms && thr_full_until - now_ms > b)
+			b = thr_full_until - now_ms;
+		if (b > wait)
+			wait = b, braked = true;
+	}
 	pthread_mutex_unlock(&thr_lock);
+	if (brake != NULL)
+		*brake = braked;
 	return wait;
 }
 
-void console_throttle_note(const char *user, const char *peer, bool ok, int64_t now_ms)
+int64_t console_throttle_wait(const char *user, const char *peer, int64_t now_ms)
+{
+	return console_throttle_wait_why(user, peer, now_ms, NULL);
+}
+
+unsigned console_throttle_note(const char *user, const char *peer, bool ok, int64_t now_ms)
 {
 	char k[3][sizeof(strikes[0].key)];
-	/* free failures before a pause, and the longest pause, of each key */
+	/* free failures before a pause, for each key */
 	static const unsigned free_[3] = {CONSOLE_LOGIN_FREE, CONSOLE_LOGIN_FREE_ADDRESS,
 					  CONSOLE_LOGIN_FREE_USER};
-	static const int64_t max_[3] = {900000, 900000, CONSOLE_THROTTLE_USER_MAX_MS};
+	unsigned started = 0;
 	throttle_keys(user, peer, k);
 	pthread_mutex_lock(&thr_lock);
 	if (ok) {
@@ -560,7 +662,7 @@ void console_throttle_note(const char *user, const char *peer, bool ok, int64_t 
 			memset(s, 0, sizeof(*s));
 		good_note(k[0] + 2, now_ms);
 		pthread_mutex_unlock(&thr_lock);
-		return;
+		return 0;
 	}
 	struct strike *got[3] = {NULL, NULL, NULL};
 	for (int i = 0; i < 3; i++) {
@@ -571,11 +673,32 @@ void console_throttle_note(const char *user, const char *peer, bool ok, int64_t 
 		s->last = now_ms;
 		if (s->fails >= free_[i]) {
 			unsigned sh = s->fails - free_[i];
-			int64_t d = sh >= 20 ? max_[i] : 2000LL << sh;
-			s->until = now_ms + (d > max_[i] ? max_[i] : d);
+			int64_t d = sh >= 20 ? CONSOLE_THROTTLE_MAX_MS : 2000LL << sh;
+			s->until =
+			    now_ms + (d > CONSOLE_THROTTLE_MAX_MS ? CONSOLE_THROTTLE_MAX_MS : d);
+			if (i == 2 && s->fails == free_[i])
+				started |= CONSOLE_THROTTLE_USER_PAUSED;
+		}
+	}
+	/* the console-wide bucket takes the failures from addresses not known
+	 * for their user; it holds at most CONSOLE_LOGIN_FREE_CONSOLE (a wait
+	 * of one CONSOLE_LOGIN_CONSOLE_MS at most) */
+	if (!good_find(k[0] + 2)) {
+		if (brake_due < now_ms) {
+			brake_due = now_ms;
+			brake_on = false;
+		}
+		brake_due += CONSOLE_LOGIN_CONSOLE_MS;
+		int64_t most = now_ms + CONSOLE_LOGIN_FREE_CONSOLE * CONSOLE_LOGIN_CONSOLE_MS;
+		if (brake_due > most)
+			brake_due = most;
+		if (!brake_on && brake_wait(now_ms) > 0) {
+			brake_on = true;
+			started |= CONSOLE_THROTTLE_BRAKE_ON;
 		}
 	}
 	pthread_mutex_unlock(&thr_lock);
+	return started;
 }
 
 /* ---- what a browser sends -------------------------------------------------------- */

@@ -12,11 +12,17 @@
  * all. Throttle: after CONSOLE_LOGIN_FREE failed logins for one user name
  * from one address, or CONSOLE_LOGIN_FREE_ADDRESS from one address (any
  * names), each next attempt there waits twice as long as the last (from
- * 2 s up to 15 minutes); after CONSOLE_LOGIN_FREE_USER for one user name
- * from any addresses, that user waits the same way but at most
- * CONSOLE_THROTTLE_USER_MAX_MS, and not from an address it signed in from
- * before: nobody keeps a user out by guessing from elsewhere. A success
- * clears the count of its user from its address.
+ * 2 s up to CONSOLE_THROTTLE_MAX_MS); after CONSOLE_LOGIN_FREE_USER for one
+ * user name from any addresses, that user waits the same way from every
+ * address it did not sign in from before (CONSOLE_GOOD_PER_USER of them,
+ * the most recent, kept): nobody keeps a user out by guessing from
+ * elsewhere, and a guesser with many addresses gets a few guesses an
+ * hour. Over the whole console, after CONSOLE_LOGIN_FREE_CONSOLE failures
+ * from addresses not known for their user, one more is let through every
+ * CONSOLE_LOGIN_CONSOLE_MS (a spray of names from many addresses meets
+ * this brake; the addresses a user signed in from do not). A success
+ * clears the count of its user from its address. A count not touched for
+ * CONSOLE_THROTTLE_FORGET_MS starts again from 0.
  */
 #ifndef RETE_CONSOLE_ACCOUNTS_H
 #define RETE_CONSOLE_ACCOUNTS_H
@@ -27,17 +33,21 @@
 
 #include "error.h"
 
-#define CONSOLE_USER_MAX	     64
-#define CONSOLE_SESSIONS_MAX	     256
-#define CONSOLE_SESSIONS_PER_USER    16
-#define CONSOLE_SESSION_IDLE_MS	     (30LL * 60 * 1000)
-#define CONSOLE_SESSION_MAX_MS	     (12LL * 3600 * 1000)
-#define CONSOLE_LOGIN_FREE	     3
-#define CONSOLE_LOGIN_FREE_ADDRESS   10
-#define CONSOLE_LOGIN_FREE_USER	     10
-#define CONSOLE_THROTTLE_USER_MAX_MS 30000
-#define CONSOLE_THROTTLE_MAX	     512
-#define CONSOLE_TOKEN_HEX	     64
+#define CONSOLE_USER_MAX	   64
+#define CONSOLE_SESSIONS_MAX	   256
+#define CONSOLE_SESSIONS_PER_USER  16
+#define CONSOLE_SESSION_IDLE_MS	   (30LL * 60 * 1000)
+#define CONSOLE_SESSION_MAX_MS	   (12LL * 3600 * 1000)
+#define CONSOLE_LOGIN_FREE	   3
+#define CONSOLE_LOGIN_FREE_ADDRESS 10
+#define CONSOLE_LOGIN_FREE_USER	   10
+#define CONSOLE_LOGIN_FREE_CONSOLE 30
+#define CONSOLE_LOGIN_CONSOLE_MS   60000
+#define CONSOLE_THROTTLE_MAX_MS	   (15LL * 60 * 1000)
+#define CONSOLE_THROTTLE_FORGET_MS (24LL * 3600 * 1000)
+#define CONSOLE_THROTTLE_MAX	   512
+#define CONSOLE_GOOD_PER_USER	   8
+#define CONSOLE_TOKEN_HEX	   64
 /* The longest password, in bytes: the sign-in form takes no more, so
  * `rete console passwd` refuses a longer one (it could never be typed). */
 #define CONSOLE_PASSWORD_MAX 511
@@ -92,9 +102,10 @@ void console_sessions_accounts(const char *path);
  * user's line is that one (a password changed between the check and this
  * call ends it at its first look). NULL: the line as the file holds it
  * now. A user holds at most CONSOLE_SESSIONS_PER_USER sessions: a new one
- * ends that user's least recently used. Another user's live session is
- * never ended: false (token emptied) when the table holds
- * CONSOLE_SESSIONS_MAX live sessions of others. */
+ * ends that user's least recently used. When the table holds
+ * CONSOLE_SESSIONS_MAX live sessions, the least recently used session of
+ * the user holding the most ends, if that user holds more than one: false
+ * (token emptied) only when each live session is of another user. */
 bool console_session_new(const char *user, int64_t now_ms, const uint8_t stamp[CONSOLE_STAMP_LEN],
 			 char token[CONSOLE_TOKEN_HEX + 1]);
 
@@ -139,11 +150,23 @@ void console_session_end(const char *token);
  * wait (0: it may try now). */
 int64_t console_throttle_wait(const char *user, const char *peer, int64_t now_ms);
 
-/* console_throttle_note records a login's outcome for user from peer. A
- * strike that throttles someone now is never dropped for a new one: when
- * the table (CONSOLE_THROTTLE_MAX) is full of them, every login waits until
- * the soonest ends. */
-void console_throttle_note(const char *user, const char *peer, bool ok, int64_t now_ms);
+/* console_throttle_wait_why: console_throttle_wait, and *brake (may be
+ * NULL) says whether the wait is the console-wide one (too many failures
+ * from addresses not known for their user, or a full table), not this
+ * user's or this address's own. */
+int64_t console_throttle_wait_why(const char *user, const char *peer, int64_t now_ms, bool *brake);
+
+/* What a failed login started, for the log: */
+#define CONSOLE_THROTTLE_USER_PAUSED 1u /* the user-wide pause of its user */
+#define CONSOLE_THROTTLE_BRAKE_ON    2u /* the console-wide brake */
+
+/* console_throttle_note records a login's outcome for user from peer, and
+ * says (the bits above) what a failure started. A strike that throttles
+ * someone now is never dropped for a new one, and of the others the one
+ * with the fewest failures goes first: when the table
+ * (CONSOLE_THROTTLE_MAX) is full of live ones, every login from an address
+ * not known for its user waits until the soonest ends. */
+unsigned console_throttle_note(const char *user, const char *peer, bool ok, int64_t now_ms);
 
 /* console_form_field finds field name in an application/x-www-form-
  * urlencoded body (len bytes) and writes its decoded value into out (n

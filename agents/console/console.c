@@ -1104,6 +1104,86 @@ static void send_login(rete_http_answer *a, const char *note, const char *next)
 	rete_http_append(a, at + tail, x->len - head - tail);
 }
 
+/* console_throttle_say: the log says when a failed sign-in started a
+ * user-wide pause (naming the user only when it is an account: a name
+ * that is none may be a password typed into the user field) or the
+ * console-wide brake, so that IT learns of the attack. */
+static void console_throttle_say(struct console *c, const char *user, unsigned started)
+{
+	if (started & CONSOLE_THROTTLE_USER_PAUSED)
+		fprintf(stderr,
+			"rete console: %s: %d failed sign-ins from addresses it never signed in "
+			"from (someone may be guessing its password): its sign-in from such "
+			"addresses is paused, up to %lld minutes at a time, until the failures "
+			"stop; from an address it signed in from it is not paused\n",
+			console_accounts_known(c->users_path, user) ? user : "(unknown account)",
+			CONSOLE_LOGIN_FREE_USER, CONSOLE_THROTTLE_MAX_MS / 60000);
+	if (started & CONSOLE_THROTTLE_BRAKE_ON)
+		fprintf(stderr,
+			"rete console: %d failed sign-ins on the console from addresses not known "
+			"for their user (a password spray?): every sign-in from such an address "
+			"now waits, one let through every %d s, until the failures stop; a user "
+			"at an address it signed in from is not held\n",
+			CONSOLE_LOGIN_FREE_CONSOLE, CONSOLE_LOGIN_CONSOLE_MS / 1000);
+}
+
+/* How far back the access record's sign-ins are recalled at the start. */
+#define CONSOLE_GOOD_RECALL_MS (90LL * 24 * 3600 * 1000)
+
+/* console_goods_recall: the addresses users signed in from (the record's
+ * "login USER from ADDRESS ok" lines of the last CONSOLE_GOOD_RECALL_MS,
+ * in its current file) are known again after a restart, so that a pause
+ * of a user, or the console-wide brake, does not hold her at her own PC
+ * until she has signed in once more. A line that does not read as one is
+ * skipped; a record that cannot be read recalls nothing. */
+static void console_goods_recall(const struct console *c)
+{
+	FILE *f = fopen(c->access_path, "r");
+	char line[2048];
+	int64_t since = rete_now_ms() - CONSOLE_GOOD_RECALL_MS;
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strstr(line, "\"login ") == NULL || strstr(line, " ok\"") == NULL)
+			continue;
+		json_t *o = json_loads(line, 0, NULL);
+		const char *prog = json_string_value(json_object_get(o, "program"));
+		const char *what = json_string_value(json_object_get(o, "what"));
+		const char *at = json_string_value(json_object_get(o, "at"));
+		int64_t at_ms = 0;
+		char user[CONSOLE_USER_MAX + 1], host[INET6_ADDRSTRLEN], client[RETE_HTTP_ADDR_MAX];
+		struct sockaddr_storage ss = {0};
+		struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+		struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+		const char *from = what != NULL ? strstr(what, " from ") : NULL;
+		size_t wl = what != NULL ? strlen(what) : 0,
+		       ul = from != NULL ? (size_t)(from - what) - 6 : 0;
+		size_t hl = from != NULL ? wl - (size_t)(from + 6 - what) - 3 : 0;
+		if (prog != NULL && strcmp(prog, "rete console") == 0 && at != NULL &&
+		    rete_time_parse(at, &at_ms) == RETE_OK && at_ms >= since && from != NULL &&
+		    strncmp(what, "login ", 6) == 0 && wl > 9 &&
+		    strcmp(what + wl - 3, " ok") == 0 && ul > 0 && ul <= CONSOLE_USER_MAX &&
+		    from + 6 <= what + wl - 3 && hl > 0 && hl < sizeof(host)) {
+			memcpy(user, what + 6, ul);
+			user[ul] = '\0';
+			memcpy(host, from + 6, hl);
+			host[hl] = '\0';
+			client[0] = '\0';
+			if (inet_pton(AF_INET, host, &v4->sin_addr) == 1)
+				ss.ss_family = AF_INET;
+			else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1)
+				ss.ss_family = AF_INET6;
+			if (ss.ss_family != 0)
+				rete_http_client_of((const struct sockaddr *)&ss, client,
+						    sizeof(client));
+			if (console_user_valid(user) && client[0] != '\0')
+				console_throttle_note(user, client, true, at_ms);
+		}
+		json_decref(o);
+	}
+	fclose(f);
+}
+
 static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 {
 	struct console *c = ctx;
@@ -1166,17 +1246,31 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	 * before the next is checked (guesses sent at once got through all
 	 * together), and at most one Argon2 hash (64 MiB) is in memory */
 	pthread_mutex_lock(&login_lock);
-	int64_t now = rete_now_ms(), wait = console_throttle_wait(user, rq->client, now);
+	bool brake = false;
+	int64_t now = rete_now_ms(),
+		wait = console_throttle_wait_why(user, rq->client, now, &brake);
 	if (wait > 0) {
 		pthread_mutex_unlock(&login_lock);
 		char ra[32];
 		snprintf(ra, sizeof(ra), "%lld", (long long)(wait + 999) / 1000);
-		char note[400];
-		snprintf(note, sizeof(note),
-			 "Troppi accessi non riusciti per questo utente o da questo indirizzo: "
-			 "riprova tra %s s. · Sign-in paused: too many failed logins for this "
-			 "user or from this address; try again in %s s.",
-			 ra, ra);
+		char note[600];
+		if (brake)
+			snprintf(
+			    note, sizeof(note),
+			    "Troppi accessi non riusciti alla console, da indirizzi diversi: "
+			    "da un indirizzo da cui questo utente non ha mai fatto l'accesso "
+			    "riprova tra %s s; dal PC da cui hai già fatto l'accesso entri "
+			    "subito. · Sign-in paused: too many failed logins on the console, "
+			    "from many addresses: from an address this user never signed in "
+			    "from, try again in %s s; from a PC you signed in from before, you "
+			    "get in at once.",
+			    ra, ra);
+		else
+			snprintf(note, sizeof(note),
+				 "Troppi accessi non riusciti per questo utente o da questo "
+				 "indirizzo: riprova tra %s s. · Sign-in paused: too many failed "
+				 "logins for this user or from this address; try again in %s s.",
+				 ra, ra);
 		a->status = 429;
 		rete_http_header(a, "Retry-After", ra);
 		send_login(a, note, next);
@@ -1188,8 +1282,9 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	uint8_t stamp[CONSOLE_STAMP_LEN];
 	bool ok = console_accounts_check(c->users_path, user, pw, stamp, &m) == RETE_OK;
 	sodium_memzero(pw, sizeof(pw));
-	console_throttle_note(user, rq->client, ok, now);
+	unsigned started = console_throttle_note(user, rq->client, ok, now);
 	pthread_mutex_unlock(&login_lock);
+	console_throttle_say(c, user, started);
 	/* a refused name is recorded only when it is an account's: one that
 	 * is not may be a password typed into the user field by mistake, and
 	 * the record is kept 24 months */
@@ -1216,9 +1311,9 @@ static void route_login(void *ctx, const rete_http_req *rq, rete_http_answer *a)
 	}
 	char token[CONSOLE_TOKEN_HEX + 1], cookie[200];
 	if (!console_session_new(user, now, stamp, token)) { /* the line checked */
-		/* the table holds others' live sessions only: none of them is
-		 * ended for this one (one account signing in again and again
-		 * would sign everyone out) */
+		/* the table holds live sessions of others, one each: none of
+		 * them is ended for this one (one account signing in again and
+		 * again would sign everyone out) */
 		a->status = 503;
 		rete_http_header(a, "Retry-After", "60");
 		char note[400];
@@ -3464,8 +3559,10 @@ int cmd_console(int argc, char **argv)
 	rete_check_free(&pr);
 	c.auth = naccounts > 0;
 	/* a session lives while its account does, with the password it signed in with */
-	if (c.auth)
+	if (c.auth) {
 		console_sessions_accounts(c.users_path);
+		console_goods_recall(&c);
+	}
 	c.tls = c.tls_cert_path != NULL;
 	if ((err = rete_access_log_open(c.access_path, RETE_ACCESS_KEEP_DEFAULT, false, &c.access,
 					&m)) != RETE_OK ||

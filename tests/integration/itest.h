@@ -888,6 +888,7 @@ static inline int it_teardown(void **state)
 
 #ifdef CLONE_NEWNS /* <sched.h> with _GNU_SOURCE */
 #include <sys/mount.h>
+#include <sys/statvfs.h>
 
 /* A tmpfs of the test's own, for a store on a full file system: mounted at
  * BASE/disk (BASE a new temporary folder) in a mount namespace of the
@@ -950,6 +951,23 @@ static inline int it_disk_teardown(void **state)
 	free(d);
 	*state = NULL;
 	return bad ? -1 : 0;
+}
+
+/* it_disk_fill_up fills the file system of mnt to its last byte with the
+ * file path (made or emptied first; the caller removes it to make room
+ * again), and fails the test unless 0 bytes are left free then. */
+static inline void it_disk_fill_up(const char *mnt, const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	static char block[4096];
+	for (size_t chunk = sizeof(block); chunk > 0; chunk /= 2)
+		while (write(fd, block, chunk) == (ssize_t)chunk)
+			;
+	close(fd);
+	struct statvfs sv;
+	assert_int_equal(statvfs(mnt, &sv), 0);
+	assert_int_equal(sv.f_bavail, 0);
 }
 #endif
 

@@ -23,8 +23,9 @@
 # and the small network most of them run (rete.test/mantova, ipc sockets in
 # DIR/broker): make_keys, broker_ini, agencies_ini, coord_only_ini,
 # agent_ini, coord_ini, start_broker, start_agents, start_tsa, tsa_ini,
-# need_faketime, start_broker_faketime, set_clock, send_referral,
-# serve_console. A test that must do more on exit defines
+# need_faketime, start_broker_faketime, set_clock, stop_pid, inbox_has,
+# send_referral, console_users, console_faketime, serve_console. A test
+# that must do more on exit defines
 # before_cleanup (it runs first). Waits poll with deadlines (no sleep as
 # synchronisation). Safe under `set -e` and `set -u`.
 #
@@ -305,13 +306,16 @@ need_faketime() {
 	[ -n "$FT" ] || fail "libfaketime is not installed (scripts/setup installs faketime)"
 }
 
-# start_broker_faketime: start_broker (need_faketime first) under
-# libfaketime, whose offset DIR/faketime.rc holds ("+0" to begin with; see
-# set_clock); the monotonic and boot clocks stay true. BROKER: its pid.
+# start_broker_faketime [OFFSET]: start_broker (need_faketime first) under
+# libfaketime, whose offset DIR/faketime.rc holds (OFFSET, "+0" unless
+# given, to begin with; see set_clock); the monotonic and boot clocks stay
+# true, and so are the file times it reads (NO_FAKE_STAT: the broker's own
+# clock is what sets its state file's time, as on a machine whose clock is
+# wrong). BROKER: its pid.
 start_broker_faketime() {
-	echo "+0" >"$DIR/faketime.rc"
+	echo "${1:-+0}" >"$DIR/faketime.rc"
 	LD_PRELOAD="$FT" FAKETIME_TIMESTAMP_FILE="$DIR/faketime.rc" FAKETIME_NO_CACHE=1 \
-		FAKETIME_DONT_FAKE_MONOTONIC=1 \
+		FAKETIME_DONT_FAKE_MONOTONIC=1 NO_FAKE_STAT=1 \
 		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" start_broker
 	BROKER=${PIDS[-1]}
 }
@@ -320,6 +324,18 @@ start_broker_faketime() {
 # (libfaketime's offsets: "+0", "-3d", "+6d").
 set_clock() {
 	echo "$1" >"$DIR/faketime.rc.tmp" && mv "$DIR/faketime.rc.tmp" "$DIR/faketime.rc"
+}
+
+# stop_pid PID WHAT: SIGTERM to PID (one of PIDS) and a wait until it is
+# gone, or fail naming WHAT.
+stop_pid() {
+	kill "$1" 2>/dev/null
+	wait_for 30 sh -c "! kill -0 $1 2>/dev/null" || fail "$2 did not stop"
+}
+
+# inbox_has ID N: agent ID has at least N files in its inbox/.
+inbox_has() {
+	[ "$(find "$DIR/agents/$1/spool/inbox" -name '*.json' | wc -l)" -ge "$2" ]
 }
 
 # send_referral ID [PRIORITY [EXTRA]]: a referral from social.mantova to
@@ -343,6 +359,29 @@ console_cert() {
 		-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
 		-keyout "$DIR/console.key" -out "$DIR/console.crt" >/dev/null 2>&1 || fail "openssl req"
 	chmod 600 "$DIR/console.key"
+}
+
+# console_users [USER...]: the keys, broker.ini, and coord.ini with
+# "[console] users = console-users"; each USER's account made with the
+# password "USER has a long password" (or fail).
+console_users() {
+	make_keys broker.mantova coord.mantova
+	coord_only_ini | broker_ini
+	printf '\n[console]\nusers = console-users\n' | coord_ini
+	local u
+	for u in "$@"; do
+		printf '%s has a long password\n' "$u" |
+			"$BIN/rete" console passwd "$u" -c "$DIR/coord.ini" >"$DIR/p.out" 2>&1 ||
+			fail "passwd $u: $(cat "$DIR/p.out")"
+	done
+}
+
+# console_faketime: the next serve_console runs under libfaketime (need_faketime
+# first), its clock offset in DIR/faketime.rc ("+0"; see set_clock).
+console_faketime() {
+	echo "+0" >"$DIR/faketime.rc"
+	CONSOLE_ENV=(LD_PRELOAD="$FT" FAKETIME_TIMESTAMP_FILE="$DIR/faketime.rc" FAKETIME_NO_CACHE=1
+		FAKETIME_DONT_FAKE_MONOTONIC=1 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0")
 }
 
 # serve_console [NAME]: rete console of DIR/NAME.ini (coord unless given)

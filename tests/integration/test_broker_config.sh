@@ -147,7 +147,7 @@ with "checkpoint_interval = 2"
 check
 expect 2 "[broker] checkpoint_interval: '2' has no unit" "s, m, h or d"
 lacks "unit ''" "wd"
-for key in checkpoint_interval expiry tsa_timeout timestamp_grace redeliver heartbeat; do
+for key in checkpoint_interval expiry tsa_timeout timestamp_grace clock_grace redeliver heartbeat; do
 	extra=()
 	[ $key = timestamp_grace ] && extra=("tsa_url = http://127.0.0.1:9/tsa" "tsa_ca = $DIR/ca.pem")
 	for v in 1wd 3x 99999999999d; do
@@ -156,10 +156,16 @@ for key in checkpoint_interval expiry tsa_timeout timestamp_grace redeliver hear
 		check
 		expect 2 "[broker] $key: '$v'" "s, m, h or d"
 		lacks "3wd" "or wd" "e.g. off"
-		[ $key = timestamp_grace ] && expect 2 "or off"
+		[ $key = timestamp_grace ] || [ $key = clock_grace ] && expect 2 "or off"
 		[ $v = 99999999999d ] && expect 2 "too large" "at most"
 		[ $v = 99999999999d ] && [ $key != heartbeat ] && [ $key != tsa_timeout ] && expect 2 "10000000009"
 	done
+done
+for v in off 1s 2h; do
+	what="clock_grace = $v"
+	with "clock_grace = $v"
+	check
+	expect 0 "fine"
 done
 what="timestamp_grace = 0s"
 with "tsa_url = http://127.0.0.1:9/tsa" "tsa_ca = $DIR/ca.pem" "timestamp_grace = 0s"

@@ -13,13 +13,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 itest_init console-acc
 
-make_keys broker.mantova coord.mantova
-coord_only_ini | broker_ini
-coord_ini <<EOT
-
-[console]
-users = console-users
-EOT
+console_users
 start_broker
 
 # --- a remote listen needs TLS and accounts: each refusal says what is missing

@@ -37,10 +37,7 @@ for u in sara anna; do
 done
 start_broker
 
-echo "+0" >"$DIR/faketime.rc"
-set_clock() { echo "$1" >"$DIR/faketime.rc.tmp" && mv "$DIR/faketime.rc.tmp" "$DIR/faketime.rc"; }
-CONSOLE_ENV=(LD_PRELOAD="$FT" FAKETIME_TIMESTAMP_FILE="$DIR/faketime.rc" FAKETIME_NO_CACHE=1
-	FAKETIME_DONT_FAKE_MONOTONIC=1 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0")
+console_faketime
 serve_console
 A="$DIR/console-access.jsonl"
 

@@ -10,15 +10,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 itest_init console-lockout
 
-make_keys broker.mantova coord.mantova
-coord_only_ini | broker_ini
-coord_ini <<EOT
-
-[console]
-users = console-users
-EOT
-printf 'alice has a long password\n' | "$BIN/rete" console passwd alice -c "$DIR/coord.ini" >"$DIR/p.out" 2>&1 ||
-	fail "passwd alice: $(cat "$DIR/p.out")"
+console_users alice
 start_broker
 serve_console
 

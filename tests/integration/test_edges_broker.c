@@ -19,6 +19,15 @@
  *                    cannot forge a line of the agent's log     (defect 10)
  *   secret key       a .key where a .pub is wanted is refused without
  *                    printing the seed (broker.ini, agent.ini)  (defect 11)
+ *   stale set-aside  a list of deliveries set aside kept in the store that
+ *                    names entries no longer queued, beyond the log or
+ *                    twice, one that is not a list, and one of a party
+ *                    broker.ini no longer names: the broker starts, keeps
+ *                    what still holds, delivers every queued entry (those
+ *                    left out in log order), and cleans the lists up;
+ *                    of a list longer than the room of a smaller
+ *                    delivery_window, what is beyond it is delivered at
+ *                    once, in log order                     (session 14)
  *
  * Helpers: itest.h.
  */
@@ -495,6 +504,197 @@ static void test_secret_key_refused(void **state)
 	free(seed);
 }
 
+/* --- session 14: a stale or damaged list of what is set aside -------------- */
+
+/* meta_put writes meta key = val[0:len] of the store in dir behind the
+ * broker's back (stopped), as a damaged or stale store would hold it. */
+static void meta_put(const char *dir, const char *key, const void *val, size_t len)
+{
+	tu_raw_put(dir, "meta", key, strlen(key), val, len);
+}
+
+/* meta_has: does the store in dir hold meta key? */
+static bool meta_has(const char *dir, const char *key)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta;
+	MDB_val k = {strlen(key), (void *)key}, v;
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 16);
+	assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	bool has = mdb_get(txn, meta, &k, &v) == 0;
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return has;
+}
+
+/* be64_list writes the n indexes as the broker keeps them (BE64 each). */
+static size_t be64_list(uint8_t *out, const uint64_t *idx, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (int b = 0; b < 8; b++)
+			out[i * 8 + (size_t)b] = (uint8_t)(idx[i] >> (56 - 8 * b));
+	return n * 8;
+}
+
+/* parked_net starts a broker (delivery_window window, redeliver far
+ * beyond the test) and has social.mantova send cpi.mantova nref referrals
+ * (ids tag-K), their indexes in idx; cpi.mantova is not connected. */
+static it_net *parked_net(void **state, const char *tag, unsigned window, int nref, uint64_t *idx)
+{
+	it_net *n = it_net_new(tag, NULL);
+	assert_non_null(n);
+	*state = n;
+	n->window = window;
+	assert_int_equal(it_write_ini(n), 0);
+	ini_edit(n, NULL, "redeliver = 10m");
+	assert_true(it_broker_start(n));
+	rete_wire *social = it_connect(n, IT_SOCIAL);
+	assert_non_null(social);
+	for (int k = 0; k < nref; k++) {
+		char id[32];
+		snprintf(id, sizeof(id), "%s-%d", tag, k);
+		idx[k] = (uint64_t)refer(n, social, id);
+	}
+	rete_wire_close(&social);
+	return n;
+}
+
+static void test_parked_stale(void **state)
+{
+	enum { NREF = 5 };
+	uint64_t idx[NREF];
+	it_net *n = parked_net(state, "edges-parked", 2, NREF, idx);
+	rete_wire *social = it_connect(n, IT_SOCIAL);
+	assert_non_null(social);
+	/* an entry queued for another party */
+	it_msg o;
+	assert_int_equal(it_referral(n, IT_SOCIAL, IT_FAMILY, "parked-family", &o), RETE_OK);
+	Rete__BrokerFrame *f = it_submit(social, &o, it_wait_ms());
+	it_msg_free(&o);
+	int64_t other = it_receipt_index(n, f);
+	rete__broker_frame__free_unpacked(f, NULL);
+	assert_true(other >= 0);
+	rete_wire_close(&social);
+	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()), 0);
+
+	/* cpi.mantova's list: two entries still queued for it, one queued for
+	 * family.mantova, one beyond the log, one named twice; asst.mantova's
+	 * is not a list; gone.party is not in broker.ini */
+	uint64_t cpi[] = {idx[0], idx[2], (uint64_t)other, 1000000, idx[2]};
+	uint8_t buf[sizeof(cpi)];
+	meta_put(n->data, "parked/cpi.mantova", buf, be64_list(buf, cpi, 5));
+	meta_put(n->data, "parked/asst.mantova", "\1\2\3\4\5\6\7", 7);
+	uint64_t gone[] = {idx[1]};
+	meta_put(n->data, "parked/gone.party", buf, be64_list(buf, gone, 1));
+
+	assert_true(it_broker_start(n));
+	assert_true(it_wait_occurrences(
+	    n->log,
+	    "cpi.mantova: 2 deliveries it read and left unacknowledged before the restart stay "
+	    "set aside (the list kept in the store)",
+	    1, it_wait_ms()));
+	assert_true(tu_occurrences(n->log, "when it connects; left out of it: 2 no longer queued "
+					   "for it") == 1);
+	assert_true(tu_occurrences(n->log, "'parked/asst.mantova') is 7 bytes") == 1);
+	assert_true(tu_occurrences(n->log, "gone.party is no longer in broker.ini") == 1);
+
+	/* every entry queued for cpi comes, acked as it comes: the ones kept
+	 * aside first, at once, then the others, in log order */
+	rete_wire *w = it_hello(n, IT_CPI);
+	assert_non_null(w);
+	int64_t got[NREF];
+	int ngot = 0;
+	while (ngot < NREF) {
+		uint64_t acked = 0;
+		f = it_recv_acking(w, RETE__BROKER_FRAME__COMMAND_DELIVER, it_wait_ms(),
+				   n->keys[IT_CPI], it_party_ids[IT_CPI], &acked);
+		if (!f) {
+			it_show(n, "broker.log");
+			fail_msg("FAIL: %d of the %d entries queued for cpi.mantova were delivered "
+				 "after a start on a stale list of what is set aside",
+				 ngot, NREF);
+		}
+		int64_t i = deliver_index(f);
+		rete__broker_frame__free_unpacked(f, NULL);
+		bool seen = false;
+		for (int k = 0; k < ngot; k++)
+			seen = seen || got[k] == i;
+		if (!seen)
+			got[ngot++] = i;
+	}
+	assert_int_equal(got[0], idx[0]);
+	assert_int_equal(got[1], idx[2]);
+	assert_int_equal(got[2], idx[1]);
+	assert_int_equal(got[3], idx[3]);
+	assert_int_equal(got[4], idx[4]);
+	/* each acked once: its Delivery logged */
+	for (int k = 0; k < NREF; k++) {
+		char line[64];
+		snprintf(line, sizeof(line), "logged delivery delivery-%" PRIu64 " ", idx[k]);
+		if (!it_wait_occurrences(n->log, line, 1, it_wait_ms()))
+			fail_msg("FAIL: no Delivery logged for entry %" PRIu64, idx[k]);
+	}
+	rete_wire_close(&w);
+	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()), 0);
+	/* the lists were cleaned up: nothing is set aside any more */
+	assert_false(meta_has(n->data, "parked/cpi.mantova"));
+	assert_false(meta_has(n->data, "parked/asst.mantova"));
+	assert_false(meta_has(n->data, "parked/gone.party"));
+}
+
+/* A list kept under a larger delivery_window than the one in force (64
+ * per slot): what is beyond the room of the window now is left out and
+ * delivered as any queued entry, in log order, at once; the rest stays
+ * set aside and comes first, in log order. */
+static void test_parked_window_shrunk(void **state)
+{
+	enum { NREF = 66, ROOM = 64 }; /* delivery_window 1 */
+	uint64_t idx[NREF];
+	it_net *n = parked_net(state, "edges-parkwin", 1, NREF, idx);
+	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()), 0);
+	uint8_t buf[NREF * 8];
+	meta_put(n->data, "parked/cpi.mantova", buf, be64_list(buf, idx, NREF));
+
+	assert_true(it_broker_start(n));
+	assert_true(it_wait_occurrences(
+	    n->log, "cpi.mantova: 64 deliveries it read and left unacknowledged", 1, it_wait_ms()));
+	assert_true(tu_occurrences(n->log, "left out of it: 2 beyond the room of the "
+					   "delivery_window in force (64 entries") == 1);
+	rete_wire *w = it_hello(n, IT_CPI);
+	assert_non_null(w);
+	/* the two left out come at once, in log order, while what is set
+	 * aside comes one chunk (one entry) per heartbeat, in log order */
+	int64_t last_aside = -1, last_window = -1;
+	int window_got = 0;
+	while (window_got < NREF - ROOM) {
+		Rete__BrokerFrame *f =
+		    it_recv_acking(w, RETE__BROKER_FRAME__COMMAND_DELIVER, it_wait_ms(),
+				   n->keys[IT_CPI], it_party_ids[IT_CPI], NULL);
+		if (!f) {
+			it_show(n, "broker.log");
+			fail_msg("FAIL: %d of the %d entries beyond the room of the smaller "
+				 "delivery_window were delivered",
+				 window_got, NREF - ROOM);
+		}
+		int64_t i = deliver_index(f);
+		rete__broker_frame__free_unpacked(f, NULL);
+		if (i >= (int64_t)idx[ROOM]) { /* left out: in the window, in log order */
+			assert_true(i > last_window);
+			last_window = i;
+			window_got++;
+		} else { /* set aside: in its rounds, in log order */
+			assert_true(i > last_aside);
+			last_aside = i;
+		}
+	}
+	assert_int_equal(last_window, (int64_t)idx[NREF - 1]);
+	rete_wire_close(&w);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -506,6 +706,10 @@ int main(void)
 	    cmocka_unit_test_teardown(test_broker_log_escape, it_teardown),
 	    cmocka_unit_test_teardown(test_agent_log_escape, it_teardown),
 	    cmocka_unit_test_teardown(test_secret_key_refused, it_teardown),
+	    cmocka_unit_test_teardown(test_parked_stale, it_teardown),
+	    cmocka_unit_test_teardown(test_parked_window_shrunk, it_teardown),
 	};
+	if (getenv("RETE_TEST_ONLY"))
+		cmocka_set_test_filter(getenv("RETE_TEST_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -171,16 +171,7 @@ static void health_while_full(it_net *n, const char *mnt)
 {
 	char topup[1300], ini[1300];
 	snprintf(topup, sizeof(topup), "%s/topup", mnt);
-	int fd = open(topup, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	assert_true(fd >= 0);
-	static char block[4096];
-	for (size_t chunk = sizeof(block); chunk > 0; chunk /= 2)
-		while (write(fd, block, chunk) == (ssize_t)chunk)
-			;
-	close(fd);
-	struct statvfs sv;
-	assert_int_equal(statvfs(mnt, &sv), 0);
-	assert_int_equal(sv.f_bavail, 0);
+	it_disk_fill_up(mnt, topup);
 	assert_int_equal(it_audit_ini(n, ini, sizeof(ini), NULL), 0);
 
 	char *out = NULL;

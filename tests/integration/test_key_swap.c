@@ -1086,6 +1086,32 @@ static int ks_taken_in_order(const char *path, const char *party)
 	return k;
 }
 
+/* ks_all_taken: once social's operator confirmed asst's key, every one of
+ * the `waiting` entries m-wait-1.. is taken once (the inbox then holds
+ * `files`) and its Delivery logged once, and social's agent took
+ * asst.mantova's referrals (`taken` of them) once each, in log order. */
+static void ks_all_taken(it_net *n, struct ks_win *s, size_t files, int waiting, int taken)
+{
+	assert_true(it_until_inbox(s->inbox, files));
+	for (int k = 1; k <= waiting; k++) {
+		char id[40];
+		snprintf(id, sizeof(id), "\"m-wait-%d\"", k);
+		if (ks_files_holding(s->inbox, id) != 1)
+			fail_msg("FAIL: m-wait-%d is in %zu inbox files (1 expected)", k,
+				 ks_files_holding(s->inbox, id));
+		snprintf(id, sizeof(id), "m-wait-%d", k);
+		ks_until_logged(n, RETE__MESSAGE__BODY_DELIVERY, id, 1);
+	}
+	int got = ks_taken_in_order(s->log, "asst.mantova");
+	if (got != taken) {
+		it_show(n, "social.mantova.log");
+		fail_msg("FAIL: social.mantova's agent took asst.mantova's referrals %s (%d; "
+			 "%d expected, in log order)",
+			 got < 0 ? "out of log order" : "not once each", got, taken);
+	}
+	assert_int_equal(tu_occurrences(n->log, "social.mantova refused delivery of entry"), 0);
+}
+
 /* test_window_stall: entries signed with a partner's unconfirmed key fill
  * more than the recipient's delivery window; another partner's referrals
  * are delivered all the same, before and after a restart of the
@@ -1133,24 +1159,103 @@ static void test_window_stall(void **state)
 	snprintf(last, sizeof(last), "m-wait-%d", KW_WAITING + 1);
 	ks_submit_as(n, IT_ASST, IT_SOCIAL, s.fresh, s.fresh, last);
 	/* every waiting entry is taken, once */
-	assert_true(it_until_inbox(s.inbox, 3 + KW_WAITING + 1));
-	for (int k = 1; k <= KW_WAITING + 1; k++) {
-		char id[40];
-		snprintf(id, sizeof(id), "\"m-wait-%d\"", k);
-		if (ks_files_holding(s.inbox, id) != 1)
-			fail_msg("FAIL: m-wait-%d is in %zu inbox files (1 expected)", k,
-				 ks_files_holding(s.inbox, id));
-		snprintf(id, sizeof(id), "m-wait-%d", k);
-		ks_until_logged(n, RETE__MESSAGE__BODY_DELIVERY, id, 1);
-	}
-	int taken = ks_taken_in_order(s.log, "asst.mantova");
-	if (taken != 2 + KW_WAITING) {
+	ks_all_taken(n, &s, 3 + KW_WAITING + 1, KW_WAITING + 1, 2 + KW_WAITING);
+	rete_seckey_free(&s.fresh);
+}
+
+/* KR_REDELIVER: `redeliver` after the restarts, far beyond the wait for
+ * a delivery (it_wait_ms) */
+#define KR_REDELIVER "10m"
+
+/* ks_redeliver_set replaces the line "redeliver = ..." of n's broker.ini
+ * with "redeliver = value". */
+static void ks_redeliver_set(it_net *n, const char *value)
+{
+	char *text = tu_read_file(n->ini, NULL);
+	assert_non_null(text);
+	char *at = strstr(text, "redeliver = ");
+	assert_non_null(at);
+	size_t head = (size_t)(at - text), old = strcspn(at, "\n");
+	char line[64];
+	snprintf(line, sizeof(line), "redeliver = %s", value);
+	size_t len = strlen(line), tail = strlen(at + old);
+	char *out = malloc(head + len + tail + 1);
+	assert_non_null(out);
+	memcpy(out, text, head);
+	memcpy(out + head, line, len);
+	memcpy(out + head + len, at + old, tail + 1);
+	assert_int_equal(tu_write_file(n->ini, out, strlen(out)), 0);
+	free(out);
+	free(text);
+}
+
+/* ks_restart_delivers restarts the broker (sig: SIGTERM, an upgrade or a
+ * reboot; SIGKILL, a crash) while social.mantova's agent runs, waits for
+ * the agent's connection number `conn`, and has cpi.mantova send social a
+ * referral (id): it must be delivered while the entries set aside for
+ * asst's unconfirmed key still wait, long before one `redeliver`. */
+static void ks_restart_delivers(it_net *n, struct ks_win *s, int sig, int conn, const char *id)
+{
+	int ms = it_wait_ms();
+	int st = it_stop(&n->broker_pid, sig, ms);
+	if (sig == SIGKILL)
+		assert_true(st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	else
+		assert_int_equal(st, 0);
+	assert_true(it_broker_start(n));
+	assert_true(it_wait_occurrences(s->log, "connected to", (size_t)conn, ms));
+	it_refer(n, IT_CPI, IT_SOCIAL, id);
+	/* the deadline is under `redeliver` (KR_REDELIVER): before, the
+	 * waiting entries took the window again after a restart and held it
+	 * until each was set aside anew, `redeliver` after it was read */
+	if (!ks_until_inbox_holds(s->inbox, id)) {
 		it_show(n, "social.mantova.log");
-		fail_msg("FAIL: social.mantova's agent took asst.mantova's referrals %s (%d; "
-			 "%d expected, in log order)",
-			 taken < 0 ? "out of log order" : "not once each", taken, 2 + KW_WAITING);
+		it_show(n, "broker.log");
+		fail_msg("FAIL: after a restart of the broker (signal %d), cpi.mantova's referral "
+			 "%s was not delivered to social.mantova within %d ms while %d entries "
+			 "signed with asst.mantova's unconfirmed key waited, set aside before the "
+			 "restart (delivery_window %d, redeliver %s): the set-aside list was lost "
+			 "and the waiting entries took the window again",
+			 sig, id, ms, KW_WAITING, KW_WINDOW, KR_REDELIVER);
 	}
-	assert_int_equal(tu_occurrences(n->log, "social.mantova refused delivery of entry"), 0);
+	assert_false(ks_inbox_holds(s->inbox, "m-wait-"));
+}
+
+/* test_window_broker_restart: as test_window_stall, but the broker
+ * restarts while the entries wait, set aside: once cleanly (an upgrade, a
+ * reboot) and once killed (a crash). Each time another partner's referral
+ * is delivered at once, not after one `redeliver` per window of waiting
+ * entries (session 14: the set-aside list lived in memory only). Then the
+ * operator confirms the key: every waiting entry is taken once, in log
+ * order, and its Delivery logged once; nothing was lost. */
+static void test_window_broker_restart(void **state)
+{
+	struct ks_win s;
+	it_net *n = ks_win_start(state, "keywinrestart", &s);
+	int ms = it_wait_ms();
+	/* every waiting entry is set aside before the restart */
+	char needle[80];
+	snprintf(needle, sizeof(needle), "(%d set aside for social.mantova)", KW_WAITING);
+	if (!it_wait_occurrences(n->log, needle, 1, ms)) {
+		it_show(n, "broker.log");
+		fail_msg("the broker did not set aside the %d entries waiting", KW_WAITING);
+	}
+	/* from now on an entry would be set aside anew only `redeliver` after
+	 * it is read: far beyond the test's deadline */
+	ks_redeliver_set(n, KR_REDELIVER);
+	ks_restart_delivers(n, &s, SIGTERM, 2, "m-other-2");
+	ks_restart_delivers(n, &s, SIGKILL, 3, "m-other-3");
+
+	/* the operator confirms the key asst gave by phone; the agent's next
+	 * connection gets what is set aside at once */
+	char *out = NULL;
+	int rc = ks_trust(n, s.ini, "asst.mantova", "asst.new", &out);
+	if (rc != 0)
+		fail_msg("--trust asst.mantova --key NEW: exit %d: %s", rc, out);
+	free(out);
+	assert_int_equal(it_stop(&n->agent_pid[IT_SOCIAL], SIGTERM, ms), 0);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	ks_all_taken(n, &s, 4 + KW_WAITING, KW_WAITING, 1 + KW_WAITING);
 	rete_seckey_free(&s.fresh);
 }
 
@@ -1244,6 +1349,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_readd_audit, it_teardown),
 	    cmocka_unit_test_teardown(test_window_stall, it_teardown),
 	    cmocka_unit_test_teardown(test_window_pin_kept, it_teardown),
+	    cmocka_unit_test_teardown(test_window_broker_restart, it_teardown),
 	    cmocka_unit_test_teardown(test_window_count, it_teardown),
 	};
 	if (getenv("RETE_TEST_ONLY"))

@@ -332,6 +332,60 @@ static void test_killed_before_lmdb(void **state)
 	free(root);
 }
 
+/* The broker's lists of deliveries set aside (rete_store_parked_put) are
+ * written between journaled batches by a commit of their own, not
+ * journaled but synced: a batch killed in its callback after such a
+ * commit is replayed onto it (its record follows the list's commit), and
+ * the list is there (session 14). */
+static void test_parked_between_batches(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("jnlpark");
+	static const uint64_t list[] = {1, 3, 4};
+	make_store(dir);
+	pid_t pid = fork(); /* no environment is open in this process here */
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		rete_store *s = NULL;
+		rete_msg m = {{0}};
+		if (rete_store_open(&s, dir, RETE_STORE_JOURNAL, &m) != RETE_OK)
+			_exit(91);
+		for (uint64_t k = 0; k < 2; k++) {
+			struct job j;
+			struct told t = {-1, k == 1, (k + 1) * BATCH, 0};
+			bool called = false;
+			job_make(&j, k, k * BATCH);
+			if (rete_store_commit_durable(s, j.ops, j.n, NULL, j.cp_size,
+						      j.note[0] ? j.note : NULL, on_durable, &t,
+						      &called, &m) != RETE_OK)
+				_exit(92);
+			job_free(&j);
+			rete_store_parked l = {"cpi.mantova", list, 3};
+			if (rete_store_parked_put(s, &l, 1, &m) != RETE_OK)
+				_exit(93);
+		}
+		_exit(94); /* not killed in the second batch's callback */
+	}
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL))
+		fail_msg("the writer was not killed in its callback (status 0x%x)", st);
+	assert_int_equal(store_size_of(dir, RETE_STORE_RDONLY), BATCH);
+	assert_int_equal(store_size_of(dir, 0), 2 * BATCH); /* replayed */
+	rete_store *s = NULL;
+	rete_msg m = {{0}};
+	uint64_t *got = NULL;
+	size_t n = 0;
+	assert_int_equal(rete_store_open(&s, dir, 0, &m), RETE_OK);
+	assert_int_equal(rete_store_parked_get(s, NULL, "cpi.mantova", &got, &n, &m), RETE_OK);
+	assert_int_equal(n, 3);
+	assert_memory_equal(got, list, sizeof(list));
+	free(got);
+	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 /* LMDB loses its last two commits (MDB_NOMETASYNC's power cut, played by
  * an earlier copy of data.mdb): both journal records are replayed. A
  * record cut short is ignored; records that do not follow the store
@@ -694,6 +748,7 @@ int main(void)
 	    cmocka_unit_test(test_files_and_schema),
 	    cmocka_unit_test(test_journal_lost),
 	    cmocka_unit_test(test_raise_needs_journal),
+	    cmocka_unit_test(test_parked_between_batches),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

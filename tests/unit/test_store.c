@@ -1943,6 +1943,82 @@ static void test_commit_checkpoint(void **state)
 	free(dir);
 }
 
+/* struct parties: the parties rete_store_parked_parties gives. */
+struct parties {
+	char id[4][64];
+	size_t n;
+};
+
+static int on_party(void *ctx, const char *party)
+{
+	struct parties *p = ctx;
+	if (p->n < 4)
+		snprintf(p->id[p->n++], sizeof(p->id[0]), "%s", party);
+	return 0;
+}
+
+/* The broker's lists of deliveries set aside (meta "parked/PARTY"): written
+ * and read back across a reopen, listed, removed; a value that is not a
+ * list is ECORRUPT, a bad party id EINVAL; the other meta records are not
+ * listed with them. */
+static void test_parked_lists(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("store");
+	rete_store *s = open_new(dir, 0);
+	rete_msg m = {{0}};
+	static const uint64_t a[] = {2, 5, 1ull << 40}, c[] = {7};
+	uint64_t *got = NULL;
+	size_t n = 9;
+
+	assert_int_equal(rete_store_parked_get(s, NULL, CPI, &got, &n, &m), RETE_OK);
+	assert_null(got);
+	assert_int_equal(n, 0);
+	rete_store_parked l[] = {{CPI, a, 3}, {SOCIAL, c, 1}};
+	assert_int_equal(rete_store_parked_put(s, l, 2, &m), RETE_OK);
+	rete_store_close(&s);
+	assert_int_equal(rete_store_open(&s, dir, 0, &m), RETE_OK);
+	assert_int_equal(rete_store_parked_get(s, NULL, CPI, &got, &n, &m), RETE_OK);
+	assert_int_equal(n, 3);
+	assert_memory_equal(got, a, sizeof(a));
+	free(got);
+	struct parties p = {0};
+	assert_int_equal(rete_store_parked_parties(s, NULL, on_party, &p, &m), RETE_OK);
+	assert_int_equal(p.n, 2);
+	assert_string_equal(p.id[0], CPI);
+	assert_string_equal(p.id[1], SOCIAL);
+	/* an empty list removes the record */
+	l[0].n = 0;
+	assert_int_equal(rete_store_parked_put(s, l, 1, &m), RETE_OK);
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(rete_store_parked_parties(s, NULL, on_party, &p, &m), RETE_OK);
+	assert_int_equal(p.n, 1);
+	assert_string_equal(p.id[0], SOCIAL);
+	/* refused: no party, a party id too long */
+	rete_store_parked bad = {"", c, 1};
+	assert_int_equal(rete_store_parked_put(s, &bad, 1, &m), RETE_EINVAL);
+	bad.party = "a-party-id-much-longer-than-the-sixty-three-bytes-a-party-id-may-have";
+	assert_int_equal(rete_store_parked_put(s, &bad, 1, &m), RETE_EINVAL);
+	assert_non_null(strstr(m.text, "1 to 63 bytes"));
+	rete_store_close(&s);
+	/* a damaged record: not a list of 8-byte indexes */
+	tu_raw_put(dir, "meta", "parked/" ASST, strlen("parked/" ASST), "12345", 5);
+	assert_int_equal(rete_store_open(&s, dir, 0, &m), RETE_OK);
+	assert_int_equal(rete_store_parked_get(s, NULL, ASST, &got, &n, &m), RETE_ECORRUPT);
+	assert_null(got);
+	assert_non_null(strstr(m.text, "is 5 bytes"));
+	/* written over */
+	rete_store_parked fix = {ASST, c, 1};
+	assert_int_equal(rete_store_parked_put(s, &fix, 1, &m), RETE_OK);
+	assert_int_equal(rete_store_parked_get(s, NULL, ASST, &got, &n, &m), RETE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(got[0], 7);
+	free(got);
+	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 /* An append handed its decoded Message (the broker's way) records in the
  * dedup index the hash of the very Message bytes inside the SignedMessage,
  * so that the same bytes sent again without it are a duplicate. */
@@ -2315,6 +2391,7 @@ int main(void)
 	    cmocka_unit_test(test_commit_memo_proofs),
 	    cmocka_unit_test(test_commit_memo_leaves),
 	    cmocka_unit_test(test_commit_checkpoint),
+	    cmocka_unit_test(test_parked_lists),
 	    cmocka_unit_test(test_decoded_message_dedup),
 	    cmocka_unit_test(test_referral_encoding),
 	    cmocka_unit_test(test_queue_interleaved),
