@@ -4202,7 +4202,7 @@ static rete_err store_start(broker *b, unsigned flags)
 			return err;
 		}
 		if (m.text[0] != '\0')
-			store_warn(b, "--restore: %s; the log goes on as a new epoch", m.text);
+			store_warn(b, "--restore: %s", m.text);
 	} else {
 		char why[800];
 		uint32_t was = rete_store_schema_was(b->store);

@@ -56,6 +56,7 @@
  * next open replays it.
  */
 #include "store_impl.h"
+#include "store_identity.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -78,9 +79,9 @@
 /* The databases a batch writes, by their number in a record. */
 static MDB_dbi *jdb(rete_store *s, unsigned i)
 {
-	MDB_dbi *t[] = {&s->st_entries,	 &s->st_nodes,	  &s->st_checkpoints, &s->st_msgids,
-			&s->st_queue,	 &s->st_blobs,	  &s->st_referrals,   &s->st_due,
-			&s->st_cases,	 &s->st_meta,	  &s->st_timestamps};
+	MDB_dbi *t[] = {&s->st_entries, &s->st_nodes, &s->st_checkpoints, &s->st_msgids,
+			&s->st_queue,	&s->st_blobs, &s->st_referrals,	  &s->st_due,
+			&s->st_cases,	&s->st_meta,  &s->st_timestamps};
 	return i < sizeof(t) / sizeof(t[0]) ? t[i] : NULL;
 }
 
@@ -226,7 +227,7 @@ static const char *remedy(int e)
 static rete_err jfail(rete_msg *m, int e, const char *what, const char *path)
 {
 	return rete_msg_set(m,
-			    e == ENOSPC || e == EDQUOT		     ? RETE_EFULL
+			    e == ENOSPC || e == EDQUOT		      ? RETE_EFULL
 			    : e == EACCES || e == EPERM || e == EROFS ? RETE_EPERM
 								      : RETE_EIO,
 			    "store: %s %s: %s; %s", what, path, strerror(e), remedy(e));
@@ -247,8 +248,9 @@ rete_err store_journal_open(rete_store *s, rete_msg *m)
 			created[i] = fd >= 0;
 		}
 		if (fd < 0 || fstat(fd, &st) != 0) {
-			err = jfail(m, errno, created[i] ? "cannot make its journal"
-							  : "cannot open its journal",
+			err = jfail(m, errno,
+				    created[i] ? "cannot make its journal"
+					       : "cannot open its journal",
 				    path);
 			if (fd >= 0)
 				close(fd);
@@ -265,9 +267,10 @@ rete_err store_journal_open(rete_store *s, rete_msg *m)
 			 * fallocate left unwritten changes metadata, and its
 			 * flush would cost what the journal saves */
 			uint8_t *zero = calloc(1, J_PREALLOC);
-			bool ok = zero != NULL &&
-				  write_all(fd, zero, J_PREALLOC - (size_t)st.st_size, st.st_size) &&
-				  fdatasync(fd) == 0;
+			bool ok =
+			    zero != NULL &&
+			    write_all(fd, zero, J_PREALLOC - (size_t)st.st_size, st.st_size) &&
+			    fdatasync(fd) == 0;
 			int e = zero == NULL ? ENOMEM : errno;
 			free(zero);
 			if (!ok) {
@@ -521,6 +524,24 @@ static int jrec_apply(rete_store *s, MDB_txn *txn, const struct jrec *j)
 	return 0;
 }
 
+/* other_store_say writes in m that the journal holds commit jseq made on a
+ * log of jbefore entries, which does not follow the store's last commit
+ * seq with size entries (the start's refusal and --check-config's). */
+static rete_err other_store_say(rete_store *s, uint64_t jseq, uint64_t jbefore, uint64_t seq,
+				uint64_t size, rete_msg *m)
+{
+	return rete_msg_set(m, RETE_ECORRUPT,
+			    "store %s: its journal holds commit %llu, made on a log of %llu "
+			    "entries, but the store's last commit is %llu with %llu entries "
+			    "(or another last entry): the journal is another store's (a "
+			    "data.mdb copied by hand into this folder?). Put back the data.mdb "
+			    "it belongs to; or move journal.0 and journal.1 out of the folder "
+			    "and start the broker once with --restore (docs/operations.md, "
+			    "\"Backups\")",
+			    s->st_dir, (unsigned long long)jseq, (unsigned long long)jbefore,
+			    (unsigned long long)seq, (unsigned long long)size);
+}
+
 /* journal_apply commits record j onto the store, which must be at j's
  * base (seq - 1, size_before); a store already at j's seq is left alone.
  * Grows the map as often as needed. Called with st_write held (or at the
@@ -569,18 +590,7 @@ static rete_err journal_apply(rete_store *s, const struct jrec *j, rete_msg *m)
 		    sodium_memcmp(leaf, j->leaf, RETE_MERKLE_HASH) != 0) {
 			mdb_txn_abort(txn);
 			pthread_rwlock_unlock(&s->st_grow);
-			return rete_msg_set(
-			    m, RETE_ECORRUPT,
-			    "store %s: its journal holds commit %llu, made on a log of %llu "
-			    "entries, but the store's last commit is %llu with %llu entries "
-			    "(or another last entry): "
-			    "the journal is another store's (a data.mdb copied by hand into "
-			    "this folder?). Put back the data.mdb it belongs to; or move "
-			    "journal.0 and journal.1 out of the folder and start the broker "
-			    "once with --restore (docs/operations.md, \"Backups\")",
-			    s->st_dir, (unsigned long long)j->seq,
-			    (unsigned long long)j->size_before, (unsigned long long)seq,
-			    (unsigned long long)size);
+			return other_store_say(s, j->seq, j->size_before, seq, size, m);
 		}
 		rc = jrec_apply(s, txn, j);
 		if (rc == 0)
@@ -612,11 +622,12 @@ rete_err store_journal_pending(rete_store *s, rete_msg *m)
 	if (!s->st_jpending)
 		return RETE_OK;
 	if (!jrec_parse(s->st_jrec, s->st_jrec_len, &j))
-		return rete_msg_set(m, RETE_ESTORE, "store %s: its journal record was lost in memory",
-				    s->st_dir);
+		return rete_msg_set(m, RETE_ESTORE,
+				    "store %s: its journal record was lost in memory", s->st_dir);
 	if ((err = journal_apply(s, &j, m)) != RETE_OK) {
-		rete_msg_prefix(m, "store %s: a batch receipted from its journal is not yet in "
-				   "the store, and nothing new is logged until it is",
+		rete_msg_prefix(m,
+				"store %s: a batch receipted from its journal is not yet in "
+				"the store, and nothing new is logged until it is",
 				s->st_dir);
 		return err;
 	}
@@ -665,15 +676,51 @@ enum jstate {
 
 struct jslot {
 	enum jstate st;
+	uint8_t head[J_PRE]; /* the record's header (a look without its body) */
 	uint8_t *buf;
 	size_t len;
 	uint64_t fsize;
 	struct jrec j;
 };
 
-/* read_slot reads journal file `path` into *sl. Errors: a file that is
- * there but cannot be read (the sentence says what to do). */
-static rete_err read_slot(const char *path, struct jslot *sl, rete_msg *m)
+/* hash_slot: a look at the record whose header is sl->head, without its
+ * body in memory (read-only tools: audit verify, backup, --check-config):
+ * the body is hashed in fixed chunks as it is read; a record whose hash
+ * holds is JS_RECORD with its header's fields (no ops). */
+static void hash_slot(int fd, struct jslot *sl, uint64_t body)
+{
+	uint8_t chunk[64 << 10], h[J_HASH];
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, NULL, 0, J_HASH);
+	crypto_generichash_update(&st, sl->head, J_HEAD);
+	for (uint64_t off = 0; off < body;) {
+		size_t want = body - off < sizeof(chunk) ? (size_t)(body - off) : sizeof(chunk);
+		ssize_t r = pread(fd, chunk, want, (off_t)(J_PRE + off));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return;
+		crypto_generichash_update(&st, chunk, (size_t)r);
+		off += (uint64_t)r;
+	}
+	crypto_generichash_final(&st, h, J_HASH);
+	if (sodium_memcmp(h, sl->head + J_HEAD, J_HASH) != 0)
+		return;
+	sl->j.seq = be64_get(sl->head + 8);
+	sl->j.size_before = be64_get(sl->head + 16);
+	sl->j.size_after = be64_get(sl->head + 24);
+	sl->j.body = body;
+	sl->j.nops = be64_get(sl->head + 40);
+	sl->j.leaf = sl->head + 48;
+	sl->j.ops = NULL;
+	sl->st = JS_RECORD;
+}
+
+/* read_slot reads journal file `path` into *sl: with whole, the record in
+ * memory (the start, which applies it), else its header only (hash_slot).
+ * Errors: a file that is there but cannot be read (the sentence says what
+ * to do). */
+static rete_err read_slot(const char *path, struct jslot *sl, bool whole, rete_msg *m)
 {
 	uint8_t head[J_PRE];
 	struct stat st;
@@ -702,7 +749,11 @@ static rete_err read_slot(const char *path, struct jslot *sl, rete_msg *m)
 		uint64_t body = be64_get(head + 32);
 		/* a length the file cannot hold is no whole record (and no
 		 * allocation of what a damaged header says) */
-		if (body <= J_RECORD_MAX && (uint64_t)st.st_size >= (uint64_t)J_PRE + body) {
+		if (body <= J_RECORD_MAX && (uint64_t)st.st_size >= (uint64_t)J_PRE + body &&
+		    !whole) {
+			memcpy(sl->head, head, sizeof(head));
+			hash_slot(fd, sl, body);
+		} else if (body <= J_RECORD_MAX && (uint64_t)st.st_size >= (uint64_t)J_PRE + body) {
 			uint8_t *p = malloc(J_PRE + body);
 			if (p == NULL) {
 				close(fd);
@@ -730,16 +781,19 @@ static rete_err read_slot(const char *path, struct jslot *sl, rete_msg *m)
 
 /* lost_say writes in m why the journal of a store whose files must be
  * there (st_jstrict) may have lost a receipted batch: slot i in state st
- * (other: the other file's state). */
+ * (other: the other file's state); restore: the sentence is --restore's
+ * note (the start goes on), not a refusal. */
 static rete_err lost_say(rete_store *s, unsigned i, const struct jslot *sl, enum jstate other,
-			 rete_msg *m)
+			 bool restore, rete_msg *m)
 {
 	char what[256];
 	bool both = sl->st == JS_MISSING && other == JS_MISSING;
 	switch (sl->st) {
 	case JS_MISSING:
 		snprintf(what, sizeof(what), "%s missing",
-			 both ? "journal.0 and journal.1 are" : i ? "journal.1 is" : "journal.0 is");
+			 both ? "journal.0 and journal.1 are"
+			 : i  ? "journal.1 is"
+			      : "journal.0 is");
 		break;
 	case JS_SHORT:
 		snprintf(what, sizeof(what),
@@ -757,6 +811,13 @@ static rete_err lost_say(rete_store *s, unsigned i, const struct jslot *sl, enum
 			 i);
 		break;
 	}
+	if (restore)
+		return rete_msg_set(
+		    m, RETE_ECORRUPT,
+		    "store %s: %s: the batches receipted last may have been only "
+		    "there; the log goes on as a new epoch (the agents submit again "
+		    "what they hold)",
+		    s->st_dir, what);
 	return rete_msg_set(m, RETE_ECORRUPT,
 			    "store %s: %s: the batches receipted last may be only there. Put "
 			    "back the journal files copied with this data.mdb; if they are lost, "
@@ -768,16 +829,17 @@ static rete_err lost_say(rete_store *s, unsigned i, const struct jslot *sl, enum
 /* journal_look reads both files and says (RETE_ECORRUPT, sentence in m)
  * whether a store whose files must be there (strict) may have lost a
  * receipted batch; seq: LMDB's last commit. With lost_ok a file that is
- * missing or short only sets *lost (the sentence in m). */
-static rete_err journal_look(rete_store *s, struct jslot sl[2], bool strict, bool lost_ok,
-			     uint64_t seq, bool *lost, rete_msg *m)
+ * missing or short only sets *lost (the sentence in m). With whole each
+ * record is read into memory (to be applied), else only its header. */
+static rete_err journal_look(rete_store *s, struct jslot sl[2], bool whole, bool strict,
+			     bool lost_ok, uint64_t seq, bool *lost, rete_msg *m)
 {
 	char path[PATH_MAX];
 	rete_err err;
 	*lost = false;
 	for (unsigned i = 0; i < 2; i++) {
 		jpath(s, i, path, sizeof(path));
-		if ((err = read_slot(path, &sl[i], m)) != RETE_OK)
+		if ((err = read_slot(path, &sl[i], whole, m)) != RETE_OK)
 			return err;
 	}
 	if (!strict)
@@ -791,7 +853,7 @@ static rete_err journal_look(rete_store *s, struct jslot sl[2], bool strict, boo
 			bool hard = st == JS_JUNK || st == JS_NOTFILE;
 			if (st == JS_NONE || st == JS_RECORD || hard != (pass == 0))
 				continue;
-			err = lost_say(s, i, &sl[i], sl[1 - i].st, m);
+			err = lost_say(s, i, &sl[i], sl[1 - i].st, lost_ok && !hard, m);
 			if (hard || !lost_ok)
 				return err;
 			*lost = true;
@@ -834,7 +896,8 @@ rete_err store_journal_recover(rete_store *s, bool *replayed, rete_msg *m)
 	store_txn_done(s, txn);
 	if (err != RETE_OK)
 		return err;
-	if ((err = journal_look(s, sl, s->st_jstrict, s->st_jlost_ok, seq, &lost, m)) != RETE_OK)
+	if ((err = journal_look(s, sl, true, s->st_jstrict, s->st_jlost_ok, seq, &lost, m)) !=
+	    RETE_OK)
 		goto out;
 	if (lost)
 		snprintf(s->st_jlost, sizeof(s->st_jlost), "%s", m->text);
@@ -906,8 +969,13 @@ rete_err rete_store_journal_state(rete_store *s, bool start, bool restore, unsig
 	store_txn_done(s, txn);
 	if (rc != 0)
 		return store_lmdb_err(m, rc, "store: reading the log's last entry");
-	bool strict = start && schema == RETE_STORE_SCHEMA && marked && !copy;
-	if ((err = journal_look(s, sl, strict, restore, seq, &lost, m)) != RETE_OK)
+	/* a broker running on the store (--check-config before a reload)
+	 * writes its journal and data.mdb while they are read here: what the
+	 * start would refuse concerns a stopped store and is not checked then
+	 * (the writability and room checks are) */
+	bool live = start && rete_store_served(s->st_dir);
+	bool strict = start && !live && schema == RETE_STORE_SCHEMA && marked && !copy;
+	if ((err = journal_look(s, sl, false, strict, restore, seq, &lost, m)) != RETE_OK)
 		goto out;
 	/* the records beyond LMDB, in seq order, as journal_apply takes them */
 	for (uint64_t want = seq + 1;; want++) {
@@ -926,21 +994,11 @@ rete_err rete_store_journal_state(rete_store *s, bool start, bool restore, unsig
 			*ahead_size = size;
 		sl[i].st = JS_NONE; /* taken */
 	}
-	if (start) /* a record beyond LMDB that does not follow */
+	if (start && !live) /* a record beyond LMDB that does not follow */
 		for (unsigned i = 0; i < 2; i++)
 			if (sl[i].st == JS_RECORD && sl[i].j.seq > seq) {
-				err = rete_msg_set(
-				    m, RETE_ECORRUPT,
-				    "store %s: its journal holds commit %llu, made on a log of %llu "
-				    "entries, but the store's last commit is %llu with %llu "
-				    "entries (or another last entry): the journal is another "
-				    "store's (a data.mdb copied by hand into this folder?). Put "
-				    "back the data.mdb it belongs to; or move journal.0 and "
-				    "journal.1 out of the folder and start the broker once with "
-				    "--restore (docs/operations.md, \"Backups\")",
-				    s->st_dir, (unsigned long long)sl[i].j.seq,
-				    (unsigned long long)sl[i].j.size_before, (unsigned long long)seq,
-				    (unsigned long long)size);
+				err = other_store_say(s, sl[i].j.seq, sl[i].j.size_before, seq,
+						      size, m);
 				goto out;
 			}
 	if (start) { /* what the start will write */
@@ -961,9 +1019,10 @@ rete_err rete_store_journal_state(rete_store *s, bool start, bool restore, unsig
 		}
 		if (access(s->st_dir, W_OK) != 0) {
 			int e = errno;
-			err = rete_msg_set(m, e == EROFS || e == EACCES ? RETE_EPERM : RETE_EIO,
-					   "store %s: the broker cannot write in the folder: %s; %s",
-					   s->st_dir, strerror(e), remedy(e));
+			err =
+			    rete_msg_set(m, e == EROFS || e == EACCES ? RETE_EPERM : RETE_EIO,
+					 "store %s: the broker cannot write in the folder: %s; %s",
+					 s->st_dir, strerror(e), remedy(e));
 			goto out;
 		}
 		if (!room_for(s->st_dir, need)) {

@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -121,8 +122,8 @@ static void job_free(struct job *j)
 }
 
 struct told {
-	int fd;	      /* the size is written here when durable (or -1) */
-	bool die;     /* SIGKILL itself inside the callback */
+	int fd;	       /* the size is written here when durable (or -1) */
+	bool die;      /* SIGKILL itself inside the callback */
 	uint64_t size; /* the log size the batch leaves */
 	int calls;
 };
@@ -313,7 +314,8 @@ static void test_killed_before_lmdb(void **state)
 		if (lmdb != told - BATCH)
 			fail_msg("round %d: LMDB held %llu entries before the replay; %llu "
 				 "expected (the last batch in the journal only)",
-				 round, (unsigned long long)lmdb, (unsigned long long)(told - BATCH));
+				 round, (unsigned long long)lmdb,
+				 (unsigned long long)(told - BATCH));
 		/* the next writable open replays it */
 		uint64_t after = store_size_of(jdir, 0);
 		if (after != told)
@@ -457,6 +459,123 @@ static void test_lmdb_behind(void **state)
 	assert_non_null(strstr(m.text, "out of the folder"));
 	/* read-only, it reads LMDB as it is */
 	assert_int_equal(store_size_of(jdir, RETE_STORE_RDONLY), 2 * BATCH);
+	tu_rmrf(root);
+	free(root);
+}
+
+/* flip_record flips a byte of the body of the record of journal file
+ * path (its hash fails: damage, or a write torn by a crash). */
+static void flip_record(const char *path)
+{
+	size_t l;
+	char *d = tu_read_file(path, &l);
+	assert_non_null(d);
+	assert_true(l > 200);
+	d[200] ^= 0x55;
+	assert_int_equal(tu_write_file(path, d, l), 0);
+	free(d);
+}
+
+/* record_seq: the commit the record of journal file path holds. */
+static uint64_t record_seq(const char *path)
+{
+	size_t l;
+	uint64_t seq = 0;
+	char *d = tu_read_file(path, &l);
+	assert_non_null(d);
+	for (int i = 0; i < 8; i++)
+		seq = (seq << 8) | (uint8_t)d[8 + i];
+	free(d);
+	return seq;
+}
+
+/* data.mdb two batches behind its journal (records seq+1 and seq+2): the
+ * seq+1 record damaged is a receipted batch lost (it was flushed before
+ * seq+2 was written), RETE_ECORRUPT "is damaged"; the seq+2 record damaged
+ * is a crash's trace (its batch was never receipted): the open goes on
+ * with seq+1 replayed (rev-jnlcheck, session 14). */
+static void test_damaged_before_next(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir("jnl");
+	char jdir[512], data[600], keep[600], j[2][600], save[2][600];
+	rete_store *s = NULL;
+	rete_msg m = {{0}};
+
+	tu_path(jdir, sizeof(jdir), "%s/journaled", root);
+	tu_path(data, sizeof(data), "%s/data.mdb", jdir);
+	tu_path(keep, sizeof(keep), "%s/data.mdb.2", root);
+	for (int i = 0; i < 2; i++) {
+		tu_path(j[i], sizeof(j[i]), "%s/journal.%d", jdir, i);
+		tu_path(save[i], sizeof(save[i]), "%s/journal.%d.saved", root, i);
+	}
+	make_store(jdir);
+	run_jobs(jdir, true, 0, 2, -1, false);
+	copy_file(data, keep); /* after 2 batches */
+	run_jobs(jdir, true, 2, 4, -1, false);
+	for (int i = 0; i < 2; i++)
+		copy_file(j[i], save[i]);
+	int older = record_seq(j[0]) < record_seq(j[1]) ? 0 : 1;
+
+	/* the older record (seq+1) damaged */
+	copy_file(keep, data);
+	flip_record(j[older]);
+	assert_int_equal(rete_store_open(&s, jdir, RETE_STORE_JOURNAL, &m), RETE_ECORRUPT);
+	assert_null(s);
+	assert_non_null(strstr(m.text, "is damaged"));
+	assert_non_null(strstr(m.text, "--restore"));
+	assert_int_equal(store_size_of(jdir, RETE_STORE_RDONLY), 2 * BATCH);
+
+	/* the newer record (seq+2) damaged: seq+1 is taken in */
+	for (int i = 0; i < 2; i++)
+		copy_file(save[i], j[i]);
+	copy_file(keep, data);
+	flip_record(j[1 - older]);
+	assert_int_equal(store_size_of(jdir, RETE_STORE_JOURNAL), 3 * BATCH);
+	tu_rmrf(root);
+	free(root);
+}
+
+/* A journal file whose header says its body is 256 MiB (a sparse file,
+ * the hash failing): rete_store_journal_state (audit verify, backup,
+ * --check-config) reads the body in pieces and does not hold it in memory
+ * (rev-jnlcheck, session 14: it read the whole record, up to 16 GiB). */
+static void test_state_big_header(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir("jnl");
+	char jdir[512], j0[600];
+	rete_store *s = NULL;
+	rete_msg m = {{0}};
+	const uint64_t flen = 256ull << 20;
+	struct rusage ru;
+
+	tu_path(jdir, sizeof(jdir), "%s/journaled", root);
+	tu_path(j0, sizeof(j0), "%s/journal.0", jdir);
+	make_store(jdir);
+	run_jobs(jdir, true, 0, 1, -1, false);
+	uint8_t head[112] = "RETEJNL1";
+	for (int i = 0; i < 8; i++)
+		head[32 + i] = (uint8_t)((flen - sizeof(head)) >> (56 - 8 * i));
+	int fd = open(j0, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, head, sizeof(head), 0), (ssize_t)sizeof(head));
+	assert_int_equal(ftruncate(fd, (off_t)flen), 0);
+	close(fd);
+
+	assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+	long before = ru.ru_maxrss; /* KiB */
+	assert_int_equal(rete_store_open(&s, jdir, RETE_STORE_RDONLY, &m), RETE_OK);
+	unsigned ahead = 7;
+	uint64_t to = 7;
+	assert_int_equal(rete_store_journal_state(s, false, false, &ahead, &to, &m), RETE_OK);
+	assert_int_equal(ahead, 0);
+	rete_store_close(&s);
+	assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+	long grew = ru.ru_maxrss - before;
+	if (grew > 64 * 1024)
+		fail_msg("reading a journal whose header says 256 MiB took %ld KiB more memory",
+			 grew);
 	tu_rmrf(root);
 	free(root);
 }
@@ -639,7 +758,8 @@ static void test_journal_lost(void **state)
 		unsigned ahead = 9;
 		uint64_t to = 0;
 		assert_int_equal(rete_store_open(&s, dir, RETE_STORE_RDONLY, &m), RETE_OK);
-		assert_int_equal(rete_store_journal_state(s, true, false, &ahead, &to, &m), RETE_OK);
+		assert_int_equal(rete_store_journal_state(s, true, false, &ahead, &to, &m),
+				 RETE_OK);
 		assert_int_equal(ahead, 1);
 		assert_int_equal(to, told);
 		rete_store_close(&s);
@@ -744,6 +864,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_killed_before_lmdb),
 	    cmocka_unit_test(test_lmdb_behind),
+	    cmocka_unit_test(test_damaged_before_next),
+	    cmocka_unit_test(test_state_big_header),
 	    cmocka_unit_test(test_other_store),
 	    cmocka_unit_test(test_files_and_schema),
 	    cmocka_unit_test(test_journal_lost),
