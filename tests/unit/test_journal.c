@@ -388,6 +388,32 @@ static void test_parked_between_batches(void **state)
 	free(dir);
 }
 
+/* flip_record flips a byte of the body of the record of journal file
+ * path (its hash fails: damage, or a write torn by a crash). */
+static void flip_record(const char *path)
+{
+	size_t l;
+	char *d = tu_read_file(path, &l);
+	assert_non_null(d);
+	assert_true(l > 200);
+	d[200] ^= 0x55;
+	assert_int_equal(tu_write_file(path, d, l), 0);
+	free(d);
+}
+
+/* record_seq: the commit the record of journal file path holds. */
+static uint64_t record_seq(const char *path)
+{
+	size_t l;
+	uint64_t seq = 0;
+	char *d = tu_read_file(path, &l);
+	assert_non_null(d);
+	for (int i = 0; i < 8; i++)
+		seq = (seq << 8) | (uint8_t)d[8 + i];
+	free(d);
+	return seq;
+}
+
 /* LMDB loses its last two commits (MDB_NOMETASYNC's power cut, played by
  * an earlier copy of data.mdb): both journal records are replayed. A
  * record cut short is ignored; records that do not follow the store
@@ -428,25 +454,7 @@ static void test_lmdb_behind(void **state)
 
 	/* the newest record cut short: only the one before is replayed */
 	copy_file(keep, data);
-	{
-		/* batch 5 (seq 5 + the open's... whichever file holds the
-		 * higher seq) : cut the file whose record is newer */
-		size_t l0, l1;
-		char *d0 = tu_read_file(j0, &l0), *d1 = tu_read_file(j1, &l1);
-		assert_non_null(d0);
-		assert_non_null(d1);
-		uint64_t s0 = 0, s1 = 0;
-		for (int i = 0; i < 8; i++) {
-			s0 = (s0 << 8) | (uint8_t)d0[8 + i];
-			s1 = (s1 << 8) | (uint8_t)d1[8 + i];
-		}
-		const char *newer = s0 > s1 ? j0 : j1;
-		char *dn = s0 > s1 ? d0 : d1;
-		dn[200] ^= 0x55; /* a byte of the body: the hash fails */
-		assert_int_equal(tu_write_file(newer, dn, s0 > s1 ? l0 : l1), 0);
-		free(d0);
-		free(d1);
-	}
+	flip_record(record_seq(j0) > record_seq(j1) ? j0 : j1);
 	assert_int_equal(store_size_of(jdir, 0), 4 * BATCH);
 
 	/* a journal that does not follow: LMDB two batches behind its older
@@ -461,32 +469,6 @@ static void test_lmdb_behind(void **state)
 	assert_int_equal(store_size_of(jdir, RETE_STORE_RDONLY), 2 * BATCH);
 	tu_rmrf(root);
 	free(root);
-}
-
-/* flip_record flips a byte of the body of the record of journal file
- * path (its hash fails: damage, or a write torn by a crash). */
-static void flip_record(const char *path)
-{
-	size_t l;
-	char *d = tu_read_file(path, &l);
-	assert_non_null(d);
-	assert_true(l > 200);
-	d[200] ^= 0x55;
-	assert_int_equal(tu_write_file(path, d, l), 0);
-	free(d);
-}
-
-/* record_seq: the commit the record of journal file path holds. */
-static uint64_t record_seq(const char *path)
-{
-	size_t l;
-	uint64_t seq = 0;
-	char *d = tu_read_file(path, &l);
-	assert_non_null(d);
-	for (int i = 0; i < 8; i++)
-		seq = (seq << 8) | (uint8_t)d[8 + i];
-	free(d);
-	return seq;
 }
 
 /* data.mdb two batches behind its journal (records seq+1 and seq+2): the
