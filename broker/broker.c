@@ -3956,6 +3956,16 @@ static rete_err copy_sign(broker *b, char **note)
 	return err;
 }
 
+/* own_epoch: the restored store goes on as the next epoch, its Epoch
+ * entry recording a checkpoint of the store as it is (copy_sign). */
+static rete_err own_epoch(broker *b)
+{
+	b->restore_prev = b->epoch;
+	b->restore_epoch = b->epoch + 1;
+	b->restore_own = true;
+	return copy_sign(b, &b->restore_note);
+}
+
 /* copy_refuse says why a store marked as a backup copy is not served
  * without --restore; ahead (may be NULL) is the longer checkpoint of the
  * state file, of epoch ahead_epoch. */
@@ -4021,10 +4031,14 @@ static rete_err state_check(broker *b, unsigned flags, const rete_store_copy_mar
 				   "which checkpoint the broker signed last; the store is a "
 				   "backup copy, so the log goes on as epoch %" PRIu32,
 				   c->state, b->epoch + 1);
-			b->restore_prev = b->epoch;
-			b->restore_epoch = b->epoch + 1;
-			b->restore_own = true;
-			return copy_sign(b, &b->restore_note);
+			return own_epoch(b);
+		}
+		if (b->journal_lost) {
+			store_warn(b,
+				   "--restore: the store's journal was lost and there is no state "
+				   "file %s: the log goes on as epoch %" PRIu32,
+				   c->state, b->epoch + 1);
+			return own_epoch(b);
 		}
 		if (flags & BROKER_RESTORE)
 			store_warn(b,
@@ -4094,10 +4108,18 @@ static rete_err state_check(broker *b, unsigned flags, const rete_store_copy_mar
 				   "epoch %" PRIu32,
 				   c->data, rete_time_format(copy->made_at_ms, (char[32]){0}),
 				   b->log_size, cp.size, cp_epoch, b->epoch + 1);
-			b->restore_prev = b->epoch;
-			b->restore_epoch = b->epoch + 1;
-			b->restore_own = true;
-			return copy_sign(b, &b->restore_note);
+			return own_epoch(b);
+		}
+		if (b->journal_lost) {
+			/* the batches receipted last may be lost with it: the
+			 * agents hold their receipts and submit them again in
+			 * the new epoch */
+			store_warn(b,
+				   "--restore: store %s lost its journal; entries may have been "
+				   "receipted after its last commit (%" PRIu64 " entries): the log "
+				   "goes on as epoch %" PRIu32,
+				   c->data, b->log_size, b->epoch + 1);
+			return own_epoch(b);
 		}
 		if (flags & BROKER_RESTORE)
 			store_info(b,
@@ -4315,11 +4337,13 @@ static rete_err store_start(broker *b, unsigned flags)
 		store_error(b, "%s", m.text);
 		return err;
 	}
-	err = rete_store_open(&b->store, c->data,
-			      check		      ? RETE_STORE_RDONLY
-			      : (flags & BROKER_INIT) ? RETE_STORE_CREATE | RETE_STORE_JOURNAL
-						      : RETE_STORE_JOURNAL,
-			      &m);
+	/* --restore: a journal file lost is one more reason for a new epoch */
+	rete_store_options sopt = {.journal_lost_ok = (flags & BROKER_RESTORE) != 0};
+	err = rete_store_open_ex(&b->store, c->data,
+				 check			 ? RETE_STORE_RDONLY
+				 : (flags & BROKER_INIT) ? RETE_STORE_CREATE | RETE_STORE_JOURNAL
+							 : RETE_STORE_JOURNAL,
+				 &sopt, &m);
 	if (err == RETE_ENOENT && check && (flags & BROKER_INIT))
 		return RETE_OK; /* --init will create it */
 	if (err == RETE_ENOENT) {
@@ -4338,6 +4362,32 @@ static rete_err store_start(broker *b, unsigned flags)
 	if ((err = rete_store_copy_mark_get(b->store, NULL, &mark, &copy, &m)) != RETE_OK) {
 		store_error(b, "%s", m.text);
 		return err;
+	}
+	if (check) {
+		/* the journal, read as the start reads it (nothing changed) */
+		m.text[0] = '\0';
+		if ((err = rete_store_journal_state(b->store, true, (flags & BROKER_RESTORE) != 0,
+						    NULL, NULL, &m)) != RETE_OK) {
+			store_error(b, "cannot open the store %s: %s", c->data, m.text);
+			return err;
+		}
+		if (m.text[0] != '\0')
+			store_warn(b, "--restore: %s", m.text);
+	} else {
+		char why[800];
+		uint32_t was = rete_store_schema_was(b->store);
+		if (was == RETE_STORE_SCHEMA_V2 || was == RETE_STORE_SCHEMA_V3)
+			store_info(b,
+				   "store %s was of schema %" PRIu32 ": it is of schema %d now, "
+				   "with its journal (journal.0 and journal.1 beside data.mdb); "
+				   "older rete versions (store schema %" PRIu32 " and below) no "
+				   "longer open it: going back takes a backup made before "
+				   "(docs/operations.md, \"Upgrading\")",
+				   c->data, was, RETE_STORE_SCHEMA, was);
+		if (rete_store_journal_lost(b->store, why, sizeof(why))) {
+			b->journal_lost = true;
+			store_warn(b, "--restore: %s", why);
+		}
 	}
 	if (copy && (flags & BROKER_INIT)) {
 		char when[32];

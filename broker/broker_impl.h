@@ -273,6 +273,8 @@ typedef struct broker {
 	char *restore_note;   /* a declared restore: the last checkpoint signed before */
 	bool restore_own;     /* restore_note is the restored copy's own checkpoint, signed
 				 at the start (not the state file's): for the log line */
+	bool journal_lost;    /* --restore went on without a journal file the store
+				 should have had (rete_store_journal_lost): a new epoch */
 	/* a --check-config run (broker_check_store): the store's refusals
 	 * go here instead of the log; NULL when running */
 	rete_problems *check_problems, *check_notes;

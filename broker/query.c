@@ -204,6 +204,23 @@ static size_t health_acks_refused(const broker *b, char **problems, size_t np, s
 	return np;
 }
 
+/* health_behind adds to problems[np..max) a batch receipted from the
+ * store's journal that LMDB could not commit yet (a full disk, an I/O
+ * error): it is in no reader's view of the log and is not delivered. */
+static size_t health_behind(const broker *b, char **problems, size_t np, size_t max)
+{
+	rete_msg m = {{0}};
+	if (np >= max || !rete_store_behind(b->store, &m))
+		return np;
+	if (asprintf(&problems[np],
+		     "a batch already receipted is in the store's journal only, not yet in "
+		     "data.mdb (so not delivered, and not read by rete audit or a backup): %s; "
+		     "the broker takes it in as soon as the store can write",
+		     m.text) >= 0)
+		np++;
+	return np;
+}
+
 static void q_health(broker *b, broker_frame *f)
 {
 	if (deny_unless_overseer(b, f, "broker health"))
@@ -311,6 +328,7 @@ static void q_health(broker *b, broker_frame *f)
 			 np, 64);
 	np = health_full(b, problems, np, 64);
 	np = health_acks_refused(b, problems, np, 64);
+	np = health_behind(b, problems, np, 64);
 	h.problems = problems;
 	h.n_problems = np;
 	h.ok = np == 0;

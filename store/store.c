@@ -281,6 +281,7 @@ static rete_err open_dbis(rete_store *s, bool create, rete_msg *m)
 					   s->st_dir);
 			goto fail;
 		}
+		have = 0; /* a new store */
 		ver[0] = (uint8_t)(RETE_STORE_SCHEMA >> 24);
 		ver[1] = (uint8_t)(RETE_STORE_SCHEMA >> 16);
 		ver[2] = (uint8_t)(RETE_STORE_SCHEMA >> 8);
@@ -334,7 +335,7 @@ static rete_err open_dbis(rete_store *s, bool create, rete_msg *m)
 	 * (and its schema raised from 2; a schema-1 store gets 3 with its
 	 * identity); an older store read read-only has none. */
 	s->st_have_timestamps = false;
-	if (have >= RETE_STORE_SCHEMA_V3 || !rdonly) {
+	if (have == 0 || have >= RETE_STORE_SCHEMA_V3 || !rdonly) {
 		if ((err = open_dbi(s, txn, "timestamps", rdonly ? 0 : MDB_CREATE,
 				    &s->st_timestamps, m)) != RETE_OK)
 			goto fail;
@@ -361,6 +362,12 @@ static rete_err open_dbis(rete_store *s, bool create, rete_msg *m)
 			goto fail;
 		}
 	}
+	/* the broker's open: the journal's files are made (or, in a store
+	 * that has them, checked later) before this commit raises the
+	 * schema to 4 or makes the store: a failure leaves it as it was */
+	if (!rdonly && (s->st_flags & RETE_STORE_JOURNAL) && s->st_jfd[0] < 0 &&
+	    (err = store_journal_prepare(s, txn, have, m)) != RETE_OK)
+		goto fail;
 	/* Commit (also for a read txn) keeps the dbi handles for the env. */
 	rc = mdb_txn_commit(txn);
 	txn = NULL;
@@ -525,6 +532,8 @@ rete_err rete_store_open_ex(rete_store **out, const char *dir, unsigned flags,
 	    (opt != NULL && opt->max_readers != 0) ? opt->max_readers : STORE_DEFAULT_READERS;
 	s->st_stale_wait_ns = STORE_STALE_WAIT_NS;
 	s->st_jfd[0] = s->st_jfd[1] = -1;
+	s->st_schema_was = RETE_STORE_SCHEMA;
+	s->st_jlost_ok = opt != NULL && opt->journal_lost_ok;
 	pthread_rwlock_init(&s->st_grow, NULL);
 	pthread_mutex_init(&s->st_write, NULL);
 	if ((err = env_open(s, (flags & RETE_STORE_CREATE) != 0, m)) != RETE_OK) {
@@ -539,7 +548,8 @@ rete_err rete_store_open_ex(rete_store **out, const char *dir, unsigned flags,
 	 * broker journals */
 	if (!(flags & RETE_STORE_RDONLY) &&
 	    ((err = store_journal_recover(s, NULL, m)) != RETE_OK ||
-	     ((flags & RETE_STORE_JOURNAL) && (err = store_journal_open(s, m)) != RETE_OK))) {
+	     ((flags & RETE_STORE_JOURNAL) && s->st_jfd[0] < 0 &&
+	      (err = store_journal_open(s, m)) != RETE_OK))) {
 		rete_store_close(&s);
 		return err;
 	}
@@ -550,6 +560,20 @@ rete_err rete_store_open_ex(rete_store **out, const char *dir, unsigned flags,
 	}
 	*out = s;
 	return RETE_OK;
+}
+
+bool rete_store_journal_lost(const rete_store *s, char *why, size_t cap)
+{
+	if (s == NULL || s->st_jlost[0] == '\0')
+		return false;
+	if (why != NULL && cap > 0)
+		snprintf(why, cap, "%s", s->st_jlost);
+	return true;
+}
+
+uint32_t rete_store_schema_was(const rete_store *s)
+{
+	return s != NULL ? s->st_schema_was : 0;
 }
 
 void store_dir_forget(rete_store *s)

@@ -104,6 +104,10 @@ typedef struct rete_store_options {
 	uint64_t map_size;    /* initial map size in bytes (default 256 MiB);
 				 the map doubles by itself when full */
 	unsigned max_readers; /* reader slots (default 254) */
+	/* RETE_STORE_JOURNAL: a journal file that is missing (the broker's
+	 * --restore) does not refuse the open: rete_store_journal_lost
+	 * says so, and the files are made again */
+	bool journal_lost_ok;
 } rete_store_options;
 
 /* rete_store_open opens the store in folder dir (flags: RETE_STORE_CREATE,
@@ -118,6 +122,26 @@ rete_err rete_store_open(rete_store **out, const char *dir, unsigned flags, rete
 /* rete_store_open_ex is rete_store_open with options (opt may be NULL). */
 rete_err rete_store_open_ex(rete_store **out, const char *dir, unsigned flags,
 			    const rete_store_options *opt, rete_msg *m);
+
+/* rete_store_journal_lost: the journaled open of s went on without a
+ * journal file it should have found (journal_lost_ok): batches receipted
+ * last may be lost; why (may be NULL) gets the sentence. */
+bool rete_store_journal_lost(const rete_store *s, char *why, size_t cap);
+
+/* rete_store_schema_was: the schema version a journaled open found (0: a
+ * store it made); RETE_STORE_SCHEMA when it was not journaled. */
+uint32_t rete_store_schema_was(const rete_store *s);
+
+/* rete_store_journal_state reads, changing nothing (also on a store opened
+ * read-only), the journal beside s: *ahead (may be NULL) gets the number
+ * of batches it holds beyond data.mdb (receipted, taken in at the
+ * broker's next start) and *ahead_size the log size they lead to. With
+ * start, it also checks what the broker's start would refuse (restore: as
+ * with --restore), and that the files and folder are writable with room
+ * for the files to make: RETE_ECORRUPT, RETE_EPERM, RETE_EFULL, RETE_EIO
+ * with the start's sentence. */
+rete_err rete_store_journal_state(rete_store *s, bool start, bool restore, unsigned *ahead,
+				  uint64_t *ahead_size, rete_msg *m);
 
 /* rete_store_close closes *s (no transaction of it may be open) and sets
  * *s = NULL; NULL and *s == NULL are fine. */

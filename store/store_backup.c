@@ -46,6 +46,12 @@ static int make_parents(const char *dest, char *bad, size_t badlen)
 	return 0;
 }
 
+/* The copy is made in DEST/PARTIAL_DIR and marked there; only a marked copy
+ * is renamed to DEST/data.mdb. A crash in between leaves that folder (and
+ * no data.mdb): never a copy without its mark, which a broker would take
+ * for the store it last served. */
+#define PARTIAL_DIR ".rete-backup-partial"
+
 /* prepare_dest makes dest an empty folder (creating it and its missing
  * parents, 0700, if missing). */
 static rete_err prepare_dest(const char *dest, rete_msg *m)
@@ -75,6 +81,16 @@ static rete_err prepare_dest(const char *dest, rete_msg *m)
 	if ((d = opendir(dest)) == NULL)
 		return rete_msg_set(m, RETE_EIO, "backup: %s: %s", dest, strerror(errno));
 	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, PARTIAL_DIR) == 0) {
+			rete_msg_set(m, RETE_EEXIST,
+				     "backup: %s holds %s, the leftover of an interrupted rete "
+				     "store backup (no copy was made there): remove it (rm -r "
+				     "%s/%s) and run the backup again, or give a new or empty "
+				     "folder",
+				     dest, PARTIAL_DIR, dest, PARTIAL_DIR);
+			closedir(d);
+			return RETE_EEXIST;
+		}
 		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
 			rete_msg_set(m, RETE_EEXIST,
 				     "backup: %s is not empty (it holds %s); give a new or empty "
@@ -87,12 +103,6 @@ static rete_err prepare_dest(const char *dest, rete_msg *m)
 	closedir(d);
 	return RETE_OK;
 }
-
-/* The copy is made in DEST/PARTIAL_DIR and marked there; only a marked copy
- * is renamed to DEST/data.mdb. A crash in between leaves that folder (and
- * no data.mdb): never a copy without its mark, which a broker would take
- * for the store it last served. */
-#define PARTIAL_DIR ".rete-backup-partial"
 
 /* fsync_path fsyncs the file or folder at path. Returns 0 or an errno. */
 static int fsync_path(const char *path, bool dir)
@@ -166,6 +176,24 @@ rete_err rete_store_backup_mark(rete_store *s, const char *dest_dir, rete_store_
 		return rete_msg_set(m, RETE_EINVAL, "backup: no store given");
 	if ((err = prepare_dest(dest_dir, m)) != RETE_OK)
 		return err;
+	/* A batch receipted from the journal and not yet in data.mdb would be
+	 * missing from the copy. With no broker on the store (its lock free)
+	 * the journal stays as it is: such a batch (a crash before LMDB's
+	 * commit) refuses, and the start takes it in. With a broker running,
+	 * a batch there is in flight (durable in the live store, in data.mdb a
+	 * moment later): the copy is the log as of its read transaction, as
+	 * any copy of a live store. */
+	unsigned ahead = 0;
+	uint64_t to = 0;
+	if (!rete_store_served(s->st_dir) &&
+	    rete_store_journal_state(s, false, false, &ahead, &to, NULL) == RETE_OK && ahead > 0)
+		return rete_msg_set(
+		    m, RETE_ESTORE,
+		    "backup: the journal of %s holds %u receipted batch(es) (the log up to %llu "
+		    "entries) that its data.mdb does not hold yet (the broker stopped before "
+		    "LMDB's commit): a copy would leave them out. Start the broker once (it "
+		    "takes them in at its start), then back up again; no copy was made in %s",
+		    s->st_dir, ahead, (unsigned long long)to, dest_dir);
 	if (snprintf(part, sizeof(part), "%s/" PARTIAL_DIR, dest_dir) >= (int)sizeof(part))
 		return rete_msg_set(m, RETE_EINVAL, "backup: %s: folder name too long", dest_dir);
 	if (mkdir(part, 0700) != 0)

@@ -342,6 +342,22 @@ rete_err rete_store_lock(const char *dir, int *fd, rete_msg *m)
 	return RETE_OK;
 }
 
+bool rete_store_served(const char *dir)
+{
+	char path[PATH_MAX];
+	if (dir == NULL ||
+	    snprintf(path, sizeof(path), "%s/%s", dir, RETE_STORE_LOCK_FILE) >= (int)sizeof(path))
+		return false;
+	int f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (f < 0)
+		return false;
+	/* a shared lock is refused only while a broker holds its exclusive
+	 * one; taken, it is released at once by the close */
+	bool held = flock(f, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+	close(f);
+	return held;
+}
+
 void rete_store_unlock(int *fd)
 {
 	if (fd == NULL || *fd < 0)

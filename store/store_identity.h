@@ -122,6 +122,11 @@ rete_err rete_store_backup_mark(rete_store *s, const char *dest_dir, rete_store_
  * pid), RETE_EIO, RETE_EPERM. */
 rete_err rete_store_lock(const char *dir, int *fd, rete_msg *m);
 
+/* rete_store_served: a broker holds the writer's lock of the store folder
+ * dir (it runs on it; also true in that broker's own process). Reads only:
+ * a folder without a lock file, or one nobody holds, is not served. */
+bool rete_store_served(const char *dir);
+
 /* rete_store_unlock releases the lock (closes *fd) and sets *fd = -1;
  * -1 is fine. */
 void rete_store_unlock(int *fd);

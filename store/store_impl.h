@@ -27,6 +27,10 @@
 /* A backup copy not yet restored (store_identity.h; an Epoch entry removes
  * it): size BE64, epoch BE32, made-at ms BE64, then the source folder. */
 #define META_COPY "copy"
+/* "1": the journal's files were made in this store's folder (a broker
+ * opened it); a schema-4 store without a backup copy's mark that has it
+ * refuses to start without them (store_journal.c) */
+#define META_JOURNAL "journal"
 
 /* store_redo: the puts and deletes of one write transaction, in order, for
  * its journal record. store_redo_add records one: op 'P' (v: the value),
@@ -82,6 +86,14 @@ struct rete_store {
 	size_t st_jrec_len, st_jrec_cap;
 	bool st_jpending;
 	char st_jwhy[512]; /* why it is (st_jpending) */
+	/* At a journaled open: the schema the store had (0: made now);
+	 * whether its journal files must be there (st_jstrict: meta
+	 * "journal" says they were made in this folder, and it is no
+	 * backup copy); whether their loss is accepted (--restore) and, if
+	 * it was, why (st_jlost). */
+	uint32_t st_schema_was;
+	bool st_jstrict, st_jlost_ok;
+	char st_jlost[768];
 	store_redo st_redo; /* the batch being written, journaled */
 };
 
@@ -226,8 +238,16 @@ void store_redo_reset(store_redo *r);
 void store_redo_free(store_redo *r);
 
 /* store_journal_open opens (making them if missing) the store's two journal
- * files; store_journal_close closes them. */
+ * files; store_journal_close closes them. A failed open removes the files
+ * it made. */
 rete_err store_journal_open(rete_store *s, rete_msg *m);
+
+/* store_journal_prepare runs in the opening transaction of a journaled
+ * open, before it commits (have: the schema found, 0 for a new store): a
+ * store whose journal must be there is checked later (st_jstrict); any
+ * other gets its files now, before its schema is raised to 4, and the
+ * mark META_JOURNAL. A failure leaves the store as it was. */
+rete_err store_journal_prepare(rete_store *s, MDB_txn *txn, uint32_t have, rete_msg *m);
 void store_journal_close(rete_store *s);
 
 /* store_journal_write writes and flushes the record of the batch r, run in

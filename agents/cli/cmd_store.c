@@ -43,7 +43,9 @@ static void store_usage(FILE *out)
 		     "\n"
 		     "Exit codes: 0 copied (and with --verify, the copy verifies); 1 the copy\n"
 		     "does not verify; 2 usage error, DEST_DIR not empty, the store cannot be\n"
-		     "read, the copy cannot be written or verified (the sentence says which).\n");
+		     "read, the copy cannot be written or verified, or the store's journal\n"
+		     "holds a receipted batch its data.mdb lacks: start the broker once first\n"
+		     "(the sentence says which).\n");
 }
 
 /* verify_copy verifies the copy in dest against the broker key: the exit

@@ -420,6 +420,18 @@ static void test_copy_mark(void **state)
 	struct stat st;
 	snprintf(part, sizeof(part), "%s/.rete-backup-partial", dest);
 	assert_int_not_equal(stat(part, &st), 0);
+	/* the leftover of an interrupted backup is named as such */
+	{
+		char dest3[700], part3[800];
+		rete_msg m3 = {{0}};
+		snprintf(dest3, sizeof(dest3), "%s/copy3", f->dir);
+		snprintf(part3, sizeof(part3), "%s/.rete-backup-partial", dest3);
+		assert_int_equal(mkdir(dest3, 0700), 0);
+		assert_int_equal(mkdir(part3, 0700), 0);
+		assert_int_equal(rete_store_backup_mark(f->s, dest3, NULL, NULL, &m3), RETE_EEXIST);
+		if (strstr(m3.text, "interrupted") == NULL || strstr(m3.text, "rm -r") == NULL)
+			fail_msg("the leftover of an interrupted backup is not named: %s", m3.text);
+	}
 
 	assert_int_equal(rete_store_open(&c, dest, 0, NULL), RETE_OK);
 	assert_int_equal(rete_store_copy_mark_get(c, NULL, &mk2, &found, NULL), RETE_OK);

@@ -35,6 +35,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -120,8 +122,8 @@ static void job_free(struct job *j)
 }
 
 struct told {
-	int fd;	      /* the size is written here when durable (or -1) */
-	bool die;     /* SIGKILL itself inside the callback */
+	int fd;	       /* the size is written here when durable (or -1) */
+	bool die;      /* SIGKILL itself inside the callback */
 	uint64_t size; /* the log size the batch leaves */
 	int calls;
 };
@@ -257,6 +259,15 @@ static void make_store(const char *dir)
 	rete_store_close(&s);
 }
 
+/* make_reference: a store committed without a journal, to compare with a
+ * journaled one: it gets the mark the broker's open writes (meta
+ * "journal", the files were made) */
+static void make_reference(const char *dir)
+{
+	make_store(dir);
+	tu_raw_put(dir, "meta", "journal", 7, "1", 1);
+}
+
 static void copy_file(const char *from, const char *to)
 {
 	size_t len;
@@ -280,7 +291,7 @@ static void test_killed_before_lmdb(void **state)
 	tu_path(jdir, sizeof(jdir), "%s/journaled", root);
 	tu_path(rdir, sizeof(rdir), "%s/reference", root);
 	make_store(jdir);
-	make_store(rdir);
+	make_reference(rdir);
 	for (int round = 0; round < 6; round++) {
 		int p[2];
 		uint64_t told = 0, v;
@@ -303,7 +314,8 @@ static void test_killed_before_lmdb(void **state)
 		if (lmdb != told - BATCH)
 			fail_msg("round %d: LMDB held %llu entries before the replay; %llu "
 				 "expected (the last batch in the journal only)",
-				 round, (unsigned long long)lmdb, (unsigned long long)(told - BATCH));
+				 round, (unsigned long long)lmdb,
+				 (unsigned long long)(told - BATCH));
 		/* the next writable open replays it */
 		uint64_t after = store_size_of(jdir, 0);
 		if (after != told)
@@ -376,6 +388,32 @@ static void test_parked_between_batches(void **state)
 	free(dir);
 }
 
+/* flip_record flips a byte of the body of the record of journal file
+ * path (its hash fails: damage, or a write torn by a crash). */
+static void flip_record(const char *path)
+{
+	size_t l;
+	char *d = tu_read_file(path, &l);
+	assert_non_null(d);
+	assert_true(l > 200);
+	d[200] ^= 0x55;
+	assert_int_equal(tu_write_file(path, d, l), 0);
+	free(d);
+}
+
+/* record_seq: the commit the record of journal file path holds. */
+static uint64_t record_seq(const char *path)
+{
+	size_t l;
+	uint64_t seq = 0;
+	char *d = tu_read_file(path, &l);
+	assert_non_null(d);
+	for (int i = 0; i < 8; i++)
+		seq = (seq << 8) | (uint8_t)d[8 + i];
+	free(d);
+	return seq;
+}
+
 /* LMDB loses its last two commits (MDB_NOMETASYNC's power cut, played by
  * an earlier copy of data.mdb): both journal records are replayed. A
  * record cut short is ignored; records that do not follow the store
@@ -397,7 +435,7 @@ static void test_lmdb_behind(void **state)
 	tu_path(j0, sizeof(j0), "%s/journal.0", jdir);
 	tu_path(j1, sizeof(j1), "%s/journal.1", jdir);
 	make_store(jdir);
-	make_store(rdir);
+	make_reference(rdir);
 	run_jobs(jdir, true, 0, 2, -1, false);
 	copy_file(data, keep2); /* after 2 batches */
 	run_jobs(jdir, true, 2, 3, -1, false);
@@ -416,25 +454,7 @@ static void test_lmdb_behind(void **state)
 
 	/* the newest record cut short: only the one before is replayed */
 	copy_file(keep, data);
-	{
-		/* batch 5 (seq 5 + the open's... whichever file holds the
-		 * higher seq) : cut the file whose record is newer */
-		size_t l0, l1;
-		char *d0 = tu_read_file(j0, &l0), *d1 = tu_read_file(j1, &l1);
-		assert_non_null(d0);
-		assert_non_null(d1);
-		uint64_t s0 = 0, s1 = 0;
-		for (int i = 0; i < 8; i++) {
-			s0 = (s0 << 8) | (uint8_t)d0[8 + i];
-			s1 = (s1 << 8) | (uint8_t)d1[8 + i];
-		}
-		const char *newer = s0 > s1 ? j0 : j1;
-		char *dn = s0 > s1 ? d0 : d1;
-		dn[200] ^= 0x55; /* a byte of the body: the hash fails */
-		assert_int_equal(tu_write_file(newer, dn, s0 > s1 ? l0 : l1), 0);
-		free(d0);
-		free(d1);
-	}
+	flip_record(record_seq(j0) > record_seq(j1) ? j0 : j1);
 	assert_int_equal(store_size_of(jdir, 0), 4 * BATCH);
 
 	/* a journal that does not follow: LMDB two batches behind its older
@@ -444,9 +464,100 @@ static void test_lmdb_behind(void **state)
 	assert_int_equal(rete_store_open(&s, jdir, 0, &m), RETE_ECORRUPT);
 	assert_null(s);
 	assert_non_null(strstr(m.text, "its journal holds commit"));
-	assert_non_null(strstr(m.text, "move them out of the folder"));
+	assert_non_null(strstr(m.text, "out of the folder"));
 	/* read-only, it reads LMDB as it is */
 	assert_int_equal(store_size_of(jdir, RETE_STORE_RDONLY), 2 * BATCH);
+	tu_rmrf(root);
+	free(root);
+}
+
+/* data.mdb two batches behind its journal (records seq+1 and seq+2): the
+ * seq+1 record damaged is a receipted batch lost (it was flushed before
+ * seq+2 was written), RETE_ECORRUPT "is damaged"; the seq+2 record damaged
+ * is a crash's trace (its batch was never receipted): the open goes on
+ * with seq+1 replayed (rev-jnlcheck, session 14). */
+static void test_damaged_before_next(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir("jnl");
+	char jdir[512], data[600], keep[600], j[2][600], save[2][600];
+	rete_store *s = NULL;
+	rete_msg m = {{0}};
+
+	tu_path(jdir, sizeof(jdir), "%s/journaled", root);
+	tu_path(data, sizeof(data), "%s/data.mdb", jdir);
+	tu_path(keep, sizeof(keep), "%s/data.mdb.2", root);
+	for (int i = 0; i < 2; i++) {
+		tu_path(j[i], sizeof(j[i]), "%s/journal.%d", jdir, i);
+		tu_path(save[i], sizeof(save[i]), "%s/journal.%d.saved", root, i);
+	}
+	make_store(jdir);
+	run_jobs(jdir, true, 0, 2, -1, false);
+	copy_file(data, keep); /* after 2 batches */
+	run_jobs(jdir, true, 2, 4, -1, false);
+	for (int i = 0; i < 2; i++)
+		copy_file(j[i], save[i]);
+	int older = record_seq(j[0]) < record_seq(j[1]) ? 0 : 1;
+
+	/* the older record (seq+1) damaged */
+	copy_file(keep, data);
+	flip_record(j[older]);
+	assert_int_equal(rete_store_open(&s, jdir, RETE_STORE_JOURNAL, &m), RETE_ECORRUPT);
+	assert_null(s);
+	assert_non_null(strstr(m.text, "is damaged"));
+	assert_non_null(strstr(m.text, "--restore"));
+	assert_int_equal(store_size_of(jdir, RETE_STORE_RDONLY), 2 * BATCH);
+
+	/* the newer record (seq+2) damaged: seq+1 is taken in */
+	for (int i = 0; i < 2; i++)
+		copy_file(save[i], j[i]);
+	copy_file(keep, data);
+	flip_record(j[1 - older]);
+	assert_int_equal(store_size_of(jdir, RETE_STORE_JOURNAL), 3 * BATCH);
+	tu_rmrf(root);
+	free(root);
+}
+
+/* A journal file whose header says its body is 256 MiB (a sparse file,
+ * the hash failing): rete_store_journal_state (audit verify, backup,
+ * --check-config) reads the body in pieces and does not hold it in memory
+ * (rev-jnlcheck, session 14: it read the whole record, up to 16 GiB). */
+static void test_state_big_header(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir("jnl");
+	char jdir[512], j0[600];
+	rete_store *s = NULL;
+	rete_msg m = {{0}};
+	const uint64_t flen = 256ull << 20;
+	struct rusage ru;
+
+	tu_path(jdir, sizeof(jdir), "%s/journaled", root);
+	tu_path(j0, sizeof(j0), "%s/journal.0", jdir);
+	make_store(jdir);
+	run_jobs(jdir, true, 0, 1, -1, false);
+	uint8_t head[112] = "RETEJNL1";
+	for (int i = 0; i < 8; i++)
+		head[32 + i] = (uint8_t)((flen - sizeof(head)) >> (56 - 8 * i));
+	int fd = open(j0, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, head, sizeof(head), 0), (ssize_t)sizeof(head));
+	assert_int_equal(ftruncate(fd, (off_t)flen), 0);
+	close(fd);
+
+	assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+	long before = ru.ru_maxrss; /* KiB */
+	assert_int_equal(rete_store_open(&s, jdir, RETE_STORE_RDONLY, &m), RETE_OK);
+	unsigned ahead = 7;
+	uint64_t to = 7;
+	assert_int_equal(rete_store_journal_state(s, false, false, &ahead, &to, &m), RETE_OK);
+	assert_int_equal(ahead, 0);
+	rete_store_close(&s);
+	assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+	long grew = ru.ru_maxrss - before;
+	if (grew > 64 * 1024)
+		fail_msg("reading a journal whose header says 256 MiB took %ld KiB more memory",
+			 grew);
 	tu_rmrf(root);
 	free(root);
 }
@@ -519,6 +630,204 @@ static void test_files_and_schema(void **state)
 	free(dir);
 }
 
+/* kill_in_journal: a store in dir whose last batch (of n) was receipted
+ * and is in the journal only (the writer killed after the journal's flush,
+ * before LMDB's commit). Returns the size the writer was told. */
+static uint64_t kill_in_journal(const char *dir, uint64_t n)
+{
+	int p[2];
+	uint64_t told = 0, v;
+	make_store(dir);
+	run_jobs(dir, true, 0, 1, -1, false); /* the journal files exist */
+	assert_int_equal(pipe(p), 0);
+	int st = in_child(dir, 1, n, p[1], true);
+	close(p[1]);
+	while (read(p[0], &v, sizeof(v)) == (ssize_t)sizeof(v))
+		told = v;
+	close(p[0]);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	assert_int_equal(told, n * BATCH);
+	assert_int_equal(store_size_of(dir, RETE_STORE_RDONLY), told - BATCH);
+	return told;
+}
+
+/* journal_refused: the broker's (journaled) open of dir is refused with
+ * a sentence holding each of the words; the store is left as it was. */
+static void journal_refused(const char *dir, uint64_t lmdb, const char *what, const char *w1,
+			    const char *w2)
+{
+	rete_store *s = NULL;
+	rete_msg m = {{0}};
+	rete_err err = rete_store_open(&s, dir, RETE_STORE_JOURNAL, &m);
+	if (err == RETE_OK) {
+		uint64_t size = 0;
+		(void)rete_store_size(s, NULL, &size, &m);
+		rete_store_close(&s);
+		fail_msg("%s: the broker's open went on (log size %llu) where the batch "
+			 "receipted last is lost",
+			 what, (unsigned long long)size);
+	}
+	assert_null(s);
+	if (strstr(m.text, w1) == NULL || strstr(m.text, w2) == NULL ||
+	    strstr(m.text, "--restore") == NULL)
+		fail_msg("%s: the refusal does not say what happened (%s, %s) and what to do "
+			 "(--restore): %s",
+			 what, w1, w2, m.text);
+	assert_int_equal(store_size_of(dir, RETE_STORE_RDONLY), lmdb);
+}
+
+/* A schema-4 store whose journal files are missing, cut short or
+ * overwritten may have lost the batch receipted last: the broker's open
+ * refuses, naming the file and the remedies (put them back; --restore).
+ * A torn record (its whole length there, its hash failing) is the trace
+ * of a crash during the journal's write and does not refuse. */
+static void test_journal_lost(void **state)
+{
+	(void)state;
+	char *root = tu_tmpdir("jnl");
+	char dir[512], j0[600], j1[600], a0[600], a1[600];
+	tu_path(dir, sizeof(dir), "%s/store", root);
+	tu_path(j0, sizeof(j0), "%s/journal.0", dir);
+	tu_path(j1, sizeof(j1), "%s/journal.1", dir);
+	tu_path(a0, sizeof(a0), "%s/journal.0", root);
+	tu_path(a1, sizeof(a1), "%s/journal.1", root);
+	uint64_t told = kill_in_journal(dir, 3);
+
+	/* missing (a copy of the .mdb files alone) */
+	assert_int_equal(rename(j0, a0), 0);
+	assert_int_equal(rename(j1, a1), 0);
+	journal_refused(dir, told - BATCH, "journal files missing", "journal.0", "missing");
+	/* put back: the batch is taken in */
+	assert_int_equal(rename(a0, j0), 0);
+	assert_int_equal(rename(a1, j1), 0);
+	size_t l0, l1;
+	char *d0 = tu_read_file(j0, &l0), *d1 = tu_read_file(j1, &l1);
+	assert_non_null(d0);
+	assert_non_null(d1);
+	/* cut to 0 bytes, and mid-record */
+	assert_int_equal(truncate(j0, 0), 0);
+	journal_refused(dir, told - BATCH, "journal.0 cut to 0 bytes", "journal.0", "256 KiB");
+	assert_int_equal(truncate(j0, 100), 0);
+	journal_refused(dir, told - BATCH, "journal.0 cut to 100 bytes", "journal.0", "256 KiB");
+	/* overwritten with other bytes */
+	char *junk = malloc(l0);
+	assert_non_null(junk);
+	randombytes_buf(junk, l0);
+	assert_int_equal(tu_write_file(j0, junk, l0), 0);
+	journal_refused(dir, told - BATCH, "journal.0 overwritten", "journal.0", "not a journal");
+	free(junk);
+	assert_int_equal(tu_write_file(j0, d0, l0), 0);
+	assert_int_equal(tu_write_file(j1, d1, l1), 0);
+	/* the newest record torn (its hash fails, its length there): the
+	 * crash's trace, not a loss: the open goes on */
+	{
+		uint64_t s0 = 0, s1 = 0;
+		for (int i = 0; i < 8; i++) {
+			s0 = (s0 << 8) | (uint8_t)d0[8 + i];
+			s1 = (s1 << 8) | (uint8_t)d1[8 + i];
+		}
+		char *dn = s0 > s1 ? d0 : d1;
+		dn[200] ^= 0x55;
+		assert_int_equal(tu_write_file(s0 > s1 ? j0 : j1, dn, s0 > s1 ? l0 : l1), 0);
+		assert_int_equal(store_size_of(dir, RETE_STORE_JOURNAL), told - BATCH);
+		dn[200] ^= 0x55;
+		assert_int_equal(tu_write_file(s0 > s1 ? j0 : j1, dn, s0 > s1 ? l0 : l1), 0);
+	}
+	/* read-only, the journal's state: one batch beyond data.mdb */
+	{
+		rete_store *s = NULL;
+		rete_msg m = {{0}};
+		unsigned ahead = 9;
+		uint64_t to = 0;
+		assert_int_equal(rete_store_open(&s, dir, RETE_STORE_RDONLY, &m), RETE_OK);
+		assert_int_equal(rete_store_journal_state(s, true, false, &ahead, &to, &m),
+				 RETE_OK);
+		assert_int_equal(ahead, 1);
+		assert_int_equal(to, told);
+		rete_store_close(&s);
+	}
+	/* a backup would leave the receipted batch out: refused */
+	{
+		char bk[600];
+		tu_path(bk, sizeof(bk), "%s/backup0", root);
+		rete_msg m = {{0}};
+		rete_err err = rete_store_backup(dir, bk, &m);
+		if (err == RETE_OK)
+			fail_msg("rete store backup copied a store whose journal holds a receipted "
+				 "batch its data.mdb lacks, without a word");
+		assert_non_null(strstr(m.text, "Start the broker once"));
+	}
+	/* lost for good: --restore's open goes on and says why */
+	assert_int_equal(unlink(j0), 0);
+	assert_int_equal(unlink(j1), 0);
+	{
+		rete_store *s = NULL;
+		rete_msg m = {{0}};
+		char why[800];
+		rete_store_options o = {.journal_lost_ok = true};
+		assert_int_equal(rete_store_open_ex(&s, dir, RETE_STORE_JOURNAL, &o, &m), RETE_OK);
+		assert_true(rete_store_journal_lost(s, why, sizeof(why)));
+		assert_non_null(strstr(why, "missing"));
+		rete_store_close(&s);
+		/* its files made again: the next start is a plain one */
+		assert_int_equal(rete_store_open(&s, dir, RETE_STORE_JOURNAL, &m), RETE_OK);
+		assert_false(rete_store_journal_lost(s, NULL, 0));
+		rete_store_close(&s);
+	}
+	/* a backup copy (marked) opens without journal files, as before */
+	{
+		char bk[600], bj0[700];
+		tu_path(bk, sizeof(bk), "%s/backup", root);
+		tu_path(bj0, sizeof(bj0), "%s/journal.0", bk);
+		rete_msg m = {{0}};
+		assert_int_equal(rete_store_backup(dir, bk, &m), RETE_OK);
+		assert_false(tu_exists(bj0));
+		assert_int_equal(store_size_of(bk, RETE_STORE_JOURNAL), told - BATCH);
+		assert_true(tu_exists(bj0));
+	}
+	free(d0);
+	free(d1);
+	tu_rmrf(root);
+	free(root);
+}
+
+/* A schema-3 store whose journal cannot be made (journal.1 a folder here,
+ * as a full disk or a folder the broker cannot write in) stays schema 3
+ * after the refused open, so the older broker still opens it. */
+static void test_raise_needs_journal(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("jnl");
+	char j0[600], j1[600];
+	uint8_t ver[4] = {0, 0, 0, 3};
+	rete_store *s = NULL;
+	rete_msg m = {{0}};
+	rete_store_identity id;
+
+	tu_path(j0, sizeof(j0), "%s/journal.0", dir);
+	tu_path(j1, sizeof(j1), "%s/journal.1", dir);
+	make_store(dir);
+	tu_raw_put(dir, "meta", "schema", 6, ver, 4);
+	assert_int_equal(mkdir(j1, 0700), 0);
+	assert_int_not_equal(rete_store_open(&s, dir, RETE_STORE_JOURNAL, &m), RETE_OK);
+	assert_null(s);
+	assert_int_equal(rete_store_open(&s, dir, RETE_STORE_RDONLY, &m), RETE_OK);
+	assert_int_equal(rete_store_identity_get(s, NULL, &id, &m), RETE_OK);
+	rete_store_close(&s);
+	if (id.schema != 3)
+		fail_msg("a refused open (no journal could be made) left the store at schema "
+			 "%u; an older broker no longer opens it",
+			 (unsigned)id.schema);
+	assert_false(tu_exists(j0)); /* what it made, it removed */
+	assert_int_equal(rmdir(j1), 0);
+	assert_int_equal(rete_store_open(&s, dir, RETE_STORE_JOURNAL, &m), RETE_OK);
+	assert_int_equal(rete_store_identity_get(s, NULL, &id, &m), RETE_OK);
+	assert_int_equal(id.schema, 4);
+	rete_store_close(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -537,8 +846,12 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_killed_before_lmdb),
 	    cmocka_unit_test(test_lmdb_behind),
+	    cmocka_unit_test(test_damaged_before_next),
+	    cmocka_unit_test(test_state_big_header),
 	    cmocka_unit_test(test_other_store),
 	    cmocka_unit_test(test_files_and_schema),
+	    cmocka_unit_test(test_journal_lost),
+	    cmocka_unit_test(test_raise_needs_journal),
 	    cmocka_unit_test(test_parked_between_batches),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
