@@ -854,7 +854,10 @@ static void park_step(broker *b, broker_peer *p);
 static void pump(broker *b, broker_peer *p)
 {
 	p->dirty = false;
-	if (p->acks_lost_ms) /* its ACKs cannot be logged now: acks_unlogged */
+	/* its ACKs cannot be logged now (acks_unlogged; or the clock behind
+	 * the log at the start, clock_start): nothing is sent to it, since
+	 * nothing it acknowledges could be logged; clock_hold_end pumps */
+	if (p->acks_lost_ms || b->clock_hold)
 		return;
 	park_step(b, p);
 	unsigned window = b->cfg->delivery_window;
@@ -1299,7 +1302,7 @@ static void redeliver(broker *b, int64_t now)
 			p->acks_lost_ms = 0; /* its queue again, from the start */
 			inflight_restart(p);
 		}
-		if (!p->nconns || p->acks_lost_ms)
+		if (!p->nconns || p->acks_lost_ms || b->clock_hold)
 			continue;
 		park_due(b, p, now);
 		park_step(b, p);
@@ -3152,11 +3155,19 @@ static void clock_watch(broker *b)
 		int64_t was = b->clock_ahead_ms;
 		if (drift > BROKER_CLOCK_JUMP_MS && b->clock_hold) {
 			/* behind the log since the start (clock_start): this is
-			 * the clock put right, which the hold waits for */
+			 * the clock put right, which the hold waits for, up to the
+			 * log's newest time; a step beyond it (a bad RTC or NTP
+			 * source overshooting) is a jump like any other below */
+			int64_t shortfall = b->clock_floor_ms - (wall - drift);
+			if (shortfall < 0)
+				shortfall = 0;
 			broker_log_info("the clock moved forward by %s while behind the newest "
 					"entry of the log: taken as the clock put right",
-					span_text(drift, jump, sizeof(jump)));
-		} else if (drift > BROKER_CLOCK_JUMP_MS) {
+					span_text(drift < shortfall ? drift : shortfall, jump,
+						  sizeof(jump)));
+			drift = drift > shortfall ? drift - shortfall : 0;
+		}
+		if (drift > BROKER_CLOCK_JUMP_MS) {
 			b->clock_ahead_ms += drift;
 			span_text(drift, jump, sizeof(jump));
 			span_text(b->clock_ahead_ms, ahead, sizeof(ahead));
@@ -3400,6 +3411,16 @@ static int on_count_overdue(void *ctx, const Rete__ReferralInfo *r)
  * says once, at error level and in health, when the start's gap holds
  * back a withdrawal or an overdue notice. false: nothing may be logged
  * (clock_hold). */
+/* clock_hold_end: entries are logged again; every agency gets its queue,
+ * which pump held back while nothing it acknowledged could be logged. */
+static void clock_hold_end(broker *b)
+{
+	b->clock_hold = false;
+	b->clock_start_text[0] = '\0';
+	for (size_t i = 0; i < b->npeers; i++)
+		inflight_restart(&b->peers[i]);
+}
+
 static bool clock_start_check(broker *b, int64_t wall)
 {
 	char gap[32], at[32];
@@ -3407,14 +3428,12 @@ static bool clock_start_check(broker *b, int64_t wall)
 		    boot_ms() - b->clock_start_boot_ms >= b->cfg->clock_grace_ms;
 	if (b->clock_hold) {
 		if (wall >= b->clock_floor_ms) {
-			b->clock_hold = false;
-			b->clock_start_text[0] = '\0';
+			clock_hold_end(b);
 			broker_log_info("the clock has passed the newest entry of the log (%s): "
 					"entries are logged again",
 					rete_time_format(b->clock_floor_ms, at));
 		} else if (over) {
-			b->clock_hold = false;
-			b->clock_start_text[0] = '\0';
+			clock_hold_end(b);
 			broker_log_warn(
 			    "clock_grace (%s) has passed with the clock still %s behind "
 			    "the newest entry of the log (%s): entries are logged with "

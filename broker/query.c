@@ -215,7 +215,9 @@ static size_t health_behind(const broker *b, char **problems, size_t np, size_t 
 	if (asprintf(&problems[np],
 		     "a batch already receipted is in the store's journal only, not yet in "
 		     "data.mdb (so not delivered, and not read by rete audit or a backup): %s; "
-		     "the broker takes it in as soon as the store can write",
+		     "the broker takes it in as soon as the store can write: free space now "
+		     "(its senders' agents raise a WITNESS ALARM when this lasts longer than "
+		     "their witness_patience)",
 		     m.text) >= 0)
 		np++;
 	return np;
@@ -327,8 +329,10 @@ static void q_health(broker *b, broker_frame *f)
 	np = health_room(&h, map_known ? NULL : stats_err, disk_known ? NULL : disk_err, problems,
 			 np, 64);
 	np = health_full(b, problems, np, 64);
-	np = health_acks_refused(b, problems, np, 64);
+	/* the journal's batch first: one line, while the paused agencies are
+	 * one each and could fill the list */
 	np = health_behind(b, problems, np, 64);
+	np = health_acks_refused(b, problems, np, 64);
 	h.problems = problems;
 	h.n_problems = np;
 	h.ok = np == 0;
