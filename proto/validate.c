@@ -368,11 +368,27 @@ enum v_pd {
  * a field (consent.legalBasis may be a long citation), so one load instead
  * of a chain of comparisons. V_K_SPACE marks the bytes a space or control
  * character starts with (v_space_len says whether one does). */
-enum { V_K_DIGIT = 1, V_K_ALPHA = 2, V_K_HEX = 4, V_K_AT = 8, V_K_SPACE = 16 };
+enum {
+	V_K_DIGIT = 1,
+	V_K_ALPHA = 2,
+	V_K_HEX = 4,
+	V_K_AT = 8,
+	V_K_SPACE = 16,
+	V_K_PSEP = 32, /* v_phone_sep */
+	V_K_GSEP = 64, /* v_group_sep */
+	V_K_END = 128  /* the string's NUL */
+};
 #define V_K_ALNUM (V_K_DIGIT | V_K_ALPHA)
 
 static const unsigned char v_kind[256] = {
-    [0x01 ... 0x20] = V_K_SPACE,
+    [0x00] = V_K_END,
+    [0x01 ... 0x1f] = V_K_SPACE,
+    [' '] = V_K_SPACE | V_K_PSEP | V_K_GSEP,
+    ['-'] = V_K_PSEP | V_K_GSEP,
+    ['.'] = V_K_PSEP | V_K_GSEP,
+    ['/'] = V_K_PSEP | V_K_GSEP,
+    [':'] = V_K_GSEP,
+    ['_'] = V_K_GSEP,
     ['0' ... '9'] = V_K_DIGIT | V_K_HEX,
     ['A' ... 'F'] = V_K_ALPHA | V_K_HEX,
     ['G' ... 'Z'] = V_K_ALPHA,
@@ -514,7 +530,7 @@ static bool v_uuid_at(const unsigned char *s)
 
 static bool v_phone_sep(unsigned char c)
 {
-	return c == '-' || c == '.' || c == '/' || c == ' ';
+	return (v_kind[c] & V_K_PSEP) != 0; /* '-', '.', '/' or ' ' */
 }
 
 /* v_national_prefix: the g digits at d begin an Italian number written in
@@ -661,7 +677,7 @@ static size_t v_space_len(const unsigned char *s, bool *control)
  * start with a digit, and needs one). */
 static bool v_group_sep(unsigned char c)
 {
-	return v_phone_sep(c) || c == ':' || c == '_';
+	return (v_kind[c] & V_K_GSEP) != 0; /* a phone number's, ':' or '_' */
 }
 
 /* The last groups of a run of words joined by single separators
@@ -766,7 +782,7 @@ static enum v_pd v_personal_scan(const char *str, size_t *at, size_t *digits, bo
 	for (;;) {
 		unsigned k;
 		while (!((k = v_kind[s[i]]) & V_K_ALNUM)) {
-			if (s[i] == '\0')
+			if (k & V_K_END)
 				goto words_done;
 			seen |= k;
 			i++;
