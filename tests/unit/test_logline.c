@@ -84,9 +84,21 @@ static void test_small_buffer(void **state)
 static void test_every_size(void **state)
 {
 	(void)state;
-	static const char *bits[] = {"plain ", "L. 328/2000", "\\", "\n", "\t", "\x1b",
-				     "\x7f", "\xc3\xb2", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
-				     "\x80", "\xe2\x82", "~", " ", "x"};
+	static const char *bits[] = {"plain ",
+				     "L. 328/2000",
+				     "\\",
+				     "\n",
+				     "\t",
+				     "\x1b",
+				     "\x7f",
+				     "\xc3\xb2",
+				     "\xe2\x82\xac",
+				     "\xf0\x9f\x98\x80",
+				     "\x80",
+				     "\xe2\x82",
+				     "~",
+				     " ",
+				     "x"};
 	uint32_t r = 12345;
 	for (int round = 0; round < 3000; round++) {
 		char in[128] = "";

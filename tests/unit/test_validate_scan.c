@@ -42,9 +42,22 @@ static void piece(char *buf, size_t cap)
 	static const char *codes[] = {"RSSMRA85M41E897X", "rssmra8rm4me8vtx", "BNCLCU10T12E897Q",
 				      "VRDGPP80A01H501U"};
 	static const char *seps[] = {" ", "-", ".", "/", ":", "_", ". ", "; ", ", ", "  ", "\t"};
-	static const char *words[] = {"L.", "328/2000", "art.", "22", "c.", "2", "D.Lgs",
-				      "196/2003", "ref", "CASE", "x", "a1b2", "2026-12-07",
-				      "12:30", "ABCDEFGHIJKLMNOP", "0123456789ABCDEF"};
+	static const char *words[] = {"L.",
+				      "328/2000",
+				      "art.",
+				      "22",
+				      "c.",
+				      "2",
+				      "D.Lgs",
+				      "196/2003",
+				      "ref",
+				      "CASE",
+				      "x",
+				      "a1b2",
+				      "2026-12-07",
+				      "12:30",
+				      "ABCDEFGHIJKLMNOP",
+				      "0123456789ABCDEF"};
 	char tmp[64];
 	switch (rnd(10)) {
 	case 0: { /* a fiscal code, cut in 1-5 groups */
@@ -63,9 +76,14 @@ static void piece(char *buf, size_t cap)
 		}
 		break;
 	}
-	case 1: /* a UUID */
-		add(buf, cap, rnd(2) ? "0d9a1c2e-5b3f-4e6a-9c7d-1234abcd5678" : "deadbeef-dead-beef");
+	case 1: { /* a UUID, some whose groups would make a fiscal code's shape */
+		static const char *uuids[] = {
+		    "0d9a1c2e-5b3f-4e6a-9c7d-1234abcd5678", "deadbeef-dead-beef",
+		    "abcdef12-a12b-123c-1234-123456789abc", "ABCDEF12-A12B-123C-1234-123456789ABC",
+		    "abcdef12-a12b-123c"};
+		add(buf, cap, uuids[rnd(5)]);
 		break;
+	}
 	case 2: /* digits: a phone number, a temporary code, a year */
 		snprintf(tmp, sizeof(tmp), "%s%u%s%u", rnd(2) ? "+39 " : "", 300 + rnd(700),
 			 seps[rnd(4)], (unsigned)rnd(10000000));
@@ -128,17 +146,25 @@ static void citation_fast(void **state)
 {
 	(void)state;
 	char bench[1024] = "";
-	size_t bat = 0, bd = 0;
+	size_t bat = 0, bd = 0, at = 0, d = 0;
 	while (strlen(bench) < 870) /* as rete_bench pads its referrals */
 		add(bench, sizeof(bench), "L. 328/2000 art. 22 c. 2; ");
 	assert_int_not_equal(v_personal_scan(bench, &bat, &bd, false), V_PD_RETRY);
 	char buf[1024] = "";
 	while (strlen(buf) < 900)
 		add(buf, sizeof(buf), "L. 328/2000 art. 22 c. 2; D.Lgs. 196/2003 art. 2-sexies; ");
-	size_t at = 0, d = 0;
 	enum v_pd full = v_personal_scan(buf, &at, &d, true);
 	assert_true(full == V_PD_NONE || full == V_PD_SPACE);
 	assert_int_equal(v_personal_scan(buf, &at, &d, false), full);
+	/* a UUID is no code in groups (its groups would make one's shape),
+	 * whatever run of joined words comes before it; a code's groups
+	 * joined to a UUID's group are */
+	assert_int_equal(
+	    v_personal_kind("abcdefgh-ijklmnop-abcdef12-a12b-123c-1234-123456789abc", &at, &d),
+	    V_PD_NONE);
+	assert_int_equal(v_personal_kind("abcdef12-a12b-123c-1234-123456789abc", &at, &d),
+			 V_PD_NONE);
+	assert_int_equal(v_personal_kind("abcdef12-a12b-123c", &at, &d), V_PD_FISCAL_GROUPS);
 	/* a code in groups inside it is still found, where it is */
 	add(buf, sizeof(buf), "RSSMRA 85M41 E897X");
 	assert_int_equal(v_personal_scan(buf, &at, &d, false), V_PD_RETRY);
