@@ -38,6 +38,13 @@ static size_t utf8_len(const unsigned char *p, size_t n)
 	return want;
 }
 
+/* plain: the byte stands for itself in a log line (printable ASCII but
+ * the backslash, which starts an escape). */
+static bool plain(unsigned char c)
+{
+	return c >= 0x20 && c < 0x7f && c != '\\';
+}
+
 /* put appends the k bytes of s to out when the whole of them fits. */
 static void put(char *out, size_t size, size_t *at, bool *cut, const char *s, size_t k)
 {
@@ -58,6 +65,24 @@ size_t rete_log_escape(char *out, size_t size, const char *in, size_t len)
 		unsigned char c = p[i];
 		char esc[4 * 4];
 		size_t k = 0, take = 1;
+		if (plain(c)) {
+			/* a run of bytes that stand for themselves, as one put
+			 * each would write it: what fits, then cut */
+			size_t n = 1;
+			while (i + n < len && plain(p[i + n]))
+				n++;
+			size_t room = !cut && size > 0 && at + 1 < size ? size - 1 - at : 0;
+			size_t m = n < room ? n : room;
+			if (m > 0) {
+				memcpy(out + at, p + i, m);
+				written = at + m;
+			}
+			if (m < n)
+				cut = true;
+			at += n;
+			i += n;
+			continue;
+		}
 		if (c == '\n' || c == '\r' || c == '\t' || c == '\\') {
 			esc[k++] = '\\';
 			esc[k++] = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : '\\';

@@ -360,18 +360,35 @@ enum v_pd {
 	V_PD_EMAIL,
 	V_PD_PHONE,
 	V_PD_CONTROL,
-	V_PD_SPACE
+	V_PD_SPACE,
+	V_PD_RETRY /* v_personal_scan without the groups: look again with them */
 };
 
 /* The classes of a byte, by table: the checks below look at every byte of
  * a field (consent.legalBasis may be a long citation), so one load instead
  * of a chain of comparisons. V_K_SPACE marks the bytes a space or control
  * character starts with (v_space_len says whether one does). */
-enum { V_K_DIGIT = 1, V_K_ALPHA = 2, V_K_HEX = 4, V_K_AT = 8, V_K_SPACE = 16 };
+enum {
+	V_K_DIGIT = 1,
+	V_K_ALPHA = 2,
+	V_K_HEX = 4,
+	V_K_AT = 8,
+	V_K_SPACE = 16,
+	V_K_PSEP = 32, /* v_phone_sep */
+	V_K_GSEP = 64, /* v_group_sep */
+	V_K_END = 128  /* the string's NUL */
+};
 #define V_K_ALNUM (V_K_DIGIT | V_K_ALPHA)
 
 static const unsigned char v_kind[256] = {
-    [0x01 ... 0x20] = V_K_SPACE,
+    [0x00] = V_K_END,
+    [0x01 ... 0x1f] = V_K_SPACE,
+    [' '] = V_K_SPACE | V_K_PSEP | V_K_GSEP,
+    ['-'] = V_K_PSEP | V_K_GSEP,
+    ['.'] = V_K_PSEP | V_K_GSEP,
+    ['/'] = V_K_PSEP | V_K_GSEP,
+    [':'] = V_K_GSEP,
+    ['_'] = V_K_GSEP,
     ['0' ... '9'] = V_K_DIGIT | V_K_HEX,
     ['A' ... 'F'] = V_K_ALPHA | V_K_HEX,
     ['G' ... 'Z'] = V_K_ALPHA,
@@ -513,7 +530,7 @@ static bool v_uuid_at(const unsigned char *s)
 
 static bool v_phone_sep(unsigned char c)
 {
-	return c == '-' || c == '.' || c == '/' || c == ' ';
+	return (v_kind[c] & V_K_PSEP) != 0; /* '-', '.', '/' or ' ' */
 }
 
 /* v_national_prefix: the g digits at d begin an Italian number written in
@@ -660,7 +677,7 @@ static size_t v_space_len(const unsigned char *s, bool *control)
  * start with a digit, and needs one). */
 static bool v_group_sep(unsigned char c)
 {
-	return v_phone_sep(c) || c == ':' || c == '_';
+	return (v_kind[c] & V_K_GSEP) != 0; /* a phone number's, ':' or '_' */
 }
 
 /* The last groups of a run of words joined by single separators
@@ -680,7 +697,7 @@ struct v_groups {
 static bool v_group_word(const unsigned char *s, size_t at, size_t len, struct v_groups *g,
 			 size_t *found)
 {
-	if (at >= g->uuid_end && v_uuid_at(s + at))
+	if (len == 8 && at >= g->uuid_end && s[at + 8] == '-' && v_uuid_at(s + at))
 		g->uuid_end = at + 36;
 	bool joined = g->n > 0 && at == g->end + 1 && v_group_sep(s[g->end]);
 	g->end = at + len;
@@ -732,9 +749,17 @@ static bool v_temporary_at(const unsigned char *s)
 	return v_temporary_digit_ok((const char *)s);
 }
 
-/* v_personal_kind: what in s looks like personal data, and where (0-based
- * position; for a phone number also its digits). */
-static enum v_pd v_personal_kind(const char *str, size_t *at, size_t *digits)
+/* v_personal_scan: what in s looks like personal data, and where (0-based
+ * position; for a phone number also its digits). With `groups` false it
+ * does not look for a fiscal code written in groups: it only adds up the
+ * letters and digits of each run of words joined by single separators
+ * (v_group_sep; a UUID's groups and a word of 16 or more end a run, as in
+ * v_group_word), and gives up with V_PD_RETRY as soon as one reaches 16,
+ * before it reports anything that word or a later one holds. Until then
+ * no run could have held such a code, so what it reports is what the
+ * full scan reports; most text (a law's citation: "L. 328/2000 art. 22")
+ * never has such a run, and skips v_group_word's work on every word. */
+static enum v_pd v_personal_scan(const char *str, size_t *at, size_t *digits, bool groups_on)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	unsigned seen = 0;  /* the classes (v_kind) of the bytes between words */
@@ -743,6 +768,9 @@ static enum v_pd v_personal_kind(const char *str, size_t *at, size_t *digits)
 	bool phone = false; /* a run of 8 digits or more: v_find_phone must look */
 	bool control;
 	struct v_groups groups = {.n = 0};
+	size_t joined = 0;   /* !groups_on: letters and digits of the run so far */
+	size_t word_end = 0; /* !groups_on: where the word before ended */
+	size_t uuid_end = 0; /* !groups_on: the end of the last UUID seen */
 	size_t i;
 
 	/* One pass over the bytes: the words (a fiscal code is one of 16
@@ -754,7 +782,7 @@ static enum v_pd v_personal_kind(const char *str, size_t *at, size_t *digits)
 	for (;;) {
 		unsigned k;
 		while (!((k = v_kind[s[i]]) & V_K_ALNUM)) {
-			if (s[i] == '\0')
+			if (k & V_K_END)
 				goto words_done;
 			seen |= k;
 			i++;
@@ -784,8 +812,24 @@ static enum v_pd v_personal_kind(const char *str, size_t *at, size_t *digits)
 			*at = word;
 			return V_PD_TEMPORARY;
 		}
-		if (v_group_word(s, word, i - word, &groups, at))
-			return V_PD_FISCAL_GROUPS;
+		if (groups_on) {
+			if (v_group_word(s, word, i - word, &groups, at))
+				return V_PD_FISCAL_GROUPS;
+			continue;
+		}
+		/* v_group_word's runs, counted: a UUID starts with a word of 8 */
+		size_t len = i - word;
+		if (len == 8 && word >= uuid_end && s[i] == '-' && v_uuid_at(s + word))
+			uuid_end = word + 36;
+		if (word < uuid_end || len >= 16) {
+			joined = 0;
+		} else {
+			bool on = joined > 0 && word == word_end + 1 && v_group_sep(s[word_end]);
+			joined = on ? joined + len : len;
+			if (joined >= 16)
+				return V_PD_RETRY;
+		}
+		word_end = i;
 	}
 words_done:
 	/* an e-mail address has an '@', a space or control character starts
@@ -802,6 +846,13 @@ words_done:
 			}
 		}
 	return V_PD_NONE;
+}
+
+/* v_personal_kind: v_personal_scan, the fast way first (see there). */
+static enum v_pd v_personal_kind(const char *str, size_t *at, size_t *digits)
+{
+	enum v_pd pd = v_personal_scan(str, at, digits, false);
+	return pd == V_PD_RETRY ? v_personal_scan(str, at, digits, true) : pd;
 }
 
 bool rete_personal_in_text(const char *s, char *why, size_t n)
@@ -922,6 +973,7 @@ static bool v_personal(v_ctx *v, const char *path, const char *what, const char 
 			       "part (private.notes, private.statusText)%s",
 			       what, at + 1, hint);
 		return true;
+	case V_PD_RETRY: /* v_personal_kind never returns it */
 	case V_PD_NONE:
 		break;
 	}

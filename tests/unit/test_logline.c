@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,11 +65,78 @@ static void test_small_buffer(void **state)
 	assert_int_equal(need, 8);
 	assert_string_equal(out, "\\x1b");
 	assert_int_equal(rete_log_escape(NULL, 0, "x\n", 2), 3);
+	/* a C1 control is one escape of 8: not cut after its first byte */
+	char c1[7];
+	assert_int_equal(rete_log_escape(c1, sizeof(c1), "ab\xc2\x9b", 4), 10);
+	assert_string_equal(c1, "ab");
 	char *d = rete_log_escape_dup("line one\nline two");
 	assert_non_null(d);
 	assert_string_equal(d, "line one\\nline two");
 	assert_null(strchr(d, '\n'));
 	free(d);
+}
+
+/* Any buffer size: the longest run of whole escapes that fits (an escape
+ * ends where the escape of some prefix of the input ends), the full length
+ * returned. Random inputs of plain text, escapes, UTF-8 good and bad (not
+ * a C1 control, whose two bytes are one escape although the escape of its
+ * first byte alone ends inside it: test_small_buffer has it). */
+static void test_every_size(void **state)
+{
+	(void)state;
+	static const char *bits[] = {"plain ",
+				     "L. 328/2000",
+				     "\\",
+				     "\n",
+				     "\t",
+				     "\x1b",
+				     "\x7f",
+				     "\xc3\xb2",
+				     "\xe2\x82\xac",
+				     "\xf0\x9f\x98\x80",
+				     "\x80",
+				     "\xe2\x82",
+				     "~",
+				     " ",
+				     "x"};
+	uint32_t r = 12345;
+	for (int round = 0; round < 3000; round++) {
+		char in[128] = "";
+		size_t len = 0;
+		for (int n = (int)((r = r * 1103515245u + 12345u) >> 16) % 9; n > 0; n--) {
+			const char *b = bits[((r = r * 1103515245u + 12345u) >> 16) % 15];
+			size_t bl = strlen(b);
+			if (len + bl >= sizeof(in))
+				break;
+			memcpy(in + len, b, bl);
+			len += bl;
+		}
+		char full[640], pre[640], out[640];
+		size_t flen = rete_log_escape(full, sizeof(full), in, len);
+		assert_int_equal(flen, strlen(full));
+		/* where whole escapes end in full */
+		bool ends[640] = {false};
+		ends[0] = true;
+		for (size_t j = 1; j <= len; j++) {
+			size_t pl = rete_log_escape(pre, sizeof(pre), in, j);
+			if (pl <= flen && memcmp(pre, full, pl) == 0)
+				ends[pl] = true;
+		}
+		assert_true(ends[flen]);
+		for (size_t size = 0; size <= flen + 1; size++) {
+			memset(out, 'Z', sizeof(out));
+			assert_int_equal(rete_log_escape(out, size, in, len), flen);
+			if (size == 0) {
+				assert_int_equal(out[0], 'Z');
+				continue;
+			}
+			size_t want = size - 1 < flen ? size - 1 : flen;
+			while (!ends[want])
+				want--;
+			assert_int_equal(strlen(out), want);
+			assert_memory_equal(out, full, want);
+		}
+	}
 }
 
 int main(void)
@@ -77,6 +145,7 @@ int main(void)
 	    cmocka_unit_test(test_controls),
 	    cmocka_unit_test(test_utf8),
 	    cmocka_unit_test(test_small_buffer),
+	    cmocka_unit_test(test_every_size),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
