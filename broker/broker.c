@@ -3638,10 +3638,12 @@ static void scan(broker *b)
 				broker_log_info("%s", said[i].text);
 		}
 	} else if (nsaid) {
-		broker_log_warn("the store did not take the scan's %zu withdrawal(s) and overdue "
-				"notice(s) (see the error above); nothing was withdrawn, and the "
-				"next scan tries again",
-				nsaid);
+		/* once a minute at most: a full disk refuses scan after scan */
+		broker_log_limited(RETE_LOG_WARNING, "scan: the store did not take it",
+				   "the store did not take the scan's %zu withdrawal(s) and overdue "
+				   "notice(s): %s; nothing was withdrawn, and the next scan tries "
+				   "again",
+				   nsaid, b->bt->m.text[0] ? b->bt->m.text : "its commit failed");
 	}
 	batch_reset(b->bt);
 	pump_dirty(b);

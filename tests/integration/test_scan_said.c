@@ -28,6 +28,7 @@ static void test_withdrew_said_when_durable(void **state)
 	assert_non_null(n);
 	*state = n;
 	n->expiry = "3s";
+	n->cp_interval = "1h"; /* no stored checkpoint's stalled flushes first */
 	assert_int_equal(it_write_ini(n), 0);
 	char marker[1300];
 	snprintf(marker, sizeof(marker), "%s/slow-disk", n->dir);
