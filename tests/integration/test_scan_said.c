@@ -60,10 +60,11 @@ static void test_withdrew_said_when_durable(void **state)
 				   n->keys[IT_SOCIAL], it_party_ids[IT_SOCIAL], &acked);
 		if (!f) {
 			it_show(n, "broker.log");
-			fail_msg("FAIL: the broker logged \"%s\" and was killed after it; restarted, "
-				 "it never sent social.mantova its notice that said-1 was not "
-				 "delivered: the withdrawal its log announced was not in the store",
-				 said);
+			fail_msg(
+			    "FAIL: the broker logged \"%s\" and was killed after it; restarted, "
+			    "it never sent social.mantova its notice that said-1 was not "
+			    "delivered: the withdrawal its log announced was not in the store",
+			    said);
 		}
 		Rete__LogEntry *le = rete__log_entry__unpack(NULL, f->deliver->log_entry.len,
 							     f->deliver->log_entry.data);
