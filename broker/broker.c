@@ -3526,6 +3526,13 @@ static void scan(broker *b)
 		return;
 	int64_t now = wall - b->clock_ahead_ms - b->clock_start_ahead_ms;
 	struct scan_ctx s = {0};
+	/* what the scan did, said once its commit is done: a line saying
+	 * "withdrew" before that could be undone by a crash or a full disk */
+	struct scan_said {
+		rete_log_level level;
+		char text[384];
+	} *said = NULL;
+	size_t nsaid = 0;
 	s.cap = BROKER_SCAN_MAX;
 	s.e = calloc(s.cap, sizeof(*s.e));
 	s.r = calloc(BROKER_SCAN_MAX, sizeof(*s.r));
@@ -3535,6 +3542,8 @@ static void scan(broker *b)
 	rete_store_overdue_candidates(b->store, NULL, now, on_overdue, &s, NULL);
 	if (s.n == 0 && s.nr == 0)
 		goto out;
+	if (!(said = calloc(s.n + s.nr, sizeof(*said))))
+		goto out; /* out of memory: the next scan tries again */
 	batch_reset(b->bt);
 	for (size_t i = 0; i < s.n; i++) {
 		Rete__Message *msg = NULL;
@@ -3576,10 +3585,12 @@ static void scan(broker *b)
 				o->msg.notice = &o->notice;
 				own_append(b, o, wall);
 			}
-			broker_log_warn(
-			    "withdrew %s from %s to %s (entry %" PRIu64 "): undelivered "
-			    "after %s",
-			    msg->id, msg->sender, msg->recipient, s.e[i].index, b->cfg->expiry);
+			said[nsaid].level = RETE_LOG_WARNING;
+			snprintf(said[nsaid++].text, sizeof(said->text),
+				 "withdrew %s from %s to %s (entry %" PRIu64 "): undelivered "
+				 "after %s",
+				 msg->id, msg->sender, msg->recipient, s.e[i].index,
+				 b->cfg->expiry);
 		}
 		rete__message__free_unpacked(msg, NULL);
 	}
@@ -3610,14 +3621,30 @@ static void scan(broker *b)
 		o->msg.body_case = RETE__MESSAGE__BODY_NOTICE;
 		o->msg.notice = &o->notice;
 		own_append(b, o, wall);
-		broker_log_info("referral %s to %s is overdue (due %s)", r->id, r->performer, due);
+		said[nsaid].level = RETE_LOG_INFO;
+		snprintf(said[nsaid++].text, sizeof(said->text),
+			 "referral %s to %s is overdue (due %s)", r->id, r->performer, due);
 	}
-	if (commit_now(b) == RETE_OK)
+	if (commit_now(b) == RETE_OK) {
 		for (size_t i = 0; i < b->bt->nops; i++)
 			if (b->bt->ops[i].kind == RETE_STORE_OP_APPEND &&
 			    b->bt->ops[i].status == RETE_STORE_REFUSED)
 				broker_log_warn("the store refused the broker's own entry: %s",
 						b->bt->ops[i].error_text);
+		for (size_t i = 0; i < nsaid; i++) {
+			if (said[i].level == RETE_LOG_WARNING)
+				broker_log_warn("%s", said[i].text);
+			else
+				broker_log_info("%s", said[i].text);
+		}
+	} else if (nsaid) {
+		/* once a minute at most: a full disk refuses scan after scan */
+		broker_log_limited(RETE_LOG_WARNING, "scan: the store did not take it",
+				   "the store did not take the scan's %zu withdrawal(s) and overdue "
+				   "notice(s): %s; nothing was withdrawn, and the next scan tries "
+				   "again",
+				   nsaid, b->bt->m.text[0] ? b->bt->m.text : "its commit failed");
+	}
 	batch_reset(b->bt);
 	pump_dirty(b);
 out:
@@ -3625,6 +3652,7 @@ out:
 		rete__referral_info__free_unpacked(s.r[i], NULL);
 	free(s.r);
 	free(s.e);
+	free(said);
 }
 
 static void orphans_say(broker *b);

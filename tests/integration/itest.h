@@ -574,6 +574,31 @@ static inline bool it_broker_start(it_net *n)
 	return it_broker_start_flag(n, n->broker_starts == 0 ? "--init" : NULL);
 }
 
+/* it_broker_start_preloaded starts the broker as it_broker_start does,
+ * with the library `shim` preloaded (tests/shim/), in a sanitizer build
+ * too: AddressSanitizer's runtime is not first in a preloaded process, and
+ * its check of that is turned off for the broker alone. */
+static inline bool it_broker_start_preloaded(it_net *n, const char *shim)
+{
+	char preload[1300], asan_before[512] = "", asan_now[600];
+	snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", shim);
+	const char *asan = getenv("ASAN_OPTIONS");
+	if (asan)
+		snprintf(asan_before, sizeof(asan_before), "%s", asan);
+	snprintf(asan_now, sizeof(asan_now), "%s%sverify_asan_link_order=0", asan_before,
+		 asan_before[0] ? ":" : "");
+	setenv("ASAN_OPTIONS", asan_now, 1);
+	const char *env_before = n->extra_env;
+	n->extra_env = preload;
+	bool started = it_broker_start(n);
+	n->extra_env = env_before;
+	if (asan)
+		setenv("ASAN_OPTIONS", asan_before, 1);
+	else
+		unsetenv("ASAN_OPTIONS");
+	return started;
+}
+
 /* it_broker_refused starts the broker on ini with flag (may be NULL) and expects
  * it to exit 2 on its own before it serves anything; its log, from the
  * start of this run, must hold every one of the words (NULL-terminated).

@@ -25,32 +25,15 @@ static void test_store_behind(void **state)
 	it_net *n = it_net_new("wit-disk", NULL);
 	assert_non_null(n);
 	*state = n;
-	char marker[1300], log[1300], inbox[1300], preload[1300];
+	char marker[1300], log[1300], inbox[1300];
 	/* the stored checkpoint lags: the receipt's is larger */
 	n->cp_interval = "1h";
 	assert_int_equal(it_write_ini(n), 0);
 	it_ini_broker_add(n, "metrics = 127.0.0.1:0");
 	char url[200];
 	snprintf(marker, sizeof(marker), "%s/disk-full", n->dir);
-	snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", RETE_ENOSPC_SHIM);
 	setenv("RETE_ENOSPC_WHILE", marker, 1);
-	n->extra_env = preload;
-	/* a sanitizer build: its runtime is not first in a preloaded process
-	 * (as test_broker_tsa's libfaketime) */
-	const char *asan = getenv("ASAN_OPTIONS");
-	char asan_before[512] = "", asan_now[600];
-	if (asan)
-		snprintf(asan_before, sizeof(asan_before), "%s", asan);
-	snprintf(asan_now, sizeof(asan_now), "%s%sverify_asan_link_order=0", asan_before,
-		 asan_before[0] ? ":" : "");
-	setenv("ASAN_OPTIONS", asan_now, 1);
-	bool started = it_broker_start(n);
-	if (asan)
-		setenv("ASAN_OPTIONS", asan_before, 1);
-	else
-		unsetenv("ASAN_OPTIONS");
-	assert_true(started);
-	n->extra_env = NULL;
+	assert_true(it_broker_start_preloaded(n, RETE_ENOSPC_SHIM));
 	it_metrics_url(n->log, url, sizeof(url));
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	assert_true(it_agent_start(n, IT_CPI));

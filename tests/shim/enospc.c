@@ -4,7 +4,12 @@
  * preallocated journal and the access record still take their writes, as
  * on a disk with a few KiB left: LMDB's commit of a batch the journal has
  * already made durable (and receipted) fails, rete_store_behind() is true.
- * Nothing of the broker is replaced: only the disk's answer. */
+ * Nothing of the broker is replaced: only the disk's answer.
+ *
+ * A slow disk, too: while the file named by $RETE_SLOW_SYNC_WHILE exists,
+ * every fsync and fdatasync (of any file) first waits $RETE_SLOW_SYNC_MS
+ * milliseconds (default 3000), as a disk whose flushes stall: what the
+ * broker does before a commit is durable can be seen, and killed. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -13,6 +18,7 @@
 #include <string.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 static int full(int fd)
@@ -73,10 +79,23 @@ ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t at)
 	return full(fd) ? -1 : next(fd, iov, cnt, at);
 }
 
+static void slow(void)
+{
+	const char *marker = getenv("RETE_SLOW_SYNC_WHILE");
+	if (marker == NULL || access(marker, F_OK) != 0)
+		return;
+	const char *ms = getenv("RETE_SLOW_SYNC_MS");
+	long wait = ms ? atol(ms) : 3000;
+	struct timespec ts = {.tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
 int fsync(int fd)
 {
 	static int (*next)(int);
 	NEXT(next, "fsync");
+	slow();
 	return full(fd) ? -1 : next(fd);
 }
 
@@ -84,5 +103,6 @@ int fdatasync(int fd)
 {
 	static int (*next)(int);
 	NEXT(next, "fdatasync");
+	slow();
 	return full(fd) ? -1 : next(fd);
 }
