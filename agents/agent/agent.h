@@ -41,6 +41,9 @@ typedef struct agent {
 	char origin[128];
 	bool welcomed;
 	uint32_t epoch; /* the log epoch WELCOME said (0 = not said) */
+	/* The epoch whose reuse of log indexes recorded before its restore
+	 * agent_inbox.c said (once per epoch and run; 0: none yet). */
+	uint32_t inbox_reuse_said;
 
 	/* Held messages (agent_outbox.c): a new resubmission round begins at
 	 * most once per connection, on the first sign that the log lost what
