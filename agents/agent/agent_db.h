@@ -45,6 +45,10 @@
  *              and consistency with the one before); "alarm" -> the
  *              evidence of a broker that rewrote its log, if ever;
  *              "epoch" -> the log epoch of the last WELCOME (u32 BE);
+ *              "inbox_unkeyed_epoch" -> the log epoch an inbox index
+ *              recorded without its 'e' record counts as (u32 BE), written
+ *              at the first start of an agent that keeps those records
+ *              (agent_inbox_start);
  *              "round" -> the number of the latest resubmission round of
  *              the held messages (u64 BE; absent: 0); "resubmit" -> the
  *              reason of a round not yet complete (present while some held

@@ -435,24 +435,71 @@ static void inbox_epoch_key(uint8_t ek[9], const uint8_t key[8])
 	memcpy(ek + 1, key, 8);
 }
 
+/* inbox_u32_get reads a u32 BE record of database dbi at key into *out;
+ * false when there is none (or it is not 4 bytes). */
+static bool inbox_u32_get(agent *a, agent_dbi dbi, const void *key, size_t klen, uint32_t *out)
+{
+	rete_buf v;
+	rete_msg m = {{0}};
+	bool have = false;
+	if (agent_db_get(a->db, dbi, key, klen, &v, &m) == RETE_OK) {
+		if (v.len == 4) {
+			*out = (uint32_t)v.data[0] << 24 | (uint32_t)v.data[1] << 16 |
+			       (uint32_t)v.data[2] << 8 | v.data[3];
+			have = true;
+		}
+		rete_buf_free(&v);
+	}
+	return have;
+}
+
 /* inbox_epoch_of: the log epoch in which this agent recorded the entry at
- * index (its key). 0 when no epoch was recorded with it: recorded in epoch
- * 1 (the record is kept only once a restore is known, so that a log never
- * restored costs nothing more), or by an agent older than the record. */
+ * index (its key). An index recorded without its epoch (in epoch 1, where
+ * it is not kept so that a log never restored costs nothing more, or by an
+ * agent older than the record, rete 0.7.0, in whatever epoch the broker
+ * was in then) counts as of a->inbox_unkeyed_epoch: the epoch the agent
+ * was in when this version first opened the store (agent_inbox_start).
+ * Every unkeyed record was made in that epoch or before, and not "before
+ * the current one": a 0.7.0 agent's record of the current epoch 2 must
+ * still warn when a log that went back undeclared reuses its index. */
 static uint32_t inbox_epoch_of(agent *a, const uint8_t key[8])
 {
 	uint8_t ek[9];
-	rete_buf v;
-	rete_msg m = {{0}};
 	uint32_t e = 0;
 	inbox_epoch_key(ek, key);
-	if (agent_db_get(a->db, AGENT_DB_INBOX, ek, sizeof(ek), &v, &m) == RETE_OK) {
-		if (v.len == 4)
-			e = (uint32_t)v.data[0] << 24 | (uint32_t)v.data[1] << 16 |
-			    (uint32_t)v.data[2] << 8 | v.data[3];
-		rete_buf_free(&v);
-	}
+	if (!inbox_u32_get(a, AGENT_DB_INBOX, ek, sizeof(ek), &e))
+		e = a->inbox_unkeyed_epoch ? a->inbox_unkeyed_epoch : 1;
 	return e;
+}
+
+#define INBOX_UNKEYED_EPOCH "inbox_unkeyed_epoch"
+
+rete_err agent_inbox_start(agent *a, rete_msg *m)
+{
+	uint32_t e = 1;
+	if (inbox_u32_get(a, AGENT_DB_META, INBOX_UNKEYED_EPOCH, strlen(INBOX_UNKEYED_EPOCH),
+			  &e)) {
+		a->inbox_unkeyed_epoch = e ? e : 1;
+		return RETE_OK;
+	}
+	/* The first start of this version on the store (a new store, or one
+	 * an older agent wrote): its records without an epoch were made in
+	 * the epoch of the last WELCOME or before. */
+	if (!inbox_u32_get(a, AGENT_DB_META, "epoch", 5, &e) || e == 0)
+		e = 1;
+	uint8_t be[4] = {(uint8_t)(e >> 24), (uint8_t)(e >> 16), (uint8_t)(e >> 8), (uint8_t)e};
+	rete_err err = RETE_OK;
+	for (int attempt = 0; attempt < 2; attempt++) { /* again once: map grown */
+		err = agent_db_begin(a->db, m);
+		if (err == RETE_OK)
+			err = agent_db_put(a->db, AGENT_DB_META, INBOX_UNKEYED_EPOCH,
+					   strlen(INBOX_UNKEYED_EPOCH), be, sizeof(be), m);
+		if ((err = agent_db_end(a->db, err, m)) != RETE_EFULL)
+			break;
+	}
+	if (err == RETE_OK)
+		a->inbox_unkeyed_epoch = e;
+	return err;
 }
 
 /* inbox_epoch_put records, in the open transaction, that the entry at
@@ -461,7 +508,7 @@ static uint32_t inbox_epoch_of(agent *a, const uint8_t key[8])
  * that says none). */
 static rete_err inbox_epoch_put(agent *a, const uint8_t key[8], rete_msg *m)
 {
-	if (a->epoch < 2)
+	if (a->epoch < 2 || !a->epoch_signed)
 		return RETE_OK;
 	uint8_t ek[9], be[4] = {(uint8_t)(a->epoch >> 24), (uint8_t)(a->epoch >> 16),
 				(uint8_t)(a->epoch >> 8), (uint8_t)a->epoch};
@@ -604,7 +651,7 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 		 * the resubmission round; else (this epoch, or a log never
 		 * restored) a log that went back without saying so. */
 		collided = true;
-		restored = a->epoch >= 2 && inbox_epoch_of(a, key) < a->epoch;
+		restored = a->epoch >= 2 && a->epoch_signed && inbox_epoch_of(a, key) < a->epoch;
 		snprintf(before, sizeof(before), "%.*s", (int)nl, (const char *)have.data);
 		rete_buf_free(&have);
 	}
