@@ -44,6 +44,9 @@ typedef struct agent {
 	/* The epoch whose reuse of log indexes recorded before its restore
 	 * agent_inbox.c said (once per epoch and run; 0: none yet). */
 	uint32_t inbox_reuse_said;
+	/* ... and the epoch whose messages delivered again after its restore
+	 * (at a new index) it said (0: none yet). */
+	uint32_t inbox_resent_said;
 	/* The log epoch an inbox index recorded without its epoch counts as
 	 * (meta "inbox_unkeyed_epoch", agent_inbox_start; 1 until then). */
 	uint32_t inbox_unkeyed_epoch;

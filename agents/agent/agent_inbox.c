@@ -569,6 +569,44 @@ static void inbox_reuse_said(agent *a, uint64_t index, const Rete__Message *msg,
 		  a->epoch);
 }
 
+/* inbox_before_restore: the entry this agent recorded at log index `at`
+ * was recorded in an epoch before the current one, which the WELCOME's
+ * signed checkpoint backs (a declared restore came between). */
+static bool inbox_before_restore(agent *a, uint64_t at)
+{
+	uint8_t key[8];
+	agent_db_index_key(key, at);
+	return a->epoch >= 2 && a->epoch_signed && inbox_epoch_of(a, key) < a->epoch;
+}
+
+/* inbox_resent_said says that log entry index (msg) is a message this
+ * agent was delivered at index `at` (have: the seen record, its index then
+ * the inbox file name) before the declared restore: the first time in an
+ * epoch (and run) as an info line, then at debug level, as
+ * inbox_reuse_said does. */
+static void inbox_resent_said(agent *a, uint64_t index, const Rete__Message *msg, uint64_t at,
+			      const rete_buf *have)
+{
+	int nl = have->len > 8 ? (int)(have->len - 8) : 0;
+	const char *name = (const char *)have->data + 8;
+	if (a->inbox_resent_said == a->epoch) {
+		agent_debug(a,
+			    "log entry %" PRIu64 " is message %s from %s, delivered before the "
+			    "declared restore as log entry %" PRIu64 " (inbox/%.*s); acking",
+			    index, msg->id, msg->sender, at, nl, name);
+		return;
+	}
+	a->inbox_resent_said = a->epoch;
+	agent_log(a, "info",
+		  "log entry %" PRIu64 " is message %s from %s, which this agent was delivered "
+		  "as log entry %" PRIu64 " (inbox/%.*s) in an earlier log epoch (epoch %" PRIu32
+		  " now, since a declared restore of the broker's log): its sender submitted it "
+		  "again after the restore, never having had the delivery receipt the restore "
+		  "lost; acking, no second inbox file. The others of epoch %" PRIu32
+		  " only in the debug log (-v)",
+		  index, msg->id, msg->sender, at, nl, name, a->epoch, a->epoch);
+}
+
 void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 {
 	Rete__LogEntry *le;
@@ -609,6 +647,16 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 			agent_debug(a, "log entry %" PRIu64 " already in inbox/%.*s; acking again",
 				    index, have.len > 8 ? (int)(have.len - 8) : 0,
 				    (const char *)have.data + 8);
+		} else if (inbox_before_restore(a, at)) {
+			/* Delivered before a declared restore (an earlier epoch, said
+			 * at WELCOME), and again now: its sender did not see the
+			 * delivery receipt the restore lost and submitted it again,
+			 * which is what a restore means. The witness checks this
+			 * index too. */
+			inbox_resent_said(a, index, msg, at, &have);
+			if (!broker_body(msg))
+				(void)agent_witness_delivered(a, index, d->log_entry.data,
+							      d->log_entry.len, msg, &m);
 		} else {
 			/* One message at two indexes: submitted again after a
 			 * restore, or delivered once at an index where the log does

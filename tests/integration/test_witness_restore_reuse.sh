@@ -13,7 +13,9 @@
 #              r-3..r-10 queued while the job centre's agent is stopped,
 #              then delivered (the job centre records indexes B..B+7, social
 #              services the delivery receipts after them); r-11 receipted,
-#              held by the sender (the job centre stopped again). The backup
+#              held by the sender, and delivered to the job centre while
+#              social services is stopped (its delivery receipt is lost
+#              with the restore). The backup
 #              is put in place and the broker started with --restore: epoch
 #              2 from B. r-11 is submitted again (the epoch's round); the
 #              job centre comes back; r-12; a plain restart of the broker
@@ -100,12 +102,19 @@ agent_up cpi.mantova
 wait_for 90 both_have 10 || fail "r-3..r-10 were not delivered ($(referrals), $(deliveries))"
 stop_pid "$AGENT_cpi" "cpi.mantova's agent"
 send_referral r-11 # receipted; held by social services until its delivery receipt
+# r-11 delivered to the job centre while social services is stopped: its
+# delivery receipt never reaches the sender, which holds r-11 still
+stop_pid "$AGENT_social" "social.mantova's agent"
+agent_up cpi.mantova
+wait_for 60 test "$(referrals)" -ge 11 || fail "r-11 was not delivered to the job centre"
+stop_pid "$AGENT_cpi" "cpi.mantova's agent"
 
 stop_pid "$BROKER" "the broker"
 mv "$store" "$DIR/store.before-restore"
 cp -a "$DIR/bk" "$store"
 start_again --restore
 grep -q "epoch 2" "$DIR/broker.log" || fail "the --restore start did not say epoch 2: $(tail -n 20 "$DIR/broker.log")"
+agent_up social.mantova
 wait_for 60 grep -q "epoch 2 (was 1)" "$DIR/social.mantova.log" ||
 	fail "social.mantova's agent did not take epoch 2"
 agent_up cpi.mantova
@@ -148,6 +157,14 @@ s=$(count social.mantova "$SAID")
 [ "$s" -le 1 ] || bad "declared: social.mantova said the reused indexes $s times, expected once at most"
 grep -q "submitting again 1 message(s)" "$DIR/social.mantova.log" ||
 	bad "declared: social.mantova did not submit r-11 again after the restore"
+# r-11, delivered before the restore, comes again at a new index: the
+# same message submitted again, which the restore means (rev-restorenoise 3)
+TWO="one message at two log indexes"
+w=$(count cpi.mantova "$TWO")
+[ "$w" = 0 ] ||
+	bad "declared: cpi.mantova logged $w warning(s) '$TWO' for a message submitted again after a declared restore, expected none: $(grep -F -- "$TWO" "$DIR/cpi.mantova.log" | head -n 1)"
+s=$(count cpi.mantova "its sender submitted it again after the restore")
+[ "$s" = 1 ] || bad "declared: cpi.mantova said r-11 again $s time(s), expected once"
 
 # --- undeclared: the log goes back within epoch 2 --------------------------------
 stop_pid "$BROKER" "the broker"
