@@ -4486,12 +4486,19 @@ static rete_err store_start(broker *b, unsigned flags)
 	}
 	if (flags & BROKER_INIT)
 		store_info(b, "--init: a new log in %s (origin %s)", c->data, c->origin);
+	/* The identity's record raises schema 1 straight to this one (the
+	 * journal's files were made at the open): said as the raise from 2
+	 * or 3 is, since the programs that read the store before no longer
+	 * open it. */
 	if (adopted)
 		store_info(b,
 			   "store %s recorded no identity (schema 1): it is now the log of "
 			   "origin %s and this broker's key, as %s says; a change of either "
-			   "is refused from now on",
-			   c->data, c->origin, c->path);
+			   "is refused from now on; it is of schema %d now, with its journal "
+			   "(journal.0 and journal.1 beside data.mdb); older rete versions "
+			   "(store schema 3 and below) no longer open it: going back takes a "
+			   "backup made before (docs/operations.md, \"Upgrading\")",
+			   c->data, c->origin, c->path, RETE_STORE_SCHEMA);
 	if ((err = id_check(b)) != RETE_OK)
 		return err;
 	b->epoch = id.epoch;

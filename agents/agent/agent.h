@@ -41,6 +41,19 @@ typedef struct agent {
 	char origin[128];
 	bool welcomed;
 	uint32_t epoch; /* the log epoch WELCOME said (0 = not said) */
+	/* The epoch whose reuse of log indexes recorded before its restore
+	 * agent_inbox.c said (once per epoch and run; 0: none yet). */
+	uint32_t inbox_reuse_said;
+	/* ... and the epoch whose messages delivered again after its restore
+	 * (at a new index) it said (0: none yet). */
+	uint32_t inbox_resent_said;
+	/* The log epoch an inbox index recorded without its epoch counts as
+	 * (meta "inbox_unkeyed_epoch", agent_inbox_start; 1 until then). */
+	uint32_t inbox_unkeyed_epoch;
+	/* The WELCOME's epoch is the epoch of the checkpoint it carries,
+	 * verified with the pinned broker key (agent_witness_epoch): only then
+	 * is an index recorded before a restore a new message said quietly. */
+	bool epoch_signed;
 
 	/* Held messages (agent_outbox.c): a new resubmission round begins at
 	 * most once per connection, on the first sign that the log lost what
@@ -165,6 +178,13 @@ void agent_outbox_free(agent *a);
  * rule (agent_keys.h: a signature that verifies only with an unconfirmed
  * new key of its party is answered there), then agent_inbox_on_deliver. */
 void agent_inbox_deliver(agent *a, const Rete__Deliver *d);
+
+/* agent_inbox_start reads, at the agent's start, the log epoch the inbox
+ * indexes recorded without their epoch count as (a->inbox_unkeyed_epoch);
+ * the first start of this version on a store records it: the epoch the
+ * agent was in then (meta "epoch"; 1 when none was said). Errors: those of
+ * the store (a sentence in m). */
+rete_err agent_inbox_start(agent *a, rete_msg *m);
 
 /* agent_inbox_on_deliver verifies, opens, writes and records one DELIVER,
  * queues the hook, and ACKs it (with an error when it cannot be verified
@@ -319,11 +339,15 @@ rete_err agent_witness_delivered(agent *a, uint64_t index, const uint8_t *entry,
 void agent_witness_alarm(agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* agent_witness_epoch takes the log epoch of a WELCOME (0 = an older
- * broker that does not say): a higher epoch than the last one seen is a
- * declared restore, after which the witness takes the new epoch's
- * checkpoint as its baseline and the held messages are submitted again.
- * Call before agent_witness_on_welcome. */
-void agent_witness_epoch(agent *a, uint32_t epoch);
+ * broker that does not say) and the checkpoint the WELCOME carries (may be
+ * NULL): a higher epoch than the last one seen is a declared restore, after
+ * which the witness takes the new epoch's checkpoint as its baseline and
+ * the held messages are submitted again. The epoch field is not signed: it
+ * counts only when the checkpoint, verified with the pinned broker key, is
+ * of that epoch (a->epoch_signed); one of another epoch is the witness
+ * alarm, and a higher epoch without such a checkpoint is not taken as a
+ * restore. Call before agent_witness_on_welcome. */
+void agent_witness_epoch(agent *a, uint32_t epoch, const char *checkpoint_note);
 
 /* agent_witness_stall: true while the oldest pending receipt has waited
  * longer than witness_patience to be shown on the log (a warning, said

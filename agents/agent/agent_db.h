@@ -16,7 +16,14 @@
  *              the pinned one, waiting for an operator (`rete agent trust`)
  *   inbox      log index BE64 -> the inbox file name written for it, then
  *              "\0" and the SHA-256 of the entry's SignedMessage bytes
- *              (records written before that hash was kept hold the name only)
+ *              (records written before that hash was kept hold the name only);
+ *              and 'e' || log index BE64 -> the log epoch (u32 BE) in which
+ *              that record was written, kept from the first WELCOME of an
+ *              epoch of 2 or more (none in epoch 1): an index recorded in an
+ *              earlier epoch than the current one is one a declared restore
+ *              gave to a new entry (agent_inbox.c). A key of its own, not a
+ *              longer record, so that an agent of this schema that does not
+ *              know it reads the index's record as before
  *   seen       sender "\0" message id "\0" SHA-256 of the SignedMessage
  *              bytes -> log index BE64 and the inbox file name: how a message
  *              already in the inbox is recognised, whatever its log index
@@ -38,6 +45,10 @@
  *              and consistency with the one before); "alarm" -> the
  *              evidence of a broker that rewrote its log, if ever;
  *              "epoch" -> the log epoch of the last WELCOME (u32 BE);
+ *              "inbox_unkeyed_epoch" -> the log epoch an inbox index
+ *              recorded without its 'e' record counts as (u32 BE), written
+ *              at the first start of an agent that keeps those records
+ *              (agent_inbox_start);
  *              "round" -> the number of the latest resubmission round of
  *              the held messages (u64 BE; absent: 0); "resubmit" -> the
  *              reason of a round not yet complete (present while some held

@@ -14,8 +14,14 @@
  * again. Another message at a log index we recorded (the broker's log went
  * back: a restore) is a new message: written as
  * inbox/<index 12 digits>.<first 8 hex digits of that SHA-256>-<kind>.json,
- * a name no other entry can take, with a witness warning; and the held
- * messages are submitted again, since the log lost what it receipted.
+ * a name no other entry can take. When the index was recorded in the
+ * current log epoch (the log went back without declaring it) that is a
+ * witness warning, and the held messages are submitted again, since the
+ * log lost what it receipted. When it was recorded before a declared
+ * restore (a later epoch: the witness has said so, and the held messages
+ * were submitted again for it) it is what a restore means: said once per
+ * epoch (and run), the rest at debug level; inbox_epoch_put records the
+ * epoch of each entry for that.
  *
  * Before all that, agent_inbox_deliver applies the pin rule (agent_keys.h):
  * a party's signature is checked with the key this agency pinned for it,
@@ -420,8 +426,99 @@ static rete_err inbox_write(agent *a, const Rete__LogEntry *le, const Rete__Mess
 	return err;
 }
 
+/* inbox_epoch_key: the key of the record of the log epoch in which the
+ * entry at index (its 8-byte key) was recorded: 'e' || index BE64, in the
+ * inbox database beside the index's own record (agent_db.h). */
+static void inbox_epoch_key(uint8_t ek[9], const uint8_t key[8])
+{
+	ek[0] = 'e';
+	memcpy(ek + 1, key, 8);
+}
+
+/* inbox_u32_get reads a u32 BE record of database dbi at key into *out;
+ * false when there is none (or it is not 4 bytes). */
+static bool inbox_u32_get(agent *a, agent_dbi dbi, const void *key, size_t klen, uint32_t *out)
+{
+	rete_buf v;
+	rete_msg m = {{0}};
+	bool have = false;
+	if (agent_db_get(a->db, dbi, key, klen, &v, &m) == RETE_OK) {
+		if (v.len == 4) {
+			*out = (uint32_t)v.data[0] << 24 | (uint32_t)v.data[1] << 16 |
+			       (uint32_t)v.data[2] << 8 | v.data[3];
+			have = true;
+		}
+		rete_buf_free(&v);
+	}
+	return have;
+}
+
+/* inbox_epoch_of: the log epoch in which this agent recorded the entry at
+ * index (its key). An index recorded without its epoch (in epoch 1, where
+ * it is not kept so that a log never restored costs nothing more, or by an
+ * agent older than the record, rete 0.7.0, in whatever epoch the broker
+ * was in then) counts as of a->inbox_unkeyed_epoch: the epoch the agent
+ * was in when this version first opened the store (agent_inbox_start).
+ * Every unkeyed record was made in that epoch or before, and not "before
+ * the current one": a 0.7.0 agent's record of the current epoch 2 must
+ * still warn when a log that went back undeclared reuses its index. */
+static uint32_t inbox_epoch_of(agent *a, const uint8_t key[8])
+{
+	uint8_t ek[9];
+	uint32_t e = 0;
+	inbox_epoch_key(ek, key);
+	if (!inbox_u32_get(a, AGENT_DB_INBOX, ek, sizeof(ek), &e))
+		e = a->inbox_unkeyed_epoch ? a->inbox_unkeyed_epoch : 1;
+	return e;
+}
+
+#define INBOX_UNKEYED_EPOCH "inbox_unkeyed_epoch"
+
+rete_err agent_inbox_start(agent *a, rete_msg *m)
+{
+	uint32_t e = 1;
+	if (inbox_u32_get(a, AGENT_DB_META, INBOX_UNKEYED_EPOCH, strlen(INBOX_UNKEYED_EPOCH),
+			  &e)) {
+		a->inbox_unkeyed_epoch = e ? e : 1;
+		return RETE_OK;
+	}
+	/* The first start of this version on the store (a new store, or one
+	 * an older agent wrote): its records without an epoch were made in
+	 * the epoch of the last WELCOME or before. */
+	if (!inbox_u32_get(a, AGENT_DB_META, "epoch", 5, &e) || e == 0)
+		e = 1;
+	uint8_t be[4] = {(uint8_t)(e >> 24), (uint8_t)(e >> 16), (uint8_t)(e >> 8), (uint8_t)e};
+	rete_err err = RETE_OK;
+	for (int attempt = 0; attempt < 2; attempt++) { /* again once: map grown */
+		err = agent_db_begin(a->db, m);
+		if (err == RETE_OK)
+			err = agent_db_put(a->db, AGENT_DB_META, INBOX_UNKEYED_EPOCH,
+					   strlen(INBOX_UNKEYED_EPOCH), be, sizeof(be), m);
+		if ((err = agent_db_end(a->db, err, m)) != RETE_EFULL)
+			break;
+	}
+	if (err == RETE_OK)
+		a->inbox_unkeyed_epoch = e;
+	return err;
+}
+
+/* inbox_epoch_put records, in the open transaction, that the entry at
+ * index (its key) was recorded in the log epoch the last WELCOME said,
+ * once that is 2 or more (a declared restore is known; 0: an older broker
+ * that says none). */
+static rete_err inbox_epoch_put(agent *a, const uint8_t key[8], rete_msg *m)
+{
+	if (a->epoch < 2 || !a->epoch_signed)
+		return RETE_OK;
+	uint8_t ek[9], be[4] = {(uint8_t)(a->epoch >> 24), (uint8_t)(a->epoch >> 16),
+				(uint8_t)(a->epoch >> 8), (uint8_t)a->epoch};
+	inbox_epoch_key(ek, key);
+	return agent_db_put(a->db, AGENT_DB_INBOX, ek, sizeof(ek), be, sizeof(be), m);
+}
+
 /* inbox_record records, in the open transaction, an entry written as
- * inbox/fname: by index (the name and the content hash) and by content. */
+ * inbox/fname: by index (the name and the content hash, and the log epoch
+ * once a restore is known: inbox_epoch_put) and by content. */
 static rete_err inbox_record(agent *a, const uint8_t key[8], const uint8_t *seenkey, size_t seenlen,
 			     uint64_t index, const char *fname, const uint8_t hash[RETE_HASH_LEN],
 			     rete_msg *m)
@@ -434,11 +531,80 @@ static rete_err inbox_record(agent *a, const uint8_t key[8], const uint8_t *seen
 	v[fl] = 0;
 	memcpy(v + fl + 1, hash, RETE_HASH_LEN);
 	rete_err err = agent_db_put(a->db, AGENT_DB_INBOX, key, 8, v, fl + 1 + RETE_HASH_LEN, m);
+	if (err == RETE_OK)
+		err = inbox_epoch_put(a, key, m);
 	if (err != RETE_OK || seenlen == 0)
 		return err;
 	agent_db_index_key(v, index);
 	memcpy(v + 8, fname, fl);
 	return agent_db_put(a->db, AGENT_DB_SEEN, seenkey, seenlen, v, 8 + fl, m);
+}
+
+/* inbox_reuse_said says that log entry index (msg), written as
+ * inbox/fname, takes an index at which this agent recorded another entry
+ * (inbox/before) in an epoch before the current one: the first time in an
+ * epoch (and run) as an info line, then at debug level. A restore from an
+ * old backup gives every index between the restore point and the old
+ * log's length a new entry: a line each would drown the log, and there is
+ * nothing to do about them (the witness said the restore at WELCOME). */
+static void inbox_reuse_said(agent *a, uint64_t index, const Rete__Message *msg, const char *before,
+			     const char *fname)
+{
+	if (a->inbox_reuse_said == a->epoch) {
+		agent_debug(a,
+			    "log entry %" PRIu64 " (%s %s from %s) takes an index used before the "
+			    "declared restore (inbox/%s): a new message, inbox/%s",
+			    index, rete_message_kind(msg), msg->id, msg->sender, before, fname);
+		return;
+	}
+	a->inbox_reuse_said = a->epoch;
+	agent_log(a, "info",
+		  "log entry %" PRIu64 " (%s %s from %s) takes a log index this agent was "
+		  "delivered another entry at before the declared restore of the broker's log "
+		  "(it is in epoch %" PRIu32 " now; inbox/%s): a new message, written as "
+		  "inbox/%s. The entries of epoch %" PRIu32 " at indexes used before the restore "
+		  "are all new messages, written the same way; only the debug log (-v) names "
+		  "the others",
+		  index, rete_message_kind(msg), msg->id, msg->sender, a->epoch, before, fname,
+		  a->epoch);
+}
+
+/* inbox_before_restore: the entry this agent recorded at log index `at`
+ * was recorded in an epoch before the current one, which the WELCOME's
+ * signed checkpoint backs (a declared restore came between). */
+static bool inbox_before_restore(agent *a, uint64_t at)
+{
+	uint8_t key[8];
+	agent_db_index_key(key, at);
+	return a->epoch >= 2 && a->epoch_signed && inbox_epoch_of(a, key) < a->epoch;
+}
+
+/* inbox_resent_said says that log entry index (msg) is a message this
+ * agent was delivered at index `at` (have: the seen record, its index then
+ * the inbox file name) before the declared restore: the first time in an
+ * epoch (and run) as an info line, then at debug level, as
+ * inbox_reuse_said does. */
+static void inbox_resent_said(agent *a, uint64_t index, const Rete__Message *msg, uint64_t at,
+			      const rete_buf *have)
+{
+	int nl = have->len > 8 ? (int)(have->len - 8) : 0;
+	const char *name = (const char *)have->data + 8;
+	if (a->inbox_resent_said == a->epoch) {
+		agent_debug(a,
+			    "log entry %" PRIu64 " is message %s from %s, delivered before the "
+			    "declared restore as log entry %" PRIu64 " (inbox/%.*s); acking",
+			    index, msg->id, msg->sender, at, nl, name);
+		return;
+	}
+	a->inbox_resent_said = a->epoch;
+	agent_log(a, "info",
+		  "log entry %" PRIu64 " is message %s from %s, which this agent was delivered "
+		  "as log entry %" PRIu64 " (inbox/%.*s) in an earlier log epoch (epoch %" PRIu32
+		  " now, since a declared restore of the broker's log): its sender submitted it "
+		  "again after the restore, never having had the delivery receipt the restore "
+		  "lost; acking, no second inbox file. The others of epoch %" PRIu32
+		  " only in the debug log (-v)",
+		  index, msg->id, msg->sender, at, nl, name, a->epoch, a->epoch);
 }
 
 void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
@@ -450,7 +616,7 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 	rete_msg m = {{0}};
 	uint8_t key[8], hash[RETE_HASH_LEN], seenkey[512];
 	size_t seenlen;
-	bool collided = false;
+	bool collided = false, restored = false;
 	rete_buf have;
 	char fname[160], before[200] = "";
 
@@ -481,6 +647,16 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 			agent_debug(a, "log entry %" PRIu64 " already in inbox/%.*s; acking again",
 				    index, have.len > 8 ? (int)(have.len - 8) : 0,
 				    (const char *)have.data + 8);
+		} else if (inbox_before_restore(a, at)) {
+			/* Delivered before a declared restore (an earlier epoch, said
+			 * at WELCOME), and again now: its sender did not see the
+			 * delivery receipt the restore lost and submitted it again,
+			 * which is what a restore means. The witness checks this
+			 * index too. */
+			inbox_resent_said(a, index, msg, at, &have);
+			if (!broker_body(msg))
+				(void)agent_witness_delivered(a, index, d->log_entry.data,
+							      d->log_entry.len, msg, &m);
 		} else {
 			/* One message at two indexes: submitted again after a
 			 * restore, or delivered once at an index where the log does
@@ -517,8 +693,13 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 			goto out;
 		}
 		/* Another entry at an index we recorded: the broker's log went
-		 * back. A new message all the same (said once it verifies). */
+		 * back. A new message all the same (said once it verifies).
+		 * Recorded in an epoch before the current one: a declared
+		 * restore, which the witness said at WELCOME and which began
+		 * the resubmission round; else (this epoch, or a log never
+		 * restored) a log that went back without saying so. */
 		collided = true;
+		restored = a->epoch >= 2 && a->epoch_signed && inbox_epoch_of(a, key) < a->epoch;
 		snprintf(before, sizeof(before), "%.*s", (int)nl, (const char *)have.data);
 		rete_buf_free(&have);
 	}
@@ -564,7 +745,10 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 	if (msg->body_case == RETE__MESSAGE__BODY_DIRECTORY)
 		inbox_new_directory(a, d);
 
-	if (collided) {
+	inbox_name(fname, sizeof(fname), index, rete_message_kind(msg), hash, collided);
+	if (collided && restored)
+		inbox_reuse_said(a, index, msg, before, fname);
+	else if (collided) {
 		agent_log(a, "warning",
 			  "witness: log entry %" PRIu64 " (%s %s from %s) is not the entry "
 			  "delivered at that index before (inbox/%s): the broker's log no longer "
@@ -572,7 +756,6 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 			  index, rete_message_kind(msg), msg->id, msg->sender, before);
 		agent_outbox_resubmit_held(a, "the broker's log went back");
 	}
-	inbox_name(fname, sizeof(fname), index, rete_message_kind(msg), hash, collided);
 	/* The referral's status, the index and the pending hook are recorded in
 	 * one transaction, committed only once the file is in place; the
 	 * document shows the referral as this entry leaves it. */

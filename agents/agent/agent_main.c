@@ -419,6 +419,8 @@ static int agent_setup(agent *a, int lock_fd[2], rete_msg *m)
 		agent_fresh_store_warn(a);
 	if ((err = agent_privacy_start(a, m)) != RETE_OK)
 		return err;
+	if ((err = agent_inbox_start(a, m)) != RETE_OK)
+		return err;
 	if ((err = agent_outbox_settle(a, m)) != RETE_OK)
 		return err;
 	agent_keys_start(a);

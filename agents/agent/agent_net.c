@@ -228,7 +228,7 @@ static void net_welcome(agent *a, const Rete__Welcome *wel)
 	 * declared restore the witness takes the new epoch's checkpoint as its
 	 * baseline instead of raising the alarm. */
 	a->held_resubmitted = false;
-	agent_witness_epoch(a, wel->epoch);
+	agent_witness_epoch(a, wel->epoch, wel->checkpoint);
 	agent_witness_on_welcome(a, wel->checkpoint);
 	agent_outbox_on_welcome(a);
 }

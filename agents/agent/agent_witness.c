@@ -298,32 +298,76 @@ void agent_witness_alarm(agent *a, const char *fmt, ...)
 
 static void wit_load_good(agent *a);
 
-void agent_witness_epoch(agent *a, uint32_t epoch)
+/* wit_note_epoch: the epoch of note (a WELCOME's checkpoint) when it
+ * verifies with the pinned broker key and is of this log; false when there
+ * is none or it does not (wit_consider says why). */
+static bool wit_note_epoch(agent *a, const char *note, uint32_t *epoch)
+{
+	rete_checkpoint cp;
+	if (note == NULL || note[0] == '\0')
+		return false;
+	return rete_checkpoint_verify(note, strlen(note), a->origin, &a->broker_pk, &cp, NULL) ==
+		   RETE_OK &&
+	       strcmp(cp.origin, a->origin) == 0 &&
+	       rete_checkpoint_epoch(note, strlen(note), epoch, NULL) == RETE_OK;
+}
+
+void agent_witness_epoch(agent *a, uint32_t epoch, const char *checkpoint_note)
 {
 	struct agent_witness *w = wit(a);
 	rete_buf v;
 	rete_msg m = {{0}};
-	uint32_t last = 0;
+	uint32_t last = 0, cp_epoch = 0;
 
 	a->epoch = epoch;
+	a->epoch_signed = false;
 	if (w == NULL || epoch == 0)
 		return; /* an older broker: it does not say */
+	/* WELCOME's epoch field is not signed; the checkpoint is */
+	bool have_cp = wit_note_epoch(a, checkpoint_note, &cp_epoch);
+	a->epoch_signed = have_cp && cp_epoch == epoch;
 	if (agent_db_get(a->db, AGENT_DB_META, "epoch", 5, &v, &m) == RETE_OK) {
 		if (v.len == 4)
 			last = (uint32_t)v.data[0] << 24 | (uint32_t)v.data[1] << 16 |
 			       (uint32_t)v.data[2] << 8 | v.data[3];
 		rete_buf_free(&v);
 	}
-	if (epoch == last)
-		return;
 	uint8_t be[4] = {(uint8_t)(epoch >> 24), (uint8_t)(epoch >> 16), (uint8_t)(epoch >> 8),
 			 (uint8_t)epoch};
 	if (last != 0 && epoch < last) {
 		/* the agent's epoch stays the one it recorded: a receipt of the
 		 * older epoch is not taken either (out_receipt_check) */
 		a->epoch = last;
+		a->epoch_signed = false;
 		agent_witness_alarm(a, "the broker's log went back from epoch %u to epoch %u", last,
 				    epoch);
+		return;
+	}
+	if (have_cp && cp_epoch != epoch) {
+		/* A broker that says one epoch and signs another: not a declared
+		 * restore (nothing recorded, the baseline kept), and no index is
+		 * taken as one a restore reused. The agent's epoch stays the one
+		 * said, so that a receipt of an older one is still refused. */
+		agent_witness_alarm(a,
+				    "the broker's WELCOME says log epoch %u, but the checkpoint it "
+				    "carries, signed with the broker's key, is of epoch %u%s: its "
+				    "word is not what it signed, so this is not taken as a "
+				    "declared restore, and a different entry at a log index "
+				    "delivered before is a sign that its log went back",
+				    epoch, cp_epoch,
+				    last != 0 ? "" : " (this agent had recorded no epoch)");
+		return;
+	}
+	if (epoch == last)
+		return;
+	if (last != 0 && !have_cp) {
+		agent_log(a, "warning",
+			  "witness: the broker says its log is now epoch %u (was %u), but its "
+			  "WELCOME carries no checkpoint of that epoch that verifies with the "
+			  "pinned broker key: not taken as a declared restore until one does "
+			  "(at a later connection); a different entry at a log index delivered "
+			  "before is a sign that its log went back",
+			  epoch, last);
 		return;
 	}
 	if (last != 0) {

@@ -714,10 +714,12 @@ static void ev_receipted_in_epoch1(it_net *n, it_fake *l, const char *name, cons
 }
 
 /* ev_fake_epoch2 takes the fake broker l down and makes its WELCOME that of
- * a declared restore: epoch 2, with a checkpoint of the size the agent
- * verified but a root of `fill` bytes (in epoch 1 that would be a fork),
- * signed with n's broker key. The caller changes what else it wants and
- * brings l back with it_fake_bind. */
+ * a declared restore: epoch 2, with a checkpoint of epoch 2 (as the broker
+ * signs it after --restore: an agent takes the WELCOME's epoch only with a
+ * checkpoint of that epoch) of the size the agent verified but a root of
+ * `fill` bytes (in epoch 1 that would be a fork), signed with n's broker
+ * key. The caller changes what else it wants and brings l back with
+ * it_fake_bind. */
 static void ev_fake_epoch2(it_net *n, it_fake *l, uint8_t fill)
 {
 	Rete__BrokerFrame *welcome = l->welcome;
@@ -730,8 +732,9 @@ static void ev_fake_epoch2(it_net *n, it_fake *l, uint8_t fill)
 						&n->broker->pub, &cp, &m),
 			 RETE_OK);
 	char *note = NULL;
-	assert_int_equal(rete_checkpoint_sign(IT_ORIGIN, cp.size, root, n->broker, &note, &m),
-			 RETE_OK);
+	assert_int_equal(
+	    rete_checkpoint_sign_epoch(IT_ORIGIN, cp.size, root, 2, n->broker, &note, &m),
+	    RETE_OK);
 	free(welcome->welcome->checkpoint);
 	welcome->welcome->checkpoint = note;
 	welcome->welcome->epoch = 2;
@@ -768,6 +771,63 @@ static void test_new_epoch(void **state)
 	assert_true(ev_wait_log(log, "is now epoch 2 (was 1)", 1, EV_WAIT));
 	assert_true(ev_wait_log(log, "submitting again 1 message(s)", 1, EV_WAIT));
 	assert_int_equal(tu_occurrences(log, "WITNESS ALARM"), 0);
+}
+
+/* test_epoch_word_not_signed (rev-restorenoise, finding 2): WELCOME's
+ * epoch field is not signed. A fake broker with the broker key delivers
+ * referral ew-1 at log index 7 to the job centre's agent (WELCOME epoch 1),
+ * then comes back saying epoch 2 with the same checkpoint, of epoch 1 (an
+ * old copy served without --restore, whose broker only says it restored),
+ * and delivers ew-2 at index 7. The agent raises the witness alarm (the
+ * word is not what the broker signed), does not take it as a declared
+ * restore, and ew-2 at index 7 gets the warning, not the quiet line of a
+ * reuse after a restore. */
+static void test_epoch_word_not_signed(void **state)
+{
+	it_net *n = it_net_new("evidence-epochword", NULL);
+	assert_non_null(n);
+	*state = n;
+	char log[1300];
+	it_fake l;
+	it_msg o1, o2;
+	Rete__BrokerFrame *welcome = it_real_welcome(n, IT_CPI);
+	welcome->welcome->epoch = 1;
+	it_fake_open(&l, n, welcome);
+	tu_path(log, sizeof(log), "%s/cpi.mantova.log", n->dir);
+	assert_true(it_agent_start(n, IT_CPI));
+	assert_int_equal(it_fake_serve(&l, &l.hellos, 1, EV_WAIT), 1);
+	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "ew-1", &o1), RETE_OK);
+	it_fake_deliver(&l, 7, &o1);
+	assert_int_equal(it_fake_serve(&l, &l.acks, 1, EV_WAIT), 1);
+	assert_int_equal(l.last_ack_error, 0);
+
+	zmq_close(l.sock);
+	l.sock = NULL;
+	l.welcome->welcome->epoch = 2; /* the word; the checkpoint stays of epoch 1 */
+	it_fake_bind(&l);
+	int hellos = l.hellos;
+	assert_int_equal(it_fake_serve(&l, &l.hellos, hellos + 1, EV_WAIT), hellos + 1);
+	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "ew-2", &o2), RETE_OK);
+	it_fake_deliver(&l, 7, &o2);
+	assert_int_equal(it_fake_serve(&l, &l.acks, 2, EV_WAIT), 2);
+	it_fake_close(&l);
+	it_msg_free(&o1);
+	it_msg_free(&o2);
+	const char *alarm = "WITNESS ALARM: the broker's WELCOME says log epoch 2, but the "
+			    "checkpoint it carries, signed with the broker's key, is of epoch 1";
+	const char *warn = "is not the entry delivered at that index before";
+	bool ok = ev_wait_log(log, warn, 1, EV_WAIT) && tu_occurrences(log, alarm) >= 1 &&
+		  tu_occurrences(log, "is now epoch 2 (was 1)") == 0 &&
+		  tu_occurrences(log, "before the declared restore") == 0;
+	if (!ok) {
+		it_show(n, "cpi.mantova.log");
+		fail_msg("a WELCOME saying epoch 2 with a checkpoint of epoch 1: %zu alarm(s) '%s', "
+			 "%zu warning(s) '%s', %zu line(s) 'is now epoch 2 (was 1)', %zu 'before the "
+			 "declared restore'; expected the alarm and the warning, no restore",
+			 tu_occurrences(log, alarm), alarm, tu_occurrences(log, warn), warn,
+			 tu_occurrences(log, "is now epoch 2 (was 1)"),
+			 tu_occurrences(log, "before the declared restore"));
+	}
 }
 
 /* test_epoch_rollback_receipt: after a declared restore to epoch 2, the
@@ -1596,6 +1656,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_receipt_proves, it_teardown),
 	    cmocka_unit_test_teardown(test_new_epoch, it_teardown),
 	    cmocka_unit_test_teardown(test_epoch_rollback_receipt, it_teardown),
+	    cmocka_unit_test_teardown(test_epoch_word_not_signed, it_teardown),
 	    cmocka_unit_test_teardown(test_resend_same_id, it_teardown),
 	    cmocka_unit_test_teardown(test_restore_once, it_teardown),
 	    cmocka_unit_test_teardown(test_epoch_then_crash, it_teardown),

@@ -13,7 +13,9 @@
  *                    signed with: exit 2, the sentence names both
  *   schema 1         a store of an older rete (no identity in meta) adopts
  *                    broker.ini's origin and key, when its checkpoints are
- *                    theirs, and refuses a change from then on
+ *                    theirs, and refuses a change from then on; the start
+ *                    says that the store is of schema 4 now, which older
+ *                    programs no longer open
  *   restore          docs/operations.md's backup and restore, followed
  *                    literally: backup, more traffic, stop, the copy put
  *                    in place of the store; the broker refuses to serve it
@@ -193,6 +195,13 @@ static void test_schema1_adopted(void **state)
 	assert_non_null(log);
 	assert_non_null(
 	    strstr(log, "recorded no identity (schema 1): it is now the log of origin " IT_ORIGIN));
+	/* and that the start raised it to the journal's schema, which the
+	 * programs that read it before no longer open (rev-restore s14 #8) */
+	if (strstr(log, "it is of schema 4 now") == NULL ||
+	    strstr(log, "older rete versions (store schema 3 and below) no longer open it") == NULL)
+		fail_msg("the start did not say that the schema-1 store is of schema 4 now and that "
+			 "older programs no longer open it: %.600s",
+			 strstr(log, "recorded no identity"));
 	free(log);
 	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) >= 0);
 	assert_int_equal(rete_store_open(&s, n->data, RETE_STORE_RDONLY, NULL), RETE_OK);
