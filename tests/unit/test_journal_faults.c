@@ -12,12 +12,16 @@
  *    takes the batch in;
  *  - the journal's flush fails: the batch is refused, and the record the
  *    page cache may still hold is not taken in at the next open (the
- *    refusal said "nothing was logged").
+ *    refusal said "nothing was logged");
+ *  - a commit hangs in its flush (a slow or failing disk) on another
+ *    thread: rete_store_behind, which the broker's main thread asks at
+ *    every batch and every health query, still answers.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -35,6 +40,12 @@
 #include "testutil.h"
 
 static int fail_commit, fail_open, fail_sync;
+
+/* A flush held (test_behind_during_flush): while hold_armed, the next
+ * fdatasync says so (hold_in) and waits until the test lets it go. */
+static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cv = PTHREAD_COND_INITIALIZER;
+static bool hold_armed, hold_in;
 
 int mdb_txn_commit(MDB_txn *txn)
 {
@@ -65,6 +76,14 @@ int fdatasync(int fd)
 	static int (*real)(int);
 	if (real == NULL)
 		real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+	pthread_mutex_lock(&hold_mu);
+	if (hold_armed) {
+		hold_in = true;
+		pthread_cond_broadcast(&hold_cv);
+		while (hold_armed)
+			pthread_cond_wait(&hold_cv, &hold_mu);
+	}
+	pthread_mutex_unlock(&hold_mu);
 	if (fail_sync) {
 		fail_sync = 0;
 		errno = EIO;
@@ -213,6 +232,94 @@ static void test_journal_flush_fails(void **state)
 	free(dir);
 }
 
+struct flush_run {
+	rete_store *s;
+	rete_err err;
+	bool called;
+	bool behind, behind_done;
+	rete_msg m, bm;
+};
+
+static void *flush_commit(void *arg)
+{
+	struct flush_run *r = arg;
+	r->err = commit_one(r->s, 1, ARM_NONE, &r->called, &r->m);
+	return NULL;
+}
+
+static void *flush_behind(void *arg)
+{
+	struct flush_run *r = arg;
+	bool behind = rete_store_behind(r->s, &r->bm);
+	pthread_mutex_lock(&hold_mu);
+	r->behind = behind;
+	r->behind_done = true;
+	pthread_cond_broadcast(&hold_cv);
+	pthread_mutex_unlock(&hold_mu);
+	return NULL;
+}
+
+/* wait_for waits on hold_cv until *flag, for at most 10 s (a deadline for
+ * a test that must end, not a measure: the answer wanted takes no I/O).
+ * Called with hold_mu held. */
+static bool wait_for(const bool *flag)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	while (!*flag)
+		if (pthread_cond_timedwait(&hold_cv, &hold_mu, &until) != 0)
+			break;
+	return *flag;
+}
+
+/* The broker's main thread asks rete_store_behind at every batch and every
+ * health query; a commit holds the commit lock through its flush, which on
+ * a failing disk takes seconds. The answer must not wait for that flush. */
+static void test_behind_during_flush(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("jflt");
+	struct flush_run r = {0};
+	pthread_t committer, asker;
+	bool in_flush, answered;
+	bool called;
+
+	assert_int_equal(rete_store_open(&r.s, dir, RETE_STORE_CREATE | RETE_STORE_JOURNAL, &r.m),
+			 RETE_OK);
+	assert_int_equal(commit_one(r.s, 0, ARM_NONE, &called, &r.m), RETE_OK);
+	pthread_mutex_lock(&hold_mu);
+	hold_armed = true;
+	hold_in = false;
+	pthread_mutex_unlock(&hold_mu);
+	assert_int_equal(pthread_create(&committer, NULL, flush_commit, &r), 0);
+	pthread_mutex_lock(&hold_mu);
+	in_flush = wait_for(&hold_in);
+	pthread_mutex_unlock(&hold_mu);
+	if (in_flush)
+		assert_int_equal(pthread_create(&asker, NULL, flush_behind, &r), 0);
+	pthread_mutex_lock(&hold_mu);
+	answered = in_flush && wait_for(&r.behind_done);
+	hold_armed = false; /* the flush goes on: every thread ends */
+	pthread_cond_broadcast(&hold_cv);
+	pthread_mutex_unlock(&hold_mu);
+	pthread_join(committer, NULL);
+	if (in_flush)
+		pthread_join(asker, NULL);
+	if (!in_flush)
+		fail_msg("the commit never reached its flush");
+	if (!answered)
+		fail_msg("rete_store_behind did not answer in 10 s while a commit was in its "
+			 "flush on another thread (it waits for the commit lock)");
+	assert_false(r.behind);
+	assert_int_equal(r.err, RETE_OK);
+	assert_true(r.called);
+	assert_int_equal(size_of(r.s), 2);
+	rete_store_close(&r.s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -232,6 +339,7 @@ int main(void)
 	    cmocka_unit_test(test_commit_fails),
 	    cmocka_unit_test(test_commit_and_reopen_fail),
 	    cmocka_unit_test(test_journal_flush_fails),
+	    cmocka_unit_test(test_behind_during_flush),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
