@@ -195,9 +195,9 @@ struct agent_witness {
 	char oldest_what[RETE_ID_MAX * 3 + 64];
 	bool stalled;	   /* it has waited longer than witness_patience */
 	bool stall_warned; /* and that was said (this episode) */
-	/* The broker refusing reads it cannot record in its access record
-	 * (its sentence: "this read was not made"; docs/broker-config.md,
-	 * access_log): not a broker withholding its log. */
+	/* The broker refusing reads it says it cannot record in its access
+	 * record (its sentence: "this read was not made"; docs/broker-config.md,
+	 * access_log): the patience warning names that cause, not a fork. */
 	bool unrecorded;	    /* the latest refusal was of that kind */
 	int64_t unrecorded_said_at; /* the warning's last time (at most once an hour) */
 	char unrecorded_text[256];  /* the broker's sentence */
@@ -1619,17 +1619,18 @@ static void wit_patience(agent *a, int64_t now)
 		else
 			snprintf(dseen, sizeof(dseen), "this agent has verified no checkpoint yet");
 		if (w->unrecorded) {
-			/* the broker cannot record reads: it refuses the
-			 * questions that would show the entry, and says so */
+			/* the broker says it cannot record reads: it refuses
+			 * the questions that would show the entry */
 			agent_log(
 			    a, "warning",
 			    "witness: delivered entry %" PRIu64 " (%s) has waited %" PRId64
 			    " s to be shown on the broker's log, longer than "
-			    "witness_patience (%" PRId64 " s); %s. The broker cannot record "
-			    "reads in its access record and refuses this agent's questions "
-			    "(\"%s\"): it is not withholding its log; whoever runs the broker "
-			    "must make its access_log writable (docs/broker-config.md, "
-			    "access_log), then this agent checks the log again",
+			    "witness_patience (%" PRId64 " s); %s. The broker refuses this "
+			    "agent's questions, saying it cannot record reads in its access "
+			    "record (\"%s\"): until it answers them this agent cannot tell "
+			    "whether its log holds this entry; whoever runs the broker must "
+			    "make its access_log writable (docs/broker-config.md, access_log), "
+			    "then this agent checks the log again",
 			    o.index, o.what, waited / 1000, a->cfg.witness_patience_ms / 1000,
 			    dseen, w->unrecorded_text);
 			return;
@@ -1665,16 +1666,17 @@ static void wit_patience(agent *a, int64_t now)
 	uint64_t need = o.size > 0 ? o.size : o.index + 1;
 	const char *why;
 	if (w->unrecorded) {
-		/* not a broker that withholds its log: one that cannot record
-		 * the reads, and says so */
+		/* a broker that says it cannot record the reads: its word, which
+		 * this agent cannot check while its questions are refused */
 		agent_log(a, "warning",
 			  "witness: receipt %" PRIu64 " (%s) has waited %" PRId64
 			  " s to be shown on the broker's log, longer than witness_patience "
-			  "(%" PRId64 " s); %s. The broker cannot record reads in its access "
-			  "record and refuses this agent's questions (\"%s\"): it is not "
-			  "withholding its log; whoever runs the broker must make its access_log "
-			  "writable (docs/broker-config.md, access_log), then this agent checks "
-			  "the log again",
+			  "(%" PRId64 " s); %s. The broker refuses this agent's questions, "
+			  "saying it cannot record reads in its access record (\"%s\"): until "
+			  "it answers them this agent cannot tell whether its log shows this "
+			  "receipt; whoever runs the broker must make its access_log writable "
+			  "(docs/broker-config.md, access_log), then this agent checks the log "
+			  "again",
 			  o.index, what, waited / 1000, a->cfg.witness_patience_ms / 1000, seen,
 			  w->unrecorded_text);
 		return;
