@@ -1529,6 +1529,17 @@ static void acks_resume(broker *b)
  * full disk refuses batch after batch. A new spell needs a commit that
  * went through before it, and each commit logs its entries anyway: these
  * lines cannot outnumber them. */
+/* refused_held_say writes how many refused batches were held back, not
+ * said one by one: those of the last window, or (since_last, as the broker
+ * stops) all since the last line about them. */
+static void refused_held_say(uint64_t held, bool since_last)
+{
+	if (held)
+		broker_log_error("batches the store refused: %" PRIu64 " more %s", held,
+				 since_last ? "since the last line about them"
+					    : "in the last minute");
+}
+
 static void refusal_said(broker *b, const broker_batch *bt)
 {
 	int64_t now = mono_ms();
@@ -1547,9 +1558,7 @@ static void refusal_said(broker *b, const broker_batch *bt)
 			 bt->m.text);
 	if (!news && !rete_ratewin_admit(&b->refused_win, BROKER_WARN_MS, now, &held))
 		return;
-	if (held)
-		broker_log_error("batches the store refused: %" PRIu64 " more in the last minute",
-				 held);
+	refused_held_say(held, false);
 	broker_log_error("the store refused a batch of %zu operations: %s; nothing of it is "
 			 "logged: its submissions are refused (their agents send them again) "
 			 "and the deliveries it acknowledged go again `redeliver` after, or once "
@@ -1564,9 +1573,8 @@ static void refusal_said(broker *b, const broker_batch *bt)
 static void refusals_sweep(broker *b, int64_t now)
 {
 	uint64_t held;
-	if (rete_ratewin_ended(&b->refused_win, BROKER_WARN_MS, now, true, &held) && held)
-		broker_log_error("batches the store refused: %" PRIu64 " more in the last minute",
-				 held);
+	if (rete_ratewin_ended(&b->refused_win, BROKER_WARN_MS, now, true, &held))
+		refused_held_say(held, false);
 }
 
 /* batch_logged follows a commit of bt on the main thread: on success it
@@ -2502,11 +2510,7 @@ static void hush_flush(broker *b)
 			    "warning about two agents with its key, not logged one by one",
 			    p->id, held, held == 1 ? "" : "s");
 	}
-	uint64_t held = rete_ratewin_flush(&b->refused_win);
-	if (held)
-		broker_log_error("batches the store refused: %" PRIu64 " more since the last "
-				 "line about them",
-				 held);
+	refused_held_say(rete_ratewin_flush(&b->refused_win), true);
 	broker_log_limited_flush();
 }
 

@@ -693,6 +693,18 @@ static bool wit_ahead(const void *key, size_t klen, const void *val, size_t vlen
 	return true;
 }
 
+/* wit_find_ahead fills f (agent_db_each over the witness's records, with
+ * wit_ahead) with the largest checkpoint a pending receipt names beyond
+ * the good one that was not receipted on this connection; f->found says
+ * whether there is one. An error: the records could not be read. */
+static rete_err wit_find_ahead(agent *a, struct ahead_pending *f)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+	*f = (struct ahead_pending){.above = w->good.size, .w = w};
+	return agent_db_each(a->db, AGENT_DB_WITNESS, wit_ahead, f, &m);
+}
+
 /* wit_ask_ahead asks, once per WELCOME, whether the broker's log still
  * reaches the largest checkpoint a pending receipt names beyond the good
  * one: the consistency proof from the good checkpoint to it. Its size
@@ -728,11 +740,10 @@ static void wit_ahead_open(struct agent_witness *w, const struct ahead_pending *
 static bool wit_ask_ahead(agent *a)
 {
 	struct agent_witness *w = wit(a);
-	rete_msg m = {{0}};
-	struct ahead_pending f = {.above = w->good.size, .w = w};
+	struct ahead_pending f;
 	if (!w->have_good || w->good.size == 0 || w->welcomed_at == 0 || w->ahead_asked)
 		return false;
-	if (agent_db_each(a->db, AGENT_DB_WITNESS, wit_ahead, &f, &m) != RETE_OK)
+	if (wit_find_ahead(a, &f) != RETE_OK)
 		return false; /* asked again at the next round */
 	w->ahead_asked = true;
 	if (!f.found)
@@ -1250,10 +1261,8 @@ void agent_witness_on_welcome(agent *a, const char *checkpoint_note)
 	w->conn_n = 0; /* every receipt recorded so far is of an earlier connection */
 	/* the bound runs from this WELCOME, whatever the broker shows next */
 	wit_load_good(a);
-	struct ahead_pending f = {.above = w->good.size, .w = w};
-	rete_msg m = {{0}};
-	if (w->have_good && w->good.size > 0 &&
-	    agent_db_each(a->db, AGENT_DB_WITNESS, wit_ahead, &f, &m) == RETE_OK && f.found)
+	struct ahead_pending f;
+	if (w->have_good && w->good.size > 0 && wit_find_ahead(a, &f) == RETE_OK && f.found)
 		wit_ahead_open(w, &f);
 	wit_consider(a, checkpoint_note);
 }
