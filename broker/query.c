@@ -204,21 +204,33 @@ static size_t health_acks_refused(const broker *b, char **problems, size_t np, s
 	return np;
 }
 
+/* behind_said writes into out[cap] the one sentence for a store behind
+ * its journal (why: rete_store_behind's): health_behind and q_proof's
+ * STORAGE_FULL answer each add what their reader does about it. */
+static void behind_said(const broker *b, const char *why, char *out, size_t cap)
+{
+	snprintf(out, cap,
+		 "the entries up to %" PRIu64 " are in the broker's journal only until its "
+		 "store can be written (%s)",
+		 b->log_size, why);
+}
+
 /* health_behind adds to problems[np..max) a batch receipted from the
  * store's journal that LMDB could not commit yet (a full disk, an I/O
  * error): it is in no reader's view of the log and is not delivered. */
 static size_t health_behind(const broker *b, char **problems, size_t np, size_t max)
 {
 	rete_msg m = {{0}};
+	char said[1024];
 	if (np >= max || !rete_store_behind(b->store, &m))
 		return np;
+	behind_said(b, m.text, said, sizeof(said));
 	if (asprintf(&problems[np],
-		     "a batch already receipted is in the store's journal only, not yet in "
-		     "data.mdb (so not delivered, and not read by rete audit or a backup): %s; "
-		     "the broker takes it in as soon as the store can write: free space now "
-		     "(its senders' agents raise a WITNESS ALARM when this lasts longer than "
-		     "their witness_patience)",
-		     m.text) >= 0)
+		     "%s: the last batch receipted is not yet in data.mdb, so not delivered, "
+		     "and not read by rete audit or a backup; the broker takes it in as soon "
+		     "as the store can write: free space now (its senders' agents raise a "
+		     "WITNESS ALARM when this lasts longer than their witness_patience)",
+		     said) >= 0)
 		np++;
 	return np;
 }
@@ -709,10 +721,10 @@ static void q_proof(broker *b, broker_frame *f, bool inclusion)
 		/* receipted, in the journal, not yet in LMDB (its commit failed):
 		 * not beyond the log. "Later", not NOT_FOUND, which an agent's
 		 * witness takes as a log that shrank (rev-receiptwatch s14, 2). */
-		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_STORAGE_FULL,
-			     "the entries up to %" PRIu64 " are in the broker's journal only "
-			     "until its store can be written (%s); ask again later",
-			     b->log_size, behind.text);
+		char said[1024];
+		behind_said(b, behind.text, said, sizeof(said));
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_STORAGE_FULL, "%s; ask again later",
+			     said);
 		return;
 	}
 	if (err != RETE_OK) {

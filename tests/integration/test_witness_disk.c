@@ -86,6 +86,14 @@ static void test_store_behind(void **state)
 			 "journal: %zu WITNESS ALARM line(s), %s the broker's \"ask again later\"",
 			 tu_occurrences(log, "WITNESS ALARM"), asked ? "after" : "without");
 	}
+	/* rete health says it in the same words, and what it means */
+	char *problems = it_health_problems(n);
+	if (problems == NULL || strstr(problems, later) == NULL ||
+	    strstr(problems, "not yet in data.mdb") == NULL)
+		fail_msg("rete health, while the store is behind its journal, does not say "
+			 "\"%s\" as the witness's refused proof does: %s",
+			 later, problems ? problems : "(no answer)");
+	free(problems);
 
 	/* room again: the batch goes into the store, the proof comes */
 	assert_int_equal(unlink(marker), 0);
