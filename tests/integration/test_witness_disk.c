@@ -105,6 +105,19 @@ static void test_store_behind(void **state)
 	assert_true(it_wait_occurrences(log, "message d-2 delivered", 1, WD_WAIT));
 	assert_int_equal(it_inbox_count(inbox), 2);
 	assert_int_equal(tu_occurrences(log, "WITNESS ALARM"), 0);
+	/* caught up: health no longer says the batch is behind, and the
+	 * broker said it was behind once (rev-tidy s15, 1) */
+	problems = it_health_problems(n);
+	if (problems != NULL && strstr(problems, "not yet in data.mdb") != NULL)
+		fail_msg("rete health, after the batch behind its journal went into the store "
+			 "(\"is in the store now\"), still says it is behind: %s",
+			 problems);
+	free(problems);
+	size_t behind = tu_occurrences(n->log, "the store could not commit a batch already receipted");
+	if (behind != 1)
+		fail_msg("the broker said %zu times that the store could not commit a batch "
+			 "already receipted (one batch went behind once)",
+			 behind);
 	unsetenv("RETE_ENOSPC_WHILE");
 }
 
