@@ -227,7 +227,11 @@ static void test_behind_then_caught_up(void **state)
 	/* receipted; LMDB's commit and the first taking in of the record fail */
 	assert_int_equal(commit_one(s, 1, ARM_COMMIT_AND_APPLY, &called, &m), RETE_OK);
 	assert_true(called);
-	assert_true(rete_store_behind(s, &m));
+	uint64_t before = 0, after = 0;
+	assert_true(rete_store_behind_range(s, &m, &before, &after));
+	/* the batch behind appended entry 1 */
+	assert_int_equal(before, 1);
+	assert_int_equal(after, 2);
 	assert_int_equal(size_of(s), 1);
 	/* room again: the batch goes in, and the store says it is not behind */
 	assert_int_equal(rete_store_catch_up(s, &m), RETE_OK);
