@@ -47,19 +47,27 @@ static bool wd_broker_start(it_net *n, char *marker, size_t cap)
 	return started;
 }
 
-static void test_store_behind(void **state)
+/* wd_net: a network named name whose broker has the full-disk shim
+ * (wd_broker_start) and a metrics endpoint (its address in url[ucap]);
+ * the stored checkpoint lags (a receipt's is larger). */
+static it_net *wd_net(void **state, const char *name, char *marker, size_t cap, char *url,
+		      size_t ucap)
 {
-	it_net *n = it_net_new("wit-disk", NULL);
+	it_net *n = it_net_new(name, NULL);
 	assert_non_null(n);
 	*state = n;
-	char marker[1300], log[1300], inbox[1300];
-	/* the stored checkpoint lags: the receipt's is larger */
 	n->cp_interval = "1h";
 	assert_int_equal(it_write_ini(n), 0);
 	it_ini_broker_add(n, "metrics = 127.0.0.1:0");
-	char url[200];
-	assert_true(wd_broker_start(n, marker, sizeof(marker)));
-	it_metrics_url(n->log, url, sizeof(url));
+	assert_true(wd_broker_start(n, marker, cap));
+	it_metrics_url(n->log, url, ucap);
+	return n;
+}
+
+static void test_store_behind(void **state)
+{
+	char marker[1300], log[1300], inbox[1300], url[200];
+	it_net *n = wd_net(state, "wit-disk", marker, sizeof(marker), url, sizeof(url));
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	assert_true(it_agent_start(n, IT_CPI));
 	snprintf(log, sizeof(log), "%s/%s.log", n->dir, it_party_ids[IT_SOCIAL]);
@@ -135,15 +143,8 @@ static void test_store_behind(void **state)
  * without saying that entries are in the journal only (rev-tidy s15, 2). */
 static void test_acks_behind(void **state)
 {
-	it_net *n = it_net_new("wit-diskack", NULL);
-	assert_non_null(n);
-	*state = n;
 	char marker[1300], inbox[1300], url[200];
-	n->cp_interval = "1h";
-	assert_int_equal(it_write_ini(n), 0);
-	it_ini_broker_add(n, "metrics = 127.0.0.1:0");
-	assert_true(wd_broker_start(n, marker, sizeof(marker)));
-	it_metrics_url(n->log, url, sizeof(url));
+	it_net *n = wd_net(state, "wit-diskack", marker, sizeof(marker), url, sizeof(url));
 	/* a-1 logged and queued for cpi; social's agent stops */
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	it_spool(n, IT_CPI, "inbox", inbox, sizeof(inbox));

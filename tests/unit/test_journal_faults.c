@@ -153,21 +153,29 @@ static uint64_t size_of(rete_store *s)
 	return size;
 }
 
+/* receipt_two opens a journaled store in dir, commits entry 0, then entry
+ * 1 with the failures a arms; called: whether entry 1 was receipted. */
+static rete_store *receipt_two(const char *dir, enum arm a, bool *called, rete_msg *m)
+{
+	rete_store *s = NULL;
+	assert_int_equal(rete_store_open(&s, dir, RETE_STORE_CREATE | RETE_STORE_JOURNAL, m),
+			 RETE_OK);
+	assert_int_equal(commit_one(s, 0, ARM_NONE, called, m), RETE_OK);
+	assert_int_equal(commit_one(s, 1, a, called, m), RETE_OK);
+	assert_true(*called);
+	return s;
+}
+
 static void test_commit_fails(void **state)
 {
 	(void)state;
 	char *dir = tu_tmpdir("jflt");
-	rete_store *s = NULL;
 	rete_msg m = {{0}};
 	bool called;
 
-	assert_int_equal(rete_store_open(&s, dir, RETE_STORE_CREATE | RETE_STORE_JOURNAL, &m),
-			 RETE_OK);
-	assert_int_equal(commit_one(s, 0, ARM_NONE, &called, &m), RETE_OK);
 	/* LMDB's commit fails once the batch was receipted: it is taken in
 	 * from the record before the call returns */
-	assert_int_equal(commit_one(s, 1, ARM_COMMIT, &called, &m), RETE_OK);
-	assert_true(called);
+	rete_store *s = receipt_two(dir, ARM_COMMIT, &called, &m);
 	assert_false(rete_store_behind(s, &m));
 	assert_int_equal(size_of(s), 2);
 	assert_int_equal(commit_one(s, 2, ARM_NONE, &called, &m), RETE_OK);
@@ -181,16 +189,11 @@ static void test_commit_and_reopen_fail(void **state)
 {
 	(void)state;
 	char *dir = tu_tmpdir("jflt");
-	rete_store *s = NULL;
 	rete_msg m = {{0}};
 	bool called;
 
-	assert_int_equal(rete_store_open(&s, dir, RETE_STORE_CREATE | RETE_STORE_JOURNAL, &m),
-			 RETE_OK);
-	assert_int_equal(commit_one(s, 0, ARM_NONE, &called, &m), RETE_OK);
 	/* receipted, then LMDB's commit and the reopen fail: no crash */
-	assert_int_equal(commit_one(s, 1, ARM_COMMIT_AND_OPEN, &called, &m), RETE_OK);
-	assert_true(called);
+	rete_store *s = receipt_two(dir, ARM_COMMIT_AND_OPEN, &called, &m);
 	assert_true(rete_store_behind(s, &m));
 	assert_non_null(strstr(m.text, "restart the program"));
 	assert_int_not_equal(rete_store_catch_up(s, &m), RETE_OK);
@@ -217,16 +220,11 @@ static void test_behind_then_caught_up(void **state)
 {
 	(void)state;
 	char *dir = tu_tmpdir("jflt");
-	rete_store *s = NULL;
 	rete_msg m = {{0}};
 	bool called;
 
-	assert_int_equal(rete_store_open(&s, dir, RETE_STORE_CREATE | RETE_STORE_JOURNAL, &m),
-			 RETE_OK);
-	assert_int_equal(commit_one(s, 0, ARM_NONE, &called, &m), RETE_OK);
 	/* receipted; LMDB's commit and the first taking in of the record fail */
-	assert_int_equal(commit_one(s, 1, ARM_COMMIT_AND_APPLY, &called, &m), RETE_OK);
-	assert_true(called);
+	rete_store *s = receipt_two(dir, ARM_COMMIT_AND_APPLY, &called, &m);
 	uint64_t before = 0, after = 0;
 	assert_true(rete_store_behind_range(s, &m, &before, &after));
 	/* the batch behind appended entry 1 */
