@@ -1194,7 +1194,8 @@ static bool parked_queued(broker *b, rete_store_rtxn *rt, const char *party, uin
  * those beyond the room are left out without a look (a damaged list as
  * long as the largest room costs no more than the room in force), and a
  * list that cannot be read (a value longer than the largest room, or not
- * of 8-byte indexes) is dropped: such entries
+ * of 8-byte indexes) is dropped; one the store fails to read (an I/O
+ * error, no memory) is left in the store for the next start: such entries
  * are delivered as any queued entry, in log order, and set aside anew
  * when read and left unacknowledged. Nothing queued is lost either way;
  * lists that were cleaned up are written again, and those of parties no
@@ -1227,13 +1228,23 @@ static void parked_load(broker *b)
 		size_t n = 0, stored = 0, gone = 0, over = 0, bad = 0;
 		rete_err err =
 		    rete_store_parked_get(b->store, rt, p->id, max, &idx, &n, &stored, &m);
-		if (err != RETE_OK) {
+		if (err == RETE_ECORRUPT) { /* m names the list and what it holds */
 			broker_log_warn(
 			    "%s; it is dropped: the entries it named stay queued and are "
 			    "delivered in log order (set aside anew once read and left "
 			    "unacknowledged for `redeliver`)",
 			    m.text);
-			p->park_keep_due = err == RETE_ECORRUPT; /* written over */
+			p->park_keep_due = true; /* written over */
+			continue;
+		}
+		if (err != RETE_OK) { /* the store failed to read it: it stays */
+			broker_log_warn(
+			    "%s: its list of deliveries set aside cannot be read now (%s): it is "
+			    "left in the store, read again at the next start (or written over "
+			    "once a delivery to %s is set aside anew); meanwhile the entries "
+			    "it named stay queued and are delivered in log order (set aside "
+			    "anew once read and left unacknowledged for `redeliver`)",
+			    p->id, m.text, p->id);
 			continue;
 		}
 		for (size_t j = 0; j < n; j++) {
@@ -1245,6 +1256,7 @@ static void parked_load(broker *b)
 				over++;
 		}
 		free(idx);
+		size_t read = n;
 		over += stored - n; /* beyond the room: not read */
 		n = stored;
 		p->park_keep_due = gone || over || bad;
@@ -1266,10 +1278,15 @@ static void parked_load(broker *b)
 		if (gone || over)
 			snprintf(left, sizeof(left), "; left out of it: %s%s%s", part[0],
 				 gone && over ? ", " : "", part[1]);
-		if (p->nparked == 0)
+		if (p->nparked == 0 && read == n)
 			broker_log_info("%s: none of the %zu deliveries set aside before the "
 					"restart is still queued for it: its list is removed%s",
 					p->id, n, left);
+		else if (p->nparked == 0) /* those beyond the room were not read */
+			broker_log_info("%s: none of the first %zu of the %zu deliveries set "
+					"aside before the restart (the room of the delivery_window "
+					"in force) is still queued for it: its list is removed%s",
+					p->id, read, n, left);
 		else
 			broker_log_info(
 			    "%s: %zu deliver%s it read and left unacknowledged before the "
@@ -1512,6 +1529,17 @@ static void acks_resume(broker *b)
  * full disk refuses batch after batch. A new spell needs a commit that
  * went through before it, and each commit logs its entries anyway: these
  * lines cannot outnumber them. */
+/* refused_held_say writes how many refused batches were held back, not
+ * said one by one: those of the last window, or (since_last, as the broker
+ * stops) all since the last line about them. */
+static void refused_held_say(uint64_t held, bool since_last)
+{
+	if (held)
+		broker_log_error("batches the store refused: %" PRIu64 " more %s", held,
+				 since_last ? "since the last line about them"
+					    : "in the last minute");
+}
+
 static void refusal_said(broker *b, const broker_batch *bt)
 {
 	int64_t now = mono_ms();
@@ -1530,9 +1558,7 @@ static void refusal_said(broker *b, const broker_batch *bt)
 			 bt->m.text);
 	if (!news && !rete_ratewin_admit(&b->refused_win, BROKER_WARN_MS, now, &held))
 		return;
-	if (held)
-		broker_log_error("batches the store refused: %" PRIu64 " more in the last minute",
-				 held);
+	refused_held_say(held, false);
 	broker_log_error("the store refused a batch of %zu operations: %s; nothing of it is "
 			 "logged: its submissions are refused (their agents send them again) "
 			 "and the deliveries it acknowledged go again `redeliver` after, or once "
@@ -1547,9 +1573,8 @@ static void refusal_said(broker *b, const broker_batch *bt)
 static void refusals_sweep(broker *b, int64_t now)
 {
 	uint64_t held;
-	if (rete_ratewin_ended(&b->refused_win, BROKER_WARN_MS, now, true, &held) && held)
-		broker_log_error("batches the store refused: %" PRIu64 " more in the last minute",
-				 held);
+	if (rete_ratewin_ended(&b->refused_win, BROKER_WARN_MS, now, true, &held))
+		refused_held_say(held, false);
 }
 
 /* batch_logged follows a commit of bt on the main thread: on success it
@@ -2485,11 +2510,7 @@ static void hush_flush(broker *b)
 			    "warning about two agents with its key, not logged one by one",
 			    p->id, held, held == 1 ? "" : "s");
 	}
-	uint64_t held = rete_ratewin_flush(&b->refused_win);
-	if (held)
-		broker_log_error("batches the store refused: %" PRIu64 " more since the last "
-				 "line about them",
-				 held);
+	refused_held_say(rete_ratewin_flush(&b->refused_win), true);
 	broker_log_limited_flush();
 }
 

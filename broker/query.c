@@ -204,21 +204,63 @@ static size_t health_acks_refused(const broker *b, char **problems, size_t np, s
 	return np;
 }
 
+/* behind_said writes into out[cap] the one sentence for a store behind
+ * its journal (why: rete_store_behind_range's, the batch behind appended
+ * entries [before, after)): health_behind and q_proof's STORAGE_FULL
+ * answer each add what their reader does about it. A batch of
+ * acknowledgements or expiries appended no entry: the sentence names none
+ * (rev-tidy s15, 2). Returns whether it named entries. */
+static bool behind_said(const broker *b, const char *why, uint64_t before, uint64_t after,
+			char *out, size_t cap)
+{
+	if (after > b->log_size)
+		after = b->log_size; /* the record could not be read: any of them */
+	if (after <= before) {
+		snprintf(out, cap,
+			 "the last batch receipted appended no entry (it holds acknowledgements "
+			 "or expiries of deliveries), and it is in the broker's journal only "
+			 "until its store can be written (%s)",
+			 why);
+		return false;
+	}
+	if (after - before == 1)
+		snprintf(out, cap,
+			 "the entry %" PRIu64 " is in the broker's journal only until its store "
+			 "can be written (%s)",
+			 before, why);
+	else
+		snprintf(out, cap,
+			 "the entries %" PRIu64 " to %" PRIu64 " are in the broker's journal only "
+			 "until its store can be written (%s)",
+			 before, after - 1, why);
+	return true;
+}
+
 /* health_behind adds to problems[np..max) a batch receipted from the
  * store's journal that LMDB could not commit yet (a full disk, an I/O
- * error): it is in no reader's view of the log and is not delivered. */
+ * error): it is in no reader's view of the log, and its entries, if it
+ * appended any, are not delivered. */
 static size_t health_behind(const broker *b, char **problems, size_t np, size_t max)
 {
 	rete_msg m = {{0}};
-	if (np >= max || !rete_store_behind(b->store, &m))
+	uint64_t before = 0, after = 0;
+	char said[1024];
+	if (np >= max || !rete_store_behind_range(b->store, &m, &before, &after))
 		return np;
-	if (asprintf(&problems[np],
-		     "a batch already receipted is in the store's journal only, not yet in "
-		     "data.mdb (so not delivered, and not read by rete audit or a backup): %s; "
-		     "the broker takes it in as soon as the store can write: free space now "
-		     "(its senders' agents raise a WITNESS ALARM when this lasts longer than "
-		     "their witness_patience)",
-		     m.text) >= 0)
+	bool entries = behind_said(b, m.text, before, after, said, sizeof(said));
+	int rc = entries ? asprintf(&problems[np],
+				    "%s: the last batch receipted is not yet in data.mdb, so not "
+				    "delivered, and not read by rete audit or a backup; the broker "
+				    "takes it in as soon as the store can write: free space now (its "
+				    "senders' agents raise a WITNESS ALARM when this lasts longer "
+				    "than their witness_patience)",
+				    said)
+			 : asprintf(&problems[np],
+				    "%s: it is not yet in data.mdb, so not read by rete audit or a "
+				    "backup, and nothing new is logged until it is; the broker takes "
+				    "it in as soon as the store can write: free space now",
+				    said);
+	if (rc >= 0)
 		np++;
 	return np;
 }
@@ -704,15 +746,17 @@ static void q_proof(broker *b, broker_frame *f, bool inclusion)
 	rete_store_read_end(&rt);
 	rete_msg behind;
 	uint64_t need = size; /* the tree size the proof needs */
+	uint64_t before = 0, after = 0;
 	if (err == RETE_EINVAL && need > 0 && need <= b->log_size &&
-	    rete_store_behind(b->store, &behind)) {
+	    rete_store_behind_range(b->store, &behind, &before, &after) && need > before) {
 		/* receipted, in the journal, not yet in LMDB (its commit failed):
 		 * not beyond the log. "Later", not NOT_FOUND, which an agent's
-		 * witness takes as a log that shrank (rev-receiptwatch s14, 2). */
-		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_STORAGE_FULL,
-			     "the entries up to %" PRIu64 " are in the broker's journal only "
-			     "until its store can be written (%s); ask again later",
-			     b->log_size, behind.text);
+		 * witness takes as a log that shrank (rev-receiptwatch s14, 2).
+		 * need > before: the proof needs an entry of the batch behind */
+		char said[1024];
+		behind_said(b, behind.text, before, after, said, sizeof(said));
+		answer_error(b, f, RETE__ERROR_CODE__ERROR_CODE_STORAGE_FULL, "%s; ask again later",
+			     said);
 		return;
 	}
 	if (err != RETE_OK) {

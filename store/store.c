@@ -536,9 +536,11 @@ rete_err rete_store_open_ex(rete_store **out, const char *dir, unsigned flags,
 	s->st_jlost_ok = opt != NULL && opt->journal_lost_ok;
 	pthread_rwlock_init(&s->st_grow, NULL);
 	pthread_mutex_init(&s->st_write, NULL);
+	pthread_mutex_init(&s->st_jwhy_mu, NULL);
 	if ((err = env_open(s, (flags & RETE_STORE_CREATE) != 0, m)) != RETE_OK) {
 		pthread_rwlock_destroy(&s->st_grow);
 		pthread_mutex_destroy(&s->st_write);
+		pthread_mutex_destroy(&s->st_jwhy_mu);
 		free(s->st_dir);
 		free(s);
 		return err;
@@ -608,6 +610,7 @@ void rete_store_close(rete_store **sp)
 	store_redo_free(&s->st_redo);
 	pthread_rwlock_destroy(&s->st_grow);
 	pthread_mutex_destroy(&s->st_write);
+	pthread_mutex_destroy(&s->st_jwhy_mu);
 	free(s->st_dir);
 	free(s);
 }

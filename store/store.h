@@ -279,9 +279,19 @@ rete_err rete_store_commit_checkpoint(rete_store *s, rete_store_op *ops, size_t 
 /* rete_store_behind: a batch made durable by the journal (its receipts
  * sent) is not yet in LMDB, whose commit of it failed (a full disk, an I/O
  * error): m says why. Readers do not see it until it is; every write, and
- * rete_store_catch_up, tries it first. rete_store_catch_up returns RETE_OK
- * once nothing is behind, or the error that keeps it out. */
+ * rete_store_catch_up, tries it first. rete_store_behind waits for no
+ * commit (one in its flush on a failing disk takes seconds): it answers as
+ * the last write or catch-up left the store, and may be asked on a thread
+ * that must not stall. rete_store_catch_up returns RETE_OK once nothing is
+ * behind, or the error that keeps it out; it waits for the commit lock. */
 bool rete_store_behind(rete_store *s, rete_msg *m);
+/* rete_store_behind_range is rete_store_behind that also gives the log's
+ * size before and after the batch behind: entries [*size_before,
+ * *size_after) are the ones it appended, none when the two are equal (it
+ * holds acknowledgements or expiries only). A record that cannot be read
+ * gives 0 and UINT64_MAX (any entry may be behind). */
+bool rete_store_behind_range(rete_store *s, rete_msg *m, uint64_t *size_before,
+			     uint64_t *size_after);
 rete_err rete_store_catch_up(rete_store *s, rete_msg *m);
 
 /* ---------------------------------------------------------------------------

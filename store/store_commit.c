@@ -1610,8 +1610,9 @@ struct commit_ctx {
 };
 
 /* put_parked writes the broker's lists of deliveries set aside in the
- * batch (rete_store_commit_parked): with put and del, so that a journaled
- * batch's record holds them too. */
+ * batch (rete_store_commit_parked, rete_store_parked_put): with put and
+ * del, so that a journaled batch's record holds them too. A list of none
+ * removes the party's key. */
 static rete_err put_parked(struct batch *b, const rete_store_parked *l, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -1635,6 +1636,35 @@ static rete_err put_parked(struct batch *b, const rete_store_parked *l, size_t n
 			return err;
 	}
 	return RETE_OK;
+}
+
+struct parked_ctx {
+	const rete_store_parked *lists;
+	size_t n;
+};
+
+/* run_parked writes the lists alone (rete_store_parked_put). The commit is
+ * counted (meta "seq") even when it only removed lists that were not
+ * there, as every lone meta write is. */
+static rete_err run_parked(struct batch *b, void *ctx)
+{
+	const struct parked_ctx *c = ctx;
+	rete_err err = put_parked(b, c->lists, c->n);
+	if (err == RETE_OK)
+		b->b_changed = true;
+	return err;
+}
+
+rete_err rete_store_parked_put(rete_store *s, const rete_store_parked *lists, size_t n, rete_msg *m)
+{
+	struct parked_ctx c = {lists, n};
+	rete_err err;
+
+	if (s == NULL)
+		return rete_msg_set(m, RETE_EINVAL, "store: no store given");
+	if ((err = store_parked_check(lists, n, m)) != RETE_OK || n == 0)
+		return err;
+	return store_write(s, run_parked, &c, m);
 }
 
 static rete_err run_batch(struct batch *b, void *ctx)

@@ -85,7 +85,17 @@ struct rete_store {
 	uint8_t *st_jrec;
 	size_t st_jrec_len, st_jrec_cap;
 	bool st_jpending;
-	char st_jwhy[512]; /* why it is (st_jpending) */
+	/* What rete_store_behind answers, without st_write: the broker's main
+	 * thread asks at every batch and health query, and a commit holds
+	 * st_write through its flush, which on a failing disk takes seconds.
+	 * st_jbehind is st_jpending as a write or catch-up left it (set
+	 * before st_write is let go); st_jwhy, why it is, under st_jwhy_mu
+	 * (held only to copy the text), with the log's size before and
+	 * after the batch behind. */
+	atomic_bool st_jbehind;
+	pthread_mutex_t st_jwhy_mu;
+	char st_jwhy[512];
+	uint64_t st_jwhy_before, st_jwhy_after;
 	/* At a journaled open: the schema the store had (0: made now);
 	 * whether its journal files must be there (st_jstrict: meta
 	 * "journal" says they were made in this folder, and it is no

@@ -614,6 +614,25 @@ static rete_err journal_apply(rete_store *s, const struct jrec *j, rete_msg *m)
 	}
 }
 
+/* journal_behind_say publishes to rete_store_behind that a receipted batch
+ * is behind (why: the sentence; the batch: st_jrec) or that none is (why
+ * NULL). Called with st_write held, so the answer is the store's as this
+ * write leaves it. */
+static void journal_behind_say(rete_store *s, const char *why)
+{
+	if (why != NULL) {
+		/* the record's sizes, read from its header as written (its
+		 * hash is not needed to say which entries it holds) */
+		bool head = s->st_jrec_len >= J_PRE && memcmp(s->st_jrec, J_MAGIC, 8) == 0;
+		pthread_mutex_lock(&s->st_jwhy_mu);
+		snprintf(s->st_jwhy, sizeof(s->st_jwhy), "%s", why);
+		s->st_jwhy_before = head ? be64_get(s->st_jrec + 16) : 0;
+		s->st_jwhy_after = head ? be64_get(s->st_jrec + 24) : UINT64_MAX;
+		pthread_mutex_unlock(&s->st_jwhy_mu);
+	}
+	atomic_store(&s->st_jbehind, why != NULL);
+}
+
 rete_err store_journal_pending(rete_store *s, rete_msg *m)
 {
 	struct jrec j;
@@ -632,6 +651,7 @@ rete_err store_journal_pending(rete_store *s, rete_msg *m)
 		return err;
 	}
 	s->st_jpending = false;
+	journal_behind_say(s, NULL);
 	return RETE_OK;
 }
 
@@ -640,18 +660,28 @@ rete_err store_journal_failed_commit(rete_store *s, rete_msg *m)
 	s->st_jpending = true;
 	rete_err err = store_journal_pending(s, m);
 	if (err != RETE_OK)
-		snprintf(s->st_jwhy, sizeof(s->st_jwhy), "%s", m->text);
+		journal_behind_say(s, m->text);
 	return err;
+}
+
+bool rete_store_behind_range(rete_store *s, rete_msg *m, uint64_t *size_before,
+			     uint64_t *size_after)
+{
+	if (!atomic_load(&s->st_jbehind))
+		return false;
+	pthread_mutex_lock(&s->st_jwhy_mu);
+	rete_msg_set(m, RETE_ESTORE, "%s", s->st_jwhy);
+	if (size_before != NULL)
+		*size_before = s->st_jwhy_before;
+	if (size_after != NULL)
+		*size_after = s->st_jwhy_after;
+	pthread_mutex_unlock(&s->st_jwhy_mu);
+	return true;
 }
 
 bool rete_store_behind(rete_store *s, rete_msg *m)
 {
-	pthread_mutex_lock(&s->st_write);
-	bool behind = s->st_jpending;
-	if (behind)
-		rete_msg_set(m, RETE_ESTORE, "%s", s->st_jwhy);
-	pthread_mutex_unlock(&s->st_write);
-	return behind;
+	return rete_store_behind_range(s, m, NULL, NULL);
 }
 
 rete_err rete_store_catch_up(rete_store *s, rete_msg *m)
@@ -659,7 +689,7 @@ rete_err rete_store_catch_up(rete_store *s, rete_msg *m)
 	pthread_mutex_lock(&s->st_write);
 	rete_err err = store_journal_pending(s, m);
 	if (err != RETE_OK)
-		snprintf(s->st_jwhy, sizeof(s->st_jwhy), "%s", m->text);
+		journal_behind_say(s, m->text);
 	pthread_mutex_unlock(&s->st_write);
 	return err;
 }

@@ -1,7 +1,10 @@
 /* store_parked.c — the broker's lists of deliveries set aside, one record
  * per party in meta (store.h, "Deliveries set aside"). The store keeps the
  * indexes as given; the broker (broker.c, "set aside") decides what they
- * mean and checks them against the queue when it reads them back. */
+ * mean and checks them against the queue when it reads them back. They
+ * are written by store_commit.c (put_parked: alone, or with a batch, whose
+ * journal record then holds them too); read and swept here. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,39 +42,29 @@ static bool parked_prefix(const MDB_val *k)
 	return k->mv_size >= pre && memcmp(k->mv_data, RETE_STORE_PARKED_KEY, pre) == 0;
 }
 
-struct parked_put {
-	const rete_store_parked *lists;
-	size_t n;
-};
+/* parked_each's fn stops the walk without an error by returning this (no
+ * LMDB code or errno is negative and this large) */
+#define PARKED_STOP INT_MIN
 
-static rete_err put_lists(rete_store *s, MDB_txn *txn, uint64_t log_size, void *ctx, int *lmdb_rc,
-			  rete_msg *m)
+/* parked_each calls fn(ctx, cur, k) for every "parked/" key of meta in
+ * txn, in key order, on a cursor it opens and closes (fn may delete the
+ * key under it: the cursor is then on the next one, which MDB_NEXT
+ * gives). fn returns 0 to go on, PARKED_STOP to stop, or an LMDB code,
+ * which stops the walk and is returned. Returns 0 or an LMDB code. */
+static int parked_each(rete_store *s, MDB_txn *txn,
+		       int (*fn)(void *ctx, MDB_cursor *cur, const MDB_val *k), void *ctx)
 {
-	struct parked_put *c = ctx;
-	(void)log_size;
-	for (size_t i = 0; i < c->n; i++) {
-		const rete_store_parked *l = &c->lists[i];
-		char key[STORE_PARKED_KEY_MAX];
-		MDB_val k = {store_parked_key(key, l->party), key}, v;
-		int rc;
-		if (l->n == 0) {
-			rc = mdb_del(txn, s->st_meta, &k, NULL);
-			if (rc == MDB_NOTFOUND)
-				rc = 0;
-		} else {
-			v.mv_size = l->n * 8;
-			v.mv_data = NULL;
-			rc = mdb_put(txn, s->st_meta, &k, &v, MDB_RESERVE);
-			for (size_t j = 0; rc == 0 && j < l->n; j++)
-				be64_put((uint8_t *)v.mv_data + j * 8, l->index[j]);
-		}
-		if (rc != 0) {
-			*lmdb_rc = rc;
-			return store_lmdb_err(m, rc,
-					      "store: writing a list of deliveries set aside");
-		}
-	}
-	return RETE_OK;
+	MDB_cursor *cur = NULL;
+	MDB_val k = {sizeof(RETE_STORE_PARKED_KEY) - 1, (void *)RETE_STORE_PARKED_KEY}, v;
+	int rc = mdb_cursor_open(txn, s->st_meta, &cur);
+	if (rc == 0)
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && parked_prefix(&k))
+		if ((rc = fn(ctx, cur, &k)) == 0)
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	if (cur)
+		mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND || rc == PARKED_STOP ? 0 : rc;
 }
 
 rete_err store_parked_check(const rete_store_parked *lists, size_t n, rete_msg *m)
@@ -95,18 +88,6 @@ rete_err store_parked_check(const rete_store_parked *lists, size_t n, rete_msg *
 					    (unsigned)RETE_STORE_PARKED_MAX);
 	}
 	return RETE_OK;
-}
-
-rete_err rete_store_parked_put(rete_store *s, const rete_store_parked *lists, size_t n, rete_msg *m)
-{
-	struct parked_put c = {lists, n};
-	rete_err err;
-
-	if (s == NULL)
-		return rete_msg_set(m, RETE_EINVAL, "store: no store given");
-	if ((err = store_parked_check(lists, n, m)) != RETE_OK || n == 0)
-		return err;
-	return store_write_raw(s, put_lists, &c, m);
 }
 
 rete_err rete_store_parked_get(rete_store *s, rete_store_rtxn *rt, const char *party, size_t max,
@@ -165,12 +146,26 @@ rete_err rete_store_parked_get(rete_store *s, rete_store_rtxn *rt, const char *p
 	return err;
 }
 
+struct parties_walk {
+	rete_store_party_fn fn;
+	void *ctx;
+};
+
+/* parties_one: rete_store_parked_parties's step (parked_each). A key that
+ * names no party is not given (rete_store_parked_sweep removes it). */
+static int parties_one(void *ctx, MDB_cursor *cur, const MDB_val *k)
+{
+	struct parties_walk *c = ctx;
+	char party[RETE_ID_MAX + 1];
+	(void)cur;
+	return parked_id(k, party) && c->fn(c->ctx, party) != 0 ? PARKED_STOP : 0;
+}
+
 rete_err rete_store_parked_parties(rete_store *s, rete_store_rtxn *rt, rete_store_party_fn fn,
 				   void *ctx, rete_msg *m)
 {
-	const size_t pre = sizeof(RETE_STORE_PARKED_KEY) - 1;
+	struct parties_walk c = {fn, ctx};
 	MDB_txn *txn;
-	MDB_cursor *cur = NULL;
 	bool own;
 	rete_err err;
 
@@ -178,32 +173,24 @@ rete_err rete_store_parked_parties(rete_store *s, rete_store_rtxn *rt, rete_stor
 		return rete_msg_set(m, RETE_EINVAL, "store: no store or function given");
 	if ((err = store_rt_get(s, rt, &txn, &own, m)) != RETE_OK)
 		return err;
-	int rc = mdb_cursor_open(txn, s->st_meta, &cur);
-	MDB_val k = {pre, (void *)RETE_STORE_PARKED_KEY}, v;
-	if (rc == 0)
-		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	while (rc == 0 && parked_prefix(&k)) {
-		/* a key that names no party is not given
-		 * (rete_store_parked_sweep removes it) */
-		char party[RETE_ID_MAX + 1];
-		if (parked_id(&k, party) && fn(ctx, party) != 0)
-			break;
-		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-	}
-	if (rc != 0 && rc != MDB_NOTFOUND)
+	int rc = parked_each(s, txn, parties_one, &c);
+	if (rc != 0)
 		err = store_lmdb_err(m, rc, "store: reading the lists of deliveries set aside");
-	if (cur)
-		mdb_cursor_close(cur);
 	if (own)
 		store_txn_done(s, txn);
 	return err;
 }
 
-/* sweep: what rete_store_parked_sweep removes (sweep_keys) */
+/* sweep: what rete_store_parked_sweep removes (sweep_keys: n removed),
+ * named first by its read (sweep_read: names[0..nnames), err RETE_ENOMEM
+ * when the list could not grow) */
 struct sweep {
 	rete_store_party_keep_fn keep;
 	void *ctx;
 	size_t n;
+	char (*names)[160];
+	size_t nnames, cap;
+	rete_err err;
 };
 
 /* sweep_gone: k is to go (a damaged key, or a party keep does not keep) */
@@ -212,31 +199,27 @@ static bool sweep_gone(const struct sweep *c, const MDB_val *k, char party[RETE_
 	return !parked_id(k, party) || !c->keep(c->ctx, party);
 }
 
+/* sweep_del: sweep_keys's step (parked_each): k goes by the key as it is */
+static int sweep_del(void *ctx, MDB_cursor *cur, const MDB_val *k)
+{
+	struct sweep *c = ctx;
+	char party[RETE_ID_MAX + 1];
+	if (!sweep_gone(c, k, party))
+		return 0;
+	int rc = mdb_cursor_del(cur, 0);
+	if (rc == 0)
+		c->n++;
+	return rc;
+}
+
 static rete_err sweep_keys(rete_store *s, MDB_txn *txn, uint64_t log_size, void *ctx, int *lmdb_rc,
 			   rete_msg *m)
 {
 	struct sweep *c = ctx;
-	MDB_cursor *cur = NULL;
-	MDB_val k = {sizeof(RETE_STORE_PARKED_KEY) - 1, (void *)RETE_STORE_PARKED_KEY}, v;
 	(void)log_size;
 	c->n = 0;
-	int rc = mdb_cursor_open(txn, s->st_meta, &cur);
-	if (rc == 0)
-		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	while (rc == 0 && parked_prefix(&k)) {
-		char party[RETE_ID_MAX + 1];
-		if (sweep_gone(c, &k, party)) {
-			/* by the key as it is: after the delete the cursor
-			 * is on the next key, which MDB_NEXT gives */
-			if ((rc = mdb_cursor_del(cur, 0)) != 0)
-				break;
-			c->n++;
-		}
-		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-	}
-	if (cur)
-		mdb_cursor_close(cur);
-	if (rc != 0 && rc != MDB_NOTFOUND) {
+	int rc = parked_each(s, txn, sweep_del, c);
+	if (rc != 0) {
 		*lmdb_rc = rc;
 		return store_lmdb_err(m, rc, "store: removing lists of deliveries set aside");
 	}
@@ -264,12 +247,34 @@ static void sweep_name(const MDB_val *k, char *out, size_t cap)
 			 k->mv_size - pre);
 }
 
+/* sweep_read: rete_store_parked_sweep's read step (parked_each): the
+ * name of a key that is to go, kept for `gone` */
+static int sweep_read(void *ctx, MDB_cursor *cur, const MDB_val *k)
+{
+	struct sweep *c = ctx;
+	char party[RETE_ID_MAX + 1];
+	(void)cur;
+	if (!sweep_gone(c, k, party))
+		return 0;
+	if (c->nnames == c->cap) {
+		size_t nc = c->cap ? c->cap * 2 : 8;
+		char(*p)[160] = realloc(c->names, nc * sizeof(*p));
+		if (p == NULL) {
+			c->err = RETE_ENOMEM;
+			return PARKED_STOP;
+		}
+		c->names = p;
+		c->cap = nc;
+	}
+	sweep_name(k, c->names[c->nnames++], sizeof(c->names[0]));
+	return 0;
+}
+
 rete_err rete_store_parked_sweep(rete_store *s, rete_store_party_keep_fn keep,
 				 rete_store_party_fn gone, void *ctx, size_t *removed, rete_msg *m)
 {
-	struct sweep c = {keep, ctx, 0};
+	struct sweep c = {.keep = keep, .ctx = ctx};
 	MDB_txn *txn;
-	MDB_cursor *cur = NULL;
 	bool own;
 	rete_err err;
 
@@ -282,43 +287,21 @@ rete_err rete_store_parked_sweep(rete_store *s, rete_store_party_keep_fn keep,
 	 * write went through, so they are read into a list */
 	if ((err = store_rt_get(s, NULL, &txn, &own, m)) != RETE_OK)
 		return err;
-	char(*names)[160] = NULL;
-	size_t n = 0, cap = 0;
-	MDB_val k = {sizeof(RETE_STORE_PARKED_KEY) - 1, (void *)RETE_STORE_PARKED_KEY}, v;
-	int rc = mdb_cursor_open(txn, s->st_meta, &cur);
-	if (rc == 0)
-		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	while (rc == 0 && parked_prefix(&k)) {
-		char party[RETE_ID_MAX + 1];
-		if (sweep_gone(&c, &k, party)) {
-			if (n == cap) {
-				size_t nc = cap ? cap * 2 : 8;
-				char(*p)[160] = realloc(names, nc * sizeof(*p));
-				if (p == NULL) {
-					err = rete_msg_set(m, RETE_ENOMEM, "store: out of memory");
-					break;
-				}
-				names = p;
-				cap = nc;
-			}
-			sweep_name(&k, names[n++], sizeof(names[0]));
-		}
-		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-	}
-	if (err == RETE_OK && rc != 0 && rc != MDB_NOTFOUND)
+	int rc = parked_each(s, txn, sweep_read, &c);
+	if (c.err != RETE_OK)
+		err = rete_msg_set(m, c.err, "store: out of memory");
+	else if (rc != 0)
 		err = store_lmdb_err(m, rc, "store: reading the lists of deliveries set aside");
-	if (cur)
-		mdb_cursor_close(cur);
 	if (own)
 		store_txn_done(s, txn);
-	if (err == RETE_OK && n > 0)
+	if (err == RETE_OK && c.nnames > 0)
 		err = store_write_raw(s, sweep_keys, &c, m);
 	if (err == RETE_OK) {
 		if (removed != NULL)
 			*removed = c.n;
-		for (size_t i = 0; gone != NULL && i < n; i++)
-			gone(ctx, names[i]);
+		for (size_t i = 0; gone != NULL && i < c.nnames; i++)
+			gone(ctx, c.names[i]);
 	}
-	free(names);
+	free(c.names);
 	return err;
 }

@@ -195,9 +195,9 @@ struct agent_witness {
 	char oldest_what[RETE_ID_MAX * 3 + 64];
 	bool stalled;	   /* it has waited longer than witness_patience */
 	bool stall_warned; /* and that was said (this episode) */
-	/* The broker refusing reads it cannot record in its access record
-	 * (its sentence: "this read was not made"; docs/broker-config.md,
-	 * access_log): not a broker withholding its log. */
+	/* The broker refusing reads it says it cannot record in its access
+	 * record (its sentence: "this read was not made"; docs/broker-config.md,
+	 * access_log): the patience warning names that cause, not a fork. */
 	bool unrecorded;	    /* the latest refusal was of that kind */
 	int64_t unrecorded_said_at; /* the warning's last time (at most once an hour) */
 	char unrecorded_text[256];  /* the broker's sentence */
@@ -737,6 +737,18 @@ static bool wit_ahead(const void *key, size_t klen, const void *val, size_t vlen
 	return true;
 }
 
+/* wit_find_ahead fills f (agent_db_each over the witness's records, with
+ * wit_ahead) with the largest checkpoint a pending receipt names beyond
+ * the good one that was not receipted on this connection; f->found says
+ * whether there is one. An error: the records could not be read. */
+static rete_err wit_find_ahead(agent *a, struct ahead_pending *f)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+	*f = (struct ahead_pending){.above = w->good.size, .w = w};
+	return agent_db_each(a->db, AGENT_DB_WITNESS, wit_ahead, f, &m);
+}
+
 /* wit_ask_ahead asks, once per WELCOME, whether the broker's log still
  * reaches the largest checkpoint a pending receipt names beyond the good
  * one: the consistency proof from the good checkpoint to it. Its size
@@ -772,11 +784,10 @@ static void wit_ahead_open(struct agent_witness *w, const struct ahead_pending *
 static bool wit_ask_ahead(agent *a)
 {
 	struct agent_witness *w = wit(a);
-	rete_msg m = {{0}};
-	struct ahead_pending f = {.above = w->good.size, .w = w};
+	struct ahead_pending f;
 	if (!w->have_good || w->good.size == 0 || w->welcomed_at == 0 || w->ahead_asked)
 		return false;
-	if (agent_db_each(a->db, AGENT_DB_WITNESS, wit_ahead, &f, &m) != RETE_OK)
+	if (wit_find_ahead(a, &f) != RETE_OK)
 		return false; /* asked again at the next round */
 	w->ahead_asked = true;
 	if (!f.found)
@@ -1294,10 +1305,8 @@ void agent_witness_on_welcome(agent *a, const char *checkpoint_note)
 	w->conn_n = 0; /* every receipt recorded so far is of an earlier connection */
 	/* the bound runs from this WELCOME, whatever the broker shows next */
 	wit_load_good(a);
-	struct ahead_pending f = {.above = w->good.size, .w = w};
-	rete_msg m = {{0}};
-	if (w->have_good && w->good.size > 0 &&
-	    agent_db_each(a->db, AGENT_DB_WITNESS, wit_ahead, &f, &m) == RETE_OK && f.found)
+	struct ahead_pending f;
+	if (w->have_good && w->good.size > 0 && wit_find_ahead(a, &f) == RETE_OK && f.found)
 		wit_ahead_open(w, &f);
 	wit_consider(a, checkpoint_note);
 }
@@ -1663,17 +1672,18 @@ static void wit_patience(agent *a, int64_t now)
 		else
 			snprintf(dseen, sizeof(dseen), "this agent has verified no checkpoint yet");
 		if (w->unrecorded) {
-			/* the broker cannot record reads: it refuses the
-			 * questions that would show the entry, and says so */
+			/* the broker says it cannot record reads: it refuses
+			 * the questions that would show the entry */
 			agent_log(
 			    a, "warning",
 			    "witness: delivered entry %" PRIu64 " (%s) has waited %" PRId64
 			    " s to be shown on the broker's log, longer than "
-			    "witness_patience (%" PRId64 " s); %s. The broker cannot record "
-			    "reads in its access record and refuses this agent's questions "
-			    "(\"%s\"): it is not withholding its log; whoever runs the broker "
-			    "must make its access_log writable (docs/broker-config.md, "
-			    "access_log), then this agent checks the log again",
+			    "witness_patience (%" PRId64 " s); %s. The broker refuses this "
+			    "agent's questions, saying it cannot record reads in its access "
+			    "record (\"%s\"): until it answers them this agent cannot tell "
+			    "whether its log holds this entry; whoever runs the broker must "
+			    "make its access_log writable (docs/broker-config.md, access_log), "
+			    "then this agent checks the log again",
 			    o.index, o.what, waited / 1000, a->cfg.witness_patience_ms / 1000,
 			    dseen, w->unrecorded_text);
 			return;
@@ -1709,16 +1719,17 @@ static void wit_patience(agent *a, int64_t now)
 	uint64_t need = o.size > 0 ? o.size : o.index + 1;
 	const char *why;
 	if (w->unrecorded) {
-		/* not a broker that withholds its log: one that cannot record
-		 * the reads, and says so */
+		/* a broker that says it cannot record the reads: its word, which
+		 * this agent cannot check while its questions are refused */
 		agent_log(a, "warning",
 			  "witness: receipt %" PRIu64 " (%s) has waited %" PRId64
 			  " s to be shown on the broker's log, longer than witness_patience "
-			  "(%" PRId64 " s); %s. The broker cannot record reads in its access "
-			  "record and refuses this agent's questions (\"%s\"): it is not "
-			  "withholding its log; whoever runs the broker must make its access_log "
-			  "writable (docs/broker-config.md, access_log), then this agent checks "
-			  "the log again",
+			  "(%" PRId64 " s); %s. The broker refuses this agent's questions, "
+			  "saying it cannot record reads in its access record (\"%s\"): until "
+			  "it answers them this agent cannot tell whether its log shows this "
+			  "receipt; whoever runs the broker must make its access_log writable "
+			  "(docs/broker-config.md, access_log), then this agent checks the log "
+			  "again",
 			  o.index, what, waited / 1000, a->cfg.witness_patience_ms / 1000, seen,
 			  w->unrecorded_text);
 		return;

@@ -696,6 +696,58 @@ static void test_parked_window_shrunk(void **state)
 	rete_wire_close(&w);
 }
 
+/* A list longer than the room in force whose first `room` entries are
+ * no longer queued (here beyond the log): the line says that none of
+ * those read is queued, and counts the ones beyond the room apart, not
+ * among them (rev-final s14, 6); those are delivered at once. */
+static void test_parked_none_read(void **state)
+{
+	enum { ROOM = 64, NLIST = ROOM + 2 }; /* delivery_window 1 */
+	uint64_t idx[2], list[NLIST];
+	it_net *n = parked_net(state, "edges-parknone", 1, 2, idx);
+	assert_int_equal(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()), 0);
+	for (int k = 0; k < ROOM; k++)
+		list[k] = 1000000 + (uint64_t)k;
+	list[ROOM] = idx[0];
+	list[ROOM + 1] = idx[1];
+	uint8_t buf[NLIST * 8];
+	meta_put(n->data, "parked/cpi.mantova", buf, be64_list(buf, list, NLIST));
+
+	assert_true(it_broker_start(n));
+	const char *said = "cpi.mantova: none of the first 64 of the 66 deliveries set aside "
+			   "before the restart (the room of the delivery_window in force) is "
+			   "still queued for it: its list is removed; left out of it: 64 no "
+			   "longer queued for it";
+	if (!it_wait_occurrences(n->log, "deliveries set aside before the restart", 1,
+				 it_wait_ms()) ||
+	    tu_occurrences(n->log, said) != 1) {
+		it_show(n, "broker.log");
+		fail_msg("FAIL: the start's line on a list whose entries read are all gone does "
+			 "not say \"%s\"",
+			 said);
+	}
+	assert_int_equal(tu_occurrences(n->log, "2 beyond the room of the delivery_window in "
+						"force (64 entries"),
+			 1);
+	/* the two beyond the room: delivered at once, in log order */
+	rete_wire *w = it_hello(n, IT_CPI);
+	assert_non_null(w);
+	for (int k = 0; k < 2; k++) {
+		Rete__BrokerFrame *f =
+		    it_recv_acking(w, RETE__BROKER_FRAME__COMMAND_DELIVER, it_wait_ms(),
+				   n->keys[IT_CPI], it_party_ids[IT_CPI], NULL);
+		if (!f) {
+			it_show(n, "broker.log");
+			fail_msg("FAIL: entry %" PRIu64 ", beyond the room of the list, was not "
+				 "delivered",
+				 idx[k]);
+		}
+		assert_int_equal(deliver_index(f), (int64_t)idx[k]);
+		rete__broker_frame__free_unpacked(f, NULL);
+	}
+	rete_wire_close(&w);
+}
+
 /* Keys under "parked/" that name no party (an empty id, an id longer than
  * a party's) and a party no longer in broker.ini: all removed at the
  * first start, by their keys as they are, each said once; none stops the
@@ -848,6 +900,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_secret_key_refused, it_teardown),
 	    cmocka_unit_test_teardown(test_parked_stale, it_teardown),
 	    cmocka_unit_test_teardown(test_parked_window_shrunk, it_teardown),
+	    cmocka_unit_test_teardown(test_parked_none_read, it_teardown),
 	    cmocka_unit_test_teardown(test_parked_stray_keys, it_teardown),
 	    cmocka_unit_test_teardown(test_parked_ack_expire_crash, it_teardown),
 	};
