@@ -844,6 +844,19 @@ static void pbw_str(struct pbw *w, unsigned field, const char *s)
 	w->n += len;
 }
 
+static void pbw_bytes(struct pbw *w, unsigned field, const uint8_t *b, size_t len)
+{
+	if (len == 0)
+		return;
+	pbw_varint(w, (uint64_t)field << 3 | 2);
+	pbw_varint(w, len);
+	if (w->p != NULL && w->n + len <= w->cap)
+		memcpy(w->p + w->n, b, len);
+	else if (w->p != NULL)
+		w->over = true;
+	w->n += len;
+}
+
 static void pbw_u64(struct pbw *w, unsigned field, uint64_t v)
 {
 	if (v == 0)
@@ -942,6 +955,17 @@ size_t store_referral_encode(const Rete__ReferralInfo *r, uint8_t *buf, size_t c
 	return w.over || w.n > cap ? 0 : w.n;
 }
 
+size_t store_log_entry_encode(uint64_t index, int64_t logged_at, const uint8_t *sm, size_t smlen,
+			      uint8_t *buf, size_t cap)
+{
+	struct pbw w = {buf, 0, cap, false};
+
+	pbw_u64(&w, 1, index);
+	pbw_u64(&w, 2, (uint64_t)logged_at);
+	pbw_bytes(&w, 3, sm, smlen);
+	return w.over || (buf != NULL && w.n > cap) ? 0 : w.n;
+}
+
 /* write_plan stores p_nr and keeps `due` in step. */
 static rete_err write_plan(struct batch *b, struct plan *p)
 {
@@ -1010,7 +1034,6 @@ static rete_err write_entry(struct batch *b, const rete_store_op *op, uint64_t i
 			    uint8_t leaf[RETE_MERKLE_HASH])
 {
 	rete_store *s = b->b_store;
-	Rete__LogEntry le;
 	rete_merkle_node nodes[RETE_MERKLE_MAX_PROOF];
 	uint8_t key[STORE_NODE_KEY];
 	size_t n = 0;
@@ -1018,16 +1041,13 @@ static rete_err write_entry(struct batch *b, const rete_store_op *op, uint64_t i
 	rete_err err;
 	int rc;
 
-	rete__log_entry__init(&le);
-	le.index = index;
-	le.logged_at = logged_at;
-	le.signed_message.data = (uint8_t *)sm;
-	le.signed_message.len = smlen;
 	be64_put(key, index);
 	k.mv_data = key;
 	k.mv_size = 8;
 	v.mv_data = NULL;
-	v.mv_size = rete__log_entry__get_packed_size(&le);
+	/* the bytes rete__log_entry__pack gives, without its two walks of
+	 * the descriptors (store_log_entry_encode) */
+	v.mv_size = store_log_entry_encode(index, logged_at, sm, smlen, NULL, 0);
 	/* Keys only grow: MDB_APPEND also catches a log that is not where
 	 * meta says it ends. */
 	rc = put_at(b, CUR_ENTRIES, s->st_entries, &k, &v, MDB_RESERVE | MDB_APPEND);
@@ -1039,7 +1059,7 @@ static rete_err write_entry(struct batch *b, const rete_store_op *op, uint64_t i
 				    (unsigned long long)index);
 	if (rc != 0)
 		return lmdb_fail(b, rc, "store: writing a log entry");
-	rete__log_entry__pack(&le, v.mv_data);
+	store_log_entry_encode(index, logged_at, sm, smlen, v.mv_data, v.mv_size);
 	if (op->in.expect_entry != NULL && op->in.expect_leaf != NULL &&
 	    op->in.expect_len == v.mv_size &&
 	    memcmp(op->in.expect_entry, v.mv_data, v.mv_size) == 0)
