@@ -38,6 +38,12 @@ enum {
 	CUR_N = CUR_NODES + NODE_CURSORS
 };
 
+/* The last Merkle node of each level an attempt wrote (struct batch). */
+struct batch_last {
+	uint64_t bl_index[64];
+	uint8_t bl_hash[64][RETE_MERKLE_HASH];
+};
+
 /* One write attempt. */
 struct batch {
 	rete_store *b_store;
@@ -56,6 +62,11 @@ struct batch {
 	Rete__Priority b_due_priority;
 	int64_t b_due_at, b_due;
 	MDB_cursor *b_cur[CUR_N];
+	/* the last Merkle node this attempt wrote at each level (bit L of
+	 * b_last_ok): the left sibling an append completes its parent with,
+	 * when the batch wrote it, is the last one written at its level */
+	uint64_t b_last_ok;
+	struct batch_last *b_last; /* not cleared per attempt: b_last_ok says */
 	struct node_stage *b_stage; /* the nodes written, for a memo (or NULL) */
 	store_redo *b_redo;	    /* what it wrote, for the journal (or NULL) */
 };
@@ -73,6 +84,11 @@ static void stage_node(struct batch *b, unsigned level, uint64_t index,
 {
 	struct node_stage *st = b->b_stage;
 
+	if (level < 64 && b->b_last != NULL) {
+		b->b_last_ok |= (uint64_t)1 << level;
+		b->b_last->bl_index[level] = index;
+		memcpy(b->b_last->bl_hash[level], hash, RETE_MERKLE_HASH);
+	}
 	if (st == NULL || st->ns_failed)
 		return;
 	if (st->ns_n == st->ns_cap) {
@@ -1011,8 +1027,10 @@ static rete_err write_plan(struct batch *b, struct plan *p)
 /* ---- appending ------------------------------------------------------------ */
 
 /* batch_node_get is the rete_merkle_get_node callback of an append (ctx =
- * the batch): store_node_get through the level's cursor, which the last
- * append left beside the sibling it needs. */
+ * the batch): the node the batch wrote last at that level when it is the
+ * one asked for (the same bytes LMDB holds for it in this transaction),
+ * else store_node_get through the level's cursor, which the last append
+ * left beside the sibling it needs. */
 static rete_err batch_node_get(void *ctx, unsigned level, uint64_t index,
 			       uint8_t out[RETE_MERKLE_HASH])
 {
@@ -1021,6 +1039,11 @@ static rete_err batch_node_get(void *ctx, unsigned level, uint64_t index,
 	MDB_val k = {sizeof(key), key}, v;
 	int rc;
 
+	if (level < 64 && (b->b_last_ok >> level & 1) != 0 &&
+	    b->b_last->bl_index[level] == index) {
+		memcpy(out, b->b_last->bl_hash[level], RETE_MERKLE_HASH);
+		return RETE_OK;
+	}
 	node_key(key, level, index);
 	rc = get_at(b, node_cursor(level), b->b_store->st_nodes, &k, &v);
 	return node_value(rc, &v, out);
@@ -1458,6 +1481,7 @@ static rete_err store_write_ex(rete_store *s, write_fn fn, void *ctx,
 {
 	rete_err err = RETE_OK;
 	struct batch b;
+	struct batch_last last;
 	int rc;
 
 	if (s == NULL)
@@ -1478,6 +1502,7 @@ static rete_err store_write_ex(rete_store *s, write_fn fn, void *ctx,
 		memset(&b, 0, sizeof(b));
 		b.b_store = s;
 		b.b_msg = m;
+		b.b_last = &last;
 		if (journaled) {
 			store_redo_reset(&s->st_redo);
 			b.b_redo = &s->st_redo;
