@@ -296,6 +296,20 @@ static bool memo_node(const rete_merkle_memo *memo, unsigned level, uint64_t ind
 	return true;
 }
 
+/* memo_put records MTH(D[b:e]) = h in memo's slots (the one mth_memo
+ * looks in first). */
+static void memo_put(rete_merkle_memo *memo, uint64_t b, uint64_t e,
+		     const uint8_t h[RETE_MERKLE_HASH])
+{
+	uint64_t x = (b * 0x9E3779B97F4A7C15ull) ^ (e * 0xC2B2AE3D27D4EB4Full);
+	size_t i = (size_t)(x >> 54) & (MEMO_SLOTS - 1);
+
+	memo->used[i / 64] |= (uint64_t)1 << (i % 64);
+	memo->slot[i].b = b;
+	memo->slot[i].e = e;
+	memcpy(memo->slot[i].h, h, RETE_MERKLE_HASH);
+}
+
 static rete_err mth_memo(rete_merkle_memo *memo, rete_merkle_get_node get, void *ctx, uint64_t b,
 			 uint64_t e, uint8_t out[RETE_MERKLE_HASH])
 {
@@ -309,13 +323,55 @@ static rete_err mth_memo(rete_merkle_memo *memo, rete_merkle_get_node get, void 
 		return RETE_OK;
 	}
 	rete_err err = mth(memo, get, ctx, b, e, out);
-	if (err == RETE_OK) {
-		memo->used[i / 64] |= (uint64_t)1 << (i % 64);
-		memo->slot[i].b = b;
-		memo->slot[i].e = e;
-		memcpy(memo->slot[i].h, out, RETE_MERKLE_HASH);
-	}
+	if (err == RETE_OK)
+		memo_put(memo, b, e, out);
 	return err;
+}
+
+rete_err rete_merkle_root_memo(rete_merkle_get_node get, void *ctx, rete_merkle_memo *memo,
+			       uint64_t size, uint8_t out[RETE_MERKLE_HASH])
+{
+	uint8_t lefts[64][RETE_MERKLE_HASH];
+	uint64_t starts[64];
+	uint8_t cur[RETE_MERKLE_HASH];
+	uint64_t b = 0;
+	size_t nl = 0;
+	rete_err err;
+	bool done;
+
+	if (memo == NULL || size == 0)
+		return rete_merkle_root(get, ctx, size, out);
+	/* The right spine of D[0:size]: the complete subtrees of size's set
+	 * bits, largest first, then folded from the right. Each one and each
+	 * fold (MTH(D[b:size]) for the start b of a complete subtree) is a
+	 * sibling of the inclusion proofs of the last entries: kept in memo,
+	 * the proofs of the same size read and hash none of them again. */
+	for (;;) {
+		uint64_t n = size - b, k;
+
+		err = read_if_complete(memo, get, ctx, b, n, cur, &done);
+		if (err != RETE_OK)
+			return err;
+		if (done)
+			break;
+		k = split_point(n);
+		err = read_if_complete(memo, get, ctx, b, k, lefts[nl], &done);
+		if (err != RETE_OK)
+			return err;
+		if (!done)
+			return RETE_EINVAL; /* cannot be: b is a multiple of k */
+		memo_put(memo, b, b + k, lefts[nl]);
+		starts[nl++] = b;
+		b += k;
+	}
+	memo_put(memo, b, size, cur);
+	while (nl > 0) {
+		nl--;
+		rete_merkle_node_hash(cur, lefts[nl], cur);
+		memo_put(memo, starts[nl], size, cur);
+	}
+	memcpy(out, cur, RETE_MERKLE_HASH);
+	return RETE_OK;
 }
 
 rete_err rete_merkle_inclusion_proof(rete_merkle_get_node get, void *ctx, uint64_t index,
