@@ -844,22 +844,6 @@ static void pbw_varint(struct pbw *w, uint64_t v)
 	pbw_byte(w, (uint8_t)v);
 }
 
-static void pbw_str(struct pbw *w, unsigned field, const char *s)
-{
-	size_t len;
-
-	if (s == NULL || *s == '\0')
-		return;
-	len = strlen(s);
-	pbw_varint(w, (uint64_t)field << 3 | 2);
-	pbw_varint(w, len);
-	if (w->p != NULL && w->n + len <= w->cap)
-		memcpy(w->p + w->n, s, len);
-	else if (w->p != NULL)
-		w->over = true;
-	w->n += len;
-}
-
 static void pbw_bytes(struct pbw *w, unsigned field, const uint8_t *b, size_t len)
 {
 	if (len == 0)
@@ -871,6 +855,12 @@ static void pbw_bytes(struct pbw *w, unsigned field, const uint8_t *b, size_t le
 	else if (w->p != NULL)
 		w->over = true;
 	w->n += len;
+}
+
+static void pbw_str(struct pbw *w, unsigned field, const char *s)
+{
+	if (s != NULL && *s != '\0')
+		pbw_bytes(w, field, (const uint8_t *)s, strlen(s));
 }
 
 static void pbw_u64(struct pbw *w, unsigned field, uint64_t v)
@@ -888,16 +878,49 @@ static void pbw_enum(struct pbw *w, unsigned field, int v)
 
 typedef bool (*pbw_fn)(struct pbw *w, const void *msg);
 
-/* pbw_msg writes sub-message msg (not NULL) as field: its size first. */
+/* pbw_msg writes sub-message msg (not NULL) as field: its size first.
+ * Written once: one byte is kept for the size (a status change or reason
+ * is shorter than 128 bytes but for long texts), and a longer body is moved
+ * right by the size's other bytes; only a writer that counts (p NULL)
+ * walks the sub-message for its size. */
 static bool pbw_msg(struct pbw *w, unsigned field, pbw_fn fn, const void *msg)
 {
-	struct pbw size = {NULL, 0, 0, false};
+	size_t at, len, extra = 0;
 
-	if (!fn(&size, msg))
-		return false;
 	pbw_varint(w, (uint64_t)field << 3 | 2);
-	pbw_varint(w, size.n);
-	return fn(w, msg);
+	if (w->p == NULL) {
+		struct pbw size = {NULL, 0, 0, false};
+		if (!fn(&size, msg))
+			return false;
+		pbw_varint(w, size.n);
+		w->n += size.n;
+		return true;
+	}
+	at = w->n;
+	pbw_byte(w, 0);
+	if (!fn(w, msg))
+		return false;
+	if (w->over)
+		return true; /* the record does not fit: the caller gets 0 */
+	len = w->n - at - 1;
+	for (size_t v = len; v >= 0x80; v >>= 7)
+		extra++;
+	if (extra > 0) {
+		if (w->n + extra > w->cap) {
+			w->over = true;
+			w->n += extra;
+			return true;
+		}
+		memmove(w->p + at + 1 + extra, w->p + at + 1, len);
+	}
+	for (size_t v = len, i = 0;; i++) {
+		w->p[at + i] = (uint8_t)(v >= 0x80 ? (v | 0x80) : v);
+		if (v < 0x80)
+			break;
+		v >>= 7;
+	}
+	w->n += extra;
+	return true;
 }
 
 static bool enc_reason(struct pbw *w, const void *m)

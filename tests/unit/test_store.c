@@ -2301,6 +2301,31 @@ static void test_referral_encoding(void **state)
 		r.base.unknown_fields = &u;
 		assert_int_equal(store_referral_encode(&r, got, sizeof(got)), 0);
 	}
+	{
+		/* sub-messages whose size takes two and three bytes (written in
+		 * place, then moved), and every buffer too short by up to 40
+		 * bytes: 0, never other bytes */
+		static char big[20001], mid[201];
+		Rete__ReferralInfo r = RETE__REFERRAL_INFO__INIT;
+		Rete__StatusReason reason = RETE__STATUS_REASON__INIT, creason = reason;
+		Rete__StatusChange ch = RETE__STATUS_CHANGE__INIT, *hist[1] = {&ch};
+		memset(big, 'x', sizeof(big) - 1);
+		memset(mid, 'y', sizeof(mid) - 1);
+		r.id = (char *)"r-3";
+		reason.text = big;
+		r.status_reason = &reason;
+		creason.code = mid;
+		ch.index = 7;
+		ch.status_reason = &creason;
+		r.history = hist;
+		r.n_history = 1;
+		size_t n = rete__referral_info__get_packed_size(&r);
+		assert_int_equal(rete__referral_info__pack(&r, want), n);
+		assert_int_equal(store_referral_encode(&r, got, sizeof(got)), n);
+		assert_memory_equal(got, want, n);
+		for (size_t cut = 1; cut <= 40; cut++)
+			assert_int_equal(store_referral_encode(&r, got, n - cut), 0);
+	}
 }
 
 /* The log entry is encoded (store_log_entry_encode) into the very bytes
