@@ -835,6 +835,35 @@ static void test_large_sizes(void **state)
 	}
 }
 
+/* tree_of_3000 fills t (initialised here) with 3,000 leaves. */
+static void tree_of_3000(rete_merkle_mem *t)
+{
+	rete_merkle_mem_init(t);
+	for (uint64_t i = 0; i < 3000; i++) {
+		uint8_t leaf[H], data[8];
+		memcpy(data, &i, sizeof(data));
+		rete_merkle_leaf_hash(leaf, data, sizeof(data));
+		assert_int_equal(rete_merkle_mem_append(t, leaf), RETE_OK);
+	}
+}
+
+/* proofs_alike: every proof of size through memo is the proof alone. */
+static void proofs_alike(rete_merkle_mem *t, rete_merkle_memo *memo, uint64_t size)
+{
+	uint8_t a[RETE_MERKLE_MAX_PROOF][H], b[RETE_MERKLE_MAX_PROOF][H];
+	size_t na, nb;
+
+	for (uint64_t i = 0; i < size; i++) {
+		assert_int_equal(rete_merkle_inclusion_proof(rete_merkle_mem_get, t, i, size, a, &na),
+				 RETE_OK);
+		assert_int_equal(
+		    rete_merkle_inclusion_proof_memo(rete_merkle_mem_get, t, memo, i, size, b, &nb),
+		    RETE_OK);
+		assert_int_equal(na, nb);
+		assert_memory_equal(a, b, na * H);
+	}
+}
+
 /* The memo a commit's receipts share gives the very proofs each computes
  * alone: for every index of several tree sizes, through one memo kept
  * across the sizes (as the broker keeps one per commit), and through a
@@ -843,31 +872,16 @@ static void test_inclusion_memo(void **state)
 {
 	rete_merkle_mem t;
 	rete_merkle_memo *memo = rete_merkle_memo_new();
-	uint8_t a[RETE_MERKLE_MAX_PROOF][H], b[RETE_MERKLE_MAX_PROOF][H];
-	size_t na, nb;
+	uint8_t b[RETE_MERKLE_MAX_PROOF][H];
+	size_t nb;
 	const uint64_t sizes[] = {1, 2, 3, 7, 8, 100, 1000, 1023, 1024, 1025, 3000};
 
 	(void)state;
 	assert_non_null(memo);
-	rete_merkle_mem_init(&t);
-	for (uint64_t i = 0; i < 3000; i++) {
-		uint8_t leaf[H], data[8];
-		memcpy(data, &i, sizeof(data));
-		rete_merkle_leaf_hash(leaf, data, sizeof(data));
-		assert_int_equal(rete_merkle_mem_append(&t, leaf), RETE_OK);
-	}
+	tree_of_3000(&t);
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		uint64_t size = sizes[k];
-		for (uint64_t i = 0; i < size; i++) {
-			assert_int_equal(
-			    rete_merkle_inclusion_proof(rete_merkle_mem_get, &t, i, size, a, &na),
-			    RETE_OK);
-			assert_int_equal(rete_merkle_inclusion_proof_memo(rete_merkle_mem_get, &t,
-									  memo, i, size, b, &nb),
-					 RETE_OK);
-			assert_int_equal(na, nb);
-			assert_memory_equal(a, b, na * H);
-		}
+		proofs_alike(&t, memo, size);
 		assert_int_equal(rete_merkle_inclusion_proof_memo(rete_merkle_mem_get, &t, memo,
 								  size, size, b, &nb),
 				 RETE_EINVAL);
@@ -907,13 +921,7 @@ static void test_root_memo(void **state)
 	const uint64_t sizes[] = {1, 2, 3, 5, 7, 8, 100, 1000, 1023, 1024, 1025, 3000};
 
 	(void)state;
-	rete_merkle_mem_init(&t);
-	for (uint64_t i = 0; i < 3000; i++) {
-		uint8_t leaf[H], data[8];
-		memcpy(data, &i, sizeof(data));
-		rete_merkle_leaf_hash(leaf, data, sizeof(data));
-		assert_int_equal(rete_merkle_mem_append(&t, leaf), RETE_OK);
-	}
+	tree_of_3000(&t);
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		uint64_t size = sizes[k];
 		rete_merkle_memo *memo = rete_merkle_memo_new();
@@ -937,16 +945,7 @@ static void test_root_memo(void **state)
 				 "root; at most %d (those inside its last complete subtree)",
 				 (unsigned long long)size, (unsigned long long)c.asked,
 				 __builtin_ctzll(size));
-		for (uint64_t i = 0; i < size; i++) {
-			assert_int_equal(
-			    rete_merkle_inclusion_proof(rete_merkle_mem_get, &t, i, size, a, &na),
-			    RETE_OK);
-			assert_int_equal(rete_merkle_inclusion_proof_memo(rete_merkle_mem_get, &t,
-									  memo, i, size, b, &nb),
-					 RETE_OK);
-			assert_int_equal(na, nb);
-			assert_memory_equal(a, b, na * H);
-		}
+		proofs_alike(&t, memo, size);
 		/* again through the memo: the same root */
 		assert_int_equal(rete_merkle_root_memo(rete_merkle_mem_get, &t, memo, size, r2),
 				 RETE_OK);
