@@ -854,8 +854,8 @@ static void proofs_alike(rete_merkle_mem *t, rete_merkle_memo *memo, uint64_t si
 	size_t na, nb;
 
 	for (uint64_t i = 0; i < size; i++) {
-		assert_int_equal(rete_merkle_inclusion_proof(rete_merkle_mem_get, t, i, size, a, &na),
-				 RETE_OK);
+		assert_int_equal(
+		    rete_merkle_inclusion_proof(rete_merkle_mem_get, t, i, size, a, &na), RETE_OK);
 		assert_int_equal(
 		    rete_merkle_inclusion_proof_memo(rete_merkle_mem_get, t, memo, i, size, b, &nb),
 		    RETE_OK);
@@ -932,12 +932,12 @@ static void test_root_memo(void **state)
 				 RETE_OK);
 		assert_memory_equal(r1, r2, H);
 		/* the last entry: its siblings all come from the root's */
-		assert_int_equal(rete_merkle_inclusion_proof_memo(get_counted, &c, memo, size - 1,
-								  size, b, &nb),
-				 RETE_OK);
-		assert_int_equal(rete_merkle_inclusion_proof(rete_merkle_mem_get, &t, size - 1,
-							     size, a, &na),
-				 RETE_OK);
+		assert_int_equal(
+		    rete_merkle_inclusion_proof_memo(get_counted, &c, memo, size - 1, size, b, &nb),
+		    RETE_OK);
+		assert_int_equal(
+		    rete_merkle_inclusion_proof(rete_merkle_mem_get, &t, size - 1, size, a, &na),
+		    RETE_OK);
 		assert_int_equal(na, nb);
 		assert_memory_equal(a, b, na * H);
 		if (c.asked > (uint64_t)__builtin_ctzll(size))
@@ -1037,11 +1037,10 @@ static void test_inclusion_memo_nodes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_reference_roots),	cmocka_unit_test(test_inclusion_vectors),
-	    cmocka_unit_test(test_consistency_vectors), cmocka_unit_test(test_tampering),
-	    cmocka_unit_test(test_model_cross_check),	cmocka_unit_test(test_large_sizes),
-	    cmocka_unit_test(test_inclusion_memo),
-	    cmocka_unit_test(test_root_memo),
+	    cmocka_unit_test(test_reference_roots),	 cmocka_unit_test(test_inclusion_vectors),
+	    cmocka_unit_test(test_consistency_vectors),	 cmocka_unit_test(test_tampering),
+	    cmocka_unit_test(test_model_cross_check),	 cmocka_unit_test(test_large_sizes),
+	    cmocka_unit_test(test_inclusion_memo),	 cmocka_unit_test(test_root_memo),
 	    cmocka_unit_test(test_inclusion_memo_nodes),
 	};
 	if (sodium_init() < 0)
