@@ -216,11 +216,11 @@ bench_prove(rete_store *s, const rete_store_op *ops, size_t n,
 
 	if ((err = rete_store_read_begin(s, &rt, m)) != RETE_OK)
 		return err;
-	if ((err = rete_store_size(s, rt, size, m)) != RETE_OK ||
-	    (err = rete_store_root(s, rt, *size, root, m)) != RETE_OK)
-		goto out;
 	if (memo == NULL)
 		memo = own = rete_merkle_memo_new();
+	if ((err = rete_store_size(s, rt, size, m)) != RETE_OK ||
+	    (err = rete_store_root_memo(s, rt, memo, *size, root, m)) != RETE_OK)
+		goto out;
 	for (size_t i = 0; i < n; i++) {
 		if (ops[i].kind != RETE_STORE_OP_APPEND)
 			continue;

@@ -262,10 +262,16 @@ static void receipts_prove(broker *b, broker_batch *bt, rete_merkle_memo *memo,
 	if ((in == NULL && rete_store_read_begin(b->store, &rt, &m) != RETE_OK) ||
 	    rete_store_size(b->store, rt, &size, &m) != RETE_OK)
 		goto fail;
+	/* the proofs of the batch share their upper path: read and hashed once
+	 * (without the memo, if it cannot be had, each reads its own); the
+	 * root's subtrees are the upper siblings of the last entries' proofs,
+	 * so the root goes through the memo too */
+	if (memo == NULL)
+		memo = own = rete_merkle_memo_new();
 	if (b->rc_note == NULL || b->rc_size != size) {
 		uint8_t root[RETE_MERKLE_HASH];
 		char *note = NULL;
-		if (rete_store_root(b->store, rt, size, root, &m) != RETE_OK ||
+		if (rete_store_root_memo(b->store, rt, memo, size, root, &m) != RETE_OK ||
 		    rete_checkpoint_sign_epoch(b->cfg->origin, size, root, b->epoch, b->key, &note,
 					       &m) != RETE_OK)
 			goto fail;
@@ -273,10 +279,6 @@ static void receipts_prove(broker *b, broker_batch *bt, rete_merkle_memo *memo,
 		b->rc_note = note;
 		b->rc_size = size;
 	}
-	/* the proofs of the batch share their upper path: read and hashed once
-	 * (without the memo, if it cannot be had, each reads its own) */
-	if (memo == NULL)
-		memo = own = rete_merkle_memo_new();
 	for (size_t i = 0; i < bt->n; i++) {
 		broker_frame *f = &bt->frames[i];
 		const rete_store_op *op = receipt_op(bt, f);

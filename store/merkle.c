@@ -149,13 +149,18 @@ static rete_err read_if_complete(const rete_merkle_memo *memo, rete_merkle_get_n
 	return get(ctx, level, b >> level, out);
 }
 
+static void memo_put(rete_merkle_memo *memo, uint64_t b, uint64_t e,
+		     const uint8_t h[RETE_MERKLE_HASH]);
+
 /* MTH(D[b:e]) for b < e. Walks down the right spine iteratively, keeping the
  * left halves (complete subtrees for the aligned ranges the proofs use;
- * recursion only for unaligned ones), then folds right to left. */
-static rete_err mth(const rete_merkle_memo *memo, rete_merkle_get_node get, void *ctx, uint64_t b,
-		    uint64_t e, uint8_t out[RETE_MERKLE_HASH])
+ * recursion only for unaligned ones), then folds right to left. keep (or
+ * NULL) is told each left half and each fold MTH(D[start:e]) of the spine. */
+static rete_err mth(const rete_merkle_memo *memo, rete_merkle_memo *keep, rete_merkle_get_node get,
+		    void *ctx, uint64_t b, uint64_t e, uint8_t out[RETE_MERKLE_HASH])
 {
 	uint8_t lefts[64][RETE_MERKLE_HASH];
+	uint64_t starts[64];
 	uint8_t cur[RETE_MERKLE_HASH];
 	size_t nl = 0;
 	rete_err err;
@@ -172,15 +177,21 @@ static rete_err mth(const rete_merkle_memo *memo, rete_merkle_get_node get, void
 		k = split_point(n);
 		err = read_if_complete(memo, get, ctx, b, k, lefts[nl], &done);
 		if (err == RETE_OK && !done)
-			err = mth(memo, get, ctx, b, b + k, lefts[nl]);
+			err = mth(memo, keep, get, ctx, b, b + k, lefts[nl]);
 		if (err != RETE_OK)
 			return err;
-		nl++; /* at most 63: each step at least halves n */
+		if (keep != NULL)
+			memo_put(keep, b, b + k, lefts[nl]);
+		starts[nl++] = b; /* at most 63: each step at least halves n */
 		b += k;
 	}
+	if (keep != NULL)
+		memo_put(keep, b, e, cur);
 	while (nl > 0) {
 		nl--;
 		rete_merkle_node_hash(cur, lefts[nl], cur);
+		if (keep != NULL)
+			memo_put(keep, starts[nl], e, cur);
 	}
 	memcpy(out, cur, RETE_MERKLE_HASH);
 	return RETE_OK;
@@ -195,7 +206,7 @@ rete_err rete_merkle_subtree(rete_merkle_get_node get, void *ctx, uint64_t begin
 		crypto_hash_sha256(out, (const uint8_t *)"", 0);
 		return RETE_OK;
 	}
-	return mth(NULL, get, ctx, begin, end, out);
+	return mth(NULL, NULL, get, ctx, begin, end, out);
 }
 
 rete_err rete_merkle_root(rete_merkle_get_node get, void *ctx, uint64_t size,
@@ -296,11 +307,25 @@ static bool memo_node(const rete_merkle_memo *memo, unsigned level, uint64_t ind
 	return true;
 }
 
+/* memo_put records MTH(D[b:e]) = h in memo's slots (the one mth_memo
+ * looks in first). */
+static void memo_put(rete_merkle_memo *memo, uint64_t b, uint64_t e,
+		     const uint8_t h[RETE_MERKLE_HASH])
+{
+	uint64_t x = (b * 0x9E3779B97F4A7C15ull) ^ (e * 0xC2B2AE3D27D4EB4Full);
+	size_t i = (size_t)(x >> 54) & (MEMO_SLOTS - 1);
+
+	memo->used[i / 64] |= (uint64_t)1 << (i % 64);
+	memo->slot[i].b = b;
+	memo->slot[i].e = e;
+	memcpy(memo->slot[i].h, h, RETE_MERKLE_HASH);
+}
+
 static rete_err mth_memo(rete_merkle_memo *memo, rete_merkle_get_node get, void *ctx, uint64_t b,
 			 uint64_t e, uint8_t out[RETE_MERKLE_HASH])
 {
 	if (memo == NULL)
-		return mth(NULL, get, ctx, b, e, out);
+		return mth(NULL, NULL, get, ctx, b, e, out);
 	uint64_t x = (b * 0x9E3779B97F4A7C15ull) ^ (e * 0xC2B2AE3D27D4EB4Full);
 	size_t i = (size_t)(x >> 54) & (MEMO_SLOTS - 1);
 	if ((memo->used[i / 64] >> (i % 64) & 1) != 0 && memo->slot[i].e == e &&
@@ -308,14 +333,23 @@ static rete_err mth_memo(rete_merkle_memo *memo, rete_merkle_get_node get, void 
 		memcpy(out, memo->slot[i].h, RETE_MERKLE_HASH);
 		return RETE_OK;
 	}
-	rete_err err = mth(memo, get, ctx, b, e, out);
-	if (err == RETE_OK) {
-		memo->used[i / 64] |= (uint64_t)1 << (i % 64);
-		memo->slot[i].b = b;
-		memo->slot[i].e = e;
-		memcpy(memo->slot[i].h, out, RETE_MERKLE_HASH);
-	}
+	rete_err err = mth(memo, NULL, get, ctx, b, e, out);
+	if (err == RETE_OK)
+		memo_put(memo, b, e, out);
 	return err;
+}
+
+rete_err rete_merkle_root_memo(rete_merkle_get_node get, void *ctx, rete_merkle_memo *memo,
+			       uint64_t size, uint8_t out[RETE_MERKLE_HASH])
+{
+	if (memo == NULL || size == 0)
+		return rete_merkle_root(get, ctx, size, out);
+	/* The right spine of D[0:size]: the complete subtrees of size's set
+	 * bits, largest first, then folded from the right. Each one and each
+	 * fold (MTH(D[b:size]) for the start b of a complete subtree) is a
+	 * sibling of the inclusion proofs of the last entries: kept in memo,
+	 * the proofs of the same size read and hash none of them again. */
+	return mth(memo, memo, get, ctx, 0, size, out);
 }
 
 rete_err rete_merkle_inclusion_proof(rete_merkle_get_node get, void *ctx, uint64_t index,
@@ -376,7 +410,7 @@ rete_err rete_merkle_consistency_proof(rete_merkle_get_node get, void *ctx, uint
 				break;
 			if (count == RETE_MERKLE_MAX_PROOF)
 				return RETE_EINVAL;
-			err = mth(NULL, get, ctx, b, e, proof[count]);
+			err = mth(NULL, NULL, get, ctx, b, e, proof[count]);
 			if (err != RETE_OK)
 				return err;
 			count++;
@@ -386,10 +420,10 @@ rete_err rete_merkle_consistency_proof(rete_merkle_get_node get, void *ctx, uint
 			return RETE_EINVAL;
 		k = split_point(e - b);
 		if (m <= k) {
-			err = mth(NULL, get, ctx, b + k, e, proof[count]);
+			err = mth(NULL, NULL, get, ctx, b + k, e, proof[count]);
 			e = b + k;
 		} else {
-			err = mth(NULL, get, ctx, b, b + k, proof[count]);
+			err = mth(NULL, NULL, get, ctx, b, b + k, proof[count]);
 			b += k;
 			m -= k;
 			whole = false;

@@ -73,6 +73,14 @@ void rete_merkle_memo_free(rete_merkle_memo *memo);
 rete_err rete_merkle_memo_node(rete_merkle_memo *memo, unsigned level, uint64_t index,
 			       const uint8_t hash[RETE_MERKLE_HASH]);
 
+/* rete_merkle_root_memo: rete_merkle_root through memo (NULL: none), which
+ * also keeps the subtrees the root folds (the complete ones and each
+ * partial fold from the right), so that the inclusion proofs of the same
+ * size through memo take their upper siblings from it. Errors: as
+ * rete_merkle_root. */
+rete_err rete_merkle_root_memo(rete_merkle_get_node get, void *ctx, rete_merkle_memo *memo,
+			       uint64_t size, uint8_t out[RETE_MERKLE_HASH]);
+
 /* rete_merkle_inclusion_proof_memo: rete_merkle_inclusion_proof through
  * memo (NULL: none). */
 rete_err rete_merkle_inclusion_proof_memo(rete_merkle_get_node get, void *ctx,

@@ -935,6 +935,7 @@ struct tree_ask {
 	uint8_t *ta_hash;
 	uint8_t (*ta_proof)[RETE_MERKLE_HASH];
 	size_t *ta_n;
+	rete_merkle_memo *ta_memo; /* the root's, or NULL */
 };
 
 /* tree_answer answers q in c's transaction, over a log of `have` entries:
@@ -957,8 +958,10 @@ static rete_err tree_answer(rete_store *s, struct store_node_ctx *c, const struc
 			return rete_msg_set(
 			    m, RETE_EINVAL,
 			    "store: tree size %llu is beyond the log (%llu entries)", a, h);
-		return node_err(s, rete_merkle_root(store_node_get, c, q->ta_a, q->ta_hash), m,
-				"root");
+		return node_err(s,
+				rete_merkle_root_memo(store_node_get, c, q->ta_memo, q->ta_a,
+						      q->ta_hash),
+				m, "root");
 	case TREE_INCLUSION:
 		if (q->ta_b > have || q->ta_a >= q->ta_b)
 			return rete_msg_set(m, RETE_EINVAL,
@@ -1015,6 +1018,14 @@ rete_err rete_store_root(rete_store *s, rete_store_rtxn *rt, uint64_t size,
 			 uint8_t out[RETE_MERKLE_HASH], rete_msg *m)
 {
 	struct tree_ask q = {.ta_kind = TREE_ROOT, .ta_a = size, .ta_hash = out};
+
+	return tree_read(s, rt, &q, m);
+}
+
+rete_err rete_store_root_memo(rete_store *s, rete_store_rtxn *rt, rete_merkle_memo *memo,
+			      uint64_t size, uint8_t out[RETE_MERKLE_HASH], rete_msg *m)
+{
+	struct tree_ask q = {.ta_kind = TREE_ROOT, .ta_a = size, .ta_hash = out, .ta_memo = memo};
 
 	return tree_read(s, rt, &q, m);
 }

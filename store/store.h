@@ -376,6 +376,14 @@ rete_err rete_store_leaf_hash(rete_store *s, rete_store_rtxn *rt, uint64_t index
 rete_err rete_store_root(rete_store *s, rete_store_rtxn *rt, uint64_t size,
 			 uint8_t out[RETE_MERKLE_HASH], rete_msg *m);
 
+/* rete_store_root_memo: rete_store_root through memo (merkle.h,
+ * rete_merkle_root_memo; NULL: none), which then holds the root's upper
+ * subtrees for the inclusion proofs of that size through it (a commit's
+ * receipts: the root of their checkpoint first). Errors: as
+ * rete_store_root. */
+rete_err rete_store_root_memo(rete_store *s, rete_store_rtxn *rt, rete_merkle_memo *memo,
+			      uint64_t size, uint8_t out[RETE_MERKLE_HASH], rete_msg *m);
+
 /* rete_store_inclusion_proof: PATH(index, D[0:size]) into proof (room for
  * RETE_MERKLE_MAX_PROOF hashes), length in *n. Errors: RETE_EINVAL (index >=
  * size or size > log size), RETE_ECORRUPT, RETE_ESTORE. */

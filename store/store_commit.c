@@ -38,6 +38,12 @@ enum {
 	CUR_N = CUR_NODES + NODE_CURSORS
 };
 
+/* The last Merkle node of each level an attempt wrote (struct batch). */
+struct batch_last {
+	uint64_t bl_index[64];
+	uint8_t bl_hash[64][RETE_MERKLE_HASH];
+};
+
 /* One write attempt. */
 struct batch {
 	rete_store *b_store;
@@ -56,6 +62,11 @@ struct batch {
 	Rete__Priority b_due_priority;
 	int64_t b_due_at, b_due;
 	MDB_cursor *b_cur[CUR_N];
+	/* the last Merkle node this attempt wrote at each level (bit L of
+	 * b_last_ok): the left sibling an append completes its parent with,
+	 * when the batch wrote it, is the last one written at its level */
+	uint64_t b_last_ok;
+	struct batch_last *b_last; /* not cleared per attempt: b_last_ok says */
 	struct node_stage *b_stage; /* the nodes written, for a memo (or NULL) */
 	store_redo *b_redo;	    /* what it wrote, for the journal (or NULL) */
 };
@@ -73,6 +84,11 @@ static void stage_node(struct batch *b, unsigned level, uint64_t index,
 {
 	struct node_stage *st = b->b_stage;
 
+	if (level < 64 && b->b_last != NULL) {
+		b->b_last_ok |= (uint64_t)1 << level;
+		b->b_last->bl_index[level] = index;
+		memcpy(b->b_last->bl_hash[level], hash, RETE_MERKLE_HASH);
+	}
 	if (st == NULL || st->ns_failed)
 		return;
 	if (st->ns_n == st->ns_cap) {
@@ -828,20 +844,23 @@ static void pbw_varint(struct pbw *w, uint64_t v)
 	pbw_byte(w, (uint8_t)v);
 }
 
-static void pbw_str(struct pbw *w, unsigned field, const char *s)
+static void pbw_bytes(struct pbw *w, unsigned field, const uint8_t *b, size_t len)
 {
-	size_t len;
-
-	if (s == NULL || *s == '\0')
+	if (len == 0)
 		return;
-	len = strlen(s);
 	pbw_varint(w, (uint64_t)field << 3 | 2);
 	pbw_varint(w, len);
 	if (w->p != NULL && w->n + len <= w->cap)
-		memcpy(w->p + w->n, s, len);
+		memcpy(w->p + w->n, b, len);
 	else if (w->p != NULL)
 		w->over = true;
 	w->n += len;
+}
+
+static void pbw_str(struct pbw *w, unsigned field, const char *s)
+{
+	if (s != NULL && *s != '\0')
+		pbw_bytes(w, field, (const uint8_t *)s, strlen(s));
 }
 
 static void pbw_u64(struct pbw *w, unsigned field, uint64_t v)
@@ -859,16 +878,49 @@ static void pbw_enum(struct pbw *w, unsigned field, int v)
 
 typedef bool (*pbw_fn)(struct pbw *w, const void *msg);
 
-/* pbw_msg writes sub-message msg (not NULL) as field: its size first. */
+/* pbw_msg writes sub-message msg (not NULL) as field: its size first.
+ * Written once: one byte is kept for the size (a status change or reason
+ * is shorter than 128 bytes but for long texts), and a longer body is moved
+ * right by the size's other bytes; only a writer that counts (p NULL)
+ * walks the sub-message for its size. */
 static bool pbw_msg(struct pbw *w, unsigned field, pbw_fn fn, const void *msg)
 {
-	struct pbw size = {NULL, 0, 0, false};
+	size_t at, len, extra = 0;
 
-	if (!fn(&size, msg))
-		return false;
 	pbw_varint(w, (uint64_t)field << 3 | 2);
-	pbw_varint(w, size.n);
-	return fn(w, msg);
+	if (w->p == NULL) {
+		struct pbw size = {NULL, 0, 0, false};
+		if (!fn(&size, msg))
+			return false;
+		pbw_varint(w, size.n);
+		w->n += size.n;
+		return true;
+	}
+	at = w->n;
+	pbw_byte(w, 0);
+	if (!fn(w, msg))
+		return false;
+	if (w->over)
+		return true; /* the record does not fit: the caller gets 0 */
+	len = w->n - at - 1;
+	for (size_t v = len; v >= 0x80; v >>= 7)
+		extra++;
+	if (extra > 0) {
+		if (w->n + extra > w->cap) {
+			w->over = true;
+			w->n += extra;
+			return true;
+		}
+		memmove(w->p + at + 1 + extra, w->p + at + 1, len);
+	}
+	for (size_t v = len, i = 0;; i++) {
+		w->p[at + i] = (uint8_t)(v >= 0x80 ? (v | 0x80) : v);
+		if (v < 0x80)
+			break;
+		v >>= 7;
+	}
+	w->n += extra;
+	return true;
 }
 
 static bool enc_reason(struct pbw *w, const void *m)
@@ -942,6 +994,17 @@ size_t store_referral_encode(const Rete__ReferralInfo *r, uint8_t *buf, size_t c
 	return w.over || w.n > cap ? 0 : w.n;
 }
 
+size_t store_log_entry_encode(uint64_t index, int64_t logged_at, const uint8_t *sm, size_t smlen,
+			      uint8_t *buf, size_t cap)
+{
+	struct pbw w = {buf, 0, cap, false};
+
+	pbw_u64(&w, 1, index);
+	pbw_u64(&w, 2, (uint64_t)logged_at);
+	pbw_bytes(&w, 3, sm, smlen);
+	return w.over || (buf != NULL && w.n > cap) ? 0 : w.n;
+}
+
 /* write_plan stores p_nr and keeps `due` in step. */
 static rete_err write_plan(struct batch *b, struct plan *p)
 {
@@ -987,8 +1050,10 @@ static rete_err write_plan(struct batch *b, struct plan *p)
 /* ---- appending ------------------------------------------------------------ */
 
 /* batch_node_get is the rete_merkle_get_node callback of an append (ctx =
- * the batch): store_node_get through the level's cursor, which the last
- * append left beside the sibling it needs. */
+ * the batch): the node the batch wrote last at that level when it is the
+ * one asked for (the same bytes LMDB holds for it in this transaction),
+ * else store_node_get through the level's cursor, which the last append
+ * left beside the sibling it needs. */
 static rete_err batch_node_get(void *ctx, unsigned level, uint64_t index,
 			       uint8_t out[RETE_MERKLE_HASH])
 {
@@ -997,6 +1062,11 @@ static rete_err batch_node_get(void *ctx, unsigned level, uint64_t index,
 	MDB_val k = {sizeof(key), key}, v;
 	int rc;
 
+	if (level < 64 && (b->b_last_ok >> level & 1) != 0 &&
+	    b->b_last->bl_index[level] == index) {
+		memcpy(out, b->b_last->bl_hash[level], RETE_MERKLE_HASH);
+		return RETE_OK;
+	}
 	node_key(key, level, index);
 	rc = get_at(b, node_cursor(level), b->b_store->st_nodes, &k, &v);
 	return node_value(rc, &v, out);
@@ -1010,7 +1080,6 @@ static rete_err write_entry(struct batch *b, const rete_store_op *op, uint64_t i
 			    uint8_t leaf[RETE_MERKLE_HASH])
 {
 	rete_store *s = b->b_store;
-	Rete__LogEntry le;
 	rete_merkle_node nodes[RETE_MERKLE_MAX_PROOF];
 	uint8_t key[STORE_NODE_KEY];
 	size_t n = 0;
@@ -1018,16 +1087,13 @@ static rete_err write_entry(struct batch *b, const rete_store_op *op, uint64_t i
 	rete_err err;
 	int rc;
 
-	rete__log_entry__init(&le);
-	le.index = index;
-	le.logged_at = logged_at;
-	le.signed_message.data = (uint8_t *)sm;
-	le.signed_message.len = smlen;
 	be64_put(key, index);
 	k.mv_data = key;
 	k.mv_size = 8;
 	v.mv_data = NULL;
-	v.mv_size = rete__log_entry__get_packed_size(&le);
+	/* the bytes rete__log_entry__pack gives, without its two walks of
+	 * the descriptors (store_log_entry_encode) */
+	v.mv_size = store_log_entry_encode(index, logged_at, sm, smlen, NULL, 0);
 	/* Keys only grow: MDB_APPEND also catches a log that is not where
 	 * meta says it ends. */
 	rc = put_at(b, CUR_ENTRIES, s->st_entries, &k, &v, MDB_RESERVE | MDB_APPEND);
@@ -1039,7 +1105,7 @@ static rete_err write_entry(struct batch *b, const rete_store_op *op, uint64_t i
 				    (unsigned long long)index);
 	if (rc != 0)
 		return lmdb_fail(b, rc, "store: writing a log entry");
-	rete__log_entry__pack(&le, v.mv_data);
+	store_log_entry_encode(index, logged_at, sm, smlen, v.mv_data, v.mv_size);
 	if (op->in.expect_entry != NULL && op->in.expect_leaf != NULL &&
 	    op->in.expect_len == v.mv_size &&
 	    memcmp(op->in.expect_entry, v.mv_data, v.mv_size) == 0)
@@ -1438,6 +1504,7 @@ static rete_err store_write_ex(rete_store *s, write_fn fn, void *ctx,
 {
 	rete_err err = RETE_OK;
 	struct batch b;
+	struct batch_last last;
 	int rc;
 
 	if (s == NULL)
@@ -1458,6 +1525,7 @@ static rete_err store_write_ex(rete_store *s, write_fn fn, void *ctx,
 		memset(&b, 0, sizeof(b));
 		b.b_store = s;
 		b.b_msg = m;
+		b.b_last = &last;
 		if (journaled) {
 			store_redo_reset(&s->st_redo);
 			b.b_redo = &s->st_redo;

@@ -233,6 +233,13 @@ int store_timestamp_note_replaced(rete_store *s, MDB_txn *txn, uint64_t size, co
  * (unknown fields, a NULL history element). store_commit.c. */
 size_t store_referral_encode(const Rete__ReferralInfo *r, uint8_t *buf, size_t cap);
 
+/* store_log_entry_encode writes LogEntry {index, logged_at, signed_message
+ * = sm[0..smlen)} into buf (cap bytes), the very bytes rete__log_entry__pack
+ * gives, and returns how many; buf NULL: only how many. 0 when it does not
+ * fit. store_commit.c. */
+size_t store_log_entry_encode(uint64_t index, int64_t logged_at, const uint8_t *sm, size_t smlen,
+			      uint8_t *buf, size_t cap);
+
 /* store_dir_forget drops the cached directory. */
 void store_dir_forget(rete_store *s);
 

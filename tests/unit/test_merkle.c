@@ -835,6 +835,35 @@ static void test_large_sizes(void **state)
 	}
 }
 
+/* tree_of_3000 fills t (initialised here) with 3,000 leaves. */
+static void tree_of_3000(rete_merkle_mem *t)
+{
+	rete_merkle_mem_init(t);
+	for (uint64_t i = 0; i < 3000; i++) {
+		uint8_t leaf[H], data[8];
+		memcpy(data, &i, sizeof(data));
+		rete_merkle_leaf_hash(leaf, data, sizeof(data));
+		assert_int_equal(rete_merkle_mem_append(t, leaf), RETE_OK);
+	}
+}
+
+/* proofs_alike: every proof of size through memo is the proof alone. */
+static void proofs_alike(rete_merkle_mem *t, rete_merkle_memo *memo, uint64_t size)
+{
+	uint8_t a[RETE_MERKLE_MAX_PROOF][H], b[RETE_MERKLE_MAX_PROOF][H];
+	size_t na, nb;
+
+	for (uint64_t i = 0; i < size; i++) {
+		assert_int_equal(
+		    rete_merkle_inclusion_proof(rete_merkle_mem_get, t, i, size, a, &na), RETE_OK);
+		assert_int_equal(
+		    rete_merkle_inclusion_proof_memo(rete_merkle_mem_get, t, memo, i, size, b, &nb),
+		    RETE_OK);
+		assert_int_equal(na, nb);
+		assert_memory_equal(a, b, na * H);
+	}
+}
+
 /* The memo a commit's receipts share gives the very proofs each computes
  * alone: for every index of several tree sizes, through one memo kept
  * across the sizes (as the broker keeps one per commit), and through a
@@ -843,31 +872,16 @@ static void test_inclusion_memo(void **state)
 {
 	rete_merkle_mem t;
 	rete_merkle_memo *memo = rete_merkle_memo_new();
-	uint8_t a[RETE_MERKLE_MAX_PROOF][H], b[RETE_MERKLE_MAX_PROOF][H];
-	size_t na, nb;
+	uint8_t b[RETE_MERKLE_MAX_PROOF][H];
+	size_t nb;
 	const uint64_t sizes[] = {1, 2, 3, 7, 8, 100, 1000, 1023, 1024, 1025, 3000};
 
 	(void)state;
 	assert_non_null(memo);
-	rete_merkle_mem_init(&t);
-	for (uint64_t i = 0; i < 3000; i++) {
-		uint8_t leaf[H], data[8];
-		memcpy(data, &i, sizeof(data));
-		rete_merkle_leaf_hash(leaf, data, sizeof(data));
-		assert_int_equal(rete_merkle_mem_append(&t, leaf), RETE_OK);
-	}
+	tree_of_3000(&t);
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		uint64_t size = sizes[k];
-		for (uint64_t i = 0; i < size; i++) {
-			assert_int_equal(
-			    rete_merkle_inclusion_proof(rete_merkle_mem_get, &t, i, size, a, &na),
-			    RETE_OK);
-			assert_int_equal(rete_merkle_inclusion_proof_memo(rete_merkle_mem_get, &t,
-									  memo, i, size, b, &nb),
-					 RETE_OK);
-			assert_int_equal(na, nb);
-			assert_memory_equal(a, b, na * H);
-		}
+		proofs_alike(&t, memo, size);
 		assert_int_equal(rete_merkle_inclusion_proof_memo(rete_merkle_mem_get, &t, memo,
 								  size, size, b, &nb),
 				 RETE_EINVAL);
@@ -884,6 +898,62 @@ struct newer_refused {
 	uint64_t lo;
 	uint64_t asked; /* how many nodes the callback was asked for */
 };
+
+/* get_counted: rete_merkle_mem_get that counts the nodes asked (lo is
+ * not looked at). */
+static rete_err get_counted(void *ctx, unsigned level, uint64_t index, uint8_t out[H])
+{
+	struct newer_refused *c = ctx;
+	c->asked++;
+	return rete_merkle_mem_get(c->t, level, index, out);
+}
+
+/* The root through a memo (rete_merkle_root_memo, as a commit's receipts
+ * take it) is the root, and the proofs of that size through the same memo
+ * are the very proofs computed alone; the last entry's proof then asks the
+ * callback only for the nodes inside the root's last complete subtree (its
+ * other siblings are the root's). */
+static void test_root_memo(void **state)
+{
+	rete_merkle_mem t;
+	uint8_t a[RETE_MERKLE_MAX_PROOF][H], b[RETE_MERKLE_MAX_PROOF][H], r1[H], r2[H];
+	size_t na, nb;
+	const uint64_t sizes[] = {1, 2, 3, 5, 7, 8, 100, 1000, 1023, 1024, 1025, 3000};
+
+	(void)state;
+	tree_of_3000(&t);
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		uint64_t size = sizes[k];
+		rete_merkle_memo *memo = rete_merkle_memo_new();
+		struct newer_refused c = {&t, 0, 0};
+		assert_non_null(memo);
+		assert_int_equal(rete_merkle_root(rete_merkle_mem_get, &t, size, r1), RETE_OK);
+		assert_int_equal(rete_merkle_root_memo(rete_merkle_mem_get, &t, memo, size, r2),
+				 RETE_OK);
+		assert_memory_equal(r1, r2, H);
+		/* the last entry: its siblings all come from the root's */
+		assert_int_equal(
+		    rete_merkle_inclusion_proof_memo(get_counted, &c, memo, size - 1, size, b, &nb),
+		    RETE_OK);
+		assert_int_equal(
+		    rete_merkle_inclusion_proof(rete_merkle_mem_get, &t, size - 1, size, a, &na),
+		    RETE_OK);
+		assert_int_equal(na, nb);
+		assert_memory_equal(a, b, na * H);
+		if (c.asked > (uint64_t)__builtin_ctzll(size))
+			fail_msg("size %llu: the last entry's proof asked %llu nodes after the "
+				 "root; at most %d (those inside its last complete subtree)",
+				 (unsigned long long)size, (unsigned long long)c.asked,
+				 __builtin_ctzll(size));
+		proofs_alike(&t, memo, size);
+		/* again through the memo: the same root */
+		assert_int_equal(rete_merkle_root_memo(rete_merkle_mem_get, &t, memo, size, r2),
+				 RETE_OK);
+		assert_memory_equal(r1, r2, H);
+		rete_merkle_memo_free(memo);
+	}
+	rete_merkle_mem_free(&t);
+}
 
 static rete_err get_old_only(void *ctx, unsigned level, uint64_t index, uint8_t out[H])
 {
@@ -967,10 +1037,11 @@ static void test_inclusion_memo_nodes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_reference_roots),	cmocka_unit_test(test_inclusion_vectors),
-	    cmocka_unit_test(test_consistency_vectors), cmocka_unit_test(test_tampering),
-	    cmocka_unit_test(test_model_cross_check),	cmocka_unit_test(test_large_sizes),
-	    cmocka_unit_test(test_inclusion_memo),	cmocka_unit_test(test_inclusion_memo_nodes),
+	    cmocka_unit_test(test_reference_roots),	 cmocka_unit_test(test_inclusion_vectors),
+	    cmocka_unit_test(test_consistency_vectors),	 cmocka_unit_test(test_tampering),
+	    cmocka_unit_test(test_model_cross_check),	 cmocka_unit_test(test_large_sizes),
+	    cmocka_unit_test(test_inclusion_memo),	 cmocka_unit_test(test_root_memo),
+	    cmocka_unit_test(test_inclusion_memo_nodes),
 	};
 	if (sodium_init() < 0)
 		return 1;

@@ -2301,6 +2301,68 @@ static void test_referral_encoding(void **state)
 		r.base.unknown_fields = &u;
 		assert_int_equal(store_referral_encode(&r, got, sizeof(got)), 0);
 	}
+	{
+		/* sub-messages whose size takes two and three bytes (written in
+		 * place, then moved), and every buffer too short by up to 40
+		 * bytes: 0, never other bytes */
+		static char big[20001], mid[201];
+		Rete__ReferralInfo r = RETE__REFERRAL_INFO__INIT;
+		Rete__StatusReason reason = RETE__STATUS_REASON__INIT, creason = reason;
+		Rete__StatusChange ch = RETE__STATUS_CHANGE__INIT, *hist[1] = {&ch};
+		memset(big, 'x', sizeof(big) - 1);
+		memset(mid, 'y', sizeof(mid) - 1);
+		r.id = (char *)"r-3";
+		reason.text = big;
+		r.status_reason = &reason;
+		creason.code = mid;
+		ch.index = 7;
+		ch.status_reason = &creason;
+		r.history = hist;
+		r.n_history = 1;
+		size_t n = rete__referral_info__get_packed_size(&r);
+		assert_int_equal(rete__referral_info__pack(&r, want), n);
+		assert_int_equal(store_referral_encode(&r, got, sizeof(got)), n);
+		assert_memory_equal(got, want, n);
+		for (size_t cut = 1; cut <= 40; cut++)
+			assert_int_equal(store_referral_encode(&r, got, n - cut), 0);
+	}
+}
+
+/* The log entry is encoded (store_log_entry_encode) into the very bytes
+ * protobuf-c packs, whatever the index, the time (negative ones too: ten
+ * bytes of varint) and the signed message's length (none, and the lengths
+ * where its varint grows); a buffer one byte short gets 0. */
+static void test_log_entry_encoding(void **state)
+{
+	(void)state;
+	static const uint64_t idx[] = {0, 1, 127, 128, 16383, 16384, 1000000, UINT64_MAX};
+	static const int64_t at[] = {0, 1, -1, 127, 128, 1764000000000, INT64_MIN, INT64_MAX};
+	static const size_t len[] = {0, 1, 127, 128, 1024, 16383, 16384, 70000};
+	static uint8_t sm[70000], want[70100], got[70100];
+
+	for (size_t i = 0; i < sizeof(sm); i++)
+		sm[i] = (uint8_t)rnd();
+	for (size_t a = 0; a < 8; a++)
+		for (size_t t = 0; t < 8; t++)
+			for (size_t l = 0; l < 8; l++) {
+				Rete__LogEntry le = RETE__LOG_ENTRY__INIT;
+				le.index = idx[a];
+				le.logged_at = at[t];
+				le.signed_message.data = sm;
+				le.signed_message.len = len[l];
+				size_t n = rete__log_entry__get_packed_size(&le);
+				assert_int_equal(rete__log_entry__pack(&le, want), n);
+				assert_int_equal(
+				    store_log_entry_encode(idx[a], at[t], sm, len[l], NULL, 0), n);
+				assert_int_equal(store_log_entry_encode(idx[a], at[t], sm, len[l],
+									got, sizeof(got)),
+						 n);
+				assert_memory_equal(got, want, n);
+				if (n > 0)
+					assert_int_equal(store_log_entry_encode(idx[a], at[t], sm,
+										len[l], got, n - 1),
+							 0);
+			}
 }
 
 /* Appends and acks interleaved in the same commits, on the same queues
@@ -2499,6 +2561,7 @@ int main(void)
 	    cmocka_unit_test(test_parked_with_batch),
 	    cmocka_unit_test(test_decoded_message_dedup),
 	    cmocka_unit_test(test_referral_encoding),
+	    cmocka_unit_test(test_log_entry_encoding),
 	    cmocka_unit_test(test_queue_interleaved),
 	    cmocka_unit_test(test_walks_refuse_damaged_records),
 	};
