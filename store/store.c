@@ -958,10 +958,9 @@ static rete_err tree_answer(rete_store *s, struct store_node_ctx *c, const struc
 			return rete_msg_set(
 			    m, RETE_EINVAL,
 			    "store: tree size %llu is beyond the log (%llu entries)", a, h);
-		return node_err(s,
-				rete_merkle_root_memo(store_node_get, c, q->ta_memo, q->ta_a,
-						      q->ta_hash),
-				m, "root");
+		return node_err(
+		    s, rete_merkle_root_memo(store_node_get, c, q->ta_memo, q->ta_a, q->ta_hash), m,
+		    "root");
 	case TREE_INCLUSION:
 		if (q->ta_b > have || q->ta_a >= q->ta_b)
 			return rete_msg_set(m, RETE_EINVAL,

@@ -66,7 +66,7 @@ struct batch {
 	 * b_last_ok): the left sibling an append completes its parent with,
 	 * when the batch wrote it, is the last one written at its level */
 	uint64_t b_last_ok;
-	struct batch_last *b_last; /* not cleared per attempt: b_last_ok says */
+	struct batch_last *b_last;  /* not cleared per attempt: b_last_ok says */
 	struct node_stage *b_stage; /* the nodes written, for a memo (or NULL) */
 	store_redo *b_redo;	    /* what it wrote, for the journal (or NULL) */
 };

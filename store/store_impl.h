@@ -236,7 +236,8 @@ size_t store_referral_encode(const Rete__ReferralInfo *r, uint8_t *buf, size_t c
 /* store_log_entry_encode writes LogEntry {index, logged_at, signed_message
  * = sm[0..smlen)} into buf (cap bytes), the very bytes rete__log_entry__pack
  * gives, and returns how many; buf NULL: only how many. 0 when it does not
- * fit. store_commit.c. */
+ * fit, or when the entry is empty (index 0, time 0, no message: protobuf-c
+ * packs that as 0 bytes too). store_commit.c. */
 size_t store_log_entry_encode(uint64_t index, int64_t logged_at, const uint8_t *sm, size_t smlen,
 			      uint8_t *buf, size_t cap);
 
