@@ -3547,6 +3547,12 @@ static void scan(broker *b)
 	int64_t wall = rete_now_ms();
 	if (!clock_start_check(b, wall))
 		return;
+	/* the store behind its journal (catch_up, just before): what the
+	 * batch behind withdrew is not in data.mdb yet, so the candidates
+	 * read from it are stale, and nothing can be written; the scan waits
+	 * until the batch is in */
+	if (b->behind)
+		return;
 	int64_t now = wall - b->clock_ahead_ms - b->clock_start_ahead_ms;
 	struct scan_ctx s = {0};
 	/* what the scan did, said once its commit is done: a line saying

@@ -508,11 +508,15 @@ rete_err agent_inbox_start(agent *a, rete_msg *m)
  * that says none). */
 static rete_err inbox_epoch_put(agent *a, const uint8_t key[8], rete_msg *m)
 {
-	if (a->epoch < 2 || !a->epoch_signed)
-		return RETE_OK;
 	uint8_t ek[9], be[4] = {(uint8_t)(a->epoch >> 24), (uint8_t)(a->epoch >> 16),
 				(uint8_t)(a->epoch >> 8), (uint8_t)a->epoch};
 	inbox_epoch_key(ek, key);
+	if (a->epoch < 2 || !a->epoch_signed) {
+		/* no epoch to say: an older one recorded for this index no
+		 * longer says when the entry now there was recorded (unkeyed,
+		 * it counts as of inbox_unkeyed_epoch) */
+		return agent_db_del(a->db, AGENT_DB_INBOX, ek, sizeof(ek), m);
+	}
 	return agent_db_put(a->db, AGENT_DB_INBOX, ek, sizeof(ek), be, sizeof(be), m);
 }
 

@@ -343,11 +343,14 @@ void agent_witness_epoch(agent *a, uint32_t epoch, const char *checkpoint_note)
 				    epoch);
 		return;
 	}
-	if (have_cp && cp_epoch != epoch) {
-		/* A broker that says one epoch and signs another: not a declared
-		 * restore (nothing recorded, the baseline kept), and no index is
-		 * taken as one a restore reused. The agent's epoch stays the one
-		 * said, so that a receipt of an older one is still refused. */
+	if (have_cp && cp_epoch > epoch) {
+		/* A broker that says one epoch and has signed a later one: not a
+		 * declared restore (nothing recorded, the baseline kept), and no
+		 * index is taken as one a restore reused. The agent's epoch stays
+		 * the one said, so that a receipt of an older one is still
+		 * refused. (A checkpoint of an EARLIER epoch is what an honest
+		 * broker carries right after a restore whose first checkpoint it
+		 * could not store, a full disk: below, "not backed yet".) */
 		agent_witness_alarm(a,
 				    "the broker's WELCOME says log epoch %u, but the checkpoint it "
 				    "carries, signed with the broker's key, is of epoch %u%s: its "
@@ -360,14 +363,14 @@ void agent_witness_epoch(agent *a, uint32_t epoch, const char *checkpoint_note)
 	}
 	if (epoch == last)
 		return;
-	if (last != 0 && !have_cp) {
+	if (last != 0 && !a->epoch_signed) {
 		agent_log(a, "warning",
 			  "witness: the broker says its log is now epoch %u (was %u), but its "
 			  "WELCOME carries no checkpoint of that epoch that verifies with the "
-			  "pinned broker key: not taken as a declared restore until one does "
+			  "pinned broker key%s: not taken as a declared restore until one does "
 			  "(at a later connection); a different entry at a log index delivered "
 			  "before is a sign that its log went back",
-			  epoch, last);
+			  epoch, last, have_cp ? " (the one it carries is of an earlier epoch)" : "");
 		return;
 	}
 	if (last != 0) {

@@ -773,27 +773,24 @@ static void test_new_epoch(void **state)
 	assert_int_equal(tu_occurrences(log, "WITNESS ALARM"), 0);
 }
 
-/* test_epoch_word_not_signed (rev-restorenoise, finding 2): WELCOME's
- * epoch field is not signed. A fake broker with the broker key delivers
- * referral ew-1 at log index 7 to the job centre's agent (WELCOME epoch 1),
- * then comes back saying epoch 2 with the same checkpoint, of epoch 1 (an
- * old copy served without --restore, whose broker only says it restored),
- * and delivers ew-2 at index 7. The agent raises the witness alarm (the
- * word is not what the broker signed), does not take it as a declared
- * restore, and ew-2 at index 7 gets the warning, not the quiet line of a
- * reuse after a restore. */
-static void test_epoch_word_not_signed(void **state)
+/* ev_epoch_word: WELCOME's epoch field is not signed (rev-restorenoise,
+ * finding 2; rev-final s15, 1). A fake broker with the broker key delivers
+ * referral ew-1 at log index 7 to the job centre's agent (WELCOME epoch
+ * 1), then comes back saying epoch 2 with a checkpoint of epoch cp_epoch
+ * (the same size and root), and delivers ew-2 at index 7. The agent's log
+ * goes into log[cap]. */
+static it_net *ev_epoch_word(void **state, const char *name, uint32_t cp_epoch, char *log,
+			     size_t cap)
 {
-	it_net *n = it_net_new("evidence-epochword", NULL);
+	it_net *n = it_net_new(name, NULL);
 	assert_non_null(n);
 	*state = n;
-	char log[1300];
 	it_fake l;
 	it_msg o1, o2;
 	Rete__BrokerFrame *welcome = it_real_welcome(n, IT_CPI);
 	welcome->welcome->epoch = 1;
 	it_fake_open(&l, n, welcome);
-	tu_path(log, sizeof(log), "%s/cpi.mantova.log", n->dir);
+	tu_path(log, cap, "%s/cpi.mantova.log", n->dir);
 	assert_true(it_agent_start(n, IT_CPI));
 	assert_int_equal(it_fake_serve(&l, &l.hellos, 1, EV_WAIT), 1);
 	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "ew-1", &o1), RETE_OK);
@@ -803,7 +800,21 @@ static void test_epoch_word_not_signed(void **state)
 
 	zmq_close(l.sock);
 	l.sock = NULL;
-	l.welcome->welcome->epoch = 2; /* the word; the checkpoint stays of epoch 1 */
+	l.welcome->welcome->epoch = 2; /* the word */
+	if (cp_epoch != 1) {	       /* the checkpoint, signed */
+		rete_checkpoint cp;
+		rete_msg m;
+		char *note = NULL;
+		const char *was = l.welcome->welcome->checkpoint;
+		assert_int_equal(rete_checkpoint_verify(was, strlen(was), IT_ORIGIN,
+							&n->broker->pub, &cp, &m),
+				 RETE_OK);
+		assert_int_equal(rete_checkpoint_sign_epoch(IT_ORIGIN, cp.size, cp.root, cp_epoch,
+							    n->broker, &note, &m),
+				 RETE_OK);
+		free(l.welcome->welcome->checkpoint);
+		l.welcome->welcome->checkpoint = note;
+	}
 	it_fake_bind(&l);
 	int hellos = l.hellos;
 	assert_int_equal(it_fake_serve(&l, &l.hellos, hellos + 1, EV_WAIT), hellos + 1);
@@ -813,20 +824,60 @@ static void test_epoch_word_not_signed(void **state)
 	it_fake_close(&l);
 	it_msg_free(&o1);
 	it_msg_free(&o2);
-	const char *alarm = "WITNESS ALARM: the broker's WELCOME says log epoch 2, but the "
-			    "checkpoint it carries, signed with the broker's key, is of epoch 1";
-	const char *warn = "is not the entry delivered at that index before";
-	bool ok = ev_wait_log(log, warn, 1, EV_WAIT) && tu_occurrences(log, alarm) >= 1 &&
-		  tu_occurrences(log, "is now epoch 2 (was 1)") == 0 &&
-		  tu_occurrences(log, "before the declared restore") == 0;
+	return n;
+}
+
+#define EV_REUSED "is not the entry delivered at that index before"
+#define EV_RESTORE "): a declared restore;"
+#define EV_QUIET "before the declared restore"
+
+/* test_epoch_word_unbacked: epoch 2 said, the checkpoint of epoch 1. An
+ * honest broker does this right after a --restore whose first checkpoint
+ * it could not store (a full disk), and a dishonest one serving an old
+ * copy could say it too: no alarm, but no declared restore either until a
+ * WELCOME carries a checkpoint of that epoch; ew-2 at index 7 gets the
+ * warning (and a round), not the quiet line of a restore's reuse. */
+static void test_epoch_word_unbacked(void **state)
+{
+	char log[1300];
+	it_net *n = ev_epoch_word(state, "evidence-epochword", 1, log, sizeof(log));
+	const char *unbacked = "not taken as a declared restore until one does";
+	bool ok = ev_wait_log(log, EV_REUSED, 1, EV_WAIT) &&
+		  tu_occurrences(log, unbacked) >= 1 &&
+		  tu_occurrences(log, "(the one it carries is of an earlier epoch)") >= 1 &&
+		  tu_occurrences(log, "WITNESS ALARM") == 0 &&
+		  tu_occurrences(log, EV_RESTORE) == 0 && tu_occurrences(log, EV_QUIET) == 0;
 	if (!ok) {
 		it_show(n, "cpi.mantova.log");
-		fail_msg("a WELCOME saying epoch 2 with a checkpoint of epoch 1: %zu alarm(s) '%s', "
-			 "%zu warning(s) '%s', %zu line(s) 'is now epoch 2 (was 1)', %zu 'before the "
-			 "declared restore'; expected the alarm and the warning, no restore",
-			 tu_occurrences(log, alarm), alarm, tu_occurrences(log, warn), warn,
-			 tu_occurrences(log, "is now epoch 2 (was 1)"),
-			 tu_occurrences(log, "before the declared restore"));
+		fail_msg("a WELCOME saying epoch 2 with a checkpoint of epoch 1: %zu '%s', %zu "
+			 "alarm(s), %zu '%s', %zu '%s', %zu '%s'; expected the warning that it is "
+			 "not taken as a restore yet and the index's warning, no alarm, no restore",
+			 tu_occurrences(log, unbacked), unbacked,
+			 tu_occurrences(log, "WITNESS ALARM"), tu_occurrences(log, EV_REUSED),
+			 EV_REUSED, tu_occurrences(log, EV_RESTORE), EV_RESTORE,
+			 tu_occurrences(log, EV_QUIET), EV_QUIET);
+	}
+}
+
+/* test_epoch_word_behind: epoch 2 said, a checkpoint of epoch 3 signed:
+ * no honest broker has signed an epoch later than the one it says. The
+ * witness alarm; no declared restore. */
+static void test_epoch_word_behind(void **state)
+{
+	char log[1300];
+	it_net *n = ev_epoch_word(state, "evidence-epochahead", 3, log, sizeof(log));
+	const char *alarm = "WITNESS ALARM: the broker's WELCOME says log epoch 2, but the "
+			    "checkpoint it carries, signed with the broker's key, is of epoch 3";
+	bool ok = ev_wait_log(log, EV_REUSED, 1, EV_WAIT) && tu_occurrences(log, alarm) >= 1 &&
+		  tu_occurrences(log, EV_RESTORE) == 0 && tu_occurrences(log, EV_QUIET) == 0;
+	if (!ok) {
+		it_show(n, "cpi.mantova.log");
+		fail_msg("a WELCOME saying epoch 2 with a checkpoint of epoch 3: %zu alarm(s) '%s', "
+			 "%zu '%s', %zu '%s', %zu '%s'; expected the alarm and the index's warning, "
+			 "no restore",
+			 tu_occurrences(log, alarm), alarm, tu_occurrences(log, EV_REUSED), EV_REUSED,
+			 tu_occurrences(log, EV_RESTORE), EV_RESTORE, tu_occurrences(log, EV_QUIET),
+			 EV_QUIET);
 	}
 }
 
@@ -1656,7 +1707,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_receipt_proves, it_teardown),
 	    cmocka_unit_test_teardown(test_new_epoch, it_teardown),
 	    cmocka_unit_test_teardown(test_epoch_rollback_receipt, it_teardown),
-	    cmocka_unit_test_teardown(test_epoch_word_not_signed, it_teardown),
+	    cmocka_unit_test_teardown(test_epoch_word_unbacked, it_teardown),
+	    cmocka_unit_test_teardown(test_epoch_word_behind, it_teardown),
 	    cmocka_unit_test_teardown(test_resend_same_id, it_teardown),
 	    cmocka_unit_test_teardown(test_restore_once, it_teardown),
 	    cmocka_unit_test_teardown(test_epoch_then_crash, it_teardown),

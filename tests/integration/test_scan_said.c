@@ -86,11 +86,67 @@ static void test_withdrew_said_when_durable(void **state)
 	rete_wire_close(&w);
 }
 
+/* test_scan_waits_behind (rev-final s15, 2): while the store is behind its
+ * journal (a batch receipted, LMDB's commit of it refused: a full disk),
+ * the scan would read stale candidates from data.mdb and its own commit
+ * would be refused, saying "nothing was withdrawn" once a minute about
+ * what it may already have withdrawn. It waits instead: once the disk has
+ * room and the batch is in, each expired referral is withdrawn once, and
+ * nothing said meanwhile claims the scan failed. */
+static void test_scan_waits_behind(void **state)
+{
+	it_net *n = it_net_new("scan-behind", NULL);
+	assert_non_null(n);
+	*state = n;
+	n->expiry = "3s";
+	n->cp_interval = "1h";
+	assert_int_equal(it_write_ini(n), 0);
+	char marker[1300];
+	snprintf(marker, sizeof(marker), "%s/disk-full", n->dir);
+	setenv("RETE_ENOSPC_WHILE", marker, 1);
+	assert_true(it_broker_start_preloaded(n, RETE_ENOSPC_SHIM));
+	it_refer(n, IT_SOCIAL, IT_CPI, "behind-1");
+	int64_t t0 = it_mono_ms();
+	assert_int_equal(tu_write_file(marker, "x", 1), 0);
+	{ /* a commit now goes behind (its journal takes it, data.mdb does not), or
+	   * behind-2 is refused as storage full after another one did */
+		rete_wire *w = it_connect(n, IT_SOCIAL);
+		assert_non_null(w);
+		it_msg o;
+		assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "behind-2", &o), RETE_OK);
+		Rete__BrokerFrame *f = it_submit(w, &o, it_wait_ms());
+		assert_non_null(f);
+		rete__broker_frame__free_unpacked(f, NULL);
+		it_msg_free(&o);
+		rete_wire_close(&w);
+	}
+	assert_true(it_wait_occurrences(
+	    n->log, "the store could not commit a batch already receipted", 1, it_wait_ms()));
+	/* behind-1 expires while the store is behind, and several scans run
+	 * (the time the case needs, not an assertion) */
+	while (it_mono_ms() - t0 < 7000)
+		it_nap(100);
+	assert_int_equal(unlink(marker), 0);
+	assert_true(it_wait_occurrences(n->log, "is in the store now", 1, it_wait_ms()));
+	assert_true(it_wait_occurrences(n->log, "withdrew behind-1 from", 1, it_wait_ms()));
+	size_t failed = tu_occurrences(n->log, "the store did not take the scan's");
+	size_t w1 = tu_occurrences(n->log, "withdrew behind-1 from");
+	if (failed != 0 || w1 != 1) {
+		it_show(n, "broker.log");
+		fail_msg("FAIL: while the store was behind its journal the scan said %zu time(s) "
+			 "that the store did not take its withdrawals, and behind-1 was said "
+			 "withdrawn %zu time(s); expected none, and once",
+			 failed, w1);
+	}
+	unsetenv("RETE_ENOSPC_WHILE");
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_withdrew_said_when_durable, it_teardown),
+	    cmocka_unit_test_teardown(test_scan_waits_behind, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
