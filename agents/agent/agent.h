@@ -344,9 +344,10 @@ void agent_witness_alarm(agent *a, const char *fmt, ...) __attribute__((format(p
  * which the witness takes the new epoch's checkpoint as its baseline and
  * the held messages are submitted again. The epoch field is not signed: it
  * counts only when the checkpoint, verified with the pinned broker key, is
- * of that epoch (a->epoch_signed); one of another epoch is the witness
- * alarm, and a higher epoch without such a checkpoint is not taken as a
- * restore. Call before agent_witness_on_welcome. */
+ * of that epoch (a->epoch_signed); one of a later epoch is the witness
+ * alarm, and a higher epoch without a checkpoint of it (none, or one of an
+ * earlier epoch) is not taken as a restore. Call before
+ * agent_witness_on_welcome. */
 void agent_witness_epoch(agent *a, uint32_t epoch, const char *checkpoint_note);
 
 /* agent_witness_stall: true while the oldest pending receipt has waited

@@ -408,6 +408,22 @@ rete_err agent_db_put(agent_db *db, agent_dbi dbi, const void *key, size_t klen,
 	return rc == 0 ? RETE_OK : db_lmdb_err(m, rc, "write");
 }
 
+bool agent_db_get_u32(agent_db *db, agent_dbi dbi, const void *key, size_t klen, uint32_t *out)
+{
+	rete_buf v;
+	rete_msg m = {{0}};
+	bool have = false;
+	if (agent_db_get(db, dbi, key, klen, &v, &m) == RETE_OK) {
+		if (v.len == 4) {
+			*out = (uint32_t)v.data[0] << 24 | (uint32_t)v.data[1] << 16 |
+			       (uint32_t)v.data[2] << 8 | v.data[3];
+			have = true;
+		}
+		rete_buf_free(&v);
+	}
+	return have;
+}
+
 rete_err agent_db_del(agent_db *db, agent_dbi dbi, const void *key, size_t klen, rete_msg *m)
 {
 	MDB_val k = {klen, (void *)key};

@@ -259,6 +259,11 @@ rete_err agent_db_end(agent_db *db, rete_err err, rete_msg *m);
 rete_err agent_db_get(agent_db *db, agent_dbi dbi, const void *key, size_t klen, rete_buf *val,
 		      rete_msg *m);
 
+/* agent_db_get_u32 reads a 4-byte big-endian record of dbi at key into
+ * *out: false when there is none, it cannot be read, or it is not 4 bytes
+ * long (meta "epoch", "inbox_unkeyed_epoch", an inbox index's epoch). */
+bool agent_db_get_u32(agent_db *db, agent_dbi dbi, const void *key, size_t klen, uint32_t *out);
+
 /* agent_db_put stores key -> val (overwriting). Outside a transaction it
  * commits by itself and grows the map when full. Inside one, RETE_EFULL
  * means: abort (or commit, which then fails) and redo the transaction,

@@ -435,24 +435,6 @@ static void inbox_epoch_key(uint8_t ek[9], const uint8_t key[8])
 	memcpy(ek + 1, key, 8);
 }
 
-/* inbox_u32_get reads a u32 BE record of database dbi at key into *out;
- * false when there is none (or it is not 4 bytes). */
-static bool inbox_u32_get(agent *a, agent_dbi dbi, const void *key, size_t klen, uint32_t *out)
-{
-	rete_buf v;
-	rete_msg m = {{0}};
-	bool have = false;
-	if (agent_db_get(a->db, dbi, key, klen, &v, &m) == RETE_OK) {
-		if (v.len == 4) {
-			*out = (uint32_t)v.data[0] << 24 | (uint32_t)v.data[1] << 16 |
-			       (uint32_t)v.data[2] << 8 | v.data[3];
-			have = true;
-		}
-		rete_buf_free(&v);
-	}
-	return have;
-}
-
 /* inbox_epoch_of: the log epoch in which this agent recorded the entry at
  * index (its key). An index recorded without its epoch (in epoch 1, where
  * it is not kept so that a log never restored costs nothing more, or by an
@@ -467,7 +449,7 @@ static uint32_t inbox_epoch_of(agent *a, const uint8_t key[8])
 	uint8_t ek[9];
 	uint32_t e = 0;
 	inbox_epoch_key(ek, key);
-	if (!inbox_u32_get(a, AGENT_DB_INBOX, ek, sizeof(ek), &e))
+	if (!agent_db_get_u32(a->db, AGENT_DB_INBOX, ek, sizeof(ek), &e))
 		e = a->inbox_unkeyed_epoch ? a->inbox_unkeyed_epoch : 1;
 	return e;
 }
@@ -477,7 +459,7 @@ static uint32_t inbox_epoch_of(agent *a, const uint8_t key[8])
 rete_err agent_inbox_start(agent *a, rete_msg *m)
 {
 	uint32_t e = 1;
-	if (inbox_u32_get(a, AGENT_DB_META, INBOX_UNKEYED_EPOCH, strlen(INBOX_UNKEYED_EPOCH),
+	if (agent_db_get_u32(a->db, AGENT_DB_META, INBOX_UNKEYED_EPOCH, strlen(INBOX_UNKEYED_EPOCH),
 			  &e)) {
 		a->inbox_unkeyed_epoch = e ? e : 1;
 		return RETE_OK;
@@ -485,7 +467,7 @@ rete_err agent_inbox_start(agent *a, rete_msg *m)
 	/* The first start of this version on the store (a new store, or one
 	 * an older agent wrote): its records without an epoch were made in
 	 * the epoch of the last WELCOME or before. */
-	if (!inbox_u32_get(a, AGENT_DB_META, "epoch", 5, &e) || e == 0)
+	if (!agent_db_get_u32(a->db, AGENT_DB_META, "epoch", 5, &e) || e == 0)
 		e = 1;
 	uint8_t be[4] = {(uint8_t)(e >> 24), (uint8_t)(e >> 16), (uint8_t)(e >> 8), (uint8_t)e};
 	rete_err err = RETE_OK;
@@ -703,7 +685,7 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 		 * the resubmission round; else (this epoch, or a log never
 		 * restored) a log that went back without saying so. */
 		collided = true;
-		restored = a->epoch >= 2 && a->epoch_signed && inbox_epoch_of(a, key) < a->epoch;
+		restored = inbox_before_restore(a, index);
 		snprintf(before, sizeof(before), "%.*s", (int)nl, (const char *)have.data);
 		rete_buf_free(&have);
 	}

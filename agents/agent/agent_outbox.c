@@ -660,15 +660,8 @@ static uint32_t out_rcpt_epoch(json_t *doc);
  * last WELCOME said (meta "epoch"), or this connection's (0: none said). */
 static uint32_t out_epoch_latest(agent *a)
 {
-	rete_buf v;
-	rete_msg m = {{0}};
 	uint32_t e = 0;
-	if (agent_db_get(a->db, AGENT_DB_META, "epoch", 5, &v, &m) == RETE_OK) {
-		if (v.len == 4)
-			e = (uint32_t)v.data[0] << 24 | (uint32_t)v.data[1] << 16 |
-			    (uint32_t)v.data[2] << 8 | v.data[3];
-		rete_buf_free(&v);
-	}
+	(void)agent_db_get_u32(a->db, AGENT_DB_META, "epoch", 5, &e);
 	return a->epoch > e ? a->epoch : e;
 }
 

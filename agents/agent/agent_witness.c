@@ -315,7 +315,6 @@ static bool wit_note_epoch(agent *a, const char *note, uint32_t *epoch)
 void agent_witness_epoch(agent *a, uint32_t epoch, const char *checkpoint_note)
 {
 	struct agent_witness *w = wit(a);
-	rete_buf v;
 	rete_msg m = {{0}};
 	uint32_t last = 0, cp_epoch = 0;
 
@@ -326,12 +325,7 @@ void agent_witness_epoch(agent *a, uint32_t epoch, const char *checkpoint_note)
 	/* WELCOME's epoch field is not signed; the checkpoint is */
 	bool have_cp = wit_note_epoch(a, checkpoint_note, &cp_epoch);
 	a->epoch_signed = have_cp && cp_epoch == epoch;
-	if (agent_db_get(a->db, AGENT_DB_META, "epoch", 5, &v, &m) == RETE_OK) {
-		if (v.len == 4)
-			last = (uint32_t)v.data[0] << 24 | (uint32_t)v.data[1] << 16 |
-			       (uint32_t)v.data[2] << 8 | v.data[3];
-		rete_buf_free(&v);
-	}
+	(void)agent_db_get_u32(a->db, AGENT_DB_META, "epoch", 5, &last);
 	uint8_t be[4] = {(uint8_t)(epoch >> 24), (uint8_t)(epoch >> 16), (uint8_t)(epoch >> 8),
 			 (uint8_t)epoch};
 	if (last != 0 && epoch < last) {
