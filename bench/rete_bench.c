@@ -1961,7 +1961,10 @@ int main(int argc, char **argv)
 		unsigned vt = pass == 0 ? 1 : opt.threads;
 		struct bk b = {0};
 		char tag[32], data[PATH_MAX + 32];
-		snprintf(tag, sizeof(tag), "ingest%u", vt);
+		/* a store of each pass's own: with --threads 1 both passes have
+		 * one verify thread, and a shared store would make the second
+		 * pass's every referral a resend (answered without a check) */
+		snprintf(tag, sizeof(tag), "ingest%u-%d", vt, pass + 1);
 		snprintf(data, sizeof(data), "%s/store-%s", net.dir, tag);
 		progress("broker ingest, %u verify thread%s", vt, vt == 1 ? "" : "s");
 		bk_config(&b, tag, data, opt.agencies, vt);
