@@ -1651,9 +1651,13 @@ static rete_err batch_logged(broker *b, broker_batch *bt)
 		if (msg) {
 			publish_entry(b, msg, op);
 			mark_dirty(b, msg->recipient);
-			broker_log_info("logged %s %s from %s to %s at index %" PRIu64,
-					rete_message_kind(msg), msg->id, msg->sender,
-					msg->recipient[0] ? msg->recipient : "-", op->index);
+			/* one line an entry: put together without vsnprintf,
+			 * the same text (rete_log_logged_text) */
+			char line[1024];
+			const char *kind = rete_message_kind(msg);
+			const char *to = msg->recipient[0] ? msg->recipient : "-";
+			size_t len = rete_log_logged_text(line, sizeof(line), kind, msg->id,
+							  msg->sender, to, op->index);
 		}
 	}
 	return RETE_OK;
