@@ -372,7 +372,11 @@ static rete_store_op *op_add(broker *b, rete_store_op_kind kind, const Rete__Mes
 		bt->capops = cap;
 	}
 	rete_store_op *op = &bt->ops[bt->nops];
-	memset(op, 0, sizeof(*op));
+	/* all but the store's sentence buffer (RETE_STORE_ERROR_MAX bytes,
+	 * most of the op): emptied, not zeroed, one op a referral */
+	memset(op, 0, offsetof(rete_store_op, error_text));
+	op->error_text[0] = '\0';
+	op->was_present = false;
 	op->kind = kind;
 	bt->op_msg[bt->nops] = msg;
 	bt->nops++;
@@ -2605,11 +2609,18 @@ static void ping_peers(broker *b)
 
 /* --- reading a batch ---------------------------------------------------------------------- */
 
+/* hex_eq: is hex the lowercase hex of the key bin (as zap.c writes it
+ * with sodium_bin2hex), whole? Digit by digit, with no copy: it runs for
+ * every frame. A public key: no need for constant time. */
 static bool hex_eq(const char *hex, const uint8_t *bin)
 {
-	char want[2 * RETE_PK_LEN + 1];
-	sodium_bin2hex(want, sizeof(want), bin, RETE_PK_LEN);
-	return hex && strcmp(hex, want) == 0;
+	static const char digit[] = "0123456789abcdef";
+	if (!hex)
+		return false;
+	for (size_t i = 0; i < RETE_PK_LEN; i++) /* a shorter hex stops at its NUL */
+		if (hex[2 * i] != digit[bin[i] >> 4] || hex[2 * i + 1] != digit[bin[i] & 15])
+			return false;
+	return hex[2 * RETE_PK_LEN] == '\0';
 }
 
 /* fd_note remembers that party's frames come on file descriptor fd, so
