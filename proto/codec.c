@@ -1435,11 +1435,17 @@ size_t rete_broker_frame_pack_receipt(const Rete__BrokerFrame *bf, uint8_t *out,
 	p = pb_put_u(p, 0x30, r->index);
 	p = pb_put_u(p, 0x38, (uint64_t)r->logged_at);
 	for (size_t i = 0; i < r->n_proof; i++) { /* repeated: each, even empty */
+		size_t n = r->proof[i].len;
 		*p++ = 0x42;
-		p = pb_vput(p, r->proof[i].len);
-		if (r->proof[i].len)
-			memcpy(p, r->proof[i].data, r->proof[i].len);
-		p += r->proof[i].len;
+		if (n == RETE_HASH_LEN) { /* a proof's hash: a copy of known size */
+			*p++ = RETE_HASH_LEN;
+			memcpy(p, r->proof[i].data, RETE_HASH_LEN);
+		} else {
+			p = pb_vput(p, n);
+			if (n)
+				memcpy(p, r->proof[i].data, n);
+		}
+		p += n;
 	}
 	p = pb_put_s(p, 0x4a, r->checkpoint, l_cp);
 	return (size_t)(p - out);
