@@ -64,10 +64,16 @@ static int peer_id_cmp(const void *id, const void *peer)
 	return strcmp(id, ((const broker_peer *)peer)->id);
 }
 
-/* once per frame: the id itself is the key (no copy of it into a peer) */
+/* once per frame and per logged entry: by the hash of the id (config.h,
+ * broker_id_index), or, when its index could not be had (out of memory),
+ * the binary search of the sorted table */
+_Static_assert(offsetof(broker_peer, id) == 0, "broker_id_index reads the id at a peer's start");
 broker_peer *broker_peer_find(broker *b, const char *id)
 {
-	return bsearch(id, b->peers, b->npeers, sizeof(broker_peer), peer_id_cmp);
+	if (b->peer_index.slot == NULL)
+		return bsearch(id, b->peers, b->npeers, sizeof(broker_peer), peer_id_cmp);
+	size_t i = broker_id_index_find(&b->peer_index, b->peers, sizeof(broker_peer), id);
+	return i == SIZE_MAX ? NULL : &b->peers[i];
 }
 
 /* peers_rebuild makes the peer table of the configuration in force,
@@ -126,6 +132,8 @@ static rete_err peers_rebuild(broker *b)
 	free(b->peers);
 	b->peers = np;
 	b->npeers = c->nparties;
+	/* out of memory: left empty, broker_peer_find searches the table */
+	(void)broker_id_index_build(&b->peer_index, np, sizeof(*np), c->nparties);
 	return RETE_OK;
 }
 
@@ -1662,6 +1670,11 @@ static rete_err batch_logged(broker *b, broker_batch *bt)
 			const char *to = msg->recipient[0] ? msg->recipient : "-";
 			size_t len = rete_log_logged_text(line, sizeof(line), kind, msg->id,
 							  msg->sender, to, op->index);
+			if (len < sizeof(line))
+				broker_log_info_text(line, len);
+			else
+				broker_log_info("logged %s %s from %s to %s at index %" PRIu64,
+						kind, msg->id, msg->sender, to, op->index);
 		}
 	}
 	return RETE_OK;
@@ -4967,6 +4980,7 @@ static void broker_free(broker *b)
 		free(b->peers[i].inflight);
 		free(b->peers[i].parked);
 	}
+	broker_id_index_free(&b->peer_index);
 	free(b->peers);
 	free(b->fd_party);
 	for (int i = 0; i < 2; i++) {

@@ -23,6 +23,7 @@
 #include "access_log.h"
 #include "error.h"
 #include "httpd.h"
+#include "idindex.h"
 #include "keys.h"
 #include "problems.h"
 #include "rete.pb-c.h"
@@ -94,7 +95,7 @@ typedef struct broker_config {
 	char clock_grace[32]; /* as written, or "off" */
 	broker_party *parties;
 	size_t nparties;
-	size_t *party_by_id; /* indexes into parties, sorted by id (lookups) */
+	broker_id_index party_index; /* parties by id (broker_config_party) */
 	broker_route *routes;
 	size_t nroutes;
 	/* the files the broker reads as its own (broker.ini, keys, state,
