@@ -144,3 +144,28 @@ size_t rete_log_format(char *out, size_t size, bool journal, int64_t time_ms, co
 		out[at < size ? at : size - 1] = '\0';
 	return at;
 }
+
+size_t rete_log_logged_text(char *out, size_t size, const char *kind, const char *id,
+			    const char *sender, const char *recipient, uint64_t index)
+{
+	char digits[20];
+	size_t nd = 0;
+	do { /* the decimal digits, last first */
+		digits[sizeof(digits) - 1 - nd++] = (char)('0' + index % 10);
+		index /= 10;
+	} while (index);
+	size_t at = 0;
+	put(out, size, &at, "logged ", 7);
+	put(out, size, &at, kind, strlen(kind));
+	put(out, size, &at, " ", 1);
+	put(out, size, &at, id, strlen(id));
+	put(out, size, &at, " from ", 6);
+	put(out, size, &at, sender, strlen(sender));
+	put(out, size, &at, " to ", 4);
+	put(out, size, &at, recipient, strlen(recipient));
+	put(out, size, &at, " at index ", 10);
+	put(out, size, &at, digits + sizeof(digits) - nd, nd);
+	if (size > 0)
+		out[at < size ? at : size - 1] = '\0';
+	return at;
+}

@@ -126,39 +126,3 @@ char *rete_log_escape_dup(const char *s)
 		rete_log_escape(out, need + 1, s, len);
 	return out;
 }
-
-/* join_put appends s (k bytes) at *at of out (size bytes) as far as it
- * fits with a NUL after it, and moves *at on by k whatever fitted. */
-static void join_put(char *out, size_t size, size_t *at, const char *s, size_t k)
-{
-	if (*at + 1 < size) {
-		size_t room = size - 1 - *at;
-		memcpy(out + *at, s, k < room ? k : room);
-	}
-	*at += k;
-}
-
-size_t rete_log_logged_text(char *out, size_t size, const char *kind, const char *id,
-			    const char *sender, const char *recipient, uint64_t index)
-{
-	char digits[20];
-	size_t nd = 0;
-	do { /* the decimal digits, last first */
-		digits[sizeof(digits) - 1 - nd++] = (char)('0' + index % 10);
-		index /= 10;
-	} while (index);
-	size_t at = 0;
-	join_put(out, size, &at, "logged ", 7);
-	join_put(out, size, &at, kind, strlen(kind));
-	join_put(out, size, &at, " ", 1);
-	join_put(out, size, &at, id, strlen(id));
-	join_put(out, size, &at, " from ", 6);
-	join_put(out, size, &at, sender, strlen(sender));
-	join_put(out, size, &at, " to ", 4);
-	join_put(out, size, &at, recipient, strlen(recipient));
-	join_put(out, size, &at, " at index ", 10);
-	join_put(out, size, &at, digits + sizeof(digits) - nd, nd);
-	if (size > 0)
-		out[at < size ? at : size - 1] = '\0';
-	return at;
-}

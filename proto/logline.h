@@ -21,7 +21,6 @@
 #define RETE_LOGLINE_H
 
 #include <stddef.h>
-#include <stdint.h>
 
 /* rete_log_escape writes the escaped form of in[0..len) into out (size
  * bytes, the caller's; always NUL-terminated when size > 0, cut only at a
@@ -32,14 +31,5 @@ size_t rete_log_escape(char *out, size_t size, const char *in, size_t len);
 /* rete_log_escape_dup returns the escaped form of the NUL-terminated s in
  * new memory (the caller frees it), or NULL when out of memory. */
 char *rete_log_escape_dup(const char *s);
-
-/* rete_log_logged_text writes the broker's line for an entry it logged,
- * "logged KIND ID from SENDER to RECIPIENT at index INDEX", into out
- * (size bytes, the caller's; NUL-terminated when size > 0) and returns the
- * length the whole needs, as snprintf(out, size, "logged %s %s from %s to
- * %s at index %" PRIu64, ...) does, with no format to parse: it is one
- * line per logged entry. Not escaped (rete_log_escape is the logger's). */
-size_t rete_log_logged_text(char *out, size_t size, const char *kind, const char *id,
-			    const char *sender, const char *recipient, uint64_t index);
 
 #endif

@@ -1682,6 +1682,14 @@ static char *hp_str(char *buf, size_t max)
 	}
 }
 
+/* packed_alike: the bytes written by hand are protobuf-c's */
+static void packed_alike(const uint8_t *got, size_t gn, const uint8_t *want, size_t wn, int round)
+{
+	if (gn != wn || memcmp(got, want, wn) != 0)
+		fail_msg("round %d: by hand %zu bytes, protobuf-c %zu (or other bytes)", round, gn,
+			 wn);
+}
+
 /* Every field of a Receipt set or unset, at random, in a receipt and in a
  * refusal frame: rete_broker_frame_pack_receipt writes what protobuf-c
  * does, byte for byte; a frame of another shape, a signed one or one too
@@ -1730,9 +1738,7 @@ static void test_receipt_packed_by_hand(void **state)
 		assert_true(wn <= sizeof(want));
 		assert_int_equal(rete__broker_frame__pack(&bf, want), wn);
 		size_t gn = rete_broker_frame_pack_receipt(&bf, got, sizeof(got));
-		if (gn != wn || memcmp(got, want, wn) != 0)
-			fail_msg("round %d: by hand %zu bytes, protobuf-c %zu (or other bytes)", round,
-				 gn, wn);
+		packed_alike(got, gn, want, wn, round);
 		/* exactly the room it needs, and one byte less */
 		assert_int_equal(rete_broker_frame_pack_receipt(&bf, got, wn), wn);
 		assert_int_equal(rete_broker_frame_pack_receipt(&bf, got, wn - 1), 0);
@@ -1792,9 +1798,7 @@ static void test_event_packed_by_hand(void **state)
 		assert_true(wn <= sizeof(want));
 		assert_int_equal(rete__event__pack(&ev, want), wn);
 		size_t gn = rete_event_pack_fast(&ev, got, sizeof(got));
-		if (gn != wn || memcmp(got, want, wn) != 0)
-			fail_msg("round %d: by hand %zu bytes, protobuf-c %zu (or other bytes)", round,
-				 gn, wn);
+		packed_alike(got, gn, want, wn, round);
 		assert_int_equal(rete_event_pack_fast(&ev, got, wn), wn);
 		if (wn)
 			assert_int_equal(rete_event_pack_fast(&ev, got, wn - 1), 0);

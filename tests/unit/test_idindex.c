@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../../broker/idindex.h"
+#include "testutil.h"
 
 /* like broker_party and broker_peer: the id first, then other fields */
 struct row {
@@ -31,10 +32,7 @@ static uint64_t rnd_state = 0x2545F4914F6CDD1Dull;
 
 static uint32_t rnd(void)
 {
-	rnd_state ^= rnd_state << 13;
-	rnd_state ^= rnd_state >> 7;
-	rnd_state ^= rnd_state << 17;
-	return (uint32_t)rnd_state;
+	return tu_rand(&rnd_state);
 }
 
 /* an id of a small alphabet, so that tables share prefixes and repeat ids */
