@@ -2622,18 +2622,12 @@ static void ping_peers(broker *b)
 
 /* --- reading a batch ---------------------------------------------------------------------- */
 
-/* hex_eq: is hex the lowercase hex of the key bin (as zap.c writes it
- * with sodium_bin2hex), whole? Digit by digit, with no copy: it runs for
- * every frame. A public key: no need for constant time. */
-static bool hex_eq(const char *hex, const uint8_t *bin)
+/* hex_eq: is hex the lowercase hex of p's key (as zap.c writes it with
+ * sodium_bin2hex)? Against the hex the configuration made once
+ * (broker_party.keyhex): it runs for every frame. */
+static bool hex_eq(const char *hex, const broker_party *p)
 {
-	static const char digit[] = "0123456789abcdef";
-	if (!hex)
-		return false;
-	for (size_t i = 0; i < RETE_PK_LEN; i++) /* a shorter hex stops at its NUL */
-		if (hex[2 * i] != digit[bin[i] >> 4] || hex[2 * i + 1] != digit[bin[i] & 15])
-			return false;
-	return hex[2 * RETE_PK_LEN] == '\0';
+	return hex && strcmp(hex, p->keyhex) == 0;
 }
 
 /* fd_note remembers that party's frames come on file descriptor fd, so
@@ -2685,7 +2679,7 @@ static bool frame_admit(broker *b, broker_frame *f, zmq_msg_t *body, size_t extr
 			      f->party);
 		return false;
 	}
-	if (!hex_eq(keyhex, f->who->key.x)) {
+	if (!hex_eq(keyhex, f->who)) {
 		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED, "",
 			      "this connection authenticated with a key that is no longer %s's "
 			      "key in the directory; reconnect with the current key",

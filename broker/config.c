@@ -15,6 +15,7 @@
 #include <ini.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <sodium.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1409,6 +1410,7 @@ static void load_agency(struct parse *p, broker_config *c, const struct sec *sec
 		rete_msg m;
 		if (path && rete_keyfile_load_public(path, &pa->key, &m) != RETE_OK)
 			problem(p, kv->line, "[%s] key: %s", S, m.text);
+		sodium_bin2hex(pa->keyhex, sizeof(pa->keyhex), pa->key.x, RETE_PK_LEN);
 		free(path);
 	}
 	if ((kv = get(p, S, "services"))) {

@@ -37,6 +37,9 @@ typedef struct broker_party {
 	char *name;
 	Rete__PartyKind kind;
 	rete_pubkey key;
+	/* key.x in lowercase hex, as the ZAP handler puts it in each
+	 * message's metadata (zap.c): compared with it for every frame */
+	char keyhex[2 * RETE_PK_LEN + 1];
 	char **services; /* codes offered, in file order */
 	size_t nservices;
 	char **consent; /* the subset that needs consent or a legal basis */
