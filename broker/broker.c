@@ -64,10 +64,16 @@ static int peer_id_cmp(const void *id, const void *peer)
 	return strcmp(id, ((const broker_peer *)peer)->id);
 }
 
-/* once per frame: the id itself is the key (no copy of it into a peer) */
+/* once per frame and per logged entry: by the hash of the id (config.h,
+ * broker_id_index), or, when its index could not be had (out of memory),
+ * the binary search of the sorted table */
+_Static_assert(offsetof(broker_peer, id) == 0, "broker_id_index reads the id at a peer's start");
 broker_peer *broker_peer_find(broker *b, const char *id)
 {
-	return bsearch(id, b->peers, b->npeers, sizeof(broker_peer), peer_id_cmp);
+	if (b->peer_index.slot == NULL)
+		return bsearch(id, b->peers, b->npeers, sizeof(broker_peer), peer_id_cmp);
+	size_t i = broker_id_index_find(&b->peer_index, b->peers, sizeof(broker_peer), id);
+	return i == SIZE_MAX ? NULL : &b->peers[i];
 }
 
 /* peers_rebuild makes the peer table of the configuration in force,
@@ -126,6 +132,8 @@ static rete_err peers_rebuild(broker *b)
 	free(b->peers);
 	b->peers = np;
 	b->npeers = c->nparties;
+	/* out of memory: left empty, broker_peer_find searches the table */
+	(void)broker_id_index_build(&b->peer_index, np, sizeof(*np), c->nparties);
 	return RETE_OK;
 }
 
@@ -134,13 +142,20 @@ static rete_err peers_rebuild(broker *b)
 int broker_send(broker *b, const uint8_t *rid, size_t rid_len, Rete__BrokerFrame *bf)
 {
 	bf->version = RETE_PROTOCOL_VERSION;
-	size_t len = rete__broker_frame__get_packed_size(bf);
+	/* a receipt (one a referral) is written by hand, in one walk: the
+	 * same bytes as protobuf-c's two (rete_broker_frame_pack_receipt) */
+	uint8_t quick[4096];
+	size_t qlen = rete_broker_frame_pack_receipt(bf, quick, sizeof(quick));
+	size_t len = qlen ? qlen : rete__broker_frame__get_packed_size(bf);
 	zmq_msg_t msg;
 	if (zmq_msg_init_size(&msg, len) < 0) {
 		broker_log_error("out of memory for a %zu-byte answer", len);
 		return ENOMEM;
 	}
-	rete__broker_frame__pack(bf, zmq_msg_data(&msg));
+	if (qlen)
+		memcpy(zmq_msg_data(&msg), quick, qlen);
+	else
+		rete__broker_frame__pack(bf, zmq_msg_data(&msg));
 	if (zmq_send(b->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
 	    zmq_msg_send(&msg, b->router, ZMQ_DONTWAIT) < 0) {
 		int e = zmq_errno();
@@ -365,7 +380,11 @@ static rete_store_op *op_add(broker *b, rete_store_op_kind kind, const Rete__Mes
 		bt->capops = cap;
 	}
 	rete_store_op *op = &bt->ops[bt->nops];
-	memset(op, 0, sizeof(*op));
+	/* all but the store's sentence buffer (RETE_STORE_ERROR_MAX bytes,
+	 * most of the op): emptied, not zeroed, one op a referral */
+	memset(op, 0, offsetof(rete_store_op, error_text));
+	op->error_text[0] = '\0';
+	op->was_present = false;
 	op->kind = kind;
 	bt->op_msg[bt->nops] = msg;
 	bt->nops++;
@@ -518,11 +537,18 @@ static bool broker_wrote(const Rete__Message *msg)
 
 static void publish(broker *b, Rete__Event *ev)
 {
-	size_t len = rete__event__get_packed_size(ev);
+	/* one an entry: written by hand, the same bytes as protobuf-c's
+	 * (rete_event_pack_fast) */
+	uint8_t quick[2048];
+	size_t qlen = rete_event_pack_fast(ev, quick, sizeof(quick));
+	size_t len = qlen ? qlen : rete__event__get_packed_size(ev);
 	zmq_msg_t msg;
 	if (zmq_msg_init_size(&msg, len) < 0)
 		return;
-	rete__event__pack(ev, zmq_msg_data(&msg));
+	if (qlen)
+		memcpy(zmq_msg_data(&msg), quick, qlen);
+	else
+		rete__event__pack(ev, zmq_msg_data(&msg));
 	if (zmq_msg_send(&msg, b->pub, ZMQ_DONTWAIT) < 0)
 		zmq_msg_close(&msg);
 }
@@ -1637,9 +1663,18 @@ static rete_err batch_logged(broker *b, broker_batch *bt)
 		if (msg) {
 			publish_entry(b, msg, op);
 			mark_dirty(b, msg->recipient);
-			broker_log_info("logged %s %s from %s to %s at index %" PRIu64,
-					rete_message_kind(msg), msg->id, msg->sender,
-					msg->recipient[0] ? msg->recipient : "-", op->index);
+			/* one line an entry: put together without vsnprintf,
+			 * the same text (rete_log_logged_text) */
+			char line[1024];
+			const char *kind = rete_message_kind(msg);
+			const char *to = msg->recipient[0] ? msg->recipient : "-";
+			size_t len = rete_log_logged_text(line, sizeof(line), kind, msg->id,
+							  msg->sender, to, op->index);
+			if (len < sizeof(line))
+				broker_log_info_text(line, len);
+			else
+				broker_log_info("logged %s %s from %s to %s at index %" PRIu64,
+						kind, msg->id, msg->sender, to, op->index);
 		}
 	}
 	return RETE_OK;
@@ -2587,11 +2622,12 @@ static void ping_peers(broker *b)
 
 /* --- reading a batch ---------------------------------------------------------------------- */
 
-static bool hex_eq(const char *hex, const uint8_t *bin)
+/* hex_eq: is hex the lowercase hex of p's key (as zap.c writes it with
+ * sodium_bin2hex)? Against the hex the configuration made once
+ * (broker_party.keyhex): it runs for every frame. */
+static bool hex_eq(const char *hex, const broker_party *p)
 {
-	char want[2 * RETE_PK_LEN + 1];
-	sodium_bin2hex(want, sizeof(want), bin, RETE_PK_LEN);
-	return hex && strcmp(hex, want) == 0;
+	return hex && strcmp(hex, p->keyhex) == 0;
 }
 
 /* fd_note remembers that party's frames come on file descriptor fd, so
@@ -2643,7 +2679,7 @@ static bool frame_admit(broker *b, broker_frame *f, zmq_msg_t *body, size_t extr
 			      f->party);
 		return false;
 	}
-	if (!hex_eq(keyhex, f->who->key.x)) {
+	if (!hex_eq(keyhex, f->who)) {
 		broker_refuse(f, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED, "",
 			      "this connection authenticated with a key that is no longer %s's "
 			      "key in the directory; reconnect with the current key",
@@ -4938,6 +4974,7 @@ static void broker_free(broker *b)
 		free(b->peers[i].inflight);
 		free(b->peers[i].parked);
 	}
+	broker_id_index_free(&b->peer_index);
 	free(b->peers);
 	free(b->fd_party);
 	for (int i = 0; i < 2; i++) {

@@ -235,6 +235,7 @@ typedef struct broker {
 	bool stop;
 	broker_peer *peers; /* sorted by id */
 	size_t npeers;
+	broker_id_index peer_index; /* peers by id (broker_peer_find) */
 	rete_buf dir_entry; /* LogEntry bytes of the Directory in force */
 	uint64_t dir_serial;
 	uint64_t log_size;

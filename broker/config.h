@@ -23,6 +23,7 @@
 #include "access_log.h"
 #include "error.h"
 #include "httpd.h"
+#include "idindex.h"
 #include "keys.h"
 #include "problems.h"
 #include "rete.pb-c.h"
@@ -36,6 +37,9 @@ typedef struct broker_party {
 	char *name;
 	Rete__PartyKind kind;
 	rete_pubkey key;
+	/* key.x in lowercase hex, as the ZAP handler puts it in each
+	 * message's metadata (zap.c): compared with it for every frame */
+	char keyhex[2 * RETE_PK_LEN + 1];
 	char **services; /* codes offered, in file order */
 	size_t nservices;
 	char **consent; /* the subset that needs consent or a legal basis */
@@ -94,7 +98,7 @@ typedef struct broker_config {
 	char clock_grace[32]; /* as written, or "off" */
 	broker_party *parties;
 	size_t nparties;
-	size_t *party_by_id; /* indexes into parties, sorted by id (lookups) */
+	broker_id_index party_index; /* parties by id (broker_config_party) */
 	broker_route *routes;
 	size_t nroutes;
 	/* the files the broker reads as its own (broker.ini, keys, state,

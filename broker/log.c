@@ -122,10 +122,27 @@ static void write_line(rete_log_level level, const char *esc)
 		free(line);
 }
 
+/* log_text escapes text (tl bytes) and writes it as one line. Peers
+ * choose ids, names and texts: everything is escaped, so one call is one
+ * line (a newline would forge a line of its own). */
+static void log_text(rete_log_level level, const char *text, size_t tl)
+{
+	char esc_small[4096];
+	char *esc = esc_small;
+	size_t need = rete_log_escape(esc_small, sizeof(esc_small), text, tl);
+	if (need >= sizeof(esc_small) && (esc = malloc(need + 1)) != NULL)
+		rete_log_escape(esc, need + 1, text, tl);
+	else if (need >= sizeof(esc_small))
+		esc = esc_small;
+	write_line(level, esc);
+	if (esc != esc_small)
+		free(esc);
+}
+
 static void log_line(rete_log_level level, const char *fmt, va_list ap)
 {
-	char small[2048], esc_small[4096];
-	char *text = small, *esc = esc_small;
+	char small[2048];
+	char *text = small;
 	/* The whole text, however long (a refusal's sentence is not cut). */
 	va_list ap2;
 	va_copy(ap2, ap);
@@ -135,19 +152,14 @@ static void log_line(rete_log_level level, const char *fmt, va_list ap)
 	else if (tn >= (int)sizeof(small))
 		text = small; /* out of memory: the cut text */
 	va_end(ap2);
-	/* Peers choose ids, names and texts: everything is escaped, so one
-	 * call is one line (a newline would forge a line of its own). */
-	size_t tl = strlen(text);
-	size_t need = rete_log_escape(esc_small, sizeof(esc_small), text, tl);
-	if (need >= sizeof(esc_small) && (esc = malloc(need + 1)) != NULL)
-		rete_log_escape(esc, need + 1, text, tl);
-	else if (need >= sizeof(esc_small))
-		esc = esc_small;
-	write_line(level, esc);
+	log_text(level, text, strlen(text));
 	if (text != small)
 		free(text);
-	if (esc != esc_small)
-		free(esc);
+}
+
+void broker_log_info_text(const char *text, size_t len)
+{
+	log_text(RETE_LOG_INFO, text, len);
 }
 
 /* One minute per key: an agent on an old key retries every few seconds,

@@ -15,6 +15,7 @@
 #define RETE_BROKER_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "logfmt.h"
 
@@ -36,6 +37,12 @@ void broker_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 void broker_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void broker_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void broker_log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* broker_log_info_text writes text (len bytes, the caller's, formatted
+ * already) as one info line: what broker_log_info("%s", text) writes,
+ * without the format machinery, for the line of every logged entry
+ * (rete_log_logged_text). */
+void broker_log_info_text(const char *text, size_t len);
 
 /* broker_log_limited formats one line of the given level, but at most one
  * per key and minute (proto/ratelimit.h): key names the kind of line and

@@ -207,6 +207,20 @@ rete_err rete_seal(const Rete__Private *priv, const rete_pubkey *recipient, rete
 rete_err rete_open(const uint8_t *sealed, size_t len, const rete_seckey *sk, Rete__Private **out,
 		   rete_msg *m);
 
+/* rete_broker_frame_pack_receipt writes bf, a BrokerFrame whose command
+ * is a Receipt (receipt or refusal) with neither a SignedReceipt nor a
+ * SignedRefusal, into out (cap bytes, the caller's): the very bytes
+ * rete__broker_frame__pack writes, in one walk. Returns their length, or 0
+ * when bf is of another shape or does not fit in cap (pack it with
+ * protobuf-c then). Reads bf only. */
+size_t rete_broker_frame_pack_receipt(const Rete__BrokerFrame *bf, uint8_t *out, size_t cap);
+
+/* rete_event_pack_fast writes ev into out (cap bytes, the caller's): the
+ * very bytes rete__event__pack writes. Returns their length, or 0 when
+ * they do not fit in cap (pack it with protobuf-c then; an Event with
+ * every field unset is 0 bytes either way). Reads ev only. */
+size_t rete_event_pack_fast(const Rete__Event *ev, uint8_t *out, size_t cap);
+
 /* rete_message_kind names the body of msg: "referral", "update", "note",
  * "delivery", "notice", "directory", or "none". */
 const char *rete_message_kind(const Rete__Message *msg);

@@ -94,6 +94,15 @@ static void put(char *out, size_t size, size_t *at, const char *p, size_t n)
 	*at += n;
 }
 
+/* put_end puts the NUL after what fitted of at bytes and returns at, the
+ * length the whole needs (as snprintf returns it). */
+static size_t put_end(char *out, size_t size, size_t at)
+{
+	if (size > 0)
+		out[at < size ? at : size - 1] = '\0';
+	return at;
+}
+
 /* The time stamp's seconds, formatted once per second per thread: every
  * logged entry has a line, and gmtime_r and strftime were a third of its
  * cost. */
@@ -140,7 +149,28 @@ size_t rete_log_format(char *out, size_t size, bool journal, int64_t time_ms, co
 	put(out, size, &at, ": ", 2);
 	put(out, size, &at, text, strlen(text));
 	put(out, size, &at, "\n", 1);
-	if (size > 0)
-		out[at < size ? at : size - 1] = '\0';
-	return at;
+	return put_end(out, size, at);
+}
+
+size_t rete_log_logged_text(char *out, size_t size, const char *kind, const char *id,
+			    const char *sender, const char *recipient, uint64_t index)
+{
+	char digits[20];
+	size_t nd = 0;
+	do { /* the decimal digits, last first */
+		digits[sizeof(digits) - 1 - nd++] = (char)('0' + index % 10);
+		index /= 10;
+	} while (index);
+	size_t at = 0;
+	put(out, size, &at, "logged ", 7);
+	put(out, size, &at, kind, strlen(kind));
+	put(out, size, &at, " ", 1);
+	put(out, size, &at, id, strlen(id));
+	put(out, size, &at, " from ", 6);
+	put(out, size, &at, sender, strlen(sender));
+	put(out, size, &at, " to ", 4);
+	put(out, size, &at, recipient, strlen(recipient));
+	put(out, size, &at, " at index ", 10);
+	put(out, size, &at, digits + sizeof(digits) - nd, nd);
+	return put_end(out, size, at);
 }

@@ -52,4 +52,13 @@ bool rete_log_to_journal(void);
 size_t rete_log_format(char *out, size_t size, bool journal, int64_t time_ms, const char *program,
 		       const char *who, rete_log_level level, const char *text);
 
+/* rete_log_logged_text writes the broker's line for an entry it logged,
+ * "logged KIND ID from SENDER to RECIPIENT at index INDEX", into out
+ * (size bytes, the caller's; NUL-terminated when size > 0) and returns the
+ * length the whole needs, as snprintf(out, size, "logged %s %s from %s to
+ * %s at index %" PRIu64, ...) does, with no format to parse: it is one
+ * line per logged entry. Not escaped (rete_log_escape is the logger's). */
+size_t rete_log_logged_text(char *out, size_t size, const char *kind, const char *id,
+			    const char *sender, const char *recipient, uint64_t index);
+
 #endif

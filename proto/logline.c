@@ -45,6 +45,20 @@ static bool plain(unsigned char c)
 	return c >= 0x20 && c < 0x7f && c != '\\';
 }
 
+/* plain8: all eight bytes of x are plain, tested at once (any byte below
+ * 0x20, from 0x80, 0x7f or a backslash says no; each test is exact for
+ * "some byte is", whatever the byte order): a log line is mostly plain
+ * text, and the byte at a time loop was ~9 instructions a byte, every
+ * logged entry's line (callgrind, session 16). */
+static bool plain8(uint64_t x)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	uint64_t del = x ^ (0x7f * ones), bs = x ^ ('\\' * ones);
+	uint64_t below = (x - 0x20 * ones) & ~x;		 /* a byte < 0x20 */
+	uint64_t zero = ((del - ones) & ~del) | ((bs - ones) & ~bs); /* 0x7f, '\\' */
+	return ((below | zero | x) & highs) == 0;		 /* x: a byte >= 0x80 */
+}
+
 /* put appends the k bytes of s to out when the whole of them fits. */
 static void put(char *out, size_t size, size_t *at, bool *cut, const char *s, size_t k)
 {
@@ -69,6 +83,11 @@ size_t rete_log_escape(char *out, size_t size, const char *in, size_t len)
 			/* a run of bytes that stand for themselves, as one put
 			 * each would write it: what fits, then cut */
 			size_t n = 1;
+			for (uint64_t x; i + n + 8 <= len; n += 8) {
+				memcpy(&x, p + i + n, 8);
+				if (!plain8(x))
+					break;
+			}
 			while (i + n < len && plain(p[i + n]))
 				n++;
 			size_t room = !cut && size > 0 && at + 1 < size ? size - 1 - at : 0;

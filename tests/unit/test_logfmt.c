@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,12 +149,55 @@ static void test_journal_stream(void **state)
 	free(dir);
 }
 
+/* rete_log_logged_text writes what snprintf writes with the broker's
+ * format for a logged entry: every length of ids around the buffer's size,
+ * numbers of every digit count, and every buffer size (cut alike, the same
+ * NUL, the same returned length). */
+static void test_logged_text(void **state)
+{
+	(void)state;
+	static const uint64_t nums[] = {0,	   1,	       9,	  10,	     99,
+					100,	   12345,      999999999, 1000000000, UINT64_MAX / 10,
+					UINT64_MAX};
+	static const char *const kinds[] = {"referral", "update", "", "delivery"};
+	char a[64], b[64], c[64];
+	uint64_t x = 0x243F6A8885A308D3ull;
+	for (int round = 0; round < 3000; round++) {
+		char *str[3] = {a, b, c};
+		for (int k = 0; k < 3; k++) { /* 0..40 bytes, UTF-8 and controls too */
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			size_t n = x % 41;
+			for (size_t i = 0; i < n; i++)
+				str[k][i] = "az-.09\xc3\xa8\n\\"[(x >> (i % 50)) % 11];
+			str[k][n] = '\0';
+		}
+		const char *kind = kinds[round % 4];
+		uint64_t idx = round < 1000 ? nums[round % 11] : x;
+		char want[200], got[200];
+		int wn = snprintf(want, sizeof(want), "logged %s %s from %s to %s at index %" PRIu64,
+				  kind, a, b, c, idx);
+		for (size_t size = 0; size <= (size_t)wn + 2; size++) {
+			memset(want, 'W', sizeof(want));
+			memset(got, 'G', sizeof(got));
+			if (size)
+				snprintf(want, size, "logged %s %s from %s to %s at index %" PRIu64, kind,
+					 a, b, c, idx);
+			size_t gn = rete_log_logged_text(size ? got : NULL, size, kind, a, b, c, idx);
+			assert_int_equal(gn, (size_t)wn);
+			if (size) /* what either wrote: the text, cut, and its NUL */
+				assert_memory_equal(got, want,
+						    size < (size_t)wn + 1 ? size : (size_t)wn + 1);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_terminal), cmocka_unit_test(test_journal),
 	    cmocka_unit_test(test_cut),	     cmocka_unit_test(test_stamp_changes),
 	    cmocka_unit_test(test_levels),   cmocka_unit_test(test_journal_stream),
+	    cmocka_unit_test(test_logged_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -139,6 +139,34 @@ static void test_every_size(void **state)
 	}
 }
 
+/* Every byte value at every place of a run of plain text, long enough
+ * that the run is read eight bytes at a time: the line is the plain text
+ * around that byte's own escape (the byte alone, read one at a time). */
+static void test_each_byte_in_a_run(void **state)
+{
+	(void)state;
+	for (int c = 0; c < 256; c++) {
+		char one[8], alone[8];
+		one[0] = (char)c;
+		size_t an = rete_log_escape(alone, sizeof(alone), one, 1);
+		for (size_t len = 1; len <= 40; len++)
+			for (size_t at = 0; at < len; at++) {
+				char in[40], want[64], out[64];
+				for (size_t i = 0; i < len; i++)
+					in[i] = (char)('a' + i % 26);
+				in[at] = (char)c;
+				memcpy(want, in, at);
+				memcpy(want + at, alone, an);
+				memcpy(want + at + an, in + at + 1, len - at - 1);
+				want[len - 1 + an] = '\0';
+				size_t n = rete_log_escape(out, sizeof(out), in, len);
+				if (n != len - 1 + an || strcmp(out, want) != 0)
+					fail_msg("byte 0x%02x at %zu of %zu: '%s', want '%s'", c, at, len,
+						 out, want);
+			}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -146,6 +174,7 @@ int main(void)
 	    cmocka_unit_test(test_utf8),
 	    cmocka_unit_test(test_small_buffer),
 	    cmocka_unit_test(test_every_size),
+	    cmocka_unit_test(test_each_byte_in_a_run),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -288,3 +288,13 @@ void tu_key_free(rete_seckey *k)
 	sodium_memzero(k, sizeof(*k));
 	sodium_free(k);
 }
+
+uint32_t tu_rand(uint64_t *state)
+{
+	uint64_t x = *state;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	*state = x;
+	return (uint32_t)x;
+}

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -95,5 +96,9 @@ rete_seckey *tu_key_from_seed(uint8_t first);
 
 /* tu_key_free wipes and frees a key of tu_key_from_seed. */
 void tu_key_free(rete_seckey *k);
+
+/* tu_rand: the next 32 bits of a xorshift64 sequence in *state (the
+ * caller's, not 0): repeatable random tests. */
+uint32_t tu_rand(uint64_t *state);
 
 #endif
