@@ -12,6 +12,7 @@
 
 #include "codec.h"
 #include "config.h"
+#include "folderlock.h"
 #include "metrics.h"
 #include "ratelimit.h"
 #include "pool.h"
@@ -270,7 +271,6 @@ typedef struct broker {
 	char refused_texts[BROKER_REFUSED_TEXTS][512];
 	size_t nrefused_texts;
 	uint32_t epoch;	      /* the log's epoch (store_identity.h) */
-	int store_lock;	      /* fd holding the store's writer lock, or -1 */
 	char *restore_note;   /* a declared restore: the last checkpoint signed before */
 	bool restore_own;     /* restore_note is the restored copy's own checkpoint, signed
 				 at the start (not the state file's): for the log line */
@@ -279,6 +279,8 @@ typedef struct broker {
 	/* a --check-config run (broker_check_store): the store's refusals
 	 * go here instead of the log; NULL when running */
 	rete_problems *check_problems, *check_notes;
+	/* the store's writer lock (rete_store_lock), held while the broker runs */
+	rete_folder_lock store_lock;
 	uint32_t restore_epoch, restore_prev;
 	int64_t last_scan_ms, last_ping_ms;
 	/* the wall clock's jumps (clock_watch, broker.c): the wall and boot

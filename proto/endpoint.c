@@ -2,13 +2,16 @@
 #include "endpoint.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #define ACCEPTED                                                                                   \
 	"give tcp://HOST:PORT (PORT from 1 to 65535; an IPv6 HOST in brackets, "                   \
@@ -363,4 +366,30 @@ const char *rete_endpoint_peer_text(const char *addr, char *out, size_t n)
 	else
 		snprintf(out, n, "%s", addr);
 	return out;
+}
+
+int rete_endpoint_ipc_served(const char *ep)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+
+	if (ep == NULL || strncmp(ep, "ipc://", 6) != 0 || ep[6] == '@' || ep[6] == '\0')
+		return 0;
+	if (strlen(ep + 6) >= sizeof(sa.sun_path))
+		return 0; /* rete_endpoint_check refuses it: no file there of ours */
+	if (lstat(ep + 6, &st) != 0 || !S_ISSOCK(st.st_mode))
+		return 0;
+	memcpy(sa.sun_path, ep + 6, strlen(ep + 6) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -1;
+	int served = 1, e = 0;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		e = errno;
+		/* a full queue (EAGAIN) is a listener too */
+		served = e == ECONNREFUSED || e == ENOENT ? 0 : e == EAGAIN ? 1 : -1;
+	}
+	close(fd);
+	errno = e;
+	return served;
 }

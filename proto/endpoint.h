@@ -64,6 +64,19 @@ rete_err rete_endpoint_check(const char *ep, rete_endpoint_use use, rete_msg *m)
  * rete_endpoint_check's. */
 bool rete_endpoint_tcp_parts(const char *ep, char *host, size_t hostlen, unsigned *port);
 
+/* rete_endpoint_ipc_served: for ep = ipc://PATH, does a program accept
+ * connections on PATH now? ZeroMQ's ipc bind deletes whatever file is at
+ * PATH and binds a new socket there, so a second broker given the first
+ * one's path would leave it running, unreachable, and nobody told (review
+ * s16 rev-edges 2); a listener must ask first. 1 yes (a connect() to it
+ * was accepted, or its queue is full); 0 no (no such file, not a socket,
+ * or a socket file nobody listens on: what a killed program leaves), or
+ * not an ipc:// path (tcp:// is refused by the kernel itself; an abstract
+ * @name too); -1 cannot tell (e.g. not allowed to connect): errno's. The
+ * probe connects and closes at once: the listener sees a connection that
+ * never said hello. */
+int rete_endpoint_ipc_served(const char *ep);
+
 /* rete_endpoint_ipv6: whether the socket for ep (an endpoint
  * rete_endpoint_check accepted for use) is made with ZMQ_IPV6: when its
  * host is an IPv6 address in brackets. A host name is reached over IPv4,

@@ -297,73 +297,33 @@ rete_err rete_store_copy_mark_put(rete_store *s, const rete_store_copy_mark *mar
 
 /* ---- the writer's lock ---------------------------------------------------- */
 
-rete_err rete_store_lock(const char *dir, int *fd, rete_msg *m)
+rete_err rete_store_lock(const char *dir, rete_folder_lock *lk, rete_msg *m)
 {
-	char path[PATH_MAX], pid[32];
-	ssize_t n;
-	int f;
+	char pid[32] = "unknown", path[PATH_MAX];
+	rete_err err =
+	    rete_folder_lock_take(dir, RETE_STORE_LOCK_FILE, NULL, lk, pid, sizeof(pid), m);
 
-	*fd = -1;
-	if (snprintf(path, sizeof(path), "%s/%s", dir, RETE_STORE_LOCK_FILE) >= (int)sizeof(path))
-		return rete_msg_set(m, RETE_EINVAL, "store %s: folder name too long", dir);
-	f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (f < 0)
-		return rete_msg_set(m, errno == EACCES ? RETE_EPERM : RETE_EIO,
-				    "store %s: cannot open the lock file %s: %s", dir, path,
-				    strerror(errno));
-	if (flock(f, LOCK_EX | LOCK_NB) != 0) {
-		int e = errno;
-		if (e == EWOULDBLOCK) {
-			n = pread(f, pid, sizeof(pid) - 1, 0);
-			pid[n > 0 ? n : 0] = '\0';
-			pid[strcspn(pid, "\n")] = '\0';
-			for (char *p = pid; *p; p++)
-				if (*p < '0' || *p > '9')
-					*p = '?';
-			close(f);
-			return rete_msg_set(m, RETE_EEXIST,
-					    "store %s is in use by another broker (pid %s, lock "
-					    "file %s); two brokers on one store would both write "
-					    "its log: stop that one first",
-					    dir, pid[0] ? pid : "unknown", path);
-		}
-		close(f);
-		return rete_msg_set(m, RETE_EIO, "store %s: cannot lock %s: %s", dir, path,
-				    strerror(e));
+	if (err == RETE_EEXIST) {
+		snprintf(path, sizeof(path), "%s/%s", dir, RETE_STORE_LOCK_FILE);
+		return rete_msg_set(m, RETE_EEXIST,
+				    "store %s is in use by another broker (pid %s, lock file %s); "
+				    "two brokers on one store would both write its log: stop that "
+				    "one first",
+				    dir, pid, path);
 	}
-	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (ftruncate(f, 0) != 0 || pwrite(f, pid, (size_t)n, 0) != n) {
-		int e = errno;
-		close(f);
-		return rete_msg_set(m, RETE_EIO, "store %s: cannot write our pid in %s: %s", dir,
-				    path, strerror(e));
-	}
-	*fd = f;
-	return RETE_OK;
+	return err; /* RETE_EIO: the sentence names the folder or the file */
 }
 
 bool rete_store_served(const char *dir)
 {
-	char path[PATH_MAX];
-	if (dir == NULL ||
-	    snprintf(path, sizeof(path), "%s/%s", dir, RETE_STORE_LOCK_FILE) >= (int)sizeof(path))
-		return false;
-	int f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (f < 0)
-		return false;
 	/* a shared lock is refused only while a broker holds its exclusive
-	 * one; taken, it is released at once by the close */
-	bool held = flock(f, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-	close(f);
-	return held;
+	 * one (on the folder, or a 0.7.0 broker's on the lock file) */
+	return dir != NULL && rete_folder_lock_held(dir, RETE_STORE_LOCK_FILE) == 1;
 }
 
-void rete_store_unlock(int *fd)
+void rete_store_unlock(rete_folder_lock *lk)
 {
-	if (fd == NULL || *fd < 0)
-		return;
-	close(*fd); /* releases the flock */
-	*fd = -1;
+	rete_folder_lock_release(lk);
 }
 
 /* ---- the state file ------------------------------------------------------- */

@@ -10,10 +10,12 @@
  *
  * This module also owns the two things a broker keeps about its store
  * outside the LMDB files:
- *   - the writer's lock: DATA/rete-broker.lock, flock(LOCK_EX|LOCK_NB) held
- *     for the life of the broker, its pid written in it (readers never take
- *     it: the auditor, the monitor and the backup read beside a running
- *     broker);
+ *   - the writer's lock: a flock(LOCK_EX|LOCK_NB) on the folder DATA itself
+ *     and on DATA/rete-broker.lock (folderlock.h), held for the life of the
+ *     broker, its pid written in the file (readers never take it: the
+ *     auditor, the monitor and the backup read beside a running broker).
+ *     The file alone could be deleted away under a running broker, letting
+ *     a second one start on the same store (review s16 rev-edges 5);
  *   - the state file (broker.ini `state`, by default DATA.state beside the
  *     folder): the latest checkpoint note the broker signed, replaced
  *     durably at every checkpoint. A restore replaces the store folder but
@@ -38,6 +40,7 @@
 #include <stdint.h>
 
 #include "checkpoint.h"
+#include "folderlock.h"
 #include "error.h"
 #include "keys.h"
 #include "store.h"
@@ -115,21 +118,21 @@ rete_err rete_store_copy_mark_put(rete_store *s, const rete_store_copy_mark *mar
 rete_err rete_store_backup_mark(rete_store *s, const char *dest_dir, rete_store_copy_mark *mark,
 				bool *was_copy, rete_msg *m);
 
-/* rete_store_lock takes the writer's lock of the store folder dir
- * (DIR/rete-broker.lock, created 0600) and writes our pid in it; *fd is
- * the caller's until rete_store_unlock (the lock lives as long as the fd).
- * Errors: RETE_EEXIST (another process holds it: the sentence names its
- * pid), RETE_EIO, RETE_EPERM. */
-rete_err rete_store_lock(const char *dir, int *fd, rete_msg *m);
+/* rete_store_lock takes the writer's lock of the store folder dir (the
+ * folder's flock and DIR/rete-broker.lock's, created 0600, our pid written
+ * in it); *lk is the caller's until rete_store_unlock (the lock lives as
+ * long as its descriptors). Errors: RETE_EEXIST (another process holds it:
+ * the sentence names its pid), RETE_EIO. */
+rete_err rete_store_lock(const char *dir, rete_folder_lock *lk, rete_msg *m);
 
 /* rete_store_served: a broker holds the writer's lock of the store folder
  * dir (it runs on it; also true in that broker's own process). Reads only:
  * a folder without a lock file, or one nobody holds, is not served. */
 bool rete_store_served(const char *dir);
 
-/* rete_store_unlock releases the lock (closes *fd) and sets *fd = -1;
- * -1 is fine. */
-void rete_store_unlock(int *fd);
+/* rete_store_unlock releases the lock (rete_folder_lock_release); a
+ * released one is fine. */
+void rete_store_unlock(rete_folder_lock *lk);
 
 /* rete_store_state_path writes the default state file path of the store
  * folder dir (dir without trailing slashes, then ".state") into buf.

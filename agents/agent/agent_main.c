@@ -330,15 +330,15 @@ static void usage(FILE *f)
 /* agent_lock takes the data folder for this process alone (created when
  * missing): two agents on one agent.ini would both submit every file, one
  * getting the receipt and the other an id-reused refusal. The lock is a
- * flock on DATA/agent.lock holding our pid; it ends with the process, even
- * after kill -9. Read-only users (rete status) and --trust do not take it.
- * The descriptor stays open until exit. */
-static rete_err agent_lock(agent *a, int *fd, rete_msg *m)
+ * flock on the folder DATA and on DATA/agent.lock holding our pid; it ends
+ * with the process, even after kill -9. Read-only users (rete status) and
+ * --trust do not take it. The descriptors stay open until exit. */
+static rete_err agent_lock(agent *a, rete_folder_lock *lk, rete_msg *m)
 {
 	if (mkdir(a->cfg.data, 0700) != 0 && errno != EEXIST)
 		return rete_msg_set(m, RETE_EIO, "%s: cannot create the data folder: %s",
 				    a->cfg.data, strerror(errno));
-	return agent_spool_lock(a->cfg.data, "agent.lock", "data folder", fd, m);
+	return agent_spool_lock(a->cfg.data, "agent.lock", "data folder", NULL, lk, m);
 }
 
 /* spool_has_files: does folder dir hold a file (not a dot file)? */
@@ -376,16 +376,16 @@ static void agent_fresh_store_warn(agent *a)
 		  a->cfg.data, a->cfg.spool);
 }
 
-/* agent_setup takes the data folder's lock (lock_fd[0]) and the spool's
- * (lock_fd[1], SPOOL/spool.lock: another name than DATA/agent.lock, so
- * that one folder named as both still works): two agent.ini files naming
- * one spool with two data folders would take in every outbox file twice,
- * under two ids, and each would sweep the other's temporary files while
- * it writes them. */
-static int agent_setup(agent *a, int lock_fd[2], rete_msg *m)
+/* agent_setup takes the data folder's lock (lock[0]) and the spool's
+ * (lock[1], SPOOL/spool.lock: another name than DATA/agent.lock, and the
+ * folder's flock not taken twice, so that one folder named as both still
+ * works): two agent.ini files naming one spool with two data folders would
+ * take in every outbox file twice, under two ids, and each would sweep the
+ * other's temporary files while it writes them. */
+static int agent_setup(agent *a, rete_folder_lock lock[2], rete_msg *m)
 {
 	rete_err err;
-	if ((err = agent_lock(a, &lock_fd[0], m)) != RETE_OK)
+	if ((err = agent_lock(a, &lock[0], m)) != RETE_OK)
 		return err;
 	if ((err = rete_keyfile_load_secret(a->cfg.key_path, &a->sk, m)) != RETE_OK)
 		return err;
@@ -393,8 +393,8 @@ static int agent_setup(agent *a, int lock_fd[2], rete_msg *m)
 		return err;
 	if ((err = agent_spool_prepare(a->cfg.spool, m)) != RETE_OK)
 		return err;
-	if ((err = agent_spool_lock(a->cfg.spool, "spool.lock", "spool folder", &lock_fd[1], m)) !=
-	    RETE_OK)
+	if ((err = agent_spool_lock(a->cfg.spool, "spool.lock", "spool folder", &lock[0], &lock[1],
+				    m)) != RETE_OK)
 		return err;
 	agent_spool_path(&a->cfg, "outbox", NULL, a->outbox_dir, sizeof(a->outbox_dir));
 	agent_spool_path(&a->cfg, "sent", NULL, a->sent_dir, sizeof(a->sent_dir));
@@ -603,8 +603,8 @@ int main(int argc, char **argv)
 			  "%s: [agent] %s: given more than once; the last of each is taken (keep "
 			  "one, so that what you read is what runs)",
 			  a.cfg.ini_path, a.cfg.twice);
-	int lock_fd[2] = {-1, -1};
-	if (agent_setup(&a, lock_fd, &m) != RETE_OK || agent_metrics_start(&a, &m) != RETE_OK ||
+	rete_folder_lock lock[2] = {RETE_FOLDER_LOCK_NONE, RETE_FOLDER_LOCK_NONE};
+	if (agent_setup(&a, lock, &m) != RETE_OK || agent_metrics_start(&a, &m) != RETE_OK ||
 	    agent_net_start(&a, &m) != RETE_OK) {
 		agent_log(&a, "error", "%s", m.text);
 		rc = 2;
@@ -629,7 +629,6 @@ int main(int argc, char **argv)
 	agent_config_free(&a.cfg);
 	/* the locks go last, once the store is closed and the spool left */
 	for (int i = 1; i >= 0; i--)
-		if (lock_fd[i] >= 0)
-			close(lock_fd[i]);
+		rete_folder_lock_release(&lock[i]);
 	return rc;
 }

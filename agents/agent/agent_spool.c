@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -355,59 +354,17 @@ rete_err agent_spool_write(const char *dir, const char *name, const void *data, 
 
 /* --- locks ------------------------------------------------------------------ */
 
-rete_err agent_spool_lock(const char *dir, const char *name, const char *what, int *fd, rete_msg *m)
+rete_err agent_spool_lock(const char *dir, const char *name, const char *what,
+			  const rete_folder_lock *beside, rete_folder_lock *lk, rete_msg *m)
 {
-	char path[4096], pid[32] = "";
-
-	*fd = -1;
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (f < 0)
-		return rete_msg_set(m, RETE_EIO, "%s: cannot open the lock file: %s", path,
-				    strerror(errno));
-	/* `rete status` probes the lock with a shared flock it lets go at
-	 * once: one taken in that instant is tried again for half a second,
-	 * so a start is never refused for the probe (an agent holds it for
-	 * good). */
-	int locked = flock(f, LOCK_EX | LOCK_NB);
-	for (int tries = 0; locked != 0 && errno == EWOULDBLOCK && tries < 50; tries++) {
-		struct timespec ts = {0, 10 * 1000000L};
-		nanosleep(&ts, NULL);
-		locked = flock(f, LOCK_EX | LOCK_NB);
-	}
-	if (locked != 0) {
-		int e = errno;
-		if (e != EWOULDBLOCK) {
-			close(f);
-			return rete_msg_set(m, RETE_EIO, "%s: cannot lock: %s", path, strerror(e));
-		}
-		/* The holder writes its pid right after taking the lock: give it
-		 * a moment when the file is still empty. */
-		for (int tries = 0; tries < 50; tries++) {
-			ssize_t r = pread(f, pid, sizeof(pid) - 1, 0);
-			if (r > 0) {
-				pid[r] = '\0';
-				pid[strcspn(pid, "\n")] = '\0';
-				break;
-			}
-			struct timespec ts = {0, 10 * 1000000L};
-			nanosleep(&ts, NULL);
-		}
-		close(f);
-		return rete_msg_set(m, RETE_EEXIST,
-				    "%s is in use by another rete-agent (pid %s, holding %s): one "
-				    "agent per %s; stop that one first, or give this agent.ini its "
-				    "own %s",
-				    dir, pid[0] ? pid : "unknown", path, what, what);
-	}
-	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (ftruncate(f, 0) != 0 || pwrite(f, pid, (size_t)n, 0) != n) {
-		int e = errno;
-		close(f);
-		return rete_msg_set(m, RETE_EIO, "%s: cannot write our pid: %s", path, strerror(e));
-	}
-	*fd = f;
-	return RETE_OK;
+	char pid[32] = "unknown";
+	rete_err err = rete_folder_lock_take(dir, name, beside, lk, pid, sizeof(pid), m);
+	if (err != RETE_EEXIST)
+		return err;
+	return rete_msg_set(m, RETE_EEXIST,
+			    "%s is in use by another rete-agent (pid %s, holding %s/%s): one "
+			    "agent per %s; stop that one first, or give this agent.ini its own %s",
+			    dir, pid, dir, name, what, what);
 }
 
 /* --- answers ------------------------------------------------------------------ */

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "error.h"
+#include "folderlock.h"
 
 /* The longest outbox name the agent takes, in bytes. Its answers add
  * ".NNNNN" and ".receipt.json" / ".error.json", and a file system takes 255
@@ -36,15 +37,17 @@ typedef struct agent_spool_ident {
 	uint8_t hash[32];
 } agent_spool_ident;
 
-/* agent_spool_lock takes an exclusive lock (flock, not waiting) on
- * dir/name (created 0600), writes our pid in it and returns its descriptor
- * in *fd (close-on-exec, so hooks never inherit it; the lock ends when the
- * process does). what names the folder in the sentence. A lock held by
- * someone else is tried again for half a second (`rete status` probes it
- * for an instant). RETE_EEXIST when another process holds it (m names its
- * pid), RETE_EIO. */
-rete_err agent_spool_lock(const char *dir, const char *name, const char *what, int *fd,
-			  rete_msg *m);
+/* agent_spool_lock takes folder dir for this agent alone: an exclusive
+ * flock (not waiting) on the folder itself and on dir/name (created 0600,
+ * our pid written in it), held in *lk until the process ends (close-on-
+ * exec, so hooks never inherit them); the folder's lock cannot be deleted
+ * away like the file (folderlock.h). beside (may be NULL): the lock this
+ * agent holds already, when dir may be the same folder. what names the
+ * folder in the sentence. A lock held by someone else is tried again for
+ * half a second (`rete status` probes it for an instant). RETE_EEXIST when
+ * another process holds it (m names its pid), RETE_EIO. */
+rete_err agent_spool_lock(const char *dir, const char *name, const char *what,
+			  const rete_folder_lock *beside, rete_folder_lock *lk, rete_msg *m);
 
 /* agent_spool_prepare creates SPOOL and its four folders when missing.
  * RETE_EIO naming the folder. */

@@ -27,47 +27,27 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include "../agent/agent_config.h"
 #include "../agent/agent_spool.h"
 #include "cli.h"
+#include "folderlock.h"
 #include "json.h"
 #include "status_alarms.h"
 #include "wire.h"
 
-/* lock_held: does a process hold the agent's lock dir/name (a flock the
- * agent takes with agent_spool_lock and keeps while it runs)? 1 yes, 0 no
- * (no such file: no agent ever ran there; or nobody holds it), -1 cannot
- * tell (the file cannot be opened, e.g. another user's). The probe is a
- * shared lock, not waiting, let go at once; the file is neither created
- * nor written. An agent starting in that instant finds its lock taken and
- * tries again (agent_spool_lock), so the probe never stops a start. */
-static int lock_held(const char *dir, const char *name)
-{
-	char path[4200];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -1;
-	int held = 0;
-	if (flock(fd, LOCK_SH | LOCK_NB) == 0)
-		flock(fd, LOCK_UN);
-	else
-		held = errno == EWOULDBLOCK ? 1 : -1;
-	close(fd);
-	return held;
-}
-
-/* status_agent_running: is this agency's agent running? It holds
- * DATA/agent.lock and SPOOL/spool.lock while it runs (agents/agent/
- * agent_main.c, agent_setup); either one held is an agent at work on this
- * data folder or spool. 1 yes, 0 no, -1 cannot tell. */
+/* status_agent_running: is this agency's agent running? It holds the
+ * locks of its data folder and spool while it runs (agents/agent/
+ * agent_main.c, agent_setup; folderlock.h); either one held is an agent
+ * at work on this data folder or spool. The probe is a shared lock let go
+ * at once, nothing created nor written; an agent starting in that instant
+ * tries again, so the probe never stops a start. 1 yes, 0 no, -1 cannot
+ * tell. */
 static int status_agent_running(const agent_config *cfg)
 {
-	int data = lock_held(cfg->data, "agent.lock");
-	int spool = lock_held(cfg->spool, "spool.lock");
+	int data = rete_folder_lock_held(cfg->data, "agent.lock");
+	int spool = rete_folder_lock_held(cfg->spool, "spool.lock");
 	if (data == 1 || spool == 1)
 		return 1;
 	return data < 0 || spool < 0 ? -1 : 0;

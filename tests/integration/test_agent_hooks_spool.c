@@ -28,6 +28,9 @@
  *   spool_lock               two agent.ini files with one spool and two
  *                            data folders: the second agent exits 2 naming
  *                            the first one's pid and the folder;
+ *   lock_files_removed       DATA/agent.lock and SPOOL/spool.lock deleted
+ *                            under a running agent: a second agent on the
+ *                            same agent.ini still exits 2 naming its pid;
  *   inbox_sweep              a temporary file a crash left in inbox/
  *                            (".rete-PID-N.tmp", it may hold an opened
  *                            private part) is removed at start; the
@@ -572,12 +575,38 @@ static bool hs_wait_log(const char *path, const char *needle, int ms)
 	return true;
 }
 
+/* hs_second_refused runs a second rete-agent on ini (output in
+ * DIR/second.log) and expects it to exit 2 on its own. */
+static void hs_second_refused(hs_fx *x, const char *ini)
+{
+	char exe[1300];
+	tu_path(exe, sizeof(exe), "%s/rete-agent", x->n->bin);
+	char *args[] = {exe, "-c", (char *)ini, NULL};
+	x->second = it_spawn(x->n->dir, "second", args, NULL);
+	assert_true(x->second > 0);
+	int64_t end = it_mono_ms() + it_scaled_ms(20000);
+	int st = 0;
+	bool exited = false;
+	while (!exited && it_mono_ms() < end) {
+		exited = it_reap(x->second, &st);
+		if (!exited)
+			it_nap(20); /* polling a child's exit: no event to wait on */
+	}
+	if (exited)
+		x->second = 0;
+	else
+		it_show(x->n, "second.log");
+	assert_true(exited); /* the second agent must not run beside the first one */
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 2);
+}
+
 static void test_spool_lock(void **state)
 {
 	hs_fx *x = *state;
 	it_net *n = x->n = it_net_new("spool-lock", NULL);
 	assert_non_null(n);
-	char log[1300], spool[1300], dir[1300], ini[1400], text[4096], exe[1300], pid[64];
+	char log[1300], spool[1300], dir[1300], ini[1400], text[4096], pid[64];
 	assert_true(it_agent_start(n, IT_SOCIAL));
 	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
 	/* started: it holds its locks (no broker needed for that) */
@@ -595,25 +624,7 @@ static void test_spool_lock(void **state)
 		 spool);
 	tu_path(ini, sizeof(ini), "%s/agent.ini", dir);
 	assert_int_equal(tu_write_file(ini, text, strlen(text)), 0);
-	tu_path(exe, sizeof(exe), "%s/rete-agent", n->bin);
-	char *args[] = {exe, "-c", ini, NULL};
-	x->second = it_spawn(n->dir, "second", args, NULL);
-	assert_true(x->second > 0);
-	int64_t end = it_mono_ms() + it_scaled_ms(20000);
-	int st = 0;
-	bool exited = false;
-	while (!exited && it_mono_ms() < end) {
-		exited = it_reap(x->second, &st);
-		if (!exited)
-			it_nap(20); /* polling a child's exit: no event to wait on */
-	}
-	if (exited)
-		x->second = 0;
-	else
-		it_show(n, "second.log");
-	assert_true(exited); /* the second agent must not run on the first one's spool */
-	assert_true(WIFEXITED(st));
-	assert_int_equal(WEXITSTATUS(st), 2);
+	hs_second_refused(x, ini);
 	tu_path(log, sizeof(log), "%s/second.log", n->dir);
 	snprintf(pid, sizeof(pid), "pid %ld", (long)n->agent_pid[IT_SOCIAL]);
 	if (tu_occurrences(log, pid) < 1 || tu_occurrences(log, spool) < 1)
@@ -629,6 +640,36 @@ static void test_spool_lock(void **state)
 		fprintf(stderr, "rete status: %s\n", out ? out : "");
 	free(out);
 	assert_int_equal(rc, 0);
+}
+
+/* The lock files deleted under a running agent (a tmp-cleaner, an
+ * operator "cleaning a stale lock"): a second agent on the same agent.ini
+ * is refused all the same, naming the first one's pid, because the locks
+ * are on the folders themselves (review s16 rev-edges 5). */
+static void test_lock_files_removed(void **state)
+{
+	hs_fx *x = *state;
+	it_net *n = x->n = it_net_new("lock-removed", NULL);
+	assert_non_null(n);
+	char log[1300], path[1300], ini[1400], pid[64];
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	tu_path(log, sizeof(log), "%s/social.mantova.log", n->dir);
+	assert_true(hs_wait_log(log, "started:", HS_WAIT));
+	tu_path(path, sizeof(path), "%s/agents/%s/data/agent.lock", n->dir,
+		it_party_ids[IT_SOCIAL]);
+	assert_int_equal(unlink(path), 0);
+	it_spool(n, IT_SOCIAL, "spool.lock", path, sizeof(path));
+	assert_int_equal(unlink(path), 0);
+	tu_path(ini, sizeof(ini), "%s/agents/%s/agent.ini", n->dir, it_party_ids[IT_SOCIAL]);
+	hs_second_refused(x, ini);
+	tu_path(log, sizeof(log), "%s/second.log", n->dir);
+	snprintf(pid, sizeof(pid), "pid %ld", (long)n->agent_pid[IT_SOCIAL]);
+	if (tu_occurrences(log, pid) < 1 || tu_occurrences(log, "in use by another rete-agent") < 1)
+		it_show(n, "second.log");
+	assert_true(tu_occurrences(log, "in use by another rete-agent") >= 1);
+	assert_true(tu_occurrences(log, pid) >= 1);
+	/* the first one runs on */
+	assert_int_equal(kill(n->agent_pid[IT_SOCIAL], 0), 0);
 }
 
 /* --- what the agent cleans at start ------------------------------------------- */
@@ -680,6 +721,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_hook_not_found, hs_setup, hs_teardown),
 	    cmocka_unit_test_setup_teardown(test_sealed_bounded, hs_setup, hs_teardown),
 	    cmocka_unit_test_setup_teardown(test_spool_lock, hs_setup, hs_teardown),
+	    cmocka_unit_test_setup_teardown(test_lock_files_removed, hs_setup, hs_teardown),
 	    cmocka_unit_test_setup_teardown(test_inbox_sweep, hs_setup, hs_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);

@@ -6,7 +6,18 @@
  *                    pointed at another data folder used to start a new,
  *                    empty log silently); with --init it starts
  *   one writer       a second broker on the same store (its own endpoints)
- *                    exits 2 naming the first one's pid
+ *                    exits 2 naming the first one's pid; also when the
+ *                    lock file DATA/rete-broker.lock was deleted under the
+ *                    first one (an operator "cleaning a stale lock"): the
+ *                    lock is on the folder itself (review s16 rev-edges 5)
+ *   one endpoint     a second broker on another store but the first one's
+ *                    ipc:// listen and events sockets: --check-config says
+ *                    the path is served (exit 2) and the start is refused
+ *                    (exit 2, before --init makes a log) instead of
+ *                    unlinking the first one's socket file and leaving it
+ *                    running unreachable (rev-edges 2);
+ *                    the first one still answers; a socket file a killed
+ *                    broker left (nobody accepts on it) is bound as before
  *   changed origin   the store's origin differs from broker.ini's: exit 2,
  *                    the sentence names both
  *   changed key      the broker key differs from the one the log was
@@ -92,7 +103,7 @@ static void test_second_broker(void **state)
 	*state = n;
 	assert_true(it_broker_start(n));
 	/* the same store, endpoints of its own */
-	char ini2[1300], tmp[1300], listen2[1400];
+	char ini2[1300], listen2[1400];
 	snprintf(listen2, sizeof(listen2),
 		 "listen = ipc://%s/two.sock\nevents = ipc://%s/two-ev.sock\n", n->dir, n->dir);
 	char from[1400];
@@ -103,7 +114,64 @@ static void test_second_broker(void **state)
 	it_broker_refused(n, ini2, NULL, "in use by another broker", pid, NULL);
 	/* the first one still serves */
 	assert_true(it_broker_ready(n, it_wait_ms()));
-	(void)tmp;
+
+	/* the lock file deleted under it ("a stale lock"): still refused,
+	 * naming the first one's pid though its file is gone */
+	char lock[1300];
+	snprintf(lock, sizeof(lock), "%s/rete-broker.lock", n->data);
+	assert_int_equal(unlink(lock), 0);
+	it_broker_refused(n, ini2, NULL, "in use by another broker", n->data, pid, NULL);
+	assert_true(it_broker_ready(n, it_wait_ms()));
+	/* its own restart takes the folder again (the lock ends with the
+	 * process) */
+	assert_true(it_stop(&n->broker_pid, SIGTERM, it_wait_ms()) >= 0);
+	assert_true(it_broker_start(n));
+}
+
+static void test_same_ipc_endpoint(void **state)
+{
+	it_net *n = it_net_new("ident-ipc", NULL);
+	assert_non_null(n);
+	*state = n;
+	assert_true(it_broker_start(n));
+	/* another store, the first one's endpoints (a copied broker.ini) */
+	char ini2[1300], from[1400], to[1400];
+	snprintf(from, sizeof(from), "data = %s\n", n->data);
+	snprintf(to, sizeof(to), "data = %s/store2\n", n->dir);
+	ini_variant(n, "two", from, to, ini2, sizeof(ini2));
+	struct stat before, after;
+	assert_int_equal(stat(n->sock, &before), 0);
+	it_broker_refused(n, ini2, "--init", "cannot bind", n->listen, "another rete-broker", NULL);
+	/* refused before --init made a log there */
+	char store2[1300];
+	snprintf(store2, sizeof(store2), "%s/store2", n->dir);
+	assert_int_not_equal(stat(store2, &after), 0);
+	/* the first one's socket file is the one it bound, and it answers */
+	assert_int_equal(stat(n->sock, &after), 0);
+	assert_true(before.st_ino == after.st_ino);
+	assert_true(it_broker_ready(n, it_wait_ms()));
+	/* --check-config says it before a start */
+	char *out = NULL;
+	int rc = tu_run(&out, "'%s/rete-broker' -c '%s' --init --check-config 2>&1", n->bin, ini2);
+	if (rc != 2 || !strstr(out, n->sock) || !strstr(out, "another rete-broker"))
+		fprintf(stderr, "--check-config (rc %d):\n%s", rc, out ? out : "");
+	assert_int_equal(rc, 2);
+	assert_non_null(strstr(out, n->sock));
+	assert_non_null(strstr(out, "another rete-broker"));
+	free(out);
+	out = NULL;
+	/* the running broker's own configuration: a note, not a problem */
+	rc = tu_run(&out, "'%s/rete-broker' -c '%s' --check-config 2>&1", n->bin, n->ini);
+	if (rc != 0)
+		fprintf(stderr, "--check-config (rc %d):\n%s", rc, out ? out : "");
+	assert_int_equal(rc, 0);
+	free(out);
+	/* a socket file a killed broker left is nobody's: bound as before */
+	assert_true(it_stop(&n->broker_pid, SIGKILL, it_wait_ms()) >= 0);
+	assert_int_equal(stat(n->sock, &after), 0);
+	n->broker_pid = it_broker_exec_flag(n->dir, n->bin, n->ini, true, NULL, NULL);
+	assert_true(n->broker_pid > 0);
+	assert_true(it_broker_ready(n, it_wait_ms()));
 }
 
 /* net_with_store makes the test's network (*state) and has its broker
@@ -535,6 +603,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_new_log_needs_init, it_teardown),
 	    cmocka_unit_test_teardown(test_second_broker, it_teardown),
+	    cmocka_unit_test_teardown(test_same_ipc_endpoint, it_teardown),
 	    cmocka_unit_test_teardown(test_changed_origin, it_teardown),
 	    cmocka_unit_test_teardown(test_changed_key, it_teardown),
 	    cmocka_unit_test_teardown(test_restore, it_teardown),

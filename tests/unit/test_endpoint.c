@@ -11,8 +11,13 @@
 #include <cmocka.h>
 
 #include <netdb.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "endpoint.h"
+#include "testutil.h"
 
 /* Every name lookup of this program comes here (it is linked before the C
  * library's): which socket gets ZMQ_IPV6 is decided without the resolver,
@@ -234,12 +239,56 @@ static void test_peer_text(void **state)
 	assert_string_equal(rete_endpoint_peer_text(NULL, out, sizeof(out)), "");
 }
 
+/* ipc_listener binds a Unix stream socket at path; listening or not. */
+static int ipc_listener(const char *path, bool listening)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	if (listening)
+		assert_int_equal(listen(fd, 4), 0);
+	return fd;
+}
+
+/* rete_endpoint_ipc_served: a path a program accepts on is served; no
+ * file, a plain file, a socket file nobody listens on (what a killed
+ * broker leaves) and tcp:// are not (review s16 rev-edges 2). */
+static void test_ipc_served(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("ipc-served");
+	char path[300], ep[320];
+	assert_non_null(dir);
+	snprintf(path, sizeof(path), "%s/b.sock", dir);
+	snprintf(ep, sizeof(ep), "ipc://%s", path);
+	assert_int_equal(rete_endpoint_ipc_served(ep), 0); /* no file */
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(rete_endpoint_ipc_served(ep), 0); /* not a socket */
+	unlink(path);
+	int fd = ipc_listener(path, true);
+	assert_int_equal(rete_endpoint_ipc_served(ep), 1);
+	close(fd); /* the file stays: a killed listener's */
+	assert_int_equal(rete_endpoint_ipc_served(ep), 0);
+	unlink(path);
+	fd = ipc_listener(path, false); /* bound, not listening */
+	assert_int_equal(rete_endpoint_ipc_served(ep), 0);
+	close(fd);
+	assert_int_equal(rete_endpoint_ipc_served("tcp://127.0.0.1:7700"), 0);
+	assert_int_equal(rete_endpoint_ipc_served("ipc://@abstract"), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_good),      cmocka_unit_test(test_bad),
 	    cmocka_unit_test(test_tcp_parts), cmocka_unit_test(test_ipv6),
-	    cmocka_unit_test(test_peer_text),
+	    cmocka_unit_test(test_peer_text), cmocka_unit_test(test_ipc_served),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

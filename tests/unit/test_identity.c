@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -220,23 +221,45 @@ static void test_epoch_entry(void **state)
 static void test_lock(void **state)
 {
 	struct fx *f = *state;
-	int fd = -1, fd2 = -1;
+	rete_folder_lock lk = RETE_FOLDER_LOCK_NONE, lk2 = RETE_FOLDER_LOCK_NONE;
 	rete_msg m = {{0}};
-	char pid[32];
+	char pid[32], path[700];
 
-	assert_int_equal(rete_store_lock(f->store, &fd, &m), RETE_OK);
-	assert_true(fd >= 0);
+	assert_int_equal(rete_store_lock(f->store, &lk, &m), RETE_OK);
+	assert_true(lk.fl_dir >= 0 && lk.fl_file >= 0);
+	assert_true(rete_store_served(f->store));
 	/* flock belongs to the open file: a second open, even here, is refused */
-	assert_int_equal(rete_store_lock(f->store, &fd2, &m), RETE_EEXIST);
-	assert_int_equal(fd2, -1);
+	assert_int_equal(rete_store_lock(f->store, &lk2, &m), RETE_EEXIST);
+	assert_int_equal(lk2.fl_dir, -1);
+	assert_int_equal(lk2.fl_file, -1);
 	snprintf(pid, sizeof(pid), "pid %ld", (long)getpid());
 	assert_non_null(strstr(m.text, pid));
 	assert_non_null(strstr(m.text, "in use by another broker"));
-	rete_store_unlock(&fd);
-	assert_int_equal(fd, -1);
-	rete_store_unlock(&fd); /* twice is fine */
-	assert_int_equal(rete_store_lock(f->store, &fd2, &m), RETE_OK);
-	rete_store_unlock(&fd2);
+	/* the lock file deleted away: the folder's lock still refuses, and
+	 * the holder's pid is still named */
+	snprintf(path, sizeof(path), "%s/rete-broker.lock", f->store);
+	assert_int_equal(unlink(path), 0);
+	assert_true(rete_store_served(f->store));
+	assert_int_equal(rete_store_lock(f->store, &lk2, &m), RETE_EEXIST);
+	assert_non_null(strstr(m.text, pid));
+	rete_store_unlock(&lk);
+	assert_int_equal(lk.fl_dir, -1);
+	assert_int_equal(lk.fl_file, -1);
+	rete_store_unlock(&lk); /* twice is fine */
+	assert_false(rete_store_served(f->store));
+	/* a rete 0.7.0 broker locks the file alone: still excluded both ways */
+	int old = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	assert_true(old >= 0);
+	assert_int_equal(flock(old, LOCK_EX | LOCK_NB), 0);
+	assert_true(rete_store_served(f->store));
+	assert_int_equal(rete_store_lock(f->store, &lk2, &m), RETE_EEXIST);
+	close(old);
+	assert_int_equal(rete_store_lock(f->store, &lk2, &m), RETE_OK);
+	old = open(path, O_RDWR | O_CLOEXEC);
+	assert_true(old >= 0);
+	assert_int_not_equal(flock(old, LOCK_EX | LOCK_NB), 0);
+	close(old);
+	rete_store_unlock(&lk2);
 }
 
 static void test_state_file(void **state)
