@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conffile.h"
@@ -196,10 +198,115 @@ static int copy_one(void *arg, const char *user, const char *hash)
 	return 0;
 }
 
+/* How long a writer waits for the accounts' lock. A writer holds it for a
+ * read, a write and two fsyncs (milliseconds; the password is hashed before),
+ * so seconds mean a writer stuck on its disk, or a person holding the lock
+ * by hand (docs/operations.md: `flock console-users.lock ...`). */
+#define ACCOUNTS_LOCK_WAIT_MS 5000
+
+/* accounts_lock takes the exclusive lock of the accounts file at path: a
+ * flock on PATH.lock beside it (made 0600, the accounts file's owner when
+ * root makes it, and never removed: a lock file removed and made again
+ * under its holder would be a second lock, so the lock taken is checked to
+ * be on the file now at PATH.lock, and taken again when not). *fd gets the
+ * locked descriptor (close it to unlock). RETE_ETIMEDOUT when another
+ * holds it for ACCOUNTS_LOCK_WAIT_MS; RETE_EIO, RETE_EINVAL. */
+static rete_err accounts_lock(const char *path, const struct stat *owner, int *fd, rete_msg *m)
+{
+	char lock[4096];
+	struct timespec now, step = {0, 20 * 1000 * 1000};
+	int64_t until;
+
+	*fd = -1;
+	if (snprintf(lock, sizeof(lock), "%s.lock", path) >= (int)sizeof(lock))
+		return rete_msg_set(m, RETE_EINVAL, "%.200s: the path is too long", path);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	until = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + ACCOUNTS_LOCK_WAIT_MS;
+	for (;;) {
+		int f = open(lock, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (f < 0)
+			return rete_msg_set(m, RETE_EIO,
+					    "%s: cannot open the accounts' lock %s: %s", path, lock,
+					    strerror(errno));
+		struct stat a, b;
+		/* made by root beside a service user's accounts: the service
+		 * user's, so that it can take the lock too */
+		if (owner != NULL && geteuid() == 0 && owner->st_uid != 0 && fstat(f, &a) == 0 &&
+		    a.st_uid == 0 && fchown(f, owner->st_uid, owner->st_gid) != 0) {
+			int e = errno;
+			close(f);
+			return rete_msg_set(
+			    m, RETE_EIO,
+			    "%s: cannot give its lock %s the accounts file's owner: %s", path, lock,
+			    strerror(e));
+		}
+		/* flock has no timeout of its own: tried every 20 ms */
+		while (flock(f, LOCK_EX | LOCK_NB) != 0) {
+			int e = errno;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if (e != EWOULDBLOCK && e != EINTR) {
+				close(f);
+				return rete_msg_set(m, RETE_EIO, "%s: cannot lock %s: %s", path,
+						    lock, strerror(e));
+			}
+			if ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 >= until) {
+				close(f);
+				return rete_msg_set(
+				    m, RETE_ETIMEDOUT,
+				    "another program holds the accounts' lock %s for over %d s "
+				    "(another `rete console passwd`, or an edit of the accounts "
+				    "file; `lslocks` names it); nothing changed: run the command "
+				    "again once it is done\n"
+				    "  un altro programma tiene il lock degli account da "
+				    "oltre %d s; nulla è cambiato: ripetete il comando "
+				    "quando ha finito",
+				    lock, ACCOUNTS_LOCK_WAIT_MS / 1000,
+				    ACCOUNTS_LOCK_WAIT_MS / 1000);
+			}
+			nanosleep(&step, NULL);
+		}
+		if (fstat(f, &a) == 0 && stat(lock, &b) == 0 && a.st_ino == b.st_ino &&
+		    a.st_dev == b.st_dev) {
+			*fd = f;
+			return RETE_OK;
+		}
+		close(f); /* removed or replaced while we waited: the file there now */
+	}
+}
+
+/* fsync_folder: the folder of path to disk (a rename in it is then kept
+ * through a power cut). */
+static rete_err fsync_folder(const char *path, rete_msg *m)
+{
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) != 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return rete_msg_set(m, RETE_EIO,
+				    "%s: replaced, but its folder %s could not be written to disk "
+				    "(%s): the change may not survive a power cut; run the command "
+				    "again",
+				    path, dir, strerror(e));
+	}
+	close(fd);
+	return RETE_OK;
+}
+
 rete_err console_accounts_set(const char *path, const char *user, const char *password, rete_msg *m)
 {
 	char hash[crypto_pwhash_STRBYTES], tmp[4096];
 	rete_err err;
+	int lock = -1;
 
 	if (!console_user_valid(user))
 		return rete_msg_set(
@@ -208,17 +315,44 @@ rete_err console_accounts_set(const char *path, const char *user, const char *pa
 		    CONSOLE_USER_MAX);
 	if (password[0] == '\0')
 		return rete_msg_set(m, RETE_EINVAL, "the password is empty; give one");
+	if (snprintf(tmp, sizeof(tmp), "%s.new.XXXXXX", path) >= (int)sizeof(tmp))
+		return rete_msg_set(m, RETE_EINVAL, "%.200s: the path is too long", path);
+	/* hashed before the lock: the lock is held only for the file's
+	 * rewrite, not for Argon2's tenth of a second and 64 MiB */
 	if (crypto_pwhash_str(hash, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
 			      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory while hashing the password");
-	if (snprintf(tmp, sizeof(tmp), "%s.new", path) >= (int)sizeof(tmp))
-		return rete_msg_set(m, RETE_EINVAL, "%.200s: the path is too long", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
+	struct stat old;
+	bool had = stat(path, &old) == 0;
+	/* the whole read-modify-write under one lock: two writers at once
+	 * each copied the file as it was and the last rename dropped the
+	 * other's account (rev-edges s16 #3) */
+	if ((err = accounts_lock(path, had ? &old : NULL, &lock, m)) != RETE_OK)
+		goto out;
+	had = stat(path, &old) == 0; /* as it is now, under the lock */
+	/* a temporary of its own (two writers truncated one PATH.new under
+	 * each other), with the accounts file's owner bits (never group's
+	 * or others': the console refuses those) and, made by root, owner */
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		err = rete_msg_set(m, RETE_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (had && (fchmod(fd, old.st_mode & 0700) != 0 ||
+		    (geteuid() == 0 && fchown(fd, old.st_uid, old.st_gid) != 0))) {
+		err = rete_msg_set(m, RETE_EIO,
+				   "%s: cannot give it the accounts file's mode and owner: %s", tmp,
+				   strerror(errno));
+		close(fd);
+		unlink(tmp);
+		goto out;
+	}
+	FILE *out = fdopen(fd, "w");
 	if (out == NULL) {
-		if (fd >= 0)
-			close(fd);
-		return rete_msg_set(m, RETE_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+		err = rete_msg_set(m, RETE_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+		close(fd);
+		unlink(tmp);
+		goto out;
 	}
 	fprintf(out, "# rete console accounts: USER:HASH (crypto_pwhash_str); written by "
 		     "`rete console passwd USER`\n");
@@ -234,6 +368,12 @@ rete_err console_accounts_set(const char *path, const char *user, const char *pa
 		err = rete_msg_set(m, RETE_EIO, "%s: cannot replace: %s", path, strerror(errno));
 	if (err != RETE_OK)
 		unlink(tmp);
+	else
+		err = fsync_folder(path, m);
+out:
+	if (lock >= 0)
+		close(lock); /* after the rename and its folder's fsync: the next
+			      * writer copies this file */
 	sodium_memzero(hash, sizeof(hash));
 	return err;
 }

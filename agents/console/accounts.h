@@ -4,7 +4,7 @@
  * Accounts: a file of lines "USER:HASH", HASH being libsodium's
  * crypto_pwhash_str (Argon2id, interactive limits); USER is 1 to 64 of
  * a-z 0-9 . _ -. Written by `rete console passwd USER` (mode 0600, replaced
- * atomically); lines starting with '#' and blank lines are ignored.
+ * atomically under the lock PATH.lock); lines starting with '#' and blank lines are ignored.
  *
  * Sessions: a random 256-bit token (hex) per login, in the cookie
  * rete_session (HttpOnly; Secure; SameSite=Strict; Path=/), ended after
@@ -86,8 +86,12 @@ rete_err console_accounts_check(const char *path, const char *user, const char *
 bool console_accounts_known(const char *path, const char *user);
 
 /* console_accounts_set sets (adds or replaces) user's password in the file
- * at path, writing a new file (0600) and renaming it over the old one.
- * RETE_EINVAL (a bad user name, an empty password), RETE_EIO, RETE_ENOMEM. */
+ * at path: under an exclusive flock on PATH.lock (every writer, for the
+ * whole read-modify-write), a temporary file of its own beside it (0600,
+ * or the old file's owner bits and, for root, its owner) is written,
+ * synced, renamed over the file, and the folder synced; RETE_OK only then.
+ * RETE_EINVAL (a bad user name, an empty password), RETE_ETIMEDOUT (another
+ * held the lock for 5 s; nothing written), RETE_EIO, RETE_ENOMEM. */
 rete_err console_accounts_set(const char *path, const char *user, const char *password,
 			      rete_msg *m);
 

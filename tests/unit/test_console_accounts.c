@@ -9,9 +9,11 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "accounts.h"
@@ -108,7 +110,9 @@ static void test_session_of_the_hash_checked(void **state)
 	assert_string_equal(user, "anna");
 	console_sessions_accounts(NULL);
 	unlink(path);
-	rmdir(dir);
+	snprintf(path, sizeof(path), "%s/accounts.lock", dir);
+	unlink(path);
+	assert_int_equal(rmdir(dir), 0); /* nothing else left */
 }
 
 /* One account signing in again and again (256 sign-ins, rev-hostile s13
@@ -528,6 +532,84 @@ static void test_throttle_count_forgotten_after_a_day(void **state)
 	assert_int_equal(console_throttle_wait("jole", "10.140.1.4", now), 0);
 }
 
+/* Writers at once (rev-edges s16 #3): each set of an account, in a
+ * thread of its own, must leave its line, and none may drop another's or
+ * the accounts made before (each copied the file without a lock into the
+ * same PATH.new, and the last rename won). Rounds of SET_THREADS, each
+ * adding new accounts and giving made ones a new password. */
+#define SET_THREADS 12
+#define SET_ROUNDS  3
+static const char *set_path;
+
+static void set_name(int round, int i, char user[16])
+{
+	/* a third of each later round gives a new password to an account
+	 * of the first */
+	if (round > 0 && i % 3 == 0)
+		snprintf(user, 16, "t0-%d", i);
+	else
+		snprintf(user, 16, "t%d-%d", round, i);
+}
+
+static void *set_one(void *arg)
+{
+	int k = (int)(intptr_t)arg;
+	char user[16], pw[48];
+	rete_msg m;
+	set_name(k / SET_THREADS, k % SET_THREADS, user);
+	snprintf(pw, sizeof(pw), "%s round %d", user, k / SET_THREADS);
+	return (void *)(intptr_t)console_accounts_set(set_path, user, pw, &m);
+}
+
+static void test_accounts_set_at_once(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/rete-accounts.XXXXXX", path[256], lock[300];
+	pthread_t th[SET_THREADS];
+	rete_msg m;
+	size_t n = 0, made = 1;
+	struct stat st;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/accounts", dir);
+	snprintf(lock, sizeof(lock), "%s.lock", path);
+	assert_int_equal(console_accounts_set(path, "anna", "anna's password", &m), RETE_OK);
+	set_path = path;
+	for (int r = 0; r < SET_ROUNDS; r++) {
+		for (int i = 0; i < SET_THREADS; i++)
+			assert_int_equal(pthread_create(&th[i], NULL, set_one,
+							(void *)(intptr_t)(r * SET_THREADS + i)),
+					 0);
+		for (int i = 0; i < SET_THREADS; i++) {
+			void *rc;
+			assert_int_equal(pthread_join(th[i], &rc), 0);
+			assert_int_equal((int)(intptr_t)rc, RETE_OK);
+			made += r == 0 || i % 3 != 0;
+		}
+		/* every account once, each set this round there, a changed one
+		 * with its new password (Argon2 checks cost: only those) */
+		assert_int_equal(console_accounts_count(path, &n, &m), RETE_OK);
+		assert_int_equal(n, made);
+		for (int i = 0; i < SET_THREADS; i++) {
+			char user[16], pw[48];
+			bool found = false;
+			set_name(r, i, user);
+			assert_int_equal(console_account_exists(path, user, &found, &m), RETE_OK);
+			assert_true(found);
+			snprintf(pw, sizeof(pw), "%s round %d", user, r);
+			if (r > 0 && i % 3 == 0)
+				assert_int_equal(console_accounts_check(path, user, pw, NULL, &m),
+						 RETE_OK);
+		}
+	}
+	assert_int_equal(console_accounts_check(path, "anna", "anna's password", NULL, &m),
+			 RETE_OK);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	unlink(path);
+	unlink(lock);
+	assert_int_equal(rmdir(dir), 0); /* no temporary file left */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -547,6 +629,7 @@ int main(void)
 	    cmocka_unit_test(test_throttle_brake_poller_does_not_hold_a_new_pc),
 	    cmocka_unit_test(test_throttle_account_count_not_evicted),
 	    cmocka_unit_test(test_throttle_count_forgotten_after_a_day),
+	    cmocka_unit_test(test_accounts_set_at_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
