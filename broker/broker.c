@@ -1463,11 +1463,54 @@ static void receipts_early(void *ctx, rete_store_rtxn *rt)
 	}
 }
 
+/* A commit longer than this is said (commit_timed): a healthy disk
+ * flushes in milliseconds, and receipts wait for the flush. */
+#define BROKER_COMMIT_SLOW_MS 5000
+
+/* commit_timed says a commit of bt that took took_us when it is slow: a
+ * warning (at most one a minute, the others counted) naming what waited
+ * and for how long, and, at the first commit after that is not slow, a
+ * line that the disk keeps up again. While a flush stalls the broker's
+ * log said nothing at all, the agents' submissions waiting unanswered on
+ * live connections (s16 rev-edges 4); a commit that has not finished is
+ * in no histogram bucket yet. The line comes when the slow commit ends:
+ * the thread that would say it is the one waiting for the disk. */
+static void commit_timed(broker *b, const broker_batch *bt, int64_t took_us)
+{
+	char when[32];
+	if (took_us >= (int64_t)BROKER_COMMIT_SLOW_MS * 1000) {
+		if (b->slow_since_ms == 0)
+			b->slow_since_ms = rete_now_ms() - took_us / 1000;
+		b->slow_commits++;
+		if (took_us > b->slow_worst_us)
+			b->slow_worst_us = took_us;
+		broker_log_limited(RETE_LOG_WARNING, "slow commits",
+				   "the commit of %zu entr%s took %.1f s (its flushes to the disk "
+				   "of %s): the disk is stalling or overloaded; receipts and "
+				   "deliveries wait for each commit; check the disk (its space, "
+				   "its errors in the kernel's log, what else writes to it)",
+				   bt->nops, bt->nops == 1 ? "y" : "ies", (double)took_us / 1e6,
+				   b->cfg->data);
+		return;
+	}
+	if (b->slow_since_ms == 0)
+		return;
+	broker_log_info("commits are fast again (%.3f s for the last one): %" PRIu64
+			" commit%s took longer than %d s since %s, the longest %.1f s",
+			(double)took_us / 1e6, b->slow_commits, b->slow_commits == 1 ? "" : "s",
+			BROKER_COMMIT_SLOW_MS / 1000, rete_time_format(b->slow_since_ms, when),
+			(double)b->slow_worst_us / 1e6);
+	b->slow_since_ms = 0;
+	b->slow_commits = 0;
+	b->slow_worst_us = 0;
+}
+
 static void batch_commit(broker *b, broker_batch *bt, bool main_thread)
 {
 	bt->err = RETE_OK;
 	if (bt->nops == 0)
 		return;
+	int64_t t0 = broker_metrics_now_us();
 	own_sign(b, bt);
 	/* the commit tells the memo the Merkle nodes it wrote, once they are
 	 * durable, and the proofs take them from there instead of reading
@@ -1492,6 +1535,7 @@ static void batch_commit(broker *b, broker_batch *bt, bool main_thread)
 	if (bt->err == RETE_OK && !early && owes_receipts(bt))
 		receipts_prove(b, bt, memo, NULL);
 	rete_merkle_memo_free(memo);
+	commit_timed(b, bt, broker_metrics_now_us() - t0);
 }
 
 static void batch_commit_job(void *ctx)

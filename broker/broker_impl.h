@@ -258,6 +258,13 @@ typedef struct broker {
 	int64_t cp_failed_ms; /* when a batch's commit last refused its checkpoint */
 	bool behind;	      /* a receipted batch is in the store's journal only */
 	int64_t behind_said_ms; /* when the log last said why (mono) */
+	/* slow commits (commit_timed): since when commits have taken longer
+	 * than BROKER_COMMIT_SLOW_MS (wall ms, 0: the last one did not), how
+	 * many did and the longest; by the committer's thread or the main
+	 * thread, never both at once (as rc_note) */
+	int64_t slow_since_ms;
+	uint64_t slow_commits;
+	int64_t slow_worst_us;
 	/* batches the store refused since the last one it committed, and
 	 * since when (mono); acks_paused: a peer has acks_lost_ms set */
 	uint64_t refused_batches;

@@ -22,6 +22,7 @@
 #include "merkle.h"
 
 struct agent_out_item;
+struct agent_out_look;
 struct agent_net;
 struct agent_hooks;
 struct agent_witness;
@@ -71,8 +72,17 @@ typedef struct agent {
 	int64_t out_fill_at; /* not before: sealing more outbox files (agent_outbox_pump) */
 	char **out_said;     /* outbox names already said in the log as not answerable */
 	size_t out_said_n;
+	/* outbox files not taken in yet because they may still be written,
+	 * and those inotify said were closed or moved in (agent_outbox.c) */
+	struct agent_out_look *out_looks;
+	size_t out_looks_n, out_looks_cap, out_looks_sorted;
 	uint64_t max_frame; /* the broker's, from WELCOME (0: not said) */
 	char *out_note;	    /* the receipts' checkpoint verified last (one per commit) */
+	/* The broker's silence on a live connection (out_stall_check): when
+	 * it was said (0: not said, or said over) and since when the oldest
+	 * submission then waited. */
+	int64_t out_stall_said_at;
+	int64_t out_stall_since;
 	/* The clocks' spell (out_clock_check): when this machine last said
 	 * that the broker logged a message more than 5 min before we wrote it
 	 * (our clock; 0: no spell), and how many receipts said so since. */
@@ -117,6 +127,11 @@ rete_err agent_outbox_settle(agent *a, rete_msg *m);
 /* agent_outbox_scan takes in new outbox files (minting ids durably,
  * validating, and, once welcomed, sealing and signing them). */
 void agent_outbox_scan(agent *a);
+
+/* agent_outbox_closed: inotify said outbox/name was closed after writing
+ * or moved in; the next scan takes it in at once (a file the scan finds
+ * otherwise waits until it stops changing). name is copied. */
+void agent_outbox_closed(agent *a, const char *name);
 
 /* agent_outbox_pump sends the SUBMITs that are due (never sent on this
  * connection, or unanswered for `resubmit`), at most max_inflight. */

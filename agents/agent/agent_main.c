@@ -483,9 +483,21 @@ static void agent_run(agent *a)
 			break;
 		}
 		if (ino >= 0) {
-			char buf[4096];
-			while (read(ino, buf, sizeof(buf)) > 0)
+			/* each name closed after writing or moved in is taken at
+			 * once; a file the scan finds without one may still be
+			 * written (agent_outbox_closed) */
+			char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+			ssize_t len;
+			while ((len = read(ino, buf, sizeof(buf))) > 0) {
 				a->out_rescan = true;
+				for (char *p = buf; p < buf + len;) {
+					const struct inotify_event *ev = (const void *)p;
+					if (ev->len > 0 &&
+					    (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)))
+						agent_outbox_closed(a, ev->name);
+					p += sizeof(*ev) + ev->len;
+				}
+			}
 		}
 	}
 	if (ino >= 0)

@@ -74,6 +74,8 @@ struct agent_out_item {
 	int64_t minted_at;		/* when the id was recorded: the default createdAt */
 	int64_t sent_at;		/* last SUBMIT on this connection, 0 = none */
 	int64_t retry_at;		/* not before (after a "busy" answer) */
+	int64_t waiting_since;		/* first SUBMIT on this connection still without any
+					   answer (0: none waits): out_stall_check */
 	bool seen;			/* still in outbox/ at the last scan */
 	bool held;			/* a held message submitted again: no file (name "") */
 	uint64_t held_index;		/* held: log index of its latest receipt (the order) */
@@ -86,6 +88,16 @@ struct agent_out_item {
 };
 
 typedef struct agent_out_item out_item;
+
+/* An outbox file not taken in yet (out_settled). */
+struct agent_out_look {
+	char *name;
+	bool closed; /* inotify: closed after writing, or moved in */
+	bool known;  /* size and mtime below were seen */
+	bool gone;   /* taken in by this scan: forgotten at the next */
+	off_t size;
+	int64_t mtime; /* ms */
+};
 
 static void item_clear(out_item *it)
 {
@@ -146,6 +158,11 @@ void agent_outbox_free(agent *a)
 	a->out_said_n = 0;
 	free(a->out_note);
 	a->out_note = NULL;
+	for (size_t i = 0; i < a->out_looks_n; i++)
+		free(a->out_looks[i].name);
+	free(a->out_looks);
+	a->out_looks = NULL;
+	a->out_looks_n = a->out_looks_cap = a->out_looks_sorted = 0;
 }
 
 /* --- failed/ ------------------------------------------------------------- */
@@ -184,6 +201,164 @@ static void out_said_forget(agent *a, char **names, size_t n, char **others, siz
 		free(a->out_said[i]);
 		a->out_said[i] = a->out_said[--a->out_said_n];
 	}
+}
+
+/* --- files still being written ------------------------------------------ */
+
+/* A file the periodic scan finds in outbox/ may still be open and growing:
+ * the contract is "write under a temporary name, then rename", but a file
+ * written in place (an ETL tool, a share, a `cp` of a big file) was read
+ * half-written and refused `invalid`, while the writer's descriptor went on
+ * filling it in failed/ (s16 rev-edges 6). inotify says when a file is
+ * closed after writing or moved in; a file the scan finds without that word
+ * waits while it is younger than OUT_SETTLE_MS or its size or time changed
+ * since the last look, and one that ends before its JSON does is looked at
+ * again until OUT_PARTIAL_MS after its last change. */
+#define OUT_SETTLE_MS  2000
+#define OUT_PARTIAL_MS 10000
+
+/* The looks are kept sorted by name up to out_looks_sorted (made so at
+ * each scan, out_looks_prepare); those added since (inotify's names, the
+ * files this scan holds back) follow unsorted. A burst of thousands of
+ * files costs a sort a scan, not a search of the whole list per file. */
+static int look_cmp(const void *x, const void *y)
+{
+	return strcmp(((const struct agent_out_look *)x)->name,
+		      ((const struct agent_out_look *)y)->name);
+}
+
+/* out_look_find: the look of name among the sorted ones (a scan asks for
+ * each name once, so those added during it need no search), or NULL. */
+static struct agent_out_look *out_look_find(agent *a, const char *name)
+{
+	struct agent_out_look key = {.name = (char *)name};
+	struct agent_out_look *lk =
+	    bsearch(&key, a->out_looks, a->out_looks_sorted, sizeof(key), look_cmp);
+	return lk != NULL && !lk->gone ? lk : NULL;
+}
+
+/* out_look_append adds a look of name at the end (unsorted); NULL when
+ * out of memory (the file is then taken as before: nothing is lost). */
+static struct agent_out_look *out_look_append(agent *a, const char *name)
+{
+	if (a->out_looks_n == a->out_looks_cap) {
+		size_t nc = a->out_looks_cap ? a->out_looks_cap * 2 : 16;
+		struct agent_out_look *v = realloc(a->out_looks, nc * sizeof(*v));
+		if (v == NULL)
+			return NULL;
+		a->out_looks = v;
+		a->out_looks_cap = nc;
+	}
+	char *copy = strdup(name);
+	if (copy == NULL)
+		return NULL;
+	struct agent_out_look *lk = &a->out_looks[a->out_looks_n++];
+	*lk = (struct agent_out_look){.name = copy};
+	return lk;
+}
+
+/* out_look_get: the look of name (out_look_find), or a new one. */
+static struct agent_out_look *out_look_get(agent *a, const char *name)
+{
+	struct agent_out_look *lk = out_look_find(a, name);
+	return lk != NULL ? lk : out_look_append(a, name);
+}
+
+void agent_outbox_closed(agent *a, const char *name)
+{
+	/* appended: merged with the look of the same name at the next scan */
+	struct agent_out_look *lk = out_look_append(a, name);
+	if (lk != NULL)
+		lk->closed = true;
+	a->out_rescan = true;
+}
+
+static bool name_listed(char **names, size_t n, const char *name)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(names[mid], name);
+		if (c == 0)
+			return true;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/* out_looks_prepare, at the start of a scan, sorts the looks, merges those
+ * of one name (a close event and a held-back file: closed wins, the size
+ * and time seen are kept), and forgets the looks taken (gone) and those of
+ * names no longer in outbox/ (names: the scan's sorted listing), so that
+ * the list is never longer than the folder plus a scan's events. */
+static void out_looks_prepare(agent *a, char **names, size_t n)
+{
+	struct agent_out_look *v = a->out_looks;
+	size_t k = 0;
+	qsort(v, a->out_looks_n, sizeof(*v), look_cmp);
+	for (size_t i = 0; i < a->out_looks_n; i++) {
+		if (v[i].gone || !name_listed(names, n, v[i].name)) {
+			free(v[i].name);
+			continue;
+		}
+		if (k > 0 && strcmp(v[k - 1].name, v[i].name) == 0) {
+			v[k - 1].closed |= v[i].closed;
+			if (!v[k - 1].known && v[i].known) {
+				v[k - 1].known = true;
+				v[k - 1].size = v[i].size;
+				v[k - 1].mtime = v[i].mtime;
+			}
+			free(v[i].name);
+			continue;
+		}
+		v[k++] = v[i];
+	}
+	a->out_looks_n = a->out_looks_sorted = k;
+}
+
+enum { OUT_WAIT, OUT_TAKE, OUT_TAKE_CLOSED };
+
+/* out_settled: may outbox/name be read now? OUT_TAKE_CLOSED when inotify
+ * said it was closed or moved in since; OUT_TAKE when it is older than
+ * OUT_SETTLE_MS and, if it was looked at before, unchanged since; else
+ * OUT_WAIT, its size and time remembered for the next scan. *mtime gets its
+ * time (ms; 0 when it cannot be had: then it is taken, and the reading
+ * says what is wrong). */
+static int out_settled(agent *a, const char *name, int64_t now, int64_t *mtime)
+{
+	char path[4400];
+	struct stat st;
+	struct agent_out_look *lk = out_look_find(a, name);
+	*mtime = 0;
+	snprintf(path, sizeof(path), "%s/%s", a->outbox_dir, name);
+	if (lstat(path, &st) != 0)
+		return OUT_TAKE;
+	*mtime = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+	if (lk != NULL && lk->closed) {
+		lk->gone = true;
+		return OUT_TAKE_CLOSED;
+	}
+	/* a time ahead of this machine's clock (a share's server) is not
+	 * young: only a change between two looks holds it back */
+	bool young = *mtime <= now && now - *mtime < OUT_SETTLE_MS;
+	bool changed =
+	    lk == NULL ? *mtime > now : !lk->known || lk->size != st.st_size || lk->mtime != *mtime;
+	if (!young && !changed) {
+		if (lk != NULL)
+			lk->gone = true;
+		return OUT_TAKE;
+	}
+	if (lk == NULL)
+		lk = out_look_append(a, name);
+	if (lk == NULL)
+		return OUT_TAKE; /* out of memory: as before */
+	lk->known = true;
+	lk->size = st.st_size;
+	lk->mtime = *mtime;
+	return OUT_WAIT;
 }
 
 /* out_as_sent makes the JSON of a signed message as it was sent (the
@@ -749,7 +924,7 @@ static bool out_known_id(agent *a, const char *name, const agent_spool_ident *or
 
 /* out_intake reads one new outbox file into a new item: the id is
  * recorded durably (minted when the file has none) before anything else. */
-static void out_intake(agent *a, const char *name)
+static void out_intake(agent *a, const char *name, bool closed, int64_t mtime)
 {
 	char *text = NULL, peek_id[128] = "";
 	size_t len = 0;
@@ -777,10 +952,35 @@ static void out_intake(agent *a, const char *name)
 		/* A file that is not even JSON gets no id: refuse it now. */
 		json_t *doc = NULL;
 		if (rete_json_loadb(text, len, name, &doc, &m) != RETE_OK) {
+			int64_t now = rete_now_ms();
+			if (!closed && strstr(m.text, "premature end of input") != NULL &&
+			    mtime != 0 && now - mtime < OUT_PARTIAL_MS) {
+				/* ends before its JSON does, and changed a moment
+				 * ago: most likely still being written */
+				struct agent_out_look *lk = out_look_get(a, name);
+				if (lk != NULL) {
+					lk->known = true;
+					lk->size = (off_t)len;
+					lk->mtime = mtime;
+					agent_debug(a,
+						    "%s: ends before its JSON does and changed "
+						    "%lld ms ago: looked at again at the next scan",
+						    name, (long long)(now - mtime));
+					free(text);
+					return;
+				}
+			}
+			/* the likely cause, for the person reading failed/ */
+			char why[sizeof(m.text) + 256];
+			snprintf(why, sizeof(why),
+				 "%s; if the file was still being written when the agent read "
+				 "it, write it under a temporary name (NAME.tmp, or a name "
+				 "starting with '.') and rename it into outbox/ once complete",
+				 m.text);
 			rete_problems p = {0};
-			rete_problems_add(&p, "", "%s", m.text);
+			rete_problems_add(&p, "", "%s", why);
 			out_fail_ex(a, name, &ident, NULL, text, len, NULL, NULL, "invalid", "",
-				    m.text, &p);
+				    why, &p);
 			rete_problems_free(&p);
 			free(text);
 			return;
@@ -1576,6 +1776,7 @@ void agent_outbox_scan(agent *a)
 	char **names = NULL, **others = NULL;
 	size_t n = 0, no = 0;
 	rete_msg m = {{0}};
+	int64_t now = rete_now_ms();
 
 	a->out_rescan = false;
 	if (!a->out_pruned) {
@@ -1588,6 +1789,7 @@ void agent_outbox_scan(agent *a)
 		return;
 	}
 	out_said_forget(a, names, n, others, no);
+	out_looks_prepare(a, names, n);
 	out_refuse_names(a, names, &n, others, no);
 	agent_spool_list_free(others, no);
 	for (size_t i = 0; i < a->out_n; i++)
@@ -1607,8 +1809,12 @@ void agent_outbox_scan(agent *a)
 				break;
 			}
 		}
-		if (!known)
-			out_intake(a, names[k]);
+		if (known)
+			continue;
+		int64_t mtime;
+		int how = out_settled(a, names[k], now, &mtime);
+		if (how != OUT_WAIT)
+			out_intake(a, names[k], how == OUT_TAKE_CLOSED, mtime);
 	}
 	agent_spool_list_free(names, n);
 	/* the moves of the files answered at once (a known id, a refusal)
@@ -1658,7 +1864,12 @@ void agent_outbox_on_welcome(agent *a)
 	for (size_t i = 0; i < a->out_n; i++) {
 		a->out_items[i].sent_at = 0;
 		a->out_items[i].retry_at = 0;
+		a->out_items[i].waiting_since = 0;
 	}
+	/* a wait said on the old connection is not said over: "lost the
+	 * broker" and "connected" told what happened; a new one is said if
+	 * the new connection waits as long */
+	a->out_stall_said_at = 0;
 	out_prepare_pending(a);
 }
 
@@ -1681,6 +1892,55 @@ static void out_refill(agent *a, int64_t now)
 		a->out_fill_at = now + a->cfg.poll_ms;
 }
 
+/* out_stall_check says, once, when the oldest submission still without an
+ * answer on this connection has waited 3 x `resubmit` (the broker took
+ * none of the resubmissions in that time either: a broker stalled on its
+ * disk keeps the connection and its heartbeats, so nothing else in the
+ * agent's log would say it; finding s16 rev-edges 4), and says when no
+ * submission waits that long any more. */
+static void out_stall_check(agent *a, int64_t now)
+{
+	int64_t after = 3 * a->cfg.resubmit_ms;
+	const out_item *oldest = NULL;
+	size_t waiting = 0;
+	for (size_t i = 0; i < a->out_n; i++) {
+		const out_item *it = &a->out_items[i];
+		if (it->waiting_since == 0)
+			continue;
+		waiting++;
+		if (oldest == NULL || it->waiting_since < oldest->waiting_since)
+			oldest = it;
+	}
+	bool stalled = oldest != NULL && now - oldest->waiting_since >= after;
+	char t1[32], t2[32];
+	if (stalled && a->out_stall_said_at == 0) {
+		agent_log(a, "warning",
+			  "%s: no answer from the broker for %lld s although the connection is up "
+			  "(%zu submission%s waiting, the oldest since %s): the broker may be "
+			  "stalled on its disk or overloaded; check the broker's disk and its log, "
+			  "and `rete health`; the agent goes on submitting them every %lld s",
+			  oldest->held ? "held message" : oldest->name,
+			  (long long)((now - oldest->waiting_since) / 1000), waiting,
+			  waiting == 1 ? "" : "s", rete_time_format(oldest->waiting_since, t1),
+			  (long long)(a->cfg.resubmit_ms / 1000));
+		a->out_stall_said_at = now;
+		a->out_stall_since = oldest->waiting_since;
+	} else if (!stalled && a->out_stall_said_at != 0) {
+		char more[80] = "";
+		if (waiting > 0)
+			snprintf(more, sizeof(more), "; %zu submission%s waiting less long",
+				 waiting, waiting == 1 ? "" : "s");
+		agent_log(a, "info",
+			  "the broker answers again: no submission has waited %lld s without an "
+			  "answer any more (the wait said at %s: the oldest had waited since %s, "
+			  "%lld s ago%s)",
+			  (long long)(after / 1000), rete_time_format(a->out_stall_said_at, t1),
+			  rete_time_format(a->out_stall_since, t2),
+			  (long long)((now - a->out_stall_since) / 1000), more);
+		a->out_stall_said_at = 0;
+	}
+}
+
 void agent_outbox_pump(agent *a, int64_t now)
 {
 	unsigned inflight = 0;
@@ -1689,6 +1949,7 @@ void agent_outbox_pump(agent *a, int64_t now)
 		out_round_check(a);
 	if (!agent_net_ready(a))
 		return;
+	out_stall_check(a, now);
 	out_refill(a, now);
 	/* Held messages go one at a time, in the order of their log index:
 	 * after a restore a referral's update (or cancellation) must not reach
@@ -1722,6 +1983,8 @@ void agent_outbox_pump(agent *a, int64_t now)
 		else
 			agent_debug(a, "%s: submitted %s", what, it->id);
 		it->sent_at = now;
+		if (it->waiting_since == 0)
+			it->waiting_since = now;
 		inflight++;
 	}
 }
@@ -2680,6 +2943,7 @@ void agent_outbox_on_receipt(agent *a, const Rete__Receipt *r)
 		return;
 	}
 	out_item *it = &a->out_items[i];
+	it->waiting_since = 0; /* answered: the broker is not stalled on it */
 	if (r->error == 0 && r->checkpoint != NULL && r->checkpoint[0] != '\0') {
 		out_accept(a, i, r);
 		return;

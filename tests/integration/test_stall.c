@@ -1,0 +1,214 @@
+/* test_stall: what the broker and an agent say while the broker's disk
+ * stalls, and an outbox file the agency's system writes in place (s16
+ * rev-edges, findings 4 and 6), with the real broker and agents.
+ *
+ *   stall_said     every flush of the broker waits (tests/shim/enospc.c,
+ *                  slow mode) while two referrals are dropped in social's
+ *                  outbox: the agent warns once that its submissions have
+ *                  had no answer on a live connection, naming how many and
+ *                  what to check, and says when it is over; the broker
+ *                  warns that a commit took seconds, and says when a
+ *                  commit is fast again. Before: not a line on either side.
+ *   inplace_waits  outbox/ip-1.json written in place in two parts (its
+ *                  writer keeps it open between them) while another file
+ *                  is taken: ip-1 is taken once complete and receipted,
+ *                  not refused `invalid` half-written.
+ *   cut_said       a file that ends before its JSON does, renamed in
+ *                  whole: refused `invalid`, and the sentence names the
+ *                  likely cause (write it under a temporary name and
+ *                  rename it into outbox/).
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "itest.h"
+
+/* every flush waits this long while the marker exists: longer than the
+ * agent's 3 x resubmit (2 s in itest.h's agent.ini) and than the broker's
+ * 5 s of a slow commit, so that both must speak during one commit */
+#define SLOW_MS "12000"
+
+static void agent_log_path(const it_net *n, int p, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s.log", n->dir, it_party_ids[p]);
+}
+
+static void test_stall_said(void **state)
+{
+	it_net *n = it_net_new("stall", NULL);
+	assert_non_null(n);
+	*state = n;
+	n->cp_interval = "1h"; /* no stored checkpoint's flushes meanwhile */
+	assert_int_equal(it_write_ini(n), 0);
+	char marker[1300], alog[1300];
+	snprintf(marker, sizeof(marker), "%s/slow-disk", n->dir);
+	agent_log_path(n, IT_SOCIAL, alog, sizeof(alog));
+	setenv("RETE_SLOW_SYNC_WHILE", marker, 1);
+	setenv("RETE_SLOW_SYNC_MS", SLOW_MS, 1);
+	assert_true(it_broker_start_preloaded(n, RETE_ENOSPC_SHIM));
+	unsetenv("RETE_SLOW_SYNC_WHILE");
+	unsetenv("RETE_SLOW_SYNC_MS");
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "st-0");
+	assert_true(it_wait_occurrences(alog, "st-0.json: accepted", 1, it_wait_ms()));
+
+	/* the broker's flushes stall from now on */
+	assert_int_equal(tu_write_file(marker, "x", 1), 0);
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "st-1");
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "st-2");
+	const char *warned = "no answer from the broker for";
+	if (!it_wait_occurrences(alog, warned, 1, it_wait_ms())) {
+		it_show(n, "social.mantova.log");
+		fail_msg("FAIL: the broker's flushes stalled (%s ms each) and social.mantova's "
+			 "submissions st-1, st-2 waited unanswered on a live connection; its log "
+			 "never said \"%s ...\"",
+			 SLOW_MS, warned);
+	}
+	/* the disk recovers; the flush under way ends its wait */
+	assert_int_equal(unlink(marker), 0);
+	const char *fast = "commits are fast again";
+	const char *commit_slow = "the disk is stalling or overloaded; receipts";
+	if (!it_wait_occurrences(n->log, commit_slow, 1, it_wait_ms())) {
+		it_show(n, "broker.log");
+		fail_msg("FAIL: a commit of the broker waited %s ms for its flush; its log never "
+			 "said \"... %s ...\"",
+			 SLOW_MS, commit_slow);
+	}
+	assert_true(it_wait_occurrences(alog, "st-2.json: accepted", 1, it_wait_ms()));
+	assert_true(it_wait_occurrences(alog, "st-1.json: accepted", 1, it_wait_ms()));
+	if (!it_wait_occurrences(alog, "the broker answers again", 1, it_wait_ms())) {
+		it_show(n, "social.mantova.log");
+		fail_msg("FAIL: the agent said its submissions waited, and never that the wait "
+			 "is over once both were receipted");
+	}
+	/* a commit on a healthy disk: the broker says the spell is over */
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "st-3");
+	assert_true(it_wait_occurrences(alog, "st-3.json: accepted", 1, it_wait_ms()));
+	if (!it_wait_occurrences(n->log, "commits are fast again", 1, it_wait_ms())) {
+		it_show(n, "broker.log");
+		fail_msg("FAIL: after the slow commit, a fast one; the broker never said "
+			 "\"commits are fast again\"");
+	}
+	/* said once each, with what the operator needs */
+	char *text = tu_read_file(alog, NULL);
+	assert_non_null(text);
+	const char *line = strstr(text, warned);
+	assert_non_null(line);
+	const char *eol = strchr(line, '\n');
+	size_t ll = eol ? (size_t)(eol - line) : strlen(line);
+	char said[1200];
+	snprintf(said, sizeof(said), "%.*s", (int)(ll < sizeof(said) - 1 ? ll : sizeof(said) - 1),
+		 line);
+	free(text);
+	if (tu_occurrences(alog, warned) != 1 || strstr(said, "2 submissions waiting") == NULL ||
+	    strstr(said, "rete health") == NULL || strstr(said, "disk") == NULL)
+		fail_msg("FAIL: the agent's warning was said %zu time(s) (expected once) and must "
+			 "name the 2 submissions waiting, the broker's disk and `rete health`: %s",
+			 tu_occurrences(alog, warned), said);
+	assert_true(tu_occurrences(n->log, fast) == 1);
+	assert_true(tu_occurrences(n->log, commit_slow) >= 1);
+}
+
+/* a referral from social.mantova to cpi.mantova, as an agency's system
+ * writes it */
+static int referral_text(char *buf, size_t len, const char *id)
+{
+	return snprintf(
+	    buf, len,
+	    "{\"id\": \"%s\", \"operator\": {\"staffId\": \"as-1\", \"role\": "
+	    "\"social-worker\"},\n \"recipient\": \"cpi.mantova\", \"caseId\": "
+	    "\"mn-2026-0901\",\n \"referral\": {\"service\": \"employment-orientation\", "
+	    "\"priority\": \"routine\", \"reasonCode\": \"long-term-unemployment\",\n"
+	    "   \"consent\": {\"basis\": \"consent\", \"givenAt\": "
+	    "\"2026-11-20T09:30:00Z\"}, \"ageBand\": \"adult\"},\n \"private\": "
+	    "{\"person\": {\"name\": \"Maria Rossi\"}}}\n",
+	    id);
+}
+
+/* social_net: a network (*state) with the broker and social.mantova's
+ * agent running; the agent's log path into alog. */
+static it_net *social_net(void **state, const char *tag, char *alog, size_t len)
+{
+	it_net *n = it_net_new(tag, NULL);
+	assert_non_null(n);
+	*state = n;
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	agent_log_path(n, IT_SOCIAL, alog, len);
+	return n;
+}
+
+static void test_inplace_waits(void **state)
+{
+	char alog[1300], dir[1300], path[1600], text[2048];
+	it_net *n = social_net(state, "inplace", alog, sizeof(alog));
+	assert_true(it_wait_occurrences(alog, "connected to", 1, it_wait_ms()));
+	/* ip-1.json written in place: its first part, the file kept open */
+	int len = referral_text(text, sizeof(text), "ip-1");
+	snprintf(path, sizeof(path), "%s/ip-1.json",
+		 it_spool(n, IT_SOCIAL, "outbox", dir, sizeof(dir)));
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, 120), 120);
+	/* another file, renamed in: the scan that takes it lists ip-1 too */
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "ip-0");
+	assert_true(it_wait_occurrences(alog, "ip-0.json: accepted", 1, it_wait_ms()));
+	/* the rest, and the writer closes it */
+	assert_int_equal(write(fd, text + 120, (size_t)len - 120), len - 120);
+	assert_int_equal(close(fd), 0);
+	int64_t end = it_mono_ms() + it_wait_ms();
+	while (tu_occurrences(alog, "ip-1.json: accepted") == 0 &&
+	       tu_occurrences(alog, "ip-1.json: refused") == 0 && it_mono_ms() < end)
+		it_nap(50); /* polling a file another process appends to */
+	if (tu_occurrences(alog, "ip-1.json: accepted") != 1) {
+		it_show(n, "social.mantova.log");
+		fail_msg("FAIL: outbox/ip-1.json, written in place in two parts (the writer kept "
+			 "it open), was not taken once complete: %s",
+			 tu_occurrences(alog, "ip-1.json: refused") ? "it was refused half-written"
+								    : "no answer");
+	}
+	snprintf(path, sizeof(path), "%s/ip-1.json.error.json",
+		 it_spool(n, IT_SOCIAL, "failed", dir, sizeof(dir)));
+	assert_int_equal(access(path, F_OK), -1);
+}
+
+static void test_cut_said(void **state)
+{
+	char alog[1300], dir[1300], path[1600], text[2048];
+	it_net *n = social_net(state, "cutsaid", alog, sizeof(alog));
+	referral_text(text, sizeof(text), "cut-1");
+	text[120] = '\0';
+	it_outbox_put(n, IT_SOCIAL, "cut-1.json", text);
+	assert_true(it_wait_occurrences(alog, "cut-1.json: refused (invalid", 1, it_wait_ms()));
+	snprintf(path, sizeof(path), "%s/cut-1.json.error.json",
+		 it_spool(n, IT_SOCIAL, "failed", dir, sizeof(dir)));
+	char *doc = tu_read_file(path, NULL);
+	assert_non_null(doc);
+	json_t *j = json_loads(doc, 0, NULL);
+	assert_non_null(j);
+	const char *error = json_string_value(json_object_get(j, "error"));
+	assert_non_null(error);
+	if (strstr(error, "premature end of input") == NULL ||
+	    strstr(error, "rename it into outbox/") == NULL)
+		fail_msg("FAIL: a file that ends before its JSON does was refused with \"%s\"; "
+			 "the sentence must name the likely cause (still being written: write "
+			 "it under a temporary name and rename it into outbox/)",
+			 error);
+	json_decref(j);
+	free(doc);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_teardown(test_stall_said, it_teardown),
+	    cmocka_unit_test_teardown(test_inplace_waits, it_teardown),
+	    cmocka_unit_test_teardown(test_cut_said, it_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
