@@ -126,8 +126,9 @@ enum wit_state {
 	WIT_WAIT_INCL,
 	WIT_WAIT_DLV,
 	WIT_WAIT_AHEAD,
-	WIT_WAIT_LINK, /* a new epoch: a proof that it extends the good one */
-	WIT_WAIT_EPOCH /* a new epoch: its Epoch entry (a page of entries) */
+	WIT_WAIT_LINK,	 /* a new epoch: a proof that it extends the good one */
+	WIT_WAIT_EPOCH,	 /* a new epoch: its Epoch entry (a page of entries) */
+	WIT_WAIT_LINKDIR /* a new epoch: the directory entry seen before is in it */
 };
 
 #define WIT_EPOCH_PAGE 1000 /* entries scanned per EntriesQuery (BROKER_ENTRIES_MAX) */
@@ -201,6 +202,9 @@ struct agent_witness {
 	uint32_t link_prev_epoch;
 	char *link_note;	      /* its recorded checkpoint (malloc'd) */
 	uint32_t link_alarmed;	      /* the epoch whose link was the alarm (this run; 0: none) */
+	uint64_t link_dir_index;      /* the directory entry of a WELCOME before the restore */
+	uint8_t link_dir_leaf[RETE_MERKLE_HASH];
+	char link_how[256];	      /* what showed the link, for the sentence */
 	unsigned dlv_asked;	      /* delivered entries asked about this round */
 	uint8_t dlv_key[WIT_DLV_KEY]; /* the delivered entry being checked */
 	uint8_t dlv_leaf[RETE_MERKLE_HASH];  /* the leaf of what was delivered */
@@ -1250,6 +1254,24 @@ static void wit_on_cosigned(agent *a, const char *note)
 	wit_next_inclusion(a);
 }
 
+/* wit_cand_extends: whether p (hashes e) proves that the candidate extends
+ * the good checkpoint; else why (the sentence of the alarm) in why. */
+static bool wit_cand_extends(agent *a, const Rete__Proof *p, const rete_merkle_elem *e, char *why,
+			     size_t cap)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+	rete_err err = rete_merkle_verify_consistency(w->good.size, w->cand.size, w->good.root,
+						      RETE_MERKLE_HASH, w->cand.root,
+						      RETE_MERKLE_HASH, e, p->n_hashes, &m);
+	if (err == RETE_OK && p->size1 == w->good.size && p->size2 == w->cand.size)
+		return true;
+	snprintf(why, cap, "no valid consistency proof from size %" PRIu64 " to %" PRIu64 ": %s",
+		 w->good.size, w->cand.size,
+		 err != RETE_OK ? m.text : "the proof is for other sizes");
+	return false;
+}
+
 /* ---- a declared restore: the link from the good checkpoint to the new epoch
  *
  * After a declared restore (agent_witness_epoch) the good checkpoint, of an
@@ -1273,9 +1295,9 @@ static void wit_link_pass(agent *a, const char *how)
 	struct agent_witness *w = wit(a);
 	rete_msg m = {{0}};
 	agent_log(a, "warning",
-		  "witness: the broker's log of epoch %u holds the checkpoint of size %" PRIu64
-		  " this agent verified in epoch %u (%s): its checkpoint of size %" PRIu64
-		  " becomes the witness's baseline",
+		  "witness: the declared restore (epoch %u) checks out against the checkpoint "
+		  "of size %" PRIu64 " this agent verified in epoch %u (%s): the new epoch's "
+		  "checkpoint of size %" PRIu64 " becomes the witness's baseline",
 		  w->link_cand_epoch, w->good.size, w->link_good_epoch, how, w->cand.size);
 	if (agent_db_del(a->db, AGENT_DB_META, "checkpoint", 10, &m) != RETE_OK &&
 	    m.text[0] != '\0')
@@ -1379,18 +1401,10 @@ static bool wit_link_begin(agent *a)
 static void wit_on_link(agent *a, const Rete__Proof *p, const rete_merkle_elem *e)
 {
 	struct agent_witness *w = wit(a);
-	rete_msg m = {{0}};
-	rete_err err = rete_merkle_verify_consistency(w->good.size, w->cand.size, w->good.root,
-						      RETE_MERKLE_HASH, w->cand.root,
-						      RETE_MERKLE_HASH, e, p->n_hashes, &m);
-	if (err == RETE_OK && p->size1 == w->good.size && p->size2 == w->cand.size) {
+	if (wit_cand_extends(a, p, e, w->link_why, sizeof(w->link_why))) {
 		wit_link_pass(a, "a consistency proof to the new epoch's checkpoint");
 		return;
 	}
-	snprintf(w->link_why, sizeof(w->link_why),
-		 "no valid consistency proof from size %" PRIu64 " to %" PRIu64 ": %s",
-		 w->good.size, w->cand.size,
-		 err != RETE_OK ? m.text : "the proof is for other sizes");
 	wit_link_page(a, w->cand.size);
 }
 
@@ -1451,12 +1465,99 @@ static void wit_link_decide(agent *a)
 		wit_link_alarm(a, what);
 		return;
 	}
-	char how[160];
-	snprintf(how, sizeof(how),
+	snprintf(w->link_how, sizeof(w->link_how),
 		 "a restore of a copy of %" PRIu64 " entries, older than that checkpoint, whose "
 		 "Epoch entry records the checkpoint of size %" PRIu64 " of epoch %u",
 		 w->link_index, rc.size, re);
-	wit_link_pass(a, how);
+	/* the entries below the restore point are the old log's: the one
+	 * this agent holds, the directory entry of a WELCOME before the
+	 * restore (wit_dir_seen), must be at its index */
+	rete_buf d;
+	if (agent_db_get(a->db, AGENT_DB_META, "wdir", 4, &d, &m) == RETE_OK) {
+		bool ask = d.len == 8 + RETE_MERKLE_HASH;
+		if (ask) {
+			w->link_dir_index = wit_be64(d.data);
+			memcpy(w->link_dir_leaf, d.data + 8, RETE_MERKLE_HASH);
+			ask = w->link_dir_index < w->link_index;
+		}
+		rete_buf_free(&d);
+		if (ask) {
+			Rete__Query q = RETE__QUERY__INIT;
+			Rete__InclusionQuery iq = RETE__INCLUSION_QUERY__INIT;
+			iq.index = w->link_dir_index;
+			iq.tree_size = w->cand.size;
+			q.what_case = RETE__QUERY__WHAT_INCLUSION;
+			q.inclusion = &iq;
+			w->state = wit_ask(a, &q) == RETE_OK ? WIT_WAIT_LINKDIR : WIT_IDLE;
+			return;
+		}
+	}
+	wit_link_pass(a, w->link_how);
+}
+
+static void wit_on_link_dir(agent *a, const Rete__Proof *p, const rete_merkle_elem *e)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+	char what[700];
+	rete_err err = rete_merkle_verify_inclusion(
+	    w->link_dir_index, w->cand.size, w->link_dir_leaf, RETE_MERKLE_HASH, e, p->n_hashes,
+	    w->cand.root, RETE_MERKLE_HASH, &m);
+	if (err == RETE_OK && p->tree_size == w->cand.size) {
+		char how[320];
+		snprintf(how, sizeof(how),
+			 "%s; the directory entry at log index %" PRIu64
+			 " is the one it was given before",
+			 w->link_how, w->link_dir_index);
+		wit_link_pass(a, how);
+		return;
+	}
+	snprintf(what, sizeof(what),
+		 "the directory entry this agent was given at log index %" PRIu64
+		 " before the restore is not at that index of the new epoch's log, below the "
+		 "restore point (log index %" PRIu64 "): %s (a log forked below that point)",
+		 w->link_dir_index, w->link_index,
+		 err != RETE_OK ? m.text : "the proof is for another size");
+	wit_link_alarm(a, what);
+}
+
+/* wit_restore_pending: a declared restore recorded whose link to the good
+ * checkpoint is not checked yet (the good one is of an earlier epoch). */
+static bool wit_restore_pending(agent *a)
+{
+	struct agent_witness *w = wit(a);
+	uint32_t ge = 1, rec = 0;
+	wit_load_good(a);
+	if (!w->have_good || w->good_note == NULL)
+		return false;
+	(void)agent_db_get_u32(a->db, AGENT_DB_META, "epoch", 5, &rec);
+	return rete_checkpoint_epoch(w->good_note, strlen(w->good_note), &ge, NULL) == RETE_OK &&
+	       ge < rec;
+}
+
+void agent_witness_directory(agent *a, const uint8_t *entry, size_t len)
+{
+	rete_msg m = {{0}};
+	uint8_t rec[8 + RETE_MERKLE_HASH];
+	if (wit(a) == NULL || entry == NULL || len == 0 || wit_restore_pending(a))
+		return; /* the new epoch's is not taken before the link is checked */
+	Rete__LogEntry *le = rete__log_entry__unpack(NULL, len, entry);
+	if (le == NULL)
+		return;
+	for (int i = 0; i < 8; i++)
+		rec[i] = (uint8_t)(le->index >> (56 - 8 * i));
+	rete__log_entry__free_unpacked(le, NULL);
+	rete_merkle_leaf_hash(rec + 8, entry, len);
+	rete_buf have;
+	if (agent_db_get(a->db, AGENT_DB_META, "wdir", 4, &have, &m) == RETE_OK) {
+		bool same = have.len == sizeof(rec) && memcmp(have.data, rec, sizeof(rec)) == 0;
+		rete_buf_free(&have);
+		if (same)
+			return;
+	}
+	if (agent_db_put(a->db, AGENT_DB_META, "wdir", 4, rec, sizeof(rec), &m) != RETE_OK)
+		agent_log(a, "error", "witness: cannot keep the directory entry's leaf: %s",
+			  m.text);
 }
 
 /* wit_on_epoch_page looks at a page of the broker's Epoch entries (an
@@ -1643,16 +1744,10 @@ static rete_merkle_elem *wit_elems(const Rete__Proof *p)
 static void wit_on_consistency(agent *a, const Rete__Proof *p, const rete_merkle_elem *e)
 {
 	struct agent_witness *w = wit(a);
-	rete_msg m = {{0}};
-	rete_err err = rete_merkle_verify_consistency(w->good.size, w->cand.size, w->good.root,
-						      RETE_MERKLE_HASH, w->cand.root,
-						      RETE_MERKLE_HASH, e, p->n_hashes, &m);
+	char why[512];
 
-	if (err != RETE_OK || p->size1 != w->good.size || p->size2 != w->cand.size) {
-		agent_witness_alarm(
-		    a, "no valid consistency proof from size %" PRIu64 " to %" PRIu64 ": %s",
-		    w->good.size, w->cand.size,
-		    err != RETE_OK ? m.text : "the proof is for other sizes");
+	if (!wit_cand_extends(a, p, e, why, sizeof(why))) {
+		agent_witness_alarm(a, "%s", why);
 		w->state = WIT_IDLE;
 		return;
 	}
@@ -1781,9 +1876,10 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 		return true;
 	}
 	/* a proof answered (a checkpoint is no recorded read): readable again */
-	if (w->unrecorded && (w->state == WIT_WAIT_CONS || w->state == WIT_WAIT_INCL ||
-			      w->state == WIT_WAIT_LINK || w->state == WIT_WAIT_EPOCH ||
-			      w->state == WIT_WAIT_DLV || w->state == WIT_WAIT_AHEAD)) {
+	if (w->unrecorded &&
+	    (w->state == WIT_WAIT_CONS || w->state == WIT_WAIT_INCL || w->state == WIT_WAIT_LINK ||
+	     w->state == WIT_WAIT_EPOCH || w->state == WIT_WAIT_LINKDIR ||
+	     w->state == WIT_WAIT_DLV || w->state == WIT_WAIT_AHEAD)) {
 		agent_log(a, "info",
 			  "witness: the broker answers this agent's questions about its log "
 			  "again (its access record can be written)");
@@ -1810,6 +1906,7 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 			w->state = WIT_IDLE;
 		break;
 	case WIT_WAIT_LINK:
+	case WIT_WAIT_LINKDIR:
 	case WIT_WAIT_CONS:
 	case WIT_WAIT_RCPT:
 	case WIT_WAIT_INCL:
@@ -1823,6 +1920,8 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 		}
 		if (w->state == WIT_WAIT_LINK)
 			wit_on_link(a, r->proof, e);
+		else if (w->state == WIT_WAIT_LINKDIR)
+			wit_on_link_dir(a, r->proof, e);
 		else if (w->state == WIT_WAIT_CONS)
 			wit_on_consistency(a, r->proof, e);
 		else if (w->state == WIT_WAIT_RCPT)

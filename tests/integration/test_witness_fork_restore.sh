@@ -19,12 +19,18 @@
 #           own checkpoint of size 1, smaller than V: the alarm. (An honest
 #           restore without its state file says the same, and gets the same
 #           alarm: docs/agent.md, "After a declared restore".)
+#   keepstate  as behind, the state file kept: the Epoch entry records the
+#           state file's checkpoint (size V, the real one), which
+#           contradicts nothing the agents verified; but the directory entry
+#           they were given at index 0 before the restore is not at index 0
+#           of the new log (an inclusion proof to its checkpoint): the alarm.
 #   honest  as behind, but an honest restore: a backup of the real store
 #           taken at 1 entry, put back with the state file kept, --restore.
 #           The Epoch entry records the state file's checkpoint, not smaller
-#           than the agents' (size V): both take the new epoch ("holds the
-#           checkpoint ... a restore of a copy of 1 entries") and cosign its
-#           checkpoint, no alarm.
+#           than the agents' (size V), and entry 0 is the directory entry
+#           they were given before: both take the new epoch ("checks out
+#           against the checkpoint ... (a restore of a copy of 1 entries")
+#           and cosign its checkpoint, no alarm.
 #
 # An honest restore raises no alarm: test_witness_restore_reuse,
 # test_audit_restore, test_agent_evidence. The real broker and agents, ipc
@@ -90,7 +96,7 @@ scenario() {
 		PIDS+=($!)
 		wait_for 30 "$BIN/rete" monitor -c "$DIR/coord.ini" --once || fail "the restored broker did not answer"
 		for a in social.mantova cpi.mantova; do
-			wait_for 60 grep -q "holds the checkpoint of size .* (a restore of a copy of 1 entries" "$DIR/$a.log" ||
+			wait_for 60 grep -q "checks out against the checkpoint of size .* (a restore of a copy of 1 entries" "$DIR/$a.log" ||
 				fail "honest: $a's agent did not take the honest restore: $(grep -i 'epoch 2' "$DIR/$a.log" | head -n 3)"
 			grep "(a restore of a copy of" "$DIR/$a.log" | head -n 1
 		done
@@ -115,7 +121,9 @@ scenario() {
 	wait_for 30 grep -q "started: " "$DIR/fork.log" || fail "the fork's broker did not start"
 	stop_pid "$FORK" "the fork's broker"
 	mv "$store" "$DIR/store.honest"
-	mv "$DIR/broker/store.state" "$DIR/state.honest"
+	if [ "$1" != keepstate ]; then
+		mv "$DIR/broker/store.state" "$DIR/state.honest"
+	fi
 	"$BIN/rete" store backup "$DIR/broker/fork" "$store" >"$DIR/backup.out" 2>&1 ||
 		fail "rete store backup: $(cat "$DIR/backup.out")"
 	: >"$DIR/broker.log"
@@ -145,6 +153,7 @@ scenario() {
 
 scenario head
 scenario behind
+scenario keepstate
 scenario honest
 [ "$FAILS" -eq 0 ] || exit 1
-echo "ok: in both forks both agents raised the alarm and cosigned none of the forked epoch; the honest restore of an older copy passed"
+echo "ok: in the three forks both agents raised the alarm and cosigned none of the forked epoch; the honest restore of an older copy passed"
