@@ -4,8 +4,10 @@
  *
  * Who may ask what: a referral's requester and performer may read it; the
  * snapshot, health and raw entries are for coordinators and auditors (they
- * hold only metadata: the log never holds personal data); checkpoints and
- * proofs are for everyone, since every agent is a witness.
+ * hold only metadata: the log never holds personal data), except the
+ * broker's own Epoch entries, which an agency may read too (its witness
+ * checks a declared restore); checkpoints and proofs are for everyone,
+ * since every agent is a witness.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -514,9 +516,36 @@ static void q_referral(broker *b, broker_frame *f, const Rete__ReferralQuery *q)
 	rete__referral_info__free_unpacked(ri, NULL);
 }
 
+/* broker_epoch_entry: whether buf (LogEntry bytes) is the broker's own
+ * Epoch entry (a declared restore): the only entries an agency may read. */
+static bool broker_epoch_entry(broker *b, const rete_buf *buf)
+{
+	Rete__LogEntry *le = rete__log_entry__unpack(NULL, buf->len, buf->data);
+	Rete__Message *msg = NULL;
+	bool yes = false;
+	if (le != NULL && rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL,
+					     &msg, NULL) == RETE_OK) {
+		yes = msg->body_case == RETE__MESSAGE__BODY_EPOCH && msg->sender != NULL &&
+		      strcmp(msg->sender, b->cfg->id) == 0;
+		rete__message__free_unpacked(msg, NULL);
+	}
+	if (le != NULL)
+		rete__log_entry__free_unpacked(le, NULL);
+	return yes;
+}
+
+/* q_entries answers EntriesQuery{from, count}: the entries from `from`, at
+ * most `count` (and BROKER_ENTRIES_MAX) in a frame. Coordinators and
+ * auditors read every entry. An agency reads only the broker's own Epoch
+ * entries in that range (a declared restore: no personal data, no other
+ * party's metadata), the others left out: its witness checks a new epoch
+ * against the checkpoint it verified before (agent_witness.c,
+ * docs/protocol.md "Entries"). Each LogEntry carries its index. */
 static void q_entries(broker *b, broker_frame *f, const Rete__EntriesQuery *q)
 {
-	if (deny_unless_overseer(b, f, "reading the log's entries"))
+	bool epochs_only = !is_overseer(f->who);
+	if (epochs_only && !broker_kind_is_agency(f->who->kind) &&
+	    deny_unless_overseer(b, f, "reading the log's entries"))
 		return;
 	uint64_t size = 0;
 	rete_store_rtxn *rt = NULL;
@@ -545,6 +574,10 @@ static void q_entries(broker *b, broker_frame *f, const Rete__EntriesQuery *q)
 		rete_buf buf = {0};
 		if (rete_store_entry(b->store, rt, q->from + i, &buf, NULL) != RETE_OK)
 			break;
+		if (epochs_only && !broker_epoch_entry(b, &buf)) {
+			rete_buf_free(&buf);
+			continue;
+		}
 		if (e.n_entries > 0 && bytes + buf.len + 16 > budget) {
 			rete_buf_free(&buf);
 			break; /* the client asks again from where this answer ends */

@@ -364,6 +364,12 @@ void agent_witness_alarm(agent *a, const char *fmt, ...) __attribute__((format(p
  * earlier epoch) is not taken as a restore. Call before
  * agent_witness_on_welcome. */
 void agent_witness_epoch(agent *a, uint32_t epoch, const char *checkpoint_note);
+/* agent_witness_directory remembers the leaf of a WELCOME's directory entry
+ * (LogEntry bytes, signature checked by the caller) in meta "wdir" (index
+ * BE64 || leaf hash), unless a declared restore is being checked: after a
+ * restore of an older copy, that entry, when below the restore point, must
+ * be at its index of the new epoch's log. */
+void agent_witness_directory(agent *a, const uint8_t *entry, size_t len);
 
 /* agent_witness_stall: true while the oldest pending receipt has waited
  * longer than witness_patience to be shown on the log (a warning, said

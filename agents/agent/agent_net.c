@@ -229,6 +229,7 @@ static void net_welcome(agent *a, const Rete__Welcome *wel)
 	 * baseline instead of raising the alarm. */
 	a->held_resubmitted = false;
 	agent_witness_epoch(a, wel->epoch, wel->checkpoint);
+	agent_witness_directory(a, wel->directory_entry.data, wel->directory_entry.len);
 	agent_witness_on_welcome(a, wel->checkpoint);
 	agent_outbox_on_welcome(a);
 }

@@ -78,6 +78,13 @@
  * (no checkpoint reaches its index) gets the patience warning. A broker
  * that shows this agent another log altogether is caught by the
  * consistency checks above and by the cosignatures of the other witnesses.
+ *
+ * A declared restore (a new log epoch) keeps the verified checkpoint as the
+ * baseline until the new epoch is shown to continue it (wit_link_begin:
+ * a consistency proof, or the new epoch's Epoch entry read with the
+ * entries query); only then is the new epoch's checkpoint the baseline and
+ * cosigned. Another history passed off as a restore is the alarm
+ * (rev-edges s16, finding 1).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -118,8 +125,13 @@ enum wit_state {
 	WIT_WAIT_RCPT,
 	WIT_WAIT_INCL,
 	WIT_WAIT_DLV,
-	WIT_WAIT_AHEAD
+	WIT_WAIT_AHEAD,
+	WIT_WAIT_LINK,	 /* a new epoch: a proof that it extends the good one */
+	WIT_WAIT_EPOCH,	 /* a new epoch: its Epoch entry (a page of entries) */
+	WIT_WAIT_LINKDIR /* a new epoch: the directory entry seen before is in it */
 };
+
+#define WIT_EPOCH_PAGE 1000 /* entries scanned per EntriesQuery (BROKER_ENTRIES_MAX) */
 
 #define WIT_REC_OLD RETE_MERKLE_HASH	       /* leaf hash */
 #define WIT_REC	    (2 * RETE_MERKLE_HASH + 8) /* leaf, size, root */
@@ -177,8 +189,24 @@ struct agent_witness {
 	uint64_t conn_idx[WIT_CONN_MAX];
 	unsigned conn_n;
 	bool alarmed;
-	unsigned dlv_asked;		     /* delivered entries asked about this round */
-	uint8_t dlv_key[WIT_DLV_KEY];	     /* the delivered entry being checked */
+	/* A declared restore being checked (wit_link): the epochs of the good
+	 * checkpoint and of the candidate, why the consistency proof did not
+	 * show the link (empty: not asked, the candidate is not larger), the
+	 * page of entries asked for (from link_from, scanning down), and the
+	 * lowest Epoch entry found of a later epoch than the good one's. */
+	uint32_t link_good_epoch, link_cand_epoch;
+	char link_why[256];
+	uint64_t link_from;
+	bool link_found;
+	uint64_t link_index;
+	uint32_t link_prev_epoch;
+	char *link_note;	      /* its recorded checkpoint (malloc'd) */
+	uint32_t link_alarmed;	      /* the epoch whose link was the alarm (this run; 0: none) */
+	uint64_t link_dir_index;      /* the directory entry of a WELCOME before the restore */
+	uint8_t link_dir_leaf[RETE_MERKLE_HASH];
+	char link_how[256];	      /* what showed the link, for the sentence */
+	unsigned dlv_asked;	      /* delivered entries asked about this round */
+	uint8_t dlv_key[WIT_DLV_KEY]; /* the delivered entry being checked */
 	uint8_t dlv_leaf[RETE_MERKLE_HASH];  /* the leaf of what was delivered */
 	char dlv_what[RETE_ID_MAX * 3 + 64]; /* "referral ID from SENDER" */
 	/* The patience (wit_patience): looked at once a second. */
@@ -245,6 +273,7 @@ void agent_witness_free(agent *a)
 		return;
 	free(a->witness->candidate);
 	free(a->witness->good_note);
+	free(a->witness->link_note);
 	rete_witness_policy_free(&a->witness->policy);
 	free(a->witness);
 	a->witness = NULL;
@@ -297,6 +326,7 @@ void agent_witness_alarm(agent *a, const char *fmt, ...)
 }
 
 static void wit_load_good(agent *a);
+static bool wit_link_begin(agent *a);
 
 /* wit_note_epoch: the epoch of note (a WELCOME's checkpoint) when it
  * verifies with the pinned broker key and is of this log; false when there
@@ -364,38 +394,47 @@ void agent_witness_epoch(agent *a, uint32_t epoch, const char *checkpoint_note)
 			  "pinned broker key%s: not taken as a declared restore until one does "
 			  "(at a later connection); a different entry at a log index delivered "
 			  "before is a sign that its log went back",
-			  epoch, last, have_cp ? " (the one it carries is of an earlier epoch)" : "");
+			  epoch, last,
+			  have_cp ? " (the one it carries is of an earlier epoch)" : "");
 		return;
 	}
 	if (last != 0) {
 		/* A declared restore: the log continues as a new epoch linked to
 		 * the old one. Its checkpoints need not extend the last one we
-		 * verified (the restored copy may be older), so the next one
-		 * becomes the baseline; receipts waiting for an inclusion proof
-		 * may name entries the restore lost: the held messages are
-		 * submitted again and bring new receipts. */
+		 * verified (the restored copy may be older), but the link must
+		 * hold: the verified checkpoint stays the baseline until
+		 * wit_consider has checked the new epoch against it (wit_link:
+		 * the checks `rete audit verify --state` makes after a restore);
+		 * only then does the new epoch's checkpoint become the baseline
+		 * and get cosigned. Receipts waiting for an inclusion proof may
+		 * name entries the restore lost: they are forgotten, and the held
+		 * messages are submitted again and bring new receipts. */
 		wit_load_good(a);
-		agent_log(a, "warning",
-			  "witness: the broker's log is now epoch %u (was %u): a declared restore; "
-			  "its checkpoint becomes the witness's baseline instead of the one of "
-			  "size %" PRIu64 " verified in epoch %u",
-			  epoch, last, w->have_good ? w->good.size : 0, last);
-		w->have_good = false;
-		memset(&w->good, 0, sizeof(w->good));
+		if (w->have_good && w->good.size > 0)
+			agent_log(a, "warning",
+				  "witness: the broker's log is now epoch %u (was %u): a declared "
+				  "restore; the witness checks that the new epoch holds the "
+				  "checkpoint of size %" PRIu64 " it verified in epoch %u before "
+				  "taking its checkpoint as the baseline",
+				  epoch, last, w->good.size, last);
+		else
+			agent_log(a, "warning",
+				  "witness: the broker's log is now epoch %u (was %u): a declared "
+				  "restore; its checkpoint becomes the witness's baseline (this "
+				  "agent had verified no checkpoint of epoch %u)",
+				  epoch, last, last);
 		w->cosigned_size = 0; /* the new epoch's checkpoints are cosigned anew */
 		char why[128];
 		snprintf(why, sizeof(why), "the broker's log is now epoch %u (was %u)", epoch,
 			 last);
-		/* The new epoch, the forgotten baseline and receipts, and the
-		 * resubmission round commit together: an agent stopped right after
+		/* The new epoch, the forgotten receipts, and the resubmission
+		 * round commit together: an agent stopped right after
 		 * (before its held messages were receipted again) finds the round
 		 * due at its next WELCOME, although that WELCOME's epoch is then
 		 * the recorded one. */
 		rete_err err = RETE_OK;
 		for (int attempt = 0; attempt < 4; attempt++) {
 			err = agent_db_begin(a->db, &m);
-			if (err == RETE_OK)
-				err = agent_db_del(a->db, AGENT_DB_META, "checkpoint", 10, &m);
 			while (err == RETE_OK) {
 				struct wit_key f = {0};
 				err = agent_db_each(a->db, AGENT_DB_WITNESS, wit_first_key, &f, &m);
@@ -1215,6 +1254,352 @@ static void wit_on_cosigned(agent *a, const char *note)
 	wit_next_inclusion(a);
 }
 
+/* wit_cand_extends: whether p (hashes e) proves that the candidate extends
+ * the good checkpoint; else why (the sentence of the alarm) in why. */
+static bool wit_cand_extends(agent *a, const Rete__Proof *p, const rete_merkle_elem *e, char *why,
+			     size_t cap)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+	rete_err err = rete_merkle_verify_consistency(w->good.size, w->cand.size, w->good.root,
+						      RETE_MERKLE_HASH, w->cand.root,
+						      RETE_MERKLE_HASH, e, p->n_hashes, &m);
+	if (err == RETE_OK && p->size1 == w->good.size && p->size2 == w->cand.size)
+		return true;
+	snprintf(why, cap, "no valid consistency proof from size %" PRIu64 " to %" PRIu64 ": %s",
+		 w->good.size, w->cand.size,
+		 err != RETE_OK ? m.text : "the proof is for other sizes");
+	return false;
+}
+
+/* ---- a declared restore: the link from the good checkpoint to the new epoch
+ *
+ * After a declared restore (agent_witness_epoch) the good checkpoint, of an
+ * earlier epoch, stays the baseline until the new epoch's checkpoint (the
+ * candidate) is shown to continue the log this agent verified, as `rete
+ * audit verify --state` checks it (docs/auditing.md "After a restore"):
+ *   - a consistency proof from the good checkpoint (V, R) to the candidate
+ *     shows it at once (a restore of a copy that holds V entries or more);
+ *   - else the new epoch's Epoch entry (index N, the broker's own entry,
+ *     read with EntriesQuery: an agency may read those alone) must say a
+ *     restore below V (N < V: the copy was older than what this agent
+ *     verified), and the checkpoint it records, when of the good one's
+ *     epoch, must not be smaller than V nor of size V with another root.
+ * A contradiction is the alarm (the baseline kept, the new epoch never
+ * cosigned): another history passed off as a restore (rev-edges s16,
+ * finding 1). A broker holding its key can still record a fabricated
+ * checkpoint; docs/security.md says what evidence remains then. */
+
+static void wit_link_pass(agent *a, const char *how)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+	agent_log(a, "warning",
+		  "witness: the declared restore (epoch %u) checks out against the checkpoint "
+		  "of size %" PRIu64 " this agent verified in epoch %u (%s): the new epoch's "
+		  "checkpoint of size %" PRIu64 " becomes the witness's baseline",
+		  w->link_cand_epoch, w->good.size, w->link_good_epoch, how, w->cand.size);
+	if (agent_db_del(a->db, AGENT_DB_META, "checkpoint", 10, &m) != RETE_OK &&
+	    m.text[0] != '\0')
+		agent_debug(a, "witness: the old baseline: %s", m.text);
+	w->have_good = false;
+	memset(&w->good, 0, sizeof(w->good));
+	free(w->good_note);
+	w->good_note = NULL;
+	w->cosigned_size = 0;
+	wit_keep_candidate(a);
+	wit_verified(a);
+}
+
+static void wit_link_alarm(agent *a, const char *what)
+{
+	struct agent_witness *w = wit(a);
+	agent_witness_alarm(a,
+			    "the broker declared a restore (its log is now epoch %u), but %s; "
+			    "the checkpoint of size %" PRIu64 " verified in epoch %u stays this "
+			    "agent's baseline and nothing of epoch %u is cosigned",
+			    w->link_cand_epoch, what, w->good.size, w->link_good_epoch,
+			    w->link_cand_epoch);
+	if (w->good_note != NULL && w->candidate != NULL)
+		wit_keep_evidence(a, w->good.size, w->good_note, w->candidate);
+	w->link_alarmed = w->link_cand_epoch;
+	w->state = WIT_IDLE;
+}
+
+/* wit_link_page asks for the page of entries below `end` (scanning down
+ * for the Epoch entry). */
+static void wit_link_page(agent *a, uint64_t end)
+{
+	struct agent_witness *w = wit(a);
+	uint64_t n = end < WIT_EPOCH_PAGE ? end : WIT_EPOCH_PAGE;
+	Rete__Query q = RETE__QUERY__INIT;
+	Rete__EntriesQuery eq = RETE__ENTRIES_QUERY__INIT;
+	w->link_from = end - n;
+	eq.from = w->link_from;
+	eq.count = n;
+	q.what_case = RETE__QUERY__WHAT_ENTRIES;
+	q.entries = &eq;
+	w->state = wit_ask(a, &q) == RETE_OK ? WIT_WAIT_EPOCH : WIT_IDLE;
+}
+
+/* wit_link_begin: when the candidate is of a later epoch than the good
+ * checkpoint and that epoch was declared (WELCOME), starts the link check
+ * and returns true. */
+static bool wit_link_begin(agent *a)
+{
+	struct agent_witness *w = wit(a);
+	uint32_t ge = 1, ce = 1;
+	if (w->good_note == NULL || w->candidate == NULL ||
+	    rete_checkpoint_epoch(w->good_note, strlen(w->good_note), &ge, NULL) != RETE_OK ||
+	    rete_checkpoint_epoch(w->candidate, strlen(w->candidate), &ce, NULL) != RETE_OK)
+		return false;
+	/* the epoch recorded at a declared restore (agent_witness_epoch), not
+	 * WELCOME's unsigned word */
+	uint32_t rec = 0;
+	(void)agent_db_get_u32(a->db, AGENT_DB_META, "epoch", 5, &rec);
+	if (ge < rec && ce < rec) {
+		/* a restore declared, and a checkpoint of an earlier epoch: an
+		 * honest broker whose first checkpoint of the new epoch is not
+		 * stored yet (a full disk). Nothing is judged or cosigned until
+		 * one of the declared epoch comes. */
+		agent_debug(a,
+			    "witness: a checkpoint of epoch %u while the log is declared epoch "
+			    "%u: waiting for one of that epoch",
+			    ce, rec);
+		w->state = WIT_IDLE;
+		return true;
+	}
+	if (ce <= ge || ce > rec)
+		return false; /* not a declared restore: the same-epoch checks */
+	if (w->link_alarmed == ce) {
+		w->state = WIT_IDLE; /* said once this run; the baseline is kept */
+		return true;
+	}
+	w->link_good_epoch = ge;
+	w->link_cand_epoch = ce;
+	w->link_why[0] = '\0';
+	w->link_found = false;
+	free(w->link_note);
+	w->link_note = NULL;
+	if (w->cand.size > w->good.size) {
+		Rete__Query q = RETE__QUERY__INIT;
+		Rete__ConsistencyQuery cq = RETE__CONSISTENCY_QUERY__INIT;
+		cq.size1 = w->good.size;
+		cq.size2 = w->cand.size;
+		q.what_case = RETE__QUERY__WHAT_CONSISTENCY;
+		q.consistency = &cq;
+		if (wit_ask(a, &q) == RETE_OK)
+			w->state = WIT_WAIT_LINK;
+		return true;
+	}
+	snprintf(w->link_why, sizeof(w->link_why),
+		 "its checkpoint of size %" PRIu64 " is not larger", w->cand.size);
+	wit_link_page(a, w->cand.size);
+	return true;
+}
+
+static void wit_on_link(agent *a, const Rete__Proof *p, const rete_merkle_elem *e)
+{
+	struct agent_witness *w = wit(a);
+	if (wit_cand_extends(a, p, e, w->link_why, sizeof(w->link_why))) {
+		wit_link_pass(a, "a consistency proof to the new epoch's checkpoint");
+		return;
+	}
+	wit_link_page(a, w->cand.size);
+}
+
+/* wit_link_decide: the Epoch entry is found (or the scan reached index 0). */
+static void wit_link_decide(agent *a)
+{
+	struct agent_witness *w = wit(a);
+	char what[900];
+	rete_checkpoint rc;
+	rete_msg m = {{0}};
+	uint32_t re = 0;
+
+	if (!w->link_found) {
+		snprintf(what, sizeof(what),
+			 "its log below size %" PRIu64 " holds no Epoch entry of its own saying "
+			 "where the restore began (%s)",
+			 w->cand.size, w->link_why);
+		wit_link_alarm(a, what);
+		return;
+	}
+	if (w->good.size <= w->link_index) {
+		snprintf(what, sizeof(what),
+			 "its log does not hold the checkpoint of size %" PRIu64 " this agent "
+			 "verified, although the restore began at log index %" PRIu64
+			 " (its Epoch entry): %s (a log forked below that index)",
+			 w->good.size, w->link_index, w->link_why);
+		wit_link_alarm(a, what);
+		return;
+	}
+	if (w->link_note == NULL ||
+	    rete_checkpoint_verify(w->link_note, strlen(w->link_note), a->origin, &a->broker_pk,
+				   &rc, &m) != RETE_OK ||
+	    strcmp(rc.origin, a->origin) != 0 ||
+	    rete_checkpoint_epoch(w->link_note, strlen(w->link_note), &re, NULL) != RETE_OK) {
+		snprintf(what, sizeof(what),
+			 "the checkpoint its Epoch entry (log index %" PRIu64 ") records does "
+			 "not verify with the pinned broker key as one of this log: %s",
+			 w->link_index, w->link_note == NULL ? "there is none" : m.text);
+		wit_link_alarm(a, what);
+		return;
+	}
+	if (re == w->link_good_epoch && rc.size < w->good.size) {
+		snprintf(what, sizeof(what),
+			 "its Epoch entry (log index %" PRIu64 ") records the last checkpoint of "
+			 "epoch %u as one of size %" PRIu64 ", smaller than the one of size "
+			 "%" PRIu64 " this agent verified in that epoch",
+			 w->link_index, re, rc.size, w->good.size);
+		wit_link_alarm(a, what);
+		return;
+	}
+	if (re == w->link_good_epoch && rc.size == w->good.size &&
+	    memcmp(rc.root, w->good.root, RETE_MERKLE_HASH) != 0) {
+		snprintf(what, sizeof(what),
+			 "its Epoch entry (log index %" PRIu64 ") records a checkpoint of size "
+			 "%" PRIu64 " of epoch %u with another root than the one this agent "
+			 "verified (a fork)",
+			 w->link_index, rc.size, re);
+		wit_link_alarm(a, what);
+		return;
+	}
+	snprintf(w->link_how, sizeof(w->link_how),
+		 "a restore of a copy of %" PRIu64 " entries, older than that checkpoint, whose "
+		 "Epoch entry records the checkpoint of size %" PRIu64 " of epoch %u",
+		 w->link_index, rc.size, re);
+	/* the entries below the restore point are the old log's: the one
+	 * this agent holds, the directory entry of a WELCOME before the
+	 * restore (wit_dir_seen), must be at its index */
+	rete_buf d;
+	if (agent_db_get(a->db, AGENT_DB_META, "wdir", 4, &d, &m) == RETE_OK) {
+		bool ask = d.len == 8 + RETE_MERKLE_HASH;
+		if (ask) {
+			w->link_dir_index = wit_be64(d.data);
+			memcpy(w->link_dir_leaf, d.data + 8, RETE_MERKLE_HASH);
+			ask = w->link_dir_index < w->link_index;
+		}
+		rete_buf_free(&d);
+		if (ask) {
+			Rete__Query q = RETE__QUERY__INIT;
+			Rete__InclusionQuery iq = RETE__INCLUSION_QUERY__INIT;
+			iq.index = w->link_dir_index;
+			iq.tree_size = w->cand.size;
+			q.what_case = RETE__QUERY__WHAT_INCLUSION;
+			q.inclusion = &iq;
+			w->state = wit_ask(a, &q) == RETE_OK ? WIT_WAIT_LINKDIR : WIT_IDLE;
+			return;
+		}
+	}
+	wit_link_pass(a, w->link_how);
+}
+
+static void wit_on_link_dir(agent *a, const Rete__Proof *p, const rete_merkle_elem *e)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+	char what[700];
+	rete_err err = rete_merkle_verify_inclusion(
+	    w->link_dir_index, w->cand.size, w->link_dir_leaf, RETE_MERKLE_HASH, e, p->n_hashes,
+	    w->cand.root, RETE_MERKLE_HASH, &m);
+	if (err == RETE_OK && p->tree_size == w->cand.size) {
+		char how[320];
+		snprintf(how, sizeof(how),
+			 "%s; the directory entry at log index %" PRIu64
+			 " is the one it was given before",
+			 w->link_how, w->link_dir_index);
+		wit_link_pass(a, how);
+		return;
+	}
+	snprintf(what, sizeof(what),
+		 "the directory entry this agent was given at log index %" PRIu64
+		 " before the restore is not at that index of the new epoch's log, below the "
+		 "restore point (log index %" PRIu64 "): %s (a log forked below that point)",
+		 w->link_dir_index, w->link_index,
+		 err != RETE_OK ? m.text : "the proof is for another size");
+	wit_link_alarm(a, what);
+}
+
+/* wit_restore_pending: a declared restore recorded whose link to the good
+ * checkpoint is not checked yet (the good one is of an earlier epoch). */
+static bool wit_restore_pending(agent *a)
+{
+	struct agent_witness *w = wit(a);
+	uint32_t ge = 1, rec = 0;
+	wit_load_good(a);
+	if (!w->have_good || w->good_note == NULL)
+		return false;
+	(void)agent_db_get_u32(a->db, AGENT_DB_META, "epoch", 5, &rec);
+	return rete_checkpoint_epoch(w->good_note, strlen(w->good_note), &ge, NULL) == RETE_OK &&
+	       ge < rec;
+}
+
+void agent_witness_directory(agent *a, const uint8_t *entry, size_t len)
+{
+	rete_msg m = {{0}};
+	uint8_t rec[8 + RETE_MERKLE_HASH];
+	if (wit(a) == NULL || entry == NULL || len == 0 || wit_restore_pending(a))
+		return; /* the new epoch's is not taken before the link is checked */
+	Rete__LogEntry *le = rete__log_entry__unpack(NULL, len, entry);
+	if (le == NULL)
+		return;
+	for (int i = 0; i < 8; i++)
+		rec[i] = (uint8_t)(le->index >> (56 - 8 * i));
+	rete__log_entry__free_unpacked(le, NULL);
+	rete_merkle_leaf_hash(rec + 8, entry, len);
+	rete_buf have;
+	if (agent_db_get(a->db, AGENT_DB_META, "wdir", 4, &have, &m) == RETE_OK) {
+		bool same = have.len == sizeof(rec) && memcmp(have.data, rec, sizeof(rec)) == 0;
+		rete_buf_free(&have);
+		if (same)
+			return;
+	}
+	if (agent_db_put(a->db, AGENT_DB_META, "wdir", 4, rec, sizeof(rec), &m) != RETE_OK)
+		agent_log(a, "error", "witness: cannot keep the directory entry's leaf: %s",
+			  m.text);
+}
+
+/* wit_on_epoch_page looks at a page of the broker's Epoch entries (an
+ * agency gets those alone), scanning down from the candidate's size. */
+static void wit_on_epoch_page(agent *a, const Rete__Entries *es)
+{
+	struct agent_witness *w = wit(a);
+	bool stop = false;
+	for (size_t i = es->n_entries; i-- > 0;) {
+		Rete__LogEntry *le =
+		    rete__log_entry__unpack(NULL, es->entries[i].len, es->entries[i].data);
+		Rete__SignedMessage *sm = NULL;
+		Rete__Message *msg = NULL;
+		if (le != NULL && le->index < w->cand.size && le->index >= w->link_from &&
+		    rete_signed_decode(le->signed_message.data, le->signed_message.len, &sm, &msg,
+				       NULL) == RETE_OK &&
+		    rete_signed_verify(sm, &a->broker_pk, NULL) == RETE_OK &&
+		    msg->body_case == RETE__MESSAGE__BODY_EPOCH && msg->epoch != NULL &&
+		    msg->epoch->epoch > w->link_good_epoch &&
+		    (!w->link_found || le->index < w->link_index)) {
+			w->link_found = true;
+			w->link_index = le->index;
+			w->link_prev_epoch = msg->epoch->previous_epoch;
+			free(w->link_note);
+			w->link_note =
+			    msg->epoch->checkpoint ? strdup(msg->epoch->checkpoint) : NULL;
+			if (msg->epoch->epoch <= w->link_good_epoch + 1)
+				stop = true; /* the first restore after the good checkpoint */
+		}
+		if (msg != NULL)
+			rete__message__free_unpacked(msg, NULL);
+		if (sm != NULL)
+			rete__signed_message__free_unpacked(sm, NULL);
+		if (le != NULL)
+			rete__log_entry__free_unpacked(le, NULL);
+	}
+	if (stop || w->link_from == 0)
+		wit_link_decide(a);
+	else
+		wit_link_page(a, w->link_from);
+}
+
 /* wit_consider checks a new checkpoint note (from WELCOME or a QUERY). */
 static void wit_consider(agent *a, const char *note)
 {
@@ -1254,6 +1639,8 @@ static void wit_consider(agent *a, const char *note)
 		wit_verified(a);
 		return;
 	}
+	if (wit_link_begin(a))
+		return;
 	if (cp.size < w->good.size) {
 		agent_witness_alarm(
 		    a, "the log shrank: checkpoint of size %" PRIu64 " after one of size %" PRIu64,
@@ -1357,16 +1744,10 @@ static rete_merkle_elem *wit_elems(const Rete__Proof *p)
 static void wit_on_consistency(agent *a, const Rete__Proof *p, const rete_merkle_elem *e)
 {
 	struct agent_witness *w = wit(a);
-	rete_msg m = {{0}};
-	rete_err err = rete_merkle_verify_consistency(w->good.size, w->cand.size, w->good.root,
-						      RETE_MERKLE_HASH, w->cand.root,
-						      RETE_MERKLE_HASH, e, p->n_hashes, &m);
+	char why[512];
 
-	if (err != RETE_OK || p->size1 != w->good.size || p->size2 != w->cand.size) {
-		agent_witness_alarm(
-		    a, "no valid consistency proof from size %" PRIu64 " to %" PRIu64 ": %s",
-		    w->good.size, w->cand.size,
-		    err != RETE_OK ? m.text : "the proof is for other sizes");
+	if (!wit_cand_extends(a, p, e, why, sizeof(why))) {
+		agent_witness_alarm(a, "%s", why);
 		w->state = WIT_IDLE;
 		return;
 	}
@@ -1450,6 +1831,20 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 		wit_ahead_lost(a, r->error_text);
 		return true;
 	}
+	if (r->error != 0 && w->state == WIT_WAIT_EPOCH &&
+	    r->error == RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED) {
+		/* an older broker: it lets an agency read no entry */
+		agent_log(
+		    a, "warning",
+		    "witness: the broker declared a restore (epoch %u) that this agent cannot "
+		    "check: %s, and it refuses to show its Epoch entry (\"%s\"); the "
+		    "checkpoint of size %" PRIu64 " verified in epoch %u stays the baseline "
+		    "and nothing of epoch %u is cosigned until it does",
+		    w->link_cand_epoch, w->link_why, r->error_text ? r->error_text : "",
+		    w->good.size, w->link_good_epoch, w->link_cand_epoch);
+		w->state = WIT_IDLE;
+		return true;
+	}
 	if (r->error != 0) {
 		const char *why = r->error_text ? r->error_text : "";
 		if (w->state == WIT_WAIT_AHEAD) {
@@ -1481,8 +1876,10 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 		return true;
 	}
 	/* a proof answered (a checkpoint is no recorded read): readable again */
-	if (w->unrecorded && (w->state == WIT_WAIT_CONS || w->state == WIT_WAIT_INCL ||
-			      w->state == WIT_WAIT_DLV || w->state == WIT_WAIT_AHEAD)) {
+	if (w->unrecorded &&
+	    (w->state == WIT_WAIT_CONS || w->state == WIT_WAIT_INCL || w->state == WIT_WAIT_LINK ||
+	     w->state == WIT_WAIT_EPOCH || w->state == WIT_WAIT_LINKDIR ||
+	     w->state == WIT_WAIT_DLV || w->state == WIT_WAIT_AHEAD)) {
 		agent_log(a, "info",
 			  "witness: the broker answers this agent's questions about its log "
 			  "again (its access record can be written)");
@@ -1502,6 +1899,14 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 		else
 			wit_next_inclusion(a);
 		break;
+	case WIT_WAIT_EPOCH:
+		if (r->answer_case == RETE__QUERY_RESULT__ANSWER_ENTRIES && r->entries != NULL)
+			wit_on_epoch_page(a, r->entries);
+		else
+			w->state = WIT_IDLE;
+		break;
+	case WIT_WAIT_LINK:
+	case WIT_WAIT_LINKDIR:
 	case WIT_WAIT_CONS:
 	case WIT_WAIT_RCPT:
 	case WIT_WAIT_INCL:
@@ -1513,7 +1918,11 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 			w->state = WIT_IDLE;
 			break;
 		}
-		if (w->state == WIT_WAIT_CONS)
+		if (w->state == WIT_WAIT_LINK)
+			wit_on_link(a, r->proof, e);
+		else if (w->state == WIT_WAIT_LINKDIR)
+			wit_on_link_dir(a, r->proof, e);
+		else if (w->state == WIT_WAIT_CONS)
 			wit_on_consistency(a, r->proof, e);
 		else if (w->state == WIT_WAIT_RCPT)
 			wit_on_receipt_cp(a, r->proof, e);

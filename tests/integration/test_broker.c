@@ -505,7 +505,9 @@ static void test_submit_deliver_ack(void **state)
 	}
 	rete__broker_frame__free_unpacked(f, NULL);
 
-	/* an agency may not read the log's raw entries */
+	/* an agency may not read the log's raw entries: it is given the
+	 * broker's own Epoch entries alone (its witness checks a declared
+	 * restore), and this log has none (rev-edges s16, finding 1) */
 	Rete__EntriesQuery eq;
 	rete__entries_query__init(&eq);
 	eq.count = 10;
@@ -515,7 +517,9 @@ static void test_submit_deliver_ack(void **state)
 	q.entries = &eq;
 	rete_wire *probe = connect_as(e, P_CPI);
 	f = query(probe, &q);
-	assert_int_equal(f->result->error, RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED);
+	assert_int_equal(f->result->error, 0);
+	assert_int_equal(f->result->answer_case, RETE__QUERY_RESULT__ANSWER_ENTRIES);
+	assert_int_equal(f->result->entries->n_entries, 0);
 	rete__broker_frame__free_unpacked(f, NULL);
 	rete_wire_close(&probe);
 
