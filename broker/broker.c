@@ -380,6 +380,14 @@ static rete_store_op *op_add(broker *b, rete_store_op_kind kind, const Rete__Mes
 		bt->capops = cap;
 	}
 	rete_store_op *op = &bt->ops[bt->nops];
+	/* every member after error_text is set by hand below: a new one
+	 * there would keep the last batch's value (bt->ops is reused) */
+	_Static_assert(offsetof(rete_store_op, was_present) ==
+			   offsetof(rete_store_op, error_text) + RETE_STORE_ERROR_MAX,
+		       "op_add: was_present must follow error_text");
+	_Static_assert(sizeof(rete_store_op) - offsetof(rete_store_op, was_present) <=
+			   _Alignof(rete_store_op),
+		       "op_add: a member after was_present is not reset");
 	/* all but the store's sentence buffer (RETE_STORE_ERROR_MAX bytes,
 	 * most of the op): emptied, not zeroed, one op a referral */
 	memset(op, 0, offsetof(rete_store_op, error_text));
@@ -1478,6 +1486,16 @@ static void receipts_early(void *ctx, rete_store_rtxn *rt)
 static void commit_timed(broker *b, const broker_batch *bt, int64_t took_us)
 {
 	char when[32];
+	/* a batch that wrote nothing (resubmissions answered DUPLICATE while
+	 * the slow commit before was in flight, acknowledgements of what was
+	 * gone) flushes nothing: its speed says nothing of the disk's, and
+	 * must not end a slow spell (rev-stall s16 #1) */
+	bool wrote = false;
+	for (size_t i = 0; i < bt->nops && !wrote; i++)
+		wrote = bt->ops[i].status == RETE_STORE_ACCEPTED ||
+			(bt->ops[i].status == RETE_STORE_DONE && bt->ops[i].was_present);
+	if (!wrote)
+		return;
 	if (took_us >= (int64_t)BROKER_COMMIT_SLOW_MS * 1000) {
 		if (b->slow_since_ms == 0)
 			b->slow_since_ms = rete_now_ms() - took_us / 1000;
@@ -4671,8 +4689,15 @@ static void endpoint_probe(broker *b, const char *key, const char *ep, int line)
 		/* ipc://: the start refuses a path a program listens on (its
 		 * bind would take the socket from it); the running broker of
 		 * this store is the one there when checked beside it */
-		int served = rete_endpoint_ipc_served(ep);
-		if (served == 1 && rete_store_served(b->cfg->data))
+		/* a broker running on this store is asked nothing: connecting
+		 * to its socket would make it log a peer that left (every
+		 * `systemctl reload` runs this check beside it) */
+		bool ours = rete_store_served(b->cfg->data);
+		struct stat st;
+		int served = !ours ? rete_endpoint_ipc_served(ep)
+			     : strncmp(ep, "ipc://", 6) == 0 && lstat(ep + 6, &st) == 0 ? 1
+											: 0;
+		if (served == 1 && ours)
 			probe_say(b, line, false,
 				  "[broker] %s: %s is in use (by this broker, running?); the "
 				  "start fails while another program listens there",
@@ -5118,8 +5143,11 @@ int broker_run(broker_config *c, unsigned flags)
 		goto out;
 	}
 	curl = c->tsa_url != NULL;
-	/* before --init makes a log; server_socket asks again at the bind */
-	if (ipc_taken(c->listen, "listen") || ipc_taken(c->events, "events"))
+	/* before --init makes a log; server_socket asks again at the bind. A
+	 * broker already running on this store is left to store_start's lock,
+	 * whose refusal names it (its pid) */
+	if (!rete_store_served(c->data) &&
+	    (ipc_taken(c->listen, "listen") || ipc_taken(c->events, "events")))
 		goto out;
 	if (store_start(&b, flags) != RETE_OK)
 		goto out;

@@ -954,9 +954,12 @@ static void out_intake(agent *a, const char *name, bool closed, int64_t mtime)
 		if (rete_json_loadb(text, len, name, &doc, &m) != RETE_OK) {
 			int64_t now = rete_now_ms();
 			if (!closed && strstr(m.text, "premature end of input") != NULL &&
-			    mtime != 0 && now - mtime < OUT_PARTIAL_MS) {
+			    mtime != 0 && mtime <= now && now - mtime < OUT_PARTIAL_MS) {
 				/* ends before its JSON does, and changed a moment
-				 * ago: most likely still being written */
+				 * ago: most likely still being written (a time
+				 * ahead of this clock is no such moment: it would
+				 * be looked at again until this clock passes it,
+				 * rev-stall s16 #2) */
 				struct agent_out_look *lk = out_look_get(a, name);
 				if (lk != NULL) {
 					lk->known = true;

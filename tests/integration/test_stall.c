@@ -68,8 +68,6 @@ static void test_stall_said(void **state)
 			 "never said \"%s ...\"",
 			 SLOW_MS, warned);
 	}
-	/* the disk recovers; the flush under way ends its wait */
-	assert_int_equal(unlink(marker), 0);
 	const char *fast = "commits are fast again";
 	const char *commit_slow = "the disk is stalling or overloaded; receipts";
 	if (!it_wait_occurrences(n->log, commit_slow, 1, it_wait_ms())) {
@@ -78,6 +76,21 @@ static void test_stall_said(void **state)
 			 "said \"... %s ...\"",
 			 SLOW_MS, commit_slow);
 	}
+	/* still stalling: the agent's resubmissions, sent while the slow
+	 * commit was in flight, are answered from the store as duplicates by
+	 * a batch that writes (and flushes) nothing; that batch's speed is not
+	 * the disk's (rev-stall s16 #1: it said "fast again" here) */
+	if (!it_wait_occurrences(n->log, "again: the original receipt", 1, it_wait_ms()))
+		fail_msg("FAIL: social.mantova's resubmission during the slow commit was never "
+			 "answered with its original receipt");
+	if (tu_occurrences(n->log, fast) != 0) {
+		it_show(n, "broker.log");
+		fail_msg("FAIL: the broker said \"%s\" while every flush still stalled (the "
+			 "batch that answered resubmissions wrote nothing)",
+			 fast);
+	}
+	/* the disk recovers; a flush under way still waits its whole time */
+	assert_int_equal(unlink(marker), 0);
 	assert_true(it_wait_occurrences(alog, "st-2.json: accepted", 1, it_wait_ms()));
 	assert_true(it_wait_occurrences(alog, "st-1.json: accepted", 1, it_wait_ms()));
 	if (!it_wait_occurrences(alog, "the broker answers again", 1, it_wait_ms())) {
@@ -202,6 +215,39 @@ static void test_cut_said(void **state)
 	free(doc);
 }
 
+/* a file cut short whose time is ahead of the agent's clock (a copy from
+ * a machine whose clock is ahead), there when the agent starts: refused
+ * at once with the sentence, not looked at again until this clock passes
+ * its time (rev-stall s16 #2: an hour of re-reads, five a second) */
+static void test_cut_future(void **state)
+{
+	char alog[1300], dir[1300], path[1600], text[2048];
+	it_net *n = it_net_new("cutfuture", NULL);
+	assert_non_null(n);
+	*state = n;
+	assert_true(it_broker_start(n));
+	agent_log_path(n, IT_SOCIAL, alog, sizeof(alog));
+	referral_text(text, sizeof(text), "cut-2");
+	text[120] = '\0';
+	snprintf(path, sizeof(path), "%s/cut-2.json",
+		 it_spool(n, IT_SOCIAL, "outbox", dir, sizeof(dir)));
+	char *mk = NULL; /* the agent makes its spool's folders at its start */
+	assert_int_equal(tu_run(&mk, "mkdir -p '%s'", dir), 0);
+	free(mk);
+	assert_int_equal(tu_write_file(path, text, strlen(text)), 0);
+	struct timespec ts[2];
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec += 3600;
+	ts[1] = ts[0];
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	if (!it_wait_occurrences(alog, "cut-2.json: refused (invalid", 1, it_wait_ms())) {
+		it_show(n, "social.mantova.log");
+		fail_msg("FAIL: cut-2.json, cut short and dated an hour ahead, was never refused "
+			 "(looked at again until the agent's clock passes its time)");
+	}
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -209,6 +255,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_stall_said, it_teardown),
 	    cmocka_unit_test_teardown(test_inplace_waits, it_teardown),
 	    cmocka_unit_test_teardown(test_cut_said, it_teardown),
+	    cmocka_unit_test_teardown(test_cut_future, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
