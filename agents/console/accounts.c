@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "accounts.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -302,6 +303,39 @@ static rete_err fsync_folder(const char *path, rete_msg *m)
 	return RETE_OK;
 }
 
+/* stale_temps removes what a writer killed before its rename left beside
+ * path: PATH.new.XXXXXX (mkostemp's) and 0.7.0's PATH.new. Called under
+ * the lock, when no other writer has one open. They hold every account's
+ * hash as it was, old passwords included, and would otherwise pile up. */
+static void stale_temps(const char *path)
+{
+	char dir[4096];
+	const char *base = strrchr(path, '/');
+	if (base == NULL) {
+		snprintf(dir, sizeof(dir), ".");
+		base = path;
+	} else {
+		size_t dl = (size_t)(base - path);
+		snprintf(dir, sizeof(dir), "%.*s", (int)(dl ? dl : 1), path);
+		base++;
+	}
+	size_t bl = strlen(base);
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return;
+	int dfd = dirfd(d);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		const char *n = e->d_name;
+		if (strncmp(n, base, bl) != 0 || strncmp(n + bl, ".new", 4) != 0)
+			continue;
+		const char *rest = n + bl + 4;
+		if (*rest == '\0' || (rest[0] == '.' && strlen(rest) == 7))
+			unlinkat(dfd, n, 0);
+	}
+	closedir(d);
+}
+
 rete_err console_accounts_set(const char *path, const char *user, const char *password, rete_msg *m)
 {
 	char hash[crypto_pwhash_STRBYTES], tmp[4096];
@@ -330,6 +364,7 @@ rete_err console_accounts_set(const char *path, const char *user, const char *pa
 	if ((err = accounts_lock(path, had ? &old : NULL, &lock, m)) != RETE_OK)
 		goto out;
 	had = stat(path, &old) == 0; /* as it is now, under the lock */
+	stale_temps(path);
 	/* a temporary of its own (two writers truncated one PATH.new under
 	 * each other), with the accounts file's owner bits (never group's
 	 * or others': the console refuses those) and, made by root, owner */

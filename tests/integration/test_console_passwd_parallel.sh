@@ -102,9 +102,16 @@ grep -q "another program holds the accounts' lock $F.lock for over 5 s" "$DIR/lk
 	grep -q "nothing changed" "$DIR/lk.out" && grep -q "nulla è cambiato" "$DIR/lk.out" ||
 	fail "passwd under a held lock: $(cat "$DIR/lk.out")"
 cmp -s "$F" "$DIR/before" || fail "passwd under a held lock changed the file"
-# and once it is free, it sets
+# and once it is free, it sets; the temporary files of writers killed
+# before their rename (one of ours, 0.7.0's) go, another file stays
+cp -p "$F" "$F.new.Ab3xY9"
+cp -p "$F" "$F.new"
+: >"$F.new.notours"
 printf 'x has a long password\n' | "$BIN/rete" console passwd lockedout -c "$DIR/coord.ini" >"$DIR/lk2.out" 2>&1 ||
 	fail "passwd after the lock: $(cat "$DIR/lk2.out")"
 grep -q '^lockedout:' "$F" || fail "lockedout not set after the lock was free"
+[ ! -e "$F.new.Ab3xY9" ] && [ ! -e "$F.new" ] ||
+	fail "a killed writer's temporary file, holding every hash, is still there: $(ls "$DIR" | tr '\n' ' ')"
+[ -e "$F.new.notours" ] || fail "passwd removed $F.new.notours, which no writer of it makes"
 echo "ok: passwd at once loses no account, a held lock is said"
 exit 0
