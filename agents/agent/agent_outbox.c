@@ -327,6 +327,30 @@ enum { OUT_WAIT, OUT_TAKE, OUT_TAKE_CLOSED };
  * OUT_WAIT, its size and time remembered for the next scan. *mtime gets its
  * time (ms; 0 when it cannot be had: then it is taken, and the reading
  * says what is wrong). */
+/* out_recorded: are outbox/name's bytes those of a record in the agent's
+ * store (a file taken in before a restart, held until its receipt or
+ * delivery)? It was whole when recorded: no need to wait for it to
+ * settle, and a delivery that comes before its receipt must find it held
+ * (test_delivery_proof test_early_delivery). */
+static bool out_recorded(agent *a, const char *name)
+{
+	char *text = NULL;
+	size_t len = 0;
+	rete_msg m = {{0}};
+	agent_outrec rec;
+	agent_spool_ident ident;
+	uint8_t hash[RETE_HASH_LEN];
+	if (agent_spool_read_ident(a->outbox_dir, name, OUT_FILE_MAX, &text, &len, &ident, &m) !=
+	    RETE_OK)
+		return false;
+	rete_sha256(hash, text, len);
+	free(text);
+	memset(&rec, 0, sizeof(rec));
+	bool known = agent_db_outbox_get(a->db, name, hash, &rec, &m) == RETE_OK;
+	agent_outrec_free(&rec);
+	return known;
+}
+
 static int out_settled(agent *a, const char *name, int64_t now, int64_t *mtime)
 {
 	char path[4400];
@@ -346,7 +370,7 @@ static int out_settled(agent *a, const char *name, int64_t now, int64_t *mtime)
 	bool young = *mtime <= now && now - *mtime < OUT_SETTLE_MS;
 	bool changed =
 	    lk == NULL ? *mtime > now : !lk->known || lk->size != st.st_size || lk->mtime != *mtime;
-	if (!young && !changed) {
+	if ((!young && !changed) || (lk == NULL && out_recorded(a, name))) {
 		if (lk != NULL)
 			lk->gone = true;
 		return OUT_TAKE;
