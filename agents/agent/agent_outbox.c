@@ -321,12 +321,6 @@ static void out_looks_prepare(agent *a, char **names, size_t n)
 
 enum { OUT_WAIT, OUT_TAKE, OUT_TAKE_CLOSED };
 
-/* out_settled: may outbox/name be read now? OUT_TAKE_CLOSED when inotify
- * said it was closed or moved in since; OUT_TAKE when it is older than
- * OUT_SETTLE_MS and, if it was looked at before, unchanged since; else
- * OUT_WAIT, its size and time remembered for the next scan. *mtime gets its
- * time (ms; 0 when it cannot be had: then it is taken, and the reading
- * says what is wrong). */
 /* out_recorded: are outbox/name's bytes those of a record in the agent's
  * store (a file taken in before a restart, held until its receipt or
  * delivery)? It was whole when recorded: no need to wait for it to
@@ -351,6 +345,13 @@ static bool out_recorded(agent *a, const char *name)
 	return known;
 }
 
+/* out_settled: may outbox/name be read now? OUT_TAKE_CLOSED when inotify
+ * said it was closed or moved in since; OUT_TAKE when it is older than
+ * OUT_SETTLE_MS and, if it was looked at before, unchanged since, or, at
+ * its first look, when its bytes are a record's (out_recorded); else
+ * OUT_WAIT, its size and time remembered for the next scan. *mtime gets its
+ * time (ms; 0 when it cannot be had: then it is taken, and the reading
+ * says what is wrong). */
 static int out_settled(agent *a, const char *name, int64_t now, int64_t *mtime)
 {
 	char path[4400];
