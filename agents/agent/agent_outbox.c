@@ -232,6 +232,8 @@ static int look_cmp(const void *x, const void *y)
 static struct agent_out_look *out_look_find(agent *a, const char *name)
 {
 	struct agent_out_look key = {.name = (char *)name};
+	if (a->out_looks_sorted == 0) /* none: out_looks may be NULL, which bsearch may not be given */
+		return NULL;
 	struct agent_out_look *lk =
 	    bsearch(&key, a->out_looks, a->out_looks_sorted, sizeof(key), look_cmp);
 	return lk != NULL && !lk->gone ? lk : NULL;
@@ -298,7 +300,8 @@ static void out_looks_prepare(agent *a, char **names, size_t n)
 {
 	struct agent_out_look *v = a->out_looks;
 	size_t k = 0;
-	qsort(v, a->out_looks_n, sizeof(*v), look_cmp);
+	if (a->out_looks_n > 1) /* none yet: v is NULL, which qsort may not be given */
+		qsort(v, a->out_looks_n, sizeof(*v), look_cmp);
 	for (size_t i = 0; i < a->out_looks_n; i++) {
 		if (v[i].gone || !name_listed(names, n, v[i].name)) {
 			free(v[i].name);
