@@ -347,7 +347,9 @@ static rete_err read_key_line(const char *path, char *buf, size_t *linelen, mode
 {
 	struct stat st;
 	size_t n = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a named pipe without a writer would block the open for
+	 * good; a regular file reads the same with it */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	rete_err e = RETE_OK;
 
 	if (fd < 0) {
@@ -360,7 +362,10 @@ static rete_err read_key_line(const char *path, char *buf, size_t *linelen, mode
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		e = rete_msg_set(m, RETE_EINVAL, "key file %s is not a regular file", path);
+		e = rete_msg_set(m, RETE_EINVAL,
+				 "key file %s is not a regular file (a folder, device, pipe or "
+				 "socket); give the path of the key file",
+				 path);
 		goto out;
 	}
 	*mode = st.st_mode & 07777;

@@ -2,12 +2,16 @@
 #define _GNU_SOURCE /* timegm */
 #include "tsa.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <openssl/asn1.h>
@@ -92,6 +96,30 @@ static void hex(char *out, size_t cap, const uint8_t *p, size_t len)
 		out[o++] = digits[p[i] & 15];
 	}
 	out[o] = '\0';
+}
+
+/* ca_file_check: RETE_OK when path is a regular file (a named pipe
+ * without a writer would block OpenSSL's open of it for good); else
+ * RETE_EIO with a sentence in m. */
+static rete_err ca_file_check(const char *path, rete_msg *m)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	bool ok;
+
+	if (fd < 0)
+		return rete_msg_set(m, RETE_EIO,
+				    "cannot read the TSA CA certificates from '%s': %s", path,
+				    strerror(errno));
+	ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	close(fd);
+	if (!ok)
+		return rete_msg_set(m, RETE_EIO,
+				    "the TSA CA certificates '%s' are not a regular file (a "
+				    "folder, device, pipe or socket); expected a PEM file with the "
+				    "CA that issued the TSA's certificate",
+				    path);
+	return RETE_OK;
 }
 
 rete_err rete_tsa_global_init(rete_msg *m)
@@ -739,6 +767,8 @@ static rete_err token_check(const uint8_t *der, size_t len, const uint8_t hash[R
 		err = rete_msg_set(m, RETE_ENOMEM, "out of memory for the TSA CA store");
 		goto done;
 	}
+	if (ca_file != NULL && (err = ca_file_check(ca_file, m)) != RETE_OK)
+		goto done;
 	if (ca_file == NULL || !X509_STORE_load_file(store, ca_file)) {
 		ERR_clear_error();
 		err = rete_msg_set(m, RETE_EIO,

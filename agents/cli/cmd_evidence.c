@@ -5,11 +5,13 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli_access.h"
 #include "coord_config.h"
@@ -496,17 +498,20 @@ static rete_evidence_lang default_lang(void)
 
 static char *read_bundle(const char *path, size_t *len, rete_msg *m)
 {
-	FILE *f = fopen(path, "rb");
+	/* O_NONBLOCK: a named pipe without a writer would block the open for
+	 * good (it is refused below, as not a regular file) */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	FILE *f = NULL;
 	struct stat sb;
 	char *buf;
 
-	if (f == NULL) {
+	if (fd < 0) {
 		rete_msg_set(m, RETE_EIO, "cannot read %s: %s", path, strerror(errno));
 		return NULL;
 	}
-	if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) ||
-	    (uint64_t)sb.st_size > RETE_EVIDENCE_MAX) {
-		fclose(f);
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) ||
+	    (uint64_t)sb.st_size > RETE_EVIDENCE_MAX || (f = fdopen(fd, "rb")) == NULL) {
+		close(fd);
 		rete_msg_set(m, RETE_EIO, "%s is not a regular file of at most 16 MiB", path);
 		return NULL;
 	}

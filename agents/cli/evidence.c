@@ -1509,6 +1509,18 @@ static const struct {
      "lascia mai la sua parte"},
     {"cannot open key file %s: %s",
      "non si può aprire il file di chiave %1 (dettaglio tecnico, in inglese: %2)"},
+    {"key file %s is not a regular file (a folder, device, pipe or socket); give the path of "
+     "the key file",
+     "il file di chiave %1 non è un file regolare (è una cartella, un dispositivo, una pipe o "
+     "un socket); indicate il percorso del file di chiave"},
+    {"the TSA CA certificates '%s' are not a regular file (a folder, device, pipe or socket); "
+     "expected a PEM file with the CA that issued the TSA's certificate",
+     "i certificati della CA della TSA '%1' non sono un file regolare (è una cartella, un "
+     "dispositivo, una pipe o un socket); serve un file PEM con la CA che ha emesso il "
+     "certificato della TSA"},
+    {"cannot read the TSA CA certificates from '%s': %s",
+     "non si possono leggere i certificati della CA della TSA da '%1' (dettaglio tecnico, in "
+     "inglese: %2)"},
     {"%s is not a regular file of at most 16 MiB",
      "%1 non è un file regolare di al massimo 16 MiB"},
     {"cannot read %s: %s", "non si può leggere %1 (dettaglio tecnico, in inglese: %2)"},

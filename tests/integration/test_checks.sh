@@ -18,6 +18,10 @@
 #   config file   -c given /dev/zero, a folder, a 5 MiB file or a named pipe
 #                 without a writer (which blocked the open): exit 2 at
 #                 once, saying what it is (rete-broker, rete-agent, rete).
+#   named pipes   an evidence bundle, --broker-key (evidence, audit) or the
+#                 key a broker.ini or agent.ini names, a named pipe without a
+#                 writer: exit 2 at once, "not a regular file" (the open
+#                 blocked for good before).
 #   encoding      agent.ini, coord.ini, the console's accounts file and a witness
 #                 policy saved
 #                 as UTF-16 (either byte order): exit 2 with broker.ini's
@@ -158,6 +162,32 @@ for cmd in "rete-broker --check-config -c" "rete-broker -c" "rete-agent --check-
 	run timeout 20 $cmd "$DIR/fifo.ini"
 	expect 2 "fifo.ini" "not a regular file"
 done
+
+# --- the other files a command reads: a named pipe without a writer ----------
+# (rev-edges, session 17) rete evidence verify opened its bundle, and every
+# reader of a key file its key, before checking it was a regular file: on
+# a named pipe nobody writes to, the open blocked for good. Each is a
+# sentence at once now; a key file a broker.ini names, too.
+mkfifo "$DIR/fifo.json" "$DIR/fifo.pub" "$DIR/fifo.key"
+what="rete evidence verify on a named pipe"
+run timeout 20 rete evidence verify "$DIR/fifo.json" --broker-key "$k/broker.mantova.pub"
+expect 2 "fifo.json" "not a regular file"
+echo '{}' >"$DIR/empty-bundle.json"
+what="rete evidence verify --broker-key a named pipe"
+run timeout 20 rete evidence verify "$DIR/empty-bundle.json" --broker-key "$DIR/fifo.pub"
+expect 2 "fifo.pub" "not a regular file"
+what="rete audit verify --broker-key a named pipe"
+run timeout 20 rete audit verify "$DIR/broker" --broker-key "$DIR/fifo.pub"
+expect 2 "fifo.pub" "not a regular file"
+sed -e "s#^key = ../keys/broker.mantova.key#key = $DIR/fifo.key#" \
+	"$DIR/broker/broker.ini" >"$DIR/broker/fifo-key.ini"
+what="rete-broker --check-config, its key a named pipe"
+run timeout 20 rete-broker --check-config -c "$DIR/broker/fifo-key.ini"
+expect 2 "fifo.key" "not a regular file"
+sed -e "s#^key = .*social.mantova.key#key = $DIR/fifo.key#" "$agent" >"$agent.fifo"
+what="rete-agent --check-config, its key a named pipe"
+run timeout 20 rete-agent --check-config -c "$agent.fifo"
+expect 2 "fifo.key" "not a regular file"
 
 # --- the encoding of a configuration file ----------------------------------
 # Saved as UTF-16 (Windows' "Unicode", byte order mark FF FE or FE FF):

@@ -430,7 +430,14 @@ static void verify_usage_italian(const char *bundle)
 	char notpem[1300], *out = NULL;
 	tu_path(notpem, sizeof(notpem), "%s/not-a-pem", F->tmp);
 	assert_int_equal(tu_write_file(notpem, "no PEM here\n", 12), 0);
-	enum { NCASES = 5 };
+	/* named pipes nobody writes to (rev-edges, session 17): the open
+	 * blocked for good; now refused at once, in the story's language */
+	char fifo[1300];
+	tu_path(fifo, sizeof(fifo), "%s/fifo", F->tmp);
+	assert_int_equal(tu_run(&out, "rm -f '%s' && mkfifo '%s'", fifo, fifo), 0);
+	free(out);
+	out = NULL;
+	enum { NCASES = 8 };
 	char args[NCASES][4000];
 	static const char *const it[NCASES] = {
 	    "non si può leggere ",
@@ -438,6 +445,9 @@ static void verify_usage_italian(const char *bundle)
 	    "--witnesses: non si può aprire la politica dei testimoni",
 	    "non si può aprire il file di chiave",
 	    "servono il FILE e --broker-key CHIAVE",
+	    "non è un file regolare di al massimo 16 MiB",
+	    "i certificati della CA della TSA '",
+	    "non è un file regolare (è una cartella, un dispositivo, una pipe o un socket)",
 	};
 	snprintf(args[0], sizeof(args[0]), "'%s/nope.json' --broker-key '%s'", F->tmp, F->bkey);
 	snprintf(args[1], sizeof(args[1]), "'%s' --broker-key '%s' --tsa-ca '%s'", bundle, F->bkey,
@@ -446,10 +456,15 @@ static void verify_usage_italian(const char *bundle)
 		 bundle, F->bkey, F->tmp);
 	snprintf(args[3], sizeof(args[3]), "'%s' --broker-key '%s/nokey.pub'", bundle, F->tmp);
 	snprintf(args[4], sizeof(args[4]), "'%s'", bundle);
+	snprintf(args[5], sizeof(args[5]), "'%s' --broker-key '%s'", fifo, F->bkey);
+	snprintf(args[6], sizeof(args[6]), "'%s' --broker-key '%s' --tsa-ca '%s'", bundle, F->bkey,
+		 fifo);
+	snprintf(args[7], sizeof(args[7]), "'%s' --broker-key '%s'", bundle, fifo);
 	for (size_t i = 0; i < NCASES; i++) {
 		for (int env = 0; env < 2; env++) {
 			int rc = tu_run(
-			    &out, "LC_ALL= LC_MESSAGES= LANG=%s '%s/rete' evidence verify %s%s",
+			    &out,
+			    "LC_ALL= LC_MESSAGES= LANG=%s timeout 20 '%s/rete' evidence verify %s%s",
 			    env ? "it_IT.UTF-8" : "C", RETE_BIN_DIR, args[i],
 			    env ? "" : " --lang it");
 			assert_non_null(out);
