@@ -63,6 +63,11 @@ typedef struct agent {
 	 * round is complete (at the next pump, outside any transaction). */
 	bool held_resubmitted;
 	bool held_check;
+	/* Held messages not delivered after the directory's expiry
+	 * (agent_undelivered.c): when it looks next (ms), and the expiry it
+	 * last recorded in meta "dir_expiry" (0: none this run yet). */
+	int64_t undelivered_next;
+	int64_t undelivered_expiry;
 
 	/* Outbox (agent_outbox.c). */
 	struct agent_out_item *out_items;
