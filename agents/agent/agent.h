@@ -239,6 +239,18 @@ typedef enum agent_dlv {
 agent_dlv agent_delivery_check(agent *a, const Rete__Message *msg, char *to, size_t tlen, char *why,
 			       size_t wlen);
 
+/* agent_delivery_meta_array: the JSON array kept under meta key (the
+ * alarms, the early delivery receipts, the held messages said past the
+ * expiry), read in the open transaction if there is one: always an array
+ * (an empty one when absent or unreadable; the caller owns it), NULL only
+ * when out of memory. */
+json_t *agent_delivery_meta_array(agent *a, const char *key);
+
+/* agent_delivery_meta_store writes arr (borrowed) under meta key, in the
+ * open transaction if there is one (the key goes when arr is empty).
+ * RETE_ENOMEM, RETE_EFULL, RETE_ESTORE. */
+rete_err agent_delivery_meta_store(agent *a, const char *key, json_t *arr, rete_msg *m);
+
 /* agent_delivery_record keeps, in the open transaction, what the verdict on
  * the entry at log index `at` leaves: PROVEN, the first signed
  * acknowledgement's index (meta "ack_signed"); UNPROVEN, the alarm (meta

@@ -49,23 +49,6 @@ static int64_t und_expiry_record(agent *a)
 	return exp;
 }
 
-/* und_said: meta "undelivered_said", a JSON array (a new empty one when
- * there is none or it does not parse). */
-static json_t *und_said(agent *a)
-{
-	rete_buf v = {0};
-	json_t *arr = NULL;
-	if (agent_db_get(a->db, AGENT_DB_META, AGENT_META_UNDELIVERED_SAID,
-			 strlen(AGENT_META_UNDELIVERED_SAID), &v, NULL) == RETE_OK)
-		arr = json_loadb((const char *)v.data, v.len, 0, NULL);
-	rete_buf_free(&v);
-	if (!json_is_array(arr)) {
-		json_decref(arr);
-		arr = json_array();
-	}
-	return arr;
-}
-
 static bool und_in(json_t *arr, const char *id)
 {
 	size_t i;
@@ -110,7 +93,8 @@ void agent_undelivered_tick(agent *a, int64_t now)
 			  m.text);
 		return;
 	}
-	json_t *said = und_said(a), *keep = json_array();
+	json_t *said = agent_delivery_meta_array(a, AGENT_META_UNDELIVERED_SAID);
+	json_t *keep = json_array();
 	bool changed = false;
 	int64_t oldest = 0;
 	uint64_t overdue = 0;
@@ -144,17 +128,12 @@ void agent_undelivered_tick(agent *a, int64_t now)
 	 * or a longer expiry now): said again if they ever are */
 	if (keep != NULL && json_array_size(keep) != json_array_size(said))
 		changed = true;
-	if (changed && keep != NULL) {
-		char *text = json_dumps(keep, JSON_COMPACT);
-		if (text == NULL || agent_db_put(a->db, AGENT_DB_META, AGENT_META_UNDELIVERED_SAID,
-						 strlen(AGENT_META_UNDELIVERED_SAID), text,
-						 strlen(text), &m) != RETE_OK)
-			agent_log(a, "error",
-				  "which held messages were said past the expiry cannot be "
-				  "recorded: %s; they may be said again",
-				  text == NULL ? "out of memory" : m.text);
-		free(text);
-	}
+	if (changed && keep != NULL &&
+	    agent_delivery_meta_store(a, AGENT_META_UNDELIVERED_SAID, keep, &m) != RETE_OK)
+		agent_log(a, "error",
+			  "which held messages were said past the expiry cannot be recorded: %s; "
+			  "they may be said again",
+			  m.text);
 	json_decref(keep);
 	json_decref(said);
 	agent_track_undelivered_free(u, n);
