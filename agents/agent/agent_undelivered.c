@@ -125,8 +125,9 @@ void agent_undelivered_tick(agent *a, int64_t now)
 		changed = true;
 	}
 	/* forget the ids no longer held past the expiry (delivered, answered,
-	 * or a longer expiry now): said again if they ever are */
-	if (keep != NULL && json_array_size(keep) != json_array_size(said))
+	 * or a longer expiry now): said again if they ever are; with no expiry
+	 * known (no directory yet) nothing is judged, and nothing forgotten */
+	if (keep != NULL && expiry > 0 && json_array_size(keep) != json_array_size(said))
 		changed = true;
 	if (changed && keep != NULL &&
 	    agent_delivery_meta_store(a, AGENT_META_UNDELIVERED_SAID, keep, &m) != RETE_OK)
