@@ -368,9 +368,10 @@ rete_err agent_track_undelivered(agent_db *db, agent_undelivered **out, size_t *
 		agent_track_undelivered_free(l.u, l.n);
 		return err;
 	}
-	/* When it was receipted: the receipt the id record keeps (the first
-	 * one; a held message submitted again after a restore of the broker's
-	 * store keeps it), whose loggedAt the broker signed. */
+	/* When it was receipted: the receipt the id record keeps, whose
+	 * loggedAt the broker signed (a held message submitted again after a
+	 * restore of the broker's store follows its new receipt there,
+	 * out_held_renew_id: the broker's expiry runs from that entry too). */
 	for (size_t i = 0; i < l.n; i++) {
 		agent_idrec r;
 		rete_msg im = {{0}};

@@ -61,8 +61,8 @@ typedef struct agent_undelivered {
 	char *referral;	      /* the referral it concerns ("" when none) */
 	const char *kind;     /* "referral", "update", "note"... (static) */
 	uint64_t index;	      /* log index of its latest receipt */
-	int64_t receipted_at; /* when the broker first receipted it: the loggedAt of
-				 its receipt (Unix ms; 0 when not known) */
+	int64_t receipted_at; /* the loggedAt of its receipt (Unix ms; 0 when not
+				 known): the latest, as the broker's expiry runs */
 	char *file;	      /* the outbox file it was sent as: its receipt is
 				 sent/FILE.receipt.json (NULL when not known) */
 } agent_undelivered;
