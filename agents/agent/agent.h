@@ -63,6 +63,11 @@ typedef struct agent {
 	 * round is complete (at the next pump, outside any transaction). */
 	bool held_resubmitted;
 	bool held_check;
+	/* Held messages not delivered after the directory's expiry
+	 * (agent_undelivered.c): when it looks next (ms), and the expiry it
+	 * last recorded in meta "dir_expiry" (0: none this run yet). */
+	int64_t undelivered_next;
+	int64_t undelivered_expiry;
 
 	/* Outbox (agent_outbox.c). */
 	struct agent_out_item *out_items;
@@ -233,6 +238,18 @@ typedef enum agent_dlv {
  * sentence when UNPROVEN or NOT_OURS. */
 agent_dlv agent_delivery_check(agent *a, const Rete__Message *msg, char *to, size_t tlen, char *why,
 			       size_t wlen);
+
+/* agent_delivery_meta_array: the JSON array kept under meta key (the
+ * alarms, the early delivery receipts, the held messages said past the
+ * expiry), read in the open transaction if there is one: always an array
+ * (an empty one when absent or unreadable; the caller owns it), NULL only
+ * when out of memory. */
+json_t *agent_delivery_meta_array(agent *a, const char *key);
+
+/* agent_delivery_meta_store writes arr (borrowed) under meta key, in the
+ * open transaction if there is one (the key goes when arr is empty).
+ * RETE_ENOMEM, RETE_EFULL, RETE_ESTORE. */
+rete_err agent_delivery_meta_store(agent *a, const char *key, json_t *arr, rete_msg *m);
 
 /* agent_delivery_record keeps, in the open transaction, what the verdict on
  * the entry at log index `at` leaves: PROVEN, the first signed

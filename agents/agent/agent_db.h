@@ -65,7 +65,10 @@
  *              below): delivery receipts whose recipient's signature was
  *              checked, or is to be once their message's receipt comes;
  *              "key_changes", "own_key", "party_keys" and "dir_serial": the
- *              key watch's records (AGENT_META_KEY_CHANGES, below)
+ *              key watch's records (AGENT_META_KEY_CHANGES, below);
+ *              "dir_expiry" and "undelivered_said": the directory's expiry
+ *              and the held messages said to be past it
+ *              (AGENT_META_DIR_EXPIRY, below)
  *   held       message id -> agent_held: the signed bytes and sealed part of
  *              a message the broker receipted, kept until its delivery
  *              receipt (or a final refusal / non-delivery notice), so it can
@@ -168,6 +171,17 @@ typedef struct agent_db agent_db;
 /* "dir_serial" -> the serial of the latest directory given (decimal text):
  * a later one more than one above says directories were logged unseen. */
 #define AGENT_META_DIR_SERIAL "dir_serial"
+/* "dir_expiry" -> the expiry of undelivered messages in the directory in
+ * force (its expiryMs, decimal text; absent: none seen yet, or one that did
+ * not say it), written by the agent when it changes, so that `rete status`,
+ * which opens the store beside it, judges held messages by the directory
+ * the agent holds (agent_undelivered.h). */
+#define AGENT_META_DIR_EXPIRY "dir_expiry"
+/* "undelivered_said" -> JSON array of the ids of held messages the agent's
+ * log already said were not delivered after the directory's expiry: said
+ * once per message, not at every start; an id goes when its message is no
+ * longer held (agent_undelivered.h). */
+#define AGENT_META_UNDELIVERED_SAID "undelivered_said"
 
 /* The named databases. */
 typedef enum agent_dbi {

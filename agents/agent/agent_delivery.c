@@ -310,11 +310,7 @@ agent_dlv agent_delivery_check(agent *a, const Rete__Message *msg, char *to, siz
 	return dlv_judge(a, msg, false, to, tlen, why, wlen);
 }
 
-/* dlv_meta_array: the JSON array kept under meta key (the alarms, the
- * early delivery receipts), read in the open transaction if there is one:
- * always an array (an empty one when absent or unreadable), NULL only
- * when out of memory. */
-static json_t *dlv_meta_array(agent *a, const char *key)
+json_t *agent_delivery_meta_array(agent *a, const char *key)
 {
 	rete_buf v = {0};
 	rete_msg im = {{0}};
@@ -330,10 +326,7 @@ static json_t *dlv_meta_array(agent *a, const char *key)
 	return arr;
 }
 
-/* dlv_meta_store writes arr under meta key, in the open transaction if
- * there is one (the key goes when arr is empty). RETE_ENOMEM, RETE_EFULL,
- * RETE_ESTORE. */
-static rete_err dlv_meta_store(agent *a, const char *key, json_t *arr, rete_msg *m)
+rete_err agent_delivery_meta_store(agent *a, const char *key, json_t *arr, rete_msg *m)
 {
 	if (json_array_size(arr) == 0)
 		return agent_db_del(a->db, AGENT_DB_META, key, strlen(key), m);
@@ -363,7 +356,7 @@ rete_err agent_delivery_record(agent *a, uint64_t at, const Rete__Message *msg, 
 	}
 	if (verdict != AGENT_DLV_UNPROVEN)
 		return RETE_OK;
-	json_t *arr = dlv_meta_array(a, AGENT_META_DELIVERY_ALARMS);
+	json_t *arr = agent_delivery_meta_array(a, AGENT_META_DELIVERY_ALARMS);
 	json_t *o = json_object();
 	if (arr == NULL || o == NULL) {
 		json_decref(arr);
@@ -386,7 +379,7 @@ rete_err agent_delivery_record(agent *a, uint64_t at, const Rete__Message *msg, 
 	json_array_append_new(arr, o);
 	while (json_array_size(arr) > AGENT_DELIVERY_ALARMS_MAX)
 		json_array_remove(arr, 0);
-	rete_err err = dlv_meta_store(a, AGENT_META_DELIVERY_ALARMS, arr, m);
+	rete_err err = agent_delivery_meta_store(a, AGENT_META_DELIVERY_ALARMS, arr, m);
 	json_decref(arr);
 	return err;
 }
@@ -447,7 +440,7 @@ rete_err agent_delivery_keep_early(agent *a, const ProtobufCBinaryData *entry,
 	char idx[24];
 	snprintf(idx, sizeof(idx), "%" PRIu64, le->index);
 	rete__log_entry__free_unpacked(le, NULL);
-	json_t *arr = dlv_meta_array(a, AGENT_META_EARLY_DELIVERIES);
+	json_t *arr = agent_delivery_meta_array(a, AGENT_META_EARLY_DELIVERIES);
 	char *b64 = rete_b64_encode(entry->data, entry->len);
 	json_t *o = json_object();
 	if (arr == NULL || b64 == NULL || o == NULL) {
@@ -476,7 +469,7 @@ rete_err agent_delivery_keep_early(agent *a, const ProtobufCBinaryData *entry,
 				 json_string_value(json_object_get(old, "messageId")));
 		json_array_remove(arr, 0);
 	}
-	rete_err err = dlv_meta_store(a, AGENT_META_EARLY_DELIVERIES, arr, m);
+	rete_err err = agent_delivery_meta_store(a, AGENT_META_EARLY_DELIVERIES, arr, m);
 	json_decref(arr);
 	return err;
 }
@@ -551,7 +544,7 @@ rete_err agent_delivery_judge_early(agent *a, const char *id, json_t **said, ret
 			 strlen(AGENT_META_EARLY_DELIVERIES), &v, &im) != RETE_OK)
 		return RETE_OK;
 	rete_buf_free(&v);
-	json_t *arr = dlv_meta_array(a, AGENT_META_EARLY_DELIVERIES);
+	json_t *arr = agent_delivery_meta_array(a, AGENT_META_EARLY_DELIVERIES);
 	if (arr == NULL)
 		return rete_msg_set(m, RETE_ENOMEM, "out of memory");
 	rete_err err = RETE_OK;
@@ -575,7 +568,7 @@ rete_err agent_delivery_judge_early(agent *a, const char *id, json_t **said, ret
 		changed = true;
 	}
 	if (err == RETE_OK && changed)
-		err = dlv_meta_store(a, AGENT_META_EARLY_DELIVERIES, arr, m);
+		err = agent_delivery_meta_store(a, AGENT_META_EARLY_DELIVERIES, arr, m);
 	json_decref(arr);
 	return err;
 }

@@ -28,6 +28,7 @@
 #include "agent_metrics.h"
 #include "agent_net.h"
 #include "agent_spool.h"
+#include "agent_undelivered.h"
 #include "duration.h"
 #include "logfmt.h"
 #include "logline.h"
@@ -450,6 +451,7 @@ static void agent_run(agent *a)
 		}
 		agent_outbox_pump(a, now);
 		agent_witness_tick(a, now);
+		agent_undelivered_tick(a, now);
 		agent_metrics_tick(a, now);
 		agent_log_sweep(a);
 		int64_t hook_wait = agent_hooks_poll(a, now);

@@ -38,6 +38,8 @@ struct agent_metrics {
 	_Atomic int64_t witness_oldest_ms;    /* when the oldest was recorded (0: none) */
 	_Atomic uint64_t witness_oldest_size; /* its checkpoint's size */
 	_Atomic int64_t taken_over_ms;	      /* another agent took our deliveries (0: no) */
+	_Atomic int64_t und_oldest_ms;	      /* the oldest held message's receipt (0: none) */
+	_Atomic uint64_t und_overdue;	      /* held past the directory's expiry */
 	int64_t next_db_ms;		      /* loop only */
 };
 
@@ -57,6 +59,15 @@ void agent_metrics_taken_over(agent *a, int64_t at)
 	struct agent_metrics *am = a->metrics;
 	if (am)
 		atomic_store_explicit(&am->taken_over_ms, at, memory_order_relaxed);
+}
+
+void agent_metrics_undelivered(agent *a, int64_t oldest_at, uint64_t overdue)
+{
+	struct agent_metrics *am = a->metrics;
+	if (!am)
+		return;
+	atomic_store_explicit(&am->und_oldest_ms, oldest_at, memory_order_relaxed);
+	atomic_store_explicit(&am->und_overdue, overdue, memory_order_relaxed);
 }
 
 static bool count_one(const void *k, size_t kl, const void *v, size_t vl, void *user)
@@ -241,6 +252,20 @@ static void serve(void *ctx, const char *path, rete_http_answer *a)
 	    "record); larger than rete_agent_witness_checkpoint_size: it waits for the broker "
 	    "to show a checkpoint that large.",
 	    atomic_load(&am->witness_oldest_size));
+	/* the age at the scrape, from the receipt's time: it grows between
+	 * the agent's looks (agent_undelivered.c) */
+	int64_t oldest = atomic_load(&am->und_oldest_ms), now = rete_now_ms();
+	one_f(a, "rete_agent_undelivered_oldest_age_seconds", "gauge",
+	      "Age of the oldest message this agency sent that the broker receipted and has "
+	      "neither delivered nor said it withdrew (0: none); past the directory's expiry it "
+	      "is in rete_agent_undelivered_overdue_messages (docs/agent.md, \"Not delivered "
+	      "after the expiry\").",
+	      oldest > 0 && now > oldest ? (double)(now - oldest) / 1000.0 : 0.0);
+	one(a, "rete_agent_undelivered_overdue_messages", "gauge",
+	    "Messages receipted and still not delivered after the directory's expiry, when the "
+	    "broker should have withdrawn them and said so (a warning in the log names each, "
+	    "once; rete status shows them).",
+	    atomic_load(&am->und_overdue));
 	int64_t taken = atomic_load(&am->taken_over_ms);
 	one(a, "rete_agent_taken_over", "gauge",
 	    "1 when another agent with this agency's key took its deliveries (the broker said "

@@ -46,6 +46,11 @@ void agent_metrics_event(struct agent *a, agent_metric_event ev, int64_t now);
  * until the agent is restarted. */
 void agent_metrics_taken_over(struct agent *a, int64_t at);
 
+/* agent_metrics_undelivered records what agent_undelivered_tick found:
+ * when the oldest held message was receipted (Unix ms; 0: none held with a
+ * known receipt time) and how many are past the directory's expiry. */
+void agent_metrics_undelivered(struct agent *a, int64_t oldest_at, uint64_t overdue);
+
 /* agent_metrics_tick refreshes the connection state every turn and, at
  * most once a second, the held count and the alarm (loop thread only). */
 void agent_metrics_tick(struct agent *a, int64_t now);

@@ -2,6 +2,7 @@
 #include "agent_track.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,4 +302,141 @@ rete_err agent_track_all(agent_db *db, json_t **out, rete_msg *m)
 	}
 	*out = arr;
 	return RETE_OK;
+}
+
+/* --- messages receipted and not delivered ------------------------------------------ */
+
+/* und_list: what und_collect gathers from the held records (their ids and
+ * indexes only: the id records are read after, outside the cursor). */
+typedef struct und_list {
+	agent_undelivered *u;
+	size_t n, cap;
+	bool oom;
+} und_list;
+
+static bool und_collect(const void *key, size_t klen, const void *val, size_t vlen, void *user)
+{
+	und_list *l = user;
+	agent_held h;
+	if (vlen == 0 || agent_db_held_parse(val, vlen, &h) != RETE_OK)
+		return true; /* delivered (empty), or not ours to judge here */
+	Rete__Message *msg = NULL;
+	const char *kind = "message", *refid = "";
+	if (rete_signed_decode(h.signed_msg.data, h.signed_msg.len, NULL, &msg, NULL) == RETE_OK) {
+		kind = rete_message_kind(msg);
+		refid = rete_message_referral_id(msg);
+	}
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 8;
+		agent_undelivered *nu = realloc(l->u, cap * sizeof(*nu));
+		if (nu == NULL)
+			l->oom = true;
+		else
+			l->u = nu, l->cap = cap;
+	}
+	if (!l->oom) {
+		agent_undelivered *u = &l->u[l->n];
+		u->id = strndup(key, klen);
+		u->referral = strdup(refid);
+		u->kind = kind;
+		u->index = h.index;
+		u->receipted_at = 0;
+		u->file = NULL;
+		if (u->id == NULL || u->referral == NULL) {
+			free(u->id);
+			free(u->referral);
+			l->oom = true;
+		} else {
+			l->n++;
+		}
+	}
+	if (msg != NULL)
+		rete__message__free_unpacked(msg, NULL);
+	agent_held_free(&h);
+	return !l->oom;
+}
+
+rete_err agent_track_undelivered(agent_db *db, agent_undelivered **out, size_t *n, rete_msg *m)
+{
+	und_list l = {0};
+	*out = NULL;
+	*n = 0;
+	rete_err err = agent_db_each(db, AGENT_DB_HELD, und_collect, &l, m);
+	if (err == RETE_OK && l.oom)
+		err = rete_msg_set(m, RETE_ENOMEM, "out of memory");
+	if (err != RETE_OK) {
+		agent_track_undelivered_free(l.u, l.n);
+		return err;
+	}
+	/* When it was receipted: the receipt the id record keeps, whose
+	 * loggedAt the broker signed (a held message submitted again after a
+	 * restore of the broker's store follows its new receipt there,
+	 * out_held_renew_id: the broker's expiry runs from that entry too). */
+	for (size_t i = 0; i < l.n; i++) {
+		agent_idrec r;
+		rete_msg im = {{0}};
+		if (agent_db_id_get(db, l.u[i].id, &r, &im) != RETE_OK)
+			continue;
+		json_t *doc = json_loads(r.receipt_json ? r.receipt_json : "", 0, NULL);
+		const char *at = json_string_value(json_object_get(doc, "loggedAt"));
+		int64_t ms;
+		if (at != NULL && rete_time_parse(at, &ms) == RETE_OK)
+			l.u[i].receipted_at = ms;
+		const char *file = json_string_value(json_object_get(doc, "file"));
+		if (file != NULL && file[0] && strchr(file, '/') == NULL)
+			l.u[i].file = strdup(file); /* NULL when out of memory: not said */
+		json_decref(doc);
+		free(r.receipt_json);
+	}
+	*out = l.u;
+	*n = l.n;
+	return RETE_OK;
+}
+
+void agent_track_undelivered_free(agent_undelivered *u, size_t n)
+{
+	for (size_t i = 0; u != NULL && i < n; i++) {
+		free(u[i].id);
+		free(u[i].referral);
+		free(u[i].file);
+	}
+	free(u);
+}
+
+int64_t agent_track_expiry(agent_db *db)
+{
+	rete_buf v = {0};
+	int64_t ms = 0;
+	if (agent_db_get(db, AGENT_DB_META, AGENT_META_DIR_EXPIRY, strlen(AGENT_META_DIR_EXPIRY),
+			 &v, NULL) == RETE_OK &&
+	    v.len > 0 && v.len < 24) {
+		char buf[24];
+		memcpy(buf, v.data, v.len);
+		buf[v.len] = '\0';
+		char *end;
+		long long x = strtoll(buf, &end, 10);
+		if (*end == '\0' && x > 0)
+			ms = x;
+	}
+	rete_buf_free(&v);
+	return ms;
+}
+
+char *agent_track_span(int64_t ms, char buf[32])
+{
+	long long s = ms > 0 ? ms / 1000 : 0, big, small;
+	const char *u1, *u2;
+	if (s >= 86400)
+		big = s / 86400, small = s % 86400 / 3600, u1 = "d", u2 = "h";
+	else if (s >= 3600)
+		big = s / 3600, small = s % 3600 / 60, u1 = "h", u2 = "m";
+	else
+		big = s / 60, small = s % 60, u1 = "m", u2 = "s";
+	if (big == 0)
+		snprintf(buf, 32, "%lld%s", small, u2);
+	else if (small == 0) /* "5d", as an expiry is written */
+		snprintf(buf, 32, "%lld%s", big, u1);
+	else
+		snprintf(buf, 32, "%lld%s %lld%s", big, u1, small, u2);
+	return buf;
 }

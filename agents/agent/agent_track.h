@@ -52,4 +52,38 @@ rete_err agent_track_get(agent_db *db, const char *referral_id, json_t **out, re
  * JSON array in *out. RETE_ESTORE, RETE_ENOMEM. */
 rete_err agent_track_all(agent_db *db, json_t **out, rete_msg *m);
 
+/* agent_undelivered: one message this agency sent that the broker receipted
+ * and that is still held by its agent: no delivery receipt yet, no final
+ * refusal, no not-delivered notice (agent_db.h, "held"). The strings are
+ * owned by the array (agent_track_undelivered_free). */
+typedef struct agent_undelivered {
+	char *id;	      /* the message id */
+	char *referral;	      /* the referral it concerns ("" when none) */
+	const char *kind;     /* "referral", "update", "note"... (static) */
+	uint64_t index;	      /* log index of its latest receipt */
+	int64_t receipted_at; /* the loggedAt of its receipt (Unix ms; 0 when not
+				 known): the latest, as the broker's expiry runs */
+	char *file;	      /* the outbox file it was sent as: its receipt is
+				 sent/FILE.receipt.json (NULL when not known) */
+} agent_undelivered;
+
+/* agent_track_undelivered lists the held messages (above) in *out, *n
+ * (malloc'd: agent_track_undelivered_free), in message id order. Outside
+ * any write transaction. A held record that does not parse is left out (the
+ * agent says it where it uses it). RETE_ESTORE, RETE_ENOMEM. */
+rete_err agent_track_undelivered(agent_db *db, agent_undelivered **out, size_t *n, rete_msg *m);
+
+/* agent_track_undelivered_free frees what agent_track_undelivered gave. */
+void agent_track_undelivered_free(agent_undelivered *u, size_t n);
+
+/* agent_track_expiry: the expiry of undelivered messages in the directory
+ * the agent holds (meta "dir_expiry", written by the agent), in ms; 0 when
+ * it has recorded none (no directory yet, or an agent older than it). */
+int64_t agent_track_expiry(agent_db *db);
+
+/* agent_track_span writes a length of time ms as a person reads it ("6d
+ * 3h", "5d", "2h 15m", "4m 10s", "12s": the smaller unit left out when 0)
+ * into buf and returns buf. */
+char *agent_track_span(int64_t ms, char buf[32]);
+
 #endif

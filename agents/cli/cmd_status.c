@@ -428,6 +428,122 @@ static void status_unknown_print(json_t *rec, FILE *out)
 			req[0] ? req : "the requester", req[0] ? req : "the requester", id);
 }
 
+/* und_json: one held message u (agent_track.h) as "rete status --json"
+ * gives it: its id, kind, receipt (log index, time), age at `now` and
+ * whether it is past the directory's expiry (expiry 0: not known, never
+ * past). */
+static json_t *und_json(const agent_undelivered *u, int64_t now, int64_t expiry)
+{
+	char at[32], idx[24];
+	json_t *o = json_object();
+	json_object_set_new(o, "messageId", json_string(u->id));
+	json_object_set_new(o, "kind", json_string(u->kind));
+	if (u->referral[0])
+		json_object_set_new(o, "referralId", json_string(u->referral));
+	snprintf(idx, sizeof(idx), "%" PRIu64, u->index);
+	json_object_set_new(o, "receiptIndex", json_string(idx));
+	if (u->file != NULL) {
+		char path[4200];
+		snprintf(path, sizeof(path), "sent/%s.receipt.json", u->file);
+		json_object_set_new(o, "receipt", json_string(path));
+	}
+	if (u->receipted_at > 0) {
+		int64_t age = now > u->receipted_at ? now - u->receipted_at : 0;
+		json_object_set_new(o, "receiptedAt",
+				    json_string(rete_time_format(u->receipted_at, at)));
+		json_object_set_new(o, "ageSeconds", json_integer(age / 1000));
+		json_object_set_new(o, "overdue", json_boolean(expiry > 0 && age > expiry));
+	} else {
+		json_object_set_new(o, "receiptedAt", json_null());
+		json_object_set_new(o, "ageSeconds", json_null());
+		json_object_set_new(o, "overdue", json_false());
+	}
+	return o;
+}
+
+/* und_attach puts each held message of und (all sent by this agency: a
+ * referral, or an update or note on one it requested or received) under
+ * the referral it concerns ("undelivered") and returns those of no
+ * referral shown here (a new array). */
+static json_t *und_attach(json_t *recs, const agent_undelivered *und, size_t n, int64_t now,
+			  int64_t expiry)
+{
+	json_t *other = json_array();
+	for (size_t k = 0; k < n; k++) {
+		json_t *rec, *home = NULL;
+		size_t i;
+		json_array_foreach(recs, i, rec)
+		{
+			if (und[k].referral[0] && strcmp(jstr(rec, "id"), und[k].referral) == 0)
+				home = rec;
+		}
+		json_t *o = und_json(&und[k], now, expiry);
+		if (home == NULL) {
+			json_array_append_new(other, o);
+			continue;
+		}
+		json_t *arr = json_object_get(home, "undelivered");
+		if (arr == NULL) {
+			arr = json_array();
+			json_object_set_new(home, "undelivered", arr);
+		}
+		json_array_append_new(arr, o);
+	}
+	return other;
+}
+
+/* und_print says the held messages arr (und_json's) of a referral, or of
+ * none: each one's age and, past the directory's expiry, that
+ * the broker has neither delivered it nor said it withdrew it, and what to
+ * do. */
+static void und_print(json_t *arr, int64_t expiry, FILE *out)
+{
+	size_t i;
+	json_t *u;
+	char limit[32], span[32];
+	if (expiry > 0)
+		agent_track_span(expiry, limit);
+	json_array_foreach(arr, i, u)
+	{
+		json_t *age = json_object_get(u, "ageSeconds");
+		const char *kind = jstr(u, "kind"), *ref = jstr(u, "referralId");
+		char what[400];
+		if (strcmp(kind, "referral") == 0 || !ref[0])
+			snprintf(what, sizeof(what), "%s %s", kind, jstr(u, "messageId"));
+		else
+			snprintf(what, sizeof(what), "%s %s of referral %s", kind,
+				 jstr(u, "messageId"), ref);
+		if (!json_is_integer(age)) {
+			fprintf(
+			    out,
+			    "  not delivered yet: %s, receipted at log index #%s (its receipt's "
+			    "time is not in this agency's store)\n",
+			    what, jstr(u, "receiptIndex"));
+			continue;
+		}
+		agent_track_span(json_integer_value(age) * 1000, span);
+		if (json_is_true(json_object_get(u, "overdue")))
+			fprintf(
+			    out,
+			    "  NOT DELIVERED after %s (the directory's expiry is %s): the broker "
+			    "has neither delivered it nor said it was withdrawn; check rete "
+			    "health, or ask the broker's operator; the evidence: its receipt, "
+			    "%s (%s, log index #%s at %s)\n",
+			    span, limit,
+			    jstr(u, "receipt")[0] ? jstr(u, "receipt")
+						  : "in sent/ (*.receipt.json with its messageId)",
+			    what, jstr(u, "receiptIndex"), jstr(u, "receiptedAt"));
+		else
+			fprintf(out,
+				"  not delivered yet: receipted %s ago (the directory's expiry: "
+				"%s): %s, log index #%s at %s\n",
+				span,
+				expiry > 0 ? limit
+					   : "not known yet, the agent records it when it connects",
+				what, jstr(u, "receiptIndex"), jstr(u, "receiptedAt"));
+	}
+}
+
 int cmd_status(int argc, char **argv)
 {
 	const char *ini = NULL, *refid = NULL;
@@ -436,7 +552,9 @@ int cmd_status(int argc, char **argv)
 	agent_config cfg;
 	agent_db *db = NULL;
 	rete_msg m = {{0}};
-	json_t *recs = NULL, *taken = NULL, *own = NULL, *changes = NULL;
+	json_t *recs = NULL, *taken = NULL, *own = NULL, *changes = NULL, *und_other = NULL;
+	agent_undelivered *und = NULL; /* held: receipted, not delivered */
+	size_t und_n = 0;
 	char *refusal = NULL; /* the broker answers, refusing to say: its sentence */
 	int rc = CLI_OK;
 
@@ -518,6 +636,9 @@ int cmd_status(int argc, char **argv)
 	taken = status_taken_over(db);
 	own = status_meta_json(db, AGENT_META_OWN_KEY, JSON_ARRAY);
 	changes = status_meta_json(db, AGENT_META_KEY_CHANGES, JSON_OBJECT);
+	int64_t expiry = db ? agent_track_expiry(db) : 0, now = rete_now_ms();
+	if (db && agent_track_undelivered(db, &und, &und_n, &m) != RETE_OK)
+		fprintf(stderr, "rete status: the held messages cannot be read: %s\n", m.text);
 	int running = status_agent_running(&cfg);
 	long waiting = status_outbox_waiting(&cfg);
 	if (refid != NULL && json_array_size(recs) == 0) {
@@ -556,6 +677,9 @@ int cmd_status(int argc, char **argv)
 	rete_wire_close(&w);
 	rete_seckey_free(&sk);
 
+	und_other = und_attach(recs, und, und_n, now, expiry);
+	if (refid != NULL) /* the others are not asked for */
+		json_array_clear(und_other);
 	if (refid != NULL) {
 		json_t *only = json_array_get(recs, 0);
 		if (json_object_size(only) <= 1 && json_object_get(only, "broker") == NULL) {
@@ -607,7 +731,11 @@ int cmd_status(int argc, char **argv)
 			json_object_set(doc, "ownKeyAlarms", own);
 		if (changes)
 			json_object_set(doc, "keyChanges", changes);
+		json_object_set_new(doc, "directoryExpiryMs",
+				    expiry > 0 ? json_integer(expiry) : json_null());
 		json_object_set(doc, "referrals", recs);
+		if (json_array_size(und_other) > 0)
+			json_object_set(doc, "undeliveredOther", und_other);
 		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		fputc('\n', stdout);
 		json_decref(doc);
@@ -623,6 +751,11 @@ int cmd_status(int argc, char **argv)
 		{
 			status_print(rec, stdout);
 			status_unknown_print(rec, stdout);
+			und_print(json_object_get(rec, "undelivered"), expiry, stdout);
+		}
+		if (json_array_size(und_other) > 0) {
+			printf("%s: sent, not in a referral shown above:\n", cfg.id);
+			und_print(und_other, expiry, stdout);
 		}
 		/* a wrong pinned key looks like silence (the CURVE handshake
 		 * fails without a word): say it with the other causes */
@@ -649,6 +782,8 @@ out:
 	json_decref(taken);
 	json_decref(own);
 	json_decref(changes);
+	json_decref(und_other);
+	agent_track_undelivered_free(und, und_n);
 	agent_db_close(&db);
 	agent_config_free(&cfg);
 	return rc;

@@ -1,0 +1,142 @@
+/* agent_undelivered.c — see agent_undelivered.h. */
+#include "agent_undelivered.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "agent.h"
+#include "agent_metrics.h"
+#include "agent_track.h"
+#include "json.h"
+
+/* How often the held messages are looked at: their ages count in days, and
+ * each look reads every held record and its id record. */
+#define UND_EVERY_MS 5000
+
+/* und_expiry_record keeps meta "dir_expiry" equal to the expiry of the
+ * directory in force (written only when it changes), and returns the
+ * expiry to judge by: the directory's, or, before this run's WELCOME, the
+ * one recorded (0: none known). */
+static int64_t und_expiry_record(agent *a)
+{
+	if (a->dir == NULL || a->dir->dir == NULL || a->dir->dir->expiry_ms <= 0) {
+		if (a->undelivered_expiry <= 0)
+			a->undelivered_expiry = agent_track_expiry(a->db);
+		return a->undelivered_expiry;
+	}
+	int64_t exp = a->dir->dir->expiry_ms;
+	if (exp == a->undelivered_expiry)
+		return exp;
+	if (agent_track_expiry(a->db) != exp) {
+		char buf[24];
+		rete_msg m = {{0}};
+		snprintf(buf, sizeof(buf), "%" PRId64, exp);
+		if (agent_db_put(a->db, AGENT_DB_META, AGENT_META_DIR_EXPIRY,
+				 strlen(AGENT_META_DIR_EXPIRY), buf, strlen(buf), &m) != RETE_OK) {
+			agent_log(a, "error",
+				  "the directory's expiry (%s ms) cannot be recorded for rete "
+				  "status: %s; tried again in a few seconds",
+				  buf, m.text);
+			return exp;
+		}
+	}
+	a->undelivered_expiry = exp;
+	return exp;
+}
+
+static bool und_in(json_t *arr, const char *id)
+{
+	size_t i;
+	json_t *it;
+	json_array_foreach(arr, i, it)
+	{
+		const char *s = json_string_value(it);
+		if (s != NULL && strcmp(s, id) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* und_what names the message for the log: "referral R", "update of
+ * referral R", or its kind alone. */
+static void und_what(const agent_undelivered *u, char *buf, size_t n)
+{
+	if (strcmp(u->kind, "referral") == 0 && u->referral[0])
+		snprintf(buf, n, "referral %s", u->referral);
+	else if (u->referral[0])
+		snprintf(buf, n, "%s of referral %s", u->kind, u->referral);
+	else
+		snprintf(buf, n, "%s", u->kind);
+}
+
+void agent_undelivered_tick(agent *a, int64_t now)
+{
+	if (a->db == NULL)
+		return;
+	/* at every turn (a comparison, unless it changed): `rete status`
+	 * judges by it as soon as the agent holds a directory */
+	int64_t expiry = und_expiry_record(a);
+	if (now < a->undelivered_next)
+		return;
+	a->undelivered_next = now + UND_EVERY_MS;
+
+	agent_undelivered *u = NULL;
+	size_t n = 0;
+	rete_msg m = {{0}};
+	if (agent_track_undelivered(a->db, &u, &n, &m) != RETE_OK) {
+		agent_log(a, "error", "held messages cannot be read to judge their age: %s",
+			  m.text);
+		return;
+	}
+	json_t *said = agent_delivery_meta_array(a, AGENT_META_UNDELIVERED_SAID);
+	json_t *keep = json_array();
+	bool changed = false;
+	int64_t oldest = 0;
+	uint64_t overdue = 0;
+	for (size_t i = 0; i < n && keep != NULL; i++) {
+		if (u[i].receipted_at <= 0)
+			continue;
+		if (oldest == 0 || u[i].receipted_at < oldest)
+			oldest = u[i].receipted_at;
+		int64_t age = now - u[i].receipted_at;
+		if (expiry <= 0 || age <= expiry)
+			continue;
+		overdue++;
+		json_array_append_new(keep, json_string(u[i].id));
+		if (und_in(said, u[i].id))
+			continue;
+		char what[300], span[32], limit[32], at[32];
+		und_what(&u[i], what, sizeof(what));
+		agent_log(
+		    a, "warning",
+		    "held message %s (%s) NOT DELIVERED after %s: the broker receipted it at "
+		    "log index %" PRIu64 " (%s) and has neither delivered it nor said it was "
+		    "withdrawn, although the directory's expiry is %s; check rete health, or "
+		    "ask the broker's operator (the evidence: its receipt, %s%s%s); said once",
+		    u[i].id, what, agent_track_span(age, span), u[i].index,
+		    rete_time_format(u[i].receipted_at, at), agent_track_span(expiry, limit),
+		    u[i].file ? "sent/" : "in sent/ with its messageId", u[i].file ? u[i].file : "",
+		    u[i].file ? ".receipt.json" : "");
+		changed = true;
+	}
+	/* forget the ids no longer held past the expiry (delivered, answered,
+	 * or a longer expiry now): said again if they ever are; with no expiry
+	 * known (no directory yet) nothing is judged, and nothing forgotten */
+	if (keep != NULL && expiry > 0 && json_array_size(keep) != json_array_size(said))
+		changed = true;
+	if (changed && keep != NULL &&
+	    agent_delivery_meta_store(a, AGENT_META_UNDELIVERED_SAID, keep, &m) != RETE_OK)
+		agent_log(a, "error",
+			  "which held messages were said past the expiry cannot be recorded: %s; "
+			  "they may be said again",
+			  m.text);
+	json_decref(keep);
+	json_decref(said);
+	agent_track_undelivered_free(u, n);
+	agent_metrics_undelivered(a, oldest, overdue);
+}

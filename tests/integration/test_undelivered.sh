@@ -1,0 +1,113 @@
+#!/bin/bash
+# test_undelivered.sh — a message the broker receipted and never delivers is
+# noticed on the sender's side (review s17 rev-edges, finding 2): a real
+# broker, the two agents of social.mantova and cpi.mantova, the recipient's
+# agent stopped, so the referral stays receipted and undelivered (for the
+# sender that is what a withholding broker looks like).
+#
+# The broker keeps the real clock, so its own expiry (5d) never runs; the
+# sender's agent and its `rete status` run under libfaketime with their own
+# offset (DIR/sender.rc): at +0 the status gives the referral's age and no
+# warning; at +6d (past the directory's 5d) the status says it in a sentence
+# (text) and "overdue": true (--json), the agent's log says it once (a
+# restart at +6d does not say it again), and /metrics gives the age of the
+# oldest undelivered message and the count past the expiry. Nothing shown
+# carries the person's data. Waits poll with deadlines.
+set -u
+
+. "$(dirname "$0")/lib.sh"
+itest_init undelivered
+need_faketime
+
+make_keys broker.mantova social.mantova cpi.mantova coord.mantova
+agencies_ini "Servizi sociali" | broker_ini
+agent_ini social.mantova cpi.mantova
+echo "metrics = 127.0.0.1:0" >>"$DIR/agents/social.mantova/agent.ini"
+coord_ini </dev/null
+
+start_broker 20
+start_agents cpi.mantova
+CPI=${PIDS[-1]}
+stop_pid "$CPI" "cpi.mantova's agent"
+
+# the sender's agent and its status, on the sender's clock
+echo "+0" >"$DIR/sender.rc"
+SENDER_ENV=(LD_PRELOAD="$FT" FAKETIME_TIMESTAMP_FILE="$DIR/sender.rc" FAKETIME_NO_CACHE=1
+	FAKETIME_DONT_FAKE_MONOTONIC=1 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0")
+INI=$DIR/agents/social.mantova/agent.ini
+# start_sender LOG: the sender's agent, its output in LOG (emptied first),
+# its pid in SENDER, its metrics address in URL.
+start_sender() {
+	: >"$1"
+	env "${SENDER_ENV[@]}" "$BIN/rete-agent" -c "$INI" >"$1" 2>&1 &
+	SENDER=$!
+	PIDS+=($SENDER)
+	wait_for 30 grep -q 'metrics on http://127.0.0.1:[0-9]*/metrics' "$1" ||
+		fail "the sender's agent did not start: $(cat "$1")"
+	URL=$(grep -o 'http://127.0.0.1:[0-9]*/metrics' "$1" | head -n 1)
+}
+start_sender "$DIR/sender1.log"
+send_referral held-1
+status() { run env "${SENDER_ENV[@]}" "$BIN/rete" status -c "$INI" "$@"; }
+jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)" <<<"$out" 2>&1; }
+# metric NAME: its value in the agent's /metrics now
+metric() { curl -s "$URL" | awk -v n="$1" '$1 == n {print $2}'; }
+
+what="status at +0"
+status held-1
+expect 0 "held-1" "not delivered yet: receipted" "ago (the directory's expiry: 5d)"
+lacks "NOT DELIVERED" "Maria Rossi"
+what="status --json at +0"
+status --json
+expect 0
+[ "$(jget 'd["directoryExpiryMs"]')" = 432000000 ] || bad "$what: directoryExpiryMs: $out"
+[ "$(jget 'd["referrals"][0]["undelivered"][0]["overdue"]')" = False ] ||
+	bad "$what: undelivered[0].overdue: $out"
+[ "$(jget 'd["referrals"][0]["undelivered"][0]["messageId"]')" = held-1 ] ||
+	bad "$what: undelivered[0].messageId: $out"
+lacks "Maria Rossi"
+
+# six days on, on the sender's side only: past the directory's expiry
+echo "+6d" >"$DIR/sender.rc.tmp" && mv "$DIR/sender.rc.tmp" "$DIR/sender.rc"
+said() { grep -c 'held message held-1 (referral held-1) NOT DELIVERED after 6d' "$@" | awk -F: '{s += $NF} END {print s}'; }
+wait_for 30 grep -q 'held message held-1 (referral held-1) NOT DELIVERED after 6d' "$DIR/sender1.log" ||
+	fail "the agent's log never said held-1 is past the expiry: $(tail -n 20 "$DIR/sender1.log")"
+grep -q "NOT DELIVERED after 6d: the broker receipted it at log index 1 .*expiry is 5d.*the evidence: its receipt, sent/held-1.json.receipt.json" \
+	"$DIR/sender1.log" || bad "the agent's line does not name the expiry and the receipt: $(grep 'NOT DELIVERED' "$DIR/sender1.log")"
+over() { [ "$(metric rete_agent_undelivered_overdue_messages)" = 1 ]; }
+wait_for 30 over || fail "rete_agent_undelivered_overdue_messages is not 1: $(curl -s "$URL")"
+age=$(metric rete_agent_undelivered_oldest_age_seconds)
+awk -v a="${age:-0}" 'BEGIN {exit !(a >= 6 * 86400 && a < 7 * 86400)}' ||
+	bad "rete_agent_undelivered_oldest_age_seconds is '$age', not six days"
+
+what="status at +6d"
+status held-1
+expect 0 "NOT DELIVERED after 6d" "the broker has neither delivered it nor said it was withdrawn" \
+	"the directory's expiry is 5d" "rete health" "the broker's operator" \
+	"the evidence: its receipt, sent/held-1.json.receipt.json"
+lacks "Maria Rossi"
+what="status --json at +6d"
+status --json
+expect 0
+[ "$(jget 'd["referrals"][0]["undelivered"][0]["overdue"]')" = True ] ||
+	bad "$what: undelivered[0].overdue: $out"
+[ "$(jget 'd["referrals"][0]["undelivered"][0]["receipt"]')" = sent/held-1.json.receipt.json ] ||
+	bad "$what: undelivered[0].receipt: $out"
+age=$(jget 'd["referrals"][0]["undelivered"][0]["ageSeconds"]')
+awk -v a="${age:-0}" 'BEGIN {exit !(a >= 6 * 86400 && a < 7 * 86400)}' ||
+	bad "$what: ageSeconds '$age', not six days: $out"
+lacks "Maria Rossi"
+
+# once per message: a restart (still at +6d) scans again (the metric says
+# it did) and does not say it again
+stop_pid "$SENDER" "the sender's agent"
+start_sender "$DIR/sender2.log"
+wait_for 30 over || fail "after the restart, rete_agent_undelivered_overdue_messages is not 1"
+n=$(said "$DIR/sender1.log" "$DIR/sender2.log")
+[ "$n" = 1 ] || bad "the log said held-1 past its expiry $n times, not once"
+if grep -q "Maria Rossi" "$DIR/sender1.log" "$DIR/sender2.log"; then
+	bad "the agent's log carries the person's name"
+fi
+
+[ "$FAILS" = 0 ] || exit 1
+echo "PASS"
