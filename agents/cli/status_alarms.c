@@ -34,8 +34,48 @@ static const char *field(json_t *o, const char *key)
 	return s ? s : "?";
 }
 
+/* accepted_record: the operator's acceptance of a log epoch (meta
+ * AGENT_META_EPOCH_ACCEPTED, rete-agent --accept-epoch), or NULL. */
+static json_t *accepted_record(agent_db *db)
+{
+	char *text = alarm_meta(db, AGENT_META_EPOCH_ACCEPTED);
+	json_t *o = text ? json_loads(text, 0, NULL) : NULL;
+	free(text);
+	if (o != NULL && !json_is_object(o)) {
+		json_decref(o);
+		o = NULL;
+	}
+	return o;
+}
+
+static void accepted_print(agent_db *db, const char *id, FILE *out)
+{
+	json_t *o = accepted_record(db);
+	if (o == NULL)
+		return;
+	json_t *d = json_object_get(o, "dropped"), *t = json_object_get(o, "taken");
+	fprintf(out,
+		"%s: log epoch %" JSON_INTEGER_FORMAT " was accepted by the operator (%s, at %s, "
+		"rete-agent --accept-epoch) after a witness alarm on its restore; the baseline "
+		"dropped: epoch %" JSON_INTEGER_FORMAT ", size %" JSON_INTEGER_FORMAT ", root %s; ",
+		id, json_integer_value(json_object_get(o, "epoch")), field(o, "by"), field(o, "at"),
+		json_integer_value(json_object_get(d, "epoch")),
+		json_integer_value(json_object_get(d, "size")), field(d, "root"));
+	if (t != NULL)
+		fprintf(out,
+			"the checkpoint of size %" JSON_INTEGER_FORMAT
+			", root %s, became the witness's baseline at %s\n",
+			json_integer_value(json_object_get(t, "size")), field(t, "root"),
+			field(t, "at"));
+	else
+		fprintf(out, "the agent takes the next checkpoint of that epoch it verifies as "
+			     "its baseline (not yet)\n");
+	json_decref(o);
+}
+
 void status_alarms_print(agent_db *db, const char *id, FILE *out)
 {
+	accepted_print(db, id, out);
 	char *witness = alarm_meta(db, "alarm");
 	if (witness != NULL)
 		fprintf(
@@ -63,6 +103,9 @@ void status_alarms_print(agent_db *db, const char *id, FILE *out)
 
 void status_alarms_json(agent_db *db, json_t *doc)
 {
+	json_t *acc = accepted_record(db);
+	if (acc != NULL)
+		json_object_set_new(doc, "epochAccepted", acc);
 	char *witness = alarm_meta(db, "alarm");
 	if (witness != NULL)
 		json_object_set_new(doc, "witnessAlarm", json_string(witness));
