@@ -16,16 +16,23 @@ static char *alarm_meta(agent_db *db, const char *key)
 	return text;
 }
 
+/* meta_json reads meta key of db as JSON of the type wanted (an array, or
+ * an object), or NULL when there is none or it is of another type. */
+static json_t *meta_json(agent_db *db, const char *key, json_type want)
+{
+	char *text = alarm_meta(db, key);
+	json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+	free(text);
+	if (j != NULL && json_typeof(j) != want) {
+		json_decref(j);
+		j = NULL;
+	}
+	return j;
+}
+
 static json_t *alarm_list(agent_db *db)
 {
-	char *text = alarm_meta(db, AGENT_META_DELIVERY_ALARMS);
-	json_t *arr = text ? json_loads(text, 0, NULL) : NULL;
-	free(text);
-	if (arr != NULL && !json_is_array(arr)) {
-		json_decref(arr);
-		arr = NULL;
-	}
-	return arr;
+	return meta_json(db, AGENT_META_DELIVERY_ALARMS, JSON_ARRAY);
 }
 
 static const char *field(json_t *o, const char *key)
@@ -38,14 +45,7 @@ static const char *field(json_t *o, const char *key)
  * AGENT_META_EPOCH_ACCEPTED, rete-agent --accept-epoch), or NULL. */
 static json_t *accepted_record(agent_db *db)
 {
-	char *text = alarm_meta(db, AGENT_META_EPOCH_ACCEPTED);
-	json_t *o = text ? json_loads(text, 0, NULL) : NULL;
-	free(text);
-	if (o != NULL && !json_is_object(o)) {
-		json_decref(o);
-		o = NULL;
-	}
-	return o;
+	return meta_json(db, AGENT_META_EPOCH_ACCEPTED, JSON_OBJECT);
 }
 
 static void accepted_print(agent_db *db, const char *id, FILE *out)
