@@ -35,6 +35,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 itest_init accept-epoch
 ROOT=$DIR
+before_cleanup() { DIR=$ROOT; } # a scenario's fail: the whole folder goes
 
 # setup: the network, the agents' witness every second (patience 2s), a
 # checkpoint at every entry; a backup of 1 entry in DIR/bk; three referrals,
