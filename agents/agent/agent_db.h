@@ -183,6 +183,17 @@ typedef struct agent_db agent_db;
  * longer held (agent_undelivered.h). */
 #define AGENT_META_UNDELIVERED_SAID "undelivered_said"
 
+/* The meta keys of a declared restore the witness could not check
+ * (agent_witness.c): "link_alarm" -> the epoch (u32 BE) whose link to the
+ * verified checkpoint was the WITNESS ALARM, written with the alarm;
+ * "epoch_accepted" -> JSON text {"epoch", "by", "at", "dropped": {"epoch",
+ * "size", "root"} (the baseline given up), "alarm" (its sentence), and,
+ * once the agent took the epoch's checkpoint as its baseline, "taken":
+ * {"size", "root", "at"}}: written by `rete-agent --accept-epoch E`, which
+ * deletes "alarm" and "link_alarm"; `rete status` shows it. */
+#define AGENT_META_LINK_ALARM	  "link_alarm"
+#define AGENT_META_EPOCH_ACCEPTED "epoch_accepted"
+
 /* The named databases. */
 typedef enum agent_dbi {
 	AGENT_DB_OUTBOX = 0,

@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,7 +30,9 @@
 #include "agent_net.h"
 #include "agent_spool.h"
 #include "agent_undelivered.h"
+#include "checkpoint.h"
 #include "duration.h"
+#include "json.h"
 #include "logfmt.h"
 #include "logline.h"
 #include "ratelimit.h"
@@ -296,11 +299,155 @@ out:
 	return rc;
 }
 
+/* accept_who: who runs --accept-epoch, for the record: the user (and the
+ * one sudo ran it for) and this host. */
+static void accept_who(char *out, size_t cap)
+{
+	const struct passwd *pw = getpwuid(getuid());
+	const char *sudo = getenv("SUDO_USER");
+	char host[256] = "?";
+	if (gethostname(host, sizeof(host) - 1) != 0)
+		snprintf(host, sizeof(host), "?");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(out, cap, "%s (uid %u)%s%s on %s", pw != NULL ? pw->pw_name : "?",
+		 (unsigned)getuid(), sudo != NULL ? " via sudo by " : "", sudo != NULL ? sudo : "",
+		 host);
+}
+
+/* accept_alarmed: does the store hold a witness alarm on the declared
+ * restore of epoch e (meta AGENT_META_LINK_ALARM, or the alarm's sentence
+ * of an agent that did not record its epoch)? *text: the alarm (malloc'd,
+ * or NULL). */
+static bool accept_alarmed(agent_db *db, uint32_t e, char **text)
+{
+	uint32_t le = 0;
+	rete_buf v = {0};
+	*text = NULL;
+	if (agent_db_get(db, AGENT_DB_META, "alarm", 5, &v, NULL) == RETE_OK && v.len > 0)
+		*text = strndup((const char *)v.data, v.len);
+	rete_buf_free(&v);
+	if (agent_db_get_u32(db, AGENT_DB_META, AGENT_META_LINK_ALARM,
+			     strlen(AGENT_META_LINK_ALARM), &le) &&
+	    le == e)
+		return true;
+	char said[96];
+	snprintf(said, sizeof(said), "the broker declared a restore (its log is now epoch %u)", e);
+	return *text != NULL && strstr(*text, said) != NULL;
+}
+
+/* agent_accept_epoch: the operator accepts epoch e, whose declared restore
+ * the witness raised the alarm on (an honest restore without the broker's
+ * state file looks like a fork: docs/agent.md, "A broker restored without
+ * its state file"), once the auditors compared the old store or its
+ * backups with the new log. Refused (exit 1, nothing changed) when no such
+ * alarm is recorded or e is not the epoch the agent last recorded. Else,
+ * in one transaction: the record AGENT_META_EPOCH_ACCEPTED (who, when, the
+ * baseline dropped, the alarm), the alarm deleted. The agent (running or
+ * not: LMDB serializes the writers) then takes the next checkpoint of
+ * epoch e it verifies with the broker's key as its baseline
+ * (agent_witness.c, wit_link_accepted). Returns the exit code. */
+static int agent_accept_epoch(agent *a, uint32_t e)
+{
+	rete_msg m = {{0}};
+	rete_buf cp = {0};
+	uint32_t cur = 0, ge = 1;
+	char *alarm = NULL, *root = NULL, *js = NULL;
+	rete_checkpoint good;
+	int rc = 2;
+
+	memset(&good, 0, sizeof(good));
+	if (agent_db_open(a->cfg.data, false, a->cfg.map_size, &a->db, &m) != RETE_OK) {
+		fprintf(stderr, "rete-agent: %s\n", m.text);
+		return 2;
+	}
+	(void)agent_db_get_u32(a->db, AGENT_DB_META, "epoch", 5, &cur);
+	if (cur == 0)
+		cur = 1;
+	if (e != cur) {
+		fprintf(stderr,
+			"rete-agent: --accept-epoch %u: the broker's log is epoch %u as this agent "
+			"knows it (its latest connection), not %u: nothing was changed; only the "
+			"broker's current epoch can be accepted\n",
+			e, cur, e);
+		rc = 1;
+		goto out;
+	}
+	if (!accept_alarmed(a->db, e, &alarm)) {
+		fprintf(stderr,
+			"rete-agent: --accept-epoch %u: no witness alarm on a declared restore of "
+			"epoch %u is recorded in this agent's store (%s): nothing was changed. The "
+			"command accepts only a log epoch whose restore the witness raised the "
+			"alarm on (rete status shows it; docs/agent.md, \"After a declared "
+			"restore\")\n",
+			e, e, alarm != NULL ? "it holds another alarm" : "it holds no alarm");
+		rc = 1;
+		goto out;
+	}
+	bool have = agent_db_get(a->db, AGENT_DB_META, "checkpoint", 10, &cp, NULL) == RETE_OK &&
+		    rete_checkpoint_parse((const char *)cp.data, cp.len, &good, NULL) == RETE_OK;
+	if (have)
+		(void)rete_checkpoint_epoch((const char *)cp.data, cp.len, &ge, NULL);
+	root = have ? rete_b64_encode(good.root, RETE_MERKLE_HASH) : NULL;
+	char who[400], when[32];
+	accept_who(who, sizeof(who));
+	rete_time_format(rete_now_ms(), when);
+	json_t *rec = json_object(), *dropped = json_object();
+	json_object_set_new(rec, "epoch", json_integer(e));
+	json_object_set_new(rec, "by", json_string(who));
+	json_object_set_new(rec, "at", json_string(when));
+	if (have) {
+		json_object_set_new(dropped, "epoch", json_integer(ge));
+		json_object_set_new(dropped, "size", json_integer((json_int_t)good.size));
+		json_object_set_new(dropped, "root", json_string(root ? root : "?"));
+	}
+	json_object_set_new(rec, "dropped", dropped);
+	json_object_set_new(rec, "alarm", json_string(alarm ? alarm : ""));
+	js = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(rec);
+	rete_err err =
+	    js == NULL ? rete_msg_set(&m, RETE_ENOMEM, "out of memory") : agent_db_begin(a->db, &m);
+	if (err == RETE_OK)
+		err = agent_db_put(a->db, AGENT_DB_META, AGENT_META_EPOCH_ACCEPTED,
+				   strlen(AGENT_META_EPOCH_ACCEPTED), js, strlen(js), &m);
+	if (err == RETE_OK)
+		err = agent_db_del(a->db, AGENT_DB_META, "alarm", 5, &m);
+	if (err == RETE_OK)
+		err = agent_db_del(a->db, AGENT_DB_META, AGENT_META_LINK_ALARM,
+				   strlen(AGENT_META_LINK_ALARM), &m);
+	if (js != NULL)
+		err = agent_db_end(a->db, err, &m);
+	if (err != RETE_OK) {
+		fprintf(stderr, "rete-agent: --accept-epoch %u: %s: nothing was changed\n", e,
+			m.text);
+		goto out;
+	}
+	char base[200] = "none (the store held no verified checkpoint)";
+	if (have)
+		snprintf(base, sizeof(base), "epoch %u, size %" PRIu64 ", root %s", ge, good.size,
+			 root ? root : "?");
+	printf("epoch %u accepted by %s at %s.\n"
+	       "The witness alarm is cleared; it said: %s\n"
+	       "The witness's baseline is dropped: the checkpoint of %s.\n"
+	       "The next checkpoint of epoch %u the agent verifies with the broker's key becomes "
+	       "its baseline and is cosigned, without the link to the one dropped: at its next "
+	       "witness round if it runs, else when it starts. `rete status` shows this record.\n",
+	       e, who, when, alarm ? alarm : "(no sentence kept)", base, e);
+	rc = 0;
+out:
+	free(js);
+	free(root);
+	free(alarm);
+	rete_buf_free(&cp);
+	agent_db_close(&a->db);
+	return rc;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: rete-agent -c agent.ini [-v]\n"
 		   "       rete-agent -c agent.ini --check-config\n"
 		   "       rete-agent -c agent.ini --trust PARTY_ID --key BASE64\n"
+		   "       rete-agent -c agent.ini --accept-epoch EPOCH\n"
 		   "       rete-agent --version\n\n"
 		   "The agency agent: sends the JSON files written to SPOOL/outbox/ through the\n"
 		   "broker (receipts in SPOOL/sent/, refusals in SPOOL/failed/) and writes what\n"
@@ -316,6 +463,16 @@ static void usage(FILE *f)
 		   "--key is required. Exit 0 confirmed, kept or recorded; 1 when a changed\n"
 		   "key waits and --key is neither it nor the pinned one (nothing changes);\n"
 		   "2 on other errors.\n\n"
+		   "--accept-epoch EPOCH accepts the broker's log epoch EPOCH after a WITNESS\n"
+		   "ALARM on its declared restore (a broker restored without its state file\n"
+		   "looks like a fork), once the auditors compared the old store or its\n"
+		   "backups: it prints the baseline it drops (epoch, size, root), clears the\n"
+		   "alarm and records who accepted it and when (rete status shows it); the\n"
+		   "agent then takes the next checkpoint of EPOCH it verifies as its baseline,\n"
+		   "unchecked against the old one, and cosigns it. The agent may be running.\n"
+		   "Exit 0 accepted; 1 when no alarm on a restore of EPOCH is recorded or\n"
+		   "EPOCH is not the broker's current epoch (nothing changes); 2 on other\n"
+		   "errors.\n\n"
 		   "--check-config opens what agent.ini names without starting: the key (a\n"
 		   "secret, mode 0600), the broker's key (public), the spool and data folders\n"
 		   "(exist or can be created, writable; outbox/ sent/ failed/ on one file\n"
@@ -332,8 +489,8 @@ static void usage(FILE *f)
  * missing): two agents on one agent.ini would both submit every file, one
  * getting the receipt and the other an id-reused refusal. The lock is a
  * flock on the folder DATA and on DATA/agent.lock holding our pid; it ends
- * with the process, even after kill -9. Read-only users (rete status) and
- * --trust do not take it. The descriptors stay open until exit. */
+ * with the process, even after kill -9. Read-only users (rete status),
+ * --trust and --accept-epoch do not take it. The descriptors stay open until exit. */
 static rete_err agent_lock(agent *a, rete_folder_lock *lk, rete_msg *m)
 {
 	if (mkdir(a->cfg.data, 0700) != 0 && errno != EEXIST)
@@ -510,16 +667,21 @@ int main(int argc, char **argv)
 {
 	agent a;
 	rete_msg m = {{0}};
-	const char *ini = NULL, *trust = NULL, *trust_key = NULL;
+	const char *ini = NULL, *trust = NULL, *trust_key = NULL, *accept = NULL;
 	bool check = false;
 	int opt, rc = 0;
 
 	memset(&a, 0, sizeof(a));
 	static const struct option longopts[] = {
-	    {"config", required_argument, NULL, 'c'}, {"verbose", no_argument, NULL, 'v'},
-	    {"trust", required_argument, NULL, 'T'},  {"key", required_argument, NULL, 'K'},
-	    {"check-config", no_argument, NULL, 'C'}, {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"trust", required_argument, NULL, 'T'},
+	    {"key", required_argument, NULL, 'K'},
+	    {"check-config", no_argument, NULL, 'C'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"accept-epoch", required_argument, NULL, 'A'},
+	    {NULL, 0, NULL, 0},
 	};
 	while ((opt = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -537,6 +699,9 @@ int main(int argc, char **argv)
 			break;
 		case 'C':
 			check = true;
+			break;
+		case 'A':
+			accept = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -561,6 +726,8 @@ int main(int argc, char **argv)
 		? "--trust PARTY_ID needs --key BASE64, the key the party gave you by "
 		  "phone or letter (a key taken from the directory alone is what the "
 		  "key watch cannot trust)"
+	    : accept != NULL && (trust != NULL || check)
+		? "--accept-epoch goes alone (not with --trust or --check-config)"
 		: NULL;
 	if (wrong != NULL) {
 		if (optind != argc && ini != NULL)
@@ -594,6 +761,24 @@ int main(int argc, char **argv)
 	rete_check_free(&problems);
 	if (trust != NULL) {
 		rc = agent_trust(&a, trust, trust_key);
+		agent_config_free(&a.cfg);
+		return rc;
+	}
+	if (accept != NULL) {
+		char *end = NULL;
+		errno = 0;
+		unsigned long e = strtoul(accept, &end, 10);
+		if (accept[0] < '0' || accept[0] > '9' || *end != '\0' || errno != 0 || e < 1 ||
+		    e > UINT32_MAX) {
+			fprintf(stderr,
+				"rete-agent: --accept-epoch '%.40s': not a log epoch: a whole "
+				"number from 1 up, the epoch the witness alarm names (rete "
+				"status shows it)\n",
+				accept);
+			rc = 2;
+		} else {
+			rc = agent_accept_epoch(&a, (uint32_t)e);
+		}
 		agent_config_free(&a.cfg);
 		return rc;
 	}

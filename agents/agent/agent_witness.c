@@ -103,6 +103,7 @@
 #include "checkpoint.h"
 #include "cosign.h"
 #include "duration.h"
+#include "json.h"
 #include "merkle.h"
 #include "wire.h"
 
@@ -229,6 +230,9 @@ struct agent_witness {
 	bool unrecorded;	    /* the latest refusal was of that kind */
 	int64_t unrecorded_said_at; /* the warning's last time (at most once an hour) */
 	char unrecorded_text[256];  /* the broker's sentence */
+	/* A broker that refuses the entries query to an agency (0.7.0): the
+	 * WELCOME (welcomed_at) on which that was said; once a connection. */
+	int64_t link_refused_said;
 };
 
 /* the broker's words when it refuses a read it cannot record */
@@ -327,6 +331,7 @@ void agent_witness_alarm(agent *a, const char *fmt, ...)
 
 static void wit_load_good(agent *a);
 static bool wit_link_begin(agent *a);
+static bool wit_restore_pending(agent *a);
 
 /* wit_note_epoch: the epoch of note (a WELCOME's checkpoint) when it
  * verifies with the pinned broker key and is of this log; false when there
@@ -782,6 +787,11 @@ static rete_err wit_find_ahead(agent *a, struct ahead_pending *f)
 	struct agent_witness *w = wit(a);
 	rete_msg m = {{0}};
 	*f = (struct ahead_pending){.above = w->good.size, .w = w};
+	/* a declared restore not checked yet: the receipts are of the new
+	 * epoch and the good checkpoint of the old one; its size says nothing
+	 * about theirs (rev-final s16, finding 2) */
+	if (wit_restore_pending(a))
+		return RETE_OK;
 	return agent_db_each(a->db, AGENT_DB_WITNESS, wit_ahead, f, &m);
 }
 
@@ -1324,6 +1334,92 @@ static void wit_link_alarm(agent *a, const char *what)
 		wit_keep_evidence(a, w->good.size, w->good_note, w->candidate);
 	w->link_alarmed = w->link_cand_epoch;
 	w->state = WIT_IDLE;
+	/* the epoch the operator may accept (rete-agent --accept-epoch) */
+	rete_msg m = {{0}};
+	uint8_t be[4] = {(uint8_t)(w->link_cand_epoch >> 24), (uint8_t)(w->link_cand_epoch >> 16),
+			 (uint8_t)(w->link_cand_epoch >> 8), (uint8_t)w->link_cand_epoch};
+	if (agent_db_put(a->db, AGENT_DB_META, AGENT_META_LINK_ALARM, strlen(AGENT_META_LINK_ALARM),
+			 be, sizeof(be), &m) != RETE_OK)
+		agent_log(a, "error",
+			  "witness: cannot record the epoch of the alarm (rete-agent "
+			  "--accept-epoch will not find it): %s",
+			  m.text);
+}
+
+/* wit_link_accepted: the operator accepted epoch ce (rete-agent
+ * --accept-epoch, meta AGENT_META_EPOCH_ACCEPTED) after the auditors
+ * compared the stores: the good checkpoint (of epoch ge) is dropped and the
+ * candidate, a checkpoint of epoch ce verified with the pinned broker key,
+ * becomes the baseline, unchecked against it, and is cosigned. false when
+ * no acceptance of ce waits (the link is checked as usual); true when it
+ * was taken, or could not be kept (said; tried again next round). */
+static bool wit_link_accepted(agent *a, uint32_t ge, uint32_t ce)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+	rete_buf v = {0};
+	if (agent_db_get(a->db, AGENT_DB_META, AGENT_META_EPOCH_ACCEPTED,
+			 strlen(AGENT_META_EPOCH_ACCEPTED), &v, NULL) != RETE_OK)
+		return false;
+	json_t *acc = json_loadb((const char *)v.data, v.len, 0, NULL);
+	rete_buf_free(&v);
+	json_t *e = json_object_get(acc, "epoch");
+	if (!json_is_integer(e) || json_integer_value(e) != (json_int_t)ce ||
+	    json_object_get(acc, "taken") != NULL) {
+		json_decref(acc);
+		return false;
+	}
+	char when[32], *root = rete_b64_encode(w->cand.root, RETE_MERKLE_HASH);
+	rete_time_format(rete_now_ms(), when);
+	json_t *taken = json_object();
+	json_object_set_new(taken, "size", json_integer((json_int_t)w->cand.size));
+	json_object_set_new(taken, "root", json_string(root ? root : "?"));
+	json_object_set_new(taken, "at", json_string(when));
+	json_object_set_new(acc, "taken", taken);
+	char *js = json_dumps(acc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	rete_err err =
+	    js == NULL ? rete_msg_set(&m, RETE_ENOMEM, "out of memory") : agent_db_begin(a->db, &m);
+	if (err == RETE_OK) /* the new baseline and the record, together */
+		err = agent_db_put(a->db, AGENT_DB_META, "checkpoint", 10, w->candidate,
+				   strlen(w->candidate), &m);
+	if (err == RETE_OK)
+		err = agent_db_put(a->db, AGENT_DB_META, AGENT_META_EPOCH_ACCEPTED,
+				   strlen(AGENT_META_EPOCH_ACCEPTED), js, strlen(js), &m);
+	if (js != NULL)
+		err = agent_db_end(a->db, err, &m);
+	free(js);
+	if (err != RETE_OK) {
+		agent_log(a, "error",
+			  "witness: epoch %u was accepted by the operator, but its checkpoint "
+			  "cannot be kept as the baseline: %s (tried again at the next round)",
+			  ce, m.text);
+		json_decref(acc);
+		free(root);
+		w->state = WIT_IDLE;
+		return true;
+	}
+	char *old = rete_b64_encode(w->good.root, RETE_MERKLE_HASH);
+	agent_log(a, "warning",
+		  "witness: epoch %u was accepted by the operator (%s, at %s, rete-agent "
+		  "--accept-epoch): the checkpoint of epoch %u, size %" PRIu64 ", root %s this "
+		  "agent verified is dropped, and the new epoch's checkpoint of size %" PRIu64
+		  ", root %s, verified with the broker's key but not checked against it, becomes "
+		  "the witness's baseline and is cosigned",
+		  ce, json_string_value(json_object_get(acc, "by")) ?: "?",
+		  json_string_value(json_object_get(acc, "at")) ?: "?", ge, w->good.size,
+		  old ? old : "?", w->cand.size, root ? root : "?");
+	free(old);
+	free(root);
+	json_decref(acc);
+	w->have_good = false;
+	memset(&w->good, 0, sizeof(w->good));
+	free(w->good_note);
+	w->good_note = NULL;
+	w->cosigned_size = 0;
+	w->link_alarmed = 0;
+	wit_keep_candidate(a);
+	wit_verified(a);
+	return true;
 }
 
 /* wit_link_page asks for the page of entries below `end` (scanning down
@@ -1371,6 +1467,8 @@ static bool wit_link_begin(agent *a)
 	}
 	if (ce <= ge || ce > rec)
 		return false; /* not a declared restore: the same-epoch checks */
+	if (wit_link_accepted(a, ge, ce))
+		return true;
 	if (w->link_alarmed == ce) {
 		w->state = WIT_IDLE; /* said once this run; the baseline is kept */
 		return true;
@@ -1833,15 +1931,21 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 	}
 	if (r->error != 0 && w->state == WIT_WAIT_EPOCH &&
 	    r->error == RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED) {
-		/* an older broker: it lets an agency read no entry */
-		agent_log(
-		    a, "warning",
-		    "witness: the broker declared a restore (epoch %u) that this agent cannot "
-		    "check: %s, and it refuses to show its Epoch entry (\"%s\"); the "
-		    "checkpoint of size %" PRIu64 " verified in epoch %u stays the baseline "
-		    "and nothing of epoch %u is cosigned until it does",
-		    w->link_cand_epoch, w->link_why, r->error_text ? r->error_text : "",
-		    w->good.size, w->link_good_epoch, w->link_cand_epoch);
+		/* an older broker: it lets an agency read no entry. Said once a
+		 * connection: the question comes back every `witness` round */
+		bool said = w->link_refused_said == w->welcomed_at;
+		w->link_refused_said = w->welcomed_at;
+		if (!said || a->verbose)
+			agent_log(a, said ? "debug" : "warning",
+				  "witness: the broker declared a restore (epoch %u) that this "
+				  "agent cannot "
+				  "check: %s, and it refuses to show its Epoch entry (\"%s\"); the "
+				  "checkpoint of size %" PRIu64
+				  " verified in epoch %u stays the baseline "
+				  "and nothing of epoch %u is cosigned until it does",
+				  w->link_cand_epoch, w->link_why,
+				  r->error_text ? r->error_text : "", w->good.size,
+				  w->link_good_epoch, w->link_cand_epoch);
 		w->state = WIT_IDLE;
 		return true;
 	}
@@ -2183,7 +2287,9 @@ static void wit_ahead_bound(agent *a)
 {
 	struct agent_witness *w = wit(a);
 	int64_t mono = wit_mono_ms();
-	if (w->ahead_size == 0 || (w->have_good && w->good.size >= w->ahead_size)) {
+	if (w->ahead_size == 0 || (w->have_good && w->good.size >= w->ahead_size) ||
+	    wit_restore_pending(a)) {
+		/* (a declared restore not checked yet: wit_find_ahead) */
 		w->ahead_size = 0;
 		return;
 	}
