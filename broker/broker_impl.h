@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "ratelimit.h"
 #include "pool.h"
+#include "stallwatch.h"
 #include "worker.h"
 #include "store.h"
 #include "timestamp.h"
@@ -314,6 +315,7 @@ typedef struct broker {
 	broker_batch *bt;  /* the batch being built */
 	broker_batch *fly; /* the batch being committed, or NULL */
 	broker_worker *worker;
+	broker_stall *stall; /* says a commit that hangs (stallwatch.h) */
 	bool park_keep_failed;		   /* the store refused the last lists set aside
 					      (parked_keep: said once, tried every second) */
 	int64_t park_kept_ms;		   /* when lists set aside last went to the store
