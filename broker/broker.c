@@ -4330,6 +4330,27 @@ static rete_err state_check(broker *b, unsigned flags, const rete_store_copy_mar
 		free(note);
 		return RETE_EINVAL;
 	}
+	if (cp_epoch > b->epoch && b->log_size > cp.size) {
+		/* a copy of an epoch before the state file's, longer than its
+		 * checkpoint (a backup older than an earlier restore): its
+		 * entries from where that epoch began are not the ones the
+		 * later epoch logged and receipted, and the Epoch entry would
+		 * record a checkpoint shorter than the entries before it,
+		 * which the verifiers refuse (every agent would raise its
+		 * alarm; s16 rev-final #5) */
+		store_error(b,
+			    "--restore: store %s is of epoch %" PRIu32 " and holds %" PRIu64
+			    " entries, more than the %" PRIu64 " of the checkpoint of epoch %" PRIu32
+			    " this broker signed last (state file %s): it is a copy from before an "
+			    "earlier restore, and its entries past where epoch %" PRIu32
+			    " began are not the ones that epoch logged and receipted; it cannot go on "
+			    "from here. Restore instead the newest backup made in epoch %" PRIu32
+			    " (docs/operations.md, backup and restore)",
+			    c->data, b->epoch, b->log_size, cp.size, cp_epoch, c->state, b->epoch + 1,
+			    cp_epoch);
+		free(note);
+		return RETE_EINVAL;
+	}
 	b->restore_note = note;
 	b->restore_prev = cp_epoch;
 	b->restore_epoch = (cp_epoch > b->epoch ? cp_epoch : b->epoch) + 1;
