@@ -5109,6 +5109,7 @@ static void broker_free(broker *b)
 	rete_store_close(&b->store);
 	rete_store_unlock(&b->store_lock); /* after the store: no writer left */
 	free(b->restore_note);
+	free(b->epoch_at);
 	rete_seckey_free(&b->key);
 	for (size_t i = 0; i < b->npeers; i++) {
 		free(b->peers[i].inflight);
@@ -5229,6 +5230,8 @@ int broker_run(broker_config *c, unsigned flags)
 	 * that entry would be the newest time and hide any gap */
 	clock_start(&b);
 	if (b.restore_note && epoch_begin(&b) != RETE_OK)
+		goto out;
+	if (broker_epochs_load(&b) != RETE_OK)
 		goto out;
 	if (directory_sync(&b) != RETE_OK) {
 		broker_log_error("cannot log the directory");
