@@ -43,22 +43,31 @@ static void agent_log_path(const it_net *n, int p, char *buf, size_t len)
 	snprintf(buf, len, "%s/%s.log", n->dir, it_party_ids[p]);
 }
 
-static void test_stall_said(void **state)
+/* slow_net: a network (*state) whose broker runs under the shim, every
+ * flush waiting ms while DIR/slow-disk (its path in marker) exists, and
+ * social.mantova's agent (its log's path in alog); both buffers 1300 */
+static it_net *slow_net(void **state, const char *tag, const char *ms, char *marker, char *alog)
 {
-	it_net *n = it_net_new("stall", NULL);
+	it_net *n = it_net_new(tag, NULL);
 	assert_non_null(n);
 	*state = n;
 	n->cp_interval = "1h"; /* no stored checkpoint's flushes meanwhile */
 	assert_int_equal(it_write_ini(n), 0);
-	char marker[1300], alog[1300];
-	snprintf(marker, sizeof(marker), "%s/slow-disk", n->dir);
-	agent_log_path(n, IT_SOCIAL, alog, sizeof(alog));
+	snprintf(marker, 1300, "%s/slow-disk", n->dir);
+	agent_log_path(n, IT_SOCIAL, alog, 1300);
 	setenv("RETE_SLOW_SYNC_WHILE", marker, 1);
-	setenv("RETE_SLOW_SYNC_MS", SLOW_MS, 1);
+	setenv("RETE_SLOW_SYNC_MS", ms, 1);
 	assert_true(it_broker_start_preloaded(n, RETE_ENOSPC_SHIM));
 	unsetenv("RETE_SLOW_SYNC_WHILE");
 	unsetenv("RETE_SLOW_SYNC_MS");
 	assert_true(it_agent_start(n, IT_SOCIAL));
+	return n;
+}
+
+static void test_stall_said(void **state)
+{
+	char marker[1300], alog[1300];
+	it_net *n = slow_net(state, "stall", SLOW_MS, marker, alog);
 	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "st-0");
 	assert_true(it_wait_occurrences(alog, "st-0.json: accepted", 1, it_wait_ms()));
 
@@ -155,21 +164,9 @@ static long said_s(const char *path, int k, const char *what)
 
 static void test_hang_said(void **state)
 {
-	it_net *n = it_net_new("hang", NULL);
-	assert_non_null(n);
-	*state = n;
-	n->cp_interval = "1h"; /* no stored checkpoint's flushes meanwhile */
-	assert_int_equal(it_write_ini(n), 0);
-	char marker[1300], alog[1300];
-	snprintf(marker, sizeof(marker), "%s/hung-disk", n->dir);
-	agent_log_path(n, IT_SOCIAL, alog, sizeof(alog));
 	/* every flush waits until the marker is removed (10 min at most) */
-	setenv("RETE_SLOW_SYNC_WHILE", marker, 1);
-	setenv("RETE_SLOW_SYNC_MS", "600000", 1);
-	assert_true(it_broker_start_preloaded(n, RETE_ENOSPC_SHIM));
-	unsetenv("RETE_SLOW_SYNC_WHILE");
-	unsetenv("RETE_SLOW_SYNC_MS");
-	assert_true(it_agent_start(n, IT_SOCIAL));
+	char marker[1300], alog[1300];
+	it_net *n = slow_net(state, "hang", "600000", marker, alog);
 	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "hg-0");
 	assert_true(it_wait_occurrences(alog, "hg-0.json: accepted", 1, it_wait_ms()));
 
