@@ -1481,8 +1481,9 @@ static void receipts_early(void *ctx, rete_store_rtxn *rt)
  * line that the disk keeps up again. While a flush stalls the broker's
  * log said nothing at all, the agents' submissions waiting unanswered on
  * live connections (s16 rev-edges 4); a commit that has not finished is
- * in no histogram bucket yet. The line comes when the slow commit ends:
- * the thread that would say it is the one waiting for the disk. */
+ * in no histogram bucket yet. This line comes when the slow commit ends
+ * (the thread that would say it is the one waiting for the disk); while
+ * it hangs, the watch's thread says it (stallwatch.h, s16 rev-stall #3). */
 static void commit_timed(broker *b, const broker_batch *bt, int64_t took_us)
 {
 	char when[32];
@@ -1529,6 +1530,9 @@ static void batch_commit(broker *b, broker_batch *bt, bool main_thread)
 	if (bt->nops == 0)
 		return;
 	int64_t t0 = broker_metrics_now_us();
+	/* the watch says it while the commit hangs (stallwatch.h);
+	 * commit_timed says it when it ends */
+	broker_stall_begin(b->stall, bt->nops, bt->n ? bt->read_us : t0);
 	own_sign(b, bt);
 	/* the commit tells the memo the Merkle nodes it wrote, once they are
 	 * durable, and the proofs take them from there instead of reading
@@ -1553,6 +1557,7 @@ static void batch_commit(broker *b, broker_batch *bt, bool main_thread)
 	if (bt->err == RETE_OK && !early && owes_receipts(bt))
 		receipts_prove(b, bt, memo, NULL);
 	rete_merkle_memo_free(memo);
+	broker_stall_end(b->stall);
 	commit_timed(b, bt, broker_metrics_now_us() - t0);
 }
 
@@ -4325,6 +4330,27 @@ static rete_err state_check(broker *b, unsigned flags, const rete_store_copy_mar
 		free(note);
 		return RETE_EINVAL;
 	}
+	if (cp_epoch > b->epoch && b->log_size > cp.size) {
+		/* a copy of an epoch before the state file's, longer than its
+		 * checkpoint (a backup older than an earlier restore): its
+		 * entries from where that epoch began are not the ones the
+		 * later epoch logged and receipted, and the Epoch entry would
+		 * record a checkpoint shorter than the entries before it,
+		 * which the verifiers refuse (every agent would raise its
+		 * alarm; s16 rev-final #5) */
+		store_error(b,
+			    "--restore: store %s is of epoch %" PRIu32 " and holds %" PRIu64
+			    " entries, more than the %" PRIu64 " of the checkpoint of epoch %" PRIu32
+			    " this broker signed last (state file %s): it is a copy from before an "
+			    "earlier restore, and its entries past where epoch %" PRIu32
+			    " began are not the ones that epoch logged and receipted; it cannot go on "
+			    "from here. Restore instead the newest backup made in epoch %" PRIu32
+			    " (docs/operations.md, backup and restore)",
+			    c->data, b->epoch, b->log_size, cp.size, cp_epoch, c->state, b->epoch + 1,
+			    cp_epoch);
+		free(note);
+		return RETE_EINVAL;
+	}
 	b->restore_note = note;
 	b->restore_prev = cp_epoch;
 	b->restore_epoch = (cp_epoch > b->epoch ? cp_epoch : b->epoch) + 1;
@@ -5074,6 +5100,7 @@ static void broker_free(broker *b)
 	if (b->zctx)
 		zmq_ctx_term(b->zctx);
 	broker_worker_stop(&b->worker); /* collects a batch in flight, unanswered */
+	broker_stall_stop(&b->stall); /* after the commits it watches */
 	broker_pool_stop(&b->pool);
 	/* after the committer (it times its commits), before the store (a
 	 * scrape reads it) */
@@ -5082,6 +5109,7 @@ static void broker_free(broker *b)
 	rete_store_close(&b->store);
 	rete_store_unlock(&b->store_lock); /* after the store: no writer left */
 	free(b->restore_note);
+	free(b->epoch_at);
 	rete_seckey_free(&b->key);
 	for (size_t i = 0; i < b->npeers; i++) {
 		free(b->peers[i].inflight);
@@ -5173,7 +5201,8 @@ int broker_run(broker_config *c, unsigned flags)
 	jobs = calloc(BROKER_BATCH_MAX, sizeof(*jobs));
 	b.zctx = zmq_ctx_new();
 	if (!b.batches[0].frames || !b.batches[1].frames || !jobs || !b.zctx ||
-	    broker_worker_start(&b.worker) != RETE_OK) {
+	    broker_worker_start(&b.worker) != RETE_OK ||
+	    broker_stall_start(&b.stall, c->data, BROKER_COMMIT_SLOW_MS) != RETE_OK) {
 		broker_log_error("out of memory");
 		goto out;
 	}
@@ -5201,6 +5230,8 @@ int broker_run(broker_config *c, unsigned flags)
 	 * that entry would be the newest time and hide any gap */
 	clock_start(&b);
 	if (b.restore_note && epoch_begin(&b) != RETE_OK)
+		goto out;
+	if (broker_epochs_load(&b) != RETE_OK)
 		goto out;
 	if (directory_sync(&b) != RETE_OK) {
 		broker_log_error("cannot log the directory");

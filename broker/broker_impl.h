@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "ratelimit.h"
 #include "pool.h"
+#include "stallwatch.h"
 #include "worker.h"
 #include "store.h"
 #include "timestamp.h"
@@ -314,6 +315,9 @@ typedef struct broker {
 	broker_batch *bt;  /* the batch being built */
 	broker_batch *fly; /* the batch being committed, or NULL */
 	broker_worker *worker;
+	broker_stall *stall; /* says a commit that hangs (stallwatch.h) */
+	uint64_t *epoch_at; /* indexes of the broker's Epoch entries (broker_epochs_load) */
+	size_t nepoch_at;
 	bool park_keep_failed;		   /* the store refused the last lists set aside
 					      (parked_keep: said once, tried every second) */
 	int64_t park_kept_ms;		   /* when lists set aside last went to the store
@@ -348,6 +352,14 @@ void broker_access_move(broker *b, const char *path);
  * stop): every refused read is said on a line of its own or counted in a
  * later one. */
 void broker_access_flush(broker *b);
+
+/* broker_epochs_load lists the indexes of the broker's own Epoch entries
+ * (b->epoch_at, sorted; one per declared restore, so few) by their ids
+ * ("epoch-N", N up to b->epoch) in the dedup index: no entry but those is
+ * read. At the start, after epoch_begin; an agency's entries query is
+ * answered from the list. Errors (said in the log): RETE_ESTORE,
+ * RETE_ENOMEM. */
+rete_err broker_epochs_load(broker *b);
 
 /* broker_peer_find: the state of party id (NULL when not in the directory). */
 broker_peer *broker_peer_find(broker *b, const char *id);

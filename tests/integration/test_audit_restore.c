@@ -40,8 +40,22 @@
  *   same epoch   the copy served without a declaration (the broker's
  *                state file removed by hand): a shorter log in the same
  *                epoch stays an ALARM.
+ *   earlier epoch after the restore (epoch 2, its checkpoint of 6
+ *                entries in the state file), the epoch-1 store of 8
+ *                entries put back with --restore: refused, exit 2, with
+ *                what it is and what to restore instead (s16 rev-final
+ *                #5: it went on as epoch 3 with an Epoch entry recording
+ *                6 entries at index 8, which the verifiers refuse). The
+ *                epoch-2 store put back then starts and verifies.
+ *   epoch entries two restores (Epoch entries at 4 and 7): for ranges
+ *                across them, an agency's entries query answers exactly
+ *                the broker's Epoch entries of what the auditor's gets,
+ *                after the restore's start and after a plain one (s16
+ *                rev-final #6: the agency's answer now comes from a list
+ *                of them, without reading the other entries).
  */
 #define _GNU_SOURCE
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -432,6 +446,150 @@ static void test_same_epoch(void **state)
 	free(old);
 }
 
+static void test_earlier_epoch(void **state)
+{
+	struct t *t = epoch1("audit-earlier-epoch");
+	*state = t;
+	it_net *n = t->n;
+	char *out = NULL;
+	start(t, "--restore"); /* epoch 2 from index 4 */
+	submit_some(t, "epoch2", 1);
+	stop(t); /* the state file: epoch 2's checkpoint of 6 entries */
+
+	/* a second restore, from a store of epoch 1 longer than that: the one
+	 * the first restore put aside (8 entries) */
+	int rc = tu_run(&out, "mv '%s' '%s.epoch2' && mv '%s.broken' '%s'", n->data, n->data,
+			n->data, n->data);
+	assert_int_equal(rc, 0);
+	free(out);
+	it_broker_refused(n, n->ini, "--restore", "is of epoch 1 and holds 8 entries",
+			  "more than the 6 of the checkpoint of epoch 2",
+			  "Restore instead the newest backup made in epoch 2", NULL);
+
+	/* nothing was logged: epoch 2's store put back goes on, and the
+	 * auditor (its state of epoch 1, 8 entries) follows it */
+	rc = tu_run(&out, "mv '%s' '%s.epoch1' && mv '%s.epoch2' '%s'", n->data, n->data,
+		    n->data, n->data);
+	assert_int_equal(rc, 0);
+	free(out);
+	start(t, NULL);
+	rc = remote(t, &out, false);
+	show("earlier epoch refused", out);
+	if (rc != 0)
+		fprintf(stderr, "%s\n", out);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "holds up to its checkpoint of size 6 "));
+	free(out);
+}
+
+/* answered: the entries answer of w for (from, count), or fails */
+static Rete__BrokerFrame *answered(rete_wire *w, uint64_t from, uint64_t count)
+{
+	Rete__BrokerFrame *f = NULL;
+	assert_int_equal(it_entries_call(w, from, count, &f), RETE_OK);
+	assert_int_equal(f->command_case, RETE__BROKER_FRAME__COMMAND_RESULT);
+	if (f->result->error)
+		fail_msg("entries %" PRIu64 "+%" PRIu64 " refused: %s", from, count,
+			 f->result->error_text ? f->result->error_text : "");
+	assert_int_equal(f->result->answer_case, RETE__QUERY_RESULT__ANSWER_ENTRIES);
+	return f;
+}
+
+/* is_epoch: the entry is the broker's own Epoch entry; *index its index */
+static bool is_epoch(const ProtobufCBinaryData *b, uint64_t *index)
+{
+	Rete__LogEntry *le = rete__log_entry__unpack(NULL, b->len, b->data);
+	assert_non_null(le);
+	Rete__Message *msg = NULL;
+	assert_int_equal(
+	    rete_signed_decode(le->signed_message.data, le->signed_message.len, NULL, &msg, NULL),
+	    RETE_OK);
+	bool yes = msg->body_case == RETE__MESSAGE__BODY_EPOCH && msg->sender &&
+		   strcmp(msg->sender, IT_BROKER_ID) == 0;
+	*index = le->index;
+	rete__message__free_unpacked(msg, NULL);
+	rete__log_entry__free_unpacked(le, NULL);
+	return yes;
+}
+
+/* same_epochs compares, for each range, social.mantova's entries answer
+ * with the Epoch entries of the auditor's; returns the indexes of the
+ * Epoch entries of the range 0..999 in at (up to 8), their count */
+static size_t same_epochs(struct t *t, uint64_t at[8])
+{
+	static const uint64_t ranges[][2] = {{0, 10}, {0, 4},  {4, 1},	 {5, 2},   {5, 3},
+					     {7, 1},  {8, 5},  {0, 1000}, {3, 2000}, {100, 5},
+					     {4, 4},  {6, 1},  {0, 0}};
+	rete_wire *audit = it_connect(t->n, IT_AUDIT);
+	assert_non_null(audit);
+	size_t n = 0;
+	for (size_t r = 0; r < sizeof(ranges) / sizeof(ranges[0]); r++) {
+		uint64_t from = ranges[r][0], count = ranges[r][1];
+		Rete__BrokerFrame *fa = answered(audit, from, count);
+		Rete__BrokerFrame *fs = answered(t->w, from, count);
+		const Rete__Entries *ea = fa->result->entries, *es = fs->result->entries;
+		size_t k = 0;
+		for (size_t i = 0; i < ea->n_entries; i++) {
+			uint64_t index = 0;
+			if (!is_epoch(&ea->entries[i], &index))
+				continue;
+			if (k >= es->n_entries || es->entries[k].len != ea->entries[i].len ||
+			    memcmp(es->entries[k].data, ea->entries[i].data, ea->entries[i].len) != 0)
+				fail_msg("FAIL: entries from %" PRIu64 ", count %" PRIu64
+					 ": the Epoch entry at index %" PRIu64
+					 " the auditor reads is not social.mantova's answer's "
+					 "number %zu (it has %zu entries)",
+					 from, count, index, k, es->n_entries);
+			if (from == 0 && count == 1000 && n < 8)
+				at[n++] = index;
+			k++;
+		}
+		if (k != es->n_entries)
+			fail_msg("FAIL: entries from %" PRIu64 ", count %" PRIu64
+				 ": social.mantova got %zu entries, the Epoch entries among the "
+				 "auditor's are %zu",
+				 from, count, es->n_entries, k);
+		assert_int_equal(es->from, ea->from);
+		rete__broker_frame__free_unpacked(fa, NULL);
+		rete__broker_frame__free_unpacked(fs, NULL);
+	}
+	rete_wire_close(&audit);
+	return n;
+}
+
+static void test_epoch_entries(void **state)
+{
+	struct t *t = epoch1("audit-epoch-entries");
+	*state = t;
+	it_net *n = t->n;
+	char *out = NULL, backup2[1400];
+	snprintf(backup2, sizeof(backup2), "%s/backup2", n->dir);
+	start(t, "--restore"); /* epoch 2 from index 4 */
+	submit_some(t, "epoch2", 2);
+	int rc = tu_run(&out, "'%s/rete' store backup '%s' '%s'", n->bin, n->data, backup2);
+	assert_int_equal(rc, 0);
+	free(out);
+	submit_some(t, "epoch2-more", 2);
+	stop(t);
+	rc = tu_run(&out, "rm -rf '%s.broken' && mv '%s' '%s.broken' && cp -a '%s' '%s'", n->data,
+		    n->data, n->data, backup2, n->data);
+	assert_int_equal(rc, 0);
+	free(out);
+	start(t, "--restore"); /* epoch 3 from index 7 */
+	uint64_t at[8];
+	size_t k = same_epochs(t, at);
+	assert_int_equal(k, 2);
+	assert_int_equal(at[0], 4);
+	assert_int_equal(at[1], 7);
+	submit_some(t, "epoch3", 1);
+	stop(t);
+	start(t, NULL); /* the list read from the store alone */
+	k = same_epochs(t, at);
+	assert_int_equal(k, 2);
+	assert_int_equal(at[0], 4);
+	assert_int_equal(at[1], 7);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -439,6 +597,10 @@ int main(void)
 	    cmocka_unit_test_teardown(test_forged, teardown),
 	    cmocka_unit_test_teardown(test_forged_root, teardown),
 	    cmocka_unit_test_teardown(test_same_epoch, teardown),
+	    cmocka_unit_test_teardown(test_earlier_epoch, teardown),
+	    cmocka_unit_test_teardown(test_epoch_entries, teardown),
 	};
+	if (getenv("RETE_TEST_ONLY"))
+		cmocka_set_test_filter(getenv("RETE_TEST_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -65,6 +65,13 @@
  *                       to the agency)
  *   window_pin_kept     the same, but the operator keeps the pinned key:
  *                       every waiting entry is refused (bad-signature)
+ *   stale_connection    social.mantova's key is rotated and family.mantova
+ *                       removed by a reload while both are connected: a
+ *                       referral each then sends on that connection is
+ *                       refused with the sentence the broker gives (the
+ *                       key no longer the party's; the party no longer in
+ *                       the directory) and nothing of it is logged (s16
+ *                       rev-answer, 3: no test asserted the refusal)
  */
 #define _GNU_SOURCE
 #include <jansson.h>
@@ -1344,6 +1351,83 @@ static void test_window_count(void **state)
 	rete_seckey_free(&fresh);
 }
 
+/* ks_stale_sent sends referral id from party `from` to `to` on w, which
+ * authenticated before a reload, and expects a refusal of code with the
+ * sentence want */
+static void ks_stale_sent(it_net *n, rete_wire *w, int from, int to, const char *id,
+			  Rete__ErrorCode code, const char *want)
+{
+	it_msg o;
+	assert_int_equal(it_referral(n, from, to, id, &o), RETE_OK);
+	assert_int_equal(it_send(w, &o), RETE_OK);
+	it_msg_free(&o);
+	Rete__BrokerFrame *f = it_recv_kind(w, RETE__BROKER_FRAME__COMMAND_REFUSAL, it_wait_ms());
+	if (f == NULL || f->command_case != RETE__BROKER_FRAME__COMMAND_REFUSAL) {
+		it_show(n, "broker.log");
+		fail_msg("FAIL: %s's referral %s, sent on a connection authenticated before the "
+			 "reload, was not refused (%s)",
+			 it_party_ids[from], id, f ? "another answer" : "no answer");
+	}
+	if (f->refusal->error != code || f->refusal->error_text == NULL ||
+	    strstr(f->refusal->error_text, want) == NULL)
+		fail_msg("FAIL: %s's referral %s was refused with code %d, \"%s\"; expected code "
+			 "%d, \"%s\"",
+			 it_party_ids[from], id, (int)f->refusal->error,
+			 f->refusal->error_text ? f->refusal->error_text : "", (int)code, want);
+	rete__broker_frame__free_unpacked(f, NULL);
+}
+
+static void ks_id_seen(void *ctx, uint64_t index, const Rete__Message *msg)
+{
+	(void)index;
+	if (msg->id && strncmp(msg->id, "stale-", 6) == 0)
+		(*(int *)ctx)++;
+}
+
+static void test_stale_connection(void **state)
+{
+	it_net *n = it_net_new("stalekey", NULL);
+	assert_non_null(n);
+	*state = n;
+	assert_true(it_broker_start(n));
+	rete_wire *soc = it_hello(n, IT_SOCIAL), *fam = it_hello(n, IT_FAMILY);
+	assert_non_null(soc);
+	assert_non_null(fam);
+	/* the reload: social.mantova under a new key, family.mantova gone */
+	rete_seckey *other = it_key_new(n->dir, "other.social");
+	assert_non_null(other);
+	n->without[IT_FAMILY] = true;
+	assert_int_equal(it_write_ini(n), 0);
+	ks_rekey(n, "social.mantova", "other.social");
+	ks_reload(n, 2);
+
+	ks_stale_sent(n, soc, IT_SOCIAL, IT_CPI, "stale-1",
+		      RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED,
+		      "this connection authenticated with a key that is no longer "
+		      "social.mantova's key in the directory; reconnect with the current key");
+	ks_stale_sent(n, fam, IT_FAMILY, IT_SOCIAL, "stale-2",
+		      RETE__ERROR_CODE__ERROR_CODE_UNKNOWN_PARTY,
+		      "party 'family.mantova' is not in the broker's directory (any more); ask "
+		      "the network's operator to add it");
+	/* nothing of them is logged: the auditor reads the whole log after
+	 * a referral that is (cpi.mantova's, on its own connection) */
+	rete_wire *cpi = it_hello(n, IT_CPI);
+	assert_non_null(cpi);
+	it_msg o;
+	assert_int_equal(it_referral(n, IT_CPI, IT_SOCIAL, "fresh-1", &o), RETE_OK);
+	Rete__BrokerFrame *f = it_submit(cpi, &o, it_wait_ms());
+	assert_true(it_accepted(f, "fresh-1", n->log));
+	it_msg_free(&o);
+	int seen = 0;
+	assert_true(it_log_each(n, ks_id_seen, &seen) > 0);
+	assert_int_equal(seen, 0);
+	assert_int_equal(tu_occurrences(n->log, "logged referral stale-"), 0);
+	rete_wire_close(&cpi);
+	rete_wire_close(&soc);
+	rete_wire_close(&fam);
+	rete_seckey_free(&other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1359,6 +1443,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_window_pin_kept, it_teardown),
 	    cmocka_unit_test_teardown(test_window_broker_restart, it_teardown),
 	    cmocka_unit_test_teardown(test_window_count, it_teardown),
+	    cmocka_unit_test_teardown(test_stale_connection, it_teardown),
 	};
 	if (getenv("RETE_TEST_ONLY"))
 		cmocka_set_test_filter(getenv("RETE_TEST_ONLY"));

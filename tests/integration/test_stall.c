@@ -9,6 +9,12 @@
  *                  what to check, and says when it is over; the broker
  *                  warns that a commit took seconds, and says when a
  *                  commit is fast again. Before: not a line on either side.
+ *   hang_said      a flush that does not end (the shim holds it until the
+ *                  test removes its marker): the broker warns WHILE it
+ *                  hangs, naming how long, how many entries wait and the
+ *                  oldest submission's age, and again later at a longer
+ *                  wait, not every second (s16 rev-stall #3: its log was
+ *                  silent until the commit ended, if it ever did).
  *   inplace_waits  outbox/ip-1.json written in place in two parts (its
  *                  writer keeps it open between them) while another file
  *                  is taken: ip-1 is taken once complete and receipted,
@@ -37,22 +43,31 @@ static void agent_log_path(const it_net *n, int p, char *buf, size_t len)
 	snprintf(buf, len, "%s/%s.log", n->dir, it_party_ids[p]);
 }
 
-static void test_stall_said(void **state)
+/* slow_net: a network (*state) whose broker runs under the shim, every
+ * flush waiting ms while DIR/slow-disk (its path in marker) exists, and
+ * social.mantova's agent (its log's path in alog); both buffers 1300 */
+static it_net *slow_net(void **state, const char *tag, const char *ms, char *marker, char *alog)
 {
-	it_net *n = it_net_new("stall", NULL);
+	it_net *n = it_net_new(tag, NULL);
 	assert_non_null(n);
 	*state = n;
 	n->cp_interval = "1h"; /* no stored checkpoint's flushes meanwhile */
 	assert_int_equal(it_write_ini(n), 0);
-	char marker[1300], alog[1300];
-	snprintf(marker, sizeof(marker), "%s/slow-disk", n->dir);
-	agent_log_path(n, IT_SOCIAL, alog, sizeof(alog));
+	snprintf(marker, 1300, "%s/slow-disk", n->dir);
+	agent_log_path(n, IT_SOCIAL, alog, 1300);
 	setenv("RETE_SLOW_SYNC_WHILE", marker, 1);
-	setenv("RETE_SLOW_SYNC_MS", SLOW_MS, 1);
+	setenv("RETE_SLOW_SYNC_MS", ms, 1);
 	assert_true(it_broker_start_preloaded(n, RETE_ENOSPC_SHIM));
 	unsetenv("RETE_SLOW_SYNC_WHILE");
 	unsetenv("RETE_SLOW_SYNC_MS");
 	assert_true(it_agent_start(n, IT_SOCIAL));
+	return n;
+}
+
+static void test_stall_said(void **state)
+{
+	char marker[1300], alog[1300];
+	it_net *n = slow_net(state, "stall", SLOW_MS, marker, alog);
 	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "st-0");
 	assert_true(it_wait_occurrences(alog, "st-0.json: accepted", 1, it_wait_ms()));
 
@@ -89,7 +104,7 @@ static void test_stall_said(void **state)
 			 "batch that answered resubmissions wrote nothing)",
 			 fast);
 	}
-	/* the disk recovers; a flush under way still waits its whole time */
+	/* the disk recovers (the shim ends the flush under way) */
 	assert_int_equal(unlink(marker), 0);
 	assert_true(it_wait_occurrences(alog, "st-2.json: accepted", 1, it_wait_ms()));
 	assert_true(it_wait_occurrences(alog, "st-1.json: accepted", 1, it_wait_ms()));
@@ -124,6 +139,97 @@ static void test_stall_said(void **state)
 			 tu_occurrences(alog, warned), said);
 	assert_true(tu_occurrences(n->log, fast) == 1);
 	assert_true(tu_occurrences(n->log, commit_slow) >= 1);
+}
+
+/* said_s: the N of "WHAT N s" in the k-th (from 0) line of path holding
+ * "has waited ", or -1 */
+static long said_s(const char *path, int k, const char *what)
+{
+	char *text = tu_read_file(path, NULL);
+	if (text == NULL)
+		return -1;
+	const char *at = text, *w = "has waited ";
+	long v = -1;
+	for (int i = 0; (at = strstr(at, w)) != NULL; i++, at += strlen(w))
+		if (i == k) {
+			const char *eol = strchr(at, '\n');
+			const char *x = strstr(at, what);
+			if (x != NULL && (eol == NULL || x < eol))
+				v = strtol(x + strlen(what), NULL, 10);
+			break;
+		}
+	free(text);
+	return v;
+}
+
+static void test_hang_said(void **state)
+{
+	/* every flush waits until the marker is removed (10 min at most) */
+	char marker[1300], alog[1300];
+	it_net *n = slow_net(state, "hang", "600000", marker, alog);
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "hg-0");
+	assert_true(it_wait_occurrences(alog, "hg-0.json: accepted", 1, it_wait_ms()));
+
+	assert_int_equal(tu_write_file(marker, "x", 1), 0);
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "hg-1");
+	const char *hangs = "for the disk of";
+	if (!it_wait_occurrences(n->log, hangs, 1, it_wait_ms())) {
+		it_show(n, "broker.log");
+		unlink(marker);
+		fail_msg("FAIL: the broker's flush of hg-1 hung (it ends only when the test "
+			 "removes %s); its log said nothing while it hung (no \"... %s ...\")",
+			 marker, hangs);
+	}
+	/* said while it hangs: the commit has not ended (the marker is still
+	 * there, so it cannot have) */
+	assert_int_equal(tu_occurrences(n->log, "logged referral hg-1"), 0);
+	assert_int_equal(tu_occurrences(alog, "hg-1.json: accepted"), 0);
+	char *text = tu_read_file(n->log, NULL);
+	assert_non_null(text);
+	const char *line = strstr(text, hangs);
+	while (line > text && line[-1] != '\n')
+		line--;
+	const char *eol = strchr(line, '\n');
+	char said[1500];
+	snprintf(said, sizeof(said), "%.*s", (int)(eol ? eol - line : (long)strlen(line)), line);
+	free(text);
+	if (strstr(said, "warning") == NULL || strstr(said, "has waited ") == NULL ||
+	    strstr(said, "1 entry") == NULL || strstr(said, "the oldest frame in it") == NULL ||
+	    strstr(said, n->dir) == NULL) {
+		unlink(marker);
+		fail_msg("FAIL: the broker's warning while its flush hangs must say how long it "
+			 "has waited, how many entries, the oldest frame's age and the "
+			 "store's folder: %s",
+			 said);
+	}
+	/* and again later, at a longer wait: not a line a second */
+	if (!it_wait_occurrences(n->log, hangs, 2, it_scaled_ms(30000))) {
+		it_show(n, "broker.log");
+		unlink(marker);
+		fail_msg("FAIL: the flush still hangs; the broker said it once and never again");
+	}
+	/* what the lines say, not when the test saw them: the first past the
+	 * 5 s of a slow commit, announcing the next at twice that; the next
+	 * not before it announced */
+	long first = said_s(n->log, 0, "has waited "), next = said_s(n->log, 0, "said again at "),
+	     second = said_s(n->log, 1, "has waited ");
+	if (first < 5 || next < 10 || second < next) {
+		unlink(marker);
+		fail_msg("FAIL: the hang was said after %ld s (\"said again at %ld s\"), then "
+			 "after %ld s: the first must come past the 5 s of a slow commit, the next "
+			 "at twice that or later, when it said",
+			 first, next, second);
+	}
+	/* the disk recovers: the commit ends, a fast one ends the spell */
+	assert_int_equal(unlink(marker), 0);
+	assert_true(it_wait_occurrences(alog, "hg-1.json: accepted", 1, it_wait_ms()));
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "hg-2");
+	assert_true(it_wait_occurrences(alog, "hg-2.json: accepted", 1, it_wait_ms()));
+	if (!it_wait_occurrences(n->log, "commits are fast again", 1, it_wait_ms())) {
+		it_show(n, "broker.log");
+		fail_msg("FAIL: after the hung commit, a fast one; the broker never said "
+			 "\"commits are fast again\"");
+	}
 }
 
 /* a referral from social.mantova to cpi.mantova, as an agency's system
@@ -253,9 +359,12 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_stall_said, it_teardown),
+	    cmocka_unit_test_teardown(test_hang_said, it_teardown),
 	    cmocka_unit_test_teardown(test_inplace_waits, it_teardown),
 	    cmocka_unit_test_teardown(test_cut_said, it_teardown),
 	    cmocka_unit_test_teardown(test_cut_future, it_teardown),
 	};
+	if (getenv("RETE_TEST_ONLY"))
+		cmocka_set_test_filter(getenv("RETE_TEST_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

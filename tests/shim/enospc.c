@@ -8,8 +8,9 @@
  *
  * A slow disk, too: while the file named by $RETE_SLOW_SYNC_WHILE exists,
  * every fsync and fdatasync (of any file) first waits $RETE_SLOW_SYNC_MS
- * milliseconds (default 3000), as a disk whose flushes stall: what the
- * broker does before a commit is durable can be seen, and killed. */
+ * milliseconds (default 3000), or until the file is removed, as a disk
+ * whose flushes stall: what the broker does before a commit is durable
+ * (or while it hangs) can be seen, and killed. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -86,9 +87,15 @@ static void slow(void)
 		return;
 	const char *ms = getenv("RETE_SLOW_SYNC_MS");
 	long wait = ms ? atol(ms) : 3000;
-	struct timespec ts = {.tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0)
-		;
+	/* in steps of 20 ms, ending early once the marker is gone: a disk
+	 * that recovers ends the flush it held, so a test can hang the disk
+	 * for as long as it needs and no longer (test_stall's hang_said) */
+	for (long left = wait; left > 0 && access(marker, F_OK) == 0; left -= 20) {
+		long step = left < 20 ? left : 20;
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = step * 1000000L};
+		while (nanosleep(&ts, &ts) != 0)
+			;
+	}
 }
 
 int fsync(int fd)
