@@ -459,6 +459,12 @@ static uint32_t inbox_epoch_of(agent *a, const uint8_t key[8])
 rete_err agent_inbox_start(agent *a, rete_msg *m)
 {
 	uint32_t e = 1;
+	/* deliveries held by the last run are in memory no more (the broker
+	 * delivers them again): its record for `rete status` goes (a store
+	 * that cannot be written now keeps it until the next hold ends) */
+	rete_msg dm = {{0}};
+	(void)agent_db_del(a->db, AGENT_DB_META, AGENT_META_INBOX_HELD,
+			   strlen(AGENT_META_INBOX_HELD), &dm);
 	if (agent_db_get_u32(a->db, AGENT_DB_META, INBOX_UNKEYED_EPOCH, strlen(INBOX_UNKEYED_EPOCH),
 			  &e)) {
 		a->inbox_unkeyed_epoch = e ? e : 1;

@@ -35,6 +35,7 @@
 #include "agent.h"
 #include "duration.h"
 #include "json.h"
+#include <jansson.h>
 
 /* Copies kept: each is a whole frame (up to max_frame, 24 MiB by default);
  * a default delivery window's worth bounds the memory as the window did. */
@@ -74,6 +75,9 @@ struct agent_inbox_held {
 	acked_item acked[ACKED_MAX];
 	size_t acked_next;
 	uint64_t late_said; /* the last entry said to be past the expiry (+1) */
+	int64_t since;	    /* deliveries held since (0: none) */
+	size_t recorded;    /* the count in AGENT_META_INBOX_HELD */
+	char problem[512];  /* the latest sentence of the problem */
 	held_item *v;	    /* sorted by index, no index twice */
 	size_t n, cap;
 	size_t frames;	  /* items with a frame */
@@ -191,6 +195,45 @@ static void held_schedule(struct agent_inbox_held *h)
 	}
 }
 
+/* held_record keeps AGENT_META_INBOX_HELD (agent_db.h) up to date for
+ * `rete status`: since when deliveries are held, how many, and the problem
+ * (problem: the latest sentence, NULL: keep the one recorded); written when
+ * the count changes, removed when none is held. The agent's store may be on
+ * the same full disk: a write that fails is only a debug line (the log
+ * line of the hold says it all the same). */
+static void held_record(agent *a, struct agent_inbox_held *h, const char *problem)
+{
+	rete_msg m = {{0}};
+	if (h->n == 0) {
+		if (h->since != 0)
+			(void)agent_db_del(a->db, AGENT_DB_META, AGENT_META_INBOX_HELD,
+					   strlen(AGENT_META_INBOX_HELD), &m);
+		h->since = 0;
+		h->recorded = 0;
+		return;
+	}
+	if (h->since == 0)
+		h->since = rete_now_ms();
+	bool changed = problem != NULL && strcmp(problem_key(problem), h->said) != 0;
+	if (problem != NULL)
+		snprintf(h->problem, sizeof(h->problem), "%s", problem);
+	if (h->recorded == h->n && !changed)
+		return;
+	char when[32];
+	json_t *o = json_pack("{s:s, s:I, s:s}", "since", rete_time_format(h->since, when), "held",
+			      (json_int_t)h->n, "problem", h->problem);
+	char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(o);
+	if (text == NULL)
+		return;
+	if (agent_db_put(a->db, AGENT_DB_META, AGENT_META_INBOX_HELD, strlen(AGENT_META_INBOX_HELD),
+			 text, strlen(text), &m) == RETE_OK)
+		h->recorded = h->n;
+	else
+		agent_debug(a, "the record of the held deliveries for rete status: %s", m.text);
+	free(text);
+}
+
 void agent_inbox_hold(agent *a, const Rete__Deliver *d, uint64_t index, const char *problem)
 {
 	struct agent_inbox_held *h = held_get(a);
@@ -199,6 +242,8 @@ void agent_inbox_hold(agent *a, const Rete__Deliver *d, uint64_t index, const ch
 		return;
 	}
 	const char *key = problem_key(problem);
+	held_keep(a, h, d, index);
+	held_record(a, h, problem);
 	if (strcmp(key, h->said) != 0) {
 		agent_log(a, "error",
 			  "log entry %" PRIu64 ": %s; not acked: the agent keeps it and writes it "
@@ -209,7 +254,6 @@ void agent_inbox_hold(agent *a, const Rete__Deliver *d, uint64_t index, const ch
 	} else {
 		agent_debug(a, "log entry %" PRIu64 ": still cannot write it; kept", index);
 	}
-	held_keep(a, h, d, index);
 	held_schedule(h);
 }
 
@@ -219,6 +263,7 @@ bool agent_inbox_held_back(agent *a, const Rete__Deliver *d, uint64_t index)
 	if (h == NULL || h->n == 0 || index <= h->v[0].index)
 		return false;
 	held_keep(a, h, d, index);
+	held_record(a, h, NULL);
 	held_schedule(h);
 	size_t i = held_find(h, index);
 	if (i < h->n && h->v[i].index == index && ++h->v[i].times > HELD_PASS_MAX &&
@@ -255,6 +300,7 @@ void agent_inbox_held_done(agent *a, uint64_t index)
 		return;
 	held_drop_at(h, i);
 	h->written++;
+	held_record(a, h, NULL);
 	if (h->n > 0) {
 		/* the next one's turn: at once, if its copy is at hand */
 		if (!h->retrying && h->v[0].frame != NULL)

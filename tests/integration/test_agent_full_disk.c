@@ -377,6 +377,15 @@ static void test_inbox_withdrawn(void **state)
 		it_show(n, "cpi.mantova.log");
 		fail_msg("cpi.mantova's agent did not hold late-1");
 	}
+	/* finding 3: `rete status` says deliveries are held, since when and
+	 * how many (the agent records it before it logs the hold) */
+	char *held = status_of(n, IT_CPI, "");
+	if (strstr(held, "INBOX NOT WRITABLE since ") == NULL ||
+	    strstr(held, "1 delivery held (not acked)") == NULL)
+		fail_msg("cpi.mantova's rete status does not say that inbox/ cannot be written and "
+			 "a delivery is held: %s",
+			 held);
+	free(held);
 	if (!it_wait_occurrences(blog, "withdrew late-1", 1, ms)) {
 		it_show(n, "broker.log");
 		fail_msg("the broker did not withdraw late-1 at its expiry (3s)");
@@ -439,6 +448,7 @@ static void test_inbox_withdrawn(void **state)
 	st = status_of(n, IT_CPI, "ok-1");
 	assert_non_null(strstr(st, "status received"));
 	assert_null(strstr(st, "withdrawn"));
+	assert_null(strstr(st, "INBOX NOT WRITABLE")); /* over: said no more */
 	free(st);
 	assert_int_equal(tu_occurrences(log, said), 1);
 	assert_int_equal(tu_occurrences(blog, "after it was withdrawn at its expiry"), 1);
