@@ -2131,6 +2131,62 @@ static bool own_ack(broker_own *o, const Rete__SignedAck *sa)
 	return true;
 }
 
+/* ack_withdrawn answers the ACK a of an entry no longer queued for f's
+ * party when the broker withdrew that entry at its expiry: the expiry scan
+ * logged a not-delivered notice for it, found in the message-id index under
+ * the broker's own id and "expired-INDEX" (a lookup and two reads, no scan
+ * of the log). The agent wrote it too late: its sender was told it was not
+ * delivered, and nothing is logged for this ACK. The agent is told so in a
+ * signed refusal, EXPIRED, field "index", whose signed sentence begins
+ * "entry INDEX (" (no message id: an agent older than this one takes it
+ * as a refusal of a frame and logs it as a warning, touching none of its
+ * own messages); the
+ * broker's log says it at warning level (at most once a minute per party).
+ * false, nothing said: not such an entry (a repeated ACK of an entry
+ * delivered, or one never delivered). */
+static bool ack_withdrawn(broker *b, broker_frame *f, const Rete__Ack *a)
+{
+	char nid[64];
+	uint64_t at = 0;
+	snprintf(nid, sizeof(nid), "expired-%" PRIu64, a->index);
+	if (rete_store_msgid(b->store, NULL, b->cfg->id, nid, &at, NULL, NULL, NULL) != RETE_OK)
+		return false;
+	Rete__Message *notice = NULL, *msg = NULL;
+	bool ours = false;
+	if (read_message(b, NULL, at, &notice) == RETE_OK &&
+	    notice->body_case == RETE__MESSAGE__BODY_NOTICE &&
+	    notice->notice->kind == RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED &&
+	    notice->notice->index == a->index && read_message(b, NULL, a->index, &msg) == RETE_OK)
+		ours = strcmp(msg->recipient, f->party) == 0;
+	if (ours) {
+		char when[32];
+		broker_refuse(
+		    f, RETE__ERROR_CODE__ERROR_CODE_EXPIRED, "index",
+		    "entry %" PRIu64 " (%s %.64s from %s) was withdrawn at its expiry "
+		    "(%s) before this ACK: its sender was told it was not delivered "
+		    "(not-delivered notice, entry %" PRIu64 ", %s) and the referral it "
+		    "belongs to is failed there; nothing is logged for this ACK. Tell "
+		    "the sender that %s has it after all",
+		    a->index, rete_message_kind(msg), msg->id, msg->sender, b->cfg->expiry, at,
+		    rete_time_format(notice->created_at - notice->created_at % 1000, when),
+		    f->party);
+		char key[RETE_ID_MAX + 48];
+		snprintf(key, sizeof(key), "ACKs of withdrawn entries from %s", f->party);
+		broker_log_limited(
+		    RETE_LOG_WARNING, key,
+		    "%s acked entry %" PRIu64 " (%s %.64s from %s) after it was "
+		    "withdrawn at its expiry (not-delivered notice, entry %" PRIu64
+		    "): its agent wrote it too late; refused (EXPIRED), nothing logged",
+		    f->party, a->index, rete_message_kind(msg), msg->id, msg->sender, at);
+		send_refusal(b, f, false);
+	}
+	if (notice)
+		rete__message__free_unpacked(notice, NULL);
+	if (msg)
+		rete__message__free_unpacked(msg, NULL);
+	return ours;
+}
+
 /* handle_ack takes a recipient's ACK of a queued entry: when its signature
  * checks (ack_check), the entry leaves the queue and the broker logs the
  * Delivery (or, with an error, the DELIVERY_REFUSED notice) carrying the
@@ -2148,8 +2204,9 @@ static void handle_ack(broker *b, broker_frame *f, int64_t now)
 	    n == 0 || first != a->index) {
 		if (p)
 			inflight_remove(p, a->index);
-		broker_log_debug("%s acked entry %" PRIu64 " again (or never had it)", f->party,
-				 a->index);
+		if (!ack_withdrawn(b, f, a))
+			broker_log_debug("%s acked entry %" PRIu64 " again (or never had it)",
+					 f->party, a->index);
 		return;
 	}
 	const broker_batch *bt = b->bt;

@@ -313,6 +313,23 @@ void agent_inbox_held_done(agent *a, uint64_t index);
  * it wants to be called again (-1: nothing held). */
 int64_t agent_inbox_held_tick(agent *a, int64_t now);
 
+/* agent_inbox_acked_note remembers, for agent_inbox_withdrawn, what the
+ * agent last wrote and acked (the newest 32): log index, message id, its
+ * referral id, sender, kind and inbox file name. agent_inbox_acked_of
+ * gives them back (pointers valid until the next note); false when index
+ * is not among them. */
+void agent_inbox_acked_note(agent *a, uint64_t index, const Rete__Message *msg, const char *fname);
+bool agent_inbox_acked_of(agent *a, uint64_t index, const char **id, const char **refid,
+			  const char **sender, const char **kind, const char **fname);
+
+/* agent_inbox_withdrawn takes the broker's refusal r (EXPIRED, field
+ * "index") of our ACK of the log entry its sentence names: the broker had withdrawn the
+ * entry at its expiry before the agent wrote it (its sender was told it was
+ * not delivered). Said in a warning, in a notice in inbox/
+ * (<index>-withdrawn.json, with its hook) and in the referral's record
+ * (failed). agent_inbox.c. */
+void agent_inbox_withdrawn(agent *a, const Rete__Receipt *r);
+
 /* agent_inbox_held_free drops what is held (the broker delivers it again:
  * it was never acked). */
 void agent_inbox_held_free(agent *a);

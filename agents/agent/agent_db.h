@@ -130,6 +130,13 @@ typedef struct agent_db agent_db;
  * while another connection with its key takes the deliveries. */
 #define AGENT_META_TAKEN_OVER "taken_over"
 
+/* The meta key of the record of deliveries held while inbox/ (or the
+ * store) cannot be written (agent_inbox_held.c): JSON text {"since": RFC
+ * 3339 time, "held": how many, "problem": the latest sentence}; removed
+ * when they are written, and at the agent's start (what is held lives in
+ * memory only). Read by `rete status`. */
+#define AGENT_META_INBOX_HELD "inbox_held"
+
 /* The meta keys of delivery receipts (agent_delivery.c): "ack_signed" ->
  * the log index (BE64) of the first Delivery whose recipient's signed
  * acknowledgement this agent verified (from then on every delivery receipt

@@ -459,6 +459,12 @@ static uint32_t inbox_epoch_of(agent *a, const uint8_t key[8])
 rete_err agent_inbox_start(agent *a, rete_msg *m)
 {
 	uint32_t e = 1;
+	/* deliveries held by the last run are in memory no more (the broker
+	 * delivers them again): its record for `rete status` goes (a store
+	 * that cannot be written now keeps it until the next hold ends) */
+	rete_msg dm = {{0}};
+	(void)agent_db_del(a->db, AGENT_DB_META, AGENT_META_INBOX_HELD,
+			   strlen(AGENT_META_INBOX_HELD), &dm);
 	if (agent_db_get_u32(a->db, AGENT_DB_META, INBOX_UNKEYED_EPOCH, strlen(INBOX_UNKEYED_EPOCH),
 			  &e)) {
 		a->inbox_unkeyed_epoch = e ? e : 1;
@@ -820,6 +826,7 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 			  dlv_why);
 	if (a->cfg.on_message != NULL)
 		agent_hooks_queue(a, index, fname);
+	agent_inbox_acked_note(a, index, msg, fname);
 	inbox_ack(a, d, msg, index, 0, NULL);
 out:
 	if (priv != NULL)
@@ -829,4 +836,141 @@ out:
 	if (sm != NULL)
 		rete__signed_message__free_unpacked(sm, NULL);
 	rete__log_entry__free_unpacked(le, NULL);
+}
+
+/* inbox_withdrawn_trusted: r is the broker's own word, signed with the
+ * pinned broker key, for this log and this agency, EXPIRED on field
+ * "index", and its signed sentence (the one r carries) names log entry
+ * `index`. *b64 gets the SignedRefusal's bytes in base64
+ * (caller frees; NULL when it did not hold). */
+static bool inbox_withdrawn_trusted(agent *a, const Rete__Receipt *r, uint64_t index, char **b64)
+{
+	Rete__RefusalBody *body = NULL;
+	rete_msg m = {{0}};
+	char head[40];
+	*b64 = NULL;
+	if (r->signed_refusal == NULL ||
+	    rete_refusal_verify(r->signed_refusal, &a->broker_pk, &body, &m) != RETE_OK)
+		return false;
+	snprintf(head, sizeof(head), "entry %" PRIu64 " (", index);
+	bool ok = strcmp(body->origin, a->origin) == 0 && strcmp(body->party, a->cfg.id) == 0 &&
+		  body->error == RETE__ERROR_CODE__ERROR_CODE_EXPIRED &&
+		  strcmp(body->field, "index") == 0 &&
+		  strncmp(body->error_text, head, strlen(head)) == 0 &&
+		  strcmp(body->error_text, r->error_text ? r->error_text : "") == 0;
+	rete__refusal_body__free_unpacked(body, NULL);
+	if (!ok)
+		return false;
+	size_t len = rete__signed_refusal__get_packed_size(r->signed_refusal);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (buf == NULL)
+		return true;
+	rete__signed_refusal__pack(r->signed_refusal, buf);
+	*b64 = rete_b64_encode(buf, len);
+	free(buf);
+	return true;
+}
+
+void agent_inbox_withdrawn(agent *a, const Rete__Receipt *r)
+{
+	/* the entry is named by the broker's signed sentence, "entry N (" */
+	const char *said = r->error_text ? r->error_text : "";
+	uint64_t index = strncmp(said, "entry ", 6) == 0 ? strtoull(said + 6, NULL, 10) : 0;
+	const char *id = "", *refid = "", *sender = "", *kind = "", *fname = "";
+	char *b64 = NULL, name[64], text[900], when[32];
+	rete_msg m = {{0}};
+	if (!inbox_withdrawn_trusted(a, r, index, &b64)) {
+		agent_log(
+		    a, "warning",
+		    "the broker refused our ACK of log entry %" PRIu64 " (EXPIRED) in a "
+		    "refusal that does not verify with the pinned broker key or names another "
+		    "entry: not taken; it says: %s",
+		    index, r->error_text ? r->error_text : "");
+		return;
+	}
+	bool known = agent_inbox_acked_of(a, index, &id, &refid, &sender, &kind, &fname);
+	const char *by = a->dir != NULL && a->dir->msg != NULL ? a->dir->msg->sender : "broker";
+	int64_t now = rete_now_ms();
+	rete_time_format(now, when);
+	snprintf(name, sizeof(name), "%012" PRIu64 "-withdrawn.json", index);
+	if (known)
+		snprintf(text, sizeof(text),
+			 "%s %s from %s (log entry %" PRIu64 ", inbox/%s) was withdrawn at its "
+			 "expiry before this agent could write it: the broker had withdrawn it "
+			 "and told its sender it was not delivered%s. This agency has it all the "
+			 "same: agree with %s what to do with it, since a new referral sent in its "
+			 "place would be a second one for the same person",
+			 kind, id, sender, index, fname,
+			 strcmp(id, refid) == 0 ? ", and the referral is failed there and here"
+						: "",
+			 sender);
+	else
+		snprintf(text, sizeof(text),
+			 "log entry %" PRIu64 " was withdrawn at its expiry before this agent "
+			 "could write it: the broker had withdrawn it and told its sender it was "
+			 "not delivered. "
+			 "This agent no longer remembers which inbox/ file it is (the broker's "
+			 "sentence, in \"broker\", names the message)",
+			 index);
+	agent_log(a, "warning", "%s; the broker says: %s", text,
+		  r->error_text ? r->error_text : "");
+	json_t *doc = json_object();
+	char idx[24];
+	snprintf(idx, sizeof(idx), "%" PRIu64, index);
+	json_object_set_new(doc, "index", json_string(idx));
+	json_object_set_new(doc, "kind", json_string("withdrawn"));
+	json_object_set_new(doc, "at", json_string(when));
+	if (known) {
+		json_object_set_new(doc, "file", json_string(fname));
+		json_object_set_new(doc, "messageKind", json_string(kind));
+		json_object_set_new(doc, "messageId", json_string(id));
+		json_object_set_new(doc, "sender", json_string(sender));
+	}
+	json_object_set_new(doc, "text", json_string(text));
+	json_object_set_new(doc, "broker", json_string(r->error_text ? r->error_text : ""));
+	if (b64 != NULL)
+		json_object_set_new(doc, "signedRefusal", json_string(b64));
+	free(b64);
+	rete_err err = RETE_OK;
+	uint8_t key[8];
+	agent_db_index_key(key, index);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		err = agent_db_begin(a->db, &m);
+		if (err == RETE_OK && known && refid[0] != '\0') {
+			err = agent_track_withdrawn(a->db, refid, id, by, index, now, text, &m);
+			if (err == RETE_ENOENT)
+				err = RETE_OK;
+		}
+		if (known && refid[0] != '\0')
+			inbox_concerns(a, doc, refid);
+		char *out = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		if (err == RETE_OK && out == NULL)
+			err = rete_msg_set(&m, RETE_ENOMEM, "out of memory");
+		if (err == RETE_OK) {
+			size_t len = strlen(out);
+			out[len] = '\n';
+			err = agent_spool_write(a->inbox_dir, name, out, len + 1, &m);
+			if (err != RETE_OK)
+				rete_msg_prefix(&m, "cannot write inbox/%s", name);
+		}
+		free(out);
+		if (err == RETE_OK && a->cfg.on_message != NULL)
+			err = agent_db_put(a->db, AGENT_DB_HOOKS, name, strlen(name), key,
+					   sizeof(key), &m);
+		err = agent_db_end(a->db, err, &m);
+		if (err != RETE_EFULL)
+			break;
+	}
+	json_decref(doc);
+	if (err != RETE_OK) {
+		agent_log(a, "error",
+			  "log entry %" PRIu64 " withdrawn at its expiry: the notice inbox/%s or "
+			  "the referral's record could not be written (%s); this log line is all "
+			  "that says it",
+			  index, name, m.text);
+		return;
+	}
+	agent_log(a, "info", "log entry %" PRIu64 ": notice written to inbox/%s", index, name);
+	if (a->cfg.on_message != NULL)
+		agent_hooks_queue(a, index, name);
 }

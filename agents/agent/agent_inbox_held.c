@@ -34,6 +34,8 @@
 
 #include "agent.h"
 #include "duration.h"
+#include "json.h"
+#include <jansson.h>
 
 /* Copies kept: each is a whole frame (up to max_frame, 24 MiB by default);
  * a default delivery window's worth bounds the memory as the window did. */
@@ -59,8 +61,24 @@ typedef struct held_item {
 	unsigned times; /* came while held back (agent_inbox_held_back) */
 } held_item;
 
+/* What was last written and acked (agent_inbox_acked_note): the broker
+ * answers an ACK at once, so a refusal of it finds its entry here. */
+#define ACKED_MAX 32
+typedef struct acked_item {
+	uint64_t index;
+	bool used;
+	char id[130], refid[130], sender[RETE_ID_MAX + 1];
+	char kind[24], fname[160];
+} acked_item;
+
 struct agent_inbox_held {
-	held_item *v; /* sorted by index, no index twice */
+	acked_item acked[ACKED_MAX];
+	size_t acked_next;
+	uint64_t late_said; /* the last entry said to be past the expiry (+1) */
+	int64_t since;	    /* deliveries held since (0: none) */
+	size_t recorded;    /* the count in AGENT_META_INBOX_HELD */
+	char problem[512];  /* the latest sentence of the problem */
+	held_item *v;	    /* sorted by index, no index twice */
 	size_t n, cap;
 	size_t frames;	  /* items with a frame */
 	int64_t next_try; /* 0: nothing scheduled */
@@ -177,6 +195,45 @@ static void held_schedule(struct agent_inbox_held *h)
 	}
 }
 
+/* held_record keeps AGENT_META_INBOX_HELD (agent_db.h) up to date for
+ * `rete status`: since when deliveries are held, how many, and the problem
+ * (problem: the latest sentence, NULL: keep the one recorded); written when
+ * the count changes, removed when none is held. The agent's store may be on
+ * the same full disk: a write that fails is only a debug line (the log
+ * line of the hold says it all the same). */
+static void held_record(agent *a, struct agent_inbox_held *h, const char *problem)
+{
+	rete_msg m = {{0}};
+	if (h->n == 0) {
+		if (h->since != 0)
+			(void)agent_db_del(a->db, AGENT_DB_META, AGENT_META_INBOX_HELD,
+					   strlen(AGENT_META_INBOX_HELD), &m);
+		h->since = 0;
+		h->recorded = 0;
+		return;
+	}
+	if (h->since == 0)
+		h->since = rete_now_ms();
+	bool changed = problem != NULL && strcmp(problem_key(problem), h->said) != 0;
+	if (problem != NULL)
+		snprintf(h->problem, sizeof(h->problem), "%s", problem);
+	if (h->recorded == h->n && !changed)
+		return;
+	char when[32];
+	json_t *o = json_pack("{s:s, s:I, s:s}", "since", rete_time_format(h->since, when), "held",
+			      (json_int_t)h->n, "problem", h->problem);
+	char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(o);
+	if (text == NULL)
+		return;
+	if (agent_db_put(a->db, AGENT_DB_META, AGENT_META_INBOX_HELD, strlen(AGENT_META_INBOX_HELD),
+			 text, strlen(text), &m) == RETE_OK)
+		h->recorded = h->n;
+	else
+		agent_debug(a, "the record of the held deliveries for rete status: %s", m.text);
+	free(text);
+}
+
 void agent_inbox_hold(agent *a, const Rete__Deliver *d, uint64_t index, const char *problem)
 {
 	struct agent_inbox_held *h = held_get(a);
@@ -185,6 +242,8 @@ void agent_inbox_hold(agent *a, const Rete__Deliver *d, uint64_t index, const ch
 		return;
 	}
 	const char *key = problem_key(problem);
+	held_keep(a, h, d, index);
+	held_record(a, h, problem);
 	if (strcmp(key, h->said) != 0) {
 		agent_log(a, "error",
 			  "log entry %" PRIu64 ": %s; not acked: the agent keeps it and writes it "
@@ -195,7 +254,6 @@ void agent_inbox_hold(agent *a, const Rete__Deliver *d, uint64_t index, const ch
 	} else {
 		agent_debug(a, "log entry %" PRIu64 ": still cannot write it; kept", index);
 	}
-	held_keep(a, h, d, index);
 	held_schedule(h);
 }
 
@@ -205,6 +263,7 @@ bool agent_inbox_held_back(agent *a, const Rete__Deliver *d, uint64_t index)
 	if (h == NULL || h->n == 0 || index <= h->v[0].index)
 		return false;
 	held_keep(a, h, d, index);
+	held_record(a, h, NULL);
 	held_schedule(h);
 	size_t i = held_find(h, index);
 	if (i < h->n && h->v[i].index == index && ++h->v[i].times > HELD_PASS_MAX &&
@@ -241,6 +300,7 @@ void agent_inbox_held_done(agent *a, uint64_t index)
 		return;
 	held_drop_at(h, i);
 	h->written++;
+	held_record(a, h, NULL);
 	if (h->n > 0) {
 		/* the next one's turn: at once, if its copy is at hand */
 		if (!h->retrying && h->v[0].frame != NULL)
@@ -254,6 +314,72 @@ void agent_inbox_held_done(agent *a, uint64_t index)
 	h->next_try = 0;
 	h->backoff_ms = 0;
 	h->forgot = false;
+}
+
+/* held_late says, once per entry, that the kept copy d about to be written
+ * was logged longer ago than the network's expiry (the Directory's
+ * expiry_ms): the broker may have withdrawn it and told its sender it was
+ * not delivered. It is written all the same: the broker's scan runs at its
+ * own pace, so the entry may still be queued, and a copy dropped here
+ * would be a referral lost if it is; the broker's answer to the ACK says
+ * which (agent_inbox_withdrawn: a warning, a notice in inbox/, the
+ * referral failed). */
+static void held_late(agent *a, struct agent_inbox_held *h, const Rete__Deliver *d, int64_t now)
+{
+	if (a->dir == NULL || a->dir->dir == NULL || a->dir->dir->expiry_ms <= 0)
+		return;
+	Rete__LogEntry *le = rete__log_entry__unpack(NULL, d->log_entry.len, d->log_entry.data);
+	if (le == NULL)
+		return;
+	if (le->logged_at + a->dir->dir->expiry_ms < now && h->late_said != le->index + 1) {
+		char at[32];
+		h->late_said = le->index + 1;
+		agent_log(a, "warning",
+			  "log entry %" PRIu64 " (held since inbox/ could not be written) was "
+			  "logged at %s, longer ago than the network's expiry (%" PRId64 " s): "
+			  "the broker may have withdrawn it and told its sender it was not "
+			  "delivered; it is written now all the same, and if the broker refuses "
+			  "the ACK a notice beside it in inbox/ says so",
+			  le->index, rete_time_format(le->logged_at, at),
+			  a->dir->dir->expiry_ms / 1000);
+	}
+	rete__log_entry__free_unpacked(le, NULL);
+}
+
+void agent_inbox_acked_note(agent *a, uint64_t index, const Rete__Message *msg, const char *fname)
+{
+	struct agent_inbox_held *h = held_get(a);
+	if (h == NULL || msg == NULL)
+		return;
+	acked_item *it = &h->acked[h->acked_next];
+	h->acked_next = (h->acked_next + 1) % ACKED_MAX;
+	it->used = true;
+	it->index = index;
+	snprintf(it->id, sizeof(it->id), "%s", msg->id ? msg->id : "");
+	snprintf(it->refid, sizeof(it->refid), "%s", rete_message_referral_id(msg));
+	snprintf(it->sender, sizeof(it->sender), "%s", msg->sender ? msg->sender : "");
+	snprintf(it->kind, sizeof(it->kind), "%s", rete_message_kind(msg));
+	snprintf(it->fname, sizeof(it->fname), "%s", fname);
+}
+
+bool agent_inbox_acked_of(agent *a, uint64_t index, const char **id, const char **refid,
+			  const char **sender, const char **kind, const char **fname)
+{
+	struct agent_inbox_held *h = a->inbox_held;
+	if (h == NULL)
+		return false;
+	for (size_t i = 0; i < ACKED_MAX; i++) {
+		const acked_item *it = &h->acked[i];
+		if (!it->used || it->index != index)
+			continue;
+		*id = it->id;
+		*refid = it->refid;
+		*sender = it->sender;
+		*kind = it->kind;
+		*fname = it->fname;
+		return true;
+	}
+	return false;
 }
 
 int64_t agent_inbox_held_tick(agent *a, int64_t now)
@@ -278,6 +404,7 @@ int64_t agent_inbox_held_tick(agent *a, int64_t now)
 			h->frames--;
 			break;
 		}
+		held_late(a, h, d, now);
 		agent_inbox_on_deliver(a, d);
 		rete__deliver__free_unpacked(d, NULL);
 		if (h->n > 0 && h->v[0].index == index) {

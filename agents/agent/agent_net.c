@@ -352,6 +352,11 @@ static void net_frame(agent *a, const Rete__BrokerFrame *f)
 		agent_metrics_event(a, AM_REFUSAL, rete_now_ms());
 		if (f->refusal->error == RETE__ERROR_CODE__ERROR_CODE_TAKEN_OVER)
 			net_taken_over(a, f->refusal);
+		else if (f->refusal->error == RETE__ERROR_CODE__ERROR_CODE_EXPIRED &&
+			 strcmp(f->refusal->field ? f->refusal->field : "", "index") == 0 &&
+			 (f->refusal->message_id == NULL || f->refusal->message_id[0] == '\0'))
+			/* our ACK of an entry withdrawn at its expiry */
+			agent_inbox_withdrawn(a, f->refusal);
 		else
 			agent_outbox_on_receipt(a, f->refusal);
 		break;

@@ -272,6 +272,42 @@ rete_err agent_track_moved(agent_db *db, const Rete__Message *msg, uint64_t was,
 	return err;
 }
 
+rete_err agent_track_withdrawn(agent_db *db, const char *refid, const char *msgid, const char *by,
+			       uint64_t index, int64_t at, const char *text, rete_msg *m)
+{
+	json_t *rec = NULL;
+	rete_err err = track_load(db, refid, &rec, m);
+	if (err != RETE_OK)
+		return err;
+	json_t *hist = json_object_get(rec, "history");
+	if (!json_is_array(hist)) {
+		hist = json_array();
+		json_object_set_new(rec, "history", hist);
+	}
+	if (track_seen(hist, index, "withdrawn")) {
+		json_decref(rec);
+		return RETE_OK;
+	}
+	bool itself = strcmp(msgid, refid) == 0;
+	json_t *ev = json_object();
+	set_index(ev, "index", index);
+	set_time(ev, "at", at);
+	json_object_set_new(ev, "kind", json_string("withdrawn"));
+	if (itself)
+		json_object_set_new(ev, "status", json_string("failed"));
+	set_str(ev, "by", by);
+	set_str(ev, "messageId", msgid);
+	json_object_set_new(ev, "notice", json_string("withdrawn-at-expiry"));
+	set_str(ev, "text", text);
+	json_array_append_new(hist, ev);
+	if (itself)
+		json_object_set_new(rec, "status", json_string("failed"));
+	set_time(rec, "updatedAt", at);
+	err = track_store(db, refid, rec, m);
+	json_decref(rec);
+	return err;
+}
+
 rete_err agent_track_get(agent_db *db, const char *referral_id, json_t **out, rete_msg *m)
 {
 	rete_err err = track_load(db, referral_id, out, m);

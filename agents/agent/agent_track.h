@@ -44,6 +44,17 @@ rete_err agent_track_apply(agent_db *db, const char *me, const Rete__Message *ms
 rete_err agent_track_moved(agent_db *db, const Rete__Message *msg, uint64_t was, uint32_t was_epoch,
 			   uint64_t index, int64_t logged_at, uint32_t epoch, rete_msg *m);
 
+/* agent_track_withdrawn: message msgid (of referral refid), delivered to
+ * this agency at log `index` and written to its inbox, had been withdrawn
+ * by the broker (by) at its expiry before that (the broker refused our ACK,
+ * EXPIRED): a history item of kind "withdrawn" with notice
+ * "withdrawn-at-expiry" and text, and, when msgid is the referral itself,
+ * the referral failed (as its sender has it). Applying it twice changes
+ * nothing. In the caller's open transaction, if any. RETE_ENOENT (no
+ * record), RETE_ESTORE, RETE_EFULL, RETE_ENOMEM. */
+rete_err agent_track_withdrawn(agent_db *db, const char *refid, const char *msgid, const char *by,
+			       uint64_t index, int64_t at, const char *text, rete_msg *m);
+
 /* agent_track_get returns the record of one referral as a new JSON
  * reference in *out. RETE_ENOENT, RETE_ECORRUPT, RETE_ESTORE. */
 rete_err agent_track_get(agent_db *db, const char *referral_id, json_t **out, rete_msg *m);

@@ -175,6 +175,20 @@ static json_t *status_taken_over(agent_db *db)
 	return o;
 }
 
+/* inbox_held_print says the agent's record of deliveries held while
+ * inbox/ cannot be written (AGENT_META_INBOX_HELD, as status_meta_json
+ * reads it): since when, how many, why, and what follows if it lasts. */
+static void inbox_held_print(const char *id, json_t *h, FILE *out)
+{
+	json_int_t n = json_integer_value(json_object_get(h, "held"));
+	fprintf(out,
+		"%s: INBOX NOT WRITABLE since %s: %" JSON_INTEGER_FORMAT " deliver%s held (not "
+		"acked): %s. Make inbox/ (and the agent's data folder) writable before the "
+		"network's expiry, or the broker withdraws them and tells their senders they "
+		"were not delivered (docs/agent.md, \"When inbox/ cannot be written\")\n",
+		id, jstr(h, "since"), n, n == 1 ? "y" : "ies", jstr(h, "problem"));
+}
+
 /* taken_over_print says the take-over t in the words of the agent's log:
  * in force, or over since the deliveries came back ("back"). */
 static void taken_over_print(const char *id, json_t *t, FILE *out)
@@ -553,6 +567,7 @@ int cmd_status(int argc, char **argv)
 	agent_db *db = NULL;
 	rete_msg m = {{0}};
 	json_t *recs = NULL, *taken = NULL, *own = NULL, *changes = NULL, *und_other = NULL;
+	json_t *inbox_held = NULL;
 	agent_undelivered *und = NULL; /* held: receipted, not delivered */
 	size_t und_n = 0;
 	char *refusal = NULL; /* the broker answers, refusing to say: its sentence */
@@ -634,6 +649,7 @@ int cmd_status(int argc, char **argv)
 	if (recs == NULL)
 		recs = json_array();
 	taken = status_taken_over(db);
+	inbox_held = status_meta_json(db, AGENT_META_INBOX_HELD, JSON_OBJECT);
 	own = status_meta_json(db, AGENT_META_OWN_KEY, JSON_ARRAY);
 	changes = status_meta_json(db, AGENT_META_KEY_CHANGES, JSON_OBJECT);
 	int64_t expiry = db ? agent_track_expiry(db) : 0, now = rete_now_ms();
@@ -726,6 +742,8 @@ int cmd_status(int argc, char **argv)
 				    waiting < 0 ? json_null() : json_integer(waiting));
 		if (taken)
 			json_object_set(doc, "takenOver", taken);
+		if (inbox_held)
+			json_object_set(doc, "inboxHeld", inbox_held);
 		status_alarms_json(db, doc);
 		if (own)
 			json_object_set(doc, "ownKeyAlarms", own);
@@ -743,6 +761,8 @@ int cmd_status(int argc, char **argv)
 		agent_print(&cfg, running, waiting, stdout);
 		if (taken)
 			taken_over_print(cfg.id, taken, stdout);
+		if (inbox_held)
+			inbox_held_print(cfg.id, inbox_held, stdout);
 		status_alarms_print(db, cfg.id, stdout);
 		keys_print(cfg.id, own, changes, stdout);
 		if (json_array_size(recs) == 0)
@@ -780,6 +800,7 @@ out:
 	free(refusal);
 	json_decref(recs);
 	json_decref(taken);
+	json_decref(inbox_held);
 	json_decref(own);
 	json_decref(changes);
 	json_decref(und_other);

@@ -29,6 +29,7 @@
  * sentence saying why, not failed.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -307,12 +308,159 @@ static void test_inbox_order(void **state)
 	}
 }
 
+/* withdrawn_file: the name of the first inbox/ file ending in
+ * -withdrawn.json (the agent's notice of a delivery withdrawn at its
+ * expiry), into name; false when there is none. */
+static bool withdrawn_file(const char *inbox, char *name, size_t len)
+{
+	DIR *dir = opendir(inbox);
+	if (dir == NULL)
+		return false;
+	struct dirent *e;
+	bool found = false;
+	while (!found && (e = readdir(dir)) != NULL) {
+		size_t l = strlen(e->d_name), sl = strlen("-withdrawn.json");
+		if (l > sl && strcmp(e->d_name + l - sl, "-withdrawn.json") == 0) {
+			snprintf(name, len, "%s", e->d_name);
+			found = true;
+		}
+	}
+	closedir(dir);
+	return found;
+}
+
+/* status_of: `rete status ID` of party p's agent (caller frees). */
+static char *status_of(it_net *n, int p, const char *id)
+{
+	char *out = NULL;
+	int rc = tu_run(&out, "'%s/rete' status -c '%s/agents/%s/agent.ini' %s", n->bin, n->dir,
+			it_party_ids[p], id);
+	if (rc != 0)
+		fail_msg("rete status %s (%s): exit %d: %s", id, it_party_ids[p], rc, out);
+	return out;
+}
+
+/* inbox/ that cannot be written for longer than the broker's expiry while
+ * the agent holds a delivery (review s17 rev-edges, finding 1): the broker
+ * withdraws the entry and tells its sender it was not delivered; when the
+ * agent then writes the file and acks, the broker must refuse that ACK
+ * (EXPIRED, naming the entry) instead of dropping it at debug level, and
+ * the agent must say so: a warning, a notice in inbox/ beside the file,
+ * and `rete status` of the referral failed, as the sender's is. A
+ * referral delivered in time afterwards is acked as always. */
+static void test_inbox_withdrawn(void **state)
+{
+	it_net *n = it_net_new("agentdisk-withdrawn", NULL);
+	assert_non_null(n);
+	*state = n;
+	n->expiry = "3s";
+	assert_int_equal(it_write_ini(n), 0);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+	char log[1300], blog[1300], slog[1300], inbox[1300], away[1400];
+	snprintf(log, sizeof(log), "%s/cpi.mantova.log", n->dir);
+	snprintf(slog, sizeof(slog), "%s/social.mantova.log", n->dir);
+	snprintf(blog, sizeof(blog), "%s/broker.log", n->dir);
+	it_spool(n, IT_CPI, "inbox", inbox, sizeof(inbox));
+	snprintf(away, sizeof(away), "%s.away", inbox);
+	int ms = it_wait_ms();
+	assert_true(it_wait_occurrences(log, "connected to", 1, ms));
+	assert_true(it_wait_occurrences(slog, "connected to", 1, ms));
+	/* inbox/ a file: every write fails, as on a full disk */
+	assert_int_equal(rename(inbox, away), 0);
+	FILE *fp = fopen(inbox, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "late-1");
+	if (!it_wait_occurrences(log, "not acked: the agent keeps it", 1, ms)) {
+		it_show(n, "cpi.mantova.log");
+		fail_msg("cpi.mantova's agent did not hold late-1");
+	}
+	/* finding 3: `rete status` says deliveries are held, since when and
+	 * how many (the agent records it before it logs the hold) */
+	char *held = status_of(n, IT_CPI, "");
+	if (strstr(held, "INBOX NOT WRITABLE since ") == NULL ||
+	    strstr(held, "1 delivery held (not acked)") == NULL)
+		fail_msg("cpi.mantova's rete status does not say that inbox/ cannot be written and "
+			 "a delivery is held: %s",
+			 held);
+	free(held);
+	if (!it_wait_occurrences(blog, "withdrew late-1", 1, ms)) {
+		it_show(n, "broker.log");
+		fail_msg("the broker did not withdraw late-1 at its expiry (3s)");
+	}
+	/* the sender has the not-delivered notice before inbox/ is back */
+	if (!it_wait_occurrences(slog, "(notice from broker.mantova) written to inbox/", 1, ms)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("social.mantova did not get the not-delivered notice of late-1");
+	}
+	assert_int_equal(unlink(inbox), 0);
+	assert_int_equal(rename(away, inbox), 0);
+	const char *said = "withdrawn at its expiry before this agent could write it";
+	if (!it_wait_occurrences(log, said, 1, ms)) {
+		it_show(n, "cpi.mantova.log");
+		it_show(n, "broker.log");
+		fail_msg("cpi.mantova's agent wrote and acked late-1 after the broker withdrew it "
+			 "at its expiry, and nobody said so: no warning in its log");
+	}
+	/* the broker said it, at warning level, naming the entry */
+	assert_true(it_wait_occurrences(blog, "after it was withdrawn at its expiry", 1, ms));
+	/* the notice beside the file, for the agency's system (said once it
+	 * is there) */
+	if (!it_wait_occurrences(log, "notice written to inbox/", 1, ms)) {
+		it_show(n, "cpi.mantova.log");
+		fail_msg("cpi.mantova's agent did not write its notice of late-1's withdrawal");
+	}
+	char name[300], path[1700];
+	if (!withdrawn_file(inbox, name, sizeof(name)))
+		fail_msg("no *-withdrawn.json notice in cpi.mantova's inbox/");
+	snprintf(path, sizeof(path), "%s/%s", inbox, name);
+	json_t *doc = json_load_file(path, 0, NULL);
+	assert_non_null(doc);
+	assert_string_equal(json_string_value(json_object_get(doc, "kind")), "withdrawn");
+	assert_string_equal(json_string_value(json_object_get(doc, "messageId")), "late-1");
+	const char *text = json_string_value(json_object_get(doc, "text"));
+	assert_non_null(text);
+	assert_non_null(strstr(text, said));
+	const char *file = json_string_value(json_object_get(doc, "file"));
+	assert_non_null(file);
+	snprintf(path, sizeof(path), "%s/%s", inbox, file);
+	assert_true(tu_exists(path)); /* the referral itself stays */
+	json_decref(doc);
+	/* both agencies' status: failed */
+	char *st = status_of(n, IT_CPI, "late-1");
+	if (strstr(st, "status failed") == NULL || strstr(st, "withdrawn") == NULL)
+		fail_msg("cpi.mantova's rete status of late-1 does not say it was withdrawn: %s",
+			 st);
+	free(st);
+	st = status_of(n, IT_SOCIAL, "late-1");
+	if (strstr(st, "status failed") == NULL)
+		fail_msg("social.mantova's rete status of late-1 is not failed: %s", st);
+	free(st);
+
+	/* nothing else changes: one delivered in time is acked silently */
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "ok-1");
+	if (!it_wait_occurrences(slog, "(delivery from broker.mantova) written to inbox/", 1, ms)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("ok-1 was not delivered");
+	}
+	st = status_of(n, IT_CPI, "ok-1");
+	assert_non_null(strstr(st, "status received"));
+	assert_null(strstr(st, "withdrawn"));
+	assert_null(strstr(st, "INBOX NOT WRITABLE")); /* over: said no more */
+	free(st);
+	assert_int_equal(tu_occurrences(log, said), 1);
+	assert_int_equal(tu_occurrences(blog, "after it was withdrawn at its expiry"), 1);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_agent_full_disk, it_disk_teardown),
 	    cmocka_unit_test_teardown(test_inbox_order, it_teardown),
+	    cmocka_unit_test_teardown(test_inbox_withdrawn, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
