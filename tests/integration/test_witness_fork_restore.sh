@@ -43,7 +43,9 @@
 #           "wdir" emptied (an agent upgraded from 0.7.0 keeps none), started
 #           again after it: entry 0 still tells the fork: the alarm.
 #   honestdir  as honest, with that reload after the backup: an honest
-#           restore below the directory the agents were given; no alarm.
+#           restore below the directory the agents were given; no alarm,
+#           and the directory entry each agent keeps afterwards (meta
+#           "wdir") is the new epoch's, not the one the restore dropped.
 #
 # An honest restore raises no alarm: test_witness_restore_reuse,
 # test_audit_restore, test_agent_evidence. The real broker and agents, ipc
@@ -138,6 +140,19 @@ scenario() {
 				bad "honest: $a raised an alarm: $(grep "WITNESS ALARM" "$DIR/$a.log" | head -n 1)"
 		done
 		stop_all
+		[ "$1" = honestdir ] && for a in social.mantova cpi.mantova; do
+			# the directory entry kept (meta "wdir": index BE64, leaf) is
+			# the new epoch's, of the WELCOME that declared it (the one
+			# the restored broker logged, the name being changed), not
+			# the old one past the restore point
+			x=$(grep -o "logged directory .* at index [0-9]*$" "$DIR/broker.log" | tail -n 1 |
+				grep -o "[0-9]*$")
+			[ -n "$x" ] || fail "honestdir: the restored broker logged no directory: $(cat "$DIR/broker.log")"
+			v=$(mdb_dump -p -s meta "$DIR/agents/$a/data" | grep -A1 -x " wdir" | tail -n 1)
+			want=$(printf ' \\00\\00\\00\\00\\00\\00\\00\\%02x' "$x")
+			[ "${v:0:25}" = "$want" ] ||
+				bad "honestdir: $a keeps a directory entry other than the new epoch's (entry $x): meta wdir '${v:0:25}...', want '$want...'"
+		done
 		DIR=$ROOT
 		return
 	fi
