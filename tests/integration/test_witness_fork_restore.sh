@@ -55,6 +55,8 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 itest_init fork-restore
 ROOT=$DIR
+# a scenario that fails leaves DIR at its own folder: the whole test's goes
+before_cleanup() { DIR=$ROOT; }
 
 scenario() {
 	DIR=$ROOT/$1
