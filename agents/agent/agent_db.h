@@ -363,6 +363,12 @@ rete_err agent_db_held_get(agent_db *db, const char *id, agent_held *h, rete_msg
  * into *h. RETE_ECORRUPT, RETE_ENOMEM. */
 rete_err agent_db_held_parse(const void *val, size_t vlen, agent_held *h);
 
+/* agent_db_held_view reads a held record's value in place, without copying
+ * anything: the index of its receipt, and where its SignedMessage bytes are
+ * inside val (the sealed part is not touched). RETE_ECORRUPT. */
+rete_err agent_db_held_view(const void *val, size_t vlen, uint64_t *index,
+			    const uint8_t **signed_msg, size_t *signed_len);
+
 /* agent_idrec: what the agent keeps of every message id it got a receipt
  * for (agent_db_id_get / agent_db_id_put). receipt_json is malloc'd. */
 typedef struct agent_idrec {

@@ -120,7 +120,10 @@ void agent_metrics_tick(agent *a, int64_t now)
 	atomic_store_explicit(&am->witness_stalled, stalled, memory_order_relaxed);
 	atomic_store_explicit(&am->witness_oldest_ms, oldest_ms, memory_order_relaxed);
 	atomic_store_explicit(&am->witness_oldest_size, oldest_size, memory_order_relaxed);
-	if (now < am->next_db_ms || !a->db)
+	/* a look due more than a second ahead: the wall clock stepped back;
+	 * look now rather than freeze for as long as the step (review
+	 * rev-held s17, 7) */
+	if ((now < am->next_db_ms && am->next_db_ms - now <= 1000) || !a->db)
 		return;
 	am->next_db_ms = now + 1000;
 	uint64_t held = 0, pending[2] = {0, 0};
