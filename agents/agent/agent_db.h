@@ -186,8 +186,9 @@ typedef struct agent_db agent_db;
 #define AGENT_META_DIR_EXPIRY "dir_expiry"
 /* "undelivered_said" -> JSON array of the ids of held messages the agent's
  * log already said were not delivered after the directory's expiry: said
- * once per message, not at every start; an id goes when its message is no
- * longer held (agent_undelivered.h). */
+ * once per message, not at every start (and kept in memory too, so that a
+ * refused write does not make it say them again); an id goes when its
+ * message is no longer held (agent_undelivered.h). */
 #define AGENT_META_UNDELIVERED_SAID "undelivered_said"
 
 /* The meta keys of a declared restore the witness could not check
