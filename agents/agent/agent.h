@@ -64,10 +64,18 @@ typedef struct agent {
 	bool held_resubmitted;
 	bool held_check;
 	/* Held messages not delivered after the directory's expiry
-	 * (agent_undelivered.c): when it looks next (ms), and the expiry it
-	 * last recorded in meta "dir_expiry" (0: none this run yet). */
+	 * (agent_undelivered.c): when it looks next (monotonic ms), since when
+	 * the connection has been welcomed without a break (monotonic ms; 0:
+	 * not connected), the expiry it last recorded in meta "dir_expiry"
+	 * (0: none this run yet), the ids it said this run (a JSON array: said
+	 * once even when meta "undelivered_said" cannot be written), and
+	 * whether that meta is still to be written. */
 	int64_t undelivered_next;
+	int64_t undelivered_ready;
 	int64_t undelivered_expiry;
+	json_t *undelivered_said;
+	bool undelivered_unstored;
+	bool undelivered_looked; /* the first look of this run was said */
 
 	/* Outbox (agent_outbox.c). */
 	struct agent_out_item *out_items;
@@ -93,6 +101,10 @@ typedef struct agent {
 	 * (our clock; 0: no spell), and how many receipts said so since. */
 	int64_t clock_said_at;
 	uint64_t clock_since;
+	/* a receipt's loggedAt ahead of this machine's clock by more than
+	 * RETE_CLOCK_SKEW_MS was said (once per spell: until a receipt within
+	 * it) */
+	bool clock_ahead_said;
 
 	/* Deliveries not yet written (inbox/ could not be written): agent_inbox_held.c. */
 	struct agent_inbox_held *inbox_held;

@@ -688,6 +688,26 @@ rete_err agent_db_held_parse(const void *val, size_t vlen, agent_held *h)
 	return err;
 }
 
+rete_err agent_db_held_view(const void *val, size_t vlen, uint64_t *index,
+			    const uint8_t **signed_msg, size_t *signed_len)
+{
+	const uint8_t *p = val, *end = p + vlen;
+	if (vlen < 1 + 8 + RETE_HASH_LEN || (p[0] != HELD_VERSION && p[0] != HELD_VERSION_1))
+		return RETE_ECORRUPT;
+	bool v1 = p[0] == HELD_VERSION_1;
+	*index = get_be(p + 1, 8);
+	p += 1 + 8 + RETE_HASH_LEN + (v1 ? 0 : 8);
+	if (end - p < 4)
+		return RETE_ECORRUPT;
+	size_t n = (size_t)get_be(p, 4);
+	p += 4;
+	if ((size_t)(end - p) < n)
+		return RETE_ECORRUPT;
+	*signed_msg = p;
+	*signed_len = n;
+	return RETE_OK;
+}
+
 rete_err agent_db_held_get(agent_db *db, const char *id, agent_held *h, rete_msg *m)
 {
 	rete_buf v;

@@ -186,8 +186,9 @@ typedef struct agent_db agent_db;
 #define AGENT_META_DIR_EXPIRY "dir_expiry"
 /* "undelivered_said" -> JSON array of the ids of held messages the agent's
  * log already said were not delivered after the directory's expiry: said
- * once per message, not at every start; an id goes when its message is no
- * longer held (agent_undelivered.h). */
+ * once per message, not at every start (and kept in memory too, so that a
+ * refused write does not make it say them again); an id goes when its
+ * message is no longer held (agent_undelivered.h). */
 #define AGENT_META_UNDELIVERED_SAID "undelivered_said"
 
 /* The meta keys of a declared restore the witness could not check
@@ -362,6 +363,12 @@ rete_err agent_db_held_get(agent_db *db, const char *id, agent_held *h, rete_msg
 /* agent_db_held_parse decodes a held record's value (from agent_db_each)
  * into *h. RETE_ECORRUPT, RETE_ENOMEM. */
 rete_err agent_db_held_parse(const void *val, size_t vlen, agent_held *h);
+
+/* agent_db_held_view reads a held record's value in place, without copying
+ * anything: the index of its receipt, and where its SignedMessage bytes are
+ * inside val (the sealed part is not touched). RETE_ECORRUPT. */
+rete_err agent_db_held_view(const void *val, size_t vlen, uint64_t *index,
+			    const uint8_t **signed_msg, size_t *signed_len);
 
 /* agent_idrec: what the agent keeps of every message id it got a receipt
  * for (agent_db_id_get / agent_db_id_put). receipt_json is malloc'd. */

@@ -819,6 +819,7 @@ int main(int argc, char **argv)
 	agent_net_stop(&a);
 	agent_hooks_stop(&a);
 	agent_outbox_free(&a);
+	agent_undelivered_free(&a);
 	agent_inbox_held_free(&a);
 	agent_witness_free(&a);
 	agent_privacy_free(&a);

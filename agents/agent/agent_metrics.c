@@ -120,7 +120,10 @@ void agent_metrics_tick(agent *a, int64_t now)
 	atomic_store_explicit(&am->witness_stalled, stalled, memory_order_relaxed);
 	atomic_store_explicit(&am->witness_oldest_ms, oldest_ms, memory_order_relaxed);
 	atomic_store_explicit(&am->witness_oldest_size, oldest_size, memory_order_relaxed);
-	if (now < am->next_db_ms || !a->db)
+	/* a look due more than a second ahead: the wall clock stepped back;
+	 * look now rather than freeze for as long as the step (review
+	 * rev-held s17, 7) */
+	if ((now < am->next_db_ms && am->next_db_ms - now <= 1000) || !a->db)
 		return;
 	am->next_db_ms = now + 1000;
 	uint64_t held = 0, pending[2] = {0, 0};
@@ -256,15 +259,17 @@ static void serve(void *ctx, const char *path, rete_http_answer *a)
 	 * the agent's looks (agent_undelivered.c) */
 	int64_t oldest = atomic_load(&am->und_oldest_ms), now = rete_now_ms();
 	one_f(a, "rete_agent_undelivered_oldest_age_seconds", "gauge",
-	      "Age of the oldest message this agency sent that the broker receipted and has "
-	      "neither delivered nor said it withdrew (0: none); past the directory's expiry it "
-	      "is in rete_agent_undelivered_overdue_messages (docs/agent.md, \"Not delivered "
-	      "after the expiry\").",
+	      "Age of the oldest message this agency sent that the broker receipted and whose "
+	      "delivery receipt or withdrawal notice has not reached this agent (0: none); past "
+	      "the directory's expiry and 5 min it is in "
+	      "rete_agent_undelivered_overdue_messages (docs/agent.md, \"Not delivered after "
+	      "the expiry\").",
 	      oldest > 0 && now > oldest ? (double)(now - oldest) / 1000.0 : 0.0);
 	one(a, "rete_agent_undelivered_overdue_messages", "gauge",
-	    "Messages receipted and still not delivered after the directory's expiry, when the "
-	    "broker should have withdrawn them and said so (a warning in the log names each, "
-	    "once; rete status shows them).",
+	    "Messages receipted with no delivery receipt or withdrawal notice after the "
+	    "directory's expiry and 5 min: withheld by the broker, or delivered while this "
+	    "agent was stopped longer than the expiry (a warning in the log names each, once; "
+	    "rete status shows them with what the broker says).",
 	    atomic_load(&am->und_overdue));
 	int64_t taken = atomic_load(&am->taken_over_ms);
 	one(a, "rete_agent_taken_over", "gauge",

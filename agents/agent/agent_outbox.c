@@ -2118,6 +2118,27 @@ static void out_clock_check(agent *a, const out_item *it, int64_t logged_at)
 	char t1[32], t2[32], since[160] = "";
 	int64_t now = rete_now_ms(), took = it->minted_at;
 
+	/* ahead: a wrong clock, or a broker that post-dates its receipts (and
+	 * so puts off the sender's watch on what it never delivers,
+	 * agent_undelivered.c; review rev-held s17, 3). Said once per spell. */
+	if (logged_at > now + RETE_CLOCK_SKEW_MS) {
+		if (!a->clock_ahead_said)
+			agent_log(a, "error",
+				  "the broker logged %s at %s, %" PRId64 " s after this machine "
+				  "received its receipt (at %s by this machine's clock): the "
+				  "broker's clock and this machine's differ by more than the %d "
+				  "min two clocks may differ, or the broker post-dates its "
+				  "receipts. The age of a message not delivered is counted from "
+				  "this machine's time of receipt instead. Check this machine's "
+				  "clock first (timedatectl: \"System clock synchronized: yes\", "
+				  "NTP); if it is right, tell the broker's operator. Said once "
+				  "until a receipt is dated within the tolerance",
+				  it->id, rete_time_format(logged_at, t2), (logged_at - now) / 1000,
+				  rete_time_format(now, t1), RETE_CLOCK_SKEW_MS / 60000);
+		a->clock_ahead_said = true;
+		return;
+	}
+	a->clock_ahead_said = false;
 	if (took <= 0) {
 		/* no time of taking recorded: nothing to compare */
 	} else if (logged_at >= took - RETE_CLOCK_SKEW_MS) {
@@ -2249,6 +2270,11 @@ static char *out_receipt_json(agent *a, json_t *file, const char *id, const out_
 		json_object_set_new(doc, "origin", json_string(rc->cp.origin));
 		json_object_set_new(doc, "proof", json_incref(proof));
 		json_object_set_new(doc, "checkpoint", json_string(rc->r->checkpoint));
+		/* this machine's time of receipt: the age of a message not
+		 * delivered counts from the earlier of it and loggedAt
+		 * (agent_track_undelivered; review rev-held s17, 3) */
+		json_object_set_new(doc, "receivedAt",
+				    json_string(rete_time_format(rete_now_ms(), buf)));
 		text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	}
 	free(leaf);

@@ -353,12 +353,16 @@ typedef struct und_list {
 static bool und_collect(const void *key, size_t klen, const void *val, size_t vlen, void *user)
 {
 	und_list *l = user;
-	agent_held h;
-	if (vlen == 0 || agent_db_held_parse(val, vlen, &h) != RETE_OK)
+	uint64_t index;
+	const uint8_t *sm;
+	size_t smlen;
+	/* in place: the sealed part (up to the attachments' size) is neither
+	 * copied nor read (review rev-held s17, 5) */
+	if (vlen == 0 || agent_db_held_view(val, vlen, &index, &sm, &smlen) != RETE_OK)
 		return true; /* delivered (empty), or not ours to judge here */
 	Rete__Message *msg = NULL;
 	const char *kind = "message", *refid = "";
-	if (rete_signed_decode(h.signed_msg.data, h.signed_msg.len, NULL, &msg, NULL) == RETE_OK) {
+	if (rete_signed_decode(sm, smlen, NULL, &msg, NULL) == RETE_OK) {
 		kind = rete_message_kind(msg);
 		refid = rete_message_referral_id(msg);
 	}
@@ -375,8 +379,9 @@ static bool und_collect(const void *key, size_t klen, const void *val, size_t vl
 		u->id = strndup(key, klen);
 		u->referral = strdup(refid);
 		u->kind = kind;
-		u->index = h.index;
+		u->index = index;
 		u->receipted_at = 0;
+		u->logged_at = 0;
 		u->file = NULL;
 		if (u->id == NULL || u->referral == NULL) {
 			free(u->id);
@@ -388,7 +393,6 @@ static bool und_collect(const void *key, size_t klen, const void *val, size_t vl
 	}
 	if (msg != NULL)
 		rete__message__free_unpacked(msg, NULL);
-	agent_held_free(&h);
 	return !l->oom;
 }
 
@@ -417,6 +421,12 @@ rete_err agent_track_undelivered(agent_db *db, agent_undelivered **out, size_t *
 		const char *at = json_string_value(json_object_get(doc, "loggedAt"));
 		int64_t ms;
 		if (at != NULL && rete_time_parse(at, &ms) == RETE_OK)
+			l.u[i].receipted_at = l.u[i].logged_at = ms;
+		/* this machine's time of receipt, when recorded: a broker that
+		 * post-dates its receipts does not put off the judgement */
+		at = json_string_value(json_object_get(doc, "receivedAt"));
+		if (at != NULL && rete_time_parse(at, &ms) == RETE_OK && ms > 0 &&
+		    (l.u[i].receipted_at <= 0 || ms < l.u[i].receipted_at))
 			l.u[i].receipted_at = ms;
 		const char *file = json_string_value(json_object_get(doc, "file"));
 		if (file != NULL && file[0] && strchr(file, '/') == NULL)

@@ -72,8 +72,11 @@ typedef struct agent_undelivered {
 	char *referral;	      /* the referral it concerns ("" when none) */
 	const char *kind;     /* "referral", "update", "note"... (static) */
 	uint64_t index;	      /* log index of its latest receipt */
-	int64_t receipted_at; /* the loggedAt of its receipt (Unix ms; 0 when not
-				 known): the latest, as the broker's expiry runs */
+	int64_t receipted_at; /* the loggedAt of its receipt, or this machine's
+				 time of receipt ("receivedAt") when earlier
+				 (Unix ms; 0 when not known): the latest
+				 receipt, as the broker's expiry runs */
+	int64_t logged_at;    /* the loggedAt of its receipt (0: not known) */
 	char *file;	      /* the outbox file it was sent as: its receipt is
 				 sent/FILE.receipt.json (NULL when not known) */
 } agent_undelivered;

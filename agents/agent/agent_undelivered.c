@@ -6,17 +6,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
 #include "agent.h"
 #include "agent_metrics.h"
 #include "agent_track.h"
+#include "duration.h"
 #include "json.h"
 
 /* How often the held messages are looked at: their ages count in days, and
- * each look reads every held record and its id record. */
-#define UND_EVERY_MS 5000
+ * each look reads every held record and its id record (review rev-held
+ * s17, 5). */
+#define UND_EVERY_MS 60000
+/* Nothing is judged before the connection has been welcomed for this long
+ * without a break: what the broker queued for this agent while it was
+ * stopped or cut off (delivery receipts, withdrawal notices) comes first
+ * (review rev-held s17, 2). */
+#define UND_SETTLE_MS 60000
+
+/* und_mono_ms: the monotonic clock, so that a step of the wall clock does
+ * not stop the looks (review rev-held s17, 7). */
+static int64_t und_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* und_expiry_record keeps meta "dir_expiry" equal to the expiry of the
  * directory in force (written only when it changes), and returns the
@@ -74,6 +91,12 @@ static void und_what(const agent_undelivered *u, char *buf, size_t n)
 		snprintf(buf, n, "%s", u->kind);
 }
 
+void agent_undelivered_free(agent *a)
+{
+	json_decref(a->undelivered_said);
+	a->undelivered_said = NULL;
+}
+
 void agent_undelivered_tick(agent *a, int64_t now)
 {
 	if (a->db == NULL)
@@ -81,9 +104,19 @@ void agent_undelivered_tick(agent *a, int64_t now)
 	/* at every turn (a comparison, unless it changed): `rete status`
 	 * judges by it as soon as the agent holds a directory */
 	int64_t expiry = und_expiry_record(a);
-	if (now < a->undelivered_next)
+	int64_t mono = und_mono_ms();
+	if (!agent_net_ready(a)) {
+		a->undelivered_ready = 0;
 		return;
-	a->undelivered_next = now + UND_EVERY_MS;
+	}
+	if (a->undelivered_ready == 0) {
+		a->undelivered_ready = mono;
+		if (a->undelivered_next < mono + UND_SETTLE_MS)
+			a->undelivered_next = mono + UND_SETTLE_MS;
+	}
+	if (mono < a->undelivered_next)
+		return;
+	a->undelivered_next = mono + UND_EVERY_MS;
 
 	agent_undelivered *u = NULL;
 	size_t n = 0;
@@ -93,10 +126,12 @@ void agent_undelivered_tick(agent *a, int64_t now)
 			  m.text);
 		return;
 	}
+	if (a->undelivered_said == NULL)
+		a->undelivered_said = json_array();
 	json_t *said = agent_delivery_meta_array(a, AGENT_META_UNDELIVERED_SAID);
 	json_t *keep = json_array();
-	bool changed = false;
-	int64_t oldest = 0;
+	bool changed = a->undelivered_unstored;
+	int64_t oldest = 0, limit_ms = expiry + RETE_CLOCK_SKEW_MS;
 	uint64_t overdue = 0;
 	for (size_t i = 0; i < n && keep != NULL; i++) {
 		if (u[i].receipted_at <= 0)
@@ -104,39 +139,71 @@ void agent_undelivered_tick(agent *a, int64_t now)
 		if (oldest == 0 || u[i].receipted_at < oldest)
 			oldest = u[i].receipted_at;
 		int64_t age = now - u[i].receipted_at;
-		if (expiry <= 0 || age <= expiry)
+		/* past the expiry and the tolerance between two clocks: the
+		 * broker's own expiry runs on its clock, and its notice follows
+		 * its next scan (review rev-held s17, 4) */
+		if (expiry <= 0 || age <= limit_ms)
 			continue;
 		overdue++;
 		json_array_append_new(keep, json_string(u[i].id));
-		if (und_in(said, u[i].id))
+		if (und_in(said, u[i].id) || und_in(a->undelivered_said, u[i].id))
 			continue;
-		char what[300], span[32], limit[32], at[32];
+		char what[300], span[32], limit[32], skew[32], at[32];
 		und_what(&u[i], what, sizeof(what));
-		agent_log(
-		    a, "warning",
-		    "held message %s (%s) NOT DELIVERED after %s: the broker receipted it at "
-		    "log index %" PRIu64 " (%s) and has neither delivered it nor said it was "
-		    "withdrawn, although the directory's expiry is %s; check rete health, or "
-		    "ask the broker's operator (the evidence: its receipt, %s%s%s); said once",
-		    u[i].id, what, agent_track_span(age, span), u[i].index,
-		    rete_time_format(u[i].receipted_at, at), agent_track_span(expiry, limit),
-		    u[i].file ? "sent/" : "in sent/ with its messageId", u[i].file ? u[i].file : "",
-		    u[i].file ? ".receipt.json" : "");
+		agent_log(a, "warning",
+			  "held message %s (%s) NOT DELIVERED after %s: the broker receipted it at "
+			  "log index %" PRIu64
+			  " (%s), and neither its delivery receipt nor a notice "
+			  "that it was withdrawn has reached this agent, although the directory's "
+			  "expiry is %s (judged after %s more, the tolerance between two clocks). "
+			  "Either the broker withholds it, or it was delivered or withdrawn while "
+			  "this agent was stopped for longer than the expiry and that receipt "
+			  "expired at the broker: rete status shows what the broker says of it; "
+			  "check rete health, or ask the broker's operator (the evidence: its "
+			  "receipt, %s%s%s); said once",
+			  u[i].id, what, agent_track_span(age, span), u[i].index,
+			  rete_time_format(u[i].receipted_at, at), agent_track_span(expiry, limit),
+			  agent_track_span(RETE_CLOCK_SKEW_MS, skew),
+			  u[i].file ? "sent/" : "in sent/ with its messageId",
+			  u[i].file ? u[i].file : "", u[i].file ? ".receipt.json" : "");
 		changed = true;
 	}
 	/* forget the ids no longer held past the expiry (delivered, answered,
 	 * or a longer expiry now): said again if they ever are; with no expiry
-	 * known (no directory yet) nothing is judged, and nothing forgotten */
-	if (keep != NULL && expiry > 0 && json_array_size(keep) != json_array_size(said))
-		changed = true;
-	if (changed && keep != NULL &&
-	    agent_delivery_meta_store(a, AGENT_META_UNDELIVERED_SAID, keep, &m) != RETE_OK)
-		agent_log(a, "error",
-			  "which held messages were said past the expiry cannot be recorded: %s; "
-			  "they may be said again",
-			  m.text);
+	 * known nothing is judged, and nothing forgotten. The ids are kept in
+	 * memory too: a store that refuses the write does not make the agent
+	 * say them again at every look (review rev-held s17, 6). */
+	if (keep != NULL && expiry > 0) {
+		if (json_array_size(keep) != json_array_size(said))
+			changed = true;
+		json_t *now_said = json_copy(keep);
+		if (now_said != NULL) {
+			json_decref(a->undelivered_said);
+			a->undelivered_said = now_said;
+		}
+	}
+	if (changed && keep != NULL) {
+		a->undelivered_unstored =
+		    agent_delivery_meta_store(a, AGENT_META_UNDELIVERED_SAID, keep, &m) != RETE_OK;
+		if (a->undelivered_unstored)
+			agent_log(a, "error",
+				  "which held messages were said past the expiry cannot be "
+				  "recorded: %s; kept in memory, so not said again while this "
+				  "agent runs; the record is tried again at the next look",
+				  m.text);
+	}
 	json_decref(keep);
 	json_decref(said);
 	agent_track_undelivered_free(u, n);
 	agent_metrics_undelivered(a, oldest, overdue);
+	if (!a->undelivered_looked) {
+		char limit[32];
+		agent_log(a, "info",
+			  "held messages looked at (then every %d s): %zu held, %" PRIu64
+			  " past the directory's expiry (%s) and the tolerance between two "
+			  "clocks",
+			  UND_EVERY_MS / 1000, n, overdue,
+			  expiry > 0 ? agent_track_span(expiry, limit) : "not known");
+		a->undelivered_looked = true;
+	}
 }

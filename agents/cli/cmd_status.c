@@ -466,7 +466,16 @@ static json_t *und_json(const agent_undelivered *u, int64_t now, int64_t expiry)
 		json_object_set_new(o, "receiptedAt",
 				    json_string(rete_time_format(u->receipted_at, at)));
 		json_object_set_new(o, "ageSeconds", json_integer(age / 1000));
-		json_object_set_new(o, "overdue", json_boolean(expiry > 0 && age > expiry));
+		/* a receipt dated ahead of this machine by more than two clocks
+		 * may differ: a wrong clock, or a broker that post-dates its
+		 * receipts to put off this sentence (review rev-held s17, 3) */
+		if (u->logged_at - now > RETE_CLOCK_SKEW_MS)
+			json_object_set_new(o, "receiptAheadSeconds",
+					    json_integer((u->logged_at - now) / 1000));
+		/* past the expiry and the tolerance between two clocks, as the
+		 * agent judges (agent_undelivered.c) */
+		json_object_set_new(o, "overdue",
+				    json_boolean(expiry > 0 && age > expiry + RETE_CLOCK_SKEW_MS));
 	} else {
 		json_object_set_new(o, "receiptedAt", json_null());
 		json_object_set_new(o, "ageSeconds", json_null());
@@ -506,11 +515,11 @@ static json_t *und_attach(json_t *recs, const agent_undelivered *und, size_t n, 
 	return other;
 }
 
-/* und_print says the held messages arr (und_json's) of a referral, or of
- * none: each one's age and, past the directory's expiry, that
- * the broker has neither delivered it nor said it withdrew it, and what to
- * do. */
-static void und_print(json_t *arr, int64_t expiry, FILE *out)
+/* und_print says the held messages arr (und_json's) of a referral (its
+ * status at the broker: broker, NULL when not known), or of none: each
+ * one's age and, past the directory's expiry, that no delivery receipt or
+ * withdrawal notice reached this agent, and what to do. */
+static void und_print(json_t *arr, int64_t expiry, const char *broker, FILE *out)
 {
 	size_t i;
 	json_t *u;
@@ -536,24 +545,55 @@ static void und_print(json_t *arr, int64_t expiry, FILE *out)
 			continue;
 		}
 		agent_track_span(json_integer_value(age) * 1000, span);
-		if (json_is_true(json_object_get(u, "overdue")))
+		const char *evidence = jstr(u, "receipt")[0]
+					   ? jstr(u, "receipt")
+					   : "in sent/ (*.receipt.json with its messageId)";
+		json_t *ahead = json_object_get(u, "receiptAheadSeconds");
+		/* the broker's own word on a referral past "requested": it was
+		 * delivered (or withdrawn) and its receipt never came here */
+		bool known = broker != NULL && broker[0] && strcmp(broker, "requested") != 0 &&
+			     strcmp(kind, "referral") == 0;
+		if (json_is_integer(ahead)) {
+			agent_track_span(json_integer_value(ahead) * 1000, span);
+			fprintf(out,
+				"  not delivered yet, and its receipt is dated %s in the future: "
+				"the broker's clock or this machine's is wrong, or the broker "
+				"post-dates its receipts (which puts off this watch); check this "
+				"machine's clock, then tell the broker's operator; the evidence: "
+				"its receipt, %s (%s, log index #%s at %s)\n",
+				span, evidence, what, jstr(u, "receiptIndex"),
+				jstr(u, "receiptedAt"));
+		} else if (json_is_true(json_object_get(u, "overdue")) && known)
+			fprintf(out,
+				"  NO DELIVERY RECEIPT after %s (the directory's expiry is %s): no "
+				"delivery receipt reached this agent; the broker says %s. Its "
+				"receipt may have expired at the broker while this agent was "
+				"stopped for longer than the expiry; the evidence: its receipt, "
+				"%s (%s, log index #%s at %s)\n",
+				span, limit, broker, evidence, what, jstr(u, "receiptIndex"),
+				jstr(u, "receiptedAt"));
+		else if (json_is_true(json_object_get(u, "overdue")))
 			fprintf(
 			    out,
-			    "  NOT DELIVERED after %s (the directory's expiry is %s): the broker "
-			    "has neither delivered it nor said it was withdrawn; check rete "
-			    "health, or ask the broker's operator; the evidence: its receipt, "
-			    "%s (%s, log index #%s at %s)\n",
-			    span, limit,
-			    jstr(u, "receipt")[0] ? jstr(u, "receipt")
-						  : "in sent/ (*.receipt.json with its messageId)",
-			    what, jstr(u, "receiptIndex"), jstr(u, "receiptedAt"));
+			    "  NOT DELIVERED after %s (the directory's expiry is %s, and 5m for "
+			    "the "
+			    "clocks): neither its delivery receipt nor a notice that it was "
+			    "withdrawn has reached this agent. Either the broker withholds it, or "
+			    "it was delivered or withdrawn while this agent was stopped for longer "
+			    "than the expiry and that receipt expired at the broker; check rete "
+			    "health, or ask the broker's operator; the evidence: its receipt, %s "
+			    "(%s, log index #%s at %s)\n",
+			    span, limit, evidence, what, jstr(u, "receiptIndex"),
+			    jstr(u, "receiptedAt"));
 		else
 			fprintf(out,
 				"  not delivered yet: receipted %s ago (the directory's expiry: "
 				"%s): %s, log index #%s at %s\n",
 				span,
 				expiry > 0 ? limit
-					   : "not known yet, the agent records it when it connects",
+					   : "not recorded by the agent: it records it when it "
+					     "connects; an agent started before rete was upgraded "
+					     "to this version records none: restart it",
 				what, jstr(u, "receiptIndex"), jstr(u, "receiptedAt"));
 	}
 }
@@ -771,11 +811,14 @@ int cmd_status(int argc, char **argv)
 		{
 			status_print(rec, stdout);
 			status_unknown_print(rec, stdout);
-			und_print(json_object_get(rec, "undelivered"), expiry, stdout);
+			und_print(json_object_get(rec, "undelivered"), expiry,
+				  json_string_value(
+				      json_object_get(json_object_get(rec, "broker"), "status")),
+				  stdout);
 		}
 		if (json_array_size(und_other) > 0) {
 			printf("%s: sent, not in a referral shown above:\n", cfg.id);
-			und_print(und_other, expiry, stdout);
+			und_print(und_other, expiry, NULL, stdout);
 		}
 		/* a wrong pinned key looks like silence (the CURVE handshake
 		 * fails without a word): say it with the other causes */
