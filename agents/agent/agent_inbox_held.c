@@ -379,8 +379,8 @@ static void held_late(agent *a, struct agent_inbox_held *h, const Rete__Deliver 
 
 /* acked_put remembers the entry at index in the ring of the last
  * ACKED_MAX acked (the oldest goes). */
-static void acked_put(struct agent_inbox_held *h, uint64_t index, const char *kind,
-		      const char *id, const char *refid, const char *sender, const char *fname)
+static void acked_put(struct agent_inbox_held *h, uint64_t index, const char *kind, const char *id,
+		      const char *refid, const char *sender, const char *fname)
 {
 	acked_item *it = &h->acked[h->acked_next];
 	h->acked_next = (h->acked_next + 1) % ACKED_MAX;
@@ -473,7 +473,8 @@ rete_err agent_inbox_unacked_put(agent *a, uint64_t index, const Rete__Message *
 		size_t l = strlen(parts[i]);
 		if (at + l + 1 > sizeof(v))
 			return rete_msg_set(m, RETE_EINVAL,
-					    "the record of log entry %" PRIu64 " is too long", index);
+					    "the record of log entry %" PRIu64 " is too long",
+					    index);
 		memcpy(v + at, parts[i], l + 1);
 		at += l + 1;
 	}
@@ -514,8 +515,9 @@ void agent_inbox_on_pong(agent *a, uint64_t nonce)
 			break;
 	}
 	if (err != RETE_OK) {
-		agent_debug(a, "the records of entries acked could not be removed (%s); tried "
-			       "again at the next PONG",
+		agent_debug(a,
+			    "the records of entries acked could not be removed (%s); tried "
+			    "again at the next PONG",
 			    m.text);
 		return;
 	}

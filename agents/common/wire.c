@@ -372,9 +372,9 @@ rete_err rete_wire_ack_build(Rete__Ack *ack, Rete__SignedAck *sa, const rete_sec
 }
 
 rete_err rete_wire_ack_build_leaf(Rete__Ack *ack, Rete__SignedAck *sa, const rete_seckey *key,
-				  const char *origin, const char *recipient,
-				  const uint8_t *leaf, uint64_t index,
-				  Rete__ErrorCode error, const char *text, rete_msg *m)
+				  const char *origin, const char *recipient, const uint8_t *leaf,
+				  uint64_t index, Rete__ErrorCode error, const char *text,
+				  rete_msg *m)
 {
 	Rete__AckBody body;
 	rete__ack_body__init(&body);

@@ -127,9 +127,9 @@ rete_err rete_wire_ack_build(Rete__Ack *ack, Rete__SignedAck *sa, const rete_sec
  * leaf hash alone (its 32 bytes, RETE_MERKLE_HASH, kept by the agent to ack again
  * an entry it wrote: agent_inbox_held.c). */
 rete_err rete_wire_ack_build_leaf(Rete__Ack *ack, Rete__SignedAck *sa, const rete_seckey *key,
-				  const char *origin, const char *recipient,
-				  const uint8_t *leaf, uint64_t index,
-				  Rete__ErrorCode error, const char *text, rete_msg *m);
+				  const char *origin, const char *recipient, const uint8_t *leaf,
+				  uint64_t index, Rete__ErrorCode error, const char *text,
+				  rete_msg *m);
 
 /* rete_wire_ack_signed sends the ACK rete_wire_ack_build makes. Errors as
  * rete_wire_ack_build and rete_wire_send. */

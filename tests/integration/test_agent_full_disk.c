@@ -478,7 +478,8 @@ static void test_inbox_withdrawn(void **state)
 	assert_int_equal(rename(saway, sinbox), 0);
 	if (!it_wait_occurrences(slog, "notice written to inbox/", 1, ms)) {
 		it_show(n, "social.mantova.log");
-		fail_msg("social.mantova's agent did not write its notice of upd-ok-1's withdrawal");
+		fail_msg(
+		    "social.mantova's agent did not write its notice of upd-ok-1's withdrawal");
 	}
 	if (!withdrawn_file(sinbox, name, sizeof(name)))
 		fail_msg("no *-withdrawn.json notice in social.mantova's inbox/");
@@ -491,9 +492,10 @@ static void test_inbox_withdrawn(void **state)
 	assert_non_null(btext);
 	assert_non_null(text);
 	if (strstr(btext, "failed") != NULL)
-		fail_msg("the broker's signed sentence on withdrawn update upd-ok-1 says a referral "
-			 "failed, which it is not: %s",
-			 btext);
+		fail_msg(
+		    "the broker's signed sentence on withdrawn update upd-ok-1 says a referral "
+		    "failed, which it is not: %s",
+		    btext);
 	if (strstr(text, "new referral") != NULL || strstr(text, "failed") != NULL)
 		fail_msg("social.mantova's notice of withdrawn update upd-ok-1 speaks of a failed "
 			 "or a new referral: %s",
@@ -605,12 +607,13 @@ static void test_inbox_withdrawn_down(void **state)
 static char *held_since(it_net *n, int p)
 {
 	char *out = NULL;
-	int rc = tu_run(&out, "'%s/rete' status --json -c '%s/agents/%s/agent.ini'", n->bin,
-			n->dir, it_party_ids[p]);
+	int rc = tu_run(&out, "'%s/rete' status --json -c '%s/agents/%s/agent.ini'", n->bin, n->dir,
+			it_party_ids[p]);
 	json_t *doc = rc == 0 ? json_loads(out, 0, NULL) : NULL;
 	if (doc == NULL)
 		fail_msg("rete status --json (%s): exit %d: %s", it_party_ids[p], rc, out);
-	const char *s = json_string_value(json_object_get(json_object_get(doc, "inboxHeld"), "since"));
+	const char *s =
+	    json_string_value(json_object_get(json_object_get(doc, "inboxHeld"), "since"));
 	char *r = strdup(s ? s : "");
 	json_decref(doc);
 	free(out);
