@@ -2160,16 +2160,19 @@ static bool ack_withdrawn(broker *b, broker_frame *f, const Rete__Ack *a)
 		ours = strcmp(msg->recipient, f->party) == 0;
 	if (ours) {
 		char when[32];
+		/* the store fails the referral only when the entry withdrawn is
+		 * the referral itself (plan_notice): an update or a note fails
+		 * nothing, and the sentence says no more than that */
+		bool referral = msg->body_case == RETE__MESSAGE__BODY_REFERRAL;
 		broker_refuse(
 		    f, RETE__ERROR_CODE__ERROR_CODE_EXPIRED, "index",
 		    "entry %" PRIu64 " (%s %.64s from %s) was withdrawn at its expiry "
 		    "(%s) before this ACK: its sender was told it was not delivered "
-		    "(not-delivered notice, entry %" PRIu64 ", %s) and the referral it "
-		    "belongs to is failed there; nothing is logged for this ACK. Tell "
-		    "the sender that %s has it after all",
+		    "(not-delivered notice, entry %" PRIu64 ", %s)%s; nothing is logged "
+		    "for this ACK. Tell the sender that %s has it after all",
 		    a->index, rete_message_kind(msg), msg->id, msg->sender, b->cfg->expiry, at,
 		    rete_time_format(notice->created_at - notice->created_at % 1000, when),
-		    f->party);
+		    referral ? " and the referral is failed there" : "", f->party);
 		char key[RETE_ID_MAX + 48];
 		snprintf(key, sizeof(key), "ACKs of withdrawn entries from %s", f->party);
 		broker_log_limited(

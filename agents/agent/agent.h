@@ -131,6 +131,10 @@ rete_err agent_net_send(agent *a, Rete__ClientFrame *frame);
 /* agent_net_ready: connected and welcomed. */
 bool agent_net_ready(const agent *a);
 
+/* agent_net_ping_nonce: the nonce of the last PING sent (0: none yet); a
+ * PONG with a greater one answers a PING sent after now. */
+uint64_t agent_net_ping_nonce(const agent *a);
+
 /* --- agent_outbox.c ---------------------------------------------------- */
 
 /* agent_outbox_settle, at the start, forgets the records of files that
@@ -331,8 +335,25 @@ int64_t agent_inbox_held_tick(agent *a, int64_t now);
  * gives them back (pointers valid until the next note); false when index
  * is not among them. */
 void agent_inbox_acked_note(agent *a, uint64_t index, const Rete__Message *msg, const char *fname);
-bool agent_inbox_acked_of(agent *a, uint64_t index, const char **id, const char **refid,
-			  const char **sender, const char **kind, const char **fname);
+/* said: the broker's signed sentence ("entry N (KIND ID from SENDER) ...");
+ * the newest slot of index whose message it names. */
+bool agent_inbox_acked_of(agent *a, uint64_t index, const char *said, const char **id,
+			  const char **refid, const char **sender, const char **kind,
+			  const char **fname);
+
+/* Entries written whose ACK the broker was not yet seen to take (the 'u'
+ * records of the inbox database, agent_db.h; agent_inbox_held.c):
+ * agent_inbox_unacked_put records one in the open transaction (entry: the
+ * LogEntry bytes delivered), agent_inbox_unacked_del removes it there;
+ * agent_inbox_unacked_sent notes that its ACK went out, agent_inbox_on_pong
+ * removes the records of the ACKs sent before the PING a PONG answers, and
+ * agent_inbox_on_welcome acks again every one still recorded. */
+rete_err agent_inbox_unacked_put(agent *a, uint64_t index, const Rete__Message *msg,
+				 const uint8_t *entry, size_t len, const char *fname, rete_msg *m);
+rete_err agent_inbox_unacked_del(agent *a, uint64_t index, rete_msg *m);
+void agent_inbox_unacked_sent(agent *a, uint64_t index);
+void agent_inbox_on_pong(agent *a, uint64_t nonce);
+void agent_inbox_on_welcome(agent *a);
 
 /* agent_inbox_withdrawn takes the broker's refusal r (EXPIRED, field
  * "index") of our ACK of the log entry its sentence names: the broker had withdrawn the

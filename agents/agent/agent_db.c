@@ -451,6 +451,14 @@ rete_err agent_db_each(agent_db *db, agent_dbi dbi,
 				  void *user),
 		       void *user, rete_msg *m)
 {
+	return agent_db_each_from(db, dbi, NULL, 0, fn, user, m);
+}
+
+rete_err agent_db_each_from(agent_db *db, agent_dbi dbi, const void *from, size_t flen,
+			    bool (*fn)(const void *key, size_t klen, const void *val, size_t vlen,
+				       void *user),
+			    void *user, rete_msg *m)
+{
 	MDB_txn *txn = db->txn;
 	MDB_cursor *cur;
 	MDB_val k, v;
@@ -462,7 +470,9 @@ rete_err agent_db_each(agent_db *db, agent_dbi dbi,
 		return db_lmdb_err(m, rc, "read");
 	rc = mdb_cursor_open(txn, db->dbi[dbi], &cur);
 	if (rc == 0) {
-		for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+		k.mv_data = (void *)from;
+		k.mv_size = flen;
+		for (rc = mdb_cursor_get(cur, &k, &v, from ? MDB_SET_RANGE : MDB_FIRST); rc == 0;
 		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
 			if (!fn(k.mv_data, k.mv_size, v.mv_data, v.mv_size, user))
 				break;

@@ -24,6 +24,12 @@
  *              gave to a new entry (agent_inbox.c). A key of its own, not a
  *              longer record, so that an agent of this schema that does not
  *              know it reads the index's record as before
+ *              and 'u' || log index BE64 -> an agency's entry written
+ *              whose ACK the broker was not yet seen to take: the RFC 6962
+ *              leaf hash of its LogEntry (32 bytes), then its kind, message
+ *              id, referral id, sender and inbox file name, each ended by
+ *              "\0" (agent_inbox_held.c: acked again at every WELCOME,
+ *              removed once a PONG shows the broker read past the ACK)
  *   seen       sender "\0" message id "\0" SHA-256 of the SignedMessage
  *              bytes -> log index BE64 and the inbox file name: how a message
  *              already in the inbox is recognised, whatever its log index
@@ -314,6 +320,14 @@ rete_err agent_db_each(agent_db *db, agent_dbi dbi,
 		       bool (*fn)(const void *key, size_t klen, const void *val, size_t vlen,
 				  void *user),
 		       void *user, rete_msg *m);
+
+/* agent_db_each_from is agent_db_each from the first key >= from (flen
+ * bytes; NULL: the first key); fn stops the walk where the keys it wants
+ * end. */
+rete_err agent_db_each_from(agent_db *db, agent_dbi dbi, const void *from, size_t flen,
+			    bool (*fn)(const void *key, size_t klen, const void *val, size_t vlen,
+				       void *user),
+			    void *user, rete_msg *m);
 
 /* agent_db_outbox_get reads the record of (name, hash) into *r (layout 1,
  * a schema-2 store's: r->have_content false). RETE_ENOENT when there is

@@ -100,6 +100,8 @@ static void inbox_ack(agent *a, const Rete__Deliver *d, const Rete__Message *msg
 	if (agent_net_send(a, &f) != RETE_OK)
 		agent_debug(a, "ack of %" PRIu64 " not sent; the broker will deliver it again",
 			    index);
+	else if (!own)
+		agent_inbox_unacked_sent(a, index); /* its record goes at the next PONG */
 	if (!own)
 		rete_signed_ack_clear(&sa);
 	/* answered: no longer one that waited for its signer's key, nor one
@@ -786,6 +788,12 @@ void agent_inbox_on_deliver(agent *a, const Rete__Deliver *d)
 			    inbox_write(a, le, msg, priv, d, fname, unproven ? dlv_why : NULL, &m);
 		if (err == RETE_OK)
 			err = inbox_record(a, key, seenkey, seenlen, index, fname, hash, &m);
+		/* not yet seen taken: acked again at the next WELCOME until a
+		 * PONG says the broker read the ACK (agent_inbox_held.c); the
+		 * broker's own entries are never withdrawn with a notice */
+		if (err == RETE_OK && !broker_body(msg))
+			err = agent_inbox_unacked_put(a, index, msg, d->log_entry.data,
+						      d->log_entry.len, fname, &m);
 		/* an agency's entry delivered is checked against the log
 		 * (agent_witness.c); the broker's own (delivery receipts,
 		 * notices, directories) are not: what a delivery receipt says
@@ -888,22 +896,29 @@ void agent_inbox_withdrawn(agent *a, const Rete__Receipt *r)
 		    index, r->error_text ? r->error_text : "");
 		return;
 	}
-	bool known = agent_inbox_acked_of(a, index, &id, &refid, &sender, &kind, &fname);
+	bool known = agent_inbox_acked_of(a, index, said, &id, &refid, &sender, &kind, &fname);
+	bool referral = known && strcmp(id, refid) == 0;
 	const char *by = a->dir != NULL && a->dir->msg != NULL ? a->dir->msg->sender : "broker";
 	int64_t now = rete_now_ms();
 	rete_time_format(now, when);
 	snprintf(name, sizeof(name), "%012" PRIu64 "-withdrawn.json", index);
-	if (known)
+	if (referral)
 		snprintf(text, sizeof(text),
 			 "%s %s from %s (log entry %" PRIu64 ", inbox/%s) was withdrawn at its "
 			 "expiry before this agent could write it: the broker had withdrawn it "
-			 "and told its sender it was not delivered%s. This agency has it all the "
-			 "same: agree with %s what to do with it, since a new referral sent in its "
-			 "place would be a second one for the same person",
-			 kind, id, sender, index, fname,
-			 strcmp(id, refid) == 0 ? ", and the referral is failed there and here"
-						: "",
-			 sender);
+			 "and told its sender it was not delivered, and the referral is failed "
+			 "there and here. This agency has it all the same: agree with %s what to "
+			 "do with it, since a new referral sent in its place would be a second "
+			 "one for the same person",
+			 kind, id, sender, index, fname, sender);
+	else if (known) /* an update or a note: no referral fails for it */
+		snprintf(text, sizeof(text),
+			 "%s %s from %s (log entry %" PRIu64 ", inbox/%s, of referral %s) was "
+			 "withdrawn at its expiry before this agent could write it: the broker "
+			 "had withdrawn it and told its sender it was not delivered. This agency "
+			 "has it all the same, and its sender may send it again: agree with %s "
+			 "whether it still holds",
+			 kind, id, sender, index, fname, refid, sender);
 	else
 		snprintf(text, sizeof(text),
 			 "log entry %" PRIu64 " was withdrawn at its expiry before this agent "
@@ -936,6 +951,9 @@ void agent_inbox_withdrawn(agent *a, const Rete__Receipt *r)
 	agent_db_index_key(key, index);
 	for (int attempt = 0; attempt < 2; attempt++) {
 		err = agent_db_begin(a->db, &m);
+		/* answered: no longer acked again at WELCOME */
+		if (err == RETE_OK)
+			err = agent_inbox_unacked_del(a, index, &m);
 		if (err == RETE_OK && known && refid[0] != '\0') {
 			err = agent_track_withdrawn(a->db, refid, id, by, index, now, text, &m);
 			if (err == RETE_ENOENT)

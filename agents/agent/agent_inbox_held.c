@@ -35,6 +35,8 @@
 #include "agent.h"
 #include "duration.h"
 #include "json.h"
+#include "merkle.h"
+#include "wire.h"
 #include <jansson.h>
 
 /* Copies kept: each is a whole frame (up to max_frame, 24 MiB by default);
@@ -58,7 +60,8 @@ typedef struct held_item {
 	uint64_t index;
 	uint8_t *frame; /* the packed Deliver; NULL: not kept (the broker's copy) */
 	size_t len;
-	unsigned times; /* came while held back (agent_inbox_held_back) */
+	unsigned times;	   /* came while held back (agent_inbox_held_back) */
+	int64_t logged_at; /* the entry's loggedAt (0: not known) */
 } held_item;
 
 /* What was last written and acked (agent_inbox_acked_note): the broker
@@ -71,9 +74,21 @@ typedef struct acked_item {
 	char kind[24], fname[160];
 } acked_item;
 
+/* ACKs sent of entries recorded as not yet taken ('u' records of the
+ * inbox database, agent_db.h), each with the nonce of the last PING sent
+ * before it: a PONG to a later PING shows that the broker read past the
+ * ACK (it answers a connection's frames in order), and the record goes.
+ * Past PENDING_MAX the record stays until the next WELCOME acks it again. */
+#define PENDING_MAX 4096
+typedef struct pending_ack {
+	uint64_t index, stamp;
+} pending_ack;
+
 struct agent_inbox_held {
 	acked_item acked[ACKED_MAX];
 	size_t acked_next;
+	pending_ack pend[PENDING_MAX];
+	size_t npend;
 	uint64_t late_said; /* the last entry said to be past the expiry (+1) */
 	int64_t since;	    /* deliveries held since (0: none) */
 	size_t recorded;    /* the count in AGENT_META_INBOX_HELD */
@@ -154,6 +169,13 @@ static void held_keep(agent *a, struct agent_inbox_held *h, const Rete__Deliver 
 		h->v[i].frame = NULL;
 		h->v[i].len = 0;
 		h->v[i].times = 0;
+		h->v[i].logged_at = 0;
+		Rete__LogEntry *le =
+		    rete__log_entry__unpack(NULL, d->log_entry.len, d->log_entry.data);
+		if (le != NULL) {
+			h->v[i].logged_at = (int64_t)le->logged_at;
+			rete__log_entry__free_unpacked(le, NULL);
+		}
 		h->n++;
 	}
 	if (h->v[i].frame != NULL)
@@ -198,9 +220,14 @@ static void held_schedule(struct agent_inbox_held *h)
 /* held_record keeps AGENT_META_INBOX_HELD (agent_db.h) up to date for
  * `rete status`: since when deliveries are held, how many, and the problem
  * (problem: the latest sentence, NULL: keep the one recorded); written when
- * the count changes, removed when none is held. The agent's store may be on
- * the same full disk: a write that fails is only a debug line (the log
- * line of the hold says it all the same). */
+ * the count changes, removed when none is held. "since" is when the oldest
+ * held entry was logged (its loggedAt; when it is not known, when the hold
+ * began): the recipient has not had it since then, and its withdrawal
+ * comes at that time plus the network's expiry, whether or not the agent
+ * was restarted meanwhile (review s17 rev-late, finding 4: the start of
+ * the hold in this run said less after a restart). The agent's store may
+ * be on the same full disk: a write that fails is only a debug line (the
+ * log line of the hold says it all the same). */
 static void held_record(agent *a, struct agent_inbox_held *h, const char *problem)
 {
 	rete_msg m = {{0}};
@@ -212,9 +239,13 @@ static void held_record(agent *a, struct agent_inbox_held *h, const char *proble
 		h->recorded = 0;
 		return;
 	}
+	int64_t oldest = h->v[0].logged_at, was = h->since;
 	if (h->since == 0)
-		h->since = rete_now_ms();
-	bool changed = problem != NULL && strcmp(problem_key(problem), h->said) != 0;
+		h->since = oldest > 0 ? oldest : rete_now_ms();
+	else if (oldest > 0 && oldest < h->since)
+		h->since = oldest;
+	bool changed = (problem != NULL && strcmp(problem_key(problem), h->said) != 0) ||
+		       (was != 0 && was != h->since);
 	if (problem != NULL)
 		snprintf(h->problem, sizeof(h->problem), "%s", problem);
 	if (h->recorded == h->n && !changed)
@@ -346,31 +377,52 @@ static void held_late(agent *a, struct agent_inbox_held *h, const Rete__Deliver 
 	rete__log_entry__free_unpacked(le, NULL);
 }
 
+/* acked_put remembers the entry at index in the ring of the last
+ * ACKED_MAX acked (the oldest goes). */
+static void acked_put(struct agent_inbox_held *h, uint64_t index, const char *kind, const char *id,
+		      const char *refid, const char *sender, const char *fname)
+{
+	acked_item *it = &h->acked[h->acked_next];
+	h->acked_next = (h->acked_next + 1) % ACKED_MAX;
+	it->used = true;
+	it->index = index;
+	snprintf(it->id, sizeof(it->id), "%s", id);
+	snprintf(it->refid, sizeof(it->refid), "%s", refid);
+	snprintf(it->sender, sizeof(it->sender), "%s", sender);
+	snprintf(it->kind, sizeof(it->kind), "%s", kind);
+	snprintf(it->fname, sizeof(it->fname), "%s", fname);
+}
+
 void agent_inbox_acked_note(agent *a, uint64_t index, const Rete__Message *msg, const char *fname)
 {
 	struct agent_inbox_held *h = held_get(a);
 	if (h == NULL || msg == NULL)
 		return;
-	acked_item *it = &h->acked[h->acked_next];
-	h->acked_next = (h->acked_next + 1) % ACKED_MAX;
-	it->used = true;
-	it->index = index;
-	snprintf(it->id, sizeof(it->id), "%s", msg->id ? msg->id : "");
-	snprintf(it->refid, sizeof(it->refid), "%s", rete_message_referral_id(msg));
-	snprintf(it->sender, sizeof(it->sender), "%s", msg->sender ? msg->sender : "");
-	snprintf(it->kind, sizeof(it->kind), "%s", rete_message_kind(msg));
-	snprintf(it->fname, sizeof(it->fname), "%s", fname);
+	acked_put(h, index, rete_message_kind(msg), msg->id ? msg->id : "",
+		  rete_message_referral_id(msg), msg->sender ? msg->sender : "", fname);
 }
 
-bool agent_inbox_acked_of(agent *a, uint64_t index, const char **id, const char **refid,
-			  const char **sender, const char **kind, const char **fname)
+/* The newest first: after a restore of the broker's log one run can write
+ * two entries at one index (the second as NNN.<hex>-kind.json), and the
+ * refusal is of the later ACK. A slot counts only when the broker's signed
+ * sentence names its message: it begins "entry N (KIND ID from SENDER)",
+ * as ack_withdrawn (broker.c) writes it, the id cut at 64 characters
+ * (review s17 rev-late, finding 5). */
+bool agent_inbox_acked_of(agent *a, uint64_t index, const char *said, const char **id,
+			  const char **refid, const char **sender, const char **kind,
+			  const char **fname)
 {
 	struct agent_inbox_held *h = a->inbox_held;
-	if (h == NULL)
+	if (h == NULL || said == NULL)
 		return false;
-	for (size_t i = 0; i < ACKED_MAX; i++) {
-		const acked_item *it = &h->acked[i];
+	char head[RETE_ID_MAX + 300];
+	for (size_t k = 1; k <= ACKED_MAX; k++) {
+		const acked_item *it = &h->acked[(h->acked_next + ACKED_MAX - k) % ACKED_MAX];
 		if (!it->used || it->index != index)
+			continue;
+		snprintf(head, sizeof(head), "entry %" PRIu64 " (%s %.64s from %s)", index,
+			 it->kind, it->id, it->sender);
+		if (strncmp(said, head, strlen(head)) != 0)
 			continue;
 		*id = it->id;
 		*refid = it->refid;
@@ -380,6 +432,187 @@ bool agent_inbox_acked_of(agent *a, uint64_t index, const char **id, const char 
 		return true;
 	}
 	return false;
+}
+
+/* --- entries written whose ACK the broker was not seen to take ----------
+ *
+ * Review s17 rev-late, finding 1: an agent that stops after it recorded an
+ * entry and before the broker took its ACK, and stays down past the
+ * network's expiry, is never delivered that entry again (the broker
+ * withdrew it), so it never acks it again and never learns that its
+ * sender was told "not delivered". So each agency's entry written is also
+ * recorded as not yet taken (the 'u' record, agent_db.h, in the very
+ * transaction that records the file), with what acking it again needs
+ * (its leaf hash) and what a refusal's notice names. The record goes once
+ * a PONG shows that the broker read past the ACK (it answers a
+ * connection's frames in order, ACKs and PINGs alike), or with the notice
+ * of its refusal. At every WELCOME the agent acks again every entry still
+ * recorded: the broker takes the ACK of an entry still queued (its
+ * Delivery logged), says nothing of one delivered (a debug line), and
+ * refuses, EXPIRED, one it withdrew (agent_inbox_withdrawn). A PING comes
+ * only after a heartbeat with nothing from the broker, so a busy agent
+ * removes its records when the traffic pauses: at most one commit per
+ * heartbeat. */
+
+static void unacked_key(uint8_t k[9], uint64_t index)
+{
+	k[0] = 'u';
+	agent_db_index_key(k + 1, index);
+}
+
+rete_err agent_inbox_unacked_put(agent *a, uint64_t index, const Rete__Message *msg,
+				 const uint8_t *entry, size_t len, const char *fname, rete_msg *m)
+{
+	uint8_t k[9], v[RETE_MERKLE_HASH + 4 * (RETE_ID_MAX + 160) + 200];
+	const char *parts[5] = {rete_message_kind(msg), msg->id ? msg->id : "",
+				rete_message_referral_id(msg), msg->sender ? msg->sender : "",
+				fname};
+	size_t at = RETE_MERKLE_HASH;
+	rete_merkle_leaf_hash(v, entry, len);
+	for (size_t i = 0; i < 5; i++) {
+		size_t l = strlen(parts[i]);
+		if (at + l + 1 > sizeof(v))
+			return rete_msg_set(m, RETE_EINVAL,
+					    "the record of log entry %" PRIu64 " is too long",
+					    index);
+		memcpy(v + at, parts[i], l + 1);
+		at += l + 1;
+	}
+	unacked_key(k, index);
+	return agent_db_put(a->db, AGENT_DB_INBOX, k, sizeof(k), v, at, m);
+}
+
+rete_err agent_inbox_unacked_del(agent *a, uint64_t index, rete_msg *m)
+{
+	uint8_t k[9];
+	unacked_key(k, index);
+	return agent_db_del(a->db, AGENT_DB_INBOX, k, sizeof(k), m);
+}
+
+void agent_inbox_unacked_sent(agent *a, uint64_t index)
+{
+	struct agent_inbox_held *h = held_get(a);
+	if (h == NULL || h->npend == PENDING_MAX)
+		return; /* the record stays: acked again at the next WELCOME */
+	h->pend[h->npend].index = index;
+	h->pend[h->npend].stamp = agent_net_ping_nonce(a);
+	h->npend++;
+}
+
+void agent_inbox_on_pong(agent *a, uint64_t nonce)
+{
+	struct agent_inbox_held *h = a->inbox_held;
+	if (h == NULL || h->npend == 0 || agent_db_in_txn(a->db))
+		return;
+	rete_msg m = {{0}};
+	rete_err err = RETE_OK;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		err = agent_db_begin(a->db, &m);
+		for (size_t i = 0; err == RETE_OK && i < h->npend; i++)
+			if (h->pend[i].stamp < nonce)
+				err = agent_inbox_unacked_del(a, h->pend[i].index, &m);
+		if ((err = agent_db_end(a->db, err, &m)) != RETE_EFULL)
+			break;
+	}
+	if (err != RETE_OK) {
+		agent_debug(a,
+			    "the records of entries acked could not be removed (%s); tried "
+			    "again at the next PONG",
+			    m.text);
+		return;
+	}
+	size_t kept = 0;
+	for (size_t i = 0; i < h->npend; i++)
+		if (h->pend[i].stamp >= nonce)
+			h->pend[kept++] = h->pend[i];
+	h->npend = kept;
+}
+
+/* unacked_cstr: the NUL-ended string at *at in v (vlen bytes), *at moved
+ * past it; NULL when it is not ended there. */
+static const char *unacked_cstr(const uint8_t *v, size_t vlen, size_t *at)
+{
+	const uint8_t *nul = *at < vlen ? memchr(v + *at, 0, vlen - *at) : NULL;
+	if (nul == NULL)
+		return NULL;
+	const char *str = (const char *)v + *at;
+	*at = (size_t)(nul - v) + 1;
+	return str;
+}
+
+typedef struct resend_ctx {
+	agent *a;
+	size_t sent, bad;
+} resend_ctx;
+
+static bool unacked_resend(const void *key, size_t klen, const void *val, size_t vlen, void *user)
+{
+	resend_ctx *c = user;
+	const uint8_t *k = key, *v = val;
+	if (klen == 0 || k[0] != 'u')
+		return false; /* past the records */
+	if (klen != 9 || vlen < RETE_MERKLE_HASH) {
+		c->bad++;
+		return true;
+	}
+	uint64_t index = 0;
+	for (size_t i = 1; i < 9; i++)
+		index = (index << 8) | k[i];
+	size_t at = RETE_MERKLE_HASH;
+	const char *kind = unacked_cstr(v, vlen, &at), *id = unacked_cstr(v, vlen, &at),
+		   *refid = unacked_cstr(v, vlen, &at), *sender = unacked_cstr(v, vlen, &at),
+		   *fname = unacked_cstr(v, vlen, &at);
+	if (fname == NULL) {
+		c->bad++;
+		return true;
+	}
+	struct agent_inbox_held *h = held_get(c->a);
+	if (h != NULL)
+		acked_put(h, index, kind, id, refid, sender, fname);
+	Rete__Ack ack;
+	Rete__SignedAck sa;
+	Rete__ClientFrame f = RETE__CLIENT_FRAME__INIT;
+	rete_msg m = {{0}};
+	if (rete_wire_ack_build_leaf(&ack, &sa, c->a->sk, c->a->origin, c->a->cfg.id, v, index, 0,
+				     NULL, &m) != RETE_OK) {
+		agent_debug(c->a, "the ACK of log entry %" PRIu64 " cannot be signed again (%s)",
+			    index, m.text);
+		return true;
+	}
+	f.command_case = RETE__CLIENT_FRAME__COMMAND_ACK;
+	f.ack = &ack;
+	if (agent_net_send(c->a, &f) == RETE_OK) {
+		agent_inbox_unacked_sent(c->a, index);
+		c->sent++;
+	}
+	rete_signed_ack_clear(&sa);
+	return true;
+}
+
+void agent_inbox_on_welcome(agent *a)
+{
+	struct agent_inbox_held *h = held_get(a);
+	if (h != NULL)
+		h->npend = 0; /* stamps of another connection: acked again below */
+	resend_ctx c = {.a = a};
+	rete_msg m = {{0}};
+	uint8_t from = 'u';
+	if (agent_db_each_from(a->db, AGENT_DB_INBOX, &from, 1, unacked_resend, &c, &m) != RETE_OK)
+		agent_log(a, "warning",
+			  "the entries written whose ACK the broker was not seen to take cannot "
+			  "be read (%s): they are not acked again now",
+			  m.text);
+	if (c.sent > 0)
+		agent_log(a, "info",
+			  "acked again %zu entr%s written to inbox/ whose ACK the broker was not "
+			  "seen to take (the agent or the connection stopped right after): the "
+			  "broker refuses the ACK of any it withdrew at its expiry meanwhile",
+			  c.sent, c.sent == 1 ? "y" : "ies");
+	if (c.bad > 0)
+		agent_log(a, "warning",
+			  "%zu record%s of entries written whose ACK the broker was not seen to "
+			  "take do%s not read: not acked again",
+			  c.bad, c.bad == 1 ? "" : "s", c.bad == 1 ? "es" : "");
 }
 
 int64_t agent_inbox_held_tick(agent *a, int64_t now)

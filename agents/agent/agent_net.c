@@ -232,6 +232,12 @@ static void net_welcome(agent *a, const Rete__Welcome *wel)
 	agent_witness_directory(a, wel->directory_entry.data, wel->directory_entry.len);
 	agent_witness_on_welcome(a, wel->checkpoint);
 	agent_outbox_on_welcome(a);
+	agent_inbox_on_welcome(a);
+}
+
+uint64_t agent_net_ping_nonce(const agent *a)
+{
+	return a->net != NULL ? a->net->nonce : 0;
 }
 
 /* taken_over_put writes o (NULL: out of memory or not readable; freed
@@ -375,6 +381,8 @@ static void net_frame(agent *a, const Rete__BrokerFrame *f)
 			agent_debug(a, "an answer to a question no longer asked");
 		break;
 	case RETE__BROKER_FRAME__COMMAND_PONG:
+		agent_inbox_on_pong(a, f->pong->nonce);
+		break;
 	case RETE__BROKER_FRAME__COMMAND_PING:
 	default:
 		break;

@@ -367,13 +367,22 @@ rete_err rete_wire_ack_build(Rete__Ack *ack, Rete__SignedAck *sa, const rete_sec
 {
 	uint8_t leaf[RETE_MERKLE_HASH];
 	rete_merkle_leaf_hash(leaf, entry, len);
+	return rete_wire_ack_build_leaf(ack, sa, key, origin, recipient, leaf, index, error, text,
+					m);
+}
+
+rete_err rete_wire_ack_build_leaf(Rete__Ack *ack, Rete__SignedAck *sa, const rete_seckey *key,
+				  const char *origin, const char *recipient, const uint8_t *leaf,
+				  uint64_t index, Rete__ErrorCode error, const char *text,
+				  rete_msg *m)
+{
 	Rete__AckBody body;
 	rete__ack_body__init(&body);
 	body.origin = (char *)(origin ? origin : "");
 	body.recipient = (char *)(recipient ? recipient : "");
 	body.index = index;
-	body.leaf_hash.data = leaf;
-	body.leaf_hash.len = sizeof(leaf);
+	body.leaf_hash.data = (uint8_t *)leaf;
+	body.leaf_hash.len = RETE_MERKLE_HASH;
 	body.acked_at = rete_now_ms();
 	body.error = error;
 	body.error_text = (char *)(text ? text : "");

@@ -123,6 +123,14 @@ rete_err rete_wire_ack_build(Rete__Ack *ack, Rete__SignedAck *sa, const rete_sec
 			     size_t len, uint64_t index, Rete__ErrorCode error, const char *text,
 			     rete_msg *m);
 
+/* rete_wire_ack_build_leaf is rete_wire_ack_build for an entry known by its
+ * leaf hash alone (its 32 bytes, RETE_MERKLE_HASH, kept by the agent to ack again
+ * an entry it wrote: agent_inbox_held.c). */
+rete_err rete_wire_ack_build_leaf(Rete__Ack *ack, Rete__SignedAck *sa, const rete_seckey *key,
+				  const char *origin, const char *recipient, const uint8_t *leaf,
+				  uint64_t index, Rete__ErrorCode error, const char *text,
+				  rete_msg *m);
+
 /* rete_wire_ack_signed sends the ACK rete_wire_ack_build makes. Errors as
  * rete_wire_ack_build and rete_wire_send. */
 rete_err rete_wire_ack_signed(rete_wire *w, const rete_seckey *key, const char *origin,

@@ -452,6 +452,217 @@ static void test_inbox_withdrawn(void **state)
 	free(st);
 	assert_int_equal(tu_occurrences(log, said), 1);
 	assert_int_equal(tu_occurrences(blog, "after it was withdrawn at its expiry"), 1);
+
+	/* review s17 rev-late, finding 2: an update withdrawn (cpi.mantova
+	 * accepts ok-1 while social.mantova's inbox/ cannot be written) fails
+	 * no referral: neither the broker's signed sentence nor the agent's
+	 * notice may say so, nor advise against "a new referral" */
+	char sinbox[1300], saway[1400];
+	it_spool(n, IT_SOCIAL, "inbox", sinbox, sizeof(sinbox));
+	snprintf(saway, sizeof(saway), "%s.away", sinbox);
+	assert_int_equal(rename(sinbox, saway), 0);
+	fp = fopen(sinbox, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	it_outbox_put(n, IT_CPI, "upd-ok-1.json",
+		      "{\"id\": \"upd-ok-1\", \"operator\": {\"staffId\": \"cpi-017\", "
+		      "\"role\": \"employment-counsellor\"}, \"recipient\": \"social.mantova\", "
+		      "\"caseId\": \"mn-2026-0173\", \"update\": {\"referralId\": \"ok-1\", "
+		      "\"status\": \"accepted\"}}");
+	if (!it_wait_occurrences(blog, "withdrew upd-ok-1", 1, ms)) {
+		it_show(n, "broker.log");
+		it_show(n, "cpi.mantova.log");
+		fail_msg("the broker did not withdraw update upd-ok-1 at its expiry (3s)");
+	}
+	assert_int_equal(unlink(sinbox), 0);
+	assert_int_equal(rename(saway, sinbox), 0);
+	if (!it_wait_occurrences(slog, "notice written to inbox/", 1, ms)) {
+		it_show(n, "social.mantova.log");
+		fail_msg(
+		    "social.mantova's agent did not write its notice of upd-ok-1's withdrawal");
+	}
+	if (!withdrawn_file(sinbox, name, sizeof(name)))
+		fail_msg("no *-withdrawn.json notice in social.mantova's inbox/");
+	snprintf(path, sizeof(path), "%s/%s", sinbox, name);
+	doc = json_load_file(path, 0, NULL);
+	assert_non_null(doc);
+	assert_string_equal(json_string_value(json_object_get(doc, "messageId")), "upd-ok-1");
+	const char *btext = json_string_value(json_object_get(doc, "broker"));
+	text = json_string_value(json_object_get(doc, "text"));
+	assert_non_null(btext);
+	assert_non_null(text);
+	if (strstr(btext, "failed") != NULL)
+		fail_msg(
+		    "the broker's signed sentence on withdrawn update upd-ok-1 says a referral "
+		    "failed, which it is not: %s",
+		    btext);
+	if (strstr(text, "new referral") != NULL || strstr(text, "failed") != NULL)
+		fail_msg("social.mantova's notice of withdrawn update upd-ok-1 speaks of a failed "
+			 "or a new referral: %s",
+			 text);
+	json_decref(doc);
+	st = status_of(n, IT_SOCIAL, "ok-1");
+	if (strstr(st, "status failed") != NULL)
+		fail_msg("social.mantova's status of ok-1 is failed after an update of it was "
+			 "withdrawn: %s",
+			 st);
+	free(st);
+}
+
+/* review s17 rev-late, finding 1: the agent stops after it wrote and
+ * recorded a delivery and before the broker took its ACK, and stays down
+ * past the expiry: the broker withdraws the entry and tells its sender.
+ * At its next start the agent must learn it (it acks again what it
+ * recorded and never saw taken; the broker refuses that ACK, EXPIRED) and
+ * say so as when the ACK comes late: a warning, the notice in inbox/, the
+ * referral failed. The stop comes at that point without a debugger: the
+ * broker is frozen (SIGSTOP) while the agent holds the delivery, inbox/
+ * is made writable, the agent writes the file (its ACK goes to a broker
+ * that never reads it), then both are killed (SIGKILL). */
+static void test_inbox_withdrawn_down(void **state)
+{
+	it_net *n = it_net_new("agentdisk-wdown", NULL);
+	assert_non_null(n);
+	*state = n;
+	n->expiry = "3s";
+	assert_int_equal(it_write_ini(n), 0);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+	char log[1300], blog[1300], slog[1300], inbox[1300], away[1400];
+	snprintf(log, sizeof(log), "%s/cpi.mantova.log", n->dir);
+	snprintf(slog, sizeof(slog), "%s/social.mantova.log", n->dir);
+	snprintf(blog, sizeof(blog), "%s/broker.log", n->dir);
+	it_spool(n, IT_CPI, "inbox", inbox, sizeof(inbox));
+	snprintf(away, sizeof(away), "%s.away", inbox);
+	int ms = it_wait_ms();
+	assert_true(it_wait_occurrences(log, "connected to", 1, ms));
+	assert_true(it_wait_occurrences(slog, "connected to", 1, ms));
+	assert_int_equal(rename(inbox, away), 0);
+	FILE *fp = fopen(inbox, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "late-2");
+	if (!it_wait_occurrences(log, "not acked: the agent keeps it", 1, ms)) {
+		it_show(n, "cpi.mantova.log");
+		fail_msg("cpi.mantova's agent did not hold late-2");
+	}
+	assert_int_equal(kill(n->broker_pid, SIGSTOP), 0);
+	assert_int_equal(unlink(inbox), 0);
+	assert_int_equal(rename(away, inbox), 0);
+	if (!it_wait_occurrences(log, "(referral from social.mantova) written to inbox/", 1, ms)) {
+		it_show(n, "cpi.mantova.log");
+		fail_msg("cpi.mantova's agent did not write late-2 once inbox/ was back");
+	}
+	it_stop(&n->agent_pid[IT_CPI], SIGKILL, ms);
+	it_stop(&n->broker_pid, SIGKILL, ms);
+	assert_true(it_broker_start(n));
+	if (!it_wait_occurrences(blog, "withdrew late-2", 1, ms)) {
+		it_show(n, "broker.log");
+		fail_msg("the broker did not withdraw late-2 at its expiry (3s)");
+	}
+	if (!it_wait_occurrences(slog, "(notice from broker.mantova) written to inbox/", 1, ms)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("social.mantova did not get the not-delivered notice of late-2");
+	}
+	assert_true(it_agent_start(n, IT_CPI));
+	const char *said = "withdrawn at its expiry before this agent could write it";
+	if (!it_wait_occurrences(log, said, 1, ms)) {
+		it_show(n, "cpi.mantova.log");
+		it_show(n, "broker.log");
+		fail_msg("cpi.mantova's agent wrote late-2, stopped before the broker took its ACK "
+			 "and came back after the broker withdrew it: nobody said so");
+	}
+	if (!it_wait_occurrences(log, "notice written to inbox/", 1, ms)) {
+		it_show(n, "cpi.mantova.log");
+		fail_msg("cpi.mantova's agent did not write its notice of late-2's withdrawal");
+	}
+	char name[300], path[1700];
+	if (!withdrawn_file(inbox, name, sizeof(name)))
+		fail_msg("no *-withdrawn.json notice in cpi.mantova's inbox/");
+	snprintf(path, sizeof(path), "%s/%s", inbox, name);
+	json_t *doc = json_load_file(path, 0, NULL);
+	assert_non_null(doc);
+	assert_string_equal(json_string_value(json_object_get(doc, "messageId")), "late-2");
+	json_decref(doc);
+	char *st = status_of(n, IT_CPI, "late-2");
+	if (strstr(st, "status failed") == NULL || strstr(st, "withdrawn") == NULL)
+		fail_msg("cpi.mantova's rete status of late-2 does not say it was withdrawn: %s",
+			 st);
+	free(st);
+	/* said once: a restart after that acks nothing again */
+	it_stop(&n->agent_pid[IT_CPI], SIGTERM, ms);
+	assert_true(it_agent_start(n, IT_CPI));
+	assert_true(it_wait_occurrences(log, "connected to", 3, ms));
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "ok-2");
+	if (!it_wait_occurrences(slog, "(delivery from broker.mantova) written to inbox/", 1, ms)) {
+		it_show(n, "social.mantova.log");
+		fail_msg("ok-2 was not delivered");
+	}
+	assert_int_equal(tu_occurrences(log, said), 1);
+}
+
+/* held_since: the "since" of `rete status --json`'s inboxHeld for p ("":
+ * none; caller frees). */
+static char *held_since(it_net *n, int p)
+{
+	char *out = NULL;
+	int rc = tu_run(&out, "'%s/rete' status --json -c '%s/agents/%s/agent.ini'", n->bin, n->dir,
+			it_party_ids[p]);
+	json_t *doc = rc == 0 ? json_loads(out, 0, NULL) : NULL;
+	if (doc == NULL)
+		fail_msg("rete status --json (%s): exit %d: %s", it_party_ids[p], rc, out);
+	const char *s =
+	    json_string_value(json_object_get(json_object_get(doc, "inboxHeld"), "since"));
+	char *r = strdup(s ? s : "");
+	json_decref(doc);
+	free(out);
+	return r;
+}
+
+/* review s17 rev-late, finding 4: "INBOX NOT WRITABLE since T" keeps its
+ * T when the agent is restarted while the delivery is still held. */
+static void test_inbox_held_since(void **state)
+{
+	it_net *n = it_net_new("agentdisk-since", NULL);
+	assert_non_null(n);
+	*state = n;
+	assert_int_equal(it_write_ini(n), 0);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+	char log[1300], slog[1300], inbox[1300], away[1400];
+	snprintf(log, sizeof(log), "%s/cpi.mantova.log", n->dir);
+	snprintf(slog, sizeof(slog), "%s/social.mantova.log", n->dir);
+	it_spool(n, IT_CPI, "inbox", inbox, sizeof(inbox));
+	snprintf(away, sizeof(away), "%s.away", inbox);
+	int ms = it_wait_ms();
+	assert_true(it_wait_occurrences(log, "connected to", 1, ms));
+	assert_true(it_wait_occurrences(slog, "connected to", 1, ms));
+	assert_int_equal(rename(inbox, away), 0);
+	FILE *fp = fopen(inbox, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "held-1");
+	assert_true(it_wait_occurrences(log, "not acked: the agent keeps it", 1, ms));
+	char *before = held_since(n, IT_CPI);
+	assert_true(before[0] != '\0');
+	it_stop(&n->agent_pid[IT_CPI], SIGKILL, ms);
+	assert_true(it_agent_start(n, IT_CPI));
+	if (!it_wait_occurrences(log, "not acked: the agent keeps it", 2, ms)) {
+		it_show(n, "cpi.mantova.log");
+		fail_msg("cpi.mantova's agent, restarted, did not hold held-1 again");
+	}
+	char *after = held_since(n, IT_CPI);
+	if (strcmp(before, after) != 0)
+		fail_msg("rete status says INBOX NOT WRITABLE since %s before the agent's restart "
+			 "and since %s after it, for the same held delivery",
+			 before, after);
+	free(before);
+	free(after);
+	assert_int_equal(unlink(inbox), 0);
+	assert_int_equal(rename(away, inbox), 0);
+	assert_true(it_wait_occurrences(log, "inbox/ can be written again", 1, ms));
 }
 
 int main(void)
@@ -461,6 +672,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_agent_full_disk, it_disk_teardown),
 	    cmocka_unit_test_teardown(test_inbox_order, it_teardown),
 	    cmocka_unit_test_teardown(test_inbox_withdrawn, it_teardown),
+	    cmocka_unit_test_teardown(test_inbox_withdrawn_down, it_teardown),
+	    cmocka_unit_test_teardown(test_inbox_held_since, it_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
