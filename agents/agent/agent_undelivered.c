@@ -18,13 +18,18 @@
 
 /* How often the held messages are looked at: their ages count in days, and
  * each look reads every held record and its id record (review rev-held
- * s17, 5). */
-#define UND_EVERY_MS 60000
-/* Nothing is judged before the connection has been welcomed for this long
- * without a break: what the broker queued for this agent while it was
- * stopped or cut off (delivery receipts, withdrawal notices) comes first
- * (review rev-held s17, 2). */
-#define UND_SETTLE_MS 60000
+ * s17, 5). Nothing is judged before the connection has been welcomed for
+ * as long without a break: what the broker queued for this agent while it
+ * was stopped or cut off (delivery receipts, withdrawal notices) comes
+ * first (review rev-held s17, 2). Both are UND_HEARTBEATS of [agent]
+ * heartbeat (60 s by its default of 10 s; never under 1 s). */
+#define UND_HEARTBEATS 6
+
+static int64_t und_every_ms(const agent *a)
+{
+	int64_t ms = UND_HEARTBEATS * a->cfg.heartbeat_ms;
+	return ms < 1000 ? 1000 : ms;
+}
 
 /* und_mono_ms: the monotonic clock, so that a step of the wall clock does
  * not stop the looks (review rev-held s17, 7). */
@@ -111,12 +116,12 @@ void agent_undelivered_tick(agent *a, int64_t now)
 	}
 	if (a->undelivered_ready == 0) {
 		a->undelivered_ready = mono;
-		if (a->undelivered_next < mono + UND_SETTLE_MS)
-			a->undelivered_next = mono + UND_SETTLE_MS;
+		if (a->undelivered_next < mono + und_every_ms(a))
+			a->undelivered_next = mono + und_every_ms(a);
 	}
 	if (mono < a->undelivered_next)
 		return;
-	a->undelivered_next = mono + UND_EVERY_MS;
+	a->undelivered_next = mono + und_every_ms(a);
 
 	agent_undelivered *u = NULL;
 	size_t n = 0;
@@ -199,10 +204,10 @@ void agent_undelivered_tick(agent *a, int64_t now)
 	if (!a->undelivered_looked) {
 		char limit[32];
 		agent_log(a, "info",
-			  "held messages looked at (then every %d s): %zu held, %" PRIu64
+			  "held messages looked at (then every %lld s): %zu held, %" PRIu64
 			  " past the directory's expiry (%s) and the tolerance between two "
 			  "clocks",
-			  UND_EVERY_MS / 1000, n, overdue,
+			  (long long)(und_every_ms(a) / 1000), n, overdue,
 			  expiry > 0 ? agent_track_span(expiry, limit) : "not known");
 		a->undelivered_looked = true;
 	}

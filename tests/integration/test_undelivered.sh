@@ -16,7 +16,7 @@
 #
 # Review rev-held s17: at +5d 1m (past the expiry, within the 5 min the
 # clocks may differ) nothing is said yet (4); the agent judges nothing
-# before it has been connected for a minute: a restart at +6d with the
+# before it has been connected for six heartbeats: a restart at +6d with the
 # delivery receipts waiting at the broker says no NOT DELIVERED (2); the
 # sentences say what the agent cannot know (1).
 set -u
@@ -29,6 +29,8 @@ make_keys broker.mantova social.mantova cpi.mantova coord.mantova
 agencies_ini "Servizi sociali" | broker_ini
 agent_ini social.mantova cpi.mantova
 echo "metrics = 127.0.0.1:0" >>"$DIR/agents/social.mantova/agent.ini"
+# the watch settles and looks every six heartbeats: 6 s here, not a minute
+echo "heartbeat = 1s" >>"$DIR/agents/social.mantova/agent.ini"
 coord_ini </dev/null
 
 start_broker 20
@@ -86,7 +88,7 @@ lacks "NOT DELIVERED"
 # six days on, on the sender's side only: past the directory's expiry
 set_clock "+6d"
 said() { grep -c 'held message held-1 (referral held-1) NOT DELIVERED after 6d' "$@" | awk -F: '{s += $NF} END {print s}'; }
-# the agent looks once a minute
+# the agent looks every six heartbeats (6 s here)
 wait_for 150 grep -q 'held message held-1 (referral held-1) NOT DELIVERED after 6d' "$DIR/sender1.log" ||
 	fail "the agent's log never said held-1 is past the expiry: $(tail -n 20 "$DIR/sender1.log")"
 grep -q "NOT DELIVERED after 6d: the broker receipted it at log index 1 .*expiry is 5d (judged after 5m more.*stopped for longer than the expiry and that receipt expired at the broker.*the evidence: its receipt, sent/held-1.json.receipt.json" \
@@ -140,7 +142,7 @@ wait_for 30 receipts || fail "the sender's agent did not get the two delivery re
 if grep -q "NOT DELIVERED" "$DIR/sender3.log"; then
 	bad "after a restart with its delivery receipts waiting, the agent said: $(grep 'NOT DELIVERED' "$DIR/sender3.log")"
 fi
-wait_for 150 grep -q "held messages looked at (then every 60 s): 0 held, 0 past" "$DIR/sender3.log" ||
+wait_for 150 grep -q "held messages looked at (then every 6 s): 0 held, 0 past" "$DIR/sender3.log" ||
 	fail "the sender's agent did not look at its held messages: $(tail -n 20 "$DIR/sender3.log")"
 if grep -q "NOT DELIVERED" "$DIR/sender3.log"; then
 	bad "after its first look the agent said: $(grep 'NOT DELIVERED' "$DIR/sender3.log")"
