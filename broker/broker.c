@@ -1514,11 +1514,19 @@ static void commit_timed(broker *b, const broker_batch *bt, int64_t took_us)
 	}
 	if (b->slow_since_ms == 0)
 		return;
+	/* the watch's lines of the spell it did not say (rev-broker s17 #2) */
+	uint64_t unsaid = broker_stall_calm(b->stall);
+	char held[160] = "";
+	if (unsaid > 0)
+		snprintf(held, sizeof(held),
+			 "; %" PRIu64 " of them waited past %d s without a line of their own "
+			 "while they waited (said at most one a minute in a slow spell)",
+			 unsaid, BROKER_COMMIT_SLOW_MS / 1000);
 	broker_log_info("commits are fast again (%.3f s for the last one): %" PRIu64
-			" commit%s took longer than %d s since %s, the longest %.1f s",
+			" commit%s took longer than %d s since %s, the longest %.1f s%s",
 			(double)took_us / 1e6, b->slow_commits, b->slow_commits == 1 ? "" : "s",
 			BROKER_COMMIT_SLOW_MS / 1000, rete_time_format(b->slow_since_ms, when),
-			(double)b->slow_worst_us / 1e6);
+			(double)b->slow_worst_us / 1e6, held);
 	b->slow_since_ms = 0;
 	b->slow_commits = 0;
 	b->slow_worst_us = 0;
@@ -1530,10 +1538,11 @@ static void batch_commit(broker *b, broker_batch *bt, bool main_thread)
 	if (bt->nops == 0)
 		return;
 	int64_t t0 = broker_metrics_now_us();
-	/* the watch says it while the commit hangs (stallwatch.h);
-	 * commit_timed says it when it ends */
-	broker_stall_begin(b->stall, bt->nops, bt->n ? bt->read_us : t0);
 	own_sign(b, bt);
+	/* the watch says it while the commit hangs (stallwatch.h);
+	 * commit_timed says it when it ends. After own_sign: the watch reads
+	 * the ops' signed bytes */
+	broker_stall_begin(b->stall, bt->ops, bt->nops);
 	/* the commit tells the memo the Merkle nodes it wrote, once they are
 	 * durable, and the proofs take them from there instead of reading
 	 * them back (without a memo, if none can be had, they read them) */

@@ -194,12 +194,11 @@ static void test_hang_said(void **state)
 	snprintf(said, sizeof(said), "%.*s", (int)(eol ? eol - line : (long)strlen(line)), line);
 	free(text);
 	if (strstr(said, "warning") == NULL || strstr(said, "has waited ") == NULL ||
-	    strstr(said, "1 entry") == NULL || strstr(said, "the oldest frame in it") == NULL ||
+	    strstr(said, "a commit of 1 entry has waited") == NULL ||
 	    strstr(said, n->dir) == NULL) {
 		unlink(marker);
 		fail_msg("FAIL: the broker's warning while its flush hangs must say how long it "
-			 "has waited, how many entries, the oldest frame's age and the "
-			 "store's folder: %s",
+			 "has waited, how many entries (1) and the store's folder: %s",
 			 said);
 	}
 	/* and again later, at a longer wait: not a line a second */
@@ -230,6 +229,105 @@ static void test_hang_said(void **state)
 		fail_msg("FAIL: after the hung commit, a fast one; the broker never said "
 			 "\"commits are fast again\"");
 	}
+}
+
+/* the number after "WHAT" in the first line of path holding WHAT, or -1 */
+static long number_after(const char *path, const char *what)
+{
+	char *text = tu_read_file(path, NULL);
+	if (text == NULL)
+		return -1;
+	const char *at = strstr(text, what);
+	long v = at ? strtol(at + strlen(what), NULL, 10) : -1;
+	free(text);
+	return v;
+}
+
+/* A disk slow on every commit (each flush 3 s: a commit about 6 s) but
+ * never hung: one spell, whose watch lines are few however many commits
+ * it holds (rev-broker s17 #2); the line counts entries, not the ops of
+ * resubmissions answered DUPLICATE (rev-broker s17 #3). */
+static void test_slow_spell(void **state)
+{
+	it_net *n = it_net_new("spell", NULL);
+	assert_non_null(n);
+	*state = n;
+	n->cp_interval = "1h";
+	assert_int_equal(it_write_ini(n), 0);
+	char marker[1300];
+	snprintf(marker, sizeof(marker), "%s/slow-disk", n->dir);
+	setenv("RETE_SLOW_SYNC_WHILE", marker, 1);
+	setenv("RETE_SLOW_SYNC_MS", "3000", 1);
+	assert_true(it_broker_start_preloaded(n, RETE_ENOSPC_SHIM));
+	unsetenv("RETE_SLOW_SYNC_WHILE");
+	unsetenv("RETE_SLOW_SYNC_MS");
+	rete_wire *w = it_hello(n, IT_SOCIAL);
+	assert_non_null(w);
+	assert_int_equal(tu_write_file(marker, "x", 1), 0);
+
+	/* the spell's first commit: one referral, sent three times at once
+	 * (the copies the batch holds are answered DUPLICATE: one entry) */
+	it_msg o;
+	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "sp-0", &o), RETE_OK);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(it_send(w, &o), RETE_OK);
+	for (int i = 0; i < 3; i++)
+		assert_true(it_accepted(it_recv_kind(w, RETE__BROKER_FRAME__COMMAND_RECEIPT,
+						     it_wait_ms()),
+					"sp-0", n->log));
+	it_msg_free(&o);
+	/* the receipts go when the journal has it; the commit goes on (its
+	 * second flush) and is said past 5 s */
+	const char *waited = "has waited ";
+	bool seen = it_wait_occurrences(n->log, waited, 1, it_wait_ms());
+	long entries = number_after(n->log, "warning: a commit of ");
+	if (!seen || entries != 1) {
+		it_show(n, "broker.log");
+		fail_msg("FAIL: the spell's first commit (about 6 s) appended 1 entry; the watch's "
+			 "line said %ld (said %zu time(s))",
+			 entries, tu_occurrences(n->log, waited));
+	}
+	/* ten more commits of about 6 s each, one after the other */
+	const int more = 10;
+	for (int k = 1; k <= more; k++) {
+		char id[64];
+		snprintf(id, sizeof(id), "sp-%d", k);
+		assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, id, &o), RETE_OK);
+		assert_true(it_accepted(it_submit(w, &o, it_wait_ms()), id, n->log));
+		it_msg_free(&o);
+	}
+	size_t said = tu_occurrences(n->log, waited);
+	if (said > 3) {
+		it_show(n, "broker.log");
+		unlink(marker);
+		fail_msg("FAIL: %d commits of about 6 s each in one slow spell; the watch said %zu "
+			 "lines of them (one per commit): at most the first, the ladder's and one "
+			 "a minute",
+			 more + 1, said);
+	}
+	/* the disk recovers: the spell's summary counts the commits not said */
+	assert_int_equal(unlink(marker), 0);
+	assert_int_equal(it_referral(n, IT_SOCIAL, IT_CPI, "sp-fast", &o), RETE_OK);
+	assert_true(it_accepted(it_submit(w, &o, it_wait_ms()), "sp-fast", n->log));
+	it_msg_free(&o);
+	const char *fast = "commits are fast again";
+	if (!it_wait_occurrences(n->log, fast, 1, it_wait_ms())) {
+		it_show(n, "broker.log");
+		fail_msg("FAIL: after the slow spell, a fast commit; no \"%s\"", fast);
+	}
+	char *text = tu_read_file(n->log, NULL);
+	assert_non_null(text);
+	const char *line = strstr(text, fast), *eol = strchr(line, '\n');
+	const char *at = strstr(line, "; ");
+	long held = at && (eol == NULL || at < eol) ? strtol(at + 2, NULL, 10) : -1;
+	free(text);
+	if (held < 1 || (size_t)held + said > (size_t)more + 1) {
+		it_show(n, "broker.log");
+		fail_msg("FAIL: %d slow commits, %zu said by the watch; the spell's summary must "
+			 "count those not said (between 1 and %zu), it counted %ld",
+			 more + 1, said, (size_t)more + 1 - said, held);
+	}
+	rete_wire_close(&w);
 }
 
 /* a referral from social.mantova to cpi.mantova, as an agency's system
@@ -360,6 +458,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_stall_said, it_teardown),
 	    cmocka_unit_test_teardown(test_hang_said, it_teardown),
+	    cmocka_unit_test_teardown(test_slow_spell, it_teardown),
 	    cmocka_unit_test_teardown(test_inplace_waits, it_teardown),
 	    cmocka_unit_test_teardown(test_cut_said, it_teardown),
 	    cmocka_unit_test_teardown(test_cut_future, it_teardown),
