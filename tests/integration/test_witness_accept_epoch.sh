@@ -348,8 +348,10 @@ pending() {
 	if wait_for 30 grep -q "WITNESS ALARM" "$DIR/social.mantova.log"; then
 		bad "pending: an alarm while the restore's link was pending: $(grep "WITNESS ALARM" "$DIR/social.mantova.log" | head -n 1)"
 	fi
-	c=$(grep -c "declared a restore (epoch 2) that this agent cannot check" "$DIR/social.mantova.log")
-	[ "$c" -le 1 ] || bad "pending: the cannot-check warning came $c times on one connection"
+	# Not checked here: the once-a-connection "that this agent cannot
+	# check" warning. It answers a NOT_AUTHORIZED refusal (a broker older
+	# than the entries query for agencies); this broker refuses with
+	# INTERNAL, so a count of it was always 0 (rev-accept s17, finding 4).
 	# reads recorded again: the link passes, epoch 2 is cosigned
 	rmdir "$DIR/broker/store.access.log"
 	wait_for 60 grep -q "checks out against the checkpoint of size $V" "$DIR/social.mantova.log" ||
