@@ -84,7 +84,10 @@
  * a consistency proof, or the new epoch's Epoch entry read with the
  * entries query); only then is the new epoch's checkpoint the baseline and
  * cosigned. Another history passed off as a restore is the alarm
- * (rev-edges s16, finding 1).
+ * (rev-edges s16, finding 1): below the restore point the new epoch must
+ * hold the log's entry 0 the agent pinned from a verified checkpoint (meta
+ * "w0leaf"), the Epoch entry it was shown, and the directory entry it was
+ * given before (rev-final s16, finding 1).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -112,6 +115,7 @@
 #define WIT_DLV_KEY	 9     /* 'd' || log index BE64 */
 #define WIT_CONN_MAX	 1024  /* receipts of this connection remembered (wit_ahead) */
 #define WIT_AHEAD_ROUNDS 3     /* refused rounds before the held messages go again */
+#define WIT_PIN_LOST	 3     /* entry 0's question unanswered this often: given up */
 
 /* WIT_WAIT_CONS: a proof that a new checkpoint extends the good one;
  * WIT_WAIT_RCPT: that a receipt's checkpoint is on the good one's log;
@@ -127,9 +131,20 @@ enum wit_state {
 	WIT_WAIT_INCL,
 	WIT_WAIT_DLV,
 	WIT_WAIT_AHEAD,
-	WIT_WAIT_LINK,	 /* a new epoch: a proof that it extends the good one */
-	WIT_WAIT_EPOCH,	 /* a new epoch: its Epoch entry (a page of entries) */
-	WIT_WAIT_LINKDIR /* a new epoch: the directory entry seen before is in it */
+	WIT_WAIT_LINK,	  /* a new epoch: a proof that it extends the good one */
+	WIT_WAIT_EPOCH,	  /* a new epoch: its Epoch entry (a page of entries) */
+	WIT_WAIT_LINKDIR, /* a new epoch: an entry below its restore point is in it
+			   * (link_step: entry 0, the Epoch entry, the directory entry) */
+	WIT_WAIT_PIN	  /* entry 0's leaf, proved in the good checkpoint (wit_ask_pin) */
+};
+
+/* The proofs a declared restore's link asks for once its Epoch entry is
+ * read (wit_link_next), in this order. */
+enum wit_link_step {
+	WIT_LINK_ENTRY0, /* entry 0 is the one pinned (meta "w0leaf") */
+	WIT_LINK_EPOCH,	 /* the Epoch entry served is at its index */
+	WIT_LINK_DIR,	 /* the directory entry of a WELCOME before is at its index */
+	WIT_LINK_DONE
 };
 
 #define WIT_EPOCH_PAGE 1000 /* entries scanned per EntriesQuery (BROKER_ENTRIES_MAX) */
@@ -205,7 +220,16 @@ struct agent_witness {
 	uint32_t link_alarmed;	      /* the epoch whose link was the alarm (this run; 0: none) */
 	uint64_t link_dir_index;      /* the directory entry of a WELCOME before the restore */
 	uint8_t link_dir_leaf[RETE_MERKLE_HASH];
-	char link_how[256];	      /* what showed the link, for the sentence */
+	char link_how[512];			   /* what showed the link, for the sentence */
+	enum wit_link_step link_step;		   /* the proof asked (WIT_WAIT_LINKDIR) */
+	uint8_t link_epoch_leaf[RETE_MERKLE_HASH]; /* the leaf of the Epoch entry served */
+	uint8_t link_pin[RETE_MERKLE_HASH];	   /* entry 0's pinned leaf */
+	/* The directory entry of the WELCOME that declared a restore, not
+	 * taken as "wdir" until the link passes (malloc'd; NULL: none). */
+	uint8_t *dir_entry;
+	size_t dir_len;
+	bool pin_given_up;	      /* entry 0's leaf not learnt this run (refused, no proof) */
+	unsigned pin_lost;	      /* its question unanswered (WIT_PIN_LOST: given up) */
 	unsigned dlv_asked;	      /* delivered entries asked about this round */
 	uint8_t dlv_key[WIT_DLV_KEY]; /* the delivered entry being checked */
 	uint8_t dlv_leaf[RETE_MERKLE_HASH];  /* the leaf of what was delivered */
@@ -278,6 +302,7 @@ void agent_witness_free(agent *a)
 	free(a->witness->candidate);
 	free(a->witness->good_note);
 	free(a->witness->link_note);
+	free(a->witness->dir_entry);
 	rete_witness_policy_free(&a->witness->policy);
 	free(a->witness);
 	a->witness = NULL;
@@ -1204,9 +1229,137 @@ static bool wit_cosign(agent *a)
 	return asked;
 }
 
+/* ---- entry 0, pinned
+ *
+ * Once it has verified a checkpoint, the agent learns the leaf hash of the
+ * log's entry 0 from an inclusion proof to it (the answer's leaf_hash,
+ * proved against the verified root) and keeps it for good (meta "w0leaf").
+ * Every epoch of the log holds that same entry 0 (a restored copy holds
+ * at least one entry), and a log made aside (`rete-broker --init`) has
+ * another one (its genesis, of another loggedAt). At a declared restore the
+ * new epoch must hold it (wit_link_next), whatever else its Epoch entry
+ * says (rev-final s16, finding 1). */
+
+/* wit_pin_get reads the pinned leaf of entry 0; false when there is none. */
+static bool wit_pin_get(agent *a, uint8_t leaf[RETE_MERKLE_HASH])
+{
+	rete_buf b;
+	rete_msg m = {{0}};
+	bool ok = false;
+	if (agent_db_get(a->db, AGENT_DB_META, "w0leaf", 6, &b, &m) != RETE_OK)
+		return false;
+	if (b.len == RETE_MERKLE_HASH) {
+		memcpy(leaf, b.data, RETE_MERKLE_HASH);
+		ok = true;
+	}
+	rete_buf_free(&b);
+	return ok;
+}
+
+/* wit_ask_pin asks for entry 0's inclusion proof to the good checkpoint
+ * when no leaf of entry 0 is pinned yet; true when asked. */
+static bool wit_ask_pin(agent *a)
+{
+	struct agent_witness *w = wit(a);
+	uint8_t leaf[RETE_MERKLE_HASH];
+	if (w->pin_given_up || !w->have_good || w->good.size == 0 || wit_pin_get(a, leaf))
+		return false;
+	Rete__Query q = RETE__QUERY__INIT;
+	Rete__InclusionQuery iq = RETE__INCLUSION_QUERY__INIT;
+	iq.index = 0;
+	iq.tree_size = w->good.size;
+	q.what_case = RETE__QUERY__WHAT_INCLUSION;
+	q.inclusion = &iq;
+	if (wit_ask(a, &q) != RETE_OK)
+		return false;
+	w->state = WIT_WAIT_PIN;
+	return true;
+}
+
+/* wit_after_pin: the rest of wit_verified: this agent cosigns the good
+ * checkpoint (once per size), then the receipts it covers are checked. */
+static void wit_after_pin(agent *a)
+{
+	struct agent_witness *w = wit(a);
+	w->state = WIT_IDLE;
+	if (w->cosigned_size != w->good.size && w->good.size > 0 && wit_cosign(a))
+		return;
+	wit_next_inclusion(a);
+}
+
+/* wit_pin_give_up: entry 0's leaf is not learnt in this run (asked again
+ * at the next start): said once, and the witness goes on. */
+static void wit_pin_give_up(agent *a, const char *why)
+{
+	wit(a)->pin_given_up = true;
+	agent_log(a, "warning",
+		  "witness: the leaf of log entry 0 is not pinned (%s): a declared restore "
+		  "would be checked without it; asked again when the agent starts again",
+		  why);
+	wit_after_pin(a);
+}
+
+/* wit_pin_lost: entry 0's question was not answered in time. A broker that
+ * never answers it would hold every later check of the witness behind it
+ * (wit_verified asks it first): after WIT_PIN_LOST times, this run goes on
+ * without it, said once. */
+static void wit_pin_lost(agent *a)
+{
+	struct agent_witness *w = wit(a);
+	if (++w->pin_lost < WIT_PIN_LOST)
+		return;
+	w->pin_given_up = true;
+	agent_log(a, "warning",
+		  "witness: the leaf of log entry 0 is not pinned (the broker did not answer "
+		  "its inclusion proof %u times): a declared restore would be checked without "
+		  "it; asked again when the agent starts again",
+		  w->pin_lost);
+}
+
+/* wit_on_pin: the proof p (hashes e) of entry 0 in the good checkpoint,
+ * with the leaf the broker says is entry 0's: kept when the proof leads
+ * from that leaf to the good root. */
+static void wit_on_pin(agent *a, const Rete__Proof *p, const rete_merkle_elem *e)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+	char why[400];
+	if (p->leaf_hash.len != RETE_MERKLE_HASH || p->leaf_index != 0 ||
+	    p->tree_size != w->good.size) {
+		snprintf(why, sizeof(why),
+			 "the broker's answer carries no leaf hash of entry 0 in the checkpoint "
+			 "of size %" PRIu64,
+			 w->good.size);
+		wit_pin_give_up(a, why);
+		return;
+	}
+	if (rete_merkle_verify_inclusion(0, w->good.size, p->leaf_hash.data, RETE_MERKLE_HASH, e,
+					 p->n_hashes, w->good.root, RETE_MERKLE_HASH,
+					 &m) != RETE_OK) {
+		snprintf(why, sizeof(why),
+			 "the broker's proof of entry 0 does not lead to the root of the "
+			 "checkpoint of size %" PRIu64 " this agent verified: %s",
+			 w->good.size, m.text);
+		wit_pin_give_up(a, why);
+		return;
+	}
+	if (agent_db_put(a->db, AGENT_DB_META, "w0leaf", 6, p->leaf_hash.data, RETE_MERKLE_HASH,
+			 &m) != RETE_OK) {
+		snprintf(why, sizeof(why), "it cannot be kept: %s", m.text);
+		wit_pin_give_up(a, why);
+		return;
+	}
+	agent_log(a, "info",
+		  "witness: the leaf of log entry 0 is pinned (proved in the checkpoint of size "
+		  "%" PRIu64 "): a declared restore must keep it",
+		  w->good.size);
+	wit_after_pin(a);
+}
+
 /* wit_verified: the candidate is the good checkpoint now (verified, or the
- * same text as the good one): its cosignatures are checked, this agent
- * cosigns it (once per size), then the receipts it covers are checked. */
+ * same text as the good one): its cosignatures are checked, entry 0 is
+ * pinned when it is not yet (wit_ask_pin), this agent cosigns it (once per
+ * size), then the receipts it covers are checked. */
 static void wit_verified(agent *a)
 {
 	struct agent_witness *w = wit(a);
@@ -1218,9 +1371,9 @@ static void wit_verified(agent *a)
 	if (!wit_check_cosigs(a, w->candidate))
 		return;
 	wit_policy(a, w->candidate);
-	if (w->cosigned_size != w->good.size && w->good.size > 0 && wit_cosign(a))
+	if (wit_ask_pin(a))
 		return;
-	wit_next_inclusion(a);
+	wit_after_pin(a);
 }
 
 /* wit_on_cosigned checks the broker's answer to our cosignature: the note
@@ -1300,14 +1453,35 @@ static bool wit_cand_extends(agent *a, const Rete__Proof *p, const rete_merkle_e
  * finding 1). A broker holding its key can still record a fabricated
  * checkpoint; docs/security.md says what evidence remains then. */
 
+static void wit_dir_keep(agent *a, const uint8_t *entry, size_t len);
+
 /* wit_new_baseline: the candidate, of the epoch a declared restore began,
  * becomes the witness's baseline in place of the good checkpoint of the
  * epoch before: the link passed (wit_link_pass) or the operator accepted
  * the epoch (wit_link_accepted). It is kept, cosigned, and the receipts it
- * covers are checked. */
-static void wit_new_baseline(agent *a)
+ * covers are checked. The directory entry held must be one of the new
+ * epoch (rev-final s16, finding 4; rev-accept s17, finding 1): the one of
+ * the WELCOME that declared it, or none when the one held is at or past
+ * `kept`, where the old log stops being the new one's (the restore point,
+ * or the size a consistency proof showed; 0 for an accepted epoch, whose
+ * link was never shown): it names an entry the restore dropped. */
+static void wit_new_baseline(agent *a, uint64_t kept)
 {
 	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+	rete_buf d;
+	if (w->dir_entry != NULL) {
+		wit_dir_keep(a, w->dir_entry, w->dir_len);
+		free(w->dir_entry);
+		w->dir_entry = NULL;
+	} else if (agent_db_get(a->db, AGENT_DB_META, "wdir", 4, &d, &m) == RETE_OK) {
+		bool stale = d.len != 8 + RETE_MERKLE_HASH || wit_be64(d.data) >= kept;
+		rete_buf_free(&d);
+		if (stale && agent_db_del(a->db, AGENT_DB_META, "wdir", 4, &m) != RETE_OK)
+			agent_log(a, "error",
+				  "witness: cannot drop the directory entry of the old epoch: %s",
+				  m.text);
+	}
 	w->have_good = false;
 	memset(&w->good, 0, sizeof(w->good));
 	free(w->good_note);
@@ -1327,10 +1501,11 @@ static void wit_link_pass(agent *a, const char *how)
 		  "of size %" PRIu64 " this agent verified in epoch %u (%s): the new epoch's "
 		  "checkpoint of size %" PRIu64 " becomes the witness's baseline",
 		  w->link_cand_epoch, w->good.size, w->link_good_epoch, how, w->cand.size);
+	uint64_t kept = w->link_found ? w->link_index : w->good.size;
 	if (agent_db_del(a->db, AGENT_DB_META, "checkpoint", 10, &m) != RETE_OK &&
 	    m.text[0] != '\0')
 		agent_debug(a, "witness: the old baseline: %s", m.text);
-	wit_new_baseline(a);
+	wit_new_baseline(a, kept);
 }
 
 static bool wit_link_accepted(agent *a, uint32_t ge, uint32_t ce);
@@ -1407,8 +1582,9 @@ static bool wit_link_accepted(agent *a, uint32_t ge, uint32_t ce)
 				   strlen(AGENT_META_EPOCH_ACCEPTED), js, strlen(js), &m);
 	/* the directory entry of a WELCOME before the restore names an entry
 	 * the accepted epoch may not hold at its index: kept, it is the next
-	 * honest restore's false alarm (rev-accept s17, finding 1); the next
-	 * WELCOME gives one of this epoch */
+	 * honest restore's false alarm (rev-accept s17, finding 1). Dropped
+	 * with the baseline; wit_new_baseline then keeps the declaring
+	 * WELCOME's, if any, else the next WELCOME gives one of this epoch */
 	if (err == RETE_OK)
 		err = agent_db_del(a->db, AGENT_DB_META, "wdir", 4, &m);
 	if (js != NULL)
@@ -1437,7 +1613,7 @@ static bool wit_link_accepted(agent *a, uint32_t ge, uint32_t ce)
 	free(old);
 	free(root);
 	json_decref(acc);
-	wit_new_baseline(a);
+	wit_new_baseline(a, 0);
 	return true;
 }
 
@@ -1525,6 +1701,8 @@ static void wit_on_link(agent *a, const Rete__Proof *p, const rete_merkle_elem *
 	wit_link_page(a, w->cand.size);
 }
 
+static void wit_link_next(agent *a);
+
 /* wit_link_decide: the Epoch entry is found (or the scan reached index 0). */
 static void wit_link_decide(agent *a)
 {
@@ -1586,55 +1764,137 @@ static void wit_link_decide(agent *a)
 		 "a restore of a copy of %" PRIu64 " entries, older than that checkpoint, whose "
 		 "Epoch entry records the checkpoint of size %" PRIu64 " of epoch %u",
 		 w->link_index, rc.size, re);
-	/* the entries below the restore point are the old log's: the one
-	 * this agent holds, the directory entry of a WELCOME before the
-	 * restore (wit_dir_seen), must be at its index */
+	/* the entries below the restore point are the old log's: entry 0
+	 * (pinned), the Epoch entry served, and the directory entry of a
+	 * WELCOME before the restore must be at their indexes */
+	w->link_step = WIT_LINK_ENTRY0;
+	wit_link_next(a);
+}
+
+/* wit_link_ask asks for the inclusion proof of log index `index` in the
+ * candidate, for the link's step `step`. */
+static void wit_link_ask(agent *a, enum wit_link_step step, uint64_t index)
+{
+	struct agent_witness *w = wit(a);
+	Rete__Query q = RETE__QUERY__INIT;
+	Rete__InclusionQuery iq = RETE__INCLUSION_QUERY__INIT;
+	w->link_step = step;
+	iq.index = index;
+	iq.tree_size = w->cand.size;
+	q.what_case = RETE__QUERY__WHAT_INCLUSION;
+	q.inclusion = &iq;
+	w->state = wit_ask(a, &q) == RETE_OK ? WIT_WAIT_LINKDIR : WIT_IDLE;
+}
+
+/* wit_link_next asks for the proof of the link's step w->link_step, or
+ * the next one that has something to prove; the link passes when none is
+ * left. An agent with no pinned entry 0 (an older agent, or a restore
+ * before it pinned one) says so and checks what it can. */
+static void wit_link_next(agent *a)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
 	rete_buf d;
-	if (agent_db_get(a->db, AGENT_DB_META, "wdir", 4, &d, &m) == RETE_OK) {
-		bool ask = d.len == 8 + RETE_MERKLE_HASH;
-		if (ask) {
-			w->link_dir_index = wit_be64(d.data);
-			memcpy(w->link_dir_leaf, d.data + 8, RETE_MERKLE_HASH);
-			ask = w->link_dir_index < w->link_index;
-		}
-		rete_buf_free(&d);
-		if (ask) {
-			Rete__Query q = RETE__QUERY__INIT;
-			Rete__InclusionQuery iq = RETE__INCLUSION_QUERY__INIT;
-			iq.index = w->link_dir_index;
-			iq.tree_size = w->cand.size;
-			q.what_case = RETE__QUERY__WHAT_INCLUSION;
-			q.inclusion = &iq;
-			w->state = wit_ask(a, &q) == RETE_OK ? WIT_WAIT_LINKDIR : WIT_IDLE;
+	size_t n;
+
+	switch (w->link_step) {
+	case WIT_LINK_ENTRY0:
+		if (wit_pin_get(a, w->link_pin)) {
+			wit_link_ask(a, WIT_LINK_ENTRY0, 0);
 			return;
 		}
+		agent_log(a, "warning",
+			  "witness: this agent pinned no leaf of log entry 0 before the declared "
+			  "restore (epoch %u): a log forked below the restore point is caught "
+			  "only by the directory entry it holds, when that one is below it",
+			  w->link_cand_epoch);
+		/* fall through */
+	case WIT_LINK_EPOCH:
+		wit_link_ask(a, WIT_LINK_EPOCH, w->link_index);
+		return;
+	case WIT_LINK_DIR:
+		if (agent_db_get(a->db, AGENT_DB_META, "wdir", 4, &d, &m) == RETE_OK) {
+			bool ask = d.len == 8 + RETE_MERKLE_HASH;
+			if (ask) {
+				w->link_dir_index = wit_be64(d.data);
+				memcpy(w->link_dir_leaf, d.data + 8, RETE_MERKLE_HASH);
+				ask = w->link_dir_index < w->link_index;
+			}
+			rete_buf_free(&d);
+			if (ask) {
+				wit_link_ask(a, WIT_LINK_DIR, w->link_dir_index);
+				return;
+			}
+		}
+		/* fall through */
+	case WIT_LINK_DONE:
+		break;
 	}
+	n = strlen(w->link_how);
+	snprintf(w->link_how + n, sizeof(w->link_how) - n,
+		 "; its Epoch entry is at log index %" PRIu64 " of its log", w->link_index);
 	wit_link_pass(a, w->link_how);
 }
 
+/* wit_on_link_dir checks the proof p (hashes e) of the link's step: the
+ * entry this agent holds (entry 0's pinned leaf, the Epoch entry served,
+ * the directory entry) at its index of the new epoch's log; then the next
+ * step, or the alarm. */
 static void wit_on_link_dir(agent *a, const Rete__Proof *p, const rete_merkle_elem *e)
 {
 	struct agent_witness *w = wit(a);
 	rete_msg m = {{0}};
-	char what[700];
-	rete_err err = rete_merkle_verify_inclusion(
-	    w->link_dir_index, w->cand.size, w->link_dir_leaf, RETE_MERKLE_HASH, e, p->n_hashes,
-	    w->cand.root, RETE_MERKLE_HASH, &m);
+	char what[900];
+	const uint8_t *leaf = w->link_step == WIT_LINK_ENTRY0  ? w->link_pin
+			      : w->link_step == WIT_LINK_EPOCH ? w->link_epoch_leaf
+							       : w->link_dir_leaf;
+	uint64_t index = w->link_step == WIT_LINK_ENTRY0  ? 0
+			 : w->link_step == WIT_LINK_EPOCH ? w->link_index
+							  : w->link_dir_index;
+	rete_err err =
+	    rete_merkle_verify_inclusion(index, w->cand.size, leaf, RETE_MERKLE_HASH, e,
+					 p->n_hashes, w->cand.root, RETE_MERKLE_HASH, &m);
+	const char *said = err != RETE_OK ? m.text : "the proof is for another size";
+	size_t n = strlen(w->link_how);
 	if (err == RETE_OK && p->tree_size == w->cand.size) {
-		char how[320];
-		snprintf(how, sizeof(how),
-			 "%s; the directory entry at log index %" PRIu64
-			 " is the one it was given before",
-			 w->link_how, w->link_dir_index);
-		wit_link_pass(a, how);
+		if (w->link_step == WIT_LINK_ENTRY0)
+			snprintf(w->link_how + n, sizeof(w->link_how) - n,
+				 "; entry 0 is the one pinned before");
+		else if (w->link_step == WIT_LINK_DIR)
+			snprintf(w->link_how + n, sizeof(w->link_how) - n,
+				 "; the directory entry at log index %" PRIu64
+				 " is the one it was given before",
+				 w->link_dir_index);
+		w->link_step = w->link_step == WIT_LINK_ENTRY0	? WIT_LINK_EPOCH
+			       : w->link_step == WIT_LINK_EPOCH ? WIT_LINK_DIR
+								: WIT_LINK_DONE;
+		wit_link_next(a);
 		return;
 	}
-	snprintf(what, sizeof(what),
-		 "the directory entry this agent was given at log index %" PRIu64
-		 " before the restore is not at that index of the new epoch's log, below the "
-		 "restore point (log index %" PRIu64 "): %s (a log forked below that point)",
-		 w->link_dir_index, w->link_index,
-		 err != RETE_OK ? m.text : "the proof is for another size");
+	if (w->link_step == WIT_LINK_ENTRY0) {
+		bool other = p->leaf_hash.len == RETE_MERKLE_HASH &&
+			     memcmp(p->leaf_hash.data, w->link_pin, RETE_MERKLE_HASH) != 0;
+		snprintf(what, sizeof(what),
+			 "entry 0 of the new epoch's log is not the entry 0 this agent verified "
+			 "before the restore (its leaf, pinned, is not at index 0 of the log of "
+			 "size %" PRIu64 "%s: %s): a log forked below the restore point (log "
+			 "index %" PRIu64 ")",
+			 w->cand.size, other ? ", and the broker names another leaf there" : "",
+			 said, w->link_index);
+	} else if (w->link_step == WIT_LINK_EPOCH) {
+		snprintf(what, sizeof(what),
+			 "the Epoch entry it served for log index %" PRIu64 " is not the entry "
+			 "at that index of its log of size %" PRIu64 " (%s): the Epoch entry "
+			 "shown is not the log's own",
+			 w->link_index, w->cand.size, said);
+	} else {
+		snprintf(what, sizeof(what),
+			 "the directory entry this agent was given at log index %" PRIu64
+			 " before the restore is not at that index of the new epoch's log, below "
+			 "the restore point (log index %" PRIu64 "): %s (a log forked below that "
+			 "point)",
+			 w->link_dir_index, w->link_index, said);
+	}
 	wit_link_alarm(a, what);
 }
 
@@ -1652,12 +1912,12 @@ static bool wit_restore_pending(agent *a)
 	       ge < rec;
 }
 
-void agent_witness_directory(agent *a, const uint8_t *entry, size_t len)
+/* wit_dir_keep keeps the directory entry `entry` (a WELCOME's) as meta
+ * "wdir": its log index and leaf hash. */
+static void wit_dir_keep(agent *a, const uint8_t *entry, size_t len)
 {
 	rete_msg m = {{0}};
 	uint8_t rec[8 + RETE_MERKLE_HASH];
-	if (wit(a) == NULL || entry == NULL || len == 0 || wit_restore_pending(a))
-		return; /* the new epoch's is not taken before the link is checked */
 	Rete__LogEntry *le = rete__log_entry__unpack(NULL, len, entry);
 	if (le == NULL)
 		return;
@@ -1675,6 +1935,26 @@ void agent_witness_directory(agent *a, const uint8_t *entry, size_t len)
 	if (agent_db_put(a->db, AGENT_DB_META, "wdir", 4, rec, sizeof(rec), &m) != RETE_OK)
 		agent_log(a, "error", "witness: cannot keep the directory entry's leaf: %s",
 			  m.text);
+}
+
+void agent_witness_directory(agent *a, const uint8_t *entry, size_t len)
+{
+	struct agent_witness *w = wit(a);
+	if (w == NULL || entry == NULL || len == 0)
+		return;
+	if (wit_restore_pending(a)) {
+		/* the new epoch's is not taken before the link is checked: kept
+		 * here until it passes (wit_link_pass) */
+		uint8_t *copy = malloc(len);
+		if (copy == NULL)
+			return;
+		memcpy(copy, entry, len);
+		free(w->dir_entry);
+		w->dir_entry = copy;
+		w->dir_len = len;
+		return;
+	}
+	wit_dir_keep(a, entry, len);
 }
 
 /* wit_on_epoch_page looks at a page of the broker's Epoch entries (an
@@ -1697,6 +1977,8 @@ static void wit_on_epoch_page(agent *a, const Rete__Entries *es)
 		    (!w->link_found || le->index < w->link_index)) {
 			w->link_found = true;
 			w->link_index = le->index;
+			rete_merkle_leaf_hash(w->link_epoch_leaf, es->entries[i].data,
+					      es->entries[i].len);
 			w->link_prev_epoch = msg->epoch->previous_epoch;
 			free(w->link_note);
 			w->link_note =
@@ -1948,6 +2230,13 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 		wit_ahead_lost(a, r->error_text);
 		return true;
 	}
+	if (r->error != 0 && w->state == WIT_WAIT_PIN) {
+		char why[400];
+		snprintf(why, sizeof(why), "the broker refused its proof: %s",
+			 r->error_text ? r->error_text : "");
+		wit_pin_give_up(a, why);
+		return true;
+	}
 	if (r->error != 0 && w->state == WIT_WAIT_EPOCH &&
 	    r->error == RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED) {
 		/* an older broker: it lets an agency read no entry. Said once a
@@ -2002,7 +2291,7 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 	if (w->unrecorded &&
 	    (w->state == WIT_WAIT_CONS || w->state == WIT_WAIT_INCL || w->state == WIT_WAIT_LINK ||
 	     w->state == WIT_WAIT_EPOCH || w->state == WIT_WAIT_LINKDIR ||
-	     w->state == WIT_WAIT_DLV || w->state == WIT_WAIT_AHEAD)) {
+	     w->state == WIT_WAIT_DLV || w->state == WIT_WAIT_AHEAD || w->state == WIT_WAIT_PIN)) {
 		agent_log(a, "info",
 			  "witness: the broker answers this agent's questions about its log "
 			  "again (its access record can be written)");
@@ -2030,6 +2319,7 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 		break;
 	case WIT_WAIT_LINK:
 	case WIT_WAIT_LINKDIR:
+	case WIT_WAIT_PIN:
 	case WIT_WAIT_CONS:
 	case WIT_WAIT_RCPT:
 	case WIT_WAIT_INCL:
@@ -2037,11 +2327,17 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 	case WIT_WAIT_AHEAD:
 		if (r->answer_case == RETE__QUERY_RESULT__ANSWER_PROOF)
 			e = wit_elems(r->proof);
+		if (e == NULL && w->state == WIT_WAIT_PIN) {
+			wit_pin_give_up(a, "the broker's answer is no proof");
+			break;
+		}
 		if (e == NULL) {
 			w->state = WIT_IDLE;
 			break;
 		}
-		if (w->state == WIT_WAIT_LINK)
+		if (w->state == WIT_WAIT_PIN)
+			wit_on_pin(a, r->proof, e);
+		else if (w->state == WIT_WAIT_LINK)
 			wit_on_link(a, r->proof, e);
 		else if (w->state == WIT_WAIT_LINKDIR)
 			wit_on_link_dir(a, r->proof, e);
@@ -2374,6 +2670,8 @@ void agent_witness_tick(agent *a, int64_t now)
 			snprintf(w->ahead_said, sizeof(w->ahead_said), "no answer within %d s",
 				 WIT_ANSWER_MS / 1000);
 		}
+		if (w->state == WIT_WAIT_PIN)
+			wit_pin_lost(a);
 		w->state = WIT_IDLE; /* the answer was lost: ask again later */
 	}
 	if (w->state != WIT_IDLE || now < w->next_tick)

@@ -32,6 +32,21 @@
 #           against the checkpoint ... (a restore of a copy of 1 entries")
 #           and cosign its checkpoint, no alarm.
 #
+# test_witness_fork_pin.sh runs the same scenario function on three more
+# (FORK_SCENARIOS; rev-final s16, findings 1 and 4):
+#   dirchange  as keepstate, but before the fork the operator changes an
+#           agency's display name and reloads (SIGHUP): the directory the
+#           agents were last given is at log index D >= 1, not below the
+#           fork's restore point (1). Entry 0, pinned by each agent from
+#           its first verified checkpoint, is not the fork's: the alarm.
+#   nowdir  as keepstate, the agents stopped before the fork and their meta
+#           "wdir" emptied (an agent upgraded from 0.7.0 keeps none), started
+#           again after it: entry 0 still tells the fork: the alarm.
+#   honestdir  as honest, with that reload after the backup: an honest
+#           restore below the directory the agents were given; no alarm,
+#           and the directory entry each agent keeps afterwards (meta
+#           "wdir") is the new epoch's, not the one the restore dropped.
+#
 # An honest restore raises no alarm: test_witness_restore_reuse,
 # test_audit_restore, test_agent_evidence. The real broker and agents, ipc
 # sockets; waits poll files and log lines with deadlines.
@@ -40,6 +55,8 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 itest_init fork-restore
 ROOT=$DIR
+# a scenario that fails leaves DIR at its own folder: the whole test's goes
+before_cleanup() { DIR=$ROOT; }
 
 scenario() {
 	DIR=$ROOT/$1
@@ -55,13 +72,22 @@ scenario() {
 	start_broker
 	BROKER=${PIDS[-1]}
 	start_agents social.mantova cpi.mantova
-	if [ "$1" = honest ]; then # a backup of the log as it is: 1 entry
+	if [ "$1" = honest ] || [ "$1" = honestdir ]; then # a backup of the log as it is: 1 entry
 		"$BIN/rete" store backup "$store" "$DIR/bk" >"$DIR/backup.out" 2>&1 ||
 			fail "rete store backup: $(cat "$DIR/backup.out")"
 	fi
 	for i in 1 2 3; do send_referral "r-$i"; done
 	wait_for 60 inbox_has cpi.mantova 3 || fail "r-1..r-3 were not delivered"
 	wait_for 60 inbox_has social.mantova 3 || fail "no delivery receipts for r-1..r-3"
+	if [ "$1" = dirchange ] || [ "$1" = honestdir ]; then
+		# a display name changed and reloaded: a new Directory entry
+		# (index >= 1), given to the agents in a fresh WELCOME
+		sed -i 's/^name = Servizi Sociali$/name = Servizi Sociali del Comune/' "$DIR/broker/broker.ini"
+		kill -HUP "$BROKER"
+		for a in social.mantova cpi.mantova; do
+			wait_for 30 grep -q "directory of entry [1-9]" "$DIR/$a.log" || fail "$1: $a got no new directory"
+		done
+	fi
 	# both agents have verified (and cosigned) a checkpoint of epoch 1
 	cosigned() { "$BIN/rete" checkpoint "$store" 2>/dev/null | grep -q "^— $1 "; }
 	wait_for 60 cosigned social.mantova || fail "social.mantova never cosigned a checkpoint of epoch 1"
@@ -83,9 +109,17 @@ scenario() {
 		wait_for 60 latest_cosigned ||
 			fail "the agents did not cosign the latest checkpoint: $(cat "$DIR/cp.out")"
 	fi
+	if [ "$1" = nowdir ]; then
+		# the agents stopped, their "wdir" removed: each starts again
+		# after the fork, its first WELCOME already of epoch 2
+		stop_pid "${PIDS[1]}" "social.mantova's agent"
+		stop_pid "${PIDS[2]}" "cpi.mantova's agent"
+		PIDS=("$BROKER")
+		for a in social.mantova cpi.mantova; do drop_wdir "$a"; done
+	fi
 	stop_pid "$BROKER" "the broker"
 
-	if [ "$1" = honest ]; then
+	if [ "$1" = honest ] || [ "$1" = honestdir ]; then
 		# an honest restore of the old copy, the state file kept: the
 		# Epoch entry records the state file's checkpoint (not smaller
 		# than the one the agents verified)
@@ -108,6 +142,19 @@ scenario() {
 				bad "honest: $a raised an alarm: $(grep "WITNESS ALARM" "$DIR/$a.log" | head -n 1)"
 		done
 		stop_all
+		[ "$1" = honestdir ] && for a in social.mantova cpi.mantova; do
+			# the directory entry kept (meta "wdir": index BE64, leaf) is
+			# the new epoch's, of the WELCOME that declared it (the one
+			# the restored broker logged, the name being changed), not
+			# the old one past the restore point
+			x=$(grep -o "logged directory .* at index [0-9]*$" "$DIR/broker.log" | tail -n 1 |
+				grep -o "[0-9]*$")
+			[ -n "$x" ] || fail "honestdir: the restored broker logged no directory: $(cat "$DIR/broker.log")"
+			v=$(mdb_dump -p -s meta "$DIR/agents/$a/data" | grep -A1 -x " wdir" | tail -n 1)
+			want=$(printf ' \\00\\00\\00\\00\\00\\00\\00\\%02x' "$x")
+			[ "${v:0:25}" = "$want" ] ||
+				bad "honestdir: $a keeps a directory entry other than the new epoch's (entry $x): meta wdir '${v:0:25}...', want '$want...'"
+		done
 		DIR=$ROOT
 		return
 	fi
@@ -121,7 +168,7 @@ scenario() {
 	wait_for 30 grep -q "started: " "$DIR/fork.log" || fail "the fork's broker did not start"
 	stop_pid "$FORK" "the fork's broker"
 	mv "$store" "$DIR/store.honest"
-	if [ "$1" != keepstate ]; then
+	if [ "$1" = head ] || [ "$1" = behind ]; then
 		mv "$DIR/broker/store.state" "$DIR/state.honest"
 	fi
 	"$BIN/rete" store backup "$DIR/broker/fork" "$store" >"$DIR/backup.out" 2>&1 ||
@@ -131,6 +178,7 @@ scenario() {
 	PIDS+=($!)
 	wait_for 30 "$BIN/rete" monitor -c "$DIR/coord.ini" --once || fail "the restored broker did not answer"
 	grep -q "epoch 2" "$DIR/broker.log" || fail "the --restore start did not say epoch 2: $(tail -n 5 "$DIR/broker.log")"
+	[ "$1" = nowdir ] && start_agents social.mantova cpi.mantova
 
 	for a in social.mantova cpi.mantova; do
 		wait_for 60 grep -q "$ALARM" "$DIR/$a.log" ||
@@ -151,9 +199,23 @@ scenario() {
 	DIR=$ROOT
 }
 
-scenario head
-scenario behind
-scenario keepstate
-scenario honest
+# drop_wdir ID: agent ID's meta "wdir" emptied (the agent stopped), which
+# the witness reads as no record, as it does of a 0.7.0 agent's store
+# (mdb_load puts the empty value in place; a dump reloaded without the
+# record would stand for it better, but mdb_load cannot read back the
+# long values of an agent's store)
+drop_wdir() {
+	local d=$DIR/agents/$1/data
+	mdb_dump -p -s meta "$d" | grep -qx " wdir" || fail "$1's store holds no meta wdir to remove"
+	printf 'VERSION=3\nformat=print\ntype=btree\nHEADER=END\n wdir\n \nDATA=END\n' >"$DIR/$1.nowdir"
+	mdb_load -s meta -f "$DIR/$1.nowdir" "$d" 2>"$DIR/$1.load" ||
+		fail "mdb_load of $1's store: $(cat "$DIR/$1.load")"
+	[ "$(mdb_dump -p -s meta "$d" | grep -A1 -x " wdir" | tail -n 1)" = " " ] ||
+		fail "$1's wdir was not emptied"
+}
+
+for s in ${FORK_SCENARIOS:-head behind keepstate honest}; do
+	scenario "$s"
+done
 [ "$FAILS" -eq 0 ] || exit 1
-echo "ok: in the three forks both agents raised the alarm and cosigned none of the forked epoch; the honest restore of an older copy passed"
+echo "ok (${FORK_SCENARIOS:-head behind keepstate honest}): in each fork both agents raised the alarm and cosigned none of the forked epoch; each honest restore of an older copy passed"
