@@ -203,8 +203,11 @@ typedef struct agent_db agent_db;
  * "epoch_accepted" -> JSON text {"epoch", "by", "at", "dropped": {"epoch",
  * "size", "root"} (the baseline given up), "alarm" (its sentence), and,
  * once the agent took the epoch's checkpoint as its baseline, "taken":
- * {"size", "root", "at"}}: written by `rete-agent --accept-epoch E`, which
- * deletes "alarm" and "link_alarm"; `rete status` shows it. */
+ * {"size", "root", "at"}, "earlier": [the records before it, oldest
+ * first]}: written by `rete-agent --accept-epoch E`, which deletes
+ * "link_alarm", and "alarm" when it is the restore's alarm of E; the
+ * agent deletes meta "wdir" when it takes the epoch; `rete status` shows
+ * it. */
 #define AGENT_META_LINK_ALARM	  "link_alarm"
 #define AGENT_META_EPOCH_ACCEPTED "epoch_accepted"
 

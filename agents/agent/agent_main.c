@@ -317,8 +317,10 @@ static void accept_who(char *out, size_t cap)
 /* accept_alarmed: does the store hold a witness alarm on the declared
  * restore of epoch e (meta AGENT_META_LINK_ALARM, or the alarm's sentence
  * of an agent that did not record its epoch)? *text: the alarm (malloc'd,
- * or NULL). */
-static bool accept_alarmed(agent_db *db, uint32_t e, char **text)
+ * or NULL); *is_restore: it is that restore's alarm, not one of another
+ * kind raised after it, which --accept-epoch keeps (rev-accept s17,
+ * finding 3). */
+static bool accept_alarmed(agent_db *db, uint32_t e, char **text, bool *is_restore)
 {
 	uint32_t le = 0;
 	rete_buf v = {0};
@@ -326,23 +328,25 @@ static bool accept_alarmed(agent_db *db, uint32_t e, char **text)
 	if (agent_db_get(db, AGENT_DB_META, "alarm", 5, &v, NULL) == RETE_OK && v.len > 0)
 		*text = strndup((const char *)v.data, v.len);
 	rete_buf_free(&v);
-	if (agent_db_get_u32(db, AGENT_DB_META, AGENT_META_LINK_ALARM,
-			     strlen(AGENT_META_LINK_ALARM), &le) &&
-	    le == e)
-		return true;
 	char said[96];
 	snprintf(said, sizeof(said), "the broker declared a restore (its log is now epoch %u)", e);
-	return *text != NULL && strstr(*text, said) != NULL;
+	*is_restore = *text != NULL && strstr(*text, said) != NULL;
+	return *is_restore || (agent_db_get_u32(db, AGENT_DB_META, AGENT_META_LINK_ALARM,
+						strlen(AGENT_META_LINK_ALARM), &le) &&
+			       le == e);
 }
 
 /* agent_accept_epoch: the operator accepts epoch e, whose declared restore
  * the witness raised the alarm on (an honest restore without the broker's
  * state file looks like a fork: docs/agent.md, "A broker restored without
  * its state file"), once the auditors compared the old store or its
- * backups with the new log. Refused (exit 1, nothing changed) when no such
- * alarm is recorded or e is not the epoch the agent last recorded. Else,
- * in one transaction: the record AGENT_META_EPOCH_ACCEPTED (who, when, the
- * baseline dropped, the alarm), the alarm deleted. The agent (running or
+ * backups with the new log. Refused (exit 1, nothing changed) when e is
+ * not the epoch the agent last recorded, the baseline is of epoch e or
+ * later already, or no such alarm is recorded. Else, in one transaction:
+ * the record AGENT_META_EPOCH_ACCEPTED (who, when, the baseline dropped,
+ * the alarm, the records before it in "earlier"), the epoch of the alarm
+ * deleted, and the alarm when it is the restore's (another alarm is kept
+ * and said). The agent (running or
  * not: LMDB serializes the writers) then takes the next checkpoint of
  * epoch e it verifies with the broker's key as its baseline
  * (agent_witness.c, wit_link_accepted). Returns the exit code. */
@@ -372,7 +376,12 @@ static int agent_accept_epoch(agent *a, uint32_t e)
 		rc = 1;
 		goto out;
 	}
-	if (!accept_alarmed(a->db, e, &alarm)) {
+	bool have = agent_db_get(a->db, AGENT_DB_META, "checkpoint", 10, &cp, NULL) == RETE_OK &&
+		    rete_checkpoint_parse((const char *)cp.data, cp.len, &good, NULL) == RETE_OK;
+	if (have)
+		(void)rete_checkpoint_epoch((const char *)cp.data, cp.len, &ge, NULL);
+	bool restore_alarm = false;
+	if (!accept_alarmed(a->db, e, &alarm, &restore_alarm)) {
 		fprintf(stderr,
 			"rete-agent: --accept-epoch %u: no witness alarm on a declared restore of "
 			"epoch %u is recorded in this agent's store (%s): nothing was changed. The "
@@ -383,10 +392,20 @@ static int agent_accept_epoch(agent *a, uint32_t e)
 		rc = 1;
 		goto out;
 	}
-	bool have = agent_db_get(a->db, AGENT_DB_META, "checkpoint", 10, &cp, NULL) == RETE_OK &&
-		    rete_checkpoint_parse((const char *)cp.data, cp.len, &good, NULL) == RETE_OK;
-	if (have)
-		(void)rete_checkpoint_epoch((const char *)cp.data, cp.len, &ge, NULL);
+	if (have && ge >= e) {
+		/* taken already (or the link passed): an alarm written again by a
+		 * link check this command raced with is no cause to drop the
+		 * accepted epoch's own baseline (rev-accept s17, finding 2) */
+		fprintf(
+		    stderr,
+		    "rete-agent: --accept-epoch %u: the witness's baseline is already of epoch %u "
+		    "(the checkpoint of size %" PRIu64 "): epoch %u was accepted and taken, or "
+		    "its restore checked out; nothing was changed (`rete status` shows the "
+		    "record)\n",
+		    e, ge, good.size, e);
+		rc = 1;
+		goto out;
+	}
 	root = have ? rete_b64_encode(good.root, RETE_MERKLE_HASH) : NULL;
 	char who[400], when[32];
 	accept_who(who, sizeof(who));
@@ -401,7 +420,22 @@ static int agent_accept_epoch(agent *a, uint32_t e)
 		json_object_set_new(dropped, "root", json_string(root ? root : "?"));
 	}
 	json_object_set_new(rec, "dropped", dropped);
-	json_object_set_new(rec, "alarm", json_string(alarm ? alarm : ""));
+	json_object_set_new(rec, "alarm", json_string(restore_alarm ? alarm : ""));
+	/* the records of earlier acceptances are kept, oldest first */
+	rete_buf prev = {0};
+	if (agent_db_get(a->db, AGENT_DB_META, AGENT_META_EPOCH_ACCEPTED,
+			 strlen(AGENT_META_EPOCH_ACCEPTED), &prev, NULL) == RETE_OK) {
+		json_t *old = json_loadb((const char *)prev.data, prev.len, 0, NULL);
+		json_t *earlier = json_object_get(old, "earlier");
+		earlier = json_is_array(earlier) ? json_incref(earlier) : json_array();
+		if (json_is_object(old)) {
+			json_object_del(old, "earlier");
+			json_array_append(earlier, old);
+		}
+		json_object_set_new(rec, "earlier", earlier);
+		json_decref(old);
+	}
+	rete_buf_free(&prev);
 	js = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(rec);
 	rete_err err =
@@ -409,7 +443,7 @@ static int agent_accept_epoch(agent *a, uint32_t e)
 	if (err == RETE_OK)
 		err = agent_db_put(a->db, AGENT_DB_META, AGENT_META_EPOCH_ACCEPTED,
 				   strlen(AGENT_META_EPOCH_ACCEPTED), js, strlen(js), &m);
-	if (err == RETE_OK)
+	if (err == RETE_OK && restore_alarm)
 		err = agent_db_del(a->db, AGENT_DB_META, "alarm", 5, &m);
 	if (err == RETE_OK)
 		err = agent_db_del(a->db, AGENT_DB_META, AGENT_META_LINK_ALARM,
@@ -426,12 +460,18 @@ static int agent_accept_epoch(agent *a, uint32_t e)
 		snprintf(base, sizeof(base), "epoch %u, size %" PRIu64 ", root %s", ge, good.size,
 			 root ? root : "?");
 	printf("epoch %u accepted by %s at %s.\n"
-	       "The witness alarm is cleared; it said: %s\n"
+	       "%s%s\n"
 	       "The witness's baseline is dropped: the checkpoint of %s.\n"
 	       "The next checkpoint of epoch %u the agent verifies with the broker's key becomes "
 	       "its baseline and is cosigned, without the link to the one dropped: at its next "
 	       "witness round if it runs, else when it starts. `rete status` shows this record.\n",
-	       e, who, when, alarm ? alarm : "(no sentence kept)", base, e);
+	       e, who, when,
+	       restore_alarm ? "The witness alarm is cleared; it said: "
+	       : alarm != NULL
+		   ? "Another witness alarm stands and is kept (it is not the restore's; `rete "
+		     "status` shows it): "
+		   : "The witness alarm is cleared (no sentence of it was kept)",
+	       restore_alarm || alarm != NULL ? alarm : "", base, e);
 	rc = 0;
 out:
 	free(js);

@@ -1455,27 +1455,26 @@ static bool wit_cand_extends(agent *a, const Rete__Proof *p, const rete_merkle_e
 
 static void wit_dir_keep(agent *a, const uint8_t *entry, size_t len);
 
-static void wit_link_pass(agent *a, const char *how)
+/* wit_new_baseline: the candidate, of the epoch a declared restore began,
+ * becomes the witness's baseline in place of the good checkpoint of the
+ * epoch before: the link passed (wit_link_pass) or the operator accepted
+ * the epoch (wit_link_accepted). It is kept, cosigned, and the receipts it
+ * covers are checked. The directory entry held must be one of the new
+ * epoch (rev-final s16, finding 4; rev-accept s17, finding 1): the one of
+ * the WELCOME that declared it, or none when the one held is at or past
+ * `kept`, where the old log stops being the new one's (the restore point,
+ * or the size a consistency proof showed; 0 for an accepted epoch, whose
+ * link was never shown): it names an entry the restore dropped. */
+static void wit_new_baseline(agent *a, uint64_t kept)
 {
 	struct agent_witness *w = wit(a);
 	rete_msg m = {{0}};
 	rete_buf d;
-	agent_log(a, "warning",
-		  "witness: the declared restore (epoch %u) checks out against the checkpoint "
-		  "of size %" PRIu64 " this agent verified in epoch %u (%s): the new epoch's "
-		  "checkpoint of size %" PRIu64 " becomes the witness's baseline",
-		  w->link_cand_epoch, w->good.size, w->link_good_epoch, how, w->cand.size);
-	/* The directory entry held must be one of the new epoch (rev-final
-	 * s16, finding 4): the one of the WELCOME that declared it, or none
-	 * when the one held is at or past where the old log stops being
-	 * the new one's (the restore point, or the size the consistency proof
-	 * showed): it names an entry the restore dropped. */
 	if (w->dir_entry != NULL) {
 		wit_dir_keep(a, w->dir_entry, w->dir_len);
 		free(w->dir_entry);
 		w->dir_entry = NULL;
 	} else if (agent_db_get(a->db, AGENT_DB_META, "wdir", 4, &d, &m) == RETE_OK) {
-		uint64_t kept = w->link_found ? w->link_index : w->good.size;
 		bool stale = d.len != 8 + RETE_MERKLE_HASH || wit_be64(d.data) >= kept;
 		rete_buf_free(&d);
 		if (stale && agent_db_del(a->db, AGENT_DB_META, "wdir", 4, &m) != RETE_OK)
@@ -1483,21 +1482,43 @@ static void wit_link_pass(agent *a, const char *how)
 				  "witness: cannot drop the directory entry of the old epoch: %s",
 				  m.text);
 	}
-	if (agent_db_del(a->db, AGENT_DB_META, "checkpoint", 10, &m) != RETE_OK &&
-	    m.text[0] != '\0')
-		agent_debug(a, "witness: the old baseline: %s", m.text);
 	w->have_good = false;
 	memset(&w->good, 0, sizeof(w->good));
 	free(w->good_note);
 	w->good_note = NULL;
 	w->cosigned_size = 0;
+	w->link_alarmed = 0;
 	wit_keep_candidate(a);
 	wit_verified(a);
 }
 
+static void wit_link_pass(agent *a, const char *how)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+	agent_log(a, "warning",
+		  "witness: the declared restore (epoch %u) checks out against the checkpoint "
+		  "of size %" PRIu64 " this agent verified in epoch %u (%s): the new epoch's "
+		  "checkpoint of size %" PRIu64 " becomes the witness's baseline",
+		  w->link_cand_epoch, w->good.size, w->link_good_epoch, how, w->cand.size);
+	uint64_t kept = w->link_found ? w->link_index : w->good.size;
+	if (agent_db_del(a->db, AGENT_DB_META, "checkpoint", 10, &m) != RETE_OK &&
+	    m.text[0] != '\0')
+		agent_debug(a, "witness: the old baseline: %s", m.text);
+	wit_new_baseline(a, kept);
+}
+
+static bool wit_link_accepted(agent *a, uint32_t ge, uint32_t ce);
+
 static void wit_link_alarm(agent *a, const char *what)
 {
 	struct agent_witness *w = wit(a);
+	/* rete-agent --accept-epoch may have run while this link was checked
+	 * (the agent just started: the operator's moment); its acceptance of
+	 * this epoch is taken instead of an alarm it already answers
+	 * (rev-accept s17, finding 2) */
+	if (wit_link_accepted(a, w->link_good_epoch, w->link_cand_epoch))
+		return;
 	agent_witness_alarm(a,
 			    "the broker declared a restore (its log is now epoch %u), but %s; "
 			    "the checkpoint of size %" PRIu64 " verified in epoch %u stays this "
@@ -1559,6 +1580,13 @@ static bool wit_link_accepted(agent *a, uint32_t ge, uint32_t ce)
 	if (err == RETE_OK)
 		err = agent_db_put(a->db, AGENT_DB_META, AGENT_META_EPOCH_ACCEPTED,
 				   strlen(AGENT_META_EPOCH_ACCEPTED), js, strlen(js), &m);
+	/* the directory entry of a WELCOME before the restore names an entry
+	 * the accepted epoch may not hold at its index: kept, it is the next
+	 * honest restore's false alarm (rev-accept s17, finding 1). Dropped
+	 * with the baseline; wit_new_baseline then keeps the declaring
+	 * WELCOME's, if any, else the next WELCOME gives one of this epoch */
+	if (err == RETE_OK)
+		err = agent_db_del(a->db, AGENT_DB_META, "wdir", 4, &m);
 	if (js != NULL)
 		err = agent_db_end(a->db, err, &m);
 	free(js);
@@ -1585,14 +1613,7 @@ static bool wit_link_accepted(agent *a, uint32_t ge, uint32_t ce)
 	free(old);
 	free(root);
 	json_decref(acc);
-	w->have_good = false;
-	memset(&w->good, 0, sizeof(w->good));
-	free(w->good_note);
-	w->good_note = NULL;
-	w->cosigned_size = 0;
-	w->link_alarmed = 0;
-	wit_keep_candidate(a);
-	wit_verified(a);
+	wit_new_baseline(a, 0);
 	return true;
 }
 
