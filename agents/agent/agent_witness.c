@@ -115,7 +115,6 @@
 #define WIT_DLV_KEY	 9     /* 'd' || log index BE64 */
 #define WIT_CONN_MAX	 1024  /* receipts of this connection remembered (wit_ahead) */
 #define WIT_AHEAD_ROUNDS 3     /* refused rounds before the held messages go again */
-#define WIT_PIN_LOST	 3     /* entry 0's question unanswered this often: given up */
 
 /* WIT_WAIT_CONS: a proof that a new checkpoint extends the good one;
  * WIT_WAIT_RCPT: that a receipt's checkpoint is on the good one's log;
@@ -228,8 +227,8 @@ struct agent_witness {
 	 * taken as "wdir" until the link passes (malloc'd; NULL: none). */
 	uint8_t *dir_entry;
 	size_t dir_len;
-	bool pin_given_up;	      /* entry 0's leaf not learnt this run (refused, no proof) */
-	unsigned pin_lost;	      /* its question unanswered (WIT_PIN_LOST: given up) */
+	bool pin_given_up;	      /* entry 0's leaf not learnt this run (no proof of it) */
+	int64_t pin_said;	      /* the WELCOME on which "not pinned yet" was said */
 	unsigned dlv_asked;	      /* delivered entries asked about this round */
 	uint8_t dlv_key[WIT_DLV_KEY]; /* the delivered entry being checked */
 	uint8_t dlv_leaf[RETE_MERKLE_HASH];  /* the leaf of what was delivered */
@@ -1299,21 +1298,21 @@ static void wit_pin_give_up(agent *a, const char *why)
 	wit_after_pin(a);
 }
 
-/* wit_pin_lost: entry 0's question was not answered in time. A broker that
- * never answers it would hold every later check of the witness behind it
- * (wit_verified asks it first): after WIT_PIN_LOST times, this run goes on
- * without it, said once. */
-static void wit_pin_lost(agent *a)
+/* wit_pin_not_yet: entry 0's question refused or not answered in time
+ * (why). Never given up for the run (rev-pin s17, finding 2): the caller
+ * goes IDLE, as with any question the broker cannot answer now, and asks
+ * it again at the next round; nothing is cosigned until the leaf is
+ * pinned (wit_verified asks it first). Said once a connection. */
+static void wit_pin_not_yet(agent *a, const char *why)
 {
 	struct agent_witness *w = wit(a);
-	if (++w->pin_lost < WIT_PIN_LOST)
-		return;
-	w->pin_given_up = true;
-	agent_log(a, "warning",
-		  "witness: the leaf of log entry 0 is not pinned (the broker did not answer "
-		  "its inclusion proof %u times): a declared restore would be checked without "
-		  "it; asked again when the agent starts again",
-		  w->pin_lost);
+	bool said = w->pin_said == w->welcomed_at;
+	w->pin_said = w->welcomed_at;
+	if (!said || a->verbose)
+		agent_log(a, said ? "debug" : "warning",
+			  "witness: the leaf of log entry 0 is not pinned yet (%s): asked again "
+			  "every witness round; this agent cosigns nothing until it is",
+			  why);
 }
 
 /* wit_on_pin: the proof p (hashes e) of entry 0 in the good checkpoint,
@@ -2231,11 +2230,11 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 		return true;
 	}
 	if (r->error != 0 && w->state == WIT_WAIT_PIN) {
+		/* then as any refusal below: IDLE, asked again next round */
 		char why[400];
 		snprintf(why, sizeof(why), "the broker refused its proof: %s",
 			 r->error_text ? r->error_text : "");
-		wit_pin_give_up(a, why);
-		return true;
+		wit_pin_not_yet(a, why);
 	}
 	if (r->error != 0 && w->state == WIT_WAIT_EPOCH &&
 	    r->error == RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED) {
@@ -2670,8 +2669,12 @@ void agent_witness_tick(agent *a, int64_t now)
 			snprintf(w->ahead_said, sizeof(w->ahead_said), "no answer within %d s",
 				 WIT_ANSWER_MS / 1000);
 		}
-		if (w->state == WIT_WAIT_PIN)
-			wit_pin_lost(a);
+		if (w->state == WIT_WAIT_PIN) {
+			char why[80];
+			snprintf(why, sizeof(why), "the broker did not answer its proof within %d s",
+				 WIT_ANSWER_MS / 1000);
+			wit_pin_not_yet(a, why);
+		}
 		w->state = WIT_IDLE; /* the answer was lost: ask again later */
 	}
 	if (w->state != WIT_IDLE || now < w->next_tick)

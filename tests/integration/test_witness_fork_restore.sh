@@ -46,6 +46,15 @@
 #           restore below the directory the agents were given; no alarm,
 #           and the directory entry each agent keeps afterwards (meta
 #           "wdir") is the new epoch's, not the one the restore dropped.
+#   pinrefused  as dirchange, but the broker refuses every read when the
+#           agents first start (access_log unwritable, a stock setting,
+#           reloaded), so each agent's pin question is refused; the
+#           access record then made writable again (reload). The agents
+#           must ask the pin again and pin entry 0, without a restart
+#           (rev-pin s17, finding 2: the refusal switched the pin off for
+#           the run, and the fork was cosigned), and the fork is the alarm.
+#
+# Each alarm expected names the check that must raise it (rev-pin s17, #4).
 #
 # An honest restore raises no alarm: test_witness_restore_reuse,
 # test_audit_restore, test_agent_evidence. The real broker and agents, ipc
@@ -67,11 +76,37 @@ scenario() {
 	coord_ini </dev/null
 	agent_ini social.mantova cpi.mantova
 	store=$DIR/broker/store
-	ALARM="WITNESS ALARM"
+	case $1 in
+	head) ALARM="WITNESS ALARM: .*its log does not hold the checkpoint of size 1 " ;;
+	behind) ALARM="WITNESS ALARM: .*smaller than the one of size" ;;
+	*) ALARM="WITNESS ALARM: .*entry 0 of the new epoch's log is not the entry 0 this agent verified" ;;
+	esac
 
 	start_broker
 	BROKER=${PIDS[-1]}
+	if [ "$1" = pinrefused ]; then
+		# every read refused (the access record cannot be written)
+		sed -i 's#^data = store$#&\naccess_log = /proc/rete-fork-pin.access#' "$DIR/broker/broker.ini"
+		kill -HUP "$BROKER"
+		wait_for 30 grep -q "reload: access record" "$DIR/broker.log" ||
+			fail "pinrefused: the broker did not refuse the access record: $(tail -n 3 "$DIR/broker.log")"
+	fi
 	start_agents social.mantova cpi.mantova
+	if [ "$1" = pinrefused ]; then
+		for a in social.mantova cpi.mantova; do
+			wait_for 30 grep -q "the leaf of log entry 0 is not pinned" "$DIR/$a.log" ||
+				fail "pinrefused: $a's pin question was not refused: $(grep witness "$DIR/$a.log" | tail -n 2)"
+		done
+		# the access record writable again: reads are served
+		sed -i '/^access_log = /d' "$DIR/broker/broker.ini"
+		kill -HUP "$BROKER"
+		wait_for 30 grep -q "is written; reads are served" "$DIR/broker.log" ||
+			fail "pinrefused: the broker does not serve reads again: $(tail -n 3 "$DIR/broker.log")"
+		for a in social.mantova cpi.mantova; do
+			wait_for 60 grep -q "the leaf of log entry 0 is pinned" "$DIR/$a.log" ||
+				bad "pinrefused: $a's agent did not pin entry 0 once the broker served reads again: $(grep "log entry 0" "$DIR/$a.log" | tail -n 1)"
+		done
+	fi
 	if [ "$1" = honest ] || [ "$1" = honestdir ]; then # a backup of the log as it is: 1 entry
 		"$BIN/rete" store backup "$store" "$DIR/bk" >"$DIR/backup.out" 2>&1 ||
 			fail "rete store backup: $(cat "$DIR/backup.out")"
@@ -79,7 +114,7 @@ scenario() {
 	for i in 1 2 3; do send_referral "r-$i"; done
 	wait_for 60 inbox_has cpi.mantova 3 || fail "r-1..r-3 were not delivered"
 	wait_for 60 inbox_has social.mantova 3 || fail "no delivery receipts for r-1..r-3"
-	if [ "$1" = dirchange ] || [ "$1" = honestdir ]; then
+	if [ "$1" = dirchange ] || [ "$1" = honestdir ] || [ "$1" = pinrefused ]; then
 		# a display name changed and reloaded: a new Directory entry
 		# (index >= 1), given to the agents in a fresh WELCOME
 		sed -i 's/^name = Servizi Sociali$/name = Servizi Sociali del Comune/' "$DIR/broker/broker.ini"
@@ -94,12 +129,15 @@ scenario() {
 	wait_for 60 cosigned cpi.mantova || fail "cpi.mantova never cosigned a checkpoint of epoch 1"
 	if [ "$1" != head ]; then
 		# the agents again: each verifies and cosigns the latest checkpoint
-		stop_pid "${PIDS[1]}" "social.mantova's agent"
-		stop_pid "${PIDS[2]}" "cpi.mantova's agent"
-		PIDS=("$BROKER")
-		: >"$DIR/social.mantova.log"
-		: >"$DIR/cpi.mantova.log"
-		start_agents social.mantova cpi.mantova
+		# (pinrefused: the same run of each agent, which must have pinned)
+		if [ "$1" != pinrefused ]; then
+			stop_pid "${PIDS[1]}" "social.mantova's agent"
+			stop_pid "${PIDS[2]}" "cpi.mantova's agent"
+			PIDS=("$BROKER")
+			: >"$DIR/social.mantova.log"
+			: >"$DIR/cpi.mantova.log"
+			start_agents social.mantova cpi.mantova
+		fi
 		# the latest checkpoint (above size 1) cosigned by both
 		latest_cosigned() {
 			"$BIN/rete" checkpoint "$store" >"$DIR/cp.out" 2>/dev/null &&
@@ -182,7 +220,7 @@ scenario() {
 
 	for a in social.mantova cpi.mantova; do
 		wait_for 60 grep -q "$ALARM" "$DIR/$a.log" ||
-			fail "$1: $a's agent raised no WITNESS ALARM for the forked epoch 2: $(grep -i 'epoch 2' "$DIR/$a.log" | head -n 2)"
+			fail "$1: $a's agent raised no WITNESS ALARM of the expected check ('$ALARM') for the forked epoch 2: $(grep -i -E 'epoch 2|WITNESS ALARM' "$DIR/$a.log" | head -n 2)"
 	done
 	# the alarm is kept (rete status says it) and the forked epoch is not cosigned
 	for a in social.mantova cpi.mantova; do
