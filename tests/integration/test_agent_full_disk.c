@@ -340,6 +340,70 @@ static char *status_of(it_net *n, int p, const char *id)
 	return out;
 }
 
+/* withdrawn_notice: waits for cpi.mantova's agent (its log) to say it
+ * wrote its notice of id's withdrawal, finds the *-withdrawn.json file in
+ * inbox (its name into name) and returns it loaded, its messageId id. */
+static json_t *withdrawn_notice(it_net *n, const char *log, const char *inbox, const char *id,
+				char *name, size_t len, int ms)
+{
+	char path[1700];
+	if (!it_wait_occurrences(log, "notice written to inbox/", 1, ms)) {
+		it_show(n, "cpi.mantova.log");
+		fail_msg("cpi.mantova's agent did not write its notice of %s's withdrawal", id);
+	}
+	if (!withdrawn_file(inbox, name, len))
+		fail_msg("no *-withdrawn.json notice in cpi.mantova's inbox/");
+	snprintf(path, sizeof(path), "%s/%s", inbox, name);
+	json_t *doc = json_load_file(path, 0, NULL);
+	assert_non_null(doc);
+	assert_string_equal(json_string_value(json_object_get(doc, "messageId")), id);
+	return doc;
+}
+
+/* held_net: the files a held-delivery test reads */
+struct held_net {
+	it_net *n;
+	char log[1300], blog[1300], slog[1300], inbox[1300], away[1400];
+	int ms;
+};
+
+/* held_start: a network named name (expiry: the broker's, NULL for its
+ * default), both agents connected, cpi.mantova's inbox/ replaced by a
+ * file (every write fails, as on a full disk; the folder kept beside it
+ * as inbox.away), then social.mantova's referral id, which cpi.mantova's
+ * agent must hold. */
+static void held_start(void **state, struct held_net *h, const char *name, const char *expiry,
+		       const char *id)
+{
+	it_net *n = it_net_new(name, NULL);
+	assert_non_null(n);
+	*state = n;
+	h->n = n;
+	if (expiry != NULL)
+		n->expiry = expiry;
+	assert_int_equal(it_write_ini(n), 0);
+	assert_true(it_broker_start(n));
+	assert_true(it_agent_start(n, IT_SOCIAL));
+	assert_true(it_agent_start(n, IT_CPI));
+	snprintf(h->log, sizeof(h->log), "%s/cpi.mantova.log", n->dir);
+	snprintf(h->slog, sizeof(h->slog), "%s/social.mantova.log", n->dir);
+	snprintf(h->blog, sizeof(h->blog), "%s/broker.log", n->dir);
+	it_spool(n, IT_CPI, "inbox", h->inbox, sizeof(h->inbox));
+	snprintf(h->away, sizeof(h->away), "%s.away", h->inbox);
+	h->ms = it_wait_ms();
+	assert_true(it_wait_occurrences(h->log, "connected to", 1, h->ms));
+	assert_true(it_wait_occurrences(h->slog, "connected to", 1, h->ms));
+	assert_int_equal(rename(h->inbox, h->away), 0);
+	FILE *fp = fopen(h->inbox, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	it_outbox_referral(n, IT_SOCIAL, IT_CPI, id);
+	if (!it_wait_occurrences(h->log, "not acked: the agent keeps it", 1, h->ms)) {
+		it_show(n, "cpi.mantova.log");
+		fail_msg("cpi.mantova's agent did not hold %s", id);
+	}
+}
+
 /* inbox/ that cannot be written for longer than the broker's expiry while
  * the agent holds a delivery (review s17 rev-edges, finding 1): the broker
  * withdraws the entry and tells its sender it was not delivered; when the
@@ -350,33 +414,12 @@ static char *status_of(it_net *n, int p, const char *id)
  * referral delivered in time afterwards is acked as always. */
 static void test_inbox_withdrawn(void **state)
 {
-	it_net *n = it_net_new("agentdisk-withdrawn", NULL);
-	assert_non_null(n);
-	*state = n;
-	n->expiry = "3s";
-	assert_int_equal(it_write_ini(n), 0);
-	assert_true(it_broker_start(n));
-	assert_true(it_agent_start(n, IT_SOCIAL));
-	assert_true(it_agent_start(n, IT_CPI));
-	char log[1300], blog[1300], slog[1300], inbox[1300], away[1400];
-	snprintf(log, sizeof(log), "%s/cpi.mantova.log", n->dir);
-	snprintf(slog, sizeof(slog), "%s/social.mantova.log", n->dir);
-	snprintf(blog, sizeof(blog), "%s/broker.log", n->dir);
-	it_spool(n, IT_CPI, "inbox", inbox, sizeof(inbox));
-	snprintf(away, sizeof(away), "%s.away", inbox);
-	int ms = it_wait_ms();
-	assert_true(it_wait_occurrences(log, "connected to", 1, ms));
-	assert_true(it_wait_occurrences(slog, "connected to", 1, ms));
-	/* inbox/ a file: every write fails, as on a full disk */
-	assert_int_equal(rename(inbox, away), 0);
-	FILE *fp = fopen(inbox, "w");
-	assert_non_null(fp);
-	fclose(fp);
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "late-1");
-	if (!it_wait_occurrences(log, "not acked: the agent keeps it", 1, ms)) {
-		it_show(n, "cpi.mantova.log");
-		fail_msg("cpi.mantova's agent did not hold late-1");
-	}
+	struct held_net h;
+	held_start(state, &h, "agentdisk-withdrawn", "3s", "late-1");
+	it_net *n = h.n;
+	const char *log = h.log, *slog = h.slog, *inbox = h.inbox, *away = h.away;
+	const char *blog = h.blog;
+	int ms = h.ms;
 	/* finding 3: `rete status` says deliveries are held, since when and
 	 * how many (the agent records it before it logs the hold) */
 	char *held = status_of(n, IT_CPI, "");
@@ -408,18 +451,9 @@ static void test_inbox_withdrawn(void **state)
 	assert_true(it_wait_occurrences(blog, "after it was withdrawn at its expiry", 1, ms));
 	/* the notice beside the file, for the agency's system (said once it
 	 * is there) */
-	if (!it_wait_occurrences(log, "notice written to inbox/", 1, ms)) {
-		it_show(n, "cpi.mantova.log");
-		fail_msg("cpi.mantova's agent did not write its notice of late-1's withdrawal");
-	}
 	char name[300], path[1700];
-	if (!withdrawn_file(inbox, name, sizeof(name)))
-		fail_msg("no *-withdrawn.json notice in cpi.mantova's inbox/");
-	snprintf(path, sizeof(path), "%s/%s", inbox, name);
-	json_t *doc = json_load_file(path, 0, NULL);
-	assert_non_null(doc);
+	json_t *doc = withdrawn_notice(n, log, inbox, "late-1", name, sizeof(name), ms);
 	assert_string_equal(json_string_value(json_object_get(doc, "kind")), "withdrawn");
-	assert_string_equal(json_string_value(json_object_get(doc, "messageId")), "late-1");
 	const char *text = json_string_value(json_object_get(doc, "text"));
 	assert_non_null(text);
 	assert_non_null(strstr(text, said));
@@ -461,7 +495,7 @@ static void test_inbox_withdrawn(void **state)
 	it_spool(n, IT_SOCIAL, "inbox", sinbox, sizeof(sinbox));
 	snprintf(saway, sizeof(saway), "%s.away", sinbox);
 	assert_int_equal(rename(sinbox, saway), 0);
-	fp = fopen(sinbox, "w");
+	FILE *fp = fopen(sinbox, "w");
 	assert_non_null(fp);
 	fclose(fp);
 	it_outbox_put(n, IT_CPI, "upd-ok-1.json",
@@ -521,32 +555,12 @@ static void test_inbox_withdrawn(void **state)
  * that never reads it), then both are killed (SIGKILL). */
 static void test_inbox_withdrawn_down(void **state)
 {
-	it_net *n = it_net_new("agentdisk-wdown", NULL);
-	assert_non_null(n);
-	*state = n;
-	n->expiry = "3s";
-	assert_int_equal(it_write_ini(n), 0);
-	assert_true(it_broker_start(n));
-	assert_true(it_agent_start(n, IT_SOCIAL));
-	assert_true(it_agent_start(n, IT_CPI));
-	char log[1300], blog[1300], slog[1300], inbox[1300], away[1400];
-	snprintf(log, sizeof(log), "%s/cpi.mantova.log", n->dir);
-	snprintf(slog, sizeof(slog), "%s/social.mantova.log", n->dir);
-	snprintf(blog, sizeof(blog), "%s/broker.log", n->dir);
-	it_spool(n, IT_CPI, "inbox", inbox, sizeof(inbox));
-	snprintf(away, sizeof(away), "%s.away", inbox);
-	int ms = it_wait_ms();
-	assert_true(it_wait_occurrences(log, "connected to", 1, ms));
-	assert_true(it_wait_occurrences(slog, "connected to", 1, ms));
-	assert_int_equal(rename(inbox, away), 0);
-	FILE *fp = fopen(inbox, "w");
-	assert_non_null(fp);
-	fclose(fp);
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "late-2");
-	if (!it_wait_occurrences(log, "not acked: the agent keeps it", 1, ms)) {
-		it_show(n, "cpi.mantova.log");
-		fail_msg("cpi.mantova's agent did not hold late-2");
-	}
+	struct held_net h;
+	held_start(state, &h, "agentdisk-wdown", "3s", "late-2");
+	it_net *n = h.n;
+	const char *log = h.log, *slog = h.slog, *inbox = h.inbox, *away = h.away;
+	const char *blog = h.blog;
+	int ms = h.ms;
 	assert_int_equal(kill(n->broker_pid, SIGSTOP), 0);
 	assert_int_equal(unlink(inbox), 0);
 	assert_int_equal(rename(away, inbox), 0);
@@ -573,17 +587,8 @@ static void test_inbox_withdrawn_down(void **state)
 		fail_msg("cpi.mantova's agent wrote late-2, stopped before the broker took its ACK "
 			 "and came back after the broker withdrew it: nobody said so");
 	}
-	if (!it_wait_occurrences(log, "notice written to inbox/", 1, ms)) {
-		it_show(n, "cpi.mantova.log");
-		fail_msg("cpi.mantova's agent did not write its notice of late-2's withdrawal");
-	}
-	char name[300], path[1700];
-	if (!withdrawn_file(inbox, name, sizeof(name)))
-		fail_msg("no *-withdrawn.json notice in cpi.mantova's inbox/");
-	snprintf(path, sizeof(path), "%s/%s", inbox, name);
-	json_t *doc = json_load_file(path, 0, NULL);
-	assert_non_null(doc);
-	assert_string_equal(json_string_value(json_object_get(doc, "messageId")), "late-2");
+	char name[300];
+	json_t *doc = withdrawn_notice(n, log, inbox, "late-2", name, sizeof(name), ms);
 	json_decref(doc);
 	char *st = status_of(n, IT_CPI, "late-2");
 	if (strstr(st, "status failed") == NULL || strstr(st, "withdrawn") == NULL)
@@ -624,27 +629,11 @@ static char *held_since(it_net *n, int p)
  * T when the agent is restarted while the delivery is still held. */
 static void test_inbox_held_since(void **state)
 {
-	it_net *n = it_net_new("agentdisk-since", NULL);
-	assert_non_null(n);
-	*state = n;
-	assert_int_equal(it_write_ini(n), 0);
-	assert_true(it_broker_start(n));
-	assert_true(it_agent_start(n, IT_SOCIAL));
-	assert_true(it_agent_start(n, IT_CPI));
-	char log[1300], slog[1300], inbox[1300], away[1400];
-	snprintf(log, sizeof(log), "%s/cpi.mantova.log", n->dir);
-	snprintf(slog, sizeof(slog), "%s/social.mantova.log", n->dir);
-	it_spool(n, IT_CPI, "inbox", inbox, sizeof(inbox));
-	snprintf(away, sizeof(away), "%s.away", inbox);
-	int ms = it_wait_ms();
-	assert_true(it_wait_occurrences(log, "connected to", 1, ms));
-	assert_true(it_wait_occurrences(slog, "connected to", 1, ms));
-	assert_int_equal(rename(inbox, away), 0);
-	FILE *fp = fopen(inbox, "w");
-	assert_non_null(fp);
-	fclose(fp);
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "held-1");
-	assert_true(it_wait_occurrences(log, "not acked: the agent keeps it", 1, ms));
+	struct held_net h;
+	held_start(state, &h, "agentdisk-since", NULL, "held-1");
+	it_net *n = h.n;
+	const char *log = h.log, *inbox = h.inbox, *away = h.away;
+	int ms = h.ms;
 	char *before = held_since(n, IT_CPI);
 	assert_true(before[0] != '\0');
 	it_stop(&n->agent_pid[IT_CPI], SIGKILL, ms);
