@@ -227,7 +227,6 @@ struct agent_witness {
 	 * taken as "wdir" until the link passes (malloc'd; NULL: none). */
 	uint8_t *dir_entry;
 	size_t dir_len;
-	bool pin_given_up;	      /* entry 0's leaf not learnt this run (no proof of it) */
 	int64_t pin_said;	      /* the WELCOME on which "not pinned yet" was said */
 	unsigned dlv_asked;	      /* delivered entries asked about this round */
 	uint8_t dlv_key[WIT_DLV_KEY]; /* the delivered entry being checked */
@@ -1232,7 +1231,8 @@ static bool wit_cosign(agent *a)
  *
  * Once it has verified a checkpoint, the agent learns the leaf hash of the
  * log's entry 0 from an inclusion proof to it (the answer's leaf_hash,
- * proved against the verified root) and keeps it for good (meta "w0leaf").
+ * proved against the verified root) and keeps it (meta "w0leaf") until an
+ * operator accepts an epoch (rete-agent --accept-epoch), which drops it.
  * Every epoch of the log holds that same entry 0 (a restored copy holds
  * at least one entry), and a log made aside (`rete-broker --init`) has
  * another one (its genesis, of another loggedAt). At a declared restore the
@@ -1261,7 +1261,7 @@ static bool wit_ask_pin(agent *a)
 {
 	struct agent_witness *w = wit(a);
 	uint8_t leaf[RETE_MERKLE_HASH];
-	if (w->pin_given_up || !w->have_good || w->good.size == 0 || wit_pin_get(a, leaf))
+	if (!w->have_good || w->good.size == 0 || wit_pin_get(a, leaf))
 		return false;
 	Rete__Query q = RETE__QUERY__INIT;
 	Rete__InclusionQuery iq = RETE__INCLUSION_QUERY__INIT;
@@ -1286,27 +1286,19 @@ static void wit_after_pin(agent *a)
 	wit_next_inclusion(a);
 }
 
-/* wit_pin_give_up: entry 0's leaf is not learnt in this run (asked again
- * at the next start): said once, and the witness goes on. */
-static void wit_pin_give_up(agent *a, const char *why)
-{
-	wit(a)->pin_given_up = true;
-	agent_log(a, "warning",
-		  "witness: the leaf of log entry 0 is not pinned (%s): a declared restore "
-		  "would be checked without it; asked again when the agent starts again",
-		  why);
-	wit_after_pin(a);
-}
-
-/* wit_pin_not_yet: entry 0's question refused or not answered in time
- * (why). Never given up for the run (rev-pin s17, finding 2): the caller
- * goes IDLE, as with any question the broker cannot answer now, and asks
- * it again at the next round; nothing is cosigned until the leaf is
- * pinned (wit_verified asks it first). Said once a connection. */
+/* wit_pin_not_yet: entry 0's question refused, not answered in time, or
+ * answered with no proof of it in the verified checkpoint (why). Never
+ * given up for the run (rev-pin s17, finding 2; the final read of session
+ * 17, finding 2: a broker that answered badly instead of refusing kept the
+ * agent unpinned and still got its cosignature): the witness goes IDLE,
+ * as with any question the broker cannot answer now, and asks it again at
+ * the next round; nothing is cosigned until the leaf is pinned
+ * (wit_verified asks it first). Said once a connection. */
 static void wit_pin_not_yet(agent *a, const char *why)
 {
 	struct agent_witness *w = wit(a);
 	bool said = w->pin_said == w->welcomed_at;
+	w->state = WIT_IDLE;
 	w->pin_said = w->welcomed_at;
 	if (!said || a->verbose)
 		agent_log(a, said ? "debug" : "warning",
@@ -1329,7 +1321,7 @@ static void wit_on_pin(agent *a, const Rete__Proof *p, const rete_merkle_elem *e
 			 "the broker's answer carries no leaf hash of entry 0 in the checkpoint "
 			 "of size %" PRIu64,
 			 w->good.size);
-		wit_pin_give_up(a, why);
+		wit_pin_not_yet(a, why);
 		return;
 	}
 	if (rete_merkle_verify_inclusion(0, w->good.size, p->leaf_hash.data, RETE_MERKLE_HASH, e,
@@ -1339,13 +1331,13 @@ static void wit_on_pin(agent *a, const Rete__Proof *p, const rete_merkle_elem *e
 			 "the broker's proof of entry 0 does not lead to the root of the "
 			 "checkpoint of size %" PRIu64 " this agent verified: %s",
 			 w->good.size, m.text);
-		wit_pin_give_up(a, why);
+		wit_pin_not_yet(a, why);
 		return;
 	}
 	if (agent_db_put(a->db, AGENT_DB_META, "w0leaf", 6, p->leaf_hash.data, RETE_MERKLE_HASH,
 			 &m) != RETE_OK) {
 		snprintf(why, sizeof(why), "it cannot be kept: %s", m.text);
-		wit_pin_give_up(a, why);
+		wit_pin_not_yet(a, why);
 		return;
 	}
 	agent_log(a, "info",
@@ -1586,6 +1578,13 @@ static bool wit_link_accepted(agent *a, uint32_t ge, uint32_t ce)
 	 * WELCOME's, if any, else the next WELCOME gives one of this epoch */
 	if (err == RETE_OK)
 		err = agent_db_del(a->db, AGENT_DB_META, "wdir", 4, &m);
+	/* and the pin of entry 0: an accepted epoch may be a log begun aside
+	 * (its entry 0 is the alarm's cause); kept, every later honest restore
+	 * of it would be the alarm again. Pinned again from the accepted
+	 * baseline at the next verified checkpoint (final read of session 17,
+	 * finding 5) */
+	if (err == RETE_OK)
+		err = agent_db_del(a->db, AGENT_DB_META, "w0leaf", 6, &m);
 	if (js != NULL)
 		err = agent_db_end(a->db, err, &m);
 	free(js);
@@ -2327,7 +2326,7 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 		if (r->answer_case == RETE__QUERY_RESULT__ANSWER_PROOF)
 			e = wit_elems(r->proof);
 		if (e == NULL && w->state == WIT_WAIT_PIN) {
-			wit_pin_give_up(a, "the broker's answer is no proof");
+			wit_pin_not_yet(a, "the broker's answer is no proof");
 			break;
 		}
 		if (e == NULL) {
