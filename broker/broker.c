@@ -2153,6 +2153,29 @@ static bool own_ack(broker_own *o, const Rete__SignedAck *sa)
  * broker's log says it at warning level (at most once a minute per party).
  * false, nothing said: not such an entry (a repeated ACK of an entry
  * delivered, or one never delivered). */
+/* ack_names_logged: the ACK a is signed by this connection's party (the
+ * verify pool's verdict) over the very bytes logged at its index (the
+ * signed body's index and leaf hash). An ACK of another entry that once
+ * had that index (an agent's unconfirmed ACK re-sent after a declared
+ * restore) is not: the final read of session 17, finding 1. */
+static bool ack_names_logged(broker *b, const broker_frame *f, const Rete__Ack *a)
+{
+	if (a->signed_ == NULL || !f->sig_ok)
+		return false;
+	ProtobufCMessage *pm = NULL;
+	uint8_t leaf[RETE_MERKLE_HASH];
+	bool ok = false;
+	if (rete_pb_strict_unpack(&rete__ack_body__descriptor, a->signed_->body.data,
+				  a->signed_->body.len, &pm, NULL) != RETE_OK)
+		return false;
+	const Rete__AckBody *body = (const Rete__AckBody *)pm;
+	ok = body->index == a->index && body->leaf_hash.len == RETE_MERKLE_HASH &&
+	     rete_store_leaf_hash(b->store, NULL, a->index, leaf, NULL) == RETE_OK &&
+	     sodium_memcmp(body->leaf_hash.data, leaf, RETE_MERKLE_HASH) == 0;
+	protobuf_c_message_free_unpacked(pm, NULL);
+	return ok;
+}
+
 static bool ack_withdrawn(broker *b, broker_frame *f, const Rete__Ack *a)
 {
 	char nid[64];
@@ -2166,7 +2189,7 @@ static bool ack_withdrawn(broker *b, broker_frame *f, const Rete__Ack *a)
 	    notice->body_case == RETE__MESSAGE__BODY_NOTICE &&
 	    notice->notice->kind == RETE__NOTICE_KIND__NOTICE_KIND_NOT_DELIVERED &&
 	    notice->notice->index == a->index && read_message(b, NULL, a->index, &msg) == RETE_OK)
-		ours = strcmp(msg->recipient, f->party) == 0;
+		ours = strcmp(msg->recipient, f->party) == 0 && ack_names_logged(b, f, a);
 	if (ours) {
 		char when[32];
 		/* the store fails the referral only when the entry withdrawn is

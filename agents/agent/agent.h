@@ -351,6 +351,10 @@ bool agent_inbox_acked_of(agent *a, uint64_t index, const char *said, const char
 rete_err agent_inbox_unacked_put(agent *a, uint64_t index, const Rete__Message *msg,
 				 const uint8_t *entry, size_t len, const char *fname, rete_msg *m);
 rete_err agent_inbox_unacked_del(agent *a, uint64_t index, rete_msg *m);
+/* agent_inbox_before_restore: the entry this agent recorded at log index
+ * was recorded in an epoch before the current one, which the WELCOME's
+ * signed checkpoint backs (a declared restore came between). */
+bool agent_inbox_before_restore(agent *a, uint64_t index);
 void agent_inbox_unacked_sent(agent *a, uint64_t index);
 void agent_inbox_on_pong(agent *a, uint64_t nonce);
 void agent_inbox_on_welcome(agent *a);

@@ -573,6 +573,11 @@ static bool inbox_before_restore(agent *a, uint64_t at)
 	return a->epoch >= 2 && a->epoch_signed && inbox_epoch_of(a, key) < a->epoch;
 }
 
+bool agent_inbox_before_restore(agent *a, uint64_t index)
+{
+	return inbox_before_restore(a, index);
+}
+
 /* inbox_resent_said says that log entry index (msg) is a message this
  * agent was delivered at index `at` (have: the seen record, its index then
  * the inbox file name) before the declared restore: the first time in an

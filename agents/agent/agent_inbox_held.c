@@ -543,7 +543,36 @@ static const char *unacked_cstr(const uint8_t *v, size_t vlen, size_t *at)
 typedef struct resend_ctx {
 	agent *a;
 	size_t sent, bad;
+	uint64_t *drop; /* unacked_list: the records' indexes */
+	size_t ndrop, cap;
 } resend_ctx;
+
+/* unacked_list collects the indexes of the 'u' records (no read of the
+ * store inside the walk: a second read transaction of this thread) */
+static bool unacked_list(const void *key, size_t klen, const void *val, size_t vlen, void *user)
+{
+	resend_ctx *c = user;
+	const uint8_t *k = key;
+	(void)val;
+	(void)vlen;
+	if (klen == 0 || k[0] != 'u')
+		return false; /* past the records */
+	if (klen != 9)
+		return true;
+	if (c->ndrop == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 16;
+		uint64_t *d = realloc(c->drop, cap * sizeof(*d));
+		if (d == NULL)
+			return false; /* the rest kept: looked at a later WELCOME */
+		c->drop = d;
+		c->cap = cap;
+	}
+	uint64_t index = 0;
+	for (size_t i = 1; i < 9; i++)
+		index = (index << 8) | k[i];
+	c->drop[c->ndrop++] = index;
+	return true;
+}
 
 static bool unacked_resend(const void *key, size_t klen, const void *val, size_t vlen, void *user)
 {
@@ -597,6 +626,27 @@ void agent_inbox_on_welcome(agent *a)
 	resend_ctx c = {.a = a};
 	rete_msg m = {{0}};
 	uint8_t from = 'u';
+	/* an entry recorded in an epoch before a declared restore: the new
+	 * epoch's entry at that index is another one (the sender's agent
+	 * submits again what the restore dropped), so its ACK would be refused
+	 * as of other bytes; its record goes, unsent (the final read of
+	 * session 17, finding 1) */
+	size_t dropped = 0;
+	if (a->epoch >= 2 &&
+	    agent_db_each_from(a->db, AGENT_DB_INBOX, &from, 1, unacked_list, &c, &m) == RETE_OK)
+		for (size_t i = 0; i < c.ndrop; i++)
+			if (agent_inbox_before_restore(a, c.drop[i]) &&
+			    agent_inbox_unacked_del(a, c.drop[i], &m) == RETE_OK)
+				dropped++;
+	free(c.drop);
+	c.drop = NULL;
+	if (dropped > 0)
+		agent_log(a, "info",
+			  "%zu entr%s written to inbox/ in an epoch the broker's restore ended "
+			  "(now epoch %u), whose ACK the broker was not seen to take: not acked "
+			  "again (the new epoch's entries at those indexes are others; what the "
+			  "restore dropped is submitted again by its sender)",
+			  dropped, dropped == 1 ? "y" : "ies", a->epoch);
 	if (agent_db_each_from(a->db, AGENT_DB_INBOX, &from, 1, unacked_resend, &c, &m) != RETE_OK)
 		agent_log(a, "warning",
 			  "the entries written whose ACK the broker was not seen to take cannot "
