@@ -76,8 +76,10 @@ typedef struct acked_item {
 
 /* ACKs sent of entries recorded as not yet taken ('u' records of the
  * inbox database, agent_db.h), each with the nonce of the last PING sent
- * before it: a PONG to a later PING shows that the broker read past the
- * ACK (it answers a connection's frames in order), and the record goes.
+ * before it: a PONG to a later PING shows that the broker received the
+ * ACK (not that its Delivery is logged: a PING is answered at once, its
+ * batch's ACKs checked and committed after; docs/agent.md says what that
+ * leaves), and the record goes.
  * Past PENDING_MAX the record stays until the next WELCOME acks it again. */
 #define PENDING_MAX 4096
 typedef struct pending_ack {
@@ -444,8 +446,8 @@ bool agent_inbox_acked_of(agent *a, uint64_t index, const char *said, const char
  * recorded as not yet taken (the 'u' record, agent_db.h, in the very
  * transaction that records the file), with what acking it again needs
  * (its leaf hash) and what a refusal's notice names. The record goes once
- * a PONG shows that the broker read past the ACK (it answers a
- * connection's frames in order, ACKs and PINGs alike), or with the notice
+ * a PONG to a later PING shows that the broker received the ACK (see
+ * pending_ack), or with the notice
  * of its refusal. At every WELCOME the agent acks again every entry still
  * recorded: the broker takes the ACK of an entry still queued (its
  * Delivery logged), says nothing of one delivered (a debug line), and
