@@ -203,14 +203,22 @@ static size_t hs_serve_for_lines(hs_fx *x, const char *prefix, const char *suffi
 	return k;
 }
 
-/* hs_deliver delivers o at index and waits for its ACK (without error). */
+/* hs_deliver delivers o at index and waits for its ACK (without error).
+ * An agent started again acks again, at its WELCOME, an entry it wrote
+ * before whose ACK it never saw taken (docs/agent.md, "Stopped between the
+ * file and the ACK"): such an ACK of an earlier index may come first and
+ * is passed over. */
 static void hs_deliver(hs_fx *x, uint64_t index, const it_msg *o)
 {
-	int acks = x->f.acks;
+	int64_t end = it_mono_ms() + it_scaled_ms(HS_WAIT);
 	it_fake_deliver(&x->f, index, o);
-	if (it_fake_serve(&x->f, &x->f.acks, acks + 1, HS_WAIT) != acks + 1)
-		it_show(x->n, "cpi.mantova.log");
-	assert_int_equal(x->f.acks, acks + 1);
+	do {
+		int acks = x->f.acks;
+		if (it_fake_serve(&x->f, &x->f.acks, acks + 1, HS_WAIT) != acks + 1) {
+			it_show(x->n, "cpi.mantova.log");
+			break;
+		}
+	} while (x->f.last_ack != index && x->f.last_ack < index && it_mono_ms() < end);
 	assert_int_equal(x->f.last_ack, index);
 	assert_int_equal(x->f.last_ack_error, 0);
 }
