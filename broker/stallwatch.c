@@ -154,10 +154,21 @@ static void *stall_thread(void *arg)
 	broker_stall *s = arg;
 	pthread_mutex_lock(&s->st_lock);
 	while (!s->st_stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += 1;
-		pthread_cond_timedwait(&s->st_cond, &s->st_lock, &ts);
+		/* no commit in progress: asleep until one begins
+		 * (broker_stall_begin wakes it), not looking at the clock
+		 * every second for nothing: a thread that called the time
+		 * functions once a second all its life made libfaketime's own
+		 * getenv in it race the main thread's setenv("TZ")
+		 * (duration.c) in the clock tests (the thread crashed in
+		 * getenv, test_broker_clock_start, session 17's CI) */
+		if (atomic_load(&s->st_since_us) == 0) {
+			pthread_cond_wait(&s->st_cond, &s->st_lock);
+		} else {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&s->st_cond, &s->st_lock, &ts);
+		}
 		if (s->st_stop)
 			break;
 		pthread_mutex_unlock(&s->st_lock);
@@ -210,6 +221,11 @@ void broker_stall_begin(broker_stall *s, const rete_store_op *ops, size_t nops)
 	s->st_nops = nops;
 	atomic_store(&s->st_since_us, now > 0 ? now : 1);
 	pthread_mutex_unlock(&s->st_ops_lock);
+	/* the watch sleeps while no commit is in progress: wake it (the
+	 * store above comes first, so it cannot miss this commit) */
+	pthread_mutex_lock(&s->st_lock);
+	pthread_cond_signal(&s->st_cond);
+	pthread_mutex_unlock(&s->st_lock);
 }
 
 void broker_stall_end(broker_stall *s)
