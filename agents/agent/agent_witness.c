@@ -216,6 +216,7 @@ struct agent_witness {
 	uint64_t link_index;
 	uint32_t link_prev_epoch;
 	char *link_note;	      /* its recorded checkpoint (malloc'd) */
+	bool pin_given_up;	      /* entry 0's leaf not learnt this run (a bad answer) */
 	uint32_t link_alarmed;	      /* the epoch whose link was the alarm (this run; 0: none) */
 	uint64_t link_dir_index;      /* the directory entry of a WELCOME before the restore */
 	uint8_t link_dir_leaf[RETE_MERKLE_HASH];
@@ -1261,7 +1262,7 @@ static bool wit_ask_pin(agent *a)
 {
 	struct agent_witness *w = wit(a);
 	uint8_t leaf[RETE_MERKLE_HASH];
-	if (!w->have_good || w->good.size == 0 || wit_pin_get(a, leaf))
+	if (w->pin_given_up || !w->have_good || w->good.size == 0 || wit_pin_get(a, leaf))
 		return false;
 	Rete__Query q = RETE__QUERY__INIT;
 	Rete__InclusionQuery iq = RETE__INCLUSION_QUERY__INIT;
@@ -1286,14 +1287,28 @@ static void wit_after_pin(agent *a)
 	wit_next_inclusion(a);
 }
 
-/* wit_pin_not_yet: entry 0's question refused, not answered in time, or
- * answered with no proof of it in the verified checkpoint (why). Never
- * given up for the run (rev-pin s17, finding 2; the final read of session
- * 17, finding 2: a broker that answered badly instead of refusing kept the
- * agent unpinned and still got its cosignature): the witness goes IDLE,
- * as with any question the broker cannot answer now, and asks it again at
- * the next round; nothing is cosigned until the leaf is pinned
- * (wit_verified asks it first). Said once a connection. */
+/* wit_pin_give_up: an answer to entry 0's question that is no proof of it
+ * in the verified checkpoint (no leaf of entry 0, a proof that does not
+ * lead to the verified root, a pin that cannot be stored): not asked again
+ * in this run (asked again at the next start), said once, and the witness
+ * goes on (a broker that answers so keeps the agent unpinned: known,
+ * docs/security.md). A refusal or a lost answer is asked again every round
+ * instead (wit_pin_not_yet). */
+static void wit_pin_give_up(agent *a, const char *why)
+{
+	wit(a)->pin_given_up = true;
+	agent_log(a, "warning",
+		  "witness: the leaf of log entry 0 is not pinned (%s): a declared restore "
+		  "would be checked without it; asked again when the agent starts again",
+		  why);
+	wit_after_pin(a);
+}
+
+/* wit_pin_not_yet: entry 0's question refused or not answered in time
+ * (why). Never given up for the run (rev-pin s17, finding 2): the witness
+ * asks it again at the next round (wit_verified asks it first); a refusal
+ * goes on to cosign the verified checkpoint (agent_witness_on_result), a
+ * lost answer waits for the next round. Said once a connection. */
 static void wit_pin_not_yet(agent *a, const char *why)
 {
 	struct agent_witness *w = wit(a);
@@ -1303,7 +1318,8 @@ static void wit_pin_not_yet(agent *a, const char *why)
 	if (!said || a->verbose)
 		agent_log(a, said ? "debug" : "warning",
 			  "witness: the leaf of log entry 0 is not pinned yet (%s): asked again "
-			  "every witness round; this agent cosigns nothing until it is",
+			  "every witness round; a declared restore before it is would be "
+			  "checked without it",
 			  why);
 }
 
@@ -1321,7 +1337,7 @@ static void wit_on_pin(agent *a, const Rete__Proof *p, const rete_merkle_elem *e
 			 "the broker's answer carries no leaf hash of entry 0 in the checkpoint "
 			 "of size %" PRIu64,
 			 w->good.size);
-		wit_pin_not_yet(a, why);
+		wit_pin_give_up(a, why);
 		return;
 	}
 	if (rete_merkle_verify_inclusion(0, w->good.size, p->leaf_hash.data, RETE_MERKLE_HASH, e,
@@ -1331,13 +1347,13 @@ static void wit_on_pin(agent *a, const Rete__Proof *p, const rete_merkle_elem *e
 			 "the broker's proof of entry 0 does not lead to the root of the "
 			 "checkpoint of size %" PRIu64 " this agent verified: %s",
 			 w->good.size, m.text);
-		wit_pin_not_yet(a, why);
+		wit_pin_give_up(a, why);
 		return;
 	}
 	if (agent_db_put(a->db, AGENT_DB_META, "w0leaf", 6, p->leaf_hash.data, RETE_MERKLE_HASH,
 			 &m) != RETE_OK) {
 		snprintf(why, sizeof(why), "it cannot be kept: %s", m.text);
-		wit_pin_not_yet(a, why);
+		wit_pin_give_up(a, why);
 		return;
 	}
 	agent_log(a, "info",
@@ -2229,11 +2245,16 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 		return true;
 	}
 	if (r->error != 0 && w->state == WIT_WAIT_PIN) {
-		/* then as any refusal below: IDLE, asked again next round */
+		/* a refusal (a broker that cannot record the read, or one that
+		 * answers no proof at all): asked again every round, never given
+		 * up for the run; meanwhile the checkpoint, verified, is cosigned
+		 * as before the pin existed (a bad answer is not: wit_on_pin) */
 		char why[400];
 		snprintf(why, sizeof(why), "the broker refused its proof: %s",
 			 r->error_text ? r->error_text : "");
 		wit_pin_not_yet(a, why);
+		wit_after_pin(a);
+		return true;
 	}
 	if (r->error != 0 && w->state == WIT_WAIT_EPOCH &&
 	    r->error == RETE__ERROR_CODE__ERROR_CODE_NOT_AUTHORIZED) {
@@ -2326,7 +2347,7 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 		if (r->answer_case == RETE__QUERY_RESULT__ANSWER_PROOF)
 			e = wit_elems(r->proof);
 		if (e == NULL && w->state == WIT_WAIT_PIN) {
-			wit_pin_not_yet(a, "the broker's answer is no proof");
+			wit_pin_give_up(a, "the broker's answer is no proof");
 			break;
 		}
 		if (e == NULL) {
