@@ -156,11 +156,8 @@ static void *stall_thread(void *arg)
 	while (!s->st_stop) {
 		/* no commit in progress: asleep until one begins
 		 * (broker_stall_begin wakes it), not looking at the clock
-		 * every second for nothing: a thread that called the time
-		 * functions once a second all its life made libfaketime's own
-		 * getenv in it race the main thread's setenv("TZ")
-		 * (duration.c) in the clock tests (the thread crashed in
-		 * getenv, test_broker_clock_start, session 17's CI) */
+		 * every second for nothing (the setenv("TZ") this thread's
+		 * getenv under libfaketime once raced is gone: proto/tz.c) */
 		if (atomic_load(&s->st_since_us) == 0) {
 			pthread_cond_wait(&s->st_cond, &s->st_lock);
 		} else {

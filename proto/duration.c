@@ -1,36 +1,14 @@
 /* duration.c — see duration.h. */
 #define _GNU_SOURCE
 #include "duration.h"
+#include "tz.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* localtime_r and mktime read the process-wide TZ; every conversion here
- * sets it to the zone asked for under this lock, so two zones never mix. */
-static pthread_mutex_t tz_lock = PTHREAD_MUTEX_INITIALIZER;
-static char tz_current[128];
-
-static void tz_enter(const char *tz)
-{
-	pthread_mutex_lock(&tz_lock);
-	if (tz == NULL || *tz == '\0')
-		tz = RETE_DEFAULT_TZ;
-	if (strcmp(tz_current, tz) != 0) {
-		setenv("TZ", tz, 1);
-		tzset();
-		snprintf(tz_current, sizeof(tz_current), "%s", tz);
-	}
-}
-
-static void tz_leave(void)
-{
-	pthread_mutex_unlock(&tz_lock);
-}
 
 int64_t rete_now_ms(void)
 {
@@ -108,15 +86,22 @@ bool rete_date_valid(const char *s)
 	return parse_date(s, &y, &mo, &d);
 }
 
-static bool is_holiday(const struct tm *t, const char *const *holidays, size_t n)
+static bool is_holiday(int64_t day, const char *const *holidays, size_t n)
 {
-	char day[48];
-	snprintf(day, sizeof(day), "%04d-%02d-%02d", t->tm_year + 1900, t->tm_mon + 1,
-		 t->tm_mday);
+	int64_t y;
+	int mo, d, wday;
+	char text[48];
+	rete_civil_from_days(day, &y, &mo, &d, &wday);
+	snprintf(text, sizeof(text), "%04lld-%02d-%02d", (long long)y, mo, d);
 	for (size_t i = 0; i < n; i++)
-		if (strcmp(holidays[i], day) == 0)
+		if (strcmp(holidays[i], text) == 0)
 			return true;
 	return false;
+}
+
+static int64_t day_of(int64_t local_s)
+{
+	return local_s >= 0 ? local_s / 86400 : -((-local_s + 86399) / 86400);
 }
 
 rete_err rete_deadline(int64_t start_ms, const char *limit, const char *const *holidays,
@@ -136,27 +121,29 @@ rete_err rete_deadline(int64_t start_ms, const char *limit, const char *const *h
 		return RETE_OK;
 	}
 
-	time_t t = (time_t)(start_ms / 1000);
-	int64_t frac = start_ms % 1000;
-	struct tm lt;
+	if (tz == NULL || *tz == '\0')
+		tz = RETE_DEFAULT_TZ;
+	int64_t t = start_ms / 1000, frac = start_ms % 1000;
+	int64_t local = rete_tz_to_local(tz, t);
+	int64_t day = day_of(local), secs = local - day * 86400;
 	int64_t left = d.working_days;
 
-	tz_enter(tz);
-	localtime_r(&t, &lt);
 	/* Step one calendar day at a time in local time, so that days with a
-	 * daylight-saving change keep the same wall-clock time of day. */
+	 * daylight-saving change keep the same wall-clock time of day; a time
+	 * a change skips moves on with the clock (02:30 becomes 03:30) and
+	 * stays there, as it did when this was the C library's mktime. */
 	while (left > 0) {
-		lt.tm_mday += 1;
-		lt.tm_isdst = -1;
-		time_t next = mktime(&lt);
-		localtime_r(&next, &lt);
-		if (lt.tm_wday != 0 && lt.tm_wday != 6 && !is_holiday(&lt, holidays, nholidays))
+		t = rete_tz_to_utc(tz, (day + 1) * 86400 + secs);
+		local = rete_tz_to_local(tz, t);
+		day = day_of(local);
+		secs = local - day * 86400;
+		int64_t y;
+		int mo, dd, wday;
+		rete_civil_from_days(day, &y, &mo, &dd, &wday);
+		if (wday != 0 && wday != 6 && !is_holiday(day, holidays, nholidays))
 			left--;
 	}
-	lt.tm_isdst = -1;
-	t = mktime(&lt);
-	tz_leave();
-	*due_ms = (int64_t)t * 1000 + frac;
+	*due_ms = t * 1000 + frac;
 	return RETE_OK;
 }
 
@@ -164,26 +151,15 @@ rete_err rete_day_bounds(const char *date, const char *tz, int64_t *start_ms,
 			 int64_t *end_ms, rete_msg *m)
 {
 	int y, mo, d;
-	struct tm lt;
 
 	if (!parse_date(date, &y, &mo, &d))
 		return rete_msg_set(m, RETE_EINVAL,
 				    "date '%s' is not valid; expected YYYY-MM-DD (e.g. 2026-11-22)",
 				    date ? date : "");
-	tz_enter(tz);
-	memset(&lt, 0, sizeof(lt));
-	lt.tm_year = y - 1900;
-	lt.tm_mon = mo - 1;
-	lt.tm_mday = d;
-	lt.tm_isdst = -1;
-	time_t a = mktime(&lt);
-	memset(&lt, 0, sizeof(lt));
-	lt.tm_year = y - 1900;
-	lt.tm_mon = mo - 1;
-	lt.tm_mday = d + 1;
-	lt.tm_isdst = -1;
-	time_t b = mktime(&lt);
-	tz_leave();
+	if (tz == NULL || *tz == '\0')
+		tz = RETE_DEFAULT_TZ;
+	int64_t a = rete_tz_to_utc(tz, rete_days_from_civil(y, mo, d) * 86400);
+	int64_t b = rete_tz_to_utc(tz, rete_days_from_civil(y, mo, d + 1) * 86400);
 	*start_ms = (int64_t)a * 1000;
 	*end_ms = (int64_t)b * 1000;
 	return RETE_OK;

@@ -3,9 +3,8 @@
  * Durations are written `30s`, `15m`, `2h`, `5d` (calendar time) or `3wd`
  * (working days: Monday to Friday, minus listed holidays, counted in the
  * network's time zone). Dates on the command line are `YYYY-MM-DD`, whole
- * days in the network's time zone. Everything here is pure except for the
- * process time zone, which the conversions set (under a lock) to the zone
- * they are given.
+ * days in the network's time zone. Zones are read by proto/tz.c, never
+ * through the process's TZ: these functions may run on any thread.
  */
 #ifndef RETE_DURATION_H
 #define RETE_DURATION_H
