@@ -4265,6 +4265,247 @@ static void copy_refuse(broker *b, const rete_store_copy_mark *mark, const rete_
 	    next);
 }
 
+/* --- where each epoch began: the state file's companion ---------------------------------
+ *
+ * The state file keeps the last checkpoint the broker signed; the store it
+ * belongs to is replaced by a restore. Beside it, STATE.epochs lists where
+ * each epoch of that log began (its Epoch entries' indexes), written at
+ * every start: a --restore of a copy of an earlier epoch is refused when
+ * the copy holds entries past the index where the log the state file
+ * follows left the copy's (an epoch began there, rev-broker s17 #1). The
+ * text: a line "rete-epochs 1", then "EPOCH INDEX" for each Epoch entry in
+ * log order (epoch 1 begins at 0 and has none). docs/operations.md. */
+
+#define EPOCHS_FILE_MAX (256 * 1024)
+
+struct epochs {
+	size_t n;
+	uint32_t *no;
+	uint64_t *at;
+};
+
+static void epochs_free(struct epochs *e)
+{
+	free(e->no);
+	free(e->at);
+	memset(e, 0, sizeof(*e));
+}
+
+static bool epochs_path(const broker *b, char *out, size_t cap)
+{
+	return b->cfg->state != NULL &&
+	       (size_t)snprintf(out, cap, "%s.epochs", b->cfg->state) < cap;
+}
+
+/* epochs_parse reads text into e; false with why (a line number and what
+ * is wrong) when it is not such a list. */
+static bool epochs_parse(const char *text, struct epochs *e, char *why, size_t cap)
+{
+	const char *p = text;
+	size_t line = 1;
+	memset(e, 0, sizeof(*e));
+	if (strncmp(p, "rete-epochs 1\n", 14) != 0) {
+		snprintf(why, cap, "its first line is not \"rete-epochs 1\"");
+		return false;
+	}
+	p += 14;
+	while (*p != '\0') {
+		line++;
+		char *end;
+		errno = 0;
+		unsigned long long no = strtoull(p, &end, 10), at;
+		if (end == p || *end != ' ' || errno != 0 || no < 2 || no > UINT32_MAX)
+			goto bad;
+		p = end + 1;
+		at = strtoull(p, &end, 10);
+		if (end == p || *end != '\n' || errno != 0)
+			goto bad;
+		p = end + 1;
+		if (e->n > 0 && (no <= e->no[e->n - 1] || at <= e->at[e->n - 1]))
+			goto bad;
+		uint32_t *nos = realloc(e->no, (e->n + 1) * sizeof(*nos));
+		if (nos)
+			e->no = nos;
+		uint64_t *ats = nos ? realloc(e->at, (e->n + 1) * sizeof(*ats)) : NULL;
+		if (!ats) {
+			snprintf(why, cap, "out of memory");
+			epochs_free(e);
+			return false;
+		}
+		e->at = ats;
+		e->no[e->n] = (uint32_t)no;
+		e->at[e->n++] = at;
+	}
+	return true;
+bad:
+	snprintf(why, cap,
+		 "line %zu is not \"EPOCH INDEX\" (two whole numbers, the epoch from 2 up, both "
+		 "rising from line to line)",
+		 line);
+	epochs_free(e);
+	return false;
+}
+
+/* epochs_read reads the list beside the state file: RETE_OK, RETE_ENOENT
+ * (none), or RETE_EINVAL with why. A named pipe or a folder there is
+ * refused at once, never waited on. */
+static rete_err epochs_read(const char *path, struct epochs *e, char *why, size_t cap)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	memset(e, 0, sizeof(*e));
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return RETE_ENOENT;
+		snprintf(why, cap, "cannot be read: %s", strerror(errno));
+		return RETE_EINVAL;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > EPOCHS_FILE_MAX) {
+		snprintf(why, cap, "is not a regular file of at most 256 KiB");
+		close(fd);
+		return RETE_EINVAL;
+	}
+	char *text = malloc((size_t)st.st_size + 1);
+	size_t got = 0;
+	while (text != NULL && got < (size_t)st.st_size) {
+		ssize_t r = read(fd, text + got, (size_t)st.st_size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	if (text == NULL || got != (size_t)st.st_size) {
+		snprintf(why, cap, "cannot be read whole");
+		free(text);
+		return RETE_EINVAL;
+	}
+	text[got] = '\0';
+	if (memchr(text, '\0', got) != NULL) {
+		snprintf(why, cap, "holds a NUL byte");
+		free(text);
+		return RETE_EINVAL;
+	}
+	bool ok = epochs_parse(text, e, why, cap);
+	free(text);
+	return ok ? RETE_OK : RETE_EINVAL;
+}
+
+/* epochs_write writes the list of this store's Epoch entries (b->epoch_no,
+ * b->epoch_at) beside the state file. Said, never fatal: without it a
+ * restore is checked against the state file's checkpoint alone. */
+static void epochs_write(broker *b)
+{
+	char path[PATH_MAX];
+	rete_msg m;
+	size_t cap = 32 + b->nepoch_at * 32, len;
+	char *text = malloc(cap);
+	if (!epochs_path(b, path, sizeof(path)) || text == NULL) {
+		free(text);
+		return;
+	}
+	len = (size_t)snprintf(text, cap, "rete-epochs 1\n");
+	for (size_t i = 0; i < b->nepoch_at; i++)
+		len += (size_t)snprintf(text + len, cap - len, "%" PRIu32 " %" PRIu64 "\n",
+					b->epoch_no[i], b->epoch_at[i]);
+	if (rete_store_state_write(path, text, &m) != RETE_OK)
+		broker_log_warn("%s (the list of where each epoch began, beside the state "
+				   "file): a --restore of an earlier epoch's copy is then checked "
+				   "against the state file's checkpoint alone",
+				   m.text);
+	free(text);
+}
+
+/* epochs_check: a --restore of a copy of epoch b->epoch, older than the
+ * state file's epoch cp_epoch. The copy and the log the state file follows
+ * share the entries below the first index where their epochs differ (an
+ * Epoch entry the one has and the other not); a copy longer than that is
+ * refused. No list, or one of another log than the state file's, is said
+ * and the copy checked as before. */
+static rete_err epochs_check(broker *b, uint32_t cp_epoch, uint64_t cp_size)
+{
+	const broker_config *c = b->cfg;
+	char path[PATH_MAX], why[256];
+	struct epochs e;
+	rete_err err;
+
+	if (!epochs_path(b, path, sizeof(path)))
+		return RETE_OK;
+	err = epochs_read(path, &e, why, sizeof(why));
+	if (err == RETE_ENOENT) {
+		store_warn(b,
+			   "--restore: no %s says where epoch %" PRIu32 " began (a broker before "
+			   "0.7.1 kept none): the copy of epoch %" PRIu32 " is checked against the "
+			   "state file's checkpoint alone; check with the backups' dates that it "
+			   "was made before that epoch began (docs/operations.md)",
+			   path, cp_epoch, b->epoch);
+		return RETE_OK;
+	}
+	if (err != RETE_OK) {
+		store_error(b,
+			    "--restore: %s %s; it lists where each epoch of the log began and is "
+			    "written at every start. Put back the right one, or remove it: the "
+			    "copy is then checked against the state file's checkpoint alone",
+			    path, why);
+		return RETE_EINVAL;
+	}
+	if ((e.n == 0 ? 1 : e.no[e.n - 1]) != cp_epoch) {
+		store_warn(b,
+			   "--restore: %s ends with epoch %" PRIu32 ", the state file's checkpoint "
+			   "is of epoch %" PRIu32 ": not the same log's, not used; the copy is "
+			   "checked against the state file's checkpoint alone",
+			   path, e.n == 0 ? 1 : e.no[e.n - 1], cp_epoch);
+		epochs_free(&e);
+		return RETE_OK;
+	}
+	if ((err = broker_epochs_load(b)) != RETE_OK) {
+		epochs_free(&e);
+		return err;
+	}
+	size_t i = 0;
+	while (i < e.n && i < b->nepoch_at && e.no[i] == b->epoch_no[i] &&
+	       e.at[i] == b->epoch_at[i])
+		i++;
+	uint64_t split = UINT64_MAX;
+	uint32_t split_no = 0;
+	bool theirs = false;
+	if (i < e.n) {
+		split = e.at[i];
+		split_no = e.no[i];
+		theirs = true;
+	}
+	if (i < b->nepoch_at && b->epoch_at[i] < split) {
+		split = b->epoch_at[i];
+		split_no = b->epoch_no[i];
+		theirs = false;
+	}
+	epochs_free(&e);
+	if (b->log_size <= split)
+		return RETE_OK;
+	char where[300];
+	if (theirs)
+		snprintf(where, sizeof(where),
+			 "epoch %" PRIu32 " of the log this broker signed last began at log index "
+			 "%" PRIu64,
+			 split_no, split);
+	else
+		snprintf(where, sizeof(where),
+			 "the copy's own epoch %" PRIu32 ", which the log this broker signed last "
+			 "does not hold, began at log index %" PRIu64,
+			 split_no, split);
+	store_error(b,
+		    "--restore: store %s is of epoch %" PRIu32 " and holds %" PRIu64
+		    " entries, but %s (%s says so; the state file %s holds its checkpoint of %" PRIu64
+		    " entries, epoch %" PRIu32 "): the copy's entries from that index are not the "
+		    "ones that log holds and receipted; it cannot go on from here. Restore instead "
+		    "the newest backup made in epoch %" PRIu32 ", or a copy of at most %" PRIu64
+		    " entries (docs/operations.md, backup and restore)",
+		    c->data, b->epoch, b->log_size, where, path, c->state, cp_size, cp_epoch,
+		    cp_epoch, split);
+	return RETE_EINVAL;
+}
+
 /* state_check compares the store with the state file (the last checkpoint
  * this broker signed, kept outside the store folder) and with its copy
  * mark (copy: NULL when the store is not a backup copy). A store shorter
@@ -4442,6 +4683,10 @@ static rete_err state_check(broker *b, unsigned flags, const rete_store_copy_mar
 			    cp_epoch);
 		free(note);
 		return RETE_EINVAL;
+	}
+	if (cp_epoch > b->epoch && (err = epochs_check(b, cp_epoch, cp.size)) != RETE_OK) {
+		free(note);
+		return err;
 	}
 	b->restore_note = note;
 	b->restore_prev = cp_epoch;
@@ -5202,6 +5447,7 @@ static void broker_free(broker *b)
 	rete_store_unlock(&b->store_lock); /* after the store: no writer left */
 	free(b->restore_note);
 	free(b->epoch_at);
+	free(b->epoch_no);
 	rete_seckey_free(&b->key);
 	for (size_t i = 0; i < b->npeers; i++) {
 		free(b->peers[i].inflight);
@@ -5325,6 +5571,7 @@ int broker_run(broker_config *c, unsigned flags)
 		goto out;
 	if (broker_epochs_load(&b) != RETE_OK)
 		goto out;
+	epochs_write(&b);
 	if (directory_sync(&b) != RETE_OK) {
 		broker_log_error("cannot log the directory");
 		goto out;

@@ -317,6 +317,7 @@ typedef struct broker {
 	broker_worker *worker;
 	broker_stall *stall; /* says a commit that hangs (stallwatch.h) */
 	uint64_t *epoch_at; /* indexes of the broker's Epoch entries (broker_epochs_load) */
+	uint32_t *epoch_no; /* the epoch each of them begins */
 	size_t nepoch_at;
 	bool park_keep_failed;		   /* the store refused the last lists set aside
 					      (parked_keep: said once, tried every second) */
@@ -354,7 +355,8 @@ void broker_access_move(broker *b, const char *path);
 void broker_access_flush(broker *b);
 
 /* broker_epochs_load lists the indexes of the broker's own Epoch entries
- * (b->epoch_at, sorted; one per declared restore, so few) by their ids
+ * (b->epoch_at, sorted, and the epochs they begin, b->epoch_no; one per
+ * declared restore, so few) by their ids
  * ("epoch-N", N up to b->epoch) in the dedup index: no entry but those is
  * read. At the start, after epoch_begin; an agency's entries query is
  * answered from the list. Errors (said in the log): RETE_ESTORE,

@@ -544,7 +544,9 @@ rete_err broker_epochs_load(broker *b)
 		return err;
 	}
 	free(b->epoch_at);
+	free(b->epoch_no);
 	b->epoch_at = NULL;
+	b->epoch_no = NULL;
 	b->nepoch_at = 0;
 	/* epoch 1 has no Epoch entry; a later one may be missing (the epoch
 	 * of a store the restore after it dropped: the numbers skip it) */
@@ -567,13 +569,18 @@ rete_err broker_epochs_load(broker *b)
 		if (!yes)
 			continue; /* that id names another entry: not the broker's Epoch */
 		uint64_t *more = realloc(b->epoch_at, (b->nepoch_at + 1) * sizeof(*more));
-		if (!more) {
+		if (more)
+			b->epoch_at = more;
+		uint32_t *nos = more ? realloc(b->epoch_no, (b->nepoch_at + 1) * sizeof(*nos))
+				     : NULL;
+		if (!nos) {
 			err = RETE_ENOMEM;
 			snprintf(m.text, sizeof(m.text), "out of memory");
 			break;
 		}
 		/* epochs are numbered in log order, so the list stays sorted */
-		b->epoch_at = more;
+		b->epoch_no = nos;
+		b->epoch_no[b->nepoch_at] = k;
 		b->epoch_at[b->nepoch_at++] = at;
 	}
 	rete_store_read_end(&rt);

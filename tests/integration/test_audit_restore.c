@@ -47,6 +47,13 @@
  *                #5: it went on as epoch 3 with an Epoch entry recording
  *                6 entries at index 8, which the verifiers refuse). The
  *                epoch-2 store put back then starts and verifies.
+ *   earlier shorter after the restore (epoch 2 from index 4, 7 entries),
+ *                a backup of epoch 1 of 6 entries put back with --restore:
+ *                not longer than epoch 2's checkpoint, but longer than
+ *                where epoch 2 began, so its entries 4 and 5 are not the
+ *                ones epoch 2 logged and receipted: refused (rev-broker
+ *                s17 #1; it went on as epoch 3). The backup of 4 entries
+ *                put back instead goes on.
  *   epoch entries two restores (Epoch entries at 4 and 7): for ranges
  *                across them, an agency's entries query answers exactly
  *                the broker's Epoch entries of what the auditor's gets,
@@ -68,7 +75,8 @@
 
 struct t {
 	it_net *n;
-	char audit_ini[1300], state[1300], early[1300], backup[1300], state6[1300], bstate[1300];
+	char audit_ini[1300], state[1300], early[1300], backup[1300], state6[1300], bstate[1300],
+	    backup6[1300];
 	rete_wire *w; /* social.mantova's connection */
 };
 
@@ -161,6 +169,7 @@ static struct t *epoch1(const char *tag)
 	snprintf(t->early, sizeof(t->early), "%s/early.state", n->dir);
 	snprintf(t->backup, sizeof(t->backup), "%s/backup", n->dir);
 	snprintf(t->state6, sizeof(t->state6), "%s/state6", n->dir);
+	snprintf(t->backup6, sizeof(t->backup6), "%s/backup6", n->dir);
 	snprintf(t->bstate, sizeof(t->bstate), "%s.state", n->data);
 	FILE *f = fopen(t->audit_ini, "w");
 	assert_non_null(f);
@@ -188,6 +197,10 @@ static struct t *epoch1(const char *tag)
 	assert_int_equal(rc, 0);
 	free(out);
 	submit_some(t, "after", 2);
+	/* a later backup, of 6 entries (test_earlier_shorter) */
+	rc = tu_run(&out, "'%s/rete' store backup '%s' '%s'", n->bin, n->data, t->backup6);
+	assert_int_equal(rc, 0);
+	free(out);
 	stop(t);
 	rc = tu_run(&out, "cp '%s' '%s'", t->bstate, t->state6);
 	assert_int_equal(rc, 0);
@@ -482,6 +495,54 @@ static void test_earlier_epoch(void **state)
 	free(out);
 }
 
+static void test_earlier_shorter(void **state)
+{
+	struct t *t = epoch1("audit-earlier-shorter");
+	*state = t;
+	it_net *n = t->n;
+	char *out = NULL;
+	start(t, "--restore"); /* epoch 2 from index 4 */
+	submit_some(t, "epoch2", 2);
+	stop(t); /* the state file: epoch 2's checkpoint of 7 entries */
+
+	/* the backup of epoch 1 made at 6 entries: entries 4 and 5 are epoch
+	 * 1's "after" referrals, where epoch 2 holds its Epoch entry and its
+	 * first referral */
+	int rc = tu_run(&out, "mv '%s' '%s.epoch2' && cp -a '%s' '%s'", n->data, n->data,
+			t->backup6, n->data);
+	assert_int_equal(rc, 0);
+	free(out);
+	it_broker_refused(n, n->ini, "--restore", "is of epoch 1 and holds 6 entries",
+			  "epoch 2 of the log this broker signed last began at log index 4",
+			  "or a copy of at most 4 entries", NULL);
+
+	/* a list of epochs that is not one is said, and nothing starts */
+	char epochs[1400], *kept = NULL;
+	snprintf(epochs, sizeof(epochs), "%s.epochs", t->bstate);
+	kept = tu_read_file(epochs, NULL);
+	assert_non_null(kept);
+	assert_string_equal(kept, "rete-epochs 1\n2 4\n");
+	assert_int_equal(tu_write_file(epochs, "rete-epochs 1\n2 four\n", 21), 0);
+	it_broker_refused(n, n->ini, "--restore", "line 2 is not \"EPOCH INDEX\"",
+			  "Put back the right one, or remove it", NULL);
+	assert_int_equal(tu_write_file(epochs, kept, strlen(kept)), 0);
+	free(kept);
+
+	/* the backup of 4 entries, made before epoch 2 began, goes on */
+	rc = tu_run(&out, "rm -rf '%s' && cp -a '%s' '%s'", n->data, t->backup, n->data);
+	assert_int_equal(rc, 0);
+	free(out);
+	start(t, "--restore");
+	if (tu_occurrences(n->log, "the log goes on as epoch 3") +
+		tu_occurrences(n->log, "epoch 3") ==
+	    0) {
+		it_show(n, "broker.log");
+		fail_msg("FAIL: the backup of 4 entries restored after epoch 2 did not start "
+			 "epoch 3");
+	}
+	stop(t);
+}
+
 /* answered: the entries answer of w for (from, count), or fails */
 static Rete__BrokerFrame *answered(rete_wire *w, uint64_t from, uint64_t count)
 {
@@ -598,6 +659,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_forged_root, teardown),
 	    cmocka_unit_test_teardown(test_same_epoch, teardown),
 	    cmocka_unit_test_teardown(test_earlier_epoch, teardown),
+	    cmocka_unit_test_teardown(test_earlier_shorter, teardown),
 	    cmocka_unit_test_teardown(test_epoch_entries, teardown),
 	};
 	if (getenv("RETE_TEST_ONLY"))
