@@ -4276,8 +4276,6 @@ static void copy_refuse(broker *b, const rete_store_copy_mark *mark, const rete_
  * text: a line "rete-epochs 1", then "EPOCH INDEX" for each Epoch entry in
  * log order (epoch 1 begins at 0 and has none). docs/operations.md. */
 
-#define EPOCHS_FILE_MAX (256 * 1024)
-
 struct epochs {
 	size_t n;
 	uint32_t *no;
@@ -4346,45 +4344,21 @@ bad:
 	return false;
 }
 
-/* epochs_read reads the list beside the state file: RETE_OK, RETE_ENOENT
- * (none), or RETE_EINVAL with why. A named pipe or a folder there is
- * refused at once, never waited on. */
+/* epochs_read reads the list beside the state file (read as the state
+ * file is: a named pipe refused at once): RETE_OK, RETE_ENOENT (none), or
+ * RETE_EINVAL with why. */
 static rete_err epochs_read(const char *path, struct epochs *e, char *why, size_t cap)
 {
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	char *text = NULL;
+	rete_msg m;
+	rete_err err = rete_store_state_read(path, &text, &m);
 	memset(e, 0, sizeof(*e));
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return RETE_ENOENT;
-		snprintf(why, cap, "cannot be read: %s", strerror(errno));
-		return RETE_EINVAL;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > EPOCHS_FILE_MAX) {
-		snprintf(why, cap, "is not a regular file of at most 256 KiB");
-		close(fd);
-		return RETE_EINVAL;
-	}
-	char *text = malloc((size_t)st.st_size + 1);
-	size_t got = 0;
-	while (text != NULL && got < (size_t)st.st_size) {
-		ssize_t r = read(fd, text + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	close(fd);
-	if (text == NULL || got != (size_t)st.st_size) {
-		snprintf(why, cap, "cannot be read whole");
-		free(text);
-		return RETE_EINVAL;
-	}
-	text[got] = '\0';
-	if (memchr(text, '\0', got) != NULL) {
-		snprintf(why, cap, "holds a NUL byte");
-		free(text);
+	if (err == RETE_ENOENT)
+		return err;
+	if (err != RETE_OK) {
+		/* the sentence names the file as "state file PATH: ..." */
+		size_t skip = strlen("state file ") + strlen(path) + 2;
+		snprintf(why, cap, "%s", strlen(m.text) > skip ? m.text + skip : m.text);
 		return RETE_EINVAL;
 	}
 	bool ok = epochs_parse(text, e, why, cap);
@@ -4444,7 +4418,7 @@ static rete_err epochs_check(broker *b, uint32_t cp_epoch, uint64_t cp_size)
 	}
 	if (err != RETE_OK) {
 		store_error(b,
-			    "--restore: %s %s; it lists where each epoch of the log began and is "
+			    "--restore: %s: %s; it lists where each epoch of the log began and is "
 			    "written at every start. Put back the right one, or remove it: the "
 			    "copy is then checked against the state file's checkpoint alone",
 			    path, why);

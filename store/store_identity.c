@@ -342,30 +342,42 @@ char *rete_store_state_path(const char *dir, char *buf, size_t len)
 rete_err rete_store_state_read(const char *path, char **note, rete_msg *m)
 {
 	enum { STATE_MAX = 64 * 1024 }; /* a checkpoint note is a few hundred bytes */
-	FILE *f = fopen(path, "re");
+	struct stat st;
 	char *buf;
-	size_t n;
+	size_t got = 0;
+	/* O_NONBLOCK: a named pipe put there is refused at once, never waited on */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
 	*note = NULL;
-	if (f == NULL)
+	if (fd < 0)
 		return rete_msg_set(m, errno == ENOENT ? RETE_ENOENT : RETE_EIO,
 				    "state file %s: %s", path, strerror(errno));
-	buf = malloc(STATE_MAX + 1);
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > STATE_MAX) {
+		bool big = st.st_size > STATE_MAX && S_ISREG(st.st_mode);
+		close(fd);
+		return rete_msg_set(m, RETE_EIO, "state file %s: %s", path,
+				    big ? "larger than 64 KiB; it holds one checkpoint note"
+					: "not a regular file");
+	}
+	buf = malloc((size_t)st.st_size + 1);
 	if (buf == NULL) {
-		fclose(f);
+		close(fd);
 		return rete_msg_set(m, RETE_ENOMEM, "state file %s: out of memory", path);
 	}
-	n = fread(buf, 1, STATE_MAX + 1, f);
-	if (ferror(f) || n > STATE_MAX) {
-		fclose(f);
-		free(buf);
-		return rete_msg_set(m, RETE_EIO, "state file %s: %s", path,
-				    n > STATE_MAX
-					? "larger than 64 KiB; it holds one checkpoint note"
-					: "cannot be read");
+	while (got < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
 	}
-	fclose(f);
-	buf[n] = '\0';
+	close(fd);
+	if (got != (size_t)st.st_size) {
+		free(buf);
+		return rete_msg_set(m, RETE_EIO, "state file %s: cannot be read", path);
+	}
+	buf[got] = '\0';
 	*note = buf;
 	return RETE_OK;
 }

@@ -525,6 +525,12 @@ static void test_earlier_shorter(void **state)
 	assert_int_equal(tu_write_file(epochs, "rete-epochs 1\n2 four\n", 21), 0);
 	it_broker_refused(n, n->ini, "--restore", "line 2 is not \"EPOCH INDEX\"",
 			  "Put back the right one, or remove it", NULL);
+	/* a named pipe there is refused at once, not waited on */
+	assert_int_equal(tu_run(&out, "rm '%s' && mkfifo '%s'", epochs, epochs), 0);
+	free(out);
+	it_broker_refused(n, n->ini, "--restore", "state.epochs: not a regular file", NULL);
+	assert_int_equal(tu_run(&out, "rm '%s'", epochs), 0);
+	free(out);
 	assert_int_equal(tu_write_file(epochs, kept, strlen(kept)), 0);
 	free(kept);
 

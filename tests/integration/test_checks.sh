@@ -181,6 +181,14 @@ run timeout 20 rete audit verify "$DIR/broker" --broker-key "$DIR/fifo.pub"
 expect 2 "fifo.pub" "not a regular file"
 sed -e "s#^key = ../keys/broker.mantova.key#key = $DIR/fifo.key#" \
 	"$DIR/broker/broker.ini" >"$DIR/broker/fifo-key.ini"
+# the broker's state file a named pipe: refused with the other files the
+# configuration names, before anything opens it
+sed -e "s#^\[broker\]#[broker]\nstate = $DIR/fifo.state#" \
+	"$DIR/broker/broker.ini" >"$DIR/broker/fifo-state.ini"
+mkfifo "$DIR/fifo.state"
+what="rete-broker, its state file a named pipe"
+run timeout 20 rete-broker -c "$DIR/broker/fifo-state.ini"
+expect 2 "fifo.state" "not a regular file"
 what="rete-broker --check-config, its key a named pipe"
 run timeout 20 rete-broker --check-config -c "$DIR/broker/fifo-key.ini"
 expect 2 "fifo.key" "not a regular file"
