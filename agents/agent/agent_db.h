@@ -51,6 +51,12 @@
  *              and consistency with the one before); "alarm" -> the
  *              evidence of a broker that rewrote its log, if ever;
  *              "epoch" -> the log epoch of the last WELCOME (u32 BE);
+ *              "w0leaf" and "wdir" -> entry 0's leaf and the latest
+ *              directory entry's index and leaf, checked at a declared
+ *              restore; "whist" -> a thinned history of the checkpoints
+ *              verified (44-byte records: epoch BE32, size BE64, root; at
+ *              most 96, by size; agent_whist.h), from 0.7.1: an earlier
+ *              agent ignores it, so no schema change (agent_witness.c);
  *              "inbox_unkeyed_epoch" -> the log epoch an inbox index
  *              recorded without its 'e' record counts as (u32 BE), written
  *              at the first start of an agent that keeps those records

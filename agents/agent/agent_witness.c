@@ -87,7 +87,12 @@
  * (rev-edges s16, finding 1): below the restore point the new epoch must
  * hold the log's entry 0 the agent pinned from a verified checkpoint (meta
  * "w0leaf"), the Epoch entry it was shown, and the directory entry it was
- * given before (rev-final s16, finding 1).
+ * given before (rev-final s16, finding 1), and the largest checkpoint it
+ * verified and kept (a thinned history, meta "whist": agent_whist.h) at or
+ * below the restore point must be on the new epoch's log, a consistency
+ * proof that covers the entries between (a fork of a plain copy of the
+ * store, made aside and put back: session 17's review of the pin,
+ * finding 1).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -103,6 +108,7 @@
 
 #include "agent.h"
 #include "agent_net.h"
+#include "agent_whist.h"
 #include "checkpoint.h"
 #include "cosign.h"
 #include "duration.h"
@@ -134,7 +140,9 @@ enum wit_state {
 	WIT_WAIT_EPOCH,	  /* a new epoch: its Epoch entry (a page of entries) */
 	WIT_WAIT_LINKDIR, /* a new epoch: an entry below its restore point is in it
 			   * (link_step: entry 0, the Epoch entry, the directory entry) */
-	WIT_WAIT_PIN	  /* entry 0's leaf, proved in the good checkpoint (wit_ask_pin) */
+	WIT_WAIT_PIN,	  /* entry 0's leaf, proved in the good checkpoint (wit_ask_pin) */
+	WIT_WAIT_LINKHIST /* a new epoch: a checkpoint verified below its restore point is
+			   * on its log (link_step WIT_LINK_HIST: a consistency proof) */
 };
 
 /* The proofs a declared restore's link asks for once its Epoch entry is
@@ -143,6 +151,8 @@ enum wit_link_step {
 	WIT_LINK_ENTRY0, /* entry 0 is the one pinned (meta "w0leaf") */
 	WIT_LINK_EPOCH,	 /* the Epoch entry served is at its index */
 	WIT_LINK_DIR,	 /* the directory entry of a WELCOME before is at its index */
+	WIT_LINK_HIST,	 /* the largest checkpoint verified at or below the restore point
+			  * (meta "whist") is on the new epoch's log */
 	WIT_LINK_DONE
 };
 
@@ -224,6 +234,9 @@ struct agent_witness {
 	enum wit_link_step link_step;		   /* the proof asked (WIT_WAIT_LINKDIR) */
 	uint8_t link_epoch_leaf[RETE_MERKLE_HASH]; /* the leaf of the Epoch entry served */
 	uint8_t link_pin[RETE_MERKLE_HASH];	   /* entry 0's pinned leaf */
+	uint32_t link_hist_epoch;		   /* the kept checkpoint asked about */
+	uint64_t link_hist_size;		   /* (WIT_LINK_HIST) */
+	uint8_t link_hist_root[RETE_MERKLE_HASH];
 	/* The directory entry of the WELCOME that declared a restore, not
 	 * taken as "wdir" until the link passes (malloc'd; NULL: none). */
 	uint8_t *dir_entry;
@@ -521,12 +534,75 @@ static rete_err wit_ask(agent *a, Rete__Query *q)
 	return RETE_OK;
 }
 
-static void wit_keep_candidate(agent *a)
+/* ---- the history of verified checkpoints (meta "whist", agent_whist.h)
+ *
+ * The baseline alone cannot show, at a declared restore below it, that the
+ * restored copy's entries are the ones this agent verified: the proof from
+ * the baseline no longer exists, and entry 0, the Epoch entry and the
+ * directory entry say nothing of the entries between them. A broker could
+ * fork its log from a plain copy of its stopped store, log other entries
+ * after the copied ones, and put that log back with --restore and the real
+ * state file (session 17's review of the pin, finding 1). So every
+ * checkpoint verified is added to a thinned history, and at a restore
+ * below the baseline the largest kept one at or below the restore point
+ * must be shown to be on the new epoch's log (WIT_LINK_HIST). An agent of
+ * an earlier version neither writes nor reads the record (no schema
+ * change); one that finds none checks a restore as before. */
+#define WIT_HIST_KEY "whist"
+
+/* wit_hist_load reads meta "whist" into h (empty when there is none, or
+ * when it is malformed: said at debug, and written anew at the next
+ * verified checkpoint). */
+static void wit_hist_load(agent *a, agent_whist *h)
+{
+	rete_buf b;
+	h->n = 0;
+	if (agent_db_get(a->db, AGENT_DB_META, WIT_HIST_KEY, strlen(WIT_HIST_KEY), &b, NULL) !=
+	    RETE_OK)
+		return;
+	if (!agent_whist_parse(h, b.data, b.len))
+		agent_debug(a,
+			    "witness: the history of verified checkpoints (meta \"whist\", %zu "
+			    "bytes) is not a list of at most %d records of %d bytes by size: not "
+			    "used, begun anew",
+			    b.len, AGENT_WHIST_MAX, AGENT_WHIST_REC);
+	rete_buf_free(&b);
+}
+
+/* wit_keep_candidate keeps the candidate as the verified checkpoint (meta
+ * "checkpoint") and adds it to the history, in one transaction; the
+ * history's records larger than `keep` are dropped first (UINT64_MAX: none;
+ * wit_new_baseline). */
+static void wit_keep_candidate(agent *a, uint64_t keep)
 {
 	struct agent_witness *w = wit(a);
 	rete_msg m = {{0}};
-	if (agent_db_put(a->db, AGENT_DB_META, "checkpoint", 10, w->candidate, strlen(w->candidate),
-			 &m) != RETE_OK) {
+	agent_whist *h = malloc(sizeof(*h));
+	uint32_t epoch = 1;
+	rete_err err = RETE_OK;
+	if (h == NULL) {
+		agent_log(a, "error", "witness: cannot keep the checkpoint: out of memory");
+		return;
+	}
+	(void)rete_checkpoint_epoch(w->candidate, strlen(w->candidate), &epoch, NULL);
+	wit_hist_load(a, h);
+	agent_whist_put(h, keep, epoch, w->cand.size, w->cand.root);
+	bool own = !agent_db_in_txn(a->db);
+	for (int attempt = 0; attempt < 4; attempt++) {
+		err = own ? agent_db_begin(a->db, &m) : RETE_OK;
+		if (err == RETE_OK)
+			err = agent_db_put(a->db, AGENT_DB_META, "checkpoint", 10, w->candidate,
+					   strlen(w->candidate), &m);
+		if (err == RETE_OK)
+			err = agent_db_put(a->db, AGENT_DB_META, WIT_HIST_KEY, strlen(WIT_HIST_KEY),
+					   h->rec, h->n * AGENT_WHIST_REC, &m);
+		if (own)
+			err = agent_db_end(a->db, err, &m);
+		if (err != RETE_EFULL || !own)
+			break;
+	}
+	free(h);
+	if (err != RETE_OK) {
 		agent_log(a, "error", "witness: cannot keep the checkpoint: %s", m.text);
 		return;
 	}
@@ -1471,7 +1547,11 @@ static void wit_dir_keep(agent *a, const uint8_t *entry, size_t len);
  * the WELCOME that declared it, or none when the one held is at or past
  * `kept`, where the old log stops being the new one's (the restore point,
  * or the size a consistency proof showed; 0 for an accepted epoch, whose
- * link was never shown): it names an entry the restore dropped. */
+ * link was never shown): it names an entry the restore dropped. The
+ * history of verified checkpoints keeps those at or below `kept`, which
+ * the new epoch's log holds (none for an accepted epoch: its old log's
+ * checkpoints may not be prefixes of it, and kept they would make its next
+ * honest restore the alarm). */
 static void wit_new_baseline(agent *a, uint64_t kept)
 {
 	struct agent_witness *w = wit(a);
@@ -1495,7 +1575,7 @@ static void wit_new_baseline(agent *a, uint64_t kept)
 	w->good_note = NULL;
 	w->cosigned_size = 0;
 	w->link_alarmed = 0;
-	wit_keep_candidate(a);
+	wit_keep_candidate(a, kept);
 	wit_verified(a);
 }
 
@@ -1601,6 +1681,10 @@ static bool wit_link_accepted(agent *a, uint32_t ge, uint32_t ce)
 	 * finding 5) */
 	if (err == RETE_OK)
 		err = agent_db_del(a->db, AGENT_DB_META, "w0leaf", 6, &m);
+	/* and the history of verified checkpoints: the old log's may not be
+	 * prefixes of the accepted one (begun again from this baseline) */
+	if (err == RETE_OK)
+		err = agent_db_del(a->db, AGENT_DB_META, WIT_HIST_KEY, strlen(WIT_HIST_KEY), &m);
 	if (js != NULL)
 		err = agent_db_end(a->db, err, &m);
 	free(js);
@@ -1800,6 +1884,48 @@ static void wit_link_ask(agent *a, enum wit_link_step step, uint64_t index)
 	w->state = wit_ask(a, &q) == RETE_OK ? WIT_WAIT_LINKDIR : WIT_IDLE;
 }
 
+/* wit_link_ask_hist asks for the consistency proof from the largest
+ * checkpoint this agent verified and kept (meta "whist") whose size is at
+ * or below the restore point to the candidate (WIT_LINK_HIST); false when
+ * none is kept there (said, and the link goes on without it: an agent of
+ * an earlier version kept none, and one started after the log was past the
+ * restore point has none so low); true when asked (or when the question
+ * could not be sent: the state is then idle, and the link starts over). */
+static bool wit_link_ask_hist(agent *a)
+{
+	struct agent_witness *w = wit(a);
+	agent_whist *h = malloc(sizeof(*h));
+	if (h == NULL)
+		return false;
+	wit_hist_load(a, h);
+	long best = agent_whist_below(h, w->link_index, w->link_cand_epoch);
+	if (best < 0) {
+		agent_log(a, "info",
+			  "witness: of the %zu checkpoints this agent verified and kept, none is "
+			  "at or below the restore point (log index %" PRIu64 ") of the declared "
+			  "restore (epoch %u): the entries below it are checked by entry 0 and the "
+			  "directory entry alone",
+			  h->n, w->link_index, w->link_cand_epoch);
+		free(h);
+		return false;
+	}
+	w->link_step = WIT_LINK_HIST;
+	w->link_hist_epoch = agent_whist_epoch(h, (size_t)best);
+	w->link_hist_size = agent_whist_size(h, (size_t)best);
+	memcpy(w->link_hist_root, agent_whist_root(h, (size_t)best), RETE_MERKLE_HASH);
+	free(h);
+	Rete__Query q = RETE__QUERY__INIT;
+	Rete__ConsistencyQuery cq = RETE__CONSISTENCY_QUERY__INIT;
+	cq.size1 = w->link_hist_size;
+	cq.size2 = w->cand.size;
+	q.what_case = RETE__QUERY__WHAT_CONSISTENCY;
+	q.consistency = &cq;
+	/* not sent (the broker gone): the link starts over at the next
+	 * WELCOME, as for the other steps */
+	w->state = wit_ask(a, &q) == RETE_OK ? WIT_WAIT_LINKHIST : WIT_IDLE;
+	return true;
+}
+
 /* wit_link_next asks for the proof of the link's step w->link_step, or
  * the next one that has something to prove; the link passes when none is
  * left. An agent with no pinned entry 0 (an older agent, or a restore
@@ -1841,6 +1967,10 @@ static void wit_link_next(agent *a)
 			}
 		}
 		/* fall through */
+	case WIT_LINK_HIST:
+		if (wit_link_ask_hist(a))
+			return;
+		/* fall through */
 	case WIT_LINK_DONE:
 		break;
 	}
@@ -1881,7 +2011,7 @@ static void wit_on_link_dir(agent *a, const Rete__Proof *p, const rete_merkle_el
 				 w->link_dir_index);
 		w->link_step = w->link_step == WIT_LINK_ENTRY0	? WIT_LINK_EPOCH
 			       : w->link_step == WIT_LINK_EPOCH ? WIT_LINK_DIR
-								: WIT_LINK_DONE;
+								: WIT_LINK_HIST;
 		wit_link_next(a);
 		return;
 	}
@@ -1909,6 +2039,40 @@ static void wit_on_link_dir(agent *a, const Rete__Proof *p, const rete_merkle_el
 			 "point)",
 			 w->link_dir_index, w->link_index, said);
 	}
+	wit_link_alarm(a, what);
+}
+
+/* wit_on_link_hist checks the proof p (hashes e) that the checkpoint this
+ * agent verified below the restore point (WIT_LINK_HIST) is on the new
+ * epoch's log: then the link passes, else the alarm: the entries below
+ * the restore point are not all the ones it verified (a fork of a copy of
+ * the log, made aside and put back with --restore). */
+static void wit_on_link_hist(agent *a, const Rete__Proof *p, const rete_merkle_elem *e)
+{
+	struct agent_witness *w = wit(a);
+	rete_msg m = {{0}};
+	char what[900];
+	rete_err err = rete_merkle_verify_consistency(
+	    w->link_hist_size, w->cand.size, w->link_hist_root, RETE_MERKLE_HASH, w->cand.root,
+	    RETE_MERKLE_HASH, e, p->n_hashes, &m);
+	if (err == RETE_OK && p->size1 == w->link_hist_size && p->size2 == w->cand.size) {
+		size_t n = strlen(w->link_how);
+		snprintf(w->link_how + n, sizeof(w->link_how) - n,
+			 "; the checkpoint of size %" PRIu64 " it verified in epoch %u is on the "
+			 "new epoch's log",
+			 w->link_hist_size, w->link_hist_epoch);
+		w->link_step = WIT_LINK_DONE;
+		wit_link_next(a);
+		return;
+	}
+	snprintf(what, sizeof(what),
+		 "the checkpoint of size %" PRIu64 " this agent verified in epoch %u, below the "
+		 "restore point (log index %" PRIu64 "), is not on the new epoch's log: no valid "
+		 "consistency proof from size %" PRIu64 " to its checkpoint of size %" PRIu64
+		 " (%s): its entries below that size are not the ones this agent verified (a "
+		 "log forked below the restore point)",
+		 w->link_hist_size, w->link_hist_epoch, w->link_index, w->link_hist_size,
+		 w->cand.size, err != RETE_OK ? m.text : "the proof is for other sizes");
 	wit_link_alarm(a, what);
 }
 
@@ -2048,7 +2212,7 @@ static void wit_consider(agent *a, const char *note)
 	w->cand = cp;
 	wit_load_good(a);
 	if (!w->have_good || w->good.size == 0) {
-		wit_keep_candidate(a);
+		wit_keep_candidate(a, UINT64_MAX);
 		wit_verified(a);
 		return;
 	}
@@ -2164,7 +2328,7 @@ static void wit_on_consistency(agent *a, const Rete__Proof *p, const rete_merkle
 		w->state = WIT_IDLE;
 		return;
 	}
-	wit_keep_candidate(a);
+	wit_keep_candidate(a, UINT64_MAX);
 	wit_verified(a);
 }
 
@@ -2310,7 +2474,8 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 	if (w->unrecorded &&
 	    (w->state == WIT_WAIT_CONS || w->state == WIT_WAIT_INCL || w->state == WIT_WAIT_LINK ||
 	     w->state == WIT_WAIT_EPOCH || w->state == WIT_WAIT_LINKDIR ||
-	     w->state == WIT_WAIT_DLV || w->state == WIT_WAIT_AHEAD || w->state == WIT_WAIT_PIN)) {
+	     w->state == WIT_WAIT_LINKHIST || w->state == WIT_WAIT_DLV ||
+	     w->state == WIT_WAIT_AHEAD || w->state == WIT_WAIT_PIN)) {
 		agent_log(a, "info",
 			  "witness: the broker answers this agent's questions about its log "
 			  "again (its access record can be written)");
@@ -2338,6 +2503,7 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 		break;
 	case WIT_WAIT_LINK:
 	case WIT_WAIT_LINKDIR:
+	case WIT_WAIT_LINKHIST:
 	case WIT_WAIT_PIN:
 	case WIT_WAIT_CONS:
 	case WIT_WAIT_RCPT:
@@ -2360,6 +2526,8 @@ bool agent_witness_on_result(agent *a, const Rete__QueryResult *r)
 			wit_on_link(a, r->proof, e);
 		else if (w->state == WIT_WAIT_LINKDIR)
 			wit_on_link_dir(a, r->proof, e);
+		else if (w->state == WIT_WAIT_LINKHIST)
+			wit_on_link_hist(a, r->proof, e);
 		else if (w->state == WIT_WAIT_CONS)
 			wit_on_consistency(a, r->proof, e);
 		else if (w->state == WIT_WAIT_RCPT)
