@@ -406,7 +406,22 @@ static void test_cut_said(void **state)
 	it_net *n = social_net(state, "cutsaid", alog, sizeof(alog));
 	referral_text(text, sizeof(text), "cut-1");
 	text[120] = '\0';
-	it_outbox_put(n, IT_SOCIAL, "cut-1.json", text);
+	/* written 5 s before it is renamed in (its times set back): the agent
+	 * still looks at it again until it is 10 s old (OUT_PARTIAL_MS), 5 s
+	 * of it here instead of 10 */
+	char tmp[1600];
+	snprintf(tmp, sizeof(tmp), "%s/.cut-1.json.tmp",
+		 it_spool(n, IT_SOCIAL, "outbox", dir, sizeof(dir)));
+	snprintf(path, sizeof(path), "%s/cut-1.json", dir);
+	assert_int_equal(tu_write_file(tmp, text, strlen(text)), 0);
+	struct timespec ts[2];
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= 5;
+	ts[1] = ts[0];
+	assert_int_equal(utimensat(AT_FDCWD, tmp, ts, 0), 0);
+	assert_int_equal(rename(tmp, path), 0);
+	assert_true(it_wait_occurrences(alog, "cut-1.json: ends before its JSON does", 1,
+					it_wait_ms()));
 	assert_true(it_wait_occurrences(alog, "cut-1.json: refused (invalid", 1, it_wait_ms()));
 	snprintf(path, sizeof(path), "%s/cut-1.json.error.json",
 		 it_spool(n, IT_SOCIAL, "failed", dir, sizeof(dir)));
