@@ -67,17 +67,21 @@ static it_net *slow_net(void **state, const char *tag, const char *ms, char *mar
 	return n;
 }
 
+/* The referrals of stall_said and hang_said are dated 5 s back
+ * (it_outbox_referral_aged): taken at the agent's first look, not after the
+ * 2 s settle of a file that just changed; what the tests watch is the
+ * broker's disk. */
 static void test_stall_said(void **state)
 {
 	char marker[1300], alog[1300];
 	it_net *n = slow_net(state, "stall", SLOW_MS, marker, alog);
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "st-0");
+	it_outbox_referral_aged(n, IT_SOCIAL, IT_CPI, "st-0", 5);
 	assert_true(it_wait_occurrences(alog, "st-0.json: accepted", 1, it_wait_ms()));
 
 	/* the broker's flushes stall from now on */
 	assert_int_equal(tu_write_file(marker, "x", 1), 0);
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "st-1");
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "st-2");
+	it_outbox_referral_aged(n, IT_SOCIAL, IT_CPI, "st-1", 5);
+	it_outbox_referral_aged(n, IT_SOCIAL, IT_CPI, "st-2", 5);
 	const char *warned = "no answer from the broker for";
 	if (!it_wait_occurrences(alog, warned, 1, it_wait_ms())) {
 		it_show(n, "social.mantova.log");
@@ -117,7 +121,7 @@ static void test_stall_said(void **state)
 			 "is over once both were receipted");
 	}
 	/* a commit on a healthy disk: the broker says the spell is over */
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "st-3");
+	it_outbox_referral_aged(n, IT_SOCIAL, IT_CPI, "st-3", 5);
 	assert_true(it_wait_occurrences(alog, "st-3.json: accepted", 1, it_wait_ms()));
 	if (!it_wait_occurrences(n->log, "commits are fast again", 1, it_wait_ms())) {
 		it_show(n, "broker.log");
@@ -170,11 +174,11 @@ static void test_hang_said(void **state)
 	/* every flush waits until the marker is removed (10 min at most) */
 	char marker[1300], alog[1300];
 	it_net *n = slow_net(state, "hang", "600000", marker, alog);
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "hg-0");
+	it_outbox_referral_aged(n, IT_SOCIAL, IT_CPI, "hg-0", 5);
 	assert_true(it_wait_occurrences(alog, "hg-0.json: accepted", 1, it_wait_ms()));
 
 	assert_int_equal(tu_write_file(marker, "x", 1), 0);
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "hg-1");
+	it_outbox_referral_aged(n, IT_SOCIAL, IT_CPI, "hg-1", 5);
 	const char *hangs = "for the disk of";
 	if (!it_wait_occurrences(n->log, hangs, 1, it_wait_ms())) {
 		it_show(n, "broker.log");
@@ -225,7 +229,7 @@ static void test_hang_said(void **state)
 	/* the disk recovers: the commit ends, a fast one ends the spell */
 	assert_int_equal(unlink(marker), 0);
 	assert_true(it_wait_occurrences(alog, "hg-1.json: accepted", 1, it_wait_ms()));
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "hg-2");
+	it_outbox_referral_aged(n, IT_SOCIAL, IT_CPI, "hg-2", 5);
 	assert_true(it_wait_occurrences(alog, "hg-2.json: accepted", 1, it_wait_ms()));
 	if (!it_wait_occurrences(n->log, "commits are fast again", 1, it_wait_ms())) {
 		it_show(n, "broker.log");
