@@ -795,22 +795,40 @@ static inline void it_set_age(const char *path, int days)
 	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
 }
 
-/* it_outbox_put writes text into party p's outbox as name, through a
- * hidden temporary name (.NAME.tmp) renamed in: the agent sees it whole. */
-static inline void it_outbox_put(const it_net *n, int p, const char *name, const char *text)
+/* it_outbox_put_aged writes text into party p's outbox as name, through a
+ * hidden temporary name (.NAME.tmp) renamed in: the agent sees it whole.
+ * With age_s > 0 the file's times are set age_s seconds back before the
+ * rename (a file written a moment before it was moved in): past the 2 s the
+ * agent gives a file that just changed (OUT_SETTLE_MS, for writers that
+ * write in place), it is taken at the agent's first look. */
+static inline void it_outbox_put_aged(const it_net *n, int p, const char *name, const char *text,
+				      int age_s)
 {
 	char dir[1300], tmp[1600], dst[1600];
 	it_spool(n, p, "outbox", dir, sizeof(dir));
 	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
 	snprintf(dst, sizeof(dst), "%s/%s", dir, name);
 	assert_int_equal(tu_write_file(tmp, text, strlen(text)), 0);
+	if (age_s > 0) {
+		struct timespec ts[2];
+		clock_gettime(CLOCK_REALTIME, &ts[0]);
+		ts[0].tv_sec -= age_s;
+		ts[1] = ts[0];
+		assert_int_equal(utimensat(AT_FDCWD, tmp, ts, 0), 0);
+	}
 	assert_int_equal(rename(tmp, dst), 0);
 }
 
-/* it_outbox_referral writes referral `id` (the message id too) from
+/* it_outbox_put is it_outbox_put_aged of a file just written. */
+static inline void it_outbox_put(const it_net *n, int p, const char *name, const char *text)
+{
+	it_outbox_put_aged(n, p, name, text, 0);
+}
+
+/* it_outbox_referral_aged writes referral `id` (the message id too) from
  * party `from` to party `to`, for a service `to` offers, into the
- * sender's outbox as ID.json (it_outbox_put). */
-static inline void it_outbox_referral(it_net *n, int from, int to, const char *id)
+ * sender's outbox as ID.json (it_outbox_put_aged, age_s). */
+static inline void it_outbox_referral_aged(it_net *n, int from, int to, const char *id, int age_s)
 {
 	json_t *j = json_pack("{s:s,s:{s:s,s:s},s:s,s:s,s:{s:s,s:s,s:s,s:{s:s,s:s,s:s},s:s},"
 			      "s:{s:{s:s},s:s}}",
@@ -827,8 +845,14 @@ static inline void it_outbox_referral(it_net *n, int from, int to, const char *i
 	assert_non_null(text);
 	char name[200];
 	snprintf(name, sizeof(name), "%s.json", id);
-	it_outbox_put(n, from, name, text);
+	it_outbox_put_aged(n, from, name, text, age_s);
 	free(text);
+}
+
+/* it_outbox_referral is it_outbox_referral_aged of a file just written. */
+static inline void it_outbox_referral(it_net *n, int from, int to, const char *id)
+{
+	it_outbox_referral_aged(n, from, to, id, 0);
 }
 
 /* it_agent_start_ex starts rete-agent for party p (its spool folders are

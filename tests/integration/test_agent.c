@@ -84,12 +84,22 @@ static void write_text(const char *path, const char *text)
 
 /* put_outbox writes a file into an agent's outbox the way the contract
  * asks: temporary name, then rename. */
+/* put_outbox writes text as party p's outbox/NAME through a hidden
+ * temporary name, its times set 5 s back before the rename (a file written
+ * a moment before it was moved in): the agent takes it at its first look,
+ * not after the 2 s it gives a file that just changed (OUT_SETTLE_MS, for
+ * writers that write in place; test_stall's inplace_waits shows it). */
 static void put_outbox(net *n, int p, const char *name, const char *text)
 {
 	char tmp[1200], dst[1200];
 	tu_path(tmp, sizeof(tmp), "%s/agents/%s/spool/outbox/.%s.tmp", n->dir, party_ids[p], name);
 	tu_path(dst, sizeof(dst), "%s/agents/%s/spool/outbox/%s", n->dir, party_ids[p], name);
 	write_text(tmp, text);
+	struct timespec ts[2];
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= 5;
+	ts[1] = ts[0];
+	assert_int_equal(utimensat(AT_FDCWD, tmp, ts, 0), 0);
 	assert_int_equal(rename(tmp, dst), 0);
 }
 

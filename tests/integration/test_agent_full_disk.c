@@ -68,7 +68,7 @@ static void put_referral(it_net *n, const char *id, const char *fc, size_t notes
 	char *text = json_dumps(doc, JSON_COMPACT);
 	assert_non_null(text);
 	snprintf(name, sizeof(name), "%s.json", id);
-	it_outbox_put(n, IT_SOCIAL, name, text);
+	it_outbox_put_aged(n, IT_SOCIAL, name, text, 5);
 	free(text);
 	json_decref(doc);
 	free(notes);
@@ -397,7 +397,7 @@ static void held_start(void **state, struct held_net *h, const char *name, const
 	FILE *fp = fopen(h->inbox, "w");
 	assert_non_null(fp);
 	fclose(fp);
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, id);
+	it_outbox_referral_aged(n, IT_SOCIAL, IT_CPI, id, 5);
 	if (!it_wait_occurrences(h->log, "not acked: the agent keeps it", 1, h->ms)) {
 		it_show(n, "cpi.mantova.log");
 		fail_msg("cpi.mantova's agent did not hold %s", id);
@@ -474,7 +474,7 @@ static void test_inbox_withdrawn(void **state)
 	free(st);
 
 	/* nothing else changes: one delivered in time is acked silently */
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "ok-1");
+	it_outbox_referral_aged(n, IT_SOCIAL, IT_CPI, "ok-1", 5);
 	if (!it_wait_occurrences(slog, "(delivery from broker.mantova) written to inbox/", 1, ms)) {
 		it_show(n, "social.mantova.log");
 		fail_msg("ok-1 was not delivered");
@@ -599,7 +599,7 @@ static void test_inbox_withdrawn_down(void **state)
 	it_stop(&n->agent_pid[IT_CPI], SIGTERM, ms);
 	assert_true(it_agent_start(n, IT_CPI));
 	assert_true(it_wait_occurrences(log, "connected to", 3, ms));
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "ok-2");
+	it_outbox_referral_aged(n, IT_SOCIAL, IT_CPI, "ok-2", 5);
 	if (!it_wait_occurrences(slog, "(delivery from broker.mantova) written to inbox/", 1, ms)) {
 		it_show(n, "social.mantova.log");
 		fail_msg("ok-2 was not delivered");

@@ -150,23 +150,55 @@ static char *referral_json(const char *id, const char *recipient, const char *se
 	return text;
 }
 
-/* put writes text as dir/name the way the contract asks (a hidden
- * temporary name, then rename), so the agent sees it whole. */
-static void put(const char *dir, const char *name, const char *text)
+/* put_at writes text as dir/name the way the contract asks (a hidden
+ * temporary name, then rename), so the agent sees it whole. When aged,
+ * the file's times are set 5 s back before the rename, as a file written
+ * a moment before it was moved in: the agent takes it at its first look,
+ * not after the 2 s it gives a file that just changed (OUT_SETTLE_MS, for
+ * writers that write in place; test_stall's inplace_waits shows that
+ * wait). Those 2 s a file were most of this test's time (50 s in the
+ * sanitizer build). A file renamed over one whose SUBMIT is in flight
+ * stays fresh (put_referral_fresh): the agent takes it as before, after
+ * the receipt of the first has come. */
+static void put_at(const char *dir, const char *name, const char *text, bool aged)
 {
 	char tmp[1500], path[1500];
 	snprintf(tmp, sizeof(tmp), "%s/.put.tmp", dir);
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	assert_int_equal(tu_write_file(tmp, text, strlen(text)), 0);
+	if (aged) {
+		struct timespec ts[2];
+		clock_gettime(CLOCK_REALTIME, &ts[0]);
+		ts[0].tv_sec -= 5;
+		ts[1] = ts[0];
+		assert_int_equal(utimensat(AT_FDCWD, tmp, ts, 0), 0);
+	}
 	assert_int_equal(rename(tmp, path), 0);
+}
+
+static void put(const char *dir, const char *name, const char *text)
+{
+	put_at(dir, name, text, true);
+}
+
+static void put_referral_at(fx *f, int p, const char *name, const char *id, size_t pad,
+			    bool aged)
+{
+	char out[1300];
+	char *t = referral_json(id, it_party_ids[IT_CPI], it_service[IT_CPI], pad);
+	put_at(it_spool(f->n, p, "outbox", out, sizeof(out)), name, t, aged);
+	free(t);
 }
 
 static void put_referral(fx *f, int p, const char *name, const char *id, size_t pad)
 {
-	char out[1300];
-	char *t = referral_json(id, it_party_ids[IT_CPI], it_service[IT_CPI], pad);
-	put(it_spool(f->n, p, "outbox", out, sizeof(out)), name, t);
-	free(t);
+	put_referral_at(f, p, name, id, pad, true);
+}
+
+/* put_referral_fresh: put_referral of a file just written (see put_at). */
+static void put_referral_fresh(fx *f, int p, const char *name, const char *id)
+{
+	put_referral_at(f, p, name, id, 0, false);
 }
 
 /* A condition to wait for; ctx is the test's. */
@@ -475,7 +507,7 @@ static void test_replaced_in_flight(void **state)
 	it_spool(f->n, IT_CPI, "inbox", inbox, sizeof(inbox));
 	in_flight(f, sent, "x.json", "repl-first");
 	/* another file is renamed over it */
-	put_referral(f, IT_SOCIAL, "x.json", "repl-second", 0);
+	put_referral_fresh(f, IT_SOCIAL, "x.json", "repl-second");
 	assert_int_equal(kill(f->n->broker_pid, SIGCONT), 0);
 
 	char *r1 = wait_answer(sent, ".receipt.json", "messageId", "repl-first", 30000);
@@ -803,7 +835,7 @@ static void test_replaced_while_stopped(void **state)
 	spools s;
 	sealed_then_stopped(f, &s, "r.json", NULL, "stopped-old", "\"stopped-old\"", SIGKILL);
 	/* another file is renamed over it while the agent is stopped */
-	put_referral(f, IT_SOCIAL, "r.json", "stopped-new", 0);
+	put_referral_fresh(f, IT_SOCIAL, "r.json", "stopped-new");
 	assert_true(it_agent_start(f->n, IT_SOCIAL));
 	/* the old one: its receipt, beside the message as it was sent */
 	receipt_of(f, &s, "messageId", "stopped-old", "stopped-old");

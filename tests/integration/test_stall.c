@@ -35,8 +35,11 @@
 
 /* every flush waits this long while the marker exists: longer than the
  * agent's 3 x resubmit (2 s in itest.h's agent.ini) and than the broker's
- * 5 s of a slow commit, so that both must speak during one commit */
-#define SLOW_MS "12000"
+ * 5 s of a slow commit, so that both must speak during one commit (of two
+ * flushes: 14 s, the agent's line due at 6 s). 12 s made each commit 24 s
+ * and the test 27 to 52 s; nothing it asserts needs more than one flush
+ * past 6 s. */
+#define SLOW_MS "7000"
 
 static void agent_log_path(const it_net *n, int p, char *buf, size_t len)
 {
@@ -64,17 +67,21 @@ static it_net *slow_net(void **state, const char *tag, const char *ms, char *mar
 	return n;
 }
 
+/* The referrals of stall_said and hang_said are dated 5 s back
+ * (it_outbox_referral_aged): taken at the agent's first look, not after the
+ * 2 s settle of a file that just changed; what the tests watch is the
+ * broker's disk. */
 static void test_stall_said(void **state)
 {
 	char marker[1300], alog[1300];
 	it_net *n = slow_net(state, "stall", SLOW_MS, marker, alog);
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "st-0");
+	it_outbox_referral_aged(n, IT_SOCIAL, IT_CPI, "st-0", 5);
 	assert_true(it_wait_occurrences(alog, "st-0.json: accepted", 1, it_wait_ms()));
 
 	/* the broker's flushes stall from now on */
 	assert_int_equal(tu_write_file(marker, "x", 1), 0);
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "st-1");
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "st-2");
+	it_outbox_referral_aged(n, IT_SOCIAL, IT_CPI, "st-1", 5);
+	it_outbox_referral_aged(n, IT_SOCIAL, IT_CPI, "st-2", 5);
 	const char *warned = "no answer from the broker for";
 	if (!it_wait_occurrences(alog, warned, 1, it_wait_ms())) {
 		it_show(n, "social.mantova.log");
@@ -114,7 +121,7 @@ static void test_stall_said(void **state)
 			 "is over once both were receipted");
 	}
 	/* a commit on a healthy disk: the broker says the spell is over */
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "st-3");
+	it_outbox_referral_aged(n, IT_SOCIAL, IT_CPI, "st-3", 5);
 	assert_true(it_wait_occurrences(alog, "st-3.json: accepted", 1, it_wait_ms()));
 	if (!it_wait_occurrences(n->log, "commits are fast again", 1, it_wait_ms())) {
 		it_show(n, "broker.log");
@@ -167,11 +174,11 @@ static void test_hang_said(void **state)
 	/* every flush waits until the marker is removed (10 min at most) */
 	char marker[1300], alog[1300];
 	it_net *n = slow_net(state, "hang", "600000", marker, alog);
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "hg-0");
+	it_outbox_referral_aged(n, IT_SOCIAL, IT_CPI, "hg-0", 5);
 	assert_true(it_wait_occurrences(alog, "hg-0.json: accepted", 1, it_wait_ms()));
 
 	assert_int_equal(tu_write_file(marker, "x", 1), 0);
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "hg-1");
+	it_outbox_referral_aged(n, IT_SOCIAL, IT_CPI, "hg-1", 5);
 	const char *hangs = "for the disk of";
 	if (!it_wait_occurrences(n->log, hangs, 1, it_wait_ms())) {
 		it_show(n, "broker.log");
@@ -222,7 +229,7 @@ static void test_hang_said(void **state)
 	/* the disk recovers: the commit ends, a fast one ends the spell */
 	assert_int_equal(unlink(marker), 0);
 	assert_true(it_wait_occurrences(alog, "hg-1.json: accepted", 1, it_wait_ms()));
-	it_outbox_referral(n, IT_SOCIAL, IT_CPI, "hg-2");
+	it_outbox_referral_aged(n, IT_SOCIAL, IT_CPI, "hg-2", 5);
 	assert_true(it_wait_occurrences(alog, "hg-2.json: accepted", 1, it_wait_ms()));
 	if (!it_wait_occurrences(n->log, "commits are fast again", 1, it_wait_ms())) {
 		it_show(n, "broker.log");
@@ -287,8 +294,12 @@ static void test_slow_spell(void **state)
 			 "line said %ld (said %zu time(s))",
 			 entries, tu_occurrences(n->log, waited));
 	}
-	/* ten more commits of about 6 s each, one after the other */
-	const int more = 10;
+	/* five more commits of about 6 s each, one after the other: six in
+	 * the spell, twice the 3 lines the watch may say (a line per commit,
+	 * the defect, says 6); the spell lasts about 36 s, under the minute
+	 * after which the watch may say one more (ten more, 66 s, made the
+	 * test 64 s of the sanitizer build's CI) */
+	const int more = 5;
 	for (int k = 1; k <= more; k++) {
 		char id[64];
 		snprintf(id, sizeof(id), "sp-%d", k);
@@ -399,7 +410,22 @@ static void test_cut_said(void **state)
 	it_net *n = social_net(state, "cutsaid", alog, sizeof(alog));
 	referral_text(text, sizeof(text), "cut-1");
 	text[120] = '\0';
-	it_outbox_put(n, IT_SOCIAL, "cut-1.json", text);
+	/* written 5 s before it is renamed in (its times set back): the agent
+	 * still looks at it again until it is 10 s old (OUT_PARTIAL_MS), 5 s
+	 * of it here instead of 10 */
+	char tmp[1600];
+	snprintf(tmp, sizeof(tmp), "%s/.cut-1.json.tmp",
+		 it_spool(n, IT_SOCIAL, "outbox", dir, sizeof(dir)));
+	snprintf(path, sizeof(path), "%s/cut-1.json", dir);
+	assert_int_equal(tu_write_file(tmp, text, strlen(text)), 0);
+	struct timespec ts[2];
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= 5;
+	ts[1] = ts[0];
+	assert_int_equal(utimensat(AT_FDCWD, tmp, ts, 0), 0);
+	assert_int_equal(rename(tmp, path), 0);
+	assert_true(it_wait_occurrences(alog, "cut-1.json: ends before its JSON does", 1,
+					it_wait_ms()));
 	assert_true(it_wait_occurrences(alog, "cut-1.json: refused (invalid", 1, it_wait_ms()));
 	snprintf(path, sizeof(path), "%s/cut-1.json.error.json",
 		 it_spool(n, IT_SOCIAL, "failed", dir, sizeof(dir)));
