@@ -33,6 +33,8 @@
 #           nothing to extend; at the restore of that backup its history
 #           must not offer an epoch-1 checkpoint in (R1, R2], which epoch
 #           2's log never held: no alarm, both agents cosign epoch 3.
+#           Then social.mantova's history made unreadable: said at
+#           warning, once, and begun anew.
 #
 # The real broker and agents, ipc sockets; waits poll files and log lines
 # with deadlines.
@@ -253,9 +255,10 @@ stale() {
 	# line and a value line; "checkpoint" is 636865636b706f696e74)
 	cdata=$DIR/agents/cpi.mantova/data
 	mdb_dump -a "$cdata" >"$DIR/cpi.dump" || fail "mdb_dump of cpi.mantova's store"
-	awk '/^database=/{db=substr($0,10)} /^HEADER=END/{data=1; print; next} /^DATA=END/{data=0}
+	# (db_pagesize: a line of lmdb-utils' dump its own mdb_load does not take)
+	grep -v '^db_pagesize=' "$DIR/cpi.dump" | awk '/^database=/{db=substr($0,10)} /^HEADER=END/{data=1; print; next} /^DATA=END/{data=0}
 		data && /^ / {k=$0; getline v; if (db=="meta" && k==" 636865636b706f696e74") next; print k; print v; next}
-		{print}' "$DIR/cpi.dump" >"$DIR/cpi.cut"
+		{print}' >"$DIR/cpi.cut"
 	mv "$cdata" "$DIR/cpi.data.whole" && mkdir "$cdata" && mdb_load -f "$DIR/cpi.cut" "$cdata" ||
 		fail "mdb_load of cpi.mantova's store without its baseline"
 
@@ -277,14 +280,26 @@ stale() {
 	restore_from "$DIR/b2" # epoch 3 from R2: honest
 	grep -q "epoch 3" "$DIR/broker.log" || fail "the second --restore did not say epoch 3: $(tail -n 5 "$DIR/broker.log")"
 	for a in social.mantova cpi.mantova; do
-		wait_for 60 sh -c "grep -c 'checks out against\|WITNESS ALARM' '$DIR/$a.log' | grep -q '^[2-9]'" ||
-			[ $a = cpi.mantova ] || fail "stale: $a said nothing of the second restore"
+		wait_for 60 grep -q -E "declared restore \(epoch 3\) checks out|WITNESS ALARM" "$DIR/$a.log"
 		! grep -q "WITNESS ALARM" "$DIR/$a.log" ||
 			bad "stale: $a raised an alarm on an honest restore: $(grep -o "WITNESS ALARM.*" "$DIR/$a.log" | head -n 1)"
-		wait_for 60 grep -q "the declared restore (epoch 3) checks out" "$DIR/$a.log" ||
-			bad "stale: $a did not take the second restore"
+		grep -q "declared restore (epoch 3) checks out" "$DIR/$a.log" || bad "stale: $a did not take the second restore"
 	done
+	grep -o "witness: the history of verified checkpoints ends at .*" "$DIR/cpi.mantova.log" | head -n 1
 	wait_for 60 latest_cosigned "$store" "$R2" || bad "stale: the agents did not both cosign epoch 3"
+	R3=$(cat "$DIR/cp.size")
+	# an unreadable history (3 bytes): said at warning, once, and begun anew
+	stop_pid "${PIDS[1]}" "social.mantova's agent"
+	printf 'whist\n\\01\\02\\03\n' | mdb_load -T -s meta "$DIR/agents/social.mantova/data" ||
+		fail "mdb_load of social.mantova's unreadable history"
+	"$BIN/rete-agent" -c "$DIR/agents/social.mantova/agent.ini" >>"$DIR/social.mantova.log" 2>&1 &
+	PIDS[1]=$!
+	referrals 7 8
+	wait_for 60 latest_cosigned "$store" "$R3" || bad "stale: the agents did not cosign epoch 3 past $R3"
+	UNREAD="history of verified checkpoints (meta \"whist\", 3 bytes) is unreadable"
+	[ "$(grep -c "warning.*$UNREAD" "$DIR/social.mantova.log")" = 1 ] ||
+		bad "stale: social.mantova did not say once at warning that its history is unreadable: $(grep -c "$UNREAD" "$DIR/social.mantova.log") lines"
+	whist social.mantova | grep -q "^3 " || bad "stale: social.mantova's history was not begun anew"
 	stop_all
 	DIR=$ROOT
 }
