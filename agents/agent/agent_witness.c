@@ -2096,14 +2096,23 @@ static void wit_on_link_hist(agent *a, const Rete__Proof *p, const rete_merkle_e
 		wit_link_next(a);
 		return;
 	}
+	/* a checkpoint of an epoch that began at a restore: the new log may
+	 * also be a copy of the epoch before it, put back after that restore
+	 * (rev-hist s18, finding 2): the operator's hint */
+	char hint[200] = "";
+	if (w->link_hist_epoch > 1)
+		snprintf(hint, sizeof(hint),
+			 ", or a backup of an epoch before %u put back after a later restore "
+			 "(docs/operations.md, \"Restoring a backup\")",
+			 w->link_hist_epoch);
 	snprintf(what, sizeof(what),
 		 "the checkpoint of size %" PRIu64 " this agent verified in epoch %u, below the "
 		 "restore point (log index %" PRIu64 "), is not on the new epoch's log: no valid "
 		 "consistency proof from size %" PRIu64 " to its checkpoint of size %" PRIu64
 		 " (%s): its entries below that size are not the ones this agent verified (a "
-		 "log forked below the restore point)",
+		 "log forked below the restore point%s)",
 		 w->link_hist_size, w->link_hist_epoch, w->link_index, w->link_hist_size,
-		 w->cand.size, err != RETE_OK ? m.text : "the proof is for other sizes");
+		 w->cand.size, err != RETE_OK ? m.text : "the proof is for other sizes", hint);
 	wit_link_alarm(a, what);
 }
 
