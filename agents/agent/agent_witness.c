@@ -566,13 +566,14 @@ static void wit_hist_load(agent *a, agent_whist *h, uint64_t from)
 		return;
 	if (!agent_whist_parse(h, b.data, b.len) && !w->hist_warned) {
 		w->hist_warned = true;
-		agent_log(a, "warning",
-			  "witness: the history of verified checkpoints (meta \"whist\", %zu bytes) "
-			  "is unreadable (not a list of at most %d records of %d bytes by size): "
-			  "begun anew at the checkpoint of size %" PRIu64 "; until the next "
-			  "declared restore above that size, one below it is checked by entry 0 "
-			  "and the directory entry alone, not by a checkpoint this agent verified",
-			  b.len, AGENT_WHIST_MAX, AGENT_WHIST_REC, from);
+		agent_log(
+		    a, "warning",
+		    "witness: the history of verified checkpoints (meta \"whist\", %zu bytes) "
+		    "is unreadable (not a list of at most %d records of %d bytes by size): "
+		    "begun anew at the checkpoint of size %" PRIu64 "; until the next "
+		    "declared restore above that size, one below it is checked by entry 0 "
+		    "and the directory entry alone, not by a checkpoint this agent verified",
+		    b.len, AGENT_WHIST_MAX, AGENT_WHIST_REC, from);
 	}
 	rete_buf_free(&b);
 }
@@ -756,8 +757,8 @@ static bool wit_forget_cp(agent *a, uint64_t size, const uint8_t *root)
 			    "witness: %zu receipts (log index %" PRIu64 " to %" PRIu64
 			    ") included in checkpoint of size %" PRIu64
 			    " (their checkpoint of size %" PRIu64 " is on that log)",
-			    c.n, agent_be64_get(c.keys[0]), agent_be64_get(c.keys[c.n - 1]), w->good.size,
-			    size);
+			    c.n, agent_be64_get(c.keys[0]), agent_be64_get(c.keys[c.n - 1]),
+			    w->good.size, size);
 	}
 	free(c.keys);
 	return err == RETE_OK && c.n > 0;

@@ -172,10 +172,8 @@ static void test_below(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_thinning),
-	    cmocka_unit_test(test_year),
-	    cmocka_unit_test(test_keep),
-	    cmocka_unit_test(test_parse),
+	    cmocka_unit_test(test_thinning), cmocka_unit_test(test_year),
+	    cmocka_unit_test(test_keep),     cmocka_unit_test(test_parse),
 	    cmocka_unit_test(test_below),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
