@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "agent_be.h"
 #include "duration.h"
 
 #define HOOK_PARALLEL 4
@@ -99,14 +100,6 @@ struct hook_found {
 	bool nomem;
 };
 
-static uint64_t be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 /* hook_name_ok: a name an inbox file can have (no '/', no NUL, not empty). */
 static bool hook_name_ok(const char *name, size_t len)
 {
@@ -132,7 +125,7 @@ static bool hook_collect(const void *key, size_t klen, const void *val, size_t v
 			return true;
 		}
 		memcpy(r.name, nm, nl);
-		r.index = be64(key);
+		r.index = agent_be64_get(key);
 		r.old = true;
 	} else {
 		if (vlen != 8 || !hook_name_ok(key, klen)) {
@@ -140,7 +133,7 @@ static bool hook_collect(const void *key, size_t klen, const void *val, size_t v
 			return true;
 		}
 		memcpy(r.name, key, klen);
-		r.index = be64(val);
+		r.index = agent_be64_get(val);
 	}
 	if (f->n == f->cap) {
 		size_t nc = f->cap ? f->cap * 2 : 16;

@@ -4,23 +4,16 @@
 
 #include <string.h>
 
-static uint64_t whist_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
+#include "agent_be.h"
 
 uint32_t agent_whist_epoch(const agent_whist *h, size_t i)
 {
-	const uint8_t *r = h->rec[i];
-	return (uint32_t)r[0] << 24 | (uint32_t)r[1] << 16 | (uint32_t)r[2] << 8 | r[3];
+	return agent_be32_get(h->rec[i]);
 }
 
 uint64_t agent_whist_size(const agent_whist *h, size_t i)
 {
-	return whist_be64(h->rec[i] + 4);
+	return agent_be64_get(h->rec[i] + 4);
 }
 
 const uint8_t *agent_whist_root(const agent_whist *h, size_t i)
@@ -35,8 +28,8 @@ bool agent_whist_parse(agent_whist *h, const uint8_t *data, size_t len)
 	if (len % AGENT_WHIST_REC != 0 || n > AGENT_WHIST_MAX || (len > 0 && data == NULL))
 		return false;
 	for (size_t i = 1; i < n; i++)
-		if (whist_be64(data + (i - 1) * AGENT_WHIST_REC + 4) >=
-		    whist_be64(data + i * AGENT_WHIST_REC + 4))
+		if (agent_be64_get(data + (i - 1) * AGENT_WHIST_REC + 4) >=
+		    agent_be64_get(data + i * AGENT_WHIST_REC + 4))
 			return false;
 	if (n > 0)
 		memcpy(h->rec, data, len);
@@ -77,12 +70,8 @@ void agent_whist_put(agent_whist *h, uint64_t keep, uint32_t epoch, uint64_t siz
 	if (size == 0)
 		return;
 	uint8_t *r = h->rec[h->n++];
-	r[0] = (uint8_t)(epoch >> 24);
-	r[1] = (uint8_t)(epoch >> 16);
-	r[2] = (uint8_t)(epoch >> 8);
-	r[3] = (uint8_t)epoch;
-	for (int i = 0; i < 8; i++)
-		r[4 + i] = (uint8_t)(size >> (56 - 8 * i));
+	agent_be32_put(r, epoch);
+	agent_be64_put(r + 4, size);
 	memcpy(r + 12, root, RETE_MERKLE_HASH);
 	while (h->n > AGENT_WHIST_MAX)
 		whist_thin(h);

@@ -107,6 +107,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "agent_be.h"
 #include "agent_net.h"
 #include "agent_whist.h"
 #include "checkpoint.h"
@@ -228,6 +229,7 @@ struct agent_witness {
 	char *link_note;	      /* its recorded checkpoint (malloc'd) */
 	bool pin_given_up;	      /* entry 0's leaf not learnt this run (a bad answer) */
 	uint32_t link_alarmed;	      /* the epoch whose link was the alarm (this run; 0: none) */
+	bool hist_warned;	      /* an unreadable "whist" was said (this run) */
 	uint64_t link_dir_index;      /* the directory entry of a WELCOME before the restore */
 	uint8_t link_dir_leaf[RETE_MERKLE_HASH];
 	char link_how[512];			   /* what showed the link, for the sentence */
@@ -550,29 +552,57 @@ static rete_err wit_ask(agent *a, Rete__Query *q)
  * change); one that finds none checks a restore as before. */
 #define WIT_HIST_KEY "whist"
 
-/* wit_hist_load reads meta "whist" into h (empty when there is none, or
- * when it is malformed: said at debug, and written anew at the next
- * verified checkpoint). */
-static void wit_hist_load(agent *a, agent_whist *h)
+/* wit_hist_load reads meta "whist" into h: empty when there is none, or
+ * when it is unreadable (said at warning, once per run: the history is
+ * begun anew at the checkpoint of size `from` being kept, and a declared
+ * restore below that size loses its check; rev-hist s18, finding 4). */
+static void wit_hist_load(agent *a, agent_whist *h, uint64_t from)
 {
+	struct agent_witness *w = wit(a);
 	rete_buf b;
 	h->n = 0;
 	if (agent_db_get(a->db, AGENT_DB_META, WIT_HIST_KEY, strlen(WIT_HIST_KEY), &b, NULL) !=
 	    RETE_OK)
 		return;
-	if (!agent_whist_parse(h, b.data, b.len))
-		agent_debug(a,
-			    "witness: the history of verified checkpoints (meta \"whist\", %zu "
-			    "bytes) is not a list of at most %d records of %d bytes by size: not "
-			    "used, begun anew",
-			    b.len, AGENT_WHIST_MAX, AGENT_WHIST_REC);
+	if (!agent_whist_parse(h, b.data, b.len) && !w->hist_warned) {
+		w->hist_warned = true;
+		agent_log(
+		    a, "warning",
+		    "witness: the history of verified checkpoints (meta \"whist\", %zu bytes) "
+		    "is unreadable (not a list of at most %d records of %d bytes by size): "
+		    "begun anew at the checkpoint of size %" PRIu64 "; until the next "
+		    "declared restore above that size, one below it is checked by entry 0 "
+		    "and the directory entry alone, not by a checkpoint this agent verified",
+		    b.len, AGENT_WHIST_MAX, AGENT_WHIST_REC, from);
+	}
 	rete_buf_free(&b);
+}
+
+/* wit_hist_extends: the newest record of h is the baseline (the good
+ * checkpoint: its epoch, size and root), which the candidate extends. A
+ * history that ends elsewhere was not cut at a restore the baseline came
+ * by (a link pass interrupted or whose keep failed, an earlier agent run
+ * across the restore): its records above that restore's point are not on
+ * the log, and kept they make the next honest restore below them the
+ * alarm (rev-hist s18, finding 1). */
+static bool wit_hist_extends(agent *a, const agent_whist *h)
+{
+	struct agent_witness *w = wit(a);
+	uint32_t ge = 1;
+	if (h->n == 0 || !w->have_good || w->good_note == NULL ||
+	    rete_checkpoint_epoch(w->good_note, strlen(w->good_note), &ge, NULL) != RETE_OK)
+		return false;
+	size_t i = h->n - 1;
+	return agent_whist_epoch(h, i) == ge && agent_whist_size(h, i) == w->good.size &&
+	       memcmp(agent_whist_root(h, i), w->good.root, RETE_MERKLE_HASH) == 0;
 }
 
 /* wit_keep_candidate keeps the candidate as the verified checkpoint (meta
  * "checkpoint") and adds it to the history, in one transaction; the
- * history's records larger than `keep` are dropped first (UINT64_MAX: none;
- * wit_new_baseline). */
+ * history's records larger than `keep` are dropped first (wit_new_baseline:
+ * the restore point). keep UINT64_MAX: the candidate extends the baseline
+ * or there is none; the history is kept only when it ends at the baseline
+ * (wit_hist_extends), else begun anew at the candidate (said at info). */
 static void wit_keep_candidate(agent *a, uint64_t keep)
 {
 	struct agent_witness *w = wit(a);
@@ -585,7 +615,19 @@ static void wit_keep_candidate(agent *a, uint64_t keep)
 		return;
 	}
 	(void)rete_checkpoint_epoch(w->candidate, strlen(w->candidate), &epoch, NULL);
-	wit_hist_load(a, h);
+	wit_hist_load(a, h, w->cand.size);
+	if (keep == UINT64_MAX && h->n > 0 && !wit_hist_extends(a, h)) {
+		agent_log(a, "info",
+			  "witness: the history of verified checkpoints ends at the checkpoint of "
+			  "epoch %u, size %" PRIu64 ", not at %s: begun anew at the checkpoint of "
+			  "size %" PRIu64 " (a declared restore below it is checked by entry 0 and "
+			  "the directory entry alone)",
+			  agent_whist_epoch(h, h->n - 1), agent_whist_size(h, h->n - 1),
+			  w->have_good ? "the baseline this checkpoint extends"
+				       : "a baseline (this agent holds none)",
+			  w->cand.size);
+		h->n = 0;
+	}
 	agent_whist_put(h, keep, epoch, w->cand.size, w->cand.root);
 	bool own = !agent_db_in_txn(a->db);
 	for (int attempt = 0; attempt < 4; attempt++) {
@@ -613,15 +655,6 @@ static void wit_keep_candidate(agent *a, uint64_t keep)
 	agent_debug(a, "witness: checkpoint of size %" PRIu64 " verified", w->good.size);
 }
 
-/* wit_be64 reads 8 bytes big-endian. */
-static uint64_t wit_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 /* The first pending receipt the good checkpoint (size below) lets the
  * witness check: an old record (leaf only) of an index below it, or one
  * whose checkpoint is not larger than it. */
@@ -641,12 +674,12 @@ static bool wit_first(const void *key, size_t klen, const void *val, size_t vlen
 	const uint8_t *v = val;
 	if (klen != 8 || (vlen != WIT_REC_OLD && vlen != WIT_REC && vlen != WIT_REC_T))
 		return true;
-	uint64_t idx = wit_be64(key);
+	uint64_t idx = agent_be64_get(key);
 	if (idx >= f->below)
 		return false; /* keys are in index order, and a receipt's checkpoint
 				 is larger than its index: nothing further is covered */
 	if (vlen != WIT_REC_OLD) {
-		uint64_t size = wit_be64(v + RETE_MERKLE_HASH);
+		uint64_t size = agent_be64_get(v + RETE_MERKLE_HASH);
 		if (size > f->below)
 			return true; /* it waits for a later checkpoint */
 		f->size = size;
@@ -674,9 +707,9 @@ static bool wit_same_cp(const void *key, size_t klen, const void *val, size_t vl
 	const uint8_t *v = val;
 	if (klen != 8 || (vlen != WIT_REC && vlen != WIT_REC_T))
 		return true;
-	if (wit_be64(key) >= c->size)
+	if (agent_be64_get(key) >= c->size)
 		return false; /* an entry of a checkpoint of that size is below it */
-	if (wit_be64(v + RETE_MERKLE_HASH) != c->size ||
+	if (agent_be64_get(v + RETE_MERKLE_HASH) != c->size ||
 	    memcmp(v + RETE_MERKLE_HASH + 8, c->root, RETE_MERKLE_HASH) != 0)
 		return true;
 	if (c->n == c->cap) {
@@ -718,14 +751,14 @@ static bool wit_forget_cp(agent *a, uint64_t size, const uint8_t *root)
 		agent_debug(a,
 			    "witness: receipt %" PRIu64 " included in checkpoint of size %" PRIu64
 			    " (its checkpoint of size %" PRIu64 " is on that log)",
-			    wit_be64(c.keys[0]), w->good.size, size);
+			    agent_be64_get(c.keys[0]), w->good.size, size);
 	} else if (c.n > 1) {
 		agent_debug(a,
 			    "witness: %zu receipts (log index %" PRIu64 " to %" PRIu64
 			    ") included in checkpoint of size %" PRIu64
 			    " (their checkpoint of size %" PRIu64 " is on that log)",
-			    c.n, wit_be64(c.keys[0]), wit_be64(c.keys[c.n - 1]), w->good.size,
-			    size);
+			    c.n, agent_be64_get(c.keys[0]), agent_be64_get(c.keys[c.n - 1]),
+			    w->good.size, size);
 	}
 	free(c.keys);
 	return err == RETE_OK && c.n > 0;
@@ -773,7 +806,7 @@ static bool wit_first_dlv(const void *key, size_t klen, const void *val, size_t 
 	const uint8_t *k = key, *v = val;
 	if (klen != WIT_DLV_KEY || k[0] != 'd' || vlen < RETE_MERKLE_HASH + 8)
 		return true;
-	if (wit_be64(k + 1) >= f->below)
+	if (agent_be64_get(k + 1) >= f->below)
 		return false; /* in index order: nothing further is covered */
 	f->found = true;
 	memcpy(f->key, k, WIT_DLV_KEY);
@@ -796,7 +829,7 @@ static void wit_next_delivered(agent *a)
 		return;
 	Rete__Query q = RETE__QUERY__INIT;
 	Rete__InclusionQuery iq = RETE__INCLUSION_QUERY__INIT;
-	iq.index = wit_be64(f.key + 1);
+	iq.index = agent_be64_get(f.key + 1);
 	iq.tree_size = w->good.size;
 	q.what_case = RETE__QUERY__WHAT_INCLUSION;
 	q.inclusion = &iq;
@@ -816,7 +849,7 @@ static void wit_on_delivered(agent *a, const Rete__Proof *p, const rete_merkle_e
 {
 	struct agent_witness *w = wit(a);
 	rete_msg m = {{0}};
-	uint64_t index = wit_be64(w->dlv_key + 1);
+	uint64_t index = agent_be64_get(w->dlv_key + 1);
 	rete_err err =
 	    rete_merkle_verify_inclusion(index, w->good.size, w->dlv_leaf, RETE_MERKLE_HASH, e,
 					 p->n_hashes, w->good.root, RETE_MERKLE_HASH, &m);
@@ -864,8 +897,8 @@ static bool wit_ahead(const void *key, size_t klen, const void *val, size_t vlen
 	const uint8_t *v = val;
 	if (klen != 8 || (vlen != WIT_REC && vlen != WIT_REC_T))
 		return true;
-	uint64_t size = wit_be64(v + RETE_MERKLE_HASH);
-	uint64_t index = wit_be64(key);
+	uint64_t size = agent_be64_get(v + RETE_MERKLE_HASH);
+	uint64_t index = agent_be64_get(key);
 	if (size <= f->above || (f->found && size <= f->size))
 		return true;
 	for (unsigned i = 0; i < f->w->conn_n; i++)
@@ -1562,7 +1595,7 @@ static void wit_new_baseline(agent *a, uint64_t kept)
 		free(w->dir_entry);
 		w->dir_entry = NULL;
 	} else if (agent_db_get(a->db, AGENT_DB_META, "wdir", 4, &d, &m) == RETE_OK) {
-		bool stale = d.len != 8 + RETE_MERKLE_HASH || wit_be64(d.data) >= kept;
+		bool stale = d.len != 8 + RETE_MERKLE_HASH || agent_be64_get(d.data) >= kept;
 		rete_buf_free(&d);
 		if (stale && agent_db_del(a->db, AGENT_DB_META, "wdir", 4, &m) != RETE_OK)
 			agent_log(a, "error",
@@ -1582,16 +1615,15 @@ static void wit_new_baseline(agent *a, uint64_t kept)
 static void wit_link_pass(agent *a, const char *how)
 {
 	struct agent_witness *w = wit(a);
-	rete_msg m = {{0}};
 	agent_log(a, "warning",
 		  "witness: the declared restore (epoch %u) checks out against the checkpoint "
 		  "of size %" PRIu64 " this agent verified in epoch %u (%s): the new epoch's "
 		  "checkpoint of size %" PRIu64 " becomes the witness's baseline",
 		  w->link_cand_epoch, w->good.size, w->link_good_epoch, how, w->cand.size);
 	uint64_t kept = w->link_found ? w->link_index : w->good.size;
-	if (agent_db_del(a->db, AGENT_DB_META, "checkpoint", 10, &m) != RETE_OK &&
-	    m.text[0] != '\0')
-		agent_debug(a, "witness: the old baseline: %s", m.text);
+	/* the old baseline is replaced in the keep's transaction, not deleted
+	 * before it: a keep that fails or is cut short leaves it, and the link
+	 * is checked again (rev-hist s18, finding 1) */
 	wit_new_baseline(a, kept);
 }
 
@@ -1897,7 +1929,7 @@ static bool wit_link_ask_hist(agent *a)
 	agent_whist *h = malloc(sizeof(*h));
 	if (h == NULL)
 		return false;
-	wit_hist_load(a, h);
+	wit_hist_load(a, h, w->cand.size);
 	long best = agent_whist_below(h, w->link_index, w->link_cand_epoch);
 	if (best < 0) {
 		agent_log(a, "info",
@@ -1956,7 +1988,7 @@ static void wit_link_next(agent *a)
 		if (agent_db_get(a->db, AGENT_DB_META, "wdir", 4, &d, &m) == RETE_OK) {
 			bool ask = d.len == 8 + RETE_MERKLE_HASH;
 			if (ask) {
-				w->link_dir_index = wit_be64(d.data);
+				w->link_dir_index = agent_be64_get(d.data);
 				memcpy(w->link_dir_leaf, d.data + 8, RETE_MERKLE_HASH);
 				ask = w->link_dir_index < w->link_index;
 			}
@@ -2065,14 +2097,23 @@ static void wit_on_link_hist(agent *a, const Rete__Proof *p, const rete_merkle_e
 		wit_link_next(a);
 		return;
 	}
+	/* a checkpoint of an epoch that began at a restore: the new log may
+	 * also be a copy of the epoch before it, put back after that restore
+	 * (rev-hist s18, finding 2): the operator's hint */
+	char hint[200] = "";
+	if (w->link_hist_epoch > 1)
+		snprintf(hint, sizeof(hint),
+			 ", or a backup of an epoch before %u put back after a later restore "
+			 "(docs/operations.md, \"Restoring a backup\")",
+			 w->link_hist_epoch);
 	snprintf(what, sizeof(what),
 		 "the checkpoint of size %" PRIu64 " this agent verified in epoch %u, below the "
 		 "restore point (log index %" PRIu64 "), is not on the new epoch's log: no valid "
 		 "consistency proof from size %" PRIu64 " to its checkpoint of size %" PRIu64
 		 " (%s): its entries below that size are not the ones this agent verified (a "
-		 "log forked below the restore point)",
+		 "log forked below the restore point%s)",
 		 w->link_hist_size, w->link_hist_epoch, w->link_index, w->link_hist_size,
-		 w->cand.size, err != RETE_OK ? m.text : "the proof is for other sizes");
+		 w->cand.size, err != RETE_OK ? m.text : "the proof is for other sizes", hint);
 	wit_link_alarm(a, what);
 }
 
@@ -2289,7 +2330,7 @@ void agent_witness_receipt(agent *a, uint64_t index, const uint8_t leaf[RETE_MER
 	bool fresh = true;
 	if (agent_db_get(a->db, AGENT_DB_WITNESS, key, sizeof(key), &have, &m) == RETE_OK) {
 		if (have.len == WIT_REC_T && memcmp(have.data, rec, WIT_REC) == 0) {
-			at = (int64_t)wit_be64(have.data + WIT_REC);
+			at = (int64_t)agent_be64_get(have.data + WIT_REC);
 			fresh = false; /* recorded before: still of its connection */
 		}
 		rete_buf_free(&have);
@@ -2563,11 +2604,11 @@ static bool wit_oldest(const void *key, size_t klen, const void *val, size_t vle
 	const uint8_t *v = val;
 	if (klen == WIT_DLV_KEY && ((const uint8_t *)key)[0] == 'd' &&
 	    vlen >= RETE_MERKLE_HASH + 8) {
-		int64_t at = (int64_t)wit_be64(v + RETE_MERKLE_HASH);
+		int64_t at = (int64_t)agent_be64_get(v + RETE_MERKLE_HASH);
 		if (!o->found || at < o->at) {
 			o->found = true;
 			o->at = at;
-			o->index = wit_be64((const uint8_t *)key + 1);
+			o->index = agent_be64_get((const uint8_t *)key + 1);
 			o->size = 0;
 			o->delivered = true;
 			wit_dlv_what(o->what, sizeof(o->what), v, vlen);
@@ -2576,12 +2617,12 @@ static bool wit_oldest(const void *key, size_t klen, const void *val, size_t vle
 	}
 	if (klen != 8 || (vlen != WIT_REC_OLD && vlen != WIT_REC && vlen != WIT_REC_T))
 		return true;
-	int64_t at = vlen == WIT_REC_T ? (int64_t)wit_be64(v + WIT_REC) : o->started_at;
+	int64_t at = vlen == WIT_REC_T ? (int64_t)agent_be64_get(v + WIT_REC) : o->started_at;
 	if (!o->found || at < o->at) {
 		o->found = true;
 		o->at = at;
-		o->index = wit_be64(key);
-		o->size = vlen == WIT_REC_OLD ? 0 : wit_be64(v + RETE_MERKLE_HASH);
+		o->index = agent_be64_get(key);
+		o->size = vlen == WIT_REC_OLD ? 0 : agent_be64_get(v + RETE_MERKLE_HASH);
 		o->delivered = false;
 	}
 	return true;

@@ -24,6 +24,17 @@
 #           back after S1 with the state file kept and --restore: the
 #           proof from V holds; both agents take the new epoch and cosign
 #           it, no alarm.
+#   stale   two honest restores, cpi.mantova down across the first, its
+#           store left as a failed or interrupted link pass (or an earlier
+#           agent run across the restore) leaves it: the epoch-1 baseline
+#           gone (meta "checkpoint" deleted), its history of epoch 1 not
+#           cut at the restore point R1 (rev-hist s18, finding 1). Back in
+#           epoch 2 past a backup of R2 entries, it takes a baseline with
+#           nothing to extend; at the restore of that backup its history
+#           must not offer an epoch-1 checkpoint in (R1, R2], which epoch
+#           2's log never held: no alarm, both agents cosign epoch 3.
+#           Then social.mantova's history made unreadable: said at
+#           warning, once, and begun anew.
 #
 # The real broker and agents, ipc sockets; waits poll files and log lines
 # with deadlines.
@@ -195,8 +206,106 @@ scenario() {
 	DIR=$ROOT
 }
 
-for s in ${FORK_SCENARIOS:-copy honest}; do
-	scenario "$s"
+# restore_from BACKUP: the broker stopped, BACKUP put in place of its
+# store (the real state file kept) and started with --restore
+restore_from() {
+	stop_pid "${PIDS[0]}" "the broker"
+	rm -rf "$store"
+	cp -a "$1" "$store"
+	: >"$DIR/broker.log"
+	"$BIN/rete-broker" -c "$DIR/broker/broker.ini" --restore >>"$DIR/broker.log" 2>&1 &
+	PIDS[0]=$!
+	wait_for 30 "$BIN/rete" monitor -c "$DIR/coord.ini" --once ||
+		fail "the broker restored from $1 did not answer: $(tail -n 3 "$DIR/broker.log")"
+}
+
+# cosigned_by ID MIN: the latest checkpoint is larger than MIN and cosigned
+# by ID; its size in DIR/cp.size
+cosigned_by() {
+	"$BIN/rete" checkpoint "$store" >"$DIR/cp.out" 2>/dev/null &&
+		[ "$(sed -n 2p "$DIR/cp.out")" -gt "$2" ] && grep -q "^— $1 " "$DIR/cp.out" &&
+		sed -n 2p "$DIR/cp.out" >"$DIR/cp.size"
+}
+
+stale() {
+	DIR=$ROOT/stale
+	mkdir -p "$DIR"
+	make_keys broker.mantova social.mantova cpi.mantova coord.mantova
+	agencies_ini "Servizi Sociali" | broker_ini
+	sed -i 's/^data = store$/&\ncheckpoint_every = 1/' "$DIR/broker/broker.ini"
+	coord_ini </dev/null
+	agent_ini social.mantova cpi.mantova
+	for a in social.mantova cpi.mantova; do echo "witness = 300ms" >>"$DIR/agents/$a/agent.ini"; done
+	store=$DIR/broker/store
+	start_broker
+	start_agents social.mantova cpi.mantova
+	CPI=${PIDS[2]}
+	referrals 1 2
+	wait_for 60 latest_cosigned "$store" 0 || fail "stale: the agents did not cosign a checkpoint"
+	"$BIN/rete" store backup "$store" "$DIR/b1" >"$DIR/backup.out" 2>&1 || fail "rete store backup: $(cat "$DIR/backup.out")"
+	R1=$(size_of "$DIR/b1")
+	referrals 3
+	wait_for 60 latest_cosigned "$store" "$R1" || fail "stale: the agents did not cosign a checkpoint past $R1"
+	V=$(cat "$DIR/cp.size")
+	stop_pid "$CPI" "cpi.mantova's agent"
+	whist cpi.mantova >"$DIR/whist.before"
+	awk -v r="$R1" '$1 == 1 && $2 > r { n++ } END { exit !n }' "$DIR/whist.before" ||
+		fail "stale: cpi.mantova's history holds no checkpoint past $R1: $(tr '\n' , <"$DIR/whist.before")"
+	# its baseline deleted, its history left whole (bytevalue dump: a key
+	# line and a value line; "checkpoint" is 636865636b706f696e74)
+	cdata=$DIR/agents/cpi.mantova/data
+	mdb_dump -a "$cdata" >"$DIR/cpi.dump" || fail "mdb_dump of cpi.mantova's store"
+	# (db_pagesize: a line of lmdb-utils' dump its own mdb_load does not take)
+	grep -v '^db_pagesize=' "$DIR/cpi.dump" | awk '/^database=/{db=substr($0,10)} /^HEADER=END/{data=1; print; next} /^DATA=END/{data=0}
+		data && /^ / {k=$0; getline v; if (db=="meta" && k==" 636865636b706f696e74") next; print k; print v; next}
+		{print}' >"$DIR/cpi.cut"
+	mv "$cdata" "$DIR/cpi.data.whole" && mkdir "$cdata" && mdb_load -f "$DIR/cpi.cut" "$cdata" ||
+		fail "mdb_load of cpi.mantova's store without its baseline"
+
+	restore_from "$DIR/b1" # epoch 2 from R1; social.mantova takes it
+	wait_for 60 grep -q "checks out against" "$DIR/social.mantova.log" ||
+		fail "stale: social.mantova did not take the first restore: $(grep "WITNESS ALARM" "$DIR/social.mantova.log")"
+	for i in 4 5; do send_referral "r-$i"; done # queued for cpi.mantova
+	wait_for 60 cosigned_by social.mantova "$V" || fail "stale: social.mantova cosigned nothing of epoch 2 past $V"
+	"$BIN/rete" store backup "$store" "$DIR/b2" >"$DIR/backup.out" 2>&1 || fail "rete store backup: $(cat "$DIR/backup.out")"
+	R2=$(size_of "$DIR/b2")
+	send_referral r-6
+	"$BIN/rete-agent" -c "$DIR/agents/cpi.mantova/agent.ini" >>"$DIR/cpi.mantova.log" 2>&1 &
+	PIDS+=($!)
+	wait_for 60 inbox_has cpi.mantova 6 || fail "stale: r-4..r-6 were not delivered"
+	wait_for 60 latest_cosigned "$store" "$R2" || fail "stale: the agents did not cosign epoch 2 past $R2"
+	whist cpi.mantova >"$DIR/whist.mid"
+	echo "stale: R1 $R1, V $V, R2 $R2; cpi.mantova's history in epoch 2: $(tr '\n' , <"$DIR/whist.mid")"
+
+	restore_from "$DIR/b2" # epoch 3 from R2: honest
+	grep -q "epoch 3" "$DIR/broker.log" || fail "the second --restore did not say epoch 3: $(tail -n 5 "$DIR/broker.log")"
+	for a in social.mantova cpi.mantova; do
+		wait_for 60 grep -q -E "declared restore \(epoch 3\) checks out|WITNESS ALARM" "$DIR/$a.log"
+		! grep -q "WITNESS ALARM" "$DIR/$a.log" ||
+			bad "stale: $a raised an alarm on an honest restore: $(grep -o "WITNESS ALARM.*" "$DIR/$a.log" | head -n 1)"
+		grep -q "declared restore (epoch 3) checks out" "$DIR/$a.log" || bad "stale: $a did not take the second restore"
+	done
+	grep -o "witness: the history of verified checkpoints ends at .*" "$DIR/cpi.mantova.log" | head -n 1
+	wait_for 60 latest_cosigned "$store" "$R2" || bad "stale: the agents did not both cosign epoch 3"
+	R3=$(cat "$DIR/cp.size")
+	# an unreadable history (3 bytes): said at warning, once, and begun anew
+	stop_pid "${PIDS[1]}" "social.mantova's agent"
+	printf 'whist\n\\01\\02\\03\n' | mdb_load -T -s meta "$DIR/agents/social.mantova/data" ||
+		fail "mdb_load of social.mantova's unreadable history"
+	"$BIN/rete-agent" -c "$DIR/agents/social.mantova/agent.ini" >>"$DIR/social.mantova.log" 2>&1 &
+	PIDS[1]=$!
+	referrals 7 8
+	wait_for 60 latest_cosigned "$store" "$R3" || bad "stale: the agents did not cosign epoch 3 past $R3"
+	UNREAD="history of verified checkpoints (meta \"whist\", 3 bytes) is unreadable"
+	[ "$(grep -c "warning.*$UNREAD" "$DIR/social.mantova.log")" = 1 ] ||
+		bad "stale: social.mantova did not say once at warning that its history is unreadable: $(grep -c "$UNREAD" "$DIR/social.mantova.log") lines"
+	whist social.mantova | grep -q "^3 " || bad "stale: social.mantova's history was not begun anew"
+	stop_all
+	DIR=$ROOT
+}
+
+for s in ${FORK_SCENARIOS:-copy honest stale}; do
+	if [ "$s" = stale ]; then stale; else scenario "$s"; fi
 done
 [ "$FAILS" -eq 0 ] || exit 1
 echo "ok: the fork of a copied store is the alarm, the honest restore of a real backup passes"
