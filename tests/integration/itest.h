@@ -785,14 +785,16 @@ static inline char *it_spool(const it_net *n, int p, const char *sub, char *buf,
 	return buf;
 }
 
+/* it_set_age_s sets path's times to seconds ago. */
+static inline void it_set_age_s(const char *path, long seconds)
+{
+	assert_int_equal(tu_age_file(path, seconds), 0);
+}
+
 /* it_set_age sets path's times to days ago. */
 static inline void it_set_age(const char *path, int days)
 {
-	struct timespec ts[2];
-	clock_gettime(CLOCK_REALTIME, &ts[0]);
-	ts[0].tv_sec -= (time_t)days * 86400;
-	ts[1] = ts[0];
-	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+	it_set_age_s(path, (long)days * 86400);
 }
 
 /* it_outbox_put_aged writes text into party p's outbox as name, through a
@@ -809,13 +811,8 @@ static inline void it_outbox_put_aged(const it_net *n, int p, const char *name, 
 	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
 	snprintf(dst, sizeof(dst), "%s/%s", dir, name);
 	assert_int_equal(tu_write_file(tmp, text, strlen(text)), 0);
-	if (age_s > 0) {
-		struct timespec ts[2];
-		clock_gettime(CLOCK_REALTIME, &ts[0]);
-		ts[0].tv_sec -= age_s;
-		ts[1] = ts[0];
-		assert_int_equal(utimensat(AT_FDCWD, tmp, ts, 0), 0);
-	}
+	if (age_s > 0)
+		it_set_age_s(tmp, age_s);
 	assert_int_equal(rename(tmp, dst), 0);
 }
 

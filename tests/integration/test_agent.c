@@ -82,8 +82,6 @@ static void write_text(const char *path, const char *text)
 	assert_int_equal(tu_write_file(path, text, strlen(text)), 0);
 }
 
-/* put_outbox writes a file into an agent's outbox the way the contract
- * asks: temporary name, then rename. */
 /* put_outbox writes text as party p's outbox/NAME through a hidden
  * temporary name, its times set 5 s back before the rename (a file written
  * a moment before it was moved in): the agent takes it at its first look,
@@ -95,11 +93,7 @@ static void put_outbox(net *n, int p, const char *name, const char *text)
 	tu_path(tmp, sizeof(tmp), "%s/agents/%s/spool/outbox/.%s.tmp", n->dir, party_ids[p], name);
 	tu_path(dst, sizeof(dst), "%s/agents/%s/spool/outbox/%s", n->dir, party_ids[p], name);
 	write_text(tmp, text);
-	struct timespec ts[2];
-	clock_gettime(CLOCK_REALTIME, &ts[0]);
-	ts[0].tv_sec -= 5;
-	ts[1] = ts[0];
-	assert_int_equal(utimensat(AT_FDCWD, tmp, ts, 0), 0);
+	assert_int_equal(tu_age_file(tmp, 5), 0);
 	assert_int_equal(rename(tmp, dst), 0);
 }
 

@@ -85,11 +85,7 @@ static void ev_put_referral(it_net *n, const char *name, const char *id, const c
 	tu_path(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
 	tu_path(dst, sizeof(dst), "%s/%s", dir, name);
 	assert_int_equal(tu_write_file(tmp, t, strlen(t)), 0);
-	struct timespec ts[2];
-	clock_gettime(CLOCK_REALTIME, &ts[0]);
-	ts[0].tv_sec -= 5;
-	ts[1] = ts[0];
-	assert_int_equal(utimensat(AT_FDCWD, tmp, ts, 0), 0);
+	it_set_age_s(tmp, 5);
 	assert_int_equal(rename(tmp, dst), 0);
 	free(t);
 }

@@ -166,13 +166,8 @@ static void put_at(const char *dir, const char *name, const char *text, bool age
 	snprintf(tmp, sizeof(tmp), "%s/.put.tmp", dir);
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	assert_int_equal(tu_write_file(tmp, text, strlen(text)), 0);
-	if (aged) {
-		struct timespec ts[2];
-		clock_gettime(CLOCK_REALTIME, &ts[0]);
-		ts[0].tv_sec -= 5;
-		ts[1] = ts[0];
-		assert_int_equal(utimensat(AT_FDCWD, tmp, ts, 0), 0);
-	}
+	if (aged)
+		it_set_age_s(tmp, 5);
 	assert_int_equal(rename(tmp, path), 0);
 }
 

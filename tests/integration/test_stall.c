@@ -418,11 +418,7 @@ static void test_cut_said(void **state)
 		 it_spool(n, IT_SOCIAL, "outbox", dir, sizeof(dir)));
 	snprintf(path, sizeof(path), "%s/cut-1.json", dir);
 	assert_int_equal(tu_write_file(tmp, text, strlen(text)), 0);
-	struct timespec ts[2];
-	clock_gettime(CLOCK_REALTIME, &ts[0]);
-	ts[0].tv_sec -= 5;
-	ts[1] = ts[0];
-	assert_int_equal(utimensat(AT_FDCWD, tmp, ts, 0), 0);
+	it_set_age_s(tmp, 5);
 	assert_int_equal(rename(tmp, path), 0);
 	assert_true(it_wait_occurrences(alog, "cut-1.json: ends before its JSON does", 1,
 					it_wait_ms()));

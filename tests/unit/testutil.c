@@ -2,6 +2,7 @@
 #include "testutil.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -297,4 +299,13 @@ uint32_t tu_rand(uint64_t *state)
 	x ^= x << 17;
 	*state = x;
 	return (uint32_t)x;
+}
+
+int tu_age_file(const char *path, long seconds)
+{
+	struct timespec ts[2];
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= (time_t)seconds;
+	ts[1] = ts[0];
+	return utimensat(AT_FDCWD, path, ts, 0);
 }

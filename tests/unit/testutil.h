@@ -26,6 +26,10 @@ void tu_rmrf(const char *path);
  * *len (if not NULL) gets its length. NULL on error. */
 char *tu_read_file(const char *path, size_t *len);
 
+/* tu_age_file sets path's access and modification times to seconds ago.
+ * 0 on success, -1 (errno) on failure. */
+int tu_age_file(const char *path, long seconds);
+
 /* tu_write_file writes len bytes to path (created 0644, truncated). 0 on
  * success. */
 int tu_write_file(const char *path, const void *data, size_t len);
