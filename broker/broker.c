@@ -4424,6 +4424,11 @@ static rete_err epochs_check(broker *b, uint32_t cp_epoch, uint64_t cp_size)
 			    path, why);
 		return RETE_EINVAL;
 	}
+	/* written at the start before the state file: a start stopped between
+	 * the two leaves the list one epoch ahead of the state file's, whose
+	 * own part is still right */
+	while (e.n > 0 && e.no[e.n - 1] > cp_epoch)
+		e.n--;
 	if ((e.n == 0 ? 1 : e.no[e.n - 1]) != cp_epoch) {
 		store_warn(b,
 			   "--restore: %s ends with epoch %" PRIu32 ", the state file's checkpoint "

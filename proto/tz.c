@@ -29,6 +29,7 @@ struct tz_zone {
 	uint8_t *idx;    /* ntrans types */
 	uint32_t ntypes; /* 0: UTC (a zone that could not be read) */
 	int32_t *utoff;  /* ntypes offsets from UTC, seconds east */
+	uint8_t *isdst;  /* ntypes: the type is flagged daylight saving */
 	bool has_rule;   /* the closing POSIX rule, after the last change */
 	bool rule_dst;
 	int32_t std_off, dst_off;
@@ -219,8 +220,9 @@ static int64_t rule_instant(const struct tz_rule_day *r, int64_t y, int32_t befo
 	return day * 86400 + r->time - before;
 }
 
-static int32_t rule_offset(const struct tz_zone *z, int64_t u)
+static int32_t rule_offset(const struct tz_zone *z, int64_t u, bool *dst_out)
 {
+	*dst_out = false;
 	if (!z->rule_dst)
 		return z->std_off;
 	int64_t y;
@@ -229,29 +231,46 @@ static int32_t rule_offset(const struct tz_zone *z, int64_t u)
 	int64_t s = rule_instant(&z->start, y, z->std_off);
 	int64_t e = rule_instant(&z->end, y, z->dst_off);
 	bool dst = s < e ? (u >= s && u < e) : !(u >= e && u < s);
+	*dst_out = dst;
 	return dst ? z->dst_off : z->std_off;
+}
+
+/* zone_type: seconds east of UTC in force at instant u; *dst whether that
+ * type is flagged daylight saving */
+static int32_t zone_type(const struct tz_zone *z, int64_t u, bool *dst)
+{
+	*dst = false;
+	if (z->ntypes == 0)
+		return 0;
+	if (z->ntrans == 0) {
+		if (z->has_rule)
+			return rule_offset(z, u, dst);
+		*dst = z->isdst[0] != 0;
+		return z->utoff[0];
+	}
+	uint32_t i = 0;
+	if (u >= z->trans[0]) {
+		uint32_t lo = 0, hi = z->ntrans - 1; /* the last change at or before u */
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo + 1) / 2;
+			if (z->trans[mid] <= u)
+				lo = mid;
+			else
+				hi = mid - 1;
+		}
+		if (lo == z->ntrans - 1 && z->has_rule)
+			return rule_offset(z, u, dst);
+		i = z->idx[lo];
+	}
+	*dst = z->isdst[i] != 0;
+	return z->utoff[i];
 }
 
 /* zone_offset: seconds east of UTC in force at instant u */
 static int32_t zone_offset(const struct tz_zone *z, int64_t u)
 {
-	if (z->ntypes == 0)
-		return 0;
-	if (z->ntrans == 0)
-		return z->has_rule ? rule_offset(z, u) : z->utoff[0];
-	if (u < z->trans[0])
-		return z->utoff[0];
-	uint32_t lo = 0, hi = z->ntrans - 1; /* the last change at or before u */
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo + 1) / 2;
-		if (z->trans[mid] <= u)
-			lo = mid;
-		else
-			hi = mid - 1;
-	}
-	if (lo == z->ntrans - 1 && z->has_rule)
-		return rule_offset(z, u);
-	return z->utoff[z->idx[lo]];
+	bool dst;
+	return zone_type(z, u, &dst);
 }
 
 /* ---- reading a TZif file (RFC 8536) ---- */
@@ -299,7 +318,8 @@ static bool tzif_parse(struct tz_zone *z, const uint8_t *buf, size_t len)
 		z->trans = calloc(timecnt + 1, sizeof(*z->trans));
 		z->idx = calloc(timecnt + 1, 1);
 		z->utoff = calloc(typecnt, sizeof(*z->utoff));
-		if (z->trans == NULL || z->idx == NULL || z->utoff == NULL)
+		z->isdst = calloc(typecnt, 1);
+		if (z->trans == NULL || z->idx == NULL || z->utoff == NULL || z->isdst == NULL)
 			return false;
 		for (uint64_t i = 0; i < timecnt; i++, p += timesize) {
 			z->trans[i] = timesize == 8 ? be64(p) : (int32_t)be32(p);
@@ -316,6 +336,7 @@ static bool tzif_parse(struct tz_zone *z, const uint8_t *buf, size_t len)
 			if (off <= -26 * 3600 || off >= 26 * 3600)
 				return false;
 			z->utoff[i] = off;
+			z->isdst[i] = p[4] != 0;
 		}
 		at += size;
 		if (timesize == 8 && len - at >= 2 && buf[at] == '\n') {
@@ -340,6 +361,7 @@ static void zone_free(struct tz_zone *z)
 	free(z->trans);
 	free(z->idx);
 	free(z->utoff);
+	free(z->isdst);
 	free(z);
 }
 
@@ -388,9 +410,11 @@ static struct tz_zone *zone_load(const char *name)
 			free(z->trans);
 			free(z->idx);
 			free(z->utoff);
+			free(z->isdst);
 			z->trans = NULL;
 			z->idx = NULL;
 			z->utoff = NULL;
+			z->isdst = NULL;
 			z->ntrans = z->ntypes = 0;
 			z->has_rule = false;
 		}
@@ -446,8 +470,17 @@ int64_t rete_tz_to_utc(const char *tz, int64_t local_s)
 		t = te; /* before the change, or the first of a time that happens twice */
 	else if (vl)
 		t = tl;
-	else if (oe != ol)
-		t = te; /* in the gap: read with the offset before the change */
+	else if (oe != ol) {
+		/* in the gap: as the C library's mktime reads it, the candidate
+		 * whose instant falls in a type flagged daylight saving when one
+		 * alone does (02:30 in Rome's spring gap is 01:30Z, CEST; 01:30
+		 * in Dublin's, whose winter is the flagged type, is 00:30Z, GMT),
+		 * else the offset before the change (Cancun's 2015 change) */
+		bool de, dl;
+		(void)zone_type(z, te, &de);
+		(void)zone_type(z, tl, &dl);
+		t = dl && !de ? tl : te;
+	}
 	else
 		/* two changes within three days (none in today's zones) */
 		t = local_s - zone_offset(z, local_s - zone_offset(z, local_s));

@@ -19,9 +19,11 @@
 int64_t rete_tz_to_local(const char *tz, int64_t utc_s);
 
 /* rete_tz_to_utc returns the instant whose wall-clock time in tz is local_s.
- * A wall time that a change skips, or that happens twice, is read with the
- * offset in force before the change (02:30 on a spring change day in Rome
- * is 01:30Z, shown as 03:30; 02:30 on an autumn one is the first 02:30). */
+ * A wall time that a change skips is read as the C library's mktime reads
+ * it: in the type flagged daylight saving when one side alone is (02:30 on
+ * a spring change day in Rome is 01:30Z, shown as 03:30; 01:30 in Dublin's
+ * gap is 00:30Z, GMT), else with the offset before the change. One that
+ * happens twice is the first (02:30 on an autumn day in Rome: 00:30Z). */
 int64_t rete_tz_to_utc(const char *tz, int64_t local_s);
 
 /* rete_days_from_civil: days since 1970-01-01 of the date y-mo-d (mo 1..12,

@@ -318,6 +318,91 @@ static void test_changes(void **state)
 	assert_int_equal(a, 1795305600000);
 }
 
+/* libc_offset: the C library's offset east of UTC at t in the zone TZ is set to */
+static long libc_offset(time_t t)
+{
+	struct tm lt;
+	localtime_r(&t, &lt);
+	return lt.tm_gmtoff;
+}
+
+/* Every spring gap of 2010-2045 in zones whose gaps differ in kind: an
+ * ordinary one (Rome, New York), half an hour (Lord Howe), at midnight
+ * (Santiago), one whose winter is the type flagged daylight saving
+ * (Dublin, Casablanca: the C library then reads the gap in that type).
+ * A wall time in the gap is read as the C library's mktime reads it,
+ * which is what 0.7.0's dues were: the same log must verify (session 18's
+ * review, finding 1). Plain offset changes (Cancun 2015, Pyongyang 2018),
+ * neither side flagged, are left out: there the C library's pick follows
+ * its previous call (Cancun's reads the offset before, Pyongyang's the
+ * one after, each in this test), and rete reads the offset before. */
+static void test_gaps_match_libc(void **state)
+{
+	(void)state;
+	static const char *zones[] = {"Europe/Rome",	  "America/New_York", "Australia/Lord_Howe",
+				      "America/Santiago", "Europe/Dublin",    "Africa/Casablanca",
+				      "America/Cancun",	  "Asia/Pyongyang"};
+	int compared = 0, dublin = 0;
+	for (size_t z = 0; z < sizeof(zones) / sizeof(zones[0]); z++) {
+		setenv("TZ", zones[z], 1);
+		tzset();
+		for (time_t t = 1262304000; t < 2398291200; t += 6 * 3600) {
+			long o1 = libc_offset(t), o2 = libc_offset(t + 6 * 3600);
+			if (o2 <= o1)
+				continue;
+			time_t lo = t, hi = t + 6 * 3600; /* the change in (lo, hi] */
+			while (hi - lo > 1) {
+				time_t mid = lo + (hi - lo) / 2;
+				if (libc_offset(mid) == o1)
+					lo = mid;
+				else
+					hi = mid;
+			}
+			/* a plain offset change (neither side flagged daylight
+			 * saving): the C library's pick follows its previous
+			 * call; rete reads it with the offset before (below) */
+			struct tm b4, af;
+			time_t before = hi - 1;
+			localtime_r(&before, &b4);
+			localtime_r(&hi, &af);
+			if (b4.tm_isdst == af.tm_isdst)
+				continue;
+			int64_t wall = (int64_t)hi + o1 + (o2 - o1) / 2;
+			time_t back = (time_t)wall;
+			struct tm lt;
+			gmtime_r(&back, &lt);
+			lt.tm_isdst = -1;
+			time_t want = mktime(&lt);
+			if (want == (time_t)-1)
+				continue;
+			int64_t got = rete_tz_to_utc(zones[z], wall);
+			if (got != (int64_t)want)
+				fail_msg("%s: the wall time %04d-%02d-%02d %02d:%02d:%02d in the gap "
+					 "of the change at %lld: rete reads %lld, the C library %lld",
+					 zones[z], lt.tm_year + 1900, lt.tm_mon + 1, lt.tm_mday,
+					 lt.tm_hour, lt.tm_min, lt.tm_sec, (long long)hi,
+					 (long long)got, (long long)want);
+			compared++;
+			if (z == 4)
+				dublin++;
+		}
+	}
+	unsetenv("TZ");
+	assert_true(compared > 150);
+	assert_true(dublin > 30);
+	/* Cancun's change of 2015-02-01 (CST to EST, neither flagged): 02:30
+	 * read with the offset before, CST: 08:30Z */
+	assert_int_equal(rete_tz_to_utc("America/Cancun",
+					rete_days_from_civil(2015, 2, 1) * 86400 + 9000),
+			 1422779400);
+	/* the review's case: Saturday 2015-03-28 01:00 GMT in Dublin + 1wd is
+	 * Monday 00:00 (0.7.0 walked through Sunday's gap to 00:00) */
+	int64_t due = 0;
+	assert_int_equal(rete_deadline(1427504400000, "1wd", NULL, 0, "Europe/Dublin", &due, NULL),
+			 RETE_OK);
+	assert_int_equal(due, 1427670000000); /* 2015-03-29T23:00:00Z */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -329,6 +414,7 @@ int main(void)
 	    cmocka_unit_test(test_zones_on_threads),
 	    cmocka_unit_test(test_zones_match_libc),
 	    cmocka_unit_test(test_changes),
+	    cmocka_unit_test(test_gaps_match_libc),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
